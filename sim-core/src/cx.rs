@@ -1,0 +1,269 @@
+//! `Cx`: the execution context a kernel function runs in: the current task, the CPU, preemption
+//! and irq state, and the locks held (lockdep's per-task `held_locks`).
+//!
+//! Kernel code reaches these through `current`, `smp_processor_id()` and per-CPU state; ksim
+//! passes them explicitly (`fn exit(&self, cx: &Cx, ...)`) so that the same model code runs
+//! unchanged in one thread (the op-level simulation) or many (loom, shuttle). A `Cx` belongs to one
+//! thread: it is `Send` but not `Sync`.
+
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+use std::sync::Arc;
+
+use crate::lockdep::{Acquisition, HeldLock, LockMode, LockdepReport};
+use crate::percpu::CpuId;
+use crate::sim::Sim;
+use crate::trace::{EventKind, TaskId};
+
+/// Saved irq state, as `local_irq_save()` returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "irq flags must be restored with local_irq_restore"]
+pub struct IrqFlags {
+    was_disabled: bool,
+}
+
+/// The execution context. See the module documentation.
+pub struct Cx {
+    sim: Sim,
+    task: TaskId,
+    name: Arc<str>,
+    cpu: Cell<CpuId>,
+    preempt_count: Cell<u32>,
+    irqs_disabled: Cell<bool>,
+    hardirq_depth: Cell<u32>,
+    held: RefCell<Vec<HeldLock>>,
+    next_token: Cell<u64>,
+}
+
+impl std::fmt::Debug for Cx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cx")
+            .field("task", &self.task)
+            .field("name", &self.name)
+            .field("cpu", &self.cpu.get())
+            .field("preempt_count", &self.preempt_count.get())
+            .field("irqs_disabled", &self.irqs_disabled.get())
+            .field("in_irq", &self.in_irq())
+            .field("held", &self.held.borrow().iter().map(|h| h.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Cx {
+    pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId) -> Cx {
+        Cx {
+            sim,
+            task,
+            name: Arc::from(name),
+            cpu: Cell::new(cpu),
+            preempt_count: Cell::new(0),
+            irqs_disabled: Cell::new(false),
+            hardirq_depth: Cell::new(0),
+            held: RefCell::new(Vec::new()),
+            // Tokens are unique per world: the task id in the high bits.
+            next_token: Cell::new(u64::from(task) << 32),
+        }
+    }
+
+    /// The world this context runs in.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// The task id (`current->pid` for models that use pids as task ids).
+    pub fn task(&self) -> TaskId {
+        self.task
+    }
+
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `smp_processor_id()`.
+    pub fn cpu(&self) -> CpuId {
+        self.cpu.get()
+    }
+
+    /// Moves the task to another CPU, as the scheduler may between operations. Panics when the
+    /// context is atomic: a task cannot migrate with preemption off.
+    pub fn migrate(&self, cpu: CpuId) {
+        assert!(!self.in_atomic(), "{} cannot migrate while atomic: {:?}", self.name, self);
+        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range");
+        self.cpu.set(cpu);
+    }
+
+    /// `in_atomic()`: preemption disabled (a spinlock held, or an explicit disable).
+    pub fn in_atomic(&self) -> bool {
+        self.preempt_count.get() > 0 || self.hardirq_depth.get() > 0
+    }
+
+    /// `irqs_disabled()`.
+    pub fn irqs_disabled(&self) -> bool {
+        self.irqs_disabled.get()
+    }
+
+    /// `in_irq()`: running a simulated hard interrupt.
+    pub fn in_irq(&self) -> bool {
+        self.hardirq_depth.get() > 0
+    }
+
+    /// `preempt_count()` as far as ksim keeps it.
+    pub fn preempt_count(&self) -> u32 {
+        self.preempt_count.get()
+    }
+
+    /// `preempt_disable()`.
+    pub fn preempt_disable(&self) {
+        self.preempt_count.set(self.preempt_count.get() + 1);
+    }
+
+    /// `preempt_enable()`.
+    pub fn preempt_enable(&self) {
+        let count = self.preempt_count.get();
+        assert!(count > 0, "{}: preempt_enable without preempt_disable", self.name);
+        self.preempt_count.set(count - 1);
+    }
+
+    /// `local_irq_save()`.
+    pub fn local_irq_save(&self) -> IrqFlags {
+        let flags = IrqFlags { was_disabled: self.irqs_disabled.get() };
+        self.irqs_disabled.set(true);
+        flags
+    }
+
+    /// `local_irq_restore()`.
+    pub fn local_irq_restore(&self, flags: IrqFlags) {
+        self.irqs_disabled.set(flags.was_disabled);
+    }
+
+    /// Runs `handler` as a hard interrupt on this CPU: irqs off, `in_irq()` true. Lockdep learns
+    /// the classes taken inside are used in irq context.
+    pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
+        let flags = self.local_irq_save();
+        self.hardirq_depth.set(self.hardirq_depth.get() + 1);
+        let result = handler(self);
+        self.hardirq_depth.set(self.hardirq_depth.get() - 1);
+        self.local_irq_restore(flags);
+        result
+    }
+
+    /// `might_sleep()`: reports a sleeping call made in atomic context. `what` names the call.
+    #[track_caller]
+    pub fn might_sleep(&self, what: &str) {
+        if !(self.in_atomic() || self.irqs_disabled()) {
+            return;
+        }
+        let location = Location::caller();
+        self.sim.lockdep().check_might_sleep(|| LockdepReport::SleepInAtomic {
+            what: what.to_string(),
+            site: crate::lockdep::site(location),
+            task: self.name.to_string(),
+            cpu: self.cpu(),
+            preempt_count: self.preempt_count.get(),
+            irqs_disabled: self.irqs_disabled(),
+            in_irq: self.in_irq(),
+            held: self.held_locks(),
+        });
+    }
+
+    /// Sleeps `ns` of virtual time (`msleep()`, `schedule_timeout()`): a sleeping call.
+    #[track_caller]
+    pub fn sleep_ns(&self, what: &'static str, ns: u64) {
+        self.might_sleep(what);
+        self.trace(EventKind::Sleep { what: what.into(), ns });
+        self.sim.advance_ns(ns);
+    }
+
+    /// The locks this context holds, outermost first.
+    pub fn held_locks(&self) -> Vec<Acquisition> {
+        self.held.borrow().iter().map(|h| h.acquisition(&self.name)).collect()
+    }
+
+    /// How many locks this context holds.
+    pub fn held_count(&self) -> usize {
+        self.held.borrow().len()
+    }
+
+    /// Whether this context holds a lock of `class`.
+    pub fn holds(&self, class: &str) -> bool {
+        self.held.borrow().iter().any(|h| h.name == class)
+    }
+
+    /// Records a trace event from this context.
+    pub fn trace(&self, kind: EventKind) {
+        self.sim.trace().record(self.sim.now_ns(), self.cpu(), self.task, kind);
+    }
+
+    /// Records free text in the trace.
+    pub fn note(&self, text: impl Into<String>) {
+        self.trace(EventKind::Note { text: text.into() });
+    }
+
+    /// Marks the start of an operation in the trace; pair with [`Cx::op_end`].
+    pub fn op_begin(&self, name: &'static str, detail: impl Into<String>) {
+        self.trace(EventKind::OpBegin { name: name.into(), detail: detail.into() });
+    }
+
+    /// Marks the end of an operation in the trace.
+    pub fn op_end(&self, name: &'static str, result: impl Into<String>) {
+        self.trace(EventKind::OpEnd { name: name.into(), result: result.into() });
+    }
+
+    // --- lock bookkeeping for crate::locks ---------------------------------------------------
+
+    /// Lockdep's check and the held-stack push for an acquisition, made before it may block.
+    /// Returns the token that pairs it with its release.
+    pub(crate) fn lock_acquire(
+        &self,
+        class: &'static str,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) -> u64 {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let lockdep = self.sim.lockdep();
+        let class_id = if lockdep.is_enabled() { lockdep.class_id(class) } else { 0 };
+        let held_lock = HeldLock {
+            token,
+            class: class_id,
+            name: class,
+            mode,
+            trylock,
+            site,
+            cpu: self.cpu(),
+            in_irq: self.in_irq(),
+        };
+        if lockdep.is_enabled() {
+            let held = self.held.borrow();
+            lockdep.check_acquire(&held, &held_lock, &self.name, !self.irqs_disabled());
+        }
+        self.held.borrow_mut().push(held_lock);
+        token
+    }
+
+    /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
+    pub(crate) fn lock_acquire_failed(&self, token: u64) {
+        self.held.borrow_mut().retain(|h| h.token != token);
+    }
+
+    /// The trace event for an acquisition that completed.
+    pub(crate) fn lock_acquired(&self, class: &'static str, mode: LockMode, trylock: bool, token: u64) {
+        self.trace(EventKind::Acquired { class: class.into(), mode, trylock, token });
+    }
+
+    /// The held-stack pop and trace event for a release.
+    pub(crate) fn lock_release(&self, class: &'static str, token: u64) {
+        let mut held = self.held.borrow_mut();
+        let position = held.iter().rposition(|h| h.token == token);
+        match position {
+            Some(index) => {
+                held.remove(index);
+            }
+            None => panic!("{}: release of {class} that this context does not hold", self.name),
+        }
+        drop(held);
+        self.trace(EventKind::Released { class: class.into(), token });
+    }
+}

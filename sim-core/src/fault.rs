@@ -1,0 +1,272 @@
+//! Fault injection in the manner of the kernel's fault_attr (lib/fault-inject.c, failslab,
+//! fail_page_alloc, fail_nth): fail the nth call, every interval-th call, with a probability, at
+//! most N times, after a space budget, filtered by call site or cache.
+//!
+//! Randomness comes from the `Sim`'s RNG, so a fault plan and a seed always fail the same calls.
+//! Left out: the task filter, stack-trace filters and debugfs.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What kind of call may fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// A slab allocation (`kmem_cache_alloc`, `kmalloc`): failslab.
+    Slab,
+    /// A page allocation (`alloc_page`): fail_page_alloc.
+    Page,
+    /// Any other fallible call a model exposes (a netlink clone, a host that drops a buffer).
+    Call,
+}
+
+/// One call site that may fail: its kind and name (the cache name, or a model's call-site name
+/// such as `"taskstats:genlmsg_new"`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FaultSite {
+    /// The kind of call.
+    pub kind: FaultKind,
+    /// The cache or call-site name.
+    pub name: String,
+}
+
+impl FaultSite {
+    /// A slab allocation from cache `name`.
+    pub fn slab(name: &str) -> FaultSite {
+        FaultSite { kind: FaultKind::Slab, name: name.to_string() }
+    }
+
+    /// A page allocation at `name`.
+    pub fn page(name: &str) -> FaultSite {
+        FaultSite { kind: FaultKind::Page, name: name.to_string() }
+    }
+
+    /// Another fallible call named `name`.
+    pub fn call(name: &str) -> FaultSite {
+        FaultSite { kind: FaultKind::Call, name: name.to_string() }
+    }
+}
+
+impl fmt::Display for FaultSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            FaultKind::Slab => "slab",
+            FaultKind::Page => "page",
+            FaultKind::Call => "call",
+        };
+        write!(f, "{kind}:{}", self.name)
+    }
+}
+
+/// One `struct fault_attr`, with its counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultAttr {
+    /// Only calls of this kind (None: any kind).
+    pub kind: Option<FaultKind>,
+    /// Only calls whose site name contains this (None: any site).
+    pub site: Option<String>,
+    /// Fail exactly the nth matching call, counting from 1 (`fail_nth`); the other fields are
+    /// ignored when set.
+    pub nth: Option<u64>,
+    /// Percent chance a candidate call fails (`probability`), 0..=100.
+    pub probability: u32,
+    /// Only every interval-th matching call is a candidate (`interval`, 1 = every call).
+    pub interval: u64,
+    /// At most this many failures (`times`; None is the kernel's -1, unlimited).
+    pub times: Option<u64>,
+    /// Bytes that must be allocated before failures start (`space`).
+    pub space: u64,
+    /// Matching calls seen so far.
+    pub count: u64,
+    /// Failures injected so far.
+    pub failed: u64,
+}
+
+impl FaultAttr {
+    /// Fails every matching call (probability 100, unlimited), until narrowed by the builders.
+    pub fn always() -> FaultAttr {
+        FaultAttr {
+            kind: None,
+            site: None,
+            nth: None,
+            probability: 100,
+            interval: 1,
+            times: None,
+            space: 0,
+            count: 0,
+            failed: 0,
+        }
+    }
+
+    /// Fails a matching call with `percent` probability.
+    pub fn probability(percent: u32) -> FaultAttr {
+        FaultAttr { probability: percent.min(100), ..FaultAttr::always() }
+    }
+
+    /// Fails only the nth matching call.
+    pub fn nth(n: u64) -> FaultAttr {
+        FaultAttr { nth: Some(n.max(1)), ..FaultAttr::always() }
+    }
+
+    /// Restricts to calls of `kind`.
+    pub fn kind(mut self, kind: FaultKind) -> FaultAttr {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// Restricts to sites whose name contains `site`.
+    pub fn site(mut self, site: &str) -> FaultAttr {
+        self.site = Some(site.to_string());
+        self
+    }
+
+    /// Makes only every `interval`-th call a candidate.
+    pub fn interval(mut self, interval: u64) -> FaultAttr {
+        self.interval = interval.max(1);
+        self
+    }
+
+    /// Fails at most `times` calls.
+    pub fn times(mut self, times: u64) -> FaultAttr {
+        self.times = Some(times);
+        self
+    }
+
+    /// Lets `bytes` be allocated before failing.
+    pub fn space(mut self, bytes: u64) -> FaultAttr {
+        self.space = bytes;
+        self
+    }
+
+    fn matches(&self, site: &FaultSite) -> bool {
+        self.kind.is_none_or(|kind| kind == site.kind)
+            && self.site.as_deref().is_none_or(|name| site.name.contains(name))
+    }
+
+    /// `should_fail()` for one matching call.
+    fn should_fail(&mut self, size: u64, random: &mut dyn FnMut() -> u64) -> bool {
+        self.count += 1;
+        if let Some(nth) = self.nth {
+            let fail = self.count == nth;
+            self.failed += u64::from(fail);
+            return fail;
+        }
+        if self.times == Some(0) {
+            return false;
+        }
+        if self.space > size {
+            self.space -= size;
+            return false;
+        }
+        if self.interval > 1 && self.count % self.interval != 0 {
+            return false;
+        }
+        if self.probability < 100 && (self.probability == 0 || random() % 100 >= u64::from(self.probability)) {
+            return false;
+        }
+        if let Some(times) = self.times.as_mut() {
+            *times -= 1;
+        }
+        self.failed += 1;
+        true
+    }
+}
+
+/// The faults a `Sim` injects: a list of attributes; a call fails when any matching one says so.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// The attributes, consulted in order.
+    pub attrs: Vec<FaultAttr>,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub fn none() -> FaultPlan {
+        FaultPlan::default()
+    }
+
+    /// A plan of one attribute.
+    pub fn with(attr: FaultAttr) -> FaultPlan {
+        FaultPlan { attrs: vec![attr] }
+    }
+
+    /// Adds an attribute.
+    pub fn and(mut self, attr: FaultAttr) -> FaultPlan {
+        self.attrs.push(attr);
+        self
+    }
+
+    /// Whether the plan can fail nothing.
+    pub fn is_empty(&self) -> bool {
+        self.attrs.is_empty()
+    }
+
+    /// Failures injected so far, over every attribute.
+    pub fn failed(&self) -> u64 {
+        self.attrs.iter().map(|a| a.failed).sum()
+    }
+
+    pub(crate) fn should_fail(&mut self, site: &FaultSite, size: u64, mut random: impl FnMut() -> u64) -> bool {
+        let mut fail = false;
+        for attr in self.attrs.iter_mut().filter(|a| a.matches(site)) {
+            // Every matching attribute counts the call, as independent fault_attrs would.
+            fail |= attr.should_fail(size, &mut random);
+        }
+        fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(plan: &mut FaultPlan, site: &FaultSite, calls: usize) -> Vec<bool> {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        (0..calls)
+            .map(|_| {
+                plan.should_fail(site, 64, || {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    state >> 33
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nth_fails_exactly_that_call() {
+        let mut plan = FaultPlan::with(FaultAttr::nth(3));
+        let got = run(&mut plan, &FaultSite::slab("x"), 6);
+        assert_eq!(got, [false, false, true, false, false, false]);
+    }
+
+    #[test]
+    fn interval_and_times_limit_failures() {
+        let mut plan = FaultPlan::with(FaultAttr::always().interval(2).times(2));
+        let got = run(&mut plan, &FaultSite::slab("x"), 8);
+        assert_eq!(got, [false, true, false, true, false, false, false, false]);
+        assert_eq!(plan.failed(), 2);
+    }
+
+    #[test]
+    fn space_is_spent_before_failing() {
+        let mut plan = FaultPlan::with(FaultAttr::always().space(100));
+        let got = run(&mut plan, &FaultSite::slab("x"), 3);
+        assert_eq!(got, [false, true, true], "64 bytes fit in 100, the next 64 do not");
+    }
+
+    #[test]
+    fn site_and_kind_filters_select_calls() {
+        let mut plan = FaultPlan::with(FaultAttr::always().kind(FaultKind::Slab).site("mbcache"));
+        assert_eq!(run(&mut plan, &FaultSite::slab("mbcache_entry"), 1), [true]);
+        assert_eq!(run(&mut plan, &FaultSite::slab("taskstats"), 1), [false]);
+        assert_eq!(run(&mut plan, &FaultSite::page("mbcache"), 1), [false]);
+    }
+
+    #[test]
+    fn probability_zero_never_fails_and_fifty_sometimes_does() {
+        let mut never = FaultPlan::with(FaultAttr::probability(0));
+        assert!(run(&mut never, &FaultSite::call("c"), 200).iter().all(|f| !f));
+        let mut half = FaultPlan::with(FaultAttr::probability(50));
+        let failed = run(&mut half, &FaultSite::call("c"), 400).iter().filter(|f| **f).count();
+        assert!((100..300).contains(&failed), "about half of 400 calls fail, got {failed}");
+    }
+}

@@ -1,0 +1,27 @@
+//! sim-core: the kernel-flavoured runtime every ksim model is written against.
+//!
+//! A model is written once against these primitives and checked four ways: the op-level
+//! deterministic simulation ([`check`]), random schedules (shuttle, `--cfg shuttle`), exhaustive
+//! interleavings (loom, `--cfg loom`), and lockdep, which runs inside all three. The backend switch
+//! lives in one place, [`sync`]; everything else here is backend-agnostic.
+//!
+//! sim-core knows no subsystem: the taskstats, mbcache and balloon crates depend on it, never
+//! the reverse.
+
+pub mod check;
+pub mod cx;
+pub mod errno;
+pub mod fault;
+pub mod lockdep;
+pub mod locks;
+pub mod mm;
+pub mod percpu;
+pub mod sim;
+pub mod sync;
+pub mod trace;
+
+// For model authors: the names nearly every model file uses.
+pub use cx::Cx;
+pub use errno::Errno;
+pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
+pub use sim::{Sim, SimConfig, Violation};

@@ -1,0 +1,545 @@
+//! Kernel-named locks over the [`crate::sync`] facade, each belonging to a lockdep class:
+//! `SpinLock` (`spin_lock`, `spin_lock_irqsave`), `RwSem` with the kernel's writer preference,
+//! `Mutex` (`mutex_lock`, `mutex_trylock`), `WaitQueue` (`wait_event`, `wake_up`), `Completion`.
+//!
+//! Every acquisition goes through the context's lockdep check *before* it may block, so a lock
+//! order that could deadlock is reported even in a run that did not deadlock, and it appears in the
+//! trace once it is held. Left out: sleeping spinlocks (PREEMPT_RT), lock subclasses, optimistic
+//! spinning, and interruptible/killable sleeps (ksim delivers no signals).
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use crate::cx::{Cx, IrqFlags};
+use crate::lockdep::LockMode;
+use crate::sync;
+
+// --- SpinLock ---------------------------------------------------------------------------------
+
+/// `spinlock_t`: disables preemption while held, never sleeps.
+pub struct SpinLock<T> {
+    class: &'static str,
+    inner: sync::Mutex<T>,
+}
+
+impl<T: fmt::Debug> fmt::Debug for SpinLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpinLock").field("class", &self.class).finish_non_exhaustive()
+    }
+}
+
+/// A held [`SpinLock`]; releases on drop (`spin_unlock`, `spin_unlock_irqrestore`).
+pub struct SpinLockGuard<'a, T> {
+    guard: Option<sync::MutexGuard<'a, T>>,
+    cx: &'a Cx,
+    class: &'static str,
+    token: u64,
+    irq_flags: Option<IrqFlags>,
+}
+
+impl<T> SpinLock<T> {
+    /// A spinlock of lock class `class` (`DEFINE_SPINLOCK`, `spin_lock_init`).
+    pub fn new(class: &'static str, value: T) -> Self {
+        SpinLock { class, inner: sync::Mutex::new(value) }
+    }
+
+    /// The lock class name.
+    pub fn class(&self) -> &'static str {
+        self.class
+    }
+
+    /// `spin_lock()`.
+    #[track_caller]
+    pub fn lock<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
+        self.acquire(cx, LockMode::Spin, None, Location::caller())
+    }
+
+    /// `spin_lock_irqsave()`: also disables local irqs until the guard drops.
+    #[track_caller]
+    pub fn lock_irqsave<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
+        let flags = cx.local_irq_save();
+        self.acquire(cx, LockMode::SpinIrq, Some(flags), Location::caller())
+    }
+
+    /// `spin_trylock()`.
+    #[track_caller]
+    pub fn try_lock<'a>(&'a self, cx: &'a Cx) -> Option<SpinLockGuard<'a, T>> {
+        let token = cx.lock_acquire(self.class, LockMode::Spin, true, Location::caller());
+        match self.inner.try_lock() {
+            Some(guard) => {
+                cx.preempt_disable();
+                cx.lock_acquired(self.class, LockMode::Spin, true, token);
+                Some(SpinLockGuard { guard: Some(guard), cx, class: self.class, token, irq_flags: None })
+            }
+            None => {
+                cx.lock_acquire_failed(token);
+                None
+            }
+        }
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        cx: &'a Cx,
+        mode: LockMode,
+        irq_flags: Option<IrqFlags>,
+        site: &'static Location<'static>,
+    ) -> SpinLockGuard<'a, T> {
+        let token = cx.lock_acquire(self.class, mode, false, site);
+        cx.preempt_disable();
+        let guard = self.inner.lock();
+        cx.lock_acquired(self.class, mode, false, token);
+        SpinLockGuard { guard: Some(guard), cx, class: self.class, token, irq_flags }
+    }
+
+    /// The value, when the lock is no longer shared.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for SpinLockGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        self.cx.lock_release(self.class, self.token);
+        self.cx.preempt_enable();
+        if let Some(flags) = self.irq_flags {
+            self.cx.local_irq_restore(flags);
+        }
+    }
+}
+
+impl<T> fmt::Debug for SpinLockGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpinLockGuard({})", self.class)
+    }
+}
+
+// --- Mutex ------------------------------------------------------------------------------------
+
+/// `struct mutex`: a sleeping lock.
+pub struct Mutex<T> {
+    class: &'static str,
+    inner: sync::Mutex<T>,
+}
+
+impl<T> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex").field("class", &self.class).finish_non_exhaustive()
+    }
+}
+
+/// A held [`Mutex`]; `mutex_unlock` on drop.
+pub struct MutexGuard<'a, T> {
+    guard: Option<sync::MutexGuard<'a, T>>,
+    cx: &'a Cx,
+    class: &'static str,
+    token: u64,
+}
+
+impl<T> Mutex<T> {
+    /// A mutex of lock class `class` (`DEFINE_MUTEX`, `mutex_init`).
+    pub fn new(class: &'static str, value: T) -> Self {
+        Mutex { class, inner: sync::Mutex::new(value) }
+    }
+
+    /// The lock class name.
+    pub fn class(&self) -> &'static str {
+        self.class
+    }
+
+    /// `mutex_lock()`: may sleep.
+    #[track_caller]
+    pub fn lock<'a>(&'a self, cx: &'a Cx) -> MutexGuard<'a, T> {
+        let site = Location::caller();
+        cx.might_sleep("mutex_lock");
+        let token = cx.lock_acquire(self.class, LockMode::Mutex, false, site);
+        let guard = self.inner.lock();
+        cx.lock_acquired(self.class, LockMode::Mutex, false, token);
+        MutexGuard { guard: Some(guard), cx, class: self.class, token }
+    }
+
+    /// `mutex_trylock()`: never sleeps.
+    #[track_caller]
+    pub fn try_lock<'a>(&'a self, cx: &'a Cx) -> Option<MutexGuard<'a, T>> {
+        let token = cx.lock_acquire(self.class, LockMode::Mutex, true, Location::caller());
+        match self.inner.try_lock() {
+            Some(guard) => {
+                cx.lock_acquired(self.class, LockMode::Mutex, true, token);
+                Some(MutexGuard { guard: Some(guard), cx, class: self.class, token })
+            }
+            None => {
+                cx.lock_acquire_failed(token);
+                None
+            }
+        }
+    }
+
+    /// The value, when the lock is no longer shared.
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        self.cx.lock_release(self.class, self.token);
+    }
+}
+
+impl<T> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MutexGuard({})", self.class)
+    }
+}
+
+// --- RwSem ------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct RwSemState {
+    readers: u32,
+    writer: bool,
+    writers_waiting: u32,
+}
+
+/// `struct rw_semaphore` with the kernel's writer preference: once a writer is queued, a new
+/// reader waits behind it. A reader that takes the semaphore twice can therefore deadlock against
+/// a writer that queued in between, as in the kernel (and lockdep reports the recursion).
+///
+/// Admission follows the kernel's rules in a small state machine (a mutex and a condition
+/// variable of the facade, so loom and shuttle see every wait); the value sits in a facade
+/// `RwLock` that admission guarantees never blocks, which keeps this safe Rust.
+pub struct RwSem<T> {
+    class: &'static str,
+    state: sync::Mutex<RwSemState>,
+    changed: sync::Condvar,
+    data: sync::RwLock<T>,
+}
+
+impl<T> fmt::Debug for RwSem<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwSem").field("class", &self.class).finish_non_exhaustive()
+    }
+}
+
+/// A read hold of a [`RwSem`]; `up_read` on drop.
+pub struct RwSemReadGuard<'a, T> {
+    guard: Option<sync::RwLockReadGuard<'a, T>>,
+    sem: &'a RwSem<T>,
+    cx: &'a Cx,
+    token: u64,
+}
+
+/// A write hold of a [`RwSem`]; `up_write` on drop.
+pub struct RwSemWriteGuard<'a, T> {
+    guard: Option<sync::RwLockWriteGuard<'a, T>>,
+    sem: &'a RwSem<T>,
+    cx: &'a Cx,
+    token: u64,
+}
+
+impl<T> RwSem<T> {
+    /// A semaphore of lock class `class` (`DECLARE_RWSEM`, `init_rwsem`).
+    pub fn new(class: &'static str, value: T) -> Self {
+        RwSem {
+            class,
+            state: sync::Mutex::new(RwSemState::default()),
+            changed: sync::Condvar::new(),
+            data: sync::RwLock::new(value),
+        }
+    }
+
+    /// The lock class name.
+    pub fn class(&self) -> &'static str {
+        self.class
+    }
+
+    /// `down_read()`: waits while a writer holds the semaphore or is queued for it.
+    #[track_caller]
+    pub fn down_read<'a>(&'a self, cx: &'a Cx) -> RwSemReadGuard<'a, T> {
+        let site = Location::caller();
+        cx.might_sleep("down_read");
+        let token = cx.lock_acquire(self.class, LockMode::Read, false, site);
+        let mut state = self.state.lock();
+        while state.writer || state.writers_waiting > 0 {
+            state = self.changed.wait(state);
+        }
+        state.readers += 1;
+        drop(state);
+        let guard = self.data.read();
+        cx.lock_acquired(self.class, LockMode::Read, false, token);
+        RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
+    }
+
+    /// `down_read_trylock()`.
+    #[track_caller]
+    pub fn down_read_trylock<'a>(&'a self, cx: &'a Cx) -> Option<RwSemReadGuard<'a, T>> {
+        let token = cx.lock_acquire(self.class, LockMode::Read, true, Location::caller());
+        let mut state = self.state.lock();
+        if state.writer || state.writers_waiting > 0 {
+            drop(state);
+            cx.lock_acquire_failed(token);
+            return None;
+        }
+        state.readers += 1;
+        drop(state);
+        let guard = self.data.read();
+        cx.lock_acquired(self.class, LockMode::Read, true, token);
+        Some(RwSemReadGuard { guard: Some(guard), sem: self, cx, token })
+    }
+
+    /// `down_write()`: queues, which stops new readers, then waits for the holders to leave.
+    #[track_caller]
+    pub fn down_write<'a>(&'a self, cx: &'a Cx) -> RwSemWriteGuard<'a, T> {
+        let site = Location::caller();
+        cx.might_sleep("down_write");
+        let token = cx.lock_acquire(self.class, LockMode::Write, false, site);
+        let mut state = self.state.lock();
+        state.writers_waiting += 1;
+        while state.writer || state.readers > 0 {
+            state = self.changed.wait(state);
+        }
+        state.writers_waiting -= 1;
+        state.writer = true;
+        drop(state);
+        let guard = self.data.write();
+        cx.lock_acquired(self.class, LockMode::Write, false, token);
+        RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
+    }
+
+    /// `down_write_trylock()`.
+    #[track_caller]
+    pub fn down_write_trylock<'a>(&'a self, cx: &'a Cx) -> Option<RwSemWriteGuard<'a, T>> {
+        let token = cx.lock_acquire(self.class, LockMode::Write, true, Location::caller());
+        let mut state = self.state.lock();
+        if state.writer || state.readers > 0 {
+            drop(state);
+            cx.lock_acquire_failed(token);
+            return None;
+        }
+        state.writer = true;
+        drop(state);
+        let guard = self.data.write();
+        cx.lock_acquired(self.class, LockMode::Write, true, token);
+        Some(RwSemWriteGuard { guard: Some(guard), sem: self, cx, token })
+    }
+
+    /// The value, when the semaphore is no longer shared.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T> Deref for RwSemReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for RwSemReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        let mut state = self.sem.state.lock();
+        state.readers -= 1;
+        let wake = state.readers == 0;
+        drop(state);
+        if wake {
+            self.sem.changed.notify_all();
+        }
+        self.cx.lock_release(self.sem.class, self.token);
+    }
+}
+
+impl<T> Deref for RwSemWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for RwSemWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for RwSemWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        self.sem.state.lock().writer = false;
+        self.sem.changed.notify_all();
+        self.cx.lock_release(self.sem.class, self.token);
+    }
+}
+
+impl<T> fmt::Debug for RwSemReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RwSemReadGuard({})", self.sem.class)
+    }
+}
+
+impl<T> fmt::Debug for RwSemWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RwSemWriteGuard({})", self.sem.class)
+    }
+}
+
+// --- WaitQueue and Completion -----------------------------------------------------------------
+
+/// `wait_queue_head_t`: tasks sleep until a condition holds; `wake_up` makes them look again.
+///
+/// A wake-up bumps a generation number, and a waiter sleeps only while the generation it saw
+/// before testing the condition is current, so a wake-up between the test and the sleep is never
+/// lost (the role `prepare_to_wait`'s ordering plays in the kernel). The condition is evaluated
+/// with no lock of the queue's held, as in the kernel, so it may take model locks.
+///
+/// In the single-threaded op-level simulation nobody else can make a false condition true, so
+/// a model must only wait there on conditions another actor in the same thread has already met.
+pub struct WaitQueue {
+    name: &'static str,
+    generation: sync::Mutex<u64>,
+    changed: sync::Condvar,
+}
+
+impl fmt::Debug for WaitQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitQueue").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl WaitQueue {
+    /// `init_waitqueue_head()`.
+    pub fn new(name: &'static str) -> Self {
+        WaitQueue { name, generation: sync::Mutex::new(0), changed: sync::Condvar::new() }
+    }
+
+    /// `wait_event()`: sleeps until `condition` returns true. A sleeping call.
+    #[track_caller]
+    pub fn wait_event(&self, cx: &Cx, mut condition: impl FnMut() -> bool) {
+        cx.might_sleep("wait_event");
+        loop {
+            let seen = *self.generation.lock();
+            if condition() {
+                return;
+            }
+            let mut generation = self.generation.lock();
+            while *generation == seen {
+                generation = self.changed.wait(generation);
+            }
+        }
+    }
+
+    /// `wake_up()` / `wake_up_all()`: every waiter tests its condition again.
+    pub fn wake_up(&self) {
+        *self.generation.lock() += 1;
+        self.changed.notify_all();
+    }
+}
+
+/// `struct completion`.
+pub struct Completion {
+    done: sync::Mutex<u32>,
+    changed: sync::Condvar,
+}
+
+impl fmt::Debug for Completion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completion").finish_non_exhaustive()
+    }
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Completion::new()
+    }
+}
+
+/// `complete_all()` sets `done` to this, as the kernel sets UINT_MAX.
+const COMPLETE_ALL: u32 = u32::MAX;
+
+impl Completion {
+    /// `init_completion()`.
+    pub fn new() -> Self {
+        Completion { done: sync::Mutex::new(0), changed: sync::Condvar::new() }
+    }
+
+    /// `complete()`: lets one waiter through.
+    pub fn complete(&self) {
+        let mut done = self.done.lock();
+        if *done != COMPLETE_ALL {
+            *done += 1;
+        }
+        drop(done);
+        self.changed.notify_all();
+    }
+
+    /// `complete_all()`: lets every waiter through, now and later.
+    pub fn complete_all(&self) {
+        *self.done.lock() = COMPLETE_ALL;
+        self.changed.notify_all();
+    }
+
+    /// `wait_for_completion()`: a sleeping call.
+    #[track_caller]
+    pub fn wait_for_completion(&self, cx: &Cx) {
+        cx.might_sleep("wait_for_completion");
+        let mut done = self.done.lock();
+        while *done == 0 {
+            done = self.changed.wait(done);
+        }
+        if *done != COMPLETE_ALL {
+            *done -= 1;
+        }
+    }
+
+    /// `try_wait_for_completion()`: true when it consumed a completion without waiting.
+    pub fn try_wait_for_completion(&self) -> bool {
+        let mut done = self.done.lock();
+        if *done == 0 {
+            return false;
+        }
+        if *done != COMPLETE_ALL {
+            *done -= 1;
+        }
+        true
+    }
+
+    /// `completion_done()`.
+    pub fn completion_done(&self) -> bool {
+        *self.done.lock() != 0
+    }
+
+    /// `reinit_completion()`.
+    pub fn reinit(&self) {
+        *self.done.lock() = 0;
+    }
+}

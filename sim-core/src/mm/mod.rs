@@ -1,0 +1,10 @@
+//! Memory management as the models need it: GFP flags, typed object caches (`kmem_cache`) with
+//! live-object accounting and generation-checked handles, and a page allocator with a memory
+//! limit, zones and the OOM notifier chain. Fault injection for all of them is in
+//! [`crate::fault`].
+
+mod gfp;
+mod slab;
+
+pub use gfp::Gfp;
+pub use slab::{KmemCache, MmError, ObjHandle};

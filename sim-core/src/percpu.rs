@@ -1,0 +1,1 @@
+pub type CpuId = u32;

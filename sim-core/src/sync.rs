@@ -1,0 +1,232 @@
+//! The one facade that swaps the synchronisation backend; no other file names the backends.
+//!
+//! - default: `parking_lot` locks and `std` atomics, threads and `Arc`;
+//! - `--cfg loom`: loom's, so the loom checker explores every interleaving of the model;
+//! - `--cfg shuttle`: shuttle's, so the shuttle checker drives random and PCT schedules.
+//!
+//! Every backend is presented with one API: `lock()` returns the guard directly (no poisoning:
+//! a panic in a model is already a reported bug, and the kernel has nothing like a poisoned lock),
+//! `Condvar::wait` takes and returns the guard as loom's and std's do. The kernel-named primitives
+//! in [`crate::locks`] are built on these and are what models use.
+
+#[cfg(not(any(loom, shuttle)))]
+mod imp {
+    pub use std::sync::atomic;
+    pub use std::sync::Arc;
+    pub use std::thread;
+
+    /// A mutual-exclusion lock (parking_lot).
+    #[derive(Debug, Default)]
+    pub struct Mutex<T>(parking_lot::Mutex<T>);
+    /// The guard of a [`Mutex`].
+    pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(parking_lot::Mutex::new(value))
+        }
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock()
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
+    /// A reader-writer lock (parking_lot).
+    #[derive(Debug, Default)]
+    pub struct RwLock<T>(parking_lot::RwLock<T>);
+    /// Shared guard of a [`RwLock`].
+    pub type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    /// Exclusive guard of a [`RwLock`].
+    pub type RwLockWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub fn new(value: T) -> Self {
+            RwLock(parking_lot::RwLock::new(value))
+        }
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read()
+        }
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            self.0.write()
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
+    /// A condition variable (parking_lot), with loom's guard-passing `wait`.
+    #[derive(Debug, Default)]
+    pub struct Condvar(parking_lot::Condvar);
+
+    impl Condvar {
+        pub fn new() -> Self {
+            Condvar(parking_lot::Condvar::new())
+        }
+        pub fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(&mut guard);
+            guard
+        }
+        pub fn notify_all(&self) {
+            self.0.notify_all();
+        }
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub use loom::sync::atomic;
+    pub use loom::sync::Arc;
+    pub use loom::thread;
+
+    /// A mutual-exclusion lock (loom).
+    #[derive(Debug)]
+    pub struct Mutex<T>(loom::sync::Mutex<T>);
+    /// The guard of a [`Mutex`].
+    pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok()
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A reader-writer lock (loom).
+    #[derive(Debug)]
+    pub struct RwLock<T>(loom::sync::RwLock<T>);
+    /// Shared guard of a [`RwLock`].
+    pub type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    /// Exclusive guard of a [`RwLock`].
+    pub type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub fn new(value: T) -> Self {
+            RwLock(loom::sync::RwLock::new(value))
+        }
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A condition variable (loom).
+    #[derive(Debug)]
+    pub struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub fn new() -> Self {
+            Condvar(loom::sync::Condvar::new())
+        }
+        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn notify_all(&self) {
+            self.0.notify_all();
+        }
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+}
+
+#[cfg(all(shuttle, not(loom)))]
+mod imp {
+    pub use shuttle::sync::atomic;
+    pub use shuttle::sync::Arc;
+    pub use shuttle::thread;
+
+    /// A mutual-exclusion lock (shuttle).
+    #[derive(Debug)]
+    pub struct Mutex<T>(shuttle::sync::Mutex<T>);
+    /// The guard of a [`Mutex`].
+    pub type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            Mutex(shuttle::sync::Mutex::new(value))
+        }
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            self.0.try_lock().ok()
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A reader-writer lock (shuttle).
+    #[derive(Debug)]
+    pub struct RwLock<T>(shuttle::sync::RwLock<T>);
+    /// Shared guard of a [`RwLock`].
+    pub type RwLockReadGuard<'a, T> = shuttle::sync::RwLockReadGuard<'a, T>;
+    /// Exclusive guard of a [`RwLock`].
+    pub type RwLockWriteGuard<'a, T> = shuttle::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub fn new(value: T) -> Self {
+            RwLock(shuttle::sync::RwLock::new(value))
+        }
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A condition variable (shuttle).
+    #[derive(Debug)]
+    pub struct Condvar(shuttle::sync::Condvar);
+
+    impl Condvar {
+        pub fn new() -> Self {
+            Condvar(shuttle::sync::Condvar::new())
+        }
+        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        pub fn notify_all(&self) {
+            self.0.notify_all();
+        }
+        pub fn notify_one(&self) {
+            self.0.notify_one();
+        }
+    }
+}
+
+pub use imp::*;
+
+/// Which backend this build uses, for reports and artifacts.
+pub const BACKEND: &str = if cfg!(loom) {
+    "loom"
+} else if cfg!(shuttle) {
+    "shuttle"
+} else {
+    "parking_lot"
+};
