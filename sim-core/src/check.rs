@@ -1,1 +1,587 @@
-//! placeholder
+//! The harness every subsystem plugs into, and the op-level checker built on it.
+//!
+//! A subsystem implements [`Subject`]: an operations enum, `apply`, `check_invariants`, a
+//! [`Reference`] model (plain collections, no sim-core locks) that judges every outcome, and a
+//! proptest strategy for operations. From that, this module gives:
+//!
+//! - [`run_case`]: one seed and one operation list, run deterministically, with lockdep collecting,
+//!   invariants checked every few operations and at the end, panics caught as violations;
+//! - [`generate`] and [`shrink`]: operation lists from a seed through proptest's value trees, and
+//!   proptest's shrinking of a failing list to a short one that fails the same way;
+//! - [`campaign`]: many seeds under a case or time budget, sharded `i/n`, with a progress callback;
+//!   every failure is shrunk and written as an [`Artifact`] (whole or not at all) before it is
+//!   reported;
+//! - [`replay`]: runs an artifact again and says whether it reproduced exactly (same violation,
+//!   same trace hash).
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use proptest::collection::vec;
+use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::lockdep::{LockdepReport, ReportMode};
+use crate::sim::{Sim, SimConfig, Violation};
+use crate::trace::{Event, TraceMode};
+
+/// A subsystem model as the checkers drive it.
+pub trait Subject: Sized {
+    /// The subsystem's name (`"taskstats"`), as the CLI and artifacts spell it.
+    const NAME: &'static str;
+    /// Preset, fixes, sizes, fault plan: everything a case needs besides seed and operations.
+    type Config: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// One whole kernel operation. Operations pick their targets by index modulo what exists, so
+    /// any operation applies in any state and shrinking never produces an invalid list.
+    type Op: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// What an operation returned, for the reference model to judge.
+    type Outcome: Debug;
+    /// The reference model.
+    type Reference: Reference<Config = Self::Config, Op = Self::Op, Outcome = Self::Outcome>;
+
+    /// How the `Sim` for a case is configured (CPU count, say) beyond seed, lockdep and trace.
+    fn sim_config(config: &Self::Config, seed: u64) -> SimConfig {
+        let _ = config;
+        SimConfig::new(seed)
+    }
+
+    /// Builds the model in `sim` (and installs the config's fault plan there).
+    fn new(sim: &Sim, config: &Self::Config) -> Self;
+
+    /// A strategy for one operation.
+    fn op_strategy(config: &Self::Config) -> BoxedStrategy<Self::Op>;
+
+    /// Applies one operation.
+    fn apply(&mut self, sim: &Sim, op: &Self::Op) -> Self::Outcome;
+
+    /// The subsystem's invariants; the first broken one as a violation.
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation>;
+
+    /// Tears the model down; a leak is a violation.
+    fn teardown(self, sim: &Sim) -> Result<(), Violation>;
+
+    /// The interesting states this run reached ("sometimes" marks: a listener pruned, an entry
+    /// shrunk, an OOM deflate), so a property can be shown not to hold vacuously.
+    fn coverage(&self) -> BTreeSet<&'static str>;
+}
+
+/// The reference model: plain collections that say what each operation may return.
+pub trait Reference {
+    /// The subject's configuration.
+    type Config;
+    /// The subject's operation.
+    type Op;
+    /// The subject's outcome.
+    type Outcome: Debug;
+
+    /// The reference state for a new model.
+    fn new(config: &Self::Config) -> Self;
+
+    /// Judges the model's `actual` outcome of `op` and advances the reference state. Where
+    /// injected faults make several outcomes legal, the actual one decides the new state.
+    fn check(&mut self, op: &Self::Op, actual: &Self::Outcome) -> Result<(), String>;
+}
+
+/// How a case runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Check invariants after every this many operations (and always at the end).
+    pub check_every: usize,
+    /// Trace events kept for the failure report.
+    pub trace: TraceMode,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { check_every: 1, trace: TraceMode::Tail(400) }
+    }
+}
+
+/// What one case found.
+#[derive(Debug)]
+pub struct CaseReport {
+    /// The seed.
+    pub seed: u64,
+    /// Operations applied before the case ended.
+    pub ops_run: usize,
+    /// The first violation and the index of the operation after which it was seen
+    /// (`ops.len()` for one found at teardown).
+    pub violation: Option<(usize, Violation)>,
+    /// Hash of the whole trace.
+    pub trace_hash: u64,
+    /// The trace tail.
+    pub trace_tail: Vec<Event>,
+    /// Lockdep's reports.
+    pub lockdep: Vec<LockdepReport>,
+    /// The coverage marks reached.
+    pub coverage: BTreeSet<&'static str>,
+}
+
+impl CaseReport {
+    /// Whether the case passed.
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
+/// Runs one case: `ops` against a model built from `config` in a `Sim` seeded with `seed`.
+pub fn run_case<S: Subject>(config: &S::Config, seed: u64, ops: &[S::Op], options: &RunOptions) -> CaseReport {
+    let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
+    let mut reference = S::Reference::new(config);
+    let built = catch_unwind(AssertUnwindSafe(|| S::new(&sim, config)));
+    let mut model = match built {
+        Ok(model) => model,
+        Err(payload) => {
+            return CaseReport {
+                seed,
+                ops_run: 0,
+                violation: Some((0, Violation::new("panic", panic_message(payload)))),
+                trace_hash: sim.trace_hash(),
+                trace_tail: sim.trace().events(),
+                lockdep: sim.lockdep().reports(),
+                coverage: BTreeSet::new(),
+            }
+        }
+    };
+    let mut violation = None;
+    let mut ops_run = 0;
+    for (index, op) in ops.iter().enumerate() {
+        let outcome = catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op)));
+        ops_run = index + 1;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                violation = Some((index, Violation::new("panic", format!("{op:?}: {}", panic_message(payload)))));
+                break;
+            }
+        };
+        if let Some(found) = sim.violations().into_iter().next() {
+            violation = Some((index, found));
+            break;
+        }
+        if let Err(message) = reference.check(op, &outcome) {
+            let text = format!("{op:?} returned {outcome:?}: {message}");
+            sim.report(None, Violation::new("mismatch", text.clone()));
+            violation = Some((index, Violation::new("mismatch", text)));
+            break;
+        }
+        let due = (index + 1) % options.check_every.max(1) == 0 || index + 1 == ops.len();
+        if due {
+            match catch_unwind(AssertUnwindSafe(|| model.check_invariants(&sim))) {
+                Ok(Ok(())) => {}
+                Ok(Err(found)) => {
+                    sim.report(None, found.clone());
+                    violation = Some((index, found));
+                    break;
+                }
+                Err(payload) => {
+                    violation = Some((index, Violation::new("invariant", panic_message(payload))));
+                    break;
+                }
+            }
+        }
+    }
+    let coverage = model.coverage();
+    if violation.is_none() {
+        let torn = catch_unwind(AssertUnwindSafe(|| model.teardown(&sim)));
+        let found = match torn {
+            Ok(Ok(())) => sim.violations().into_iter().next(),
+            Ok(Err(found)) => Some(found),
+            Err(payload) => Some(Violation::new("panic", format!("teardown: {}", panic_message(payload)))),
+        };
+        violation = found.map(|found| (ops.len(), found));
+    }
+    CaseReport {
+        seed,
+        ops_run,
+        violation,
+        trace_hash: sim.trace_hash(),
+        trace_tail: sim.trace().events(),
+        lockdep: sim.lockdep().reports(),
+        coverage,
+    }
+}
+
+fn runner_for(seed: u64) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(b"ksim-ops");
+    TestRunner::new_with_rng(ProptestConfig::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+}
+
+fn case_strategy<S: Subject>(config: &S::Config, ops_max: usize) -> impl Strategy<Value = Vec<S::Op>> {
+    vec(S::op_strategy(config), 1..=ops_max.max(1))
+}
+
+/// The operation list seed `seed` stands for: the same on every platform and run.
+pub fn generate<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Vec<S::Op> {
+    let mut runner = runner_for(seed);
+    case_strategy::<S>(config, ops_max).new_tree(&mut runner).expect("operation strategies do not reject").current()
+}
+
+/// Shrinks seed `seed`'s failing operation list with proptest's value tree, keeping each smaller
+/// list that still fails with a violation of the same kind. At most `steps_max` runs.
+pub fn shrink<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops_max: usize,
+    kind: &str,
+    options: &RunOptions,
+    steps_max: usize,
+) -> Vec<S::Op> {
+    let mut runner = runner_for(seed);
+    let mut tree =
+        case_strategy::<S>(config, ops_max).new_tree(&mut runner).expect("operation strategies do not reject");
+    let mut best = tree.current();
+    let fails = |ops: &[S::Op]| {
+        run_case::<S>(config, seed, ops, options).violation.is_some_and(|(_, found)| found.kind == kind)
+    };
+    let mut steps = 0;
+    if tree.simplify() {
+        while steps < steps_max {
+            steps += 1;
+            let candidate = tree.current();
+            if fails(&candidate) {
+                best = candidate;
+                if !tree.simplify() {
+                    break;
+                }
+            } else if !tree.complicate() {
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// A failure written to disk: everything [`replay`] needs, and what a person needs to read it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Artifact {
+    /// File format version.
+    pub ksim_artifact: u32,
+    /// The subsystem.
+    pub subsystem: String,
+    /// The subject's configuration, as JSON.
+    pub config: serde_json::Value,
+    /// The seed.
+    pub seed: u64,
+    /// The (shrunk) operations, as JSON.
+    pub ops: serde_json::Value,
+    /// Operations before shrinking.
+    pub ops_unshrunk: usize,
+    /// The violation.
+    pub violation: Violation,
+    /// The operation index it was seen after.
+    pub violation_at: usize,
+    /// Hash of the whole trace of the shrunk run.
+    pub trace_hash: u64,
+    /// The trace tail of the shrunk run.
+    pub trace_tail: Vec<Event>,
+    /// Lockdep's reports in the shrunk run.
+    pub lockdep: Vec<LockdepReport>,
+    /// How to replay it.
+    pub replay: String,
+}
+
+/// The current artifact format.
+pub const ARTIFACT_VERSION: u32 = 1;
+
+impl Artifact {
+    /// Writes the artifact to `path` whole or not at all (a temporary file renamed into place).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let temporary = path.with_extension("ksim.json.tmp");
+        std::fs::write(&temporary, text)?;
+        std::fs::rename(&temporary, path)
+    }
+
+    /// Reads an artifact, with one clear error line for a missing or corrupt file.
+    pub fn read(path: &Path) -> Result<Artifact, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let artifact: Artifact = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a ksim artifact: {e}", path.display()))?;
+        if artifact.ksim_artifact != ARTIFACT_VERSION {
+            return Err(format!(
+                "{} is a version {} artifact; this ksim reads version {ARTIFACT_VERSION}",
+                path.display(),
+                artifact.ksim_artifact
+            ));
+        }
+        Ok(artifact)
+    }
+}
+
+/// How a replay went.
+#[derive(Debug)]
+pub struct ReplayReport {
+    /// The run.
+    pub case: CaseReport,
+    /// Whether it found the recorded violation kind at the recorded operation with the recorded
+    /// trace hash: an exact reproduction.
+    pub exact: bool,
+}
+
+/// Runs an artifact's case again, keeping the whole trace.
+pub fn replay<S: Subject>(artifact: &Artifact) -> Result<ReplayReport, String> {
+    if artifact.subsystem != S::NAME {
+        return Err(format!("artifact is for {}, not {}", artifact.subsystem, S::NAME));
+    }
+    let config: S::Config = serde_json::from_value(artifact.config.clone())
+        .map_err(|e| format!("artifact config does not fit {}: {e}", S::NAME))?;
+    let ops: Vec<S::Op> = serde_json::from_value(artifact.ops.clone())
+        .map_err(|e| format!("artifact operations do not fit {}: {e}", S::NAME))?;
+    let case = run_case::<S>(&config, artifact.seed, &ops, &RunOptions { trace: TraceMode::Full, ..RunOptions::default() });
+    let exact = case.trace_hash == artifact.trace_hash
+        && case
+            .violation
+            .as_ref()
+            .is_some_and(|(at, found)| *at == artifact.violation_at && found.kind == artifact.violation.kind);
+    Ok(ReplayReport { case, exact })
+}
+
+/// A case or time budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Budget {
+    /// Run this many cases.
+    Cases(u64),
+    /// Run until this much wall time has passed (the only use of wall time: when to stop).
+    Time(Duration),
+}
+
+/// How a campaign runs.
+#[derive(Clone, Debug)]
+pub struct CampaignOptions {
+    /// First seed.
+    pub seed: u64,
+    /// The budget.
+    pub budget: Budget,
+    /// This shard's index and the shard count: case `k` uses seed `seed + k * count + index`.
+    pub shard: (u64, u64),
+    /// Longest operation list per case.
+    pub ops_max: usize,
+    /// Where failures are written (`None`: not written).
+    pub out_dir: Option<PathBuf>,
+    /// Stop at the first failure.
+    pub stop_on_failure: bool,
+    /// Shrink steps per failure (0: no shrinking).
+    pub shrink_steps: usize,
+    /// How each case runs.
+    pub run: RunOptions,
+}
+
+impl CampaignOptions {
+    /// `cases` cases from seed 0, one shard, 200 operations, no files.
+    pub fn cases(cases: u64) -> CampaignOptions {
+        CampaignOptions {
+            seed: 0,
+            budget: Budget::Cases(cases),
+            shard: (0, 1),
+            ops_max: 200,
+            out_dir: None,
+            stop_on_failure: true,
+            shrink_steps: 400,
+            run: RunOptions::default(),
+        }
+    }
+}
+
+/// One failure a campaign found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Failure {
+    /// The artifact (already on disk when `path` is set).
+    pub artifact: Artifact,
+    /// Where it was written.
+    pub path: Option<PathBuf>,
+    /// Cases run up to and including the failing one.
+    pub cases_to_find: u64,
+    /// Wall time to find it, for the zoo's table.
+    pub seconds_to_find: f64,
+}
+
+/// Progress, as the callback sees it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Cases run.
+    pub cases: u64,
+    /// Operations applied.
+    pub ops: u64,
+    /// Failures found.
+    pub failures: u64,
+    /// Wall seconds so far.
+    pub seconds: f64,
+}
+
+/// What a campaign found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignReport {
+    /// The subsystem.
+    pub subsystem: String,
+    /// Totals.
+    pub progress: Progress,
+    /// Every failure found, in seed order.
+    pub failures: Vec<Failure>,
+    /// Every coverage mark reached, with how many cases reached it.
+    pub coverage: std::collections::BTreeMap<String, u64>,
+    /// Whether a stop request ended it early.
+    pub interrupted: bool,
+}
+
+/// Runs a campaign. `stop` ends it early (Ctrl-C) with the partial report; every failure's
+/// artifact is on disk before the failure reaches `progress` or the report.
+pub fn campaign<S: Subject>(
+    config: &S::Config,
+    options: &CampaignOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String> {
+    let (shard_index, shard_count) = options.shard;
+    if shard_count == 0 || shard_index >= shard_count {
+        return Err(format!("shard {shard_index}/{shard_count}: need 0 <= I < N"));
+    }
+    if let Some(dir) = &options.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let mut report = CampaignReport {
+        subsystem: S::NAME.to_string(),
+        progress: Progress::default(),
+        failures: Vec::new(),
+        coverage: Default::default(),
+        interrupted: false,
+    };
+    let mut case_index = 0u64;
+    loop {
+        let done = match options.budget {
+            Budget::Cases(cases) => case_index >= cases,
+            Budget::Time(limit) => started.elapsed() >= limit,
+        };
+        if done {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            break;
+        }
+        let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
+        case_index += 1;
+        let ops = generate::<S>(config, seed, options.ops_max);
+        let case = run_case::<S>(config, seed, &ops, &options.run);
+        report.progress.cases += 1;
+        report.progress.ops += case.ops_run as u64;
+        for mark in &case.coverage {
+            *report.coverage.entry(mark.to_string()).or_default() += 1;
+        }
+        if let Some((_, found)) = &case.violation {
+            let shrunk = if options.shrink_steps > 0 {
+                shrink::<S>(config, seed, options.ops_max, &found.kind, &options.run, options.shrink_steps)
+            } else {
+                ops.clone()
+            };
+            let failure = failure_from::<S>(config, seed, &shrunk, ops.len(), &options.run, options.out_dir.as_deref())?;
+            report.failures.push(Failure {
+                cases_to_find: report.progress.cases,
+                seconds_to_find: started.elapsed().as_secs_f64(),
+                ..failure
+            });
+            report.progress.failures += 1;
+        }
+        report.progress.seconds = started.elapsed().as_secs_f64();
+        progress(&report.progress);
+        if options.stop_on_failure && !report.failures.is_empty() {
+            break;
+        }
+    }
+    report.progress.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Runs the shrunk case once more for its trace and writes the artifact.
+fn failure_from<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops: &[S::Op],
+    ops_unshrunk: usize,
+    run: &RunOptions,
+    out_dir: Option<&Path>,
+) -> Result<Failure, String> {
+    let case = run_case::<S>(config, seed, ops, run);
+    let Some((violation_at, violation)) = case.violation else {
+        return Err(format!("{} seed {seed}: the shrunk case no longer fails (nondeterminism?)", S::NAME));
+    };
+    let path = out_dir.map(|dir| dir.join(format!("{}-seed{seed}.ksim.json", S::NAME)));
+    let artifact = Artifact {
+        ksim_artifact: ARTIFACT_VERSION,
+        subsystem: S::NAME.to_string(),
+        config: serde_json::to_value(config).map_err(|e| e.to_string())?,
+        seed,
+        ops: serde_json::to_value(ops).map_err(|e| e.to_string())?,
+        ops_unshrunk,
+        violation,
+        violation_at,
+        trace_hash: case.trace_hash,
+        trace_tail: case.trace_tail,
+        lockdep: case.lockdep,
+        replay: match &path {
+            Some(path) => format!("ksim replay {}", path.display()),
+            None => format!("ksim fuzz {} --seed {seed} --cases 1", S::NAME),
+        },
+    };
+    if let Some(path) = &path {
+        artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0 })
+}
+
+/// For property tests: runs `cases` seeds from `first_seed` and panics on the first failure with
+/// the shrunk operations and the command that replays it. Returns the coverage marks reached, so
+/// the test can assert the interesting states were.
+pub fn assert_cases_pass<S: Subject>(config: &S::Config, first_seed: u64, cases: u64, ops_max: usize) -> BTreeSet<String> {
+    let options = CampaignOptions { seed: first_seed, ops_max, ..CampaignOptions::cases(cases) };
+    let report = campaign::<S>(config, &options, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{}: {e}", S::NAME));
+    if let Some(failure) = report.failures.first() {
+        let artifact = &failure.artifact;
+        let ops = serde_json::to_string_pretty(&artifact.ops).unwrap_or_default();
+        let tail: Vec<String> = artifact.trace_tail.iter().rev().take(30).rev().map(|e| format!("{e:?}")).collect();
+        panic!(
+            "{} seed {} failed after {} of {} operations (shrunk from {}):\n{}\nconfig: {}\noperations: {ops}\ntrace tail:\n{}\nreplay: ksim fuzz {} --seed {} --cases 1 (config above)",
+            S::NAME,
+            artifact.seed,
+            artifact.violation_at + 1,
+            serde_json::to_value(&artifact.ops).map(|v| v.as_array().map_or(0, Vec::len)).unwrap_or(0),
+            artifact.ops_unshrunk,
+            artifact.violation,
+            artifact.config,
+            tail.join("\n"),
+            S::NAME,
+            artifact.seed,
+        );
+    }
+    report.coverage.keys().cloned().collect()
+}
+
+/// For zoo tests: runs up to `cases` seeds and returns the first failure, shrunk, or `None`.
+pub fn find_failure<S: Subject>(config: &S::Config, first_seed: u64, cases: u64, ops_max: usize) -> Option<Failure> {
+    let options = CampaignOptions { seed: first_seed, ops_max, ..CampaignOptions::cases(cases) };
+    campaign::<S>(config, &options, &AtomicBool::new(false), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{}: {e}", S::NAME))
+        .failures
+        .into_iter()
+        .next()
+}

@@ -1,0 +1,2 @@
+//! drivers/virtio/virtio_balloon.c as an executable model (being written).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! fs/mbcache.c as an executable model (being written).
+#![forbid(unsafe_code)]

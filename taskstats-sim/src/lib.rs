@@ -1,0 +1,2 @@
+//! kernel/taskstats.c as an executable model (being written).
+#![forbid(unsafe_code)]

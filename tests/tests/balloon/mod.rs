@@ -1,0 +1,1 @@
+//! balloon scenarios: property tests, loom and shuttle models, the zoo (being written).

@@ -1,0 +1,1 @@
+//! sim-core's own checkers, proved on its primitives.

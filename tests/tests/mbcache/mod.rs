@@ -1,0 +1,1 @@
+//! mbcache scenarios: property tests, loom and shuttle models, the zoo (being written).
