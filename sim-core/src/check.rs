@@ -141,7 +141,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs one case: `ops` against a model built from `config` in a `Sim` seeded with `seed`.
-pub fn run_case<S: Subject>(config: &S::Config, seed: u64, ops: &[S::Op], options: &RunOptions) -> CaseReport {
+pub fn run_case<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops: &[S::Op],
+    options: &RunOptions,
+) -> CaseReport {
     let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
     let mut reference = S::Reference::new(config);
     let built = catch_unwind(AssertUnwindSafe(|| S::new(&sim, config)));
@@ -167,7 +172,8 @@ pub fn run_case<S: Subject>(config: &S::Config, seed: u64, ops: &[S::Op], option
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(payload) => {
-                violation = Some((index, Violation::new("panic", format!("{op:?}: {}", panic_message(payload)))));
+                violation =
+                    Some((index, Violation::new("panic", format!("{op:?}: {}", panic_message(payload)))));
                 break;
             }
         };
@@ -232,7 +238,10 @@ fn case_strategy<S: Subject>(config: &S::Config, ops_max: usize) -> impl Strateg
 /// The operation list seed `seed` stands for: the same on every platform and run.
 pub fn generate<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Vec<S::Op> {
     let mut runner = runner_for(seed);
-    case_strategy::<S>(config, ops_max).new_tree(&mut runner).expect("operation strategies do not reject").current()
+    case_strategy::<S>(config, ops_max)
+        .new_tree(&mut runner)
+        .expect("operation strategies do not reject")
+        .current()
 }
 
 /// Shrinks seed `seed`'s failing operation list with proptest's value tree, keeping each smaller
@@ -246,8 +255,9 @@ pub fn shrink<S: Subject>(
     steps_max: usize,
 ) -> Vec<S::Op> {
     let mut runner = runner_for(seed);
-    let mut tree =
-        case_strategy::<S>(config, ops_max).new_tree(&mut runner).expect("operation strategies do not reject");
+    let mut tree = case_strategy::<S>(config, ops_max)
+        .new_tree(&mut runner)
+        .expect("operation strategies do not reject");
     let mut best = tree.current();
     let fails = |ops: &[S::Op]| {
         run_case::<S>(config, seed, ops, options).violation.is_some_and(|(_, found)| found.kind == kind)
@@ -313,7 +323,8 @@ impl Artifact {
 
     /// Reads an artifact, with one clear error line for a missing or corrupt file.
     pub fn read(path: &Path) -> Result<Artifact, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let artifact: Artifact = serde_json::from_str(&text)
             .map_err(|e| format!("{} is not a ksim artifact: {e}", path.display()))?;
         if artifact.ksim_artifact != ARTIFACT_VERSION {
@@ -346,7 +357,12 @@ pub fn replay<S: Subject>(artifact: &Artifact) -> Result<ReplayReport, String> {
         .map_err(|e| format!("artifact config does not fit {}: {e}", S::NAME))?;
     let ops: Vec<S::Op> = serde_json::from_value(artifact.ops.clone())
         .map_err(|e| format!("artifact operations do not fit {}: {e}", S::NAME))?;
-    let case = run_case::<S>(&config, artifact.seed, &ops, &RunOptions { trace: TraceMode::Full, ..RunOptions::default() });
+    let case = run_case::<S>(
+        &config,
+        artifact.seed,
+        &ops,
+        &RunOptions { trace: TraceMode::Full, ..RunOptions::default() },
+    );
     let exact = case.trace_hash == artifact.trace_hash
         && case
             .violation
@@ -493,7 +509,14 @@ pub fn campaign<S: Subject>(
             } else {
                 ops.clone()
             };
-            let failure = failure_from::<S>(config, seed, &shrunk, ops.len(), &options.run, options.out_dir.as_deref())?;
+            let failure = failure_from::<S>(
+                config,
+                seed,
+                &shrunk,
+                ops.len(),
+                &options.run,
+                options.out_dir.as_deref(),
+            )?;
             report.failures.push(Failure {
                 cases_to_find: report.progress.cases,
                 seconds_to_find: started.elapsed().as_secs_f64(),
@@ -551,14 +574,20 @@ fn failure_from<S: Subject>(
 /// For property tests: runs `cases` seeds from `first_seed` and panics on the first failure with
 /// the shrunk operations and the command that replays it. Returns the coverage marks reached, so
 /// the test can assert the interesting states were.
-pub fn assert_cases_pass<S: Subject>(config: &S::Config, first_seed: u64, cases: u64, ops_max: usize) -> BTreeSet<String> {
+pub fn assert_cases_pass<S: Subject>(
+    config: &S::Config,
+    first_seed: u64,
+    cases: u64,
+    ops_max: usize,
+) -> BTreeSet<String> {
     let options = CampaignOptions { seed: first_seed, ops_max, ..CampaignOptions::cases(cases) };
     let report = campaign::<S>(config, &options, &AtomicBool::new(false), &mut |_| {})
         .unwrap_or_else(|e| panic!("{}: {e}", S::NAME));
     if let Some(failure) = report.failures.first() {
         let artifact = &failure.artifact;
         let ops = serde_json::to_string_pretty(&artifact.ops).unwrap_or_default();
-        let tail: Vec<String> = artifact.trace_tail.iter().rev().take(30).rev().map(|e| format!("{e:?}")).collect();
+        let tail: Vec<String> =
+            artifact.trace_tail.iter().rev().take(30).rev().map(|e| format!("{e:?}")).collect();
         panic!(
             "{} seed {} failed after {} of {} operations (shrunk from {}):\n{}\nconfig: {}\noperations: {ops}\ntrace tail:\n{}\nreplay: ksim fuzz {} --seed {} --cases 1 (config above)",
             S::NAME,
@@ -577,7 +606,12 @@ pub fn assert_cases_pass<S: Subject>(config: &S::Config, first_seed: u64, cases:
 }
 
 /// For zoo tests: runs up to `cases` seeds and returns the first failure, shrunk, or `None`.
-pub fn find_failure<S: Subject>(config: &S::Config, first_seed: u64, cases: u64, ops_max: usize) -> Option<Failure> {
+pub fn find_failure<S: Subject>(
+    config: &S::Config,
+    first_seed: u64,
+    cases: u64,
+    ops_max: usize,
+) -> Option<Failure> {
     let options = CampaignOptions { seed: first_seed, ops_max, ..CampaignOptions::cases(cases) };
     campaign::<S>(config, &options, &AtomicBool::new(false), &mut |_| {})
         .unwrap_or_else(|e| panic!("{}: {e}", S::NAME))

@@ -160,7 +160,8 @@ impl FaultAttr {
         if self.interval > 1 && self.count % self.interval != 0 {
             return false;
         }
-        if self.probability < 100 && (self.probability == 0 || random() % 100 >= u64::from(self.probability)) {
+        if self.probability < 100 && (self.probability == 0 || random() % 100 >= u64::from(self.probability))
+        {
             return false;
         }
         if let Some(times) = self.times.as_mut() {
@@ -205,7 +206,12 @@ impl FaultPlan {
         self.attrs.iter().map(|a| a.failed).sum()
     }
 
-    pub(crate) fn should_fail(&mut self, site: &FaultSite, size: u64, mut random: impl FnMut() -> u64) -> bool {
+    pub(crate) fn should_fail(
+        &mut self,
+        site: &FaultSite,
+        size: u64,
+        mut random: impl FnMut() -> u64,
+    ) -> bool {
         let mut fail = false;
         for attr in self.attrs.iter_mut().filter(|a| a.matches(site)) {
             // Every matching attribute counts the call, as independent fault_attrs would.

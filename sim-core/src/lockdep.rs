@@ -507,7 +507,8 @@ impl Lockdep {
             return;
         }
         let class = new.class;
-        let chain_of = |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
+        let chain_of =
+            |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
         let mut made = Vec::new();
         {
             let mut graph = self.graph();

@@ -133,13 +133,8 @@ impl Sim {
     /// A world from `config`. Panics on a CPU count outside 1..=CPUS_MAX, which only a bug in the
     /// caller can cause (the CLI validates user input first).
     pub fn new(config: SimConfig) -> Sim {
-        assert!(
-            (1..=CPUS_MAX).contains(&config.cpus),
-            "Sim needs 1..={CPUS_MAX} CPUs, got {}",
-            config.cpus
-        );
-        let lockdep =
-            if config.lockdep_enabled { Lockdep::new(config.lockdep) } else { Lockdep::disabled() };
+        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        let lockdep = if config.lockdep_enabled { Lockdep::new(config.lockdep) } else { Lockdep::disabled() };
         Sim {
             world: Arc::new(World {
                 rng: StdMutex::new(ChaCha8Rng::seed_from_u64(config.seed)),

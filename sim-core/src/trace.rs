@@ -296,9 +296,7 @@ pub fn render_chrome(events: &[Event], names: &BTreeMap<TaskId, String>) -> serd
     }
     for event in events {
         let args = json!({"time_ns": event.time_ns, "cpu": event.cpu, "seq": event.seq});
-        let base = |name: String, cat: &str, ph: &str| {
-            json!({"name": name, "cat": cat, "ph": ph, "ts": event.seq, "pid": 1, "tid": event.task, "args": args})
-        };
+        let base = |name: String, cat: &str, ph: &str| json!({"name": name, "cat": cat, "ph": ph, "ts": event.seq, "pid": 1, "tid": event.task, "args": args});
         let value = match &event.kind {
             EventKind::Acquired { class, token, .. } => {
                 let mut value = base(class.to_string(), "lock", "b");

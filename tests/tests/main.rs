@@ -2,7 +2,7 @@
 //! plain tests run by default, loom models under `--cfg loom`, shuttle models under
 //! `--cfg shuttle` (see `cargo xtask test`).
 
-mod core;
-mod taskstats;
-mod mbcache;
 mod balloon;
+mod core;
+mod mbcache;
+mod taskstats;

@@ -132,6 +132,9 @@ mod tests {
         assert!(!Gfp::GFP_ATOMIC.allows_blocking());
         assert!(!Gfp::GFP_NOWAIT.allows_blocking());
         assert!(Gfp::GFP_HIGHUSER_MOVABLE.contains(Gfp::__GFP_MOVABLE));
-        assert_eq!(format!("{:?}", Gfp::GFP_KERNEL | Gfp::__GFP_NORETRY), "__GFP_IO|__GFP_FS|__GFP_NORETRY|__GFP_DIRECT_RECLAIM|__GFP_KSWAPD_RECLAIM");
+        assert_eq!(
+            format!("{:?}", Gfp::GFP_KERNEL | Gfp::__GFP_NORETRY),
+            "__GFP_IO|__GFP_FS|__GFP_NORETRY|__GFP_DIRECT_RECLAIM|__GFP_KSWAPD_RECLAIM"
+        );
     }
 }

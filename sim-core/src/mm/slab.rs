@@ -78,7 +78,9 @@ pub enum MmError {
 impl fmt::Display for MmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MmError::UseAfterFree { cache, handle } => write!(f, "use after free of {handle} in cache {cache}"),
+            MmError::UseAfterFree { cache, handle } => {
+                write!(f, "use after free of {handle} in cache {cache}")
+            }
             MmError::DoubleFree { cache, handle } => write!(f, "double free of {handle} in cache {cache}"),
         }
     }
@@ -230,7 +232,11 @@ impl<T> KmemCache<T> {
             .iter()
             .enumerate()
             .filter(|(_, slot)| slot.object.is_some())
-            .map(|(index, slot)| ObjHandle { index: index as u32, generation: slot.generation, _type: PhantomData })
+            .map(|(index, slot)| ObjHandle {
+                index: index as u32,
+                generation: slot.generation,
+                _type: PhantomData,
+            })
             .collect()
     }
 
@@ -240,8 +246,10 @@ impl<T> KmemCache<T> {
         if live == 0 {
             return Ok(());
         }
-        let violation =
-            Violation::new("leak", format!("kmem_cache_destroy {}: Slab cache still has objects ({live} live)", self.name));
+        let violation = Violation::new(
+            "leak",
+            format!("kmem_cache_destroy {}: Slab cache still has objects ({live} live)", self.name),
+        );
         cx.sim().report(Some(cx), violation.clone());
         Err(violation)
     }
