@@ -619,3 +619,73 @@ pub fn find_failure<S: Subject>(
         .into_iter()
         .next()
 }
+
+/// A named fix: one behavioural difference between kernel versions, which can be switched off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixInfo {
+    /// The switch's name, as `--fix-off` takes it (`"duplicate-listener-check"`).
+    pub name: &'static str,
+    /// The upstream fix's commit title.
+    pub title: &'static str,
+    /// The CVE, if any.
+    pub cve: Option<&'static str>,
+    /// What goes wrong without it, in a sentence.
+    pub symptom: &'static str,
+}
+
+/// A kernel version preset: a set of fixes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresetInfo {
+    /// The preset's name, as `--preset` takes it (`"linux-3.4"`).
+    pub name: &'static str,
+    /// Which seed listing it models and what is notable about it.
+    pub description: &'static str,
+    /// The fixes it has on.
+    pub fixes: Vec<&'static str>,
+}
+
+/// A historical bug ksim reproduces: the fix to switch off and how the checkers find it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZooEntry {
+    /// A short name for the bug.
+    pub name: &'static str,
+    /// The preset the bug is run in.
+    pub preset: &'static str,
+    /// The fix switched off to reproduce it (switched on, the same budget must stay quiet).
+    pub fix: &'static str,
+    /// Which checker finds it: "op-sim", "lockdep", "loom", "shuttle".
+    pub checker: &'static str,
+    /// The violation kind the op-level simulation reports (`"lockdep:recursive-locking"`).
+    pub expected_kind: &'static str,
+    /// Longest operation list per case when hunting it.
+    pub ops_max: usize,
+    /// Cases to try before giving up.
+    pub cases_max: u64,
+}
+
+/// A named teaching scenario: a short scripted run whose trace shows one idea.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Its name, as `ksim trace` takes it.
+    pub name: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+}
+
+/// What a subsystem tells the CLI and the zoo about itself.
+pub trait Catalog: Subject {
+    /// The presets, oldest kernel first; the last is the default.
+    fn presets() -> Vec<PresetInfo>;
+    /// Every fix.
+    fn fixes() -> Vec<FixInfo>;
+    /// The configuration for `preset` (None: the default) with `fixes_off` switched off.
+    /// Unknown names are an error line naming the valid ones.
+    fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<Self::Config, String>;
+    /// The historical bugs.
+    fn zoo() -> Vec<ZooEntry>;
+    /// The teaching scenarios.
+    fn scenarios() -> Vec<ScenarioInfo>;
+    /// Runs scenario `name` in a `Sim` that keeps the whole trace, and returns it (None: no such
+    /// scenario).
+    fn run_scenario(name: &str) -> Option<Sim>;
+}
