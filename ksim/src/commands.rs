@@ -11,8 +11,10 @@ use sim_core::trace::{render_chrome, render_text, Event, TaskId};
 use crate::registry::{self, SubsystemEntry};
 use crate::report::{self, FuzzReport};
 
-/// Lane width of the text swim-lane.
-const LANE_WIDTH: usize = 30;
+/// The text swim-lane's width, shared by its lanes (each between the bounds below).
+const LANES_WIDTH: usize = 100;
+const LANE_WIDTH_MIN: usize = 24;
+const LANE_WIDTH_MAX: usize = 48;
 
 /// How a trace is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -23,9 +25,22 @@ pub(crate) enum TraceFormat {
     Chrome,
 }
 
+/// Task 0 is no task of the model's: the harness reports the reference model's and the invariant
+/// checks' findings from it.
+const HARNESS_LANE: &str = "ksim-check";
+
 fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat) -> String {
+    let mut names = names.clone();
+    names.entry(0).or_insert_with(|| HARNESS_LANE.to_string());
+    let names = &names;
     match format {
-        TraceFormat::Text => render_text(events, names, LANE_WIDTH),
+        TraceFormat::Text => {
+            let mut tasks: Vec<TaskId> = events.iter().map(|e| e.task).collect();
+            tasks.sort_unstable();
+            tasks.dedup();
+            let width = (LANES_WIDTH / tasks.len().max(1)).clamp(LANE_WIDTH_MIN, LANE_WIDTH_MAX);
+            render_text(events, names, width)
+        }
         TraceFormat::Chrome => {
             let mut text = serde_json::to_string_pretty(&render_chrome(events, names)).unwrap_or_default();
             text.push('\n');
@@ -60,11 +75,15 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
         artifact.ops_unshrunk
     );
     let _ = writeln!(summary, "config:   {}", artifact.config);
-    let _ =
-        writeln!(summary, "recorded: {} after operation {}", artifact.violation, artifact.violation_at + 1);
+    let _ = writeln!(
+        summary,
+        "recorded: {} after operation {}",
+        artifact.violation.kind,
+        artifact.violation_at + 1
+    );
     match &replayed.case.violation {
         Some((at, found)) => {
-            let _ = writeln!(summary, "replayed: {found} after operation {}", at + 1);
+            let _ = writeln!(summary, "replayed: {} after operation {}", found.kind, at + 1);
         }
         None => {
             let _ = writeln!(summary, "replayed: no violation");
@@ -79,13 +98,18 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
             artifact.trace_hash, replayed.case.trace_hash
         );
     }
+    let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
+    let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
     let _ = writeln!(summary, "\noperations:");
     for (index, op) in ops.iter().enumerate() {
         let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
         let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
     }
     for report in &replayed.case.lockdep {
-        let _ = writeln!(summary, "\nlockdep:\n{report}");
+        let text = report.to_string();
+        if text != shown.message {
+            let _ = writeln!(summary, "\nlockdep also reported:\n{}", text.trim_end());
+        }
     }
     let trace = draw(&replayed.case.trace_tail, &replayed.case.task_names, format);
     match (format, out) {

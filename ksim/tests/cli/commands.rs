@@ -279,3 +279,30 @@ fn taskstats_netlink_says_it_is_not_available_yet() {
         .assert_one_line_error(2, "cannot read");
     ksim(&dir, &["taskstats", "netlink"]).assert_one_line_error(2, "--port");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_ends_a_campaign_with_the_partial_report_and_status_130() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("ctrl-c");
+    let child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["fuzz", "demo", "--seconds", "60"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ksim");
+    // Let it install its handler and run some cases, then interrupt it as a terminal would.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().expect("wait");
+    assert!(started.elapsed().as_secs() < 20, "ksim stopped promptly after Ctrl-C");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let report = json(&dir.join("ksim-out/report.json"));
+    assert_eq!(report["subsystems"][0]["interrupted"], true);
+    assert!(report["subsystems"][0]["cases"].as_u64().expect("cases") > 0, "the partial work is reported");
+}
