@@ -251,8 +251,10 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, St
 /// `ksim taskstats netlink --port P [FILE]`: raw netlink request bytes in, raw reply bytes out.
 ///
 /// ---- TO WIRE when taskstats-sim lands -------------------------------------------------------
-/// Replace this body with: build the taskstats model, bind netlink port `port`, feed it `input`
-/// (read whole), and write every byte the model delivers to that port to `output`.
+/// Replace this body with: build the taskstats model in a `Sim` (the default preset), open
+/// netlink port `port` for a live process, read `input` whole, pass it to the model's byte-level
+/// entry point (on the taskstats branch: `Taskstats::netlink_request(&sim, port, &bytes)`, which
+/// returns the messages delivered to the port) and write each message's bytes to `output`.
 pub(crate) fn taskstats_netlink(
     port: u32,
     input: &mut dyn Read,

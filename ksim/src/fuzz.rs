@@ -166,7 +166,14 @@ fn run_subsystem(
             .map(|h| h.join().unwrap_or_else(|_| Err("a fuzz job panicked".to_string())))
             .collect()
     });
-    bar.finish();
+    // Leave one finished line per subsystem on a terminal (the bar itself has no newline).
+    let finished =
+        format!("{} {:.1}s {}", selected.entry.name, started.elapsed().as_secs_f64(), bar.message());
+    let shown = !bar.is_hidden();
+    bar.finish_and_clear();
+    if shown {
+        eprintln!("  {finished}");
+    }
     let mut run = SubsystemRun {
         subsystem: selected.entry.name.to_string(),
         preset: args.preset.clone(),

@@ -306,3 +306,18 @@ fn ctrl_c_ends_a_campaign_with_the_partial_report_and_status_130() {
     assert_eq!(report["subsystems"][0]["interrupted"], true);
     assert!(report["subsystems"][0]["cases"].as_u64().expect("cases") > 0, "the partial work is reported");
 }
+
+#[test]
+fn a_time_budget_over_every_subsystem_runs_cases_and_stays_near_its_budget() {
+    let dir = scratch("seconds");
+    let started = std::time::Instant::now();
+    let run = ksim(&dir, &["fuzz", "--seconds", "2", "--ops", "30"]);
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    assert_eq!(report["budget"], "seconds 2");
+    let subsystems = report["subsystems"].as_array().expect("subsystems");
+    assert!(subsystems.iter().any(|s| s["subsystem"] == "demo"), "every subsystem runs: {subsystems:?}");
+    assert!(subsystems.iter().all(|s| s["cases"].as_u64().expect("cases") > 0));
+    assert!(elapsed < 30.0, "a 2 s budget took {elapsed:.1} s");
+}
