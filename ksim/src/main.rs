@@ -85,6 +85,8 @@ enum Command {
     /// Hunts every historical bug from fresh seeds with its fix off, and checks the fix keeps
     /// the same budget quiet.
     Zoo {
+        /// Subsystems whose bugs to hunt (default: all).
+        subsystems: Vec<String>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ZooFormat::Markdown)]
         format: ZooFormat,
@@ -190,8 +192,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Replay { file, trace, out } => {
             Ok(status(commands::replay(&file, trace, out.as_deref())?.ok))
         }
-        Command::Zoo { format, cases, runs } => {
-            let rows = zoo::zoo(cases, runs)?;
+        Command::Zoo { subsystems, format, cases, runs } => {
+            let rows = zoo::zoo(&subsystems, cases, runs)?;
             match format {
                 ZooFormat::Markdown => print!("{}", zoo::markdown(&rows)),
                 ZooFormat::Json => {

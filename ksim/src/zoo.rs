@@ -62,13 +62,18 @@ fn hunt(
     campaign(config, &options, &AtomicBool::new(false), &mut |_| {})
 }
 
-/// Runs the zoo. `cases` overrides each entry's budget; `runs` fresh seed ranges per bug.
-pub(crate) fn zoo(cases: Option<u64>, runs: u64) -> Result<Vec<ZooRow>, String> {
+/// Runs the zoo over `subsystems` (empty: all). `cases` overrides each entry's budget; `runs` fresh seed ranges per bug.
+pub(crate) fn zoo(subsystems: &[String], cases: Option<u64>, runs: u64) -> Result<Vec<ZooRow>, String> {
     if runs == 0 {
         return Err("--runs must be at least 1".into());
     }
+    let entries = if subsystems.is_empty() {
+        registry::registry()
+    } else {
+        subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
+    };
     let mut rows = Vec::new();
-    for entry in registry::registry() {
+    for entry in entries {
         let fixes = (entry.fixes)();
         for bug in (entry.zoo)() {
             let context = |e: String| format!("{} zoo entry {:?}: {e}", entry.name, bug.name);

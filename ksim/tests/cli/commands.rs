@@ -121,7 +121,7 @@ fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
 fn bad_arguments_are_one_line_and_status_two() {
     let dir = scratch("bad-args");
     ksim(&dir, &["frobnicate"]).assert_one_line_error(2, "frobnicate");
-    ksim(&dir, &["fuzz", "nosuch"]).assert_one_line_error(2, "no subsystem \"nosuch\"; subsystems: demo");
+    ksim(&dir, &["fuzz", "nosuch"]).assert_one_line_error(2, "no subsystem \"nosuch\"; subsystems: ");
     ksim(&dir, &["fuzz", "demo", "--fix-off", "nosuch"]).assert_one_line_error(2, "no fix \"nosuch\"");
     ksim(&dir, &["fuzz", "demo", "--preset", "linux-0.01"]).assert_one_line_error(2, "no preset");
     ksim(&dir, &["fuzz", "--shard", "2/2"]).assert_one_line_error(2, "need 0 <= I < N");
@@ -131,12 +131,14 @@ fn bad_arguments_are_one_line_and_status_two() {
     ksim(&dir, &["fuzz", "--cases", "3", "--seconds", "3"]).assert_one_line_error(2, "cannot be used with");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--jobs", "0"]).assert_one_line_error(2, "--jobs");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--ops", "0"]).assert_one_line_error(2, "--ops");
-    ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: demo:");
+    ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: ");
     ksim(&dir, &["trace", "nosuch:x"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
     ksim(&dir, &["trace", "demo:nosuch"]).assert_one_line_error(2, "no scenario \"demo:nosuch\"");
     ksim(&dir, &[]).assert_one_line_error(2, "subcommand is missing");
     ksim(&dir, &["taskstats"]).assert_one_line_error(2, "subcommand is missing");
     ksim(&dir, &["zoo", "--format", "yaml"]).assert_one_line_error(2, "yaml");
+    ksim(&dir, &["zoo", "nosuch"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
+    ksim(&dir, &["zoo", "demo", "--runs", "0"]).assert_one_line_error(2, "--runs");
     ksim(&dir, &["merge"]).assert_one_line_error(2, "REPORTS");
     std::fs::write(dir.join("file"), "x").expect("write");
     ksim(&dir, &["fuzz", "demo", "--cases", "1", "--out", "file"])
@@ -254,7 +256,7 @@ fn jobs_run_the_same_seeds_as_one_job() {
 #[test]
 fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
     let dir = scratch("zoo");
-    let run = ksim(&dir, &["zoo", "--format", "json", "--runs", "2"]);
+    let run = ksim(&dir, &["zoo", "demo", "--format", "json", "--runs", "2"]);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
     let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
     let rows = rows.as_array().expect("rows");
@@ -264,7 +266,7 @@ fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
         assert_eq!(row["runs_found"], 2, "{row}");
         assert_eq!(row["fixed_quiet"], true, "{row}");
     }
-    let markdown = ksim(&dir, &["zoo", "--runs", "1", "--cases", "100"]);
+    let markdown = ksim(&dir, &["zoo", "demo", "--runs", "1", "--cases", "100"]);
     assert_eq!(markdown.status, 0, "{}", markdown.stdout);
     assert!(markdown.stdout.starts_with("| subsystem | bug |"), "{}", markdown.stdout);
     assert!(markdown.stdout.contains("`lru-lock-order`"));
