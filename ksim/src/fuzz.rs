@@ -93,7 +93,6 @@ struct Totals {
 }
 
 /// Runs one subsystem's campaign over `jobs` threads and merges the jobs' reports.
-#[allow(clippy::too_many_arguments)]
 fn run_subsystem(
     selected: &Selected,
     args: &FuzzArgs,

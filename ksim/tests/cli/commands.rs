@@ -13,6 +13,21 @@ fn list_names_the_demo_with_its_presets_fixes_scenarios_and_zoo() {
 }
 
 #[test]
+fn help_and_version_print_and_exit_zero() {
+    let dir = scratch("help");
+    let help = ksim(&dir, &["--help"]);
+    assert_eq!(help.status, 0);
+    for command in ["fuzz", "replay", "zoo", "list", "trace", "merge", "taskstats"] {
+        assert!(help.stdout.contains(command), "--help lists {command}: {}", help.stdout);
+    }
+    let fuzz = ksim(&dir, &["fuzz", "--help"]);
+    assert!(fuzz.stdout.contains("--fix-off") && fuzz.stdout.contains("--shard"), "{}", fuzz.stdout);
+    let version = ksim(&dir, &["--version"]);
+    assert_eq!(version.status, 0);
+    assert!(version.stdout.starts_with("ksim "), "{}", version.stdout);
+}
+
+#[test]
 fn fuzz_of_the_fixed_demo_is_quiet_exits_zero_and_writes_a_report() {
     let dir = scratch("fuzz-quiet");
     let run = ksim(&dir, &["fuzz", "demo", "--cases", "200", "--ops", "40"]);
