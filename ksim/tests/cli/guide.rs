@@ -171,3 +171,22 @@ fn the_guide_parser_reads_exit_markers_and_rejects_stray_commands() {
     let stray = std::panic::catch_unwind(|| blocks_in(&file));
     assert!(stray.is_err(), "a command outside a console block is refused");
 }
+
+#[test]
+fn every_chapter_the_summary_links_exists_and_every_chapter_is_linked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guide/src");
+    let summary = std::fs::read_to_string(root.join("SUMMARY.md")).expect("SUMMARY.md");
+    let mut linked = Vec::new();
+    for piece in summary.split("](").skip(1) {
+        let target = piece.split(')').next().expect("link target");
+        assert!(root.join(target).is_file(), "SUMMARY.md links {target}, which does not exist");
+        linked.push(root.join(target).canonicalize().expect("canonical"));
+    }
+    for file in guide_files() {
+        if file.file_name().is_some_and(|n| n == "SUMMARY.md") {
+            continue;
+        }
+        let file = file.canonicalize().expect("canonical");
+        assert!(linked.contains(&file), "{} is not in SUMMARY.md", file.display());
+    }
+}
