@@ -418,7 +418,12 @@ impl Graph {
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
-        let key = (report.kind().to_string(), report.classes());
+        let mut classes = report.classes();
+        if let LockdepReport::SleepInAtomic { what, .. } = &report {
+            // One report per sleeping call and held set, not one per held set.
+            classes.insert(0, what.clone());
+        }
+        let key = (report.kind().to_string(), classes);
         if !self.reported.insert(key) {
             return None;
         }
