@@ -36,10 +36,7 @@ const WORD_BITS: u32 = u64::BITS;
 
 /// Panics unless `nr` is a CPU count ksim can model; only a bug in ksim can pass another.
 fn check_nr_cpus(nr: u32, what: &str) {
-    assert!(
-        (1..=NR_CPUS_MAX).contains(&nr),
-        "{what}: CPU count {nr} is outside 1..={NR_CPUS_MAX}"
-    );
+    assert!((1..=NR_CPUS_MAX).contains(&nr), "{what}: CPU count {nr} is outside 1..={NR_CPUS_MAX}");
 }
 
 /// A set of CPUs, `cpumask_t`, sized for `nr_cpu_ids` CPUs.
@@ -59,10 +56,7 @@ impl CpuMask {
     pub fn new(nr_cpu_ids: u32) -> CpuMask {
         check_nr_cpus(nr_cpu_ids, "CpuMask::new");
         let nr_words = nr_cpu_ids.div_ceil(WORD_BITS) as usize;
-        CpuMask {
-            nr_cpu_ids,
-            words: vec![0; nr_words],
-        }
+        CpuMask { nr_cpu_ids, words: vec![0; nr_words] }
     }
 
     /// A mask with every CPU below `nr_cpu_ids` set (`cpumask_setall`, or `cpu_possible_mask`
@@ -112,8 +106,7 @@ impl CpuMask {
 
     /// Whether `cpu` is in the mask (`cpumask_test_cpu`); a CPU beyond the mask is not.
     pub fn test(&self, cpu: CpuId) -> bool {
-        cpu < self.nr_cpu_ids
-            && self.words[(cpu / WORD_BITS) as usize] & (1u64 << (cpu % WORD_BITS)) != 0
+        cpu < self.nr_cpu_ids && self.words[(cpu / WORD_BITS) as usize] & (1u64 << (cpu % WORD_BITS)) != 0
     }
 
     /// The number of CPUs in the mask (`cpumask_weight`).
@@ -128,10 +121,7 @@ impl CpuMask {
 
     /// The CPUs in the mask in ascending order (`for_each_cpu`).
     pub fn iter(&self) -> CpuMaskIter<'_> {
-        CpuMaskIter {
-            mask: self,
-            from: 0,
-        }
+        CpuMaskIter { mask: self, from: 0 }
     }
 
     /// The lowest CPU in the mask (`cpumask_first`), or `None` for an empty mask where the
@@ -163,16 +153,8 @@ impl CpuMask {
 
     fn combine(&self, other: &CpuMask, what: &str, op: impl Fn(u64, u64) -> u64) -> CpuMask {
         check_same_size(self, other, what);
-        let words = self
-            .words
-            .iter()
-            .zip(&other.words)
-            .map(|(&a, &b)| op(a, b))
-            .collect();
-        let mut mask = CpuMask {
-            nr_cpu_ids: self.nr_cpu_ids,
-            words,
-        };
+        let words = self.words.iter().zip(&other.words).map(|(&a, &b)| op(a, b)).collect();
+        let mut mask = CpuMask { nr_cpu_ids: self.nr_cpu_ids, words };
         mask.clear_tail();
         mask
     }
@@ -214,10 +196,7 @@ impl CpuMask {
 }
 
 fn check_same_size(a: &CpuMask, b: &CpuMask, what: &str) {
-    assert_eq!(
-        a.nr_cpu_ids, b.nr_cpu_ids,
-        "cpumask {what}: masks sized for different CPU counts"
-    );
+    assert_eq!(a.nr_cpu_ids, b.nr_cpu_ids, "cpumask {what}: masks sized for different CPU counts");
 }
 
 /// Whether every CPU of `a` is also in `b` (`cpumask_subset`).
@@ -290,13 +269,7 @@ impl fmt::Display for CpuMask {
 
 impl fmt::Debug for CpuMask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "CpuMask({}/{}: \"{}\")",
-            self.weight(),
-            self.nr_cpu_ids,
-            self
-        )
+        write!(f, "CpuMask({}/{}: \"{}\")", self.weight(), self.nr_cpu_ids, self)
     }
 }
 
@@ -336,11 +309,7 @@ pub enum CpulistSyntax {
 /// `cpulist_parse()` of the kernel named by `syntax`.
 ///
 /// Panics if `nr_cpu_ids` is 0 or above [`NR_CPUS_MAX`].
-pub fn cpulist_parse_with(
-    syntax: CpulistSyntax,
-    text: &str,
-    nr_cpu_ids: u32,
-) -> Result<CpuMask, Errno> {
+pub fn cpulist_parse_with(syntax: CpulistSyntax, text: &str, nr_cpu_ids: u32) -> Result<CpuMask, Errno> {
     match syntax {
         CpulistSyntax::Linux2_6_18 => cpulist_parse_2_6_18(text, nr_cpu_ids),
         CpulistSyntax::Linux3 => cpulist_parse(text, nr_cpu_ids),
@@ -590,9 +559,7 @@ impl<T> PerCpu<T> {
     /// Panics if `nr_cpus` is 0 or above [`NR_CPUS_MAX`].
     pub fn new(nr_cpus: u32, init: impl FnMut(CpuId) -> T) -> PerCpu<T> {
         check_nr_cpus(nr_cpus, "PerCpu::new");
-        PerCpu {
-            slots: (0..nr_cpus).map(init).collect(),
-        }
+        PerCpu { slots: (0..nr_cpus).map(init).collect() }
     }
 
     /// The number of possible CPUs.
@@ -620,20 +587,12 @@ impl<T> PerCpu<T> {
     /// Every CPU's value with its CPU id, in ascending CPU order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (CpuId, &T)> + DoubleEndedIterator + '_ {
         // At most NR_CPUS_MAX slots, checked in `new`, so every index fits a CpuId.
-        self.slots
-            .iter()
-            .enumerate()
-            .map(|(cpu, value)| (cpu as CpuId, value))
+        self.slots.iter().enumerate().map(|(cpu, value)| (cpu as CpuId, value))
     }
 
     /// Every CPU's value, mutably, with its CPU id, in ascending CPU order.
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl ExactSizeIterator<Item = (CpuId, &mut T)> + DoubleEndedIterator + '_ {
-        self.slots
-            .iter_mut()
-            .enumerate()
-            .map(|(cpu, value)| (cpu as CpuId, value))
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (CpuId, &mut T)> + DoubleEndedIterator + '_ {
+        self.slots.iter_mut().enumerate().map(|(cpu, value)| (cpu as CpuId, value))
     }
 
     /// `for_each_possible_cpu(cpu) { f(cpu, &per_cpu(var, cpu)) }`, in ascending CPU order.
@@ -800,9 +759,7 @@ mod tests {
             }
             let got = got.map(|mask| cpulist_format(&mask));
             if got.as_deref().map_err(|&e| e) != expected {
-                failures.push(format!(
-                    "{syntax:?} {text:?} nr={nr}: got {got:?}, kernel gives {expected:?}"
-                ));
+                failures.push(format!("{syntax:?} {text:?} nr={nr}: got {got:?}, kernel gives {expected:?}"));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -823,14 +780,8 @@ mod tests {
     #[test]
     fn cpulist_parse_is_the_linux3_syntax() {
         for &(text, nr, _) in LINUX3_TABLE.iter().chain(LINUX2_6_18_TABLE) {
-            assert_eq!(
-                cpulist_parse(text, nr),
-                cpulist_parse_with(Linux3, text, nr)
-            );
-            assert_eq!(
-                cpulist_parse_2_6_18(text, nr),
-                cpulist_parse_with(Linux2_6_18, text, nr)
-            );
+            assert_eq!(cpulist_parse(text, nr), cpulist_parse_with(Linux3, text, nr));
+            assert_eq!(cpulist_parse_2_6_18(text, nr), cpulist_parse_with(Linux2_6_18, text, nr));
         }
     }
 
@@ -846,33 +797,18 @@ mod tests {
     fn a_nul_in_the_buffer_ends_the_linux3_list_like_the_user_copy_path() {
         // Through __bitmap_parselist() with a length past the NUL, as bitmap_parselist_user()
         // calls it: the NUL ends the group and the list.
-        assert_eq!(
-            parselist_3(b"1\x00,2", 4).map(|m| m.to_string()),
-            Ok("1".into())
-        );
+        assert_eq!(parselist_3(b"1\x00,2", 4).map(|m| m.to_string()), Ok("1".into()));
         // Whitespace before the NUL is trailing, not embedded.
-        assert_eq!(
-            parselist_3(b"1 \x00", 4).map(|m| m.to_string()),
-            Ok("1".into())
-        );
+        assert_eq!(parselist_3(b"1 \x00", 4).map(|m| m.to_string()), Ok("1".into()));
         // A NUL right away is an empty group: CPU 0.
-        assert_eq!(
-            parselist_3(b"\x00", 4).map(|m| m.to_string()),
-            Ok("0".into())
-        );
+        assert_eq!(parselist_3(b"\x00", 4).map(|m| m.to_string()), Ok("0".into()));
         // Without the NUL the same bytes would go on to the next group.
-        assert_eq!(
-            parselist_3(b"1,2", 4).map(|m| m.to_string()),
-            Ok("1-2".into())
-        );
+        assert_eq!(parselist_3(b"1,2", 4).map(|m| m.to_string()), Ok("1-2".into()));
     }
 
     #[test]
     fn the_kernel_isspace_treats_latin1_no_break_space_as_whitespace() {
-        assert_eq!(
-            parselist_3(b"\xa01\xa0", 4).map(|m| m.to_string()),
-            Ok("1".into())
-        );
+        assert_eq!(parselist_3(b"\xa01\xa0", 4).map(|m| m.to_string()), Ok("1".into()));
         assert_eq!(parselist_3(b"1\xa02", 4), Err(EINVAL));
         // Other high bytes are not digits.
         assert_eq!(parselist_3(b"1\xc2", 4), Err(EINVAL));
@@ -1096,10 +1032,7 @@ mod tests {
             masks.push(CpuMask::from_cpus(nr, [nr - 1]));
             masks.push(CpuMask::from_cpus(nr, (0..nr).step_by(2)));
             masks.push(CpuMask::from_cpus(nr, (0..nr).filter(|c| c % 7 < 3)));
-            masks.push(CpuMask::from_cpus(
-                nr,
-                (0..nr).filter(|c| c % 64 == 63 || c % 64 == 0),
-            ));
+            masks.push(CpuMask::from_cpus(nr, (0..nr).filter(|c| c % 64 == 63 || c % 64 == 0)));
         }
         masks
     }
@@ -1120,8 +1053,7 @@ mod tests {
 
     fn arb_mask() -> impl Strategy<Value = CpuMask> {
         (1u32..=300).prop_flat_map(|nr| {
-            proptest::collection::btree_set(0..nr, 0..40)
-                .prop_map(move |cpus| CpuMask::from_cpus(nr, cpus))
+            proptest::collection::btree_set(0..nr, 0..40).prop_map(move |cpus| CpuMask::from_cpus(nr, cpus))
         })
     }
 

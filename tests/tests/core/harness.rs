@@ -29,7 +29,11 @@ fn same_seed_gives_the_same_trace_hash_for_100_seeds() {
         assert_eq!(first.trace_hash, second.trace_hash, "seed {seed}: replay with `generate(seed)` differs");
         distinct.insert(first.trace_hash);
     }
-    assert!(distinct.len() > 90, "seeds must lead to different runs; only {} distinct hashes", distinct.len());
+    assert!(
+        distinct.len() > 90,
+        "seeds must lead to different runs; only {} distinct hashes",
+        distinct.len()
+    );
 }
 
 #[test]
@@ -159,7 +163,8 @@ fn campaign_shrinks_a_failure_writes_it_and_replay_reproduces_it_exactly() {
     let config = RingConfig { capacity: 3, full_check: false };
     let dir = scratch_dir("ring");
     let options = CampaignOptions { out_dir: Some(dir.clone()), ops_max: 60, ..CampaignOptions::cases(50) };
-    let report = check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("campaign");
+    let report =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("campaign");
     let failure = report.failures.first().expect("the overflow is found");
     assert_eq!(failure.artifact.violation.kind, "invariant");
     let ops: Vec<RingOp> = serde_json::from_value(failure.artifact.ops.clone()).expect("ops");
@@ -185,8 +190,9 @@ fn shards_partition_the_seed_space() {
     let seeds_of = |shard: (u64, u64)| {
         let options = CampaignOptions { shard, ops_max: 1, ..CampaignOptions::cases(10) };
         let mut seen = Vec::new();
-        let report = check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |p| seen.push(p.cases))
-            .expect("campaign");
+        let report =
+            check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |p| seen.push(p.cases))
+                .expect("campaign");
         assert_eq!(report.progress.cases, 10);
         assert_eq!(seen, (1..=10).collect::<Vec<_>>(), "progress is called once per case");
         (0..10).map(|k| k * shard.1 + shard.0).collect::<BTreeSet<u64>>()
@@ -209,9 +215,11 @@ fn time_budget_and_stop_flag_end_a_campaign() {
         budget: Budget::Time(std::time::Duration::from_millis(50)),
         ..CampaignOptions::cases(0)
     };
-    let report = check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("ok");
+    let report =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("ok");
     assert!(report.progress.cases > 0 && !report.interrupted);
-    let stopped = check::campaign::<Ring>(&config, &options, &AtomicBool::new(true), &mut |_| {}).expect("ok");
+    let stopped =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(true), &mut |_| {}).expect("ok");
     assert!(stopped.interrupted && stopped.progress.cases == 0);
 }
 

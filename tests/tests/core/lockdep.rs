@@ -29,7 +29,8 @@ fn ab_ba_order_is_reported_without_a_deadlock() {
     }
     let reports = sim.lockdep().reports();
     assert_eq!(reports.len(), 1, "{reports:#?}");
-    let LockdepReport::CircularDependency { held, acquiring, existing_chain, current_chain } = &reports[0] else {
+    let LockdepReport::CircularDependency { held, acquiring, existing_chain, current_chain } = &reports[0]
+    else {
         panic!("expected a circular dependency, got {:#?}", reports[0]);
     };
     assert_eq!((held.class.as_str(), acquiring.class.as_str()), ("lock_b", "lock_c"));
@@ -84,7 +85,9 @@ fn recursive_acquisition_of_a_held_class_is_reported() {
     let _second = two.down_read(&cx);
     let reports = sim.lockdep().reports();
     assert_eq!(reports.len(), 1, "{reports:#?}");
-    assert!(matches!(&reports[0], LockdepReport::RecursiveLocking { held, .. } if held.class == "listeners->sem"));
+    assert!(
+        matches!(&reports[0], LockdepReport::RecursiveLocking { held, .. } if held.class == "listeners->sem")
+    );
 }
 
 #[test]

@@ -57,7 +57,8 @@ fn rwsem_listener_prune_never_drops_a_valid_listener() {
 #[test]
 fn loom_catches_pruning_by_stale_indices() {
     // Preemption bound 2 is enough: exit-a is preempted between up_read and down_write.
-    let result = catch_unwind(AssertUnwindSafe(|| builder(Some(2)).check(|| two_exits_prune(Prune::SnapshotIndices))));
+    let result =
+        catch_unwind(AssertUnwindSafe(|| builder(Some(2)).check(|| two_exits_prune(Prune::SnapshotIndices))));
     let text = panic_text(result.expect_err("loom must find the interleaving that drops listener 1"));
     assert!(text.contains("must survive"), "unexpected failure: {text}");
 }
@@ -69,8 +70,10 @@ fn rwsem_reader_taking_it_twice_deadlocks_behind_a_queued_writer() {
     // the recursion) so that loom gets to see the deadlock itself.
     let result = catch_unwind(AssertUnwindSafe(|| {
         builder(Some(3)).check(|| {
+            // std's Arc, not loom's: after loom reports the deadlock it unwinds the blocked
+            // threads, and dropping a loom object then would abort the test process.
             let sim = Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect));
-            let sem = Arc::new(RwSem::new("sem", 0u32));
+            let sem = std::sync::Arc::new(RwSem::new("sem", 0u32));
             let reader = {
                 let (sem, cx) = (sem.clone(), sim.cx("reader", 0));
                 thread::spawn(move || {

@@ -53,7 +53,7 @@ fn random(prune: Prune) {
 }
 
 fn pct(prune: Prune) {
-    Runner::new(PctScheduler::new_from_seed(3, ITERATIONS, SEED), Config::new()).run(move || model(prune));
+    Runner::new(PctScheduler::new_from_seed(SEED, 3, ITERATIONS), Config::new()).run(move || model(prune));
 }
 
 #[test]
