@@ -223,6 +223,11 @@ impl PageAllocator {
         self.zones.lock(cx).zones.get(zone).map_or(0, |z| z.managed_pages)
     }
 
+    /// Page frames zone `zone` spans.
+    pub fn zone_spanned_pages(&self, cx: &Cx, zone: usize) -> u64 {
+        self.zones.lock(cx).zones.get(zone).map_or(0, |z| z.spanned_pages)
+    }
+
     /// Free pages in zone `zone`.
     pub fn zone_free_pages(&self, cx: &Cx, zone: usize) -> u64 {
         self.zones.lock(cx).zones.get(zone).map_or(0, |z| z.free.len() as u64)
@@ -300,6 +305,26 @@ impl PageAllocator {
             }
         }
         None
+    }
+
+    /// An order-0 page from zone `zone` only, without reclaim (compaction's and memory
+    /// offlining's migration target, `compaction_alloc`/`new_node_page`): `ENOMEM` when that
+    /// zone is empty or the limit is reached, `EINVAL` for no such zone. Fault site `site`.
+    pub fn alloc_page_in_zone(&self, cx: &Cx, zone: usize, site: &str) -> Result<Pfn, Errno> {
+        if cx.sim().should_fail(cx, &FaultSite::page(site), self.page_size) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut zones = self.zones.lock(cx);
+        if zone >= zones.zones.len() {
+            return Err(Errno::EINVAL);
+        }
+        if zones.allocated_count >= self.limit_pages {
+            return Err(Errno::ENOMEM);
+        }
+        let pfn = zones.zones[zone].free.pop().ok_or(Errno::ENOMEM)?;
+        zones.allocated[pfn as usize] = true;
+        zones.allocated_count += 1;
+        Ok(pfn)
     }
 
     /// Mirrors alloc_page() (`__alloc_pages_nodemask` and `__alloc_pages_slowpath`, order 0).
