@@ -179,7 +179,12 @@ impl MbcacheSubject {
         }
     }
 
-    fn push_handle(&mut self, handle: Option<Handle>, writer: bool, walk: Option<(u32, u32, u32)>) -> OpResult {
+    fn push_handle(
+        &mut self,
+        handle: Option<Handle>,
+        writer: bool,
+        walk: Option<(u32, u32, u32)>,
+    ) -> OpResult {
         match handle {
             Some(handle) => {
                 let serial = handle.entry_id();
@@ -246,7 +251,8 @@ impl MbcacheSubject {
                 let Some(at) = pick_among(handle, &eligible) else { return Ok(OpResult::Skipped) };
                 let held = &self.handles[at];
                 let indexes = registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
-                let keys: Vec<u32> = keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
+                let keys: Vec<u32> =
+                    keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
                 let bdev = bdev_address(u32::from(device) % self.config.devices);
                 let block = u64::from(block) % u64::from(self.config.blocks);
                 registry.insert(cx, &held.handle, bdev, block, &keys)?;
@@ -280,7 +286,8 @@ impl MbcacheSubject {
                 Ok(self.push_handle(found, false, Some((index, device, key))))
             }
             Op::FindNext { handle } => {
-                let walking: Vec<usize> = (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
+                let walking: Vec<usize> =
+                    (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
                 let Some(at) = pick_among(handle, &walking) else { return Ok(OpResult::Skipped) };
                 let held = self.handles[at].clone();
                 let walk = held.walk.expect("a walking handle");
@@ -382,14 +389,18 @@ impl Subject for MbcacheSubject {
         let result = self.apply_inner(op);
         let result = self.result_of(result);
         let lru = self.registry.lru_serials(&self.cx).unwrap_or_default();
-        let counts = self.caches.iter().map(|c| self.registry.entry_count(&self.cx, *c).unwrap_or(i32::MIN)).collect();
+        let counts =
+            self.caches.iter().map(|c| self.registry.entry_count(&self.cx, *c).unwrap_or(i32::MIN)).collect();
         Outcome { result, lru, counts }
     }
 
     fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
         self.registry.check_invariants(&self.cx)?;
         if !self.registry.shrinker_registered() {
-            return Err(Violation::new("invariant", "the shrinker is not registered while the registry lives"));
+            return Err(Violation::new(
+                "invariant",
+                "the shrinker is not registered while the registry lives",
+            ));
         }
         Ok(())
     }
@@ -408,7 +419,10 @@ impl Subject for MbcacheSubject {
             if destroyed.orphans != 0 {
                 return Err(Violation::new(
                     "leak",
-                    format!("mb_cache_destroy({name}) with no handle left: {} orphaned entries", destroyed.orphans),
+                    format!(
+                        "mb_cache_destroy({name}) with no handle left: {} orphaned entries",
+                        destroyed.orphans
+                    ),
                 ));
             }
         }
@@ -592,7 +606,8 @@ impl MbcacheModel {
                         self.handles.push(held);
                     }
                 }
-                let lru: Vec<u64> = self.lru.iter().copied().filter(|s| self.entries[s].cache == id).collect();
+                let lru: Vec<u64> =
+                    self.lru.iter().copied().filter(|s| self.entries[s].cache == id).collect();
                 self.lru.retain(|s| self.entries[s].cache != id);
                 for serial in lru {
                     self.unhash(serial);
@@ -631,7 +646,11 @@ impl MbcacheModel {
                         self.handles.push(HeldModel { serial: *serial, writer: true, walk: None });
                         actual.clone()
                     }
-                    other => return Err(format!("alloc may return a new entry, or ENOMEM under faults; got {other:?}")),
+                    other => {
+                        return Err(format!(
+                            "alloc may return a new entry, or ENOMEM under faults; got {other:?}"
+                        ))
+                    }
                 }
             }
             Op::Insert { handle, device, block, keys } => {
@@ -671,8 +690,8 @@ impl MbcacheModel {
                 let id = self.caches[at].id;
                 let device = u32::from(device) % config.devices;
                 let block = u64::from(block) % u64::from(config.blocks);
-                let found =
-                    self.entries
+                let found = self
+                    .entries
                     .iter()
                     .find(|(_, e)| e.cache == id && e.hashed && e.device == Some(device) && e.block == block)
                     .map(|(s, _)| *s);
@@ -689,7 +708,8 @@ impl MbcacheModel {
             }
             Op::FindFirst { cache, index, device, key } => {
                 let Some(at) = self.cache_pos(cache) else { return Ok(OpResult::Skipped) };
-                let (id, indexes, bits) = (self.caches[at].id, self.caches[at].indexes, self.caches[at].bucket_bits);
+                let (id, indexes, bits) =
+                    (self.caches[at].id, self.caches[at].indexes, self.caches[at].bucket_bits);
                 if indexes == 0 {
                     return Ok(OpResult::Skipped);
                 }
@@ -701,13 +721,18 @@ impl MbcacheModel {
                     Err(()) => OpResult::WouldBlock,
                     Ok(None) => OpResult::Entry(None),
                     Ok(Some(serial)) => {
-                        self.handles.push(HeldModel { serial, writer: false, walk: Some((index, device, key)) });
+                        self.handles.push(HeldModel {
+                            serial,
+                            writer: false,
+                            walk: Some((index, device, key)),
+                        });
                         OpResult::Entry(Some(serial))
                     }
                 }
             }
             Op::FindNext { handle } => {
-                let walking: Vec<usize> = (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
+                let walking: Vec<usize> =
+                    (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
                 let Some(at) = pick_among(handle, &walking) else { return Ok(OpResult::Skipped) };
                 let held = self.handles[at].clone();
                 let cache = self.entries[&held.serial].cache;
@@ -726,7 +751,9 @@ impl MbcacheModel {
                     chain.iter().copied().skip_while(|s| *s != held.serial).skip(1).collect();
                 let found = match self.find_in(&after_prev, index, device, key) {
                     Err(()) => return Ok(OpResult::WouldBlock),
-                    Ok(None) if prev_bucket != key_bucket => return Ok(OpResult::Oops("wild-pointer".into())),
+                    Ok(None) if prev_bucket != key_bucket => {
+                        return Ok(OpResult::Oops("wild-pointer".into()))
+                    }
                     Ok(found) => found,
                 };
                 self.handles.remove(at);
@@ -773,12 +800,8 @@ impl MbcacheModel {
                     return Ok(OpResult::Skipped);
                 }
                 let device = u32::from(device) % config.devices;
-                let chosen: Vec<u64> = self
-                    .lru
-                    .iter()
-                    .copied()
-                    .filter(|s| self.entries[s].device == Some(device))
-                    .collect();
+                let chosen: Vec<u64> =
+                    self.lru.iter().copied().filter(|s| self.entries[s].device == Some(device)).collect();
                 self.lru.retain(|s| !chosen.contains(s));
                 for serial in chosen {
                     self.unhash(serial);
@@ -930,7 +953,8 @@ fn scenario_find_next_after_free(sim: &Sim) {
     let registry = Registry::new(sim, Fixes::none(), Waits::WouldBlock);
     let reader = sim.cx("setxattr(A)", 0);
     let releaser = sim.cx("unlink(B)", 1);
-    let Ok(cache) = registry.create(&reader, "ext2_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2) else {
+    let Ok(cache) = registry.create(&reader, "ext2_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2)
+    else {
         return;
     };
     let bdev = bdev_address(0);
@@ -955,7 +979,8 @@ fn scenario_shrinker_lru(sim: &Sim) {
     let registry = Registry::new(sim, Fixes::all(), Waits::WouldBlock);
     let cx = sim.cx("fs", 0);
     let reclaim = sim.cx("kswapd", 1);
-    let Ok(cache) = registry.create(&cx, "ext3_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2) else {
+    let Ok(cache) = registry.create(&cx, "ext3_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2)
+    else {
         return;
     };
     for block in 0..3 {

@@ -216,12 +216,18 @@ struct Mem<'a> {
 
 impl Mem<'_> {
     fn cache(&mut self, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, Oops> {
-        self.registry.caches.get(self.cx, cache).map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+        self.registry
+            .caches
+            .get(self.cx, cache)
+            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
     }
 
     fn entry(&mut self, entry: EntryRef) -> Result<std::sync::Arc<Entry>, Oops> {
         let cache = self.cache(entry.cache)?;
-        cache.entries.get(self.cx, entry.entry).map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+        cache
+            .entries
+            .get(self.cx, entry.entry)
+            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
     }
 }
 
@@ -273,6 +279,9 @@ impl Memory for Mem<'_> {
         Oops(violation)
     }
 }
+
+/// What `__mb_cache_entry_find` found: an entry (and its serial), none, or EAGAIN.
+type Found = Result<Option<(EntryRef, u64)>, Errno>;
 
 /// A held `mb_cache_spinlock` with the memory it guards.
 struct Locked<'a> {
@@ -378,14 +387,15 @@ impl Registry {
     }
 
     fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, MbError> {
-        self.caches
-            .get(cx, cache)
-            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+        self.caches.get(cx, cache).map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
     }
 
     fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<std::sync::Arc<Entry>, MbError> {
         let cache = self.cache(cx, entry.cache)?;
-        cache.entries.get(cx, entry.entry).map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+        cache
+            .entries
+            .get(cx, entry.entry)
+            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
     }
 
     // --- handles (instrumentation) -------------------------------------------------------------
@@ -431,7 +441,10 @@ impl Registry {
         indexes_count: u32,
         bucket_bits: u32,
     ) -> Result<CacheRef, Errno> {
-        cx.op_begin("mb_cache_create", format!("{name} size={entry_size} indexes={indexes_count} bits={bucket_bits}"));
+        cx.op_begin(
+            "mb_cache_create",
+            format!("{name} size={entry_size} indexes={indexes_count} bits={bucket_bits}"),
+        );
         let result = self.create_inner(cx, name, free_op, entry_size, indexes_count, bucket_bits);
         cx.op_end("mb_cache_create", format!("{result:?}"));
         result
@@ -472,7 +485,8 @@ impl Registry {
         // kmalloc of c_block_hash, then one table per index; any failure unwinds all.
         let mut failed = cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_block_hash"), table_bytes);
         for _ in 0..indexes_count {
-            failed = failed || cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_indexes_hash"), table_bytes);
+            failed =
+                failed || cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_indexes_hash"), table_bytes);
         }
         failed = failed || cx.sim().should_fail(cx, &FaultSite::call("kmem_cache_create"), entry_size);
         if failed {
@@ -539,7 +553,10 @@ impl Registry {
     /// the entry back at the head of the LRU.
     fn forget(&self, cx: &Cx, entry: EntryRef, gfp: Gfp) -> Result<(), MbError> {
         let cache = self.cache(cx, entry.cache)?;
-        let object = cache.entries.get(cx, entry.entry).map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))?;
+        let object = cache
+            .entries
+            .get(cx, entry.entry)
+            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))?;
         let refused = match cache.free_op {
             Some(op) => {
                 let refuses = (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
@@ -561,7 +578,10 @@ impl Registry {
             drop(locked_global);
         } else {
             drop(object);
-            cache.entries.free(cx, entry.entry).map_err(|e| MbError::Oops(Violation::new("double-free", e.to_string())))?;
+            cache
+                .entries
+                .free(cx, entry.entry)
+                .map_err(|e| MbError::Oops(Violation::new("double-free", e.to_string())))?;
             cache.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
@@ -770,7 +790,14 @@ impl Registry {
     /// Mirrors `mb_cache_entry_insert()`: hashes the entry under (`bdev`, `block`) and `keys`;
     /// EBUSY when that (device, block) is hashed already. `keys` must have one key per index
     /// (the kernel reads past a short array; ksim returns EINVAL).
-    pub fn insert(&self, cx: &Cx, handle: &Handle, bdev: u64, block: u64, keys: &[u32]) -> Result<(), MbError> {
+    pub fn insert(
+        &self,
+        cx: &Cx,
+        handle: &Handle,
+        bdev: u64,
+        block: u64,
+        keys: &[u32],
+    ) -> Result<(), MbError> {
         self.check_handle(cx, handle, "mb_cache_entry_insert")?;
         let entry = handle.entry;
         let cache = self.cache(cx, entry.cache)?;
@@ -807,7 +834,11 @@ impl Registry {
         for (index, key) in keys.iter().enumerate() {
             locked(&object.fields).indexes[index].1 = *key;
             let bucket = hash_long(u64::from(*key), cache.bucket_bits);
-            list::list_add(&mut mem, Node::Index(entry, index as u32), Node::Head(HeadId::Index(entry.cache, index as u32, bucket)))?;
+            list::list_add(
+                &mut mem,
+                Node::Index(entry, index as u32),
+                Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
+            )?;
         }
         drop(locked_global);
         Ok(())
@@ -952,7 +983,7 @@ impl Registry {
         index: u32,
         bdev: u64,
         key: u32,
-    ) -> Result<(Locked<'a>, Result<Option<(EntryRef, u64)>, Errno>), MbError> {
+    ) -> Result<(Locked<'a>, Found), MbError> {
         while at != head {
             let entry = match at {
                 Node::Index(entry, _) => entry,
@@ -1036,7 +1067,11 @@ impl Registry {
         let bucket = hash_long(u64::from(key), object.bucket_bits);
         let mut locked_global = self.lock(cx);
         let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
-        let after = list::next(&mut locked_global.mem(), Node::Index(prev.entry, index), "prev->e_indexes[index].o_list.next")?;
+        let after = list::next(
+            &mut locked_global.mem(),
+            Node::Index(prev.entry, index),
+            "prev->e_indexes[index].o_list.next",
+        )?;
         let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
         self.retire_handle(&prev);
         self.mark("find_next walked on");
@@ -1087,10 +1122,15 @@ impl Registry {
         for (id, entry) in &handles {
             let cache = match self.caches.is_live(entry.cache) {
                 true => mem.cache(entry.cache).map_err(oops)?,
-                false => return fail("invariant", format!("handle #{id} refers to an entry of a destroyed cache")),
+                false => {
+                    return fail("invariant", format!("handle #{id} refers to an entry of a destroyed cache"))
+                }
             };
             if !cache.entries.is_live(entry.entry) {
-                return fail("invariant", format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name));
+                return fail(
+                    "invariant",
+                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name),
+                );
             }
         }
         // The LRU: each entry unused, hashed or put back by a failed free, in release order.
@@ -1107,7 +1147,10 @@ impl Registry {
             let hashed = Self::is_hashed(&mut mem, entry).map_err(oops)?;
             let fields = locked(&object.fields);
             if !hashed && !fields.free_failed {
-                return fail("invariant", format!("entry {} is on the lru, unhashed, and its free never failed", object.id));
+                return fail(
+                    "invariant",
+                    format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
+                );
             }
             if fields.lru_stamp < stamp_before {
                 return fail(
@@ -1128,26 +1171,43 @@ impl Registry {
             if i64::from(count) != live.len() as i64 {
                 return fail(
                     "leak",
-                    format!("cache {}: c_entry_count is {count} but {} entries are allocated", cache.name, live.len()),
+                    format!(
+                        "cache {}: c_entry_count is {count} but {} entries are allocated",
+                        cache.name,
+                        live.len()
+                    ),
                 );
             }
             let buckets = 1u32 << cache.bucket_bits;
             let mut hashed_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
             let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
             for bucket in 0..buckets {
-                let nodes = list::walk(&mut mem, Node::Head(HeadId::Block(cache_handle, bucket)), WALK_LIMIT).map_err(oops)?;
+                let nodes = list::walk(&mut mem, Node::Head(HeadId::Block(cache_handle, bucket)), WALK_LIMIT)
+                    .map_err(oops)?;
                 for node in nodes {
-                    let Node::Block(entry) = node else { return fail("invariant", format!("block chain holds {node:?}")) };
+                    let Node::Block(entry) = node else {
+                        return fail("invariant", format!("block chain holds {node:?}"));
+                    };
                     let object = mem.entry(entry).map_err(oops)?;
                     let fields = locked(&object.fields);
-                    let expect = hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
+                    let expect =
+                        hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
                     if expect != bucket {
-                        return fail("invariant", format!("entry {} is on block bucket {bucket}, its key hashes to {expect}", object.id));
+                        return fail(
+                            "invariant",
+                            format!(
+                                "entry {} is on block bucket {bucket}, its key hashes to {expect}",
+                                object.id
+                            ),
+                        );
                     }
                     if let Some(other) = keys_seen.insert((fields.bdev, fields.block), object.id) {
                         return fail(
                             "invariant",
-                            format!("entries {other} and {} are both hashed as ({:#x}, {})", object.id, fields.bdev, fields.block),
+                            format!(
+                                "entries {other} and {} are both hashed as ({:#x}, {})",
+                                object.id, fields.bdev, fields.block
+                            ),
                         );
                     }
                     *hashed_seen.entry(entry).or_default() += 1;
@@ -1156,9 +1216,16 @@ impl Registry {
             for index in 0..cache.indexes_count {
                 let mut index_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
                 for bucket in 0..buckets {
-                    let nodes = list::walk(&mut mem, Node::Head(HeadId::Index(cache_handle, index, bucket)), WALK_LIMIT).map_err(oops)?;
+                    let nodes = list::walk(
+                        &mut mem,
+                        Node::Head(HeadId::Index(cache_handle, index, bucket)),
+                        WALK_LIMIT,
+                    )
+                    .map_err(oops)?;
                     for node in nodes {
-                        let Node::Index(entry, _) = node else { return fail("invariant", format!("index chain holds {node:?}")) };
+                        let Node::Index(entry, _) = node else {
+                            return fail("invariant", format!("index chain holds {node:?}"));
+                        };
                         let object = mem.entry(entry).map_err(oops)?;
                         let key = locked(&object.fields).indexes[index as usize].1;
                         let expect = hash_long(u64::from(key), cache.bucket_bits);
@@ -1168,7 +1235,8 @@ impl Registry {
                         *index_seen.entry(entry).or_default() += 1;
                     }
                 }
-                if index_seen.len() != hashed_seen.len() || index_seen.values().any(|n| *n != 1)
+                if index_seen.len() != hashed_seen.len()
+                    || index_seen.values().any(|n| *n != 1)
                     || index_seen.keys().any(|e| !hashed_seen.contains_key(e))
                 {
                     return fail(
@@ -1182,9 +1250,16 @@ impl Registry {
                 let object = mem.entry(entry).map_err(oops)?;
                 let used = object.used.load(Ordering::SeqCst);
                 let held = handles_per_entry.get(&entry).copied().unwrap_or(0);
-                let used_expect = if self.fixes.exclusive_get && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
+                let used_expect = if self.fixes.exclusive_get && used >= MB_CACHE_WRITER {
+                    used - MB_CACHE_WRITER
+                } else {
+                    used
+                };
                 if used_expect != held {
-                    return fail("invariant", format!("entry {} has e_used {used} but {held} handles refer to it", object.id));
+                    return fail(
+                        "invariant",
+                        format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
+                    );
                 }
                 let hashed = hashed_seen.contains_key(&entry);
                 let lru = on_lru.contains(&entry);
@@ -1196,7 +1271,13 @@ impl Registry {
                     );
                 }
                 if held == 0 && !lru {
-                    return fail("leak", format!("entry {} is allocated, unused and on no list: nobody can free it", object.id));
+                    return fail(
+                        "leak",
+                        format!(
+                            "entry {} is allocated, unused and on no list: nobody can free it",
+                            object.id
+                        ),
+                    );
                 }
             }
         }
