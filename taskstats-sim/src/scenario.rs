@@ -63,12 +63,13 @@ fn query_pid(model: &Taskstats, sim: &Sim, port: u32, pid: u32) -> Vec<Vec<u8>> 
 /// scenario.
 pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
     let sim = Sim::new(SimConfig::new(1).cpus(2).trace(trace));
+    let audit = |fix: &str| Params { cpus: 2, audit: vec![fix.to_string()], ..Params::default() };
     let params = Params { cpus: 2, ..Params::default() };
     let note = |text: &str| sim.cx("scenario", 0).note(text.to_string());
     match name {
         "cve-2011-2484" => {
             let fixes = Fixes { duplicate_listener_check: false, ..Fixes::preset("linux-3.4")? };
-            let model = Taskstats::new(&sim, fixes, params);
+            let model = Taskstats::new(&sim, fixes, audit("duplicate-listener-check"));
             let port = model.open_port(&sim, 1)?;
             for _ in 0..3 {
                 note("1. register port for cpu 0 again");
@@ -77,12 +78,14 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
             let child = model.fork(&sim, 1, ForkKind::Process).ok()?;
             note("2. a task exits on cpu 0");
             model.exit(&sim, child);
-            let _ = model.check_invariants(&sim);
+            if let Err(violation) = model.check_invariants(&sim) {
+                sim.report(None, violation);
+            }
         }
         "cve-2011-2494" => {
             for admin_perm in [false, true] {
                 let fixes = Fixes { admin_perm, ..Fixes::preset("linux-3.4")? };
-                let model = Taskstats::new(&sim, fixes, params.clone());
+                let model = Taskstats::new(&sim, fixes, audit("admin-perm"));
                 let user = model.fork(&sim, 1, ForkKind::Unprivileged(0)).ok()?;
                 model.run(&sim, 1);
                 let port = model.open_port(&sim, user)?;
@@ -92,7 +95,7 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
         }
         "namespace-leak" => {
             let fixes = Fixes { namespace_checks: false, ..Fixes::preset("linux-3.8")? };
-            let model = Taskstats::new(&sim, fixes, params);
+            let model = Taskstats::new(&sim, fixes, audit("namespace-checks"));
             let inside = model.fork(&sim, 1, ForkKind::NewPidNs).ok()?;
             let port = model.open_port(&sim, inside)?;
             note("1. a task in a child pid namespace registers for cpu 0");
@@ -102,7 +105,7 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
             model.exit(&sim, outside);
         }
         "group-stats-2.6.19" => {
-            let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19")?, params);
+            let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
             let leader = model.fork(&sim, 1, ForkKind::Process).ok()?;
             let thread = model.fork(&sim, leader, ForkKind::Thread).ok()?;
             model.run(&sim, thread);

@@ -715,6 +715,16 @@ impl Taskstats {
         stats
     }
 
+    /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
+    /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
+    pub fn fill_stats_for(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
+        let cx = sim.cx("fill_stats_for", 0);
+        let table = self.tasks.lock(&cx);
+        let task = table.tasks.get(&pid)?.clone();
+        let acct = task.signal.lock.lock_irqsave(&cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
+        Some(self.fill_stats(&cx, &table, &task, &acct, 0, 0))
+    }
+
     /// What a record about `task` may say to the owner of `port`; reports a violation where a
     /// delivered record breaks the admin or namespace property the version should guarantee.
     #[allow(clippy::too_many_arguments)]

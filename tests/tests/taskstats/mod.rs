@@ -4,4 +4,8 @@
 #[cfg(not(any(loom, shuttle)))]
 mod property;
 #[cfg(not(any(loom, shuttle)))]
+mod regression;
+#[cfg(not(any(loom, shuttle)))]
+mod wire;
+#[cfg(not(any(loom, shuttle)))]
 mod zoo;
