@@ -92,6 +92,9 @@ fn le(bytes: &[u8]) -> u64 {
     bytes.iter().rev().fold(0u64, |v, b| (v << 8) | u64::from(*b))
 }
 
+/// One aggregate: (aggregate type, id attribute type, id, stats fields, ac_comm).
+type Aggregate = (u16, u16, u32, BTreeMap<&'static str, u64>, Vec<u8>);
+
 #[derive(Debug)]
 struct Decoded {
     nl_len: u32,
@@ -103,7 +106,7 @@ struct Decoded {
     /// Top-level attribute types in order.
     top: Vec<u16>,
     /// (aggregate type, id attribute type, id, stats fields, comm) per aggregate.
-    aggregates: Vec<(u16, u16, u32, BTreeMap<&'static str, u64>, Vec<u8>)>,
+    aggregates: Vec<Aggregate>,
 }
 
 fn attrs(bytes: &[u8]) -> Vec<(u16, &[u8])> {
