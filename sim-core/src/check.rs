@@ -117,6 +117,8 @@ pub struct CaseReport {
     pub trace_hash: u64,
     /// The trace tail.
     pub trace_tail: Vec<Event>,
+    /// The tasks' names, for drawing the trace's lanes.
+    pub task_names: std::collections::BTreeMap<crate::trace::TaskId, String>,
     /// Lockdep's reports.
     pub lockdep: Vec<LockdepReport>,
     /// The coverage marks reached.
@@ -159,6 +161,7 @@ pub fn run_case<S: Subject>(
                 violation: Some((0, Violation::new("panic", panic_message(payload)))),
                 trace_hash: sim.trace_hash(),
                 trace_tail: sim.trace().events(),
+                task_names: sim.trace().task_names(),
                 lockdep: sim.lockdep().reports(),
                 coverage: BTreeSet::new(),
             }
@@ -219,6 +222,7 @@ pub fn run_case<S: Subject>(
         violation,
         trace_hash: sim.trace_hash(),
         trace_tail: sim.trace().events(),
+        task_names: sim.trace().task_names(),
         lockdep: sim.lockdep().reports(),
         coverage,
     }
