@@ -190,7 +190,7 @@ pub fn run_case<S: Subject>(
             violation = Some((index, Violation::new("mismatch", text)));
             break;
         }
-        let due = (index + 1) % options.check_every.max(1) == 0 || index + 1 == ops.len();
+        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
         if due {
             match catch_unwind(AssertUnwindSafe(|| model.check_invariants(&sim))) {
                 Ok(Ok(())) => {}

@@ -1,1 +1,11 @@
-//! taskstats scenarios: property tests, loom and shuttle models, the zoo (being written).
+//! taskstats: property tests per preset, the zoo, the wire decoder and malformed requests
+//! (plain tests); loom models (`--cfg loom`); shuttle runs (`--cfg shuttle`).
+
+#[cfg(not(any(loom, shuttle)))]
+mod property;
+#[cfg(not(any(loom, shuttle)))]
+mod regression;
+#[cfg(not(any(loom, shuttle)))]
+mod wire;
+#[cfg(not(any(loom, shuttle)))]
+mod zoo;

@@ -1,0 +1,137 @@
+//! Teaching scenarios: short scripted runs whose traces show one idea each.
+
+use sim_core::trace::TraceMode;
+use sim_core::{Sim, SimConfig};
+
+use crate::fixes::Fixes;
+use crate::taskstats::{ForkKind, Params, Taskstats};
+use crate::wire::*;
+
+/// Name and description of every scenario.
+pub const SCENARIOS: [(&str, &str); 5] = [
+    (
+        "cve-2011-2484",
+        "linux-3.4 with the duplicate check off: one port registers cpu 0 three times; one exit reaches it \
+         three times and the list holds three entries (CVE-2011-2484)",
+    ),
+    (
+        "cve-2011-2494",
+        "linux-3.4 with admin-perm off: an unprivileged process reads root's I/O accounting (CVE-2011-2494); \
+         with it on the request gets EPERM",
+    ),
+    (
+        "namespace-leak",
+        "linux-3.8 with namespace-checks off: a task in a child pid namespace registers and receives global pids",
+    ),
+    (
+        "group-stats-2.6.19",
+        "linux-2.6.19: a thread exits while nobody listens; its delays never reach the group's stats, so the \
+         TGID record at group death under-counts",
+    ),
+    (
+        "register-fails-part-way",
+        "linux-3.4: registering cpus 0-1 fails to allocate for cpu 1; the cleanup removes the port's earlier \
+         cpu 0 registration too, and the request still returns 0",
+    ),
+];
+
+fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Vec<Vec<u8>> {
+    let bytes = request(
+        TASKSTATS_FAMILY_ID,
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        port,
+        TASKSTATS_CMD_GET,
+        &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload(mask))],
+    );
+    model.netlink_request(sim, port, &bytes)
+}
+
+fn query_pid(model: &Taskstats, sim: &Sim, port: u32, pid: u32) -> Vec<Vec<u8>> {
+    let bytes = request(
+        TASKSTATS_FAMILY_ID,
+        NLM_F_REQUEST | NLM_F_ACK,
+        2,
+        port,
+        TASKSTATS_CMD_GET,
+        &[(TASKSTATS_CMD_ATTR_PID, pid.to_le_bytes().to_vec())],
+    );
+    model.netlink_request(sim, port, &bytes)
+}
+
+/// Runs scenario `name` in a fresh `Sim` keeping the trace as `trace`; None if there is no such
+/// scenario.
+pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
+    let sim = Sim::new(SimConfig::new(1).cpus(2).trace(trace));
+    let audit = |fix: &str| Params { cpus: 2, audit: vec![fix.to_string()], ..Params::default() };
+    let params = Params { cpus: 2, ..Params::default() };
+    let note = |text: &str| sim.cx("scenario", 0).note(text.to_string());
+    match name {
+        "cve-2011-2484" => {
+            let fixes = Fixes { duplicate_listener_check: false, ..Fixes::preset("linux-3.4")? };
+            let model = Taskstats::new(&sim, fixes, audit("duplicate-listener-check"));
+            let port = model.open_port(&sim, 1)?;
+            for _ in 0..3 {
+                note("1. register port for cpu 0 again");
+                register(&model, &sim, port, "0");
+            }
+            let child = model.fork(&sim, 1, ForkKind::Process).ok()?;
+            note("2. a task exits on cpu 0");
+            model.exit(&sim, child);
+            if let Err(violation) = model.check_invariants(&sim) {
+                sim.report(None, violation);
+            }
+        }
+        "cve-2011-2494" => {
+            for admin_perm in [false, true] {
+                let fixes = Fixes { admin_perm, ..Fixes::preset("linux-3.4")? };
+                let model = Taskstats::new(&sim, fixes, audit("admin-perm"));
+                let user = model.fork(&sim, 1, ForkKind::Unprivileged(0)).ok()?;
+                model.run(&sim, 1);
+                let port = model.open_port(&sim, user)?;
+                note(if admin_perm { "admin-perm on: unprivileged PID query" } else { "admin-perm off" });
+                query_pid(&model, &sim, port, 1);
+            }
+        }
+        "namespace-leak" => {
+            let fixes = Fixes { namespace_checks: false, ..Fixes::preset("linux-3.8")? };
+            let model = Taskstats::new(&sim, fixes, audit("namespace-checks"));
+            let inside = model.fork(&sim, 1, ForkKind::NewPidNs).ok()?;
+            let port = model.open_port(&sim, inside)?;
+            note("1. a task in a child pid namespace registers for cpu 0");
+            register(&model, &sim, port, "0");
+            let outside = model.fork(&sim, 1, ForkKind::Process).ok()?;
+            note("2. a task outside that namespace exits on cpu 0");
+            model.exit(&sim, outside);
+        }
+        "group-stats-2.6.19" => {
+            let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
+            let leader = model.fork(&sim, 1, ForkKind::Process).ok()?;
+            let thread = model.fork(&sim, leader, ForkKind::Thread).ok()?;
+            model.run(&sim, thread);
+            note("1. the thread exits on cpu 0 with no listener: taskstats_exit_alloc finds the list empty");
+            model.exit(&sim, thread);
+            let port = model.open_port(&sim, 1)?;
+            note("2. a listener registers; the leader exits: the group's record lacks the thread");
+            register(&model, &sim, port, "0");
+            model.exit(&sim, leader);
+        }
+        "register-fails-part-way" => {
+            let model = Taskstats::new(&sim, Fixes::preset("linux-3.4")?, params);
+            let port = model.open_port(&sim, 1)?;
+            register(&model, &sim, port, "0");
+            note("1. port registered on cpu 0; now register 0-1 with the listener allocation for cpu 1 failing");
+            sim.set_faults(sim_core::fault::FaultPlan::with(
+                sim_core::fault::FaultAttr::nth(2).site("listener"),
+            ));
+            register(&model, &sim, port, "0-1");
+            let cx = sim.cx("scenario", 0);
+            cx.note(format!(
+                "2. cpu 0 listeners now: {:?} (the earlier registration is gone)",
+                model.listeners(&cx, 0)
+            ));
+        }
+        _ => return None,
+    }
+    Some(sim)
+}

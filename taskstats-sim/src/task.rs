@@ -1,0 +1,338 @@
+//! Tasks as taskstats sees them: include/linux/sched.h (`task_struct`, `signal_struct` with its
+//! `stats`, thread groups), kernel/pid.c (a pid per namespace level, `find_task_by_vpid`,
+//! `task_pid_nr_ns`), kernel/user_namespace.c (`from_kuid_munged`), kernel/cgroup.c
+//! (`cgroupstats_build`) and fs/file.c (`fget`). Left out: credentials beyond uid/gid and one
+//! capability, real scheduling, the ptrace states.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sim_core::sync::atomic::{AtomicBool, Ordering};
+use sim_core::sync::Arc;
+use sim_core::SpinLock;
+
+use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
+
+/// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
+pub const OVERFLOW_UID: u32 = 65534;
+/// Ids a child user namespace maps (`uid_map` "0 base RANGE").
+pub const USER_NS_RANGE: u32 = 1000;
+
+/// The scheduler state cgroupstats counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    /// TASK_RUNNING.
+    Running,
+    /// TASK_INTERRUPTIBLE.
+    Interruptible,
+    /// TASK_UNINTERRUPTIBLE.
+    Uninterruptible,
+    /// TASK_STOPPED.
+    Stopped,
+}
+
+/// `exit_state`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitState {
+    /// Alive.
+    None,
+    /// EXIT_ZOMBIE: a group leader whose group still has live threads, or waiting for its reaper.
+    Zombie,
+}
+
+/// The per-task accounting fill_stats reads: delay accounting (`task_delay_info`), the basic
+/// and extended accounting sources, context switches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Acct {
+    pub cpu_count: u64,
+    pub cpu_delay_total: u64,
+    pub blkio_count: u64,
+    pub blkio_delay_total: u64,
+    pub swapin_count: u64,
+    pub swapin_delay_total: u64,
+    pub cpu_run_real_total: u64,
+    pub cpu_run_virtual_total: u64,
+    pub freepages_count: u64,
+    pub freepages_delay_total: u64,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    pub utime_ns: u64,
+    pub stime_ns: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub rss_pages: u64,
+    pub vm_pages: u64,
+    pub read_char: u64,
+    pub write_char: u64,
+    pub read_syscalls: u64,
+    pub write_syscalls: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub cancelled_write_bytes: u64,
+}
+
+impl Acct {
+    /// Simulated activity: every counter advances by an amount drawn from `draw`.
+    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64) {
+        let run = draw(1_000_000);
+        self.cpu_count += 1 + draw(4);
+        self.cpu_delay_total += draw(50_000);
+        self.cpu_run_real_total += run;
+        self.cpu_run_virtual_total += run;
+        if draw(2) == 0 {
+            self.blkio_count += 1;
+            self.blkio_delay_total += draw(200_000);
+        }
+        if draw(4) == 0 {
+            self.swapin_count += 1;
+            self.swapin_delay_total += draw(100_000);
+        }
+        if draw(8) == 0 {
+            self.freepages_count += 1;
+            self.freepages_delay_total += draw(30_000);
+        }
+        self.nvcsw += draw(5);
+        self.nivcsw += draw(3);
+        self.utime_ns += run / 2;
+        self.stime_ns += run - run / 2;
+        self.minflt += draw(20);
+        self.majflt += draw(2);
+        self.rss_pages = self.rss_pages.max(1 + draw(512));
+        self.vm_pages = self.vm_pages.max(self.rss_pages + draw(1024));
+        let read = draw(8192);
+        let write = draw(8192);
+        self.read_char += read;
+        self.write_char += write;
+        self.read_syscalls += u64::from(read > 0);
+        self.write_syscalls += u64::from(write > 0);
+        self.read_bytes += read & !511;
+        self.write_bytes += write & !511;
+        self.cancelled_write_bytes += draw(2) * 512;
+    }
+
+    /// Mirrors delayacct_add_tsk(): adds this task's delay counters into `stats`. Version 1
+    /// records have no freepages counters.
+    pub fn delayacct_add(&self, stats: &mut TaskstatsRecord, v8: bool) {
+        stats.cpu_count += self.cpu_count;
+        stats.cpu_delay_total += self.cpu_delay_total;
+        stats.cpu_run_real_total += self.cpu_run_real_total;
+        stats.cpu_run_virtual_total += self.cpu_run_virtual_total;
+        stats.blkio_count += self.blkio_count;
+        stats.blkio_delay_total += self.blkio_delay_total;
+        stats.swapin_count += self.swapin_count;
+        stats.swapin_delay_total += self.swapin_delay_total;
+        if v8 {
+            stats.freepages_count += self.freepages_count;
+            stats.freepages_delay_total += self.freepages_delay_total;
+            // cpu_scaled_run_real_total: no frequency scaling in the model.
+            stats.cpu_scaled_run_real_total += self.cpu_run_real_total;
+        }
+    }
+}
+
+/// A pid namespace: its parent and the next number it hands out.
+#[derive(Clone, Debug)]
+pub struct PidNs {
+    /// The parent namespace (None: init_pid_ns).
+    pub parent: Option<usize>,
+    /// Next pid number.
+    pub next_nr: u32,
+}
+
+/// A user namespace mapping ids `0..USER_NS_RANGE` onto `base..` of its parent (init: identity).
+#[derive(Clone, Debug)]
+pub struct UserNs {
+    /// The parent namespace (None: init_user_ns).
+    pub parent: Option<usize>,
+    /// The first kuid mapped.
+    pub base: u32,
+}
+
+/// An open file: a cgroup directory or something else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum File {
+    /// A directory of the cgroup hierarchy.
+    CgroupDir(usize),
+    /// A regular file.
+    Regular,
+}
+
+/// The mutable part of a `signal_struct` and its thread list, under the group's lock
+/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats).
+#[derive(Debug, Default)]
+pub struct SignalInner {
+    /// `signal->stats`: the group's accumulated stats.
+    pub stats: Option<TaskstatsRecord>,
+    /// The `taskstats_cache` object behind `stats`.
+    pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
+    /// The group's threads still on the thread list, by global pid, with their accounting.
+    pub threads: BTreeMap<u32, (Acct, ExitState)>,
+    /// `signal->live`: threads that have not run do_exit.
+    pub live: u32,
+}
+
+/// `signal_struct`.
+#[derive(Debug)]
+pub struct Signal {
+    /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
+    pub lock: SpinLock<SignalInner>,
+    /// Whether `signal->stats` is set, read without the lock by taskstats_tgid_alloc()'s fast
+    /// path (a plain pointer load in the kernel).
+    pub stats_published: AtomicBool,
+}
+
+impl Signal {
+    /// A new group's signal struct.
+    pub fn new(class: &'static str) -> Arc<Signal> {
+        Arc::new(Signal {
+            lock: SpinLock::new(class, SignalInner::default()),
+            stats_published: AtomicBool::new(false),
+        })
+    }
+
+    /// The unlocked `sig->stats` read.
+    pub fn stats_published(&self) -> bool {
+        self.stats_published.load(Ordering::Acquire)
+    }
+}
+
+/// A `task_struct`.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// Global pid (`task->pid`).
+    pub pid: u32,
+    /// Global tgid.
+    pub tgid: u32,
+    /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers).
+    pub numbers: Vec<(usize, u32)>,
+    /// The user namespace of the task's credentials.
+    pub user_ns: usize,
+    /// kuid.
+    pub uid: u32,
+    /// kgid.
+    pub gid: u32,
+    /// CAP_NET_ADMIN in its own user namespace.
+    pub cap_net_admin: bool,
+    /// Global pid of `real_parent`.
+    pub real_parent: u32,
+    /// The CPU it runs (and would exit) on.
+    pub cpu: u32,
+    /// `comm`.
+    pub comm: [u8; TS_COMM_LEN],
+    /// Virtual time it started.
+    pub start_ns: u64,
+    /// Its cgroup.
+    pub cgroup: usize,
+    /// Its scheduler state.
+    pub state: TaskState,
+    /// Exit code, once exited.
+    pub exit_code: u32,
+    /// `exit_state`.
+    pub exit_state: ExitState,
+    /// The group's signal struct.
+    pub signal: Arc<Signal>,
+}
+
+impl Task {
+    /// Mirrors task_active_pid_ns().
+    pub fn pid_ns(&self) -> usize {
+        self.numbers.last().expect("a task has a pid").0
+    }
+
+    /// Mirrors thread_group_leader().
+    pub fn is_leader(&self) -> bool {
+        self.pid == self.tgid
+    }
+}
+
+/// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
+#[derive(Debug, Default)]
+pub struct TaskTable {
+    /// Tasks by global pid.
+    pub tasks: BTreeMap<u32, Task>,
+    /// Pid namespaces; index 0 is init_pid_ns.
+    pub pid_ns: Vec<PidNs>,
+    /// User namespaces; index 0 is init_user_ns.
+    pub user_ns: Vec<UserNs>,
+    /// Cgroup names.
+    pub cgroups: Vec<&'static str>,
+    /// Each process's fd table (`files_struct`, shared by its threads).
+    pub files: BTreeMap<u32, Vec<Option<File>>>,
+}
+
+impl TaskTable {
+    /// Mirrors find_task_by_pid_ns(nr, ns).
+    pub fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Task> {
+        self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
+    }
+
+    /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
+    pub fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
+        self.tasks
+            .get(&pid)
+            .and_then(|t| t.numbers.iter().find(|&&(n, _)| n == ns).map(|&(_, v)| v))
+            .unwrap_or(0)
+    }
+
+    /// Mirrors from_kuid_munged(ns, kuid).
+    #[allow(clippy::wrong_self_convention)]
+    pub fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
+        let mut chain = vec![ns];
+        while let Some(parent) = self.user_ns[*chain.last().expect("nonempty")].parent {
+            chain.push(parent);
+        }
+        // Map down from init: kuid -> id in each child namespace in turn.
+        let mut id = kuid;
+        for &n in chain.iter().rev().skip(1) {
+            let base = self.user_ns[n].base;
+            if id < base || id - base >= USER_NS_RANGE {
+                return OVERFLOW_UID;
+            }
+            id -= base;
+        }
+        id
+    }
+
+    /// Mirrors make_kuid(ns, id) for ids the namespace maps.
+    pub fn make_kuid(&self, ns: usize, id: u32) -> u32 {
+        let mut kuid = id;
+        let mut n = ns;
+        while let Some(parent) = self.user_ns[n].parent {
+            kuid += self.user_ns[n].base;
+            n = parent;
+        }
+        kuid
+    }
+
+    /// Allocates a pid in `ns` and each ancestor (alloc_pid()).
+    pub fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
+        let mut chain = vec![ns];
+        while let Some(parent) = self.pid_ns[*chain.last().expect("nonempty")].parent {
+            chain.push(parent);
+        }
+        chain
+            .into_iter()
+            .rev()
+            .map(|n| {
+                let nr = self.pid_ns[n].next_nr;
+                self.pid_ns[n].next_nr += 1;
+                (n, nr)
+            })
+            .collect()
+    }
+
+    /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
+    pub fn cgroupstats_build(&self, cgroup: usize) -> crate::wire::CgroupStats {
+        let mut stats = crate::wire::CgroupStats::default();
+        for task in self.tasks.values().filter(|t| t.cgroup == cgroup && t.exit_state == ExitState::None) {
+            match task.state {
+                TaskState::Running => stats.nr_running += 1,
+                TaskState::Interruptible => stats.nr_sleeping += 1,
+                TaskState::Uninterruptible => stats.nr_uninterruptible += 1,
+                TaskState::Stopped => stats.nr_stopped += 1,
+            }
+        }
+        stats
+    }
+}

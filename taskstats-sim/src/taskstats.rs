@@ -1,0 +1,1463 @@
+//! kernel/taskstats.c: the TASKSTATS generic-netlink family (taskstats_user_cmd,
+//! cgroupstats_user_cmd, prepare_reply, mk_reply, fill_stats, fill_stats_for_pid/_tgid,
+//! fill_tgid_exit, taskstats_tgid_alloc, taskstats_exit and 2.6.19's taskstats_exit_alloc/_send,
+//! send_cpu_listeners), with the slice of net/netlink (af_netlink ports with bounded receive
+//! queues, netlink_rcv_skb, netlink_ack) and net/netlink/genetlink.c (genl_rcv_msg) it needs.
+//! Left out: dump requests (the family has no dumpit), multicast, the controller family.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use sim_core::fault::FaultSite;
+use sim_core::mm::{Gfp, KmemCache};
+use sim_core::sync::atomic::{AtomicU32, Ordering};
+use sim_core::sync::Arc;
+use sim_core::{Cx, Errno, Sim, SpinLock, Violation};
+
+use crate::cpulist::cpulist_parse;
+use crate::fixes::Fixes;
+use crate::listener::{add_del_listener, prune_invalid, Action, ListenerList};
+use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
+use crate::wire::*;
+
+/// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
+pub const NR_CPUS: u32 = 64;
+/// `TASKSTATS_CPUMASK_MAXLEN` (100 + 6 * NR_CPUS).
+pub const TASKSTATS_CPUMASK_MAXLEN: usize = 100 + 6 * NR_CPUS as usize;
+
+/// Sizes and the architecture, as constructor parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Possible CPUs.
+    pub cpus: u32,
+    /// `TASKSTATS_NEEDS_PADDING`: 64-bit without efficient unaligned access (ia64, say).
+    pub needs_padding: bool,
+    /// Messages a port's receive queue holds before sends to it fail (`sk_rcvbuf`).
+    pub queue_max: usize,
+    /// Most tasks at once (fork fails with EAGAIN beyond, as RLIMIT_NPROC would).
+    pub tasks_max: usize,
+    /// Fixes (by name) whose invariants are checked even though they are off: the zoo and the
+    /// CLI name the fixes they switch off here; a preset's own property test checks its contract.
+    pub audit: Vec<String>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { cpus: 2, needs_padding: false, queue_max: 8, tasks_max: 24, audit: Vec::new() }
+    }
+}
+
+/// A netlink socket's receiving end.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// The port id (`nl_pid` / `portid`).
+    pub id: u32,
+    /// The owning process (tgid).
+    pub owner_tgid: u32,
+    /// Owner credentials at open: kuid, user namespace, pid namespace, capable(CAP_NET_ADMIN).
+    pub uid: u32,
+    /// Owner's user namespace.
+    pub user_ns: usize,
+    /// Owner's pid namespace.
+    pub pid_ns: usize,
+    /// `capable(CAP_NET_ADMIN)` (in init_user_ns).
+    pub capable: bool,
+    /// Open or closed (sends get ECONNREFUSED once closed).
+    pub open: bool,
+    /// The receive queue.
+    pub queue: VecDeque<Vec<u8>>,
+    /// Sends that failed because the queue was full.
+    pub overruns: u64,
+    /// Per CPU, the last exit-event sequence number received.
+    pub last_seq: BTreeMap<u32, u32>,
+}
+
+/// What the checker's ledger knows about one thread group.
+#[derive(Debug, Default, Clone)]
+struct GroupLedger {
+    /// Sum of the delay counters of exited threads that the version must have aggregated.
+    truth: TaskstatsRecord,
+}
+
+#[derive(Debug, Default)]
+struct Ledger {
+    groups: BTreeMap<u32, GroupLedger>,
+    coverage: BTreeSet<&'static str>,
+    exits: u64,
+}
+
+/// The model: the family, its listeners, the tasks and the ports.
+#[derive(Debug)]
+pub struct Taskstats {
+    fixes: Fixes,
+    params: Params,
+    tasks: SpinLock<TaskTable>,
+    listener_array: Vec<ListenerList>,
+    taskstats_seqnum: Vec<AtomicU32>,
+    ports: SpinLock<BTreeMap<u32, Port>>,
+    listener_cache: KmemCache<()>,
+    taskstats_cache: KmemCache<()>,
+    ledger: SpinLock<Ledger>,
+    next_port: AtomicU32,
+}
+
+/// How a fork creates the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForkKind {
+    /// CLONE_THREAD: a thread in the parent's group.
+    Thread,
+    /// A new process with the parent's credentials.
+    Process,
+    /// A new process that drops to an unprivileged uid (1000 + n) and CAP_NET_ADMIN.
+    Unprivileged(u8),
+    /// CLONE_NEWPID.
+    NewPidNs,
+    /// CLONE_NEWUSER: root inside, unprivileged outside.
+    NewUserNs,
+}
+
+/// Where a record went, for the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitReport {
+    /// The exiting task (global pid).
+    pub pid: u32,
+    /// Whether it was the group's last live thread.
+    pub group_dead: bool,
+    /// The CPU its record was for.
+    pub cpu: u32,
+    /// Ports that got the record, in list order.
+    pub delivered: Vec<u32>,
+    /// Listeners pruned afterwards.
+    pub pruned: usize,
+}
+
+fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
+    let mut comm = [0u8; TS_COMM_LEN];
+    let name = format!("task{pid}");
+    comm[..name.len()].copy_from_slice(name.as_bytes());
+    comm
+}
+
+impl Taskstats {
+    /// taskstats_init_early() + taskstats_init(): caches, per-CPU lists, the family; and a
+    /// world with init (pid 1, root, CAP_NET_ADMIN) in cgroup "/", a second cgroup "/work".
+    pub fn new(sim: &Sim, fixes: Fixes, params: Params) -> Taskstats {
+        let cpus = params.cpus.clamp(1, NR_CPUS);
+        let params = Params { cpus, ..params };
+        let class = if fixes.siglock_group_stats { "&sighand->siglock" } else { "&sig->stats_lock" };
+        let mut table = TaskTable {
+            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
+            user_ns: vec![UserNs { parent: None, base: 0 }],
+            cgroups: vec!["/", "/work"],
+            ..TaskTable::default()
+        };
+        let numbers = table.alloc_numbers(0);
+        let init = Task {
+            pid: 1,
+            tgid: 1,
+            numbers,
+            user_ns: 0,
+            uid: 0,
+            gid: 0,
+            cap_net_admin: true,
+            real_parent: 0,
+            cpu: 0,
+            comm: comm_for(1),
+            start_ns: sim.now_ns(),
+            cgroup: 0,
+            state: TaskState::Running,
+            exit_code: 0,
+            exit_state: ExitState::None,
+            signal: Signal::new(class),
+        };
+        {
+            let cx = sim.cx("taskstats_init", 0);
+            let mut inner = init.signal.lock.lock_irqsave(&cx);
+            inner.threads.insert(1, (Acct::default(), ExitState::None));
+            inner.live = 1;
+        }
+        table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
+        table.tasks.insert(1, init);
+        Taskstats {
+            fixes,
+            listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
+            taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
+            params,
+            tasks: SpinLock::new("tasklist_lock", table),
+            ports: SpinLock::new("nl_table_lock", BTreeMap::new()),
+            listener_cache: KmemCache::new("listener", 24),
+            taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
+            ledger: SpinLock::new("ksim:ledger", Ledger::default()),
+            next_port: AtomicU32::new(0xffff_f000),
+        }
+    }
+
+    /// The switches this model runs with.
+    pub fn fixes(&self) -> Fixes {
+        self.fixes
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    fn mark(&self, cx: &Cx, mark: &'static str) {
+        self.ledger.lock(cx).coverage.insert(mark);
+    }
+
+    /// Coverage marks reached so far.
+    pub fn coverage(&self, cx: &Cx) -> BTreeSet<&'static str> {
+        self.ledger.lock(cx).coverage.clone()
+    }
+
+    fn checks(&self, fix: &str) -> bool {
+        let mut fixes = self.fixes;
+        fixes.flag_mut(fix).is_some_and(|on| *on) || self.params.audit.iter().any(|name| name == fix)
+    }
+
+    fn version(&self) -> u16 {
+        if self.fixes.taskstats_v8 {
+            8
+        } else {
+            1
+        }
+    }
+
+    fn padding(&self) -> bool {
+        // The TASKSTATS_TYPE_NULL padding came with the version-8 era kernels.
+        self.params.needs_padding && self.fixes.taskstats_v8
+    }
+
+    // --- tasks ---------------------------------------------------------------------------------
+
+    /// Live tasks' global pids, ascending.
+    pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
+        let t = self.tasks.lock(cx);
+        t.tasks.values().filter(|t| t.exit_state == ExitState::None).map(|t| t.pid).collect()
+    }
+
+    /// Zombies' global pids, ascending.
+    pub fn zombie_pids(&self, cx: &Cx) -> Vec<u32> {
+        let t = self.tasks.lock(cx);
+        t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
+    }
+
+    /// A copy of a task.
+    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Task> {
+        self.tasks.lock(cx).tasks.get(&pid).cloned()
+    }
+
+    /// The numbers of task `pid` per namespace level, and its tgid's numbers.
+    pub fn task_nr_in(&self, cx: &Cx, pid: u32, ns: usize) -> u32 {
+        self.tasks.lock(cx).pid_nr_ns(pid, ns)
+    }
+
+    /// copy_process() as far as taskstats cares: a new task (and, without CLONE_THREAD, a new
+    /// group and fd table). In 2.6.19 a CLONE_THREAD fork also allocates the group's stats
+    /// (taskstats_tgid_alloc at fork). Returns the child's global pid.
+    pub fn fork(&self, sim: &Sim, parent: u32, kind: ForkKind) -> Result<u32, Errno> {
+        let cx = sim.cx_for_task(parent, "fork", 0);
+        let class = if self.fixes.siglock_group_stats { "&sighand->siglock" } else { "&sig->stats_lock" };
+        let mut kind = kind;
+        if !self.fixes.pid_namespaces && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs) {
+            kind = ForkKind::Process;
+        }
+        let (pid, signal, thread) = {
+            let mut t = self.tasks.lock(&cx);
+            if t.tasks.len() >= self.params.tasks_max {
+                return Err(Errno::EAGAIN);
+            }
+            let p = t
+                .tasks
+                .get(&parent)
+                .filter(|p| p.exit_state == ExitState::None)
+                .cloned()
+                .ok_or(Errno::ESRCH)?;
+            let mut pid_ns = p.pid_ns();
+            let mut user_ns = p.user_ns;
+            let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
+            match kind {
+                ForkKind::NewPidNs => {
+                    t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
+                    pid_ns = t.pid_ns.len() - 1;
+                }
+                ForkKind::NewUserNs => {
+                    let base = 100_000 * t.user_ns.len() as u32;
+                    t.user_ns.push(UserNs { parent: Some(user_ns), base });
+                    user_ns = t.user_ns.len() - 1;
+                    uid = t.make_kuid(user_ns, 0);
+                    cap = true;
+                }
+                ForkKind::Unprivileged(n) => {
+                    uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
+                    cap = false;
+                }
+                ForkKind::Thread | ForkKind::Process => {}
+            }
+            let numbers = t.alloc_numbers(pid_ns);
+            let pid = numbers[0].1;
+            let thread = kind == ForkKind::Thread;
+            let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            let task = Task {
+                pid,
+                tgid: if thread { p.tgid } else { pid },
+                numbers,
+                user_ns,
+                uid,
+                gid: uid,
+                cap_net_admin: cap,
+                real_parent: if thread { p.real_parent } else { p.tgid },
+                cpu: p.cpu,
+                comm: comm_for(pid),
+                start_ns: sim.now_ns(),
+                cgroup: p.cgroup,
+                state: TaskState::Running,
+                exit_code: 0,
+                exit_state: ExitState::None,
+                signal: signal.clone(),
+            };
+            if !thread {
+                let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
+                t.files.insert(pid, files);
+            }
+            t.tasks.insert(pid, task);
+            (pid, signal, thread)
+        };
+        {
+            let mut inner = signal.lock.lock_irqsave(&cx);
+            inner.threads.insert(pid, (Acct::default(), ExitState::None));
+            inner.live += 1;
+        }
+        if thread && !self.fixes.exit_single_pass {
+            self.tgid_alloc_at_fork(&cx, &signal);
+        }
+        cx.note(format!("fork {kind:?}: pid {pid}"));
+        Ok(pid)
+    }
+
+    /// 2.6.19's taskstats_tgid_alloc(): allocate outside the lock, install under stats_lock if
+    /// still empty, free the spare. A failed allocation is silently tolerated.
+    fn tgid_alloc_at_fork(&self, cx: &Cx, signal: &Arc<Signal>) {
+        let Ok(handle) = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()) else {
+            return;
+        };
+        let mut inner = signal.lock.lock_irqsave(cx);
+        if inner.stats.is_none() {
+            inner.stats = Some(TaskstatsRecord::default());
+            inner.stats_handle = Some(handle);
+            signal.stats_published.store(true, Ordering::Release);
+        } else {
+            drop(inner);
+            let _ = self.taskstats_cache.free(cx, handle);
+        }
+    }
+
+    /// Simulated activity: the task runs a while; its counters advance by amounts from the Sim's
+    /// RNG and the virtual clock moves.
+    pub fn run(&self, sim: &Sim, pid: u32) -> bool {
+        let cx = sim.cx_for_task(pid, "run", 0);
+        let Some(task) = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None) else {
+            return false;
+        };
+        sim.advance_ns(1 + sim.below(1_000_000));
+        let mut inner = task.signal.lock.lock_irqsave(&cx);
+        if let Some((acct, _)) = inner.threads.get_mut(&pid) {
+            acct.advance(|bound| sim.below(bound.max(1)));
+        }
+        true
+    }
+
+    /// Sets a task's scheduler state, cgroup or CPU.
+    pub fn set_task(
+        &self,
+        sim: &Sim,
+        pid: u32,
+        state: Option<TaskState>,
+        cgroup: Option<usize>,
+        cpu: Option<u32>,
+    ) {
+        let cx = sim.cx("sched", 0);
+        let mut t = self.tasks.lock(&cx);
+        let ncg = t.cgroups.len();
+        if let Some(task) = t.tasks.get_mut(&pid) {
+            if let Some(state) = state {
+                task.state = state;
+            }
+            if let Some(cg) = cgroup {
+                task.cgroup = cg % ncg;
+            }
+            if let Some(cpu) = cpu {
+                task.cpu = cpu % self.params.cpus;
+            }
+        }
+    }
+
+    /// open(2) in the task's process: a cgroup directory or a regular file. Returns the fd.
+    pub fn open_file(&self, sim: &Sim, pid: u32, cgroup: Option<usize>) -> Option<u32> {
+        let cx = sim.cx_for_task(pid, "open", 0);
+        let mut t = self.tasks.lock(&cx);
+        let tgid = t.tasks.get(&pid)?.tgid;
+        let ncg = t.cgroups.len();
+        let files = t.files.entry(tgid).or_default();
+        if files.len() >= 16 {
+            return None;
+        }
+        files.push(Some(cgroup.map_or(File::Regular, |c| File::CgroupDir(c % ncg))));
+        Some(files.len() as u32 - 1)
+    }
+
+    // --- ports ---------------------------------------------------------------------------------
+
+    /// socket(AF_NETLINK, ..., NETLINK_GENERIC) + autobind: the process's first socket gets its
+    /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
+    pub fn open_port(&self, sim: &Sim, pid: u32) -> Option<u32> {
+        let cx = sim.cx_for_task(pid, "socket", 0);
+        let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None)?;
+        let capable = task.cap_net_admin && task.user_ns == 0;
+        let mut ports = self.ports.lock(&cx);
+        let id = if ports.contains_key(&task.tgid) {
+            self.next_port.fetch_sub(1, Ordering::Relaxed)
+        } else {
+            task.tgid
+        };
+        ports.insert(
+            id,
+            Port {
+                id,
+                owner_tgid: task.tgid,
+                uid: task.uid,
+                user_ns: task.user_ns,
+                pid_ns: task.pid_ns(),
+                capable,
+                open: true,
+                queue: VecDeque::new(),
+                overruns: 0,
+                last_seq: BTreeMap::new(),
+            },
+        );
+        Some(id)
+    }
+
+    /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
+    /// finds them, as in the kernel.
+    pub fn close_port(&self, sim: &Sim, id: u32) {
+        let cx = sim.cx("close", 0);
+        let mut ports = self.ports.lock(&cx);
+        if let Some(port) = ports.get_mut(&id) {
+            port.open = false;
+            port.queue.clear();
+        }
+        ports.remove(&id);
+    }
+
+    /// Open port ids, ascending.
+    pub fn port_ids(&self, cx: &Cx) -> Vec<u32> {
+        self.ports.lock(cx).keys().copied().collect()
+    }
+
+    /// recvmsg(2) until empty: the messages queued for `port`.
+    pub fn recv(&self, sim: &Sim, id: u32) -> Vec<Vec<u8>> {
+        let cx = sim.cx("recvmsg", 0);
+        let mut ports = self.ports.lock(&cx);
+        ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
+    }
+
+    /// netlink_unicast() with MSG_DONTWAIT: ECONNREFUSED to a closed port, EAGAIN (and an
+    /// overrun) when its queue is full.
+    fn unicast(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
+        let mut ports = self.ports.lock(cx);
+        let Some(port) = ports.get_mut(&id).filter(|p| p.open) else {
+            return Err(Errno::ECONNREFUSED);
+        };
+        if port.queue.len() >= self.params.queue_max {
+            port.overruns += 1;
+            drop(ports);
+            self.mark(cx, "port-overrun");
+            return Err(Errno::EAGAIN);
+        }
+        port.queue.push_back(bytes);
+        Ok(())
+    }
+
+    /// The owning process and queue length of port `id`.
+    pub fn port_owner(&self, sim: &Sim, id: u32) -> Option<(u32, usize)> {
+        let cx = sim.cx("port_owner", 0);
+        self.port(&cx, id).map(|p| (p.owner_tgid, p.queue.len()))
+    }
+
+    /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
+    pub fn fd_kind(&self, cx: &Cx, tgid: u32, fd: u32) -> Option<bool> {
+        let t = self.tasks.lock(cx);
+        t.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
+    }
+
+    fn port(&self, cx: &Cx, id: u32) -> Option<Port> {
+        self.ports.lock(cx).get(&id).cloned()
+    }
+
+    // --- the netlink entry point ---------------------------------------------------------------
+
+    /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
+    /// netlink messages), processed as netlink_rcv_skb() + genl_rcv_msg() would. Returns every
+    /// message delivered to that port during the call (replies, then the ack or error), in order,
+    /// without leaving them in its queue. Exit events queued earlier stay queued (see [`Self::recv`]).
+    /// A port that is not open gets nothing back.
+    pub fn netlink_request(&self, sim: &Sim, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let cx0 = sim.cx("sendmsg", 0);
+        let Some(p) = self.port(&cx0, port).filter(|p| p.open) else {
+            return Vec::new();
+        };
+        drop(cx0);
+        // current: the lowest live thread of the owning process.
+        let current = {
+            let cx = sim.cx("sendmsg", 0);
+            let t = self.tasks.lock(&cx);
+            t.tasks.values().find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None).cloned()
+        };
+        let Some(current) = current else {
+            return Vec::new();
+        };
+        let cx = sim.cx_for_task(current.pid, "sendmsg", current.cpu);
+        let queued_before = self.port(&cx, port).map_or(0, |p| p.queue.len());
+        let mut at = 0usize;
+        // netlink_rcv_skb(): one message after another while a header fits.
+        while bytes.len() - at >= NLMSG_HDRLEN {
+            let Some(hdr) = NlMsgHdr::parse(&bytes[at..]) else { break };
+            let len = hdr.len as usize;
+            if len < NLMSG_HDRLEN || bytes.len() - at < len {
+                break;
+            }
+            let msg = &bytes[at..at + len];
+            let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
+                None
+            } else {
+                self.genl_rcv_msg(&cx, &current, port, msg, &hdr).err()
+            };
+            if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
+                let ack = netlink_ack(msg, &hdr, err);
+                let _ = self.unicast(&cx, port, ack);
+            }
+            at += align4(len).min(bytes.len() - at);
+        }
+        let mut ports = self.ports.lock(&cx);
+        match ports.get_mut(&port) {
+            Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length
+    /// (EINVAL), command lookup (EOPNOTSUPP), GENL_ADMIN_PERM (EPERM), dump (EOPNOTSUPP),
+    /// nlmsg_parse against the op's policy, then the doit.
+    fn genl_rcv_msg(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        port: u32,
+        msg: &[u8],
+        hdr: &NlMsgHdr,
+    ) -> Result<(), Errno> {
+        if hdr.kind != TASKSTATS_FAMILY_ID {
+            return Err(Errno::ENOENT);
+        }
+        if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
+            return Err(Errno::EINVAL);
+        }
+        let cmd = msg[NLMSG_HDRLEN];
+        let is_cgroup = cmd == CGROUPSTATS_CMD_GET && self.fixes.cgroupstats;
+        if cmd != TASKSTATS_CMD_GET && !is_cgroup {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let capable = current.cap_net_admin && current.user_ns == 0;
+        if cmd == TASKSTATS_CMD_GET && self.fixes.admin_perm && !capable {
+            cx.note("genl_rcv_msg: GENL_ADMIN_PERM and no CAP_NET_ADMIN");
+            self.mark(cx, "eperm");
+            return Err(Errno::EPERM);
+        }
+        if hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let policy = move |kind: u16| -> Option<NlaType> {
+            if is_cgroup {
+                (kind == CGROUPSTATS_CMD_ATTR_FD).then_some(NlaType::U32)
+            } else {
+                match kind {
+                    TASKSTATS_CMD_ATTR_PID | TASKSTATS_CMD_ATTR_TGID => Some(NlaType::U32),
+                    TASKSTATS_CMD_ATTR_REGISTER_CPUMASK | TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK => {
+                        Some(NlaType::String)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), TASKSTATS_CMD_ATTR_MAX, &policy)?;
+        let info = Info { port, seq: hdr.seq, msg, attrs };
+        if is_cgroup {
+            self.cgroupstats_user_cmd(cx, current, &info)
+        } else {
+            self.taskstats_user_cmd(cx, current, &info)
+        }
+    }
+
+    // --- commands ------------------------------------------------------------------------------
+
+    /// Mirrors prepare_reply(): genlmsg_new (may fail: ENOMEM), then the headers; a reply to a
+    /// request echoes its port and seq, an exit event takes this CPU's next sequence number.
+    fn prepare_reply(
+        &self,
+        cx: &Cx,
+        info: Option<&Info<'_>>,
+        cmd: u8,
+        size: usize,
+    ) -> Result<MsgBuilder, Errno> {
+        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), size as u64) {
+            cx.note("prepare_reply: genlmsg_new failed");
+            return Err(Errno::ENOMEM);
+        }
+        Ok(match info {
+            None => {
+                let seq = self.taskstats_seqnum[cx.cpu() as usize].fetch_add(1, Ordering::Relaxed);
+                MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, seq, 0, cmd, TASKSTATS_GENL_VERSION)
+            }
+            Some(info) => MsgBuilder::genlmsg_put(
+                TASKSTATS_FAMILY_ID,
+                0,
+                info.seq,
+                info.port,
+                cmd,
+                TASKSTATS_GENL_VERSION,
+            ),
+        })
+    }
+
+    /// Mirrors mk_reply(): optional TASKSTATS_TYPE_NULL padding, the aggregate nest, the id and
+    /// the stats.
+    fn mk_reply(&self, msg: &mut MsgBuilder, kind: u16, id: u32, stats: &TaskstatsRecord) {
+        let aggr =
+            if kind == TASKSTATS_TYPE_PID { TASKSTATS_TYPE_AGGR_PID } else { TASKSTATS_TYPE_AGGR_TGID };
+        if self.padding() {
+            msg.nla_put(TASKSTATS_TYPE_NULL, &[]);
+        }
+        msg.nest_start(aggr);
+        msg.nla_put_u32(kind, id);
+        msg.nla_put(TASKSTATS_TYPE_STATS, &stats.to_bytes(self.version()));
+        msg.nest_end();
+    }
+
+    fn packet_size(&self) -> usize {
+        let stats = if self.fixes.taskstats_v8 { TASKSTATS_V8_SIZE } else { TASKSTATS_V1_SIZE };
+        let mut size = nla_total_size(4) + nla_total_size(stats) + nla_total_size(0);
+        if self.padding() {
+            size += nla_total_size(0);
+        }
+        size
+    }
+
+    /// Mirrors fill_stats() (3.x) and fill_pid() (2.6.19): delay accounting, and from version 8
+    /// the basic and extended accounting, with ids as seen from `(user_ns, pid_ns)` where the
+    /// version translates them.
+    fn fill_stats(
+        &self,
+        cx: &Cx,
+        table: &TaskTable,
+        task: &Task,
+        acct: &Acct,
+        user_ns: usize,
+        pid_ns: usize,
+    ) -> TaskstatsRecord {
+        let mut stats = TaskstatsRecord::default();
+        let v8 = self.fixes.taskstats_v8;
+        acct.delayacct_add(&mut stats, v8);
+        stats.version = self.version();
+        if !v8 {
+            return stats;
+        }
+        stats.nvcsw = acct.nvcsw;
+        stats.nivcsw = acct.nivcsw;
+        // bacct_add_tsk()
+        stats.ac_etime = cx.sim().now_ns().saturating_sub(task.start_ns) / 1000;
+        stats.ac_btime = (task.start_ns / 1_000_000_000) as u32;
+        stats.ac_exitcode = task.exit_code;
+        stats.ac_flag = 0;
+        stats.ac_nice = 0;
+        stats.ac_sched = 0;
+        if self.fixes.namespace_checks {
+            stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
+            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| table.pid_nr_ns(p.tgid, pid_ns));
+            stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
+            stats.ac_gid = table.from_kuid_munged(user_ns, task.gid);
+        } else {
+            stats.ac_pid = task.pid;
+            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| p.tgid);
+            stats.ac_uid = task.uid;
+            stats.ac_gid = task.gid;
+        }
+        stats.ac_comm = task.comm;
+        stats.ac_utime = acct.utime_ns / 1000;
+        stats.ac_stime = acct.stime_ns / 1000;
+        stats.ac_utimescaled = stats.ac_utime;
+        stats.ac_stimescaled = stats.ac_stime;
+        stats.ac_minflt = acct.minflt;
+        stats.ac_majflt = acct.majflt;
+        // xacct_add_tsk()
+        stats.coremem = acct.rss_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
+        stats.virtmem = acct.vm_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
+        stats.hiwater_rss = acct.rss_pages * 4;
+        stats.hiwater_vm = acct.vm_pages * 4;
+        stats.read_char = acct.read_char;
+        stats.write_char = acct.write_char;
+        stats.read_syscalls = acct.read_syscalls;
+        stats.write_syscalls = acct.write_syscalls;
+        stats.read_bytes = acct.read_bytes;
+        stats.write_bytes = acct.write_bytes;
+        stats.cancelled_write_bytes = acct.cancelled_write_bytes;
+        stats
+    }
+
+    /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
+    /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
+    pub fn fill_stats_for(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
+        let cx = sim.cx("fill_stats_for", 0);
+        let table = self.tasks.lock(&cx);
+        let task = table.tasks.get(&pid)?.clone();
+        let acct = task.signal.lock.lock_irqsave(&cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
+        Some(self.fill_stats(&cx, &table, &task, &acct, 0, 0))
+    }
+
+    /// What a record about `task` may say to the owner of `port`; reports a violation where a
+    /// delivered record breaks the admin or namespace property the version should guarantee.
+    #[allow(clippy::too_many_arguments)]
+    fn audit_record(
+        &self,
+        cx: &Cx,
+        port: &Port,
+        task: &Task,
+        kind: u16,
+        id_attr: u32,
+        stats: &TaskstatsRecord,
+        table: &TaskTable,
+    ) {
+        if self.checks("admin-perm") && !port.capable && port.uid != task.uid {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    "unprivileged-access",
+                    format!(
+                        "port {} (uid {}, no CAP_NET_ADMIN) received the accounting of pid {} (uid {}): \
+                         read_bytes={} cpu_delay_total={}",
+                        port.id, port.uid, task.pid, task.uid, stats.read_bytes, stats.cpu_delay_total
+                    ),
+                ),
+            );
+        }
+        if self.checks("namespace-checks") && self.fixes.pid_namespaces {
+            let visible = table.pid_nr_ns(task.pid, port.pid_ns);
+            let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
+            let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.taskstats_v8;
+            let ok_pid = !per_task || stats.ac_pid == visible;
+            let ok_uid = !per_task || stats.ac_uid == table.from_kuid_munged(port.user_ns, task.uid);
+            if !(ok_attr && ok_pid && ok_uid) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        "namespace-leak",
+                        format!(
+                            "port {} (pid ns {}, user ns {}) received id {} / ac_pid {} / ac_uid {} for global pid {} \
+                             (uid {}); in its namespaces that task is pid {} uid {}",
+                            port.id,
+                            port.pid_ns,
+                            port.user_ns,
+                            id_attr,
+                            stats.ac_pid,
+                            stats.ac_uid,
+                            task.pid,
+                            task.uid,
+                            visible,
+                            table.from_kuid_munged(port.user_ns, task.uid)
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Mirrors taskstats_user_cmd(): the first of REGISTER, DEREGISTER, PID, TGID present.
+    fn taskstats_user_cmd(&self, cx: &Cx, current: &Task, info: &Info<'_>) -> Result<(), Errno> {
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK)] {
+            return self.cmd_attr_cpumask(cx, current, info, attr, Action::Register);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK)] {
+            return self.cmd_attr_cpumask(cx, current, info, attr, Action::Deregister);
+        }
+        if !self.fixes.exit_single_pass {
+            // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
+            let reply = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
+            drop(reply);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_PID)] {
+            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), false);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_TGID)] {
+            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), true);
+        }
+        Err(Errno::EINVAL)
+    }
+
+    /// Mirrors cmd_attr_register_cpumask()/cmd_attr_deregister_cpumask() with parse() and
+    /// add_del_listener()'s checks.
+    fn cmd_attr_cpumask(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        info: &Info<'_>,
+        attr: Attr,
+        action: Action,
+    ) -> Result<(), Errno> {
+        if self.fixes.exit_single_pass && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8) {
+            // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
+            return Err(Errno::ENOMEM);
+        }
+        // parse()
+        let len = attr.len;
+        if len > TASKSTATS_CPUMASK_MAXLEN {
+            self.mark(cx, "e2big");
+            return Err(Errno::E2BIG);
+        }
+        if len < 1 {
+            return Err(Errno::EINVAL);
+        }
+        if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
+            return Err(Errno::ENOMEM);
+        }
+        let mask = cpulist_parse(attr.data(info.msg), NR_CPUS)?;
+        // add_del_listener()
+        if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
+            return Err(Errno::EINVAL);
+        }
+        if self.fixes.namespace_checks && (current.user_ns != 0 || current.pid_ns() != 0) {
+            cx.note("add_del_listener: not in the initial user and pid namespaces");
+            self.mark(cx, "listener-ns-refused");
+            return Err(Errno::EINVAL);
+        }
+        let report = add_del_listener(
+            cx,
+            &self.listener_array,
+            &self.listener_cache,
+            info.port,
+            &mask,
+            action,
+            self.fixes.duplicate_listener_check,
+        )?;
+        if report.failed_part_way {
+            self.mark(cx, "register-failed-part-way");
+        }
+        if !report.existed.is_empty() {
+            self.mark(cx, "duplicate-skipped");
+        }
+        if action == Action::Deregister && !report.removed.is_empty() {
+            self.mark(cx, "deregistered");
+        }
+        if action == Action::Register && !report.added.is_empty() {
+            self.mark(cx, "registered");
+        }
+        if action == Action::Deregister && self.checks("duplicate-listener-check") {
+            for &cpu in &mask {
+                let list = self.listener_array[cpu as usize].sem.down_read(cx);
+                let left = list.iter().filter(|s| s.pid == info.port).count();
+                if left > 0 {
+                    cx.sim().report(
+                        Some(cx),
+                        Violation::new(
+                            "duplicate-listener",
+                            format!(
+                                "DEREGISTER of port {} on cpu {cpu} returned 0 but {left} entries are left",
+                                info.port
+                            ),
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors cmd_attr_pid()/cmd_attr_tgid() with fill_stats_for_pid()/_tgid() (2.6.19:
+    /// fill_pid()/fill_tgid()).
+    fn cmd_attr_id(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        info: &Info<'_>,
+        nr: u32,
+        tgid_query: bool,
+    ) -> Result<(), Errno> {
+        let mut msg = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
+        let table = self.tasks.lock(cx);
+        // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space).
+        let ns = if self.fixes.pid_namespaces { current.pid_ns() } else { 0 };
+        let Some(task) = table.find_by_nr_ns(nr, ns).cloned() else {
+            return Err(Errno::ESRCH);
+        };
+        let (user_ns, pid_ns) = (current.user_ns, current.pid_ns());
+        let stats = if !tgid_query {
+            let inner = task.signal.lock.lock_irqsave(cx);
+            let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+            drop(inner);
+            self.fill_stats(cx, &table, &task, &acct, user_ns, pid_ns)
+        } else {
+            self.fill_stats_for_tgid(cx, &task)
+        };
+        let port = self.port(cx, info.port);
+        if let Some(port) = &port {
+            let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
+            self.audit_record(cx, port, &task, kind, nr, &stats, &table);
+        }
+        drop(table);
+        let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
+        self.mk_reply(&mut msg, kind, nr, &stats);
+        self.mark(cx, if tgid_query { "tgid-query" } else { "pid-query" });
+        // send_reply() -> genlmsg_reply(): the unicast's error is the doit's.
+        self.unicast(cx, info.port, msg.finish())
+    }
+
+    /// Mirrors fill_stats_for_tgid() (3.x: under lock_task_sighand, skipping any exited thread)
+    /// and fill_tgid() (2.6.19: signal->stats under stats_lock, then the threads, skipping only a
+    /// zombie leader). Checks the result against the checker's ledger.
+    fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> TaskstatsRecord {
+        let v8 = self.fixes.taskstats_v8;
+        let inner = first.signal.lock.lock_irqsave(cx);
+        let mut stats = inner.stats.clone().unwrap_or_default();
+        let mut live_sum = TaskstatsRecord::default();
+        for (_, (acct, exit_state)) in inner.threads.iter() {
+            if *exit_state != ExitState::None {
+                continue;
+            }
+            acct.delayacct_add(&mut stats, v8);
+            acct.delayacct_add(&mut live_sum, v8);
+            if v8 {
+                stats.nvcsw += acct.nvcsw;
+                stats.nivcsw += acct.nivcsw;
+            }
+        }
+        drop(inner);
+        stats.version = self.version();
+        if inner_group_has_ledger(self, cx, first.tgid) && self.checks("exit-single-pass") {
+            let ledger = self.ledger.lock(cx);
+            if let Some(group) = ledger.groups.get(&first.tgid) {
+                let mut expect = group.truth.clone();
+                add_delays(&mut expect, &live_sum);
+                if !same_delays(&expect, &stats) {
+                    let text = format!(
+                        "TGID {} query: cpu_count {} cpu_delay_total {} blkio_delay_total {}, but exited threads plus \
+                         live threads sum to {} / {} / {}",
+                        first.tgid,
+                        stats.cpu_count,
+                        stats.cpu_delay_total,
+                        stats.blkio_delay_total,
+                        expect.cpu_count,
+                        expect.cpu_delay_total,
+                        expect.blkio_delay_total
+                    );
+                    drop(ledger);
+                    cx.sim().report(Some(cx), Violation::new("group-stats", text));
+                }
+            }
+        }
+        stats
+    }
+
+    /// Mirrors cgroupstats_user_cmd(): EINVAL without the fd attribute, nothing (0) for a bad fd,
+    /// EINVAL (from cgroupstats_build) for a file that is not a cgroup directory.
+    fn cgroupstats_user_cmd(&self, cx: &Cx, current: &Task, info: &Info<'_>) -> Result<(), Errno> {
+        let Some(attr) = info.attrs[usize::from(CGROUPSTATS_CMD_ATTR_FD)] else {
+            return Err(Errno::EINVAL);
+        };
+        let fd = attr.get_u32(info.msg);
+        let file = {
+            let table = self.tasks.lock(cx);
+            table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
+        };
+        let Some(file) = file else {
+            self.mark(cx, "cgroupstats-bad-fd");
+            return Ok(());
+        };
+        let mut msg =
+            self.prepare_reply(cx, Some(info), CGROUPSTATS_CMD_NEW, nla_total_size(CGROUPSTATS_SIZE))?;
+        let File::CgroupDir(cgroup) = file else {
+            return Err(Errno::EINVAL);
+        };
+        let stats = self.tasks.lock(cx).cgroupstats_build(cgroup);
+        msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes());
+        self.mark(cx, "cgroupstats");
+        self.unicast(cx, info.port, msg.finish())
+    }
+
+    // --- exit ----------------------------------------------------------------------------------
+
+    /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
+    /// 2.6.19's taskstats_exit_alloc + taskstats_exit_send), then exit_notify: a non-leader is
+    /// released at once, a leader stays a zombie until its group is dead and it is reaped; a dead
+    /// group's ports close.
+    pub fn exit(&self, sim: &Sim, pid: u32) -> Option<ExitReport> {
+        let cx0 = sim.cx("do_exit", 0);
+        let task = self.task(&cx0, pid).filter(|t| t.exit_state == ExitState::None)?;
+        drop(cx0);
+        let cx = sim.cx_for_task(pid, "do_exit", task.cpu);
+        sim.advance_ns(1000);
+        let group_dead = {
+            let mut inner = task.signal.lock.lock_irqsave(&cx);
+            inner.live -= 1;
+            inner.live == 0
+        };
+        let report = if self.fixes.exit_single_pass {
+            self.taskstats_exit(&cx, &task, group_dead)
+        } else {
+            let tidstats = self.taskstats_exit_alloc(&cx);
+            self.taskstats_exit_send(&cx, &task, tidstats, group_dead)
+        };
+        // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
+        {
+            let mut t = self.tasks.lock(&cx);
+            let mut inner = task.signal.lock.lock_irqsave(&cx);
+            if task.is_leader() {
+                if let Some(entry) = inner.threads.get_mut(&pid) {
+                    entry.1 = ExitState::Zombie;
+                }
+                if let Some(tk) = t.tasks.get_mut(&pid) {
+                    tk.exit_state = ExitState::Zombie;
+                }
+            } else {
+                inner.threads.remove(&pid);
+                t.tasks.remove(&pid);
+            }
+        }
+        if group_dead {
+            let cx2 = sim.cx("exit_files", 0);
+            let mut ports = self.ports.lock(&cx2);
+            ports.retain(|_, p| p.owner_tgid != task.tgid);
+        }
+        self.ledger.lock(&cx).exits += 1;
+        Some(ExitReport { pid, group_dead, cpu: task.cpu, ..report })
+    }
+
+    /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
+    /// the signal's stats (taskstats_tgid_free).
+    pub fn reap(&self, sim: &Sim, pid: u32) -> bool {
+        let cx = sim.cx("release_task", 0);
+        let mut t = self.tasks.lock(&cx);
+        let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state == ExitState::Zombie).cloned() else {
+            return false;
+        };
+        let mut inner = task.signal.lock.lock_irqsave(&cx);
+        if inner.live != 0 {
+            return false;
+        }
+        inner.threads.remove(&pid);
+        inner.stats = None;
+        if let Some(handle) = inner.stats_handle.take() {
+            let _ = self.taskstats_cache.free(&cx, handle);
+        }
+        task.signal.stats_published.store(false, Ordering::Release);
+        drop(inner);
+        t.tasks.remove(&pid);
+        t.files.remove(&pid);
+        drop(t);
+        self.ledger.lock(&cx).groups.remove(&task.tgid);
+        self.mark(&cx, "reaped");
+        true
+    }
+
+    /// Mirrors taskstats_tgid_alloc(): the unlocked fast path (stats already set, or a group of
+    /// one), else allocate, install under siglock if still unset, free the spare.
+    pub fn taskstats_tgid_alloc(&self, cx: &Cx, task: &Task) -> bool {
+        let sig = &task.signal;
+        if sig.stats_published() {
+            return true;
+        }
+        let group_empty = sig.lock.lock_irqsave(cx).threads.len() <= 1;
+        if group_empty {
+            return false;
+        }
+        let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();
+        let mut inner = sig.lock.lock_irqsave(cx);
+        if inner.stats.is_none() {
+            if handle.is_some() {
+                inner.stats = Some(TaskstatsRecord::default());
+                inner.stats_handle = handle;
+                sig.stats_published.store(true, Ordering::Release);
+                drop(inner);
+                self.mark(cx, "group-stats-allocated");
+                return true;
+            }
+        } else if let Some(handle) = handle {
+            drop(inner);
+            self.mark(cx, "group-stats-spare-freed");
+            let _ = self.taskstats_cache.free(cx, handle);
+            return true;
+        }
+        inner.stats.is_some()
+    }
+
+    /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
+    /// siglock (2.6.19: stats_lock). Also books the thread into the checker's ledger.
+    fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
+        let v8 = self.fixes.taskstats_v8;
+        let mut inner = task.signal.lock.lock_irqsave(cx);
+        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+        if let Some(stats) = inner.stats.as_mut() {
+            acct.delayacct_add(stats, v8);
+            drop(inner);
+            self.mark(cx, "group-stats-aggregated");
+        }
+    }
+
+    /// The ledger's view: a thread whose group has stats at its exit must be counted in them.
+    fn ledger_exit(&self, cx: &Cx, task: &Task) {
+        let v8 = self.fixes.taskstats_v8;
+        let (has_stats, acct) = {
+            let inner = task.signal.lock.lock_irqsave(cx);
+            (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
+        };
+        if has_stats {
+            let mut ledger = self.ledger.lock(cx);
+            let group = ledger.groups.entry(task.tgid).or_default();
+            acct.delayacct_add(&mut group.truth, v8);
+        }
+    }
+
+    /// Mirrors taskstats_exit() (3.x).
+    fn taskstats_exit(&self, cx: &Cx, task: &Task, group_dead: bool) -> ExitReport {
+        let mut report =
+            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        let mut size = self.packet_size();
+        let is_thread_group = self.taskstats_tgid_alloc(cx, task);
+        self.ledger_exit(cx, task);
+        if is_thread_group {
+            size *= 2;
+            self.fill_tgid_exit(cx, task);
+        }
+        let listeners = &self.listener_array[cx.cpu() as usize];
+        if listeners.is_empty_unlocked() {
+            return report;
+        }
+        let Ok(mut msg) = self.prepare_reply(cx, None, TASKSTATS_CMD_NEW, size) else {
+            return report;
+        };
+        let records = self.exit_records(cx, task, is_thread_group && group_dead);
+        for (kind, id, stats) in &records {
+            self.mk_reply(&mut msg, *kind, *id, stats);
+        }
+        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        report
+    }
+
+    /// The PID record and, at group death of a group with stats, the TGID record.
+    fn exit_records(&self, cx: &Cx, task: &Task, with_tgid: bool) -> Vec<(u16, u32, TaskstatsRecord)> {
+        let table = self.tasks.lock(cx);
+        let inner = task.signal.lock.lock_irqsave(cx);
+        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+        let group = inner.stats.clone();
+        drop(inner);
+        let mut records =
+            vec![(TASKSTATS_TYPE_PID, task.pid, self.fill_stats(cx, &table, task, &acct, 0, 0))];
+        if with_tgid {
+            let mut stats = group.unwrap_or_default();
+            stats.version = self.version();
+            drop(table);
+            if self.checks("exit-single-pass") {
+                let ledger = self.ledger.lock(cx);
+                let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();
+                drop(ledger);
+                if !same_delays(&truth, &stats) {
+                    cx.sim().report(
+                        Some(cx),
+                        Violation::new(
+                            "group-stats",
+                            format!(
+                                "group {} died: its TGID record says cpu_count {} cpu_delay_total {} but its exited \
+                                 threads sum to {} / {}",
+                                task.tgid, stats.cpu_count, stats.cpu_delay_total, truth.cpu_count, truth.cpu_delay_total
+                            ),
+                        ),
+                    );
+                }
+            }
+            records.push((TASKSTATS_TYPE_TGID, task.tgid, stats));
+        }
+        records
+    }
+
+    /// Mirrors taskstats_exit_alloc() (2.6.19): allocate the record, and drop it again unless
+    /// this CPU has listeners.
+    fn taskstats_exit_alloc(&self, cx: &Cx) -> Option<sim_core::mm::ObjHandle<()>> {
+        let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok()?;
+        let listeners = &self.listener_array[cx.cpu() as usize];
+        let empty = listeners.sem.down_read(cx).is_empty();
+        if empty {
+            let _ = self.taskstats_cache.free(cx, handle);
+            return None;
+        }
+        Some(handle)
+    }
+
+    /// Mirrors taskstats_exit_send() (2.6.19): nothing at all without a record buffer, so the
+    /// group's stats miss this thread (the bug exit-single-pass fixes).
+    fn taskstats_exit_send(
+        &self,
+        cx: &Cx,
+        task: &Task,
+        tidstats: Option<sim_core::mm::ObjHandle<()>>,
+        group_dead: bool,
+    ) -> ExitReport {
+        let mut report =
+            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        // The ledger: the thread belongs in the group's stats whenever they exist.
+        self.ledger_exit(cx, task);
+        let Some(tidstats) = tidstats else {
+            if task.signal.stats_published() {
+                cx.note("taskstats_exit_send: no record buffer, the group's stats skip this thread");
+                self.mark(cx, "group-stats-skipped");
+            }
+            return report;
+        };
+        let is_thread_group = task.signal.lock.lock_irqsave(cx).stats.is_some();
+        let mut size = self.packet_size();
+        if is_thread_group {
+            size *= 2;
+        }
+        let Ok(mut msg) = self.prepare_reply(cx, None, TASKSTATS_CMD_NEW, size) else {
+            let _ = self.taskstats_cache.free(cx, tidstats);
+            return report;
+        };
+        if is_thread_group {
+            self.fill_tgid_exit(cx, task);
+        }
+        let records = self.exit_records(cx, task, is_thread_group && group_dead);
+        for (kind, id, stats) in &records {
+            self.mk_reply(&mut msg, *kind, *id, stats);
+        }
+        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        let _ = self.taskstats_cache.free(cx, tidstats);
+        report
+    }
+
+    /// Mirrors send_cpu_listeners(): under the read lock, one clone per listener but the last
+    /// (a failed clone ends the walk), a unicast to each; listeners whose port refused are marked
+    /// invalid, and after up_read they are pruned under the write lock.
+    fn send_cpu_listeners(
+        &self,
+        cx: &Cx,
+        skb: Vec<u8>,
+        cpu: u32,
+        task: &Task,
+        records: &[(u16, u32, TaskstatsRecord)],
+        report: &mut ExitReport,
+    ) {
+        let listeners = &self.listener_array[cpu as usize];
+        let mut delcount = 0;
+        let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
+        {
+            let list = listeners.sem.down_read(cx);
+            let table = self.tasks.lock(cx);
+            let n = list.len();
+            for (i, s) in list.iter().enumerate() {
+                if i + 1 < n
+                    && cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64)
+                {
+                    cx.note(format!("send_cpu_listeners: skb_clone failed, {} listeners skipped", n - i));
+                    self.mark(cx, "clone-failed");
+                    break;
+                }
+                if let Some(port) = self.port(cx, s.pid).filter(|p| p.open) {
+                    for (kind, id, stats) in records {
+                        self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+                    }
+                    let seq = u32_at(&skb, 8);
+                    if let Some(&last) = port.last_seq.get(&cpu) {
+                        if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                            cx.sim().report(
+                                Some(cx),
+                                Violation::new(
+                                    "seq-order",
+                                    format!("port {} got seq {seq} after {last} from cpu {cpu}", s.pid),
+                                ),
+                            );
+                        }
+                    }
+                }
+                match self.unicast(cx, s.pid, skb.clone()) {
+                    Ok(()) => {
+                        if let Some(p) = self.ports.lock(cx).get_mut(&s.pid) {
+                            p.last_seq.insert(cpu, u32_at(&skb, 8));
+                        }
+                        *copies.entry(s.pid).or_default() += 1;
+                        report.delivered.push(s.pid);
+                    }
+                    Err(Errno::ECONNREFUSED) => {
+                        s.valid.store(false, Ordering::Relaxed);
+                        delcount += 1;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if !report.delivered.is_empty() {
+            self.mark(cx, "exit-delivered");
+        }
+        if self.checks("duplicate-listener-check") {
+            if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        "duplicate-listener",
+                        format!(
+                            "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
+                            task.pid
+                        ),
+                    ),
+                );
+            }
+        }
+        if delcount == 0 {
+            return;
+        }
+        // The gap: other CPUs' exits and registrations may run between up_read and down_write.
+        report.pruned = prune_invalid(cx, listeners, &self.listener_cache);
+        if report.pruned > 0 {
+            cx.note(format!("send_cpu_listeners: pruned {} listeners of closed ports", report.pruned));
+            self.mark(cx, "listener-pruned");
+        }
+    }
+
+    // --- invariants and teardown ---------------------------------------------------------------
+
+    /// The invariants that hold between operations.
+    pub fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        let cx = sim.cx("check_invariants", 0);
+        let ports = self.port_ids(&cx);
+        let _ = ports;
+        for (cpu, listeners) in self.listener_array.iter().enumerate() {
+            let list = listeners.sem.down_read(&cx);
+            assert_eq!(
+                listeners.len.load(Ordering::Relaxed),
+                list.len(),
+                "cpu {cpu}: the unlocked length disagrees with the list"
+            );
+            if self.checks("duplicate-listener-check") {
+                let mut seen = BTreeSet::new();
+                for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
+                    if !seen.insert(s.pid) {
+                        return Err(Violation::new(
+                            "duplicate-listener",
+                            format!(
+                                "cpu {cpu} has more than one valid listener for port {}: {:?}",
+                                s.pid,
+                                list.iter().map(|s| s.pid).collect::<Vec<_>>()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
+                return Err(Violation::new(
+                    "invariant",
+                    format!("cpu {cpu}: an invalid listener survived pruning"),
+                ));
+            }
+        }
+        let listeners_total: usize = self.listener_array.iter().map(|l| l.len.load(Ordering::Relaxed)).sum();
+        if self.listener_cache.live() != listeners_total as u64 {
+            return Err(Violation::new(
+                "leak",
+                format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
+            ));
+        }
+        let t = self.tasks.lock(&cx);
+        let groups_with_stats = t
+            .tasks
+            .values()
+            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(&cx).stats.is_some())
+            .count();
+        drop(t);
+        if self.taskstats_cache.live() != groups_with_stats as u64 {
+            return Err(Violation::new(
+                "leak",
+                format!(
+                    "{} taskstats objects live, {} groups with stats",
+                    self.taskstats_cache.live(),
+                    groups_with_stats
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Frees every listener and group stats; a leak is a violation.
+    pub fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        let cx = sim.cx("teardown", 0);
+        for listeners in &self.listener_array {
+            let mut list = listeners.sem.down_write(&cx);
+            for s in list.drain(..) {
+                let _ = self.listener_cache.free(&cx, s.handle);
+            }
+            listeners.len.store(0, Ordering::Relaxed);
+        }
+        let signals: Vec<Arc<Signal>> =
+            self.tasks.lock(&cx).tasks.values().filter(|t| t.is_leader()).map(|t| t.signal.clone()).collect();
+        for signal in signals {
+            let handle = signal.lock.lock_irqsave(&cx).stats_handle.take();
+            if let Some(handle) = handle {
+                let _ = self.taskstats_cache.free(&cx, handle);
+            }
+        }
+        self.listener_cache.destroy(&cx)?;
+        self.taskstats_cache.destroy(&cx)?;
+        Ok(())
+    }
+
+    /// Entries on `cpu`'s list, head first: (port, valid).
+    pub fn listeners(&self, cx: &Cx, cpu: u32) -> Vec<(u32, bool)> {
+        let list = self.listener_array[cpu as usize].sem.down_read(cx);
+        list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+    }
+}
+
+fn inner_group_has_ledger(model: &Taskstats, cx: &Cx, tgid: u32) -> bool {
+    model.ledger.lock(cx).groups.contains_key(&tgid)
+}
+
+fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
+    into.cpu_count += from.cpu_count;
+    into.cpu_delay_total += from.cpu_delay_total;
+    into.blkio_count += from.blkio_count;
+    into.blkio_delay_total += from.blkio_delay_total;
+    into.swapin_count += from.swapin_count;
+    into.swapin_delay_total += from.swapin_delay_total;
+    into.cpu_run_real_total += from.cpu_run_real_total;
+    into.cpu_run_virtual_total += from.cpu_run_virtual_total;
+    into.freepages_count += from.freepages_count;
+    into.freepages_delay_total += from.freepages_delay_total;
+}
+
+fn same_delays(a: &TaskstatsRecord, b: &TaskstatsRecord) -> bool {
+    (a.cpu_count, a.cpu_delay_total, a.blkio_count, a.blkio_delay_total, a.swapin_count, a.swapin_delay_total)
+        == (
+            b.cpu_count,
+            b.cpu_delay_total,
+            b.blkio_count,
+            b.blkio_delay_total,
+            b.swapin_count,
+            b.swapin_delay_total,
+        )
+        && (a.cpu_run_real_total, a.cpu_run_virtual_total, a.freepages_count, a.freepages_delay_total)
+            == (b.cpu_run_real_total, b.cpu_run_virtual_total, b.freepages_count, b.freepages_delay_total)
+}
+
+/// `struct genl_info`, as far as the doits read it.
+struct Info<'a> {
+    port: u32,
+    seq: u32,
+    msg: &'a [u8],
+    attrs: Vec<Option<Attr>>,
+}

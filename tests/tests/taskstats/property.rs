@@ -1,0 +1,68 @@
+//! The op-level checker on every preset: random fork / exit / reap / register / deregister /
+//! close / PID, TGID and cgroupstats queries, with allocation and clone faults, against the
+//! reference model; each test also asserts the interesting states were reached.
+
+use std::collections::BTreeSet;
+
+use sim_core::check::{assert_cases_pass, generate, run_case, RunOptions};
+use taskstats_sim::{Config, TaskstatsSubject};
+
+fn run_preset(preset: &str, first_seed: u64, cases: u64) -> BTreeSet<String> {
+    let config = Config::contract(preset);
+    assert_cases_pass::<TaskstatsSubject>(&config, first_seed, cases, 120)
+}
+
+fn assert_reached(coverage: &BTreeSet<String>, marks: &[&str]) {
+    for mark in marks {
+        assert!(coverage.contains(*mark), "coverage mark {mark} never reached; reached: {coverage:?}");
+    }
+}
+
+const COMMON: [&str; 9] = [
+    "registered",
+    "deregistered",
+    "exit-delivered",
+    "listener-pruned",
+    "clone-failed",
+    "pid-query",
+    "tgid-query",
+    "reaped",
+    "e2big",
+];
+
+#[test]
+fn linux_2_6_19_keeps_its_contract_under_random_ops_and_faults() {
+    let coverage = run_preset("linux-2.6.19", 0, 400);
+    assert_reached(&coverage, &COMMON);
+    assert_reached(&coverage, &["group-stats-aggregated", "group-stats-skipped", "register-failed-part-way"]);
+}
+
+#[test]
+fn linux_3_4_keeps_its_contract_under_random_ops_and_faults() {
+    let coverage = run_preset("linux-3.4", 1000, 400);
+    assert_reached(&coverage, &COMMON);
+    assert_reached(
+        &coverage,
+        &["group-stats-allocated", "group-stats-aggregated", "duplicate-skipped", "eperm", "cgroupstats"],
+    );
+}
+
+#[test]
+fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
+    let coverage = run_preset("linux-3.8", 2000, 400);
+    assert_reached(&coverage, &COMMON);
+    assert_reached(
+        &coverage,
+        &["listener-ns-refused", "duplicate-skipped", "cgroupstats-bad-fd", "port-overrun"],
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_trace_hash() {
+    let config = Config::contract("linux-3.8");
+    let ops = generate::<TaskstatsSubject>(&config, 42, 120);
+    let a = run_case::<TaskstatsSubject>(&config, 42, &ops, &RunOptions::default());
+    let b = run_case::<TaskstatsSubject>(&config, 42, &ops, &RunOptions::default());
+    assert!(a.passed(), "seed 42 failed: {:?}", a.violation);
+    assert_eq!(a.trace_hash, b.trace_hash, "replay of seed 42 diverged");
+}

@@ -1,0 +1,111 @@
+//! Regression tests for the historical bugs, each opening with its interleaving, and the
+//! teaching scenarios the CLI runs.
+
+use sim_core::check::Catalog;
+use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::{Sim, SimConfig};
+use taskstats_sim::wire::*;
+use taskstats_sim::{Fixes, ForkKind, Params, Taskstats, TaskstatsSubject};
+
+fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Option<i32> {
+    let bytes = request(
+        TASKSTATS_FAMILY_ID,
+        NLM_F_REQUEST | NLM_F_ACK,
+        1,
+        port,
+        TASKSTATS_CMD_GET,
+        &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload(mask))],
+    );
+    let replies = model.netlink_request(sim, port, &bytes);
+    replies.last().map(|ack| i32::from_le_bytes(ack[16..20].try_into().unwrap()))
+}
+
+/// Registration that fails part-way (every preset; fixed upstream much later by returning
+/// -ENOMEM from add_del_listener()).
+///
+/// 1. Port P registers cpu 0: one entry on cpu 0.
+/// 2. P registers cpus 0-1. On 3.x the duplicate check skips cpu 0; kmalloc_node for cpu 1 fails.
+/// 3. The cleanup loop removes the first entry for P on every cpu of the mask: cpu 0's entry from
+///    step 1 goes too.
+///
+/// Symptom: the request returns 0, yet P now listens nowhere. On 2.6.19 (no duplicate check)
+/// step 2 adds a second cpu-0 entry and the cleanup removes that one, so step 1's survives.
+#[test]
+fn register_failing_part_way_returns_0_and_drops_the_earlier_registration_on_3_x() {
+    for (preset, left_on_cpu0) in [("linux-3.4", 0), ("linux-3.8", 0), ("linux-2.6.19", 1)] {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+        let port = model.open_port(&sim, 1).unwrap();
+        assert_eq!(register(&model, &sim, port, "0"), Some(0));
+        // The second listener allocation of the request fails: cpu 1's. (3.x allocates for cpu 0
+        // too, finds the duplicate under the lock and frees it.)
+        let nth = 2;
+        sim.set_faults(FaultPlan::with(FaultAttr::nth(nth).site("listener")));
+        assert_eq!(
+            register(&model, &sim, port, "0-1"),
+            Some(0),
+            "{preset}: the failure is reported as success"
+        );
+        let cx = sim.cx("test", 0);
+        assert_eq!(model.listeners(&cx, 0).len(), left_on_cpu0, "{preset}: entries left on cpu 0");
+        assert!(model.listeners(&cx, 1).is_empty(), "{preset}: nothing on cpu 1");
+    }
+}
+
+/// CVE-2011-2484, as a fixed sequence.
+///
+/// 1. Port P sends REGISTER "0" three times.
+/// 2. A task exits on cpu 0.
+///
+/// Symptom (without "taskstats: don't allow duplicate entries in listener mode"): three list
+/// entries, three copies of the record; a loop of REGISTERs grows kernel memory without bound.
+#[test]
+fn cve_2011_2484_register_loop_grows_the_list_only_without_the_fix() {
+    for (check, expect) in [(false, 3), (true, 1)] {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let fixes = Fixes { duplicate_listener_check: check, ..Fixes::preset("linux-3.4").unwrap() };
+        let model = Taskstats::new(&sim, fixes, Params::default());
+        let port = model.open_port(&sim, 1).unwrap();
+        for _ in 0..3 {
+            assert_eq!(register(&model, &sim, port, "0"), Some(0));
+        }
+        let child = model.fork(&sim, 1, ForkKind::Process).unwrap();
+        let report = model.exit(&sim, child).unwrap();
+        let cx = sim.cx("test", 0);
+        assert_eq!(model.listeners(&cx, 0).len(), expect, "entries on cpu 0 (check {check})");
+        assert_eq!(report.delivered.len(), expect, "copies of one exit (check {check})");
+    }
+}
+
+#[test]
+fn every_scenario_runs_and_the_cve_scenarios_show_their_violation() {
+    for info in TaskstatsSubject::scenarios() {
+        let sim =
+            TaskstatsSubject::run_scenario(info.name).unwrap_or_else(|| panic!("{} did not run", info.name));
+        assert!(!sim.trace().events().is_empty(), "{}: empty trace", info.name);
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind).collect();
+        let expect = match info.name {
+            "cve-2011-2484" => Some("duplicate-listener"),
+            "cve-2011-2494" => Some("unprivileged-access"),
+            "namespace-leak" => Some("namespace-leak"),
+            "group-stats-2.6.19" => Some("group-stats"),
+            _ => None,
+        };
+        if let Some(kind) = expect {
+            assert!(kinds.iter().any(|k| k == kind), "{}: expected {kind}, saw {kinds:?}", info.name);
+        }
+    }
+    assert!(TaskstatsSubject::run_scenario("no-such-scenario").is_none());
+}
+
+#[test]
+fn catalog_names_presets_fixes_and_rejects_unknown_names() {
+    let presets: Vec<_> = TaskstatsSubject::presets().into_iter().map(|p| p.name).collect();
+    assert_eq!(presets, ["linux-2.6.19", "linux-3.4", "linux-3.8"]);
+    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve == Some("CVE-2011-2484")));
+    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve == Some("CVE-2011-2494")));
+    assert!(TaskstatsSubject::config(Some("linux-9"), &[]).unwrap_err().contains("linux-3.8"));
+    assert!(TaskstatsSubject::config(None, &["nope".into()]).unwrap_err().contains("admin-perm"));
+    let config = TaskstatsSubject::config(None, &["admin-perm".into()]).unwrap();
+    assert!(!config.fixes.admin_perm && config.fixes.namespace_checks);
+}
