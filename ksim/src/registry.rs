@@ -94,3 +94,93 @@ pub(crate) fn find(name: &str) -> Result<SubsystemEntry, String> {
         format!("no subsystem {name:?}; subsystems: {}", names.join(", "))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The contract every registered subsystem keeps with the tool, checked for each entry so a
+    //! newly registered crate is held to it without new tests.
+
+    use std::sync::atomic::AtomicBool;
+
+    use sim_core::check::CampaignOptions;
+
+    use super::registry;
+
+    #[test]
+    fn every_preset_fix_zoo_entry_and_scenario_a_subsystem_lists_is_usable() {
+        for entry in registry() {
+            let presets = (entry.presets)();
+            assert!(!presets.is_empty(), "{} lists no preset", entry.name);
+            let fixes = (entry.fixes)();
+            for preset in &presets {
+                (entry.config)(Some(preset.name), &[])
+                    .unwrap_or_else(|e| panic!("{} preset {}: {e}", entry.name, preset.name));
+                for fix in &preset.fixes {
+                    assert!(
+                        fixes.iter().any(|f| f.name == *fix),
+                        "{}: preset {} names unknown fix {fix}",
+                        entry.name,
+                        preset.name
+                    );
+                }
+            }
+            for fix in &fixes {
+                (entry.config)(None, &[fix.name.to_string()])
+                    .unwrap_or_else(|e| panic!("{} --fix-off {}: {e}", entry.name, fix.name));
+            }
+            assert!(
+                (entry.config)(Some("no-such-preset"), &[]).is_err(),
+                "{}: unknown preset accepted",
+                entry.name
+            );
+            assert!(
+                (entry.config)(None, &["no-such-fix".to_string()]).is_err(),
+                "{}: unknown fix accepted",
+                entry.name
+            );
+            for bug in (entry.zoo)() {
+                assert!(
+                    fixes.iter().any(|f| f.name == bug.fix),
+                    "{}: zoo entry {} names unknown fix",
+                    entry.name,
+                    bug.name
+                );
+                assert!(
+                    presets.iter().any(|p| p.name == bug.preset),
+                    "{}: zoo entry {} names unknown preset",
+                    entry.name,
+                    bug.name
+                );
+            }
+            for scenario in (entry.scenarios)() {
+                let sim = (entry.run_scenario)(scenario.name).unwrap_or_else(|| {
+                    panic!("{} lists scenario {} but does not run it", entry.name, scenario.name)
+                });
+                assert!(!sim.trace().is_empty(), "{} scenario {} traced nothing", entry.name, scenario.name);
+            }
+            assert!((entry.run_scenario)("no-such-scenario").is_none());
+        }
+    }
+
+    #[test]
+    fn every_zoo_bug_found_replays_exactly_from_its_artifact() {
+        for entry in registry() {
+            for bug in (entry.zoo)() {
+                let config = (entry.config)(Some(bug.preset), &[bug.fix.to_string()]).expect("config");
+                let options =
+                    CampaignOptions { ops_max: bug.ops_max, ..CampaignOptions::cases(bug.cases_max) };
+                let report = (entry.campaign)(&config, &options, &AtomicBool::new(false), &mut |_| {})
+                    .expect("campaign");
+                let Some(failure) = report.failures.first() else {
+                    panic!("{}: zoo bug {} not found in {} cases", entry.name, bug.name, bug.cases_max);
+                };
+                let replayed = (entry.replay)(&failure.artifact).expect("replay");
+                assert!(
+                    replayed.exact,
+                    "{}: zoo bug {} seed {} did not replay exactly",
+                    entry.name, bug.name, failure.artifact.seed
+                );
+            }
+        }
+    }
+}
