@@ -16,7 +16,7 @@ use sim_core::{Cx, Errno, Sim, SpinLock, Violation};
 
 use crate::cpulist::cpulist_parse;
 use crate::fixes::Fixes;
-use crate::listener::{add_del_listener, prune_invalid, Action, ListenerList};
+use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
 use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
 use crate::wire::*;
 
@@ -715,6 +715,19 @@ impl Taskstats {
         stats
     }
 
+    /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
+    pub fn group_stats(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
+        let cx = sim.cx("group_stats", 0);
+        let task = self.task(&cx, pid)?;
+        let stats = task.signal.lock.lock_irqsave(&cx).stats.clone();
+        stats
+    }
+
+    /// Objects live in the `listener` and `taskstats_cache` caches.
+    pub fn live_objects(&self) -> (u64, u64) {
+        (self.listener_cache.live(), self.taskstats_cache.live())
+    }
+
     /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
     pub fn fill_stats_for(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
@@ -1255,53 +1268,45 @@ impl Taskstats {
         report: &mut ExitReport,
     ) {
         let listeners = &self.listener_array[cpu as usize];
-        let mut delcount = 0;
         let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
-        {
-            let list = listeners.sem.down_read(cx);
-            let table = self.tasks.lock(cx);
-            let n = list.len();
-            for (i, s) in list.iter().enumerate() {
-                if i + 1 < n
-                    && cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64)
-                {
-                    cx.note(format!("send_cpu_listeners: skb_clone failed, {} listeners skipped", n - i));
-                    self.mark(cx, "clone-failed");
-                    break;
+        let seq = u32_at(&skb, 8);
+        let clone_fails = |skipped: usize| {
+            let fail = cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64);
+            if fail {
+                cx.note(format!("send_cpu_listeners: skb_clone failed, {skipped} listeners skipped"));
+                self.mark(cx, "clone-failed");
+            }
+            fail
+        };
+        let unicast = |pid: u32| {
+            if let Some(port) = self.port(cx, pid).filter(|p| p.open) {
+                let table = self.tasks.lock(cx);
+                for (kind, id, stats) in records {
+                    self.audit_record(cx, &port, task, *kind, *id, stats, &table);
                 }
-                if let Some(port) = self.port(cx, s.pid).filter(|p| p.open) {
-                    for (kind, id, stats) in records {
-                        self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+                if let Some(&last) = port.last_seq.get(&cpu) {
+                    if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                        cx.sim().report(
+                            Some(cx),
+                            Violation::new(
+                                "seq-order",
+                                format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
+                            ),
+                        );
                     }
-                    let seq = u32_at(&skb, 8);
-                    if let Some(&last) = port.last_seq.get(&cpu) {
-                        if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
-                            cx.sim().report(
-                                Some(cx),
-                                Violation::new(
-                                    "seq-order",
-                                    format!("port {} got seq {seq} after {last} from cpu {cpu}", s.pid),
-                                ),
-                            );
-                        }
-                    }
-                }
-                match self.unicast(cx, s.pid, skb.clone()) {
-                    Ok(()) => {
-                        if let Some(p) = self.ports.lock(cx).get_mut(&s.pid) {
-                            p.last_seq.insert(cpu, u32_at(&skb, 8));
-                        }
-                        *copies.entry(s.pid).or_default() += 1;
-                        report.delivered.push(s.pid);
-                    }
-                    Err(Errno::ECONNREFUSED) => {
-                        s.valid.store(false, Ordering::Relaxed);
-                        delcount += 1;
-                    }
-                    Err(_) => {}
                 }
             }
-        }
+            let rc = self.unicast(cx, pid, skb.clone());
+            if rc.is_ok() {
+                if let Some(p) = self.ports.lock(cx).get_mut(&pid) {
+                    p.last_seq.insert(cpu, seq);
+                }
+                *copies.entry(pid).or_default() += 1;
+                report.delivered.push(pid);
+            }
+            rc
+        };
+        let delcount = deliver_to_listeners(cx, listeners, clone_fails, unicast);
         if !report.delivered.is_empty() {
             self.mark(cx, "exit-delivered");
         }
