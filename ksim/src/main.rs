@@ -1,5 +1,273 @@
-//! The ksim command-line tool (being written).
+//! The ksim command-line tool: campaigns over the kernel models (`fuzz`, `merge`), exact replay of
+//! a failure with its trace (`replay`), teaching scenarios (`trace`), the bug zoo (`zoo`), what
+//! there is (`list`), and the taskstats netlink bridge.
+//!
+//! Exit status: 0 when all went well; 1 when a campaign, merge or zoo found a violation or a
+//! replay did not reproduce exactly; 2 for bad arguments or an unreadable or corrupt file (one
+//! line on stderr); 130 when Ctrl-C ended a clean campaign early.
 
-fn main() {
-    println!("ksim: the command-line tool is being written");
+#![forbid(unsafe_code)]
+
+mod commands;
+mod demo;
+mod fuzz;
+mod registry;
+mod report;
+mod zoo;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::TraceFormat;
+use crate::zoo::ZooFormat;
+
+/// ksim: Linux kernel subsystems as deterministic Rust models, and the checkers that find their
+/// historical bugs.
+#[derive(Debug, Parser)]
+#[command(name = "ksim", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a campaign: random operation lists against each model and its reference, every
+    /// failure shrunk and written as an artifact before it is reported.
+    Fuzz {
+        /// Subsystems to run (default: all).
+        subsystems: Vec<String>,
+        /// The kernel version preset (default: the subsystem's newest).
+        #[arg(long)]
+        preset: Option<String>,
+        /// Switches a fix off (repeatable).
+        #[arg(long = "fix-off", value_name = "NAME")]
+        fix_off: Vec<String>,
+        /// Wall-time budget for the whole campaign, split evenly over the subsystems
+        /// (default: 60 when no budget is given).
+        #[arg(long, value_name = "N", conflicts_with = "cases")]
+        seconds: Option<u64>,
+        /// Cases per subsystem.
+        #[arg(long, value_name = "N")]
+        cases: Option<u64>,
+        /// First seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Runs shard I of N (0 <= I < N): case k uses seed SEED + k*N + I.
+        #[arg(long, value_name = "I/N", value_parser = parse_shard, default_value = "0/1")]
+        shard: (u64, u64),
+        /// Worker threads over disjoint seeds (default: 2).
+        #[arg(long, value_name = "J")]
+        jobs: Option<u64>,
+        /// Where artifacts and the JSON report are written.
+        #[arg(long, value_name = "DIR", default_value = "ksim-out")]
+        out: PathBuf,
+        /// Longest operation list per case.
+        #[arg(long = "ops", value_name = "N", default_value_t = 200)]
+        ops_max: usize,
+    },
+    /// Replays an artifact: checks it reproduces exactly and draws the trace.
+    Replay {
+        /// The artifact file (`ksim fuzz` writes them to its --out directory).
+        file: PathBuf,
+        /// How to draw the trace.
+        #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+        trace: TraceFormat,
+        /// Writes the trace to this file instead of stdout.
+        #[arg(long, value_name = "F")]
+        out: Option<PathBuf>,
+    },
+    /// Hunts every historical bug from fresh seeds with its fix off, and checks the fix keeps
+    /// the same budget quiet.
+    Zoo {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ZooFormat::Markdown)]
+        format: ZooFormat,
+        /// Cases per hunt (default: each bug's own budget).
+        #[arg(long, value_name = "N")]
+        cases: Option<u64>,
+        /// Fresh seed ranges per bug (the times and case counts are their medians).
+        #[arg(long, value_name = "R", default_value_t = 3)]
+        runs: u64,
+    },
+    /// Lists subsystems, presets, fixes, scenarios and zoo entries.
+    List,
+    /// Runs a named teaching scenario (SCENARIO or SUBSYSTEM:SCENARIO) and draws its trace.
+    Trace {
+        /// The scenario (see `ksim list`).
+        scenario: String,
+        /// How to draw the trace.
+        #[arg(long, value_enum, default_value_t = TraceFormat::Text)]
+        format: TraceFormat,
+        /// Writes the trace to this file instead of stdout.
+        #[arg(long, value_name = "F")]
+        out: Option<PathBuf>,
+    },
+    /// Combines the JSON reports of a campaign's shards.
+    Merge {
+        /// The shards' report files.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// Writes the merged report here.
+        #[arg(long, value_name = "F")]
+        out: Option<PathBuf>,
+    },
+    /// taskstats tools.
+    Taskstats {
+        #[command(subcommand)]
+        command: TaskstatsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskstatsCommand {
+    /// Feeds raw netlink request bytes (FILE or stdin) to the taskstats model as netlink port P
+    /// and writes the raw bytes delivered to that port to stdout.
+    Netlink {
+        /// The netlink port id the requests come from.
+        #[arg(long, value_name = "P")]
+        port: u32,
+        /// The request bytes (default: stdin).
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let (index, count) = text.split_once('/').ok_or_else(|| format!("{text:?} is not I/N"))?;
+    let index: u64 = index.trim().parse().map_err(|_| format!("{text:?} is not I/N"))?;
+    let count: u64 = count.trim().parse().map_err(|_| format!("{text:?} is not I/N"))?;
+    if count == 0 || index >= count {
+        return Err(format!("{text:?}: need 0 <= I < N"));
+    }
+    Ok((index, count))
+}
+
+/// Exit statuses.
+const EXIT_FOUND: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_INTERRUPTED: u8 = 130;
+const EXIT_INTERNAL: u8 = 70;
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    let status = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) };
+    match cli.command {
+        Command::Fuzz { subsystems, preset, fix_off, seconds, cases, seed, shard, jobs, out, ops_max } => {
+            let interrupt = Arc::new(AtomicBool::new(false));
+            {
+                let interrupt = interrupt.clone();
+                // A second handler cannot be installed (tests call in once per process); ignore.
+                let _ = ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed));
+            }
+            let args = fuzz::FuzzArgs {
+                subsystems,
+                preset,
+                fixes_off: fix_off,
+                seconds,
+                cases,
+                seed,
+                shard,
+                jobs,
+                out: out.clone(),
+                ops_max,
+            };
+            let report = fuzz::fuzz(&args, interrupt.clone())?;
+            print!("{}", report.render());
+            println!("report: {}", out.join(fuzz::report_name(shard)).display());
+            if report.failures_count() > 0 {
+                Ok(ExitCode::from(EXIT_FOUND))
+            } else if interrupt.load(Ordering::Relaxed) {
+                println!("interrupted: the report above is partial");
+                Ok(ExitCode::from(EXIT_INTERRUPTED))
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Replay { file, trace, out } => {
+            Ok(status(commands::replay(&file, trace, out.as_deref())?.ok))
+        }
+        Command::Zoo { format, cases, runs } => {
+            let rows = zoo::zoo(cases, runs)?;
+            match format {
+                ZooFormat::Markdown => print!("{}", zoo::markdown(&rows)),
+                ZooFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?)
+                }
+            }
+            Ok(status(zoo::all_ok(&rows)))
+        }
+        Command::List => {
+            print!("{}", commands::list());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trace { scenario, format, out } => {
+            Ok(status(commands::trace(&scenario, format, out.as_deref())?.ok))
+        }
+        Command::Merge { reports, out } => Ok(status(commands::merge(&reports, out.as_deref())?.ok)),
+        Command::Taskstats { command: TaskstatsCommand::Netlink { port, file } } => {
+            let mut input: Box<dyn std::io::Read> = match &file {
+                Some(path) => Box::new(
+                    std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            let mut stdout = std::io::stdout().lock();
+            commands::taskstats_netlink(port, &mut input, &mut stdout)?;
+            stdout.flush().map_err(|e| format!("cannot write stdout: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    // Models that panic are caught by the checkers and reported as violations; the default hook
+    // would also print each one (with a backtrace hint) over the progress bar. Keep quiet and let
+    // the report say it; a panic in ksim itself is caught below and becomes one line.
+    std::panic::set_hook(Box::new(|_| {}));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = error.print();
+                return ExitCode::SUCCESS;
+            }
+            if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprintln!("ksim: a subcommand is missing (see ksim --help, or ksim COMMAND --help)");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            let rendered = error.render().to_string();
+            // clap's first paragraph, joined into one line; its usage and tips are left out.
+            let paragraph: Vec<&str> = rendered
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let line = paragraph.join(" ");
+            let line = line.trim_start_matches("error: ");
+            eprintln!("ksim: {line} (see ksim --help)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(message)) => {
+            eprintln!("ksim: {message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            eprintln!("ksim: internal error (a bug in ksim, please report it): {message}");
+            ExitCode::from(EXIT_INTERNAL)
+        }
+    }
 }

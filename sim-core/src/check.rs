@@ -117,6 +117,8 @@ pub struct CaseReport {
     pub trace_hash: u64,
     /// The trace tail.
     pub trace_tail: Vec<Event>,
+    /// The tasks' names, for drawing the trace's lanes.
+    pub task_names: std::collections::BTreeMap<crate::trace::TaskId, String>,
     /// Lockdep's reports.
     pub lockdep: Vec<LockdepReport>,
     /// The coverage marks reached.
@@ -159,6 +161,7 @@ pub fn run_case<S: Subject>(
                 violation: Some((0, Violation::new("panic", panic_message(payload)))),
                 trace_hash: sim.trace_hash(),
                 trace_tail: sim.trace().events(),
+                task_names: sim.trace().task_names(),
                 lockdep: sim.lockdep().reports(),
                 coverage: BTreeSet::new(),
             }
@@ -187,7 +190,7 @@ pub fn run_case<S: Subject>(
             violation = Some((index, Violation::new("mismatch", text)));
             break;
         }
-        let due = (index + 1) % options.check_every.max(1) == 0 || index + 1 == ops.len();
+        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
         if due {
             match catch_unwind(AssertUnwindSafe(|| model.check_invariants(&sim))) {
                 Ok(Ok(())) => {}
@@ -219,6 +222,7 @@ pub fn run_case<S: Subject>(
         violation,
         trace_hash: sim.trace_hash(),
         trace_tail: sim.trace().events(),
+        task_names: sim.trace().task_names(),
         lockdep: sim.lockdep().reports(),
         coverage,
     }

@@ -224,10 +224,9 @@ impl Cx {
         let token = self.next_token.get();
         self.next_token.set(token + 1);
         let lockdep = self.sim.lockdep();
-        let class_id = if lockdep.is_enabled() { lockdep.class_id(class) } else { 0 };
-        let held_lock = HeldLock {
+        let mut held_lock = HeldLock {
             token,
-            class: class_id,
+            class: 0,
             name: class,
             mode,
             trylock,
@@ -237,7 +236,7 @@ impl Cx {
         };
         if lockdep.is_enabled() {
             let held = self.held.borrow();
-            lockdep.check_acquire(&held, &held_lock, &self.name, !self.irqs_disabled());
+            lockdep.check_acquire(&held, &mut held_lock, &self.name, !self.irqs_disabled());
         }
         self.held.borrow_mut().push(held_lock);
         token

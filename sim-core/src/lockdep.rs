@@ -418,7 +418,12 @@ impl Graph {
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
-        let key = (report.kind().to_string(), report.classes());
+        let mut classes = report.classes();
+        if let LockdepReport::SleepInAtomic { what, .. } = &report {
+            // One report per sleeping call and held set, not one per held set.
+            classes.insert(0, what.clone());
+        }
+        let key = (report.kind().to_string(), classes);
         if !self.reported.insert(key) {
             return None;
         }
@@ -486,10 +491,6 @@ impl Lockdep {
         self.graph.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) fn class_id(&self, name: &'static str) -> ClassId {
-        self.graph().class_id(name)
-    }
-
     fn deliver(&self, reports: Vec<LockdepReport>) {
         if reports.is_empty() {
             return;
@@ -500,18 +501,26 @@ impl Lockdep {
         }
     }
 
-    /// Checks an acquisition `new` by context `task` holding `held`, before it blocks.
-    /// `irqs_enabled` is the irq state at the acquisition.
-    pub(crate) fn check_acquire(&self, held: &[HeldLock], new: &HeldLock, task: &str, irqs_enabled: bool) {
+    /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
+    /// in its class id. `irqs_enabled` is the irq state at the acquisition.
+    pub(crate) fn check_acquire(
+        &self,
+        held: &[HeldLock],
+        new: &mut HeldLock,
+        task: &str,
+        irqs_enabled: bool,
+    ) {
         if !self.enabled {
             return;
         }
-        let class = new.class;
         let chain_of =
             |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
         let mut made = Vec::new();
         {
             let mut graph = self.graph();
+            new.class = graph.class_id(new.name);
+            let new = &*new;
+            let class = new.class;
             // Recursion: the same class already held by this context. A trylock cannot deadlock
             // on itself, so lockdep lets it pass, as the kernel does.
             if !new.trylock {

@@ -15,6 +15,18 @@ use crate::cx::{Cx, IrqFlags};
 use crate::lockdep::LockMode;
 use crate::sync;
 
+/// Releases a backend guard, except while the thread unwinds from a checker's failure (a loom
+/// deadlock, a shuttle assertion): then the backend lock is leaked, because releasing it would
+/// call into a checker runtime that is itself tearing down and turn one clear failure into an
+/// abort. Nothing runs after that unwinding but the report.
+fn release_backend<G>(guard: Option<G>) {
+    if std::thread::panicking() {
+        std::mem::forget(guard);
+    } else {
+        drop(guard);
+    }
+}
+
 // --- SpinLock ---------------------------------------------------------------------------------
 
 /// `spinlock_t`: disables preemption while held, never sleeps.
@@ -114,7 +126,7 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 
 impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
-        self.guard = None;
+        release_backend(self.guard.take());
         self.cx.lock_release(self.class, self.token);
         self.cx.preempt_enable();
         if let Some(flags) = self.irq_flags {
@@ -210,7 +222,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        self.guard = None;
+        release_backend(self.guard.take());
         self.cx.lock_release(self.class, self.token);
     }
 }
@@ -235,13 +247,17 @@ struct RwSemState {
 /// a writer that queued in between, as in the kernel (and lockdep reports the recursion).
 ///
 /// Admission follows the kernel's rules in a small state machine (a mutex and a condition
-/// variable of the facade, so loom and shuttle see every wait); the value sits in a facade
-/// `RwLock` that admission guarantees never blocks, which keeps this safe Rust.
+/// variable of the facade, so loom and shuttle see every wait and every ordering). The value sits
+/// in a `std::sync::RwLock` that admission guarantees never blocks: readers are admitted only
+/// while no writer is, a writer only once every reader has dropped its hold. It is not a facade
+/// lock because it must allow one thread several read holds (the recursion above), which loom's
+/// and shuttle's reader tracking does not; it adds no interleavings of its own, and it keeps this
+/// safe Rust.
 pub struct RwSem<T> {
     class: &'static str,
     state: sync::Mutex<RwSemState>,
     changed: sync::Condvar,
-    data: sync::RwLock<T>,
+    data: std::sync::RwLock<T>,
 }
 
 impl<T> fmt::Debug for RwSem<T> {
@@ -252,7 +268,7 @@ impl<T> fmt::Debug for RwSem<T> {
 
 /// A read hold of a [`RwSem`]; `up_read` on drop.
 pub struct RwSemReadGuard<'a, T> {
-    guard: Option<sync::RwLockReadGuard<'a, T>>,
+    guard: Option<std::sync::RwLockReadGuard<'a, T>>,
     sem: &'a RwSem<T>,
     cx: &'a Cx,
     token: u64,
@@ -260,7 +276,7 @@ pub struct RwSemReadGuard<'a, T> {
 
 /// A write hold of a [`RwSem`]; `up_write` on drop.
 pub struct RwSemWriteGuard<'a, T> {
-    guard: Option<sync::RwLockWriteGuard<'a, T>>,
+    guard: Option<std::sync::RwLockWriteGuard<'a, T>>,
     sem: &'a RwSem<T>,
     cx: &'a Cx,
     token: u64,
@@ -273,7 +289,7 @@ impl<T> RwSem<T> {
             class,
             state: sync::Mutex::new(RwSemState::default()),
             changed: sync::Condvar::new(),
-            data: sync::RwLock::new(value),
+            data: std::sync::RwLock::new(value),
         }
     }
 
@@ -294,7 +310,7 @@ impl<T> RwSem<T> {
         }
         state.readers += 1;
         drop(state);
-        let guard = self.data.read();
+        let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         cx.lock_acquired(self.class, LockMode::Read, false, token);
         RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
     }
@@ -311,7 +327,7 @@ impl<T> RwSem<T> {
         }
         state.readers += 1;
         drop(state);
-        let guard = self.data.read();
+        let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         cx.lock_acquired(self.class, LockMode::Read, true, token);
         Some(RwSemReadGuard { guard: Some(guard), sem: self, cx, token })
     }
@@ -330,7 +346,7 @@ impl<T> RwSem<T> {
         state.writers_waiting -= 1;
         state.writer = true;
         drop(state);
-        let guard = self.data.write();
+        let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         cx.lock_acquired(self.class, LockMode::Write, false, token);
         RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
     }
@@ -347,14 +363,14 @@ impl<T> RwSem<T> {
         }
         state.writer = true;
         drop(state);
-        let guard = self.data.write();
+        let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         cx.lock_acquired(self.class, LockMode::Write, true, token);
         Some(RwSemWriteGuard { guard: Some(guard), sem: self, cx, token })
     }
 
     /// The value, when the semaphore is no longer shared.
     pub fn into_inner(self) -> T {
-        self.data.into_inner()
+        self.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -368,6 +384,10 @@ impl<T> Deref for RwSemReadGuard<'_, T> {
 impl<T> Drop for RwSemReadGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
+        if std::thread::panicking() {
+            self.cx.lock_release(self.sem.class, self.token);
+            return;
+        }
         let mut state = self.sem.state.lock();
         state.readers -= 1;
         let wake = state.readers == 0;
@@ -395,6 +415,10 @@ impl<T> DerefMut for RwSemWriteGuard<'_, T> {
 impl<T> Drop for RwSemWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
+        if std::thread::panicking() {
+            self.cx.lock_release(self.sem.class, self.token);
+            return;
+        }
         self.sem.state.lock().writer = false;
         self.sem.changed.notify_all();
         self.cx.lock_release(self.sem.class, self.token);

@@ -3,7 +3,7 @@
 //!
 //! Every event carries a sequence number (logical time: the order events happened in, which is
 //! what an interleaving is) and the virtual clock in nanoseconds. The trace always keeps a running
-//! FNV-1a hash of every event, even when it stores none, so determinism can be checked for free.
+//! hash of every event, even when it stores none, so determinism can be checked for free.
 //! Events are recorded under a `std` mutex: the trace is instrumentation and adds no interleavings.
 
 use std::borrow::Cow;
@@ -89,43 +89,77 @@ impl std::fmt::Debug for Trace {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The hash's starting value.
+const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn fnv(hash: &mut u64, bytes: &[u8]) {
-    for &byte in bytes {
-        *hash ^= u64::from(byte);
-        *hash = hash.wrapping_mul(FNV_PRIME);
+/// A word-at-a-time hash (FxHash's mixing step) over a canonical little-endian encoding, so the
+/// value is the same on every platform. Fast enough to run on every lock acquisition.
+struct TraceHasher(u64);
+
+impl TraceHasher {
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn text(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.word(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+        }
+        let mut last = [0u8; 8];
+        last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.word(u64::from_le_bytes(last));
+        self.word(bytes.len() as u64);
     }
 }
 
 fn hash_event(hash: &mut u64, event: &Event) {
-    fnv(hash, &event.seq.to_le_bytes());
-    fnv(hash, &event.time_ns.to_le_bytes());
-    fnv(hash, &event.cpu.to_le_bytes());
-    fnv(hash, &event.task.to_le_bytes());
-    let mut text = |tag: u8, parts: &[&str], numbers: &[u64]| {
-        fnv(hash, &[tag]);
-        for part in parts {
-            fnv(hash, &(part.len() as u64).to_le_bytes());
-            fnv(hash, part.as_bytes());
-        }
-        for number in numbers {
-            fnv(hash, &number.to_le_bytes());
-        }
-    };
+    let mut hasher = TraceHasher(*hash);
+    hasher.word(event.seq);
+    hasher.word(event.time_ns);
+    hasher.word(u64::from(event.cpu) << 32 | u64::from(event.task));
     match &event.kind {
         EventKind::Acquired { class, mode, trylock, token } => {
-            text(1, &[class], &[*mode as u64, u64::from(*trylock), *token])
+            hasher.word(1 | (*mode as u64) << 8 | u64::from(*trylock) << 16);
+            hasher.text(class);
+            hasher.word(*token);
         }
-        EventKind::Released { class, token } => text(2, &[class], &[*token]),
-        EventKind::OpBegin { name, detail } => text(3, &[name, detail], &[]),
-        EventKind::OpEnd { name, result } => text(4, &[name, result], &[]),
-        EventKind::Fault { site } => text(5, &[site], &[]),
-        EventKind::Sleep { what, ns } => text(6, &[what], &[*ns]),
-        EventKind::Note { text: note } => text(7, &[note], &[]),
-        EventKind::Violation { kind, message } => text(8, &[kind, message], &[]),
+        EventKind::Released { class, token } => {
+            hasher.word(2);
+            hasher.text(class);
+            hasher.word(*token);
+        }
+        EventKind::OpBegin { name, detail } => {
+            hasher.word(3);
+            hasher.text(name);
+            hasher.text(detail);
+        }
+        EventKind::OpEnd { name, result } => {
+            hasher.word(4);
+            hasher.text(name);
+            hasher.text(result);
+        }
+        EventKind::Fault { site } => {
+            hasher.word(5);
+            hasher.text(site);
+        }
+        EventKind::Sleep { what, ns } => {
+            hasher.word(6);
+            hasher.text(what);
+            hasher.word(*ns);
+        }
+        EventKind::Note { text } => {
+            hasher.word(7);
+            hasher.text(text);
+        }
+        EventKind::Violation { kind, message } => {
+            hasher.word(8);
+            hasher.text(kind);
+            hasher.text(message);
+        }
     }
+    *hash = hasher.0;
 }
 
 impl Trace {
@@ -136,7 +170,7 @@ impl Trace {
                 mode,
                 events: VecDeque::new(),
                 seq: 0,
-                hash: FNV_OFFSET,
+                hash: HASH_SEED,
                 tasks: BTreeMap::new(),
             }),
         }
@@ -176,7 +210,7 @@ impl Trace {
         self.lock().tasks.clone()
     }
 
-    /// The hash of every event recorded so far (FNV-1a over a canonical encoding).
+    /// The hash of every event recorded so far (over a canonical little-endian encoding).
     pub fn hash(&self) -> u64 {
         self.lock().hash
     }

@@ -1,1 +1,9 @@
-//! balloon scenarios: property tests, loom and shuttle models, the zoo (being written).
+//! balloon: property tests, the zoo and the ring check (plain), loom models (`--cfg loom`),
+//! shuttle runs with the real actors (`--cfg shuttle`).
+
+#[cfg(not(any(loom, shuttle)))]
+mod property;
+#[cfg(not(any(loom, shuttle)))]
+mod ring;
+#[cfg(not(any(loom, shuttle)))]
+mod zoo;

@@ -1,0 +1,297 @@
+//! The balloon device in the host (a QEMU-like virtio-balloon backend): config space
+//! (`num_pages`, `actual`, little-endian as the spec requires even for legacy devices), feature
+//! offer, the inflate, deflate and stats queues consumed through [`DeviceQueue`], and the set of
+//! PFNs the host holds. It flags what a real host would trip over: a PFN outside guest memory, a
+//! stats tag it does not know, a malformed chain. Left out: the host's own memory accounting.
+
+use std::collections::BTreeSet;
+
+use sim_core::sync::Mutex;
+use sim_core::WaitQueue;
+
+use crate::guest::{Endian, GuestMemory};
+use crate::virtio_ring::{DeviceQueue, VringLayout};
+
+/// `VIRTIO_BALLOON_F_MUST_TELL_HOST`: tell the host before a deflated page is used.
+pub const VIRTIO_BALLOON_F_MUST_TELL_HOST: u32 = 0;
+/// `VIRTIO_BALLOON_F_STATS_VQ`: the stats queue exists.
+pub const VIRTIO_BALLOON_F_STATS_VQ: u32 = 1;
+/// `VIRTIO_BALLOON_F_DEFLATE_ON_OOM`: deflate when the guest runs out of memory.
+pub const VIRTIO_BALLOON_F_DEFLATE_ON_OOM: u32 = 2;
+/// `VIRTIO_F_VERSION_1`: a modern device (little-endian rings and buffers).
+pub const VIRTIO_F_VERSION_1: u32 = 32;
+
+/// `VIRTIO_BALLOON_PFN_SHIFT`: balloon PFNs are in 4 KiB units whatever the guest page size.
+pub const VIRTIO_BALLOON_PFN_SHIFT: u32 = 12;
+
+/// `VIRTIO_BALLOON_S_SWAP_IN` .. `VIRTIO_BALLOON_S_MEMTOT`: the six tags of Linux 4.4.
+pub const VIRTIO_BALLOON_S_SWAP_IN: u16 = 0;
+/// Pages swapped out (bytes).
+pub const VIRTIO_BALLOON_S_SWAP_OUT: u16 = 1;
+/// Major faults.
+pub const VIRTIO_BALLOON_S_MAJFLT: u16 = 2;
+/// Minor faults.
+pub const VIRTIO_BALLOON_S_MINFLT: u16 = 3;
+/// Free memory (bytes).
+pub const VIRTIO_BALLOON_S_MEMFREE: u16 = 4;
+/// Total memory (bytes).
+pub const VIRTIO_BALLOON_S_MEMTOT: u16 = 5;
+/// `VIRTIO_BALLOON_S_NR`.
+pub const VIRTIO_BALLOON_S_NR: usize = 6;
+/// `sizeof(struct virtio_balloon_stat)`: a packed u16 tag and u64 value.
+pub const VIRTIO_BALLOON_STAT_SIZE: usize = 10;
+
+/// Queue indices.
+pub const INFLATE_VQ: usize = 0;
+/// The deflate queue.
+pub const DEFLATE_VQ: usize = 1;
+/// The stats queue.
+pub const STATS_VQ: usize = 2;
+
+/// Offsets in `struct virtio_balloon_config`.
+pub const CONFIG_NUM_PAGES: usize = 0;
+/// `actual`.
+pub const CONFIG_ACTUAL: usize = 4;
+
+/// One stats report as the host decoded it.
+pub type StatsReport = Vec<(u16, u64)>;
+
+#[derive(Debug, Default)]
+struct HostState {
+    acked: u64,
+    config: [u8; 8],
+    queues: [Option<DeviceQueue>; 3],
+    pending: [bool; 3],
+    held: BTreeSet<u32>,
+    stats_head: Option<u16>,
+    stats_last: Option<StatsReport>,
+    stats_received: u64,
+    findings: Vec<String>,
+    inflated_pfns: u64,
+    deflated_pfns: u64,
+}
+
+/// The device. See the module documentation.
+#[derive(Debug)]
+pub struct BalloonHost {
+    offered: u64,
+    guest_endian: Endian,
+    /// Balloon PFNs (4 KiB units) in guest memory: anything at or above is out of range.
+    pfn_limit: u64,
+    state: Mutex<HostState>,
+    /// Where a host thread waits for kicks.
+    pub kicks: WaitQueue,
+}
+
+impl BalloonHost {
+    /// A device offering `offered` feature bits to a guest with `guest_bytes` of memory.
+    pub fn new(offered: u64, guest_endian: Endian, guest_bytes: u64) -> BalloonHost {
+        BalloonHost {
+            offered,
+            guest_endian,
+            pfn_limit: guest_bytes >> VIRTIO_BALLOON_PFN_SHIFT,
+            state: Mutex::new(HostState::default()),
+            kicks: WaitQueue::new("host kicks"),
+        }
+    }
+
+    /// The features the device offers.
+    pub fn offered(&self) -> u64 {
+        self.offered
+    }
+
+    /// Records the features the driver accepted (`FEATURES_OK`).
+    pub fn ack_features(&self, acked: u64) {
+        self.state.lock().acked = acked & self.offered;
+    }
+
+    fn endian(&self, acked: u64) -> Endian {
+        if acked & (1 << VIRTIO_F_VERSION_1) != 0 {
+            Endian::Little
+        } else {
+            self.guest_endian
+        }
+    }
+
+    /// Config space bytes at `offset` (the transport's `get`).
+    pub fn config_read(&self, offset: usize) -> [u8; 4] {
+        let s = self.state.lock();
+        let mut out = [0; 4];
+        if let Some(bytes) = s.config.get(offset..offset + 4) {
+            out.copy_from_slice(bytes);
+        }
+        out
+    }
+
+    /// Config space write from the driver (the transport's `set`).
+    pub fn config_write(&self, offset: usize, bytes: [u8; 4]) {
+        let mut s = self.state.lock();
+        if let Some(dst) = s.config.get_mut(offset..offset + 4) {
+            dst.copy_from_slice(&bytes);
+        }
+    }
+
+    /// The host changes its target (`num_pages`, always little-endian).
+    pub fn set_num_pages(&self, num_pages: u32) {
+        self.config_write(CONFIG_NUM_PAGES, num_pages.to_le_bytes());
+    }
+
+    /// `num_pages` as the host reads it.
+    pub fn num_pages(&self) -> u32 {
+        u32::from_le_bytes(self.config_read(CONFIG_NUM_PAGES))
+    }
+
+    /// `actual` as the host reads it.
+    pub fn actual(&self) -> u32 {
+        u32::from_le_bytes(self.config_read(CONFIG_ACTUAL))
+    }
+
+    /// The driver set up queue `index` at `layout`.
+    pub fn setup_queue(&self, index: usize, layout: VringLayout, event_idx: bool) {
+        let mut s = self.state.lock();
+        let endian = self.endian(s.acked);
+        if let Some(slot) = s.queues.get_mut(index) {
+            *slot = Some(DeviceQueue::new(layout, endian, event_idx));
+        }
+        if index == STATS_VQ {
+            s.stats_head = None;
+        }
+    }
+
+    /// Device reset: queues gone, config `actual` kept as QEMU keeps it; held PFNs stay held
+    /// (the balloon's pages are the guest's problem to give back before reset).
+    pub fn reset_queues(&self) {
+        let mut s = self.state.lock();
+        s.queues = Default::default();
+        s.pending = [false; 3];
+        s.stats_head = None;
+    }
+
+    /// A kick on queue `index` (the notify register): a host thread processes it.
+    pub fn kick(&self, index: usize) {
+        if let Some(p) = self.state.lock().pending.get_mut(index) {
+            *p = true;
+        }
+        self.kicks.wake_up();
+    }
+
+    /// Queues kicked and not processed yet.
+    pub fn pending(&self) -> Vec<usize> {
+        let mut s = self.state.lock();
+        let out = (0..3).filter(|&i| s.pending[i]).collect();
+        s.pending = [false; 3];
+        out
+    }
+
+    /// Whether any kick waits.
+    pub fn has_pending(&self) -> bool {
+        self.state.lock().pending.iter().any(|&p| p)
+    }
+
+    /// Consumes what the driver made available on queue `index`. Returns whether the driver
+    /// wants an interrupt.
+    pub fn process(&self, mem: &GuestMemory, index: usize) -> bool {
+        let mut s = self.state.lock();
+        let endian = self.endian(s.acked);
+        let Some(mut queue) = s.queues.get_mut(index).and_then(Option::take) else {
+            return false;
+        };
+        while let Some(chain) = queue.pop(mem) {
+            let chain = match chain {
+                Ok(chain) => chain,
+                Err(what) => {
+                    s.findings.push(format!("queue {index}: {what}"));
+                    break;
+                }
+            };
+            if index == STATS_VQ {
+                let mut report = Vec::new();
+                for desc in &chain.descriptors {
+                    let count = desc.len as usize / VIRTIO_BALLOON_STAT_SIZE;
+                    for i in 0..count {
+                        let at = desc.addr + (i * VIRTIO_BALLOON_STAT_SIZE) as u64;
+                        let tag = mem.read_u16(at, endian);
+                        let val = mem.read_u64(at + 2, endian);
+                        if tag as usize >= VIRTIO_BALLOON_S_NR {
+                            s.findings.push(format!("stats: unknown tag {tag:#x} (value {val:#x})"));
+                        }
+                        report.push((tag, val));
+                    }
+                }
+                s.stats_last = Some(report);
+                s.stats_received += 1;
+                // Hold the buffer: returning it is how the host asks for the next report.
+                s.stats_head = Some(chain.head);
+                continue;
+            }
+            for desc in &chain.descriptors {
+                for i in 0..desc.len / 4 {
+                    let pfn = mem.read_u32(desc.addr + 4 * u64::from(i), endian);
+                    if u64::from(pfn) >= self.pfn_limit {
+                        s.findings.push(format!("queue {index}: pfn {pfn:#x} is outside guest memory"));
+                        continue;
+                    }
+                    if index == INFLATE_VQ {
+                        s.held.insert(pfn);
+                        s.inflated_pfns += 1;
+                    } else {
+                        s.held.remove(&pfn);
+                        s.deflated_pfns += 1;
+                    }
+                }
+            }
+            queue.push_used(mem, chain.head, 0);
+        }
+        let interrupt = queue.needs_interrupt(mem);
+        s.queues[index] = Some(queue);
+        interrupt
+    }
+
+    /// The host asks for stats by returning the buffer it holds. Returns whether the driver
+    /// wants an interrupt for it (false also when the host holds no buffer).
+    pub fn request_stats(&self, mem: &GuestMemory) -> bool {
+        let mut s = self.state.lock();
+        let Some(head) = s.stats_head.take() else {
+            return false;
+        };
+        let Some(mut queue) = s.queues[STATS_VQ].take() else {
+            return false;
+        };
+        queue.push_used(mem, head, 0);
+        let interrupt = queue.needs_interrupt(mem);
+        s.queues[STATS_VQ] = Some(queue);
+        interrupt
+    }
+
+    /// Whether the host holds balloon PFN `pfn`.
+    pub fn holds(&self, pfn: u32) -> bool {
+        self.state.lock().held.contains(&pfn)
+    }
+
+    /// Every balloon PFN the host holds.
+    pub fn held(&self) -> BTreeSet<u32> {
+        self.state.lock().held.clone()
+    }
+
+    /// Count of held PFNs.
+    pub fn held_count(&self) -> usize {
+        self.state.lock().held.len()
+    }
+
+    /// The last stats report and how many were received.
+    pub fn stats(&self) -> (Option<StatsReport>, u64) {
+        let s = self.state.lock();
+        (s.stats_last.clone(), s.stats_received)
+    }
+
+    /// What the host tripped over, oldest first (drained).
+    pub fn take_findings(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().findings)
+    }
+
+    /// PFNs inflated and deflated so far.
+    pub fn traffic(&self) -> (u64, u64) {
+        let s = self.state.lock();
+        (s.inflated_pfns, s.deflated_pfns)
+    }
+}

@@ -1,0 +1,229 @@
+//! The virtio core and transport between the driver and the host (drivers/virtio/virtio.c,
+//! virtio_pci's `find_vqs`/`del_vqs`/`get`/`set`/`reset`, `vring_interrupt`): feature bits,
+//! config access in the guest's byte order for legacy devices, queues placed in guest memory,
+//! kicks delivered to the host and used buffers delivered back as interrupts. In the op-level
+//! simulation the host runs a kick synchronously inside the kicking context (nobody else could
+//! satisfy the driver's `wait_event`); in the threaded checkers a host thread does.
+
+use sim_core::sync::{Arc, Mutex};
+use sim_core::{Cx, Errno};
+
+use crate::guest::{Endian, GuestMemory};
+use crate::host::{BalloonHost, VIRTIO_F_VERSION_1};
+use crate::virtio_ring::{VirtQueue, VringLayout, VIRTIO_RING_F_EVENT_IDX, VRING_ALIGN};
+
+/// `vq_callback_t`.
+pub type Callback = Arc<dyn Fn(&Cx) + Send + Sync>;
+
+/// A queue and its callback, as `find_vqs` registered them.
+type QueueSlot = Option<(Arc<VirtQueue>, Callback)>;
+
+/// Guest memory reserved for each queue's ring.
+pub const QUEUE_REGION: u64 = 16384;
+/// Where `vb->pfns` lives.
+pub const PFNS_ADDR: u64 = 3 * QUEUE_REGION;
+/// Where `vb->stats` lives.
+pub const STATS_ADDR: u64 = PFNS_ADDR + 2048;
+/// The shared region's size.
+pub const DMA_BYTES: usize = (STATS_ADDR + 1024) as usize;
+
+/// `struct virtio_device` with its transport.
+pub struct VirtioDevice {
+    /// The device.
+    pub host: Arc<BalloonHost>,
+    /// The shared memory.
+    pub mem: Arc<GuestMemory>,
+    features: u64,
+    guest_endian: Endian,
+    queue_size: u16,
+    /// `vdev->config->get` is present.
+    config_access: bool,
+    synchronous: bool,
+    callbacks: Mutex<Vec<QueueSlot>>,
+    config_changed: Mutex<Option<Callback>>,
+}
+
+impl std::fmt::Debug for VirtioDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtioDevice").field("features", &self.features).finish_non_exhaustive()
+    }
+}
+
+impl VirtioDevice {
+    /// Negotiates features (`virtio_dev_probe`: the driver's table plus the transport's
+    /// VERSION_1 and EVENT_IDX, intersected with the offer) and returns the device.
+    pub fn new(
+        host: Arc<BalloonHost>,
+        driver_features: u64,
+        guest_endian: Endian,
+        queue_size: u16,
+        config_access: bool,
+        synchronous: bool,
+    ) -> VirtioDevice {
+        let supported = driver_features | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX);
+        let features = host.offered() & supported;
+        host.ack_features(features);
+        VirtioDevice {
+            host,
+            mem: Arc::new(GuestMemory::new(DMA_BYTES)),
+            features,
+            guest_endian,
+            queue_size,
+            config_access,
+            synchronous,
+            callbacks: Mutex::new(vec![None, None, None]),
+            config_changed: Mutex::new(None),
+        }
+    }
+
+    /// Mirrors virtio_has_feature().
+    pub fn has_feature(&self, bit: u32) -> bool {
+        self.features & (1 << bit) != 0
+    }
+
+    /// The negotiated features.
+    pub fn features(&self) -> u64 {
+        self.features
+    }
+
+    /// The guest CPU's byte order.
+    pub fn guest_endian(&self) -> Endian {
+        self.guest_endian
+    }
+
+    /// Byte order of rings and buffers: `cpu_to_virtio*` (little-endian for VERSION_1, the
+    /// guest's own for legacy).
+    pub fn virtio_endian(&self) -> Endian {
+        if self.has_feature(VIRTIO_F_VERSION_1) {
+            Endian::Little
+        } else {
+            self.guest_endian
+        }
+    }
+
+    /// Whether the host runs kicks inside the kicking context (the op-level simulation).
+    pub fn is_synchronous(&self) -> bool {
+        self.synchronous
+    }
+
+    /// Whether `vdev->config->get` exists.
+    pub fn config_access(&self) -> bool {
+        self.config_access
+    }
+
+    /// Mirrors virtio_cread() of a u32: a legacy device's config is read in the guest's byte
+    /// order, a modern one's as little-endian.
+    pub fn cread_u32(&self, offset: usize) -> u32 {
+        let bytes = self.host.config_read(offset);
+        match self.virtio_endian() {
+            Endian::Little => u32::from_le_bytes(bytes),
+            Endian::Big => u32::from_be_bytes(bytes),
+        }
+    }
+
+    /// Mirrors virtio_cwrite() of a u32.
+    pub fn cwrite_u32(&self, offset: usize, value: u32) {
+        let bytes = match self.virtio_endian() {
+            Endian::Little => value.to_le_bytes(),
+            Endian::Big => value.to_be_bytes(),
+        };
+        self.host.config_write(offset, bytes);
+    }
+
+    /// Registers `virtio_driver.config_changed`.
+    pub fn set_config_changed(&self, callback: Option<Callback>) {
+        *self.config_changed.lock() = callback;
+    }
+
+    /// The host changed its config: `virtio_config_changed()` calls the driver from the
+    /// config interrupt.
+    pub fn config_changed(&self, cx: &Cx) {
+        let callback = self.config_changed.lock().clone();
+        if let Some(callback) = callback {
+            cx.hardirq(|cx| callback(cx));
+        }
+    }
+
+    /// Mirrors vp_find_vqs(): sets up `callbacks.len()` queues. Fault site `virtio:find_vqs`
+    /// fails it with `ENOMEM`.
+    pub fn find_vqs(
+        &self,
+        cx: &Cx,
+        callbacks: Vec<Callback>,
+        names: &[&'static str],
+    ) -> Result<Vec<Arc<VirtQueue>>, Errno> {
+        if cx.sim().should_fail(cx, &sim_core::fault::FaultSite::call("virtio:find_vqs"), 0) {
+            return Err(Errno::ENOMEM);
+        }
+        let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
+        let mut out = Vec::new();
+        let mut slots = self.callbacks.lock();
+        for (index, callback) in callbacks.into_iter().enumerate() {
+            let layout = VringLayout::new(index as u64 * QUEUE_REGION, self.queue_size, VRING_ALIGN);
+            let vq = Arc::new(VirtQueue::new(
+                &self.mem,
+                index as u16,
+                names[index],
+                layout,
+                self.virtio_endian(),
+                event_idx,
+            ));
+            self.host.setup_queue(index, layout, event_idx);
+            slots[index] = Some((vq.clone(), callback));
+            out.push(vq);
+        }
+        Ok(out)
+    }
+
+    /// Mirrors vp_del_vqs().
+    pub fn del_vqs(&self) {
+        let mut slots = self.callbacks.lock();
+        for slot in slots.iter_mut() {
+            *slot = None;
+        }
+        drop(slots);
+        self.host.reset_queues();
+    }
+
+    /// `vdev->config->reset`.
+    pub fn reset(&self) {
+        self.host.reset_queues();
+    }
+
+    /// Mirrors virtqueue_notify(): the kick reaches the host. Synchronous mode processes it
+    /// here and delivers the interrupt at once.
+    pub fn notify(&self, cx: &Cx, index: usize) {
+        if self.synchronous {
+            self.host_process(cx, index);
+        } else {
+            self.host.kick(index);
+        }
+    }
+
+    /// The host consumes queue `index` and interrupts the guest if asked to.
+    pub fn host_process(&self, cx: &Cx, index: usize) {
+        if self.host.process(&self.mem, index) {
+            self.interrupt(cx, index);
+        }
+    }
+
+    /// The host asks for stats; the interrupt runs the stats callback.
+    pub fn host_request_stats(&self, cx: &Cx) -> bool {
+        let interrupt = self.host.request_stats(&self.mem);
+        if interrupt {
+            self.interrupt(cx, crate::host::STATS_VQ);
+        }
+        interrupt
+    }
+
+    /// Mirrors vring_interrupt(): nothing when no used buffer is pending, else the callback,
+    /// in hard-irq context.
+    pub fn interrupt(&self, cx: &Cx, index: usize) {
+        let slot = self.callbacks.lock().get(index).cloned().flatten();
+        if let Some((vq, callback)) = slot {
+            if vq.more_used(&self.mem) {
+                cx.hardirq(|cx| callback(cx));
+            }
+        }
+    }
+}

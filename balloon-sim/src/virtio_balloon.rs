@@ -1,0 +1,711 @@
+//! drivers/virtio/virtio_balloon.c (Linux 4.4/4.5, seed 004), function for function, with the
+//! later fixes of [`crate::fixes`] as switches. Left out: the freezer's own machinery (freeze is
+//! called with the thread parked, as the PM core guarantees), `dev_info_ratelimited` rate limits,
+//! vm event counters other than the balloon's.
+
+use sim_core::fault::FaultSite;
+use sim_core::mm::{NotifierId, PageAllocator, Pfn};
+use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sim_core::sync::{Arc, Mutex as FacadeMutex};
+use sim_core::{Cx, Errno, Mutex, Violation, WaitQueue};
+
+use crate::balloon_compaction::BalloonDevInfo;
+use crate::fixes::Fixes;
+use crate::guest::Endian;
+use crate::host::{
+    CONFIG_ACTUAL, CONFIG_NUM_PAGES, DEFLATE_VQ, INFLATE_VQ, STATS_VQ, VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
+    VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_BALLOON_PFN_SHIFT,
+    VIRTIO_BALLOON_STAT_SIZE, VIRTIO_BALLOON_S_MAJFLT, VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT,
+    VIRTIO_BALLOON_S_MINFLT, VIRTIO_BALLOON_S_NR, VIRTIO_BALLOON_S_SWAP_IN, VIRTIO_BALLOON_S_SWAP_OUT,
+    VIRTIO_F_VERSION_1,
+};
+use crate::virtio::{Callback, VirtioDevice, PFNS_ADDR, STATS_ADDR};
+use crate::virtio_ring::VirtQueue;
+
+/// `VIRTIO_BALLOON_ARRAY_PFNS_MAX`: PFNs told to the host per round.
+pub const VIRTIO_BALLOON_ARRAY_PFNS_MAX: usize = 256;
+/// `OOM_VBALLOON_DEFAULT_PAGES`: the `oom_pages` module parameter's default.
+pub const OOM_VBALLOON_DEFAULT_PAGES: u32 = 256;
+/// `VIRTBALLOON_OOM_NOTIFY_PRIORITY`.
+pub const VIRTBALLOON_OOM_NOTIFY_PRIORITY: i32 = 80;
+/// `msleep(200)` when out of puff.
+pub const OUT_OF_PUFF_SLEEP_NS: u64 = 200_000_000;
+/// The driver's feature table: MUST_TELL_HOST, STATS_VQ, DEFLATE_ON_OOM.
+pub const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
+    | (1 << VIRTIO_BALLOON_F_STATS_VQ)
+    | (1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+/// What the kmalloc'd `vb->stats` holds before anything writes it (uninitialised memory; the
+/// model fills it with this byte so a host that reads it sees nonsense).
+pub const UNINITIALISED_BYTE: u8 = 0xa5;
+
+const _: () = assert!(VIRTIO_BALLOON_ARRAY_PFNS_MAX * 4 <= (STATS_ADDR - PFNS_ADDR) as usize);
+
+/// What `balloon_lock` protects: `num_pfns` and `pfns[]`.
+#[derive(Debug)]
+pub struct Locked {
+    /// `vb->num_pfns`.
+    pub num_pfns: usize,
+    /// `vb->pfns`.
+    pub pfns: [u32; VIRTIO_BALLOON_ARRAY_PFNS_MAX],
+}
+
+/// The wait queues and flags the virtqueue callbacks reach.
+#[derive(Debug)]
+pub struct Shared {
+    /// `vb->acked`.
+    pub acked: WaitQueue,
+    /// `vb->config_change`.
+    pub config_change: WaitQueue,
+    /// `vb->need_stats_update`.
+    pub need_stats_update: AtomicBool,
+    /// `kthread_should_stop()`.
+    pub should_stop: AtomicBool,
+    /// `freezing(current)`.
+    pub freezing: AtomicBool,
+}
+
+/// Event counters (the model's coverage and the stats the host gets).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// fill_balloon rounds that inflated something.
+    pub fills: AtomicU64,
+    /// leak_balloon rounds that deflated something.
+    pub leaks: AtomicU64,
+    /// "Out of puff" events.
+    pub out_of_puff: AtomicU64,
+    /// OOM notifications that deflated pages.
+    pub oom_deflates: AtomicU64,
+    /// Successful migrations.
+    pub migrations: AtomicU64,
+    /// migratepage calls that returned -EAGAIN.
+    pub migrate_again: AtomicU64,
+    /// Stats buffers handed to the host on request.
+    pub stats_rounds: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Vqs {
+    inflate: Arc<VirtQueue>,
+    deflate: Arc<VirtQueue>,
+    stats: Option<Arc<VirtQueue>>,
+}
+
+/// `struct virtio_balloon`.
+pub struct VirtioBalloon {
+    /// `vb->vdev`.
+    pub vdev: Arc<VirtioDevice>,
+    /// The guest's page allocator.
+    pub pages: Arc<PageAllocator>,
+    /// Callback-reachable state.
+    pub shared: Arc<Shared>,
+    /// `vb->num_pages`: balloon pages (4 KiB units) told to the host. Written under
+    /// balloon_lock, read without it by `towards_target`, as in the kernel.
+    num_pages: AtomicU32,
+    /// `vb->vb_dev_info`.
+    pub vb_dev_info: BalloonDevInfo,
+    /// `vb->balloon_lock`.
+    pub balloon_lock: Mutex<Locked>,
+    vqs: FacadeMutex<Option<Vqs>>,
+    nb: FacadeMutex<Option<NotifierId>>,
+    /// The fixes in force.
+    pub fixes: Fixes,
+    /// The `oom_pages` module parameter.
+    pub oom_pages: u32,
+    /// `VIRTIO_BALLOON_PAGES_PER_PAGE`.
+    pub pages_per_page: u32,
+    /// Counters.
+    pub counters: Counters,
+    /// Pages released back to the guest since the last reset of this list, in order (the
+    /// MUST_TELL_HOST check reads it).
+    released_untold: FacadeMutex<Vec<Pfn>>,
+}
+
+impl std::fmt::Debug for VirtioBalloon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtioBalloon")
+            .field("num_pages", &self.num_pages.load(Ordering::Relaxed))
+            .field("fixes", &self.fixes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn swap_if_big(endian: Endian, value: u32) -> u32 {
+    match endian {
+        Endian::Little => value,
+        Endian::Big => value.swap_bytes(),
+    }
+}
+
+impl VirtioBalloon {
+    /// Mirrors virtballoon_probe(): `EINVAL` without config access, `ENOMEM` when the kmalloc
+    /// (fault site `slab:virtio_balloon`) or `kthread_run` (`call:kthread_run`) fails, and
+    /// init_vqs' error; each failure unwinds what was set up, in the seed's order.
+    pub fn probe(
+        cx: &Cx,
+        vdev: Arc<VirtioDevice>,
+        pages: Arc<PageAllocator>,
+        fixes: Fixes,
+        oom_pages: u32,
+    ) -> Result<Arc<VirtioBalloon>, Errno> {
+        cx.op_begin("virtballoon_probe", format!("features {:#x}", vdev.features()));
+        if !vdev.config_access() {
+            cx.note("virtballoon_probe failure: config access disabled");
+            cx.op_end("virtballoon_probe", "-EINVAL");
+            return Err(Errno::EINVAL);
+        }
+        cx.might_sleep("kmalloc");
+        if cx.sim().should_fail(cx, &FaultSite::slab("virtio_balloon"), 2048) {
+            cx.op_end("virtballoon_probe", "-ENOMEM");
+            return Err(Errno::ENOMEM);
+        }
+        let page_size = pages.page_size();
+        let vb = Arc::new(VirtioBalloon {
+            vdev: vdev.clone(),
+            pages: pages.clone(),
+            shared: Arc::new(Shared {
+                acked: WaitQueue::new("vb->acked"),
+                config_change: WaitQueue::new("vb->config_change"),
+                need_stats_update: AtomicBool::new(false),
+                should_stop: AtomicBool::new(false),
+                freezing: AtomicBool::new(false),
+            }),
+            num_pages: AtomicU32::new(0),
+            vb_dev_info: BalloonDevInfo::new(),
+            balloon_lock: Mutex::new("&vb->balloon_lock", Locked { num_pfns: 0, pfns: [0; 256] }),
+            vqs: FacadeMutex::new(None),
+            nb: FacadeMutex::new(None),
+            fixes,
+            oom_pages,
+            pages_per_page: (page_size >> VIRTIO_BALLOON_PFN_SHIFT) as u32,
+            counters: Counters::default(),
+            released_untold: FacadeMutex::new(Vec::new()),
+        });
+        // kmalloc does not zero: vb->stats starts as whatever was there.
+        let _ =
+            vdev.mem.write(STATS_ADDR, &[UNINITIALISED_BYTE; VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE]);
+        if let Err(err) = vb.init_vqs(cx) {
+            cx.op_end("virtballoon_probe", format!("{err}"));
+            return Err(err);
+        }
+        let notifier = vb.clone();
+        let id = pages.register_oom_notifier(
+            cx,
+            "virtballoon_oom_notify",
+            VIRTBALLOON_OOM_NOTIFY_PRIORITY,
+            Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
+        );
+        *vb.nb.lock() = Some(id);
+        // virtio_device_ready(), and the driver's config_changed hook.
+        let changed = vb.shared.clone();
+        vdev.set_config_changed(Some(Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
+        if cx.sim().should_fail(cx, &FaultSite::call("kthread_run"), 0) {
+            // out_del_vqs: unregister, then (falling through out_oom_notify) del_vqs, kfree.
+            vb.unregister(cx);
+            vdev.set_config_changed(None);
+            vdev.del_vqs();
+            *vb.vqs.lock() = None;
+            cx.op_end("virtballoon_probe", "-ENOMEM");
+            return Err(Errno::ENOMEM);
+        }
+        cx.op_end("virtballoon_probe", "0");
+        Ok(vb)
+    }
+
+    fn unregister(&self, cx: &Cx) {
+        if let Some(id) = self.nb.lock().take() {
+            let _ = self.pages.unregister_oom_notifier(cx, id);
+        }
+    }
+
+    /// `vb->num_pages`.
+    pub fn num_pages(&self) -> u32 {
+        self.num_pages.load(Ordering::SeqCst)
+    }
+
+    /// Whether the queues exist (false between freeze and restore, or after remove).
+    pub fn has_vqs(&self) -> bool {
+        self.vqs.lock().is_some()
+    }
+
+    fn vqs(&self) -> Option<Vqs> {
+        self.vqs.lock().clone()
+    }
+
+    /// Mirrors page_to_balloon_pfn().
+    pub fn page_to_balloon_pfn(&self, pfn: Pfn) -> u32 {
+        (pfn * u64::from(self.pages_per_page)) as u32
+    }
+
+    /// Mirrors balloon_pfn_to_page(): `None` where the kernel would BUG().
+    pub fn balloon_pfn_to_page(&self, pfn: u32) -> Option<Pfn> {
+        if !pfn.is_multiple_of(self.pages_per_page) {
+            return None;
+        }
+        Some(u64::from(pfn / self.pages_per_page))
+    }
+
+    /// Mirrors set_page_pfns(): the page's balloon pfns at `pfns[at..]`. Writing past the
+    /// array is the kernel's memory corruption: reported, and the write dropped.
+    fn set_page_pfns(&self, cx: &Cx, locked: &mut Locked, at: usize, page: Pfn) {
+        for i in 0..self.pages_per_page as usize {
+            let value = self.page_to_balloon_pfn(page) + i as u32;
+            match locked.pfns.get_mut(at + i) {
+                Some(slot) => *slot = value,
+                None => cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        "memory-corruption",
+                        format!("set_page_pfns writes vb->pfns[{}] past its end", at + i),
+                    ),
+                ),
+            }
+        }
+    }
+
+    /// Mirrors balloon_ack(): the inflate/deflate callback.
+    fn balloon_ack(shared: &Shared) {
+        shared.acked.wake_up();
+    }
+
+    /// Mirrors tell_host(): one out-buffer of `pfns[..num_pfns]`, a kick, and a wait for the
+    /// host to use it.
+    fn tell_host(&self, cx: &Cx, locked: &Locked, vq: &VirtQueue) {
+        let mem = &self.vdev.mem;
+        // The seed sends CPU-order u32s; the fix sends __virtio32.
+        let endian =
+            if self.fixes.pfn_format_virtio1 { self.vdev.virtio_endian() } else { self.vdev.guest_endian() };
+        for (i, &pfn) in locked.pfns[..locked.num_pfns].iter().enumerate() {
+            mem.write_u32(PFNS_ADDR + 4 * i as u64, pfn, endian);
+        }
+        cx.note(format!("tell_host {}: {} pfns", vq.name, locked.num_pfns));
+        // "We should always be able to add one buffer to an empty queue."
+        if let Err(err) = vq.add_outbuf(mem, &[(PFNS_ADDR, 4 * locked.num_pfns as u32)], 1) {
+            cx.note(format!("virtqueue_add_outbuf: {err}"));
+        }
+        if vq.kick_prepare(mem) {
+            self.vdev.notify(cx, usize::from(vq.index));
+        }
+        self.wait_for_ack(cx, vq);
+    }
+
+    fn wait_for_ack(&self, cx: &Cx, vq: &VirtQueue) {
+        let mem = &self.vdev.mem;
+        if !self.vdev_is_threaded() && vq.get_buf(mem).is_none() {
+            // Single-threaded: nobody else can ack, so the kernel would hang here for ever.
+            cx.sim().report(
+                Some(cx),
+                Violation::new("hang", format!("tell_host on {} waits for an ack that never comes", vq.name)),
+            );
+            return;
+        } else if !self.vdev_is_threaded() {
+            return;
+        }
+        self.shared.acked.wait_event(cx, || vq.get_buf(mem).is_some());
+    }
+
+    fn vdev_is_threaded(&self) -> bool {
+        !self.vdev.is_synchronous()
+    }
+
+    /// Mirrors fill_balloon(): at most one array of pages a round; "out of puff" sleeps 200 ms.
+    pub fn fill_balloon(&self, cx: &Cx, num: usize) {
+        let ppp = self.pages_per_page as usize;
+        let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+        let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+        cx.op_begin("fill_balloon", format!("{num}"));
+        if !self.fixes.oom_deadlock {
+            // The seed: allocate, and sleep, with balloon_lock held.
+            let mut locked = self.balloon_lock.lock(cx);
+            locked.num_pfns = 0;
+            while locked.num_pfns < num {
+                let Some(page) = self.vb_dev_info.balloon_page_enqueue(cx, &self.pages) else {
+                    self.out_of_puff(cx);
+                    break;
+                };
+                let at = locked.num_pfns;
+                self.set_page_pfns(cx, &mut locked, at, page);
+                self.num_pages.fetch_add(self.pages_per_page, Ordering::SeqCst);
+                if !deflate_on_oom {
+                    let _ = self.pages.adjust_managed_page_count(cx, page, -1);
+                }
+                locked.num_pfns += ppp;
+            }
+            self.finish_fill(cx, &locked);
+            drop(locked);
+        } else {
+            // After "virtio_balloon: fix deadlock on OOM": allocate first, lock to enqueue.
+            let mut new_pages = Vec::new();
+            let mut allocated = 0;
+            while allocated < num {
+                match BalloonDevInfo::balloon_page_alloc(cx, &self.pages) {
+                    Ok(page) => new_pages.push(page),
+                    Err(_) => {
+                        self.out_of_puff(cx);
+                        break;
+                    }
+                }
+                allocated += ppp;
+            }
+            let mut locked = self.balloon_lock.lock(cx);
+            locked.num_pfns = 0;
+            while let Some(page) = new_pages.pop() {
+                self.vb_dev_info.balloon_page_insert(cx, page);
+                if self.fixes.fill_pfns_index {
+                    let at = locked.num_pfns;
+                    self.set_page_pfns(cx, &mut locked, at, page);
+                } else {
+                    // The regression: advance first, then write one slot too far.
+                    locked.num_pfns += ppp;
+                    let at = locked.num_pfns;
+                    self.set_page_pfns(cx, &mut locked, at, page);
+                    locked.num_pfns -= ppp;
+                }
+                self.num_pages.fetch_add(self.pages_per_page, Ordering::SeqCst);
+                if !deflate_on_oom {
+                    let _ = self.pages.adjust_managed_page_count(cx, page, -1);
+                }
+                locked.num_pfns += ppp;
+            }
+            self.finish_fill(cx, &locked);
+            drop(locked);
+        }
+        cx.op_end("fill_balloon", format!("num_pages {}", self.num_pages()));
+    }
+
+    fn out_of_puff(&self, cx: &Cx) {
+        cx.note(format!("Out of puff! Can't get {} pages", self.pages_per_page));
+        self.counters.out_of_puff.fetch_add(1, Ordering::Relaxed);
+        cx.sleep_ns("msleep", OUT_OF_PUFF_SLEEP_NS);
+    }
+
+    fn finish_fill(&self, cx: &Cx, locked: &Locked) {
+        if locked.num_pfns != 0 {
+            self.counters.fills.fetch_add(1, Ordering::Relaxed);
+            if let Some(vqs) = self.vqs() {
+                self.tell_host(cx, locked, &vqs.inflate);
+            }
+        }
+    }
+
+    /// Mirrors release_pages_balloon(): back to the allocator, managed counts restored.
+    fn release_pages_balloon(&self, cx: &Cx, locked: &Locked) {
+        let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
+        let mut i = 0;
+        while i < locked.num_pfns {
+            let Some(page) = self.balloon_pfn_to_page(locked.pfns[i]) else {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new("BUG", format!("balloon_pfn_to_page({:#x})", locked.pfns[i])),
+                );
+                i += self.pages_per_page as usize;
+                continue;
+            };
+            if !deflate_on_oom {
+                let _ = self.pages.adjust_managed_page_count(cx, page, 1);
+            }
+            self.released_untold.lock().push(page);
+            let _ = self.pages.free_page(cx, page);
+            i += self.pages_per_page as usize;
+        }
+    }
+
+    /// Mirrors leak_balloon(): at most one array a round, told to the host before the pages
+    /// are released (the MUST_TELL_HOST order). Returns balloon pages freed.
+    pub fn leak_balloon(&self, cx: &Cx, num: usize) -> u32 {
+        let ppp = self.pages_per_page as usize;
+        let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+        cx.op_begin("leak_balloon", format!("{num}"));
+        let mut locked = self.balloon_lock.lock(cx);
+        locked.num_pfns = 0;
+        while locked.num_pfns < num {
+            let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx) else {
+                break;
+            };
+            let at = locked.num_pfns;
+            self.set_page_pfns(cx, &mut locked, at, page);
+            self.num_pages.fetch_sub(self.pages_per_page, Ordering::SeqCst);
+            locked.num_pfns += ppp;
+        }
+        let freed = locked.num_pfns as u32;
+        if locked.num_pfns != 0 {
+            self.counters.leaks.fetch_add(1, Ordering::Relaxed);
+            if let Some(vqs) = self.vqs() {
+                self.tell_host(cx, &locked, &vqs.deflate);
+            }
+        }
+        self.released_untold.lock().clear();
+        self.release_pages_balloon(cx, &locked);
+        drop(locked);
+        cx.op_end("leak_balloon", format!("{freed}"));
+        freed
+    }
+
+    /// Pages released to the guest by the last leak (the MUST_TELL_HOST check).
+    pub fn last_released(&self) -> Vec<Pfn> {
+        self.released_untold.lock().clone()
+    }
+
+    /// Mirrors update_balloon_stats(): the six tags, in `cpu_to_virtio` order, into `vb->stats`.
+    pub fn update_balloon_stats(&self, cx: &Cx) {
+        let page_size = self.pages.page_size();
+        let values = [
+            (VIRTIO_BALLOON_S_SWAP_IN, 0),
+            (VIRTIO_BALLOON_S_SWAP_OUT, 0),
+            (VIRTIO_BALLOON_S_MAJFLT, 0),
+            (VIRTIO_BALLOON_S_MINFLT, self.pages.allocated_pages(cx)),
+            (VIRTIO_BALLOON_S_MEMFREE, self.pages.free_pages(cx) * page_size),
+            (VIRTIO_BALLOON_S_MEMTOT, self.pages.totalram_pages(cx).max(0) as u64 * page_size),
+        ];
+        let endian = self.vdev.virtio_endian();
+        for (idx, (tag, val)) in values.into_iter().enumerate() {
+            let at = STATS_ADDR + (idx * VIRTIO_BALLOON_STAT_SIZE) as u64;
+            self.vdev.mem.write_u16(at, tag, endian);
+            self.vdev.mem.write_u64(at + 2, val, endian);
+        }
+    }
+
+    /// Mirrors stats_request(): the stats queue callback.
+    fn stats_request(shared: &Shared) {
+        shared.need_stats_update.store(true, Ordering::SeqCst);
+        shared.config_change.wake_up();
+    }
+
+    /// Mirrors stats_handle_request().
+    pub fn stats_handle_request(&self, cx: &Cx) {
+        self.shared.need_stats_update.store(false, Ordering::SeqCst);
+        self.update_balloon_stats(cx);
+        let Some(vq) = self.vqs().and_then(|v| v.stats) else {
+            return;
+        };
+        let mem = &self.vdev.mem;
+        if vq.get_buf(mem).is_none() {
+            return;
+        }
+        let len = (VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE) as u32;
+        let _ = vq.add_outbuf(mem, &[(STATS_ADDR, len)], 1);
+        self.counters.stats_rounds.fetch_add(1, Ordering::Relaxed);
+        if vq.kick_prepare(mem) {
+            self.vdev.notify(cx, STATS_VQ);
+        }
+    }
+
+    /// Mirrors towards_target(): the host's target (legacy config is little-endian) less
+    /// `num_pages`; with `align-target` the target is rounded up to whole guest pages.
+    pub fn towards_target(&self) -> i64 {
+        let mut num_pages = self.vdev.cread_u32(CONFIG_NUM_PAGES);
+        if !self.vdev.has_feature(VIRTIO_F_VERSION_1) {
+            // le32_to_cpu on the guest.
+            num_pages = swap_if_big(self.vdev.guest_endian(), num_pages);
+        }
+        let mut target = i64::from(num_pages);
+        if self.fixes.align_target {
+            let ppp = i64::from(self.pages_per_page);
+            target = (target + ppp - 1) / ppp * ppp;
+        }
+        target - i64::from(self.num_pages())
+    }
+
+    /// Mirrors update_balloon_size(): `actual` is `num_pages`, little-endian for legacy.
+    pub fn update_balloon_size(&self) {
+        let mut actual = self.num_pages();
+        if !self.vdev.has_feature(VIRTIO_F_VERSION_1) {
+            actual = swap_if_big(self.vdev.guest_endian(), actual);
+        }
+        self.vdev.cwrite_u32(CONFIG_ACTUAL, actual);
+    }
+
+    /// Mirrors virtballoon_oom_notify(): without DEFLATE_ON_OOM nothing; else leak `oom_pages`
+    /// and report them freed.
+    pub fn oom_notify(&self, cx: &Cx) -> u64 {
+        if !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
+            return 0;
+        }
+        let freed = self.leak_balloon(cx, self.oom_pages as usize);
+        self.update_balloon_size();
+        if freed > 0 {
+            self.counters.oom_deflates.fetch_add(1, Ordering::Relaxed);
+        }
+        u64::from(freed)
+    }
+
+    /// The balloon thread's wake-up condition (the inner `for (;;)` of balloon()).
+    pub fn thread_has_work(&self) -> bool {
+        self.towards_target() != 0
+            || self.shared.need_stats_update.load(Ordering::SeqCst)
+            || self.shared.should_stop.load(Ordering::SeqCst)
+            || self.shared.freezing.load(Ordering::SeqCst)
+    }
+
+    /// One pass of balloon()'s loop body after the wait: stats, fill or leak, size update.
+    /// Returns the diff it acted on.
+    pub fn balloon_thread_step(&self, cx: &Cx) -> i64 {
+        let diff = self.towards_target();
+        if self.shared.need_stats_update.load(Ordering::SeqCst) {
+            self.stats_handle_request(cx);
+        }
+        if diff > 0 {
+            self.fill_balloon(cx, diff as usize);
+        } else if diff < 0 {
+            self.leak_balloon(cx, diff.unsigned_abs() as usize);
+        }
+        self.update_balloon_size();
+        diff
+    }
+
+    /// Mirrors balloon(): the kthread, for the threaded checkers. Waits on `config_change`.
+    pub fn balloon_thread(&self, cx: &Cx) {
+        while !self.shared.should_stop.load(Ordering::SeqCst) {
+            // try_to_freeze(): parked while the PM core has it frozen.
+            self.shared.config_change.wait_event(cx, || {
+                !self.shared.freezing.load(Ordering::SeqCst) || self.shared.should_stop.load(Ordering::SeqCst)
+            });
+            self.shared.config_change.wait_event(cx, || self.thread_has_work());
+            if self.shared.should_stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if self.shared.freezing.load(Ordering::SeqCst) {
+                continue;
+            }
+            self.balloon_thread_step(cx);
+        }
+    }
+
+    /// Mirrors init_vqs(): two queues, or three with STATS_VQ, the stats one primed with a
+    /// buffer (after filling it, with `stats-first-buffer`).
+    pub fn init_vqs(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+        let stats = self.vdev.has_feature(VIRTIO_BALLOON_F_STATS_VQ);
+        let mut callbacks: Vec<Callback> = Vec::new();
+        for _ in 0..2 {
+            let shared = self.shared.clone();
+            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::balloon_ack(&shared)));
+        }
+        if stats {
+            let shared = self.shared.clone();
+            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::stats_request(&shared)));
+        }
+        let vqs = self.vdev.find_vqs(cx, callbacks, &["inflate", "deflate", "stats"])?;
+        let mut vqs = vqs.into_iter();
+        let (Some(inflate), Some(deflate)) = (vqs.next(), vqs.next()) else {
+            return Err(Errno::ENOENT);
+        };
+        let stats_vq = vqs.next();
+        *self.vqs.lock() = Some(Vqs { inflate, deflate, stats: stats_vq.clone() });
+        if let Some(vq) = stats_vq {
+            if self.fixes.stats_first_buffer {
+                self.update_balloon_stats(cx);
+            }
+            let len = (VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE) as u32;
+            // "it can't be broken yet!"
+            vq.add_outbuf(&self.vdev.mem, &[(STATS_ADDR, len)], 1).expect("an empty stats queue has room");
+            if vq.kick_prepare(&self.vdev.mem) {
+                self.vdev.notify(cx, STATS_VQ);
+            }
+        }
+        let _ = (INFLATE_VQ, DEFLATE_VQ);
+        Ok(())
+    }
+
+    /// Mirrors virtballoon_migratepage(): gives up with `EAGAIN` when balloon_lock is taken;
+    /// else inserts `newpage`, tells the host about it, deletes `page`, tells the host, frees it.
+    pub fn migratepage(&self, cx: &Cx, newpage: Pfn, page: Pfn) -> Result<(), Errno> {
+        let Some(mut locked) = self.balloon_lock.try_lock(cx) else {
+            self.counters.migrate_again.fetch_add(1, Ordering::Relaxed);
+            return Err(Errno::EAGAIN);
+        };
+        cx.op_begin("virtballoon_migratepage", format!("{page} -> {newpage}"));
+        {
+            let mut guard = self.vb_dev_info.pages_lock.lock_irqsave(cx);
+            guard.pages.push(newpage);
+            guard.isolated.remove(&page);
+            guard.isolated_pages -= 1;
+        }
+        if self.fixes.migrate_managed_count
+            && !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM)
+            && self.pages.zone_of(cx, page).ok() != self.pages.zone_of(cx, newpage).ok()
+        {
+            let _ = self.pages.adjust_managed_page_count(cx, page, 1);
+            let _ = self.pages.adjust_managed_page_count(cx, newpage, -1);
+        }
+        let vqs = self.vqs();
+        locked.num_pfns = self.pages_per_page as usize;
+        self.set_page_pfns(cx, &mut locked, 0, newpage);
+        if let Some(vqs) = &vqs {
+            self.tell_host(cx, &locked, &vqs.inflate);
+        }
+        locked.num_pfns = self.pages_per_page as usize;
+        self.set_page_pfns(cx, &mut locked, 0, page);
+        if let Some(vqs) = &vqs {
+            self.tell_host(cx, &locked, &vqs.deflate);
+        }
+        drop(locked);
+        let _ = self.pages.free_page(cx, page);
+        self.counters.migrations.fetch_add(1, Ordering::Relaxed);
+        cx.op_end("virtballoon_migratepage", "MIGRATEPAGE_SUCCESS");
+        Ok(())
+    }
+
+    /// Mirrors remove_common(): deflate everything, update the size, reset, delete the queues.
+    pub fn remove_common(&self, cx: &Cx) {
+        let mut idle_rounds = 0;
+        while self.num_pages() != 0 {
+            if self.leak_balloon(cx, self.num_pages() as usize) == 0 {
+                // Only isolated pages are left: compaction will put them back or migrate them.
+                idle_rounds += 1;
+                if !self.vdev_is_threaded() || idle_rounds > 10_000 {
+                    cx.sim().report(
+                        Some(cx),
+                        Violation::new(
+                            "hang",
+                            "remove_common: balloon pages left that leak_balloon cannot dequeue",
+                        ),
+                    );
+                    break;
+                }
+                sim_core::sync::thread::yield_now();
+            }
+        }
+        self.update_balloon_size();
+        self.vdev.reset();
+        self.vdev.del_vqs();
+        *self.vqs.lock() = None;
+    }
+
+    /// Mirrors virtballoon_remove(): unregister the notifier, stop the thread (the caller joins
+    /// a real one), remove_common.
+    pub fn remove(&self, cx: &Cx) {
+        cx.op_begin("virtballoon_remove", "");
+        self.unregister(cx);
+        self.shared.should_stop.store(true, Ordering::SeqCst);
+        self.shared.config_change.wake_up();
+        self.remove_common(cx);
+        self.vdev.set_config_changed(None);
+        cx.op_end("virtballoon_remove", "");
+    }
+
+    /// Mirrors virtballoon_freeze(): the thread is already frozen.
+    pub fn freeze(&self, cx: &Cx) {
+        cx.op_begin("virtballoon_freeze", "");
+        self.remove_common(cx);
+        cx.op_end("virtballoon_freeze", "0");
+    }
+
+    /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
+    pub fn restore(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+        cx.op_begin("virtballoon_restore", "");
+        if let Err(err) = self.init_vqs(cx) {
+            cx.op_end("virtballoon_restore", format!("{err}"));
+            return Err(err);
+        }
+        // fill_balloon takes a size_t: a negative diff would become huge (then 256).
+        let diff = self.towards_target();
+        self.fill_balloon(cx, diff as u64 as usize);
+        self.update_balloon_size();
+        cx.op_end("virtballoon_restore", "0");
+        Ok(())
+    }
+
+    /// Drops the OOM notifier's reference (for callers tearing down after a failed remove).
+    pub fn notifier_registered(&self) -> bool {
+        self.nb.lock().is_some()
+    }
+}

@@ -1,0 +1,63 @@
+//! The cost of sim-core's instrumented locks against raw parking_lot, with lockdep on and off,
+//! so the price of the instrumentation is known. `cargo bench -p ksim-benches --bench locks`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use sim_core::trace::TraceMode;
+use sim_core::{Mutex, RwSem, Sim, SimConfig, SpinLock};
+use std::hint::black_box;
+
+fn sims() -> [(&'static str, Sim); 2] {
+    [
+        ("lockdep-on", Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly))),
+        ("lockdep-off", Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly).without_lockdep())),
+    ]
+}
+
+fn spinlock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("spinlock");
+    let native = parking_lot::Mutex::new(0u64);
+    group.bench_function("native-parking_lot", |b| b.iter(|| *native.lock() += black_box(1)));
+    for (name, sim) in sims() {
+        let cx = sim.cx("bench", 0);
+        let lock = SpinLock::new("bench_lock", 0u64);
+        group.bench_function(name, |b| b.iter(|| *lock.lock(&cx) += black_box(1)));
+    }
+    group.finish();
+}
+
+fn nested(c: &mut Criterion) {
+    let mut group = c.benchmark_group("nested-two-locks");
+    let (outer, inner) = (parking_lot::Mutex::new(0u64), parking_lot::Mutex::new(0u64));
+    group.bench_function("native-parking_lot", |b| {
+        b.iter(|| {
+            let _outer = outer.lock();
+            *inner.lock() += black_box(1);
+        })
+    });
+    for (name, sim) in sims() {
+        let cx = sim.cx("bench", 0);
+        let (outer, inner) = (Mutex::new("outer", 0u64), SpinLock::new("inner", 0u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let _outer = outer.lock(&cx);
+                *inner.lock(&cx) += black_box(1);
+            })
+        });
+    }
+    group.finish();
+}
+
+fn rwsem(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rwsem-read");
+    let native = parking_lot::RwLock::new(0u64);
+    group.bench_function("native-parking_lot", |b| b.iter(|| black_box(*native.read())));
+    for (name, sim) in sims() {
+        let cx = sim.cx("bench", 0);
+        let sem = RwSem::new("bench_sem", 0u64);
+        group.bench_function(name, |b| b.iter(|| black_box(*sem.down_read(&cx))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, spinlock, nested, rwsem);
+criterion_main!(benches);

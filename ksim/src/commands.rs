@@ -1,0 +1,239 @@
+//! `ksim replay`, `ksim trace`, `ksim list`, `ksim merge` and `ksim taskstats netlink`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sim_core::check::Artifact;
+use sim_core::trace::{render_chrome, render_text, Event, TaskId};
+
+use crate::registry::{self, SubsystemEntry};
+use crate::report::{self, FuzzReport};
+
+/// Lane width of the text swim-lane.
+const LANE_WIDTH: usize = 30;
+
+/// How a trace is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum TraceFormat {
+    /// A text swim-lane, one column per task.
+    Text,
+    /// Chrome trace-event JSON, for Perfetto or chrome://tracing.
+    Chrome,
+}
+
+fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat) -> String {
+    match format {
+        TraceFormat::Text => render_text(events, names, LANE_WIDTH),
+        TraceFormat::Chrome => {
+            let mut text = serde_json::to_string_pretty(&render_chrome(events, names)).unwrap_or_default();
+            text.push('\n');
+            text
+        }
+    }
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// What a command printed, and whether it succeeded (`false`: exit status 1).
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) ok: bool,
+}
+
+/// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
+pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+    let artifact = Artifact::read(file)?;
+    let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
+    let replayed = (entry.replay)(&artifact).map_err(|e| format!("{}: {e}", file.display()))?;
+    let ops: Vec<serde_json::Value> = artifact.ops.as_array().cloned().unwrap_or_default();
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "artifact: {} seed {}, {} operations (shrunk from {})",
+        artifact.subsystem,
+        artifact.seed,
+        ops.len(),
+        artifact.ops_unshrunk
+    );
+    let _ = writeln!(summary, "config:   {}", artifact.config);
+    let _ =
+        writeln!(summary, "recorded: {} after operation {}", artifact.violation, artifact.violation_at + 1);
+    match &replayed.case.violation {
+        Some((at, found)) => {
+            let _ = writeln!(summary, "replayed: {found} after operation {}", at + 1);
+        }
+        None => {
+            let _ = writeln!(summary, "replayed: no violation");
+        }
+    }
+    if replayed.exact {
+        let _ = writeln!(summary, "reproduced exactly (trace hash {:#018x})", artifact.trace_hash);
+    } else {
+        let _ = writeln!(
+            summary,
+            "NOT reproduced exactly: recorded trace hash {:#018x}, replayed {:#018x}",
+            artifact.trace_hash, replayed.case.trace_hash
+        );
+    }
+    let _ = writeln!(summary, "\noperations:");
+    for (index, op) in ops.iter().enumerate() {
+        let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
+        let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
+    }
+    for report in &replayed.case.lockdep {
+        let _ = writeln!(summary, "\nlockdep:\n{report}");
+    }
+    let trace = draw(&replayed.case.trace_tail, &replayed.case.task_names, format);
+    match (format, out) {
+        (_, Some(path)) => {
+            write_file(path, &trace)?;
+            print!("{summary}");
+            println!("\ntrace written to {}", path.display());
+        }
+        (TraceFormat::Text, None) => {
+            print!("{summary}");
+            print!("\ntrace:\n{trace}");
+        }
+        (TraceFormat::Chrome, None) => {
+            eprint!("{summary}");
+            print!("{trace}");
+        }
+    }
+    Ok(Outcome { ok: replayed.exact })
+}
+
+/// Finds scenario `name` (`SUBSYSTEM:NAME` or a name only one subsystem has).
+fn find_scenario(name: &str) -> Result<(SubsystemEntry, String), String> {
+    let (wanted_subsystem, wanted) = match name.split_once(':') {
+        Some((subsystem, scenario)) => (Some(subsystem), scenario),
+        None => (None, name),
+    };
+    let mut matches = Vec::new();
+    let mut all = Vec::new();
+    for entry in registry::registry() {
+        if wanted_subsystem.is_some_and(|s| s != entry.name) {
+            continue;
+        }
+        for scenario in (entry.scenarios)() {
+            all.push(format!("{}:{}", entry.name, scenario.name));
+            if scenario.name == wanted {
+                matches.push((entry, scenario.description.to_string()));
+            }
+        }
+    }
+    if let Some(subsystem) = wanted_subsystem {
+        registry::find(subsystem)?;
+    }
+    match matches.len() {
+        1 => Ok(matches.remove(0)),
+        0 => Err(format!("no scenario {name:?}; scenarios: {}", all.join(", "))),
+        _ => {
+            Err(format!("scenario {name:?} is ambiguous; name it as SUBSYSTEM:SCENARIO ({})", all.join(", ")))
+        }
+    }
+}
+
+/// `ksim trace SCENARIO`: runs a teaching scenario and draws its whole trace.
+pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+    let (entry, description) = find_scenario(name)?;
+    let scenario = name.rsplit(':').next().unwrap_or(name);
+    let sim = (entry.run_scenario)(scenario)
+        .ok_or_else(|| format!("{} lists scenario {scenario:?} but cannot run it", entry.name))?;
+    let trace = draw(&sim.trace().events(), &sim.trace().task_names(), format);
+    let mut summary = format!("scenario {}:{scenario}: {description}\n", entry.name);
+    let violations = sim.violations();
+    if violations.is_empty() {
+        summary.push_str("violations: none\n");
+    }
+    for violation in &violations {
+        let _ = writeln!(summary, "violation: {violation}");
+    }
+    match (format, out) {
+        (_, Some(path)) => {
+            write_file(path, &trace)?;
+            print!("{summary}");
+            println!("trace written to {}", path.display());
+        }
+        (TraceFormat::Text, None) => print!("{summary}\n{trace}"),
+        (TraceFormat::Chrome, None) => {
+            eprint!("{summary}");
+            print!("{trace}");
+        }
+    }
+    Ok(Outcome { ok: true })
+}
+
+/// `ksim list`: subsystems with their presets, fixes, scenarios and zoo entries.
+pub(crate) fn list() -> String {
+    let mut out = String::new();
+    for entry in registry::registry() {
+        let _ = writeln!(out, "{}", entry.name);
+        let _ = writeln!(out, "  presets (oldest first; the last is the default):");
+        for preset in (entry.presets)() {
+            let fixes = if preset.fixes.is_empty() { "none".to_string() } else { preset.fixes.join(", ") };
+            let _ = writeln!(out, "    {:<20} {}", preset.name, preset.description);
+            let _ = writeln!(out, "    {:<20} fixes on: {fixes}", "");
+        }
+        let _ = writeln!(out, "  fixes (--fix-off NAME):");
+        for fix in (entry.fixes)() {
+            let cve = fix.cve.map(|c| format!(" [{c}]")).unwrap_or_default();
+            let _ = writeln!(out, "    {:<20} {}{cve}", fix.name, fix.title);
+            let _ = writeln!(out, "    {:<20} without it: {}", "", fix.symptom);
+        }
+        let _ = writeln!(out, "  scenarios (ksim trace NAME):");
+        for scenario in (entry.scenarios)() {
+            let _ = writeln!(out, "    {:<20} {}", scenario.name, scenario.description);
+        }
+        let _ = writeln!(out, "  zoo (ksim zoo):");
+        for bug in (entry.zoo)() {
+            let _ = writeln!(
+                out,
+                "    {:<20} {} (preset {}, found by {} as {})",
+                bug.fix, bug.name, bug.preset, bug.checker, bug.expected_kind
+            );
+        }
+    }
+    out
+}
+
+/// `ksim merge REPORT...`: combines shard reports; the merged table, and the merged JSON in `out`.
+pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, String> {
+    let mut reports = Vec::new();
+    for file in files {
+        reports.push((file.clone(), FuzzReport::read(file)?));
+    }
+    let merged = report::merge(&reports)?;
+    let missing: Vec<String> =
+        (0..merged.shard_count).filter(|s| !merged.shards.contains(s)).map(|s| s.to_string()).collect();
+    println!(
+        "merged {} report(s): shards {} of {}{}",
+        files.len(),
+        merged.shards.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+        merged.shard_count,
+        if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(",")) }
+    );
+    print!("{}", merged.render());
+    if let Some(path) = out {
+        merged.write(path)?;
+        println!("merged report written to {}", path.display());
+    }
+    Ok(Outcome { ok: merged.failures_count() == 0 })
+}
+
+/// `ksim taskstats netlink --port P [FILE]`: raw netlink request bytes in, raw reply bytes out.
+///
+/// ---- TO WIRE when taskstats-sim lands -------------------------------------------------------
+/// Replace this body with: build the taskstats model, bind netlink port `port`, feed it `input`
+/// (read whole), and write every byte the model delivers to that port to `output`.
+pub(crate) fn taskstats_netlink(
+    port: u32,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<(), String> {
+    let _ = (port, input, output);
+    Err("ksim taskstats netlink: not available until taskstats-sim lands".to_string())
+}

@@ -1,0 +1,280 @@
+//! `ksim fuzz`: a campaign over one or more subsystems, split over `--jobs` threads and, across
+//! machines, `--shard I/N`.
+//!
+//! Seeds: case `k` of shard `I/N` uses seed `seed + k·N + I` (sim-core's campaign). With `J` jobs,
+//! job `j` runs shard `I + j·N` of `N·J`, so job `j`'s case `k` is the single-job case `k·J + j`:
+//! a case budget covers exactly the seeds one job would, whatever `J` is.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sim_core::check::{Budget, CampaignOptions, CampaignReport, Progress, RunOptions};
+
+use crate::registry::{self, SubsystemEntry};
+use crate::report::{FailureSummary, FuzzReport, SubsystemRun, REPORT_VERSION};
+
+/// The whole default campaign's wall time, split evenly over the subsystems.
+pub(crate) const DEFAULT_SECONDS_TOTAL: u64 = 60;
+/// Worker threads when `--jobs` is not given (CI machines have 2 cores).
+pub(crate) const DEFAULT_JOBS: u64 = 2;
+/// Shrink steps per failure.
+const SHRINK_STEPS: usize = 400;
+
+/// `ksim fuzz`'s arguments, validated.
+#[derive(Debug)]
+pub(crate) struct FuzzArgs {
+    pub(crate) subsystems: Vec<String>,
+    pub(crate) preset: Option<String>,
+    pub(crate) fixes_off: Vec<String>,
+    pub(crate) seconds: Option<u64>,
+    pub(crate) cases: Option<u64>,
+    pub(crate) seed: u64,
+    pub(crate) shard: (u64, u64),
+    pub(crate) jobs: Option<u64>,
+    pub(crate) out: PathBuf,
+    pub(crate) ops_max: usize,
+}
+
+struct Selected {
+    entry: SubsystemEntry,
+    config: serde_json::Value,
+}
+
+fn select(args: &FuzzArgs) -> Result<Vec<Selected>, String> {
+    let entries = if args.subsystems.is_empty() {
+        registry::registry()
+    } else {
+        args.subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
+    };
+    if args.subsystems.is_empty()
+        && entries.len() > 1
+        && (args.preset.is_some() || !args.fixes_off.is_empty())
+    {
+        return Err(
+            "--preset and --fix-off belong to one subsystem: name it (ksim fuzz SUBSYSTEM ...)".into()
+        );
+    }
+    entries
+        .into_iter()
+        .map(|entry| {
+            let config = (entry.config)(args.preset.as_deref(), &args.fixes_off)?;
+            Ok(Selected { entry, config })
+        })
+        .collect()
+}
+
+/// Cases job `job` of `jobs` runs so that together they run exactly `cases`.
+fn job_cases(cases: u64, job: u64, jobs: u64) -> u64 {
+    if job >= cases {
+        0
+    } else {
+        (cases - job).div_ceil(jobs)
+    }
+}
+
+fn human(count: f64) -> String {
+    if count >= 1e6 {
+        format!("{:.2}M", count / 1e6)
+    } else if count >= 1e3 {
+        format!("{:.1}k", count / 1e3)
+    } else {
+        format!("{count:.0}")
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    cases: AtomicU64,
+    ops: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Runs one subsystem's campaign over `jobs` threads and merges the jobs' reports.
+#[allow(clippy::too_many_arguments)]
+fn run_subsystem(
+    selected: &Selected,
+    args: &FuzzArgs,
+    budget: Budget,
+    jobs: u64,
+    interrupt: &AtomicBool,
+) -> Result<SubsystemRun, String> {
+    let (shard_index, shard_count) = args.shard;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(selected.entry.name);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let totals = Totals::default();
+    let found = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let reports: Vec<Result<CampaignReport, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|job| {
+                let totals = &totals;
+                let found = &found;
+                let bar = &bar;
+                let options = CampaignOptions {
+                    seed: args.seed,
+                    budget: match budget {
+                        Budget::Cases(cases) => Budget::Cases(job_cases(cases, job, jobs)),
+                        time => time,
+                    },
+                    shard: (shard_index + job * shard_count, shard_count * jobs),
+                    ops_max: args.ops_max,
+                    out_dir: Some(args.out.clone()),
+                    stop_on_failure: true,
+                    shrink_steps: SHRINK_STEPS,
+                    run: RunOptions::default(),
+                };
+                let entry = selected.entry;
+                let config = &selected.config;
+                scope.spawn(move || {
+                    let stop = AtomicBool::new(false);
+                    let mut last = Progress::default();
+                    let mut on_progress = |progress: &Progress| {
+                        totals.cases.fetch_add(progress.cases - last.cases, Ordering::Relaxed);
+                        totals.ops.fetch_add(progress.ops - last.ops, Ordering::Relaxed);
+                        totals.failures.fetch_add(progress.failures - last.failures, Ordering::Relaxed);
+                        last = progress.clone();
+                        if progress.failures > 0 {
+                            found.store(true, Ordering::Relaxed);
+                        }
+                        if interrupt.load(Ordering::Relaxed) || found.load(Ordering::Relaxed) {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        let seconds = started.elapsed().as_secs_f64().max(1e-9);
+                        let ops = totals.ops.load(Ordering::Relaxed);
+                        bar.set_message(format!(
+                            "{} cases, {} ops, {} ops/s, {} violations",
+                            totals.cases.load(Ordering::Relaxed),
+                            human(ops as f64),
+                            human(ops as f64 / seconds),
+                            totals.failures.load(Ordering::Relaxed)
+                        ));
+                    };
+                    (entry.campaign)(config, &options, &stop, &mut on_progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a fuzz job panicked".to_string())))
+            .collect()
+    });
+    bar.finish();
+    let mut run = SubsystemRun {
+        subsystem: selected.entry.name.to_string(),
+        preset: args.preset.clone(),
+        fixes_off: args.fixes_off.clone(),
+        config: selected.config.clone(),
+        cases: 0,
+        ops: 0,
+        seconds: 0.0,
+        ops_per_second: 0.0,
+        failures: Vec::new(),
+        coverage: Default::default(),
+        interrupted: interrupt.load(Ordering::Relaxed),
+    };
+    for report in reports {
+        let report = report?;
+        run.cases += report.progress.cases;
+        run.ops += report.progress.ops;
+        run.seconds = run.seconds.max(report.progress.seconds);
+        for (mark, count) in report.coverage {
+            *run.coverage.entry(mark).or_default() += count;
+        }
+        for failure in report.failures {
+            let ops_shrunk = failure.artifact.ops.as_array().map_or(0, Vec::len);
+            run.failures.push(FailureSummary {
+                seed: failure.artifact.seed,
+                kind: failure.artifact.violation.kind.clone(),
+                message: failure.artifact.violation.message.clone(),
+                artifact: failure.path.clone(),
+                ops_shrunk,
+                ops_unshrunk: failure.artifact.ops_unshrunk,
+                // Cases the single-job campaign would have run to reach this seed.
+                cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / shard_count + 1,
+                seconds_to_find: failure.seconds_to_find,
+            });
+        }
+    }
+    run.failures.sort_by_key(|f| f.seed);
+    run.ops_per_second = run.ops as f64 / run.seconds.max(1e-9);
+    Ok(run)
+}
+
+/// The report file's name inside `--out`.
+pub(crate) fn report_name(shard: (u64, u64)) -> String {
+    if shard.1 == 1 {
+        "report.json".to_string()
+    } else {
+        format!("report-{}-of-{}.json", shard.0, shard.1)
+    }
+}
+
+/// Runs `ksim fuzz`. Returns the report (already written) for the caller to print.
+pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzReport, String> {
+    let (shard_index, shard_count) = args.shard;
+    if shard_count == 0 || shard_index >= shard_count {
+        return Err(format!("--shard {shard_index}/{shard_count}: need 0 <= I < N"));
+    }
+    let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
+    if jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    if args.ops_max == 0 {
+        return Err("--ops must be at least 1".into());
+    }
+    let selected = select(args)?;
+    let (budget, budget_text) = match (args.cases, args.seconds) {
+        (Some(cases), _) => (Budget::Cases(cases), format!("cases {cases}")),
+        (None, seconds) => {
+            let total = seconds.unwrap_or(DEFAULT_SECONDS_TOTAL);
+            let each = Duration::from_secs(total).div_f64(selected.len().max(1) as f64);
+            (Budget::Time(each), format!("seconds {total}"))
+        }
+    };
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let mut report = FuzzReport {
+        ksim_report: REPORT_VERSION,
+        seed: args.seed,
+        shard_count,
+        shards: vec![shard_index],
+        budget: budget_text,
+        ops_max: args.ops_max,
+        subsystems: Vec::new(),
+    };
+    for one in &selected {
+        if interrupt.load(Ordering::Relaxed) {
+            break;
+        }
+        report.subsystems.push(run_subsystem(one, args, budget, jobs, &interrupt)?);
+    }
+    report.write(&args.out.join(report_name(args.shard)))?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_cases;
+
+    #[test]
+    fn jobs_split_a_case_budget_exactly() {
+        for cases in 0..20 {
+            for jobs in 1..5 {
+                let total: u64 = (0..jobs).map(|job| job_cases(cases, job, jobs)).sum();
+                assert_eq!(total, cases, "{cases} cases over {jobs} jobs");
+                // Job j's case k is the single-job case k*J + j: all below `cases`.
+                for job in 0..jobs {
+                    let n = job_cases(cases, job, jobs);
+                    assert!(n == 0 || (n - 1) * jobs + job < cases);
+                }
+            }
+        }
+    }
+}

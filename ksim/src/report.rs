@@ -1,0 +1,239 @@
+//! The JSON report `ksim fuzz` writes, the table it prints, and `ksim merge`, which combines the
+//! reports of a campaign's shards into one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The current report format.
+pub(crate) const REPORT_VERSION: u32 = 1;
+
+/// What one `ksim fuzz` run (or a merge of shards) found.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct FuzzReport {
+    /// File format version.
+    pub(crate) ksim_report: u32,
+    /// The first seed.
+    pub(crate) seed: u64,
+    /// The shard count N of `--shard I/N`.
+    pub(crate) shard_count: u64,
+    /// The shard indices this report covers (one for a fuzz run; several after a merge).
+    pub(crate) shards: Vec<u64>,
+    /// The budget, as the command line gave it (`"cases 1000"`, `"seconds 60"`).
+    pub(crate) budget: String,
+    /// Longest operation list per case.
+    pub(crate) ops_max: usize,
+    /// One entry per subsystem, in the order run.
+    pub(crate) subsystems: Vec<SubsystemRun>,
+}
+
+/// One subsystem's campaign.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SubsystemRun {
+    pub(crate) subsystem: String,
+    pub(crate) preset: Option<String>,
+    pub(crate) fixes_off: Vec<String>,
+    /// The configuration run, as JSON.
+    pub(crate) config: serde_json::Value,
+    pub(crate) cases: u64,
+    pub(crate) ops: u64,
+    /// Wall seconds (the longest of the jobs or shards: they run side by side).
+    pub(crate) seconds: f64,
+    /// Operations per second summed over jobs and shards.
+    pub(crate) ops_per_second: f64,
+    pub(crate) failures: Vec<FailureSummary>,
+    /// Coverage marks and how many cases reached each.
+    pub(crate) coverage: BTreeMap<String, u64>,
+    /// Whether Ctrl-C ended it early.
+    pub(crate) interrupted: bool,
+}
+
+/// One failure, with where its artifact is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct FailureSummary {
+    pub(crate) seed: u64,
+    pub(crate) kind: String,
+    pub(crate) message: String,
+    pub(crate) artifact: Option<PathBuf>,
+    pub(crate) ops_shrunk: usize,
+    pub(crate) ops_unshrunk: usize,
+    pub(crate) cases_to_find: u64,
+    pub(crate) seconds_to_find: f64,
+}
+
+impl FuzzReport {
+    /// Failures over every subsystem.
+    pub(crate) fn failures_count(&self) -> usize {
+        self.subsystems.iter().map(|s| s.failures.len()).sum()
+    }
+
+    /// Writes the report whole or not at all.
+    pub(crate) fn write(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let temporary = path.with_extension("json.tmp");
+        std::fs::write(&temporary, text)
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Reads a report, with one clear line for a missing or corrupt file.
+    pub(crate) fn read(path: &Path) -> Result<FuzzReport, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let report: FuzzReport = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a ksim fuzz report: {e}", path.display()))?;
+        if report.ksim_report != REPORT_VERSION {
+            return Err(format!(
+                "{} is a version {} report; this ksim reads version {REPORT_VERSION}",
+                path.display(),
+                report.ksim_report
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The per-subsystem table, then one paragraph per failure.
+    pub(crate) fn render(&self) -> String {
+        let mut rows = vec![[
+            "subsystem".to_string(),
+            "preset".to_string(),
+            "fixes off".to_string(),
+            "cases".to_string(),
+            "ops".to_string(),
+            "ops/s".to_string(),
+            "violations".to_string(),
+            "first violation".to_string(),
+        ]];
+        for run in &self.subsystems {
+            let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
+            rows.push([
+                format!("{}{}", run.subsystem, if run.interrupted { " (interrupted)" } else { "" }),
+                run.preset.clone().or(config_preset).unwrap_or_else(|| "default".to_string()),
+                if run.fixes_off.is_empty() { "-".to_string() } else { run.fixes_off.join(",") },
+                run.cases.to_string(),
+                run.ops.to_string(),
+                format!("{:.0}", run.ops_per_second),
+                run.failures.len().to_string(),
+                run.failures
+                    .first()
+                    .map_or_else(|| "-".to_string(), |f| format!("{} (seed {})", f.kind, f.seed)),
+            ]);
+        }
+        let mut widths = [0usize; 8];
+        for row in &rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for (index, row) in rows.iter().enumerate() {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .enumerate()
+                .map(|(column, (cell, width))| {
+                    if (3..=6).contains(&column) {
+                        format!("{cell:>width$}")
+                    } else {
+                        format!("{cell:<width$}")
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+            if index == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+                let _ = writeln!(out, "{}", rule.join("  "));
+            }
+        }
+        for run in &self.subsystems {
+            for failure in &run.failures {
+                let _ = writeln!(
+                    out,
+                    "\nVIOLATION {} seed {}: {}: {}",
+                    run.subsystem, failure.seed, failure.kind, failure.message
+                );
+                let _ = writeln!(
+                    out,
+                    "  found after {} cases ({:.2}s); shrunk from {} to {} operations",
+                    failure.cases_to_find, failure.seconds_to_find, failure.ops_unshrunk, failure.ops_shrunk
+                );
+                if let Some(path) = &failure.artifact {
+                    let _ = writeln!(out, "  artifact: {}", path.display());
+                    let _ = writeln!(out, "  replay:   ksim replay {}", path.display());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Combines shard reports of one campaign: same seed, shard count, budget, operations and
+/// configurations; disjoint shards. Missing shards are allowed and listed by the caller.
+pub(crate) fn merge(reports: &[(PathBuf, FuzzReport)]) -> Result<FuzzReport, String> {
+    let Some((first_path, first)) = reports.first() else {
+        return Err("merge needs at least one report".to_string());
+    };
+    let mut merged = first.clone();
+    let mut shards: BTreeSet<u64> = first.shards.iter().copied().collect();
+    for (path, report) in &reports[1..] {
+        let differs = |what: &str, ours: String, theirs: String| {
+            format!(
+                "{} and {} are not shards of one campaign: {what} {ours} vs {theirs}",
+                first_path.display(),
+                path.display()
+            )
+        };
+        if report.seed != first.seed {
+            return Err(differs("seed", first.seed.to_string(), report.seed.to_string()));
+        }
+        if report.shard_count != first.shard_count {
+            return Err(differs(
+                "shard count",
+                first.shard_count.to_string(),
+                report.shard_count.to_string(),
+            ));
+        }
+        if report.budget != first.budget {
+            return Err(differs("budget", first.budget.clone(), report.budget.clone()));
+        }
+        if report.ops_max != first.ops_max {
+            return Err(differs("--ops", first.ops_max.to_string(), report.ops_max.to_string()));
+        }
+        for shard in &report.shards {
+            if !shards.insert(*shard) {
+                return Err(format!(
+                    "shard {shard}/{} appears twice (again in {})",
+                    first.shard_count,
+                    path.display()
+                ));
+            }
+        }
+        let names = |r: &FuzzReport| r.subsystems.iter().map(|s| s.subsystem.clone()).collect::<Vec<_>>();
+        if names(report) != names(first) {
+            return Err(differs("subsystems", names(first).join(","), names(report).join(",")));
+        }
+        for (ours, theirs) in merged.subsystems.iter_mut().zip(&report.subsystems) {
+            if ours.config != theirs.config {
+                return Err(differs(
+                    &format!("{} config", ours.subsystem),
+                    ours.config.to_string(),
+                    theirs.config.to_string(),
+                ));
+            }
+            ours.cases += theirs.cases;
+            ours.ops += theirs.ops;
+            ours.seconds = ours.seconds.max(theirs.seconds);
+            ours.ops_per_second += theirs.ops_per_second;
+            ours.failures.extend(theirs.failures.iter().cloned());
+            ours.failures.sort_by_key(|f| f.seed);
+            for (mark, count) in &theirs.coverage {
+                *ours.coverage.entry(mark.clone()).or_default() += count;
+            }
+            ours.interrupted |= theirs.interrupted;
+        }
+    }
+    merged.shards = shards.into_iter().collect();
+    Ok(merged)
+}

@@ -1,0 +1,281 @@
+//! Each subcommand, its happy path and its bad inputs.
+
+use crate::support::{json, ksim, ksim_with_input, scratch};
+
+#[test]
+fn list_names_the_demo_with_its_presets_fixes_scenarios_and_zoo() {
+    let run = ksim(&scratch("list"), &["list"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for needle in ["demo", "demo-1.0", "demo-2.0", "shrink-skips-used", "lru-lock-order", "use-after-shrink"]
+    {
+        assert!(run.stdout.contains(needle), "list lacks {needle}:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn fuzz_of_the_fixed_demo_is_quiet_exits_zero_and_writes_a_report() {
+    let dir = scratch("fuzz-quiet");
+    let run = ksim(&dir, &["fuzz", "demo", "--cases", "200", "--ops", "40"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("demo"), "the table names the subsystem: {}", run.stdout);
+    let report = json(&dir.join("ksim-out/report.json"));
+    assert_eq!(report["subsystems"][0]["cases"], 200);
+    assert!(report["subsystems"][0]["ops"].as_u64().expect("ops") > 200);
+    assert_eq!(report["subsystems"][0]["failures"].as_array().expect("failures").len(), 0);
+}
+
+#[test]
+fn fuzz_with_a_fix_off_finds_the_bug_writes_the_artifact_first_and_exits_one() {
+    let dir = scratch("fuzz-found");
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("VIOLATION demo seed"), "{}", run.stdout);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let failure = &report["subsystems"][0]["failures"][0];
+    assert_eq!(failure["kind"], "mismatch");
+    let artifact = dir.join(failure["artifact"].as_str().expect("artifact path"));
+    let artifact = json(&artifact);
+    assert_eq!(artifact["subsystem"], "demo");
+    assert!(artifact["ops"].as_array().expect("ops").len() <= 6, "shrunk: {}", artifact["ops"]);
+}
+
+#[test]
+fn replay_of_a_fuzz_artifact_reproduces_exactly_in_text_and_chrome() {
+    let dir = scratch("replay");
+    let run = ksim(&dir, &["fuzz", "demo", "--fix-off", "lru-lock-order", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let failure = &report["subsystems"][0]["failures"][0];
+    assert_eq!(failure["kind"], "lockdep:circular-locking");
+    let artifact = failure["artifact"].as_str().expect("artifact path").to_string();
+
+    let text = ksim(&dir, &["replay", &artifact]);
+    assert_eq!(text.status, 0, "{}\n{}", text.stdout, text.stderr);
+    assert!(text.stdout.contains("reproduced exactly"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("possible circular locking dependency"),
+        "lockdep's report: {}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("lock(demo_lru_lock)"), "the swim-lane: {}", text.stdout);
+
+    let chrome = ksim(&dir, &["replay", &artifact, "--trace", "chrome", "--out", "trace.json"]);
+    assert_eq!(chrome.status, 0, "{}", chrome.stderr);
+    let trace = json(&dir.join("trace.json"));
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    assert!(events.iter().any(|e| e["cat"] == "lock"), "lock slices in the Chrome trace");
+
+    let stdout_json = ksim(&dir, &["replay", &artifact, "--trace", "chrome"]);
+    assert_eq!(stdout_json.status, 0);
+    let parsed: serde_json::Value = serde_json::from_str(&stdout_json.stdout).expect("stdout is pure JSON");
+    assert!(parsed["traceEvents"].is_array());
+}
+
+#[test]
+fn replay_of_an_edited_artifact_says_it_did_not_reproduce_and_exits_one() {
+    let dir = scratch("replay-edited");
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let mut artifact = json(&path);
+    artifact["trace_hash"] = serde_json::json!(12345);
+    std::fs::write(&path, artifact.to_string()).expect("write");
+    let replay = ksim(&dir, &["replay", path.to_str().expect("utf-8")]);
+    assert_eq!(replay.status, 1, "{}", replay.stdout);
+    assert!(replay.stdout.contains("NOT reproduced exactly"), "{}", replay.stdout);
+}
+
+#[test]
+fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
+    let dir = scratch("replay-bad");
+    ksim(&dir, &["replay", "nope.json"]).assert_one_line_error(2, "cannot read nope.json");
+    std::fs::write(dir.join("corrupt.json"), "{ not json").expect("write");
+    ksim(&dir, &["replay", "corrupt.json"]).assert_one_line_error(2, "not a ksim artifact");
+    std::fs::write(dir.join("empty.json"), "").expect("write");
+    ksim(&dir, &["replay", "empty.json"]).assert_one_line_error(2, "not a ksim artifact");
+
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let good = json(&path);
+    let mut foreign = good.clone();
+    foreign["subsystem"] = serde_json::json!("nosuch");
+    std::fs::write(dir.join("foreign.json"), foreign.to_string()).expect("write");
+    ksim(&dir, &["replay", "foreign.json"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
+    let mut future = good.clone();
+    future["ksim_artifact"] = serde_json::json!(99);
+    std::fs::write(dir.join("future.json"), future.to_string()).expect("write");
+    ksim(&dir, &["replay", "future.json"]).assert_one_line_error(2, "version 99");
+    let mut bad_ops = good;
+    bad_ops["ops"] = serde_json::json!([{"Explode": {}}]);
+    std::fs::write(dir.join("bad-ops.json"), bad_ops.to_string()).expect("write");
+    ksim(&dir, &["replay", "bad-ops.json"]).assert_one_line_error(2, "operations do not fit demo");
+}
+
+#[test]
+fn bad_arguments_are_one_line_and_status_two() {
+    let dir = scratch("bad-args");
+    ksim(&dir, &["frobnicate"]).assert_one_line_error(2, "frobnicate");
+    ksim(&dir, &["fuzz", "nosuch"]).assert_one_line_error(2, "no subsystem \"nosuch\"; subsystems: demo");
+    ksim(&dir, &["fuzz", "demo", "--fix-off", "nosuch"]).assert_one_line_error(2, "no fix \"nosuch\"");
+    ksim(&dir, &["fuzz", "demo", "--preset", "linux-0.01"]).assert_one_line_error(2, "no preset");
+    ksim(&dir, &["fuzz", "--shard", "2/2"]).assert_one_line_error(2, "need 0 <= I < N");
+    ksim(&dir, &["fuzz", "--shard", "half"]).assert_one_line_error(2, "is not I/N");
+    ksim(&dir, &["fuzz", "--cases", "lots"])
+        .assert_one_line_error(2, "invalid value 'lots' for '--cases <N>'");
+    ksim(&dir, &["fuzz", "--cases", "3", "--seconds", "3"]).assert_one_line_error(2, "cannot be used with");
+    ksim(&dir, &["fuzz", "demo", "--cases", "3", "--jobs", "0"]).assert_one_line_error(2, "--jobs");
+    ksim(&dir, &["fuzz", "demo", "--cases", "3", "--ops", "0"]).assert_one_line_error(2, "--ops");
+    ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: demo:");
+    ksim(&dir, &["trace", "nosuch:x"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
+    ksim(&dir, &["trace", "demo:nosuch"]).assert_one_line_error(2, "no scenario \"demo:nosuch\"");
+    ksim(&dir, &[]).assert_one_line_error(2, "subcommand is missing");
+    ksim(&dir, &["taskstats"]).assert_one_line_error(2, "subcommand is missing");
+    ksim(&dir, &["zoo", "--format", "yaml"]).assert_one_line_error(2, "yaml");
+    ksim(&dir, &["merge"]).assert_one_line_error(2, "REPORTS");
+    std::fs::write(dir.join("file"), "x").expect("write");
+    ksim(&dir, &["fuzz", "demo", "--cases", "1", "--out", "file"])
+        .assert_one_line_error(2, "cannot create file");
+}
+
+#[test]
+fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
+    let dir = scratch("trace");
+    let run = ksim(&dir, &["trace", "use-after-shrink"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("violation: use-after-free"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("task-A") && run.stdout.contains("task-B"),
+        "one lane per task: {}",
+        run.stdout
+    );
+    let fixed = ksim(&dir, &["trace", "demo:shrink-skips-used"]);
+    assert!(fixed.stdout.contains("violations: none"), "{}", fixed.stdout);
+    let chrome = ksim(&dir, &["trace", "lru-lock-inversion", "--format", "chrome"]);
+    assert_eq!(chrome.status, 0);
+    let parsed: serde_json::Value = serde_json::from_str(&chrome.stdout).expect("pure JSON on stdout");
+    assert!(parsed["traceEvents"].as_array().expect("events").iter().any(|e| e["cat"] == "lock"));
+}
+
+#[test]
+fn shards_partition_the_seeds_and_rerun_identically() {
+    let dir = scratch("shards");
+    let whole = ksim(&dir, &["fuzz", "demo", "--cases", "120", "--ops", "30", "--out", "whole"]);
+    assert_eq!(whole.status, 0, "{}", whole.stderr);
+    for shard in ["0/2", "1/2"] {
+        let run = ksim(
+            &dir,
+            &["fuzz", "demo", "--cases", "60", "--ops", "30", "--shard", shard, "--out", "shards"],
+        );
+        assert_eq!(run.status, 0, "{}", run.stderr);
+    }
+    let again =
+        ksim(&dir, &["fuzz", "demo", "--cases", "60", "--ops", "30", "--shard", "1/2", "--out", "again"]);
+    assert_eq!(again.status, 0);
+    let ops = |path: &str| json(&dir.join(path))["subsystems"][0]["ops"].as_u64().expect("ops");
+    assert_eq!(
+        ops("shards/report-1-of-2.json"),
+        ops("again/report-1-of-2.json"),
+        "a shard reruns identically"
+    );
+    assert_eq!(
+        ops("shards/report-0-of-2.json") + ops("shards/report-1-of-2.json"),
+        ops("whole/report.json"),
+        "two half shards run exactly the whole campaign's seeds"
+    );
+
+    let merged = ksim(
+        &dir,
+        &["merge", "shards/report-0-of-2.json", "shards/report-1-of-2.json", "--out", "merged.json"],
+    );
+    assert_eq!(merged.status, 0, "{}", merged.stderr);
+    assert!(merged.stdout.contains("shards 0,1 of 2"), "{}", merged.stdout);
+    let merged = json(&dir.join("merged.json"));
+    assert_eq!(merged["subsystems"][0]["cases"], 120);
+    assert_eq!(merged["subsystems"][0]["ops"].as_u64(), Some(ops("whole/report.json")));
+
+    let partial = ksim(&dir, &["merge", "shards/report-1-of-2.json"]);
+    assert!(partial.stdout.contains("missing: 0"), "{}", partial.stdout);
+    ksim(&dir, &["merge", "shards/report-1-of-2.json", "again/report-1-of-2.json"])
+        .assert_one_line_error(2, "appears twice");
+    ksim(&dir, &["merge", "shards/report-0-of-2.json", "whole/report.json"])
+        .assert_one_line_error(2, "shard count");
+    std::fs::write(dir.join("junk.json"), "[1,2]").expect("write");
+    ksim(&dir, &["merge", "junk.json"]).assert_one_line_error(2, "not a ksim fuzz report");
+}
+
+#[test]
+fn merge_of_shards_with_a_violation_exits_one() {
+    let dir = scratch("merge-found");
+    for shard in ["0/2", "1/2"] {
+        let run = ksim(
+            &dir,
+            &[
+                "fuzz",
+                "demo",
+                "--fix-off",
+                "shrink-skips-used",
+                "--cases",
+                "200",
+                "--shard",
+                shard,
+                "--jobs",
+                "1",
+            ],
+        );
+        assert_eq!(run.status, 1, "{}", run.stdout);
+    }
+    let merged = ksim(&dir, &["merge", "ksim-out/report-0-of-2.json", "ksim-out/report-1-of-2.json"]);
+    assert_eq!(merged.status, 1, "{}", merged.stdout);
+    assert_eq!(merged.stdout.matches("VIOLATION demo").count(), 2, "{}", merged.stdout);
+}
+
+#[test]
+fn jobs_run_the_same_seeds_as_one_job() {
+    let dir = scratch("jobs");
+    let mut ops = Vec::new();
+    for jobs in ["1", "2", "3"] {
+        let out = format!("jobs{jobs}");
+        let run =
+            ksim(&dir, &["fuzz", "demo", "--cases", "150", "--ops", "30", "--jobs", jobs, "--out", &out]);
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        let report = json(&dir.join(out).join("report.json"));
+        assert_eq!(report["subsystems"][0]["cases"], 150);
+        ops.push(report["subsystems"][0]["ops"].as_u64().expect("ops"));
+    }
+    assert!(ops.windows(2).all(|w| w[0] == w[1]), "same seeds, same operations: {ops:?}");
+}
+
+#[test]
+fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
+    let dir = scratch("zoo");
+    let run = ksim(&dir, &["zoo", "--format", "json", "--runs", "2"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert_eq!(row["ok"], true, "{row}");
+        assert_eq!(row["runs_found"], 2, "{row}");
+        assert_eq!(row["fixed_quiet"], true, "{row}");
+    }
+    let markdown = ksim(&dir, &["zoo", "--runs", "1", "--cases", "100"]);
+    assert_eq!(markdown.status, 0, "{}", markdown.stdout);
+    assert!(markdown.stdout.starts_with("| subsystem | bug |"), "{}", markdown.stdout);
+    assert!(markdown.stdout.contains("`lru-lock-order`"));
+}
+
+#[test]
+fn taskstats_netlink_says_it_is_not_available_yet() {
+    let dir = scratch("netlink");
+    ksim_with_input(&dir, &["taskstats", "netlink", "--port", "7"], b"\x14\x00\x00\x00")
+        .assert_one_line_error(2, "not available until taskstats-sim lands");
+    ksim(&dir, &["taskstats", "netlink", "--port", "7", "missing.bin"])
+        .assert_one_line_error(2, "cannot read");
+    ksim(&dir, &["taskstats", "netlink"]).assert_one_line_error(2, "--port");
+}

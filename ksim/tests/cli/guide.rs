@@ -1,0 +1,1 @@
+//! Every command the guide shows, run.

@@ -1,0 +1,53 @@
+//! The op-level property test: random target changes, memory pressure, OOM, migration, stats
+//! requests and freeze/restore, with both page sizes, both byte orders, random feature offers
+//! and faults, judged by the reference model and the invariants.
+
+use balloon_sim::{BalloonConfig, BalloonSim};
+use sim_core::check::{assert_cases_pass, generate, run_case, RunOptions};
+
+fn assert_marks(marks: &std::collections::BTreeSet<String>, wanted: &[&str]) {
+    for mark in wanted {
+        assert!(marks.contains(*mark), "coverage mark {mark:?} never reached; reached: {marks:?}");
+    }
+}
+
+#[test]
+fn fixed_preset_keeps_every_invariant_under_random_operations() {
+    let config = BalloonConfig::preset("fixed").expect("preset");
+    let marks = assert_cases_pass::<BalloonSim>(&config, 1, 150, 40);
+    assert_marks(
+        &marks,
+        &[
+            "fill",
+            "leak",
+            "out-of-puff",
+            "oom-deflate",
+            "oom-kill",
+            "migration",
+            "migration-cross-zone",
+            "stats-round",
+            "freeze",
+            "restore",
+            "target-reached",
+            "page-4k",
+            "page-64k",
+        ],
+    );
+}
+
+#[test]
+fn fixed_preset_survives_injected_faults() {
+    let config = BalloonConfig::preset("fixed").expect("preset").with_faults();
+    let marks = assert_cases_pass::<BalloonSim>(&config, 10_000, 100, 40);
+    assert_marks(&marks, &["fault", "probe-failed", "fill", "oom-deflate", "migration"]);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let config = BalloonConfig::preset("fixed").expect("preset");
+    let ops = generate::<BalloonSim>(&config, 77, 40);
+    let first = run_case::<BalloonSim>(&config, 77, &ops, &RunOptions::default());
+    let second = run_case::<BalloonSim>(&config, 77, &ops, &RunOptions::default());
+    assert!(first.passed(), "{:?}", first.violation);
+    assert_eq!(first.trace_hash, second.trace_hash);
+}

@@ -1,0 +1,135 @@
+//! The balloon zoo, both ways: with each fix off the checkers find the historical bug (the
+//! violation kind the catalog names); with it on, the same budget is quiet.
+
+use balloon_sim::fixes::Fixes;
+use balloon_sim::BalloonSim;
+use sim_core::check::{find_failure, Catalog};
+
+fn hunt(entry: &sim_core::check::ZooEntry, fix_on: bool) -> Option<sim_core::check::Failure> {
+    let off = if fix_on { Vec::new() } else { vec![entry.fix.to_string()] };
+    let config = BalloonSim::config(Some(entry.preset), &off).expect("catalog config");
+    find_failure::<BalloonSim>(&config, 1, entry.cases_max, entry.ops_max)
+}
+
+fn entry(name: &str) -> sim_core::check::ZooEntry {
+    BalloonSim::zoo().into_iter().find(|e| e.name == name).expect("zoo entry")
+}
+
+fn found_with_fix_off_and_quiet_with_it_on(name: &str) {
+    let entry = entry(name);
+    let failure =
+        hunt(&entry, false).unwrap_or_else(|| panic!("{name}: not found in {} cases", entry.cases_max));
+    assert_eq!(
+        failure.artifact.violation.kind, entry.expected_kind,
+        "{name}: found {} instead (replay: {})",
+        failure.artifact.violation, failure.artifact.replay
+    );
+    if let Some(failure) = hunt(&entry, true) {
+        panic!(
+            "{name}: the fixed preset fails: {} (replay: {})",
+            failure.artifact.violation, failure.artifact.replay
+        );
+    }
+}
+
+/// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647).
+///
+/// 1. The balloon thread, in fill_balloon(), takes balloon_lock and allocates a page
+///    (GFP_HIGHUSER_MOVABLE | __GFP_NORETRY); memory is short, so direct reclaim in __GFP_FS
+///    context waits for a filesystem lock.
+/// 2. Another task holds that filesystem lock and allocates with GFP_NOFS; nothing is free, so
+///    it takes oom_lock and runs the OOM notifier chain.
+/// 3. virtballoon_oom_notify() calls leak_balloon(), which waits for balloon_lock.
+///
+/// Symptom: an OOM lockup; lockdep reports balloon_lock -> fs_lock -> oom_lock ->
+/// oom_notify_list.rwsem -> balloon_lock. Fix: allocate balloon pages before taking
+/// balloon_lock, and sleep out of puff without it.
+#[test]
+fn oom_deadlock_is_found_by_lockdep_with_the_seeds_fill_balloon_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("oom-deadlock");
+}
+
+#[test]
+fn oom_deadlock_scenario_reports_circular_locking_only_without_the_fix() {
+    let sim = BalloonSim::run_scenario("oom-deadlock").expect("scenario");
+    let kinds: Vec<&str> = sim.lockdep().reports().iter().map(|r| r.kind()).collect();
+    assert!(
+        !kinds.is_empty() && kinds.iter().all(|k| *k == "circular-locking"),
+        "{kinds:?}: {}",
+        sim.lockdep().reports().iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
+    );
+    let classes = sim.lockdep().reports()[0].to_string();
+    assert!(classes.contains("&vb->balloon_lock") && classes.contains("fs_lock"), "{classes}");
+    let fixed = balloon_sim::model_scenarios::oom_deadlock_scenario(Fixes::all());
+    assert!(fixed.lockdep().reports().is_empty(), "{:?}", fixed.lockdep().reports());
+}
+
+/// Regression: "virtio_balloon: fix increment of vb->num_pfns in fill_balloon()" (2017).
+///
+/// 1. With the deadlock fix, fill_balloon() enqueues each allocated page under balloon_lock.
+/// 2. It advances num_pfns before set_page_pfns(), so the page's pfns land one slot late.
+/// 3. tell_host() sends pfns[0..num_pfns]: a stale first slot, and not the last page.
+///
+/// Symptom: the host holds PFNs of pages the guest uses, and not those of a balloon page (and a
+/// full array is overrun). Fix: advance num_pfns after writing.
+#[test]
+fn fill_pfns_index_regression_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("fill-pfns-index");
+}
+
+/// Regression: "virtio_balloon: init 1st buffer in stats vq" (2017).
+///
+/// 1. init_vqs() primes the stats queue with vb->stats, which kmalloc left uninitialised.
+/// 2. The host reads the buffer at once and takes it as the guest's statistics.
+///
+/// Symptom: the host records garbage tags and values. Fix: update_balloon_stats() first.
+#[test]
+fn stats_first_buffer_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("stats-first-buffer");
+}
+
+/// Regression: "virtio_balloon: fix PFN format for virtio-1" (2017).
+///
+/// 1. A big-endian guest negotiates VIRTIO_F_VERSION_1, so the device reads little-endian.
+/// 2. fill_balloon() writes pfns[] in CPU order and tell_host() sends them as they are.
+///
+/// Symptom: the host sees byte-swapped PFNs (outside guest memory). Fix: cpu_to_virtio32().
+#[test]
+fn pfn_format_for_virtio1_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("pfn-format-virtio1");
+}
+
+/// Regression: "virtio_balloon: Fix endless deflation and inflation on arm64" (2020).
+///
+/// 1. 64 KiB guest pages: one guest page is 16 balloon pages.
+/// 2. The host asks for a target that is not a multiple of 16: fill_balloon() overshoots by a
+///    whole guest page, towards_target() turns negative, leak_balloon() undershoots, and so on.
+///
+/// Symptom: the balloon inflates and deflates for ever. Fix: align the target up.
+#[test]
+fn endless_inflate_deflate_with_64k_pages_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("endless-inflate-deflate-64k");
+}
+
+/// Regression: "virtio-balloon: fix managed page counts when migrating pages" (2020).
+///
+/// 1. Without DEFLATE_ON_OOM, inflating a page takes it off its zone's managed count.
+/// 2. Migration (compaction, offlining) moves a balloon page to a page in another zone.
+/// 3. virtballoon_migratepage() adjusts nothing.
+///
+/// Symptom: one zone's managed count is too high and the other's too low. Fix: move the
+/// managed count with the page when the zones differ.
+#[test]
+fn migrate_managed_count_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("migrate-managed-count");
+}
+
+#[test]
+fn catalog_configs_reject_unknown_names_with_the_valid_ones() {
+    let err = BalloonSim::config(Some("linux-9.9"), &[]).expect_err("unknown preset");
+    assert!(err.contains("linux-4.4"), "{err}");
+    let err = BalloonSim::config(None, &["nope".to_string()]).expect_err("unknown fix");
+    assert!(err.contains("oom-deadlock"), "{err}");
+    assert_eq!(BalloonSim::presets().last().map(|p| p.name), Some("fixed"));
+    assert_eq!(BalloonSim::fixes().len(), BalloonSim::zoo().len());
+}

@@ -1,0 +1,237 @@
+//! The op-level checker's harness: determinism, campaigns, shrinking, artifacts and replay.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+use sim_core::check::{self, Artifact, Budget, CampaignOptions, Reference, RunOptions, Subject};
+use sim_core::trace::TraceMode;
+use sim_core::{Sim, SpinLock, Violation};
+
+use super::listeners::{Listeners, ListenersConfig, Prune};
+
+fn listeners_config() -> ListenersConfig {
+    ListenersConfig { cpus: 2, ports: 4, prune: Prune::Revalidate }
+}
+
+#[test]
+fn same_seed_gives_the_same_trace_hash_for_100_seeds() {
+    let config = listeners_config();
+    let options = RunOptions { check_every: 1, trace: TraceMode::HashOnly };
+    let mut distinct = BTreeSet::new();
+    for seed in 0..100 {
+        let ops = check::generate::<Listeners>(&config, seed, 60);
+        assert_eq!(ops, check::generate::<Listeners>(&config, seed, 60), "seed {seed}: operations differ");
+        let first = check::run_case::<Listeners>(&config, seed, &ops, &options);
+        let second = check::run_case::<Listeners>(&config, seed, &ops, &options);
+        assert!(first.passed(), "seed {seed}: {:?}", first.violation);
+        assert_eq!(first.trace_hash, second.trace_hash, "seed {seed}: replay with `generate(seed)` differs");
+        distinct.insert(first.trace_hash);
+    }
+    assert!(
+        distinct.len() > 90,
+        "seeds must lead to different runs; only {} distinct hashes",
+        distinct.len()
+    );
+}
+
+#[test]
+fn listener_model_passes_against_its_reference_and_prunes() {
+    let marks = check::assert_cases_pass::<Listeners>(&listeners_config(), 0, 64, 80);
+    assert!(marks.contains("listener pruned"), "no case pruned a listener: {marks:?}");
+    assert!(marks.contains("delivered to several listeners"), "{marks:?}");
+}
+
+// --- a subject with a switchable bug, to prove shrinking, artifacts and replay -----------------
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct RingConfig {
+    capacity: usize,
+    /// The fix: refuse a push into a full ring.
+    full_check: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum RingOp {
+    Push(u8),
+    Pop,
+}
+
+struct Ring {
+    slots: SpinLock<Vec<u8>>,
+    capacity: usize,
+    full_check: bool,
+    cx: sim_core::Cx,
+}
+
+impl Subject for Ring {
+    const NAME: &'static str = "ring";
+    type Config = RingConfig;
+    type Op = RingOp;
+    type Outcome = Option<u8>;
+    type Reference = RingModel;
+
+    fn new(sim: &Sim, config: &RingConfig) -> Ring {
+        Ring {
+            slots: SpinLock::new("ring->lock", Vec::new()),
+            capacity: config.capacity,
+            full_check: config.full_check,
+            cx: sim.cx("user", 0),
+        }
+    }
+
+    fn op_strategy(_config: &RingConfig) -> BoxedStrategy<RingOp> {
+        prop_oneof![3 => any::<u8>().prop_map(RingOp::Push), 1 => Just(RingOp::Pop)].boxed()
+    }
+
+    fn apply(&mut self, _sim: &Sim, op: &RingOp) -> Option<u8> {
+        let mut slots = self.slots.lock(&self.cx);
+        match op {
+            RingOp::Push(value) => {
+                if self.full_check && slots.len() == self.capacity {
+                    return None;
+                }
+                slots.push(*value);
+                Some(*value)
+            }
+            RingOp::Pop => (!slots.is_empty()).then(|| slots.remove(0)),
+        }
+    }
+
+    fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
+        let slots = self.slots.lock(&self.cx);
+        if slots.len() > self.capacity {
+            return Err(Violation::new(
+                "invariant",
+                format!("ring holds {} values, capacity {}", slots.len(), self.capacity),
+            ));
+        }
+        Ok(())
+    }
+
+    fn teardown(self, _sim: &Sim) -> Result<(), Violation> {
+        Ok(())
+    }
+
+    fn coverage(&self) -> BTreeSet<&'static str> {
+        BTreeSet::new()
+    }
+}
+
+struct RingModel {
+    values: std::collections::VecDeque<u8>,
+    capacity: usize,
+}
+
+impl Reference for RingModel {
+    type Config = RingConfig;
+    type Op = RingOp;
+    type Outcome = Option<u8>;
+
+    fn new(config: &RingConfig) -> RingModel {
+        RingModel { values: Default::default(), capacity: config.capacity }
+    }
+
+    fn check(&mut self, op: &RingOp, actual: &Option<u8>) -> Result<(), String> {
+        let expect = match op {
+            RingOp::Push(value) if self.values.len() < self.capacity => {
+                self.values.push_back(*value);
+                Some(*value)
+            }
+            RingOp::Push(_) => None,
+            RingOp::Pop => self.values.pop_front(),
+        };
+        // The reference is lenient about the overflowing push itself so that the invariant,
+        // not the comparison, is what catches the bug.
+        if expect == *actual || matches!(op, RingOp::Push(_)) && expect.is_none() {
+            Ok(())
+        } else {
+            Err(format!("expected {expect:?}"))
+        }
+    }
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ksim-harness-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn campaign_shrinks_a_failure_writes_it_and_replay_reproduces_it_exactly() {
+    let config = RingConfig { capacity: 3, full_check: false };
+    let dir = scratch_dir("ring");
+    let options = CampaignOptions { out_dir: Some(dir.clone()), ops_max: 60, ..CampaignOptions::cases(50) };
+    let report =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("campaign");
+    let failure = report.failures.first().expect("the overflow is found");
+    assert_eq!(failure.artifact.violation.kind, "invariant");
+    let ops: Vec<RingOp> = serde_json::from_value(failure.artifact.ops.clone()).expect("ops");
+    assert_eq!(ops.len(), 4, "shrunk to capacity + 1 pushes: {ops:?}");
+    assert!(ops.iter().all(|op| matches!(op, RingOp::Push(0))), "and to the simplest values: {ops:?}");
+    let path = failure.path.as_ref().expect("written");
+    let read = Artifact::read(path).expect("artifact reads back");
+    let replayed = check::replay::<Ring>(&read).expect("replay");
+    assert!(replayed.exact, "replay must reproduce the violation and the trace hash");
+    assert!(!replayed.case.trace_tail.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fixed_subject_stays_quiet_for_the_same_budget() {
+    let config = RingConfig { capacity: 3, full_check: true };
+    assert!(check::find_failure::<Ring>(&config, 0, 50, 60).is_none());
+}
+
+#[test]
+fn shards_partition_the_seed_space() {
+    let config = RingConfig { capacity: 1000, full_check: true };
+    let seeds_of = |shard: (u64, u64)| {
+        let options = CampaignOptions { shard, ops_max: 1, ..CampaignOptions::cases(10) };
+        let mut seen = Vec::new();
+        let report =
+            check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |p| seen.push(p.cases))
+                .expect("campaign");
+        assert_eq!(report.progress.cases, 10);
+        assert_eq!(seen, (1..=10).collect::<Vec<_>>(), "progress is called once per case");
+        (0..10).map(|k| k * shard.1 + shard.0).collect::<BTreeSet<u64>>()
+    };
+    let (zero, one) = (seeds_of((0, 2)), seeds_of((1, 2)));
+    assert!(zero.is_disjoint(&one));
+    assert!(check::campaign::<Ring>(
+        &config,
+        &CampaignOptions { shard: (2, 2), ..CampaignOptions::cases(1) },
+        &AtomicBool::new(false),
+        &mut |_| {}
+    )
+    .is_err());
+}
+
+#[test]
+fn time_budget_and_stop_flag_end_a_campaign() {
+    let config = RingConfig { capacity: 1000, full_check: true };
+    let options = CampaignOptions {
+        budget: Budget::Time(std::time::Duration::from_millis(50)),
+        ..CampaignOptions::cases(0)
+    };
+    let report =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("ok");
+    assert!(report.progress.cases > 0 && !report.interrupted);
+    let stopped =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(true), &mut |_| {}).expect("ok");
+    assert!(stopped.interrupted && stopped.progress.cases == 0);
+}
+
+#[test]
+fn corrupt_and_missing_artifacts_are_one_clear_error() {
+    let dir = scratch_dir("corrupt");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("bad.ksim.json");
+    std::fs::write(&path, "{ not json").expect("write");
+    let error = Artifact::read(&path).expect_err("corrupt");
+    assert!(error.contains("is not a ksim artifact") && !error.contains('\n'), "{error}");
+    let error = Artifact::read(&dir.join("missing.json")).expect_err("missing");
+    assert!(error.starts_with("cannot read"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
