@@ -6,7 +6,8 @@ use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, RwSem};
 
-use crate::cpulist::CpuSet;
+/// A set of CPUs, ascending: a parsed cpumask as add_del_listener() walks it.
+pub type CpuSet = std::collections::BTreeSet<u32>;
 
 /// `struct listener`: one port registered for one CPU's exits.
 #[derive(Debug)]

@@ -14,11 +14,12 @@ use sim_core::sync::atomic::{AtomicU32, Ordering};
 use sim_core::sync::Arc;
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation};
 
-use crate::cpulist::cpulist_parse;
 use crate::fixes::Fixes;
+use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
 use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
 use crate::wire::*;
+use sim_core::percpu::{cpulist_parse_with, CpulistSyntax};
 
 /// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
 pub const NR_CPUS: u32 = 64;
@@ -439,6 +440,34 @@ impl Taskstats {
         Some(id)
     }
 
+    /// bind(2) with an explicit `nl_pid`: a socket of task `pid`'s process at port `id` (the CLI
+    /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
+    /// ESRCH if the task is not alive.
+    pub fn bind_port(&self, sim: &Sim, pid: u32, id: u32) -> Result<(), Errno> {
+        let cx = sim.cx_for_task(pid, "bind", 0);
+        let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let mut ports = self.ports.lock(&cx);
+        if ports.contains_key(&id) {
+            return Err(Errno::EBUSY);
+        }
+        ports.insert(
+            id,
+            Port {
+                id,
+                owner_tgid: task.tgid,
+                uid: task.uid,
+                user_ns: task.user_ns,
+                pid_ns: task.pid_ns(),
+                capable: task.cap_net_admin && task.user_ns == 0,
+                open: true,
+                queue: VecDeque::new(),
+                overruns: 0,
+                last_seq: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
     /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
     /// finds them, as in the kernel.
     pub fn close_port(&self, sim: &Sim, id: u32) {
@@ -843,7 +872,7 @@ impl Taskstats {
         if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
             return Err(Errno::ENOMEM);
         }
-        let mask = cpulist_parse(attr.data(info.msg), NR_CPUS)?;
+        let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;
         // add_del_listener()
         if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
             return Err(Errno::EINVAL);
@@ -1465,4 +1494,14 @@ struct Info<'a> {
     seq: u32,
     msg: &'a [u8],
     attrs: Vec<Option<Attr>>,
+}
+
+/// nla_strlcpy() + cpulist_parse() of the version (sim_core::percpu's parsers), as the set of
+/// CPUs. Bytes that are not UTF-8 become U+FFFD, which both parsers reject as the kernel
+/// rejects any non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
+pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
+    let text = String::from_utf8_lossy(payload);
+    let syntax = if fixes.cpulist_parse_3 { CpulistSyntax::Linux3 } else { CpulistSyntax::Linux2_6_18 };
+    let mask = cpulist_parse_with(syntax, &text, NR_CPUS)?;
+    Ok(mask.iter().collect())
 }

@@ -397,6 +397,20 @@ fn malformed_requests_get_the_kernels_errno() {
 }
 
 #[test]
+fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answers() {
+    for (preset, expect) in [("linux-3.4", 0), ("linux-2.6.19", -22)] {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+        model.bind_port(&sim, 1, 4242).unwrap();
+        assert_eq!(model.bind_port(&sim, 1, 4242), Err(Errno::EBUSY), "{preset}: port taken");
+        let r = model.netlink_request(&sim, 4242, &msg(FAMILY, 5, 1, &[(3, b"\0")]));
+        assert_eq!(ack_errno(&r), Some(expect), "{preset}: REGISTER \"\"");
+        let cx = sim.cx("test", 0);
+        assert_eq!(model.listeners(&cx, 0).len(), usize::from(expect == 0), "{preset}: cpu 0 listeners");
+    }
+}
+
+#[test]
 fn unprivileged_and_namespaced_requesters_get_eperm_and_einval() {
     let (sim, model, _leader, _port) = world("linux-3.8", false);
     let user = model.fork(&sim, 1, ForkKind::Unprivileged(1)).unwrap();
