@@ -228,7 +228,7 @@ fn msg(kind: u16, flags: u16, cmd: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(&((4 + payload.len()) as u16).to_le_bytes());
         out.extend_from_slice(&t.to_le_bytes());
         out.extend_from_slice(payload);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }
