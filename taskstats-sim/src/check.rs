@@ -11,7 +11,6 @@ use sim_core::fault::{FaultAttr, FaultPlan};
 use sim_core::trace::TraceMode;
 use sim_core::{Errno, Sim, SimConfig, Violation};
 
-use crate::cpulist::cpulist_parse;
 use crate::fixes::{fix_infos, preset_infos, Fixes, FIX_NAMES, PRESETS};
 use crate::task::TaskState;
 use crate::taskstats::{ForkKind, Params, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN};
@@ -460,7 +459,7 @@ impl TaskstatsModel {
         if text.len() > TASKSTATS_CPUMASK_MAXLEN {
             return Err(Errno::E2BIG);
         }
-        let mask = cpulist_parse(text, NR_CPUS)?;
+        let mask = crate::taskstats::parse_cpulist(self.fixes, text)?;
         if mask.iter().any(|&cpu| cpu >= self.cpus) {
             return Err(Errno::EINVAL);
         }

@@ -27,10 +27,13 @@ pub struct Fixes {
     /// Lookups by pid go through the caller's pid namespace (find_task_by_vpid); CLONE_NEWPID and
     /// CLONE_NEWUSER exist. Off: one global pid space, as in 2.6.19.
     pub pid_namespaces: bool,
+    /// cpulist_parse() is 3.0's `__bitmap_parselist()` (`""` selects CPU 0, whitespace allowed
+    /// around the list). Off: 2.6.18's `simple_strtoul()` parser, stricter.
+    pub cpulist_parse_3: bool,
 }
 
 /// Switch names, as `--fix-off` takes them, in [`FIXES`] order.
-pub const FIX_NAMES: [&str; 8] = [
+pub const FIX_NAMES: [&str; 9] = [
     "duplicate-listener-check",
     "admin-perm",
     "namespace-checks",
@@ -39,6 +42,7 @@ pub const FIX_NAMES: [&str; 8] = [
     "cgroupstats",
     "taskstats-v8",
     "pid-namespaces",
+    "cpulist-parse-3",
 ];
 
 impl Fixes {
@@ -53,6 +57,7 @@ impl Fixes {
             cgroupstats: true,
             taskstats_v8: true,
             pid_namespaces: true,
+            cpulist_parse_3: true,
         }
     }
 
@@ -67,6 +72,7 @@ impl Fixes {
             "cgroupstats" => &mut self.cgroupstats,
             "taskstats-v8" => &mut self.taskstats_v8,
             "pid-namespaces" => &mut self.pid_namespaces,
+            "cpulist-parse-3" => &mut self.cpulist_parse_3,
             _ => return None,
         })
     }
@@ -90,6 +96,7 @@ impl Fixes {
                 cgroupstats: false,
                 taskstats_v8: false,
                 pid_namespaces: false,
+                cpulist_parse_3: false,
             }),
             "linux-3.4" => Some(Fixes { namespace_checks: false, ..all }),
             "linux-3.8" => Some(all),
@@ -156,6 +163,15 @@ pub fn fix_infos() -> Vec<FixInfo> {
             title: "pid namespaces (2.6.24): find_task_by_vpid() in taskstats",
             cve: None,
             symptom: "one global pid space: CLONE_NEWPID/CLONE_NEWUSER do not exist",
+        },
+        FixInfo {
+            name: "cpulist-parse-3",
+            title:
+                "bitmap, irq: add smp_affinity_list interface to /proc/irq (3.0; rewrote __bitmap_parselist; \
+                    title as recalled)",
+            cve: None,
+            symptom: "2.6.18's parser rejects an empty cpumask string and whitespace with EINVAL where 3.x \
+                      selects CPU 0 or skips it",
         },
     ]
 }

@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 mod check;
-mod cpulist;
 mod fixes;
 mod listener;
 mod scenario;
@@ -22,7 +21,9 @@ pub use check::{Config, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsMo
 // For preset and fix listings.
 pub use fixes::{Fixes, FIX_NAMES, PRESETS};
 // For direct drivers (scenarios, benches, loom/shuttle models).
-pub use cpulist::{cpulist_parse, CpuSet};
-pub use listener::{add_del_listener, prune_invalid, Action, Listener, ListenerList};
+pub use listener::CpuSet;
+pub use listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, Listener, ListenerList};
 pub use task::{Signal, TaskState};
-pub use taskstats::{ExitReport, ForkKind, Params, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN};
+pub use taskstats::{
+    parse_cpulist, ExitReport, ForkKind, Params, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN,
+};

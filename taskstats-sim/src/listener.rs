@@ -6,7 +6,8 @@ use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, RwSem};
 
-use crate::cpulist::CpuSet;
+/// A set of CPUs, ascending: a parsed cpumask as add_del_listener() walks it.
+pub type CpuSet = std::collections::BTreeSet<u32>;
 
 /// `struct listener`: one port registered for one CPU's exits.
 #[derive(Debug)]
@@ -123,6 +124,31 @@ pub fn add_del_listener(
         listeners.len.store(list.len(), Ordering::Relaxed);
     }
     Ok(report)
+}
+
+/// The first half of send_cpu_listeners(): under the read lock, for each listener in list order,
+/// a clone of the message unless it is the last (`clone_fails(remaining)` says whether that
+/// clone fails, which ends the walk), then the unicast; a listener whose port refused
+/// (ECONNREFUSED) is marked invalid. Returns how many were marked.
+pub fn deliver_to_listeners(
+    cx: &Cx,
+    listeners: &ListenerList,
+    mut clone_fails: impl FnMut(usize) -> bool,
+    mut unicast: impl FnMut(u32) -> Result<(), Errno>,
+) -> usize {
+    let mut delcount = 0;
+    let list = listeners.sem.down_read(cx);
+    let n = list.len();
+    for (i, s) in list.iter().enumerate() {
+        if i + 1 < n && clone_fails(n - i) {
+            break;
+        }
+        if unicast(s.pid) == Err(Errno::ECONNREFUSED) {
+            s.valid.store(false, Ordering::Relaxed);
+            delcount += 1;
+        }
+    }
+    delcount
 }
 
 /// The second half of send_cpu_listeners(): under the write lock, unlink and free every entry

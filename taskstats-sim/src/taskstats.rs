@@ -14,11 +14,12 @@ use sim_core::sync::atomic::{AtomicU32, Ordering};
 use sim_core::sync::Arc;
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation};
 
-use crate::cpulist::cpulist_parse;
 use crate::fixes::Fixes;
-use crate::listener::{add_del_listener, prune_invalid, Action, ListenerList};
+use crate::listener::CpuSet;
+use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
 use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
 use crate::wire::*;
+use sim_core::percpu::{cpulist_parse_with, CpulistSyntax};
 
 /// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
 pub const NR_CPUS: u32 = 64;
@@ -439,6 +440,34 @@ impl Taskstats {
         Some(id)
     }
 
+    /// bind(2) with an explicit `nl_pid`: a socket of task `pid`'s process at port `id` (the CLI
+    /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
+    /// ESRCH if the task is not alive.
+    pub fn bind_port(&self, sim: &Sim, pid: u32, id: u32) -> Result<(), Errno> {
+        let cx = sim.cx_for_task(pid, "bind", 0);
+        let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let mut ports = self.ports.lock(&cx);
+        if ports.contains_key(&id) {
+            return Err(Errno::EBUSY);
+        }
+        ports.insert(
+            id,
+            Port {
+                id,
+                owner_tgid: task.tgid,
+                uid: task.uid,
+                user_ns: task.user_ns,
+                pid_ns: task.pid_ns(),
+                capable: task.cap_net_admin && task.user_ns == 0,
+                open: true,
+                queue: VecDeque::new(),
+                overruns: 0,
+                last_seq: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
     /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
     /// finds them, as in the kernel.
     pub fn close_port(&self, sim: &Sim, id: u32) {
@@ -715,6 +744,19 @@ impl Taskstats {
         stats
     }
 
+    /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
+    pub fn group_stats(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
+        let cx = sim.cx("group_stats", 0);
+        let task = self.task(&cx, pid)?;
+        let stats = task.signal.lock.lock_irqsave(&cx).stats.clone();
+        stats
+    }
+
+    /// Objects live in the `listener` and `taskstats_cache` caches.
+    pub fn live_objects(&self) -> (u64, u64) {
+        (self.listener_cache.live(), self.taskstats_cache.live())
+    }
+
     /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
     pub fn fill_stats_for(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
@@ -830,7 +872,7 @@ impl Taskstats {
         if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
             return Err(Errno::ENOMEM);
         }
-        let mask = cpulist_parse(attr.data(info.msg), NR_CPUS)?;
+        let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;
         // add_del_listener()
         if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
             return Err(Errno::EINVAL);
@@ -1255,53 +1297,45 @@ impl Taskstats {
         report: &mut ExitReport,
     ) {
         let listeners = &self.listener_array[cpu as usize];
-        let mut delcount = 0;
         let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
-        {
-            let list = listeners.sem.down_read(cx);
-            let table = self.tasks.lock(cx);
-            let n = list.len();
-            for (i, s) in list.iter().enumerate() {
-                if i + 1 < n
-                    && cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64)
-                {
-                    cx.note(format!("send_cpu_listeners: skb_clone failed, {} listeners skipped", n - i));
-                    self.mark(cx, "clone-failed");
-                    break;
+        let seq = u32_at(&skb, 8);
+        let clone_fails = |skipped: usize| {
+            let fail = cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64);
+            if fail {
+                cx.note(format!("send_cpu_listeners: skb_clone failed, {skipped} listeners skipped"));
+                self.mark(cx, "clone-failed");
+            }
+            fail
+        };
+        let unicast = |pid: u32| {
+            if let Some(port) = self.port(cx, pid).filter(|p| p.open) {
+                let table = self.tasks.lock(cx);
+                for (kind, id, stats) in records {
+                    self.audit_record(cx, &port, task, *kind, *id, stats, &table);
                 }
-                if let Some(port) = self.port(cx, s.pid).filter(|p| p.open) {
-                    for (kind, id, stats) in records {
-                        self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+                if let Some(&last) = port.last_seq.get(&cpu) {
+                    if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                        cx.sim().report(
+                            Some(cx),
+                            Violation::new(
+                                "seq-order",
+                                format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
+                            ),
+                        );
                     }
-                    let seq = u32_at(&skb, 8);
-                    if let Some(&last) = port.last_seq.get(&cpu) {
-                        if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
-                            cx.sim().report(
-                                Some(cx),
-                                Violation::new(
-                                    "seq-order",
-                                    format!("port {} got seq {seq} after {last} from cpu {cpu}", s.pid),
-                                ),
-                            );
-                        }
-                    }
-                }
-                match self.unicast(cx, s.pid, skb.clone()) {
-                    Ok(()) => {
-                        if let Some(p) = self.ports.lock(cx).get_mut(&s.pid) {
-                            p.last_seq.insert(cpu, u32_at(&skb, 8));
-                        }
-                        *copies.entry(s.pid).or_default() += 1;
-                        report.delivered.push(s.pid);
-                    }
-                    Err(Errno::ECONNREFUSED) => {
-                        s.valid.store(false, Ordering::Relaxed);
-                        delcount += 1;
-                    }
-                    Err(_) => {}
                 }
             }
-        }
+            let rc = self.unicast(cx, pid, skb.clone());
+            if rc.is_ok() {
+                if let Some(p) = self.ports.lock(cx).get_mut(&pid) {
+                    p.last_seq.insert(cpu, seq);
+                }
+                *copies.entry(pid).or_default() += 1;
+                report.delivered.push(pid);
+            }
+            rc
+        };
+        let delcount = deliver_to_listeners(cx, listeners, clone_fails, unicast);
         if !report.delivered.is_empty() {
             self.mark(cx, "exit-delivered");
         }
@@ -1460,4 +1494,14 @@ struct Info<'a> {
     seq: u32,
     msg: &'a [u8],
     attrs: Vec<Option<Attr>>,
+}
+
+/// nla_strlcpy() + cpulist_parse() of the version (sim_core::percpu's parsers), as the set of
+/// CPUs. Bytes that are not UTF-8 become U+FFFD, which both parsers reject as the kernel
+/// rejects any non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
+pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
+    let text = String::from_utf8_lossy(payload);
+    let syntax = if fixes.cpulist_parse_3 { CpulistSyntax::Linux3 } else { CpulistSyntax::Linux2_6_18 };
+    let mask = cpulist_parse_with(syntax, &text, NR_CPUS)?;
+    Ok(mask.iter().collect())
 }

@@ -89,7 +89,7 @@ pub const fn nla_total_size(payload: usize) -> usize {
     align4(NLA_HDRLEN + payload)
 }
 
-const _: () = assert!(TASKSTATS_V8_SIZE % 8 == 0);
+const _: () = assert!(TASKSTATS_V8_SIZE.is_multiple_of(8));
 const _: () = assert!(nla_total_size(TASKSTATS_V8_SIZE) == 332);
 
 /// `struct nlmsghdr`.

@@ -1,10 +1,14 @@
 //! taskstats: property tests per preset, the zoo, the wire decoder and malformed requests
 //! (plain tests); loom models (`--cfg loom`); shuttle runs (`--cfg shuttle`).
 
+#[cfg(loom)]
+mod loom;
 #[cfg(not(any(loom, shuttle)))]
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;
+#[cfg(shuttle)]
+mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
 mod wire;
 #[cfg(not(any(loom, shuttle)))]

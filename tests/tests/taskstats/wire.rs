@@ -228,7 +228,7 @@ fn msg(kind: u16, flags: u16, cmd: u8, attrs: &[(u16, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(&((4 + payload.len()) as u16).to_le_bytes());
         out.extend_from_slice(&t.to_le_bytes());
         out.extend_from_slice(payload);
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push(0);
         }
     }
@@ -394,6 +394,20 @@ fn malformed_requests_get_the_kernels_errno() {
     let (_sim2, old, _, old_port) = world("linux-2.6.19", false);
     let r = old.netlink_request(&_sim2, old_port, &msg(FAMILY, 5, 3, &[(1, &1u32.to_le_bytes())]));
     assert_eq!(ack_errno(&r), e(Errno::EOPNOTSUPP), "2.6.19 has no cgroupstats");
+}
+
+#[test]
+fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answers() {
+    for (preset, expect) in [("linux-3.4", 0), ("linux-2.6.19", -22)] {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+        model.bind_port(&sim, 1, 4242).unwrap();
+        assert_eq!(model.bind_port(&sim, 1, 4242), Err(Errno::EBUSY), "{preset}: port taken");
+        let r = model.netlink_request(&sim, 4242, &msg(FAMILY, 5, 1, &[(3, b"\0")]));
+        assert_eq!(ack_errno(&r), Some(expect), "{preset}: REGISTER \"\"");
+        let cx = sim.cx("test", 0);
+        assert_eq!(model.listeners(&cx, 0).len(), usize::from(expect == 0), "{preset}: cpu 0 listeners");
+    }
 }
 
 #[test]
