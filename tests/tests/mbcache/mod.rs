@@ -4,5 +4,14 @@
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;
+#[cfg(not(loom))]
+mod workload;
+#[cfg(not(any(loom, shuttle)))]
+mod xattr;
 #[cfg(not(any(loom, shuttle)))]
 mod zoo;
+
+#[cfg(loom)]
+mod loom;
+#[cfg(shuttle)]
+mod shuttle;
