@@ -7,3 +7,7 @@ mod property;
 mod ring;
 #[cfg(not(any(loom, shuttle)))]
 mod zoo;
+#[cfg(shuttle)]
+mod shuttle;
+#[cfg(loom)]
+mod loom;
