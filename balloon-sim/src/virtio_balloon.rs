@@ -192,12 +192,12 @@ impl VirtioBalloon {
             cx,
             "virtballoon_oom_notify",
             VIRTBALLOON_OOM_NOTIFY_PRIORITY,
-            Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
+            std::sync::Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
         );
         *vb.nb.lock() = Some(id);
         // virtio_device_ready(), and the driver's config_changed hook.
         let changed = vb.shared.clone();
-        vdev.set_config_changed(Some(Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
+        vdev.set_config_changed(Some(std::sync::Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
         if cx.sim().should_fail(cx, &FaultSite::call("kthread_run"), 0) {
             // out_del_vqs: unregister, then (falling through out_oom_notify) del_vqs, kfree.
             vb.unregister(cx);
@@ -572,16 +572,16 @@ impl VirtioBalloon {
 
     /// Mirrors init_vqs(): two queues, or three with STATS_VQ, the stats one primed with a
     /// buffer (after filling it, with `stats-first-buffer`).
-    pub fn init_vqs(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+    pub fn init_vqs(&self, cx: &Cx) -> Result<(), Errno> {
         let stats = self.vdev.has_feature(VIRTIO_BALLOON_F_STATS_VQ);
         let mut callbacks: Vec<Callback> = Vec::new();
         for _ in 0..2 {
             let shared = self.shared.clone();
-            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::balloon_ack(&shared)));
+            callbacks.push(std::sync::Arc::new(move |_cx: &Cx| VirtioBalloon::balloon_ack(&shared)));
         }
         if stats {
             let shared = self.shared.clone();
-            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::stats_request(&shared)));
+            callbacks.push(std::sync::Arc::new(move |_cx: &Cx| VirtioBalloon::stats_request(&shared)));
         }
         let vqs = self.vdev.find_vqs(cx, callbacks, &["inflate", "deflate", "stats"])?;
         let mut vqs = vqs.into_iter();
@@ -690,7 +690,7 @@ impl VirtioBalloon {
     }
 
     /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
-    pub fn restore(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+    pub fn restore(&self, cx: &Cx) -> Result<(), Errno> {
         cx.op_begin("virtballoon_restore", "");
         if let Err(err) = self.init_vqs(cx) {
             cx.op_end("virtballoon_restore", format!("{err}"));

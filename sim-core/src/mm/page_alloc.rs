@@ -15,7 +15,6 @@ use crate::fault::FaultSite;
 use crate::locks::{Mutex, RwSem, SpinLock};
 use crate::mm::Gfp;
 use crate::sim::Violation;
-use crate::sync::Arc;
 
 /// A page frame number, in units of the allocator's page size.
 pub type Pfn = u64;
@@ -100,8 +99,10 @@ struct Zones {
     oom_notify_calls: u64,
 }
 
-/// The callback of an OOM notifier: returns how many pages it freed (`*freed += n`).
-pub type OomNotifierFn = Arc<dyn Fn(&Cx) -> u64 + Send + Sync>;
+/// The callback of an OOM notifier: returns how many pages it freed (`*freed += n`). A plain
+/// `std` Arc: it only owns the callback (loom's Arc cannot hold a trait object), and every
+/// shared state the callback reaches is a facade object of its own.
+pub type OomNotifierFn = std::sync::Arc<dyn Fn(&Cx) -> u64 + Send + Sync>;
 
 /// `struct notifier_block` on the OOM chain.
 #[derive(Clone)]
@@ -476,7 +477,8 @@ mod tests {
     use crate::fault::{FaultAttr, FaultPlan};
     use crate::lockdep::ReportMode;
     use crate::sim::{Sim, SimConfig};
-    use crate::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     fn sim() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))

@@ -72,7 +72,9 @@ fn actors(fixes: Fixes) {
         let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
         thread::spawn(move || {
             let cx = sim.cx("kcompactd", 0);
-            compact_one(&cx, &vb.vb_dev_info, &world.pages, 0, 0, |cx, new, old| vb.migratepage(cx, new, old));
+            compact_one(&cx, &vb.vb_dev_info, &world.pages, 0, 0, |cx, new, old| {
+                vb.migratepage(cx, new, old)
+            });
         })
     };
     for handle in [config_changes, task, compaction] {
@@ -93,7 +95,11 @@ fn actors(fixes: Fixes) {
     assert_eq!(world.pages.allocated_pages(&cx), 0, "remove gives every page back");
     assert_eq!(world.host.held_count(), 0, "the host holds nothing after remove");
     let violations = sim.violations();
-    assert!(violations.is_empty(), "{}", violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        violations.is_empty(),
+        "{}",
+        violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
@@ -109,7 +115,8 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
 fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
     let mut fixes = Fixes::all();
     fixes.oom_deadlock = false;
-    let found = catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes), 7, 400)));
+    let found =
+        catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes), 7, 400)));
     let payload = found.expect_err("shuttle finds a failing schedule");
     let text = payload
         .downcast_ref::<String>()
