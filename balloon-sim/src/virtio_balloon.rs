@@ -709,3 +709,126 @@ impl VirtioBalloon {
         self.nb.lock().is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BalloonConfig, World, HOST_FEATURES_ALL};
+    use sim_core::fault::{FaultAttr, FaultPlan};
+    use sim_core::lockdep::ReportMode;
+    use sim_core::mm::{Gfp, PAGE_SIZE_4K};
+    use sim_core::{Sim, SimConfig};
+
+    fn world(sim: &Sim, pages: u64, features: u64, endian: Endian, tweak: impl FnOnce(&mut BalloonConfig)) -> World {
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = pages * PAGE_SIZE_4K;
+        tweak(&mut config);
+        World::new(&sim.cx("probe", 0), &config, PAGE_SIZE_4K, features, endian, true)
+    }
+
+    fn sim() -> Sim {
+        Sim::new(SimConfig::new(3).lockdep(ReportMode::Collect))
+    }
+
+    #[test]
+    fn probe_without_config_access_is_einval() {
+        let sim = sim();
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.config_access = false);
+        assert_eq!(world.probe_result, Err(Errno::EINVAL));
+        assert!(world.pages.oom_notifiers(&sim.cx("t", 0)).is_empty());
+    }
+
+    #[test]
+    fn probe_unwinds_the_notifier_and_queues_when_kthread_run_fails() {
+        let sim = sim();
+        sim.set_faults(FaultPlan::with(FaultAttr::always().site("kthread_run")));
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        assert_eq!(world.probe_result, Err(Errno::ENOMEM));
+        assert!(world.pages.oom_notifiers(&sim.cx("t", 0)).is_empty());
+    }
+
+    #[test]
+    fn init_vqs_makes_two_queues_without_stats_vq_and_three_with_it() {
+        let sim = sim();
+        let without = world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_STATS_VQ), Endian::Little, |_| {});
+        let with = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        assert!(without.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_none());
+        assert!(with.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_some());
+        assert_eq!(with.host.stats().1, 1, "the primed stats buffer reached the host");
+    }
+
+    #[test]
+    fn a_big_endian_guest_reads_the_little_endian_target_legacy_or_modern() {
+        for features in [HOST_FEATURES_ALL, HOST_FEATURES_ALL & !(1 << VIRTIO_F_VERSION_1)] {
+            let sim = sim();
+            let world = world(&sim, 64, features, Endian::Big, |_| {});
+            let vb = world.vb.clone().expect("probe");
+            world.host.set_num_pages(5);
+            assert_eq!(vb.towards_target(), 5, "features {features:#x}");
+            vb.fill_balloon(&sim.cx("t", 0), 5);
+            vb.update_balloon_size();
+            assert_eq!(world.host.actual(), 5, "features {features:#x}");
+        }
+    }
+
+    #[test]
+    fn fill_takes_at_most_one_array_of_pfns_a_round() {
+        let sim = sim();
+        let world = world(&sim, 1024, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&sim.cx("t", 0), 1000);
+        assert_eq!(vb.num_pages() as usize, VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+        assert_eq!(world.host.held_count(), VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+    }
+
+    #[test]
+    fn out_of_puff_sleeps_two_hundred_virtual_milliseconds() {
+        let sim = sim();
+        let world = world(&sim, 8, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let cx = sim.cx("t", 0);
+        let mut taken = Vec::new();
+        while let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_ATOMIC, "t") {
+            taken.push(pfn);
+        }
+        let vb = world.vb.clone().expect("probe");
+        let before = sim.now_ns();
+        vb.fill_balloon(&cx, 4);
+        assert_eq!(sim.now_ns() - before, OUT_OF_PUFF_SLEEP_NS);
+        assert_eq!(vb.num_pages(), 0);
+        assert_eq!(vb.counters.out_of_puff.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn oom_notify_frees_nothing_without_deflate_on_oom_and_oom_pages_with_it() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let without = world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM), Endian::Little, |_| {});
+        let vb = without.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 8);
+        assert_eq!(vb.oom_notify(&cx), 0);
+        let with = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.oom_pages = 3);
+        let vb = with.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 8);
+        assert_eq!(vb.oom_notify(&cx), 3);
+        assert_eq!(vb.num_pages(), 5);
+        assert_eq!(with.host.actual(), 5);
+    }
+
+    #[test]
+    fn migratepage_backs_off_with_eagain_while_balloon_lock_is_held() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 1);
+        let page = vb.vb_dev_info.balloon_page_isolate(&cx, 0).expect("a balloon page");
+        let newpage = world.pages.alloc_page(&cx, Gfp::GFP_ATOMIC, "t").expect("free memory");
+        let other = sim.cx("kcompactd", 1);
+        let held = vb.balloon_lock.lock(&cx);
+        assert_eq!(vb.migratepage(&other, newpage, page), Err(Errno::EAGAIN));
+        drop(held);
+        assert_eq!(vb.migratepage(&other, newpage, page), Ok(()));
+        assert!(world.host.holds(vb.page_to_balloon_pfn(newpage)));
+        assert!(!world.host.holds(vb.page_to_balloon_pfn(page)));
+    }
+}
