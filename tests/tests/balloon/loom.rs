@@ -98,3 +98,61 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
     });
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
 }
+
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively.
+///
+/// 1. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
+///    enters direct reclaim, which waits for the filesystem lock.
+/// 2. A task holding the filesystem lock allocates with GFP_NOFS and reaches the OOM notifier.
+/// 3. virtballoon_oom_notify() -> leak_balloon() waits for balloon_lock.
+///
+/// Loom finds the interleaving and reports the deadlock; with the fix the same model is clean.
+fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
+    builder().check(move || {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.fixes = fixes;
+        config.memory_bytes = 4 * PAGE_SIZE_4K;
+        config.queue_size = 2;
+        let cx = sim.cx("probe", 0);
+        let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
+        let vb = world.vb.clone().expect("probe");
+        let mut held = Vec::new();
+        while let Ok(pfn) = world.pages.alloc_page(&cx, sim_core::mm::Gfp::GFP_ATOMIC, "fill") {
+            held.push(pfn);
+        }
+        let filler = {
+            let (vb, sim) = (vb.clone(), sim.clone());
+            thread::spawn(move || vb.fill_balloon(&sim.cx("vballoon", 0), 1))
+        };
+        {
+            let task = sim.cx("task", 1);
+            let _fs = world.pages.fs_lock().lock(&task);
+            let _ = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task");
+        }
+        filler.join().expect("fill");
+        for pfn in held {
+            world.pages.free_page(&cx, pfn).expect("ours");
+        }
+        vb.remove(&cx);
+    });
+}
+
+#[test]
+fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
+    let mut fixes = Fixes::all();
+    fixes.oom_deadlock = false;
+    let found = std::panic::catch_unwind(|| fill_against_oom_under_the_fs_lock(fixes));
+    let payload = found.expect_err("loom finds the deadlock");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.to_lowercase().contains("deadlock"), "expected a deadlock, got: {text}");
+}
+
+#[test]
+fn fixed_fill_balloon_never_deadlocks_with_the_oom_notifier() {
+    fill_against_oom_under_the_fs_lock(Fixes::all());
+}
