@@ -446,13 +446,14 @@ impl VirtioBalloon {
     }
 
     /// Mirrors update_balloon_stats(): the six tags, in `cpu_to_virtio` order, into `vb->stats`.
+    /// The model has no swap and no page faults, so those four counters are zero.
     pub fn update_balloon_stats(&self, cx: &Cx) {
         let page_size = self.pages.page_size();
         let values = [
             (VIRTIO_BALLOON_S_SWAP_IN, 0),
             (VIRTIO_BALLOON_S_SWAP_OUT, 0),
             (VIRTIO_BALLOON_S_MAJFLT, 0),
-            (VIRTIO_BALLOON_S_MINFLT, self.pages.allocated_pages(cx)),
+            (VIRTIO_BALLOON_S_MINFLT, 0),
             (VIRTIO_BALLOON_S_MEMFREE, self.pages.free_pages(cx) * page_size),
             (VIRTIO_BALLOON_S_MEMTOT, self.pages.totalram_pages(cx).max(0) as u64 * page_size),
         ];

@@ -157,7 +157,7 @@ impl FaultAttr {
             self.space -= size;
             return false;
         }
-        if self.interval > 1 && self.count % self.interval != 0 {
+        if self.interval > 1 && !self.count.is_multiple_of(self.interval) {
             return false;
         }
         if self.probability < 100 && (self.probability == 0 || random() % 100 >= u64::from(self.probability))

@@ -88,7 +88,7 @@ fn stats_first_buffer_is_found_and_quiet_when_fixed() {
     found_with_fix_off_and_quiet_with_it_on("stats-first-buffer");
 }
 
-/// Regression: "virtio_balloon: fix PFN format for virtio-1" (2017).
+/// Regression: "virtio_balloon: fix PFN format for virtio-1" (2017, 87c9403b0d1d).
 ///
 /// 1. A big-endian guest negotiates VIRTIO_F_VERSION_1, so the device reads little-endian.
 /// 2. fill_balloon() writes pfns[] in CPU order and tell_host() sends them as they are.
