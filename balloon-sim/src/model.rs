@@ -387,7 +387,16 @@ pub enum Outcome {
 /// The op-level subject.
 #[derive(Debug)]
 pub struct BalloonSim {
+    /// The balloon thread (and probe/remove).
     cx: Cx,
+    /// The allocating tasks, one context each.
+    task_cxs: Vec<Cx>,
+    /// The compaction thread.
+    compaction_cx: Cx,
+    /// The host's side: config changes and stats requests arrive as interrupts here.
+    host_cx: Cx,
+    /// The PM core (freeze, restore).
+    pm_cx: Cx,
     /// The world.
     pub world: World,
     tasks: Vec<Vec<Pfn>>,
@@ -430,10 +439,15 @@ impl BalloonSim {
         if world.probe_result.is_err() {
             coverage.insert("probe-failed");
         }
+        let tasks = config.tasks.max(1);
         BalloonSim {
             cx,
+            task_cxs: (0..tasks).map(|i| sim.cx(&format!("task-{i}"), 1)).collect(),
+            compaction_cx: sim.cx("kcompactd", 1),
+            host_cx: sim.cx("host-irq", 0),
+            pm_cx: sim.cx("pm", 0),
             world,
-            tasks: vec![Vec::new(); config.tasks.max(1)],
+            tasks: vec![Vec::new(); tasks],
             frozen: false,
             coverage,
             stats_seen: 0,
@@ -513,7 +527,7 @@ impl BalloonSim {
     }
 
     fn alloc(&mut self, task: usize, pages: u64, nofs: bool) -> Outcome {
-        let cx = &self.cx;
+        let cx = &self.task_cxs[task];
         let kills_before = self.world.pages.oom_kills(cx);
         let deflates_before =
             self.world.vb.as_ref().map_or(0, |vb| vb.counters.oom_deflates.load(Ordering::Relaxed));
@@ -589,9 +603,9 @@ impl Subject for BalloonSim {
             Op::SetTarget { pages } => {
                 let limit = (self.world.pages.page_size() / PAGE_SIZE_4K) * self.total_pages() + 1;
                 let target = (u64::from(pages) % limit) as u32;
-                self.cx.note(format!("host: num_pages = {target}"));
+                self.host_cx.note(format!("host: num_pages = {target}"));
                 self.world.host.set_num_pages(target);
-                self.world.vdev.config_changed(&self.cx);
+                self.world.vdev.config_changed(&self.host_cx);
                 Outcome::Target { target }
             }
             Op::BalloonRun => self.run(),
@@ -605,7 +619,7 @@ impl Subject for BalloonSim {
                 let count = usize::from(pages).min(self.tasks[task].len());
                 for _ in 0..count {
                     if let Some(pfn) = self.tasks[task].pop() {
-                        let _ = self.world.pages.free_page(&self.cx, pfn);
+                        let _ = self.world.pages.free_page(&self.task_cxs[task], pfn);
                     }
                 }
                 Outcome::Free { freed: count as u64, task_pages: self.tasks[task].len() as u64 }
@@ -615,7 +629,7 @@ impl Subject for BalloonSim {
                     return Outcome::Idle;
                 };
                 let result = compact_one(
-                    &self.cx,
+                    &self.compaction_cx,
                     &vb.vb_dev_info,
                     &self.world.pages,
                     usize::from(index),
@@ -634,7 +648,7 @@ impl Subject for BalloonSim {
                 if self.world.vb.is_none() || self.frozen {
                     return Outcome::Idle;
                 }
-                let reached = self.world.vdev.host_request_stats(&self.cx);
+                let reached = self.world.vdev.host_request_stats(&self.host_cx);
                 Outcome::Stats(reached)
             }
             Op::Freeze => {
@@ -645,7 +659,7 @@ impl Subject for BalloonSim {
                     return Outcome::Idle;
                 }
                 vb.shared.freezing.store(true, Ordering::SeqCst);
-                vb.freeze(&self.cx);
+                vb.freeze(&self.pm_cx);
                 self.frozen = true;
                 self.coverage.insert("freeze");
                 Outcome::Frozen
@@ -657,7 +671,7 @@ impl Subject for BalloonSim {
                 if !self.frozen {
                     return Outcome::Idle;
                 }
-                let result = vb.restore(&self.cx);
+                let result = vb.restore(&self.pm_cx);
                 if result.is_ok() {
                     self.frozen = false;
                     vb.shared.freezing.store(false, Ordering::SeqCst);
@@ -883,8 +897,8 @@ impl Catalog for BalloonSim {
     }
 }
 
-/// The OOM deadlock as a scripted run: a 64-page guest whose host wants most of it, a task that
-/// fills the rest, the balloon thread running out of puff under balloon_lock (direct reclaim
+/// The OOM deadlock as a scripted run: a 16-page guest, a task holding half of it, a host that
+/// wants 12 pages, the balloon thread running out of puff under balloon_lock (direct reclaim
 /// waits for the filesystem lock), then a task holding the filesystem lock hitting OOM, so the
 /// OOM notifier takes balloon_lock: lockdep reports the cycle. With `fixes.oom_deadlock` the
 /// same script is quiet.
@@ -892,15 +906,15 @@ pub fn oom_deadlock_scenario(fixes: Fixes) -> Sim {
     let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full));
     let mut config = BalloonConfig::preset("linux-4.4").expect("preset");
     config.fixes = fixes;
-    config.memory_bytes = 64 * PAGE_SIZE_4K;
+    config.memory_bytes = 16 * PAGE_SIZE_4K;
     config.page_size = Some(PAGE_SIZE_4K);
     config.host_features = Some(HOST_FEATURES_ALL);
     config.guest_endian = Some(Endian::Little);
     let mut subject = BalloonSim::build(&sim, &config);
-    subject.apply(&sim, &Op::Alloc { task: 0, pages: 32, nofs: false });
-    subject.apply(&sim, &Op::SetTarget { pages: 48 });
+    subject.apply(&sim, &Op::Alloc { task: 0, pages: 8, nofs: false });
+    subject.apply(&sim, &Op::SetTarget { pages: 12 });
     subject.apply(&sim, &Op::BalloonRun);
-    subject.apply(&sim, &Op::Alloc { task: 1, pages: 8, nofs: true });
+    subject.apply(&sim, &Op::Alloc { task: 1, pages: 2, nofs: true });
     let _ = subject.teardown(&sim);
     sim
 }

@@ -720,7 +720,13 @@ mod tests {
     use sim_core::mm::{Gfp, PAGE_SIZE_4K};
     use sim_core::{Sim, SimConfig};
 
-    fn world(sim: &Sim, pages: u64, features: u64, endian: Endian, tweak: impl FnOnce(&mut BalloonConfig)) -> World {
+    fn world(
+        sim: &Sim,
+        pages: u64,
+        features: u64,
+        endian: Endian,
+        tweak: impl FnOnce(&mut BalloonConfig),
+    ) -> World {
         let mut config = BalloonConfig::preset("fixed").expect("preset");
         config.memory_bytes = pages * PAGE_SIZE_4K;
         tweak(&mut config);
@@ -751,7 +757,8 @@ mod tests {
     #[test]
     fn init_vqs_makes_two_queues_without_stats_vq_and_three_with_it() {
         let sim = sim();
-        let without = world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_STATS_VQ), Endian::Little, |_| {});
+        let without =
+            world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_STATS_VQ), Endian::Little, |_| {});
         let with = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
         assert!(without.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_none());
         assert!(with.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_some());
@@ -803,7 +810,13 @@ mod tests {
     fn oom_notify_frees_nothing_without_deflate_on_oom_and_oom_pages_with_it() {
         let sim = sim();
         let cx = sim.cx("t", 0);
-        let without = world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM), Endian::Little, |_| {});
+        let without = world(
+            &sim,
+            64,
+            HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM),
+            Endian::Little,
+            |_| {},
+        );
         let vb = without.vb.clone().expect("probe");
         vb.fill_balloon(&cx, 8);
         assert_eq!(vb.oom_notify(&cx), 0);

@@ -136,6 +136,8 @@ struct Chain {
 pub struct PageAllocator {
     page_size: u64,
     limit_pages: u64,
+    /// Each zone's first pfn and span: fixed at boot, so read without `zone->lock`.
+    zone_spans: Vec<(Pfn, u64)>,
     /// `zone->lock` (one lock for every zone: the model has one node and order-0 pages).
     zones: SpinLock<Zones>,
     /// `oom_lock`: one OOM invocation at a time.
@@ -173,6 +175,7 @@ impl PageAllocator {
         Ok(PageAllocator {
             page_size: config.page_size,
             limit_pages: config.limit_pages,
+            zone_spans: zones.iter().map(|z| (z.start_pfn, z.spanned_pages)).collect(),
             zones: SpinLock::new(
                 "zone->lock",
                 Zones {
@@ -195,8 +198,8 @@ impl PageAllocator {
     }
 
     /// Page frames in all zones.
-    pub fn spanned_pages(&self, cx: &Cx) -> u64 {
-        self.zones.lock(cx).allocated.len() as u64
+    pub fn spanned_pages(&self, _cx: &Cx) -> u64 {
+        self.zone_spans.iter().map(|z| z.1).sum()
     }
 
     /// The filesystem lock direct reclaim waits for (see [`FS_LOCK_CLASS`]).
@@ -205,18 +208,16 @@ impl PageAllocator {
     }
 
     /// The zone index of `pfn`, or `EINVAL` for a pfn outside every zone.
-    pub fn zone_of(&self, cx: &Cx, pfn: Pfn) -> Result<usize, Errno> {
-        let zones = self.zones.lock(cx);
-        zones
-            .zones
+    pub fn zone_of(&self, _cx: &Cx, pfn: Pfn) -> Result<usize, Errno> {
+        self.zone_spans
             .iter()
-            .position(|z| (z.start_pfn..z.start_pfn + z.spanned_pages).contains(&pfn))
+            .position(|&(start, span)| (start..start + span).contains(&pfn))
             .ok_or(Errno::EINVAL)
     }
 
     /// Number of zones.
-    pub fn zones_count(&self, cx: &Cx) -> usize {
-        self.zones.lock(cx).zones.len()
+    pub fn zones_count(&self, _cx: &Cx) -> usize {
+        self.zone_spans.len()
     }
 
     /// `zone->managed_pages` of zone `zone`.
@@ -225,8 +226,8 @@ impl PageAllocator {
     }
 
     /// Page frames zone `zone` spans.
-    pub fn zone_spanned_pages(&self, cx: &Cx, zone: usize) -> u64 {
-        self.zones.lock(cx).zones.get(zone).map_or(0, |z| z.spanned_pages)
+    pub fn zone_spanned_pages(&self, _cx: &Cx, zone: usize) -> u64 {
+        self.zone_spans.get(zone).map_or(0, |z| z.1)
     }
 
     /// Free pages in zone `zone`.
