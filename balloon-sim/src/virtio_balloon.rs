@@ -376,6 +376,10 @@ impl VirtioBalloon {
         cx.note(format!("Out of puff! Can't get {} pages", self.pages_per_page));
         self.counters.out_of_puff.fetch_add(1, Ordering::Relaxed);
         cx.sleep_ns("msleep", OUT_OF_PUFF_SLEEP_NS);
+        // A real sleep gives the CPU away: let the threaded checkers run someone else.
+        if self.vdev_is_threaded() {
+            sim_core::sync::thread::yield_now();
+        }
     }
 
     fn finish_fill(&self, cx: &Cx, locked: &Locked) {

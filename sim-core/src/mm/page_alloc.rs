@@ -386,6 +386,8 @@ impl PageAllocator {
         let Some(oom_guard) = self.oom_lock.try_lock(cx) else {
             // Somebody else is handling the OOM: back off a tick and call it progress.
             cx.sleep_ns("schedule_timeout_uninterruptible", OOM_LOCK_BACKOFF_NS);
+            // The sleep gives the CPU away: under loom and shuttle, let the holder run.
+            crate::sync::thread::yield_now();
             return MayOom::Progress;
         };
         // A last attempt under oom_lock: a parallel OOM kill may have freed memory.

@@ -19,7 +19,14 @@ use sim_core::{Sim, SimConfig};
 
 const MEMORY_PAGES: u64 = 32;
 
-/// One run: a 32-page guest, a task holding 24 pages, a host asking for 16.
+/// Runs (across iterations) in which the OOM notifier deflated, and in which a page migrated:
+/// the "sometimes" marks that show the actors reached the interesting states.
+static OOM_DEFLATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One run: a 32-page guest (8 DMA32, 24 Normal), 22 pages held from the start, a host asking
+/// for 8 balloon pages, a task allocating 4 more under the filesystem lock: together more than
+/// is free, so someone reaches reclaim and the OOM path.
 fn actors(fixes: Fixes) {
     let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect));
     let mut config = BalloonConfig::preset("fixed").expect("preset");
@@ -30,7 +37,7 @@ fn actors(fixes: Fixes) {
     let vb = world.vb.clone().expect("probe succeeds without faults");
     let stop_host = Arc::new(AtomicBool::new(false));
     let mut held = Vec::new();
-    for _ in 0..24 {
+    for _ in 0..22 {
         held.push(world.pages.alloc_page(&cx, Gfp::GFP_KERNEL, "task").expect("memory is free"));
     }
 
@@ -46,7 +53,7 @@ fn actors(fixes: Fixes) {
         let (world, sim) = (world.clone(), sim.clone());
         thread::spawn(move || {
             let cx = sim.cx("host-config", 1);
-            world.host.set_num_pages(16);
+            world.host.set_num_pages(8);
             world.vdev.config_changed(&cx);
             world.vdev.host_request_stats(&cx);
         })
@@ -56,7 +63,7 @@ fn actors(fixes: Fixes) {
         thread::spawn(move || {
             let cx = sim.cx("task", 1);
             let mut mine = Vec::new();
-            for _ in 0..2 {
+            for _ in 0..4 {
                 let _fs = world.pages.fs_lock().lock(&cx);
                 if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
                     world.touch(&cx, pfn);
@@ -87,7 +94,16 @@ fn actors(fixes: Fixes) {
     for pfn in held.drain(..) {
         world.pages.free_page(&cx, pfn).expect("ours");
     }
+    // update_balloon_size() runs without balloon_lock in both the thread and the OOM notifier,
+    // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
+    vb.update_balloon_size();
     world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+    if vb.counters.oom_deflates.load(Ordering::Relaxed) > 0 {
+        OOM_DEFLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if vb.counters.migrations.load(Ordering::Relaxed) > 0 {
+        MIGRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     vb.remove(&cx);
     stop_host.store(true, Ordering::SeqCst);
     world.host.kicks.wake_up();
@@ -104,7 +120,16 @@ fn actors(fixes: Fixes) {
 
 #[test]
 fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
-    shuttle::check_random_with_seed(|| actors(Fixes::all()), 7, 150);
+    let deflates = OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed);
+    let migrations = MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    shuttle::check_random_with_seed(|| actors(Fixes::all()), 7, 1000);
+    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(7, 3, 1000);
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(|| actors(Fixes::all()));
+    assert!(
+        OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed) > deflates,
+        "no run reached an OOM deflate"
+    );
+    assert!(MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed) > migrations, "no run migrated a page");
 }
 
 /// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads. The balloon
