@@ -420,6 +420,8 @@ impl VirtioBalloon {
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
         cx.op_begin("leak_balloon", format!("{num}"));
         let mut locked = self.balloon_lock.lock(cx);
+        // "balloon: check the number of available pages in leak balloon".
+        let num = if self.fixes.leak_available_pages { num.min(self.num_pages() as usize) } else { num };
         locked.num_pfns = 0;
         while locked.num_pfns < num {
             let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx) else {
