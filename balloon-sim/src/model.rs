@@ -188,7 +188,7 @@ impl World {
     /// Checks the subsystem's invariants with `task_pages` in use by tasks. One fact per check.
     pub fn check_invariants(&self, cx: &Cx, task_pages: &BTreeSet<Pfn>) -> Result<(), Violation> {
         let fail = |kind: &str, message: String| Err(Violation::new(format!("invariant:{kind}"), message));
-        let findings = self.host.take_findings();
+        let findings = self.host.findings();
         if !findings.is_empty() {
             return Err(Violation::new("host-finding", findings.join("; ")));
         }
