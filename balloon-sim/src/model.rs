@@ -933,3 +933,43 @@ pub fn oom_deadlock_scenario(fixes: Fixes) -> Sim {
     let _ = subject.teardown(&sim);
     sim
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> BalloonModel {
+        BalloonModel::new(&BalloonConfig::preset("fixed").expect("preset"))
+    }
+
+    fn run(num_pages: u32, actual: u32, out_of_puff: bool, pages_per_page: u32) -> Outcome {
+        Outcome::Run { num_pages, actual, out_of_puff, pages_per_page }
+    }
+
+    #[test]
+    fn the_reference_wants_the_aligned_target_unless_out_of_puff() {
+        let mut model = reference();
+        model.check(&Op::SetTarget { pages: 17 }, &Outcome::Target { target: 17 }).expect("target");
+        assert!(model.check(&Op::BalloonRun, &run(32, 32, false, 16)).is_ok());
+        assert!(model.check(&Op::BalloonRun, &run(16, 16, false, 16)).is_err(), "short of the target");
+        assert!(model.check(&Op::BalloonRun, &run(16, 16, true, 16)).is_ok(), "out of puff may stop short");
+        assert!(model.check(&Op::BalloonRun, &run(48, 48, true, 16)).is_err(), "never above the target");
+        assert!(model.check(&Op::BalloonRun, &run(32, 16, false, 16)).is_err(), "actual must follow");
+    }
+
+    #[test]
+    fn the_reference_counts_each_tasks_pages_and_an_oom_kill_empties_them() {
+        let mut model = reference();
+        let alloc = Op::Alloc { task: 0, pages: 5, nofs: false };
+        model.check(&alloc, &Outcome::Alloc { got: 5, killed: false, task_pages: 5 }).expect("alloc");
+        assert!(model.check(&alloc, &Outcome::Alloc { got: 1, killed: false, task_pages: 5 }).is_err());
+        model.check(&alloc, &Outcome::Alloc { got: 0, killed: true, task_pages: 0 }).expect("killed");
+        let free = Op::Free { task: 0, pages: 3 };
+        assert!(
+            model.check(&free, &Outcome::Free { freed: 3, task_pages: 0 }).is_err(),
+            "nothing left to free"
+        );
+        model.check(&free, &Outcome::Free { freed: 0, task_pages: 0 }).expect("free");
+        assert!(model.check(&Op::Freeze, &Outcome::Stats(true)).is_err(), "an outcome of another operation");
+    }
+}
