@@ -66,10 +66,22 @@ impl BalloonDevInfo {
     }
 
     /// Mirrors balloon_page_dequeue(): the list head, skipping isolated pages (which are off the
-    /// list here); `None` for an empty list.
+    /// list here); `None` for an empty list. An empty list with no isolated page either is the
+    /// kernel's BUG() ("some balloon pages are lost"): reported as a `BUG` violation.
     pub fn balloon_page_dequeue(&self, cx: &Cx) -> Option<Pfn> {
         let mut guard = self.pages_lock.lock_irqsave(cx);
-        guard.pages.pop()
+        let page = guard.pages.pop();
+        if page.is_none() && guard.isolated_pages == 0 {
+            drop(guard);
+            cx.sim().report(
+                Some(cx),
+                sim_core::Violation::new(
+                    "BUG",
+                    "balloon_page_dequeue: the page list is empty and no page is isolated",
+                ),
+            );
+        }
+        page
     }
 
     /// Mirrors balloon_page_isolate(): takes list entry `index` (modulo the list) off the list.

@@ -21,13 +21,17 @@ pub struct Fixes {
     /// "virtio_balloon: Fix endless deflation and inflation on arm64" (2020): the target is
     /// aligned up to whole guest pages.
     pub align_target: bool,
+    /// "balloon: check the number of available pages in leak balloon" (2016): leak_balloon never
+    /// asks for more pages than the balloon holds, so an OOM notification on an empty balloon
+    /// does not reach balloon_page_dequeue()'s BUG().
+    pub leak_available_pages: bool,
     /// "virtio-balloon: fix managed page counts when migrating pages" (2020): a migration across
     /// zones moves the managed page count with it.
     pub migrate_managed_count: bool,
 }
 
 /// Every fix: switch name, upstream title, symptom.
-pub const FIXES: [(&str, &str, &str); 6] = [
+pub const FIXES: [(&str, &str, &str); 7] = [
     (
         "oom-deadlock",
         "virtio_balloon: fix deadlock on OOM",
@@ -54,6 +58,11 @@ pub const FIXES: [(&str, &str, &str); 6] = [
         "with 64 KiB pages a target that is not a whole number of guest pages makes the balloon inflate and deflate forever",
     ),
     (
+        "leak-available-pages",
+        "balloon: check the number of available pages in leak balloon",
+        "an OOM notification asks for oom_pages from a balloon holding fewer: balloon_page_dequeue() finds the list empty and BUG()s",
+    ),
+    (
         "migrate-managed-count",
         "virtio-balloon: fix managed page counts when migrating pages",
         "migrating a balloon page to another zone leaves both zones' managed page counts wrong",
@@ -69,6 +78,7 @@ impl Fixes {
             stats_first_buffer: true,
             pfn_format_virtio1: true,
             align_target: true,
+            leak_available_pages: true,
             migrate_managed_count: true,
         }
     }
@@ -80,6 +90,7 @@ impl Fixes {
             "stats-first-buffer" => &mut self.stats_first_buffer,
             "pfn-format-virtio1" => &mut self.pfn_format_virtio1,
             "align-target" => &mut self.align_target,
+            "leak-available-pages" => &mut self.leak_available_pages,
             "migrate-managed-count" => &mut self.migrate_managed_count,
             _ => return None,
         })

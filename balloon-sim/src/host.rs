@@ -284,9 +284,9 @@ impl BalloonHost {
         (s.stats_last.clone(), s.stats_received)
     }
 
-    /// What the host tripped over, oldest first (drained).
-    pub fn take_findings(&self) -> Vec<String> {
-        std::mem::take(&mut self.state.lock().findings)
+    /// What the host tripped over, oldest first.
+    pub fn findings(&self) -> Vec<String> {
+        self.state.lock().findings.clone()
     }
 
     /// PFNs inflated and deflated so far.

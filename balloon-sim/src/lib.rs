@@ -9,7 +9,7 @@ pub mod balloon_compaction;
 pub mod fixes;
 pub mod guest;
 pub mod host;
-mod model;
+pub mod model;
 pub mod virtio;
 pub mod virtio_balloon;
 pub mod virtio_ring;

@@ -12,8 +12,9 @@ use crate::guest::{Endian, GuestMemory};
 use crate::host::{BalloonHost, VIRTIO_F_VERSION_1};
 use crate::virtio_ring::{VirtQueue, VringLayout, VIRTIO_RING_F_EVENT_IDX, VRING_ALIGN};
 
-/// `vq_callback_t`.
-pub type Callback = Arc<dyn Fn(&Cx) + Send + Sync>;
+/// `vq_callback_t`: a plain `std` Arc, which only owns the callback (loom's cannot hold a trait
+/// object).
+pub type Callback = std::sync::Arc<dyn Fn(&Cx) + Send + Sync>;
 
 /// A queue and its callback, as `find_vqs` registered them.
 type QueueSlot = Option<(Arc<VirtQueue>, Callback)>;

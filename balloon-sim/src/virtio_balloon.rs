@@ -192,12 +192,12 @@ impl VirtioBalloon {
             cx,
             "virtballoon_oom_notify",
             VIRTBALLOON_OOM_NOTIFY_PRIORITY,
-            Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
+            std::sync::Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
         );
         *vb.nb.lock() = Some(id);
         // virtio_device_ready(), and the driver's config_changed hook.
         let changed = vb.shared.clone();
-        vdev.set_config_changed(Some(Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
+        vdev.set_config_changed(Some(std::sync::Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
         if cx.sim().should_fail(cx, &FaultSite::call("kthread_run"), 0) {
             // out_del_vqs: unregister, then (falling through out_oom_notify) del_vqs, kfree.
             vb.unregister(cx);
@@ -376,6 +376,10 @@ impl VirtioBalloon {
         cx.note(format!("Out of puff! Can't get {} pages", self.pages_per_page));
         self.counters.out_of_puff.fetch_add(1, Ordering::Relaxed);
         cx.sleep_ns("msleep", OUT_OF_PUFF_SLEEP_NS);
+        // A real sleep gives the CPU away: let the threaded checkers run someone else.
+        if self.vdev_is_threaded() {
+            sim_core::sync::thread::yield_now();
+        }
     }
 
     fn finish_fill(&self, cx: &Cx, locked: &Locked) {
@@ -416,6 +420,8 @@ impl VirtioBalloon {
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
         cx.op_begin("leak_balloon", format!("{num}"));
         let mut locked = self.balloon_lock.lock(cx);
+        // "balloon: check the number of available pages in leak balloon".
+        let num = if self.fixes.leak_available_pages { num.min(self.num_pages() as usize) } else { num };
         locked.num_pfns = 0;
         while locked.num_pfns < num {
             let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx) else {
@@ -446,13 +452,14 @@ impl VirtioBalloon {
     }
 
     /// Mirrors update_balloon_stats(): the six tags, in `cpu_to_virtio` order, into `vb->stats`.
+    /// The model has no swap and no page faults, so those four counters are zero.
     pub fn update_balloon_stats(&self, cx: &Cx) {
         let page_size = self.pages.page_size();
         let values = [
             (VIRTIO_BALLOON_S_SWAP_IN, 0),
             (VIRTIO_BALLOON_S_SWAP_OUT, 0),
             (VIRTIO_BALLOON_S_MAJFLT, 0),
-            (VIRTIO_BALLOON_S_MINFLT, self.pages.allocated_pages(cx)),
+            (VIRTIO_BALLOON_S_MINFLT, 0),
             (VIRTIO_BALLOON_S_MEMFREE, self.pages.free_pages(cx) * page_size),
             (VIRTIO_BALLOON_S_MEMTOT, self.pages.totalram_pages(cx).max(0) as u64 * page_size),
         ];
@@ -572,16 +579,16 @@ impl VirtioBalloon {
 
     /// Mirrors init_vqs(): two queues, or three with STATS_VQ, the stats one primed with a
     /// buffer (after filling it, with `stats-first-buffer`).
-    pub fn init_vqs(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+    pub fn init_vqs(&self, cx: &Cx) -> Result<(), Errno> {
         let stats = self.vdev.has_feature(VIRTIO_BALLOON_F_STATS_VQ);
         let mut callbacks: Vec<Callback> = Vec::new();
         for _ in 0..2 {
             let shared = self.shared.clone();
-            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::balloon_ack(&shared)));
+            callbacks.push(std::sync::Arc::new(move |_cx: &Cx| VirtioBalloon::balloon_ack(&shared)));
         }
         if stats {
             let shared = self.shared.clone();
-            callbacks.push(Arc::new(move |_cx: &Cx| VirtioBalloon::stats_request(&shared)));
+            callbacks.push(std::sync::Arc::new(move |_cx: &Cx| VirtioBalloon::stats_request(&shared)));
         }
         let vqs = self.vdev.find_vqs(cx, callbacks, &["inflate", "deflate", "stats"])?;
         let mut vqs = vqs.into_iter();
@@ -690,7 +697,7 @@ impl VirtioBalloon {
     }
 
     /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
-    pub fn restore(self: &Arc<Self>, cx: &Cx) -> Result<(), Errno> {
+    pub fn restore(&self, cx: &Cx) -> Result<(), Errno> {
         cx.op_begin("virtballoon_restore", "");
         if let Err(err) = self.init_vqs(cx) {
             cx.op_end("virtballoon_restore", format!("{err}"));
@@ -707,5 +714,141 @@ impl VirtioBalloon {
     /// Drops the OOM notifier's reference (for callers tearing down after a failed remove).
     pub fn notifier_registered(&self) -> bool {
         self.nb.lock().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BalloonConfig, World, HOST_FEATURES_ALL};
+    use sim_core::fault::{FaultAttr, FaultPlan};
+    use sim_core::lockdep::ReportMode;
+    use sim_core::mm::{Gfp, PAGE_SIZE_4K};
+    use sim_core::{Sim, SimConfig};
+
+    fn world(
+        sim: &Sim,
+        pages: u64,
+        features: u64,
+        endian: Endian,
+        tweak: impl FnOnce(&mut BalloonConfig),
+    ) -> World {
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = pages * PAGE_SIZE_4K;
+        tweak(&mut config);
+        World::new(&sim.cx("probe", 0), &config, PAGE_SIZE_4K, features, endian, true)
+    }
+
+    fn sim() -> Sim {
+        Sim::new(SimConfig::new(3).lockdep(ReportMode::Collect))
+    }
+
+    #[test]
+    fn probe_without_config_access_is_einval() {
+        let sim = sim();
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.config_access = false);
+        assert_eq!(world.probe_result, Err(Errno::EINVAL));
+        assert!(world.pages.oom_notifiers(&sim.cx("t", 0)).is_empty());
+    }
+
+    #[test]
+    fn probe_unwinds_the_notifier_and_queues_when_kthread_run_fails() {
+        let sim = sim();
+        sim.set_faults(FaultPlan::with(FaultAttr::always().site("kthread_run")));
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        assert_eq!(world.probe_result, Err(Errno::ENOMEM));
+        assert!(world.pages.oom_notifiers(&sim.cx("t", 0)).is_empty());
+    }
+
+    #[test]
+    fn init_vqs_makes_two_queues_without_stats_vq_and_three_with_it() {
+        let sim = sim();
+        let without =
+            world(&sim, 64, HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_STATS_VQ), Endian::Little, |_| {});
+        let with = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        assert!(without.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_none());
+        assert!(with.vb.as_ref().expect("probe").vqs().expect("queues").stats.is_some());
+        assert_eq!(with.host.stats().1, 1, "the primed stats buffer reached the host");
+    }
+
+    #[test]
+    fn a_big_endian_guest_reads_the_little_endian_target_legacy_or_modern() {
+        for features in [HOST_FEATURES_ALL, HOST_FEATURES_ALL & !(1 << VIRTIO_F_VERSION_1)] {
+            let sim = sim();
+            let world = world(&sim, 64, features, Endian::Big, |_| {});
+            let vb = world.vb.clone().expect("probe");
+            world.host.set_num_pages(5);
+            assert_eq!(vb.towards_target(), 5, "features {features:#x}");
+            vb.fill_balloon(&sim.cx("t", 0), 5);
+            vb.update_balloon_size();
+            assert_eq!(world.host.actual(), 5, "features {features:#x}");
+        }
+    }
+
+    #[test]
+    fn fill_takes_at_most_one_array_of_pfns_a_round() {
+        let sim = sim();
+        let world = world(&sim, 1024, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&sim.cx("t", 0), 1000);
+        assert_eq!(vb.num_pages() as usize, VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+        assert_eq!(world.host.held_count(), VIRTIO_BALLOON_ARRAY_PFNS_MAX);
+    }
+
+    #[test]
+    fn out_of_puff_sleeps_two_hundred_virtual_milliseconds() {
+        let sim = sim();
+        let world = world(&sim, 8, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let cx = sim.cx("t", 0);
+        let mut taken = Vec::new();
+        while let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_ATOMIC, "t") {
+            taken.push(pfn);
+        }
+        let vb = world.vb.clone().expect("probe");
+        let before = sim.now_ns();
+        vb.fill_balloon(&cx, 4);
+        assert_eq!(sim.now_ns() - before, OUT_OF_PUFF_SLEEP_NS);
+        assert_eq!(vb.num_pages(), 0);
+        assert_eq!(vb.counters.out_of_puff.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn oom_notify_frees_nothing_without_deflate_on_oom_and_oom_pages_with_it() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let without = world(
+            &sim,
+            64,
+            HOST_FEATURES_ALL & !(1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM),
+            Endian::Little,
+            |_| {},
+        );
+        let vb = without.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 8);
+        assert_eq!(vb.oom_notify(&cx), 0);
+        let with = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.oom_pages = 3);
+        let vb = with.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 8);
+        assert_eq!(vb.oom_notify(&cx), 3);
+        assert_eq!(vb.num_pages(), 5);
+        assert_eq!(with.host.actual(), 5);
+    }
+
+    #[test]
+    fn migratepage_backs_off_with_eagain_while_balloon_lock_is_held() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 1);
+        let page = vb.vb_dev_info.balloon_page_isolate(&cx, 0).expect("a balloon page");
+        let newpage = world.pages.alloc_page(&cx, Gfp::GFP_ATOMIC, "t").expect("free memory");
+        let other = sim.cx("kcompactd", 1);
+        let held = vb.balloon_lock.lock(&cx);
+        assert_eq!(vb.migratepage(&other, newpage, page), Err(Errno::EAGAIN));
+        drop(held);
+        assert_eq!(vb.migratepage(&other, newpage, page), Ok(()));
+        assert!(world.host.holds(vb.page_to_balloon_pfn(newpage)));
+        assert!(!world.host.holds(vb.page_to_balloon_pfn(page)));
     }
 }

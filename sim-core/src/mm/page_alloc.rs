@@ -15,7 +15,6 @@ use crate::fault::FaultSite;
 use crate::locks::{Mutex, RwSem, SpinLock};
 use crate::mm::Gfp;
 use crate::sim::Violation;
-use crate::sync::Arc;
 
 /// A page frame number, in units of the allocator's page size.
 pub type Pfn = u64;
@@ -100,8 +99,10 @@ struct Zones {
     oom_notify_calls: u64,
 }
 
-/// The callback of an OOM notifier: returns how many pages it freed (`*freed += n`).
-pub type OomNotifierFn = Arc<dyn Fn(&Cx) -> u64 + Send + Sync>;
+/// The callback of an OOM notifier: returns how many pages it freed (`*freed += n`). A plain
+/// `std` Arc: it only owns the callback (loom's Arc cannot hold a trait object), and every
+/// shared state the callback reaches is a facade object of its own.
+pub type OomNotifierFn = std::sync::Arc<dyn Fn(&Cx) -> u64 + Send + Sync>;
 
 /// `struct notifier_block` on the OOM chain.
 #[derive(Clone)]
@@ -135,6 +136,8 @@ struct Chain {
 pub struct PageAllocator {
     page_size: u64,
     limit_pages: u64,
+    /// Each zone's first pfn and span: fixed at boot, so read without `zone->lock`.
+    zone_spans: Vec<(Pfn, u64)>,
     /// `zone->lock` (one lock for every zone: the model has one node and order-0 pages).
     zones: SpinLock<Zones>,
     /// `oom_lock`: one OOM invocation at a time.
@@ -172,6 +175,7 @@ impl PageAllocator {
         Ok(PageAllocator {
             page_size: config.page_size,
             limit_pages: config.limit_pages,
+            zone_spans: zones.iter().map(|z| (z.start_pfn, z.spanned_pages)).collect(),
             zones: SpinLock::new(
                 "zone->lock",
                 Zones {
@@ -194,8 +198,8 @@ impl PageAllocator {
     }
 
     /// Page frames in all zones.
-    pub fn spanned_pages(&self, cx: &Cx) -> u64 {
-        self.zones.lock(cx).allocated.len() as u64
+    pub fn spanned_pages(&self, _cx: &Cx) -> u64 {
+        self.zone_spans.iter().map(|z| z.1).sum()
     }
 
     /// The filesystem lock direct reclaim waits for (see [`FS_LOCK_CLASS`]).
@@ -204,18 +208,16 @@ impl PageAllocator {
     }
 
     /// The zone index of `pfn`, or `EINVAL` for a pfn outside every zone.
-    pub fn zone_of(&self, cx: &Cx, pfn: Pfn) -> Result<usize, Errno> {
-        let zones = self.zones.lock(cx);
-        zones
-            .zones
+    pub fn zone_of(&self, _cx: &Cx, pfn: Pfn) -> Result<usize, Errno> {
+        self.zone_spans
             .iter()
-            .position(|z| (z.start_pfn..z.start_pfn + z.spanned_pages).contains(&pfn))
+            .position(|&(start, span)| (start..start + span).contains(&pfn))
             .ok_or(Errno::EINVAL)
     }
 
     /// Number of zones.
-    pub fn zones_count(&self, cx: &Cx) -> usize {
-        self.zones.lock(cx).zones.len()
+    pub fn zones_count(&self, _cx: &Cx) -> usize {
+        self.zone_spans.len()
     }
 
     /// `zone->managed_pages` of zone `zone`.
@@ -224,8 +226,8 @@ impl PageAllocator {
     }
 
     /// Page frames zone `zone` spans.
-    pub fn zone_spanned_pages(&self, cx: &Cx, zone: usize) -> u64 {
-        self.zones.lock(cx).zones.get(zone).map_or(0, |z| z.spanned_pages)
+    pub fn zone_spanned_pages(&self, _cx: &Cx, zone: usize) -> u64 {
+        self.zone_spans.get(zone).map_or(0, |z| z.1)
     }
 
     /// Free pages in zone `zone`.
@@ -384,6 +386,8 @@ impl PageAllocator {
         let Some(oom_guard) = self.oom_lock.try_lock(cx) else {
             // Somebody else is handling the OOM: back off a tick and call it progress.
             cx.sleep_ns("schedule_timeout_uninterruptible", OOM_LOCK_BACKOFF_NS);
+            // The sleep gives the CPU away: under loom and shuttle, let the holder run.
+            crate::sync::thread::yield_now();
             return MayOom::Progress;
         };
         // A last attempt under oom_lock: a parallel OOM kill may have freed memory.
@@ -476,7 +480,8 @@ mod tests {
     use crate::fault::{FaultAttr, FaultPlan};
     use crate::lockdep::ReportMode;
     use crate::sim::{Sim, SimConfig};
-    use crate::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     fn sim() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))

@@ -14,7 +14,7 @@ fn assert_marks(marks: &std::collections::BTreeSet<String>, wanted: &[&str]) {
 #[test]
 fn fixed_preset_keeps_every_invariant_under_random_operations() {
     let config = BalloonConfig::preset("fixed").expect("preset");
-    let marks = assert_cases_pass::<BalloonSim>(&config, 1, 150, 40);
+    let marks = assert_cases_pass::<BalloonSim>(&config, 1, 600, 60);
     assert_marks(
         &marks,
         &[
@@ -38,7 +38,7 @@ fn fixed_preset_keeps_every_invariant_under_random_operations() {
 #[test]
 fn fixed_preset_survives_injected_faults() {
     let config = BalloonConfig::preset("fixed").expect("preset").with_faults();
-    let marks = assert_cases_pass::<BalloonSim>(&config, 10_000, 100, 40);
+    let marks = assert_cases_pass::<BalloonSim>(&config, 10_000, 400, 60);
     assert_marks(&marks, &["fault", "probe-failed", "fill", "oom-deflate", "migration"]);
 }
 

@@ -88,7 +88,7 @@ fn stats_first_buffer_is_found_and_quiet_when_fixed() {
     found_with_fix_off_and_quiet_with_it_on("stats-first-buffer");
 }
 
-/// Regression: "virtio_balloon: fix PFN format for virtio-1" (2017).
+/// Regression: "virtio_balloon: fix PFN format for virtio-1" (2017, 87c9403b0d1d).
 ///
 /// 1. A big-endian guest negotiates VIRTIO_F_VERSION_1, so the device reads little-endian.
 /// 2. fill_balloon() writes pfns[] in CPU order and tell_host() sends them as they are.
@@ -109,6 +109,19 @@ fn pfn_format_for_virtio1_is_found_and_quiet_when_fixed() {
 #[test]
 fn endless_inflate_deflate_with_64k_pages_is_found_and_quiet_when_fixed() {
     found_with_fix_off_and_quiet_with_it_on("endless-inflate-deflate-64k");
+}
+
+/// Regression: "balloon: check the number of available pages in leak balloon" (2016).
+///
+/// 1. DEFLATE_ON_OOM: the OOM notifier asks leak_balloon() for oom_pages (256) pages.
+/// 2. The balloon holds fewer (or none): leak_balloon() keeps calling balloon_page_dequeue().
+/// 3. The list is empty and no page is isolated: balloon_page_dequeue() BUG()s.
+///
+/// Symptom: a kernel BUG on OOM in a guest whose balloon is (nearly) deflated. Fix: never ask
+/// for more pages than the balloon holds.
+#[test]
+fn leak_more_than_the_balloon_holds_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("leak-available-pages");
 }
 
 /// Regression: "virtio-balloon: fix managed page counts when migrating pages" (2020).

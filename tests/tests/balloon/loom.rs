@@ -1,0 +1,158 @@
+//! Loom models of the balloon's lock protocol: fill_balloon, the OOM notifier's leak_balloon
+//! and compaction's migratepage racing on balloon_lock and pages_lock, with the real driver
+//! (the host runs each kick synchronously, so every ack is already there). Preemption bound 2.
+
+use std::collections::BTreeSet;
+
+use balloon_sim::balloon_compaction::{compact_one, CompactResult};
+use balloon_sim::fixes::Fixes;
+use balloon_sim::guest::Endian;
+use balloon_sim::model::HOST_FEATURES_ALL;
+use balloon_sim::{BalloonConfig, World};
+use sim_core::mm::PAGE_SIZE_4K;
+use sim_core::sync::{thread, Arc};
+use sim_core::{Sim, SimConfig};
+
+fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
+    let mut config = BalloonConfig::preset("fixed").expect("preset");
+    config.fixes = Fixes::all();
+    config.memory_bytes = 8 * PAGE_SIZE_4K;
+    config.queue_size = 2;
+    let cx = sim.cx("probe", 0);
+    let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
+    let vb = world.vb.clone().expect("probe");
+    if balloon_pages > 0 {
+        vb.fill_balloon(&cx, balloon_pages);
+        vb.update_balloon_size();
+    }
+    world
+}
+
+static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn builder() -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder
+}
+
+#[test]
+fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
+    builder().check(|| {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let world = world(&sim, 1);
+        let vb = world.vb.clone().expect("probe");
+        let filler = {
+            let (vb, sim) = (vb.clone(), sim.clone());
+            thread::spawn(move || {
+                vb.fill_balloon(&sim.cx("vballoon", 0), 1);
+                vb.update_balloon_size();
+            })
+        };
+        let freed = vb.oom_notify(&sim.cx("oom", 1));
+        filler.join().expect("fill");
+        // update_balloon_size() runs without balloon_lock, so the two updates can land in either
+        // order; the balloon thread's next pass writes the settled value, as here.
+        vb.update_balloon_size();
+        let cx = sim.cx("check", 0);
+        assert!(freed >= 1, "the notifier found the first page or the second: freed {freed}");
+        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
+        vb.remove(&cx);
+    });
+    assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+}
+
+#[test]
+fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
+    builder().check(|| {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let world = world(&sim, 2);
+        let vb = world.vb.clone().expect("probe");
+        let compaction = {
+            let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
+            thread::spawn(move || {
+                let cx = sim.cx("kcompactd", 0);
+                compact_one(&cx, &vb.vb_dev_info, &world.pages, 0, 1, |cx, new, old| {
+                    vb.migratepage(cx, new, old)
+                })
+            })
+        };
+        let leaked = vb.leak_balloon(&sim.cx("vballoon", 1), 1);
+        vb.update_balloon_size();
+        let result = compaction.join().expect("compaction");
+        assert_eq!(leaked, 1, "the other page is always on the list for leak");
+        assert!(
+            matches!(result, CompactResult::Migrated(..) | CompactResult::Again | CompactResult::Nothing),
+            "{result:?}"
+        );
+        let cx = sim.cx("check", 0);
+        assert_eq!(vb.num_pages(), 1);
+        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
+        vb.remove(&cx);
+    });
+    assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+}
+
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively.
+///
+/// 1. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
+///    enters direct reclaim, which waits for the filesystem lock.
+/// 2. A task holding the filesystem lock allocates with GFP_NOFS and reaches the OOM notifier.
+/// 3. virtballoon_oom_notify() -> leak_balloon() waits for balloon_lock.
+///
+/// Loom finds the interleaving and reports the deadlock; with the fix the same model is clean.
+fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
+    builder().check(move || {
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.fixes = fixes;
+        config.memory_bytes = 4 * PAGE_SIZE_4K;
+        config.queue_size = 2;
+        let cx = sim.cx("probe", 0);
+        let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
+        let vb = world.vb.clone().expect("probe");
+        let mut held = Vec::new();
+        while let Ok(pfn) = world.pages.alloc_page(&cx, sim_core::mm::Gfp::GFP_ATOMIC, "fill") {
+            held.push(pfn);
+        }
+        let filler = {
+            let (vb, sim) = (vb.clone(), sim.clone());
+            thread::spawn(move || vb.fill_balloon(&sim.cx("vballoon", 0), 1))
+        };
+        {
+            let task = sim.cx("task", 1);
+            let _fs = world.pages.fs_lock().lock(&task);
+            let _ = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task");
+        }
+        filler.join().expect("fill");
+        for pfn in held {
+            world.pages.free_page(&cx, pfn).expect("ours");
+        }
+        vb.remove(&cx);
+    });
+}
+
+#[test]
+fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
+    let mut fixes = Fixes::all();
+    fixes.oom_deadlock = false;
+    let found = std::panic::catch_unwind(|| fill_against_oom_under_the_fs_lock(fixes));
+    let payload = found.expect_err("loom finds the deadlock");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.to_lowercase().contains("deadlock"), "expected a deadlock, got: {text}");
+}
+
+#[test]
+fn fixed_fill_balloon_never_deadlocks_with_the_oom_notifier() {
+    fill_against_oom_under_the_fs_lock(Fixes::all());
+}

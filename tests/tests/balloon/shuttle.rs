@@ -1,0 +1,152 @@
+//! Shuttle runs of the real actors: the balloon thread, the host thread, a task that allocates
+//! under the filesystem lock (pushing the guest into OOM), compaction, and config changes and
+//! stats requests from the host. Seeded: a failure prints shuttle's schedule, and the seed
+//! replays it.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use balloon_sim::balloon_compaction::compact_one;
+use balloon_sim::fixes::Fixes;
+use balloon_sim::guest::Endian;
+use balloon_sim::model::HOST_FEATURES_ALL;
+use balloon_sim::{BalloonConfig, World};
+use sim_core::lockdep::ReportMode;
+use sim_core::mm::{Gfp, PAGE_SIZE_4K};
+use sim_core::sync::atomic::{AtomicBool, Ordering};
+use sim_core::sync::{thread, Arc};
+use sim_core::{Sim, SimConfig};
+
+const MEMORY_PAGES: u64 = 32;
+
+/// Runs (across iterations) in which the OOM notifier deflated, and in which a page migrated:
+/// the "sometimes" marks that show the actors reached the interesting states.
+static OOM_DEFLATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// One run: a 32-page guest (8 DMA32, 24 Normal), 22 pages held from the start, a host asking
+/// for 8 balloon pages, a task allocating 4 more under the filesystem lock: together more than
+/// is free, so someone reaches reclaim and the OOM path.
+fn actors(fixes: Fixes) {
+    let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect));
+    let mut config = BalloonConfig::preset("fixed").expect("preset");
+    config.fixes = fixes;
+    config.memory_bytes = MEMORY_PAGES * PAGE_SIZE_4K;
+    let cx = sim.cx("probe", 0);
+    let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, false));
+    let vb = world.vb.clone().expect("probe succeeds without faults");
+    let stop_host = Arc::new(AtomicBool::new(false));
+    let mut held = Vec::new();
+    for _ in 0..22 {
+        held.push(world.pages.alloc_page(&cx, Gfp::GFP_KERNEL, "task").expect("memory is free"));
+    }
+
+    let host = {
+        let (world, sim, stop) = (world.clone(), sim.clone(), stop_host.clone());
+        thread::spawn(move || world.host_actor(&sim.cx("host", 1), &stop))
+    };
+    let balloon = {
+        let (vb, sim) = (vb.clone(), sim.clone());
+        thread::spawn(move || vb.balloon_thread(&sim.cx("vballoon", 0)))
+    };
+    let config_changes = {
+        let (world, sim) = (world.clone(), sim.clone());
+        thread::spawn(move || {
+            let cx = sim.cx("host-config", 1);
+            world.host.set_num_pages(8);
+            world.vdev.config_changed(&cx);
+            world.vdev.host_request_stats(&cx);
+        })
+    };
+    let task = {
+        let (world, sim) = (world.clone(), sim.clone());
+        thread::spawn(move || {
+            let cx = sim.cx("task", 1);
+            let mut mine = Vec::new();
+            for _ in 0..4 {
+                let _fs = world.pages.fs_lock().lock(&cx);
+                if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
+                    world.touch(&cx, pfn);
+                    mine.push(pfn);
+                }
+            }
+            for pfn in mine {
+                world.pages.free_page(&cx, pfn).expect("ours");
+            }
+        })
+    };
+    let compaction = {
+        let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
+        thread::spawn(move || {
+            let cx = sim.cx("kcompactd", 0);
+            compact_one(&cx, &vb.vb_dev_info, &world.pages, 0, 0, |cx, new, old| {
+                vb.migratepage(cx, new, old)
+            });
+        })
+    };
+    for handle in [config_changes, task, compaction] {
+        handle.join().expect("actor");
+    }
+    // virtballoon_remove(): kthread_stop() first, then remove_common with the host still up.
+    vb.shared.should_stop.store(true, Ordering::SeqCst);
+    vb.shared.config_change.wake_up();
+    balloon.join().expect("balloon thread");
+    for pfn in held.drain(..) {
+        world.pages.free_page(&cx, pfn).expect("ours");
+    }
+    // update_balloon_size() runs without balloon_lock in both the thread and the OOM notifier,
+    // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
+    vb.update_balloon_size();
+    world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+    if vb.counters.oom_deflates.load(Ordering::Relaxed) > 0 {
+        OOM_DEFLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if vb.counters.migrations.load(Ordering::Relaxed) > 0 {
+        MIGRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    vb.remove(&cx);
+    stop_host.store(true, Ordering::SeqCst);
+    world.host.kicks.wake_up();
+    host.join().expect("host");
+    assert_eq!(world.pages.allocated_pages(&cx), 0, "remove gives every page back");
+    assert_eq!(world.host.held_count(), 0, "the host holds nothing after remove");
+    let violations = sim.violations();
+    assert!(
+        violations.is_empty(),
+        "{}",
+        violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
+    let deflates = OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed);
+    let migrations = MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    shuttle::check_random_with_seed(|| actors(Fixes::all()), 7, 1000);
+    let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(7, 3, 1000);
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(|| actors(Fixes::all()));
+    assert!(
+        OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed) > deflates,
+        "no run reached an OOM deflate"
+    );
+    assert!(MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed) > migrations, "no run migrated a page");
+}
+
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads. The balloon
+/// thread holds balloon_lock in fill_balloon() while direct reclaim waits for the filesystem
+/// lock; the task holding that lock hits OOM and the notifier waits for balloon_lock. Shuttle
+/// finds the schedule and reports the deadlock.
+#[test]
+fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
+    let mut fixes = Fixes::all();
+    fixes.oom_deadlock = false;
+    let found =
+        catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes), 7, 400)));
+    let payload = found.expect_err("shuttle finds a failing schedule");
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.contains("deadlock"), "expected a deadlock, got: {text}");
+}
