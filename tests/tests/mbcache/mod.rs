@@ -1,1 +1,4 @@
-//! mbcache scenarios: property tests, loom and shuttle models, the zoo (being written).
+//! mbcache scenarios: property tests, the xattr-sharing workload, loom and shuttle models, the zoo.
+
+#[cfg(not(any(loom, shuttle)))]
+mod property;
