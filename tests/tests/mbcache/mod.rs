@@ -2,3 +2,7 @@
 
 #[cfg(not(any(loom, shuttle)))]
 mod property;
+#[cfg(not(any(loom, shuttle)))]
+mod regression;
+#[cfg(not(any(loom, shuttle)))]
+mod zoo;

@@ -1,0 +1,113 @@
+//! Regression tests for the seed's bugs, scripted step by step.
+
+use mbcache_sim::fixes::Fixes;
+use mbcache_sim::mbcache::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
+use mbcache_sim::{bdev_address, MbError, Registry, Waits};
+use sim_core::lockdep::ReportMode;
+use sim_core::{Sim, SimConfig};
+
+fn sim() -> Sim {
+    Sim::new(SimConfig::new(7).lockdep(ReportMode::Collect))
+}
+
+/// 1. Task A: `mb_cache_entry_find_first(cache, 0, bdev, key)` returns entry E (A holds it).
+/// 2. Task B: `mb_cache_entry_get(cache, bdev, E's block)` returns E too (B holds it).
+/// 3. Task B: `mb_cache_entry_free(E)`: unhashes E, `list_del` poisons its `o_list`.
+/// 4. Task A: `mb_cache_entry_find_next(E, 0, bdev, key)` reads `E->e_indexes[0].o_list.next`.
+///
+/// Symptom: A dereferences LIST_POISON1 and oopses. Fix: "Race in ext[23] xattr sharing code"
+/// (2.6.11): `get` waits for exclusive use, so step 2 sleeps until A is done.
+#[test]
+fn find_next_after_another_task_freed_the_entry_follows_a_poisoned_link() {
+    let sim = sim();
+    let reader = sim.cx("A", 0);
+    let writer = sim.cx("B", 1);
+    let registry = Registry::new(&sim, Fixes::none(), Waits::WouldBlock);
+    let cache = registry
+        .create(&reader, "ext2_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 1)
+        .expect("create");
+    let bdev = bdev_address(0);
+    let entry = registry.alloc(&writer, cache).expect("alloc");
+    registry.insert(&writer, &entry, bdev, 5, &[9]).expect("insert");
+    registry.release(&writer, entry).expect("release");
+
+    let found = registry.find_first(&reader, cache, 0, bdev, 9).expect("find_first").expect("an entry");
+    let held = registry.get(&writer, cache, bdev, 5).expect("get").expect("the same entry");
+    assert_eq!(found.entry_id(), held.entry_id());
+    registry.free(&writer, held).expect("free");
+    let walked = registry.find_next(&reader, found, 0, bdev, 9);
+    assert!(matches!(walked, Err(MbError::Oops(ref v)) if v.kind == "list-poison"), "{walked:?}");
+    assert_eq!(sim.violations()[0].kind, "list-poison");
+}
+
+#[test]
+fn with_exclusive_get_the_freeing_get_waits_instead() {
+    let sim = sim();
+    let reader = sim.cx("A", 0);
+    let writer = sim.cx("B", 1);
+    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+    let cache = registry
+        .create(&reader, "ext2_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 1)
+        .expect("create");
+    let bdev = bdev_address(0);
+    let entry = registry.alloc(&writer, cache).expect("alloc");
+    registry.insert(&writer, &entry, bdev, 5, &[9]).expect("insert");
+    registry.release(&writer, entry).expect("release");
+    let found = registry.find_first(&reader, cache, 0, bdev, 9).expect("find_first").expect("an entry");
+    assert_eq!(registry.get(&writer, cache, bdev, 5), Err(MbError::WouldBlock));
+    assert_eq!(registry.find_next(&reader, found, 0, bdev, 9), Ok(None));
+    let held = registry.get(&writer, cache, bdev, 5).expect("get").expect("now free to take");
+    registry.free(&writer, held).expect("free");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    registry.check_invariants(&writer).expect("invariants");
+}
+
+#[test]
+fn using_a_handle_after_releasing_it_is_reported() {
+    let sim = sim();
+    let cx = sim.cx("fs", 0);
+    let registry = Registry::new(&sim, Fixes::none(), Waits::WouldBlock);
+    let cache = registry.create(&cx, "ext2_xattr", None, ENTRY_HEADER_SIZE, 0, 1).expect("create");
+    let entry = registry.alloc(&cx, cache).expect("alloc");
+    registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    let copy = entry.clone();
+    registry.release(&cx, entry).expect("release");
+    assert!(
+        matches!(registry.release(&cx, copy), Err(MbError::Oops(ref v)) if v.kind == "use-after-release")
+    );
+    assert_eq!(sim.violations()[0].kind, "use-after-release");
+}
+
+#[test]
+fn create_validates_entry_size_against_the_index_count() {
+    let sim = sim();
+    let cx = sim.cx("fs", 0);
+    let registry = Registry::new(&sim, Fixes::none(), Waits::WouldBlock);
+    let exact = ENTRY_HEADER_SIZE + 2 * ENTRY_INDEX_SIZE;
+    assert_eq!(registry.create(&cx, "x", None, exact - 1, 2, 3), Err(sim_core::Errno::EINVAL));
+    assert!(registry.create(&cx, "x", None, exact, 2, 3).is_ok());
+}
+
+#[test]
+fn insert_of_a_hashed_block_is_ebusy_and_shrinker_zero_only_counts() {
+    let sim = sim();
+    let cx = sim.cx("fs", 0);
+    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+    let cache =
+        registry.create(&cx, "ext3_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2).expect("create");
+    let first = registry.alloc(&cx, cache).expect("alloc");
+    registry.insert(&cx, &first, bdev_address(1), 3, &[1]).expect("insert");
+    let second = registry.alloc(&cx, cache).expect("alloc");
+    assert_eq!(
+        registry.insert(&cx, &second, bdev_address(1), 3, &[2]),
+        Err(MbError::Errno(sim_core::Errno::EBUSY))
+    );
+    registry.release(&cx, second).expect("release");
+    registry.release(&cx, first).expect("release");
+    let lru_before = registry.lru_serials(&cx).expect("lru");
+    assert_eq!(registry.shrink_fn(&cx, 0, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    assert_eq!(registry.lru_serials(&cx).expect("lru"), lru_before, "nr_to_scan 0 frees nothing");
+    assert_eq!(registry.shrink_fn(&cx, 8, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    assert_eq!(registry.entry_count(&cx, cache), Ok(0));
+    registry.check_invariants(&cx).expect("invariants");
+}
