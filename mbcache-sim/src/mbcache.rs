@@ -17,7 +17,7 @@ use std::sync::Mutex as StdMutex;
 use sim_core::fault::FaultSite;
 use sim_core::locks::SpinLockGuard;
 use sim_core::mm::{Gfp, KmemCache};
-use sim_core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use sim_core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, WaitQueue};
 
 use crate::fixes::Fixes;
@@ -197,6 +197,14 @@ pub struct Registry {
     caches: KmemCache<MbCache>,
     /// `mb_cache_queue`.
     queue: WaitQueue,
+    /// Wake-ups of `mb_cache_queue` so far, bumped under `mb_cache_spinlock`: a sleeper that read
+    /// it under the lock before sleeping returns from `schedule()` once it changes, as a task
+    /// on the kernel's queue does after `wake_up_all`, and rechecks under the lock.
+    wakeups: AtomicUsize,
+    /// A stand-in for the memory of `struct mb_cache` objects: `kfree` in destroy writes it and
+    /// the unlocked reads in `__mb_cache_entry_forget` read it, so loom and shuttle see the two
+    /// conflict and try both orders. Free in the default backend.
+    cache_memory: AtomicUsize,
     /// `mb_shrinker`: the seeks it was registered with (None: not registered).
     shrinker: StdMutex<Option<u32>>,
     // Instrumentation below: never model state.
@@ -329,6 +337,8 @@ impl Registry {
             ),
             caches: KmemCache::new("size-128(mb_cache)", 128),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
+            wakeups: AtomicUsize::new(0),
+            cache_memory: AtomicUsize::new(0),
             shrinker: StdMutex::new(None),
             handles: StdMutex::new(BTreeMap::new()),
             next_handle: StdAtomicU64::new(1),
@@ -380,6 +390,12 @@ impl Registry {
 
     fn mark(&self, mark: &'static str) {
         locked(&self.marks).insert(mark);
+    }
+
+    /// A scheduling point for loom and shuttle where the kernel reads shared memory without a
+    /// lock (a relaxed load of a facade atomic; free in the default backend).
+    fn preemption_point(&self) {
+        self.cache_memory.load(Ordering::SeqCst);
     }
 
     fn lock<'a>(&'a self, cx: &'a Cx) -> Locked<'a> {
@@ -552,6 +568,9 @@ impl Registry {
     /// Mirrors `__mb_cache_entry_forget()`: called without the lock; a failed free callback puts
     /// the entry back at the head of the LRU.
     fn forget(&self, cx: &Cx, entry: EntryRef, gfp: Gfp) -> Result<(), MbError> {
+        // The kernel starts with plain reads of `ce->e_cache` and `cache->c_op`, unlocked, which
+        // another CPU may race with: a point where loom and shuttle may switch tasks.
+        self.preemption_point();
         let cache = self.cache(cx, entry.cache)?;
         let object = cache
             .entries
@@ -595,6 +614,7 @@ impl Registry {
         let last = if self.fixes.exclusive_get {
             let queued = locked(&object.fields).queued;
             if queued > 0 {
+                self.wakeups.fetch_add(1, Ordering::SeqCst);
                 self.queue.wake_up();
             }
             let mut used = object.used.load(Ordering::SeqCst);
@@ -739,6 +759,7 @@ impl Registry {
         // kmem_cache_destroy reports entries still allocated (held by handles) as a leak.
         let _ = object.entries.destroy(cx);
         drop(object);
+        self.cache_memory.fetch_add(1, Ordering::SeqCst);
         let _ = self.caches.free(cx, cache.0);
         cx.op_end("mb_cache_destroy", format!("orphans={orphans}"));
         Ok(Destroyed { orphans })
@@ -925,8 +946,10 @@ impl Registry {
                 return Err(MbError::WouldBlock);
             }
             locked(&object.fields).queued += 1;
+            let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
-            self.queue.wait_event(cx, || !busy(object.used.load(Ordering::SeqCst)));
+            self.mark("lookup slept on mb_cache_queue");
+            self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
             locked(&object.fields).queued -= 1;
         }
