@@ -1,10 +1,17 @@
 //! mbcache scenarios: property tests, the xattr-sharing workload, loom and shuttle models, the zoo.
 
-#[cfg(loom)]
-mod loom;
 #[cfg(not(any(loom, shuttle)))]
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;
+#[cfg(not(loom))]
+mod workload;
+#[cfg(not(any(loom, shuttle)))]
+mod xattr;
 #[cfg(not(any(loom, shuttle)))]
 mod zoo;
+
+#[cfg(loom)]
+mod loom;
+#[cfg(shuttle)]
+mod shuttle;
