@@ -708,11 +708,14 @@ impl Registry {
         for cache in caches {
             count = count.wrapping_add(self.cache(cx, cache)?.entry_count.load(Ordering::SeqCst));
         }
-        if nr_to_scan <= 0 {
+        if nr_to_scan == 0 {
             drop(locked_global);
             return Ok(count);
         }
-        let taken = Self::collect(&mut locked_global, |_, _| Ok(true), Some(nr_to_scan as usize))?;
+        // `while (nr_to_scan-- && ...)`: a negative count never reaches zero, so it scans the
+        // whole LRU.
+        let scan_max = usize::try_from(nr_to_scan).unwrap_or(usize::MAX);
+        let taken = Self::collect(&mut locked_global, |_, _| Ok(true), Some(scan_max))?;
         drop(locked_global);
         for entry in taken {
             self.mark("entry freed by the shrinker");
