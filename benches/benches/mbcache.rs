@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mbcache_sim::fixes::Fixes;
-use mbcache_sim::mbcache::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use mbcache_sim::{bdev_address, CacheRef, Registry, Waits};
+use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;
 use sim_core::trace::TraceMode;
 use sim_core::{Cx, Sim, SimConfig};

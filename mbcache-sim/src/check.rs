@@ -17,11 +17,12 @@ use sim_core::mm::Gfp;
 use sim_core::trace::TraceMode;
 use sim_core::{Cx, Errno, Sim, SimConfig, Violation};
 
+use crate::cache::{CacheRef, FreeOp};
+use crate::entry::Handle;
 use crate::fixes::{self, Fixes};
 use crate::hash::hash_long;
-use crate::mbcache::{
-    bdev_address, CacheRef, FreeOp, Handle, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE,
-    MB_CACHE_WRITER,
+use crate::registry::{
+    bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, MB_CACHE_WRITER,
 };
 
 /// Cache names the subject creates caches under, in turn. All contain "xattr", the site the

@@ -3,15 +3,20 @@
 //! handles users hold across operations, and the later 2.6 fixes as named switches.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod check;
+pub mod entry;
 pub mod fixes;
 pub mod hash;
 pub(crate) mod list;
-pub mod mbcache;
+pub mod registry;
+pub mod shrink;
 
 // For users of the model (tests, benches, the CLI): the registry and its values.
+pub use cache::{CacheRef, Destroyed, FreeOp};
+pub use entry::Handle;
 pub use fixes::Fixes;
 pub use list::{EntryRef, Oops};
-pub use mbcache::{bdev_address, CacheRef, Destroyed, FreeOp, Handle, MbError, Registry, Waits};
+pub use registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 // For the checkers: the harness face.
 pub use check::{MbcacheConfig, MbcacheSubject};

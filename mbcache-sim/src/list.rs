@@ -11,7 +11,8 @@
 use sim_core::mm::ObjHandle;
 use sim_core::Violation;
 
-use crate::mbcache::{Entry, MbCache};
+use crate::cache::MbCache;
+use crate::entry::Entry;
 
 /// `struct mb_cache *`.
 pub(crate) type CacheHandle = ObjHandle<MbCache>;

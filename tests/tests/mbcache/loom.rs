@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mbcache_sim::fixes::Fixes;
-use mbcache_sim::mbcache::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use mbcache_sim::{bdev_address, CacheRef, Registry, Waits};
+use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::Gfp;
 use sim_core::sync::{thread, Arc};

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 
 use mbcache_sim::fixes::Fixes;
-use mbcache_sim::mbcache::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use mbcache_sim::{FreeOp, MbError, Registry, Waits};
+use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;
 use sim_core::sync::atomic::AtomicU64;
 use sim_core::sync::{thread, Arc};

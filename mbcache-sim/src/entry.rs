@@ -1,0 +1,507 @@
+//! fs/mbcache.c's entries and handles: `struct mb_cache_entry`, alloc, insert, release, get,
+//! find_first/find_next, dup, takeout, free, and the internal unhash/forget/release-unlock. With
+//! `exclusive-get`, the later 2.6 shared/exclusive handles (`e_queued`, `MB_CACHE_WRITER`).
+
+use std::sync::atomic::Ordering as StdOrdering;
+use std::sync::Mutex as StdMutex;
+
+use sim_core::fault::FaultSite;
+use sim_core::mm::Gfp;
+use sim_core::sync::atomic::{AtomicU32, Ordering};
+use sim_core::{Cx, Errno, Violation};
+
+use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
+use crate::hash::hash_long;
+use crate::list::{self, EntryRef, HeadId, ListHead, Node, Oops};
+use crate::registry::{locked, Found, Locked, MbError, Mem, Registry, Waits, MB_CACHE_WRITER};
+
+/// The fields of an entry that `mb_cache_spinlock` guards.
+#[derive(Debug)]
+pub(crate) struct EntryFields {
+    pub(crate) lru: ListHead,
+    pub(crate) block_list: ListHead,
+    pub(crate) indexes: Vec<(ListHead, u32)>,
+    pub(crate) bdev: u64,
+    pub(crate) block: u64,
+    /// `e_queued` (the fixed kernel).
+    pub(crate) queued: u32,
+    /// Instrumentation: when it went on the LRU tail (0: put back at the head by a failed free).
+    pub(crate) lru_stamp: u64,
+    /// Instrumentation: its free callback failed and it is waiting on the LRU to be freed.
+    pub(crate) free_failed: bool,
+}
+
+/// `struct mb_cache_entry`.
+#[derive(Debug)]
+pub struct Entry {
+    /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
+    pub(crate) id: u64,
+    /// `e_used`.
+    pub(crate) used: AtomicU32,
+    pub(crate) fields: StdMutex<EntryFields>,
+}
+
+/// A handle to an entry: the pointer `mb_cache_entry_get` and friends return. A value the user
+/// holds across operations; copying it is copying the pointer, and using a copy after the handle
+/// was released is a reported violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handle {
+    pub(crate) id: u64,
+    pub(crate) entry: EntryRef,
+    pub(crate) serial: u64,
+}
+
+impl Handle {
+    /// The entry the handle points to.
+    pub fn entry_ref(&self) -> EntryRef {
+        self.entry
+    }
+
+    /// The entry's serial number (stable for the entry's life).
+    pub fn entry_id(&self) -> u64 {
+        self.serial
+    }
+}
+
+impl Registry {
+    /// Mirrors `__mb_cache_entry_is_hashed()`.
+    pub(crate) fn is_hashed(mem: &mut Mem<'_>, entry: EntryRef) -> Result<bool, Oops> {
+        Ok(!list::list_empty(mem, Node::Block(entry))?)
+    }
+
+    /// Mirrors `__mb_cache_entry_unhash()`.
+    pub(crate) fn unhash(mem: &mut Mem<'_>, entry: EntryRef) -> Result<(), Oops> {
+        if Self::is_hashed(mem, entry)? {
+            list::list_del_init(mem, Node::Block(entry))?;
+            let indexes = mem.cache(entry.cache)?.indexes_count;
+            for index in 0..indexes {
+                list::list_del(mem, Node::Index(entry, index))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors `__mb_cache_entry_forget()`: called without the lock; a failed free callback puts
+    /// the entry back at the head of the LRU.
+    pub(crate) fn forget(&self, cx: &Cx, entry: EntryRef, gfp: Gfp) -> Result<(), MbError> {
+        // The kernel starts with plain reads of `ce->e_cache` and `cache->c_op`, unlocked, which
+        // another CPU may race with: a point where loom and shuttle may switch tasks.
+        self.preemption_point();
+        let cache = self.cache(cx, entry.cache)?;
+        let object = cache
+            .entries
+            .get(cx, entry.entry)
+            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))?;
+        let refused = match cache.free_op {
+            Some(op) => {
+                let refuses = (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
+                    || cx.sim().should_fail(cx, &FaultSite::call(FREE_CALLBACK_SITE), 0);
+                refuses
+            }
+            None => false,
+        };
+        if refused {
+            self.mark("free callback failed: entry back on the lru");
+            cx.note(format!("{}: free callback refused entry {}; back on the lru", cache.name, object.id));
+            let mut locked_global = self.lock(cx);
+            {
+                let mut fields = locked(&object.fields);
+                fields.lru_stamp = 0;
+                fields.free_failed = true;
+            }
+            list::list_add(&mut locked_global.mem(), Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            drop(locked_global);
+        } else {
+            drop(object);
+            cache
+                .entries
+                .free(cx, entry.entry)
+                .map_err(|e| MbError::Oops(Violation::new("double-free", e.to_string())))?;
+            cache.entry_count.fetch_sub(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Mirrors `__mb_cache_entry_release_unlock()`: drops one use under the lock; the last use
+    /// puts a hashed entry on the LRU tail and forgets an unhashed one (after unlocking).
+    pub(crate) fn release_unlock(
+        &self,
+        mut locked_global: Locked<'_>,
+        entry: EntryRef,
+    ) -> Result<(), MbError> {
+        let cx = locked_global.cx;
+        let object = locked_global.mem().entry(entry)?;
+        let last = if self.fixes.exclusive_get {
+            let queued = locked(&object.fields).queued;
+            if queued > 0 {
+                self.wakeups.fetch_add(1, Ordering::SeqCst);
+                self.queue.wake_up();
+            }
+            let mut used = object.used.load(Ordering::SeqCst);
+            if used >= MB_CACHE_WRITER {
+                used -= MB_CACHE_WRITER;
+            }
+            used -= 1;
+            object.used.store(used, Ordering::SeqCst);
+            used == 0 && queued == 0
+        } else {
+            object.used.fetch_sub(1, Ordering::SeqCst) == 1
+        };
+        if last {
+            if !Self::is_hashed(&mut locked_global.mem(), entry)? {
+                drop(locked_global);
+                self.mark("last release of an unhashed entry frees it");
+                return self.forget(cx, entry, Gfp::GFP_KERNEL);
+            }
+            let stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
+            locked(&object.fields).lru_stamp = stamp;
+            list::list_add_tail(&mut locked_global.mem(), Node::Lru(entry), Node::Head(HeadId::Lru))?;
+        }
+        drop(locked_global);
+        Ok(())
+    }
+
+    // --- entries -------------------------------------------------------------------------------
+
+    /// Mirrors `mb_cache_entry_alloc()`: a new, unhashed entry with one (exclusive) use.
+    pub fn alloc(&self, cx: &Cx, cache: CacheRef) -> Result<Handle, MbError> {
+        let object = self.cache(cx, cache.0)?;
+        if !self.fixes.entry_count_after_alloc {
+            object.entry_count.fetch_add(1, Ordering::SeqCst);
+        }
+        let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
+        let fields = EntryFields {
+            lru: ListHead::UNINIT,
+            block_list: ListHead::UNINIT,
+            indexes: vec![(ListHead::UNINIT, 0); object.indexes_count as usize],
+            bdev: 0,
+            block: 0,
+            queued: 0,
+            lru_stamp: 0,
+            free_failed: false,
+        };
+        let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
+        let allocated = object.entries.alloc(cx, Gfp::GFP_KERNEL, entry);
+        let handle = match allocated {
+            Ok(handle) => handle,
+            Err(errno) => {
+                self.mark("entry allocation failed");
+                return Err(MbError::Errno(errno));
+            }
+        };
+        if self.fixes.entry_count_after_alloc {
+            object.entry_count.fetch_add(1, Ordering::SeqCst);
+        }
+        let entry = EntryRef { cache: cache.0, entry: handle };
+        let new = object.entries.get(cx, handle).expect("just allocated");
+        {
+            let mut fields = locked(&new.fields);
+            fields.lru = ListHead::init(Node::Lru(entry));
+            fields.block_list = ListHead::init(Node::Block(entry));
+        }
+        let used = if self.fixes.exclusive_get { 1 + MB_CACHE_WRITER } else { 1 };
+        new.used.store(used, Ordering::SeqCst);
+        Ok(self.new_handle(entry, serial))
+    }
+
+    /// Mirrors `mb_cache_entry_insert()`: hashes the entry under (`bdev`, `block`) and `keys`;
+    /// EBUSY when that (device, block) is hashed already. `keys` must have one key per index
+    /// (the kernel reads past a short array; ksim returns EINVAL).
+    pub fn insert(
+        &self,
+        cx: &Cx,
+        handle: &Handle,
+        bdev: u64,
+        block: u64,
+        keys: &[u32],
+    ) -> Result<(), MbError> {
+        self.check_handle(cx, handle, "mb_cache_entry_insert")?;
+        let entry = handle.entry;
+        let cache = self.cache(cx, entry.cache)?;
+        if keys.len() != cache.indexes_count as usize {
+            return Err(MbError::Errno(Errno::EINVAL));
+        }
+        let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), cache.bucket_bits);
+        let mut locked_global = self.lock(cx);
+        let mut mem = locked_global.mem();
+        let head = Node::Head(HeadId::Block(entry.cache, bucket));
+        // list_for_each_prev over the bucket.
+        let mut at = list::prev(&mut mem, head, "list_for_each_prev")?;
+        while at != head {
+            let Node::Block(other) = at else { panic!("block chain holds {at:?}") };
+            let other_object = mem.entry(other)?;
+            let fields = locked(&other_object.fields);
+            if fields.bdev == bdev && fields.block == block {
+                drop(fields);
+                drop(locked_global);
+                self.mark("insert found the block hashed: EBUSY");
+                return Err(MbError::Errno(Errno::EBUSY));
+            }
+            drop(fields);
+            at = list::prev(&mut mem, at, "list_for_each_prev")?;
+        }
+        Self::unhash(&mut mem, entry)?;
+        let object = mem.entry(entry)?;
+        {
+            let mut fields = locked(&object.fields);
+            fields.bdev = bdev;
+            fields.block = block;
+        }
+        list::list_add(&mut mem, Node::Block(entry), head)?;
+        for (index, key) in keys.iter().enumerate() {
+            locked(&object.fields).indexes[index].1 = *key;
+            let bucket = hash_long(u64::from(*key), cache.bucket_bits);
+            list::list_add(
+                &mut mem,
+                Node::Index(entry, index as u32),
+                Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
+            )?;
+        }
+        drop(locked_global);
+        Ok(())
+    }
+
+    /// Mirrors `mb_cache_entry_release()`.
+    pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
+        self.check_handle(cx, &handle, "mb_cache_entry_release")?;
+        self.retire_handle(&handle);
+        let locked_global = self.lock(cx);
+        self.release_unlock(locked_global, handle.entry)
+    }
+
+    /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
+    /// the API with `exclusive-get` (ENOSYS here).
+    pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
+        if self.fixes.exclusive_get {
+            return Err(MbError::Errno(Errno::ENOSYS));
+        }
+        self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
+        let mut locked_global = self.lock(cx);
+        Self::unhash(&mut locked_global.mem(), handle.entry)?;
+        self.mark("entry taken out");
+        drop(locked_global);
+        Ok(())
+    }
+
+    /// Mirrors `mb_cache_entry_free()`: takeout and release in one.
+    pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
+        self.check_handle(cx, &handle, "mb_cache_entry_free")?;
+        self.retire_handle(&handle);
+        let mut locked_global = self.lock(cx);
+        Self::unhash(&mut locked_global.mem(), handle.entry)?;
+        self.mark("entry freed through a handle");
+        self.release_unlock(locked_global, handle.entry)
+    }
+
+    /// Mirrors `mb_cache_entry_dup()`: a second handle to the same entry, counted without the
+    /// lock. Gone from the API with `exclusive-get` (ENOSYS here).
+    pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
+        if self.fixes.exclusive_get {
+            return Err(MbError::Errno(Errno::ENOSYS));
+        }
+        self.check_handle(cx, handle, "mb_cache_entry_dup")?;
+        let object = self.entry(cx, handle.entry)?;
+        object.used.fetch_add(1, Ordering::SeqCst);
+        self.mark("handle duplicated");
+        Ok(self.new_handle(handle.entry, handle.serial))
+    }
+
+    /// Takes a use of `entry`, found on a chain under the lock: off the LRU, `e_used` up, and with
+    /// `exclusive-get` the wait for exclusive (`writer`) or shared access. Returns the held lock,
+    /// or None when the entry was unhashed while waiting (its use dropped again, lock retaken).
+    pub(crate) fn take_use<'a>(
+        &'a self,
+        mut locked_global: Locked<'a>,
+        entry: EntryRef,
+        writer: bool,
+    ) -> Result<(Locked<'a>, bool), MbError> {
+        let cx = locked_global.cx;
+        let object = locked_global.mem().entry(entry)?;
+        {
+            let mut mem = locked_global.mem();
+            if !list::list_empty(&mut mem, Node::Lru(entry))? {
+                list::list_del_init(&mut mem, Node::Lru(entry))?;
+            }
+        }
+        locked(&object.fields).free_failed = false;
+        if !self.fixes.exclusive_get {
+            object.used.fetch_add(1, Ordering::SeqCst);
+            return Ok((locked_global, true));
+        }
+        if !writer {
+            // Readers count themselves before waiting, which gives them priority over writers.
+            object.used.fetch_add(1, Ordering::SeqCst);
+        }
+        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
+        while busy(object.used.load(Ordering::SeqCst)) {
+            if self.waits == Waits::WouldBlock {
+                if !writer {
+                    object.used.fetch_sub(1, Ordering::SeqCst);
+                }
+                self.mark("lookup would wait for a busy entry");
+                return Err(MbError::WouldBlock);
+            }
+            locked(&object.fields).queued += 1;
+            let seen = self.wakeups.load(Ordering::SeqCst);
+            drop(locked_global);
+            self.mark("lookup slept on mb_cache_queue");
+            self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
+            locked_global = self.lock(cx);
+            locked(&object.fields).queued -= 1;
+        }
+        if writer {
+            object.used.fetch_add(1 + MB_CACHE_WRITER, Ordering::SeqCst);
+        }
+        if !Self::is_hashed(&mut locked_global.mem(), entry)? {
+            self.mark("lookup waited for an entry that was freed meanwhile");
+            self.release_unlock(locked_global, entry)?;
+            return Ok((self.lock(cx), false));
+        }
+        Ok((locked_global, true))
+    }
+
+    /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
+    pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
+        let object = self.cache(cx, cache.0)?;
+        let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.bucket_bits);
+        let mut locked_global = self.lock(cx);
+        let head = Node::Head(HeadId::Block(cache.0, bucket));
+        let mut at = list::next(&mut locked_global.mem(), head, "list_for_each")?;
+        while at != head {
+            let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
+            let found = {
+                let mut mem = locked_global.mem();
+                let other = mem.entry(entry)?;
+                let fields = locked(&other.fields);
+                fields.bdev == bdev && fields.block == block
+            };
+            if found {
+                let serial = locked_global.mem().entry(entry)?.id;
+                let (relocked, hashed) = self.take_use(locked_global, entry, true)?;
+                drop(relocked);
+                if !hashed {
+                    return Ok(None);
+                }
+                self.mark("get found an entry");
+                return Ok(Some(self.new_handle(entry, serial)));
+            }
+            at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
+        }
+        drop(locked_global);
+        Ok(None)
+    }
+
+    /// Mirrors `__mb_cache_entry_find()`: from `start` along index chain `index` up to `head`,
+    /// the first entry of `bdev` with `key`, with a use taken. Returns the lock (it may have been
+    /// dropped and retaken while waiting) and the entry.
+    pub(crate) fn find_from<'a>(
+        &'a self,
+        mut locked_global: Locked<'a>,
+        mut at: Node,
+        head: Node,
+        index: u32,
+        bdev: u64,
+        key: u32,
+    ) -> Result<(Locked<'a>, Found), MbError> {
+        while at != head {
+            let entry = match at {
+                Node::Index(entry, _) => entry,
+                other => {
+                    // The walk left the bucket it started in (prev was re-hashed elsewhere) and
+                    // reached another list head, which the kernel would read as an entry.
+                    let violation = Violation::new(
+                        "wild-pointer",
+                        format!("__mb_cache_entry_find: reached {other:?} instead of {head:?}: the kernel reads a list head as an entry"),
+                    );
+                    locked_global.cx.sim().report(Some(locked_global.cx), violation.clone());
+                    return Err(MbError::Oops(violation));
+                }
+            };
+            let (found, serial) = {
+                let mut mem = locked_global.mem();
+                let other = mem.entry(entry)?;
+                let fields = locked(&other.fields);
+                (fields.bdev == bdev && fields.indexes[index as usize].1 == key, other.id)
+            };
+            if found {
+                let (relocked, hashed) = self.take_use(locked_global, entry, false)?;
+                if !hashed {
+                    return Ok((relocked, Err(Errno::EAGAIN)));
+                }
+                return Ok((relocked, Ok(Some((entry, serial)))));
+            }
+            at = list::next(&mut locked_global.mem(), at, "__mb_cache_entry_find")?;
+        }
+        Ok((locked_global, Ok(None)))
+    }
+
+    /// Mirrors `mb_cache_entry_find_first()`: the first entry of `bdev` whose key in index `index`
+    /// is `key`, or None. An index the cache does not have is EINVAL (the kernel reads past its
+    /// table).
+    pub fn find_first(
+        &self,
+        cx: &Cx,
+        cache: CacheRef,
+        index: u32,
+        bdev: u64,
+        key: u32,
+    ) -> Result<Option<Handle>, MbError> {
+        let object = self.cache(cx, cache.0)?;
+        if index >= object.indexes_count {
+            return Err(MbError::Errno(Errno::EINVAL));
+        }
+        let bucket = hash_long(u64::from(key), object.bucket_bits);
+        let locked_global = self.lock(cx);
+        let head = Node::Head(HeadId::Index(cache.0, index, bucket));
+        let mut locked_global = locked_global;
+        let first = list::next(&mut locked_global.mem(), head, "c_indexes_hash[index][bucket].next")?;
+        let (locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
+        drop(locked_global);
+        match found {
+            Ok(Some((entry, serial))) => {
+                self.mark("find_first found an entry");
+                Ok(Some(self.new_handle(entry, serial)))
+            }
+            Ok(None) => Ok(None),
+            Err(errno) => Err(MbError::Errno(errno)),
+        }
+    }
+
+    /// Mirrors `mb_cache_entry_find_next()`: the next match after `prev` along `prev`'s own index
+    /// link, releasing `prev`. Follows `prev`'s `o_list.next` as the seed does: if `prev` was
+    /// unhashed meanwhile, that link is poisoned and the kernel oopses (reported).
+    pub fn find_next(
+        &self,
+        cx: &Cx,
+        prev: Handle,
+        index: u32,
+        bdev: u64,
+        key: u32,
+    ) -> Result<Option<Handle>, MbError> {
+        self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
+        let object = self.cache(cx, prev.entry.cache)?;
+        if index >= object.indexes_count {
+            return Err(MbError::Errno(Errno::EINVAL));
+        }
+        let bucket = hash_long(u64::from(key), object.bucket_bits);
+        let mut locked_global = self.lock(cx);
+        let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
+        let after = list::next(
+            &mut locked_global.mem(),
+            Node::Index(prev.entry, index),
+            "prev->e_indexes[index].o_list.next",
+        )?;
+        let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
+        self.retire_handle(&prev);
+        self.mark("find_next walked on");
+        self.release_unlock(locked_global, prev.entry)?;
+        match found {
+            Ok(Some((entry, serial))) => {
+                self.mark("find_next found another entry");
+                Ok(Some(self.new_handle(entry, serial)))
+            }
+            Ok(None) => Ok(None),
+            Err(errno) => Err(MbError::Errno(errno)),
+        }
+    }
+}

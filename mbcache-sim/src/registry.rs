@@ -1,0 +1,556 @@
+//! fs/mbcache.c's global state (2.6.0-2.6.10, seed 001, and the later 2.6 behaviour behind
+//! [`Fixes`]): the registry of caches with the global LRU, `mb_cache_spinlock`, `mb_cache_queue`
+//! and the shrinker registration (`init_mbcache`/`exit_mbcache`), the handles users hold (as
+//! instrumentation), and the invariant checker. Left out: the `mb_debug` printks and
+//! `MB_CACHE_INDEXES_COUNT` hard-wiring.
+//!
+//! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
+//! entry are slab objects, so a use after `kfree`/`kmem_cache_free` is reported; list heads live in
+//! the object they belong to (see [`crate::list`]). An entry's fields are plain memory the seed
+//! guards with `mb_cache_spinlock`; they sit in a `std` mutex that adds no interleavings (the
+//! checkers see `mb_cache_spinlock`, `e_used` and `c_entry_count`, which are what the kernel
+//! synchronises with).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::Mutex as StdMutex;
+
+use sim_core::locks::SpinLockGuard;
+use sim_core::mm::KmemCache;
+use sim_core::sync::atomic::{AtomicUsize, Ordering};
+use sim_core::{Cx, Errno, Sim, SpinLock, Violation, WaitQueue};
+
+use crate::cache::{CacheRef, MbCache};
+use crate::entry::{Entry, Handle};
+use crate::fixes::Fixes;
+use crate::hash::hash_long;
+use crate::list::{self, CacheHandle, EntryRef, HeadId, Link, ListHead, Memory, Node, Oops};
+
+/// The lock class of `mb_cache_spinlock`.
+pub const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
+/// The wait queue the fixed kernel sleeps on for a busy entry (`mb_cache_queue`).
+pub const MB_CACHE_QUEUE: &str = "mb_cache_queue";
+/// `sizeof(struct mb_cache_entry)` on x86-64 (two list heads, three pointers, `atomic_t`
+/// padded, a 64-bit `sector_t`): the part of an entry before its indexes.
+pub const ENTRY_HEADER_SIZE: u64 = 64;
+/// `sizeof(struct mb_cache_entry_index)` on x86-64: a list head and a padded `unsigned int` key.
+pub const ENTRY_INDEX_SIZE: u64 = 24;
+/// `MB_CACHE_WRITER` of the fixed kernel: the share of `e_used` an exclusive handle holds.
+pub const MB_CACHE_WRITER: u32 = (u16::MAX >> 1) as u32;
+/// Most hash bits a cache may ask for. The kernel has no limit: a larger table makes `kmalloc`
+/// fail and `mb_cache_create` return NULL, which this model returns as ENOMEM.
+pub const BUCKET_BITS_MAX: u32 = 20;
+/// Most additional indexes: ext2/ext3 use one; beyond this the cache `kmalloc` is modelled as
+/// failing (ENOMEM), as a huge `indexes_count` makes it fail in the kernel.
+pub const INDEXES_MAX: u32 = 4;
+/// `DEFAULT_SEEKS`, what `set_shrinker` registers mbcache with.
+pub const DEFAULT_SEEKS: u32 = 2;
+/// Longest list walked by the invariant checker before it calls the list corrupt.
+const WALK_LIMIT: usize = 1 << 22;
+
+/// The `block_device *` a device index stands for: a kernel-looking address (hashing uses it).
+pub fn bdev_address(device: u32) -> u64 {
+    0xffff_8100_0000_0000 + u64::from(device) * 0x400
+}
+pub(crate) fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What `mb_cache_spinlock` guards besides entries: the cache list, the LRU head, and the
+/// free-list heads of functions in progress.
+#[derive(Debug)]
+pub(crate) struct Global {
+    /// `mb_cache_list`, most recently created first.
+    pub(crate) caches: Vec<CacheHandle>,
+    pub(crate) lru: ListHead,
+    pub(crate) locals: BTreeMap<u64, ListHead>,
+    pub(crate) next_local: u64,
+}
+
+/// Why an entry operation did not return normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MbError {
+    /// The kernel's error return.
+    Errno(Errno),
+    /// The call would sleep and, in the one-thread simulation, nobody could wake it: the call
+    /// did not happen. (Only with `exclusive-get`; threaded runs really wait.)
+    WouldBlock,
+    /// The kernel would oops, or memory was misused: already reported to the `Sim`.
+    Oops(Violation),
+}
+
+impl From<Oops> for MbError {
+    fn from(oops: Oops) -> Self {
+        MbError::Oops(oops.0)
+    }
+}
+
+/// Whether a call that must wait for an entry sleeps (threads) or returns `WouldBlock` (the
+/// one-thread op-level simulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waits {
+    /// Sleep on `mb_cache_queue` until woken.
+    Sleep,
+    /// Return [`MbError::WouldBlock`].
+    WouldBlock,
+}
+
+/// The registry: what fs/mbcache.c keeps global, one per `Sim`.
+#[derive(Debug)]
+pub struct Registry {
+    pub(crate) sim: Sim,
+    pub(crate) fixes: Fixes,
+    pub(crate) waits: Waits,
+    /// `mb_cache_spinlock` and what it guards.
+    pub(crate) global: SpinLock<Global>,
+    /// `kmalloc` of `struct mb_cache` (and its hash tables).
+    pub(crate) caches: KmemCache<MbCache>,
+    /// `mb_cache_queue`.
+    pub(crate) queue: WaitQueue,
+    /// Wake-ups of `mb_cache_queue` so far, bumped under `mb_cache_spinlock`: a sleeper that read
+    /// it under the lock before sleeping returns from `schedule()` once it changes, as a task
+    /// on the kernel's queue does after `wake_up_all`, and rechecks under the lock.
+    pub(crate) wakeups: AtomicUsize,
+    /// A stand-in for the memory of `struct mb_cache` objects: `kfree` in destroy writes it and
+    /// the unlocked reads in `__mb_cache_entry_forget` read it, so loom and shuttle see the two
+    /// conflict and try both orders. Free in the default backend.
+    pub(crate) cache_memory: AtomicUsize,
+    /// `mb_shrinker`: the seeks it was registered with (None: not registered).
+    pub(crate) shrinker: StdMutex<Option<u32>>,
+    // Instrumentation below: never model state.
+    pub(crate) handles: StdMutex<BTreeMap<u64, EntryRef>>,
+    pub(crate) next_handle: StdAtomicU64,
+    pub(crate) next_serial: StdAtomicU64,
+    pub(crate) lru_clock: StdAtomicU64,
+    pub(crate) marks: StdMutex<BTreeSet<&'static str>>,
+}
+
+/// The memory the list code reads and writes while `mb_cache_spinlock` is held.
+pub(crate) struct Mem<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) cx: &'a Cx,
+    pub(crate) global: &'a mut Global,
+}
+
+impl Mem<'_> {
+    pub(crate) fn cache(&mut self, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, Oops> {
+        self.registry
+            .caches
+            .get(self.cx, cache)
+            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+    }
+
+    pub(crate) fn entry(&mut self, entry: EntryRef) -> Result<std::sync::Arc<Entry>, Oops> {
+        let cache = self.cache(entry.cache)?;
+        cache
+            .entries
+            .get(self.cx, entry.entry)
+            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+    }
+}
+
+impl Memory for Mem<'_> {
+    fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
+        match node {
+            Node::Head(HeadId::Lru) => Ok(self.global.lru),
+            Node::Head(HeadId::Local(id)) => Ok(self.global.locals[&id]),
+            Node::Head(HeadId::Block(cache, bucket)) => {
+                Ok(locked(&self.cache(cache)?.tables).block[bucket as usize])
+            }
+            Node::Head(HeadId::Index(cache, index, bucket)) => {
+                Ok(locked(&self.cache(cache)?.tables).index[index as usize][bucket as usize])
+            }
+            Node::Lru(entry) => Ok(locked(&self.entry(entry)?.fields).lru),
+            Node::Block(entry) => Ok(locked(&self.entry(entry)?.fields).block_list),
+            Node::Index(entry, index) => Ok(locked(&self.entry(entry)?.fields).indexes[index as usize].0),
+        }
+    }
+
+    fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
+        match node {
+            Node::Head(HeadId::Lru) => self.global.lru = head,
+            Node::Head(HeadId::Local(id)) => {
+                self.global.locals.insert(id, head);
+            }
+            Node::Head(HeadId::Block(cache, bucket)) => {
+                locked(&self.cache(cache)?.tables).block[bucket as usize] = head
+            }
+            Node::Head(HeadId::Index(cache, index, bucket)) => {
+                locked(&self.cache(cache)?.tables).index[index as usize][bucket as usize] = head
+            }
+            Node::Lru(entry) => locked(&self.entry(entry)?.fields).lru = head,
+            Node::Block(entry) => locked(&self.entry(entry)?.fields).block_list = head,
+            Node::Index(entry, index) => locked(&self.entry(entry)?.fields).indexes[index as usize].0 = head,
+        }
+        Ok(())
+    }
+
+    fn bad_link(&mut self, at: Node, link: Link, what: &str) -> Oops {
+        let violation = Violation::new(
+            "list-poison",
+            format!(
+                "{what}: followed {link:?} found in {at:?}: the kernel oopses here (a list_del'ed \
+                 link was used; the entry was unhashed while this path still held it)"
+            ),
+        );
+        self.cx.sim().report(Some(self.cx), violation.clone());
+        Oops(violation)
+    }
+}
+
+/// What `__mb_cache_entry_find` found: an entry (and its serial), none, or EAGAIN.
+pub(crate) type Found = Result<Option<(EntryRef, u64)>, Errno>;
+
+/// A held `mb_cache_spinlock` with the memory it guards.
+pub(crate) struct Locked<'a> {
+    pub(crate) guard: SpinLockGuard<'a, Global>,
+    pub(crate) registry: &'a Registry,
+    pub(crate) cx: &'a Cx,
+}
+
+impl Locked<'_> {
+    pub(crate) fn mem(&mut self) -> Mem<'_> {
+        Mem { registry: self.registry, cx: self.cx, global: &mut self.guard }
+    }
+
+    pub(crate) fn new_local(&mut self) -> Node {
+        let id = self.guard.next_local;
+        self.guard.next_local += 1;
+        let node = Node::Head(HeadId::Local(id));
+        self.guard.locals.insert(id, ListHead::init(node));
+        node
+    }
+}
+
+pub(crate) fn entry_of_lru(node: Node) -> EntryRef {
+    match node {
+        Node::Lru(entry) => entry,
+        other => panic!("a node on an lru list is not an entry's e_lru_list: {other:?}"),
+    }
+}
+
+impl Registry {
+    /// The registry for `sim` with `fixes`; registers the shrinker, as `init_mbcache()` does.
+    pub fn new(sim: &Sim, fixes: Fixes, waits: Waits) -> Registry {
+        let registry = Registry {
+            sim: sim.clone(),
+            fixes,
+            waits,
+            global: SpinLock::new(
+                MB_CACHE_SPINLOCK,
+                Global {
+                    caches: Vec::new(),
+                    lru: ListHead::init(Node::Head(HeadId::Lru)),
+                    locals: BTreeMap::new(),
+                    next_local: 0,
+                },
+            ),
+            caches: KmemCache::new("size-128(mb_cache)", 128),
+            queue: WaitQueue::new(MB_CACHE_QUEUE),
+            wakeups: AtomicUsize::new(0),
+            cache_memory: AtomicUsize::new(0),
+            shrinker: StdMutex::new(None),
+            handles: StdMutex::new(BTreeMap::new()),
+            next_handle: StdAtomicU64::new(1),
+            next_serial: StdAtomicU64::new(1),
+            lru_clock: StdAtomicU64::new(1),
+            marks: StdMutex::new(BTreeSet::new()),
+        };
+        registry.init_mbcache();
+        registry
+    }
+
+    /// Mirrors `init_mbcache()`: `set_shrinker(DEFAULT_SEEKS, mb_cache_shrink_fn)`.
+    pub(crate) fn init_mbcache(&self) {
+        *locked(&self.shrinker) = Some(DEFAULT_SEEKS);
+    }
+
+    /// Mirrors `exit_mbcache()`: `remove_shrinker`.
+    pub fn exit_mbcache(&self) {
+        *locked(&self.shrinker) = None;
+    }
+
+    /// Whether the shrinker is registered.
+    pub fn shrinker_registered(&self) -> bool {
+        locked(&self.shrinker).is_some()
+    }
+
+    /// The world this registry belongs to.
+    pub fn sim(&self) -> &Sim {
+        &self.sim
+    }
+
+    /// `ce->e_bdev` and `ce->e_block` of a held handle's entry.
+    pub fn entry_block(&self, cx: &Cx, handle: &Handle) -> Result<(u64, u64), MbError> {
+        self.check_handle(cx, handle, "entry_block")?;
+        let object = self.entry(cx, handle.entry)?;
+        let fields = locked(&object.fields);
+        Ok((fields.bdev, fields.block))
+    }
+
+    /// The fixes this registry runs with.
+    pub fn fixes(&self) -> Fixes {
+        self.fixes
+    }
+
+    /// The coverage marks reached.
+    pub fn marks(&self) -> BTreeSet<&'static str> {
+        locked(&self.marks).clone()
+    }
+
+    pub(crate) fn mark(&self, mark: &'static str) {
+        locked(&self.marks).insert(mark);
+    }
+
+    /// A scheduling point for loom and shuttle where the kernel reads shared memory without a
+    /// lock (a relaxed load of a facade atomic; free in the default backend).
+    pub(crate) fn preemption_point(&self) {
+        self.cache_memory.load(Ordering::SeqCst);
+    }
+
+    pub(crate) fn lock<'a>(&'a self, cx: &'a Cx) -> Locked<'a> {
+        Locked { guard: self.global.lock(cx), registry: self, cx }
+    }
+
+    pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, MbError> {
+        self.caches.get(cx, cache).map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+    }
+
+    pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<std::sync::Arc<Entry>, MbError> {
+        let cache = self.cache(cx, entry.cache)?;
+        cache
+            .entries
+            .get(cx, entry.entry)
+            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+    }
+
+    // --- handles (instrumentation) -------------------------------------------------------------
+
+    pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
+        let id = self.next_handle.fetch_add(1, StdOrdering::Relaxed);
+        locked(&self.handles).insert(id, entry);
+        Handle { id, entry, serial }
+    }
+
+    /// Checks that `handle` was not released; a released one is a reported violation.
+    pub(crate) fn check_handle(&self, cx: &Cx, handle: &Handle, what: &str) -> Result<(), MbError> {
+        if locked(&self.handles).contains_key(&handle.id) {
+            return Ok(());
+        }
+        let violation = Violation::new(
+            "use-after-release",
+            format!("{what}: handle #{} to entry {} was already released", handle.id, handle.serial),
+        );
+        cx.sim().report(Some(cx), violation.clone());
+        Err(MbError::Oops(violation))
+    }
+
+    pub(crate) fn retire_handle(&self, handle: &Handle) {
+        locked(&self.handles).remove(&handle.id);
+    }
+
+    /// Handles not yet released, per cache.
+    pub fn handles_held(&self, cache: CacheRef) -> usize {
+        locked(&self.handles).values().filter(|e| e.cache == cache.0).count()
+    }
+}
+
+impl Registry {
+    // --- inspection ----------------------------------------------------------------------------
+
+    /// The LRU's entry serials, head (next to be shrunk) first.
+    pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
+        let mut locked_global = self.lock(cx);
+        let mut mem = locked_global.mem();
+        let nodes = list::walk(&mut mem, Node::Head(HeadId::Lru), WALK_LIMIT)?;
+        let mut serials = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            serials.push(mem.entry(entry_of_lru(node))?.id);
+        }
+        Ok(serials)
+    }
+
+    /// The caches on `mb_cache_list`, most recent first.
+    pub fn cache_list(&self, cx: &Cx) -> Vec<CacheRef> {
+        self.lock(cx).guard.caches.iter().map(|c| CacheRef(*c)).collect()
+    }
+
+    /// Checks the registry's invariants, one fact per check, with the state each needs. For the
+    /// one-thread simulation (and at quiescent points of threaded runs).
+    pub fn check_invariants(&self, cx: &Cx) -> Result<(), Violation> {
+        let fail = |kind: &str, message: String| Err(Violation::new(kind, message));
+        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
+        let mut handles_per_entry: BTreeMap<EntryRef, u32> = BTreeMap::new();
+        for entry in handles.values() {
+            *handles_per_entry.entry(*entry).or_default() += 1;
+        }
+        let mut locked_global = self.lock(cx);
+        let caches = locked_global.guard.caches.clone();
+        let mut mem = locked_global.mem();
+        let oops = |o: Oops| o.0;
+        // Nothing is freed while a handle refers to it.
+        for (id, entry) in &handles {
+            let cache = match self.caches.is_live(entry.cache) {
+                true => mem.cache(entry.cache).map_err(oops)?,
+                false => {
+                    return fail("invariant", format!("handle #{id} refers to an entry of a destroyed cache"))
+                }
+            };
+            if !cache.entries.is_live(entry.entry) {
+                return fail(
+                    "invariant",
+                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name),
+                );
+            }
+        }
+        // The LRU: each entry unused, hashed or put back by a failed free, in release order.
+        let lru_nodes = list::walk(&mut mem, Node::Head(HeadId::Lru), WALK_LIMIT).map_err(oops)?;
+        let mut on_lru = BTreeSet::new();
+        let mut stamp_before = 0;
+        for node in &lru_nodes {
+            let entry = entry_of_lru(*node);
+            let object = mem.entry(entry).map_err(oops)?;
+            let used = object.used.load(Ordering::SeqCst);
+            if used != 0 {
+                return fail("invariant", format!("entry {} is on the lru with e_used {used}", object.id));
+            }
+            let hashed = Self::is_hashed(&mut mem, entry).map_err(oops)?;
+            let fields = locked(&object.fields);
+            if !hashed && !fields.free_failed {
+                return fail(
+                    "invariant",
+                    format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
+                );
+            }
+            if fields.lru_stamp < stamp_before {
+                return fail(
+                    "invariant",
+                    format!("lru out of release order: entry {} released at {} after one released at {stamp_before}", object.id, fields.lru_stamp),
+                );
+            }
+            stamp_before = fields.lru_stamp;
+            if !on_lru.insert(entry) {
+                return fail("invariant", format!("entry {} is on the lru twice", object.id));
+            }
+        }
+        for cache_handle in caches {
+            let cache = mem.cache(cache_handle).map_err(oops)?;
+            let live = cache.entries.live_handles();
+            // A cache's entry count equals its live entries.
+            let count = cache.entry_count.load(Ordering::SeqCst);
+            if i64::from(count) != live.len() as i64 {
+                return fail(
+                    "leak",
+                    format!(
+                        "cache {}: c_entry_count is {count} but {} entries are allocated",
+                        cache.name,
+                        live.len()
+                    ),
+                );
+            }
+            let buckets = 1u32 << cache.bucket_bits;
+            let mut hashed_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
+            let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+            for bucket in 0..buckets {
+                let nodes = list::walk(&mut mem, Node::Head(HeadId::Block(cache_handle, bucket)), WALK_LIMIT)
+                    .map_err(oops)?;
+                for node in nodes {
+                    let Node::Block(entry) = node else {
+                        return fail("invariant", format!("block chain holds {node:?}"));
+                    };
+                    let object = mem.entry(entry).map_err(oops)?;
+                    let fields = locked(&object.fields);
+                    let expect =
+                        hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
+                    if expect != bucket {
+                        return fail(
+                            "invariant",
+                            format!(
+                                "entry {} is on block bucket {bucket}, its key hashes to {expect}",
+                                object.id
+                            ),
+                        );
+                    }
+                    if let Some(other) = keys_seen.insert((fields.bdev, fields.block), object.id) {
+                        return fail(
+                            "invariant",
+                            format!(
+                                "entries {other} and {} are both hashed as ({:#x}, {})",
+                                object.id, fields.bdev, fields.block
+                            ),
+                        );
+                    }
+                    *hashed_seen.entry(entry).or_default() += 1;
+                }
+            }
+            for index in 0..cache.indexes_count {
+                let mut index_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
+                for bucket in 0..buckets {
+                    let nodes = list::walk(
+                        &mut mem,
+                        Node::Head(HeadId::Index(cache_handle, index, bucket)),
+                        WALK_LIMIT,
+                    )
+                    .map_err(oops)?;
+                    for node in nodes {
+                        let Node::Index(entry, _) = node else {
+                            return fail("invariant", format!("index chain holds {node:?}"));
+                        };
+                        let object = mem.entry(entry).map_err(oops)?;
+                        let key = locked(&object.fields).indexes[index as usize].1;
+                        let expect = hash_long(u64::from(key), cache.bucket_bits);
+                        if expect != bucket {
+                            return fail("invariant", format!("entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}", object.id));
+                        }
+                        *index_seen.entry(entry).or_default() += 1;
+                    }
+                }
+                if index_seen.len() != hashed_seen.len()
+                    || index_seen.values().any(|n| *n != 1)
+                    || index_seen.keys().any(|e| !hashed_seen.contains_key(e))
+                {
+                    return fail(
+                        "invariant",
+                        format!("cache {}: index {index} chains hold {index_seen:?}, block chains hold {hashed_seen:?}", cache.name),
+                    );
+                }
+            }
+            for entry_handle in live {
+                let entry = EntryRef { cache: cache_handle, entry: entry_handle };
+                let object = mem.entry(entry).map_err(oops)?;
+                let used = object.used.load(Ordering::SeqCst);
+                let held = handles_per_entry.get(&entry).copied().unwrap_or(0);
+                let used_expect = if self.fixes.exclusive_get && used >= MB_CACHE_WRITER {
+                    used - MB_CACHE_WRITER
+                } else {
+                    used
+                };
+                if used_expect != held {
+                    return fail(
+                        "invariant",
+                        format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
+                    );
+                }
+                let hashed = hashed_seen.contains_key(&entry);
+                let lru = on_lru.contains(&entry);
+                let free_failed = locked(&object.fields).free_failed;
+                if lru != (held == 0 && (hashed || free_failed)) {
+                    return fail(
+                        "invariant",
+                        format!("entry {}: on lru {lru}, handles {held}, hashed {hashed}, free failed {free_failed}", object.id),
+                    );
+                }
+                if held == 0 && !lru {
+                    return fail(
+                        "leak",
+                        format!(
+                            "entry {} is allocated, unused and on no list: nobody can free it",
+                            object.id
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! fs/mbcache.c's shrinking: the shrinker callback `mb_cache_shrink_fn` (nr_to_scan 0 only
+//! counts) over the global LRU, and `mb_cache_shrink` of one device. Left out: the VM's
+//! `shrink_slab` pacing (`DEFAULT_SEEKS` is recorded, not used).
+
+use sim_core::mm::Gfp;
+use sim_core::sync::atomic::Ordering;
+use sim_core::Cx;
+
+use crate::cache::CacheRef;
+use crate::list::{self, EntryRef, HeadId, Node, Oops};
+use crate::registry::{entry_of_lru, locked, Locked, MbError, Mem, Registry};
+
+impl Registry {
+    /// Moves the LRU entries `select` picks onto a fresh free list and unhashes them (the locked
+    /// half of `mb_cache_shrink`, `mb_cache_destroy` and the shrinker). Returns the free list's
+    /// members in order.
+    pub(crate) fn collect(
+        locked_global: &mut Locked<'_>,
+        mut select: impl FnMut(&mut Mem<'_>, EntryRef) -> Result<bool, Oops>,
+        scan_max: Option<usize>,
+    ) -> Result<Vec<EntryRef>, Oops> {
+        let free_list = locked_global.new_local();
+        let mut mem = locked_global.mem();
+        let lru = Node::Head(HeadId::Lru);
+        let mut taken = Vec::new();
+        match scan_max {
+            // The shrinker: the first entries of the LRU, whatever cache they belong to.
+            Some(scan_max) => {
+                for _ in 0..scan_max {
+                    if list::list_empty(&mut mem, lru)? {
+                        break;
+                    }
+                    let entry = entry_of_lru(list::next(&mut mem, lru, "mb_cache_lru_list.next")?);
+                    list::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
+                    Self::unhash(&mut mem, entry)?;
+                    taken.push(entry);
+                }
+            }
+            // list_for_each_safe over the whole LRU.
+            None => {
+                let mut at = list::next(&mut mem, lru, "list_for_each_safe")?;
+                while at != lru {
+                    let after = list::next(&mut mem, at, "list_for_each_safe")?;
+                    let entry = entry_of_lru(at);
+                    if select(&mut mem, entry)? {
+                        list::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
+                        Self::unhash(&mut mem, entry)?;
+                        taken.push(entry);
+                    }
+                    at = after;
+                }
+            }
+        }
+        if let Node::Head(HeadId::Local(id)) = free_list {
+            // The stack frame's head goes away when the function returns; its members are
+            // forgotten one by one from `taken` (list_for_each_safe over free_list).
+            locked_global.guard.locals.remove(&id);
+        }
+        Ok(taken)
+    }
+
+    /// Mirrors `mb_cache_shrink_fn()`: counts every cache's entries and, unless `nr_to_scan` is
+    /// 0, frees up to `nr_to_scan` entries from the head of the LRU. Returns the count.
+    pub fn shrink_fn(&self, cx: &Cx, nr_to_scan: i32, gfp: Gfp) -> Result<i32, MbError> {
+        if !self.shrinker_registered() {
+            return Ok(0);
+        }
+        cx.op_begin("mb_cache_shrink_fn", format!("nr_to_scan={nr_to_scan} gfp={gfp:?}"));
+        let result = self.shrink_fn_inner(cx, nr_to_scan, gfp);
+        cx.op_end("mb_cache_shrink_fn", format!("{result:?}"));
+        result
+    }
+
+    pub(crate) fn shrink_fn_inner(&self, cx: &Cx, nr_to_scan: i32, gfp: Gfp) -> Result<i32, MbError> {
+        let mut locked_global = self.lock(cx);
+        let mut count = 0i32;
+        let caches = locked_global.guard.caches.clone();
+        for cache in caches {
+            count = count.wrapping_add(self.cache(cx, cache)?.entry_count.load(Ordering::SeqCst));
+        }
+        if nr_to_scan == 0 {
+            drop(locked_global);
+            return Ok(count);
+        }
+        // `while (nr_to_scan-- && ...)`: a negative count never reaches zero, so it scans the
+        // whole LRU.
+        let scan_max = usize::try_from(nr_to_scan).unwrap_or(usize::MAX);
+        let taken = Self::collect(&mut locked_global, |_, _| Ok(true), Some(scan_max))?;
+        drop(locked_global);
+        for entry in taken {
+            self.mark("entry freed by the shrinker");
+            self.forget(cx, entry, gfp)?;
+        }
+        Ok(count)
+    }
+
+    /// Mirrors `mb_cache_shrink()`: frees every unused entry of device `bdev`. The seed takes the
+    /// cache but filters by device only, so it shrinks that device's entries of every cache.
+    pub fn shrink(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<(), MbError> {
+        cx.op_begin("mb_cache_shrink", format!("bdev={bdev:#x}"));
+        let mut locked_global = self.lock(cx);
+        let taken = Self::collect(
+            &mut locked_global,
+            |mem, entry| Ok(locked(&mem.entry(entry)?.fields).bdev == bdev),
+            None,
+        )?;
+        drop(locked_global);
+        for entry in taken {
+            self.mark("entry freed by mb_cache_shrink");
+            self.forget(cx, entry, Gfp::GFP_KERNEL)?;
+        }
+        cx.op_end("mb_cache_shrink", "");
+        Ok(())
+    }
+}
