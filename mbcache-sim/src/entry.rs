@@ -64,6 +64,20 @@ impl Handle {
 }
 
 impl Registry {
+    /// Runs one API call between its trace markers, the result as the end marker says it.
+    fn traced<T: std::fmt::Debug>(
+        &self,
+        cx: &Cx,
+        name: &'static str,
+        detail: String,
+        call: impl FnOnce() -> T,
+    ) -> T {
+        cx.op_begin(name, detail);
+        let result = call();
+        cx.op_end(name, format!("{result:?}"));
+        result
+    }
+
     /// Mirrors `__mb_cache_entry_is_hashed()`.
     pub(crate) fn is_hashed(mem: &mut Mem<'_>, entry: EntryRef) -> Result<bool, Oops> {
         Ok(!list::list_empty(mem, Node::Block(entry))?)
@@ -165,43 +179,46 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_alloc()`: a new, unhashed entry with one (exclusive) use.
     pub fn alloc(&self, cx: &Cx, cache: CacheRef) -> Result<Handle, MbError> {
-        let object = self.cache(cx, cache.0)?;
-        if !self.fixes.entry_count_after_alloc {
-            object.entry_count.fetch_add(1, Ordering::SeqCst);
-        }
-        let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
-        let fields = EntryFields {
-            lru: ListHead::UNINIT,
-            block_list: ListHead::UNINIT,
-            indexes: vec![(ListHead::UNINIT, 0); object.indexes_count as usize],
-            bdev: 0,
-            block: 0,
-            queued: 0,
-            lru_stamp: 0,
-            free_failed: false,
-        };
-        let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
-        let allocated = object.entries.alloc(cx, Gfp::GFP_KERNEL, entry);
-        let handle = match allocated {
-            Ok(handle) => handle,
-            Err(errno) => {
-                self.mark("entry allocation failed");
-                return Err(MbError::Errno(errno));
+        let detail = String::new();
+        self.traced(cx, "mb_cache_entry_alloc", detail, || {
+            let object = self.cache(cx, cache.0)?;
+            if !self.fixes.entry_count_after_alloc {
+                object.entry_count.fetch_add(1, Ordering::SeqCst);
             }
-        };
-        if self.fixes.entry_count_after_alloc {
-            object.entry_count.fetch_add(1, Ordering::SeqCst);
-        }
-        let entry = EntryRef { cache: cache.0, entry: handle };
-        let new = object.entries.get(cx, handle).expect("just allocated");
-        {
-            let mut fields = locked(&new.fields);
-            fields.lru = ListHead::init(Node::Lru(entry));
-            fields.block_list = ListHead::init(Node::Block(entry));
-        }
-        let used = if self.fixes.exclusive_get { 1 + MB_CACHE_WRITER } else { 1 };
-        new.used.store(used, Ordering::SeqCst);
-        Ok(self.new_handle(entry, serial))
+            let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
+            let fields = EntryFields {
+                lru: ListHead::UNINIT,
+                block_list: ListHead::UNINIT,
+                indexes: vec![(ListHead::UNINIT, 0); object.indexes_count as usize],
+                bdev: 0,
+                block: 0,
+                queued: 0,
+                lru_stamp: 0,
+                free_failed: false,
+            };
+            let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
+            let allocated = object.entries.alloc(cx, Gfp::GFP_KERNEL, entry);
+            let handle = match allocated {
+                Ok(handle) => handle,
+                Err(errno) => {
+                    self.mark("entry allocation failed");
+                    return Err(MbError::Errno(errno));
+                }
+            };
+            if self.fixes.entry_count_after_alloc {
+                object.entry_count.fetch_add(1, Ordering::SeqCst);
+            }
+            let entry = EntryRef { cache: cache.0, entry: handle };
+            let new = object.entries.get(cx, handle).expect("just allocated");
+            {
+                let mut fields = locked(&new.fields);
+                fields.lru = ListHead::init(Node::Lru(entry));
+                fields.block_list = ListHead::init(Node::Block(entry));
+            }
+            let used = if self.fixes.exclusive_get { 1 + MB_CACHE_WRITER } else { 1 };
+            new.used.store(used, Ordering::SeqCst);
+            Ok(self.new_handle(entry, serial))
+        })
     }
 
     /// Mirrors `mb_cache_entry_insert()`: hashes the entry under (`bdev`, `block`) and `keys`;
@@ -215,95 +232,110 @@ impl Registry {
         block: u64,
         keys: &[u32],
     ) -> Result<(), MbError> {
-        self.check_handle(cx, handle, "mb_cache_entry_insert")?;
-        let entry = handle.entry;
-        let cache = self.cache(cx, entry.cache)?;
-        if keys.len() != cache.indexes_count as usize {
-            return Err(MbError::Errno(Errno::EINVAL));
-        }
-        let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), cache.bucket_bits);
-        let mut locked_global = self.lock(cx);
-        let mut mem = locked_global.mem();
-        let head = Node::Head(HeadId::Block(entry.cache, bucket));
-        // list_for_each_prev over the bucket.
-        let mut at = list::prev(&mut mem, head, "list_for_each_prev")?;
-        while at != head {
-            let Node::Block(other) = at else { panic!("block chain holds {at:?}") };
-            let other_object = mem.entry(other)?;
-            let fields = locked(&other_object.fields);
-            if fields.bdev == bdev && fields.block == block {
-                drop(fields);
-                drop(locked_global);
-                self.mark("insert found the block hashed: EBUSY");
-                return Err(MbError::Errno(Errno::EBUSY));
+        let detail = format!("entry {} bdev={bdev:#x} block={block} keys={keys:?}", handle.serial);
+        self.traced(cx, "mb_cache_entry_insert", detail, || {
+            self.check_handle(cx, handle, "mb_cache_entry_insert")?;
+            let entry = handle.entry;
+            let cache = self.cache(cx, entry.cache)?;
+            if keys.len() != cache.indexes_count as usize {
+                return Err(MbError::Errno(Errno::EINVAL));
             }
-            drop(fields);
-            at = list::prev(&mut mem, at, "list_for_each_prev")?;
-        }
-        Self::unhash(&mut mem, entry)?;
-        let object = mem.entry(entry)?;
-        {
-            let mut fields = locked(&object.fields);
-            fields.bdev = bdev;
-            fields.block = block;
-        }
-        list::list_add(&mut mem, Node::Block(entry), head)?;
-        for (index, key) in keys.iter().enumerate() {
-            locked(&object.fields).indexes[index].1 = *key;
-            let bucket = hash_long(u64::from(*key), cache.bucket_bits);
-            list::list_add(
-                &mut mem,
-                Node::Index(entry, index as u32),
-                Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
-            )?;
-        }
-        drop(locked_global);
-        Ok(())
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), cache.bucket_bits);
+            let mut locked_global = self.lock(cx);
+            let mut mem = locked_global.mem();
+            let head = Node::Head(HeadId::Block(entry.cache, bucket));
+            // list_for_each_prev over the bucket.
+            let mut at = list::prev(&mut mem, head, "list_for_each_prev")?;
+            while at != head {
+                let Node::Block(other) = at else { panic!("block chain holds {at:?}") };
+                let other_object = mem.entry(other)?;
+                let fields = locked(&other_object.fields);
+                if fields.bdev == bdev && fields.block == block {
+                    drop(fields);
+                    drop(locked_global);
+                    self.mark("insert found the block hashed: EBUSY");
+                    return Err(MbError::Errno(Errno::EBUSY));
+                }
+                drop(fields);
+                at = list::prev(&mut mem, at, "list_for_each_prev")?;
+            }
+            Self::unhash(&mut mem, entry)?;
+            let object = mem.entry(entry)?;
+            {
+                let mut fields = locked(&object.fields);
+                fields.bdev = bdev;
+                fields.block = block;
+            }
+            list::list_add(&mut mem, Node::Block(entry), head)?;
+            for (index, key) in keys.iter().enumerate() {
+                locked(&object.fields).indexes[index].1 = *key;
+                let bucket = hash_long(u64::from(*key), cache.bucket_bits);
+                list::list_add(
+                    &mut mem,
+                    Node::Index(entry, index as u32),
+                    Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
+                )?;
+            }
+            drop(locked_global);
+            Ok(())
+        })
     }
 
     /// Mirrors `mb_cache_entry_release()`.
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
-        self.check_handle(cx, &handle, "mb_cache_entry_release")?;
-        self.retire_handle(&handle);
-        let locked_global = self.lock(cx);
-        self.release_unlock(locked_global, handle.entry)
+        let detail = format!("entry {}", handle.serial);
+        self.traced(cx, "mb_cache_entry_release", detail, || {
+            self.check_handle(cx, &handle, "mb_cache_entry_release")?;
+            self.retire_handle(&handle);
+            let locked_global = self.lock(cx);
+            self.release_unlock(locked_global, handle.entry)
+        })
     }
 
     /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
     /// the API with `exclusive-get` (ENOSYS here).
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
-        if self.fixes.exclusive_get {
-            return Err(MbError::Errno(Errno::ENOSYS));
-        }
-        self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
-        let mut locked_global = self.lock(cx);
-        Self::unhash(&mut locked_global.mem(), handle.entry)?;
-        self.mark("entry taken out");
-        drop(locked_global);
-        Ok(())
+        let detail = format!("entry {}", handle.serial);
+        self.traced(cx, "mb_cache_entry_takeout", detail, || {
+            if self.fixes.exclusive_get {
+                return Err(MbError::Errno(Errno::ENOSYS));
+            }
+            self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
+            let mut locked_global = self.lock(cx);
+            Self::unhash(&mut locked_global.mem(), handle.entry)?;
+            self.mark("entry taken out");
+            drop(locked_global);
+            Ok(())
+        })
     }
 
     /// Mirrors `mb_cache_entry_free()`: takeout and release in one.
     pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
-        self.check_handle(cx, &handle, "mb_cache_entry_free")?;
-        self.retire_handle(&handle);
-        let mut locked_global = self.lock(cx);
-        Self::unhash(&mut locked_global.mem(), handle.entry)?;
-        self.mark("entry freed through a handle");
-        self.release_unlock(locked_global, handle.entry)
+        let detail = format!("entry {}", handle.serial);
+        self.traced(cx, "mb_cache_entry_free", detail, || {
+            self.check_handle(cx, &handle, "mb_cache_entry_free")?;
+            self.retire_handle(&handle);
+            let mut locked_global = self.lock(cx);
+            Self::unhash(&mut locked_global.mem(), handle.entry)?;
+            self.mark("entry freed through a handle");
+            self.release_unlock(locked_global, handle.entry)
+        })
     }
 
     /// Mirrors `mb_cache_entry_dup()`: a second handle to the same entry, counted without the
     /// lock. Gone from the API with `exclusive-get` (ENOSYS here).
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
-        if self.fixes.exclusive_get {
-            return Err(MbError::Errno(Errno::ENOSYS));
-        }
-        self.check_handle(cx, handle, "mb_cache_entry_dup")?;
-        let object = self.entry(cx, handle.entry)?;
-        object.used.fetch_add(1, Ordering::SeqCst);
-        self.mark("handle duplicated");
-        Ok(self.new_handle(handle.entry, handle.serial))
+        let detail = format!("entry {}", handle.serial);
+        self.traced(cx, "mb_cache_entry_dup", detail, || {
+            if self.fixes.exclusive_get {
+                return Err(MbError::Errno(Errno::ENOSYS));
+            }
+            self.check_handle(cx, handle, "mb_cache_entry_dup")?;
+            let object = self.entry(cx, handle.entry)?;
+            object.used.fetch_add(1, Ordering::SeqCst);
+            self.mark("handle duplicated");
+            Ok(self.new_handle(handle.entry, handle.serial))
+        })
     }
 
     /// Takes a use of `entry`, found on a chain under the lock: off the LRU, `e_used` up, and with
@@ -362,33 +394,36 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
-        let object = self.cache(cx, cache.0)?;
-        let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.bucket_bits);
-        let mut locked_global = self.lock(cx);
-        let head = Node::Head(HeadId::Block(cache.0, bucket));
-        let mut at = list::next(&mut locked_global.mem(), head, "list_for_each")?;
-        while at != head {
-            let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
-            let found = {
-                let mut mem = locked_global.mem();
-                let other = mem.entry(entry)?;
-                let fields = locked(&other.fields);
-                fields.bdev == bdev && fields.block == block
-            };
-            if found {
-                let serial = locked_global.mem().entry(entry)?.id;
-                let (relocked, hashed) = self.take_use(locked_global, entry, true)?;
-                drop(relocked);
-                if !hashed {
-                    return Ok(None);
+        let detail = format!("bdev={bdev:#x} block={block}");
+        self.traced(cx, "mb_cache_entry_get", detail, || {
+            let object = self.cache(cx, cache.0)?;
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.bucket_bits);
+            let mut locked_global = self.lock(cx);
+            let head = Node::Head(HeadId::Block(cache.0, bucket));
+            let mut at = list::next(&mut locked_global.mem(), head, "list_for_each")?;
+            while at != head {
+                let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
+                let found = {
+                    let mut mem = locked_global.mem();
+                    let other = mem.entry(entry)?;
+                    let fields = locked(&other.fields);
+                    fields.bdev == bdev && fields.block == block
+                };
+                if found {
+                    let serial = locked_global.mem().entry(entry)?.id;
+                    let (relocked, hashed) = self.take_use(locked_global, entry, true)?;
+                    drop(relocked);
+                    if !hashed {
+                        return Ok(None);
+                    }
+                    self.mark("get found an entry");
+                    return Ok(Some(self.new_handle(entry, serial)));
                 }
-                self.mark("get found an entry");
-                return Ok(Some(self.new_handle(entry, serial)));
+                at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
             }
-            at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
-        }
-        drop(locked_global);
-        Ok(None)
+            drop(locked_global);
+            Ok(None)
+        })
     }
 
     /// Mirrors `__mb_cache_entry_find()`: from `start` along index chain `index` up to `head`,
@@ -446,25 +481,28 @@ impl Registry {
         bdev: u64,
         key: u32,
     ) -> Result<Option<Handle>, MbError> {
-        let object = self.cache(cx, cache.0)?;
-        if index >= object.indexes_count {
-            return Err(MbError::Errno(Errno::EINVAL));
-        }
-        let bucket = hash_long(u64::from(key), object.bucket_bits);
-        let locked_global = self.lock(cx);
-        let head = Node::Head(HeadId::Index(cache.0, index, bucket));
-        let mut locked_global = locked_global;
-        let first = list::next(&mut locked_global.mem(), head, "c_indexes_hash[index][bucket].next")?;
-        let (locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
-        drop(locked_global);
-        match found {
-            Ok(Some((entry, serial))) => {
-                self.mark("find_first found an entry");
-                Ok(Some(self.new_handle(entry, serial)))
+        let detail = format!("index={index} bdev={bdev:#x} key={key}");
+        self.traced(cx, "mb_cache_entry_find_first", detail, || {
+            let object = self.cache(cx, cache.0)?;
+            if index >= object.indexes_count {
+                return Err(MbError::Errno(Errno::EINVAL));
             }
-            Ok(None) => Ok(None),
-            Err(errno) => Err(MbError::Errno(errno)),
-        }
+            let bucket = hash_long(u64::from(key), object.bucket_bits);
+            let locked_global = self.lock(cx);
+            let head = Node::Head(HeadId::Index(cache.0, index, bucket));
+            let mut locked_global = locked_global;
+            let first = list::next(&mut locked_global.mem(), head, "c_indexes_hash[index][bucket].next")?;
+            let (locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
+            drop(locked_global);
+            match found {
+                Ok(Some((entry, serial))) => {
+                    self.mark("find_first found an entry");
+                    Ok(Some(self.new_handle(entry, serial)))
+                }
+                Ok(None) => Ok(None),
+                Err(errno) => Err(MbError::Errno(errno)),
+            }
+        })
     }
 
     /// Mirrors `mb_cache_entry_find_next()`: the next match after `prev` along `prev`'s own index
@@ -478,30 +516,33 @@ impl Registry {
         bdev: u64,
         key: u32,
     ) -> Result<Option<Handle>, MbError> {
-        self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
-        let object = self.cache(cx, prev.entry.cache)?;
-        if index >= object.indexes_count {
-            return Err(MbError::Errno(Errno::EINVAL));
-        }
-        let bucket = hash_long(u64::from(key), object.bucket_bits);
-        let mut locked_global = self.lock(cx);
-        let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
-        let after = list::next(
-            &mut locked_global.mem(),
-            Node::Index(prev.entry, index),
-            "prev->e_indexes[index].o_list.next",
-        )?;
-        let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
-        self.retire_handle(&prev);
-        self.mark("find_next walked on");
-        self.release_unlock(locked_global, prev.entry)?;
-        match found {
-            Ok(Some((entry, serial))) => {
-                self.mark("find_next found another entry");
-                Ok(Some(self.new_handle(entry, serial)))
+        let detail = format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
+        self.traced(cx, "mb_cache_entry_find_next", detail, || {
+            self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
+            let object = self.cache(cx, prev.entry.cache)?;
+            if index >= object.indexes_count {
+                return Err(MbError::Errno(Errno::EINVAL));
             }
-            Ok(None) => Ok(None),
-            Err(errno) => Err(MbError::Errno(errno)),
-        }
+            let bucket = hash_long(u64::from(key), object.bucket_bits);
+            let mut locked_global = self.lock(cx);
+            let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
+            let after = list::next(
+                &mut locked_global.mem(),
+                Node::Index(prev.entry, index),
+                "prev->e_indexes[index].o_list.next",
+            )?;
+            let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
+            self.retire_handle(&prev);
+            self.mark("find_next walked on");
+            self.release_unlock(locked_global, prev.entry)?;
+            match found {
+                Ok(Some((entry, serial))) => {
+                    self.mark("find_next found another entry");
+                    Ok(Some(self.new_handle(entry, serial)))
+                }
+                Ok(None) => Ok(None),
+                Err(errno) => Err(MbError::Errno(errno)),
+            }
+        })
     }
 }
