@@ -186,3 +186,85 @@ pub(crate) fn walk(memory: &mut dyn Memory, head: Node, limit: usize) -> Result<
     }
     Ok(nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Plain memory: every head in a map; a missing head is freed memory.
+    struct Plain {
+        heads: BTreeMap<u64, ListHead>,
+        bad: Vec<String>,
+    }
+
+    fn node(id: u64) -> Node {
+        Node::Head(HeadId::Local(id))
+    }
+
+    fn id(node: Node) -> u64 {
+        match node {
+            Node::Head(HeadId::Local(id)) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    impl Memory for Plain {
+        fn read(&mut self, at: Node) -> Result<ListHead, Oops> {
+            self.heads
+                .get(&id(at))
+                .copied()
+                .ok_or_else(|| Oops(Violation::new("use-after-free", format!("{at:?}"))))
+        }
+        fn write(&mut self, at: Node, head: ListHead) -> Result<(), Oops> {
+            self.heads.insert(id(at), head);
+            Ok(())
+        }
+        fn bad_link(&mut self, at: Node, link: Link, what: &str) -> Oops {
+            self.bad.push(format!("{what}: {link:?} in {at:?}"));
+            Oops(Violation::new("list-poison", what))
+        }
+    }
+
+    fn list_of(memory: &mut Plain, members: &[u64]) {
+        memory.heads.insert(0, ListHead::init(node(0)));
+        for member in members {
+            list_add_tail(memory, node(*member), node(0)).expect("add");
+        }
+    }
+
+    #[test]
+    fn add_tail_keeps_order_and_add_puts_first() {
+        let mut memory = Plain { heads: BTreeMap::new(), bad: Vec::new() };
+        list_of(&mut memory, &[1, 2, 3]);
+        list_add(&mut memory, node(4), node(0)).expect("add");
+        let order: Vec<u64> = walk(&mut memory, node(0), 100).expect("walk").into_iter().map(id).collect();
+        assert_eq!(order, [4, 1, 2, 3]);
+    }
+
+    #[test]
+    fn list_del_poisons_and_following_the_poison_is_reported_not_skipped() {
+        let mut memory = Plain { heads: BTreeMap::new(), bad: Vec::new() };
+        list_of(&mut memory, &[1, 2, 3]);
+        list_del(&mut memory, node(2)).expect("del");
+        let order: Vec<u64> = walk(&mut memory, node(0), 100).expect("walk").into_iter().map(id).collect();
+        assert_eq!(order, [1, 3]);
+        assert_eq!(memory.heads[&2], ListHead { next: Link::Poison1, prev: Link::Poison2 });
+        assert!(next(&mut memory, node(2), "find_next").is_err());
+        assert_eq!(memory.bad, ["find_next: Poison1 in Head(Local(2))"]);
+    }
+
+    #[test]
+    fn list_del_init_leaves_an_empty_list_and_move_tail_moves() {
+        let mut memory = Plain { heads: BTreeMap::new(), bad: Vec::new() };
+        list_of(&mut memory, &[1, 2]);
+        memory.heads.insert(9, ListHead::init(node(9)));
+        list_move_tail(&mut memory, node(1), node(9)).expect("move");
+        list_del_init(&mut memory, node(2)).expect("del_init");
+        assert!(list_empty(&mut memory, node(0)).expect("empty"));
+        assert!(list_empty(&mut memory, node(2)).expect("empty"));
+        let moved: Vec<u64> = walk(&mut memory, node(9), 100).expect("walk").into_iter().map(id).collect();
+        assert_eq!(moved, [1]);
+    }
+}
