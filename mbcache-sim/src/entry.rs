@@ -340,13 +340,13 @@ impl Registry {
 
     /// Takes a use of `entry`, found on a chain under the lock: off the LRU, `e_used` up, and with
     /// `exclusive-get` the wait for exclusive (`writer`) or shared access. Returns the held lock,
-    /// or None when the entry was unhashed while waiting (its use dropped again, lock retaken).
+    /// or None when the entry was unhashed while waiting (its use dropped again, lock released).
     pub(crate) fn take_use<'a>(
         &'a self,
         mut locked_global: Locked<'a>,
         entry: EntryRef,
         writer: bool,
-    ) -> Result<(Locked<'a>, bool), MbError> {
+    ) -> Result<Option<Locked<'a>>, MbError> {
         let cx = locked_global.cx;
         let object = locked_global.mem().entry(entry)?;
         {
@@ -358,7 +358,7 @@ impl Registry {
         locked(&object.fields).free_failed = false;
         if !self.fixes.exclusive_get {
             object.used.fetch_add(1, Ordering::SeqCst);
-            return Ok((locked_global, true));
+            return Ok(Some(locked_global));
         }
         if !writer {
             // Readers count themselves before waiting, which gives them priority over writers.
@@ -387,9 +387,9 @@ impl Registry {
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
             self.mark("lookup waited for an entry that was freed meanwhile");
             self.release_unlock(locked_global, entry)?;
-            return Ok((self.lock(cx), false));
+            return Ok(None);
         }
-        Ok((locked_global, true))
+        Ok(Some(locked_global))
     }
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
@@ -411,11 +411,9 @@ impl Registry {
                 };
                 if found {
                     let serial = locked_global.mem().entry(entry)?.id;
-                    let (relocked, hashed) = self.take_use(locked_global, entry, true)?;
+                    // The fixed kernel returns NULL for an entry unhashed while it waited.
+                    let Some(relocked) = self.take_use(locked_global, entry, true)? else { return Ok(None) };
                     drop(relocked);
-                    if !hashed {
-                        return Ok(None);
-                    }
                     self.mark("get found an entry");
                     return Ok(Some(self.new_handle(entry, serial)));
                 }
@@ -438,6 +436,7 @@ impl Registry {
         bdev: u64,
         key: u32,
     ) -> Result<(Locked<'a>, Found), MbError> {
+        let locked_global_cx = locked_global.cx;
         while at != head {
             let entry = match at {
                 Node::Index(entry, _) => entry,
@@ -459,11 +458,11 @@ impl Registry {
                 (fields.bdev == bdev && fields.indexes[index as usize].1 == key, other.id)
             };
             if found {
-                let (relocked, hashed) = self.take_use(locked_global, entry, false)?;
-                if !hashed {
-                    return Ok((relocked, Err(Errno::EAGAIN)));
-                }
-                return Ok((relocked, Ok(Some((entry, serial)))));
+                return Ok(match self.take_use(locked_global, entry, false)? {
+                    Some(relocked) => (relocked, Ok(Some((entry, serial)))),
+                    // Unhashed while waiting: the lock is taken again for the caller to drop.
+                    None => (self.lock(locked_global_cx), Err(Errno::EAGAIN)),
+                });
             }
             at = list::next(&mut locked_global.mem(), at, "__mb_cache_entry_find")?;
         }
