@@ -75,12 +75,9 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
 pub(crate) fn registry() -> Vec<SubsystemEntry> {
     vec![
         // ---- the kernel models: one line per subsystem crate ----------------------------------
-        // TO WIRE after merging: uncomment each line once its crate on main implements
-        // `sim_core::check::Catalog`. The type names are the ones the in-progress branches
-        // re-export at their crate roots (taskstats, mbcache, balloon worktrees at 05:00 UTC).
-        // entry::<taskstats_sim::TaskstatsSubject>(),
-        // entry::<mbcache_sim::MbcacheSubject>(),
-        // entry::<balloon_sim::BalloonSim>(),
+        entry::<taskstats_sim::TaskstatsSubject>(),
+        entry::<mbcache_sim::MbcacheSubject>(),
+        entry::<balloon_sim::BalloonSim>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         entry::<crate::demo::Demo>(),
     ]
