@@ -32,7 +32,7 @@ pub struct Fixes {
     pub cpulist_parse_3: bool,
 }
 
-/// Switch names, as `--fix-off` takes them, in [`FIXES`] order.
+/// Switch names, as `--fix-off` takes them, in field order.
 pub const FIX_NAMES: [&str; 9] = [
     "duplicate-listener-check",
     "admin-perm",

@@ -6,6 +6,20 @@
 //! Who uses what: the CLI and the tests drive [`TaskstatsSubject`] through `sim_core::check`
 //! (`Subject`, `Reference`, `Catalog`); the byte-level entry point for existing clients is
 //! [`Taskstats::netlink_request`]; [`wire`] holds the uapi constants and encoders.
+//!
+//! Modelling decisions a reader should know:
+//! - 2.6.19 records are `struct taskstats` version 1 (72 bytes: the delay counters), which is
+//!   what the seed's fill_pid() fills (delay accounting only); 3.4 and 3.8 report version 8
+//!   (328 bytes). TASKSTATS_TYPE_NULL padding ([`Params::needs_padding`]) exists only in the
+//!   version-8 era kernels.
+//! - Exits never overlap in the op-level checker, so per-CPU sequence numbers arrive in order
+//!   there; under shuttle two exits on one CPU can deliver out of order, as in the kernel.
+//! - Registration that fails part-way returns 0 in every preset, as both listings do; the
+//!   cleanup loop may remove the port's earlier registrations (see the regression tests).
+//! - Attribute types are masked with NLA_TYPE_MASK in every preset; the bind(2) EADDRINUSE is
+//!   reported as EBUSY (sim_core::Errno has no EADDRINUSE).
+//! - Invariants of a fix that is off are checked only when [`Params::audit`] names it (the zoo
+//!   and the CLI do); a preset's property test checks the contract of the kernel it models.
 #![forbid(unsafe_code)]
 
 mod check;

@@ -439,3 +439,40 @@ pub fn cpumask_payload(text: &str) -> Vec<u8> {
     payload.push(0);
     payload
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_have_the_uapi_sizes_and_offsets() {
+        let record = TaskstatsRecord {
+            version: 8,
+            ac_uid: 0x1122_3344,
+            freepages_delay_total: 7,
+            ..Default::default()
+        };
+        let bytes = record.to_bytes(8);
+        assert_eq!(bytes.len(), TASKSTATS_V8_SIZE);
+        assert_eq!(u32_at(&bytes, 120), 0x1122_3344, "ac_uid at 120");
+        assert_eq!(bytes[320], 7, "freepages_delay_total is the last field, at 320");
+        assert_eq!(TaskstatsRecord::default().to_bytes(1).len(), TASKSTATS_V1_SIZE);
+    }
+
+    #[test]
+    fn nla_parse_stops_at_a_bad_length_and_validates_u32() {
+        let policy = |kind: u16| (kind == 1).then_some(NlaType::U32);
+        let mut msg = MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, 0, 0, 1, 1);
+        msg.nla_put_u32(1, 5);
+        let bytes = msg.finish();
+        let table = nla_parse(&bytes, 20, bytes.len(), 4, &policy).unwrap();
+        assert_eq!(table[1].map(|a| a.get_u32(&bytes)), Some(5));
+        let mut short = MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, 0, 0, 1, 1);
+        short.nla_put(1, &[1, 2]);
+        let short = short.finish();
+        assert_eq!(nla_parse(&short, 20, short.len(), 4, &policy), Err(Errno::ERANGE));
+        let mut bad = bytes.clone();
+        bad[20] = 200;
+        assert!(nla_parse(&bad, 20, bad.len(), 4, &policy).unwrap().iter().all(Option::is_none));
+    }
+}
