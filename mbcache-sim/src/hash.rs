@@ -54,7 +54,8 @@ mod tests {
     #[test]
     fn sequential_blocks_of_one_device_use_only_8192_of_2_pow_18_buckets() {
         let bdev = crate::registry::bdev_address(0);
-        let used: std::collections::BTreeSet<u32> = (0..1_000_000u64).map(|b| hash_long(bdev + b, 18)).collect();
+        let used: std::collections::BTreeSet<u32> =
+            (0..1_000_000u64).map(|b| hash_long(bdev + b, 18)).collect();
         assert_eq!(used.len(), 8192);
     }
 
