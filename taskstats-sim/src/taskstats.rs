@@ -130,6 +130,8 @@ pub struct ExitReport {
     pub delivered: Vec<u32>,
     /// Listeners pruned afterwards.
     pub pruned: usize,
+    /// Ports closed because the group died (its files were closed).
+    pub closed: Vec<u32>,
 }
 
 fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
@@ -1074,13 +1076,15 @@ impl Taskstats {
                 t.tasks.remove(&pid);
             }
         }
+        let mut closed = Vec::new();
         if group_dead {
             let cx2 = sim.cx("exit_files", 0);
             let mut ports = self.ports.lock(&cx2);
+            closed = ports.values().filter(|p| p.owner_tgid == task.tgid).map(|p| p.id).collect();
             ports.retain(|_, p| p.owner_tgid != task.tgid);
         }
         self.ledger.lock(&cx).exits += 1;
-        Some(ExitReport { pid, group_dead, cpu: task.cpu, ..report })
+        Some(ExitReport { pid, group_dead, cpu: task.cpu, closed, ..report })
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
@@ -1170,8 +1174,14 @@ impl Taskstats {
 
     /// Mirrors taskstats_exit() (3.x).
     fn taskstats_exit(&self, cx: &Cx, task: &Task, group_dead: bool) -> ExitReport {
-        let mut report =
-            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
         let mut size = self.packet_size();
         let is_thread_group = self.taskstats_tgid_alloc(cx, task);
         self.ledger_exit(cx, task);
@@ -1252,8 +1262,14 @@ impl Taskstats {
         tidstats: Option<sim_core::mm::ObjHandle<()>>,
         group_dead: bool,
     ) -> ExitReport {
-        let mut report =
-            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
         // The ledger: the thread belongs in the group's stats whenever they exist.
         self.ledger_exit(cx, task);
         let Some(tidstats) = tidstats else {
