@@ -139,14 +139,24 @@ pub enum Outcome {
     Done,
     /// fork.
     Forked(Result<u32, Errno>),
-    /// do_exit.
-    Exited { pid: u32, delivered: Vec<u32> },
+    /// do_exit: the record's CPU, the ports that got it in order, the ports its group's death
+    /// closed, and (when a fault was injected during it) the listener lists afterwards.
+    Exited { pid: u32, cpu: u32, delivered: Vec<u32>, closed: Vec<u32>, lists_after: Option<Vec<Vec<u32>>> },
     /// A port opened.
     Port(Option<u32>),
-    /// Messages received.
-    Received(usize),
-    /// A request: its facts, the errno in its ack (None: no ack came back), the replies.
-    Request { facts: RequestFacts, error: Option<i32>, replies: Vec<Vec<u8>> },
+    /// A port closed.
+    Closed(Option<u32>),
+    /// Messages received from a port.
+    Received(Option<u32>, usize),
+    /// A request: its facts, the errno in its ack (None: no ack came back), the replies, and
+    /// (when a fault was injected during it) the listener lists afterwards.
+    Request {
+        facts: RequestFacts,
+        error: Option<i32>,
+        replies: Vec<Vec<u8>>,
+        port: u32,
+        lists_after: Option<Vec<Vec<u32>>>,
+    },
 }
 
 /// The checker's face of the model.
@@ -226,12 +236,23 @@ impl TaskstatsSubject {
             }
         }
         let bytes = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port, cmd, &attrs);
+        let faults_before = sim.faults().failed();
         let mut replies = self.model.netlink_request(sim, port, &bytes);
+        let faulted = sim.faults().failed() != faults_before;
         let error = replies.pop().and_then(|ack| {
             let hdr = NlMsgHdr::parse(&ack)?;
             (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
         });
-        Outcome::Request { facts, error, replies }
+        // A dropped ack (full queue) hides whether a registration happened: the lists decide.
+        let lists_after = (faulted || error.is_none()).then(|| self.lists(sim));
+        Outcome::Request { facts, error, replies, port, lists_after }
+    }
+
+    fn lists(&self, sim: &Sim) -> Vec<Vec<u32>> {
+        let cx = sim.cx("lists", 0);
+        (0..self.model.params().cpus)
+            .map(|cpu| self.model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
+            .collect()
     }
 }
 
@@ -340,8 +361,15 @@ impl Subject for TaskstatsSubject {
             Op::Exit { task } => {
                 // Keep init alive: it reaps and owns the world.
                 let candidates: Vec<u32> = live.iter().copied().filter(|&p| p != 1).collect();
+                let faults_before = sim.faults().failed();
                 match pick(&candidates, *task).and_then(|pid| self.model.exit(sim, pid)) {
-                    Some(report) => Outcome::Exited { pid: report.pid, delivered: report.delivered },
+                    Some(report) => Outcome::Exited {
+                        pid: report.pid,
+                        cpu: report.cpu,
+                        delivered: report.delivered,
+                        closed: report.closed,
+                        lists_after: (sim.faults().failed() != faults_before).then(|| self.lists(sim)),
+                    },
                     None => Outcome::Done,
                 }
             }
@@ -361,16 +389,18 @@ impl Subject for TaskstatsSubject {
                 let cx = sim.cx("op", 0);
                 let ports = self.model.port_ids(&cx);
                 drop(cx);
-                if let Some(id) = pick(&ports, *port) {
+                let id = pick(&ports, *port);
+                if let Some(id) = id {
                     self.model.close_port(sim, id);
                 }
-                Outcome::Done
+                Outcome::Closed(id)
             }
             Op::Recv { port } => {
                 let cx = sim.cx("op", 0);
                 let ports = self.model.port_ids(&cx);
                 drop(cx);
-                Outcome::Received(pick(&ports, *port).map_or(0, |id| self.model.recv(sim, id).len()))
+                let id = pick(&ports, *port);
+                Outcome::Received(id, id.map_or(0, |id| self.model.recv(sim, id).len()))
             }
             Op::Register { port, mask } => self.request(
                 sim,
@@ -448,6 +478,11 @@ pub struct TaskstatsModel {
     faults: bool,
     queue_max: usize,
     pids: BTreeSet<u32>,
+    /// Per CPU, the listener list head first (ports), as add_del_listener() and the pruning
+    /// leave it.
+    lists: Vec<Vec<u32>>,
+    /// Open ports and how many exit events wait in each queue.
+    ports: std::collections::BTreeMap<u32, usize>,
 }
 
 impl TaskstatsModel {
@@ -470,6 +505,42 @@ impl TaskstatsModel {
     }
 }
 
+impl TaskstatsModel {
+    /// Mirrors add_del_listener() on the reference lists for a request that returned 0; after a
+    /// request with an injected fault, adopts the model's lists (the actual outcome decides).
+    fn mirror_listeners(
+        &mut self,
+        op: &Op,
+        port: u32,
+        error: Option<i32>,
+        lists_after: Option<&Vec<Vec<u32>>>,
+    ) {
+        if let Some(lists) = lists_after {
+            self.lists = lists.clone();
+            return;
+        }
+        let (mask, register) = match op {
+            Op::Register { mask, .. } => (mask, true),
+            Op::Deregister { mask, .. } => (mask, false),
+            _ => return,
+        };
+        if error != Some(0) {
+            return;
+        }
+        let Ok(cpus) = crate::taskstats::parse_cpulist(self.fixes, &mask.text()) else { return };
+        for cpu in cpus {
+            let list = &mut self.lists[cpu as usize];
+            if register {
+                if !(self.fixes.duplicate_listener_check && list.contains(&port)) {
+                    list.insert(0, port);
+                }
+            } else if let Some(at) = list.iter().position(|&p| p == port) {
+                list.remove(at);
+            }
+        }
+    }
+}
+
 impl Reference for TaskstatsModel {
     type Config = Config;
     type Op = Op;
@@ -482,6 +553,8 @@ impl Reference for TaskstatsModel {
             faults: !config.faults.is_empty(),
             queue_max: config.params.queue_max,
             pids: [1].into_iter().collect(),
+            lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
+            ports: Default::default(),
         }
     }
 
@@ -493,16 +566,66 @@ impl Reference for TaskstatsModel {
                 }
                 Ok(())
             }
-            (Op::Exit { .. }, Outcome::Exited { pid, delivered }) => {
+            (_, Outcome::Port(Some(id))) => {
+                self.ports.insert(*id, 0);
+                Ok(())
+            }
+            (_, Outcome::Closed(Some(id))) => {
+                self.ports.remove(id);
+                Ok(())
+            }
+            (_, Outcome::Received(Some(id), n)) => {
+                let queued = self.ports.insert(*id, 0).unwrap_or(0);
+                if queued != *n {
+                    return Err(format!("port {id} held {n} messages, the reference counted {queued}"));
+                }
+                Ok(())
+            }
+            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, lists_after }) => {
                 if self.fixes.duplicate_listener_check {
                     let distinct: BTreeSet<_> = delivered.iter().collect();
                     if distinct.len() != delivered.len() {
                         return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
                     }
                 }
+                let list = &self.lists[*cpu as usize];
+                if lists_after.is_none() {
+                    // send_cpu_listeners(): every listener, in list order, whose port is open and
+                    // whose queue has room.
+                    let mut queues = self.ports.clone();
+                    let mut expect = Vec::new();
+                    for p in list {
+                        if let Some(q) = queues.get_mut(p).filter(|q| **q < self.queue_max) {
+                            *q += 1;
+                            expect.push(*p);
+                        }
+                    }
+                    if *delivered != expect {
+                        return Err(format!(
+                            "exit of {pid} on cpu {cpu} reached {delivered:?}; list {list:?} says {expect:?}"
+                        ));
+                    }
+                }
+                for port in delivered {
+                    if let Some(q) = self.ports.get_mut(port) {
+                        *q += 1;
+                    }
+                }
+                match lists_after {
+                    Some(lists) => self.lists = lists.clone(),
+                    None => {
+                        // The pruning: entries of ports that refused are gone.
+                        let ports = &self.ports;
+                        self.lists[*cpu as usize].retain(|p| ports.contains_key(p));
+                    }
+                }
+                for port in closed {
+                    self.ports.remove(port);
+                }
                 Ok(())
             }
-            (_, Outcome::Request { facts, error, replies }) => {
+            (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
+                self.mirror_listeners(op, *port, *error, lists_after.as_ref());
                 let (expect, fallible, replies_expect): (Result<(), Errno>, bool, usize) = match op {
                     Op::Register { mask, .. } | Op::Deregister { mask, .. } => {
                         (self.cpumask_errno(facts, &mask.text()), true, 0)

@@ -130,6 +130,8 @@ pub struct ExitReport {
     pub delivered: Vec<u32>,
     /// Listeners pruned afterwards.
     pub pruned: usize,
+    /// Ports closed because the group died (its files were closed).
+    pub closed: Vec<u32>,
 }
 
 fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
@@ -587,6 +589,9 @@ impl Taskstats {
         msg: &[u8],
         hdr: &NlMsgHdr,
     ) -> Result<(), Errno> {
+        if hdr.kind == GENL_ID_CTRL {
+            return self.ctrl_getfamily(cx, port, msg, hdr);
+        }
         if hdr.kind != TASKSTATS_FAMILY_ID {
             return Err(Errno::ENOENT);
         }
@@ -627,6 +632,63 @@ impl Taskstats {
         } else {
             self.taskstats_user_cmd(cx, current, &info)
         }
+    }
+
+    /// Mirrors the `nlctrl` family's ctrl_getfamily() for the one family the model registers,
+    /// so a client resolves "TASKSTATS" as it would on a kernel (getdelays does this first):
+    /// EINVAL for another command or no name, ENOENT for another name; the reply carries id,
+    /// name, version, header size, maxattr and the ops with their flags.
+    fn ctrl_getfamily(&self, cx: &Cx, port: u32, msg: &[u8], hdr: &NlMsgHdr) -> Result<(), Errno> {
+        if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
+            return Err(Errno::EINVAL);
+        }
+        if msg[NLMSG_HDRLEN] != CTRL_CMD_GETFAMILY || hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let policy = |kind: u16| match kind {
+            CTRL_ATTR_FAMILY_ID => Some(NlaType::U32),
+            CTRL_ATTR_FAMILY_NAME => Some(NlaType::String),
+            _ => None,
+        };
+        let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), CTRL_ATTR_OPS, &policy)?;
+        let by_name = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)].map(|a| {
+            let data = a.data(msg);
+            let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
+            data[..end] == *TASKSTATS_GENL_NAME.as_bytes()
+        });
+        let by_id =
+            attrs[usize::from(CTRL_ATTR_FAMILY_ID)].map(|a| a.get_u32(msg) as u16 == TASKSTATS_FAMILY_ID);
+        match by_id.or(by_name) {
+            None => return Err(Errno::EINVAL),
+            Some(false) => return Err(Errno::ENOENT),
+            Some(true) => {}
+        }
+        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), 256) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut reply =
+            MsgBuilder::genlmsg_put(GENL_ID_CTRL, 0, hdr.seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION);
+        reply.nla_put(CTRL_ATTR_FAMILY_ID, &TASKSTATS_FAMILY_ID.to_le_bytes());
+        let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
+        name.push(0);
+        reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name);
+        reply.nla_put_u32(CTRL_ATTR_VERSION, u32::from(TASKSTATS_GENL_VERSION));
+        reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0);
+        reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX));
+        reply.nest_start(CTRL_ATTR_OPS);
+        let admin = if self.fixes.admin_perm { GENL_ADMIN_PERM } else { 0 };
+        let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
+        if self.fixes.cgroupstats {
+            ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
+        }
+        for (index, (cmd, flags)) in ops.into_iter().enumerate() {
+            reply.nest_start(index as u16 + 1);
+            reply.nla_put_u32(CTRL_ATTR_OP_ID, u32::from(cmd));
+            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, flags);
+            reply.nest_end();
+        }
+        reply.nest_end();
+        self.unicast(cx, port, reply.finish())
     }
 
     // --- commands ------------------------------------------------------------------------------
@@ -1074,13 +1136,15 @@ impl Taskstats {
                 t.tasks.remove(&pid);
             }
         }
+        let mut closed = Vec::new();
         if group_dead {
             let cx2 = sim.cx("exit_files", 0);
             let mut ports = self.ports.lock(&cx2);
+            closed = ports.values().filter(|p| p.owner_tgid == task.tgid).map(|p| p.id).collect();
             ports.retain(|_, p| p.owner_tgid != task.tgid);
         }
         self.ledger.lock(&cx).exits += 1;
-        Some(ExitReport { pid, group_dead, cpu: task.cpu, ..report })
+        Some(ExitReport { pid, group_dead, cpu: task.cpu, closed, ..report })
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
@@ -1170,8 +1234,14 @@ impl Taskstats {
 
     /// Mirrors taskstats_exit() (3.x).
     fn taskstats_exit(&self, cx: &Cx, task: &Task, group_dead: bool) -> ExitReport {
-        let mut report =
-            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
         let mut size = self.packet_size();
         let is_thread_group = self.taskstats_tgid_alloc(cx, task);
         self.ledger_exit(cx, task);
@@ -1252,8 +1322,14 @@ impl Taskstats {
         tidstats: Option<sim_core::mm::ObjHandle<()>>,
         group_dead: bool,
     ) -> ExitReport {
-        let mut report =
-            ExitReport { pid: task.pid, group_dead, cpu: cx.cpu(), delivered: Vec::new(), pruned: 0 };
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
         // The ledger: the thread belongs in the group's stats whenever they exist.
         self.ledger_exit(cx, task);
         let Some(tidstats) = tidstats else {

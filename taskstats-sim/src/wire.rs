@@ -26,6 +26,34 @@ pub const NLM_F_ACK: u16 = 0x4;
 pub const NLM_F_DUMP: u16 = 0x300;
 /// `GENL_ID_CTRL`: the controller family; the first generated id is the next one.
 pub const GENL_ID_CTRL: u16 = 0x10;
+/// `CTRL_CMD_NEWFAMILY`: the controller's reply.
+pub const CTRL_CMD_NEWFAMILY: u8 = 1;
+/// `CTRL_CMD_GETFAMILY`: resolve a family by name.
+pub const CTRL_CMD_GETFAMILY: u8 = 3;
+/// `CTRL_ATTR_FAMILY_ID` (u16).
+pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
+/// `CTRL_ATTR_FAMILY_NAME` (string).
+pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+/// `CTRL_ATTR_VERSION` (u32).
+pub const CTRL_ATTR_VERSION: u16 = 3;
+/// `CTRL_ATTR_HDRSIZE` (u32).
+pub const CTRL_ATTR_HDRSIZE: u16 = 4;
+/// `CTRL_ATTR_MAXATTR` (u32).
+pub const CTRL_ATTR_MAXATTR: u16 = 5;
+/// `CTRL_ATTR_OPS` (nest of nests).
+pub const CTRL_ATTR_OPS: u16 = 6;
+/// `CTRL_ATTR_OP_ID` (u32).
+pub const CTRL_ATTR_OP_ID: u16 = 1;
+/// `CTRL_ATTR_OP_FLAGS` (u32).
+pub const CTRL_ATTR_OP_FLAGS: u16 = 2;
+/// `GENL_ADMIN_PERM`, `GENL_CMD_CAP_DO`, `GENL_CMD_CAP_HASPOL`: op flags the controller reports.
+pub const GENL_ADMIN_PERM: u32 = 0x01;
+/// `GENL_CMD_CAP_DO`.
+pub const GENL_CMD_CAP_DO: u32 = 0x02;
+/// `GENL_CMD_CAP_HASPOL`.
+pub const GENL_CMD_CAP_HASPOL: u32 = 0x08;
+/// The controller family's version (`nlctrl`).
+pub const GENL_CTRL_VERSION: u8 = 2;
 /// The id `GENL_ID_GENERATE` hands the TASKSTATS family in the model (the first generated id).
 pub const TASKSTATS_FAMILY_ID: u16 = GENL_ID_CTRL + 1;
 /// `TASKSTATS_GENL_NAME`.

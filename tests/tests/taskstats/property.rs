@@ -32,14 +32,14 @@ const COMMON: [&str; 9] = [
 
 #[test]
 fn linux_2_6_19_keeps_its_contract_under_random_ops_and_faults() {
-    let coverage = run_preset("linux-2.6.19", 0, 400);
+    let coverage = run_preset("linux-2.6.19", 0, 1500);
     assert_reached(&coverage, &COMMON);
     assert_reached(&coverage, &["group-stats-aggregated", "group-stats-skipped", "register-failed-part-way"]);
 }
 
 #[test]
 fn linux_3_4_keeps_its_contract_under_random_ops_and_faults() {
-    let coverage = run_preset("linux-3.4", 1000, 400);
+    let coverage = run_preset("linux-3.4", 100_000, 1500);
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,
@@ -49,7 +49,7 @@ fn linux_3_4_keeps_its_contract_under_random_ops_and_faults() {
 
 #[test]
 fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
-    let coverage = run_preset("linux-3.8", 2000, 400);
+    let coverage = run_preset("linux-3.8", 200_000, 1500);
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,

@@ -451,3 +451,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
+    let (sim, model, _leader, port) = world("linux-3.8", false);
+    // CTRL_CMD_GETFAMILY (3) on GENL_ID_CTRL (0x10) with CTRL_ATTR_FAMILY_NAME (2) "TASKSTATS".
+    let replies = model.netlink_request(&sim, port, &msg(0x10, 1, 3, &[(2, b"TASKSTATS\0")]));
+    assert_eq!(replies.len(), 1, "a NEWFAMILY reply, no ack asked");
+    let reply = &replies[0];
+    assert_eq!((le(&reply[4..6]), reply[16]), (0x10, 1), "from nlctrl, CTRL_CMD_NEWFAMILY");
+    let top = attrs(&reply[20..]);
+    let id = top.iter().find(|(t, _)| *t == 1).map(|(_, p)| le(p)).unwrap();
+    assert_eq!(id, u64::from(FAMILY), "CTRL_ATTR_FAMILY_ID");
+    let maxattr = top.iter().find(|(t, _)| *t == 5).map(|(_, p)| le(p)).unwrap();
+    assert_eq!(maxattr, 4, "CTRL_ATTR_MAXATTR");
+    let ops = top.iter().find(|(t, _)| *t == 6).map(|(_, p)| attrs(p)).unwrap();
+    let first = attrs(ops[0].1);
+    assert_eq!((le(first[0].1), le(first[1].1) & 1), (1, 1), "TASKSTATS_CMD_GET with GENL_ADMIN_PERM");
+    assert_eq!(ops.len(), 2, "and CGROUPSTATS_CMD_GET");
+    let unknown = model.netlink_request(&sim, port, &msg(0x10, 1, 3, &[(2, b"NOPE\0")]));
+    assert_eq!(ack_errno(&unknown), Some(Errno::ENOENT.to_kernel_return()));
+}
