@@ -76,7 +76,7 @@ impl Task {
     pub fn step(&mut self, fs: &Fs<'_>, cx: &Cx, stats: &mut Stats) -> Result<(), MbError> {
         let bdev = bdev_address(0);
         if let Some((handle, key)) = self.walk.take() {
-            if self.steps_left == 0 || self.next() % 3 == 0 {
+            if self.steps_left == 0 || self.next().is_multiple_of(3) {
                 // This block fits: the inode shares it (its refcount lives in the block).
                 stats.shared += 1;
                 return fs.registry.release(cx, handle);
@@ -125,7 +125,7 @@ impl Task {
                 }
             }
             8 => {
-                let gfp = if self.next() % 2 == 0 { Gfp::GFP_NOFS } else { Gfp::GFP_KERNEL };
+                let gfp = if self.next().is_multiple_of(2) { Gfp::GFP_NOFS } else { Gfp::GFP_KERNEL };
                 fs.registry.shrink_fn(cx, (self.next() % 4) as i32, gfp).map(|_| ())
             }
             _ => self.create_block(fs, cx, key, stats),

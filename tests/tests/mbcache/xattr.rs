@@ -39,7 +39,7 @@ fn run(fixes: Fixes, seed: u64) -> (Sim, Stats, Option<MbError>) {
             }
         }
         steps += 1;
-        if steps % 64 == 0 {
+        if steps.is_multiple_of(64) {
             registry.check_invariants(&setup).unwrap_or_else(|v| panic!("seed {seed} step {steps}: {v}"));
         }
         assert!(steps < 1_000_000, "seed {seed}: the workload does not finish (a task blocked forever?)");
