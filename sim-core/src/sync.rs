@@ -131,7 +131,7 @@ mod imp {
     }
 
     /// A condition variable (loom).
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     pub struct Condvar(loom::sync::Condvar);
 
     impl Condvar {
@@ -201,7 +201,7 @@ mod imp {
     }
 
     /// A condition variable (shuttle).
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     pub struct Condvar(shuttle::sync::Condvar);
 
     impl Condvar {
