@@ -181,3 +181,34 @@ fn truncated_and_short_streams_are_dropped_silently_as_netlink_rcv_skb_does() {
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
 }
+
+#[test]
+fn a_message_too_short_for_its_genl_header_gets_einval() {
+    let port = 10;
+    // nlmsghdr (len 18) + two bytes of a genlmsghdr, padded to 20 bytes in the stream.
+    let mut req = request(6, port, TASKSTATS_CMD_GET, &[]);
+    req[0] = 18;
+    let (status, out, stderr) = netlink("netlink-short-genl", port, &req);
+    assert_eq!(status, 0, "{stderr}");
+    let msgs = messages(&out);
+    assert_eq!(msgs.len(), 1);
+    assert_error(msgs[0], 6, EINVAL);
+}
+
+#[test]
+fn the_request_can_come_from_a_file() {
+    let dir = scratch("netlink-file");
+    let port = 77;
+    let req = request(8, port, TASKSTATS_CMD_GET, &nla_u32(TASKSTATS_CMD_ATTR_PID, 2));
+    std::fs::write(dir.join("get.bin"), &req).expect("write request");
+    let output = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["taskstats", "netlink", "--port", &port.to_string(), "get.bin"])
+        .current_dir(&dir)
+        .output()
+        .expect("run ksim");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let msgs = messages(&output.stdout);
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(u32_at(msgs[0], 12), port);
+    assert_eq!(u32_at(msgs[0], 28), 2, "the reply is about pid 2");
+}
