@@ -250,16 +250,35 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, St
 
 /// `ksim taskstats netlink --port P [FILE]`: raw netlink request bytes in, raw reply bytes out.
 ///
-/// ---- TO WIRE when taskstats-sim lands -------------------------------------------------------
-/// Replace this body with: build the taskstats model in a `Sim` (the default preset), open
-/// netlink port `port` for a live process, read `input` whole, pass it to the model's byte-level
-/// entry point (on the taskstats branch: `Taskstats::netlink_request(&sim, port, &bytes)`, which
-/// returns the messages delivered to the port) and write each message's bytes to `output`.
+/// The world is the taskstats model's default preset (the newest kernel) in a fresh `Sim` (seed
+/// 0): init (pid 1, root, CAP_NET_ADMIN) forks one process (pid 2), whose socket is bound to port
+/// `port` as `bind(2)` with an explicit `nl_pid` would. The bytes are read whole and handed to the
+/// model as one `sendmsg(2)`: the model walks them as netlink_rcv_skb() does, one message at a
+/// time by `nlmsg_len`, so a stream of several requests gets their replies in order; a message
+/// that fails gets an NLMSG_ERROR carrying the errno, and trailing bytes too short to be a message
+/// are dropped silently, as the kernel drops them. The family id is the model's fixed
+/// `TASKSTATS_FAMILY_ID` (0x11): the model has no genl controller to resolve it by name.
 pub(crate) fn taskstats_netlink(
     port: u32,
     input: &mut dyn Read,
     output: &mut dyn Write,
 ) -> Result<(), String> {
-    let _ = (port, input, output);
-    Err("ksim taskstats netlink: not available until taskstats-sim lands".to_string())
+    use sim_core::{Sim, SimConfig};
+    use taskstats_sim::{ForkKind, Params, Taskstats, PRESETS};
+    if port == 0 {
+        return Err("port 0 is the kernel's; name a user port id (1 or more)".to_string());
+    }
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(|e| format!("cannot read the request bytes: {e}"))?;
+    let preset = PRESETS[PRESETS.len() - 1];
+    let fixes = taskstats_sim::Fixes::preset(preset).ok_or_else(|| format!("no preset {preset}"))?;
+    let sim = Sim::new(SimConfig::new(0));
+    let model = Taskstats::new(&sim, fixes, Params::default());
+    let client =
+        model.fork(&sim, 1, ForkKind::Process).map_err(|e| format!("cannot fork a client: {e:?}"))?;
+    model.bind_port(&sim, client, port).map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
+    for message in model.netlink_request(&sim, port, &bytes) {
+        output.write_all(&message).map_err(|e| format!("cannot write stdout: {e}"))?;
+    }
+    Ok(())
 }

@@ -153,6 +153,8 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 const EXIT_FOUND: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status when stdout's reader went away (128 + SIGPIPE, as a shell reports it).
+const EXIT_BROKEN_PIPE: u8 = 141;
 const EXIT_INTERNAL: u8 = 70;
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -268,6 +270,10 @@ fn main() -> ExitCode {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_string());
+            // `ksim replay ... | head`: the reader went away; stop quietly, as a shell tool does.
+            if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+                return ExitCode::from(EXIT_BROKEN_PIPE);
+            }
             eprintln!("ksim: internal error (a bug in ksim, please report it): {message}");
             ExitCode::from(EXIT_INTERNAL)
         }

@@ -288,12 +288,11 @@ fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
 }
 
 #[test]
-fn taskstats_netlink_says_it_is_not_available_yet() {
+fn taskstats_netlink_refuses_a_missing_file_port_zero_and_a_missing_port() {
     let dir = scratch("netlink");
-    ksim_with_input(&dir, &["taskstats", "netlink", "--port", "7"], b"\x14\x00\x00\x00")
-        .assert_one_line_error(2, "not available until taskstats-sim lands");
     ksim(&dir, &["taskstats", "netlink", "--port", "7", "missing.bin"])
         .assert_one_line_error(2, "cannot read");
+    ksim_with_input(&dir, &["taskstats", "netlink", "--port", "0"], b"").assert_one_line_error(2, "port 0");
     ksim(&dir, &["taskstats", "netlink"]).assert_one_line_error(2, "--port");
 }
 

@@ -6,4 +6,5 @@
 
 mod commands;
 mod guide;
+mod netlink;
 mod support;
