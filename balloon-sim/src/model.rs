@@ -839,7 +839,7 @@ impl Catalog for BalloonSim {
                 preset: "fixed",
                 fix: "fill-pfns-index",
                 checker: "op-sim",
-                expected_kind: "invariant:host-holds-non-balloon-pfn",
+                expected_kind: "invariant:host-holds-non-balloon-pfn|invariant:balloon-pfn-not-held",
                 ops_max: 30,
                 cases_max: 200,
             },

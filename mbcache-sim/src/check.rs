@@ -917,7 +917,7 @@ impl Catalog for MbcacheSubject {
                 checker: "op-sim",
                 expected_kind: "list-poison",
                 ops_max: 80,
-                cases_max: 400,
+                cases_max: 2000,
             },
         ]
     }

@@ -659,12 +659,21 @@ pub struct ZooEntry {
     pub fix: &'static str,
     /// Which checker finds it: "op-sim", "lockdep", "loom", "shuttle".
     pub checker: &'static str,
-    /// The violation kind the op-level simulation reports (`"lockdep:recursive-locking"`).
+    /// The violation kind the op-level simulation reports (`"lockdep:recursive-locking"`); where
+    /// one bug shows as several kinds depending on the interleaving, the alternatives are
+    /// separated by `|`. Compare with [`ZooEntry::accepts`].
     pub expected_kind: &'static str,
     /// Longest operation list per case when hunting it.
     pub ops_max: usize,
     /// Cases to try before giving up.
     pub cases_max: u64,
+}
+
+impl ZooEntry {
+    /// Whether a violation of `kind` is this bug.
+    pub fn accepts(&self, kind: &str) -> bool {
+        self.expected_kind.split('|').any(|expected| expected == kind)
+    }
 }
 
 /// A named teaching scenario: a short scripted run whose trace shows one idea.

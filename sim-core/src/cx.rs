@@ -32,7 +32,6 @@ pub struct Cx {
     irqs_disabled: Cell<bool>,
     hardirq_depth: Cell<u32>,
     held: RefCell<Vec<HeldLock>>,
-    next_token: Cell<u64>,
 }
 
 impl std::fmt::Debug for Cx {
@@ -60,8 +59,6 @@ impl Cx {
             irqs_disabled: Cell::new(false),
             hardirq_depth: Cell::new(0),
             held: RefCell::new(Vec::new()),
-            // Tokens are unique per world: the task id in the high bits.
-            next_token: Cell::new(u64::from(task) << 32),
         }
     }
 
@@ -221,8 +218,7 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) -> u64 {
-        let token = self.next_token.get();
-        self.next_token.set(token + 1);
+        let token = self.sim.next_token();
         let lockdep = self.sim.lockdep();
         let mut held_lock = HeldLock {
             token,

@@ -106,8 +106,15 @@ pub(crate) struct World {
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
+    /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
+    named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
+    next_token: AtomicU64,
 }
+
+/// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
+/// [`Sim::cx_for_task`] (the kernel's PID_MAX_LIMIT is 4194304), so the two never collide.
+pub const NAMED_TASKS_FIRST: TaskId = 1 << 24;
 
 fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -143,7 +150,9 @@ impl Sim {
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
-                next_task: AtomicU32::new(1),
+                named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
+                next_task: AtomicU32::new(NAMED_TASKS_FIRST),
+                next_token: AtomicU64::new(1),
                 config,
             }),
         }
@@ -169,10 +178,27 @@ impl Sim {
         self.world.config.cpus
     }
 
-    /// A new execution context: a fresh task id named `name`, running on `cpu`.
+    /// An execution context for the task named `name`, running on `cpu`. Every context made
+    /// with one name belongs to one task (one lane in a trace); the first use of a name gives it
+    /// the next id from [`NAMED_TASKS_FIRST`] on, so ids follow the order names first appear.
     pub fn cx(&self, name: &str, cpu: CpuId) -> Cx {
-        let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
+        let task = {
+            let mut named = lock(&self.world.named_tasks);
+            match named.get(name) {
+                Some(&task) => task,
+                None => {
+                    let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
+                    named.insert(name.to_string(), task);
+                    task
+                }
+            }
+        };
         self.cx_for_task(task, name, cpu)
+    }
+
+    /// A lock-acquisition token unique in this world, pairing an acquisition with its release.
+    pub(crate) fn next_token(&self) -> u64 {
+        self.world.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
     /// An execution context for a task id the model chose (a pid, say).

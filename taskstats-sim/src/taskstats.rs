@@ -566,7 +566,7 @@ impl Taskstats {
                 self.genl_rcv_msg(&cx, &current, port, msg, &hdr).err()
             };
             if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
-                let ack = netlink_ack(msg, &hdr, err);
+                let ack = netlink_ack(msg, &hdr, port, err);
                 let _ = self.unicast(&cx, port, ack);
             }
             at += align4(len).min(bytes.len() - at);

@@ -221,15 +221,17 @@ impl MsgBuilder {
 }
 
 /// `netlink_ack()`: an `NLMSG_ERROR` message carrying `error` (0 for an ack) and the request's
-/// header; on an error the whole request is echoed, as kernels before NETLINK_CAP_ACK did.
-pub fn netlink_ack(request: &[u8], hdr: &NlMsgHdr, error: Option<Errno>) -> Vec<u8> {
+/// header; on an error the whole request is echoed, as kernels before NETLINK_CAP_ACK did. Its
+/// header names the sending socket's port (`NETLINK_CB(in_skb).portid`), whatever the request's
+/// own `nlmsg_pid` said.
+pub fn netlink_ack(request: &[u8], hdr: &NlMsgHdr, port: u32, error: Option<Errno>) -> Vec<u8> {
     let echoed = match error {
         Some(_) => &request[..(hdr.len as usize).min(request.len())],
         None => &request[..NLMSG_HDRLEN],
     };
     let mut out = Vec::with_capacity(NLMSG_HDRLEN + 4 + echoed.len());
     let len = (NLMSG_HDRLEN + 4 + echoed.len()) as u32;
-    NlMsgHdr { len, kind: NLMSG_ERROR, flags: 0, seq: hdr.seq, pid: hdr.pid }.write(&mut out);
+    NlMsgHdr { len, kind: NLMSG_ERROR, flags: 0, seq: hdr.seq, pid: port }.write(&mut out);
     out.extend_from_slice(&error.map_or(0, |e| e.to_kernel_return()).to_le_bytes());
     out.extend_from_slice(echoed);
     out.resize(align4(out.len()), 0);
