@@ -80,144 +80,88 @@ mod imp {
     }
 }
 
+/// The loom and shuttle backends have the same shape: std's API with poisoning. One macro writes
+/// both wrappers, so they cannot drift apart.
+#[cfg(any(loom, shuttle))]
+macro_rules! checker_backend {
+    ($krate:ident) => {
+        pub use $krate::sync::atomic;
+        pub use $krate::sync::Arc;
+        pub use $krate::thread;
+
+        #[doc = concat!("A mutual-exclusion lock (", stringify!($krate), ").")]
+        #[derive(Debug)]
+        pub struct Mutex<T>($krate::sync::Mutex<T>);
+        /// The guard of a [`Mutex`].
+        pub type MutexGuard<'a, T> = $krate::sync::MutexGuard<'a, T>;
+
+        impl<T> Mutex<T> {
+            pub fn new(value: T) -> Self {
+                Mutex($krate::sync::Mutex::new(value))
+            }
+            pub fn lock(&self) -> MutexGuard<'_, T> {
+                self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+            pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+                self.0.try_lock().ok()
+            }
+            pub fn into_inner(self) -> T {
+                self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+        }
+
+        #[doc = concat!("A reader-writer lock (", stringify!($krate), ").")]
+        #[derive(Debug)]
+        pub struct RwLock<T>($krate::sync::RwLock<T>);
+        /// Shared guard of a [`RwLock`].
+        pub type RwLockReadGuard<'a, T> = $krate::sync::RwLockReadGuard<'a, T>;
+        /// Exclusive guard of a [`RwLock`].
+        pub type RwLockWriteGuard<'a, T> = $krate::sync::RwLockWriteGuard<'a, T>;
+
+        impl<T> RwLock<T> {
+            pub fn new(value: T) -> Self {
+                RwLock($krate::sync::RwLock::new(value))
+            }
+            pub fn read(&self) -> RwLockReadGuard<'_, T> {
+                self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+            pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+                self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+            pub fn into_inner(self) -> T {
+                self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+        }
+
+        #[doc = concat!("A condition variable (", stringify!($krate), ").")]
+        #[derive(Debug, Default)]
+        pub struct Condvar($krate::sync::Condvar);
+
+        impl Condvar {
+            pub fn new() -> Self {
+                Condvar($krate::sync::Condvar::new())
+            }
+            pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+                self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
+            }
+            pub fn notify_all(&self) {
+                self.0.notify_all();
+            }
+            pub fn notify_one(&self) {
+                self.0.notify_one();
+            }
+        }
+    };
+}
+
 #[cfg(loom)]
 mod imp {
-    pub use loom::sync::atomic;
-    pub use loom::sync::Arc;
-    pub use loom::thread;
-
-    /// A mutual-exclusion lock (loom).
-    #[derive(Debug)]
-    pub struct Mutex<T>(loom::sync::Mutex<T>);
-    /// The guard of a [`Mutex`].
-    pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
-
-    impl<T> Mutex<T> {
-        pub fn new(value: T) -> Self {
-            Mutex(loom::sync::Mutex::new(value))
-        }
-        pub fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            self.0.try_lock().ok()
-        }
-        pub fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    /// A reader-writer lock (loom).
-    #[derive(Debug)]
-    pub struct RwLock<T>(loom::sync::RwLock<T>);
-    /// Shared guard of a [`RwLock`].
-    pub type RwLockReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
-    /// Exclusive guard of a [`RwLock`].
-    pub type RwLockWriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
-
-    impl<T> RwLock<T> {
-        pub fn new(value: T) -> Self {
-            RwLock(loom::sync::RwLock::new(value))
-        }
-        pub fn read(&self) -> RwLockReadGuard<'_, T> {
-            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    /// A condition variable (loom).
-    #[derive(Debug, Default)]
-    pub struct Condvar(loom::sync::Condvar);
-
-    impl Condvar {
-        pub fn new() -> Self {
-            Condvar(loom::sync::Condvar::new())
-        }
-        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-            self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn notify_all(&self) {
-            self.0.notify_all();
-        }
-        pub fn notify_one(&self) {
-            self.0.notify_one();
-        }
-    }
+    checker_backend!(loom);
 }
 
 #[cfg(all(shuttle, not(loom)))]
 mod imp {
-    pub use shuttle::sync::atomic;
-    pub use shuttle::sync::Arc;
-    pub use shuttle::thread;
-
-    /// A mutual-exclusion lock (shuttle).
-    #[derive(Debug)]
-    pub struct Mutex<T>(shuttle::sync::Mutex<T>);
-    /// The guard of a [`Mutex`].
-    pub type MutexGuard<'a, T> = shuttle::sync::MutexGuard<'a, T>;
-
-    impl<T> Mutex<T> {
-        pub fn new(value: T) -> Self {
-            Mutex(shuttle::sync::Mutex::new(value))
-        }
-        pub fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            self.0.try_lock().ok()
-        }
-        pub fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    /// A reader-writer lock (shuttle).
-    #[derive(Debug)]
-    pub struct RwLock<T>(shuttle::sync::RwLock<T>);
-    /// Shared guard of a [`RwLock`].
-    pub type RwLockReadGuard<'a, T> = shuttle::sync::RwLockReadGuard<'a, T>;
-    /// Exclusive guard of a [`RwLock`].
-    pub type RwLockWriteGuard<'a, T> = shuttle::sync::RwLockWriteGuard<'a, T>;
-
-    impl<T> RwLock<T> {
-        pub fn new(value: T) -> Self {
-            RwLock(shuttle::sync::RwLock::new(value))
-        }
-        pub fn read(&self) -> RwLockReadGuard<'_, T> {
-            self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-            self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn into_inner(self) -> T {
-            self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-    }
-
-    /// A condition variable (shuttle).
-    #[derive(Debug, Default)]
-    pub struct Condvar(shuttle::sync::Condvar);
-
-    impl Condvar {
-        pub fn new() -> Self {
-            Condvar(shuttle::sync::Condvar::new())
-        }
-        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-            self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        pub fn notify_all(&self) {
-            self.0.notify_all();
-        }
-        pub fn notify_one(&self) {
-            self.0.notify_one();
-        }
-    }
+    checker_backend!(shuttle);
 }
 
 pub use imp::*;
