@@ -682,8 +682,8 @@ impl Subject for BalloonSim {
         }
     }
 
-    fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        self.world.check_invariants(&self.cx, &self.task_pages())
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        self.world.check_invariants(&sim.observer_cx("check_invariants", 0), &self.task_pages())
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {

@@ -395,8 +395,8 @@ impl Subject for MbcacheSubject {
         Outcome { result, lru, counts }
     }
 
-    fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        self.registry.check_invariants(&self.cx)?;
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        self.registry.check_invariants(&sim.observer_cx("check_invariants", 0))?;
         if !self.registry.shrinker_registered() {
             return Err(Violation::new(
                 "invariant",

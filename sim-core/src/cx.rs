@@ -32,6 +32,8 @@ pub struct Cx {
     irqs_disabled: Cell<bool>,
     hardirq_depth: Cell<u32>,
     held: RefCell<Vec<HeldLock>>,
+    /// An observer (a checker reading model state) is neither traced nor checked by lockdep.
+    observer: bool,
 }
 
 impl std::fmt::Debug for Cx {
@@ -49,7 +51,7 @@ impl std::fmt::Debug for Cx {
 }
 
 impl Cx {
-    pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId) -> Cx {
+    pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId, observer: bool) -> Cx {
         Cx {
             sim,
             task,
@@ -59,6 +61,7 @@ impl Cx {
             irqs_disabled: Cell::new(false),
             hardirq_depth: Cell::new(0),
             held: RefCell::new(Vec::new()),
+            observer,
         }
     }
 
@@ -148,7 +151,7 @@ impl Cx {
     /// `might_sleep()`: reports a sleeping call made in atomic context. `what` names the call.
     #[track_caller]
     pub fn might_sleep(&self, what: &str) {
-        if !(self.in_atomic() || self.irqs_disabled()) {
+        if self.observer || !(self.in_atomic() || self.irqs_disabled()) {
             return;
         }
         let location = Location::caller();
@@ -187,8 +190,16 @@ impl Cx {
         self.held.borrow().iter().any(|h| h.name == class)
     }
 
-    /// Records a trace event from this context.
+    /// Whether this is an observer context ([`Sim::observer_cx`]).
+    pub fn is_observer(&self) -> bool {
+        self.observer
+    }
+
+    /// Records a trace event from this context (none for an observer).
     pub fn trace(&self, kind: EventKind) {
+        if self.observer {
+            return;
+        }
         self.sim.trace().record(self.sim.now_ns(), self.cpu(), self.task, kind);
     }
 
@@ -230,7 +241,7 @@ impl Cx {
             cpu: self.cpu(),
             in_irq: self.in_irq(),
         };
-        if lockdep.is_enabled() {
+        if lockdep.is_enabled() && !self.observer {
             let held = self.held.borrow();
             lockdep.check_acquire(&held, &mut held_lock, &self.name, !self.irqs_disabled());
         }

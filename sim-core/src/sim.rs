@@ -196,6 +196,15 @@ impl Sim {
         self.cx_for_task(task, name, cpu)
     }
 
+    /// A context for a checker reading model state (invariant checks, a reference model's facts,
+    /// coverage): it takes the model's locks like any context, but nothing it does is traced or
+    /// checked by lockdep, because it is not kernel code: its lock orders are not the kernel's,
+    /// and its reads would bury the interleaving a learner is meant to see.
+    pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
+        assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
+        Cx::new(self.clone(), 0, name, cpu, true)
+    }
+
     /// A lock-acquisition token unique in this world, pairing an acquisition with its release.
     pub(crate) fn next_token(&self) -> u64 {
         self.world.next_token.fetch_add(1, Ordering::Relaxed)
@@ -205,7 +214,7 @@ impl Sim {
     pub fn cx_for_task(&self, task: TaskId, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
         self.world.trace.name_task(task, name);
-        Cx::new(self.clone(), task, name, cpu)
+        Cx::new(self.clone(), task, name, cpu, false)
     }
 
     // --- randomness -------------------------------------------------------------------------

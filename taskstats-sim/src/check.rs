@@ -173,7 +173,7 @@ fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
 
 impl TaskstatsSubject {
     fn facts(&self, sim: &Sim, port: u32, target: Option<&Target>, fd: Option<u8>) -> (RequestFacts, u32) {
-        let cx = sim.cx("facts", 0);
+        let cx = sim.observer_cx("facts", 0);
         let live = self.model.live_pids(&cx);
         let p = self.port_info(sim, port);
         let current =
@@ -220,7 +220,7 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let cx = sim.cx("op", 0);
+        let cx = sim.observer_cx("op", 0);
         let Some(port) = pick(&self.model.port_ids(&cx), port) else {
             return Outcome::Done;
         };
@@ -249,7 +249,7 @@ impl TaskstatsSubject {
     }
 
     fn lists(&self, sim: &Sim) -> Vec<Vec<u32>> {
-        let cx = sim.cx("lists", 0);
+        let cx = sim.observer_cx("lists", 0);
         (0..self.model.params().cpus)
             .map(|cpu| self.model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
             .collect()
@@ -320,7 +320,7 @@ impl Subject for TaskstatsSubject {
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
-        let cx = sim.cx("op", 0);
+        let cx = sim.observer_cx("op", 0);
         let live = self.model.live_pids(&cx);
         drop(cx);
         match op {
@@ -374,7 +374,7 @@ impl Subject for TaskstatsSubject {
                 }
             }
             Op::Reap { task } => {
-                let cx = sim.cx("op", 0);
+                let cx = sim.observer_cx("op", 0);
                 let zombies = self.model.zombie_pids(&cx);
                 drop(cx);
                 if let Some(pid) = pick(&zombies, *task) {
@@ -386,7 +386,7 @@ impl Subject for TaskstatsSubject {
                 Outcome::Port(pick(&live, *task).and_then(|pid| self.model.open_port(sim, pid)))
             }
             Op::ClosePort { port } => {
-                let cx = sim.cx("op", 0);
+                let cx = sim.observer_cx("op", 0);
                 let ports = self.model.port_ids(&cx);
                 drop(cx);
                 let id = pick(&ports, *port);
@@ -396,7 +396,7 @@ impl Subject for TaskstatsSubject {
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
-                let cx = sim.cx("op", 0);
+                let cx = sim.observer_cx("op", 0);
                 let ports = self.model.port_ids(&cx);
                 drop(cx);
                 let id = pick(&ports, *port);
@@ -443,7 +443,7 @@ impl Subject for TaskstatsSubject {
                 Some(*fd),
             ),
             Op::Raw { port, bytes } => {
-                let cx = sim.cx("op", 0);
+                let cx = sim.observer_cx("op", 0);
                 let ports = self.model.port_ids(&cx);
                 drop(cx);
                 if let Some(id) = pick(&ports, *port) {

@@ -1444,7 +1444,7 @@ impl Taskstats {
 
     /// The invariants that hold between operations.
     pub fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
-        let cx = sim.cx("check_invariants", 0);
+        let cx = sim.observer_cx("check_invariants", 0);
         let ports = self.port_ids(&cx);
         let _ = ports;
         for (cpu, listeners) in self.listener_array.iter().enumerate() {
