@@ -142,6 +142,12 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// The trace lane that marks where each operation of a case begins and ends.
+pub const OP_LANE: &str = "ksim-op";
+
+/// How much of an outcome's text an operation's end marker keeps.
+const OP_RESULT_CHARS_MAX: usize = 160;
+
 /// Runs one case: `ops` against a model built from `config` in a `Sim` seeded with `seed`.
 pub fn run_case<S: Subject>(
     config: &S::Config,
@@ -169,9 +175,24 @@ pub fn run_case<S: Subject>(
     };
     let mut violation = None;
     let mut ops_run = 0;
+    // Operation markers on a lane of their own, so a drawn trace shows which operation each
+    // lock event belongs to. Built only when events are kept: the text costs more than an op.
+    let marker = sim.trace().keeps_events().then(|| sim.cx(OP_LANE, 0));
     for (index, op) in ops.iter().enumerate() {
+        if let Some(marker) = &marker {
+            marker.op_begin("op", format!("#{} {op:?}", index + 1));
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op)));
         ops_run = index + 1;
+        if let (Some(marker), Ok(outcome)) = (&marker, &outcome) {
+            let mut result = format!("{outcome:?}");
+            if result.len() > OP_RESULT_CHARS_MAX {
+                let cut = (0..=OP_RESULT_CHARS_MAX).rev().find(|&i| result.is_char_boundary(i)).unwrap_or(0);
+                result.truncate(cut);
+                result.push('~');
+            }
+            marker.op_end("op", result);
+        }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(payload) => {

@@ -200,6 +200,11 @@ impl Trace {
         }
     }
 
+    /// Whether events are kept (not only hashed), so that building their text is worth it.
+    pub fn keeps_events(&self) -> bool {
+        self.lock().mode != TraceMode::HashOnly
+    }
+
     /// Names a task for the drawings.
     pub fn name_task(&self, task: TaskId, name: &str) {
         self.lock().tasks.insert(task, name.to_string());
