@@ -201,7 +201,7 @@ pub fn run_case<S: Subject>(
                 break;
             }
         };
-        if let Some(found) = sim.violations().into_iter().next() {
+        if let Some(found) = sim.has_violations().then(|| sim.violations().into_iter().next()).flatten() {
             violation = Some((index, found));
             break;
         }

@@ -472,6 +472,11 @@ impl Lockdep {
         self.graph().reports.clone()
     }
 
+    /// How many reports have been made (no copies).
+    pub fn reports_count(&self) -> usize {
+        self.graph().reports.len()
+    }
+
     /// How many distinct classes have been seen.
     pub fn classes_count(&self) -> usize {
         self.graph().names.len()

@@ -287,6 +287,21 @@ fn runs(mask: &CpuMask) -> impl Iterator<Item = (CpuId, CpuId)> + '_ {
     })
 }
 
+/// The end of one group in both parsers: `a-b` with `a > b` is EINVAL, a CPU at or past
+/// `nr_cpu_ids` is ERANGE (checked in that order, as both kernels do), else the range is set.
+fn set_group(mask: &mut CpuMask, a: u32, b: u32, nr_cpu_ids: u32) -> Result<(), Errno> {
+    if a > b {
+        return Err(Errno::EINVAL);
+    }
+    if b >= nr_cpu_ids {
+        return Err(Errno::ERANGE);
+    }
+    for cpu in a..=b {
+        mask.set(cpu);
+    }
+    Ok(())
+}
+
 /// `bitmap_scnlistprintf()`: the CPUs of `mask` as a cpulist, runs of two or more consecutive
 /// CPUs as `first-last`, joined by commas: `"0-3,5,7-8"`. An empty mask gives `""`.
 ///
@@ -453,15 +468,7 @@ fn parselist_3(buf: &[u8], nr_cpu_ids: u32) -> Result<CpuMask, Errno> {
         }
         // No test that a digit followed the `-` (`expect_digit` is not looked at here), and
         // none that the group held a digit at all: an empty group is a = b = 0, CPU 0.
-        if a > b {
-            return Err(Errno::EINVAL);
-        }
-        if b >= nr_cpu_ids {
-            return Err(Errno::ERANGE);
-        }
-        for cpu in a..=b {
-            mask.set(cpu);
-        }
+        set_group(&mut mask, a, b, nr_cpu_ids)?;
         // The kernel loops `while (buflen && c == ',')`: a comma that is the last byte ends
         // the list without an empty group after it, and a NUL ends it in any case.
         if !(c == b',' && rest.len() > 0) {
@@ -524,15 +531,7 @@ pub fn cpulist_parse_2_6_18(text: &str, nr_cpu_ids: u32) -> Result<CpuMask, Errn
             b = last;
             p = next;
         }
-        if a > b {
-            return Err(Errno::EINVAL);
-        }
-        if b >= nr_cpu_ids {
-            return Err(Errno::ERANGE);
-        }
-        for cpu in a..=b {
-            mask.set(cpu);
-        }
+        set_group(&mut mask, a, b, nr_cpu_ids)?;
         if at(p) == b',' {
             p += 1;
         }

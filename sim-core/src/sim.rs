@@ -309,6 +309,12 @@ impl Sim {
         lock(&self.world.violations).push(violation);
     }
 
+    /// Whether anything has been reported, lockdep included: the cheap test the harness makes
+    /// after every operation, before building [`Sim::violations`].
+    pub fn has_violations(&self) -> bool {
+        !lock(&self.world.violations).is_empty() || self.lockdep().reports_count() > 0
+    }
+
     /// Every violation reported so far, lockdep's included, in the order found.
     pub fn violations(&self) -> Vec<Violation> {
         let mut found = lock(&self.world.violations).clone();

@@ -73,6 +73,25 @@ pub struct Port {
     pub last_seq: BTreeMap<u32, u32>,
 }
 
+impl Port {
+    /// A new open socket of `task`'s process at port `id`, with the owner's credentials as
+    /// they are now (the kernel records them at open and checks them at each request).
+    fn of_task(id: u32, task: &Task) -> Port {
+        Port {
+            id,
+            owner_tgid: task.tgid,
+            uid: task.uid,
+            user_ns: task.user_ns,
+            pid_ns: task.pid_ns(),
+            capable: task.cap_net_admin && task.user_ns == 0,
+            open: true,
+            queue: VecDeque::new(),
+            overruns: 0,
+            last_seq: BTreeMap::new(),
+        }
+    }
+}
+
 /// What the checker's ledger knows about one thread group.
 #[derive(Debug, Default, Clone)]
 struct GroupLedger {
@@ -417,28 +436,13 @@ impl Taskstats {
     pub fn open_port(&self, sim: &Sim, pid: u32) -> Option<u32> {
         let cx = sim.cx_for_task(pid, "socket", 0);
         let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None)?;
-        let capable = task.cap_net_admin && task.user_ns == 0;
         let mut ports = self.ports.lock(&cx);
         let id = if ports.contains_key(&task.tgid) {
             self.next_port.fetch_sub(1, Ordering::Relaxed)
         } else {
             task.tgid
         };
-        ports.insert(
-            id,
-            Port {
-                id,
-                owner_tgid: task.tgid,
-                uid: task.uid,
-                user_ns: task.user_ns,
-                pid_ns: task.pid_ns(),
-                capable,
-                open: true,
-                queue: VecDeque::new(),
-                overruns: 0,
-                last_seq: BTreeMap::new(),
-            },
-        );
+        ports.insert(id, Port::of_task(id, &task));
         Some(id)
     }
 
@@ -452,21 +456,7 @@ impl Taskstats {
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
         }
-        ports.insert(
-            id,
-            Port {
-                id,
-                owner_tgid: task.tgid,
-                uid: task.uid,
-                user_ns: task.user_ns,
-                pid_ns: task.pid_ns(),
-                capable: task.cap_net_admin && task.user_ns == 0,
-                open: true,
-                queue: VecDeque::new(),
-                overruns: 0,
-                last_seq: BTreeMap::new(),
-            },
-        );
+        ports.insert(id, Port::of_task(id, &task));
         Ok(())
     }
 

@@ -359,25 +359,7 @@ impl TaskstatsRecord {
         let mut b = vec![0u8; size];
         let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
         put(0, &self.version.to_le_bytes());
-        if version < 8 {
-            // Version 1: version, padding[3], then the eight delay counters from offset 8.
-            let delays = [
-                self.cpu_count,
-                self.cpu_delay_total,
-                self.blkio_count,
-                self.blkio_delay_total,
-                self.swapin_count,
-                self.swapin_delay_total,
-                self.cpu_run_real_total,
-                self.cpu_run_virtual_total,
-            ];
-            for (i, v) in delays.iter().enumerate() {
-                put(8 + 8 * i, &v.to_le_bytes());
-            }
-            return b;
-        }
-        put(4, &self.ac_exitcode.to_le_bytes());
-        put(8, &[self.ac_flag, self.ac_nice]);
+        // The eight delay counters, in the order both layouts keep them.
         let delays = [
             self.cpu_count,
             self.cpu_delay_total,
@@ -388,9 +370,17 @@ impl TaskstatsRecord {
             self.cpu_run_real_total,
             self.cpu_run_virtual_total,
         ];
+        // Version 1: version, padding[3], then the delays from offset 8. Version 8 puts
+        // ac_exitcode, ac_flag and ac_nice first and the delays from offset 16.
+        let delays_at = if version < 8 { 8 } else { 16 };
         for (i, v) in delays.iter().enumerate() {
-            put(16 + 8 * i, &v.to_le_bytes());
+            put(delays_at + 8 * i, &v.to_le_bytes());
         }
+        if version < 8 {
+            return b;
+        }
+        put(4, &self.ac_exitcode.to_le_bytes());
+        put(8, &[self.ac_flag, self.ac_nice]);
         put(80, &self.ac_comm);
         put(112, &[self.ac_sched]);
         let ids = [self.ac_uid, self.ac_gid, self.ac_pid, self.ac_ppid, self.ac_btime];
