@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use sim_core::check::{Catalog, FixInfo, PresetInfo, Reference, ScenarioInfo, Subject, ZooEntry};
+use sim_core::check::{Catalog, Reference, ScenarioInfo, Subject, ZooEntry};
 use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::fixes::{FixTable, FixTableOf};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::{Gfp, PageAllocConfig, PageAllocator, Pfn, PAGE_SIZE_4K, PAGE_SIZE_64K};
 use sim_core::sync::atomic::Ordering;
@@ -16,7 +17,7 @@ use sim_core::trace::TraceMode;
 use sim_core::{Cx, Errno, Sim, SimConfig, Violation};
 
 use crate::balloon_compaction::{compact_one, CompactResult};
-use crate::fixes::Fixes;
+use crate::fixes::{BalloonFixes, Fixes};
 use crate::guest::Endian;
 use crate::host::{
     BalloonHost, VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ,
@@ -67,7 +68,7 @@ impl BalloonConfig {
     pub fn preset(name: &str) -> Result<BalloonConfig, String> {
         Ok(BalloonConfig {
             preset: name.to_string(),
-            fixes: Fixes::preset(name)?,
+            fixes: Fixes::parse(Some(name), &[])?,
             page_size: None,
             memory_bytes: 1 << 20,
             host_features: None,
@@ -740,7 +741,7 @@ impl Reference for BalloonModel {
 
     fn new(config: &BalloonConfig) -> Self {
         BalloonModel {
-            align_target: config.fixes.align_target,
+            align_target: config.fixes.on(crate::fixes::ALIGN_TARGET),
             target: 0,
             tasks: BTreeMap::new(),
             tasks_count: config.tasks.max(1),
@@ -807,19 +808,13 @@ impl Reference for BalloonModel {
 }
 
 impl Catalog for BalloonSim {
-    fn presets() -> Vec<PresetInfo> {
-        Fixes::presets()
+    fn fix_table() -> &'static FixTable {
+        <BalloonFixes as FixTableOf>::TABLE
     }
 
-    fn fixes() -> Vec<FixInfo> {
-        Fixes::infos()
-    }
-
-    fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<BalloonConfig, String> {
-        let mut config = BalloonConfig::preset(preset.unwrap_or("fixed"))?;
-        for name in fixes_off {
-            config.fixes.set(name, false)?;
-        }
+    fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<BalloonConfig, String> {
+        let mut config = BalloonConfig::preset(kernel.unwrap_or("fixed"))?;
+        config.fixes = Fixes::parse(kernel, fixes_off)?;
         Ok(config)
     }
 
@@ -827,64 +822,67 @@ impl Catalog for BalloonSim {
         vec![
             ZooEntry {
                 name: "oom-deadlock",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "oom-deadlock",
                 checker: "lockdep",
-                expected_kind: "lockdep:circular-locking",
+                expected: vec!["lockdep:circular-locking".into()],
                 ops_max: 40,
                 cases_max: 400,
             },
             ZooEntry {
                 name: "fill-pfns-index",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "fill-pfns-index",
                 checker: "op-sim",
-                expected_kind: "invariant:host-holds-non-balloon-pfn|invariant:balloon-pfn-not-held",
+                expected: vec![
+                    "invariant:host-holds-non-balloon-pfn".into(),
+                    "invariant:balloon-pfn-not-held".into(),
+                ],
                 ops_max: 30,
                 cases_max: 200,
             },
             ZooEntry {
                 name: "stats-first-buffer",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "stats-first-buffer",
                 checker: "op-sim",
-                expected_kind: "host-finding",
+                expected: vec!["host-finding".into()],
                 ops_max: 10,
                 cases_max: 100,
             },
             ZooEntry {
                 name: "pfn-format-virtio1",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "pfn-format-virtio1",
                 checker: "op-sim",
-                expected_kind: "host-finding",
+                expected: vec!["host-finding".into()],
                 ops_max: 30,
                 cases_max: 300,
             },
             ZooEntry {
                 name: "endless-inflate-deflate-64k",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "align-target",
                 checker: "op-sim",
-                expected_kind: "liveness",
+                expected: vec!["liveness".into()],
                 ops_max: 30,
                 cases_max: 300,
             },
             ZooEntry {
                 name: "leak-available-pages",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "leak-available-pages",
                 checker: "op-sim",
-                expected_kind: "BUG",
+                expected: vec!["BUG".into()],
                 ops_max: 40,
                 cases_max: 400,
             },
             ZooEntry {
                 name: "migrate-managed-count",
-                preset: "fixed",
+                kernel: "fixed",
                 fix: "migrate-managed-count",
                 checker: "op-sim",
-                expected_kind: "invariant:managed-pages-not-conserved",
+                expected: vec!["invariant:managed-pages-not-conserved".into()],
                 ops_max: 40,
                 cases_max: 400,
             },
@@ -904,7 +902,7 @@ impl Catalog for BalloonSim {
                 // Only this fix off, so the trace shows one idea (the 4.4 preset also BUG()s in
                 // the OOM notifier's leak of an almost empty balloon).
                 let mut fixes = Fixes::all();
-                fixes.oom_deadlock = false;
+                fixes.set(crate::fixes::OOM_DEADLOCK, false);
                 Some(oom_deadlock_scenario(fixes))
             }
             _ => None,
@@ -915,7 +913,7 @@ impl Catalog for BalloonSim {
 /// The OOM deadlock as a scripted run: a 16-page guest, a task holding half of it, a host that
 /// wants 12 pages, the balloon thread running out of puff under balloon_lock (direct reclaim
 /// waits for the filesystem lock), then a task holding the filesystem lock hitting OOM, so the
-/// OOM notifier takes balloon_lock: lockdep reports the cycle. With `fixes.oom_deadlock` the
+/// OOM notifier takes balloon_lock: lockdep reports the cycle. With `fixes.on(crate::fixes::OOM_DEADLOCK)` the
 /// same script is quiet.
 pub fn oom_deadlock_scenario(fixes: Fixes) -> Sim {
     let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full));

@@ -272,8 +272,11 @@ impl VirtioBalloon {
     fn tell_host(&self, cx: &Cx, locked: &Locked, vq: &VirtQueue) {
         let mem = &self.vdev.mem;
         // The seed sends CPU-order u32s; the fix sends __virtio32.
-        let endian =
-            if self.fixes.pfn_format_virtio1 { self.vdev.virtio_endian() } else { self.vdev.guest_endian() };
+        let endian = if self.fixes.on(crate::fixes::PFN_FORMAT_VIRTIO1) {
+            self.vdev.virtio_endian()
+        } else {
+            self.vdev.guest_endian()
+        };
         for (i, &pfn) in locked.pfns[..locked.num_pfns].iter().enumerate() {
             mem.write_u32(PFNS_ADDR + 4 * i as u64, pfn, endian);
         }
@@ -313,7 +316,7 @@ impl VirtioBalloon {
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
         let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
         cx.op_begin("fill_balloon", format!("{num}"));
-        if !self.fixes.oom_deadlock {
+        if !self.fixes.on(crate::fixes::OOM_DEADLOCK) {
             // The seed: allocate, and sleep, with balloon_lock held.
             let mut locked = self.balloon_lock.lock(cx);
             locked.num_pfns = 0;
@@ -350,7 +353,7 @@ impl VirtioBalloon {
             locked.num_pfns = 0;
             while let Some(page) = new_pages.pop() {
                 self.vb_dev_info.balloon_page_insert(cx, page);
-                if self.fixes.fill_pfns_index {
+                if self.fixes.on(crate::fixes::FILL_PFNS_INDEX) {
                     let at = locked.num_pfns;
                     self.set_page_pfns(cx, &mut locked, at, page);
                 } else {
@@ -421,7 +424,11 @@ impl VirtioBalloon {
         cx.op_begin("leak_balloon", format!("{num}"));
         let mut locked = self.balloon_lock.lock(cx);
         // "balloon: check the number of available pages in leak balloon".
-        let num = if self.fixes.leak_available_pages { num.min(self.num_pages() as usize) } else { num };
+        let num = if self.fixes.on(crate::fixes::LEAK_AVAILABLE_PAGES) {
+            num.min(self.num_pages() as usize)
+        } else {
+            num
+        };
         locked.num_pfns = 0;
         while locked.num_pfns < num {
             let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx) else {
@@ -505,7 +512,7 @@ impl VirtioBalloon {
             num_pages = swap_if_big(self.vdev.guest_endian(), num_pages);
         }
         let mut target = i64::from(num_pages);
-        if self.fixes.align_target {
+        if self.fixes.on(crate::fixes::ALIGN_TARGET) {
             let ppp = i64::from(self.pages_per_page);
             target = (target + ppp - 1) / ppp * ppp;
         }
@@ -598,7 +605,7 @@ impl VirtioBalloon {
         let stats_vq = vqs.next();
         *self.vqs.lock() = Some(Vqs { inflate, deflate, stats: stats_vq.clone() });
         if let Some(vq) = stats_vq {
-            if self.fixes.stats_first_buffer {
+            if self.fixes.on(crate::fixes::STATS_FIRST_BUFFER) {
                 self.update_balloon_stats(cx);
             }
             let len = (VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE) as u32;
@@ -626,7 +633,7 @@ impl VirtioBalloon {
             guard.isolated.remove(&page);
             guard.isolated_pages -= 1;
         }
-        if self.fixes.migrate_managed_count
+        if self.fixes.on(crate::fixes::MIGRATE_MANAGED_COUNT)
             && !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM)
             && self.pages.zone_of(cx, page).ok() != self.pages.zone_of(cx, newpage).ok()
         {

@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use sim_core::check::Artifact;
+use serde::Serialize;
+use sim_core::check::{Artifact, FixInfo, PresetInfo, ScenarioInfo, ZooEntry};
+use sim_core::fixes::KernelVersion;
 use sim_core::trace::{render_chrome, render_text, Event, TaskId};
 
 use crate::registry::{self, SubsystemEntry};
@@ -192,34 +194,112 @@ pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Resu
 }
 
 /// `ksim list`: subsystems with their presets, fixes, scenarios and zoo entries.
-pub(crate) fn list() -> String {
+/// How `ksim list` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ListFormat {
+    /// Indented text for a person.
+    Text,
+    /// One JSON array, an object per subsystem.
+    Json,
+}
+
+/// One subsystem as `ksim list --format json` prints it.
+#[derive(Debug, Serialize)]
+struct SubsystemListing {
+    name: &'static str,
+    /// The oldest and newest kernel versions modelled.
+    oldest: KernelVersion,
+    newest: KernelVersion,
+    /// With `--kernel`: the version asked for and the fixes it has on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: Option<KernelListing>,
+    presets: Vec<PresetInfo>,
+    fixes: Vec<FixInfo>,
+    scenarios: Vec<ScenarioInfo>,
+    zoo: Vec<ZooEntry>,
+}
+
+#[derive(Debug, Serialize)]
+struct KernelListing {
+    version: KernelVersion,
+    fixes_on: Vec<String>,
+}
+
+fn listing(entry: &SubsystemEntry, kernel: Option<KernelVersion>) -> SubsystemListing {
+    let (oldest, newest) = (entry.kernel_range)();
+    let fixes = (entry.fixes)();
+    let kernel = kernel.map(|version| KernelListing {
+        version,
+        fixes_on: fixes.iter().filter(|fix| fix.landed_in <= version).map(|fix| fix.name.clone()).collect(),
+    });
+    SubsystemListing {
+        name: entry.name,
+        oldest,
+        newest,
+        kernel,
+        presets: (entry.presets)(),
+        fixes,
+        scenarios: (entry.scenarios)(),
+        zoo: (entry.zoo)(),
+    }
+}
+
+/// `ksim list`: every subsystem's kernel range, presets, fixes, scenarios and zoo entries; with
+/// `kernel`, only the subsystems that model it, each with the fixes it has.
+pub(crate) fn list(format: ListFormat, kernel: Option<&str>) -> Result<String, String> {
+    let (entries, version) = match kernel {
+        Some(kernel) => (registry::modelling(kernel)?, Some(kernel.parse::<KernelVersion>()?)),
+        None => (registry::registry(), None),
+    };
+    let listings: Vec<SubsystemListing> = entries.iter().map(|entry| listing(entry, version)).collect();
+    match format {
+        ListFormat::Json => serde_json::to_string_pretty(&listings)
+            .map(|json| json + "\n")
+            .map_err(|e| format!("cannot write the listing as JSON: {e}")),
+        ListFormat::Text => Ok(listings.iter().map(list_text).collect()),
+    }
+}
+
+fn list_text(listing: &SubsystemListing) -> String {
     let mut out = String::new();
-    for entry in registry::registry() {
-        let _ = writeln!(out, "{}", entry.name);
-        let _ = writeln!(out, "  presets (oldest first; the last is the default):");
-        for preset in (entry.presets)() {
-            let fixes = if preset.fixes.is_empty() { "none".to_string() } else { preset.fixes.join(", ") };
-            let _ = writeln!(out, "    {:<20} {}", preset.name, preset.description);
-            let _ = writeln!(out, "    {:<20} fixes on: {fixes}", "");
-        }
-        let _ = writeln!(out, "  fixes (--fix-off NAME):");
-        for fix in (entry.fixes)() {
-            let cve = fix.cve.map(|c| format!(" [{c}]")).unwrap_or_default();
-            let _ = writeln!(out, "    {:<20} {}{cve}", fix.name, fix.title);
-            let _ = writeln!(out, "    {:<20} without it: {}", "", fix.symptom);
-        }
-        let _ = writeln!(out, "  scenarios (ksim trace NAME):");
-        for scenario in (entry.scenarios)() {
-            let _ = writeln!(out, "    {:<20} {}", scenario.name, scenario.description);
-        }
-        let _ = writeln!(out, "  zoo (ksim zoo):");
-        for bug in (entry.zoo)() {
-            let _ = writeln!(
-                out,
-                "    {:<20} {} (preset {}, found by {} as {})",
-                bug.fix, bug.name, bug.preset, bug.checker, bug.expected_kind
-            );
-        }
+    let _ = writeln!(
+        out,
+        "{} (kernels {} to {}; --kernel VERSION or a preset)",
+        listing.name, listing.oldest, listing.newest
+    );
+    if let Some(kernel) = &listing.kernel {
+        let on = if kernel.fixes_on.is_empty() { "none".to_string() } else { kernel.fixes_on.join(", ") };
+        let _ = writeln!(out, "  kernel {} has: {on}", kernel.version);
+    }
+    let _ = writeln!(out, "  presets (oldest first; the last is the default):");
+    for preset in &listing.presets {
+        let fixes = if preset.fixes.is_empty() { "none".to_string() } else { preset.fixes.join(", ") };
+        let _ = writeln!(out, "    {:<20} {} ({})", preset.name, preset.description, preset.version);
+        let _ = writeln!(out, "    {:<20} fixes on: {fixes}", "");
+    }
+    let _ = writeln!(out, "  fixes (--fix-off NAME):");
+    for fix in &listing.fixes {
+        let cve = fix.cve.as_ref().map(|c| format!(" [{c}]")).unwrap_or_default();
+        let _ = writeln!(out, "    {:<24} {}{cve}", fix.name, fix.title);
+        let _ = writeln!(out, "    {:<24} commit {}, landed in {}", "", fix.commit, fix.landed_in);
+        let _ = writeln!(out, "    {:<24} without it: {}", "", fix.symptom);
+    }
+    let _ = writeln!(out, "  scenarios (ksim trace NAME):");
+    for scenario in &listing.scenarios {
+        let _ = writeln!(out, "    {:<24} {}", scenario.name, scenario.description);
+    }
+    let _ = writeln!(out, "  zoo (ksim zoo):");
+    for bug in &listing.zoo {
+        let expected: Vec<String> = bug.expected.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            out,
+            "    {:<24} {} (kernel {}, found by {} as {})",
+            bug.fix,
+            bug.name,
+            bug.kernel,
+            bug.checker,
+            expected.join(" or ")
+        );
     }
     out
 }
@@ -264,14 +344,13 @@ pub(crate) fn taskstats_netlink(
     output: &mut dyn Write,
 ) -> Result<(), String> {
     use sim_core::{Sim, SimConfig};
-    use taskstats_sim::{ForkKind, Params, Taskstats, PRESETS};
+    use taskstats_sim::{ForkKind, Params, Taskstats};
     if port == 0 {
         return Err("port 0 is the kernel's; name a user port id (1 or more)".to_string());
     }
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(|e| format!("cannot read the request bytes: {e}"))?;
-    let preset = PRESETS[PRESETS.len() - 1];
-    let fixes = taskstats_sim::Fixes::preset(preset).ok_or_else(|| format!("no preset {preset}"))?;
+    let fixes = taskstats_sim::Fixes::parse(None, &[])?;
     let sim = Sim::new(SimConfig::new(0));
     let model = Taskstats::new(&sim, fixes, Params::default());
     let client =

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
-use sim_core::check::{Catalog, FixInfo, PresetInfo, Reference, ScenarioInfo, Subject, ZooEntry};
+use sim_core::check::{Catalog, Reference, ScenarioInfo, Subject, ZooEntry};
+use sim_core::fixes::{Commit, Fix, FixTable, FixTableOf, Fixes, KernelVersion, NamedPreset};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::trace::TraceMode;
@@ -395,21 +396,54 @@ impl Reference for DemoModel {
     }
 }
 
-fn config_with(preset: &str, fixes_off: &[String]) -> Result<DemoConfig, String> {
-    let presets = Demo::presets();
-    let Some(info) = presets.iter().find(|p| p.name == preset) else {
-        let names: Vec<&str> = presets.iter().map(|p| p.name).collect();
-        return Err(format!("demo has no preset {preset:?}; presets: {}", names.join(", ")));
+fn config_with(kernel: &str, fixes_off: &[String]) -> Result<DemoConfig, String> {
+    let on = Fixes::<DemoFixes>::parse(Some(kernel), fixes_off)?;
+    let fixes: BTreeSet<String> = on.names_on().into_iter().map(str::to_string).collect();
+    Ok(DemoConfig { preset: kernel.to_string(), fixes, keys: KEYS_COUNT, tasks: TASKS_COUNT })
+}
+
+/// The demo's fix table, as a type.
+#[derive(Debug)]
+pub(crate) struct DemoFixes;
+
+impl FixTableOf for DemoFixes {
+    /// The demo pretends to be a subsystem whose two fixes landed in 6.1, so that `--kernel 6.0`
+    /// and `--kernel 6.1` mean something; nothing here is upstream.
+    const TABLE: &'static FixTable = &FixTable {
+        subsystem: "demo",
+        oldest: KernelVersion::new(6, 0, 0),
+        newest: KernelVersion::new(6, 1, 0),
+        fixes: &[
+            Fix {
+                name: FIX_SHRINK_SKIPS_USED,
+                title: "demo: shrinker skips entries in use (teaching example, not an upstream commit)",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::new(6, 1, 0),
+                cve: None,
+                symptom: "the shrinker frees an entry a task still holds; its put is a use after free",
+            },
+            Fix {
+                name: FIX_LRU_LOCK_ORDER,
+                title: "demo: shrinker takes demo_cache_lock before demo_lru_lock (teaching example)",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::new(6, 1, 0),
+                cve: None,
+                symptom: "insert and shrink take the two locks in opposite orders: an ABBA deadlock",
+            },
+        ],
+        presets: &[
+            NamedPreset {
+                name: PRESET_OLD,
+                version: KernelVersion::new(6, 0, 0),
+                description: "the demo cache before its fixes: both bugs present",
+            },
+            NamedPreset {
+                name: PRESET_NEW,
+                version: KernelVersion::new(6, 1, 0),
+                description: "the demo cache with both fixes (the default)",
+            },
+        ],
     };
-    let mut fixes: BTreeSet<String> = info.fixes.iter().map(|f| f.to_string()).collect();
-    for fix in fixes_off {
-        if !Demo::fixes().iter().any(|f| f.name == fix) {
-            let names: Vec<&str> = Demo::fixes().iter().map(|f| f.name).collect();
-            return Err(format!("demo has no fix {fix:?}; fixes: {}", names.join(", ")));
-        }
-        fixes.remove(fix);
-    }
-    Ok(DemoConfig { preset: preset.to_string(), fixes, keys: KEYS_COUNT, tasks: TASKS_COUNT })
 }
 
 /// Runs `script` (task index, operation) in a fresh `Sim` that keeps its whole trace.
@@ -428,36 +462,8 @@ fn scripted(fixes_off: &[String], script: &[DemoOp]) -> Sim {
 }
 
 impl Catalog for Demo {
-    fn presets() -> Vec<PresetInfo> {
-        vec![
-            PresetInfo {
-                name: PRESET_OLD,
-                description: "the demo cache before its fixes: both bugs present",
-                fixes: vec![],
-            },
-            PresetInfo {
-                name: PRESET_NEW,
-                description: "the demo cache with both fixes (the default)",
-                fixes: vec![FIX_SHRINK_SKIPS_USED, FIX_LRU_LOCK_ORDER],
-            },
-        ]
-    }
-
-    fn fixes() -> Vec<FixInfo> {
-        vec![
-            FixInfo {
-                name: FIX_SHRINK_SKIPS_USED,
-                title: "demo: shrinker skips entries in use (teaching example, not an upstream commit)",
-                cve: None,
-                symptom: "the shrinker frees an entry a task still holds; its put is a use after free",
-            },
-            FixInfo {
-                name: FIX_LRU_LOCK_ORDER,
-                title: "demo: shrinker takes demo_cache_lock before demo_lru_lock (teaching example)",
-                cve: None,
-                symptom: "insert and shrink take the two locks in opposite orders: an ABBA deadlock",
-            },
-        ]
+    fn fix_table() -> &'static FixTable {
+        DemoFixes::TABLE
     }
 
     fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<DemoConfig, String> {
@@ -468,19 +474,19 @@ impl Catalog for Demo {
         vec![
             ZooEntry {
                 name: "demo use after shrink",
-                preset: PRESET_NEW,
+                kernel: PRESET_NEW,
                 fix: FIX_SHRINK_SKIPS_USED,
                 checker: "op-sim",
-                expected_kind: "mismatch",
+                expected: vec!["mismatch".into()],
                 ops_max: 40,
                 cases_max: 300,
             },
             ZooEntry {
                 name: "demo ABBA between cache and LRU locks",
-                preset: PRESET_NEW,
+                kernel: PRESET_NEW,
                 fix: FIX_LRU_LOCK_ORDER,
                 checker: "lockdep",
-                expected_kind: "lockdep:circular-locking",
+                expected: vec!["lockdep:circular-locking".into()],
                 ops_max: 40,
                 cases_max: 300,
             },
@@ -556,7 +562,7 @@ mod tests {
     #[test]
     fn use_after_shrink_scenario_reports_the_use_after_free_and_the_fixed_one_is_clean() {
         let buggy = Demo::run_scenario("use-after-shrink").expect("scenario");
-        let kinds: Vec<String> = buggy.violations().into_iter().map(|v| v.kind).collect();
+        let kinds: Vec<String> = buggy.violations().into_iter().map(|v| v.kind.to_string()).collect();
         assert_eq!(kinds, vec!["use-after-free".to_string()]);
         let fixed = Demo::run_scenario("shrink-skips-used").expect("scenario");
         assert!(fixed.violations().is_empty(), "{:?}", fixed.violations());

@@ -27,7 +27,7 @@ const SHRINK_STEPS: usize = 400;
 #[derive(Debug)]
 pub(crate) struct FuzzArgs {
     pub(crate) subsystems: Vec<String>,
-    pub(crate) preset: Option<String>,
+    pub(crate) kernel: Option<String>,
     pub(crate) fixes_off: Vec<String>,
     pub(crate) seconds: Option<u64>,
     pub(crate) cases: Option<u64>,
@@ -49,18 +49,17 @@ fn select(args: &FuzzArgs) -> Result<Vec<Selected>, String> {
     } else {
         args.subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
     };
-    if args.subsystems.is_empty()
-        && entries.len() > 1
-        && (args.preset.is_some() || !args.fixes_off.is_empty())
-    {
-        return Err(
-            "--preset and --fix-off belong to one subsystem: name it (ksim fuzz SUBSYSTEM ...)".into()
-        );
+    if args.subsystems.is_empty() && entries.len() > 1 && !args.fixes_off.is_empty() {
+        return Err("--fix-off belongs to one subsystem: name it (ksim fuzz SUBSYSTEM ...)".into());
     }
+    let entries = match (&args.kernel, args.subsystems.is_empty()) {
+        (Some(kernel), true) => registry::modelling(kernel)?,
+        _ => entries,
+    };
     entries
         .into_iter()
         .map(|entry| {
-            let config = (entry.config)(args.preset.as_deref(), &args.fixes_off)?;
+            let config = (entry.config)(args.kernel.as_deref(), &args.fixes_off)?;
             Ok(Selected { entry, config })
         })
         .collect()
@@ -175,7 +174,7 @@ fn run_subsystem(
     }
     let mut run = SubsystemRun {
         subsystem: selected.entry.name.to_string(),
-        preset: args.preset.clone(),
+        preset: args.kernel.clone(),
         fixes_off: args.fixes_off.clone(),
         config: selected.config.clone(),
         cases: 0,
@@ -198,7 +197,7 @@ fn run_subsystem(
             let ops_shrunk = failure.artifact.ops.as_array().map_or(0, Vec::len);
             run.failures.push(FailureSummary {
                 seed: failure.artifact.seed,
-                kind: failure.artifact.violation.kind.clone(),
+                kind: failure.artifact.violation.kind.to_string(),
                 message: failure.artifact.violation.message.clone(),
                 artifact: failure.path.clone(),
                 ops_shrunk,

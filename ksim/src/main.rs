@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::TraceFormat;
+use crate::commands::{ListFormat, TraceFormat};
 use crate::zoo::ZooFormat;
 
 /// ksim: Linux kernel subsystems as deterministic Rust models, and the checkers that find their
@@ -42,9 +42,11 @@ enum Command {
     Fuzz {
         /// Subsystems to run (default: all).
         subsystems: Vec<String>,
-        /// The kernel version preset (default: the subsystem's newest).
-        #[arg(long)]
-        preset: Option<String>,
+        /// The kernel: a version (`3.4`, `2.6.19-rc3`: every fix landed by then) or a named preset
+        /// (see `ksim list`); default: each subsystem's default preset. With no subsystem named,
+        /// a version selects the subsystems that model it.
+        #[arg(long, alias = "preset", value_name = "VERSION")]
+        kernel: Option<String>,
         /// Switches a fix off (repeatable).
         #[arg(long = "fix-off", value_name = "NAME")]
         fix_off: Vec<String>,
@@ -96,9 +98,20 @@ enum Command {
         /// Fresh seed ranges per bug (the times and case counts are their medians).
         #[arg(long, value_name = "R", default_value_t = 3)]
         runs: u64,
+        /// Only the bugs kernel VERSION still has (their fix landed after it); each is hunted
+        /// in its zoo kernel with the fix off, as usual.
+        #[arg(long, value_name = "VERSION")]
+        kernel: Option<String>,
     },
     /// Lists subsystems, presets, fixes, scenarios and zoo entries.
-    List,
+    List {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+        /// Shows which fixes kernel VERSION has, per subsystem that models it.
+        #[arg(long, value_name = "VERSION")]
+        kernel: Option<String>,
+    },
     /// Runs a named teaching scenario (SCENARIO or SUBSYSTEM:SCENARIO) and draws its trace.
     Trace {
         /// The scenario (see `ksim list`).
@@ -160,7 +173,7 @@ const EXIT_INTERNAL: u8 = 70;
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let status = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) };
     match cli.command {
-        Command::Fuzz { subsystems, preset, fix_off, seconds, cases, seed, shard, jobs, out, ops_max } => {
+        Command::Fuzz { subsystems, kernel, fix_off, seconds, cases, seed, shard, jobs, out, ops_max } => {
             let interrupt = Arc::new(AtomicBool::new(false));
             {
                 let interrupt = interrupt.clone();
@@ -169,7 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let args = fuzz::FuzzArgs {
                 subsystems,
-                preset,
+                kernel,
                 fixes_off: fix_off,
                 seconds,
                 cases,
@@ -194,8 +207,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Replay { file, trace, out } => {
             Ok(status(commands::replay(&file, trace, out.as_deref())?.ok))
         }
-        Command::Zoo { subsystems, format, cases, runs } => {
-            let rows = zoo::zoo(&subsystems, cases, runs)?;
+        Command::Zoo { subsystems, format, cases, runs, kernel } => {
+            let rows = zoo::zoo(&subsystems, cases, runs, kernel.as_deref())?;
             match format {
                 ZooFormat::Markdown => print!("{}", zoo::markdown(&rows)),
                 ZooFormat::Json => {
@@ -204,8 +217,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(status(zoo::all_ok(&rows)))
         }
-        Command::List => {
-            print!("{}", commands::list());
+        Command::List { format, kernel } => {
+            print!("{}", commands::list(format, kernel.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace { scenario, format, out } => {

@@ -8,6 +8,8 @@ use sim_core::check::{
     self, Artifact, CampaignOptions, CampaignReport, Catalog, FixInfo, PresetInfo, Progress, ReplayReport,
     ScenarioInfo, ZooEntry,
 };
+use sim_core::fixes::KernelVersion;
+use sim_core::zoo::{self, ZooOutcome};
 use sim_core::Sim;
 
 /// A campaign over a configuration given as JSON (the subject's `Config`, serialised).
@@ -32,6 +34,10 @@ pub(crate) struct SubsystemEntry {
     pub(crate) campaign: CampaignFn,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
+    /// `sim_core::zoo::hunt`: the one zoo routine.
+    pub(crate) hunt: fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>,
+    /// The fix table's modelled kernel range, oldest and newest.
+    pub(crate) kernel_range: fn() -> (KernelVersion, KernelVersion),
 }
 
 impl std::fmt::Debug for SubsystemEntry {
@@ -68,6 +74,8 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
         campaign: campaign_json::<S>,
         replay: check::replay::<S>,
         run_scenario: S::run_scenario,
+        hunt: zoo::hunt::<S>,
+        kernel_range: || (S::fix_table().oldest, S::fix_table().newest),
     }
 }
 
@@ -92,14 +100,36 @@ pub(crate) fn find(name: &str) -> Result<SubsystemEntry, String> {
     })
 }
 
+/// The subsystems whose modelled range includes kernel version `kernel`, or an error line giving
+/// each subsystem's range.
+pub(crate) fn modelling(kernel: &str) -> Result<Vec<SubsystemEntry>, String> {
+    let version: KernelVersion = kernel.parse()?;
+    let all = registry();
+    let within: Vec<SubsystemEntry> = all
+        .iter()
+        .filter(|entry| {
+            let (oldest, newest) = (entry.kernel_range)();
+            (oldest..=newest).contains(&version)
+        })
+        .copied()
+        .collect();
+    if within.is_empty() {
+        let ranges: Vec<String> = all
+            .iter()
+            .map(|entry| {
+                let (oldest, newest) = (entry.kernel_range)();
+                format!("{} {oldest} to {newest}", entry.name)
+            })
+            .collect();
+        return Err(format!("no subsystem models kernel {version}; modelled: {}", ranges.join(", ")));
+    }
+    Ok(within)
+}
+
 #[cfg(test)]
 mod tests {
     //! The contract every registered subsystem keeps with the tool, checked for each entry so a
     //! newly registered crate is held to it without new tests.
-
-    use std::sync::atomic::AtomicBool;
-
-    use sim_core::check::CampaignOptions;
 
     use super::registry;
 
@@ -110,7 +140,7 @@ mod tests {
             assert!(!presets.is_empty(), "{} lists no preset", entry.name);
             let fixes = (entry.fixes)();
             for preset in &presets {
-                (entry.config)(Some(preset.name), &[])
+                (entry.config)(Some(&preset.name), &[])
                     .unwrap_or_else(|e| panic!("{} preset {}: {e}", entry.name, preset.name));
                 for fix in &preset.fixes {
                     assert!(
@@ -122,7 +152,7 @@ mod tests {
                 }
             }
             for fix in &fixes {
-                (entry.config)(None, &[fix.name.to_string()])
+                (entry.config)(None, std::slice::from_ref(&fix.name))
                     .unwrap_or_else(|e| panic!("{} --fix-off {}: {e}", entry.name, fix.name));
             }
             assert!(
@@ -143,10 +173,11 @@ mod tests {
                     bug.name
                 );
                 assert!(
-                    presets.iter().any(|p| p.name == bug.preset),
-                    "{}: zoo entry {} names unknown preset",
+                    (entry.config)(Some(bug.kernel), &[]).is_ok(),
+                    "{}: zoo entry {} names an unknown kernel {}",
                     entry.name,
-                    bug.name
+                    bug.name,
+                    bug.kernel
                 );
             }
             for scenario in (entry.scenarios)() {
@@ -163,13 +194,10 @@ mod tests {
     fn every_zoo_bug_found_replays_exactly_from_its_artifact() {
         for entry in registry() {
             for bug in (entry.zoo)() {
-                let config = (entry.config)(Some(bug.preset), &[bug.fix.to_string()]).expect("config");
-                let options =
-                    CampaignOptions { ops_max: bug.ops_max, ..CampaignOptions::cases(bug.cases_max) };
-                let report = (entry.campaign)(&config, &options, &AtomicBool::new(false), &mut |_| {})
-                    .expect("campaign");
-                let Some(failure) = report.failures.first() else {
-                    panic!("{}: zoo bug {} not found in {} cases", entry.name, bug.name, bug.cases_max);
+                let outcome = (entry.hunt)(&bug, 1, None).expect("hunt");
+                assert!(outcome.ok(), "{}", outcome.explain());
+                let Some(failure) = outcome.found().next() else {
+                    panic!("{}", outcome.explain());
                 };
                 let replayed = (entry.replay)(&failure.artifact).expect("replay");
                 assert!(

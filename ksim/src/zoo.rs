@@ -1,16 +1,13 @@
 //! `ksim zoo`: every historical bug the subsystems publish, hunted from several fresh seed ranges
 //! with its fix switched off, and the fixed configuration run for the same budget.
 
-use std::fmt::Write as _;
-use std::sync::atomic::AtomicBool;
-
 use serde::Serialize;
-use sim_core::check::{CampaignOptions, CampaignReport};
+use sim_core::check::{Failure, FixInfo};
+use sim_core::fixes::KernelVersion;
+use sim_core::zoo::ZooOutcome;
+use std::fmt::Write as _;
 
 use crate::registry;
-
-/// Fresh seed ranges start this far apart (run `r` starts at seed `r * ZOO_SEED_STRIDE`).
-const ZOO_SEED_STRIDE: u64 = 1 << 32;
 
 /// How the zoo is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,9 +26,10 @@ pub(crate) struct ZooRow {
     fix: String,
     title: String,
     cve: Option<String>,
-    preset: String,
+    commit: String,
+    kernel: String,
     checker: String,
-    expected_kind: String,
+    expected: Vec<String>,
     /// The kinds each run found (`None`: not found within the budget).
     found_kinds: Vec<Option<String>>,
     runs: usize,
@@ -51,77 +49,77 @@ fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
     values.get(values.len() / 2).copied()
 }
 
-fn hunt(
-    campaign: registry::CampaignFn,
-    config: &serde_json::Value,
-    seed: u64,
-    cases: u64,
-    ops_max: usize,
-) -> Result<CampaignReport, String> {
-    let options = CampaignOptions { seed, ops_max, ..CampaignOptions::cases(cases) };
-    campaign(config, &options, &AtomicBool::new(false), &mut |_| {})
-}
-
-/// Runs the zoo over `subsystems` (empty: all). `cases` overrides each entry's budget; `runs` fresh seed ranges per bug.
-pub(crate) fn zoo(subsystems: &[String], cases: Option<u64>, runs: u64) -> Result<Vec<ZooRow>, String> {
+/// Runs the zoo over `subsystems` (empty: all). `cases` overrides each entry's budget; `runs` fresh
+/// seed ranges per bug. Each bug is hunted by `sim_core::zoo::hunt`, the routine the zoo tests use.
+pub(crate) fn zoo(
+    subsystems: &[String],
+    cases: Option<u64>,
+    runs: u64,
+    kernel: Option<&str>,
+) -> Result<Vec<ZooRow>, String> {
     if runs == 0 {
         return Err("--runs must be at least 1".into());
     }
-    let entries = if subsystems.is_empty() {
+    let mut entries = if subsystems.is_empty() {
         registry::registry()
     } else {
         subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
+    };
+    let version = match kernel {
+        Some(kernel) => {
+            let modelling = registry::modelling(kernel)?;
+            entries.retain(|entry| modelling.iter().any(|m| m.name == entry.name));
+            if entries.is_empty() {
+                return Err(format!("none of {} models kernel {kernel}", subsystems.join(", ")));
+            }
+            Some(kernel.parse::<KernelVersion>()?)
+        }
+        None => None,
     };
     let mut rows = Vec::new();
     for entry in entries {
         let fixes = (entry.fixes)();
         for bug in (entry.zoo)() {
-            let context = |e: String| format!("{} zoo entry {:?}: {e}", entry.name, bug.name);
-            let broken = (entry.config)(Some(bug.preset), &[bug.fix.to_string()]).map_err(context)?;
-            let fixed = (entry.config)(Some(bug.preset), &[]).map_err(context)?;
-            let budget = cases.unwrap_or(bug.cases_max);
-            let mut found_kinds = Vec::new();
-            let mut found = Vec::new();
-            for run in 0..runs {
-                let report = hunt(entry.campaign, &broken, run * ZOO_SEED_STRIDE, budget, bug.ops_max)
-                    .map_err(context)?;
-                let first = report.failures.first();
-                found_kinds.push(first.map(|f| f.artifact.violation.kind.clone()));
-                if let Some(failure) = first {
-                    found.push((
-                        failure.cases_to_find,
-                        failure.seconds_to_find,
-                        failure.artifact.ops.as_array().map_or(0, Vec::len),
-                    ));
-                }
-            }
-            let quiet =
-                hunt(entry.campaign, &fixed, 0, budget, bug.ops_max).map_err(context)?.failures.is_empty();
+            let outcome = (entry.hunt)(&bug, runs, cases)?;
             let info = fixes.iter().find(|f| f.name == bug.fix);
-            let ok =
-                quiet && found_kinds.iter().all(|kind| kind.as_deref().is_some_and(|kind| bug.accepts(kind)));
-            rows.push(ZooRow {
-                subsystem: entry.name.to_string(),
-                bug: bug.name.to_string(),
-                fix: bug.fix.to_string(),
-                title: info.map_or_else(|| "(fix not listed)".to_string(), |f| f.title.to_string()),
-                cve: info.and_then(|f| f.cve).map(str::to_string),
-                preset: bug.preset.to_string(),
-                checker: bug.checker.to_string(),
-                expected_kind: bug.expected_kind.to_string(),
-                runs: runs as usize,
-                runs_found: found.len(),
-                budget_cases: budget,
-                median_cases_to_find: median(found.iter().map(|f| f.0).collect()),
-                median_seconds_to_find: median(found.iter().map(|f| f.1).collect()),
-                median_shrunk_ops: median(found.iter().map(|f| f.2).collect()),
-                found_kinds,
-                fixed_quiet: quiet,
-                ok,
-            });
+            if version.is_some_and(|version| info.is_some_and(|fix| fix.landed_in <= version)) {
+                continue;
+            }
+            rows.push(row(entry.name, &outcome, info));
         }
     }
     Ok(rows)
+}
+
+fn row(subsystem: &str, outcome: &ZooOutcome, info: Option<&FixInfo>) -> ZooRow {
+    let bug = &outcome.entry;
+    let found: Vec<&Failure> = outcome.found().collect();
+    ZooRow {
+        subsystem: subsystem.to_string(),
+        bug: bug.name.to_string(),
+        fix: bug.fix.to_string(),
+        title: info.map_or_else(|| "(fix not listed)".to_string(), |f| f.title.clone()),
+        commit: info.map_or_else(|| "unverified".to_string(), |f| f.commit.clone()),
+        cve: info.and_then(|f| f.cve.clone()),
+        kernel: bug.kernel.to_string(),
+        checker: bug.checker.to_string(),
+        expected: bug.expected.iter().map(ToString::to_string).collect(),
+        found_kinds: outcome
+            .runs
+            .iter()
+            .map(|run| run.as_ref().map(|f| f.artifact.violation.kind.to_string()))
+            .collect(),
+        runs: outcome.runs.len(),
+        runs_found: found.len(),
+        budget_cases: outcome.budget_cases,
+        median_cases_to_find: median(found.iter().map(|f| f.cases_to_find).collect()),
+        median_seconds_to_find: median(found.iter().map(|f| f.seconds_to_find).collect()),
+        median_shrunk_ops: median(
+            found.iter().map(|f| f.artifact.ops.as_array().map_or(0, Vec::len)).collect(),
+        ),
+        fixed_quiet: outcome.fixed_quiet(),
+        ok: outcome.ok(),
+    }
 }
 
 /// The rows as a Markdown table.
@@ -145,7 +143,7 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
             row.fix,
             row.checker,
             found_as,
-            if row.ok { String::new() } else { format!(" **(expected {})**", row.expected_kind) },
+            if row.ok { String::new() } else { format!(" **(expected {})**", row.expected.join(" or ")) },
             row.runs_found,
             row.runs,
             row.median_cases_to_find.map_or("-".to_string(), |c| c.to_string()),

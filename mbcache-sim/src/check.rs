@@ -11,15 +11,16 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
-use sim_core::check::{Catalog, FixInfo, PresetInfo, Reference, ScenarioInfo, Subject, ZooEntry};
+use sim_core::check::{Catalog, Reference, ScenarioInfo, Subject, ZooEntry};
 use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+use sim_core::fixes::{FixTable, FixTableOf};
 use sim_core::mm::Gfp;
 use sim_core::trace::TraceMode;
 use sim_core::{Cx, Errno, Sim, SimConfig, Violation};
 
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
-use crate::fixes::{self, Fixes};
+use crate::fixes::{self, Fixes, MbcacheFixes};
 use crate::hash::hash_long;
 use crate::registry::{
     bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, MB_CACHE_WRITER,
@@ -176,7 +177,7 @@ impl MbcacheSubject {
             Ok(result) => result,
             Err(MbError::Errno(errno)) => OpResult::Errno(errno),
             Err(MbError::WouldBlock) => OpResult::WouldBlock,
-            Err(MbError::Oops(violation)) => OpResult::Oops(violation.kind),
+            Err(MbError::Oops(violation)) => OpResult::Oops(violation.kind.to_string()),
         }
     }
 
@@ -204,7 +205,7 @@ impl MbcacheSubject {
     fn apply_inner(&mut self, op: &Op) -> Result<OpResult, MbError> {
         let cx = &self.cx;
         let registry = &self.registry;
-        let exclusive = self.config.fixes.exclusive_get;
+        let exclusive = self.config.fixes.on(crate::fixes::EXCLUSIVE_GET);
         match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
                 if self.caches.len() >= self.config.caches_max {
@@ -516,7 +517,7 @@ impl MbcacheModel {
     }
 
     fn release(&mut self, serial: u64, writer: bool) {
-        let exclusive = self.config.fixes.exclusive_get;
+        let exclusive = self.config.fixes.on(crate::fixes::EXCLUSIVE_GET);
         let entry = self.entries.get_mut(&serial).expect("entry of a held handle");
         let _ = writer;
         if exclusive && entry.used >= MB_CACHE_WRITER {
@@ -534,7 +535,7 @@ impl MbcacheModel {
 
     /// Takes a use of `serial`, as `get` (writer) or a find (reader) does. None: would block.
     fn take_use(&mut self, serial: u64, writer: bool) -> Option<()> {
-        let exclusive = self.config.fixes.exclusive_get;
+        let exclusive = self.config.fixes.on(crate::fixes::EXCLUSIVE_GET);
         let entry = &self.entries[&serial];
         if exclusive && (if writer { entry.used > 0 } else { entry.used >= MB_CACHE_WRITER }) {
             return None;
@@ -576,7 +577,7 @@ impl MbcacheModel {
     }
 
     fn expect(&mut self, op: &Op, actual: &OpResult) -> Expect {
-        let exclusive = self.config.fixes.exclusive_get;
+        let exclusive = self.config.fixes.on(crate::fixes::EXCLUSIVE_GET);
         let config = self.config.clone();
         Ok(match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
@@ -623,7 +624,7 @@ impl MbcacheModel {
                 let Some(at) = self.cache_pos(cache) else { return Ok(OpResult::Skipped) };
                 match actual {
                     OpResult::Errno(Errno::ENOMEM) if config.alloc_fault_percent > 0 => {
-                        if !config.fixes.entry_count_after_alloc {
+                        if !config.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
                             self.caches[at].count += 1;
                         }
                         OpResult::Errno(Errno::ENOMEM)
@@ -876,46 +877,32 @@ pub const SCENARIO_FIND_NEXT_AFTER_FREE: &str = "find-next-after-free";
 pub const SCENARIO_SHRINKER_LRU: &str = "shrinker-lru";
 
 impl Catalog for MbcacheSubject {
-    fn presets() -> Vec<PresetInfo> {
-        fixes::preset_infos()
+    fn fix_table() -> &'static FixTable {
+        <MbcacheFixes as FixTableOf>::TABLE
     }
 
-    fn fixes() -> Vec<FixInfo> {
-        fixes::fix_infos()
-    }
-
-    fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<MbcacheConfig, String> {
-        let preset = preset.unwrap_or(fixes::PRESET_FIXED);
-        let mut fixes = Fixes::preset(preset).ok_or_else(|| {
-            let names: Vec<&str> = fixes::preset_infos().iter().map(|p| p.name).collect();
-            format!("mbcache has no preset {preset:?}; presets: {}", names.join(", "))
-        })?;
-        for name in fixes_off {
-            if !fixes.switch_off(name) {
-                let names: Vec<&str> = fixes::fix_infos().iter().map(|f| f.name).collect();
-                return Err(format!("mbcache has no fix {name:?}; fixes: {}", names.join(", ")));
-            }
-        }
-        Ok(MbcacheConfig::new(preset, fixes))
+    fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<MbcacheConfig, String> {
+        let fixes = Fixes::parse(kernel, fixes_off)?;
+        Ok(MbcacheConfig::new(kernel.unwrap_or(fixes::PRESET_FIXED), fixes))
     }
 
     fn zoo() -> Vec<ZooEntry> {
         vec![
             ZooEntry {
                 name: "entry-count-leak-on-failed-alloc",
-                preset: fixes::PRESET_FIXED,
+                kernel: fixes::PRESET_FIXED,
                 fix: fixes::FIX_ENTRY_COUNT_AFTER_ALLOC,
                 checker: "op-sim",
-                expected_kind: "leak",
+                expected: vec!["leak".into()],
                 ops_max: 60,
                 cases_max: 200,
             },
             ZooEntry {
                 name: "find-next-after-free",
-                preset: fixes::PRESET_FIXED,
+                kernel: fixes::PRESET_FIXED,
                 fix: fixes::FIX_EXCLUSIVE_GET,
                 checker: "op-sim",
-                expected_kind: "list-poison",
+                expected: vec!["list-poison".into()],
                 ops_max: 80,
                 cases_max: 2000,
             },

@@ -145,7 +145,7 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let object = locked_global.mem().entry(entry)?;
-        let last = if self.fixes.exclusive_get {
+        let last = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
             let queued = locked(&object.fields).queued;
             if queued > 0 {
                 self.wakeups.fetch_add(1, Ordering::SeqCst);
@@ -182,7 +182,7 @@ impl Registry {
         let detail = String::new();
         self.traced(cx, "mb_cache_entry_alloc", detail, || {
             let object = self.cache(cx, cache.0)?;
-            if !self.fixes.entry_count_after_alloc {
+            if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
                 object.entry_count.fetch_add(1, Ordering::SeqCst);
             }
             let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
@@ -205,7 +205,7 @@ impl Registry {
                     return Err(MbError::Errno(errno));
                 }
             };
-            if self.fixes.entry_count_after_alloc {
+            if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
                 object.entry_count.fetch_add(1, Ordering::SeqCst);
             }
             let entry = EntryRef { cache: cache.0, entry: handle };
@@ -215,7 +215,7 @@ impl Registry {
                 fields.lru = ListHead::init(Node::Lru(entry));
                 fields.block_list = ListHead::init(Node::Block(entry));
             }
-            let used = if self.fixes.exclusive_get { 1 + MB_CACHE_WRITER } else { 1 };
+            let used = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) { 1 + MB_CACHE_WRITER } else { 1 };
             new.used.store(used, Ordering::SeqCst);
             Ok(self.new_handle(entry, serial))
         })
@@ -297,7 +297,7 @@ impl Registry {
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_takeout", detail, || {
-            if self.fixes.exclusive_get {
+            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
@@ -327,7 +327,7 @@ impl Registry {
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_dup", detail, || {
-            if self.fixes.exclusive_get {
+            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
@@ -356,7 +356,7 @@ impl Registry {
             }
         }
         locked(&object.fields).free_failed = false;
-        if !self.fixes.exclusive_get {
+        if !self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
             object.used.fetch_add(1, Ordering::SeqCst);
             return Ok(Some(locked_global));
         }

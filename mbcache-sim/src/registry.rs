@@ -520,7 +520,7 @@ impl Registry {
                 let object = mem.entry(entry).map_err(oops)?;
                 let used = object.used.load(Ordering::SeqCst);
                 let held = handles_per_entry.get(&entry).copied().unwrap_or(0);
-                let used_expect = if self.fixes.exclusive_get && used >= MB_CACHE_WRITER {
+                let used_expect = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) && used >= MB_CACHE_WRITER {
                     used - MB_CACHE_WRITER
                 } else {
                     used

@@ -27,9 +27,11 @@ use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, Tes
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::fixes::{Commit, FixTable, KernelVersion};
 use crate::lockdep::{LockdepReport, ReportMode};
-use crate::sim::{Sim, SimConfig, Violation};
+use crate::sim::{Sim, SimConfig};
 use crate::trace::{Event, TraceMode};
+use crate::violation::{Violation, ViolationKind};
 
 /// A subsystem model as the checkers drive it.
 pub trait Subject: Sized {
@@ -66,9 +68,11 @@ pub trait Subject: Sized {
     /// Tears the model down; a leak is a violation.
     fn teardown(self, sim: &Sim) -> Result<(), Violation>;
 
-    /// The interesting states this run reached ("sometimes" marks: a listener pruned, an entry
-    /// shrunk, an OOM deflate), so a property can be shown not to hold vacuously.
-    fn coverage(&self) -> BTreeSet<&'static str>;
+    /// Interesting states this run reached that the subject keeps itself, beyond the marks the
+    /// model recorded with [`Sim::mark`] (which [`run_case`] adds). Most subjects keep none.
+    fn coverage(&self) -> BTreeSet<&'static str> {
+        BTreeSet::new()
+    }
 }
 
 /// The reference model: plain collections that say what each operation may return.
@@ -227,7 +231,8 @@ pub fn run_case<S: Subject>(
             }
         }
     }
-    let coverage = model.coverage();
+    let mut coverage = model.coverage();
+    coverage.extend(sim.marks());
     if violation.is_none() {
         let torn = catch_unwind(AssertUnwindSafe(|| model.teardown(&sim)));
         let found = match torn {
@@ -275,7 +280,7 @@ pub fn shrink<S: Subject>(
     config: &S::Config,
     seed: u64,
     ops_max: usize,
-    kind: &str,
+    kind: &ViolationKind,
     options: &RunOptions,
     steps_max: usize,
 ) -> Vec<S::Op> {
@@ -285,7 +290,7 @@ pub fn shrink<S: Subject>(
         .expect("operation strategies do not reject");
     let mut best = tree.current();
     let fails = |ops: &[S::Op]| {
-        run_case::<S>(config, seed, ops, options).violation.is_some_and(|(_, found)| found.kind == kind)
+        run_case::<S>(config, seed, ops, options).violation.is_some_and(|(_, found)| found.kind == *kind)
     };
     let mut steps = 0;
     if tree.simplify() {
@@ -645,28 +650,34 @@ pub fn find_failure<S: Subject>(
         .next()
 }
 
-/// A named fix: one behavioural difference between kernel versions, which can be switched off.
+/// A fix as `ksim list` shows it: a row of the subsystem's [`FixTable`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixInfo {
     /// The switch's name, as `--fix-off` takes it (`"duplicate-listener-check"`).
-    pub name: &'static str,
+    pub name: String,
     /// The upstream fix's commit title.
-    pub title: &'static str,
+    pub title: String,
+    /// The upstream commit id (12 hex digits), or `"unverified"`.
+    pub commit: String,
+    /// The first kernel version that has it.
+    pub landed_in: KernelVersion,
     /// The CVE, if any.
-    pub cve: Option<&'static str>,
+    pub cve: Option<String>,
     /// What goes wrong without it, in a sentence.
-    pub symptom: &'static str,
+    pub symptom: String,
 }
 
-/// A kernel version preset: a set of fixes.
+/// A named preset as `ksim list` shows it: a kernel version and the fixes it has on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresetInfo {
-    /// The preset's name, as `--preset` takes it (`"linux-3.4"`).
-    pub name: &'static str,
+    /// The preset's name, as `--kernel` takes it (`"linux-3.4"`).
+    pub name: String,
+    /// The kernel version it stands for.
+    pub version: KernelVersion,
     /// Which seed listing it models and what is notable about it.
-    pub description: &'static str,
+    pub description: String,
     /// The fixes it has on.
-    pub fixes: Vec<&'static str>,
+    pub fixes: Vec<String>,
 }
 
 /// A historical bug ksim reproduces: the fix to switch off and how the checkers find it.
@@ -674,16 +685,15 @@ pub struct PresetInfo {
 pub struct ZooEntry {
     /// A short name for the bug.
     pub name: &'static str,
-    /// The preset the bug is run in.
-    pub preset: &'static str,
+    /// The kernel the bug is run in: a named preset or a version, as `--kernel` takes it.
+    pub kernel: &'static str,
     /// The fix switched off to reproduce it (switched on, the same budget must stay quiet).
     pub fix: &'static str,
     /// Which checker finds it: "op-sim", "lockdep", "loom", "shuttle".
     pub checker: &'static str,
-    /// The violation kind the op-level simulation reports (`"lockdep:recursive-locking"`); where
-    /// one bug shows as several kinds depending on the interleaving, the alternatives are
-    /// separated by `|`. Compare with [`ZooEntry::accepts`].
-    pub expected_kind: &'static str,
+    /// The kinds of violation that are this bug: where one bug shows as several kinds depending on
+    /// the interleaving, each is listed. Compare with [`ZooEntry::accepts`].
+    pub expected: Vec<ViolationKind>,
     /// Longest operation list per case when hunting it.
     pub ops_max: usize,
     /// Cases to try before giving up.
@@ -692,8 +702,8 @@ pub struct ZooEntry {
 
 impl ZooEntry {
     /// Whether a violation of `kind` is this bug.
-    pub fn accepts(&self, kind: &str) -> bool {
-        self.expected_kind.split('|').any(|expected| expected == kind)
+    pub fn accepts(&self, kind: &ViolationKind) -> bool {
+        self.expected.contains(kind)
     }
 }
 
@@ -708,13 +718,12 @@ pub struct ScenarioInfo {
 
 /// What a subsystem tells the CLI and the zoo about itself.
 pub trait Catalog: Subject {
-    /// The presets, oldest kernel first; the last is the default.
-    fn presets() -> Vec<PresetInfo>;
-    /// Every fix.
-    fn fixes() -> Vec<FixInfo>;
-    /// The configuration for `preset` (None: the default) with `fixes_off` switched off.
-    /// Unknown names are an error line naming the valid ones.
-    fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<Self::Config, String>;
+    /// The subsystem's fixes, modelled kernel range and named presets.
+    fn fix_table() -> &'static FixTable;
+    /// The configuration for `kernel` (a named preset or a version; None: the default preset)
+    /// with `fixes_off` switched off. An unknown name or a version outside the modelled range is
+    /// an error line naming the valid choices.
+    fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<Self::Config, String>;
     /// The historical bugs.
     fn zoo() -> Vec<ZooEntry>;
     /// The teaching scenarios.
@@ -722,4 +731,47 @@ pub trait Catalog: Subject {
     /// Runs scenario `name` in a `Sim` that keeps the whole trace, and returns it (None: no such
     /// scenario).
     fn run_scenario(name: &str) -> Option<Sim>;
+
+    /// Every fix, from [`Catalog::fix_table`].
+    fn fixes() -> Vec<FixInfo> {
+        fix_infos(Self::fix_table())
+    }
+
+    /// The named presets, oldest first (the last is the default), from [`Catalog::fix_table`].
+    fn presets() -> Vec<PresetInfo> {
+        preset_infos(Self::fix_table())
+    }
+}
+
+/// The rows of `table` as [`FixInfo`]s.
+pub fn fix_infos(table: &FixTable) -> Vec<FixInfo> {
+    table
+        .fixes
+        .iter()
+        .map(|fix| FixInfo {
+            name: fix.name.to_string(),
+            title: fix.title.to_string(),
+            commit: match fix.commit {
+                Commit::Id(id) => id.to_string(),
+                Commit::Unverified => "unverified".to_string(),
+            },
+            landed_in: fix.landed_in,
+            cve: fix.cve.map(str::to_string),
+            symptom: fix.symptom.to_string(),
+        })
+        .collect()
+}
+
+/// The named presets of `table` as [`PresetInfo`]s.
+pub fn preset_infos(table: &FixTable) -> Vec<PresetInfo> {
+    table
+        .presets
+        .iter()
+        .map(|preset| PresetInfo {
+            name: preset.name.to_string(),
+            version: preset.version,
+            description: preset.description.to_string(),
+            fixes: table.names(table.bits_at(preset.version)).into_iter().map(str::to_string).collect(),
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cx;
 pub mod errno;
 pub mod fault;
+pub mod fixes;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;
@@ -19,9 +20,12 @@ pub mod percpu;
 pub mod sim;
 pub mod sync;
 pub mod trace;
+pub mod violation;
+pub mod zoo;
 
 // For model authors: the names nearly every model file uses.
 pub use cx::Cx;
 pub use errno::Errno;
 pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
-pub use sim::{Sim, SimConfig, Violation};
+pub use sim::{Sim, SimConfig};
+pub use violation::{Violation, ViolationKind};

@@ -75,28 +75,7 @@ impl SimConfig {
     }
 }
 
-/// A broken invariant or another finding of a checker, as a value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Violation {
-    /// A short kind: `"invariant"`, `"use-after-free"`, `"leak"`, `"lockdep:circular-locking"`,
-    /// `"mismatch"` (the model and its reference disagree), `"panic"`.
-    pub kind: String,
-    /// What is wrong, with the state needed to understand it.
-    pub message: String,
-}
-
-impl Violation {
-    /// A violation of `kind` with `message`.
-    pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Violation {
-        Violation { kind: kind.into(), message: message.into() }
-    }
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
-}
+pub use crate::violation::{Violation, ViolationKind};
 
 pub(crate) struct World {
     pub(crate) config: SimConfig,
@@ -106,6 +85,8 @@ pub(crate) struct World {
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
+    /// Coverage marks: checker state, never seen by lockdep, the trace, loom or shuttle.
+    marks: StdMutex<std::collections::BTreeSet<&'static str>>,
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
@@ -150,6 +131,7 @@ impl Sim {
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
+                marks: StdMutex::new(std::collections::BTreeSet::new()),
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_token: AtomicU64::new(1),
@@ -301,12 +283,25 @@ impl Sim {
 
     /// Records a violation (and a trace event for it).
     pub fn report(&self, cx: Option<&Cx>, violation: Violation) {
-        let kind = EventKind::Violation { kind: violation.kind.clone(), message: violation.message.clone() };
+        let kind =
+            EventKind::Violation { kind: violation.kind.to_string(), message: violation.message.clone() };
         match cx {
             Some(cx) => cx.trace(kind),
             None => self.world.trace.record(self.now_ns(), 0, 0, kind),
         }
         lock(&self.world.violations).push(violation);
+    }
+
+    /// Records that the run reached an interesting state (`"listener-pruned"`), for the
+    /// "sometimes" checks of property tests and a campaign's coverage table. A mark is checker
+    /// state: it takes no model lock, emits no trace event and is no loom or shuttle object.
+    pub fn mark(&self, name: &'static str) {
+        lock(&self.world.marks).insert(name);
+    }
+
+    /// The marks recorded so far, sorted.
+    pub fn marks(&self) -> std::collections::BTreeSet<&'static str> {
+        lock(&self.world.marks).clone()
     }
 
     /// Whether anything has been reported, lockdep included: the cheap test the harness makes
@@ -322,7 +317,7 @@ impl Sim {
             self.lockdep()
                 .reports()
                 .into_iter()
-                .map(|report| Violation::new(format!("lockdep:{}", report.kind()), report.to_string())),
+                .map(|report| Violation::new(ViolationKind::lockdep(report.kind()), report.to_string())),
         );
         found
     }

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
-use sim_core::check::{Catalog, FixInfo, PresetInfo, Reference, ScenarioInfo, Subject, ZooEntry};
+use sim_core::check::{Catalog, Reference, ScenarioInfo, Subject, ZooEntry};
 use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::fixes::{FixTable, FixTableOf};
 use sim_core::trace::TraceMode;
 use sim_core::{Errno, Sim, SimConfig, Violation};
 
-use crate::fixes::{fix_infos, preset_infos, Fixes, FIX_NAMES, PRESETS};
+use crate::fixes::{Fixes, TaskstatsFixes};
 use crate::task::TaskState;
 use crate::taskstats::{ForkKind, Params, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN};
 use crate::wire::*;
@@ -47,7 +48,8 @@ impl Config {
 
     /// The same configuration with fix `name` off (panics on an unknown name).
     pub fn fix_off(mut self, name: &str) -> Config {
-        *self.fixes.flag_mut(name).expect("known fix") = false;
+        let (index, _) = TaskstatsFixes::TABLE.find(name).expect("known fix");
+        self.fixes = self.fixes.without(crate::fixes::FIX_IDS[index]);
         self.params.audit.push(name.to_string());
         self
     }
@@ -186,7 +188,7 @@ impl TaskstatsSubject {
             fd_is_cgroup: None,
             queued: p.1,
         };
-        let ns = match (&current, self.config.fixes.pid_namespaces) {
+        let ns = match (&current, self.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
             (Some(t), true) => t.pid_ns(),
             _ => 0,
         };
@@ -488,7 +490,7 @@ pub struct TaskstatsModel {
 impl TaskstatsModel {
     /// The errno the seed returns for a cpumask request, before any allocation can fail.
     fn cpumask_errno(&self, facts: &RequestFacts, text: &[u8]) -> Result<(), Errno> {
-        if self.fixes.admin_perm && !facts.capable {
+        if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
             return Err(Errno::EPERM);
         }
         if text.len() > TASKSTATS_CPUMASK_MAXLEN {
@@ -498,7 +500,7 @@ impl TaskstatsModel {
         if mask.iter().any(|&cpu| cpu >= self.cpus) {
             return Err(Errno::EINVAL);
         }
-        if self.fixes.namespace_checks && !facts.init_ns {
+        if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) && !facts.init_ns {
             return Err(Errno::EINVAL);
         }
         Ok(())
@@ -531,7 +533,7 @@ impl TaskstatsModel {
         for cpu in cpus {
             let list = &mut self.lists[cpu as usize];
             if register {
-                if !(self.fixes.duplicate_listener_check && list.contains(&port)) {
+                if !(self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) && list.contains(&port)) {
                     list.insert(0, port);
                 }
             } else if let Some(at) = list.iter().position(|&p| p == port) {
@@ -582,7 +584,7 @@ impl Reference for TaskstatsModel {
                 Ok(())
             }
             (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, lists_after }) => {
-                if self.fixes.duplicate_listener_check {
+                if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
                     let distinct: BTreeSet<_> = delivered.iter().collect();
                     if distinct.len() != delivered.len() {
                         return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
@@ -631,7 +633,7 @@ impl Reference for TaskstatsModel {
                         (self.cpumask_errno(facts, &mask.text()), true, 0)
                     }
                     Op::QueryPid { .. } | Op::QueryTgid { .. } => {
-                        if self.fixes.admin_perm && !facts.capable {
+                        if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
                             (Err(Errno::EPERM), false, 0)
                         } else if facts.target_exists {
                             (Ok(()), true, 1)
@@ -640,7 +642,7 @@ impl Reference for TaskstatsModel {
                         }
                     }
                     Op::CgroupStats { .. } => {
-                        if !self.fixes.cgroupstats {
+                        if !self.fixes.on(crate::fixes::CGROUPSTATS) {
                             (Err(Errno::EOPNOTSUPP), false, 0)
                         } else {
                             match facts.fd_is_cgroup {
@@ -687,26 +689,17 @@ impl Reference for TaskstatsModel {
 }
 
 impl Catalog for TaskstatsSubject {
-    fn presets() -> Vec<PresetInfo> {
-        preset_infos()
+    fn fix_table() -> &'static FixTable {
+        <TaskstatsFixes as FixTableOf>::TABLE
     }
 
-    fn fixes() -> Vec<FixInfo> {
-        fix_infos()
-    }
-
-    fn config(preset: Option<&str>, fixes_off: &[String]) -> Result<Config, String> {
-        let name = preset.unwrap_or(PRESETS[PRESETS.len() - 1]);
-        let mut config = Config::for_preset(name)
-            .ok_or_else(|| format!("unknown preset {name}; valid: {}", PRESETS.join(", ")))?;
-        for fix in fixes_off {
-            let flag = config
-                .fixes
-                .flag_mut(fix)
-                .ok_or_else(|| format!("unknown fix {fix}; valid: {}", FIX_NAMES.join(", ")))?;
-            *flag = false;
-            config.params.audit.push(fix.clone());
-        }
+    fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<Config, String> {
+        let fixes = Fixes::parse(kernel, fixes_off)?;
+        let name = kernel.unwrap_or("linux-3.8");
+        let mut config = Config::for_preset(name).unwrap_or_else(|| Config::contract("linux-3.8"));
+        config.preset = name.to_string();
+        config.fixes = fixes;
+        config.params.audit.extend(fixes_off.iter().cloned());
         Ok(config)
     }
 
@@ -714,37 +707,37 @@ impl Catalog for TaskstatsSubject {
         vec![
             ZooEntry {
                 name: "CVE-2011-2484 duplicate listeners",
-                preset: "linux-3.4",
+                kernel: "linux-3.4",
                 fix: "duplicate-listener-check",
                 checker: "op-sim",
-                expected_kind: "duplicate-listener",
+                expected: vec!["duplicate-listener".into()],
                 ops_max: 60,
                 cases_max: 400,
             },
             ZooEntry {
                 name: "CVE-2011-2494 unprivileged taskstats",
-                preset: "linux-3.4",
+                kernel: "linux-3.4",
                 fix: "admin-perm",
                 checker: "op-sim",
-                expected_kind: "unprivileged-access",
+                expected: vec!["unprivileged-access".into()],
                 ops_max: 60,
                 cases_max: 400,
             },
             ZooEntry {
                 name: "global ids leak into pid/user namespaces",
-                preset: "linux-3.8",
+                kernel: "linux-3.8",
                 fix: "namespace-checks",
                 checker: "op-sim",
-                expected_kind: "namespace-leak",
+                expected: vec!["namespace-leak".into()],
                 ops_max: 60,
                 cases_max: 400,
             },
             ZooEntry {
                 name: "2.6.19 group stats miss threads that exit unheard",
-                preset: "linux-3.4",
+                kernel: "linux-3.4",
                 fix: "exit-single-pass",
                 checker: "op-sim",
-                expected_kind: "group-stats",
+                expected: vec!["group-stats".into()],
                 ops_max: 80,
                 cases_max: 600,
             },

@@ -23,7 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
-mod fixes;
+pub mod fixes;
 mod listener;
 mod scenario;
 mod task;
@@ -33,7 +33,7 @@ pub mod wire;
 // For the CLI and the tests: the checker's face.
 pub use check::{Config, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsModel, TaskstatsSubject};
 // For preset and fix listings.
-pub use fixes::{Fixes, FIX_NAMES, PRESETS};
+pub use fixes::Fixes;
 // For direct drivers (scenarios, benches, loom/shuttle models).
 pub use listener::CpuSet;
 pub use listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, Listener, ListenerList};

@@ -68,7 +68,7 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
     let note = |text: &str| sim.cx("scenario", 0).note(text.to_string());
     match name {
         "cve-2011-2484" => {
-            let fixes = Fixes { duplicate_listener_check: false, ..Fixes::preset("linux-3.4")? };
+            let fixes = Fixes::preset("linux-3.4")?.without(crate::fixes::DUPLICATE_LISTENER_CHECK);
             let model = Taskstats::new(&sim, fixes, audit("duplicate-listener-check"));
             let port = model.open_port(&sim, 1)?;
             for _ in 0..3 {
@@ -84,7 +84,8 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
         }
         "cve-2011-2494" => {
             for admin_perm in [false, true] {
-                let fixes = Fixes { admin_perm, ..Fixes::preset("linux-3.4")? };
+                let mut fixes = Fixes::preset("linux-3.4")?;
+                fixes.set(crate::fixes::ADMIN_PERM, admin_perm);
                 let model = Taskstats::new(&sim, fixes, audit("admin-perm"));
                 let user = model.fork(&sim, 1, ForkKind::Unprivileged(0)).ok()?;
                 model.run(&sim, 1);
@@ -94,7 +95,7 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
             }
         }
         "namespace-leak" => {
-            let fixes = Fixes { namespace_checks: false, ..Fixes::preset("linux-3.8")? };
+            let fixes = Fixes::preset("linux-3.8")?.without(crate::fixes::NAMESPACE_CHECKS);
             let model = Taskstats::new(&sim, fixes, audit("namespace-checks"));
             let inside = model.fork(&sim, 1, ForkKind::NewPidNs).ok()?;
             let port = model.open_port(&sim, inside)?;

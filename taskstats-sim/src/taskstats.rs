@@ -166,7 +166,11 @@ impl Taskstats {
     pub fn new(sim: &Sim, fixes: Fixes, params: Params) -> Taskstats {
         let cpus = params.cpus.clamp(1, NR_CPUS);
         let params = Params { cpus, ..params };
-        let class = if fixes.siglock_group_stats { "&sighand->siglock" } else { "&sig->stats_lock" };
+        let class = if fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            "&sighand->siglock"
+        } else {
+            "&sig->stats_lock"
+        };
         let mut table = TaskTable {
             pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
             user_ns: vec![UserNs { parent: None, base: 0 }],
@@ -234,12 +238,11 @@ impl Taskstats {
     }
 
     fn checks(&self, fix: &str) -> bool {
-        let mut fixes = self.fixes;
-        fixes.flag_mut(fix).is_some_and(|on| *on) || self.params.audit.iter().any(|name| name == fix)
+        self.fixes.names_on().contains(&fix) || self.params.audit.iter().any(|name| name == fix)
     }
 
     fn version(&self) -> u16 {
-        if self.fixes.taskstats_v8 {
+        if self.fixes.on(crate::fixes::TASKSTATS_V8) {
             8
         } else {
             1
@@ -248,7 +251,7 @@ impl Taskstats {
 
     fn padding(&self) -> bool {
         // The TASKSTATS_TYPE_NULL padding came with the version-8 era kernels.
-        self.params.needs_padding && self.fixes.taskstats_v8
+        self.params.needs_padding && self.fixes.on(crate::fixes::TASKSTATS_V8)
     }
 
     // --- tasks ---------------------------------------------------------------------------------
@@ -280,9 +283,15 @@ impl Taskstats {
     /// (taskstats_tgid_alloc at fork). Returns the child's global pid.
     pub fn fork(&self, sim: &Sim, parent: u32, kind: ForkKind) -> Result<u32, Errno> {
         let cx = sim.cx_for_task(parent, "fork", 0);
-        let class = if self.fixes.siglock_group_stats { "&sighand->siglock" } else { "&sig->stats_lock" };
+        let class = if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            "&sighand->siglock"
+        } else {
+            "&sig->stats_lock"
+        };
         let mut kind = kind;
-        if !self.fixes.pid_namespaces && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs) {
+        if !self.fixes.on(crate::fixes::PID_NAMESPACES)
+            && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
+        {
             kind = ForkKind::Process;
         }
         let (pid, signal, thread) = {
@@ -351,7 +360,7 @@ impl Taskstats {
             inner.threads.insert(pid, (Acct::default(), ExitState::None));
             inner.live += 1;
         }
-        if thread && !self.fixes.exit_single_pass {
+        if thread && !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
             self.tgid_alloc_at_fork(&cx, &signal);
         }
         cx.note(format!("fork {kind:?}: pid {pid}"));
@@ -589,12 +598,12 @@ impl Taskstats {
             return Err(Errno::EINVAL);
         }
         let cmd = msg[NLMSG_HDRLEN];
-        let is_cgroup = cmd == CGROUPSTATS_CMD_GET && self.fixes.cgroupstats;
+        let is_cgroup = cmd == CGROUPSTATS_CMD_GET && self.fixes.on(crate::fixes::CGROUPSTATS);
         if cmd != TASKSTATS_CMD_GET && !is_cgroup {
             return Err(Errno::EOPNOTSUPP);
         }
         let capable = current.cap_net_admin && current.user_ns == 0;
-        if cmd == TASKSTATS_CMD_GET && self.fixes.admin_perm && !capable {
+        if cmd == TASKSTATS_CMD_GET && self.fixes.on(crate::fixes::ADMIN_PERM) && !capable {
             cx.note("genl_rcv_msg: GENL_ADMIN_PERM and no CAP_NET_ADMIN");
             self.mark(cx, "eperm");
             return Err(Errno::EPERM);
@@ -666,9 +675,9 @@ impl Taskstats {
         reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0);
         reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX));
         reply.nest_start(CTRL_ATTR_OPS);
-        let admin = if self.fixes.admin_perm { GENL_ADMIN_PERM } else { 0 };
+        let admin = if self.fixes.on(crate::fixes::ADMIN_PERM) { GENL_ADMIN_PERM } else { 0 };
         let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
-        if self.fixes.cgroupstats {
+        if self.fixes.on(crate::fixes::CGROUPSTATS) {
             ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
         }
         for (index, (cmd, flags)) in ops.into_iter().enumerate() {
@@ -727,7 +736,8 @@ impl Taskstats {
     }
 
     fn packet_size(&self) -> usize {
-        let stats = if self.fixes.taskstats_v8 { TASKSTATS_V8_SIZE } else { TASKSTATS_V1_SIZE };
+        let stats =
+            if self.fixes.on(crate::fixes::TASKSTATS_V8) { TASKSTATS_V8_SIZE } else { TASKSTATS_V1_SIZE };
         let mut size = nla_total_size(4) + nla_total_size(stats) + nla_total_size(0);
         if self.padding() {
             size += nla_total_size(0);
@@ -748,7 +758,7 @@ impl Taskstats {
         pid_ns: usize,
     ) -> TaskstatsRecord {
         let mut stats = TaskstatsRecord::default();
-        let v8 = self.fixes.taskstats_v8;
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         acct.delayacct_add(&mut stats, v8);
         stats.version = self.version();
         if !v8 {
@@ -763,7 +773,7 @@ impl Taskstats {
         stats.ac_flag = 0;
         stats.ac_nice = 0;
         stats.ac_sched = 0;
-        if self.fixes.namespace_checks {
+        if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
             stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
             stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| table.pid_nr_ns(p.tgid, pid_ns));
             stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
@@ -845,10 +855,10 @@ impl Taskstats {
                 ),
             );
         }
-        if self.checks("namespace-checks") && self.fixes.pid_namespaces {
+        if self.checks("namespace-checks") && self.fixes.on(crate::fixes::PID_NAMESPACES) {
             let visible = table.pid_nr_ns(task.pid, port.pid_ns);
             let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
-            let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.taskstats_v8;
+            let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
             let ok_pid = !per_task || stats.ac_pid == visible;
             let ok_uid = !per_task || stats.ac_uid == table.from_kuid_munged(port.user_ns, task.uid);
             if !(ok_attr && ok_pid && ok_uid) {
@@ -884,7 +894,7 @@ impl Taskstats {
         if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK)] {
             return self.cmd_attr_cpumask(cx, current, info, attr, Action::Deregister);
         }
-        if !self.fixes.exit_single_pass {
+        if !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
             // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
             let reply = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
             drop(reply);
@@ -908,7 +918,9 @@ impl Taskstats {
         attr: Attr,
         action: Action,
     ) -> Result<(), Errno> {
-        if self.fixes.exit_single_pass && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8) {
+        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS)
+            && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8)
+        {
             // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
             return Err(Errno::ENOMEM);
         }
@@ -929,7 +941,7 @@ impl Taskstats {
         if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
             return Err(Errno::EINVAL);
         }
-        if self.fixes.namespace_checks && (current.user_ns != 0 || current.pid_ns() != 0) {
+        if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) && (current.user_ns != 0 || current.pid_ns() != 0) {
             cx.note("add_del_listener: not in the initial user and pid namespaces");
             self.mark(cx, "listener-ns-refused");
             return Err(Errno::EINVAL);
@@ -941,7 +953,7 @@ impl Taskstats {
             info.port,
             &mask,
             action,
-            self.fixes.duplicate_listener_check,
+            self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK),
         )?;
         if report.failed_part_way {
             self.mark(cx, "register-failed-part-way");
@@ -989,7 +1001,7 @@ impl Taskstats {
         let mut msg = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
         let table = self.tasks.lock(cx);
         // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space).
-        let ns = if self.fixes.pid_namespaces { current.pid_ns() } else { 0 };
+        let ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { current.pid_ns() } else { 0 };
         let Some(task) = table.find_by_nr_ns(nr, ns).cloned() else {
             return Err(Errno::ESRCH);
         };
@@ -1019,7 +1031,7 @@ impl Taskstats {
     /// and fill_tgid() (2.6.19: signal->stats under stats_lock, then the threads, skipping only a
     /// zombie leader). Checks the result against the checker's ledger.
     fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> TaskstatsRecord {
-        let v8 = self.fixes.taskstats_v8;
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let inner = first.signal.lock.lock_irqsave(cx);
         let mut stats = inner.stats.clone().unwrap_or_default();
         let mut live_sum = TaskstatsRecord::default();
@@ -1104,7 +1116,7 @@ impl Taskstats {
             inner.live -= 1;
             inner.live == 0
         };
-        let report = if self.fixes.exit_single_pass {
+        let report = if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
             self.taskstats_exit(&cx, &task, group_dead)
         } else {
             let tidstats = self.taskstats_exit_alloc(&cx);
@@ -1198,7 +1210,7 @@ impl Taskstats {
     /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
     /// siglock (2.6.19: stats_lock). Also books the thread into the checker's ledger.
     fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
-        let v8 = self.fixes.taskstats_v8;
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         if let Some(stats) = inner.stats.as_mut() {
@@ -1210,7 +1222,7 @@ impl Taskstats {
 
     /// The ledger's view: a thread whose group has stats at its exit must be counted in them.
     fn ledger_exit(&self, cx: &Cx, task: &Task) {
-        let v8 = self.fixes.taskstats_v8;
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let (has_stats, acct) = {
             let inner = task.signal.lock.lock_irqsave(cx);
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
@@ -1567,7 +1579,11 @@ struct Info<'a> {
 /// rejects any non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
 pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
     let text = String::from_utf8_lossy(payload);
-    let syntax = if fixes.cpulist_parse_3 { CpulistSyntax::Linux3 } else { CpulistSyntax::Linux2_6_18 };
+    let syntax = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
+        CpulistSyntax::Linux3
+    } else {
+        CpulistSyntax::Linux2_6_18
+    };
     let mask = cpulist_parse_with(syntax, &text, NR_CPUS)?;
     Ok(mask.iter().collect())
 }

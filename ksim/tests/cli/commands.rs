@@ -133,12 +133,58 @@ fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
 }
 
 #[test]
+fn list_json_gives_every_fix_its_commit_and_landed_in() {
+    let dir = scratch("list-json");
+    let run = ksim(&dir, &["list", "--format", "json"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let listing: serde_json::Value = serde_json::from_str(&run.stdout).expect("list --format json is JSON");
+    let subsystems = listing.as_array().expect("an array of subsystems");
+    let names: Vec<&str> = subsystems.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["taskstats", "mbcache", "balloon", "demo"]);
+    for subsystem in subsystems {
+        let fixes = subsystem["fixes"].as_array().expect("fixes");
+        assert!(!fixes.is_empty(), "{}", subsystem["name"]);
+        for fix in fixes {
+            for field in ["name", "title", "commit", "landed_in"] {
+                assert!(fix[field].as_str().is_some_and(|v| !v.is_empty()), "{field} of {fix}");
+            }
+            assert!(fix.get("cve").is_some(), "cve of {fix}");
+        }
+        assert!(!subsystem["presets"].as_array().expect("presets").is_empty());
+    }
+    let run = ksim(&dir, &["list", "--kernel", "3.4", "--format", "json"]);
+    let listing: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let taskstats = &listing[0];
+    assert_eq!(taskstats["name"], "taskstats");
+    let on: Vec<&str> = taskstats["kernel"]["fixes_on"]
+        .as_array()
+        .expect("fixes_on")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(on.contains(&"duplicate-listener-check") && !on.contains(&"namespace-checks"), "{on:?}");
+}
+
+#[test]
+fn fuzz_takes_a_kernel_version() {
+    let dir = scratch("fuzz-kernel");
+    let run = ksim(&dir, &["fuzz", "taskstats", "--kernel", "3.4", "--cases", "20", "--jobs", "1"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("3.4"), "{}", run.stdout);
+}
+
+#[test]
 fn bad_arguments_are_one_line_and_status_two() {
     let dir = scratch("bad-args");
     ksim(&dir, &["frobnicate"]).assert_one_line_error(2, "frobnicate");
     ksim(&dir, &["fuzz", "nosuch"]).assert_one_line_error(2, "no subsystem \"nosuch\"; subsystems: ");
-    ksim(&dir, &["fuzz", "demo", "--fix-off", "nosuch"]).assert_one_line_error(2, "no fix \"nosuch\"");
-    ksim(&dir, &["fuzz", "demo", "--preset", "linux-0.01"]).assert_one_line_error(2, "no preset");
+    ksim(&dir, &["fuzz", "demo", "--fix-off", "nosuch"]).assert_one_line_error(2, "no fix named 'nosuch'");
+    ksim(&dir, &["fuzz", "demo", "--preset", "linux-0.01"]).assert_one_line_error(2, "not a kernel version");
+    ksim(&dir, &["fuzz", "taskstats", "--kernel", "1.0"]).assert_one_line_error(2, "not a kernel version");
+    ksim(&dir, &["fuzz", "taskstats", "--kernel", "4.9"])
+        .assert_one_line_error(2, "taskstats: kernel 4.9 is outside the modelled range 2.6.19-rc3 to 3.8");
+    ksim(&dir, &["fuzz", "--kernel", "9.0"]).assert_one_line_error(2, "no subsystem models kernel 9.0");
+    ksim(&dir, &["list", "--kernel", "x"]).assert_one_line_error(2, "not a kernel version");
     ksim(&dir, &["fuzz", "--shard", "2/2"]).assert_one_line_error(2, "need 0 <= I < N");
     ksim(&dir, &["fuzz", "--shard", "half"]).assert_one_line_error(2, "is not I/N");
     ksim(&dir, &["fuzz", "--cases", "lots"])

@@ -141,7 +141,7 @@ fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
 #[test]
 fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
     let mut fixes = Fixes::all();
-    fixes.oom_deadlock = false;
+    fixes.set(balloon_sim::fixes::OOM_DEADLOCK, false);
     let found = std::panic::catch_unwind(|| fill_against_oom_under_the_fs_lock(fixes));
     let payload = found.expect_err("loom finds the deadlock");
     let text = payload

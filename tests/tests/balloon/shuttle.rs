@@ -139,7 +139,7 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
 #[test]
 fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
     let mut fixes = Fixes::all();
-    fixes.oom_deadlock = false;
+    fixes.set(balloon_sim::fixes::OOM_DEADLOCK, false);
     let found =
         catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes), 7, 400)));
     let payload = found.expect_err("shuttle finds a failing schedule");

@@ -3,34 +3,11 @@
 
 use balloon_sim::fixes::Fixes;
 use balloon_sim::BalloonSim;
-use sim_core::check::{find_failure, Catalog};
-
-fn hunt(entry: &sim_core::check::ZooEntry, fix_on: bool) -> Option<sim_core::check::Failure> {
-    let off = if fix_on { Vec::new() } else { vec![entry.fix.to_string()] };
-    let config = BalloonSim::config(Some(entry.preset), &off).expect("catalog config");
-    find_failure::<BalloonSim>(&config, 1, entry.cases_max, entry.ops_max)
-}
-
-fn entry(name: &str) -> sim_core::check::ZooEntry {
-    BalloonSim::zoo().into_iter().find(|e| e.name == name).expect("zoo entry")
-}
+use sim_core::check::Catalog;
+use sim_core::zoo::assert_found_and_fixed;
 
 fn found_with_fix_off_and_quiet_with_it_on(name: &str) {
-    let entry = entry(name);
-    let failure =
-        hunt(&entry, false).unwrap_or_else(|| panic!("{name}: not found in {} cases", entry.cases_max));
-    assert!(
-        entry.accepts(&failure.artifact.violation.kind),
-        "{name}: found {} instead (replay: {})",
-        failure.artifact.violation,
-        failure.artifact.replay
-    );
-    if let Some(failure) = hunt(&entry, true) {
-        panic!(
-            "{name}: the fixed preset fails: {} (replay: {})",
-            failure.artifact.violation, failure.artifact.replay
-        );
-    }
+    assert_found_and_fixed::<BalloonSim>(name);
 }
 
 /// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647).
@@ -144,6 +121,6 @@ fn catalog_configs_reject_unknown_names_with_the_valid_ones() {
     assert!(err.contains("linux-4.4"), "{err}");
     let err = BalloonSim::config(None, &["nope".to_string()]).expect_err("unknown fix");
     assert!(err.contains("oom-deadlock"), "{err}");
-    assert_eq!(BalloonSim::presets().last().map(|p| p.name), Some("fixed"));
+    assert_eq!(BalloonSim::presets().last().map(|p| p.name.clone()).as_deref(), Some("fixed"));
     assert_eq!(BalloonSim::fixes().len(), BalloonSim::zoo().len());
 }

@@ -2,50 +2,11 @@
 //! for the same budget.
 
 use mbcache_sim::check::MbcacheSubject;
-use sim_core::check::{self, Catalog, ZooEntry};
-
-fn entry(name: &str) -> ZooEntry {
-    MbcacheSubject::zoo().into_iter().find(|e| e.name == name).expect("zoo entry")
-}
-
-fn hunt(entry: &ZooEntry, fix_off: bool) -> Option<check::Failure> {
-    let fixes_off = if fix_off { vec![entry.fix.to_string()] } else { vec![] };
-    let config = MbcacheSubject::config(Some(entry.preset), &fixes_off).expect("catalog config");
-    check::find_failure::<MbcacheSubject>(&config, 0, entry.cases_max, entry.ops_max)
-}
+use sim_core::check::Catalog;
+use sim_core::zoo::assert_found_and_fixed;
 
 fn found_with_fix_off_and_quiet_with_fix_on(name: &str) {
-    let entry = entry(name);
-    let failure = hunt(&entry, true).unwrap_or_else(|| {
-        panic!(
-            "{name}: with {} off, {} cases of {} ops found nothing",
-            entry.fix, entry.cases_max, entry.ops_max
-        )
-    });
-    let artifact = &failure.artifact;
-    let ops = serde_json::to_string(&artifact.ops).unwrap_or_default();
-    assert!(
-        entry.accepts(&artifact.violation.kind),
-        "{name}: seed {} found {} instead; ops {ops}; replay: {}",
-        artifact.seed,
-        artifact.violation,
-        artifact.replay
-    );
-    println!(
-        "{name}: found after {} cases, seed {}, {} ops (shrunk from {}): {}\nops: {ops}\nreplay: {}",
-        failure.cases_to_find,
-        artifact.seed,
-        artifact.ops.as_array().map_or(0, Vec::len),
-        artifact.ops_unshrunk,
-        artifact.violation,
-        artifact.replay
-    );
-    if let Some(quiet) = hunt(&entry, false) {
-        panic!(
-            "{name}: with {} on, seed {} still fails: {}",
-            entry.fix, quiet.artifact.seed, quiet.artifact.violation
-        );
-    }
+    assert_found_and_fixed::<MbcacheSubject>(name);
 }
 
 #[test]
@@ -65,7 +26,10 @@ fn catalog_rejects_unknown_names_with_the_valid_ones() {
     let error = MbcacheSubject::config(None, &["no-such-fix".into()]).expect_err("unknown fix");
     assert!(error.contains("entry-count-after-alloc") && error.contains("exclusive-get"), "{error}");
     let seed = MbcacheSubject::config(Some("linux-2.6.10"), &[]).expect("seed preset");
-    assert!(!seed.fixes.entry_count_after_alloc && !seed.fixes.exclusive_get);
+    assert!(
+        !seed.fixes.on(mbcache_sim::fixes::ENTRY_COUNT_AFTER_ALLOC)
+            && !seed.fixes.on(mbcache_sim::fixes::EXCLUSIVE_GET)
+    );
 }
 
 #[test]
@@ -75,7 +39,7 @@ fn every_scenario_runs_and_the_teaching_one_shows_the_oops() {
         assert!(!sim.trace().is_empty(), "{}: empty trace", scenario.name);
     }
     let sim = MbcacheSubject::run_scenario("find-next-after-free").expect("scenario");
-    let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind).collect();
+    let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
     assert_eq!(kinds, ["list-poison"], "the scenario's only finding is the oops");
     let sim = MbcacheSubject::run_scenario("shrinker-lru").expect("scenario");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());

@@ -63,7 +63,8 @@ fn register_failing_part_way_returns_0_and_drops_the_earlier_registration_on_3_x
 fn cve_2011_2484_register_loop_grows_the_list_only_without_the_fix() {
     for (check, expect) in [(false, 3), (true, 1)] {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
-        let fixes = Fixes { duplicate_listener_check: check, ..Fixes::preset("linux-3.4").unwrap() };
+        let mut fixes = Fixes::preset("linux-3.4").unwrap();
+        fixes.set(taskstats_sim::fixes::DUPLICATE_LISTENER_CHECK, check);
         let model = Taskstats::new(&sim, fixes, Params::default());
         let port = model.open_port(&sim, 1).unwrap();
         for _ in 0..3 {
@@ -83,7 +84,7 @@ fn every_scenario_runs_and_the_cve_scenarios_show_their_violation() {
         let sim =
             TaskstatsSubject::run_scenario(info.name).unwrap_or_else(|| panic!("{} did not run", info.name));
         assert!(!sim.trace().events().is_empty(), "{}: empty trace", info.name);
-        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind).collect();
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
         let expect = match info.name {
             "cve-2011-2484" => Some("duplicate-listener"),
             "cve-2011-2494" => Some("unprivileged-access"),
@@ -102,10 +103,13 @@ fn every_scenario_runs_and_the_cve_scenarios_show_their_violation() {
 fn catalog_names_presets_fixes_and_rejects_unknown_names() {
     let presets: Vec<_> = TaskstatsSubject::presets().into_iter().map(|p| p.name).collect();
     assert_eq!(presets, ["linux-2.6.19", "linux-3.4", "linux-3.8"]);
-    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve == Some("CVE-2011-2484")));
-    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve == Some("CVE-2011-2494")));
+    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve.as_deref() == Some("CVE-2011-2484")));
+    assert!(TaskstatsSubject::fixes().iter().any(|f| f.cve.as_deref() == Some("CVE-2011-2494")));
     assert!(TaskstatsSubject::config(Some("linux-9"), &[]).unwrap_err().contains("linux-3.8"));
     assert!(TaskstatsSubject::config(None, &["nope".into()]).unwrap_err().contains("admin-perm"));
     let config = TaskstatsSubject::config(None, &["admin-perm".into()]).unwrap();
-    assert!(!config.fixes.admin_perm && config.fixes.namespace_checks);
+    assert!(
+        !config.fixes.on(taskstats_sim::fixes::ADMIN_PERM)
+            && config.fixes.on(taskstats_sim::fixes::NAMESPACE_CHECKS)
+    );
 }
