@@ -6,8 +6,14 @@ mod listeners;
 #[cfg(not(any(loom, shuttle)))]
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
+mod kref;
+#[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
 mod loom_models;
+#[cfg(loom)]
+mod loom_rcu;
+#[cfg(not(any(loom, shuttle)))]
+mod rcu;
 #[cfg(shuttle)]
 mod shuttle_models;
