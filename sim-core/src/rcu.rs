@@ -307,6 +307,11 @@ struct ObjSlot<T> {
 /// The objects one pointer publishes. Instrumentation (a `std` mutex), as the slab is.
 struct Objects<T> {
     pointer: &'static str,
+    /// Read (relaxed) at each access to an object and written (relaxed) at each free: the
+    /// object's memory as loom sees it. The table is invisible to loom, so without this loom's
+    /// partial-order reduction would never try a free between a reader's dereference and its use;
+    /// relaxed accesses add no ordering of their own.
+    access_point: AtomicU64,
     slots: StdMutex<(Vec<ObjSlot<T>>, Vec<u32>)>,
 }
 
@@ -341,6 +346,7 @@ impl<T> Objects<T> {
             live
         };
         if freed {
+            self.access_point.store(object.word(), Ordering::Relaxed);
             cx.trace(EventKind::RcuFree { pointer: self.pointer.into(), object: object.word(), deferred });
         } else {
             let message = format!(
@@ -423,7 +429,11 @@ impl<T> RcuPointer<T> {
     pub fn new(name: &'static str) -> RcuPointer<T> {
         RcuPointer {
             word: AtomicU64::new(0),
-            objects: StdArc::new(Objects { pointer: name, slots: StdMutex::new((Vec::new(), Vec::new())) }),
+            objects: StdArc::new(Objects {
+                pointer: name,
+                access_point: AtomicU64::new(0),
+                slots: StdMutex::new((Vec::new(), Vec::new())),
+            }),
         }
     }
 
@@ -577,6 +587,7 @@ impl<T> RcuRef<T> {
     #[track_caller]
     pub fn get(&self, cx: &Cx) -> Result<StdArc<T>, UseAfterFree> {
         let site = Location::caller();
+        self.objects.access_point.load(Ordering::Relaxed);
         match self.objects.lookup(self.object) {
             Ok(object) => {
                 if let Protection::Section(section) = self.protection {
