@@ -32,7 +32,7 @@ use crate::cx::Cx;
 use crate::sim::{Sim, Violation};
 use crate::sync;
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::trace::{object_name, EventKind};
+use crate::trace::EventKind;
 
 /// A read-side section as its context records it: a number unique in the `Sim`, and where its
 /// outermost `rcu_read_lock()` was called.
@@ -657,11 +657,6 @@ impl<T> RcuRef<T> {
         );
         cx.sim().report(Some(cx), Violation::new("rcu:use-after-free", message));
     }
-}
-
-/// The trace spelling of an object (for tests reading a trace).
-pub fn trace_name<T>(object: RcuObj<T>) -> String {
-    object_name(object.word())
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ fn describe(kind: &EventKind) -> String {
 
 /// An RCU object's trace word (`(slot + 1) << 32 | generation`, 0 for NULL) as `obj#slot.generation`,
 /// the spelling slab handles use.
-pub(crate) fn object_name(word: u64) -> String {
+fn object_name(word: u64) -> String {
     match word >> 32 {
         0 => "NULL".to_string(),
         slot => format!("obj#{}.{}", slot - 1, word as u32),

@@ -15,5 +15,9 @@ mod loom_models;
 mod loom_rcu;
 #[cfg(not(any(loom, shuttle)))]
 mod rcu;
+#[cfg(any(loom, shuttle))]
+mod rcu_models;
 #[cfg(shuttle)]
 mod shuttle_models;
+#[cfg(shuttle)]
+mod shuttle_rcu;
