@@ -32,6 +32,10 @@ pub struct Cx {
     irqs_disabled: Cell<bool>,
     hardirq_depth: Cell<u32>,
     held: RefCell<Vec<HeldLock>>,
+    /// `rcu_read_lock()` nesting (the kernel's `current->rcu_read_lock_nesting`).
+    rcu_depth: Cell<u32>,
+    /// The outermost read-side section while `rcu_depth` > 0.
+    rcu_section: Cell<Option<crate::rcu::Section>>,
     /// An observer (a checker reading model state) is neither traced nor checked by lockdep.
     observer: bool,
 }
@@ -45,6 +49,7 @@ impl std::fmt::Debug for Cx {
             .field("preempt_count", &self.preempt_count.get())
             .field("irqs_disabled", &self.irqs_disabled.get())
             .field("in_irq", &self.in_irq())
+            .field("rcu_depth", &self.rcu_depth.get())
             .field("held", &self.held.borrow().iter().map(|h| h.name).collect::<Vec<_>>())
             .finish()
     }
@@ -61,6 +66,8 @@ impl Cx {
             irqs_disabled: Cell::new(false),
             hardirq_depth: Cell::new(0),
             held: RefCell::new(Vec::new()),
+            rcu_depth: Cell::new(0),
+            rcu_section: Cell::new(None),
             observer,
         }
     }
@@ -148,13 +155,20 @@ impl Cx {
         result
     }
 
-    /// `might_sleep()`: reports a sleeping call made in atomic context. `what` names the call.
+    /// `might_sleep()`: reports a sleeping call made in atomic context, or inside an RCU read-side
+    /// section (`rcu_sleep_check()`, which `might_sleep()` makes first). `what` names the call.
     #[track_caller]
     pub fn might_sleep(&self, what: &str) {
-        if self.observer || !(self.in_atomic() || self.irqs_disabled()) {
+        if self.observer {
             return;
         }
         let location = Location::caller();
+        if self.rcu_depth.get() > 0 {
+            crate::rcu::report_sleep(self, what, location);
+        }
+        if !(self.in_atomic() || self.irqs_disabled()) {
+            return;
+        }
         self.sim.lockdep().check_might_sleep(|| LockdepReport::SleepInAtomic {
             what: what.to_string(),
             site: crate::lockdep::site(location),
@@ -188,6 +202,49 @@ impl Cx {
     /// Whether this context holds a lock of `class`.
     pub fn holds(&self, class: &str) -> bool {
         self.held.borrow().iter().any(|h| h.name == class)
+    }
+
+    /// `rcu_read_lock()`: enters (or nests) an RCU read-side section. Objects read through an
+    /// `RcuPointer` stay allocated until the outermost section ends. Not a lock: lockdep sees no
+    /// class, and the section does not disable preemption (the kernel's PREEMPT_RCU), but a
+    /// sleeping call inside it is reported.
+    #[track_caller]
+    pub fn rcu_read_lock(&self) {
+        crate::rcu::read_lock(self, Location::caller());
+    }
+
+    /// `rcu_read_unlock()`: leaves a read-side section; the outermost unlock lets waiting grace
+    /// periods end. An unlock without a lock is reported.
+    #[track_caller]
+    pub fn rcu_read_unlock(&self) {
+        crate::rcu::read_unlock(self, Location::caller());
+    }
+
+    /// `rcu_read_lock_held()`: whether this context is inside a read-side section.
+    pub fn rcu_read_lock_held(&self) -> bool {
+        self.rcu_depth.get() > 0
+    }
+
+    /// `rcu_preempt_depth()`: the read-side nesting.
+    pub fn rcu_read_depth(&self) -> u32 {
+        self.rcu_depth.get()
+    }
+
+    pub(crate) fn set_rcu_depth(&self, depth: u32) {
+        self.rcu_depth.set(depth);
+    }
+
+    pub(crate) fn rcu_section(&self) -> Option<crate::rcu::Section> {
+        self.rcu_section.get()
+    }
+
+    pub(crate) fn set_rcu_section(&self, section: Option<crate::rcu::Section>) {
+        self.rcu_section.set(section);
+    }
+
+    /// The task name as a shared string, for checker records that outlive this context.
+    pub(crate) fn name_shared(&self) -> Arc<str> {
+        self.name.clone()
     }
 
     /// Whether this is an observer context ([`Sim::observer_cx`]).

@@ -91,6 +91,9 @@ pub(crate) struct World {
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
     next_token: AtomicU64,
+    /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
+    /// makes no loom or shuttle object for it.
+    pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
 }
 
 /// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
@@ -135,6 +138,7 @@ impl Sim {
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_token: AtomicU64::new(1),
+                rcu: std::sync::OnceLock::new(),
                 config,
             }),
         }
@@ -262,6 +266,20 @@ impl Sim {
             cx.trace(EventKind::Fault { site: site.to_string().into() });
         }
         fail
+    }
+
+    // --- RCU ----------------------------------------------------------------------------------
+
+    /// Ends every grace period that can end now and runs the RCU callbacks that became due, in
+    /// the order queued, on the "rcu" task: the op-level simulation's deterministic stand-in for
+    /// the grace-period kthread. Never waits. Returns how many callbacks ran.
+    pub fn rcu_advance(&self) -> usize {
+        crate::rcu::advance(self)
+    }
+
+    /// RCU callbacks queued and not yet run.
+    pub fn rcu_callbacks_pending(&self) -> usize {
+        crate::rcu::callbacks_pending(self)
     }
 
     // --- findings ---------------------------------------------------------------------------

@@ -41,6 +41,33 @@ pub enum EventKind {
     Note { text: String },
     /// A broken invariant or another checker finding.
     Violation { kind: String, message: String },
+    /// An outermost `rcu_read_lock()` (`lock`) or `rcu_read_unlock()` (not `lock`): a read-side
+    /// section's bounds. Nested calls are not traced.
+    RcuReadSide { lock: bool },
+    /// `rcu_assign_pointer()` published `object` (0 for NULL) in the named pointer.
+    RcuAssign { pointer: Name, object: u64 },
+    /// A grace period ended (`synchronize_rcu()` returned or the `Sim` advanced RCU), and this
+    /// many callbacks became due.
+    RcuGracePeriod { callbacks: u32 },
+    /// An RCU-protected object was freed: by `kfree` at once, or by a callback (`deferred`).
+    RcuFree { pointer: Name, object: u64, deferred: bool },
+    /// A reference-count operation on the named object and the count it left.
+    Kref { object: Name, op: KrefOp, count: u32 },
+}
+
+/// The reference-count operations a trace records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KrefOp {
+    /// `kref_init()`.
+    Init,
+    /// `kref_get()`.
+    Get,
+    /// A successful `kref_get_unless_zero()`.
+    GetUnlessZero,
+    /// `kref_put()` that did not release.
+    Put,
+    /// The last `kref_put()`: the release ran.
+    Release,
 }
 
 /// One trace event.
@@ -158,6 +185,22 @@ fn hash_event(hash: &mut u64, event: &Event) {
             hasher.text(kind);
             hasher.text(message);
         }
+        EventKind::RcuReadSide { lock } => hasher.word(9 | u64::from(*lock) << 8),
+        EventKind::RcuAssign { pointer, object } => {
+            hasher.word(10);
+            hasher.text(pointer);
+            hasher.word(*object);
+        }
+        EventKind::RcuGracePeriod { callbacks } => hasher.word(11 | u64::from(*callbacks) << 8),
+        EventKind::RcuFree { pointer, object, deferred } => {
+            hasher.word(12 | u64::from(*deferred) << 8);
+            hasher.text(pointer);
+            hasher.word(*object);
+        }
+        EventKind::Kref { object, op, count } => {
+            hasher.word(13 | (*op as u64) << 8 | u64::from(*count) << 32);
+            hasher.text(object);
+        }
     }
     *hash = hasher.0;
 }
@@ -262,6 +305,36 @@ fn describe(kind: &EventKind) -> String {
         EventKind::Sleep { what, ns } => format!("sleep {what} {}ms", ns / 1_000_000),
         EventKind::Note { text } => text.clone(),
         EventKind::Violation { kind, message } => format!("!! {kind}: {message}"),
+        EventKind::RcuReadSide { lock: true } => "rcu_read_lock".to_string(),
+        EventKind::RcuReadSide { lock: false } => "rcu_read_unlock".to_string(),
+        EventKind::RcuAssign { pointer, object: 0 } => format!("rcu_assign_pointer({pointer}, NULL)"),
+        EventKind::RcuAssign { pointer, object } => {
+            format!("rcu_assign_pointer({pointer}, {})", object_name(*object))
+        }
+        EventKind::RcuGracePeriod { callbacks } => format!("grace period ({callbacks} callbacks)"),
+        EventKind::RcuFree { pointer, object, deferred } => {
+            let how = if *deferred { "rcu callback kfree" } else { "kfree" };
+            format!("{how}({pointer} {})", object_name(*object))
+        }
+        EventKind::Kref { object, op, count } => {
+            let verb = match op {
+                KrefOp::Init => "kref_init",
+                KrefOp::Get => "kref_get",
+                KrefOp::GetUnlessZero => "kref_get_unless_zero",
+                KrefOp::Put => "kref_put",
+                KrefOp::Release => "kref_put+release",
+            };
+            format!("{verb}({object}) = {count}")
+        }
+    }
+}
+
+/// An RCU object's trace word (`(slot + 1) << 32 | generation`, 0 for NULL) as `obj#slot.generation`,
+/// the spelling slab handles use.
+fn object_name(word: u64) -> String {
+    match word >> 32 {
+        0 => "NULL".to_string(),
+        slot => format!("obj#{}.{}", slot - 1, word as u32),
     }
 }
 
@@ -362,6 +435,11 @@ pub fn render_chrome(events: &[Event], names: &BTreeMap<TaskId, String>) -> serd
                 let cat = match other {
                     EventKind::Fault { .. } => "fault",
                     EventKind::Violation { .. } => "violation",
+                    EventKind::RcuReadSide { .. }
+                    | EventKind::RcuAssign { .. }
+                    | EventKind::RcuGracePeriod { .. }
+                    | EventKind::RcuFree { .. } => "rcu",
+                    EventKind::Kref { .. } => "kref",
                     _ => "note",
                 };
                 let mut value = base(describe(other), cat, "i");

@@ -6,8 +6,18 @@ mod listeners;
 #[cfg(not(any(loom, shuttle)))]
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
+mod kref;
+#[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
 mod loom_models;
+#[cfg(loom)]
+mod loom_rcu;
+#[cfg(not(any(loom, shuttle)))]
+mod rcu;
+#[cfg(any(loom, shuttle))]
+mod rcu_models;
 #[cfg(shuttle)]
 mod shuttle_models;
+#[cfg(shuttle)]
+mod shuttle_rcu;
