@@ -288,7 +288,7 @@ mod tests {
     }
 
     fn kinds(sim: &Sim) -> Vec<String> {
-        sim.violations().into_iter().map(|v| v.kind).collect()
+        sim.violations().into_iter().map(|v| v.kind.to_string()).collect()
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn sim() -> Sim {
 }
 
 fn kinds(sim: &Sim) -> Vec<String> {
-    sim.violations().into_iter().map(|violation| violation.kind).collect()
+    sim.violations().into_iter().map(|violation| violation.kind.to_string()).collect()
 }
 
 /// A holder takes and drops references as a driver would: a get per user, a put per user, and

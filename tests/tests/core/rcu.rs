@@ -274,7 +274,7 @@ fn sim() -> Sim {
 }
 
 fn kinds(sim: &Sim) -> Vec<String> {
-    sim.violations().into_iter().map(|violation| violation.kind).collect()
+    sim.violations().into_iter().map(|violation| violation.kind.to_string()).collect()
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn explore(model: impl Fn(&Sim) + Sync + Send + 'static) -> BTreeSet<String> {
     Runner::new(RandomScheduler::new_from_seed(SEED, ITERATIONS), Config::new()).run(move || {
         let sim = Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect));
         model(&sim);
-        let kinds = sim.violations().into_iter().map(|violation| violation.kind);
+        let kinds = sim.violations().into_iter().map(|violation| violation.kind.to_string());
         into.lock().expect("found").extend(kinds);
     });
     let kinds = found.lock().expect("found").clone();
