@@ -10,7 +10,7 @@ use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::{Cx, Errno};
 
 use crate::entry::Entry;
-use crate::list::{CacheHandle, HeadId, ListHead, Node};
+use crate::registry::{CacheHandle, HeadId, ListHead, Node};
 use crate::registry::{
     locked, MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX,
 };

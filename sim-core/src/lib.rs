@@ -12,6 +12,7 @@ pub mod check;
 pub mod cx;
 pub mod errno;
 pub mod fault;
+pub mod list;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;
