@@ -106,6 +106,8 @@ pub(crate) struct World {
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
+    /// Shrinkers and the reclaim plan ([`crate::mm::reclaim`]).
+    pub(crate) reclaim: crate::mm::reclaim::ReclaimState,
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
@@ -150,6 +152,7 @@ impl Sim {
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
+                reclaim: Default::default(),
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_token: AtomicU64::new(1),
