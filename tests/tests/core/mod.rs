@@ -2,11 +2,16 @@
 //! before any subsystem relies on them.
 
 mod listeners;
+mod pages;
 
 #[cfg(not(any(loom, shuttle)))]
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
+#[cfg(not(any(loom, shuttle)))]
+mod mm;
+#[cfg(loom)]
+mod loom_mm;
 #[cfg(loom)]
 mod loom_models;
 #[cfg(shuttle)]
