@@ -296,7 +296,9 @@ impl PageAllocator {
     /// Mirrors lock_page() (`__lock_page`, `wait_on_page_bit_killable` without signals): may
     /// sleep until the bit is free. Lockdep checks it before it waits. A task that already
     /// holds the page lock would wait for itself forever: after lockdep's recursion report that
-    /// is `EDEADLK` here instead of a hang.
+    /// is `EDEADLK` here instead of a hang. A page locked by another context waits for it, as
+    /// in the kernel; in the one-thread simulation that context never runs again, so models hold
+    /// page locks only within one operation there.
     #[track_caller]
     pub fn lock_page(&self, cx: &Cx, pfn: Pfn) -> Result<(), Errno> {
         let page = self.page(pfn)?;

@@ -153,11 +153,17 @@ pub fn may_enter_fs(gfp: Gfp) -> bool {
 /// traced (it is lockdep's bookkeeping, made on every allocation).
 #[track_caller]
 pub fn fs_reclaim_might_enter(cx: &Cx, gfp: Gfp) {
-    if !may_enter_fs(gfp) || cx.is_observer() || !cx.sim().lockdep().is_enabled() {
+    if !may_enter_fs(gfp) || cx.is_observer() || !cx.sim().lockdep().is_enabled() || in_reclaim(cx) {
         return;
     }
     let token = cx.lock_acquire(FS_RECLAIM_CLASS, LockMode::Mutex, false, Location::caller());
     cx.lock_acquire_failed(token);
+}
+
+/// Whether `cx` is running reclaim: its allocations do not reclaim again (the kernel's
+/// `PF_MEMALLOC`, which `__perform_reclaim` sets around the same section).
+fn in_reclaim(cx: &Cx) -> bool {
+    cx.holds(FS_RECLAIM_CLASS)
 }
 
 /// Mirrors the checks at the top of a sleeping allocation (`might_sleep_if` and
@@ -173,7 +179,7 @@ pub(crate) fn might_alloc(cx: &Cx, gfp: Gfp, what: &str) {
 /// Direct reclaim for an allocation at `site`, if the reclaim plan says it happens now: the
 /// pages or objects the shrinkers freed (0 when no reclaim ran).
 pub(crate) fn maybe_direct_reclaim(cx: &Cx, gfp: Gfp, site: &FaultSite, size: u64) -> u64 {
-    if !gfp.allows_blocking() || !cx.sim().should_reclaim(site, size) {
+    if !gfp.allows_blocking() || in_reclaim(cx) || !cx.sim().should_reclaim(site, size) {
         return 0;
     }
     direct_reclaim(cx, gfp)
@@ -285,6 +291,27 @@ mod tests {
             cache.free(&cx, handle).expect("free");
         }
         assert_eq!(cx.held_count(), 0, "fs_reclaim is not left held");
+    }
+
+    #[test]
+    fn a_shrinker_that_allocates_neither_recurses_into_reclaim_nor_reports_recursion() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let cache = Arc::new(KmemCache::new("things", 16));
+        let inner = cache.clone();
+        sim.register_shrinker(
+            "allocating",
+            Arc::new(move |cx, _| {
+                let handle = inner.alloc(cx, Gfp::GFP_KERNEL, ()).expect("alloc");
+                inner.free(cx, handle).expect("free");
+                1
+            }),
+        );
+        sim.set_reclaim_plan(FaultPlan::with(FaultAttr::always()));
+        let handle = cache.alloc(&cx, Gfp::GFP_KERNEL, ()).expect("alloc");
+        assert_eq!(sim.reclaim_runs(), 1, "the shrinker's own allocation does not reclaim");
+        assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+        cache.free(&cx, handle).expect("free");
     }
 
     #[test]

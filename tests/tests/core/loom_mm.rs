@@ -63,8 +63,12 @@ fn loom_finds_isolation_without_pages_lock_poisoning_the_walk() {
     let result = catch_unwind(AssertUnwindSafe(|| {
         builder(Some(2)).check(|| deflate_against_isolation(Misuse::IsolateWithoutPagesLock));
     }));
+    // The first failing interleaving loom reaches is one of two faces of the same missing lock:
+    // the walk follows the LIST_POISON1 the unlocked list_del left in the page it was about to
+    // visit, or it had read that page's link just before and deflates a page isolation took.
     let text = panic_text(result.expect_err("loom must find the unlocked list_del"));
-    assert!(text.contains("list-poison") && text.contains("LIST_POISON1"), "{text}");
+    let poisoned = text.contains("list-poison") && text.contains("LIST_POISON1");
+    assert!(poisoned || text.contains("each page is deflated or isolated"), "{text}");
 }
 
 /// The owner drops the last reference while a pfn scanner takes one.

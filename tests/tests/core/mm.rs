@@ -350,3 +350,57 @@ fn a_gfp_kernel_allocation_under_xattr_sem_prints_the_kernels_report() {
     assert!(text.contains("already holding lock:\n  lock(ext3_inode_info.xattr_sem)"), "{text}");
     balloon.shrink(&cx, u64::MAX);
 }
+
+/// The shape of "virtio_balloon: fix deadlock on OOM" (c7cdff0e8647) on sim-core alone. A task
+/// holding the filesystem's lock allocates with GFP_NOFS, runs out, and the OOM notifier it runs
+/// takes `balloon_lock`; the balloon fills under `balloon_lock` with an allocation that may enter
+/// the filesystem, whose reclaim would wait for that lock. With the filesystem lock registered as
+/// one reclaim takes, the cycle is found although the fill never entered reclaim.
+#[test]
+fn the_balloons_oom_deadlock_shape_is_found_without_the_fill_ever_reclaiming() {
+    use sim_core::mm::{PageAllocConfig, PageAllocator, FS_LOCK_CLASS, PAGE_SIZE_4K};
+    let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+    let (balloon_thread, task) = (sim.cx("vballoon", 0), sim.cx("writer", 1));
+    let config = PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![2, 2], limit_pages: 2 };
+    let mm = Arc::new(PageAllocator::new(&config).expect("valid"));
+    sim.register_fs_reclaim_lock(&balloon_thread, FS_LOCK_CLASS);
+    let balloon_lock = Arc::new(sim_core::Mutex::new("&vb->balloon_lock", Vec::<Pfn>::new()));
+    let (notifier_lock, notifier_mm) = (balloon_lock.clone(), mm.clone());
+    mm.register_oom_notifier(
+        &balloon_thread,
+        "virtballoon_oom_notify",
+        0,
+        Arc::new(move |cx| {
+            let mut pages = notifier_lock.lock(cx);
+            let freed = pages.len() as u64;
+            for pfn in pages.drain(..) {
+                notifier_mm.free_page(cx, pfn).expect("a balloon page");
+            }
+            freed
+        }),
+    );
+    // fill_balloon() as the seed has it: the page allocated under balloon_lock; memory is
+    // plentiful, so no reclaim happens.
+    let balloon_gfp = sim_core::mm::Gfp::GFP_HIGHUSER_MOVABLE | sim_core::mm::Gfp::__GFP_NORETRY;
+    {
+        let mut pages = balloon_lock.lock(&balloon_thread);
+        let pfn = mm.alloc_page(&balloon_thread, balloon_gfp, "balloon").expect("memory is plentiful");
+        pages.push(pfn);
+    }
+    assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+    // The writer under the filesystem lock runs memory out; the OOM notifier deflates.
+    {
+        let _fs = mm.fs_lock().lock(&task);
+        let mine = mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("one page left");
+        let freed_by_oom = mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("the notifier freed one");
+        for pfn in [mine, freed_by_oom] {
+            mm.free_page(&task, pfn).expect("mine");
+        }
+    }
+    let reports = sim.lockdep().reports();
+    assert!(!reports.is_empty() && reports.iter().all(|r| r.kind() == "circular-locking"), "{reports:?}");
+    let text = reports[0].to_string();
+    for class in ["&vb->balloon_lock", FS_RECLAIM_CLASS, FS_LOCK_CLASS] {
+        assert!(text.contains(class), "the report names {class}:\n{text}");
+    }
+}
