@@ -127,7 +127,11 @@ pub fn list_add<M: ListMemory + ?Sized>(memory: &mut M, new: M::Node, head: M::N
 }
 
 /// Mirrors list_add_tail(new, head): `new` right before `head` (a queue).
-pub fn list_add_tail<M: ListMemory + ?Sized>(memory: &mut M, new: M::Node, head: M::Node) -> Result<(), Oops> {
+pub fn list_add_tail<M: ListMemory + ?Sized>(
+    memory: &mut M,
+    new: M::Node,
+    head: M::Node,
+) -> Result<(), Oops> {
     let before = prev(memory, head, "list_add_tail")?;
     link_between(memory, new, before, head)
 }
@@ -165,14 +169,22 @@ pub fn list_move<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, head: M
 }
 
 /// Mirrors list_move_tail(entry, head): off its list, onto `head`'s tail.
-pub fn list_move_tail<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, head: M::Node) -> Result<(), Oops> {
+pub fn list_move_tail<M: ListMemory + ?Sized>(
+    memory: &mut M,
+    entry: M::Node,
+    head: M::Node,
+) -> Result<(), Oops> {
     unlink(memory, entry, "list_move_tail")?;
     list_add_tail(memory, entry, head)
 }
 
 /// The nodes of the list at `head`, in `next` order (`list_for_each`); at most `limit` of them,
 /// a guard against a corrupted cycle.
-pub fn walk<M: ListMemory + ?Sized>(memory: &mut M, head: M::Node, limit: usize) -> Result<Vec<M::Node>, Oops> {
+pub fn walk<M: ListMemory + ?Sized>(
+    memory: &mut M,
+    head: M::Node,
+    limit: usize,
+) -> Result<Vec<M::Node>, Oops> {
     let mut nodes = Vec::new();
     let mut at = next(memory, head, "list_for_each")?;
     while at != head {

@@ -487,7 +487,9 @@ pub struct PageLruMem<'a> {
 impl PageLruMem<'_> {
     fn live(&mut self, page: PageRef) -> Result<Arc<Page>, Oops> {
         match self.pages.pages.get(page.pfn) {
-            Some((generation, found)) if generation == page.generation && !locked(&found.meta).freed => Ok(found),
+            Some((generation, found)) if generation == page.generation && !locked(&found.meta).freed => {
+                Ok(found)
+            }
             _ => {
                 let violation = Violation::new(
                     "use-after-free",
@@ -554,8 +556,12 @@ mod tests {
     }
 
     fn pages() -> PageAllocator {
-        PageAllocator::new(&PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![2, 2], limit_pages: 4 })
-            .expect("valid")
+        PageAllocator::new(&PageAllocConfig {
+            page_size: PAGE_SIZE_4K,
+            zone_pages: vec![2, 2],
+            limit_pages: 4,
+        })
+        .expect("valid")
     }
 
     fn kinds(sim: &Sim) -> Vec<String> {
@@ -680,7 +686,8 @@ mod tests {
         let pages = pages();
         let mut heads = PageListHeads::new("test pages");
         let head = heads.add_head();
-        let pfns: Vec<Pfn> = (0..2).map(|_| pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page")).collect();
+        let pfns: Vec<Pfn> =
+            (0..2).map(|_| pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page")).collect();
         let nodes: Vec<PageNode> =
             pfns.iter().map(|&pfn| PageNode::Lru(pages.page_ref(&cx, pfn).expect("page"))).collect();
         for node in &nodes {

@@ -468,7 +468,8 @@ impl PageAllocator {
             Put::Held => Ok(()),
             Put::Zero => self.free_frozen_page(cx, pfn),
             Put::Underflow => {
-                cx.sim().report(Some(cx), Violation::new("page:double-free", format!("pfn {pfn} freed twice")));
+                cx.sim()
+                    .report(Some(cx), Violation::new("page:double-free", format!("pfn {pfn} freed twice")));
                 Err(Errno::EINVAL)
             }
         }

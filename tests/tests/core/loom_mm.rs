@@ -81,7 +81,8 @@ fn last_put_against_a_scanner(unless_zero: bool) {
     let scanner = {
         let (mm, cx) = (mm.clone(), sim.cx("scanner", 1));
         thread::spawn(move || {
-            let got = if unless_zero { mm.get_page_unless_zero(&cx, pfn) } else { mm.get_page(&cx, pfn).is_ok() };
+            let got =
+                if unless_zero { mm.get_page_unless_zero(&cx, pfn) } else { mm.get_page(&cx, pfn).is_ok() };
             if got {
                 mm.put_page(&cx, pfn).expect("the reference just taken");
             }

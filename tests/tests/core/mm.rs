@@ -75,7 +75,8 @@ impl Pool {
     fn check_listed(&self, cx: &Cx, listed: &[Pfn]) -> Result<(), Violation> {
         let mm = &self.balloon.mm;
         for &pfn in listed {
-            let state = (mm.page_count(cx, pfn), mm.page_balloon(cx, pfn), mm.test_page_flag(cx, pfn, PG_PRIVATE));
+            let state =
+                (mm.page_count(cx, pfn), mm.page_balloon(cx, pfn), mm.test_page_flag(cx, pfn, PG_PRIVATE));
             if state != (Ok(1), true, true) || mm.page_locked(cx, pfn) {
                 let message = format!("listed pfn {pfn}: (count, balloon, private) = {state:?}");
                 return Err(Violation::new("invariant", message));
@@ -97,7 +98,13 @@ impl Subject for Pool {
         let balloon = Arc::new(Balloon::new(sim, &driver, config.misuse));
         register_shrinker(sim, &balloon);
         sim.set_reclaim_plan(FaultPlan::with(FaultAttr::probability(config.reclaim_percent).site("mbcache")));
-        Pool { balloon, driver, compaction: sim.cx("kcompactd0", 1), isolated: Vec::new(), marks: BTreeSet::new() }
+        Pool {
+            balloon,
+            driver,
+            compaction: sim.cx("kcompactd0", 1),
+            isolated: Vec::new(),
+            marks: BTreeSet::new(),
+        }
     }
 
     fn op_strategy(_config: &PoolConfig) -> BoxedStrategy<PoolOp> {
@@ -269,7 +276,8 @@ fn first_violation(misuse: Misuse, seeds: std::ops::Range<u64>) -> Option<(u64, 
 #[test]
 fn the_balloon_sequence_passes_against_its_reference_and_reaches_isolation_putback_and_reclaim() {
     let marks = check::assert_cases_pass::<Pool>(&config(Misuse::None), 0, 64, 60);
-    for mark in ["page isolated", "page put back", "deflated several pages in one walk", "a shrinker freed entries"]
+    for mark in
+        ["page isolated", "page put back", "deflated several pages in one walk", "a shrinker freed entries"]
     {
         assert!(marks.contains(mark), "no case reached {mark:?}: {marks:?}");
     }
@@ -320,7 +328,8 @@ fn the_compaction_sequence_on_sim_core_alone_locks_counts_and_relinks_pages() {
     let driver = sim.cx("vballoon", 0);
     let compaction = sim.cx("kcompactd0", 1);
     let balloon = Balloon::new(&sim, &driver, Misuse::None);
-    let pfns: Vec<Pfn> = (0..3).map(|_| balloon.enqueue(&driver).expect("no oops").expect("a page")).collect();
+    let pfns: Vec<Pfn> =
+        (0..3).map(|_| balloon.enqueue(&driver).expect("no oops").expect("a page")).collect();
     assert_eq!(balloon.listed(&driver).expect("walk"), [pfns[2], pfns[1], pfns[0]], "list_add puts first");
     assert!(balloon.isolate(&compaction, pfns[1]).expect("no oops"));
     assert_eq!(balloon.mm.page_count(&compaction, pfns[1]), Ok(2), "isolation holds a reference");
@@ -331,7 +340,12 @@ fn the_compaction_sequence_on_sim_core_alone_locks_counts_and_relinks_pages() {
     assert_eq!(balloon.mm.page_count(&compaction, pfns[1]), Ok(1));
     assert_eq!(balloon.listed(&driver).expect("walk"), [pfns[1], pfns[0]]);
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
-    let locks = sim.trace().events().iter().filter(|e| matches!(&e.kind, EventKind::Acquired { class, .. } if &**class == "PG_locked")).count();
+    let locks = sim
+        .trace()
+        .events()
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Acquired { class, .. } if &**class == "PG_locked"))
+        .count();
     assert!(locks >= 6, "every page lock is traced ({locks})");
     assert!(sim.lockdep().dependencies().contains(&("PG_locked".into(), super::pages::PAGES_LOCK.into())));
 }
@@ -392,7 +406,8 @@ fn the_balloons_oom_deadlock_shape_is_found_without_the_fill_ever_reclaiming() {
     {
         let _fs = mm.fs_lock().lock(&task);
         let mine = mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("one page left");
-        let freed_by_oom = mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("the notifier freed one");
+        let freed_by_oom =
+            mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("the notifier freed one");
         for pfn in [mine, freed_by_oom] {
             mm.free_page(&task, pfn).expect("mine");
         }

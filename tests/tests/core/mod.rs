@@ -8,11 +8,11 @@ mod pages;
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
-#[cfg(not(any(loom, shuttle)))]
-mod mm;
 #[cfg(loom)]
 mod loom_mm;
 #[cfg(loom)]
 mod loom_models;
+#[cfg(not(any(loom, shuttle)))]
+mod mm;
 #[cfg(shuttle)]
 mod shuttle_models;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use serde::{Deserialize, Serialize};
 use sim_core::list::{self, Cursor, Oops, SafeCursor};
-use sim_core::mm::page::{PageLruMem, PageListHeads, PageNode, PG_PRIVATE};
+use sim_core::mm::page::{PageListHeads, PageLruMem, PageNode, PG_PRIVATE};
 use sim_core::mm::{Gfp, KmemCache, ObjHandle, PageAllocConfig, PageAllocator, Pfn, PAGE_SIZE_4K};
 use sim_core::sync::atomic::{AtomicU64, Ordering};
 use sim_core::{Cx, Errno, Mutex, Sim, SpinLock};
@@ -219,7 +219,8 @@ impl Balloon {
 
     /// Mirrors __isolate_balloon_page(): off the list under `pages_lock`.
     fn isolate_locked(&self, cx: &Cx, pfn: Pfn) -> Result<(), Oops> {
-        let guard = (self.misuse != Misuse::IsolateWithoutPagesLock).then(|| self.pages_lock.lock_irqsave(cx));
+        let guard =
+            (self.misuse != Misuse::IsolateWithoutPagesLock).then(|| self.pages_lock.lock_irqsave(cx));
         self.mm.clear_page_flag(cx, pfn, PG_PRIVATE).expect("pfn");
         let node = self.node(cx, pfn);
         let unlinked = self.lru_mem(cx, |mem| list::list_del(mem, node));
