@@ -73,7 +73,10 @@ pub trait ListMemory {
     fn bad_link(&mut self, at: Self::Node, link: Link<Self::Node>, what: &str) -> Oops;
 }
 
-/// Dereferences `link`, found in the `next` or `prev` field of `at`.
+/// Dereferences `link`, found in the `next` or `prev` field of `at`. A bad link's report names
+/// `what` and the model's source line that made the list call (every list function is
+/// `#[track_caller]`).
+#[track_caller]
 pub fn follow<M: ListMemory + ?Sized>(
     memory: &mut M,
     at: M::Node,
@@ -82,29 +85,36 @@ pub fn follow<M: ListMemory + ?Sized>(
 ) -> Result<M::Node, Oops> {
     match link {
         Link::To(node) => Ok(node),
-        bad => Err(memory.bad_link(at, bad, what)),
+        bad => {
+            let site = std::panic::Location::caller();
+            Err(memory.bad_link(at, bad, &format!("{what} at {}:{}", site.file(), site.line())))
+        }
     }
 }
 
 /// Mirrors list_empty(): `head->next == head`. A poisoned entry is not empty, which is why a
 /// `list_del` without `INIT_LIST_HEAD` followed by a `list_empty` test goes wrong.
+#[track_caller]
 pub fn list_empty<M: ListMemory + ?Sized>(memory: &mut M, head: M::Node) -> Result<bool, Oops> {
     Ok(memory.read(head)?.next == Link::To(head))
 }
 
 /// `node->next`, dereferenced.
+#[track_caller]
 pub fn next<M: ListMemory + ?Sized>(memory: &mut M, node: M::Node, what: &str) -> Result<M::Node, Oops> {
     let head = memory.read(node)?;
     follow(memory, node, head.next, what)
 }
 
 /// `node->prev`, dereferenced.
+#[track_caller]
 pub fn prev<M: ListMemory + ?Sized>(memory: &mut M, node: M::Node, what: &str) -> Result<M::Node, Oops> {
     let head = memory.read(node)?;
     follow(memory, node, head.prev, what)
 }
 
 /// Mirrors __list_add(new, prev, next).
+#[track_caller]
 fn link_between<M: ListMemory + ?Sized>(
     memory: &mut M,
     new: M::Node,
@@ -121,12 +131,14 @@ fn link_between<M: ListMemory + ?Sized>(
 }
 
 /// Mirrors list_add(new, head): `new` right after `head` (a stack).
+#[track_caller]
 pub fn list_add<M: ListMemory + ?Sized>(memory: &mut M, new: M::Node, head: M::Node) -> Result<(), Oops> {
     let after = next(memory, head, "list_add")?;
     link_between(memory, new, head, after)
 }
 
 /// Mirrors list_add_tail(new, head): `new` right before `head` (a queue).
+#[track_caller]
 pub fn list_add_tail<M: ListMemory + ?Sized>(
     memory: &mut M,
     new: M::Node,
@@ -137,6 +149,7 @@ pub fn list_add_tail<M: ListMemory + ?Sized>(
 }
 
 /// Mirrors __list_del_entry(): the neighbours point at each other; `entry` is left as it was.
+#[track_caller]
 fn unlink<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, what: &str) -> Result<(), Oops> {
     let head = memory.read(entry)?;
     let after = follow(memory, entry, head.next, what)?;
@@ -151,24 +164,28 @@ fn unlink<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, what: &str) ->
 
 /// Mirrors list_del(entry): unlinks and poisons the entry's links, so a later use of them is
 /// an oops rather than a silent walk through stale memory.
+#[track_caller]
 pub fn list_del<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node) -> Result<(), Oops> {
     unlink(memory, entry, "list_del")?;
     memory.write(entry, ListHead::POISONED)
 }
 
 /// Mirrors list_del_init(entry): unlinks and leaves the entry an empty list.
+#[track_caller]
 pub fn list_del_init<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node) -> Result<(), Oops> {
     unlink(memory, entry, "list_del_init")?;
     memory.write(entry, ListHead::init(entry))
 }
 
 /// Mirrors list_move(entry, head): off its list, onto `head`'s front.
+#[track_caller]
 pub fn list_move<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, head: M::Node) -> Result<(), Oops> {
     unlink(memory, entry, "list_move")?;
     list_add(memory, entry, head)
 }
 
 /// Mirrors list_move_tail(entry, head): off its list, onto `head`'s tail.
+#[track_caller]
 pub fn list_move_tail<M: ListMemory + ?Sized>(
     memory: &mut M,
     entry: M::Node,
@@ -180,6 +197,7 @@ pub fn list_move_tail<M: ListMemory + ?Sized>(
 
 /// The nodes of the list at `head`, in `next` order (`list_for_each`); at most `limit` of them,
 /// a guard against a corrupted cycle.
+#[track_caller]
 pub fn walk<M: ListMemory + ?Sized>(
     memory: &mut M,
     head: M::Node,
@@ -213,6 +231,7 @@ impl<N: Copy + Eq + Debug> Cursor<N> {
     }
 
     /// The next node, or `None` back at the head.
+    #[track_caller]
     pub fn next<M: ListMemory<Node = N> + ?Sized>(&mut self, memory: &mut M) -> Result<Option<N>, Oops> {
         let from = self.pos.unwrap_or(self.head);
         let at = next(memory, from, "list_for_each_entry")?;
@@ -236,6 +255,7 @@ impl<N: Copy + Eq + Debug> SafeCursor<N> {
     }
 
     /// The next node, or `None` back at the head.
+    #[track_caller]
     pub fn next<M: ListMemory<Node = N> + ?Sized>(&mut self, memory: &mut M) -> Result<Option<N>, Oops> {
         let at = match self.upcoming {
             Some(at) => at,

@@ -287,7 +287,7 @@ fn the_balloon_sequence_passes_against_its_reference_and_reaches_isolation_putba
 fn a_plain_cursor_that_deletes_while_walking_is_found_as_list_poison() {
     let (seed, violation) = first_violation(Misuse::PlainCursorDeflate, 0..64).expect("found");
     assert_eq!(violation.kind, "list-poison", "seed {seed}: {violation}");
-    assert!(violation.message.contains("list_for_each_entry"), "{violation}");
+    assert!(violation.message.contains("list_for_each_entry at tests/tests/core/pages.rs:"), "{violation}");
     assert!(violation.message.contains("LIST_POISON1"), "{violation}");
 }
 
