@@ -10,10 +10,10 @@ use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::{Cx, Errno};
 
 use crate::entry::Entry;
-use crate::list::{CacheHandle, HeadId, ListHead, Node};
 use crate::registry::{
     locked, MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX,
 };
+use crate::registry::{CacheHandle, HeadId, ListHead, Node};
 
 /// `struct mb_cache_op`: the free callback. `free(ce, gfp)` returning nonzero keeps the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,8 +12,10 @@ use sim_core::{Cx, Errno, Violation};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
-use crate::list::{self, EntryRef, HeadId, ListHead, Node, Oops};
-use crate::registry::{locked, Found, Locked, MbError, Mem, Registry, Waits, MB_CACHE_WRITER};
+use crate::registry::{
+    locked, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits, MB_CACHE_WRITER,
+};
+use sim_core::list::{self, Oops};
 
 /// The fields of an entry that `mb_cache_spinlock` guards.
 #[derive(Debug)]

@@ -8,7 +8,6 @@ pub mod check;
 pub mod entry;
 pub mod fixes;
 pub mod hash;
-pub(crate) mod list;
 pub mod registry;
 pub mod shrink;
 
@@ -16,7 +15,6 @@ pub mod shrink;
 pub use cache::{CacheRef, Destroyed, FreeOp};
 pub use entry::Handle;
 pub use fixes::Fixes;
-pub use list::{EntryRef, Oops};
-pub use registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
+pub use registry::{bdev_address, EntryRef, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 // For the checkers: the harness face.
 pub use check::{MbcacheConfig, MbcacheSubject};

@@ -6,7 +6,7 @@
 //!
 //! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
 //! entry are slab objects, so a use after `kfree`/`kmem_cache_free` is reported; list heads live in
-//! the object they belong to (see [`crate::list`]). An entry's fields are plain memory the seed
+//! the object they belong to (see [`sim_core::list`]; [`Node`] names every head's place). An entry's fields are plain memory the seed
 //! guards with `mb_cache_spinlock`; they sit in a `std` mutex that adds no interleavings (the
 //! checkers see `mb_cache_spinlock`, `e_used` and `c_entry_count`, which are what the kernel
 //! synchronises with).
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Mutex as StdMutex;
 
 use sim_core::locks::SpinLockGuard;
-use sim_core::mm::KmemCache;
+use sim_core::mm::{KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, WaitQueue};
 
@@ -24,7 +24,48 @@ use crate::cache::{CacheRef, MbCache};
 use crate::entry::{Entry, Handle};
 use crate::fixes::Fixes;
 use crate::hash::hash_long;
-use crate::list::{self, CacheHandle, EntryRef, HeadId, Link, ListHead, Memory, Node, Oops};
+use sim_core::list::{self, ListMemory, Oops};
+
+/// `struct mb_cache *`.
+pub(crate) type CacheHandle = ObjHandle<MbCache>;
+
+/// `struct mb_cache_entry *`: the entry's cache and its slot in that cache's slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryRef {
+    pub(crate) cache: CacheHandle,
+    pub(crate) entry: ObjHandle<Entry>,
+}
+
+/// A list head that is not inside an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum HeadId {
+    /// `mb_cache_lru_list`.
+    Lru,
+    /// `cache->c_block_hash[bucket]`.
+    Block(CacheHandle, u32),
+    /// `cache->c_indexes_hash[index][bucket]`.
+    Index(CacheHandle, u32, u32),
+    /// A `LIST_HEAD(free_list)` on some function's stack.
+    Local(u64),
+}
+
+/// The address of one `struct list_head` in mbcache's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Node {
+    /// A head outside entries.
+    Head(HeadId),
+    /// `&ce->e_lru_list`.
+    Lru(EntryRef),
+    /// `&ce->e_block_list`.
+    Block(EntryRef),
+    /// `&ce->e_indexes[n].o_list`.
+    Index(EntryRef, u32),
+}
+
+/// `struct list_head` at mbcache's addresses.
+pub(crate) type ListHead = list::ListHead<Node>;
+/// A `next` or `prev` field at mbcache's addresses.
+pub(crate) type Link = list::Link<Node>;
 
 /// The lock class of `mb_cache_spinlock`.
 pub const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
@@ -149,7 +190,9 @@ impl Mem<'_> {
     }
 }
 
-impl Memory for Mem<'_> {
+impl ListMemory for Mem<'_> {
+    type Node = Node;
+
     fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
         match node {
             Node::Head(HeadId::Lru) => Ok(self.global.lru),

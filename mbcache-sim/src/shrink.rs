@@ -7,8 +7,8 @@ use sim_core::sync::atomic::Ordering;
 use sim_core::Cx;
 
 use crate::cache::CacheRef;
-use crate::list::{self, EntryRef, HeadId, Node, Oops};
-use crate::registry::{entry_of_lru, locked, Locked, MbError, Mem, Registry};
+use crate::registry::{entry_of_lru, locked, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
+use sim_core::list::{self, Oops};
 
 impl Registry {
     /// Moves the LRU entries `select` picks onto a fresh free list and unhashes them (the locked

@@ -306,6 +306,12 @@ impl Cx {
         token
     }
 
+    /// Whether this context's held stack has the acquisition `token` (a lock released by
+    /// another context, such as a page lock, may not be on the stack of the one releasing it).
+    pub(crate) fn holds_token(&self, token: u64) -> bool {
+        self.held.borrow().iter().any(|h| h.token == token)
+    }
+
     /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
     pub(crate) fn lock_acquire_failed(&self, token: u64) {
         self.held.borrow_mut().retain(|h| h.token != token);

@@ -65,6 +65,7 @@ errnos! {
     EINVAL = 22, "Invalid argument";
     ENOSPC = 28, "No space left on device";
     ERANGE = 34, "Numerical result out of range";
+    EDEADLK = 35, "Resource deadlock avoided";
     ENOSYS = 38, "Function not implemented";
     ENODATA = 61, "No data available";
     EPROTO = 71, "Protocol error";

@@ -14,6 +14,7 @@ pub mod errno;
 pub mod fault;
 pub mod fixes;
 pub mod kref;
+pub mod list;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;

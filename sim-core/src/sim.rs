@@ -87,6 +87,8 @@ pub(crate) struct World {
     violations: StdMutex<Vec<Violation>>,
     /// Coverage marks: checker state, never seen by lockdep, the trace, loom or shuttle.
     marks: StdMutex<std::collections::BTreeSet<&'static str>>,
+    /// Shrinkers and the reclaim plan ([`crate::mm::reclaim`]).
+    pub(crate) reclaim: crate::mm::reclaim::ReclaimState,
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
@@ -135,6 +137,7 @@ impl Sim {
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
                 marks: StdMutex::new(std::collections::BTreeSet::new()),
+                reclaim: Default::default(),
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_token: AtomicU64::new(1),

@@ -1,13 +1,16 @@
 //! Memory management as the models need it: GFP flags, typed object caches (`kmem_cache`) with
 //! live-object accounting and generation-checked handles, and a page allocator with a memory
-//! limit, zones and the OOM notifier chain. Fault injection for all of them is in
+//! limit, zones and the OOM notifier chain; direct reclaim with shrinkers and lockdep's
+//! `fs_reclaim` ([`reclaim`]). Fault injection for all of them is in
 //! [`crate::fault`].
 
 mod gfp;
+pub mod page;
+pub mod reclaim;
 mod slab;
 
 pub use gfp::Gfp;
-pub use slab::{KmemCache, MmError, ObjHandle};
+pub use slab::{kmalloc, KmemCache, MmError, ObjHandle};
 mod page_alloc;
 pub use page_alloc::{
     NotifierBlock, NotifierId, OomNotifierFn, PageAllocConfig, PageAllocator, PageState, Pfn, FS_LOCK_CLASS,

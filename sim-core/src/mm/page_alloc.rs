@@ -13,6 +13,7 @@ use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::FaultSite;
 use crate::locks::{Mutex, RwSem, SpinLock};
+use crate::mm::page::{PageMap, Put};
 use crate::mm::Gfp;
 use crate::sim::Violation;
 
@@ -147,6 +148,8 @@ pub struct PageAllocator {
     /// A filesystem lock: direct reclaim in `__GFP_FS` context waits for it, and a task that
     /// holds it allocates with `GFP_NOFS` (see [`FS_LOCK_CLASS`]).
     fs_lock: Mutex<()>,
+    /// `mem_map`: each frame's `struct page` ([`crate::mm::page`]).
+    pub(crate) pages: PageMap,
 }
 
 impl fmt::Debug for PageAllocator {
@@ -189,6 +192,7 @@ impl PageAllocator {
             oom_lock: Mutex::new("oom_lock", ()),
             oom_notify_list: RwSem::new("oom_notify_list.rwsem", Chain::default()),
             fs_lock: Mutex::new(FS_LOCK_CLASS, ()),
+            pages: PageMap::new(frames),
         })
     }
 
@@ -303,6 +307,7 @@ impl PageAllocator {
             if let Some(pfn) = zones.zones[zone].free.pop() {
                 zones.allocated[pfn as usize] = true;
                 zones.allocated_count += 1;
+                self.pages.install(pfn);
                 return Some(pfn);
             }
         }
@@ -326,6 +331,7 @@ impl PageAllocator {
         let pfn = zones.zones[zone].free.pop().ok_or(Errno::ENOMEM)?;
         zones.allocated[pfn as usize] = true;
         zones.allocated_count += 1;
+        self.pages.install(pfn);
         Ok(pfn)
     }
 
@@ -338,9 +344,7 @@ impl PageAllocator {
     /// Failure is `ENOMEM` (the kernel's NULL).
     #[track_caller]
     pub fn alloc_page(&self, cx: &Cx, gfp: Gfp, site: &str) -> Result<Pfn, Errno> {
-        if gfp.allows_blocking() {
-            cx.might_sleep("alloc_page");
-        }
+        crate::mm::reclaim::might_alloc(cx, gfp, "alloc_page");
         // should_fail_alloc_page(): __GFP_NOFAIL allocations are never failed on purpose.
         if !gfp.contains(Gfp::__GFP_NOFAIL)
             && cx.sim().should_fail(cx, &FaultSite::page(site), self.page_size)
@@ -361,6 +365,10 @@ impl PageAllocator {
             // another task may have freed pages meanwhile.
             if gfp.contains(Gfp::__GFP_FS) {
                 drop(self.fs_lock.lock(cx));
+            }
+            // shrink_slab(): the shrinkers a model registered, which may free pages.
+            if cx.sim().has_shrinkers() {
+                crate::mm::reclaim::direct_reclaim(cx, gfp);
             }
             if let Some(pfn) = self.get_page_from_freelist(cx, gfp) {
                 return Ok(pfn);
@@ -451,10 +459,30 @@ impl PageAllocator {
         self.oom_notify_list.down_read(cx).blocks.iter().map(|b| (b.name, b.priority)).collect()
     }
 
-    /// Mirrors __free_page(): back to its zone's free list. A pfn outside every zone is `EINVAL`;
-    /// freeing a free page is a reported double free and `EINVAL`.
+    /// Mirrors __free_page(): drops the caller's reference (`put_page_testzero`) and, when it
+    /// was the last, returns the page to its zone's free list. A pfn outside every zone is
+    /// `EINVAL`; freeing a free page is a reported double free and `EINVAL`.
     pub fn free_page(&self, cx: &Cx, pfn: Pfn) -> Result<(), Errno> {
+        self.zone_of(cx, pfn)?;
+        match self.put_page_testzero(pfn)? {
+            Put::Held => Ok(()),
+            Put::Zero => self.free_frozen_page(cx, pfn),
+            Put::Underflow => {
+                cx.sim()
+                    .report(Some(cx), Violation::new("page:double-free", format!("pfn {pfn} freed twice")));
+                Err(Errno::EINVAL)
+            }
+        }
+    }
+
+    /// Mirrors free_hot_cold_page() for a page whose count reached zero: checked
+    /// ([`PageAllocator::free_pages_check`]; a bad page is leaked, as the kernel leaks it) and
+    /// pushed on its zone's free list.
+    pub(crate) fn free_frozen_page(&self, cx: &Cx, pfn: Pfn) -> Result<(), Errno> {
         let zone = self.zone_of(cx, pfn)?;
+        if !self.free_pages_check(cx, pfn) {
+            return Ok(());
+        }
         let mut zones = self.zones.lock(cx);
         if !zones.allocated[pfn as usize] {
             drop(zones);

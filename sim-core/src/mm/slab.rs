@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::FaultSite;
+use crate::mm::reclaim::{maybe_direct_reclaim, might_alloc};
 use crate::mm::Gfp;
 use crate::sim::Violation;
 
@@ -144,16 +145,17 @@ impl<T> KmemCache<T> {
         self.slots().allocations
     }
 
-    /// `kmem_cache_alloc(cache, gfp)`: may sleep when `gfp` allows blocking; fails with ENOMEM
-    /// when the fault plan says so.
+    /// `kmem_cache_alloc(cache, gfp)`: may sleep when `gfp` allows blocking, and then may enter
+    /// the filesystem in reclaim when `gfp` has `__GFP_FS` (checked against the locks held, see
+    /// [`crate::mm::reclaim`]); fails with ENOMEM when the fault plan says so; enters direct
+    /// reclaim when the Sim's reclaim plan says so.
     #[track_caller]
     pub fn alloc(&self, cx: &Cx, gfp: Gfp, object: T) -> Result<ObjHandle<T>, Errno> {
-        if gfp.allows_blocking() {
-            cx.might_sleep("kmem_cache_alloc");
-        }
+        might_alloc(cx, gfp, "kmem_cache_alloc");
         if cx.sim().should_fail(cx, &self.site, self.object_size) {
             return Err(Errno::ENOMEM);
         }
+        maybe_direct_reclaim(cx, gfp, &self.site, self.object_size);
         let mut slots = self.slots();
         slots.live += 1;
         slots.allocations += 1;
@@ -253,6 +255,20 @@ impl<T> KmemCache<T> {
         cx.sim().report(Some(cx), violation.clone());
         Err(violation)
     }
+}
+
+/// Mirrors kmalloc(size, gfp) as far as its side effects go: the sleeping and reclaim checks of
+/// [`KmemCache::alloc`], failslab at `site` (a slab fault site) and direct reclaim. The model
+/// keeps the memory itself as a Rust value; `ENOMEM` is the kernel's NULL.
+#[track_caller]
+pub fn kmalloc(cx: &Cx, gfp: Gfp, site: &str, size: u64) -> Result<(), Errno> {
+    might_alloc(cx, gfp, "kmalloc");
+    let site = FaultSite::slab(site);
+    if cx.sim().should_fail(cx, &site, size) {
+        return Err(Errno::ENOMEM);
+    }
+    maybe_direct_reclaim(cx, gfp, &site, size);
+    Ok(())
 }
 
 #[cfg(test)]

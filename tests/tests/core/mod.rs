@@ -2,6 +2,7 @@
 //! before any subsystem relies on them.
 
 mod listeners;
+mod pages;
 
 #[cfg(not(any(loom, shuttle)))]
 mod harness;
@@ -10,9 +11,12 @@ mod kref;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
+mod loom_mm;
+#[cfg(loom)]
 mod loom_models;
 #[cfg(loom)]
 mod loom_rcu;
+mod mm;
 #[cfg(not(any(loom, shuttle)))]
 mod rcu;
 #[cfg(any(loom, shuttle))]
