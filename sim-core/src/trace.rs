@@ -41,6 +41,11 @@ pub enum EventKind {
     Note { text: String },
     /// A broken invariant or another checker finding.
     Violation { kind: String, message: String },
+    /// A simulated interrupt handler began (`enter`) or ended on this context: `"hardirq"`,
+    /// `"softirq"`.
+    Irq { context: Name, enter: bool },
+    /// An access to a convention-guarded field ([`crate::guarded::Guarded`]).
+    Access { field: Name, write: bool },
 }
 
 /// One trace event.
@@ -158,6 +163,14 @@ fn hash_event(hash: &mut u64, event: &Event) {
             hasher.text(kind);
             hasher.text(message);
         }
+        EventKind::Irq { context, enter } => {
+            hasher.word(9 | u64::from(*enter) << 8);
+            hasher.text(context);
+        }
+        EventKind::Access { field, write } => {
+            hasher.word(10 | u64::from(*write) << 8);
+            hasher.text(field);
+        }
     }
     *hash = hasher.0;
 }
@@ -250,6 +263,8 @@ fn describe(kind: &EventKind) -> String {
                 LockMode::Read => "down_read",
                 LockMode::Write => "down_write",
                 LockMode::SpinIrq => "lock_irq",
+                LockMode::SpinBh => "lock_bh",
+                LockMode::BitSpin => "bit_spin_lock",
                 LockMode::Spin | LockMode::Mutex => "lock",
             };
             format!("{}{verb}({class})", if *trylock { "try" } else { "" })
@@ -262,6 +277,10 @@ fn describe(kind: &EventKind) -> String {
         EventKind::Sleep { what, ns } => format!("sleep {what} {}ms", ns / 1_000_000),
         EventKind::Note { text } => text.clone(),
         EventKind::Violation { kind, message } => format!("!! {kind}: {message}"),
+        EventKind::Irq { context, enter: true } => format!("<{context}>"),
+        EventKind::Irq { context, enter: false } => format!("</{context}>"),
+        EventKind::Access { field, write: true } => format!("write {field}"),
+        EventKind::Access { field, write: false } => format!("read {field}"),
     }
 }
 
