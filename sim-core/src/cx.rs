@@ -265,6 +265,16 @@ impl Cx {
         self.held.borrow().iter().any(|h| h.name == class)
     }
 
+    /// Runs `f` on the held-lock stack, outermost first, without copying it (for detectors).
+    pub(crate) fn with_held<R>(&self, f: impl FnOnce(&[HeldLock]) -> R) -> R {
+        f(&self.held.borrow())
+    }
+
+    /// The task's name, shared (for detectors that keep it past this context).
+    pub(crate) fn name_shared(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// Whether this is an observer context ([`Sim::observer_cx`]).
     pub fn is_observer(&self) -> bool {
         self.observer

@@ -12,6 +12,7 @@ pub mod check;
 pub mod cx;
 pub mod errno;
 pub mod fault;
+pub mod guarded;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;
@@ -23,5 +24,6 @@ pub mod trace;
 // For model authors: the names nearly every model file uses.
 pub use cx::Cx;
 pub use errno::Errno;
+pub use guarded::Guarded;
 pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
 pub use sim::{Sim, SimConfig, Violation};
