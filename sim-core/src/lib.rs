@@ -8,11 +8,13 @@
 //! sim-core knows no subsystem: the taskstats, mbcache and balloon crates depend on it, never
 //! the reverse.
 
+pub mod bit_spinlock;
 pub mod check;
 pub mod cx;
 pub mod errno;
 pub mod fault;
 pub mod guarded;
+pub mod list_bl;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;
