@@ -4,10 +4,16 @@
 mod listeners;
 
 #[cfg(not(any(loom, shuttle)))]
+mod detectors;
+#[cfg(not(any(loom, shuttle)))]
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
+mod loom_detectors;
+#[cfg(loom)]
 mod loom_models;
+#[cfg(shuttle)]
+mod shuttle_detectors;
 #[cfg(shuttle)]
 mod shuttle_models;
