@@ -509,7 +509,11 @@ impl fmt::Display for LockdepReport {
                 writeln!(f, "inconsistent {first} -> {now} usage.")?;
                 writeln!(f, "{}/cpu{} {} takes:\n  {now_at}", now_at.task, now_at.cpu, now_at.irq_flags())?;
                 writeln!(f, "{first} state was registered at:\n  {first_at}\n")?;
-                writeln!(f, "({class} is taken in {} context and with {} enabled)\n", irq.state_name(), irq.state_name())?;
+                let (context, enabled) = match irq {
+                    IrqContext::Hard => ("hardirq", "irqs"),
+                    IrqContext::Soft => ("softirq", "softirqs"),
+                };
+                writeln!(f, "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n")?;
                 write!(f, "{}", self.scenario())
             }
             LockdepReport::IrqSafeToUnsafe {
