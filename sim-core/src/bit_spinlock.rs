@@ -45,7 +45,12 @@ fn mask_of(bitnum: u32) -> usize {
 /// sets the bit (`test_and_set_bit_lock`, acquire ordering). Lockdep checks the acquisition as
 /// lock class `class` before the spin.
 #[track_caller]
-pub fn bit_spin_lock<'a>(cx: &'a Cx, class: &'static str, bitnum: u32, word: &'a AtomicUsize) -> BitSpinGuard<'a> {
+pub fn bit_spin_lock<'a>(
+    cx: &'a Cx,
+    class: &'static str,
+    bitnum: u32,
+    word: &'a AtomicUsize,
+) -> BitSpinGuard<'a> {
     let mask = mask_of(bitnum);
     let token = cx.lock_acquire(class, LockMode::BitSpin, false, Location::caller());
     cx.preempt_disable();
@@ -127,7 +132,8 @@ mod tests {
         assert!(!cx.in_atomic() && cx.held_count() == 0);
         let again = bit_spin_trylock(&cx, "bl", 0, &word).expect("free now");
         drop(again);
-        let acquired = sim.trace().events().iter().filter(|e| matches!(e.kind, EventKind::Acquired { .. })).count();
+        let acquired =
+            sim.trace().events().iter().filter(|e| matches!(e.kind, EventKind::Acquired { .. })).count();
         assert_eq!(acquired, 2, "the failed trylock is not traced as an acquisition");
         assert!(sim.lockdep().reports().is_empty());
     }

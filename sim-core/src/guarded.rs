@@ -100,7 +100,10 @@ pub struct Guarded<T> {
 
 impl<T> fmt::Debug for Guarded<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guarded").field("field", &self.field).field("lock", &self.lock).finish_non_exhaustive()
+        f.debug_struct("Guarded")
+            .field("field", &self.field)
+            .field("lock", &self.lock)
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,7 +261,12 @@ impl<T> Guarded<T> {
 
     /// The race report, when the field is Shared-Modified with no candidate lock left: this
     /// access against the latest conflicting access by another task (a write, if this is a read).
-    fn race_report(&self, shadow: &mut Shadow, task: TaskId, current: &AccessRecord) -> Option<LockdepReport> {
+    fn race_report(
+        &self,
+        shadow: &mut Shadow,
+        task: TaskId,
+        current: &AccessRecord,
+    ) -> Option<LockdepReport> {
         if shadow.phase != Phase::SharedModified || !shadow.candidates.is_empty() || shadow.race_reported {
             return None;
         }
@@ -337,7 +345,10 @@ mod tests {
         };
         assert_eq!(name, "stats->count");
         assert_eq!((current.task.as_str(), current.held.len()), ("op2", 0));
-        assert_eq!((previous.task.as_str(), previous.held.as_slice()), ("op1", &["stats_lock".to_string()][..]));
+        assert_eq!(
+            (previous.task.as_str(), previous.held.as_slice()),
+            ("op1", &["stats_lock".to_string()][..])
+        );
         let text = reports[0].to_string();
         assert!(text.contains("data race on stats->count") && text.contains("op1") && text.contains("op2"));
     }

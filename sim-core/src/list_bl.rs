@@ -44,7 +44,11 @@ impl<T> HlistBlHead<T> {
     /// `INIT_HLIST_BL_HEAD()`: an empty chain whose bit lock is of class `class`; every bucket of
     /// one table passes the same class (`"mb_cache->c_hash"`), as they share one in the kernel.
     pub fn new(class: &'static str) -> Self {
-        HlistBlHead { class, word: AtomicUsize::new(0), chain: Guarded::new("hlist_bl_head->first", class, Vec::new()) }
+        HlistBlHead {
+            class,
+            word: AtomicUsize::new(0),
+            chain: Guarded::new("hlist_bl_head->first", class, Vec::new()),
+        }
     }
 
     /// The lock class of this head's bit lock.

@@ -513,7 +513,10 @@ impl fmt::Display for LockdepReport {
                     IrqContext::Hard => ("hardirq", "irqs"),
                     IrqContext::Soft => ("softirq", "softirqs"),
                 };
-                writeln!(f, "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n")?;
+                writeln!(
+                    f,
+                    "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n"
+                )?;
                 write!(f, "{}", self.scenario())
             }
             LockdepReport::IrqSafeToUnsafe {
@@ -527,11 +530,25 @@ impl fmt::Display for LockdepReport {
             } => {
                 let name = irq.state_name();
                 writeln!(f, "WARNING: {name}-safe -> {name}-unsafe lock order detected")?;
-                writeln!(f, "{}/cpu{} {} is trying to acquire:", acquiring.task, acquiring.cpu, acquiring.irq_flags())?;
+                writeln!(
+                    f,
+                    "{}/cpu{} {} is trying to acquire:",
+                    acquiring.task,
+                    acquiring.cpu,
+                    acquiring.irq_flags()
+                )?;
                 writeln!(f, "  {acquiring}\n")?;
                 writeln!(f, "and this task is already holding:\n  {held}")?;
-                writeln!(f, "which would create a new lock dependency:\n  {} -> {}\n", held.class, acquiring.class)?;
-                writeln!(f, "but this new dependency connects a {name}-irq-safe lock:\n  {}", safe_usage.class)?;
+                writeln!(
+                    f,
+                    "which would create a new lock dependency:\n  {} -> {}\n",
+                    held.class, acquiring.class
+                )?;
+                writeln!(
+                    f,
+                    "but this new dependency connects a {name}-irq-safe lock:\n  {}",
+                    safe_usage.class
+                )?;
                 writeln!(f, "... which became {name}-irq-safe at:\n  {safe_usage}\n")?;
                 writeln!(f, "to a {name}-irq-unsafe lock:\n  {}", unsafe_usage.class)?;
                 writeln!(f, "... which became {name}-irq-unsafe at:\n  {unsafe_usage}\n")?;
@@ -540,7 +557,10 @@ impl fmt::Display for LockdepReport {
                     writeln!(f, "  (they are one lock: {})", held.class)?;
                 }
                 write_dependencies(f, safe_chain)?;
-                writeln!(f, "\nthe dependencies between the lock to be acquired and {name}-irq-unsafe lock:")?;
+                writeln!(
+                    f,
+                    "\nthe dependencies between the lock to be acquired and {name}-irq-unsafe lock:"
+                )?;
                 if unsafe_chain.is_empty() {
                     writeln!(f, "  (they are one lock: {})", acquiring.class)?;
                 }
@@ -551,7 +571,13 @@ impl fmt::Display for LockdepReport {
             LockdepReport::IrqLockInversion { irq, changed, forwards, other_usage, chain } => {
                 let name = irq.state_name();
                 writeln!(f, "WARNING: possible irq lock inversion dependency detected")?;
-                writeln!(f, "{}/cpu{} {} just changed the state of lock:", changed.task, changed.cpu, changed.irq_flags())?;
+                writeln!(
+                    f,
+                    "{}/cpu{} {} just changed the state of lock:",
+                    changed.task,
+                    changed.cpu,
+                    changed.irq_flags()
+                )?;
                 writeln!(f, "  {changed}")?;
                 if *forwards {
                     writeln!(f, "but this lock took another, {name}-unsafe lock in the past:")?;
@@ -703,7 +729,12 @@ impl Graph {
     /// Breadth-first search from `start` (included) along dependencies (`forwards`) or against
     /// them, for the nearest class that satisfies `found`; returns the classes from `start` to it.
     /// Successor sets are ordered, so the answer is deterministic.
-    fn search(&self, start: ClassId, forwards: bool, found: impl Fn(ClassId) -> bool) -> Option<Vec<ClassId>> {
+    fn search(
+        &self,
+        start: ClassId,
+        forwards: bool,
+        found: impl Fn(ClassId) -> bool,
+    ) -> Option<Vec<ClassId>> {
         let mut parent: BTreeMap<ClassId, ClassId> = BTreeMap::new();
         let mut queue = VecDeque::from([start]);
         let mut seen = BTreeSet::from([start]);
@@ -746,7 +777,8 @@ impl Graph {
         let mut made = Vec::new();
         for irq in IrqContext::ALL {
             let i = irq.index();
-            let Some(mut back) = self.search(prev.class, false, |c| self.usage[c as usize].used_in[i].is_some())
+            let Some(mut back) =
+                self.search(prev.class, false, |c| self.usage[c as usize].used_in[i].is_some())
             else {
                 continue;
             };
@@ -906,7 +938,12 @@ impl fmt::Debug for Lockdep {
 impl Lockdep {
     /// A validator that handles reports as `mode` says.
     pub fn new(mode: ReportMode) -> Lockdep {
-        Lockdep { graph: StdMutex::new(Graph::default()), mode, enabled: true, irq_tracking: AtomicBool::new(true) }
+        Lockdep {
+            graph: StdMutex::new(Graph::default()),
+            mode,
+            enabled: true,
+            irq_tracking: AtomicBool::new(true),
+        }
     }
 
     /// A validator that checks nothing (for measuring the cost of the instrumentation).
@@ -1069,7 +1106,8 @@ mod tests {
         t12(&sim, false);
         let reports = sim.lockdep().reports();
         assert_eq!(reports.len(), 1, "{reports:#?}");
-        let LockdepReport::IrqSafeToUnsafe { irq, held, acquiring, safe_usage, unsafe_usage, .. } = &reports[0]
+        let LockdepReport::IrqSafeToUnsafe { irq, held, acquiring, safe_usage, unsafe_usage, .. } =
+            &reports[0]
         else {
             panic!("expected soft-safe -> soft-unsafe, got {:#?}", reports[0]);
         };
@@ -1150,7 +1188,8 @@ mod tests {
         // safe (hardirq) -> middle -> next -> unsafe: the new dependency middle -> next connects
         // them, and the report prints safe -> middle and next -> unsafe.
         let sim = collecting();
-        let [safe, middle, next, unsafe_] = ["safe", "middle", "next", "unsafe"].map(|c| SpinLock::new(c, ()));
+        let [safe, middle, next, unsafe_] =
+            ["safe", "middle", "next", "unsafe"].map(|c| SpinLock::new(c, ()));
         let cx = sim.cx("t", 0);
         cx.hardirq(|cx| drop(safe.lock(cx)));
         drop(unsafe_.lock(&cx));
@@ -1167,7 +1206,8 @@ mod tests {
         }
         cx.local_irq_restore(flags);
         let reports = sim.lockdep().reports();
-        let [LockdepReport::IrqSafeToUnsafe { irq: IrqContext::Hard, safe_chain, unsafe_chain, .. }] = &reports[..]
+        let [LockdepReport::IrqSafeToUnsafe { irq: IrqContext::Hard, safe_chain, unsafe_chain, .. }] =
+            &reports[..]
         else {
             panic!("{reports:#?}");
         };

@@ -101,7 +101,13 @@ impl<T> SpinLock<T> {
             Some(guard) => {
                 cx.preempt_disable();
                 cx.lock_acquired(self.class, LockMode::Spin, true, token);
-                Some(SpinLockGuard { guard: Some(guard), cx, class: self.class, token, restore: Restore::Nothing })
+                Some(SpinLockGuard {
+                    guard: Some(guard),
+                    cx,
+                    class: self.class,
+                    token,
+                    restore: Restore::Nothing,
+                })
             }
             None => {
                 cx.lock_acquire_failed(token);
