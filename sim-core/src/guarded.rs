@@ -186,8 +186,9 @@ impl<T> Guarded<T> {
         self.shadow.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Both checks for one access, then the shadow state's update. Reports are delivered after
-    /// the shadow lock is dropped, because lockdep may panic with them.
+    /// Both checks for one access, then the shadow state's update. The common path allocates
+    /// nothing: the task's record is updated in place, and report text is built only for a
+    /// report. Reports are delivered after the shadow lock is dropped (lockdep may panic).
     fn check(&self, cx: &Cx, write: bool, location: &'static Location<'static>) {
         if cx.is_observer() {
             return;
@@ -196,46 +197,50 @@ impl<T> Guarded<T> {
         if !cx.sim().lockdep().is_enabled() {
             return;
         }
-        let mut missing_lock = None;
-        {
+        let task = cx.task();
+        let reports = cx.with_held(|held| {
+            let view = || FieldAccess {
+                write,
+                task: cx.name().to_string(),
+                cpu: cx.cpu(),
+                site: site(location),
+                held: held.iter().map(|h| h.name.to_string()).collect(),
+            };
             let mut shadow = self.shadow();
-            shadow.seq += 1;
-            let record = cx.with_held(|held| {
-                if let Some(lock) = self.lock {
-                    let held_it = held.iter().any(|h| h.name == lock && protects(h, write));
-                    if !held_it && !shadow.not_held_reported {
-                        shadow.not_held_reported = true;
-                        missing_lock = Some(lock);
-                    }
+            let mut reports = Vec::new();
+            if let Some(lock) = self.lock {
+                if !shadow.not_held_reported && !held.iter().any(|h| h.name == lock && protects(h, write)) {
+                    shadow.not_held_reported = true;
+                    let access = view();
+                    reports.push(LockdepReport::LockNotHeld {
+                        field: self.field.to_string(),
+                        expected: lock.to_string(),
+                        access,
+                    });
                 }
-                self.refine(&mut shadow, cx.task(), held, write);
-                let mut record = shadow.last.remove(&cx.task()).unwrap_or_else(|| AccessRecord {
-                    seq: 0,
-                    task_name: cx.name_shared(),
-                    cpu: 0,
-                    write,
-                    site: location,
-                    held: Vec::new(),
-                });
-                record.seq = shadow.seq;
-                record.cpu = cx.cpu();
-                record.write = write;
-                record.site = location;
-                record.held.clear();
-                record.held.extend(held.iter().map(|h| h.name));
-                record
-            });
-            let race = self.race_report(&mut shadow, cx.task(), &record);
-            let not_held = missing_lock.map(|lock| LockdepReport::LockNotHeld {
-                field: self.field.to_string(),
-                expected: lock.to_string(),
-                access: record.report_view(),
-            });
-            shadow.last.insert(cx.task(), record);
-            drop(shadow);
-            for report in not_held.into_iter().chain(race) {
-                cx.sim().lockdep().report_external(report);
             }
+            self.refine(&mut shadow, task, held, write);
+            reports.extend(self.race_report(&mut shadow, task, write, view));
+            shadow.seq += 1;
+            let seq = shadow.seq;
+            let record = shadow.last.entry(task).or_insert_with(|| AccessRecord {
+                seq,
+                task_name: cx.name_shared(),
+                cpu: 0,
+                write,
+                site: location,
+                held: Vec::new(),
+            });
+            record.seq = seq;
+            record.cpu = cx.cpu();
+            record.write = write;
+            record.site = location;
+            record.held.clear();
+            record.held.extend(held.iter().map(|h| h.name));
+            reports
+        });
+        for report in reports {
+            cx.sim().lockdep().report_external(report);
         }
     }
 
@@ -260,12 +265,14 @@ impl<T> Guarded<T> {
     }
 
     /// The race report, when the field is Shared-Modified with no candidate lock left: this
-    /// access against the latest conflicting access by another task (a write, if this is a read).
+    /// access (`current`, built only then) against the latest conflicting access by another task
+    /// (a write, if this one is a read).
     fn race_report(
         &self,
         shadow: &mut Shadow,
         task: TaskId,
-        current: &AccessRecord,
+        write: bool,
+        current: impl FnOnce() -> FieldAccess,
     ) -> Option<LockdepReport> {
         if shadow.phase != Phase::SharedModified || !shadow.candidates.is_empty() || shadow.race_reported {
             return None;
@@ -273,15 +280,11 @@ impl<T> Guarded<T> {
         let previous = shadow
             .last
             .iter()
-            .filter(|(&other, record)| other != task && (current.write || record.write))
+            .filter(|(&other, record)| other != task && (write || record.write))
             .max_by_key(|(_, record)| record.seq)
-            .map(|(_, record)| record)?;
+            .map(|(_, record)| record.report_view())?;
         shadow.race_reported = true;
-        Some(LockdepReport::LocksetRace {
-            field: self.field.to_string(),
-            current: current.report_view(),
-            previous: previous.report_view(),
-        })
+        Some(LockdepReport::LocksetRace { field: self.field.to_string(), current: current(), previous })
     }
 }
 
