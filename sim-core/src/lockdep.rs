@@ -497,100 +497,9 @@ impl fmt::Display for LockdepReport {
                 writeln!(f, "preempt_count: {preempt_count}; locks held: {}", held.len())?;
                 write_chain(f, held)
             }
-            LockdepReport::InconsistentIrqState { class, irq, in_irq, irqs_enabled, in_irq_first } => {
-                let used = format!("{{IN-{}-W}}", irq.state_name());
-                let enabled = format!("{{{}-ON-W}}", irq.state_name());
-                let (first, first_at, now, now_at) = if *in_irq_first {
-                    (&used, in_irq, &enabled, irqs_enabled)
-                } else {
-                    (&enabled, irqs_enabled, &used, in_irq)
-                };
-                writeln!(f, "WARNING: inconsistent lock state")?;
-                writeln!(f, "inconsistent {first} -> {now} usage.")?;
-                writeln!(f, "{}/cpu{} {} takes:\n  {now_at}", now_at.task, now_at.cpu, now_at.irq_flags())?;
-                writeln!(f, "{first} state was registered at:\n  {first_at}\n")?;
-                let (context, enabled) = match irq {
-                    IrqContext::Hard => ("hardirq", "irqs"),
-                    IrqContext::Soft => ("softirq", "softirqs"),
-                };
-                writeln!(
-                    f,
-                    "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n"
-                )?;
-                write!(f, "{}", self.scenario())
-            }
-            LockdepReport::IrqSafeToUnsafe {
-                irq,
-                held,
-                acquiring,
-                safe_usage,
-                unsafe_usage,
-                safe_chain,
-                unsafe_chain,
-            } => {
-                let name = irq.state_name();
-                writeln!(f, "WARNING: {name}-safe -> {name}-unsafe lock order detected")?;
-                writeln!(
-                    f,
-                    "{}/cpu{} {} is trying to acquire:",
-                    acquiring.task,
-                    acquiring.cpu,
-                    acquiring.irq_flags()
-                )?;
-                writeln!(f, "  {acquiring}\n")?;
-                writeln!(f, "and this task is already holding:\n  {held}")?;
-                writeln!(
-                    f,
-                    "which would create a new lock dependency:\n  {} -> {}\n",
-                    held.class, acquiring.class
-                )?;
-                writeln!(
-                    f,
-                    "but this new dependency connects a {name}-irq-safe lock:\n  {}",
-                    safe_usage.class
-                )?;
-                writeln!(f, "... which became {name}-irq-safe at:\n  {safe_usage}\n")?;
-                writeln!(f, "to a {name}-irq-unsafe lock:\n  {}", unsafe_usage.class)?;
-                writeln!(f, "... which became {name}-irq-unsafe at:\n  {unsafe_usage}\n")?;
-                writeln!(f, "the dependencies between {name}-irq-safe lock and the holding lock:")?;
-                if safe_chain.is_empty() {
-                    writeln!(f, "  (they are one lock: {})", held.class)?;
-                }
-                write_dependencies(f, safe_chain)?;
-                writeln!(
-                    f,
-                    "\nthe dependencies between the lock to be acquired and {name}-irq-unsafe lock:"
-                )?;
-                if unsafe_chain.is_empty() {
-                    writeln!(f, "  (they are one lock: {})", acquiring.class)?;
-                }
-                write_dependencies(f, unsafe_chain)?;
-                writeln!(f, "\nother info that might help us debug this:\n")?;
-                write!(f, "{}", self.scenario())
-            }
-            LockdepReport::IrqLockInversion { irq, changed, forwards, other_usage, chain } => {
-                let name = irq.state_name();
-                writeln!(f, "WARNING: possible irq lock inversion dependency detected")?;
-                writeln!(
-                    f,
-                    "{}/cpu{} {} just changed the state of lock:",
-                    changed.task,
-                    changed.cpu,
-                    changed.irq_flags()
-                )?;
-                writeln!(f, "  {changed}")?;
-                if *forwards {
-                    writeln!(f, "but this lock took another, {name}-unsafe lock in the past:")?;
-                } else {
-                    writeln!(f, "but this lock was taken by another, {name}-safe lock in the past:")?;
-                }
-                writeln!(f, "  {other_usage}\n")?;
-                writeln!(f, "and interrupts could create inverse lock ordering between them.\n")?;
-                writeln!(f, "the dependency chain (from the {name}-safe lock) is:")?;
-                write_dependencies(f, chain)?;
-                writeln!(f, "\nother info that might help us debug this:\n")?;
-                write!(f, "{}", self.scenario())
-            }
+            LockdepReport::InconsistentIrqState { .. } => self.fmt_inconsistent(f),
+            LockdepReport::IrqSafeToUnsafe { .. } => self.fmt_irq_safe_to_unsafe(f),
+            LockdepReport::IrqLockInversion { .. } => self.fmt_irq_lock_inversion(f),
             LockdepReport::LockNotHeld { field, expected, access } => {
                 writeln!(f, "WARNING: guarded field accessed without its lock")?;
                 writeln!(f, "{field} is documented as protected by {expected}, but the {access}")?;
@@ -608,6 +517,104 @@ impl fmt::Display for LockdepReport {
                 )
             }
         }
+    }
+}
+
+/// The irq reports' texts, one function each, as lockdep's print_usage_bug(),
+/// print_bad_irq_dependency() and print_irq_inversion_bug() are.
+impl LockdepReport {
+    fn fmt_inconsistent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::InconsistentIrqState { class, irq, in_irq, irqs_enabled, in_irq_first } = self
+        else {
+            unreachable!("only called for its variant")
+        };
+        let used = format!("{{IN-{}-W}}", irq.state_name());
+        let enabled = format!("{{{}-ON-W}}", irq.state_name());
+        let (first, first_at, now, now_at) = if *in_irq_first {
+            (&used, in_irq, &enabled, irqs_enabled)
+        } else {
+            (&enabled, irqs_enabled, &used, in_irq)
+        };
+        writeln!(f, "WARNING: inconsistent lock state")?;
+        writeln!(f, "inconsistent {first} -> {now} usage.")?;
+        writeln!(f, "{}/cpu{} {} takes:\n  {now_at}", now_at.task, now_at.cpu, now_at.irq_flags())?;
+        writeln!(f, "{first} state was registered at:\n  {first_at}\n")?;
+        let (context, enabled) = match irq {
+            IrqContext::Hard => ("hardirq", "irqs"),
+            IrqContext::Soft => ("softirq", "softirqs"),
+        };
+        writeln!(f, "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n")?;
+        write!(f, "{}", self.scenario())
+    }
+
+    fn fmt_irq_safe_to_unsafe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::IrqSafeToUnsafe {
+            irq,
+            held,
+            acquiring,
+            safe_usage,
+            unsafe_usage,
+            safe_chain,
+            unsafe_chain,
+        } = self
+        else {
+            unreachable!("only called for its variant")
+        };
+        let name = irq.state_name();
+        writeln!(f, "WARNING: {name}-safe -> {name}-unsafe lock order detected")?;
+        writeln!(
+            f,
+            "{}/cpu{} {} is trying to acquire:",
+            acquiring.task,
+            acquiring.cpu,
+            acquiring.irq_flags()
+        )?;
+        writeln!(f, "  {acquiring}\n")?;
+        writeln!(f, "and this task is already holding:\n  {held}")?;
+        writeln!(f, "which would create a new lock dependency:\n  {} -> {}\n", held.class, acquiring.class)?;
+        writeln!(f, "but this new dependency connects a {name}-irq-safe lock:\n  {}", safe_usage.class)?;
+        writeln!(f, "... which became {name}-irq-safe at:\n  {safe_usage}\n")?;
+        writeln!(f, "to a {name}-irq-unsafe lock:\n  {}", unsafe_usage.class)?;
+        writeln!(f, "... which became {name}-irq-unsafe at:\n  {unsafe_usage}\n")?;
+        writeln!(f, "the dependencies between {name}-irq-safe lock and the holding lock:")?;
+        if safe_chain.is_empty() {
+            writeln!(f, "  (they are one lock: {})", held.class)?;
+        }
+        write_dependencies(f, safe_chain)?;
+        writeln!(f, "\nthe dependencies between the lock to be acquired and {name}-irq-unsafe lock:")?;
+        if unsafe_chain.is_empty() {
+            writeln!(f, "  (they are one lock: {})", acquiring.class)?;
+        }
+        write_dependencies(f, unsafe_chain)?;
+        writeln!(f, "\nother info that might help us debug this:\n")?;
+        write!(f, "{}", self.scenario())
+    }
+
+    fn fmt_irq_lock_inversion(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::IrqLockInversion { irq, changed, forwards, other_usage, chain } = self else {
+            unreachable!("only called for its variant")
+        };
+        let name = irq.state_name();
+        writeln!(f, "WARNING: possible irq lock inversion dependency detected")?;
+        writeln!(
+            f,
+            "{}/cpu{} {} just changed the state of lock:",
+            changed.task,
+            changed.cpu,
+            changed.irq_flags()
+        )?;
+        writeln!(f, "  {changed}")?;
+        if *forwards {
+            writeln!(f, "but this lock took another, {name}-unsafe lock in the past:")?;
+        } else {
+            writeln!(f, "but this lock was taken by another, {name}-safe lock in the past:")?;
+        }
+        writeln!(f, "  {other_usage}\n")?;
+        writeln!(f, "and interrupts could create inverse lock ordering between them.\n")?;
+        writeln!(f, "the dependency chain (from the {name}-safe lock) is:")?;
+        write_dependencies(f, chain)?;
+        writeln!(f, "\nother info that might help us debug this:\n")?;
+        write!(f, "{}", self.scenario())
     }
 }
 
