@@ -28,7 +28,8 @@
 //! completion looks like a race, so checkers read model state through observer contexts, which
 //! are never checked.
 //!
-//! The detector's shadow state is a `std` mutex (instrumentation, no interleavings); the value
+//! The detector runs whenever lockdep does (`SimConfig::without_lockdep` turns both off); an
+//! access is traced either way. The detector's shadow state is a `std` mutex (instrumentation, no interleavings); the value
 //! itself is a [`sync::RaceCell`], which loom judges for real races on its own.
 
 use std::collections::BTreeMap;

@@ -1233,6 +1233,37 @@ mod tests {
     }
 
     #[test]
+    fn interrupt_handlers_are_traced_as_they_enter_and_leave() {
+        let sim = Sim::new(SimConfig::new(1).trace(crate::trace::TraceMode::Full));
+        let lock = SpinLock::new("timer_lock", ());
+        let cx = sim.cx("t", 0);
+        cx.softirq(|cx| cx.hardirq(|cx| drop(lock.lock_irqsave(cx))));
+        let text = crate::trace::render_text(&sim.trace().events(), &sim.trace().task_names(), 40);
+        let lines: Vec<&str> =
+            text.lines().skip(2).map(|l| l.split('|').nth(1).unwrap_or("").trim()).collect();
+        assert_eq!(
+            lines,
+            [
+                "<softirq> cpu0",
+                "<hardirq> cpu0",
+                "lock_irq(timer_lock) cpu0",
+                "unlock(timer_lock) cpu0",
+                "</hardirq> cpu0",
+                "</softirq> cpu0"
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a softirq cannot run here")]
+    fn a_softirq_cannot_be_delivered_with_softirqs_disabled() {
+        let sim = collecting();
+        let cx = sim.cx("t", 0);
+        cx.local_bh_disable();
+        cx.softirq(|_| ());
+    }
+
+    #[test]
     fn sleeping_in_a_softirq_is_reported() {
         let sim = collecting();
         let cx = sim.cx("t", 0);
