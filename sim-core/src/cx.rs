@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::lockdep::{Acquisition, HeldLock, LockMode, LockdepReport};
+use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
 use crate::trace::{EventKind, TaskId};
@@ -31,6 +31,10 @@ pub struct Cx {
     preempt_count: Cell<u32>,
     irqs_disabled: Cell<bool>,
     hardirq_depth: Cell<u32>,
+    /// Nesting of simulated softirq handlers running on this context (`in_serving_softirq()`).
+    softirq_depth: Cell<u32>,
+    /// `local_bh_disable()` nesting (the kernel's SOFTIRQ_DISABLE_OFFSET count).
+    bh_disable_count: Cell<u32>,
     held: RefCell<Vec<HeldLock>>,
     /// `rcu_read_lock()` nesting (the kernel's `current->rcu_read_lock_nesting`).
     rcu_depth: Cell<u32>,
@@ -50,6 +54,8 @@ impl std::fmt::Debug for Cx {
             .field("irqs_disabled", &self.irqs_disabled.get())
             .field("in_irq", &self.in_irq())
             .field("rcu_depth", &self.rcu_depth.get())
+            .field("in_serving_softirq", &self.in_serving_softirq())
+            .field("bh_disable_count", &self.bh_disable_count.get())
             .field("held", &self.held.borrow().iter().map(|h| h.name).collect::<Vec<_>>())
             .finish()
     }
@@ -65,6 +71,8 @@ impl Cx {
             preempt_count: Cell::new(0),
             irqs_disabled: Cell::new(false),
             hardirq_depth: Cell::new(0),
+            softirq_depth: Cell::new(0),
+            bh_disable_count: Cell::new(0),
             held: RefCell::new(Vec::new()),
             rcu_depth: Cell::new(0),
             rcu_section: Cell::new(None),
@@ -100,9 +108,10 @@ impl Cx {
         self.cpu.set(cpu);
     }
 
-    /// `in_atomic()`: preemption disabled (a spinlock held, or an explicit disable).
+    /// `in_atomic()`: preemption disabled (a spinlock held, or an explicit disable), or in an
+    /// interrupt, or with softirqs disabled (both count in the kernel's preempt_count).
     pub fn in_atomic(&self) -> bool {
-        self.preempt_count.get() > 0 || self.hardirq_depth.get() > 0
+        self.preempt_count.get() > 0 || self.in_interrupt() || self.bh_disable_count.get() > 0
     }
 
     /// `irqs_disabled()`.
@@ -113,6 +122,27 @@ impl Cx {
     /// `in_irq()`: running a simulated hard interrupt.
     pub fn in_irq(&self) -> bool {
         self.hardirq_depth.get() > 0
+    }
+
+    /// `in_serving_softirq()`: running a simulated softirq handler.
+    pub fn in_serving_softirq(&self) -> bool {
+        self.softirq_depth.get() > 0
+    }
+
+    /// `in_softirq()`: serving a softirq or with softirqs disabled (`local_bh_disable()`).
+    pub fn in_softirq(&self) -> bool {
+        self.in_serving_softirq() || self.bh_disable_count.get() > 0
+    }
+
+    /// `in_interrupt()`: in a hard or soft interrupt handler.
+    pub fn in_interrupt(&self) -> bool {
+        self.in_irq() || self.in_serving_softirq()
+    }
+
+    /// Whether softirqs could run here now: the kernel's `softirq_count() == 0` outside any
+    /// interrupt, which is lockdep's `softirqs_enabled`.
+    pub fn softirqs_enabled(&self) -> bool {
+        !self.in_softirq() && !self.in_irq()
     }
 
     /// `preempt_count()` as far as ksim keeps it.
@@ -149,10 +179,54 @@ impl Cx {
     pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
         let flags = self.local_irq_save();
         self.hardirq_depth.set(self.hardirq_depth.get() + 1);
+        self.trace(EventKind::Irq { context: "hardirq".into(), enter: true });
         let result = handler(self);
+        self.trace(EventKind::Irq { context: "hardirq".into(), enter: false });
         self.hardirq_depth.set(self.hardirq_depth.get() - 1);
         self.local_irq_restore(flags);
         result
+    }
+
+    /// Runs `handler` as a softirq on this CPU (`__do_softirq()`: a timer, a tasklet): softirqs
+    /// disabled and `in_serving_softirq()` true, hard irqs still on. Lockdep learns the classes
+    /// taken inside are used in softirq context. Panics where a softirq cannot run on this CPU
+    /// (irqs off, softirqs disabled, inside a hard irq or a softirq): a model that delivers one
+    /// there has a bug, since the kernel would defer it to `local_bh_enable()` or irq exit.
+    pub fn softirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
+        assert!(
+            self.softirqs_enabled() && !self.irqs_disabled(),
+            "{}: a softirq cannot run here (softirqs or irqs disabled, or in an interrupt): {:?}",
+            self.name,
+            self
+        );
+        self.softirq_depth.set(self.softirq_depth.get() + 1);
+        self.trace(EventKind::Irq { context: "softirq".into(), enter: true });
+        let result = handler(self);
+        self.trace(EventKind::Irq { context: "softirq".into(), enter: false });
+        self.softirq_depth.set(self.softirq_depth.get() - 1);
+        result
+    }
+
+    /// `local_bh_disable()`: no softirq runs on this CPU until the matching enable.
+    pub fn local_bh_disable(&self) {
+        self.bh_disable_count.set(self.bh_disable_count.get() + 1);
+    }
+
+    /// `local_bh_enable()`.
+    pub fn local_bh_enable(&self) {
+        let count = self.bh_disable_count.get();
+        assert!(count > 0, "{}: local_bh_enable without local_bh_disable", self.name);
+        self.bh_disable_count.set(count - 1);
+    }
+
+    /// The interrupt state lockdep records with an acquisition.
+    pub(crate) fn irq_state(&self) -> IrqState {
+        IrqState {
+            hardirq: self.in_irq(),
+            softirq: self.in_serving_softirq(),
+            hardirqs_enabled: !self.irqs_disabled(),
+            softirqs_enabled: self.softirqs_enabled(),
+        }
     }
 
     /// `might_sleep()`: reports a sleeping call made in atomic context, or inside an RCU read-side
@@ -177,6 +251,7 @@ impl Cx {
             preempt_count: self.preempt_count.get(),
             irqs_disabled: self.irqs_disabled(),
             in_irq: self.in_irq(),
+            in_softirq: self.in_serving_softirq(),
             held: self.held_locks(),
         });
     }
@@ -242,6 +317,11 @@ impl Cx {
         self.rcu_section.set(section);
     }
 
+    /// Runs `f` on the held-lock stack, outermost first, without copying it (for detectors).
+    pub(crate) fn with_held<R>(&self, f: impl FnOnce(&[HeldLock]) -> R) -> R {
+        f(&self.held.borrow())
+    }
+
     /// The task name as a shared string, for checker records that outlive this context.
     pub(crate) fn name_shared(&self) -> Arc<str> {
         self.name.clone()
@@ -296,11 +376,11 @@ impl Cx {
             trylock,
             site,
             cpu: self.cpu(),
-            in_irq: self.in_irq(),
+            irq: self.irq_state(),
         };
         if lockdep.is_enabled() && !self.observer {
             let held = self.held.borrow();
-            lockdep.check_acquire(&held, &mut held_lock, &self.name, !self.irqs_disabled());
+            lockdep.check_acquire(&held, &mut held_lock, &self.name);
         }
         self.held.borrow_mut().push(held_lock);
         token

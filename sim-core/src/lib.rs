@@ -8,13 +8,16 @@
 //! sim-core knows no subsystem: the taskstats, mbcache and balloon crates depend on it, never
 //! the reverse.
 
+pub mod bit_spinlock;
 pub mod check;
 pub mod cx;
 pub mod errno;
 pub mod fault;
 pub mod fixes;
+pub mod guarded;
 pub mod kref;
 pub mod list;
+pub mod list_bl;
 pub mod lockdep;
 pub mod locks;
 pub mod mm;
@@ -29,6 +32,7 @@ pub mod zoo;
 // For model authors: the names nearly every model file uses.
 pub use cx::Cx;
 pub use errno::Errno;
+pub use guarded::Guarded;
 pub use kref::Kref;
 pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
 pub use rcu::{RcuPointer, RcuRef};

@@ -7,16 +7,26 @@
 //! - recursive acquisition of a class the context already holds ("possible recursive locking");
 //! - a sleeping call (mutex, rwsem, wait, sleeping allocation) while a spinlock is held or irqs
 //!   are off ("sleeping function called from invalid context", as `might_sleep()` says);
-//! - a class taken in hard-irq context and also with irqs enabled in process context
-//!   ("inconsistent lock state"), and a dependency from an irq-safe to an irq-unsafe class.
+//! - a class taken in hard-irq (soft-irq) context and also with irqs (softirqs) enabled
+//!   ("inconsistent lock state", `{IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W}`), from the kernel's four
+//!   usage bits per class: USED_IN_HARDIRQ, USED_IN_SOFTIRQ, ENABLED_HARDIRQ, ENABLED_SOFTIRQ;
+//! - a new dependency that connects an irq-safe class (or one that leads to the held lock) to an
+//!   irq-unsafe class (or one the new lock leads to): "HARDIRQ-safe -> HARDIRQ-unsafe" /
+//!   "SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected", with both dependency chains, as
+//!   `check_irq_usage()` finds it; and a usage bit newly set on a class that the graph already
+//!   connects the other way ("possible irq lock inversion dependency", `check_usage_forwards()` /
+//!   `check_usage_backwards()`), so the report does not depend on which came first;
+//! - an access to a [`crate::guarded::Guarded`] field without its documented lock, or two tasks'
+//!   accesses with no common lock (the lockset detector; see that module).
 //!
-//! Left out: softirq states, read-recursive rwlock_t semantics, lock subclasses beyond one level,
-//! chain hashing and the 48-bit class-key machinery. The bookkeeping here is instrumentation:
+//! Left out: the _READ usage bits and read-recursive rwlock_t semantics, lock subclasses beyond
+//! one level, chain hashing and the 48-bit class-key machinery. The bookkeeping here is instrumentation:
 //! it uses `std::sync::Mutex`, never the loom or shuttle facade, so it adds no interleavings.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use serde::{Deserialize, Serialize};
@@ -34,17 +44,22 @@ pub enum LockMode {
     Read,
     /// `down_write`: may sleep, exclusive.
     Write,
+    /// `spin_lock_bh`: disables preemption and softirqs on this CPU.
+    SpinBh,
+    /// `bit_spin_lock`: a spinlock that is one bit of a word.
+    BitSpin,
 }
 
 impl LockMode {
     /// Whether a context holding a lock taken this way is atomic (may not sleep).
     pub fn is_atomic(self) -> bool {
-        matches!(self, LockMode::Spin | LockMode::SpinIrq)
+        matches!(self, LockMode::Spin | LockMode::SpinIrq | LockMode::SpinBh | LockMode::BitSpin)
     }
 
     fn verb(self) -> &'static str {
         match self {
-            LockMode::Spin | LockMode::SpinIrq => "lock",
+            LockMode::Spin | LockMode::SpinIrq | LockMode::SpinBh => "lock",
+            LockMode::BitSpin => "bit_spin_lock",
             LockMode::Mutex => "lock",
             LockMode::Read => "down_read",
             LockMode::Write => "down_write",
@@ -69,6 +84,90 @@ pub struct Acquisition {
     pub cpu: u32,
     /// Whether it was taken in simulated hard-irq context.
     pub in_irq: bool,
+    /// Whether it was taken in simulated soft-irq context (`in_serving_softirq()`).
+    #[serde(default)]
+    pub in_softirq: bool,
+    /// Whether hard irqs were enabled at the acquisition (lockdep's `HE`).
+    #[serde(default)]
+    pub hardirqs_enabled: bool,
+    /// Whether softirqs were enabled at the acquisition (lockdep's `SE`).
+    #[serde(default)]
+    pub softirqs_enabled: bool,
+}
+
+impl Acquisition {
+    /// The context flags as lockdep prints them after a task: `[HC0[0]:SC1[1]:HE1:SE0]`.
+    pub fn irq_flags(&self) -> String {
+        let (hc, sc) = (u32::from(self.in_irq), u32::from(self.in_softirq));
+        format!(
+            "[HC{hc}[{hc}]:SC{sc}[{sc}]:HE{}:SE{}]",
+            u32::from(self.hardirqs_enabled),
+            u32::from(self.softirqs_enabled)
+        )
+    }
+}
+
+/// The interrupt contexts lockdep tracks (the kernel's `lockdep_states.h`: HARDIRQ, SOFTIRQ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum IrqContext {
+    /// Hard interrupts (`hardirq`, a virtqueue callback).
+    Hard,
+    /// Soft interrupts (a timer, a tasklet, `NET_RX`).
+    Soft,
+}
+
+impl IrqContext {
+    /// Both, in the kernel's order.
+    pub const ALL: [IrqContext; 2] = [IrqContext::Hard, IrqContext::Soft];
+
+    /// `HARDIRQ` / `SOFTIRQ`, as the usage-state names spell it.
+    pub fn state_name(self) -> &'static str {
+        match self {
+            IrqContext::Hard => "HARDIRQ",
+            IrqContext::Soft => "SOFTIRQ",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// What disables this interrupt on one CPU, for the scenario table.
+    fn disable_call(self) -> &'static str {
+        match self {
+            IrqContext::Hard => "local_irq_disable();",
+            IrqContext::Soft => "local_bh_disable();",
+        }
+    }
+}
+
+/// A lockset finding's access, as a report shows it (see [`crate::guarded`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldAccess {
+    /// `"read"` or `"write"`.
+    pub write: bool,
+    /// The task (context) name.
+    pub task: String,
+    /// Its CPU.
+    pub cpu: u32,
+    /// The Rust source location of the access (`file:line`).
+    pub site: String,
+    /// The lock classes the context held, outermost first.
+    pub held: Vec<String>,
+}
+
+impl fmt::Display for FieldAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} by {}/cpu{} at {} holding [{}]",
+            if self.write { "write" } else { "read" },
+            self.task,
+            self.cpu,
+            self.site,
+            self.held.join(", ")
+        )
+    }
 }
 
 impl fmt::Display for Acquisition {
@@ -136,28 +235,87 @@ pub enum LockdepReport {
         irqs_disabled: bool,
         /// Whether the call came from simulated hard-irq context.
         in_irq: bool,
+        /// Whether the call came from simulated soft-irq context.
+        #[serde(default)]
+        in_softirq: bool,
         /// Locks held at the call.
         held: Vec<Acquisition>,
     },
-    /// A class used in hard-irq context and also taken with irqs enabled.
+    /// A class used in irq context and also taken with that irq enabled: the kernel's
+    /// "inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage" (or the reverse order).
     InconsistentIrqState {
         /// The class.
         class: String,
-        /// An acquisition in irq context.
+        /// Which interrupt.
+        #[serde(default = "hard")]
+        irq: IrqContext,
+        /// An acquisition in that irq context (USED_IN_*).
         in_irq: Acquisition,
-        /// An acquisition in process context with irqs enabled.
+        /// An acquisition with that irq enabled (ENABLED_*).
         irqs_enabled: Acquisition,
+        /// Whether the in-irq use was registered first (so the report reads IN -> ON).
+        #[serde(default)]
+        in_irq_first: bool,
     },
-    /// A dependency from an irq-safe class to an irq-unsafe one: the irq-unsafe lock can be held
-    /// by one CPU while an interrupt on another waits for it inside the irq-safe one.
+    /// A new dependency `held -> acquiring` that connects an irq-safe class `safe` (from which
+    /// the graph leads to `held`) to an irq-unsafe class `unsafe_class` (to which `acquiring`
+    /// leads): one CPU can hold the unsafe lock when an interrupt comes that needs the safe one,
+    /// while another CPU, holding the safe one, waits for the unsafe one.
     IrqSafeToUnsafe {
-        /// The irq-safe class, held.
-        safe: Acquisition,
-        /// The irq-unsafe class, being taken.
-        unsafe_: Acquisition,
-        /// Where the unsafe class was taken with irqs enabled.
+        /// Which interrupt.
+        irq: IrqContext,
+        /// The lock held (the dependency's source).
+        held: Acquisition,
+        /// The lock being taken.
+        acquiring: Acquisition,
+        /// Where the irq-safe class was taken in irq context.
+        safe_usage: Acquisition,
+        /// Where the irq-unsafe class was taken with the irq enabled.
         unsafe_usage: Acquisition,
+        /// The dependencies from the irq-safe class to the held lock (empty when they are one).
+        safe_chain: Vec<DependencyChain>,
+        /// The dependencies from the lock being taken to the irq-unsafe class (empty when one).
+        unsafe_chain: Vec<DependencyChain>,
     },
+    /// A usage bit newly set on a class the graph already connects to a class of the opposite
+    /// usage: "possible irq lock inversion dependency detected".
+    IrqLockInversion {
+        /// Which interrupt.
+        irq: IrqContext,
+        /// The acquisition that changed the class's state.
+        changed: Acquisition,
+        /// True when `changed` became irq-safe and leads to the irq-unsafe `other`; false when it
+        /// became irq-unsafe and the irq-safe `other` leads to it.
+        forwards: bool,
+        /// Where the other class got its usage.
+        other_usage: Acquisition,
+        /// The dependencies between the two, from the irq-safe class to the irq-unsafe one.
+        chain: Vec<DependencyChain>,
+    },
+    /// A [`crate::guarded::Guarded`] field accessed without the lock class that documents it
+    /// (what `lockdep_assert_held()` would catch at that line).
+    LockNotHeld {
+        /// The field (`"balloon->num_pfns"`).
+        field: String,
+        /// The documented lock class.
+        expected: String,
+        /// The access.
+        access: FieldAccess,
+    },
+    /// Eraser: two tasks accessed a field, at least one writing, with no lock held in common at
+    /// every access, so nothing orders them: a data race waiting for the right schedule.
+    LocksetRace {
+        /// The field.
+        field: String,
+        /// The access that emptied the candidate lockset.
+        current: FieldAccess,
+        /// The latest access to the field by another task.
+        previous: FieldAccess,
+    },
+}
+
+fn hard() -> IrqContext {
+    IrqContext::Hard
 }
 
 impl LockdepReport {
@@ -169,6 +327,9 @@ impl LockdepReport {
             LockdepReport::SleepInAtomic { .. } => "sleep-in-atomic",
             LockdepReport::InconsistentIrqState { .. } => "inconsistent-irq-state",
             LockdepReport::IrqSafeToUnsafe { .. } => "irq-safe-to-unsafe",
+            LockdepReport::IrqLockInversion { .. } => "irq-lock-inversion",
+            LockdepReport::LockNotHeld { .. } => "lock-not-held",
+            LockdepReport::LocksetRace { .. } => "lockset-race",
         }
     }
 
@@ -180,10 +341,17 @@ impl LockdepReport {
             }
             LockdepReport::RecursiveLocking { held, .. } => vec![held.class.clone()],
             LockdepReport::SleepInAtomic { held, .. } => held.iter().map(|a| a.class.clone()).collect(),
-            LockdepReport::InconsistentIrqState { class, .. } => vec![class.clone()],
-            LockdepReport::IrqSafeToUnsafe { safe, unsafe_, .. } => {
-                vec![safe.class.clone(), unsafe_.class.clone()]
+            LockdepReport::InconsistentIrqState { class, irq, .. } => {
+                vec![class.clone(), irq.state_name().to_string()]
             }
+            LockdepReport::IrqSafeToUnsafe { irq, safe_usage, unsafe_usage, .. } => {
+                vec![safe_usage.class.clone(), unsafe_usage.class.clone(), irq.state_name().to_string()]
+            }
+            LockdepReport::IrqLockInversion { irq, changed, other_usage, .. } => {
+                vec![changed.class.clone(), other_usage.class.clone(), irq.state_name().to_string()]
+            }
+            LockdepReport::LockNotHeld { field, expected, .. } => vec![field.clone(), expected.clone()],
+            LockdepReport::LocksetRace { field, .. } => vec![field.clone()],
         }
     }
 
@@ -226,22 +394,51 @@ impl LockdepReport {
                 let _ = writeln!(out, "    lock({class});");
                 let _ = writeln!(out, "\n *** DEADLOCK ***");
             }
-            LockdepReport::IrqSafeToUnsafe { safe, unsafe_, .. } => {
-                let _ = writeln!(out, " Possible interrupt unsafe locking scenario:\n");
-                let _ = writeln!(out, "       CPU0                    CPU1");
-                let _ = writeln!(out, "       ----                    ----");
-                let _ = writeln!(out, "  lock({});", unsafe_.class);
-                let _ = writeln!(out, "                               local_irq_disable();");
-                let _ = writeln!(out, "                               lock({});", safe.class);
-                let _ = writeln!(out, "                               lock({});", unsafe_.class);
-                let _ = writeln!(out, "  <Interrupt>");
-                let _ = writeln!(out, "    lock({});", safe.class);
-                let _ = writeln!(out, "\n *** DEADLOCK ***");
+            LockdepReport::IrqSafeToUnsafe { irq, held, safe_usage, unsafe_usage, .. } => {
+                irq_scenario(&mut out, *irq, &safe_usage.class, &held.class, &unsafe_usage.class);
             }
-            LockdepReport::SleepInAtomic { .. } => {}
+            LockdepReport::IrqLockInversion { irq, changed, forwards, other_usage, chain } => {
+                let (safe, unsafe_) = if *forwards { (changed, other_usage) } else { (other_usage, changed) };
+                let middle = chain.last().map(|link| link.from.as_str()).unwrap_or(&safe.class);
+                irq_scenario(&mut out, *irq, &safe.class, middle, &unsafe_.class);
+            }
+            LockdepReport::SleepInAtomic { .. }
+            | LockdepReport::LockNotHeld { .. }
+            | LockdepReport::LocksetRace { .. } => {}
         }
         out
     }
+}
+
+/// The kernel's `print_irq_lock_scenario()`: CPU0 holds the irq-unsafe lock when the interrupt
+/// that wants the irq-safe one arrives; CPU1, with that interrupt off, holds the safe lock (and the
+/// middle one, when the chain has one) and waits for the unsafe one.
+fn irq_scenario(out: &mut String, irq: IrqContext, safe: &str, middle: &str, unsafe_: &str) {
+    if middle != safe && middle != unsafe_ {
+        let _ = writeln!(out, " Chain exists of:\n   {safe} --> {middle} --> {unsafe_}\n");
+    }
+    let _ = writeln!(out, " Possible interrupt unsafe locking scenario:\n");
+    let _ = writeln!(out, "       CPU0                    CPU1");
+    let _ = writeln!(out, "       ----                    ----");
+    let _ = writeln!(out, "  lock({unsafe_});");
+    let _ = writeln!(out, "                               {}", irq.disable_call());
+    let _ = writeln!(out, "                               lock({safe});");
+    if middle != safe && middle != unsafe_ {
+        let _ = writeln!(out, "                               lock({middle});");
+    }
+    let _ = writeln!(out, "                               lock({unsafe_});");
+    let _ = writeln!(out, "  <Interrupt>");
+    let _ = writeln!(out, "    lock({safe});");
+    let _ = writeln!(out, "\n *** DEADLOCK ***");
+}
+
+fn write_dependencies(f: &mut fmt::Formatter<'_>, chain: &[DependencyChain]) -> fmt::Result {
+    for link in chain {
+        writeln!(f, "-> {} then {}, first seen with:", link.from, link.to)?;
+        write_chain(f, &link.held)?;
+        writeln!(f, "     then {}", link.acquired)?;
+    }
+    Ok(())
 }
 
 fn write_chain(f: &mut fmt::Formatter<'_>, chain: &[Acquisition]) -> fmt::Result {
@@ -262,11 +459,7 @@ impl fmt::Display for LockdepReport {
                 writeln!(f, "  {held}")?;
                 writeln!(f, "which lock already depends on the new lock.\n")?;
                 writeln!(f, "the existing dependency chain (in order) is:")?;
-                for link in existing_chain {
-                    writeln!(f, "-> {} then {}, first seen with:", link.from, link.to)?;
-                    write_chain(f, &link.held)?;
-                    writeln!(f, "     then {}", link.acquired)?;
-                }
+                write_dependencies(f, existing_chain)?;
                 writeln!(f, "\nthe current chain is:")?;
                 write_chain(f, current_chain)?;
                 writeln!(f, "\nother info that might help us debug this:\n")?;
@@ -288,34 +481,140 @@ impl fmt::Display for LockdepReport {
                 preempt_count,
                 irqs_disabled,
                 in_irq,
+                in_softirq,
                 held,
             } => {
                 writeln!(f, "BUG: sleeping function called from invalid context at {site}")?;
                 writeln!(
                     f,
-                    "{what}: in_atomic(): {}, irqs_disabled(): {}, in_irq(): {}, task: {task}, cpu: {cpu}",
-                    u32::from(*preempt_count > 0),
+                    "{what}: in_atomic(): {}, irqs_disabled(): {}, in_irq(): {}, in_serving_softirq(): {}, \
+                     task: {task}, cpu: {cpu}",
+                    u32::from(*preempt_count > 0 || *in_irq || *in_softirq),
                     u32::from(*irqs_disabled),
-                    u32::from(*in_irq)
+                    u32::from(*in_irq),
+                    u32::from(*in_softirq)
                 )?;
                 writeln!(f, "preempt_count: {preempt_count}; locks held: {}", held.len())?;
                 write_chain(f, held)
             }
-            LockdepReport::InconsistentIrqState { class, in_irq, irqs_enabled } => {
-                writeln!(f, "WARNING: inconsistent lock state")?;
-                writeln!(f, "inconsistent {{IN-HARDIRQ-W}} -> {{HARDIRQ-ON-W}} usage of {class}.")?;
-                writeln!(f, "{{IN-HARDIRQ-W}} state was registered at:\n  {in_irq}")?;
-                writeln!(f, "{{HARDIRQ-ON-W}} state was registered at:\n  {irqs_enabled}\n")?;
-                write!(f, "{}", self.scenario())
+            LockdepReport::InconsistentIrqState { .. } => self.fmt_inconsistent(f),
+            LockdepReport::IrqSafeToUnsafe { .. } => self.fmt_irq_safe_to_unsafe(f),
+            LockdepReport::IrqLockInversion { .. } => self.fmt_irq_lock_inversion(f),
+            LockdepReport::LockNotHeld { field, expected, access } => {
+                writeln!(f, "WARNING: guarded field accessed without its lock")?;
+                writeln!(f, "{field} is documented as protected by {expected}, but the {access}")?;
+                writeln!(f, "(lockdep_assert_held({expected}) would fire here)")
             }
-            LockdepReport::IrqSafeToUnsafe { safe, unsafe_, unsafe_usage } => {
-                writeln!(f, "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected")?;
-                writeln!(f, "{} is trying to acquire:\n  {unsafe_}", unsafe_.task)?;
-                writeln!(f, "while holding the HARDIRQ-safe lock:\n  {safe}")?;
-                writeln!(f, "the HARDIRQ-unsafe lock was taken with irqs enabled at:\n  {unsafe_usage}\n")?;
-                write!(f, "{}", self.scenario())
+            LockdepReport::LocksetRace { field, current, previous } => {
+                writeln!(f, "WARNING: data race on {field}: no lock held in common (lockset)")?;
+                writeln!(f, "  {current}")?;
+                writeln!(f, "and an earlier access by another task:")?;
+                writeln!(f, "  {previous}")?;
+                writeln!(
+                    f,
+                    "the candidate lockset of {field} is now empty: no one lock protects every access, \
+                     and at least one of them writes"
+                )
             }
         }
+    }
+}
+
+/// The irq reports' texts, one function each, as lockdep's print_usage_bug(),
+/// print_bad_irq_dependency() and print_irq_inversion_bug() are.
+impl LockdepReport {
+    fn fmt_inconsistent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::InconsistentIrqState { class, irq, in_irq, irqs_enabled, in_irq_first } = self
+        else {
+            unreachable!("only called for its variant")
+        };
+        let used = format!("{{IN-{}-W}}", irq.state_name());
+        let enabled = format!("{{{}-ON-W}}", irq.state_name());
+        let (first, first_at, now, now_at) = if *in_irq_first {
+            (&used, in_irq, &enabled, irqs_enabled)
+        } else {
+            (&enabled, irqs_enabled, &used, in_irq)
+        };
+        writeln!(f, "WARNING: inconsistent lock state")?;
+        writeln!(f, "inconsistent {first} -> {now} usage.")?;
+        writeln!(f, "{}/cpu{} {} takes:\n  {now_at}", now_at.task, now_at.cpu, now_at.irq_flags())?;
+        writeln!(f, "{first} state was registered at:\n  {first_at}\n")?;
+        let (context, enabled) = match irq {
+            IrqContext::Hard => ("hardirq", "irqs"),
+            IrqContext::Soft => ("softirq", "softirqs"),
+        };
+        writeln!(f, "({class} is taken in {context} context and, elsewhere, with {enabled} enabled)\n")?;
+        write!(f, "{}", self.scenario())
+    }
+
+    fn fmt_irq_safe_to_unsafe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::IrqSafeToUnsafe {
+            irq,
+            held,
+            acquiring,
+            safe_usage,
+            unsafe_usage,
+            safe_chain,
+            unsafe_chain,
+        } = self
+        else {
+            unreachable!("only called for its variant")
+        };
+        let name = irq.state_name();
+        writeln!(f, "WARNING: {name}-safe -> {name}-unsafe lock order detected")?;
+        writeln!(
+            f,
+            "{}/cpu{} {} is trying to acquire:",
+            acquiring.task,
+            acquiring.cpu,
+            acquiring.irq_flags()
+        )?;
+        writeln!(f, "  {acquiring}\n")?;
+        writeln!(f, "and this task is already holding:\n  {held}")?;
+        writeln!(f, "which would create a new lock dependency:\n  {} -> {}\n", held.class, acquiring.class)?;
+        writeln!(f, "but this new dependency connects a {name}-irq-safe lock:\n  {}", safe_usage.class)?;
+        writeln!(f, "... which became {name}-irq-safe at:\n  {safe_usage}\n")?;
+        writeln!(f, "to a {name}-irq-unsafe lock:\n  {}", unsafe_usage.class)?;
+        writeln!(f, "... which became {name}-irq-unsafe at:\n  {unsafe_usage}\n")?;
+        writeln!(f, "the dependencies between {name}-irq-safe lock and the holding lock:")?;
+        if safe_chain.is_empty() {
+            writeln!(f, "  (they are one lock: {})", held.class)?;
+        }
+        write_dependencies(f, safe_chain)?;
+        writeln!(f, "\nthe dependencies between the lock to be acquired and {name}-irq-unsafe lock:")?;
+        if unsafe_chain.is_empty() {
+            writeln!(f, "  (they are one lock: {})", acquiring.class)?;
+        }
+        write_dependencies(f, unsafe_chain)?;
+        writeln!(f, "\nother info that might help us debug this:\n")?;
+        write!(f, "{}", self.scenario())
+    }
+
+    fn fmt_irq_lock_inversion(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::IrqLockInversion { irq, changed, forwards, other_usage, chain } = self else {
+            unreachable!("only called for its variant")
+        };
+        let name = irq.state_name();
+        writeln!(f, "WARNING: possible irq lock inversion dependency detected")?;
+        writeln!(
+            f,
+            "{}/cpu{} {} just changed the state of lock:",
+            changed.task,
+            changed.cpu,
+            changed.irq_flags()
+        )?;
+        writeln!(f, "  {changed}")?;
+        if *forwards {
+            writeln!(f, "but this lock took another, {name}-unsafe lock in the past:")?;
+        } else {
+            writeln!(f, "but this lock was taken by another, {name}-safe lock in the past:")?;
+        }
+        writeln!(f, "  {other_usage}\n")?;
+        writeln!(f, "and interrupts could create inverse lock ordering between them.\n")?;
+        writeln!(f, "the dependency chain (from the {name}-safe lock) is:")?;
+        write_dependencies(f, chain)?;
+        writeln!(f, "\nother info that might help us debug this:\n")?;
+        write!(f, "{}", self.scenario())
     }
 }
 
@@ -339,7 +638,36 @@ pub(crate) struct HeldLock {
     pub(crate) trylock: bool,
     pub(crate) site: &'static Location<'static>,
     pub(crate) cpu: u32,
-    pub(crate) in_irq: bool,
+    pub(crate) irq: IrqState,
+}
+
+/// The interrupt state of a context at an acquisition, as lockdep's `held_lock` and
+/// `task_struct` keep it (`hardirq_context`, `softirq_context`, `hardirqs_enabled`,
+/// `softirqs_enabled`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IrqState {
+    pub(crate) hardirq: bool,
+    pub(crate) softirq: bool,
+    pub(crate) hardirqs_enabled: bool,
+    pub(crate) softirqs_enabled: bool,
+}
+
+impl IrqState {
+    /// Whether an acquisition in this state sets USED_IN_`irq` (`mark_irqflags()`).
+    fn used_in(self, irq: IrqContext) -> bool {
+        match irq {
+            IrqContext::Hard => self.hardirq,
+            IrqContext::Soft => self.softirq,
+        }
+    }
+
+    /// Whether it sets ENABLED_`irq`: softirqs count as enabled only with hard irqs on too.
+    fn enabled(self, irq: IrqContext) -> bool {
+        match irq {
+            IrqContext::Hard => self.hardirqs_enabled,
+            IrqContext::Soft => self.hardirqs_enabled && self.softirqs_enabled,
+        }
+    }
 }
 
 impl HeldLock {
@@ -351,17 +679,23 @@ impl HeldLock {
             site: site(self.site),
             task: task.to_string(),
             cpu: self.cpu,
-            in_irq: self.in_irq,
+            in_irq: self.irq.hardirq,
+            in_softirq: self.irq.softirq,
+            hardirqs_enabled: self.irq.hardirqs_enabled,
+            softirqs_enabled: self.irq.softirqs_enabled,
         }
     }
 }
 
 pub(crate) type ClassId = u32;
 
+/// A class's usage bits, each with the acquisition that first set it, indexed by
+/// [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
+/// ENABLED_HARDIRQ / ENABLED_SOFTIRQ.
 #[derive(Default)]
 struct ClassUsage {
-    in_irq: Option<Acquisition>,
-    irqs_enabled: Option<Acquisition>,
+    used_in: [Option<Acquisition>; 2],
+    enabled: [Option<Acquisition>; 2],
 }
 
 #[derive(Default)]
@@ -373,6 +707,8 @@ struct Graph {
     edges: BTreeMap<(ClassId, ClassId), DependencyChain>,
     /// Successors of each class, ordered, so searches are deterministic.
     after: Vec<BTreeSet<ClassId>>,
+    /// Predecessors of each class, for the backward irq-usage search.
+    before: Vec<BTreeSet<ClassId>>,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.
     reported: BTreeSet<(String, Vec<String>)>,
@@ -388,26 +724,40 @@ impl Graph {
         self.names.push(name);
         self.usage.push(ClassUsage::default());
         self.after.push(BTreeSet::new());
+        self.before.push(BTreeSet::new());
         id
     }
 
     /// Breadth-first search for a path `from ->* to`; returns the classes on it, both ends included.
     fn path(&self, from: ClassId, to: ClassId) -> Option<Vec<ClassId>> {
+        self.search(from, true, |class| class == to)
+    }
+
+    /// Breadth-first search from `start` (included) along dependencies (`forwards`) or against
+    /// them, for the nearest class that satisfies `found`; returns the classes from `start` to it.
+    /// Successor sets are ordered, so the answer is deterministic.
+    fn search(
+        &self,
+        start: ClassId,
+        forwards: bool,
+        found: impl Fn(ClassId) -> bool,
+    ) -> Option<Vec<ClassId>> {
         let mut parent: BTreeMap<ClassId, ClassId> = BTreeMap::new();
-        let mut queue = VecDeque::from([from]);
-        let mut seen = BTreeSet::from([from]);
+        let mut queue = VecDeque::from([start]);
+        let mut seen = BTreeSet::from([start]);
         while let Some(class) = queue.pop_front() {
-            if class == to {
-                let mut path = vec![to];
-                let mut cursor = to;
-                while cursor != from {
+            if found(class) {
+                let mut path = vec![class];
+                let mut cursor = class;
+                while cursor != start {
                     cursor = parent[&cursor];
                     path.push(cursor);
                 }
                 path.reverse();
                 return Some(path);
             }
-            for &next in &self.after[class as usize] {
+            let next = if forwards { &self.after[class as usize] } else { &self.before[class as usize] };
+            for &next in next {
                 if seen.insert(next) {
                     parent.insert(next, class);
                     queue.push_back(next);
@@ -415,6 +765,150 @@ impl Graph {
             }
         }
         None
+    }
+
+    /// The recorded dependencies along `path`, read in the order the classes appear in it.
+    fn chain(&self, path: &[ClassId]) -> Vec<DependencyChain> {
+        path.windows(2).map(|pair| self.edges[&(pair[0], pair[1])].clone()).collect()
+    }
+
+    /// `check_irq_usage()` for a new dependency `prev -> next`: some class that leads to `prev`
+    /// (or `prev` itself) used in irq context, and some class `next` leads to (or `next`) taken
+    /// with that irq enabled.
+    fn irq_usage_of_new_dependency(
+        &self,
+        prev: &HeldLock,
+        next: &HeldLock,
+        task: &str,
+    ) -> Vec<LockdepReport> {
+        let mut made = Vec::new();
+        for irq in IrqContext::ALL {
+            let i = irq.index();
+            let Some(mut back) =
+                self.search(prev.class, false, |c| self.usage[c as usize].used_in[i].is_some())
+            else {
+                continue;
+            };
+            let Some(forth) = self.search(next.class, true, |c| self.usage[c as usize].enabled[i].is_some())
+            else {
+                continue;
+            };
+            back.reverse();
+            let (safe, unsafe_) = (back[0], *forth.last().expect("a path has an end"));
+            made.push(LockdepReport::IrqSafeToUnsafe {
+                irq,
+                held: prev.acquisition(task),
+                acquiring: next.acquisition(task),
+                safe_usage: self.usage[safe as usize].used_in[i].clone().expect("found by it"),
+                unsafe_usage: self.usage[unsafe_ as usize].enabled[i].clone().expect("found by it"),
+                safe_chain: self.chain(&back),
+                unsafe_chain: self.chain(&forth),
+            });
+        }
+        made
+    }
+
+    /// `mark_lock()` for every usage bit `new` sets on its class: records the first acquisition
+    /// that set it and returns the reports it causes (`valid_state()` and the inversion checks).
+    fn mark_usage(&mut self, new: &HeldLock, task: &str) -> Vec<LockdepReport> {
+        let mut made = Vec::new();
+        let class = new.class;
+        for irq in IrqContext::ALL {
+            let i = irq.index();
+            if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
+                self.usage[class as usize].used_in[i] = Some(new.acquisition(task));
+                made.extend(self.usage_conflicts(class, irq, true));
+            }
+            if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
+                self.usage[class as usize].enabled[i] = Some(new.acquisition(task));
+                made.extend(self.usage_conflicts(class, irq, false));
+            }
+        }
+        made
+    }
+
+    /// What a usage bit just set on `class` conflicts with: the opposite bit on the class itself
+    /// ("inconsistent lock state"), else the opposite bit on a class the graph connects it to.
+    fn usage_conflicts(&self, class: ClassId, irq: IrqContext, set_used_in: bool) -> Option<LockdepReport> {
+        let i = irq.index();
+        let usage = &self.usage[class as usize];
+        if let (Some(in_irq), Some(enabled)) = (&usage.used_in[i], &usage.enabled[i]) {
+            return Some(LockdepReport::InconsistentIrqState {
+                class: self.names[class as usize].to_string(),
+                irq,
+                in_irq: in_irq.clone(),
+                irqs_enabled: enabled.clone(),
+                in_irq_first: !set_used_in,
+            });
+        }
+        let changed = if set_used_in { usage.used_in[i].clone() } else { usage.enabled[i].clone() }?;
+        let path = if set_used_in {
+            self.search(class, true, |c| self.usage[c as usize].enabled[i].is_some())?
+        } else {
+            let mut path = self.search(class, false, |c| self.usage[c as usize].used_in[i].is_some())?;
+            path.reverse();
+            path
+        };
+        let other = if set_used_in { *path.last().expect("end") } else { path[0] };
+        let other_usage = if set_used_in {
+            self.usage[other as usize].enabled[i].clone()
+        } else {
+            self.usage[other as usize].used_in[i].clone()
+        }?;
+        Some(LockdepReport::IrqLockInversion {
+            irq,
+            changed,
+            forwards: set_used_in,
+            other_usage,
+            chain: self.chain(&path),
+        })
+    }
+
+    /// Adds the dependency from every held lock to `new` (`check_prevs_add()`), reporting one
+    /// that closes a cycle and, with `irq_tracking`, one that connects irq-safe to irq-unsafe.
+    fn add_dependencies(
+        &mut self,
+        held: &[HeldLock],
+        new: &HeldLock,
+        task: &str,
+        irq_tracking: bool,
+    ) -> Vec<LockdepReport> {
+        let chain_of =
+            |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
+        let mut made = Vec::new();
+        let class = new.class;
+        for (index, prev) in held.iter().enumerate() {
+            let edge = (prev.class, class);
+            if prev.class == class || self.edges.contains_key(&edge) {
+                continue;
+            }
+            if let Some(path) = self.path(class, prev.class) {
+                let mut current_chain = chain_of(held.len());
+                current_chain.push(new.acquisition(task));
+                made.push(LockdepReport::CircularDependency {
+                    held: prev.acquisition(task),
+                    acquiring: new.acquisition(task),
+                    current_chain,
+                    existing_chain: self.chain(&path),
+                });
+                // The closing edge is not added: the kernel turns lockdep off after its first
+                // report, and a cycle in the graph would hide later findings.
+                continue;
+            }
+            let chain = DependencyChain {
+                from: prev.name.to_string(),
+                to: new.name.to_string(),
+                held: chain_of(index + 1),
+                acquired: new.acquisition(task),
+            };
+            self.edges.insert(edge, chain);
+            self.after[prev.class as usize].insert(class);
+            self.before[class as usize].insert(prev.class);
+            if irq_tracking {
+                made.extend(self.irq_usage_of_new_dependency(prev, new, task));
+            }
+        }
+        made
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
@@ -438,6 +932,8 @@ pub struct Lockdep {
     graph: StdMutex<Graph>,
     mode: ReportMode,
     enabled: bool,
+    /// Whether irq usage bits are tracked (off only to measure what they cost).
+    irq_tracking: AtomicBool,
 }
 
 impl fmt::Debug for Lockdep {
@@ -449,17 +945,43 @@ impl fmt::Debug for Lockdep {
 impl Lockdep {
     /// A validator that handles reports as `mode` says.
     pub fn new(mode: ReportMode) -> Lockdep {
-        Lockdep { graph: StdMutex::new(Graph::default()), mode, enabled: true }
+        Lockdep {
+            graph: StdMutex::new(Graph::default()),
+            mode,
+            enabled: true,
+            irq_tracking: AtomicBool::new(true),
+        }
     }
 
     /// A validator that checks nothing (for measuring the cost of the instrumentation).
     pub fn disabled() -> Lockdep {
-        Lockdep { graph: StdMutex::new(Graph::default()), mode: ReportMode::Collect, enabled: false }
+        Lockdep {
+            graph: StdMutex::new(Graph::default()),
+            mode: ReportMode::Collect,
+            enabled: false,
+            irq_tracking: AtomicBool::new(false),
+        }
     }
 
     /// Whether checks run at all.
     pub fn is_enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Turns the irq usage bits (and the reports built on them) on or off. On by default; off
+    /// only to measure their cost on a lock round trip.
+    pub fn set_irq_tracking(&self, on: bool) {
+        self.irq_tracking.store(on, Ordering::Relaxed);
+    }
+
+    /// Reports `report` (a finding of a detector built on lockdep, such as the lockset detector)
+    /// once per kind and subject, as lockdep's own are, and handles it as the mode says.
+    pub(crate) fn report_external(&self, report: LockdepReport) {
+        if !self.enabled {
+            return;
+        }
+        let made: Vec<LockdepReport> = self.graph().report(report).into_iter().collect();
+        self.deliver(made);
     }
 
     /// How reports are handled.
@@ -507,19 +1029,11 @@ impl Lockdep {
     }
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
-    /// in its class id. `irqs_enabled` is the irq state at the acquisition.
-    pub(crate) fn check_acquire(
-        &self,
-        held: &[HeldLock],
-        new: &mut HeldLock,
-        task: &str,
-        irqs_enabled: bool,
-    ) {
+    /// in its class id. `new.irq` is the interrupt state at the acquisition.
+    pub(crate) fn check_acquire(&self, held: &[HeldLock], new: &mut HeldLock, task: &str) {
         if !self.enabled {
             return;
         }
-        let chain_of =
-            |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
         let mut made = Vec::new();
         {
             let mut graph = self.graph();
@@ -537,72 +1051,17 @@ impl Lockdep {
                     made.extend(graph.report(report));
                 }
             }
-            // Irq usage states of this class.
-            let usage = &mut graph.usage[class as usize];
-            let mut changed = false;
-            if new.in_irq && usage.in_irq.is_none() {
-                usage.in_irq = Some(new.acquisition(task));
-                changed = true;
-            }
-            if !new.in_irq && irqs_enabled && usage.irqs_enabled.is_none() {
-                usage.irqs_enabled = Some(new.acquisition(task));
-                changed = true;
-            }
-            if changed {
-                if let (Some(in_irq), Some(enabled)) = (&usage.in_irq, &usage.irqs_enabled) {
-                    let report = LockdepReport::InconsistentIrqState {
-                        class: new.name.to_string(),
-                        in_irq: in_irq.clone(),
-                        irqs_enabled: enabled.clone(),
-                    };
+            // Irq usage states of this class (the kernel's mark_irqflags()).
+            if self.irq_tracking.load(Ordering::Relaxed) {
+                for report in graph.mark_usage(new, task) {
                     made.extend(graph.report(report));
                 }
             }
             // Dependencies from every held lock to this one. Trylocks add none of their own.
             if !new.trylock {
-                for (index, prev) in held.iter().enumerate() {
-                    if prev.class == class {
-                        continue;
-                    }
-                    let edge = (prev.class, class);
-                    if graph.edges.contains_key(&edge) {
-                        continue;
-                    }
-                    if let Some(path) = graph.path(class, prev.class) {
-                        let existing_chain =
-                            path.windows(2).map(|pair| graph.edges[&(pair[0], pair[1])].clone()).collect();
-                        let mut current_chain = chain_of(held.len());
-                        current_chain.push(new.acquisition(task));
-                        let report = LockdepReport::CircularDependency {
-                            held: prev.acquisition(task),
-                            acquiring: new.acquisition(task),
-                            current_chain,
-                            existing_chain,
-                        };
-                        made.extend(graph.report(report));
-                        // The closing edge is not added: the kernel turns lockdep off after its
-                        // first report, and a cycle in the graph would hide later findings.
-                        continue;
-                    }
-                    let chain = DependencyChain {
-                        from: prev.name.to_string(),
-                        to: new.name.to_string(),
-                        held: chain_of(index + 1),
-                        acquired: new.acquisition(task),
-                    };
-                    graph.edges.insert(edge, chain);
-                    graph.after[prev.class as usize].insert(class);
-                    // An irq-safe lock held while taking one that is ever taken with irqs on.
-                    let prev_usage = &graph.usage[prev.class as usize];
-                    let next_usage = &graph.usage[class as usize];
-                    if let (Some(_), Some(unsafe_usage)) = (&prev_usage.in_irq, &next_usage.irqs_enabled) {
-                        let report = LockdepReport::IrqSafeToUnsafe {
-                            safe: prev.acquisition(task),
-                            unsafe_: new.acquisition(task),
-                            unsafe_usage: unsafe_usage.clone(),
-                        };
-                        made.extend(graph.report(report));
-                    }
+                let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+                for report in graph.add_dependencies(held, new, task, irq_tracking) {
+                    made.extend(graph.report(report));
                 }
             }
         }
@@ -611,15 +1070,208 @@ impl Lockdep {
 
     /// Checks a call that may sleep (`might_sleep()` and its callers).
     pub(crate) fn check_might_sleep(&self, report: impl FnOnce() -> LockdepReport) {
-        if !self.enabled {
-            return;
+        if self.enabled {
+            self.report_external(report());
         }
-        let made: Vec<LockdepReport> = self.graph().report(report()).into_iter().collect();
-        self.deliver(made);
     }
 }
 
 /// Formats a `#[track_caller]` location as `file:line`.
 pub(crate) fn site(location: &'static Location<'static>) -> String {
     format!("{}:{}", location.file(), location.line())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Sim, SimConfig, SpinLock};
+
+    fn collecting() -> Sim {
+        Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    /// A tiny model of KERNEL_FACTS T12 (2.6.19-rc): a timer softirq takes `siglock`
+    /// (it_real_fn -> lock_task_sighand); delayacct_end() takes `delays->lock` with plain
+    /// spin_lock in process context; the exit path holds siglock while taking delays->lock.
+    fn t12(sim: &Sim, delays_irqsave: bool) {
+        let siglock = SpinLock::new("sighand->siglock", ());
+        let delays = SpinLock::new("delays->lock", 0u64);
+        let (timer, task, exit) = (sim.cx("timer", 0), sim.cx("task", 1), sim.cx("exit", 1));
+        timer.softirq(|cx| drop(siglock.lock_irqsave(cx)));
+        if delays_irqsave {
+            *delays.lock_irqsave(&task) += 1;
+        } else {
+            *delays.lock(&task) += 1;
+        }
+        let _siglock = siglock.lock_irqsave(&exit);
+        *delays.lock_irqsave(&exit) += 1;
+    }
+
+    #[test]
+    fn siglock_then_delays_lock_is_a_soft_safe_to_soft_unsafe_order() {
+        let sim = collecting();
+        t12(&sim, false);
+        let reports = sim.lockdep().reports();
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        let LockdepReport::IrqSafeToUnsafe { irq, held, acquiring, safe_usage, unsafe_usage, .. } =
+            &reports[0]
+        else {
+            panic!("expected soft-safe -> soft-unsafe, got {:#?}", reports[0]);
+        };
+        assert_eq!(*irq, IrqContext::Soft);
+        assert_eq!((held.class.as_str(), acquiring.class.as_str()), ("sighand->siglock", "delays->lock"));
+        assert_eq!((safe_usage.task.as_str(), safe_usage.in_softirq), ("timer", true));
+        assert_eq!((unsafe_usage.task.as_str(), unsafe_usage.softirqs_enabled), ("task", true));
+        let text = reports[0].to_string();
+        assert!(text.contains("SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"), "{text}");
+        assert!(text.contains("local_bh_disable();") && text.contains("<Interrupt>"), "{text}");
+    }
+
+    #[test]
+    fn the_fix_taking_delays_lock_irqsave_is_quiet() {
+        // "lockdep: fix delayacct locking bug": every delays->lock acquisition is irqsave.
+        let sim = collecting();
+        t12(&sim, true);
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    #[test]
+    fn the_order_found_before_the_usage_is_an_irq_lock_inversion() {
+        // The dependency first, then delays->lock taken with softirqs on: the same bug, found
+        // when the usage bit is set (check_usage_backwards).
+        let sim = collecting();
+        let siglock = SpinLock::new("sighand->siglock", ());
+        let delays = SpinLock::new("delays->lock", ());
+        let (timer, task) = (sim.cx("timer", 0), sim.cx("task", 1));
+        timer.softirq(|cx| drop(siglock.lock_irqsave(cx)));
+        {
+            let _s = siglock.lock_irqsave(&task);
+            drop(delays.lock_irqsave(&task));
+        }
+        assert!(sim.lockdep().reports().is_empty());
+        drop(delays.lock(&task));
+        let reports = sim.lockdep().reports();
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        assert!(
+            matches!(&reports[0], LockdepReport::IrqLockInversion { irq: IrqContext::Soft, forwards: false, chain, .. }
+                if chain.len() == 1 && chain[0].from == "sighand->siglock"),
+            "{reports:#?}"
+        );
+        assert!(reports[0].to_string().contains("SOFTIRQ-safe lock in the past"), "{}", reports[0]);
+    }
+
+    #[test]
+    fn a_class_taken_in_softirq_and_with_softirqs_on_is_inconsistent() {
+        let sim = collecting();
+        let lock = SpinLock::new("timer_lock", ());
+        let cx = sim.cx("t", 0);
+        drop(lock.lock(&cx));
+        drop(lock.lock_bh(&cx));
+        assert!(sim.lockdep().reports().is_empty(), "process use alone is fine");
+        cx.softirq(|cx| drop(lock.lock(cx)));
+        let reports = sim.lockdep().reports();
+        assert_eq!(reports.len(), 1, "{reports:#?}");
+        let text = reports[0].to_string();
+        assert!(text.contains("inconsistent {SOFTIRQ-ON-W} -> {IN-SOFTIRQ-W} usage."), "{text}");
+        assert!(text.contains("[HC0[0]:SC1[1]:HE1:SE0]"), "the softirq context's flags: {text}");
+    }
+
+    #[test]
+    fn spin_lock_bh_in_process_and_a_softirq_user_are_consistent() {
+        let sim = collecting();
+        let lock = SpinLock::new("timer_lock", ());
+        let cx = sim.cx("t", 0);
+        cx.softirq(|cx| drop(lock.lock(cx)));
+        {
+            let _held = lock.lock_bh(&cx);
+            assert!(cx.in_softirq() && !cx.in_serving_softirq());
+        }
+        assert!(cx.softirqs_enabled());
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    #[test]
+    fn a_chain_through_a_middle_lock_names_both_dependency_chains() {
+        // safe (hardirq) -> middle -> next -> unsafe: the new dependency middle -> next connects
+        // them, and the report prints safe -> middle and next -> unsafe.
+        let sim = collecting();
+        let [safe, middle, next, unsafe_] =
+            ["safe", "middle", "next", "unsafe"].map(|c| SpinLock::new(c, ()));
+        let cx = sim.cx("t", 0);
+        cx.hardirq(|cx| drop(safe.lock(cx)));
+        drop(unsafe_.lock(&cx));
+        let flags = cx.local_irq_save();
+        {
+            let (_s, _m) = (safe.lock(&cx), middle.lock(&cx));
+        }
+        {
+            let (_n, _u) = (next.lock(&cx), unsafe_.lock(&cx));
+        }
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        {
+            let (_m, _n) = (middle.lock(&cx), next.lock(&cx));
+        }
+        cx.local_irq_restore(flags);
+        let reports = sim.lockdep().reports();
+        let [LockdepReport::IrqSafeToUnsafe { irq: IrqContext::Hard, safe_chain, unsafe_chain, .. }] =
+            &reports[..]
+        else {
+            panic!("{reports:#?}");
+        };
+        assert_eq!((safe_chain[0].from.as_str(), safe_chain[0].to.as_str()), ("safe", "middle"));
+        assert_eq!((unsafe_chain[0].from.as_str(), unsafe_chain[0].to.as_str()), ("next", "unsafe"));
+        assert!(reports[0].to_string().contains("HARDIRQ-safe -> HARDIRQ-unsafe"));
+    }
+
+    #[test]
+    fn without_irq_tracking_the_witness_goes_unreported() {
+        // The switch the benchmark uses; also proves the reports above come from the tracking.
+        let sim = collecting();
+        sim.lockdep().set_irq_tracking(false);
+        t12(&sim, false);
+        assert!(sim.lockdep().reports().is_empty());
+    }
+
+    #[test]
+    fn interrupt_handlers_are_traced_as_they_enter_and_leave() {
+        let sim = Sim::new(SimConfig::new(1).trace(crate::trace::TraceMode::Full));
+        let lock = SpinLock::new("timer_lock", ());
+        let cx = sim.cx("t", 0);
+        cx.softirq(|cx| cx.hardirq(|cx| drop(lock.lock_irqsave(cx))));
+        let text = crate::trace::render_text(&sim.trace().events(), &sim.trace().task_names(), 40);
+        let lines: Vec<&str> =
+            text.lines().skip(2).map(|l| l.split('|').nth(1).unwrap_or("").trim()).collect();
+        assert_eq!(
+            lines,
+            [
+                "<softirq> cpu0",
+                "<hardirq> cpu0",
+                "lock_irq(timer_lock) cpu0",
+                "unlock(timer_lock) cpu0",
+                "</hardirq> cpu0",
+                "</softirq> cpu0"
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "a softirq cannot run here")]
+    fn a_softirq_cannot_be_delivered_with_softirqs_disabled() {
+        let sim = collecting();
+        let cx = sim.cx("t", 0);
+        cx.local_bh_disable();
+        cx.softirq(|_| ());
+    }
+
+    #[test]
+    fn sleeping_in_a_softirq_is_reported() {
+        let sim = collecting();
+        let cx = sim.cx("t", 0);
+        cx.softirq(|cx| cx.might_sleep("msleep"));
+        let reports = sim.lockdep().reports();
+        assert!(
+            matches!(&reports[..], [LockdepReport::SleepInAtomic { in_softirq: true, .. }]),
+            "{reports:#?}"
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! Kernel-named locks over the [`crate::sync`] facade, each belonging to a lockdep class:
-//! `SpinLock` (`spin_lock`, `spin_lock_irqsave`), `RwSem` with the kernel's writer preference,
+//! `SpinLock` (`spin_lock`, `spin_lock_irqsave`, `spin_lock_bh`), `RwSem` with the kernel's writer preference,
 //! `Mutex` (`mutex_lock`, `mutex_trylock`), `WaitQueue` (`wait_event`, `wake_up`), `Completion`.
 //!
 //! Every acquisition goes through the context's lockdep check *before* it may block, so a lock
@@ -47,7 +47,18 @@ pub struct SpinLockGuard<'a, T> {
     cx: &'a Cx,
     class: &'static str,
     token: u64,
-    irq_flags: Option<IrqFlags>,
+    restore: Restore,
+}
+
+/// What a spinlock's release gives back besides the lock.
+#[derive(Clone, Copy, Debug)]
+enum Restore {
+    /// `spin_unlock`.
+    Nothing,
+    /// `spin_unlock_irqrestore`.
+    Irq(IrqFlags),
+    /// `spin_unlock_bh`.
+    Bh,
 }
 
 impl<T> SpinLock<T> {
@@ -64,14 +75,22 @@ impl<T> SpinLock<T> {
     /// `spin_lock()`.
     #[track_caller]
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
-        self.acquire(cx, LockMode::Spin, None, Location::caller())
+        self.acquire(cx, LockMode::Spin, Restore::Nothing, Location::caller())
     }
 
     /// `spin_lock_irqsave()`: also disables local irqs until the guard drops.
     #[track_caller]
     pub fn lock_irqsave<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
         let flags = cx.local_irq_save();
-        self.acquire(cx, LockMode::SpinIrq, Some(flags), Location::caller())
+        self.acquire(cx, LockMode::SpinIrq, Restore::Irq(flags), Location::caller())
+    }
+
+    /// `spin_lock_bh()`: also disables softirqs on this CPU until the guard drops, for a lock
+    /// that a softirq handler takes too.
+    #[track_caller]
+    pub fn lock_bh<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
+        cx.local_bh_disable();
+        self.acquire(cx, LockMode::SpinBh, Restore::Bh, Location::caller())
     }
 
     /// `spin_trylock()`.
@@ -82,7 +101,13 @@ impl<T> SpinLock<T> {
             Some(guard) => {
                 cx.preempt_disable();
                 cx.lock_acquired(self.class, LockMode::Spin, true, token);
-                Some(SpinLockGuard { guard: Some(guard), cx, class: self.class, token, irq_flags: None })
+                Some(SpinLockGuard {
+                    guard: Some(guard),
+                    cx,
+                    class: self.class,
+                    token,
+                    restore: Restore::Nothing,
+                })
             }
             None => {
                 cx.lock_acquire_failed(token);
@@ -95,14 +120,14 @@ impl<T> SpinLock<T> {
         &'a self,
         cx: &'a Cx,
         mode: LockMode,
-        irq_flags: Option<IrqFlags>,
+        restore: Restore,
         site: &'static Location<'static>,
     ) -> SpinLockGuard<'a, T> {
         let token = cx.lock_acquire(self.class, mode, false, site);
         cx.preempt_disable();
         let guard = self.inner.lock();
         cx.lock_acquired(self.class, mode, false, token);
-        SpinLockGuard { guard: Some(guard), cx, class: self.class, token, irq_flags }
+        SpinLockGuard { guard: Some(guard), cx, class: self.class, token, restore }
     }
 
     /// The value, when the lock is no longer shared.
@@ -129,8 +154,10 @@ impl<T> Drop for SpinLockGuard<'_, T> {
         release_backend(self.guard.take());
         self.cx.lock_release(self.class, self.token);
         self.cx.preempt_enable();
-        if let Some(flags) = self.irq_flags {
-            self.cx.local_irq_restore(flags);
+        match self.restore {
+            Restore::Nothing => {}
+            Restore::Irq(flags) => self.cx.local_irq_restore(flags),
+            Restore::Bh => self.cx.local_bh_enable(),
         }
     }
 }

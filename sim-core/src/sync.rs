@@ -166,6 +166,103 @@ mod imp {
 
 pub use imp::*;
 
+/// A cell for convention-guarded data ([`crate::guarded::Guarded`]): the model may touch it at
+/// any time, as C can, and each backend judges the accesses its own way.
+///
+/// - loom: loom's `UnsafeCell`, which records every access and fails the model on two that no
+///   happens-before relation orders (at least one a write): loom itself judges real races, as it
+///   does for the atomics, and the cell adds no interleavings (a cell access is not a schedule
+///   point).
+/// - shuttle: a shuttle `RwLock`, so every access is a schedule point where shuttle may switch
+///   threads; shuttle has no race detector of its own, so the lockset detector is the judge.
+/// - default: a parking_lot `RwLock`, so an unlocked access from two real threads is still safe
+///   Rust (it waits) and the lockset detector reports it.
+///
+/// The closures must not touch the same cell again (a nested write would wait on itself).
+pub struct RaceCell<T> {
+    #[cfg(loom)]
+    inner: loom::cell::UnsafeCell<T>,
+    #[cfg(all(shuttle, not(loom)))]
+    inner: shuttle::sync::RwLock<T>,
+    #[cfg(not(any(loom, shuttle)))]
+    inner: parking_lot::RwLock<T>,
+}
+
+impl<T> std::fmt::Debug for RaceCell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RaceCell")
+    }
+}
+
+impl<T> RaceCell<T> {
+    /// A cell holding `value`.
+    pub fn new(value: T) -> Self {
+        #[cfg(loom)]
+        let inner = loom::cell::UnsafeCell::new(value);
+        #[cfg(all(shuttle, not(loom)))]
+        let inner = shuttle::sync::RwLock::new(value);
+        #[cfg(not(any(loom, shuttle)))]
+        let inner = parking_lot::RwLock::new(value);
+        RaceCell { inner }
+    }
+
+    /// Reads the value.
+    pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        #[cfg(loom)]
+        {
+            // SAFETY: loom records this read and panics before calling the closure if a write by
+            // another thread is not ordered before it; loom runs one thread at a time, so no
+            // write happens while `f` runs, and `f` does not re-enter this cell (documented).
+            #[allow(unsafe_code)]
+            self.inner.with(|pointer| f(unsafe { &*pointer }))
+        }
+        #[cfg(all(shuttle, not(loom)))]
+        {
+            f(&self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        }
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            f(&self.inner.read())
+        }
+    }
+
+    /// Writes the value.
+    pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        #[cfg(loom)]
+        {
+            // SAFETY: loom records this write and panics before calling the closure if any
+            // access by another thread is not ordered before it; loom runs one thread at a time,
+            // so nothing else touches the value while `f` runs, and `f` does not re-enter.
+            #[allow(unsafe_code)]
+            self.inner.with_mut(|pointer| f(unsafe { &mut *pointer }))
+        }
+        #[cfg(all(shuttle, not(loom)))]
+        {
+            f(&mut self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        }
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            f(&mut self.inner.write())
+        }
+    }
+
+    /// The value, when the cell is no longer shared.
+    pub fn into_inner(self) -> T {
+        #[cfg(loom)]
+        {
+            self.inner.into_inner()
+        }
+        #[cfg(all(shuttle, not(loom)))]
+        {
+            self.inner.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        #[cfg(not(any(loom, shuttle)))]
+        {
+            self.inner.into_inner()
+        }
+    }
+}
+
 /// Which backend this build uses, for reports and artifacts.
 pub const BACKEND: &str = if cfg!(loom) {
     "loom"

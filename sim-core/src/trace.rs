@@ -53,6 +53,11 @@ pub enum EventKind {
     RcuFree { pointer: Name, object: u64, deferred: bool },
     /// A reference-count operation on the named object and the count it left.
     Kref { object: Name, op: KrefOp, count: u32 },
+    /// A simulated interrupt handler began (`enter`) or ended on this context: `"hardirq"`,
+    /// `"softirq"`.
+    Irq { context: Name, enter: bool },
+    /// An access to a convention-guarded field ([`crate::guarded::Guarded`]).
+    Access { field: Name, write: bool },
 }
 
 /// The reference-count operations a trace records.
@@ -201,6 +206,14 @@ fn hash_event(hash: &mut u64, event: &Event) {
             hasher.word(13 | (*op as u64) << 8 | u64::from(*count) << 32);
             hasher.text(object);
         }
+        EventKind::Irq { context, enter } => {
+            hasher.word(14 | u64::from(*enter) << 8);
+            hasher.text(context);
+        }
+        EventKind::Access { field, write } => {
+            hasher.word(15 | u64::from(*write) << 8);
+            hasher.text(field);
+        }
     }
     *hash = hasher.0;
 }
@@ -293,6 +306,8 @@ fn describe(kind: &EventKind) -> String {
                 LockMode::Read => "down_read",
                 LockMode::Write => "down_write",
                 LockMode::SpinIrq => "lock_irq",
+                LockMode::SpinBh => "lock_bh",
+                LockMode::BitSpin => "bit_spin_lock",
                 LockMode::Spin | LockMode::Mutex => "lock",
             };
             format!("{}{verb}({class})", if *trylock { "try" } else { "" })
@@ -326,6 +341,10 @@ fn describe(kind: &EventKind) -> String {
             };
             format!("{verb}({object}) = {count}")
         }
+        EventKind::Irq { context, enter: true } => format!("<{context}>"),
+        EventKind::Irq { context, enter: false } => format!("</{context}>"),
+        EventKind::Access { field, write: true } => format!("write {field}"),
+        EventKind::Access { field, write: false } => format!("read {field}"),
     }
 }
 

@@ -48,7 +48,7 @@ struct Pool {
 }
 
 fn oops(oops: sim_core::list::Oops) -> String {
-    oops.0.kind
+    oops.0.kind.to_string()
 }
 
 impl Pool {

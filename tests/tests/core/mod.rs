@@ -5,22 +5,29 @@ mod listeners;
 mod pages;
 
 #[cfg(not(any(loom, shuttle)))]
+mod detectors;
+#[cfg(not(any(loom, shuttle)))]
 mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod kref;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
+mod loom_detectors;
+#[cfg(loom)]
 mod loom_mm;
 #[cfg(loom)]
 mod loom_models;
 #[cfg(loom)]
 mod loom_rcu;
+#[cfg(not(any(loom, shuttle)))]
 mod mm;
 #[cfg(not(any(loom, shuttle)))]
 mod rcu;
 #[cfg(any(loom, shuttle))]
 mod rcu_models;
+#[cfg(shuttle)]
+mod shuttle_detectors;
 #[cfg(shuttle)]
 mod shuttle_models;
 #[cfg(shuttle)]
