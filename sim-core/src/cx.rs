@@ -416,3 +416,14 @@ impl Cx {
         self.trace(EventKind::Released { class: class.into(), token });
     }
 }
+
+impl Drop for Cx {
+    /// A task that ends inside a read-side section would hold every later grace period back
+    /// forever: reported (the kernel's "lock held when returning to user space"), and the section
+    /// closed so the rest of the run can go on. Skipped while unwinding from a checker's failure.
+    fn drop(&mut self) {
+        if self.rcu_depth.get() > 0 && !std::thread::panicking() {
+            crate::rcu::leaked_section(self);
+        }
+    }
+}

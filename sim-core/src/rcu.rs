@@ -152,6 +152,23 @@ pub(crate) fn read_unlock(cx: &Cx, site: &'static Location<'static>) {
     cx.trace(EventKind::RcuReadSide { lock: false });
 }
 
+/// A context dropped inside a section: reported (see `Drop for Cx`), and the section closed.
+pub(crate) fn leaked_section(cx: &Cx) {
+    if !cx.is_observer() {
+        let begun = cx.rcu_section().map_or_else(|| "?".to_string(), |s| crate::lockdep::site(s.begun_at));
+        let message = format!(
+            "WARNING: lock held when returning to user space!
+{}/cpu{} ended with rcu_read_lock() nesting {};              the section began at {begun}",
+            cx.name(),
+            cx.cpu(),
+            cx.rcu_read_depth()
+        );
+        cx.sim().report(Some(cx), Violation::new("rcu:leaked-read-side", message));
+    }
+    cx.set_rcu_depth(1);
+    read_unlock(cx, Location::caller());
+}
+
 /// The report `rcu_sleep_check()` makes from `might_sleep()`.
 pub(crate) fn report_sleep(cx: &Cx, what: &str, site: &'static Location<'static>) {
     if !prove_rcu(cx) {
@@ -860,6 +877,25 @@ mod tests {
         gp.kfree(&updater, old);
         assert_eq!(reader.join().expect("reader"), 7);
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+
+    #[test]
+    fn a_task_ending_inside_a_section_is_reported_and_does_not_block_grace_periods() {
+        let sim = sim();
+        let updater = sim.cx("updater", 0);
+        {
+            let reader = sim.cx("reader", 1);
+            reader.rcu_read_lock();
+            reader.rcu_read_lock();
+        }
+        assert_eq!(kinds(&sim), vec!["rcu:leaked-read-side"]);
+        assert!(sim.violations()[0].message.contains("nesting 2"));
+        synchronize_rcu(&updater);
+        let quiet = sim.cx("quiet", 1);
+        quiet.rcu_read_lock();
+        quiet.rcu_read_unlock();
+        drop(quiet);
+        assert_eq!(sim.violations().len(), 1);
     }
 
     #[test]
