@@ -5,7 +5,8 @@ use demo_sim::{DemoConfig, DemoSubject, Fixes, PRESET_NEW};
 use sim_core::check::assert_cases_pass;
 
 /// The coverage marks (`cx.sim().mark(..)` in the kernel modules) a fixed run must reach.
-const MARKS_EXPECTED: &[&str] = &["insert-exists", "get-missing", "put", "shrink-freed", "shrink-skipped-used"];
+const MARKS_EXPECTED: &[&str] =
+    &["insert-exists", "get-missing", "put", "shrink-freed", "shrink-skipped-used"];
 
 #[test]
 fn fixed_demo_matches_its_reference_and_reaches_every_interesting_state() {
