@@ -9,7 +9,6 @@
 #![forbid(unsafe_code)]
 
 mod commands;
-mod demo;
 mod fuzz;
 mod registry;
 mod report;

@@ -87,7 +87,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         entry::<mbcache_sim::MbcacheSubject>(),
         entry::<balloon_sim::BalloonSim>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
-        entry::<crate::demo::Demo>(),
+        entry::<demo_sim::DemoSubject>(),
     ]
 }
 

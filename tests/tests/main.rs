@@ -4,5 +4,6 @@
 
 mod balloon;
 mod core;
+mod demo;
 mod mbcache;
 mod taskstats;
