@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn use_after_shrink_scenario_reports_the_use_after_free_and_the_fixed_one_is_clean() {
         let buggy = DemoSubject::run_scenario("use-after-shrink").expect("scenario");
-        let kinds: Vec<ViolationKind> = buggy.violations().into_iter().map(|v| v.kind.to_string()).collect();
+        let kinds: Vec<ViolationKind> = buggy.violations().into_iter().map(|v| v.kind).collect();
         assert_eq!(kinds, [ViolationKind::UseAfterFree]);
         let fixed = DemoSubject::run_scenario("shrink-skips-used").expect("scenario");
         assert!(fixed.violations().is_empty(), "{:?}", fixed.violations());
