@@ -9,8 +9,9 @@
 //! (`rcu:unbalanced-unlock`), a use of an object read in a section after that section ended
 //! (`rcu:use-outside-read-side`, found even while the object still lives), a use of an object
 //! after it was freed (`rcu:use-after-free`, naming the object, where its section began and
-//! where it was freed) and a second free (`rcu:double-free`). Objects live in a generation-checked
-//! table, so a use after free is a report, never undefined behaviour or a panic.
+//! where it was freed), a second free (`rcu:double-free`) and a task that ended inside a section
+//! (`rcu:leaked-read-side`). Objects live in a generation-checked table, so a use after free is a
+//! report, never undefined behaviour or a panic.
 //!
 //! The grace-period state is the kernel's (`rcu_state`), so it is a facade mutex and condition
 //! variable: under loom and shuttle `synchronize_rcu` really waits for every section that began
