@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub type KindName = Cow<'static, str>;
 
 /// What sort of finding a [`Violation`] is.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViolationKind {
     /// A subsystem invariant broke; the subsystem may name which (`invariant:managed-pages-not-conserved`).
     Invariant(Option<KindName>),
@@ -109,6 +109,13 @@ impl fmt::Display for ViolationKind {
             ViolationKind::Finding(name) => f.write_str(name),
             _ => unreachable!("every one-word kind is printed above"),
         }
+    }
+}
+
+impl fmt::Debug for ViolationKind {
+    /// The printed kind, quoted: a violation's debug text reads as its report does.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
     }
 }
 
