@@ -33,7 +33,7 @@ pub(crate) struct EntryFields {
 
 /// `struct mb_cache_entry`.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
     pub(crate) id: u64,
     /// `e_used`.
@@ -115,7 +115,7 @@ impl Registry {
             None => false,
         };
         if refused {
-            self.mark("free callback failed: entry back on the lru");
+            cx.sim().mark("free callback failed: entry back on the lru");
             cx.note(format!("{}: free callback refused entry {}; back on the lru", cache.name, object.id));
             let mut locked_global = self.lock(cx);
             {
@@ -164,7 +164,7 @@ impl Registry {
         if last {
             if !Self::is_hashed(&mut locked_global.mem(), entry)? {
                 drop(locked_global);
-                self.mark("last release of an unhashed entry frees it");
+                cx.sim().mark("last release of an unhashed entry frees it");
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
@@ -201,7 +201,7 @@ impl Registry {
             let handle = match allocated {
                 Ok(handle) => handle,
                 Err(errno) => {
-                    self.mark("entry allocation failed");
+                    cx.sim().mark("entry allocation failed");
                     return Err(MbError::Errno(errno));
                 }
             };
@@ -253,7 +253,7 @@ impl Registry {
                 if fields.bdev == bdev && fields.block == block {
                     drop(fields);
                     drop(locked_global);
-                    self.mark("insert found the block hashed: EBUSY");
+                    cx.sim().mark("insert found the block hashed: EBUSY");
                     return Err(MbError::Errno(Errno::EBUSY));
                 }
                 drop(fields);
@@ -303,7 +303,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
-            self.mark("entry taken out");
+            cx.sim().mark("entry taken out");
             drop(locked_global);
             Ok(())
         })
@@ -317,7 +317,7 @@ impl Registry {
             self.retire_handle(&handle);
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
-            self.mark("entry freed through a handle");
+            cx.sim().mark("entry freed through a handle");
             self.release_unlock(locked_global, handle.entry)
         })
     }
@@ -333,7 +333,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
             let object = self.entry(cx, handle.entry)?;
             object.used.fetch_add(1, Ordering::SeqCst);
-            self.mark("handle duplicated");
+            cx.sim().mark("handle duplicated");
             Ok(self.new_handle(handle.entry, handle.serial))
         })
     }
@@ -370,13 +370,13 @@ impl Registry {
                 if !writer {
                     object.used.fetch_sub(1, Ordering::SeqCst);
                 }
-                self.mark("lookup would wait for a busy entry");
+                cx.sim().mark("lookup would wait for a busy entry");
                 return Err(MbError::WouldBlock);
             }
             locked(&object.fields).queued += 1;
             let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
-            self.mark("lookup slept on mb_cache_queue");
+            cx.sim().mark("lookup slept on mb_cache_queue");
             self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
             locked(&object.fields).queued -= 1;
@@ -385,7 +385,7 @@ impl Registry {
             object.used.fetch_add(1 + MB_CACHE_WRITER, Ordering::SeqCst);
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
-            self.mark("lookup waited for an entry that was freed meanwhile");
+            cx.sim().mark("lookup waited for an entry that was freed meanwhile");
             self.release_unlock(locked_global, entry)?;
             return Ok(None);
         }
@@ -414,7 +414,7 @@ impl Registry {
                     // The fixed kernel returns NULL for an entry unhashed while it waited.
                     let Some(relocked) = self.take_use(locked_global, entry, true)? else { return Ok(None) };
                     drop(relocked);
-                    self.mark("get found an entry");
+                    cx.sim().mark("get found an entry");
                     return Ok(Some(self.new_handle(entry, serial)));
                 }
                 at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
@@ -495,7 +495,7 @@ impl Registry {
             drop(locked_global);
             match found {
                 Ok(Some((entry, serial))) => {
-                    self.mark("find_first found an entry");
+                    cx.sim().mark("find_first found an entry");
                     Ok(Some(self.new_handle(entry, serial)))
                 }
                 Ok(None) => Ok(None),
@@ -532,11 +532,11 @@ impl Registry {
             )?;
             let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
             self.retire_handle(&prev);
-            self.mark("find_next walked on");
+            cx.sim().mark("find_next walked on");
             self.release_unlock(locked_global, prev.entry)?;
             match found {
                 Ok(Some((entry, serial))) => {
-                    self.mark("find_next found another entry");
+                    cx.sim().mark("find_next found another entry");
                     Ok(Some(self.new_handle(entry, serial)))
                 }
                 Ok(None) => Ok(None),

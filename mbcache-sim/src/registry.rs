@@ -27,24 +27,24 @@ use crate::hash::hash_long;
 use crate::list::{self, CacheHandle, EntryRef, HeadId, Link, ListHead, Memory, Node, Oops};
 
 /// The lock class of `mb_cache_spinlock`.
-pub const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
+pub(crate) const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
 /// The wait queue the fixed kernel sleeps on for a busy entry (`mb_cache_queue`).
-pub const MB_CACHE_QUEUE: &str = "mb_cache_queue";
+pub(crate) const MB_CACHE_QUEUE: &str = "mb_cache_queue";
 /// `sizeof(struct mb_cache_entry)` on x86-64 (two list heads, three pointers, `atomic_t`
 /// padded, a 64-bit `sector_t`): the part of an entry before its indexes.
 pub const ENTRY_HEADER_SIZE: u64 = 64;
 /// `sizeof(struct mb_cache_entry_index)` on x86-64: a list head and a padded `unsigned int` key.
 pub const ENTRY_INDEX_SIZE: u64 = 24;
 /// `MB_CACHE_WRITER` of the fixed kernel: the share of `e_used` an exclusive handle holds.
-pub const MB_CACHE_WRITER: u32 = (u16::MAX >> 1) as u32;
+pub(crate) const MB_CACHE_WRITER: u32 = (u16::MAX >> 1) as u32;
 /// Most hash bits a cache may ask for. The kernel has no limit: a larger table makes `kmalloc`
 /// fail and `mb_cache_create` return NULL, which this model returns as ENOMEM.
-pub const BUCKET_BITS_MAX: u32 = 20;
+pub(crate) const BUCKET_BITS_MAX: u32 = 20;
 /// Most additional indexes: ext2/ext3 use one; beyond this the cache `kmalloc` is modelled as
 /// failing (ENOMEM), as a huge `indexes_count` makes it fail in the kernel.
-pub const INDEXES_MAX: u32 = 4;
+pub(crate) const INDEXES_MAX: u32 = 4;
 /// `DEFAULT_SEEKS`, what `set_shrinker` registers mbcache with.
-pub const DEFAULT_SEEKS: u32 = 2;
+pub(crate) const DEFAULT_SEEKS: u32 = 2;
 /// Longest list walked by the invariant checker before it calls the list corrupt.
 const WALK_LIMIT: usize = 1 << 22;
 
@@ -122,7 +122,6 @@ pub struct Registry {
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
-    pub(crate) marks: StdMutex<BTreeSet<&'static str>>,
 }
 
 /// The memory the list code reads and writes while `mb_cache_spinlock` is held.
@@ -254,7 +253,6 @@ impl Registry {
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
-            marks: StdMutex::new(BTreeSet::new()),
         };
         registry.init_mbcache();
         registry
@@ -291,15 +289,6 @@ impl Registry {
     /// The fixes this registry runs with.
     pub fn fixes(&self) -> Fixes {
         self.fixes
-    }
-
-    /// The coverage marks reached.
-    pub fn marks(&self) -> BTreeSet<&'static str> {
-        locked(&self.marks).clone()
-    }
-
-    pub(crate) fn mark(&self, mark: &'static str) {
-        locked(&self.marks).insert(mark);
     }
 
     /// A scheduling point for loom and shuttle where the kernel reads shared memory without a
