@@ -8,7 +8,7 @@ use std::sync::Mutex as StdMutex;
 use sim_core::fault::FaultSite;
 use sim_core::mm::Gfp;
 use sim_core::sync::atomic::{AtomicU32, Ordering};
-use sim_core::{Cx, Errno, Violation};
+use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
@@ -105,7 +105,7 @@ impl Registry {
         let object = cache
             .entries
             .get(cx, entry.entry)
-            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))?;
+            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))?;
         let refused = match cache.free_op {
             Some(op) => {
                 let refuses = (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
@@ -130,7 +130,7 @@ impl Registry {
             cache
                 .entries
                 .free(cx, entry.entry)
-                .map_err(|e| MbError::Oops(Violation::new("double-free", e.to_string())))?;
+                .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
             cache.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
@@ -444,7 +444,7 @@ impl Registry {
                     // The walk left the bucket it started in (prev was re-hashed elsewhere) and
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(
-                        "wild-pointer",
+                        ViolationKind::finding("wild-pointer"),
                         format!("__mb_cache_entry_find: reached {other:?} instead of {head:?}: the kernel reads a list head as an entry"),
                     );
                     locked_global.cx.sim().report(Some(locked_global.cx), violation.clone());

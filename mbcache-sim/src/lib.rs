@@ -23,11 +23,11 @@ pub use list::{EntryRef, Oops};
 pub use registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 // For tests, the zoo and the CLI: the fixes, their switch names and the kernel versions.
 pub use fixes::{
-    Fixes, MbcacheFixes, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ENTRY_COUNT_AFTER_ALLOC, FIX_EXCLUSIVE_GET,
-    FIX_IDS, PRESET_FIXED, PRESET_SEED,
+    Fixes, MbcacheFixes, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ENTRY_COUNT_AFTER_ALLOC,
+    FIX_EXCLUSIVE_GET, FIX_IDS, PRESET_FIXED, PRESET_SEED,
 };
 // For the checkers and the CLI registry: the harness face.
 pub use check::{
-    MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES, SCENARIO_FIND_NEXT_AFTER_FREE,
-    SCENARIO_SHRINKER_LRU,
+    MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES,
+    SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU,
 };

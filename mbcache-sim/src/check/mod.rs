@@ -9,6 +9,7 @@
 //! [`Catalog`]: sim_core::check::Catalog
 
 mod catalog;
+mod invariants;
 mod op;
 mod reference;
 mod scenario;
@@ -110,7 +111,12 @@ impl MbcacheSubject {
         }
     }
 
-    fn push_handle(&mut self, handle: Option<Handle>, writer: bool, walk: Option<(u32, u32, u32)>) -> OpResult {
+    fn push_handle(
+        &mut self,
+        handle: Option<Handle>,
+        writer: bool,
+        walk: Option<(u32, u32, u32)>,
+    ) -> OpResult {
         match handle {
             Some(handle) => {
                 let serial = handle.entry_id();
@@ -153,7 +159,9 @@ impl MbcacheSubject {
     }
 
     fn destroy(&mut self, cache: u8) -> Applied {
-        let Some(at) = pick_among(cache, &all_positions(self.caches.len())) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(cache, &all_positions(self.caches.len())) else {
+            return Ok(OpResult::Skipped);
+        };
         let cache = self.caches[at];
         let mut kept = Vec::new();
         for held in std::mem::take(&mut self.handles) {
@@ -181,14 +189,17 @@ impl MbcacheSubject {
         let Some(at) = pick_among(handle, &eligible) else { return Ok(OpResult::Skipped) };
         let held = &self.handles[at];
         let indexes = self.registry.indexes_count(&self.cx, CacheRef(held.handle.entry_ref().cache))?;
-        let keys: Vec<u32> = keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
+        let keys: Vec<u32> =
+            keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
         self.registry.insert(&self.cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
         self.cx.sim().mark("entry inserted");
         Ok(OpResult::Done)
     }
 
     fn release(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return Ok(OpResult::Skipped);
+        };
         let held = self.handles.remove(at);
         self.registry.release(&self.cx, held.handle)?;
         Ok(OpResult::Done)
@@ -214,7 +225,8 @@ impl MbcacheSubject {
     }
 
     fn find_next(&mut self, handle: u8) -> Applied {
-        let walking: Vec<usize> = (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
+        let walking: Vec<usize> =
+            (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
         let Some(at) = pick_among(handle, &walking) else { return Ok(OpResult::Skipped) };
         let held = self.handles[at].clone();
         let walk = held.walk.expect("a walking handle");
@@ -228,14 +240,18 @@ impl MbcacheSubject {
     }
 
     fn dup(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return Ok(OpResult::Skipped);
+        };
         let held = self.handles[at].clone();
         let dup = self.registry.dup(&self.cx, &held.handle)?;
         Ok(self.push_handle(Some(dup), held.writer, held.walk))
     }
 
     fn takeout(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return Ok(OpResult::Skipped);
+        };
         self.registry.takeout(&self.cx, &self.handles[at].handle)?;
         Ok(OpResult::Done)
     }
@@ -321,8 +337,11 @@ impl Subject for MbcacheSubject {
         // The checker reads the state the reference compares through an untraced context.
         let observer = sim.observer_cx("outcome", 0);
         let lru = self.registry.lru_serials(&observer).unwrap_or_default();
-        let counts =
-            self.caches.iter().map(|c| self.registry.entry_count(&observer, *c).unwrap_or(i32::MIN)).collect();
+        let counts = self
+            .caches
+            .iter()
+            .map(|c| self.registry.entry_count(&observer, *c).unwrap_or(i32::MIN))
+            .collect();
         Outcome { result, lru, counts }
     }
 

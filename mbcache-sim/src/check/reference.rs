@@ -277,7 +277,9 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_release`.
     fn release_op(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return OpResult::Skipped };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
         let held = self.handles.remove(at);
         self.release(held.serial);
         OpResult::Done
@@ -341,7 +343,9 @@ impl MbcacheModel {
         let after_prev: Vec<u64> = chain.iter().copied().skip_while(|s| *s != held.serial).skip(1).collect();
         let found = match self.find_in(&after_prev, index, device, key) {
             Err(()) => return OpResult::WouldBlock,
-            Ok(None) if prev_bucket != key_bucket => return OpResult::Oops(ViolationKind::finding("wild-pointer")),
+            Ok(None) if prev_bucket != key_bucket => {
+                return OpResult::Oops(ViolationKind::finding("wild-pointer"))
+            }
             Ok(found) => found,
         };
         self.handles.remove(at);
@@ -351,7 +355,9 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_dup` (ENOSYS once `exclusive-get` removed it).
     fn dup(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return OpResult::Skipped };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
         if self.exclusive() {
             return OpResult::Errno(Errno::ENOSYS);
         }
@@ -363,7 +369,9 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_takeout` (ENOSYS once `exclusive-get` removed it).
     fn takeout(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else { return OpResult::Skipped };
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
         if self.exclusive() {
             return OpResult::Errno(Errno::ENOSYS);
         }

@@ -25,10 +25,13 @@ fn catalog_rejects_unknown_names_with_the_valid_ones() {
     assert!(error.contains("linux-2.6.10") && error.contains("linux-2.6.11"), "{error}");
     let error = MbcacheSubject::config(None, &["no-such-fix".into()]).expect_err("unknown fix");
     assert!(error.contains("entry-count-after-alloc") && error.contains("exclusive-get"), "{error}");
+    let error = MbcacheSubject::config(Some("2.6.18"), &[]).expect_err("beyond the modelled range");
+    assert!(error.contains("outside the modelled range 2.6.0 to 2.6.11"), "{error}");
+    let between = MbcacheSubject::config(Some("2.6.5"), &[]).expect("a version inside the range");
+    assert!(!between.fixes.on(mbcache_sim::EXCLUSIVE_GET), "2.6.5 predates the 2.6.11-rc2 race fix");
     let seed = MbcacheSubject::config(Some("linux-2.6.10"), &[]).expect("seed preset");
     assert!(
-        !seed.fixes.on(mbcache_sim::ENTRY_COUNT_AFTER_ALLOC)
-            && !seed.fixes.on(mbcache_sim::EXCLUSIVE_GET)
+        !seed.fixes.on(mbcache_sim::ENTRY_COUNT_AFTER_ALLOC) && !seed.fixes.on(mbcache_sim::EXCLUSIVE_GET)
     );
 }
 
