@@ -1,8 +1,8 @@
-//! fs/mbcache.c's global state (2.6.0-2.6.10, seed 001, and the later 2.6 behaviour behind
+//! fs/mbcache.c's global state (2.6.0-2.6.10, seed 001, and the 2.6.11 behaviour behind
 //! [`Fixes`]): the registry of caches with the global LRU, `mb_cache_spinlock`, `mb_cache_queue`
-//! and the shrinker registration (`init_mbcache`/`exit_mbcache`), the handles users hold (as
-//! instrumentation), and the invariant checker. Left out: the `mb_debug` printks and
-//! `MB_CACHE_INDEXES_COUNT` hard-wiring.
+//! and the shrinker registration (`init_mbcache`/`exit_mbcache`), and the handles users hold (as
+//! instrumentation; the invariant checker over them is in `check/invariants.rs`). Left out: the
+//! `mb_debug` printks and `MB_CACHE_INDEXES_COUNT` hard-wiring.
 //!
 //! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
 //! entry are slab objects, so a use after `kfree`/`kmem_cache_free` is reported; list heads live in
