@@ -24,11 +24,11 @@ pub struct FreeOp {
 }
 
 /// The fault site the free callback also consults (so a fault plan can make it fail).
-pub const FREE_CALLBACK_SITE: &str = "mbcache:c_op.free";
+pub(crate) const FREE_CALLBACK_SITE: &str = "mbcache:c_op.free";
 
 /// `struct mb_cache`.
 #[derive(Debug)]
-pub struct MbCache {
+pub(crate) struct MbCache {
     pub(crate) name: &'static str,
     pub(crate) free_op: Option<FreeOp>,
     /// `c_entry_count`.

@@ -8,7 +8,7 @@ use std::sync::Mutex as StdMutex;
 use sim_core::fault::FaultSite;
 use sim_core::mm::Gfp;
 use sim_core::sync::atomic::{AtomicU32, Ordering};
-use sim_core::{Cx, Errno, Violation};
+use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
@@ -35,7 +35,7 @@ pub(crate) struct EntryFields {
 
 /// `struct mb_cache_entry`.
 #[derive(Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
     pub(crate) id: u64,
     /// `e_used`.
@@ -107,7 +107,7 @@ impl Registry {
         let object = cache
             .entries
             .get(cx, entry.entry)
-            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))?;
+            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))?;
         let refused = match cache.free_op {
             Some(op) => {
                 let refuses = (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
@@ -117,7 +117,7 @@ impl Registry {
             None => false,
         };
         if refused {
-            self.mark("free callback failed: entry back on the lru");
+            cx.sim().mark("free callback failed: entry back on the lru");
             cx.note(format!("{}: free callback refused entry {}; back on the lru", cache.name, object.id));
             let mut locked_global = self.lock(cx);
             {
@@ -132,7 +132,7 @@ impl Registry {
             cache
                 .entries
                 .free(cx, entry.entry)
-                .map_err(|e| MbError::Oops(Violation::new("double-free", e.to_string())))?;
+                .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
             cache.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
@@ -166,7 +166,7 @@ impl Registry {
         if last {
             if !Self::is_hashed(&mut locked_global.mem(), entry)? {
                 drop(locked_global);
-                self.mark("last release of an unhashed entry frees it");
+                cx.sim().mark("last release of an unhashed entry frees it");
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
@@ -203,7 +203,7 @@ impl Registry {
             let handle = match allocated {
                 Ok(handle) => handle,
                 Err(errno) => {
-                    self.mark("entry allocation failed");
+                    cx.sim().mark("entry allocation failed");
                     return Err(MbError::Errno(errno));
                 }
             };
@@ -255,7 +255,7 @@ impl Registry {
                 if fields.bdev == bdev && fields.block == block {
                     drop(fields);
                     drop(locked_global);
-                    self.mark("insert found the block hashed: EBUSY");
+                    cx.sim().mark("insert found the block hashed: EBUSY");
                     return Err(MbError::Errno(Errno::EBUSY));
                 }
                 drop(fields);
@@ -305,7 +305,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
-            self.mark("entry taken out");
+            cx.sim().mark("entry taken out");
             drop(locked_global);
             Ok(())
         })
@@ -319,7 +319,7 @@ impl Registry {
             self.retire_handle(&handle);
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
-            self.mark("entry freed through a handle");
+            cx.sim().mark("entry freed through a handle");
             self.release_unlock(locked_global, handle.entry)
         })
     }
@@ -335,7 +335,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
             let object = self.entry(cx, handle.entry)?;
             object.used.fetch_add(1, Ordering::SeqCst);
-            self.mark("handle duplicated");
+            cx.sim().mark("handle duplicated");
             Ok(self.new_handle(handle.entry, handle.serial))
         })
     }
@@ -372,13 +372,13 @@ impl Registry {
                 if !writer {
                     object.used.fetch_sub(1, Ordering::SeqCst);
                 }
-                self.mark("lookup would wait for a busy entry");
+                cx.sim().mark("lookup would wait for a busy entry");
                 return Err(MbError::WouldBlock);
             }
             locked(&object.fields).queued += 1;
             let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
-            self.mark("lookup slept on mb_cache_queue");
+            cx.sim().mark("lookup slept on mb_cache_queue");
             self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
             locked(&object.fields).queued -= 1;
@@ -387,7 +387,7 @@ impl Registry {
             object.used.fetch_add(1 + MB_CACHE_WRITER, Ordering::SeqCst);
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
-            self.mark("lookup waited for an entry that was freed meanwhile");
+            cx.sim().mark("lookup waited for an entry that was freed meanwhile");
             self.release_unlock(locked_global, entry)?;
             return Ok(None);
         }
@@ -416,7 +416,7 @@ impl Registry {
                     // The fixed kernel returns NULL for an entry unhashed while it waited.
                     let Some(relocked) = self.take_use(locked_global, entry, true)? else { return Ok(None) };
                     drop(relocked);
-                    self.mark("get found an entry");
+                    cx.sim().mark("get found an entry");
                     return Ok(Some(self.new_handle(entry, serial)));
                 }
                 at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
@@ -446,7 +446,7 @@ impl Registry {
                     // The walk left the bucket it started in (prev was re-hashed elsewhere) and
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(
-                        "wild-pointer",
+                        ViolationKind::finding("wild-pointer"),
                         format!("__mb_cache_entry_find: reached {other:?} instead of {head:?}: the kernel reads a list head as an entry"),
                     );
                     locked_global.cx.sim().report(Some(locked_global.cx), violation.clone());
@@ -497,7 +497,7 @@ impl Registry {
             drop(locked_global);
             match found {
                 Ok(Some((entry, serial))) => {
-                    self.mark("find_first found an entry");
+                    cx.sim().mark("find_first found an entry");
                     Ok(Some(self.new_handle(entry, serial)))
                 }
                 Ok(None) => Ok(None),
@@ -534,11 +534,11 @@ impl Registry {
             )?;
             let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
             self.retire_handle(&prev);
-            self.mark("find_next walked on");
+            cx.sim().mark("find_next walked on");
             self.release_unlock(locked_global, prev.entry)?;
             match found {
                 Ok(Some((entry, serial))) => {
-                    self.mark("find_next found another entry");
+                    cx.sim().mark("find_next found another entry");
                     Ok(Some(self.new_handle(entry, serial)))
                 }
                 Ok(None) => Ok(None),

@@ -1,6 +1,23 @@
 //! The behavioural differences between the fs/mbcache.c versions ksim models, as one fix table:
 //! each row a named switch with its upstream identity and the kernel version it landed in, so a
 //! kernel version is a preset (`--kernel 2.6.11`).
+//!
+//! What the search for upstream identities found (recorded here so the next reader need not
+//! repeat it):
+//! - `exclusive-get` is Andreas Gruenbacher's "Race in ext[23] xattr sharing code" (patch 3/9 of
+//!   "Ext3: extended attribute sharing fixes and in-inode EAs", 2005-01), listed in the Linux
+//!   2.6.11-rc2 shortlog as "ext3/EA: Race in ext[23] xattr sharing code". It predates the git
+//!   history (a BitKeeper changeset), so there is no commit id to cite.
+//! - `entry-count-after-alloc`: no upstream change was found that moved
+//!   `atomic_inc(&cache->c_entry_count)` after `kmem_cache_alloc()`. The 2.6.11-rc2 race patch
+//!   leaves it before the allocation; the after-allocation order is first seen as unchanged context
+//!   of 335e92e8a515 ("vfs: fix possible deadlock in ext2, ext3, ext4 when using xattrs"), years
+//!   later. The row is ksim's own switch, marked as such.
+//! - Linux 2.6.18 differs from the model in ways it does not represent: `mb_cache_shrink()` takes
+//!   only the block device (2.6.13-rc4, "mbcache: Remove unused mb_cache_shrink parameter"), and
+//!   `mb_cache_shrink_fn()` returns `(count / 100) * sysctl_vfs_cache_pressure` instead of the
+//!   count (Andrew Morton's "slab shrinkers use vfs_cache_pressure", -mm 2005-03), so a count
+//!   below 100 reads 0. The newest version modelled is therefore 2.6.11.
 
 use sim_core::fixes::{Commit, Fix, FixId, FixTable, FixTableOf, KernelVersion, NamedPreset};
 
@@ -13,7 +30,8 @@ pub type Fixes = sim_core::fixes::Fixes<MbcacheFixes>;
 
 /// `mb_cache_entry_alloc()` counts the entry in `c_entry_count` only once `kmem_cache_alloc()`
 /// succeeded; the seed counts it before, and a failed allocation leaks one count forever (the
-/// shrinker over-reports, destroy reports a phantom orphan).
+/// shrinker over-reports, destroy reports a phantom orphan). No upstream commit is known: see the
+/// module comment.
 pub const ENTRY_COUNT_AFTER_ALLOC: FixId = FixId::new(0, "entry-count-after-alloc");
 /// Entry handles become shared ("readers", from find_first/find_next) or exclusive ("writer",
 /// from alloc/get): `get` waits until no handle refers to the entry, `find` waits while a writer
@@ -32,32 +50,37 @@ pub const FIX_EXCLUSIVE_GET: &str = EXCLUSIVE_GET.name();
 
 /// The seed, Linux 2.6.0 to 2.6.10.
 pub const PRESET_SEED: &str = "linux-2.6.10";
-/// The later 2.6 fs/mbcache.c (before the 3.x rewrites): both fixes on.
-pub const PRESET_FIXED: &str = "linux-2.6.18";
+/// Linux 2.6.11, the newest version modelled: both fixes on.
+pub const PRESET_FIXED: &str = "linux-2.6.11";
 
 impl FixTableOf for MbcacheFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "mbcache",
         oldest: KernelVersion::new(2, 6, 0),
-        newest: KernelVersion::new(2, 6, 18),
+        newest: KernelVersion::new(2, 6, 11),
         fixes: &[
             Fix {
                 name: "entry-count-after-alloc",
-                title: "mbcache: count an entry only after kmem_cache_alloc() succeeded",
+                title: "(ksim's own switch: no upstream commit found) count an entry in c_entry_count only \
+                        after kmem_cache_alloc() succeeded",
                 commit: Commit::Unverified,
-                landed_in: KernelVersion::new(2, 6, 18),
+                landed_in: KernelVersion::new(2, 6, 11),
                 cve: None,
                 symptom: "a failed entry allocation leaves c_entry_count one too high: the shrinker reports \
-                          entries that do not exist and mb_cache_destroy() reports orphans",
+                          entries that do not exist and mb_cache_destroy() reports orphans. Upstream has the \
+                          after-allocation order by 335e92e8a515 but no commit moving it was found; landed_in \
+                          is ksim's placeholder (the newest modelled version), not an upstream fact",
             },
             Fix {
                 name: "exclusive-get",
                 title: "Race in ext[23] xattr sharing code",
                 commit: Commit::Unverified,
-                landed_in: KernelVersion::new(2, 6, 11),
+                landed_in: KernelVersion::rc(2, 6, 11, 2),
                 cve: None,
                 symptom: "a task frees an xattr block's entry while another walks the index with \
-                          find_first/find_next; find_next follows the freed entry's poisoned list link",
+                          find_first/find_next; find_next follows the freed entry's poisoned list link \
+                          (pre-git: a BitKeeper changeset, shortlog 'ext3/EA: Race in ext[23] xattr sharing \
+                          code' in 2.6.11-rc2)",
             },
         ],
         presets: &[
@@ -69,9 +92,11 @@ impl FixTableOf for MbcacheFixes {
             },
             NamedPreset {
                 name: PRESET_FIXED,
-                version: KernelVersion::new(2, 6, 18),
-                description: "fs/mbcache.c as later 2.6 kernels had it: exclusive get / shared find with \
-                              e_queued and mb_cache_queue, the entry counted after allocation",
+                version: KernelVersion::new(2, 6, 11),
+                description: "2.6.11: exclusive get / shared find with e_queued and mb_cache_queue, and (ksim's \
+                              own switch) the entry counted after allocation. Not 2.6.18: by then \
+                              mb_cache_shrink() takes only the bdev (2.6.13-rc4) and the shrinker returns \
+                              (count / 100) * sysctl_vfs_cache_pressure, which the model does not have",
             },
         ],
     };
@@ -84,5 +109,14 @@ mod tests {
     #[test]
     fn the_fix_table_is_consistent_with_its_ids() {
         MbcacheFixes::TABLE.validate(&FIX_IDS).unwrap();
+    }
+
+    #[test]
+    fn the_seed_has_no_fix_and_the_newest_version_has_both() {
+        let seed = Fixes::preset(PRESET_SEED).unwrap();
+        assert!(!seed.on(ENTRY_COUNT_AFTER_ALLOC) && !seed.on(EXCLUSIVE_GET));
+        let fixed = Fixes::preset(PRESET_FIXED).unwrap();
+        assert!(fixed.on(ENTRY_COUNT_AFTER_ALLOC) && fixed.on(EXCLUSIVE_GET));
+        assert!(Fixes::preset("2.6.18").is_none(), "2.6.18 is outside what the model represents");
     }
 }

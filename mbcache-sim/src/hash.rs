@@ -3,17 +3,18 @@
 
 /// `GOLDEN_RATIO_PRIME_64`: a prime close to 2^64 / phi, with few bits set so that the product
 /// is a handful of shifts and adds.
-pub const GOLDEN_RATIO_PRIME_64: u64 = 0x9e37_ffff_fffc_0001;
+#[allow(dead_code)] // Named for the docs and the test: the shift-and-add sequence is what runs.
+pub(crate) const GOLDEN_RATIO_PRIME_64: u64 = 0x9e37_ffff_fffc_0001;
 
 /// Most hash bits a table may use (the kernel's `BITS_PER_LONG`).
-pub const BITS_PER_LONG: u32 = 64;
+pub(crate) const BITS_PER_LONG: u32 = 64;
 
 /// Mirrors `hash_long()` / `hash_64()` of 2.6.0 for `BITS_PER_LONG == 64`: multiplies by
 /// [`GOLDEN_RATIO_PRIME_64`] through the kernel's shift-and-add sequence and keeps the top `bits`.
 ///
 /// `bits == 0` shifts right by 64 in C, which is undefined; every bucket index of a one-bucket
 /// table is 0, so this returns 0.
-pub fn hash_long(value: u64, bits: u32) -> u32 {
+pub(crate) fn hash_long(value: u64, bits: u32) -> u32 {
     debug_assert!(bits <= BITS_PER_LONG);
     let mut hash = value;
     let mut n = value;

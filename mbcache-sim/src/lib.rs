@@ -1,20 +1,31 @@
-//! fs/mbcache.c (2.6.0-2.6.10) as an executable model: the registry (global cache list, global
+//! fs/mbcache.c (2.6.0-2.6.11) as an executable model: the registry (global cache list, global
 //! LRU, `mb_cache_spinlock`, the shrinker), caches with block and index hashes, entries and the
-//! handles users hold across operations, and the later 2.6 fixes as named switches.
+//! handles users hold across operations, and the 2.6.11 changes as named switches.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod cache;
-pub mod check;
-pub mod entry;
-pub mod fixes;
-pub mod hash;
-pub mod registry;
-pub mod shrink;
+// Kernel code, one module per kernel concept.
+mod cache;
+mod entry;
+mod hash;
+mod registry;
+mod shrink;
+
+// The fix table and the harness (subject, operations, reference, catalog, scenarios).
+mod check;
+mod fixes;
 
 // For users of the model (tests, benches, the CLI): the registry and its values.
 pub use cache::{CacheRef, Destroyed, FreeOp};
 pub use entry::Handle;
-pub use fixes::Fixes;
 pub use registry::{bdev_address, EntryRef, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
-// For the checkers: the harness face.
-pub use check::{MbcacheConfig, MbcacheSubject};
+// For tests, the zoo and the CLI: the fixes, their switch names and the kernel versions.
+pub use fixes::{
+    Fixes, MbcacheFixes, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ENTRY_COUNT_AFTER_ALLOC,
+    FIX_EXCLUSIVE_GET, FIX_IDS, PRESET_FIXED, PRESET_SEED,
+};
+// For the checkers and the CLI registry: the harness face.
+pub use check::{
+    MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES,
+    SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU,
+};

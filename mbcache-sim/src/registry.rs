@@ -1,8 +1,8 @@
-//! fs/mbcache.c's global state (2.6.0-2.6.10, seed 001, and the later 2.6 behaviour behind
+//! fs/mbcache.c's global state (2.6.0-2.6.10, seed 001, and the 2.6.11 behaviour behind
 //! [`Fixes`]): the registry of caches with the global LRU, `mb_cache_spinlock`, `mb_cache_queue`
-//! and the shrinker registration (`init_mbcache`/`exit_mbcache`), the handles users hold (as
-//! instrumentation), and the invariant checker. Left out: the `mb_debug` printks and
-//! `MB_CACHE_INDEXES_COUNT` hard-wiring.
+//! and the shrinker registration (`init_mbcache`/`exit_mbcache`), and the handles users hold (as
+//! instrumentation; the invariant checker over them is in `check/invariants.rs`). Left out: the
+//! `mb_debug` printks and `MB_CACHE_INDEXES_COUNT` hard-wiring.
 //!
 //! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
 //! entry are slab objects, so a use after `kfree`/`kmem_cache_free` is reported; list heads live in
@@ -11,19 +11,18 @@
 //! checkers see `mb_cache_spinlock`, `e_used` and `c_entry_count`, which are what the kernel
 //! synchronises with).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Mutex as StdMutex;
 
 use sim_core::locks::SpinLockGuard;
 use sim_core::mm::{KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicUsize, Ordering};
-use sim_core::{Cx, Errno, Sim, SpinLock, Violation, WaitQueue};
+use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind, WaitQueue};
 
 use crate::cache::{CacheRef, MbCache};
 use crate::entry::{Entry, Handle};
 use crate::fixes::Fixes;
-use crate::hash::hash_long;
 use sim_core::list::{self, ListMemory, Oops};
 
 /// `struct mb_cache *`.
@@ -68,26 +67,26 @@ pub(crate) type ListHead = list::ListHead<Node>;
 pub(crate) type Link = list::Link<Node>;
 
 /// The lock class of `mb_cache_spinlock`.
-pub const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
+pub(crate) const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
 /// The wait queue the fixed kernel sleeps on for a busy entry (`mb_cache_queue`).
-pub const MB_CACHE_QUEUE: &str = "mb_cache_queue";
+pub(crate) const MB_CACHE_QUEUE: &str = "mb_cache_queue";
 /// `sizeof(struct mb_cache_entry)` on x86-64 (two list heads, three pointers, `atomic_t`
 /// padded, a 64-bit `sector_t`): the part of an entry before its indexes.
 pub const ENTRY_HEADER_SIZE: u64 = 64;
 /// `sizeof(struct mb_cache_entry_index)` on x86-64: a list head and a padded `unsigned int` key.
 pub const ENTRY_INDEX_SIZE: u64 = 24;
 /// `MB_CACHE_WRITER` of the fixed kernel: the share of `e_used` an exclusive handle holds.
-pub const MB_CACHE_WRITER: u32 = (u16::MAX >> 1) as u32;
+pub(crate) const MB_CACHE_WRITER: u32 = (u16::MAX >> 1) as u32;
 /// Most hash bits a cache may ask for. The kernel has no limit: a larger table makes `kmalloc`
 /// fail and `mb_cache_create` return NULL, which this model returns as ENOMEM.
-pub const BUCKET_BITS_MAX: u32 = 20;
+pub(crate) const BUCKET_BITS_MAX: u32 = 20;
 /// Most additional indexes: ext2/ext3 use one; beyond this the cache `kmalloc` is modelled as
 /// failing (ENOMEM), as a huge `indexes_count` makes it fail in the kernel.
-pub const INDEXES_MAX: u32 = 4;
+pub(crate) const INDEXES_MAX: u32 = 4;
 /// `DEFAULT_SEEKS`, what `set_shrinker` registers mbcache with.
-pub const DEFAULT_SEEKS: u32 = 2;
+pub(crate) const DEFAULT_SEEKS: u32 = 2;
 /// Longest list walked by the invariant checker before it calls the list corrupt.
-const WALK_LIMIT: usize = 1 << 22;
+pub(crate) const WALK_LIMIT: usize = 1 << 22;
 
 /// The `block_device *` a device index stands for: a kernel-looking address (hashing uses it).
 pub fn bdev_address(device: u32) -> u64 {
@@ -163,7 +162,6 @@ pub struct Registry {
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
-    pub(crate) marks: StdMutex<BTreeSet<&'static str>>,
 }
 
 /// The memory the list code reads and writes while `mb_cache_spinlock` is held.
@@ -178,7 +176,7 @@ impl Mem<'_> {
         self.registry
             .caches
             .get(self.cx, cache)
-            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+            .map_err(|e| Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
     }
 
     pub(crate) fn entry(&mut self, entry: EntryRef) -> Result<std::sync::Arc<Entry>, Oops> {
@@ -186,7 +184,7 @@ impl Mem<'_> {
         cache
             .entries
             .get(self.cx, entry.entry)
-            .map_err(|e| Oops(Violation::new("use-after-free", e.to_string())))
+            .map_err(|e| Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
     }
 }
 
@@ -230,7 +228,7 @@ impl ListMemory for Mem<'_> {
 
     fn bad_link(&mut self, at: Node, link: Link, what: &str) -> Oops {
         let violation = Violation::new(
-            "list-poison",
+            ViolationKind::ListPoison,
             format!(
                 "{what}: followed {link:?} found in {at:?}: the kernel oopses here (a list_del'ed \
                  link was used; the entry was unhashed while this path still held it)"
@@ -297,7 +295,6 @@ impl Registry {
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
-            marks: StdMutex::new(BTreeSet::new()),
         };
         registry.init_mbcache();
         registry
@@ -336,15 +333,6 @@ impl Registry {
         self.fixes
     }
 
-    /// The coverage marks reached.
-    pub fn marks(&self) -> BTreeSet<&'static str> {
-        locked(&self.marks).clone()
-    }
-
-    pub(crate) fn mark(&self, mark: &'static str) {
-        locked(&self.marks).insert(mark);
-    }
-
     /// A scheduling point for loom and shuttle where the kernel reads shared memory without a
     /// lock (a relaxed load of a facade atomic; free in the default backend).
     pub(crate) fn preemption_point(&self) {
@@ -356,7 +344,9 @@ impl Registry {
     }
 
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, MbError> {
-        self.caches.get(cx, cache).map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+        self.caches
+            .get(cx, cache)
+            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
     }
 
     pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<std::sync::Arc<Entry>, MbError> {
@@ -364,7 +354,7 @@ impl Registry {
         cache
             .entries
             .get(cx, entry.entry)
-            .map_err(|e| MbError::Oops(Violation::new("use-after-free", e.to_string())))
+            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
     }
 
     // --- handles (instrumentation) -------------------------------------------------------------
@@ -381,7 +371,7 @@ impl Registry {
             return Ok(());
         }
         let violation = Violation::new(
-            "use-after-release",
+            ViolationKind::finding("use-after-release"),
             format!("{what}: handle #{} to entry {} was already released", handle.id, handle.serial),
         );
         cx.sim().report(Some(cx), violation.clone());
@@ -416,184 +406,5 @@ impl Registry {
     /// The caches on `mb_cache_list`, most recent first.
     pub fn cache_list(&self, cx: &Cx) -> Vec<CacheRef> {
         self.lock(cx).guard.caches.iter().map(|c| CacheRef(*c)).collect()
-    }
-
-    /// Checks the registry's invariants, one fact per check, with the state each needs. For the
-    /// one-thread simulation (and at quiescent points of threaded runs).
-    pub fn check_invariants(&self, cx: &Cx) -> Result<(), Violation> {
-        let fail = |kind: &str, message: String| Err(Violation::new(kind, message));
-        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
-        let mut handles_per_entry: BTreeMap<EntryRef, u32> = BTreeMap::new();
-        for entry in handles.values() {
-            *handles_per_entry.entry(*entry).or_default() += 1;
-        }
-        let mut locked_global = self.lock(cx);
-        let caches = locked_global.guard.caches.clone();
-        let mut mem = locked_global.mem();
-        let oops = |o: Oops| o.0;
-        // Nothing is freed while a handle refers to it.
-        for (id, entry) in &handles {
-            let cache = match self.caches.is_live(entry.cache) {
-                true => mem.cache(entry.cache).map_err(oops)?,
-                false => {
-                    return fail("invariant", format!("handle #{id} refers to an entry of a destroyed cache"))
-                }
-            };
-            if !cache.entries.is_live(entry.entry) {
-                return fail(
-                    "invariant",
-                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name),
-                );
-            }
-        }
-        // The LRU: each entry unused, hashed or put back by a failed free, in release order.
-        let lru_nodes = list::walk(&mut mem, Node::Head(HeadId::Lru), WALK_LIMIT).map_err(oops)?;
-        let mut on_lru = BTreeSet::new();
-        let mut stamp_before = 0;
-        for node in &lru_nodes {
-            let entry = entry_of_lru(*node);
-            let object = mem.entry(entry).map_err(oops)?;
-            let used = object.used.load(Ordering::SeqCst);
-            if used != 0 {
-                return fail("invariant", format!("entry {} is on the lru with e_used {used}", object.id));
-            }
-            let hashed = Self::is_hashed(&mut mem, entry).map_err(oops)?;
-            let fields = locked(&object.fields);
-            if !hashed && !fields.free_failed {
-                return fail(
-                    "invariant",
-                    format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
-                );
-            }
-            if fields.lru_stamp < stamp_before {
-                return fail(
-                    "invariant",
-                    format!("lru out of release order: entry {} released at {} after one released at {stamp_before}", object.id, fields.lru_stamp),
-                );
-            }
-            stamp_before = fields.lru_stamp;
-            if !on_lru.insert(entry) {
-                return fail("invariant", format!("entry {} is on the lru twice", object.id));
-            }
-        }
-        for cache_handle in caches {
-            let cache = mem.cache(cache_handle).map_err(oops)?;
-            let live = cache.entries.live_handles();
-            // A cache's entry count equals its live entries.
-            let count = cache.entry_count.load(Ordering::SeqCst);
-            if i64::from(count) != live.len() as i64 {
-                return fail(
-                    "leak",
-                    format!(
-                        "cache {}: c_entry_count is {count} but {} entries are allocated",
-                        cache.name,
-                        live.len()
-                    ),
-                );
-            }
-            let buckets = 1u32 << cache.bucket_bits;
-            let mut hashed_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
-            let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-            for bucket in 0..buckets {
-                let nodes = list::walk(&mut mem, Node::Head(HeadId::Block(cache_handle, bucket)), WALK_LIMIT)
-                    .map_err(oops)?;
-                for node in nodes {
-                    let Node::Block(entry) = node else {
-                        return fail("invariant", format!("block chain holds {node:?}"));
-                    };
-                    let object = mem.entry(entry).map_err(oops)?;
-                    let fields = locked(&object.fields);
-                    let expect =
-                        hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
-                    if expect != bucket {
-                        return fail(
-                            "invariant",
-                            format!(
-                                "entry {} is on block bucket {bucket}, its key hashes to {expect}",
-                                object.id
-                            ),
-                        );
-                    }
-                    if let Some(other) = keys_seen.insert((fields.bdev, fields.block), object.id) {
-                        return fail(
-                            "invariant",
-                            format!(
-                                "entries {other} and {} are both hashed as ({:#x}, {})",
-                                object.id, fields.bdev, fields.block
-                            ),
-                        );
-                    }
-                    *hashed_seen.entry(entry).or_default() += 1;
-                }
-            }
-            for index in 0..cache.indexes_count {
-                let mut index_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
-                for bucket in 0..buckets {
-                    let nodes = list::walk(
-                        &mut mem,
-                        Node::Head(HeadId::Index(cache_handle, index, bucket)),
-                        WALK_LIMIT,
-                    )
-                    .map_err(oops)?;
-                    for node in nodes {
-                        let Node::Index(entry, _) = node else {
-                            return fail("invariant", format!("index chain holds {node:?}"));
-                        };
-                        let object = mem.entry(entry).map_err(oops)?;
-                        let key = locked(&object.fields).indexes[index as usize].1;
-                        let expect = hash_long(u64::from(key), cache.bucket_bits);
-                        if expect != bucket {
-                            return fail("invariant", format!("entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}", object.id));
-                        }
-                        *index_seen.entry(entry).or_default() += 1;
-                    }
-                }
-                if index_seen.len() != hashed_seen.len()
-                    || index_seen.values().any(|n| *n != 1)
-                    || index_seen.keys().any(|e| !hashed_seen.contains_key(e))
-                {
-                    return fail(
-                        "invariant",
-                        format!("cache {}: index {index} chains hold {index_seen:?}, block chains hold {hashed_seen:?}", cache.name),
-                    );
-                }
-            }
-            for entry_handle in live {
-                let entry = EntryRef { cache: cache_handle, entry: entry_handle };
-                let object = mem.entry(entry).map_err(oops)?;
-                let used = object.used.load(Ordering::SeqCst);
-                let held = handles_per_entry.get(&entry).copied().unwrap_or(0);
-                let used_expect = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) && used >= MB_CACHE_WRITER {
-                    used - MB_CACHE_WRITER
-                } else {
-                    used
-                };
-                if used_expect != held {
-                    return fail(
-                        "invariant",
-                        format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
-                    );
-                }
-                let hashed = hashed_seen.contains_key(&entry);
-                let lru = on_lru.contains(&entry);
-                let free_failed = locked(&object.fields).free_failed;
-                if lru != (held == 0 && (hashed || free_failed)) {
-                    return fail(
-                        "invariant",
-                        format!("entry {}: on lru {lru}, handles {held}, hashed {hashed}, free failed {free_failed}", object.id),
-                    );
-                }
-                if held == 0 && !lru {
-                    return fail(
-                        "leak",
-                        format!(
-                            "entry {} is allocated, unused and on no list: nobody can free it",
-                            object.id
-                        ),
-                    );
-                }
-            }
-        }
-        Ok(())
     }
 }

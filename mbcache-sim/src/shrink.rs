@@ -88,7 +88,7 @@ impl Registry {
         let taken = Self::collect(&mut locked_global, |_, _| Ok(true), Some(scan_max))?;
         drop(locked_global);
         for entry in taken {
-            self.mark("entry freed by the shrinker");
+            cx.sim().mark("entry freed by the shrinker");
             self.forget(cx, entry, gfp)?;
         }
         Ok(count)
@@ -106,7 +106,7 @@ impl Registry {
         )?;
         drop(locked_global);
         for entry in taken {
-            self.mark("entry freed by mb_cache_shrink");
+            cx.sim().mark("entry freed by mb_cache_shrink");
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
         }
         cx.op_end("mb_cache_shrink", "");

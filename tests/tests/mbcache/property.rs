@@ -1,9 +1,9 @@
 //! The op-level simulation of fs/mbcache.c against its reference model, with handles held across
 //! operations, several caches and devices, and entry allocations failing.
 
-use mbcache_sim::check::MbcacheSubject;
-use mbcache_sim::fixes::{Fixes, PRESET_FIXED};
 use mbcache_sim::MbcacheConfig;
+use mbcache_sim::MbcacheSubject;
+use mbcache_sim::{Fixes, PRESET_FIXED};
 use sim_core::check::{self, RunOptions};
 
 /// The states a run must reach for the property not to hold vacuously.

@@ -1,6 +1,6 @@
 //! Regression tests for the seed's bugs, scripted step by step.
 
-use mbcache_sim::fixes::Fixes;
+use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, MbError, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering as StdOrdering};
 
-use mbcache_sim::fixes::Fixes;
+use mbcache_sim::Fixes;
 use mbcache_sim::{FreeOp, MbError, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;

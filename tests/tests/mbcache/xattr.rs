@@ -1,7 +1,7 @@
 //! The ext2/ext3 xattr-sharing workload in the one-thread simulation: many inodes interleaved
 //! step by step by the `Sim`'s RNG, few keys, walks, and blocks freed while others look them up.
 
-use mbcache_sim::fixes::Fixes;
+use mbcache_sim::Fixes;
 use mbcache_sim::{FreeOp, MbError, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;

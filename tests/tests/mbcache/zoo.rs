@@ -1,7 +1,7 @@
 //! The mbcache bug zoo: each historical bug is found with its fix off and stays quiet with it on,
 //! for the same budget.
 
-use mbcache_sim::check::MbcacheSubject;
+use mbcache_sim::MbcacheSubject;
 use sim_core::check::Catalog;
 use sim_core::zoo::assert_found_and_fixed;
 
@@ -22,13 +22,16 @@ fn find_next_after_free_is_found_without_exclusive_get_and_quiet_with_it() {
 #[test]
 fn catalog_rejects_unknown_names_with_the_valid_ones() {
     let error = MbcacheSubject::config(Some("linux-9.9"), &[]).expect_err("unknown preset");
-    assert!(error.contains("linux-2.6.10") && error.contains("linux-2.6.18"), "{error}");
+    assert!(error.contains("linux-2.6.10") && error.contains("linux-2.6.11"), "{error}");
     let error = MbcacheSubject::config(None, &["no-such-fix".into()]).expect_err("unknown fix");
     assert!(error.contains("entry-count-after-alloc") && error.contains("exclusive-get"), "{error}");
+    let error = MbcacheSubject::config(Some("2.6.18"), &[]).expect_err("beyond the modelled range");
+    assert!(error.contains("outside the modelled range 2.6.0 to 2.6.11"), "{error}");
+    let between = MbcacheSubject::config(Some("2.6.5"), &[]).expect("a version inside the range");
+    assert!(!between.fixes.on(mbcache_sim::EXCLUSIVE_GET), "2.6.5 predates the 2.6.11-rc2 race fix");
     let seed = MbcacheSubject::config(Some("linux-2.6.10"), &[]).expect("seed preset");
     assert!(
-        !seed.fixes.on(mbcache_sim::fixes::ENTRY_COUNT_AFTER_ALLOC)
-            && !seed.fixes.on(mbcache_sim::fixes::EXCLUSIVE_GET)
+        !seed.fixes.on(mbcache_sim::ENTRY_COUNT_AFTER_ALLOC) && !seed.fixes.on(mbcache_sim::EXCLUSIVE_GET)
     );
 }
 

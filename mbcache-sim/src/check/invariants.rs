@@ -1,0 +1,278 @@
+//! The registry's invariants, one function per fact, each failing with a message that dumps the
+//! state it needs. Run after every operation of the one-thread simulation (and at quiescent
+//! points of threaded runs) through an observer context, so the checks add no lock events to the
+//! trace or lockdep's graph.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use sim_core::sync::atomic::Ordering;
+use sim_core::{Cx, Violation, ViolationKind};
+
+use crate::cache::MbCache;
+use crate::fixes::EXCLUSIVE_GET;
+use crate::hash::hash_long;
+use crate::registry::{entry_of_lru, locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
+use crate::registry::{CacheHandle, EntryRef, HeadId, Node};
+use sim_core::list::{self, Oops};
+
+type Checked<T = ()> = Result<T, Violation>;
+
+fn fail<T>(kind: ViolationKind, message: String) -> Checked<T> {
+    Err(Violation::new(kind, message))
+}
+
+fn oops(oops: Oops) -> Violation {
+    oops.0
+}
+
+/// Which handles refer to each entry, and where each entry was found on the lists: what the
+/// per-entry facts compare.
+struct Seen {
+    handles_per_entry: BTreeMap<EntryRef, u32>,
+    on_lru: BTreeSet<EntryRef>,
+    hashed: BTreeMap<EntryRef, u32>,
+}
+
+impl Registry {
+    /// Checks the registry's invariants, one fact per check, with the state each needs.
+    pub fn check_invariants(&self, cx: &Cx) -> Checked {
+        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
+        let mut locked_global = self.lock(cx);
+        let caches = locked_global.guard.caches.clone();
+        let mut mem = locked_global.mem();
+        Self::handles_refer_to_live_entries(&mut mem, &handles)?;
+        let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
+        let mut handles_per_entry: BTreeMap<EntryRef, u32> = BTreeMap::new();
+        for entry in handles.values() {
+            *handles_per_entry.entry(*entry).or_default() += 1;
+        }
+        for cache_handle in caches {
+            let cache = mem.cache(cache_handle).map_err(oops)?;
+            Self::entry_count_equals_live_entries(&cache)?;
+            let hashed = Self::block_chains_hold_each_key_once(&mut mem, cache_handle, &cache)?;
+            for index in 0..cache.indexes_count {
+                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &cache, index, &hashed)?;
+            }
+            let seen = Seen { handles_per_entry: handles_per_entry.clone(), on_lru: on_lru.clone(), hashed };
+            for entry_handle in cache.entries.live_handles() {
+                let entry = EntryRef { cache: cache_handle, entry: entry_handle };
+                self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing is freed while a handle refers to it.
+    fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &BTreeMap<u64, EntryRef>) -> Checked {
+        for (id, entry) in handles {
+            if !mem.registry.caches.is_live(entry.cache) {
+                return fail(
+                    ViolationKind::invariant("handle-outlives-cache"),
+                    format!("handle #{id} refers to an entry of a destroyed cache"),
+                );
+            }
+            let cache = mem.cache(entry.cache).map_err(oops)?;
+            if !cache.entries.is_live(entry.entry) {
+                return fail(
+                    ViolationKind::invariant("handle-outlives-entry"),
+                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The LRU holds each entry at most once, each unused and hashed (or put back by a failed
+    /// free), in release order. Returns the entries on it.
+    fn lru_holds_unused_entries_in_release_order(mem: &mut Mem<'_>) -> Checked<BTreeSet<EntryRef>> {
+        let nodes = list::walk(mem, Node::Head(HeadId::Lru), WALK_LIMIT).map_err(oops)?;
+        let mut on_lru = BTreeSet::new();
+        let mut stamp_before = 0;
+        for node in &nodes {
+            let entry = entry_of_lru(*node);
+            let object = mem.entry(entry).map_err(oops)?;
+            let used = object.used.load(Ordering::SeqCst);
+            if used != 0 {
+                return fail(
+                    ViolationKind::invariant("lru-entry-in-use"),
+                    format!("entry {} is on the lru with e_used {used}", object.id),
+                );
+            }
+            let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
+            let fields = locked(&object.fields);
+            if !hashed && !fields.free_failed {
+                return fail(
+                    ViolationKind::invariant("lru-entry-unhashed"),
+                    format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
+                );
+            }
+            if fields.lru_stamp < stamp_before {
+                return fail(
+                    ViolationKind::invariant("lru-order"),
+                    format!(
+                        "lru out of release order: entry {} released at {} after one released at {stamp_before}",
+                        object.id, fields.lru_stamp
+                    ),
+                );
+            }
+            stamp_before = fields.lru_stamp;
+            if !on_lru.insert(entry) {
+                return fail(
+                    ViolationKind::invariant("lru-twice"),
+                    format!("entry {} is on the lru twice", object.id),
+                );
+            }
+        }
+        Ok(on_lru)
+    }
+
+    /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
+    fn entry_count_equals_live_entries(cache: &MbCache) -> Checked {
+        let live = cache.entries.live_handles().len();
+        let count = cache.entry_count.load(Ordering::SeqCst);
+        if i64::from(count) != live as i64 {
+            return fail(
+                ViolationKind::Leak,
+                format!("cache {}: c_entry_count is {count} but {live} entries are allocated", cache.name),
+            );
+        }
+        Ok(())
+    }
+
+    /// Each block chain holds only entries whose (bdev, block) hashes to it, and each key once.
+    /// Returns how often each entry was seen on a block chain.
+    fn block_chains_hold_each_key_once(
+        mem: &mut Mem<'_>,
+        cache_handle: CacheHandle,
+        cache: &MbCache,
+    ) -> Checked<BTreeMap<EntryRef, u32>> {
+        let mut hashed: BTreeMap<EntryRef, u32> = BTreeMap::new();
+        let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for bucket in 0..1u32 << cache.bucket_bits {
+            let head = Node::Head(HeadId::Block(cache_handle, bucket));
+            for node in list::walk(mem, head, WALK_LIMIT).map_err(oops)? {
+                let Node::Block(entry) = node else {
+                    return fail(
+                        ViolationKind::invariant("block-chain-node"),
+                        format!("block chain holds {node:?}"),
+                    );
+                };
+                let object = mem.entry(entry).map_err(oops)?;
+                let fields = locked(&object.fields);
+                let expect =
+                    hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
+                if expect != bucket {
+                    return fail(
+                        ViolationKind::invariant("block-bucket"),
+                        format!(
+                            "entry {} is on block bucket {bucket}, its key hashes to {expect}",
+                            object.id
+                        ),
+                    );
+                }
+                if let Some(other) = keys_seen.insert((fields.bdev, fields.block), object.id) {
+                    return fail(
+                        ViolationKind::invariant("block-key-unique"),
+                        format!(
+                            "entries {other} and {} are both hashed as ({:#x}, {})",
+                            object.id, fields.bdev, fields.block
+                        ),
+                    );
+                }
+                *hashed.entry(entry).or_default() += 1;
+            }
+        }
+        Ok(hashed)
+    }
+
+    /// Index `index`'s chains hold exactly the entries on the block chains, each once, each in the
+    /// bucket its key hashes to.
+    fn index_chains_hold_the_hashed_entries(
+        mem: &mut Mem<'_>,
+        cache_handle: CacheHandle,
+        cache: &Arc<MbCache>,
+        index: u32,
+        hashed: &BTreeMap<EntryRef, u32>,
+    ) -> Checked {
+        let mut index_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
+        for bucket in 0..1u32 << cache.bucket_bits {
+            let head = Node::Head(HeadId::Index(cache_handle, index, bucket));
+            for node in list::walk(mem, head, WALK_LIMIT).map_err(oops)? {
+                let Node::Index(entry, _) = node else {
+                    return fail(
+                        ViolationKind::invariant("index-chain-node"),
+                        format!("index chain holds {node:?}"),
+                    );
+                };
+                let object = mem.entry(entry).map_err(oops)?;
+                let key = locked(&object.fields).indexes[index as usize].1;
+                let expect = hash_long(u64::from(key), cache.bucket_bits);
+                if expect != bucket {
+                    return fail(
+                        ViolationKind::invariant("index-bucket"),
+                        format!(
+                            "entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}",
+                            object.id
+                        ),
+                    );
+                }
+                *index_seen.entry(entry).or_default() += 1;
+            }
+        }
+        let same = index_seen.len() == hashed.len()
+            && index_seen.values().all(|n| *n == 1)
+            && index_seen.keys().all(|e| hashed.contains_key(e));
+        if !same {
+            return fail(
+                ViolationKind::invariant("index-matches-block"),
+                format!(
+                    "cache {}: index {index} chains hold {index_seen:?}, block chains hold {hashed:?}",
+                    cache.name
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// An entry's `e_used` counts the handles that refer to it (less the writer bias), it is on
+    /// the LRU exactly when unused and hashed (or put back by a failed free), and an unused entry
+    /// off every list is a leak: nobody can free it.
+    fn entry_use_matches_its_handles_and_lists(
+        &self,
+        mem: &mut Mem<'_>,
+        entry: EntryRef,
+        seen: &Seen,
+    ) -> Checked {
+        let object = mem.entry(entry).map_err(oops)?;
+        let used = object.used.load(Ordering::SeqCst);
+        let held = seen.handles_per_entry.get(&entry).copied().unwrap_or(0);
+        let exclusive = self.fixes.on(EXCLUSIVE_GET);
+        let uses = if exclusive && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
+        if uses != held {
+            return fail(
+                ViolationKind::invariant("e-used-counts-handles"),
+                format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
+            );
+        }
+        let hashed = seen.hashed.contains_key(&entry);
+        let lru = seen.on_lru.contains(&entry);
+        let free_failed = locked(&object.fields).free_failed;
+        if lru != (held == 0 && (hashed || free_failed)) {
+            return fail(
+                ViolationKind::invariant("lru-membership"),
+                format!(
+                    "entry {}: on lru {lru}, handles {held}, hashed {hashed}, free failed {free_failed}",
+                    object.id
+                ),
+            );
+        }
+        if held == 0 && !lru {
+            return fail(
+                ViolationKind::Leak,
+                format!("entry {} is allocated, unused and on no list: nobody can free it", object.id),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! The operations the checkers drive the model with ([`Op`]: one call of fs/mbcache.c's API by
+//! some task), what each returned ([`Outcome`]), and the proptest strategy that generates them.
+
+use proptest::prelude::*;
+use proptest::strategy::BoxedStrategy;
+use serde::{Deserialize, Serialize};
+use sim_core::{Errno, ViolationKind};
+
+/// One call of the mbcache API. Small integers pick targets modulo what exists.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `mb_cache_create`; `undersized` passes an entry size one byte too small.
+    Create { indexes: u8, bucket_bits: u8, undersized: bool, free_op: bool },
+    /// Releases the cache's held handles (as an unmount would), then `mb_cache_destroy`.
+    Destroy { cache: u8 },
+    /// `mb_cache_entry_alloc`.
+    Alloc { cache: u8 },
+    /// `mb_cache_entry_insert` through a held exclusive handle.
+    Insert { handle: u8, device: u8, block: u16, keys: [u8; 2] },
+    /// `mb_cache_entry_release`.
+    Release { handle: u8 },
+    /// `mb_cache_entry_get`.
+    Get { cache: u8, device: u8, block: u16 },
+    /// `mb_cache_entry_find_first`.
+    FindFirst { cache: u8, index: u8, device: u8, key: u8 },
+    /// `mb_cache_entry_find_next` on a held handle from a find, continuing its walk (same
+    /// index, device and key, as the API asks).
+    FindNext { handle: u8 },
+    /// `mb_cache_entry_dup`.
+    Dup { handle: u8 },
+    /// `mb_cache_entry_takeout`.
+    Takeout { handle: u8 },
+    /// `mb_cache_entry_free` (with `exclusive-get`: of an exclusive handle, as the fixed API asks).
+    Free { handle: u8 },
+    /// `mb_cache_shrink` of a device.
+    Shrink { cache: u8, device: u8 },
+    /// The shrinker callback; `nofs` calls it from a GFP_NOFS reclaim (free callbacks refuse).
+    ShrinkFn { nr_to_scan: u8, nofs: bool },
+}
+
+/// What one op returned, and the state the reference checks after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The call's result.
+    pub result: OpResult,
+    /// The LRU's entry serials, head first.
+    pub lru: Vec<u64>,
+    /// Each live cache's `c_entry_count`, in creation order.
+    pub counts: Vec<i32>,
+}
+
+/// A call's result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    /// Nothing to apply the op to.
+    Skipped,
+    /// An errno.
+    Errno(Errno),
+    /// Done, nothing returned.
+    Done,
+    /// A cache was created.
+    Created,
+    /// `mb_cache_destroy`'s orphan count.
+    Destroyed { orphans: i32 },
+    /// An entry (its serial) or none.
+    Entry(Option<u64>),
+    /// The shrinker's count.
+    Count(i32),
+    /// The call would sleep (exclusive-get, one thread).
+    WouldBlock,
+    /// An oops or memory misuse, by violation kind.
+    Oops(ViolationKind),
+}
+
+/// The operation mix: mostly entry traffic (alloc, insert, release, lookups), some cache
+/// lifetime and shrinking, rarely the racy `dup`/`takeout`.
+pub(crate) fn strategy() -> BoxedStrategy<Op> {
+    let small = || 0u8..8;
+    prop_oneof![
+        2 => (0u8..3, 0u8..3, prop::bool::weighted(0.1), any::<bool>()).prop_map(|(indexes, bucket_bits, undersized, free_op)| Op::Create { indexes, bucket_bits, undersized, free_op }),
+        1 => small().prop_map(|cache| Op::Destroy { cache }),
+        6 => small().prop_map(|cache| Op::Alloc { cache }),
+        6 => (small(), small(), 0u16..16, (small(), small())).prop_map(|(handle, device, block, (k0, k1))| Op::Insert { handle, device, block, keys: [k0, k1] }),
+        6 => small().prop_map(|handle| Op::Release { handle }),
+        4 => (small(), small(), 0u16..16).prop_map(|(cache, device, block)| Op::Get { cache, device, block }),
+        4 => (small(), small(), small(), small()).prop_map(|(cache, index, device, key)| Op::FindFirst { cache, index, device, key }),
+        4 => small().prop_map(|handle| Op::FindNext { handle }),
+        1 => small().prop_map(|handle| Op::Dup { handle }),
+        1 => small().prop_map(|handle| Op::Takeout { handle }),
+        2 => small().prop_map(|handle| Op::Free { handle }),
+        1 => (small(), small()).prop_map(|(cache, device)| Op::Shrink { cache, device }),
+        2 => (0u8..5, any::<bool>()).prop_map(|(nr_to_scan, nofs)| Op::ShrinkFn { nr_to_scan, nofs }),
+    ]
+    .boxed()
+}
+
+/// Picks `pick` modulo the number of positions `eligible` allows, in order.
+pub(crate) fn pick_among(pick: u8, eligible: &[usize]) -> Option<usize> {
+    if eligible.is_empty() {
+        None
+    } else {
+        Some(eligible[pick as usize % eligible.len()])
+    }
+}
+
+/// The positions of held handles an op may target: every one, or only exclusive ("writer") ones.
+pub(crate) fn writer_positions(writers: impl Iterator<Item = bool>, only_writers: bool) -> Vec<usize> {
+    writers.enumerate().filter(|(_, writer)| *writer || !only_writers).map(|(at, _)| at).collect()
+}
+
+/// Every position `0..len`.
+pub(crate) fn all_positions(len: usize) -> Vec<usize> {
+    (0..len).collect()
+}

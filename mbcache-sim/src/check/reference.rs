@@ -1,0 +1,478 @@
+//! The reference model, [`MbcacheModel`]: what each op may return, from plain collections
+//! (BTreeMaps, a VecDeque, no sim-core locks), one function per operation. It follows the same
+//! kernel version as the subject (the fixes decide `e_used`'s meaning, `dup`/`takeout`, and when
+//! the entry count is bumped), and learns from the subject's result only what the kernel leaves
+//! open: an allocation's serial, and whether a fault failed it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sim_core::check::Reference;
+use sim_core::{Errno, ViolationKind};
+
+use super::op::{all_positions, pick_among, writer_positions, Op, OpResult, Outcome};
+use super::MbcacheConfig;
+use crate::fixes::{ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET};
+use crate::hash::hash_long;
+use crate::registry::MB_CACHE_WRITER;
+
+#[derive(Clone, Debug)]
+struct EntryModel {
+    cache: usize,
+    /// `e_bdev` and `e_block` as last inserted (they outlive unhashing, as in the kernel).
+    device: Option<u32>,
+    block: u64,
+    hashed: bool,
+    keys: Vec<u32>,
+    /// Per index, when the entry was put on its index chain (chains are newest first).
+    stamps: Vec<u64>,
+    used: u32,
+    free_failed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct CacheModel {
+    id: usize,
+    indexes: u32,
+    bucket_bits: u32,
+    free_op: bool,
+    count: i32,
+}
+
+#[derive(Clone, Debug)]
+struct HeldModel {
+    serial: u64,
+    writer: bool,
+    walk: Option<(u32, u32, u32)>,
+}
+
+/// The reference model: what each op may return, from plain collections.
+#[derive(Debug)]
+pub struct MbcacheModel {
+    config: MbcacheConfig,
+    caches: Vec<CacheModel>,
+    next_cache: usize,
+    entries: BTreeMap<u64, EntryModel>,
+    lru: VecDeque<u64>,
+    handles: Vec<HeldModel>,
+    stamp: u64,
+}
+
+/// What an op must return, or why the subject's result is impossible.
+type Expect = Result<OpResult, String>;
+
+impl MbcacheModel {
+    fn exclusive(&self) -> bool {
+        self.config.fixes.on(EXCLUSIVE_GET)
+    }
+
+    fn cache_pos(&self, pick: u8) -> Option<usize> {
+        pick_among(pick, &all_positions(self.caches.len()))
+    }
+
+    fn cache_by_id(&self, id: usize) -> &CacheModel {
+        self.caches.iter().find(|c| c.id == id).expect("entry of a live cache")
+    }
+
+    fn cache_by_id_mut(&mut self, id: usize) -> &mut CacheModel {
+        self.caches.iter_mut().find(|c| c.id == id).expect("entry of a live cache")
+    }
+
+    fn device(&self, device: u8) -> u32 {
+        u32::from(device) % self.config.devices
+    }
+
+    fn block(&self, block: u16) -> u64 {
+        u64::from(block) % u64::from(self.config.blocks)
+    }
+
+    /// `__mb_cache_entry_forget` with `nofs` telling whether the free callback refuses.
+    fn forget(&mut self, serial: u64, nofs: bool) {
+        let cache = self.entries[&serial].cache;
+        if self.cache_by_id(cache).free_op && nofs {
+            self.entries.get_mut(&serial).expect("entry").free_failed = true;
+            self.lru.push_front(serial);
+        } else {
+            self.entries.remove(&serial);
+            self.cache_by_id_mut(cache).count -= 1;
+        }
+    }
+
+    /// `__mb_cache_entry_unhash`.
+    fn unhash(&mut self, serial: u64) {
+        self.entries.get_mut(&serial).expect("entry").hashed = false;
+    }
+
+    /// `__mb_cache_entry_release_unlock`: drops one use; the last one frees an unhashed entry
+    /// and puts a hashed one on the LRU tail.
+    fn release(&mut self, serial: u64) {
+        let exclusive = self.exclusive();
+        let entry = self.entries.get_mut(&serial).expect("entry of a held handle");
+        if exclusive && entry.used >= MB_CACHE_WRITER {
+            entry.used -= MB_CACHE_WRITER;
+        }
+        entry.used -= 1;
+        if entry.used == 0 {
+            if !entry.hashed {
+                self.forget(serial, false);
+            } else {
+                self.lru.push_back(serial);
+            }
+        }
+    }
+
+    /// Takes a use of `serial`, as `get` (writer) or a find (reader) does. None: would block.
+    fn take_use(&mut self, serial: u64, writer: bool) -> Option<()> {
+        let exclusive = self.exclusive();
+        let entry = &self.entries[&serial];
+        if exclusive && (if writer { entry.used > 0 } else { entry.used >= MB_CACHE_WRITER }) {
+            return None;
+        }
+        self.lru.retain(|s| *s != serial);
+        let entry = self.entries.get_mut(&serial).expect("entry");
+        entry.free_failed = false;
+        entry.used += if exclusive && writer { 1 + MB_CACHE_WRITER } else { 1 };
+        Some(())
+    }
+
+    /// The entries of cache `cache` on index `index`'s chain for `bucket`, chain order.
+    fn chain(&self, cache: usize, index: u32, bucket: u32) -> Vec<u64> {
+        let bits = self.cache_by_id(cache).bucket_bits;
+        let mut members: Vec<(u64, u64)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| {
+                e.cache == cache && e.hashed && hash_long(u64::from(e.keys[index as usize]), bits) == bucket
+            })
+            .map(|(serial, e)| (e.stamps[index as usize], *serial))
+            .collect();
+        members.sort_by(|a, b| b.cmp(a));
+        members.into_iter().map(|(_, serial)| serial).collect()
+    }
+
+    /// `__mb_cache_entry_find` over `candidates` (chain order). Err: the match would block.
+    fn find_in(&mut self, candidates: &[u64], index: u32, device: u32, key: u32) -> Result<Option<u64>, ()> {
+        for serial in candidates {
+            let entry = &self.entries[serial];
+            if entry.device == Some(device) && entry.keys[index as usize] == key {
+                return match self.take_use(*serial, false) {
+                    Some(()) => Ok(Some(*serial)),
+                    None => Err(()),
+                };
+            }
+        }
+        Ok(None)
+    }
+
+    /// Holds `found` as a reader walking `walk`, the result a find returns.
+    fn hold_found(&mut self, found: Option<u64>, walk: (u32, u32, u32)) -> OpResult {
+        if let Some(serial) = found {
+            self.handles.push(HeldModel { serial, writer: false, walk: Some(walk) });
+        }
+        OpResult::Entry(found)
+    }
+
+    /// `mb_cache_create`: EINVAL for an entry size below the header and its indexes.
+    fn create(&mut self, indexes: u8, bucket_bits: u8, undersized: bool, free_op: bool) -> OpResult {
+        if self.caches.len() >= self.config.caches_max {
+            return OpResult::Skipped;
+        }
+        if undersized {
+            return OpResult::Errno(Errno::EINVAL);
+        }
+        self.caches.push(CacheModel {
+            id: self.next_cache,
+            indexes: u32::from(indexes) % 3,
+            bucket_bits: u32::from(bucket_bits) % (self.config.bucket_bits_max + 1),
+            free_op,
+            count: 0,
+        });
+        self.next_cache += 1;
+        OpResult::Created
+    }
+
+    /// The subject releases the cache's handles, then `mb_cache_destroy` frees its LRU entries
+    /// and reports the count left as orphans.
+    fn destroy(&mut self, cache: u8) -> OpResult {
+        let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
+        let id = self.caches[at].id;
+        for held in std::mem::take(&mut self.handles) {
+            if self.entries[&held.serial].cache == id {
+                self.release(held.serial);
+            } else {
+                self.handles.push(held);
+            }
+        }
+        let lru: Vec<u64> = self.lru.iter().copied().filter(|s| self.entries[s].cache == id).collect();
+        self.lru.retain(|s| self.entries[s].cache != id);
+        for serial in lru {
+            self.unhash(serial);
+            self.forget(serial, false);
+        }
+        let orphans = self.caches[at].count;
+        self.entries.retain(|_, e| e.cache != id);
+        self.caches.remove(at);
+        OpResult::Destroyed { orphans }
+    }
+
+    /// `mb_cache_entry_alloc`: a new exclusive entry, or ENOMEM under faults (which, without
+    /// `entry-count-after-alloc`, still counts one entry).
+    fn alloc(&mut self, cache: u8, actual: &OpResult) -> Expect {
+        let Some(at) = self.cache_pos(cache) else { return Ok(OpResult::Skipped) };
+        let used = if self.exclusive() { 1 + MB_CACHE_WRITER } else { 1 };
+        match actual {
+            OpResult::Errno(Errno::ENOMEM) if self.config.alloc_fault_percent > 0 => {
+                if !self.config.fixes.on(ENTRY_COUNT_AFTER_ALLOC) {
+                    self.caches[at].count += 1;
+                }
+                Ok(OpResult::Errno(Errno::ENOMEM))
+            }
+            OpResult::Entry(Some(serial)) if !self.entries.contains_key(serial) => {
+                let cache = &mut self.caches[at];
+                cache.count += 1;
+                let indexes = cache.indexes as usize;
+                let entry = EntryModel {
+                    cache: cache.id,
+                    device: None,
+                    block: 0,
+                    hashed: false,
+                    keys: vec![0; indexes],
+                    stamps: vec![0; indexes],
+                    used,
+                    free_failed: false,
+                };
+                self.entries.insert(*serial, entry);
+                self.handles.push(HeldModel { serial: *serial, writer: true, walk: None });
+                Ok(actual.clone())
+            }
+            other => Err(format!("alloc may return a new entry, or ENOMEM under faults; got {other:?}")),
+        }
+    }
+
+    /// `mb_cache_entry_insert`: EBUSY if the cache already hashes (device, block).
+    fn insert(&mut self, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> OpResult {
+        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), true);
+        let Some(at) = pick_among(handle, &eligible) else { return OpResult::Skipped };
+        let serial = self.handles[at].serial;
+        let (device, block) = (self.device(device), self.block(block));
+        let cache = self.entries[&serial].cache;
+        let indexes = self.cache_by_id(cache).indexes as usize;
+        let busy = self
+            .entries
+            .values()
+            .any(|e| e.cache == cache && e.hashed && e.device == Some(device) && e.block == block);
+        if busy {
+            return OpResult::Errno(Errno::EBUSY);
+        }
+        let stamp = self.stamp;
+        self.stamp += 1;
+        let key_count = self.config.keys;
+        let entry = self.entries.get_mut(&serial).expect("entry");
+        entry.hashed = true;
+        entry.device = Some(device);
+        entry.block = block;
+        entry.keys = keys[..indexes].iter().map(|k| u32::from(*k) % key_count).collect();
+        entry.stamps = vec![stamp; indexes];
+        OpResult::Done
+    }
+
+    /// `mb_cache_entry_release`.
+    fn release_op(&mut self, handle: u8) -> OpResult {
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
+        let held = self.handles.remove(at);
+        self.release(held.serial);
+        OpResult::Done
+    }
+
+    /// `mb_cache_entry_get`: the hashed entry for (device, block), taken exclusively.
+    fn get(&mut self, cache: u8, device: u8, block: u16) -> OpResult {
+        let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
+        let id = self.caches[at].id;
+        let (device, block) = (self.device(device), self.block(block));
+        let found = self
+            .entries
+            .iter()
+            .find(|(_, e)| e.cache == id && e.hashed && e.device == Some(device) && e.block == block)
+            .map(|(s, _)| *s);
+        let Some(serial) = found else { return OpResult::Entry(None) };
+        match self.take_use(serial, true) {
+            None => OpResult::WouldBlock,
+            Some(()) => {
+                self.handles.push(HeldModel { serial, writer: true, walk: None });
+                OpResult::Entry(Some(serial))
+            }
+        }
+    }
+
+    /// `mb_cache_entry_find_first`: the newest match on the key's index chain, shared.
+    fn find_first(&mut self, cache: u8, index: u8, device: u8, key: u8) -> OpResult {
+        let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
+        let (id, indexes, bits) = (self.caches[at].id, self.caches[at].indexes, self.caches[at].bucket_bits);
+        if indexes == 0 {
+            return OpResult::Skipped;
+        }
+        let index = u32::from(index) % indexes;
+        let device = self.device(device);
+        let key = u32::from(key) % self.config.keys;
+        let chain = self.chain(id, index, hash_long(u64::from(key), bits));
+        match self.find_in(&chain, index, device, key) {
+            Err(()) => OpResult::WouldBlock,
+            Ok(found) => self.hold_found(found, (index, device, key)),
+        }
+    }
+
+    /// `mb_cache_entry_find_next`: continues from the held entry's chain position. From an
+    /// unhashed entry the kernel follows LIST_POISON1; from one re-hashed into another bucket it
+    /// walks into a foreign list head.
+    fn find_next(&mut self, handle: u8) -> OpResult {
+        let walking: Vec<usize> =
+            (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
+        let Some(at) = pick_among(handle, &walking) else { return OpResult::Skipped };
+        let held = self.handles[at].clone();
+        let walk = held.walk.expect("a walking handle");
+        let (index, device, key) = walk;
+        let prev = self.entries[&held.serial].clone();
+        if !prev.hashed {
+            return OpResult::Oops(ViolationKind::ListPoison);
+        }
+        let bits = self.cache_by_id(prev.cache).bucket_bits;
+        let prev_bucket = hash_long(u64::from(prev.keys[index as usize]), bits);
+        let key_bucket = hash_long(u64::from(key), bits);
+        let chain = self.chain(prev.cache, index, prev_bucket);
+        let after_prev: Vec<u64> = chain.iter().copied().skip_while(|s| *s != held.serial).skip(1).collect();
+        let found = match self.find_in(&after_prev, index, device, key) {
+            Err(()) => return OpResult::WouldBlock,
+            Ok(None) if prev_bucket != key_bucket => {
+                return OpResult::Oops(ViolationKind::finding("wild-pointer"))
+            }
+            Ok(found) => found,
+        };
+        self.handles.remove(at);
+        self.release(held.serial);
+        self.hold_found(found, walk)
+    }
+
+    /// `mb_cache_entry_dup` (ENOSYS once `exclusive-get` removed it).
+    fn dup(&mut self, handle: u8) -> OpResult {
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
+        if self.exclusive() {
+            return OpResult::Errno(Errno::ENOSYS);
+        }
+        let held = self.handles[at].clone();
+        self.entries.get_mut(&held.serial).expect("entry").used += 1;
+        self.handles.push(held.clone());
+        OpResult::Entry(Some(held.serial))
+    }
+
+    /// `mb_cache_entry_takeout` (ENOSYS once `exclusive-get` removed it).
+    fn takeout(&mut self, handle: u8) -> OpResult {
+        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+            return OpResult::Skipped;
+        };
+        if self.exclusive() {
+            return OpResult::Errno(Errno::ENOSYS);
+        }
+        let serial = self.handles[at].serial;
+        self.unhash(serial);
+        OpResult::Done
+    }
+
+    /// `mb_cache_entry_free`: unhash, then release.
+    fn free(&mut self, handle: u8) -> OpResult {
+        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), self.exclusive());
+        let Some(at) = pick_among(handle, &eligible) else { return OpResult::Skipped };
+        let held = self.handles.remove(at);
+        self.unhash(held.serial);
+        self.release(held.serial);
+        OpResult::Done
+    }
+
+    /// `mb_cache_shrink`: frees the device's unused entries (on the LRU), whatever their cache.
+    fn shrink(&mut self, cache: u8, device: u8) -> OpResult {
+        if self.cache_pos(cache).is_none() {
+            return OpResult::Skipped;
+        }
+        let device = self.device(device);
+        let chosen: Vec<u64> =
+            self.lru.iter().copied().filter(|s| self.entries[s].device == Some(device)).collect();
+        self.lru.retain(|s| !chosen.contains(s));
+        for serial in chosen {
+            self.unhash(serial);
+            self.forget(serial, false);
+        }
+        OpResult::Done
+    }
+
+    /// `mb_cache_shrink_fn`: the count before scanning, then up to `nr_to_scan` from the LRU head.
+    fn shrink_fn(&mut self, nr_to_scan: u8, nofs: bool) -> OpResult {
+        let nr_to_scan = usize::from(nr_to_scan % 5);
+        let count = self.caches.iter().map(|c| c.count).sum();
+        let taken: Vec<u64> = (0..nr_to_scan).map_while(|_| self.lru.pop_front()).collect();
+        for serial in taken {
+            self.unhash(serial);
+            self.forget(serial, nofs);
+        }
+        OpResult::Count(count)
+    }
+
+    /// What `op` must return, given the subject's `actual` result where the kernel leaves it open.
+    fn expect(&mut self, op: &Op, actual: &OpResult) -> Expect {
+        Ok(match *op {
+            Op::Create { indexes, bucket_bits, undersized, free_op } => {
+                self.create(indexes, bucket_bits, undersized, free_op)
+            }
+            Op::Destroy { cache } => self.destroy(cache),
+            Op::Alloc { cache } => return self.alloc(cache, actual),
+            Op::Insert { handle, device, block, keys } => self.insert(handle, device, block, keys),
+            Op::Release { handle } => self.release_op(handle),
+            Op::Get { cache, device, block } => self.get(cache, device, block),
+            Op::FindFirst { cache, index, device, key } => self.find_first(cache, index, device, key),
+            Op::FindNext { handle } => self.find_next(handle),
+            Op::Dup { handle } => self.dup(handle),
+            Op::Takeout { handle } => self.takeout(handle),
+            Op::Free { handle } => self.free(handle),
+            Op::Shrink { cache, device } => self.shrink(cache, device),
+            Op::ShrinkFn { nr_to_scan, nofs } => self.shrink_fn(nr_to_scan, nofs),
+        })
+    }
+}
+
+impl Reference for MbcacheModel {
+    type Config = MbcacheConfig;
+    type Op = Op;
+    type Outcome = Outcome;
+
+    fn new(config: &MbcacheConfig) -> Self {
+        MbcacheModel {
+            config: config.clone(),
+            caches: Vec::new(),
+            next_cache: 0,
+            entries: BTreeMap::new(),
+            lru: VecDeque::new(),
+            handles: Vec::new(),
+            stamp: 0,
+        }
+    }
+
+    fn check(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
+        let expect = self.expect(op, &actual.result)?;
+        if expect != actual.result {
+            return Err(format!("expected {expect:?}"));
+        }
+        if let OpResult::Oops(_) = expect {
+            return Ok(());
+        }
+        let lru: Vec<u64> = self.lru.iter().copied().collect();
+        if lru != actual.lru {
+            return Err(format!("lru expected {lru:?}, actual {:?}", actual.lru));
+        }
+        let counts: Vec<i32> = self.caches.iter().map(|c| c.count).collect();
+        if counts != actual.counts {
+            return Err(format!("c_entry_count expected {counts:?}, actual {:?}", actual.counts));
+        }
+        Ok(())
+    }
+}
