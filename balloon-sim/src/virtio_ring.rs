@@ -14,8 +14,6 @@ use crate::guest::{Endian, GuestMemory};
 pub const VRING_DESC_SIZE: u64 = 16;
 /// `VRING_DESC_F_NEXT`.
 pub const VRING_DESC_F_NEXT: u16 = 1;
-/// `VRING_DESC_F_WRITE`.
-pub const VRING_DESC_F_WRITE: u16 = 2;
 /// `VRING_AVAIL_F_NO_INTERRUPT`.
 pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// `VRING_USED_F_NO_NOTIFY`.
@@ -24,8 +22,6 @@ pub const VRING_USED_F_NO_NOTIFY: u16 = 1;
 pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
 /// `VIRTIO_PCI_VRING_ALIGN`: the legacy alignment of the used ring.
 pub const VRING_ALIGN: u64 = 4096;
-/// The largest queue the spec allows.
-pub const VIRTQUEUE_SIZE_MAX: u16 = 32768;
 
 /// Where one split ring's three parts sit in guest memory (`vring_init()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
