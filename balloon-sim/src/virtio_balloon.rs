@@ -23,20 +23,20 @@ use crate::virtio::{Callback, VirtioDevice, PFNS_ADDR, STATS_ADDR};
 use crate::virtio_ring::VirtQueue;
 
 /// `VIRTIO_BALLOON_ARRAY_PFNS_MAX`: PFNs told to the host per round.
-pub const VIRTIO_BALLOON_ARRAY_PFNS_MAX: usize = 256;
+pub(crate) const VIRTIO_BALLOON_ARRAY_PFNS_MAX: usize = 256;
 /// `OOM_VBALLOON_DEFAULT_PAGES`: the `oom_pages` module parameter's default.
-pub const OOM_VBALLOON_DEFAULT_PAGES: u32 = 256;
+pub(crate) const OOM_VBALLOON_DEFAULT_PAGES: u32 = 256;
 /// `VIRTBALLOON_OOM_NOTIFY_PRIORITY`.
-pub const VIRTBALLOON_OOM_NOTIFY_PRIORITY: i32 = 80;
+pub(crate) const VIRTBALLOON_OOM_NOTIFY_PRIORITY: i32 = 80;
 /// `msleep(200)` when out of puff.
-pub const OUT_OF_PUFF_SLEEP_NS: u64 = 200_000_000;
+pub(crate) const OUT_OF_PUFF_SLEEP_NS: u64 = 200_000_000;
 /// The driver's feature table: MUST_TELL_HOST, STATS_VQ, DEFLATE_ON_OOM.
-pub const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
+pub(crate) const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
     | (1 << VIRTIO_BALLOON_F_STATS_VQ)
     | (1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 /// What the kmalloc'd `vb->stats` holds before anything writes it (uninitialised memory; the
 /// model fills it with this byte so a host that reads it sees nonsense).
-pub const UNINITIALISED_BYTE: u8 = 0xa5;
+pub(crate) const UNINITIALISED_BYTE: u8 = 0xa5;
 
 const _: () = assert!(VIRTIO_BALLOON_ARRAY_PFNS_MAX * 4 <= (STATS_ADDR - PFNS_ADDR) as usize);
 
