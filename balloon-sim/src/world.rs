@@ -172,18 +172,33 @@ impl World {
 
     /// Every allocated page is the balloon's or a task's, never both, and no page in use is
     /// held by the host.
-    fn check_page_owners(&self, cx: &Cx, balloon: &[Pfn], task_pages: &BTreeSet<Pfn>) -> Result<(), Violation> {
+    fn check_page_owners(
+        &self,
+        cx: &Cx,
+        balloon: &[Pfn],
+        task_pages: &BTreeSet<Pfn>,
+    ) -> Result<(), Violation> {
         if let Some(both) = balloon.iter().find(|p| task_pages.contains(p)) {
-            return broken("page-in-balloon-and-in-use", format!("page {both} is in the balloon and used by a task"));
+            return broken(
+                "page-in-balloon-and-in-use",
+                format!("page {both} is in the balloon and used by a task"),
+            );
         }
         if let Some(touched) = task_pages.iter().find(|&&p| self.host_holds_page(p)) {
-            return broken("page-in-use-held-by-host", format!("page {touched} is in use but the host holds it"));
+            return broken(
+                "page-in-use-held-by-host",
+                format!("page {touched} is in use but the host holds it"),
+            );
         }
         let allocated = self.pages.allocated_pages(cx);
         if allocated != (balloon.len() + task_pages.len()) as u64 {
             return broken(
                 "pages-leaked",
-                format!("{allocated} pages allocated, balloon {} + tasks {}", balloon.len(), task_pages.len()),
+                format!(
+                    "{allocated} pages allocated, balloon {} + tasks {}",
+                    balloon.len(),
+                    task_pages.len()
+                ),
             );
         }
         Ok(())
@@ -194,7 +209,8 @@ impl World {
     fn check_managed_pages(&self, cx: &Cx, balloon: &[Pfn]) -> Result<(), Violation> {
         let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
         for zone in 0..self.pages.zones_count(cx) {
-            let in_balloon = balloon.iter().filter(|&&p| self.pages.zone_of(cx, p) == Ok(zone)).count() as i64;
+            let in_balloon =
+                balloon.iter().filter(|&&p| self.pages.zone_of(cx, p) == Ok(zone)).count() as i64;
             let managed = self.pages.managed_pages(cx, zone);
             let spanned = self.pages.zone_spanned_pages(cx, zone) as i64;
             let counted = if deflate_on_oom { managed } else { managed + in_balloon };
@@ -215,7 +231,10 @@ impl World {
     /// known tags.
     fn check_config(&self, vb: &VirtioBalloon) -> Result<(), Violation> {
         if vb.has_vqs() && self.host.actual() != vb.num_pages() {
-            return broken("actual", format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages()));
+            return broken(
+                "actual",
+                format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages()),
+            );
         }
         if let (Some(report), _) = self.host.stats() {
             if let Some((tag, _)) = report.iter().find(|(tag, _)| *tag as usize >= VIRTIO_BALLOON_S_NR) {

@@ -20,6 +20,7 @@ impl Catalog for BalloonSubject {
         Ok(config)
     }
 
+    // One row per fix: a table of data, as long as the fix table.
     fn zoo() -> Vec<ZooEntry> {
         vec![
             ZooEntry {
@@ -111,4 +112,3 @@ impl Catalog for BalloonSubject {
         }
     }
 }
-

@@ -22,7 +22,8 @@ use crate::balloon_compaction::{compact_one, CompactResult};
 use crate::fixes::Fixes;
 use crate::guest::Endian;
 use crate::host::{
-    VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ, VIRTIO_F_VERSION_1,
+    VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ,
+    VIRTIO_F_VERSION_1,
 };
 use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES, OOM_VBALLOON_DEFAULT_PAGES};
 use crate::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
@@ -97,7 +98,6 @@ impl BalloonConfig {
         self
     }
 }
-
 
 /// The op-level subject: a [`World`] and the contexts of the tasks that act on it.
 #[derive(Debug)]
@@ -207,7 +207,8 @@ impl BalloonSubject {
                 vb.num_pages(),
                 vb.towards_target()
             ))
-        } else if !out_of_puff && vb.thread_has_work() && !vb.shared.need_stats_update.load(Ordering::SeqCst) {
+        } else if !out_of_puff && vb.thread_has_work() && !vb.shared.need_stats_update.load(Ordering::SeqCst)
+        {
             Some(format!("no convergence after {rounds} rounds (towards_target {})", vb.towards_target()))
         } else {
             None
@@ -231,7 +232,10 @@ impl BalloonSubject {
         let cx = &self.task_cxs[task];
         let kills_before = self.world.pages.oom_kills(cx);
         let mut got = 0;
-        cx.op_begin("alloc_pages", format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }));
+        cx.op_begin(
+            "alloc_pages",
+            format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }),
+        );
         for _ in 0..pages {
             let result = if nofs {
                 let _fs = self.world.pages.fs_lock().lock(cx);
@@ -377,11 +381,17 @@ impl Subject for BalloonSubject {
         }
         let left = self.world.pages.allocated_pages(cx);
         if left != 0 {
-            return Err(Violation::new(ViolationKind::Leak, format!("{left} pages still allocated after remove")));
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("{left} pages still allocated after remove"),
+            ));
         }
         let held = self.world.host.held_count();
         if held != 0 {
-            return Err(Violation::new(ViolationKind::Leak, format!("the host still holds {held} pfns after remove")));
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("the host still holds {held} pfns after remove"),
+            ));
         }
         Ok(())
     }

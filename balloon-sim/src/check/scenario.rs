@@ -32,4 +32,3 @@ pub fn oom_deadlock_scenario(fixes: Fixes) -> Sim {
     let _ = subject.teardown(&sim);
     sim
 }
-

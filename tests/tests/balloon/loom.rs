@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use balloon_sim::{compact_one, CompactResult};
-use balloon_sim::Fixes;
 use balloon_sim::Endian;
+use balloon_sim::Fixes;
 use balloon_sim::HOST_FEATURES_ALL;
+use balloon_sim::{compact_one, CompactResult};
 use balloon_sim::{BalloonConfig, World};
 use sim_core::mm::PAGE_SIZE_4K;
 use sim_core::sync::{thread, Arc};

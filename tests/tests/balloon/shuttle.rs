@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use balloon_sim::compact_one;
-use balloon_sim::Fixes;
 use balloon_sim::Endian;
+use balloon_sim::Fixes;
 use balloon_sim::HOST_FEATURES_ALL;
 use balloon_sim::{BalloonConfig, World};
 use sim_core::lockdep::ReportMode;

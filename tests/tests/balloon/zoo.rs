@@ -1,8 +1,8 @@
 //! The balloon zoo, both ways: with each fix off the checkers find the historical bug (the
 //! violation kind the catalog names); with it on, the same budget is quiet.
 
-use balloon_sim::Fixes;
 use balloon_sim::BalloonSubject;
+use balloon_sim::Fixes;
 use sim_core::check::Catalog;
 use sim_core::zoo::assert_found_and_fixed;
 
