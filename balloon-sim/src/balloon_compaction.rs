@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use sim_core::mm::{Gfp, PageAllocator, Pfn};
-use sim_core::{Cx, Errno, SpinLock};
+use sim_core::{Cx, Errno, SpinLock, ViolationKind};
 
 /// `balloon_mapping_gfp_mask() | __GFP_NOMEMALLOC | __GFP_NORETRY`: what balloon pages are
 /// allocated with (4.4 `balloon_page_enqueue`, later `balloon_page_alloc`).
@@ -76,7 +76,7 @@ impl BalloonDevInfo {
             cx.sim().report(
                 Some(cx),
                 sim_core::Violation::new(
-                    "BUG",
+                    ViolationKind::Bug,
                     "balloon_page_dequeue: the page list is empty and no page is isolated",
                 ),
             );

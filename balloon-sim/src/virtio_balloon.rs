@@ -7,7 +7,7 @@ use sim_core::fault::FaultSite;
 use sim_core::mm::{NotifierId, PageAllocator, Pfn};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sim_core::sync::{Arc, Mutex as FacadeMutex};
-use sim_core::{Cx, Errno, Mutex, Violation, WaitQueue};
+use sim_core::{Cx, Errno, Mutex, Violation, ViolationKind, WaitQueue};
 
 use crate::balloon_compaction::BalloonDevInfo;
 use crate::fixes::Fixes;
@@ -250,7 +250,7 @@ impl VirtioBalloon {
                 None => cx.sim().report(
                     Some(cx),
                     Violation::new(
-                        "memory-corruption",
+                        ViolationKind::finding("memory-corruption"),
                         format!("set_page_pfns writes vb->pfns[{}] past its end", at + i),
                     ),
                 ),
@@ -293,7 +293,10 @@ impl VirtioBalloon {
             // Single-threaded: nobody else can ack, so the kernel would hang here for ever.
             cx.sim().report(
                 Some(cx),
-                Violation::new("hang", format!("tell_host on {} waits for an ack that never comes", vq.name)),
+                Violation::new(
+                    ViolationKind::Hang,
+                    format!("tell_host on {} waits for an ack that never comes", vq.name),
+                ),
             );
             return;
         } else if !self.vdev_is_threaded() {
@@ -416,7 +419,7 @@ impl VirtioBalloon {
             let Some(page) = self.balloon_pfn_to_page(locked.pfns[i]) else {
                 cx.sim().report(
                     Some(cx),
-                    Violation::new("BUG", format!("balloon_pfn_to_page({:#x})", locked.pfns[i])),
+                    Violation::new(ViolationKind::Bug, format!("balloon_pfn_to_page({:#x})", locked.pfns[i])),
                 );
                 i += self.pages_per_page as usize;
                 continue;
@@ -676,7 +679,7 @@ impl VirtioBalloon {
                     cx.sim().report(
                         Some(cx),
                         Violation::new(
-                            "hang",
+                            ViolationKind::Hang,
                             "remove_common: balloon pages left that leak_balloon cannot dequeue",
                         ),
                     );
