@@ -7,15 +7,15 @@
 use std::collections::BTreeSet;
 
 use sim_core::mm::{Gfp, PageAllocator, Pfn};
-use sim_core::{Cx, Errno, SpinLock};
+use sim_core::{Cx, Errno, SpinLock, ViolationKind};
 
 /// `balloon_mapping_gfp_mask() | __GFP_NOMEMALLOC | __GFP_NORETRY`: what balloon pages are
 /// allocated with (4.4 `balloon_page_enqueue`, later `balloon_page_alloc`).
-pub const BALLOON_GFP: Gfp =
+pub(crate) const BALLOON_GFP: Gfp =
     Gfp(Gfp::GFP_HIGHUSER_MOVABLE.0 | Gfp::__GFP_NOMEMALLOC.0 | Gfp::__GFP_NORETRY.0 | Gfp::__GFP_NOWARN.0);
 
 /// The fault site of balloon page allocations.
-pub const BALLOON_ALLOC_SITE: &str = "balloon_page_alloc";
+pub(crate) const BALLOON_ALLOC_SITE: &str = "balloon_page_alloc";
 
 /// What `pages_lock` protects.
 #[derive(Debug, Default)]
@@ -76,7 +76,7 @@ impl BalloonDevInfo {
             cx.sim().report(
                 Some(cx),
                 sim_core::Violation::new(
-                    "BUG",
+                    ViolationKind::Bug,
                     "balloon_page_dequeue: the page list is empty and no page is isolated",
                 ),
             );

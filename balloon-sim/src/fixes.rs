@@ -2,6 +2,11 @@
 //! and later kernels, as one fix table: each row a named switch with its upstream identity and
 //! the kernel version it landed in, so a kernel version is a preset (`--kernel 4.9`).
 
+//! Provenance (checked with the search tool): ids written as `Commit::Id` were seen next to their
+//! titles (a patch mail, a pull request, a linux-next revlist, a blame of the file); `landed_in` is
+//! the first release containing the fix, from the mail that says which -rc carried it or, where
+//! only dates are known, the merge window after the commit's date.
+
 use sim_core::fixes::{Commit, Fix, FixId, FixTable, FixTableOf, KernelVersion, NamedPreset};
 
 /// The balloon fix table, as a type ([`Fixes`] is a set of its rows).
@@ -43,17 +48,21 @@ const fn v(major: u16, minor: u16) -> KernelVersion {
     KernelVersion::new(major, minor, 0)
 }
 
+/// The newest kernel whose behaviour the table describes: the last fix landed in 6.6.
+const NEWEST: KernelVersion = v(6, 6);
+
 impl FixTableOf for BalloonFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "balloon",
         oldest: v(4, 4),
-        newest: v(5, 8),
+        newest: NEWEST,
         fixes: &[
             Fix {
                 name: "oom-deadlock",
                 title: "virtio_balloon: fix deadlock on OOM",
                 commit: Commit::Id("c7cdff0e8647"),
-                landed_in: v(4, 15),
+                // The powerpc report of its regression reverts it "on v4.15-rc1".
+                landed_in: KernelVersion::rc(4, 15, 0, 1),
                 cve: None,
                 symptom: "fill_balloon allocates (and direct reclaim waits for a filesystem lock) while \
                           holding balloon_lock, which the OOM notifier needs: an OOM under that filesystem \
@@ -62,6 +71,7 @@ impl FixTableOf for BalloonFixes {
             Fix {
                 name: "fill-pfns-index",
                 title: "virtio_balloon: fix increment of vb->num_pfns in fill_balloon()",
+                // Posted on 1 Dec 2017 against the 4.15-rc1 regression; no id seen with the title.
                 commit: Commit::Unverified,
                 landed_in: v(4, 15),
                 cve: None,
@@ -70,8 +80,9 @@ impl FixTableOf for BalloonFixes {
             Fix {
                 name: "stats-first-buffer",
                 title: "virtio_balloon: init 1st buffer in stats vq",
+                // Only stable backports' ids seen (3.10.107, among 4.11-rc fixes).
                 commit: Commit::Unverified,
-                landed_in: v(4, 12),
+                landed_in: v(4, 11),
                 cve: None,
                 symptom: "the first stats buffer the host reads is uninitialised memory",
             },
@@ -79,15 +90,17 @@ impl FixTableOf for BalloonFixes {
                 name: "pfn-format-virtio1",
                 title: "virtio_balloon: fix PFN format for virtio-1",
                 commit: Commit::Id("87c9403b0d1d"),
-                landed_in: v(4, 13),
+                // Dated 17 May 2016, in the 4.7 merge window.
+                landed_in: v(4, 7),
                 cve: None,
                 symptom: "a big-endian guest on a VERSION_1 device sends byte-swapped PFNs",
             },
             Fix {
                 name: "align-target",
                 title: "virtio_balloon: Fix endless deflation and inflation on arm64",
-                commit: Commit::Unverified,
-                landed_in: v(5, 8),
+                commit: Commit::Id("07622bd41563"),
+                // Merged with mst's for_linus after 6.6-rc7 (linux-next revlist of 23 Oct 2023).
+                landed_in: v(6, 6),
                 cve: None,
                 symptom: "with 64 KiB pages a target that is not a whole number of guest pages makes the \
                           balloon inflate and deflate forever",
@@ -95,8 +108,10 @@ impl FixTableOf for BalloonFixes {
             Fix {
                 name: "leak-available-pages",
                 title: "balloon: check the number of available pages in leak balloon",
+                // The blame shows its code as 37cf99e08c6f (11 Jul 2016), but not next to this
+                // title; stable took it in 3.10.104. First release after that date: 4.8.
                 commit: Commit::Unverified,
-                landed_in: v(4, 6),
+                landed_in: v(4, 8),
                 cve: None,
                 symptom: "an OOM notification asks for oom_pages from a balloon holding fewer: \
                           balloon_page_dequeue() finds the list empty and BUG()s",
@@ -105,7 +120,8 @@ impl FixTableOf for BalloonFixes {
                 name: "migrate-managed-count",
                 title: "virtio-balloon: fix managed page counts when migrating pages between zones",
                 commit: Commit::Id("63341ab03706"),
-                landed_in: v(5, 8),
+                // In mst's pull of 13 Dec 2019, based on 5.5-rc1.
+                landed_in: v(5, 5),
                 cve: None,
                 symptom: "migrating a balloon page to another zone leaves both zones' managed page counts \
                           wrong",
@@ -119,8 +135,8 @@ impl FixTableOf for BalloonFixes {
             },
             NamedPreset {
                 name: "fixed",
-                version: v(5, 8),
-                description: "the 4.4 driver with every later fix ksim models",
+                version: NEWEST,
+                description: "the 4.4 driver with every later fix ksim models (as of 6.6)",
             },
         ],
     };
@@ -133,5 +149,16 @@ mod tests {
     #[test]
     fn the_fix_table_is_consistent_with_its_ids() {
         BalloonFixes::TABLE.validate(&FIX_IDS).unwrap();
+    }
+
+    #[test]
+    fn kernel_4_9_is_the_seed_with_the_fixes_landed_by_4_9() {
+        let fixes = Fixes::parse(Some("4.9"), &[]).unwrap();
+        let on: Vec<&str> = FIX_IDS.iter().filter(|id| fixes.on(**id)).map(|id| id.name()).collect();
+        assert_eq!(on, ["pfn-format-virtio1", "leak-available-pages"]);
+        assert_eq!(Fixes::parse(Some("linux-4.4"), &[]).unwrap(), Fixes::none());
+        assert_eq!(Fixes::parse(Some("fixed"), &[]).unwrap(), Fixes::all());
+        let rc1 = Fixes::parse(Some("4.15-rc1"), &[]).unwrap();
+        assert!(rc1.on(OOM_DEADLOCK) && !rc1.on(FILL_PFNS_INDEX), "4.15-rc1 had the regression");
     }
 }

@@ -13,48 +13,48 @@ use crate::guest::{Endian, GuestMemory};
 use crate::virtio_ring::{DeviceQueue, VringLayout};
 
 /// `VIRTIO_BALLOON_F_MUST_TELL_HOST`: tell the host before a deflated page is used.
-pub const VIRTIO_BALLOON_F_MUST_TELL_HOST: u32 = 0;
+pub(crate) const VIRTIO_BALLOON_F_MUST_TELL_HOST: u32 = 0;
 /// `VIRTIO_BALLOON_F_STATS_VQ`: the stats queue exists.
-pub const VIRTIO_BALLOON_F_STATS_VQ: u32 = 1;
+pub(crate) const VIRTIO_BALLOON_F_STATS_VQ: u32 = 1;
 /// `VIRTIO_BALLOON_F_DEFLATE_ON_OOM`: deflate when the guest runs out of memory.
-pub const VIRTIO_BALLOON_F_DEFLATE_ON_OOM: u32 = 2;
+pub(crate) const VIRTIO_BALLOON_F_DEFLATE_ON_OOM: u32 = 2;
 /// `VIRTIO_F_VERSION_1`: a modern device (little-endian rings and buffers).
-pub const VIRTIO_F_VERSION_1: u32 = 32;
+pub(crate) const VIRTIO_F_VERSION_1: u32 = 32;
 
 /// `VIRTIO_BALLOON_PFN_SHIFT`: balloon PFNs are in 4 KiB units whatever the guest page size.
-pub const VIRTIO_BALLOON_PFN_SHIFT: u32 = 12;
+pub(crate) const VIRTIO_BALLOON_PFN_SHIFT: u32 = 12;
 
 /// `VIRTIO_BALLOON_S_SWAP_IN` .. `VIRTIO_BALLOON_S_MEMTOT`: the six tags of Linux 4.4.
-pub const VIRTIO_BALLOON_S_SWAP_IN: u16 = 0;
+pub(crate) const VIRTIO_BALLOON_S_SWAP_IN: u16 = 0;
 /// Pages swapped out (bytes).
-pub const VIRTIO_BALLOON_S_SWAP_OUT: u16 = 1;
+pub(crate) const VIRTIO_BALLOON_S_SWAP_OUT: u16 = 1;
 /// Major faults.
-pub const VIRTIO_BALLOON_S_MAJFLT: u16 = 2;
+pub(crate) const VIRTIO_BALLOON_S_MAJFLT: u16 = 2;
 /// Minor faults.
-pub const VIRTIO_BALLOON_S_MINFLT: u16 = 3;
+pub(crate) const VIRTIO_BALLOON_S_MINFLT: u16 = 3;
 /// Free memory (bytes).
-pub const VIRTIO_BALLOON_S_MEMFREE: u16 = 4;
+pub(crate) const VIRTIO_BALLOON_S_MEMFREE: u16 = 4;
 /// Total memory (bytes).
-pub const VIRTIO_BALLOON_S_MEMTOT: u16 = 5;
+pub(crate) const VIRTIO_BALLOON_S_MEMTOT: u16 = 5;
 /// `VIRTIO_BALLOON_S_NR`.
-pub const VIRTIO_BALLOON_S_NR: usize = 6;
+pub(crate) const VIRTIO_BALLOON_S_NR: usize = 6;
 /// `sizeof(struct virtio_balloon_stat)`: a packed u16 tag and u64 value.
-pub const VIRTIO_BALLOON_STAT_SIZE: usize = 10;
+pub(crate) const VIRTIO_BALLOON_STAT_SIZE: usize = 10;
 
 /// Queue indices.
-pub const INFLATE_VQ: usize = 0;
+pub(crate) const INFLATE_VQ: usize = 0;
 /// The deflate queue.
-pub const DEFLATE_VQ: usize = 1;
+pub(crate) const DEFLATE_VQ: usize = 1;
 /// The stats queue.
-pub const STATS_VQ: usize = 2;
+pub(crate) const STATS_VQ: usize = 2;
 
 /// Offsets in `struct virtio_balloon_config`.
-pub const CONFIG_NUM_PAGES: usize = 0;
+pub(crate) const CONFIG_NUM_PAGES: usize = 0;
 /// `actual`.
-pub const CONFIG_ACTUAL: usize = 4;
+pub(crate) const CONFIG_ACTUAL: usize = 4;
 
 /// One stats report as the host decoded it.
-pub type StatsReport = Vec<(u16, u64)>;
+pub(crate) type StatsReport = Vec<(u16, u64)>;
 
 #[derive(Debug, Default)]
 struct HostState {

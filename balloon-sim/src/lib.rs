@@ -2,23 +2,36 @@
 //! page allocator and OOM notifier chain (sim-core's), balloon compaction's page list, a split
 //! virtqueue laid out in guest memory as the virtio specification lays it out, a host device
 //! that consumes it, and the driver function for function, with later upstream fixes as
-//! switches. [`BalloonSim`] plugs it into sim-core's checkers.
+//! switches. [`BalloonSubject`] plugs it into sim-core's checkers.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
-pub mod balloon_compaction;
-pub mod fixes;
-pub mod guest;
-pub mod host;
-pub mod model;
-pub mod virtio;
-pub mod virtio_balloon;
-pub mod virtio_ring;
+mod balloon_compaction;
+mod check;
+mod fixes;
+mod guest;
+mod host;
+mod virtio;
+mod virtio_balloon;
+mod virtio_ring;
+mod world;
 
-// For the tests, the CLI and the benches: the checker face of the model.
-pub use fixes::Fixes;
-pub use model::{BalloonConfig, BalloonModel, BalloonSim, Op, Outcome, World};
-
-/// Scripted scenarios, for the tests that compare a fixed and an unfixed run.
-pub mod model_scenarios {
-    pub use crate::model::oom_deadlock_scenario;
-}
+// For the CLI registry, the tests and the benches: the checker face of the model.
+pub use check::{
+    oom_deadlock_scenario, BalloonConfig, BalloonModel, BalloonSubject, Op, Outcome, HOST_FEATURES_ALL,
+    ROUNDS_MAX,
+};
+// For the tests and the CLI: the fix table and its switches.
+pub use fixes::{
+    BalloonFixes, Fixes, ALIGN_TARGET, FILL_PFNS_INDEX, FIX_IDS, LEAK_AVAILABLE_PAGES, MIGRATE_MANAGED_COUNT,
+    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, STATS_FIRST_BUFFER,
+};
+// For the loom and shuttle tests and the benches, which drive the kernel side directly: the
+// machine, the driver and balloon compaction's migration step.
+pub use balloon_compaction::{compact_one, CompactResult};
+pub use guest::Endian;
+pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon};
+pub use world::World;
+// For the virtqueue layout tests, which compare the ring with rust-vmm's virtio-queue.
+pub use guest::GuestMemory;
+pub use virtio_ring::{DeviceQueue, VirtQueue, VringLayout, VRING_ALIGN, VRING_DESC_F_NEXT};

@@ -14,19 +14,19 @@ use crate::virtio_ring::{VirtQueue, VringLayout, VIRTIO_RING_F_EVENT_IDX, VRING_
 
 /// `vq_callback_t`: a plain `std` Arc, which only owns the callback (loom's cannot hold a trait
 /// object).
-pub type Callback = std::sync::Arc<dyn Fn(&Cx) + Send + Sync>;
+pub(crate) type Callback = std::sync::Arc<dyn Fn(&Cx) + Send + Sync>;
 
 /// A queue and its callback, as `find_vqs` registered them.
 type QueueSlot = Option<(Arc<VirtQueue>, Callback)>;
 
 /// Guest memory reserved for each queue's ring.
-pub const QUEUE_REGION: u64 = 16384;
+pub(crate) const QUEUE_REGION: u64 = 16384;
 /// Where `vb->pfns` lives.
-pub const PFNS_ADDR: u64 = 3 * QUEUE_REGION;
+pub(crate) const PFNS_ADDR: u64 = 3 * QUEUE_REGION;
 /// Where `vb->stats` lives.
-pub const STATS_ADDR: u64 = PFNS_ADDR + 2048;
+pub(crate) const STATS_ADDR: u64 = PFNS_ADDR + 2048;
 /// The shared region's size.
-pub const DMA_BYTES: usize = (STATS_ADDR + 1024) as usize;
+pub(crate) const DMA_BYTES: usize = (STATS_ADDR + 1024) as usize;
 
 /// `struct virtio_device` with its transport.
 pub struct VirtioDevice {

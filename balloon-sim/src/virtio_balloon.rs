@@ -5,9 +5,9 @@
 
 use sim_core::fault::FaultSite;
 use sim_core::mm::{NotifierId, PageAllocator, Pfn};
-use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sim_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sim_core::sync::{Arc, Mutex as FacadeMutex};
-use sim_core::{Cx, Errno, Mutex, Violation, WaitQueue};
+use sim_core::{Cx, Errno, Mutex, Violation, ViolationKind, WaitQueue};
 
 use crate::balloon_compaction::BalloonDevInfo;
 use crate::fixes::Fixes;
@@ -23,20 +23,20 @@ use crate::virtio::{Callback, VirtioDevice, PFNS_ADDR, STATS_ADDR};
 use crate::virtio_ring::VirtQueue;
 
 /// `VIRTIO_BALLOON_ARRAY_PFNS_MAX`: PFNs told to the host per round.
-pub const VIRTIO_BALLOON_ARRAY_PFNS_MAX: usize = 256;
+pub(crate) const VIRTIO_BALLOON_ARRAY_PFNS_MAX: usize = 256;
 /// `OOM_VBALLOON_DEFAULT_PAGES`: the `oom_pages` module parameter's default.
-pub const OOM_VBALLOON_DEFAULT_PAGES: u32 = 256;
+pub(crate) const OOM_VBALLOON_DEFAULT_PAGES: u32 = 256;
 /// `VIRTBALLOON_OOM_NOTIFY_PRIORITY`.
-pub const VIRTBALLOON_OOM_NOTIFY_PRIORITY: i32 = 80;
+pub(crate) const VIRTBALLOON_OOM_NOTIFY_PRIORITY: i32 = 80;
 /// `msleep(200)` when out of puff.
-pub const OUT_OF_PUFF_SLEEP_NS: u64 = 200_000_000;
+pub(crate) const OUT_OF_PUFF_SLEEP_NS: u64 = 200_000_000;
 /// The driver's feature table: MUST_TELL_HOST, STATS_VQ, DEFLATE_ON_OOM.
-pub const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
+pub(crate) const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
     | (1 << VIRTIO_BALLOON_F_STATS_VQ)
     | (1 << VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
 /// What the kmalloc'd `vb->stats` holds before anything writes it (uninitialised memory; the
 /// model fills it with this byte so a host that reads it sees nonsense).
-pub const UNINITIALISED_BYTE: u8 = 0xa5;
+pub(crate) const UNINITIALISED_BYTE: u8 = 0xa5;
 
 const _: () = assert!(VIRTIO_BALLOON_ARRAY_PFNS_MAX * 4 <= (STATS_ADDR - PFNS_ADDR) as usize);
 
@@ -64,23 +64,26 @@ pub struct Shared {
     pub freezing: AtomicBool,
 }
 
-/// Event counters (the model's coverage and the stats the host gets).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// fill_balloon rounds that inflated something.
-    pub fills: AtomicU64,
-    /// leak_balloon rounds that deflated something.
-    pub leaks: AtomicU64,
-    /// "Out of puff" events.
-    pub out_of_puff: AtomicU64,
-    /// OOM notifications that deflated pages.
-    pub oom_deflates: AtomicU64,
-    /// Successful migrations.
-    pub migrations: AtomicU64,
-    /// migratepage calls that returned -EAGAIN.
-    pub migrate_again: AtomicU64,
-    /// Stats buffers handed to the host on request.
-    pub stats_rounds: AtomicU64,
+/// What one fill_balloon() round did, for the caller that drives the thread by hand (the
+/// op-level subject's convergence check). The 4.4 function returns nothing; later kernels
+/// return the pages allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FillRound {
+    /// PFNs told to the host this round.
+    pub pfns: usize,
+    /// Whether an allocation failed ("Out of puff!").
+    pub out_of_puff: bool,
+}
+
+/// What one pass of the balloon thread did ([`VirtioBalloon::balloon_thread_step`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadStep {
+    /// `towards_target()` when the pass began.
+    pub diff: i64,
+    /// The fill round, when the pass inflated.
+    pub fill: FillRound,
+    /// Balloon pages (4 KiB units) deflated.
+    pub leaked: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -113,11 +116,6 @@ pub struct VirtioBalloon {
     pub oom_pages: u32,
     /// `VIRTIO_BALLOON_PAGES_PER_PAGE`.
     pub pages_per_page: u32,
-    /// Counters.
-    pub counters: Counters,
-    /// Pages released back to the guest since the last reset of this list, in order (the
-    /// MUST_TELL_HOST check reads it).
-    released_untold: FacadeMutex<Vec<Pfn>>,
 }
 
 impl std::fmt::Debug for VirtioBalloon {
@@ -177,8 +175,6 @@ impl VirtioBalloon {
             fixes,
             oom_pages,
             pages_per_page: (page_size >> VIRTIO_BALLOON_PFN_SHIFT) as u32,
-            counters: Counters::default(),
-            released_untold: FacadeMutex::new(Vec::new()),
         });
         // kmalloc does not zero: vb->stats starts as whatever was there.
         let _ =
@@ -254,7 +250,7 @@ impl VirtioBalloon {
                 None => cx.sim().report(
                     Some(cx),
                     Violation::new(
-                        "memory-corruption",
+                        ViolationKind::finding("memory-corruption"),
                         format!("set_page_pfns writes vb->pfns[{}] past its end", at + i),
                     ),
                 ),
@@ -297,7 +293,10 @@ impl VirtioBalloon {
             // Single-threaded: nobody else can ack, so the kernel would hang here for ever.
             cx.sim().report(
                 Some(cx),
-                Violation::new("hang", format!("tell_host on {} waits for an ack that never comes", vq.name)),
+                Violation::new(
+                    ViolationKind::Hang,
+                    format!("tell_host on {} waits for an ack that never comes", vq.name),
+                ),
             );
             return;
         } else if !self.vdev_is_threaded() {
@@ -311,73 +310,91 @@ impl VirtioBalloon {
     }
 
     /// Mirrors fill_balloon(): at most one array of pages a round; "out of puff" sleeps 200 ms.
-    pub fn fill_balloon(&self, cx: &Cx, num: usize) {
-        let ppp = self.pages_per_page as usize;
+    /// The seed allocates under balloon_lock; with `oom-deadlock` it allocates first and locks
+    /// only to enqueue.
+    pub fn fill_balloon(&self, cx: &Cx, num: usize) -> FillRound {
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
-        let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
         cx.op_begin("fill_balloon", format!("{num}"));
-        if !self.fixes.on(crate::fixes::OOM_DEADLOCK) {
-            // The seed: allocate, and sleep, with balloon_lock held.
-            let mut locked = self.balloon_lock.lock(cx);
-            locked.num_pfns = 0;
-            while locked.num_pfns < num {
-                let Some(page) = self.vb_dev_info.balloon_page_enqueue(cx, &self.pages) else {
+        let round = if self.fixes.on(crate::fixes::OOM_DEADLOCK) {
+            self.fill_balloon_unlocked_alloc(cx, num)
+        } else {
+            self.fill_balloon_locked_alloc(cx, num)
+        };
+        cx.op_end("fill_balloon", format!("num_pages {}", self.num_pages()));
+        round
+    }
+
+    /// fill_balloon() as the seed has it: allocate, and sleep, with balloon_lock held.
+    fn fill_balloon_locked_alloc(&self, cx: &Cx, num: usize) -> FillRound {
+        let ppp = self.pages_per_page as usize;
+        let mut out_of_puff = false;
+        let mut locked = self.balloon_lock.lock(cx);
+        locked.num_pfns = 0;
+        while locked.num_pfns < num {
+            let Some(page) = self.vb_dev_info.balloon_page_enqueue(cx, &self.pages) else {
+                self.out_of_puff(cx);
+                out_of_puff = true;
+                break;
+            };
+            let at = locked.num_pfns;
+            self.set_page_pfns(cx, &mut locked, at, page);
+            self.account_inflated(cx, page);
+            locked.num_pfns += ppp;
+        }
+        self.finish_fill(cx, &locked);
+        FillRound { pfns: locked.num_pfns, out_of_puff }
+    }
+
+    /// fill_balloon() after "virtio_balloon: fix deadlock on OOM": allocate first, then take
+    /// balloon_lock to enqueue (and, without `fill-pfns-index`, write each page's PFNs one slot
+    /// too far, as the regression did).
+    fn fill_balloon_unlocked_alloc(&self, cx: &Cx, num: usize) -> FillRound {
+        let ppp = self.pages_per_page as usize;
+        let mut new_pages = Vec::new();
+        let mut out_of_puff = false;
+        while new_pages.len() * ppp < num {
+            match BalloonDevInfo::balloon_page_alloc(cx, &self.pages) {
+                Ok(page) => new_pages.push(page),
+                Err(_) => {
                     self.out_of_puff(cx);
+                    out_of_puff = true;
                     break;
-                };
+                }
+            }
+        }
+        let mut locked = self.balloon_lock.lock(cx);
+        locked.num_pfns = 0;
+        while let Some(page) = new_pages.pop() {
+            self.vb_dev_info.balloon_page_insert(cx, page);
+            if self.fixes.on(crate::fixes::FILL_PFNS_INDEX) {
                 let at = locked.num_pfns;
                 self.set_page_pfns(cx, &mut locked, at, page);
-                self.num_pages.fetch_add(self.pages_per_page, Ordering::SeqCst);
-                if !deflate_on_oom {
-                    let _ = self.pages.adjust_managed_page_count(cx, page, -1);
-                }
+            } else {
+                // The regression: advance first, then write one slot too far.
                 locked.num_pfns += ppp;
+                let at = locked.num_pfns;
+                self.set_page_pfns(cx, &mut locked, at, page);
+                locked.num_pfns -= ppp;
             }
-            self.finish_fill(cx, &locked);
-            drop(locked);
-        } else {
-            // After "virtio_balloon: fix deadlock on OOM": allocate first, lock to enqueue.
-            let mut new_pages = Vec::new();
-            let mut allocated = 0;
-            while allocated < num {
-                match BalloonDevInfo::balloon_page_alloc(cx, &self.pages) {
-                    Ok(page) => new_pages.push(page),
-                    Err(_) => {
-                        self.out_of_puff(cx);
-                        break;
-                    }
-                }
-                allocated += ppp;
-            }
-            let mut locked = self.balloon_lock.lock(cx);
-            locked.num_pfns = 0;
-            while let Some(page) = new_pages.pop() {
-                self.vb_dev_info.balloon_page_insert(cx, page);
-                if self.fixes.on(crate::fixes::FILL_PFNS_INDEX) {
-                    let at = locked.num_pfns;
-                    self.set_page_pfns(cx, &mut locked, at, page);
-                } else {
-                    // The regression: advance first, then write one slot too far.
-                    locked.num_pfns += ppp;
-                    let at = locked.num_pfns;
-                    self.set_page_pfns(cx, &mut locked, at, page);
-                    locked.num_pfns -= ppp;
-                }
-                self.num_pages.fetch_add(self.pages_per_page, Ordering::SeqCst);
-                if !deflate_on_oom {
-                    let _ = self.pages.adjust_managed_page_count(cx, page, -1);
-                }
-                locked.num_pfns += ppp;
-            }
-            self.finish_fill(cx, &locked);
-            drop(locked);
+            self.account_inflated(cx, page);
+            locked.num_pfns += ppp;
         }
-        cx.op_end("fill_balloon", format!("num_pages {}", self.num_pages()));
+        self.finish_fill(cx, &locked);
+        FillRound { pfns: locked.num_pfns, out_of_puff }
+    }
+
+    /// fill_balloon()'s per-page accounting: `num_pages` grows, and without DEFLATE_ON_OOM the
+    /// page leaves its zone's managed count (adjust_managed_page_count(page, -1)).
+    fn account_inflated(&self, cx: &Cx, page: Pfn) {
+        self.num_pages.fetch_add(self.pages_per_page, Ordering::SeqCst);
+        if !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
+            let _ = self.pages.adjust_managed_page_count(cx, page, -1);
+        }
     }
 
     fn out_of_puff(&self, cx: &Cx) {
         cx.note(format!("Out of puff! Can't get {} pages", self.pages_per_page));
-        self.counters.out_of_puff.fetch_add(1, Ordering::Relaxed);
+        cx.sim().mark("out-of-puff");
         cx.sleep_ns("msleep", OUT_OF_PUFF_SLEEP_NS);
         // A real sleep gives the CPU away: let the threaded checkers run someone else.
         if self.vdev_is_threaded() {
@@ -387,7 +404,7 @@ impl VirtioBalloon {
 
     fn finish_fill(&self, cx: &Cx, locked: &Locked) {
         if locked.num_pfns != 0 {
-            self.counters.fills.fetch_add(1, Ordering::Relaxed);
+            cx.sim().mark("fill");
             if let Some(vqs) = self.vqs() {
                 self.tell_host(cx, locked, &vqs.inflate);
             }
@@ -402,7 +419,7 @@ impl VirtioBalloon {
             let Some(page) = self.balloon_pfn_to_page(locked.pfns[i]) else {
                 cx.sim().report(
                     Some(cx),
-                    Violation::new("BUG", format!("balloon_pfn_to_page({:#x})", locked.pfns[i])),
+                    Violation::new(ViolationKind::Bug, format!("balloon_pfn_to_page({:#x})", locked.pfns[i])),
                 );
                 i += self.pages_per_page as usize;
                 continue;
@@ -410,7 +427,6 @@ impl VirtioBalloon {
             if !deflate_on_oom {
                 let _ = self.pages.adjust_managed_page_count(cx, page, 1);
             }
-            self.released_untold.lock().push(page);
             let _ = self.pages.free_page(cx, page);
             i += self.pages_per_page as usize;
         }
@@ -441,21 +457,15 @@ impl VirtioBalloon {
         }
         let freed = locked.num_pfns as u32;
         if locked.num_pfns != 0 {
-            self.counters.leaks.fetch_add(1, Ordering::Relaxed);
+            cx.sim().mark("leak");
             if let Some(vqs) = self.vqs() {
                 self.tell_host(cx, &locked, &vqs.deflate);
             }
         }
-        self.released_untold.lock().clear();
         self.release_pages_balloon(cx, &locked);
         drop(locked);
         cx.op_end("leak_balloon", format!("{freed}"));
         freed
-    }
-
-    /// Pages released to the guest by the last leak (the MUST_TELL_HOST check).
-    pub fn last_released(&self) -> Vec<Pfn> {
-        self.released_untold.lock().clone()
     }
 
     /// Mirrors update_balloon_stats(): the six tags, in `cpu_to_virtio` order, into `vb->stats`.
@@ -497,7 +507,7 @@ impl VirtioBalloon {
         }
         let len = (VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE) as u32;
         let _ = vq.add_outbuf(mem, &[(STATS_ADDR, len)], 1);
-        self.counters.stats_rounds.fetch_add(1, Ordering::Relaxed);
+        cx.sim().mark("stats-round");
         if vq.kick_prepare(mem) {
             self.vdev.notify(cx, STATS_VQ);
         }
@@ -537,7 +547,7 @@ impl VirtioBalloon {
         let freed = self.leak_balloon(cx, self.oom_pages as usize);
         self.update_balloon_size();
         if freed > 0 {
-            self.counters.oom_deflates.fetch_add(1, Ordering::Relaxed);
+            cx.sim().mark("oom-deflate");
         }
         u64::from(freed)
     }
@@ -551,19 +561,19 @@ impl VirtioBalloon {
     }
 
     /// One pass of balloon()'s loop body after the wait: stats, fill or leak, size update.
-    /// Returns the diff it acted on.
-    pub fn balloon_thread_step(&self, cx: &Cx) -> i64 {
-        let diff = self.towards_target();
+    /// Returns what it did.
+    pub fn balloon_thread_step(&self, cx: &Cx) -> ThreadStep {
+        let mut step = ThreadStep { diff: self.towards_target(), ..ThreadStep::default() };
         if self.shared.need_stats_update.load(Ordering::SeqCst) {
             self.stats_handle_request(cx);
         }
-        if diff > 0 {
-            self.fill_balloon(cx, diff as usize);
-        } else if diff < 0 {
-            self.leak_balloon(cx, diff.unsigned_abs() as usize);
+        if step.diff > 0 {
+            step.fill = self.fill_balloon(cx, step.diff as usize);
+        } else if step.diff < 0 {
+            step.leaked = self.leak_balloon(cx, step.diff.unsigned_abs() as usize);
         }
         self.update_balloon_size();
-        diff
+        step
     }
 
     /// Mirrors balloon(): the kthread, for the threaded checkers. Waits on `config_change`.
@@ -623,7 +633,7 @@ impl VirtioBalloon {
     /// else inserts `newpage`, tells the host about it, deletes `page`, tells the host, frees it.
     pub fn migratepage(&self, cx: &Cx, newpage: Pfn, page: Pfn) -> Result<(), Errno> {
         let Some(mut locked) = self.balloon_lock.try_lock(cx) else {
-            self.counters.migrate_again.fetch_add(1, Ordering::Relaxed);
+            cx.sim().mark("migrate-again");
             return Err(Errno::EAGAIN);
         };
         cx.op_begin("virtballoon_migratepage", format!("{page} -> {newpage}"));
@@ -653,7 +663,7 @@ impl VirtioBalloon {
         }
         drop(locked);
         let _ = self.pages.free_page(cx, page);
-        self.counters.migrations.fetch_add(1, Ordering::Relaxed);
+        cx.sim().mark("migration");
         cx.op_end("virtballoon_migratepage", "MIGRATEPAGE_SUCCESS");
         Ok(())
     }
@@ -669,7 +679,7 @@ impl VirtioBalloon {
                     cx.sim().report(
                         Some(cx),
                         Violation::new(
-                            "hang",
+                            ViolationKind::Hang,
                             "remove_common: balloon pages left that leak_balloon cannot dequeue",
                         ),
                     );
@@ -727,7 +737,8 @@ impl VirtioBalloon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BalloonConfig, World, HOST_FEATURES_ALL};
+    use crate::check::{BalloonConfig, HOST_FEATURES_ALL};
+    use crate::world::World;
     use sim_core::fault::{FaultAttr, FaultPlan};
     use sim_core::lockdep::ReportMode;
     use sim_core::mm::{Gfp, PAGE_SIZE_4K};
@@ -813,10 +824,11 @@ mod tests {
         }
         let vb = world.vb.clone().expect("probe");
         let before = sim.now_ns();
-        vb.fill_balloon(&cx, 4);
+        let round = vb.fill_balloon(&cx, 4);
         assert_eq!(sim.now_ns() - before, OUT_OF_PUFF_SLEEP_NS);
         assert_eq!(vb.num_pages(), 0);
-        assert_eq!(vb.counters.out_of_puff.load(Ordering::Relaxed), 1);
+        assert_eq!(round, FillRound { pfns: 0, out_of_puff: true });
+        assert!(sim.marks().contains("out-of-puff"));
     }
 
     #[test]

@@ -11,21 +11,17 @@ use sim_core::Errno;
 use crate::guest::{Endian, GuestMemory};
 
 /// Bytes in one descriptor (`struct vring_desc`: addr u64, len u32, flags u16, next u16).
-pub const VRING_DESC_SIZE: u64 = 16;
+pub(crate) const VRING_DESC_SIZE: u64 = 16;
 /// `VRING_DESC_F_NEXT`.
 pub const VRING_DESC_F_NEXT: u16 = 1;
-/// `VRING_DESC_F_WRITE`.
-pub const VRING_DESC_F_WRITE: u16 = 2;
 /// `VRING_AVAIL_F_NO_INTERRUPT`.
-pub const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+pub(crate) const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// `VRING_USED_F_NO_NOTIFY`.
-pub const VRING_USED_F_NO_NOTIFY: u16 = 1;
+pub(crate) const VRING_USED_F_NO_NOTIFY: u16 = 1;
 /// `VIRTIO_RING_F_EVENT_IDX`, the feature bit.
-pub const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
+pub(crate) const VIRTIO_RING_F_EVENT_IDX: u32 = 29;
 /// `VIRTIO_PCI_VRING_ALIGN`: the legacy alignment of the used ring.
 pub const VRING_ALIGN: u64 = 4096;
-/// The largest queue the spec allows.
-pub const VIRTQUEUE_SIZE_MAX: u16 = 32768;
 
 /// Where one split ring's three parts sit in guest memory (`vring_init()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +74,7 @@ impl VringLayout {
 }
 
 /// Mirrors vring_need_event(): whether moving an index from `old` to `new` crosses `event`.
-pub fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
+pub(crate) fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
 

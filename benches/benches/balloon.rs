@@ -6,8 +6,8 @@
 
 use std::hint::black_box;
 
-use balloon_sim::guest::Endian;
-use balloon_sim::model::HOST_FEATURES_ALL;
+use balloon_sim::Endian;
+use balloon_sim::HOST_FEATURES_ALL;
 use balloon_sim::{BalloonConfig, World};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sim_core::mm::{PAGE_SIZE_4K, PAGE_SIZE_64K};

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use balloon_sim::balloon_compaction::{compact_one, CompactResult};
-use balloon_sim::fixes::Fixes;
-use balloon_sim::guest::Endian;
-use balloon_sim::model::HOST_FEATURES_ALL;
+use balloon_sim::Endian;
+use balloon_sim::Fixes;
+use balloon_sim::HOST_FEATURES_ALL;
+use balloon_sim::{compact_one, CompactResult};
 use balloon_sim::{BalloonConfig, World};
 use sim_core::mm::PAGE_SIZE_4K;
 use sim_core::sync::{thread, Arc};
@@ -141,7 +141,7 @@ fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
 #[test]
 fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
     let mut fixes = Fixes::all();
-    fixes.set(balloon_sim::fixes::OOM_DEADLOCK, false);
+    fixes.set(balloon_sim::OOM_DEADLOCK, false);
     let found = std::panic::catch_unwind(|| fill_against_oom_under_the_fs_lock(fixes));
     let payload = found.expect_err("loom finds the deadlock");
     let text = payload

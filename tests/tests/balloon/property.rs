@@ -2,7 +2,7 @@
 //! requests and freeze/restore, with both page sizes, both byte orders, random feature offers
 //! and faults, judged by the reference model and the invariants.
 
-use balloon_sim::{BalloonConfig, BalloonSim};
+use balloon_sim::{BalloonConfig, BalloonSubject};
 use sim_core::check::{assert_cases_pass, generate, run_case, RunOptions};
 
 fn assert_marks(marks: &std::collections::BTreeSet<String>, wanted: &[&str]) {
@@ -14,7 +14,7 @@ fn assert_marks(marks: &std::collections::BTreeSet<String>, wanted: &[&str]) {
 #[test]
 fn fixed_preset_keeps_every_invariant_under_random_operations() {
     let config = BalloonConfig::preset("fixed").expect("preset");
-    let marks = assert_cases_pass::<BalloonSim>(&config, 1, 600, 60);
+    let marks = assert_cases_pass::<BalloonSubject>(&config, 1, 600, 60);
     assert_marks(
         &marks,
         &[
@@ -38,16 +38,16 @@ fn fixed_preset_keeps_every_invariant_under_random_operations() {
 #[test]
 fn fixed_preset_survives_injected_faults() {
     let config = BalloonConfig::preset("fixed").expect("preset").with_faults();
-    let marks = assert_cases_pass::<BalloonSim>(&config, 10_000, 400, 60);
+    let marks = assert_cases_pass::<BalloonSubject>(&config, 10_000, 400, 60);
     assert_marks(&marks, &["fault", "probe-failed", "fill", "oom-deflate", "migration"]);
 }
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
     let config = BalloonConfig::preset("fixed").expect("preset");
-    let ops = generate::<BalloonSim>(&config, 77, 40);
-    let first = run_case::<BalloonSim>(&config, 77, &ops, &RunOptions::default());
-    let second = run_case::<BalloonSim>(&config, 77, &ops, &RunOptions::default());
+    let ops = generate::<BalloonSubject>(&config, 77, 40);
+    let first = run_case::<BalloonSubject>(&config, 77, &ops, &RunOptions::default());
+    let second = run_case::<BalloonSubject>(&config, 77, &ops, &RunOptions::default());
     assert!(first.passed(), "{:?}", first.violation);
     assert_eq!(first.trace_hash, second.trace_hash);
 }

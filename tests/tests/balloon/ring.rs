@@ -3,8 +3,8 @@
 //! lays out, and its used-ring writes are compared byte for byte with ksim's device side, through
 //! 16-bit index wrap-around, with and without EVENT_IDX.
 
-use balloon_sim::guest::{Endian, GuestMemory};
-use balloon_sim::virtio_ring::{DeviceQueue, VirtQueue, VringLayout, VRING_ALIGN, VRING_DESC_F_NEXT};
+use balloon_sim::{DeviceQueue, VirtQueue, VringLayout, VRING_ALIGN, VRING_DESC_F_NEXT};
+use balloon_sim::{Endian, GuestMemory};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 

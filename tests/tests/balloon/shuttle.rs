@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use balloon_sim::balloon_compaction::compact_one;
-use balloon_sim::fixes::Fixes;
-use balloon_sim::guest::Endian;
-use balloon_sim::model::HOST_FEATURES_ALL;
+use balloon_sim::compact_one;
+use balloon_sim::Endian;
+use balloon_sim::Fixes;
+use balloon_sim::HOST_FEATURES_ALL;
 use balloon_sim::{BalloonConfig, World};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::{Gfp, PAGE_SIZE_4K};
@@ -98,10 +98,10 @@ fn actors(fixes: Fixes) {
     // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
     vb.update_balloon_size();
     world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
-    if vb.counters.oom_deflates.load(Ordering::Relaxed) > 0 {
+    if sim.marks().contains("oom-deflate") {
         OOM_DEFLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    if vb.counters.migrations.load(Ordering::Relaxed) > 0 {
+    if sim.marks().contains("migration") {
         MIGRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     vb.remove(&cx);
@@ -139,7 +139,7 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
 #[test]
 fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
     let mut fixes = Fixes::all();
-    fixes.set(balloon_sim::fixes::OOM_DEADLOCK, false);
+    fixes.set(balloon_sim::OOM_DEADLOCK, false);
     let found =
         catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes), 7, 400)));
     let payload = found.expect_err("shuttle finds a failing schedule");

@@ -1,13 +1,13 @@
 //! The balloon zoo, both ways: with each fix off the checkers find the historical bug (the
 //! violation kind the catalog names); with it on, the same budget is quiet.
 
-use balloon_sim::fixes::Fixes;
-use balloon_sim::BalloonSim;
+use balloon_sim::BalloonSubject;
+use balloon_sim::Fixes;
 use sim_core::check::Catalog;
 use sim_core::zoo::assert_found_and_fixed;
 
 fn found_with_fix_off_and_quiet_with_it_on(name: &str) {
-    assert_found_and_fixed::<BalloonSim>(name);
+    assert_found_and_fixed::<BalloonSubject>(name);
 }
 
 /// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647).
@@ -29,7 +29,7 @@ fn oom_deadlock_is_found_by_lockdep_with_the_seeds_fill_balloon_and_quiet_when_f
 
 #[test]
 fn oom_deadlock_scenario_reports_circular_locking_only_without_the_fix() {
-    let sim = BalloonSim::run_scenario("oom-deadlock").expect("scenario");
+    let sim = BalloonSubject::run_scenario("oom-deadlock").expect("scenario");
     let kinds: Vec<&str> = sim.lockdep().reports().iter().map(|r| r.kind()).collect();
     assert!(
         !kinds.is_empty() && kinds.iter().all(|k| *k == "circular-locking"),
@@ -38,7 +38,7 @@ fn oom_deadlock_scenario_reports_circular_locking_only_without_the_fix() {
     );
     let classes = sim.lockdep().reports()[0].to_string();
     assert!(classes.contains("&vb->balloon_lock") && classes.contains("fs_lock"), "{classes}");
-    let fixed = balloon_sim::model_scenarios::oom_deadlock_scenario(Fixes::all());
+    let fixed = balloon_sim::oom_deadlock_scenario(Fixes::all());
     assert!(fixed.lockdep().reports().is_empty(), "{:?}", fixed.lockdep().reports());
 }
 
@@ -117,10 +117,10 @@ fn migrate_managed_count_is_found_and_quiet_when_fixed() {
 
 #[test]
 fn catalog_configs_reject_unknown_names_with_the_valid_ones() {
-    let err = BalloonSim::config(Some("linux-9.9"), &[]).expect_err("unknown preset");
+    let err = BalloonSubject::config(Some("linux-9.9"), &[]).expect_err("unknown preset");
     assert!(err.contains("linux-4.4"), "{err}");
-    let err = BalloonSim::config(None, &["nope".to_string()]).expect_err("unknown fix");
+    let err = BalloonSubject::config(None, &["nope".to_string()]).expect_err("unknown fix");
     assert!(err.contains("oom-deadlock"), "{err}");
-    assert_eq!(BalloonSim::presets().last().map(|p| p.name.clone()).as_deref(), Some("fixed"));
-    assert_eq!(BalloonSim::fixes().len(), BalloonSim::zoo().len());
+    assert_eq!(BalloonSubject::presets().last().map(|p| p.name.clone()).as_deref(), Some("fixed"));
+    assert_eq!(BalloonSubject::fixes().len(), BalloonSubject::zoo().len());
 }

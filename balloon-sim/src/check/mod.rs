@@ -1,0 +1,398 @@
+//! The checker face of the balloon: [`BalloonSubject`] drives a [`World`] one whole operation
+//! at a time for sim-core's op-level checker, judged by the reference model
+//! ([`reference::BalloonModel`]); [`catalog`] lists its fixes, zoo and scenarios.
+
+mod catalog;
+mod op;
+mod reference;
+mod scenario;
+
+use std::collections::BTreeSet;
+
+use proptest::strategy::BoxedStrategy;
+use serde::{Deserialize, Serialize};
+use sim_core::check::Subject;
+use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::mm::{Gfp, Pfn, PAGE_SIZE_4K, PAGE_SIZE_64K};
+use sim_core::sync::atomic::Ordering;
+use sim_core::sync::Arc;
+use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
+
+use crate::balloon_compaction::{compact_one, CompactResult};
+use crate::fixes::Fixes;
+use crate::guest::Endian;
+use crate::host::{
+    VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ,
+    VIRTIO_F_VERSION_1,
+};
+use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES, OOM_VBALLOON_DEFAULT_PAGES};
+use crate::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
+use crate::world::World;
+
+// Re-exported for the crate root (tests, the CLI registry, benches).
+pub use op::{Op, Outcome};
+pub use reference::BalloonModel;
+pub use scenario::oom_deadlock_scenario;
+
+/// Balloon thread rounds one `BalloonRun` operation may take before the balloon must have
+/// converged (liveness, with a fixed target and no pressure).
+pub const ROUNDS_MAX: u32 = 64;
+
+/// Every feature bit the host may offer.
+pub const HOST_FEATURES_ALL: u64 =
+    DRIVER_FEATURES | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX);
+
+/// A case's configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalloonConfig {
+    /// The preset the fixes came from.
+    pub preset: String,
+    /// The fixes in force.
+    pub fixes: Fixes,
+    /// Guest `PAGE_SIZE`; `None`: each seed picks 4 KiB or 64 KiB.
+    pub page_size: Option<u64>,
+    /// Guest memory in bytes.
+    pub memory_bytes: u64,
+    /// Features the host offers; `None`: each seed picks a subset.
+    pub host_features: Option<u64>,
+    /// Guest byte order; `None`: each seed picks one.
+    pub guest_endian: Option<Endian>,
+    /// Entries per virtqueue.
+    pub queue_size: u16,
+    /// Whether the transport has config access (`vdev->config->get`).
+    pub config_access: bool,
+    /// The `oom_pages` module parameter.
+    pub oom_pages: u32,
+    /// Allocating tasks.
+    pub tasks: usize,
+    /// Faults to inject.
+    pub faults: FaultPlan,
+}
+
+impl BalloonConfig {
+    /// The configuration of `preset` with no faults: a 1 MiB guest, everything else chosen per
+    /// seed.
+    pub fn preset(name: &str) -> Result<BalloonConfig, String> {
+        Ok(BalloonConfig {
+            preset: name.to_string(),
+            fixes: Fixes::parse(Some(name), &[])?,
+            page_size: None,
+            memory_bytes: 1 << 20,
+            host_features: None,
+            guest_endian: None,
+            queue_size: 8,
+            config_access: true,
+            oom_pages: OOM_VBALLOON_DEFAULT_PAGES,
+            tasks: 2,
+            faults: FaultPlan::none(),
+        })
+    }
+
+    /// The fault plan the property tests use: balloon allocations, queue setup and the kthread
+    /// fail now and then.
+    pub fn with_faults(mut self) -> BalloonConfig {
+        self.faults =
+            FaultPlan::with(FaultAttr::probability(5).site(crate::balloon_compaction::BALLOON_ALLOC_SITE))
+                .and(FaultAttr::probability(10).site("virtio:find_vqs"))
+                .and(FaultAttr::probability(3).site("kthread_run"));
+        self
+    }
+}
+
+/// The op-level subject: a [`World`] and the contexts of the tasks that act on it.
+#[derive(Debug)]
+pub struct BalloonSubject {
+    /// The balloon thread (and probe/remove).
+    cx: Cx,
+    /// The allocating tasks, one context each.
+    task_cxs: Vec<Cx>,
+    /// The compaction thread.
+    compaction_cx: Cx,
+    /// The host's side: config changes and stats requests arrive as interrupts here.
+    host_cx: Cx,
+    /// The PM core (freeze, restore).
+    pm_cx: Cx,
+    /// The world.
+    pub world: World,
+    /// The pages each task holds.
+    tasks: Vec<Vec<Pfn>>,
+    /// Whether the PM core has frozen the device.
+    frozen: bool,
+}
+
+impl BalloonSubject {
+    /// Builds the subject's world with the seed's choices (page size, host features, guest
+    /// byte order, where the config leaves them open).
+    fn build(sim: &Sim, config: &BalloonConfig) -> BalloonSubject {
+        sim.set_faults(config.faults.clone());
+        let page_size =
+            config.page_size.unwrap_or(if sim.chance(1, 2) { PAGE_SIZE_4K } else { PAGE_SIZE_64K });
+        let features = config.host_features.unwrap_or_else(|| {
+            [
+                VIRTIO_BALLOON_F_MUST_TELL_HOST,
+                VIRTIO_BALLOON_F_STATS_VQ,
+                VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
+                VIRTIO_F_VERSION_1,
+                VIRTIO_RING_F_EVENT_IDX,
+            ]
+            .into_iter()
+            .filter(|_| sim.chance(3, 4))
+            .fold(0, |features, bit| features | 1 << bit)
+        });
+        let endian =
+            config.guest_endian.unwrap_or(if sim.chance(1, 2) { Endian::Little } else { Endian::Big });
+        let cx = sim.cx("vballoon", 0);
+        let world = World::new(&cx, config, page_size, features, endian, true);
+        sim.mark(if page_size == PAGE_SIZE_64K { "page-64k" } else { "page-4k" });
+        if world.probe_result.is_err() {
+            sim.mark("probe-failed");
+        }
+        let tasks = config.tasks.max(1);
+        BalloonSubject {
+            cx,
+            task_cxs: (0..tasks).map(|i| sim.cx(&format!("task-{i}"), 1)).collect(),
+            compaction_cx: sim.cx("kcompactd", 1),
+            host_cx: sim.cx("host-irq", 0),
+            pm_cx: sim.cx("pm", 0),
+            world,
+            tasks: vec![Vec::new(); tasks],
+            frozen: false,
+        }
+    }
+
+    fn task_pages(&self) -> BTreeSet<Pfn> {
+        self.tasks.iter().flatten().copied().collect()
+    }
+
+    fn total_pages(&self) -> u64 {
+        self.world.pages.spanned_pages(&self.cx)
+    }
+
+    /// The driver, when probed and not frozen.
+    fn running_driver(&self) -> Option<Arc<VirtioBalloon>> {
+        if self.frozen {
+            return None;
+        }
+        self.world.vb.clone()
+    }
+
+    /// The host sets `num_pages` (modulo the guest's 4 KiB pages plus one) and interrupts.
+    fn set_target(&mut self, pages: u32) -> Outcome {
+        let limit = (self.world.pages.page_size() / PAGE_SIZE_4K) * self.total_pages() + 1;
+        let target = (u64::from(pages) % limit) as u32;
+        self.host_cx.note(format!("host: num_pages = {target}"));
+        self.world.host.set_num_pages(target);
+        self.world.vdev.config_changed(&self.host_cx);
+        Outcome::Target { target }
+    }
+
+    /// Runs the balloon thread until it has nothing to do or runs out of puff, at most
+    /// [`ROUNDS_MAX`] passes, and reports a balloon that does not converge.
+    fn run(&mut self) -> Outcome {
+        let Some(vb) = self.running_driver() else {
+            return Outcome::Idle;
+        };
+        let cx = &self.cx;
+        let (mut rounds, mut filled, mut leaked, mut out_of_puff) = (0, false, false, false);
+        while vb.thread_has_work() && rounds < ROUNDS_MAX && !out_of_puff {
+            let step = vb.balloon_thread_step(cx);
+            rounds += 1;
+            filled |= step.fill.pfns > 0;
+            leaked |= step.leaked > 0;
+            out_of_puff |= step.fill.out_of_puff;
+        }
+        let not_converging = if filled && leaked {
+            Some(format!(
+                "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
+                vb.num_pages(),
+                vb.towards_target()
+            ))
+        } else if !out_of_puff && vb.thread_has_work() && !vb.shared.need_stats_update.load(Ordering::SeqCst)
+        {
+            Some(format!("no convergence after {rounds} rounds (towards_target {})", vb.towards_target()))
+        } else {
+            None
+        };
+        match not_converging {
+            Some(message) => cx.sim().report(Some(cx), Violation::new(ViolationKind::Liveness, message)),
+            None if rounds > 0 && !out_of_puff => cx.sim().mark("target-reached"),
+            None => {}
+        }
+        Outcome::Run {
+            num_pages: vb.num_pages(),
+            actual: self.world.host.actual(),
+            out_of_puff,
+            pages_per_page: vb.pages_per_page,
+        }
+    }
+
+    /// Task `task` allocates `pages` pages, under the filesystem lock with `GFP_NOFS` when
+    /// `nofs`; an OOM kill frees everything it holds.
+    fn alloc(&mut self, task: usize, pages: u64, nofs: bool) -> Outcome {
+        let cx = &self.task_cxs[task];
+        let kills_before = self.world.pages.oom_kills(cx);
+        let mut got = 0;
+        cx.op_begin(
+            "alloc_pages",
+            format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }),
+        );
+        for _ in 0..pages {
+            let result = if nofs {
+                let _fs = self.world.pages.fs_lock().lock(cx);
+                self.world.pages.alloc_page(cx, Gfp::GFP_NOFS, "task")
+            } else {
+                self.world.pages.alloc_page(cx, Gfp::GFP_HIGHUSER_MOVABLE, "task")
+            };
+            let Ok(pfn) = result else {
+                break;
+            };
+            self.world.touch(cx, pfn);
+            self.tasks[task].push(pfn);
+            got += 1;
+        }
+        let killed = self.world.pages.oom_kills(cx) != kills_before;
+        if killed {
+            cx.sim().mark("oom-kill");
+            for pfn in std::mem::take(&mut self.tasks[task]) {
+                let _ = self.world.pages.free_page(cx, pfn);
+            }
+        }
+        cx.op_end("alloc_pages", format!("got {got}{}", if killed { ", killed" } else { "" }));
+        Outcome::Alloc { got, killed, task_pages: self.tasks[task].len() as u64 }
+    }
+
+    /// Task `task` frees up to `pages` of its pages, newest first.
+    fn free(&mut self, task: usize, pages: u16) -> Outcome {
+        let count = usize::from(pages).min(self.tasks[task].len());
+        for _ in 0..count {
+            if let Some(pfn) = self.tasks[task].pop() {
+                let _ = self.world.pages.free_page(&self.task_cxs[task], pfn);
+            }
+        }
+        Outcome::Free { freed: count as u64, task_pages: self.tasks[task].len() as u64 }
+    }
+
+    /// Compaction migrates balloon page `index` to zone `to_zone`.
+    fn compact(&mut self, index: u16, to_zone: u8) -> Outcome {
+        let Some(vb) = self.world.vb.clone() else {
+            return Outcome::Idle;
+        };
+        let cx = &self.compaction_cx;
+        let result = compact_one(
+            cx,
+            &vb.vb_dev_info,
+            &self.world.pages,
+            usize::from(index),
+            usize::from(to_zone),
+            |cx, newpage, page| vb.migratepage(cx, newpage, page),
+        );
+        if let CompactResult::Migrated(from, to) = result {
+            if self.world.pages.zone_of(cx, from) != self.world.pages.zone_of(cx, to) {
+                cx.sim().mark("migration-cross-zone");
+            }
+        }
+        Outcome::Compact(result)
+    }
+
+    /// The PM core freezes the device (the balloon thread is parked first).
+    fn freeze(&mut self) -> Outcome {
+        let Some(vb) = self.running_driver() else {
+            return Outcome::Idle;
+        };
+        vb.shared.freezing.store(true, Ordering::SeqCst);
+        vb.freeze(&self.pm_cx);
+        self.frozen = true;
+        self.pm_cx.sim().mark("freeze");
+        Outcome::Frozen
+    }
+
+    /// The PM core restores a frozen device; the thread thaws when that succeeds.
+    fn restore(&mut self) -> Outcome {
+        let Some(vb) = self.world.vb.clone().filter(|_| self.frozen) else {
+            return Outcome::Idle;
+        };
+        let result = vb.restore(&self.pm_cx);
+        if result.is_ok() {
+            self.frozen = false;
+            vb.shared.freezing.store(false, Ordering::SeqCst);
+            self.pm_cx.sim().mark("restore");
+        }
+        Outcome::Restored(result)
+    }
+}
+
+impl Subject for BalloonSubject {
+    const NAME: &'static str = "balloon";
+    type Config = BalloonConfig;
+    type Op = Op;
+    type Outcome = Outcome;
+    type Reference = BalloonModel;
+
+    fn sim_config(_config: &BalloonConfig, seed: u64) -> SimConfig {
+        SimConfig::new(seed).cpus(2)
+    }
+
+    fn new(sim: &Sim, config: &BalloonConfig) -> Self {
+        BalloonSubject::build(sim, config)
+    }
+
+    fn op_strategy(_config: &BalloonConfig) -> BoxedStrategy<Op> {
+        op::op_strategy()
+    }
+
+    fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        let outcome = match *op {
+            Op::SetTarget { pages } => self.set_target(pages),
+            Op::BalloonRun => self.run(),
+            Op::Alloc { task, pages, nofs } => {
+                let task = usize::from(task) % self.tasks.len();
+                let pages = u64::from(pages) % (self.total_pages() / 2 + 1);
+                self.alloc(task, pages, nofs)
+            }
+            Op::Free { task, pages } => self.free(usize::from(task) % self.tasks.len(), pages),
+            Op::Compact { index, to_zone } => self.compact(index, to_zone),
+            Op::StatsRequest => match self.running_driver() {
+                Some(_) => Outcome::Stats(self.world.vdev.host_request_stats(&self.host_cx)),
+                None => Outcome::Idle,
+            },
+            Op::Freeze => self.freeze(),
+            Op::Restore => self.restore(),
+        };
+        if sim.faults().failed() > 0 {
+            sim.mark("fault");
+        }
+        outcome
+    }
+
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        self.world.check_invariants(&sim.observer_cx("check_invariants", 0), &self.task_pages())
+    }
+
+    fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        let cx = &self.cx;
+        if let Some(vb) = &self.world.vb {
+            vb.remove(cx);
+        }
+        for pfn in self.tasks.iter().flatten() {
+            let _ = self.world.pages.free_page(cx, *pfn);
+        }
+        if let Some(found) = sim.violations().into_iter().next() {
+            return Err(found);
+        }
+        let left = self.world.pages.allocated_pages(cx);
+        if left != 0 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("{left} pages still allocated after remove"),
+            ));
+        }
+        let held = self.world.host.held_count();
+        if held != 0 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("the host still holds {held} pfns after remove"),
+            ));
+        }
+        Ok(())
+    }
+}
