@@ -3,12 +3,13 @@
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
 
+use super::{netlink_send, task_cx};
 use crate::fixes::Fixes;
 use crate::taskstats::{ForkKind, Params, Taskstats};
 use crate::wire::*;
 
 /// Name and description of every scenario.
-pub const SCENARIOS: [(&str, &str); 5] = [
+pub(crate) const SCENARIOS: [(&str, &str); 5] = [
     (
         "cve-2011-2484",
         "linux-3.4 with the duplicate check off: one port registers cpu 0 three times; one exit reaches it \
@@ -44,7 +45,7 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Vec<Vec<u8>>
         TASKSTATS_CMD_GET,
         &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload(mask))],
     );
-    model.netlink_request(sim, port, &bytes)
+    netlink_send(sim, model, port, &bytes)
 }
 
 fn query_pid(model: &Taskstats, sim: &Sim, port: u32, pid: u32) -> Vec<Vec<u8>> {
@@ -56,12 +57,12 @@ fn query_pid(model: &Taskstats, sim: &Sim, port: u32, pid: u32) -> Vec<Vec<u8>> 
         TASKSTATS_CMD_GET,
         &[(TASKSTATS_CMD_ATTR_PID, pid.to_le_bytes().to_vec())],
     );
-    model.netlink_request(sim, port, &bytes)
+    netlink_send(sim, model, port, &bytes)
 }
 
 /// Runs scenario `name` in a fresh `Sim` keeping the trace as `trace`; None if there is no such
 /// scenario.
-pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
+pub(crate) fn run(name: &str, trace: TraceMode) -> Option<Sim> {
     let sim = Sim::new(SimConfig::new(1).cpus(2).trace(trace));
     let audit = |fix: &str| Params { cpus: 2, audit: vec![fix.to_string()], ..Params::default() };
     let params = Params { cpus: 2, ..Params::default() };
@@ -70,14 +71,14 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
         "cve-2011-2484" => {
             let fixes = Fixes::preset("linux-3.4")?.without(crate::fixes::DUPLICATE_LISTENER_CHECK);
             let model = Taskstats::new(&sim, fixes, audit("duplicate-listener-check"));
-            let port = model.open_port(&sim, 1)?;
+            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
             for _ in 0..3 {
                 note("1. register port for cpu 0 again");
                 register(&model, &sim, port, "0");
             }
-            let child = model.fork(&sim, 1, ForkKind::Process).ok()?;
+            let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
             note("2. a task exits on cpu 0");
-            model.exit(&sim, child);
+            model.exit(&task_cx(&sim, &model, child, "do_exit"));
             if let Err(violation) = model.check_invariants(&sim) {
                 sim.report(None, violation);
             }
@@ -87,9 +88,9 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
                 let mut fixes = Fixes::preset("linux-3.4")?;
                 fixes.set(crate::fixes::ADMIN_PERM, admin_perm);
                 let model = Taskstats::new(&sim, fixes, audit("admin-perm"));
-                let user = model.fork(&sim, 1, ForkKind::Unprivileged(0)).ok()?;
-                model.run(&sim, 1);
-                let port = model.open_port(&sim, user)?;
+                let user = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Unprivileged(0)).ok()?;
+                model.run(&task_cx(&sim, &model, 1, "run"));
+                let port = model.open_port(&task_cx(&sim, &model, user, "socket"))?;
                 note(if admin_perm { "admin-perm on: unprivileged PID query" } else { "admin-perm off" });
                 query_pid(&model, &sim, port, 1);
             }
@@ -97,29 +98,29 @@ pub fn run(name: &str, trace: TraceMode) -> Option<Sim> {
         "namespace-leak" => {
             let fixes = Fixes::preset("linux-3.8")?.without(crate::fixes::NAMESPACE_CHECKS);
             let model = Taskstats::new(&sim, fixes, audit("namespace-checks"));
-            let inside = model.fork(&sim, 1, ForkKind::NewPidNs).ok()?;
-            let port = model.open_port(&sim, inside)?;
+            let inside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::NewPidNs).ok()?;
+            let port = model.open_port(&task_cx(&sim, &model, inside, "socket"))?;
             note("1. a task in a child pid namespace registers for cpu 0");
             register(&model, &sim, port, "0");
-            let outside = model.fork(&sim, 1, ForkKind::Process).ok()?;
+            let outside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
             note("2. a task outside that namespace exits on cpu 0");
-            model.exit(&sim, outside);
+            model.exit(&task_cx(&sim, &model, outside, "do_exit"));
         }
         "group-stats-2.6.19" => {
             let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
-            let leader = model.fork(&sim, 1, ForkKind::Process).ok()?;
-            let thread = model.fork(&sim, leader, ForkKind::Thread).ok()?;
-            model.run(&sim, thread);
+            let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
+            let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).ok()?;
+            model.run(&task_cx(&sim, &model, thread, "run"));
             note("1. the thread exits on cpu 0 with no listener: taskstats_exit_alloc finds the list empty");
-            model.exit(&sim, thread);
-            let port = model.open_port(&sim, 1)?;
+            model.exit(&task_cx(&sim, &model, thread, "do_exit"));
+            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
             note("2. a listener registers; the leader exits: the group's record lacks the thread");
             register(&model, &sim, port, "0");
-            model.exit(&sim, leader);
+            model.exit(&task_cx(&sim, &model, leader, "do_exit"));
         }
         "register-fails-part-way" => {
             let model = Taskstats::new(&sim, Fixes::preset("linux-3.4")?, params);
-            let port = model.open_port(&sim, 1)?;
+            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
             register(&model, &sim, port, "0");
             note("1. port registered on cpu 0; now register 0-1 with the listener allocation for cpu 1 failing");
             sim.set_faults(sim_core::fault::FaultPlan::with(
