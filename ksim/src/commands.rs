@@ -353,9 +353,12 @@ pub(crate) fn taskstats_netlink(
     let fixes = taskstats_sim::Fixes::parse(None, &[])?;
     let sim = Sim::new(SimConfig::new(0));
     let model = Taskstats::new(&sim, fixes, Params::default());
-    let client =
-        model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).map_err(|e| format!("cannot fork a client: {e:?}"))?;
-    model.bind_port(&task_cx(&sim, &model, client, "bind"), port).map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
+    let client = model
+        .fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process)
+        .map_err(|e| format!("cannot fork a client: {e:?}"))?;
+    model
+        .bind_port(&task_cx(&sim, &model, client, "bind"), port)
+        .map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
     let sender = sender_cx(&sim, &model, port).ok_or_else(|| format!("port {port} has no live sender"))?;
     for message in model.netlink_request(&sender, port, &bytes) {
         output.write_all(&message).map_err(|e| format!("cannot write stdout: {e}"))?;

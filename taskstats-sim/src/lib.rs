@@ -33,8 +33,8 @@ pub mod wire;
 // For the CLI registry and the tests: the checker's face (Subject, Reference, Catalog), the
 // operation vocabulary, and the helpers that make a task's context for a model entry point.
 pub use check::{
-    netlink_send, sender_cx, task_cx, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsConfig, TaskstatsModel,
-    TaskstatsSubject,
+    netlink_send, sender_cx, task_cx, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsConfig,
+    TaskstatsModel, TaskstatsSubject,
 };
 // For preset and fix listings.
 pub use fixes::Fixes;

@@ -69,8 +69,6 @@ pub(crate) struct Port {
     pub queue: VecDeque<Vec<u8>>,
     /// Sends that failed because the queue was full.
     pub overruns: u64,
-    /// Per CPU, the last exit-event sequence number received.
-    pub last_seq: BTreeMap<u32, u32>,
 }
 
 impl Port {
@@ -87,7 +85,6 @@ impl Port {
             open: true,
             queue: VecDeque::new(),
             overruns: 0,
-            last_seq: BTreeMap::new(),
         }
     }
 }
@@ -104,6 +101,8 @@ struct GroupLedger {
 #[derive(Debug, Default)]
 struct Ledger {
     groups: BTreeMap<u32, GroupLedger>,
+    /// Per (port, CPU), the last exit-event sequence number the port received.
+    last_seq: BTreeMap<(u32, u32), u32>,
     exits: u64,
 }
 
@@ -311,27 +310,7 @@ impl Taskstats {
                 .filter(|p| p.exit_state == ExitState::None)
                 .cloned()
                 .ok_or(Errno::ESRCH)?;
-            let mut pid_ns = p.pid_ns();
-            let mut user_ns = p.user_ns;
-            let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
-            match kind {
-                ForkKind::NewPidNs => {
-                    t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
-                    pid_ns = t.pid_ns.len() - 1;
-                }
-                ForkKind::NewUserNs => {
-                    let base = 100_000 * t.user_ns.len() as u32;
-                    t.user_ns.push(UserNs { parent: Some(user_ns), base });
-                    user_ns = t.user_ns.len() - 1;
-                    uid = t.make_kuid(user_ns, 0);
-                    cap = true;
-                }
-                ForkKind::Unprivileged(n) => {
-                    uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
-                    cap = false;
-                }
-                ForkKind::Thread | ForkKind::Process => {}
-            }
+            let (pid_ns, user_ns, uid, cap) = child_namespaces(&mut t, &p, kind);
             let numbers = t.alloc_numbers(pid_ns);
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
@@ -406,7 +385,14 @@ impl Taskstats {
     }
 
     /// Sets a task's scheduler state, cgroup or CPU.
-    pub fn set_task(&self, cx: &Cx, pid: u32, state: Option<TaskState>, cgroup: Option<usize>, cpu: Option<u32>) {
+    pub fn set_task(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        state: Option<TaskState>,
+        cgroup: Option<usize>,
+        cpu: Option<u32>,
+    ) {
         let mut t = self.tasks.lock(cx);
         let ncg = t.cgroups.len();
         if let Some(task) = t.tasks.get_mut(&pid) {
@@ -451,6 +437,8 @@ impl Taskstats {
             task.tgid
         };
         ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Some(id)
     }
 
@@ -458,12 +446,15 @@ impl Taskstats {
     /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
     /// ESRCH if the task (`current`, the task of `cx`) is not alive.
     pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
-        let task = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let task =
+            self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
         let mut ports = self.ports.lock(cx);
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
         }
         ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Ok(())
     }
 
@@ -965,22 +956,7 @@ impl Taskstats {
             self.mark(cx, "registered");
         }
         if action == Action::Deregister && self.checks("duplicate-listener-check") {
-            for &cpu in &mask {
-                let list = self.listener_array[cpu as usize].sem.down_read(cx);
-                let left = list.iter().filter(|s| s.pid == info.port).count();
-                if left > 0 {
-                    cx.sim().report(
-                        Some(cx),
-                        Violation::new(
-                            ViolationKind::finding("duplicate-listener"),
-                            format!(
-                                "DEREGISTER of port {} on cpu {cpu} returned 0 but {left} entries are left",
-                                info.port
-                            ),
-                        ),
-                    );
-                }
-            }
+            self.audit_deregister(cx, info.port, &mask);
         }
         Ok(())
     }
@@ -1383,28 +1359,10 @@ impl Taskstats {
             fail
         };
         let unicast = |pid: u32| {
-            if let Some(port) = self.port(cx, pid).filter(|p| p.open) {
-                let table = self.tasks.lock(cx);
-                for (kind, id, stats) in records {
-                    self.audit_record(cx, &port, task, *kind, *id, stats, &table);
-                }
-                if let Some(&last) = port.last_seq.get(&cpu) {
-                    if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
-                        cx.sim().report(
-                            Some(cx),
-                            Violation::new(
-                                ViolationKind::finding("seq-order"),
-                                format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
-                            ),
-                        );
-                    }
-                }
-            }
+            self.audit_delivery(cx, pid, cpu, seq, task, records);
             let rc = self.unicast(cx, pid, skb.clone());
             if rc.is_ok() {
-                if let Some(p) = self.ports.lock(cx).get_mut(&pid) {
-                    p.last_seq.insert(cpu, seq);
-                }
+                self.ledger().last_seq.insert((pid, cpu), seq);
                 *copies.entry(pid).or_default() += 1;
                 report.delivered.push(pid);
             }
@@ -1414,20 +1372,7 @@ impl Taskstats {
         if !report.delivered.is_empty() {
             self.mark(cx, "exit-delivered");
         }
-        if self.checks("duplicate-listener-check") {
-            if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
-                cx.sim().report(
-                    Some(cx),
-                    Violation::new(
-                        ViolationKind::finding("duplicate-listener"),
-                        format!(
-                            "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
-                            task.pid
-                        ),
-                    ),
-                );
-            }
-        }
+        self.audit_copies(cx, &copies, cpu, task);
         if delcount == 0 {
             return;
         }
@@ -1436,6 +1381,84 @@ impl Taskstats {
         if report.pruned > 0 {
             cx.note(format!("send_cpu_listeners: pruned {} listeners of closed ports", report.pruned));
             self.mark(cx, "listener-pruned");
+        }
+    }
+
+    /// The checker's look at one delivery before it is sent: what the record may say to the
+    /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
+    /// still rise. It reads the model through an observer context, so neither the trace nor
+    /// lockdep sees it.
+    fn audit_delivery(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        cpu: u32,
+        seq: u32,
+        task: &Task,
+        records: &[(u16, u32, TaskstatsRecord)],
+    ) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
+            return;
+        };
+        {
+            let table = self.tasks.lock(&observer);
+            for (kind, id, stats) in records {
+                self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+            }
+        }
+        let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
+        if let Some(last) = last {
+            if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("seq-order"),
+                        format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The checker's count of one exit's copies per port: more than one is CVE-2011-2484.
+    fn audit_copies(&self, cx: &Cx, copies: &BTreeMap<u32, u32>, cpu: u32, task: &Task) {
+        if !self.checks("duplicate-listener-check") {
+            return;
+        }
+        if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("duplicate-listener"),
+                    format!(
+                        "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
+                        task.pid
+                    ),
+                ),
+            );
+        }
+    }
+
+    /// The checker's look after a DEREGISTER that returned 0: no entry of the port may be left
+    /// on the CPUs it named. Read through an observer context.
+    fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        for &cpu in mask {
+            let list = self.listener_array[cpu as usize].sem.down_read(&observer);
+            let left = list.iter().filter(|s| s.pid == port).count();
+            drop(list);
+            if left > 0 {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("duplicate-listener"),
+                        format!(
+                            "DEREGISTER of port {port} on cpu {cpu} returned 0 but {left} entries are left"
+                        ),
+                    ),
+                );
+            }
         }
     }
 
@@ -1530,6 +1553,33 @@ impl Taskstats {
         let list = self.listener_array[cpu as usize].sem.down_read(cx);
         list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
     }
+}
+
+/// copy_namespaces() and the credential change a fork kind stands for: the child's pid
+/// namespace, user namespace, kuid and capable(CAP_NET_ADMIN).
+fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (usize, usize, u32, bool) {
+    let mut pid_ns = p.pid_ns();
+    let mut user_ns = p.user_ns;
+    let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
+    match kind {
+        ForkKind::NewPidNs => {
+            t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
+            pid_ns = t.pid_ns.len() - 1;
+        }
+        ForkKind::NewUserNs => {
+            let base = 100_000 * t.user_ns.len() as u32;
+            t.user_ns.push(UserNs { parent: Some(user_ns), base });
+            user_ns = t.user_ns.len() - 1;
+            uid = t.make_kuid(user_ns, 0);
+            cap = true;
+        }
+        ForkKind::Unprivileged(n) => {
+            uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
+            cap = false;
+        }
+        ForkKind::Thread | ForkKind::Process => {}
+    }
+    (pid_ns, user_ns, uid, cap)
 }
 
 fn inner_group_has_ledger(model: &Taskstats, tgid: u32) -> bool {

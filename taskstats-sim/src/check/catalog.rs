@@ -16,7 +16,8 @@ impl Catalog for TaskstatsSubject {
     fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<TaskstatsConfig, String> {
         let fixes = Fixes::parse(kernel, fixes_off)?;
         let name = kernel.unwrap_or("linux-3.8");
-        let mut config = TaskstatsConfig::for_preset(name).unwrap_or_else(|| TaskstatsConfig::contract("linux-3.8"));
+        let mut config =
+            TaskstatsConfig::for_preset(name).unwrap_or_else(|| TaskstatsConfig::contract("linux-3.8"));
         config.preset = name.to_string();
         config.fixes = fixes;
         config.params.audit.extend(fixes_off.iter().cloned());

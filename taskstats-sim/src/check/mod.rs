@@ -200,7 +200,9 @@ impl TaskstatsSubject {
             Op::Run { task } => (*task, "run"),
             Op::OpenFile { task, .. } => (*task, "open"),
             Op::OpenPort { task } => (*task, "socket"),
-            Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => (*task, "sched"),
+            Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => {
+                (*task, "sched")
+            }
             _ => unreachable!("apply_task_op is called for task operations only"),
         };
         let Some(pid) = pick(&live, task) else {
@@ -214,7 +216,9 @@ impl TaskstatsSubject {
             }
             Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
             Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
-            Op::Attach { cgroup, .. } => self.model.set_task(&cx, pid, None, Some(usize::from(*cgroup)), None),
+            Op::Attach { cgroup, .. } => {
+                self.model.set_task(&cx, pid, None, Some(usize::from(*cgroup)), None)
+            }
             Op::OpenFile { cgroup, .. } => {
                 self.model.open_file(&cx, cgroup.map(usize::from));
             }

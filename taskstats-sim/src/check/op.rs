@@ -120,28 +120,27 @@ pub enum Outcome {
 /// The proptest strategy for one operation, weighted towards forks, exits, registrations and
 /// queries, the operations the bugs need.
 pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
-        let cpus = config.params.cpus.max(1) as u8;
-        let kind = prop_oneof![
-            3 => Just(ForkKind::Thread),
-            2 => Just(ForkKind::Process),
-            1 => any::<u8>().prop_map(ForkKind::Unprivileged),
-            1 => Just(ForkKind::NewPidNs),
-            1 => Just(ForkKind::NewUserNs),
-        ];
-        let state = prop_oneof![
-            Just(TaskState::Running),
-            Just(TaskState::Interruptible),
-            Just(TaskState::Uninterruptible),
-            Just(TaskState::Stopped)
-        ];
-        let mask = prop_oneof![
-            6 => (1u8..(1 << cpus.min(7))).prop_map(MaskSpec::Cpus),
-            1 => (0u8..4, 0u8..4).prop_map(|(a, b)| MaskSpec::Range(a, b)),
-            1 => (0u8..7).prop_map(MaskSpec::Odd),
-        ];
-        let target =
-            prop_oneof![4 => any::<u8>().prop_map(Target::Task), 1 => (0u32..40).prop_map(Target::Nr)];
-        prop_oneof![
+    let cpus = config.params.cpus.max(1) as u8;
+    let kind = prop_oneof![
+        3 => Just(ForkKind::Thread),
+        2 => Just(ForkKind::Process),
+        1 => any::<u8>().prop_map(ForkKind::Unprivileged),
+        1 => Just(ForkKind::NewPidNs),
+        1 => Just(ForkKind::NewUserNs),
+    ];
+    let state = prop_oneof![
+        Just(TaskState::Running),
+        Just(TaskState::Interruptible),
+        Just(TaskState::Uninterruptible),
+        Just(TaskState::Stopped)
+    ];
+    let mask = prop_oneof![
+        6 => (1u8..(1 << cpus.min(7))).prop_map(MaskSpec::Cpus),
+        1 => (0u8..4, 0u8..4).prop_map(|(a, b)| MaskSpec::Range(a, b)),
+        1 => (0u8..7).prop_map(MaskSpec::Odd),
+    ];
+    let target = prop_oneof![4 => any::<u8>().prop_map(Target::Task), 1 => (0u32..40).prop_map(Target::Nr)];
+    prop_oneof![
             4 => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),
             4 => any::<u8>().prop_map(|task| Op::Run { task }),
             1 => (any::<u8>(), state).prop_map(|(task, state)| Op::SetState { task, state }),

@@ -238,10 +238,7 @@ impl TaskstatsModel {
                 }
                 for reply in replies {
                     let hdr = NlMsgHdr::parse(reply).ok_or("short reply")?;
-                    if hdr.len as usize != reply.len()
-                        || hdr.kind != TASKSTATS_FAMILY_ID
-                        || hdr.seq != 7
-                    {
+                    if hdr.len as usize != reply.len() || hdr.kind != TASKSTATS_FAMILY_ID || hdr.seq != 7 {
                         return Err(format!("bad reply header {hdr:?} for {} bytes", reply.len()));
                     }
                 }
@@ -249,9 +246,7 @@ impl TaskstatsModel {
             }
             Some(code) if code == Errno::ENOMEM.to_kernel_return() && enomem_ok => Ok(()),
             Some(code) if code == Errno::EAGAIN.to_kernel_return() && queue_may_fill => Ok(()),
-            Some(code) => {
-                Err(format!("errno {code}, the seed returns {expect_code}; facts {facts:?}"))
-            }
+            Some(code) => Err(format!("errno {code}, the seed returns {expect_code}; facts {facts:?}")),
         }
     }
 }

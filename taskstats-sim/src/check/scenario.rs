@@ -64,76 +64,100 @@ fn query_pid(model: &Taskstats, sim: &Sim, port: u32, pid: u32) -> Vec<Vec<u8>> 
 /// scenario.
 pub(crate) fn run(name: &str, trace: TraceMode) -> Option<Sim> {
     let sim = Sim::new(SimConfig::new(1).cpus(2).trace(trace));
-    let audit = |fix: &str| Params { cpus: 2, audit: vec![fix.to_string()], ..Params::default() };
-    let params = Params { cpus: 2, ..Params::default() };
-    let note = |text: &str| sim.cx("scenario", 0).note(text.to_string());
     match name {
-        "cve-2011-2484" => {
-            let fixes = Fixes::preset("linux-3.4")?.without(crate::fixes::DUPLICATE_LISTENER_CHECK);
-            let model = Taskstats::new(&sim, fixes, audit("duplicate-listener-check"));
-            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
-            for _ in 0..3 {
-                note("1. register port for cpu 0 again");
-                register(&model, &sim, port, "0");
-            }
-            let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
-            note("2. a task exits on cpu 0");
-            model.exit(&task_cx(&sim, &model, child, "do_exit"));
-            if let Err(violation) = model.check_invariants(&sim) {
-                sim.report(None, violation);
-            }
-        }
-        "cve-2011-2494" => {
-            for admin_perm in [false, true] {
-                let mut fixes = Fixes::preset("linux-3.4")?;
-                fixes.set(crate::fixes::ADMIN_PERM, admin_perm);
-                let model = Taskstats::new(&sim, fixes, audit("admin-perm"));
-                let user = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Unprivileged(0)).ok()?;
-                model.run(&task_cx(&sim, &model, 1, "run"));
-                let port = model.open_port(&task_cx(&sim, &model, user, "socket"))?;
-                note(if admin_perm { "admin-perm on: unprivileged PID query" } else { "admin-perm off" });
-                query_pid(&model, &sim, port, 1);
-            }
-        }
-        "namespace-leak" => {
-            let fixes = Fixes::preset("linux-3.8")?.without(crate::fixes::NAMESPACE_CHECKS);
-            let model = Taskstats::new(&sim, fixes, audit("namespace-checks"));
-            let inside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::NewPidNs).ok()?;
-            let port = model.open_port(&task_cx(&sim, &model, inside, "socket"))?;
-            note("1. a task in a child pid namespace registers for cpu 0");
-            register(&model, &sim, port, "0");
-            let outside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
-            note("2. a task outside that namespace exits on cpu 0");
-            model.exit(&task_cx(&sim, &model, outside, "do_exit"));
-        }
-        "group-stats-2.6.19" => {
-            let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
-            let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).ok()?;
-            let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).ok()?;
-            model.run(&task_cx(&sim, &model, thread, "run"));
-            note("1. the thread exits on cpu 0 with no listener: taskstats_exit_alloc finds the list empty");
-            model.exit(&task_cx(&sim, &model, thread, "do_exit"));
-            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
-            note("2. a listener registers; the leader exits: the group's record lacks the thread");
-            register(&model, &sim, port, "0");
-            model.exit(&task_cx(&sim, &model, leader, "do_exit"));
-        }
-        "register-fails-part-way" => {
-            let model = Taskstats::new(&sim, Fixes::preset("linux-3.4")?, params);
-            let port = model.open_port(&task_cx(&sim, &model, 1, "socket"))?;
-            register(&model, &sim, port, "0");
-            note("1. port registered on cpu 0; now register 0-1 with the listener allocation for cpu 1 failing");
-            sim.set_faults(sim_core::fault::FaultPlan::with(
-                sim_core::fault::FaultAttr::nth(2).site("listener"),
-            ));
-            register(&model, &sim, port, "0-1");
-            let cx = sim.cx("scenario", 0);
-            cx.note(format!(
-                "2. cpu 0 listeners now: {:?} (the earlier registration is gone)",
-                model.listeners(&cx, 0)
-            ));
-        }
+        "cve-2011-2484" => scenario_cve_2011_2484(&sim)?,
+        "cve-2011-2494" => scenario_cve_2011_2494(&sim)?,
+        "namespace-leak" => scenario_namespace_leak(&sim)?,
+        "group-stats-2.6.19" => scenario_group_stats_2_6_19(&sim)?,
+        "register-fails-part-way" => scenario_register_fails_part_way(&sim)?,
         _ => return None,
     }
     Some(sim)
+}
+
+/// Parameters of a two-CPU model whose checker audits fix `fix` although it is off.
+fn audit(fix: &str) -> Params {
+    Params { cpus: 2, audit: vec![fix.to_string()], ..Params::default() }
+}
+
+fn note(sim: &Sim, text: &str) {
+    sim.cx("scenario", 0).note(text.to_string());
+}
+
+/// Scenario `cve-2011-2484` (see [`SCENARIOS`]).
+fn scenario_cve_2011_2484(sim: &Sim) -> Option<()> {
+    let fixes = Fixes::preset("linux-3.4")?.without(crate::fixes::DUPLICATE_LISTENER_CHECK);
+    let model = Taskstats::new(sim, fixes, audit("duplicate-listener-check"));
+    let port = model.open_port(&task_cx(sim, &model, 1, "socket"))?;
+    for _ in 0..3 {
+        note(sim, "1. register port for cpu 0 again");
+        register(&model, sim, port, "0");
+    }
+    let child = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Process).ok()?;
+    note(sim, "2. a task exits on cpu 0");
+    model.exit(&task_cx(sim, &model, child, "do_exit"));
+    if let Err(violation) = model.check_invariants(sim) {
+        sim.report(None, violation);
+    }
+    Some(())
+}
+
+/// Scenario `cve-2011-2494` (see [`SCENARIOS`]).
+fn scenario_cve_2011_2494(sim: &Sim) -> Option<()> {
+    for admin_perm in [false, true] {
+        let mut fixes = Fixes::preset("linux-3.4")?;
+        fixes.set(crate::fixes::ADMIN_PERM, admin_perm);
+        let model = Taskstats::new(sim, fixes, audit("admin-perm"));
+        let user = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Unprivileged(0)).ok()?;
+        model.run(&task_cx(sim, &model, 1, "run"));
+        let port = model.open_port(&task_cx(sim, &model, user, "socket"))?;
+        note(sim, if admin_perm { "admin-perm on: unprivileged PID query" } else { "admin-perm off" });
+        query_pid(&model, sim, port, 1);
+    }
+    Some(())
+}
+
+/// Scenario `namespace-leak` (see [`SCENARIOS`]).
+fn scenario_namespace_leak(sim: &Sim) -> Option<()> {
+    let fixes = Fixes::preset("linux-3.8")?.without(crate::fixes::NAMESPACE_CHECKS);
+    let model = Taskstats::new(sim, fixes, audit("namespace-checks"));
+    let inside = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::NewPidNs).ok()?;
+    let port = model.open_port(&task_cx(sim, &model, inside, "socket"))?;
+    note(sim, "1. a task in a child pid namespace registers for cpu 0");
+    register(&model, sim, port, "0");
+    let outside = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Process).ok()?;
+    note(sim, "2. a task outside that namespace exits on cpu 0");
+    model.exit(&task_cx(sim, &model, outside, "do_exit"));
+    Some(())
+}
+
+/// Scenario `group-stats-2.6.19` (see [`SCENARIOS`]).
+fn scenario_group_stats_2_6_19(sim: &Sim) -> Option<()> {
+    let model = Taskstats::new(sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
+    let leader = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Process).ok()?;
+    let thread = model.fork(&task_cx(sim, &model, leader, "fork"), ForkKind::Thread).ok()?;
+    model.run(&task_cx(sim, &model, thread, "run"));
+    note(sim, "1. the thread exits on cpu 0 with no listener: taskstats_exit_alloc finds the list empty");
+    model.exit(&task_cx(sim, &model, thread, "do_exit"));
+    let port = model.open_port(&task_cx(sim, &model, 1, "socket"))?;
+    note(sim, "2. a listener registers; the leader exits: the group's record lacks the thread");
+    register(&model, sim, port, "0");
+    model.exit(&task_cx(sim, &model, leader, "do_exit"));
+    Some(())
+}
+
+/// Scenario `register-fails-part-way` (see [`SCENARIOS`]).
+fn scenario_register_fails_part_way(sim: &Sim) -> Option<()> {
+    let model = Taskstats::new(sim, Fixes::preset("linux-3.4")?, Params { cpus: 2, ..Params::default() });
+    let port = model.open_port(&task_cx(sim, &model, 1, "socket"))?;
+    register(&model, sim, port, "0");
+    note(sim, "1. port registered on cpu 0; now register 0-1 with the listener allocation for cpu 1 failing");
+    sim.set_faults(sim_core::fault::FaultPlan::with(sim_core::fault::FaultAttr::nth(2).site("listener")));
+    register(&model, sim, port, "0-1");
+    let cx = sim.cx("scenario", 0);
+    cx.note(format!(
+        "2. cpu 0 listeners now: {:?} (the earlier registration is gone)",
+        model.listeners(&cx, 0)
+    ));
+    Some(())
 }

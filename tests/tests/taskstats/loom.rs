@@ -5,7 +5,9 @@ use loom::model::Builder;
 use sim_core::mm::KmemCache;
 use sim_core::sync::{thread, Arc};
 use sim_core::{Errno, Sim, SimConfig};
-use taskstats_sim::{task_cx, add_del_listener, deliver_to_listeners, prune_invalid, Action, CpuSet, ListenerList};
+use taskstats_sim::{
+    add_del_listener, deliver_to_listeners, prune_invalid, task_cx, Action, CpuSet, ListenerList,
+};
 use taskstats_sim::{Fixes, ForkKind, Params, Taskstats};
 
 fn builder() -> Builder {
@@ -78,7 +80,8 @@ fn group_stats_publication_between_two_exiting_threads_keeps_one_object_and_both
         });
         model.exit(&task_cx(&sim, &model, a, "do_exit"));
         other.join().unwrap();
-        let group = model.group_stats(&sim.observer_cx("group_stats", 0), leader).expect("group stats allocated");
+        let group =
+            model.group_stats(&sim.observer_cx("group_stats", 0), leader).expect("group stats allocated");
         assert_eq!((group.cpu_count, group.cpu_delay_total), expect, "both threads summed once");
         assert_eq!(model.live_objects().1, 1, "one taskstats object: the spare was freed");
     });

@@ -25,12 +25,17 @@ fn body() {
     let sim = Sim::new(SimConfig::new(9).cpus(2));
     let model = Arc::new(Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default()));
     let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
-    let threads: Vec<u32> = (0..3).map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap()).collect();
+    let threads: Vec<u32> = (0..3)
+        .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+        .collect();
     for (i, &t) in threads.iter().enumerate() {
         model.set_task(&sim.cx("sched", 0), t, None, None, Some(i as u32 % 2));
         model.run(&task_cx(&sim, &model, t, "run"));
     }
-    let expect: u64 = threads.iter().map(|&t| model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), t).unwrap().cpu_count).sum();
+    let expect: u64 = threads
+        .iter()
+        .map(|&t| model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), t).unwrap().cpu_count)
+        .sum();
     let stay = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     let gone = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     register(&model, &sim, gone, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, "0-1");
@@ -59,7 +64,9 @@ fn body() {
     let violations: Vec<_> = sim.violations().into_iter().filter(|v| v.kind != "seq-order").collect();
     assert!(violations.is_empty(), "violations: {violations:?}");
     model.check_invariants(&sim).unwrap();
-    let group = model.group_stats(&sim.observer_cx("group_stats", 0), leader).expect("a group of four allocates its stats");
+    let group = model
+        .group_stats(&sim.observer_cx("group_stats", 0), leader)
+        .expect("a group of four allocates its stats");
     assert_eq!(group.cpu_count, expect, "group stats hold every exited thread exactly once");
 }
 
@@ -87,7 +94,9 @@ fn same_cpu_exits_can_deliver_out_of_sequence_order_when_preempted() {
         let model = Arc::new(Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params));
         let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         register(&model, &sim, port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, "0");
-        let tasks: Vec<u32> = (0..2).map(|_| model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap()).collect();
+        let tasks: Vec<u32> = (0..2)
+            .map(|_| model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap())
+            .collect();
         let handles: Vec<_> = tasks
             .into_iter()
             .map(|t| {

@@ -265,8 +265,7 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
     {
         let (sim, model, leader, port) = world(preset, padding);
         let expect = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), leader).unwrap();
-        let replies =
-            netlink_send(&sim, &model, port, &msg(FAMILY, 1 | 4, 1, &[(1, &leader.to_le_bytes())]));
+        let replies = netlink_send(&sim, &model, port, &msg(FAMILY, 1 | 4, 1, &[(1, &leader.to_le_bytes())]));
         assert_eq!(replies.len(), 2, "{preset}: a reply and an ack");
         assert_eq!(ack_errno(&replies), Some(0), "{preset}: ack with error 0");
         let d = decode(&replies[0]);
@@ -402,7 +401,11 @@ fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answer
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
         model.bind_port(&task_cx(&sim, &model, 1, "bind"), 4242).unwrap();
-        assert_eq!(model.bind_port(&task_cx(&sim, &model, 1, "bind"), 4242), Err(Errno::EBUSY), "{preset}: port taken");
+        assert_eq!(
+            model.bind_port(&task_cx(&sim, &model, 1, "bind"), 4242),
+            Err(Errno::EBUSY),
+            "{preset}: port taken"
+        );
         let r = netlink_send(&sim, &model, 4242, &msg(FAMILY, 5, 1, &[(3, b"\0")]));
         assert_eq!(ack_errno(&r), Some(expect), "{preset}: REGISTER \"\"");
         let cx = sim.cx("test", 0);
