@@ -16,7 +16,7 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Option<i32> 
         TASKSTATS_CMD_GET,
         &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload(mask))],
     );
-    let replies = netlink_send(sim, &model, port, &bytes);
+    let replies = netlink_send(sim, model, port, &bytes);
     replies.last().map(|ack| i32::from_le_bytes(ack[16..20].try_into().unwrap()))
 }
 

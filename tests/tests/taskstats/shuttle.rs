@@ -18,7 +18,7 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, attr: u16, mask: &str) {
         TASKSTATS_CMD_GET,
         &[(attr, cpumask_payload(mask))],
     );
-    let _ = netlink_send(sim, &model, port, &bytes);
+    let _ = netlink_send(sim, model, port, &bytes);
 }
 
 fn body() {
