@@ -109,7 +109,7 @@ fn same_cpu_exits_can_deliver_out_of_sequence_order_when_preempted() {
         for h in handles {
             h.join().unwrap();
         }
-        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind).collect();
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
         assert!(!kinds.iter().any(|k| k == "seq-order"), "seq-order: records arrived out of sequence");
     };
     let mut found = false;
