@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
 use taskstats_sim::wire::*;
-use taskstats_sim::{Fixes, ForkKind, Params, Taskstats};
+use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats};
 
 fn world(listeners: u32) -> (Sim, Taskstats, Vec<u32>) {
     let sim = Sim::new(SimConfig::new(1).cpus(2).without_lockdep().trace(TraceMode::HashOnly));
@@ -18,7 +18,7 @@ fn world(listeners: u32) -> (Sim, Taskstats, Vec<u32>) {
     let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
     let mut ports = Vec::new();
     for _ in 0..listeners {
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         let bytes = request(
             TASKSTATS_FAMILY_ID,
             NLM_F_REQUEST,
@@ -27,7 +27,7 @@ fn world(listeners: u32) -> (Sim, Taskstats, Vec<u32>) {
             TASKSTATS_CMD_GET,
             &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload("0"))],
         );
-        model.netlink_request(&sim, port, &bytes);
+        netlink_send(&sim, &model, port, &bytes);
         ports.push(port);
     }
     (sim, model, ports)
@@ -41,11 +41,11 @@ fn exits(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("model", listeners), &listeners, |b, _| {
             b.iter(|| {
                 // fork, exit on cpu 0 (one record per listener), reap, drain the queues.
-                let child = model.fork(&sim, 1, ForkKind::Process).unwrap();
-                black_box(model.exit(&sim, child));
-                model.reap(&sim, child);
+                let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+                black_box(model.exit(&task_cx(&sim, &model, child, "do_exit")));
+                model.reap(&sim.cx("release_task", 0), child);
                 for &port in &ports {
-                    black_box(model.recv(&sim, port));
+                    black_box(model.recv(&sim.cx("recvmsg", 0), port));
                 }
             })
         });
@@ -81,12 +81,12 @@ fn tgid_query(c: &mut Criterion) {
         let sim = Sim::new(SimConfig::new(2).cpus(2).without_lockdep().trace(TraceMode::HashOnly));
         let params = Params { cpus: 2, queue_max: 1 << 20, tasks_max: 1 << 20, ..Params::default() };
         let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
-        let leader = model.fork(&sim, 1, ForkKind::Process).unwrap();
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
         for _ in 1..threads {
-            let t = model.fork(&sim, leader, ForkKind::Thread).unwrap();
-            model.run(&sim, t);
+            let t = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+            model.run(&task_cx(&sim, &model, t, "run"));
         }
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         let bytes = request(
             TASKSTATS_FAMILY_ID,
             NLM_F_REQUEST,
@@ -96,7 +96,7 @@ fn tgid_query(c: &mut Criterion) {
             &[(TASKSTATS_CMD_ATTR_TGID, leader.to_le_bytes().to_vec())],
         );
         group.bench_with_input(BenchmarkId::new("model", threads), &threads, |b, _| {
-            b.iter(|| black_box(model.netlink_request(&sim, port, &bytes)))
+            b.iter(|| black_box(netlink_send(&sim, &model, port, &bytes)))
         });
         let counters: Vec<[u64; 10]> = (0..threads).map(|i| [i as u64; 10]).collect();
         group.bench_with_input(BenchmarkId::new("native", threads), &threads, |b, _| {

@@ -344,7 +344,7 @@ pub(crate) fn taskstats_netlink(
     output: &mut dyn Write,
 ) -> Result<(), String> {
     use sim_core::{Sim, SimConfig};
-    use taskstats_sim::{ForkKind, Params, Taskstats};
+    use taskstats_sim::{sender_cx, task_cx, ForkKind, Params, Taskstats};
     if port == 0 {
         return Err("port 0 is the kernel's; name a user port id (1 or more)".to_string());
     }
@@ -353,10 +353,14 @@ pub(crate) fn taskstats_netlink(
     let fixes = taskstats_sim::Fixes::parse(None, &[])?;
     let sim = Sim::new(SimConfig::new(0));
     let model = Taskstats::new(&sim, fixes, Params::default());
-    let client =
-        model.fork(&sim, 1, ForkKind::Process).map_err(|e| format!("cannot fork a client: {e:?}"))?;
-    model.bind_port(&sim, client, port).map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
-    for message in model.netlink_request(&sim, port, &bytes) {
+    let client = model
+        .fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process)
+        .map_err(|e| format!("cannot fork a client: {e:?}"))?;
+    model
+        .bind_port(&task_cx(&sim, &model, client, "bind"), port)
+        .map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
+    let sender = sender_cx(&sim, &model, port).ok_or_else(|| format!("port {port} has no live sender"))?;
+    for message in model.netlink_request(&sender, port, &bytes) {
         output.write_all(&message).map_err(|e| format!("cannot write stdout: {e}"))?;
     }
     Ok(())

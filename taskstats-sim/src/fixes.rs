@@ -18,9 +18,15 @@ pub const ADMIN_PERM: FixId = FixId::new(1, "admin-perm");
 /// Listeners only from the initial user and pid namespaces; ids translated into the requester's
 /// namespaces (bacct_add_tsk(user_ns, pid_ns, ...)).
 pub const NAMESPACE_CHECKS: FixId = FixId::new(2, "namespace-checks");
-/// taskstats_exit(): the exiting thread is added to its group's stats whether or not anyone
-/// listens; group stats allocated lazily at exit (taskstats_tgid_alloc with its unlocked fast
-/// path). Off: 2.6.19-rc3's taskstats_exit_alloc()/taskstats_exit_send() split.
+/// The exit path as one taskstats_exit(): the exiting thread is added to its group's stats
+/// whether or not anyone listens, and the group stats are allocated on demand at exit
+/// (taskstats_tgid_alloc with its unlocked fast path) instead of at a CLONE_THREAD fork. Off:
+/// 2.6.19-rc3's taskstats_exit_alloc()/taskstats_exit_send() split with the fork-time
+/// allocation. This one switch stands for three upstream steps that the model's exit path
+/// cannot separate without inventing intermediate kernels: the 2.6.19-rc4 reordering that
+/// fills the group stats before the "no record buffer" return (its patch is not identified),
+/// and Oleg Nesterov's pair of 2006-10-31, "taskstats: cleanup do_exit() path" (the table row)
+/// and "taskstats: cleanup ->signal->stats allocation".
 pub const EXIT_SINGLE_PASS: FixId = FixId::new(3, "exit-single-pass");
 /// Group stats under sighand->siglock (off: signal->stats_lock).
 pub const SIGLOCK_GROUP_STATS: FixId = FixId::new(4, "siglock-group-stats");
@@ -34,9 +40,17 @@ pub const PID_NAMESPACES: FixId = FixId::new(7, "pid-namespaces");
 /// cpulist_parse() is 3.0's `__bitmap_parselist()` (`""` selects CPU 0, whitespace allowed around
 /// the list). Off: 2.6.18's `simple_strtoul()` parser, stricter.
 pub const CPULIST_PARSE_3: FixId = FixId::new(8, "cpulist-parse-3");
+/// A PID/TGID query allocates its reply in cmd_attr_pid()/cmd_attr_tgid(), after the attribute
+/// dispatch. Off: 2.6.19's taskstats_user_cmd() allocates the reply first, so a failed
+/// allocation (ENOMEM) wins over a request without PID or TGID (EINVAL).
+pub const REPLY_AFTER_DISPATCH: FixId = FixId::new(9, "reply-after-dispatch");
+/// cmd_attr_register_cpumask()/cmd_attr_deregister_cpumask() allocate their mask with
+/// alloc_cpumask_var(), which can fail with ENOMEM (CONFIG_CPUMASK_OFFSTACK). Off: a cpumask_t
+/// on the stack, which cannot fail.
+pub const CPUMASK_VAR: FixId = FixId::new(10, "cpumask-var");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 9] = [
+pub const FIX_IDS: [FixId; 11] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -46,6 +60,8 @@ pub const FIX_IDS: [FixId; 9] = [
     TASKSTATS_V8,
     PID_NAMESPACES,
     CPULIST_PARSE_3,
+    REPLY_AFTER_DISPATCH,
+    CPUMASK_VAR,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -55,12 +71,19 @@ const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
 /// The seed 002 kernel: 2.6.19-rc3.
 pub const LINUX_2_6_19_RC3: KernelVersion = KernelVersion::rc(2, 6, 19, 3);
 
+// How each row was checked (issue 10): titles of the first five rows were read in patch mails,
+// the 2.6.19-rc4 shortlog or vendor changelogs that name the CVE; no commit id could be seen
+// next to its title with the search tool, so every row is `Commit::Unverified`. `landed_in` is
+// the release named by those sources where they name one, otherwise the release that the seed
+// listings bracket (marked "bracketed" in the row's comment).
 impl FixTableOf for TaskstatsFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "taskstats",
         oldest: LINUX_2_6_19_RC3,
         newest: v(3, 8, 0),
         fixes: &[
+            // Title: Red Hat, Oracle and Mageia changelogs naming CVE-2011-2484; the fix reached
+            // stable 2.6.38.8 backports in June 2011, so mainline 3.0 (bracketed).
             Fix {
                 name: "duplicate-listener-check",
                 title: "taskstats: don't allow duplicate entries in listener mode",
@@ -70,6 +93,7 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "one port registers the same CPU again and again: the listener list grows without \
                           bound (kernel memory exhaustion) and every exit is sent to the port once per entry",
             },
+            // Title: KERNEL_FACTS (V); landed_in bracketed by seeds 002/000 and the CVE's date.
             Fix {
                 name: "admin-perm",
                 title: "taskstats: restrict access to user",
@@ -79,6 +103,7 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "an unprivileged user reads another user's per-task I/O and delay accounting (the \
                           side channel that measured ssh password lengths)",
             },
+            // Title as the brief and KERNEL_FACTS give it; landed_in bracketed by seeds 000/003.
             Fix {
                 name: "namespace-checks",
                 title: "userns: Convert taskstats to handle the user and pid namespaces.",
@@ -88,57 +113,91 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "a listener inside a pid or user namespace receives global pids and uids of tasks \
                           outside its namespace",
             },
+            // Title: Oleg Nesterov's patch mail of 2006-10-31 ([PATCH 1/2], read). Posted after
+            // 2.6.19-rc4 to -mm with its 2/2 "taskstats: cleanup ->signal->stats allocation", so
+            // the first release with both is taken to be 2.6.20 (bracketed). See EXIT_SINGLE_PASS
+            // for the rc4 reordering this switch also stands for.
             Fix {
                 name: "exit-single-pass",
                 title: "taskstats: cleanup do_exit() path",
                 commit: Commit::Unverified,
-                landed_in: v(2, 6, 19),
+                landed_in: v(2, 6, 20),
                 cve: None,
                 symptom:
                     "a thread that exits while nobody listens on its CPU (or whose exit buffer cannot be \
                           allocated) is never added to its thread group's stats: TGID figures under-count",
             },
+            // Title: [PATCH 5/6] mail of 2006-10-26 and the 2.6.19-rc4 shortlog (read).
             Fix {
                 name: "siglock-group-stats",
                 title: "taskstats: kill ->taskstats_lock in favor of ->siglock",
                 commit: Commit::Unverified,
-                landed_in: v(2, 6, 19),
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
                 cve: None,
                 symptom: "none visible: group stats take a lock of their own (signal->stats_lock)",
             },
+            // Not a fix: the operation is absent before (Balbir Singh's cgroupstats, 2.6.24;
+            // title not seen).
             Fix {
                 name: "cgroupstats",
-                title: "Add cgroupstats (not a fix: the operation is absent before)",
+                title: "cgroupstats: CGROUPSTATS_CMD_GET added to the taskstats family (title unverified)",
                 commit: Commit::Unverified,
                 landed_in: v(2, 6, 24),
                 cve: None,
                 symptom: "CGROUPSTATS_CMD_GET is unknown to the family: -EOPNOTSUPP",
             },
+            // Several version bumps (TASKSTATS_VERSION 2..8), none checked; 3.0 is bracketed.
             Fix {
                 name: "taskstats-v8",
-                title: "struct taskstats versions 2..8 (basic, extended, context-switch, scaled, freepages)",
+                title: "struct taskstats versions 2..8 (basic, extended, context-switch, scaled, freepages; \
+                        titles unverified)",
                 commit: Commit::Unverified,
                 landed_in: v(3, 0, 0),
                 cve: None,
                 symptom: "records carry version 1: the delay counters only",
             },
+            // Pid namespaces merged for 2.6.24; the taskstats conversion's title was not seen.
             Fix {
                 name: "pid-namespaces",
-                title: "pid namespaces: find_task_by_vpid() in taskstats",
+                title: "pid namespaces: find_task_by_vpid() in taskstats (title unverified)",
                 commit: Commit::Unverified,
                 landed_in: v(2, 6, 24),
                 cve: None,
                 symptom: "one global pid space: CLONE_NEWPID/CLONE_NEWUSER do not exist",
             },
+            // Title as recalled, not seen; 3.0 bracketed.
             Fix {
                 name: "cpulist-parse-3",
-                title: "bitmap, irq: add smp_affinity_list interface to /proc/irq",
+                title: "bitmap, irq: add smp_affinity_list interface to /proc/irq (title unverified)",
                 commit: Commit::Unverified,
                 landed_in: v(3, 0, 0),
                 cve: None,
                 symptom:
                     "2.6.18's parser rejects an empty cpumask string and whitespace with EINVAL where 3.x \
                           selects CPU 0 or skips it",
+            },
+            // Seed 002 allocates the reply in taskstats_user_cmd(); seed 000 in cmd_attr_pid()/
+            // cmd_attr_tgid(). The split is recalled as Michael Holzheu's for 2.6.36 (unverified).
+            Fix {
+                name: "reply-after-dispatch",
+                title: "taskstats: split taskstats_user_cmd() into cmd_attr_pid()/cmd_attr_tgid() \
+                        (title unverified)",
+                commit: Commit::Unverified,
+                landed_in: v(2, 6, 36),
+                cve: None,
+                symptom: "a PID/TGID query whose reply cannot be allocated fails with ENOMEM even when it \
+                          names neither PID nor TGID (EINVAL in later kernels)",
+            },
+            // Seed 000 has alloc_cpumask_var() (read in the listing and in a public copy of
+            // cmd_attr_deregister_cpumask()); the cpumask_var_t conversion is recalled as 2.6.29.
+            Fix {
+                name: "cpumask-var",
+                title: "taskstats: cpumask_var_t for the register/deregister masks (title unverified)",
+                commit: Commit::Unverified,
+                landed_in: v(2, 6, 29),
+                cve: None,
+                symptom: "none: a stack cpumask cannot fail to allocate, so registration never reports \
+                          ENOMEM for the mask",
             },
         ],
         presets: &[

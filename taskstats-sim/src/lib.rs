@@ -21,17 +21,21 @@
 //! - Invariants of a fix that is off are checked only when [`Params::audit`] names it (the zoo
 //!   and the CLI do); a preset's property test checks the contract of the kernel it models.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod check;
 pub mod fixes;
 mod listener;
-mod scenario;
 mod task;
 mod taskstats;
 pub mod wire;
 
-// For the CLI and the tests: the checker's face.
-pub use check::{Config, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsModel, TaskstatsSubject};
+// For the CLI registry and the tests: the checker's face (Subject, Reference, Catalog), the
+// operation vocabulary, and the helpers that make a task's context for a model entry point.
+pub use check::{
+    netlink_send, sender_cx, task_cx, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsConfig,
+    TaskstatsModel, TaskstatsSubject,
+};
 // For preset and fix listings.
 pub use fixes::Fixes;
 // For direct drivers (scenarios, benches, loom/shuttle models).

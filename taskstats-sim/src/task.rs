@@ -14,9 +14,9 @@ use sim_core::SpinLock;
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
 
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
-pub const OVERFLOW_UID: u32 = 65534;
+pub(crate) const OVERFLOW_UID: u32 = 65534;
 /// Ids a child user namespace maps (`uid_map` "0 base RANGE").
-pub const USER_NS_RANGE: u32 = 1000;
+pub(crate) const USER_NS_RANGE: u32 = 1000;
 
 /// The scheduler state cgroupstats counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +133,7 @@ impl Acct {
 
 /// A pid namespace: its parent and the next number it hands out.
 #[derive(Clone, Debug)]
-pub struct PidNs {
+pub(crate) struct PidNs {
     /// The parent namespace (None: init_pid_ns).
     pub parent: Option<usize>,
     /// Next pid number.
@@ -142,7 +142,7 @@ pub struct PidNs {
 
 /// A user namespace mapping ids `0..USER_NS_RANGE` onto `base..` of its parent (init: identity).
 #[derive(Clone, Debug)]
-pub struct UserNs {
+pub(crate) struct UserNs {
     /// The parent namespace (None: init_user_ns).
     pub parent: Option<usize>,
     /// The first kuid mapped.
@@ -151,7 +151,7 @@ pub struct UserNs {
 
 /// An open file: a cgroup directory or something else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum File {
+pub(crate) enum File {
     /// A directory of the cgroup hierarchy.
     CgroupDir(usize),
     /// A regular file.
@@ -248,7 +248,7 @@ impl Task {
 
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
 #[derive(Debug, Default)]
-pub struct TaskTable {
+pub(crate) struct TaskTable {
     /// Tasks by global pid.
     pub tasks: BTreeMap<u32, Task>,
     /// Pid namespaces; index 0 is init_pid_ns.
@@ -263,12 +263,12 @@ pub struct TaskTable {
 
 impl TaskTable {
     /// Mirrors find_task_by_pid_ns(nr, ns).
-    pub fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Task> {
+    pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Task> {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
-    pub fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
+    pub(crate) fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
         self.tasks
             .get(&pid)
             .and_then(|t| t.numbers.iter().find(|&&(n, _)| n == ns).map(|&(_, v)| v))
@@ -277,7 +277,7 @@ impl TaskTable {
 
     /// Mirrors from_kuid_munged(ns, kuid).
     #[allow(clippy::wrong_self_convention)]
-    pub fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
+    pub(crate) fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
         let mut chain = vec![ns];
         while let Some(parent) = self.user_ns[*chain.last().expect("nonempty")].parent {
             chain.push(parent);
@@ -295,7 +295,7 @@ impl TaskTable {
     }
 
     /// Mirrors make_kuid(ns, id) for ids the namespace maps.
-    pub fn make_kuid(&self, ns: usize, id: u32) -> u32 {
+    pub(crate) fn make_kuid(&self, ns: usize, id: u32) -> u32 {
         let mut kuid = id;
         let mut n = ns;
         while let Some(parent) = self.user_ns[n].parent {
@@ -306,7 +306,7 @@ impl TaskTable {
     }
 
     /// Allocates a pid in `ns` and each ancestor (alloc_pid()).
-    pub fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
+    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
         let mut chain = vec![ns];
         while let Some(parent) = self.pid_ns[*chain.last().expect("nonempty")].parent {
             chain.push(parent);
@@ -323,7 +323,7 @@ impl TaskTable {
     }
 
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
-    pub fn cgroupstats_build(&self, cgroup: usize) -> crate::wire::CgroupStats {
+    pub(crate) fn cgroupstats_build(&self, cgroup: usize) -> crate::wire::CgroupStats {
         let mut stats = crate::wire::CgroupStats::default();
         for task in self.tasks.values().filter(|t| t.cgroup == cgroup && t.exit_state == ExitState::None) {
             match task.state {

@@ -12,7 +12,7 @@ use sim_core::fault::FaultSite;
 use sim_core::mm::{Gfp, KmemCache};
 use sim_core::sync::atomic::{AtomicU32, Ordering};
 use sim_core::sync::Arc;
-use sim_core::{Cx, Errno, Sim, SpinLock, Violation};
+use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind};
 
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
@@ -50,7 +50,7 @@ impl Default for Params {
 
 /// A netlink socket's receiving end.
 #[derive(Debug, Clone)]
-pub struct Port {
+pub(crate) struct Port {
     /// The port id (`nl_pid` / `portid`).
     pub id: u32,
     /// The owning process (tgid).
@@ -69,8 +69,6 @@ pub struct Port {
     pub queue: VecDeque<Vec<u8>>,
     /// Sends that failed because the queue was full.
     pub overruns: u64,
-    /// Per CPU, the last exit-event sequence number received.
-    pub last_seq: BTreeMap<u32, u32>,
 }
 
 impl Port {
@@ -87,7 +85,6 @@ impl Port {
             open: true,
             queue: VecDeque::new(),
             overruns: 0,
-            last_seq: BTreeMap::new(),
         }
     }
 }
@@ -99,10 +96,13 @@ struct GroupLedger {
     truth: TaskstatsRecord,
 }
 
+/// Checker state: what the delivered records must add up to. It sits behind a std mutex, not a
+/// model lock, so lockdep's graph, the trace and loom/shuttle never see it.
 #[derive(Debug, Default)]
 struct Ledger {
     groups: BTreeMap<u32, GroupLedger>,
-    coverage: BTreeSet<&'static str>,
+    /// Per (port, CPU), the last exit-event sequence number the port received.
+    last_seq: BTreeMap<(u32, u32), u32>,
     exits: u64,
 }
 
@@ -117,7 +117,8 @@ pub struct Taskstats {
     ports: SpinLock<BTreeMap<u32, Port>>,
     listener_cache: KmemCache<()>,
     taskstats_cache: KmemCache<()>,
-    ledger: SpinLock<Ledger>,
+    /// Checker state (std-synchronised, untraced); see [`Ledger`].
+    ledger: std::sync::Mutex<Ledger>,
     next_port: AtomicU32,
 }
 
@@ -213,7 +214,7 @@ impl Taskstats {
             ports: SpinLock::new("nl_table_lock", BTreeMap::new()),
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
-            ledger: SpinLock::new("ksim:ledger", Ledger::default()),
+            ledger: std::sync::Mutex::new(Ledger::default()),
             next_port: AtomicU32::new(0xffff_f000),
         }
     }
@@ -228,13 +229,15 @@ impl Taskstats {
         &self.params
     }
 
+    /// A coverage mark: checker state in the Sim, no model lock.
     fn mark(&self, cx: &Cx, mark: &'static str) {
-        self.ledger.lock(cx).coverage.insert(mark);
+        cx.sim().mark(mark);
     }
 
-    /// Coverage marks reached so far.
-    pub fn coverage(&self, cx: &Cx) -> BTreeSet<&'static str> {
-        self.ledger.lock(cx).coverage.clone()
+    /// The checker's ledger. A poisoned lock means a checker panicked already; its state is
+    /// still the best there is.
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn checks(&self, fix: &str) -> bool {
@@ -278,11 +281,13 @@ impl Taskstats {
         self.tasks.lock(cx).pid_nr_ns(pid, ns)
     }
 
-    /// copy_process() as far as taskstats cares: a new task (and, without CLONE_THREAD, a new
-    /// group and fd table). In 2.6.19 a CLONE_THREAD fork also allocates the group's stats
-    /// (taskstats_tgid_alloc at fork). Returns the child's global pid.
-    pub fn fork(&self, sim: &Sim, parent: u32, kind: ForkKind) -> Result<u32, Errno> {
-        let cx = sim.cx_for_task(parent, "fork", 0);
+    /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
+    /// task (and, without CLONE_THREAD, a new group and fd table). In 2.6.19 a CLONE_THREAD fork
+    /// also allocates the group's stats (taskstats_tgid_alloc at fork). Returns the child's
+    /// global pid; ESRCH when the caller's task does not exist.
+    pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
+        let parent = cx.task();
+        let sim = cx.sim();
         let class = if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
             "&sighand->siglock"
         } else {
@@ -295,7 +300,7 @@ impl Taskstats {
             kind = ForkKind::Process;
         }
         let (pid, signal, thread) = {
-            let mut t = self.tasks.lock(&cx);
+            let mut t = self.tasks.lock(cx);
             if t.tasks.len() >= self.params.tasks_max {
                 return Err(Errno::EAGAIN);
             }
@@ -305,27 +310,7 @@ impl Taskstats {
                 .filter(|p| p.exit_state == ExitState::None)
                 .cloned()
                 .ok_or(Errno::ESRCH)?;
-            let mut pid_ns = p.pid_ns();
-            let mut user_ns = p.user_ns;
-            let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
-            match kind {
-                ForkKind::NewPidNs => {
-                    t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
-                    pid_ns = t.pid_ns.len() - 1;
-                }
-                ForkKind::NewUserNs => {
-                    let base = 100_000 * t.user_ns.len() as u32;
-                    t.user_ns.push(UserNs { parent: Some(user_ns), base });
-                    user_ns = t.user_ns.len() - 1;
-                    uid = t.make_kuid(user_ns, 0);
-                    cap = true;
-                }
-                ForkKind::Unprivileged(n) => {
-                    uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
-                    cap = false;
-                }
-                ForkKind::Thread | ForkKind::Process => {}
-            }
+            let (pid_ns, user_ns, uid, cap) = child_namespaces(&mut t, &p, kind);
             let numbers = t.alloc_numbers(pid_ns);
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
@@ -356,12 +341,12 @@ impl Taskstats {
             (pid, signal, thread)
         };
         {
-            let mut inner = signal.lock.lock_irqsave(&cx);
+            let mut inner = signal.lock.lock_irqsave(cx);
             inner.threads.insert(pid, (Acct::default(), ExitState::None));
             inner.live += 1;
         }
         if thread && !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
-            self.tgid_alloc_at_fork(&cx, &signal);
+            self.tgid_alloc_at_fork(cx, &signal);
         }
         cx.note(format!("fork {kind:?}: pid {pid}"));
         Ok(pid)
@@ -386,13 +371,13 @@ impl Taskstats {
 
     /// Simulated activity: the task runs a while; its counters advance by amounts from the Sim's
     /// RNG and the virtual clock moves.
-    pub fn run(&self, sim: &Sim, pid: u32) -> bool {
-        let cx = sim.cx_for_task(pid, "run", 0);
-        let Some(task) = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None) else {
+    pub fn run(&self, cx: &Cx) -> bool {
+        let (sim, pid) = (cx.sim(), cx.task());
+        let Some(task) = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None) else {
             return false;
         };
         sim.advance_ns(1 + sim.below(1_000_000));
-        let mut inner = task.signal.lock.lock_irqsave(&cx);
+        let mut inner = task.signal.lock.lock_irqsave(cx);
         if let Some((acct, _)) = inner.threads.get_mut(&pid) {
             acct.advance(|bound| sim.below(bound.max(1)));
         }
@@ -402,14 +387,13 @@ impl Taskstats {
     /// Sets a task's scheduler state, cgroup or CPU.
     pub fn set_task(
         &self,
-        sim: &Sim,
+        cx: &Cx,
         pid: u32,
         state: Option<TaskState>,
         cgroup: Option<usize>,
         cpu: Option<u32>,
     ) {
-        let cx = sim.cx("sched", 0);
-        let mut t = self.tasks.lock(&cx);
+        let mut t = self.tasks.lock(cx);
         let ncg = t.cgroups.len();
         if let Some(task) = t.tasks.get_mut(&pid) {
             if let Some(state) = state {
@@ -424,10 +408,11 @@ impl Taskstats {
         }
     }
 
-    /// open(2) in the task's process: a cgroup directory or a regular file. Returns the fd.
-    pub fn open_file(&self, sim: &Sim, pid: u32, cgroup: Option<usize>) -> Option<u32> {
-        let cx = sim.cx_for_task(pid, "open", 0);
-        let mut t = self.tasks.lock(&cx);
+    /// open(2) by `current` (the task of `cx`) in its process: a cgroup directory or a regular
+    /// file. Returns the fd.
+    pub fn open_file(&self, cx: &Cx, cgroup: Option<usize>) -> Option<u32> {
+        let pid = cx.task();
+        let mut t = self.tasks.lock(cx);
         let tgid = t.tasks.get(&pid)?.tgid;
         let ncg = t.cgroups.len();
         let files = t.files.entry(tgid).or_default();
@@ -442,38 +427,41 @@ impl Taskstats {
 
     /// socket(AF_NETLINK, ..., NETLINK_GENERIC) + autobind: the process's first socket gets its
     /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
-    pub fn open_port(&self, sim: &Sim, pid: u32) -> Option<u32> {
-        let cx = sim.cx_for_task(pid, "socket", 0);
-        let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None)?;
-        let mut ports = self.ports.lock(&cx);
+    /// Run by `current`, the task of `cx`.
+    pub fn open_port(&self, cx: &Cx) -> Option<u32> {
+        let task = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None)?;
+        let mut ports = self.ports.lock(cx);
         let id = if ports.contains_key(&task.tgid) {
             self.next_port.fetch_sub(1, Ordering::Relaxed)
         } else {
             task.tgid
         };
         ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Some(id)
     }
 
     /// bind(2) with an explicit `nl_pid`: a socket of task `pid`'s process at port `id` (the CLI
     /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
-    /// ESRCH if the task is not alive.
-    pub fn bind_port(&self, sim: &Sim, pid: u32, id: u32) -> Result<(), Errno> {
-        let cx = sim.cx_for_task(pid, "bind", 0);
-        let task = self.task(&cx, pid).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
-        let mut ports = self.ports.lock(&cx);
+    /// ESRCH if the task (`current`, the task of `cx`) is not alive.
+    pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
+        let task =
+            self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let mut ports = self.ports.lock(cx);
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
         }
         ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Ok(())
     }
 
     /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
     /// finds them, as in the kernel.
-    pub fn close_port(&self, sim: &Sim, id: u32) {
-        let cx = sim.cx("close", 0);
-        let mut ports = self.ports.lock(&cx);
+    pub fn close_port(&self, cx: &Cx, id: u32) {
+        let mut ports = self.ports.lock(cx);
         if let Some(port) = ports.get_mut(&id) {
             port.open = false;
             port.queue.clear();
@@ -487,9 +475,8 @@ impl Taskstats {
     }
 
     /// recvmsg(2) until empty: the messages queued for `port`.
-    pub fn recv(&self, sim: &Sim, id: u32) -> Vec<Vec<u8>> {
-        let cx = sim.cx("recvmsg", 0);
-        let mut ports = self.ports.lock(&cx);
+    pub fn recv(&self, cx: &Cx, id: u32) -> Vec<Vec<u8>> {
+        let mut ports = self.ports.lock(cx);
         ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
     }
 
@@ -511,9 +498,19 @@ impl Taskstats {
     }
 
     /// The owning process and queue length of port `id`.
-    pub fn port_owner(&self, sim: &Sim, id: u32) -> Option<(u32, usize)> {
-        let cx = sim.cx("port_owner", 0);
-        self.port(&cx, id).map(|p| (p.owner_tgid, p.queue.len()))
+    pub fn port_owner(&self, cx: &Cx, id: u32) -> Option<(u32, usize)> {
+        self.port(cx, id).map(|p| (p.owner_tgid, p.queue.len()))
+    }
+
+    /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
+    /// the owning process, with its CPU (None: no such port, or its process has no live thread).
+    pub fn port_sender(&self, cx: &Cx, id: u32) -> Option<(u32, u32)> {
+        let p = self.port(cx, id).filter(|p| p.open)?;
+        let t = self.tasks.lock(cx);
+        t.tasks
+            .values()
+            .find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None)
+            .map(|t| (t.pid, t.cpu))
     }
 
     /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
@@ -532,24 +529,17 @@ impl Taskstats {
     /// netlink messages), processed as netlink_rcv_skb() + genl_rcv_msg() would. Returns every
     /// message delivered to that port during the call (replies, then the ack or error), in order,
     /// without leaving them in its queue. Exit events queued earlier stay queued (see [`Self::recv`]).
-    /// A port that is not open gets nothing back.
-    pub fn netlink_request(&self, sim: &Sim, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
-        let cx0 = sim.cx("sendmsg", 0);
-        let Some(p) = self.port(&cx0, port).filter(|p| p.open) else {
+    /// A port that is not open, or that is not a socket of the sender's process (`current`, the
+    /// task of `cx`; see [`Self::port_sender`]), gets nothing back.
+    pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let Some(p) = self.port(cx, port).filter(|p| p.open) else {
             return Vec::new();
         };
-        drop(cx0);
-        // current: the lowest live thread of the owning process.
-        let current = {
-            let cx = sim.cx("sendmsg", 0);
-            let t = self.tasks.lock(&cx);
-            t.tasks.values().find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None).cloned()
-        };
-        let Some(current) = current else {
+        let current = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None);
+        let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
-        let cx = sim.cx_for_task(current.pid, "sendmsg", current.cpu);
-        let queued_before = self.port(&cx, port).map_or(0, |p| p.queue.len());
+        let queued_before = self.port(cx, port).map_or(0, |p| p.queue.len());
         let mut at = 0usize;
         // netlink_rcv_skb(): one message after another while a header fits.
         while bytes.len() - at >= NLMSG_HDRLEN {
@@ -562,15 +552,15 @@ impl Taskstats {
             let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
                 None
             } else {
-                self.genl_rcv_msg(&cx, &current, port, msg, &hdr).err()
+                self.genl_rcv_msg(cx, &current, port, msg, &hdr).err()
             };
             if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
                 let ack = netlink_ack(msg, &hdr, port, err);
-                let _ = self.unicast(&cx, port, ack);
+                let _ = self.unicast(cx, port, ack);
             }
             at += align4(len).min(bytes.len() - at);
         }
-        let mut ports = self.ports.lock(&cx);
+        let mut ports = self.ports.lock(cx);
         match ports.get_mut(&port) {
             Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
             _ => Vec::new(),
@@ -807,10 +797,9 @@ impl Taskstats {
     }
 
     /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
-    pub fn group_stats(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
-        let cx = sim.cx("group_stats", 0);
-        let task = self.task(&cx, pid)?;
-        let stats = task.signal.lock.lock_irqsave(&cx).stats.clone();
+    pub fn group_stats(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
+        let task = self.task(cx, pid)?;
+        let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
         stats
     }
 
@@ -821,12 +810,11 @@ impl Taskstats {
 
     /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
-    pub fn fill_stats_for(&self, sim: &Sim, pid: u32) -> Option<TaskstatsRecord> {
-        let cx = sim.cx("fill_stats_for", 0);
-        let table = self.tasks.lock(&cx);
+    pub fn fill_stats_for(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
+        let table = self.tasks.lock(cx);
         let task = table.tasks.get(&pid)?.clone();
-        let acct = task.signal.lock.lock_irqsave(&cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
-        Some(self.fill_stats(&cx, &table, &task, &acct, 0, 0))
+        let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
+        Some(self.fill_stats(cx, &table, &task, &acct, 0, 0))
     }
 
     /// What a record about `task` may say to the owner of `port`; reports a violation where a
@@ -846,7 +834,7 @@ impl Taskstats {
             cx.sim().report(
                 Some(cx),
                 Violation::new(
-                    "unprivileged-access",
+                    ViolationKind::finding("unprivileged-access"),
                     format!(
                         "port {} (uid {}, no CAP_NET_ADMIN) received the accounting of pid {} (uid {}): \
                          read_bytes={} cpu_delay_total={}",
@@ -865,7 +853,7 @@ impl Taskstats {
                 cx.sim().report(
                     Some(cx),
                     Violation::new(
-                        "namespace-leak",
+                        ViolationKind::finding("namespace-leak"),
                         format!(
                             "port {} (pid ns {}, user ns {}) received id {} / ac_pid {} / ac_uid {} for global pid {} \
                              (uid {}); in its namespaces that task is pid {} uid {}",
@@ -894,7 +882,7 @@ impl Taskstats {
         if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK)] {
             return self.cmd_attr_cpumask(cx, current, info, attr, Action::Deregister);
         }
-        if !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+        if !self.fixes.on(crate::fixes::REPLY_AFTER_DISPATCH) {
             // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
             let reply = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
             drop(reply);
@@ -918,7 +906,7 @@ impl Taskstats {
         attr: Attr,
         action: Action,
     ) -> Result<(), Errno> {
-        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS)
+        if self.fixes.on(crate::fixes::CPUMASK_VAR)
             && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8)
         {
             // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
@@ -968,22 +956,7 @@ impl Taskstats {
             self.mark(cx, "registered");
         }
         if action == Action::Deregister && self.checks("duplicate-listener-check") {
-            for &cpu in &mask {
-                let list = self.listener_array[cpu as usize].sem.down_read(cx);
-                let left = list.iter().filter(|s| s.pid == info.port).count();
-                if left > 0 {
-                    cx.sim().report(
-                        Some(cx),
-                        Violation::new(
-                            "duplicate-listener",
-                            format!(
-                                "DEREGISTER of port {} on cpu {cpu} returned 0 but {left} entries are left",
-                                info.port
-                            ),
-                        ),
-                    );
-                }
-            }
+            self.audit_deregister(cx, info.port, &mask);
         }
         Ok(())
     }
@@ -1048,8 +1021,8 @@ impl Taskstats {
         }
         drop(inner);
         stats.version = self.version();
-        if inner_group_has_ledger(self, cx, first.tgid) && self.checks("exit-single-pass") {
-            let ledger = self.ledger.lock(cx);
+        if inner_group_has_ledger(self, first.tgid) && self.checks("exit-single-pass") {
+            let ledger = self.ledger();
             if let Some(group) = ledger.groups.get(&first.tgid) {
                 let mut expect = group.truth.clone();
                 add_delays(&mut expect, &live_sum);
@@ -1066,7 +1039,7 @@ impl Taskstats {
                         expect.blkio_delay_total
                     );
                     drop(ledger);
-                    cx.sim().report(Some(cx), Violation::new("group-stats", text));
+                    cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("group-stats"), text));
                 }
             }
         }
@@ -1104,28 +1077,27 @@ impl Taskstats {
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
     /// 2.6.19's taskstats_exit_alloc + taskstats_exit_send), then exit_notify: a non-leader is
     /// released at once, a leader stays a zombie until its group is dead and it is reaped; a dead
-    /// group's ports close.
-    pub fn exit(&self, sim: &Sim, pid: u32) -> Option<ExitReport> {
-        let cx0 = sim.cx("do_exit", 0);
-        let task = self.task(&cx0, pid).filter(|t| t.exit_state == ExitState::None)?;
-        drop(cx0);
-        let cx = sim.cx_for_task(pid, "do_exit", task.cpu);
+    /// group's ports close. Run by the exiting task, `current` (the task of `cx`), on the CPU
+    /// of `cx`; None when it is not a live task.
+    pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
+        let (sim, pid) = (cx.sim(), cx.task());
+        let task = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None)?;
         sim.advance_ns(1000);
         let group_dead = {
-            let mut inner = task.signal.lock.lock_irqsave(&cx);
+            let mut inner = task.signal.lock.lock_irqsave(cx);
             inner.live -= 1;
             inner.live == 0
         };
         let report = if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
-            self.taskstats_exit(&cx, &task, group_dead)
+            self.taskstats_exit(cx, &task, group_dead)
         } else {
-            let tidstats = self.taskstats_exit_alloc(&cx);
-            self.taskstats_exit_send(&cx, &task, tidstats, group_dead)
+            let tidstats = self.taskstats_exit_alloc(cx);
+            self.taskstats_exit_send(cx, &task, tidstats, group_dead)
         };
         // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
         {
-            let mut t = self.tasks.lock(&cx);
-            let mut inner = task.signal.lock.lock_irqsave(&cx);
+            let mut t = self.tasks.lock(cx);
+            let mut inner = task.signal.lock.lock_irqsave(cx);
             if task.is_leader() {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
                     entry.1 = ExitState::Zombie;
@@ -1140,39 +1112,38 @@ impl Taskstats {
         }
         let mut closed = Vec::new();
         if group_dead {
-            let cx2 = sim.cx("exit_files", 0);
-            let mut ports = self.ports.lock(&cx2);
+            // exit_files(): the group's sockets close.
+            let mut ports = self.ports.lock(cx);
             closed = ports.values().filter(|p| p.owner_tgid == task.tgid).map(|p| p.id).collect();
             ports.retain(|_, p| p.owner_tgid != task.tgid);
         }
-        self.ledger.lock(&cx).exits += 1;
-        Some(ExitReport { pid, group_dead, cpu: task.cpu, closed, ..report })
+        self.ledger().exits += 1;
+        Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
     /// the signal's stats (taskstats_tgid_free).
-    pub fn reap(&self, sim: &Sim, pid: u32) -> bool {
-        let cx = sim.cx("release_task", 0);
-        let mut t = self.tasks.lock(&cx);
+    pub fn reap(&self, cx: &Cx, pid: u32) -> bool {
+        let mut t = self.tasks.lock(cx);
         let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state == ExitState::Zombie).cloned() else {
             return false;
         };
-        let mut inner = task.signal.lock.lock_irqsave(&cx);
+        let mut inner = task.signal.lock.lock_irqsave(cx);
         if inner.live != 0 {
             return false;
         }
         inner.threads.remove(&pid);
         inner.stats = None;
         if let Some(handle) = inner.stats_handle.take() {
-            let _ = self.taskstats_cache.free(&cx, handle);
+            let _ = self.taskstats_cache.free(cx, handle);
         }
         task.signal.stats_published.store(false, Ordering::Release);
         drop(inner);
         t.tasks.remove(&pid);
         t.files.remove(&pid);
         drop(t);
-        self.ledger.lock(&cx).groups.remove(&task.tgid);
-        self.mark(&cx, "reaped");
+        self.ledger().groups.remove(&task.tgid);
+        self.mark(cx, "reaped");
         true
     }
 
@@ -1223,12 +1194,14 @@ impl Taskstats {
     /// The ledger's view: a thread whose group has stats at its exit must be counted in them.
     fn ledger_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        // The checker reads the group through an observer context: untraced, unchecked.
+        let observer = cx.sim().observer_cx("ledger", cx.cpu());
         let (has_stats, acct) = {
-            let inner = task.signal.lock.lock_irqsave(cx);
+            let inner = task.signal.lock.lock_irqsave(&observer);
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
         };
         if has_stats {
-            let mut ledger = self.ledger.lock(cx);
+            let mut ledger = self.ledger();
             let group = ledger.groups.entry(task.tgid).or_default();
             acct.delayacct_add(&mut group.truth, v8);
         }
@@ -1280,14 +1253,14 @@ impl Taskstats {
             stats.version = self.version();
             drop(table);
             if self.checks("exit-single-pass") {
-                let ledger = self.ledger.lock(cx);
+                let ledger = self.ledger();
                 let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();
                 drop(ledger);
                 if !same_delays(&truth, &stats) {
                     cx.sim().report(
                         Some(cx),
                         Violation::new(
-                            "group-stats",
+                            ViolationKind::finding("group-stats"),
                             format!(
                                 "group {} died: its TGID record says cpu_count {} cpu_delay_total {} but its exited \
                                  threads sum to {} / {}",
@@ -1386,28 +1359,10 @@ impl Taskstats {
             fail
         };
         let unicast = |pid: u32| {
-            if let Some(port) = self.port(cx, pid).filter(|p| p.open) {
-                let table = self.tasks.lock(cx);
-                for (kind, id, stats) in records {
-                    self.audit_record(cx, &port, task, *kind, *id, stats, &table);
-                }
-                if let Some(&last) = port.last_seq.get(&cpu) {
-                    if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
-                        cx.sim().report(
-                            Some(cx),
-                            Violation::new(
-                                "seq-order",
-                                format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
-                            ),
-                        );
-                    }
-                }
-            }
+            self.audit_delivery(cx, pid, cpu, seq, task, records);
             let rc = self.unicast(cx, pid, skb.clone());
             if rc.is_ok() {
-                if let Some(p) = self.ports.lock(cx).get_mut(&pid) {
-                    p.last_seq.insert(cpu, seq);
-                }
+                self.ledger().last_seq.insert((pid, cpu), seq);
                 *copies.entry(pid).or_default() += 1;
                 report.delivered.push(pid);
             }
@@ -1417,20 +1372,7 @@ impl Taskstats {
         if !report.delivered.is_empty() {
             self.mark(cx, "exit-delivered");
         }
-        if self.checks("duplicate-listener-check") {
-            if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
-                cx.sim().report(
-                    Some(cx),
-                    Violation::new(
-                        "duplicate-listener",
-                        format!(
-                            "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
-                            task.pid
-                        ),
-                    ),
-                );
-            }
-        }
+        self.audit_copies(cx, &copies, cpu, task);
         if delcount == 0 {
             return;
         }
@@ -1439,6 +1381,84 @@ impl Taskstats {
         if report.pruned > 0 {
             cx.note(format!("send_cpu_listeners: pruned {} listeners of closed ports", report.pruned));
             self.mark(cx, "listener-pruned");
+        }
+    }
+
+    /// The checker's look at one delivery before it is sent: what the record may say to the
+    /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
+    /// still rise. It reads the model through an observer context, so neither the trace nor
+    /// lockdep sees it.
+    fn audit_delivery(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        cpu: u32,
+        seq: u32,
+        task: &Task,
+        records: &[(u16, u32, TaskstatsRecord)],
+    ) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
+            return;
+        };
+        {
+            let table = self.tasks.lock(&observer);
+            for (kind, id, stats) in records {
+                self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+            }
+        }
+        let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
+        if let Some(last) = last {
+            if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("seq-order"),
+                        format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The checker's count of one exit's copies per port: more than one is CVE-2011-2484.
+    fn audit_copies(&self, cx: &Cx, copies: &BTreeMap<u32, u32>, cpu: u32, task: &Task) {
+        if !self.checks("duplicate-listener-check") {
+            return;
+        }
+        if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("duplicate-listener"),
+                    format!(
+                        "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
+                        task.pid
+                    ),
+                ),
+            );
+        }
+    }
+
+    /// The checker's look after a DEREGISTER that returned 0: no entry of the port may be left
+    /// on the CPUs it named. Read through an observer context.
+    fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        for &cpu in mask {
+            let list = self.listener_array[cpu as usize].sem.down_read(&observer);
+            let left = list.iter().filter(|s| s.pid == port).count();
+            drop(list);
+            if left > 0 {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("duplicate-listener"),
+                        format!(
+                            "DEREGISTER of port {port} on cpu {cpu} returned 0 but {left} entries are left"
+                        ),
+                    ),
+                );
+            }
         }
     }
 
@@ -1461,7 +1481,7 @@ impl Taskstats {
                 for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
                     if !seen.insert(s.pid) {
                         return Err(Violation::new(
-                            "duplicate-listener",
+                            ViolationKind::finding("duplicate-listener"),
                             format!(
                                 "cpu {cpu} has more than one valid listener for port {}: {:?}",
                                 s.pid,
@@ -1473,7 +1493,7 @@ impl Taskstats {
             }
             if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
                 return Err(Violation::new(
-                    "invariant",
+                    ViolationKind::Invariant(None),
                     format!("cpu {cpu}: an invalid listener survived pruning"),
                 ));
             }
@@ -1481,7 +1501,7 @@ impl Taskstats {
         let listeners_total: usize = self.listener_array.iter().map(|l| l.len.load(Ordering::Relaxed)).sum();
         if self.listener_cache.live() != listeners_total as u64 {
             return Err(Violation::new(
-                "leak",
+                ViolationKind::Leak,
                 format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
             ));
         }
@@ -1494,7 +1514,7 @@ impl Taskstats {
         drop(t);
         if self.taskstats_cache.live() != groups_with_stats as u64 {
             return Err(Violation::new(
-                "leak",
+                ViolationKind::Leak,
                 format!(
                     "{} taskstats objects live, {} groups with stats",
                     self.taskstats_cache.live(),
@@ -1535,8 +1555,35 @@ impl Taskstats {
     }
 }
 
-fn inner_group_has_ledger(model: &Taskstats, cx: &Cx, tgid: u32) -> bool {
-    model.ledger.lock(cx).groups.contains_key(&tgid)
+/// copy_namespaces() and the credential change a fork kind stands for: the child's pid
+/// namespace, user namespace, kuid and capable(CAP_NET_ADMIN).
+fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (usize, usize, u32, bool) {
+    let mut pid_ns = p.pid_ns();
+    let mut user_ns = p.user_ns;
+    let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
+    match kind {
+        ForkKind::NewPidNs => {
+            t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
+            pid_ns = t.pid_ns.len() - 1;
+        }
+        ForkKind::NewUserNs => {
+            let base = 100_000 * t.user_ns.len() as u32;
+            t.user_ns.push(UserNs { parent: Some(user_ns), base });
+            user_ns = t.user_ns.len() - 1;
+            uid = t.make_kuid(user_ns, 0);
+            cap = true;
+        }
+        ForkKind::Unprivileged(n) => {
+            uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
+            cap = false;
+        }
+        ForkKind::Thread | ForkKind::Process => {}
+    }
+    (pid_ns, user_ns, uid, cap)
+}
+
+fn inner_group_has_ledger(model: &Taskstats, tgid: u32) -> bool {
+    model.ledger().groups.contains_key(&tgid)
 }
 
 fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {

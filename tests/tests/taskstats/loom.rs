@@ -5,7 +5,9 @@ use loom::model::Builder;
 use sim_core::mm::KmemCache;
 use sim_core::sync::{thread, Arc};
 use sim_core::{Errno, Sim, SimConfig};
-use taskstats_sim::{add_del_listener, deliver_to_listeners, prune_invalid, Action, CpuSet, ListenerList};
+use taskstats_sim::{
+    add_del_listener, deliver_to_listeners, prune_invalid, task_cx, Action, CpuSet, ListenerList,
+};
 use taskstats_sim::{Fixes, ForkKind, Params, Taskstats};
 
 fn builder() -> Builder {
@@ -24,7 +26,7 @@ fn builder() -> Builder {
 #[test]
 fn rwsem_listener_prune_never_drops_a_valid_listener() {
     builder().check(|| {
-        let sim = Sim::new(SimConfig::new(1).cpus(1).without_lockdep());
+        let sim = Sim::new(SimConfig::new(1).cpus(1));
         let lists = Arc::new(vec![ListenerList::new()]);
         let cache: Arc<KmemCache<()>> = Arc::new(KmemCache::new("listener", 24));
         let cpu0: CpuSet = [0].into_iter().collect();
@@ -59,26 +61,27 @@ fn rwsem_listener_prune_never_drops_a_valid_listener() {
 #[test]
 fn group_stats_publication_between_two_exiting_threads_keeps_one_object_and_both_sums() {
     builder().check(|| {
-        let sim = Sim::new(SimConfig::new(2).cpus(2).without_lockdep());
+        let sim = Sim::new(SimConfig::new(2).cpus(2));
         let fixes = Fixes::preset("linux-3.8").unwrap();
         let model = Arc::new(Taskstats::new(&sim, fixes, Params { cpus: 2, ..Params::default() }));
-        let leader = model.fork(&sim, 1, ForkKind::Process).unwrap();
-        let a = model.fork(&sim, leader, ForkKind::Thread).unwrap();
-        let b = model.fork(&sim, leader, ForkKind::Thread).unwrap();
-        model.run(&sim, a);
-        model.run(&sim, b);
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let a = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let b = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        model.run(&task_cx(&sim, &model, a, "run"));
+        model.run(&task_cx(&sim, &model, b, "run"));
         let expect = {
-            let sa = model.fill_stats_for(&sim, a).unwrap();
-            let sb = model.fill_stats_for(&sim, b).unwrap();
+            let sa = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), a).unwrap();
+            let sb = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), b).unwrap();
             (sa.cpu_count + sb.cpu_count, sa.cpu_delay_total + sb.cpu_delay_total)
         };
         let (m2, s2) = (model.clone(), sim.clone());
         let other = thread::spawn(move || {
-            m2.exit(&s2, b);
+            m2.exit(&task_cx(&s2, &m2, b, "do_exit"));
         });
-        model.exit(&sim, a);
+        model.exit(&task_cx(&sim, &model, a, "do_exit"));
         other.join().unwrap();
-        let group = model.group_stats(&sim, leader).expect("group stats allocated");
+        let group =
+            model.group_stats(&sim.observer_cx("group_stats", 0), leader).expect("group stats allocated");
         assert_eq!((group.cpu_count, group.cpu_delay_total), expect, "both threads summed once");
         assert_eq!(model.live_objects().1, 1, "one taskstats object: the spare was freed");
     });
@@ -90,22 +93,21 @@ fn group_stats_publication_between_two_exiting_threads_keeps_one_object_and_both
 #[should_panic(expected = "spare freed")]
 fn both_exiting_threads_can_allocate_and_one_frees_its_spare() {
     builder().check(|| {
-        let sim = Sim::new(SimConfig::new(2).cpus(2).without_lockdep());
+        let sim = Sim::new(SimConfig::new(2).cpus(2));
         let model = Arc::new(Taskstats::new(
             &sim,
             Fixes::preset("linux-3.8").unwrap(),
             Params { cpus: 2, ..Params::default() },
         ));
-        let leader = model.fork(&sim, 1, ForkKind::Process).unwrap();
-        let a = model.fork(&sim, leader, ForkKind::Thread).unwrap();
-        let b = model.fork(&sim, leader, ForkKind::Thread).unwrap();
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let a = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let b = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
         let (m2, s2) = (model.clone(), sim.clone());
         let other = thread::spawn(move || {
-            m2.exit(&s2, b);
+            m2.exit(&task_cx(&s2, &m2, b, "do_exit"));
         });
-        model.exit(&sim, a);
+        model.exit(&task_cx(&sim, &model, a, "do_exit"));
         other.join().unwrap();
-        let cx = sim.cx("x", 0);
-        assert!(!model.coverage(&cx).contains("group-stats-spare-freed"), "spare freed in this interleaving");
+        assert!(!sim.marks().contains("group-stats-spare-freed"), "spare freed in this interleaving");
     });
 }

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use sim_core::check::{assert_cases_pass, generate, run_case, RunOptions};
-use taskstats_sim::{Config, TaskstatsSubject};
+use taskstats_sim::{TaskstatsConfig, TaskstatsSubject};
 
 fn run_preset(preset: &str, first_seed: u64, cases: u64) -> BTreeSet<String> {
-    let config = Config::contract(preset);
+    let config = TaskstatsConfig::contract(preset);
     assert_cases_pass::<TaskstatsSubject>(&config, first_seed, cases, 120)
 }
 
@@ -59,7 +59,7 @@ fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
 
 #[test]
 fn same_seed_gives_the_same_trace_hash() {
-    let config = Config::contract("linux-3.8");
+    let config = TaskstatsConfig::contract("linux-3.8");
     let ops = generate::<TaskstatsSubject>(&config, 42, 120);
     let a = run_case::<TaskstatsSubject>(&config, 42, &ops, &RunOptions::default());
     let b = run_case::<TaskstatsSubject>(&config, 42, &ops, &RunOptions::default());

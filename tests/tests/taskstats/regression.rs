@@ -5,7 +5,7 @@ use sim_core::check::Catalog;
 use sim_core::fault::{FaultAttr, FaultPlan};
 use sim_core::{Sim, SimConfig};
 use taskstats_sim::wire::*;
-use taskstats_sim::{Fixes, ForkKind, Params, Taskstats, TaskstatsSubject};
+use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats, TaskstatsSubject};
 
 fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Option<i32> {
     let bytes = request(
@@ -16,7 +16,7 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) -> Option<i32> 
         TASKSTATS_CMD_GET,
         &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload(mask))],
     );
-    let replies = model.netlink_request(sim, port, &bytes);
+    let replies = netlink_send(sim, model, port, &bytes);
     replies.last().map(|ack| i32::from_le_bytes(ack[16..20].try_into().unwrap()))
 }
 
@@ -35,7 +35,7 @@ fn register_failing_part_way_returns_0_and_drops_the_earlier_registration_on_3_x
     for (preset, left_on_cpu0) in [("linux-3.4", 0), ("linux-3.8", 0), ("linux-2.6.19", 1)] {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         assert_eq!(register(&model, &sim, port, "0"), Some(0));
         // The second listener allocation of the request fails: cpu 1's. (3.x allocates for cpu 0
         // too, finds the duplicate under the lock and frees it.)
@@ -66,12 +66,12 @@ fn cve_2011_2484_register_loop_grows_the_list_only_without_the_fix() {
         let mut fixes = Fixes::preset("linux-3.4").unwrap();
         fixes.set(taskstats_sim::fixes::DUPLICATE_LISTENER_CHECK, check);
         let model = Taskstats::new(&sim, fixes, Params::default());
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         for _ in 0..3 {
             assert_eq!(register(&model, &sim, port, "0"), Some(0));
         }
-        let child = model.fork(&sim, 1, ForkKind::Process).unwrap();
-        let report = model.exit(&sim, child).unwrap();
+        let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let report = model.exit(&task_cx(&sim, &model, child, "do_exit")).unwrap();
         let cx = sim.cx("test", 0);
         assert_eq!(model.listeners(&cx, 0).len(), expect, "entries on cpu 0 (check {check})");
         assert_eq!(report.delivered.len(), expect, "copies of one exit (check {check})");

@@ -7,7 +7,7 @@ use shuttle::{Config, Runner};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig};
 use taskstats_sim::wire::*;
-use taskstats_sim::{Fixes, ForkKind, Params, Taskstats};
+use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats};
 
 fn register(model: &Taskstats, sim: &Sim, port: u32, attr: u16, mask: &str) {
     let bytes = request(
@@ -18,27 +18,32 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, attr: u16, mask: &str) {
         TASKSTATS_CMD_GET,
         &[(attr, cpumask_payload(mask))],
     );
-    let _ = model.netlink_request(sim, port, &bytes);
+    let _ = netlink_send(sim, model, port, &bytes);
 }
 
 fn body() {
-    let sim = Sim::new(SimConfig::new(9).cpus(2).without_lockdep());
+    let sim = Sim::new(SimConfig::new(9).cpus(2));
     let model = Arc::new(Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default()));
-    let leader = model.fork(&sim, 1, ForkKind::Process).unwrap();
-    let threads: Vec<u32> = (0..3).map(|_| model.fork(&sim, leader, ForkKind::Thread).unwrap()).collect();
+    let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let threads: Vec<u32> = (0..3)
+        .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+        .collect();
     for (i, &t) in threads.iter().enumerate() {
-        model.set_task(&sim, t, None, None, Some(i as u32 % 2));
-        model.run(&sim, t);
+        model.set_task(&sim.cx("sched", 0), t, None, None, Some(i as u32 % 2));
+        model.run(&task_cx(&sim, &model, t, "run"));
     }
-    let expect: u64 = threads.iter().map(|&t| model.fill_stats_for(&sim, t).unwrap().cpu_count).sum();
-    let stay = model.open_port(&sim, 1).unwrap();
-    let gone = model.open_port(&sim, 1).unwrap();
+    let expect: u64 = threads
+        .iter()
+        .map(|&t| model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), t).unwrap().cpu_count)
+        .sum();
+    let stay = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+    let gone = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     register(&model, &sim, gone, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, "0-1");
     let mut handles = Vec::new();
     for &t in &threads {
         let (m, s) = (model.clone(), sim.clone());
         handles.push(thread::spawn(move || {
-            m.exit(&s, t);
+            m.exit(&task_cx(&s, &m, t, "do_exit"));
         }));
     }
     {
@@ -48,7 +53,7 @@ fn body() {
     }
     {
         let (m, s) = (model.clone(), sim.clone());
-        handles.push(thread::spawn(move || m.close_port(&s, gone)));
+        handles.push(thread::spawn(move || m.close_port(&s.cx("close", 0), gone)));
     }
     for h in handles {
         h.join().unwrap();
@@ -59,7 +64,9 @@ fn body() {
     let violations: Vec<_> = sim.violations().into_iter().filter(|v| v.kind != "seq-order").collect();
     assert!(violations.is_empty(), "violations: {violations:?}");
     model.check_invariants(&sim).unwrap();
-    let group = model.group_stats(&sim, leader).expect("a group of four allocates its stats");
+    let group = model
+        .group_stats(&sim.observer_cx("group_stats", 0), leader)
+        .expect("a group of four allocates its stats");
     assert_eq!(group.cpu_count, expect, "group stats hold every exited thread exactly once");
 }
 
@@ -82,18 +89,20 @@ fn exits_registrations_and_closes_across_cpus_keep_the_invariants() {
 #[test]
 fn same_cpu_exits_can_deliver_out_of_sequence_order_when_preempted() {
     let body = || {
-        let sim = Sim::new(SimConfig::new(4).cpus(1).without_lockdep());
+        let sim = Sim::new(SimConfig::new(4).cpus(1));
         let params = Params { cpus: 1, ..Params::default() };
         let model = Arc::new(Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params));
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         register(&model, &sim, port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, "0");
-        let tasks: Vec<u32> = (0..2).map(|_| model.fork(&sim, 1, ForkKind::Process).unwrap()).collect();
+        let tasks: Vec<u32> = (0..2)
+            .map(|_| model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap())
+            .collect();
         let handles: Vec<_> = tasks
             .into_iter()
             .map(|t| {
                 let (m, s) = (model.clone(), sim.clone());
                 thread::spawn(move || {
-                    m.exit(&s, t);
+                    m.exit(&task_cx(&s, &m, t, "do_exit"));
                 })
             })
             .collect();

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use sim_core::{Errno, Sim, SimConfig};
 use taskstats_sim::wire::TaskstatsRecord;
-use taskstats_sim::{Fixes, ForkKind, Params, Taskstats};
+use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats};
 
 // --- an independent decoder ------------------------------------------------------------------
 
@@ -247,14 +247,14 @@ fn world(preset: &str, padding: bool) -> (Sim, Taskstats, u32, u32) {
     let sim = Sim::new(SimConfig::new(5).cpus(2));
     let params = Params { cpus: 2, needs_padding: padding, ..Params::default() };
     let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), params);
-    let leader = model.fork(&sim, 1, ForkKind::Process).unwrap();
-    let thread = model.fork(&sim, leader, ForkKind::Thread).unwrap();
+    let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
     for _ in 0..5 {
-        model.run(&sim, leader);
-        model.run(&sim, thread);
+        model.run(&task_cx(&sim, &model, leader, "run"));
+        model.run(&task_cx(&sim, &model, thread, "run"));
     }
     assert_eq!(thread, leader + 1, "the thread's pid follows the leader's");
-    let port = model.open_port(&sim, 1).unwrap();
+    let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     (sim, model, leader, port)
 }
 
@@ -264,9 +264,8 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
         [("linux-3.8", false), ("linux-3.8", true), ("linux-3.4", false), ("linux-2.6.19", true)]
     {
         let (sim, model, leader, port) = world(preset, padding);
-        let expect = model.fill_stats_for(&sim, leader).unwrap();
-        let replies =
-            model.netlink_request(&sim, port, &msg(FAMILY, 1 | 4, 1, &[(1, &leader.to_le_bytes())]));
+        let expect = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), leader).unwrap();
+        let replies = netlink_send(&sim, &model, port, &msg(FAMILY, 1 | 4, 1, &[(1, &leader.to_le_bytes())]));
         assert_eq!(replies.len(), 2, "{preset}: a reply and an ack");
         assert_eq!(ack_errno(&replies), Some(0), "{preset}: ack with error 0");
         let d = decode(&replies[0]);
@@ -304,13 +303,13 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
 fn exit_event_carries_pid_and_tgid_aggregates_with_per_cpu_sequence_numbers() {
     let (sim, model, leader, port) = world("linux-3.8", false);
     let thread = leader + 1;
-    let reg = model.netlink_request(&sim, port, &msg(FAMILY, 1 | 4, 1, &[(3, b"0-1\0")]));
+    let reg = netlink_send(&sim, &model, port, &msg(FAMILY, 1 | 4, 1, &[(3, b"0-1\0")]));
     assert_eq!(ack_errno(&reg), Some(0));
-    let thread_stats = model.fill_stats_for(&sim, thread).unwrap();
-    model.exit(&sim, thread).unwrap();
-    let leader_stats = model.fill_stats_for(&sim, leader).unwrap();
-    model.exit(&sim, leader).unwrap();
-    let events = model.recv(&sim, port);
+    let thread_stats = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), thread).unwrap();
+    model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+    let leader_stats = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), leader).unwrap();
+    model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
+    let events = model.recv(&sim.cx("recvmsg", 0), port);
     assert_eq!(events.len(), 2, "one event per exit on cpu 0");
     let first = decode(&events[0]);
     let second = decode(&events[1]);
@@ -341,7 +340,7 @@ fn exit_event_carries_pid_and_tgid_aggregates_with_per_cpu_sequence_numbers() {
 #[test]
 fn malformed_requests_get_the_kernels_errno() {
     let (sim, model, _leader, port) = world("linux-3.8", false);
-    let send = |bytes: &[u8]| model.netlink_request(&sim, port, bytes);
+    let send = |bytes: &[u8]| netlink_send(&sim, &model, port, bytes);
     let e = |errno: Errno| Some(errno.to_kernel_return());
     // Truncated netlink header: netlink_rcv_skb drops it silently.
     assert!(send(&[0u8; 10]).is_empty(), "short header: nothing back");
@@ -392,7 +391,7 @@ fn malformed_requests_get_the_kernels_errno() {
     let ok = send(&msg(FAMILY, 5, 3, &[(1, &1u32.to_le_bytes())]));
     assert_eq!((ok.len(), ack_errno(&ok)), (2, Some(0)), "cgroup fd: stats and an ack");
     let (_sim2, old, _, old_port) = world("linux-2.6.19", false);
-    let r = old.netlink_request(&_sim2, old_port, &msg(FAMILY, 5, 3, &[(1, &1u32.to_le_bytes())]));
+    let r = netlink_send(&_sim2, &old, old_port, &msg(FAMILY, 5, 3, &[(1, &1u32.to_le_bytes())]));
     assert_eq!(ack_errno(&r), e(Errno::EOPNOTSUPP), "2.6.19 has no cgroupstats");
 }
 
@@ -401,9 +400,13 @@ fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answer
     for (preset, expect) in [("linux-3.4", 0), ("linux-2.6.19", -22)] {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
-        model.bind_port(&sim, 1, 4242).unwrap();
-        assert_eq!(model.bind_port(&sim, 1, 4242), Err(Errno::EBUSY), "{preset}: port taken");
-        let r = model.netlink_request(&sim, 4242, &msg(FAMILY, 5, 1, &[(3, b"\0")]));
+        model.bind_port(&task_cx(&sim, &model, 1, "bind"), 4242).unwrap();
+        assert_eq!(
+            model.bind_port(&task_cx(&sim, &model, 1, "bind"), 4242),
+            Err(Errno::EBUSY),
+            "{preset}: port taken"
+        );
+        let r = netlink_send(&sim, &model, 4242, &msg(FAMILY, 5, 1, &[(3, b"\0")]));
         assert_eq!(ack_errno(&r), Some(expect), "{preset}: REGISTER \"\"");
         let cx = sim.cx("test", 0);
         assert_eq!(model.listeners(&cx, 0).len(), usize::from(expect == 0), "{preset}: cpu 0 listeners");
@@ -413,13 +416,13 @@ fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answer
 #[test]
 fn unprivileged_and_namespaced_requesters_get_eperm_and_einval() {
     let (sim, model, _leader, _port) = world("linux-3.8", false);
-    let user = model.fork(&sim, 1, ForkKind::Unprivileged(1)).unwrap();
-    let user_port = model.open_port(&sim, user).unwrap();
-    let r = model.netlink_request(&sim, user_port, &msg(FAMILY, 5, 1, &[(1, &1u32.to_le_bytes())]));
+    let user = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Unprivileged(1)).unwrap();
+    let user_port = model.open_port(&task_cx(&sim, &model, user, "socket")).unwrap();
+    let r = netlink_send(&sim, &model, user_port, &msg(FAMILY, 5, 1, &[(1, &1u32.to_le_bytes())]));
     assert_eq!(ack_errno(&r), Some(Errno::EPERM.to_kernel_return()), "GENL_ADMIN_PERM");
-    let inside = model.fork(&sim, 1, ForkKind::NewPidNs).unwrap();
-    let ns_port = model.open_port(&sim, inside).unwrap();
-    let r = model.netlink_request(&sim, ns_port, &msg(FAMILY, 5, 1, &[(3, b"0\0")]));
+    let inside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::NewPidNs).unwrap();
+    let ns_port = model.open_port(&task_cx(&sim, &model, inside, "socket")).unwrap();
+    let r = netlink_send(&sim, &model, ns_port, &msg(FAMILY, 5, 1, &[(3, b"0\0")]));
     assert_eq!(ack_errno(&r), Some(Errno::EINVAL.to_kernel_return()), "listener outside init_pid_ns");
 }
 
@@ -435,7 +438,7 @@ proptest! {
     ) {
         let sim = Sim::new(SimConfig::new(3).cpus(2));
         let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
-        let port = model.open_port(&sim, 1).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
         let mut bytes = msg(FAMILY, flags | 1, cmd, &[]);
         bytes.extend_from_slice(&body);
         if fix_len {
@@ -443,7 +446,7 @@ proptest! {
             bytes[0..4].copy_from_slice(&len.to_le_bytes());
         }
         let known = [0, 1, 2, 3, 7, 11, 12, 22, 34, 95, 111];
-        for reply in model.netlink_request(&sim, port, &bytes) {
+        for reply in netlink_send(&sim, &model, port, &bytes) {
             if le(&reply[4..6]) == 2 {
                 let errno = -(le(&reply[16..20]) as u32 as i32);
                 prop_assert!(known.contains(&errno), "unexpected errno {errno}");
@@ -456,7 +459,7 @@ proptest! {
 fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
     let (sim, model, _leader, port) = world("linux-3.8", false);
     // CTRL_CMD_GETFAMILY (3) on GENL_ID_CTRL (0x10) with CTRL_ATTR_FAMILY_NAME (2) "TASKSTATS".
-    let replies = model.netlink_request(&sim, port, &msg(0x10, 1, 3, &[(2, b"TASKSTATS\0")]));
+    let replies = netlink_send(&sim, &model, port, &msg(0x10, 1, 3, &[(2, b"TASKSTATS\0")]));
     assert_eq!(replies.len(), 1, "a NEWFAMILY reply, no ack asked");
     let reply = &replies[0];
     assert_eq!((le(&reply[4..6]), reply[16]), (0x10, 1), "from nlctrl, CTRL_CMD_NEWFAMILY");
@@ -469,6 +472,6 @@ fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
     let first = attrs(ops[0].1);
     assert_eq!((le(first[0].1), le(first[1].1) & 1), (1, 1), "TASKSTATS_CMD_GET with GENL_ADMIN_PERM");
     assert_eq!(ops.len(), 2, "and CGROUPSTATS_CMD_GET");
-    let unknown = model.netlink_request(&sim, port, &msg(0x10, 1, 3, &[(2, b"NOPE\0")]));
+    let unknown = netlink_send(&sim, &model, port, &msg(0x10, 1, 3, &[(2, b"NOPE\0")]));
     assert_eq!(ack_errno(&unknown), Some(Errno::ENOENT.to_kernel_return()));
 }

@@ -1,0 +1,78 @@
+//! The catalogue: the fix table, the zoo of historical bugs, and the teaching scenarios.
+
+use sim_core::check::{Catalog, ScenarioInfo, ZooEntry};
+use sim_core::fixes::{FixTable, FixTableOf};
+use sim_core::trace::TraceMode;
+use sim_core::{Sim, ViolationKind};
+
+use super::{TaskstatsConfig, TaskstatsSubject};
+use crate::fixes::{Fixes, TaskstatsFixes};
+
+impl Catalog for TaskstatsSubject {
+    fn fix_table() -> &'static FixTable {
+        <TaskstatsFixes as FixTableOf>::TABLE
+    }
+
+    fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<TaskstatsConfig, String> {
+        let fixes = Fixes::parse(kernel, fixes_off)?;
+        let name = kernel.unwrap_or("linux-3.8");
+        let mut config =
+            TaskstatsConfig::for_preset(name).unwrap_or_else(|| TaskstatsConfig::contract("linux-3.8"));
+        config.preset = name.to_string();
+        config.fixes = fixes;
+        config.params.audit.extend(fixes_off.iter().cloned());
+        Ok(config)
+    }
+
+    fn zoo() -> Vec<ZooEntry> {
+        vec![
+            ZooEntry {
+                name: "CVE-2011-2484 duplicate listeners",
+                kernel: "linux-3.4",
+                fix: "duplicate-listener-check",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("duplicate-listener")],
+                ops_max: 60,
+                cases_max: 400,
+            },
+            ZooEntry {
+                name: "CVE-2011-2494 unprivileged taskstats",
+                kernel: "linux-3.4",
+                fix: "admin-perm",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("unprivileged-access")],
+                ops_max: 60,
+                cases_max: 400,
+            },
+            ZooEntry {
+                name: "global ids leak into pid/user namespaces",
+                kernel: "linux-3.8",
+                fix: "namespace-checks",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("namespace-leak")],
+                ops_max: 60,
+                cases_max: 400,
+            },
+            ZooEntry {
+                name: "2.6.19 group stats miss threads that exit unheard",
+                kernel: "linux-3.4",
+                fix: "exit-single-pass",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("group-stats")],
+                ops_max: 80,
+                cases_max: 600,
+            },
+        ]
+    }
+
+    fn scenarios() -> Vec<ScenarioInfo> {
+        super::scenario::SCENARIOS
+            .iter()
+            .map(|(name, description)| ScenarioInfo { name, description })
+            .collect()
+    }
+
+    fn run_scenario(name: &str) -> Option<Sim> {
+        super::scenario::run(name, TraceMode::Full)
+    }
+}

@@ -1,0 +1,357 @@
+//! How the checkers drive the model: [`TaskstatsSubject`] applies the generated operations
+//! ([`op`]) to the model and reports what each returned, the reference model
+//! ([`reference::TaskstatsModel`]) judges it, and the catalogue ([`catalog`]) lists the zoo and
+//! the teaching scenarios ([`scenario`]).
+//!
+//! Every model entry point takes the caller's `&Cx`; [`task_cx`] and [`sender_cx`] are how a
+//! driver (this subject, the scenarios, the CLI, tests and benches) makes the context of the task
+//! that runs an operation.
+
+mod catalog;
+mod op;
+mod reference;
+pub(crate) mod scenario;
+
+use proptest::strategy::BoxedStrategy;
+use serde::{Deserialize, Serialize};
+use sim_core::check::Subject;
+use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::fixes::FixTableOf;
+use sim_core::{Cx, Sim, SimConfig, Violation};
+
+use crate::fixes::{Fixes, TaskstatsFixes};
+use crate::taskstats::{Params, Taskstats, NR_CPUS};
+use crate::wire::*;
+
+// The operation vocabulary, for the CLI (artifacts) and the tests.
+pub use op::{MaskSpec, Op, Outcome, RequestFacts, Target};
+// The reference model, for the tests that drive it directly.
+pub use reference::TaskstatsModel;
+
+/// Everything a case needs besides its seed and operations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskstatsConfig {
+    /// The preset the fixes came from.
+    pub preset: String,
+    /// The switches.
+    pub fixes: Fixes,
+    /// Sizes and architecture.
+    pub params: Params,
+    /// Faults to inject.
+    pub faults: FaultPlan,
+}
+
+impl TaskstatsConfig {
+    /// A preset's own contract: its known bugs are not checked, faults on allocations and clones.
+    pub fn contract(preset: &str) -> TaskstatsConfig {
+        TaskstatsConfig::for_preset(preset).expect("known preset")
+    }
+
+    /// A preset, faults on; invariants of the fixes it has.
+    pub fn for_preset(preset: &str) -> Option<TaskstatsConfig> {
+        Some(TaskstatsConfig {
+            preset: preset.to_string(),
+            fixes: Fixes::preset(preset)?,
+            params: Params::default(),
+            faults: FaultPlan::with(FaultAttr::probability(4)),
+        })
+    }
+
+    /// The same configuration with fix `name` off (panics on an unknown name).
+    pub fn fix_off(mut self, name: &str) -> TaskstatsConfig {
+        let (index, _) = TaskstatsFixes::TABLE.find(name).expect("known fix");
+        self.fixes = self.fixes.without(crate::fixes::FIX_IDS[index]);
+        self.params.audit.push(name.to_string());
+        self
+    }
+}
+
+/// The context of task `pid` running operation `name` on the CPU the task is on (CPU 0 for a
+/// task the model does not know): what a driver hands to a model entry point.
+pub fn task_cx(sim: &Sim, model: &Taskstats, pid: u32, name: &str) -> Cx {
+    let cpu = model.task(&sim.observer_cx("task_cx", 0), pid).map_or(0, |t| t.cpu);
+    sim.cx_for_task(pid, name, cpu)
+}
+
+/// The context of the task that sends on port `port` (see [`Taskstats::port_sender`]); None
+/// when the port is not open or its process has no live thread.
+pub fn sender_cx(sim: &Sim, model: &Taskstats, port: u32) -> Option<Cx> {
+    let (pid, cpu) = model.port_sender(&sim.observer_cx("sender_cx", 0), port)?;
+    Some(sim.cx_for_task(pid, "sendmsg", cpu))
+}
+
+/// sendmsg(2) of `bytes` on port `port` by its process (see [`sender_cx`]): the messages the
+/// call delivered to the port, nothing when the port has no live sender.
+pub fn netlink_send(sim: &Sim, model: &Taskstats, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+    sender_cx(sim, model, port).map(|cx| model.netlink_request(&cx, port, bytes)).unwrap_or_default()
+}
+
+/// The checker's face of the model.
+#[derive(Debug)]
+pub struct TaskstatsSubject {
+    /// The model.
+    pub model: Taskstats,
+    config: TaskstatsConfig,
+}
+
+fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
+    (!items.is_empty()).then(|| items[usize::from(index) % items.len()])
+}
+
+impl TaskstatsSubject {
+    /// The facts a request's errno depends on, read through an observer context, and the
+    /// number the query's target has in the requester's pid namespace.
+    fn facts(&self, sim: &Sim, port: u32, target: Option<&Target>, fd: Option<u8>) -> (RequestFacts, u32) {
+        let cx = sim.observer_cx("facts", 0);
+        let live = self.model.live_pids(&cx);
+        let p = self.model.port_owner(&cx, port).unwrap_or((0, 0));
+        let current =
+            live.iter().copied().find(|&pid| self.model.task(&cx, pid).is_some_and(|t| t.tgid == p.0));
+        let current = current.and_then(|pid| self.model.task(&cx, pid));
+        let mut facts = RequestFacts {
+            capable: current.as_ref().is_some_and(|t| t.cap_net_admin && t.user_ns == 0),
+            init_ns: current.as_ref().is_some_and(|t| t.user_ns == 0 && t.pid_ns() == 0),
+            target_exists: false,
+            fd_is_cgroup: None,
+            queued: p.1,
+        };
+        let ns = match (&current, self.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
+            (Some(t), true) => t.pid_ns(),
+            _ => 0,
+        };
+        let mut nr = 0;
+        if let Some(target) = target {
+            let mut all = live.clone();
+            all.extend(self.model.zombie_pids(&cx));
+            all.sort_unstable();
+            nr = match target {
+                Target::Task(i) => pick(&all, *i).map_or(0, |pid| self.model.task_nr_in(&cx, pid, ns)),
+                Target::Nr(n) => *n,
+            };
+            facts.target_exists = nr != 0 && all.iter().any(|&pid| self.model.task_nr_in(&cx, pid, ns) == nr);
+        }
+        if let (Some(fd), Some(t)) = (fd, &current) {
+            facts.fd_is_cgroup = self.model.fd_kind(&cx, t.tgid, u32::from(fd));
+        }
+        (facts, nr)
+    }
+
+    /// One TASKSTATS/CGROUPSTATS request on the `port`-th open port, sent by that port's
+    /// process, with the target's number and the fd filled in.
+    fn request(
+        &mut self,
+        sim: &Sim,
+        port: u8,
+        attrs: Vec<(u16, Vec<u8>)>,
+        cmd: u8,
+        target: Option<&Target>,
+        fd: Option<u8>,
+    ) -> Outcome {
+        let Some(port) = pick(&self.port_ids(sim), port) else {
+            return Outcome::Done;
+        };
+        let (facts, nr) = self.facts(sim, port, target, fd);
+        let mut attrs = attrs;
+        for (kind, payload) in attrs.iter_mut() {
+            if (*kind == TASKSTATS_CMD_ATTR_PID || *kind == TASKSTATS_CMD_ATTR_TGID) && target.is_some() {
+                *payload = nr.to_le_bytes().to_vec();
+            }
+            if *kind == CGROUPSTATS_CMD_ATTR_FD && fd.is_some() {
+                *payload = u32::from(fd.unwrap_or(0)).to_le_bytes().to_vec();
+            }
+        }
+        let bytes = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port, cmd, &attrs);
+        let faults_before = sim.faults().failed();
+        let mut replies = match sender_cx(sim, &self.model, port) {
+            Some(cx) => self.model.netlink_request(&cx, port, &bytes),
+            None => Vec::new(),
+        };
+        let faulted = sim.faults().failed() != faults_before;
+        let error = replies.pop().and_then(|ack| {
+            let hdr = NlMsgHdr::parse(&ack)?;
+            (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
+        });
+        // A dropped ack (full queue) hides whether a registration happened: the lists decide.
+        let lists_after = (faulted || error.is_none()).then(|| self.lists(sim));
+        Outcome::Request { facts, error, replies, port, lists_after }
+    }
+
+    /// The listener lists, head first, as an observer reads them.
+    fn lists(&self, sim: &Sim) -> Vec<Vec<u32>> {
+        let cx = sim.observer_cx("lists", 0);
+        (0..self.model.params().cpus)
+            .map(|cpu| self.model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
+            .collect()
+    }
+
+    fn live_pids(&self, sim: &Sim) -> Vec<u32> {
+        self.model.live_pids(&sim.observer_cx("op", 0))
+    }
+
+    fn port_ids(&self, sim: &Sim) -> Vec<u32> {
+        self.model.port_ids(&sim.observer_cx("op", 0))
+    }
+
+    /// The task operations: fork, run, scheduler changes, open(2), socket(2).
+    fn apply_task_op(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        let live = self.live_pids(sim);
+        let (task, name) = match op {
+            Op::Fork { parent, .. } => (*parent, "fork"),
+            Op::Run { task } => (*task, "run"),
+            Op::OpenFile { task, .. } => (*task, "open"),
+            Op::OpenPort { task } => (*task, "socket"),
+            Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => {
+                (*task, "sched")
+            }
+            _ => unreachable!("apply_task_op is called for task operations only"),
+        };
+        let Some(pid) = pick(&live, task) else {
+            return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
+        };
+        let cx = if name == "sched" { sim.cx("sched", 0) } else { task_cx(sim, &self.model, pid, name) };
+        match op {
+            Op::Fork { kind, .. } => return Outcome::Forked(self.model.fork(&cx, *kind)),
+            Op::Run { .. } => {
+                self.model.run(&cx);
+            }
+            Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
+            Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
+            Op::Attach { cgroup, .. } => {
+                self.model.set_task(&cx, pid, None, Some(usize::from(*cgroup)), None)
+            }
+            Op::OpenFile { cgroup, .. } => {
+                self.model.open_file(&cx, cgroup.map(usize::from));
+            }
+            Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(&cx)),
+            _ => {}
+        }
+        Outcome::Done
+    }
+
+    /// do_exit() of a live task other than init (it reaps and owns the world).
+    fn apply_exit(&mut self, sim: &Sim, task: u8) -> Outcome {
+        let candidates: Vec<u32> = self.live_pids(sim).into_iter().filter(|&p| p != 1).collect();
+        let Some(pid) = pick(&candidates, task) else {
+            return Outcome::Done;
+        };
+        let faults_before = sim.faults().failed();
+        match self.model.exit(&task_cx(sim, &self.model, pid, "do_exit")) {
+            Some(report) => Outcome::Exited {
+                pid: report.pid,
+                cpu: report.cpu,
+                delivered: report.delivered,
+                closed: report.closed,
+                lists_after: (sim.faults().failed() != faults_before).then(|| self.lists(sim)),
+            },
+            None => Outcome::Done,
+        }
+    }
+
+    /// The port operations that are not requests: close(2), recvmsg(2), raw bytes.
+    fn apply_port_op(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        let ports = self.port_ids(sim);
+        match op {
+            Op::ClosePort { port } => {
+                let id = pick(&ports, *port);
+                if let Some(id) = id {
+                    self.model.close_port(&sim.cx("close", 0), id);
+                }
+                Outcome::Closed(id)
+            }
+            Op::Recv { port } => {
+                let id = pick(&ports, *port);
+                Outcome::Received(id, id.map_or(0, |id| self.model.recv(&sim.cx("recvmsg", 0), id).len()))
+            }
+            Op::Raw { port, bytes } => {
+                if let Some(id) = pick(&ports, *port) {
+                    if let Some(cx) = sender_cx(sim, &self.model, id) {
+                        let _ = self.model.netlink_request(&cx, id, bytes);
+                    }
+                }
+                Outcome::Done
+            }
+            _ => unreachable!("apply_port_op is called for port operations only"),
+        }
+    }
+
+    /// The generic-netlink requests the reference model judges.
+    fn apply_request(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        let (port, attr, payload, cmd, target, fd) = match op {
+            Op::Register { port, mask } => {
+                (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
+            }
+            Op::Deregister { port, mask } => {
+                (port, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
+            }
+            Op::QueryPid { port, target } => {
+                (port, TASKSTATS_CMD_ATTR_PID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
+            }
+            Op::QueryTgid { port, target } => {
+                (port, TASKSTATS_CMD_ATTR_TGID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
+            }
+            Op::CgroupStats { port, fd } => {
+                (port, CGROUPSTATS_CMD_ATTR_FD, vec![0; 4], CGROUPSTATS_CMD_GET, None, Some(*fd))
+            }
+            _ => unreachable!("apply_request is called for requests only"),
+        };
+        self.request(sim, *port, vec![(attr, payload)], cmd, target, fd)
+    }
+}
+
+impl Subject for TaskstatsSubject {
+    const NAME: &'static str = "taskstats";
+    type Config = TaskstatsConfig;
+    type Op = Op;
+    type Outcome = Outcome;
+    type Reference = TaskstatsModel;
+
+    fn sim_config(config: &TaskstatsConfig, seed: u64) -> SimConfig {
+        SimConfig::new(seed).cpus(config.params.cpus.clamp(1, NR_CPUS))
+    }
+
+    fn new(sim: &Sim, config: &TaskstatsConfig) -> Self {
+        sim.set_faults(config.faults.clone());
+        TaskstatsSubject {
+            model: Taskstats::new(sim, config.fixes, config.params.clone()),
+            config: config.clone(),
+        }
+    }
+
+    fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
+        op::op_strategy(config)
+    }
+
+    fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        match op {
+            Op::Fork { .. }
+            | Op::Run { .. }
+            | Op::SetState { .. }
+            | Op::Migrate { .. }
+            | Op::Attach { .. }
+            | Op::OpenFile { .. }
+            | Op::OpenPort { .. } => self.apply_task_op(sim, op),
+            Op::Exit { task } => self.apply_exit(sim, *task),
+            Op::Reap { task } => {
+                let zombies = self.model.zombie_pids(&sim.observer_cx("op", 0));
+                if let Some(pid) = pick(&zombies, *task) {
+                    self.model.reap(&sim.cx("release_task", 0), pid);
+                }
+                Outcome::Done
+            }
+            Op::ClosePort { .. } | Op::Recv { .. } | Op::Raw { .. } => self.apply_port_op(sim, op),
+            Op::Register { .. }
+            | Op::Deregister { .. }
+            | Op::QueryPid { .. }
+            | Op::QueryTgid { .. }
+            | Op::CgroupStats { .. } => self.apply_request(sim, op),
+        }
+    }
+
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        self.model.check_invariants(sim)
+    }
+
+    fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        self.model.teardown(sim)
+    }
+}

@@ -1,0 +1,163 @@
+//! The operations the op-level checker generates, what each returned, and the proptest
+//! strategy that generates them.
+
+use proptest::prelude::*;
+use proptest::strategy::BoxedStrategy;
+use serde::{Deserialize, Serialize};
+use sim_core::Errno;
+
+use super::TaskstatsConfig;
+use crate::task::TaskState;
+use crate::taskstats::{ForkKind, TASKSTATS_CPUMASK_MAXLEN};
+use crate::wire::cpumask_payload;
+
+/// A cpumask attribute as an operation spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MaskSpec {
+    /// The CPUs of a bitmap, as a list ("0,2").
+    Cpus(u8),
+    /// A range "a-b".
+    Range(u8, u8),
+    /// Text that is wrong one way or another.
+    Odd(u8),
+}
+
+/// Odd cpumask texts.
+const ODD_MASKS: [&str; 6] = ["", "1-0", "x", "999", "0-", "0,,1"];
+
+impl MaskSpec {
+    pub(crate) fn text(&self) -> Vec<u8> {
+        match self {
+            MaskSpec::Cpus(bits) => {
+                let cpus: Vec<String> =
+                    (0..8).filter(|b| bits & (1 << b) != 0).map(|b| b.to_string()).collect();
+                cpumask_payload(&cpus.join(","))
+            }
+            MaskSpec::Range(a, b) => cpumask_payload(&format!("{a}-{b}")),
+            MaskSpec::Odd(i) if usize::from(*i) < ODD_MASKS.len() => {
+                cpumask_payload(ODD_MASKS[usize::from(*i)])
+            }
+            // Oversized: longer than TASKSTATS_CPUMASK_MAXLEN.
+            MaskSpec::Odd(_) => cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)),
+        }
+    }
+}
+
+/// Which task a query names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A task picked by index, named by its number in the requester's pid namespace.
+    Task(u8),
+    /// A raw number.
+    Nr(u32),
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Op {
+    Fork { parent: u8, kind: ForkKind },
+    Run { task: u8 },
+    SetState { task: u8, state: TaskState },
+    Migrate { task: u8, cpu: u8 },
+    Attach { task: u8, cgroup: u8 },
+    OpenFile { task: u8, cgroup: Option<u8> },
+    Exit { task: u8 },
+    Reap { task: u8 },
+    OpenPort { task: u8 },
+    ClosePort { port: u8 },
+    Recv { port: u8 },
+    Register { port: u8, mask: MaskSpec },
+    Deregister { port: u8, mask: MaskSpec },
+    QueryPid { port: u8, target: Target },
+    QueryTgid { port: u8, target: Target },
+    CgroupStats { port: u8, fd: u8 },
+    Raw { port: u8, bytes: Vec<u8> },
+}
+
+/// The world facts a request's errno depends on, gathered from the model before the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// capable(CAP_NET_ADMIN).
+    pub capable: bool,
+    /// In the initial user and pid namespaces.
+    pub init_ns: bool,
+    /// The query's target exists in the requester's pid namespace.
+    pub target_exists: bool,
+    /// The fd: None if not open, Some(true) for a cgroup directory.
+    pub fd_is_cgroup: Option<bool>,
+    /// Messages already queued on the port.
+    pub queued: usize,
+}
+
+/// What an operation returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to judge (no such target, or a state change).
+    Done,
+    /// fork.
+    Forked(Result<u32, Errno>),
+    /// do_exit: the record's CPU, the ports that got it in order, the ports its group's death
+    /// closed, and (when a fault was injected during it) the listener lists afterwards.
+    Exited { pid: u32, cpu: u32, delivered: Vec<u32>, closed: Vec<u32>, lists_after: Option<Vec<Vec<u32>>> },
+    /// A port opened.
+    Port(Option<u32>),
+    /// A port closed.
+    Closed(Option<u32>),
+    /// Messages received from a port.
+    Received(Option<u32>, usize),
+    /// A request: its facts, the errno in its ack (None: no ack came back), the replies, and
+    /// (when a fault was injected during it) the listener lists afterwards.
+    Request {
+        facts: RequestFacts,
+        error: Option<i32>,
+        replies: Vec<Vec<u8>>,
+        port: u32,
+        lists_after: Option<Vec<Vec<u32>>>,
+    },
+}
+
+/// The proptest strategy for one operation, weighted towards forks, exits, registrations and
+/// queries, the operations the bugs need.
+pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
+    let cpus = config.params.cpus.max(1) as u8;
+    let kind = prop_oneof![
+        3 => Just(ForkKind::Thread),
+        2 => Just(ForkKind::Process),
+        1 => any::<u8>().prop_map(ForkKind::Unprivileged),
+        1 => Just(ForkKind::NewPidNs),
+        1 => Just(ForkKind::NewUserNs),
+    ];
+    let state = prop_oneof![
+        Just(TaskState::Running),
+        Just(TaskState::Interruptible),
+        Just(TaskState::Uninterruptible),
+        Just(TaskState::Stopped)
+    ];
+    let mask = prop_oneof![
+        6 => (1u8..(1 << cpus.min(7))).prop_map(MaskSpec::Cpus),
+        1 => (0u8..4, 0u8..4).prop_map(|(a, b)| MaskSpec::Range(a, b)),
+        1 => (0u8..7).prop_map(MaskSpec::Odd),
+    ];
+    let target = prop_oneof![4 => any::<u8>().prop_map(Target::Task), 1 => (0u32..40).prop_map(Target::Nr)];
+    prop_oneof![
+            4 => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),
+            4 => any::<u8>().prop_map(|task| Op::Run { task }),
+            1 => (any::<u8>(), state).prop_map(|(task, state)| Op::SetState { task, state }),
+            1 => (any::<u8>(), 0..cpus).prop_map(|(task, cpu)| Op::Migrate { task, cpu }),
+            1 => (any::<u8>(), any::<u8>()).prop_map(|(task, cgroup)| Op::Attach { task, cgroup }),
+            1 => (any::<u8>(), proptest::option::of(any::<u8>())).prop_map(|(task, cgroup)| Op::OpenFile { task, cgroup }),
+            4 => any::<u8>().prop_map(|task| Op::Exit { task }),
+            1 => any::<u8>().prop_map(|task| Op::Reap { task }),
+            2 => any::<u8>().prop_map(|task| Op::OpenPort { task }),
+            1 => any::<u8>().prop_map(|port| Op::ClosePort { port }),
+            2 => any::<u8>().prop_map(|port| Op::Recv { port }),
+            4 => (any::<u8>(), mask.clone()).prop_map(|(port, mask)| Op::Register { port, mask }),
+            1 => (any::<u8>(), mask).prop_map(|(port, mask)| Op::Deregister { port, mask }),
+            2 => (any::<u8>(), target.clone()).prop_map(|(port, target)| Op::QueryPid { port, target }),
+            2 => (any::<u8>(), target).prop_map(|(port, target)| Op::QueryTgid { port, target }),
+            1 => (any::<u8>(), 0u8..6).prop_map(|(port, fd)| Op::CgroupStats { port, fd }),
+            1 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..48)).prop_map(|(port, bytes)| Op::Raw { port, bytes }),
+        ]
+        .boxed()
+}
