@@ -206,6 +206,7 @@ fn run_subsystem(
                 // Cases the single-job campaign would have run to reach this seed.
                 cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / shard_count + 1,
                 seconds_to_find: failure.seconds_to_find,
+                shrink_seconds: failure.shrink_seconds,
             });
         }
     }

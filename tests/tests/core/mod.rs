@@ -4,7 +4,7 @@
 mod listeners;
 
 #[cfg(not(any(loom, shuttle)))]
-mod harness;
+pub(crate) mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
 #[cfg(loom)]
