@@ -6,20 +6,17 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sim_core::check::Artifact;
-use sim_core::trace::{render_chrome, render_text, Event, TaskId};
+use sim_core::trace::{
+    render_chrome, render_text, violations_cause_first, wrap, Event, EventKind, TaskId, TEXT_WIDTH,
+};
 
 use crate::registry::{self, SubsystemEntry};
 use crate::report::{self, FuzzReport};
 
-/// The text swim-lane's width, shared by its lanes (each between the bounds below).
-const LANES_WIDTH: usize = 100;
-const LANE_WIDTH_MIN: usize = 24;
-const LANE_WIDTH_MAX: usize = 48;
-
 /// How a trace is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum TraceFormat {
-    /// A text swim-lane, one column per task.
+    /// A text story, 100 columns wide: each step a heading, a lane per kernel task under it.
     Text,
     /// Chrome trace-event JSON, for Perfetto or chrome://tracing.
     Chrome,
@@ -34,13 +31,7 @@ fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat)
     names.entry(0).or_insert_with(|| HARNESS_LANE.to_string());
     let names = &names;
     match format {
-        TraceFormat::Text => {
-            let mut tasks: Vec<TaskId> = events.iter().map(|e| e.task).collect();
-            tasks.sort_unstable();
-            tasks.dedup();
-            let width = (LANES_WIDTH / tasks.len().max(1)).clamp(LANE_WIDTH_MIN, LANE_WIDTH_MAX);
-            render_text(events, names, width)
-        }
+        TraceFormat::Text => render_text(events, names, TEXT_WIDTH),
         TraceFormat::Chrome => {
             let mut text = serde_json::to_string_pretty(&render_chrome(events, names)).unwrap_or_default();
             text.push('\n');
@@ -100,6 +91,10 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     }
     let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
     let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
+    let names = &replayed.case.task_names;
+    if violations_cause_first(&replayed.case.trace_tail, names).len() > 1 {
+        summary.push_str(&violation_lines(&replayed.case.trace_tail, names));
+    }
     let _ = writeln!(summary, "\noperations:");
     for (index, op) in ops.iter().enumerate() {
         let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
@@ -161,21 +156,44 @@ fn find_scenario(name: &str) -> Result<(SubsystemEntry, String), String> {
     }
 }
 
+/// `text` wrapped to the trace's width, every line indented by `indent`, the later ones by
+/// `hang` more.
+fn paragraph(text: &str, indent: &str, hang: &str) -> String {
+    let mut out = String::new();
+    for (index, line) in wrap(text, TEXT_WIDTH - indent.len() - hang.len()).iter().enumerate() {
+        let _ = writeln!(out, "{indent}{}{line}", if index == 0 { "" } else { hang });
+    }
+    out
+}
+
+/// The violations in `events`, cause first (the first line is the root; the rest are its side
+/// effects), one line each with the event it was recorded at.
+fn violation_lines(events: &[Event], names: &BTreeMap<TaskId, String>) -> String {
+    let ordered = violations_cause_first(events, names);
+    if ordered.is_empty() {
+        return "violations: none\n".to_string();
+    }
+    let mut out = String::from("violations, cause first:\n");
+    for (index, event) in ordered.iter().enumerate() {
+        if let EventKind::Violation { kind, message } = &event.kind {
+            let role = if index == 0 { "root" } else { "then" };
+            let line = format!("{role}: {kind}: {} (event {})", message.trim_end(), event.seq);
+            out.push_str(&paragraph(&line, "  ", "      "));
+        }
+    }
+    out
+}
+
 /// `ksim trace SCENARIO`: runs a teaching scenario and draws its whole trace.
 pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
     let (entry, description) = find_scenario(name)?;
     let scenario = name.rsplit(':').next().unwrap_or(name);
     let sim = (entry.run_scenario)(scenario)
         .ok_or_else(|| format!("{} lists scenario {scenario:?} but cannot run it", entry.name))?;
-    let trace = draw(&sim.trace().events(), &sim.trace().task_names(), format);
-    let mut summary = format!("scenario {}:{scenario}: {description}\n", entry.name);
-    let violations = sim.violations();
-    if violations.is_empty() {
-        summary.push_str("violations: none\n");
-    }
-    for violation in &violations {
-        let _ = writeln!(summary, "violation: {violation}");
-    }
+    let events = sim.trace().events();
+    let trace = draw(&events, &sim.trace().task_names(), format);
+    let mut summary = paragraph(&format!("scenario {}:{scenario}: {description}", entry.name), "", "    ");
+    summary.push_str(&violation_lines(&events, &sim.trace().task_names()));
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;

@@ -165,7 +165,7 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
     let dir = scratch("trace");
     let run = ksim(&dir, &["trace", "use-after-shrink"]);
     assert_eq!(run.status, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("violation: use-after-free"), "{}", run.stdout);
+    assert!(run.stdout.contains("root: use-after-free"), "{}", run.stdout);
     assert!(
         run.stdout.contains("task-A") && run.stdout.contains("task-B"),
         "one lane per task: {}",
@@ -177,6 +177,25 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
     assert_eq!(chrome.status, 0);
     let parsed: serde_json::Value = serde_json::from_str(&chrome.stdout).expect("pure JSON on stdout");
     assert!(parsed["traceEvents"].as_array().expect("events").iter().any(|e| e["cat"] == "lock"));
+}
+
+#[test]
+fn trace_of_cve_2011_2484_is_a_story_in_100_columns_with_the_root_violation_first() {
+    let dir = scratch("trace-story");
+    let run = ksim(&dir, &["trace", "cve-2011-2484"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+    assert!(!run.stdout.contains('~'), "no event is cut short:\n{}", run.stdout);
+    for checker in ["ksim:ledger", "ksim-op", "ksim-check"] {
+        assert!(!run.stdout.contains(checker), "{checker} is not the kernel's:\n{}", run.stdout);
+    }
+    let root = run.stdout.lines().find(|l| l.trim_start().starts_with("root:")).expect("a root line");
+    assert!(root.contains("duplicate-listener"), "the duplicate listener is the root: {root}");
+    let side = run.stdout.find("then: seq-order").expect("the seq-order side effect is listed");
+    assert!(run.stdout.find("root:").expect("root") < side, "root first, side effects after");
+    assert!(run.stdout.contains("== 2. a task exits on cpu 0"), "steps are headings:\n{}", run.stdout);
 }
 
 #[test]
