@@ -10,6 +10,7 @@ use sim_core::trace::{
     render_chrome, render_text, violations_cause_first, wrap, Event, EventKind, TaskId, TEXT_WIDTH,
 };
 
+use crate::error::{print, CliError};
 use crate::registry::{self, SubsystemEntry};
 use crate::report::{self, FuzzReport};
 
@@ -40,8 +41,8 @@ fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat)
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }
 
 /// What a command printed, and whether it succeeded (`false`: exit status 1).
@@ -51,7 +52,7 @@ pub(crate) struct Outcome {
 }
 
 /// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
-pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let artifact = Artifact::read(file)?;
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
     let replayed = (entry.replay)(&artifact).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -110,16 +111,12 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;
-            print!("{summary}");
-            println!("\ntrace written to {}", path.display());
+            print(&format!("{summary}\ntrace written to {}\n", path.display()))?;
         }
-        (TraceFormat::Text, None) => {
-            print!("{summary}");
-            print!("\ntrace:\n{trace}");
-        }
+        (TraceFormat::Text, None) => print(&format!("{summary}\ntrace:\n{trace}"))?,
         (TraceFormat::Chrome, None) => {
             eprint!("{summary}");
-            print!("{trace}");
+            print(&trace)?;
         }
     }
     Ok(Outcome { ok: replayed.exact })
@@ -185,11 +182,12 @@ fn violation_lines(events: &[Event], names: &BTreeMap<TaskId, String>) -> String
 }
 
 /// `ksim trace SCENARIO`: runs a teaching scenario and draws its whole trace.
-pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let (entry, description) = find_scenario(name)?;
     let scenario = name.rsplit(':').next().unwrap_or(name);
-    let sim = (entry.run_scenario)(scenario)
-        .ok_or_else(|| format!("{} lists scenario {scenario:?} but cannot run it", entry.name))?;
+    let sim = (entry.run_scenario)(scenario).ok_or_else(|| {
+        CliError::Failed(format!("{} lists scenario {scenario:?} but cannot run it", entry.name))
+    })?;
     let events = sim.trace().events();
     let trace = draw(&events, &sim.trace().task_names(), format);
     let mut summary = paragraph(&format!("scenario {}:{scenario}: {description}", entry.name), "", "    ");
@@ -197,13 +195,12 @@ pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Resu
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;
-            print!("{summary}");
-            println!("trace written to {}", path.display());
+            print(&format!("{summary}trace written to {}\n", path.display()))?;
         }
-        (TraceFormat::Text, None) => print!("{summary}\n{trace}"),
+        (TraceFormat::Text, None) => print(&format!("{summary}\n{trace}"))?,
         (TraceFormat::Chrome, None) => {
             eprint!("{summary}");
-            print!("{trace}");
+            print(&trace)?;
         }
     }
     Ok(Outcome { ok: true })
@@ -243,7 +240,7 @@ pub(crate) fn list() -> String {
 }
 
 /// `ksim merge REPORT...`: combines shard reports; the merged table, and the merged JSON in `out`.
-pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, CliError> {
     let mut reports = Vec::new();
     for file in files {
         reports.push((file.clone(), FuzzReport::read(file)?));
@@ -251,17 +248,17 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, St
     let merged = report::merge(&reports)?;
     let missing: Vec<String> =
         (0..merged.shard_count).filter(|s| !merged.shards.contains(s)).map(|s| s.to_string()).collect();
-    println!(
-        "merged {} report(s): shards {} of {}{}",
+    print(&format!(
+        "merged {} report(s): shards {} of {}{}\n",
         files.len(),
         merged.shards.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         merged.shard_count,
         if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(",")) }
-    );
-    print!("{}", merged.render());
+    ))?;
+    print(&merged.render())?;
     if let Some(path) = out {
-        merged.write(path)?;
-        println!("merged report written to {}", path.display());
+        merged.write(path).map_err(CliError::Failed)?;
+        print(&format!("merged report written to {}\n", path.display()))?;
     }
     Ok(Outcome { ok: merged.failures_count() == 0 })
 }
@@ -280,11 +277,11 @@ pub(crate) fn taskstats_netlink(
     port: u32,
     input: &mut dyn Read,
     output: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     use sim_core::{Sim, SimConfig};
     use taskstats_sim::{ForkKind, Params, Taskstats, PRESETS};
     if port == 0 {
-        return Err("port 0 is the kernel's; name a user port id (1 or more)".to_string());
+        return Err(CliError::Usage("port 0 is the kernel's; name a user port id (1 or more)".to_string()));
     }
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(|e| format!("cannot read the request bytes: {e}"))?;
@@ -292,11 +289,14 @@ pub(crate) fn taskstats_netlink(
     let fixes = taskstats_sim::Fixes::preset(preset).ok_or_else(|| format!("no preset {preset}"))?;
     let sim = Sim::new(SimConfig::new(0));
     let model = Taskstats::new(&sim, fixes, Params::default());
-    let client =
-        model.fork(&sim, 1, ForkKind::Process).map_err(|e| format!("cannot fork a client: {e:?}"))?;
-    model.bind_port(&sim, client, port).map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
+    let client = model
+        .fork(&sim, 1, ForkKind::Process)
+        .map_err(|e| CliError::Failed(format!("cannot fork a client: {e:?}")))?;
+    model
+        .bind_port(&sim, client, port)
+        .map_err(|e| CliError::Failed(format!("cannot bind port {port}: {e:?}")))?;
     for message in model.netlink_request(&sim, port, &bytes) {
-        output.write_all(&message).map_err(|e| format!("cannot write stdout: {e}"))?;
+        output.write_all(&message).map_err(crate::error::stdout_error)?;
     }
     Ok(())
 }

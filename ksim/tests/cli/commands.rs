@@ -180,6 +180,52 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
 }
 
 #[test]
+fn a_failure_while_running_is_status_three_and_a_closed_pipe_is_quiet_141() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("run-failures");
+    // Bad input and a failure while running are told apart by status, not by reading stderr.
+    ksim(&dir, &["trace", "cve-2011-2484", "--out", "/dev/full"])
+        .assert_one_line_error(3, "cannot write /dev/full");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let list = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .arg("list")
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run ksim");
+    assert_eq!(list.status.code(), Some(3), "stdout on a full disk: {:?}", list);
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert!(
+        stderr.starts_with("ksim: failed: cannot write stdout") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    // The reader goes away before ksim writes: a shell's `| head`.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["trace", "cve-2011-2484"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ksim");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(141), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "quiet: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn help_lists_every_exit_status() {
+    let run = ksim(&scratch("help-status"), &["--help"]);
+    assert_eq!(run.status, 0);
+    for status in ["0 ", "1 ", "2 ", "3 ", "70 ", "130 ", "141 "] {
+        assert!(
+            run.stdout.lines().any(|l| l.trim_start().starts_with(status)),
+            "status {status}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
 fn trace_of_cve_2011_2484_is_a_story_in_100_columns_with_the_root_violation_first() {
     let dir = scratch("trace-story");
     let run = ksim(&dir, &["trace", "cve-2011-2484"]);
