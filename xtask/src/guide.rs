@@ -1,6 +1,7 @@
 //! The guide's part of `cargo xtask test`: every relative link and anchor in guide/src resolves,
 //! and mdbook builds the book (installed with `cargo install mdbook --locked` when missing, since
-//! a fresh CI machine has only the Rust toolchain). The guide's commands are run by ksim's tests
+//! a fresh CI machine has only the Rust toolchain; without its `serve` and `watch` features,
+//! which pull in an HTTP server and a file watcher that a one-shot build never uses). The guide's commands are run by ksim's tests
 //! (ksim/tests/cli/guide.rs), in the `test` part.
 
 use std::collections::BTreeSet;
@@ -48,12 +49,20 @@ fn mdbook(cargo: &str) -> Result<PathBuf, String> {
             return Ok(candidate.clone());
         }
     }
-    eprintln!("==> xtask: mdbook is missing: cargo install mdbook --version {MDBOOK_VERSION} --locked");
+    let args = [
+        "install",
+        "mdbook",
+        "--version",
+        MDBOOK_VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "search",
+    ];
+    eprintln!("==> xtask: mdbook is missing: cargo {}", args.join(" "));
     let started = Instant::now();
-    let status = Command::new(cargo)
-        .args(["install", "mdbook", "--version", MDBOOK_VERSION, "--locked"])
-        .status()
-        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    let status =
+        Command::new(cargo).args(args).status().map_err(|e| format!("cannot run cargo install: {e}"))?;
     if !status.success() {
         return Err(format!("cargo install mdbook failed ({status})"));
     }
