@@ -288,11 +288,11 @@ const LANE_GAP: &str = " | ";
 /// Narrowest lane: with more lanes than fit at this width, a step is drawn as a list.
 const LANE_WIDTH_MIN: usize = 16;
 
-/// One step of a run: what the narration said it was, and the events until the next step.
+/// One step of a run: what the narration said it was, and the events until the next step (the
+/// step's own end marker among them, drawn where it happened).
 struct Step<'a> {
     title: String,
     events: Vec<&'a Event>,
-    result: Option<String>,
 }
 
 /// Whether `task` runs kernel code: not task 0 (the checkers' context), not a narrating lane,
@@ -325,18 +325,15 @@ fn step_title(kind: &EventKind) -> Option<String> {
 /// Splits the events into steps at each operation marker or scenario note; events before the
 /// first marker are the "setup" step.
 fn split_steps<'a>(events: &'a [Event], names: &BTreeMap<TaskId, String>) -> Vec<Step<'a>> {
-    let mut steps = vec![Step { title: "setup".to_string(), events: Vec::new(), result: None }];
+    let mut steps = vec![Step { title: "setup".to_string(), events: Vec::new() }];
     for event in events {
         let narrating = STEP_LANES.contains(&names.get(&event.task).map_or("", String::as_str));
         if let Some(title) = step_title(&event.kind).filter(|_| narrating) {
-            steps.push(Step { title, events: Vec::new(), result: None });
+            steps.push(Step { title, events: Vec::new() });
             continue;
         }
-        let step = steps.last_mut().expect("a step");
-        match &event.kind {
-            EventKind::OpEnd { result, .. } if narrating => step.result = Some(result.clone()),
-            _ if is_checker_event(event) => {}
-            _ => step.events.push(event),
+        if !is_checker_event(event) {
+            steps.last_mut().expect("a step").events.push(event);
         }
     }
     if steps.len() > 1 && steps[0].events.is_empty() {
@@ -396,9 +393,6 @@ pub fn render_text(events: &[Event], names: &BTreeMap<TaskId, String>, width: us
                 let _ = writeln!(out, "{:>w$}clock {}ns", "", clock, w = SEQ_COLUMN);
             }
             draw_event(&mut out, event, &lanes, names, width, &mut held);
-        }
-        if let Some(result) = &step.result {
-            draw_wide(&mut out, None, &format!("=> {result}"), width);
         }
         out.push('\n');
     }
@@ -524,7 +518,13 @@ fn draw_event(
             let text = format!("[{name} cpu{}] {}", event.cpu, describe(&event.kind));
             draw_wide(out, Some(event.seq), &text, width);
         }
-        None => draw_wide(out, Some(event.seq), &describe(&event.kind), width),
+        None => {
+            let text = match &event.kind {
+                EventKind::OpEnd { result, .. } => format!("=> {result}"),
+                other => describe(other),
+            };
+            draw_wide(out, Some(event.seq), &text, width);
+        }
     }
     if let EventKind::Acquired { .. } = event.kind {
         *held.entry(event.task).or_default() += 1;
