@@ -199,17 +199,7 @@ fn a_failure_while_running_is_status_three_and_a_closed_pipe_is_quiet_141() {
         stderr.starts_with("ksim: failed: cannot write stdout") && stderr.lines().count() == 1,
         "{stderr}"
     );
-    // The reader goes away before ksim writes: a shell's `| head`.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
-        .args(["trace", "cve-2011-2484"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ksim");
-    drop(child.stdout.take());
-    let output = child.wait_with_output().expect("wait");
-    assert_eq!(output.status.code(), Some(141), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.stderr.is_empty(), "quiet: {}", String::from_utf8_lossy(&output.stderr));
+    // A closed stdout (status 141) is tested in netlink.rs, where the reply waits for stdin.
 }
 
 #[test]
