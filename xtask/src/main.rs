@@ -82,12 +82,15 @@ const PARTS: &[Part] = &[
     },
 ];
 
-/// Runs `cargo machete` (installing it when missing): no dependency in any Cargo.toml unused.
-fn machete(cargo: &str) -> Result<(), String> {
-    let installed =
-        Command::new(cargo).args(["machete", "--version"]).output().is_ok_and(|o| o.status.success());
+/// Runs cargo-machete over the workspace (installing it when missing): no dependency in any
+/// Cargo.toml unused. It is run as `cargo-machete ROOT`, not `cargo machete`: invoked through a
+/// toolchain's own cargo (xtask's `CARGO`), it takes the word `machete` for a path.
+fn machete(cargo: &str, root: &Path) -> Result<(), String> {
+    let installed = Command::new("cargo-machete").arg("--version").output().is_ok_and(|o| o.status.success());
     if !installed {
-        eprintln!("==> xtask: cargo-machete is missing: cargo install cargo-machete --version {MACHETE_VERSION} --locked");
+        eprintln!(
+            "==> xtask: cargo-machete is missing: cargo install cargo-machete --version {MACHETE_VERSION} --locked"
+        );
         run(Command::new(cargo).args([
             "install",
             "cargo-machete",
@@ -96,7 +99,7 @@ fn machete(cargo: &str) -> Result<(), String> {
             "--locked",
         ]))?;
     }
-    run(Command::new(cargo).arg("machete"))
+    run(Command::new("cargo-machete").arg(root))
 }
 
 /// Runs a command to its end; an error line when it fails.
@@ -120,7 +123,7 @@ fn run_part(part: &Part, cargo: &str, root: &Path) -> Result<(), String> {
             };
             run(&mut command)
         }
-        Action::Machete => machete(cargo),
+        Action::Machete => machete(cargo, root),
         Action::Guide => guide::check(root, cargo),
     }
 }
