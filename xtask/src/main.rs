@@ -5,8 +5,8 @@
 //! property + zoo + doc tests (the guide's commands among them), the guide (links and anchors
 //! resolve, mdbook builds it), the loom suite (`--cfg loom`, release, its own target directory),
 //! the shuttle suite (`--cfg shuttle`, release, its own target directory). `cargo xtask test
-//! --quick` skips loom and shuttle. A tool a part needs (cargo-machete, mdbook) is installed with
-//! `cargo install --locked` when missing: a fresh CI machine has only the Rust toolchain.
+//! --quick` skips loom and shuttle. mdbook is installed with `cargo install --locked` when missing
+//! (a fresh CI machine has only the Rust toolchain); cargo-machete is used when installed.
 
 mod guide;
 
@@ -18,7 +18,7 @@ use std::time::Instant;
 enum Action {
     /// `cargo ARGS` with these RUSTFLAGS (None: RUSTFLAGS unset).
     Cargo { args: &'static [&'static str], rustflags: Option<&'static str> },
-    /// `cargo machete`, installed first when missing.
+    /// cargo-machete, skipped when it is not installed.
     Machete,
     /// The guide's links, then `mdbook build`.
     Guide,
@@ -82,22 +82,20 @@ const PARTS: &[Part] = &[
     },
 ];
 
-/// Runs cargo-machete over the workspace (installing it when missing): no dependency in any
-/// Cargo.toml unused. It is run as `cargo-machete ROOT`, not `cargo machete`: invoked through a
-/// toolchain's own cargo (xtask's `CARGO`), it takes the word `machete` for a path.
-fn machete(cargo: &str, root: &Path) -> Result<(), String> {
+/// Runs cargo-machete over the workspace: no dependency in any Cargo.toml unused. When it is not
+/// installed the part is skipped with a note, not installed: building it took 34 minutes on a
+/// loaded 2-core machine, too much of CI's budget for a check a developer runs before a merge
+/// (`cargo install cargo-machete --version 0.9.2 --locked`). It is run as `cargo-machete ROOT`:
+/// invoked through a toolchain's own cargo (xtask's `CARGO`), it takes the word `machete` for a
+/// path.
+fn machete(root: &Path) -> Result<(), String> {
     let installed = Command::new("cargo-machete").arg("--version").output().is_ok_and(|o| o.status.success());
     if !installed {
         eprintln!(
-            "==> xtask: cargo-machete is missing: cargo install cargo-machete --version {MACHETE_VERSION} --locked"
+            "==> xtask: machete skipped: cargo-machete is not installed \
+             (cargo install cargo-machete --version {MACHETE_VERSION} --locked)"
         );
-        run(Command::new(cargo).args([
-            "install",
-            "cargo-machete",
-            "--version",
-            MACHETE_VERSION,
-            "--locked",
-        ]))?;
+        return Ok(());
     }
     run(Command::new("cargo-machete").arg(root))
 }
@@ -123,7 +121,7 @@ fn run_part(part: &Part, cargo: &str, root: &Path) -> Result<(), String> {
             };
             run(&mut command)
         }
-        Action::Machete => machete(cargo, root),
+        Action::Machete => machete(root),
         Action::Guide => guide::check(root, cargo),
     }
 }
