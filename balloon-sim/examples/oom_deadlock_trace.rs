@@ -8,7 +8,7 @@ use sim_core::trace::render_text;
 fn main() {
     let sim = BalloonSubject::run_scenario("oom-deadlock").expect("scenario");
     let events = sim.trace().events();
-    println!("{}", render_text(&events, &sim.trace().task_names(), 28));
+    println!("{}", render_text(&events, &sim.trace().task_names(), sim_core::trace::TEXT_WIDTH));
     for report in sim.lockdep().reports() {
         println!("{report}");
     }

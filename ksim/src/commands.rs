@@ -8,20 +8,18 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sim_core::check::{Artifact, FixInfo, PresetInfo, ScenarioInfo, ZooEntry};
 use sim_core::fixes::KernelVersion;
-use sim_core::trace::{render_chrome, render_text, Event, TaskId};
+use sim_core::trace::{
+    render_chrome, render_text, violations_cause_first, wrap, Event, EventKind, TaskId, TEXT_WIDTH,
+};
 
+use crate::error::{print, CliError};
 use crate::registry::{self, SubsystemEntry};
 use crate::report::{self, FuzzReport};
-
-/// The text swim-lane's width, shared by its lanes (each between the bounds below).
-const LANES_WIDTH: usize = 100;
-const LANE_WIDTH_MIN: usize = 24;
-const LANE_WIDTH_MAX: usize = 48;
 
 /// How a trace is drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum TraceFormat {
-    /// A text swim-lane, one column per task.
+    /// A text story, 100 columns wide: each step a heading, a lane per kernel task under it.
     Text,
     /// Chrome trace-event JSON, for Perfetto or chrome://tracing.
     Chrome,
@@ -36,13 +34,7 @@ fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat)
     names.entry(0).or_insert_with(|| HARNESS_LANE.to_string());
     let names = &names;
     match format {
-        TraceFormat::Text => {
-            let mut tasks: Vec<TaskId> = events.iter().map(|e| e.task).collect();
-            tasks.sort_unstable();
-            tasks.dedup();
-            let width = (LANES_WIDTH / tasks.len().max(1)).clamp(LANE_WIDTH_MIN, LANE_WIDTH_MAX);
-            render_text(events, names, width)
-        }
+        TraceFormat::Text => render_text(events, names, TEXT_WIDTH),
         TraceFormat::Chrome => {
             let mut text = serde_json::to_string_pretty(&render_chrome(events, names)).unwrap_or_default();
             text.push('\n');
@@ -51,8 +43,8 @@ fn draw(events: &[Event], names: &BTreeMap<TaskId, String>, format: TraceFormat)
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))
 }
 
 /// What a command printed, and whether it succeeded (`false`: exit status 1).
@@ -62,7 +54,7 @@ pub(crate) struct Outcome {
 }
 
 /// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
-pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let artifact = Artifact::read(file)?;
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
     let replayed = (entry.replay)(&artifact).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -102,6 +94,10 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     }
     let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
     let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
+    let names = &replayed.case.task_names;
+    if violations_cause_first(&replayed.case.trace_tail, names).len() > 1 {
+        summary.push_str(&violation_lines(&replayed.case.trace_tail, names));
+    }
     let _ = writeln!(summary, "\noperations:");
     for (index, op) in ops.iter().enumerate() {
         let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
@@ -117,16 +113,12 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;
-            print!("{summary}");
-            println!("\ntrace written to {}", path.display());
+            print(&format!("{summary}\ntrace written to {}\n", path.display()))?;
         }
-        (TraceFormat::Text, None) => {
-            print!("{summary}");
-            print!("\ntrace:\n{trace}");
-        }
+        (TraceFormat::Text, None) => print(&format!("{summary}\ntrace:\n{trace}"))?,
         (TraceFormat::Chrome, None) => {
             eprint!("{summary}");
-            print!("{trace}");
+            print(&trace)?;
         }
     }
     Ok(Outcome { ok: replayed.exact })
@@ -163,31 +155,54 @@ fn find_scenario(name: &str) -> Result<(SubsystemEntry, String), String> {
     }
 }
 
+/// `text` wrapped to the trace's width, every line indented by `indent`, the later ones by
+/// `hang` more.
+fn paragraph(text: &str, indent: &str, hang: &str) -> String {
+    let mut out = String::new();
+    for (index, line) in wrap(text, TEXT_WIDTH - indent.len() - hang.len()).iter().enumerate() {
+        let _ = writeln!(out, "{indent}{}{line}", if index == 0 { "" } else { hang });
+    }
+    out
+}
+
+/// The violations in `events`, cause first (the first line is the root; the rest are its side
+/// effects), one line each with the event it was recorded at.
+fn violation_lines(events: &[Event], names: &BTreeMap<TaskId, String>) -> String {
+    let ordered = violations_cause_first(events, names);
+    if ordered.is_empty() {
+        return "violations: none\n".to_string();
+    }
+    let mut out = String::from("violations, cause first:\n");
+    for (index, event) in ordered.iter().enumerate() {
+        if let EventKind::Violation { kind, message } = &event.kind {
+            let role = if index == 0 { "root" } else { "then" };
+            let line = format!("{role}: {kind}: {} (event {})", message.trim_end(), event.seq);
+            out.push_str(&paragraph(&line, "  ", "      "));
+        }
+    }
+    out
+}
+
 /// `ksim trace SCENARIO`: runs a teaching scenario and draws its whole trace.
-pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let (entry, description) = find_scenario(name)?;
     let scenario = name.rsplit(':').next().unwrap_or(name);
-    let sim = (entry.run_scenario)(scenario)
-        .ok_or_else(|| format!("{} lists scenario {scenario:?} but cannot run it", entry.name))?;
-    let trace = draw(&sim.trace().events(), &sim.trace().task_names(), format);
-    let mut summary = format!("scenario {}:{scenario}: {description}\n", entry.name);
-    let violations = sim.violations();
-    if violations.is_empty() {
-        summary.push_str("violations: none\n");
-    }
-    for violation in &violations {
-        let _ = writeln!(summary, "violation: {violation}");
-    }
+    let sim = (entry.run_scenario)(scenario).ok_or_else(|| {
+        CliError::Failed(format!("{} lists scenario {scenario:?} but cannot run it", entry.name))
+    })?;
+    let events = sim.trace().events();
+    let trace = draw(&events, &sim.trace().task_names(), format);
+    let mut summary = paragraph(&format!("scenario {}:{scenario}: {description}", entry.name), "", "    ");
+    summary.push_str(&violation_lines(&events, &sim.trace().task_names()));
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;
-            print!("{summary}");
-            println!("trace written to {}", path.display());
+            print(&format!("{summary}trace written to {}\n", path.display()))?;
         }
-        (TraceFormat::Text, None) => print!("{summary}\n{trace}"),
+        (TraceFormat::Text, None) => print(&format!("{summary}\n{trace}"))?,
         (TraceFormat::Chrome, None) => {
             eprint!("{summary}");
-            print!("{trace}");
+            print(&trace)?;
         }
     }
     Ok(Outcome { ok: true })
@@ -305,7 +320,7 @@ fn list_text(listing: &SubsystemListing) -> String {
 }
 
 /// `ksim merge REPORT...`: combines shard reports; the merged table, and the merged JSON in `out`.
-pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, String> {
+pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, CliError> {
     let mut reports = Vec::new();
     for file in files {
         reports.push((file.clone(), FuzzReport::read(file)?));
@@ -313,17 +328,17 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, St
     let merged = report::merge(&reports)?;
     let missing: Vec<String> =
         (0..merged.shard_count).filter(|s| !merged.shards.contains(s)).map(|s| s.to_string()).collect();
-    println!(
-        "merged {} report(s): shards {} of {}{}",
+    print(&format!(
+        "merged {} report(s): shards {} of {}{}\n",
         files.len(),
         merged.shards.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         merged.shard_count,
         if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(",")) }
-    );
-    print!("{}", merged.render());
+    ))?;
+    print(&merged.render())?;
     if let Some(path) = out {
-        merged.write(path)?;
-        println!("merged report written to {}", path.display());
+        merged.write(path).map_err(CliError::Failed)?;
+        print(&format!("merged report written to {}\n", path.display()))?;
     }
     Ok(Outcome { ok: merged.failures_count() == 0 })
 }
@@ -342,11 +357,11 @@ pub(crate) fn taskstats_netlink(
     port: u32,
     input: &mut dyn Read,
     output: &mut dyn Write,
-) -> Result<(), String> {
+) -> Result<(), CliError> {
     use sim_core::{Sim, SimConfig};
     use taskstats_sim::{sender_cx, task_cx, ForkKind, Params, Taskstats};
     if port == 0 {
-        return Err("port 0 is the kernel's; name a user port id (1 or more)".to_string());
+        return Err(CliError::Usage("port 0 is the kernel's; name a user port id (1 or more)".to_string()));
     }
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(|e| format!("cannot read the request bytes: {e}"))?;
@@ -355,13 +370,14 @@ pub(crate) fn taskstats_netlink(
     let model = Taskstats::new(&sim, fixes, Params::default());
     let client = model
         .fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process)
-        .map_err(|e| format!("cannot fork a client: {e:?}"))?;
+        .map_err(|e| CliError::Failed(format!("cannot fork a client: {e:?}")))?;
     model
         .bind_port(&task_cx(&sim, &model, client, "bind"), port)
-        .map_err(|e| format!("cannot bind port {port}: {e:?}"))?;
-    let sender = sender_cx(&sim, &model, port).ok_or_else(|| format!("port {port} has no live sender"))?;
+        .map_err(|e| CliError::Failed(format!("cannot bind port {port}: {e:?}")))?;
+    let sender = sender_cx(&sim, &model, port)
+        .ok_or_else(|| CliError::Failed(format!("port {port} has no live sender")))?;
     for message in model.netlink_request(&sender, port, &bytes) {
-        output.write_all(&message).map_err(|e| format!("cannot write stdout: {e}"))?;
+        output.write_all(&message).map_err(crate::error::stdout_error)?;
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sim_core::check::{Budget, CampaignOptions, CampaignReport, Progress, RunOptions};
 
+use crate::error::CliError;
 use crate::registry::{self, SubsystemEntry};
 use crate::report::{FailureSummary, FuzzReport, SubsystemRun, REPORT_VERSION};
 
@@ -91,14 +92,16 @@ struct Totals {
     failures: AtomicU64,
 }
 
-/// Runs one subsystem's campaign over `jobs` threads and merges the jobs' reports.
+/// Runs one subsystem's campaign over `jobs` threads and merges the jobs' reports. Its arguments
+/// were checked before: an error here is a failure while running (an artifact that could not be
+/// written, a job that died).
 fn run_subsystem(
     selected: &Selected,
     args: &FuzzArgs,
     budget: Budget,
     jobs: u64,
     interrupt: &AtomicBool,
-) -> Result<SubsystemRun, String> {
+) -> Result<SubsystemRun, CliError> {
     let (shard_index, shard_count) = args.shard;
     let bar = ProgressBar::new_spinner();
     bar.set_style(
@@ -186,7 +189,7 @@ fn run_subsystem(
         interrupted: interrupt.load(Ordering::Relaxed),
     };
     for report in reports {
-        let report = report?;
+        let report = report.map_err(CliError::Failed)?;
         run.cases += report.progress.cases;
         run.ops += report.progress.ops;
         run.seconds = run.seconds.max(report.progress.seconds);
@@ -205,6 +208,7 @@ fn run_subsystem(
                 // Cases the single-job campaign would have run to reach this seed.
                 cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / shard_count + 1,
                 seconds_to_find: failure.seconds_to_find,
+                shrink_seconds: failure.shrink_seconds,
             });
         }
     }
@@ -223,17 +227,17 @@ pub(crate) fn report_name(shard: (u64, u64)) -> String {
 }
 
 /// Runs `ksim fuzz`. Returns the report (already written) for the caller to print.
-pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzReport, String> {
+pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzReport, CliError> {
     let (shard_index, shard_count) = args.shard;
     if shard_count == 0 || shard_index >= shard_count {
-        return Err(format!("--shard {shard_index}/{shard_count}: need 0 <= I < N"));
+        return Err(format!("--shard {shard_index}/{shard_count}: need 0 <= I < N").into());
     }
     let jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
     if jobs == 0 {
-        return Err("--jobs must be at least 1".into());
+        return Err(CliError::Usage("--jobs must be at least 1".into()));
     }
     if args.ops_max == 0 {
-        return Err("--ops must be at least 1".into());
+        return Err(CliError::Usage("--ops must be at least 1".into()));
     }
     let selected = select(args)?;
     let (budget, budget_text) = match (args.cases, args.seconds) {
@@ -260,7 +264,7 @@ pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzRe
         }
         report.subsystems.push(run_subsystem(one, args, budget, jobs, &interrupt)?);
     }
-    report.write(&args.out.join(report_name(args.shard)))?;
+    report.write(&args.out.join(report_name(args.shard))).map_err(CliError::Failed)?;
     Ok(report)
 }
 

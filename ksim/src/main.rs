@@ -2,13 +2,12 @@
 //! a failure with its trace (`replay`), teaching scenarios (`trace`), the bug zoo (`zoo`), what
 //! there is (`list`), and the taskstats netlink bridge.
 //!
-//! Exit status: 0 when all went well; 1 when a campaign, merge or zoo found a violation or a
-//! replay did not reproduce exactly; 2 for bad arguments or an unreadable or corrupt file (one
-//! line on stderr); 130 when Ctrl-C ended a clean campaign early.
+//! Exit status: see [`EXIT_STATUS_HELP`] (shown by `ksim --help`) and [`error`].
 
 #![forbid(unsafe_code)]
 
 mod commands;
+mod error;
 mod fuzz;
 mod registry;
 mod report;
@@ -23,12 +22,27 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{ListFormat, TraceFormat};
+use crate::error::{print, CliError, EXIT_FOUND, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::zoo::ZooFormat;
+
+/// The exit statuses, as `ksim --help` lists them (the README repeats this table).
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0    all went well
+  1    a bug was found: a campaign, merge or zoo found a violation, or a replay did not
+       reproduce exactly
+  2    bad input: an argument, a name, a missing or corrupt input file (one line on stderr)
+  3    a failure while running: an output file or stdout could not be written, a worker died
+       (one line on stderr)
+  70   an internal error: ksim itself panicked (a bug in ksim; please report it)
+  130  Ctrl-C ended a campaign early (the report is partial)
+  141  stdout was closed early (`ksim trace X | head`); nothing more is printed
+";
 
 /// ksim: Linux kernel subsystems as deterministic Rust models, and the checkers that find their
 /// historical bugs.
 #[derive(Debug, Parser)]
-#[command(name = "ksim", version, about, max_term_width = 100)]
+#[command(name = "ksim", version, about, max_term_width = 100, after_help = EXIT_STATUS_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -161,15 +175,7 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((index, count))
 }
 
-/// Exit statuses.
-const EXIT_FOUND: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_INTERRUPTED: u8 = 130;
-/// Exit status when stdout's reader went away (128 + SIGPIPE, as a shell reports it).
-const EXIT_BROKEN_PIPE: u8 = 141;
-const EXIT_INTERNAL: u8 = 70;
-
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let status = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) };
     match cli.command {
         Command::Fuzz { subsystems, kernel, fix_off, seconds, cases, seed, shard, jobs, out, ops_max } => {
@@ -192,12 +198,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ops_max,
             };
             let report = fuzz::fuzz(&args, interrupt.clone())?;
-            print!("{}", report.render());
-            println!("report: {}", out.join(fuzz::report_name(shard)).display());
+            print(&report.render())?;
+            print(&format!("report: {}\n", out.join(fuzz::report_name(shard)).display()))?;
             if report.failures_count() > 0 {
                 Ok(ExitCode::from(EXIT_FOUND))
             } else if interrupt.load(Ordering::Relaxed) {
-                println!("interrupted: the report above is partial");
+                print("interrupted: the report above is partial\n")?;
                 Ok(ExitCode::from(EXIT_INTERRUPTED))
             } else {
                 Ok(ExitCode::SUCCESS)
@@ -208,16 +214,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Zoo { subsystems, format, cases, runs, kernel } => {
             let rows = zoo::zoo(&subsystems, cases, runs, kernel.as_deref())?;
-            match format {
-                ZooFormat::Markdown => print!("{}", zoo::markdown(&rows)),
+            let text = match format {
+                ZooFormat::Markdown => zoo::markdown(&rows),
                 ZooFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?)
+                    serde_json::to_string_pretty(&rows).map_err(|e| CliError::Failed(e.to_string()))? + "\n"
                 }
-            }
+            };
+            print(&text)?;
             Ok(status(zoo::all_ok(&rows)))
         }
         Command::List { format, kernel } => {
-            print!("{}", commands::list(format, kernel.as_deref())?);
+            print(&commands::list(format, kernel.as_deref())?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace { scenario, format, out } => {
@@ -233,7 +240,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             let mut stdout = std::io::stdout().lock();
             commands::taskstats_netlink(port, &mut input, &mut stdout)?;
-            stdout.flush().map_err(|e| format!("cannot write stdout: {e}"))?;
+            stdout.flush().map_err(error::stdout_error)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -270,11 +277,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // Every write to stdout goes through error::print, so a closed pipe or a full disk is an
+    // error value with its own status, never a panic; a panic that reaches here is ksim's bug.
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(code)) => code,
-        Ok(Err(message)) => {
-            eprintln!("ksim: {message}");
-            ExitCode::from(EXIT_USAGE)
+        Ok(Err(error)) => {
+            if let Some(line) = error.line() {
+                eprintln!("{line}");
+            }
+            ExitCode::from(error.status())
         }
         Err(payload) => {
             let message = payload
@@ -282,10 +293,6 @@ fn main() -> ExitCode {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_string());
-            // `ksim replay ... | head`: the reader went away; stop quietly, as a shell tool does.
-            if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
-                return ExitCode::from(EXIT_BROKEN_PIPE);
-            }
             eprintln!("ksim: internal error (a bug in ksim, please report it): {message}");
             ExitCode::from(EXIT_INTERNAL)
         }

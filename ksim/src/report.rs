@@ -61,6 +61,9 @@ pub(crate) struct FailureSummary {
     pub(crate) ops_unshrunk: usize,
     pub(crate) cases_to_find: u64,
     pub(crate) seconds_to_find: f64,
+    /// Wall seconds spent shrinking (absent in older reports).
+    #[serde(default)]
+    pub(crate) shrink_seconds: f64,
 }
 
 impl FuzzReport {
@@ -156,8 +159,12 @@ impl FuzzReport {
                 );
                 let _ = writeln!(
                     out,
-                    "  found after {} cases ({:.2}s); shrunk from {} to {} operations",
-                    failure.cases_to_find, failure.seconds_to_find, failure.ops_unshrunk, failure.ops_shrunk
+                    "  found after {} cases ({:.2}s); shrunk from {} to {} operations in {:.2}s",
+                    failure.cases_to_find,
+                    failure.seconds_to_find,
+                    failure.ops_unshrunk,
+                    failure.ops_shrunk,
+                    failure.shrink_seconds
                 );
                 if let Some(path) = &failure.artifact {
                     let _ = writeln!(out, "  artifact: {}", path.display());

@@ -274,8 +274,10 @@ pub fn generate<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Ve
         .current()
 }
 
-/// Shrinks seed `seed`'s failing operation list with proptest's value tree, keeping each smaller
-/// list that still fails with a violation of the same kind. At most `steps_max` runs.
+/// Shrinks seed `seed`'s failing operation list to a 1-minimal one that still fails with a
+/// violation of kind `kind`: proptest's value tree first (at most `steps_max` runs), which cuts
+/// long lists fast but can stop where dropping one operation needs another dropped first; then
+/// [`remove_single_ops`], so that removing any one remaining operation makes the case pass.
 pub fn shrink<S: Subject>(
     config: &S::Config,
     seed: u64,
@@ -307,7 +309,37 @@ pub fn shrink<S: Subject>(
             }
         }
     }
-    best
+    remove_single_ops(best, fails, steps_max)
+}
+
+/// Removes one operation at a time, last first, keeping every removal after which `fails` still
+/// holds, and repeats the sweep until one removes nothing: then the list is 1-minimal (every
+/// remaining operation is needed). At most `runs_max` runs of `fails`; a list cut short by that
+/// bound is still failing, only perhaps not minimal.
+pub fn remove_single_ops<Op: Clone>(
+    mut ops: Vec<Op>,
+    fails: impl Fn(&[Op]) -> bool,
+    runs_max: usize,
+) -> Vec<Op> {
+    let mut runs = 0;
+    loop {
+        let mut removed = false;
+        for index in (0..ops.len()).rev() {
+            if runs >= runs_max {
+                return ops;
+            }
+            runs += 1;
+            let mut candidate = ops.clone();
+            candidate.remove(index);
+            if fails(&candidate) {
+                ops = candidate;
+                removed = true;
+            }
+        }
+        if !removed {
+            return ops;
+        }
+    }
 }
 
 /// A failure written to disk: everything [`replay`] needs, and what a person needs to read it.
@@ -325,6 +357,9 @@ pub struct Artifact {
     pub ops: serde_json::Value,
     /// Operations before shrinking.
     pub ops_unshrunk: usize,
+    /// Wall seconds spent shrinking (0 when not shrunk; absent in older artifacts).
+    #[serde(default)]
+    pub shrink_seconds: f64,
     /// The violation.
     pub violation: Violation,
     /// The operation index it was seen after.
@@ -456,8 +491,11 @@ pub struct Failure {
     pub path: Option<PathBuf>,
     /// Cases run up to and including the failing one.
     pub cases_to_find: u64,
-    /// Wall time to find it, for the zoo's table.
+    /// Wall time to find it, for the zoo's table (shrinking not included).
     pub seconds_to_find: f64,
+    /// Wall time spent shrinking it (also in the artifact).
+    #[serde(default)]
+    pub shrink_seconds: f64,
 }
 
 /// Progress, as the callback sees it.
@@ -534,22 +572,19 @@ pub fn campaign<S: Subject>(
             *report.coverage.entry(mark.to_string()).or_default() += 1;
         }
         if let Some((_, found)) = &case.violation {
+            let seconds_to_find = started.elapsed().as_secs_f64();
+            let shrink_started = Instant::now();
             let shrunk = if options.shrink_steps > 0 {
                 shrink::<S>(config, seed, options.ops_max, &found.kind, &options.run, options.shrink_steps)
             } else {
                 ops.clone()
             };
-            let failure = failure_from::<S>(
-                config,
-                seed,
-                &shrunk,
-                ops.len(),
-                &options.run,
-                options.out_dir.as_deref(),
-            )?;
+            let shrunk =
+                Shrunk { ops: shrunk, unshrunk: ops.len(), seconds: shrink_started.elapsed().as_secs_f64() };
+            let failure = failure_from::<S>(config, seed, &shrunk, &options.run, options.out_dir.as_deref())?;
             report.failures.push(Failure {
                 cases_to_find: report.progress.cases,
-                seconds_to_find: started.elapsed().as_secs_f64(),
+                seconds_to_find,
                 ..failure
             });
             report.progress.failures += 1;
@@ -564,15 +599,22 @@ pub fn campaign<S: Subject>(
     Ok(report)
 }
 
+/// A shrunk operation list, with what it was shrunk from and how long that took.
+struct Shrunk<Op> {
+    ops: Vec<Op>,
+    unshrunk: usize,
+    seconds: f64,
+}
+
 /// Runs the shrunk case once more for its trace and writes the artifact.
 fn failure_from<S: Subject>(
     config: &S::Config,
     seed: u64,
-    ops: &[S::Op],
-    ops_unshrunk: usize,
+    shrunk: &Shrunk<S::Op>,
     run: &RunOptions,
     out_dir: Option<&Path>,
 ) -> Result<Failure, String> {
+    let ops = &shrunk.ops;
     let case = run_case::<S>(config, seed, ops, run);
     let Some((violation_at, violation)) = case.violation else {
         return Err(format!("{} seed {seed}: the shrunk case no longer fails (nondeterminism?)", S::NAME));
@@ -584,7 +626,8 @@ fn failure_from<S: Subject>(
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
         seed,
         ops: serde_json::to_value(ops).map_err(|e| e.to_string())?,
-        ops_unshrunk,
+        ops_unshrunk: shrunk.unshrunk,
+        shrink_seconds: shrunk.seconds,
         violation,
         violation_at,
         trace_hash: case.trace_hash,
@@ -598,7 +641,7 @@ fn failure_from<S: Subject>(
     if let Some(path) = &path {
         artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0 })
+    Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0, shrink_seconds: shrunk.seconds })
 }
 
 /// For property tests: runs `cases` seeds from `first_seed` and panics on the first failure with

@@ -142,8 +142,9 @@ impl FaultAttr {
             && self.site.as_deref().is_none_or(|name| site.name.contains(name))
     }
 
-    /// `should_fail()` for one matching call.
-    fn should_fail(&mut self, size: u64, random: &mut dyn FnMut() -> u64) -> bool {
+    /// `should_fail()` for one matching call. `percent_chance(p)` is true with probability
+    /// `p`/100, drawn from the `Sim`'s RNG.
+    fn should_fail(&mut self, size: u64, percent_chance: &mut dyn FnMut(u32) -> bool) -> bool {
         self.count += 1;
         if let Some(nth) = self.nth {
             let fail = self.count == nth;
@@ -160,8 +161,7 @@ impl FaultAttr {
         if self.interval > 1 && !self.count.is_multiple_of(self.interval) {
             return false;
         }
-        if self.probability < 100 && (self.probability == 0 || random() % 100 >= u64::from(self.probability))
-        {
+        if self.probability < 100 && (self.probability == 0 || !percent_chance(self.probability)) {
             return false;
         }
         if let Some(times) = self.times.as_mut() {
@@ -210,12 +210,12 @@ impl FaultPlan {
         &mut self,
         site: &FaultSite,
         size: u64,
-        mut random: impl FnMut() -> u64,
+        mut percent_chance: impl FnMut(u32) -> bool,
     ) -> bool {
         let mut fail = false;
         for attr in self.attrs.iter_mut().filter(|a| a.matches(site)) {
             // Every matching attribute counts the call, as independent fault_attrs would.
-            fail |= attr.should_fail(size, &mut random);
+            fail |= attr.should_fail(size, &mut percent_chance);
         }
         fail
     }
@@ -229,9 +229,9 @@ mod tests {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         (0..calls)
             .map(|_| {
-                plan.should_fail(site, 64, || {
+                plan.should_fail(site, 64, |percent| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    state >> 33
+                    (state >> 33) % 100 < u64::from(percent)
                 })
             })
             .collect()

@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -213,22 +214,22 @@ impl Sim {
         lock(&self.world.rng).next_u64()
     }
 
-    /// A uniform number in `0..bound` (`bound` > 0), without modulo bias (Lemire's method).
+    /// A uniform number in `0..bound` (`bound` > 0), without modulo bias (rand's uniform range
+    /// sampling, which is portable: a seed draws the same numbers on every platform).
     pub fn below(&self, bound: u64) -> u64 {
         assert!(bound > 0, "Sim::below needs a positive bound");
-        let mut rng = lock(&self.world.rng);
-        loop {
-            let wide = u128::from(rng.next_u64()) * u128::from(bound);
-            let low = wide as u64;
-            if low >= bound.wrapping_neg() % bound {
-                return (wide >> 64) as u64;
-            }
-        }
+        lock(&self.world.rng).random_range(0..bound)
     }
 
-    /// True with probability `numerator / denominator`.
-    pub fn chance(&self, numerator: u64, denominator: u64) -> bool {
-        self.below(denominator) < numerator
+    /// True with probability `numerator / denominator` (`numerator <= denominator`, both as
+    /// `u32`: rand's exact-ratio Bernoulli draw).
+    pub fn chance(&self, numerator: u32, denominator: u32) -> bool {
+        lock(&self.world.rng).random_ratio(numerator, denominator)
+    }
+
+    /// One element of `items` chosen uniformly (None when it is empty).
+    pub fn choose<'a, T>(&self, items: &'a [T]) -> Option<&'a T> {
+        items.choose(&mut *lock(&self.world.rng))
     }
 
     // --- virtual time -----------------------------------------------------------------------
@@ -263,7 +264,7 @@ impl Sim {
             if plan.is_empty() {
                 return false;
             }
-            plan.should_fail(site, size, || self.random_u64())
+            plan.should_fail(site, size, |percent| self.chance(percent, 100))
         };
         if fail {
             cx.trace(EventKind::Fault { site: site.to_string().into() });

@@ -357,56 +357,291 @@ fn object_name(word: u64) -> String {
     }
 }
 
-/// Draws events as a text swim-lane: one column per task, one row per event, logical time down
-/// the left. A lane shows `|` while its task holds at least one lock.
-pub fn render_text(events: &[Event], names: &BTreeMap<TaskId, String>, lane_width: usize) -> String {
-    let lane_width = lane_width.max(12);
-    let mut tasks: Vec<TaskId> = events.iter().map(|e| e.task).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    let column: BTreeMap<TaskId, usize> = tasks.iter().enumerate().map(|(i, &t)| (t, i)).collect();
-    let mut held: Vec<u32> = vec![0; tasks.len()];
-    let mut out = String::new();
-    let _ = write!(out, "{:>6} {:>12} ", "seq", "time");
-    for task in &tasks {
-        let name = names.get(task).cloned().unwrap_or_else(|| format!("task{task}"));
-        let _ = write!(out, "| {:<width$}", truncate(&name, lane_width - 1), width = lane_width - 1);
+/// Lanes that narrate a run rather than run kernel code: the harness's operation markers
+/// ([`crate::check::OP_LANE`]) and a teaching scenario's step notes ([`SCENARIO_LANE`]). The text
+/// drawing makes their events step headings, never lanes.
+pub const STEP_LANES: [&str; 2] = [crate::check::OP_LANE, SCENARIO_LANE];
+
+/// The lane a teaching scenario writes its step notes on (`sim.cx(SCENARIO_LANE, 0).note(..)`).
+pub const SCENARIO_LANE: &str = "scenario";
+
+/// Lock classes whose names start with this are the checkers' own (a ledger, say), not the
+/// kernel's: the text drawing leaves them out.
+pub const CHECKER_LOCK_PREFIX: &str = "ksim:";
+
+/// The text drawing's default width, in columns.
+pub const TEXT_WIDTH: usize = 100;
+/// Narrowest text drawing: below this, nothing is readable.
+const TEXT_WIDTH_MIN: usize = 40;
+/// The left margin of every row: the sequence number and a space.
+const SEQ_COLUMN: usize = 6;
+/// What separates two lanes.
+const LANE_GAP: &str = " | ";
+/// Narrowest lane: with more lanes than fit at this width, a step is drawn as a list.
+const LANE_WIDTH_MIN: usize = 16;
+
+/// One step of a run: what the narration said it was, and the events until the next step (the
+/// step's own end marker among them, drawn where it happened).
+struct Step<'a> {
+    title: String,
+    events: Vec<&'a Event>,
+}
+
+/// Whether `task` runs kernel code: not task 0 (the checkers' context), not a narrating lane,
+/// not a lane whose name marks it as ksim's own.
+fn is_kernel_task(task: TaskId, names: &BTreeMap<TaskId, String>) -> bool {
+    let name = names.get(&task).map_or("", String::as_str);
+    task != 0 && !STEP_LANES.contains(&name) && !name.starts_with("ksim")
+}
+
+/// Whether `event` is the checkers' bookkeeping (a `ksim:` lock), not the kernel's.
+fn is_checker_event(event: &Event) -> bool {
+    match &event.kind {
+        EventKind::Acquired { class, .. } | EventKind::Released { class, .. } => {
+            class.starts_with(CHECKER_LOCK_PREFIX)
+        }
+        _ => false,
     }
-    out.push('\n');
-    let _ = writeln!(out, "{}", "-".repeat(20 + tasks.len() * (lane_width + 1)));
+}
+
+/// The title a narrating lane's event gives a new step (None: the event is no step marker).
+fn step_title(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::OpBegin { name, detail } if detail.is_empty() => Some(name.to_string()),
+        EventKind::OpBegin { detail, .. } => Some(detail.clone()),
+        EventKind::Note { text } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Splits the events into steps at each operation marker or scenario note; events before the
+/// first marker are the "setup" step.
+fn split_steps<'a>(events: &'a [Event], names: &BTreeMap<TaskId, String>) -> Vec<Step<'a>> {
+    let mut steps = vec![Step { title: "setup".to_string(), events: Vec::new() }];
     for event in events {
-        let lane = column[&event.task];
-        if let EventKind::Released { .. } = event.kind {
-            held[lane] = held[lane].saturating_sub(1);
+        let narrating = STEP_LANES.contains(&names.get(&event.task).map_or("", String::as_str));
+        if let Some(title) = step_title(&event.kind).filter(|_| narrating) {
+            steps.push(Step { title, events: Vec::new() });
+            continue;
         }
-        let _ = write!(out, "{:>6} {:>10}ns ", event.seq, event.time_ns);
-        for (index, _) in tasks.iter().enumerate() {
-            let cell = if index == lane {
-                format!("{} cpu{}", describe(&event.kind), event.cpu)
-            } else if held[index] > 0 {
-                "|".to_string()
-            } else {
-                String::new()
-            };
-            let _ = write!(out, "| {:<width$}", truncate(&cell, lane_width - 1), width = lane_width - 1);
+        if !is_checker_event(event) {
+            steps.last_mut().expect("a step").events.push(event);
         }
-        out.truncate(out.trim_end().len());
+    }
+    if steps.len() > 1 && steps[0].events.is_empty() {
+        steps.remove(0);
+    }
+    steps
+}
+
+/// Breaks `text` into lines of at most `width` characters, at spaces where it can, so nothing is
+/// ever cut off.
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        let used = line.chars().count();
+        if used > 0 && used + 1 + word.len() <= width {
+            line.push(' ');
+            line.extend(&word);
+            continue;
+        }
+        if used > 0 {
+            lines.push(std::mem::take(&mut line));
+        }
+        while word.len() > width {
+            lines.push(word.drain(..width).collect());
+        }
+        line.extend(&word);
+    }
+    lines.push(line);
+    lines
+}
+
+/// Draws events as a story, at most `width` columns wide (at least 40): each step of the run (an
+/// operation of a case, a step of a scenario) is a heading; under it, one lane per kernel task
+/// that takes part in the step, each event whole (wrapped, never cut) under the task that ran it,
+/// and a lane shows `|` while its task holds a lock. A violation is drawn where it was recorded:
+/// in the lane of the task that tripped it, or across the width when the checkers found it
+/// between operations. The checkers' own contexts and locks are not drawn.
+pub fn render_text(events: &[Event], names: &BTreeMap<TaskId, String>, width: usize) -> String {
+    let width = width.max(TEXT_WIDTH_MIN);
+    let mut held: BTreeMap<TaskId, u32> = BTreeMap::new();
+    let mut out = String::new();
+    let mut clock = 0;
+    for step in split_steps(events, names) {
+        for (index, line) in wrap(&step.title, width - 3).into_iter().enumerate() {
+            let _ = writeln!(out, "{} {line}", if index == 0 { "==" } else { "  " });
+        }
+        let lanes = step_lanes(&step, names, width);
+        if !lanes.is_empty() {
+            draw_lane_header(&mut out, &lanes, names, width);
+        }
+        for event in &step.events {
+            if event.time_ns != clock {
+                clock = event.time_ns;
+                let _ = writeln!(out, "{:>w$}clock {}ns", "", clock, w = SEQ_COLUMN);
+            }
+            draw_event(&mut out, event, &lanes, names, width, &mut held);
+        }
         out.push('\n');
-        if let EventKind::Acquired { .. } = event.kind {
-            held[lane] += 1;
-        }
     }
     out
 }
 
-fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-        cut.push('~');
-        cut
+/// A lane of one step: a kernel task, and the CPU of its first event there (named once, in the
+/// lane's title; an event on another CPU says so).
+#[derive(Clone, Copy)]
+struct Lane {
+    task: TaskId,
+    cpu: u32,
+}
+
+/// The kernel tasks that take part in `step`, in order of their first event, if they fit side by
+/// side in `width`; none (every event drawn across the width, lane named) if they do not.
+fn step_lanes(step: &Step<'_>, names: &BTreeMap<TaskId, String>, width: usize) -> Vec<Lane> {
+    let mut lanes: Vec<Lane> = Vec::new();
+    for event in &step.events {
+        if is_kernel_task(event.task, names) && !lanes.iter().any(|lane| lane.task == event.task) {
+            lanes.push(Lane { task: event.task, cpu: event.cpu });
+        }
     }
+    let fits = SEQ_COLUMN + lanes.len() * (LANE_WIDTH_MIN + LANE_GAP.len()) <= width;
+    if fits {
+        lanes
+    } else {
+        Vec::new()
+    }
+}
+
+/// Each lane's width when `count` lanes share `width` columns.
+fn lane_width(count: usize, width: usize) -> usize {
+    (width - SEQ_COLUMN + LANE_GAP.len()) / count.max(1) - LANE_GAP.len()
+}
+
+/// A lane's title: the task's name, with its pid when two lanes of the step share a name (a
+/// context made by name has no pid: it is the one called `ctx`), and the CPU it runs on.
+fn lane_title(task: TaskId, cpu: u32, lanes: &[TaskId], names: &BTreeMap<TaskId, String>) -> String {
+    let name = names.get(&task).cloned().unwrap_or_else(|| format!("task{task}"));
+    let shared = lanes.iter().filter(|&&other| names.get(&other) == names.get(&task)).count() > 1;
+    match (shared, task >= crate::sim::NAMED_TASKS_FIRST) {
+        (false, _) => format!("{name} (cpu{cpu})"),
+        (true, false) => format!("{name} pid {task} (cpu{cpu})"),
+        (true, true) => format!("{name} ctx (cpu{cpu})"),
+    }
+}
+
+fn draw_lane_header(out: &mut String, lanes: &[Lane], names: &BTreeMap<TaskId, String>, width: usize) {
+    let lane = lane_width(lanes.len(), width);
+    let tasks: Vec<TaskId> = lanes.iter().map(|lane| lane.task).collect();
+    let titles: Vec<Vec<String>> =
+        lanes.iter().map(|l| wrap(&lane_title(l.task, l.cpu, &tasks, names), lane)).collect();
+    draw_cells(out, "seq", &titles, lane);
+    let rule: Vec<String> = lanes.iter().map(|_| "-".repeat(lane)).collect();
+    let _ = writeln!(out, "{:>w$}{}", "", rule.join(LANE_GAP), w = SEQ_COLUMN);
+}
+
+/// Writes one row of lanes, each cell's lines under one another; `margin` goes in the sequence
+/// column of the first line.
+fn draw_cells(out: &mut String, margin: &str, cells: &[Vec<String>], lane: usize) {
+    let rows = cells.iter().map(Vec::len).max().unwrap_or(1);
+    for row in 0..rows {
+        let mut line = format!("{:>w$} ", if row == 0 { margin } else { "" }, w = SEQ_COLUMN - 1);
+        for (index, cell) in cells.iter().enumerate() {
+            if index > 0 {
+                line.push_str(LANE_GAP);
+            }
+            let text = cell.get(row).map_or("", String::as_str);
+            let _ = write!(line, "{text:<lane$}");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+/// Writes `text` across the width, wrapped, with `seq` in the margin.
+fn draw_wide(out: &mut String, seq: Option<u64>, text: &str, width: usize) {
+    let margin = seq.map_or(String::new(), |seq| seq.to_string());
+    for (index, line) in wrap(text, width - SEQ_COLUMN).into_iter().enumerate() {
+        let margin = if index == 0 { margin.as_str() } else { "" };
+        let _ = writeln!(out, "{margin:>w$} {line}", w = SEQ_COLUMN - 1);
+    }
+}
+
+/// Draws one event in its task's lane (or across the width when its task has no lane in this
+/// step) and keeps each task's count of locks held, for the `|` bars.
+fn draw_event(
+    out: &mut String,
+    event: &Event,
+    lanes: &[Lane],
+    names: &BTreeMap<TaskId, String>,
+    width: usize,
+    held: &mut BTreeMap<TaskId, u32>,
+) {
+    if let EventKind::Released { .. } = event.kind {
+        let count = held.entry(event.task).or_default();
+        *count = count.saturating_sub(1);
+    }
+    match lanes.iter().position(|lane| lane.task == event.task) {
+        Some(at) => {
+            let mut text = describe(&event.kind);
+            if event.cpu != lanes[at].cpu {
+                let _ = write!(text, " on cpu{}", event.cpu);
+            }
+            let lane = lane_width(lanes.len(), width);
+            let cells: Vec<Vec<String>> = lanes
+                .iter()
+                .enumerate()
+                .map(|(index, other)| {
+                    if index == at {
+                        wrap(&text, lane)
+                    } else if held.get(&other.task).is_some_and(|&count| count > 0) {
+                        vec!["|".to_string()]
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .collect();
+            draw_cells(out, &event.seq.to_string(), &cells, lane);
+        }
+        None if is_kernel_task(event.task, names) => {
+            let name = names.get(&event.task).cloned().unwrap_or_else(|| format!("task{}", event.task));
+            let text = format!("[{name} cpu{}] {}", event.cpu, describe(&event.kind));
+            draw_wide(out, Some(event.seq), &text, width);
+        }
+        None => {
+            let text = match &event.kind {
+                EventKind::OpEnd { result, .. } => format!("=> {result}"),
+                other => describe(other),
+            };
+            draw_wide(out, Some(event.seq), &text, width);
+        }
+    }
+    if let EventKind::Acquired { .. } = event.kind {
+        *held.entry(event.task).or_default() += 1;
+    }
+}
+
+/// The violations among `events`, cause first. The state checks (the invariants, run by the
+/// checkers between operations) describe a state that was already broken before any event
+/// tripped over it, so the first such finding names the root cause; without one, the first
+/// violation recorded does. Every violation of the root's kind follows it; the rest are side
+/// effects, in the order they were recorded.
+pub fn violations_cause_first<'a>(events: &'a [Event], names: &BTreeMap<TaskId, String>) -> Vec<&'a Event> {
+    let kind_of = |event: &Event| match &event.kind {
+        EventKind::Violation { kind, .. } => Some(kind.clone()),
+        _ => None,
+    };
+    let found: Vec<&Event> = events.iter().filter(|e| kind_of(e).is_some()).collect();
+    let Some(root) = found.iter().find(|e| !is_kernel_task(e.task, names)).or(found.first()).copied() else {
+        return found;
+    };
+    let root_kind = kind_of(root);
+    let mut ordered = vec![root];
+    ordered.extend(found.iter().copied().filter(|e| e.seq != root.seq && kind_of(e) == root_kind));
+    ordered.extend(found.iter().copied().filter(|e| kind_of(e) != root_kind));
+    ordered
 }
 
 /// Chrome trace-event JSON (the "JSON Array/Object Format" Perfetto reads). Timestamps are the
@@ -529,9 +764,103 @@ mod tests {
         trace.record(0, 0, 1, acquire("a", 1));
         trace.record(0, 1, 2, EventKind::Note { text: "hello".into() });
         trace.record(0, 0, 1, EventKind::Released { class: "a".into(), token: 1 });
-        let text = render_text(&trace.events(), &BTreeMap::new(), 20);
+        let text = render_text(&trace.events(), &BTreeMap::new(), 100);
         let row = text.lines().find(|l| l.contains("hello")).expect("row");
-        assert!(row.contains("| |"), "task 1's lane shows it holds a lock: {row}");
-        assert!(text.contains("lock(a) cpu0"));
+        assert!(row.trim_start().starts_with("2 |  "), "task 1's lane shows it holds a lock: {row}");
+        assert!(row.ends_with(" | hello"), "task 2's lane has the note: {row}");
+        assert!(text.contains("lock(a)"));
+    }
+
+    /// A run as the harness records it: operation markers, a checker lock, two kernel tasks, a
+    /// long event, a violation in a lane and one found by the state checks.
+    fn story() -> (Vec<Event>, BTreeMap<TaskId, String>) {
+        let trace = Trace::new(TraceMode::Full);
+        let names: BTreeMap<TaskId, String> =
+            [(0, "ksim-check"), (7, OP_LANE_NAME), (1, "fork"), (2, "do_exit")]
+                .into_iter()
+                .map(|(task, name)| (task, name.to_string()))
+                .collect();
+        let begin = |detail: &str| EventKind::OpBegin { name: "op".into(), detail: detail.into() };
+        trace.record(0, 0, 7, begin("#1 Register { cpu: 0, port: 1 }"));
+        trace.record(0, 0, 1, acquire("nl_table_lock", 1));
+        trace.record(0, 0, 1, acquire("ksim:ledger", 2));
+        trace.record(0, 0, 1, EventKind::Released { class: "ksim:ledger".into(), token: 2 });
+        trace.record(0, 0, 1, EventKind::Released { class: "nl_table_lock".into(), token: 1 });
+        trace.record(0, 0, 7, EventKind::OpEnd { name: "op".into(), result: "Ok(())".into() });
+        trace.record(5, 0, 7, begin("#2 Exit { pid: 2 }"));
+        let long =
+            "a note long enough that no lane of any sensible width could hold all of it on one line: END";
+        trace.record(5, 1, 2, EventKind::Note { text: long.into() });
+        let violation =
+            |kind: &str, message: &str| EventKind::Violation { kind: kind.into(), message: message.into() };
+        trace.record(5, 1, 2, violation("seq-order", "port 1 got seq 0 after 0"));
+        trace.record(5, 1, 1, acquire("tasklist_lock", 3));
+        trace.record(5, 1, 2, violation("duplicate-listener", "the exit was delivered 3 times"));
+        trace.record(5, 0, 0, violation("duplicate-listener", "cpu 0 has three listeners for port 1"));
+        (trace.events(), names)
+    }
+
+    const OP_LANE_NAME: &str = crate::check::OP_LANE;
+
+    #[test]
+    fn text_story_fits_100_columns_and_cuts_nothing() {
+        let (events, names) = story();
+        let text = render_text(&events, &names, TEXT_WIDTH);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+        }
+        assert!(!text.contains('~'), "no truncation marker:\n{text}");
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert!(words.windows(2).any(|w| w == ["line:", "END"]), "the long note is whole:\n{text}");
+        // Even 8 lanes at once fit: the step is drawn as a list instead.
+        let crowd: Vec<Event> = (1..=8)
+            .map(|task| Event {
+                seq: u64::from(task),
+                time_ns: 0,
+                cpu: 0,
+                task,
+                kind: acquire("lock_with_a_long_name", 1),
+            })
+            .collect();
+        assert!(render_text(&crowd, &BTreeMap::new(), TEXT_WIDTH).lines().all(|l| l.chars().count() <= 100));
+    }
+
+    #[test]
+    fn text_story_heads_steps_and_draws_only_kernel_lanes() {
+        let (events, names) = story();
+        let text = render_text(&events, &names, TEXT_WIDTH);
+        assert!(text.starts_with("== #1 Register { cpu: 0, port: 1 }\n"), "{text}");
+        let headers: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with("seq")).collect();
+        assert_eq!(headers.len(), 2, "one lane header per step:\n{text}");
+        assert!(headers[1].contains("do_exit") && headers[1].contains("fork"), "{}", headers[1]);
+        for lane in ["ksim-op", "ksim-check", "scenario"] {
+            assert!(!headers.iter().any(|h| h.contains(lane)), "{lane} is no lane:\n{text}");
+        }
+        assert!(!text.contains("ksim:ledger"), "checker locks are not drawn:\n{text}");
+        assert!(text.contains("=> Ok(())"), "the operation's result closes its step:\n{text}");
+        let exit = text.find("== #2 Exit").expect("second step");
+        let violation = text.find("!! duplicate-listener: the exit").expect("violation drawn");
+        assert!(exit < violation, "the violation is drawn in the step that caused it");
+    }
+
+    #[test]
+    fn violations_are_ordered_cause_first() {
+        let (events, names) = story();
+        let ordered: Vec<String> =
+            violations_cause_first(&events, &names).into_iter().map(|e| describe(&e.kind)).collect();
+        assert_eq!(
+            ordered,
+            [
+                "!! duplicate-listener: cpu 0 has three listeners for port 1",
+                "!! duplicate-listener: the exit was delivered 3 times",
+                "!! seq-order: port 1 got seq 0 after 0",
+            ]
+        );
+        let no_state_check: Vec<Event> = events.into_iter().filter(|e| e.task != 0).collect();
+        let first = violations_cause_first(&no_state_check, &names)[0];
+        assert!(
+            describe(&first.kind).contains("seq-order"),
+            "without a state finding, the first recorded leads"
+        );
     }
 }

@@ -1,61 +1,135 @@
 //! `cargo xtask test`: the one command that runs every check ksim has, in order, and prints the
 //! time each part took. `.ci/run` calls exactly this.
 //!
-//! Parts: format check, clippy (warnings denied), unit + property + zoo + doc tests, the loom
-//! suite (`--cfg loom`, release, its own target directory), the shuttle suite (`--cfg shuttle`,
-//! release, its own target directory). `cargo xtask test --quick` skips loom and shuttle.
+//! Parts: format check, clippy (warnings denied), no unused dependency (cargo-machete), unit +
+//! property + zoo + doc tests (the guide's commands among them), the guide (links and anchors
+//! resolve, mdbook builds it), the loom suite (`--cfg loom`, release, its own target directory),
+//! the shuttle suite (`--cfg shuttle`, release, its own target directory). `cargo xtask test
+//! --quick` skips loom and shuttle. mdbook is installed with `cargo install --locked` when missing
+//! (a fresh CI machine has only the Rust toolchain); cargo-machete is used when installed.
 
+mod guide;
+
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+/// What a part runs.
+enum Action {
+    /// `cargo ARGS` with these RUSTFLAGS (None: RUSTFLAGS unset).
+    Cargo { args: &'static [&'static str], rustflags: Option<&'static str> },
+    /// cargo-machete, skipped when it is not installed.
+    Machete,
+    /// The guide's links, then `mdbook build`.
+    Guide,
+}
+
 struct Part {
     name: &'static str,
-    args: &'static [&'static str],
-    rustflags: Option<&'static str>,
+    action: Action,
+    /// Skipped by `--quick` (the loom and shuttle suites).
+    slow: bool,
+}
+
+/// The cargo-machete release the dependency check runs.
+const MACHETE_VERSION: &str = "0.9.2";
+
+const fn cargo(name: &'static str, args: &'static [&'static str]) -> Part {
+    Part { name, action: Action::Cargo { args, rustflags: None }, slow: false }
 }
 
 const PARTS: &[Part] = &[
-    Part { name: "fmt", args: &["fmt", "--all", "--", "--check"], rustflags: None },
-    Part {
-        name: "clippy",
-        args: &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"],
-        rustflags: None,
-    },
-    Part { name: "test", args: &["test", "--workspace", "--locked"], rustflags: None },
+    cargo("fmt", &["fmt", "--all", "--", "--check"]),
+    cargo("clippy", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+    Part { name: "machete", action: Action::Machete, slow: false },
+    cargo("test", &["test", "--workspace", "--locked"]),
+    Part { name: "guide", action: Action::Guide, slow: false },
     Part {
         name: "loom",
-        args: &[
-            "test",
-            "--locked",
-            "--release",
-            "-p",
-            "ksim-tests",
-            "--target-dir",
-            "target/loom",
-            "--",
-            "--test-threads=2",
-        ],
-        rustflags: Some("--cfg loom"),
+        action: Action::Cargo {
+            args: &[
+                "test",
+                "--locked",
+                "--release",
+                "-p",
+                "ksim-tests",
+                "--target-dir",
+                "target/loom",
+                "--",
+                "--test-threads=2",
+            ],
+            rustflags: Some("--cfg loom"),
+        },
+        slow: true,
     },
     Part {
         name: "shuttle",
-        args: &[
-            "test",
-            "--locked",
-            "--release",
-            "-p",
-            "ksim-tests",
-            "--target-dir",
-            "target/shuttle",
-            "--",
-            "--test-threads=2",
-        ],
-        rustflags: Some("--cfg shuttle"),
+        action: Action::Cargo {
+            args: &[
+                "test",
+                "--locked",
+                "--release",
+                "-p",
+                "ksim-tests",
+                "--target-dir",
+                "target/shuttle",
+                "--",
+                "--test-threads=2",
+            ],
+            rustflags: Some("--cfg shuttle"),
+        },
+        slow: true,
     },
 ];
 
+/// Runs cargo-machete over the workspace: no dependency in any Cargo.toml unused. When it is not
+/// installed the part is skipped with a note, not installed: building it took 34 minutes on a
+/// loaded 2-core machine, too much of CI's budget for a check a developer runs before a merge
+/// (`cargo install cargo-machete --version 0.9.2 --locked`). It is run as `cargo-machete ROOT`:
+/// invoked through a toolchain's own cargo (xtask's `CARGO`), it takes the word `machete` for a
+/// path.
+fn machete(root: &Path) -> Result<(), String> {
+    let installed = Command::new("cargo-machete").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!(
+            "==> xtask: machete skipped: cargo-machete is not installed \
+             (cargo install cargo-machete --version {MACHETE_VERSION} --locked)"
+        );
+        return Ok(());
+    }
+    run(Command::new("cargo-machete").arg(root))
+}
+
+/// Runs a command to its end; an error line when it fails.
+fn run(command: &mut Command) -> Result<(), String> {
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("{command:?} failed ({status})")),
+        Err(error) => Err(format!("cannot run {command:?}: {error}")),
+    }
+}
+
+/// Runs one part from the workspace root.
+fn run_part(part: &Part, cargo: &str, root: &Path) -> Result<(), String> {
+    match &part.action {
+        Action::Cargo { args, rustflags } => {
+            let mut command = Command::new(cargo);
+            command.args(*args).current_dir(root);
+            match rustflags {
+                Some(flags) => command.env("RUSTFLAGS", flags),
+                None => command.env_remove("RUSTFLAGS"),
+            };
+            run(&mut command)
+        }
+        Action::Machete => machete(root),
+        Action::Guide => guide::check(root, cargo),
+    }
+}
+
 fn usage() -> ExitCode {
-    eprintln!("usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy test loom shuttle)");
+    eprintln!(
+        "usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy machete test guide loom shuttle)"
+    );
     ExitCode::from(2)
 }
 
@@ -71,38 +145,23 @@ fn main() -> ExitCode {
         return usage();
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // xtask lives one directory below the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut timings = Vec::new();
     let started = Instant::now();
     for part in PARTS {
-        let wanted = if chosen.is_empty() {
-            !(quick && part.rustflags.is_some())
-        } else {
-            chosen.contains(&part.name)
-        };
+        let wanted = if chosen.is_empty() { !(quick && part.slow) } else { chosen.contains(&part.name) };
         if !wanted {
             continue;
         }
-        eprintln!("==> xtask: {} (cargo {})", part.name, part.args.join(" "));
+        eprintln!("==> xtask: {}", part.name);
         let part_started = Instant::now();
-        let mut command = Command::new(&cargo);
-        command.args(part.args);
-        match part.rustflags {
-            Some(flags) => command.env("RUSTFLAGS", flags),
-            None => command.env_remove("RUSTFLAGS"),
-        };
-        let status = command.status();
+        let result = run_part(part, &cargo, &root);
         let seconds = part_started.elapsed().as_secs_f64();
         timings.push((part.name, seconds));
-        match status {
-            Ok(status) if status.success() => {}
-            Ok(status) => {
-                eprintln!("xtask: {} failed ({status}) after {seconds:.0}s", part.name);
-                return ExitCode::FAILURE;
-            }
-            Err(error) => {
-                eprintln!("xtask: cannot run cargo: {error}");
-                return ExitCode::FAILURE;
-            }
+        if let Err(error) = result {
+            eprintln!("xtask: {} failed after {seconds:.0}s: {error}", part.name);
+            return ExitCode::FAILURE;
         }
     }
     eprintln!("==> xtask: all parts passed");

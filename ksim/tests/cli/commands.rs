@@ -214,7 +214,7 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
     let dir = scratch("trace");
     let run = ksim(&dir, &["trace", "use-after-shrink"]);
     assert_eq!(run.status, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("violation: use-after-free"), "{}", run.stdout);
+    assert!(run.stdout.contains("root: use-after-free"), "{}", run.stdout);
     assert!(
         run.stdout.contains("task-A") && run.stdout.contains("task-B"),
         "one lane per task: {}",
@@ -226,6 +226,61 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
     assert_eq!(chrome.status, 0);
     let parsed: serde_json::Value = serde_json::from_str(&chrome.stdout).expect("pure JSON on stdout");
     assert!(parsed["traceEvents"].as_array().expect("events").iter().any(|e| e["cat"] == "lock"));
+}
+
+#[test]
+fn a_failure_while_running_is_status_three_and_a_closed_pipe_is_quiet_141() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("run-failures");
+    // Bad input and a failure while running are told apart by status, not by reading stderr.
+    ksim(&dir, &["trace", "cve-2011-2484", "--out", "/dev/full"])
+        .assert_one_line_error(3, "cannot write /dev/full");
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let list = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .arg("list")
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run ksim");
+    assert_eq!(list.status.code(), Some(3), "stdout on a full disk: {:?}", list);
+    let stderr = String::from_utf8_lossy(&list.stderr);
+    assert!(
+        stderr.starts_with("ksim: failed: cannot write stdout") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    // A closed stdout (status 141) is tested in netlink.rs, where the reply waits for stdin.
+}
+
+#[test]
+fn help_lists_every_exit_status() {
+    let run = ksim(&scratch("help-status"), &["--help"]);
+    assert_eq!(run.status, 0);
+    for status in ["0 ", "1 ", "2 ", "3 ", "70 ", "130 ", "141 "] {
+        assert!(
+            run.stdout.lines().any(|l| l.trim_start().starts_with(status)),
+            "status {status}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn trace_of_cve_2011_2484_is_a_story_in_100_columns_with_the_root_violation_first() {
+    let dir = scratch("trace-story");
+    let run = ksim(&dir, &["trace", "cve-2011-2484"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        assert!(line.chars().count() <= 100, "{} columns: {line}", line.chars().count());
+    }
+    assert!(!run.stdout.contains('~'), "no event is cut short:\n{}", run.stdout);
+    for checker in ["ksim:ledger", "ksim-op", "ksim-check"] {
+        assert!(!run.stdout.contains(checker), "{checker} is not the kernel's:\n{}", run.stdout);
+    }
+    let root = run.stdout.lines().find(|l| l.trim_start().starts_with("root:")).expect("a root line");
+    assert!(root.contains("duplicate-listener"), "the duplicate listener is the root: {root}");
+    let side = run.stdout.find("then: seq-order").expect("the seq-order side effect is listed");
+    assert!(run.stdout.find("root:").expect("root") < side, "root first, side effects after");
+    assert!(run.stdout.contains("== 2. a task exits on cpu 0"), "steps are headings:\n{}", run.stdout);
 }
 
 #[test]

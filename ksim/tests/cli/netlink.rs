@@ -155,6 +155,28 @@ fn an_attribute_overrunning_its_message_gets_einval_with_the_request_echoed() {
 }
 
 #[test]
+fn a_reader_that_went_away_ends_ksim_quietly_with_status_141() {
+    // A shell's `| head`: stdout's reader is gone before ksim writes. ksim reads all of stdin
+    // before it answers, so closing the reader first and only then sending the request makes
+    // the write fail with EPIPE every time, however the processes are scheduled.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["taskstats", "netlink", "--port", "6"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ksim");
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&request(4, 6, TASKSTATS_CMD_GET, &[])).expect("send the request");
+    drop(stdin);
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "nothing on stderr: {stderr}");
+}
+
+#[test]
 fn a_request_without_pid_or_tgid_gets_einval() {
     let port = 6;
     let req = request(4, port, TASKSTATS_CMD_GET, &[]);

@@ -138,7 +138,7 @@ impl Sim {
         if plan.is_empty() {
             return false;
         }
-        plan.should_fail(site, size, || self.random_u64())
+        plan.should_fail(site, size, |percent| self.chance(percent, 100))
     }
 }
 

@@ -178,6 +178,64 @@ fn campaign_shrinks_a_failure_writes_it_and_replay_reproduces_it_exactly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Asserts that `ops` fails with `kind` and that removing any one operation makes the case pass:
+/// the shrunk list is 1-minimal.
+pub(crate) fn assert_one_minimal<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops: &[S::Op],
+    kind: &sim_core::ViolationKind,
+) {
+    let options = RunOptions::default();
+    let whole = check::run_case::<S>(config, seed, ops, &options);
+    assert!(
+        whole.violation.as_ref().is_some_and(|(_, found)| found.kind == *kind),
+        "seed {seed}: the shrunk case must fail with {kind}: {:?}",
+        whole.violation
+    );
+    for index in 0..ops.len() {
+        let mut fewer = ops.to_vec();
+        let removed = fewer.remove(index);
+        let case = check::run_case::<S>(config, seed, &fewer, &options);
+        assert!(
+            case.passed(),
+            "seed {seed}: without operation {} ({removed:?}) the case still fails ({:?}): not 1-minimal",
+            index + 1,
+            case.violation
+        );
+    }
+}
+
+#[test]
+fn shrunk_failures_are_one_minimal_and_the_shrink_time_is_reported() {
+    let config = RingConfig { capacity: 3, full_check: false };
+    let options = CampaignOptions { ops_max: 60, stop_on_failure: false, ..CampaignOptions::cases(12) };
+    let report =
+        check::campaign::<Ring>(&config, &options, &AtomicBool::new(false), &mut |_| {}).expect("campaign");
+    assert!(report.failures.len() >= 5, "most seeds overflow the ring: {}", report.failures.len());
+    for failure in &report.failures {
+        let artifact = &failure.artifact;
+        let ops: Vec<RingOp> = serde_json::from_value(artifact.ops.clone()).expect("ops");
+        assert_one_minimal::<Ring>(&config, artifact.seed, &ops, &artifact.violation.kind);
+        assert!(failure.shrink_seconds > 0.0, "shrinking takes measurable time");
+        assert_eq!(artifact.shrink_seconds, failure.shrink_seconds, "the artifact records it too");
+    }
+}
+
+#[test]
+fn single_removal_sweeps_to_a_fixpoint_within_its_bound() {
+    // Fails while 3 comes before 7 somewhere; every other element is noise.
+    let fails = |ops: &[u8]| {
+        let first_three = ops.iter().position(|&v| v == 3);
+        first_three.is_some_and(|at| ops[at..].contains(&7))
+    };
+    let ops = vec![1, 3, 2, 3, 9, 7, 7, 4];
+    let minimal = check::remove_single_ops(ops, fails, 1000);
+    assert_eq!(minimal, vec![3, 7]);
+    let bounded = check::remove_single_ops(vec![1, 3, 2, 7], fails, 1);
+    assert_eq!(bounded, vec![1, 3, 2, 7], "one run allowed: the last element (7) cannot go, nothing removed");
+}
+
 #[test]
 fn fixed_subject_stays_quiet_for_the_same_budget() {
     let config = RingConfig { capacity: 3, full_check: true };

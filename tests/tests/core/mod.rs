@@ -7,7 +7,7 @@ mod pages;
 #[cfg(not(any(loom, shuttle)))]
 mod detectors;
 #[cfg(not(any(loom, shuttle)))]
-mod harness;
+pub(crate) mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod kref;
 #[cfg(not(any(loom, shuttle)))]

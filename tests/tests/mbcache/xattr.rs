@@ -30,7 +30,7 @@ fn run(fixes: Fixes, seed: u64) -> (Sim, Stats, Option<MbError>) {
     let mut steps = 0u64;
     while tasks.iter().any(Task::running) {
         let running: Vec<usize> = (0..INODES).filter(|i| tasks[*i].running()).collect();
-        let at = running[sim.below(running.len() as u64) as usize];
+        let at = *sim.choose(&running).expect("a task is running");
         match tasks[at].step(&fs, &cxs[at], &mut stats) {
             Ok(()) | Err(MbError::WouldBlock) => {}
             Err(found) => {

@@ -7,6 +7,8 @@ mod loom;
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;
+#[cfg(not(any(loom, shuttle)))]
+mod shrink;
 #[cfg(shuttle)]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
