@@ -153,6 +153,11 @@ pub const OP_LANE: &str = "ksim-op";
 const OP_RESULT_CHARS_MAX: usize = 160;
 
 /// Runs one case: `ops` against a model built from `config` in a `Sim` seeded with `seed`.
+///
+/// After each operation: the violations the model or lockdep reported, the reference model's
+/// judgement of the outcome, the invariants every `check_every` operations and after the last,
+/// and a deterministic grace period ([`Sim::rcu_advance`]: between two operations every CPU has
+/// passed a quiescent state). Teardown runs when no operation failed.
 pub fn run_case<S: Subject>(
     config: &S::Config,
     seed: u64,
@@ -161,20 +166,11 @@ pub fn run_case<S: Subject>(
 ) -> CaseReport {
     let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
     let mut reference = S::Reference::new(config);
-    let built = catch_unwind(AssertUnwindSafe(|| S::new(&sim, config)));
-    let mut model = match built {
+    let mut model = match catch_unwind(AssertUnwindSafe(|| S::new(&sim, config))) {
         Ok(model) => model,
         Err(payload) => {
-            return CaseReport {
-                seed,
-                ops_run: 0,
-                violation: Some((0, Violation::new("panic", panic_message(payload)))),
-                trace_hash: sim.trace_hash(),
-                trace_tail: sim.trace().events(),
-                task_names: sim.trace().task_names(),
-                lockdep: sim.lockdep().reports(),
-                coverage: BTreeSet::new(),
-            }
+            let violation = Some((0, Violation::new(ViolationKind::Panic, panic_message(payload))));
+            return case_report(&sim, seed, 0, violation, BTreeSet::new());
         }
     };
     let mut violation = None;
@@ -183,65 +179,87 @@ pub fn run_case<S: Subject>(
     // lock event belongs to. Built only when events are kept: the text costs more than an op.
     let marker = sim.trace().keeps_events().then(|| sim.cx(OP_LANE, 0));
     for (index, op) in ops.iter().enumerate() {
-        if let Some(marker) = &marker {
-            marker.op_begin("op", format!("#{} {op:?}", index + 1));
-        }
-        let outcome = catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op)));
         ops_run = index + 1;
-        if let (Some(marker), Ok(outcome)) = (&marker, &outcome) {
-            let mut result = format!("{outcome:?}");
-            if result.len() > OP_RESULT_CHARS_MAX {
-                let cut = (0..=OP_RESULT_CHARS_MAX).rev().find(|&i| result.is_char_boundary(i)).unwrap_or(0);
-                result.truncate(cut);
-                result.push('~');
-            }
-            marker.op_end("op", result);
-        }
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(payload) => {
-                violation =
-                    Some((index, Violation::new("panic", format!("{op:?}: {}", panic_message(payload)))));
-                break;
-            }
-        };
-        if let Some(found) = sim.has_violations().then(|| sim.violations().into_iter().next()).flatten() {
+        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
+        if let Some(found) = run_op::<S>(&sim, &mut model, &mut reference, op, index, marker.as_ref(), due) {
             violation = Some((index, found));
             break;
         }
-        if let Err(message) = reference.check(op, &outcome) {
-            let text = format!("{op:?} returned {outcome:?}: {message}");
-            sim.report(None, Violation::new("mismatch", text.clone()));
-            violation = Some((index, Violation::new("mismatch", text)));
-            break;
-        }
-        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
-        if due {
-            match catch_unwind(AssertUnwindSafe(|| model.check_invariants(&sim))) {
-                Ok(Ok(())) => {}
-                Ok(Err(found)) => {
-                    sim.report(None, found.clone());
-                    violation = Some((index, found));
-                    break;
-                }
-                Err(payload) => {
-                    violation = Some((index, Violation::new("invariant", panic_message(payload))));
-                    break;
-                }
-            }
-        }
+        sim.rcu_advance();
     }
     let mut coverage = model.coverage();
     coverage.extend(sim.marks());
     if violation.is_none() {
-        let torn = catch_unwind(AssertUnwindSafe(|| model.teardown(&sim)));
-        let found = match torn {
+        let found = match catch_unwind(AssertUnwindSafe(|| model.teardown(&sim))) {
             Ok(Ok(())) => sim.violations().into_iter().next(),
             Ok(Err(found)) => Some(found),
-            Err(payload) => Some(Violation::new("panic", format!("teardown: {}", panic_message(payload)))),
+            Err(payload) => {
+                Some(Violation::new(ViolationKind::Panic, format!("teardown: {}", panic_message(payload))))
+            }
         };
         violation = found.map(|found| (ops.len(), found));
     }
+    case_report(&sim, seed, ops_run, violation, coverage)
+}
+
+/// Applies operation `index` (`op`) and judges it: the first violation it caused, if any.
+fn run_op<S: Subject>(
+    sim: &Sim,
+    model: &mut S,
+    reference: &mut S::Reference,
+    op: &S::Op,
+    index: usize,
+    marker: Option<&crate::Cx>,
+    check_invariants: bool,
+) -> Option<Violation> {
+    if let Some(marker) = marker {
+        marker.op_begin("op", format!("#{} {op:?}", index + 1));
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| model.apply(sim, op)));
+    if let (Some(marker), Ok(outcome)) = (marker, &outcome) {
+        let mut result = format!("{outcome:?}");
+        if result.len() > OP_RESULT_CHARS_MAX {
+            let cut = (0..=OP_RESULT_CHARS_MAX).rev().find(|&i| result.is_char_boundary(i)).unwrap_or(0);
+            result.truncate(cut);
+            result.push('~');
+        }
+        marker.op_end("op", result);
+    }
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            return Some(Violation::new(ViolationKind::Panic, format!("{op:?}: {}", panic_message(payload))))
+        }
+    };
+    if let Some(found) = sim.has_violations().then(|| sim.violations().into_iter().next()).flatten() {
+        return Some(found);
+    }
+    if let Err(message) = reference.check(op, &outcome) {
+        let found =
+            Violation::new(ViolationKind::Mismatch, format!("{op:?} returned {outcome:?}: {message}"));
+        sim.report(None, found.clone());
+        return Some(found);
+    }
+    if !check_invariants {
+        return None;
+    }
+    match catch_unwind(AssertUnwindSafe(|| model.check_invariants(sim))) {
+        Ok(Ok(())) => None,
+        Ok(Err(found)) => {
+            sim.report(None, found.clone());
+            Some(found)
+        }
+        Err(payload) => Some(Violation::new(ViolationKind::Invariant(None), panic_message(payload))),
+    }
+}
+
+fn case_report(
+    sim: &Sim,
+    seed: u64,
+    ops_run: usize,
+    violation: Option<(usize, Violation)>,
+    coverage: BTreeSet<&'static str>,
+) -> CaseReport {
     CaseReport {
         seed,
         ops_run,
