@@ -155,9 +155,9 @@ const OP_RESULT_CHARS_MAX: usize = 160;
 /// Runs one case: `ops` against a model built from `config` in a `Sim` seeded with `seed`.
 ///
 /// After each operation: the violations the model or lockdep reported, the reference model's
-/// judgement of the outcome, the invariants every `check_every` operations and after the last,
-/// and a deterministic grace period ([`Sim::rcu_advance`]: between two operations every CPU has
-/// passed a quiescent state). Teardown runs when no operation failed.
+/// judgement of the outcome, and the invariants every `check_every` operations and after the
+/// last. Teardown runs when no operation failed. Grace periods end where the model calls
+/// [`Sim::rcu_advance`] (an operation of its own), so a read-side section may span operations.
 pub fn run_case<S: Subject>(
     config: &S::Config,
     seed: u64,
@@ -185,7 +185,6 @@ pub fn run_case<S: Subject>(
             violation = Some((index, found));
             break;
         }
-        sim.rcu_advance();
     }
     let mut coverage = model.coverage();
     coverage.extend(sim.marks());
