@@ -135,10 +135,11 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
         let found_as = kinds.join(", ");
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | `{}` | {} | {}{} | {}/{} runs | {} | {} | {} | {} |",
+            "| {} | {} | {} ({}) | {} | `{}` | {} | {}{} | {}/{} runs | {} | {} | {} | {} |",
             row.subsystem,
             row.bug,
             row.title,
+            row.commit,
             row.cve.as_deref().unwrap_or("-"),
             row.fix,
             row.checker,
