@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sim_core::check::{Budget, CampaignOptions, CampaignReport, Progress, RunOptions};
+use sim_core::check::{Budget, CampaignOptions, CampaignReport, Failure, Progress, RunOptions};
 
 use crate::error::CliError;
 use crate::registry::{self, SubsystemEntry};
@@ -102,64 +102,20 @@ fn run_subsystem(
     jobs: u64,
     interrupt: &AtomicBool,
 ) -> Result<SubsystemRun, CliError> {
-    let (shard_index, shard_count) = args.shard;
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.set_prefix(selected.entry.name);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let totals = Totals::default();
-    let found = AtomicBool::new(false);
-    let started = std::time::Instant::now();
+    let bar = progress_bar(selected.entry.name);
+    let shared = JobShared {
+        totals: Totals::default(),
+        found: AtomicBool::new(false),
+        interrupt,
+        started: std::time::Instant::now(),
+        bar: &bar,
+    };
     let reports: Vec<Result<CampaignReport, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
             .map(|job| {
-                let totals = &totals;
-                let found = &found;
-                let bar = &bar;
-                let options = CampaignOptions {
-                    seed: args.seed,
-                    budget: match budget {
-                        Budget::Cases(cases) => Budget::Cases(job_cases(cases, job, jobs)),
-                        time => time,
-                    },
-                    shard: (shard_index + job * shard_count, shard_count * jobs),
-                    ops_max: args.ops_max,
-                    out_dir: Some(args.out.clone()),
-                    stop_on_failure: true,
-                    shrink_steps: SHRINK_STEPS,
-                    run: RunOptions::default(),
-                };
-                let entry = selected.entry;
-                let config = &selected.config;
-                scope.spawn(move || {
-                    let stop = AtomicBool::new(false);
-                    let mut last = Progress::default();
-                    let mut on_progress = |progress: &Progress| {
-                        totals.cases.fetch_add(progress.cases - last.cases, Ordering::Relaxed);
-                        totals.ops.fetch_add(progress.ops - last.ops, Ordering::Relaxed);
-                        totals.failures.fetch_add(progress.failures - last.failures, Ordering::Relaxed);
-                        last = progress.clone();
-                        if progress.failures > 0 {
-                            found.store(true, Ordering::Relaxed);
-                        }
-                        if interrupt.load(Ordering::Relaxed) || found.load(Ordering::Relaxed) {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        let seconds = started.elapsed().as_secs_f64().max(1e-9);
-                        let ops = totals.ops.load(Ordering::Relaxed);
-                        bar.set_message(format!(
-                            "{} cases, {} ops, {} ops/s, {} violations",
-                            totals.cases.load(Ordering::Relaxed),
-                            human(ops as f64),
-                            human(ops as f64 / seconds),
-                            totals.failures.load(Ordering::Relaxed)
-                        ));
-                    };
-                    (entry.campaign)(config, &options, &stop, &mut on_progress)
-                })
+                let options = job_options(args, budget, job, jobs);
+                let shared = &shared;
+                scope.spawn(move || run_job(selected, &options, shared))
             })
             .collect();
         handles
@@ -169,12 +125,95 @@ fn run_subsystem(
     });
     // Leave one finished line per subsystem on a terminal (the bar itself has no newline).
     let finished =
-        format!("{} {:.1}s {}", selected.entry.name, started.elapsed().as_secs_f64(), bar.message());
+        format!("{} {:.1}s {}", selected.entry.name, shared.started.elapsed().as_secs_f64(), bar.message());
     let shown = !bar.is_hidden();
     bar.finish_and_clear();
     if shown {
         eprintln!("  {finished}");
     }
+    merge_reports(selected, args, reports, interrupt.load(Ordering::Relaxed))
+}
+
+/// What every job of one subsystem's campaign shares: running totals for the progress line, the
+/// flag that one job found a failure (so the others stop), and Ctrl-C.
+struct JobShared<'a> {
+    totals: Totals,
+    found: AtomicBool,
+    interrupt: &'a AtomicBool,
+    started: std::time::Instant,
+    bar: &'a ProgressBar,
+}
+
+fn progress_bar(name: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(name);
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Job `job` of `jobs`: its share of a case budget and its shard of the seeds.
+fn job_options(args: &FuzzArgs, budget: Budget, job: u64, jobs: u64) -> CampaignOptions {
+    let (shard_index, shard_count) = args.shard;
+    CampaignOptions {
+        seed: args.seed,
+        budget: match budget {
+            Budget::Cases(cases) => Budget::Cases(job_cases(cases, job, jobs)),
+            time => time,
+        },
+        shard: (shard_index + job * shard_count, shard_count * jobs),
+        ops_max: args.ops_max,
+        out_dir: Some(args.out.clone()),
+        stop_on_failure: true,
+        shrink_steps: SHRINK_STEPS,
+        run: RunOptions::default(),
+    }
+}
+
+/// One job's campaign, adding its progress to the shared totals and stopping when another job
+/// found a failure or Ctrl-C was pressed.
+fn run_job(
+    selected: &Selected,
+    options: &CampaignOptions,
+    shared: &JobShared<'_>,
+) -> Result<CampaignReport, String> {
+    let stop = AtomicBool::new(false);
+    let mut last = Progress::default();
+    let totals = &shared.totals;
+    let mut on_progress = |progress: &Progress| {
+        totals.cases.fetch_add(progress.cases - last.cases, Ordering::Relaxed);
+        totals.ops.fetch_add(progress.ops - last.ops, Ordering::Relaxed);
+        totals.failures.fetch_add(progress.failures - last.failures, Ordering::Relaxed);
+        last = progress.clone();
+        if progress.failures > 0 {
+            shared.found.store(true, Ordering::Relaxed);
+        }
+        if shared.interrupt.load(Ordering::Relaxed) || shared.found.load(Ordering::Relaxed) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let seconds = shared.started.elapsed().as_secs_f64().max(1e-9);
+        let ops = totals.ops.load(Ordering::Relaxed);
+        shared.bar.set_message(format!(
+            "{} cases, {} ops, {} ops/s, {} violations",
+            totals.cases.load(Ordering::Relaxed),
+            human(ops as f64),
+            human(ops as f64 / seconds),
+            totals.failures.load(Ordering::Relaxed)
+        ));
+    };
+    (selected.entry.campaign)(&selected.config, options, &stop, &mut on_progress)
+}
+
+/// The jobs' reports as one subsystem run: counts added, coverage merged, failures by seed.
+fn merge_reports(
+    selected: &Selected,
+    args: &FuzzArgs,
+    reports: Vec<Result<CampaignReport, String>>,
+    interrupted: bool,
+) -> Result<SubsystemRun, CliError> {
     let mut run = SubsystemRun {
         subsystem: selected.entry.name.to_string(),
         preset: args.kernel.clone(),
@@ -186,7 +225,7 @@ fn run_subsystem(
         ops_per_second: 0.0,
         failures: Vec::new(),
         coverage: Default::default(),
-        interrupted: interrupt.load(Ordering::Relaxed),
+        interrupted,
     };
     for report in reports {
         let report = report.map_err(CliError::Failed)?;
@@ -197,24 +236,27 @@ fn run_subsystem(
             *run.coverage.entry(mark).or_default() += count;
         }
         for failure in report.failures {
-            let ops_shrunk = failure.artifact.ops.as_array().map_or(0, Vec::len);
-            run.failures.push(FailureSummary {
-                seed: failure.artifact.seed,
-                kind: failure.artifact.violation.kind.to_string(),
-                message: failure.artifact.violation.message.clone(),
-                artifact: failure.path.clone(),
-                ops_shrunk,
-                ops_unshrunk: failure.artifact.ops_unshrunk,
-                // Cases the single-job campaign would have run to reach this seed.
-                cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / shard_count + 1,
-                seconds_to_find: failure.seconds_to_find,
-                shrink_seconds: failure.shrink_seconds,
-            });
+            run.failures.push(failure_summary(&failure, args));
         }
     }
     run.failures.sort_by_key(|f| f.seed);
     run.ops_per_second = run.ops as f64 / run.seconds.max(1e-9);
     Ok(run)
+}
+
+fn failure_summary(failure: &Failure, args: &FuzzArgs) -> FailureSummary {
+    FailureSummary {
+        seed: failure.artifact.seed,
+        kind: failure.artifact.violation.kind.to_string(),
+        message: failure.artifact.violation.message.clone(),
+        artifact: failure.path.clone(),
+        ops_shrunk: failure.artifact.ops.as_array().map_or(0, Vec::len),
+        ops_unshrunk: failure.artifact.ops_unshrunk,
+        // Cases the single-job campaign would have run to reach this seed.
+        cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / args.shard.1 + 1,
+        seconds_to_find: failure.seconds_to_find,
+        shrink_seconds: failure.shrink_seconds,
+    }
 }
 
 /// The report file's name inside `--out`.
