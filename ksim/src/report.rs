@@ -99,16 +99,20 @@ impl FuzzReport {
 
     /// The per-subsystem table, then one paragraph per failure.
     pub(crate) fn render(&self) -> String {
-        let mut rows = vec![[
-            "subsystem".to_string(),
-            "preset".to_string(),
-            "fixes off".to_string(),
-            "cases".to_string(),
-            "ops".to_string(),
-            "ops/s".to_string(),
-            "violations".to_string(),
-            "first violation".to_string(),
-        ]];
+        let mut out = draw_table(&self.table_rows());
+        for run in &self.subsystems {
+            for failure in &run.failures {
+                draw_failure(&mut out, &run.subsystem, failure);
+            }
+        }
+        out
+    }
+
+    /// The table's header row and one row per subsystem.
+    fn table_rows(&self) -> Vec<[String; TABLE_COLUMNS]> {
+        let header =
+            ["subsystem", "preset", "fixes off", "cases", "ops", "ops/s", "violations", "first violation"];
+        let mut rows = vec![header.map(str::to_string)];
         for run in &self.subsystems {
             let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
             rows.push([
@@ -124,55 +128,60 @@ impl FuzzReport {
                     .map_or_else(|| "-".to_string(), |f| format!("{} (seed {})", f.kind, f.seed)),
             ]);
         }
-        let mut widths = [0usize; 8];
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
+        rows
+    }
+}
+
+/// Columns of the campaign table.
+const TABLE_COLUMNS: usize = 8;
+
+/// `rows` as aligned columns (counts right-aligned), the header ruled off.
+fn draw_table(rows: &[[String; TABLE_COLUMNS]]) -> String {
+    let mut widths = [0usize; TABLE_COLUMNS];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
         }
-        let mut out = String::new();
-        for (index, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .enumerate()
-                .map(|(column, (cell, width))| {
-                    if (3..=6).contains(&column) {
-                        format!("{cell:>width$}")
-                    } else {
-                        format!("{cell:<width$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-            if index == 0 {
-                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-                let _ = writeln!(out, "{}", rule.join("  "));
-            }
-        }
-        for run in &self.subsystems {
-            for failure in &run.failures {
-                let _ = writeln!(
-                    out,
-                    "\nVIOLATION {} seed {}: {}: {}",
-                    run.subsystem, failure.seed, failure.kind, failure.message
-                );
-                let _ = writeln!(
-                    out,
-                    "  found after {} cases ({:.2}s); shrunk from {} to {} operations in {:.2}s",
-                    failure.cases_to_find,
-                    failure.seconds_to_find,
-                    failure.ops_unshrunk,
-                    failure.ops_shrunk,
-                    failure.shrink_seconds
-                );
-                if let Some(path) = &failure.artifact {
-                    let _ = writeln!(out, "  artifact: {}", path.display());
-                    let _ = writeln!(out, "  replay:   ksim replay {}", path.display());
+    }
+    let mut out = String::new();
+    for (index, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                if (3..=6).contains(&column) {
+                    format!("{cell:>width$}")
+                } else {
+                    format!("{cell:<width$}")
                 }
-            }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        if index == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            let _ = writeln!(out, "{}", rule.join("  "));
         }
-        out
+    }
+    out
+}
+
+/// One failure's paragraph: what, how fast it was found and shrunk, and how to replay it.
+fn draw_failure(out: &mut String, subsystem: &str, failure: &FailureSummary) {
+    let _ =
+        writeln!(out, "\nVIOLATION {subsystem} seed {}: {}: {}", failure.seed, failure.kind, failure.message);
+    let _ = writeln!(
+        out,
+        "  found after {} cases ({:.2}s); shrunk from {} to {} operations in {:.2}s",
+        failure.cases_to_find,
+        failure.seconds_to_find,
+        failure.ops_unshrunk,
+        failure.ops_shrunk,
+        failure.shrink_seconds
+    );
+    if let Some(path) = &failure.artifact {
+        let _ = writeln!(out, "  artifact: {}", path.display());
+        let _ = writeln!(out, "  replay:   ksim replay {}", path.display());
     }
 }
 
