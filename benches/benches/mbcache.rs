@@ -187,68 +187,74 @@ fn benches(c: &mut Criterion) {
             next = (next + 7919) % n;
             next
         };
-
-        let mut group = configure(c, "mbcache/get_release", n);
-        group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
-            b.iter(|| {
-                let handle =
-                    m.registry.get(&m.cx, m.cache, bdev_address(0), step()).expect("get").expect("hit");
-                m.registry.release(&m.cx, black_box(handle)).expect("release");
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
-            b.iter(|| {
-                let at = base.get(step()).expect("hit");
-                base.release(black_box(at));
-            })
-        });
-        group.finish();
-
-        let mut group = configure(c, "mbcache/insert", n);
-        group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
-            b.iter(|| {
-                let entry = m.registry.alloc(&m.cx, m.cache).expect("alloc");
-                m.registry.insert(&m.cx, &entry, bdev_address(1), n, &[7]).expect("insert");
-                m.registry.free(&m.cx, black_box(entry)).expect("free");
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
-            b.iter(|| {
-                black_box(base.insert(u64::MAX, 7).expect("new"));
-                base.remove_last();
-            })
-        });
-        group.finish();
-
-        let mut group = configure(c, "mbcache/find_first_next", n);
-        group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
-            b.iter(|| {
-                let key = (step() % KEYS) as u32;
-                let first = m
-                    .registry
-                    .find_first(&m.cx, m.cache, 0, bdev_address(0), key)
-                    .expect("find")
-                    .expect("hit");
-                if let Some(second) =
-                    m.registry.find_next(&m.cx, first, 0, bdev_address(0), key).expect("next")
-                {
-                    m.registry.release(&m.cx, black_box(second)).expect("release");
-                }
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
-            b.iter(|| {
-                let key = (step() % KEYS) as u32;
-                let first = base.find(key, 0).expect("hit");
-                let second = base.find(key, 1);
-                base.release(first);
-                if let Some(second) = second {
-                    base.release(black_box(second));
-                }
-            })
-        });
-        group.finish();
+        get_release(c, n, &m, &mut base, &mut step);
+        insert(c, n, &m, &mut base);
+        find_first_next(c, n, &m, &mut base, &mut step);
     }
+}
+
+/// `mb_cache_entry_get` + release of a present block, against a native lookup.
+fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
+    let mut group = configure(c, "mbcache/get_release", n);
+    group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
+        b.iter(|| {
+            let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), step()).expect("get").expect("hit");
+            m.registry.release(&m.cx, black_box(handle)).expect("release");
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
+        b.iter(|| {
+            let at = base.get(step()).expect("hit");
+            base.release(black_box(at));
+        })
+    });
+    group.finish();
+}
+
+/// alloc + insert + free of one entry, against a native insert and remove.
+fn insert(c: &mut Criterion, n: u64, m: &Model, base: &mut Native) {
+    let mut group = configure(c, "mbcache/insert", n);
+    group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
+        b.iter(|| {
+            let entry = m.registry.alloc(&m.cx, m.cache).expect("alloc");
+            m.registry.insert(&m.cx, &entry, bdev_address(1), n, &[7]).expect("insert");
+            m.registry.free(&m.cx, black_box(entry)).expect("free");
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
+        b.iter(|| {
+            black_box(base.insert(u64::MAX, 7).expect("new"));
+            base.remove_last();
+        })
+    });
+    group.finish();
+}
+
+/// find_first + find_next by index key, against a native index lookup.
+fn find_first_next(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
+    let mut group = configure(c, "mbcache/find_first_next", n);
+    group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
+        b.iter(|| {
+            let key = (step() % KEYS) as u32;
+            let first =
+                m.registry.find_first(&m.cx, m.cache, 0, bdev_address(0), key).expect("find").expect("hit");
+            if let Some(second) = m.registry.find_next(&m.cx, first, 0, bdev_address(0), key).expect("next") {
+                m.registry.release(&m.cx, black_box(second)).expect("release");
+            }
+        })
+    });
+    group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
+        b.iter(|| {
+            let key = (step() % KEYS) as u32;
+            let first = base.find(key, 0).expect("hit");
+            let second = base.find(key, 1);
+            base.release(first);
+            if let Some(second) = second {
+                base.release(black_box(second));
+            }
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(mbcache, benches);

@@ -60,20 +60,7 @@ fn actors(fixes: Fixes) {
     };
     let task = {
         let (world, sim) = (world.clone(), sim.clone());
-        thread::spawn(move || {
-            let cx = sim.cx("task", 1);
-            let mut mine = Vec::new();
-            for _ in 0..4 {
-                let _fs = world.pages.fs_lock().lock(&cx);
-                if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
-                    world.touch(&cx, pfn);
-                    mine.push(pfn);
-                }
-            }
-            for pfn in mine {
-                world.pages.free_page(&cx, pfn).expect("ours");
-            }
-        })
+        thread::spawn(move || task_allocates_under_the_fs_lock(&world, &sim))
     };
     let compaction = {
         let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
@@ -98,24 +85,43 @@ fn actors(fixes: Fixes) {
     // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
     vb.update_balloon_size();
     world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
-    if sim.marks().contains("oom-deflate") {
-        OOM_DEFLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    if sim.marks().contains("migration") {
-        MIGRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
+    count_marks(&sim);
     vb.remove(&cx);
     stop_host.store(true, Ordering::SeqCst);
     world.host.kicks.wake_up();
     host.join().expect("host");
     assert_eq!(world.pages.allocated_pages(&cx), 0, "remove gives every page back");
     assert_eq!(world.host.held_count(), 0, "the host holds nothing after remove");
-    let violations = sim.violations();
-    assert!(
-        violations.is_empty(),
-        "{}",
-        violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
-    );
+    let violations: Vec<String> = sim.violations().iter().map(ToString::to_string).collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// A task that allocates four pages under the filesystem lock (pushing the guest towards OOM),
+/// touches them, and frees them.
+fn task_allocates_under_the_fs_lock(world: &World, sim: &Sim) {
+    let cx = sim.cx("task", 1);
+    let mut mine = Vec::new();
+    for _ in 0..4 {
+        let _fs = world.pages.fs_lock().lock(&cx);
+        if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
+            world.touch(&cx, pfn);
+            mine.push(pfn);
+        }
+    }
+    for pfn in mine {
+        world.pages.free_page(&cx, pfn).expect("ours");
+    }
+}
+
+/// Counts the run towards the "sometimes" marks the test asserts over all iterations.
+fn count_marks(sim: &Sim) {
+    let marks = sim.marks();
+    if marks.contains("oom-deflate") {
+        OOM_DEFLATES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if marks.contains("migration") {
+        MIGRATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[test]

@@ -16,19 +16,7 @@ use sim_core::sync::atomic::AtomicUsize;
 use sim_core::sync::thread;
 use sim_core::{Guarded, Mutex, Sim, SimConfig, SpinLock};
 
-fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    builder
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use super::loom_models::{builder, panic_text};
 
 /// A counter set up by the main task, then incremented by two threads, each under the lock
 /// class it names: the same one (correct) or two different ones (the classic misuse).

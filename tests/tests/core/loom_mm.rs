@@ -15,19 +15,7 @@ use sim_core::{Mutex, Sim, SimConfig};
 
 use super::pages::{Balloon, Misuse, XATTR_SEM};
 
-fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    builder
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use super::loom_models::{builder, panic_text};
 
 fn collecting_sim() -> Sim {
     Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect))

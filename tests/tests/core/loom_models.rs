@@ -11,13 +11,15 @@ use sim_core::{RwSem, Sim, SimConfig};
 
 use super::listeners::{ListenerList, Port, Prune};
 
-fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
+/// A loom model builder with the preemption bound the test states (None: unbounded).
+pub(super) fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = preemption_bound;
     builder
 }
 
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+/// The text of a panic loom reported, for asserting which finding it was.
+pub(super) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<String>()
         .cloned()
