@@ -347,12 +347,15 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, Cl
 ///
 /// The world is the taskstats model's default preset (the newest kernel) in a fresh `Sim` (seed
 /// 0): init (pid 1, root, CAP_NET_ADMIN) forks one process (pid 2), whose socket is bound to port
-/// `port` as `bind(2)` with an explicit `nl_pid` would. The bytes are read whole and handed to the
-/// model as one `sendmsg(2)`: the model walks them as netlink_rcv_skb() does, one message at a
-/// time by `nlmsg_len`, so a stream of several requests gets their replies in order; a message
-/// that fails gets an NLMSG_ERROR carrying the errno, and trailing bytes too short to be a message
-/// are dropped silently, as the kernel drops them. The family id is the model's fixed
-/// `TASKSTATS_FAMILY_ID` (0x11): the model has no genl controller to resolve it by name.
+/// `port` as `bind(2)` with an explicit `nl_pid` would. The input is split into netlink messages
+/// by `nlmsg_len`, as netlink_rcv_skb() walks them, and each is sent as its own `sendmsg(2)`
+/// followed by `recvmsg(2)` until the port is empty, as a client reading its replies does: every
+/// reply, ack, error and event is written out, in order, and none waits in a queue that could
+/// overrun. Should the port's queue overrun all the same, the reader gets what the kernel gives
+/// it, ENOBUFS from recvmsg(2): the command says so on stderr and fails (exit 3) after writing
+/// everything it did receive. Trailing bytes too short to be a message, or a message whose
+/// `nlmsg_len` overruns the input, end the walk, as the kernel drops them. The family id is the
+/// model's `TASKSTATS_FAMILY_ID` (0x11), which CTRL_CMD_GETFAMILY also resolves by name.
 pub(crate) fn taskstats_netlink(
     port: u32,
     input: &mut dyn Read,
@@ -374,10 +377,46 @@ pub(crate) fn taskstats_netlink(
     model
         .bind_port(&task_cx(&sim, &model, client, "bind"), port)
         .map_err(|e| CliError::Failed(format!("cannot bind port {port}: {e:?}")))?;
-    let sender = sender_cx(&sim, &model, port)
-        .ok_or_else(|| CliError::Failed(format!("port {port} has no live sender")))?;
-    for message in model.netlink_request(&sender, port, &bytes) {
-        output.write_all(&message).map_err(crate::error::stdout_error)?;
+    let mut overruns = 0usize;
+    for message in netlink_messages(&bytes) {
+        let sender = sender_cx(&sim, &model, port)
+            .ok_or_else(|| CliError::Failed(format!("port {port} has no live sender")))?;
+        let mut received = model.netlink_request(&sender, port, message);
+        // recvmsg(2) until the queue is empty: an ENOBUFS first, then what is left.
+        loop {
+            match model.recvmsg(&sender, port) {
+                Ok(rest) if rest.is_empty() => break,
+                Ok(rest) => received.extend(rest),
+                Err(sim_core::Errno::ENOBUFS) => overruns += 1,
+                Err(_) => break,
+            }
+        }
+        for reply in received {
+            output.write_all(&reply).map_err(crate::error::stdout_error)?;
+        }
+    }
+    if overruns > 0 {
+        return Err(CliError::Failed(format!(
+            "recvmsg on port {port}: ENOBUFS ({overruns} times): its receive queue overran and messages were dropped"
+        )));
     }
     Ok(())
+}
+
+/// The messages of a `sendmsg(2)` buffer as netlink_rcv_skb() walks it: while a header fits and
+/// its `nlmsg_len` is at least a header and within the buffer, one message, then the next at
+/// `NLMSG_ALIGN(nlmsg_len)`.
+fn netlink_messages(bytes: &[u8]) -> Vec<&[u8]> {
+    const NLMSG_HDRLEN: usize = 16;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while bytes.len() - at >= NLMSG_HDRLEN {
+        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        if len < NLMSG_HDRLEN || len > bytes.len() - at {
+            break;
+        }
+        out.push(&bytes[at..at + len]);
+        at += ((len + 3) & !3).min(bytes.len() - at);
+    }
+    out
 }

@@ -67,8 +67,10 @@ pub(crate) struct Port {
     pub open: bool,
     /// The receive queue.
     pub queue: VecDeque<Vec<u8>>,
-    /// Sends that failed because the queue was full.
+    /// Sends that failed because the queue was full (`sk_drops`).
     pub overruns: u64,
+    /// `sk_err`: ENOBUFS after an overrun (netlink_overrun()), until a recvmsg(2) reports it.
+    pub sk_err: Option<Errno>,
 }
 
 impl Port {
@@ -85,6 +87,7 @@ impl Port {
             open: true,
             queue: VecDeque::new(),
             overruns: 0,
+            sk_err: None,
         }
     }
 }
@@ -474,14 +477,27 @@ impl Taskstats {
         self.ports.lock(cx).keys().copied().collect()
     }
 
-    /// recvmsg(2) until empty: the messages queued for `port`.
+    /// The messages queued for `port`, drained without looking at `sk_err` (drivers that count
+    /// deliveries themselves; a reader that must hear of drops uses [`Self::recvmsg`]).
     pub fn recv(&self, cx: &Cx, id: u32) -> Vec<Vec<u8>> {
         let mut ports = self.ports.lock(cx);
         ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
     }
 
-    /// netlink_unicast() with MSG_DONTWAIT: ECONNREFUSED to a closed port, EAGAIN (and an
-    /// overrun) when its queue is full.
+    /// recvmsg(2) until empty, as a client reads its socket: skb_recv_datagram() first returns
+    /// a pending `sk_err` (ENOBUFS after an overrun) and clears it; the next call gets the
+    /// queued messages. EBADF for a socket that is closed.
+    pub fn recvmsg(&self, cx: &Cx, id: u32) -> Result<Vec<Vec<u8>>, Errno> {
+        let mut ports = self.ports.lock(cx);
+        let port = ports.get_mut(&id).ok_or(Errno::EBADF)?;
+        if let Some(err) = port.sk_err.take() {
+            return Err(err);
+        }
+        Ok(port.queue.drain(..).collect())
+    }
+
+    /// netlink_unicast() with MSG_DONTWAIT: ECONNREFUSED to a closed port, EAGAIN when its queue
+    /// is full, which netlink_overrun() also reports to the reader as ENOBUFS (`sk_err`).
     fn unicast(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
         let mut ports = self.ports.lock(cx);
         let Some(port) = ports.get_mut(&id).filter(|p| p.open) else {
@@ -489,6 +505,7 @@ impl Taskstats {
         };
         if port.queue.len() >= self.params.queue_max {
             port.overruns += 1;
+            port.sk_err = Some(Errno::ENOBUFS);
             drop(ports);
             self.mark(cx, "port-overrun");
             return Err(Errno::EAGAIN);
@@ -625,8 +642,10 @@ impl Taskstats {
 
     /// Mirrors the `nlctrl` family's ctrl_getfamily() for the one family the model registers,
     /// so a client resolves "TASKSTATS" as it would on a kernel (getdelays does this first):
-    /// EINVAL for another command or no name, ENOENT for another name; the reply carries id,
-    /// name, version, header size, maxattr and the ops with their flags.
+    /// EOPNOTSUPP for another command; `ctrl_policy` types `CTRL_ATTR_FAMILY_ID` as NLA_U16 and
+    /// the name as a NUL-terminated string; the id lookup runs first and the name lookup after
+    /// it replaces its result, so the name wins when both are given; neither is EINVAL, a miss
+    /// ENOENT. The reply carries id, name, version, header size, maxattr and the ops.
     fn ctrl_getfamily(&self, cx: &Cx, port: u32, msg: &[u8], hdr: &NlMsgHdr) -> Result<(), Errno> {
         if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
             return Err(Errno::EINVAL);
@@ -635,19 +654,22 @@ impl Taskstats {
             return Err(Errno::EOPNOTSUPP);
         }
         let policy = |kind: u16| match kind {
-            CTRL_ATTR_FAMILY_ID => Some(NlaType::U32),
-            CTRL_ATTR_FAMILY_NAME => Some(NlaType::String),
+            CTRL_ATTR_FAMILY_ID => Some(NlaType::U16),
+            CTRL_ATTR_FAMILY_NAME => Some(NlaType::NulString(GENL_NAMSIZ - 1)),
             _ => None,
         };
         let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), CTRL_ATTR_OPS, &policy)?;
-        let by_name = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)].map(|a| {
+        // genl_family_find_byid(), then genl_family_find_byname() overriding it.
+        let mut found = None;
+        if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_ID)] {
+            found = Some(a.get_u16(msg) == TASKSTATS_FAMILY_ID);
+        }
+        if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)] {
             let data = a.data(msg);
             let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
-            data[..end] == *TASKSTATS_GENL_NAME.as_bytes()
-        });
-        let by_id =
-            attrs[usize::from(CTRL_ATTR_FAMILY_ID)].map(|a| a.get_u32(msg) as u16 == TASKSTATS_FAMILY_ID);
-        match by_id.or(by_name) {
+            found = Some(data[..end] == *TASKSTATS_GENL_NAME.as_bytes());
+        }
+        match found {
             None => return Err(Errno::EINVAL),
             Some(false) => return Err(Errno::ENOENT),
             Some(true) => {}
@@ -657,7 +679,7 @@ impl Taskstats {
         }
         let mut reply =
             MsgBuilder::genlmsg_put(GENL_ID_CTRL, 0, hdr.seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION);
-        reply.nla_put(CTRL_ATTR_FAMILY_ID, &TASKSTATS_FAMILY_ID.to_le_bytes());
+        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, TASKSTATS_FAMILY_ID);
         let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
         name.push(0);
         reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name);
@@ -1249,8 +1271,9 @@ impl Taskstats {
         let mut records =
             vec![(TASKSTATS_TYPE_PID, task.pid, self.fill_stats(cx, &table, task, &acct, 0, 0))];
         if with_tgid {
-            let mut stats = group.unwrap_or_default();
-            stats.version = self.version();
+            // memcpy() of signal->stats: its version is whatever the seed left there (zero:
+            // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
+            let stats = group.unwrap_or_default();
             drop(table);
             if self.checks("exit-single-pass") {
                 let ledger = self.ledger();
@@ -1621,11 +1644,15 @@ struct Info<'a> {
     attrs: Vec<Option<Attr>>,
 }
 
-/// nla_strlcpy() + cpulist_parse() of the version (sim_core::percpu's parsers), as the set of
-/// CPUs. Bytes that are not UTF-8 become U+FFFD, which both parsers reject as the kernel
-/// rejects any non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
+/// parse()'s copy and cpulist_parse() of the version (sim_core::percpu's parsers), as the set
+/// of CPUs: [`nla_strlcpy`] into a buffer of `nla_len()` bytes, so a payload without its NUL
+/// loses its last character, and the parser reads the copy as a C string (up to its first NUL).
+/// Bytes that are not UTF-8 become U+FFFD, which both parsers reject as the kernel rejects any
+/// non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
 pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
-    let text = String::from_utf8_lossy(payload);
+    let copied = nla_strlcpy(payload, payload.len());
+    let end = copied.iter().position(|&c| c == 0).unwrap_or(copied.len());
+    let text = String::from_utf8_lossy(&copied[..end]);
     let syntax = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
         CpulistSyntax::Linux3
     } else {

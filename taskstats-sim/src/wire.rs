@@ -65,10 +65,11 @@ pub const TASKSTATS_GENL_VERSION: u8 = 1;
 pub const TASKSTATS_CMD_GET: u8 = 1;
 /// `TASKSTATS_CMD_NEW`: kernel to user.
 pub const TASKSTATS_CMD_NEW: u8 = 2;
-/// `CGROUPSTATS_CMD_GET` (`__TASKSTATS_CMD_MAX`).
-pub const CGROUPSTATS_CMD_GET: u8 = 3;
+/// `CGROUPSTATS_CMD_GET`: include/uapi/linux/cgroupstats.h starts its command enum at
+/// `CGROUPSTATS_CMD_UNSPEC = __TASKSTATS_CMD_MAX` (3), so GET is 4.
+pub const CGROUPSTATS_CMD_GET: u8 = 4;
 /// `CGROUPSTATS_CMD_NEW`.
-pub const CGROUPSTATS_CMD_NEW: u8 = 4;
+pub const CGROUPSTATS_CMD_NEW: u8 = 5;
 
 /// `TASKSTATS_TYPE_PID`.
 pub const TASKSTATS_TYPE_PID: u16 = 1;
@@ -93,6 +94,8 @@ pub const TASKSTATS_CMD_ATTR_REGISTER_CPUMASK: u16 = 3;
 pub const TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK: u16 = 4;
 /// `TASKSTATS_CMD_ATTR_MAX`: the family's maxattr.
 pub const TASKSTATS_CMD_ATTR_MAX: u16 = 4;
+/// `GENL_NAMSIZ`: a family name's buffer, NUL included.
+pub const GENL_NAMSIZ: usize = 16;
 /// `CGROUPSTATS_CMD_ATTR_FD`.
 pub const CGROUPSTATS_CMD_ATTR_FD: u16 = 1;
 /// `CGROUPSTATS_TYPE_CGROUP_STATS`.
@@ -193,6 +196,11 @@ impl MsgBuilder {
         self.bytes.resize(align4(self.bytes.len()), 0);
     }
 
+    /// `nla_put_u16()`.
+    pub fn nla_put_u16(&mut self, kind: u16, value: u16) {
+        self.nla_put(kind, &value.to_le_bytes());
+    }
+
     /// `nla_put_u32()`.
     pub fn nla_put_u32(&mut self, kind: u16, value: u32) {
         self.nla_put(kind, &value.to_le_bytes());
@@ -238,13 +246,19 @@ pub fn netlink_ack(request: &[u8], hdr: &NlMsgHdr, port: u32, error: Option<Errn
     out
 }
 
-/// How a policy entry types an attribute (`struct nla_policy`), for the types taskstats uses.
+/// How a policy entry types an attribute (`struct nla_policy`), for the types taskstats and
+/// nlctrl use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NlaType {
+    /// `NLA_U16`: at least 2 bytes (nlctrl's `CTRL_ATTR_FAMILY_ID`).
+    U16,
     /// `NLA_U32`: at least 4 bytes.
     U32,
     /// `NLA_STRING`: at least 1 byte.
     String,
+    /// `NLA_NUL_STRING` with `.len`: a NUL within the first `len + 1` bytes, else EINVAL
+    /// (nlctrl's `CTRL_ATTR_FAMILY_NAME`, `.len = GENL_NAMSIZ - 1`).
+    NulString(usize),
 }
 
 /// One parsed attribute: its (masked) type and payload range in the message.
@@ -259,6 +273,11 @@ pub struct Attr {
 }
 
 impl Attr {
+    /// `nla_get_u16()`.
+    pub fn get_u16(&self, bytes: &[u8]) -> u16 {
+        u16_at(bytes, self.at)
+    }
+
     /// `nla_get_u32()`.
     pub fn get_u32(&self, bytes: &[u8]) -> u32 {
         u32_at(bytes, self.at)
@@ -292,8 +311,15 @@ pub fn nla_parse(
         let attr = Attr { kind, at: at + NLA_HDRLEN, len: nla_len - NLA_HDRLEN };
         if kind > 0 && kind <= maxtype {
             match policy(kind) {
+                Some(NlaType::U16) if attr.len < 2 => return Err(Errno::ERANGE),
                 Some(NlaType::U32) if attr.len < 4 => return Err(Errno::ERANGE),
                 Some(NlaType::String) if attr.len < 1 => return Err(Errno::ERANGE),
+                Some(NlaType::NulString(max)) => {
+                    let window = &bytes[attr.at..attr.at + attr.len.min(max + 1)];
+                    if window.is_empty() || !window.contains(&0) {
+                        return Err(Errno::EINVAL);
+                    }
+                }
                 _ => {}
             }
             table[usize::from(kind)] = Some(attr);
@@ -451,6 +477,22 @@ pub fn request(kind: u16, flags: u16, seq: u32, port: u32, cmd: u8, attrs: &[(u1
         msg.nla_put(*attr, payload);
     }
     msg.finish()
+}
+
+/// `nla_strlcpy(dst, nla, dstsize)` (lib/nlattr.c): the payload less one trailing NUL, cut to
+/// `dstsize - 1` bytes, into a zeroed buffer of `dstsize` bytes. With `dstsize` the payload's own
+/// length (as parse() calls it), a payload without a NUL loses its last byte.
+pub fn nla_strlcpy(payload: &[u8], dstsize: usize) -> Vec<u8> {
+    let mut srclen = payload.len();
+    if srclen > 0 && payload[srclen - 1] == 0 {
+        srclen -= 1;
+    }
+    let mut dst = vec![0u8; dstsize];
+    if dstsize > 0 {
+        let len = if srclen >= dstsize { dstsize - 1 } else { srclen };
+        dst[..len].copy_from_slice(&payload[..len]);
+    }
+    dst
 }
 
 /// A cpumask attribute payload: the text and its NUL, as getdelays sends it.

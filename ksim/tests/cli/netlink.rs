@@ -1,6 +1,5 @@
 //! `ksim taskstats netlink`: requests built by hand from the uapi layout, replies checked field by
-//! field. The family id is the model's fixed one (GENL_ID_CTRL + 1 = 0x11): the model has no genl
-//! controller, so CTRL_CMD_GETFAMILY cannot resolve "TASKSTATS".
+//! field. The family id is the model's (GENL_ID_CTRL + 1 = 0x11, the first generated id).
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -20,6 +19,11 @@ const TASKSTATS_TYPE_STATS: u16 = 3;
 const TASKSTATS_TYPE_AGGR_PID: u16 = 4;
 /// `struct taskstats` version 8 (the default preset is linux-3.8).
 const TASKSTATS_V8_SIZE: usize = 328;
+/// include/uapi/linux/cgroupstats.h: the command enum starts at `__TASKSTATS_CMD_MAX` (3).
+const CGROUPSTATS_CMD_GET: u8 = 4;
+const CGROUPSTATS_CMD_NEW: u8 = 5;
+const CGROUPSTATS_CMD_ATTR_FD: u16 = 1;
+const CGROUPSTATS_TYPE_CGROUP_STATS: u16 = 1;
 const EINVAL: i32 = 22;
 
 /// One generic-netlink request: nlmsghdr, genlmsghdr, then the attributes as given.
@@ -233,4 +237,48 @@ fn the_request_can_come_from_a_file() {
     assert_eq!(msgs.len(), 2);
     assert_eq!(u32_at(msgs[0], 12), port);
     assert_eq!(u32_at(msgs[0], 28), 2, "the reply is about pid 2");
+}
+
+#[test]
+fn a_cgroupstats_request_with_command_4_gets_its_cgroupstats_reply() {
+    let port = 31;
+    // fd 1 of the client (inherited from init) is the cgroup directory "/".
+    let req = request(12, port, CGROUPSTATS_CMD_GET, &nla_u32(CGROUPSTATS_CMD_ATTR_FD, 1));
+    let (status, out, stderr) = netlink("netlink-cgroupstats", port, &req);
+    assert_eq!(status, 0, "{stderr}");
+    let msgs = messages(&out);
+    assert_eq!(msgs.len(), 2, "the cgroupstats reply, then the ack");
+    let reply = msgs[0];
+    assert_eq!((u16_at(reply, 4), u32_at(reply, 8), u32_at(reply, 12)), (FAMILY, 12, port));
+    assert_eq!(reply[16], CGROUPSTATS_CMD_NEW, "genlmsghdr.cmd is CGROUPSTATS_CMD_NEW");
+    assert_eq!(u16_at(reply, 20) as usize, 4 + 5 * 8, "one attribute holding struct cgroupstats");
+    assert_eq!(u16_at(reply, 22), CGROUPSTATS_TYPE_CGROUP_STATS);
+    let nr_running = u64::from(u32_at(reply, 24 + 8)) | (u64::from(u32_at(reply, 24 + 12)) << 32);
+    assert_eq!(nr_running, 2, "init and the client run in \"/\"");
+    assert_error(msgs[1], 12, 0);
+}
+
+#[test]
+fn a_thousand_requests_in_one_file_get_a_thousand_answers_in_order() {
+    let port = 1000;
+    let mut stream = Vec::new();
+    for seq in 0..1000u32 {
+        // Alternate init and the client, and ask for an ack on every other request.
+        let mut req = request(seq, port, TASKSTATS_CMD_GET, &nla_u32(TASKSTATS_CMD_ATTR_PID, 1 + seq % 2));
+        if seq % 2 == 1 {
+            req[6] &= !(NLM_F_ACK as u8);
+        }
+        stream.extend(req);
+    }
+    let (status, out, stderr) = netlink("netlink-thousand", port, &stream);
+    assert_eq!(status, 0, "{stderr}");
+    let msgs = messages(&out);
+    let replies: Vec<&[u8]> = msgs.iter().copied().filter(|m| u16_at(m, 4) == FAMILY).collect();
+    let acks = msgs.iter().filter(|m| u16_at(m, 4) == NLMSG_ERROR).count();
+    assert_eq!(replies.len(), 1000, "one TASKSTATS_CMD_NEW per request");
+    assert_eq!(acks, 500, "an ack for each request that asked for one");
+    for (seq, reply) in replies.iter().enumerate() {
+        assert_eq!(u32_at(reply, 8), seq as u32, "replies come in request order");
+        assert_eq!(u32_at(reply, 28), 1 + seq as u32 % 2, "reply {seq} is about the pid it asked for");
+    }
 }

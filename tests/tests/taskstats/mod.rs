@@ -12,6 +12,8 @@ mod shrink;
 #[cfg(shuttle)]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
+mod uapi;
+#[cfg(not(any(loom, shuttle)))]
 mod wire;
 #[cfg(not(any(loom, shuttle)))]
 mod zoo;
