@@ -18,16 +18,11 @@ pub const ADMIN_PERM: FixId = FixId::new(1, "admin-perm");
 /// Listeners only from the initial user and pid namespaces; ids translated into the requester's
 /// namespaces (bacct_add_tsk(user_ns, pid_ns, ...)).
 pub const NAMESPACE_CHECKS: FixId = FixId::new(2, "namespace-checks");
-/// The exit path as one taskstats_exit(): the exiting thread is added to its group's stats
-/// whether or not anyone listens, and the group stats are allocated on demand at exit
-/// (taskstats_tgid_alloc with its unlocked fast path) instead of at a CLONE_THREAD fork. Off:
-/// 2.6.19-rc3's taskstats_exit_alloc()/taskstats_exit_send() split with the fork-time
-/// allocation. This one switch stands for three upstream steps that the model's exit path
-/// cannot separate without inventing intermediate kernels: the 2.6.19-rc4 reordering that
-/// fills the group stats before the "no record buffer" return (its patch is not identified),
-/// and Oleg Nesterov's pair of 2006-10-31, "taskstats: cleanup do_exit() path" (the table row)
-/// and "taskstats: cleanup ->signal->stats allocation".
-pub const EXIT_SINGLE_PASS: FixId = FixId::new(3, "exit-single-pass");
+/// The exit path fills the group stats before it looks for a record buffer: a thread that exits
+/// while nobody listens on its CPU (or whose buffer cannot be allocated) is still added to its
+/// thread group's stats. Off: seed 002's taskstats_exit_send(), which returns first. Part of
+/// the 2.6.19-rc4 series; which of its patches moved the call was not identified.
+pub const EXIT_FILL_BEFORE_SEND: FixId = FixId::new(3, "exit-fill-before-send");
 /// Group stats under sighand->siglock (off: signal->stats_lock).
 pub const SIGLOCK_GROUP_STATS: FixId = FixId::new(4, "siglock-group-stats");
 /// The CGROUPSTATS_CMD_GET operation exists.
@@ -49,12 +44,23 @@ pub const REPLY_AFTER_DISPATCH: FixId = FixId::new(9, "reply-after-dispatch");
 /// on the stack, which cannot fail.
 pub const CPUMASK_VAR: FixId = FixId::new(10, "cpumask-var");
 
+/// do_exit() calls one taskstats_exit() (off: 2.6.19's taskstats_exit_alloc() before and
+/// taskstats_exit_send() after the exit work), "taskstats: cleanup do_exit() path".
+pub const EXIT_SINGLE_PASS: FixId = FixId::new(11, "exit-single-pass");
+/// `signal->stats` allocated on demand in taskstats_exit() (off: at each CLONE_THREAD fork, in
+/// copy_signal()), "taskstats: cleanup ->signal->stats allocation".
+pub const TGID_ALLOC_AT_EXIT: FixId = FixId::new(12, "tgid-alloc-at-exit");
+/// taskstats_tgid_free() runs in __exit_signal() when the whole group is gone (off: on
+/// copy_process()'s error path too, so a failed CLONE_THREAD fork frees the stats the group is
+/// still accumulating), "taskstats_tgid_free: fix usage".
+pub const TGID_FREE_USAGE: FixId = FixId::new(13, "tgid-free-usage");
+
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 11] = [
+pub const FIX_IDS: [FixId; 14] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
-    EXIT_SINGLE_PASS,
+    EXIT_FILL_BEFORE_SEND,
     SIGLOCK_GROUP_STATS,
     CGROUPSTATS,
     TASKSTATS_V8,
@@ -62,6 +68,9 @@ pub const FIX_IDS: [FixId; 11] = [
     CPULIST_PARSE_3,
     REPLY_AFTER_DISPATCH,
     CPUMASK_VAR,
+    EXIT_SINGLE_PASS,
+    TGID_ALLOC_AT_EXIT,
+    TGID_FREE_USAGE,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -113,15 +122,16 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "a listener inside a pid or user namespace receives global pids and uids of tasks \
                           outside its namespace",
             },
-            // Title: Oleg Nesterov's patch mail of 2006-10-31 ([PATCH 1/2], read). Posted after
-            // 2.6.19-rc4 to -mm with its 2/2 "taskstats: cleanup ->signal->stats allocation", so
-            // the first release with both is taken to be 2.6.20 (bracketed). See EXIT_SINGLE_PASS
-            // for the rc4 reordering this switch also stands for.
+            // The 2.6.19-rc3 listing (seed 002) returns from taskstats_exit_send() before
+            // fill_tgid_exit() when there is no record buffer; 2.6.19's exit path fills first.
+            // The 2.6.19-rc4 shortlog lists Oleg Nesterov's ten taskstats changes (read); which
+            // one moved the call was not identified, so the title says so and rc4 is bracketed.
             Fix {
-                name: "exit-single-pass",
-                title: "taskstats: cleanup do_exit() path",
+                name: "exit-fill-before-send",
+                title: "fill_tgid_exit() before the record-buffer check (a 2.6.19-rc4 taskstats change, patch \
+                        not identified)",
                 commit: Commit::Unverified,
-                landed_in: v(2, 6, 20),
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
                 cve: None,
                 symptom:
                     "a thread that exits while nobody listens on its CPU (or whose exit buffer cannot be \
@@ -198,6 +208,40 @@ impl FixTableOf for TaskstatsFixes {
                 cve: None,
                 symptom: "none: a stack cpumask cannot fail to allocate, so registration never reports \
                           ENOMEM for the mask",
+            },
+            // Title: Oleg Nesterov's [PATCH 1/2] mail of 2006-10-31 (read); posted after
+            // 2.6.19-rc4 for -mm, so 2.6.20 (bracketed: no id seen next to the title).
+            Fix {
+                name: "exit-single-pass",
+                title: "taskstats: cleanup do_exit() path",
+                commit: Commit::Unverified,
+                landed_in: v(2, 6, 20),
+                cve: None,
+                symptom: "none visible alone: do_exit() allocates the record early and sends it late, \
+                          holding a taskstats_cache object across the exit",
+            },
+            // Title: [PATCH 2/2] mail of 2006-10-31 (read); id: the "Fixes: 34ec12349c8a
+            // (\"taskstats: cleanup ->signal->stats allocation\")" line of the 2019 smp_load_acquire
+            // fix (read). Landed with 1/2, 2.6.20 (bracketed).
+            Fix {
+                name: "tgid-alloc-at-exit",
+                title: "taskstats: cleanup ->signal->stats allocation",
+                commit: Commit::Id("34ec12349c8a"),
+                landed_in: v(2, 6, 20),
+                cve: None,
+                symptom: "every CLONE_THREAD fork allocates (or finds) the group's stats, whether or not \
+                          anyone ever asks for them",
+            },
+            // Title: Oleg Nesterov's [PATCH 3/6] mail of 2006-10-27 and the 2.6.19-rc4 shortlog
+            // (both read); no id seen.
+            Fix {
+                name: "tgid-free-usage",
+                title: "taskstats_tgid_free: fix usage",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom: "a CLONE_THREAD fork that fails after copy_signal() frees its group's stats: the \
+                          figures of the threads that already exited are lost",
             },
         ],
         presets: &[

@@ -348,11 +348,48 @@ impl Taskstats {
             inner.threads.insert(pid, (Acct::default(), ExitState::None));
             inner.live += 1;
         }
-        if thread && !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+        if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.tgid_alloc_at_fork(cx, &signal);
+        }
+        if thread && cx.sim().should_fail(cx, &FaultSite::call("taskstats:copy_process"), 0) {
+            self.copy_process_failed(cx, pid, &signal);
+            return Err(Errno::ENOMEM);
         }
         cx.note(format!("fork {kind:?}: pid {pid}"));
         Ok(pid)
+    }
+
+    /// copy_process()'s error path after copy_signal() for a CLONE_THREAD child (a later step,
+    /// say copy_mm(), failed): the child is unhashed and the group's live and count drop again.
+    /// Before "taskstats_tgid_free: fix usage" the path also ran taskstats_tgid_free() on the
+    /// shared signal_struct, freeing the stats the rest of the group is accumulating.
+    fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
+        cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
+        self.tasks.lock(cx).tasks.remove(&pid);
+        let mut inner = signal.lock.lock_irqsave(cx);
+        inner.threads.remove(&pid);
+        inner.live -= 1;
+        if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
+            return;
+        }
+        let stats = inner.stats.take();
+        let handle = inner.stats_handle.take();
+        signal.stats_published.store(false, Ordering::Release);
+        drop(inner);
+        if let Some(handle) = handle {
+            cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
+            let _ = self.taskstats_cache.free(cx, handle);
+        }
+        if stats.is_some() {
+            self.mark(cx, "tgid-freed-by-failed-fork");
+        }
+    }
+
+    /// Whether the group-stats property (every exited thread counted once in its group's
+    /// stats) is checked: a change that makes it hold is on or audited (the 2.6.19-rc3
+    /// contract, with both off, does not promise it).
+    fn checks_group_stats(&self) -> bool {
+        self.checks("exit-fill-before-send") || self.checks("tgid-free-usage")
     }
 
     /// 2.6.19's taskstats_tgid_alloc(): allocate outside the lock, install under stats_lock if
@@ -1043,7 +1080,7 @@ impl Taskstats {
         }
         drop(inner);
         stats.version = self.version();
-        if inner_group_has_ledger(self, first.tgid) && self.checks("exit-single-pass") {
+        if inner_group_has_ledger(self, first.tgid) && self.checks_group_stats() {
             let ledger = self.ledger();
             if let Some(group) = ledger.groups.get(&first.tgid) {
                 let mut expect = group.truth.clone();
@@ -1240,7 +1277,12 @@ impl Taskstats {
             closed: Vec::new(),
         };
         let mut size = self.packet_size();
-        let is_thread_group = self.taskstats_tgid_alloc(cx, task);
+        let is_thread_group = if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            self.taskstats_tgid_alloc(cx, task)
+        } else {
+            // 2.6.20 before the on-demand allocation: the fork allocated it, or nobody did.
+            task.signal.stats_published()
+        };
         self.ledger_exit(cx, task);
         if is_thread_group {
             size *= 2;
@@ -1275,7 +1317,7 @@ impl Taskstats {
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
             let stats = group.unwrap_or_default();
             drop(table);
-            if self.checks("exit-single-pass") {
+            if self.checks_group_stats() {
                 let ledger = self.ledger();
                 let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();
                 drop(ledger);
@@ -1312,7 +1354,8 @@ impl Taskstats {
     }
 
     /// Mirrors taskstats_exit_send() (2.6.19): nothing at all without a record buffer, so the
-    /// group's stats miss this thread (the bug exit-single-pass fixes).
+    /// group's stats miss this thread (the bug exit-fill-before-send fixes), unless the version
+    /// fills them before the check.
     fn taskstats_exit_send(
         &self,
         cx: &Cx,
@@ -1330,8 +1373,12 @@ impl Taskstats {
         };
         // The ledger: the thread belongs in the group's stats whenever they exist.
         self.ledger_exit(cx, task);
+        let fill_first = self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
+        if fill_first && task.signal.stats_published() {
+            self.fill_tgid_exit(cx, task);
+        }
         let Some(tidstats) = tidstats else {
-            if task.signal.stats_published() {
+            if task.signal.stats_published() && !fill_first {
                 cx.note("taskstats_exit_send: no record buffer, the group's stats skip this thread");
                 self.mark(cx, "group-stats-skipped");
             }
@@ -1346,7 +1393,7 @@ impl Taskstats {
             let _ = self.taskstats_cache.free(cx, tidstats);
             return report;
         };
-        if is_thread_group {
+        if is_thread_group && !fill_first {
             self.fill_tgid_exit(cx, task);
         }
         let records = self.exit_records(cx, task, is_thread_group && group_dead);
@@ -1528,6 +1575,9 @@ impl Taskstats {
                 format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
             ));
         }
+        if self.checks_group_stats() {
+            self.check_group_ledger(&cx)?;
+        }
         let t = self.tasks.lock(&cx);
         let groups_with_stats = t
             .tasks
@@ -1544,6 +1594,32 @@ impl Taskstats {
                     groups_with_stats
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Every group the ledger has booked exits for still has its stats, and they hold exactly
+    /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
+    fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
+        let leaders: Vec<Task> = self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
+        let ledger = self.ledger();
+        for task in leaders {
+            let Some(group) = ledger.groups.get(&task.tgid) else { continue };
+            let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+            let ok = stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
+            if !ok {
+                let have = stats.map_or("no stats (freed)".to_string(), |s| {
+                    format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
+                });
+                return Err(Violation::new(
+                    ViolationKind::finding("group-stats"),
+                    format!(
+                        "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
+                         cpu_delay_total {}",
+                        task.tgid, group.truth.cpu_count, group.truth.cpu_delay_total
+                    ),
+                ));
+            }
         }
         Ok(())
     }

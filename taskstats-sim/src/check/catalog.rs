@@ -53,14 +53,24 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
+            // 2.6.19-rc4 without one of its changes: the kernels around seed 002 (rc3).
             ZooEntry {
                 name: "2.6.19 group stats miss threads that exit unheard",
-                kernel: "linux-3.4",
-                fix: "exit-single-pass",
+                kernel: "2.6.19-rc4",
+                fix: "exit-fill-before-send",
                 checker: "op-sim",
                 expected: vec![ViolationKind::finding("group-stats")],
                 ops_max: 80,
                 cases_max: 600,
+            },
+            ZooEntry {
+                name: "taskstats_tgid_free: fix usage (a failed CLONE_THREAD fork frees the group's stats)",
+                kernel: "2.6.19-rc4",
+                fix: "tgid-free-usage",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("group-stats")],
+                ops_max: 80,
+                cases_max: 800,
             },
         ]
     }

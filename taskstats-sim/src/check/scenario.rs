@@ -133,7 +133,7 @@ fn scenario_namespace_leak(sim: &Sim) -> Option<()> {
 
 /// Scenario `group-stats-2.6.19` (see [`SCENARIOS`]).
 fn scenario_group_stats_2_6_19(sim: &Sim) -> Option<()> {
-    let model = Taskstats::new(sim, Fixes::preset("linux-2.6.19")?, audit("exit-single-pass"));
+    let model = Taskstats::new(sim, Fixes::preset("linux-2.6.19")?, audit("exit-fill-before-send"));
     let leader = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Process).ok()?;
     let thread = model.fork(&task_cx(sim, &model, leader, "fork"), ForkKind::Thread).ok()?;
     model.run(&task_cx(sim, &model, thread, "run"));

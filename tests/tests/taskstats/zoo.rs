@@ -29,3 +29,8 @@ fn namespace_leak_found_without_the_3_8_checks_and_quiet_with_them() {
 fn group_stats_undercount_of_2_6_19_found_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("2.6.19 group stats");
 }
+
+#[test]
+fn tgid_free_on_a_failed_thread_fork_found_without_the_fix_and_quiet_with_it() {
+    zoo_both_ways("taskstats_tgid_free");
+}
