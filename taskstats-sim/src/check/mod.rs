@@ -15,7 +15,7 @@ pub(crate) mod scenario;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
-use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
 use sim_core::fixes::FixTableOf;
 use sim_core::{Cx, Sim, SimConfig, Violation};
 
@@ -53,7 +53,7 @@ impl TaskstatsConfig {
             preset: preset.to_string(),
             fixes: Fixes::preset(preset)?,
             params: Params::default(),
-            faults: FaultPlan::with(FaultAttr::probability(4)),
+            faults: default_faults(),
         })
     }
 
@@ -64,6 +64,29 @@ impl TaskstatsConfig {
         self.params.audit.push(name.to_string());
         self
     }
+}
+
+/// Index of the `skb_clone` attribute in [`default_faults`]: its counters tell the checker how
+/// many clones an exit attempted and whether one failed (the environment's faults, not the
+/// model's account of them).
+const CLONE_ATTR: usize = 2;
+
+/// Every fault site fails with probability 4%: slab allocations, the copy_process() step after
+/// copy_signal() and the listeners' `skb_clone()`, each matched by exactly one attribute (so a
+/// call draws once from the RNG, as with one catch-all attribute).
+pub(crate) fn default_faults() -> FaultPlan {
+    FaultPlan::with(FaultAttr::probability(4).kind(FaultKind::Slab))
+        .and(FaultAttr::probability(4).kind(FaultKind::Call).site("copy_process"))
+        .and(FaultAttr::probability(4).kind(FaultKind::Call).site("skb_clone"))
+}
+
+/// (calls, failures) of the clone attribute so far; zero when the plan has none.
+fn clone_counters(sim: &Sim) -> (u64, u64) {
+    let plan = sim.faults();
+    plan.attrs
+        .get(CLONE_ATTR)
+        .filter(|a| a.site.as_deref() == Some("skb_clone"))
+        .map_or((0, 0), |a| (a.count, a.failed))
 }
 
 /// The context of task `pid` running operation `name` on the CPU the task is on (CPU 0 for a
@@ -235,14 +258,22 @@ impl TaskstatsSubject {
             return Outcome::Done;
         };
         let faults_before = sim.faults().failed();
+        let clones_before = clone_counters(sim);
         match self.model.exit(&task_cx(sim, &self.model, pid, "do_exit")) {
-            Some(report) => Outcome::Exited {
-                pid: report.pid,
-                cpu: report.cpu,
-                delivered: report.delivered,
-                closed: report.closed,
-                lists_after: (sim.faults().failed() != faults_before).then(|| self.lists(sim)),
-            },
+            Some(report) => {
+                let clones_after = clone_counters(sim);
+                let clone_failed = clones_after.1 > clones_before.1;
+                let other_faults = sim.faults().failed() - faults_before - (clones_after.1 - clones_before.1);
+                Outcome::Exited {
+                    pid: report.pid,
+                    cpu: report.cpu,
+                    delivered: report.delivered,
+                    closed: report.closed,
+                    clones: (clones_after.0 - clones_before.0, clone_failed),
+                    pruned: report.pruned,
+                    lists_after: (other_faults > 0).then(|| self.lists(sim)),
+                }
+            }
             None => Outcome::Done,
         }
     }

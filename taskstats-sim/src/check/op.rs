@@ -98,8 +98,18 @@ pub enum Outcome {
     /// fork.
     Forked(Result<u32, Errno>),
     /// do_exit: the record's CPU, the ports that got it in order, the ports its group's death
-    /// closed, and (when a fault was injected during it) the listener lists afterwards.
-    Exited { pid: u32, cpu: u32, delivered: Vec<u32>, closed: Vec<u32>, lists_after: Option<Vec<Vec<u32>>> },
+    /// closed, the `skb_clone()` calls the fault injector saw and whether one failed, the
+    /// listeners pruned, and (when a fault other than a clone's was injected during it) the
+    /// listener lists afterwards.
+    Exited {
+        pid: u32,
+        cpu: u32,
+        delivered: Vec<u32>,
+        closed: Vec<u32>,
+        clones: (u64, bool),
+        pruned: usize,
+        lists_after: Option<Vec<Vec<u32>>>,
+    },
     /// A port opened.
     Port(Option<u32>),
     /// A port closed.

@@ -125,8 +125,9 @@ impl Reference for TaskstatsModel {
                 }
                 Ok(())
             }
-            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, lists_after }) => {
-                self.check_exit(*pid, *cpu, delivered, closed, lists_after.as_ref())
+            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after }) => {
+                let walk = ExitWalk { pid: *pid, cpu: *cpu, delivered, clones: *clones, pruned: *pruned };
+                self.check_exit(&walk, closed, lists_after.as_ref())
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
                 self.mirror_listeners(op, *port, *error, lists_after.as_ref());
@@ -137,57 +138,99 @@ impl Reference for TaskstatsModel {
     }
 }
 
+/// What an exit did, as the checker saw it.
+struct ExitWalk<'a> {
+    pid: u32,
+    cpu: u32,
+    delivered: &'a [u32],
+    clones: (u64, bool),
+    pruned: usize,
+}
+
 impl TaskstatsModel {
-    /// An exit's deliveries against send_cpu_listeners() on the reference lists and queues;
-    /// then the pruning and the closed ports.
+    /// An exit's deliveries against send_cpu_listeners() on the reference lists and queues:
+    /// the walk clones the record for every listener but the last; a failed clone (the fault
+    /// injector says which call) ends the walk before that listener; the listeners walked
+    /// whose port is gone are pruned, the others stay. Then the ports the group's death closed.
     fn check_exit(
         &mut self,
-        pid: u32,
-        cpu: u32,
-        delivered: &[u32],
+        walk: &ExitWalk<'_>,
         closed: &[u32],
         lists_after: Option<&Vec<Vec<u32>>>,
     ) -> Result<(), String> {
+        let (pid, delivered) = (walk.pid, walk.delivered);
         if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             let distinct: BTreeSet<_> = delivered.iter().collect();
             if distinct.len() != delivered.len() {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
-        let list = &self.lists[cpu as usize];
-        if lists_after.is_none() {
-            // send_cpu_listeners(): every listener, in list order, whose port is open and
-            // whose queue has room.
-            let mut queues = self.ports.clone();
-            let mut expect = Vec::new();
-            for p in list {
-                if let Some(q) = queues.get_mut(p).filter(|q| **q < self.queue_max) {
-                    *q += 1;
-                    expect.push(*p);
-                }
-            }
-            if delivered != expect {
-                return Err(format!(
-                    "exit of {pid} on cpu {cpu} reached {delivered:?}; list {list:?} says {expect:?}"
-                ));
-            }
-        }
-        for port in delivered {
-            if let Some(q) = self.ports.get_mut(port) {
-                *q += 1;
-            }
-        }
         match lists_after {
-            Some(lists) => self.lists = lists.clone(),
-            None => {
-                // The pruning: entries of ports that refused are gone.
-                let ports = &self.ports;
-                self.lists[cpu as usize].retain(|p| ports.contains_key(p));
+            Some(lists) => {
+                for port in delivered {
+                    if let Some(q) = self.ports.get_mut(port) {
+                        *q += 1;
+                    }
+                }
+                self.lists = lists.clone();
             }
+            None => self.judge_walk(walk)?,
         }
         for port in closed {
             self.ports.remove(port);
         }
+        Ok(())
+    }
+
+    /// send_cpu_listeners() on the reference state, for an exit with no fault but clones'.
+    fn judge_walk(&mut self, walk: &ExitWalk<'_>) -> Result<(), String> {
+        let (pid, cpu) = (walk.pid, walk.cpu);
+        let list = self.lists[cpu as usize].clone();
+        let n = list.len();
+        let (attempts, failed) = walk.clones;
+        // Listeners reached: all of them, or those before the listener whose clone failed.
+        let walked = match (n, failed) {
+            (0, _) if attempts == 0 => 0,
+            (_, false) if attempts as usize == n.saturating_sub(1) => n,
+            (_, true) if attempts >= 1 && (attempts as usize) < n => attempts as usize - 1,
+            _ => {
+                return Err(format!(
+                    "exit of {pid} on cpu {cpu}: {attempts} skb_clone calls (one failed: {failed}) for {n} listeners; \
+                     send_cpu_listeners() clones once per listener but the last and stops at a failed clone"
+                ))
+            }
+        };
+        let mut expect = Vec::new();
+        let mut refused = 0;
+        for p in &list[..walked] {
+            match self.ports.get_mut(p) {
+                Some(q) if *q < self.queue_max => {
+                    *q += 1;
+                    expect.push(*p);
+                }
+                Some(_) => {}
+                None => refused += 1,
+            }
+        }
+        if walk.delivered != expect {
+            return Err(format!(
+                "exit of {pid} on cpu {cpu} reached {:?}; list {list:?} walked to {walked} says {expect:?}",
+                walk.delivered
+            ));
+        }
+        if walk.pruned != refused {
+            return Err(format!(
+                "exit of {pid} on cpu {cpu} pruned {} listeners; {refused} of those walked had closed ports",
+                walk.pruned
+            ));
+        }
+        // The pruning: walked entries of ports that refused are gone; unwalked ones stay.
+        let ports = &self.ports;
+        let mut index = 0;
+        self.lists[cpu as usize].retain(|p| {
+            index += 1;
+            index > walked || ports.contains_key(p)
+        });
         Ok(())
     }
 

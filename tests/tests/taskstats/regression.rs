@@ -113,3 +113,38 @@ fn catalog_names_presets_fixes_and_rejects_unknown_names() {
             && config.fixes.on(taskstats_sim::fixes::NAMESPACE_CHECKS)
     );
 }
+
+/// The reference judges an exit whose `skb_clone()` fails as send_cpu_listeners() walks it: with
+/// four listeners on cpu 0 (one of a closed port), the nth clone failing ends the walk before
+/// listener n, only the walked closed port's entry is pruned, and the unwalked ones stay. A model
+/// that clones for the last listener too, breaks at another listener, or miscounts the pruned
+/// entries fails these cases (each mutation of deliver_to_listeners was tried).
+#[test]
+fn exits_with_a_failing_clone_are_judged_listener_by_listener() {
+    use sim_core::check::{run_case, RunOptions};
+    use sim_core::fault::FaultKind;
+    use taskstats_sim::{MaskSpec, Op, TaskstatsConfig};
+    let mut ops: Vec<Op> = (0..4).map(|_| Op::OpenPort { task: 0 }).collect();
+    ops.extend((0..4).map(|port| Op::Register { port, mask: MaskSpec::Cpus(1) }));
+    ops.push(Op::ClosePort { port: 2 });
+    ops.push(Op::Fork { parent: 0, kind: ForkKind::Process });
+    ops.push(Op::Exit { task: 0 });
+    ops.push(Op::Fork { parent: 0, kind: ForkKind::Process });
+    ops.push(Op::Exit { task: 0 });
+    // No clone fails, then each of the three clones in turn.
+    for nth in 0..=3u64 {
+        let mut config = TaskstatsConfig::contract("linux-3.8");
+        config.faults = FaultPlan::with(FaultAttr::probability(0).kind(FaultKind::Slab))
+            .and(FaultAttr::probability(0).kind(FaultKind::Call).site("copy_process"))
+            .and(if nth == 0 {
+                FaultAttr::probability(0).kind(FaultKind::Call).site("skb_clone")
+            } else {
+                FaultAttr::nth(nth).kind(FaultKind::Call).site("skb_clone")
+            });
+        let report = run_case::<TaskstatsSubject>(&config, 1, &ops, &RunOptions::default());
+        assert!(report.passed(), "clone {nth} failing: {:?}", report.violation);
+        let marks: Vec<&str> = report.coverage.iter().copied().collect();
+        assert!(marks.contains(&"exit-delivered") || nth == 1, "clone {nth}: {marks:?}");
+        assert_eq!(marks.contains(&"clone-failed"), nth > 0, "clone {nth}: {marks:?}");
+    }
+}
