@@ -38,7 +38,7 @@ impl TaskstatsModel {
         if text.len() > TASKSTATS_CPUMASK_MAXLEN {
             return Err(Errno::E2BIG);
         }
-        let mask = crate::taskstats::parse_cpulist(self.fixes, text)?;
+        let mask = self.parse(text)?;
         if mask.iter().any(|&cpu| cpu >= self.cpus) {
             return Err(Errno::EINVAL);
         }
@@ -50,6 +50,17 @@ impl TaskstatsModel {
 }
 
 impl TaskstatsModel {
+    /// parse() as the version has it, with the reference's own copy and parsers below.
+    fn parse(&self, payload: &[u8]) -> Result<BTreeSet<u32>, Errno> {
+        let copy = strlcpy_payload(payload);
+        let text = c_string(&copy);
+        if self.fixes.on(crate::fixes::CPULIST_PARSE_3) {
+            parselist_3x(text, NR_CPUS)
+        } else {
+            parselist_2_6_18(text, NR_CPUS)
+        }
+    }
+
     /// Mirrors add_del_listener() on the reference lists for a request that returned 0; after a
     /// request with an injected fault, adopts the model's lists (the actual outcome decides).
     fn mirror_listeners(
@@ -71,7 +82,7 @@ impl TaskstatsModel {
         if error != Some(0) {
             return;
         }
-        let Ok(cpus) = crate::taskstats::parse_cpulist(self.fixes, &mask.text()) else { return };
+        let Ok(cpus) = self.parse(&mask.text()) else { return };
         for cpu in cpus {
             let list = &mut self.lists[cpu as usize];
             if register {
@@ -291,5 +302,176 @@ impl TaskstatsModel {
             Some(code) if code == Errno::EAGAIN.to_kernel_return() && queue_may_fill => Ok(()),
             Some(code) => Err(format!("errno {code}, the seed returns {expect_code}; facts {facts:?}")),
         }
+    }
+}
+
+// --- the reference's own cpulist parsers, from lib/bitmap.c's rules ----------------------------
+
+/// parse()'s copy of the attribute: a buffer of the payload's length holding the payload less
+/// one trailing NUL, cut to one byte short of the buffer (so a payload without a NUL loses its
+/// last byte), then NUL-filled.
+fn strlcpy_payload(payload: &[u8]) -> Vec<u8> {
+    let mut src = payload;
+    if let Some((&0, rest)) = src.split_last() {
+        src = rest;
+    }
+    let mut buf = vec![0u8; payload.len()];
+    let n = src.len().min(payload.len().saturating_sub(1));
+    buf[..n].copy_from_slice(&src[..n]);
+    buf
+}
+
+/// The bytes of a C string: up to its first NUL.
+fn c_string(buf: &[u8]) -> &[u8] {
+    &buf[..buf.iter().position(|&c| c == 0).unwrap_or(buf.len())]
+}
+
+/// The kernel's isspace() (lib/ctype.c): the six ASCII spaces and Latin-1's no-break space.
+fn kernel_isspace(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | 0xa0)
+}
+
+/// 3.x bitmap_parselist(): the string up to its first newline, read as comma-separated numbers
+/// and "a-b" ranges; whitespace is skipped except between two digits' worth of input; an empty
+/// entry is 0 (so "" and "1," select CPU 0); a backwards range or a misplaced '-' is EINVAL, a
+/// bit past `nbits` ERANGE. Numbers wrap as the kernel's unsigned int does.
+fn parselist_3x(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
+    let text = &text[..text.iter().position(|&c| c == b'\n').unwrap_or(text.len())];
+    let mut mask = BTreeSet::new();
+    let (mut at, mut c, mut totaldigits) = (0usize, 0u8, 0u32);
+    loop {
+        let (mut a, mut b, mut exp_digit, mut in_range) = (0u32, 0u32, true, false);
+        while at < text.len() {
+            let old_c = c;
+            c = text[at];
+            at += 1;
+            if kernel_isspace(c) {
+                continue;
+            }
+            if totaldigits > 0 && c != 0 && kernel_isspace(old_c) {
+                return Err(Errno::EINVAL);
+            }
+            if c == b',' {
+                break;
+            }
+            if c == b'-' {
+                if exp_digit || in_range {
+                    return Err(Errno::EINVAL);
+                }
+                (b, in_range, exp_digit) = (0, true, true);
+                continue;
+            }
+            if !c.is_ascii_digit() {
+                return Err(Errno::EINVAL);
+            }
+            b = b.wrapping_mul(10).wrapping_add(u32::from(c - b'0'));
+            if !in_range {
+                a = b;
+            }
+            exp_digit = false;
+            totaldigits += 1;
+        }
+        if a > b {
+            return Err(Errno::EINVAL);
+        }
+        if b >= nbits {
+            return Err(Errno::ERANGE);
+        }
+        mask.extend(a..=b);
+        if !(at < text.len() && c == b',') {
+            return Ok(mask);
+        }
+    }
+}
+
+/// simple_strtoul(s, &end, 10) as far as the parser needs it: the digits at `at`, the value
+/// truncated to the parser's unsigned int, and where they end.
+fn strtoul(text: &[u8], mut at: usize) -> (u32, usize) {
+    let mut value = 0u64;
+    while at < text.len() && text[at].is_ascii_digit() {
+        value = value.wrapping_mul(10).wrapping_add(u64::from(text[at] - b'0'));
+        at += 1;
+    }
+    (value as u32, at)
+}
+
+/// 2.6.18 bitmap_parselist(): each entry must start with a digit, "a" or "a-b" with digits
+/// after the '-', one optional ',' after it; the list ends at NUL or newline; no whitespace.
+fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
+    let byte = |at: usize| text.get(at).copied().unwrap_or(0);
+    let mut mask = BTreeSet::new();
+    let mut at = 0usize;
+    loop {
+        if !byte(at).is_ascii_digit() {
+            return Err(Errno::EINVAL);
+        }
+        let (a, next) = strtoul(text, at);
+        let mut b = a;
+        at = next;
+        if byte(at) == b'-' {
+            at += 1;
+            if !byte(at).is_ascii_digit() {
+                return Err(Errno::EINVAL);
+            }
+            (b, at) = strtoul(text, at);
+        }
+        if a > b {
+            return Err(Errno::EINVAL);
+        }
+        if b >= nbits {
+            return Err(Errno::ERANGE);
+        }
+        mask.extend(a..=b);
+        if byte(at) == b',' {
+            at += 1;
+        }
+        if byte(at) == 0 || byte(at) == b'\n' {
+            return Ok(mask);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p3(text: &str) -> Result<Vec<u32>, Errno> {
+        parselist_3x(text.as_bytes(), 64).map(|m| m.into_iter().collect())
+    }
+
+    fn p2(text: &str) -> Result<Vec<u32>, Errno> {
+        parselist_2_6_18(text.as_bytes(), 64).map(|m| m.into_iter().collect())
+    }
+
+    #[test]
+    fn the_3_x_rules_read_lists_ranges_spaces_and_empty_entries() {
+        assert_eq!(p3("0-2,5"), Ok(vec![0, 1, 2, 5]));
+        assert_eq!(p3(""), Ok(vec![0]), "an empty list is CPU 0");
+        assert_eq!(p3(" 1 "), Ok(vec![1]), "leading and trailing whitespace is skipped");
+        assert_eq!(p3("1 2"), Err(Errno::EINVAL), "embedded whitespace");
+        assert_eq!(p3("0-"), Ok(vec![0]), "an unfinished range is 0-0");
+        assert_eq!(p3("-1"), Err(Errno::EINVAL));
+        assert_eq!(p3("2-1"), Err(Errno::EINVAL));
+        assert_eq!(p3("64"), Err(Errno::ERANGE));
+        assert_eq!(p3("1\n2"), Ok(vec![1]), "the list ends at a newline");
+        assert_eq!(p3("x"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn the_2_6_18_rules_want_a_digit_first_and_no_spaces() {
+        assert_eq!(p2("0-2,5"), Ok(vec![0, 1, 2, 5]));
+        assert_eq!(p2(""), Err(Errno::EINVAL));
+        assert_eq!(p2(" 1"), Err(Errno::EINVAL));
+        assert_eq!(p2("1,"), Ok(vec![1]), "a trailing comma ends the list");
+        assert_eq!(p2("0-"), Err(Errno::EINVAL));
+        assert_eq!(p2("64"), Err(Errno::ERANGE));
+        assert_eq!(p2("1x"), Err(Errno::EINVAL));
+    }
+
+    #[test]
+    fn the_copy_loses_the_last_byte_of_a_payload_without_its_nul() {
+        assert_eq!(c_string(&strlcpy_payload(b"12\0")), b"12");
+        assert_eq!(c_string(&strlcpy_payload(b"12")), b"1");
+        assert_eq!(c_string(&strlcpy_payload(b"1\02")), b"1");
     }
 }
