@@ -331,6 +331,17 @@ pub fn cpulist_parse_with(syntax: CpulistSyntax, text: &str, nr_cpu_ids: u32) ->
     }
 }
 
+/// [`cpulist_parse`] over raw bytes, for a C string that need not be UTF-8 (a netlink
+/// attribute's payload): bytes 128..=255 are read as the kernel reads them, so Latin-1's
+/// no-break space (160) is whitespace. Everything from the first NUL on is ignored.
+///
+/// Panics if `nr_cpu_ids` is 0 or above [`NR_CPUS_MAX`].
+pub fn cpulist_parse_bytes(bytes: &[u8], nr_cpu_ids: u32) -> Result<CpuMask, Errno> {
+    let bytes = &bytes[..bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len())];
+    let bytes = &bytes[..bytes.iter().position(|&c| c == b'\n').unwrap_or(bytes.len())];
+    parselist_3(bytes, nr_cpu_ids)
+}
+
 /// The kernel's `isspace()` on one byte: lib/ctype.c marks 9..=13, 32 and 160 (Latin-1
 /// no-break space) `_S`. Bytes 128..=255 are looked up as unsigned, whatever `char`'s sign.
 fn kernel_isspace(c: u8) -> bool {

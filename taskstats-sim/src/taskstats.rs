@@ -19,7 +19,7 @@ use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
 use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
 use crate::wire::*;
-use sim_core::percpu::{cpulist_parse_with, CpulistSyntax};
+use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
 
 /// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
 pub const NR_CPUS: u32 = 64;
@@ -1722,18 +1722,16 @@ struct Info<'a> {
 
 /// parse()'s copy and cpulist_parse() of the version (sim_core::percpu's parsers), as the set
 /// of CPUs: [`nla_strlcpy`] into a buffer of `nla_len()` bytes, so a payload without its NUL
-/// loses its last character, and the parser reads the copy as a C string (up to its first NUL).
-/// Bytes that are not UTF-8 become U+FFFD, which both parsers reject as the kernel rejects any
-/// non-digit (the 3.x parser's Latin-1 no-break space as whitespace is lost).
+/// loses its last character, and the parser reads the copy as a C string (up to its first NUL)
+/// byte for byte, as the kernel does (3.x's isspace() includes Latin-1's no-break space; for
+/// 2.6.18's parser any byte above 127 is a non-digit, so a lossy conversion reads the same).
 pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
     let copied = nla_strlcpy(payload, payload.len());
-    let end = copied.iter().position(|&c| c == 0).unwrap_or(copied.len());
-    let text = String::from_utf8_lossy(&copied[..end]);
-    let syntax = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
-        CpulistSyntax::Linux3
+    let mask = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
+        cpulist_parse_bytes(&copied, NR_CPUS)?
     } else {
-        CpulistSyntax::Linux2_6_18
+        let end = copied.iter().position(|&c| c == 0).unwrap_or(copied.len());
+        cpulist_parse_with(CpulistSyntax::Linux2_6_18, &String::from_utf8_lossy(&copied[..end]), NR_CPUS)?
     };
-    let mask = cpulist_parse_with(syntax, &text, NR_CPUS)?;
     Ok(mask.iter().collect())
 }

@@ -333,7 +333,7 @@ fn kernel_isspace(c: u8) -> bool {
 
 /// 3.x bitmap_parselist(): the string up to its first newline, read as comma-separated numbers
 /// and "a-b" ranges; whitespace is skipped except between two digits' worth of input; an empty
-/// entry is 0 (so "" and "1," select CPU 0); a backwards range or a misplaced '-' is EINVAL, a
+/// entry before a comma, or an empty list, is 0 (so "" and ",1" select CPU 0); a backwards range or a misplaced '-' is EINVAL, a
 /// bit past `nbits` ERANGE. Numbers wrap as the kernel's unsigned int does.
 fn parselist_3x(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
     let text = &text[..text.iter().position(|&c| c == b'\n').unwrap_or(text.len())];
@@ -450,6 +450,9 @@ mod tests {
         assert_eq!(p3(" 1 "), Ok(vec![1]), "leading and trailing whitespace is skipped");
         assert_eq!(p3("1 2"), Err(Errno::EINVAL), "embedded whitespace");
         assert_eq!(p3("0-"), Ok(vec![0]), "an unfinished range is 0-0");
+        assert_eq!(p3(",1"), Ok(vec![0, 1]), "an empty entry is 0");
+        assert_eq!(p3("1,"), Ok(vec![1]), "a trailing comma ends the list");
+        assert_eq!(p3("1 ,2"), Err(Errno::EINVAL), "a space before a comma");
         assert_eq!(p3("-1"), Err(Errno::EINVAL));
         assert_eq!(p3("2-1"), Err(Errno::EINVAL));
         assert_eq!(p3("64"), Err(Errno::ERANGE));

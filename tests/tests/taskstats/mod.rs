@@ -1,6 +1,8 @@
 //! taskstats: property tests per preset, the zoo, the wire decoder and malformed requests
 //! (plain tests); loom models (`--cfg loom`); shuttle runs (`--cfg shuttle`).
 
+#[cfg(not(any(loom, shuttle)))]
+mod bad_input;
 #[cfg(loom)]
 mod loom;
 #[cfg(not(any(loom, shuttle)))]
