@@ -54,9 +54,13 @@ pub const TGID_ALLOC_AT_EXIT: FixId = FixId::new(12, "tgid-alloc-at-exit");
 /// copy_process()'s error path too, so a failed CLONE_THREAD fork frees the stats the group is
 /// still accumulating), "taskstats_tgid_free: fix usage".
 pub const TGID_FREE_USAGE: FixId = FixId::new(13, "tgid-free-usage");
+/// `cgroupstats_cmd_get_policy` sized `TASKSTATS_CMD_ATTR_MAX + 1`, the family's maxattr (off:
+/// `CGROUPSTATS_CMD_ATTR_MAX + 1` entries, so validating attribute types 2..4 of a
+/// CGROUPSTATS_CMD_GET reads past the array).
+pub const CGROUPSTATS_POLICY_LEN: FixId = FixId::new(14, "cgroupstats-policy-len");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 14] = [
+pub const FIX_IDS: [FixId; 15] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -71,6 +75,7 @@ pub const FIX_IDS: [FixId; 14] = [
     EXIT_SINGLE_PASS,
     TGID_ALLOC_AT_EXIT,
     TGID_FREE_USAGE,
+    CGROUPSTATS_POLICY_LEN,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -89,7 +94,7 @@ impl FixTableOf for TaskstatsFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "taskstats",
         oldest: LINUX_2_6_19_RC3,
-        newest: v(3, 8, 0),
+        newest: v(4, 6, 0),
         fixes: &[
             // Title: Red Hat, Oracle and Mageia changelogs naming CVE-2011-2484; the fix reached
             // stable 2.6.38.8 backports in June 2011, so mainline 3.0 (bracketed).
@@ -242,6 +247,19 @@ impl FixTableOf for TaskstatsFixes {
                 cve: None,
                 symptom: "a CLONE_THREAD fork that fails after copy_signal() frees its group's stats: the \
                           figures of the threads that already exited are lost",
+            },
+            // Id and title: a 2020 stable-review mail listing "243d52126184 (\"taskstats: fix the
+            // length of cgroupstats_cmd_get_policy\")" as missing from v4.4.y (read), so after
+            // 4.4; 4.6 is recalled, not seen (bracketed). Every seed (002 has no cgroupstats;
+            // 000, 003) predates it.
+            Fix {
+                name: "cgroupstats-policy-len",
+                title: "taskstats: fix the length of cgroupstats_cmd_get_policy",
+                commit: Commit::Id("243d52126184"),
+                landed_in: v(4, 6, 0),
+                cve: None,
+                symptom: "a CGROUPSTATS_CMD_GET carrying attribute types 2..4 makes nla_parse() read its \
+                          policy past the end of cgroupstats_cmd_get_policy[] (a global out-of-bounds read)",
             },
         ],
         presets: &[

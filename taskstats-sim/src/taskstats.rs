@@ -669,11 +669,39 @@ impl Taskstats {
             }
         };
         let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), TASKSTATS_CMD_ATTR_MAX, &policy)?;
+        if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
+            self.policy_out_of_bounds(cx, &attrs);
+        }
         let info = Info { port, seq: hdr.seq, msg, attrs };
         if is_cgroup {
             self.cgroupstats_user_cmd(cx, current, &info)
         } else {
             self.taskstats_user_cmd(cx, current, &info)
+        }
+    }
+
+    /// Before "taskstats: fix the length of cgroupstats_cmd_get_policy": the family's maxattr
+    /// is TASKSTATS_CMD_ATTR_MAX (4) but the cgroupstats policy has CGROUPSTATS_CMD_ATTR_MAX + 1
+    /// (2) entries, so validate_nla() looks up `policy[type]` past the array for every attribute
+    /// of type 2..4. The model treats what it read as no policy (the bytes past the array are
+    /// other static data) and the checker reports the read, as KASAN would.
+    fn policy_out_of_bounds(&self, cx: &Cx, attrs: &[Option<Attr>]) {
+        let Some(kind) = (2..=TASKSTATS_CMD_ATTR_MAX).find(|&t| attrs[usize::from(t)].is_some()) else {
+            return;
+        };
+        cx.note(format!("nla_parse: cgroupstats_cmd_get_policy[{kind}] is past the array's 2 entries"));
+        self.mark(cx, "cgroupstats-policy-oob");
+        if self.checks("cgroupstats-policy-len") {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("global-out-of-bounds"),
+                    format!(
+                        "CGROUPSTATS_CMD_GET with attribute type {kind}: validate_nla() reads \
+                         cgroupstats_cmd_get_policy[{kind}], past its 2 entries (the family's maxattr is 4)"
+                    ),
+                ),
+            );
         }
     }
 

@@ -72,6 +72,15 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 80,
                 cases_max: 800,
             },
+            ZooEntry {
+                name: "cgroupstats_cmd_get_policy too short (attribute types 2..4 read past it)",
+                kernel: "4.6",
+                fix: "cgroupstats-policy-len",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("global-out-of-bounds")],
+                ops_max: 60,
+                cases_max: 400,
+            },
         ]
     }
 

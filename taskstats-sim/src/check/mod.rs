@@ -320,12 +320,16 @@ impl TaskstatsSubject {
             Op::QueryTgid { port, target } => {
                 (port, TASKSTATS_CMD_ATTR_TGID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
             }
-            Op::CgroupStats { port, fd } => {
+            Op::CgroupStats { port, fd, .. } => {
                 (port, CGROUPSTATS_CMD_ATTR_FD, vec![0; 4], CGROUPSTATS_CMD_GET, None, Some(*fd))
             }
             _ => unreachable!("apply_request is called for requests only"),
         };
-        self.request(sim, *port, vec![(attr, payload)], cmd, target, fd)
+        let mut attrs = vec![(attr, payload)];
+        if let Op::CgroupStats { extra: Some(kind), .. } = op {
+            attrs.push((u16::from(*kind), vec![0; 4]));
+        }
+        self.request(sim, *port, attrs, cmd, target, fd)
     }
 }
 

@@ -71,7 +71,13 @@ pub enum Op {
     Deregister { port: u8, mask: MaskSpec },
     QueryPid { port: u8, target: Target },
     QueryTgid { port: u8, target: Target },
-    CgroupStats { port: u8, fd: u8 },
+    CgroupStats {
+        port: u8,
+        fd: u8,
+        /// An extra attribute of this type (2..4: past the cgroupstats policy), if any.
+        #[serde(default)]
+        extra: Option<u8>,
+    },
     Raw { port: u8, bytes: Vec<u8> },
 }
 
@@ -166,7 +172,8 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
             1 => (any::<u8>(), mask).prop_map(|(port, mask)| Op::Deregister { port, mask }),
             2 => (any::<u8>(), target.clone()).prop_map(|(port, target)| Op::QueryPid { port, target }),
             2 => (any::<u8>(), target).prop_map(|(port, target)| Op::QueryTgid { port, target }),
-            1 => (any::<u8>(), 0u8..6).prop_map(|(port, fd)| Op::CgroupStats { port, fd }),
+            1 => (any::<u8>(), 0u8..6, proptest::option::weighted(0.2, 2u8..5))
+                .prop_map(|(port, fd, extra)| Op::CgroupStats { port, fd, extra }),
             1 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..48)).prop_map(|(port, bytes)| Op::Raw { port, bytes }),
         ]
         .boxed()

@@ -34,3 +34,8 @@ fn group_stats_undercount_of_2_6_19_found_without_the_fix_and_quiet_with_it() {
 fn tgid_free_on_a_failed_thread_fork_found_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("taskstats_tgid_free");
 }
+
+#[test]
+fn cgroupstats_policy_overread_found_without_the_fix_and_quiet_with_it() {
+    zoo_both_ways("cgroupstats_cmd_get_policy");
+}
