@@ -58,9 +58,13 @@ pub const TGID_FREE_USAGE: FixId = FixId::new(13, "tgid-free-usage");
 /// `CGROUPSTATS_CMD_ATTR_MAX + 1` entries, so validating attribute types 2..4 of a
 /// CGROUPSTATS_CMD_GET reads past the array).
 pub const CGROUPSTATS_POLICY_LEN: FixId = FixId::new(14, "cgroupstats-policy-len");
+/// Every `tsk->delays->lock` acquisition is irqsave (off: delayacct_end() and
+/// __delayacct_add_tsk() take it with plain spin_lock, so it is softirq-unsafe while the exit
+/// path takes it under the softirq-safe siglock).
+pub const DELAYACCT_LOCK_IRQSAVE: FixId = FixId::new(15, "delayacct-lock-irqsave");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 15] = [
+pub const FIX_IDS: [FixId; 16] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -76,6 +80,7 @@ pub const FIX_IDS: [FixId; 15] = [
     TGID_ALLOC_AT_EXIT,
     TGID_FREE_USAGE,
     CGROUPSTATS_POLICY_LEN,
+    DELAYACCT_LOCK_IRQSAVE,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -260,6 +265,19 @@ impl FixTableOf for TaskstatsFixes {
                 cve: None,
                 symptom: "a CGROUPSTATS_CMD_GET carrying attribute types 2..4 makes nla_parse() read its \
                           policy past the end of cgroupstats_cmd_get_policy[] (a global out-of-bounds read)",
+            },
+            // Title: Peter Zijlstra's patch mail of 2006-11-03 and the 2.6.19-rc5 shortlog (both
+            // read); Oleg Nesterov's reply names "taskstats: kill ->taskstats_lock in favor of
+            // ->siglock" as where the bug came from. No id seen.
+            Fix {
+                name: "delayacct-lock-irqsave",
+                title: "lockdep: fix delayacct locking bug",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 5),
+                cve: None,
+                symptom: "lockdep: soft-safe -> soft-unsafe lock order: siglock (taken by the itimer \
+                          softirq) -> tsk->delays->lock (taken with softirqs on): a softirq on a CPU \
+                          spinning on delays->lock under siglock deadlocks",
             },
         ],
         presets: &[

@@ -232,6 +232,26 @@ pub struct Task {
     pub exit_state: ExitState,
     /// The group's signal struct.
     pub signal: Arc<Signal>,
+    /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
+    pub delays: Option<Arc<TaskDelays>>,
+}
+
+/// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
+/// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
+/// record is filled, under siglock on the exit path. The counters themselves stay in the
+/// group's thread table ([`SignalInner::threads`]), which the model reads under the group's
+/// lock; the lock is here for the order in which the kernel takes it.
+#[derive(Debug)]
+pub struct TaskDelays {
+    /// `delays->lock`.
+    pub lock: SpinLock<()>,
+}
+
+impl TaskDelays {
+    /// delayacct_tsk_init(): a zeroed `task_delay_info` with its lock.
+    pub fn new() -> Arc<TaskDelays> {
+        Arc::new(TaskDelays { lock: SpinLock::new("&tsk->delays->lock", ()) })
+    }
 }
 
 impl Task {

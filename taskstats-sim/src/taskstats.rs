@@ -17,7 +17,7 @@ use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind};
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
-use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskState, TaskTable, UserNs};
+use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs};
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
 
@@ -199,6 +199,7 @@ impl Taskstats {
             exit_code: 0,
             exit_state: ExitState::None,
             signal: Signal::new(class),
+            delays: Some(TaskDelays::new()),
         };
         {
             let cx = sim.cx("taskstats_init", 0);
@@ -335,6 +336,7 @@ impl Taskstats {
                 exit_code: 0,
                 exit_state: ExitState::None,
                 signal: signal.clone(),
+                delays: Some(TaskDelays::new()),
             };
             if !thread {
                 let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
@@ -417,6 +419,10 @@ impl Taskstats {
             return false;
         };
         sim.advance_ns(1 + sim.below(1_000_000));
+        // delayacct_end() for the I/O it waited on: the delay is added under delays->lock.
+        if let Some(delays) = &task.delays {
+            drop(self.delays_lock(cx, delays));
+        }
         let mut inner = task.signal.lock.lock_irqsave(cx);
         if let Some((acct, _)) = inner.threads.get_mut(&pid) {
             acct.advance(|bound| sim.below(bound.max(1)));
@@ -1265,13 +1271,46 @@ impl Taskstats {
         inner.stats.is_some()
     }
 
+    /// `tsk->delays->lock` as the version takes it: spin_lock_irqsave() after "lockdep: fix
+    /// delayacct locking bug", plain spin_lock() (softirq-unsafe in process context) before.
+    fn delays_lock<'a>(&self, cx: &'a Cx, delays: &'a TaskDelays) -> sim_core::locks::SpinLockGuard<'a, ()> {
+        if self.fixes.on(crate::fixes::DELAYACCT_LOCK_IRQSAVE) {
+            delays.lock.lock_irqsave(cx)
+        } else {
+            delays.lock.lock(cx)
+        }
+    }
+
+    /// it_real_fn(), the ITIMER_REAL hrtimer/timer callback, in softirq context on the task's
+    /// CPU: it sends SIGALRM, which takes the group's siglock (lock_task_sighand()). That makes
+    /// siglock softirq-safe in lockdep's eyes. Only where the model's group lock is siglock;
+    /// 2.6.19-rc3's `stats_lock` is another lock, and its siglock is not modelled.
+    pub fn it_real_fn(&self, cx: &Cx) -> bool {
+        if !self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            return false;
+        }
+        let Some(task) = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None) else {
+            return false;
+        };
+        cx.softirq(|cx| {
+            cx.note(format!("it_real_fn: SIGALRM to {}: lock_task_sighand", task.tgid));
+            drop(task.signal.lock.lock_irqsave(cx));
+        });
+        self.mark(cx, "itimer-softirq");
+        true
+    }
+
     /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
-    /// siglock (2.6.19: stats_lock). Also books the thread into the checker's ledger.
+    /// siglock (2.6.19: stats_lock), delayacct_add_tsk() taking the thread's delays->lock inside
+    /// it. Also books the thread into the checker's ledger.
     fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         if let Some(stats) = inner.stats.as_mut() {
+            if let Some(delays) = &task.delays {
+                drop(self.delays_lock(cx, delays));
+            }
             acct.delayacct_add(stats, v8);
             drop(inner);
             self.mark(cx, "group-stats-aggregated");

@@ -53,10 +53,11 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
-            // 2.6.19-rc4 without one of its changes: the kernels around seed 002 (rc3).
+            // 2.6.19-rc5 without one of rc4's changes (rc4 itself still has the delayacct lock
+            // order bug, fixed in rc5): the kernels around seed 002 (rc3).
             ZooEntry {
                 name: "2.6.19 group stats miss threads that exit unheard",
-                kernel: "2.6.19-rc4",
+                kernel: "2.6.19-rc5",
                 fix: "exit-fill-before-send",
                 checker: "op-sim",
                 expected: vec![ViolationKind::finding("group-stats")],
@@ -65,7 +66,7 @@ impl Catalog for TaskstatsSubject {
             },
             ZooEntry {
                 name: "taskstats_tgid_free: fix usage (a failed CLONE_THREAD fork frees the group's stats)",
-                kernel: "2.6.19-rc4",
+                kernel: "2.6.19-rc5",
                 fix: "tgid-free-usage",
                 checker: "op-sim",
                 expected: vec![ViolationKind::finding("group-stats")],
@@ -78,6 +79,18 @@ impl Catalog for TaskstatsSubject {
                 fix: "cgroupstats-policy-len",
                 checker: "op-sim",
                 expected: vec![ViolationKind::finding("global-out-of-bounds")],
+                ops_max: 60,
+                cases_max: 400,
+            },
+            ZooEntry {
+                name: "lockdep: siglock -> delays->lock, soft-safe -> soft-unsafe (delayacct locking bug)",
+                kernel: "2.6.19-rc5",
+                fix: "delayacct-lock-irqsave",
+                checker: "lockdep",
+                expected: vec![
+                    ViolationKind::lockdep("irq-safe-to-unsafe"),
+                    ViolationKind::lockdep("irq-lock-inversion"),
+                ],
                 ops_max: 60,
                 cases_max: 400,
             },

@@ -366,6 +366,12 @@ impl Subject for TaskstatsSubject {
             | Op::OpenFile { .. }
             | Op::OpenPort { .. } => self.apply_task_op(sim, op),
             Op::Exit { task } => self.apply_exit(sim, *task),
+            Op::Timer { task } => {
+                if let Some(pid) = pick(&self.live_pids(sim), *task) {
+                    self.model.it_real_fn(&task_cx(sim, &self.model, pid, "it_real_fn"));
+                }
+                Outcome::Done
+            }
             Op::Reap { task } => {
                 let zombies = self.model.zombie_pids(&sim.observer_cx("op", 0));
                 if let Some(pid) = pick(&zombies, *task) {

@@ -63,6 +63,8 @@ pub enum Op {
     Attach { task: u8, cgroup: u8 },
     OpenFile { task: u8, cgroup: Option<u8> },
     Exit { task: u8 },
+    /// The task's ITIMER_REAL fires: it_real_fn() in softirq context.
+    Timer { task: u8 },
     Reap { task: u8 },
     OpenPort { task: u8 },
     ClosePort { port: u8 },
@@ -164,6 +166,7 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
             1 => (any::<u8>(), any::<u8>()).prop_map(|(task, cgroup)| Op::Attach { task, cgroup }),
             1 => (any::<u8>(), proptest::option::of(any::<u8>())).prop_map(|(task, cgroup)| Op::OpenFile { task, cgroup }),
             4 => any::<u8>().prop_map(|task| Op::Exit { task }),
+            1 => any::<u8>().prop_map(|task| Op::Timer { task }),
             1 => any::<u8>().prop_map(|task| Op::Reap { task }),
             2 => any::<u8>().prop_map(|task| Op::OpenPort { task }),
             1 => any::<u8>().prop_map(|port| Op::ClosePort { port }),

@@ -39,3 +39,8 @@ fn tgid_free_on_a_failed_thread_fork_found_without_the_fix_and_quiet_with_it() {
 fn cgroupstats_policy_overread_found_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("cgroupstats_cmd_get_policy");
 }
+
+#[test]
+fn delayacct_soft_safe_to_unsafe_order_found_by_lockdep_without_the_fix_and_quiet_with_it() {
+    zoo_both_ways("lockdep: siglock");
+}
