@@ -138,7 +138,8 @@ impl FixTableOf for TaskstatsFixes {
             // one moved the call was not identified, so the title says so and rc4 is bracketed.
             Fix {
                 name: "exit-fill-before-send",
-                title: "fill_tgid_exit() before the record-buffer check (a 2.6.19-rc4 taskstats change, patch \
+                title:
+                    "fill_tgid_exit() before the record-buffer check (a 2.6.19-rc4 taskstats change, patch \
                         not identified)",
                 commit: Commit::Unverified,
                 landed_in: KernelVersion::rc(2, 6, 19, 4),

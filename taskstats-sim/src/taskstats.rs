@@ -1668,7 +1668,8 @@ impl Taskstats {
     /// Every group the ledger has booked exits for still has its stats, and they hold exactly
     /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
     fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
-        let leaders: Vec<Task> = self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
+        let leaders: Vec<Task> =
+            self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
         let ledger = self.ledger();
         for task in leaders {
             let Some(group) = ledger.groups.get(&task.tgid) else { continue };

@@ -56,23 +56,64 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum Op {
-    Fork { parent: u8, kind: ForkKind },
-    Run { task: u8 },
-    SetState { task: u8, state: TaskState },
-    Migrate { task: u8, cpu: u8 },
-    Attach { task: u8, cgroup: u8 },
-    OpenFile { task: u8, cgroup: Option<u8> },
-    Exit { task: u8 },
+    Fork {
+        parent: u8,
+        kind: ForkKind,
+    },
+    Run {
+        task: u8,
+    },
+    SetState {
+        task: u8,
+        state: TaskState,
+    },
+    Migrate {
+        task: u8,
+        cpu: u8,
+    },
+    Attach {
+        task: u8,
+        cgroup: u8,
+    },
+    OpenFile {
+        task: u8,
+        cgroup: Option<u8>,
+    },
+    Exit {
+        task: u8,
+    },
     /// The task's ITIMER_REAL fires: it_real_fn() in softirq context.
-    Timer { task: u8 },
-    Reap { task: u8 },
-    OpenPort { task: u8 },
-    ClosePort { port: u8 },
-    Recv { port: u8 },
-    Register { port: u8, mask: MaskSpec },
-    Deregister { port: u8, mask: MaskSpec },
-    QueryPid { port: u8, target: Target },
-    QueryTgid { port: u8, target: Target },
+    Timer {
+        task: u8,
+    },
+    Reap {
+        task: u8,
+    },
+    OpenPort {
+        task: u8,
+    },
+    ClosePort {
+        port: u8,
+    },
+    Recv {
+        port: u8,
+    },
+    Register {
+        port: u8,
+        mask: MaskSpec,
+    },
+    Deregister {
+        port: u8,
+        mask: MaskSpec,
+    },
+    QueryPid {
+        port: u8,
+        target: Target,
+    },
+    QueryTgid {
+        port: u8,
+        target: Target,
+    },
     CgroupStats {
         port: u8,
         fd: u8,
@@ -80,7 +121,10 @@ pub enum Op {
         #[serde(default)]
         extra: Option<u8>,
     },
-    Raw { port: u8, bytes: Vec<u8> },
+    Raw {
+        port: u8,
+        bytes: Vec<u8>,
+    },
 }
 
 /// The world facts a request's errno depends on, gathered from the model before the request.

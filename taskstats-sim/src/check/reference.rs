@@ -136,7 +136,10 @@ impl Reference for TaskstatsModel {
                 }
                 Ok(())
             }
-            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after }) => {
+            (
+                Op::Exit { .. },
+                Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after },
+            ) => {
                 let walk = ExitWalk { pid: *pid, cpu: *cpu, delivered, clones: *clones, pruned: *pruned };
                 self.check_exit(&walk, closed, lists_after.as_ref())
             }
@@ -475,6 +478,6 @@ mod tests {
     fn the_copy_loses_the_last_byte_of_a_payload_without_its_nul() {
         assert_eq!(c_string(&strlcpy_payload(b"12\0")), b"12");
         assert_eq!(c_string(&strlcpy_payload(b"12")), b"1");
-        assert_eq!(c_string(&strlcpy_payload(b"1\02")), b"1");
+        assert_eq!(c_string(&strlcpy_payload(b"1\x002")), b"1");
     }
 }

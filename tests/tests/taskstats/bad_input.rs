@@ -41,12 +41,15 @@ impl Rng {
 /// errno (None: no error message at all).
 type Expect = (Option<u16>, Option<i32>);
 
+/// A policy check: Err(errno) for an attribute its policy rejects.
+type PolicyCheck<'a> = &'a dyn Fn(u16, &[u8]) -> Result<(), i32>;
+
 /// Attributes as nla_parse() keeps them: the last of each type up to `maxtype`, the walk ending
 /// at the first one that does not fit; Err when a policy check fails.
 fn parse_attrs<'a>(
     bytes: &'a [u8],
     maxtype: u16,
-    check: &dyn Fn(u16, &[u8]) -> Result<(), i32>,
+    check: PolicyCheck<'_>,
 ) -> Result<Vec<Option<&'a [u8]>>, i32> {
     let mut table = vec![None; usize::from(maxtype) + 1];
     let mut at = 0;
@@ -263,7 +266,11 @@ fn mutated(rng: &mut Rng) -> Vec<u8> {
         2 => (FAMILY, TASKSTATS_CMD_GET, vec![(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &mask)]),
         3 => (FAMILY, TASKSTATS_CMD_GET, vec![(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, &mask)]),
         4 => (FAMILY, CGROUPSTATS_CMD_GET, vec![(CGROUPSTATS_CMD_ATTR_FD, &fd)]),
-        _ => (GENL_ID_CTRL, CTRL_CMD_GETFAMILY, vec![(CTRL_ATTR_FAMILY_NAME, name), (CTRL_ATTR_FAMILY_ID, &family_id)]),
+        _ => (
+            GENL_ID_CTRL,
+            CTRL_CMD_GETFAMILY,
+            vec![(CTRL_ATTR_FAMILY_NAME, name), (CTRL_ATTR_FAMILY_ID, &family_id)],
+        ),
     };
     let mut bytes = request(family, NLM_F_REQUEST | NLM_F_ACK, 7, 0, cmd, &attrs);
     for _ in 0..=rng.below(3) {
@@ -329,7 +336,8 @@ pub(crate) fn run(cases: u64, seed: u64) -> u64 {
         let got = netlink_send(&sim, &model, port, &bytes);
         let msgs = messages(&bytes);
         // nlctrl's GETFAMILY dump (ctrl_dumpfamily) is not modelled: such a stream is not judged.
-        let ctrl_dump = |m: &&[u8]| le(&m[4..6]) as u16 == GENL_ID_CTRL && le(&m[6..8]) as u16 & NLM_F_DUMP == NLM_F_DUMP;
+        let ctrl_dump =
+            |m: &&[u8]| le(&m[4..6]) as u16 == GENL_ID_CTRL && le(&m[6..8]) as u16 & NLM_F_DUMP == NLM_F_DUMP;
         if msgs.iter().any(ctrl_dump) {
             continue;
         }

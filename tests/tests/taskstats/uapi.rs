@@ -217,7 +217,10 @@ pub fn decode(msg: &[u8]) -> Decoded {
         decoded.top.push(kind);
         if decoded.genl_cmd == CGROUPSTATS_CMD_NEW && kind == CGROUPSTATS_TYPE_CGROUP_STATS {
             assert_eq!(payload.len(), 8 * CGROUPSTATS_FIELDS.len(), "sizeof(struct cgroupstats)");
-            let fields = CGROUPSTATS_FIELDS.iter().enumerate().map(|(i, name)| (*name, le(&payload[8 * i..8 * i + 8])));
+            let fields = CGROUPSTATS_FIELDS
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (*name, le(&payload[8 * i..8 * i + 8])));
             decoded.cgroupstats = Some(fields.collect());
             continue;
         }

@@ -100,7 +100,12 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
     {
         let (sim, model, leader, port) = world(preset, padding);
         let expect = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), leader).unwrap();
-        let replies = netlink_send(&sim, &model, port, &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &leader.to_le_bytes())]));
+        let replies = netlink_send(
+            &sim,
+            &model,
+            port,
+            &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &leader.to_le_bytes())]),
+        );
         assert_eq!(replies.len(), 2, "{preset}: a reply and an ack");
         assert_eq!(ack_errno(&replies), Some(0), "{preset}: ack with error 0");
         let d = decode(&replies[0]);
@@ -109,15 +114,27 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
             (FAMILY, 9, port),
             "{preset}: reply header echoes the request"
         );
-        assert_eq!((d.genl_cmd, d.genl_version), (TASKSTATS_CMD_NEW, 1), "{preset}: TASKSTATS_CMD_NEW, family version 1");
+        assert_eq!(
+            (d.genl_cmd, d.genl_version),
+            (TASKSTATS_CMD_NEW, 1),
+            "{preset}: TASKSTATS_CMD_NEW, family version 1"
+        );
         let padded = padding && preset != "linux-2.6.19";
         assert_eq!(
             d.top,
-            if padded { vec![TASKSTATS_TYPE_NULL, TASKSTATS_TYPE_AGGR_PID] } else { vec![TASKSTATS_TYPE_AGGR_PID] },
+            if padded {
+                vec![TASKSTATS_TYPE_NULL, TASKSTATS_TYPE_AGGR_PID]
+            } else {
+                vec![TASKSTATS_TYPE_AGGR_PID]
+            },
             "{preset}: TASKSTATS_TYPE_NULL only where needed"
         );
         let (aggr, id_type, id, values, comm) = &d.aggregates[0];
-        assert_eq!((*aggr, *id_type, *id), (TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_PID, leader), "{preset}: AGGR_PID holding PID {leader}");
+        assert_eq!(
+            (*aggr, *id_type, *id),
+            (TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_PID, leader),
+            "{preset}: AGGR_PID holding PID {leader}"
+        );
         let mut want = expect_fields(&expect);
         want.retain(|name, _| values.contains_key(name));
         let mut got = values.clone();
@@ -138,7 +155,12 @@ fn pid_reply_decodes_field_for_field_as_fill_stats_computed_it() {
 fn exit_event_carries_pid_and_tgid_aggregates_with_per_cpu_sequence_numbers() {
     let (sim, model, leader, port) = world("linux-3.8", false);
     let thread = leader + 1;
-    let reg = netlink_send(&sim, &model, port, &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"0-1\0")]));
+    let reg = netlink_send(
+        &sim,
+        &model,
+        port,
+        &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"0-1\0")]),
+    );
     assert_eq!(ack_errno(&reg), Some(0));
     let thread_stats = model.fill_stats_for(&sim.observer_cx("fill_stats_for", 0), thread).unwrap();
     model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
@@ -160,7 +182,11 @@ fn exit_event_carries_pid_and_tgid_aggregates_with_per_cpu_sequence_numbers() {
     // do_exit runs a virtual microsecond later than the snapshot: elapsed time moves on.
     assert_eq!(got.remove("ac_etime").unwrap(), want.remove("ac_etime").unwrap() + 1, "ac_etime at exit");
     assert_eq!(got, want, "thread record field for field");
-    assert_eq!(second.top, vec![TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_AGGR_TGID], "the last thread's exit adds the TGID aggregate");
+    assert_eq!(
+        second.top,
+        vec![TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_AGGR_TGID],
+        "the last thread's exit adds the TGID aggregate"
+    );
     let (_, id_type, tgid, group, _) = &second.aggregates[1];
     assert_eq!((*id_type, *tgid), (TASKSTATS_TYPE_TGID, leader));
     for field in
@@ -191,45 +217,132 @@ fn malformed_requests_get_the_kernels_errno() {
     short.truncate(16);
     short[0..4].copy_from_slice(&16u32.to_le_bytes());
     assert_eq!(ack_errno(&send(&short)), e(Errno::EINVAL), "no genlmsghdr");
-    assert_eq!(ack_errno(&send(&msg(0x99, REQ_ACK, TASKSTATS_CMD_GET, &[]))), e(Errno::ENOENT), "unknown family");
+    assert_eq!(
+        ack_errno(&send(&msg(0x99, REQ_ACK, TASKSTATS_CMD_GET, &[]))),
+        e(Errno::ENOENT),
+        "unknown family"
+    );
     assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, 9, &[]))), e(Errno::EOPNOTSUPP), "unknown command");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK | NLM_F_DUMP, TASKSTATS_CMD_GET, &[]))), e(Errno::EOPNOTSUPP), "dump");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[]))), e(Errno::EINVAL), "no attribute");
+    assert_eq!(
+        ack_errno(&send(&msg(FAMILY, REQ_ACK | NLM_F_DUMP, TASKSTATS_CMD_GET, &[]))),
+        e(Errno::EOPNOTSUPP),
+        "dump"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[]))),
+        e(Errno::EINVAL),
+        "no attribute"
+    );
     // A PID attribute two bytes long: the policy's NLA_U32 says ERANGE.
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &[1, 0])]))), e(Errno::ERANGE), "short u32");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &[])]))), e(Errno::ERANGE), "empty string");
+    assert_eq!(
+        ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &[1, 0])]))),
+        e(Errno::ERANGE),
+        "short u32"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &[])]
+        ))),
+        e(Errno::ERANGE),
+        "empty string"
+    );
     // An attribute whose length overruns the message ends the walk: no attributes, EINVAL.
-    let mut overrun = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
+    let mut overrun =
+        msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
     overrun[20] = 60;
     assert_eq!(ack_errno(&send(&overrun)), e(Errno::EINVAL), "attribute length overruns");
     let mut tiny = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
     tiny[20] = 2;
     assert_eq!(ack_errno(&send(&tiny)), e(Errno::EINVAL), "attribute length below the header");
     let big = vec![b'0'; 100 + 6 * 64 + 1];
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &big)]))), e(Errno::E2BIG), "oversized cpumask");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"1-0\0")]))), e(Errno::EINVAL), "backwards range");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"64\0")]))), e(Errno::ERANGE), "cpu past NR_CPUS");
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"5\0")]))), e(Errno::EINVAL), "cpu not possible");
     assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &999u32.to_le_bytes())]))),
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &big)]
+        ))),
+        e(Errno::E2BIG),
+        "oversized cpumask"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"1-0\0")]
+        ))),
+        e(Errno::EINVAL),
+        "backwards range"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"64\0")]
+        ))),
+        e(Errno::ERANGE),
+        "cpu past NR_CPUS"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"5\0")]
+        ))),
+        e(Errno::EINVAL),
+        "cpu not possible"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_PID, &999u32.to_le_bytes())]
+        ))),
         e(Errno::ESRCH),
         "no such pid"
     );
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[]))), e(Errno::EINVAL), "cgroupstats without fd");
     assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &0u32.to_le_bytes())]))),
+        ack_errno(&send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[]))),
+        e(Errno::EINVAL),
+        "cgroupstats without fd"
+    );
+    assert_eq!(
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            CGROUPSTATS_CMD_GET,
+            &[(CGROUPSTATS_CMD_ATTR_FD, &0u32.to_le_bytes())]
+        ))),
         e(Errno::EINVAL),
         "fd 0 is no cgroup"
     );
     assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &77u32.to_le_bytes())]))),
+        ack_errno(&send(&msg(
+            FAMILY,
+            REQ_ACK,
+            CGROUPSTATS_CMD_GET,
+            &[(CGROUPSTATS_CMD_ATTR_FD, &77u32.to_le_bytes())]
+        ))),
         Some(0),
         "bad fd: 0, no reply"
     );
-    let ok = send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]));
+    let ok =
+        send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]));
     assert_eq!((ok.len(), ack_errno(&ok)), (2, Some(0)), "cgroup fd: stats and an ack");
     let (_sim2, old, _, old_port) = world("linux-2.6.19", false);
-    let r = netlink_send(&_sim2, &old, old_port, &msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]));
+    let r = netlink_send(
+        &_sim2,
+        &old,
+        old_port,
+        &msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]),
+    );
     assert_eq!(ack_errno(&r), e(Errno::EOPNOTSUPP), "2.6.19 has no cgroupstats");
 }
 
@@ -244,7 +357,12 @@ fn an_empty_cpumask_is_cpu_0_on_3_x_and_einval_on_2_6_19_and_a_bound_port_answer
             Err(Errno::EBUSY),
             "{preset}: port taken"
         );
-        let r = netlink_send(&sim, &model, 4242, &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"\0")]));
+        let r = netlink_send(
+            &sim,
+            &model,
+            4242,
+            &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"\0")]),
+        );
         assert_eq!(ack_errno(&r), Some(expect), "{preset}: REGISTER \"\"");
         let cx = sim.cx("test", 0);
         assert_eq!(model.listeners(&cx, 0).len(), usize::from(expect == 0), "{preset}: cpu 0 listeners");
@@ -256,11 +374,21 @@ fn unprivileged_and_namespaced_requesters_get_eperm_and_einval() {
     let (sim, model, _leader, _port) = world("linux-3.8", false);
     let user = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Unprivileged(1)).unwrap();
     let user_port = model.open_port(&task_cx(&sim, &model, user, "socket")).unwrap();
-    let r = netlink_send(&sim, &model, user_port, &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]));
+    let r = netlink_send(
+        &sim,
+        &model,
+        user_port,
+        &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]),
+    );
     assert_eq!(ack_errno(&r), Some(Errno::EPERM.to_kernel_return()), "GENL_ADMIN_PERM");
     let inside = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::NewPidNs).unwrap();
     let ns_port = model.open_port(&task_cx(&sim, &model, inside, "socket")).unwrap();
-    let r = netlink_send(&sim, &model, ns_port, &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"0\0")]));
+    let r = netlink_send(
+        &sim,
+        &model,
+        ns_port,
+        &msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"0\0")]),
+    );
     assert_eq!(ack_errno(&r), Some(Errno::EINVAL.to_kernel_return()), "listener outside init_pid_ns");
 }
 
@@ -333,7 +461,10 @@ fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
     let replies = netlink_send(&sim, &model, port, &stats);
     assert_eq!(replies.len(), 2, "cgroupstats and an ack");
     let d = decode(&replies[0]);
-    assert_eq!((d.nl_type, d.genl_cmd, d.top.clone()), (family, CGROUPSTATS_CMD_NEW, vec![CGROUPSTATS_TYPE_CGROUP_STATS]));
+    assert_eq!(
+        (d.nl_type, d.genl_cmd, d.top.clone()),
+        (family, CGROUPSTATS_CMD_NEW, vec![CGROUPSTATS_TYPE_CGROUP_STATS])
+    );
     let counts = d.cgroupstats.expect("struct cgroupstats");
     assert!(counts["nr_running"] >= 2, "init, the process and its thread run in cgroup \"/\": {counts:?}");
     assert_eq!(nlmsgerr(&replies[1]), Some(0));
@@ -349,8 +480,16 @@ fn nlctrl_types_the_id_as_u16_and_lets_the_name_win() {
     assert_eq!(send(&[(CTRL_ATTR_FAMILY_ID, &other)]), Some(-2), "an unknown id: ENOENT");
     assert_eq!(send(&[(CTRL_ATTR_FAMILY_ID, &[0x11])]), Some(-34), "a 1-byte id: ERANGE");
     assert_eq!(send(&[]), Some(-22), "neither id nor name: EINVAL");
-    assert_eq!(send(&[(CTRL_ATTR_FAMILY_ID, &other), (CTRL_ATTR_FAMILY_NAME, b"TASKSTATS\0")]), Some(0), "the name wins");
-    assert_eq!(send(&[(CTRL_ATTR_FAMILY_ID, &id), (CTRL_ATTR_FAMILY_NAME, b"NOPE\0")]), Some(-2), "the name wins");
+    assert_eq!(
+        send(&[(CTRL_ATTR_FAMILY_ID, &other), (CTRL_ATTR_FAMILY_NAME, b"TASKSTATS\0")]),
+        Some(0),
+        "the name wins"
+    );
+    assert_eq!(
+        send(&[(CTRL_ATTR_FAMILY_ID, &id), (CTRL_ATTR_FAMILY_NAME, b"NOPE\0")]),
+        Some(-2),
+        "the name wins"
+    );
     assert_eq!(send(&[(CTRL_ATTR_FAMILY_NAME, b"TASKSTATS")]), Some(-22), "NLA_NUL_STRING without its NUL");
 }
 
@@ -358,12 +497,18 @@ fn nlctrl_types_the_id_as_u16_and_lets_the_name_win() {
 fn cgroupstats_is_command_4_and_command_3_is_no_command() {
     let (sim, model, _leader, port) = world("linux-3.4", false);
     let fd = 1u32.to_le_bytes();
-    let with = |cmd: u8| netlink_send(&sim, &model, port, &msg(FAMILY, REQ_ACK, cmd, &[(CGROUPSTATS_CMD_ATTR_FD, &fd)]));
+    let with = |cmd: u8| {
+        netlink_send(&sim, &model, port, &msg(FAMILY, REQ_ACK, cmd, &[(CGROUPSTATS_CMD_ATTR_FD, &fd)]))
+    };
     assert_eq!(CGROUPSTATS_CMD_GET, 4, "cgroupstats.h: CGROUPSTATS_CMD_UNSPEC = __TASKSTATS_CMD_MAX (3)");
     let replies = with(CGROUPSTATS_CMD_GET);
     assert_eq!(replies.len(), 2);
     assert_eq!(decode(&replies[0]).genl_cmd, CGROUPSTATS_CMD_NEW, "the reply is CGROUPSTATS_CMD_NEW (5)");
-    assert_eq!(ack_errno(&with(3)), Some(Errno::EOPNOTSUPP.to_kernel_return()), "3 is CGROUPSTATS_CMD_UNSPEC");
+    assert_eq!(
+        ack_errno(&with(3)),
+        Some(Errno::EOPNOTSUPP.to_kernel_return()),
+        "3 is CGROUPSTATS_CMD_UNSPEC"
+    );
     assert_eq!(ack_errno(&with(CGROUPSTATS_CMD_NEW)), Some(Errno::EOPNOTSUPP.to_kernel_return()));
 }
 
@@ -394,8 +539,10 @@ fn an_overrun_receive_queue_is_reported_to_the_reader_as_enobufs() {
     assert_eq!(ack_errno(&netlink_send(&sim, &model, port, &reg)), Some(0));
     let children: Vec<u32> =
         (0..3).map(|_| model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap()).collect();
-    let delivered: Vec<usize> =
-        children.iter().map(|&pid| model.exit(&task_cx(&sim, &model, pid, "do_exit")).unwrap().delivered.len()).collect();
+    let delivered: Vec<usize> = children
+        .iter()
+        .map(|&pid| model.exit(&task_cx(&sim, &model, pid, "do_exit")).unwrap().delivered.len())
+        .collect();
     assert_eq!(delivered, [1, 1, 0], "the third exit finds the queue (2 messages) full");
     let cx = sim.cx("recvmsg", 0);
     assert_eq!(model.recvmsg(&cx, port), Err(Errno::ENOBUFS), "the reader hears of the drop first");
