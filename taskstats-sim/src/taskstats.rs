@@ -1273,6 +1273,7 @@ impl Taskstats {
 
     /// `tsk->delays->lock` as the version takes it: spin_lock_irqsave() after "lockdep: fix
     /// delayacct locking bug", plain spin_lock() (softirq-unsafe in process context) before.
+    #[track_caller]
     fn delays_lock<'a>(&self, cx: &'a Cx, delays: &'a TaskDelays) -> sim_core::locks::SpinLockGuard<'a, ()> {
         if self.fixes.on(crate::fixes::DELAYACCT_LOCK_IRQSAVE) {
             delays.lock.lock_irqsave(cx)
