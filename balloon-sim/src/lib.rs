@@ -28,9 +28,9 @@ pub use fixes::{
 };
 // For the loom and shuttle tests and the benches, which drive the kernel side directly: the
 // machine, the driver and balloon compaction's migration step.
-pub use balloon_compaction::{compact_one, CompactResult};
+pub use balloon_compaction::{compact_one, BalloonDevInfo, CompactResult, PAGES_LOCK_CLASS};
 pub use guest::Endian;
-pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon};
+pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon, BALLOON_LOCK_CLASS};
 pub use world::World;
 // For the virtqueue layout tests, which compare the ring with rust-vmm's virtio-queue.
 pub use guest::GuestMemory;

@@ -95,7 +95,7 @@ impl Catalog for BalloonSubject {
     fn scenarios() -> Vec<ScenarioInfo> {
         vec![ScenarioInfo {
             name: "oom-deadlock",
-            description: "the seed's fill_balloon (fix oom-deadlock off) allocates under balloon_lock and direct reclaim waits for a filesystem lock; a task holding that lock hits OOM and the notifier wants balloon_lock (lockdep: circular locking)",
+            description: "the seed's fill_balloon (fix oom-deadlock off) allocates under balloon_lock and direct reclaim waits for a filesystem lock; a task holding that lock allocates with GFP_NOFS and loops on oom_lock (4.4 calls no OOM killer without __GFP_FS); another task's allocation reaches out_of_memory() and the notifier wants balloon_lock (lockdep: circular locking)",
         }]
     }
 

@@ -67,6 +67,10 @@ pub struct BalloonConfig {
     pub tasks: usize,
     /// Faults to inject.
     pub faults: FaultPlan,
+    /// Judge the seed's benign unlocked reads of `vb->num_pages` (a lockset race the driver
+    /// has; off: they are annotated like `data_race()`).
+    #[serde(default)]
+    pub judge_benign_races: bool,
 }
 
 impl BalloonConfig {
@@ -85,6 +89,7 @@ impl BalloonConfig {
             oom_pages: OOM_VBALLOON_DEFAULT_PAGES,
             tasks: 2,
             faults: FaultPlan::none(),
+            judge_benign_races: false,
         })
     }
 
@@ -193,8 +198,9 @@ impl BalloonSubject {
             return Outcome::Idle;
         };
         let cx = &self.cx;
+        let observer = cx.sim().observer_cx("checker", 0);
         let (mut rounds, mut filled, mut leaked, mut out_of_puff) = (0, false, false, false);
-        while vb.thread_has_work() && rounds < ROUNDS_MAX && !out_of_puff {
+        while vb.thread_has_work(cx) && rounds < ROUNDS_MAX && !out_of_puff {
             let step = vb.balloon_thread_step(cx);
             rounds += 1;
             filled |= step.fill.pfns > 0;
@@ -204,12 +210,17 @@ impl BalloonSubject {
         let not_converging = if filled && leaked {
             Some(format!(
                 "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
-                vb.num_pages(),
-                vb.towards_target()
+                vb.num_pages(&observer),
+                vb.towards_target(&observer)
             ))
-        } else if !out_of_puff && vb.thread_has_work() && !vb.shared.need_stats_update.load(Ordering::SeqCst)
+        } else if !out_of_puff
+            && vb.towards_target(&observer) != 0
+            && !vb.shared.need_stats_update.load(Ordering::SeqCst)
         {
-            Some(format!("no convergence after {rounds} rounds (towards_target {})", vb.towards_target()))
+            Some(format!(
+                "no convergence after {rounds} rounds (towards_target {})",
+                vb.towards_target(&observer)
+            ))
         } else {
             None
         };
@@ -219,7 +230,7 @@ impl BalloonSubject {
             None => {}
         }
         Outcome::Run {
-            num_pages: vb.num_pages(),
+            num_pages: vb.num_pages(&observer),
             actual: self.world.host.actual(),
             out_of_puff,
             pages_per_page: vb.pages_per_page,

@@ -10,14 +10,17 @@ fn found_with_fix_off_and_quiet_with_it_on(name: &str) {
     assert_found_and_fixed::<BalloonSubject>(name);
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647).
+/// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647), on 4.4's
+/// allocator (which calls no OOM killer for an allocation without `__GFP_FS`).
 ///
 /// 1. The balloon thread, in fill_balloon(), takes balloon_lock and allocates a page
-///    (GFP_HIGHUSER_MOVABLE | __GFP_NORETRY); memory is short, so direct reclaim in __GFP_FS
-///    context waits for a filesystem lock.
-/// 2. Another task holds that filesystem lock and allocates with GFP_NOFS; nothing is free, so
-///    it takes oom_lock and runs the OOM notifier chain.
-/// 3. virtballoon_oom_notify() calls leak_balloon(), which waits for balloon_lock.
+///    (GFP_HIGHUSER_MOVABLE | __GFP_NOMEMALLOC | __GFP_NORETRY); memory is short, so direct
+///    reclaim in __GFP_FS context waits for a filesystem lock.
+/// 2. A task holding that filesystem lock allocates with GFP_NOFS: nothing is free, and 4.4
+///    keeps looping, taking oom_lock each round and bailing out before the OOM killer.
+/// 3. Another task's allocation, which may enter the filesystem, takes oom_lock and runs the
+///    OOM notifier chain; virtballoon_oom_notify() calls leak_balloon(), which waits for
+///    balloon_lock.
 ///
 /// Symptom: an OOM lockup; lockdep reports balloon_lock -> fs_lock -> oom_lock ->
 /// oom_notify_list.rwsem -> balloon_lock. Fix: allocate balloon pages before taking
