@@ -24,7 +24,7 @@ pub use check::{
 // For the tests and the CLI: the fix table and its switches.
 pub use fixes::{
     BalloonFixes, Fixes, ALIGN_TARGET, FILL_PFNS_INDEX, FIX_IDS, LEAK_AVAILABLE_PAGES, MIGRATE_MANAGED_COUNT,
-    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, STATS_FIRST_BUFFER,
+    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
 };
 // For the loom and shuttle tests and the benches, which drive the kernel side directly: the
 // machine, the driver and balloon compaction's migration step.

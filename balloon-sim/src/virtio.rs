@@ -113,8 +113,11 @@ impl VirtioDevice {
     }
 
     /// Mirrors virtio_cread() of a u32: a legacy device's config is read in the guest's byte
-    /// order, a modern one's as little-endian.
-    pub fn cread_u32(&self, offset: usize) -> u32 {
+    /// order, a modern one's as little-endian. A call that may sleep (virtio_ccw waits for the
+    /// channel I/O that reads it).
+    #[track_caller]
+    pub fn cread_u32(&self, cx: &Cx, offset: usize) -> u32 {
+        cx.might_sleep("virtio_cread");
         let bytes = self.host.config_read(offset);
         match self.virtio_endian() {
             Endian::Little => u32::from_le_bytes(bytes),
@@ -122,8 +125,10 @@ impl VirtioDevice {
         }
     }
 
-    /// Mirrors virtio_cwrite() of a u32.
-    pub fn cwrite_u32(&self, offset: usize, value: u32) {
+    /// Mirrors virtio_cwrite() of a u32; may sleep, as virtio_cread().
+    #[track_caller]
+    pub fn cwrite_u32(&self, cx: &Cx, offset: usize, value: u32) {
+        cx.might_sleep("virtio_cwrite");
         let bytes = match self.virtio_endian() {
             Endian::Little => value.to_le_bytes(),
             Endian::Big => value.to_be_bytes(),

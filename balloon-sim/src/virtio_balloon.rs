@@ -559,7 +559,7 @@ impl VirtioBalloon {
     /// Mirrors towards_target(): the host's target (legacy config is little-endian) less
     /// `num_pages`; with `align-target` the target is rounded up to whole guest pages.
     pub fn towards_target(&self, cx: &Cx) -> i64 {
-        let mut num_pages = self.vdev.cread_u32(CONFIG_NUM_PAGES);
+        let mut num_pages = self.vdev.cread_u32(cx, CONFIG_NUM_PAGES);
         if !self.vdev.has_feature(VIRTIO_F_VERSION_1) {
             // le32_to_cpu on the guest.
             num_pages = swap_if_big(self.vdev.guest_endian(), num_pages);
@@ -578,7 +578,7 @@ impl VirtioBalloon {
         if !self.vdev.has_feature(VIRTIO_F_VERSION_1) {
             actual = swap_if_big(self.vdev.guest_endian(), actual);
         }
-        self.vdev.cwrite_u32(CONFIG_ACTUAL, actual);
+        self.vdev.cwrite_u32(cx, CONFIG_ACTUAL, actual);
     }
 
     /// Mirrors virtballoon_oom_notify(): without DEFLATE_ON_OOM nothing; else leak `oom_pages`
@@ -601,6 +601,21 @@ impl VirtioBalloon {
             || self.shared.need_stats_update.load(Ordering::SeqCst)
             || self.shared.should_stop.load(Ordering::SeqCst)
             || self.shared.freezing.load(Ordering::SeqCst)
+    }
+
+    /// The balloon thread's condition tested again after a wake-up. Seed 004 (`wait-woken`)
+    /// waits with wait_woken(), so the condition runs in TASK_RUNNING; before it, 3.x's
+    /// `wait_event_interruptible()` tests the condition after prepare_to_wait() has set
+    /// TASK_INTERRUPTIBLE, and towards_target()'s config read may sleep: the kernel warns "do
+    /// not call blocking ops when !TASK_RUNNING".
+    pub fn thread_recheck(&self, cx: &Cx) -> bool {
+        if self.fixes.on(crate::fixes::WAIT_WOKEN) {
+            return self.thread_has_work(cx);
+        }
+        cx.set_current_state(false);
+        let has_work = self.thread_has_work(cx);
+        cx.set_current_state(true);
+        has_work
     }
 
     /// One pass of balloon()'s loop body after the wait: stats, fill or leak, size update.
@@ -626,7 +641,13 @@ impl VirtioBalloon {
             self.shared.config_change.wait_event(cx, || {
                 !self.shared.freezing.load(Ordering::SeqCst) || self.shared.should_stop.load(Ordering::SeqCst)
             });
-            self.shared.config_change.wait_event(cx, || self.thread_has_work(cx));
+            // The first test runs before the thread sleeps; each later one after a wake-up.
+            let mut woken = false;
+            self.shared.config_change.wait_event(cx, || {
+                let has_work = if woken { self.thread_recheck(cx) } else { self.thread_has_work(cx) };
+                woken = true;
+                has_work
+            });
             if self.shared.should_stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -754,11 +775,36 @@ impl VirtioBalloon {
         cx.op_end("virtballoon_remove", "");
     }
 
-    /// Mirrors virtballoon_freeze(): the thread is already frozen.
+    /// Mirrors virtballoon_freeze(): the thread is already frozen. Seed 004 (`s4-leak-fill`)
+    /// deflates the balloon (remove_common); before it, 3.3's freeze only reset the device and
+    /// deleted the queues, keeping the pages for restore to forget.
     pub fn freeze(&self, cx: &Cx) {
         cx.op_begin("virtballoon_freeze", "");
-        self.remove_common(cx);
+        if self.fixes.on(crate::fixes::S4_LEAK_FILL) {
+            self.remove_common(cx);
+        } else {
+            self.vdev.reset();
+            self.vdev.del_vqs();
+            *self.vqs.lock() = None;
+        }
         cx.op_end("virtballoon_freeze", "0");
+    }
+
+    /// 3.3's restore-time "fudge" (e562966dbaf4): the pages given to the host are taken off the
+    /// list, counted back into totalram and `num_pages` reset to 0, but never freed: the leak
+    /// 4eb05d562ea1 fixed.
+    fn forget_balloon_pages(&self, cx: &Cx) {
+        let guard = self.balloon_lock.lock(cx);
+        for _ in 0..self.num_pages.get(cx) / self.pages_per_page {
+            let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx, &self.pages) else {
+                break;
+            };
+            if !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
+                let _ = self.pages.adjust_managed_page_count(cx, page, 1);
+            }
+        }
+        self.num_pages.set(cx, 0);
+        drop(guard);
     }
 
     /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
@@ -767,6 +813,12 @@ impl VirtioBalloon {
         if let Err(err) = self.init_vqs(cx) {
             cx.op_end("virtballoon_restore", format!("{err}"));
             return Err(err);
+        }
+        if !self.fixes.on(crate::fixes::S4_LEAK_FILL) {
+            self.forget_balloon_pages(cx);
+            self.update_balloon_size(cx);
+            cx.op_end("virtballoon_restore", "0");
+            return Ok(());
         }
         // fill_balloon takes a size_t: a negative diff would become huge (then 256).
         let diff = self.towards_target(cx);

@@ -89,6 +89,24 @@ impl Catalog for BalloonSubject {
                 ops_max: 40,
                 cases_max: 400,
             },
+            ZooEntry {
+                name: "blocking-config-read-in-wait",
+                kernel: "fixed",
+                fix: "wait-woken",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding(sim_core::cx::BLOCKING_OP_NOT_RUNNING)],
+                ops_max: 20,
+                cases_max: 100,
+            },
+            ZooEntry {
+                name: "s4-balloon-leak",
+                kernel: "fixed",
+                fix: "s4-leak-fill",
+                checker: "op-sim",
+                expected: vec![ViolationKind::invariant("pages-leaked")],
+                ops_max: 30,
+                cases_max: 300,
+            },
         ]
     }
 

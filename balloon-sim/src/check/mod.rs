@@ -123,6 +123,9 @@ pub struct BalloonSubject {
     tasks: Vec<Vec<Pfn>>,
     /// Whether the PM core has frozen the device.
     frozen: bool,
+    /// Whether the balloon thread is asleep in its wait (it is after probe and after a pass
+    /// that found nothing to do), so its next test of the condition follows a wake-up.
+    thread_asleep: bool,
 }
 
 impl BalloonSubject {
@@ -162,6 +165,7 @@ impl BalloonSubject {
             world,
             tasks: vec![Vec::new(); tasks],
             frozen: false,
+            thread_asleep: true,
         }
     }
 
@@ -200,13 +204,16 @@ impl BalloonSubject {
         let cx = &self.cx;
         let observer = cx.sim().observer_cx("checker", 0);
         let (mut rounds, mut filled, mut leaked, mut out_of_puff) = (0, false, false, false);
-        while vb.thread_has_work(cx) && rounds < ROUNDS_MAX && !out_of_puff {
+        let mut has_work = if self.thread_asleep { vb.thread_recheck(cx) } else { vb.thread_has_work(cx) };
+        while has_work && rounds < ROUNDS_MAX && !out_of_puff {
             let step = vb.balloon_thread_step(cx);
             rounds += 1;
             filled |= step.fill.pfns > 0;
             leaked |= step.leaked > 0;
             out_of_puff |= step.fill.out_of_puff;
+            has_work = vb.thread_has_work(cx);
         }
+        self.thread_asleep = !has_work;
         let not_converging = if filled && leaked {
             Some(format!(
                 "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
@@ -322,9 +329,13 @@ impl BalloonSubject {
         let Some(vb) = self.world.vb.clone().filter(|_| self.frozen) else {
             return Outcome::Idle;
         };
+        // Hibernation powered the machine off: the device that comes back holds nothing.
+        self.world.host.forget_held();
         let result = vb.restore(&self.pm_cx);
         if result.is_ok() {
             self.frozen = false;
+            // Thawed, the thread tests its condition afresh before it sleeps again.
+            self.thread_asleep = false;
             vb.shared.freezing.store(false, Ordering::SeqCst);
             self.pm_cx.sim().mark("restore");
         }

@@ -23,7 +23,7 @@ fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
     let vb = world.vb.clone().expect("probe");
     if balloon_pages > 0 {
         vb.fill_balloon(&cx, balloon_pages);
-        vb.update_balloon_size();
+        vb.update_balloon_size(&cx);
     }
     world
 }
@@ -46,18 +46,21 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
         let filler = {
             let (vb, sim) = (vb.clone(), sim.clone());
             thread::spawn(move || {
-                vb.fill_balloon(&sim.cx("vballoon", 0), 1);
-                vb.update_balloon_size();
+                let cx = sim.cx("vballoon", 0);
+                vb.fill_balloon(&cx, 1);
+                vb.update_balloon_size(&cx);
             })
         };
         let freed = vb.oom_notify(&sim.cx("oom", 1));
         filler.join().expect("fill");
         // update_balloon_size() runs without balloon_lock, so the two updates can land in either
         // order; the balloon thread's next pass writes the settled value, as here.
-        vb.update_balloon_size();
-        let cx = sim.cx("check", 0);
+        let cx = sim.cx("vballoon", 0);
+        vb.update_balloon_size(&cx);
         assert!(freed >= 1, "the notifier found the first page or the second: freed {freed}");
-        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        world
+            .check_invariants(&sim.observer_cx("check", 0), &BTreeSet::new())
+            .unwrap_or_else(|v| panic!("{v}"));
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
@@ -81,8 +84,9 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
                 })
             })
         };
-        let leaked = vb.leak_balloon(&sim.cx("vballoon", 1), 1);
-        vb.update_balloon_size();
+        let thread_cx = sim.cx("vballoon", 1);
+        let leaked = vb.leak_balloon(&thread_cx, 1);
+        vb.update_balloon_size(&thread_cx);
         let result = compaction.join().expect("compaction");
         assert_eq!(leaked, 1, "the other page is always on the list for leak");
         assert!(
@@ -90,8 +94,9 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
             "{result:?}"
         );
         let cx = sim.cx("check", 0);
-        assert_eq!(vb.num_pages(), 1);
-        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        let observer = sim.observer_cx("check", 0);
+        assert_eq!(vb.num_pages(&observer), 1);
+        world.check_invariants(&observer, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
@@ -99,14 +104,17 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively.
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively, on 4.4's allocator.
 ///
-/// 1. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
+/// 1. Before the model runs, a task holding the filesystem lock allocated with GFP_NOFS in a
+///    full guest: 4.4 calls no OOM killer for it, so it loops waiting for someone else's OOM
+///    progress (ksim's `oom_progress` annotation records the wait under the filesystem lock).
+/// 2. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
 ///    enters direct reclaim, which waits for the filesystem lock.
-/// 2. A task holding the filesystem lock allocates with GFP_NOFS and reaches the OOM notifier.
-/// 3. virtballoon_oom_notify() -> leak_balloon() waits for balloon_lock.
+/// 3. A task's GFP_HIGHUSER_MOVABLE allocation reaches out_of_memory(); the OOM notifier's
+///    leak_balloon() waits for balloon_lock.
 ///
-/// Loom finds the interleaving and reports the deadlock; with the fix the same model is clean.
+/// Lockdep reports the cycle in every interleaving; with the fix the same model is clean.
 fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
     builder().check(move || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
@@ -117,18 +125,24 @@ fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
         let cx = sim.cx("probe", 0);
         let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
         let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 1);
         let mut held = Vec::new();
         while let Ok(pfn) = world.pages.alloc_page(&cx, sim_core::mm::Gfp::GFP_ATOMIC, "fill") {
             held.push(pfn);
+        }
+        {
+            let writer = sim.cx("writer", 1);
+            let _fs = world.pages.fs_lock().lock(&writer);
+            let nofs = world.pages.alloc_page(&writer, sim_core::mm::Gfp::GFP_NOFS, "task");
+            assert!(nofs.is_err(), "4.4 gives a GFP_NOFS allocation no OOM kill");
         }
         let filler = {
             let (vb, sim) = (vb.clone(), sim.clone());
             thread::spawn(move || vb.fill_balloon(&sim.cx("vballoon", 0), 1))
         };
-        {
-            let task = sim.cx("task", 1);
-            let _fs = world.pages.fs_lock().lock(&task);
-            let _ = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task");
+        let task = sim.cx("task", 1);
+        if let Ok(pfn) = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_HIGHUSER_MOVABLE, "task") {
+            held.push(pfn);
         }
         filler.join().expect("fill");
         for pfn in held {

@@ -62,6 +62,10 @@ fn actors(fixes: Fixes) {
         let (world, sim) = (world.clone(), sim.clone());
         thread::spawn(move || task_allocates_under_the_fs_lock(&world, &sim))
     };
+    let user = {
+        let (world, sim) = (world.clone(), sim.clone());
+        thread::spawn(move || task_allocates(&world, &sim))
+    };
     let compaction = {
         let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
         thread::spawn(move || {
@@ -71,7 +75,7 @@ fn actors(fixes: Fixes) {
             });
         })
     };
-    for handle in [config_changes, task, compaction] {
+    for handle in [config_changes, task, user, compaction] {
         handle.join().expect("actor");
     }
     // virtballoon_remove(): kthread_stop() first, then remove_common with the host still up.
@@ -83,8 +87,8 @@ fn actors(fixes: Fixes) {
     }
     // update_balloon_size() runs without balloon_lock in both the thread and the OOM notifier,
     // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
-    vb.update_balloon_size();
-    world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+    vb.update_balloon_size(&sim.cx("vballoon", 0));
+    world.check_invariants(&sim.observer_cx("check", 0), &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
     count_marks(&sim);
     vb.remove(&cx);
     stop_host.store(true, Ordering::SeqCst);
@@ -104,6 +108,23 @@ fn task_allocates_under_the_fs_lock(world: &World, sim: &Sim) {
     for _ in 0..4 {
         let _fs = world.pages.fs_lock().lock(&cx);
         if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
+            world.touch(&cx, pfn);
+            mine.push(pfn);
+        }
+    }
+    for pfn in mine {
+        world.pages.free_page(&cx, pfn).expect("ours");
+    }
+}
+
+/// A task that allocates four pages with GFP_HIGHUSER_MOVABLE (which may enter the filesystem,
+/// so on 4.4 it is the one that reaches out_of_memory() and the OOM notifier), touches them and
+/// frees them.
+fn task_allocates(world: &World, sim: &Sim) {
+    let cx = sim.cx("user", 0);
+    let mut mine = Vec::new();
+    for _ in 0..4 {
+        if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_HIGHUSER_MOVABLE, "task") {
             world.touch(&cx, pfn);
             mine.push(pfn);
         }
@@ -138,10 +159,11 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
     assert!(MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed) > migrations, "no run migrated a page");
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads. The balloon
-/// thread holds balloon_lock in fill_balloon() while direct reclaim waits for the filesystem
-/// lock; the task holding that lock hits OOM and the notifier waits for balloon_lock. Shuttle
-/// finds the schedule and reports the deadlock.
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads on 4.4's
+/// allocator. The balloon thread holds balloon_lock in fill_balloon() while direct reclaim waits
+/// for the filesystem lock; the task holding that lock loops in a GFP_NOFS allocation waiting
+/// for OOM progress; another task reaches out_of_memory() and the notifier waits for
+/// balloon_lock. Shuttle finds a schedule taking every edge, and lockdep names the cycle.
 #[test]
 fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
     let mut fixes = Fixes::all();

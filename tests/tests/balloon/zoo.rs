@@ -118,6 +118,36 @@ fn migrate_managed_count_is_found_and_quiet_when_fixed() {
     found_with_fix_off_and_quiet_with_it_on("migrate-managed-count");
 }
 
+/// Regression: "virtio_balloon: do not call blocking ops when !TASK_RUNNING" (2015, before the
+/// seed, which has the fix).
+///
+/// 1. 3.x's balloon thread sleeps in `wait_event_interruptible(vb->config_change, cond)`.
+/// 2. A config change wakes it; wait_event tests `cond` again after prepare_to_wait() has set
+///    TASK_INTERRUPTIBLE.
+/// 3. `cond` calls towards_target(), whose virtio_cread() may sleep.
+///
+/// Symptom: "WARNING: do not call blocking ops when !TASK_RUNNING" (and a lost wake-up if the
+/// read does sleep). Fix: wait with wait_woken(), testing the condition in TASK_RUNNING.
+#[test]
+fn blocking_config_read_in_the_wait_condition_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("blocking-config-read-in-wait");
+}
+
+/// Regression: "virtio: balloon: leak / fill balloon across S4" (2012, 4eb05d562ea1; before the
+/// seed, which has the fix).
+///
+/// 1. The balloon holds pages the host took; the guest hibernates: 3.3's freeze keeps them.
+/// 2. The machine powers off; the host that comes back holds nothing.
+/// 3. 3.3's restore takes the pages off the balloon's list and resets num_pages, but never
+///    frees them.
+///
+/// Symptom: the ballooned memory is lost to the guest after every hibernation. Fix: deflate on
+/// freeze and fill again on restore.
+#[test]
+fn s4_balloon_leak_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("s4-balloon-leak");
+}
+
 #[test]
 fn catalog_configs_reject_unknown_names_with_the_valid_ones() {
     let err = BalloonSubject::config(Some("linux-9.9"), &[]).expect_err("unknown preset");
