@@ -245,11 +245,30 @@ impl VirtioBalloon {
 
     /// Whether the queues exist (false between freeze and restore, or after remove).
     pub fn has_vqs(&self) -> bool {
-        self.vqs.lock().is_some()
+        self.vqs.lock().as_ref().is_some_and(|vqs| !vqs.inflate.is_deleted())
     }
 
+    /// `vb->inflate_vq` and friends: set by init_vqs(), never cleared, so after del_vqs() they
+    /// are stale pointers, as in the seed. `None` only before the first init_vqs().
     fn vqs(&self) -> Option<Vqs> {
         self.vqs.lock().clone()
+    }
+
+    /// A use of queue `vq` through the driver's pointer: after del_vqs() the queue's memory is
+    /// freed, and the use is a reported use after free (the model then skips it; the kernel
+    /// would scribble on freed memory and, in tell_host, wait for ever).
+    fn vq_live(&self, cx: &Cx, vq: &VirtQueue, what: &str) -> bool {
+        if !vq.is_deleted() {
+            return true;
+        }
+        cx.sim().report(
+            Some(cx),
+            Violation::new(
+                ViolationKind::UseAfterFree,
+                format!("{what} uses vb->{}_vq after del_vqs() freed it", vq.name),
+            ),
+        );
+        false
     }
 
     /// Mirrors page_to_balloon_pfn().
@@ -299,6 +318,9 @@ impl VirtioBalloon {
     /// Mirrors tell_host(): one out-buffer of `pfns[..num_pfns]`, a kick, and a wait for the
     /// host to use it.
     fn tell_host(&self, cx: &Cx, vq: &VirtQueue) {
+        if !self.vq_live(cx, vq, "tell_host") {
+            return;
+        }
         let mem = &self.vdev.mem;
         // The seed sends CPU-order u32s; the fix sends __virtio32.
         let endian = if self.fixes.on(crate::fixes::PFN_FORMAT_VIRTIO1) {
@@ -316,7 +338,13 @@ impl VirtioBalloon {
             }
         });
         cx.note(format!("tell_host {}: {} pfns", vq.name, num_pfns));
-        // "We should always be able to add one buffer to an empty queue."
+        // A device that misbehaves may break the queue (virtio_break_device): fault site
+        // `virtio:broken_queue`.
+        if cx.sim().should_fail(cx, &FaultSite::call("virtio:broken_queue"), 0) {
+            vq.mark_broken();
+        }
+        // "We should always be able to add one buffer to an empty queue": the seed ignores the
+        // error, and then waits for an ack that cannot come.
         if let Err(err) = vq.add_outbuf(mem, &[(PFNS_ADDR, 4 * num_pfns as u32)], 1) {
             cx.note(format!("virtqueue_add_outbuf: {err}"));
         }
@@ -447,6 +475,7 @@ impl VirtioBalloon {
         if num_pfns != 0 {
             cx.sim().mark("fill");
             if let Some(vqs) = self.vqs() {
+                // Always there after probe: init_vqs() set it.
                 self.tell_host(cx, &vqs.inflate);
             }
         }
@@ -502,6 +531,7 @@ impl VirtioBalloon {
         if freed != 0 {
             cx.sim().mark("leak");
             if let Some(vqs) = self.vqs() {
+                // Always there after probe: init_vqs() set it.
                 self.tell_host(cx, &vqs.deflate);
             }
         }
@@ -541,9 +571,13 @@ impl VirtioBalloon {
     pub fn stats_handle_request(&self, cx: &Cx) {
         self.shared.need_stats_update.store(false, Ordering::SeqCst);
         self.update_balloon_stats(cx);
+        // Without STATS_VQ no stats request can come (vb->stats_vq is NULL).
         let Some(vq) = self.vqs().and_then(|v| v.stats) else {
             return;
         };
+        if !self.vq_live(cx, &vq, "stats_handle_request") {
+            return;
+        }
         let mem = &self.vdev.mem;
         if vq.get_buf(mem).is_none() {
             return;
@@ -684,7 +718,12 @@ impl VirtioBalloon {
             }
             let len = (VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE) as u32;
             // "it can't be broken yet!"
-            vq.add_outbuf(&self.vdev.mem, &[(STATS_ADDR, len)], 1).expect("an empty stats queue has room");
+            if vq.add_outbuf(&self.vdev.mem, &[(STATS_ADDR, len)], 1).is_err() {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(ViolationKind::Bug, "init_vqs: BUG() priming the stats queue"),
+                );
+            }
             if vq.kick_prepare(&self.vdev.mem) {
                 self.vdev.notify(cx, STATS_VQ);
             }
@@ -718,6 +757,7 @@ impl VirtioBalloon {
         let vqs = self.vqs();
         self.num_pfns.set(cx, self.pages_per_page as usize);
         self.set_page_pfns(cx, 0, newpage);
+        // Always there after probe: init_vqs() set them.
         if let Some(vqs) = &vqs {
             self.tell_host(cx, &vqs.inflate);
         }
@@ -760,7 +800,6 @@ impl VirtioBalloon {
         self.update_balloon_size(cx);
         self.vdev.reset();
         self.vdev.del_vqs();
-        *self.vqs.lock() = None;
     }
 
     /// Mirrors virtballoon_remove(): unregister the notifier, stop the thread (the caller joins
@@ -785,7 +824,6 @@ impl VirtioBalloon {
         } else {
             self.vdev.reset();
             self.vdev.del_vqs();
-            *self.vqs.lock() = None;
         }
         cx.op_end("virtballoon_freeze", "0");
     }
@@ -981,5 +1019,57 @@ mod tests {
         assert_eq!(world.pages.page_count(&observer, page), Ok(0), "the old page is free");
         let checked = world.check_invariants(&observer, &std::collections::BTreeSet::new());
         assert!(checked.is_ok(), "{checked:?} {:?}", sim.violations());
+    }
+
+    #[test]
+    fn queue_sizes_are_validated_and_each_ring_is_sized_from_its_num() {
+        for (size, expected) in
+            [(0, Err(Errno::ENOENT)), (3, Err(Errno::ENOMEM)), (32768, Ok(())), (1, Ok(()))]
+        {
+            let sim = sim();
+            let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.queue_size = size);
+            assert_eq!(world.probe_result, expected, "queue size {size}");
+        }
+        let sim = sim();
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| c.queue_size = 1024);
+        let vqs = world.vb.as_ref().expect("probe").vqs().expect("queues");
+        let (a, b) = (vqs.inflate.layout(), vqs.deflate.layout());
+        assert!(a.desc + a.size() <= b.desc, "the rings do not overlap: {a:?} {b:?}");
+        assert!(b.desc + b.size() <= world.vdev.mem.len() as u64, "the ring fits the shared memory");
+    }
+
+    #[test]
+    fn a_use_of_a_queue_after_del_vqs_is_a_reported_use_after_free() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        // 3.3's freeze keeps the balloon: the OOM notifier then tells the host through a
+        // deleted queue.
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |c| {
+            c.fixes.set(crate::fixes::S4_LEAK_FILL, false)
+        });
+        let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 4);
+        vb.freeze(&sim.cx("pm", 0));
+        assert!(!vb.has_vqs());
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        vb.oom_notify(&sim.cx("oom", 1));
+        let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds.first().map(String::as_str), Some("use-after-free"), "{kinds:?}");
+    }
+
+    #[test]
+    fn a_broken_queue_leaves_tell_host_waiting_for_ever_and_a_lost_stats_interrupt_stops_the_stats() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let world = world(&sim, 64, HOST_FEATURES_ALL, Endian::Little, |_| {});
+        let vb = world.vb.clone().expect("probe");
+        sim.set_faults(FaultPlan::with(FaultAttr::always().site("virtio:lost_interrupt")));
+        assert!(world.vdev.host_request_stats(&cx), "the host gave the buffer back");
+        assert!(!vb.shared.need_stats_update.load(Ordering::SeqCst), "the interrupt was lost");
+        assert!(!world.vdev.host_request_stats(&cx), "the host holds no buffer: stats stop for good");
+        sim.set_faults(FaultPlan::with(FaultAttr::always().site("virtio:broken_queue")));
+        vb.fill_balloon(&cx, 1);
+        let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["hang"], "the seed ignores virtqueue_add_outbuf's EIO and waits");
     }
 }

@@ -103,7 +103,9 @@ impl Catalog for BalloonSubject {
                 kernel: "fixed",
                 fix: "s4-leak-fill",
                 checker: "op-sim",
-                expected: vec![ViolationKind::invariant("pages-leaked")],
+                // The leak, or first a use of the deleted queues by the OOM notifier or
+                // compaction, which 3.3's freeze left with pages to move.
+                expected: vec![ViolationKind::invariant("pages-leaked"), ViolationKind::UseAfterFree],
                 ops_max: 30,
                 cases_max: 300,
             },
