@@ -178,17 +178,6 @@ impl<T> Guarded<T> {
         self.cell.with_mut(|slot| *slot = value);
     }
 
-    /// `data_race(field)`: a plain read a model declares a benign race, as the kernel's
-    /// `data_race()` annotation tells KCSAN. Traced, never judged. Added for the balloon's
-    /// unlocked reads of `vb->num_pages`.
-    #[track_caller]
-    pub fn read_data_race<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
-        if !cx.is_observer() {
-            cx.trace(EventKind::Access { field: self.field.into(), write: false });
-        }
-        self.cell.with(f)
-    }
-
     /// The value, when the field is no longer shared.
     pub fn into_inner(self) -> T {
         self.cell.into_inner()

@@ -1,6 +1,7 @@
 //! Loom models of the balloon's lock protocol: fill_balloon, the OOM notifier's leak_balloon
-//! and compaction's migratepage racing on balloon_lock and pages_lock, with the real driver
-//! (the host runs each kick synchronously, so every ack is already there). Preemption bound 2.
+//! and compaction's migratepage racing on balloon_lock, pages_lock and the page locks, with the
+//! real driver; most with a synchronous host (every ack already there), one with the host as a
+//! thread of its own, so tell_host really waits for the ack. Preemption bound 2.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,7 @@ use balloon_sim::HOST_FEATURES_ALL;
 use balloon_sim::{compact_one, CompactResult};
 use balloon_sim::{BalloonConfig, World};
 use sim_core::mm::PAGE_SIZE_4K;
+use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig};
 
@@ -169,4 +171,40 @@ fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
 #[test]
 fn fixed_fill_balloon_never_deadlocks_with_the_oom_notifier() {
     fill_against_oom_under_the_fs_lock(Fixes::all());
+}
+
+/// tell_host() against an asynchronous host: the driver adds the buffer, kicks and sleeps on
+/// `vb->acked`; the host thread consumes the ring and interrupts; balloon_ack() wakes the
+/// driver. In every interleaving the wait ends, and host and guest agree, for a fill and for the
+/// leak remove_common() does.
+#[test]
+fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
+    builder().check(|| {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = 8 * PAGE_SIZE_4K;
+        config.queue_size = 2;
+        // No stats queue: its primed buffer would be a second, unrelated kick.
+        let features = HOST_FEATURES_ALL & !(1 << 1);
+        let cx = sim.cx("vballoon", 0);
+        let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, features, Endian::Little, false));
+        let vb = world.vb.clone().expect("probe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let host = {
+            let (world, sim, stop) = (world.clone(), sim.clone(), stop.clone());
+            thread::spawn(move || world.host_actor(&sim.cx("host", 1), &stop))
+        };
+        vb.fill_balloon(&cx, 1);
+        vb.update_balloon_size(&cx);
+        let observer = sim.observer_cx("check", 0);
+        assert_eq!(world.host.held_count(), 1, "the host took the page before the ack");
+        world.check_invariants(&observer, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        vb.remove(&cx);
+        assert_eq!(world.host.held_count(), 0, "remove's leak was acked too");
+        stop.store(true, Ordering::SeqCst);
+        world.host.kicks.wake_up();
+        host.join().expect("host");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    });
 }
