@@ -160,10 +160,8 @@ impl BalloonDevInfo {
     /// kernel's BUG() ("some balloon pages are lost").
     pub fn balloon_page_dequeue(&self, cx: &Cx, pages: &PageAllocator) -> Option<Pfn> {
         let mut cursor = SafeCursor::new(self.head);
-        loop {
-            let Ok(Some(node)) = self.lru(cx, pages, |mem, _| cursor.next(mem)) else {
-                break;
-            };
+        // An oops on a poisoned link ends the walk (reported already).
+        while let Ok(Some(node)) = self.lru(cx, pages, |mem, _| cursor.next(mem)) {
             let Some(pfn) = node.page().map(|page| page.pfn) else { break };
             if !pages.trylock_page(cx, pfn) {
                 cx.sim().mark("dequeue-page-locked");

@@ -56,6 +56,10 @@ pub struct Shared {
     pub should_stop: AtomicBool,
     /// `freezing(current)`.
     pub freezing: AtomicBool,
+    /// `frozen(current)`: the thread is parked in the refrigerator.
+    pub frozen: AtomicBool,
+    /// Where the PM core waits for the thread to freeze (`freeze_kernel_threads()`).
+    pub refrigerator: WaitQueue,
 }
 
 /// What one fill_balloon() round did, for the caller that drives the thread by hand (the
@@ -176,6 +180,8 @@ impl VirtioBalloon {
                 need_stats_update: AtomicBool::new(false),
                 should_stop: AtomicBool::new(false),
                 freezing: AtomicBool::new(false),
+                frozen: AtomicBool::new(false),
+                refrigerator: WaitQueue::new("freezer"),
             }),
             num_pages: Guarded::undocumented("vb->num_pages", 0),
             num_pages_racy: AtomicU32::new(0),
@@ -687,9 +693,15 @@ impl VirtioBalloon {
     pub fn balloon_thread(&self, cx: &Cx) {
         while !self.shared.should_stop.load(Ordering::SeqCst) {
             // try_to_freeze(): parked while the PM core has it frozen.
-            self.shared.config_change.wait_event(cx, || {
-                !self.shared.freezing.load(Ordering::SeqCst) || self.shared.should_stop.load(Ordering::SeqCst)
-            });
+            if self.shared.freezing.load(Ordering::SeqCst) {
+                self.shared.frozen.store(true, Ordering::SeqCst);
+                self.shared.refrigerator.wake_up();
+                self.shared.config_change.wait_event(cx, || {
+                    !self.shared.freezing.load(Ordering::SeqCst)
+                        || self.shared.should_stop.load(Ordering::SeqCst)
+                });
+                self.shared.frozen.store(false, Ordering::SeqCst);
+            }
             // The first test runs before the thread sleeps; each later one after a wake-up.
             let mut woken = false;
             self.shared.config_change.wait_event(cx, || {
@@ -705,6 +717,23 @@ impl VirtioBalloon {
             }
             self.balloon_thread_step(cx);
         }
+    }
+
+    /// The PM core's freeze_kernel_threads() for the balloon thread: asks it to freeze and
+    /// waits until it is parked (or has stopped), so virtballoon_freeze() runs with the thread
+    /// frozen, as the seed assumes.
+    pub fn freeze_thread(&self, cx: &Cx) {
+        self.shared.freezing.store(true, Ordering::SeqCst);
+        self.shared.config_change.wake_up();
+        self.shared.refrigerator.wait_event(cx, || {
+            self.shared.frozen.load(Ordering::SeqCst) || self.shared.should_stop.load(Ordering::SeqCst)
+        });
+    }
+
+    /// The PM core's thaw_processes() for the balloon thread.
+    pub fn thaw_thread(&self) {
+        self.shared.freezing.store(false, Ordering::SeqCst);
+        self.shared.config_change.wake_up();
     }
 
     /// Mirrors init_vqs(): two queues, or three with STATS_VQ, the stats one primed with a
@@ -1104,7 +1133,7 @@ mod tests {
             let races: Vec<String> = sim
                 .violations()
                 .iter()
-                .filter(|v| v.kind.to_string() == "lockdep:lockset-race")
+                .filter(|v| v.kind == ViolationKind::lockdep("lockset-race"))
                 .map(|v| v.message.clone())
                 .collect();
             if judge {

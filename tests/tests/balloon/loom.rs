@@ -31,6 +31,9 @@ fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
 }
 
 static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Interleavings in which the OOM notifier's and the thread's update_balloon_size() left
+/// `actual` behind `num_pages`.
+static STALE_ACTUAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
@@ -55,8 +58,15 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
         };
         let freed = vb.oom_notify(&sim.cx("oom", 1));
         filler.join().expect("fill");
-        // update_balloon_size() runs without balloon_lock, so the two updates can land in either
-        // order; the balloon thread's next pass writes the settled value, as here.
+        // update_balloon_size() reads num_pages without balloon_lock, so the last of the two
+        // updates may carry a count the other changed since: `actual` is then stale, one of
+        // the values num_pages held (0, 1 or 2), until the thread's next pass.
+        let observer = sim.observer_cx("check", 0);
+        let (actual, num_pages) = (world.host.actual(), vb.num_pages(&observer));
+        assert!(actual <= 2, "actual {actual} is a value num_pages never held");
+        if actual != num_pages {
+            STALE_ACTUAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let cx = sim.cx("vballoon", 0);
         vb.update_balloon_size(&cx);
         assert!(freed >= 1, "the notifier found the first page or the second: freed {freed}");
@@ -68,6 +78,10 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
         vb.remove(&cx);
     });
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+    assert!(
+        STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "some interleaving left a stale actual (the seed's unlocked read of num_pages)"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use balloon_sim::compact_one;
 use balloon_sim::Endian;
 use balloon_sim::Fixes;
 use balloon_sim::HOST_FEATURES_ALL;
-use balloon_sim::{BalloonConfig, World};
+use balloon_sim::{BalloonConfig, VirtioBalloon, World};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::{Gfp, PAGE_SIZE_4K};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +23,11 @@ const MEMORY_PAGES: u64 = 32;
 /// the "sometimes" marks that show the actors reached the interesting states.
 static OOM_DEFLATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Hibernations in runs where compaction migrated a page first (reported).
+static HIBERNATIONS_WITH_MIGRATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Runs that ended with `actual` behind `num_pages` (reported, not required: shuttle's random
+/// schedules may not meet the window).
+static STALE_ACTUAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One run: a 32-page guest (8 DMA32, 24 Normal), 22 pages held from the start, a host asking
 /// for 8 balloon pages, a task allocating 4 more under the filesystem lock: together more than
@@ -66,6 +71,10 @@ fn actors(fixes: Fixes) {
         let (world, sim) = (world.clone(), sim.clone());
         thread::spawn(move || task_allocates(&world, &sim))
     };
+    let pm = {
+        let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
+        thread::spawn(move || hibernate(&world, &vb, &sim))
+    };
     let compaction = {
         let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
         thread::spawn(move || {
@@ -75,7 +84,7 @@ fn actors(fixes: Fixes) {
             });
         })
     };
-    for handle in [config_changes, task, user, compaction] {
+    for handle in [config_changes, task, user, pm, compaction] {
         handle.join().expect("actor");
     }
     // virtballoon_remove(): kthread_stop() first, then remove_common with the host still up.
@@ -86,9 +95,16 @@ fn actors(fixes: Fixes) {
         world.pages.free_page(&cx, pfn).expect("ours");
     }
     // update_balloon_size() runs without balloon_lock in both the thread and the OOM notifier,
-    // so a stopped thread may have written a stale `actual`; its next pass would rewrite it.
+    // so a stopped thread may have written a stale `actual`: everything else must hold now;
+    // `actual` must be a count the balloon had, and after the thread's next pass the current one.
+    let observer = sim.observer_cx("check", 0);
+    let (actual, num_pages) = (world.host.actual(), vb.num_pages(&observer));
+    assert!(actual <= 8 * 4, "actual {actual} is more than the balloon ever held");
+    if actual != num_pages {
+        STALE_ACTUAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     vb.update_balloon_size(&sim.cx("vballoon", 0));
-    world.check_invariants(&sim.observer_cx("check", 0), &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+    world.check_invariants(&observer, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
     count_marks(&sim);
     vb.remove(&cx);
     stop_host.store(true, Ordering::SeqCst);
@@ -134,6 +150,20 @@ fn task_allocates(world: &World, sim: &Sim) {
     }
 }
 
+/// The PM core hibernates the guest once: freezes the balloon thread, virtballoon_freeze(), the
+/// power cycle (the host forgets what it held), virtballoon_restore(), thaw.
+fn hibernate(world: &World, vb: &VirtioBalloon, sim: &Sim) {
+    let cx = sim.cx("pm", 1);
+    vb.freeze_thread(&cx);
+    vb.freeze(&cx);
+    world.host.forget_held();
+    vb.restore(&cx).expect("restore without faults");
+    vb.thaw_thread();
+    if sim.marks().contains("migration") {
+        HIBERNATIONS_WITH_MIGRATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Counts the run towards the "sometimes" marks the test asserts over all iterations.
 fn count_marks(sim: &Sim) {
     let marks = sim.marks();
@@ -157,6 +187,11 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
         "no run reached an OOM deflate"
     );
     assert!(MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed) > migrations, "no run migrated a page");
+    eprintln!(
+        "runs ending with a stale actual: {}; hibernations after a migration: {}",
+        STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed),
+        HIBERNATIONS_WITH_MIGRATION.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads on 4.4's
