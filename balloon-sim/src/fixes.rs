@@ -32,9 +32,16 @@ pub const ALIGN_TARGET: FixId = FixId::new(4, "align-target");
 pub const LEAK_AVAILABLE_PAGES: FixId = FixId::new(5, "leak-available-pages");
 /// A migration across zones moves the managed page count with it.
 pub const MIGRATE_MANAGED_COUNT: FixId = FixId::new(6, "migrate-managed-count");
+/// The balloon thread waits with `wait_woken()`, so its condition (which reads config space, a
+/// call that may sleep) runs in TASK_RUNNING. In seed 004 already; off: 3.x's
+/// `wait_event_interruptible()` with the condition inside.
+pub const WAIT_WOKEN: FixId = FixId::new(7, "wait-woken");
+/// Freeze deflates the balloon and restore fills it again. In seed 004 already; off: 3.3's
+/// freeze keeps the pages and restore only forgets them (they stay allocated: a leak).
+pub const S4_LEAK_FILL: FixId = FixId::new(8, "s4-leak-fill");
 
 /// Every [`FixId`], in table order.
-pub const FIX_IDS: [FixId; 7] = [
+pub const FIX_IDS: [FixId; 9] = [
     OOM_DEADLOCK,
     FILL_PFNS_INDEX,
     STATS_FIRST_BUFFER,
@@ -42,6 +49,8 @@ pub const FIX_IDS: [FixId; 7] = [
     ALIGN_TARGET,
     LEAK_AVAILABLE_PAGES,
     MIGRATE_MANAGED_COUNT,
+    WAIT_WOKEN,
+    S4_LEAK_FILL,
 ];
 
 const fn v(major: u16, minor: u16) -> KernelVersion {
@@ -54,7 +63,8 @@ const NEWEST: KernelVersion = v(6, 6);
 impl FixTableOf for BalloonFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "balloon",
-        oldest: v(4, 4),
+        // Two rows are older than the seed (which has them): 3.3 is the kernel before both.
+        oldest: v(3, 3),
         newest: NEWEST,
         fixes: &[
             Fix {
@@ -126,6 +136,27 @@ impl FixTableOf for BalloonFixes {
                 symptom: "migrating a balloon page to another zone leaves both zones' managed page counts \
                           wrong",
             },
+            Fix {
+                name: "wait-woken",
+                title: "virtio_balloon: do not call blocking ops when !TASK_RUNNING",
+                // The title as KERNEL_FACTS gives it (B9); no id seen next to it. Seed 004 has the
+                // wait_woken() form; 4.0 is the first release after the 2015 patch.
+                commit: Commit::Unverified,
+                landed_in: v(4, 0),
+                cve: None,
+                symptom: "the balloon thread's wait_event condition reads config space (which may sleep) \
+                          with the task not TASK_RUNNING: \"do not call blocking ops when !TASK_RUNNING\"",
+            },
+            Fix {
+                name: "s4-leak-fill",
+                title: "virtio: balloon: leak / fill balloon across S4",
+                // Seen with its title and date (29 Feb 2012) in the file's history.
+                commit: Commit::Id("4eb05d562ea1"),
+                landed_in: v(3, 4),
+                cve: None,
+                symptom: "after hibernation the pages handed to the host stay allocated: the balloon's \
+                          memory is leaked",
+            },
         ],
         presets: &[
             NamedPreset {
@@ -155,8 +186,12 @@ mod tests {
     fn kernel_4_9_is_the_seed_with_the_fixes_landed_by_4_9() {
         let fixes = Fixes::parse(Some("4.9"), &[]).unwrap();
         let on: Vec<&str> = FIX_IDS.iter().filter(|id| fixes.on(**id)).map(|id| id.name()).collect();
-        assert_eq!(on, ["pfn-format-virtio1", "leak-available-pages"]);
-        assert_eq!(Fixes::parse(Some("linux-4.4"), &[]).unwrap(), Fixes::none());
+        assert_eq!(on, ["pfn-format-virtio1", "leak-available-pages", "wait-woken", "s4-leak-fill"]);
+        let seed = Fixes::parse(Some("linux-4.4"), &[]).unwrap();
+        let on: Vec<&str> = FIX_IDS.iter().filter(|id| seed.on(**id)).map(|id| id.name()).collect();
+        assert_eq!(on, ["wait-woken", "s4-leak-fill"], "the seed has the two fixes older than 4.4");
+        let old = Fixes::parse(Some("3.3"), &[]).unwrap();
+        assert_eq!(old, Fixes::none());
         assert_eq!(Fixes::parse(Some("fixed"), &[]).unwrap(), Fixes::all());
         let rc1 = Fixes::parse(Some("4.15-rc1"), &[]).unwrap();
         assert!(rc1.on(OOM_DEADLOCK) && !rc1.on(FILL_PFNS_INDEX), "4.15-rc1 had the regression");

@@ -167,6 +167,12 @@ impl BalloonHost {
         s.stats_head = None;
     }
 
+    /// The machine was powered off across S4 and the guest's image restored: a fresh device
+    /// knows nothing of the pages the old one held (the management layer's target stays).
+    pub fn forget_held(&self) {
+        self.state.lock().held.clear();
+    }
+
     /// A kick on queue `index` (the notify register): a host thread processes it.
     pub fn kick(&self, index: usize) {
         if let Some(p) = self.state.lock().pending.get_mut(index) {

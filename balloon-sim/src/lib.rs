@@ -24,13 +24,13 @@ pub use check::{
 // For the tests and the CLI: the fix table and its switches.
 pub use fixes::{
     BalloonFixes, Fixes, ALIGN_TARGET, FILL_PFNS_INDEX, FIX_IDS, LEAK_AVAILABLE_PAGES, MIGRATE_MANAGED_COUNT,
-    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, STATS_FIRST_BUFFER,
+    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
 };
 // For the loom and shuttle tests and the benches, which drive the kernel side directly: the
 // machine, the driver and balloon compaction's migration step.
-pub use balloon_compaction::{compact_one, CompactResult};
+pub use balloon_compaction::{compact_one, BalloonDevInfo, CompactResult, PAGES_LOCK_CLASS};
 pub use guest::Endian;
-pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon};
+pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon, BALLOON_LOCK_CLASS};
 pub use world::World;
 // For the virtqueue layout tests, which compare the ring with rust-vmm's virtio-queue.
 pub use guest::GuestMemory;

@@ -5,6 +5,7 @@
 //! simulation the host runs a kick synchronously inside the kicking context (nobody else could
 //! satisfy the driver's `wait_event`); in the threaded checkers a host thread does.
 
+use sim_core::fault::FaultSite;
 use sim_core::sync::{Arc, Mutex};
 use sim_core::{Cx, Errno};
 
@@ -19,14 +20,35 @@ pub(crate) type Callback = std::sync::Arc<dyn Fn(&Cx) + Send + Sync>;
 /// A queue and its callback, as `find_vqs` registered them.
 type QueueSlot = Option<(Arc<VirtQueue>, Callback)>;
 
-/// Guest memory reserved for each queue's ring.
-pub(crate) const QUEUE_REGION: u64 = 16384;
 /// Where `vb->pfns` lives.
-pub(crate) const PFNS_ADDR: u64 = 3 * QUEUE_REGION;
+pub(crate) const PFNS_ADDR: u64 = 0;
 /// Where `vb->stats` lives.
 pub(crate) const STATS_ADDR: u64 = PFNS_ADDR + 2048;
-/// The shared region's size.
-pub(crate) const DMA_BYTES: usize = (STATS_ADDR + 1024) as usize;
+/// Where the first queue's ring starts; each ring takes its vring_size() rounded up to a page.
+const QUEUES_BASE: u64 = 4096;
+/// Queues a balloon may have (inflate, deflate, stats).
+const QUEUES_MAX: u64 = 3;
+/// The largest queue the split ring allows (virtio 1.0: `Queue Size` at most 32768).
+pub(crate) const VIRTQUEUE_NUM_MAX: u16 = 32768;
+
+/// Guest memory one queue of `num` entries takes (`vring_size()`, page aligned), as
+/// `vp_setup_vq`'s `alloc_pages_exact` sizes it.
+fn queue_region(num: u16) -> u64 {
+    VringLayout::new(0, num, VRING_ALIGN).size().div_ceil(VRING_ALIGN) * VRING_ALIGN
+}
+
+/// Mirrors setup_vq()'s checks of the device's queue size: 0 means no such queue (`ENOENT`);
+/// vring_new_virtqueue() refuses a size that is not a power of two ("Bad virtqueue length",
+/// `ENOMEM` from its NULL); a u16 power of two is at most [`VIRTQUEUE_NUM_MAX`].
+pub(crate) fn validate_queue_size(num: u16) -> Result<(), Errno> {
+    if num == 0 {
+        return Err(Errno::ENOENT);
+    }
+    if !num.is_power_of_two() || num > VIRTQUEUE_NUM_MAX {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
+}
 
 /// `struct virtio_device` with its transport.
 pub struct VirtioDevice {
@@ -66,7 +88,9 @@ impl VirtioDevice {
         host.ack_features(features);
         VirtioDevice {
             host,
-            mem: Arc::new(GuestMemory::new(DMA_BYTES)),
+            mem: Arc::new(GuestMemory::new(
+                (QUEUES_BASE + QUEUES_MAX * queue_region(queue_size.max(1).next_power_of_two())) as usize,
+            )),
             features,
             guest_endian,
             queue_size,
@@ -113,8 +137,11 @@ impl VirtioDevice {
     }
 
     /// Mirrors virtio_cread() of a u32: a legacy device's config is read in the guest's byte
-    /// order, a modern one's as little-endian.
-    pub fn cread_u32(&self, offset: usize) -> u32 {
+    /// order, a modern one's as little-endian. A call that may sleep (virtio_ccw waits for the
+    /// channel I/O that reads it).
+    #[track_caller]
+    pub fn cread_u32(&self, cx: &Cx, offset: usize) -> u32 {
+        cx.might_sleep("virtio_cread");
         let bytes = self.host.config_read(offset);
         match self.virtio_endian() {
             Endian::Little => u32::from_le_bytes(bytes),
@@ -122,8 +149,10 @@ impl VirtioDevice {
         }
     }
 
-    /// Mirrors virtio_cwrite() of a u32.
-    pub fn cwrite_u32(&self, offset: usize, value: u32) {
+    /// Mirrors virtio_cwrite() of a u32; may sleep, as virtio_cread().
+    #[track_caller]
+    pub fn cwrite_u32(&self, cx: &Cx, offset: usize, value: u32) {
+        cx.might_sleep("virtio_cwrite");
         let bytes = match self.virtio_endian() {
             Endian::Little => value.to_le_bytes(),
             Endian::Big => value.to_be_bytes(),
@@ -156,11 +185,13 @@ impl VirtioDevice {
         if cx.sim().should_fail(cx, &sim_core::fault::FaultSite::call("virtio:find_vqs"), 0) {
             return Err(Errno::ENOMEM);
         }
+        validate_queue_size(self.queue_size)?;
         let event_idx = self.has_feature(VIRTIO_RING_F_EVENT_IDX);
+        let region = queue_region(self.queue_size);
         let mut out = Vec::new();
         let mut slots = self.callbacks.lock();
         for (index, callback) in callbacks.into_iter().enumerate() {
-            let layout = VringLayout::new(index as u64 * QUEUE_REGION, self.queue_size, VRING_ALIGN);
+            let layout = VringLayout::new(QUEUES_BASE + index as u64 * region, self.queue_size, VRING_ALIGN);
             let vq = Arc::new(VirtQueue::new(
                 &self.mem,
                 index as u16,
@@ -176,11 +207,14 @@ impl VirtioDevice {
         Ok(out)
     }
 
-    /// Mirrors vp_del_vqs().
+    /// Mirrors vp_del_vqs(): each queue is freed (`vring_del_virtqueue`), so a driver's
+    /// pointer to it is stale from here on.
     pub fn del_vqs(&self) {
         let mut slots = self.callbacks.lock();
         for slot in slots.iter_mut() {
-            *slot = None;
+            if let Some((vq, _)) = slot.take() {
+                vq.mark_deleted();
+            }
         }
         drop(slots);
         self.host.reset_queues();
@@ -218,10 +252,17 @@ impl VirtioDevice {
     }
 
     /// Mirrors vring_interrupt(): nothing when no used buffer is pending, else the callback,
-    /// in hard-irq context.
+    /// in hard-irq context. A misbehaving transport may lose the interrupt (fault site
+    /// `virtio:lost_interrupt`) or deliver it twice (`virtio:dup_interrupt`).
     pub fn interrupt(&self, cx: &Cx, index: usize) {
         let slot = self.callbacks.lock().get(index).cloned().flatten();
-        if let Some((vq, callback)) = slot {
+        let Some((vq, callback)) = slot else { return };
+        if cx.sim().should_fail(cx, &FaultSite::call("virtio:lost_interrupt"), 0) {
+            cx.note(format!("interrupt on queue {index} lost"));
+            return;
+        }
+        let times = if cx.sim().should_fail(cx, &FaultSite::call("virtio:dup_interrupt"), 0) { 2 } else { 1 };
+        for _ in 0..times {
             if vq.more_used(&self.mem) {
                 cx.hardirq(|cx| callback(cx));
             }

@@ -101,6 +101,9 @@ pub struct VirtQueue {
     endian: Endian,
     event_idx: bool,
     state: Mutex<DriverState>,
+    /// Set by vring_del_virtqueue(): the memory is freed, and a use of this handle is a use
+    /// after free. Instrumentation (a `std` atomic): it stands for the allocator's knowledge.
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 impl VirtQueue {
@@ -127,7 +130,15 @@ impl VirtQueue {
             last_used_idx: 0,
             broken: false,
         };
-        VirtQueue { index, name, layout, endian, event_idx, state: Mutex::new(state) }
+        VirtQueue {
+            index,
+            name,
+            layout,
+            endian,
+            event_idx,
+            state: Mutex::new(state),
+            deleted: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The ring's layout.
@@ -261,6 +272,21 @@ impl VirtQueue {
             mem.write_u16(self.layout.used_event(), last, self.endian);
         }
         last == mem.read_u16(self.layout.used + 2, self.endian)
+    }
+
+    /// vring_del_virtqueue(): the queue's memory goes back (see [`VirtQueue::is_deleted`]).
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the queue was deleted (its handle is stale).
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// virtio_break_device() for this queue: every later operation fails (`EIO`, no buffers).
+    pub(crate) fn mark_broken(&self) {
+        self.state.lock().broken = true;
     }
 
     /// Whether the queue was marked broken by a device that misbehaved.

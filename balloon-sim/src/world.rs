@@ -55,7 +55,14 @@ impl World {
             config.config_access,
             synchronous,
         ));
-        let probed = VirtioBalloon::probe(cx, vdev.clone(), pages.clone(), config.fixes, config.oom_pages);
+        let probed = VirtioBalloon::probe(
+            cx,
+            vdev.clone(),
+            pages.clone(),
+            config.fixes,
+            config.oom_pages,
+            config.judge_benign_races,
+        );
         let (vb, probe_result) = match probed {
             Ok(vb) => (Some(vb), Ok(())),
             Err(err) => (None, Err(err)),
@@ -82,7 +89,7 @@ impl World {
             return BTreeSet::new();
         };
         let mut out = BTreeSet::new();
-        for page in vb.vb_dev_info.all_pages(cx) {
+        for page in vb.vb_dev_info.all_pages(cx, &self.pages) {
             for i in 0..vb.pages_per_page {
                 out.insert(vb.page_to_balloon_pfn(page) + i);
             }
@@ -126,26 +133,46 @@ impl World {
             }
             return Ok(());
         };
-        let balloon: Vec<Pfn> = vb.vb_dev_info.all_pages(cx);
+        let balloon: Vec<Pfn> = vb.vb_dev_info.all_pages(cx, &self.pages);
         self.check_balloon_list(cx, vb, &balloon)?;
         self.check_host_pfns(cx)?;
         self.check_page_owners(cx, &balloon, task_pages)?;
         self.check_managed_pages(cx, &balloon)?;
-        self.check_config(vb)
+        self.check_config(cx, vb)
     }
 
     /// `num_pages` counts the balloon list, and nothing is isolated at rest.
     fn check_balloon_list(&self, cx: &Cx, vb: &VirtioBalloon, balloon: &[Pfn]) -> Result<(), Violation> {
         let ppp = vb.pages_per_page;
-        if vb.num_pages() as usize != balloon.len() * ppp as usize {
+        if vb.num_pages(cx) as usize != balloon.len() * ppp as usize {
             return broken(
                 "num-pages",
-                format!("num_pages {} but {} balloon pages x {ppp}", vb.num_pages(), balloon.len()),
+                format!("num_pages {} but {} balloon pages x {ppp}", vb.num_pages(cx), balloon.len()),
             );
         }
-        let guard = vb.vb_dev_info.pages_lock.lock_irqsave(cx);
-        if guard.isolated_pages != 0 || !guard.isolated.is_empty() {
-            return broken("isolated-at-rest", format!("{} isolated pages at rest", guard.isolated_pages));
+        let isolated = vb.vb_dev_info.isolated_count(cx);
+        if isolated != 0 {
+            return broken("isolated-at-rest", format!("{isolated} isolated pages at rest"));
+        }
+        self.check_balloon_pages(cx, balloon)
+    }
+
+    /// Each balloon page is what 4.4's balloon_page_insert() makes it: a balloon page with
+    /// `PG_private`, unlocked, holding exactly the balloon's reference.
+    fn check_balloon_pages(&self, cx: &Cx, balloon: &[Pfn]) -> Result<(), Violation> {
+        use sim_core::mm::page::PG_PRIVATE;
+        for &pfn in balloon {
+            let count = self.pages.page_count(cx, pfn).unwrap_or(0);
+            let typed = self.pages.page_balloon(cx, pfn) && self.pages.test_page_flag(cx, pfn, PG_PRIVATE);
+            if !typed || count != 1 || self.pages.page_locked(cx, pfn) {
+                return broken(
+                    "balloon-page-state",
+                    format!(
+                        "balloon page {pfn}: PageBalloon+PagePrivate {typed}, page_count {count}, locked {}",
+                        self.pages.page_locked(cx, pfn)
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -229,11 +256,11 @@ impl World {
 
     /// The config space's `actual` follows `num_pages`, and the host's last stats carry only
     /// known tags.
-    fn check_config(&self, vb: &VirtioBalloon) -> Result<(), Violation> {
-        if vb.has_vqs() && self.host.actual() != vb.num_pages() {
+    fn check_config(&self, cx: &Cx, vb: &VirtioBalloon) -> Result<(), Violation> {
+        if vb.has_vqs() && self.host.actual() != vb.num_pages(cx) {
             return broken(
                 "actual",
-                format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages()),
+                format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages(cx)),
             );
         }
         if let (Some(report), _) = self.host.stats() {

@@ -75,10 +75,10 @@ fn model(c: &mut Criterion, guest_bytes: u64, page_size: u64, label: &str) {
     group.throughput(Throughput::Elements(2 * MOVED_BALLOON_PAGES as u64));
     group.bench_function(BenchmarkId::new("virtqueue", label), |b| {
         b.iter(|| {
-            while (vb.num_pages() as usize) < MOVED_BALLOON_PAGES {
+            while (vb.num_pages(&cx) as usize) < MOVED_BALLOON_PAGES {
                 vb.fill_balloon(&cx, ROUND);
             }
-            while vb.num_pages() > 0 {
+            while vb.num_pages(&cx) > 0 {
                 vb.leak_balloon(&cx, ROUND);
             }
         })

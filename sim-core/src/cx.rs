@@ -15,6 +15,10 @@ use crate::percpu::CpuId;
 use crate::sim::Sim;
 use crate::trace::{EventKind, TaskId};
 
+/// The violation kind of a sleeping call made while the task is not TASK_RUNNING (the kernel's
+/// `__might_sleep` warning "do not call blocking ops when !TASK_RUNNING").
+pub const BLOCKING_OP_NOT_RUNNING: &str = "blocking-op-not-running";
+
 /// Saved irq state, as `local_irq_save()` returns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use = "irq flags must be restored with local_irq_restore"]
@@ -42,6 +46,9 @@ pub struct Cx {
     rcu_section: Cell<Option<crate::rcu::Section>>,
     /// An observer (a checker reading model state) is neither traced nor checked by lockdep.
     observer: bool,
+    /// Where `set_current_state()` left the task not TASK_RUNNING (None: running). A sleeping
+    /// call made meanwhile is the kernel's "do not call blocking ops when !TASK_RUNNING".
+    not_running_since: Cell<Option<&'static Location<'static>>>,
 }
 
 impl std::fmt::Debug for Cx {
@@ -77,6 +84,7 @@ impl Cx {
             rcu_depth: Cell::new(0),
             rcu_section: Cell::new(None),
             observer,
+            not_running_since: Cell::new(None),
         }
     }
 
@@ -240,6 +248,15 @@ impl Cx {
         if self.rcu_depth.get() > 0 {
             crate::rcu::report_sleep(self, what, location);
         }
+        if let Some(since) = self.not_running_since.get() {
+            let message = format!(
+                "WARNING: do not call blocking ops when !TASK_RUNNING; state=1 set at {}: {what} at {} by {}",
+                crate::lockdep::site(since),
+                crate::lockdep::site(location),
+                self.name
+            );
+            self.sim.report(Some(self), crate::sim::Violation::new(BLOCKING_OP_NOT_RUNNING, message));
+        }
         if !(self.in_atomic() || self.irqs_disabled()) {
             return;
         }
@@ -254,6 +271,14 @@ impl Cx {
             in_softirq: self.in_serving_softirq(),
             held: self.held_locks(),
         });
+    }
+
+    /// `set_current_state(TASK_INTERRUPTIBLE)` (`running` false, as `prepare_to_wait` does) or
+    /// `__set_current_state(TASK_RUNNING)` (`running` true). While the task is not running,
+    /// [`Cx::might_sleep`] reports a sleeping call ([`BLOCKING_OP_NOT_RUNNING`]).
+    #[track_caller]
+    pub fn set_current_state(&self, running: bool) {
+        self.not_running_since.set(if running { None } else { Some(Location::caller()) });
     }
 
     /// Sleeps `ns` of virtual time (`msleep()`, `schedule_timeout()`): a sleeping call.

@@ -263,6 +263,14 @@ impl<T> RaceCell<T> {
     }
 }
 
+// SAFETY: under loom every access goes through `with`/`with_mut`, which loom checks for
+// unordered concurrent accesses (it panics on one); loom runs one thread at a time. The other
+// backends are locks and Sync already. Without this a struct holding a `Guarded` field cannot
+// be shared between loom threads.
+#[cfg(loom)]
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for RaceCell<T> {}
+
 /// Which backend this build uses, for reports and artifacts.
 pub const BACKEND: &str = if cfg!(loom) {
     "loom"

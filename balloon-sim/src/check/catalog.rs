@@ -89,13 +89,33 @@ impl Catalog for BalloonSubject {
                 ops_max: 40,
                 cases_max: 400,
             },
+            ZooEntry {
+                name: "blocking-config-read-in-wait",
+                kernel: "fixed",
+                fix: "wait-woken",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding(sim_core::cx::BLOCKING_OP_NOT_RUNNING)],
+                ops_max: 20,
+                cases_max: 100,
+            },
+            ZooEntry {
+                name: "s4-balloon-leak",
+                kernel: "fixed",
+                fix: "s4-leak-fill",
+                checker: "op-sim",
+                // The leak, or first a use of the deleted queues by the OOM notifier or
+                // compaction, which 3.3's freeze left with pages to move.
+                expected: vec![ViolationKind::invariant("pages-leaked"), ViolationKind::UseAfterFree],
+                ops_max: 30,
+                cases_max: 300,
+            },
         ]
     }
 
     fn scenarios() -> Vec<ScenarioInfo> {
         vec![ScenarioInfo {
             name: "oom-deadlock",
-            description: "the seed's fill_balloon (fix oom-deadlock off) allocates under balloon_lock and direct reclaim waits for a filesystem lock; a task holding that lock hits OOM and the notifier wants balloon_lock (lockdep: circular locking)",
+            description: "the seed's fill_balloon (fix oom-deadlock off) allocates under balloon_lock and direct reclaim waits for a filesystem lock; a task holding that lock allocates with GFP_NOFS and loops on oom_lock (4.4 calls no OOM killer without __GFP_FS); another task's allocation reaches out_of_memory() and the notifier wants balloon_lock (lockdep: circular locking)",
         }]
     }
 

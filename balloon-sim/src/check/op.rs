@@ -35,9 +35,10 @@ pub enum Op {
         /// How many.
         pages: u16,
     },
-    /// Compaction (or offlining) migrates balloon page `index` to zone `to_zone`.
+    /// Compaction (or offlining) scans the page frames from `index` and migrates the first
+    /// balloon page it isolates to zone `to_zone`.
     Compact {
-        /// Which balloon page (modulo the list).
+        /// Where the pfn scan starts (modulo the frames).
         index: u16,
         /// Target zone (modulo the zones).
         to_zone: u8,

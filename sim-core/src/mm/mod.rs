@@ -14,5 +14,5 @@ pub use slab::{kmalloc, KmemCache, MmError, ObjHandle};
 mod page_alloc;
 pub use page_alloc::{
     NotifierBlock, NotifierId, OomNotifierFn, PageAllocConfig, PageAllocator, PageState, Pfn, FS_LOCK_CLASS,
-    OOM_LOCK_BACKOFF_NS, OOM_RETRIES_MAX, PAGE_SIZE_4K, PAGE_SIZE_64K, ZONE_NAMES,
+    OOM_LOCK_BACKOFF_NS, OOM_PROGRESS_CLASS, OOM_RETRIES_MAX, PAGE_SIZE_4K, PAGE_SIZE_64K, ZONE_NAMES,
 };

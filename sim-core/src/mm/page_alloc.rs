@@ -6,12 +6,14 @@
 //! and victim selection (an OOM kill is an event and a failed allocation).
 
 use std::fmt;
+use std::panic::Location;
 
 use serde::{Deserialize, Serialize};
 
 use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::FaultSite;
+use crate::lockdep::LockMode;
 use crate::locks::{Mutex, RwSem, SpinLock};
 use crate::mm::page::{PageMap, Put};
 use crate::mm::Gfp;
@@ -40,6 +42,15 @@ pub const OOM_LOCK_BACKOFF_NS: u64 = 4_000_000;
 /// The lock class of the filesystem lock direct reclaim may wait for in `__GFP_FS` context
 /// (writeback of a dirty page takes the filesystem's locks).
 pub const FS_LOCK_CLASS: &str = "fs_lock";
+
+/// The lock class of ksim's "waits for the OOM killer" annotation. An allocation 4.4 keeps
+/// looping without calling the OOM killer (no `__GFP_FS`) can only succeed once some other
+/// task's out_of_memory() frees memory: it waits for that, as a task waits for a lock. ksim
+/// records the wait as an acquisition of this class and holds it across out_of_memory(), the
+/// way lockdep's `fs_reclaim` annotation records waiting for reclaim, so a lock held across such
+/// an allocation and needed by an OOM notifier is a reported cycle. 4.4's lockdep had no such
+/// annotation (the OOM lockups it would have explained were found as hangs).
+pub const OOM_PROGRESS_CLASS: &str = "oom_progress";
 
 /// The allocator's shape: page size, zone sizes and the memory limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,8 +350,11 @@ impl PageAllocator {
     ///
     /// A blocking allocation may sleep; fail_page_alloc may fail it at `site`; when the free
     /// lists are empty a blocking allocation enters direct reclaim (waiting for the filesystem
-    /// lock in `__GFP_FS` context), and unless `__GFP_NORETRY` is set takes the OOM path:
-    /// `oom_lock`, then the OOM notifier chain; pages freed there mean retry, none an OOM kill.
+    /// lock in `__GFP_FS` context), and unless `__GFP_NORETRY` is set takes the OOM path
+    /// (`__alloc_pages_may_oom`): `oom_lock`, 4.4's bail-outs, then the OOM
+    /// notifier chain; pages freed there mean retry, none an OOM kill. Where 4.4 loops for ever
+    /// (no `__GFP_FS`, or the notifiers keep freeing) the model gives up after
+    /// [`OOM_RETRIES_MAX`] rounds.
     /// Failure is `ENOMEM` (the kernel's NULL).
     #[track_caller]
     pub fn alloc_page(&self, cx: &Cx, gfp: Gfp, site: &str) -> Result<Pfn, Errno> {
@@ -384,12 +398,19 @@ impl PageAllocator {
             match self.alloc_pages_may_oom(cx, gfp) {
                 MayOom::Page(pfn) => return Ok(pfn),
                 MayOom::Progress => continue,
-                MayOom::Killed => return Err(Errno::ENOMEM),
+                MayOom::Killed | MayOom::NoOom => return Err(Errno::ENOMEM),
             }
         }
     }
 
-    /// Mirrors __alloc_pages_may_oom() and out_of_memory().
+    /// Mirrors __alloc_pages_may_oom() and out_of_memory() of Linux 4.4: under `oom_lock`
+    /// (taken with a trylock; a loser sleeps a tick and counts as progress), a last freelist
+    /// attempt; then, unless `__GFP_NOFAIL`, the bail-outs before the OOM killer: an allocation
+    /// whose highest usable zone is below Normal gets no OOM ("does not needlessly kill tasks
+    /// for lowmem": no progress, so the caller fails), and one without `__GFP_FS` neither ("does
+    /// not compensate for IO-less reclaim") but counts as progress, so the caller keeps looping
+    /// as 4.4 does. Only then the notifier chain and the kill.
+    #[track_caller]
     fn alloc_pages_may_oom(&self, cx: &Cx, gfp: Gfp) -> MayOom {
         let Some(oom_guard) = self.oom_lock.try_lock(cx) else {
             // Somebody else is handling the OOM: back off a tick and call it progress.
@@ -402,7 +423,26 @@ impl PageAllocator {
         if let Some(pfn) = self.get_page_from_freelist(cx, gfp) {
             return MayOom::Page(pfn);
         }
+        if !gfp.contains(Gfp::__GFP_NOFAIL) {
+            let high_zoneidx = Self::zonelist(self.zone_spans.len(), gfp).first().copied().unwrap_or(0);
+            if high_zoneidx < ZONE_NORMAL {
+                cx.note(format!("__alloc_pages_may_oom: no OOM kill for lowmem (gfp {gfp:?})"));
+                return MayOom::NoOom;
+            }
+            if !gfp.contains(Gfp::__GFP_FS) {
+                cx.note(format!(
+                    "__alloc_pages_may_oom: no OOM killer without __GFP_FS, keep looping (gfp {gfp:?})"
+                ));
+                drop(oom_guard);
+                let wait = cx.lock_acquire(OOM_PROGRESS_CLASS, LockMode::Mutex, false, Location::caller());
+                cx.lock_acquire_failed(wait);
+                return MayOom::Progress;
+            }
+        }
+        let progress = cx.lock_acquire(OOM_PROGRESS_CLASS, LockMode::Mutex, false, Location::caller());
+        cx.lock_acquired(OOM_PROGRESS_CLASS, LockMode::Mutex, false, progress);
         let freed = self.oom_notifier_call_chain(cx);
+        cx.lock_release(OOM_PROGRESS_CLASS, progress);
         if freed > 0 {
             drop(oom_guard);
             return MayOom::Progress;
@@ -500,7 +540,12 @@ enum MayOom {
     Page(Pfn),
     Progress,
     Killed,
+    /// A bail-out before the OOM killer without progress: the allocation fails.
+    NoOom,
 }
+
+/// `ZONE_NORMAL`'s index in [`ZONE_NAMES`].
+const ZONE_NORMAL: usize = 1;
 
 #[cfg(test)]
 mod tests {
@@ -656,6 +701,34 @@ mod tests {
         assert!(noted, "the kill is a trace event");
         pages.unregister_oom_notifier(&cx, id).expect("registered");
         assert_eq!(pages.unregister_oom_notifier(&cx, id), Err(Errno::ENOENT));
+    }
+
+    #[test]
+    fn without_gfp_fs_or_below_normal_the_oom_notifiers_never_run_as_in_4_4() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let pages = small(4);
+        exhaust(&pages, &cx);
+        let calls = Arc::new(AtomicU64::new(0));
+        let c = calls.clone();
+        pages.register_oom_notifier(
+            &cx,
+            "count",
+            0,
+            Arc::new(move |_| {
+                c.fetch_add(1, Ordering::Relaxed);
+                0
+            }),
+        );
+        assert_eq!(pages.alloc_page(&cx, Gfp::GFP_NOFS, "t"), Err(Errno::ENOMEM));
+        assert_eq!(pages.alloc_page(&cx, Gfp::GFP_KERNEL | Gfp::__GFP_DMA32, "t"), Err(Errno::ENOMEM));
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "4.4 calls out_of_memory() for neither");
+        assert_eq!(pages.oom_kills(&cx), 0);
+        let looped =
+            sim.trace().events().iter().filter(|e| format!("{:?}", e.kind).contains("keep looping")).count();
+        assert_eq!(looped as u32, OOM_RETRIES_MAX, "GFP_NOFS counts as progress and loops");
+        assert_eq!(pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t"), Err(Errno::ENOMEM));
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "GFP_KERNEL reaches the notifiers");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Loom models of the balloon's lock protocol: fill_balloon, the OOM notifier's leak_balloon
-//! and compaction's migratepage racing on balloon_lock and pages_lock, with the real driver
-//! (the host runs each kick synchronously, so every ack is already there). Preemption bound 2.
+//! and compaction's migratepage racing on balloon_lock, pages_lock and the page locks, with the
+//! real driver; most with a synchronous host (every ack already there), one with the host as a
+//! thread of its own, so tell_host really waits for the ack. Preemption bound 2.
 
 use std::collections::BTreeSet;
 
@@ -10,6 +11,7 @@ use balloon_sim::HOST_FEATURES_ALL;
 use balloon_sim::{compact_one, CompactResult};
 use balloon_sim::{BalloonConfig, World};
 use sim_core::mm::PAGE_SIZE_4K;
+use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig};
 
@@ -23,12 +25,15 @@ fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
     let vb = world.vb.clone().expect("probe");
     if balloon_pages > 0 {
         vb.fill_balloon(&cx, balloon_pages);
-        vb.update_balloon_size();
+        vb.update_balloon_size(&cx);
     }
     world
 }
 
 static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Interleavings in which the OOM notifier's and the thread's update_balloon_size() left
+/// `actual` behind `num_pages`.
+static STALE_ACTUAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn builder() -> loom::model::Builder {
     let mut builder = loom::model::Builder::new();
@@ -46,23 +51,37 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
         let filler = {
             let (vb, sim) = (vb.clone(), sim.clone());
             thread::spawn(move || {
-                vb.fill_balloon(&sim.cx("vballoon", 0), 1);
-                vb.update_balloon_size();
+                let cx = sim.cx("vballoon", 0);
+                vb.fill_balloon(&cx, 1);
+                vb.update_balloon_size(&cx);
             })
         };
         let freed = vb.oom_notify(&sim.cx("oom", 1));
         filler.join().expect("fill");
-        // update_balloon_size() runs without balloon_lock, so the two updates can land in either
-        // order; the balloon thread's next pass writes the settled value, as here.
-        vb.update_balloon_size();
-        let cx = sim.cx("check", 0);
+        // update_balloon_size() reads num_pages without balloon_lock, so the last of the two
+        // updates may carry a count the other changed since: `actual` is then stale, one of
+        // the values num_pages held (0, 1 or 2), until the thread's next pass.
+        let observer = sim.observer_cx("check", 0);
+        let (actual, num_pages) = (world.host.actual(), vb.num_pages(&observer));
+        assert!(actual <= 2, "actual {actual} is a value num_pages never held");
+        if actual != num_pages {
+            STALE_ACTUAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let cx = sim.cx("vballoon", 0);
+        vb.update_balloon_size(&cx);
         assert!(freed >= 1, "the notifier found the first page or the second: freed {freed}");
-        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        world
+            .check_invariants(&sim.observer_cx("check", 0), &BTreeSet::new())
+            .unwrap_or_else(|v| panic!("{v}"));
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
     });
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+    assert!(
+        STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "some interleaving left a stale actual (the seed's unlocked read of num_pages)"
+    );
 }
 
 #[test]
@@ -81,8 +100,9 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
                 })
             })
         };
-        let leaked = vb.leak_balloon(&sim.cx("vballoon", 1), 1);
-        vb.update_balloon_size();
+        let thread_cx = sim.cx("vballoon", 1);
+        let leaked = vb.leak_balloon(&thread_cx, 1);
+        vb.update_balloon_size(&thread_cx);
         let result = compaction.join().expect("compaction");
         assert_eq!(leaked, 1, "the other page is always on the list for leak");
         assert!(
@@ -90,8 +110,9 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
             "{result:?}"
         );
         let cx = sim.cx("check", 0);
-        assert_eq!(vb.num_pages(), 1);
-        world.check_invariants(&cx, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        let observer = sim.observer_cx("check", 0);
+        assert_eq!(vb.num_pages(&observer), 1);
+        world.check_invariants(&observer, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
@@ -99,14 +120,17 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively.
+/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively, on 4.4's allocator.
 ///
-/// 1. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
+/// 1. Before the model runs, a task holding the filesystem lock allocated with GFP_NOFS in a
+///    full guest: 4.4 calls no OOM killer for it, so it loops waiting for someone else's OOM
+///    progress (ksim's `oom_progress` annotation records the wait under the filesystem lock).
+/// 2. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
 ///    enters direct reclaim, which waits for the filesystem lock.
-/// 2. A task holding the filesystem lock allocates with GFP_NOFS and reaches the OOM notifier.
-/// 3. virtballoon_oom_notify() -> leak_balloon() waits for balloon_lock.
+/// 3. A task's GFP_HIGHUSER_MOVABLE allocation reaches out_of_memory(); the OOM notifier's
+///    leak_balloon() waits for balloon_lock.
 ///
-/// Loom finds the interleaving and reports the deadlock; with the fix the same model is clean.
+/// Lockdep reports the cycle in every interleaving; with the fix the same model is clean.
 fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
     builder().check(move || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
@@ -117,18 +141,24 @@ fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
         let cx = sim.cx("probe", 0);
         let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
         let vb = world.vb.clone().expect("probe");
+        vb.fill_balloon(&cx, 1);
         let mut held = Vec::new();
         while let Ok(pfn) = world.pages.alloc_page(&cx, sim_core::mm::Gfp::GFP_ATOMIC, "fill") {
             held.push(pfn);
+        }
+        {
+            let writer = sim.cx("writer", 1);
+            let _fs = world.pages.fs_lock().lock(&writer);
+            let nofs = world.pages.alloc_page(&writer, sim_core::mm::Gfp::GFP_NOFS, "task");
+            assert!(nofs.is_err(), "4.4 gives a GFP_NOFS allocation no OOM kill");
         }
         let filler = {
             let (vb, sim) = (vb.clone(), sim.clone());
             thread::spawn(move || vb.fill_balloon(&sim.cx("vballoon", 0), 1))
         };
-        {
-            let task = sim.cx("task", 1);
-            let _fs = world.pages.fs_lock().lock(&task);
-            let _ = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task");
+        let task = sim.cx("task", 1);
+        if let Ok(pfn) = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_HIGHUSER_MOVABLE, "task") {
+            held.push(pfn);
         }
         filler.join().expect("fill");
         for pfn in held {
@@ -155,4 +185,40 @@ fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
 #[test]
 fn fixed_fill_balloon_never_deadlocks_with_the_oom_notifier() {
     fill_against_oom_under_the_fs_lock(Fixes::all());
+}
+
+/// tell_host() against an asynchronous host: the driver adds the buffer, kicks and sleeps on
+/// `vb->acked`; the host thread consumes the ring and interrupts; balloon_ack() wakes the
+/// driver. In every interleaving the wait ends, and host and guest agree, for a fill and for the
+/// leak remove_common() does.
+#[test]
+fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
+    builder().check(|| {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = 8 * PAGE_SIZE_4K;
+        config.queue_size = 2;
+        // No stats queue: its primed buffer would be a second, unrelated kick.
+        let features = HOST_FEATURES_ALL & !(1 << 1);
+        let cx = sim.cx("vballoon", 0);
+        let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, features, Endian::Little, false));
+        let vb = world.vb.clone().expect("probe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let host = {
+            let (world, sim, stop) = (world.clone(), sim.clone(), stop.clone());
+            thread::spawn(move || world.host_actor(&sim.cx("host", 1), &stop))
+        };
+        vb.fill_balloon(&cx, 1);
+        vb.update_balloon_size(&cx);
+        let observer = sim.observer_cx("check", 0);
+        assert_eq!(world.host.held_count(), 1, "the host took the page before the ack");
+        world.check_invariants(&observer, &BTreeSet::new()).unwrap_or_else(|v| panic!("{v}"));
+        vb.remove(&cx);
+        assert_eq!(world.host.held_count(), 0, "remove's leak was acked too");
+        stop.store(true, Ordering::SeqCst);
+        world.host.kicks.wake_up();
+        host.join().expect("host");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    });
 }

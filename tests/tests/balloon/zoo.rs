@@ -10,14 +10,17 @@ fn found_with_fix_off_and_quiet_with_it_on(name: &str) {
     assert_found_and_fixed::<BalloonSubject>(name);
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647).
+/// Regression: "virtio_balloon: fix deadlock on OOM" (upstream 2017, c7cdff0e8647), on 4.4's
+/// allocator (which calls no OOM killer for an allocation without `__GFP_FS`).
 ///
 /// 1. The balloon thread, in fill_balloon(), takes balloon_lock and allocates a page
-///    (GFP_HIGHUSER_MOVABLE | __GFP_NORETRY); memory is short, so direct reclaim in __GFP_FS
-///    context waits for a filesystem lock.
-/// 2. Another task holds that filesystem lock and allocates with GFP_NOFS; nothing is free, so
-///    it takes oom_lock and runs the OOM notifier chain.
-/// 3. virtballoon_oom_notify() calls leak_balloon(), which waits for balloon_lock.
+///    (GFP_HIGHUSER_MOVABLE | __GFP_NOMEMALLOC | __GFP_NORETRY); memory is short, so direct
+///    reclaim in __GFP_FS context waits for a filesystem lock.
+/// 2. A task holding that filesystem lock allocates with GFP_NOFS: nothing is free, and 4.4
+///    keeps looping, taking oom_lock each round and bailing out before the OOM killer.
+/// 3. Another task's allocation, which may enter the filesystem, takes oom_lock and runs the
+///    OOM notifier chain; virtballoon_oom_notify() calls leak_balloon(), which waits for
+///    balloon_lock.
 ///
 /// Symptom: an OOM lockup; lockdep reports balloon_lock -> fs_lock -> oom_lock ->
 /// oom_notify_list.rwsem -> balloon_lock. Fix: allocate balloon pages before taking
@@ -113,6 +116,36 @@ fn leak_more_than_the_balloon_holds_is_found_and_quiet_when_fixed() {
 #[test]
 fn migrate_managed_count_is_found_and_quiet_when_fixed() {
     found_with_fix_off_and_quiet_with_it_on("migrate-managed-count");
+}
+
+/// Regression: "virtio_balloon: do not call blocking ops when !TASK_RUNNING" (2015, before the
+/// seed, which has the fix).
+///
+/// 1. 3.x's balloon thread sleeps in `wait_event_interruptible(vb->config_change, cond)`.
+/// 2. A config change wakes it; wait_event tests `cond` again after prepare_to_wait() has set
+///    TASK_INTERRUPTIBLE.
+/// 3. `cond` calls towards_target(), whose virtio_cread() may sleep.
+///
+/// Symptom: "WARNING: do not call blocking ops when !TASK_RUNNING" (and a lost wake-up if the
+/// read does sleep). Fix: wait with wait_woken(), testing the condition in TASK_RUNNING.
+#[test]
+fn blocking_config_read_in_the_wait_condition_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("blocking-config-read-in-wait");
+}
+
+/// Regression: "virtio: balloon: leak / fill balloon across S4" (2012, 4eb05d562ea1; before the
+/// seed, which has the fix).
+///
+/// 1. The balloon holds pages the host took; the guest hibernates: 3.3's freeze keeps them.
+/// 2. The machine powers off; the host that comes back holds nothing.
+/// 3. 3.3's restore takes the pages off the balloon's list and resets num_pages, but never
+///    frees them.
+///
+/// Symptom: the ballooned memory is lost to the guest after every hibernation. Fix: deflate on
+/// freeze and fill again on restore.
+#[test]
+fn s4_balloon_leak_is_found_and_quiet_when_fixed() {
+    found_with_fix_off_and_quiet_with_it_on("s4-balloon-leak");
 }
 
 #[test]

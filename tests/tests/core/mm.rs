@@ -365,11 +365,13 @@ fn a_gfp_kernel_allocation_under_xattr_sem_prints_the_kernels_report() {
     balloon.shrink(&cx, u64::MAX);
 }
 
-/// The shape of "virtio_balloon: fix deadlock on OOM" (c7cdff0e8647) on sim-core alone. A task
-/// holding the filesystem's lock allocates with GFP_NOFS, runs out, and the OOM notifier it runs
-/// takes `balloon_lock`; the balloon fills under `balloon_lock` with an allocation that may enter
-/// the filesystem, whose reclaim would wait for that lock. With the filesystem lock registered as
-/// one reclaim takes, the cycle is found although the fill never entered reclaim.
+/// The shape of "virtio_balloon: fix deadlock on OOM" (c7cdff0e8647) on sim-core alone, on 4.4's
+/// path. A task holding the filesystem's lock allocates with GFP_NOFS and runs out: 4.4 does not
+/// call the OOM killer without `__GFP_FS`, so it loops, taking `oom_lock` each round; another
+/// task's GFP_KERNEL allocation runs the OOM notifier, which takes `balloon_lock`; the balloon
+/// fills under `balloon_lock` with an allocation that may enter the filesystem, whose reclaim
+/// would wait for that lock. With the filesystem lock registered as one reclaim takes, the cycle
+/// is found although the fill never entered reclaim.
 #[test]
 fn the_balloons_oom_deadlock_shape_is_found_without_the_fill_ever_reclaiming() {
     use sim_core::mm::{PageAllocConfig, PageAllocator, FS_LOCK_CLASS, PAGE_SIZE_4K};
@@ -402,15 +404,19 @@ fn the_balloons_oom_deadlock_shape_is_found_without_the_fill_ever_reclaiming() {
         pages.push(pfn);
     }
     assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
-    // The writer under the filesystem lock runs memory out; the OOM notifier deflates.
-    {
+    // The writer under the filesystem lock runs memory out and loops without the OOM killer;
+    // another task's GFP_KERNEL allocation runs the OOM notifier, which deflates.
+    let mine = {
         let _fs = mm.fs_lock().lock(&task);
         let mine = mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("one page left");
-        let freed_by_oom =
-            mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").expect("the notifier freed one");
-        for pfn in [mine, freed_by_oom] {
-            mm.free_page(&task, pfn).expect("mine");
-        }
+        assert!(mm.alloc_page(&task, sim_core::mm::Gfp::GFP_NOFS, "task").is_err(), "4.4: no OOM for NOFS");
+        mine
+    };
+    let other = sim.cx("reader", 1);
+    let freed_by_oom =
+        mm.alloc_page(&other, sim_core::mm::Gfp::GFP_KERNEL, "task").expect("the notifier freed one");
+    for pfn in [mine, freed_by_oom] {
+        mm.free_page(&task, pfn).expect("mine");
     }
     let reports = sim.lockdep().reports();
     assert!(!reports.is_empty() && reports.iter().all(|r| r.kind() == "circular-locking"), "{reports:?}");
