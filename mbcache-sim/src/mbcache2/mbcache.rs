@@ -21,8 +21,8 @@ use sim_core::list::{self, ListArena, NodeRef};
 use sim_core::list_bl::HlistBlHead;
 use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use sim_core::sync::Arc;
 use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
+use std::sync::Arc;
 
 use super::fixes::{Fixes, DELETE_OR_GET, LIMIT_CACHE_SIZE, REUSABLE_FLAG};
 use super::workqueue::Workqueue;

@@ -60,7 +60,7 @@ impl Catalog for Mbcache2Subject {
                 name: ZOO_LOST_FLAG,
                 kernel: PRESET_7_1,
                 fix: ATOMIC_ENTRY_FLAGS.name(),
-                checker: "lockset (op-sim); loom shows the lost update",
+                checker: "lockset (op-sim); shuttle loses the update, loom reports the race",
                 expected: vec![ViolationKind::lockdep("lockset-race")],
                 ops_max: 40,
                 cases_max: 300,

@@ -16,8 +16,8 @@ mod world;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
-use sim_core::sync::Arc;
 use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
+use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule};

@@ -2,8 +2,8 @@
 //! run the model on several threads (loom, shuttle) and for the benchmarks: the kernel entry
 //! points, each taking the calling task's `&Cx`, over handles a caller can hold across threads.
 
-use sim_core::sync::Arc;
 use sim_core::{Cx, Errno, Violation};
+use std::sync::Arc;
 
 use crate::mbcache2::fixes::Fixes;
 use crate::mbcache2::mbcache::{
