@@ -16,12 +16,15 @@ fn newest() -> Mbcache2FixSet {
     Mbcache2FixSet::parse(Some(PRESET_7_1), &[]).expect("7.1")
 }
 
-/// `ITERATIONS` random schedules of `body`; Err with the panic text of the first that failed.
+/// `ITERATIONS` random schedules of `body`, then as many PCT schedules (depth 3, which reaches a
+/// preemption inside a narrow window); Err with the panic text of the first that failed.
 fn random_schedules(body: impl Fn() + Send + Sync + 'static) -> Result<(), String> {
     let body = Arc::new(body);
     catch_unwind(AssertUnwindSafe(|| {
-        let body = body.clone();
-        shuttle::check_random(move || body(), ITERATIONS)
+        let random = body.clone();
+        shuttle::check_random(move || random(), ITERATIONS);
+        let pct = body.clone();
+        shuttle::check_pct(move || pct(), ITERATIONS, 3);
     }))
     .map_err(|payload| {
         payload
