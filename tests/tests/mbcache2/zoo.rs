@@ -89,8 +89,9 @@ fn scripted_an_unlimited_cache_walks_ever_longer_chains_under_one_bit_lock() {
     // Keys 0, 1 and 3 share a chain (two buckets); 80 blocks, never shrunk. The fixed kernel keeps
     // the cache near twice c_max_entries (64) and never walks past the bound; without the limit,
     // the 76th insert's duplicate check walks 75 nodes.
-    let ops: Vec<Mbcache2Op> =
-        (0..80u8).map(|i| Mbcache2Op::XattrNew { task: i % 3, fs: 0, key: [0, 1, 3][usize::from(i % 3)] }).collect();
+    let ops: Vec<Mbcache2Op> = (0..80u8)
+        .map(|i| Mbcache2Op::XattrNew { task: i % 3, fs: 0, key: [0, 1, 3][usize::from(i % 3)] })
+        .collect();
     let found = scripted(mbcache_sim::LIMIT_CACHE_SIZE, true, &ops);
     assert_eq!(found, Some(sim_core::ViolationKind::finding("mbcache2-chain-walk-unbounded")));
     assert_eq!(scripted(mbcache_sim::LIMIT_CACHE_SIZE, false, &ops), None);

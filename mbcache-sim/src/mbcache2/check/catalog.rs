@@ -44,8 +44,8 @@ impl Catalog for Mbcache2Subject {
                 // The walk bound is passed well after the fixed kernel would have shrunk the
                 // cache; an operation that sees the difference first is a mismatch.
                 expected: vec![CHAIN_WALK_FINDING, ViolationKind::Mismatch],
-                ops_max: 600,
-                cases_max: 200,
+                ops_max: 300,
+                cases_max: 40,
             },
             ZooEntry {
                 name: ZOO_REFERENCED,
@@ -80,8 +80,8 @@ impl Catalog for Mbcache2Subject {
                 fix: CANCEL_SHRINK_WORK.name(),
                 checker: "op-sim",
                 expected: vec![ViolationKind::UseAfterFree],
-                ops_max: 400,
-                cases_max: 200,
+                ops_max: 300,
+                cases_max: 40,
             },
         ]
     }
