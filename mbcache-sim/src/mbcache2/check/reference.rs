@@ -343,7 +343,8 @@ impl Mbcache2Model {
         Outcome::Done
     }
 
-    /// The expected outcome of `op` by an unparked task.
+    /// The expected outcome of `op` by an unparked task: one short arm per operation, so the
+    /// function is as long as the operation list.
     fn expect(&mut self, op: &Op) -> Outcome {
         let tasks = self.held.len();
         let fss = self.fss.len();
