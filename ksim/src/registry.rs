@@ -85,6 +85,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         // ---- the kernel models: one line per subsystem crate ----------------------------------
         entry::<taskstats_sim::TaskstatsSubject>(),
         entry::<mbcache_sim::MbcacheSubject>(),
+        entry::<mbcache_sim::Mbcache2Subject>(),
         entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         entry::<demo_sim::DemoSubject>(),

@@ -15,6 +15,9 @@ mod shrink;
 mod check;
 mod fixes;
 
+// The 4.6-and-later model ("mbcache2"), its own fix table and harness.
+mod mbcache2;
+
 // For users of the model (tests, benches, the CLI): the registry and its values.
 pub use cache::{CacheRef, Destroyed, FreeOp};
 pub use entry::Handle;
@@ -28,4 +31,12 @@ pub use fixes::{
 pub use check::{
     MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES,
     SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU,
+};
+// For the CLI registry, tests and benches: the mbcache2 model's harness face and fixes.
+pub use mbcache2::{
+    Mbcache2Config, Mbcache2Entry, Mbcache2FixSet, Mbcache2Fixes, Mbcache2Model, Mbcache2Op, Mbcache2Outcome,
+    Mbcache2Subject, Mbcache2World, ATOMIC_ENTRY_FLAGS, CANCEL_SHRINK_WORK, DELETE_OR_GET, DONT_RECLAIM_USED,
+    LIMIT_CACHE_SIZE, MBCACHE2_FIX_IDS, PRESET_4_10, PRESET_4_6, PRESET_6_0, PRESET_6_2, PRESET_7_1,
+    REFERENCED_TO_TAIL, REUSABLE_FLAG, ZOO_CHAIN_WALK, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE,
+    ZOO_SHRINK_WORK,
 };

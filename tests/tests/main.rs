@@ -6,4 +6,5 @@ mod balloon;
 mod core;
 mod demo;
 mod mbcache;
+mod mbcache2;
 mod taskstats;

@@ -140,7 +140,7 @@ fn list_json_gives_every_fix_its_commit_and_landed_in() {
     let listing: serde_json::Value = serde_json::from_str(&run.stdout).expect("list --format json is JSON");
     let subsystems = listing.as_array().expect("an array of subsystems");
     let names: Vec<&str> = subsystems.iter().filter_map(|s| s["name"].as_str()).collect();
-    assert_eq!(names, ["taskstats", "mbcache", "balloon", "demo"]);
+    assert_eq!(names, ["taskstats", "mbcache", "mbcache2", "balloon", "demo"]);
     for subsystem in subsystems {
         let fixes = subsystem["fixes"].as_array().expect("fixes");
         assert!(!fixes.is_empty(), "{}", subsystem["name"]);

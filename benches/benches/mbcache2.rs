@@ -1,0 +1,131 @@
+//! mbcache2 (fs/mbcache.c, 4.6 on) against a fair native baseline: the same table of
+//! `1 << bucket_bits` chains, the same `hash_32`, a bit spinlock per chain, nodes holding key,
+//! value and the entry's index, entries in a flat `Vec` with an atomic `e_refcnt`. Both do
+//! `mb_cache_entry_get` (lock the chain, walk it comparing key and value, take a reference,
+//! unlock) and then `mb_cache_entry_put`, on entries picked by a fixed stride.
+//!
+//! The table grows with the cache as ext4's limit keeps it (`c_max_entries` is 16 per bucket),
+//! so a get walks about 8 nodes at every size; cost per visited node is the time over the nodes
+//! walked, reported alongside. The model runs without lockdep or a stored trace
+//! (`SimConfig::without_lockdep`, `TraceMode::HashOnly`), as a throughput campaign would.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
+use sim_core::trace::TraceMode;
+use sim_core::{Sim, SimConfig};
+
+const SIZES: [u32; 4] = [1_000, 16_000, 128_000, 1_000_000];
+/// Entries visited per iteration step: a stride coprime with every size.
+const STRIDE: u32 = 7_919;
+
+/// `hash_32` with GOLDEN_RATIO_32, as the model uses it.
+fn hash_32(val: u32, bits: u32) -> usize {
+    (val.wrapping_mul(0x61C8_8647) >> (32 - bits)) as usize
+}
+
+/// The bucket bits that give about 16 entries per chain (ext4's limit ratio) for `n` entries.
+fn bucket_bits(n: u32) -> u32 {
+    (n / 16).max(2).ilog2()
+}
+
+/// One chain: its bit-lock word and its nodes (key, value, entry index), newest first.
+struct NativeChain {
+    lock: AtomicUsize,
+    nodes: Vec<(u32, u64, u32)>,
+}
+
+/// The native cache.
+struct Native {
+    bits: u32,
+    chains: Vec<NativeChain>,
+    refcnt: Vec<AtomicU32>,
+}
+
+impl Native {
+    fn new(n: u32) -> Native {
+        let bits = bucket_bits(n);
+        let mut chains: Vec<NativeChain> = (0..1usize << bits)
+            .map(|_| NativeChain { lock: AtomicUsize::new(0), nodes: Vec::new() })
+            .collect();
+        for i in 0..n {
+            chains[hash_32(i, bits)].nodes.insert(0, (i, u64::from(i), i));
+        }
+        Native { bits, chains, refcnt: (0..n).map(|_| AtomicU32::new(2)).collect() }
+    }
+
+    /// Nodes a get of `key` walks.
+    fn walk_len(&self, key: u32) -> usize {
+        let chain = &self.chains[hash_32(key, self.bits)];
+        chain.nodes.iter().position(|n| n.0 == key).map_or(chain.nodes.len(), |at| at + 1)
+    }
+
+    /// Lock, walk, reference, unlock; then the put.
+    fn get_put(&self, key: u32, value: u64) -> u32 {
+        let chain = &self.chains[hash_32(key, self.bits)];
+        while chain.lock.fetch_or(1, Ordering::Acquire) & 1 != 0 {
+            std::hint::spin_loop();
+        }
+        let found = chain.nodes.iter().find(|n| n.0 == key && n.1 == value).map(|n| n.2);
+        if let Some(at) = found {
+            self.refcnt[at as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        chain.lock.fetch_and(!1, Ordering::Release);
+        let at = found.expect("existing entry");
+        self.refcnt[at as usize].fetch_sub(1, Ordering::AcqRel);
+        at
+    }
+}
+
+/// The model with `n` entries, keys and values `0..n`.
+fn model(sim: &Sim, n: u32) -> Mbcache2World {
+    let cx = sim.cx("setup", 0);
+    let world = Mbcache2World::new(&cx, Mbcache2FixSet::all(), bucket_bits(n), 1, 2);
+    for i in 0..n {
+        world.create(&cx, i, u64::from(i), true).expect("create");
+    }
+    world
+}
+
+fn get_put(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mbcache2_get_put");
+    for n in SIZES {
+        let native = Native::new(n);
+        let walked: usize = (0..1000u32).map(|i| native.walk_len(i.wrapping_mul(STRIDE) % n)).sum();
+        println!(
+            "mbcache2 n={n}: bucket_bits {}, mean nodes walked per get {:.2}",
+            bucket_bits(n),
+            walked as f64 / 1000.0
+        );
+        let mut i = 0u32;
+        group.bench_with_input(BenchmarkId::new("native", n), &n, |b, &n| {
+            b.iter(|| {
+                i = i.wrapping_add(STRIDE) % n;
+                black_box(native.get_put(i, u64::from(i)))
+            })
+        });
+        drop(native);
+        let sim = Sim::new(SimConfig::new(0).without_lockdep().trace(TraceMode::HashOnly));
+        let world = model(&sim, n);
+        let cx = sim.cx("getxattr", 0);
+        let mut i = 0u32;
+        group.bench_with_input(BenchmarkId::new("model", n), &n, |b, &n| {
+            b.iter(|| {
+                i = i.wrapping_add(STRIDE) % n;
+                let entry = world.get(&cx, i, u64::from(i)).expect("existing entry");
+                black_box(world.put(&cx, entry))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    targets = get_put
+}
+criterion_main!(benches);

@@ -1,0 +1,541 @@
+//! mbcache2's harness: [`Mbcache2Subject`], which the checkers drive, and [`Mbcache2Config`].
+//! Kept apart from the kernel modules, which never name it.
+//!
+//! The subject holds the callers' side of the world in plain collections: which entries each
+//! task holds (found, got), and which task waits in `mb_cache_entry_wait_unused()` for which
+//! entry. The op-level simulation runs one operation at a time, so a waiting task cannot sleep:
+//! its release is parked, its later operations return [`Outcome::Blocked`], and at the end of the
+//! operation that makes it its entry's last user, it wakes and finishes the release in its own
+//! context (so the trace shows it in its own lane), as `wake_up_var` would let it.
+
+mod catalog;
+pub(crate) mod op;
+mod reference;
+mod world;
+
+use proptest::strategy::BoxedStrategy;
+use serde::{Deserialize, Serialize};
+use sim_core::check::Subject;
+use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
+use std::sync::Arc;
+
+use super::fixes::{Fixes, PRESET_7_1};
+use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule};
+use super::xattr::{Release, Reuse, XattrBlocks};
+pub use catalog::{ZOO_CHAIN_WALK, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK};
+pub use op::{Op, Outcome};
+pub use reference::Mbcache2Model;
+pub use world::{Mbcache2Entry, Mbcache2World};
+
+/// The default sizes.
+const TASKS_COUNT: u8 = 3;
+const FILESYSTEMS_COUNT: u8 = 1;
+const KEYS_COUNT: u8 = 4;
+const BUCKET_BITS: u8 = 1;
+const BLOCKS_COUNT: u16 = 128;
+const REFCOUNT_MAX: u32 = 3;
+const HELD_MAX: u8 = 3;
+
+/// mbcache2's configuration: the fixes on, and sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mbcache2Config {
+    /// The preset (or version) the fixes came from.
+    pub preset: String,
+    /// The fixes switched on.
+    pub fixes: Fixes,
+    /// Tasks the operations run in.
+    pub tasks: u8,
+    /// Filesystems, each with its own cache (ext4 has one xattr block cache per mount); one by
+    /// default, so a cache grows past its limits within a few hundred operations.
+    pub filesystems: u8,
+    /// Content hashes (cache keys) the operations choose from.
+    pub keys: u8,
+    /// `mb_cache_create(bucket_bits)` (ext4 passes 10; small here so chains are shared).
+    pub bucket_bits: u8,
+    /// Xattr blocks per filesystem.
+    pub blocks: u16,
+    /// `EXT4_XATTR_REFCOUNT_MAX` (1024 in the kernel; small here so it is reached).
+    pub refcount_max: u32,
+    /// Entries one task holds at most.
+    pub held_max: u8,
+}
+
+impl Mbcache2Config {
+    /// The default sizes and `fixes`.
+    pub fn new(preset: &str, fixes: Fixes) -> Mbcache2Config {
+        Mbcache2Config {
+            preset: preset.to_string(),
+            fixes,
+            tasks: TASKS_COUNT,
+            filesystems: FILESYSTEMS_COUNT,
+            keys: KEYS_COUNT,
+            bucket_bits: BUCKET_BITS,
+            blocks: BLOCKS_COUNT,
+            refcount_max: REFCOUNT_MAX.max(2),
+            held_max: HELD_MAX,
+        }
+    }
+
+    /// The newest preset, every fix on.
+    pub fn fixed() -> Mbcache2Config {
+        Mbcache2Config::new(PRESET_7_1, Fixes::all())
+    }
+}
+
+/// One filesystem: its cache while mounted, and its xattr blocks (which outlive mounts).
+#[derive(Debug)]
+struct Filesystem {
+    cache: Option<(CacheHandle, Arc<MbCache>)>,
+    blocks: XattrBlocks,
+}
+
+/// An entry a task holds, and the filesystem whose cache it is in.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    fs: usize,
+    entry: EntryHandle,
+}
+
+/// A release waiting in `mb_cache_entry_wait_unused()` for `oe`.
+#[derive(Clone, Copy, Debug)]
+struct Parked {
+    fs: usize,
+    block: u64,
+    oe: EntryHandle,
+}
+
+/// mbcache2 and ext4's xattr sharing under test, with the tasks that call them.
+#[derive(Debug)]
+pub struct Mbcache2Subject {
+    mb: MbcacheModule,
+    filesystems: Vec<Filesystem>,
+    bucket_bits: u32,
+    held_max: usize,
+    tasks: Vec<Cx>,
+    /// The kworker the shrink work runs in.
+    kworker: Cx,
+    /// Checker state: what each task holds, and whose release waits.
+    held: Vec<Vec<Held>>,
+    parked: Vec<Option<Parked>>,
+    observer: Cx,
+}
+
+impl Mbcache2Subject {
+    fn task(&self, task: u8) -> usize {
+        usize::from(task) % self.tasks.len()
+    }
+
+    fn fs(&self, fs: u8) -> usize {
+        usize::from(fs) % self.filesystems.len()
+    }
+
+    /// The mounted cache of `fs`.
+    fn cache(&self, fs: usize) -> Option<(CacheHandle, Arc<MbCache>)> {
+        self.filesystems[fs].cache.clone()
+    }
+
+    /// The `index`-th allocated block of `fs`, modulo how many are.
+    fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
+        let allocated: Vec<u64> = (self.filesystems[fs].blocks.state(&self.observer).iter().enumerate())
+            .filter(|(_, (allocated, _, _))| *allocated)
+            .map(|(block, _)| block as u64)
+            .collect();
+        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+    }
+
+    fn mount(&mut self, fs: usize) -> Outcome {
+        if self.filesystems[fs].cache.is_some() {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        match self.mb.mb_cache_create(&self.tasks[0], self.bucket_bits) {
+            Ok(cache) => {
+                self.filesystems[fs].cache = Some(cache);
+                Outcome::Done
+            }
+            Err(errno) => Outcome::Failed(errno),
+        }
+    }
+
+    fn umount(&mut self, fs: usize) -> Outcome {
+        let busy = self.held.iter().flatten().any(|held| held.fs == fs)
+            || self.parked.iter().flatten().any(|parked| parked.fs == fs);
+        if busy {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        let Some((handle, _)) = self.filesystems[fs].cache.take() else {
+            return Outcome::Failed(Errno::EINVAL);
+        };
+        self.mb.mb_cache_destroy(&self.tasks[0], handle);
+        Outcome::Done
+    }
+
+    fn xattr_new(&mut self, task: usize, fs: usize, key: u8) -> Outcome {
+        let Some((handle, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let cx = &self.tasks[task];
+        match self.filesystems[fs].blocks.new_block(cx, &self.mb, handle, &cache, u32::from(key)) {
+            Ok(block) => Outcome::Block(block),
+            Err(errno) => Outcome::Failed(errno),
+        }
+    }
+
+    /// Keeps `found` as the task's entry, answering with its block.
+    fn hold(&mut self, task: usize, fs: usize, found: Option<EntryHandle>) -> Outcome {
+        let Some(entry) = found else { return Outcome::Failed(Errno::ENOENT) };
+        self.held[task].push(Held { fs, entry });
+        let value = self.mb.entry(&self.observer, entry).map_or(u64::MAX, |entry| entry.e_value);
+        Outcome::Block(value)
+    }
+
+    fn xattr_find(&mut self, task: usize, fs: usize, key: u8) -> Outcome {
+        if self.held[task].len() >= self.held_max {
+            return Outcome::Nothing;
+        }
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let found =
+            self.filesystems[fs].blocks.cache_find(&self.tasks[task], &self.mb, &cache, u32::from(key));
+        self.hold(task, fs, found)
+    }
+
+    /// Takes the task's `index`-th held entry out of its hands.
+    fn take(&mut self, task: usize, index: u8) -> Option<Held> {
+        let held = &mut self.held[task];
+        (!held.is_empty()).then(|| held.remove(usize::from(index) % held.len()))
+    }
+
+    fn xattr_find_next(&mut self, task: usize, index: u8) -> Outcome {
+        let Some(Held { fs, entry }) = self.take(task, index) else { return Outcome::Nothing };
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let found = self.mb.mb_cache_entry_find_next(&self.tasks[task], &cache, entry);
+        self.hold(task, fs, found)
+    }
+
+    fn xattr_reuse(&mut self, task: usize, index: u8) -> Outcome {
+        let Some(Held { fs, entry }) = self.take(task, index) else { return Outcome::Nothing };
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        match self.filesystems[fs].blocks.reuse(&self.tasks[task], &self.mb, &cache, entry) {
+            Reuse::Reused(count) => Outcome::Reused(count),
+            Reuse::Undone => Outcome::Undone,
+        }
+    }
+
+    /// `ext4_xattr_release_block()`, parking the task if it must wait. A release returns `Done`
+    /// whether it freed, dropped or started waiting: whether it waits shows in later operations.
+    fn xattr_release(&mut self, task: usize, fs: usize, block: u64) -> Outcome {
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let cx = &self.tasks[task];
+        if let Release::Wait(oe) = self.filesystems[fs].blocks.release_block(cx, &self.mb, &cache, block) {
+            cx.note(format!("waits for block {block}'s entry to be unused"));
+            self.parked[task] = Some(Parked { fs, block, oe });
+        }
+        Outcome::Done
+    }
+
+    /// Whether ext4 could be releasing `block` in `task` now: ext4 drops the entry it reused
+    /// before it releases the old block, so a releasing task holds no entry; and a block whose
+    /// last reference another task is releasing has no other inode to release it.
+    fn may_release(&self, task: usize, fs: usize, block: u64) -> bool {
+        self.held[task].is_empty() && !self.parked.iter().flatten().any(|p| p.fs == fs && p.block == block)
+    }
+
+    fn get(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
+        if self.held[task].len() >= self.held_max {
+            return Outcome::Nothing;
+        }
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+        let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
+        let found = self.mb.mb_cache_entry_get(&self.tasks[task], &cache, key, block);
+        self.hold(task, fs, found)
+    }
+
+    fn xattr_read(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
+        let Some((handle, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+        Outcome::from(self.filesystems[fs].blocks.block_get(
+            &self.tasks[task],
+            &self.mb,
+            handle,
+            &cache,
+            block,
+        ))
+    }
+
+    fn put(&mut self, task: usize, index: u8) -> Outcome {
+        let Some(Held { fs, entry }) = self.take(task, index) else { return Outcome::Nothing };
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        self.mb.mb_cache_entry_put(&self.tasks[task], &cache, entry);
+        Outcome::Done
+    }
+
+    fn shrink(&mut self, task: usize, fs: usize, nr: u8) -> Outcome {
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        // do_shrink_slab(): count first; an empty cache is not scanned.
+        if self.mb.mb_cache_count(&cache) == 0 {
+            return Outcome::Freed(0);
+        }
+        Outcome::Freed(self.mb.mb_cache_scan(&self.tasks[task], &cache, u64::from(nr)))
+    }
+
+    /// Wakes every parked release whose entry is now unused, in task order, until none is: each
+    /// finishes its wait, puts the entry and releases again (which may park it again).
+    fn wake_waiters(&mut self) {
+        loop {
+            let ready = (0..self.tasks.len()).find(|&task| {
+                self.parked[task].is_some_and(|parked| self.mb.entry_unused(&self.observer, parked.oe))
+            });
+            let Some(task) = ready else { return };
+            let Some(Parked { fs, block, oe }) = self.parked[task].take() else { return };
+            let Some((_, cache)) = self.cache(fs) else { return };
+            let cx = &self.tasks[task];
+            cx.op_begin("wake", format!("block {block}"));
+            let blocks = &self.filesystems[fs].blocks;
+            blocks.release_after_wait(cx, &self.mb, &cache, oe);
+            if let Release::Wait(oe) = blocks.release_block(cx, &self.mb, &cache, block) {
+                self.parked[task] = Some(Parked { fs, block, oe });
+            }
+            cx.op_end("wake", "Done");
+        }
+    }
+
+    fn dispatch(&mut self, op: &Op) -> Outcome {
+        match *op {
+            Op::Mount { fs } => self.mount(self.fs(fs)),
+            Op::Umount { fs } => self.umount(self.fs(fs)),
+            Op::XattrNew { task, fs, key } => self.xattr_new(self.task(task), self.fs(fs), key),
+            Op::XattrFind { task, fs, key } => self.xattr_find(self.task(task), self.fs(fs), key),
+            Op::XattrFindNext { task, index } => self.xattr_find_next(self.task(task), index),
+            Op::XattrReuse { task, index } => self.xattr_reuse(self.task(task), index),
+            Op::XattrRelease { task, fs, block } => {
+                let (task, fs) = (self.task(task), self.fs(fs));
+                if self.filesystems[fs].cache.is_none() {
+                    return Outcome::Failed(Errno::ENODEV);
+                }
+                match self.allocated_block(fs, block) {
+                    Some(block) if self.may_release(task, fs, block) => self.xattr_release(task, fs, block),
+                    _ => Outcome::Nothing,
+                }
+            }
+            Op::Get { task, fs, block } => self.get(self.task(task), self.fs(fs), block),
+            Op::XattrRead { task, fs, block } => self.xattr_read(self.task(task), self.fs(fs), block),
+            Op::Put { task, index } => self.put(self.task(task), index),
+            Op::Shrink { task, fs, nr } => self.shrink(self.task(task), self.fs(fs), nr),
+            Op::RunWork => Outcome::Freed(self.mb.run_workqueue(&self.kworker)),
+        }
+    }
+
+    /// The task an operation runs in, if it names one.
+    fn op_task(&self, op: &Op) -> Option<usize> {
+        match *op {
+            Op::XattrNew { task, .. }
+            | Op::XattrFind { task, .. }
+            | Op::XattrFindNext { task, .. }
+            | Op::XattrReuse { task, .. }
+            | Op::XattrRelease { task, .. }
+            | Op::Get { task, .. }
+            | Op::XattrRead { task, .. }
+            | Op::Put { task, .. }
+            | Op::Shrink { task, .. } => Some(self.task(task)),
+            Op::Mount { .. } | Op::Umount { .. } | Op::RunWork => None,
+        }
+    }
+}
+
+impl Subject for Mbcache2Subject {
+    const NAME: &'static str = "mbcache2";
+    type Config = Mbcache2Config;
+    type Op = Op;
+    type Outcome = Outcome;
+    type Reference = Mbcache2Model;
+
+    fn new(sim: &Sim, config: &Mbcache2Config) -> Mbcache2Subject {
+        let tasks_count = config.tasks.max(1);
+        let tasks: Vec<Cx> = (0..tasks_count)
+            .map(|t| sim.cx(&format!("task-{}", char::from(b'A' + t % 26)), u32::from(t) % sim.cpus()))
+            .collect();
+        let walk_slack = u64::from(tasks_count) * u64::from(config.held_max);
+        let mut subject = Mbcache2Subject {
+            mb: MbcacheModule::new(config.fixes, walk_slack),
+            filesystems: (0..config.filesystems.max(1))
+                .map(|_| Filesystem {
+                    cache: None,
+                    blocks: XattrBlocks::new(config.blocks.max(1), config.refcount_max.max(2)),
+                })
+                .collect(),
+            bucket_bits: u32::from(config.bucket_bits.clamp(1, 16)),
+            held_max: usize::from(config.held_max.max(1)),
+            kworker: sim.cx("kworker", 0),
+            held: vec![Vec::new(); usize::from(tasks_count)],
+            parked: vec![None; usize::from(tasks_count)],
+            observer: sim.observer_cx("mbcache2-check", 0),
+            tasks,
+        };
+        for fs in 0..subject.filesystems.len() {
+            subject.mount(fs);
+        }
+        subject
+    }
+
+    fn op_strategy(config: &Mbcache2Config) -> BoxedStrategy<Op> {
+        op::strategy(config)
+    }
+
+    fn apply(&mut self, _sim: &Sim, op: &Op) -> Outcome {
+        if self.op_task(op).is_some_and(|task| self.parked[task].is_some()) {
+            return Outcome::Blocked;
+        }
+        let outcome = self.dispatch(op);
+        self.wake_waiters();
+        outcome
+    }
+
+    fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
+        let mut reachable = 0u64;
+        for (fs, filesystem) in self.filesystems.iter().enumerate() {
+            let Some((_, cache)) = &filesystem.cache else { continue };
+            let snapshot = cache.snapshot(&self.mb, &self.observer);
+            reachable += snapshot.entries.len() as u64;
+            self.check_cache(fs, &snapshot)?;
+        }
+        let held_only: std::collections::BTreeSet<u32> = self
+            .held
+            .iter()
+            .flatten()
+            .map(|held| held.entry)
+            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
+            .filter(|&entry| {
+                self.mb
+                    .entry(&self.observer, entry)
+                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
+            })
+            .map(|entry| entry.index())
+            .collect();
+        let live = self.mb.entries.live();
+        if live != reachable + held_only.len() as u64 {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-live-entries-reachable"),
+                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every task puts what it holds (waking waiters), every cache is destroyed, then a kworker
+    /// runs what is still queued: a leftover work item on a destroyed cache is a use after free,
+    /// an entry left over a leak.
+    fn teardown(mut self, _sim: &Sim) -> Result<(), Violation> {
+        for task in 0..self.tasks.len() {
+            while !self.held[task].is_empty() {
+                self.put(task, 0);
+                self.wake_waiters();
+            }
+        }
+        if let Some(task) = self.parked.iter().position(Option::is_some) {
+            return Err(Violation::new(
+                ViolationKind::Hang,
+                format!("task {task} still waits for an unused entry"),
+            ));
+        }
+        for fs in 0..self.filesystems.len() {
+            self.umount(fs);
+        }
+        self.mb.run_workqueue(&self.kworker);
+        self.mb.entries.destroy(&self.tasks[0])?;
+        self.mb.caches.destroy(&self.tasks[0])
+    }
+}
+
+impl Mbcache2Subject {
+    /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU
+    /// exactly when it is hashed; its references are the hash's, the LRU's and its holders';
+    /// a hashed entry's block is allocated, with the entry's key as its hash.
+    fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
+        if snapshot.count != snapshot.lru.len() as u64 {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-count-matches-lru"),
+                format!(
+                    "fs {fs}: c_entry_count {} but {} entries on the LRU",
+                    snapshot.count,
+                    snapshot.lru.len()
+                ),
+            ));
+        }
+        let blocks = self.filesystems[fs].blocks.state(&self.observer);
+        for &(handle, hashed, listed, refcnt) in &snapshot.entries {
+            let holders = self.held.iter().flatten().filter(|held| held.entry == handle).count()
+                + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count();
+            let expected = u32::from(hashed) + u32::from(listed) + holders as u32;
+            if hashed != listed || refcnt != expected {
+                return Err(Violation::new(
+                    ViolationKind::invariant("mbcache2-references-match-users"),
+                    format!(
+                        "fs {fs}: entry {handle:?} hashed {hashed}, listed {listed}, {holders} users, e_refcnt {refcnt}"
+                    ),
+                ));
+            }
+        }
+        for node in snapshot.chains.iter().flatten() {
+            let (allocated, _, hash) = blocks.get(node.value as usize).copied().unwrap_or_default();
+            if !allocated || hash != node.key {
+                return Err(Violation::new(
+                    ViolationKind::invariant("mbcache2-hashed-block-allocated"),
+                    format!(
+                        "fs {fs}: the cache maps key {} to block {}, which is not that block",
+                        node.key, node.value
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::SimConfig;
+
+    #[test]
+    fn a_release_waits_for_the_finder_and_finishes_at_its_reuse() {
+        let sim = Sim::new(SimConfig::new(0));
+        let mut subject = Mbcache2Subject::new(&sim, &Mbcache2Config::fixed());
+        let script = [
+            (Op::XattrNew { task: 0, fs: 0, key: 1 }, Outcome::Block(0)),
+            (Op::XattrFind { task: 1, fs: 0, key: 1 }, Outcome::Block(0)),
+            (Op::XattrRelease { task: 0, fs: 0, block: 0 }, Outcome::Done),
+            (Op::XattrNew { task: 0, fs: 0, key: 2 }, Outcome::Blocked),
+            (Op::XattrReuse { task: 1, index: 0 }, Outcome::Reused(2)),
+            (Op::XattrNew { task: 0, fs: 0, key: 2 }, Outcome::Block(1)),
+        ];
+        for (op, expected) in script {
+            assert_eq!(subject.apply(&sim, &op), expected, "{op:?}");
+            subject.check_invariants(&sim).unwrap_or_else(|v| panic!("after {op:?}: {v}"));
+        }
+        subject.teardown(&sim).expect("nothing leaks");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+
+    /// Fills one cache past `c_max_entries` (32 with one bit) so the shrink work is queued, then
+    /// unmounts: the fixed kernel cancels the work; without the fix, the kworker's run is a use
+    /// after free of the cache.
+    fn queue_work_then_umount(fixes: Fixes) -> Sim {
+        let sim = Sim::new(SimConfig::new(0).lockdep(sim_core::lockdep::ReportMode::Collect));
+        let config = Mbcache2Config { filesystems: 1, ..Mbcache2Config::new(PRESET_7_1, fixes) };
+        let mut subject = Mbcache2Subject::new(&sim, &config);
+        for key in 0..33 {
+            assert!(matches!(subject.apply(&sim, &Op::XattrNew { task: 0, fs: 0, key }), Outcome::Block(_)));
+        }
+        assert_eq!(subject.apply(&sim, &Op::Umount { fs: 0 }), Outcome::Done);
+        assert_eq!(subject.apply(&sim, &Op::RunWork), Outcome::Freed(0));
+        sim
+    }
+
+    #[test]
+    fn destroy_cancels_the_pending_shrink_work_and_without_the_fix_the_work_runs_on_a_freed_cache() {
+        let fixed = queue_work_then_umount(Fixes::all());
+        assert!(fixed.marks().contains("destroy-cancelled-work"));
+        assert!(fixed.violations().is_empty(), "{:?}", fixed.violations());
+        let broken = queue_work_then_umount(Fixes::all().without(super::super::fixes::CANCEL_SHRINK_WORK));
+        let kinds: Vec<ViolationKind> = broken.violations().into_iter().map(|v| v.kind).collect();
+        assert_eq!(kinds, [ViolationKind::UseAfterFree]);
+    }
+}

@@ -1,0 +1,495 @@
+//! The reference model: what each mbcache2 operation must return, from plain collections, as
+//! the fully fixed kernel behaves (linux-7.1's fixes, 6.0's reference counting).
+//!
+//! Entries are numbered in creation order; a chain is a list of entry numbers, newest first
+//! (`hlist_bl_add_head`); the LRU a list, head first. Reference counts are kept as the kernel
+//! keeps them (hash, LRU, users), because the shrinker and `mb_cache_entry_delete_or_get()`
+//! decide by them. Waiting releases are parked and woken exactly where the subject wakes them.
+
+use std::collections::BTreeMap;
+
+use sim_core::check::Reference;
+use sim_core::Errno;
+
+use super::op::{Op, Outcome};
+use super::Mbcache2Config;
+use crate::mbcache2::mbcache::{hash_32, SYNC_SHRINK_BATCH};
+use crate::mbcache2::shrinker::SHRINK_DIVISOR;
+
+/// One entry.
+#[derive(Clone, Debug)]
+struct Entry {
+    key: u32,
+    value: u64,
+    refcnt: u32,
+    referenced: bool,
+    reusable: bool,
+    hashed: bool,
+    listed: bool,
+}
+
+/// One cache: its entries, chains and LRU.
+#[derive(Debug)]
+struct Cache {
+    /// Which mount this cache belongs to (a remount is a new cache).
+    generation: u64,
+    chains: Vec<Vec<u64>>,
+    lru: Vec<u64>,
+    entries: BTreeMap<u64, Entry>,
+    max_entries: u64,
+}
+
+/// One filesystem.
+#[derive(Debug)]
+struct Fs {
+    cache: Option<Cache>,
+    /// Each block's (allocated, h_refcount, h_hash).
+    blocks: Vec<(bool, u32, u32)>,
+}
+
+/// The reference state.
+#[derive(Debug)]
+pub struct Mbcache2Model {
+    fss: Vec<Fs>,
+    bucket_bits: u32,
+    refcount_max: u32,
+    held_max: usize,
+    next_entry: u64,
+    next_generation: u64,
+    /// Per task: held (fs, entry).
+    held: Vec<Vec<(usize, u64)>>,
+    /// Per task: a parked release (fs, block, entry).
+    parked: Vec<Option<(usize, u64, u64)>>,
+    /// Queued shrink work: (fs, cache generation).
+    work: Vec<(usize, u64)>,
+}
+
+impl Cache {
+    fn new(generation: u64, bucket_bits: u32) -> Cache {
+        let buckets = 1usize << bucket_bits;
+        Cache {
+            generation,
+            chains: vec![Vec::new(); buckets],
+            lru: Vec::new(),
+            entries: BTreeMap::new(),
+            max_entries: (buckets as u64) << 4,
+        }
+    }
+
+    fn chain(&mut self, key: u32, bits: u32) -> &mut Vec<u64> {
+        &mut self.chains[hash_32(key, bits) as usize]
+    }
+
+    /// `mb_cache_entry_put`: true when it freed the entry.
+    fn put(&mut self, id: u64) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else { return false };
+        entry.refcnt -= 1;
+        if entry.refcnt == 0 {
+            self.entries.remove(&id);
+            return true;
+        }
+        false
+    }
+
+    /// `hlist_bl_del_init`: the hash's reference stays with the caller, as in the kernel.
+    fn unhash(&mut self, id: u64, bits: u32) {
+        let key = self.entries[&id].key;
+        self.chain(key, bits).retain(|&e| e != id);
+        self.entries.get_mut(&id).expect("hashed entry").hashed = false;
+    }
+
+    /// `list_del_init` of a listed entry: the LRU's reference stays with the caller.
+    fn unlist(&mut self, id: u64) -> bool {
+        self.lru.retain(|&e| e != id);
+        let entry = self.entries.get_mut(&id).expect("entry");
+        std::mem::replace(&mut entry.listed, false)
+    }
+
+    fn drop_ref(&mut self, id: u64) {
+        self.entries.get_mut(&id).expect("entry").refcnt -= 1;
+    }
+
+    /// `mb_cache_shrink`.
+    fn shrink(&mut self, mut nr: u64, bits: u32) -> u64 {
+        let mut shrunk = 0;
+        while nr > 0 && !self.lru.is_empty() {
+            nr -= 1;
+            let id = self.lru[0];
+            let entry = self.entries.get_mut(&id).expect("LRU entry");
+            if entry.referenced || entry.refcnt > 2 {
+                entry.referenced = false;
+                self.lru.rotate_left(1);
+                continue;
+            }
+            self.unlist(id);
+            if self.entries[&id].hashed {
+                self.unhash(id, bits);
+                self.drop_ref(id);
+            }
+            if self.put(id) {
+                shrunk += 1;
+            }
+        }
+        shrunk
+    }
+
+    fn find_in_chain(&mut self, key: u32, value: u64, bits: u32) -> Option<u64> {
+        let entries = &self.entries;
+        self.chains[hash_32(key, bits) as usize].iter().copied().find(|id| {
+            let entry = &entries[id];
+            entry.key == key && entry.value == value
+        })
+    }
+}
+
+impl Mbcache2Model {
+    fn cache(&mut self, fs: usize) -> Option<&mut Cache> {
+        self.fss[fs].cache.as_mut()
+    }
+
+    /// `mb_cache_entry_create`.
+    fn create(&mut self, fs: usize, key: u32, value: u64, reusable: bool) -> Outcome {
+        let bits = self.bucket_bits;
+        let id = self.next_entry;
+        self.next_entry += 1;
+        let Some(cache) = self.fss[fs].cache.as_mut() else { return Outcome::Failed(Errno::ENODEV) };
+        let count = cache.lru.len() as u64;
+        if count >= cache.max_entries && !self.work.contains(&(fs, cache.generation)) {
+            self.work.push((fs, cache.generation));
+        }
+        if count >= 2 * cache.max_entries {
+            cache.shrink(SYNC_SHRINK_BATCH, bits);
+        }
+        if cache.find_in_chain(key, value, bits).is_some() {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        cache.chain(key, bits).insert(0, id);
+        cache.lru.push(id);
+        let entry = Entry { key, value, refcnt: 2, referenced: false, reusable, hashed: true, listed: true };
+        cache.entries.insert(id, entry);
+        Outcome::Done
+    }
+
+    /// `__entry_find` from after `old` (or the chain's head).
+    fn find(&mut self, fs: usize, old: Option<u64>, key: u32) -> Option<u64> {
+        let bits = self.bucket_bits;
+        let cache = self.fss[fs].cache.as_mut()?;
+        let chain = cache.chains[hash_32(key, bits) as usize].clone();
+        let start = match old {
+            Some(old) if cache.entries.get(&old).is_some_and(|e| e.hashed) => {
+                chain.iter().position(|&e| e == old).map_or(0, |at| at + 1)
+            }
+            _ => 0,
+        };
+        let found = chain[start..].iter().copied().find(|id| {
+            let entry = &cache.entries[id];
+            entry.key == key && entry.reusable
+        });
+        if let Some(id) = found {
+            cache.entries.get_mut(&id).expect("found").refcnt += 1;
+        }
+        if let Some(old) = old {
+            cache.put(old);
+        }
+        found
+    }
+
+    /// `mb_cache_entry_delete_or_get`.
+    fn delete_or_get(&mut self, fs: usize, key: u32, value: u64) -> Option<u64> {
+        let bits = self.bucket_bits;
+        let cache = self.fss[fs].cache.as_mut()?;
+        let id = cache.find_in_chain(key, value, bits)?;
+        let entry = cache.entries.get_mut(&id).expect("hashed");
+        if entry.refcnt > 2 {
+            entry.refcnt += 1;
+            return Some(id);
+        }
+        cache.unhash(id, bits);
+        if cache.unlist(id) {
+            cache.drop_ref(id);
+        }
+        cache.put(id);
+        None
+    }
+
+    fn xattr_new(&mut self, fs: usize, key: u32) -> Outcome {
+        if self.fss[fs].cache.is_none() {
+            return Outcome::Failed(Errno::ENODEV);
+        }
+        let Some(block) = self.fss[fs].blocks.iter().position(|b| !b.0) else {
+            return Outcome::Failed(Errno::ENOSPC);
+        };
+        self.fss[fs].blocks[block] = (true, 1, key);
+        let reusable = self.refcount_max > 1;
+        let _ = self.create(fs, key, block as u64, reusable);
+        Outcome::Block(block as u64)
+    }
+
+    fn hold(&mut self, task: usize, fs: usize, found: Option<u64>) -> Outcome {
+        let Some(id) = found else { return Outcome::Failed(Errno::ENOENT) };
+        self.held[task].push((fs, id));
+        let value = self.fss[fs].cache.as_ref().map_or(u64::MAX, |cache| cache.entries[&id].value);
+        Outcome::Block(value)
+    }
+
+    fn take(&mut self, task: usize, index: u8) -> Option<(usize, u64)> {
+        let held = &mut self.held[task];
+        (!held.is_empty()).then(|| held.remove(usize::from(index) % held.len()))
+    }
+
+    fn reuse(&mut self, task: usize, index: u8) -> Outcome {
+        let Some((fs, id)) = self.take(task, index) else { return Outcome::Nothing };
+        let max = self.refcount_max;
+        let Fs { cache, blocks } = &mut self.fss[fs];
+        let Some(cache) = cache.as_mut() else { return Outcome::Failed(Errno::ENODEV) };
+        let entry = cache.entries[&id].clone();
+        let block = &mut blocks[entry.value as usize];
+        if !entry.hashed || !entry.reusable || block.1 + 1 > max {
+            cache.put(id);
+            return Outcome::Undone;
+        }
+        block.1 += 1;
+        let count = block.1;
+        let entry = cache.entries.get_mut(&id).expect("held");
+        if count == max {
+            entry.reusable = false;
+        }
+        entry.referenced = true;
+        cache.put(id);
+        Outcome::Reused(count)
+    }
+
+    /// `ext4_xattr_release_block` up to a wait: the entry to wait for, if any.
+    fn release(&mut self, fs: usize, block: u64) -> Option<u64> {
+        let (allocated, count, hash) = self.fss[fs].blocks[block as usize];
+        if !allocated {
+            return None;
+        }
+        if count == 1 {
+            if let Some(oe) = self.delete_or_get(fs, hash, block) {
+                return Some(oe);
+            }
+            self.fss[fs].blocks[block as usize] = (false, 0, 0);
+            return None;
+        }
+        self.fss[fs].blocks[block as usize].1 -= 1;
+        if count - 1 == self.refcount_max - 1 {
+            let bits = self.bucket_bits;
+            let cache = self.cache(fs)?;
+            if let Some(id) = cache.find_in_chain(hash, block, bits) {
+                cache.entries.get_mut(&id).expect("hashed").reusable = true;
+            }
+        }
+        None
+    }
+
+    /// The subject's `wake_waiters`, step for step.
+    fn wake_waiters(&mut self) {
+        loop {
+            let ready = (0..self.parked.len()).find(|&task| {
+                self.parked[task].is_some_and(|(fs, _, oe)| {
+                    self.fss[fs]
+                        .cache
+                        .as_ref()
+                        .is_none_or(|cache| cache.entries.get(&oe).is_none_or(|e| e.refcnt <= 3))
+                })
+            });
+            let Some(task) = ready else { return };
+            let Some((fs, block, oe)) = self.parked[task].take() else { return };
+            if let Some(cache) = self.cache(fs) {
+                cache.put(oe);
+            }
+            if let Some(oe) = self.release(fs, block) {
+                self.parked[task] = Some((fs, block, oe));
+            }
+        }
+    }
+
+    fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
+        let allocated: Vec<u64> =
+            self.fss[fs].blocks.iter().enumerate().filter(|(_, b)| b.0).map(|(at, _)| at as u64).collect();
+        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+    }
+
+    fn umount(&mut self, fs: usize) -> Outcome {
+        let busy = self.held.iter().flatten().any(|&(f, _)| f == fs)
+            || self.parked.iter().flatten().any(|p| p.0 == fs);
+        if busy {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        let Some(cache) = self.fss[fs].cache.take() else { return Outcome::Failed(Errno::EINVAL) };
+        self.work.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
+        Outcome::Done
+    }
+
+    fn run_work(&mut self) -> Outcome {
+        let bits = self.bucket_bits;
+        let mut freed = 0;
+        for (fs, generation) in std::mem::take(&mut self.work) {
+            if let Some(cache) = self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
+                let nr = cache.max_entries / SHRINK_DIVISOR;
+                freed += cache.shrink(nr, bits);
+            }
+        }
+        Outcome::Freed(freed)
+    }
+
+    fn mount(&mut self, fs: usize) -> Outcome {
+        if self.fss[fs].cache.is_some() {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        self.next_generation += 1;
+        self.fss[fs].cache = Some(Cache::new(self.next_generation, self.bucket_bits));
+        Outcome::Done
+    }
+
+    /// The expected outcome of `op` by an unparked task: one short arm per operation, so the
+    /// function is as long as the operation list.
+    fn expect(&mut self, op: &Op) -> Outcome {
+        let tasks = self.held.len();
+        let fss = self.fss.len();
+        let (t, f) = (|t: u8| usize::from(t) % tasks, |f: u8| usize::from(f) % fss);
+        match *op {
+            Op::Mount { fs } => self.mount(f(fs)),
+            Op::Umount { fs } => self.umount(f(fs)),
+            Op::XattrNew { fs, key, .. } => self.xattr_new(f(fs), u32::from(key)),
+            Op::XattrFind { task, fs, key } => {
+                let (task, fs) = (t(task), f(fs));
+                if self.held[task].len() >= self.held_max {
+                    return Outcome::Nothing;
+                }
+                if self.fss[fs].cache.is_none() {
+                    return Outcome::Failed(Errno::ENODEV);
+                }
+                let found = self.find(fs, None, u32::from(key));
+                self.hold(task, fs, found)
+            }
+            Op::XattrFindNext { task, index } => {
+                let task = t(task);
+                let Some((fs, id)) = self.take(task, index) else { return Outcome::Nothing };
+                let key = self.fss[fs].cache.as_ref().map_or(0, |cache| cache.entries[&id].key);
+                let found = self.find(fs, Some(id), key);
+                self.hold(task, fs, found)
+            }
+            Op::XattrReuse { task, index } => self.reuse(t(task), index),
+            Op::XattrRelease { task, fs, block } => {
+                let (task, fs) = (t(task), f(fs));
+                if self.fss[fs].cache.is_none() {
+                    return Outcome::Failed(Errno::ENODEV);
+                }
+                let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+                let releasing = self.parked.iter().flatten().any(|&(f, b, _)| f == fs && b == block);
+                if !self.held[task].is_empty() || releasing {
+                    return Outcome::Nothing;
+                }
+                if let Some(oe) = self.release(fs, block) {
+                    self.parked[task] = Some((fs, block, oe));
+                }
+                Outcome::Done
+            }
+            Op::Get { task, fs, block } => self.get(t(task), f(fs), block),
+            Op::XattrRead { fs, block, .. } => {
+                let fs = f(fs);
+                if self.fss[fs].cache.is_none() {
+                    return Outcome::Failed(Errno::ENODEV);
+                }
+                let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+                let (_, count, key) = self.fss[fs].blocks[block as usize];
+                let reusable = count < self.refcount_max;
+                self.create(fs, key, block, reusable)
+            }
+            Op::Put { task, index } => {
+                let Some((fs, id)) = self.take(t(task), index) else { return Outcome::Nothing };
+                if let Some(cache) = self.cache(fs) {
+                    cache.put(id);
+                }
+                Outcome::Done
+            }
+            Op::Shrink { fs, nr, .. } => {
+                let bits = self.bucket_bits;
+                match self.cache(f(fs)) {
+                    Some(cache) => Outcome::Freed(cache.shrink(u64::from(nr), bits)),
+                    None => Outcome::Failed(Errno::ENODEV),
+                }
+            }
+            Op::RunWork => self.run_work(),
+        }
+    }
+
+    fn get(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
+        if self.held[task].len() >= self.held_max {
+            return Outcome::Nothing;
+        }
+        if self.fss[fs].cache.is_none() {
+            return Outcome::Failed(Errno::ENODEV);
+        }
+        let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+        let key = self.fss[fs].blocks[block as usize].2;
+        let bits = self.bucket_bits;
+        let cache = self.cache(fs).expect("mounted");
+        let found = cache.find_in_chain(key, block, bits);
+        if let Some(id) = found {
+            cache.entries.get_mut(&id).expect("hashed").refcnt += 1;
+        }
+        self.hold(task, fs, found)
+    }
+
+    fn op_task(&self, op: &Op) -> Option<usize> {
+        let tasks = self.held.len();
+        match *op {
+            Op::XattrNew { task, .. }
+            | Op::XattrFind { task, .. }
+            | Op::XattrFindNext { task, .. }
+            | Op::XattrReuse { task, .. }
+            | Op::XattrRelease { task, .. }
+            | Op::Get { task, .. }
+            | Op::XattrRead { task, .. }
+            | Op::Put { task, .. }
+            | Op::Shrink { task, .. } => Some(usize::from(task) % tasks),
+            Op::Mount { .. } | Op::Umount { .. } | Op::RunWork => None,
+        }
+    }
+}
+
+impl Reference for Mbcache2Model {
+    type Config = Mbcache2Config;
+    type Op = Op;
+    type Outcome = Outcome;
+
+    fn new(config: &Mbcache2Config) -> Mbcache2Model {
+        let tasks = usize::from(config.tasks.max(1));
+        let bucket_bits = u32::from(config.bucket_bits.clamp(1, 16));
+        let mut model = Mbcache2Model {
+            fss: (0..config.filesystems.max(1))
+                .map(|_| Fs { cache: None, blocks: vec![(false, 0, 0); usize::from(config.blocks.max(1))] })
+                .collect(),
+            bucket_bits,
+            refcount_max: config.refcount_max.max(2),
+            held_max: usize::from(config.held_max.max(1)),
+            next_entry: 0,
+            next_generation: 0,
+            held: vec![Vec::new(); tasks],
+            parked: vec![None; tasks],
+            work: Vec::new(),
+        };
+        for fs in 0..model.fss.len() {
+            model.mount(fs);
+        }
+        model
+    }
+
+    fn check(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
+        let expect = if self.op_task(op).is_some_and(|task| self.parked[task].is_some()) {
+            Outcome::Blocked
+        } else {
+            let expect = self.expect(op);
+            self.wake_waiters();
+            expect
+        };
+        if *actual == expect {
+            return Ok(());
+        }
+        let waiting: Vec<usize> = (0..self.parked.len()).filter(|&t| self.parked[t].is_some()).collect();
+        Err(format!("expected {expect:?} (tasks waiting for an unused entry: {waiting:?})"))
+    }
+}

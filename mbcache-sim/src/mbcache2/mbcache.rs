@@ -1,0 +1,623 @@
+//! fs/mbcache.c and include/linux/mbcache.h from 4.6 on ("mbcache2"): per-filesystem caches
+//! (`mb_cache_create`, `mb_cache_destroy`), entries with `e_refcnt`, `e_referenced` and
+//! `e_reusable`, hash chains with bit locks, the LRU under `c_list_lock`, and the entry functions
+//! (`mb_cache_entry_create`, `_find_first`, `_find_next`, `_get`, `_delete`, `_delete_or_get`,
+//! `_wait_unused`, `_touch`, `_put`). The shrinker and the shrink work are in `shrinker.rs`.
+//!
+//! References, as 4.6 to 6.0 count them: one for the hash chain while hashed, one for the LRU
+//! while listed, one per user. `e_refcnt` is the kernel's `atomic_t` (a facade atomic, not a
+//! `Kref`: the kernel reads it against thresholds, `> 2` and `<= 3`, which a kref hides).
+//! Entries are slab objects (`mb_entry_cache`, generation-checked handles) and are freed at once
+//! by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain node keeps the
+//! entry's key and value beside its handle: both are stable for the entry's lifetime, as the
+//! kernel's comments say, and the walk compares them there.
+//!
+//! ksim departures, each harmless to what the checks judge: the LRU node of an entry is freed
+//! when the entry leaves the LRU (the kernel re-initialises it; nothing re-adds an entry); and
+//! `mb_cache_destroy` takes the bucket and list locks it walks under, which the kernel skips
+//! because nobody else can reach the cache (sim-core's `hlist_bl` reports an unlocked change).
+
+use sim_core::list::{self, ListArena, NodeRef};
+use sim_core::list_bl::HlistBlHead;
+use sim_core::mm::{Gfp, KmemCache, ObjHandle};
+use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
+use std::sync::Arc;
+
+use super::fixes::{Fixes, DELETE_OR_GET, LIMIT_CACHE_SIZE, REUSABLE_FLAG};
+use super::workqueue::Workqueue;
+
+/// The lock class of every bucket's bit lock (one class for the whole table, as in lockdep).
+pub(crate) const C_HASH_CLASS: &str = "mb_cache->c_hash";
+/// The lock class of `cache->c_list_lock`.
+pub(crate) const C_LIST_LOCK_CLASS: &str = "&cache->c_list_lock";
+/// `MBE_REFERENCED_B`.
+pub(crate) const MBE_REFERENCED_B: u32 = 0;
+/// `MBE_REUSABLE_B`.
+pub(crate) const MBE_REUSABLE_B: u32 = 1;
+/// `SYNC_SHRINK_BATCH`: entries reclaimed synchronously when the cache is twice over its size.
+pub(crate) const SYNC_SHRINK_BATCH: u64 = 64;
+/// The finding reported when one lock hold walks more chain nodes than the bound allows.
+pub(crate) const CHAIN_WALK_FINDING: ViolationKind = ViolationKind::finding("mbcache2-chain-walk-unbounded");
+
+/// A handle on an entry: the kernel's `struct mb_cache_entry *`.
+pub(crate) type EntryHandle = ObjHandle<MbCacheEntry>;
+/// A handle on a cache: the kernel's `struct mb_cache *` (kzalloc'ed, so a slab object here).
+pub(crate) type CacheHandle = ObjHandle<MbCache>;
+
+/// `hash_32()` (include/linux/hash.h, GOLDEN_RATIO_32 as of 4.7; 4.6 used another multiplier,
+/// which changes which bucket a key lands in and nothing the checks judge).
+pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
+    if bits == 0 {
+        return 0;
+    }
+    val.wrapping_mul(0x61C8_8647) >> (32 - bits)
+}
+
+/// `e_referenced` and `e_reusable`, in the three forms the versions had.
+#[derive(Debug)]
+pub(crate) struct EntryFlags {
+    /// `unsigned long e_flags` with atomic bitops (a44e84a9b776); before the reusable flag, the
+    /// lone `e_referenced:1` bit, which the kernel reads and writes racily on purpose (a lost
+    /// update of it alone only ages an entry differently), modelled as relaxed loads and stores.
+    word: AtomicU32,
+    /// `u32 e_referenced:1; u32 e_reusable:1;` between 4.10 and 6.1: one plain word that every
+    /// bit update reads, modifies and writes whole. No lock orders all its writers (touch takes
+    /// none, the shrinker `c_list_lock`, ext4 the buffer lock), so the lockset detector judges it.
+    bitfield: Guarded<u32>,
+}
+
+impl EntryFlags {
+    fn new(reusable: bool) -> EntryFlags {
+        let bits = u32::from(reusable) << MBE_REUSABLE_B;
+        EntryFlags {
+            word: AtomicU32::new(bits),
+            bitfield: Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", bits),
+        }
+    }
+
+    /// `test_bit(bit, &entry->e_flags)` or a read of the bitfield member.
+    #[track_caller]
+    pub(crate) fn test(&self, cx: &Cx, fixes: Fixes, bit: u32) -> bool {
+        let mask = 1 << bit;
+        if fixes.on(super::fixes::ATOMIC_ENTRY_FLAGS) || !fixes.on(REUSABLE_FLAG) {
+            self.word.load(Ordering::Relaxed) & mask != 0
+        } else {
+            self.bitfield.read(cx, |word| word & mask != 0)
+        }
+    }
+
+    /// `set_bit`/`clear_bit`, or an assignment to the bitfield member.
+    #[track_caller]
+    pub(crate) fn assign(&self, cx: &Cx, fixes: Fixes, bit: u32, on: bool) {
+        let mask = 1 << bit;
+        if fixes.on(super::fixes::ATOMIC_ENTRY_FLAGS) {
+            if on {
+                self.word.fetch_or(mask, Ordering::Relaxed);
+            } else {
+                self.word.fetch_and(!mask, Ordering::Relaxed);
+            }
+        } else if !fixes.on(REUSABLE_FLAG) {
+            let old = self.word.load(Ordering::Relaxed);
+            self.word.store(if on { old | mask } else { old & !mask }, Ordering::Relaxed);
+        } else {
+            // The compiler's code for `entry->e_reusable = 0`: load the word, change one bit,
+            // store the word. A concurrent store to the other bit between the load and the store
+            // is lost (shuttle's schedules lose it; loom reports the unordered accesses).
+            let word = self.bitfield.get(cx);
+            self.bitfield.set(cx, if on { word | mask } else { word & !mask });
+        }
+    }
+}
+
+/// `struct mb_cache_entry`.
+#[derive(Debug)]
+pub(crate) struct MbCacheEntry {
+    /// `e_key`: stable for the entry's life.
+    pub(crate) e_key: u32,
+    /// `e_value` (`e_block` before 4.13): stable for the entry's life.
+    pub(crate) e_value: u64,
+    /// `e_refcnt`.
+    pub(crate) e_refcnt: AtomicU32,
+    /// `e_referenced`, `e_reusable`.
+    pub(crate) e_flags: EntryFlags,
+    /// `!hlist_bl_unhashed(&e_hash_list)`: changed under the bucket's bit lock.
+    pub(crate) e_hashed: AtomicBool,
+    /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
+    /// cache->c_list_lock", as the kernel's comment says, and checked as such).
+    e_list: Guarded<Option<NodeRef>>,
+}
+
+/// One node of a hash chain: the entry and its stable key and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HashNode {
+    pub(crate) key: u32,
+    pub(crate) value: u64,
+    pub(crate) entry: EntryHandle,
+}
+
+/// `c_list` and `c_entry_count`, under `c_list_lock`: the LRU's nodes and which entry each is in.
+#[derive(Debug)]
+pub(crate) struct CList {
+    pub(crate) arena: ListArena,
+    pub(crate) head: NodeRef,
+    /// The entry each LRU node belongs to (`list_entry`), by node slot.
+    pub(crate) owners: Vec<Option<EntryHandle>>,
+    pub(crate) c_entry_count: u64,
+}
+
+/// `struct mb_cache`.
+#[derive(Debug)]
+pub(crate) struct MbCache {
+    /// `c_hash`: `1 << c_bucket_bits` chains.
+    pub(crate) c_hash: Vec<HlistBlHead<HashNode>>,
+    pub(crate) c_bucket_bits: u32,
+    /// `c_max_entries`: `bucket_count << 4`.
+    pub(crate) c_max_entries: u64,
+    pub(crate) c_list_lock: SpinLock<CList>,
+    /// `c_entry_count` as the lockless readers see it (`mb_cache_count`, the create checks).
+    pub(crate) c_entry_count: AtomicU64,
+    /// `wait_var_event(&entry->e_refcnt, ..)`: the kernel hashes the address into a global table
+    /// of queues; one queue per cache here.
+    pub(crate) refcnt_wait: WaitQueue,
+    /// Checker state: the most chain nodes one lock hold may walk before it is reported.
+    pub(crate) walk_bound: u64,
+}
+
+impl MbCache {
+    /// `mb_cache_entry_head()`.
+    pub(crate) fn bucket(&self, key: u32) -> &HlistBlHead<HashNode> {
+        &self.c_hash[hash_32(key, self.c_bucket_bits) as usize]
+    }
+
+    /// The chain-walk detector: one lock hold walked `visited` nodes.
+    fn walked(&self, cx: &Cx, visited: u64, what: &str) {
+        if visited > self.walk_bound {
+            let message = format!(
+                "{what} walked {visited} chain nodes under one {C_HASH_CLASS} bit lock (bound {}: twice \
+                 c_max_entries {} plus the entries in use); the walk grows with the cache",
+                self.walk_bound, self.c_max_entries
+            );
+            cx.sim().report(Some(cx), Violation::new(CHAIN_WALK_FINDING, message));
+        }
+    }
+}
+
+/// What the module owns: `mb_entry_cache` (the entries' slab), the caches' memory, the system
+/// workqueue the shrink work runs on, and the fixes of this kernel version.
+#[derive(Debug)]
+pub(crate) struct MbcacheModule {
+    pub(crate) fixes: Fixes,
+    pub(crate) entries: KmemCache<MbCacheEntry>,
+    pub(crate) caches: KmemCache<MbCache>,
+    pub(crate) workqueue: Workqueue,
+    /// Checker state: entries in use the walk bound allows for beyond twice `c_max_entries`.
+    walk_slack: u64,
+}
+
+impl MbcacheModule {
+    /// `mbcache_init()`: `kmem_cache_create("mbcache", ..)`. `walk_slack` is the checker's
+    /// allowance, in nodes, for entries users hold (the shrinker keeps those).
+    pub(crate) fn new(fixes: Fixes, walk_slack: u64) -> MbcacheModule {
+        MbcacheModule {
+            fixes,
+            entries: KmemCache::new("mbcache", 64),
+            caches: KmemCache::new("mb_cache", 128),
+            workqueue: Workqueue::new(),
+            walk_slack,
+        }
+    }
+
+    /// `mb_cache_create(bucket_bits)`: kzalloc the cache, its table, register its shrinker.
+    pub(crate) fn mb_cache_create(
+        &self,
+        cx: &Cx,
+        bucket_bits: u32,
+    ) -> Result<(CacheHandle, Arc<MbCache>), Errno> {
+        let bucket_count = 1u64 << bucket_bits;
+        let c_max_entries = bucket_count << 4;
+        let mut arena = ListArena::new("mb_cache->c_list");
+        let head = arena.alloc_head();
+        let cache = MbCache {
+            c_hash: (0..bucket_count).map(|_| HlistBlHead::new(C_HASH_CLASS)).collect(),
+            c_bucket_bits: bucket_bits,
+            c_max_entries,
+            c_list_lock: SpinLock::new(
+                C_LIST_LOCK_CLASS,
+                CList { arena, head, owners: Vec::new(), c_entry_count: 0 },
+            ),
+            c_entry_count: AtomicU64::new(0),
+            refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
+            walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
+        };
+        let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
+        let cache = self.caches.get(cx, handle).map_err(|_| Errno::EINVAL)?;
+        Ok((handle, cache))
+    }
+
+    /// The entry behind `handle`; a freed one is reported by the slab (use after free).
+    pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<Arc<MbCacheEntry>> {
+        self.entries.get(cx, handle).ok()
+    }
+
+    /// `mb_cache_entry_create()`: schedules the shrink work past `c_max_entries`, shrinks
+    /// synchronously past twice that, then hashes a new entry (EBUSY when the key and value are
+    /// there) and puts it on the LRU. One reference for the hash, one for the LRU. The entry is
+    /// allocated with GFP_NOFS, as ext2 and ext4 ask (their callers hold filesystem locks).
+    pub(crate) fn mb_cache_entry_create(
+        &self,
+        cx: &Cx,
+        cache_handle: CacheHandle,
+        cache: &MbCache,
+        key: u32,
+        value: u64,
+        reusable: bool,
+    ) -> Result<(), Errno> {
+        if self.fixes.on(LIMIT_CACHE_SIZE) {
+            let count = cache.c_entry_count.load(Ordering::Relaxed);
+            if count >= cache.c_max_entries {
+                self.workqueue.schedule_work(cx, cache_handle);
+            }
+            if count >= 2 * cache.c_max_entries {
+                cx.sim().mark("create-sync-shrink");
+                self.mb_cache_shrink(cx, cache, SYNC_SHRINK_BATCH);
+            }
+        }
+        let entry = MbCacheEntry {
+            e_key: key,
+            e_value: value,
+            e_refcnt: AtomicU32::new(1),
+            e_flags: EntryFlags::new(reusable),
+            e_hashed: AtomicBool::new(false),
+            e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
+        };
+        let handle = self.entries.alloc(cx, Gfp::GFP_NOFS, entry)?;
+        let head = cache.bucket(key);
+        let guard = head.lock(cx);
+        let (duplicate, visited) = head.for_each_entry(cx, |chain| {
+            let at = chain.iter().position(|node| node.key == key && node.value == value);
+            (at.is_some(), at.map_or(chain.len(), |at| at + 1) as u64)
+        });
+        cache.walked(cx, visited, "mb_cache_entry_create");
+        if duplicate {
+            head.unlock(guard);
+            let _ = self.entries.free(cx, handle);
+            cx.sim().mark("create-ebusy");
+            return Err(Errno::EBUSY);
+        }
+        head.add_head(cx, HashNode { key, value, entry: handle });
+        let entry = self.entry(cx, handle).ok_or(Errno::EINVAL)?;
+        entry.e_hashed.store(true, Ordering::Relaxed);
+        head.unlock(guard);
+
+        let mut clist = cache.c_list_lock.lock(cx);
+        lru_add_tail(cx, &mut clist, &entry, handle);
+        entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+        clist.c_entry_count += 1;
+        cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `__entry_find()`: from `old`'s successor (the chain's head when `old` is none or
+    /// unhashed), the first entry with `key` that is reusable (every entry before the reusable
+    /// flag), with a reference taken; then drops the reference on `old`.
+    fn entry_find(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        old: Option<EntryHandle>,
+        key: u32,
+    ) -> Option<EntryHandle> {
+        let head = cache.bucket(key);
+        let old_entry = old.and_then(|handle| self.entry(cx, handle));
+        let guard = head.lock(cx);
+        let (found, visited) = head.for_each_entry(cx, |chain| {
+            let start = match (old, &old_entry) {
+                (Some(handle), Some(entry)) if entry.e_hashed.load(Ordering::Relaxed) => {
+                    chain.iter().position(|node| node.entry == handle).map_or(0, |at| at + 1)
+                }
+                (Some(_), _) => {
+                    cx.sim().mark("find-next-unhashed");
+                    0
+                }
+                (None, _) => 0,
+            };
+            let mut visited = 0u64;
+            for node in &chain[start.min(chain.len())..] {
+                visited += 1;
+                if node.key != key {
+                    continue;
+                }
+                let Some(entry) = self.entry(cx, node.entry) else { continue };
+                if !self.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, self.fixes, MBE_REUSABLE_B) {
+                    entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+                    return (Some(node.entry), visited);
+                }
+                cx.sim().mark("find-skips-unreusable");
+            }
+            (None, visited)
+        });
+        cache.walked(cx, visited, "__entry_find");
+        head.unlock(guard);
+        if let Some(old) = old {
+            self.mb_cache_entry_put(cx, cache, old);
+        }
+        found
+    }
+
+    /// `mb_cache_entry_find_first()`.
+    pub(crate) fn mb_cache_entry_find_first(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        key: u32,
+    ) -> Option<EntryHandle> {
+        self.entry_find(cx, cache, None, key)
+    }
+
+    /// `mb_cache_entry_find_next()`: drops the reference on `entry`.
+    pub(crate) fn mb_cache_entry_find_next(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        entry: EntryHandle,
+    ) -> Option<EntryHandle> {
+        let key = self.entry(cx, entry)?.e_key;
+        self.entry_find(cx, cache, Some(entry), key)
+    }
+
+    /// Walks `key`'s chain under its lock for the entry with `value`; `f` runs on it, lock held.
+    fn with_entry<R>(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        key: u32,
+        value: u64,
+        what: &str,
+        f: impl FnOnce(EntryHandle, &MbCacheEntry) -> R,
+    ) -> Option<R> {
+        let head = cache.bucket(key);
+        let guard = head.lock(cx);
+        let (found, visited) = head.for_each_entry(cx, |chain| {
+            let at = chain.iter().position(|node| node.key == key && node.value == value);
+            (at.map(|at| chain[at].entry), at.map_or(chain.len(), |at| at + 1) as u64)
+        });
+        cache.walked(cx, visited, what);
+        let result = found.and_then(|handle| Some(f(handle, &*self.entry(cx, handle)?)));
+        head.unlock(guard);
+        result
+    }
+
+    /// `mb_cache_entry_get()`: the entry with `key` and `value`, with a reference taken.
+    pub(crate) fn mb_cache_entry_get(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        key: u32,
+        value: u64,
+    ) -> Option<EntryHandle> {
+        self.with_entry(cx, cache, key, value, "mb_cache_entry_get", |handle, entry| {
+            entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+            handle
+        })
+    }
+
+    /// `hlist_bl_del_init` of `handle` from its chain, dropping the hash's reference. Needs the
+    /// chain's lock.
+    fn unhash(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle, entry: &MbCacheEntry) {
+        cache.bucket(entry.e_key).del_init(cx, |node| node.entry == handle);
+        entry.e_hashed.store(false, Ordering::Relaxed);
+    }
+
+    /// The LRU half of a delete: off the LRU (dropping its reference) unless already off.
+    fn lru_remove(&self, cx: &Cx, cache: &MbCache, entry: &MbCacheEntry) {
+        let mut clist = cache.c_list_lock.lock(cx);
+        if lru_del_init(cx, &mut clist, entry) {
+            clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
+            cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
+            entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `mb_cache_entry_delete()` (4.6 to 6.0): unhash the entry with `key` and `value` (the hash's
+    /// reference keeps it alive across the unlock), take it off the LRU, drop that reference.
+    pub(crate) fn mb_cache_entry_delete(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) {
+        let found = self.with_entry(cx, cache, key, value, "mb_cache_entry_delete", |handle, entry| {
+            self.unhash(cx, cache, handle, entry);
+            handle
+        });
+        let Some(handle) = found else { return };
+        let Some(entry) = self.entry(cx, handle) else { return };
+        self.lru_remove(cx, cache, &entry);
+        cx.sim().mark("delete-unhashed");
+        self.mb_cache_entry_put(cx, cache, handle);
+    }
+
+    /// `mb_cache_entry_delete_or_get()` (3dc96bba65f5): as delete, but an entry somebody uses
+    /// (`e_refcnt > 2`) is not deleted: it is returned with a reference taken.
+    pub(crate) fn mb_cache_entry_delete_or_get(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        key: u32,
+        value: u64,
+    ) -> Option<EntryHandle> {
+        let found =
+            self.with_entry(cx, cache, key, value, "mb_cache_entry_delete_or_get", |handle, entry| {
+                if entry.e_refcnt.load(Ordering::Relaxed) > 2 {
+                    entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+                    return (handle, true);
+                }
+                self.unhash(cx, cache, handle, entry);
+                (handle, false)
+            });
+        let (handle, in_use) = found?;
+        if in_use {
+            cx.sim().mark("delete-or-get-in-use");
+            return Some(handle);
+        }
+        let entry = self.entry(cx, handle)?;
+        self.lru_remove(cx, cache, &entry);
+        cx.sim().mark("delete-or-get-deleted");
+        self.mb_cache_entry_put(cx, cache, handle);
+        None
+    }
+
+    /// The condition `mb_cache_entry_wait_unused()` waits for: the caller is the last user
+    /// besides the hash and the LRU (`e_refcnt <= 3`).
+    pub(crate) fn entry_unused(&self, cx: &Cx, entry: EntryHandle) -> bool {
+        self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::Acquire) <= 3)
+    }
+
+    /// `mb_cache_entry_wait_unused()`: sleeps until the caller is the entry's last user.
+    pub(crate) fn mb_cache_entry_wait_unused(&self, cx: &Cx, cache: &MbCache, entry: EntryHandle) {
+        cx.sim().mark("wait-unused");
+        cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
+    }
+
+    /// `mb_cache_entry_touch()`: marks the entry used, so the shrinker gives it another round.
+    pub(crate) fn mb_cache_entry_touch(&self, cx: &Cx, entry: EntryHandle) {
+        if let Some(entry) = self.entry(cx, entry) {
+            entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, true);
+        }
+    }
+
+    /// `mb_cache_entry_put()`: drops a reference; the last one frees the entry (true). From
+    /// 3dc96bba65f5 on, a drop to three or fewer wakes `mb_cache_entry_wait_unused()` waiters.
+    pub(crate) fn mb_cache_entry_put(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
+        let Some(entry) = self.entry(cx, handle) else { return false };
+        let count = entry.e_refcnt.fetch_sub(1, Ordering::AcqRel).wrapping_sub(1);
+        if count > 0 {
+            if self.fixes.on(DELETE_OR_GET) && count <= 3 {
+                cache.refcnt_wait.wake_up();
+            }
+            return false;
+        }
+        drop(entry);
+        let _ = self.entries.free(cx, handle);
+        cx.sim().mark("entry-freed");
+        true
+    }
+
+    /// `mb_cache_destroy()`: cancels the shrink work (from d227786ab111 on), then unhashes and
+    /// puts every entry on the LRU (each should hold only the LRU's reference then: the kernel's
+    /// `WARN_ON`), and frees the cache.
+    pub(crate) fn mb_cache_destroy(&self, cx: &Cx, handle: CacheHandle) {
+        if self.fixes.on(super::fixes::CANCEL_SHRINK_WORK) && self.workqueue.cancel_work_sync(cx, handle) {
+            cx.sim().mark("destroy-cancelled-work");
+        }
+        let Ok(cache) = self.caches.get(cx, handle) else { return };
+        let mut clist = cache.c_list_lock.lock(cx);
+        let head = clist.head;
+        let mut node = list::next(&mut clist.arena.mem(cx), head, "mb_cache_destroy").ok();
+        while let Some(at) = node.filter(|&at| at != head) {
+            node = list::next(&mut clist.arena.mem(cx), at, "mb_cache_destroy").ok();
+            let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() else { break };
+            let Some(entry) = self.entry(cx, handle) else { break };
+            let bucket = cache.bucket(entry.e_key);
+            let guard = bucket.lock(cx);
+            if entry.e_hashed.load(Ordering::Relaxed) {
+                self.unhash(cx, &cache, handle, &entry);
+                entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+            }
+            bucket.unlock(guard);
+            let _ = list::list_del(&mut clist.arena.mem(cx), at);
+            clist.arena.free(at);
+            clist.owners[at.index() as usize] = None;
+            entry.e_list.set(cx, None);
+            let refs = entry.e_refcnt.load(Ordering::Relaxed);
+            if refs != 1 {
+                let message = format!(
+                    "mb_cache_destroy: entry key {} value {} has {refs} references, not 1",
+                    entry.e_key, entry.e_value
+                );
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(ViolationKind::finding("mbcache2-destroy-entry-in-use"), message),
+                );
+            }
+            drop(entry);
+            self.mb_cache_entry_put(cx, &cache, handle);
+        }
+        drop(clist);
+        drop(cache);
+        let _ = self.caches.free(cx, handle);
+    }
+}
+
+/// `list_add_tail(&entry->e_list, &cache->c_list)`, with the entry's node allocated here.
+fn lru_add_tail(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, handle: EntryHandle) {
+    let node = clist.arena.alloc_head();
+    let head = clist.head;
+    if list::list_add_tail(&mut clist.arena.mem(cx), node, head).is_err() {
+        return;
+    }
+    let slot = node.index() as usize;
+    if clist.owners.len() <= slot {
+        clist.owners.resize(slot + 1, None);
+    }
+    clist.owners[slot] = Some(handle);
+    entry.e_list.set(cx, Some(node));
+}
+
+/// `if (!list_empty(&entry->e_list)) list_del_init(&entry->e_list)`: whether it was listed.
+pub(crate) fn lru_del_init(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry) -> bool {
+    let Some(node) = entry.e_list.get(cx) else { return false };
+    let _ = list::list_del(&mut clist.arena.mem(cx), node);
+    clist.arena.free(node);
+    clist.owners[node.index() as usize] = None;
+    entry.e_list.set(cx, None);
+    true
+}
+
+/// What the invariant check reads of one cache, through an observer context.
+#[derive(Debug)]
+pub(crate) struct CacheSnapshot {
+    /// The LRU, head first.
+    pub(crate) lru: Vec<EntryHandle>,
+    /// Each chain, first node first.
+    pub(crate) chains: Vec<Vec<HashNode>>,
+    /// `c_entry_count` under the lock.
+    pub(crate) count: u64,
+    /// Each listed or hashed entry's (hashed, listed, e_refcnt).
+    pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
+}
+
+impl MbCache {
+    /// The cache's state as the invariant check compares it, read by `observer` (neither traced
+    /// nor checked by lockdep).
+    pub(crate) fn snapshot(&self, mb: &MbcacheModule, observer: &Cx) -> CacheSnapshot {
+        let mut clist = self.c_list_lock.lock(observer);
+        let head = clist.head;
+        let mut lru = Vec::new();
+        let mut node = list::next(&mut clist.arena.mem(observer), head, "snapshot").ok();
+        while let Some(at) = node.filter(|&at| at != head) {
+            if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
+                lru.push(handle);
+            }
+            node = list::next(&mut clist.arena.mem(observer), at, "snapshot").ok();
+        }
+        let count = clist.c_entry_count;
+        drop(clist);
+        let chains: Vec<Vec<HashNode>> =
+            self.c_hash.iter().map(|head| head.for_each_entry(observer, <[HashNode]>::to_vec)).collect();
+        let mut handles: Vec<EntryHandle> =
+            chains.iter().flatten().map(|node| node.entry).chain(lru.iter().copied()).collect();
+        handles.sort_by_key(|handle| handle.index());
+        handles.dedup();
+        let entries = handles
+            .into_iter()
+            .filter_map(|handle| {
+                let entry = mb.entry(observer, handle)?;
+                let listed = entry.e_list.get(observer).is_some();
+                Some((
+                    handle,
+                    entry.e_hashed.load(Ordering::Relaxed),
+                    listed,
+                    entry.e_refcnt.load(Ordering::Relaxed),
+                ))
+            })
+            .collect();
+        CacheSnapshot { lru, chains, count, entries }
+    }
+}

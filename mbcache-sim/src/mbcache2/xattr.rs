@@ -1,0 +1,240 @@
+//! fs/ext4/xattr.c as far as it shares xattr blocks through mbcache2: a new block is inserted
+//! into the cache (`ext4_xattr_block_cache_insert`), found for reuse
+//! (`ext4_xattr_block_cache_find`), reused by `ext4_xattr_block_set()` (journal write access,
+//! then under the buffer lock one more `h_refcount`, the entry no longer reusable at the
+//! maximum, then `mb_cache_entry_touch`), and released by `ext4_xattr_release_block()`.
+//!
+//! The release is where the reuse-vs-release race lived. Before 65f8b80053a1 the last reference's
+//! release deleted the cache entry and freed the block while a task that had just found the
+//! entry was on its way to reuse it; the reuser's journal write access then landed on a freed
+//! block (cancelling its revoke: journal corruption, or jbd2 assertions), and only under the
+//! buffer lock did it see the entry unhashed and back off. From 65f8b80053a1 on, the release uses
+//! `mb_cache_entry_delete_or_get()`: an entry somebody holds is not deleted, and the releaser
+//! drops the buffer lock, waits until it is the entry's last user, and starts again.
+//!
+//! What ksim leaves out: block contents (the key stands for the content hash, so one key is one
+//! content), quota, the inode side, journalling beyond "write access to this block", and the
+//! `h_refcount` maximum, which is a small config number instead of 1024 so it is reached.
+
+use sim_core::{Cx, Errno, Mutex, SpinLock, Violation, ViolationKind};
+
+use super::fixes::{DELETE_OR_GET, REUSABLE_FLAG};
+use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule, MBE_REUSABLE_B};
+
+/// The finding reported when journal write access is taken to a freed block.
+pub(crate) const REUSE_OF_FREED_BLOCK: ViolationKind =
+    ViolationKind::finding("ext4-xattr-reuse-of-freed-block");
+
+/// The xattr block header and its buffer's state.
+#[derive(Debug, Default)]
+pub(crate) struct BufferHead {
+    /// Allocated to some inode's xattrs.
+    pub(crate) allocated: bool,
+    /// `h_refcount`: inodes sharing the block.
+    pub(crate) h_refcount: u32,
+    /// `h_hash`: the content hash, the cache key.
+    pub(crate) h_hash: u32,
+}
+
+/// One filesystem's xattr blocks: a buffer (under `BH_Lock`) per block and the block bitmap.
+#[derive(Debug)]
+pub(crate) struct XattrBlocks {
+    /// `lock_buffer()`/`unlock_buffer()`, one sleeping lock per block, all of class `BH_Lock`.
+    pub(crate) buffers: Vec<Mutex<BufferHead>>,
+    /// Which blocks are allocated, as the group's bitmap says (under `ext4_group_lock`).
+    bitmap: SpinLock<Vec<bool>>,
+    /// `EXT4_XATTR_REFCOUNT_MAX` (1024 in the kernel).
+    pub(crate) refcount_max: u32,
+}
+
+/// What `ext4_xattr_release_block()` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Dropped one reference; this many remain.
+    Dropped(u32),
+    /// Dropped the last reference and freed the block.
+    Freed,
+    /// `mb_cache_entry_delete_or_get()` returned the entry (held): somebody uses it. The caller
+    /// waits until it is unused (`release_after_wait`), then starts again.
+    Wait(EntryHandle),
+}
+
+/// What `ext4_xattr_block_set()`'s reuse of a found block did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// One more reference; the block's `h_refcount` is now this.
+    Reused(u32),
+    /// The entry was unhashed or not reusable, or the block was full: undone, look again.
+    Undone,
+}
+
+impl XattrBlocks {
+    /// `blocks` free blocks, each reusable up to `refcount_max` times.
+    pub(crate) fn new(blocks: u16, refcount_max: u32) -> XattrBlocks {
+        XattrBlocks {
+            buffers: (0..blocks).map(|_| Mutex::new("BH_Lock", BufferHead::default())).collect(),
+            bitmap: SpinLock::new("ext4_group_lock", vec![false; usize::from(blocks)]),
+            refcount_max,
+        }
+    }
+
+    /// A new xattr block (ext4_new_meta_blocks, the lowest free block, so freed numbers come
+    /// back) holding content `key`, then `ext4_xattr_block_cache_insert()` (reusable while below
+    /// the maximum). ENOSPC when every block is allocated.
+    pub(crate) fn new_block(
+        &self,
+        cx: &Cx,
+        mb: &MbcacheModule,
+        cache_handle: CacheHandle,
+        cache: &MbCache,
+        key: u32,
+    ) -> Result<u64, Errno> {
+        let block = {
+            let mut bitmap = self.bitmap.lock(cx);
+            let block = bitmap.iter().position(|used| !used).ok_or(Errno::ENOSPC)?;
+            bitmap[block] = true;
+            block
+        };
+        {
+            let mut bh = self.buffers[block].lock(cx);
+            *bh = BufferHead { allocated: true, h_refcount: 1, h_hash: key };
+        }
+        // ext4 ignores a failed insert: the block is simply not shared.
+        let reusable = self.refcount_max > 1;
+        if mb.mb_cache_entry_create(cx, cache_handle, cache, key, block as u64, reusable).is_err() {
+            cx.sim().mark("xattr-insert-failed");
+        }
+        Ok(block as u64)
+    }
+
+    /// `ext4_xattr_block_get()`'s insert of a block it read (`ext4_xattr_block_cache_insert`):
+    /// reusable while below the maximum; EBUSY when the cache has it already. (ksim reads the
+    /// header under the buffer lock, which the kernel's read does not take.)
+    pub(crate) fn block_get(
+        &self,
+        cx: &Cx,
+        mb: &MbcacheModule,
+        cache_handle: CacheHandle,
+        cache: &MbCache,
+        block: u64,
+    ) -> Result<(), Errno> {
+        let (key, reusable) = {
+            let bh = self.buffers[block as usize].lock(cx);
+            (bh.h_hash, bh.h_refcount < self.refcount_max)
+        };
+        mb.mb_cache_entry_create(cx, cache_handle, cache, key, block, reusable)
+    }
+
+    /// `ext4_xattr_block_cache_find()`: the first reusable entry for `key` (the content compare
+    /// always matches: one key is one content here).
+    pub(crate) fn cache_find(
+        &self,
+        cx: &Cx,
+        mb: &MbcacheModule,
+        cache: &MbCache,
+        key: u32,
+    ) -> Option<EntryHandle> {
+        mb.mb_cache_entry_find_first(cx, cache, key)
+    }
+
+    /// The reuse in `ext4_xattr_block_set()` of the block behind `ce`, which the caller found
+    /// and holds; the reference on `ce` is dropped at the end.
+    pub(crate) fn reuse(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, ce: EntryHandle) -> Reuse {
+        let Some(entry) = mb.entry(cx, ce) else { return Reuse::Undone };
+        let block = entry.e_value as usize;
+        self.journal_get_write_access(cx, block);
+        let mut bh = self.buffers[block].lock(cx);
+        let hashed = entry.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed);
+        let reusable = !mb.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, mb.fixes, MBE_REUSABLE_B);
+        let reference = bh.h_refcount + 1;
+        if !hashed || !reusable || reference > self.refcount_max {
+            drop(bh);
+            drop(entry);
+            mb.mb_cache_entry_put(cx, cache, ce);
+            cx.sim().mark("xattr-reuse-undone");
+            return Reuse::Undone;
+        }
+        bh.h_refcount = reference;
+        if reference == self.refcount_max {
+            entry.e_flags.assign(cx, mb.fixes, MBE_REUSABLE_B, false);
+            cx.sim().mark("xattr-block-full");
+        }
+        drop(bh);
+        drop(entry);
+        mb.mb_cache_entry_touch(cx, ce);
+        mb.mb_cache_entry_put(cx, cache, ce);
+        cx.sim().mark("xattr-reused");
+        Reuse::Reused(reference)
+    }
+
+    /// `ext4_journal_get_write_access()` on the block: the journal cancels the block's revoke.
+    /// On a freed block that is the corruption 65f8b80053a1 names, reported here.
+    fn journal_get_write_access(&self, cx: &Cx, block: usize) {
+        let freed = !self.bitmap.lock(cx)[block];
+        if freed {
+            let message = format!(
+                "journal write access to xattr block {block}, which another task freed after this one \
+                 found it in the mbcache: its revoke is cancelled, and a journal replay after the block's \
+                 reuse corrupts the filesystem"
+            );
+            cx.sim().report(Some(cx), Violation::new(REUSE_OF_FREED_BLOCK, message));
+        }
+    }
+
+    /// `ext4_xattr_release_block()` up to the wait: drops one reference to `block`; the last one
+    /// deletes the cache entry and frees the block, unless (from 65f8b80053a1 on) somebody holds
+    /// the entry, when the caller must wait and call again.
+    pub(crate) fn release_block(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, block: u64) -> Release {
+        let index = block as usize;
+        let mut bh = self.buffers[index].lock(cx);
+        if !bh.allocated {
+            return Release::Dropped(0);
+        }
+        let hash = bh.h_hash;
+        if bh.h_refcount == 1 {
+            if mb.fixes.on(DELETE_OR_GET) {
+                if let Some(oe) = mb.mb_cache_entry_delete_or_get(cx, cache, hash, block) {
+                    drop(bh);
+                    return Release::Wait(oe);
+                }
+            } else {
+                mb.mb_cache_entry_delete(cx, cache, hash, block);
+            }
+            *bh = BufferHead::default();
+            drop(bh);
+            self.bitmap.lock(cx)[index] = false;
+            cx.sim().mark("xattr-block-freed");
+            return Release::Freed;
+        }
+        bh.h_refcount -= 1;
+        let left = bh.h_refcount;
+        if left == self.refcount_max - 1 {
+            if let Some(ce) = mb.mb_cache_entry_get(cx, cache, hash, block) {
+                if let Some(entry) = mb.entry(cx, ce) {
+                    entry.e_flags.assign(cx, mb.fixes, MBE_REUSABLE_B, true);
+                }
+                mb.mb_cache_entry_put(cx, cache, ce);
+                cx.sim().mark("xattr-block-reusable-again");
+            }
+        }
+        Release::Dropped(left)
+    }
+
+    /// The rest of a waiting release: `mb_cache_entry_wait_unused(oe)`, then the put of `oe`.
+    /// The caller then calls [`XattrBlocks::release_block`] again (`goto retry_ref`).
+    pub(crate) fn release_after_wait(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, oe: EntryHandle) {
+        mb.mb_cache_entry_wait_unused(cx, cache, oe);
+        mb.mb_cache_entry_put(cx, cache, oe);
+    }
+
+    /// Each block's (allocated, h_refcount, h_hash), for the checker (an observer context).
+    pub(crate) fn state(&self, observer: &Cx) -> Vec<(bool, u32, u32)> {
+        self.buffers
+            .iter()
+            .map(|bh| {
+                let bh = bh.lock(observer);
+                (bh.allocated, bh.h_refcount, bh.h_hash)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,11 @@
+//! mbcache2 (fs/mbcache.c from 4.6 on, with ext4's xattr block sharing): the property test with
+//! coverage marks, the zoo, and the loom and shuttle models of its concurrent paths.
+
+#[cfg(loom)]
+mod loom;
+#[cfg(not(any(loom, shuttle)))]
+mod property;
+#[cfg(shuttle)]
+mod shuttle;
+#[cfg(not(any(loom, shuttle)))]
+mod zoo;

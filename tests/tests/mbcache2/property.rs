@@ -1,0 +1,67 @@
+//! The op-level simulation of mbcache2 against its reference model: the newest kernel passes and
+//! reaches every interesting state (a release that waits for a reuser, a reuse undone, a find-next
+//! from an unhashed entry, the shrinker's second chance and its keeping of used entries, the shrink
+//! work, a sync shrink, a full block made reusable again); older kernels pass on workloads that do
+//! not reach their bugs.
+
+use mbcache_sim::{Mbcache2Config, Mbcache2FixSet, Mbcache2Subject, PRESET_4_10, PRESET_4_6, PRESET_6_2};
+use sim_core::check::assert_cases_pass;
+
+/// What a fixed run must reach (marks set with `cx.sim().mark` in the kernel modules).
+const MARKS_EXPECTED: &[&str] = &[
+    "create-ebusy",
+    "xattr-reused",
+    "xattr-reuse-undone",
+    "xattr-block-full",
+    "xattr-block-freed",
+    "xattr-block-reusable-again",
+    "delete-or-get-in-use",
+    "delete-or-get-deleted",
+    "wait-unused",
+    "find-skips-unreusable",
+    "shrink-second-chance",
+    "shrink-kept-used",
+    "shrink-freed",
+    "entry-freed",
+];
+
+#[test]
+fn the_newest_kernel_matches_its_reference_and_reaches_every_interesting_state() {
+    // Two filesystems: two caches side by side.
+    let two = Mbcache2Config { filesystems: 2, ..Mbcache2Config::fixed() };
+    let mut marks = assert_cases_pass::<Mbcache2Subject>(&two, 0, 150, 80);
+    // Few keys on one filesystem: two tasks find the same block and race to reuse it.
+    let crowded = Mbcache2Config { filesystems: 1, keys: 2, refcount_max: 2, ..Mbcache2Config::fixed() };
+    marks.extend(assert_cases_pass::<Mbcache2Subject>(&crowded, 0, 100, 60));
+    for mark in MARKS_EXPECTED {
+        assert!(marks.contains(*mark), "never reached {mark:?}; reached {marks:?}");
+    }
+}
+
+#[test]
+fn a_small_cache_runs_its_shrink_work_and_sync_shrink_and_stays_bounded() {
+    // One filesystem and few keys, so one cache passes c_max_entries (32) and twice that.
+    let config = Mbcache2Config { filesystems: 1, ..Mbcache2Config::fixed() };
+    let marks = assert_cases_pass::<Mbcache2Subject>(&config, 0, 10, 800);
+    for mark in ["shrink-work-scheduled", "shrink-work-ran", "create-sync-shrink"] {
+        assert!(marks.contains(mark), "never reached {mark:?}; reached {marks:?}");
+    }
+}
+
+#[test]
+fn older_kernels_match_the_reference_where_it_holds_for_them() {
+    // One task (a lone task cannot race on the flags word) and fewer blocks than c_max_entries
+    // (no shrink work to outlive its cache): 6.2 behaves as the newest kernel.
+    let fixes = Mbcache2FixSet::parse(Some(PRESET_6_2), &[]).expect("6.2");
+    let config =
+        Mbcache2Config { tasks: 1, filesystems: 1, blocks: 24, ..Mbcache2Config::new(PRESET_6_2, fixes) };
+    let marks = assert_cases_pass::<Mbcache2Subject>(&config, 0, 40, 40);
+    assert!(marks.contains("shrink-second-chance"), "6.2: {marks:?}");
+    // 4.10 keeps no used entry from the shrinker: a find after a shrink disagrees.
+    let fixes = Mbcache2FixSet::parse(Some(PRESET_4_10), &[]).expect("4.10");
+    let config =
+        Mbcache2Config { tasks: 1, filesystems: 1, blocks: 24, ..Mbcache2Config::new(PRESET_4_10, fixes) };
+    assert!(sim_core::check::find_failure::<Mbcache2Subject>(&config, 0, 200, 40).is_some());
+    let fixes = Mbcache2FixSet::parse(Some(PRESET_4_6), &[]).expect("4.6");
+    assert!(fixes.on(mbcache_sim::LIMIT_CACHE_SIZE) && !fixes.on(mbcache_sim::REUSABLE_FLAG));
+}
