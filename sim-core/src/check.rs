@@ -715,7 +715,8 @@ pub fn incremental_agrees<S: Subject>(
     let (mut compared, mut broken) = (0, 0);
     for seed in first_seed..first_seed + cases {
         let ops = generate::<S>(config, seed, ops_max);
-        let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+        let sim =
+            Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
         let mut model = S::new(&sim, config);
         for (index, op) in ops.iter().enumerate() {
             if catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op))).is_err() {

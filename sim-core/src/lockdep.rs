@@ -1057,7 +1057,13 @@ impl Lockdep {
     }
 
     /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made.
-    fn validate(&self, held: &[HeldLock], new: &mut HeldLock, task: &str, irq_tracking: bool) -> Vec<LockdepReport> {
+    fn validate(
+        &self,
+        held: &[HeldLock],
+        new: &mut HeldLock,
+        task: &str,
+        irq_tracking: bool,
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         {
             let mut graph = self.graph();

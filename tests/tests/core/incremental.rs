@@ -103,7 +103,9 @@ impl Subject for Buckets {
                 true
             }
             BucketsOp::Remove { .. } => buckets[from].pop().inspect(|_| *count -= 1).is_some(),
-            BucketsOp::Move { .. } if from != to && (self.move_overfills || buckets[to].len() < BUCKET_CAPACITY) => {
+            BucketsOp::Move { .. }
+                if from != to && (self.move_overfills || buckets[to].len() < BUCKET_CAPACITY) =>
+            {
                 let Some(value) = buckets[from].pop() else { return false };
                 let at = buckets[to].partition_point(|&v| v < value);
                 buckets[to].insert(at, value);
