@@ -65,6 +65,16 @@ pub trait Subject: Sized {
     /// The subsystem's invariants; the first broken one as a violation.
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation>;
 
+    /// The invariants `op` (just applied) could have broken, checked where the whole check is
+    /// not due ([`RunOptions::check_every`]): a subject whose state is large checks only what
+    /// the operation touched. It must find a broken invariant whenever [`Subject::check_invariants`]
+    /// would ([`incremental_agrees`] tests that). The default is the whole check, so a subject
+    /// without one runs exactly as before.
+    fn check_invariants_incremental(&self, sim: &Sim, op: &Self::Op) -> Result<(), Violation> {
+        let _ = op;
+        self.check_invariants(sim)
+    }
+
     /// Tears the model down; a leak is a violation.
     fn teardown(self, sim: &Sim) -> Result<(), Violation>;
 
@@ -95,15 +105,21 @@ pub trait Reference {
 /// How a case runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunOptions {
-    /// Check invariants after every this many operations (and always at the end).
+    /// Check all invariants after every this many operations (and always at the end); after the
+    /// others, [`Subject::check_invariants_incremental`] (the whole check unless the subject
+    /// has a cheaper one).
     pub check_every: usize,
     /// Trace events kept for the failure report.
     pub trace: TraceMode,
 }
 
+/// How often a campaign checks all invariants: a subject without an incremental check
+/// ([`Subject::check_invariants_incremental`]) still checks them all after every operation.
+pub const CHECK_ALL_EVERY: usize = 16;
+
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { check_every: 1, trace: TraceMode::Tail(400) }
+        RunOptions { check_every: CHECK_ALL_EVERY, trace: TraceMode::Tail(400) }
     }
 }
 
@@ -176,12 +192,14 @@ pub fn run_case<S: Subject>(
     let mut violation = None;
     let mut ops_run = 0;
     // Operation markers on a lane of their own, so a drawn trace shows which operation each
-    // lock event belongs to. Built only when events are kept: the text costs more than an op.
-    let marker = sim.trace().keeps_events().then(|| sim.cx(OP_LANE, 0));
+    // lock event belongs to. Drawn only when events are kept: the text costs more than an op.
+    // The lane is named either way, so the model's own tasks get the same ids in every mode.
+    let marker_cx = sim.cx(OP_LANE, 0);
+    let marker = sim.trace().keeps_events().then_some(&marker_cx);
     for (index, op) in ops.iter().enumerate() {
         ops_run = index + 1;
         let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
-        if let Some(found) = run_op::<S>(&sim, &mut model, &mut reference, op, index, marker.as_ref(), due) {
+        if let Some(found) = run_op::<S>(&sim, &mut model, &mut reference, op, index, marker, due) {
             violation = Some((index, found));
             break;
         }
@@ -209,7 +227,7 @@ fn run_op<S: Subject>(
     op: &S::Op,
     index: usize,
     marker: Option<&crate::Cx>,
-    check_invariants: bool,
+    check_all: bool,
 ) -> Option<Violation> {
     if let Some(marker) = marker {
         marker.op_begin("op", format!("#{} {op:?}", index + 1));
@@ -239,10 +257,11 @@ fn run_op<S: Subject>(
         sim.report(None, found.clone());
         return Some(found);
     }
-    if !check_invariants {
-        return None;
-    }
-    match catch_unwind(AssertUnwindSafe(|| model.check_invariants(sim))) {
+    let check = || match check_all {
+        true => model.check_invariants(sim),
+        false => model.check_invariants_incremental(sim, op),
+    };
+    match catch_unwind(AssertUnwindSafe(check)) {
         Ok(Ok(())) => None,
         Ok(Err(found)) => {
             sim.report(None, found.clone());
@@ -271,11 +290,18 @@ fn case_report(
     }
 }
 
+/// proptest's default configuration without failure persistence: a value tree copies the
+/// runner's configuration for every alternative of a `prop_oneof!` it did not pick, and the
+/// persistence box made that copy an allocation per alternative per operation. Nothing here
+/// decides a generated value (the RNG is set apart), so the operations are the same.
+static RUNNER_CONFIG: std::sync::LazyLock<ProptestConfig> =
+    std::sync::LazyLock::new(|| ProptestConfig { failure_persistence: None, ..ProptestConfig::default() });
+
 fn runner_for(seed: u64) -> TestRunner {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     bytes[8..16].copy_from_slice(b"ksim-ops");
-    TestRunner::new_with_rng(ProptestConfig::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+    TestRunner::new_with_rng(RUNNER_CONFIG.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
 fn case_strategy<S: Subject>(config: &S::Config, ops_max: usize) -> impl Strategy<Value = Vec<S::Op>> {
@@ -284,11 +310,19 @@ fn case_strategy<S: Subject>(config: &S::Config, ops_max: usize) -> impl Strateg
 
 /// The operation list seed `seed` stands for: the same on every platform and run.
 pub fn generate<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Vec<S::Op> {
-    let mut runner = runner_for(seed);
-    case_strategy::<S>(config, ops_max)
-        .new_tree(&mut runner)
-        .expect("operation strategies do not reject")
-        .current()
+    generate_from(&case_strategy::<S>(config, ops_max), seed)
+}
+
+/// [`generate`] with the case strategy built once, as a campaign uses it for every seed.
+fn generate_from<Op: Debug>(strategy: &impl Strategy<Value = Vec<Op>>, seed: u64) -> Vec<Op> {
+    strategy.new_tree(&mut runner_for(seed)).expect("operation strategies do not reject").current()
+}
+
+/// The options a hunting or shrinking run uses: `run`'s, with the trace only hashed. Such a run
+/// only says whether and how a case fails; the one run whose trace a person reads (the shrunk
+/// case's, in [`failure_from`]) keeps events as `run` says, so no event text is built before then.
+fn hunting(run: &RunOptions) -> RunOptions {
+    RunOptions { trace: TraceMode::HashOnly, ..run.clone() }
 }
 
 /// Shrinks seed `seed`'s failing operation list to a 1-minimal one that still fails with a
@@ -308,8 +342,9 @@ pub fn shrink<S: Subject>(
         .new_tree(&mut runner)
         .expect("operation strategies do not reject");
     let mut best = tree.current();
+    let options = hunting(options);
     let fails = |ops: &[S::Op]| {
-        run_case::<S>(config, seed, ops, options).violation.is_some_and(|(_, found)| found.kind == *kind)
+        run_case::<S>(config, seed, ops, &options).violation.is_some_and(|(_, found)| found.kind == *kind)
     };
     let mut steps = 0;
     if tree.simplify() {
@@ -567,6 +602,8 @@ pub fn campaign<S: Subject>(
         interrupted: false,
     };
     let mut case_index = 0u64;
+    let strategy = case_strategy::<S>(config, options.ops_max);
+    let hunt = hunting(&options.run);
     loop {
         let done = match options.budget {
             Budget::Cases(cases) => case_index >= cases,
@@ -581,12 +618,15 @@ pub fn campaign<S: Subject>(
         }
         let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
         case_index += 1;
-        let ops = generate::<S>(config, seed, options.ops_max);
-        let case = run_case::<S>(config, seed, &ops, &options.run);
+        let ops = generate_from(&strategy, seed);
+        let case = run_case::<S>(config, seed, &ops, &hunt);
         report.progress.cases += 1;
         report.progress.ops += case.ops_run as u64;
-        for mark in &case.coverage {
-            *report.coverage.entry(mark.to_string()).or_default() += 1;
+        for &mark in &case.coverage {
+            match report.coverage.get_mut(mark) {
+                Some(count) => *count += 1,
+                None => drop(report.coverage.insert(mark.to_string(), 1)),
+            }
         }
         if let Some((_, found)) = &case.violation {
             let seconds_to_find = started.elapsed().as_secs_f64();
@@ -659,6 +699,46 @@ fn failure_from<S: Subject>(
         artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0, shrink_seconds: shrunk.seconds })
+}
+
+/// For a subject with its own [`Subject::check_invariants_incremental`]: runs `cases` seeds
+/// from `first_seed` and, after every operation, both checks; an error names the first seed and
+/// operation where one found a broken invariant and the other did not (or another kind). Runs
+/// on until the first violation of either, so failing cases (a fix off) are compared too.
+/// Returns how many operations were compared and how many of them found a broken invariant.
+pub fn incremental_agrees<S: Subject>(
+    config: &S::Config,
+    first_seed: u64,
+    cases: u64,
+    ops_max: usize,
+) -> Result<(u64, u64), String> {
+    let (mut compared, mut broken) = (0, 0);
+    for seed in first_seed..first_seed + cases {
+        let ops = generate::<S>(config, seed, ops_max);
+        let sim =
+            Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+        let mut model = S::new(&sim, config);
+        for (index, op) in ops.iter().enumerate() {
+            if catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op))).is_err() {
+                break;
+            }
+            let full = model.check_invariants(&sim).err().map(|found| found.kind);
+            let incremental = model.check_invariants_incremental(&sim, op).err().map(|found| found.kind);
+            compared += 1;
+            if full != incremental {
+                return Err(format!(
+                    "{} seed {seed} operation {} ({op:?}): the whole check found {full:?}, the incremental one {incremental:?}",
+                    S::NAME,
+                    index + 1
+                ));
+            }
+            if full.is_some() || sim.has_violations() {
+                broken += u64::from(full.is_some());
+                break;
+            }
+        }
+    }
+    Ok((compared, broken))
 }
 
 /// For property tests: runs `cases` seeds from `first_seed` and panics on the first failure with

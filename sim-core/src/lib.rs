@@ -9,6 +9,7 @@
 //! the reverse.
 
 pub mod bit_spinlock;
+mod chain_cache;
 pub mod check;
 pub mod cx;
 pub mod errno;

@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use serde::{Deserialize, Serialize};
@@ -934,7 +934,15 @@ pub struct Lockdep {
     enabled: bool,
     /// Whether irq usage bits are tracked (off only to measure what they cost).
     irq_tracking: AtomicBool,
+    /// This validator's identity for the per-thread chain cache ([`crate::chain_cache`]).
+    id: u64,
+    /// Reports made so far, readable without the graph's mutex (the harness asks after every
+    /// operation).
+    reports_made: AtomicUsize,
 }
+
+/// The next [`Lockdep::id`]: unique in the process, so no cache entry outlives its validator.
+static NEXT_LOCKDEP_ID: AtomicU64 = AtomicU64::new(1);
 
 impl fmt::Debug for Lockdep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -950,6 +958,8 @@ impl Lockdep {
             mode,
             enabled: true,
             irq_tracking: AtomicBool::new(true),
+            id: NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed),
+            reports_made: AtomicUsize::new(0),
         }
     }
 
@@ -960,6 +970,8 @@ impl Lockdep {
             mode: ReportMode::Collect,
             enabled: false,
             irq_tracking: AtomicBool::new(false),
+            id: NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed),
+            reports_made: AtomicUsize::new(0),
         }
     }
 
@@ -996,7 +1008,7 @@ impl Lockdep {
 
     /// How many reports have been made (no copies).
     pub fn reports_count(&self) -> usize {
-        self.graph().reports.len()
+        self.reports_made.load(Ordering::Acquire)
     }
 
     /// How many distinct classes have been seen.
@@ -1022,6 +1034,7 @@ impl Lockdep {
         if reports.is_empty() {
             return;
         }
+        self.reports_made.fetch_add(reports.len(), Ordering::Release);
         if self.mode == ReportMode::Panic {
             let text: Vec<String> = reports.iter().map(|r| r.to_string()).collect();
             panic!("lockdep:\n{}", text.join("\n"));
@@ -1034,6 +1047,23 @@ impl Lockdep {
         if !self.enabled {
             return;
         }
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+        if crate::chain_cache::validated(self.id, held, new, irq_tracking) {
+            return;
+        }
+        let made = self.validate(held, new, task, irq_tracking);
+        crate::chain_cache::remember(self.id, held, new, irq_tracking, made.is_empty());
+        self.deliver(made);
+    }
+
+    /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made.
+    fn validate(
+        &self,
+        held: &[HeldLock],
+        new: &mut HeldLock,
+        task: &str,
+        irq_tracking: bool,
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         {
             let mut graph = self.graph();
@@ -1052,20 +1082,19 @@ impl Lockdep {
                 }
             }
             // Irq usage states of this class (the kernel's mark_irqflags()).
-            if self.irq_tracking.load(Ordering::Relaxed) {
+            if irq_tracking {
                 for report in graph.mark_usage(new, task) {
                     made.extend(graph.report(report));
                 }
             }
             // Dependencies from every held lock to this one. Trylocks add none of their own.
             if !new.trylock {
-                let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
                 for report in graph.add_dependencies(held, new, task, irq_tracking) {
                     made.extend(graph.report(report));
                 }
             }
         }
-        self.deliver(made);
+        made
     }
 
     /// Checks a call that may sleep (`might_sleep()` and its callers).

@@ -9,6 +9,8 @@ mod detectors;
 #[cfg(not(any(loom, shuttle)))]
 pub(crate) mod harness;
 #[cfg(not(any(loom, shuttle)))]
+mod incremental;
+#[cfg(not(any(loom, shuttle)))]
 mod kref;
 #[cfg(not(any(loom, shuttle)))]
 mod lockdep;
