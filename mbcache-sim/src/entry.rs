@@ -295,11 +295,11 @@ impl Registry {
     }
 
     /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
-    /// the API with `exclusive-get` (ENOSYS here).
+    /// the API with `takeout-dup-removed` (ENOSYS here).
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_takeout", detail, || {
-            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
@@ -325,11 +325,13 @@ impl Registry {
     }
 
     /// Mirrors `mb_cache_entry_dup()`: a second handle to the same entry, counted without the
-    /// lock. Gone from the API with `exclusive-get` (ENOSYS here).
+    /// lock. Gone from the API with `takeout-dup-removed` (ENOSYS here). Kept beside
+    /// `exclusive-get` it breaks the writer count: releasing either copy of an exclusive handle
+    /// drops the whole `MB_CACHE_WRITER` bias, one reason the API lost it.
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_dup", detail, || {
-            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;

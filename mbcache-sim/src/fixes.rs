@@ -40,13 +40,22 @@ pub const ENTRY_COUNT_AFTER_ALLOC: FixId = FixId::new(0, "entry-count-after-allo
 /// whose `find_next` then follows a poisoned list link (an oops).
 pub const EXCLUSIVE_GET: FixId = FixId::new(1, "exclusive-get");
 
+/// `mb_cache_entry_takeout()` and `mb_cache_entry_dup()` leave the API. They are not part of the
+/// race fix (its diff does not touch them), but the 2.6.11-rc2 series is written against an
+/// `include/linux/mbcache.h` that no longer declares them, and the first git tree (2.6.12-rc2)
+/// has neither. Split from `exclusive-get` so that the fixed kernel's quiet is owed to the
+/// exclusive get, not to takeout returning ENOSYS.
+pub const TAKEOUT_DUP_REMOVED: FixId = FixId::new(2, "takeout-dup-removed");
+
 /// Every [`FixId`], in table order.
-pub const FIX_IDS: [FixId; 2] = [ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET];
+pub const FIX_IDS: [FixId; 3] = [ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, TAKEOUT_DUP_REMOVED];
 
 /// The switch names, as `--fix-off` takes them.
 pub const FIX_ENTRY_COUNT_AFTER_ALLOC: &str = ENTRY_COUNT_AFTER_ALLOC.name();
 /// See [`EXCLUSIVE_GET`].
 pub const FIX_EXCLUSIVE_GET: &str = EXCLUSIVE_GET.name();
+/// See [`TAKEOUT_DUP_REMOVED`].
+pub const FIX_TAKEOUT_DUP_REMOVED: &str = TAKEOUT_DUP_REMOVED.name();
 
 /// The seed, Linux 2.6.0 to 2.6.10.
 pub const PRESET_SEED: &str = "linux-2.6.10";
@@ -80,7 +89,20 @@ impl FixTableOf for MbcacheFixes {
                 symptom: "a task frees an xattr block's entry while another walks the index with \
                           find_first/find_next; find_next follows the freed entry's poisoned list link \
                           (pre-git: a BitKeeper changeset, shortlog 'ext3/EA: Race in ext[23] xattr sharing \
-                          code' in 2.6.11-rc2)",
+                          code' in 2.6.11-rc2). This row is the patch's fs/mbcache.c half; its ext2/ext3 \
+                          half (take the entry before lock_buffer, retry EAGAIN) is the ext2 xattr model's \
+                          xattr-entry-before-buffer-lock",
+            },
+            Fix {
+                name: "takeout-dup-removed",
+                title: "(no commit found) mb_cache_entry_takeout() and mb_cache_entry_dup() removed",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 11, 2),
+                cve: None,
+                symptom: "the seed's takeout unhashes an entry whose handle stays held and dup copies a handle \
+                          without the lock; beside the exclusive get a dup of an exclusive handle gives away \
+                          the writer bias on its first release. The race patch's base header no longer \
+                          declares them and 2.6.12-rc2 has neither; the removing change was not found",
             },
         ],
         presets: &[
@@ -114,9 +136,13 @@ mod tests {
     #[test]
     fn the_seed_has_no_fix_and_the_newest_version_has_both() {
         let seed = Fixes::preset(PRESET_SEED).unwrap();
-        assert!(!seed.on(ENTRY_COUNT_AFTER_ALLOC) && !seed.on(EXCLUSIVE_GET));
+        assert!(
+            !seed.on(ENTRY_COUNT_AFTER_ALLOC) && !seed.on(EXCLUSIVE_GET) && !seed.on(TAKEOUT_DUP_REMOVED)
+        );
         let fixed = Fixes::preset(PRESET_FIXED).unwrap();
-        assert!(fixed.on(ENTRY_COUNT_AFTER_ALLOC) && fixed.on(EXCLUSIVE_GET));
+        assert!(
+            fixed.on(ENTRY_COUNT_AFTER_ALLOC) && fixed.on(EXCLUSIVE_GET) && fixed.on(TAKEOUT_DUP_REMOVED)
+        );
         assert!(Fixes::preset("2.6.18").is_none(), "2.6.18 is outside what the model represents");
     }
 }

@@ -22,7 +22,7 @@ pub use registry::{bdev_address, EntryRef, MbError, Registry, Waits, ENTRY_HEADE
 // For tests, the zoo and the CLI: the fixes, their switch names and the kernel versions.
 pub use fixes::{
     Fixes, MbcacheFixes, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ENTRY_COUNT_AFTER_ALLOC,
-    FIX_EXCLUSIVE_GET, FIX_IDS, PRESET_FIXED, PRESET_SEED,
+    FIX_EXCLUSIVE_GET, FIX_IDS, FIX_TAKEOUT_DUP_REMOVED, PRESET_FIXED, PRESET_SEED, TAKEOUT_DUP_REMOVED,
 };
 // For the checkers and the CLI registry: the harness face.
 pub use check::{

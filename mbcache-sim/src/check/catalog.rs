@@ -42,9 +42,11 @@ impl Catalog for MbcacheSubject {
                 kernel: fixes::PRESET_FIXED,
                 fix: fixes::FIX_EXCLUSIVE_GET,
                 checker: "op-sim",
-                expected: vec![ViolationKind::ListPoison],
+                // find_next from an entry another task freed follows LIST_POISON1; from one
+                // another task re-inserted elsewhere it walks into a foreign bucket's head.
+                expected: vec![ViolationKind::ListPoison, ViolationKind::finding("wild-pointer")],
                 ops_max: 80,
-                cases_max: 2000,
+                cases_max: 5000,
             },
         ]
     }

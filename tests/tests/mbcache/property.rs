@@ -3,7 +3,7 @@
 
 use mbcache_sim::MbcacheConfig;
 use mbcache_sim::MbcacheSubject;
-use mbcache_sim::{Fixes, PRESET_FIXED};
+use mbcache_sim::{Fixes, PRESET_FIXED, PRESET_SEED};
 use sim_core::check::{self, RunOptions};
 
 /// The states a run must reach for the property not to hold vacuously.
@@ -47,6 +47,24 @@ fn fixed_mbcache_with_one_bucket_and_many_devices_matches_its_reference() {
     // entry in a one-bucket chain; this one does.
     let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 30_000, 500, 150);
     assert!(marks.contains("find_next found another entry"), "{marks:?}");
+}
+
+/// The seed kernel passes its reference when neither of its bugs can be reached: no allocation
+/// fails (so its early `c_entry_count` bump never leaks) and one task runs (so no other task can
+/// free an entry between its find_first and find_next). Its own marks must still be reached.
+#[test]
+fn seed_mbcache_matches_its_reference_without_allocation_faults_and_with_one_task() {
+    let config =
+        MbcacheConfig { alloc_fault_percent: 0, tasks: 1, ..MbcacheConfig::new(PRESET_SEED, Fixes::none()) };
+    let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 0, 1500, 120);
+    for mark in [
+        "entry taken out",
+        "handle duplicated",
+        "find_next found another entry",
+        "entry freed through a handle",
+    ] {
+        assert!(marks.contains(mark), "never reached {mark:?}; reached {marks:?}");
+    }
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! The mbcache bug zoo: each historical bug is found with its fix off and stays quiet with it on,
 //! for the same budget.
 
-use mbcache_sim::MbcacheSubject;
-use sim_core::check::Catalog;
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+
+use mbcache_sim::{MbcacheConfig, MbcacheSubject, Op, FIX_EXCLUSIVE_GET, PRESET_FIXED};
+use sim_core::check::{campaign, CampaignOptions, Catalog};
 use sim_core::zoo::assert_found_and_fixed;
 
-fn found_with_fix_off_and_quiet_with_fix_on(name: &str) {
-    assert_found_and_fixed::<MbcacheSubject>(name);
+fn found_with_fix_off_and_quiet_with_fix_on(name: &str) -> sim_core::zoo::ZooOutcome {
+    assert_found_and_fixed::<MbcacheSubject>(name)
 }
 
 #[test]
@@ -14,9 +17,47 @@ fn entry_count_leak_on_failed_alloc_is_found_without_the_fix_and_quiet_with_it()
     found_with_fix_off_and_quiet_with_fix_on("entry-count-leak-on-failed-alloc");
 }
 
+/// The shrunk witness is the race itself: one task walks with find_first/find_next, another
+/// disposes of the block in between, so the shrunk operations name two tasks.
 #[test]
 fn find_next_after_free_is_found_without_exclusive_get_and_quiet_with_it() {
-    found_with_fix_off_and_quiet_with_fix_on("find-next-after-free");
+    let outcome = found_with_fix_off_and_quiet_with_fix_on("find-next-after-free");
+    for failure in outcome.found() {
+        let artifact = &failure.artifact;
+        let ops: Vec<Op> = serde_json::from_value(artifact.ops.clone()).expect("mbcache ops");
+        let config: MbcacheConfig = serde_json::from_value(artifact.config.clone()).expect("config");
+        let tasks: BTreeSet<u32> =
+            ops.iter().filter_map(Op::task).map(|t| u32::from(t) % config.tasks).collect();
+        assert_eq!(tasks.len(), 2, "the shrunk race names two tasks: {ops:?} (replay: {})", artifact.replay);
+        assert!(ops.iter().any(|op| matches!(op, Op::FindNext { .. })), "{ops:?}");
+    }
+}
+
+/// With one task the seed kernel never oopses in find_next: the only way one task reaches the
+/// poisoned link is by unhashing an entry it walks itself, which the subject refuses as misuse.
+/// Reported instead, that misuse is found, under its own name.
+#[test]
+fn one_task_cannot_race_itself_and_its_misuse_is_reported_apart() {
+    // 2.6.11 without the exclusive get: the race is possible, the count bug is not.
+    let racy = MbcacheSubject::config(Some(PRESET_FIXED), &[FIX_EXCLUSIVE_GET.to_string()]).expect("config");
+    let single = MbcacheConfig { tasks: 1, ..racy };
+    let options = CampaignOptions { ops_max: 80, ..CampaignOptions::cases(600) };
+    let report = campaign::<MbcacheSubject>(&single, &options, &AtomicBool::new(false), &mut |_| {})
+        .expect("campaign");
+    for failure in &report.failures {
+        let kind = failure.artifact.violation.kind.to_string();
+        assert!(kind != "list-poison" && kind != "wild-pointer", "one task raced itself: {kind}");
+    }
+    assert!(
+        report.coverage.contains_key("api misuse: a task unhashes an entry it walks"),
+        "{:?}",
+        report.coverage
+    );
+    let reported = MbcacheConfig { misuse_reported: true, ..single };
+    let report = campaign::<MbcacheSubject>(&reported, &options, &AtomicBool::new(false), &mut |_| {})
+        .expect("campaign");
+    let failure = report.failures.first().expect("misuse reported within 600 cases");
+    assert_eq!(failure.artifact.violation.kind.to_string(), "api-misuse", "{}", failure.artifact.replay);
 }
 
 #[test]
