@@ -179,9 +179,17 @@ impl Registry {
 
     // --- entries -------------------------------------------------------------------------------
 
-    /// Mirrors `mb_cache_entry_alloc()`: a new, unhashed entry with one (exclusive) use.
+    /// Mirrors `mb_cache_entry_alloc()` as the seed has it: GFP_KERNEL.
     pub fn alloc(&self, cx: &Cx, cache: CacheRef) -> Result<Handle, MbError> {
-        let detail = String::new();
+        self.alloc_gfp(cx, cache, Gfp::GFP_KERNEL)
+    }
+
+    /// Mirrors `mb_cache_entry_alloc(cache, gfp_flags)`: a new, unhashed entry with one
+    /// (exclusive) use. Without `alloc-gfp-nofs` the kernel has no gfp argument and allocates
+    /// with GFP_KERNEL whatever the caller holds (the caller's `gfp` is ignored).
+    pub fn alloc_gfp(&self, cx: &Cx, cache: CacheRef, gfp: Gfp) -> Result<Handle, MbError> {
+        let gfp = if self.fixes.on(crate::fixes::ALLOC_GFP_NOFS) { gfp } else { Gfp::GFP_KERNEL };
+        let detail = format!("{gfp:?}");
         self.traced(cx, "mb_cache_entry_alloc", detail, || {
             let object = self.cache(cx, cache.0)?;
             if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
@@ -199,7 +207,7 @@ impl Registry {
                 free_failed: false,
             };
             let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
-            let allocated = object.entries.alloc(cx, Gfp::GFP_KERNEL, entry);
+            let allocated = object.entries.alloc(cx, gfp, entry);
             let handle = match allocated {
                 Ok(handle) => handle,
                 Err(errno) => {

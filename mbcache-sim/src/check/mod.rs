@@ -28,6 +28,7 @@ use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
+use crate::ext2_xattr::{Ext2Xattr, Pending, Step};
 use crate::fixes::{Fixes, EXCLUSIVE_GET};
 use crate::registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use op::{all_positions, pick_among, positions};
@@ -66,6 +67,18 @@ pub struct MbcacheConfig {
     /// A task unhashing an entry it is itself walking (API misuse) is reported as a
     /// `finding:api-misuse` violation instead of refused with [`OpResult::Misuse`].
     pub misuse_reported: bool,
+    /// Generate the mbcache API ops.
+    pub api_ops: bool,
+    /// Generate the ext2 xattr ops (`setxattr`, inode deletion) on an ext2 filesystem with its
+    /// own mbcache world (so the reference's picture of the API ops' world stays exact; the
+    /// filesystem is judged by its invariants and lockdep).
+    pub xattr_ops: bool,
+    /// Inodes of the ext2 filesystem (1..=8).
+    pub inodes: u32,
+    /// Distinct xattr values (few: much sharing).
+    pub values: u32,
+    /// Blocks of the ext2 filesystem.
+    pub fs_blocks: u32,
 }
 
 impl MbcacheConfig {
@@ -82,6 +95,11 @@ impl MbcacheConfig {
             alloc_fault_percent: 10,
             tasks: 2,
             misuse_reported: false,
+            api_ops: true,
+            xattr_ops: true,
+            inodes: 4,
+            values: 2,
+            fs_blocks: 8,
         }
     }
 }
@@ -104,6 +122,10 @@ pub struct MbcacheSubject {
     cx: Cx,
     /// One context per task (`task0` on CPU 0, `task1` on CPU 1, ...).
     tasks: Vec<Cx>,
+    /// The ext2 filesystem the xattr ops run on.
+    ext2: Ext2Xattr,
+    /// Per task, the xattr step its last xattr op left pending.
+    pending: Vec<Option<Pending>>,
     caches: Vec<CacheRef>,
     created: usize,
     handles: Vec<Held>,
@@ -375,6 +397,36 @@ impl MbcacheSubject {
         Ok(OpResult::Count(self.registry.shrink_fn(&self.cx, nr_to_scan, gfp)?))
     }
 
+    /// An xattr op by `task` on `inode`: the task's pending step if it has one; else refused as
+    /// WouldBlock while another task's pending step holds the inode's `xattr_sem`; else `call`.
+    fn xattr(
+        &mut self,
+        task: u8,
+        inode: u8,
+        call: impl FnOnce(&Ext2Xattr, &Cx, usize) -> Result<Step, MbError>,
+    ) -> Applied {
+        let task = self.task(task) as usize;
+        let inode = usize::from(inode) % self.ext2.inode_count();
+        let cx = &self.tasks[task];
+        let step = match self.pending[task].take() {
+            Some(pending) => self.ext2.resume(cx, pending),
+            None => {
+                let busy = self.pending.iter().flatten().any(|p| pending_inode(p) == inode);
+                if busy {
+                    return Ok(OpResult::WouldBlock);
+                }
+                call(&self.ext2, cx, inode)
+            }
+        }?;
+        Ok(match step {
+            Step::Done => OpResult::Done,
+            Step::Pending(pending) => {
+                self.pending[task] = Some(pending);
+                OpResult::Pending
+            }
+        })
+    }
+
     fn apply_op(&mut self, op: &Op) -> Applied {
         match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
@@ -394,7 +446,31 @@ impl MbcacheSubject {
             Op::Free { handle } => self.free(handle),
             Op::Shrink { cache, device } => self.shrink(cache, device),
             Op::ShrinkFn { nr_to_scan, nofs } => self.shrink_fn(nr_to_scan, nofs),
+            Op::XattrSet { task, inode, value } => {
+                let value = 1 + u32::from(value) % self.config.values.max(1);
+                self.xattr(task, inode, |ext2, cx, inode| ext2.set(cx, inode, value))
+            }
+            Op::XattrDelete { task, inode } => {
+                self.xattr(task, inode, |ext2, cx, inode| ext2.delete_inode(cx, inode))
+            }
         }
+    }
+
+    /// The blocks whose disposal a task left pending after pointing its inode elsewhere: their
+    /// `h_refcount` still counts that inode.
+    fn pending_releases(&self) -> Vec<u64> {
+        let released = |p: &Pending| match *p {
+            Pending::Release { block, clear: false, .. } => Some(block),
+            _ => None,
+        };
+        self.pending.iter().flatten().filter_map(released).collect()
+    }
+}
+
+/// The inode a pending step holds (`xattr_sem`).
+fn pending_inode(pending: &Pending) -> usize {
+    match pending {
+        Pending::Share { inode, .. } | Pending::Release { inode, .. } => *inode,
     }
 }
 impl Subject for MbcacheSubject {
@@ -421,14 +497,23 @@ impl Subject for MbcacheSubject {
             tasks: (0..config.tasks.clamp(1, 4))
                 .map(|task| sim.cx(&format!("task{task}"), task % 2))
                 .collect(),
+            ext2: Ext2Xattr::new(
+                sim,
+                &sim.cx("mount", 0),
+                config.fixes,
+                Waits::WouldBlock,
+                config.inodes.clamp(1, 8) as usize,
+                config.fs_blocks.max(1) as usize,
+            ),
+            pending: vec![None; config.tasks.clamp(1, 4) as usize],
             caches: Vec::new(),
             created: 0,
             handles: Vec::new(),
         }
     }
 
-    fn op_strategy(_config: &MbcacheConfig) -> BoxedStrategy<Op> {
-        op::strategy()
+    fn op_strategy(config: &MbcacheConfig) -> BoxedStrategy<Op> {
+        op::strategy(config.api_ops, config.xattr_ops)
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
@@ -445,7 +530,9 @@ impl Subject for MbcacheSubject {
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
-        self.registry.check_invariants(&sim.observer_cx("check_invariants", 0))?;
+        let observer = sim.observer_cx("check_invariants", 0);
+        self.registry.check_invariants(&observer)?;
+        self.ext2.check_invariants(&observer, &self.pending_releases())?;
         if !self.registry.shrinker_registered() {
             return Err(Violation::new(
                 ViolationKind::invariant("shrinker-registered"),
@@ -477,6 +564,23 @@ impl Subject for MbcacheSubject {
             }
         }
         self.registry.exit_mbcache();
+        // Find handles first: a disposal left pending may wait for one of them.
+        let mut pending: Vec<(usize, Pending)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(task, pending)| pending.map(|p| (task, p)))
+            .collect();
+        pending.sort_by_key(|(_, p)| matches!(p, Pending::Release { .. }));
+        for (task, pending) in pending {
+            self.ext2.abandon(&self.tasks[task], pending).map_err(oops)?;
+        }
+        let orphans = self.ext2.unmount(&self.cx).map_err(oops)?;
+        if orphans != 0 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("ext2 unmount: mb_cache_destroy(ext2_xattr): {orphans} orphaned entries"),
+            ));
+        }
         Ok(())
     }
 }

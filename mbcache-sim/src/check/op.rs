@@ -39,6 +39,12 @@ pub enum Op {
     Shrink { cache: u8, device: u8 },
     /// The shrinker callback; `nofs` calls it from a GFP_NOFS reclaim (free callbacks refuse).
     ShrinkFn { nr_to_scan: u8, nofs: bool },
+    /// `setxattr` on an inode of the ext2 filesystem (its own mbcache world): `ext2_xattr_set()`.
+    /// A task with a step pending (it holds a find handle, or sleeps in a get) continues that
+    /// step instead.
+    XattrSet { task: u8, inode: u8, value: u8 },
+    /// The last `iput` of an ext2 inode: `ext2_xattr_delete_inode()` (or the pending step).
+    XattrDelete { task: u8, inode: u8 },
 }
 
 /// What one op returned, and the state the reference checks after it.
@@ -73,14 +79,30 @@ pub enum OpResult {
     WouldBlock,
     /// An oops or memory misuse, by violation kind.
     Oops(ViolationKind),
+    /// An xattr call stopped at the operation boundary, a step pending for its task.
+    Pending,
     /// Refused: the task would unhash an entry it is itself walking with a find handle (an API
     /// misuse by one task, not a race between two; see `MbcacheConfig::misuse_reported`).
     Misuse,
 }
 
-/// The operation mix: mostly entry traffic (alloc, insert, release, lookups), some cache
+/// The operation mix (API ops, the ext2 xattr ops, or both, three to one): mostly entry traffic (alloc, insert, release, lookups), some cache
 /// lifetime and shrinking, rarely the racy `dup`/`takeout`.
-pub(crate) fn strategy() -> BoxedStrategy<Op> {
+pub(crate) fn strategy(api: bool, xattr: bool) -> BoxedStrategy<Op> {
+    let task = || 0u8..4;
+    let xattr_ops = prop_oneof![
+        3 => (task(), 0u8..8, 0u8..4).prop_map(|(task, inode, value)| Op::XattrSet { task, inode, value }),
+        1 => (task(), 0u8..8).prop_map(|(task, inode)| Op::XattrDelete { task, inode }),
+    ];
+    match (api, xattr) {
+        (true, true) => prop_oneof![3 => api_strategy(), 1 => xattr_ops].boxed(),
+        (false, true) => xattr_ops.boxed(),
+        _ => api_strategy(),
+    }
+}
+
+/// The API ops' mix (see [`strategy`]).
+fn api_strategy() -> BoxedStrategy<Op> {
     let small = || 0u8..8;
     let task = || 0u8..4;
     prop_oneof![
@@ -106,7 +128,11 @@ impl Op {
     /// for the other ops (those on a held handle run as its holder).
     pub fn task(&self) -> Option<u8> {
         match *self {
-            Op::Alloc { task, .. } | Op::Get { task, .. } | Op::FindFirst { task, .. } => Some(task),
+            Op::Alloc { task, .. }
+            | Op::Get { task, .. }
+            | Op::FindFirst { task, .. }
+            | Op::XattrSet { task, .. }
+            | Op::XattrDelete { task, .. } => Some(task),
             _ => None,
         }
     }

@@ -105,9 +105,10 @@ fn insert_of_a_hashed_block_is_ebusy_and_shrinker_zero_only_counts() {
     registry.release(&cx, second).expect("release");
     registry.release(&cx, first).expect("release");
     let lru_before = registry.lru_serials(&cx).expect("lru");
-    assert_eq!(registry.shrink_fn(&cx, 0, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    // 2.6.35 reports (count / 100) * vfs_cache_pressure: one entry reads as none.
+    assert_eq!(registry.shrink_fn(&cx, 0, sim_core::mm::Gfp::GFP_KERNEL), Ok(0));
     assert_eq!(registry.lru_serials(&cx).expect("lru"), lru_before, "nr_to_scan 0 frees nothing");
-    assert_eq!(registry.shrink_fn(&cx, 8, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    assert_eq!(registry.shrink_fn(&cx, 8, sim_core::mm::Gfp::GFP_KERNEL), Ok(0));
     assert_eq!(registry.entry_count(&cx, cache), Ok(0));
     registry.check_invariants(&cx).expect("invariants");
 }
