@@ -424,7 +424,10 @@ impl Registry {
                 if found {
                     let serial = locked_global.mem().entry(entry)?.id;
                     // The fixed kernel returns NULL for an entry unhashed while it waited.
-                    let Some(relocked) = self.take_use(locked_global, entry, true)? else { return Ok(None) };
+                    let Some(relocked) = self.take_use(locked_global, entry, true)? else {
+                        cx.sim().mark("get returned NULL for an entry freed while it waited");
+                        return Ok(None);
+                    };
                     drop(relocked);
                     cx.sim().mark("get found an entry");
                     return Ok(Some(self.new_handle(entry, serial)));
@@ -473,7 +476,10 @@ impl Registry {
                 return Ok(match self.take_use(locked_global, entry, false)? {
                     Some(relocked) => (relocked, Ok(Some((entry, serial)))),
                     // Unhashed while waiting: the lock is taken again for the caller to drop.
-                    None => (self.lock(locked_global_cx), Err(Errno::EAGAIN)),
+                    None => {
+                        locked_global_cx.sim().mark("find returned EAGAIN for an entry freed while it waited");
+                        (self.lock(locked_global_cx), Err(Errno::EAGAIN))
+                    }
                 });
             }
             at = list::next(&mut locked_global.mem(), at, "__mb_cache_entry_find")?;
