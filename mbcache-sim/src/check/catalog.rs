@@ -23,7 +23,7 @@ impl Catalog for MbcacheSubject {
 
     fn config(kernel: Option<&str>, fixes_off: &[String]) -> Result<MbcacheConfig, String> {
         let fixes = Fixes::parse(kernel, fixes_off)?;
-        Ok(MbcacheConfig::new(kernel.unwrap_or(fixes::PRESET_FIXED), fixes))
+        Ok(MbcacheConfig::new(kernel.unwrap_or(fixes::PRESET_LATER), fixes))
     }
 
     /// Every row is hunted in the newest kernel with only its own fix off, so that no other bug
