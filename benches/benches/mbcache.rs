@@ -100,7 +100,8 @@ impl Native {
     fn unlink_chain(&mut self, at: u32, list: List, bucket: usize) {
         let Link { next, prev } = *self.link(at, list);
         if prev == NIL {
-            let heads = if matches!(list, List::Block) { &mut self.block_heads } else { &mut self.index_heads };
+            let heads =
+                if matches!(list, List::Block) { &mut self.block_heads } else { &mut self.index_heads };
             heads[bucket] = next;
         } else {
             self.link(prev, list).next = next;
@@ -283,7 +284,10 @@ fn benches(c: &mut Criterion) {
     for n in SIZES {
         let m = model(n);
         let mut base = native(n);
-        println!("mbcache n={n}: a get visits {:.1} block-chain nodes on average", mean_visited(&mut base, n));
+        println!(
+            "mbcache n={n}: a get visits {:.1} block-chain nodes on average",
+            mean_visited(&mut base, n)
+        );
         let mut next = 0u64;
         let mut step = move || {
             next = (next + 7919) % n;

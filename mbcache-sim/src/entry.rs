@@ -477,7 +477,9 @@ impl Registry {
                     Some(relocked) => (relocked, Ok(Some((entry, serial)))),
                     // Unhashed while waiting: the lock is taken again for the caller to drop.
                     None => {
-                        locked_global_cx.sim().mark("find returned EAGAIN for an entry freed while it waited");
+                        locked_global_cx
+                            .sim()
+                            .mark("find returned EAGAIN for an entry freed while it waited");
                         (self.lock(locked_global_cx), Err(Errno::EAGAIN))
                     }
                 });

@@ -20,8 +20,8 @@ mod fixes;
 pub use cache::{CacheRef, Destroyed, FreeOp};
 pub use entry::Handle;
 // For the benches' native baseline, which must hash as the model does.
-pub use hash::hash_long;
 pub use ext2_xattr::{Ext2Xattr, Pending, Step, BUFFER_LOCK, EXT2_XATTR_REFCOUNT_MAX, XATTR_SEM};
+pub use hash::hash_long;
 pub use registry::{bdev_address, EntryRef, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 // For tests, the zoo and the CLI: the fixes, their switch names and the kernel versions.
 pub use fixes::{

@@ -196,7 +196,8 @@ fn find_that_slept_on_a_freed_entry_returns_eagain() {
         marks_in.lock().expect("marks").extend(sim.marks());
     });
     let marks = marks.lock().expect("marks");
-    for mark in ["lookup slept on mb_cache_queue", "find returned EAGAIN for an entry freed while it waited"] {
+    for mark in ["lookup slept on mb_cache_queue", "find returned EAGAIN for an entry freed while it waited"]
+    {
         assert!(marks.contains(mark), "no interleaving reached {mark:?}: {marks:?}");
     }
 }

@@ -121,7 +121,9 @@ fn insert_of_a_hashed_block_is_ebusy_and_shrinker_zero_only_counts() {
 fn destroy_with_a_failing_free_callback_leaves_an_entry_of_a_freed_cache_on_the_lru() {
     use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
     let sim = sim();
-    sim.set_faults(FaultPlan::with(FaultAttr::probability(100).kind(FaultKind::Call).site("mbcache:c_op.free")));
+    sim.set_faults(FaultPlan::with(
+        FaultAttr::probability(100).kind(FaultKind::Call).site("mbcache:c_op.free"),
+    ));
     let cx = sim.cx("rmmod", 0);
     let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
     let free_op = Some(mbcache_sim::FreeOp { fails_without_fs: false });
