@@ -1,21 +1,21 @@
-//! mbcache-sim against a native baseline doing the same logical work (a HashMap from
-//! (device, block) to an entry, a HashMap from key to entries, and an LRU list), on caches of
-//! 1k to 1M entries: get + release, insert (alloc + insert + free), find_first + find_next.
+//! mbcache-sim against a fair native baseline: the same data structure in plain Rust (entries in
+//! a `Vec`, intrusive doubly linked block chains, index chains and LRU by index, the same 2.6
+//! `hash_long` and the same bucket counts), so both walk the same chains; on caches of 1k to 1M
+//! entries: get + release, insert (alloc + insert + free), find_first + find_next.
 //!
 //! The model runs as the checkers run it (lockdep on, trace hashed but not stored), with
-//! `bucket_bits` growing with the cache (2^bits about n/4; ext2's own 2^6 buckets would make every
-//! chain n/64 long). Even so, get and insert slow down as the cache grows: the 2.6 `hash_long`
-//! multiplier spreads one device's sequential block numbers over only 8192 buckets (see
-//! `hash::tests`), so the block chains grow with n as they did in the kernel; the index chains
-//! (1024 keys) do not, and find_first/find_next stay flat.
+//! `bucket_bits` growing with the cache (2^bits about n/4). The 2.6 `hash_long` multiplier spreads
+//! one device's sequential block numbers over only 8192 buckets (see `hash::tests`), so block
+//! chains grow with n beyond 32k entries, in the model and the baseline alike; each size prints
+//! the mean block-chain nodes a get visits, so the cost per visited node can be compared across
+//! sizes.
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mbcache_sim::Fixes;
-use mbcache_sim::{bdev_address, CacheRef, Registry, Waits};
+use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;
 use sim_core::trace::TraceMode;
@@ -23,112 +23,202 @@ use sim_core::{Cx, Sim, SimConfig};
 
 const SIZES: [u64; 4] = [1_000, 10_000, 100_000, 1_000_000];
 const KEYS: u64 = 1024;
+const NIL: u32 = u32::MAX;
 
-/// Native baseline: entries in a slab `Vec`, an intrusive doubly linked LRU by index.
-struct Native {
-    by_block: HashMap<u64, usize>,
-    by_key: HashMap<u32, Vec<usize>>,
-    entries: Vec<NativeEntry>,
-    lru_head: Option<usize>,
-    lru_tail: Option<usize>,
+/// A `struct list_head` by index: `next`/`prev` of one list an entry is on.
+#[derive(Clone, Copy)]
+struct Link {
+    next: u32,
+    prev: u32,
 }
+
+const UNLINKED: Link = Link { next: NIL, prev: NIL };
 
 #[derive(Clone, Copy)]
 struct NativeEntry {
+    bdev: u64,
     block: u64,
     key: u32,
     used: u32,
-    prev: Option<usize>,
-    next: Option<usize>,
-    on_lru: bool,
+    lru: Link,
+    block_list: Link,
+    index_list: Link,
+}
+
+/// Which of an entry's hash-chain links a list uses (the LRU has functions of its own).
+#[derive(Clone, Copy)]
+enum List {
+    Block,
+    Index,
+}
+
+/// Native mbcache: the model's chains, hashes and LRU, without locks, slab or checks.
+struct Native {
+    bits: u32,
+    entries: Vec<NativeEntry>,
+    free: Vec<u32>,
+    block_heads: Vec<u32>,
+    index_heads: Vec<u32>,
+    lru_head: u32,
+    lru_tail: u32,
 }
 
 impl Native {
-    fn new() -> Native {
+    fn new(bits: u32) -> Native {
+        let buckets = 1usize << bits;
         Native {
-            by_block: HashMap::new(),
-            by_key: HashMap::new(),
+            bits,
             entries: Vec::new(),
-            lru_head: None,
-            lru_tail: None,
+            free: Vec::new(),
+            block_heads: vec![NIL; buckets],
+            index_heads: vec![NIL; buckets],
+            lru_head: NIL,
+            lru_tail: NIL,
         }
     }
 
-    fn unlink(&mut self, at: usize) {
-        let NativeEntry { prev, next, .. } = self.entries[at];
+    fn link(&mut self, at: u32, list: List) -> &mut Link {
+        let entry = &mut self.entries[at as usize];
+        match list {
+            List::Block => &mut entry.block_list,
+            List::Index => &mut entry.index_list,
+        }
+    }
+
+    /// `list_add` at the head of a hash chain.
+    fn push_head(&mut self, at: u32, list: List, bucket: usize) {
+        let heads = if matches!(list, List::Block) { &mut self.block_heads } else { &mut self.index_heads };
+        let old = heads[bucket];
+        heads[bucket] = at;
+        *self.link(at, list) = Link { next: old, prev: NIL };
+        if old != NIL {
+            self.link(old, list).prev = at;
+        }
+    }
+
+    /// `list_del` from a hash chain.
+    fn unlink_chain(&mut self, at: u32, list: List, bucket: usize) {
+        let Link { next, prev } = *self.link(at, list);
+        if prev == NIL {
+            let heads =
+                if matches!(list, List::Block) { &mut self.block_heads } else { &mut self.index_heads };
+            heads[bucket] = next;
+        } else {
+            self.link(prev, list).next = next;
+        }
+        if next != NIL {
+            self.link(next, list).prev = prev;
+        }
+        *self.link(at, list) = UNLINKED;
+    }
+
+    fn lru_unlink(&mut self, at: u32) {
+        let Link { next, prev } = self.entries[at as usize].lru;
         match prev {
-            Some(p) => self.entries[p].next = next,
-            None => self.lru_head = next,
+            NIL => self.lru_head = next,
+            p => self.entries[p as usize].lru.next = next,
         }
         match next {
-            Some(n) => self.entries[n].prev = prev,
-            None => self.lru_tail = prev,
+            NIL => self.lru_tail = prev,
+            n => self.entries[n as usize].lru.prev = prev,
         }
-        self.entries[at].on_lru = false;
+        self.entries[at as usize].lru = UNLINKED;
     }
 
-    fn push_tail(&mut self, at: usize) {
-        self.entries[at].prev = self.lru_tail;
-        self.entries[at].next = None;
+    fn lru_push_tail(&mut self, at: u32) {
+        self.entries[at as usize].lru = Link { next: NIL, prev: self.lru_tail };
         match self.lru_tail {
-            Some(t) => self.entries[t].next = Some(at),
-            None => self.lru_head = Some(at),
+            NIL => self.lru_head = at,
+            t => self.entries[t as usize].lru.next = at,
         }
-        self.lru_tail = Some(at);
-        self.entries[at].on_lru = true;
+        self.lru_tail = at;
     }
 
-    fn insert(&mut self, block: u64, key: u32) -> Option<usize> {
-        if self.by_block.contains_key(&block) {
-            return None;
-        }
-        let at = self.entries.len();
-        self.entries.push(NativeEntry { block, key, used: 1, prev: None, next: None, on_lru: false });
-        self.by_block.insert(block, at);
-        self.by_key.entry(key).or_default().push(at);
-        Some(at)
+    fn block_bucket(&self, bdev: u64, block: u64) -> usize {
+        hash_long(bdev.wrapping_add(block & 0xffff_ffff), self.bits) as usize
     }
 
-    fn take(&mut self, at: usize) {
-        if self.entries[at].on_lru {
-            self.unlink(at);
-        }
-        self.entries[at].used += 1;
-    }
-
-    fn get(&mut self, block: u64) -> Option<usize> {
-        let at = *self.by_block.get(&block)?;
-        self.take(at);
-        Some(at)
-    }
-
-    fn release(&mut self, at: usize) {
-        self.entries[at].used -= 1;
-        if self.entries[at].used == 0 {
-            self.push_tail(at);
-        }
-    }
-
-    fn remove_last(&mut self) {
-        let at = self.entries.len() - 1;
-        let NativeEntry { block, key, on_lru, .. } = self.entries[at];
-        if on_lru {
-            self.unlink(at);
-        }
-        self.by_block.remove(&block);
-        if let Some(list) = self.by_key.get_mut(&key) {
-            // The entry was the last pushed for its key.
-            if list.last() == Some(&at) {
-                list.pop();
+    /// alloc + insert: a new entry hashed under (bdev, block) and `key`, held once.
+    fn insert(&mut self, bdev: u64, block: u64, key: u32) -> u32 {
+        let entry = NativeEntry {
+            bdev,
+            block,
+            key,
+            used: 1,
+            lru: UNLINKED,
+            block_list: UNLINKED,
+            index_list: UNLINKED,
+        };
+        let at = match self.free.pop() {
+            Some(at) => {
+                self.entries[at as usize] = entry;
+                at
             }
-        }
-        self.entries.pop();
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let bucket = self.block_bucket(bdev, block);
+        self.push_head(at, List::Block, bucket);
+        self.push_head(at, List::Index, hash_long(u64::from(key), self.bits) as usize);
+        at
     }
 
-    fn find(&mut self, key: u32, after: usize) -> Option<usize> {
-        let at = *self.by_key.get(&key)?.get(after)?;
-        self.take(at);
-        Some(at)
+    /// free: unhash and release the last use.
+    fn free(&mut self, at: u32) {
+        let NativeEntry { bdev, block, key, .. } = self.entries[at as usize];
+        let bucket = self.block_bucket(bdev, block);
+        self.unlink_chain(at, List::Block, bucket);
+        self.unlink_chain(at, List::Index, hash_long(u64::from(key), self.bits) as usize);
+        self.free.push(at);
+    }
+
+    fn take(&mut self, at: u32) {
+        if self.entries[at as usize].used == 0 {
+            self.lru_unlink(at);
+        }
+        self.entries[at as usize].used += 1;
+    }
+
+    /// get: walks the block chain; returns the entry and the nodes visited.
+    fn get(&mut self, bdev: u64, block: u64) -> (Option<u32>, u32) {
+        let mut at = self.block_heads[self.block_bucket(bdev, block)];
+        let mut visited = 0;
+        while at != NIL {
+            visited += 1;
+            let entry = &self.entries[at as usize];
+            if entry.bdev == bdev && entry.block == block {
+                self.take(at);
+                return (Some(at), visited);
+            }
+            at = entry.block_list.next;
+        }
+        (None, visited)
+    }
+
+    fn release(&mut self, at: u32) {
+        self.entries[at as usize].used -= 1;
+        if self.entries[at as usize].used == 0 {
+            self.lru_push_tail(at);
+        }
+    }
+
+    /// find_first (`after` NIL) or find_next (after `after`) along the key's index chain.
+    fn find(&mut self, bdev: u64, key: u32, after: u32) -> Option<u32> {
+        let mut at = match after {
+            NIL => self.index_heads[hash_long(u64::from(key), self.bits) as usize],
+            after => self.entries[after as usize].index_list.next,
+        };
+        while at != NIL {
+            let entry = &self.entries[at as usize];
+            if entry.bdev == bdev && entry.key == key {
+                self.take(at);
+                return Some(at);
+            }
+            at = entry.index_list.next;
+        }
+        None
     }
 }
 
@@ -159,12 +249,24 @@ fn model(n: u64) -> Model {
 }
 
 fn native(n: u64) -> Native {
-    let mut native = Native::new();
+    let mut native = Native::new(bucket_bits(n));
     for block in 0..n {
-        let at = native.insert(block, (block % KEYS) as u32).expect("new block");
+        let at = native.insert(bdev_address(0), block, (block % KEYS) as u32);
         native.release(at);
     }
     native
+}
+
+/// The mean block-chain nodes a get of the benchmark's blocks visits.
+fn mean_visited(native: &mut Native, n: u64) -> f64 {
+    let samples = n.min(10_000);
+    let mut total = 0u64;
+    for i in 0..samples {
+        let (found, visited) = native.get(bdev_address(0), (i * 7919) % n);
+        native.release(found.expect("hit"));
+        total += u64::from(visited);
+    }
+    total as f64 / samples as f64
 }
 
 fn configure<'a>(
@@ -182,6 +284,10 @@ fn benches(c: &mut Criterion) {
     for n in SIZES {
         let m = model(n);
         let mut base = native(n);
+        println!(
+            "mbcache n={n}: a get visits {:.1} block-chain nodes on average",
+            mean_visited(&mut base, n)
+        );
         let mut next = 0u64;
         let mut step = move || {
             next = (next + 7919) % n;
@@ -193,7 +299,7 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-/// `mb_cache_entry_get` + release of a present block, against a native lookup.
+/// `mb_cache_entry_get` + release of a present block, against the native walk of the same chain.
 fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
     let mut group = configure(c, "mbcache/get_release", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
@@ -204,14 +310,14 @@ fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &m
     });
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
-            let at = base.get(step()).expect("hit");
+            let at = base.get(bdev_address(0), step()).0.expect("hit");
             base.release(black_box(at));
         })
     });
     group.finish();
 }
 
-/// alloc + insert + free of one entry, against a native insert and remove.
+/// alloc + insert + free of one entry, against the native insert and free.
 fn insert(c: &mut Criterion, n: u64, m: &Model, base: &mut Native) {
     let mut group = configure(c, "mbcache/insert", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
@@ -223,14 +329,14 @@ fn insert(c: &mut Criterion, n: u64, m: &Model, base: &mut Native) {
     });
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
-            black_box(base.insert(u64::MAX, 7).expect("new"));
-            base.remove_last();
+            let at = base.insert(bdev_address(1), n, 7);
+            base.free(black_box(at));
         })
     });
     group.finish();
 }
 
-/// find_first + find_next by index key, against a native index lookup.
+/// find_first + find_next by index key, against the native walk of the same index chain.
 fn find_first_next(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
     let mut group = configure(c, "mbcache/find_first_next", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
@@ -246,8 +352,8 @@ fn find_first_next(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
             let key = (step() % KEYS) as u32;
-            let first = base.find(key, 0).expect("hit");
-            let second = base.find(key, 1);
+            let first = base.find(bdev_address(0), key, NIL).expect("hit");
+            let second = base.find(bdev_address(0), key, first);
             base.release(first);
             if let Some(second) = second {
                 base.release(black_box(second));

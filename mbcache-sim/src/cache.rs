@@ -171,8 +171,16 @@ impl Registry {
         let taken = Self::collect(&mut locked_global, |_, entry| Ok(entry.cache == cache.0), None)?;
         locked_global.guard.caches.retain(|c| *c != cache.0);
         drop(locked_global);
+        let held = self.handles_held(cache);
+        if held > 0 {
+            cx.sim().mark("destroy: entries still held by handles");
+        }
         for entry in taken {
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
+            if self.cache(cx, cache.0)?.entries.is_live(entry.entry) {
+                // Put back on the global LRU, where it outlives its cache.
+                cx.sim().mark("destroy: a free callback kept an entry");
+            }
         }
         let object = self.cache(cx, cache.0)?;
         let orphans = object.entry_count.load(Ordering::SeqCst);

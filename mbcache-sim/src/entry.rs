@@ -179,9 +179,17 @@ impl Registry {
 
     // --- entries -------------------------------------------------------------------------------
 
-    /// Mirrors `mb_cache_entry_alloc()`: a new, unhashed entry with one (exclusive) use.
+    /// Mirrors `mb_cache_entry_alloc()` as the seed has it: GFP_KERNEL.
     pub fn alloc(&self, cx: &Cx, cache: CacheRef) -> Result<Handle, MbError> {
-        let detail = String::new();
+        self.alloc_gfp(cx, cache, Gfp::GFP_KERNEL)
+    }
+
+    /// Mirrors `mb_cache_entry_alloc(cache, gfp_flags)`: a new, unhashed entry with one
+    /// (exclusive) use. Without `alloc-gfp-nofs` the kernel has no gfp argument and allocates
+    /// with GFP_KERNEL whatever the caller holds (the caller's `gfp` is ignored).
+    pub fn alloc_gfp(&self, cx: &Cx, cache: CacheRef, gfp: Gfp) -> Result<Handle, MbError> {
+        let gfp = if self.fixes.on(crate::fixes::ALLOC_GFP_NOFS) { gfp } else { Gfp::GFP_KERNEL };
+        let detail = format!("{gfp:?}");
         self.traced(cx, "mb_cache_entry_alloc", detail, || {
             let object = self.cache(cx, cache.0)?;
             if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
@@ -199,7 +207,7 @@ impl Registry {
                 free_failed: false,
             };
             let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
-            let allocated = object.entries.alloc(cx, Gfp::GFP_KERNEL, entry);
+            let allocated = object.entries.alloc(cx, gfp, entry);
             let handle = match allocated {
                 Ok(handle) => handle,
                 Err(errno) => {
@@ -295,11 +303,11 @@ impl Registry {
     }
 
     /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
-    /// the API with `exclusive-get` (ENOSYS here).
+    /// the API with `takeout-dup-removed` (ENOSYS here).
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_takeout", detail, || {
-            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
@@ -325,11 +333,13 @@ impl Registry {
     }
 
     /// Mirrors `mb_cache_entry_dup()`: a second handle to the same entry, counted without the
-    /// lock. Gone from the API with `exclusive-get` (ENOSYS here).
+    /// lock. Gone from the API with `takeout-dup-removed` (ENOSYS here). Kept beside
+    /// `exclusive-get` it breaks the writer count: releasing either copy of an exclusive handle
+    /// drops the whole `MB_CACHE_WRITER` bias, one reason the API lost it.
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_dup", detail, || {
-            if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
@@ -414,7 +424,10 @@ impl Registry {
                 if found {
                     let serial = locked_global.mem().entry(entry)?.id;
                     // The fixed kernel returns NULL for an entry unhashed while it waited.
-                    let Some(relocked) = self.take_use(locked_global, entry, true)? else { return Ok(None) };
+                    let Some(relocked) = self.take_use(locked_global, entry, true)? else {
+                        cx.sim().mark("get returned NULL for an entry freed while it waited");
+                        return Ok(None);
+                    };
                     drop(relocked);
                     cx.sim().mark("get found an entry");
                     return Ok(Some(self.new_handle(entry, serial)));
@@ -463,7 +476,12 @@ impl Registry {
                 return Ok(match self.take_use(locked_global, entry, false)? {
                     Some(relocked) => (relocked, Ok(Some((entry, serial)))),
                     // Unhashed while waiting: the lock is taken again for the caller to drop.
-                    None => (self.lock(locked_global_cx), Err(Errno::EAGAIN)),
+                    None => {
+                        locked_global_cx
+                            .sim()
+                            .mark("find returned EAGAIN for an entry freed while it waited");
+                        (self.lock(locked_global_cx), Err(Errno::EAGAIN))
+                    }
                 });
             }
             at = list::next(&mut locked_global.mem(), at, "__mb_cache_entry_find")?;

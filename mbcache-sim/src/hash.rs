@@ -14,7 +14,7 @@ pub(crate) const BITS_PER_LONG: u32 = 64;
 ///
 /// `bits == 0` shifts right by 64 in C, which is undefined; every bucket index of a one-bucket
 /// table is 0, so this returns 0.
-pub(crate) fn hash_long(value: u64, bits: u32) -> u32 {
+pub fn hash_long(value: u64, bits: u32) -> u32 {
     debug_assert!(bits <= BITS_PER_LONG);
     let mut hash = value;
     let mut n = value;

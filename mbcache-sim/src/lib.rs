@@ -7,6 +7,7 @@
 // Kernel code, one module per kernel concept.
 mod cache;
 mod entry;
+mod ext2_xattr;
 mod hash;
 mod registry;
 mod shrink;
@@ -21,11 +22,16 @@ mod mbcache2;
 // For users of the model (tests, benches, the CLI): the registry and its values.
 pub use cache::{CacheRef, Destroyed, FreeOp};
 pub use entry::Handle;
+// For the benches' native baseline, which must hash as the model does.
+pub use ext2_xattr::{Ext2Xattr, Pending, Step, BUFFER_LOCK, EXT2_XATTR_REFCOUNT_MAX, XATTR_SEM};
+pub use hash::hash_long;
 pub use registry::{bdev_address, EntryRef, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 // For tests, the zoo and the CLI: the fixes, their switch names and the kernel versions.
 pub use fixes::{
-    Fixes, MbcacheFixes, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ENTRY_COUNT_AFTER_ALLOC,
-    FIX_EXCLUSIVE_GET, FIX_IDS, PRESET_FIXED, PRESET_SEED,
+    Fixes, MbcacheFixes, ALLOC_GFP_NOFS, ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, FIX_ALLOC_GFP_NOFS,
+    FIX_ENTRY_COUNT_AFTER_ALLOC, FIX_EXCLUSIVE_GET, FIX_IDS, FIX_SHRINKER_VFS_CACHE_PRESSURE,
+    FIX_TAKEOUT_DUP_REMOVED, FIX_XATTR_ENTRY_BEFORE_BUFFER_LOCK, PRESET_FIXED, PRESET_LATER, PRESET_SEED,
+    SHRINKER_VFS_CACHE_PRESSURE, TAKEOUT_DUP_REMOVED, XATTR_ENTRY_BEFORE_BUFFER_LOCK,
 };
 // For the checkers and the CLI registry: the harness face.
 pub use check::{

@@ -10,6 +10,15 @@ use crate::cache::CacheRef;
 use crate::registry::{entry_of_lru, locked, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
 use sim_core::list::{self, Oops};
 
+/// `sysctl_vfs_cache_pressure` at its default.
+pub(crate) const SYSCTL_VFS_CACHE_PRESSURE: i32 = 100;
+
+/// What the later 2.6 `mb_cache_shrink_fn()` returns for `count` entries:
+/// `(count / 100) * sysctl_vfs_cache_pressure` (integer division first, so 99 entries read 0).
+pub(crate) fn vfs_cache_pressure_scaled(count: i32) -> i32 {
+    (count / 100).wrapping_mul(SYSCTL_VFS_CACHE_PRESSURE)
+}
+
 impl Registry {
     /// Moves the LRU entries `select` picks onto a fresh free list and unhashes them (the locked
     /// half of `mb_cache_shrink`, `mb_cache_destroy` and the shrinker). Returns the free list's
@@ -60,13 +69,21 @@ impl Registry {
     }
 
     /// Mirrors `mb_cache_shrink_fn()`: counts every cache's entries and, unless `nr_to_scan` is
-    /// 0, frees up to `nr_to_scan` entries from the head of the LRU. Returns the count.
+    /// 0, frees up to `nr_to_scan` entries from the head of the LRU. Returns the count (with
+    /// `shrinker-vfs-cache-pressure`, scaled as [`vfs_cache_pressure_scaled`] says).
     pub fn shrink_fn(&self, cx: &Cx, nr_to_scan: i32, gfp: Gfp) -> Result<i32, MbError> {
         if !self.shrinker_registered() {
             return Ok(0);
         }
         cx.op_begin("mb_cache_shrink_fn", format!("nr_to_scan={nr_to_scan} gfp={gfp:?}"));
-        let result = self.shrink_fn_inner(cx, nr_to_scan, gfp);
+        let scaled = self.fixes.on(crate::fixes::SHRINKER_VFS_CACHE_PRESSURE);
+        let result = self.shrink_fn_inner(cx, nr_to_scan, gfp).map(|count| {
+            if scaled {
+                vfs_cache_pressure_scaled(count)
+            } else {
+                count
+            }
+        });
         cx.op_end("mb_cache_shrink_fn", format!("{result:?}"));
         result
     }

@@ -2,9 +2,14 @@
 //! [`MbcacheModel`] (the reference, in `reference`), the operations (`op`), and the [`Catalog`]
 //! the CLI reads (`catalog`, with the scenarios in `scenario`).
 //!
-//! One op is one call of fs/mbcache.c's API by some task; handles returned stay held across ops
-//! (in `handles`) until an op releases them, as a filesystem holds an xattr block's entry while it
-//! works on it. Targets are picked by index modulo what exists, so any op applies in any state.
+//! One op is one call of fs/mbcache.c's API by one of several tasks, each with its own context;
+//! handles returned belong to the task that got them and stay held across ops (in `handles`) until
+//! an op of that task releases them, as a filesystem holds an xattr block's entry while it works
+//! on it. Two tasks' ops interleave at operation boundaries, which is where the 2.6.10 race lives:
+//! one task disposes of a block (get + free) between another's find_first and find_next. A task
+//! unhashing an entry it is itself walking is API misuse, refused (or reported, see
+//! [`MbcacheConfig::misuse_reported`]) rather than counted as that race. Targets are picked by
+//! index modulo what exists, so any op applies in any state.
 //!
 //! [`Catalog`]: sim_core::check::Catalog
 
@@ -23,9 +28,11 @@ use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
+use crate::ext2_xattr::{Ext2Xattr, Pending, Step};
 use crate::fixes::{Fixes, EXCLUSIVE_GET};
 use crate::registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
-use op::{all_positions, pick_among, writer_positions};
+use op::{all_positions, pick_among, positions};
+use sim_core::Errno;
 
 // For the CLI, tests and the campaign engine: the scenario names, the operations and the reference.
 pub use catalog::{SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU};
@@ -55,6 +62,23 @@ pub struct MbcacheConfig {
     pub bucket_bits_max: u32,
     /// Percent chance an entry allocation (`kmem_cache_alloc` of an `*xattr*` cache) fails.
     pub alloc_fault_percent: u32,
+    /// Tasks whose ops interleave (1..=4); each holds its own handles.
+    pub tasks: u32,
+    /// A task unhashing an entry it is itself walking (API misuse) is reported as a
+    /// `finding:api-misuse` violation instead of refused with [`OpResult::Misuse`].
+    pub misuse_reported: bool,
+    /// Generate the mbcache API ops.
+    pub api_ops: bool,
+    /// Generate the ext2 xattr ops (`setxattr`, inode deletion) on an ext2 filesystem with its
+    /// own mbcache world (so the reference's picture of the API ops' world stays exact; the
+    /// filesystem is judged by its invariants and lockdep).
+    pub xattr_ops: bool,
+    /// Inodes of the ext2 filesystem (1..=8).
+    pub inodes: u32,
+    /// Distinct xattr values (few: much sharing).
+    pub values: u32,
+    /// Blocks of the ext2 filesystem.
+    pub fs_blocks: u32,
 }
 
 impl MbcacheConfig {
@@ -69,6 +93,13 @@ impl MbcacheConfig {
             caches_max: 3,
             bucket_bits_max: 2,
             alloc_fault_percent: 10,
+            tasks: 2,
+            misuse_reported: false,
+            api_ops: true,
+            xattr_ops: true,
+            inodes: 4,
+            values: 2,
+            fs_blocks: 8,
         }
     }
 }
@@ -77,6 +108,7 @@ impl MbcacheConfig {
 /// walk (`index`, device, key) `find_next` continues.
 #[derive(Clone, Debug)]
 struct Held {
+    task: u32,
     handle: Handle,
     writer: bool,
     walk: Option<(u32, u32, u32)>,
@@ -88,6 +120,12 @@ pub struct MbcacheSubject {
     config: MbcacheConfig,
     registry: Registry,
     cx: Cx,
+    /// One context per task (`task0` on CPU 0, `task1` on CPU 1, ...).
+    tasks: Vec<Cx>,
+    /// The ext2 filesystem the xattr ops run on.
+    ext2: Ext2Xattr,
+    /// Per task, the xattr step its last xattr op left pending.
+    pending: Vec<Option<Pending>>,
     caches: Vec<CacheRef>,
     created: usize,
     handles: Vec<Held>,
@@ -113,6 +151,7 @@ impl MbcacheSubject {
 
     fn push_handle(
         &mut self,
+        task: u32,
         handle: Option<Handle>,
         writer: bool,
         walk: Option<(u32, u32, u32)>,
@@ -120,11 +159,60 @@ impl MbcacheSubject {
         match handle {
             Some(handle) => {
                 let serial = handle.entry_id();
-                self.handles.push(Held { handle, writer, walk });
+                self.handles.push(Held { task, handle, writer, walk });
                 OpResult::Entry(Some(serial))
             }
             None => OpResult::Entry(None),
         }
+    }
+
+    /// The task an op names, modulo the configured tasks.
+    fn task(&self, task: u8) -> u32 {
+        u32::from(task) % self.tasks.len() as u32
+    }
+
+    /// Task `task`'s context.
+    fn task_cx(&self, task: u32) -> &Cx {
+        &self.tasks[task as usize]
+    }
+
+    /// The held handles `keep` accepts, whatever their task.
+    fn held(&self, keep: impl Fn(&Held) -> bool) -> Vec<usize> {
+        positions(&self.handles, keep)
+    }
+
+    /// Task `task`'s handles that `keep` accepts.
+    fn own(&self, task: u32, keep: impl Fn(&Held) -> bool) -> Vec<usize> {
+        positions(&self.handles, |h| h.task == task && keep(h))
+    }
+
+    /// Whether unhashing the entry of handle `at` (by takeout, free or a re-insert) is API
+    /// misuse: its task still walks that entry with a find handle (`at` itself counts when the
+    /// op keeps it, as takeout does). The kernel's users never do this: a task disposes of a
+    /// block it is not walking, and races only with other tasks. Refused as [`OpResult::Misuse`],
+    /// or reported when the configuration asks.
+    fn misuse(&self, at: usize, keeps_handle: bool) -> Option<OpResult> {
+        let held = &self.handles[at];
+        let serial = held.handle.entry_id();
+        let walking = self.own(held.task, |h| h.walk.is_some() && h.handle.entry_id() == serial);
+        if !walking.iter().any(|other| keeps_handle || *other != at) {
+            return None;
+        }
+        let cx = self.task_cx(held.task);
+        cx.sim().mark("api misuse: a task unhashes an entry it walks");
+        if !self.config.misuse_reported {
+            return Some(OpResult::Misuse);
+        }
+        let violation = Violation::new(
+            ViolationKind::finding("api-misuse"),
+            format!(
+                "task{} unhashes entry {serial} while it holds a find handle to it (one task \
+                 misusing its own handles, not a race)",
+                held.task
+            ),
+        );
+        cx.sim().report(Some(cx), violation.clone());
+        Some(OpResult::Oops(violation.kind))
     }
 
     fn cache_at(&self, pick: u8) -> Option<CacheRef> {
@@ -166,7 +254,7 @@ impl MbcacheSubject {
         let mut kept = Vec::new();
         for held in std::mem::take(&mut self.handles) {
             if held.handle.entry_ref().cache == cache.0 {
-                self.registry.release(&self.cx, held.handle)?;
+                self.registry.release(&self.tasks[held.task as usize], held.handle)?;
             } else {
                 kept.push(held);
             }
@@ -178,90 +266,119 @@ impl MbcacheSubject {
         Ok(OpResult::Destroyed { orphans: destroyed.orphans })
     }
 
-    fn alloc(&mut self, cache: u8) -> Applied {
+    fn alloc(&mut self, task: u8, cache: u8) -> Applied {
+        let task = self.task(task);
         let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
-        let handle = self.registry.alloc(&self.cx, cache)?;
-        Ok(self.push_handle(Some(handle), true, None))
+        let handle = self.registry.alloc(self.task_cx(task), cache)?;
+        Ok(self.push_handle(task, Some(handle), true, None))
     }
 
     fn insert(&mut self, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> Applied {
-        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), true);
-        let Some(at) = pick_among(handle, &eligible) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &self.held(|h| h.writer)) else {
+            return Ok(OpResult::Skipped);
+        };
+        let task = self.handles[at].task;
+        if let Some(misuse) = self.misuse(at, true) {
+            return Ok(misuse);
+        }
         let held = &self.handles[at];
-        let indexes = self.registry.indexes_count(&self.cx, CacheRef(held.handle.entry_ref().cache))?;
+        let cx = self.task_cx(task);
+        let indexes = self.registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
         let keys: Vec<u32> =
             keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
-        self.registry.insert(&self.cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
-        self.cx.sim().mark("entry inserted");
+        self.registry.insert(cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
+        cx.sim().mark("entry inserted");
         Ok(OpResult::Done)
     }
 
     fn release(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return Ok(OpResult::Skipped);
         };
+        let task = self.handles[at].task;
         let held = self.handles.remove(at);
-        self.registry.release(&self.cx, held.handle)?;
+        self.registry.release(self.task_cx(task), held.handle)?;
         Ok(OpResult::Done)
     }
 
-    fn get(&mut self, cache: u8, device: u8, block: u16) -> Applied {
+    fn get(&mut self, task: u8, cache: u8, device: u8, block: u16) -> Applied {
+        let task = self.task(task);
         let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
-        let found = self.registry.get(&self.cx, cache, self.bdev(device), self.block(block))?;
-        Ok(self.push_handle(found, true, None))
+        let found = self.registry.get(self.task_cx(task), cache, self.bdev(device), self.block(block))?;
+        Ok(self.push_handle(task, found, true, None))
     }
 
-    fn find_first(&mut self, cache: u8, index: u8, device: u8, key: u8) -> Applied {
+    fn find_first(&mut self, task: u8, cache: u8, index: u8, device: u8, key: u8) -> Applied {
+        let task = self.task(task);
         let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
-        let indexes = self.registry.indexes_count(&self.cx, cache)?;
+        let cx = self.task_cx(task);
+        let indexes = self.registry.indexes_count(cx, cache)?;
         if indexes == 0 {
             return Ok(OpResult::Skipped);
         }
         let index = u32::from(index) % indexes;
         let device = u32::from(device) % self.config.devices;
         let key = u32::from(key) % self.config.keys;
-        let found = self.registry.find_first(&self.cx, cache, index, bdev_address(device), key)?;
-        Ok(self.push_handle(found, false, Some((index, device, key))))
+        let found = self.registry.find_first(cx, cache, index, bdev_address(device), key);
+        if found == Err(MbError::Errno(Errno::EAGAIN)) {
+            cx.sim().mark("find_first: EAGAIN");
+        }
+        Ok(self.push_handle(task, found?, false, Some((index, device, key))))
     }
 
     fn find_next(&mut self, handle: u8) -> Applied {
-        let walking: Vec<usize> =
-            (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
-        let Some(at) = pick_among(handle, &walking) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &self.held(|h| h.walk.is_some())) else {
+            return Ok(OpResult::Skipped);
+        };
+        let task = self.handles[at].task;
         let held = self.handles[at].clone();
         let walk = held.walk.expect("a walking handle");
         let (index, device, key) = walk;
-        let found = self.registry.find_next(&self.cx, held.handle.clone(), index, bdev_address(device), key);
+        let cx = self.task_cx(task);
+        let found = self.registry.find_next(cx, held.handle.clone(), index, bdev_address(device), key);
+        if found == Err(MbError::Errno(Errno::EAGAIN)) {
+            cx.sim().mark("find_next: EAGAIN");
+        }
         if !matches!(found, Err(MbError::WouldBlock)) {
             self.handles.remove(at);
         }
         let found = found?;
-        Ok(self.push_handle(found, false, Some(walk)))
+        Ok(self.push_handle(task, found, false, Some(walk)))
     }
 
     fn dup(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return Ok(OpResult::Skipped);
         };
+        let task = self.handles[at].task;
         let held = self.handles[at].clone();
-        let dup = self.registry.dup(&self.cx, &held.handle)?;
-        Ok(self.push_handle(Some(dup), held.writer, held.walk))
+        let dup = self.registry.dup(self.task_cx(task), &held.handle)?;
+        Ok(self.push_handle(task, Some(dup), held.writer, held.walk))
     }
 
     fn takeout(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return Ok(OpResult::Skipped);
         };
-        self.registry.takeout(&self.cx, &self.handles[at].handle)?;
+        let task = self.handles[at].task;
+        if let Some(misuse) = self.misuse(at, true) {
+            return Ok(misuse);
+        }
+        self.registry.takeout(self.task_cx(task), &self.handles[at].handle)?;
         Ok(OpResult::Done)
     }
 
     fn free(&mut self, handle: u8) -> Applied {
         let exclusive = self.config.fixes.on(EXCLUSIVE_GET);
-        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), exclusive);
-        let Some(at) = pick_among(handle, &eligible) else { return Ok(OpResult::Skipped) };
+        let Some(at) = pick_among(handle, &self.held(|h| h.writer || !exclusive)) else {
+            return Ok(OpResult::Skipped);
+        };
+        let task = self.handles[at].task;
+        if let Some(misuse) = self.misuse(at, false) {
+            return Ok(misuse);
+        }
         let held = self.handles.remove(at);
-        self.registry.free(&self.cx, held.handle)?;
+        self.registry.free(self.task_cx(task), held.handle)?;
         Ok(OpResult::Done)
     }
 
@@ -280,27 +397,82 @@ impl MbcacheSubject {
         Ok(OpResult::Count(self.registry.shrink_fn(&self.cx, nr_to_scan, gfp)?))
     }
 
+    /// An xattr op by `task` on `inode`: the task's pending step if it has one; else refused as
+    /// WouldBlock while another task's pending step holds the inode's `xattr_sem`; else `call`.
+    fn xattr(
+        &mut self,
+        task: u8,
+        inode: u8,
+        call: impl FnOnce(&Ext2Xattr, &Cx, usize) -> Result<Step, MbError>,
+    ) -> Applied {
+        let task = self.task(task) as usize;
+        let inode = usize::from(inode) % self.ext2.inode_count();
+        let cx = &self.tasks[task];
+        let step = match self.pending[task].take() {
+            Some(pending) => self.ext2.resume(cx, pending),
+            None => {
+                let busy = self.pending.iter().flatten().any(|p| pending_inode(p) == inode);
+                if busy {
+                    return Ok(OpResult::WouldBlock);
+                }
+                call(&self.ext2, cx, inode)
+            }
+        }?;
+        Ok(match step {
+            Step::Done => OpResult::Done,
+            Step::Pending(pending) => {
+                self.pending[task] = Some(pending);
+                OpResult::Pending
+            }
+        })
+    }
+
     fn apply_op(&mut self, op: &Op) -> Applied {
         match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
                 self.create(indexes, bucket_bits, undersized, free_op)
             }
             Op::Destroy { cache } => self.destroy(cache),
-            Op::Alloc { cache } => self.alloc(cache),
+            Op::Alloc { task, cache } => self.alloc(task, cache),
             Op::Insert { handle, device, block, keys } => self.insert(handle, device, block, keys),
             Op::Release { handle } => self.release(handle),
-            Op::Get { cache, device, block } => self.get(cache, device, block),
-            Op::FindFirst { cache, index, device, key } => self.find_first(cache, index, device, key),
+            Op::Get { task, cache, device, block } => self.get(task, cache, device, block),
+            Op::FindFirst { task, cache, index, device, key } => {
+                self.find_first(task, cache, index, device, key)
+            }
             Op::FindNext { handle } => self.find_next(handle),
             Op::Dup { handle } => self.dup(handle),
             Op::Takeout { handle } => self.takeout(handle),
             Op::Free { handle } => self.free(handle),
             Op::Shrink { cache, device } => self.shrink(cache, device),
             Op::ShrinkFn { nr_to_scan, nofs } => self.shrink_fn(nr_to_scan, nofs),
+            Op::XattrSet { task, inode, value } => {
+                let value = 1 + u32::from(value) % self.config.values.max(1);
+                self.xattr(task, inode, |ext2, cx, inode| ext2.set(cx, inode, value))
+            }
+            Op::XattrDelete { task, inode } => {
+                self.xattr(task, inode, |ext2, cx, inode| ext2.delete_inode(cx, inode))
+            }
         }
+    }
+
+    /// The blocks whose disposal a task left pending after pointing its inode elsewhere: their
+    /// `h_refcount` still counts that inode.
+    fn pending_releases(&self) -> Vec<u64> {
+        let released = |p: &Pending| match *p {
+            Pending::Release { block, clear: false, .. } => Some(block),
+            _ => None,
+        };
+        self.pending.iter().flatten().filter_map(released).collect()
     }
 }
 
+/// The inode a pending step holds (`xattr_sem`).
+fn pending_inode(pending: &Pending) -> usize {
+    match pending {
+        Pending::Share { inode, .. } | Pending::Release { inode, .. } => *inode,
+    }
+}
 impl Subject for MbcacheSubject {
     const NAME: &'static str = "mbcache";
     type Config = MbcacheConfig;
@@ -322,14 +494,26 @@ impl Subject for MbcacheSubject {
             config: config.clone(),
             registry: Registry::new(sim, config.fixes, Waits::WouldBlock),
             cx: sim.cx("fs", 0),
+            tasks: (0..config.tasks.clamp(1, 4))
+                .map(|task| sim.cx(&format!("task{task}"), task % 2))
+                .collect(),
+            ext2: Ext2Xattr::new(
+                sim,
+                &sim.cx("mount", 0),
+                config.fixes,
+                Waits::WouldBlock,
+                config.inodes.clamp(1, 8) as usize,
+                config.fs_blocks.max(1) as usize,
+            ),
+            pending: vec![None; config.tasks.clamp(1, 4) as usize],
             caches: Vec::new(),
             created: 0,
             handles: Vec::new(),
         }
     }
 
-    fn op_strategy(_config: &MbcacheConfig) -> BoxedStrategy<Op> {
-        op::strategy()
+    fn op_strategy(config: &MbcacheConfig) -> BoxedStrategy<Op> {
+        op::strategy(config.api_ops, config.xattr_ops)
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
@@ -346,7 +530,9 @@ impl Subject for MbcacheSubject {
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
-        self.registry.check_invariants(&sim.observer_cx("check_invariants", 0))?;
+        let observer = sim.observer_cx("check_invariants", 0);
+        self.registry.check_invariants(&observer)?;
+        self.ext2.check_invariants(&observer, &self.pending_releases())?;
         if !self.registry.shrinker_registered() {
             return Err(Violation::new(
                 ViolationKind::invariant("shrinker-registered"),
@@ -362,7 +548,7 @@ impl Subject for MbcacheSubject {
             other => Violation::new(ViolationKind::invariant("teardown"), format!("teardown: {other:?}")),
         };
         for held in std::mem::take(&mut self.handles) {
-            self.registry.release(&self.cx, held.handle).map_err(oops)?;
+            self.registry.release(&self.tasks[held.task as usize], held.handle).map_err(oops)?;
         }
         for cache in std::mem::take(&mut self.caches) {
             let name = self.registry.cache_name(&self.cx, cache).map_err(oops)?;
@@ -378,6 +564,23 @@ impl Subject for MbcacheSubject {
             }
         }
         self.registry.exit_mbcache();
+        // Find handles first: a disposal left pending may wait for one of them.
+        let mut pending: Vec<(usize, Pending)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(task, pending)| pending.map(|p| (task, p)))
+            .collect();
+        pending.sort_by_key(|(_, p)| matches!(p, Pending::Release { .. }));
+        for (task, pending) in pending {
+            self.ext2.abandon(&self.tasks[task], pending).map_err(oops)?;
+        }
+        let orphans = self.ext2.unmount(&self.cx).map_err(oops)?;
+        if orphans != 0 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("ext2 unmount: mb_cache_destroy(ext2_xattr): {orphans} orphaned entries"),
+            ));
+        }
         Ok(())
     }
 }

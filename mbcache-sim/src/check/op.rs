@@ -6,7 +6,9 @@ use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::{Errno, ViolationKind};
 
-/// One call of the mbcache API. Small integers pick targets modulo what exists.
+/// One call of the mbcache API. The ops that get a handle (alloc, get, find_first) name the task
+/// that calls (modulo the configured tasks) and the handle belongs to that task; the ops on a held
+/// handle run as the task that holds it. Small integers pick targets modulo what exists.
 #[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -15,15 +17,15 @@ pub enum Op {
     /// Releases the cache's held handles (as an unmount would), then `mb_cache_destroy`.
     Destroy { cache: u8 },
     /// `mb_cache_entry_alloc`.
-    Alloc { cache: u8 },
+    Alloc { task: u8, cache: u8 },
     /// `mb_cache_entry_insert` through a held exclusive handle.
     Insert { handle: u8, device: u8, block: u16, keys: [u8; 2] },
     /// `mb_cache_entry_release`.
     Release { handle: u8 },
     /// `mb_cache_entry_get`.
-    Get { cache: u8, device: u8, block: u16 },
+    Get { task: u8, cache: u8, device: u8, block: u16 },
     /// `mb_cache_entry_find_first`.
-    FindFirst { cache: u8, index: u8, device: u8, key: u8 },
+    FindFirst { task: u8, cache: u8, index: u8, device: u8, key: u8 },
     /// `mb_cache_entry_find_next` on a held handle from a find, continuing its walk (same
     /// index, device and key, as the API asks).
     FindNext { handle: u8 },
@@ -37,6 +39,12 @@ pub enum Op {
     Shrink { cache: u8, device: u8 },
     /// The shrinker callback; `nofs` calls it from a GFP_NOFS reclaim (free callbacks refuse).
     ShrinkFn { nr_to_scan: u8, nofs: bool },
+    /// `setxattr` on an inode of the ext2 filesystem (its own mbcache world): `ext2_xattr_set()`.
+    /// A task with a step pending (it holds a find handle, or sleeps in a get) continues that
+    /// step instead.
+    XattrSet { task: u8, inode: u8, value: u8 },
+    /// The last `iput` of an ext2 inode: `ext2_xattr_delete_inode()` (or the pending step).
+    XattrDelete { task: u8, inode: u8 },
 }
 
 /// What one op returned, and the state the reference checks after it.
@@ -71,20 +79,40 @@ pub enum OpResult {
     WouldBlock,
     /// An oops or memory misuse, by violation kind.
     Oops(ViolationKind),
+    /// An xattr call stopped at the operation boundary, a step pending for its task.
+    Pending,
+    /// Refused: the task would unhash an entry it is itself walking with a find handle (an API
+    /// misuse by one task, not a race between two; see `MbcacheConfig::misuse_reported`).
+    Misuse,
 }
 
-/// The operation mix: mostly entry traffic (alloc, insert, release, lookups), some cache
+/// The operation mix (API ops, the ext2 xattr ops, or both, three to one): mostly entry traffic (alloc, insert, release, lookups), some cache
 /// lifetime and shrinking, rarely the racy `dup`/`takeout`.
-pub(crate) fn strategy() -> BoxedStrategy<Op> {
+pub(crate) fn strategy(api: bool, xattr: bool) -> BoxedStrategy<Op> {
+    let task = || 0u8..4;
+    let xattr_ops = prop_oneof![
+        3 => (task(), 0u8..8, 0u8..4).prop_map(|(task, inode, value)| Op::XattrSet { task, inode, value }),
+        1 => (task(), 0u8..8).prop_map(|(task, inode)| Op::XattrDelete { task, inode }),
+    ];
+    match (api, xattr) {
+        (true, true) => prop_oneof![3 => api_strategy(), 1 => xattr_ops].boxed(),
+        (false, true) => xattr_ops.boxed(),
+        _ => api_strategy(),
+    }
+}
+
+/// The API ops' mix (see [`strategy`]).
+fn api_strategy() -> BoxedStrategy<Op> {
     let small = || 0u8..8;
+    let task = || 0u8..4;
     prop_oneof![
         2 => (0u8..3, 0u8..3, prop::bool::weighted(0.1), any::<bool>()).prop_map(|(indexes, bucket_bits, undersized, free_op)| Op::Create { indexes, bucket_bits, undersized, free_op }),
         1 => small().prop_map(|cache| Op::Destroy { cache }),
-        6 => small().prop_map(|cache| Op::Alloc { cache }),
+        6 => (task(), small()).prop_map(|(task, cache)| Op::Alloc { task, cache }),
         6 => (small(), small(), 0u16..16, (small(), small())).prop_map(|(handle, device, block, (k0, k1))| Op::Insert { handle, device, block, keys: [k0, k1] }),
         6 => small().prop_map(|handle| Op::Release { handle }),
-        4 => (small(), small(), 0u16..16).prop_map(|(cache, device, block)| Op::Get { cache, device, block }),
-        4 => (small(), small(), small(), small()).prop_map(|(cache, index, device, key)| Op::FindFirst { cache, index, device, key }),
+        4 => (task(), small(), small(), 0u16..16).prop_map(|(task, cache, device, block)| Op::Get { task, cache, device, block }),
+        4 => (task(), small(), small(), small(), small()).prop_map(|(task, cache, index, device, key)| Op::FindFirst { task, cache, index, device, key }),
         4 => small().prop_map(|handle| Op::FindNext { handle }),
         1 => small().prop_map(|handle| Op::Dup { handle }),
         1 => small().prop_map(|handle| Op::Takeout { handle }),
@@ -93,6 +121,21 @@ pub(crate) fn strategy() -> BoxedStrategy<Op> {
         2 => (0u8..5, any::<bool>()).prop_map(|(nr_to_scan, nofs)| Op::ShrinkFn { nr_to_scan, nofs }),
     ]
     .boxed()
+}
+
+impl Op {
+    /// The task a handle-getting op names (before reducing modulo the configured tasks); None
+    /// for the other ops (those on a held handle run as its holder).
+    pub fn task(&self) -> Option<u8> {
+        match *self {
+            Op::Alloc { task, .. }
+            | Op::Get { task, .. }
+            | Op::FindFirst { task, .. }
+            | Op::XattrSet { task, .. }
+            | Op::XattrDelete { task, .. } => Some(task),
+            _ => None,
+        }
+    }
 }
 
 /// Picks `pick` modulo the number of positions `eligible` allows, in order.
@@ -104,9 +147,9 @@ pub(crate) fn pick_among(pick: u8, eligible: &[usize]) -> Option<usize> {
     }
 }
 
-/// The positions of held handles an op may target: every one, or only exclusive ("writer") ones.
-pub(crate) fn writer_positions(writers: impl Iterator<Item = bool>, only_writers: bool) -> Vec<usize> {
-    writers.enumerate().filter(|(_, writer)| *writer || !only_writers).map(|(at, _)| at).collect()
+/// The positions of the held handles `keep` accepts, in order (a task's own handles, say).
+pub(crate) fn positions<H>(held: &[H], keep: impl Fn(&H) -> bool) -> Vec<usize> {
+    held.iter().enumerate().filter(|(_, h)| keep(h)).map(|(at, _)| at).collect()
 }
 
 /// Every position `0..len`.

@@ -9,11 +9,14 @@ use std::collections::{BTreeMap, VecDeque};
 use sim_core::check::Reference;
 use sim_core::{Errno, ViolationKind};
 
-use super::op::{all_positions, pick_among, writer_positions, Op, OpResult, Outcome};
+use super::op::{all_positions, pick_among, positions, Op, OpResult, Outcome};
 use super::MbcacheConfig;
-use crate::fixes::{ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET};
+use crate::fixes::{
+    ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, SHRINKER_VFS_CACHE_PRESSURE, TAKEOUT_DUP_REMOVED,
+};
 use crate::hash::hash_long;
 use crate::registry::MB_CACHE_WRITER;
+use crate::shrink::vfs_cache_pressure_scaled;
 
 #[derive(Clone, Debug)]
 struct EntryModel {
@@ -40,6 +43,7 @@ struct CacheModel {
 
 #[derive(Clone, Debug)]
 struct HeldModel {
+    task: u32,
     serial: u64,
     writer: bool,
     walk: Option<(u32, u32, u32)>,
@@ -63,6 +67,28 @@ type Expect = Result<OpResult, String>;
 impl MbcacheModel {
     fn exclusive(&self) -> bool {
         self.config.fixes.on(EXCLUSIVE_GET)
+    }
+
+    fn task(&self, task: u8) -> u32 {
+        u32::from(task) % self.config.tasks.clamp(1, 4)
+    }
+
+    /// The held handles `keep` accepts, whatever their task.
+    fn held(&self, keep: impl Fn(&HeldModel) -> bool) -> Vec<usize> {
+        positions(&self.handles, keep)
+    }
+
+    /// Task `task`'s handles that `keep` accepts.
+    fn own(&self, task: u32, keep: impl Fn(&HeldModel) -> bool) -> Vec<usize> {
+        positions(&self.handles, |h| h.task == task && keep(h))
+    }
+
+    /// Unhashing handle `at`'s entry while its task walks it with a find handle is misuse
+    /// (`at` itself counts when the op keeps it).
+    fn misuse(&self, at: usize, keeps_handle: bool) -> bool {
+        let held = &self.handles[at];
+        let walking = self.own(held.task, |h| h.walk.is_some() && h.serial == held.serial);
+        walking.iter().any(|other| keeps_handle || *other != at)
     }
 
     fn cache_pos(&self, pick: u8) -> Option<usize> {
@@ -164,9 +190,9 @@ impl MbcacheModel {
     }
 
     /// Holds `found` as a reader walking `walk`, the result a find returns.
-    fn hold_found(&mut self, found: Option<u64>, walk: (u32, u32, u32)) -> OpResult {
+    fn hold_found(&mut self, task: u32, found: Option<u64>, walk: (u32, u32, u32)) -> OpResult {
         if let Some(serial) = found {
-            self.handles.push(HeldModel { serial, writer: false, walk: Some(walk) });
+            self.handles.push(HeldModel { task, serial, writer: false, walk: Some(walk) });
         }
         OpResult::Entry(found)
     }
@@ -216,7 +242,8 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_alloc`: a new exclusive entry, or ENOMEM under faults (which, without
     /// `entry-count-after-alloc`, still counts one entry).
-    fn alloc(&mut self, cache: u8, actual: &OpResult) -> Expect {
+    fn alloc(&mut self, task: u8, cache: u8, actual: &OpResult) -> Expect {
+        let task = self.task(task);
         let Some(at) = self.cache_pos(cache) else { return Ok(OpResult::Skipped) };
         let used = if self.exclusive() { 1 + MB_CACHE_WRITER } else { 1 };
         match actual {
@@ -241,7 +268,7 @@ impl MbcacheModel {
                     free_failed: false,
                 };
                 self.entries.insert(*serial, entry);
-                self.handles.push(HeldModel { serial: *serial, writer: true, walk: None });
+                self.handles.push(HeldModel { task, serial: *serial, writer: true, walk: None });
                 Ok(actual.clone())
             }
             other => Err(format!("alloc may return a new entry, or ENOMEM under faults; got {other:?}")),
@@ -250,8 +277,10 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_insert`: EBUSY if the cache already hashes (device, block).
     fn insert(&mut self, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> OpResult {
-        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), true);
-        let Some(at) = pick_among(handle, &eligible) else { return OpResult::Skipped };
+        let Some(at) = pick_among(handle, &self.held(|h| h.writer)) else { return OpResult::Skipped };
+        if self.misuse(at, true) {
+            return OpResult::Misuse;
+        }
         let serial = self.handles[at].serial;
         let (device, block) = (self.device(device), self.block(block));
         let cache = self.entries[&serial].cache;
@@ -277,7 +306,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_release`.
     fn release_op(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return OpResult::Skipped;
         };
         let held = self.handles.remove(at);
@@ -286,7 +315,8 @@ impl MbcacheModel {
     }
 
     /// `mb_cache_entry_get`: the hashed entry for (device, block), taken exclusively.
-    fn get(&mut self, cache: u8, device: u8, block: u16) -> OpResult {
+    fn get(&mut self, task: u8, cache: u8, device: u8, block: u16) -> OpResult {
+        let task = self.task(task);
         let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
         let id = self.caches[at].id;
         let (device, block) = (self.device(device), self.block(block));
@@ -299,14 +329,15 @@ impl MbcacheModel {
         match self.take_use(serial, true) {
             None => OpResult::WouldBlock,
             Some(()) => {
-                self.handles.push(HeldModel { serial, writer: true, walk: None });
+                self.handles.push(HeldModel { task, serial, writer: true, walk: None });
                 OpResult::Entry(Some(serial))
             }
         }
     }
 
     /// `mb_cache_entry_find_first`: the newest match on the key's index chain, shared.
-    fn find_first(&mut self, cache: u8, index: u8, device: u8, key: u8) -> OpResult {
+    fn find_first(&mut self, task: u8, cache: u8, index: u8, device: u8, key: u8) -> OpResult {
+        let task = self.task(task);
         let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
         let (id, indexes, bits) = (self.caches[at].id, self.caches[at].indexes, self.caches[at].bucket_bits);
         if indexes == 0 {
@@ -318,7 +349,7 @@ impl MbcacheModel {
         let chain = self.chain(id, index, hash_long(u64::from(key), bits));
         match self.find_in(&chain, index, device, key) {
             Err(()) => OpResult::WouldBlock,
-            Ok(found) => self.hold_found(found, (index, device, key)),
+            Ok(found) => self.hold_found(task, found, (index, device, key)),
         }
     }
 
@@ -326,9 +357,9 @@ impl MbcacheModel {
     /// unhashed entry the kernel follows LIST_POISON1; from one re-hashed into another bucket it
     /// walks into a foreign list head.
     fn find_next(&mut self, handle: u8) -> OpResult {
-        let walking: Vec<usize> =
-            (0..self.handles.len()).filter(|at| self.handles[*at].walk.is_some()).collect();
+        let walking = self.held(|h| h.walk.is_some());
         let Some(at) = pick_among(handle, &walking) else { return OpResult::Skipped };
+        let task = self.handles[at].task;
         let held = self.handles[at].clone();
         let walk = held.walk.expect("a walking handle");
         let (index, device, key) = walk;
@@ -350,15 +381,15 @@ impl MbcacheModel {
         };
         self.handles.remove(at);
         self.release(held.serial);
-        self.hold_found(found, walk)
+        self.hold_found(task, found, walk)
     }
 
-    /// `mb_cache_entry_dup` (ENOSYS once `exclusive-get` removed it).
+    /// `mb_cache_entry_dup` (ENOSYS once `takeout-dup-removed` removed it).
     fn dup(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return OpResult::Skipped;
         };
-        if self.exclusive() {
+        if self.config.fixes.on(TAKEOUT_DUP_REMOVED) {
             return OpResult::Errno(Errno::ENOSYS);
         }
         let held = self.handles[at].clone();
@@ -367,12 +398,15 @@ impl MbcacheModel {
         OpResult::Entry(Some(held.serial))
     }
 
-    /// `mb_cache_entry_takeout` (ENOSYS once `exclusive-get` removed it).
+    /// `mb_cache_entry_takeout` (ENOSYS once `takeout-dup-removed` removed it).
     fn takeout(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &all_positions(self.handles.len())) else {
+        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
             return OpResult::Skipped;
         };
-        if self.exclusive() {
+        if self.misuse(at, true) {
+            return OpResult::Misuse;
+        }
+        if self.config.fixes.on(TAKEOUT_DUP_REMOVED) {
             return OpResult::Errno(Errno::ENOSYS);
         }
         let serial = self.handles[at].serial;
@@ -382,8 +416,13 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_free`: unhash, then release.
     fn free(&mut self, handle: u8) -> OpResult {
-        let eligible = writer_positions(self.handles.iter().map(|h| h.writer), self.exclusive());
-        let Some(at) = pick_among(handle, &eligible) else { return OpResult::Skipped };
+        let exclusive = self.exclusive();
+        let Some(at) = pick_among(handle, &self.held(|h| h.writer || !exclusive)) else {
+            return OpResult::Skipped;
+        };
+        if self.misuse(at, false) {
+            return OpResult::Misuse;
+        }
         let held = self.handles.remove(at);
         self.unhash(held.serial);
         self.release(held.serial);
@@ -415,6 +454,9 @@ impl MbcacheModel {
             self.unhash(serial);
             self.forget(serial, nofs);
         }
+        if self.config.fixes.on(SHRINKER_VFS_CACHE_PRESSURE) {
+            return OpResult::Count(vfs_cache_pressure_scaled(count));
+        }
         OpResult::Count(count)
     }
 
@@ -425,17 +467,27 @@ impl MbcacheModel {
                 self.create(indexes, bucket_bits, undersized, free_op)
             }
             Op::Destroy { cache } => self.destroy(cache),
-            Op::Alloc { cache } => return self.alloc(cache, actual),
+            Op::Alloc { task, cache } => return self.alloc(task, cache, actual),
             Op::Insert { handle, device, block, keys } => self.insert(handle, device, block, keys),
             Op::Release { handle } => self.release_op(handle),
-            Op::Get { cache, device, block } => self.get(cache, device, block),
-            Op::FindFirst { cache, index, device, key } => self.find_first(cache, index, device, key),
+            Op::Get { task, cache, device, block } => self.get(task, cache, device, block),
+            Op::FindFirst { task, cache, index, device, key } => {
+                self.find_first(task, cache, index, device, key)
+            }
             Op::FindNext { handle } => self.find_next(handle),
             Op::Dup { handle } => self.dup(handle),
             Op::Takeout { handle } => self.takeout(handle),
             Op::Free { handle } => self.free(handle),
             Op::Shrink { cache, device } => self.shrink(cache, device),
             Op::ShrinkFn { nr_to_scan, nofs } => self.shrink_fn(nr_to_scan, nofs),
+            // The ext2 filesystem has its own mbcache world, judged by its invariants and
+            // lockdep: the reference only checks that the API world is untouched.
+            Op::XattrSet { .. } | Op::XattrDelete { .. } => match actual {
+                OpResult::Done | OpResult::Pending | OpResult::WouldBlock | OpResult::Errno(_) => {
+                    actual.clone()
+                }
+                other => return Err(format!("an xattr call returned {other:?}")),
+            },
         })
     }
 }

@@ -138,7 +138,9 @@ fn shrinker_racing_destroy_uses_the_freed_cache() {
 /// its release is the last use, which frees the entry. Nothing leaks, nothing is used after free.
 #[test]
 fn get_that_slept_on_a_freed_entry_returns_none_and_frees_it() {
-    builder().check(|| {
+    let marks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let marks_in = marks.clone();
+    builder().check(move || {
         let (sim, registry, cache) = world(Fixes::all());
         hashed_entry(&sim, &registry, cache, 1);
         let a = sim.cx("unlink(A)", 1);
@@ -158,5 +160,44 @@ fn get_that_slept_on_a_freed_entry_returns_none_and_frees_it() {
         registry.check_invariants(&a).expect("invariants");
         assert_eq!(registry.entry_count(&a, cache), Ok(0));
         assert_eq!(registry.entries_live(&a, cache), Ok(0));
+        marks_in.lock().expect("marks").extend(sim.marks());
     });
+    let marks = marks.lock().expect("marks");
+    let mark = "get returned NULL for an entry freed while it waited";
+    assert!(marks.contains(mark), "no interleaving reached {mark:?}: {marks:?}");
+}
+
+/// With `exclusive-get`: task A's find_first sleeps on an entry task B holds from a get (a reader
+/// waits while a writer holds it); B frees the entry; A wakes, finds it unhashed and returns
+/// -EAGAIN, which ext2 answers by starting its walk again. Some interleaving must take that path
+/// (the mark says so), and none may leak or oops.
+#[test]
+fn find_that_slept_on_a_freed_entry_returns_eagain() {
+    let marks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let marks_in = marks.clone();
+    builder().check(move || {
+        let (sim, registry, cache) = world(Fixes::all());
+        hashed_entry(&sim, &registry, cache, 1);
+        let b = sim.cx("unlink(B)", 1);
+        let held = registry.get(&b, cache, bdev_address(0), 1).expect("get").expect("entry");
+        let finder = {
+            let registry = registry.clone();
+            let a = sim.cx("setxattr(A)", 2);
+            thread::spawn(move || match registry.find_first(&a, cache, 0, bdev_address(0), 7) {
+                Ok(Some(handle)) => registry.release(&a, handle).expect("release"),
+                Ok(None) | Err(mbcache_sim::MbError::Errno(sim_core::Errno::EAGAIN)) => {}
+                Err(other) => panic!("find_first: {other:?}"),
+            })
+        };
+        registry.free(&b, held).expect("free");
+        finder.join().expect("finder");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        assert_eq!(registry.entries_live(&b, cache), Ok(0));
+        marks_in.lock().expect("marks").extend(sim.marks());
+    });
+    let marks = marks.lock().expect("marks");
+    for mark in ["lookup slept on mb_cache_queue", "find returned EAGAIN for an entry freed while it waited"]
+    {
+        assert!(marks.contains(mark), "no interleaving reached {mark:?}: {marks:?}");
+    }
 }

@@ -1,6 +1,8 @@
 //! mbcache scenarios: property tests, the xattr-sharing workload, loom and shuttle models, the zoo.
 
 #[cfg(not(any(loom, shuttle)))]
+mod ext2;
+#[cfg(not(any(loom, shuttle)))]
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;

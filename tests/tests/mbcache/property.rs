@@ -3,7 +3,7 @@
 
 use mbcache_sim::MbcacheConfig;
 use mbcache_sim::MbcacheSubject;
-use mbcache_sim::{Fixes, PRESET_FIXED};
+use mbcache_sim::{Fixes, PRESET_FIXED, PRESET_LATER, PRESET_SEED};
 use sim_core::check::{self, RunOptions};
 
 /// The states a run must reach for the property not to hold vacuously.
@@ -25,7 +25,7 @@ const MARKS_EXPECTED: &[&str] = &[
 
 #[test]
 fn fixed_mbcache_matches_its_reference_under_allocation_faults() {
-    let config = MbcacheConfig::new(PRESET_FIXED, Fixes::all());
+    let config = MbcacheConfig { xattr_ops: false, ..MbcacheConfig::new(PRESET_FIXED, Fixes::all()) };
     let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 0, 3000, 120);
     for mark in MARKS_EXPECTED {
         assert!(marks.contains(*mark), "never reached {mark:?}; reached {marks:?}");
@@ -40,6 +40,7 @@ fn fixed_mbcache_with_one_bucket_and_many_devices_matches_its_reference() {
         devices: 4,
         blocks: 3,
         keys: 2,
+        xattr_ops: false,
         ..MbcacheConfig::new(PRESET_FIXED, Fixes::all())
     };
     // Seeds from 30 000: with the fault decisions drawn by rand's `random_ratio` (since rand
@@ -47,6 +48,46 @@ fn fixed_mbcache_with_one_bucket_and_many_devices_matches_its_reference() {
     // entry in a one-bucket chain; this one does.
     let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 30_000, 500, 150);
     assert!(marks.contains("find_next found another entry"), "{marks:?}");
+}
+
+/// The seed kernel passes its reference when neither of its bugs can be reached: no allocation
+/// fails (so its early `c_entry_count` bump never leaks) and one task runs (so no other task can
+/// free an entry between its find_first and find_next). Its own marks must still be reached.
+#[test]
+fn seed_mbcache_matches_its_reference_without_allocation_faults_and_with_one_task() {
+    // The seed's third bug, GFP_KERNEL under xattr_sem, lives in the xattr ops: API ops only.
+    let config = MbcacheConfig {
+        alloc_fault_percent: 0,
+        tasks: 1,
+        xattr_ops: false,
+        ..MbcacheConfig::new(PRESET_SEED, Fixes::none())
+    };
+    let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 0, 1500, 120);
+    for mark in [
+        "entry taken out",
+        "handle duplicated",
+        "find_next found another entry",
+        "entry freed through a handle",
+    ] {
+        assert!(marks.contains(mark), "never reached {mark:?}; reached {marks:?}");
+    }
+}
+
+/// The ext2 xattr ops on the newest kernel, beside the API ops: blocks shared, freed and their
+/// numbers handed out again, disposals that had to wait for a find handle, and lockdep quiet.
+#[test]
+fn newest_mbcache_with_ext2_xattr_sharing_passes_and_reaches_its_states() {
+    let config = MbcacheConfig::new(PRESET_LATER, Fixes::all());
+    let marks = check::assert_cases_pass::<MbcacheSubject>(&config, 0, 600, 120);
+    for mark in [
+        "xattr: cache_find handed out a block",
+        "xattr: block shared",
+        "xattr: last user frees the block",
+        "xattr: a freed block number handed out again",
+        "lookup would wait for a busy entry",
+    ] {
+        assert!(marks.contains(mark), "never reached {mark:?}; reached {marks:?}");
+    }
 }
 
 #[test]

@@ -105,9 +105,55 @@ fn insert_of_a_hashed_block_is_ebusy_and_shrinker_zero_only_counts() {
     registry.release(&cx, second).expect("release");
     registry.release(&cx, first).expect("release");
     let lru_before = registry.lru_serials(&cx).expect("lru");
-    assert_eq!(registry.shrink_fn(&cx, 0, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    // 2.6.35 reports (count / 100) * vfs_cache_pressure: one entry reads as none.
+    assert_eq!(registry.shrink_fn(&cx, 0, sim_core::mm::Gfp::GFP_KERNEL), Ok(0));
     assert_eq!(registry.lru_serials(&cx).expect("lru"), lru_before, "nr_to_scan 0 frees nothing");
-    assert_eq!(registry.shrink_fn(&cx, 8, sim_core::mm::Gfp::GFP_KERNEL), Ok(1));
+    assert_eq!(registry.shrink_fn(&cx, 8, sim_core::mm::Gfp::GFP_KERNEL), Ok(0));
     assert_eq!(registry.entry_count(&cx, cache), Ok(0));
     registry.check_invariants(&cx).expect("invariants");
+}
+
+/// `mb_cache_destroy()` forgets the cache's unused entries with GFP_KERNEL; a free callback that
+/// refuses puts its entry back on the global LRU, which outlives the cache: destroy reports an
+/// orphan, `kmem_cache_destroy` a slab leak, and the next shrinker pass reads the freed cache.
+/// Latent in every version modelled (ext2 and ext3 register no callback).
+#[test]
+fn destroy_with_a_failing_free_callback_leaves_an_entry_of_a_freed_cache_on_the_lru() {
+    use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+    let sim = sim();
+    sim.set_faults(FaultPlan::with(
+        FaultAttr::probability(100).kind(FaultKind::Call).site("mbcache:c_op.free"),
+    ));
+    let cx = sim.cx("rmmod", 0);
+    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+    let free_op = Some(mbcache_sim::FreeOp { fails_without_fs: false });
+    let cache = registry.create(&cx, "ext2_xattr", free_op, ENTRY_HEADER_SIZE, 0, 1).expect("create");
+    let entry = registry.alloc(&cx, cache).expect("alloc");
+    registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    registry.release(&cx, entry).expect("release");
+    let destroyed = registry.destroy(&cx, cache).expect("destroy");
+    assert_eq!(destroyed.orphans, 1);
+    assert!(sim.marks().contains("destroy: a free callback kept an entry"), "{:?}", sim.marks());
+    assert_eq!(sim.violations()[0].kind, "leak", "{:?}", sim.violations());
+    let shrunk = registry.shrink_fn(&cx, 1, sim_core::mm::Gfp::GFP_KERNEL);
+    assert!(matches!(shrunk, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{shrunk:?}");
+}
+
+/// `mb_cache_destroy()` with a handle still held: the entry is not on the LRU, so destroy cannot
+/// free it; it reports it as an orphan, the slab reports a leak, and releasing the handle later
+/// uses the freed cache.
+#[test]
+fn destroy_with_a_handle_held_orphans_the_entry_and_the_late_release_uses_freed_memory() {
+    let sim = sim();
+    let cx = sim.cx("umount", 0);
+    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+    let cache = registry.create(&cx, "ext2_xattr", None, ENTRY_HEADER_SIZE, 0, 1).expect("create");
+    let entry = registry.alloc(&cx, cache).expect("alloc");
+    registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    let destroyed = registry.destroy(&cx, cache).expect("destroy");
+    assert_eq!(destroyed.orphans, 1);
+    assert!(sim.marks().contains("destroy: entries still held by handles"), "{:?}", sim.marks());
+    assert_eq!(sim.violations()[0].kind, "leak", "{:?}", sim.violations());
+    let released = registry.release(&cx, entry);
+    assert!(matches!(released, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{released:?}");
 }

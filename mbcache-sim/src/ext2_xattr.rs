@@ -1,0 +1,446 @@
+//! fs/ext2/xattr.c (2.6.10 to 2.6.35) where it shares extended-attribute blocks through mbcache:
+//! `ext2_xattr_set2()`'s reuse of a cached block with the same contents, `ext2_xattr_cache_find()`,
+//! `ext2_xattr_cache_insert()`, the disposal of a block no inode uses any more (in
+//! `ext2_xattr_set2()` and `ext2_xattr_delete_inode()`), `h_refcount` and
+//! `EXT2_XATTR_REFCOUNT_MAX`, `lock_buffer()` and `xattr_sem`, and the block allocator
+//! (`ext2_new_block()`/`ext2_free_blocks()`) handing out the lowest free block, so a freed number
+//! comes back at once. ext3 does the same under a journal.
+//!
+//! Left out: the entries inside a block (a block holds one value, and its `h_hash` is the value),
+//! modifying an unshared block in place (every change writes a new or shared block), quotas,
+//! reading blocks from disk (a block's header is memory behind its buffer lock).
+//!
+//! Checked here, as instrumentation (a `std` map the model's locks never guard): a block handed
+//! out by `mb_cache_entry_find_first()/_next()` is never freed while that find handle is held
+//! (`xattr-block-freed-while-found`), and a block is never shared after it was freed or rewritten
+//! with other contents (`xattr-block-reused`).
+//!
+//! In the op-level simulation a task's `ext2_xattr_set()` may stop at an operation boundary while
+//! it holds the entry find handed out (the window of the 2.6.10 race), or while it would sleep in
+//! `mb_cache_entry_get()`: it leaves a [`Pending`] step its next operation continues. The model
+//! drops `xattr_sem` and the buffer lock across that boundary (a guard cannot outlive the
+//! operation); the subject refuses other tasks' operations on the inode meanwhile, as the held
+//! `xattr_sem` would make them wait.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex as StdMutex;
+
+use sim_core::mm::Gfp;
+use sim_core::{Cx, Errno, Mutex, RwSem, Sim, SpinLock, Violation, ViolationKind};
+
+use crate::cache::CacheRef;
+use crate::entry::Handle;
+use crate::fixes::{Fixes, XATTR_ENTRY_BEFORE_BUFFER_LOCK};
+use crate::registry::{bdev_address, locked, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
+
+/// `EXT2_XATTR_REFCOUNT_MAX`: a block shared by more inodes is not shared further. 2.6's
+/// `ext2_xattr_cache_find()` skips a block whose count is *above* it, so one more share is
+/// possible and a block reaches `EXT2_XATTR_REFCOUNT_MAX + 1`.
+pub const EXT2_XATTR_REFCOUNT_MAX: u32 = 1024;
+/// The lock class of `EXT2_I(inode)->xattr_sem`.
+pub const XATTR_SEM: &str = "ext2_inode_info.xattr_sem";
+/// The lock class of a buffer head's `BH_Lock` (`lock_buffer()`).
+pub const BUFFER_LOCK: &str = "buffer_head.BH_Lock";
+/// The lock class of the block group's bitmap lock (`sb_bgl_lock`).
+pub(crate) const BITMAP_LOCK: &str = "sb_bgl_lock";
+
+/// The header of an xattr block as its buffer holds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct BlockHeader {
+    /// Allocated in the bitmap (instrumentation mirror of the bitmap, read under the buffer lock).
+    in_use: bool,
+    /// `h_refcount`.
+    refcount: u32,
+    /// `h_hash`, which is the contents here.
+    value: u32,
+}
+
+/// `EXT2_I(inode)->i_file_acl`, guarded by `xattr_sem`.
+#[derive(Debug, Default)]
+struct InodeXattr {
+    file_acl: Option<u64>,
+}
+
+/// What a task's set or delete left for its next operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pending {
+    /// `ext2_xattr_cache_find()` handed out `found` for `value`; inode `inode` still to be set.
+    Share { inode: usize, value: u32, found: Handle },
+    /// The disposal of `block` would sleep in `mb_cache_entry_get()`; inode `inode` already
+    /// points elsewhere (`clear` says whether its `i_file_acl` still has to be cleared).
+    Release { inode: usize, block: u64, clear: bool },
+}
+
+/// How a step of a set or delete ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The system call finished.
+    Done,
+    /// It stopped at an operation boundary; the task continues with this.
+    Pending(Pending),
+}
+
+/// One ext2 filesystem's xattr blocks, its inodes and its mbcache (`ext2_xattr_cache`).
+#[derive(Debug)]
+pub struct Ext2Xattr {
+    registry: Registry,
+    cache: CacheRef,
+    bdev: u64,
+    inodes: Vec<RwSem<InodeXattr>>,
+    blocks: Vec<Mutex<BlockHeader>>,
+    bitmap: SpinLock<Vec<bool>>,
+    /// Instrumentation: blocks whose entry a find handed out and whose handle is held, by count.
+    found: StdMutex<BTreeMap<u64, u32>>,
+    /// Instrumentation: blocks freed at least once (a new block among them is a reused number).
+    freed: StdMutex<BTreeSet<u64>>,
+}
+
+impl Ext2Xattr {
+    /// Mirrors `init_ext2_xattr()` (the cache, 2^`bucket_bits` buckets, one index) and a mounted
+    /// filesystem with `inodes` inodes and `blocks` blocks. Registers `xattr_sem` as a lock reclaim
+    /// may take (inode eviction runs `ext2_xattr_delete_inode()`), so lockdep sees a `__GFP_FS`
+    /// allocation under it.
+    pub fn new(sim: &Sim, cx: &Cx, fixes: Fixes, waits: Waits, inodes: usize, blocks: usize) -> Self {
+        let registry = Registry::new(sim, fixes, waits);
+        let cache = registry
+            .create(cx, "ext2_xattr", None, ENTRY_HEADER_SIZE + ENTRY_INDEX_SIZE, 1, 2)
+            .expect("the ext2_xattr cache fits");
+        sim.register_fs_reclaim_lock(cx, XATTR_SEM);
+        Ext2Xattr {
+            registry,
+            cache,
+            bdev: bdev_address(7),
+            inodes: (0..inodes).map(|_| RwSem::new(XATTR_SEM, InodeXattr::default())).collect(),
+            blocks: (0..blocks).map(|_| Mutex::new(BUFFER_LOCK, BlockHeader::default())).collect(),
+            bitmap: SpinLock::new(BITMAP_LOCK, vec![false; blocks]),
+            found: StdMutex::new(BTreeMap::new()),
+            freed: StdMutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The filesystem's mbcache world.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Inodes.
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
+    }
+
+    /// Mirrors `ext2_new_block()` for one block: the lowest free one (ENOSPC when none).
+    fn new_block(&self, cx: &Cx) -> Result<u64, Errno> {
+        let mut bitmap = self.bitmap.lock(cx);
+        let block = bitmap.iter().position(|used| !used).ok_or(Errno::ENOSPC)? as u64;
+        bitmap[block as usize] = true;
+        drop(bitmap);
+        if locked(&self.freed).contains(&block) {
+            cx.sim().mark("xattr: a freed block number handed out again");
+        }
+        Ok(block)
+    }
+
+    /// Mirrors `ext2_free_blocks()` for one block, called with the block's buffer locked.
+    /// Reports freeing a block whose entry a task holds from a find: that task is about to share
+    /// a block that is no longer in use.
+    fn free_block(&self, cx: &Cx, block: u64) {
+        if locked(&self.found).get(&block).copied().unwrap_or(0) > 0 {
+            let violation = Violation::new(
+                ViolationKind::finding("xattr-block-freed-while-found"),
+                format!("ext2_free_blocks({block}) while a task holds the block's entry from a find"),
+            );
+            cx.sim().report(Some(cx), violation);
+        }
+        self.bitmap.lock(cx)[block as usize] = false;
+        locked(&self.freed).insert(block);
+    }
+
+    /// Counts a find handle to `handle`'s block held (`delta` 1) or given up (-1).
+    fn note_found(&self, cx: &Cx, handle: &Handle, delta: i32) -> Result<(), MbError> {
+        let (_, block) = self.registry.entry_block(cx, handle)?;
+        let mut found = locked(&self.found);
+        let count = found.entry(block).or_default();
+        *count = count.saturating_add_signed(delta);
+        if *count == 0 {
+            found.remove(&block);
+        }
+        Ok(())
+    }
+
+    /// Mirrors `ext2_xattr_cache_insert()`: caches a new block under its hash. A failed
+    /// allocation or an EBUSY insert leaves the block uncached, as the kernel does. The
+    /// allocation asks for GFP_NOFS, which `mb_cache_entry_alloc()` honours only with
+    /// `alloc-gfp-nofs` (before it: GFP_KERNEL, under `xattr_sem`).
+    fn cache_insert(&self, cx: &Cx, block: u64, value: u32) -> Result<(), MbError> {
+        let handle = match self.registry.alloc_gfp(cx, self.cache, Gfp::GFP_NOFS) {
+            Ok(handle) => handle,
+            Err(MbError::Errno(_)) => return Ok(()),
+            Err(other) => return Err(other),
+        };
+        match self.registry.insert(cx, &handle, self.bdev, block, &[value]) {
+            Ok(()) | Err(MbError::Errno(Errno::EBUSY)) => {}
+            Err(other) => return Err(other),
+        }
+        self.registry.release(cx, handle)
+    }
+
+    /// The first step of `ext2_xattr_cache_find()`: `mb_cache_entry_find_first()` on the hash,
+    /// retried on -EAGAIN (an entry freed while the find slept) when the ext2 half of the race fix
+    /// is in. The handle found is held (and counted as found) until the set finishes with it.
+    fn cache_find_first(&self, cx: &Cx, value: u32) -> Result<Option<Handle>, MbError> {
+        let retry = self.registry.fixes().on(XATTR_ENTRY_BEFORE_BUFFER_LOCK);
+        loop {
+            match self.registry.find_first(cx, self.cache, 0, self.bdev, value) {
+                Err(MbError::Errno(Errno::EAGAIN)) if retry => {
+                    cx.sim().mark("xattr: cache_find retried after EAGAIN");
+                }
+                Err(MbError::Errno(_)) => return Ok(None),
+                Ok(Some(handle)) => {
+                    self.note_found(cx, &handle, 1)?;
+                    return Ok(Some(handle));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `mb_cache_entry_find_next()` in `ext2_xattr_cache_find()`'s loop, with the same retry.
+    fn cache_find_next(&self, cx: &Cx, prev: Handle, value: u32) -> Result<Option<Handle>, MbError> {
+        match self.registry.find_next(cx, prev, 0, self.bdev, value) {
+            Ok(Some(handle)) => {
+                self.note_found(cx, &handle, 1)?;
+                Ok(Some(handle))
+            }
+            Err(MbError::Errno(Errno::EAGAIN))
+                if self.registry.fixes().on(XATTR_ENTRY_BEFORE_BUFFER_LOCK) =>
+            {
+                cx.sim().mark("xattr: cache_find retried after EAGAIN");
+                self.cache_find_first(cx, value)
+            }
+            Err(MbError::Errno(_)) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Mirrors `ext2_xattr_set()` (with `ext2_xattr_set2()`) for inode `inode` and `value`, under
+    /// `xattr_sem`: nothing to do when the inode's block already holds the value; a cached block
+    /// with the same contents stops the call at the operation boundary holding its find handle
+    /// ([`Pending::Share`]); otherwise a new block is written and cached. WouldBlock: the find
+    /// would sleep on an entry another task holds exclusively (nothing changed).
+    pub fn set(&self, cx: &Cx, inode: usize, value: u32) -> Result<Step, MbError> {
+        let mut sem = self.inodes[inode].down_write(cx);
+        if let Some(old) = sem.file_acl {
+            if self.blocks[old as usize].lock(cx).value == value {
+                return Ok(Step::Done);
+            }
+        }
+        if let Some(found) = self.cache_find_first(cx, value)? {
+            cx.sim().mark("xattr: cache_find handed out a block");
+            return Ok(Step::Pending(Pending::Share { inode, value, found }));
+        }
+        self.write_new_block(cx, &mut sem.file_acl, inode, value)
+    }
+
+    /// The new-block path of `ext2_xattr_set2()`: allocate, write the header (`h_refcount` 1),
+    /// cache it, point the inode at it, and dispose of the old block.
+    fn write_new_block(
+        &self,
+        cx: &Cx,
+        file_acl: &mut Option<u64>,
+        inode: usize,
+        value: u32,
+    ) -> Result<Step, MbError> {
+        let block = self.new_block(cx).map_err(MbError::Errno)?;
+        *self.blocks[block as usize].lock(cx) = BlockHeader { in_use: true, refcount: 1, value };
+        self.cache_insert(cx, block, value)?;
+        match file_acl.replace(block) {
+            Some(old) => self.release_block(cx, inode, old, false),
+            None => Ok(Step::Done),
+        }
+    }
+
+    /// The rest of `ext2_xattr_set2()` after `ext2_xattr_cache_find()` handed out `found`: read
+    /// the block, and share it (`h_refcount` + 1 under the buffer lock) if it still holds `value`
+    /// and is below the maximum; otherwise walk on with find_next, and without a block to share
+    /// write a new one. The old block is disposed of last.
+    fn set_finish(&self, cx: &Cx, inode: usize, value: u32, found: Handle) -> Result<Step, MbError> {
+        let mut sem = self.inodes[inode].down_write(cx);
+        let mut candidate = Some(found);
+        while let Some(handle) = candidate {
+            let (_, block) = self.registry.entry_block(cx, &handle)?;
+            if self.try_share(cx, &handle, block, value)? {
+                return match sem.file_acl.replace(block) {
+                    Some(old) if old != block => self.release_block(cx, inode, old, false),
+                    _ => Ok(Step::Done),
+                };
+            }
+            self.note_found(cx, &handle, -1)?;
+            let kept = handle.clone();
+            candidate = match self.cache_find_next(cx, handle, value) {
+                Err(MbError::WouldBlock) => {
+                    self.note_found(cx, &kept, 1)?;
+                    return Ok(Step::Pending(Pending::Share { inode, value, found: kept }));
+                }
+                other => other?,
+            };
+        }
+        self.write_new_block(cx, &mut sem.file_acl, inode, value)
+    }
+
+    /// Reads `block` under its buffer lock and shares it when it holds `value` and its
+    /// `h_refcount` is not above [`EXT2_XATTR_REFCOUNT_MAX`]; gives up the find handle either way
+    /// when shared (before `lock_buffer()` in the seed, after the increment with the fix).
+    /// Sharing a block that was freed since find handed it out is reported.
+    fn try_share(&self, cx: &Cx, handle: &Handle, block: u64, value: u32) -> Result<bool, MbError> {
+        let fixed = self.registry.fixes().on(XATTR_ENTRY_BEFORE_BUFFER_LOCK);
+        let header = *self.blocks[block as usize].lock(cx);
+        if header.refcount > EXT2_XATTR_REFCOUNT_MAX {
+            cx.sim().mark("xattr: block above its refcount maximum not shared");
+            return Ok(false);
+        }
+        if header.value != value {
+            return Ok(false);
+        }
+        self.note_found(cx, handle, -1)?;
+        if !fixed {
+            self.registry.release(cx, handle.clone())?;
+        }
+        let mut header = self.blocks[block as usize].lock(cx);
+        if !header.in_use {
+            let violation = Violation::new(
+                ViolationKind::finding("xattr-block-reused"),
+                format!("inode shares block {block}, which was freed after find handed it out"),
+            );
+            cx.sim().report(Some(cx), violation);
+        }
+        header.refcount += 1;
+        cx.sim().mark("xattr: block shared");
+        drop(header);
+        if fixed {
+            self.registry.release(cx, handle.clone())?;
+        }
+        Ok(true)
+    }
+
+    /// Disposes of `block`, which inode `inode` no longer uses (the tail of `ext2_xattr_set2()`
+    /// and `ext2_xattr_delete_inode()`): the last user frees the block and its cache entry, any
+    /// other drops `h_refcount`. With the ext2 half of the race fix the entry is taken with
+    /// `mb_cache_entry_get()` before `lock_buffer()`; the seed takes it only to free it, under
+    /// the buffer lock (`ext2_xattr_cache_remove()`). A get that would sleep leaves
+    /// [`Pending::Release`].
+    fn release_block(&self, cx: &Cx, inode: usize, block: u64, clear: bool) -> Result<Step, MbError> {
+        let pending = Ok(Step::Pending(Pending::Release { inode, block, clear }));
+        let early = self.registry.fixes().on(XATTR_ENTRY_BEFORE_BUFFER_LOCK);
+        let mut entry = None;
+        if early {
+            match self.registry.get(cx, self.cache, self.bdev, block) {
+                Err(MbError::WouldBlock) => return pending,
+                taken => entry = taken?,
+            }
+        }
+        let mut header = self.blocks[block as usize].lock(cx);
+        if header.refcount == 1 {
+            if !early {
+                match self.registry.get(cx, self.cache, self.bdev, block) {
+                    Err(MbError::WouldBlock) => return pending,
+                    taken => entry = taken?,
+                }
+            }
+            if let Some(entry) = entry {
+                self.registry.free(cx, entry)?;
+            }
+            header.in_use = false;
+            cx.sim().mark("xattr: last user frees the block");
+            self.free_block(cx, block);
+        } else {
+            header.refcount -= 1;
+            if let Some(entry) = entry {
+                self.registry.release(cx, entry)?;
+            }
+        }
+        Ok(Step::Done)
+    }
+
+    /// Mirrors `ext2_xattr_delete_inode()`: under `xattr_sem`, disposes of the inode's block.
+    pub fn delete_inode(&self, cx: &Cx, inode: usize) -> Result<Step, MbError> {
+        let mut sem = self.inodes[inode].down_write(cx);
+        let Some(block) = sem.file_acl else { return Ok(Step::Done) };
+        let step = self.release_block(cx, inode, block, true)?;
+        if step == Step::Done {
+            sem.file_acl = None;
+        }
+        Ok(step)
+    }
+
+    /// Continues a task's pending step where the last operation left it.
+    pub fn resume(&self, cx: &Cx, pending: Pending) -> Result<Step, MbError> {
+        match pending {
+            Pending::Share { inode, value, found } => self.set_finish(cx, inode, value, found),
+            Pending::Release { inode, block, clear } => {
+                let mut sem = self.inodes[inode].down_write(cx);
+                let step = self.release_block(cx, inode, block, clear)?;
+                if step == Step::Done && clear {
+                    sem.file_acl = None;
+                }
+                Ok(step)
+            }
+        }
+    }
+
+    /// Gives up a pending step at teardown: a find handle is released, a disposal completed.
+    pub fn abandon(&self, cx: &Cx, pending: Pending) -> Result<(), MbError> {
+        match pending {
+            Pending::Share { found, .. } => {
+                self.note_found(cx, &found, -1)?;
+                self.registry.release(cx, found)
+            }
+            release @ Pending::Release { .. } => match self.resume(cx, release)? {
+                Step::Done => Ok(()),
+                Step::Pending(_) => Err(MbError::WouldBlock),
+            },
+        }
+    }
+
+    /// The filesystem's invariants: each block in use has an `h_refcount` equal to the inodes
+    /// that point to it plus the disposals still `pending` for it, never above
+    /// `EXT2_XATTR_REFCOUNT_MAX + 1`; no inode points to a free block; the bitmap agrees with the
+    /// headers. Reads through `cx` (an observer).
+    pub fn check_invariants(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
+        self.registry.check_invariants(cx)?;
+        let mut users: BTreeMap<u64, u32> = BTreeMap::new();
+        for (inode, sem) in self.inodes.iter().enumerate() {
+            if let Some(block) = sem.down_read(cx).file_acl {
+                if !self.blocks[block as usize].lock(cx).in_use {
+                    return Err(Violation::new(
+                        ViolationKind::invariant("xattr-inode-points-to-free-block"),
+                        format!("inode {inode} points to free block {block}"),
+                    ));
+                }
+                *users.entry(block).or_default() += 1;
+            }
+        }
+        for block in pending {
+            *users.entry(*block).or_default() += 1;
+        }
+        let bitmap = self.bitmap.lock(cx).clone();
+        for (block, header) in self.blocks.iter().enumerate() {
+            let header = *header.lock(cx);
+            let expect = users.get(&(block as u64)).copied().unwrap_or(0);
+            let counted = if header.in_use { header.refcount } else { 0 };
+            if counted != expect || bitmap[block] != header.in_use || counted > EXT2_XATTR_REFCOUNT_MAX + 1 {
+                return Err(Violation::new(
+                    ViolationKind::invariant("xattr-refcount"),
+                    format!("block {block}: {header:?}, bitmap {}, {expect} users", bitmap[block]),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unmount: destroys the cache (every entry is unused by then) and reports orphans.
+    pub fn unmount(&self, cx: &Cx) -> Result<i32, MbError> {
+        let destroyed = self.registry.destroy(cx, self.cache)?;
+        self.registry.exit_mbcache();
+        Ok(destroyed.orphans)
+    }
+}
