@@ -583,7 +583,7 @@ fn failure_from<S: ThreadedSubject>(
         ops_unshrunk: unshrunk.ops_count(),
         shrink_seconds,
         violation,
-        violation_at: case.ops_count(),
+        violation_at: case.ops_count().saturating_sub(1),
         trace_hash: last.trace_hash,
         trace_tail: last.trace_tail,
         lockdep: last.lockdep,
