@@ -44,6 +44,8 @@ pub(crate) struct SubsystemEntry {
     pub(crate) campaign: CampaignFn,
     /// Threaded campaigns, for a subsystem that declares its `ThreadedSubject`.
     pub(crate) threaded: Option<ThreadedCampaignFn>,
+    /// The zoo's hunt under threaded campaigns (`sim_core::threaded::hunt`).
+    pub(crate) threaded_hunt: Option<fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>>,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
     /// `sim_core::zoo::hunt`: the one zoo routine.
@@ -85,6 +87,7 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
         config: config_json::<S>,
         campaign: campaign_json::<S>,
         threaded: None,
+        threaded_hunt: None,
         replay: check::replay::<S>,
         run_scenario: S::run_scenario,
         hunt: zoo::hunt::<S>,
@@ -127,7 +130,12 @@ fn replay_any<S: Catalog + ThreadedSubject>(artifact: &Artifact) -> Result<Repla
 
 /// The entry for subsystem `S` with threaded campaigns.
 pub(crate) fn threaded_entry<S: Catalog + ThreadedSubject>() -> SubsystemEntry {
-    SubsystemEntry { threaded: Some(threaded_json::<S>), replay: replay_any::<S>, ..entry::<S>() }
+    SubsystemEntry {
+        threaded: Some(threaded_json::<S>),
+        threaded_hunt: Some(threaded::hunt::<S>),
+        replay: replay_any::<S>,
+        ..entry::<S>()
+    }
 }
 
 /// Every subsystem, in the order `ksim list` and `ksim fuzz` show them.

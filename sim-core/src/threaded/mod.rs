@@ -154,7 +154,7 @@ impl ThreadedOptions {
             ops_per_thread: 8,
             prefix_max: 6,
             executions: 4,
-            steps_max: 200_000,
+            steps_max: 20_000,
             trace: TraceMode::Tail(400),
         }
     }
@@ -163,6 +163,10 @@ impl ThreadedOptions {
 /// Most threads a case runs (shuttle's task ids and the schedule's text form allow more; the
 /// linearizability search does not).
 pub const THREADS_MAX: usize = 4;
+
+/// Most runs one threaded shrink makes: a run is up to [`ThreadedOptions::executions`] executions,
+/// and a candidate that livelocks runs to the step bound.
+pub const SHRINK_RUNS_MAX: usize = 150;
 
 /// The coverage mark counting cases whose linearizability search hit its bound.
 pub const UNDECIDED_MARK: &str = "threaded:linearizability-bound-hit";
@@ -716,7 +720,8 @@ pub fn campaign<S: ThreadedSubject>(
             let failing = pinned::<S>(&case, &last.schedule);
             let kind = last.violation.as_ref().map(|v| v.kind.clone()).expect("filtered above");
             let shrunk = if campaign.shrink_steps > 0 {
-                shrink::<S>(config, seed, &failing, &case.scheduler, &kind, options, campaign.shrink_steps)
+                let runs = campaign.shrink_steps.min(SHRINK_RUNS_MAX);
+                shrink::<S>(config, seed, &failing, &case.scheduler, &kind, options, runs)
             } else {
                 failing
             };
@@ -745,4 +750,35 @@ pub fn campaign<S: ThreadedSubject>(
     }
     report.progress.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Cases a threaded zoo hunt tries per run at most (each case up to
+/// [`ThreadedOptions::executions`] schedules).
+pub const ZOO_CASES_MAX: u64 = 400;
+
+/// The zoo's hunt (`sim_core::zoo::hunt`) under threaded campaigns on three threads: `runs` fresh
+/// seed ranges with the entry's fix off (each up to `cases` or [`ZOO_CASES_MAX`] cases, no
+/// shrinking: the zoo wants the time to find), then the fixed kernel for the same budget.
+pub fn hunt<S: crate::check::Catalog + ThreadedSubject>(
+    entry: &crate::check::ZooEntry,
+    runs: u64,
+    cases: Option<u64>,
+) -> Result<crate::zoo::ZooOutcome, String> {
+    let context = |error: String| format!("{} zoo entry {:?} (threaded): {error}", S::NAME, entry.name);
+    let broken = S::config(Some(entry.kernel), &[entry.fix.to_string()]).map_err(context)?;
+    let fixed = S::config(Some(entry.kernel), &[]).map_err(context)?;
+    let budget_cases = cases.unwrap_or(entry.cases_max).min(ZOO_CASES_MAX);
+    let options = ThreadedOptions::new(3);
+    let first_failure = |config: &S::Config, seed: u64| -> Result<Option<Failure>, String> {
+        let campaign_options =
+            CampaignOptions { seed, shrink_steps: 0, ..CampaignOptions::cases(budget_cases) };
+        let report = campaign::<S>(config, &campaign_options, &options, &AtomicBool::new(false), &mut |_| {})
+            .map_err(context)?;
+        Ok(report.failures.into_iter().next())
+    };
+    let runs = (0..runs)
+        .map(|run| first_failure(&broken, run * crate::zoo::ZOO_SEED_STRIDE))
+        .collect::<Result<_, _>>()?;
+    let fixed_failure = first_failure(&fixed, 0)?;
+    Ok(crate::zoo::ZooOutcome { entry: entry.clone(), budget_cases, runs, fixed_failure })
 }

@@ -128,8 +128,9 @@ impl Recorded {
 }
 
 /// Makes recorded decisions again. Where a decision does not fit (its task is not runnable: the
-/// case changed under shrinking), it keeps the running task if it can, else takes the lowest
-/// runnable one, and counts the divergence; past the end of the record it does the same.
+/// case changed under shrinking), it keeps the running task if it can and it is not yielding,
+/// else takes the next runnable one, and counts the divergence; past the end of the record it
+/// does the same.
 #[derive(Debug)]
 pub struct Replay {
     steps: std::vec::IntoIter<Step>,
@@ -153,7 +154,7 @@ impl Scheduler for Replay {
         Some(Schedule::new(0))
     }
 
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _yielding: bool) -> Option<TaskId> {
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
         let wanted = loop {
             match self.steps.next() {
                 Some(Step::Task(task)) => break Some(task),
@@ -169,8 +170,17 @@ impl Scheduler for Replay {
         if wanted.is_some() {
             self.diverged += 1;
         }
-        let keep = current.filter(|c| runnable.iter().any(|t| t.id() == *c));
-        Some(keep.unwrap_or_else(|| runnable[0].id()))
+        // Keep the running task, unless it yields (a spin-wait would never end): then the next
+        // runnable task after it in id order.
+        let index = |id: TaskId| schedule::task_index(id);
+        let keep = current.filter(|c| !yielding && runnable.iter().any(|t| t.id() == *c));
+        let after = current.map_or(0, |c| index(c) + 1);
+        let next = runnable
+            .iter()
+            .map(|t| t.id())
+            .find(|&id| index(id) >= after)
+            .unwrap_or_else(|| runnable[0].id());
+        Some(keep.unwrap_or(next))
     }
 
     fn next_u64(&mut self) -> u64 {
