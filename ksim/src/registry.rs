@@ -30,6 +30,9 @@ pub(crate) type ThreadedCampaignFn = fn(
     &mut dyn FnMut(&Progress),
 ) -> Result<CampaignReport, String>;
 
+/// A zoo hunt: an entry, fresh seed ranges, an optional case budget.
+pub(crate) type HuntFn = fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>;
+
 /// One subsystem, with its type erased.
 #[derive(Clone, Copy)]
 pub(crate) struct SubsystemEntry {
@@ -45,11 +48,11 @@ pub(crate) struct SubsystemEntry {
     /// Threaded campaigns, for a subsystem that declares its `ThreadedSubject`.
     pub(crate) threaded: Option<ThreadedCampaignFn>,
     /// The zoo's hunt under threaded campaigns (`sim_core::threaded::hunt`).
-    pub(crate) threaded_hunt: Option<fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>>,
+    pub(crate) threaded_hunt: Option<HuntFn>,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
     /// `sim_core::zoo::hunt`: the one zoo routine.
-    pub(crate) hunt: fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>,
+    pub(crate) hunt: HuntFn,
     /// The fix table's modelled kernel range, oldest and newest.
     pub(crate) kernel_range: fn() -> (KernelVersion, KernelVersion),
 }

@@ -14,7 +14,7 @@ mod catalog;
 pub(crate) mod op;
 mod reference;
 mod scenario;
-#[cfg(feature = "threaded")]
+#[cfg(all(feature = "threaded", not(loom)))]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;

@@ -13,7 +13,7 @@ mod invariants;
 mod op;
 mod reference;
 mod scenario;
-#[cfg(feature = "threaded")]
+#[cfg(all(feature = "threaded", not(loom)))]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;

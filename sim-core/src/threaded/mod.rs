@@ -510,6 +510,9 @@ fn invariants<S: ThreadedSubject>(shared: &S::Shared, sim: &Sim, when: &str) -> 
     }
 }
 
+/// The completed operations of a case's threads.
+type History<S> = Vec<Entry<<S as Subject>::Op, <S as Subject>::Outcome>>;
+
 /// Spawns one shuttle thread per list, each applying its operations in its own context and
 /// recording invocation and response on the checker clock; joins them; returns the history.
 fn run_concurrently<S: ThreadedSubject>(
@@ -519,7 +522,7 @@ fn run_concurrently<S: ThreadedSubject>(
     slots: &Arc<StdMutex<Vec<Slot>>>,
     index: usize,
 ) -> Vec<Entry<S::Op, S::Outcome>> {
-    let history: Arc<StdMutex<Vec<Entry<S::Op, S::Outcome>>>> = Arc::default();
+    let history: Arc<StdMutex<History<S>>> = Arc::default();
     let clock = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..case.threads.len())
         .map(|thread| {

@@ -11,7 +11,7 @@ mod catalog;
 mod op;
 mod reference;
 pub(crate) mod scenario;
-#[cfg(feature = "threaded")]
+#[cfg(all(feature = "threaded", not(loom)))]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;
