@@ -288,6 +288,7 @@ mod tests {
         assert_eq!(text, "01rbeef.c1");
         assert_eq!(Recorded::decode(&text).expect("decodes").steps, recorded.steps);
         assert_eq!(recorded.switch_points(), vec![1, 3, 4]);
-        assert!(Recorded::decode("0x").is_err());
+        assert!(Recorded::decode("0?").is_err());
+        assert!(Recorded::decode("rzz.").is_err());
     }
 }
