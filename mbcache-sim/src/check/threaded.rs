@@ -33,6 +33,8 @@ pub struct MbcacheShared {
     caches: StdMutex<Vec<CacheRef>>,
     /// Handles by the holding context's name (`thread-N`, `setup`).
     handles: StdMutex<BTreeMap<String, Vec<Held>>>,
+    /// Entries allocated and not yet inserted, by entry id.
+    fresh: StdMutex<std::collections::BTreeSet<u64>>,
 }
 
 type Applied = Result<OpResult, MbError>;
@@ -134,7 +136,8 @@ impl MbcacheShared {
     }
 
     fn insert(&self, cx: &Cx, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> Applied {
-        let Some(held) = self.peek_writer(cx, handle) else { return Ok(OpResult::Skipped) };
+        let Some(held) = self.peek_fresh(cx, handle) else { return Ok(OpResult::Skipped) };
+        self.fresh.lock().unwrap_or_else(PoisonError::into_inner).remove(&held.handle.entry_id());
         let indexes = self.registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
         let keys: Vec<u32> =
             keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
@@ -142,10 +145,18 @@ impl MbcacheShared {
         Ok(OpResult::Done)
     }
 
-    fn peek_writer(&self, cx: &Cx, pick: u8) -> Option<Held> {
+    /// The `pick`-th of this task's handles on entries it allocated and has not inserted: the
+    /// kernel inserts only a fresh entry (`ext2_xattr_cache_insert` after
+    /// `mb_cache_entry_alloc`), never one a lookup returned, which another task may be walking
+    /// through.
+    fn peek_fresh(&self, cx: &Cx, pick: u8) -> Option<Held> {
+        let fresh = self.fresh.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let mut handles = self.handles();
         let mine = handles.entry(cx.name().to_string()).or_default();
-        let at = pick_among(pick, &writer_positions(mine.iter().map(|h| h.writer), true))?;
+        let eligible: Vec<usize> = (0..mine.len())
+            .filter(|&at| mine[at].writer && fresh.contains(&mine[at].handle.entry_id()))
+            .collect();
+        let at = pick_among(pick, &eligible)?;
         Some(mine[at].clone())
     }
 
@@ -184,6 +195,7 @@ impl MbcacheShared {
             Op::Alloc { cache } => {
                 let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
                 let handle = self.registry.alloc(cx, cache)?;
+                self.fresh.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.entry_id());
                 Ok(self.push(cx, Some(handle), true, None))
             }
             Op::Insert { handle, device, block, keys } => self.insert(cx, handle, device, block, keys),
@@ -242,6 +254,7 @@ impl ThreadedSubject for MbcacheSubject {
             registry: Registry::new(sim, config.fixes, Waits::Sleep),
             caches: StdMutex::default(),
             handles: StdMutex::default(),
+            fresh: StdMutex::default(),
         }
     }
 
