@@ -9,6 +9,7 @@ use sim_core::check::{
     ScenarioInfo, ZooEntry,
 };
 use sim_core::fixes::KernelVersion;
+use sim_core::threaded::{self, ThreadedOptions, ThreadedSubject};
 use sim_core::zoo::{self, ZooOutcome};
 use sim_core::Sim;
 
@@ -19,6 +20,18 @@ pub(crate) type CampaignFn = fn(
     &AtomicBool,
     &mut dyn FnMut(&Progress),
 ) -> Result<CampaignReport, String>;
+
+/// A threaded campaign (`ksim fuzz --threads N`) over a configuration given as JSON.
+pub(crate) type ThreadedCampaignFn = fn(
+    &serde_json::Value,
+    &CampaignOptions,
+    &ThreadedOptions,
+    &AtomicBool,
+    &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String>;
+
+/// A zoo hunt: an entry, fresh seed ranges, an optional case budget.
+pub(crate) type HuntFn = fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>;
 
 /// One subsystem, with its type erased.
 #[derive(Clone, Copy)]
@@ -32,10 +45,14 @@ pub(crate) struct SubsystemEntry {
     /// `Catalog::config`, serialised.
     pub(crate) config: fn(Option<&str>, &[String]) -> Result<serde_json::Value, String>,
     pub(crate) campaign: CampaignFn,
+    /// Threaded campaigns, for a subsystem that declares its `ThreadedSubject`.
+    pub(crate) threaded: Option<ThreadedCampaignFn>,
+    /// The zoo's hunt under threaded campaigns (`sim_core::threaded::hunt`).
+    pub(crate) threaded_hunt: Option<HuntFn>,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
     /// `sim_core::zoo::hunt`: the one zoo routine.
-    pub(crate) hunt: fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>,
+    pub(crate) hunt: HuntFn,
     /// The fix table's modelled kernel range, oldest and newest.
     pub(crate) kernel_range: fn() -> (KernelVersion, KernelVersion),
 }
@@ -72,6 +89,8 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
         scenarios: S::scenarios,
         config: config_json::<S>,
         campaign: campaign_json::<S>,
+        threaded: None,
+        threaded_hunt: None,
         replay: check::replay::<S>,
         run_scenario: S::run_scenario,
         hunt: zoo::hunt::<S>,
@@ -79,16 +98,59 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
     }
 }
 
+fn threaded_json<S: Catalog + ThreadedSubject>(
+    config: &serde_json::Value,
+    options: &CampaignOptions,
+    threaded: &ThreadedOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String> {
+    let config: S::Config = serde_json::from_value(config.clone())
+        .map_err(|e| format!("the config does not fit {}: {e}", S::NAME))?;
+    threaded::campaign::<S>(&config, options, threaded, stop, progress)
+}
+
+/// Replays an op-level or a threaded artifact; a threaded one as a [`ReplayReport`] whose trace
+/// has one lane per thread.
+fn replay_any<S: Catalog + ThreadedSubject>(artifact: &Artifact) -> Result<ReplayReport, String> {
+    if !threaded::is_threaded(artifact) {
+        return check::replay::<S>(artifact);
+    }
+    let replayed = threaded::replay::<S>(artifact)?;
+    let execution = replayed.execution;
+    let case = check::CaseReport {
+        seed: artifact.seed,
+        ops_run: execution.ops_run,
+        violation: execution.violation.map(|found| (artifact.violation_at, found)),
+        trace_hash: execution.trace_hash,
+        trace_tail: execution.trace_tail,
+        task_names: execution.task_names,
+        lockdep: execution.lockdep,
+        coverage: Default::default(),
+    };
+    Ok(ReplayReport { case, exact: replayed.exact })
+}
+
+/// The entry for subsystem `S` with threaded campaigns.
+pub(crate) fn threaded_entry<S: Catalog + ThreadedSubject>() -> SubsystemEntry {
+    SubsystemEntry {
+        threaded: Some(threaded_json::<S>),
+        threaded_hunt: Some(threaded::hunt::<S>),
+        replay: replay_any::<S>,
+        ..entry::<S>()
+    }
+}
+
 /// Every subsystem, in the order `ksim list` and `ksim fuzz` show them.
 pub(crate) fn registry() -> Vec<SubsystemEntry> {
     vec![
         // ---- the kernel models: one line per subsystem crate ----------------------------------
-        entry::<taskstats_sim::TaskstatsSubject>(),
-        entry::<mbcache_sim::MbcacheSubject>(),
+        threaded_entry::<taskstats_sim::TaskstatsSubject>(),
+        threaded_entry::<mbcache_sim::MbcacheSubject>(),
         entry::<mbcache_sim::Mbcache2Subject>(),
         entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
-        entry::<demo_sim::DemoSubject>(),
+        threaded_entry::<demo_sim::DemoSubject>(),
     ]
 }
 

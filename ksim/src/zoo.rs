@@ -42,6 +42,41 @@ pub(crate) struct ZooRow {
     fixed_quiet: bool,
     /// Found in every run with the expected kind, and quiet when fixed.
     ok: bool,
+    /// The bug under each checker that applies: `op-level` (the hunt above, lockdep and the
+    /// detectors inside it) and `threaded` (three threads under shuttle's schedulers, where the
+    /// subsystem declares its threaded adapter).
+    checkers: Vec<CheckerResult>,
+}
+
+/// One checker's result on one bug.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckerResult {
+    checker: String,
+    /// Runs that found it as one of the expected kinds.
+    runs_found: usize,
+    runs: usize,
+    median_seconds_to_find: Option<f64>,
+    /// The kinds found in any run (a threaded run may find an ABBA as the deadlock itself).
+    found_kinds: Vec<String>,
+    /// The fixed kernel stayed quiet for the same budget.
+    fixed_quiet: bool,
+}
+
+fn checker_result(checker: &str, outcome: &ZooOutcome) -> CheckerResult {
+    let accepted: Vec<&Failure> =
+        outcome.found().filter(|f| outcome.entry.accepts(&f.artifact.violation.kind)).collect();
+    let mut found_kinds: Vec<String> =
+        outcome.found().map(|f| f.artifact.violation.kind.to_string()).collect();
+    found_kinds.sort_unstable();
+    found_kinds.dedup();
+    CheckerResult {
+        checker: checker.to_string(),
+        runs_found: accepted.len(),
+        runs: outcome.runs.len(),
+        median_seconds_to_find: median(accepted.iter().map(|f| f.seconds_to_find).collect()),
+        found_kinds,
+        fixed_quiet: outcome.fixed_quiet(),
+    }
 }
 
 fn median<T: Copy + PartialOrd>(mut values: Vec<T>) -> Option<T> {
@@ -85,7 +120,12 @@ pub(crate) fn zoo(
             if version.is_some_and(|version| info.is_some_and(|fix| fix.landed_in <= version)) {
                 continue;
             }
-            rows.push(row(entry.name, &outcome, info));
+            let mut row = row(entry.name, &outcome, info);
+            row.checkers.push(checker_result("op-level", &outcome));
+            if let Some(hunt) = entry.threaded_hunt {
+                row.checkers.push(checker_result("threaded", &hunt(&bug, runs, cases)?));
+            }
+            rows.push(row);
         }
     }
     Ok(rows)
@@ -119,13 +159,14 @@ fn row(subsystem: &str, outcome: &ZooOutcome, info: Option<&FixInfo>) -> ZooRow 
         ),
         fixed_quiet: outcome.fixed_quiet(),
         ok: outcome.ok(),
+        checkers: Vec::new(),
     }
 }
 
 /// The rows as a Markdown table.
 pub(crate) fn markdown(rows: &[ZooRow]) -> String {
     let mut out = String::from(
-        "| subsystem | bug | upstream fix | CVE | fix switch | checker | found as | found in | median cases | median time | shrunk ops | fixed quiet |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| subsystem | bug | upstream fix | CVE | fix switch | checker | found as | found in | median cases | median time | shrunk ops | fixed quiet | per checker (found in, median time) |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let mut kinds: Vec<&str> =
@@ -135,7 +176,7 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
         let found_as = kinds.join(", ");
         let _ = writeln!(
             out,
-            "| {} | {} | {} ({}) | {} | `{}` | {} | {}{} | {}/{} runs | {} | {} | {} | {} |",
+            "| {} | {} | {} ({}) | {} | `{}` | {} | {}{} | {}/{} runs | {} | {} | {} | {} | {} |",
             row.subsystem,
             row.bug,
             row.title,
@@ -151,9 +192,29 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
             row.median_seconds_to_find.map_or("-".to_string(), |s| format!("{:.3}s", s)),
             row.median_shrunk_ops.map_or("-".to_string(), |s| s.to_string()),
             if row.fixed_quiet { format!("yes ({} cases)", row.budget_cases) } else { "**NO**".to_string() },
+            per_checker(&row.checkers),
         );
     }
     out
+}
+
+/// The per-checker cell: `op-level 3/3 0.01s; threaded 2/3 0.40s (hang)`.
+fn per_checker(checkers: &[CheckerResult]) -> String {
+    let cells: Vec<String> = checkers
+        .iter()
+        .map(|c| {
+            let time = c.median_seconds_to_find.map_or("-".to_string(), |s| format!("{s:.2}s"));
+            let other: Vec<&String> = c.found_kinds.iter().collect();
+            let kinds = if c.runs_found < c.runs && !other.is_empty() {
+                format!(" (found as {})", c.found_kinds.join(", "))
+            } else {
+                String::new()
+            };
+            let quiet = if c.fixed_quiet { "" } else { ", fixed NOT quiet" };
+            format!("{} {}/{} {time}{kinds}{quiet}", c.checker, c.runs_found, c.runs)
+        })
+        .collect();
+    cells.join("; ")
 }
 
 /// Whether every row is as the subsystem claims.

@@ -18,6 +18,8 @@ mod invariants;
 mod op;
 mod reference;
 mod scenario;
+#[cfg(all(feature = "threaded", not(loom)))]
+mod threaded;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
