@@ -18,7 +18,7 @@ use sim_core::mm::Gfp;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
-use super::op::{all_positions, pick_among, writer_positions};
+use super::op::{all_positions, pick_among};
 use super::{Held, MbcacheConfig, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES};
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
@@ -38,6 +38,17 @@ pub struct MbcacheShared {
 }
 
 type Applied = Result<OpResult, MbError>;
+
+/// `Held::task` in the threaded adapter: there the holding task is the map key (the thread's
+/// context name), since each thread is one task; the op's own `task` field is the op-level
+/// subject's choice among its tasks and is ignored.
+const THREAD_TASK: u32 = u32::MAX;
+
+/// The positions of the handles `Free` may take: writers only when the fixed API asks for an
+/// exclusive handle (`exclusive-get`), any otherwise.
+fn writer_positions(writers: impl Iterator<Item = bool>, only_writers: bool) -> Vec<usize> {
+    writers.enumerate().filter(|(_, writer)| *writer || !only_writers).map(|(at, _)| at).collect()
+}
 
 impl MbcacheShared {
     fn caches(&self) -> Vec<CacheRef> {
@@ -65,7 +76,7 @@ impl MbcacheShared {
         match handle {
             Some(handle) => {
                 let serial = handle.entry_id();
-                self.handles().entry(cx.name().to_string()).or_default().push(Held { handle, writer, walk });
+                self.handles().entry(cx.name().to_string()).or_default().push(Held { task: THREAD_TASK, handle, writer, walk });
                 OpResult::Entry(Some(serial))
             }
             None => OpResult::Entry(None),
@@ -192,7 +203,7 @@ impl MbcacheShared {
                 self.create(cx, indexes, bucket_bits, undersized, free_op)
             }
             Op::Destroy { cache } => self.destroy(cx, cache),
-            Op::Alloc { cache } => {
+            Op::Alloc { cache, .. } => {
                 let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
                 let handle = self.registry.alloc(cx, cache)?;
                 self.fresh.lock().unwrap_or_else(PoisonError::into_inner).insert(handle.entry_id());
@@ -203,13 +214,13 @@ impl MbcacheShared {
                 Some(held) => self.registry.release(cx, held.handle).map(|()| OpResult::Done),
                 None => Ok(OpResult::Skipped),
             },
-            Op::Get { cache, device, block } => {
+            Op::Get { cache, device, block, .. } => {
                 let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
                 self.release_mine(cx)?;
                 let found = self.registry.get(cx, cache, self.bdev(device), self.block(block))?;
                 Ok(self.push(cx, found, true, None))
             }
-            Op::FindFirst { cache, index, device, key } => self.find_first(cx, cache, index, device, key),
+            Op::FindFirst { cache, index, device, key, .. } => self.find_first(cx, cache, index, device, key),
             Op::FindNext { handle } => self.find_next(cx, handle),
             Op::Dup { handle } => {
                 let Some(held) = self.peek(cx, handle) else { return Ok(OpResult::Skipped) };
@@ -236,6 +247,8 @@ impl MbcacheShared {
                 let gfp = if nofs { Gfp::GFP_NOFS } else { Gfp::GFP_KERNEL };
                 Ok(OpResult::Count(self.registry.shrink_fn(cx, i32::from(nr_to_scan % 5), gfp)?))
             }
+            // The ext2 world is the op-level subject's alone: threads drive the mbcache API.
+            Op::XattrSet { .. } | Op::XattrDelete { .. } => Ok(OpResult::Skipped),
         }
     }
 }
@@ -277,7 +290,7 @@ impl ThreadedSubject for MbcacheSubject {
 
     /// Create and destroy are a mount and an unmount: no inode task runs meanwhile.
     fn concurrent(op: &Op) -> bool {
-        !matches!(op, Op::Create { .. } | Op::Destroy { .. })
+        !matches!(op, Op::Create { .. } | Op::Destroy { .. } | Op::XattrSet { .. } | Op::XattrDelete { .. })
     }
 
     /// Every outcome: it carries a snapshot of the whole LRU and every entry count.

@@ -23,7 +23,7 @@ use sim_core::check::Subject;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
-use super::{pick, task_cx, Op, Outcome, TaskstatsConfig, TaskstatsSubject};
+use super::{clone_counters, pick, task_cx, Op, Outcome, TaskstatsConfig, TaskstatsSubject};
 
 /// The subject and which tasks are claimed.
 #[derive(Debug)]
@@ -80,6 +80,10 @@ impl TaskstatsShared {
                 Outcome::Done
             }
             Op::OpenPort { .. } => Outcome::Port(model.open_port(&cx)),
+            Op::Timer { .. } => {
+                model.it_real_fn(&cx);
+                Outcome::Done
+            }
             _ => Outcome::Done,
         };
         drop(cx);
@@ -94,15 +98,23 @@ impl TaskstatsShared {
         let Some(pid) = claim(&self.claimed, candidates, task) else {
             return Outcome::Done;
         };
+        // The fault counters are the whole run's: another thread's faults between the two reads
+        // count here too, which only makes the (relaxed) outcome carry more than it needs.
         let faults_before = sim.faults().failed();
+        let clones_before = clone_counters(sim);
         match model.exit(&task_cx(sim, model, pid, "do_exit")) {
-            Some(report) => Outcome::Exited {
-                pid: report.pid,
-                cpu: report.cpu,
-                delivered: report.delivered,
-                closed: report.closed,
-                lists_after: (sim.faults().failed() != faults_before).then(|| self.subject.lists(sim)),
-            },
+            Some(report) => {
+                let clones_after = clone_counters(sim);
+                Outcome::Exited {
+                    pid: report.pid,
+                    cpu: report.cpu,
+                    delivered: report.delivered,
+                    closed: report.closed,
+                    clones: (clones_after.0 - clones_before.0, clones_after.1 > clones_before.1),
+                    pruned: report.pruned,
+                    lists_after: (sim.faults().failed() != faults_before).then(|| self.subject.lists(sim)),
+                }
+            }
             None => Outcome::Done,
         }
     }
@@ -166,6 +178,7 @@ impl ThreadedSubject for TaskstatsSubject {
             Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => {
                 shared.task_op(sim, op, *task, "sched")
             }
+            Op::Timer { task } => shared.task_op(sim, op, *task, "it_real_fn"),
             Op::Exit { task } => shared.exit(sim, *task),
             Op::Reap { task } => shared.reap(sim, *task),
             Op::ClosePort { port }
