@@ -54,6 +54,30 @@ pub(crate) struct Outcome {
 }
 
 /// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
+/// A threaded artifact's case: the set-up prefix, each thread's operations, and the schedule.
+fn threaded_ops_lines(ops: &serde_json::Value) -> String {
+    let Ok(ops) = serde_json::from_value::<sim_core::threaded::ThreadedOps<serde_json::Value>>(ops.clone())
+    else {
+        return "\noperations: (not readable)\n".to_string();
+    };
+    let mut text = String::new();
+    let case = &ops.threaded;
+    let _ = writeln!(text, "\nset-up prefix ({} operations, run alone):", case.prefix.len());
+    for (index, op) in case.prefix.iter().enumerate() {
+        let _ = writeln!(text, "  {:>3}. {op}", index + 1);
+    }
+    for (thread, list) in case.threads.iter().enumerate() {
+        let _ = writeln!(text, "thread-{thread} ({} operations):", list.len());
+        for (index, op) in list.iter().enumerate() {
+            let _ = writeln!(text, "  {:>3}. {op}", index + 1);
+        }
+    }
+    if let sim_core::threaded::SchedulerChoice::Replay { schedule } = &case.scheduler {
+        let _ = writeln!(text, "schedule: {schedule} ({} preemptions)", ops.preemptions);
+    }
+    text
+}
+
 pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let artifact = Artifact::read(file)?;
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -65,7 +89,7 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
         "artifact: {} seed {}, {} operations (shrunk from {})",
         artifact.subsystem,
         artifact.seed,
-        ops.len(),
+        if ops.is_empty() { artifact.violation_at } else { ops.len() },
         artifact.ops_unshrunk
     );
     let _ = writeln!(summary, "config:   {}", artifact.config);
@@ -98,10 +122,14 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     if violations_cause_first(&replayed.case.trace_tail, names).len() > 1 {
         summary.push_str(&violation_lines(&replayed.case.trace_tail, names));
     }
-    let _ = writeln!(summary, "\noperations:");
-    for (index, op) in ops.iter().enumerate() {
-        let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
-        let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
+    if sim_core::threaded::is_threaded(&artifact) {
+        summary.push_str(&threaded_ops_lines(&artifact.ops));
+    } else {
+        let _ = writeln!(summary, "\noperations:");
+        for (index, op) in ops.iter().enumerate() {
+            let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
+            let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
+        }
     }
     for report in &replayed.case.lockdep {
         let text = report.to_string();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sim_core::check::{Budget, CampaignOptions, CampaignReport, Failure, Progress, RunOptions};
+use sim_core::threaded::{ThreadedOps, ThreadedOptions};
 
 use crate::error::CliError;
 use crate::registry::{self, SubsystemEntry};
@@ -23,6 +24,8 @@ pub(crate) const DEFAULT_SECONDS_TOTAL: u64 = 60;
 pub(crate) const DEFAULT_JOBS: u64 = 2;
 /// Shrink steps per failure.
 const SHRINK_STEPS: usize = 400;
+/// Longest operation list per thread in a threaded case (`--ops` lowers it).
+const THREAD_OPS_MAX: usize = 8;
 
 /// `ksim fuzz`'s arguments, validated.
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub(crate) struct FuzzArgs {
     pub(crate) jobs: Option<u64>,
     pub(crate) out: PathBuf,
     pub(crate) ops_max: usize,
+    /// Threads per case: a threaded campaign (`None`: op-level).
+    pub(crate) threads: Option<usize>,
 }
 
 struct Selected {
@@ -60,6 +65,9 @@ fn select(args: &FuzzArgs) -> Result<Vec<Selected>, String> {
     entries
         .into_iter()
         .map(|entry| {
+            if args.threads.is_some() && entry.threaded.is_none() {
+                return Err(format!("{} has no threaded adapter yet (run it without --threads)", entry.name));
+            }
             let config = (entry.config)(args.kernel.as_deref(), &args.fixes_off)?;
             Ok(Selected { entry, config })
         })
@@ -110,12 +118,13 @@ fn run_subsystem(
         started: std::time::Instant::now(),
         bar: &bar,
     };
+    let threaded = threaded_options(args);
     let reports: Vec<Result<CampaignReport, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs)
             .map(|job| {
                 let options = job_options(args, budget, job, jobs);
-                let shared = &shared;
-                scope.spawn(move || run_job(selected, &options, shared))
+                let (shared, threaded) = (&shared, threaded.as_ref());
+                scope.spawn(move || run_job(selected, &options, threaded, shared))
             })
             .collect();
         handles
@@ -178,6 +187,7 @@ fn job_options(args: &FuzzArgs, budget: Budget, job: u64, jobs: u64) -> Campaign
 fn run_job(
     selected: &Selected,
     options: &CampaignOptions,
+    threaded: Option<&ThreadedOptions>,
     shared: &JobShared<'_>,
 ) -> Result<CampaignReport, String> {
     let stop = AtomicBool::new(false);
@@ -196,15 +206,33 @@ fn run_job(
         }
         let seconds = shared.started.elapsed().as_secs_f64().max(1e-9);
         let ops = totals.ops.load(Ordering::Relaxed);
+        let cases = totals.cases.load(Ordering::Relaxed);
+        // A threaded case runs its operations under several schedules: executions per second
+        // is the figure to compare with shuttle's own.
+        let executions = threaded
+            .map(|t| format!(", {} executions/s", human((cases * t.executions as u64) as f64 / seconds)))
+            .unwrap_or_default();
         shared.bar.set_message(format!(
-            "{} cases, {} ops, {} ops/s, {} violations",
-            totals.cases.load(Ordering::Relaxed),
+            "{cases} cases, {} ops, {} ops/s{executions}, {} violations",
             human(ops as f64),
             human(ops as f64 / seconds),
             totals.failures.load(Ordering::Relaxed)
         ));
     };
-    (selected.entry.campaign)(&selected.config, options, &stop, &mut on_progress)
+    match (threaded, selected.entry.threaded) {
+        (Some(threaded), Some(campaign)) => {
+            campaign(&selected.config, options, threaded, &stop, &mut on_progress)
+        }
+        _ => (selected.entry.campaign)(&selected.config, options, &stop, &mut on_progress),
+    }
+}
+
+/// The threaded options `--threads` and `--ops` ask for (`None`: an op-level campaign).
+fn threaded_options(args: &FuzzArgs) -> Option<ThreadedOptions> {
+    args.threads.map(|threads| ThreadedOptions {
+        ops_per_thread: args.ops_max.min(THREAD_OPS_MAX),
+        ..ThreadedOptions::new(threads)
+    })
 }
 
 /// The jobs' reports as one subsystem run: counts added, coverage merged, failures by seed.
@@ -250,13 +278,23 @@ fn failure_summary(failure: &Failure, args: &FuzzArgs) -> FailureSummary {
         kind: failure.artifact.violation.kind.to_string(),
         message: failure.artifact.violation.message.clone(),
         artifact: failure.path.clone(),
-        ops_shrunk: failure.artifact.ops.as_array().map_or(0, Vec::len),
+        ops_shrunk: failure
+            .artifact
+            .ops
+            .as_array()
+            .map_or_else(|| threaded_ops_count(&failure.artifact.ops), Vec::len),
         ops_unshrunk: failure.artifact.ops_unshrunk,
         // Cases the single-job campaign would have run to reach this seed.
         cases_to_find: (failure.artifact.seed.wrapping_sub(args.seed)) / args.shard.1 + 1,
         seconds_to_find: failure.seconds_to_find,
         shrink_seconds: failure.shrink_seconds,
     }
+}
+
+/// Operations in a threaded artifact's case (prefix and every thread).
+fn threaded_ops_count(ops: &serde_json::Value) -> usize {
+    serde_json::from_value::<ThreadedOps<serde_json::Value>>(ops.clone())
+        .map_or(0, |ops| ops.threaded.ops_count())
 }
 
 /// The report file's name inside `--out`.

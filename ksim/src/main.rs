@@ -86,6 +86,11 @@ enum Command {
         /// Longest operation list per case.
         #[arg(long = "ops", value_name = "N", default_value_t = 200)]
         ops_max: usize,
+        /// Runs threaded cases: N threads (2 to 4), each its own operations (at most 8, or
+        /// --ops) after a set-up prefix, under shuttle's random and PCT schedulers, judged by
+        /// linearizability against the reference model as well.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+        threads: Option<u8>,
     },
     /// Replays an artifact: checks it reproduces exactly and draws the trace.
     Replay {
@@ -194,7 +199,19 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let status = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) };
     match cli.command {
-        Command::Fuzz { subsystems, kernel, fix_off, seconds, cases, seed, shard, jobs, out, ops_max } => {
+        Command::Fuzz {
+            subsystems,
+            kernel,
+            fix_off,
+            seconds,
+            cases,
+            seed,
+            shard,
+            jobs,
+            out,
+            ops_max,
+            threads,
+        } => {
             let interrupt = Arc::new(AtomicBool::new(false));
             {
                 let interrupt = interrupt.clone();
@@ -212,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 jobs,
                 out: out.clone(),
                 ops_max,
+                threads: threads.map(usize::from),
             };
             let report = fuzz::fuzz(&args, interrupt.clone())?;
             print(&report.render())?;

@@ -9,6 +9,7 @@ use sim_core::check::{
     ScenarioInfo, ZooEntry,
 };
 use sim_core::fixes::KernelVersion;
+use sim_core::threaded::{self, ThreadedOptions, ThreadedSubject};
 use sim_core::zoo::{self, ZooOutcome};
 use sim_core::Sim;
 
@@ -16,6 +17,15 @@ use sim_core::Sim;
 pub(crate) type CampaignFn = fn(
     &serde_json::Value,
     &CampaignOptions,
+    &AtomicBool,
+    &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String>;
+
+/// A threaded campaign (`ksim fuzz --threads N`) over a configuration given as JSON.
+pub(crate) type ThreadedCampaignFn = fn(
+    &serde_json::Value,
+    &CampaignOptions,
+    &ThreadedOptions,
     &AtomicBool,
     &mut dyn FnMut(&Progress),
 ) -> Result<CampaignReport, String>;
@@ -32,6 +42,8 @@ pub(crate) struct SubsystemEntry {
     /// `Catalog::config`, serialised.
     pub(crate) config: fn(Option<&str>, &[String]) -> Result<serde_json::Value, String>,
     pub(crate) campaign: CampaignFn,
+    /// Threaded campaigns, for a subsystem that declares its `ThreadedSubject`.
+    pub(crate) threaded: Option<ThreadedCampaignFn>,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
     /// `sim_core::zoo::hunt`: the one zoo routine.
@@ -72,11 +84,50 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
         scenarios: S::scenarios,
         config: config_json::<S>,
         campaign: campaign_json::<S>,
+        threaded: None,
         replay: check::replay::<S>,
         run_scenario: S::run_scenario,
         hunt: zoo::hunt::<S>,
         kernel_range: || (S::fix_table().oldest, S::fix_table().newest),
     }
+}
+
+fn threaded_json<S: Catalog + ThreadedSubject>(
+    config: &serde_json::Value,
+    options: &CampaignOptions,
+    threaded: &ThreadedOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String> {
+    let config: S::Config = serde_json::from_value(config.clone())
+        .map_err(|e| format!("the config does not fit {}: {e}", S::NAME))?;
+    threaded::campaign::<S>(&config, options, threaded, stop, progress)
+}
+
+/// Replays an op-level or a threaded artifact; a threaded one as a [`ReplayReport`] whose trace
+/// has one lane per thread.
+fn replay_any<S: Catalog + ThreadedSubject>(artifact: &Artifact) -> Result<ReplayReport, String> {
+    if !threaded::is_threaded(artifact) {
+        return check::replay::<S>(artifact);
+    }
+    let replayed = threaded::replay::<S>(artifact)?;
+    let execution = replayed.execution;
+    let case = check::CaseReport {
+        seed: artifact.seed,
+        ops_run: execution.ops_run,
+        violation: execution.violation.map(|found| (artifact.violation_at, found)),
+        trace_hash: execution.trace_hash,
+        trace_tail: execution.trace_tail,
+        task_names: execution.task_names,
+        lockdep: execution.lockdep,
+        coverage: Default::default(),
+    };
+    Ok(ReplayReport { case, exact: replayed.exact })
+}
+
+/// The entry for subsystem `S` with threaded campaigns.
+pub(crate) fn threaded_entry<S: Catalog + ThreadedSubject>() -> SubsystemEntry {
+    SubsystemEntry { threaded: Some(threaded_json::<S>), replay: replay_any::<S>, ..entry::<S>() }
 }
 
 /// Every subsystem, in the order `ksim list` and `ksim fuzz` show them.
@@ -87,7 +138,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         entry::<mbcache_sim::MbcacheSubject>(),
         entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
-        entry::<demo_sim::DemoSubject>(),
+        threaded_entry::<demo_sim::DemoSubject>(),
     ]
 }
 

@@ -25,6 +25,8 @@ pub mod percpu;
 pub mod rcu;
 pub mod sim;
 pub mod sync;
+#[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+pub mod threaded;
 pub mod trace;
 pub mod violation;
 pub mod zoo;

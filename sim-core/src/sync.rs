@@ -2,14 +2,20 @@
 //!
 //! - default: `parking_lot` locks and `std` atomics, threads and `Arc`;
 //! - `--cfg loom`: loom's, so the loom checker explores every interleaving of the model;
-//! - `--cfg shuttle`: shuttle's, so the shuttle checker drives random and PCT schedules.
+//! - `--cfg shuttle`: shuttle's, so the shuttle checker drives random and PCT schedules;
+//! - cargo feature `threaded` (the ksim CLI and the tests crate turn it on; no RUSTFLAGS): a
+//!   runtime dual backend. Each primitive is an enum of the default variant and shuttle's, chosen
+//!   when the object is made: shuttle's when the making thread is inside a shuttle execution (a
+//!   threaded campaign, [`crate::threaded`]), the default otherwise. A model built inside an
+//!   execution therefore runs entirely on shuttle objects, and one built outside never touches
+//!   shuttle; the price outside is one predictable branch per operation (ARCHITECTURE.md).
 //!
 //! Every backend is presented with one API: `lock()` returns the guard directly (no poisoning:
 //! a panic in a model is already a reported bug, and the kernel has nothing like a poisoned lock),
 //! `Condvar::wait` takes and returns the guard as loom's and std's do. The kernel-named primitives
 //! in [`crate::locks`] are built on these and are what models use.
 
-#[cfg(not(any(loom, shuttle)))]
+#[cfg(all(not(any(loom, shuttle)), not(feature = "threaded")))]
 mod imp {
     pub use std::sync::atomic;
     pub use std::sync::Arc;
@@ -164,6 +170,506 @@ mod imp {
     checker_backend!(shuttle);
 }
 
+#[cfg(all(not(any(loom, shuttle)), feature = "threaded"))]
+mod dual {
+    //! The runtime dual backend: every primitive is the default (parking_lot/std) one or
+    //! shuttle's, fixed when it is made by [`in_shuttle`]. Methods match on the variant; a guard
+    //! carries its lock's variant, so a `Condvar` of one kind never meets a guard of the other
+    //! in a model made wholly inside or wholly outside an execution.
+
+    use std::ops::{Deref, DerefMut};
+
+    pub use std::sync::Arc;
+
+    /// Whether the calling thread runs inside a shuttle execution (a threaded campaign's case).
+    #[inline]
+    pub fn in_shuttle() -> bool {
+        shuttle::current::try_get_current_task().is_some()
+    }
+
+    /// A mutual-exclusion lock: parking_lot's, or shuttle's inside an execution.
+    #[derive(Debug)]
+    pub enum Mutex<T> {
+        /// Made outside any shuttle execution.
+        Native(parking_lot::Mutex<T>),
+        /// Made inside a shuttle execution.
+        Shuttle(shuttle::sync::Mutex<T>),
+    }
+
+    /// The guard of a [`Mutex`], of its lock's variant.
+    #[derive(Debug)]
+    pub enum MutexGuard<'a, T> {
+        /// parking_lot's guard.
+        Native(parking_lot::MutexGuard<'a, T>),
+        /// shuttle's guard.
+        Shuttle(shuttle::sync::MutexGuard<'a, T>),
+    }
+
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
+
+    impl<T> Mutex<T> {
+        pub fn new(value: T) -> Self {
+            if in_shuttle() {
+                Mutex::Shuttle(shuttle::sync::Mutex::new(value))
+            } else {
+                Mutex::Native(parking_lot::Mutex::new(value))
+            }
+        }
+        #[inline]
+        pub fn lock(&self) -> MutexGuard<'_, T> {
+            match self {
+                Mutex::Native(lock) => MutexGuard::Native(lock.lock()),
+                Mutex::Shuttle(lock) => {
+                    MutexGuard::Shuttle(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+            }
+        }
+        #[inline]
+        pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self {
+                Mutex::Native(lock) => lock.try_lock().map(MutexGuard::Native),
+                Mutex::Shuttle(lock) => lock.try_lock().ok().map(MutexGuard::Shuttle),
+            }
+        }
+        pub fn into_inner(self) -> T {
+            match self {
+                Mutex::Native(lock) => lock.into_inner(),
+                Mutex::Shuttle(lock) => lock.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            }
+        }
+    }
+
+    impl<T> Deref for MutexGuard<'_, T> {
+        type Target = T;
+        #[inline]
+        fn deref(&self) -> &T {
+            match self {
+                MutexGuard::Native(guard) => guard,
+                MutexGuard::Shuttle(guard) => guard,
+            }
+        }
+    }
+
+    impl<T> DerefMut for MutexGuard<'_, T> {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut T {
+            match self {
+                MutexGuard::Native(guard) => &mut *guard,
+                MutexGuard::Shuttle(guard) => &mut *guard,
+            }
+        }
+    }
+
+    /// A reader-writer lock: parking_lot's, or shuttle's inside an execution.
+    #[derive(Debug)]
+    pub enum RwLock<T> {
+        /// Made outside any shuttle execution.
+        Native(parking_lot::RwLock<T>),
+        /// Made inside a shuttle execution.
+        Shuttle(shuttle::sync::RwLock<T>),
+    }
+
+    /// Shared guard of a [`RwLock`].
+    #[derive(Debug)]
+    pub enum RwLockReadGuard<'a, T> {
+        /// parking_lot's guard.
+        Native(parking_lot::RwLockReadGuard<'a, T>),
+        /// shuttle's guard.
+        Shuttle(shuttle::sync::RwLockReadGuard<'a, T>),
+    }
+
+    /// Exclusive guard of a [`RwLock`].
+    #[derive(Debug)]
+    pub enum RwLockWriteGuard<'a, T> {
+        /// parking_lot's guard.
+        Native(parking_lot::RwLockWriteGuard<'a, T>),
+        /// shuttle's guard.
+        Shuttle(shuttle::sync::RwLockWriteGuard<'a, T>),
+    }
+
+    impl<T: Default> Default for RwLock<T> {
+        fn default() -> Self {
+            RwLock::new(T::default())
+        }
+    }
+
+    impl<T> RwLock<T> {
+        pub fn new(value: T) -> Self {
+            if in_shuttle() {
+                RwLock::Shuttle(shuttle::sync::RwLock::new(value))
+            } else {
+                RwLock::Native(parking_lot::RwLock::new(value))
+            }
+        }
+        #[inline]
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            match self {
+                RwLock::Native(lock) => RwLockReadGuard::Native(lock.read()),
+                RwLock::Shuttle(lock) => {
+                    RwLockReadGuard::Shuttle(lock.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+            }
+        }
+        #[inline]
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            match self {
+                RwLock::Native(lock) => RwLockWriteGuard::Native(lock.write()),
+                RwLock::Shuttle(lock) => {
+                    RwLockWriteGuard::Shuttle(lock.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+            }
+        }
+        pub fn into_inner(self) -> T {
+            match self {
+                RwLock::Native(lock) => lock.into_inner(),
+                RwLock::Shuttle(lock) => lock.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            }
+        }
+    }
+
+    impl<T> Deref for RwLockReadGuard<'_, T> {
+        type Target = T;
+        #[inline]
+        fn deref(&self) -> &T {
+            match self {
+                RwLockReadGuard::Native(guard) => guard,
+                RwLockReadGuard::Shuttle(guard) => guard,
+            }
+        }
+    }
+
+    impl<T> Deref for RwLockWriteGuard<'_, T> {
+        type Target = T;
+        #[inline]
+        fn deref(&self) -> &T {
+            match self {
+                RwLockWriteGuard::Native(guard) => guard,
+                RwLockWriteGuard::Shuttle(guard) => guard,
+            }
+        }
+    }
+
+    impl<T> DerefMut for RwLockWriteGuard<'_, T> {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut T {
+            match self {
+                RwLockWriteGuard::Native(guard) => &mut *guard,
+                RwLockWriteGuard::Shuttle(guard) => &mut *guard,
+            }
+        }
+    }
+
+    /// A condition variable: parking_lot's, or shuttle's inside an execution.
+    #[derive(Debug)]
+    pub enum Condvar {
+        /// Made outside any shuttle execution.
+        Native(parking_lot::Condvar),
+        /// Made inside a shuttle execution.
+        Shuttle(shuttle::sync::Condvar),
+    }
+
+    impl Default for Condvar {
+        fn default() -> Self {
+            Condvar::new()
+        }
+    }
+
+    impl Condvar {
+        pub fn new() -> Self {
+            if in_shuttle() {
+                Condvar::Shuttle(shuttle::sync::Condvar::new())
+            } else {
+                Condvar::Native(parking_lot::Condvar::new())
+            }
+        }
+        /// Waits, releasing `guard` meanwhile. A guard of the other variant is a ksim bug (a
+        /// lock made on one side of an execution's boundary and its condvar on the other).
+        pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+            match (self, guard) {
+                (Condvar::Native(condvar), MutexGuard::Native(mut guard)) => {
+                    condvar.wait(&mut guard);
+                    MutexGuard::Native(guard)
+                }
+                (Condvar::Shuttle(condvar), MutexGuard::Shuttle(guard)) => {
+                    MutexGuard::Shuttle(condvar.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+                _ => panic!("a condvar and its mutex were made on different sides of a shuttle execution"),
+            }
+        }
+        pub fn notify_all(&self) {
+            match self {
+                Condvar::Native(condvar) => {
+                    condvar.notify_all();
+                }
+                Condvar::Shuttle(condvar) => condvar.notify_all(),
+            }
+        }
+        pub fn notify_one(&self) {
+            match self {
+                Condvar::Native(condvar) => {
+                    condvar.notify_one();
+                }
+                Condvar::Shuttle(condvar) => condvar.notify_one(),
+            }
+        }
+    }
+
+    /// Atomics: std's, or shuttle's (each access a schedule point) inside an execution.
+    pub mod atomic {
+        pub use std::sync::atomic::Ordering;
+
+        /// `fence`: shuttle's inside an execution, std's otherwise.
+        pub fn fence(order: Ordering) {
+            if super::in_shuttle() {
+                shuttle::sync::atomic::fence(order);
+            } else {
+                std::sync::atomic::fence(order);
+            }
+        }
+
+        macro_rules! dual_atomic {
+            ($name:ident, $ty:ty $(, $int:ident)?) => {
+                #[doc = concat!("`", stringify!($name), "`: std's, or shuttle's inside an execution.")]
+                #[derive(Debug)]
+                pub enum $name {
+                    /// Made outside any shuttle execution.
+                    Native(std::sync::atomic::$name),
+                    /// Made inside a shuttle execution.
+                    Shuttle(shuttle::sync::atomic::$name),
+                }
+
+                impl Default for $name {
+                    fn default() -> Self {
+                        $name::new(<$ty>::default())
+                    }
+                }
+
+                impl $name {
+                    pub fn new(value: $ty) -> Self {
+                        if super::in_shuttle() {
+                            $name::Shuttle(shuttle::sync::atomic::$name::new(value))
+                        } else {
+                            $name::Native(std::sync::atomic::$name::new(value))
+                        }
+                    }
+                    #[inline]
+                    pub fn load(&self, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.load(order),
+                            $name::Shuttle(a) => a.load(order),
+                        }
+                    }
+                    #[inline]
+                    pub fn store(&self, value: $ty, order: Ordering) {
+                        match self {
+                            $name::Native(a) => a.store(value, order),
+                            $name::Shuttle(a) => a.store(value, order),
+                        }
+                    }
+                    #[inline]
+                    pub fn swap(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.swap(value, order),
+                            $name::Shuttle(a) => a.swap(value, order),
+                        }
+                    }
+                    #[inline]
+                    pub fn compare_exchange(
+                        &self,
+                        current: $ty,
+                        new: $ty,
+                        success: Ordering,
+                        failure: Ordering,
+                    ) -> Result<$ty, $ty> {
+                        match self {
+                            $name::Native(a) => a.compare_exchange(current, new, success, failure),
+                            $name::Shuttle(a) => a.compare_exchange(current, new, success, failure),
+                        }
+                    }
+                    #[inline]
+                    pub fn compare_exchange_weak(
+                        &self,
+                        current: $ty,
+                        new: $ty,
+                        success: Ordering,
+                        failure: Ordering,
+                    ) -> Result<$ty, $ty> {
+                        match self {
+                            $name::Native(a) => a.compare_exchange_weak(current, new, success, failure),
+                            $name::Shuttle(a) => a.compare_exchange_weak(current, new, success, failure),
+                        }
+                    }
+                    #[inline]
+                    pub fn fetch_and(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.fetch_and(value, order),
+                            $name::Shuttle(a) => a.fetch_and(value, order),
+                        }
+                    }
+                    #[inline]
+                    pub fn fetch_or(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.fetch_or(value, order),
+                            $name::Shuttle(a) => a.fetch_or(value, order),
+                        }
+                    }
+                    pub fn get_mut(&mut self) -> &mut $ty {
+                        match self {
+                            $name::Native(a) => a.get_mut(),
+                            $name::Shuttle(a) => a.get_mut(),
+                        }
+                    }
+                    pub fn into_inner(self) -> $ty {
+                        match self {
+                            $name::Native(a) => a.into_inner(),
+                            $name::Shuttle(a) => a.into_inner(),
+                        }
+                    }
+                }
+                $(dual_atomic!(@int $name, $ty, $int);)?
+            };
+            (@int $name:ident, $ty:ty, $int:ident) => {
+                impl $name {
+                    #[inline]
+                    pub fn fetch_add(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.fetch_add(value, order),
+                            $name::Shuttle(a) => a.fetch_add(value, order),
+                        }
+                    }
+                    #[inline]
+                    pub fn fetch_sub(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.fetch_sub(value, order),
+                            $name::Shuttle(a) => a.fetch_sub(value, order),
+                        }
+                    }
+                    #[inline]
+                    pub fn fetch_max(&self, value: $ty, order: Ordering) -> $ty {
+                        match self {
+                            $name::Native(a) => a.fetch_max(value, order),
+                            $name::Shuttle(a) => a.fetch_max(value, order),
+                        }
+                    }
+                }
+            };
+        }
+
+        dual_atomic!(AtomicBool, bool);
+        dual_atomic!(AtomicU32, u32, int);
+        dual_atomic!(AtomicU64, u64, int);
+        dual_atomic!(AtomicUsize, usize, int);
+        dual_atomic!(AtomicI32, i32, int);
+    }
+
+    /// Threads: shuttle's inside an execution, std's otherwise.
+    pub mod thread {
+        pub use std::thread::Result;
+
+        /// A spawned thread's handle, of the side it was spawned on.
+        #[derive(Debug)]
+        pub enum JoinHandle<T> {
+            /// A std thread.
+            Native(std::thread::JoinHandle<T>),
+            /// A shuttle thread.
+            Shuttle(shuttle::thread::JoinHandle<T>),
+        }
+
+        impl<T> JoinHandle<T> {
+            /// Waits for the thread and returns its result (Err: it panicked).
+            pub fn join(self) -> Result<T> {
+                match self {
+                    JoinHandle::Native(handle) => handle.join(),
+                    JoinHandle::Shuttle(handle) => handle.join(),
+                }
+            }
+        }
+
+        /// Spawns a thread: a shuttle task inside an execution, an OS thread otherwise.
+        pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            if super::in_shuttle() {
+                JoinHandle::Shuttle(shuttle::thread::spawn(f))
+            } else {
+                JoinHandle::Native(std::thread::spawn(f))
+            }
+        }
+
+        /// Yields: a schedule point inside an execution.
+        pub fn yield_now() {
+            if super::in_shuttle() {
+                shuttle::thread::yield_now();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// The cell under [`crate::guarded::Guarded`] data: a parking_lot `RwLock`, or shuttle's
+    /// inside an execution (each access a schedule point; the lockset detector judges).
+    pub enum RaceCell<T> {
+        /// Made outside any shuttle execution.
+        Native(parking_lot::RwLock<T>),
+        /// Made inside a shuttle execution.
+        Shuttle(shuttle::sync::RwLock<T>),
+    }
+
+    impl<T> std::fmt::Debug for RaceCell<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("RaceCell")
+        }
+    }
+
+    impl<T> RaceCell<T> {
+        /// A cell holding `value`.
+        pub fn new(value: T) -> Self {
+            if in_shuttle() {
+                RaceCell::Shuttle(shuttle::sync::RwLock::new(value))
+            } else {
+                RaceCell::Native(parking_lot::RwLock::new(value))
+            }
+        }
+
+        /// Reads the value.
+        #[inline]
+        pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+            match self {
+                RaceCell::Native(cell) => f(&cell.read()),
+                RaceCell::Shuttle(cell) => f(&cell.read().unwrap_or_else(|poisoned| poisoned.into_inner())),
+            }
+        }
+
+        /// Writes the value.
+        #[inline]
+        pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+            match self {
+                RaceCell::Native(cell) => f(&mut cell.write()),
+                RaceCell::Shuttle(cell) => {
+                    f(&mut cell.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+            }
+        }
+
+        /// The value, when the cell is no longer shared.
+        pub fn into_inner(self) -> T {
+            match self {
+                RaceCell::Native(cell) => cell.into_inner(),
+                RaceCell::Shuttle(cell) => cell.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            }
+        }
+    }
+}
+
+#[cfg(all(not(any(loom, shuttle)), feature = "threaded"))]
+use dual as imp;
+
 pub use imp::*;
 
 /// A cell for convention-guarded data ([`crate::guarded::Guarded`]): the model may touch it at
@@ -179,6 +685,7 @@ pub use imp::*;
 ///   Rust (it waits) and the lockset detector reports it.
 ///
 /// The closures must not touch the same cell again (a nested write would wait on itself).
+#[cfg(any(loom, shuttle, not(feature = "threaded")))]
 pub struct RaceCell<T> {
     #[cfg(loom)]
     inner: loom::cell::UnsafeCell<T>,
@@ -188,12 +695,14 @@ pub struct RaceCell<T> {
     inner: parking_lot::RwLock<T>,
 }
 
+#[cfg(any(loom, shuttle, not(feature = "threaded")))]
 impl<T> std::fmt::Debug for RaceCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RaceCell")
     }
 }
 
+#[cfg(any(loom, shuttle, not(feature = "threaded")))]
 impl<T> RaceCell<T> {
     /// A cell holding `value`.
     pub fn new(value: T) -> Self {
@@ -268,6 +777,42 @@ pub const BACKEND: &str = if cfg!(loom) {
     "loom"
 } else if cfg!(shuttle) {
     "shuttle"
+} else if cfg!(feature = "threaded") {
+    "parking_lot+shuttle"
 } else {
     "parking_lot"
 };
+
+/// Shuttle's execution machinery, for [`crate::threaded`]'s runner and anyone driving model threads
+/// under a scheduler of their own (`ksim play`): the scheduler trait and shuttle's random and PCT
+/// schedulers, and [`schedule::run`], which runs a closure once per execution the scheduler grants.
+#[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+pub mod schedule {
+    pub use shuttle::scheduler::{PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
+
+    /// Runs `f` once per execution `scheduler` grants, each a shuttle execution whose threads are
+    /// [`super::thread::spawn`]ed inside `f`; an execution longer than `steps_max` scheduling
+    /// steps fails (a livelock). Shuttle prints nothing: failures are ksim's to report. A
+    /// deadlock or a panic that escapes `f` unwinds out of this call (the caller catches it).
+    pub fn run<S: Scheduler + 'static>(
+        scheduler: S,
+        steps_max: usize,
+        f: impl Fn() + Send + Sync + 'static,
+    ) -> usize {
+        let mut config = shuttle::Config::new();
+        config.failure_persistence = shuttle::FailurePersistence::None;
+        config.silence_warnings = true;
+        config.max_steps = shuttle::MaxSteps::FailAfter(steps_max);
+        shuttle::Runner::new(scheduler, config).run(f)
+    }
+
+    /// A task id as a number (shuttle numbers tasks 0, 1, ... in spawn order; 0 is the main one).
+    pub fn task_index(task: TaskId) -> usize {
+        usize::from(task)
+    }
+
+    /// Whether the calling thread runs inside a shuttle execution.
+    pub fn in_execution() -> bool {
+        shuttle::current::try_get_current_task().is_some()
+    }
+}

@@ -14,6 +14,8 @@ mod catalog;
 pub(crate) mod op;
 mod reference;
 mod scenario;
+#[cfg(feature = "threaded")]
+mod threaded;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
@@ -163,33 +165,8 @@ impl Subject for DemoSubject {
     /// same keys, each once; the slab's live objects are exactly the table's entries; an entry's
     /// use count equals the handles tasks hold on it.
     fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        let state = self.cache.state(&self.observer);
-        let mut lru_keys = state.lru.clone();
-        lru_keys.sort_unstable();
-        lru_keys.dedup();
-        if lru_keys.len() != state.lru.len() || !lru_keys.iter().eq(state.used.keys()) {
-            let table: Vec<&u8> = state.used.keys().collect();
-            return Err(Violation::new(
-                ViolationKind::invariant("demo-lru-matches-table"),
-                format!("the LRU {:?} and the table {table:?} hold different entries", state.lru),
-            ));
-        }
-        if state.live != state.used.len() as u64 {
-            return Err(Violation::new(
-                ViolationKind::invariant("demo-live-objects-match-table"),
-                format!("{} live objects for {} table entries", state.live, state.used.len()),
-            ));
-        }
-        for (key, &used) in &state.used {
-            let held = self.held.iter().flatten().filter(|(k, _)| k == key).count() as u32;
-            if used != held {
-                return Err(Violation::new(
-                    ViolationKind::invariant("demo-used-matches-handles"),
-                    format!("key {key}: used {used} but {held} handles are held"),
-                ));
-            }
-        }
-        Ok(())
+        let held: Vec<u8> = self.held.iter().flatten().map(|&(key, _)| key).collect();
+        check_state(&self.cache.state(&self.observer), &held)
     }
 
     /// Every task puts its handles, then the cache is destroyed: anything still live is a leak.
@@ -202,6 +179,37 @@ impl Subject for DemoSubject {
         let DemoSubject { cache, tasks, .. } = self;
         cache.destroy(&tasks[0])
     }
+}
+
+/// The three invariants over the cache's state and the keys of every handle the tasks hold (the
+/// op-level subject's and the threaded adapter's one check).
+fn check_state(state: &crate::cache::CacheState, held: &[u8]) -> Result<(), Violation> {
+    let mut lru_keys = state.lru.clone();
+    lru_keys.sort_unstable();
+    lru_keys.dedup();
+    if lru_keys.len() != state.lru.len() || !lru_keys.iter().eq(state.used.keys()) {
+        let table: Vec<&u8> = state.used.keys().collect();
+        return Err(Violation::new(
+            ViolationKind::invariant("demo-lru-matches-table"),
+            format!("the LRU {:?} and the table {table:?} hold different entries", state.lru),
+        ));
+    }
+    if state.live != state.used.len() as u64 {
+        return Err(Violation::new(
+            ViolationKind::invariant("demo-live-objects-match-table"),
+            format!("{} live objects for {} table entries", state.live, state.used.len()),
+        ));
+    }
+    for (key, &used) in &state.used {
+        let held = held.iter().filter(|k| *k == key).count() as u32;
+        if used != held {
+            return Err(Violation::new(
+                ViolationKind::invariant("demo-used-matches-handles"),
+                format!("key {key}: used {used} but {held} handles are held"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

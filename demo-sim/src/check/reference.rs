@@ -14,7 +14,7 @@ use super::op::{Op, Outcome};
 use super::DemoConfig;
 
 /// Which keys exist, in LRU order, with their use counts, and which keys each task holds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DemoModel {
     lru: Vec<(u8, u32)>,
     held: Vec<Vec<u8>>,

@@ -8,3 +8,4 @@ mod commands;
 mod guide;
 mod netlink;
 mod support;
+mod threaded;

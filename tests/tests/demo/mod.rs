@@ -6,4 +6,6 @@
 #[cfg(not(any(loom, shuttle)))]
 mod property;
 #[cfg(not(any(loom, shuttle)))]
+mod threaded;
+#[cfg(not(any(loom, shuttle)))]
 mod zoo;

@@ -1,0 +1,46 @@
+//! `ksim fuzz --threads N`: threaded campaigns from the ordinary build, their artifacts and
+//! `ksim replay` of them (one lane per thread).
+
+use crate::support::{json, ksim, scratch};
+
+#[test]
+fn threaded_fuzz_of_the_fixed_demo_is_quiet_over_jobs_and_shards() {
+    let dir = scratch("threaded-quiet");
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--threads", "3", "--cases", "60", "--jobs", "2", "--shard", "1/2"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report-1-of-2.json"));
+    assert_eq!(report["subsystems"][0]["cases"], 60);
+    assert!(report["subsystems"][0]["ops"].as_u64().expect("ops") > 60 * 3, "{report}");
+    assert_eq!(report["subsystems"][0]["failures"].as_array().expect("failures").len(), 0);
+}
+
+#[test]
+fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces_it() {
+    let dir = scratch("threaded-found");
+    let run = ksim(
+        &dir,
+        &["fuzz", "demo", "--threads", "2", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"],
+    );
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let failure = &report["subsystems"][0]["failures"][0];
+    assert_eq!(failure["kind"], "lockdep:circular-locking");
+    let artifact = failure["artifact"].as_str().expect("artifact path").to_string();
+    let recorded = json(&dir.join(&artifact));
+    assert!(recorded["ops"]["threaded"]["threads"].is_array(), "{}", recorded["ops"]);
+    assert!(recorded["ops"]["threaded"]["scheduler"]["Replay"]["schedule"].is_string());
+
+    let replay = ksim(&dir, &["replay", &artifact]);
+    assert_eq!(replay.status, 0, "{}\n{}", replay.stdout, replay.stderr);
+    assert!(replay.stdout.contains("reproduced exactly"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("thread-0 ("), "per-thread operations: {}", replay.stdout);
+    assert!(replay.stdout.contains("schedule: "), "{}", replay.stdout);
+}
+
+#[test]
+fn threads_outside_one_to_four_is_a_usage_error() {
+    let dir = scratch("threaded-usage");
+    let run = ksim(&dir, &["fuzz", "demo", "--threads", "9", "--cases", "1"]);
+    run.assert_one_line_error(2, "--threads");
+}

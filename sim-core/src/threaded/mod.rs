@@ -1,0 +1,714 @@
+//! Threaded campaigns: the operations the op-level simulation applies one at a time, run
+//! concurrently on 2 to 4 shuttle threads, judged by lockdep and sim-core's detectors, the
+//! invariants at quiescence, deadlock detection and linearizability against the reference model.
+//!
+//! A case ([`ThreadedCase`]) is a seed, a set-up prefix run alone, one operation list per thread
+//! and a scheduler ([`SchedulerChoice`]: shuttle's random or PCT scheduler seeded from the case
+//! seed, or a recorded schedule). A subsystem joins by implementing [`ThreadedSubject`]: how its
+//! model is shared between threads and how one operation runs against the shared model, which
+//! operations may overlap and which need a quiescent world, and optionally a key per operation
+//! (to split the linearizability search) and which outcomes the kernel leaves non-linearizable.
+//!
+//! Everything a case runs is made inside a shuttle execution, so [`crate::sync`]'s `threaded`
+//! backend makes shuttle objects for it from an ordinary build. The checker's own records (the
+//! history, its clock, results) are std-locked and never held across a model call.
+
+mod linearize;
+mod schedule;
+mod shrink;
+
+use std::collections::BTreeSet;
+use std::fmt::Debug;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::Instant;
+
+use proptest::collection::vec;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, TestRunner};
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Artifact, CampaignOptions, CampaignReport, Failure, Progress, Reference, Subject};
+use crate::cx::Cx;
+use crate::lockdep::{LockdepReport, ReportMode};
+use crate::sim::Sim;
+use crate::trace::{Event, EventKind, TaskId, TraceMode};
+use crate::violation::{Violation, ViolationKind};
+
+pub use linearize::{Entry, Verdict, NODES_MAX};
+pub use schedule::{run_threads, Executions, Recorded, Replay, SchedulerChoice, Step};
+pub use shrink::shrink;
+
+/// A subsystem as threaded campaigns drive it. Small on purpose: the model shared between
+/// threads, one operation against it, and what may overlap.
+pub trait ThreadedSubject: Subject<Reference: Clone + Debug, Outcome: Send + 'static> {
+    /// The model and the callers' side of the world (checker state behind std locks), shared by
+    /// the threads.
+    type Shared: Send + Sync + 'static;
+
+    /// The configuration a case with `threads` threads runs (say, one task per thread).
+    fn threaded_config(config: &Self::Config, threads: usize) -> Self::Config {
+        let _ = threads;
+        config.clone()
+    }
+
+    /// Builds the model in `sim` (inside the execution, so its locks are shuttle's).
+    fn share(sim: &Sim, config: &Self::Config) -> Self::Shared;
+
+    /// `op` as thread `thread` runs it: where operations name a task, the thread's own, so that
+    /// what a task holds (handles, registrations) stays with one thread.
+    fn on_thread(op: Self::Op, thread: usize) -> Self::Op {
+        let _ = thread;
+        op
+    }
+
+    /// Applies `op` against the shared model in the context `cx` (the thread's; the set-up
+    /// prefix's for prefix operations). Checker state is locked briefly, never across a model
+    /// call, since a shuttle switch there would find the std lock held.
+    fn apply_shared(shared: &Self::Shared, cx: &Cx, op: &Self::Op) -> Self::Outcome;
+
+    /// Whether `op` may overlap others (false: it needs a quiescent world and only ever runs in
+    /// the set-up prefix).
+    fn concurrent(op: &Self::Op) -> bool {
+        let _ = op;
+        true
+    }
+
+    /// The key that splits the linearizability search (per CPU list, per entry, per page): `None`
+    /// for an operation that touches more than one, which keeps the history in one part.
+    fn key(op: &Self::Op) -> Option<u64> {
+        let _ = op;
+        None
+    }
+
+    /// Whether the kernel permits `op` an outcome no linearization explains (documented in the
+    /// subsystem's chapter); such an outcome is accepted and still advances the reference.
+    fn relaxed(op: &Self::Op) -> bool {
+        let _ = op;
+        false
+    }
+
+    /// The invariants, checked at quiescence (after the prefix, after every thread joined).
+    fn check_shared(shared: &Self::Shared, sim: &Sim) -> Result<(), Violation>;
+
+    /// Tears the model down; a leak is a violation.
+    fn teardown_shared(shared: Self::Shared, sim: &Sim) -> Result<(), Violation>;
+}
+
+/// One threaded case: a set-up prefix run alone, then one list per thread run concurrently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadedCase<Op> {
+    /// Operations run alone before the threads start.
+    pub prefix: Vec<Op>,
+    /// One operation list per thread.
+    pub threads: Vec<Vec<Op>>,
+    /// The scheduler.
+    pub scheduler: SchedulerChoice,
+}
+
+impl<Op> ThreadedCase<Op> {
+    /// Operations in the case.
+    pub fn ops_count(&self) -> usize {
+        self.prefix.len() + self.threads.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// How threaded cases are generated and run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadedOptions {
+    /// Threads per case (2 to 4).
+    pub threads: usize,
+    /// Longest operation list per thread.
+    pub ops_per_thread: usize,
+    /// Longest set-up prefix.
+    pub prefix_max: usize,
+    /// Schedules tried per case (executions of the same operations).
+    pub executions: usize,
+    /// Scheduling steps after which an execution is a livelock.
+    pub steps_max: usize,
+    /// Trace events kept.
+    pub trace: TraceMode,
+}
+
+impl ThreadedOptions {
+    /// `threads` threads of up to 8 operations after up to 6 set-up operations, 4 schedules each.
+    pub fn new(threads: usize) -> ThreadedOptions {
+        ThreadedOptions {
+            threads: threads.clamp(1, THREADS_MAX),
+            ops_per_thread: 8,
+            prefix_max: 6,
+            executions: 4,
+            steps_max: 200_000,
+            trace: TraceMode::Tail(400),
+        }
+    }
+}
+
+/// Most threads a case runs (shuttle's task ids and the schedule's text form allow more; the
+/// linearizability search does not).
+pub const THREADS_MAX: usize = 4;
+
+/// The coverage mark counting cases whose linearizability search hit its bound.
+pub const UNDECIDED_MARK: &str = "threaded:linearizability-bound-hit";
+
+fn runner_for(seed: u64) -> TestRunner {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(b"ksim-thr");
+    TestRunner::new_with_rng(ProptestConfig::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
+}
+
+/// The case seed `seed` stands for: the same on every platform and run. Operations that need a
+/// quiescent world stay in the prefix; each thread's operations act as the thread's own task.
+pub fn generate<S: ThreadedSubject>(
+    config: &S::Config,
+    seed: u64,
+    options: &ThreadedOptions,
+) -> ThreadedCase<S::Op> {
+    let mut runner = runner_for(seed);
+    let ops = S::op_strategy(config);
+    let prefix = vec(ops.clone(), 0..=options.prefix_max);
+    let threads = vec(vec(ops, 1..=options.ops_per_thread.max(1)), options.threads..=options.threads);
+    let (prefix, threads) =
+        (prefix, threads).new_tree(&mut runner).expect("operation strategies do not reject").current();
+    let threads = threads
+        .into_iter()
+        .enumerate()
+        .map(|(thread, ops)| {
+            ops.into_iter().filter(|op| S::concurrent(op)).map(|op| S::on_thread(op, thread)).collect()
+        })
+        .collect();
+    ThreadedCase { prefix, threads, scheduler: SchedulerChoice::for_seed(seed) }
+}
+
+/// One execution of a case: what it found and everything needed to report and replay it.
+#[derive(Debug)]
+pub struct ExecutionReport {
+    /// Which execution of the case (0-based).
+    pub execution: usize,
+    /// The first violation.
+    pub violation: Option<Violation>,
+    /// Operations that completed.
+    pub ops_run: usize,
+    /// Hash of the whole trace.
+    pub trace_hash: u64,
+    /// The trace tail.
+    pub trace_tail: Vec<Event>,
+    /// The tasks' names (one lane per thread).
+    pub task_names: std::collections::BTreeMap<TaskId, String>,
+    /// Lockdep's reports.
+    pub lockdep: Vec<LockdepReport>,
+    /// The decisions the scheduler made.
+    pub schedule: Recorded,
+    /// Parts of the linearizability search given up at the bound.
+    pub undecided: usize,
+}
+
+/// What one case found: the failing execution, or the last one.
+#[derive(Debug)]
+pub struct ThreadedReport {
+    /// The seed.
+    pub seed: u64,
+    /// Executions run.
+    pub executions: usize,
+    /// Operations completed over all executions.
+    pub ops_run: usize,
+    /// The failing execution, or the last one run.
+    pub last: Option<ExecutionReport>,
+    /// Coverage marks reached in any execution.
+    pub coverage: BTreeSet<&'static str>,
+    /// Executions whose linearizability search hit its bound.
+    pub undecided: usize,
+}
+
+impl ThreadedReport {
+    /// The violation, if an execution found one.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.last.as_ref().and_then(|last| last.violation.as_ref())
+    }
+}
+
+/// What one execution's body leaves for the runner (std-locked: the body may never finish).
+struct Slot {
+    sim: Sim,
+    ops_run: usize,
+    undecided: usize,
+    /// What each thread was doing, for a deadlock's report.
+    in_flight: Vec<Option<String>>,
+}
+
+pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
+fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `case` (seed `seed`) under its scheduler, up to `options.executions` executions, stopping
+/// at the first that finds a violation.
+pub fn run_case<S: ThreadedSubject>(
+    config: &S::Config,
+    seed: u64,
+    case: &ThreadedCase<S::Op>,
+    options: &ThreadedOptions,
+) -> ThreadedReport {
+    let config = S::threaded_config(config, case.threads.len());
+    let executions = match case.scheduler {
+        SchedulerChoice::Replay { .. } => 1,
+        _ => options.executions.max(1),
+    };
+    let scheduler = match case.scheduler.scheduler(seed, executions) {
+        Ok(scheduler) => scheduler,
+        Err(why) => return unrunnable(seed, Violation::new(ViolationKind::finding("bad-schedule"), why)),
+    };
+    let slots: Arc<StdMutex<Vec<Slot>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let body = {
+        let (slots, stop, case, trace) = (slots.clone(), stop.clone(), Arc::new(case.clone()), options.trace);
+        move || execute::<S>(&config, seed, &case, trace, &slots, &stop)
+    };
+    let ran = run_threads(scheduler, options.steps_max, stop, body);
+    let slots = std::mem::take(&mut *locked(&slots));
+    let mut report = ThreadedReport {
+        seed,
+        executions: slots.len(),
+        ops_run: slots.iter().map(|s| s.ops_run).sum(),
+        last: None,
+        coverage: BTreeSet::new(),
+        undecided: slots.iter().filter(|s| s.undecided > 0).count(),
+    };
+    let count = slots.len();
+    for (execution, slot) in slots.into_iter().enumerate() {
+        report.coverage.extend(slot.sim.marks());
+        if execution + 1 < count {
+            continue;
+        }
+        if let Some(escaped) = &ran.escaped {
+            slot.sim.report(None, escaped_violation(escaped, &slot));
+        }
+        let schedule = ran.recorded.get(execution).cloned().unwrap_or_default();
+        report.last = Some(execution_report(execution, &slot, schedule));
+    }
+    report
+}
+
+fn unrunnable(seed: u64, violation: Violation) -> ThreadedReport {
+    let sim = Sim::new(crate::sim::SimConfig::new(seed));
+    let slot = Slot { sim, ops_run: 0, undecided: 0, in_flight: Vec::new() };
+    slot.sim.report(None, violation);
+    ThreadedReport {
+        seed,
+        executions: 0,
+        ops_run: 0,
+        last: Some(execution_report(0, &slot, Recorded::default())),
+        coverage: BTreeSet::new(),
+        undecided: 0,
+    }
+}
+
+fn execution_report(execution: usize, slot: &Slot, schedule: Recorded) -> ExecutionReport {
+    let sim = &slot.sim;
+    ExecutionReport {
+        execution,
+        violation: sim.violations().into_iter().next(),
+        ops_run: slot.ops_run,
+        trace_hash: sim.trace_hash(),
+        trace_tail: sim.trace().events(),
+        task_names: sim.trace().task_names(),
+        lockdep: sim.lockdep().reports(),
+        schedule,
+        undecided: slot.undecided,
+    }
+}
+
+/// A failure shuttle raised (a deadlock, a step bound) as a violation, with what each thread was
+/// doing and the locks each task held (from the trace's acquisitions without a release).
+fn escaped_violation(escaped: &str, slot: &Slot) -> Violation {
+    let kind = if escaped.contains("deadlock") {
+        ViolationKind::Hang
+    } else if escaped.contains("max_steps") || escaped.contains("exceeded") {
+        ViolationKind::Liveness
+    } else {
+        ViolationKind::Panic
+    };
+    let mut message = format!("{escaped}\n");
+    for (thread, doing) in slot.in_flight.iter().enumerate() {
+        if let Some(doing) = doing {
+            message.push_str(&format!("  thread-{thread} was running {doing}\n"));
+        }
+    }
+    for (task, held) in held_locks(&slot.sim.trace().events()) {
+        let name =
+            slot.sim.trace().task_names().get(&task).cloned().unwrap_or_else(|| format!("task {task}"));
+        message.push_str(&format!("  {name} holds {}\n", held.join(", ")));
+    }
+    Violation::new(kind, message.trim_end().to_string())
+}
+
+/// Locks acquired and not released, per task, from trace events.
+fn held_locks(events: &[Event]) -> std::collections::BTreeMap<TaskId, Vec<String>> {
+    let mut held: std::collections::BTreeMap<TaskId, Vec<(u64, String)>> = Default::default();
+    for event in events {
+        match &event.kind {
+            EventKind::Acquired { class, token, .. } => {
+                held.entry(event.task).or_default().push((*token, class.to_string()));
+            }
+            EventKind::Released { token, .. } => {
+                for list in held.values_mut() {
+                    list.retain(|(t, _)| t != token);
+                }
+            }
+            _ => {}
+        }
+    }
+    held.into_iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(task, list)| (task, list.into_iter().map(|(_, class)| class).collect()))
+        .collect()
+}
+
+/// One execution's body, inside shuttle: build, prefix, threads, then the quiescent checks.
+fn execute<S: ThreadedSubject>(
+    config: &S::Config,
+    seed: u64,
+    case: &Arc<ThreadedCase<S::Op>>,
+    trace: TraceMode,
+    slots: &Arc<StdMutex<Vec<Slot>>>,
+    stop: &AtomicBool,
+) {
+    let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(trace));
+    let index = {
+        let mut slots = locked(slots);
+        let in_flight = vec![None; case.threads.len()];
+        slots.push(Slot { sim: sim.clone(), ops_run: 0, undecided: 0, in_flight });
+        slots.len() - 1
+    };
+    let found = run_execution::<S>(config, &sim, case, slots, index);
+    if let Some(found) = found {
+        if !sim.has_violations() {
+            sim.report(None, found);
+        }
+    }
+    if sim.has_violations() {
+        stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn run_execution<S: ThreadedSubject>(
+    config: &S::Config,
+    sim: &Sim,
+    case: &Arc<ThreadedCase<S::Op>>,
+    slots: &Arc<StdMutex<Vec<Slot>>>,
+    index: usize,
+) -> Option<Violation> {
+    let shared = match catch_unwind(AssertUnwindSafe(|| S::share(sim, config))) {
+        Ok(shared) => Arc::new(shared),
+        Err(payload) => return Some(Violation::new(ViolationKind::Panic, panic_text(payload))),
+    };
+    let mut reference = S::Reference::new(config);
+    let setup = sim.cx("setup", 0);
+    for op in &case.prefix {
+        let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(&shared, &setup, op))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                return Some(Violation::new(ViolationKind::Panic, format!("{op:?}: {}", panic_text(payload))))
+            }
+        };
+        locked(slots)[index].ops_run += 1;
+        if sim.has_violations() {
+            return None;
+        }
+        if let Err(why) = reference.check(op, &outcome) {
+            return Some(Violation::new(
+                ViolationKind::Mismatch,
+                format!("set-up {op:?} returned {outcome:?}: {why}"),
+            ));
+        }
+    }
+    if let Some(found) = invariants::<S>(&shared, sim, "after the set-up prefix") {
+        return Some(found);
+    }
+    let history = run_concurrently::<S>(sim, case, &shared, slots, index);
+    if sim.has_violations() {
+        return None;
+    }
+    if let Some(found) = invariants::<S>(&shared, sim, "at quiescence") {
+        return Some(found);
+    }
+    match linearize::check(&reference, &history, |op| S::key(op), |op| S::relaxed(op)) {
+        Verdict::Linearizable => {}
+        Verdict::Undecided(parts) => locked(slots)[index].undecided += parts,
+        Verdict::Violation(why) => {
+            return Some(Violation::new(
+                ViolationKind::Mismatch,
+                format!(
+                    "no order of the {} operations consistent with real time fits the reference: {why}",
+                    history.len()
+                ),
+            ))
+        }
+    }
+    let shared = Arc::try_unwrap(shared).ok()?;
+    match catch_unwind(AssertUnwindSafe(|| S::teardown_shared(shared, sim))) {
+        Ok(Ok(())) => None,
+        Ok(Err(found)) => Some(found),
+        Err(payload) => {
+            Some(Violation::new(ViolationKind::Panic, format!("teardown: {}", panic_text(payload))))
+        }
+    }
+}
+
+fn invariants<S: ThreadedSubject>(shared: &S::Shared, sim: &Sim, when: &str) -> Option<Violation> {
+    match catch_unwind(AssertUnwindSafe(|| S::check_shared(shared, sim))) {
+        Ok(Ok(())) => None,
+        Ok(Err(found)) => Some(found),
+        Err(payload) => {
+            Some(Violation::new(ViolationKind::Invariant(None), format!("{when}: {}", panic_text(payload))))
+        }
+    }
+}
+
+/// Spawns one shuttle thread per list, each applying its operations in its own context and
+/// recording invocation and response on the checker clock; joins them; returns the history.
+fn run_concurrently<S: ThreadedSubject>(
+    sim: &Sim,
+    case: &Arc<ThreadedCase<S::Op>>,
+    shared: &Arc<S::Shared>,
+    slots: &Arc<StdMutex<Vec<Slot>>>,
+    index: usize,
+) -> Vec<Entry<S::Op, S::Outcome>> {
+    let history: Arc<StdMutex<Vec<Entry<S::Op, S::Outcome>>>> = Arc::default();
+    let clock = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..case.threads.len())
+        .map(|thread| {
+            let cx = sim.cx(&format!("thread-{thread}"), thread as u32 % sim.cpus());
+            let (case, shared, slots, history, clock) =
+                (case.clone(), shared.clone(), slots.clone(), history.clone(), clock.clone());
+            crate::sync::thread::spawn(move || {
+                for (op_index, op) in case.threads[thread].iter().enumerate() {
+                    if cx.sim().has_violations() {
+                        return;
+                    }
+                    locked(&slots)[index].in_flight[thread] = Some(format!("op {op_index} {op:?}"));
+                    let invoked = clock.fetch_add(1, Ordering::Relaxed);
+                    cx.op_begin("op", format!("{thread}.{op_index} {op:?}"));
+                    let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(&shared, &cx, op))) {
+                        Ok(outcome) => outcome,
+                        Err(payload) => {
+                            let text = format!("thread {thread} {op:?}: {}", panic_text(payload));
+                            cx.sim().report(None, Violation::new(ViolationKind::Panic, text));
+                            return;
+                        }
+                    };
+                    cx.op_end("op", format!("{outcome:?}"));
+                    let returned = clock.fetch_add(1, Ordering::Relaxed);
+                    {
+                        let mut slots = locked(&slots);
+                        slots[index].in_flight[thread] = None;
+                        slots[index].ops_run += 1;
+                    }
+                    let entry = Entry { thread, index: op_index, op: op.clone(), outcome, invoked, returned };
+                    locked(&history).push(entry);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        let _ = handle.join();
+    }
+    let history = std::mem::take(&mut *locked(&history));
+    history
+}
+
+/// The artifact's `ops` for a threaded failure: the case with its schedule recorded, so
+/// `ksim replay` runs the same execution.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ThreadedOps<Op> {
+    /// The case; its scheduler is the recorded schedule.
+    pub threaded: ThreadedCase<Op>,
+    /// Preemptions in the recorded schedule.
+    pub preemptions: usize,
+    /// Threads and operations per thread before shrinking.
+    pub unshrunk: Vec<usize>,
+}
+
+/// Whether an artifact's `ops` hold a threaded case.
+pub fn is_threaded(artifact: &Artifact) -> bool {
+    artifact.ops.get("threaded").is_some()
+}
+
+/// The failing execution's case with its schedule pinned, run once more to check it fails.
+fn pinned<S: ThreadedSubject>(case: &ThreadedCase<S::Op>, schedule: &Recorded) -> ThreadedCase<S::Op> {
+    ThreadedCase { scheduler: SchedulerChoice::Replay { schedule: schedule.encode() }, ..case.clone() }
+}
+
+/// Builds and writes a threaded failure's artifact from a replayable (pinned) case.
+fn failure_from<S: ThreadedSubject>(
+    config: &S::Config,
+    seed: u64,
+    case: &ThreadedCase<S::Op>,
+    unshrunk: &ThreadedCase<S::Op>,
+    options: &ThreadedOptions,
+    out_dir: Option<&std::path::Path>,
+    shrink_seconds: f64,
+) -> Result<Failure, String> {
+    let report = run_case::<S>(config, seed, case, options);
+    let Some(last) = report.last.filter(|last| last.violation.is_some()) else {
+        return Err(format!(
+            "{} seed {seed}: the pinned threaded case no longer fails (nondeterminism?)",
+            S::NAME
+        ));
+    };
+    let violation = last.violation.clone().expect("filtered above");
+    let ops = ThreadedOps {
+        threaded: pinned::<S>(case, &last.schedule),
+        preemptions: last.schedule.preemptions,
+        unshrunk: unshrunk.threads.iter().map(Vec::len).collect(),
+    };
+    let path = out_dir.map(|dir| dir.join(format!("{}-threaded-seed{seed}.ksim.json", S::NAME)));
+    let artifact = Artifact {
+        ksim_artifact: crate::check::ARTIFACT_VERSION,
+        subsystem: S::NAME.to_string(),
+        config: serde_json::to_value(config).map_err(|e| e.to_string())?,
+        seed,
+        ops: serde_json::to_value(&ops).map_err(|e| e.to_string())?,
+        ops_unshrunk: unshrunk.ops_count(),
+        shrink_seconds,
+        violation,
+        violation_at: case.ops_count().saturating_sub(1),
+        trace_hash: last.trace_hash,
+        trace_tail: last.trace_tail,
+        lockdep: last.lockdep,
+        replay: match &path {
+            Some(path) => format!("ksim replay {}", path.display()),
+            None => {
+                format!("ksim fuzz {} --threads {} --seed {seed} --cases 1", S::NAME, unshrunk.threads.len())
+            }
+        },
+    };
+    if let Some(path) = &path {
+        artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0, shrink_seconds })
+}
+
+/// A replayed threaded artifact.
+#[derive(Debug)]
+pub struct ThreadedReplay {
+    /// The execution.
+    pub execution: ExecutionReport,
+    /// Same violation kind and same trace hash as recorded.
+    pub exact: bool,
+    /// The case that ran.
+    pub case_threads: usize,
+}
+
+/// Runs a threaded artifact's recorded execution again, keeping the whole trace.
+pub fn replay<S: ThreadedSubject>(artifact: &Artifact) -> Result<ThreadedReplay, String> {
+    if artifact.subsystem != S::NAME {
+        return Err(format!("artifact is for {}, not {}", artifact.subsystem, S::NAME));
+    }
+    let config: S::Config = serde_json::from_value(artifact.config.clone())
+        .map_err(|e| format!("artifact config does not fit {}: {e}", S::NAME))?;
+    let ops: ThreadedOps<S::Op> = serde_json::from_value(artifact.ops.clone())
+        .map_err(|e| format!("artifact threaded case does not fit {}: {e}", S::NAME))?;
+    let options =
+        ThreadedOptions { trace: TraceMode::Full, ..ThreadedOptions::new(ops.threaded.threads.len()) };
+    let report = run_case::<S>(&config, artifact.seed, &ops.threaded, &options);
+    let execution = report.last.ok_or("the replay ran no execution")?;
+    let exact = execution.trace_hash == artifact.trace_hash
+        && execution.violation.as_ref().is_some_and(|found| found.kind == artifact.violation.kind);
+    Ok(ThreadedReplay { execution, exact, case_threads: ops.threaded.threads.len() })
+}
+
+/// A threaded campaign: as [`crate::check::campaign`] (budget, shard, progress, stop, artifacts
+/// written before they are reported), each case `options.threads` threads.
+pub fn campaign<S: ThreadedSubject>(
+    config: &S::Config,
+    campaign: &CampaignOptions,
+    options: &ThreadedOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<CampaignReport, String> {
+    let (shard_index, shard_count) = campaign.shard;
+    if shard_count == 0 || shard_index >= shard_count {
+        return Err(format!("shard {shard_index}/{shard_count}: need 0 <= I < N"));
+    }
+    if let Some(dir) = &campaign.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let started = Instant::now();
+    let mut report = CampaignReport {
+        subsystem: S::NAME.to_string(),
+        progress: Progress::default(),
+        failures: Vec::new(),
+        coverage: Default::default(),
+        interrupted: false,
+    };
+    for case_index in 0u64.. {
+        let done = match campaign.budget {
+            crate::check::Budget::Cases(cases) => case_index >= cases,
+            crate::check::Budget::Time(limit) => started.elapsed() >= limit,
+        };
+        if done {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            break;
+        }
+        let seed = campaign.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
+        let case = generate::<S>(config, seed, options);
+        let run = run_case::<S>(config, seed, &case, options);
+        report.progress.cases += 1;
+        report.progress.ops += run.ops_run as u64;
+        for mark in &run.coverage {
+            *report.coverage.entry(mark.to_string()).or_default() += 1;
+        }
+        if run.undecided > 0 {
+            *report.coverage.entry(UNDECIDED_MARK.to_string()).or_default() += 1;
+        }
+        if let Some(last) = run.last.as_ref().filter(|last| last.violation.is_some()) {
+            let seconds_to_find = started.elapsed().as_secs_f64();
+            let shrink_started = Instant::now();
+            let failing = pinned::<S>(&case, &last.schedule);
+            let kind = last.violation.as_ref().map(|v| v.kind.clone()).expect("filtered above");
+            let shrunk = if campaign.shrink_steps > 0 {
+                shrink::<S>(config, seed, &failing, &case.scheduler, &kind, options, campaign.shrink_steps)
+            } else {
+                failing
+            };
+            let seconds = shrink_started.elapsed().as_secs_f64();
+            let failure = failure_from::<S>(
+                config,
+                seed,
+                &shrunk,
+                &case,
+                options,
+                campaign.out_dir.as_deref(),
+                seconds,
+            )?;
+            report.failures.push(Failure {
+                cases_to_find: report.progress.cases,
+                seconds_to_find,
+                ..failure
+            });
+            report.progress.failures += 1;
+        }
+        report.progress.seconds = started.elapsed().as_secs_f64();
+        progress(&report.progress);
+        if campaign.stop_on_failure && !report.failures.is_empty() {
+            break;
+        }
+    }
+    report.progress.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}

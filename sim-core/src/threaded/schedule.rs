@@ -1,0 +1,283 @@
+//! Schedules as data: which scheduler a threaded case runs under, the decisions an execution made
+//! (recorded by a wrapper around any shuttle [`Scheduler`]), their text form for artifacts, and a
+//! replaying scheduler that makes the same decisions again.
+//!
+//! The recorder is what keeps the scheduler pluggable: [`run_threads`] takes any boxed shuttle
+//! scheduler (random, PCT, a replay, or one of a caller's own, as `ksim play` has) and hands back
+//! each execution's decisions, so whatever chose a schedule, the artifact can replay it exactly.
+
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use crate::sync::schedule::{self, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
+
+/// Which scheduler a threaded case runs under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SchedulerChoice {
+    /// Shuttle's random scheduler, seeded from the case seed.
+    Random,
+    /// Shuttle's PCT scheduler (probabilistic concurrency testing) with this bug depth, seeded
+    /// from the case seed.
+    Pct {
+        /// How many priority change points an execution gets (the bug depth PCT targets).
+        depth: usize,
+    },
+    /// The recorded decisions of one execution ([`Recorded::encode`]), made again.
+    Replay {
+        /// The encoded schedule.
+        schedule: String,
+    },
+}
+
+impl SchedulerChoice {
+    /// The choice for a campaign's case seed: PCT (depth 2 or 3) for every third seed, random
+    /// otherwise, so a campaign gets both.
+    pub fn for_seed(seed: u64) -> SchedulerChoice {
+        if seed % 3 == 2 {
+            SchedulerChoice::Pct { depth: 2 + (seed / 3 % 2) as usize }
+        } else {
+            SchedulerChoice::Random
+        }
+    }
+
+    /// The shuttle scheduler for this choice, `executions` executions long, seeded from `seed`.
+    pub fn scheduler(&self, seed: u64, executions: usize) -> Result<Box<dyn Scheduler + Send>, String> {
+        let seed = seed ^ 0x6b73_696d_5f74_6872; // "ksim_thr": apart from the op generator's stream
+        Ok(match self {
+            SchedulerChoice::Random => Box::new(RandomScheduler::new_from_seed(seed, executions)),
+            // PCT's first execution only measures the schedule's length: give it one more.
+            SchedulerChoice::Pct { depth } => {
+                Box::new(PctScheduler::new_from_seed(seed, (*depth).max(1), executions + 1))
+            }
+            SchedulerChoice::Replay { schedule } => Box::new(Replay::new(Recorded::decode(schedule)?)),
+        })
+    }
+}
+
+/// One scheduling decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Shuttle task `n` ran next (0 is the execution's main task, threads follow in spawn order).
+    Task(usize),
+    /// A task asked for a random number and got this one.
+    Random(u64),
+}
+
+/// The decisions of one execution, and how many of them were preemptions (the running task was
+/// still runnable and another was chosen).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Every decision, in order.
+    pub steps: Vec<Step>,
+    /// How many task choices switched away from a task that could have gone on.
+    pub preemptions: usize,
+}
+
+impl Recorded {
+    /// The text form: one character per task choice (`0`-`9`, `a`-`z` for tasks 10 to 35) and
+    /// `r<hex>.` per random number.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(self.steps.len());
+        for step in &self.steps {
+            match *step {
+                Step::Task(task) => text.push(char::from_digit(task as u32, 36).unwrap_or('?')),
+                Step::Random(value) => {
+                    let _ = write!(text, "r{value:x}.");
+                }
+            }
+        }
+        text
+    }
+
+    /// Parses [`Recorded::encode`]'s text.
+    pub fn decode(text: &str) -> Result<Recorded, String> {
+        let mut steps = Vec::with_capacity(text.len());
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == 'r' {
+                let hex: String = chars.by_ref().take_while(|&c| c != '.').collect();
+                let value = u64::from_str_radix(&hex, 16).map_err(|e| format!("schedule: r{hex}: {e}"))?;
+                steps.push(Step::Random(value));
+            } else {
+                let task = c.to_digit(36).ok_or_else(|| format!("schedule: unexpected {c:?}"))?;
+                steps.push(Step::Task(task as usize));
+            }
+        }
+        Ok(Recorded { steps, preemptions: 0 })
+    }
+
+    /// The task choices where another task was chosen while the previous one could go on, by
+    /// index into `steps`, for shrinking.
+    pub fn switch_points(&self) -> Vec<usize> {
+        let mut points = Vec::new();
+        let mut previous = None;
+        for (index, step) in self.steps.iter().enumerate() {
+            if let Step::Task(task) = *step {
+                if previous.is_some_and(|p| p != task) {
+                    points.push(index);
+                }
+                previous = Some(task);
+            }
+        }
+        points
+    }
+}
+
+/// Makes recorded decisions again. Where a decision does not fit (its task is not runnable: the
+/// case changed under shrinking), it keeps the running task if it can, else takes the lowest
+/// runnable one, and counts the divergence; past the end of the record it does the same.
+#[derive(Debug)]
+pub struct Replay {
+    steps: std::vec::IntoIter<Step>,
+    started: bool,
+    /// Decisions that did not fit.
+    pub diverged: usize,
+}
+
+impl Replay {
+    /// A replay of `recorded`, one execution long.
+    pub fn new(recorded: Recorded) -> Replay {
+        Replay { steps: recorded.steps.into_iter(), started: false, diverged: 0 }
+    }
+}
+
+impl Scheduler for Replay {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if std::mem::replace(&mut self.started, true) {
+            return None;
+        }
+        Some(Schedule::new(0))
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _yielding: bool) -> Option<TaskId> {
+        let wanted = loop {
+            match self.steps.next() {
+                Some(Step::Task(task)) => break Some(task),
+                Some(Step::Random(_)) => self.diverged += 1,
+                None => break None,
+            }
+        };
+        if let Some(task) =
+            runnable.iter().map(|t| t.id()).find(|&id| Some(schedule::task_index(id)) == wanted)
+        {
+            return Some(task);
+        }
+        if wanted.is_some() {
+            self.diverged += 1;
+        }
+        let keep = current.filter(|c| runnable.iter().any(|t| t.id() == *c));
+        Some(keep.unwrap_or_else(|| runnable[0].id()))
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        match self.steps.as_slice().first() {
+            Some(Step::Random(value)) => {
+                let value = *value;
+                self.steps.next();
+                value
+            }
+            _ => {
+                self.diverged += 1;
+                0
+            }
+        }
+    }
+}
+
+/// What the recorder shares with [`run_threads`]: each execution's decisions, and the flag that
+/// ends the run before the next execution.
+#[derive(Debug, Default)]
+struct Log {
+    executions: Vec<Recorded>,
+}
+
+/// Wraps a scheduler and records every decision it makes.
+struct Recorder {
+    inner: Box<dyn Scheduler + Send>,
+    log: Arc<StdMutex<Log>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Scheduler for Recorder {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.stop.load(Ordering::Relaxed) {
+            // Let the inner scheduler run out of executions, so it ends as a finished run (shuttle's
+            // random scheduler prints its seed when dropped in the middle of one).
+            while self.inner.new_execution().is_some() {}
+            return None;
+        }
+        let schedule = self.inner.new_execution()?;
+        self.log.lock().unwrap_or_else(PoisonError::into_inner).executions.push(Recorded::default());
+        Some(schedule)
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
+        let chosen = self.inner.next_task(runnable, current, yielding)?;
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(recorded) = log.executions.last_mut() {
+            let could_go_on = current.is_some_and(|c| c != chosen && runnable.iter().any(|t| t.id() == c));
+            recorded.preemptions += usize::from(could_go_on);
+            recorded.steps.push(Step::Task(schedule::task_index(chosen)));
+        }
+        Some(chosen)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let value = self.inner.next_u64();
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(recorded) = log.executions.last_mut() {
+            recorded.steps.push(Step::Random(value));
+        }
+        value
+    }
+}
+
+/// What [`run_threads`] ran.
+#[derive(Debug)]
+pub struct Executions {
+    /// Each execution's decisions, in order; the last is the one running when the run ended.
+    pub recorded: Vec<Recorded>,
+    /// A failure shuttle raised itself (a deadlock: every task blocked; a step bound exceeded),
+    /// or a panic that escaped the body, as text. It ended the last execution.
+    pub escaped: Option<String>,
+}
+
+/// Runs `body` once per execution `scheduler` grants (until `stop` is set between executions),
+/// each a shuttle execution in which [`crate::sync`] makes shuttle objects and spawns shuttle
+/// threads; records every decision. An execution longer than `steps_max` steps fails.
+pub fn run_threads(
+    scheduler: Box<dyn Scheduler + Send>,
+    steps_max: usize,
+    stop: Arc<AtomicBool>,
+    body: impl Fn() + Send + Sync + 'static,
+) -> Executions {
+    let log = Arc::new(StdMutex::new(Log::default()));
+    let recorder = Recorder { inner: scheduler, log: log.clone(), stop };
+    let escaped = catch_unwind(AssertUnwindSafe(|| schedule::run(recorder, steps_max, body)))
+        .err()
+        .map(super::panic_text);
+    let recorded = std::mem::take(&mut log.lock().unwrap_or_else(PoisonError::into_inner).executions);
+    Executions { recorded, escaped }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_survives_its_text_form() {
+        let recorded = Recorded {
+            steps: vec![Step::Task(0), Step::Task(1), Step::Random(0xbeef), Step::Task(12), Step::Task(1)],
+            preemptions: 0,
+        };
+        let text = recorded.encode();
+        assert_eq!(text, "01rbeef.c1");
+        assert_eq!(Recorded::decode(&text).expect("decodes").steps, recorded.steps);
+        assert_eq!(recorded.switch_points(), vec![1, 3, 4]);
+        assert!(Recorded::decode("0x").is_err());
+    }
+}
