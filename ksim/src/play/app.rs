@@ -62,7 +62,8 @@ impl App {
             saved: None,
             quit: false,
         };
-        app.message = app.verdict_line().unwrap_or_else(|| "pick a task (1-9, arrows) and press Enter".into());
+        app.message =
+            app.verdict_line().unwrap_or_else(|| "pick a task (1-9, arrows) and press Enter".into());
         app
     }
 
@@ -120,7 +121,8 @@ impl App {
                 self.rerun(&format!("task {} stepped", task + 1));
             }
             Some(TaskStatus::Blocked) => {
-                self.message = format!("task {} is blocked: it waits for something another task holds", task + 1);
+                self.message =
+                    format!("task {} is blocked: it waits for something another task holds", task + 1);
             }
             Some(TaskStatus::Finished) => self.message = format!("task {} has finished", task + 1),
             None => self.message = format!("task {} has not started yet", task + 1),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::levels;
 use super::runtime::{self, Control};
-use super::snapshot::{End, Snapshot};
+use super::snapshot::{End, Snapshot, TaskStatus};
 
 /// A task of a level as the screen introduces it.
 #[derive(Clone, Copy, Debug)]
@@ -22,7 +22,8 @@ pub(crate) struct TaskInfo {
 pub(crate) enum Win {
     /// A violation of one of these kinds (as `ViolationKind` prints them).
     Violation(&'static [&'static str]),
-    /// A deadlock, or lockdep's report of the cycle that makes it (it sees the cycle first).
+    /// A deadlock: every unfinished task blocked. Lockdep's report of the cycle (it sees the
+    /// cycle before it closes) is shown but does not end the run.
     Deadlock,
     /// Every task finishes and every check passes: the twin of a fixed bug.
     Holds,
@@ -56,8 +57,10 @@ pub(crate) struct Level {
     /// The set-up: makes the `Sim` and the model, spawns the tasks, checks the invariants at the
     /// end. Runs inside the execution; the flag is `fix_on`.
     pub setup: fn(&Arc<Control>, bool),
-    /// A winning schedule (level task indices, from 0), replayed by the tests.
-    pub solution: &'static [usize],
+    /// A winning plan, replayed by the tests: (level task from 0, what to run it until: the
+    /// first event whose text contains this, or "" for until it blocks or finishes). A plan
+    /// rather than a list of steps, so it survives a model that takes a step more or less.
+    pub solution: &'static [(usize, &'static str)],
 }
 
 /// How a snapshot stands against the level's goal.
@@ -76,7 +79,36 @@ impl Level {
     pub(crate) fn run(&self, choices: &[usize]) -> Snapshot {
         let setup = self.setup;
         let fix_on = self.fix_on;
-        runtime::run(move |control| setup(control, fix_on), choices)
+        // A deadlock level goes on past lockdep's report of the cycle: the player makes it real.
+        let lockdep_ends = self.win != Win::Deadlock;
+        runtime::run(move |control| setup(control, fix_on), choices, lockdep_ends)
+    }
+
+    /// The player's choices that carry out the level's solution plan.
+    pub(crate) fn solution_choices(&self) -> Vec<usize> {
+        let mut choices = Vec::new();
+        for &(task, until) in self.solution {
+            loop {
+                let snapshot = self.run(&choices);
+                let Some(view) = snapshot.tasks.get(task) else { break };
+                if snapshot.end.is_some() || view.status != TaskStatus::Runnable {
+                    break;
+                }
+                choices.push(task);
+                let after = self.run(&choices);
+                let reached = !until.is_empty()
+                    && after
+                        .trace
+                        .iter()
+                        .rev()
+                        .take(after.trace.len() - snapshot.trace.len())
+                        .any(|(o, t)| *o == Some(task) && t.contains(until));
+                if reached || after.end.is_some() {
+                    break;
+                }
+            }
+        }
+        choices
     }
 
     /// Judges `snapshot` against the goal.
@@ -88,10 +120,10 @@ impl Level {
                 Verdict::Won(line)
             }
             (Win::Deadlock, End::Deadlock) => Verdict::Won(line),
-            (Win::Deadlock, End::Violation(v)) if v.kind.to_string() == "lockdep:circular-locking" => {
-                Verdict::Won(line)
-            }
             (Win::Holds, End::Finished) => Verdict::Won(format!("{line}: {}", self.invariant)),
+            (Win::Deadlock, End::Finished) if !snapshot.violations.is_empty() => Verdict::Lost(format!(
+                "lockdep saw the cycle, but every task got through: make the deadlock real (u: undo, r: restart)"
+            )),
             (_, End::Finished) => {
                 Verdict::Lost(format!("{line}: the bug did not happen in this schedule (u: undo, r: restart)"))
             }

@@ -44,7 +44,10 @@ pub(crate) fn list() -> String {
 /// whether it wins.
 pub(crate) fn check(file: &Path) -> Result<(String, bool), CliError> {
     let Some(solution) = solution::Solution::read(file)? else {
-        return Err(CliError::Usage(format!("{} is not a ksim play schedule (no \"ksim_play\" key)", file.display())));
+        return Err(CliError::Usage(format!(
+            "{} is not a ksim play schedule (no \"ksim_play\" key)",
+            file.display()
+        )));
     };
     let checked = solution::check(&solution)?;
     let mut out = format!("{}\n", checked.level.heading());

@@ -17,20 +17,25 @@
 //! tasks have all been spawned; after that it only waits, so "only the main task can run" while
 //! some level task is unfinished is a deadlock, found by the scheduler itself.
 //!
-//! This is the one file of `ksim play` that names the schedule runtime (see ARCHITECTURE.md).
+//! The schedule runtime is sim-core's (`sim_core::sync::schedule`, the `threaded` feature): the
+//! model's locks are shuttle objects because the level builds them inside the execution.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
-use sim_core::Sim;
+use sim_core::sync::schedule::{self, Schedule, Scheduler, Task, TaskId};
+use sim_core::sync::thread;
+use sim_core::{Sim, Violation};
 
 use super::snapshot::{End, Snapshot, TaskStatus};
 
 /// Steps a task may run on its own between two visible events before the player is asked
 /// anyway (a loop that makes no trace event, such as a spin on a bit lock).
 const AUTO_STEPS_MAX: usize = 64;
+
+/// Scheduling steps one run may take (a level's run takes a few hundred).
+const STEPS_MAX: usize = 200_000;
 
 /// What the level's set-up shares with the scheduler: all `std`, so reading it from the
 /// scheduler adds no scheduling point.
@@ -51,6 +56,8 @@ pub(crate) struct Control {
     stretches: Mutex<Vec<(usize, Option<usize>)>>,
     /// The level's own lines about its state at the end (set by the set-up after its checks).
     state: Mutex<Vec<String>>,
+    /// Whether a lockdep report ends the run (not in a level whose goal is the deadlock itself).
+    lockdep_ends: bool,
 }
 
 impl Control {
@@ -66,6 +73,13 @@ impl Control {
 
     fn sim(&self) -> Option<Sim> {
         self.sim.lock().expect("control").clone()
+    }
+
+    /// The first violation that ends the run.
+    fn ending_violation(&self, sim: &Sim) -> Option<Violation> {
+        sim.violations()
+            .into_iter()
+            .find(|v| self.lockdep_ends || !v.kind.to_string().starts_with("lockdep:"))
     }
 
     fn all_done(&self) -> bool {
@@ -99,8 +113,7 @@ pub(crate) fn spawn_tasks(control: &Arc<Control>, tasks: Vec<TaskBody>, stop_dae
     let mut handles = Vec::new();
     for (index, task) in tasks.into_iter().enumerate() {
         let mine = control.clone();
-        handles.push(shuttle::thread::spawn(move || {
-            assert_eq!(usize::from(shuttle::current::me()), index + 1, "ksim play: level tasks are tasks 1..");
+        handles.push(thread::spawn(move || {
             (task.body)();
             mine.finished.lock().expect("control")[index] = true;
         }));
@@ -108,7 +121,7 @@ pub(crate) fn spawn_tasks(control: &Arc<Control>, tasks: Vec<TaskBody>, stop_dae
     }
     control.started.store(true, Ordering::SeqCst);
     while !control.all_done() {
-        shuttle::thread::yield_now();
+        thread::yield_now();
     }
     stop_daemons();
     for handle in handles {
@@ -118,8 +131,13 @@ pub(crate) fn spawn_tasks(control: &Arc<Control>, tasks: Vec<TaskBody>, stop_dae
 
 /// Runs a level's set-up with the player's `choices` (level task indices) and returns what the
 /// player sees where the choices run out, or how the level ended.
-pub(crate) fn run(setup: impl Fn(&Arc<Control>) + Send + Sync + 'static, choices: &[usize]) -> Snapshot {
-    let control = Arc::new(Control::default());
+/// A lockdep report ends the run only when `lockdep_ends`.
+pub(crate) fn run(
+    setup: impl Fn(&Arc<Control>) + Send + Sync + 'static,
+    choices: &[usize],
+    lockdep_ends: bool,
+) -> Snapshot {
+    let control = Arc::new(Control { lockdep_ends, ..Control::default() });
     let scheduler = PlayerScheduler {
         control: control.clone(),
         choices: choices.to_vec(),
@@ -130,11 +148,9 @@ pub(crate) fn run(setup: impl Fn(&Arc<Control>) + Send + Sync + 'static, choices
         auto: 0,
         counter: 0,
     };
-    let mut config = shuttle::Config::default();
-    config.silence_warnings = true;
     let inner = control.clone();
     let ran = catch_unwind(AssertUnwindSafe(|| {
-        shuttle::Runner::new(scheduler, config).run(move || {
+        schedule::run(scheduler, STEPS_MAX, move || {
             setup(&inner);
             finish(&inner);
         })
@@ -143,7 +159,9 @@ pub(crate) fn run(setup: impl Fn(&Arc<Control>) + Send + Sync + 'static, choices
     match (ran, snapshot) {
         (_, Some(snapshot)) => snapshot,
         (Err(payload), None) => Snapshot::ended(End::Panic(panic_text(payload.as_ref())), choices.len()),
-        (Ok(_), None) => Snapshot::ended(End::Panic("the level ended without a result".into()), choices.len()),
+        (Ok(_), None) => {
+            Snapshot::ended(End::Panic("the level ended without a result".into()), choices.len())
+        }
     }
 }
 
@@ -152,7 +170,7 @@ fn finish(control: &Control) {
     let Some(sim) = control.sim() else { return };
     let finished = control.finished.lock().expect("control").clone();
     let statuses = finished.iter().map(|_| TaskStatus::Finished).collect();
-    let end = match sim.violations().into_iter().next() {
+    let end = match control.ending_violation(&sim) {
         Some(violation) => End::Violation(violation),
         None => End::Finished,
     };
@@ -262,7 +280,7 @@ impl Scheduler for PlayerScheduler {
             }
         }
         self.auto = 0;
-        if let Some(violation) = sim.violations().into_iter().next() {
+        if let Some(violation) = self.control.ending_violation(&sim) {
             return self.stop(&sim, &levels, Some(End::Violation(violation)));
         }
         if levels.is_empty() {
@@ -289,5 +307,5 @@ impl Scheduler for PlayerScheduler {
 
 /// The level task a shuttle task is (None: the set-up, task 0).
 fn level_task(id: TaskId) -> Option<usize> {
-    usize::from(id).checked_sub(1)
+    schedule::task_index(id).checked_sub(1)
 }

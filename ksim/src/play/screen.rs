@@ -75,13 +75,14 @@ fn draw_tasks(frame: &mut Frame<'_>, app: &App, area: Rect) {
         lines.push(Line::from(format!("in: {}", functions.as_deref().unwrap_or(info.entry))));
         let held = view.map(|v| v.held.join(", ")).filter(|h| !h.is_empty());
         lines.push(Line::from(format!("holds: {}", held.as_deref().unwrap_or("-"))));
-        match view.map(|v| v.status) {
-            Some(TaskStatus::Blocked) => lines.push(Line::from("next: waits (blocked)")),
-            Some(TaskStatus::Runnable) => lines.push(Line::from("next: runs to its next step")),
-            _ => {}
+        if view.map(|v| v.status) == Some(TaskStatus::Blocked) {
+            lines.push(Line::from("waits: blocked (see who holds what below)"));
         }
         for event in view.map(|v| v.recent.as_slice()).unwrap_or_default() {
-            lines.push(Line::from(Span::styled(format!("· {event}"), Style::new().add_modifier(Modifier::DIM))));
+            lines.push(Line::from(Span::styled(
+                format!("· {event}"),
+                Style::new().add_modifier(Modifier::DIM),
+            )));
         }
         frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: true }), columns[index]);
     }
@@ -104,7 +105,10 @@ fn draw_state(frame: &mut Frame<'_>, app: &App, area: Rect) {
         lines.push(Line::from(line.clone()));
     }
     for violation in &app.snapshot.violations {
-        lines.push(Line::from(Span::styled(format!("!! {violation}"), Style::new().add_modifier(Modifier::BOLD))));
+        lines.push(Line::from(Span::styled(
+            format!("!! {violation}"),
+            Style::new().add_modifier(Modifier::BOLD),
+        )));
     }
     let block = Block::bordered().title(format!(" shared state · step {} ", app.choices.len()));
     frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: true }), area);

@@ -109,7 +109,10 @@ pub(crate) fn check(solution: &Solution) -> Result<Checked, String> {
     let mut choices = Vec::with_capacity(solution.schedule.len());
     for (step, &task) in solution.schedule.iter().enumerate() {
         if task == 0 || task > tasks {
-            return Err(format!("step {}: task {task} does not exist (the level has tasks 1-{tasks})", step + 1));
+            return Err(format!(
+                "step {}: task {task} does not exist (the level has tasks 1-{tasks})",
+                step + 1
+            ));
         }
         choices.push(task - 1);
     }

@@ -27,9 +27,10 @@ pub(crate) fn levels() -> Vec<Level> {
         invariant: "a port is on a CPU's listener list at most once, so each exit reaches it once",
         hint: "both registrations of the port must be on cpu 0's list before the exit walks it",
         tasks: &DUPLICATE_TASKS,
-        win: Win::Violation(&["duplicate-listener"]),
+        // The second copy of one exit carries the sequence number the first did.
+        win: Win::Violation(&["duplicate-listener", "seq-order"]),
         setup: duplicate_listener,
-        solution: &[0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+        solution: &[(0, ""), (1, ""), (2, "")],
     };
     let group = Level {
         name: "taskstats-3",
@@ -42,7 +43,7 @@ pub(crate) fn levels() -> Vec<Level> {
         tasks: &GROUP_TASKS,
         win: Win::Violation(&["group-stats"]),
         setup: group_stats,
-        solution: &[],
+        solution: &[(0, ""), (1, ""), (2, "")],
         ..duplicate
     };
     vec![
@@ -55,7 +56,7 @@ pub(crate) fn levels() -> Vec<Level> {
             hint: "add_del_listener() looks for the port and adds it under the same down_write: \
                    no second registration can slip in between",
             win: Win::Holds,
-            solution: &[0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+            solution: &[(0, ""), (1, ""), (2, "")],
             ..duplicate
         },
         group,
@@ -66,7 +67,7 @@ pub(crate) fn levels() -> Vec<Level> {
             goal: "try to make the group's record miss a thread: every schedule keeps the invariant",
             hint: "taskstats_exit() adds the thread to its group's stats before it looks for listeners",
             win: Win::Holds,
-            solution: &[],
+            solution: &[(0, ""), (1, ""), (2, "")],
             ..group
         },
     ]
@@ -111,10 +112,12 @@ fn register(model: &Taskstats, sim: &Sim, port: u32, mask: &str) {
     let _ = netlink_send(sim, model, port, &bytes);
 }
 
-/// Reports a broken invariant at the end of the run and lists cpu 0's listeners.
-fn finish(control: &Control, sim: &Sim, model: &Taskstats) {
+/// Reports a broken invariant at the end of the run (when `check`) and lists cpu 0's listeners.
+fn finish(control: &Control, sim: &Sim, model: &Taskstats, check: bool) {
     if let Err(violation) = model.check_invariants(sim) {
-        sim.report(None, violation);
+        if check {
+            sim.report(None, violation);
+        }
     }
     let listeners = model.listeners(&sim.observer_cx("play", 0), 0);
     control.set_state(vec![format!("cpu 0 listeners (port, valid): {listeners:?}")]);
@@ -140,7 +143,9 @@ fn duplicate_listener(control: &Arc<Control>, fix_on: bool) {
         }),
     });
     spawn_tasks(control, tasks, || {});
-    finish(control, &sim, &model);
+    // The goal is the delivery: a list that merely holds the port twice at the end, after the
+    // exit, is not checked here (the exit never saw it).
+    finish(control, &sim, &model, fix_on);
 }
 
 /// A thread exits, a listener registers, the group leader exits.
@@ -168,5 +173,5 @@ fn group_stats(control: &Arc<Control>, fix_on: bool) {
         });
     }
     spawn_tasks(control, tasks, || {});
-    finish(control, &sim, &model);
+    finish(control, &sim, &model, true);
 }
