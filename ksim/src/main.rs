@@ -162,6 +162,10 @@ enum Command {
         /// Says whether a saved schedule wins its level (exit 1 when it does not).
         #[arg(long, value_name = "FILE", conflicts_with = "level")]
         check: Option<PathBuf>,
+        /// Writes the level's stored winning schedule into --out instead of playing (a
+        /// teacher's answer key).
+        #[arg(long, requires = "level")]
+        solve: bool,
         /// Where a won level's schedule is saved.
         #[arg(long, value_name = "DIR", default_value = "ksim-play")]
         out: PathBuf,
@@ -269,7 +273,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(status(commands::trace(&scenario, format, out.as_deref())?.ok))
         }
         Command::Merge { reports, out } => Ok(status(commands::merge(&reports, out.as_deref())?.ok)),
-        Command::Play { level, list, check, out } => {
+        Command::Play { level, list, check, solve, out } => {
             if list {
                 print(&play::list())?;
                 return Ok(ExitCode::SUCCESS);
@@ -279,7 +283,12 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 print(&text)?;
                 return Ok(status(wins));
             }
-            play::play(level.as_deref().unwrap_or_default(), &out)?;
+            let level = level.as_deref().unwrap_or_default();
+            if solve {
+                print(&play::solve(level, &out)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            play::play(level, &out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Taskstats { command: TaskstatsCommand::Netlink { port, file } } => {

@@ -78,6 +78,13 @@ pub(crate) fn check(file: &Path) -> Result<(String, bool), CliError> {
 /// `ksim replay FILE` for a play schedule: None when `file` is not one; otherwise the trace of
 /// the run, how it ended, and whether it reproduced the saved run exactly.
 pub(crate) fn replay(file: &Path) -> Result<Option<(String, bool)>, CliError> {
+    // A file that is not JSON is left to the artifact reader, whose message names artifacts.
+    let is_json = std::fs::read_to_string(file)
+        .ok()
+        .is_some_and(|text| serde_json::from_str::<serde_json::Value>(&text).is_ok());
+    if !is_json {
+        return Ok(None);
+    }
     let Some(solution) = solution::Solution::read(file)? else { return Ok(None) };
     let checked = solution::check(&solution)?;
     let mut out = format!("{}\nschedule: {:?}\n", checked.level.heading(), solution.schedule);
@@ -92,6 +99,26 @@ pub(crate) fn replay(file: &Path) -> Result<Option<(String, bool)>, CliError> {
         if exact { "reproduced exactly (same outcome, same trace hash)" } else { "NOT reproduced exactly" }
     ));
     Ok(Some((out, exact)))
+}
+
+/// `ksim play LEVEL --solve`: writes the level's stored winning schedule into `out_dir`.
+pub(crate) fn solve(name: &str, out_dir: &Path) -> Result<String, CliError> {
+    let level = level::find(name)?;
+    let choices = level.solution_choices();
+    let snapshot = level.run(&choices);
+    if !matches!(level.verdict(&snapshot), Verdict::Won(_)) {
+        return Err(CliError::Failed(format!("{name}: the stored solution no longer wins (a bug in ksim)")));
+    }
+    let path = solution::Solution::new(&level, &choices, &snapshot)
+        .write_into(out_dir)
+        .map_err(|e| CliError::Failed(format!("cannot write into {}: {e}", out_dir.display())))?;
+    Ok(format!(
+        "{}: {} steps, written to {}
+",
+        level.name,
+        choices.len(),
+        path.display()
+    ))
 }
 
 /// `ksim play LEVEL`: the game in this terminal; a won level's schedule goes into `save_dir`.
