@@ -137,7 +137,7 @@ impl Level {
     /// The title line: name, subsystem, fix state.
     pub(crate) fn heading(&self) -> String {
         let fix = if self.fix_on { "on" } else { "off" };
-        format!("{}: {} ({} {}, fix {} {fix})", self.name, self.title, self.subsystem, self.kernel, self.zoo)
+        format!("{}: {} · {} {} · fix {} {fix}", self.name, self.title, self.subsystem, self.kernel, self.zoo)
     }
 }
 

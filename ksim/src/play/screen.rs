@@ -30,7 +30,7 @@ pub(crate) fn draw(frame: &mut Frame<'_>, app: &App) {
     }
     let tasks_height = 9;
     let [top, tasks, state, trace, bottom] = Layout::vertical([
-        Constraint::Length(3),
+        Constraint::Length(4),
         Constraint::Length(tasks_height),
         Constraint::Min(4),
         Constraint::Min(4),
@@ -55,7 +55,7 @@ fn draw_top(frame: &mut Frame<'_>, app: &App, area: Rect) {
     } else {
         lines.push(Line::from(format!("invariant: {}", level.invariant)));
     }
-    frame.render_widget(Paragraph::new(lines), area);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
 }
 
 fn draw_tasks(frame: &mut Frame<'_>, app: &App, area: Rect) {

@@ -138,3 +138,17 @@ fn print_run() {
     println!("tasks: {:?}\nend: {:?}", snapshot.tasks, snapshot.end);
     println!("{}", screen_text(&App::new(level, None), 100, 32));
 }
+
+#[test]
+#[ignore = "a tool: prints the guide's screens (guide/src/levels.md), 100x30, at the end of each first level's plan"]
+fn print_guide_screens() {
+    for name in ["taskstats-1", "mbcache-1", "balloon-1"] {
+        let level = find(name).expect("level");
+        let mut app = App::new(level, None);
+        for task in level.solution_choices() {
+            app.key(Key::Char(char::from(b'1' + task as u8)));
+            app.key(Key::Enter);
+        }
+        println!("{name}:\n{}", screen_text(&app, 100, 30));
+    }
+}
