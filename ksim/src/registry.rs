@@ -134,7 +134,7 @@ pub(crate) fn threaded_entry<S: Catalog + ThreadedSubject>() -> SubsystemEntry {
 pub(crate) fn registry() -> Vec<SubsystemEntry> {
     vec![
         // ---- the kernel models: one line per subsystem crate ----------------------------------
-        entry::<taskstats_sim::TaskstatsSubject>(),
+        threaded_entry::<taskstats_sim::TaskstatsSubject>(),
         entry::<mbcache_sim::MbcacheSubject>(),
         entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------

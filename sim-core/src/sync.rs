@@ -799,11 +799,26 @@ pub mod schedule {
         steps_max: usize,
         f: impl Fn() + Send + Sync + 'static,
     ) -> usize {
+        keep_panic_hook();
         let mut config = shuttle::Config::new();
         config.failure_persistence = shuttle::FailurePersistence::None;
         config.silence_warnings = true;
         config.max_steps = shuttle::MaxSteps::FailAfter(steps_max);
         shuttle::Runner::new(scheduler, config).run(f)
+    }
+
+    /// Shuttle installs a panic hook at its first execution that prints a schedule for every
+    /// panic, even one a checker catches and reports as a violation. Let it install it once over
+    /// a throwaway hook, then put the process's own hook back, so ksim's output stays its own.
+    fn keep_panic_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let hook = std::panic::take_hook();
+            let mut config = shuttle::Config::new();
+            config.silence_warnings = true;
+            shuttle::Runner::new(RandomScheduler::new_from_seed(0, 1), config).run(|| {});
+            std::panic::set_hook(hook);
+        });
     }
 
     /// A task id as a number (shuttle numbers tasks 0, 1, ... in spawn order; 0 is the main one).

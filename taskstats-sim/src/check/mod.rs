@@ -11,6 +11,8 @@ mod catalog;
 mod op;
 mod reference;
 pub(crate) mod scenario;
+#[cfg(feature = "threaded")]
+mod threaded;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
@@ -139,7 +141,7 @@ impl TaskstatsSubject {
     /// One TASKSTATS/CGROUPSTATS request on the `port`-th open port, sent by that port's
     /// process, with the target's number and the fd filled in.
     fn request(
-        &mut self,
+        &self,
         sim: &Sim,
         port: u8,
         attrs: Vec<(u16, Vec<u8>)>,
@@ -193,7 +195,7 @@ impl TaskstatsSubject {
     }
 
     /// The task operations: fork, run, scheduler changes, open(2), socket(2).
-    fn apply_task_op(&mut self, sim: &Sim, op: &Op) -> Outcome {
+    fn apply_task_op(&self, sim: &Sim, op: &Op) -> Outcome {
         let live = self.live_pids(sim);
         let (task, name) = match op {
             Op::Fork { parent, .. } => (*parent, "fork"),
@@ -229,7 +231,7 @@ impl TaskstatsSubject {
     }
 
     /// do_exit() of a live task other than init (it reaps and owns the world).
-    fn apply_exit(&mut self, sim: &Sim, task: u8) -> Outcome {
+    fn apply_exit(&self, sim: &Sim, task: u8) -> Outcome {
         let candidates: Vec<u32> = self.live_pids(sim).into_iter().filter(|&p| p != 1).collect();
         let Some(pid) = pick(&candidates, task) else {
             return Outcome::Done;
@@ -248,7 +250,7 @@ impl TaskstatsSubject {
     }
 
     /// The port operations that are not requests: close(2), recvmsg(2), raw bytes.
-    fn apply_port_op(&mut self, sim: &Sim, op: &Op) -> Outcome {
+    fn apply_port_op(&self, sim: &Sim, op: &Op) -> Outcome {
         let ports = self.port_ids(sim);
         match op {
             Op::ClosePort { port } => {
@@ -275,7 +277,7 @@ impl TaskstatsSubject {
     }
 
     /// The generic-netlink requests the reference model judges.
-    fn apply_request(&mut self, sim: &Sim, op: &Op) -> Outcome {
+    fn apply_request(&self, sim: &Sim, op: &Op) -> Outcome {
         let (port, attr, payload, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
                 (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
@@ -322,6 +324,22 @@ impl Subject for TaskstatsSubject {
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        self.apply_shared(sim, op)
+    }
+
+    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        self.model.check_invariants(sim)
+    }
+
+    fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        self.model.teardown(sim)
+    }
+}
+
+impl TaskstatsSubject {
+    /// Applies one operation through `&self`: every model entry point takes `&self` and the
+    /// caller's `Cx`, so threaded campaigns (`threaded.rs`) run this same code on several threads.
+    fn apply_shared(&self, sim: &Sim, op: &Op) -> Outcome {
         match op {
             Op::Fork { .. }
             | Op::Run { .. }
@@ -345,13 +363,5 @@ impl Subject for TaskstatsSubject {
             | Op::QueryTgid { .. }
             | Op::CgroupStats { .. } => self.apply_request(sim, op),
         }
-    }
-
-    fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
-        self.model.check_invariants(sim)
-    }
-
-    fn teardown(self, sim: &Sim) -> Result<(), Violation> {
-        self.model.teardown(sim)
     }
 }

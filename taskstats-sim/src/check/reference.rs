@@ -15,7 +15,7 @@ use crate::wire::*;
 
 /// The reference model: from the facts of the world before each request, the errno the seed
 /// returns; replies counted and their headers checked.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TaskstatsModel {
     fixes: Fixes,
     cpus: u32,
