@@ -121,9 +121,10 @@ impl Level {
             }
             (Win::Deadlock, End::Deadlock) => Verdict::Won(line),
             (Win::Holds, End::Finished) => Verdict::Won(format!("{line}: {}", self.invariant)),
-            (Win::Deadlock, End::Finished) if !snapshot.violations.is_empty() => Verdict::Lost(format!(
+            (Win::Deadlock, End::Finished) if !snapshot.violations.is_empty() => Verdict::Lost(
                 "lockdep saw the cycle, but every task got through: make the deadlock real (u: undo, r: restart)"
-            )),
+                    .to_string(),
+            ),
             (_, End::Finished) => {
                 Verdict::Lost(format!("{line}: the bug did not happen in this schedule (u: undo, r: restart)"))
             }
