@@ -144,7 +144,7 @@ impl Level {
 
 /// Every level, easiest first.
 pub(crate) fn levels() -> Vec<Level> {
-    let mut all = Vec::new();
+    let mut all = levels::demo::levels();
     all.extend(levels::taskstats::levels());
     all.extend(levels::mbcache::levels());
     all.extend(levels::balloon::levels());

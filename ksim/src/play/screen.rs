@@ -105,10 +105,12 @@ fn draw_state(frame: &mut Frame<'_>, app: &App, area: Rect) {
         lines.push(Line::from(line.clone()));
     }
     for violation in &app.snapshot.violations {
-        lines.push(Line::from(Span::styled(
-            format!("!! {violation}"),
-            Style::new().add_modifier(Modifier::BOLD),
-        )));
+        // A report is several lines (lockdep's has its chains and scenario): keep them apart.
+        let text = format!("!! {violation}");
+        for (index, part) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+            let style = if index == 0 { Style::new().add_modifier(Modifier::BOLD) } else { Style::new() };
+            lines.push(Line::from(Span::styled(part.to_string(), style)));
+        }
     }
     let block = Block::bordered().title(format!(" shared state · step {} ", app.choices.len()));
     frame.render_widget(Paragraph::new(lines).block(block).wrap(Wrap { trim: true }), area);

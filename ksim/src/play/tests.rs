@@ -142,7 +142,7 @@ fn print_run() {
 #[test]
 #[ignore = "a tool: prints the guide's screens (guide/src/levels.md), 100x30, at the end of each first level's plan"]
 fn print_guide_screens() {
-    for name in ["taskstats-1", "mbcache-1", "balloon-1"] {
+    for name in ["demo-1", "taskstats-1", "mbcache-1", "balloon-1"] {
         let level = find(name).expect("level");
         let mut app = App::new(level, None);
         for task in level.solution_choices() {
