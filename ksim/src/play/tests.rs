@@ -101,6 +101,10 @@ fn bad_keys_and_a_small_terminal_get_a_message_not_a_panic() {
     assert_eq!(app.message, "nothing to undo");
     let text = screen_text(&app, 40, 10).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(text.contains("needs a terminal of at least 80x24; this one is 40x10"), "{text}");
+    for (width, height) in [(1, 1), (80, 1), (1, 24), (79, 24), (200, 24)] {
+        let text = screen_text(&app, width, height);
+        assert_eq!(text.lines().count(), usize::from(height), "{width}x{height}");
+    }
 }
 
 #[test]

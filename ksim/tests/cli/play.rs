@@ -49,6 +49,13 @@ fn a_schedule_that_stops_early_or_names_a_missing_task_does_not_win() {
     let run = ksim(&dir, &["play", "--check", "short.json"]);
     assert_eq!(run.status, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("does not win: the schedule stops after 1 steps"), "{}", run.stdout);
+    // Task 2 of mbcache-1 has finished long before step 40: the schedule names a task that
+    // cannot run there.
+    let late = short.replace("[1]", &format!("[{}]", vec!["2"; 40].join(", ")));
+    std::fs::write(dir.join("late.json"), late).expect("write");
+    let run = ksim(&dir, &["play", "--check", "late.json"]);
+    assert_eq!(run.status, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("task 2 cannot run there"), "{}", run.stdout);
     std::fs::write(dir.join("bad.json"), short.replace("[1]", "[1, 9]")).expect("write");
     ksim(&dir, &["play", "--check", "bad.json"]).assert_one_line_error(2, "task 9 does not exist");
 }
