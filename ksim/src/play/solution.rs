@@ -59,7 +59,8 @@ impl Solution {
     pub(crate) fn write_into(&self, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.json", self.level));
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let solution = Solution { check: format!("ksim play --check {}", path.display()), ..self.clone() };
+        let text = serde_json::to_string_pretty(&solution).map_err(std::io::Error::other)?;
         let temporary = path.with_extension("json.tmp");
         std::fs::write(&temporary, text + "\n")?;
         std::fs::rename(&temporary, &path)?;

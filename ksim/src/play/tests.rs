@@ -83,6 +83,9 @@ fn keys_step_undo_restart_and_the_screen_shows_the_tasks() {
     app.key(Key::Char('3'));
     app.key(Key::Char(' '));
     assert_eq!(app.choices, vec![0, 2]);
+    app.key(Key::Char('h'));
+    let text = screen_text(&app, 100, 30);
+    assert!(text.contains("hint: both registrations"), "{text}");
     app.key(Key::Char('r'));
     assert!(app.choices.is_empty());
     assert_eq!(app.message, "restarted: step 0");
