@@ -135,7 +135,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
     vec![
         // ---- the kernel models: one line per subsystem crate ----------------------------------
         threaded_entry::<taskstats_sim::TaskstatsSubject>(),
-        entry::<mbcache_sim::MbcacheSubject>(),
+        threaded_entry::<mbcache_sim::MbcacheSubject>(),
         entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         threaded_entry::<demo_sim::DemoSubject>(),

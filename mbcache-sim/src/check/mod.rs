@@ -13,6 +13,8 @@ mod invariants;
 mod op;
 mod reference;
 mod scenario;
+#[cfg(feature = "threaded")]
+mod threaded;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};

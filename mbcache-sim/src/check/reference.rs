@@ -46,7 +46,7 @@ struct HeldModel {
 }
 
 /// The reference model: what each op may return, from plain collections.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MbcacheModel {
     config: MbcacheConfig,
     caches: Vec<CacheModel>,

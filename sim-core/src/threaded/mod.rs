@@ -68,6 +68,13 @@ pub trait ThreadedSubject: Subject<Reference: Clone + Debug, Outcome: Send + 'st
     /// call, since a shuttle switch there would find the std lock held.
     fn apply_shared(shared: &Self::Shared, cx: &Cx, op: &Self::Op) -> Self::Outcome;
 
+    /// What thread context `cx` does after its last operation, as a task returning to user space
+    /// would (release what it holds, so a thread still running is not left waiting forever on a
+    /// thread that finished).
+    fn finish_thread(shared: &Self::Shared, cx: &Cx) {
+        let _ = (shared, cx);
+    }
+
     /// Whether `op` may overlap others (false: it needs a quiescent world and only ever runs in
     /// the set-up prefix).
     fn concurrent(op: &Self::Op) -> bool {
@@ -436,12 +443,20 @@ fn run_execution<S: ThreadedSubject>(
         if failed::<S>(sim) {
             return None;
         }
-        if let Err(why) = reference.check(op, &outcome) {
+        if let Err(why) =
+            reference.check(op, &outcome).or_else(|why| if S::relaxed(op) { Ok(()) } else { Err(why) })
+        {
             return Some(Violation::new(
                 ViolationKind::Mismatch,
                 format!("set-up {op:?} returned {outcome:?}: {why}"),
             ));
         }
+    }
+    if catch_unwind(AssertUnwindSafe(|| S::finish_thread(&shared, &setup))).is_err() {
+        return Some(Violation::new(ViolationKind::Panic, "the set-up task finishing: a panic"));
+    }
+    if failed::<S>(sim) {
+        return None;
     }
     if let Some(found) = invariants::<S>(&shared, sim, "after the set-up prefix") {
         return Some(found);
@@ -532,6 +547,10 @@ fn run_concurrently<S: ThreadedSubject>(
                     }
                     let entry = Entry { thread, index: op_index, op: op.clone(), outcome, invoked, returned };
                     locked(&history).push(entry);
+                }
+                if catch_unwind(AssertUnwindSafe(|| S::finish_thread(&shared, &cx))).is_err() {
+                    let text = format!("thread {thread} finishing: a panic");
+                    cx.sim().report(None, Violation::new(ViolationKind::Panic, text));
                 }
             })
         })

@@ -32,3 +32,5 @@ mod shuttle_detectors;
 mod shuttle_models;
 #[cfg(shuttle)]
 mod shuttle_rcu;
+#[cfg(not(any(loom, shuttle)))]
+mod threaded;
