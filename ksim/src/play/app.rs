@@ -33,6 +33,8 @@ pub(crate) struct App {
     pub choices: Vec<usize>,
     /// Where the last run stopped.
     pub snapshot: Snapshot,
+    /// For each task that can run: what its next step does (found by running it ahead).
+    pub next: Vec<Option<String>>,
     /// The task the next Enter steps.
     pub selected: usize,
     /// The line under the screen: what the last key did, or why it did nothing.
@@ -51,10 +53,12 @@ impl App {
     /// A fresh game of `level`: the set-up has run and the first choice is the player's.
     pub(crate) fn new(level: Level, save_dir: Option<PathBuf>) -> App {
         let snapshot = level.run(&[]);
+        let next = lookahead(&level, &[], &snapshot);
         let mut app = App {
             level,
             choices: Vec::new(),
             snapshot,
+            next,
             selected: 0,
             message: String::new(),
             hint: false,
@@ -140,6 +144,7 @@ impl App {
     /// Runs the level again with the current choices and says what happened.
     fn rerun(&mut self, what: &str) {
         self.snapshot = self.level.run(&self.choices);
+        self.next = lookahead(&self.level, &self.choices, &self.snapshot);
         self.saved = None;
         self.message = match self.verdict_line() {
             Some(line) => line,
@@ -158,6 +163,37 @@ impl App {
             }
         }
     }
+}
+
+/// What each runnable task's next step does: the run is deterministic, so running the level one
+/// step further with that task shows exactly the events the step will make (the next lock,
+/// release, kernel function or guarded access), and whether the task blocks after it.
+fn lookahead(level: &Level, choices: &[usize], snapshot: &Snapshot) -> Vec<Option<String>> {
+    let runnable = |t: &&super::snapshot::TaskView| t.status == TaskStatus::Runnable;
+    if snapshot.end.is_some() {
+        return vec![None; snapshot.tasks.len()];
+    }
+    let mut next = Vec::with_capacity(snapshot.tasks.len());
+    for (task, view) in snapshot.tasks.iter().enumerate() {
+        if !runnable(&view) {
+            next.push(None);
+            continue;
+        }
+        let mut ahead_choices = choices.to_vec();
+        ahead_choices.push(task);
+        let ahead = level.run(&ahead_choices);
+        let made: Vec<&str> = ahead.trace[snapshot.trace.len().min(ahead.trace.len())..]
+            .iter()
+            .filter(|(owner, _)| *owner == Some(task))
+            .map(|(_, text)| text.as_str())
+            .collect();
+        let mut text = if made.is_empty() { "waits".to_string() } else { made.join(", ") };
+        if ahead.tasks.get(task).is_some_and(|t| t.status == TaskStatus::Blocked) {
+            text.push_str(", then blocks");
+        }
+        next.push(Some(text));
+    }
+    next
 }
 
 /// The key help.

@@ -75,6 +75,12 @@ fn draw_tasks(frame: &mut Frame<'_>, app: &App, area: Rect) {
         lines.push(Line::from(format!("in: {}", functions.as_deref().unwrap_or(info.entry))));
         let held = view.map(|v| v.held.join(", ")).filter(|h| !h.is_empty());
         lines.push(Line::from(format!("holds: {}", held.as_deref().unwrap_or("-"))));
+        if let Some(Some(next)) = app.next.get(index) {
+            lines.push(Line::from(Span::styled(
+                format!("next: {next}"),
+                Style::new().add_modifier(Modifier::BOLD),
+            )));
+        }
         if view.map(|v| v.status) == Some(TaskStatus::Blocked) {
             lines.push(Line::from("waits: blocked (see who holds what below)"));
         }
