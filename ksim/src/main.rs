@@ -9,6 +9,7 @@
 mod commands;
 mod error;
 mod fuzz;
+mod play;
 mod registry;
 mod report;
 mod zoo;
@@ -150,6 +151,25 @@ enum Command {
         #[arg(long, value_name = "F")]
         out: Option<PathBuf>,
     },
+    /// Plays a level: you are the scheduler of a zoo bug's tasks (keyboard only; see `--list`).
+    Play {
+        /// The level (see `--list`).
+        #[arg(required_unless_present_any = ["list", "check"])]
+        level: Option<String>,
+        /// Lists the levels, easiest first.
+        #[arg(long, conflicts_with_all = ["level", "check"])]
+        list: bool,
+        /// Says whether a saved schedule wins its level (exit 1 when it does not).
+        #[arg(long, value_name = "FILE", conflicts_with = "level")]
+        check: Option<PathBuf>,
+        /// Writes the level's stored winning schedule into --out instead of playing (a
+        /// teacher's answer key).
+        #[arg(long, requires = "level")]
+        solve: bool,
+        /// Where a won level's schedule is saved.
+        #[arg(long, value_name = "DIR", default_value = "ksim-play")]
+        out: PathBuf,
+    },
     /// taskstats tools.
     Taskstats {
         #[command(subcommand)]
@@ -228,6 +248,10 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Replay { file, trace, out } => {
+            if let Some((text, exact)) = play::replay(&file)? {
+                print(&text)?;
+                return Ok(status(exact));
+            }
             Ok(status(commands::replay(&file, trace, out.as_deref())?.ok))
         }
         Command::Zoo { subsystems, format, cases, runs, kernel } => {
@@ -249,6 +273,24 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(status(commands::trace(&scenario, format, out.as_deref())?.ok))
         }
         Command::Merge { reports, out } => Ok(status(commands::merge(&reports, out.as_deref())?.ok)),
+        Command::Play { level, list, check, solve, out } => {
+            if list {
+                print(&play::list())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(file) = check {
+                let (text, wins) = play::check(&file)?;
+                print(&text)?;
+                return Ok(status(wins));
+            }
+            let level = level.as_deref().unwrap_or_default();
+            if solve {
+                print(&play::solve(level, &out)?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            play::play(level, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Taskstats { command: TaskstatsCommand::Netlink { port, file } } => {
             let mut input: Box<dyn std::io::Read> = match &file {
                 Some(path) => Box::new(

@@ -7,5 +7,6 @@
 mod commands;
 mod guide;
 mod netlink;
+mod play;
 mod support;
 mod threaded;
