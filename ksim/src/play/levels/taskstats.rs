@@ -35,7 +35,8 @@ pub(crate) fn levels() -> Vec<Level> {
     let group = Level {
         name: "taskstats-3",
         title: "the thread nobody heard",
-        zoo: "exit-single-pass",
+        zoo: GROUP_FIX,
+        kernel: GROUP_KERNEL,
         goal: "make the group's record at its death miss a thread's statistics",
         invariant: "a dead group's TGID record sums every thread that exited in it",
         hint: "let the thread exit while the listener list is still empty, then register, then let \
@@ -78,6 +79,11 @@ const DUPLICATE_TASKS: [TaskInfo; 3] = [
     TaskInfo { name: "register (2nd)", entry: "taskstats_user_cmd" },
     TaskInfo { name: "exit", entry: "do_exit" },
 ];
+
+/// The group-stats levels run the zoo row's kernel: 2.6.19-rc5 with the change that fills the
+/// group's stats before sending switched off (the bug) or on (its twin).
+const GROUP_KERNEL: &str = "2.6.19-rc5";
+const GROUP_FIX: &str = "exit-fill-before-send";
 
 const GROUP_TASKS: [TaskInfo; 3] = [
     TaskInfo { name: "thread exits", entry: "do_exit" },
@@ -152,7 +158,7 @@ fn duplicate_listener(control: &Arc<Control>, fix_on: bool) {
 fn group_stats(control: &Arc<Control>, fix_on: bool) {
     let sim = level_sim(2);
     control.publish(&sim);
-    let model = model(&sim, "linux-3.4", "exit-single-pass", fix_on);
+    let model = model(&sim, GROUP_KERNEL, GROUP_FIX, fix_on);
     let Ok(leader) = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process) else { return };
     let Ok(thread) = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread) else { return };
     model.run(&task_cx(&sim, &model, thread, "run"));
