@@ -76,7 +76,12 @@ impl MbcacheShared {
         match handle {
             Some(handle) => {
                 let serial = handle.entry_id();
-                self.handles().entry(cx.name().to_string()).or_default().push(Held { task: THREAD_TASK, handle, writer, walk });
+                self.handles().entry(cx.name().to_string()).or_default().push(Held {
+                    task: THREAD_TASK,
+                    handle,
+                    writer,
+                    walk,
+                });
                 OpResult::Entry(Some(serial))
             }
             None => OpResult::Entry(None),

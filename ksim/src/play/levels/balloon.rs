@@ -125,9 +125,13 @@ fn oom(control: &Arc<Control>, fix_on: bool) {
         let _ = world.pages.free_page(&cx, pfn);
     }
     vb.update_balloon_size(&cx);
-    if let Err(violation) = world.check_invariants(&sim.observer_cx("check_invariants", 0), &BTreeSet::new()) {
+    if let Err(violation) = world.check_invariants(&sim.observer_cx("check_invariants", 0), &BTreeSet::new())
+    {
         sim.report(None, violation);
     }
     let free = world.pages.free_pages(&cx);
-    control.set_state(vec![format!("balloon: {} pages; guest free pages: {free}", vb.num_pages(&sim.observer_cx("state", 0)))]);
+    control.set_state(vec![format!(
+        "balloon: {} pages; guest free pages: {free}",
+        vb.num_pages(&sim.observer_cx("state", 0))
+    )]);
 }
