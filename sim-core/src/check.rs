@@ -578,6 +578,27 @@ pub struct CampaignReport {
     pub interrupted: bool,
 }
 
+impl CampaignReport {
+    /// The empty report every campaign (op-level or threaded) starts from, once its options are
+    /// checked: a shard `I/N` with `I < N`, and the artifact directory made.
+    pub(crate) fn start(subsystem: &str, options: &CampaignOptions) -> Result<CampaignReport, String> {
+        let (shard_index, shard_count) = options.shard;
+        if shard_count == 0 || shard_index >= shard_count {
+            return Err(format!("shard {shard_index}/{shard_count}: need 0 <= I < N"));
+        }
+        if let Some(dir) = &options.out_dir {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(CampaignReport {
+            subsystem: subsystem.to_string(),
+            progress: Progress::default(),
+            failures: Vec::new(),
+            coverage: Default::default(),
+            interrupted: false,
+        })
+    }
+}
+
 /// Runs a campaign. `stop` ends it early (Ctrl-C) with the partial report; every failure's
 /// artifact is on disk before the failure reaches `progress` or the report.
 pub fn campaign<S: Subject>(
@@ -587,20 +608,8 @@ pub fn campaign<S: Subject>(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<CampaignReport, String> {
     let (shard_index, shard_count) = options.shard;
-    if shard_count == 0 || shard_index >= shard_count {
-        return Err(format!("shard {shard_index}/{shard_count}: need 0 <= I < N"));
-    }
-    if let Some(dir) = &options.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    let mut report = CampaignReport::start(S::NAME, options)?;
     let started = Instant::now();
-    let mut report = CampaignReport {
-        subsystem: S::NAME.to_string(),
-        progress: Progress::default(),
-        failures: Vec::new(),
-        coverage: Default::default(),
-        interrupted: false,
-    };
     let mut case_index = 0u64;
     let strategy = case_strategy::<S>(config, options.ops_max);
     let hunt = hunting(&options.run);

@@ -680,20 +680,8 @@ pub fn campaign<S: ThreadedSubject>(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<CampaignReport, String> {
     let (shard_index, shard_count) = campaign.shard;
-    if shard_count == 0 || shard_index >= shard_count {
-        return Err(format!("shard {shard_index}/{shard_count}: need 0 <= I < N"));
-    }
-    if let Some(dir) = &campaign.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    let mut report = CampaignReport::start(S::NAME, campaign)?;
     let started = Instant::now();
-    let mut report = CampaignReport {
-        subsystem: S::NAME.to_string(),
-        progress: Progress::default(),
-        failures: Vec::new(),
-        coverage: Default::default(),
-        interrupted: false,
-    };
     for case_index in 0u64.. {
         let done = match campaign.budget {
             crate::check::Budget::Cases(cases) => case_index >= cases,
