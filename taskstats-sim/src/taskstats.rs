@@ -1351,8 +1351,11 @@ impl Taskstats {
             // 2.6.20 before the on-demand allocation: the fork allocated it, or nobody did.
             task.signal.stats_published()
         };
-        self.ledger_exit(cx, task);
+        // The ledger books the thread only when the kernel decided to count it: between this
+        // thread's failed allocation (sig->stats read NULL) and a later look, another thread's
+        // exit may publish the group's stats, and the kernel rightly leaves this thread out.
         if is_thread_group {
+            self.ledger_exit(cx, task);
             size *= 2;
             self.fill_tgid_exit(cx, task);
         }
