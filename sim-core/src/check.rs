@@ -599,6 +599,27 @@ impl CampaignReport {
     }
 }
 
+impl CampaignReport {
+    /// Books a failure found after `seconds_to_find`, at the case count reached so far.
+    pub(crate) fn push_failure(&mut self, failure: Failure, seconds_to_find: f64) {
+        self.failures.push(Failure { cases_to_find: self.progress.cases, seconds_to_find, ..failure });
+        self.progress.failures += 1;
+    }
+
+    /// Ends a case: the time so far is reported to `progress`; true when the campaign stops
+    /// at its first failure and has one.
+    pub(crate) fn case_done(
+        &mut self,
+        started: Instant,
+        stop_on_failure: bool,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> bool {
+        self.progress.seconds = started.elapsed().as_secs_f64();
+        progress(&self.progress);
+        stop_on_failure && !self.failures.is_empty()
+    }
+}
+
 /// Runs a campaign. `stop` ends it early (Ctrl-C) with the partial report; every failure's
 /// artifact is on disk before the failure reaches `progress` or the report.
 pub fn campaign<S: Subject>(
@@ -648,16 +669,9 @@ pub fn campaign<S: Subject>(
             let shrunk =
                 Shrunk { ops: shrunk, unshrunk: ops.len(), seconds: shrink_started.elapsed().as_secs_f64() };
             let failure = failure_from::<S>(config, seed, &shrunk, &options.run, options.out_dir.as_deref())?;
-            report.failures.push(Failure {
-                cases_to_find: report.progress.cases,
-                seconds_to_find,
-                ..failure
-            });
-            report.progress.failures += 1;
+            report.push_failure(failure, seconds_to_find);
         }
-        report.progress.seconds = started.elapsed().as_secs_f64();
-        progress(&report.progress);
-        if options.stop_on_failure && !report.failures.is_empty() {
+        if report.case_done(started, options.stop_on_failure, progress) {
             break;
         }
     }

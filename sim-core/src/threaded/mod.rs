@@ -726,16 +726,9 @@ pub fn campaign<S: ThreadedSubject>(
                 campaign.out_dir.as_deref(),
                 seconds,
             )?;
-            report.failures.push(Failure {
-                cases_to_find: report.progress.cases,
-                seconds_to_find,
-                ..failure
-            });
-            report.progress.failures += 1;
+            report.push_failure(failure, seconds_to_find);
         }
-        report.progress.seconds = started.elapsed().as_secs_f64();
-        progress(&report.progress);
-        if campaign.stop_on_failure && !report.failures.is_empty() {
+        if report.case_done(started, campaign.stop_on_failure, progress) {
             break;
         }
     }
