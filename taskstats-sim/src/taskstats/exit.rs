@@ -1,0 +1,251 @@
+//! Exit delivery in kernel/taskstats.c: taskstats_tgid_alloc, fill_tgid_exit, taskstats_exit
+//! (and 2.6.19's taskstats_exit_alloc/_send) and send_cpu_listeners, which walks a CPU's
+//! listener list under `listeners->sem` and prunes closed ports.
+
+use super::*;
+
+impl Taskstats {
+    /// Mirrors taskstats_tgid_alloc(): the unlocked fast path (stats already set, or a group of
+    /// one), else allocate, install under siglock if still unset, free the spare.
+    pub fn taskstats_tgid_alloc(&self, cx: &Cx, task: &Task) -> bool {
+        let sig = &task.signal;
+        if sig.stats_published() {
+            return true;
+        }
+        let group_empty = sig.lock.lock_irqsave(cx).threads.len() <= 1;
+        if group_empty {
+            return false;
+        }
+        let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();
+        let mut inner = sig.lock.lock_irqsave(cx);
+        if inner.stats.is_none() {
+            if handle.is_some() {
+                inner.stats = Some(TaskstatsRecord::default());
+                inner.stats_handle = handle;
+                sig.stats_published.store(true, Ordering::Release);
+                drop(inner);
+                self.mark(cx, "group-stats-allocated");
+                return true;
+            }
+        } else if let Some(handle) = handle {
+            drop(inner);
+            self.mark(cx, "group-stats-spare-freed");
+            let _ = self.taskstats_cache.free(cx, handle);
+            return true;
+        }
+        inner.stats.is_some()
+    }
+
+    /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
+    /// siglock (2.6.19: stats_lock), delayacct_add_tsk() taking the thread's delays->lock inside
+    /// it. Also books the thread into the checker's ledger.
+    pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let mut inner = task.signal.lock.lock_irqsave(cx);
+        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+        if let Some(stats) = inner.stats.as_mut() {
+            if let Some(delays) = &task.delays {
+                drop(self.delays_lock(cx, delays));
+            }
+            acct.delayacct_add(stats, v8);
+            drop(inner);
+            self.mark(cx, "group-stats-aggregated");
+        }
+    }
+
+    /// Mirrors taskstats_exit() (3.x).
+    pub(super) fn taskstats_exit(&self, cx: &Cx, task: &Task, group_dead: bool) -> ExitReport {
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
+        let mut size = self.packet_size();
+        let is_thread_group = if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            self.taskstats_tgid_alloc(cx, task)
+        } else {
+            // 2.6.20 before the on-demand allocation: the fork allocated it, or nobody did.
+            task.signal.stats_published()
+        };
+        // The ledger books the thread only when the kernel decided to count it: between this
+        // thread's failed allocation (sig->stats read NULL) and a later look, another thread's
+        // exit may publish the group's stats, and the kernel rightly leaves this thread out.
+        if is_thread_group {
+            self.ledger_exit(cx, task);
+            size *= 2;
+            self.fill_tgid_exit(cx, task);
+        }
+        let listeners = &self.listener_array[cx.cpu() as usize];
+        if listeners.is_empty_unlocked() {
+            return report;
+        }
+        let Ok(mut msg) = self.prepare_reply(cx, None, TASKSTATS_CMD_NEW, size) else {
+            return report;
+        };
+        let records = self.exit_records(cx, task, is_thread_group && group_dead);
+        for (kind, id, stats) in &records {
+            self.mk_reply(&mut msg, *kind, *id, stats);
+        }
+        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        report
+    }
+
+    /// The PID record and, at group death of a group with stats, the TGID record.
+    pub(super) fn exit_records(
+        &self,
+        cx: &Cx,
+        task: &Task,
+        with_tgid: bool,
+    ) -> Vec<(u16, u32, TaskstatsRecord)> {
+        let table = self.tasks.lock(cx);
+        let inner = task.signal.lock.lock_irqsave(cx);
+        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+        let group = inner.stats.clone();
+        drop(inner);
+        let mut records =
+            vec![(TASKSTATS_TYPE_PID, task.pid, self.fill_stats(cx, &table, task, &acct, 0, 0))];
+        if with_tgid {
+            // memcpy() of signal->stats: its version is whatever the seed left there (zero:
+            // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
+            let stats = group.unwrap_or_default();
+            drop(table);
+            if self.checks_group_stats() {
+                let ledger = self.ledger();
+                let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();
+                drop(ledger);
+                if !same_delays(&truth, &stats) {
+                    cx.sim().report(
+                        Some(cx),
+                        Violation::new(
+                            ViolationKind::finding("group-stats"),
+                            format!(
+                                "group {} died: its TGID record says cpu_count {} cpu_delay_total {} but its exited \
+                                 threads sum to {} / {}",
+                                task.tgid, stats.cpu_count, stats.cpu_delay_total, truth.cpu_count, truth.cpu_delay_total
+                            ),
+                        ),
+                    );
+                }
+            }
+            records.push((TASKSTATS_TYPE_TGID, task.tgid, stats));
+        }
+        records
+    }
+
+    /// Mirrors taskstats_exit_alloc() (2.6.19): allocate the record, and drop it again unless
+    /// this CPU has listeners.
+    pub(super) fn taskstats_exit_alloc(&self, cx: &Cx) -> Option<sim_core::mm::ObjHandle<()>> {
+        let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok()?;
+        let listeners = &self.listener_array[cx.cpu() as usize];
+        let empty = listeners.sem.down_read(cx).is_empty();
+        if empty {
+            let _ = self.taskstats_cache.free(cx, handle);
+            return None;
+        }
+        Some(handle)
+    }
+
+    /// Mirrors taskstats_exit_send() (2.6.19): nothing at all without a record buffer, so the
+    /// group's stats miss this thread (the bug exit-fill-before-send fixes), unless the version
+    /// fills them before the check.
+    pub(super) fn taskstats_exit_send(
+        &self,
+        cx: &Cx,
+        task: &Task,
+        tidstats: Option<sim_core::mm::ObjHandle<()>>,
+        group_dead: bool,
+    ) -> ExitReport {
+        let mut report = ExitReport {
+            pid: task.pid,
+            group_dead,
+            cpu: cx.cpu(),
+            delivered: Vec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        };
+        // The ledger: the thread belongs in the group's stats whenever they exist.
+        self.ledger_exit(cx, task);
+        let fill_first = self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
+        if fill_first && task.signal.stats_published() {
+            self.fill_tgid_exit(cx, task);
+        }
+        let Some(tidstats) = tidstats else {
+            if task.signal.stats_published() && !fill_first {
+                cx.note("taskstats_exit_send: no record buffer, the group's stats skip this thread");
+                self.mark(cx, "group-stats-skipped");
+            }
+            return report;
+        };
+        let is_thread_group = task.signal.lock.lock_irqsave(cx).stats.is_some();
+        let mut size = self.packet_size();
+        if is_thread_group {
+            size *= 2;
+        }
+        let Ok(mut msg) = self.prepare_reply(cx, None, TASKSTATS_CMD_NEW, size) else {
+            let _ = self.taskstats_cache.free(cx, tidstats);
+            return report;
+        };
+        if is_thread_group && !fill_first {
+            self.fill_tgid_exit(cx, task);
+        }
+        let records = self.exit_records(cx, task, is_thread_group && group_dead);
+        for (kind, id, stats) in &records {
+            self.mk_reply(&mut msg, *kind, *id, stats);
+        }
+        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        let _ = self.taskstats_cache.free(cx, tidstats);
+        report
+    }
+
+    /// Mirrors send_cpu_listeners(): under the read lock, one clone per listener but the last
+    /// (a failed clone ends the walk), a unicast to each; listeners whose port refused are marked
+    /// invalid, and after up_read they are pruned under the write lock.
+    pub(super) fn send_cpu_listeners(
+        &self,
+        cx: &Cx,
+        skb: Vec<u8>,
+        cpu: u32,
+        task: &Task,
+        records: &[(u16, u32, TaskstatsRecord)],
+        report: &mut ExitReport,
+    ) {
+        let listeners = &self.listener_array[cpu as usize];
+        let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
+        let seq = u32_at(&skb, 8);
+        let clone_fails = |skipped: usize| {
+            let fail = cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64);
+            if fail {
+                cx.note(format!("send_cpu_listeners: skb_clone failed, {skipped} listeners skipped"));
+                self.mark(cx, "clone-failed");
+            }
+            fail
+        };
+        let unicast = |pid: u32| {
+            self.audit_delivery(cx, pid, cpu, seq, task, records);
+            let rc = self.unicast(cx, pid, skb.clone());
+            if rc.is_ok() {
+                self.ledger().last_seq.insert((pid, cpu), seq);
+                *copies.entry(pid).or_default() += 1;
+                report.delivered.push(pid);
+            }
+            rc
+        };
+        let delcount = deliver_to_listeners(cx, listeners, clone_fails, unicast);
+        if !report.delivered.is_empty() {
+            self.mark(cx, "exit-delivered");
+        }
+        self.audit_copies(cx, &copies, cpu, task);
+        if delcount == 0 {
+            return;
+        }
+        // The gap: other CPUs' exits and registrations may run between up_read and down_write.
+        report.pruned = prune_invalid(cx, listeners, &self.listener_cache);
+        if report.pruned > 0 {
+            cx.note(format!("send_cpu_listeners: pruned {} listeners of closed ports", report.pruned));
+            self.mark(cx, "listener-pruned");
+        }
+    }
+}

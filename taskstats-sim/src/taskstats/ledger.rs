@@ -1,0 +1,304 @@
+//! Checker state, not kernel state: the ledger of what delivered records must add up to, the
+//! invariants judged against it, and teardown's leak checks. It sits behind a std mutex, never a
+//! model lock, so lockdep, the trace and loom/shuttle never see it.
+
+use super::*;
+
+/// What the checker's ledger knows about one thread group.
+#[derive(Debug, Default, Clone)]
+pub(super) struct GroupLedger {
+    /// Sum of the delay counters of exited threads that the version must have aggregated.
+    pub(super) truth: TaskstatsRecord,
+}
+
+/// Checker state: what the delivered records must add up to. It sits behind a std mutex, not a
+/// model lock, so lockdep's graph, the trace and loom/shuttle never see it.
+#[derive(Debug, Default)]
+pub(super) struct Ledger {
+    pub(super) groups: BTreeMap<u32, GroupLedger>,
+    /// Per (port, CPU), the last exit-event sequence number the port received.
+    pub(super) last_seq: BTreeMap<(u32, u32), u32>,
+    pub(super) exits: u64,
+}
+
+pub(super) fn inner_group_has_ledger(model: &Taskstats, tgid: u32) -> bool {
+    model.ledger().groups.contains_key(&tgid)
+}
+
+impl Taskstats {
+    /// The checker's ledger. A poisoned lock means a checker panicked already; its state is
+    /// still the best there is.
+    pub(super) fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Objects live in the `listener` and `taskstats_cache` caches.
+    pub fn live_objects(&self) -> (u64, u64) {
+        (self.listener_cache.live(), self.taskstats_cache.live())
+    }
+
+    /// What a record about `task` may say to the owner of `port`; reports a violation where a
+    /// delivered record breaks the admin or namespace property the version should guarantee.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn audit_record(
+        &self,
+        cx: &Cx,
+        port: &Port,
+        task: &Task,
+        kind: u16,
+        id_attr: u32,
+        stats: &TaskstatsRecord,
+        table: &TaskTable,
+    ) {
+        if self.checks("admin-perm") && !port.capable && port.uid != task.uid {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("unprivileged-access"),
+                    format!(
+                        "port {} (uid {}, no CAP_NET_ADMIN) received the accounting of pid {} (uid {}): \
+                         read_bytes={} cpu_delay_total={}",
+                        port.id, port.uid, task.pid, task.uid, stats.read_bytes, stats.cpu_delay_total
+                    ),
+                ),
+            );
+        }
+        if self.checks("namespace-checks") && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+            let visible = table.pid_nr_ns(task.pid, port.pid_ns);
+            let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
+            let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
+            let ok_pid = !per_task || stats.ac_pid == visible;
+            let ok_uid = !per_task || stats.ac_uid == table.from_kuid_munged(port.user_ns, task.uid);
+            if !(ok_attr && ok_pid && ok_uid) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("namespace-leak"),
+                        format!(
+                            "port {} (pid ns {}, user ns {}) received id {} / ac_pid {} / ac_uid {} for global pid {} \
+                             (uid {}); in its namespaces that task is pid {} uid {}",
+                            port.id,
+                            port.pid_ns,
+                            port.user_ns,
+                            id_attr,
+                            stats.ac_pid,
+                            stats.ac_uid,
+                            task.pid,
+                            task.uid,
+                            visible,
+                            table.from_kuid_munged(port.user_ns, task.uid)
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The ledger's view: a thread whose group has stats at its exit must be counted in them.
+    pub(super) fn ledger_exit(&self, cx: &Cx, task: &Task) {
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        // The checker reads the group through an observer context: untraced, unchecked.
+        let observer = cx.sim().observer_cx("ledger", cx.cpu());
+        let (has_stats, acct) = {
+            let inner = task.signal.lock.lock_irqsave(&observer);
+            (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
+        };
+        if has_stats {
+            let mut ledger = self.ledger();
+            let group = ledger.groups.entry(task.tgid).or_default();
+            acct.delayacct_add(&mut group.truth, v8);
+        }
+    }
+
+    /// The checker's look at one delivery before it is sent: what the record may say to the
+    /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
+    /// still rise. It reads the model through an observer context, so neither the trace nor
+    /// lockdep sees it.
+    pub(super) fn audit_delivery(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        cpu: u32,
+        seq: u32,
+        task: &Task,
+        records: &[(u16, u32, TaskstatsRecord)],
+    ) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
+            return;
+        };
+        {
+            let table = self.tasks.lock(&observer);
+            for (kind, id, stats) in records {
+                self.audit_record(cx, &port, task, *kind, *id, stats, &table);
+            }
+        }
+        let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
+        if let Some(last) = last {
+            if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("seq-order"),
+                        format!("port {pid} got seq {seq} after {last} from cpu {cpu}"),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The checker's count of one exit's copies per port: more than one is CVE-2011-2484.
+    pub(super) fn audit_copies(&self, cx: &Cx, copies: &BTreeMap<u32, u32>, cpu: u32, task: &Task) {
+        if !self.checks("duplicate-listener-check") {
+            return;
+        }
+        if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("duplicate-listener"),
+                    format!(
+                        "the exit of pid {} was delivered {n} times to port {port} on cpu {cpu}",
+                        task.pid
+                    ),
+                ),
+            );
+        }
+    }
+
+    /// The checker's look after a DEREGISTER that returned 0: no entry of the port may be left
+    /// on the CPUs it named. Read through an observer context.
+    pub(super) fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        for &cpu in mask {
+            let list = self.listener_array[cpu as usize].sem.down_read(&observer);
+            let left = list.iter().filter(|s| s.pid == port).count();
+            drop(list);
+            if left > 0 {
+                cx.sim().report(
+                    Some(cx),
+                    Violation::new(
+                        ViolationKind::finding("duplicate-listener"),
+                        format!(
+                            "DEREGISTER of port {port} on cpu {cpu} returned 0 but {left} entries are left"
+                        ),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The invariants that hold between operations.
+    pub fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
+        let cx = sim.observer_cx("check_invariants", 0);
+        let ports = self.port_ids(&cx);
+        let _ = ports;
+        for (cpu, listeners) in self.listener_array.iter().enumerate() {
+            let list = listeners.sem.down_read(&cx);
+            assert_eq!(
+                listeners.len.load(Ordering::Relaxed),
+                list.len(),
+                "cpu {cpu}: the unlocked length disagrees with the list"
+            );
+            if self.checks("duplicate-listener-check") {
+                let mut seen = BTreeSet::new();
+                for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
+                    if !seen.insert(s.pid) {
+                        return Err(Violation::new(
+                            ViolationKind::finding("duplicate-listener"),
+                            format!(
+                                "cpu {cpu} has more than one valid listener for port {}: {:?}",
+                                s.pid,
+                                list.iter().map(|s| s.pid).collect::<Vec<_>>()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
+                return Err(Violation::new(
+                    ViolationKind::Invariant(None),
+                    format!("cpu {cpu}: an invalid listener survived pruning"),
+                ));
+            }
+        }
+        let listeners_total: usize = self.listener_array.iter().map(|l| l.len.load(Ordering::Relaxed)).sum();
+        if self.listener_cache.live() != listeners_total as u64 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
+            ));
+        }
+        if self.checks_group_stats() {
+            self.check_group_ledger(&cx)?;
+        }
+        let t = self.tasks.lock(&cx);
+        let groups_with_stats = t
+            .tasks
+            .values()
+            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(&cx).stats.is_some())
+            .count();
+        drop(t);
+        if self.taskstats_cache.live() != groups_with_stats as u64 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!(
+                    "{} taskstats objects live, {} groups with stats",
+                    self.taskstats_cache.live(),
+                    groups_with_stats
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every group the ledger has booked exits for still has its stats, and they hold exactly
+    /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
+    pub(super) fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
+        let leaders: Vec<Task> =
+            self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
+        let ledger = self.ledger();
+        for task in leaders {
+            let Some(group) = ledger.groups.get(&task.tgid) else { continue };
+            let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+            let ok = stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
+            if !ok {
+                let have = stats.map_or("no stats (freed)".to_string(), |s| {
+                    format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
+                });
+                return Err(Violation::new(
+                    ViolationKind::finding("group-stats"),
+                    format!(
+                        "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
+                         cpu_delay_total {}",
+                        task.tgid, group.truth.cpu_count, group.truth.cpu_delay_total
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees every listener and group stats; a leak is a violation.
+    pub fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        let cx = sim.cx("teardown", 0);
+        for listeners in &self.listener_array {
+            let mut list = listeners.sem.down_write(&cx);
+            for s in list.drain(..) {
+                let _ = self.listener_cache.free(&cx, s.handle);
+            }
+            listeners.len.store(0, Ordering::Relaxed);
+        }
+        let signals: Vec<Arc<Signal>> =
+            self.tasks.lock(&cx).tasks.values().filter(|t| t.is_leader()).map(|t| t.signal.clone()).collect();
+        for signal in signals {
+            let handle = signal.lock.lock_irqsave(&cx).stats_handle.take();
+            if let Some(handle) = handle {
+                let _ = self.taskstats_cache.free(&cx, handle);
+            }
+        }
+        self.listener_cache.destroy(&cx)?;
+        self.taskstats_cache.destroy(&cx)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,555 @@
+//! kernel/taskstats.c: the TASKSTATS generic-netlink family. This file has the model's state,
+//! the commands (taskstats_user_cmd, cgroupstats_user_cmd, cmd_attr_pid/_tgid and
+//! _register/_deregister_cpumask, prepare_reply, mk_reply, fill_stats, fill_stats_for_pid/_tgid);
+//! its children are `exit.rs` (exit delivery to the per-CPU listeners), `process.rs` (fork and
+//! exit of the tasks the family reports on), `delayacct.rs` (`delays->lock` and the itimer
+//! softirq), `netlink.rs` (the af_netlink/genetlink/nlctrl slice the family runs on) and
+//! `ledger.rs` (checker state: what delivered records must add up to, invariants, teardown).
+//! Left out: dump requests (the family has no dumpit) and multicast.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use sim_core::fault::FaultSite;
+use sim_core::mm::{Gfp, KmemCache};
+use sim_core::sync::atomic::{AtomicU32, Ordering};
+use sim_core::sync::Arc;
+use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind};
+
+use crate::fixes::Fixes;
+use crate::listener::CpuSet;
+use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
+use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs};
+use crate::wire::*;
+use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
+
+mod delayacct;
+mod exit;
+mod ledger;
+mod netlink;
+mod process;
+
+use delayacct::{add_delays, same_delays};
+use ledger::{inner_group_has_ledger, Ledger};
+use netlink::Info;
+pub(crate) use netlink::Port;
+use process::comm_for;
+
+/// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
+pub const NR_CPUS: u32 = 64;
+/// `TASKSTATS_CPUMASK_MAXLEN` (100 + 6 * NR_CPUS).
+pub const TASKSTATS_CPUMASK_MAXLEN: usize = 100 + 6 * NR_CPUS as usize;
+
+/// Sizes and the architecture, as constructor parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Possible CPUs.
+    pub cpus: u32,
+    /// `TASKSTATS_NEEDS_PADDING`: 64-bit without efficient unaligned access (ia64, say).
+    pub needs_padding: bool,
+    /// Messages a port's receive queue holds before sends to it fail (`sk_rcvbuf`).
+    pub queue_max: usize,
+    /// Most tasks at once (fork fails with EAGAIN beyond, as RLIMIT_NPROC would).
+    pub tasks_max: usize,
+    /// Fixes (by name) whose invariants are checked even though they are off: the zoo and the
+    /// CLI name the fixes they switch off here; a preset's own property test checks its contract.
+    pub audit: Vec<String>,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params { cpus: 2, needs_padding: false, queue_max: 8, tasks_max: 24, audit: Vec::new() }
+    }
+}
+
+/// The model: the family, its listeners, the tasks and the ports.
+#[derive(Debug)]
+pub struct Taskstats {
+    fixes: Fixes,
+    params: Params,
+    tasks: SpinLock<TaskTable>,
+    listener_array: Vec<ListenerList>,
+    taskstats_seqnum: Vec<AtomicU32>,
+    ports: SpinLock<BTreeMap<u32, Port>>,
+    listener_cache: KmemCache<()>,
+    taskstats_cache: KmemCache<()>,
+    /// Checker state (std-synchronised, untraced); see [`Ledger`].
+    ledger: std::sync::Mutex<Ledger>,
+    next_port: AtomicU32,
+}
+
+/// How a fork creates the child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForkKind {
+    /// CLONE_THREAD: a thread in the parent's group.
+    Thread,
+    /// A new process with the parent's credentials.
+    Process,
+    /// A new process that drops to an unprivileged uid (1000 + n) and CAP_NET_ADMIN.
+    Unprivileged(u8),
+    /// CLONE_NEWPID.
+    NewPidNs,
+    /// CLONE_NEWUSER: root inside, unprivileged outside.
+    NewUserNs,
+}
+
+/// Where a record went, for the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitReport {
+    /// The exiting task (global pid).
+    pub pid: u32,
+    /// Whether it was the group's last live thread.
+    pub group_dead: bool,
+    /// The CPU its record was for.
+    pub cpu: u32,
+    /// Ports that got the record, in list order.
+    pub delivered: Vec<u32>,
+    /// Listeners pruned afterwards.
+    pub pruned: usize,
+    /// Ports closed because the group died (its files were closed).
+    pub closed: Vec<u32>,
+}
+
+impl Taskstats {
+    /// taskstats_init_early() + taskstats_init(): caches, per-CPU lists, the family; and a
+    /// world with init (pid 1, root, CAP_NET_ADMIN) in cgroup "/", a second cgroup "/work".
+    pub fn new(sim: &Sim, fixes: Fixes, params: Params) -> Taskstats {
+        let cpus = params.cpus.clamp(1, NR_CPUS);
+        let params = Params { cpus, ..params };
+        let class = if fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            "&sighand->siglock"
+        } else {
+            "&sig->stats_lock"
+        };
+        let mut table = TaskTable {
+            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
+            user_ns: vec![UserNs { parent: None, base: 0 }],
+            cgroups: vec!["/", "/work"],
+            ..TaskTable::default()
+        };
+        let numbers = table.alloc_numbers(0);
+        let init = Task {
+            pid: 1,
+            tgid: 1,
+            numbers,
+            user_ns: 0,
+            uid: 0,
+            gid: 0,
+            cap_net_admin: true,
+            real_parent: 0,
+            cpu: 0,
+            comm: comm_for(1),
+            start_ns: sim.now_ns(),
+            cgroup: 0,
+            state: TaskState::Running,
+            exit_code: 0,
+            exit_state: ExitState::None,
+            signal: Signal::new(class),
+            delays: Some(TaskDelays::new()),
+        };
+        {
+            let cx = sim.cx("taskstats_init", 0);
+            let mut inner = init.signal.lock.lock_irqsave(&cx);
+            inner.threads.insert(1, (Acct::default(), ExitState::None));
+            inner.live = 1;
+        }
+        table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
+        table.tasks.insert(1, init);
+        Taskstats {
+            fixes,
+            listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
+            taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
+            params,
+            tasks: SpinLock::new("tasklist_lock", table),
+            ports: SpinLock::new("nl_table_lock", BTreeMap::new()),
+            listener_cache: KmemCache::new("listener", 24),
+            taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
+            ledger: std::sync::Mutex::new(Ledger::default()),
+            next_port: AtomicU32::new(0xffff_f000),
+        }
+    }
+
+    /// The switches this model runs with.
+    pub fn fixes(&self) -> Fixes {
+        self.fixes
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// A coverage mark: checker state in the Sim, no model lock.
+    fn mark(&self, cx: &Cx, mark: &'static str) {
+        cx.sim().mark(mark);
+    }
+
+    fn checks(&self, fix: &str) -> bool {
+        self.fixes.names_on().contains(&fix) || self.params.audit.iter().any(|name| name == fix)
+    }
+
+    fn version(&self) -> u16 {
+        if self.fixes.on(crate::fixes::TASKSTATS_V8) {
+            8
+        } else {
+            1
+        }
+    }
+
+    fn padding(&self) -> bool {
+        // The TASKSTATS_TYPE_NULL padding came with the version-8 era kernels.
+        self.params.needs_padding && self.fixes.on(crate::fixes::TASKSTATS_V8)
+    }
+
+    // --- commands ------------------------------------------------------------------------------
+
+    /// Mirrors prepare_reply(): genlmsg_new (may fail: ENOMEM), then the headers; a reply to a
+    /// request echoes its port and seq, an exit event takes this CPU's next sequence number.
+    fn prepare_reply(
+        &self,
+        cx: &Cx,
+        info: Option<&Info<'_>>,
+        cmd: u8,
+        size: usize,
+    ) -> Result<MsgBuilder, Errno> {
+        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), size as u64) {
+            cx.note("prepare_reply: genlmsg_new failed");
+            return Err(Errno::ENOMEM);
+        }
+        Ok(match info {
+            None => {
+                let seq = self.taskstats_seqnum[cx.cpu() as usize].fetch_add(1, Ordering::Relaxed);
+                MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, seq, 0, cmd, TASKSTATS_GENL_VERSION)
+            }
+            Some(info) => MsgBuilder::genlmsg_put(
+                TASKSTATS_FAMILY_ID,
+                0,
+                info.seq,
+                info.port,
+                cmd,
+                TASKSTATS_GENL_VERSION,
+            ),
+        })
+    }
+
+    /// Mirrors mk_reply(): optional TASKSTATS_TYPE_NULL padding, the aggregate nest, the id and
+    /// the stats.
+    fn mk_reply(&self, msg: &mut MsgBuilder, kind: u16, id: u32, stats: &TaskstatsRecord) {
+        let aggr =
+            if kind == TASKSTATS_TYPE_PID { TASKSTATS_TYPE_AGGR_PID } else { TASKSTATS_TYPE_AGGR_TGID };
+        if self.padding() {
+            msg.nla_put(TASKSTATS_TYPE_NULL, &[]);
+        }
+        msg.nest_start(aggr);
+        msg.nla_put_u32(kind, id);
+        msg.nla_put(TASKSTATS_TYPE_STATS, &stats.to_bytes(self.version()));
+        msg.nest_end();
+    }
+
+    fn packet_size(&self) -> usize {
+        let stats =
+            if self.fixes.on(crate::fixes::TASKSTATS_V8) { TASKSTATS_V8_SIZE } else { TASKSTATS_V1_SIZE };
+        let mut size = nla_total_size(4) + nla_total_size(stats) + nla_total_size(0);
+        if self.padding() {
+            size += nla_total_size(0);
+        }
+        size
+    }
+
+    /// Mirrors fill_stats() (3.x) and fill_pid() (2.6.19): delay accounting, and from version 8
+    /// the basic and extended accounting, with ids as seen from `(user_ns, pid_ns)` where the
+    /// version translates them.
+    fn fill_stats(
+        &self,
+        cx: &Cx,
+        table: &TaskTable,
+        task: &Task,
+        acct: &Acct,
+        user_ns: usize,
+        pid_ns: usize,
+    ) -> TaskstatsRecord {
+        let mut stats = TaskstatsRecord::default();
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        acct.delayacct_add(&mut stats, v8);
+        stats.version = self.version();
+        if !v8 {
+            return stats;
+        }
+        stats.nvcsw = acct.nvcsw;
+        stats.nivcsw = acct.nivcsw;
+        // bacct_add_tsk()
+        stats.ac_etime = cx.sim().now_ns().saturating_sub(task.start_ns) / 1000;
+        stats.ac_btime = (task.start_ns / 1_000_000_000) as u32;
+        stats.ac_exitcode = task.exit_code;
+        stats.ac_flag = 0;
+        stats.ac_nice = 0;
+        stats.ac_sched = 0;
+        if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
+            stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
+            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| table.pid_nr_ns(p.tgid, pid_ns));
+            stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
+            stats.ac_gid = table.from_kuid_munged(user_ns, task.gid);
+        } else {
+            stats.ac_pid = task.pid;
+            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| p.tgid);
+            stats.ac_uid = task.uid;
+            stats.ac_gid = task.gid;
+        }
+        stats.ac_comm = task.comm;
+        stats.ac_utime = acct.utime_ns / 1000;
+        stats.ac_stime = acct.stime_ns / 1000;
+        stats.ac_utimescaled = stats.ac_utime;
+        stats.ac_stimescaled = stats.ac_stime;
+        stats.ac_minflt = acct.minflt;
+        stats.ac_majflt = acct.majflt;
+        // xacct_add_tsk()
+        stats.coremem = acct.rss_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
+        stats.virtmem = acct.vm_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
+        stats.hiwater_rss = acct.rss_pages * 4;
+        stats.hiwater_vm = acct.vm_pages * 4;
+        stats.read_char = acct.read_char;
+        stats.write_char = acct.write_char;
+        stats.read_syscalls = acct.read_syscalls;
+        stats.write_syscalls = acct.write_syscalls;
+        stats.read_bytes = acct.read_bytes;
+        stats.write_bytes = acct.write_bytes;
+        stats.cancelled_write_bytes = acct.cancelled_write_bytes;
+        stats
+    }
+
+    /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
+    pub fn group_stats(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
+        let task = self.task(cx, pid)?;
+        let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+        stats
+    }
+
+    /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
+    /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
+    pub fn fill_stats_for(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
+        let table = self.tasks.lock(cx);
+        let task = table.tasks.get(&pid)?.clone();
+        let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
+        Some(self.fill_stats(cx, &table, &task, &acct, 0, 0))
+    }
+
+    /// Mirrors taskstats_user_cmd(): the first of REGISTER, DEREGISTER, PID, TGID present.
+    fn taskstats_user_cmd(&self, cx: &Cx, current: &Task, info: &Info<'_>) -> Result<(), Errno> {
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK)] {
+            return self.cmd_attr_cpumask(cx, current, info, attr, Action::Register);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK)] {
+            return self.cmd_attr_cpumask(cx, current, info, attr, Action::Deregister);
+        }
+        if !self.fixes.on(crate::fixes::REPLY_AFTER_DISPATCH) {
+            // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
+            let reply = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
+            drop(reply);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_PID)] {
+            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), false);
+        }
+        if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_TGID)] {
+            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), true);
+        }
+        Err(Errno::EINVAL)
+    }
+
+    /// Mirrors cmd_attr_register_cpumask()/cmd_attr_deregister_cpumask() with parse() and
+    /// add_del_listener()'s checks.
+    fn cmd_attr_cpumask(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        info: &Info<'_>,
+        attr: Attr,
+        action: Action,
+    ) -> Result<(), Errno> {
+        if self.fixes.on(crate::fixes::CPUMASK_VAR)
+            && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8)
+        {
+            // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
+            return Err(Errno::ENOMEM);
+        }
+        // parse()
+        let len = attr.len;
+        if len > TASKSTATS_CPUMASK_MAXLEN {
+            self.mark(cx, "e2big");
+            return Err(Errno::E2BIG);
+        }
+        if len < 1 {
+            return Err(Errno::EINVAL);
+        }
+        if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
+            return Err(Errno::ENOMEM);
+        }
+        let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;
+        // add_del_listener()
+        if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
+            return Err(Errno::EINVAL);
+        }
+        if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) && (current.user_ns != 0 || current.pid_ns() != 0) {
+            cx.note("add_del_listener: not in the initial user and pid namespaces");
+            self.mark(cx, "listener-ns-refused");
+            return Err(Errno::EINVAL);
+        }
+        let report = add_del_listener(
+            cx,
+            &self.listener_array,
+            &self.listener_cache,
+            info.port,
+            &mask,
+            action,
+            self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK),
+        )?;
+        if report.failed_part_way {
+            self.mark(cx, "register-failed-part-way");
+        }
+        if !report.existed.is_empty() {
+            self.mark(cx, "duplicate-skipped");
+        }
+        if action == Action::Deregister && !report.removed.is_empty() {
+            self.mark(cx, "deregistered");
+        }
+        if action == Action::Register && !report.added.is_empty() {
+            self.mark(cx, "registered");
+        }
+        if action == Action::Deregister && self.checks("duplicate-listener-check") {
+            self.audit_deregister(cx, info.port, &mask);
+        }
+        Ok(())
+    }
+
+    /// Mirrors cmd_attr_pid()/cmd_attr_tgid() with fill_stats_for_pid()/_tgid() (2.6.19:
+    /// fill_pid()/fill_tgid()).
+    fn cmd_attr_id(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        info: &Info<'_>,
+        nr: u32,
+        tgid_query: bool,
+    ) -> Result<(), Errno> {
+        let mut msg = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
+        let table = self.tasks.lock(cx);
+        // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space).
+        let ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { current.pid_ns() } else { 0 };
+        let Some(task) = table.find_by_nr_ns(nr, ns).cloned() else {
+            return Err(Errno::ESRCH);
+        };
+        let (user_ns, pid_ns) = (current.user_ns, current.pid_ns());
+        let stats = if !tgid_query {
+            let inner = task.signal.lock.lock_irqsave(cx);
+            let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
+            drop(inner);
+            self.fill_stats(cx, &table, &task, &acct, user_ns, pid_ns)
+        } else {
+            self.fill_stats_for_tgid(cx, &task)
+        };
+        let port = self.port(cx, info.port);
+        if let Some(port) = &port {
+            let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
+            self.audit_record(cx, port, &task, kind, nr, &stats, &table);
+        }
+        drop(table);
+        let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
+        self.mk_reply(&mut msg, kind, nr, &stats);
+        self.mark(cx, if tgid_query { "tgid-query" } else { "pid-query" });
+        // send_reply() -> genlmsg_reply(): the unicast's error is the doit's.
+        self.unicast(cx, info.port, msg.finish())
+    }
+
+    /// Mirrors fill_stats_for_tgid() (3.x: under lock_task_sighand, skipping any exited thread)
+    /// and fill_tgid() (2.6.19: signal->stats under stats_lock, then the threads, skipping only a
+    /// zombie leader). Checks the result against the checker's ledger.
+    fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> TaskstatsRecord {
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let inner = first.signal.lock.lock_irqsave(cx);
+        let mut stats = inner.stats.clone().unwrap_or_default();
+        let mut live_sum = TaskstatsRecord::default();
+        for (_, (acct, exit_state)) in inner.threads.iter() {
+            if *exit_state != ExitState::None {
+                continue;
+            }
+            acct.delayacct_add(&mut stats, v8);
+            acct.delayacct_add(&mut live_sum, v8);
+            if v8 {
+                stats.nvcsw += acct.nvcsw;
+                stats.nivcsw += acct.nivcsw;
+            }
+        }
+        drop(inner);
+        stats.version = self.version();
+        if inner_group_has_ledger(self, first.tgid) && self.checks_group_stats() {
+            let ledger = self.ledger();
+            if let Some(group) = ledger.groups.get(&first.tgid) {
+                let mut expect = group.truth.clone();
+                add_delays(&mut expect, &live_sum);
+                if !same_delays(&expect, &stats) {
+                    let text = format!(
+                        "TGID {} query: cpu_count {} cpu_delay_total {} blkio_delay_total {}, but exited threads plus \
+                         live threads sum to {} / {} / {}",
+                        first.tgid,
+                        stats.cpu_count,
+                        stats.cpu_delay_total,
+                        stats.blkio_delay_total,
+                        expect.cpu_count,
+                        expect.cpu_delay_total,
+                        expect.blkio_delay_total
+                    );
+                    drop(ledger);
+                    cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("group-stats"), text));
+                }
+            }
+        }
+        stats
+    }
+
+    /// Mirrors cgroupstats_user_cmd(): EINVAL without the fd attribute, nothing (0) for a bad fd,
+    /// EINVAL (from cgroupstats_build) for a file that is not a cgroup directory.
+    fn cgroupstats_user_cmd(&self, cx: &Cx, current: &Task, info: &Info<'_>) -> Result<(), Errno> {
+        let Some(attr) = info.attrs[usize::from(CGROUPSTATS_CMD_ATTR_FD)] else {
+            return Err(Errno::EINVAL);
+        };
+        let fd = attr.get_u32(info.msg);
+        let file = {
+            let table = self.tasks.lock(cx);
+            table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
+        };
+        let Some(file) = file else {
+            self.mark(cx, "cgroupstats-bad-fd");
+            return Ok(());
+        };
+        let mut msg =
+            self.prepare_reply(cx, Some(info), CGROUPSTATS_CMD_NEW, nla_total_size(CGROUPSTATS_SIZE))?;
+        let File::CgroupDir(cgroup) = file else {
+            return Err(Errno::EINVAL);
+        };
+        let stats = self.tasks.lock(cx).cgroupstats_build(cgroup);
+        msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes());
+        self.mark(cx, "cgroupstats");
+        self.unicast(cx, info.port, msg.finish())
+    }
+
+    /// Entries on `cpu`'s list, head first: (port, valid).
+    pub fn listeners(&self, cx: &Cx, cpu: u32) -> Vec<(u32, bool)> {
+        let list = self.listener_array[cpu as usize].sem.down_read(cx);
+        list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+    }
+}
+
+/// parse()'s copy and cpulist_parse() of the version (sim_core::percpu's parsers), as the set
+/// of CPUs: [`nla_strlcpy`] into a buffer of `nla_len()` bytes, so a payload without its NUL
+/// loses its last character, and the parser reads the copy as a C string (up to its first NUL)
+/// byte for byte, as the kernel does (3.x's isspace() includes Latin-1's no-break space; for
+/// 2.6.18's parser any byte above 127 is a non-digit, so a lossy conversion reads the same).
+pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
+    let copied = nla_strlcpy(payload, payload.len());
+    let mask = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
+        cpulist_parse_bytes(&copied, NR_CPUS)?
+    } else {
+        let end = copied.iter().position(|&c| c == 0).unwrap_or(copied.len());
+        cpulist_parse_with(CpulistSyntax::Linux2_6_18, &String::from_utf8_lossy(&copied[..end]), NR_CPUS)?
+    };
+    Ok(mask.iter().collect())
+}

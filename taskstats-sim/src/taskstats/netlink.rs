@@ -1,0 +1,375 @@
+//! The slice of net/netlink/af_netlink.c (ports with bounded receive queues, netlink_unicast,
+//! netlink_rcv_skb, netlink_ack), net/netlink/genetlink.c (genl_rcv_msg, policy validation) and
+//! the controller's ctrl_getfamily that the TASKSTATS family needs, plus the files that own the
+//! sockets.
+
+use super::*;
+
+/// A netlink socket's receiving end.
+#[derive(Debug, Clone)]
+pub(crate) struct Port {
+    /// The port id (`nl_pid` / `portid`).
+    pub id: u32,
+    /// The owning process (tgid).
+    pub owner_tgid: u32,
+    /// Owner credentials at open: kuid, user namespace, pid namespace, capable(CAP_NET_ADMIN).
+    pub uid: u32,
+    /// Owner's user namespace.
+    pub user_ns: usize,
+    /// Owner's pid namespace.
+    pub pid_ns: usize,
+    /// `capable(CAP_NET_ADMIN)` (in init_user_ns).
+    pub capable: bool,
+    /// Open or closed (sends get ECONNREFUSED once closed).
+    pub open: bool,
+    /// The receive queue.
+    pub queue: VecDeque<Vec<u8>>,
+    /// Sends that failed because the queue was full (`sk_drops`).
+    pub overruns: u64,
+    /// `sk_err`: ENOBUFS after an overrun (netlink_overrun()), until a recvmsg(2) reports it.
+    pub sk_err: Option<Errno>,
+}
+
+impl Port {
+    /// A new open socket of `task`'s process at port `id`, with the owner's credentials as
+    /// they are now (the kernel records them at open and checks them at each request).
+    pub(super) fn of_task(id: u32, task: &Task) -> Port {
+        Port {
+            id,
+            owner_tgid: task.tgid,
+            uid: task.uid,
+            user_ns: task.user_ns,
+            pid_ns: task.pid_ns(),
+            capable: task.cap_net_admin && task.user_ns == 0,
+            open: true,
+            queue: VecDeque::new(),
+            overruns: 0,
+            sk_err: None,
+        }
+    }
+}
+
+/// `struct genl_info`, as far as the doits read it.
+pub(super) struct Info<'a> {
+    pub(super) port: u32,
+    pub(super) seq: u32,
+    pub(super) msg: &'a [u8],
+    pub(super) attrs: Vec<Option<Attr>>,
+}
+
+impl Taskstats {
+    /// open(2) by `current` (the task of `cx`) in its process: a cgroup directory or a regular
+    /// file. Returns the fd.
+    pub fn open_file(&self, cx: &Cx, cgroup: Option<usize>) -> Option<u32> {
+        let pid = cx.task();
+        let mut t = self.tasks.lock(cx);
+        let tgid = t.tasks.get(&pid)?.tgid;
+        let ncg = t.cgroups.len();
+        let files = t.files.entry(tgid).or_default();
+        if files.len() >= 16 {
+            return None;
+        }
+        files.push(Some(cgroup.map_or(File::Regular, |c| File::CgroupDir(c % ncg))));
+        Some(files.len() as u32 - 1)
+    }
+
+    /// socket(AF_NETLINK, ..., NETLINK_GENERIC) + autobind: the process's first socket gets its
+    /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
+    /// Run by `current`, the task of `cx`.
+    pub fn open_port(&self, cx: &Cx) -> Option<u32> {
+        let task = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None)?;
+        let mut ports = self.ports.lock(cx);
+        let id = if ports.contains_key(&task.tgid) {
+            self.next_port.fetch_sub(1, Ordering::Relaxed)
+        } else {
+            task.tgid
+        };
+        ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
+        Some(id)
+    }
+
+    /// bind(2) with an explicit `nl_pid`: a socket of task `pid`'s process at port `id` (the CLI
+    /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
+    /// ESRCH if the task (`current`, the task of `cx`) is not alive.
+    pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
+        let task =
+            self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let mut ports = self.ports.lock(cx);
+        if ports.contains_key(&id) {
+            return Err(Errno::EBUSY);
+        }
+        ports.insert(id, Port::of_task(id, &task));
+        drop(ports);
+        self.ledger().last_seq.retain(|&(port, _), _| port != id);
+        Ok(())
+    }
+
+    /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
+    /// finds them, as in the kernel.
+    pub fn close_port(&self, cx: &Cx, id: u32) {
+        let mut ports = self.ports.lock(cx);
+        if let Some(port) = ports.get_mut(&id) {
+            port.open = false;
+            port.queue.clear();
+        }
+        ports.remove(&id);
+    }
+
+    /// Open port ids, ascending.
+    pub fn port_ids(&self, cx: &Cx) -> Vec<u32> {
+        self.ports.lock(cx).keys().copied().collect()
+    }
+
+    /// The messages queued for `port`, drained without looking at `sk_err` (drivers that count
+    /// deliveries themselves; a reader that must hear of drops uses [`Self::recvmsg`]).
+    pub fn recv(&self, cx: &Cx, id: u32) -> Vec<Vec<u8>> {
+        let mut ports = self.ports.lock(cx);
+        ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
+    }
+
+    /// recvmsg(2) until empty, as a client reads its socket: skb_recv_datagram() first returns
+    /// a pending `sk_err` (ENOBUFS after an overrun) and clears it; the next call gets the
+    /// queued messages. EBADF for a socket that is closed.
+    pub fn recvmsg(&self, cx: &Cx, id: u32) -> Result<Vec<Vec<u8>>, Errno> {
+        let mut ports = self.ports.lock(cx);
+        let port = ports.get_mut(&id).ok_or(Errno::EBADF)?;
+        if let Some(err) = port.sk_err.take() {
+            return Err(err);
+        }
+        Ok(port.queue.drain(..).collect())
+    }
+
+    /// netlink_unicast() with MSG_DONTWAIT: ECONNREFUSED to a closed port, EAGAIN when its queue
+    /// is full, which netlink_overrun() also reports to the reader as ENOBUFS (`sk_err`).
+    pub(super) fn unicast(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
+        let mut ports = self.ports.lock(cx);
+        let Some(port) = ports.get_mut(&id).filter(|p| p.open) else {
+            return Err(Errno::ECONNREFUSED);
+        };
+        if port.queue.len() >= self.params.queue_max {
+            port.overruns += 1;
+            port.sk_err = Some(Errno::ENOBUFS);
+            drop(ports);
+            self.mark(cx, "port-overrun");
+            return Err(Errno::EAGAIN);
+        }
+        port.queue.push_back(bytes);
+        Ok(())
+    }
+
+    /// The owning process and queue length of port `id`.
+    pub fn port_owner(&self, cx: &Cx, id: u32) -> Option<(u32, usize)> {
+        self.port(cx, id).map(|p| (p.owner_tgid, p.queue.len()))
+    }
+
+    /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
+    /// the owning process, with its CPU (None: no such port, or its process has no live thread).
+    pub fn port_sender(&self, cx: &Cx, id: u32) -> Option<(u32, u32)> {
+        let p = self.port(cx, id).filter(|p| p.open)?;
+        let t = self.tasks.lock(cx);
+        t.tasks
+            .values()
+            .find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None)
+            .map(|t| (t.pid, t.cpu))
+    }
+
+    /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
+    pub fn fd_kind(&self, cx: &Cx, tgid: u32, fd: u32) -> Option<bool> {
+        let t = self.tasks.lock(cx);
+        t.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
+    }
+
+    pub(super) fn port(&self, cx: &Cx, id: u32) -> Option<Port> {
+        self.ports.lock(cx).get(&id).cloned()
+    }
+
+    /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
+    /// netlink messages), processed as netlink_rcv_skb() + genl_rcv_msg() would. Returns every
+    /// message delivered to that port during the call (replies, then the ack or error), in order,
+    /// without leaving them in its queue. Exit events queued earlier stay queued (see [`Self::recv`]).
+    /// A port that is not open, or that is not a socket of the sender's process (`current`, the
+    /// task of `cx`; see [`Self::port_sender`]), gets nothing back.
+    pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let Some(p) = self.port(cx, port).filter(|p| p.open) else {
+            return Vec::new();
+        };
+        let current = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None);
+        let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
+            return Vec::new();
+        };
+        let queued_before = self.port(cx, port).map_or(0, |p| p.queue.len());
+        let mut at = 0usize;
+        // netlink_rcv_skb(): one message after another while a header fits.
+        while bytes.len() - at >= NLMSG_HDRLEN {
+            let Some(hdr) = NlMsgHdr::parse(&bytes[at..]) else { break };
+            let len = hdr.len as usize;
+            if len < NLMSG_HDRLEN || bytes.len() - at < len {
+                break;
+            }
+            let msg = &bytes[at..at + len];
+            let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
+                None
+            } else {
+                self.genl_rcv_msg(cx, &current, port, msg, &hdr).err()
+            };
+            if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
+                let ack = netlink_ack(msg, &hdr, port, err);
+                let _ = self.unicast(cx, port, ack);
+            }
+            at += align4(len).min(bytes.len() - at);
+        }
+        let mut ports = self.ports.lock(cx);
+        match ports.get_mut(&port) {
+            Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length
+    /// (EINVAL), command lookup (EOPNOTSUPP), GENL_ADMIN_PERM (EPERM), dump (EOPNOTSUPP),
+    /// nlmsg_parse against the op's policy, then the doit.
+    pub(super) fn genl_rcv_msg(
+        &self,
+        cx: &Cx,
+        current: &Task,
+        port: u32,
+        msg: &[u8],
+        hdr: &NlMsgHdr,
+    ) -> Result<(), Errno> {
+        if hdr.kind == GENL_ID_CTRL {
+            return self.ctrl_getfamily(cx, port, msg, hdr);
+        }
+        if hdr.kind != TASKSTATS_FAMILY_ID {
+            return Err(Errno::ENOENT);
+        }
+        if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
+            return Err(Errno::EINVAL);
+        }
+        let cmd = msg[NLMSG_HDRLEN];
+        let is_cgroup = cmd == CGROUPSTATS_CMD_GET && self.fixes.on(crate::fixes::CGROUPSTATS);
+        if cmd != TASKSTATS_CMD_GET && !is_cgroup {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let capable = current.cap_net_admin && current.user_ns == 0;
+        if cmd == TASKSTATS_CMD_GET && self.fixes.on(crate::fixes::ADMIN_PERM) && !capable {
+            cx.note("genl_rcv_msg: GENL_ADMIN_PERM and no CAP_NET_ADMIN");
+            self.mark(cx, "eperm");
+            return Err(Errno::EPERM);
+        }
+        if hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let policy = move |kind: u16| -> Option<NlaType> {
+            if is_cgroup {
+                (kind == CGROUPSTATS_CMD_ATTR_FD).then_some(NlaType::U32)
+            } else {
+                match kind {
+                    TASKSTATS_CMD_ATTR_PID | TASKSTATS_CMD_ATTR_TGID => Some(NlaType::U32),
+                    TASKSTATS_CMD_ATTR_REGISTER_CPUMASK | TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK => {
+                        Some(NlaType::String)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), TASKSTATS_CMD_ATTR_MAX, &policy)?;
+        if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
+            self.policy_out_of_bounds(cx, &attrs);
+        }
+        let info = Info { port, seq: hdr.seq, msg, attrs };
+        if is_cgroup {
+            self.cgroupstats_user_cmd(cx, current, &info)
+        } else {
+            self.taskstats_user_cmd(cx, current, &info)
+        }
+    }
+
+    /// Before "taskstats: fix the length of cgroupstats_cmd_get_policy": the family's maxattr
+    /// is TASKSTATS_CMD_ATTR_MAX (4) but the cgroupstats policy has CGROUPSTATS_CMD_ATTR_MAX + 1
+    /// (2) entries, so validate_nla() looks up `policy[type]` past the array for every attribute
+    /// of type 2..4. The model treats what it read as no policy (the bytes past the array are
+    /// other static data) and the checker reports the read, as KASAN would.
+    pub(super) fn policy_out_of_bounds(&self, cx: &Cx, attrs: &[Option<Attr>]) {
+        let Some(kind) = (2..=TASKSTATS_CMD_ATTR_MAX).find(|&t| attrs[usize::from(t)].is_some()) else {
+            return;
+        };
+        cx.note(format!("nla_parse: cgroupstats_cmd_get_policy[{kind}] is past the array's 2 entries"));
+        self.mark(cx, "cgroupstats-policy-oob");
+        if self.checks("cgroupstats-policy-len") {
+            cx.sim().report(
+                Some(cx),
+                Violation::new(
+                    ViolationKind::finding("global-out-of-bounds"),
+                    format!(
+                        "CGROUPSTATS_CMD_GET with attribute type {kind}: validate_nla() reads \
+                         cgroupstats_cmd_get_policy[{kind}], past its 2 entries (the family's maxattr is 4)"
+                    ),
+                ),
+            );
+        }
+    }
+
+    /// Mirrors the `nlctrl` family's ctrl_getfamily() for the one family the model registers,
+    /// so a client resolves "TASKSTATS" as it would on a kernel (getdelays does this first):
+    /// EOPNOTSUPP for another command; `ctrl_policy` types `CTRL_ATTR_FAMILY_ID` as NLA_U16 and
+    /// the name as a NUL-terminated string; the id lookup runs first and the name lookup after
+    /// it replaces its result, so the name wins when both are given; neither is EINVAL, a miss
+    /// ENOENT. The reply carries id, name, version, header size, maxattr and the ops.
+    pub(super) fn ctrl_getfamily(&self, cx: &Cx, port: u32, msg: &[u8], hdr: &NlMsgHdr) -> Result<(), Errno> {
+        if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
+            return Err(Errno::EINVAL);
+        }
+        if msg[NLMSG_HDRLEN] != CTRL_CMD_GETFAMILY || hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let policy = |kind: u16| match kind {
+            CTRL_ATTR_FAMILY_ID => Some(NlaType::U16),
+            CTRL_ATTR_FAMILY_NAME => Some(NlaType::NulString(GENL_NAMSIZ - 1)),
+            _ => None,
+        };
+        let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), CTRL_ATTR_OPS, &policy)?;
+        // genl_family_find_byid(), then genl_family_find_byname() overriding it.
+        let mut found = None;
+        if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_ID)] {
+            found = Some(a.get_u16(msg) == TASKSTATS_FAMILY_ID);
+        }
+        if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)] {
+            let data = a.data(msg);
+            let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
+            found = Some(data[..end] == *TASKSTATS_GENL_NAME.as_bytes());
+        }
+        match found {
+            None => return Err(Errno::EINVAL),
+            Some(false) => return Err(Errno::ENOENT),
+            Some(true) => {}
+        }
+        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), 256) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut reply =
+            MsgBuilder::genlmsg_put(GENL_ID_CTRL, 0, hdr.seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION);
+        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, TASKSTATS_FAMILY_ID);
+        let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
+        name.push(0);
+        reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name);
+        reply.nla_put_u32(CTRL_ATTR_VERSION, u32::from(TASKSTATS_GENL_VERSION));
+        reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0);
+        reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX));
+        reply.nest_start(CTRL_ATTR_OPS);
+        let admin = if self.fixes.on(crate::fixes::ADMIN_PERM) { GENL_ADMIN_PERM } else { 0 };
+        let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
+        if self.fixes.on(crate::fixes::CGROUPSTATS) {
+            ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
+        }
+        for (index, (cmd, flags)) in ops.into_iter().enumerate() {
+            reply.nest_start(index as u16 + 1);
+            reply.nla_put_u32(CTRL_ATTR_OP_ID, u32::from(cmd));
+            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, flags);
+            reply.nest_end();
+        }
+        reply.nest_end();
+        self.unicast(cx, port, reply.finish())
+    }
+}

@@ -1,0 +1,305 @@
+//! The task lifecycle the family observes: kernel/fork.c (copy_process, its failure path and
+//! the 2.6.19 fork-time taskstats_tgid_alloc), kernel/exit.c (do_exit, release_task) and the
+//! scheduler's choice of CPU, over the task table of `task.rs`.
+
+use super::*;
+
+pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
+    let mut comm = [0u8; TS_COMM_LEN];
+    let name = format!("task{pid}");
+    comm[..name.len()].copy_from_slice(name.as_bytes());
+    comm
+}
+
+/// copy_namespaces() and the credential change a fork kind stands for: the child's pid
+/// namespace, user namespace, kuid and capable(CAP_NET_ADMIN).
+pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (usize, usize, u32, bool) {
+    let mut pid_ns = p.pid_ns();
+    let mut user_ns = p.user_ns;
+    let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
+    match kind {
+        ForkKind::NewPidNs => {
+            t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
+            pid_ns = t.pid_ns.len() - 1;
+        }
+        ForkKind::NewUserNs => {
+            let base = 100_000 * t.user_ns.len() as u32;
+            t.user_ns.push(UserNs { parent: Some(user_ns), base });
+            user_ns = t.user_ns.len() - 1;
+            uid = t.make_kuid(user_ns, 0);
+            cap = true;
+        }
+        ForkKind::Unprivileged(n) => {
+            uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
+            cap = false;
+        }
+        ForkKind::Thread | ForkKind::Process => {}
+    }
+    (pid_ns, user_ns, uid, cap)
+}
+
+impl Taskstats {
+    /// Live tasks' global pids, ascending.
+    pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
+        let t = self.tasks.lock(cx);
+        t.tasks.values().filter(|t| t.exit_state == ExitState::None).map(|t| t.pid).collect()
+    }
+
+    /// Zombies' global pids, ascending.
+    pub fn zombie_pids(&self, cx: &Cx) -> Vec<u32> {
+        let t = self.tasks.lock(cx);
+        t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
+    }
+
+    /// A copy of a task.
+    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Task> {
+        self.tasks.lock(cx).tasks.get(&pid).cloned()
+    }
+
+    /// The numbers of task `pid` per namespace level, and its tgid's numbers.
+    pub fn task_nr_in(&self, cx: &Cx, pid: u32, ns: usize) -> u32 {
+        self.tasks.lock(cx).pid_nr_ns(pid, ns)
+    }
+
+    /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
+    /// task (and, without CLONE_THREAD, a new group and fd table). In 2.6.19 a CLONE_THREAD fork
+    /// also allocates the group's stats (taskstats_tgid_alloc at fork). Returns the child's
+    /// global pid; ESRCH when the caller's task does not exist.
+    pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
+        let parent = cx.task();
+        let sim = cx.sim();
+        let class = if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            "&sighand->siglock"
+        } else {
+            "&sig->stats_lock"
+        };
+        let mut kind = kind;
+        if !self.fixes.on(crate::fixes::PID_NAMESPACES)
+            && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
+        {
+            kind = ForkKind::Process;
+        }
+        let (pid, signal, thread) = {
+            let mut t = self.tasks.lock(cx);
+            if t.tasks.len() >= self.params.tasks_max {
+                return Err(Errno::EAGAIN);
+            }
+            let p = t
+                .tasks
+                .get(&parent)
+                .filter(|p| p.exit_state == ExitState::None)
+                .cloned()
+                .ok_or(Errno::ESRCH)?;
+            let (pid_ns, user_ns, uid, cap) = child_namespaces(&mut t, &p, kind);
+            let numbers = t.alloc_numbers(pid_ns);
+            let pid = numbers[0].1;
+            let thread = kind == ForkKind::Thread;
+            let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            let task = Task {
+                pid,
+                tgid: if thread { p.tgid } else { pid },
+                numbers,
+                user_ns,
+                uid,
+                gid: uid,
+                cap_net_admin: cap,
+                real_parent: if thread { p.real_parent } else { p.tgid },
+                cpu: p.cpu,
+                comm: comm_for(pid),
+                start_ns: sim.now_ns(),
+                cgroup: p.cgroup,
+                state: TaskState::Running,
+                exit_code: 0,
+                exit_state: ExitState::None,
+                signal: signal.clone(),
+                delays: Some(TaskDelays::new()),
+            };
+            if !thread {
+                let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
+                t.files.insert(pid, files);
+            }
+            t.tasks.insert(pid, task);
+            (pid, signal, thread)
+        };
+        {
+            let mut inner = signal.lock.lock_irqsave(cx);
+            inner.threads.insert(pid, (Acct::default(), ExitState::None));
+            inner.live += 1;
+        }
+        if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            self.tgid_alloc_at_fork(cx, &signal);
+        }
+        if thread && cx.sim().should_fail(cx, &FaultSite::call("taskstats:copy_process"), 0) {
+            self.copy_process_failed(cx, pid, &signal);
+            return Err(Errno::ENOMEM);
+        }
+        cx.note(format!("fork {kind:?}: pid {pid}"));
+        Ok(pid)
+    }
+
+    /// copy_process()'s error path after copy_signal() for a CLONE_THREAD child (a later step,
+    /// say copy_mm(), failed): the child is unhashed and the group's live and count drop again.
+    /// Before "taskstats_tgid_free: fix usage" the path also ran taskstats_tgid_free() on the
+    /// shared signal_struct, freeing the stats the rest of the group is accumulating.
+    pub(super) fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
+        cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
+        self.tasks.lock(cx).tasks.remove(&pid);
+        let mut inner = signal.lock.lock_irqsave(cx);
+        inner.threads.remove(&pid);
+        inner.live -= 1;
+        if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
+            return;
+        }
+        let stats = inner.stats.take();
+        let handle = inner.stats_handle.take();
+        signal.stats_published.store(false, Ordering::Release);
+        drop(inner);
+        if let Some(handle) = handle {
+            cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
+            let _ = self.taskstats_cache.free(cx, handle);
+        }
+        if stats.is_some() {
+            self.mark(cx, "tgid-freed-by-failed-fork");
+        }
+    }
+
+    /// Whether the group-stats property (every exited thread counted once in its group's
+    /// stats) is checked: a change that makes it hold is on or audited (the 2.6.19-rc3
+    /// contract, with both off, does not promise it).
+    pub(super) fn checks_group_stats(&self) -> bool {
+        self.checks("exit-fill-before-send") || self.checks("tgid-free-usage")
+    }
+
+    /// 2.6.19's taskstats_tgid_alloc(): allocate outside the lock, install under stats_lock if
+    /// still empty, free the spare. A failed allocation is silently tolerated.
+    pub(super) fn tgid_alloc_at_fork(&self, cx: &Cx, signal: &Arc<Signal>) {
+        let Ok(handle) = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()) else {
+            return;
+        };
+        let mut inner = signal.lock.lock_irqsave(cx);
+        if inner.stats.is_none() {
+            inner.stats = Some(TaskstatsRecord::default());
+            inner.stats_handle = Some(handle);
+            signal.stats_published.store(true, Ordering::Release);
+        } else {
+            drop(inner);
+            let _ = self.taskstats_cache.free(cx, handle);
+        }
+    }
+
+    /// Simulated activity: the task runs a while; its counters advance by amounts from the Sim's
+    /// RNG and the virtual clock moves.
+    pub fn run(&self, cx: &Cx) -> bool {
+        let (sim, pid) = (cx.sim(), cx.task());
+        let Some(task) = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None) else {
+            return false;
+        };
+        sim.advance_ns(1 + sim.below(1_000_000));
+        // delayacct_end() for the I/O it waited on: the delay is added under delays->lock.
+        if let Some(delays) = &task.delays {
+            drop(self.delays_lock(cx, delays));
+        }
+        let mut inner = task.signal.lock.lock_irqsave(cx);
+        if let Some((acct, _)) = inner.threads.get_mut(&pid) {
+            acct.advance(|bound| sim.below(bound.max(1)));
+        }
+        true
+    }
+
+    /// Sets a task's scheduler state, cgroup or CPU.
+    pub fn set_task(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        state: Option<TaskState>,
+        cgroup: Option<usize>,
+        cpu: Option<u32>,
+    ) {
+        let mut t = self.tasks.lock(cx);
+        let ncg = t.cgroups.len();
+        if let Some(task) = t.tasks.get_mut(&pid) {
+            if let Some(state) = state {
+                task.state = state;
+            }
+            if let Some(cg) = cgroup {
+                task.cgroup = cg % ncg;
+            }
+            if let Some(cpu) = cpu {
+                task.cpu = cpu % self.params.cpus;
+            }
+        }
+    }
+
+    /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
+    /// 2.6.19's taskstats_exit_alloc + taskstats_exit_send), then exit_notify: a non-leader is
+    /// released at once, a leader stays a zombie until its group is dead and it is reaped; a dead
+    /// group's ports close. Run by the exiting task, `current` (the task of `cx`), on the CPU
+    /// of `cx`; None when it is not a live task.
+    pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
+        let (sim, pid) = (cx.sim(), cx.task());
+        let task = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None)?;
+        sim.advance_ns(1000);
+        let group_dead = {
+            let mut inner = task.signal.lock.lock_irqsave(cx);
+            inner.live -= 1;
+            inner.live == 0
+        };
+        let report = if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+            self.taskstats_exit(cx, &task, group_dead)
+        } else {
+            let tidstats = self.taskstats_exit_alloc(cx);
+            self.taskstats_exit_send(cx, &task, tidstats, group_dead)
+        };
+        // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
+        {
+            let mut t = self.tasks.lock(cx);
+            let mut inner = task.signal.lock.lock_irqsave(cx);
+            if task.is_leader() {
+                if let Some(entry) = inner.threads.get_mut(&pid) {
+                    entry.1 = ExitState::Zombie;
+                }
+                if let Some(tk) = t.tasks.get_mut(&pid) {
+                    tk.exit_state = ExitState::Zombie;
+                }
+            } else {
+                inner.threads.remove(&pid);
+                t.tasks.remove(&pid);
+            }
+        }
+        let mut closed = Vec::new();
+        if group_dead {
+            // exit_files(): the group's sockets close.
+            let mut ports = self.ports.lock(cx);
+            closed = ports.values().filter(|p| p.owner_tgid == task.tgid).map(|p| p.id).collect();
+            ports.retain(|_, p| p.owner_tgid != task.tgid);
+        }
+        self.ledger().exits += 1;
+        Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
+    }
+
+    /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
+    /// the signal's stats (taskstats_tgid_free).
+    pub fn reap(&self, cx: &Cx, pid: u32) -> bool {
+        let mut t = self.tasks.lock(cx);
+        let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state == ExitState::Zombie).cloned() else {
+            return false;
+        };
+        let mut inner = task.signal.lock.lock_irqsave(cx);
+        if inner.live != 0 {
+            return false;
+        }
+        inner.threads.remove(&pid);
+        inner.stats = None;
+        if let Some(handle) = inner.stats_handle.take() {
+            let _ = self.taskstats_cache.free(cx, handle);
+        }
+        task.signal.stats_published.store(false, Ordering::Release);
+        drop(inner);
+        t.tasks.remove(&pid);
+        t.files.remove(&pid);
+        drop(t);
+        self.ledger().groups.remove(&task.tgid);
+        self.mark(cx, "reaped");
+        true
+    }
+}
