@@ -6,6 +6,7 @@
 //! satisfy the driver's `wait_event`); in the threaded checkers a host thread does.
 
 use sim_core::fault::FaultSite;
+use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::{Arc, Mutex};
 use sim_core::{Cx, Errno};
 
@@ -64,7 +65,14 @@ pub struct VirtioDevice {
     synchronous: bool,
     callbacks: Mutex<Vec<QueueSlot>>,
     config_changed: Mutex<Option<Callback>>,
+    /// Between the driver's freeze and its restore: the PM transition during which a device may
+    /// reset (fault site [`RESET_DURING_FREEZE_SITE`]).
+    suspended: AtomicBool,
 }
+
+/// The fault site of a device that resets while the guest freezes it: the kick of a buffer in
+/// flight is lost with the queues, and no interrupt ever answers it.
+pub(crate) const RESET_DURING_FREEZE_SITE: &str = "virtio:reset_during_freeze";
 
 impl std::fmt::Debug for VirtioDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -98,6 +106,7 @@ impl VirtioDevice {
             synchronous,
             callbacks: Mutex::new(vec![None, None, None]),
             config_changed: Mutex::new(None),
+            suspended: AtomicBool::new(false),
         }
     }
 
@@ -225,9 +234,25 @@ impl VirtioDevice {
         self.host.reset_queues();
     }
 
+    /// The PM core's freeze of the device began (`true`, from virtballoon_freeze()) or its
+    /// restore did (`false`).
+    pub fn set_suspended(&self, suspended: bool) {
+        self.suspended.store(suspended, Ordering::SeqCst);
+    }
+
     /// Mirrors virtqueue_notify(): the kick reaches the host. Synchronous mode processes it
-    /// here and delivers the interrupt at once.
+    /// here and delivers the interrupt at once. During a freeze the device may reset instead
+    /// (fault site [`RESET_DURING_FREEZE_SITE`]): its queues go, with the buffer just made
+    /// available, and the driver that kicked waits for an ack the device will never send.
     pub fn notify(&self, cx: &Cx, index: usize) {
+        if self.suspended.load(Ordering::SeqCst)
+            && cx.sim().should_fail(cx, &FaultSite::call(RESET_DURING_FREEZE_SITE), 0)
+        {
+            cx.note(format!("the device resets during freeze: the kick on queue {index} is lost"));
+            cx.sim().mark("reset-during-freeze");
+            self.host.reset_queues();
+            return;
+        }
         if self.synchronous {
             self.host_process(cx, index);
         } else {
@@ -266,6 +291,55 @@ impl VirtioDevice {
             if vq.more_used(&self.mem) {
                 cx.hardirq(|cx| callback(cx));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::fault::{FaultAttr, FaultPlan};
+    use sim_core::mm::PAGE_SIZE_4K;
+    use sim_core::{Sim, SimConfig};
+
+    use super::RESET_DURING_FREEZE_SITE;
+    use crate::check::{BalloonConfig, HOST_FEATURES_ALL};
+    use crate::guest::Endian;
+    use crate::world::World;
+
+    fn world(sim: &Sim) -> World {
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = 64 * PAGE_SIZE_4K;
+        World::new(&sim.cx("probe", 0), &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true)
+    }
+
+    /// Seed 004's freeze deflates the balloon through the deflate queue; a device that resets
+    /// meanwhile drops the buffer, and tell_host's uninterruptible wait for the ack never ends:
+    /// the suspend hangs in virtballoon_freeze() (reported as a hang by the single-threaded
+    /// model). An empty balloon kicks nothing, so the same reset is harmless, and a restore
+    /// brings the queues back either way.
+    #[test]
+    fn a_device_reset_during_freeze_leaves_the_seeds_deflate_waiting_for_ever() {
+        for balloon_pages in [4, 0] {
+            let sim = Sim::new(SimConfig::new(5));
+            let world = world(&sim);
+            let vb = world.vb.clone().expect("probe");
+            let cx = sim.cx("vballoon", 0);
+            vb.fill_balloon(&cx, balloon_pages);
+            vb.update_balloon_size(&cx);
+            sim.set_faults(FaultPlan::with(FaultAttr::always().site(RESET_DURING_FREEZE_SITE)));
+            let pm = sim.cx("pm", 0);
+            vb.freeze(&pm);
+            let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+            if balloon_pages > 0 {
+                assert!(sim.marks().contains("reset-during-freeze"));
+                assert_eq!(kinds, ["hang"], "{:?}", sim.violations());
+                assert!(sim.violations()[0].message.contains("deflate"), "{:?}", sim.violations());
+            } else {
+                assert!(kinds.is_empty(), "{:?}", sim.violations());
+            }
+            sim.set_faults(FaultPlan::none());
+            assert_eq!(vb.restore(&pm), Ok(()));
+            assert!(vb.has_vqs(), "restore made the queues again");
         }
     }
 }

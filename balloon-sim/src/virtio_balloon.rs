@@ -863,6 +863,7 @@ impl VirtioBalloon {
     /// deleted the queues, keeping the pages for restore to forget.
     pub fn freeze(&self, cx: &Cx) {
         cx.op_begin("virtballoon_freeze", "");
+        self.vdev.set_suspended(true);
         if self.fixes.on(crate::fixes::S4_LEAK_FILL) {
             self.remove_common(cx);
         } else {
@@ -892,6 +893,7 @@ impl VirtioBalloon {
     /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
     pub fn restore(&self, cx: &Cx) -> Result<(), Errno> {
         cx.op_begin("virtballoon_restore", "");
+        self.vdev.set_suspended(false);
         if let Err(err) = self.init_vqs(cx) {
             cx.op_end("virtballoon_restore", format!("{err}"));
             return Err(err);

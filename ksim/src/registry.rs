@@ -148,7 +148,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         threaded_entry::<taskstats_sim::TaskstatsSubject>(),
         threaded_entry::<mbcache_sim::MbcacheSubject>(),
         entry::<mbcache_sim::Mbcache2Subject>(),
-        entry::<balloon_sim::BalloonSubject>(),
+        threaded_entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         threaded_entry::<demo_sim::DemoSubject>(),
     ]

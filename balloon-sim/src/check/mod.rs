@@ -6,6 +6,8 @@ mod catalog;
 mod op;
 mod reference;
 mod scenario;
+#[cfg(all(feature = "threaded", not(loom)))]
+mod threaded;
 
 use std::collections::BTreeSet;
 
@@ -187,129 +189,30 @@ impl BalloonSubject {
 
     /// The host sets `num_pages` (modulo the guest's 4 KiB pages plus one) and interrupts.
     fn set_target(&mut self, pages: u32) -> Outcome {
-        let limit = (self.world.pages.page_size() / PAGE_SIZE_4K) * self.total_pages() + 1;
-        let target = (u64::from(pages) % limit) as u32;
-        self.host_cx.note(format!("host: num_pages = {target}"));
-        self.world.host.set_num_pages(target);
-        self.world.vdev.config_changed(&self.host_cx);
-        Outcome::Target { target }
+        set_target(&self.world, &self.host_cx, pages)
     }
 
-    /// Runs the balloon thread until it has nothing to do or runs out of puff, at most
-    /// [`ROUNDS_MAX`] passes, and reports a balloon that does not converge.
+    /// Runs the balloon thread until it has nothing to do or runs out of puff.
     fn run(&mut self) -> Outcome {
         let Some(vb) = self.running_driver() else {
             return Outcome::Idle;
         };
-        let cx = &self.cx;
-        let observer = cx.sim().observer_cx("checker", 0);
-        let (mut rounds, mut filled, mut leaked, mut out_of_puff) = (0, false, false, false);
-        let mut has_work = if self.thread_asleep { vb.thread_recheck(cx) } else { vb.thread_has_work(cx) };
-        while has_work && rounds < ROUNDS_MAX && !out_of_puff {
-            let step = vb.balloon_thread_step(cx);
-            rounds += 1;
-            filled |= step.fill.pfns > 0;
-            leaked |= step.leaked > 0;
-            out_of_puff |= step.fill.out_of_puff;
-            has_work = vb.thread_has_work(cx);
-        }
-        self.thread_asleep = !has_work;
-        let not_converging = if filled && leaked {
-            Some(format!(
-                "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
-                vb.num_pages(&observer),
-                vb.towards_target(&observer)
-            ))
-        } else if !out_of_puff
-            && vb.towards_target(&observer) != 0
-            && !vb.shared.need_stats_update.load(Ordering::SeqCst)
-        {
-            Some(format!(
-                "no convergence after {rounds} rounds (towards_target {})",
-                vb.towards_target(&observer)
-            ))
-        } else {
-            None
-        };
-        match not_converging {
-            Some(message) => cx.sim().report(Some(cx), Violation::new(ViolationKind::Liveness, message)),
-            None if rounds > 0 && !out_of_puff => cx.sim().mark("target-reached"),
-            None => {}
-        }
-        Outcome::Run {
-            num_pages: vb.num_pages(&observer),
-            actual: self.world.host.actual(),
-            out_of_puff,
-            pages_per_page: vb.pages_per_page,
-        }
+        run_balloon_thread(&self.world, &vb, &self.cx, &mut self.thread_asleep, &|| 0)
     }
 
-    /// Task `task` allocates `pages` pages, under the filesystem lock with `GFP_NOFS` when
-    /// `nofs`; an OOM kill frees everything it holds.
+    /// Task `task` allocates `pages` pages.
     fn alloc(&mut self, task: usize, pages: u64, nofs: bool) -> Outcome {
-        let cx = &self.task_cxs[task];
-        let kills_before = self.world.pages.oom_kills(cx);
-        let mut got = 0;
-        cx.op_begin(
-            "alloc_pages",
-            format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }),
-        );
-        for _ in 0..pages {
-            let result = if nofs {
-                let _fs = self.world.pages.fs_lock().lock(cx);
-                self.world.pages.alloc_page(cx, Gfp::GFP_NOFS, "task")
-            } else {
-                self.world.pages.alloc_page(cx, Gfp::GFP_HIGHUSER_MOVABLE, "task")
-            };
-            let Ok(pfn) = result else {
-                break;
-            };
-            self.world.touch(cx, pfn);
-            self.tasks[task].push(pfn);
-            got += 1;
-        }
-        let killed = self.world.pages.oom_kills(cx) != kills_before;
-        if killed {
-            cx.sim().mark("oom-kill");
-            for pfn in std::mem::take(&mut self.tasks[task]) {
-                let _ = self.world.pages.free_page(cx, pfn);
-            }
-        }
-        cx.op_end("alloc_pages", format!("got {got}{}", if killed { ", killed" } else { "" }));
-        Outcome::Alloc { got, killed, task_pages: self.tasks[task].len() as u64 }
+        alloc_pages(&self.world, &self.task_cxs[task], &mut self.tasks[task], task, pages, nofs)
     }
 
     /// Task `task` frees up to `pages` of its pages, newest first.
     fn free(&mut self, task: usize, pages: u16) -> Outcome {
-        let count = usize::from(pages).min(self.tasks[task].len());
-        for _ in 0..count {
-            if let Some(pfn) = self.tasks[task].pop() {
-                let _ = self.world.pages.free_page(&self.task_cxs[task], pfn);
-            }
-        }
-        Outcome::Free { freed: count as u64, task_pages: self.tasks[task].len() as u64 }
+        free_pages(&self.world, &self.task_cxs[task], &mut self.tasks[task], pages)
     }
 
     /// Compaction migrates balloon page `index` to zone `to_zone`.
     fn compact(&mut self, index: u16, to_zone: u8) -> Outcome {
-        let Some(vb) = self.world.vb.clone() else {
-            return Outcome::Idle;
-        };
-        let cx = &self.compaction_cx;
-        let result = compact_one(
-            cx,
-            &vb.vb_dev_info,
-            &self.world.pages,
-            usize::from(index),
-            usize::from(to_zone),
-            |cx, newpage, page| vb.migratepage(cx, newpage, page),
-        );
-        if let CompactResult::Migrated(from, to) = result {
-            if self.world.pages.zone_of(cx, from) != self.world.pages.zone_of(cx, to) {
-                cx.sim().mark("migration-cross-zone");
-            }
-        }
-        Outcome::Compact(result)
+        compact(&self.world, &self.compaction_cx, index, to_zone)
     }
 
     /// The PM core freezes the device (the balloon thread is parked first).
@@ -317,11 +220,8 @@ impl BalloonSubject {
         let Some(vb) = self.running_driver() else {
             return Outcome::Idle;
         };
-        vb.shared.freezing.store(true, Ordering::SeqCst);
-        vb.freeze(&self.pm_cx);
         self.frozen = true;
-        self.pm_cx.sim().mark("freeze");
-        Outcome::Frozen
+        freeze_device(&vb, &self.pm_cx)
     }
 
     /// The PM core restores a frozen device; the thread thaws when that succeeds.
@@ -329,17 +229,13 @@ impl BalloonSubject {
         let Some(vb) = self.world.vb.clone().filter(|_| self.frozen) else {
             return Outcome::Idle;
         };
-        // Hibernation powered the machine off: the device that comes back holds nothing.
-        self.world.host.forget_held();
-        let result = vb.restore(&self.pm_cx);
-        if result.is_ok() {
+        let outcome = restore_device(&self.world, &vb, &self.pm_cx);
+        if matches!(outcome, Outcome::Restored(Ok(()))) {
             self.frozen = false;
             // Thawed, the thread tests its condition afresh before it sleeps again.
             self.thread_asleep = false;
-            vb.shared.freezing.store(false, Ordering::SeqCst);
-            self.pm_cx.sim().mark("restore");
         }
-        Outcome::Restored(result)
+        outcome
     }
 }
 
@@ -417,4 +313,166 @@ impl Subject for BalloonSubject {
         }
         Ok(())
     }
+}
+
+/// The host sets `num_pages` (modulo the guest's 4 KiB pages plus one) and signals a config
+/// change: virtio_config_changed() runs the driver's hook in the interrupt, in context `cx`.
+fn set_target(world: &World, cx: &Cx, pages: u32) -> Outcome {
+    let limit = (world.pages.page_size() / PAGE_SIZE_4K) * world.pages.spanned_pages(cx) + 1;
+    let target = (u64::from(pages) % limit) as u32;
+    cx.note(format!("host: num_pages = {target}"));
+    world.host.set_num_pages(target);
+    world.vdev.config_changed(cx);
+    Outcome::Target { target }
+}
+
+/// The balloon thread (balloon()'s loop) in context `cx`: passes until it has nothing to do or
+/// runs out of puff, at most [`ROUNDS_MAX`], reporting a balloon that does not converge.
+/// `asleep`: whether the thread is in its wait, so its next test of the condition follows a
+/// wake-up; updated for the next run. `target_changes` counts the host's config changes, twice
+/// each (odd while one is in flight; always 0 for the op-level simulation, where nothing else
+/// runs meanwhile).
+fn run_balloon_thread(
+    world: &World,
+    vb: &VirtioBalloon,
+    cx: &Cx,
+    asleep: &mut bool,
+    target_changes: &dyn Fn() -> u64,
+) -> Outcome {
+    let observer = cx.sim().observer_cx("checker", 0);
+    let (changes_before, num_pages_before) = (target_changes(), vb.num_pages(&observer));
+    let (mut rounds, mut filled, mut leaked, mut out_of_puff, mut moved) = (0, false, false, false, 0i64);
+    let mut has_work = if *asleep { vb.thread_recheck(cx) } else { vb.thread_has_work(cx) };
+    while has_work && rounds < ROUNDS_MAX && !out_of_puff {
+        let step = vb.balloon_thread_step(cx);
+        rounds += 1;
+        filled |= step.fill.pfns > 0;
+        leaked |= step.leaked > 0;
+        out_of_puff |= step.fill.out_of_puff;
+        moved += step.fill.pfns as i64 - i64::from(step.leaked);
+        has_work = vb.thread_has_work(cx);
+    }
+    *asleep = !has_work;
+    // Another task moved the target (a config change) or the balloon (the OOM notifier's
+    // deflate) meanwhile: the thread's inflating and deflating then answer them.
+    let disturbed = target_changes() != changes_before
+        || changes_before % 2 == 1
+        || i64::from(vb.num_pages(&observer)) != i64::from(num_pages_before) + moved;
+    let not_converging = if filled && leaked && !disturbed {
+        Some(format!(
+            "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
+            vb.num_pages(&observer),
+            vb.towards_target(&observer)
+        ))
+    } else if has_work
+        && !out_of_puff
+        && vb.towards_target(&observer) != 0
+        && !vb.shared.need_stats_update.load(Ordering::SeqCst)
+    {
+        Some(format!(
+            "no convergence after {rounds} rounds (towards_target {})",
+            vb.towards_target(&observer)
+        ))
+    } else {
+        None
+    };
+    match not_converging {
+        Some(message) => cx.sim().report(Some(cx), Violation::new(ViolationKind::Liveness, message)),
+        None if rounds > 0 && !out_of_puff => cx.sim().mark("target-reached"),
+        None => {}
+    }
+    Outcome::Run {
+        num_pages: vb.num_pages(&observer),
+        actual: world.host.actual(),
+        out_of_puff,
+        pages_per_page: vb.pages_per_page,
+    }
+}
+
+/// Task `task` (context `cx`, holding `held`) allocates `pages` pages, under the filesystem
+/// lock with `GFP_NOFS` when `nofs`; an OOM kill frees everything it holds.
+fn alloc_pages(world: &World, cx: &Cx, held: &mut Vec<Pfn>, task: usize, pages: u64, nofs: bool) -> Outcome {
+    let kills_before = world.pages.oom_kills(cx);
+    let mut got = 0;
+    cx.op_begin(
+        "alloc_pages",
+        format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }),
+    );
+    for _ in 0..pages {
+        let result = if nofs {
+            let _fs = world.pages.fs_lock().lock(cx);
+            world.pages.alloc_page(cx, Gfp::GFP_NOFS, "task")
+        } else {
+            world.pages.alloc_page(cx, Gfp::GFP_HIGHUSER_MOVABLE, "task")
+        };
+        let Ok(pfn) = result else {
+            break;
+        };
+        world.touch(cx, pfn);
+        held.push(pfn);
+        got += 1;
+    }
+    let killed = world.pages.oom_kills(cx) != kills_before;
+    if killed {
+        cx.sim().mark("oom-kill");
+        for pfn in std::mem::take(held) {
+            let _ = world.pages.free_page(cx, pfn);
+        }
+    }
+    cx.op_end("alloc_pages", format!("got {got}{}", if killed { ", killed" } else { "" }));
+    Outcome::Alloc { got, killed, task_pages: held.len() as u64 }
+}
+
+/// A task (context `cx`, holding `held`) frees up to `pages` of its pages, newest first.
+fn free_pages(world: &World, cx: &Cx, held: &mut Vec<Pfn>, pages: u16) -> Outcome {
+    let count = usize::from(pages).min(held.len());
+    for _ in 0..count {
+        if let Some(pfn) = held.pop() {
+            let _ = world.pages.free_page(cx, pfn);
+        }
+    }
+    Outcome::Free { freed: count as u64, task_pages: held.len() as u64 }
+}
+
+/// Compaction (context `cx`) scans from frame `index` and migrates the first balloon page it
+/// isolates to zone `to_zone`.
+fn compact(world: &World, cx: &Cx, index: u16, to_zone: u8) -> Outcome {
+    let Some(vb) = world.vb.clone() else {
+        return Outcome::Idle;
+    };
+    let result = compact_one(
+        cx,
+        &vb.vb_dev_info,
+        &world.pages,
+        usize::from(index),
+        usize::from(to_zone),
+        |cx, newpage, page| vb.migratepage(cx, newpage, page),
+    );
+    if let CompactResult::Migrated(from, to) = result {
+        if world.pages.zone_of(cx, from) != world.pages.zone_of(cx, to) {
+            cx.sim().mark("migration-cross-zone");
+        }
+    }
+    Outcome::Compact(result)
+}
+
+/// The PM core (context `cx`) freezes the running driver `vb`: the thread is marked freezing
+/// (the caller has parked it), then virtballoon_freeze().
+fn freeze_device(vb: &VirtioBalloon, cx: &Cx) -> Outcome {
+    vb.shared.freezing.store(true, Ordering::SeqCst);
+    vb.freeze(cx);
+    cx.sim().mark("freeze");
+    Outcome::Frozen
+}
+
+/// The PM core (context `cx`) restores the frozen driver `vb`; the thread thaws when that
+/// succeeds. Hibernation powered the machine off, so the device that comes back holds nothing.
+fn restore_device(world: &World, vb: &VirtioBalloon, cx: &Cx) -> Outcome {
+    world.host.forget_held();
+    let result = vb.restore(cx);
+    if result.is_ok() {
+        vb.shared.freezing.store(false, Ordering::SeqCst);
+        cx.sim().mark("restore");
+    }
+    Outcome::Restored(result)
 }

@@ -13,7 +13,7 @@ use crate::check::BalloonConfig;
 /// The reference model: the host's target, each task's page count, what the balloon must
 /// converge to, and what it knows of the driver (probed or not, frozen or not, balloon size
 /// when an outcome told it, whether the host holds a stats buffer).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct BalloonModel {
     align_target: bool,
     s4_leak_fill: bool,

@@ -222,3 +222,65 @@ fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     });
 }
+
+/// Hibernation against the balloon thread, a config interrupt and an asynchronous host, then
+/// virtballoon_remove(): the PM core freezes the thread (freeze_kernel_threads()), freezes the
+/// device (seed 004's freeze deflates through the host and resets it), the power cycle makes the
+/// host forget what it held, restore brings the queues back and fills towards the target, the
+/// thread thaws; meanwhile the host raises the target to one page. In every interleaving each
+/// `tell_host` gets its ack, the thread converges or is stopped, and remove gives every page
+/// back with host and guest agreeing.
+#[test]
+fn freeze_restore_and_remove_against_the_thread_a_config_interrupt_and_an_asynchronous_host() {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut builder = builder();
+    builder.preemption_bound = Some(1);
+    builder.check(|| {
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sim = Sim::new(SimConfig::new(1).cpus(2));
+        let mut config = BalloonConfig::preset("fixed").expect("preset");
+        config.memory_bytes = 4 * PAGE_SIZE_4K;
+        config.queue_size = 2;
+        // No stats queue: its primed buffer would be a second, unrelated kick.
+        let features = HOST_FEATURES_ALL & !(1 << 1);
+        let pm = sim.cx("pm", 0);
+        let world = Arc::new(World::new(&pm, &config, PAGE_SIZE_4K, features, Endian::Little, false));
+        let vb = world.vb.clone().expect("probe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let host = {
+            let (world, sim, stop) = (world.clone(), sim.clone(), stop.clone());
+            thread::spawn(move || world.host_actor(&sim.cx("host", 1), &stop))
+        };
+        let kthread = {
+            let (vb, sim) = (vb.clone(), sim.clone());
+            thread::spawn(move || vb.balloon_thread(&sim.cx("vballoon", 1)))
+        };
+        let irq = {
+            let (world, sim) = (world.clone(), sim.clone());
+            thread::spawn(move || {
+                world.host.set_num_pages(1);
+                world.vdev.config_changed(&sim.cx("host-config", 0));
+            })
+        };
+        vb.freeze_thread(&pm);
+        vb.freeze(&pm);
+        world.host.forget_held();
+        vb.restore(&pm).expect("restore without faults");
+        vb.thaw_thread();
+        irq.join().expect("irq");
+        let observer = sim.observer_cx("check", 0);
+        assert!(vb.num_pages(&observer) <= 1, "never above the target");
+        // virtballoon_remove(): kthread_stop() waits for the thread to exit, then remove_common.
+        vb.shared.should_stop.store(true, Ordering::SeqCst);
+        vb.shared.config_change.wake_up();
+        kthread.join().expect("balloon thread");
+        vb.remove(&pm);
+        stop.store(true, Ordering::SeqCst);
+        world.host.kicks.wake_up();
+        host.join().expect("host");
+        assert_eq!(world.pages.allocated_pages(&observer), 0, "remove gives every page back");
+        assert_eq!(world.host.held_count(), 0, "the host holds nothing after remove");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    });
+    assert!(RUNS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+}

@@ -1,4 +1,4 @@
-//! balloon: property tests, the zoo and the ring check (plain), loom models (`--cfg loom`),
+//! balloon: property tests, the zoo, the ring check and threaded campaigns (plain), loom models (`--cfg loom`),
 //! shuttle runs with the real actors (`--cfg shuttle`).
 
 #[cfg(loom)]
@@ -9,5 +9,7 @@ mod property;
 mod ring;
 #[cfg(shuttle)]
 mod shuttle;
+#[cfg(not(any(loom, shuttle)))]
+mod threaded;
 #[cfg(not(any(loom, shuttle)))]
 mod zoo;

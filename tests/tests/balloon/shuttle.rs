@@ -10,11 +10,11 @@ use balloon_sim::compact_one;
 use balloon_sim::Endian;
 use balloon_sim::Fixes;
 use balloon_sim::HOST_FEATURES_ALL;
-use balloon_sim::{BalloonConfig, World};
+use balloon_sim::{BalloonConfig, VirtioBalloon, World};
 use sim_core::lockdep::ReportMode;
 use sim_core::mm::{Gfp, PAGE_SIZE_4K};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
-use sim_core::sync::{thread, Arc};
+use sim_core::sync::{thread, Arc, RwLock};
 use sim_core::{Sim, SimConfig};
 
 const MEMORY_PAGES: u64 = 32;
@@ -26,12 +26,21 @@ static MIGRATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// Runs that ended with `actual` behind `num_pages` (reported, not required: shuttle's random
 /// schedules may not meet the window).
 static STALE_ACTUAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Runs in which the PM core hibernated after compaction had migrated a page (reported).
+static HIBERNATIONS_WITH_MIGRATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The freezer for the user tasks and kcompactd: each holds it for reading between two freeze
+/// points (one allocation, one compaction step); the PM core's freeze_processes() takes it for
+/// writing, so no user task is inside the kernel (nor in the OOM notifier, which
+/// oom_killer_disable() also shuts) while the device is frozen. The balloon thread freezes on
+/// its own (`freeze_thread`), and host interrupts keep coming.
+type Freezer = Arc<RwLock<()>>;
 
 /// One run: a 32-page guest (8 DMA32, 24 Normal), `held_pages` held from the start, a host
 /// asking for 8 balloon pages, a task allocating 4 more under the filesystem lock and another 4
 /// more that may enter the filesystem: together more than is free, so someone reaches reclaim
 /// and the OOM path (with 26 held, the balloon's fill always does).
-fn actors(fixes: Fixes, held_pages: usize) {
+fn actors(fixes: Fixes, held_pages: usize, hibernates: bool) {
     let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect));
     let mut config = BalloonConfig::preset("fixed").expect("preset");
     config.fixes = fixes;
@@ -40,6 +49,7 @@ fn actors(fixes: Fixes, held_pages: usize) {
     let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, false));
     let vb = world.vb.clone().expect("probe succeeds without faults");
     let stop_host = Arc::new(AtomicBool::new(false));
+    let freezer: Freezer = Arc::new(RwLock::new(()));
     let mut held = Vec::new();
     for _ in 0..held_pages {
         held.push(world.pages.alloc_page(&cx, Gfp::GFP_KERNEL, "task").expect("memory is free"));
@@ -63,23 +73,28 @@ fn actors(fixes: Fixes, held_pages: usize) {
         })
     };
     let task = {
-        let (world, sim) = (world.clone(), sim.clone());
-        thread::spawn(move || task_allocates_under_the_fs_lock(&world, &sim))
+        let (world, sim, freezer) = (world.clone(), sim.clone(), freezer.clone());
+        thread::spawn(move || task_allocates_under_the_fs_lock(&world, &sim, &freezer))
     };
     let user = {
-        let (world, sim) = (world.clone(), sim.clone());
-        thread::spawn(move || task_allocates(&world, &sim))
+        let (world, sim, freezer) = (world.clone(), sim.clone(), freezer.clone());
+        thread::spawn(move || task_allocates(&world, &sim, &freezer))
     };
     let compaction = {
-        let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
+        let (world, vb, sim, freezer) = (world.clone(), vb.clone(), sim.clone(), freezer.clone());
         thread::spawn(move || {
             let cx = sim.cx("kcompactd", 0);
+            let _running = freezer.read();
             compact_one(&cx, &vb.vb_dev_info, &world.pages, 0, 0, |cx, new, old| {
                 vb.migratepage(cx, new, old)
             });
         })
     };
-    for handle in [config_changes, task, user, compaction] {
+    let pm = hibernates.then(|| {
+        let (world, vb, sim) = (world.clone(), vb.clone(), sim.clone());
+        thread::spawn(move || hibernate(&world, &vb, &sim, &freezer))
+    });
+    for handle in [config_changes, task, user, compaction].into_iter().chain(pm) {
         handle.join().expect("actor");
     }
     // virtballoon_remove(): kthread_stop() first, then remove_common with the host still up.
@@ -113,10 +128,11 @@ fn actors(fixes: Fixes, held_pages: usize) {
 
 /// A task that allocates four pages under the filesystem lock (pushing the guest towards OOM),
 /// touches them, and frees them.
-fn task_allocates_under_the_fs_lock(world: &World, sim: &Sim) {
+fn task_allocates_under_the_fs_lock(world: &World, sim: &Sim, freezer: &Freezer) {
     let cx = sim.cx("task", 1);
     let mut mine = Vec::new();
     for _ in 0..4 {
+        let _running = freezer.read();
         let _fs = world.pages.fs_lock().lock(&cx);
         if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_NOFS, "task") {
             world.touch(&cx, pfn);
@@ -131,10 +147,11 @@ fn task_allocates_under_the_fs_lock(world: &World, sim: &Sim) {
 /// A task that allocates four pages with GFP_HIGHUSER_MOVABLE (which may enter the filesystem,
 /// so on 4.4 it is the one that reaches out_of_memory() and the OOM notifier), touches them and
 /// frees them.
-fn task_allocates(world: &World, sim: &Sim) {
+fn task_allocates(world: &World, sim: &Sim, freezer: &Freezer) {
     let cx = sim.cx("user", 0);
     let mut mine = Vec::new();
     for _ in 0..4 {
+        let _running = freezer.read();
         if let Ok(pfn) = world.pages.alloc_page(&cx, Gfp::GFP_HIGHUSER_MOVABLE, "task") {
             world.touch(&cx, pfn);
             mine.push(pfn);
@@ -142,6 +159,24 @@ fn task_allocates(world: &World, sim: &Sim) {
     }
     for pfn in mine {
         world.pages.free_page(&cx, pfn).expect("ours");
+    }
+}
+
+/// The PM core hibernates the guest once: freeze_processes() (user tasks and kcompactd stop at
+/// a freeze point; the OOM notifier cannot run), the balloon thread frozen,
+/// virtballoon_freeze(), the power cycle (the host forgets what it held),
+/// virtballoon_restore(), thaw.
+fn hibernate(world: &World, vb: &VirtioBalloon, sim: &Sim, freezer: &Freezer) {
+    let cx = sim.cx("pm", 1);
+    let frozen = freezer.write();
+    vb.freeze_thread(&cx);
+    vb.freeze(&cx);
+    world.host.forget_held();
+    vb.restore(&cx).expect("restore without faults");
+    vb.thaw_thread();
+    drop(frozen);
+    if sim.marks().contains("migration") {
+        HIBERNATIONS_WITH_MIGRATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -160,15 +195,19 @@ fn count_marks(sim: &Sim) {
 fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
     let deflates = OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed);
     let migrations = MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed);
-    shuttle::check_random_with_seed(|| actors(Fixes::all(), 22), 7, 1000);
+    shuttle::check_random_with_seed(|| actors(Fixes::all(), 22, true), 7, 1000);
     let scheduler = shuttle::scheduler::PctScheduler::new_from_seed(7, 3, 1000);
-    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(|| actors(Fixes::all(), 22));
+    shuttle::Runner::new(scheduler, shuttle::Config::default()).run(|| actors(Fixes::all(), 22, true));
     assert!(
         OOM_DEFLATES.load(std::sync::atomic::Ordering::Relaxed) > deflates,
         "no run reached an OOM deflate"
     );
     assert!(MIGRATIONS.load(std::sync::atomic::Ordering::Relaxed) > migrations, "no run migrated a page");
-    eprintln!("runs ending with a stale actual: {}", STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "runs ending with a stale actual: {}; hibernations after a migration: {}",
+        STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed),
+        HIBERNATIONS_WITH_MIGRATION.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 /// Regression: "virtio_balloon: fix deadlock on OOM" (2017), with real threads on 4.4's
@@ -181,8 +220,9 @@ fn fixed_driver_actors_never_deadlock_and_keep_the_invariants() {
 fn seed_fill_balloon_deadlocks_against_the_oom_notifier_under_some_schedule() {
     let mut fixes = Fixes::all();
     fixes.set(balloon_sim::OOM_DEADLOCK, false);
-    let found =
-        catch_unwind(AssertUnwindSafe(|| shuttle::check_random_with_seed(move || actors(fixes, 26), 7, 400)));
+    let found = catch_unwind(AssertUnwindSafe(|| {
+        shuttle::check_random_with_seed(move || actors(fixes, 26, false), 7, 400)
+    }));
     let payload = found.expect_err("shuttle finds a failing schedule");
     let text = payload
         .downcast_ref::<String>()
