@@ -205,16 +205,29 @@ impl BalloonSubject {
         let observer = cx.sim().observer_cx("checker", 0);
         let (mut rounds, mut filled, mut leaked, mut out_of_puff) = (0, false, false, false);
         let mut has_work = if self.thread_asleep { vb.thread_recheck(cx) } else { vb.thread_has_work(cx) };
+        let (mut thread_leaked, deflated_before) = (0u64, self.world.host.traffic().1);
         while has_work && rounds < ROUNDS_MAX && !out_of_puff {
             let step = vb.balloon_thread_step(cx);
             rounds += 1;
             filled |= step.fill.pfns > 0;
             leaked |= step.leaked > 0;
+            thread_leaked += u64::from(step.leaked);
             out_of_puff |= step.fill.out_of_puff;
             has_work = vb.thread_has_work(cx);
         }
         self.thread_asleep = !has_work;
-        let not_converging = if filled && leaked {
+        // Deflations the host saw that no thread step asked for happened inside the fill
+        // rounds: the balloon's own allocations deflated it (the shrinker era's busy no-op).
+        let self_deflated = (self.world.host.traffic().1 - deflated_before).saturating_sub(thread_leaked);
+        let not_converging = if filled && self_deflated > 0 {
+            Some(format!(
+                "the balloon deflated {self_deflated} pages inside its own fill rounds (its allocations' \
+                 reclaim shrank it) and inflated them again: {rounds} rounds, num_pages {}, \
+                 towards_target {}",
+                vb.num_pages(&observer),
+                vb.towards_target(&observer)
+            ))
+        } else if filled && leaked {
             Some(format!(
                 "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
                 vb.num_pages(&observer),
