@@ -34,5 +34,5 @@ pub use guest::Endian;
 pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon, BALLOON_LOCK_CLASS};
 pub use world::World;
 // For the virtqueue layout tests, which compare the ring with rust-vmm's virtio-queue.
-pub use guest::GuestMemory;
+pub use guest::{GuestMemory, RingMemory};
 pub use virtio_ring::{DeviceQueue, VirtQueue, VringLayout, VRING_ALIGN, VRING_DESC_F_NEXT};
