@@ -145,6 +145,63 @@ impl BalloonDevInfo {
         let _ = pages.unlock_page(cx, pfn);
     }
 
+    /// Mirrors balloon_page_push() (Linux 4.15): `page` onto a caller's local list through
+    /// `page->lru` (fill_balloon's `LIST_HEAD(pages)` of pages allocated before balloon_lock).
+    pub fn balloon_page_push(
+        cx: &Cx,
+        pages: &PageAllocator,
+        list: &mut PageListHeads,
+        head: PageNode,
+        pfn: Pfn,
+    ) {
+        if let Some(node) = Self::node(cx, pages, pfn) {
+            let _ = list::list_add(&mut pages.lru_mem(cx, list), node, head);
+        }
+    }
+
+    /// Mirrors balloon_page_pop() (Linux 4.15): the first page of a local list, `list_del`ed
+    /// (its `lru` poisoned); `None` when the list is empty.
+    pub fn balloon_page_pop(
+        cx: &Cx,
+        pages: &PageAllocator,
+        list: &mut PageListHeads,
+        head: PageNode,
+    ) -> Option<Pfn> {
+        let mut mem = pages.lru_mem(cx, list);
+        let first = list::next(&mut mem, head, "balloon_page_pop").ok()?;
+        let page = first.page()?;
+        let _ = list::list_del(&mut mem, first);
+        Some(page.pfn)
+    }
+
+    /// Mirrors balloon_page_enqueue() → balloon_page_enqueue_one() as "mm/balloon_compaction:
+    /// List interfaces" (418a3ab1e778, 5.3-rc1) wrote them: the one-page enqueue takes the page
+    /// off the caller's list (`list_del(&page->lru)`) before inserting it, which is right for
+    /// balloon_page_list_enqueue() and wrong for a page fill_balloon() already popped: its links
+    /// are LIST_POISON, and the kernel takes a #GP ("avoid duplicate page removal" moved the
+    /// `list_del` to the list variant). `list` is where the page's links last were.
+    pub fn balloon_page_enqueue_one(
+        &self,
+        cx: &Cx,
+        pages: &PageAllocator,
+        list: &mut PageListHeads,
+        pfn: Pfn,
+    ) {
+        if !pages.trylock_page(cx, pfn) {
+            report(cx, ViolationKind::Bug, format!("balloon_page_enqueue_one: BUG_ON(!trylock_page({pfn}))"));
+            return;
+        }
+        {
+            let _guard = self.pages_lock.lock_irqsave(cx);
+            if let Some(node) = Self::node(cx, pages, pfn) {
+                // An oops on a poisoned link is reported; the model goes on as if it survived.
+                let _ = list::list_del(&mut pages.lru_mem(cx, list), node);
+            }
+            self.balloon_page_insert(cx, pages, pfn);
+        }
+        let _ = pages.unlock_page(cx, pfn);
+    }
+
     /// Mirrors balloon_page_enqueue() of 4.4: allocate a page (`None`: the allocation failed)
     /// and enqueue it.
     pub fn balloon_page_enqueue(&self, cx: &Cx, pages: &PageAllocator) -> Option<Pfn> {

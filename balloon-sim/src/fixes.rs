@@ -39,9 +39,25 @@ pub const WAIT_WOKEN: FixId = FixId::new(7, "wait-woken");
 /// Freeze deflates the balloon and restore fills it again. In seed 004 already; off: 3.3's
 /// freeze keeps the pages and restore only forgets them (they stay allocated: a leak).
 pub const S4_LEAK_FILL: FixId = FixId::new(8, "s4-leak-fill");
+/// With DEFLATE_ON_OOM the balloon deflates from a shrinker (reclaim) instead of the OOM
+/// notifier chain. Not a bug fix of the balloon: the OOM notifier was being retired. Only
+/// matters until [`DEFLATE_ON_OOM_HANDLER`] puts the notifier back.
+pub const OOM_SHRINKER: FixId = FixId::new(9, "oom-shrinker");
+/// DEFLATE_ON_OOM deflates from the OOM notifier again, "after other approaches to reclaim
+/// memory failed, not while reclaiming": the balloon's own inflation, which reclaims, no
+/// longer deflates it (the shrinker's busy no-op). Only matters with [`OOM_SHRINKER`].
+pub const DEFLATE_ON_OOM_HANDLER: FixId = FixId::new(10, "deflate-on-oom-handler");
+/// balloon_compaction's list interfaces: balloon_page_enqueue() goes through
+/// balloon_page_enqueue_one(), which takes the page off the caller's list first. Not a fix: a
+/// refactor whose double `list_del` [`AVOID_DUPLICATE_REMOVAL`] repairs.
+pub const LIST_INTERFACES: FixId = FixId::new(11, "list-interfaces");
+/// The `list_del` moves from balloon_page_enqueue_one() to balloon_page_list_enqueue(), so a
+/// page fill_balloon() already popped (balloon_page_pop) is not deleted twice. Only matters
+/// with [`LIST_INTERFACES`].
+pub const AVOID_DUPLICATE_REMOVAL: FixId = FixId::new(12, "avoid-duplicate-removal");
 
 /// Every [`FixId`], in table order.
-pub const FIX_IDS: [FixId; 9] = [
+pub const FIX_IDS: [FixId; 13] = [
     OOM_DEADLOCK,
     FILL_PFNS_INDEX,
     STATS_FIRST_BUFFER,
@@ -51,6 +67,10 @@ pub const FIX_IDS: [FixId; 9] = [
     MIGRATE_MANAGED_COUNT,
     WAIT_WOKEN,
     S4_LEAK_FILL,
+    OOM_SHRINKER,
+    DEFLATE_ON_OOM_HANDLER,
+    LIST_INTERFACES,
+    AVOID_DUPLICATE_REMOVAL,
 ];
 
 const fn v(major: u16, minor: u16) -> KernelVersion {
@@ -157,12 +177,61 @@ impl FixTableOf for BalloonFixes {
                 symptom: "after hibernation the pages handed to the host stay allocated: the balloon's \
                           memory is leaked",
             },
+            Fix {
+                name: "oom-shrinker",
+                title: "virtio_balloon: replace oom notifier with shrinker",
+                // Seen with its title in the Fixes: tags of later patches; v3 posted 3 Aug 2018,
+                // and a stable reviewer names it as in 4.19.
+                commit: Commit::Id("71994620bb25"),
+                landed_in: v(4, 19),
+                cve: None,
+                symptom: "off (with the OOM handler off too): the balloon deflates only from the OOM \
+                          notifier chain, which the mm maintainers were retiring",
+            },
+            Fix {
+                name: "deflate-on-oom-handler",
+                title: "virtio-balloon: Switch back to OOM handler for VIRTIO_BALLOON_F_DEFLATE_ON_OOM",
+                // Seen with its title in a later mail quoting it; queued in akpm's tree after
+                // mst's revert of 7 Apr 2020 (5.7 merge window).
+                commit: Commit::Id("da10329cb057"),
+                landed_in: v(5, 7),
+                cve: None,
+                symptom: "the balloon's own inflation reclaims, reclaim runs the balloon's shrinker, \
+                          and the pages it deflates are inflated again: a busy no-op that never \
+                          reaches the host's target",
+            },
+            Fix {
+                name: "list-interfaces",
+                title: "mm/balloon_compaction: List interfaces",
+                // Seen with its title in the Fixes: tags of the two 5.3-rc fixes; "new since
+                // 5.3-rc1" (the duplicate-removal patch's note).
+                commit: Commit::Id("418a3ab1e778"),
+                landed_in: KernelVersion::rc(5, 3, 0, 1),
+                cve: None,
+                symptom: "off: the pre-5.3 interface (balloon_page_enqueue inserts the page it is given)",
+            },
+            Fix {
+                name: "avoid-duplicate-removal",
+                title: "mm/balloon_compaction: avoid duplicate page removal",
+                // Pulled in mst's for_linus on top of 5.3-rc1 (26 Jul 2019); no id seen next to
+                // the title.
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(5, 3, 0, 2),
+                cve: None,
+                symptom: "fill_balloon pops each page off its local list (list_del) and \
+                          balloon_page_enqueue_one deletes it again: a #GP on LIST_POISON",
+            },
         ],
         presets: &[
             NamedPreset {
                 name: "linux-4.4",
                 version: v(4, 4),
                 description: "seed 004: drivers/virtio/virtio_balloon.c of Linux 4.4/4.5, no later fix",
+            },
+            NamedPreset {
+                name: "linux-4.19",
+                version: v(4, 19),
+                description: "the shrinker era: DEFLATE_ON_OOM deflates from reclaim (4.19 to 5.6)",
             },
             NamedPreset {
                 name: "fixed",

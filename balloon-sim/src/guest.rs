@@ -14,6 +14,74 @@ pub enum Endian {
     Big,
 }
 
+/// Bytes a split ring lives in, as both sides of a queue reach them: ksim's [`GuestMemory`], or
+/// (in the cross-check) the memory an independent device implementation owns, so the driver and
+/// that device work on one memory rather than on copies. Multi-byte fields are read and written
+/// whole, in the byte order asked for (a legacy ring follows the guest's).
+pub trait RingMemory {
+    /// Copies `out.len()` bytes from `addr`; `None` when the range leaves the memory.
+    fn read(&self, addr: u64, out: &mut [u8]) -> Option<()>;
+    /// Copies `data` to `addr`; `None` when the range leaves the memory.
+    fn write(&self, addr: u64, data: &[u8]) -> Option<()>;
+
+    /// A `u16` at `addr` in byte order `endian` (0 outside the memory).
+    fn read_u16(&self, addr: u64, endian: Endian) -> u16 {
+        let mut b = [0; 2];
+        let _ = self.read(addr, &mut b);
+        match endian {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        }
+    }
+
+    /// A `u32` at `addr`.
+    fn read_u32(&self, addr: u64, endian: Endian) -> u32 {
+        let mut b = [0; 4];
+        let _ = self.read(addr, &mut b);
+        match endian {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        }
+    }
+
+    /// A `u64` at `addr`.
+    fn read_u64(&self, addr: u64, endian: Endian) -> u64 {
+        let mut b = [0; 8];
+        let _ = self.read(addr, &mut b);
+        match endian {
+            Endian::Little => u64::from_le_bytes(b),
+            Endian::Big => u64::from_be_bytes(b),
+        }
+    }
+
+    /// Writes a `u16`.
+    fn write_u16(&self, addr: u64, value: u16, endian: Endian) {
+        let b = match endian {
+            Endian::Little => value.to_le_bytes(),
+            Endian::Big => value.to_be_bytes(),
+        };
+        let _ = self.write(addr, &b);
+    }
+
+    /// Writes a `u32`.
+    fn write_u32(&self, addr: u64, value: u32, endian: Endian) {
+        let b = match endian {
+            Endian::Little => value.to_le_bytes(),
+            Endian::Big => value.to_be_bytes(),
+        };
+        let _ = self.write(addr, &b);
+    }
+
+    /// Writes a `u64`.
+    fn write_u64(&self, addr: u64, value: u64, endian: Endian) {
+        let b = match endian {
+            Endian::Little => value.to_le_bytes(),
+            Endian::Big => value.to_be_bytes(),
+        };
+        let _ = self.write(addr, &b);
+    }
+}
+
 /// The shared bytes. Accesses are whole little fields, each atomic with respect to the others
 /// (a facade mutex, invisible to lockdep: the device is not kernel code).
 #[derive(Debug)]
@@ -57,58 +125,52 @@ impl GuestMemory {
 
     /// A `u16` at `addr` in byte order `endian` (0 outside the region).
     pub fn read_u16(&self, addr: u64, endian: Endian) -> u16 {
-        let mut b = [0; 2];
-        let _ = self.read(addr, &mut b);
-        match endian {
-            Endian::Little => u16::from_le_bytes(b),
-            Endian::Big => u16::from_be_bytes(b),
-        }
+        RingMemory::read_u16(self, addr, endian)
     }
 
     /// A `u32` at `addr`.
     pub fn read_u32(&self, addr: u64, endian: Endian) -> u32 {
-        let mut b = [0; 4];
-        let _ = self.read(addr, &mut b);
-        match endian {
-            Endian::Little => u32::from_le_bytes(b),
-            Endian::Big => u32::from_be_bytes(b),
-        }
+        RingMemory::read_u32(self, addr, endian)
     }
 
     /// A `u64` at `addr`.
     pub fn read_u64(&self, addr: u64, endian: Endian) -> u64 {
-        let mut b = [0; 8];
-        let _ = self.read(addr, &mut b);
-        match endian {
-            Endian::Little => u64::from_le_bytes(b),
-            Endian::Big => u64::from_be_bytes(b),
-        }
+        RingMemory::read_u64(self, addr, endian)
     }
 
     /// Writes a `u16`.
     pub fn write_u16(&self, addr: u64, value: u16, endian: Endian) {
-        let b = match endian {
-            Endian::Little => value.to_le_bytes(),
-            Endian::Big => value.to_be_bytes(),
-        };
-        let _ = self.write(addr, &b);
+        RingMemory::write_u16(self, addr, value, endian)
     }
 
     /// Writes a `u32`.
     pub fn write_u32(&self, addr: u64, value: u32, endian: Endian) {
-        let b = match endian {
-            Endian::Little => value.to_le_bytes(),
-            Endian::Big => value.to_be_bytes(),
-        };
-        let _ = self.write(addr, &b);
+        RingMemory::write_u32(self, addr, value, endian)
     }
 
     /// Writes a `u64`.
     pub fn write_u64(&self, addr: u64, value: u64, endian: Endian) {
-        let b = match endian {
-            Endian::Little => value.to_le_bytes(),
-            Endian::Big => value.to_be_bytes(),
-        };
-        let _ = self.write(addr, &b);
+        RingMemory::write_u64(self, addr, value, endian)
+    }
+}
+
+impl RingMemory for GuestMemory {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Option<()> {
+        GuestMemory::read(self, addr, out)
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Option<()> {
+        GuestMemory::write(self, addr, data)
+    }
+}
+
+/// The driver's handle on the shared memory (`vdev->mem` is reference counted).
+impl RingMemory for sim_core::sync::Arc<GuestMemory> {
+    fn read(&self, addr: u64, out: &mut [u8]) -> Option<()> {
+        GuestMemory::read(self, addr, out)
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Option<()> {
+        GuestMemory::write(self, addr, data)
     }
 }

@@ -23,8 +23,9 @@ pub use check::{
 };
 // For the tests and the CLI: the fix table and its switches.
 pub use fixes::{
-    BalloonFixes, Fixes, ALIGN_TARGET, FILL_PFNS_INDEX, FIX_IDS, LEAK_AVAILABLE_PAGES, MIGRATE_MANAGED_COUNT,
-    OOM_DEADLOCK, PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
+    BalloonFixes, Fixes, ALIGN_TARGET, AVOID_DUPLICATE_REMOVAL, DEFLATE_ON_OOM_HANDLER, FILL_PFNS_INDEX,
+    FIX_IDS, LEAK_AVAILABLE_PAGES, LIST_INTERFACES, MIGRATE_MANAGED_COUNT, OOM_DEADLOCK, OOM_SHRINKER,
+    PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
 };
 // For the loom and shuttle tests and the benches, which drive the kernel side directly: the
 // machine, the driver and balloon compaction's migration step.
@@ -33,5 +34,5 @@ pub use guest::Endian;
 pub use virtio_balloon::{FillRound, ThreadStep, VirtioBalloon, BALLOON_LOCK_CLASS};
 pub use world::World;
 // For the virtqueue layout tests, which compare the ring with rust-vmm's virtio-queue.
-pub use guest::GuestMemory;
+pub use guest::{GuestMemory, RingMemory};
 pub use virtio_ring::{DeviceQueue, VirtQueue, VringLayout, VRING_ALIGN, VRING_DESC_F_NEXT};

@@ -4,6 +4,7 @@
 //! vm event counters other than the balloon's.
 
 use sim_core::fault::FaultSite;
+use sim_core::mm::page::PageListHeads;
 use sim_core::mm::{NotifierId, PageAllocator, Pfn};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sim_core::sync::{Arc, Mutex as FacadeMutex};
@@ -119,6 +120,9 @@ pub struct VirtioBalloon {
     pfns: Guarded<[u32; VIRTIO_BALLOON_ARRAY_PFNS_MAX]>,
     vqs: FacadeMutex<Option<Vqs>>,
     nb: FacadeMutex<Option<NotifierId>>,
+    /// The balloon's shrinker, in the shrinker era (`oom-shrinker` without
+    /// `deflate-on-oom-handler`).
+    shrinker: FacadeMutex<Option<sim_core::mm::reclaim::ShrinkerId>>,
     /// The fixes in force.
     pub fixes: Fixes,
     /// The `oom_pages` module parameter.
@@ -191,6 +195,7 @@ impl VirtioBalloon {
             pfns: Guarded::new("vb->pfns", BALLOON_LOCK_CLASS, [0; VIRTIO_BALLOON_ARRAY_PFNS_MAX]),
             vqs: FacadeMutex::new(None),
             nb: FacadeMutex::new(None),
+            shrinker: FacadeMutex::new(None),
             fixes,
             oom_pages,
             pages_per_page: (page_size >> VIRTIO_BALLOON_PFN_SHIFT) as u32,
@@ -203,14 +208,7 @@ impl VirtioBalloon {
             cx.op_end("virtballoon_probe", format!("{err}"));
             return Err(err);
         }
-        let notifier = vb.clone();
-        let id = pages.register_oom_notifier(
-            cx,
-            "virtballoon_oom_notify",
-            VIRTBALLOON_OOM_NOTIFY_PRIORITY,
-            std::sync::Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
-        );
-        *vb.nb.lock() = Some(id);
+        vb.register_deflate_on_oom(cx);
         // virtio_device_ready(), and the driver's config_changed hook.
         let changed = vb.shared.clone();
         vdev.set_config_changed(Some(std::sync::Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
@@ -231,6 +229,62 @@ impl VirtioBalloon {
         if let Some(id) = self.nb.lock().take() {
             let _ = self.pages.unregister_oom_notifier(cx, id);
         }
+        if let Some(id) = self.shrinker.lock().take() {
+            let _ = cx.sim().unregister_shrinker(id);
+        }
+    }
+
+    /// Whether DEFLATE_ON_OOM deflates from a shrinker (4.19 to 5.6: `oom-shrinker` on,
+    /// `deflate-on-oom-handler` off) rather than from the OOM notifier chain.
+    fn deflates_from_shrinker(&self) -> bool {
+        self.fixes.on(crate::fixes::OOM_SHRINKER) && !self.fixes.on(crate::fixes::DEFLATE_ON_OOM_HANDLER)
+    }
+
+    /// probe's hook for deflation under memory pressure: register_oom_notifier() as 4.4 (and
+    /// 5.7 on) do, or, in the shrinker era, virtio_balloon_register_shrinker() (which 4.19
+    /// does only with DEFLATE_ON_OOM; the notifier itself returns early without it).
+    fn register_deflate_on_oom(self: &Arc<Self>, cx: &Cx) {
+        if self.deflates_from_shrinker() {
+            if self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
+                let vb = self.clone();
+                let scan = std::sync::Arc::new(move |cx: &Cx, sc: &sim_core::mm::reclaim::ShrinkControl| {
+                    vb.shrinker_scan(cx, sc.nr_to_scan)
+                });
+                *self.shrinker.lock() = Some(cx.sim().register_shrinker("virtio_balloon", scan));
+            }
+            return;
+        }
+        let notifier = self.clone();
+        let id = self.pages.register_oom_notifier(
+            cx,
+            "virtballoon_oom_notify",
+            VIRTBALLOON_OOM_NOTIFY_PRIORITY,
+            std::sync::Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
+        );
+        *self.nb.lock() = Some(id);
+    }
+
+    /// Mirrors virtio_balloon_shrinker_scan() with shrink_balloon_pages() (4.19 to 5.6, with
+    /// the later repair of its freed-page arithmetic): leak_balloon() until `nr_to_scan` guest
+    /// pages are freed or the balloon is empty, then update_balloon_size(). Runs in the
+    /// allocating task's direct reclaim, whoever that is: the balloon thread's own
+    /// fill_balloon() included, which is the busy no-op da10329cb057 removed. Returns guest
+    /// pages freed.
+    pub fn shrinker_scan(&self, cx: &Cx, nr_to_scan: u64) -> u64 {
+        let to_free = nr_to_scan * u64::from(self.pages_per_page);
+        let mut freed = 0u64;
+        while self.num_pages_unlocked(cx) != 0 && freed < to_free {
+            let round = self.leak_balloon(cx, (to_free - freed) as usize);
+            if round == 0 {
+                break;
+            }
+            freed += u64::from(round);
+        }
+        self.update_balloon_size(cx);
+        if freed > 0 {
+            cx.sim().mark("shrinker-deflate");
+        }
+        freed / u64::from(self.pages_per_page)
     }
 
     /// `vb->num_pages`, read in context `cx`: judged by the lockset detector unless `cx` is an
@@ -439,11 +493,16 @@ impl VirtioBalloon {
     /// too far, as the regression did).
     fn fill_balloon_unlocked_alloc(&self, cx: &Cx, num: usize) -> FillRound {
         let ppp = self.pages_per_page as usize;
-        let mut new_pages = Vec::new();
-        let mut out_of_puff = false;
-        while new_pages.len() * ppp < num {
+        // LIST_HEAD(pages): the allocated pages wait on a local list, linked through page->lru.
+        let mut list = PageListHeads::new("fill_balloon pages");
+        let head = list.add_head();
+        let (mut allocated, mut out_of_puff) = (0, false);
+        while allocated * ppp < num {
             match BalloonDevInfo::balloon_page_alloc(cx, &self.pages) {
-                Ok(page) => new_pages.push(page),
+                Ok(page) => {
+                    BalloonDevInfo::balloon_page_push(cx, &self.pages, &mut list, head, page);
+                    allocated += 1;
+                }
                 Err(_) => {
                     self.out_of_puff(cx);
                     out_of_puff = true;
@@ -451,10 +510,16 @@ impl VirtioBalloon {
                 }
             }
         }
+        let double_del = self.fixes.on(crate::fixes::LIST_INTERFACES)
+            && !self.fixes.on(crate::fixes::AVOID_DUPLICATE_REMOVAL);
         let guard = self.balloon_lock.lock(cx);
         self.num_pfns.set(cx, 0);
-        while let Some(page) = new_pages.pop() {
-            self.vb_dev_info.balloon_page_enqueue_page(cx, &self.pages, page);
+        while let Some(page) = BalloonDevInfo::balloon_page_pop(cx, &self.pages, &mut list, head) {
+            if double_del {
+                self.vb_dev_info.balloon_page_enqueue_one(cx, &self.pages, &mut list, page);
+            } else {
+                self.vb_dev_info.balloon_page_enqueue_page(cx, &self.pages, page);
+            }
             if self.fixes.on(crate::fixes::FILL_PFNS_INDEX) {
                 self.set_page_pfns(cx, self.num_pfns.get(cx), page);
             } else {

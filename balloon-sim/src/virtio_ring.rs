@@ -8,7 +8,7 @@
 use sim_core::sync::Mutex;
 use sim_core::Errno;
 
-use crate::guest::{Endian, GuestMemory};
+use crate::guest::{Endian, RingMemory};
 
 /// Bytes in one descriptor (`struct vring_desc`: addr u64, len u32, flags u16, next u16).
 pub(crate) const VRING_DESC_SIZE: u64 = 16;
@@ -109,7 +109,7 @@ pub struct VirtQueue {
 impl VirtQueue {
     /// Mirrors vring_new_virtqueue(): the free list threads every descriptor, rings zeroed.
     pub fn new(
-        mem: &GuestMemory,
+        mem: &(impl RingMemory + ?Sized),
         index: u16,
         name: &'static str,
         layout: VringLayout,
@@ -153,7 +153,12 @@ impl VirtQueue {
 
     /// Mirrors virtqueue_add_outbuf() (`virtqueue_add` with one readable element per
     /// `(addr, len)`): `ENOSPC` without enough free descriptors, `EIO` on a broken queue.
-    pub fn add_outbuf(&self, mem: &GuestMemory, sg: &[(u64, u32)], data: u64) -> Result<(), Errno> {
+    pub fn add_outbuf(
+        &self,
+        mem: &(impl RingMemory + ?Sized),
+        sg: &[(u64, u32)],
+        data: u64,
+    ) -> Result<(), Errno> {
         let mut s = self.state.lock();
         if s.broken {
             return Err(Errno::EIO);
@@ -192,7 +197,7 @@ impl VirtQueue {
 
     /// Mirrors virtqueue_kick_prepare(): whether the device wants a notification for what was
     /// added since the last kick (its avail_event, or the NO_NOTIFY flag).
-    pub fn kick_prepare(&self, mem: &GuestMemory) -> bool {
+    pub fn kick_prepare(&self, mem: &(impl RingMemory + ?Sized)) -> bool {
         let mut s = self.state.lock();
         let new = s.avail_idx_shadow;
         let old = new.wrapping_sub(s.num_added);
@@ -205,14 +210,14 @@ impl VirtQueue {
     }
 
     /// Mirrors more_used(): the device has used buffers this side has not collected.
-    pub fn more_used(&self, mem: &GuestMemory) -> bool {
+    pub fn more_used(&self, mem: &(impl RingMemory + ?Sized)) -> bool {
         let s = self.state.lock();
         s.last_used_idx != mem.read_u16(self.layout.used + 2, self.endian)
     }
 
     /// Mirrors virtqueue_get_buf(): the next used buffer's token and written length, freeing its
     /// descriptors; `None` when there is none.
-    pub fn get_buf(&self, mem: &GuestMemory) -> Option<(u64, u32)> {
+    pub fn get_buf(&self, mem: &(impl RingMemory + ?Sized)) -> Option<(u64, u32)> {
         let mut s = self.state.lock();
         if s.broken || s.last_used_idx == mem.read_u16(self.layout.used + 2, self.endian) {
             return None;
@@ -257,14 +262,14 @@ impl VirtQueue {
     }
 
     /// Mirrors virtqueue_disable_cb(): sets `VRING_AVAIL_F_NO_INTERRUPT`.
-    pub fn disable_cb(&self, mem: &GuestMemory) {
+    pub fn disable_cb(&self, mem: &(impl RingMemory + ?Sized)) {
         let flags = mem.read_u16(self.layout.avail, self.endian);
         mem.write_u16(self.layout.avail, flags | VRING_AVAIL_F_NO_INTERRUPT, self.endian);
     }
 
     /// Mirrors virtqueue_enable_cb(): clears the flag and republishes used_event; returns
     /// whether no used buffers are pending (false: the caller must poll again).
-    pub fn enable_cb(&self, mem: &GuestMemory) -> bool {
+    pub fn enable_cb(&self, mem: &(impl RingMemory + ?Sized)) -> bool {
         let flags = mem.read_u16(self.layout.avail, self.endian);
         mem.write_u16(self.layout.avail, flags & !VRING_AVAIL_F_NO_INTERRUPT, self.endian);
         let last = self.state.lock().last_used_idx;
@@ -334,7 +339,7 @@ impl DeviceQueue {
     }
 
     /// Pops the next available chain; `Err` names what is malformed.
-    pub fn pop(&mut self, mem: &GuestMemory) -> Option<Result<DescriptorChain, String>> {
+    pub fn pop(&mut self, mem: &(impl RingMemory + ?Sized)) -> Option<Result<DescriptorChain, String>> {
         let avail_idx = mem.read_u16(self.layout.avail + 2, self.endian);
         if avail_idx == self.last_avail_idx {
             return None;
@@ -375,7 +380,7 @@ impl DeviceQueue {
     }
 
     /// Writes a used element for `head` with `len` bytes written, and publishes it.
-    pub fn push_used(&mut self, mem: &GuestMemory, head: u16, len: u32) {
+    pub fn push_used(&mut self, mem: &(impl RingMemory + ?Sized), head: u16, len: u32) {
         let elem = self.layout.used_ring(self.used_idx);
         mem.write_u32(elem, u32::from(head), self.endian);
         mem.write_u32(elem + 4, len, self.endian);
@@ -385,7 +390,7 @@ impl DeviceQueue {
 
     /// Whether the driver wants an interrupt for the buffers used since the last decision
     /// (its used_event, or the NO_INTERRUPT flag).
-    pub fn needs_interrupt(&mut self, mem: &GuestMemory) -> bool {
+    pub fn needs_interrupt(&mut self, mem: &(impl RingMemory + ?Sized)) -> bool {
         let old = self.signalled_used;
         let new = self.used_idx;
         self.signalled_used = new;
@@ -400,7 +405,7 @@ impl DeviceQueue {
     }
 
     /// Sets or clears `VRING_USED_F_NO_NOTIFY` (a device that polls).
-    pub fn set_no_notify(&self, mem: &GuestMemory, on: bool) {
+    pub fn set_no_notify(&self, mem: &(impl RingMemory + ?Sized), on: bool) {
         mem.write_u16(self.layout.used, if on { VRING_USED_F_NO_NOTIFY } else { 0 }, self.endian);
     }
 
@@ -413,6 +418,7 @@ impl DeviceQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest::GuestMemory;
 
     fn ring(num: u16, event_idx: bool) -> (GuestMemory, VirtQueue, DeviceQueue) {
         let mem = GuestMemory::new(3 * 4096);

@@ -109,6 +109,26 @@ impl Catalog for BalloonSubject {
                 ops_max: 30,
                 cases_max: 300,
             },
+            ZooEntry {
+                name: "deflate-on-oom-reinflated",
+                kernel: "fixed",
+                fix: "deflate-on-oom-handler",
+                checker: "op-sim",
+                // The shrinker era: fill_balloon's own allocations reclaim, reclaim runs the
+                // balloon's shrinker, and the thread inflates again what it just deflated.
+                expected: vec![ViolationKind::Liveness],
+                ops_max: 40,
+                cases_max: 400,
+            },
+            ZooEntry {
+                name: "list-del-twice",
+                kernel: "fixed",
+                fix: "avoid-duplicate-removal",
+                checker: "op-sim",
+                expected: vec![ViolationKind::ListPoison],
+                ops_max: 20,
+                cases_max: 100,
+            },
         ]
     }
 

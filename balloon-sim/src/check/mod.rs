@@ -197,7 +197,7 @@ impl BalloonSubject {
         let Some(vb) = self.running_driver() else {
             return Outcome::Idle;
         };
-        run_balloon_thread(&self.world, &vb, &self.cx, &mut self.thread_asleep, &|| 0)
+        run_balloon_thread(&self.world, &vb, &self.cx, &mut self.thread_asleep, &|| 0, true)
     }
 
     /// Task `task` allocates `pages` pages.
@@ -331,23 +331,27 @@ fn set_target(world: &World, cx: &Cx, pages: u32) -> Outcome {
 /// `asleep`: whether the thread is in its wait, so its next test of the condition follows a
 /// wake-up; updated for the next run. `target_changes` counts the host's config changes, twice
 /// each (odd while one is in flight; always 0 for the op-level simulation, where nothing else
-/// runs meanwhile).
+/// runs meanwhile). `alone`: no other task runs meanwhile (the op-level simulation), so the host's
+/// deflation count can be attributed to this thread.
 fn run_balloon_thread(
     world: &World,
     vb: &VirtioBalloon,
     cx: &Cx,
     asleep: &mut bool,
     target_changes: &dyn Fn() -> u64,
+    alone: bool,
 ) -> Outcome {
     let observer = cx.sim().observer_cx("checker", 0);
     let (changes_before, num_pages_before) = (target_changes(), vb.num_pages(&observer));
     let (mut rounds, mut filled, mut leaked, mut out_of_puff, mut moved) = (0, false, false, false, 0i64);
     let mut has_work = if *asleep { vb.thread_recheck(cx) } else { vb.thread_has_work(cx) };
+    let (mut thread_leaked, deflated_before) = (0u64, world.host.traffic().1);
     while has_work && rounds < ROUNDS_MAX && !out_of_puff {
         let step = vb.balloon_thread_step(cx);
         rounds += 1;
         filled |= step.fill.pfns > 0;
         leaked |= step.leaked > 0;
+        thread_leaked += u64::from(step.leaked);
         out_of_puff |= step.fill.out_of_puff;
         moved += step.fill.pfns as i64 - i64::from(step.leaked);
         has_work = vb.thread_has_work(cx);
@@ -358,7 +362,20 @@ fn run_balloon_thread(
     let disturbed = target_changes() != changes_before
         || changes_before % 2 == 1
         || i64::from(vb.num_pages(&observer)) != i64::from(num_pages_before) + moved;
-    let not_converging = if filled && leaked && !disturbed {
+    // With no other task running (`alone`: the op-level simulation), deflations the host saw that
+    // no thread step asked for happened inside the fill rounds: the balloon's own allocations
+    // deflated it (the shrinker era's busy no-op). Under threads an OOM notifier elsewhere may
+    // have deflated it instead, so the host's count proves nothing there.
+    let self_deflated = (world.host.traffic().1 - deflated_before).saturating_sub(thread_leaked);
+    let not_converging = if alone && filled && self_deflated > 0 {
+        Some(format!(
+            "the balloon deflated {self_deflated} pages inside its own fill rounds (its allocations' \
+             reclaim shrank it) and inflated them again: {rounds} rounds, num_pages {}, \
+             towards_target {}",
+            vb.num_pages(&observer),
+            vb.towards_target(&observer)
+        ))
+    } else if filled && leaked && !disturbed {
         Some(format!(
             "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
             vb.num_pages(&observer),
