@@ -17,10 +17,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use parking_lot::Mutex;
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
+use parking_lot::Mutex;
 use sim_core::lockdep::ReportMode;
 use sim_core::trace::TraceMode;
 use sim_core::{Cx, Sim, SimConfig};
@@ -284,14 +284,25 @@ fn configure<'a>(
     group
 }
 
-/// The mean time of `iterations` calls of `call`, in nanoseconds (the per-node line's figures;
-/// criterion's are the reference ones).
+/// This thread's time on a CPU so far, in nanoseconds (Linux's `/proc/thread-self/schedstat`),
+/// so the per-node line stays meaningful on a machine shared with other builds.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The mean time of `iterations` calls of `call`, in nanoseconds: on-CPU time where the system
+/// reports it, wall time otherwise (the per-node line's figures; criterion's are wall time).
 fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
     for _ in 0..iterations {
         call();
     }
-    start.elapsed().as_nanos() as f64 / f64::from(iterations)
+    let elapsed = match (cpu_start, thread_cpu_ns()) {
+        (Some(before), Some(after)) if after > before => (after - before) as f64,
+        _ => start.elapsed().as_nanos() as f64,
+    };
+    elapsed / f64::from(iterations)
 }
 
 /// Prints get + release per call and per visited block-chain node, model and native, over the
@@ -310,7 +321,7 @@ fn per_node(n: u64, m: &Model, base: &Mutex<Native>, visited: f64) {
         base.lock().release(black_box(at));
     });
     println!(
-        "mbcache n={n} get+release: model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); per visited \
+        "mbcache n={n} get+release (cpu time): model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); per visited \
          node ({visited:.1}): model {:.1} ns, native {:.1} ns",
         model_ns / native_ns,
         model_ns / visited,
@@ -318,8 +329,17 @@ fn per_node(n: u64, m: &Model, base: &Mutex<Native>, visited: f64) {
     );
 }
 
+/// The cache sizes to run: all of [`SIZES`], or those listed in `MBCACHE_BENCH_SIZES`
+/// (comma-separated, e.g. `1000,1000000`).
+fn sizes() -> Vec<u64> {
+    match std::env::var("MBCACHE_BENCH_SIZES") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
+
 fn benches(c: &mut Criterion) {
-    for n in SIZES {
+    for n in sizes() {
         let m = model(n);
         let mut base = native(n);
         let visited = mean_visited(&mut base, n);

@@ -10,8 +10,8 @@ use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::{Cx, Errno};
 
 use crate::entry::Entry;
-use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
 use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
+use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
 
 /// `struct mb_cache_op`: the free callback. `free(ce, gfp)` returning nonzero keeps the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,8 +127,9 @@ impl Registry {
             let cache = MbCache { info, entries: SlabArena::new(name), block: Vec::new(), index: Vec::new() };
             let handle = memory.caches.insert(cache);
             let cache = memory.caches.get_mut(cx, handle).expect("just allocated");
-            cache.block =
-                (0..bucket_count).map(|b| ListHead::init(Node::Head(HeadId::Block(handle, b as u32)))).collect();
+            cache.block = (0..bucket_count)
+                .map(|b| ListHead::init(Node::Head(HeadId::Block(handle, b as u32))))
+                .collect();
             cache.index = (0..indexes_count)
                 .map(|i| {
                     (0..bucket_count)

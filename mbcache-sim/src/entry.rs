@@ -291,8 +291,7 @@ impl Registry {
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_release", detail, || {
-            self.check_handle(cx, &handle, "mb_cache_entry_release")?;
-            self.retire_handle(&handle);
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
             let locked_global = self.lock(cx);
             self.release_unlock(locked_global, handle.entry)
         })
@@ -319,8 +318,7 @@ impl Registry {
     pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_free", detail, || {
-            self.check_handle(cx, &handle, "mb_cache_entry_free")?;
-            self.retire_handle(&handle);
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
             cx.sim().mark("entry freed through a handle");
@@ -406,7 +404,7 @@ impl Registry {
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
         let detail = format!("bdev={bdev:#x} block={block}");
         self.traced(cx, "mb_cache_entry_get", detail, || {
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), self.cache(cx, cache.0)?.bucket_bits);
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), self.bucket_bits(cx, cache.0)?);
             let mut locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Block(cache.0, bucket));
             let found = {

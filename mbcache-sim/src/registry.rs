@@ -392,6 +392,11 @@ impl Registry {
         locked(&self.memory)
     }
 
+    /// `cache->c_bucket_bits`, read without the lock (fixed at create).
+    pub(crate) fn bucket_bits(&self, cx: &Cx, cache: CacheHandle) -> Result<u32, MbError> {
+        Ok(self.memory().cache(cx, cache)?.info.bucket_bits)
+    }
+
     /// What a cache's user may read without the lock (fixed at create), and its `c_entry_count`.
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<CacheInfo, MbError> {
         Ok(self.memory().cache(cx, cache)?.info.clone())
@@ -416,6 +421,20 @@ impl Registry {
         );
         cx.sim().report(Some(cx), violation.clone());
         Err(MbError::Oops(violation))
+    }
+
+    /// [`Registry::check_handle`] and [`Registry::retire_handle`] in one look-up, for the calls
+    /// that give the handle up at once (release, free).
+    pub(crate) fn check_and_retire_handle(
+        &self,
+        cx: &Cx,
+        handle: &Handle,
+        what: &str,
+    ) -> Result<(), MbError> {
+        if locked(&self.handles).remove(&handle.id).is_some() {
+            return Ok(());
+        }
+        self.check_handle(cx, handle, what)
     }
 
     pub(crate) fn retire_handle(&self, handle: &Handle) {

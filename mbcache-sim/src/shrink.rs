@@ -122,11 +122,7 @@ impl Registry {
     pub fn shrink(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<(), MbError> {
         cx.op_begin("mb_cache_shrink", format!("bdev={bdev:#x}"));
         let mut locked_global = self.lock(cx);
-        let taken = Self::collect(
-            &mut locked_global,
-            |mem, entry| Ok(mem.entry(entry)?.bdev == bdev),
-            None,
-        )?;
+        let taken = Self::collect(&mut locked_global, |mem, entry| Ok(mem.entry(entry)?.bdev == bdev), None)?;
         drop(locked_global);
         for entry in taken {
             cx.sim().mark("entry freed by mb_cache_shrink");

@@ -39,6 +39,14 @@ impl Registry {
         let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
         let mut locked_global = self.lock(cx);
         let caches = locked_global.guard.caches.clone();
+        // c_entry_count is a sim_core::sync atomic: read with no Memory guard held.
+        let entry_counts = {
+            let mem = locked_global.mem();
+            let count_of = |cache| mem.cache(cache).map(|c| c.info.entry_count.clone()).map_err(oops);
+            caches.iter().map(|cache| count_of(*cache)).collect::<Checked<Vec<_>>>()?
+        };
+        locked_global.unlock_memory();
+        let entry_counts: Vec<i32> = entry_counts.iter().map(|count| count.load(Ordering::SeqCst)).collect();
         let mut mem = locked_global.mem();
         Self::handles_refer_to_live_entries(&mut mem, &handles)?;
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
@@ -46,9 +54,9 @@ impl Registry {
         for entry in handles.values() {
             *handles_per_entry.entry(*entry).or_default() += 1;
         }
-        for cache_handle in caches {
+        for (cache_handle, count) in caches.into_iter().zip(entry_counts) {
             let cache = mem.cache(cache_handle).map_err(oops)?;
-            Self::entry_count_equals_live_entries(cache)?;
+            Self::entry_count_equals_live_entries(cache, count)?;
             let (info, live) = (cache.info.clone(), cache.entries.live_handles());
             let hashed = Self::block_chains_hold_each_key_once(&mut mem, cache_handle, &info)?;
             for index in 0..info.indexes_count {
@@ -128,13 +136,15 @@ impl Registry {
     }
 
     /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
-    fn entry_count_equals_live_entries(cache: &MbCache) -> Checked {
+    fn entry_count_equals_live_entries(cache: &MbCache, count: i32) -> Checked {
         let live = cache.entries.live();
-        let count = cache.info.entry_count.load(Ordering::SeqCst);
         if i64::from(count) != live as i64 {
             return fail(
                 ViolationKind::Leak,
-                format!("cache {}: c_entry_count is {count} but {live} entries are allocated", cache.info.name),
+                format!(
+                    "cache {}: c_entry_count is {count} but {live} entries are allocated",
+                    cache.info.name
+                ),
             );
         }
         Ok(())
