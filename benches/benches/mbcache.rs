@@ -1,22 +1,26 @@
 //! mbcache-sim against a fair native baseline: the same data structure in plain Rust (entries in
 //! a `Vec`, intrusive doubly linked block chains, index chains and LRU by index, the same 2.6
-//! `hash_long` and the same bucket counts), so both walk the same chains; on caches of 1k to 1M
-//! entries: get + release, insert (alloc + insert + free), find_first + find_next.
+//! `hash_long` and the same bucket counts), so both walk the same chains, and the same work per
+//! call: each get, find and release takes the cache's one lock (a `parking_lot` mutex standing
+//! for `mb_cache_spinlock`), as the kernel does; on caches of 1k to 1M entries: get + release,
+//! insert (alloc + insert + free), find_first + find_next.
 //!
 //! The model runs as the checkers run it (lockdep on, trace hashed but not stored), with
 //! `bucket_bits` growing with the cache (2^bits about n/4). The 2.6 `hash_long` multiplier spreads
 //! one device's sequential block numbers over only 8192 buckets (see `hash::tests`), so block
 //! chains grow with n beyond 32k entries, in the model and the baseline alike; each size prints
 //! the mean block-chain nodes a get visits, so the cost per visited node can be compared across
-//! sizes.
+//! sizes, and a line with get + release per call and per visited node for both, timed outside
+//! criterion over the same walk.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
+use parking_lot::Mutex;
 use sim_core::lockdep::ReportMode;
 use sim_core::trace::TraceMode;
 use sim_core::{Cx, Sim, SimConfig};
@@ -280,27 +284,81 @@ fn configure<'a>(
     group
 }
 
+/// This thread's time on a CPU so far, in nanoseconds (Linux's `/proc/thread-self/schedstat`),
+/// so the per-node line stays meaningful on a machine shared with other builds.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The mean time of `iterations` calls of `call`, in nanoseconds: on-CPU time where the system
+/// reports it, wall time otherwise (the per-node line's figures; criterion's are wall time).
+fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
+    for _ in 0..iterations {
+        call();
+    }
+    let elapsed = match (cpu_start, thread_cpu_ns()) {
+        (Some(before), Some(after)) if after > before => (after - before) as f64,
+        _ => start.elapsed().as_nanos() as f64,
+    };
+    elapsed / f64::from(iterations)
+}
+
+/// Prints get + release per call and per visited block-chain node, model and native, over the
+/// benchmark's own walk of blocks.
+fn per_node(n: u64, m: &Model, base: &Mutex<Native>, visited: f64) {
+    let iterations = if n >= 1_000_000 { 20_000 } else { 100_000 };
+    let mut next = 0u64;
+    let model_ns = ns_per_call(iterations, || {
+        next = (next + 7919) % n;
+        let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
+        m.registry.release(&m.cx, black_box(handle)).expect("release");
+    });
+    let native_ns = ns_per_call(iterations, || {
+        next = (next + 7919) % n;
+        let at = base.lock().get(bdev_address(0), next).0.expect("hit");
+        base.lock().release(black_box(at));
+    });
+    println!(
+        "mbcache n={n} get+release (cpu time): model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); per visited \
+         node ({visited:.1}): model {:.1} ns, native {:.1} ns",
+        model_ns / native_ns,
+        model_ns / visited,
+        native_ns / visited,
+    );
+}
+
+/// The cache sizes to run: all of [`SIZES`], or those listed in `MBCACHE_BENCH_SIZES`
+/// (comma-separated, e.g. `1000,1000000`).
+fn sizes() -> Vec<u64> {
+    match std::env::var("MBCACHE_BENCH_SIZES") {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
+
 fn benches(c: &mut Criterion) {
-    for n in SIZES {
+    for n in sizes() {
         let m = model(n);
         let mut base = native(n);
-        println!(
-            "mbcache n={n}: a get visits {:.1} block-chain nodes on average",
-            mean_visited(&mut base, n)
-        );
+        let visited = mean_visited(&mut base, n);
+        println!("mbcache n={n}: a get visits {visited:.1} block-chain nodes on average");
+        let base = Mutex::new(base);
+        per_node(n, &m, &base, visited);
         let mut next = 0u64;
         let mut step = move || {
             next = (next + 7919) % n;
             next
         };
-        get_release(c, n, &m, &mut base, &mut step);
-        insert(c, n, &m, &mut base);
-        find_first_next(c, n, &m, &mut base, &mut step);
+        get_release(c, n, &m, &base, &mut step);
+        insert(c, n, &m, &base);
+        find_first_next(c, n, &m, &base, &mut step);
     }
 }
 
 /// `mb_cache_entry_get` + release of a present block, against the native walk of the same chain.
-fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
+fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &Mutex<Native>, step: &mut impl FnMut() -> u64) {
     let mut group = configure(c, "mbcache/get_release", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
         b.iter(|| {
@@ -310,15 +368,15 @@ fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &m
     });
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
-            let at = base.get(bdev_address(0), step()).0.expect("hit");
-            base.release(black_box(at));
+            let at = base.lock().get(bdev_address(0), step()).0.expect("hit");
+            base.lock().release(black_box(at));
         })
     });
     group.finish();
 }
 
 /// alloc + insert + free of one entry, against the native insert and free.
-fn insert(c: &mut Criterion, n: u64, m: &Model, base: &mut Native) {
+fn insert(c: &mut Criterion, n: u64, m: &Model, base: &Mutex<Native>) {
     let mut group = configure(c, "mbcache/insert", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
         b.iter(|| {
@@ -329,15 +387,21 @@ fn insert(c: &mut Criterion, n: u64, m: &Model, base: &mut Native) {
     });
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
-            let at = base.insert(bdev_address(1), n, 7);
-            base.free(black_box(at));
+            let at = base.lock().insert(bdev_address(1), n, 7);
+            base.lock().free(black_box(at));
         })
     });
     group.finish();
 }
 
 /// find_first + find_next by index key, against the native walk of the same index chain.
-fn find_first_next(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step: &mut impl FnMut() -> u64) {
+fn find_first_next(
+    c: &mut Criterion,
+    n: u64,
+    m: &Model,
+    base: &Mutex<Native>,
+    step: &mut impl FnMut() -> u64,
+) {
     let mut group = configure(c, "mbcache/find_first_next", n);
     group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
         b.iter(|| {
@@ -352,11 +416,13 @@ fn find_first_next(c: &mut Criterion, n: u64, m: &Model, base: &mut Native, step
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
             let key = (step() % KEYS) as u32;
-            let first = base.find(bdev_address(0), key, NIL).expect("hit");
-            let second = base.find(bdev_address(0), key, first);
-            base.release(first);
+            let first = base.lock().find(bdev_address(0), key, NIL).expect("hit");
+            let mut locked = base.lock();
+            let second = locked.find(bdev_address(0), key, first);
+            locked.release(first);
+            drop(locked);
             if let Some(second) = second {
-                base.release(black_box(second));
+                base.lock().release(black_box(second));
             }
         })
     });

@@ -2,18 +2,16 @@
 //! `mb_cache_create` (with the entry-size validation), `mb_cache_destroy` (and its orphan report).
 //! Left out: `MB_CACHE_INDEXES_COUNT` hard-wiring.
 
-use std::sync::Mutex as StdMutex;
+use std::sync::Arc;
 
 use sim_core::fault::FaultSite;
-use sim_core::mm::{Gfp, KmemCache};
+use sim_core::mm::{slab_precheck, Gfp, SlabArena};
 use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::{Cx, Errno};
 
 use crate::entry::Entry;
-use crate::registry::{
-    locked, MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX,
-};
-use crate::registry::{CacheHandle, HeadId, ListHead, Node};
+use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
+use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
 
 /// `struct mb_cache_op`: the free callback. `free(ce, gfp)` returning nonzero keeps the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,25 +24,31 @@ pub struct FreeOp {
 /// The fault site the free callback also consults (so a fault plan can make it fail).
 pub(crate) const FREE_CALLBACK_SITE: &str = "mbcache:c_op.free";
 
-/// `struct mb_cache`.
+/// `struct mb_cache`: a slab object of mbcache's [`crate::registry::Memory`].
 #[derive(Debug)]
 pub(crate) struct MbCache {
-    pub(crate) name: &'static str,
-    pub(crate) free_op: Option<FreeOp>,
-    /// `c_entry_count`.
-    pub(crate) entry_count: AtomicI32,
-    pub(crate) bucket_bits: u32,
-    pub(crate) indexes_count: u32,
+    pub(crate) info: CacheInfo,
     /// `c_entry_cache`.
-    pub(crate) entries: KmemCache<Entry>,
-    /// `c_block_hash` and `c_indexes_hash`, freed with the cache.
-    pub(crate) tables: StdMutex<Tables>,
+    pub(crate) entries: SlabArena<Entry>,
+    /// `c_block_hash`, freed with the cache.
+    pub(crate) block: Vec<ListHead>,
+    /// `c_indexes_hash`, freed with the cache.
+    pub(crate) index: Vec<Vec<ListHead>>,
 }
 
-#[derive(Debug)]
-pub(crate) struct Tables {
-    pub(crate) block: Vec<ListHead>,
-    pub(crate) index: Vec<Vec<ListHead>>,
+/// The fields of `struct mb_cache` fixed at create, which the kernel reads without the lock,
+/// and `c_entry_count`, an `atomic_t` it changes without the lock (a `sim_core::sync` atomic, so
+/// loom and shuttle see those races; shared so it is used with no `Memory` guard held).
+#[derive(Clone, Debug)]
+pub(crate) struct CacheInfo {
+    pub(crate) name: &'static str,
+    pub(crate) free_op: Option<FreeOp>,
+    /// `c_entry_cache`'s object size.
+    pub(crate) entry_size: u64,
+    /// `c_entry_count`.
+    pub(crate) entry_count: Arc<AtomicI32>,
+    pub(crate) bucket_bits: u32,
+    pub(crate) indexes_count: u32,
 }
 
 /// A cache, as its creator holds it.
@@ -96,24 +100,11 @@ impl Registry {
         if indexes_count > INDEXES_MAX || bucket_bits > BUCKET_BITS_MAX {
             return Err(Errno::ENOMEM);
         }
+        // kmalloc of struct mb_cache, then of c_block_hash and one table per index, then
+        // kmem_cache_create: any failure unwinds all.
+        slab_precheck(cx, Gfp::GFP_KERNEL, MB_CACHE_SLAB.0, MB_CACHE_SLAB.1)?;
         let bucket_count = 1usize << bucket_bits;
-        let tables = Tables {
-            block: vec![ListHead::UNINIT; bucket_count],
-            index: vec![vec![ListHead::UNINIT; bucket_count]; indexes_count as usize],
-        };
-        let cache = MbCache {
-            name,
-            free_op,
-            entry_count: AtomicI32::new(0),
-            bucket_bits,
-            indexes_count,
-            entries: KmemCache::new(name, entry_size),
-            tables: StdMutex::new(tables),
-        };
-        let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
-        let object = self.caches.get(cx, handle).expect("just allocated");
         let table_bytes = (bucket_count * 16) as u64;
-        // kmalloc of c_block_hash, then one table per index; any failure unwinds all.
         let mut failed = cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_block_hash"), table_bytes);
         for _ in 0..indexes_count {
             failed =
@@ -121,22 +112,33 @@ impl Registry {
         }
         failed = failed || cx.sim().should_fail(cx, &FaultSite::call("kmem_cache_create"), entry_size);
         if failed {
-            drop(object);
-            let _ = self.caches.free(cx, handle);
             return Err(Errno::ENOMEM);
         }
-        {
-            let mut tables = locked(&object.tables);
-            for bucket in 0..bucket_count {
-                tables.block[bucket] = ListHead::init(Node::Head(HeadId::Block(handle, bucket as u32)));
-            }
-            for index in 0..indexes_count {
-                for bucket in 0..bucket_count {
-                    tables.index[index as usize][bucket] =
-                        ListHead::init(Node::Head(HeadId::Index(handle, index, bucket as u32)));
-                }
-            }
-        }
+        let info = CacheInfo {
+            name,
+            free_op,
+            entry_size,
+            entry_count: Arc::new(AtomicI32::new(0)),
+            bucket_bits,
+            indexes_count,
+        };
+        let handle = {
+            let mut memory = self.memory();
+            let cache = MbCache { info, entries: SlabArena::new(name), block: Vec::new(), index: Vec::new() };
+            let handle = memory.caches.insert(cache);
+            let cache = memory.caches.get_mut(cx, handle).expect("just allocated");
+            cache.block = (0..bucket_count)
+                .map(|b| ListHead::init(Node::Head(HeadId::Block(handle, b as u32))))
+                .collect();
+            cache.index = (0..indexes_count)
+                .map(|i| {
+                    (0..bucket_count)
+                        .map(|b| ListHead::init(Node::Head(HeadId::Index(handle, i, b as u32))))
+                        .collect()
+                })
+                .collect();
+            handle
+        };
         let mut locked_global = self.lock(cx);
         locked_global.guard.caches.insert(0, handle);
         drop(locked_global);
@@ -150,7 +152,7 @@ impl Registry {
 
     /// Entries of the cache's slab still allocated.
     pub fn entries_live(&self, cx: &Cx, cache: CacheRef) -> Result<u64, MbError> {
-        Ok(self.cache(cx, cache.0)?.entries.live())
+        Ok(self.memory().cache(cx, cache.0)?.entries.live())
     }
 
     /// The cache's name.
@@ -177,21 +179,20 @@ impl Registry {
         }
         for entry in taken {
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
-            if self.cache(cx, cache.0)?.entries.is_live(entry.entry) {
+            if self.memory().cache(cx, cache.0)?.entries.is_live(entry.entry) {
                 // Put back on the global LRU, where it outlives its cache.
                 cx.sim().mark("destroy: a free callback kept an entry");
             }
         }
-        let object = self.cache(cx, cache.0)?;
-        let orphans = object.entry_count.load(Ordering::SeqCst);
+        let info = self.cache(cx, cache.0)?;
+        let orphans = info.entry_count.load(Ordering::SeqCst);
         if orphans > 0 {
-            cx.note(format!("cache {}: {orphans} orphaned entries", object.name));
+            cx.note(format!("cache {}: {orphans} orphaned entries", info.name));
         }
         // kmem_cache_destroy reports entries still allocated (held by handles) as a leak.
-        let _ = object.entries.destroy(cx);
-        drop(object);
+        let _ = self.memory().cache(cx, cache.0)?.entries.destroy(cx);
         self.cache_memory.fetch_add(1, Ordering::SeqCst);
-        let _ = self.caches.free(cx, cache.0);
+        let _ = self.memory().caches.free(cx, cache.0);
         cx.op_end("mb_cache_destroy", format!("orphans={orphans}"));
         Ok(Destroyed { orphans })
     }

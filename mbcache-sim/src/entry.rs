@@ -3,23 +3,28 @@
 //! `exclusive-get`, the later 2.6 shared/exclusive handles (`e_queued`, `MB_CACHE_WRITER`).
 
 use std::sync::atomic::Ordering as StdOrdering;
-use std::sync::Mutex as StdMutex;
 
 use sim_core::fault::FaultSite;
-use sim_core::mm::Gfp;
-use sim_core::sync::atomic::{AtomicU32, Ordering};
+use sim_core::mm::{slab_precheck, Gfp};
+use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
 use crate::registry::{
-    locked, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits, MB_CACHE_WRITER,
+    freed, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits, MB_CACHE_WRITER,
 };
 use sim_core::list::{self, Oops};
 
-/// The fields of an entry that `mb_cache_spinlock` guards.
+/// `struct mb_cache_entry`: a slab object of its cache's arena. Every field is guarded by
+/// `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only `mb_cache_entry_dup` changes
+/// without it); here all sit in mbcache's `Memory`.
 #[derive(Debug)]
-pub(crate) struct EntryFields {
+pub(crate) struct Entry {
+    /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
+    pub(crate) id: u64,
+    /// `e_used`.
+    pub(crate) used: u32,
     pub(crate) lru: ListHead,
     pub(crate) block_list: ListHead,
     pub(crate) indexes: Vec<(ListHead, u32)>,
@@ -31,16 +36,6 @@ pub(crate) struct EntryFields {
     pub(crate) lru_stamp: u64,
     /// Instrumentation: its free callback failed and it is waiting on the LRU to be freed.
     pub(crate) free_failed: bool,
-}
-
-/// `struct mb_cache_entry`.
-#[derive(Debug)]
-pub(crate) struct Entry {
-    /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
-    pub(crate) id: u64,
-    /// `e_used`.
-    pub(crate) used: AtomicU32,
-    pub(crate) fields: StdMutex<EntryFields>,
 }
 
 /// A handle to an entry: the pointer `mb_cache_entry_get` and friends return. A value the user
@@ -89,7 +84,7 @@ impl Registry {
     pub(crate) fn unhash(mem: &mut Mem<'_>, entry: EntryRef) -> Result<(), Oops> {
         if Self::is_hashed(mem, entry)? {
             list::list_del_init(mem, Node::Block(entry))?;
-            let indexes = mem.cache(entry.cache)?.indexes_count;
+            let indexes = mem.cache(entry.cache)?.info.indexes_count;
             for index in 0..indexes {
                 list::list_del(mem, Node::Index(entry, index))?;
             }
@@ -103,37 +98,38 @@ impl Registry {
         // The kernel starts with plain reads of `ce->e_cache` and `cache->c_op`, unlocked, which
         // another CPU may race with: a point where loom and shuttle may switch tasks.
         self.preemption_point();
-        let cache = self.cache(cx, entry.cache)?;
-        let object = cache
-            .entries
-            .get(cx, entry.entry)
-            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))?;
-        let refused = match cache.free_op {
+        let (info, serial) = {
+            let memory = self.memory();
+            let cache = memory.cache(cx, entry.cache)?;
+            (cache.info.clone(), cache.entries.get(cx, entry.entry).map_err(freed)?.id)
+        };
+        let refused = match info.free_op {
             Some(op) => {
-                let refuses = (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
-                    || cx.sim().should_fail(cx, &FaultSite::call(FREE_CALLBACK_SITE), 0);
-                refuses
+                (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
+                    || cx.sim().should_fail(cx, &FaultSite::call(FREE_CALLBACK_SITE), 0)
             }
             None => false,
         };
         if refused {
             cx.sim().mark("free callback failed: entry back on the lru");
-            cx.note(format!("{}: free callback refused entry {}; back on the lru", cache.name, object.id));
+            cx.note(format!("{}: free callback refused entry {serial}; back on the lru", info.name));
             let mut locked_global = self.lock(cx);
-            {
-                let mut fields = locked(&object.fields);
-                fields.lru_stamp = 0;
-                fields.free_failed = true;
-            }
-            list::list_add(&mut locked_global.mem(), Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            let mut mem = locked_global.mem();
+            let object = mem.entry_mut(entry)?;
+            object.lru_stamp = 0;
+            object.free_failed = true;
+            list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
             drop(locked_global);
         } else {
-            drop(object);
-            cache
-                .entries
-                .free(cx, entry.entry)
-                .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
-            cache.entry_count.fetch_sub(1, Ordering::SeqCst);
+            {
+                let mut memory = self.memory();
+                let cache = memory.caches.get_mut(cx, entry.cache).map_err(freed)?;
+                cache
+                    .entries
+                    .free(cx, entry.entry)
+                    .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
+            }
+            info.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -146,23 +142,29 @@ impl Registry {
         entry: EntryRef,
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
-        let object = locked_global.mem().entry(entry)?;
-        let last = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
-            let queued = locked(&object.fields).queued;
-            if queued > 0 {
-                self.wakeups.fetch_add(1, Ordering::SeqCst);
-                self.queue.wake_up();
+        let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
+        let (last, queued) = {
+            let mut mem = locked_global.mem();
+            let object = mem.entry_mut(entry)?;
+            if exclusive {
+                let mut used = object.used;
+                if used >= MB_CACHE_WRITER {
+                    used -= MB_CACHE_WRITER;
+                }
+                used -= 1;
+                object.used = used;
+                (used == 0 && object.queued == 0, object.queued)
+            } else {
+                // atomic_dec_and_test: a count that underflows wraps, as the kernel's does.
+                object.used = object.used.wrapping_sub(1);
+                (object.used == 0, 0)
             }
-            let mut used = object.used.load(Ordering::SeqCst);
-            if used >= MB_CACHE_WRITER {
-                used -= MB_CACHE_WRITER;
-            }
-            used -= 1;
-            object.used.store(used, Ordering::SeqCst);
-            used == 0 && queued == 0
-        } else {
-            object.used.fetch_sub(1, Ordering::SeqCst) == 1
         };
+        if queued > 0 {
+            locked_global.unlock_memory();
+            self.wakeups.fetch_add(1, Ordering::SeqCst);
+            self.queue.wake_up();
+        }
         if last {
             if !Self::is_hashed(&mut locked_global.mem(), entry)? {
                 drop(locked_global);
@@ -170,8 +172,9 @@ impl Registry {
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
-            locked(&object.fields).lru_stamp = stamp;
-            list::list_add_tail(&mut locked_global.mem(), Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            let mut mem = locked_global.mem();
+            mem.entry_mut(entry)?.lru_stamp = stamp;
+            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
         }
         drop(locked_global);
         Ok(())
@@ -191,42 +194,41 @@ impl Registry {
         let gfp = if self.fixes.on(crate::fixes::ALLOC_GFP_NOFS) { gfp } else { Gfp::GFP_KERNEL };
         let detail = format!("{gfp:?}");
         self.traced(cx, "mb_cache_entry_alloc", detail, || {
-            let object = self.cache(cx, cache.0)?;
+            let info = self.cache(cx, cache.0)?;
             if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
-                object.entry_count.fetch_add(1, Ordering::SeqCst);
+                info.entry_count.fetch_add(1, Ordering::SeqCst);
             }
             let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
-            let fields = EntryFields {
-                lru: ListHead::UNINIT,
-                block_list: ListHead::UNINIT,
-                indexes: vec![(ListHead::UNINIT, 0); object.indexes_count as usize],
-                bdev: 0,
-                block: 0,
-                queued: 0,
-                lru_stamp: 0,
-                free_failed: false,
-            };
-            let entry = Entry { id: serial, used: AtomicU32::new(0), fields: StdMutex::new(fields) };
-            let allocated = object.entries.alloc(cx, gfp, entry);
-            let handle = match allocated {
-                Ok(handle) => handle,
-                Err(errno) => {
-                    cx.sim().mark("entry allocation failed");
-                    return Err(MbError::Errno(errno));
-                }
-            };
-            if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
-                object.entry_count.fetch_add(1, Ordering::SeqCst);
-            }
-            let entry = EntryRef { cache: cache.0, entry: handle };
-            let new = object.entries.get(cx, handle).expect("just allocated");
-            {
-                let mut fields = locked(&new.fields);
-                fields.lru = ListHead::init(Node::Lru(entry));
-                fields.block_list = ListHead::init(Node::Block(entry));
+            // kmem_cache_alloc(cache->c_entry_cache, gfp_flags).
+            if let Err(errno) = slab_precheck(cx, gfp, info.name, info.entry_size) {
+                cx.sim().mark("entry allocation failed");
+                return Err(MbError::Errno(errno));
             }
             let used = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) { 1 + MB_CACHE_WRITER } else { 1 };
-            new.used.store(used, Ordering::SeqCst);
+            let entry = {
+                let mut memory = self.memory();
+                let object = memory.caches.get_mut(cx, cache.0).map_err(freed)?;
+                let handle = object.entries.insert(Entry {
+                    id: serial,
+                    used,
+                    lru: ListHead::UNINIT,
+                    block_list: ListHead::UNINIT,
+                    indexes: vec![(ListHead::UNINIT, 0); info.indexes_count as usize],
+                    bdev: 0,
+                    block: 0,
+                    queued: 0,
+                    lru_stamp: 0,
+                    free_failed: false,
+                });
+                let entry = EntryRef { cache: cache.0, entry: handle };
+                let new = memory.entry_mut(cx, entry)?;
+                new.lru = ListHead::init(Node::Lru(entry));
+                new.block_list = ListHead::init(Node::Block(entry));
+                entry
+            };
+            if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
+                info.entry_count.fetch_add(1, Ordering::SeqCst);
+            }
             Ok(self.new_handle(entry, serial))
         })
     }
@@ -246,11 +248,11 @@ impl Registry {
         self.traced(cx, "mb_cache_entry_insert", detail, || {
             self.check_handle(cx, handle, "mb_cache_entry_insert")?;
             let entry = handle.entry;
-            let cache = self.cache(cx, entry.cache)?;
-            if keys.len() != cache.indexes_count as usize {
+            let info = self.cache(cx, entry.cache)?;
+            if keys.len() != info.indexes_count as usize {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), cache.bucket_bits);
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), info.bucket_bits);
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
             let head = Node::Head(HeadId::Block(entry.cache, bucket));
@@ -258,28 +260,22 @@ impl Registry {
             let mut at = list::prev(&mut mem, head, "list_for_each_prev")?;
             while at != head {
                 let Node::Block(other) = at else { panic!("block chain holds {at:?}") };
-                let other_object = mem.entry(other)?;
-                let fields = locked(&other_object.fields);
-                if fields.bdev == bdev && fields.block == block {
-                    drop(fields);
+                let other = mem.entry(other)?;
+                if other.bdev == bdev && other.block == block {
                     drop(locked_global);
                     cx.sim().mark("insert found the block hashed: EBUSY");
                     return Err(MbError::Errno(Errno::EBUSY));
                 }
-                drop(fields);
                 at = list::prev(&mut mem, at, "list_for_each_prev")?;
             }
             Self::unhash(&mut mem, entry)?;
-            let object = mem.entry(entry)?;
-            {
-                let mut fields = locked(&object.fields);
-                fields.bdev = bdev;
-                fields.block = block;
-            }
+            let object = mem.entry_mut(entry)?;
+            object.bdev = bdev;
+            object.block = block;
             list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
-                locked(&object.fields).indexes[index].1 = *key;
-                let bucket = hash_long(u64::from(*key), cache.bucket_bits);
+                mem.entry_mut(entry)?.indexes[index].1 = *key;
+                let bucket = hash_long(u64::from(*key), info.bucket_bits);
                 list::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),
@@ -295,8 +291,7 @@ impl Registry {
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_release", detail, || {
-            self.check_handle(cx, &handle, "mb_cache_entry_release")?;
-            self.retire_handle(&handle);
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
             let locked_global = self.lock(cx);
             self.release_unlock(locked_global, handle.entry)
         })
@@ -323,8 +318,7 @@ impl Registry {
     pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let detail = format!("entry {}", handle.serial);
         self.traced(cx, "mb_cache_entry_free", detail, || {
-            self.check_handle(cx, &handle, "mb_cache_entry_free")?;
-            self.retire_handle(&handle);
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
             cx.sim().mark("entry freed through a handle");
@@ -343,8 +337,9 @@ impl Registry {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
-            let object = self.entry(cx, handle.entry)?;
-            object.used.fetch_add(1, Ordering::SeqCst);
+            // atomic_inc(&ce->e_used) without the lock: a point where another task may run.
+            self.preemption_point();
+            self.memory().entry_mut(cx, handle.entry)?.used += 1;
             cx.sim().mark("handle duplicated");
             Ok(self.new_handle(handle.entry, handle.serial))
         })
@@ -360,41 +355,42 @@ impl Registry {
         writer: bool,
     ) -> Result<Option<Locked<'a>>, MbError> {
         let cx = locked_global.cx;
-        let object = locked_global.mem().entry(entry)?;
+        let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
         {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
                 list::list_del_init(&mut mem, Node::Lru(entry))?;
             }
+            let object = mem.entry_mut(entry)?;
+            object.free_failed = false;
+            // Readers count themselves before waiting, which gives them priority over writers.
+            if !exclusive || !writer {
+                object.used += 1;
+            }
         }
-        locked(&object.fields).free_failed = false;
-        if !self.fixes.on(crate::fixes::EXCLUSIVE_GET) {
-            object.used.fetch_add(1, Ordering::SeqCst);
+        if !exclusive {
             return Ok(Some(locked_global));
         }
-        if !writer {
-            // Readers count themselves before waiting, which gives them priority over writers.
-            object.used.fetch_add(1, Ordering::SeqCst);
-        }
         let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
-        while busy(object.used.load(Ordering::SeqCst)) {
+        while busy(locked_global.mem().entry(entry)?.used) {
             if self.waits == Waits::WouldBlock {
                 if !writer {
-                    object.used.fetch_sub(1, Ordering::SeqCst);
+                    locked_global.mem().entry_mut(entry)?.used -= 1;
                 }
                 cx.sim().mark("lookup would wait for a busy entry");
                 return Err(MbError::WouldBlock);
             }
-            locked(&object.fields).queued += 1;
+            locked_global.mem().entry_mut(entry)?.queued += 1;
+            locked_global.unlock_memory();
             let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
             cx.sim().mark("lookup slept on mb_cache_queue");
             self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
-            locked(&object.fields).queued -= 1;
+            locked_global.mem().entry_mut(entry)?.queued -= 1;
         }
         if writer {
-            object.used.fetch_add(1 + MB_CACHE_WRITER, Ordering::SeqCst);
+            locked_global.mem().entry_mut(entry)?.used += 1 + MB_CACHE_WRITER;
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
             cx.sim().mark("lookup waited for an entry that was freed meanwhile");
@@ -408,34 +404,36 @@ impl Registry {
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
         let detail = format!("bdev={bdev:#x} block={block}");
         self.traced(cx, "mb_cache_entry_get", detail, || {
-            let object = self.cache(cx, cache.0)?;
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.bucket_bits);
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), self.bucket_bits(cx, cache.0)?);
             let mut locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Block(cache.0, bucket));
-            let mut at = list::next(&mut locked_global.mem(), head, "list_for_each")?;
-            while at != head {
-                let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
-                let found = {
-                    let mut mem = locked_global.mem();
-                    let other = mem.entry(entry)?;
-                    let fields = locked(&other.fields);
-                    fields.bdev == bdev && fields.block == block
-                };
-                if found {
-                    let serial = locked_global.mem().entry(entry)?.id;
-                    // The fixed kernel returns NULL for an entry unhashed while it waited.
-                    let Some(relocked) = self.take_use(locked_global, entry, true)? else {
-                        cx.sim().mark("get returned NULL for an entry freed while it waited");
-                        return Ok(None);
-                    };
-                    drop(relocked);
-                    cx.sim().mark("get found an entry");
-                    return Ok(Some(self.new_handle(entry, serial)));
+            let found = {
+                let mut mem = locked_global.mem();
+                let mut at = list::next(&mut mem, head, "list_for_each")?;
+                loop {
+                    if at == head {
+                        break None;
+                    }
+                    let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
+                    let object = mem.entry(entry)?;
+                    if object.bdev == bdev && object.block == block {
+                        break Some((entry, object.id));
+                    }
+                    at = list::next(&mut mem, at, "list_for_each")?;
                 }
-                at = list::next(&mut locked_global.mem(), at, "list_for_each")?;
-            }
-            drop(locked_global);
-            Ok(None)
+            };
+            let Some((entry, serial)) = found else {
+                drop(locked_global);
+                return Ok(None);
+            };
+            // The fixed kernel returns NULL for an entry unhashed while it waited.
+            let Some(relocked) = self.take_use(locked_global, entry, true)? else {
+                cx.sim().mark("get returned NULL for an entry freed while it waited");
+                return Ok(None);
+            };
+            drop(relocked);
+            cx.sim().mark("get found an entry");
+            Ok(Some(self.new_handle(entry, serial)))
         })
     }
 
@@ -445,48 +443,48 @@ impl Registry {
     pub(crate) fn find_from<'a>(
         &'a self,
         mut locked_global: Locked<'a>,
-        mut at: Node,
+        at: Node,
         head: Node,
         index: u32,
         bdev: u64,
         key: u32,
     ) -> Result<(Locked<'a>, Found), MbError> {
-        let locked_global_cx = locked_global.cx;
-        while at != head {
-            let entry = match at {
-                Node::Index(entry, _) => entry,
-                other => {
+        let cx = locked_global.cx;
+        let found = {
+            let mut mem = locked_global.mem();
+            let mut at = at;
+            loop {
+                if at == head {
+                    break None;
+                }
+                let Node::Index(entry, _) = at else {
                     // The walk left the bucket it started in (prev was re-hashed elsewhere) and
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(
                         ViolationKind::finding("wild-pointer"),
-                        format!("__mb_cache_entry_find: reached {other:?} instead of {head:?}: the kernel reads a list head as an entry"),
+                        format!("__mb_cache_entry_find: reached {at:?} instead of {head:?}: the kernel reads a list head as an entry"),
                     );
-                    locked_global.cx.sim().report(Some(locked_global.cx), violation.clone());
+                    cx.sim().report(Some(cx), violation.clone());
                     return Err(MbError::Oops(violation));
+                };
+                let object = mem.entry(entry)?;
+                if object.bdev == bdev && object.indexes[index as usize].1 == key {
+                    break Some((entry, object.id));
                 }
-            };
-            let (found, serial) = {
-                let mut mem = locked_global.mem();
-                let other = mem.entry(entry)?;
-                let fields = locked(&other.fields);
-                (fields.bdev == bdev && fields.indexes[index as usize].1 == key, other.id)
-            };
-            if found {
-                return Ok(match self.take_use(locked_global, entry, false)? {
-                    Some(relocked) => (relocked, Ok(Some((entry, serial)))),
-                    // Unhashed while waiting: the lock is taken again for the caller to drop.
-                    None => {
-                        locked_global_cx
-                            .sim()
-                            .mark("find returned EAGAIN for an entry freed while it waited");
-                        (self.lock(locked_global_cx), Err(Errno::EAGAIN))
-                    }
-                });
+                at = list::next(&mut mem, at, "__mb_cache_entry_find")?;
             }
-            at = list::next(&mut locked_global.mem(), at, "__mb_cache_entry_find")?;
-        }
-        Ok((locked_global, Ok(None)))
+        };
+        let Some((entry, serial)) = found else {
+            return Ok((locked_global, Ok(None)));
+        };
+        Ok(match self.take_use(locked_global, entry, false)? {
+            Some(relocked) => (relocked, Ok(Some((entry, serial)))),
+            // Unhashed while waiting: the lock is taken again for the caller to drop.
+            None => {
+                cx.sim().mark("find returned EAGAIN for an entry freed while it waited");
+                (self.lock(cx), Err(Errno::EAGAIN))
+            }
+        })
     }
 
     /// Mirrors `mb_cache_entry_find_first()`: the first entry of `bdev` whose key in index `index`
@@ -502,11 +500,11 @@ impl Registry {
     ) -> Result<Option<Handle>, MbError> {
         let detail = format!("index={index} bdev={bdev:#x} key={key}");
         self.traced(cx, "mb_cache_entry_find_first", detail, || {
-            let object = self.cache(cx, cache.0)?;
-            if index >= object.indexes_count {
+            let info = self.cache(cx, cache.0)?;
+            if index >= info.indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(u64::from(key), object.bucket_bits);
+            let bucket = hash_long(u64::from(key), info.bucket_bits);
             let locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Index(cache.0, index, bucket));
             let mut locked_global = locked_global;
@@ -538,11 +536,11 @@ impl Registry {
         let detail = format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
         self.traced(cx, "mb_cache_entry_find_next", detail, || {
             self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
-            let object = self.cache(cx, prev.entry.cache)?;
-            if index >= object.indexes_count {
+            let info = self.cache(cx, prev.entry.cache)?;
+            if index >= info.indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(u64::from(key), object.bucket_bits);
+            let bucket = hash_long(u64::from(key), info.bucket_bits);
             let mut locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
             let after = list::next(

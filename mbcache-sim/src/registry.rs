@@ -5,34 +5,39 @@
 //! `mb_debug` printks and `MB_CACHE_INDEXES_COUNT` hard-wiring.
 //!
 //! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
-//! entry are slab objects, so a use after `kfree`/`kmem_cache_free` is reported; list heads live in
-//! the object they belong to (see [`sim_core::list`]; [`Node`] names every head's place). An entry's fields are plain memory the seed
-//! guards with `mb_cache_spinlock`; they sit in a `std` mutex that adds no interleavings (the
-//! checkers see `mb_cache_spinlock`, `e_used` and `c_entry_count`, which are what the kernel
-//! synchronises with).
+//! entry are slab objects in sim-core's flat generation-checked [`SlabArena`]s, so a use after
+//! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
+//! [`sim_core::list`]; [`Node`] names every head's place). All of mbcache's memory (the caches'
+//! arenas, their hash tables and every entry's fields and links) is one [`Memory`] behind one
+//! `std` mutex that adds no interleavings: a critical section under `mb_cache_spinlock` takes it
+//! once ([`Locked::mem`]), so walking a chain is indexing, not a lock per node. The checkers see
+//! `mb_cache_spinlock`, `mb_cache_queue` and `c_entry_count`, which are what the kernel
+//! synchronises with. The rule that keeps loom and shuttle sound: the `Memory` guard is never
+//! held across a `sim_core::sync` operation (a lock, an atomic, a wait), and never while taking
+//! `mb_cache_spinlock`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Mutex as StdMutex;
 
 use sim_core::locks::SpinLockGuard;
-use sim_core::mm::{KmemCache, ObjHandle};
+use sim_core::mm::{ArenaRef, MmError, SlabArena};
 use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind, WaitQueue};
 
-use crate::cache::{CacheRef, MbCache};
+use crate::cache::{CacheInfo, CacheRef, MbCache};
 use crate::entry::{Entry, Handle};
 use crate::fixes::Fixes;
 use sim_core::list::{self, ListMemory, Oops};
 
 /// `struct mb_cache *`.
-pub(crate) type CacheHandle = ObjHandle<MbCache>;
+pub(crate) type CacheHandle = ArenaRef<MbCache>;
 
 /// `struct mb_cache_entry *`: the entry's cache and its slot in that cache's slab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryRef {
     pub(crate) cache: CacheHandle,
-    pub(crate) entry: ObjHandle<Entry>,
+    pub(crate) entry: ArenaRef<Entry>,
 }
 
 /// A list head that is not inside an entry.
@@ -143,8 +148,8 @@ pub struct Registry {
     pub(crate) waits: Waits,
     /// `mb_cache_spinlock` and what it guards.
     pub(crate) global: SpinLock<Global>,
-    /// `kmalloc` of `struct mb_cache` (and its hash tables).
-    pub(crate) caches: KmemCache<MbCache>,
+    /// mbcache's memory: `kmalloc` of `struct mb_cache` (with its hash tables and entry cache).
+    pub(crate) memory: StdMutex<Memory>,
     /// `mb_cache_queue`.
     pub(crate) queue: WaitQueue,
     /// Wake-ups of `mb_cache_queue` so far, bumped under `mb_cache_spinlock`: a sleeper that read
@@ -164,27 +169,60 @@ pub struct Registry {
     pub(crate) lru_clock: StdAtomicU64,
 }
 
+/// `kmalloc` of `struct mb_cache`: its slab cache's name and object size.
+pub(crate) const MB_CACHE_SLAB: (&str, u64) = ("size-128(mb_cache)", 128);
+
+/// All of mbcache's memory: the caches (each with its hash tables and its entries' slab).
+#[derive(Debug)]
+pub(crate) struct Memory {
+    pub(crate) caches: SlabArena<MbCache>,
+}
+
+/// A use after free the arena already reported, as the list code's [`Oops`].
+pub(crate) fn freed(error: MmError) -> Oops {
+    Oops(Violation::new(ViolationKind::UseAfterFree, error.to_string()))
+}
+
+impl Memory {
+    /// `cache`, dereferenced (a freed cache is a reported use after free).
+    pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<&MbCache, Oops> {
+        self.caches.get(cx, cache).map_err(freed)
+    }
+
+    /// `entry`, dereferenced (a freed entry or cache is a reported use after free).
+    pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<&Entry, Oops> {
+        self.cache(cx, entry.cache)?.entries.get(cx, entry.entry).map_err(freed)
+    }
+
+    /// `entry`, dereferenced for writing.
+    pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
+        let cache = self.caches.get_mut(cx, entry.cache).map_err(freed)?;
+        cache.entries.get_mut(cx, entry.entry).map_err(freed)
+    }
+}
+
 /// The memory the list code reads and writes while `mb_cache_spinlock` is held.
 pub(crate) struct Mem<'a> {
-    pub(crate) registry: &'a Registry,
     pub(crate) cx: &'a Cx,
     pub(crate) global: &'a mut Global,
+    pub(crate) memory: &'a mut Memory,
 }
 
 impl Mem<'_> {
-    pub(crate) fn cache(&mut self, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, Oops> {
-        self.registry
-            .caches
-            .get(self.cx, cache)
-            .map_err(|e| Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
+    pub(crate) fn cache(&self, cache: CacheHandle) -> Result<&MbCache, Oops> {
+        self.memory.cache(self.cx, cache)
     }
 
-    pub(crate) fn entry(&mut self, entry: EntryRef) -> Result<std::sync::Arc<Entry>, Oops> {
-        let cache = self.cache(entry.cache)?;
-        cache
-            .entries
-            .get(self.cx, entry.entry)
-            .map_err(|e| Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
+    pub(crate) fn entry(&self, entry: EntryRef) -> Result<&Entry, Oops> {
+        self.memory.entry(self.cx, entry)
+    }
+
+    pub(crate) fn entry_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
+        self.memory.entry_mut(self.cx, entry)
+    }
+
+    pub(crate) fn cache_mut(&mut self, cache: CacheHandle) -> Result<&mut MbCache, Oops> {
+        self.memory.caches.get_mut(self.cx, cache).map_err(freed)
     }
 }
 
@@ -195,15 +233,13 @@ impl ListMemory for Mem<'_> {
         match node {
             Node::Head(HeadId::Lru) => Ok(self.global.lru),
             Node::Head(HeadId::Local(id)) => Ok(self.global.locals[&id]),
-            Node::Head(HeadId::Block(cache, bucket)) => {
-                Ok(locked(&self.cache(cache)?.tables).block[bucket as usize])
-            }
+            Node::Head(HeadId::Block(cache, bucket)) => Ok(self.cache(cache)?.block[bucket as usize]),
             Node::Head(HeadId::Index(cache, index, bucket)) => {
-                Ok(locked(&self.cache(cache)?.tables).index[index as usize][bucket as usize])
+                Ok(self.cache(cache)?.index[index as usize][bucket as usize])
             }
-            Node::Lru(entry) => Ok(locked(&self.entry(entry)?.fields).lru),
-            Node::Block(entry) => Ok(locked(&self.entry(entry)?.fields).block_list),
-            Node::Index(entry, index) => Ok(locked(&self.entry(entry)?.fields).indexes[index as usize].0),
+            Node::Lru(entry) => Ok(self.entry(entry)?.lru),
+            Node::Block(entry) => Ok(self.entry(entry)?.block_list),
+            Node::Index(entry, index) => Ok(self.entry(entry)?.indexes[index as usize].0),
         }
     }
 
@@ -213,15 +249,13 @@ impl ListMemory for Mem<'_> {
             Node::Head(HeadId::Local(id)) => {
                 self.global.locals.insert(id, head);
             }
-            Node::Head(HeadId::Block(cache, bucket)) => {
-                locked(&self.cache(cache)?.tables).block[bucket as usize] = head
-            }
+            Node::Head(HeadId::Block(cache, bucket)) => self.cache_mut(cache)?.block[bucket as usize] = head,
             Node::Head(HeadId::Index(cache, index, bucket)) => {
-                locked(&self.cache(cache)?.tables).index[index as usize][bucket as usize] = head
+                self.cache_mut(cache)?.index[index as usize][bucket as usize] = head
             }
-            Node::Lru(entry) => locked(&self.entry(entry)?.fields).lru = head,
-            Node::Block(entry) => locked(&self.entry(entry)?.fields).block_list = head,
-            Node::Index(entry, index) => locked(&self.entry(entry)?.fields).indexes[index as usize].0 = head,
+            Node::Lru(entry) => self.entry_mut(entry)?.lru = head,
+            Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
+            Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].0 = head,
         }
         Ok(())
     }
@@ -242,8 +276,10 @@ impl ListMemory for Mem<'_> {
 /// What `__mb_cache_entry_find` found: an entry (and its serial), none, or EAGAIN.
 pub(crate) type Found = Result<Option<(EntryRef, u64)>, Errno>;
 
-/// A held `mb_cache_spinlock` with the memory it guards.
+/// A held `mb_cache_spinlock` with the memory it guards. The `Memory` guard is taken on first
+/// use and declared first, so it is dropped before the spin lock is released.
 pub(crate) struct Locked<'a> {
+    memory: Option<std::sync::MutexGuard<'a, Memory>>,
     pub(crate) guard: SpinLockGuard<'a, Global>,
     pub(crate) registry: &'a Registry,
     pub(crate) cx: &'a Cx,
@@ -251,7 +287,15 @@ pub(crate) struct Locked<'a> {
 
 impl Locked<'_> {
     pub(crate) fn mem(&mut self) -> Mem<'_> {
-        Mem { registry: self.registry, cx: self.cx, global: &mut self.guard }
+        let registry = self.registry;
+        let memory = self.memory.get_or_insert_with(|| locked(&registry.memory));
+        Mem { cx: self.cx, global: &mut self.guard, memory }
+    }
+
+    /// Lets go of the `Memory` guard before a `sim_core::sync` operation (an atomic, a wake-up),
+    /// where loom or shuttle may switch to a task that needs it.
+    pub(crate) fn unlock_memory(&mut self) {
+        self.memory = None;
     }
 
     pub(crate) fn new_local(&mut self) -> Node {
@@ -286,7 +330,7 @@ impl Registry {
                     next_local: 0,
                 },
             ),
-            caches: KmemCache::new("size-128(mb_cache)", 128),
+            memory: StdMutex::new(Memory { caches: SlabArena::new(MB_CACHE_SLAB.0) }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
@@ -323,9 +367,9 @@ impl Registry {
     /// `ce->e_bdev` and `ce->e_block` of a held handle's entry.
     pub fn entry_block(&self, cx: &Cx, handle: &Handle) -> Result<(u64, u64), MbError> {
         self.check_handle(cx, handle, "entry_block")?;
-        let object = self.entry(cx, handle.entry)?;
-        let fields = locked(&object.fields);
-        Ok((fields.bdev, fields.block))
+        let memory = self.memory();
+        let object = memory.entry(cx, handle.entry)?;
+        Ok((object.bdev, object.block))
     }
 
     /// The fixes this registry runs with.
@@ -340,21 +384,22 @@ impl Registry {
     }
 
     pub(crate) fn lock<'a>(&'a self, cx: &'a Cx) -> Locked<'a> {
-        Locked { guard: self.global.lock(cx), registry: self, cx }
+        Locked { memory: None, guard: self.global.lock(cx), registry: self, cx }
     }
 
-    pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<std::sync::Arc<MbCache>, MbError> {
-        self.caches
-            .get(cx, cache)
-            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
+    /// mbcache's memory, outside `mb_cache_spinlock` (see the module comment for the rule).
+    pub(crate) fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        locked(&self.memory)
     }
 
-    pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<std::sync::Arc<Entry>, MbError> {
-        let cache = self.cache(cx, entry.cache)?;
-        cache
-            .entries
-            .get(cx, entry.entry)
-            .map_err(|e| MbError::Oops(Violation::new(ViolationKind::UseAfterFree, e.to_string())))
+    /// `cache->c_bucket_bits`, read without the lock (fixed at create).
+    pub(crate) fn bucket_bits(&self, cx: &Cx, cache: CacheHandle) -> Result<u32, MbError> {
+        Ok(self.memory().cache(cx, cache)?.info.bucket_bits)
+    }
+
+    /// What a cache's user may read without the lock (fixed at create), and its `c_entry_count`.
+    pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<CacheInfo, MbError> {
+        Ok(self.memory().cache(cx, cache)?.info.clone())
     }
 
     // --- handles (instrumentation) -------------------------------------------------------------
@@ -376,6 +421,20 @@ impl Registry {
         );
         cx.sim().report(Some(cx), violation.clone());
         Err(MbError::Oops(violation))
+    }
+
+    /// [`Registry::check_handle`] and [`Registry::retire_handle`] in one look-up, for the calls
+    /// that give the handle up at once (release, free).
+    pub(crate) fn check_and_retire_handle(
+        &self,
+        cx: &Cx,
+        handle: &Handle,
+        what: &str,
+    ) -> Result<(), MbError> {
+        if locked(&self.handles).remove(&handle.id).is_some() {
+            return Ok(());
+        }
+        self.check_handle(cx, handle, what)
     }
 
     pub(crate) fn retire_handle(&self, handle: &Handle) {

@@ -7,7 +7,7 @@ use sim_core::sync::atomic::Ordering;
 use sim_core::Cx;
 
 use crate::cache::CacheRef;
-use crate::registry::{entry_of_lru, locked, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
+use crate::registry::{entry_of_lru, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
 use sim_core::list::{self, Oops};
 
 /// `sysctl_vfs_cache_pressure` at its default.
@@ -92,8 +92,14 @@ impl Registry {
         let mut locked_global = self.lock(cx);
         let mut count = 0i32;
         let caches = locked_global.guard.caches.clone();
-        for cache in caches {
-            count = count.wrapping_add(self.cache(cx, cache)?.entry_count.load(Ordering::SeqCst));
+        let counts = {
+            let mem = locked_global.mem();
+            let count_of = |cache| mem.cache(cache).map(|c| c.info.entry_count.clone());
+            caches.into_iter().map(count_of).collect::<Result<Vec<_>, _>>()?
+        };
+        locked_global.unlock_memory();
+        for entry_count in counts {
+            count = count.wrapping_add(entry_count.load(Ordering::SeqCst));
         }
         if nr_to_scan == 0 {
             drop(locked_global);
@@ -116,11 +122,7 @@ impl Registry {
     pub fn shrink(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<(), MbError> {
         cx.op_begin("mb_cache_shrink", format!("bdev={bdev:#x}"));
         let mut locked_global = self.lock(cx);
-        let taken = Self::collect(
-            &mut locked_global,
-            |mem, entry| Ok(locked(&mem.entry(entry)?.fields).bdev == bdev),
-            None,
-        )?;
+        let taken = Self::collect(&mut locked_global, |mem, entry| Ok(mem.entry(entry)?.bdev == bdev), None)?;
         drop(locked_global);
         for entry in taken {
             cx.sim().mark("entry freed by mb_cache_shrink");

@@ -4,12 +4,11 @@
 //! trace or lockdep's graph.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
-use crate::cache::MbCache;
+use crate::cache::{CacheInfo, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
 use crate::registry::{entry_of_lru, locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
@@ -40,6 +39,14 @@ impl Registry {
         let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
         let mut locked_global = self.lock(cx);
         let caches = locked_global.guard.caches.clone();
+        // c_entry_count is a sim_core::sync atomic: read with no Memory guard held.
+        let entry_counts = {
+            let mem = locked_global.mem();
+            let count_of = |cache| mem.cache(cache).map(|c| c.info.entry_count.clone()).map_err(oops);
+            caches.iter().map(|cache| count_of(*cache)).collect::<Checked<Vec<_>>>()?
+        };
+        locked_global.unlock_memory();
+        let entry_counts: Vec<i32> = entry_counts.iter().map(|count| count.load(Ordering::SeqCst)).collect();
         let mut mem = locked_global.mem();
         Self::handles_refer_to_live_entries(&mut mem, &handles)?;
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
@@ -47,15 +54,16 @@ impl Registry {
         for entry in handles.values() {
             *handles_per_entry.entry(*entry).or_default() += 1;
         }
-        for cache_handle in caches {
+        for (cache_handle, count) in caches.into_iter().zip(entry_counts) {
             let cache = mem.cache(cache_handle).map_err(oops)?;
-            Self::entry_count_equals_live_entries(&cache)?;
-            let hashed = Self::block_chains_hold_each_key_once(&mut mem, cache_handle, &cache)?;
-            for index in 0..cache.indexes_count {
-                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &cache, index, &hashed)?;
+            Self::entry_count_equals_live_entries(cache, count)?;
+            let (info, live) = (cache.info.clone(), cache.entries.live_handles());
+            let hashed = Self::block_chains_hold_each_key_once(&mut mem, cache_handle, &info)?;
+            for index in 0..info.indexes_count {
+                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &info, index, &hashed)?;
             }
             let seen = Seen { handles_per_entry: handles_per_entry.clone(), on_lru: on_lru.clone(), hashed };
-            for entry_handle in cache.entries.live_handles() {
+            for entry_handle in live {
                 let entry = EntryRef { cache: cache_handle, entry: entry_handle };
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
             }
@@ -66,7 +74,7 @@ impl Registry {
     /// Nothing is freed while a handle refers to it.
     fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &BTreeMap<u64, EntryRef>) -> Checked {
         for (id, entry) in handles {
-            if !mem.registry.caches.is_live(entry.cache) {
+            if !mem.memory.caches.is_live(entry.cache) {
                 return fail(
                     ViolationKind::invariant("handle-outlives-cache"),
                     format!("handle #{id} refers to an entry of a destroyed cache"),
@@ -76,7 +84,7 @@ impl Registry {
             if !cache.entries.is_live(entry.entry) {
                 return fail(
                     ViolationKind::invariant("handle-outlives-entry"),
-                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.name),
+                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.info.name),
                 );
             }
         }
@@ -91,16 +99,16 @@ impl Registry {
         let mut stamp_before = 0;
         for node in &nodes {
             let entry = entry_of_lru(*node);
-            let object = mem.entry(entry).map_err(oops)?;
-            let used = object.used.load(Ordering::SeqCst);
+            let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
+            let fields = mem.entry(entry).map_err(oops)?;
+            let object = fields;
+            let used = object.used;
             if used != 0 {
                 return fail(
                     ViolationKind::invariant("lru-entry-in-use"),
                     format!("entry {} is on the lru with e_used {used}", object.id),
                 );
             }
-            let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
-            let fields = locked(&object.fields);
             if !hashed && !fields.free_failed {
                 return fail(
                     ViolationKind::invariant("lru-entry-unhashed"),
@@ -128,13 +136,15 @@ impl Registry {
     }
 
     /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
-    fn entry_count_equals_live_entries(cache: &MbCache) -> Checked {
-        let live = cache.entries.live_handles().len();
-        let count = cache.entry_count.load(Ordering::SeqCst);
+    fn entry_count_equals_live_entries(cache: &MbCache, count: i32) -> Checked {
+        let live = cache.entries.live();
         if i64::from(count) != live as i64 {
             return fail(
                 ViolationKind::Leak,
-                format!("cache {}: c_entry_count is {count} but {live} entries are allocated", cache.name),
+                format!(
+                    "cache {}: c_entry_count is {count} but {live} entries are allocated",
+                    cache.info.name
+                ),
             );
         }
         Ok(())
@@ -145,7 +155,7 @@ impl Registry {
     fn block_chains_hold_each_key_once(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
-        cache: &MbCache,
+        cache: &CacheInfo,
     ) -> Checked<BTreeMap<EntryRef, u32>> {
         let mut hashed: BTreeMap<EntryRef, u32> = BTreeMap::new();
         let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
@@ -159,7 +169,7 @@ impl Registry {
                     );
                 };
                 let object = mem.entry(entry).map_err(oops)?;
-                let fields = locked(&object.fields);
+                let fields = object;
                 let expect =
                     hash_long(fields.bdev.wrapping_add(fields.block & 0xffff_ffff), cache.bucket_bits);
                 if expect != bucket {
@@ -191,7 +201,7 @@ impl Registry {
     fn index_chains_hold_the_hashed_entries(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
-        cache: &Arc<MbCache>,
+        cache: &CacheInfo,
         index: u32,
         hashed: &BTreeMap<EntryRef, u32>,
     ) -> Checked {
@@ -206,7 +216,7 @@ impl Registry {
                     );
                 };
                 let object = mem.entry(entry).map_err(oops)?;
-                let key = locked(&object.fields).indexes[index as usize].1;
+                let key = object.indexes[index as usize].1;
                 let expect = hash_long(u64::from(key), cache.bucket_bits);
                 if expect != bucket {
                     return fail(
@@ -245,7 +255,7 @@ impl Registry {
         seen: &Seen,
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
-        let used = object.used.load(Ordering::SeqCst);
+        let used = object.used;
         let held = seen.handles_per_entry.get(&entry).copied().unwrap_or(0);
         let exclusive = self.fixes.on(EXCLUSIVE_GET);
         let uses = if exclusive && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
@@ -257,7 +267,7 @@ impl Registry {
         }
         let hashed = seen.hashed.contains_key(&entry);
         let lru = seen.on_lru.contains(&entry);
-        let free_failed = locked(&object.fields).free_failed;
+        let free_failed = object.free_failed;
         if lru != (held == 0 && (hashed || free_failed)) {
             return fail(
                 ViolationKind::invariant("lru-membership"),

@@ -1,14 +1,17 @@
 //! Memory management as the models need it: GFP flags, typed object caches (`kmem_cache`) with
-//! live-object accounting and generation-checked handles, and a page allocator with a memory
+//! live-object accounting and generation-checked handles (`KmemCache`, an `Arc` per object, and
+//! `SlabArena`, flat plain data for hot paths), and a page allocator with a memory
 //! limit, zones and the OOM notifier chain; direct reclaim with shrinkers and lockdep's
 //! `fs_reclaim` ([`reclaim`]). Fault injection for all of them is in
 //! [`crate::fault`].
 
+mod arena;
 mod gfp;
 pub mod page;
 pub mod reclaim;
 mod slab;
 
+pub use arena::{slab_precheck, ArenaRef, SlabArena};
 pub use gfp::Gfp;
 pub use slab::{kmalloc, KmemCache, MmError, ObjHandle};
 mod page_alloc;

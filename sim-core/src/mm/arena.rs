@@ -1,0 +1,302 @@
+//! A slab cache as flat, generation-checked storage: `kmem_cache_alloc`, `kmem_cache_free`,
+//! `kmem_cache_destroy` (mm/slab_common.c) over a `Vec` of slots, for models whose objects are
+//! reached on a hot path (hash chains walked node by node) and whose memory is already guarded
+//! by one lock of the model's choosing.
+//!
+//! [`super::KmemCache`] keeps each object in an `Arc` behind the cache's own mutex, so every
+//! dereference is a lock and a reference-count round trip. A [`SlabArena`] is plain data instead:
+//! the model keeps it where its objects' memory lives (typically inside one checker-private `std`
+//! mutex taken once per critical section), and a dereference is an index and a generation
+//! compare. What the kernel's debug options add is kept: live-object accounting (a leak reported
+//! at destroy), and handles ([`ArenaRef`]) that carry the slot's generation, so a use after free
+//! or a double free is a reported violation of the same kinds as `KmemCache`'s
+//! (`use-after-free`, `double-free`), even after the slot was reused.
+//!
+//! Allocation is split in two because the arena sits under the model's lock: [`slab_precheck`]
+//! makes `kmem_cache_alloc`'s side effects (it may sleep, `fs_reclaim`, failslab, direct reclaim,
+//! whose shrinkers may take that same lock) with no lock of the arena's held; then
+//! [`SlabArena::insert`] places the object. Left out, as in `KmemCache`: slab merging, per-CPU
+//! freelists, constructors, RCU-delayed freeing.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use crate::cx::Cx;
+use crate::errno::Errno;
+use crate::fault::FaultSite;
+use crate::mm::reclaim::{maybe_direct_reclaim, might_alloc};
+use crate::mm::{Gfp, MmError};
+use crate::sim::Violation;
+
+/// A pointer to an object of a [`SlabArena`]: the slot and the generation it was allocated in.
+pub struct ArenaRef<T> {
+    index: u32,
+    generation: u32,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ArenaRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for ArenaRef<T> {}
+impl<T> PartialEq for ArenaRef<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.index, self.generation) == (other.index, other.generation)
+    }
+}
+impl<T> Eq for ArenaRef<T> {}
+impl<T> PartialOrd for ArenaRef<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for ArenaRef<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.index, self.generation).cmp(&(other.index, other.generation))
+    }
+}
+impl<T> std::hash::Hash for ArenaRef<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.index, self.generation).hash(state);
+    }
+}
+impl<T> fmt::Debug for ArenaRef<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "obj#{}.{}", self.index, self.generation)
+    }
+}
+
+impl<T> ArenaRef<T> {
+    /// The slot index (stable while the object lives; reused after it is freed).
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
+struct Slot<T> {
+    generation: u32,
+    object: Option<T>,
+}
+
+/// `struct kmem_cache` for objects of type `T`, stored flat. Plain data: the model decides which
+/// lock guards it.
+pub struct SlabArena<T> {
+    name: &'static str,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    live: u64,
+    allocations: u64,
+}
+
+impl<T> fmt::Debug for SlabArena<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabArena").field("name", &self.name).field("live", &self.live).finish()
+    }
+}
+
+/// `kmem_cache_alloc(cache, gfp)`'s side effects for a cache named `name` of `object_size`-byte
+/// objects, made before the object exists: may sleep when `gfp` allows blocking, and may then
+/// enter the filesystem in reclaim when `gfp` has `__GFP_FS` (checked against the locks held);
+/// fails with ENOMEM when the fault plan says so (slab fault site `name`, as `KmemCache`'s); enters
+/// direct reclaim when the reclaim plan says so. Call it with no lock held that guards the
+/// arena: a shrinker run by reclaim may take it.
+#[track_caller]
+pub fn slab_precheck(cx: &Cx, gfp: Gfp, name: &str, object_size: u64) -> Result<(), Errno> {
+    might_alloc(cx, gfp, "kmem_cache_alloc");
+    let site = FaultSite::slab(name);
+    if cx.sim().should_fail(cx, &site, object_size) {
+        return Err(Errno::ENOMEM);
+    }
+    maybe_direct_reclaim(cx, gfp, &site, object_size);
+    Ok(())
+}
+
+impl<T> SlabArena<T> {
+    /// `kmem_cache_create(name, ...)`: an empty cache.
+    pub fn new(name: &'static str) -> Self {
+        SlabArena { name, slots: Vec::new(), free: Vec::new(), live: 0, allocations: 0 }
+    }
+
+    /// The cache name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Objects allocated and not yet freed.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// Successful allocations over the cache's life.
+    pub fn allocations(&self) -> u64 {
+        self.allocations
+    }
+
+    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: places `object` in
+    /// a free slot (the most recently freed first, as a slab's freelist hands it out).
+    pub fn insert(&mut self, object: T) -> ArenaRef<T> {
+        self.live += 1;
+        self.allocations += 1;
+        let index = match self.free.pop() {
+            Some(index) => {
+                self.slots[index as usize].object = Some(object);
+                index
+            }
+            None => {
+                self.slots.push(Slot { generation: 0, object: Some(object) });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        ArenaRef { index, generation: self.slots[index as usize].generation, _type: PhantomData }
+    }
+
+    /// The object, if `handle` is live (no report either way).
+    pub fn peek(&self, handle: ArenaRef<T>) -> Option<&T> {
+        let slot = self.slots.get(handle.index as usize)?;
+        if slot.generation != handle.generation {
+            return None;
+        }
+        slot.object.as_ref()
+    }
+
+    /// Dereferences `handle`. A freed object is a use after free: reported from `cx`, and an
+    /// error.
+    pub fn get(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<&T, MmError> {
+        match self.peek(handle) {
+            Some(object) => Ok(object),
+            None => Err(self.use_after_free(cx, handle)),
+        }
+    }
+
+    /// Dereferences `handle` for writing; a freed object is reported as [`SlabArena::get`] does.
+    pub fn get_mut(&mut self, cx: &Cx, handle: ArenaRef<T>) -> Result<&mut T, MmError> {
+        let live = self.is_live(handle);
+        if !live {
+            return Err(self.use_after_free(cx, handle));
+        }
+        Ok(self.slots[handle.index as usize].object.as_mut().expect("checked live"))
+    }
+
+    fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
+        let error = MmError::UseAfterFree { cache: self.name, handle: format!("{handle:?}") };
+        cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
+        error
+    }
+
+    /// Whether `handle`'s object is still allocated (no report either way).
+    pub fn is_live(&self, handle: ArenaRef<T>) -> bool {
+        self.peek(handle).is_some()
+    }
+
+    /// `kmem_cache_free(cache, object)`: returns the object; its slot's generation moves on, so
+    /// every copy of `handle` is dangling. Freeing twice is reported and an error.
+    pub fn free(&mut self, cx: &Cx, handle: ArenaRef<T>) -> Result<T, MmError> {
+        let freed = match self.slots.get_mut(handle.index as usize) {
+            Some(slot) if slot.generation == handle.generation && slot.object.is_some() => {
+                slot.generation = slot.generation.wrapping_add(1);
+                slot.object.take()
+            }
+            _ => None,
+        };
+        match freed {
+            Some(object) => {
+                self.live -= 1;
+                self.free.push(handle.index);
+                Ok(object)
+            }
+            None => {
+                let error = MmError::DoubleFree { cache: self.name, handle: format!("{handle:?}") };
+                cx.sim().report(Some(cx), Violation::new("double-free", error.to_string()));
+                Err(error)
+            }
+        }
+    }
+
+    /// The live objects' handles, in slot order (deterministic).
+    pub fn live_handles(&self) -> Vec<ArenaRef<T>> {
+        let handle = |(index, slot): (usize, &Slot<T>)| {
+            slot.object.as_ref().map(|_| ArenaRef {
+                index: index as u32,
+                generation: slot.generation,
+                _type: PhantomData,
+            })
+        };
+        self.slots.iter().enumerate().filter_map(handle).collect()
+    }
+
+    /// `kmem_cache_destroy()`: objects still allocated are a leak, reported with their count.
+    pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
+        if self.live == 0 {
+            return Ok(());
+        }
+        let violation = Violation::new(
+            "leak",
+            format!("kmem_cache_destroy {}: Slab cache still has objects ({} live)", self.name, self.live),
+        );
+        cx.sim().report(Some(cx), violation.clone());
+        Err(violation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::{FaultAttr, FaultPlan};
+    use crate::lockdep::ReportMode;
+    use crate::sim::{Sim, SimConfig};
+
+    fn sim() -> Sim {
+        Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    #[test]
+    fn a_stale_handle_is_a_reported_use_after_free_even_when_the_slot_is_reused() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let mut arena = SlabArena::new("things");
+        let first = arena.insert(1u32);
+        arena.free(&cx, first).expect("free");
+        let second = arena.insert(2u32);
+        assert_eq!(first.index(), second.index(), "the slot is reused");
+        assert!(arena.get(&cx, first).is_err());
+        assert!(arena.get_mut(&cx, first).is_err());
+        assert_eq!(*arena.get(&cx, second).expect("live"), 2);
+        let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["use-after-free", "use-after-free"]);
+    }
+
+    #[test]
+    fn double_free_is_reported_and_accounting_stays_right() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let mut arena = SlabArena::new("things");
+        let handle = arena.insert(());
+        let kept = arena.insert(());
+        arena.free(&cx, handle).expect("free");
+        assert!(matches!(arena.free(&cx, handle), Err(MmError::DoubleFree { .. })));
+        assert_eq!(sim.violations()[0].kind, "double-free");
+        assert_eq!((arena.live(), arena.allocations()), (1, 2));
+        assert_eq!(arena.live_handles(), [kept]);
+        assert!(arena.destroy(&cx).is_err(), "a live object at destroy is a leak");
+        arena.free(&cx, kept).expect("free");
+        assert!(arena.destroy(&cx).is_ok());
+    }
+
+    #[test]
+    fn the_precheck_fails_at_the_fault_plan_and_reports_sleeping_under_a_spinlock() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        sim.set_faults(FaultPlan::with(FaultAttr::nth(2).site("things")));
+        assert!(slab_precheck(&cx, Gfp::GFP_KERNEL, "things", 16).is_ok());
+        assert_eq!(slab_precheck(&cx, Gfp::GFP_KERNEL, "things", 16), Err(Errno::ENOMEM));
+        let lock = crate::locks::SpinLock::new("lock", ());
+        let guard = lock.lock(&cx);
+        let _ = slab_precheck(&cx, Gfp::GFP_KERNEL, "other", 16);
+        drop(guard);
+        let reports = sim.lockdep().reports();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert_eq!(reports[0].kind(), "sleep-in-atomic");
+    }
+}
