@@ -62,9 +62,16 @@ pub const CGROUPSTATS_POLICY_LEN: FixId = FixId::new(14, "cgroupstats-policy-len
 /// __delayacct_add_tsk() take it with plain spin_lock, so it is softirq-unsafe while the exit
 /// path takes it under the softirq-safe siglock).
 pub const DELAYACCT_LOCK_IRQSAVE: FixId = FixId::new(15, "delayacct-lock-irqsave");
+/// The block I/O delay ends on the task that waited for it, `delayacct_blkio_end(p)` called from
+/// try_to_wake_up() (off: the end is accounted on whoever runs the wakeup, `current`).
+pub const DELAYACCT_BLKIO_TARGET: FixId = FixId::new(16, "delayacct-blkio-target");
+/// delayacct_blkio_end(p) tests `p->delays` before it dereferences it (off, with
+/// delayacct-blkio-target on: it tests `current->delays` and dereferences `p->delays`, NULL after
+/// a failed delayacct_tsk_init()).
+pub const DELAYACCT_NULL_DELAYS: FixId = FixId::new(17, "delayacct-null-delays");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 16] = [
+pub const FIX_IDS: [FixId; 18] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -81,6 +88,8 @@ pub const FIX_IDS: [FixId; 16] = [
     TGID_FREE_USAGE,
     CGROUPSTATS_POLICY_LEN,
     DELAYACCT_LOCK_IRQSAVE,
+    DELAYACCT_BLKIO_TARGET,
+    DELAYACCT_NULL_DELAYS,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -99,7 +108,7 @@ impl FixTableOf for TaskstatsFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "taskstats",
         oldest: LINUX_2_6_19_RC3,
-        newest: v(4, 6, 0),
+        newest: v(4, 15, 0),
         fixes: &[
             // Title: Red Hat, Oracle and Mageia changelogs naming CVE-2011-2484; the fix reached
             // stable 2.6.38.8 backports in June 2011, so mainline 3.0 (bracketed).
@@ -279,6 +288,28 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "lockdep: soft-safe -> soft-unsafe lock order: siglock (taken by the itimer \
                           softirq) -> tsk->delays->lock (taken with softirqs on): a softirq on a CPU \
                           spinning on delays->lock under siglock deadlocks",
+            },
+            // Id and title: Yafang Shao's 2021 delayacct patch mail quotes both "c96f5471ce7d
+            // (\"delayacct: Account blkio completion on the correct task\")" and "b512719f771a
+            // (\"delayacct: fix crash in delayacct_blkio_end() after delayacct init failure\")"
+            // (read with the search tool). 4.15 for both is recalled (December 2017 / January
+            // 2018, both marked for stable), not seen.
+            Fix {
+                name: "delayacct-blkio-target",
+                title: "delayacct: Account blkio completion on the correct task",
+                commit: Commit::Id("c96f5471ce7d"),
+                landed_in: v(4, 15, 0),
+                cve: None,
+                symptom: "the block I/O delay a woken task waited is added to the task that woke it",
+            },
+            Fix {
+                name: "delayacct-null-delays",
+                title: "delayacct: fix crash in delayacct_blkio_end() after delayacct init failure",
+                commit: Commit::Id("b512719f771a"),
+                landed_in: v(4, 15, 0),
+                cve: None,
+                symptom: "a task whose delayacct_tsk_init() failed has delays == NULL; waking it from an \
+                          I/O wait dereferences that NULL (an oops in __delayacct_blkio_end)",
             },
         ],
         presets: &[

@@ -94,6 +94,17 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
+            // 4.15 without b512719f771a but with c96f5471ce7d: found by the op-level campaign's
+            // own slab faults (one on delayacct_cache) and a wakeup of that task.
+            ZooEntry {
+                name: "delayacct: NULL delays after a failed delayacct_tsk_init, dereferenced at wakeup",
+                kernel: "4.15",
+                fix: "delayacct-null-delays",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("null-ptr-deref")],
+                ops_max: 60,
+                cases_max: 400,
+            },
         ]
     }
 

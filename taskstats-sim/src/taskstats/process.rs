@@ -74,6 +74,7 @@ impl Taskstats {
             "&sig->stats_lock"
         };
         let mut kind = kind;
+        let delays = self.delayacct_tsk_init(cx);
         if !self.fixes.on(crate::fixes::PID_NAMESPACES)
             && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
         {
@@ -112,8 +113,13 @@ impl Taskstats {
                 exit_code: 0,
                 exit_state: ExitState::None,
                 signal: signal.clone(),
-                delays: Some(TaskDelays::new()),
+                delays,
             };
+            if task.delays.is_none() {
+                cx.note(format!(
+                    "delayacct_tsk_init: kmem_cache_zalloc failed; pid {pid} runs with delays == NULL"
+                ));
+            }
             if !thread {
                 let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
                 t.files.insert(pid, files);
@@ -195,10 +201,8 @@ impl Taskstats {
             return false;
         };
         sim.advance_ns(1 + sim.below(1_000_000));
-        // delayacct_end() for the I/O it waited on: the delay is added under delays->lock.
-        if let Some(delays) = &task.delays {
-            drop(self.delays_lock(cx, delays));
-        }
+        // The end of a block I/O wait: the delay is added under delays->lock.
+        self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
         if let Some((acct, _)) = inner.threads.get_mut(&pid) {
             acct.advance(|bound| sim.below(bound.max(1)));

@@ -53,7 +53,13 @@ fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,
-        &["listener-ns-refused", "duplicate-skipped", "cgroupstats-bad-fd", "port-overrun"],
+        &[
+            "listener-ns-refused",
+            "duplicate-skipped",
+            "cgroupstats-bad-fd",
+            "port-overrun",
+            "delays-init-failed",
+        ],
     );
 }
 
