@@ -69,9 +69,13 @@ pub const DELAYACCT_BLKIO_TARGET: FixId = FixId::new(16, "delayacct-blkio-target
 /// delayacct-blkio-target on: it tests `current->delays` and dereferences `p->delays`, NULL after
 /// a failed delayacct_tsk_init()).
 pub const DELAYACCT_NULL_DELAYS: FixId = FixId::new(17, "delayacct-null-delays");
+/// PID and TGID queries find their task under rcu_read_lock() (fill_stats_for_pid(): a counted
+/// reference; fill_stats_for_tgid(): inside the section, under lock_task_sighand()). Off: under
+/// read_lock(&tasklist_lock) with get_task_struct()/put_task_struct() around the fill.
+pub const PID_LOOKUP_RCU: FixId = FixId::new(18, "pid-lookup-rcu");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 18] = [
+pub const FIX_IDS: [FixId; 19] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -90,6 +94,7 @@ pub const FIX_IDS: [FixId; 18] = [
     DELAYACCT_LOCK_IRQSAVE,
     DELAYACCT_BLKIO_TARGET,
     DELAYACCT_NULL_DELAYS,
+    PID_LOOKUP_RCU,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -310,6 +315,16 @@ impl FixTableOf for TaskstatsFixes {
                 cve: None,
                 symptom: "a task whose delayacct_tsk_init() failed has delays == NULL; waking it from an \
                           I/O wait dereferences that NULL (an oops in __delayacct_blkio_end)",
+            },
+            // Title: Oleg Nesterov's "[PATCH 6/6] taskstats: don't use tasklist_lock" mail of
+            // 2006-10-27 and the 2.6.19-rc4 shortlog (both read with the search tool). No id seen.
+            Fix {
+                name: "pid-lookup-rcu",
+                title: "taskstats: don't use tasklist_lock",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom: "PID and TGID queries serialise with every fork and exit on tasklist_lock",
             },
         ],
         presets: &[

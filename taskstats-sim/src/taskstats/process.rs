@@ -3,6 +3,7 @@
 //! scheduler's choice of CPU, over the task table of `task.rs`.
 
 use super::*;
+use sim_core::sync::atomic::AtomicBool;
 
 pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
     let mut comm = [0u8; TS_COMM_LEN];
@@ -51,9 +52,80 @@ impl Taskstats {
         t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
     }
 
-    /// A copy of a task.
-    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Task> {
+    /// Task `pid` (a pointer, no counted reference: for the task itself, `current`, and for
+    /// the checkers).
+    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
         self.tasks.lock(cx).tasks.get(&pid).cloned()
+    }
+
+    /// The lookup of a PID or TGID query. With pid-lookup-rcu, fill_stats_for_pid()'s
+    /// rcu_read_lock(), find_task_by_vpid() and get_task_struct(), and fill_stats_for_tgid()'s
+    /// rcu_read_lock() and lookup, its section left open for the fill; without it, 2.6.19-rc3's
+    /// fill_pid()/fill_tgid(): find_task_by_pid() and get_task_struct() under
+    /// read_lock(&tasklist_lock). The model's tasklist_lock is a spinlock, exclusive where the
+    /// kernel's rwlock_t lets readers share it (sim-core has no reader-writer spinlock, and RwSem
+    /// sleeps). [`Self::query_release`] undoes what this took.
+    pub(super) fn query_lookup(&self, cx: &Cx, nr: u32, ns: usize, tgid_query: bool) -> Option<Arc<Task>> {
+        if !self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
+            let table = self.tasks.lock(cx);
+            let task = table.find_by_nr_ns(nr, ns).cloned()?;
+            task.get_task_struct(cx);
+            return Some(task);
+        }
+        cx.rcu_read_lock();
+        let task =
+            self.pid_hash.rcu_dereference(cx).and_then(|hash| hash.get(cx).ok()?.get(&(ns, nr)).cloned());
+        match &task {
+            Some(task) if !tgid_query => {
+                task.get_task_struct(cx);
+                if !task.has_sighand() {
+                    cx.note(format!(
+                        "find_task_by_vpid({nr}): found task {} as release_task() unhashed it",
+                        task.pid
+                    ));
+                    self.mark(cx, "rcu-lookup-raced-exit");
+                }
+                cx.rcu_read_unlock();
+            }
+            Some(_) => {}
+            None => cx.rcu_read_unlock(),
+        }
+        task
+    }
+
+    /// The end of a query's lookup: put_task_struct(), or (TGID, pid-lookup-rcu)
+    /// rcu_read_unlock().
+    pub(super) fn query_release(&self, cx: &Cx, task: &Task, tgid_query: bool) {
+        if tgid_query && self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
+            cx.rcu_read_unlock();
+        } else {
+            task.put_task_struct(cx);
+        }
+    }
+
+    /// Republishes the pid hash after a change to the task list, under tasklist_lock (the
+    /// caller's `table` guard: attach_pid()/detach_pid()), and frees the old version after a
+    /// grace period.
+    pub(super) fn publish_pid_hash(&self, cx: &Cx, table: &TaskTable) {
+        let old = self.pid_hash.rcu_access_pointer();
+        let new = self.pid_hash.alloc(table.pid_hash());
+        self.pid_hash.rcu_assign_pointer(cx, Some(new));
+        if let Some(old) = old {
+            self.pid_hash.kfree_rcu(cx, old);
+        }
+    }
+
+    /// Mirrors release_task() once __exit_signal() detached the task (the caller set
+    /// `sighand_detached` under siglock): __unhash_process() under tasklist_lock (the caller's
+    /// `table`), then delayed_put_task_struct(): the pid hash's reference is put after a grace
+    /// period, so a reader that found the task under RCU may still take its own reference.
+    pub(super) fn unhash_process(&self, cx: &Cx, table: &mut TaskTable, task: &Arc<Task>) {
+        table.tasks.remove(&task.pid);
+        self.publish_pid_hash(cx, table);
+        let task = task.clone();
+        sim_core::rcu::call_rcu(cx, move |cx| {
+            task.put_task_struct(cx);
+        });
     }
 
     /// The numbers of task `pid` per namespace level, and its tgid's numbers.
@@ -75,6 +147,7 @@ impl Taskstats {
         };
         let mut kind = kind;
         let delays = self.delayacct_tsk_init(cx);
+        let sighand_detached = Arc::new(AtomicBool::new(false));
         if !self.fixes.on(crate::fixes::PID_NAMESPACES)
             && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
         {
@@ -114,6 +187,8 @@ impl Taskstats {
                 exit_state: ExitState::None,
                 signal: signal.clone(),
                 delays,
+                usage: Task::new_usage(cx, pid),
+                sighand_detached,
             };
             if task.delays.is_none() {
                 cx.note(format!(
@@ -124,7 +199,8 @@ impl Taskstats {
                 let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
                 t.files.insert(pid, files);
             }
-            t.tasks.insert(pid, task);
+            t.tasks.insert(pid, Arc::new(task));
+            self.publish_pid_hash(cx, &t);
             (pid, signal, thread)
         };
         {
@@ -149,7 +225,13 @@ impl Taskstats {
     /// shared signal_struct, freeing the stats the rest of the group is accumulating.
     pub(super) fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
         cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
-        self.tasks.lock(cx).tasks.remove(&pid);
+        {
+            let mut t = self.tasks.lock(cx);
+            if let Some(task) = t.tasks.get(&pid).cloned() {
+                task.sighand_detached.store(true, Ordering::Release);
+                self.unhash_process(cx, &mut t, &task);
+            }
+        }
         let mut inner = signal.lock.lock_irqsave(cx);
         inner.threads.remove(&pid);
         inner.live -= 1;
@@ -221,7 +303,7 @@ impl Taskstats {
     ) {
         let mut t = self.tasks.lock(cx);
         let ncg = t.cgroups.len();
-        if let Some(task) = t.tasks.get_mut(&pid) {
+        t.update(pid, |task| {
             if let Some(state) = state {
                 task.state = state;
             }
@@ -231,7 +313,8 @@ impl Taskstats {
             if let Some(cpu) = cpu {
                 task.cpu = cpu % self.params.cpus;
             }
-        }
+        });
+        self.publish_pid_hash(cx, &t);
     }
 
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
@@ -262,12 +345,13 @@ impl Taskstats {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
                     entry.1 = ExitState::Zombie;
                 }
-                if let Some(tk) = t.tasks.get_mut(&pid) {
-                    tk.exit_state = ExitState::Zombie;
-                }
+                t.update(pid, |tk| tk.exit_state = ExitState::Zombie);
+                self.publish_pid_hash(cx, &t);
             } else {
+                // release_task(): __exit_signal() under siglock, then the unhash.
                 inner.threads.remove(&pid);
-                t.tasks.remove(&pid);
+                task.sighand_detached.store(true, Ordering::Release);
+                self.unhash_process(cx, &mut t, &task);
             }
         }
         let mut closed = Vec::new();
@@ -298,8 +382,9 @@ impl Taskstats {
             let _ = self.taskstats_cache.free(cx, handle);
         }
         task.signal.stats_published.store(false, Ordering::Release);
+        task.sighand_detached.store(true, Ordering::Release);
         drop(inner);
-        t.tasks.remove(&pid);
+        self.unhash_process(cx, &mut t, &task);
         t.files.remove(&pid);
         drop(t);
         self.ledger().groups.remove(&task.tgid);

@@ -18,7 +18,8 @@ fn assert_reached(coverage: &BTreeSet<String>, marks: &[&str]) {
     }
 }
 
-const COMMON: [&str; 9] = [
+const COMMON: [&str; 10] = [
+    "task-struct-freed",
     "registered",
     "deregistered",
     "exit-delivered",
