@@ -73,9 +73,13 @@ pub const DELAYACCT_NULL_DELAYS: FixId = FixId::new(17, "delayacct-null-delays")
 /// reference; fill_stats_for_tgid(): inside the section, under lock_task_sighand()). Off: under
 /// read_lock(&tasklist_lock) with get_task_struct()/put_task_struct() around the fill.
 pub const PID_LOOKUP_RCU: FixId = FixId::new(18, "pid-lookup-rcu");
+/// bacct_add_tsk() reads `rcu_dereference(tsk->real_parent)->tgid` under rcu_read_lock() and
+/// the elapsed time from `tsk->start_time` (off: `tsk->parent->pid` with no protection, and
+/// `current->group_leader->start_time`).
+pub const BACCT_PARENT_RCU: FixId = FixId::new(19, "bacct-parent-rcu");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 19] = [
+pub const FIX_IDS: [FixId; 20] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -95,6 +99,7 @@ pub const FIX_IDS: [FixId; 19] = [
     DELAYACCT_BLKIO_TARGET,
     DELAYACCT_NULL_DELAYS,
     PID_LOOKUP_RCU,
+    BACCT_PARENT_RCU,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -325,6 +330,20 @@ impl FixTableOf for TaskstatsFixes {
                 landed_in: KernelVersion::rc(2, 6, 19, 4),
                 cve: None,
                 symptom: "PID and TGID queries serialise with every fork and exit on tasklist_lock",
+            },
+            // Title: Oleg Nesterov's "[PATCH 2/6] bacct_add_tsk: fix unsafe and wrong
+            // parent/group_leader dereference" mail of 2006-10-27 and the 2.6.19-rc4 shortlog
+            // (both read with the search tool). No id seen.
+            Fix {
+                name: "bacct-parent-rcu",
+                title: "bacct_add_tsk: fix unsafe and wrong parent/group_leader dereference",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom:
+                    "a record's ac_ppid follows tsk->parent with no lock or RCU (the parent may exit and \
+                          be freed once tasklist_lock is dropped) and its ac_etime counts from the \
+                          requester's group leader's start",
             },
         ],
         presets: &[

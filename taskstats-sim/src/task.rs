@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
-use sim_core::{Cx, Kref, SpinLock};
+use sim_core::{Cx, Kref, RcuPointer, SpinLock};
 
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
 
@@ -221,6 +221,9 @@ pub struct Task {
     pub cap_net_admin: bool,
     /// Global pid of `real_parent`.
     pub real_parent: u32,
+    /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
+    /// the child lives). NULL for init. The model does not reparent.
+    pub parent: Arc<RcuPointer<Arc<Task>>>,
     /// The CPU it runs (and would exit) on.
     pub cpu: u32,
     /// `comm`.
@@ -271,6 +274,16 @@ impl TaskDelays {
 }
 
 impl Task {
+    /// A `real_parent` pointer to `parent` (NULL for None), set at fork.
+    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> Arc<RcuPointer<Arc<Task>>> {
+        let pointer = RcuPointer::new("tsk->real_parent");
+        if let Some(parent) = parent {
+            let object = pointer.alloc(parent);
+            pointer.rcu_assign_pointer(cx, Some(object));
+        }
+        Arc::new(pointer)
+    }
+
     /// A new task's `usage` (dup_task_struct()): one reference, the pid hash's, dropped by
     /// release_task()'s delayed_put_task_struct().
     #[track_caller]

@@ -150,6 +150,7 @@ impl Taskstats {
             exit_code: 0,
             exit_state: ExitState::None,
             signal: Signal::new(class),
+            parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
             delays: Some(TaskDelays::new()),
             usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
             sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
@@ -289,7 +290,7 @@ impl Taskstats {
         stats.nvcsw = acct.nvcsw;
         stats.nivcsw = acct.nivcsw;
         // bacct_add_tsk()
-        stats.ac_etime = cx.sim().now_ns().saturating_sub(task.start_ns) / 1000;
+        stats.ac_etime = cx.sim().now_ns().saturating_sub(self.bacct_start_ns(cx, table, task)) / 1000;
         stats.ac_btime = (task.start_ns / 1_000_000_000) as u32;
         stats.ac_exitcode = task.exit_code;
         stats.ac_flag = 0;
@@ -297,12 +298,12 @@ impl Taskstats {
         stats.ac_sched = 0;
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
             stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
-            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| table.pid_nr_ns(p.tgid, pid_ns));
+            stats.ac_ppid = self.bacct_ppid(cx, table, task).map_or(0, |p| table.pid_nr_ns(p, pid_ns));
             stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
             stats.ac_gid = table.from_kuid_munged(user_ns, task.gid);
         } else {
             stats.ac_pid = task.pid;
-            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| p.tgid);
+            stats.ac_ppid = self.bacct_ppid(cx, table, task).unwrap_or(0);
             stats.ac_uid = task.uid;
             stats.ac_gid = task.gid;
         }

@@ -103,6 +103,37 @@ impl Taskstats {
         }
     }
 
+    /// bacct_add_tsk()'s parent id. With bacct-parent-rcu: `pid_alive(tsk) ?
+    /// rcu_dereference(tsk->real_parent)->tgid : 0` inside rcu_read_lock(). Without it:
+    /// `tsk->parent->pid`, a plain dereference of a pointer nothing protects once the caller
+    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. A parent already released
+    /// reads as 0: the model does not reparent.
+    pub(super) fn bacct_ppid(&self, cx: &Cx, table: &TaskTable, task: &Task) -> Option<u32> {
+        let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
+        if fixed {
+            if !table.tasks.contains_key(&task.pid) {
+                return None;
+            }
+            cx.rcu_read_lock();
+        }
+        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok());
+        if fixed {
+            cx.rcu_read_unlock();
+        }
+        let parent = parent.filter(|p| table.tasks.contains_key(&p.pid))?;
+        Some(if fixed { parent.tgid } else { parent.pid })
+    }
+
+    /// bacct_add_tsk()'s start of the elapsed time: `tsk->start_time` with bacct-parent-rcu,
+    /// `current->group_leader->start_time` (the requester's, a different task) before it.
+    pub(super) fn bacct_start_ns(&self, cx: &Cx, table: &TaskTable, task: &Task) -> u64 {
+        if self.fixes.on(crate::fixes::BACCT_PARENT_RCU) {
+            return task.start_ns;
+        }
+        let leader = table.tasks.get(&cx.task()).and_then(|current| table.tasks.get(&current.tgid));
+        leader.map_or(task.start_ns, |leader| leader.start_ns)
+    }
+
     /// Republishes the pid hash after a change to the task list, under tasklist_lock (the
     /// caller's `table` guard: attach_pid()/detach_pid()), and frees the old version after a
     /// grace period.
@@ -169,6 +200,8 @@ impl Taskstats {
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
             let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            let real_parent = if thread { p.real_parent } else { p.tgid };
+            let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
             let task = Task {
                 pid,
                 tgid: if thread { p.tgid } else { pid },
@@ -177,7 +210,8 @@ impl Taskstats {
                 uid,
                 gid: uid,
                 cap_net_admin: cap,
-                real_parent: if thread { p.real_parent } else { p.tgid },
+                real_parent,
+                parent,
                 cpu: p.cpu,
                 comm: comm_for(pid),
                 start_ns: sim.now_ns(),
