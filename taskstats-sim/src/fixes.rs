@@ -62,9 +62,24 @@ pub const CGROUPSTATS_POLICY_LEN: FixId = FixId::new(14, "cgroupstats-policy-len
 /// __delayacct_add_tsk() take it with plain spin_lock, so it is softirq-unsafe while the exit
 /// path takes it under the softirq-safe siglock).
 pub const DELAYACCT_LOCK_IRQSAVE: FixId = FixId::new(15, "delayacct-lock-irqsave");
+/// The block I/O delay ends on the task that waited for it, `delayacct_blkio_end(p)` called from
+/// try_to_wake_up() (off: the end is accounted on whoever runs the wakeup, `current`).
+pub const DELAYACCT_BLKIO_TARGET: FixId = FixId::new(16, "delayacct-blkio-target");
+/// delayacct_blkio_end(p) tests `p->delays` before it dereferences it (off, with
+/// delayacct-blkio-target on: it tests `current->delays` and dereferences `p->delays`, NULL after
+/// a failed delayacct_tsk_init()).
+pub const DELAYACCT_NULL_DELAYS: FixId = FixId::new(17, "delayacct-null-delays");
+/// PID and TGID queries find their task under rcu_read_lock() (fill_stats_for_pid(): a counted
+/// reference; fill_stats_for_tgid(): inside the section, under lock_task_sighand()). Off: under
+/// read_lock(&tasklist_lock) with get_task_struct()/put_task_struct() around the fill.
+pub const PID_LOOKUP_RCU: FixId = FixId::new(18, "pid-lookup-rcu");
+/// bacct_add_tsk() reads `rcu_dereference(tsk->real_parent)->tgid` under rcu_read_lock() and
+/// the elapsed time from `tsk->start_time` (off: `tsk->parent->pid` with no protection, and
+/// `current->group_leader->start_time`).
+pub const BACCT_PARENT_RCU: FixId = FixId::new(19, "bacct-parent-rcu");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 16] = [
+pub const FIX_IDS: [FixId; 20] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -81,6 +96,10 @@ pub const FIX_IDS: [FixId; 16] = [
     TGID_FREE_USAGE,
     CGROUPSTATS_POLICY_LEN,
     DELAYACCT_LOCK_IRQSAVE,
+    DELAYACCT_BLKIO_TARGET,
+    DELAYACCT_NULL_DELAYS,
+    PID_LOOKUP_RCU,
+    BACCT_PARENT_RCU,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -99,7 +118,7 @@ impl FixTableOf for TaskstatsFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "taskstats",
         oldest: LINUX_2_6_19_RC3,
-        newest: v(4, 6, 0),
+        newest: v(4, 15, 0),
         fixes: &[
             // Title: Red Hat, Oracle and Mageia changelogs naming CVE-2011-2484; the fix reached
             // stable 2.6.38.8 backports in June 2011, so mainline 3.0 (bracketed).
@@ -279,6 +298,52 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "lockdep: soft-safe -> soft-unsafe lock order: siglock (taken by the itimer \
                           softirq) -> tsk->delays->lock (taken with softirqs on): a softirq on a CPU \
                           spinning on delays->lock under siglock deadlocks",
+            },
+            // Id and title: Yafang Shao's 2021 delayacct patch mail quotes both "c96f5471ce7d
+            // (\"delayacct: Account blkio completion on the correct task\")" and "b512719f771a
+            // (\"delayacct: fix crash in delayacct_blkio_end() after delayacct init failure\")"
+            // (read with the search tool). 4.15 for both is recalled (December 2017 / January
+            // 2018, both marked for stable), not seen.
+            Fix {
+                name: "delayacct-blkio-target",
+                title: "delayacct: Account blkio completion on the correct task",
+                commit: Commit::Id("c96f5471ce7d"),
+                landed_in: v(4, 15, 0),
+                cve: None,
+                symptom: "the block I/O delay a woken task waited is added to the task that woke it",
+            },
+            Fix {
+                name: "delayacct-null-delays",
+                title: "delayacct: fix crash in delayacct_blkio_end() after delayacct init failure",
+                commit: Commit::Id("b512719f771a"),
+                landed_in: v(4, 15, 0),
+                cve: None,
+                symptom: "a task whose delayacct_tsk_init() failed has delays == NULL; waking it from an \
+                          I/O wait dereferences that NULL (an oops in __delayacct_blkio_end)",
+            },
+            // Title: Oleg Nesterov's "[PATCH 6/6] taskstats: don't use tasklist_lock" mail of
+            // 2006-10-27 and the 2.6.19-rc4 shortlog (both read with the search tool). No id seen.
+            Fix {
+                name: "pid-lookup-rcu",
+                title: "taskstats: don't use tasklist_lock",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom: "PID and TGID queries serialise with every fork and exit on tasklist_lock",
+            },
+            // Title: Oleg Nesterov's "[PATCH 2/6] bacct_add_tsk: fix unsafe and wrong
+            // parent/group_leader dereference" mail of 2006-10-27 and the 2.6.19-rc4 shortlog
+            // (both read with the search tool). No id seen.
+            Fix {
+                name: "bacct-parent-rcu",
+                title: "bacct_add_tsk: fix unsafe and wrong parent/group_leader dereference",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom:
+                    "a record's ac_ppid follows tsk->parent with no lock or RCU (the parent may exit and \
+                          be freed once tasklist_lock is dropped) and its ac_etime counts from the \
+                          requester's group leader's start",
             },
         ],
         presets: &[

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
-use sim_core::SpinLock;
+use sim_core::{Cx, Kref, RcuPointer, SpinLock};
 
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
 
@@ -197,7 +197,12 @@ impl Signal {
     }
 }
 
-/// A `task_struct`.
+/// A `task_struct`, reached through an `Arc<Task>` (the kernel's `struct task_struct *`). Its
+/// lifetime is `usage` (get_task_struct/put_task_struct): the pid hash's reference is dropped by
+/// release_task() after a grace period, and a use after the last put is reported. The four
+/// fields the task's owner changes later (`state`, `cgroup`, `cpu`, `exit_state`) are
+/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays` and
+/// `sighand_detached`; a holder of an older version reads those four as they were at its lookup.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Global pid (`task->pid`).
@@ -216,6 +221,9 @@ pub struct Task {
     pub cap_net_admin: bool,
     /// Global pid of `real_parent`.
     pub real_parent: u32,
+    /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
+    /// the child lives). NULL for init. The model does not reparent.
+    pub parent: Arc<RcuPointer<Arc<Task>>>,
     /// The CPU it runs (and would exit) on.
     pub cpu: u32,
     /// `comm`.
@@ -234,7 +242,18 @@ pub struct Task {
     pub signal: Arc<Signal>,
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
     pub delays: Option<Arc<TaskDelays>>,
+    /// `tsk->usage`.
+    pub usage: Arc<Kref>,
+    /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
+    /// in release_task(); lock_task_sighand() fails from then on.
+    pub sighand_detached: Arc<AtomicBool>,
 }
+
+/// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one
+/// published map from (pid namespace, number) to the task: writers rebuild and republish it
+/// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
+/// read-side section sees one consistent version, as find_task_by_pid_ns() does.
+pub(crate) type PidHash = BTreeMap<(usize, u32), Arc<Task>>;
 
 /// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
 /// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
@@ -255,6 +274,51 @@ impl TaskDelays {
 }
 
 impl Task {
+    /// A `real_parent` pointer to `parent` (NULL for None), set at fork.
+    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> Arc<RcuPointer<Arc<Task>>> {
+        let pointer = RcuPointer::new("tsk->real_parent");
+        if let Some(parent) = parent {
+            let object = pointer.alloc(parent);
+            pointer.rcu_assign_pointer(cx, Some(object));
+        }
+        Arc::new(pointer)
+    }
+
+    /// A new task's `usage` (dup_task_struct()): one reference, the pid hash's, dropped by
+    /// release_task()'s delayed_put_task_struct().
+    #[track_caller]
+    pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Arc<Kref> {
+        Arc::new(Kref::new(cx, format!("task_struct {pid}")))
+    }
+
+    /// Mirrors get_task_struct().
+    #[track_caller]
+    pub fn get_task_struct(&self, cx: &Cx) {
+        self.usage.get(cx);
+    }
+
+    /// Mirrors put_task_struct(): the last put frees the task (__put_task_struct()).
+    #[track_caller]
+    pub fn put_task_struct(&self, cx: &Cx) -> bool {
+        let pid = self.pid;
+        self.usage.put(cx, |cx| {
+            cx.note(format!("__put_task_struct: task_struct {pid} freed"));
+            cx.sim().mark("task-struct-freed");
+        })
+    }
+
+    /// A use of the task through a pointer: after its last put it is a reported use after free
+    /// (and false).
+    #[track_caller]
+    pub fn access(&self, cx: &Cx) -> bool {
+        self.usage.check_access(cx).is_ok()
+    }
+
+    /// Mirrors lock_task_sighand()'s test: false once __exit_signal() detached the task's sighand.
+    pub fn has_sighand(&self) -> bool {
+        !self.sighand_detached.load(Ordering::Acquire)
+    }
+
     /// Mirrors task_active_pid_ns().
     pub fn pid_ns(&self) -> usize {
         self.numbers.last().expect("a task has a pid").0
@@ -269,8 +333,8 @@ impl Task {
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    /// Tasks by global pid.
-    pub tasks: BTreeMap<u32, Task>,
+    /// Tasks by global pid (the task list tasklist_lock guards).
+    pub tasks: BTreeMap<u32, Arc<Task>>,
     /// Pid namespaces; index 0 is init_pid_ns.
     pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
@@ -283,8 +347,28 @@ pub(crate) struct TaskTable {
 
 impl TaskTable {
     /// Mirrors find_task_by_pid_ns(nr, ns).
-    pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Task> {
+    pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Arc<Task>> {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
+    }
+
+    /// The pid hash as the task list has it now: every task under each of its numbers.
+    pub(crate) fn pid_hash(&self) -> PidHash {
+        let mut hash = PidHash::new();
+        for task in self.tasks.values() {
+            for &(ns, nr) in &task.numbers {
+                hash.insert((ns, nr), task.clone());
+            }
+        }
+        hash
+    }
+
+    /// Replaces task `pid` by a new version with `change` applied (see [`Task`]).
+    pub(crate) fn update(&mut self, pid: u32, change: impl FnOnce(&mut Task)) {
+        if let Some(task) = self.tasks.get_mut(&pid) {
+            let mut version = Task::clone(task);
+            change(&mut version);
+            *task = Arc::new(version);
+        }
     }
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.

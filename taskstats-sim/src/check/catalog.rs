@@ -94,6 +94,28 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
+            // 4.15 without b512719f771a but with c96f5471ce7d: found by the op-level campaign's
+            // own slab faults (one on delayacct_cache) and a wakeup of that task.
+            ZooEntry {
+                name: "delayacct: NULL delays after a failed delayacct_tsk_init, dereferenced at wakeup",
+                kernel: "4.15",
+                fix: "delayacct-null-delays",
+                checker: "op-sim",
+                expected: vec![ViolationKind::finding("null-ptr-deref")],
+                ops_max: 60,
+                cases_max: 400,
+            },
+            // 3.8 with 2.6.19-rc4's bacct_add_tsk() change reverted: the first record filled for
+            // a task follows its parent pointer outside any read-side section or lock.
+            ZooEntry {
+                name: "bacct_add_tsk: unsafe parent dereference (tsk->parent->pid without RCU)",
+                kernel: "linux-3.8",
+                fix: "bacct-parent-rcu",
+                checker: "op-sim",
+                expected: vec![ViolationKind::detector("rcu", "dereference-outside-read-side")],
+                ops_max: 60,
+                cases_max: 400,
+            },
         ]
     }
 

@@ -359,7 +359,11 @@ impl Subject for TaskstatsSubject {
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
-        self.apply_shared(sim, op)
+        let outcome = self.apply_shared(sim, op);
+        // A grace period ends between operations: deferred frees and puts (pid hash versions,
+        // delayed_put_task_struct) run on the "rcu" task.
+        sim.rcu_advance();
+        outcome
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {

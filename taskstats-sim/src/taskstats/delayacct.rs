@@ -1,7 +1,12 @@
-//! kernel/delayacct.c's per-task `delays->lock` and the itimer softirq (it_real_fn) that takes
-//! siglock, so lockdep sees the irq-safety orders of the seeds.
+//! kernel/delayacct.c: the per-task `delays` (delayacct_tsk_init(), which may leave it NULL),
+//! its `delays->lock`, the block I/O delay's end at wakeup (delayacct_blkio_end()), and the
+//! itimer softirq (it_real_fn) that takes siglock, so lockdep sees the irq-safety orders of the
+//! seeds.
 
 use super::*;
+
+/// `sizeof(struct task_delay_info)` of a 64-bit 3.x build, the size delayacct_cache hands out.
+const TASK_DELAY_INFO_SIZE: u64 = 104;
 
 pub(super) fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
     into.cpu_count += from.cpu_count;
@@ -44,6 +49,62 @@ impl Taskstats {
         } else {
             delays.lock.lock(cx)
         }
+    }
+
+    /// Mirrors delayacct_tsk_init() (__delayacct_tsk_init()): `kmem_cache_zalloc()` of the child's
+    /// `task_delay_info` from `delayacct_cache`. The allocation may fail; copy_process() goes on
+    /// and the task runs with `delays == NULL`, which every later user must test.
+    pub(super) fn delayacct_tsk_init(&self, cx: &Cx) -> Option<Arc<TaskDelays>> {
+        if cx.sim().should_fail(cx, &FaultSite::slab("delayacct_cache"), TASK_DELAY_INFO_SIZE) {
+            self.mark(cx, "delays-init-failed");
+            return None;
+        }
+        Some(TaskDelays::new())
+    }
+
+    /// The end of a block I/O wait as the version accounts it, run by `current` when it
+    /// completes the I/O. Before c96f5471ce7d: delayacct_blkio_end() in the woken task's own
+    /// context after the switch, on `current->delays` when set. From it: try_to_wake_up(p) calls
+    /// delayacct_blkio_end(p), which tests `current->delays` and ends `p->delays`'s wait until
+    /// b512719f771a makes it test `p->delays`; a `p` whose delayacct_tsk_init() failed is then a
+    /// NULL dereference. The woken task is the next live task after `current` in pid order (the
+    /// model has no I/O queues; any task may be waiting).
+    pub(super) fn delayacct_blkio_end(&self, cx: &Cx, current: &Task) {
+        if !self.fixes.on(crate::fixes::DELAYACCT_BLKIO_TARGET) {
+            if let Some(delays) = &current.delays {
+                drop(self.delays_lock(cx, delays));
+            }
+            return;
+        }
+        let Some(p) = self.io_waiter(cx, current.pid) else {
+            return;
+        };
+        let tested =
+            if self.fixes.on(crate::fixes::DELAYACCT_NULL_DELAYS) { &p.delays } else { &current.delays };
+        if tested.is_none() {
+            return;
+        }
+        match &p.delays {
+            Some(delays) => drop(self.delays_lock(cx, delays)),
+            None => {
+                let text = format!(
+                    "BUG: unable to handle kernel NULL pointer dereference in __delayacct_blkio_end(): pid {} \
+                     woke pid {} from its I/O wait; delayacct_blkio_end() tested current->delays (pid {}'s, \
+                     set) and dereferenced p->delays, NULL since pid {}'s delayacct_tsk_init() failed",
+                    current.pid, p.pid, current.pid, p.pid
+                );
+                cx.note(format!("try_to_wake_up(pid {}): p->delays is NULL", p.pid));
+                cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("null-ptr-deref"), text));
+            }
+        }
+    }
+
+    /// The task `current` wakes from its I/O wait: the next live task after `pid`, wrapping.
+    fn io_waiter(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
+        let table = self.tasks.lock(cx);
+        let after = table.tasks.range(pid + 1..).chain(table.tasks.range(..=pid));
+        let woken = after.map(|(_, task)| task).find(|task| task.exit_state == ExitState::None).cloned();
+        woken
     }
 
     /// it_real_fn(), the ITIMER_REAL hrtimer/timer callback, in softirq context on the task's

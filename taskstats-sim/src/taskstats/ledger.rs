@@ -255,7 +255,7 @@ impl Taskstats {
     /// Every group the ledger has booked exits for still has its stats, and they hold exactly
     /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
     pub(super) fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
-        let leaders: Vec<Task> =
+        let leaders: Vec<Arc<Task>> =
             self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
         let ledger = self.ledger();
         for task in leaders {
@@ -299,6 +299,13 @@ impl Taskstats {
         }
         self.listener_cache.destroy(&cx)?;
         self.taskstats_cache.destroy(&cx)?;
+        // Every reference a query took was put: after the last grace period each task still
+        // hashed holds only the pid hash's reference.
+        sim.rcu_advance();
+        let tasks: Vec<Arc<Task>> = self.tasks.lock(&cx).tasks.values().cloned().collect();
+        for task in tasks {
+            task.usage.teardown(&cx, 1)?;
+        }
         Ok(())
     }
 }

@@ -19,9 +19,12 @@ use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind};
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
-use crate::task::{Acct, ExitState, File, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs};
+use crate::task::{
+    Acct, ExitState, File, PidHash, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs,
+};
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
+use sim_core::RcuPointer;
 
 mod delayacct;
 mod exit;
@@ -68,6 +71,8 @@ pub struct Taskstats {
     fixes: Fixes,
     params: Params,
     tasks: SpinLock<TaskTable>,
+    /// The RCU-published pid hash find_task_by_vpid() reads (see [`PidHash`]).
+    pid_hash: RcuPointer<PidHash>,
     listener_array: Vec<ListenerList>,
     taskstats_seqnum: Vec<AtomicU32>,
     ports: SpinLock<BTreeMap<u32, Port>>,
@@ -145,7 +150,10 @@ impl Taskstats {
             exit_code: 0,
             exit_state: ExitState::None,
             signal: Signal::new(class),
+            parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
             delays: Some(TaskDelays::new()),
+            usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
+            sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
         };
         {
             let cx = sim.cx("taskstats_init", 0);
@@ -154,8 +162,12 @@ impl Taskstats {
             inner.live = 1;
         }
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
-        table.tasks.insert(1, init);
+        table.tasks.insert(1, Arc::new(init));
+        let pid_hash = RcuPointer::new("pid_hash");
+        let hash = pid_hash.alloc(table.pid_hash());
+        pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));
         Taskstats {
+            pid_hash,
             fixes,
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
@@ -278,7 +290,7 @@ impl Taskstats {
         stats.nvcsw = acct.nvcsw;
         stats.nivcsw = acct.nivcsw;
         // bacct_add_tsk()
-        stats.ac_etime = cx.sim().now_ns().saturating_sub(task.start_ns) / 1000;
+        stats.ac_etime = cx.sim().now_ns().saturating_sub(self.bacct_start_ns(cx, table, task)) / 1000;
         stats.ac_btime = (task.start_ns / 1_000_000_000) as u32;
         stats.ac_exitcode = task.exit_code;
         stats.ac_flag = 0;
@@ -286,12 +298,12 @@ impl Taskstats {
         stats.ac_sched = 0;
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
             stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
-            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| table.pid_nr_ns(p.tgid, pid_ns));
+            stats.ac_ppid = self.bacct_ppid(cx, table, task).map_or(0, |p| table.pid_nr_ns(p, pid_ns));
             stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
             stats.ac_gid = table.from_kuid_munged(user_ns, task.gid);
         } else {
             stats.ac_pid = task.pid;
-            stats.ac_ppid = table.tasks.get(&task.real_parent).map_or(0, |p| p.tgid);
+            stats.ac_ppid = self.bacct_ppid(cx, table, task).unwrap_or(0);
             stats.ac_uid = task.uid;
             stats.ac_gid = task.gid;
         }
@@ -431,27 +443,33 @@ impl Taskstats {
         tgid_query: bool,
     ) -> Result<(), Errno> {
         let mut msg = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
-        let table = self.tasks.lock(cx);
-        // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space).
+        // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space), with a counted
+        // reference or inside rcu_read_lock() as the version does it (process.rs).
         let ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { current.pid_ns() } else { 0 };
-        let Some(task) = table.find_by_nr_ns(nr, ns).cloned() else {
+        let Some(task) = self.query_lookup(cx, nr, ns, tgid_query) else {
             return Err(Errno::ESRCH);
         };
+        let table = self.tasks.lock(cx);
         let (user_ns, pid_ns) = (current.user_ns, current.pid_ns());
         let stats = if !tgid_query {
+            task.access(cx);
             let inner = task.signal.lock.lock_irqsave(cx);
             let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
             drop(inner);
-            self.fill_stats(cx, &table, &task, &acct, user_ns, pid_ns)
+            Some(self.fill_stats(cx, &table, &task, &acct, user_ns, pid_ns))
         } else {
             self.fill_stats_for_tgid(cx, &task)
         };
         let port = self.port(cx, info.port);
-        if let Some(port) = &port {
+        if let (Some(port), Some(stats)) = (&port, &stats) {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            self.audit_record(cx, port, &task, kind, nr, &stats, &table);
+            self.audit_record(cx, port, &task, kind, nr, stats, &table);
         }
         drop(table);
+        self.query_release(cx, &task, tgid_query);
+        let Some(stats) = stats else {
+            return Err(Errno::ESRCH);
+        };
         let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
         self.mk_reply(&mut msg, kind, nr, &stats);
         self.mark(cx, if tgid_query { "tgid-query" } else { "pid-query" });
@@ -461,10 +479,15 @@ impl Taskstats {
 
     /// Mirrors fill_stats_for_tgid() (3.x: under lock_task_sighand, skipping any exited thread)
     /// and fill_tgid() (2.6.19: signal->stats under stats_lock, then the threads, skipping only a
-    /// zombie leader). Checks the result against the checker's ledger.
-    fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> TaskstatsRecord {
+    /// zombie leader). Checks the result against the checker's ledger. None (ESRCH) where
+    /// lock_task_sighand() fails: the task was released after the RCU lookup found it.
+    fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let inner = first.signal.lock.lock_irqsave(cx);
+        if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) && !first.has_sighand() {
+            cx.note(format!("lock_task_sighand({}): its sighand is gone (released)", first.pid));
+            return None;
+        }
         let mut stats = inner.stats.clone().unwrap_or_default();
         let mut live_sum = TaskstatsRecord::default();
         for (_, (acct, exit_state)) in inner.threads.iter() {
@@ -502,7 +525,7 @@ impl Taskstats {
                 }
             }
         }
-        stats
+        Some(stats)
     }
 
     /// Mirrors cgroupstats_user_cmd(): EINVAL without the fd attribute, nothing (0) for a bad fd,

@@ -3,6 +3,7 @@
 //! scheduler's choice of CPU, over the task table of `task.rs`.
 
 use super::*;
+use sim_core::sync::atomic::AtomicBool;
 
 pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
     let mut comm = [0u8; TS_COMM_LEN];
@@ -51,9 +52,111 @@ impl Taskstats {
         t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
     }
 
-    /// A copy of a task.
-    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Task> {
+    /// Task `pid` (a pointer, no counted reference: for the task itself, `current`, and for
+    /// the checkers).
+    pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
         self.tasks.lock(cx).tasks.get(&pid).cloned()
+    }
+
+    /// The lookup of a PID or TGID query. With pid-lookup-rcu, fill_stats_for_pid()'s
+    /// rcu_read_lock(), find_task_by_vpid() and get_task_struct(), and fill_stats_for_tgid()'s
+    /// rcu_read_lock() and lookup, its section left open for the fill; without it, 2.6.19-rc3's
+    /// fill_pid()/fill_tgid(): find_task_by_pid() and get_task_struct() under
+    /// read_lock(&tasklist_lock). The model's tasklist_lock is a spinlock, exclusive where the
+    /// kernel's rwlock_t lets readers share it (sim-core has no reader-writer spinlock, and RwSem
+    /// sleeps). [`Self::query_release`] undoes what this took.
+    pub(super) fn query_lookup(&self, cx: &Cx, nr: u32, ns: usize, tgid_query: bool) -> Option<Arc<Task>> {
+        if !self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
+            let table = self.tasks.lock(cx);
+            let task = table.find_by_nr_ns(nr, ns).cloned()?;
+            task.get_task_struct(cx);
+            return Some(task);
+        }
+        cx.rcu_read_lock();
+        let task =
+            self.pid_hash.rcu_dereference(cx).and_then(|hash| hash.get(cx).ok()?.get(&(ns, nr)).cloned());
+        match &task {
+            Some(task) if !tgid_query => {
+                task.get_task_struct(cx);
+                if !task.has_sighand() {
+                    cx.note(format!(
+                        "find_task_by_vpid({nr}): found task {} as release_task() unhashed it",
+                        task.pid
+                    ));
+                    self.mark(cx, "rcu-lookup-raced-exit");
+                }
+                cx.rcu_read_unlock();
+            }
+            Some(_) => {}
+            None => cx.rcu_read_unlock(),
+        }
+        task
+    }
+
+    /// The end of a query's lookup: put_task_struct(), or (TGID, pid-lookup-rcu)
+    /// rcu_read_unlock().
+    pub(super) fn query_release(&self, cx: &Cx, task: &Task, tgid_query: bool) {
+        if tgid_query && self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
+            cx.rcu_read_unlock();
+        } else {
+            task.put_task_struct(cx);
+        }
+    }
+
+    /// bacct_add_tsk()'s parent id. With bacct-parent-rcu: `pid_alive(tsk) ?
+    /// rcu_dereference(tsk->real_parent)->tgid : 0` inside rcu_read_lock(). Without it:
+    /// `tsk->parent->pid`, a plain dereference of a pointer nothing protects once the caller
+    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. A parent already released
+    /// reads as 0: the model does not reparent.
+    pub(super) fn bacct_ppid(&self, cx: &Cx, table: &TaskTable, task: &Task) -> Option<u32> {
+        let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
+        if fixed {
+            if !table.tasks.contains_key(&task.pid) {
+                return None;
+            }
+            cx.rcu_read_lock();
+        }
+        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok());
+        if fixed {
+            cx.rcu_read_unlock();
+        }
+        let parent = parent.filter(|p| table.tasks.contains_key(&p.pid))?;
+        Some(if fixed { parent.tgid } else { parent.pid })
+    }
+
+    /// bacct_add_tsk()'s start of the elapsed time: `tsk->start_time` with bacct-parent-rcu,
+    /// `current->group_leader->start_time` (the requester's, a different task) before it.
+    pub(super) fn bacct_start_ns(&self, cx: &Cx, table: &TaskTable, task: &Task) -> u64 {
+        if self.fixes.on(crate::fixes::BACCT_PARENT_RCU) {
+            return task.start_ns;
+        }
+        let leader = table.tasks.get(&cx.task()).and_then(|current| table.tasks.get(&current.tgid));
+        leader.map_or(task.start_ns, |leader| leader.start_ns)
+    }
+
+    /// Republishes the pid hash after a change to the task list, under tasklist_lock (the
+    /// caller's `table` guard: attach_pid()/detach_pid()), and frees the old version after a
+    /// grace period.
+    pub(super) fn publish_pid_hash(&self, cx: &Cx, table: &TaskTable) {
+        let old = self.pid_hash.rcu_access_pointer();
+        let new = self.pid_hash.alloc(table.pid_hash());
+        self.pid_hash.rcu_assign_pointer(cx, Some(new));
+        if let Some(old) = old {
+            self.pid_hash.kfree_rcu(cx, old);
+        }
+    }
+
+    /// Mirrors release_task() once __exit_signal() detached the task (the caller set
+    /// `sighand_detached` under siglock): __unhash_process() under tasklist_lock (the caller's
+    /// `table`), then delayed_put_task_struct(): the pid hash's reference is put after a grace
+    /// period, so a reader that found the task under RCU may still take its own reference.
+    pub(super) fn unhash_process(&self, cx: &Cx, table: &mut TaskTable, task: &Arc<Task>) {
+        table.tasks.remove(&task.pid);
+        self.publish_pid_hash(cx, table);
+        let task = task.clone();
+        sim_core::rcu::call_rcu(cx, move |cx| {
+            task.put_task_struct(cx);
+        });
     }
 
     /// The numbers of task `pid` per namespace level, and its tgid's numbers.
@@ -74,6 +177,8 @@ impl Taskstats {
             "&sig->stats_lock"
         };
         let mut kind = kind;
+        let delays = self.delayacct_tsk_init(cx);
+        let sighand_detached = Arc::new(AtomicBool::new(false));
         if !self.fixes.on(crate::fixes::PID_NAMESPACES)
             && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
         {
@@ -95,6 +200,8 @@ impl Taskstats {
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
             let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            let real_parent = if thread { p.real_parent } else { p.tgid };
+            let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
             let task = Task {
                 pid,
                 tgid: if thread { p.tgid } else { pid },
@@ -103,7 +210,8 @@ impl Taskstats {
                 uid,
                 gid: uid,
                 cap_net_admin: cap,
-                real_parent: if thread { p.real_parent } else { p.tgid },
+                real_parent,
+                parent,
                 cpu: p.cpu,
                 comm: comm_for(pid),
                 start_ns: sim.now_ns(),
@@ -112,13 +220,21 @@ impl Taskstats {
                 exit_code: 0,
                 exit_state: ExitState::None,
                 signal: signal.clone(),
-                delays: Some(TaskDelays::new()),
+                delays,
+                usage: Task::new_usage(cx, pid),
+                sighand_detached,
             };
+            if task.delays.is_none() {
+                cx.note(format!(
+                    "delayacct_tsk_init: kmem_cache_zalloc failed; pid {pid} runs with delays == NULL"
+                ));
+            }
             if !thread {
                 let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
                 t.files.insert(pid, files);
             }
-            t.tasks.insert(pid, task);
+            t.tasks.insert(pid, Arc::new(task));
+            self.publish_pid_hash(cx, &t);
             (pid, signal, thread)
         };
         {
@@ -143,7 +259,13 @@ impl Taskstats {
     /// shared signal_struct, freeing the stats the rest of the group is accumulating.
     pub(super) fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
         cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
-        self.tasks.lock(cx).tasks.remove(&pid);
+        {
+            let mut t = self.tasks.lock(cx);
+            if let Some(task) = t.tasks.get(&pid).cloned() {
+                task.sighand_detached.store(true, Ordering::Release);
+                self.unhash_process(cx, &mut t, &task);
+            }
+        }
         let mut inner = signal.lock.lock_irqsave(cx);
         inner.threads.remove(&pid);
         inner.live -= 1;
@@ -195,10 +317,8 @@ impl Taskstats {
             return false;
         };
         sim.advance_ns(1 + sim.below(1_000_000));
-        // delayacct_end() for the I/O it waited on: the delay is added under delays->lock.
-        if let Some(delays) = &task.delays {
-            drop(self.delays_lock(cx, delays));
-        }
+        // The end of a block I/O wait: the delay is added under delays->lock.
+        self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
         if let Some((acct, _)) = inner.threads.get_mut(&pid) {
             acct.advance(|bound| sim.below(bound.max(1)));
@@ -217,7 +337,7 @@ impl Taskstats {
     ) {
         let mut t = self.tasks.lock(cx);
         let ncg = t.cgroups.len();
-        if let Some(task) = t.tasks.get_mut(&pid) {
+        t.update(pid, |task| {
             if let Some(state) = state {
                 task.state = state;
             }
@@ -227,7 +347,8 @@ impl Taskstats {
             if let Some(cpu) = cpu {
                 task.cpu = cpu % self.params.cpus;
             }
-        }
+        });
+        self.publish_pid_hash(cx, &t);
     }
 
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
@@ -258,12 +379,13 @@ impl Taskstats {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
                     entry.1 = ExitState::Zombie;
                 }
-                if let Some(tk) = t.tasks.get_mut(&pid) {
-                    tk.exit_state = ExitState::Zombie;
-                }
+                t.update(pid, |tk| tk.exit_state = ExitState::Zombie);
+                self.publish_pid_hash(cx, &t);
             } else {
+                // release_task(): __exit_signal() under siglock, then the unhash.
                 inner.threads.remove(&pid);
-                t.tasks.remove(&pid);
+                task.sighand_detached.store(true, Ordering::Release);
+                self.unhash_process(cx, &mut t, &task);
             }
         }
         let mut closed = Vec::new();
@@ -294,8 +416,9 @@ impl Taskstats {
             let _ = self.taskstats_cache.free(cx, handle);
         }
         task.signal.stats_published.store(false, Ordering::Release);
+        task.sighand_detached.store(true, Ordering::Release);
         drop(inner);
-        t.tasks.remove(&pid);
+        self.unhash_process(cx, &mut t, &task);
         t.files.remove(&pid);
         drop(t);
         self.ledger().groups.remove(&task.tgid);

@@ -18,7 +18,8 @@ fn assert_reached(coverage: &BTreeSet<String>, marks: &[&str]) {
     }
 }
 
-const COMMON: [&str; 9] = [
+const COMMON: [&str; 10] = [
+    "task-struct-freed",
     "registered",
     "deregistered",
     "exit-delivered",
@@ -53,7 +54,13 @@ fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,
-        &["listener-ns-refused", "duplicate-skipped", "cgroupstats-bad-fd", "port-overrun"],
+        &[
+            "listener-ns-refused",
+            "duplicate-skipped",
+            "cgroupstats-bad-fd",
+            "port-overrun",
+            "delays-init-failed",
+        ],
     );
 }
 

@@ -3,6 +3,7 @@
 
 use sim_core::check::Catalog;
 use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::lockdep::ReportMode;
 use sim_core::{Sim, SimConfig};
 use taskstats_sim::wire::*;
 use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats, TaskstatsSubject};
@@ -147,4 +148,56 @@ fn exits_with_a_failing_clone_are_judged_listener_by_listener() {
         assert!(marks.contains(&"exit-delivered") || nth == 1, "clone {nth}: {marks:?}");
         assert_eq!(marks.contains(&"clone-failed"), nth > 0, "clone {nth}: {marks:?}");
     }
+}
+
+fn kinds(sim: &Sim) -> Vec<String> {
+    sim.violations().into_iter().map(|v| v.kind.to_string()).collect()
+}
+
+/// A model with a process `leader` and its thread; returns (sim, model, thread).
+fn group_of_two() -> (Sim, Taskstats, u32) {
+    let sim = Sim::new(SimConfig::new(1).cpus(2).lockdep(ReportMode::Collect));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+    let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+    (sim, model, thread)
+}
+
+/// task_struct lifetimes: release_task() puts the pid hash's reference after a grace period.
+///
+/// 1. A holder keeps a pointer to thread T without taking a reference.
+/// 2. T exits and is released; the grace period ends and the last put frees T.
+/// 3. The holder reads T, then puts it.
+///
+/// Symptom: step 3's read is a use after free (KASAN) and its put an underflow.
+#[test]
+fn a_task_used_or_put_after_its_last_put_is_reported() {
+    let (sim, model, thread) = group_of_two();
+    let cx = sim.cx("holder", 0);
+    let stale = model.task(&cx, thread).unwrap();
+    model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+    assert!(stale.access(&cx), "alive until the grace period ends");
+    assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
+    assert!(sim.rcu_advance() >= 1, "delayed_put_task_struct ran");
+    assert!(sim.marks().contains("task-struct-freed"));
+    assert!(!stale.access(&cx));
+    assert!(!stale.put_task_struct(&cx));
+    assert_eq!(kinds(&sim), vec!["kref:use-after-release", "kref:underflow"]);
+}
+
+/// The same with get_task_struct() in step 1: the holder's reference keeps T alive past its
+/// release, and the holder's put is the one that frees it.
+#[test]
+fn a_counted_reference_keeps_a_released_task_alive_until_its_put() {
+    let (sim, model, thread) = group_of_two();
+    let cx = sim.cx("holder", 0);
+    let held = model.task(&cx, thread).unwrap();
+    held.get_task_struct(&cx);
+    model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+    sim.rcu_advance();
+    assert!(held.access(&cx), "the holder's reference keeps it");
+    assert!(!sim.marks().contains("task-struct-freed"));
+    assert!(held.put_task_struct(&cx), "the holder's put is the last");
+    assert!(sim.marks().contains("task-struct-freed"));
+    assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
 }

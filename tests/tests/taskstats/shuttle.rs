@@ -125,3 +125,56 @@ fn same_cpu_exits_can_deliver_out_of_sequence_order_when_preempted() {
     }
     assert!(found, "no schedule delivered out of order in 20 seeds x 50 iterations");
 }
+
+/// A query's RCU lookup racing the exit of the task it looks up (3.8: find_task_by_vpid() under
+/// rcu_read_lock(), release_task() unhashing the task and putting the pid hash's reference after
+/// a grace period).
+///
+/// 1. init's PID query for thread T dereferences the pid hash and finds T.
+/// 2. T exits: __exit_signal() detaches its sighand, the unhash republishes the hash, and the
+///    hash's reference waits for a grace period.
+/// 3. The query's get_task_struct() still succeeds (the grace period cannot end while it reads),
+///    and its TGID query sibling's lock_task_sighand() fails cleanly (ESRCH).
+///
+/// Every schedule must be free of use-after-free, underflow and leak reports once the grace
+/// period ends; some schedule must reach step 3 with T already released.
+#[test]
+fn a_pid_lookup_under_rcu_racing_the_exit_keeps_the_task_alive_until_its_put() {
+    static RACED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let body = || {
+        let sim = Sim::new(SimConfig::new(5).cpus(2));
+        let model = Arc::new(Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default()));
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let thread_pid = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+        let query = {
+            let (m, s) = (model.clone(), sim.clone());
+            thread::spawn(move || {
+                for attr in [TASKSTATS_CMD_ATTR_PID, TASKSTATS_CMD_ATTR_TGID] {
+                    let id = thread_pid.to_le_bytes().to_vec();
+                    let bytes = request(
+                        TASKSTATS_FAMILY_ID,
+                        NLM_F_REQUEST,
+                        1,
+                        port,
+                        TASKSTATS_CMD_GET,
+                        &[(attr, id)],
+                    );
+                    let _ = netlink_send(&s, &m, port, &bytes);
+                }
+            })
+        };
+        model.exit(&task_cx(&sim, &model, thread_pid, "do_exit"));
+        query.join().unwrap();
+        sim.rcu_advance();
+        let violations = sim.violations();
+        assert!(violations.is_empty(), "violations: {violations:?}");
+        assert!(sim.marks().contains("task-struct-freed"), "the exited thread's task_struct is freed");
+        if sim.marks().contains("rcu-lookup-raced-exit") {
+            RACED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    println!("taskstats shuttle: RandomScheduler seed 7, 200 iterations");
+    Runner::new(RandomScheduler::new_from_seed(7, 200), Config::new()).run(body);
+    assert!(RACED.load(std::sync::atomic::Ordering::Relaxed), "no schedule had the lookup race the release");
+}

@@ -44,3 +44,13 @@ fn cgroupstats_policy_overread_found_without_the_fix_and_quiet_with_it() {
 fn delayacct_soft_safe_to_unsafe_order_found_by_lockdep_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("lockdep: siglock");
 }
+
+#[test]
+fn delayacct_null_delays_dereference_found_without_the_fix_and_quiet_with_it() {
+    zoo_both_ways("delayacct: NULL delays");
+}
+
+#[test]
+fn bacct_unprotected_parent_dereference_found_without_the_fix_and_quiet_with_it() {
+    zoo_both_ways("bacct_add_tsk");
+}
