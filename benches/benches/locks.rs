@@ -6,10 +6,16 @@ use sim_core::trace::TraceMode;
 use sim_core::{Mutex, RwSem, Sim, SimConfig, SpinLock};
 use std::hint::black_box;
 
-fn sims() -> [(&'static str, Sim); 2] {
+/// The worlds each lock is measured in: lockdep on and off with a trace any thread may record
+/// (the threaded checkers'), and lockdep on with the trace confined to one thread, as the
+/// op-level simulation runs (`check::run_case`).
+fn sims() -> [(&'static str, Sim); 3] {
+    let op_level = Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly));
+    op_level.trace().confine_to_this_thread();
     [
         ("lockdep-on", Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly))),
         ("lockdep-off", Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly).without_lockdep())),
+        ("lockdep-on-op-level", op_level),
     ]
 }
 

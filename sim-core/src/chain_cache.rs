@@ -5,7 +5,7 @@
 //!
 //! Validating an acquisition only ever adds to the graph (an edge, a usage bit, a report), and
 //! what it adds depends on the classes held, the class taken, how it is taken and the interrupt
-//! state: the [`ChainKey`]. So once a chain was validated without a report, validating it again
+//! state: the chain's key. So once a chain was validated without a report, validating it again
 //! changes nothing and reports nothing, whichever task or thread does it; the cache skips it.
 //! A chain that produced a report is never cached, so a later acquisition goes the whole way.
 //!
@@ -17,52 +17,76 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::lockdep::{ClassId, HeldLock};
 
-/// Most held locks a cached chain has; a deeper stack takes the whole path every time.
-const HELD_MAX: usize = 8;
-
-/// What decides everything validating an acquisition adds: the classes held, outermost first,
-/// the class taken, and the flags (mode, trylock, the four interrupt-state bits, irq tracking).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct ChainKey {
-    held: [ClassId; HELD_MAX],
-    len: u8,
-    class: ClassId,
-    flags: u16,
+/// A lock object's memo of its class (the kernel's `lockdep_map`, which caches its
+/// `class_cache`): the name, the name's trace hash, and the class id the last validator that
+/// checked it gave it, so a lock taken again costs neither a name lookup nor a text hash.
+///
+/// The cached id is tagged with the validator's identity ([`crate::lockdep::Lockdep`] ids are
+/// unique in the process) and is a relaxed atomic: two threads that race to fill it write the
+/// same value, since one validator gives one name one id.
+#[derive(Debug)]
+pub(crate) struct ClassKey {
+    pub(crate) name: &'static str,
+    pub(crate) name_hash: u64,
+    /// `validator id << CLASS_BITS | class id`, 0 when nothing is cached.
+    cached: AtomicU64,
 }
 
-impl ChainKey {
-    /// The key of acquiring `new` over `held`, or None when the stack is too deep to cache.
-    fn of(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> Option<ChainKey> {
-        if held.len() > HELD_MAX {
-            return None;
+/// Bits of [`ClassKey::cached`] holding the class id; the rest hold the validator's id.
+const CLASS_BITS: u32 = 24;
+
+impl ClassKey {
+    /// The memo of a lock of class `name`, with nothing cached yet.
+    pub(crate) fn new(name: &'static str) -> ClassKey {
+        ClassKey { name, name_hash: crate::trace::name_hash(name), cached: AtomicU64::new(0) }
+    }
+
+    /// The class id validator `lockdep` gave this lock, if it is cached.
+    pub(crate) fn class(&self, lockdep: u64) -> Option<ClassId> {
+        let cached = self.cached.load(Ordering::Relaxed);
+        (cached != 0 && cached >> CLASS_BITS == lockdep)
+            .then_some((cached & ((1 << CLASS_BITS) - 1)) as ClassId)
+    }
+
+    /// Caches `class` as validator `lockdep`'s id for this lock (skipped for ids too large to pack).
+    pub(crate) fn remember(&self, lockdep: u64, class: ClassId) {
+        if u64::from(class) < 1 << CLASS_BITS && lockdep < 1 << (64 - CLASS_BITS) {
+            self.cached.store(lockdep << CLASS_BITS | u64::from(class), Ordering::Relaxed);
         }
-        let mut classes = [0; HELD_MAX];
-        for (slot, lock) in classes.iter_mut().zip(held) {
-            *slot = lock.class;
-        }
-        let irq = new.irq;
-        let flags = new.mode as u16
-            | u16::from(new.trylock) << 4
-            | u16::from(irq.hardirq) << 5
-            | u16::from(irq.softirq) << 6
-            | u16::from(irq.hardirqs_enabled) << 7
-            | u16::from(irq.softirqs_enabled) << 8
-            | u16::from(irq_tracking) << 9;
-        Some(ChainKey { held: classes, len: held.len() as u8, class: new.class, flags })
     }
 }
 
-impl std::hash::Hash for ChainKey {
-    /// Two classes to a word: the derived hash would feed the array byte by byte.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for pair in self.held[..usize::from(self.len)].chunks(2) {
-            state.write_u64(u64::from(pair[0]) | u64::from(pair.get(1).copied().unwrap_or(u32::MAX)) << 32);
-        }
-        state.write_u64(u64::from(self.class) | u64::from(self.flags) << 32 | u64::from(self.len) << 48);
-    }
+/// The chain key of a held-lock stack after `class` is pushed on a stack whose key is `parent`
+/// (the kernel's `iterate_chain_key()`): each held lock keeps the key of the stack up to itself,
+/// so an acquisition's key is one mixing step, not a walk of the stack. As in the kernel, two
+/// stacks are taken to be the same chain when their 64-bit keys are equal; a collision (odds
+/// about n²/2⁶⁵ for n chains) would skip one validation, never report a false one.
+pub(crate) fn chain_key(parent: u64, class: ClassId) -> u64 {
+    let mut hasher = FxHasher(parent ^ 0x9e37_79b9_7f4a_7c15);
+    hasher.write_u64(u64::from(class) + 1);
+    hasher.finish().rotate_left(17) ^ parent
+}
+
+/// What decides everything validating an acquisition adds: the held stack's chain key (the
+/// classes held, outermost first), the class taken, and the flags (mode, trylock, the four
+/// interrupt-state bits, irq tracking).
+fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
+    let irq = new.irq;
+    let flags = new.mode as u64
+        | u64::from(new.trylock) << 4
+        | u64::from(irq.hardirq) << 5
+        | u64::from(irq.softirq) << 6
+        | u64::from(irq.hardirqs_enabled) << 7
+        | u64::from(irq.softirqs_enabled) << 8
+        | u64::from(irq_tracking) << 9
+        | (held.len() as u64) << 16;
+    let mut hasher = FxHasher(chain_key(held.last().map_or(0, |h| h.chain), new.class));
+    hasher.write_u64(flags);
+    hasher.finish()
 }
 
 /// FxHash's mixing step: the keys are small integers made by this crate, so a keyed hash buys
@@ -106,11 +130,11 @@ type Fx = BuildHasherDefault<FxHasher>;
 
 /// One thread's cache: the validator it belongs to, class ids by name (address and length of
 /// the `&'static str`; two equal names at two addresses are two entries with one id), and the
-/// chains validated without a report.
+/// chains validated without a report, by [`lookup_key`].
 struct Cache {
     lockdep: u64,
     classes: HashMap<(usize, usize), ClassId, Fx>,
-    chains: HashSet<ChainKey, Fx>,
+    chains: HashSet<u64, Fx>,
 }
 
 impl Cache {
@@ -138,30 +162,51 @@ fn name_key(name: &'static str) -> (usize, usize) {
     (name.as_ptr() as usize, name.len())
 }
 
-/// Fills in `new.class` from the cache and says whether the chain `held` + `new` was validated
-/// before without a report (then there is nothing left to check). False when the class or the
-/// chain is not cached yet.
-pub(crate) fn validated(lockdep: u64, held: &[HeldLock], new: &mut HeldLock, irq_tracking: bool) -> bool {
+/// Fills in `new.class` (from the lock's own memo `key`, else from this thread's table by name)
+/// and `new.chain`, and says whether the chain `held` + `new` was validated before without a
+/// report (then there is nothing left to check). False when the class or the chain is not cached.
+pub(crate) fn validated(
+    lockdep: u64,
+    held: &[HeldLock],
+    new: &mut HeldLock,
+    key: Option<&ClassKey>,
+    irq_tracking: bool,
+) -> bool {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        let Some(&class) = cache.classes.get(&name_key(new.name)) else {
-            return false;
+        let class = match key.and_then(|key| key.class(lockdep)) {
+            Some(class) => class,
+            None => match cache.classes.get(&name_key(new.name)) {
+                Some(&class) => class,
+                None => return false,
+            },
         };
         new.class = class;
-        ChainKey::of(held, new, irq_tracking).is_some_and(|key| cache.chains.contains(&key))
+        new.chain = chain_key(held.last().map_or(0, |h| h.chain), class);
+        cache.chains.contains(&lookup_key(held, new, irq_tracking))
     })
 }
 
-/// Records what validating `new` over `held` learned: its class id, and the chain when the
-/// validation made no report.
-pub(crate) fn remember(lockdep: u64, held: &[HeldLock], new: &HeldLock, irq_tracking: bool, clean: bool) {
+/// Records what validating `new` over `held` learned: its class id (in this thread's table and
+/// the lock's memo `key`), and the chain when the validation made no report.
+pub(crate) fn remember(
+    lockdep: u64,
+    held: &[HeldLock],
+    new: &HeldLock,
+    key: Option<&ClassKey>,
+    irq_tracking: bool,
+    clean: bool,
+) {
+    if let Some(key) = key {
+        key.remember(lockdep, new.class);
+    }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
         cache.classes.insert(name_key(new.name), new.class);
-        if let Some(key) = ChainKey::of(held, new, irq_tracking).filter(|_| clean) {
-            cache.chains.insert(key);
+        if clean {
+            cache.chains.insert(lookup_key(held, new, irq_tracking));
         }
     })
 }

@@ -181,6 +181,7 @@ pub fn run_case<S: Subject>(
     options: &RunOptions,
 ) -> CaseReport {
     let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
+    sim.trace().confine_to_this_thread();
     let mut reference = S::Reference::new(config);
     let mut model = match catch_unwind(AssertUnwindSafe(|| S::new(&sim, config))) {
         Ok(model) => model,
@@ -740,6 +741,7 @@ pub fn incremental_agrees<S: Subject>(
         let ops = generate::<S>(config, seed, ops_max);
         let sim =
             Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+        sim.trace().confine_to_this_thread();
         let mut model = S::new(&sim, config);
         for (index, op) in ops.iter().enumerate() {
             if catch_unwind(AssertUnwindSafe(|| model.apply(&sim, op))).is_err() {

@@ -10,10 +10,11 @@ use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::sync::Arc;
 
+use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
-use crate::trace::{EventKind, TaskId};
+use crate::trace::{EventKind, LockRecord, TaskId};
 
 /// The violation kind of a sleeping call made while the task is not TASK_RUNNING (the kernel's
 /// `__might_sleep` warning "do not call blocking ops when !TASK_RUNNING").
@@ -49,6 +50,10 @@ pub struct Cx {
     /// Where `set_current_state()` left the task not TASK_RUNNING (None: running). A sleeping
     /// call made meanwhile is the kernel's "do not call blocking ops when !TASK_RUNNING".
     not_running_since: Cell<Option<&'static Location<'static>>>,
+    /// This context's serial number in its world, shifted into a token's high bits.
+    token_base: u64,
+    /// Acquisitions made so far, the low bits of the next token.
+    tokens: Cell<u64>,
 }
 
 impl std::fmt::Debug for Cx {
@@ -70,6 +75,7 @@ impl std::fmt::Debug for Cx {
 
 impl Cx {
     pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId, observer: bool) -> Cx {
+        let token_base = sim.next_cx_serial() << 40;
         Cx {
             sim,
             task,
@@ -85,6 +91,8 @@ impl Cx {
             rcu_section: Cell::new(None),
             observer,
             not_running_since: Cell::new(None),
+            token_base,
+            tokens: Cell::new(1),
         }
     }
 
@@ -382,8 +390,9 @@ impl Cx {
 
     // --- lock bookkeeping for crate::locks ---------------------------------------------------
 
-    /// Lockdep's check and the held-stack push for an acquisition, made before it may block.
-    /// Returns the token that pairs it with its release.
+    /// Lockdep's check and the held-stack push for an acquisition of a lock of class `class`
+    /// that keeps no [`ClassKey`], made before it may block. Returns the token that pairs it
+    /// with its release.
     pub(crate) fn lock_acquire(
         &self,
         class: &'static str,
@@ -391,24 +400,46 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) -> u64 {
-        let token = self.sim.next_token();
+        self.lock_acquire_key(&ClassKey::new(class), mode, trylock, site)
+    }
+
+    /// Lockdep's check and the held-stack push for an acquisition of the lock whose class memo
+    /// is `key`, made before it may block (`lock_acquire()` → `__lock_acquire()`). Returns the
+    /// token that pairs it with its release.
+    pub(crate) fn lock_acquire_key(
+        &self,
+        key: &ClassKey,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) -> u64 {
+        let token = self.next_token();
         let lockdep = self.sim.lockdep();
         let mut held_lock = HeldLock {
             token,
             class: 0,
-            name: class,
+            name: key.name,
             mode,
             trylock,
             site,
             cpu: self.cpu(),
             irq: self.irq_state(),
+            chain: 0,
         };
+        let mut held = self.held.borrow_mut();
         if lockdep.is_enabled() && !self.observer {
-            let held = self.held.borrow();
-            lockdep.check_acquire(&held, &mut held_lock, &self.name);
+            lockdep.check_acquire(&held, &mut held_lock, Some(key), &self.name);
         }
-        self.held.borrow_mut().push(held_lock);
+        held.push(held_lock);
         token
+    }
+
+    /// A lock-acquisition token unique in this world: this context's serial number in the high
+    /// bits, a count of its acquisitions in the low ones, so no token costs an atomic.
+    fn next_token(&self) -> u64 {
+        let count = self.tokens.get();
+        self.tokens.set(count + 1);
+        self.token_base | (count & TOKEN_COUNT_MASK)
     }
 
     /// Whether this context's held stack has the acquisition `token` (a lock released by
@@ -419,26 +450,74 @@ impl Cx {
 
     /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
     pub(crate) fn lock_acquire_failed(&self, token: u64) {
-        self.held.borrow_mut().retain(|h| h.token != token);
+        let mut held = self.held.borrow_mut();
+        if let Some(index) = held.iter().rposition(|h| h.token == token) {
+            remove_held(&mut held, index);
+        }
     }
 
     /// The trace event for an acquisition that completed.
     pub(crate) fn lock_acquired(&self, class: &'static str, mode: LockMode, trylock: bool, token: u64) {
-        self.trace(EventKind::Acquired { class: class.into(), mode, trylock, token });
+        self.trace_lock(class, crate::trace::name_hash(class), Some((mode, trylock)), token);
+    }
+
+    /// The trace event for an acquisition of the lock whose class memo is `key` that completed.
+    pub(crate) fn lock_acquired_key(&self, key: &ClassKey, mode: LockMode, trylock: bool, token: u64) {
+        self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
+    }
+
+    /// Records a lock event (an acquisition when `acquired` is set, else a release) in the
+    /// trace through its fixed-size fast path (none for an observer).
+    fn trace_lock(
+        &self,
+        class: &'static str,
+        class_hash: u64,
+        acquired: Option<(LockMode, bool)>,
+        token: u64,
+    ) {
+        if self.observer {
+            return;
+        }
+        let record = LockRecord { class, class_hash, token, acquired };
+        self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
     }
 
     /// The held-stack pop and trace event for a release.
     pub(crate) fn lock_release(&self, class: &'static str, token: u64) {
+        self.release_held(class, token);
+        self.trace_lock(class, crate::trace::name_hash(class), None, token);
+    }
+
+    /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
+    /// (`lock_release()`).
+    pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
+        self.release_held(key.name, token);
+        self.trace_lock(key.name, key.name_hash, None, token);
+    }
+
+    /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
+    fn release_held(&self, class: &'static str, token: u64) {
         let mut held = self.held.borrow_mut();
-        let position = held.iter().rposition(|h| h.token == token);
-        match position {
-            Some(index) => {
-                held.remove(index);
+        match held.iter().rposition(|h| h.token == token) {
+            Some(index) => remove_held(&mut held, index),
+            None => {
+                drop(held);
+                panic!("{}: release of {class} that this context does not hold", self.name)
             }
-            None => panic!("{}: release of {class} that this context does not hold", self.name),
         }
-        drop(held);
-        self.trace(EventKind::Released { class: class.into(), token });
+    }
+}
+
+/// Low bits of a token that count one context's acquisitions ([`Cx::next_token`]).
+const TOKEN_COUNT_MASK: u64 = (1 << 40) - 1;
+
+/// Removes the held lock at `index`; the locks above it get their chain keys again without it,
+/// as the kernel's `__lock_release()` re-adds the locks held above a released one.
+fn remove_held(held: &mut Vec<HeldLock>, index: usize) {
+    held.remove(index);
+    for at in index..held.len() {
+        let parent = if at == 0 { 0 } else { held[at - 1].chain };
+        held[at].chain = crate::chain_cache::chain_key(parent, held[at].class);
     }
 }
 

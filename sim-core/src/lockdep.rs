@@ -20,7 +20,8 @@
 //!   accesses with no common lock (the lockset detector; see that module).
 //!
 //! Left out: the _READ usage bits and read-recursive rwlock_t semantics, lock subclasses beyond
-//! one level, chain hashing and the 48-bit class-key machinery. The bookkeeping here is instrumentation:
+//! one level and the 48-bit class-key machinery (chains are hashed only for the cache in
+//! [`crate::chain_cache`]). The bookkeeping here is instrumentation:
 //! it uses `std::sync::Mutex`, never the loom or shuttle facade, so it adds no interleavings.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -30,6 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use serde::{Deserialize, Serialize};
+
+use crate::chain_cache::ClassKey;
 
 /// How an acquisition takes its lock, as lockdep distinguishes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -639,6 +642,9 @@ pub(crate) struct HeldLock {
     pub(crate) site: &'static Location<'static>,
     pub(crate) cpu: u32,
     pub(crate) irq: IrqState,
+    /// The chain key of the held stack up to and including this lock
+    /// ([`crate::chain_cache::chain_key`]; 0 while lockdep is off).
+    pub(crate) chain: u64,
 }
 
 /// The interrupt state of a context at an acquisition, as lockdep's `held_lock` and
@@ -1043,16 +1049,24 @@ impl Lockdep {
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
     /// in its class id. `new.irq` is the interrupt state at the acquisition.
-    pub(crate) fn check_acquire(&self, held: &[HeldLock], new: &mut HeldLock, task: &str) {
+    /// `key` is the lock object's memo of its class, when it keeps one.
+    pub(crate) fn check_acquire(
+        &self,
+        held: &[HeldLock],
+        new: &mut HeldLock,
+        key: Option<&ClassKey>,
+        task: &str,
+    ) {
         if !self.enabled {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        if crate::chain_cache::validated(self.id, held, new, irq_tracking) {
+        if crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
             return;
         }
         let made = self.validate(held, new, task, irq_tracking);
-        crate::chain_cache::remember(self.id, held, new, irq_tracking, made.is_empty());
+        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class);
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, made.is_empty());
         self.deliver(made);
     }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
+use crate::chain_cache::ClassKey;
 use crate::cx::{Cx, IrqFlags};
 use crate::lockdep::LockMode;
 use crate::sync;
@@ -31,13 +32,13 @@ fn release_backend<G>(guard: Option<G>) {
 
 /// `spinlock_t`: disables preemption while held, never sleeps.
 pub struct SpinLock<T> {
-    class: &'static str,
+    key: ClassKey,
     inner: sync::Mutex<T>,
 }
 
 impl<T: fmt::Debug> fmt::Debug for SpinLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpinLock").field("class", &self.class).finish_non_exhaustive()
+        f.debug_struct("SpinLock").field("class", &self.key.name).finish_non_exhaustive()
     }
 }
 
@@ -45,7 +46,7 @@ impl<T: fmt::Debug> fmt::Debug for SpinLock<T> {
 pub struct SpinLockGuard<'a, T> {
     guard: Option<sync::MutexGuard<'a, T>>,
     cx: &'a Cx,
-    class: &'static str,
+    key: &'a ClassKey,
     token: u64,
     restore: Restore,
 }
@@ -64,12 +65,12 @@ enum Restore {
 impl<T> SpinLock<T> {
     /// A spinlock of lock class `class` (`DEFINE_SPINLOCK`, `spin_lock_init`).
     pub fn new(class: &'static str, value: T) -> Self {
-        SpinLock { class, inner: sync::Mutex::new(value) }
+        SpinLock { key: ClassKey::new(class), inner: sync::Mutex::new(value) }
     }
 
     /// The lock class name.
     pub fn class(&self) -> &'static str {
-        self.class
+        self.key.name
     }
 
     /// `spin_lock()`.
@@ -96,15 +97,15 @@ impl<T> SpinLock<T> {
     /// `spin_trylock()`.
     #[track_caller]
     pub fn try_lock<'a>(&'a self, cx: &'a Cx) -> Option<SpinLockGuard<'a, T>> {
-        let token = cx.lock_acquire(self.class, LockMode::Spin, true, Location::caller());
+        let token = cx.lock_acquire_key(&self.key, LockMode::Spin, true, Location::caller());
         match self.inner.try_lock() {
             Some(guard) => {
                 cx.preempt_disable();
-                cx.lock_acquired(self.class, LockMode::Spin, true, token);
+                cx.lock_acquired_key(&self.key, LockMode::Spin, true, token);
                 Some(SpinLockGuard {
                     guard: Some(guard),
                     cx,
-                    class: self.class,
+                    key: &self.key,
                     token,
                     restore: Restore::Nothing,
                 })
@@ -123,11 +124,11 @@ impl<T> SpinLock<T> {
         restore: Restore,
         site: &'static Location<'static>,
     ) -> SpinLockGuard<'a, T> {
-        let token = cx.lock_acquire(self.class, mode, false, site);
+        let token = cx.lock_acquire_key(&self.key, mode, false, site);
         cx.preempt_disable();
         let guard = self.inner.lock();
-        cx.lock_acquired(self.class, mode, false, token);
-        SpinLockGuard { guard: Some(guard), cx, class: self.class, token, restore }
+        cx.lock_acquired_key(&self.key, mode, false, token);
+        SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
     }
 
     /// The value, when the lock is no longer shared.
@@ -152,7 +153,7 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
         release_backend(self.guard.take());
-        self.cx.lock_release(self.class, self.token);
+        self.cx.lock_release_key(self.key, self.token);
         self.cx.preempt_enable();
         match self.restore {
             Restore::Nothing => {}
@@ -164,7 +165,7 @@ impl<T> Drop for SpinLockGuard<'_, T> {
 
 impl<T> fmt::Debug for SpinLockGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SpinLockGuard({})", self.class)
+        write!(f, "SpinLockGuard({})", self.key.name)
     }
 }
 
@@ -172,13 +173,13 @@ impl<T> fmt::Debug for SpinLockGuard<'_, T> {
 
 /// `struct mutex`: a sleeping lock.
 pub struct Mutex<T> {
-    class: &'static str,
+    key: ClassKey,
     inner: sync::Mutex<T>,
 }
 
 impl<T> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mutex").field("class", &self.class).finish_non_exhaustive()
+        f.debug_struct("Mutex").field("class", &self.key.name).finish_non_exhaustive()
     }
 }
 
@@ -186,19 +187,19 @@ impl<T> fmt::Debug for Mutex<T> {
 pub struct MutexGuard<'a, T> {
     guard: Option<sync::MutexGuard<'a, T>>,
     cx: &'a Cx,
-    class: &'static str,
+    key: &'a ClassKey,
     token: u64,
 }
 
 impl<T> Mutex<T> {
     /// A mutex of lock class `class` (`DEFINE_MUTEX`, `mutex_init`).
     pub fn new(class: &'static str, value: T) -> Self {
-        Mutex { class, inner: sync::Mutex::new(value) }
+        Mutex { key: ClassKey::new(class), inner: sync::Mutex::new(value) }
     }
 
     /// The lock class name.
     pub fn class(&self) -> &'static str {
-        self.class
+        self.key.name
     }
 
     /// `mutex_lock()`: may sleep.
@@ -206,20 +207,20 @@ impl<T> Mutex<T> {
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> MutexGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("mutex_lock");
-        let token = cx.lock_acquire(self.class, LockMode::Mutex, false, site);
+        let token = cx.lock_acquire_key(&self.key, LockMode::Mutex, false, site);
         let guard = self.inner.lock();
-        cx.lock_acquired(self.class, LockMode::Mutex, false, token);
-        MutexGuard { guard: Some(guard), cx, class: self.class, token }
+        cx.lock_acquired_key(&self.key, LockMode::Mutex, false, token);
+        MutexGuard { guard: Some(guard), cx, key: &self.key, token }
     }
 
     /// `mutex_trylock()`: never sleeps.
     #[track_caller]
     pub fn try_lock<'a>(&'a self, cx: &'a Cx) -> Option<MutexGuard<'a, T>> {
-        let token = cx.lock_acquire(self.class, LockMode::Mutex, true, Location::caller());
+        let token = cx.lock_acquire_key(&self.key, LockMode::Mutex, true, Location::caller());
         match self.inner.try_lock() {
             Some(guard) => {
-                cx.lock_acquired(self.class, LockMode::Mutex, true, token);
-                Some(MutexGuard { guard: Some(guard), cx, class: self.class, token })
+                cx.lock_acquired_key(&self.key, LockMode::Mutex, true, token);
+                Some(MutexGuard { guard: Some(guard), cx, key: &self.key, token })
             }
             None => {
                 cx.lock_acquire_failed(token);
@@ -250,13 +251,13 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         release_backend(self.guard.take());
-        self.cx.lock_release(self.class, self.token);
+        self.cx.lock_release_key(self.key, self.token);
     }
 }
 
 impl<T> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MutexGuard({})", self.class)
+        write!(f, "MutexGuard({})", self.key.name)
     }
 }
 
@@ -281,7 +282,7 @@ struct RwSemState {
 /// and shuttle's reader tracking does not; it adds no interleavings of its own, and it keeps this
 /// safe Rust.
 pub struct RwSem<T> {
-    class: &'static str,
+    key: ClassKey,
     state: sync::Mutex<RwSemState>,
     changed: sync::Condvar,
     data: std::sync::RwLock<T>,
@@ -289,7 +290,7 @@ pub struct RwSem<T> {
 
 impl<T> fmt::Debug for RwSem<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwSem").field("class", &self.class).finish_non_exhaustive()
+        f.debug_struct("RwSem").field("class", &self.key.name).finish_non_exhaustive()
     }
 }
 
@@ -313,7 +314,7 @@ impl<T> RwSem<T> {
     /// A semaphore of lock class `class` (`DECLARE_RWSEM`, `init_rwsem`).
     pub fn new(class: &'static str, value: T) -> Self {
         RwSem {
-            class,
+            key: ClassKey::new(class),
             state: sync::Mutex::new(RwSemState::default()),
             changed: sync::Condvar::new(),
             data: std::sync::RwLock::new(value),
@@ -322,7 +323,7 @@ impl<T> RwSem<T> {
 
     /// The lock class name.
     pub fn class(&self) -> &'static str {
-        self.class
+        self.key.name
     }
 
     /// `down_read()`: waits while a writer holds the semaphore or is queued for it.
@@ -330,7 +331,7 @@ impl<T> RwSem<T> {
     pub fn down_read<'a>(&'a self, cx: &'a Cx) -> RwSemReadGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_read");
-        let token = cx.lock_acquire(self.class, LockMode::Read, false, site);
+        let token = cx.lock_acquire_key(&self.key, LockMode::Read, false, site);
         let mut state = self.state.lock();
         while state.writer || state.writers_waiting > 0 {
             state = self.changed.wait(state);
@@ -338,14 +339,14 @@ impl<T> RwSem<T> {
         state.readers += 1;
         drop(state);
         let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired(self.class, LockMode::Read, false, token);
+        cx.lock_acquired_key(&self.key, LockMode::Read, false, token);
         RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
     }
 
     /// `down_read_trylock()`.
     #[track_caller]
     pub fn down_read_trylock<'a>(&'a self, cx: &'a Cx) -> Option<RwSemReadGuard<'a, T>> {
-        let token = cx.lock_acquire(self.class, LockMode::Read, true, Location::caller());
+        let token = cx.lock_acquire_key(&self.key, LockMode::Read, true, Location::caller());
         let mut state = self.state.lock();
         if state.writer || state.writers_waiting > 0 {
             drop(state);
@@ -355,7 +356,7 @@ impl<T> RwSem<T> {
         state.readers += 1;
         drop(state);
         let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired(self.class, LockMode::Read, true, token);
+        cx.lock_acquired_key(&self.key, LockMode::Read, true, token);
         Some(RwSemReadGuard { guard: Some(guard), sem: self, cx, token })
     }
 
@@ -364,7 +365,7 @@ impl<T> RwSem<T> {
     pub fn down_write<'a>(&'a self, cx: &'a Cx) -> RwSemWriteGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_write");
-        let token = cx.lock_acquire(self.class, LockMode::Write, false, site);
+        let token = cx.lock_acquire_key(&self.key, LockMode::Write, false, site);
         let mut state = self.state.lock();
         state.writers_waiting += 1;
         while state.writer || state.readers > 0 {
@@ -374,14 +375,14 @@ impl<T> RwSem<T> {
         state.writer = true;
         drop(state);
         let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired(self.class, LockMode::Write, false, token);
+        cx.lock_acquired_key(&self.key, LockMode::Write, false, token);
         RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
     }
 
     /// `down_write_trylock()`.
     #[track_caller]
     pub fn down_write_trylock<'a>(&'a self, cx: &'a Cx) -> Option<RwSemWriteGuard<'a, T>> {
-        let token = cx.lock_acquire(self.class, LockMode::Write, true, Location::caller());
+        let token = cx.lock_acquire_key(&self.key, LockMode::Write, true, Location::caller());
         let mut state = self.state.lock();
         if state.writer || state.readers > 0 {
             drop(state);
@@ -391,7 +392,7 @@ impl<T> RwSem<T> {
         state.writer = true;
         drop(state);
         let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired(self.class, LockMode::Write, true, token);
+        cx.lock_acquired_key(&self.key, LockMode::Write, true, token);
         Some(RwSemWriteGuard { guard: Some(guard), sem: self, cx, token })
     }
 
@@ -412,7 +413,7 @@ impl<T> Drop for RwSemReadGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
         if std::thread::panicking() {
-            self.cx.lock_release(self.sem.class, self.token);
+            self.cx.lock_release_key(&self.sem.key, self.token);
             return;
         }
         let mut state = self.sem.state.lock();
@@ -422,7 +423,7 @@ impl<T> Drop for RwSemReadGuard<'_, T> {
         if wake {
             self.sem.changed.notify_all();
         }
-        self.cx.lock_release(self.sem.class, self.token);
+        self.cx.lock_release_key(&self.sem.key, self.token);
     }
 }
 
@@ -443,24 +444,24 @@ impl<T> Drop for RwSemWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
         if std::thread::panicking() {
-            self.cx.lock_release(self.sem.class, self.token);
+            self.cx.lock_release_key(&self.sem.key, self.token);
             return;
         }
         self.sem.state.lock().writer = false;
         self.sem.changed.notify_all();
-        self.cx.lock_release(self.sem.class, self.token);
+        self.cx.lock_release_key(&self.sem.key, self.token);
     }
 }
 
 impl<T> fmt::Debug for RwSemReadGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RwSemReadGuard({})", self.sem.class)
+        write!(f, "RwSemReadGuard({})", self.sem.key.name)
     }
 }
 
 impl<T> fmt::Debug for RwSemWriteGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RwSemWriteGuard({})", self.sem.class)
+        write!(f, "RwSemWriteGuard({})", self.sem.key.name)
     }
 }
 

@@ -93,7 +93,8 @@ pub(crate) struct World {
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
-    next_token: AtomicU64,
+    /// The next context's serial number ([`Sim::next_cx_serial`]).
+    next_cx: AtomicU64,
     /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
     /// makes no loom or shuttle object for it.
     pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
@@ -141,7 +142,7 @@ impl Sim {
                 reclaim: Default::default(),
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
-                next_token: AtomicU64::new(1),
+                next_cx: AtomicU64::new(0),
                 rcu: std::sync::OnceLock::new(),
                 config,
             }),
@@ -195,9 +196,9 @@ impl Sim {
         Cx::new(self.clone(), 0, name, cpu, true)
     }
 
-    /// A lock-acquisition token unique in this world, pairing an acquisition with its release.
-    pub(crate) fn next_token(&self) -> u64 {
-        self.world.next_token.fetch_add(1, Ordering::Relaxed)
+    /// The next context's serial number in this world (the high bits of its lock tokens).
+    pub(crate) fn next_cx_serial(&self) -> u64 {
+        self.world.next_cx.fetch_add(1, Ordering::Relaxed)
     }
 
     /// An execution context for a task id the model chose (a pid, say).

@@ -92,6 +92,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// A lock event for [`Trace::record_lock`]: the class, its [`name_hash`], the acquisition token
+/// and, for an acquisition, its mode and trylock flag (None: a release).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LockRecord {
+    pub(crate) class: &'static str,
+    pub(crate) class_hash: u64,
+    pub(crate) token: u64,
+    pub(crate) acquired: Option<(LockMode, bool)>,
+}
+
 /// How much of the trace is kept in memory. The hash always covers every event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceMode {
@@ -115,9 +125,13 @@ struct TraceInner {
 /// what a `std` mutex costs, and every lock round trip of a model records two events. Kept events
 /// and task names stay under a `std` mutex, taken inside the spin lock only when events are kept,
 /// so they stay in sequence order. Neither is a loom or shuttle object: the trace adds no
-/// interleavings, and those checkers never switch threads inside [`Trace::record`].
+/// interleavings, and those checkers never switch threads inside [`Trace::record`]. A trace
+/// confined to one thread (the op-level simulation's) skips the spin lock.
 pub struct Trace {
     mode: TraceMode,
+    /// The thread the trace is confined to ([`Trace::confine_to_this_thread`]), 0 when any
+    /// thread may record.
+    owner: AtomicU64,
     busy: AtomicBool,
     seq: AtomicU64,
     hash: AtomicU64,
@@ -154,6 +168,20 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// This thread's key for [`Trace::owner`]: unique in the process, never 0.
+fn thread_key() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static KEY: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    KEY.with(|key| {
+        if key.get() == 0 {
+            key.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        key.get()
+    })
+}
+
 /// The hash's starting value.
 const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -164,6 +192,25 @@ struct TraceHasher(u64);
 impl TraceHasher {
     fn word(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    /// Every event's position: its sequence number, clock, CPU and task, in two words of the
+    /// hash's serial chain (the multiply that spreads the sequence number is off that chain).
+    fn header(&mut self, seq: u64, time_ns: u64, cpu: u32, task: TaskId) {
+        self.word(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns);
+        self.word(u64::from(cpu) << 32 | u64::from(task));
+    }
+
+    /// The words of an acquisition (`acquired` has its mode and trylock flag) or a release: the
+    /// class enters as its [`name_hash`], so a lock that keeps its name's hash never rehashes the
+    /// text ([`Trace::record_lock`]).
+    fn lock_event(&mut self, acquired: Option<(LockMode, bool)>, class_hash: u64, token: u64) {
+        let tag = match acquired {
+            Some((mode, trylock)) => 1 | (mode as u64) << 8 | u64::from(trylock) << 16,
+            None => 2,
+        };
+        self.word(tag ^ class_hash.rotate_left(24));
+        self.word(token);
     }
 
     fn text(&mut self, text: &str) {
@@ -179,25 +226,25 @@ impl TraceHasher {
     }
 }
 
+/// The hash of a name (a lock class) as lock events fold it in: computed once per lock object
+/// ([`crate::chain_cache::ClassKey`]) instead of once per event.
+pub(crate) fn name_hash(text: &str) -> u64 {
+    let mut hasher = TraceHasher(HASH_SEED);
+    hasher.text(text);
+    hasher.0
+}
+
 /// Folds one event into the trace hash. One flat match arm per event kind, each with its own tag
 /// word, so it grows past 70 lines with the kinds; splitting it would only scatter the tags, which
 /// must stay distinct and are easiest to check side by side.
 fn hash_event(hash: &mut u64, event: &Event) {
     let mut hasher = TraceHasher(*hash);
-    hasher.word(event.seq);
-    hasher.word(event.time_ns);
-    hasher.word(u64::from(event.cpu) << 32 | u64::from(event.task));
+    hasher.header(event.seq, event.time_ns, event.cpu, event.task);
     match &event.kind {
         EventKind::Acquired { class, mode, trylock, token } => {
-            hasher.word(1 | (*mode as u64) << 8 | u64::from(*trylock) << 16);
-            hasher.text(class);
-            hasher.word(*token);
+            hasher.lock_event(Some((*mode, *trylock)), name_hash(class), *token);
         }
-        EventKind::Released { class, token } => {
-            hasher.word(2);
-            hasher.text(class);
-            hasher.word(*token);
-        }
+        EventKind::Released { class, token } => hasher.lock_event(None, name_hash(class), *token),
         EventKind::OpBegin { name, detail } => {
             hasher.word(3);
             hasher.text(name);
@@ -259,6 +306,7 @@ impl Trace {
     pub fn new(mode: TraceMode) -> Trace {
         Trace {
             mode,
+            owner: AtomicU64::new(0),
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             hash: AtomicU64::new(HASH_SEED),
@@ -270,15 +318,66 @@ impl Trace {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Confines recording to the calling thread, for a world only one thread drives (the
+    /// op-level simulation): recording then skips the one-word spin lock, which is half the
+    /// atomic operations of a lock round trip. Recording from any other thread afterwards panics
+    /// (a ksim bug: the hash would no longer be one thread's order of events).
+    pub fn confine_to_this_thread(&self) {
+        self.owner.store(thread_key(), Ordering::Relaxed);
+    }
+
+    /// Serializes a recording: the spin lock, or nothing when the trace is confined to this
+    /// thread (then no other thread records, so nothing can interleave).
+    fn enter(&self) -> Option<Busy<'_>> {
+        match self.owner.load(Ordering::Relaxed) {
+            0 => Some(Busy::take(&self.busy)),
+            owner => {
+                assert_eq!(owner, thread_key(), "a trace confined to one thread was recorded from another");
+                None
+            }
+        }
+    }
+
     /// Records an event at the next sequence number.
     pub fn record(&self, time_ns: u64, cpu: u32, task: TaskId, kind: EventKind) {
-        let _busy = Busy::take(&self.busy);
+        let _busy = self.enter();
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
         let event = Event { seq, time_ns, cpu, task, kind };
         let mut hash = self.hash.load(Ordering::Relaxed);
         hash_event(&mut hash, &event);
         self.hash.store(hash, Ordering::Relaxed);
+        self.keep(event);
+    }
+
+    /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
+    /// [`Trace::record`] would an [`EventKind::Acquired`] or [`EventKind::Released`], with the
+    /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
+    /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
+    /// are kept.
+    #[inline]
+    pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
+        let (time_ns, cpu, task) = at;
+        let _busy = self.enter();
+        let seq = self.seq.load(Ordering::Relaxed) + 1;
+        self.seq.store(seq, Ordering::Relaxed);
+        let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
+        hasher.header(seq, time_ns, cpu, task);
+        hasher.lock_event(lock.acquired, lock.class_hash, lock.token);
+        self.hash.store(hasher.0, Ordering::Relaxed);
+        if self.mode != TraceMode::HashOnly {
+            let class = Cow::Borrowed(lock.class);
+            let kind = match lock.acquired {
+                Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
+                None => EventKind::Released { class, token: lock.token },
+            };
+            self.keep(Event { seq, time_ns, cpu, task, kind });
+        }
+    }
+
+    /// Keeps `event` as the mode says (the caller holds [`Trace::busy`], so kept events stay in
+    /// sequence order).
+    fn keep(&self, event: Event) {
         match self.mode {
             TraceMode::HashOnly => {}
             TraceMode::Tail(keep) => {
