@@ -46,8 +46,9 @@ use crate::mbcache2::xattr::XattrBlocks;
 /// Xattr blocks per filesystem in a threaded case: few, so freed block numbers come back soon.
 const THREADED_BLOCKS: u16 = 8;
 
-/// Content hashes the threads choose from when an operation carries none (the default `keys`).
-const THREADED_KEYS: u8 = 4;
+/// Content hashes the threads' calls use: two, so a find often meets a block another thread
+/// made or is releasing.
+const THREADED_KEYS: u8 = 2;
 
 /// One filesystem: its cache while mounted (changed only in the set-up prefix), its blocks.
 #[derive(Debug)]
@@ -211,8 +212,8 @@ impl ThreadedSubject for Mbcache2Subject {
     fn on_thread(op: Op, thread: usize) -> Op {
         let task = thread as u8;
         match op {
-            Op::XattrNew { fs, key, .. } => Op::XattrNew { task, fs, key },
-            Op::XattrFind { fs, key, .. } => Op::XattrFind { task, fs, key },
+            Op::XattrNew { fs, key, .. } => Op::XattrNew { task, fs, key: key % THREADED_KEYS },
+            Op::XattrFind { fs, key, .. } => Op::XattrFind { task, fs, key: key % THREADED_KEYS },
             Op::XattrFindNext { index, .. } | Op::XattrReuse { index, .. } => {
                 Op::XattrFind { task, fs: 0, key: index % THREADED_KEYS }
             }
