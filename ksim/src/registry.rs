@@ -147,7 +147,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         // ---- the kernel models: one line per subsystem crate ----------------------------------
         threaded_entry::<taskstats_sim::TaskstatsSubject>(),
         threaded_entry::<mbcache_sim::MbcacheSubject>(),
-        entry::<mbcache_sim::Mbcache2Subject>(),
+        threaded_entry::<mbcache_sim::Mbcache2Subject>(),
         threaded_entry::<balloon_sim::BalloonSubject>(),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         threaded_entry::<demo_sim::DemoSubject>(),

@@ -167,6 +167,48 @@ impl XattrBlocks {
         Reuse::Reused(reference)
     }
 
+    /// `ext4_xattr_block_set()`'s sharing path as one call, as a system call runs it: find a
+    /// reusable block with content `key` (`ext4_xattr_block_cache_find`) and reuse it; a reuse
+    /// undone looks in the cache again (`goto inserted`). Before the reusable flag (4.6 to 4.9),
+    /// the find itself read each candidate's header and passed over a block at the maximum
+    /// (ksim reads it under the buffer lock). The block shared and its new `h_refcount`, or None
+    /// when the cache has no block to share.
+    pub(crate) fn share(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, key: u32) -> Option<(u64, u32)> {
+        let mut found = mb.mb_cache_entry_find_first(cx, cache, key);
+        while let Some(ce) = found {
+            let block = mb.entry(cx, ce)?.e_value;
+            if !mb.fixes.on(REUSABLE_FLAG)
+                && self.buffers[block as usize].lock(cx).h_refcount >= self.refcount_max
+            {
+                found = mb.mb_cache_entry_find_next(cx, cache, ce);
+                continue;
+            }
+            match self.reuse(cx, mb, cache, ce) {
+                Reuse::Reused(count) => return Some((block, count)),
+                Reuse::Undone => found = mb.mb_cache_entry_find_first(cx, cache, key),
+            }
+        }
+        None
+    }
+
+    /// `ext4_xattr_release_block()` to the end, sleeping in `mb_cache_entry_wait_unused()` and
+    /// starting again as often as the kernel does; None when `block` is not allocated.
+    pub(crate) fn release_waiting(
+        &self,
+        cx: &Cx,
+        mb: &MbcacheModule,
+        cache: &MbCache,
+        block: u64,
+    ) -> Option<Release> {
+        loop {
+            match self.release_block(cx, mb, cache, block) {
+                Release::Wait(oe) => self.release_after_wait(cx, mb, cache, oe),
+                Release::Dropped(0) => return None,
+                done => return Some(done),
+            }
+        }
+    }
+
     /// `ext4_journal_get_write_access()` on the block: the journal cancels the block's revoke.
     /// On a freed block that is the corruption 65f8b80053a1 names, reported here.
     fn journal_get_write_access(&self, cx: &Cx, block: usize) {

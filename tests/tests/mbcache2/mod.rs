@@ -8,4 +8,6 @@ mod property;
 #[cfg(shuttle)]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
+mod threaded;
+#[cfg(not(any(loom, shuttle)))]
 mod zoo;

@@ -3,15 +3,23 @@
 
 use sim_core::check::{Catalog, ScenarioInfo, ZooEntry};
 use sim_core::fixes::{FixTable, FixTableOf};
-use sim_core::{Sim, ViolationKind};
+use sim_core::trace::TraceMode;
+use sim_core::{Sim, SimConfig, ViolationKind};
 
-use super::{Mbcache2Config, Mbcache2Subject};
+use super::{scenario, Mbcache2Config, Mbcache2Subject};
 use crate::mbcache2::fixes::{
     Fixes, Mbcache2Fixes, ATOMIC_ENTRY_FLAGS, CANCEL_SHRINK_WORK, DELETE_OR_GET, LIMIT_CACHE_SIZE,
     PRESET_7_1, REFERENCED_TO_TAIL,
 };
 use crate::mbcache2::mbcache::CHAIN_WALK_FINDING;
 use crate::mbcache2::xattr::REUSE_OF_FREED_BLOCK;
+
+/// The teaching scenarios' names (`ksim trace mbcache2:NAME`).
+pub(crate) const SCENARIO_REUSE_VS_RELEASE: &str = "reuse-vs-release";
+/// See [`SCENARIO_REUSE_VS_RELEASE`].
+pub(crate) const SCENARIO_RELEASE_WAITS: &str = "release-waits-for-reuser";
+/// See [`SCENARIO_REUSE_VS_RELEASE`].
+pub(crate) const SCENARIO_SHRINK_WORK_VS_DESTROY: &str = "shrink-work-vs-destroy";
 
 /// The zoo row names, for tests.
 pub const ZOO_CHAIN_WALK: &str = "CVE-2015-8952 unbounded hash chain walks";
@@ -87,10 +95,36 @@ impl Catalog for Mbcache2Subject {
     }
 
     fn scenarios() -> Vec<ScenarioInfo> {
-        Vec::new()
+        vec![
+            ScenarioInfo {
+                name: SCENARIO_REUSE_VS_RELEASE,
+                description: "before 6.0: setxattr(A) finds B's xattr block in the mbcache; unlink(B) \
+                              deletes the entry and frees the block; A takes journal write access to the \
+                              freed block",
+            },
+            ScenarioInfo {
+                name: SCENARIO_RELEASE_WAITS,
+                description: "from 6.0: unlink(B)'s mb_cache_entry_delete_or_get() sees A's reference, \
+                              sleeps until A's reuse puts the entry, then drops a second reference instead",
+            },
+            ScenarioInfo {
+                name: SCENARIO_SHRINK_WORK_VS_DESTROY,
+                description: "before 7.1: 33 inserts queue the shrink work; umount's mb_cache_destroy() \
+                              frees the cache with the work queued; the kworker shrinks freed memory",
+            },
+        ]
     }
 
-    fn run_scenario(_name: &str) -> Option<Sim> {
-        None
+    fn run_scenario(name: &str) -> Option<Sim> {
+        let sim = Sim::new(
+            SimConfig::new(1).cpus(2).lockdep(sim_core::lockdep::ReportMode::Collect).trace(TraceMode::Full),
+        );
+        match name {
+            SCENARIO_REUSE_VS_RELEASE => scenario::scenario_reuse_vs_release(&sim),
+            SCENARIO_RELEASE_WAITS => scenario::scenario_release_waits_for_reuser(&sim),
+            SCENARIO_SHRINK_WORK_VS_DESTROY => scenario::scenario_shrink_work_vs_destroy(&sim),
+            _ => return None,
+        }
+        Some(sim)
     }
 }

@@ -11,6 +11,9 @@
 mod catalog;
 pub(crate) mod op;
 mod reference;
+mod scenario;
+#[cfg(all(feature = "threaded", not(loom)))]
+mod threaded;
 mod world;
 
 use proptest::strategy::BoxedStrategy;
@@ -58,6 +61,13 @@ pub struct Mbcache2Config {
     pub refcount_max: u32,
     /// Entries one task holds at most.
     pub held_max: u8,
+    /// Each operation is a whole system call, as threaded campaigns run them: no task holds an
+    /// entry between operations; `XattrFind` finds and reuses a block in one call (ext4's
+    /// `ext4_xattr_block_set()` sharing path), answering `Outcome::Shared`; `XattrRelease` names
+    /// one of the references the task's calls made (its inodes' blocks) and sleeps until the release is done; `Get` puts what it got;
+    /// `XattrFindNext`, `XattrReuse` and `Put` have nothing to act on.
+    #[serde(default)]
+    pub whole_calls: bool,
 }
 
 impl Mbcache2Config {
@@ -73,6 +83,7 @@ impl Mbcache2Config {
             blocks: BLOCKS_COUNT,
             refcount_max: REFCOUNT_MAX.max(2),
             held_max: HELD_MAX,
+            whole_calls: false,
         }
     }
 
@@ -118,6 +129,54 @@ pub struct Mbcache2Subject {
     held: Vec<Vec<Held>>,
     parked: Vec<Option<Parked>>,
     observer: Cx,
+    /// `Mbcache2Config::whole_calls`.
+    whole_calls: bool,
+    /// Whole calls: per task, the (filesystem, block) references its inodes own.
+    owned: Vec<Vec<(usize, u64)>>,
+}
+
+/// The `index`-th of `owned`, modulo how many; None when empty.
+pub(crate) fn pick(owned: &[(usize, u64)], index: u8) -> Option<usize> {
+    (!owned.is_empty()).then(|| usize::from(index) % owned.len())
+}
+
+/// `XattrFind` as one call: the block shared, or ENOENT.
+pub(crate) fn share_outcome(
+    cx: &Cx,
+    mb: &MbcacheModule,
+    cache: &MbCache,
+    blocks: &XattrBlocks,
+    key: u8,
+) -> Outcome {
+    match blocks.share(cx, mb, cache, u32::from(key)) {
+        Some((block, count)) => Outcome::Shared { block, count },
+        None => Outcome::Failed(Errno::ENOENT),
+    }
+}
+
+/// `XattrRelease` of a reference the task owns, as one call: Done when it dropped it.
+pub(crate) fn release_outcome(
+    cx: &Cx,
+    mb: &MbcacheModule,
+    cache: &MbCache,
+    blocks: &XattrBlocks,
+    block: u64,
+) -> Outcome {
+    match blocks.release_waiting(cx, mb, cache, block) {
+        Some(_) => Outcome::Done,
+        None => Outcome::Nothing,
+    }
+}
+
+/// `Get` as one call: `mb_cache_entry_get()` then `mb_cache_entry_put()`.
+pub(crate) fn get_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, key: u32, block: u64) -> Outcome {
+    match mb.mb_cache_entry_get(cx, cache, key, block) {
+        Some(entry) => {
+            mb.mb_cache_entry_put(cx, cache, entry);
+            Outcome::Block(block)
+        }
+        None => Outcome::Failed(Errno::ENOENT),
+    }
 }
 
 impl Mbcache2Subject {
@@ -297,7 +356,55 @@ impl Mbcache2Subject {
         }
     }
 
+    /// The operations a whole call runs differently (`Mbcache2Config::whole_calls`); None for
+    /// the others. A task owns a reference to each block it made or shared (its inode's), and a
+    /// release drops one of its own.
+    fn dispatch_whole(&mut self, op: &Op) -> Option<Outcome> {
+        let (task, fs) = match *op {
+            Op::XattrNew { task, fs, .. } | Op::XattrFind { task, fs, .. } | Op::Get { task, fs, .. } => {
+                (self.task(task), self.fs(fs))
+            }
+            Op::XattrRelease { task, block, .. } => {
+                let task = self.task(task);
+                let Some(at) = pick(&self.owned[task], block) else { return Some(Outcome::Nothing) };
+                (task, self.owned[task][at].0)
+            }
+            Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => {
+                return Some(Outcome::Nothing)
+            }
+            _ => return None,
+        };
+        let Some((_, cache)) = self.cache(fs) else { return Some(Outcome::Failed(Errno::ENODEV)) };
+        let (cx, blocks) = (&self.tasks[task], &self.filesystems[fs].blocks);
+        let outcome = match *op {
+            Op::XattrNew { key, .. } => self.xattr_new(task, fs, key),
+            Op::XattrFind { key, .. } => share_outcome(cx, &self.mb, &cache, blocks, key),
+            Op::XattrRelease { block, .. } => {
+                let at = pick(&self.owned[task], block)?;
+                let (_, block) = self.owned[task].remove(at);
+                release_outcome(cx, &self.mb, &cache, blocks, block)
+            }
+            Op::Get { block, .. } => {
+                let Some(block) = self.allocated_block(fs, block) else { return Some(Outcome::Nothing) };
+                let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
+                get_outcome(cx, &self.mb, &cache, key, block)
+            }
+            _ => return None,
+        };
+        if let Outcome::Block(block) | Outcome::Shared { block, .. } = outcome {
+            if matches!(op, Op::XattrNew { .. } | Op::XattrFind { .. }) {
+                self.owned[task].push((fs, block));
+            }
+        }
+        Some(outcome)
+    }
+
     fn dispatch(&mut self, op: &Op) -> Outcome {
+        if self.whole_calls {
+            if let Some(outcome) = self.dispatch_whole(op) {
+                return outcome;
+            }
+        }
         match *op {
             Op::Mount { fs } => self.mount(self.fs(fs)),
             Op::Umount { fs } => self.umount(self.fs(fs)),
@@ -367,6 +474,8 @@ impl Subject for Mbcache2Subject {
             held: vec![Vec::new(); usize::from(tasks_count)],
             parked: vec![None; usize::from(tasks_count)],
             observer: sim.observer_cx("mbcache2-check", 0),
+            whole_calls: config.whole_calls,
+            owned: vec![Vec::new(); usize::from(tasks_count)],
             tasks,
         };
         for fs in 0..subject.filesystems.len() {
@@ -445,48 +554,61 @@ impl Subject for Mbcache2Subject {
 }
 
 impl Mbcache2Subject {
-    /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU
-    /// exactly when it is hashed; its references are the hash's, the LRU's and its holders';
-    /// a hashed entry's block is allocated, with the entry's key as its hash.
+    /// One cache's invariants, with the entries the tasks hold or wait on as their users.
     fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
-        if snapshot.count != snapshot.lru.len() as u64 {
+        let blocks = self.filesystems[fs].blocks.state(&self.observer);
+        check_cache(fs, snapshot, &blocks, |handle| {
+            self.held.iter().flatten().filter(|held| held.entry == handle).count()
+                + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count()
+        })
+    }
+}
+
+/// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU exactly
+/// when it is hashed; its references are the hash's, the LRU's and its `holders`'; a hashed
+/// entry's block is allocated (`blocks`: each block's allocated, h_refcount, h_hash), with the
+/// entry's key as its hash.
+pub(crate) fn check_cache(
+    fs: usize,
+    snapshot: &super::mbcache::CacheSnapshot,
+    blocks: &[(bool, u32, u32)],
+    holders: impl Fn(EntryHandle) -> usize,
+) -> Result<(), Violation> {
+    if snapshot.count != snapshot.lru.len() as u64 {
+        return Err(Violation::new(
+            ViolationKind::invariant("mbcache2-count-matches-lru"),
+            format!(
+                "fs {fs}: c_entry_count {} but {} entries on the LRU",
+                snapshot.count,
+                snapshot.lru.len()
+            ),
+        ));
+    }
+    for &(handle, hashed, listed, refcnt) in &snapshot.entries {
+        let holders = holders(handle);
+        let expected = u32::from(hashed) + u32::from(listed) + holders as u32;
+        if hashed != listed || refcnt != expected {
             return Err(Violation::new(
-                ViolationKind::invariant("mbcache2-count-matches-lru"),
+                ViolationKind::invariant("mbcache2-references-match-users"),
                 format!(
-                    "fs {fs}: c_entry_count {} but {} entries on the LRU",
-                    snapshot.count,
-                    snapshot.lru.len()
+                    "fs {fs}: entry {handle:?} hashed {hashed}, listed {listed}, {holders} users, e_refcnt {refcnt}"
                 ),
             ));
         }
-        let blocks = self.filesystems[fs].blocks.state(&self.observer);
-        for &(handle, hashed, listed, refcnt) in &snapshot.entries {
-            let holders = self.held.iter().flatten().filter(|held| held.entry == handle).count()
-                + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count();
-            let expected = u32::from(hashed) + u32::from(listed) + holders as u32;
-            if hashed != listed || refcnt != expected {
-                return Err(Violation::new(
-                    ViolationKind::invariant("mbcache2-references-match-users"),
-                    format!(
-                        "fs {fs}: entry {handle:?} hashed {hashed}, listed {listed}, {holders} users, e_refcnt {refcnt}"
-                    ),
-                ));
-            }
-        }
-        for node in snapshot.chains.iter().flatten() {
-            let (allocated, _, hash) = blocks.get(node.value as usize).copied().unwrap_or_default();
-            if !allocated || hash != node.key {
-                return Err(Violation::new(
-                    ViolationKind::invariant("mbcache2-hashed-block-allocated"),
-                    format!(
-                        "fs {fs}: the cache maps key {} to block {}, which is not that block",
-                        node.key, node.value
-                    ),
-                ));
-            }
-        }
-        Ok(())
     }
+    for node in snapshot.chains.iter().flatten() {
+        let (allocated, _, hash) = blocks.get(node.value as usize).copied().unwrap_or_default();
+        if !allocated || hash != node.key {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-hashed-block-allocated"),
+                format!(
+                    "fs {fs}: the cache maps key {} to block {}, which is not that block",
+                    node.key, node.value
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -120,6 +120,14 @@ pub enum Outcome {
     Reused(u32),
     /// A reuse undone (entry unhashed or not reusable, or block full).
     Undone,
+    /// A whole sharing call (`Mbcache2Config::whole_calls`): the block shared and its
+    /// `h_refcount` now.
+    Shared {
+        /// The block.
+        block: u64,
+        /// Its `h_refcount` after the reuse.
+        count: u32,
+    },
     /// Entries a shrink (or the shrink work) freed.
     Freed(u64),
     /// The task is waiting in `mb_cache_entry_wait_unused()` and did nothing.

@@ -29,7 +29,7 @@ struct Entry {
 }
 
 /// One cache: its entries, chains and LRU.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Cache {
     /// Which mount this cache belongs to (a remount is a new cache).
     generation: u64,
@@ -40,7 +40,7 @@ struct Cache {
 }
 
 /// One filesystem.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Fs {
     cache: Option<Cache>,
     /// Each block's (allocated, h_refcount, h_hash).
@@ -48,7 +48,7 @@ struct Fs {
 }
 
 /// The reference state.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mbcache2Model {
     fss: Vec<Fs>,
     bucket_bits: u32,
@@ -62,6 +62,10 @@ pub struct Mbcache2Model {
     parked: Vec<Option<(usize, u64, u64)>>,
     /// Queued shrink work: (fs, cache generation).
     work: Vec<(usize, u64)>,
+    /// `Mbcache2Config::whole_calls`.
+    whole_calls: bool,
+    /// Whole calls: per task, the (filesystem, block) references its inodes own.
+    owned: Vec<Vec<(usize, u64)>>,
 }
 
 impl Cache {
@@ -213,12 +217,16 @@ impl Mbcache2Model {
     }
 
     fn xattr_new(&mut self, fs: usize, key: u32) -> Outcome {
+        let lowest = self.fss[fs].blocks.iter().position(|b| !b.0);
+        self.xattr_new_at(fs, key, lowest)
+    }
+
+    /// A new block `block` (None: every block is allocated) with content `key`, inserted.
+    fn xattr_new_at(&mut self, fs: usize, key: u32, block: Option<usize>) -> Outcome {
         if self.fss[fs].cache.is_none() {
             return Outcome::Failed(Errno::ENODEV);
         }
-        let Some(block) = self.fss[fs].blocks.iter().position(|b| !b.0) else {
-            return Outcome::Failed(Errno::ENOSPC);
-        };
+        let Some(block) = block else { return Outcome::Failed(Errno::ENOSPC) };
         self.fss[fs].blocks[block] = (true, 1, key);
         let reusable = self.refcount_max > 1;
         let _ = self.create(fs, key, block as u64, reusable);
@@ -343,9 +351,113 @@ impl Mbcache2Model {
         Outcome::Done
     }
 
+    /// `XattrFind` as one call (`whole_calls`): ext4 shares any reusable block with the content,
+    /// and which one (the kernel's chain order, which overlapping inserts reorder) is no part of
+    /// the contract, so the reference accepts the block the call names if it was shareable, and
+    /// ENOENT only when none was.
+    fn share(&mut self, fs: usize, key: u32, actual: &Outcome) -> Result<(), String> {
+        let max = self.refcount_max;
+        let Fs { cache, blocks } = &mut self.fss[fs];
+        let Some(cache) = cache.as_mut() else {
+            return match actual {
+                Outcome::Failed(Errno::ENODEV) => Ok(()),
+                _ => Err("expected Failed(ENODEV): the filesystem is not mounted".to_string()),
+            };
+        };
+        let shareable: Vec<u64> = (cache.entries.values())
+            .filter(|e| e.key == key && e.hashed && e.reusable && blocks[e.value as usize].0)
+            .filter(|e| blocks[e.value as usize].1 < max)
+            .map(|e| e.value)
+            .collect();
+        match *actual {
+            Outcome::Failed(Errno::ENOENT) if shareable.is_empty() => Ok(()),
+            Outcome::Shared { block, count } if shareable.contains(&block) => {
+                let bits = self.bucket_bits;
+                let counted = &mut blocks[block as usize].1;
+                *counted += 1;
+                if *counted != count {
+                    return Err(format!("block {block} shared with h_refcount {count}, expected {counted}"));
+                }
+                let id = cache.find_in_chain(key, block, bits).expect("shareable entries are hashed");
+                let entry = cache.entries.get_mut(&id).expect("hashed");
+                entry.referenced = true;
+                entry.reusable = count < max;
+                Ok(())
+            }
+            _ => Err(format!("expected a share of one of blocks {shareable:?} (none: Failed(ENOENT))")),
+        }
+    }
+
+    /// `XattrNew` as one call (`whole_calls`): the allocator hands out a free block, and which
+    /// one is no part of the contract (ext4 frees a released block after dropping the buffer lock,
+    /// so an overlapping allocation may see it still in use after the cache entry is gone), so
+    /// the reference accepts any block free here, and ENOSPC only when none is.
+    fn new_block(&mut self, task: usize, fs: usize, key: u32, actual: &Outcome) -> Result<(), String> {
+        let blocks = &self.fss[fs].blocks;
+        let chosen = match *actual {
+            Outcome::Block(block) if blocks.get(block as usize).is_some_and(|b| !b.0) => Some(block as usize),
+            _ => None,
+        };
+        let lowest = blocks.iter().position(|b| !b.0);
+        let expect = self.xattr_new_at(fs, key, chosen.or(lowest));
+        if expect != *actual {
+            return Err(format!("expected {expect:?} (or any other free block)"));
+        }
+        if let Outcome::Block(block) = expect {
+            self.owned[task].push((fs, block));
+        }
+        Ok(())
+    }
+
+    /// What a whole call does differently (`whole_calls`); None for the other operations. A
+    /// task owns a reference to each block it made or shared, and a release drops one of its own.
+    fn expect_whole(&mut self, op: &Op) -> Option<Outcome> {
+        let tasks = self.owned.len();
+        let (task, fs) = match *op {
+            Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => {
+                return Some(Outcome::Nothing)
+            }
+            Op::Get { task, fs, .. } => (usize::from(task) % tasks, usize::from(fs) % self.fss.len()),
+            Op::XattrRelease { task, block, .. } => {
+                let task = usize::from(task) % tasks;
+                let owned = &self.owned[task];
+                if owned.is_empty() {
+                    return Some(Outcome::Nothing);
+                }
+                (task, owned[usize::from(block) % owned.len()].0)
+            }
+            _ => return None,
+        };
+        if self.fss[fs].cache.is_none() {
+            return Some(Outcome::Failed(Errno::ENODEV));
+        }
+        Some(match *op {
+            Op::XattrRelease { block, .. } => {
+                let at = usize::from(block) % self.owned[task].len();
+                let (_, block) = self.owned[task].remove(at);
+                let _ = self.release(fs, block);
+                Outcome::Done
+            }
+            Op::Get { block, .. } => {
+                let Some(block) = self.allocated_block(fs, block) else { return Some(Outcome::Nothing) };
+                let (key, bits) = (self.fss[fs].blocks[block as usize].2, self.bucket_bits);
+                match self.cache(fs).and_then(|cache| cache.find_in_chain(key, block, bits)) {
+                    Some(_) => Outcome::Block(block),
+                    None => Outcome::Failed(Errno::ENOENT),
+                }
+            }
+            _ => return None,
+        })
+    }
+
     /// The expected outcome of `op` by an unparked task: one short arm per operation, so the
     /// function is as long as the operation list.
     fn expect(&mut self, op: &Op) -> Outcome {
+        if self.whole_calls {
+            if let Some(outcome) = self.expect_whole(op) {
+                return outcome;
+            }
+        }
         let tasks = self.held.len();
         let fss = self.fss.len();
         let (t, f) = (|t: u8| usize::from(t) % tasks, |f: u8| usize::from(f) % fss);
@@ -471,6 +583,8 @@ impl Reference for Mbcache2Model {
             held: vec![Vec::new(); tasks],
             parked: vec![None; tasks],
             work: Vec::new(),
+            whole_calls: config.whole_calls,
+            owned: vec![Vec::new(); tasks],
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
@@ -479,6 +593,18 @@ impl Reference for Mbcache2Model {
     }
 
     fn check(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
+        if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
+            let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
+            return self.new_block(task, fs, u32::from(*key), actual);
+        }
+        if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
+            let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
+            self.share(fs, u32::from(*key), actual)?;
+            if let Outcome::Shared { block, .. } = *actual {
+                self.owned[task].push((fs, block));
+            }
+            return Ok(());
+        }
         let expect = if self.op_task(op).is_some_and(|task| self.parked[task].is_some()) {
             Outcome::Blocked
         } else {

@@ -1,0 +1,284 @@
+//! mbcache2 under threaded campaigns (`ksim fuzz mbcache2 --threads N`): one mounted ext4 (its
+//! mbcache and xattr blocks) shared by the threads, each thread an inode task making whole system
+//! calls (`Mbcache2Config::whole_calls`), judged by linearizability against [`Mbcache2Model`].
+//!
+//! What overlaps: ext4's xattr calls — a new block inserted into the cache (`XattrNew`: the
+//! block allocator, the buffer lock, `mb_cache_entry_create`'s bucket and list locks), a find
+//! and reuse (`XattrFind`: `mb_cache_entry_find_first`/`_find_next`, journal write access, the
+//! buffer lock, `mb_cache_entry_touch`, the put) and a release (`XattrRelease`:
+//! `mb_cache_entry_delete_or_get` or `_delete`, `mb_cache_entry_wait_unused`, `_get` when a full
+//! block becomes reusable again, the block freed). Each task owns the references its calls made
+//! (an inode's xattr block) and a release drops one of its own. Those are the calls the reuse-vs-release race
+//! (65f8b80053a1) and the lost `e_flags` update (a44e84a9b776) live between. Operations that
+//! hold an entry across calls in the op-level subject (find-next, reuse, put, get) and the
+//! buffer read are turned into these calls on threads (see [`on_thread`](ThreadedSubject::on_thread)),
+//! since in the kernel no task keeps a cache entry past its system call.
+//!
+//! What needs a quiescent world (set-up prefix only): mount and unmount (`mb_cache_create`,
+//! `mb_cache_destroy`: no inode task runs on a filesystem being mounted or unmounted), and the
+//! shrinker and the shrink work. Those two are not linearizable against any sequential model of
+//! whole calls, so they are kept out of the overlapping part rather than judged relaxed: one scan
+//! drops `c_list_lock` between entries (another task's insert or find comes between two of its
+//! steps), and its keep-or-reclaim decision reads transient state (an entry an overlapping find
+//! holds is kept as used; `e_referenced` cleared before the reuse's touch sets it), so which
+//! entries survive depends on the interleaving, and a reference that took one side would then
+//! disagree with every later find. `ext4_xattr_block_get()`'s insert is kept out too: it decides
+//! `e_reusable` from an `h_refcount` read before the insert, so a release between the two leaves
+//! a shareable block marked unreusable (a real, harmless kernel window: the block is not shared
+//! until the entry is evicted), which no order of whole calls explains.
+//!
+//! No outcome is relaxed. Which block a find shares is the one nondeterminism of the contract
+//! (the reference accepts any shareable block, `Mbcache2Model`'s `share`).
+
+use std::sync::{Mutex as StdMutex, PoisonError};
+
+use sim_core::threaded::ThreadedSubject;
+use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
+use std::sync::Arc;
+
+use super::{
+    check_cache, get_outcome, pick, release_outcome, share_outcome, Mbcache2Config, Mbcache2Subject, Op,
+    Outcome,
+};
+use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
+use crate::mbcache2::xattr::XattrBlocks;
+
+/// Xattr blocks per filesystem in a threaded case: few, so freed block numbers come back soon.
+const THREADED_BLOCKS: u16 = 8;
+
+/// Content hashes the threads' calls use: two, so a find often meets a block another thread
+/// made or is releasing.
+const THREADED_KEYS: u8 = 2;
+
+/// One filesystem: its cache while mounted (changed only in the set-up prefix), its blocks.
+#[derive(Debug)]
+struct SharedFs {
+    cache: StdMutex<Option<(CacheHandle, Arc<MbCache>)>>,
+    blocks: XattrBlocks,
+}
+
+/// The module and the filesystems, shared by the threads.
+#[derive(Debug)]
+pub struct Mbcache2Shared {
+    mb: MbcacheModule,
+    filesystems: Vec<SharedFs>,
+    bucket_bits: u32,
+    /// Per task (thread), the (filesystem, block) references its inodes own: a release drops
+    /// one of its own, as an inode drops its own xattr block, so no task releases a block
+    /// another task is still creating (which ext4's inode ownership rules out).
+    owned: StdMutex<Vec<Vec<(usize, u64)>>>,
+}
+
+/// The context the checker reads state in (neither traced nor checked by lockdep).
+fn observer(sim: &Sim) -> Cx {
+    sim.observer_cx("mbcache2-check", 0)
+}
+
+impl Mbcache2Shared {
+    fn cache(&self, fs: usize) -> Option<(CacheHandle, Arc<MbCache>)> {
+        self.filesystems[fs].cache.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn fs(&self, fs: u8) -> usize {
+        usize::from(fs) % self.filesystems.len()
+    }
+
+    /// The `index`-th allocated block of `fs`, modulo how many are (set-up prefix only).
+    fn allocated_block(&self, cx: &Cx, fs: usize, index: u8) -> Option<(u64, u32)> {
+        let state = self.filesystems[fs].blocks.state(&observer(cx.sim()));
+        let allocated: Vec<(u64, u32)> =
+            state.iter().enumerate().filter(|(_, b)| b.0).map(|(at, b)| (at as u64, b.2)).collect();
+        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+    }
+
+    /// `mb_cache_create` (prefix only).
+    fn mount(&self, cx: &Cx, fs: usize) -> Outcome {
+        let mut slot = self.filesystems[fs].cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_some() {
+            return Outcome::Failed(Errno::EBUSY);
+        }
+        match self.mb.mb_cache_create(cx, self.bucket_bits) {
+            Ok(cache) => {
+                *slot = Some(cache);
+                Outcome::Done
+            }
+            Err(errno) => Outcome::Failed(errno),
+        }
+    }
+
+    /// `mb_cache_destroy` (prefix only: no task holds an entry between calls).
+    fn umount(&self, cx: &Cx, fs: usize) -> Outcome {
+        let taken = self.filesystems[fs].cache.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some((handle, cache)) = taken else { return Outcome::Failed(Errno::EINVAL) };
+        drop(cache);
+        self.mb.mb_cache_destroy(cx, handle);
+        Outcome::Done
+    }
+
+    fn owned(&self) -> std::sync::MutexGuard<'_, Vec<Vec<(usize, u64)>>> {
+        self.owned.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A release of the task's `index`-th owned reference (whole calls).
+    fn release(&self, cx: &Cx, task: u8, index: u8) -> Outcome {
+        let taken = {
+            let mut owned = self.owned();
+            let tasks = owned.len();
+            let mine = &mut owned[usize::from(task) % tasks];
+            match pick(mine, index) {
+                None => return Outcome::Nothing,
+                Some(at) if self.cache(mine[at].0).is_none() => return Outcome::Failed(Errno::ENODEV),
+                Some(at) => mine.remove(at),
+            }
+        };
+        let (fs, block) = taken;
+        let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        release_outcome(cx, &self.mb, &cache, &self.filesystems[fs].blocks, block)
+    }
+
+    /// Books a block the task made or shared as one its inode owns.
+    fn own(&self, task: u8, fs: usize, outcome: &Outcome) {
+        if let Outcome::Block(block) | Outcome::Shared { block, .. } = *outcome {
+            let mut owned = self.owned();
+            let tasks = owned.len();
+            owned[usize::from(task) % tasks].push((fs, block));
+        }
+    }
+
+    /// The operations that need the filesystem's cache, in `cx`.
+    fn on_cache(&self, cx: &Cx, fs: usize, op: &Op) -> Outcome {
+        let Some((handle, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
+        let blocks = &self.filesystems[fs].blocks;
+        match *op {
+            Op::XattrNew { key, .. } => {
+                match blocks.new_block(cx, &self.mb, handle, &cache, u32::from(key)) {
+                    Ok(block) => Outcome::Block(block),
+                    Err(errno) => Outcome::Failed(errno),
+                }
+            }
+            Op::XattrFind { key, .. } => share_outcome(cx, &self.mb, &cache, blocks, key),
+            Op::Get { block, .. } => match self.allocated_block(cx, fs, block) {
+                Some((block, key)) => get_outcome(cx, &self.mb, &cache, key, block),
+                None => Outcome::Nothing,
+            },
+            Op::XattrRead { block, .. } => match self.allocated_block(cx, fs, block) {
+                Some((block, _)) => Outcome::from(blocks.block_get(cx, &self.mb, handle, &cache, block)),
+                None => Outcome::Nothing,
+            },
+            // do_shrink_slab(): count first; an empty cache is not scanned.
+            Op::Shrink { .. } if self.mb.mb_cache_count(&cache) == 0 => Outcome::Freed(0),
+            Op::Shrink { nr, .. } => Outcome::Freed(self.mb.mb_cache_scan(cx, &cache, u64::from(nr))),
+            _ => Outcome::Nothing,
+        }
+    }
+}
+
+impl ThreadedSubject for Mbcache2Subject {
+    type Shared = Mbcache2Shared;
+
+    /// One task per thread, whole calls, and few blocks.
+    fn threaded_config(config: &Mbcache2Config, threads: usize) -> Mbcache2Config {
+        Mbcache2Config {
+            tasks: config.tasks.max(threads as u8),
+            blocks: config.blocks.min(THREADED_BLOCKS),
+            whole_calls: true,
+            ..config.clone()
+        }
+    }
+
+    fn share(sim: &Sim, config: &Mbcache2Config) -> Mbcache2Shared {
+        let walk_slack = u64::from(config.tasks.max(1)) * u64::from(config.held_max);
+        let shared = Mbcache2Shared {
+            mb: MbcacheModule::new(config.fixes, walk_slack),
+            filesystems: (0..config.filesystems.max(1))
+                .map(|_| SharedFs {
+                    cache: StdMutex::new(None),
+                    blocks: XattrBlocks::new(config.blocks.max(1), config.refcount_max.max(2)),
+                })
+                .collect(),
+            bucket_bits: u32::from(config.bucket_bits.clamp(1, 16)),
+            owned: StdMutex::new(vec![Vec::new(); usize::from(config.tasks.max(1))]),
+        };
+        let setup = sim.cx("mount", 0);
+        for fs in 0..shared.filesystems.len() {
+            shared.mount(&setup, fs);
+        }
+        shared
+    }
+
+    /// The thread's own task; the calls that hold an entry in the op-level subject become the
+    /// whole calls the kernel makes (a find-next or a reuse is part of a find, a put or a get
+    /// ends in a release), and the buffer read's insert a release (see the module comment).
+    fn on_thread(op: Op, thread: usize) -> Op {
+        let task = thread as u8;
+        match op {
+            Op::XattrNew { fs, key, .. } => Op::XattrNew { task, fs, key: key % THREADED_KEYS },
+            Op::XattrFind { fs, key, .. } => Op::XattrFind { task, fs, key: key % THREADED_KEYS },
+            Op::XattrFindNext { index, .. } | Op::XattrReuse { index, .. } => {
+                Op::XattrFind { task, fs: 0, key: index % THREADED_KEYS }
+            }
+            Op::XattrRelease { fs, block, .. }
+            | Op::Get { fs, block, .. }
+            | Op::XattrRead { fs, block, .. } => Op::XattrRelease { task, fs, block },
+            Op::Put { index, .. } => Op::XattrRelease { task, fs: 0, block: index },
+            other => other,
+        }
+    }
+
+    fn apply_shared(shared: &Mbcache2Shared, cx: &Cx, op: &Op) -> Outcome {
+        match *op {
+            Op::Mount { fs } => shared.mount(cx, shared.fs(fs)),
+            Op::Umount { fs } => shared.umount(cx, shared.fs(fs)),
+            Op::RunWork => Outcome::Freed(shared.mb.run_workqueue(&cx.sim().cx("kworker", 0))),
+            Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => Outcome::Nothing,
+            Op::XattrRelease { task, block, .. } => shared.release(cx, task, block),
+            Op::XattrNew { task, fs, .. } | Op::XattrFind { task, fs, .. } => {
+                let fs = shared.fs(fs);
+                let outcome = shared.on_cache(cx, fs, op);
+                shared.own(task, fs, &outcome);
+                outcome
+            }
+            Op::Get { fs, .. } | Op::XattrRead { fs, .. } | Op::Shrink { fs, .. } => {
+                shared.on_cache(cx, shared.fs(fs), op)
+            }
+        }
+    }
+
+    /// Mount, unmount, the shrinker and the shrink work need a quiescent world (module comment).
+    fn concurrent(op: &Op) -> bool {
+        !matches!(op, Op::Mount { .. } | Op::Umount { .. } | Op::Shrink { .. } | Op::RunWork)
+    }
+
+    /// Every cache's invariants with no users (no task holds an entry between calls), and every
+    /// live entry reachable from a cache.
+    fn check_shared(shared: &Mbcache2Shared, sim: &Sim) -> Result<(), Violation> {
+        let observer = observer(sim);
+        let mut reachable = 0;
+        for (fs, filesystem) in shared.filesystems.iter().enumerate() {
+            let Some((_, cache)) = shared.cache(fs) else { continue };
+            let snapshot = cache.snapshot(&shared.mb, &observer);
+            reachable += snapshot.entries.len() as u64;
+            check_cache(fs, &snapshot, &filesystem.blocks.state(&observer), |_| 0)?;
+        }
+        let live = shared.mb.entries.live();
+        if live != reachable {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-live-entries-reachable"),
+                format!("{live} entries live, {reachable} in caches"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Unmounts every filesystem, runs what is still queued (a work item on a destroyed cache is
+    /// a use after free), and the slabs must be empty.
+    fn teardown_shared(shared: Mbcache2Shared, sim: &Sim) -> Result<(), Violation> {
+        let cx = sim.cx("umount", 0);
+        for fs in 0..shared.filesystems.len() {
+            shared.umount(&cx, fs);
+        }
+        shared.mb.run_workqueue(&sim.cx("kworker", 0));
+        shared.mb.entries.destroy(&cx)?;
+        shared.mb.caches.destroy(&cx)
+    }
+}
