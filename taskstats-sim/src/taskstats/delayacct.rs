@@ -104,6 +104,7 @@ impl Taskstats {
         let table = self.tasks.lock(cx);
         let after = table.tasks.range(pid + 1..).chain(table.tasks.range(..=pid));
         let woken = after.map(|(_, task)| task).find(|task| task.exit_state == ExitState::None).cloned();
+        drop(table);
         woken
     }
 

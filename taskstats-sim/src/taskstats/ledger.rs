@@ -64,10 +64,15 @@ impl Taskstats {
             );
         }
         if self.checks("namespace-checks") && self.fixes.on(crate::fixes::PID_NAMESPACES) {
-            let visible = table.pid_nr_ns(task.pid, port.pid_ns);
+            // A task released after the query's RCU lookup found it has its pid detached:
+            // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
+            // still say what the requester may see.
+            let released = !table.tasks.contains_key(&task.pid);
+            let own = task.numbers.iter().find(|&&(ns, _)| ns == port.pid_ns).map_or(0, |&(_, nr)| nr);
+            let visible = if released { own } else { table.pid_nr_ns(task.pid, port.pid_ns) };
             let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
             let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
-            let ok_pid = !per_task || stats.ac_pid == visible;
+            let ok_pid = !per_task || stats.ac_pid == visible || (released && stats.ac_pid == 0);
             let ok_uid = !per_task || stats.ac_uid == table.from_kuid_munged(port.user_ns, task.uid);
             if !(ok_attr && ok_pid && ok_uid) {
                 cx.sim().report(
