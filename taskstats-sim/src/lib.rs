@@ -26,6 +26,7 @@
 mod check;
 pub mod fixes;
 mod listener;
+mod skb;
 mod task;
 mod taskstats;
 pub mod wire;

@@ -279,7 +279,7 @@ impl Taskstats {
         Ok(())
     }
 
-    /// Frees every listener and group stats; a leak is a violation.
+    /// Frees every listener and group stats; a leak (of those or of an sk_buff) is a violation.
     pub fn teardown(self, sim: &Sim) -> Result<(), Violation> {
         let cx = sim.cx("teardown", 0);
         for listeners in &self.listener_array {
@@ -299,6 +299,7 @@ impl Taskstats {
         }
         self.listener_cache.destroy(&cx)?;
         self.taskstats_cache.destroy(&cx)?;
+        self.skbs.teardown(&cx)?;
         Ok(())
     }
 }
