@@ -26,6 +26,7 @@
 mod check;
 pub mod fixes;
 mod listener;
+mod skb;
 mod task;
 mod taskstats;
 pub mod wire;
@@ -34,7 +35,7 @@ pub mod wire;
 // operation vocabulary, and the helpers that make a task's context for a model entry point.
 pub use check::{
     netlink_send, sender_cx, task_cx, MaskSpec, Op, Outcome, RequestFacts, Target, TaskstatsConfig,
-    TaskstatsModel, TaskstatsSubject,
+    TaskstatsModel, TaskstatsSubject, Work,
 };
 // For preset and fix listings.
 pub use fixes::Fixes;

@@ -127,28 +127,40 @@ pub fn add_del_listener(
 }
 
 /// The first half of send_cpu_listeners(): under the read lock, for each listener in list order,
-/// a clone of the message unless it is the last (`clone_fails(remaining)` says whether that
-/// clone fails, which ends the walk), then the unicast; a listener whose port refused
-/// (ECONNREFUSED) is marked invalid. Returns how many were marked.
-pub fn deliver_to_listeners(
+/// a clone of the current message unless it is the last (`skb_clone(current, remaining)`; None,
+/// a failed clone, ends the walk), then the unicast, which takes the current message; a listener
+/// whose port refused (ECONNREFUSED) is marked invalid. Returns how many were marked, and the
+/// message no unicast took (an empty list's, or the one whose clone failed), for the caller to
+/// free as the kernel's `if (skb_cur) nlmsg_free(skb_cur)` does.
+pub fn deliver_to_listeners<T>(
     cx: &Cx,
     listeners: &ListenerList,
-    mut clone_fails: impl FnMut(usize) -> bool,
-    mut unicast: impl FnMut(u32) -> Result<(), Errno>,
-) -> usize {
+    skb: T,
+    mut skb_clone: impl FnMut(&T, usize) -> Option<T>,
+    mut unicast: impl FnMut(u32, T) -> Result<(), Errno>,
+) -> (usize, Option<T>) {
     let mut delcount = 0;
+    let mut skb_cur = Some(skb);
     let list = listeners.sem.down_read(cx);
     let n = list.len();
     for (i, s) in list.iter().enumerate() {
-        if i + 1 < n && clone_fails(n - i) {
-            break;
+        let Some(cur) = skb_cur.take() else { break };
+        let mut skb_next = None;
+        if i + 1 < n {
+            skb_next = skb_clone(&cur, n - i);
+            if skb_next.is_none() {
+                skb_cur = Some(cur);
+                break;
+            }
         }
-        if unicast(s.pid) == Err(Errno::ECONNREFUSED) {
+        if unicast(s.pid, cur) == Err(Errno::ECONNREFUSED) {
             s.valid.store(false, Ordering::Relaxed);
             delcount += 1;
         }
+        skb_cur = skb_next;
     }
-    delcount
+    drop(list);
+    (delcount, skb_cur)
 }
 
 /// The second half of send_cpu_listeners(): under the write lock, unlink and free every entry

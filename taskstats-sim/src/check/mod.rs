@@ -26,7 +26,7 @@ use crate::taskstats::{Params, Taskstats, NR_CPUS};
 use crate::wire::*;
 
 // The operation vocabulary, for the CLI (artifacts) and the tests.
-pub use op::{MaskSpec, Op, Outcome, RequestFacts, Target};
+pub use op::{MaskSpec, Op, Outcome, RequestFacts, Target, Work};
 // The reference model, for the tests that drive it directly.
 pub use reference::TaskstatsModel;
 
@@ -139,6 +139,7 @@ impl TaskstatsSubject {
             target_exists: false,
             fd_is_cgroup: None,
             queued: p.1,
+            target_pid: None,
         };
         let ns = match (&current, self.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
             (Some(t), true) => t.pid_ns(),
@@ -153,7 +154,9 @@ impl TaskstatsSubject {
                 Target::Task(i) => pick(&all, *i).map_or(0, |pid| self.model.task_nr_in(&cx, pid, ns)),
                 Target::Nr(n) => *n,
             };
-            facts.target_exists = nr != 0 && all.iter().any(|&pid| self.model.task_nr_in(&cx, pid, ns) == nr);
+            facts.target_pid =
+                all.iter().copied().find(|&pid| nr != 0 && self.model.task_nr_in(&cx, pid, ns) == nr);
+            facts.target_exists = facts.target_pid.is_some();
         }
         if let (Some(fd), Some(t)) = (fd, &current) {
             facts.fd_is_cgroup = self.model.fd_kind(&cx, t.tgid, u32::from(fd));
@@ -209,6 +212,14 @@ impl TaskstatsSubject {
             .collect()
     }
 
+    /// The task's accounting counters, read by an observer (the figures a run adds to).
+    fn work_of(&self, sim: &Sim, pid: u32) -> crate::task::Acct {
+        let cx = sim.observer_cx("work", 0);
+        let Some(task) = self.model.task(&cx, pid) else { return Default::default() };
+        let inner = task.signal.lock.lock_irqsave(&cx);
+        inner.threads.get(&pid).map(|(acct, _)| *acct).unwrap_or_default()
+    }
+
     fn live_pids(&self, sim: &Sim) -> Vec<u32> {
         self.model.live_pids(&sim.observer_cx("op", 0))
     }
@@ -237,7 +248,10 @@ impl TaskstatsSubject {
         match op {
             Op::Fork { kind, .. } => return Outcome::Forked(self.model.fork(&cx, *kind)),
             Op::Run { .. } => {
+                let before = self.work_of(sim, pid);
                 self.model.run(&cx);
+                let after = self.work_of(sim, pid);
+                return Outcome::Ran { pid, work: op::work_between(&before, &after) };
             }
             Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
             Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),

@@ -140,6 +140,29 @@ pub struct RequestFacts {
     pub fd_is_cgroup: Option<bool>,
     /// Messages already queued on the port.
     pub queued: usize,
+    /// The global pid of the task a query names (the driver's choice), when it exists.
+    pub target_pid: Option<u32>,
+}
+
+/// What a task did while it ran (its accounting counters' increase), as the scheduler and the
+/// delay accounting would record it: the reference sums these into its own per-task figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Work {
+    pub cpu_count: u64,
+    pub cpu_delay_total: u64,
+    pub blkio_count: u64,
+    pub blkio_delay_total: u64,
+    pub swapin_count: u64,
+    pub swapin_delay_total: u64,
+    pub cpu_run_real_total: u64,
+    pub cpu_run_virtual_total: u64,
+    pub freepages_count: u64,
+    pub freepages_delay_total: u64,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    pub utime_ns: u64,
+    pub stime_ns: u64,
 }
 
 /// What an operation returned.
@@ -149,6 +172,8 @@ pub enum Outcome {
     Done,
     /// fork.
     Forked(Result<u32, Errno>),
+    /// A task ran (op-level checker only): which, and what it did.
+    Ran { pid: u32, work: Work },
     /// do_exit: the record's CPU, the ports that got it in order, the ports its group's death
     /// closed, the `skb_clone()` calls the fault injector saw and whether one failed, the
     /// listeners pruned, and (when a fault other than a clone's was injected during it) the
@@ -177,6 +202,26 @@ pub enum Outcome {
         port: u32,
         lists_after: Option<Vec<Vec<u32>>>,
     },
+}
+
+/// The increase of a task's counters between two readings.
+pub(crate) fn work_between(before: &crate::task::Acct, after: &crate::task::Acct) -> Work {
+    Work {
+        cpu_count: after.cpu_count - before.cpu_count,
+        cpu_delay_total: after.cpu_delay_total - before.cpu_delay_total,
+        blkio_count: after.blkio_count - before.blkio_count,
+        blkio_delay_total: after.blkio_delay_total - before.blkio_delay_total,
+        swapin_count: after.swapin_count - before.swapin_count,
+        swapin_delay_total: after.swapin_delay_total - before.swapin_delay_total,
+        cpu_run_real_total: after.cpu_run_real_total - before.cpu_run_real_total,
+        cpu_run_virtual_total: after.cpu_run_virtual_total - before.cpu_run_virtual_total,
+        freepages_count: after.freepages_count - before.freepages_count,
+        freepages_delay_total: after.freepages_delay_total - before.freepages_delay_total,
+        nvcsw: after.nvcsw - before.nvcsw,
+        nivcsw: after.nivcsw - before.nivcsw,
+        utime_ns: after.utime_ns - before.utime_ns,
+        stime_ns: after.stime_ns - before.stime_ns,
+    }
 }
 
 /// The proptest strategy for one operation, weighted towards forks, exits, registrations and

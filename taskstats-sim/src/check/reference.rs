@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use sim_core::check::Reference;
 use sim_core::Errno;
 
-use super::op::{Op, Outcome, RequestFacts};
+use super::op::{Op, Outcome, RequestFacts, Work};
 use super::TaskstatsConfig;
 use crate::fixes::Fixes;
 use crate::taskstats::{NR_CPUS, TASKSTATS_CPUMASK_MAXLEN};
@@ -27,6 +27,43 @@ pub struct TaskstatsModel {
     lists: Vec<Vec<u32>>,
     /// Open ports and how many exit events wait in each queue.
     ports: std::collections::BTreeMap<u32, usize>,
+    /// The reference's own record of every task: its group, whether it still runs, and what
+    /// it did (from the runs it saw).
+    tasks: std::collections::BTreeMap<u32, RefTask>,
+    /// Per thread group, the exited threads' delays folded into `signal->stats` (None: not
+    /// allocated), by the version's rule.
+    groups: std::collections::BTreeMap<u32, Option<Work>>,
+    /// Whether every run was seen with its work (the op-level checker; threaded campaigns
+    /// report none, and then payload figures are not judged).
+    knows_work: bool,
+    /// Groups one of whose exits saw an injected fault (other than a clone's): whether that
+    /// thread was folded is the allocation's outcome, so their figures are not judged.
+    faulted_groups: BTreeSet<u32>,
+}
+
+/// A task as the reference records it.
+#[derive(Clone, Debug, Default)]
+struct RefTask {
+    tgid: u32,
+    live: bool,
+    work: Work,
+}
+
+fn add_work(sum: &mut Work, w: &Work) {
+    sum.cpu_count += w.cpu_count;
+    sum.cpu_delay_total += w.cpu_delay_total;
+    sum.blkio_count += w.blkio_count;
+    sum.blkio_delay_total += w.blkio_delay_total;
+    sum.swapin_count += w.swapin_count;
+    sum.swapin_delay_total += w.swapin_delay_total;
+    sum.cpu_run_real_total += w.cpu_run_real_total;
+    sum.cpu_run_virtual_total += w.cpu_run_virtual_total;
+    sum.freepages_count += w.freepages_count;
+    sum.freepages_delay_total += w.freepages_delay_total;
+    sum.nvcsw += w.nvcsw;
+    sum.nivcsw += w.nivcsw;
+    sum.utime_ns += w.utime_ns;
+    sum.stime_ns += w.stime_ns;
 }
 
 impl TaskstatsModel {
@@ -110,6 +147,10 @@ impl Reference for TaskstatsModel {
             pids: [1].into_iter().collect(),
             lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
             ports: Default::default(),
+            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default() })].into_iter().collect(),
+            groups: [(1, None)].into_iter().collect(),
+            knows_work: false,
+            faulted_groups: BTreeSet::new(),
         }
     }
 
@@ -118,6 +159,17 @@ impl Reference for TaskstatsModel {
             (_, Outcome::Forked(Ok(pid))) => {
                 if !self.pids.insert(*pid) {
                     return Err(format!("fork handed out pid {pid} twice"));
+                }
+                self.record_fork(op, *pid);
+                Ok(())
+            }
+            (_, Outcome::Ran { pid, work }) => {
+                match self.tasks.get_mut(pid) {
+                    Some(task) => {
+                        add_work(&mut task.work, work);
+                        self.knows_work = true;
+                    }
+                    None => self.knows_work = false,
                 }
                 Ok(())
             }
@@ -141,11 +193,16 @@ impl Reference for TaskstatsModel {
                 Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after },
             ) => {
                 let walk = ExitWalk { pid: *pid, cpu: *cpu, delivered, clones: *clones, pruned: *pruned };
+                self.record_exit(*pid, lists_after.is_some());
                 self.check_exit(&walk, closed, lists_after.as_ref())
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
                 self.mirror_listeners(op, *port, *error, lists_after.as_ref());
-                self.check_request(op, facts, *error, replies)
+                self.check_request(op, facts, *error, replies)?;
+                if *error == Some(0) && replies.len() == 1 {
+                    self.judge_payload(op, facts, &replies[0])?;
+                }
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -434,9 +491,252 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
     }
 }
 
+// --- the reference's own tasks, groups and figures ------------------------------------------
+
+impl TaskstatsModel {
+    /// A fork the op-level checker made: its parent is the live task the operation's index
+    /// picks (ascending pids, as the driver picks), a CLONE_THREAD child joins its group. Before
+    /// "taskstats: cleanup ->signal->stats allocation" the thread fork allocates the group's
+    /// stats.
+    fn record_fork(&mut self, op: &Op, pid: u32) {
+        let Op::Fork { parent, kind } = op else { return };
+        let live: Vec<u32> = self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p).collect();
+        let Some(&parent) = live.get(usize::from(*parent) % live.len().max(1)) else { return };
+        let tgid = match kind {
+            crate::taskstats::ForkKind::Thread => self.tasks.get(&parent).map_or(pid, |t| t.tgid),
+            _ => pid,
+        };
+        self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default() });
+        let group = self.groups.entry(tgid).or_default();
+        if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && group.is_none() {
+            *group = Some(Work::default());
+        }
+    }
+
+    /// An exit, as 3.x's taskstats_exit() folds it: a thread joins its group's stats when they
+    /// exist or when its group still has another thread (taskstats_tgid_alloc()'s test: the
+    /// zombie leader counts, it stays until the group is dead). Each thread is folded once,
+    /// at its exit. (2.6.19's rule depends on its CPU's listeners; its group figures are not
+    /// judged.)
+    fn record_exit(&mut self, pid: u32, faulted: bool) {
+        let Some(task) = self.tasks.get(&pid).cloned() else { return };
+        let tgid = task.tgid;
+        if faulted {
+            self.faulted_groups.insert(tgid);
+        }
+        let members = self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
+        let group = self.groups.entry(tgid).or_default();
+        if group.is_some() || members > 1 {
+            add_work(group.get_or_insert_with(Work::default), &task.work);
+        }
+        if let Some(t) = self.tasks.get_mut(&pid) {
+            t.live = false;
+        }
+    }
+
+    /// The figures a PID or TGID reply must carry, from the reference's own records; None when
+    /// it cannot know them (threaded campaigns, a group whose exit saw an injected fault,
+    /// 2.6.19's group rule).
+    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<(Work, u32)> {
+        if !self.knows_work {
+            return None;
+        }
+        let task = self.tasks.get(&target)?;
+        if !tgid_query {
+            return Some((task.work, target));
+        }
+        if self.faulted_groups.contains(&task.tgid) || !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            return None;
+        }
+        let mut sum = self.groups.get(&task.tgid).copied().flatten().unwrap_or_default();
+        // Exited threads contribute delays only; context switches come from the live ones.
+        sum.nvcsw = 0;
+        sum.nivcsw = 0;
+        for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
+            add_work(&mut sum, &t.work);
+        }
+        Some((sum, task.tgid))
+    }
+
+    /// A PID or TGID reply's record against the reference's figures: the version, the eight
+    /// delay counters, and from version 8 the freepages delays, the context switches, and for a
+    /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it.
+    fn judge_payload(&self, op: &Op, facts: &RequestFacts, reply: &[u8]) -> Result<(), String> {
+        let tgid_query = match op {
+            Op::QueryPid { .. } => false,
+            Op::QueryTgid { .. } => true,
+            _ => return Ok(()),
+        };
+        let Some(target) = facts.target_pid else { return Ok(()) };
+        let Some((want, _)) = self.expected_figures(tgid_query, target) else { return Ok(()) };
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let rec = stats_payload(reply).ok_or_else(|| format!("reply without a stats record: {reply:?}"))?;
+        let (version, size) = if v8 { (8, TASKSTATS_V8_SIZE) } else { (1, TASKSTATS_V1_SIZE) };
+        if rec.len() != size || u16_le(rec, 0) != version {
+            return Err(format!(
+                "stats record of {} bytes, version {}; expected {size}, {version}",
+                rec.len(),
+                u16_le(rec, 0)
+            ));
+        }
+        let delays = [
+            want.cpu_count,
+            want.cpu_delay_total,
+            want.blkio_count,
+            want.blkio_delay_total,
+            want.swapin_count,
+            want.swapin_delay_total,
+            want.cpu_run_real_total,
+            want.cpu_run_virtual_total,
+        ];
+        let base = if v8 { 16 } else { 8 };
+        let mut fields: Vec<(&str, usize, u64)> = [
+            "cpu_count",
+            "cpu_delay_total",
+            "blkio_count",
+            "blkio_delay_total",
+            "swapin_count",
+            "swapin_delay_total",
+            "cpu_run_real_total",
+            "cpu_run_virtual_total",
+        ]
+        .into_iter()
+        .zip(delays)
+        .enumerate()
+        .map(|(i, (name, v))| (name, base + 8 * i, v))
+        .collect();
+        if v8 {
+            fields.extend([
+                ("nvcsw", 272, want.nvcsw),
+                ("nivcsw", 280, want.nivcsw),
+                ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
+                ("freepages_count", 312, want.freepages_count),
+                ("freepages_delay_total", 320, want.freepages_delay_total),
+            ]);
+            if !tgid_query {
+                fields.extend([
+                    ("ac_utime", 152, want.utime_ns / 1000),
+                    ("ac_stime", 160, want.stime_ns / 1000),
+                ]);
+            }
+        }
+        for (name, at, value) in fields {
+            let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
+            if got != value {
+                let what = if tgid_query { "TGID" } else { "PID" };
+                return Err(format!(
+                    "{what} reply for task {target}: {name} is {got}, the reference's record says {value}"
+                ));
+            }
+        }
+        let ids_global = facts.init_ns || !self.fixes.on(crate::fixes::NAMESPACE_CHECKS);
+        if v8
+            && !tgid_query
+            && ids_global
+            && u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes")) != target
+        {
+            return Err(format!(
+                "PID reply for task {target}: ac_pid is {}",
+                u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes"))
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn u16_le(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// The TASKSTATS_TYPE_STATS payload of a reply: past the netlink and genetlink headers, an
+/// optional TASKSTATS_TYPE_NULL, the aggregate nest, and inside it the id and the record.
+fn stats_payload(reply: &[u8]) -> Option<&[u8]> {
+    let attrs = |mut at: usize, end: usize| {
+        let mut out = Vec::new();
+        while at + 4 <= end {
+            let len = usize::from(u16_le(reply, at));
+            if len < 4 || at + len > end {
+                break;
+            }
+            out.push((u16_le(reply, at + 2) & NLA_TYPE_MASK, at + 4, at + len));
+            at += (len + 3) & !3;
+        }
+        out
+    };
+    let top = attrs(NLMSG_HDRLEN + GENL_HDRLEN, reply.len());
+    let &(_, start, end) = top
+        .iter()
+        .find(|(kind, _, _)| *kind == TASKSTATS_TYPE_AGGR_PID || *kind == TASKSTATS_TYPE_AGGR_TGID)?;
+    let inner = attrs(start, end);
+    let &(_, from, to) = inner.iter().find(|(kind, _, _)| *kind == TASKSTATS_TYPE_STATS)?;
+    Some(&reply[from..to])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::{Target, TaskstatsConfig};
+    use crate::taskstats::ForkKind;
+
+    /// A TGID reply as the family builds it, with `record` as its stats.
+    fn tgid_reply(tgid: u32, record: &TaskstatsRecord) -> Vec<u8> {
+        let mut msg = MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, 7, 100, TASKSTATS_CMD_NEW, 1);
+        msg.nest_start(TASKSTATS_TYPE_AGGR_TGID);
+        msg.nla_put_u32(TASKSTATS_TYPE_TGID, tgid);
+        msg.nla_put(TASKSTATS_TYPE_STATS, &record.to_bytes(8));
+        msg.nest_end();
+        msg.finish()
+    }
+
+    /// The reference folds an exited thread into its group once and adds the live threads'
+    /// figures itself: a reply with the right sums passes, one that counts a thread twice or
+    /// reports the wrong field does not.
+    #[test]
+    fn tgid_figures_come_from_the_references_own_record_of_the_group() {
+        let config = TaskstatsConfig::contract("linux-3.8");
+        let mut reference = TaskstatsModel::new(&config);
+        let work = |n: u64| Work { cpu_count: n, cpu_delay_total: 10 * n, nvcsw: n, ..Work::default() };
+        let fork = Op::Fork { parent: 0, kind: ForkKind::Thread };
+        for pid in [2, 3] {
+            reference.check(&fork, &Outcome::Forked(Ok(pid))).unwrap();
+            reference.check(&Op::Run { task: 0 }, &Outcome::Ran { pid, work: work(u64::from(pid)) }).unwrap();
+        }
+        let exited = Outcome::Exited {
+            pid: 3,
+            cpu: 0,
+            delivered: vec![],
+            closed: vec![],
+            clones: (0, false),
+            pruned: 0,
+            lists_after: None,
+        };
+        reference.check(&Op::Exit { task: 0 }, &exited).unwrap();
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: true,
+            target_exists: true,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: Some(1),
+        };
+        let query = Op::QueryTgid { port: 0, target: Target::Task(0) };
+        let answer = |record: &TaskstatsRecord| Outcome::Request {
+            facts: facts.clone(),
+            error: Some(0),
+            replies: vec![tgid_reply(1, record)],
+            port: 100,
+            lists_after: None,
+        };
+        // Thread 3 exited (folded: its group had three threads); 1 and 2 live.
+        let right =
+            TaskstatsRecord { version: 8, cpu_count: 5, cpu_delay_total: 50, nvcsw: 2, ..Default::default() };
+        reference.check(&query, &answer(&right)).unwrap();
+        let twice = TaskstatsRecord { cpu_count: 7, cpu_delay_total: 70, ..right.clone() };
+        let err = reference.check(&query, &answer(&twice)).unwrap_err();
+        assert!(err.contains("cpu_count is 7, the reference's record says 5"), "{err}");
+        let swapped = TaskstatsRecord { nvcsw: 0, nivcsw: 2, ..right };
+        assert!(reference.check(&query, &answer(&swapped)).unwrap_err().contains("nvcsw"));
+    }
 
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {
         parselist_3x(text.as_bytes(), 64).map(|m| m.into_iter().collect())

@@ -87,9 +87,13 @@ impl Taskstats {
         };
         let records = self.exit_records(cx, task, is_thread_group && group_dead);
         for (kind, id, stats) in &records {
-            self.mk_reply(&mut msg, *kind, *id, stats);
+            if self.mk_reply(&mut msg, *kind, *id, stats).is_err() {
+                // err: nlmsg_free(rep_skb).
+                self.reply_failed(cx, msg);
+                return report;
+            }
         }
-        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        self.send_cpu_listeners(cx, msg, cx.cpu(), task, &records, &mut report);
         report
     }
 
@@ -193,20 +197,26 @@ impl Taskstats {
         }
         let records = self.exit_records(cx, task, is_thread_group && group_dead);
         for (kind, id, stats) in &records {
-            self.mk_reply(&mut msg, *kind, *id, stats);
+            if self.mk_reply(&mut msg, *kind, *id, stats).is_err() {
+                // nla_put_failure: genlmsg_cancel(), and (before the leak fix) the skb is kept.
+                self.reply_failed(cx, msg);
+                let _ = self.taskstats_cache.free(cx, tidstats);
+                return report;
+            }
         }
-        self.send_cpu_listeners(cx, msg.finish(), cx.cpu(), task, &records, &mut report);
+        self.send_cpu_listeners(cx, msg, cx.cpu(), task, &records, &mut report);
         let _ = self.taskstats_cache.free(cx, tidstats);
         report
     }
 
-    /// Mirrors send_cpu_listeners(): under the read lock, one clone per listener but the last
-    /// (a failed clone ends the walk), a unicast to each; listeners whose port refused are marked
-    /// invalid, and after up_read they are pruned under the write lock.
+    /// Mirrors send_cpu_listeners(): genlmsg_end(), then under the read lock one clone per
+    /// listener but the last (a failed clone ends the walk), a unicast to each (consuming its
+    /// skb); the skb a walk did not send (an empty list, a failed clone) is freed after up_read;
+    /// listeners whose port refused are marked invalid and pruned under the write lock.
     pub(super) fn send_cpu_listeners(
         &self,
         cx: &Cx,
-        skb: Vec<u8>,
+        mut skb: SkBuff,
         cpu: u32,
         task: &Task,
         records: &[(u16, u32, TaskstatsRecord)],
@@ -214,18 +224,19 @@ impl Taskstats {
     ) {
         let listeners = &self.listener_array[cpu as usize];
         let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
-        let seq = u32_at(&skb, 8);
-        let clone_fails = |skipped: usize| {
-            let fail = cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64);
-            if fail {
+        skb.genlmsg_end();
+        let seq = u32_at(skb.bytes(), 8);
+        let skb_clone = |cur: &SkBuff, skipped: usize| {
+            let next = self.skbs.skb_clone(cx, cur);
+            if next.is_none() {
                 cx.note(format!("send_cpu_listeners: skb_clone failed, {skipped} listeners skipped"));
                 self.mark(cx, "clone-failed");
             }
-            fail
+            next
         };
-        let unicast = |pid: u32| {
+        let unicast = |pid: u32, skb: SkBuff| {
             self.audit_delivery(cx, pid, cpu, seq, task, records);
-            let rc = self.unicast(cx, pid, skb.clone());
+            let rc = self.unicast(cx, pid, skb);
             if rc.is_ok() {
                 self.ledger().last_seq.insert((pid, cpu), seq);
                 *copies.entry(pid).or_default() += 1;
@@ -233,7 +244,10 @@ impl Taskstats {
             }
             rc
         };
-        let delcount = deliver_to_listeners(cx, listeners, clone_fails, unicast);
+        let (delcount, unsent) = deliver_to_listeners(cx, listeners, skb, skb_clone, unicast);
+        if let Some(unsent) = unsent {
+            self.skbs.kfree_skb(cx, unsent);
+        }
         if !report.delivered.is_empty() {
             self.mark(cx, "exit-delivered");
         }

@@ -284,7 +284,7 @@ impl Taskstats {
         Ok(())
     }
 
-    /// Frees every listener and group stats; a leak is a violation.
+    /// Frees every listener and group stats; a leak (of those or of an sk_buff) is a violation.
     pub fn teardown(self, sim: &Sim) -> Result<(), Violation> {
         let cx = sim.cx("teardown", 0);
         for listeners in &self.listener_array {
@@ -311,6 +311,7 @@ impl Taskstats {
         for task in tasks {
             task.usage.teardown(&cx, 1)?;
         }
+        self.skbs.teardown(&cx)?;
         Ok(())
     }
 }

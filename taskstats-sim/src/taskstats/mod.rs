@@ -14,11 +14,12 @@ use sim_core::fault::FaultSite;
 use sim_core::mm::{Gfp, KmemCache};
 use sim_core::sync::atomic::{AtomicU32, Ordering};
 use sim_core::sync::Arc;
-use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind};
+use sim_core::{Cx, Errno, Mutex, Sim, SpinLock, Violation, ViolationKind};
 
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
+use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
     Acct, ExitState, File, PidHash, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs,
 };
@@ -81,6 +82,10 @@ pub struct Taskstats {
     /// Checker state (std-synchronised, untraced); see [`Ledger`].
     ledger: std::sync::Mutex<Ledger>,
     next_port: AtomicU32,
+    /// Checker state: every sk_buff the family allocated and not yet freed or consumed.
+    skbs: SkbPool,
+    /// `genl_mutex`: genl_rcv() holds it across netlink_rcv_skb(), so doits never overlap.
+    genl_mutex: Mutex<()>,
 }
 
 /// How a fork creates the child.
@@ -178,6 +183,8 @@ impl Taskstats {
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
             ledger: std::sync::Mutex::new(Ledger::default()),
             next_port: AtomicU32::new(0xffff_f000),
+            skbs: SkbPool::default(),
+            genl_mutex: Mutex::new("genl_mutex", ()),
         }
     }
 
@@ -215,47 +222,65 @@ impl Taskstats {
 
     // --- commands ------------------------------------------------------------------------------
 
-    /// Mirrors prepare_reply(): genlmsg_new (may fail: ENOMEM), then the headers; a reply to a
-    /// request echoes its port and seq, an exit event takes this CPU's next sequence number.
-    fn prepare_reply(
-        &self,
-        cx: &Cx,
-        info: Option<&Info<'_>>,
-        cmd: u8,
-        size: usize,
-    ) -> Result<MsgBuilder, Errno> {
-        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), size as u64) {
+    /// Mirrors prepare_reply(): genlmsg_new() (may fail: ENOMEM), then genlmsg_put() (EINVAL
+    /// and the skb freed if the headers do not fit); a reply to a request echoes its port and
+    /// seq, an exit event takes this CPU's next sequence number. The 2.6.19 listing asks
+    /// nlmsg_new(`size`) for the attributes alone (the headers live in alloc_skb()'s alignment
+    /// slack until "taskstats: fix sk_buff size calculation"); 3.x asks genlmsg_new(`size`).
+    fn prepare_reply(&self, cx: &Cx, info: Option<&Info<'_>>, cmd: u8, size: usize) -> Result<SkBuff, Errno> {
+        let v3 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let asked = if v3 { genlmsg_new_size(size) } else { size };
+        let geometry = SkbGeometry::of_era(v3);
+        let skb = self.skbs.alloc_skb(cx, geometry, asked, Gfp::GFP_KERNEL, "prepare_reply", size as u64);
+        let Ok(mut skb) = skb else {
             cx.note("prepare_reply: genlmsg_new failed");
             return Err(Errno::ENOMEM);
+        };
+        let (seq, port) = match info {
+            None => (self.taskstats_seqnum[cx.cpu() as usize].fetch_add(1, Ordering::Relaxed), 0),
+            Some(info) => (info.seq, info.port),
+        };
+        if skb.genlmsg_put(TASKSTATS_FAMILY_ID, seq, port, cmd, TASKSTATS_GENL_VERSION).is_err() {
+            self.skbs.kfree_skb(cx, skb);
+            return Err(Errno::EINVAL);
         }
-        Ok(match info {
-            None => {
-                let seq = self.taskstats_seqnum[cx.cpu() as usize].fetch_add(1, Ordering::Relaxed);
-                MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, seq, 0, cmd, TASKSTATS_GENL_VERSION)
-            }
-            Some(info) => MsgBuilder::genlmsg_put(
-                TASKSTATS_FAMILY_ID,
-                0,
-                info.seq,
-                info.port,
-                cmd,
-                TASKSTATS_GENL_VERSION,
-            ),
-        })
+        Ok(skb)
     }
 
     /// Mirrors mk_reply(): optional TASKSTATS_TYPE_NULL padding, the aggregate nest, the id and
-    /// the stats.
-    fn mk_reply(&self, msg: &mut MsgBuilder, kind: u16, id: u32, stats: &TaskstatsRecord) {
+    /// the stats; EMSGSIZE (the kernel's NULL, 2.6.19's NLA_PUT failure) when the skb is full.
+    fn mk_reply(&self, msg: &mut SkBuff, kind: u16, id: u32, stats: &TaskstatsRecord) -> Result<(), Errno> {
         let aggr =
             if kind == TASKSTATS_TYPE_PID { TASKSTATS_TYPE_AGGR_PID } else { TASKSTATS_TYPE_AGGR_TGID };
         if self.padding() {
-            msg.nla_put(TASKSTATS_TYPE_NULL, &[]);
+            msg.nla_put(TASKSTATS_TYPE_NULL, &[])?;
         }
-        msg.nest_start(aggr);
-        msg.nla_put_u32(kind, id);
-        msg.nla_put(TASKSTATS_TYPE_STATS, &stats.to_bytes(self.version()));
-        msg.nest_end();
+        msg.nla_nest_start(aggr)?;
+        msg.nla_put_u32(kind, id)?;
+        msg.nla_put(TASKSTATS_TYPE_STATS, &stats.to_bytes(self.version()))?;
+        msg.nla_nest_end();
+        Ok(())
+    }
+
+    /// The error path of a reply that did not fit: 3.x's `goto err` frees it and the doit
+    /// returns -EINVAL; 2.6.19's `nla_put_failure` returns genlmsg_cancel()'s -1 (EPERM) and
+    /// keeps the skb, a leak until "taskstats: fix sk_buff leak".
+    fn reply_failed(&self, cx: &Cx, msg: SkBuff) -> Errno {
+        cx.note(format!("mk_reply: the {}-byte skb is full", msg.len() + msg.tailroom()));
+        self.mark(cx, "reply-emsgsize");
+        if self.fixes.on(crate::fixes::REPLY_AFTER_DISPATCH) {
+            self.skbs.kfree_skb(cx, msg);
+            Errno::EINVAL
+        } else {
+            self.skbs.leak(msg);
+            Errno::EPERM
+        }
+    }
+
+    /// send_reply(): genlmsg_end() and the unicast, which consumes the skb.
+    fn send_reply(&self, cx: &Cx, port: u32, mut msg: SkBuff) -> Result<(), Errno> {
+        msg.genlmsg_end();
+        self.unicast(cx, port, msg)
     }
 
     fn packet_size(&self) -> usize {
@@ -353,16 +378,20 @@ impl Taskstats {
         if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK)] {
             return self.cmd_attr_cpumask(cx, current, info, attr, Action::Deregister);
         }
-        if !self.fixes.on(crate::fixes::REPLY_AFTER_DISPATCH) {
-            // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
-            let reply = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
-            drop(reply);
-        }
+        // 2.6.19 allocates the reply before looking at PID/TGID: ENOMEM wins over EINVAL.
+        let early = if self.fixes.on(crate::fixes::REPLY_AFTER_DISPATCH) {
+            None
+        } else {
+            Some(self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?)
+        };
         if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_PID)] {
-            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), false);
+            return self.cmd_attr_id(cx, current, info, early, attr.get_u32(info.msg), false);
         }
         if let Some(attr) = info.attrs[usize::from(TASKSTATS_CMD_ATTR_TGID)] {
-            return self.cmd_attr_id(cx, current, info, attr.get_u32(info.msg), true);
+            return self.cmd_attr_id(cx, current, info, early, attr.get_u32(info.msg), true);
+        }
+        if let Some(msg) = early {
+            self.skbs.kfree_skb(cx, msg);
         }
         Err(Errno::EINVAL)
     }
@@ -433,20 +462,25 @@ impl Taskstats {
     }
 
     /// Mirrors cmd_attr_pid()/cmd_attr_tgid() with fill_stats_for_pid()/_tgid() (2.6.19:
-    /// fill_pid()/fill_tgid()).
+    /// fill_pid()/fill_tgid(), into the reply taskstats_user_cmd() allocated: `early`).
     fn cmd_attr_id(
         &self,
         cx: &Cx,
         current: &Task,
         info: &Info<'_>,
+        early: Option<SkBuff>,
         nr: u32,
         tgid_query: bool,
     ) -> Result<(), Errno> {
-        let mut msg = self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?;
+        let mut msg = match early {
+            Some(msg) => msg,
+            None => self.prepare_reply(cx, Some(info), TASKSTATS_CMD_NEW, self.packet_size())?,
+        };
         // find_task_by_vpid() (2.6.19: find_task_by_pid(), one global pid space), with a counted
         // reference or inside rcu_read_lock() as the version does it (process.rs).
         let ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { current.pid_ns() } else { 0 };
         let Some(task) = self.query_lookup(cx, nr, ns, tgid_query) else {
+            self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
         let table = self.tasks.lock(cx);
@@ -468,13 +502,16 @@ impl Taskstats {
         drop(table);
         self.query_release(cx, &task, tgid_query);
         let Some(stats) = stats else {
+            self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
         let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-        self.mk_reply(&mut msg, kind, nr, &stats);
+        if self.mk_reply(&mut msg, kind, nr, &stats).is_err() {
+            return Err(self.reply_failed(cx, msg));
+        }
         self.mark(cx, if tgid_query { "tgid-query" } else { "pid-query" });
         // send_reply() -> genlmsg_reply(): the unicast's error is the doit's.
-        self.unicast(cx, info.port, msg.finish())
+        self.send_reply(cx, info.port, msg)
     }
 
     /// Mirrors fill_stats_for_tgid() (3.x: under lock_task_sighand, skipping any exited thread)
@@ -546,12 +583,16 @@ impl Taskstats {
         let mut msg =
             self.prepare_reply(cx, Some(info), CGROUPSTATS_CMD_NEW, nla_total_size(CGROUPSTATS_SIZE))?;
         let File::CgroupDir(cgroup) = file else {
+            self.skbs.kfree_skb(cx, msg);
             return Err(Errno::EINVAL);
         };
         let stats = self.tasks.lock(cx).cgroupstats_build(cgroup);
-        msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes());
+        // nla_reserve(), unchecked in the seed: the size it asked for always fits.
+        if msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes()).is_err() {
+            return Err(self.reply_failed(cx, msg));
+        }
         self.mark(cx, "cgroupstats");
-        self.unicast(cx, info.port, msg.finish())
+        self.send_reply(cx, info.port, msg)
     }
 
     /// Entries on `cpu`'s list, head first: (port, valid).

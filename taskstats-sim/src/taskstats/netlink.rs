@@ -141,9 +141,17 @@ impl Taskstats {
         Ok(port.queue.drain(..).collect())
     }
 
-    /// netlink_unicast() with MSG_DONTWAIT: ECONNREFUSED to a closed port, EAGAIN when its queue
-    /// is full, which netlink_overrun() also reports to the reader as ENOBUFS (`sk_err`).
-    pub(super) fn unicast(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
+    /// netlink_unicast() with MSG_DONTWAIT: it takes `skb` whatever the outcome (queued, or
+    /// freed on an error), so the caller no longer owns it; see [`Self::queue_bytes`].
+    pub(super) fn unicast(&self, cx: &Cx, id: u32, skb: SkBuff) -> Result<(), Errno> {
+        let bytes = self.skbs.consume(cx, skb);
+        self.queue_bytes(cx, id, bytes)
+    }
+
+    /// The queueing half of netlink_unicast(): ECONNREFUSED to a closed port, EAGAIN when its
+    /// queue is full, which netlink_overrun() also reports to the reader as ENOBUFS (`sk_err`).
+    /// netlink_ack()'s messages come here directly (their skbs are not booked).
+    fn queue_bytes(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
         let mut ports = self.ports.lock(cx);
         let Some(port) = ports.get_mut(&id).filter(|p| p.open) else {
             return Err(Errno::ECONNREFUSED);
@@ -200,6 +208,8 @@ impl Taskstats {
             return Vec::new();
         };
         let queued_before = self.port(cx, port).map_or(0, |p| p.queue.len());
+        // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
+        let genl_lock = self.genl_mutex.lock(cx);
         let mut at = 0usize;
         // netlink_rcv_skb(): one message after another while a header fits.
         while bytes.len() - at >= NLMSG_HDRLEN {
@@ -216,10 +226,11 @@ impl Taskstats {
             };
             if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
                 let ack = netlink_ack(msg, &hdr, port, err);
-                let _ = self.unicast(cx, port, ack);
+                let _ = self.queue_bytes(cx, port, ack);
             }
             at += align4(len).min(bytes.len() - at);
         }
+        drop(genl_lock);
         let mut ports = self.ports.lock(cx);
         match ports.get_mut(&port) {
             Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
@@ -345,31 +356,176 @@ impl Taskstats {
             Some(false) => return Err(Errno::ENOENT),
             Some(true) => {}
         }
-        if cx.sim().should_fail(cx, &FaultSite::slab("skbuff_head_cache"), 256) {
-            return Err(Errno::ENOMEM);
+        let reply = self.ctrl_build_family_msg(cx, hdr.seq, port)?;
+        self.unicast(cx, port, reply)
+    }
+
+    /// Mirrors ctrl_build_family_msg() with ctrl_fill_info(): nlmsg_new(NLMSG_DEFAULT_SIZE)
+    /// (ENOBUFS when it fails), then id, name, version, header size, maxattr and the ops;
+    /// a fill that does not fit frees the skb and is EMSGSIZE.
+    fn ctrl_build_family_msg(&self, cx: &Cx, seq: u32, port: u32) -> Result<SkBuff, Errno> {
+        let geometry = SkbGeometry::of_era(self.fixes.on(crate::fixes::TASKSTATS_V8));
+        let size = geometry.nlmsg_goodsize();
+        let Ok(mut reply) =
+            self.skbs.alloc_skb(cx, geometry, size, Gfp::GFP_KERNEL, "ctrl_build_family_msg", 256)
+        else {
+            return Err(Errno::ENOBUFS);
+        };
+        match self.ctrl_fill_info(&mut reply, seq, port) {
+            Ok(()) => {
+                reply.genlmsg_end();
+                Ok(reply)
+            }
+            Err(err) => {
+                self.skbs.kfree_skb(cx, reply);
+                Err(err)
+            }
         }
-        let mut reply =
-            MsgBuilder::genlmsg_put(GENL_ID_CTRL, 0, hdr.seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION);
-        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, TASKSTATS_FAMILY_ID);
+    }
+
+    /// Mirrors ctrl_fill_info() for the TASKSTATS family.
+    fn ctrl_fill_info(&self, reply: &mut SkBuff, seq: u32, port: u32) -> Result<(), Errno> {
+        reply.genlmsg_put(GENL_ID_CTRL, seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION)?;
+        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, TASKSTATS_FAMILY_ID)?;
         let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
         name.push(0);
-        reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name);
-        reply.nla_put_u32(CTRL_ATTR_VERSION, u32::from(TASKSTATS_GENL_VERSION));
-        reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0);
-        reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX));
-        reply.nest_start(CTRL_ATTR_OPS);
+        reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name)?;
+        reply.nla_put_u32(CTRL_ATTR_VERSION, u32::from(TASKSTATS_GENL_VERSION))?;
+        reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0)?;
+        reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX))?;
+        reply.nla_nest_start(CTRL_ATTR_OPS)?;
         let admin = if self.fixes.on(crate::fixes::ADMIN_PERM) { GENL_ADMIN_PERM } else { 0 };
         let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
         if self.fixes.on(crate::fixes::CGROUPSTATS) {
             ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
         }
         for (index, (cmd, flags)) in ops.into_iter().enumerate() {
-            reply.nest_start(index as u16 + 1);
-            reply.nla_put_u32(CTRL_ATTR_OP_ID, u32::from(cmd));
-            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, flags);
-            reply.nest_end();
+            reply.nla_nest_start(index as u16 + 1)?;
+            reply.nla_put_u32(CTRL_ATTR_OP_ID, u32::from(cmd))?;
+            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, flags)?;
+            reply.nla_nest_end();
         }
-        reply.nest_end();
-        self.unicast(cx, port, reply.finish())
+        reply.nla_nest_end();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::task_cx;
+    use sim_core::lockdep::ReportMode;
+    use sim_core::SimConfig;
+
+    fn world(preset: &str) -> (Sim, Taskstats) {
+        let sim = Sim::new(SimConfig::new(3).cpus(2).lockdep(ReportMode::Collect));
+        let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+        (sim, model)
+    }
+
+    fn pid_request(port: u32, pid: u32) -> Vec<u8> {
+        request(
+            TASKSTATS_FAMILY_ID,
+            NLM_F_REQUEST,
+            7,
+            port,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_PID, pid.to_le_bytes().to_vec())],
+        )
+    }
+
+    /// Replies, errors, exits to several listeners and a refused port: every skb allocated is
+    /// freed or consumed, and the doits ran under genl_mutex (lockdep saw it before
+    /// listeners->sem and tasklist_lock).
+    #[test]
+    fn every_skb_is_freed_or_consumed_and_doits_nest_in_genl_mutex() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let thread = model.fork(&cx, ForkKind::Thread).unwrap();
+            let ports = [model.open_port(&cx).unwrap(), model.open_port(&cx).unwrap()];
+            let mask = (TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload("0-1"));
+            for port in ports {
+                let reg = request(
+                    TASKSTATS_FAMILY_ID,
+                    NLM_F_REQUEST | NLM_F_ACK,
+                    7,
+                    port,
+                    TASKSTATS_CMD_GET,
+                    std::slice::from_ref(&mask),
+                );
+                assert_eq!(model.netlink_request(&cx, port, &reg).len(), 1, "{preset}: the ack");
+            }
+            assert_eq!(model.netlink_request(&cx, ports[0], &pid_request(ports[0], 1)).len(), 1);
+            let miss = model.netlink_request(&cx, ports[0], &pid_request(ports[0], 999));
+            assert_eq!(u32_at(&miss[0], 16) as i32, Errno::ESRCH.to_kernel_return(), "{preset}");
+            let tcx = task_cx(&sim, &model, thread, "thread");
+            let report = model.exit(&tcx).unwrap();
+            assert_eq!(report.delivered.len(), 2, "{preset}: both listeners got the exit");
+            model.close_port(&cx, ports[1]);
+            let tcx = task_cx(&sim, &model, 1, "init");
+            let _ = model
+                .fork(&tcx, ForkKind::Process)
+                .map(|child| model.exit(&task_cx(&sim, &model, child, "child")));
+            let (live, allocated) = model.skbs.counts();
+            assert_eq!(live, 0, "{preset}: {allocated} skbs allocated, {live} still live");
+            assert!(allocated >= 5, "{preset}: replies, the error path and the exit clones ({allocated})");
+            let deps = sim.lockdep().dependencies();
+            for inner in ["listeners->sem", "tasklist_lock"] {
+                assert!(deps.contains(&("genl_mutex".to_string(), inner.to_string())), "{preset}: {deps:?}");
+            }
+            model.teardown(&sim).unwrap();
+        }
+    }
+
+    /// A reply sized short of what mk_reply() puts: EMSGSIZE, then the seed's error path. 3.x
+    /// frees it and returns EINVAL; 2.6.19 (before "taskstats: fix sk_buff leak") returns
+    /// genlmsg_cancel()'s -1 and keeps the skb, which teardown reports as a leak.
+    #[test]
+    fn a_mis_sized_reply_takes_the_seeds_error_path() {
+        // 3.x: genlmsg_new(1) gets 192 bytes (kmalloc-512 less the shared info), short of one
+        // 344-byte record; 2.6.19: nlmsg_new(1) gets a 128-byte line, which holds one 88-byte
+        // version-1 record and its headers but not a second.
+        let cases = [("linux-3.8", 0, Errno::EINVAL, false), ("linux-2.6.19", 1, Errno::EPERM, true)];
+        for (preset, fit, errno, leaks) in cases {
+            let (sim, model) = world(preset);
+            let cx = sim.cx("t", 0);
+            let stats = TaskstatsRecord::default();
+            let mut msg = model.prepare_reply(&cx, None, TASKSTATS_CMD_NEW, 1).unwrap();
+            let mut records = 0;
+            let err = loop {
+                match model.mk_reply(&mut msg, TASKSTATS_TYPE_PID, 1, &stats) {
+                    Ok(()) => records += 1,
+                    Err(err) => break err,
+                }
+            };
+            assert_eq!((records, err), (fit, Errno::EMSGSIZE), "{preset}");
+            assert_eq!(model.reply_failed(&cx, msg), errno, "{preset}");
+            let torn = model.teardown(&sim);
+            assert_eq!(torn.is_err(), leaks, "{preset}: {torn:?}");
+        }
+    }
+
+    /// nlctrl's reply comes from an skb of NLMSG_GOODSIZE and is consumed by the unicast.
+    #[test]
+    fn the_family_lookup_reply_is_consumed() {
+        let (sim, model) = world("linux-3.4");
+        let cx = task_cx(&sim, &model, 1, "init");
+        let port = model.open_port(&cx).unwrap();
+        let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
+        name.push(0);
+        let req = request(
+            GENL_ID_CTRL,
+            NLM_F_REQUEST,
+            1,
+            port,
+            CTRL_CMD_GETFAMILY,
+            &[(CTRL_ATTR_FAMILY_NAME, name)],
+        );
+        let replies = model.netlink_request(&cx, port, &req);
+        assert_eq!(replies.len(), 1);
+        assert_eq!(u16_at(&replies[0], 4), GENL_ID_CTRL);
+        assert_eq!(model.skbs.counts(), (0, 1));
+        model.teardown(&sim).unwrap();
     }
 }

@@ -36,9 +36,11 @@ fn rwsem_listener_prune_never_drops_a_valid_listener() {
         let (lists2, cache2, sim2) = (lists.clone(), cache.clone(), sim.clone());
         let exit = thread::spawn(move || {
             let cx = sim2.cx("exit", 0);
-            let unicast = |pid: u32| if pid == 10 { Err(Errno::ECONNREFUSED) } else { Ok(()) };
-            let marked = deliver_to_listeners(&cx, &lists2[0], |_| false, unicast);
+            // The message is a token here: clones always succeed, and none is left unsent.
+            let unicast = |pid: u32, _msg: ()| if pid == 10 { Err(Errno::ECONNREFUSED) } else { Ok(()) };
+            let (marked, unsent) = deliver_to_listeners(&cx, &lists2[0], (), |_, _| Some(()), unicast);
             assert_eq!(marked, 1, "the closed port is always seen: it was registered first");
+            assert_eq!(unsent, None, "every listener walked took its copy");
             prune_invalid(&cx, &lists2[0], &cache2)
         });
         let cx = sim.cx("register", 0);
