@@ -231,7 +231,6 @@ fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
 /// `tell_host` gets its ack, the thread converges or is stopped, and remove gives every page
 /// back with host and guest agreeing.
 #[test]
-#[ignore = "written at the session's end; its first run failed on the checker's own unjoined read, fixed since but not rerun"]
 fn freeze_restore_and_remove_against_the_thread_a_config_interrupt_and_an_asynchronous_host() {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let mut builder = builder();
