@@ -1267,8 +1267,13 @@ impl Taskstats {
             self.mark(cx, "group-stats-spare-freed");
             let _ = self.taskstats_cache.free(cx, handle);
             return true;
+        } else {
+            drop(inner);
+            // This allocation failed while another thread's exit published the group's stats.
+            self.mark(cx, "group-stats-published-meanwhile");
+            return true;
         }
-        inner.stats.is_some()
+        false
     }
 
     /// `tsk->delays->lock` as the version takes it: spin_lock_irqsave() after "lockdep: fix
