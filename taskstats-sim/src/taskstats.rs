@@ -1273,6 +1273,9 @@ impl Taskstats {
             self.mark(cx, "group-stats-published-meanwhile");
             return true;
         }
+        drop(inner);
+        // Not counted: another thread's exit may still publish the group's stats after this.
+        self.mark(cx, "group-stats-allocation-failed");
         false
     }
 

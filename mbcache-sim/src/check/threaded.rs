@@ -286,7 +286,9 @@ impl MbcacheShared {
                 let value = 1 + u32::from(value) % self.config.values.max(1);
                 self.xattr(cx, inode, |ext2, cx, inode| ext2.set(cx, inode, value))
             }
-            Op::XattrDelete { inode, .. } => self.xattr(cx, inode, |ext2, cx, inode| ext2.delete_inode(cx, inode)),
+            Op::XattrDelete { inode, .. } => {
+                self.xattr(cx, inode, |ext2, cx, inode| ext2.delete_inode(cx, inode))
+            }
         }
     }
 }

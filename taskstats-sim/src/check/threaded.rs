@@ -25,7 +25,9 @@ use sim_core::check::Subject;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
-use super::{clone_counters, pick, task_cx, MaskSpec, Op, Outcome, Target, TaskstatsConfig, TaskstatsSubject};
+use super::{
+    clone_counters, pick, task_cx, MaskSpec, Op, Outcome, Target, TaskstatsConfig, TaskstatsSubject,
+};
 use crate::taskstats::ForkKind;
 
 /// The subject and which tasks and ports are claimed.
@@ -190,7 +192,9 @@ impl TaskstatsShared {
                 model.close_port(&sim.cx("close", 0), id);
                 return Outcome::Closed(Some(id));
             }
-            Op::Recv { .. } => return Outcome::Received(Some(id), model.recv(&sim.cx("recvmsg", 0), id).len()),
+            Op::Recv { .. } => {
+                return Outcome::Received(Some(id), model.recv(&sim.cx("recvmsg", 0), id).len())
+            }
             _ => {}
         }
         let observer = sim.observer_cx("op", 0);
@@ -269,8 +273,10 @@ impl TaskstatsShared {
         let zombies = model
             .zombie_pids(&observer)
             .into_iter()
-            .filter(|&pid| pid != model.task(&observer, pid).map_or(0, |t| t.tgid) || {
-                live.iter().all(|t| t.tgid != pid)
+            .filter(|&pid| {
+                pid != model.task(&observer, pid).map_or(0, |t| t.tgid) || {
+                    live.iter().all(|t| t.tgid != pid)
+                }
             })
             .collect();
         drop(observer);
