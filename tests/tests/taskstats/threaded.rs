@@ -47,7 +47,6 @@ fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_cou
         );
     }
     assert!(window > 0, "no execution of {SEEDS} reached the allocation race");
-    eprintln!("window {window}");
 }
 
 /// Executions (seeds) the regression case runs.
