@@ -22,6 +22,7 @@ use super::op::{all_positions, pick_among};
 use super::{Held, MbcacheConfig, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES};
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
+use crate::ext2_xattr::{Ext2Xattr, Step};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 
@@ -35,6 +36,11 @@ pub struct MbcacheShared {
     handles: StdMutex<BTreeMap<String, Vec<Held>>>,
     /// Entries allocated and not yet inserted, by entry id.
     fresh: StdMutex<std::collections::BTreeSet<u64>>,
+    /// The ext2 filesystem (its own mbcache world), which the xattr ops drive.
+    ext2: Ext2Xattr,
+    /// Inodes whose `xattr_sem` an xattr call holds across the model's operation boundary
+    /// (checker state: the model drops the guard there, the kernel does not).
+    inodes: StdMutex<std::collections::BTreeSet<usize>>,
 }
 
 type Applied = Result<OpResult, MbError>;
@@ -201,6 +207,30 @@ impl MbcacheShared {
         Ok(self.push(cx, found, false, Some(walk)))
     }
 
+    /// An xattr system call on `inode` by this thread's task, run to its end: where the model
+    /// stops at an operation boundary ([`Step::Pending`]) the thread continues at once, other
+    /// threads' calls on other inodes interleaving there (the 2.6.10/2.6.11 windows). The inode
+    /// is claimed for the whole call, as its held `xattr_sem` would make other tasks wait; a
+    /// call on an inode another thread's call holds is refused as WouldBlock, as the op-level
+    /// subject refuses it.
+    fn xattr(
+        &self,
+        cx: &Cx,
+        inode: u8,
+        call: impl FnOnce(&Ext2Xattr, &Cx, usize) -> Result<Step, MbError>,
+    ) -> Applied {
+        let inode = usize::from(inode) % self.ext2.inode_count();
+        if !self.inodes.lock().unwrap_or_else(PoisonError::into_inner).insert(inode) {
+            return Ok(OpResult::WouldBlock);
+        }
+        let mut step = call(&self.ext2, cx, inode);
+        while let Ok(Step::Pending(pending)) = step {
+            step = self.ext2.resume(cx, pending);
+        }
+        self.inodes.lock().unwrap_or_else(PoisonError::into_inner).remove(&inode);
+        step.map(|_| OpResult::Done)
+    }
+
     fn apply(&self, cx: &Cx, op: &Op) -> Applied {
         let all = |mine: &[Held]| all_positions(mine.len());
         match *op {
@@ -252,8 +282,13 @@ impl MbcacheShared {
                 let gfp = if nofs { Gfp::GFP_NOFS } else { Gfp::GFP_KERNEL };
                 Ok(OpResult::Count(self.registry.shrink_fn(cx, i32::from(nr_to_scan % 5), gfp)?))
             }
-            // The ext2 world is the op-level subject's alone: threads drive the mbcache API.
-            Op::XattrSet { .. } | Op::XattrDelete { .. } => Ok(OpResult::Skipped),
+            Op::XattrSet { inode, value, .. } => {
+                let value = 1 + u32::from(value) % self.config.values.max(1);
+                self.xattr(cx, inode, |ext2, cx, inode| ext2.set(cx, inode, value))
+            }
+            Op::XattrDelete { inode, .. } => {
+                self.xattr(cx, inode, |ext2, cx, inode| ext2.delete_inode(cx, inode))
+            }
         }
     }
 }
@@ -273,6 +308,15 @@ impl ThreadedSubject for MbcacheSubject {
             caches: StdMutex::default(),
             handles: StdMutex::default(),
             fresh: StdMutex::default(),
+            ext2: Ext2Xattr::new(
+                sim,
+                &sim.cx("mount", 0),
+                config.fixes,
+                Waits::Sleep,
+                config.inodes.clamp(1, 8) as usize,
+                config.fs_blocks.max(1) as usize,
+            ),
+            inodes: StdMutex::default(),
         }
     }
 
@@ -295,7 +339,7 @@ impl ThreadedSubject for MbcacheSubject {
 
     /// Create and destroy are a mount and an unmount: no inode task runs meanwhile.
     fn concurrent(op: &Op) -> bool {
-        !matches!(op, Op::Create { .. } | Op::Destroy { .. } | Op::XattrSet { .. } | Op::XattrDelete { .. })
+        !matches!(op, Op::Create { .. } | Op::Destroy { .. })
     }
 
     /// Every outcome: it carries a snapshot of the whole LRU and every entry count.
@@ -304,7 +348,10 @@ impl ThreadedSubject for MbcacheSubject {
     }
 
     fn check_shared(shared: &MbcacheShared, sim: &Sim) -> Result<(), Violation> {
-        shared.registry.check_invariants(&sim.observer_cx("check_invariants", 0))
+        let cx = sim.observer_cx("check_invariants", 0);
+        shared.registry.check_invariants(&cx)?;
+        // Every xattr call ran to its end: no disposal is pending.
+        shared.ext2.check_invariants(&cx, &[])
     }
 
     fn teardown_shared(shared: MbcacheShared, sim: &Sim) -> Result<(), Violation> {
@@ -327,6 +374,10 @@ impl ThreadedSubject for MbcacheSubject {
             }
         }
         shared.registry.exit_mbcache();
+        let orphans = shared.ext2.unmount(&cx).map_err(oops)?;
+        if orphans != 0 {
+            return Err(Violation::new(ViolationKind::Leak, format!("ext2: {orphans} orphaned entries")));
+        }
         Ok(())
     }
 }

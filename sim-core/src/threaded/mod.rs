@@ -53,6 +53,13 @@ pub trait ThreadedSubject: Subject<Reference: Clone + Debug, Outcome: Send + 'st
         config.clone()
     }
 
+    /// The operations threaded cases are generated from: the op-level strategy unless the
+    /// subsystem weights it towards the operations its races need (a bias, not a scenario: every
+    /// operation stays reachable, and which ones overlap is still up to the generator).
+    fn threaded_ops(config: &Self::Config) -> proptest::strategy::BoxedStrategy<Self::Op> {
+        Self::op_strategy(config)
+    }
+
     /// Builds the model in `sim` (inside the execution, so its locks are shuttle's).
     fn share(sim: &Sim, config: &Self::Config) -> Self::Shared;
 
@@ -186,7 +193,7 @@ pub fn generate<S: ThreadedSubject>(
     options: &ThreadedOptions,
 ) -> ThreadedCase<S::Op> {
     let mut runner = runner_for(seed);
-    let ops = S::op_strategy(config);
+    let ops = S::threaded_ops(config);
     let prefix = vec(ops.clone(), 0..=options.prefix_max);
     let threads = vec(vec(ops, 1..=options.ops_per_thread.max(1)), options.threads..=options.threads);
     let (prefix, threads) =

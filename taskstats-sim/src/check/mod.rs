@@ -178,6 +178,19 @@ impl TaskstatsSubject {
         let Some(port) = pick(&self.port_ids(sim), port) else {
             return Outcome::Done;
         };
+        self.request_on(sim, port, attrs, cmd, target, fd)
+    }
+
+    /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first).
+    fn request_on(
+        &self,
+        sim: &Sim,
+        port: u32,
+        attrs: Vec<(u16, Vec<u8>)>,
+        cmd: u8,
+        target: Option<&Target>,
+        fd: Option<u8>,
+    ) -> Outcome {
         let (facts, nr) = self.facts(sim, port, target, fd);
         let mut attrs = attrs;
         for (kind, payload) in attrs.iter_mut() {
@@ -323,6 +336,12 @@ impl TaskstatsSubject {
 
     /// The generic-netlink requests the reference model judges.
     fn apply_request(&self, sim: &Sim, op: &Op) -> Outcome {
+        self.apply_request_on(sim, op, None)
+    }
+
+    /// [`Self::apply_request`], on port id `on` when given (threaded campaigns pick and claim the
+    /// port first) instead of the op's `port`-th open port.
+    fn apply_request_on(&self, sim: &Sim, op: &Op, on: Option<u32>) -> Outcome {
         let (port, attr, payload, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
                 (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
@@ -345,7 +364,10 @@ impl TaskstatsSubject {
         if let Op::CgroupStats { extra: Some(kind), .. } = op {
             attrs.push((u16::from(*kind), vec![0; 4]));
         }
-        self.request(sim, *port, attrs, cmd, target, fd)
+        match on {
+            Some(id) => self.request_on(sim, id, attrs, cmd, target, fd),
+            None => self.request(sim, *port, attrs, cmd, target, fd),
+        }
     }
 }
 

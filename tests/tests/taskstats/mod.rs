@@ -14,6 +14,8 @@ mod shrink;
 #[cfg(shuttle)]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
+mod threaded;
+#[cfg(not(any(loom, shuttle)))]
 mod uapi;
 #[cfg(not(any(loom, shuttle)))]
 mod wire;

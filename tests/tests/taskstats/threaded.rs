@@ -1,0 +1,53 @@
+//! taskstats under threaded campaigns: a campaign's finding pinned as a case (seed, operations,
+//! schedulers) so the false report it found cannot come back unnoticed.
+
+use sim_core::check::Catalog;
+use sim_core::threaded::{self, SchedulerChoice, ThreadedCase, ThreadedOptions};
+use taskstats_sim::TaskstatsSubject;
+
+/// The case a `--threads 3` campaign on linux-3.8 found at seed 14586 and shrank to 9 operations
+/// (artifact `taskstats-threaded-seed14586.ksim.json`): init forks two threads, then two of the
+/// group's threads exit at once. Where one exit's `taskstats_tgid_alloc()` fails its allocation
+/// while the other's publishes `signal->stats`, the kernel counts the first thread as a thread
+/// group member (it sees the stats under siglock) and adds it; the checker's ledger once booked
+/// it by a look taken later, or not at all, and reported a false `group-stats`.
+const SEED_14586: &str = r#"{
+  "prefix": [
+    {"QueryPid": {"port": 207, "target": {"Task": 64}}},
+    {"Fork": {"kind": "Thread", "parent": 220}},
+    {"QueryPid": {"port": 66, "target": {"Task": 170}}},
+    {"Fork": {"kind": "Thread", "parent": 208}},
+    {"Run": {"task": 161}},
+    {"QueryTgid": {"port": 120, "target": {"Task": 241}}}
+  ],
+  "threads": [[{"Exit": {"task": 49}}], [{"Run": {"task": 82}}, {"Run": {"task": 241}}], [{"Exit": {"task": 31}}]],
+  "scheduler": "Random"
+}"#;
+
+/// The seed-14586 case, one execution per seed (each seed its own schedule and fault draws,
+/// both schedulers): in some executions one exit's allocation fails with the group's stats still
+/// unset (`group-stats-allocation-failed`: the kernel leaves that thread out) while the other
+/// exit's allocation publishes them (`group-stats-allocated`), the window where a ledger that
+/// looked at `signal->stats` later would book the thread the kernel left out and report a false
+/// `group-stats` at the group's death or at quiescence; no execution reports anything.
+#[test]
+fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_counts_it() {
+    let config = TaskstatsSubject::config(Some("linux-3.8"), &[]).expect("preset");
+    let mut case: ThreadedCase<taskstats_sim::Op> = serde_json::from_str(SEED_14586).expect("case");
+    let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
+    let mut window = 0;
+    for seed in 0..SEEDS {
+        case.scheduler =
+            if seed % 2 == 0 { SchedulerChoice::Random } else { SchedulerChoice::Pct { depth: 3 } };
+        let report = threaded::run_case::<TaskstatsSubject>(&config, seed, &case, &options);
+        assert!(report.violation().is_none(), "seed {seed} {:?}: {:?}", case.scheduler, report.violation());
+        let marks = &report.coverage;
+        window += usize::from(
+            marks.contains("group-stats-allocation-failed") && marks.contains("group-stats-allocated"),
+        );
+    }
+    assert!(window > 0, "no execution of {SEEDS} reached the allocation race");
+}
+
+/// Executions (seeds) the regression case runs.
+const SEEDS: u64 = 300;
