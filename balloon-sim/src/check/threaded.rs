@@ -106,7 +106,14 @@ impl BalloonShared {
         };
         let mut kthread = self.kthread.lock();
         let Kthread { cx, asleep } = &mut *kthread;
-        run_balloon_thread(&self.world, &vb, cx, asleep, &|| self.target_changes.load(Ordering::SeqCst), false)
+        run_balloon_thread(
+            &self.world,
+            &vb,
+            cx,
+            asleep,
+            &|| self.target_changes.load(Ordering::SeqCst),
+            false,
+        )
     }
 
     /// Freeze (prefix only): the kthread is parked, as the PM core guarantees.

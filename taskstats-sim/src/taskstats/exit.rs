@@ -32,8 +32,16 @@ impl Taskstats {
             self.mark(cx, "group-stats-spare-freed");
             let _ = self.taskstats_cache.free(cx, handle);
             return true;
+        } else {
+            drop(inner);
+            // This allocation failed while another thread's exit published the group's stats.
+            self.mark(cx, "group-stats-published-meanwhile");
+            return true;
         }
-        inner.stats.is_some()
+        drop(inner);
+        // Not counted: another thread's exit may still publish the group's stats after this.
+        self.mark(cx, "group-stats-allocation-failed");
+        false
     }
 
     /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
