@@ -184,8 +184,8 @@ fn bad_arguments_are_one_line_and_status_two() {
     ksim(&dir, &["fuzz", "demo", "--kernel", "six"]).assert_one_line_error(2, "not a kernel version");
     ksim(&dir, &["fuzz", "taskstats", "--kernel", "1.0"])
         .assert_one_line_error(2, "kernel 1.0 is outside the modelled range");
-    ksim(&dir, &["fuzz", "taskstats", "--kernel", "4.9"])
-        .assert_one_line_error(2, "taskstats: kernel 4.9 is outside the modelled range 2.6.19-rc3 to 4.6");
+    ksim(&dir, &["fuzz", "taskstats", "--kernel", "5.0"])
+        .assert_one_line_error(2, "taskstats: kernel 5.0 is outside the modelled range 2.6.19-rc3 to 4.15");
     ksim(&dir, &["fuzz", "--kernel", "9.0"]).assert_one_line_error(2, "no subsystem models kernel 9.0");
     ksim(&dir, &["list", "--kernel", "x"]).assert_one_line_error(2, "not a kernel version");
     ksim(&dir, &["fuzz", "--shard", "2/2"]).assert_one_line_error(2, "need 0 <= I < N");
