@@ -208,7 +208,7 @@ impl VirtioBalloon {
             cx.op_end("virtballoon_probe", format!("{err}"));
             return Err(err);
         }
-        vb.register_deflate_on_oom(cx);
+        VirtioBalloon::register_deflate_on_oom(&vb, cx);
         // virtio_device_ready(), and the driver's config_changed hook.
         let changed = vb.shared.clone();
         vdev.set_config_changed(Some(std::sync::Arc::new(move |_cx: &Cx| changed.config_change.wake_up())));
@@ -243,25 +243,27 @@ impl VirtioBalloon {
     /// probe's hook for deflation under memory pressure: register_oom_notifier() as 4.4 (and
     /// 5.7 on) do, or, in the shrinker era, virtio_balloon_register_shrinker() (which 4.19
     /// does only with DEFLATE_ON_OOM; the notifier itself returns early without it).
-    fn register_deflate_on_oom(self: &Arc<Self>, cx: &Cx) {
-        if self.deflates_from_shrinker() {
-            if self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
-                let vb = self.clone();
+    /// (An associated function taking the `Arc`, not a method: under loom the facade's `Arc` is
+    /// not a receiver type.)
+    fn register_deflate_on_oom(this: &Arc<Self>, cx: &Cx) {
+        if this.deflates_from_shrinker() {
+            if this.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {
+                let vb = this.clone();
                 let scan = std::sync::Arc::new(move |cx: &Cx, sc: &sim_core::mm::reclaim::ShrinkControl| {
                     vb.shrinker_scan(cx, sc.nr_to_scan)
                 });
-                *self.shrinker.lock() = Some(cx.sim().register_shrinker("virtio_balloon", scan));
+                *this.shrinker.lock() = Some(cx.sim().register_shrinker("virtio_balloon", scan));
             }
             return;
         }
-        let notifier = self.clone();
-        let id = self.pages.register_oom_notifier(
+        let notifier = this.clone();
+        let id = this.pages.register_oom_notifier(
             cx,
             "virtballoon_oom_notify",
             VIRTBALLOON_OOM_NOTIFY_PRIORITY,
             std::sync::Arc::new(move |cx: &Cx| notifier.oom_notify(cx)),
         );
-        *self.nb.lock() = Some(id);
+        *this.nb.lock() = Some(id);
     }
 
     /// Mirrors virtio_balloon_shrinker_scan() with shrink_balloon_pages() (4.19 to 5.6, with
