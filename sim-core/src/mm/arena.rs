@@ -35,38 +35,7 @@ pub struct ArenaRef<T> {
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for ArenaRef<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for ArenaRef<T> {}
-impl<T> PartialEq for ArenaRef<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.index, self.generation) == (other.index, other.generation)
-    }
-}
-impl<T> Eq for ArenaRef<T> {}
-impl<T> PartialOrd for ArenaRef<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for ArenaRef<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.index, self.generation).cmp(&(other.index, other.generation))
-    }
-}
-impl<T> std::hash::Hash for ArenaRef<T> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.index, self.generation).hash(state);
-    }
-}
-impl<T> fmt::Debug for ArenaRef<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "obj#{}.{}", self.index, self.generation)
-    }
-}
+generation_handle_impls!(ArenaRef);
 
 impl<T> ArenaRef<T> {
     /// The slot index (stable while the object lives; reused after it is freed).

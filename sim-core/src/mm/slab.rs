@@ -27,38 +27,7 @@ pub struct ObjHandle<T> {
     _type: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for ObjHandle<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for ObjHandle<T> {}
-impl<T> PartialEq for ObjHandle<T> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.index, self.generation) == (other.index, other.generation)
-    }
-}
-impl<T> Eq for ObjHandle<T> {}
-impl<T> PartialOrd for ObjHandle<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<T> Ord for ObjHandle<T> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.index, self.generation).cmp(&(other.index, other.generation))
-    }
-}
-impl<T> std::hash::Hash for ObjHandle<T> {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.index, self.generation).hash(state);
-    }
-}
-impl<T> fmt::Debug for ObjHandle<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "obj#{}.{}", self.index, self.generation)
-    }
-}
+generation_handle_impls!(ObjHandle);
 
 impl<T> ObjHandle<T> {
     /// The slot index (stable while the object lives; reused after it is freed).

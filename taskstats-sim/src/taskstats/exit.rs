@@ -63,14 +63,7 @@ impl Taskstats {
 
     /// Mirrors taskstats_exit() (3.x).
     pub(super) fn taskstats_exit(&self, cx: &Cx, task: &Task, group_dead: bool) -> ExitReport {
-        let mut report = ExitReport {
-            pid: task.pid,
-            group_dead,
-            cpu: cx.cpu(),
-            delivered: Vec::new(),
-            pruned: 0,
-            closed: Vec::new(),
-        };
+        let mut report = ExitReport::nothing_sent(task.pid, group_dead, cx.cpu());
         let mut size = self.packet_size();
         let is_thread_group = if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.taskstats_tgid_alloc(cx, task)
@@ -170,14 +163,7 @@ impl Taskstats {
         tidstats: Option<sim_core::mm::ObjHandle<()>>,
         group_dead: bool,
     ) -> ExitReport {
-        let mut report = ExitReport {
-            pid: task.pid,
-            group_dead,
-            cpu: cx.cpu(),
-            delivered: Vec::new(),
-            pruned: 0,
-            closed: Vec::new(),
-        };
+        let mut report = ExitReport::nothing_sent(task.pid, group_dead, cx.cpu());
         // The ledger: the thread belongs in the group's stats whenever they exist.
         self.ledger_exit(cx, task);
         let fill_first = self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);

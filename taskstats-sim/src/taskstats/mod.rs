@@ -120,6 +120,13 @@ pub struct ExitReport {
     pub closed: Vec<u32>,
 }
 
+impl ExitReport {
+    /// The report of an exit before any delivery: nobody got a record yet.
+    fn nothing_sent(pid: u32, group_dead: bool, cpu: u32) -> ExitReport {
+        ExitReport { pid, group_dead, cpu, delivered: Vec::new(), pruned: 0, closed: Vec::new() }
+    }
+}
+
 impl Taskstats {
     /// taskstats_init_early() + taskstats_init(): caches, per-CPU lists, the family; and a
     /// world with init (pid 1, root, CAP_NET_ADMIN) in cgroup "/", a second cgroup "/work".
