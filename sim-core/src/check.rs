@@ -431,6 +431,23 @@ pub struct Artifact {
 pub const ARTIFACT_VERSION: u32 = 1;
 
 impl Artifact {
+    /// The artifact's config and operations for subsystem `name` (`what` names the operations in
+    /// the error), or one error line saying which part does not fit.
+    pub fn decode<C: DeserializeOwned, O: DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<(C, O), String> {
+        if self.subsystem != name {
+            return Err(format!("artifact is for {}, not {name}", self.subsystem));
+        }
+        let config = serde_json::from_value(self.config.clone())
+            .map_err(|e| format!("artifact config does not fit {name}: {e}"))?;
+        let ops = serde_json::from_value(self.ops.clone())
+            .map_err(|e| format!("artifact {what} do not fit {name}: {e}"))?;
+        Ok((config, ops))
+    }
+
     /// Writes the artifact to `path` whole or not at all (a temporary file renamed into place).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
@@ -468,13 +485,7 @@ pub struct ReplayReport {
 
 /// Runs an artifact's case again, keeping the whole trace.
 pub fn replay<S: Subject>(artifact: &Artifact) -> Result<ReplayReport, String> {
-    if artifact.subsystem != S::NAME {
-        return Err(format!("artifact is for {}, not {}", artifact.subsystem, S::NAME));
-    }
-    let config: S::Config = serde_json::from_value(artifact.config.clone())
-        .map_err(|e| format!("artifact config does not fit {}: {e}", S::NAME))?;
-    let ops: Vec<S::Op> = serde_json::from_value(artifact.ops.clone())
-        .map_err(|e| format!("artifact operations do not fit {}: {e}", S::NAME))?;
+    let (config, ops): (S::Config, Vec<S::Op>) = artifact.decode(S::NAME, "operations")?;
     let case = run_case::<S>(
         &config,
         artifact.seed,

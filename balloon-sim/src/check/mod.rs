@@ -362,38 +362,16 @@ fn run_balloon_thread(
     let disturbed = target_changes() != changes_before
         || changes_before % 2 == 1
         || i64::from(vb.num_pages(&observer)) != i64::from(num_pages_before) + moved;
-    // With no other task running (`alone`: the op-level simulation), deflations the host saw that
-    // no thread step asked for happened inside the fill rounds: the balloon's own allocations
-    // deflated it (the shrinker era's busy no-op). Under threads an OOM notifier elsewhere may
-    // have deflated it instead, so the host's count proves nothing there.
-    let self_deflated = (world.host.traffic().1 - deflated_before).saturating_sub(thread_leaked);
-    let not_converging = if alone && filled && self_deflated > 0 {
-        Some(format!(
-            "the balloon deflated {self_deflated} pages inside its own fill rounds (its allocations' \
-             reclaim shrank it) and inflated them again: {rounds} rounds, num_pages {}, \
-             towards_target {}",
-            vb.num_pages(&observer),
-            vb.towards_target(&observer)
-        ))
-    } else if filled && leaked && !disturbed {
-        Some(format!(
-            "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
-            vb.num_pages(&observer),
-            vb.towards_target(&observer)
-        ))
-    } else if has_work
-        && !out_of_puff
-        && vb.towards_target(&observer) != 0
-        && !vb.shared.need_stats_update.load(Ordering::SeqCst)
-    {
-        Some(format!(
-            "no convergence after {rounds} rounds (towards_target {})",
-            vb.towards_target(&observer)
-        ))
-    } else {
-        None
+    let passes = Passes {
+        rounds,
+        filled,
+        leaked,
+        out_of_puff,
+        has_work,
+        disturbed,
+        self_deflated: (world.host.traffic().1 - deflated_before).saturating_sub(thread_leaked),
     };
-    match not_converging {
+    match convergence_verdict(vb, &observer, &passes, alone) {
         Some(message) => cx.sim().report(Some(cx), Violation::new(ViolationKind::Liveness, message)),
         None if rounds > 0 && !out_of_puff => cx.sim().mark("target-reached"),
         None => {}
@@ -403,6 +381,53 @@ fn run_balloon_thread(
         actual: world.host.actual(),
         out_of_puff,
         pages_per_page: vb.pages_per_page,
+    }
+}
+
+/// What one run of the balloon thread did, for [`convergence_verdict`].
+#[derive(Clone, Copy)]
+struct Passes {
+    rounds: u32,
+    filled: bool,
+    leaked: bool,
+    out_of_puff: bool,
+    /// The thread still had work when it stopped.
+    has_work: bool,
+    /// Another task moved the target or the balloon meanwhile.
+    disturbed: bool,
+    /// Pages the host saw deflated beyond what the thread's own steps deflated.
+    self_deflated: u64,
+}
+
+/// The liveness verdict on one run of the balloon thread: why it did not converge, if it did not.
+fn convergence_verdict(vb: &VirtioBalloon, observer: &Cx, passes: &Passes, alone: bool) -> Option<String> {
+    // With no other task running (`alone`: the op-level simulation), deflations the host saw that
+    // no thread step asked for happened inside the fill rounds: the balloon's own allocations
+    // deflated it (the shrinker era's busy no-op). Under threads an OOM notifier elsewhere may
+    // have deflated it instead, so the host's count proves nothing there.
+    let Passes { rounds, filled, leaked, out_of_puff, has_work, disturbed, self_deflated } = *passes;
+    if alone && filled && self_deflated > 0 {
+        Some(format!(
+            "the balloon deflated {self_deflated} pages inside its own fill rounds (its allocations' \
+             reclaim shrank it) and inflated them again: {rounds} rounds, num_pages {}, \
+             towards_target {}",
+            vb.num_pages(observer),
+            vb.towards_target(observer)
+        ))
+    } else if filled && leaked && !disturbed {
+        Some(format!(
+            "the balloon inflated and deflated under one fixed target (num_pages {}, towards_target {})",
+            vb.num_pages(observer),
+            vb.towards_target(observer)
+        ))
+    } else if has_work
+        && !out_of_puff
+        && vb.towards_target(observer) != 0
+        && !vb.shared.need_stats_update.load(Ordering::SeqCst)
+    {
+        Some(format!("no convergence after {rounds} rounds (towards_target {})", vb.towards_target(observer)))
+    } else {
+        None
     }
 }
 

@@ -661,13 +661,7 @@ pub struct ThreadedReplay {
 
 /// Runs a threaded artifact's recorded execution again, keeping the whole trace.
 pub fn replay<S: ThreadedSubject>(artifact: &Artifact) -> Result<ThreadedReplay, String> {
-    if artifact.subsystem != S::NAME {
-        return Err(format!("artifact is for {}, not {}", artifact.subsystem, S::NAME));
-    }
-    let config: S::Config = serde_json::from_value(artifact.config.clone())
-        .map_err(|e| format!("artifact config does not fit {}: {e}", S::NAME))?;
-    let ops: ThreadedOps<S::Op> = serde_json::from_value(artifact.ops.clone())
-        .map_err(|e| format!("artifact threaded case does not fit {}: {e}", S::NAME))?;
+    let (config, ops): (S::Config, ThreadedOps<S::Op>) = artifact.decode(S::NAME, "threaded operations")?;
     let options =
         ThreadedOptions { trace: TraceMode::Full, ..ThreadedOptions::new(ops.threaded.threads.len()) };
     let report = run_case::<S>(&config, artifact.seed, &ops.threaded, &options);
