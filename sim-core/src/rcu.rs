@@ -97,6 +97,21 @@ fn prove_rcu(cx: &Cx) -> bool {
     !cx.is_observer() && cx.sim().lockdep().is_enabled()
 }
 
+/// The OS thread a read-side section runs on, when that names the task running it: never under
+/// loom or shuttle, whose tasks take turns on shared OS threads (a threaded campaign's execution
+/// under the runtime backend included), so a second task there is not "this same thread".
+fn os_thread() -> Option<std::thread::ThreadId> {
+    #[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+    if crate::sync::schedule::in_execution() {
+        return None;
+    }
+    if cfg!(any(loom, shuttle)) {
+        None
+    } else {
+        Some(std::thread::current().id())
+    }
+}
+
 /// Mirrors `rcu_read_lock()`: nesting is counted in the context; the outermost call opens a
 /// section that grace periods wait for.
 pub(crate) fn read_lock(cx: &Cx, site: &'static Location<'static>) {
@@ -105,7 +120,7 @@ pub(crate) fn read_lock(cx: &Cx, site: &'static Location<'static>) {
     if depth > 0 {
         return;
     }
-    let thread = if cfg!(any(loom, shuttle)) { None } else { Some(std::thread::current().id()) };
+    let thread = os_thread();
     let reader = Reader { task: cx.name_shared(), begun_at: site, thread };
     let id = {
         let mut gp = state(cx.sim()).gp.lock();

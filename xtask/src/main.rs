@@ -3,9 +3,11 @@
 //!
 //! Parts: format check, clippy (warnings denied), no unused dependency (cargo-machete), unit +
 //! property + zoo + doc tests (the guide's commands among them), the guide (links and anchors
-//! resolve, mdbook builds it), the loom suite (`--cfg loom`, release, its own target directory),
-//! the shuttle suite (`--cfg shuttle`, release, its own target directory). `cargo xtask test
-//! --quick` skips loom and shuttle. mdbook is installed with `cargo install --locked` when missing
+//! resolve, mdbook builds it), the loom suite (`--cfg loom`, the `loom` profile: release without debug info, its own target
+//! directory),
+//! the shuttle suite (tests named `shuttle`, from the test part's own build: sim-core's `threaded`
+//! feature chooses shuttle's primitives at run time inside an execution, so no `--cfg shuttle`
+//! rebuild is needed). `cargo xtask test --quick` skips loom and shuttle. mdbook is installed with `cargo install --locked` when missing
 //! (a fresh CI machine has only the Rust toolchain); cargo-machete is used when installed.
 
 mod guide;
@@ -42,7 +44,9 @@ const PARTS: &[Part] = &[
     cargo("fmt", &["fmt", "--all", "--", "--check"]),
     cargo("clippy", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
     Part { name: "machete", action: Action::Machete, slow: false },
-    cargo("test", &["test", "--workspace", "--locked"]),
+    // The shuttle suite is built with the rest (the `threaded` feature's runtime backend runs
+    // it, no `--cfg shuttle` rebuild) and run as its own part, so its time shows apart.
+    cargo("test", &["test", "--workspace", "--locked", "--", "--skip", "shuttle"]),
     Part { name: "guide", action: Action::Guide, slow: false },
     Part {
         name: "loom",
@@ -50,7 +54,8 @@ const PARTS: &[Part] = &[
             args: &[
                 "test",
                 "--locked",
-                "--release",
+                "--profile",
+                "loom",
                 "-p",
                 "ksim-tests",
                 "--target-dir",
@@ -68,15 +73,15 @@ const PARTS: &[Part] = &[
             args: &[
                 "test",
                 "--locked",
-                "--release",
                 "-p",
                 "ksim-tests",
-                "--target-dir",
-                "target/shuttle",
+                "--test",
+                "main",
                 "--",
+                "shuttle",
                 "--test-threads=2",
             ],
-            rustflags: Some("--cfg shuttle"),
+            rustflags: None,
         },
         slow: true,
     },

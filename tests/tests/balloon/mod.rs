@@ -1,5 +1,5 @@
 //! balloon: property tests, the zoo, the ring check and threaded campaigns (plain), loom models (`--cfg loom`),
-//! shuttle runs with the real actors (`--cfg shuttle`).
+//! shuttle runs with the real actors (plain build, runtime backend).
 
 #[cfg(loom)]
 mod loom;
@@ -7,7 +7,7 @@ mod loom;
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod ring;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
 mod threaded;

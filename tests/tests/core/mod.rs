@@ -26,13 +26,12 @@ mod loom_rcu;
 mod mm;
 #[cfg(not(any(loom, shuttle)))]
 mod rcu;
-#[cfg(any(loom, shuttle))]
 mod rcu_models;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle_detectors;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle_models;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle_rcu;
 #[cfg(not(any(loom, shuttle)))]
 mod threaded;

@@ -1,6 +1,6 @@
 //! Shuttle runs of the sim-core 2 detectors: a convention-guarded field judged by the lockset
 //! detector and an hlist_bl bucket's bit lock, under random schedules, seeded. Run with
-//! `RUSTFLAGS="--cfg shuttle" cargo test -p ksim-tests --release --target-dir target/shuttle -- core::shuttle_detectors`.
+//! `cargo test -p ksim-tests --test main -- core::shuttle_detectors`.
 //! Shuttle has no race detector of its own; each access to a guarded field is a schedule point
 //! (the field is a shuttle `RwLock` underneath), and the lockset detector is the judge.
 

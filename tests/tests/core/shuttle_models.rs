@@ -1,6 +1,6 @@
 //! Shuttle runs of the listener-list model: four threads (two exits, a registration, a port
 //! closing) under random and PCT schedules, seeded. Run with
-//! `RUSTFLAGS="--cfg shuttle" cargo test -p ksim-tests --release --target-dir target/shuttle -- core::`.
+//! `cargo test -p ksim-tests --test main -- core::shuttle_models`.
 //! A failure prints shuttle's schedule string; `shuttle::replay(model, "<schedule>")` replays it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

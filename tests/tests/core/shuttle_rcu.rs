@@ -1,6 +1,6 @@
 //! Shuttle runs of the RCU and kref models (`rcu_models.rs`) under seeded random schedules,
 //! collecting the kinds of violation any schedule reported. Run with
-//! `RUSTFLAGS="--cfg shuttle" cargo test -p ksim-tests --release --target-dir target/shuttle -- core::shuttle_rcu`.
+//! `cargo test -p ksim-tests --test main -- core::shuttle_rcu`.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc as StdArc, Mutex as StdMutex};

@@ -1,6 +1,6 @@
 //! demo: the teaching subsystem's property test (with coverage marks) and its zoo. A new
 //! subsystem copied from demo-sim starts with exactly these two files; add `loom.rs` and
-//! `shuttle.rs` (under `--cfg loom` / `--cfg shuttle`) once its kernel code runs on several
+//! `shuttle.rs` (`loom.rs` under `--cfg loom`) once its kernel code runs on several
 //! threads, and `regression.rs` for a bug with a scripted interleaving.
 
 #[cfg(not(any(loom, shuttle)))]

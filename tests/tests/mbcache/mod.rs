@@ -15,5 +15,5 @@ mod zoo;
 
 #[cfg(loom)]
 mod loom;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle;

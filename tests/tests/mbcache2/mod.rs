@@ -5,7 +5,7 @@
 mod loom;
 #[cfg(not(any(loom, shuttle)))]
 mod property;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
 mod threaded;

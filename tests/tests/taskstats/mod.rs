@@ -1,5 +1,5 @@
 //! taskstats: property tests per preset, the zoo, the wire decoder and malformed requests
-//! (plain tests); loom models (`--cfg loom`); shuttle runs (`--cfg shuttle`).
+//! (plain tests); loom models (`--cfg loom`); shuttle runs (plain build, runtime backend).
 
 #[cfg(not(any(loom, shuttle)))]
 mod bad_input;
@@ -11,7 +11,7 @@ mod property;
 mod regression;
 #[cfg(not(any(loom, shuttle)))]
 mod shrink;
-#[cfg(shuttle)]
+#[cfg(not(loom))]
 mod shuttle;
 #[cfg(not(any(loom, shuttle)))]
 mod threaded;
