@@ -808,6 +808,7 @@ pub mod schedule {
         f: impl Fn() + Send + Sync + 'static,
     ) -> usize {
         keep_panic_hook();
+        let _quiet = Quiet::enter();
         let mut config = shuttle::Config::new();
         config.failure_persistence = shuttle::FailurePersistence::None;
         config.silence_warnings = true;
@@ -817,7 +818,9 @@ pub mod schedule {
 
     /// Shuttle installs a panic hook at its first execution that prints a schedule for every
     /// panic, even one a checker catches and reports as a violation. Let it install it once over
-    /// a throwaway hook, then put the process's own hook back, so ksim's output stays its own.
+    /// a throwaway hook, then put the process's own hook back, wrapped so that shuttle's own
+    /// failures inside [`run`] (a deadlock, the step bound) are not printed: the caller reports
+    /// them as violations, with each task's locks.
     fn keep_panic_hook() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
@@ -825,8 +828,40 @@ pub mod schedule {
             let mut config = shuttle::Config::new();
             config.silence_warnings = true;
             shuttle::Runner::new(RandomScheduler::new_from_seed(0, 1), config).run(|| {});
-            std::panic::set_hook(hook);
+            std::panic::set_hook(Box::new(move |info| {
+                if !(QUIET.with(std::cell::Cell::get) && is_shuttle_failure(info.payload())) {
+                    hook(info);
+                }
+            }));
         });
+    }
+
+    std::thread_local! {
+        /// Whether this thread runs [`run`] (shuttle's tasks share the thread that runs them).
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// [`QUIET`] set for the life of one [`run`], then put back as it was.
+    struct Quiet(bool);
+
+    impl Quiet {
+        fn enter() -> Quiet {
+            Quiet(QUIET.with(|quiet| quiet.replace(true)))
+        }
+    }
+
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            QUIET.with(|quiet| quiet.set(self.0));
+        }
+    }
+
+    /// Whether a panic's payload is shuttle's report of a failed execution that is no bug in
+    /// the code it ran: every task blocked, or the step bound exceeded.
+    fn is_shuttle_failure(payload: &(dyn std::any::Any + Send)) -> bool {
+        let text =
+            payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+        text.is_some_and(|text| text.starts_with("deadlock!") || text.starts_with("exceeded max_steps bound"))
     }
 
     /// A task id as a number (shuttle numbers tasks 0, 1, ... in spawn order; 0 is the main one).
