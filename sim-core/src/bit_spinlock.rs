@@ -53,6 +53,9 @@ pub fn bit_spin_lock<'a>(
 ) -> BitSpinGuard<'a> {
     let mask = mask_of(bitnum);
     let token = cx.lock_acquire(class, LockMode::BitSpin, false, Location::caller());
+    // The instance a deadlock's report names: the word's address with the bit number.
+    let instance = (std::ptr::from_ref(word) as usize) << 6 | bitnum as usize;
+    cx.lock_wait(class, instance, LockMode::BitSpin, token);
     cx.preempt_disable();
     // The kernel re-enables preemption while it waits (cpu_relax on test_bit); the simulated
     // context stays atomic, which only matters to a sleep nobody can make while spinning.

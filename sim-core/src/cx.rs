@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 
 use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
@@ -54,6 +54,63 @@ pub struct Cx {
     token_base: u64,
     /// Acquisitions made so far, the low bits of the next token.
     tokens: Cell<u64>,
+    /// What this task holds and waits for, readable from other threads for a deadlock's report:
+    /// kept only for a context made inside a shuttle execution (a threaded case).
+    waits: Option<Arc<LockWaits>>,
+}
+
+/// One lock instance in a [`LockWaits`] record: its class, its address while held or awaited
+/// (0 when the lock keeps no per-instance memo), and the acquisition's token and mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LockInstance {
+    pub(crate) class: &'static str,
+    pub(crate) instance: usize,
+    pub(crate) token: u64,
+    pub(crate) mode: LockMode,
+}
+
+/// What one task holds and the lock it waits for, kept beside its held stack so that a deadlock
+/// (every task blocked) can be reported with each task's locks from any thread. Checker state:
+/// a std lock, never a `sync` object and never traced, so it adds no schedule points.
+#[derive(Debug)]
+#[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+pub(crate) struct LockWaits {
+    pub(crate) task: Arc<str>,
+    state: StdMutex<WaitState>,
+}
+
+/// The record [`LockWaits`] guards.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WaitState {
+    /// Locks held, outermost first.
+    pub(crate) held: Vec<LockInstance>,
+    /// The acquisition the task may be blocked in (set before it may block, cleared once held).
+    pub(crate) waiting: Option<LockInstance>,
+}
+
+impl LockWaits {
+    /// A copy of the record.
+    #[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> WaitState {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut WaitState)) {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// Whether contexts made now keep a [`LockWaits`] record: inside a shuttle execution, where a
+/// deadlock is detected and reported.
+fn keeps_waits() -> bool {
+    #[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+    {
+        crate::sync::schedule::in_execution()
+    }
+    #[cfg(not(all(not(loom), any(shuttle, feature = "threaded"))))]
+    {
+        false
+    }
 }
 
 impl std::fmt::Debug for Cx {
@@ -76,10 +133,13 @@ impl std::fmt::Debug for Cx {
 impl Cx {
     pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId, observer: bool) -> Cx {
         let token_base = sim.next_cx_serial() << 40;
+        let name: Arc<str> = Arc::from(name);
+        let waits = keeps_waits()
+            .then(|| Arc::new(LockWaits { task: name.clone(), state: StdMutex::new(WaitState::default()) }));
         Cx {
             sim,
             task,
-            name: Arc::from(name),
+            name,
             cpu: Cell::new(cpu),
             preempt_count: Cell::new(0),
             irqs_disabled: Cell::new(false),
@@ -93,7 +153,14 @@ impl Cx {
             not_running_since: Cell::new(None),
             token_base,
             tokens: Cell::new(1),
+            waits,
         }
+    }
+
+    /// This task's held-and-awaited record, when it keeps one (made inside a shuttle execution).
+    #[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+    pub(crate) fn lock_waits(&self) -> Option<Arc<LockWaits>> {
+        self.waits.clone()
     }
 
     /// The world this context runs in.
@@ -400,13 +467,52 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) -> u64 {
-        self.lock_acquire_key(&ClassKey::new(class), mode, trylock, site)
+        self.push_held(&ClassKey::new(class), mode, trylock, site)
     }
 
     /// Lockdep's check and the held-stack push for an acquisition of the lock whose class memo
     /// is `key`, made before it may block (`lock_acquire()` → `__lock_acquire()`). Returns the
     /// token that pairs it with its release.
+    /// A blocking acquisition also records the lock as the one this task waits for, until
+    /// [`Cx::lock_acquired_key`] or [`Cx::lock_acquire_failed`]; the key's address names the
+    /// instance (it is borrowed, so it cannot move, while the lock is awaited or held).
     pub(crate) fn lock_acquire_key(
+        &self,
+        key: &ClassKey,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) -> u64 {
+        let token = self.push_held(key, mode, trylock, site);
+        if !trylock {
+            self.lock_wait(key.name, std::ptr::from_ref(key) as usize, mode, token);
+        }
+        token
+    }
+
+    /// Records that this task may now block until it holds acquisition `token` of the lock
+    /// `instance` (an address, 0 if unknown) of class `class`: what a deadlock's report says it
+    /// waits for. Only for a context that keeps a [`LockWaits`] record.
+    pub(crate) fn lock_wait(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
+        if let Some(waits) = &self.waits {
+            waits.update(|state| state.waiting = Some(LockInstance { class, instance, token, mode }));
+        }
+    }
+
+    /// The [`LockWaits`] record's side of a completed acquisition: no longer waiting, and held.
+    fn waits_acquired(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
+        if let Some(waits) = &self.waits {
+            waits.update(|state| {
+                let awaited = state.waiting.take_if(|w| w.token == token);
+                let instance = awaited.map_or(instance, |w| w.instance);
+                state.held.push(LockInstance { class, instance, token, mode });
+            });
+        }
+    }
+
+    /// Lockdep's check and the held-stack push for an acquisition (see
+    /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record.
+    fn push_held(
         &self,
         key: &ClassKey,
         mode: LockMode,
@@ -454,15 +560,22 @@ impl Cx {
         if let Some(index) = held.iter().rposition(|h| h.token == token) {
             remove_held(&mut held, index);
         }
+        if let Some(waits) = &self.waits {
+            waits.update(|state| {
+                state.waiting.take_if(|w| w.token == token);
+            });
+        }
     }
 
     /// The trace event for an acquisition that completed.
     pub(crate) fn lock_acquired(&self, class: &'static str, mode: LockMode, trylock: bool, token: u64) {
+        self.waits_acquired(class, 0, mode, token);
         self.trace_lock(class, crate::trace::name_hash(class), Some((mode, trylock)), token);
     }
 
     /// The trace event for an acquisition of the lock whose class memo is `key` that completed.
     pub(crate) fn lock_acquired_key(&self, key: &ClassKey, mode: LockMode, trylock: bool, token: u64) {
+        self.waits_acquired(key.name, std::ptr::from_ref(key) as usize, mode, token);
         self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
     }
 
@@ -496,7 +609,12 @@ impl Cx {
     }
 
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
+    /// The [`LockWaits`] record keeps what was held when a checker's failure (a deadlock) began
+    /// unwinding the task, for the report.
     fn release_held(&self, class: &'static str, token: u64) {
+        if let Some(waits) = self.waits.as_ref().filter(|_| !std::thread::panicking()) {
+            waits.update(|state| state.held.retain(|h| h.token != token));
+        }
         let mut held = self.held.borrow_mut();
         match held.iter().rposition(|h| h.token == token) {
             Some(index) => remove_held(&mut held, index),

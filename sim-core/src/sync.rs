@@ -176,6 +176,10 @@ mod dual {
     //! shuttle's, fixed when it is made by [`in_shuttle`]. Methods match on the variant; a guard
     //! carries its lock's variant, so a `Condvar` of one kind never meets a guard of the other
     //! in a model made wholly inside or wholly outside an execution.
+    //!
+    //! Every method runs the same code on either side: [`both!`] writes the two match arms once,
+    //! [`made!`] the choice at construction, and the [`LockOps`]/[`RwOps`] adapters give both
+    //! backends' locks one signature (shuttle's results unpoisoned).
 
     use std::ops::{Deref, DerefMut};
 
@@ -185,6 +189,176 @@ mod dual {
     #[inline]
     pub fn in_shuttle() -> bool {
         shuttle::current::try_get_current_task().is_some()
+    }
+
+    /// The default side's types, named as [`checked`] names shuttle's, so [`made!`] can name
+    /// either by one path.
+    mod native {
+        pub(super) use parking_lot::{Condvar, Mutex, RwLock};
+        pub(super) use std::sync::atomic;
+        pub(super) use std::thread;
+    }
+
+    /// Shuttle's side.
+    mod checked {
+        pub(super) use shuttle::sync::atomic;
+        pub(super) use shuttle::sync::{Condvar, Mutex, RwLock};
+        pub(super) use shuttle::thread;
+    }
+
+    /// Runs the same code on whichever backend's object `value` holds:
+    /// - `both!(value, Enum, x => body)`: the body's result as it is;
+    /// - `both!(value, Enum => Out, x => body)`: wrapped in `Out`'s variant of the same side;
+    /// - `both!(value, Enum => Option<Out>, x => body)`: an `Option` whose content is wrapped so.
+    macro_rules! both {
+        ($value:expr, $enum:ident, $x:ident => $body:expr) => {
+            match $value {
+                $enum::Native($x) => $body,
+                $enum::Shuttle($x) => $body,
+            }
+        };
+        ($value:expr, $enum:ident => Option<$out:ident>, $x:ident => $body:expr) => {
+            match $value {
+                $enum::Native($x) => $body.map($out::Native),
+                $enum::Shuttle($x) => $body.map($out::Shuttle),
+            }
+        };
+        ($value:expr, $enum:ident => $out:ident, $x:ident => $body:expr) => {
+            match $value {
+                $enum::Native($x) => $out::Native($body),
+                $enum::Shuttle($x) => $out::Shuttle($body),
+            }
+        };
+    }
+
+    /// `made!(Enum, path(args))`: shuttle's `path` inside an execution, the default one
+    /// otherwise, in `Enum`'s variant for its side; `made!(path(args))` for a call whose result
+    /// is not wrapped (a fence, a yield).
+    macro_rules! made {
+        ($enum:ident, $($path:ident)::+ ($($arg:expr),*)) => {
+            if $crate::sync::dual::in_shuttle() {
+                $enum::Shuttle($crate::sync::dual::checked::$($path)::+($($arg),*))
+            } else {
+                $enum::Native($crate::sync::dual::native::$($path)::+($($arg),*))
+            }
+        };
+        ($($path:ident)::+ ($($arg:expr),*)) => {
+            if $crate::sync::dual::in_shuttle() {
+                $crate::sync::dual::checked::$($path)::+($($arg),*)
+            } else {
+                $crate::sync::dual::native::$($path)::+($($arg),*)
+            }
+        };
+    }
+
+    /// A mutex's operations under one signature on both backends. Named apart from the
+    /// backends' own methods, which would otherwise win method resolution.
+    trait LockOps {
+        type Value;
+        type Guard<'a>
+        where
+            Self: 'a;
+        fn acquire(&self) -> Self::Guard<'_>;
+        fn try_acquire(&self) -> Option<Self::Guard<'_>>;
+        fn into_value(self) -> Self::Value;
+    }
+
+    impl<T> LockOps for native::Mutex<T> {
+        type Value = T;
+        type Guard<'a>
+            = parking_lot::MutexGuard<'a, T>
+        where
+            T: 'a;
+        #[inline]
+        fn acquire(&self) -> Self::Guard<'_> {
+            self.lock()
+        }
+        #[inline]
+        fn try_acquire(&self) -> Option<Self::Guard<'_>> {
+            self.try_lock()
+        }
+        fn into_value(self) -> T {
+            self.into_inner()
+        }
+    }
+
+    impl<T> LockOps for checked::Mutex<T> {
+        type Value = T;
+        type Guard<'a>
+            = shuttle::sync::MutexGuard<'a, T>
+        where
+            T: 'a;
+        #[inline]
+        fn acquire(&self) -> Self::Guard<'_> {
+            self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        #[inline]
+        fn try_acquire(&self) -> Option<Self::Guard<'_>> {
+            self.try_lock().ok()
+        }
+        fn into_value(self) -> T {
+            self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// A reader-writer lock's operations under one signature on both backends.
+    trait RwOps {
+        type Value;
+        type Read<'a>
+        where
+            Self: 'a;
+        type Write<'a>
+        where
+            Self: 'a;
+        fn read_now(&self) -> Self::Read<'_>;
+        fn write_now(&self) -> Self::Write<'_>;
+        fn into_value(self) -> Self::Value;
+    }
+
+    impl<T> RwOps for native::RwLock<T> {
+        type Value = T;
+        type Read<'a>
+            = parking_lot::RwLockReadGuard<'a, T>
+        where
+            T: 'a;
+        type Write<'a>
+            = parking_lot::RwLockWriteGuard<'a, T>
+        where
+            T: 'a;
+        #[inline]
+        fn read_now(&self) -> Self::Read<'_> {
+            self.read()
+        }
+        #[inline]
+        fn write_now(&self) -> Self::Write<'_> {
+            self.write()
+        }
+        fn into_value(self) -> T {
+            self.into_inner()
+        }
+    }
+
+    impl<T> RwOps for checked::RwLock<T> {
+        type Value = T;
+        type Read<'a>
+            = shuttle::sync::RwLockReadGuard<'a, T>
+        where
+            T: 'a;
+        type Write<'a>
+            = shuttle::sync::RwLockWriteGuard<'a, T>
+        where
+            T: 'a;
+        #[inline]
+        fn read_now(&self) -> Self::Read<'_> {
+            self.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        #[inline]
+        fn write_now(&self) -> Self::Write<'_> {
+            self.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+        fn into_value(self) -> T {
+            self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
     }
 
     /// A mutual-exclusion lock: parking_lot's, or shuttle's inside an execution.
@@ -213,33 +387,18 @@ mod dual {
 
     impl<T> Mutex<T> {
         pub fn new(value: T) -> Self {
-            if in_shuttle() {
-                Mutex::Shuttle(shuttle::sync::Mutex::new(value))
-            } else {
-                Mutex::Native(parking_lot::Mutex::new(value))
-            }
+            made!(Mutex, Mutex::new(value))
         }
         #[inline]
         pub fn lock(&self) -> MutexGuard<'_, T> {
-            match self {
-                Mutex::Native(lock) => MutexGuard::Native(lock.lock()),
-                Mutex::Shuttle(lock) => {
-                    MutexGuard::Shuttle(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
-                }
-            }
+            both!(self, Mutex => MutexGuard, lock => lock.acquire())
         }
         #[inline]
         pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self {
-                Mutex::Native(lock) => lock.try_lock().map(MutexGuard::Native),
-                Mutex::Shuttle(lock) => lock.try_lock().ok().map(MutexGuard::Shuttle),
-            }
+            both!(self, Mutex => Option<MutexGuard>, lock => lock.try_acquire())
         }
         pub fn into_inner(self) -> T {
-            match self {
-                Mutex::Native(lock) => lock.into_inner(),
-                Mutex::Shuttle(lock) => lock.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
-            }
+            both!(self, Mutex, lock => lock.into_value())
         }
     }
 
@@ -247,20 +406,14 @@ mod dual {
         type Target = T;
         #[inline]
         fn deref(&self) -> &T {
-            match self {
-                MutexGuard::Native(guard) => guard,
-                MutexGuard::Shuttle(guard) => guard,
-            }
+            both!(self, MutexGuard, guard => guard)
         }
     }
 
     impl<T> DerefMut for MutexGuard<'_, T> {
         #[inline]
         fn deref_mut(&mut self) -> &mut T {
-            match self {
-                MutexGuard::Native(guard) => &mut *guard,
-                MutexGuard::Shuttle(guard) => &mut *guard,
-            }
+            both!(self, MutexGuard, guard => &mut *guard)
         }
     }
 
@@ -299,35 +452,18 @@ mod dual {
 
     impl<T> RwLock<T> {
         pub fn new(value: T) -> Self {
-            if in_shuttle() {
-                RwLock::Shuttle(shuttle::sync::RwLock::new(value))
-            } else {
-                RwLock::Native(parking_lot::RwLock::new(value))
-            }
+            made!(RwLock, RwLock::new(value))
         }
         #[inline]
         pub fn read(&self) -> RwLockReadGuard<'_, T> {
-            match self {
-                RwLock::Native(lock) => RwLockReadGuard::Native(lock.read()),
-                RwLock::Shuttle(lock) => {
-                    RwLockReadGuard::Shuttle(lock.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
-                }
-            }
+            both!(self, RwLock => RwLockReadGuard, lock => lock.read_now())
         }
         #[inline]
         pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-            match self {
-                RwLock::Native(lock) => RwLockWriteGuard::Native(lock.write()),
-                RwLock::Shuttle(lock) => {
-                    RwLockWriteGuard::Shuttle(lock.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
-                }
-            }
+            both!(self, RwLock => RwLockWriteGuard, lock => lock.write_now())
         }
         pub fn into_inner(self) -> T {
-            match self {
-                RwLock::Native(lock) => lock.into_inner(),
-                RwLock::Shuttle(lock) => lock.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
-            }
+            both!(self, RwLock, lock => lock.into_value())
         }
     }
 
@@ -335,10 +471,7 @@ mod dual {
         type Target = T;
         #[inline]
         fn deref(&self) -> &T {
-            match self {
-                RwLockReadGuard::Native(guard) => guard,
-                RwLockReadGuard::Shuttle(guard) => guard,
-            }
+            both!(self, RwLockReadGuard, guard => guard)
         }
     }
 
@@ -346,20 +479,14 @@ mod dual {
         type Target = T;
         #[inline]
         fn deref(&self) -> &T {
-            match self {
-                RwLockWriteGuard::Native(guard) => guard,
-                RwLockWriteGuard::Shuttle(guard) => guard,
-            }
+            both!(self, RwLockWriteGuard, guard => guard)
         }
     }
 
     impl<T> DerefMut for RwLockWriteGuard<'_, T> {
         #[inline]
         fn deref_mut(&mut self) -> &mut T {
-            match self {
-                RwLockWriteGuard::Native(guard) => &mut *guard,
-                RwLockWriteGuard::Shuttle(guard) => &mut *guard,
-            }
+            both!(self, RwLockWriteGuard, guard => &mut *guard)
         }
     }
 
@@ -380,14 +507,12 @@ mod dual {
 
     impl Condvar {
         pub fn new() -> Self {
-            if in_shuttle() {
-                Condvar::Shuttle(shuttle::sync::Condvar::new())
-            } else {
-                Condvar::Native(parking_lot::Condvar::new())
-            }
+            made!(Condvar, Condvar::new())
         }
         /// Waits, releasing `guard` meanwhile. A guard of the other variant is a ksim bug (a
-        /// lock made on one side of an execution's boundary and its condvar on the other).
+        /// lock made on one side of an execution's boundary and its condvar on the other). The
+        /// two sides' waits differ in shape (parking_lot's borrows the guard, shuttle's takes
+        /// it), so this one method keeps its arms apart.
         pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
             match (self, guard) {
                 (Condvar::Native(condvar), MutexGuard::Native(mut guard)) => {
@@ -401,20 +526,14 @@ mod dual {
             }
         }
         pub fn notify_all(&self) {
-            match self {
-                Condvar::Native(condvar) => {
-                    condvar.notify_all();
-                }
-                Condvar::Shuttle(condvar) => condvar.notify_all(),
-            }
+            both!(self, Condvar, condvar => {
+                condvar.notify_all();
+            })
         }
         pub fn notify_one(&self) {
-            match self {
-                Condvar::Native(condvar) => {
-                    condvar.notify_one();
-                }
-                Condvar::Shuttle(condvar) => condvar.notify_one(),
-            }
+            both!(self, Condvar, condvar => {
+                condvar.notify_one();
+            })
         }
     }
 
@@ -424,11 +543,7 @@ mod dual {
 
         /// `fence`: shuttle's inside an execution, std's otherwise.
         pub fn fence(order: Ordering) {
-            if super::in_shuttle() {
-                shuttle::sync::atomic::fence(order);
-            } else {
-                std::sync::atomic::fence(order);
-            }
+            made!(atomic::fence(order));
         }
 
         macro_rules! dual_atomic {
@@ -450,32 +565,19 @@ mod dual {
 
                 impl $name {
                     pub fn new(value: $ty) -> Self {
-                        if super::in_shuttle() {
-                            $name::Shuttle(shuttle::sync::atomic::$name::new(value))
-                        } else {
-                            $name::Native(std::sync::atomic::$name::new(value))
-                        }
+                        made!($name, atomic::$name::new(value))
                     }
                     #[inline]
                     pub fn load(&self, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.load(order),
-                            $name::Shuttle(a) => a.load(order),
-                        }
+                        both!(self, $name, a => a.load(order))
                     }
                     #[inline]
                     pub fn store(&self, value: $ty, order: Ordering) {
-                        match self {
-                            $name::Native(a) => a.store(value, order),
-                            $name::Shuttle(a) => a.store(value, order),
-                        }
+                        both!(self, $name, a => a.store(value, order))
                     }
                     #[inline]
                     pub fn swap(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.swap(value, order),
-                            $name::Shuttle(a) => a.swap(value, order),
-                        }
+                        both!(self, $name, a => a.swap(value, order))
                     }
                     #[inline]
                     pub fn compare_exchange(
@@ -485,10 +587,7 @@ mod dual {
                         success: Ordering,
                         failure: Ordering,
                     ) -> Result<$ty, $ty> {
-                        match self {
-                            $name::Native(a) => a.compare_exchange(current, new, success, failure),
-                            $name::Shuttle(a) => a.compare_exchange(current, new, success, failure),
-                        }
+                        both!(self, $name, a => a.compare_exchange(current, new, success, failure))
                     }
                     #[inline]
                     pub fn compare_exchange_weak(
@@ -498,36 +597,21 @@ mod dual {
                         success: Ordering,
                         failure: Ordering,
                     ) -> Result<$ty, $ty> {
-                        match self {
-                            $name::Native(a) => a.compare_exchange_weak(current, new, success, failure),
-                            $name::Shuttle(a) => a.compare_exchange_weak(current, new, success, failure),
-                        }
+                        both!(self, $name, a => a.compare_exchange_weak(current, new, success, failure))
                     }
                     #[inline]
                     pub fn fetch_and(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.fetch_and(value, order),
-                            $name::Shuttle(a) => a.fetch_and(value, order),
-                        }
+                        both!(self, $name, a => a.fetch_and(value, order))
                     }
                     #[inline]
                     pub fn fetch_or(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.fetch_or(value, order),
-                            $name::Shuttle(a) => a.fetch_or(value, order),
-                        }
+                        both!(self, $name, a => a.fetch_or(value, order))
                     }
                     pub fn get_mut(&mut self) -> &mut $ty {
-                        match self {
-                            $name::Native(a) => a.get_mut(),
-                            $name::Shuttle(a) => a.get_mut(),
-                        }
+                        both!(self, $name, a => a.get_mut())
                     }
                     pub fn into_inner(self) -> $ty {
-                        match self {
-                            $name::Native(a) => a.into_inner(),
-                            $name::Shuttle(a) => a.into_inner(),
-                        }
+                        both!(self, $name, a => a.into_inner())
                     }
                 }
                 $(dual_atomic!(@int $name, $ty, $int);)?
@@ -536,24 +620,15 @@ mod dual {
                 impl $name {
                     #[inline]
                     pub fn fetch_add(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.fetch_add(value, order),
-                            $name::Shuttle(a) => a.fetch_add(value, order),
-                        }
+                        both!(self, $name, a => a.fetch_add(value, order))
                     }
                     #[inline]
                     pub fn fetch_sub(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.fetch_sub(value, order),
-                            $name::Shuttle(a) => a.fetch_sub(value, order),
-                        }
+                        both!(self, $name, a => a.fetch_sub(value, order))
                     }
                     #[inline]
                     pub fn fetch_max(&self, value: $ty, order: Ordering) -> $ty {
-                        match self {
-                            $name::Native(a) => a.fetch_max(value, order),
-                            $name::Shuttle(a) => a.fetch_max(value, order),
-                        }
+                        both!(self, $name, a => a.fetch_max(value, order))
                     }
                 }
             };
@@ -582,10 +657,7 @@ mod dual {
         impl<T> JoinHandle<T> {
             /// Waits for the thread and returns its result (Err: it panicked).
             pub fn join(self) -> Result<T> {
-                match self {
-                    JoinHandle::Native(handle) => handle.join(),
-                    JoinHandle::Shuttle(handle) => handle.join(),
-                }
+                both!(self, JoinHandle, handle => handle.join())
             }
         }
 
@@ -595,20 +667,12 @@ mod dual {
             F: FnOnce() -> T + Send + 'static,
             T: Send + 'static,
         {
-            if super::in_shuttle() {
-                JoinHandle::Shuttle(shuttle::thread::spawn(f))
-            } else {
-                JoinHandle::Native(std::thread::spawn(f))
-            }
+            made!(JoinHandle, thread::spawn(f))
         }
 
         /// Yields: a schedule point inside an execution.
         pub fn yield_now() {
-            if super::in_shuttle() {
-                shuttle::thread::yield_now();
-            } else {
-                std::thread::yield_now();
-            }
+            made!(thread::yield_now());
         }
     }
 
@@ -630,39 +694,24 @@ mod dual {
     impl<T> RaceCell<T> {
         /// A cell holding `value`.
         pub fn new(value: T) -> Self {
-            if in_shuttle() {
-                RaceCell::Shuttle(shuttle::sync::RwLock::new(value))
-            } else {
-                RaceCell::Native(parking_lot::RwLock::new(value))
-            }
+            made!(RaceCell, RwLock::new(value))
         }
 
         /// Reads the value.
         #[inline]
         pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-            match self {
-                RaceCell::Native(cell) => f(&cell.read()),
-                RaceCell::Shuttle(cell) => f(&cell.read().unwrap_or_else(|poisoned| poisoned.into_inner())),
-            }
+            both!(self, RaceCell, cell => f(&cell.read_now()))
         }
 
         /// Writes the value.
         #[inline]
         pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-            match self {
-                RaceCell::Native(cell) => f(&mut cell.write()),
-                RaceCell::Shuttle(cell) => {
-                    f(&mut cell.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
-                }
-            }
+            both!(self, RaceCell, cell => f(&mut cell.write_now()))
         }
 
         /// The value, when the cell is no longer shared.
         pub fn into_inner(self) -> T {
-            match self {
-                RaceCell::Native(cell) => cell.into_inner(),
-                RaceCell::Shuttle(cell) => cell.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
-            }
+            both!(self, RaceCell, cell => cell.into_value())
         }
     }
 }
@@ -808,6 +857,7 @@ pub mod schedule {
         f: impl Fn() + Send + Sync + 'static,
     ) -> usize {
         keep_panic_hook();
+        let _quiet = Quiet::enter();
         let mut config = shuttle::Config::new();
         config.failure_persistence = shuttle::FailurePersistence::None;
         config.silence_warnings = true;
@@ -817,7 +867,9 @@ pub mod schedule {
 
     /// Shuttle installs a panic hook at its first execution that prints a schedule for every
     /// panic, even one a checker catches and reports as a violation. Let it install it once over
-    /// a throwaway hook, then put the process's own hook back, so ksim's output stays its own.
+    /// a throwaway hook, then put the process's own hook back, wrapped so that shuttle's own
+    /// failures inside [`run`] (a deadlock, the step bound) are not printed: the caller reports
+    /// them as violations, with each task's locks.
     fn keep_panic_hook() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
@@ -825,8 +877,40 @@ pub mod schedule {
             let mut config = shuttle::Config::new();
             config.silence_warnings = true;
             shuttle::Runner::new(RandomScheduler::new_from_seed(0, 1), config).run(|| {});
-            std::panic::set_hook(hook);
+            std::panic::set_hook(Box::new(move |info| {
+                if !(QUIET.with(std::cell::Cell::get) && is_shuttle_failure(info.payload())) {
+                    hook(info);
+                }
+            }));
         });
+    }
+
+    std::thread_local! {
+        /// Whether this thread runs [`run`] (shuttle's tasks share the thread that runs them).
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// [`QUIET`] set for the life of one [`run`], then put back as it was.
+    struct Quiet(bool);
+
+    impl Quiet {
+        fn enter() -> Quiet {
+            Quiet(QUIET.with(|quiet| quiet.replace(true)))
+        }
+    }
+
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            QUIET.with(|quiet| quiet.set(self.0));
+        }
+    }
+
+    /// Whether a panic's payload is shuttle's report of a failed execution that is no bug in
+    /// the code it ran: every task blocked, or the step bound exceeded.
+    fn is_shuttle_failure(payload: &(dyn std::any::Any + Send)) -> bool {
+        let text =
+            payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+        text.is_some_and(|text| text.starts_with("deadlock!") || text.starts_with("exceeded max_steps bound"))
     }
 
     /// A task id as a number (shuttle numbers tasks 0, 1, ... in spawn order; 0 is the main one).

@@ -30,10 +30,10 @@ use proptest::test_runner::{Config as ProptestConfig, RngAlgorithm, TestRng, Tes
 use serde::{Deserialize, Serialize};
 
 use crate::check::{Artifact, CampaignOptions, CampaignReport, Failure, Progress, Reference, Subject};
-use crate::cx::Cx;
+use crate::cx::{Cx, LockWaits};
 use crate::lockdep::{LockdepReport, ReportMode};
 use crate::sim::Sim;
-use crate::trace::{Event, EventKind, TaskId, TraceMode};
+use crate::trace::{Event, TaskId, TraceMode};
 use crate::violation::{Violation, ViolationKind};
 
 pub use linearize::{Entry, Verdict, NODES_MAX};
@@ -264,6 +264,8 @@ struct Slot {
     undecided: usize,
     /// What each thread was doing, for a deadlock's report.
     in_flight: Vec<Option<String>>,
+    /// Each thread's held-and-awaited locks, for a deadlock's report.
+    tasks: Vec<Arc<LockWaits>>,
 }
 
 pub(crate) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -330,7 +332,14 @@ pub fn run_case<S: ThreadedSubject>(
 
 fn unrunnable(seed: u64, violation: Violation) -> ThreadedReport {
     let sim = Sim::new(crate::sim::SimConfig::new(seed));
-    let slot = Slot { sim, permitted: |_| false, ops_run: 0, undecided: 0, in_flight: Vec::new() };
+    let slot = Slot {
+        sim,
+        permitted: |_| false,
+        ops_run: 0,
+        undecided: 0,
+        in_flight: Vec::new(),
+        tasks: Vec::new(),
+    };
     slot.sim.report(None, violation);
     ThreadedReport {
         seed,
@@ -358,7 +367,8 @@ fn execution_report(execution: usize, slot: &Slot, schedule: Recorded) -> Execut
 }
 
 /// A failure shuttle raised (a deadlock, a step bound) as a violation, with what each thread was
-/// doing and the locks each task held (from the trace's acquisitions without a release).
+/// doing, the locks each task held and the lock each waited for (from the tasks' [`LockWaits`]
+/// records, which the lock path keeps whatever the trace mode).
 fn escaped_violation(escaped: &str, slot: &Slot) -> Violation {
     let kind = if escaped.contains("deadlock") {
         ViolationKind::Hang
@@ -373,34 +383,62 @@ fn escaped_violation(escaped: &str, slot: &Slot) -> Violation {
             message.push_str(&format!("  thread-{thread} was running {doing}\n"));
         }
     }
-    for (task, held) in held_locks(&slot.sim.trace().events()) {
-        let name =
-            slot.sim.trace().task_names().get(&task).cloned().unwrap_or_else(|| format!("task {task}"));
-        message.push_str(&format!("  {name} holds {}\n", held.join(", ")));
-    }
+    message.push_str(&lock_waits_report(&slot.tasks));
     Violation::new(kind, message.trim_end().to_string())
 }
 
-/// Locks acquired and not released, per task, from trace events.
-fn held_locks(events: &[Event]) -> std::collections::BTreeMap<TaskId, Vec<String>> {
-    let mut held: std::collections::BTreeMap<TaskId, Vec<(u64, String)>> = Default::default();
-    for event in events {
-        match &event.kind {
-            EventKind::Acquired { class, token, .. } => {
-                held.entry(event.task).or_default().push((*token, class.to_string()));
-            }
-            EventKind::Released { token, .. } => {
-                for list in held.values_mut() {
-                    list.retain(|(t, _)| t != token);
-                }
-            }
-            _ => {}
+/// One line per task that holds or awaits a lock: `NAME holds A#1, B#2 and waits for C#3 (held
+/// by OTHER)`. Instances are numbered in order of first mention, so the text is the same in
+/// every run of the same schedule (addresses are not).
+fn lock_waits_report(tasks: &[Arc<LockWaits>]) -> String {
+    let states: Vec<_> = tasks.iter().map(|task| (task.task.clone(), task.snapshot())).collect();
+    let mut numbers: Vec<(&'static str, usize)> = Vec::new();
+    let mut name = |lock: &crate::cx::LockInstance| -> String {
+        if lock.instance == 0 {
+            return lock.class.to_string();
         }
+        let key = (lock.class, lock.instance);
+        let number = match numbers.iter().position(|known| *known == key) {
+            Some(at) => at + 1,
+            None => {
+                numbers.push(key);
+                numbers.len()
+            }
+        };
+        format!("{}#{number}", lock.class)
+    };
+    let mut text = String::new();
+    for (task, state) in &states {
+        if state.held.is_empty() && state.waiting.is_none() {
+            continue;
+        }
+        let held: Vec<String> = state.held.iter().map(&mut name).collect();
+        let held = if held.is_empty() { "no lock".to_string() } else { held.join(", ") };
+        let waits = match &state.waiting {
+            None => "waits for no lock".to_string(),
+            Some(awaited) => {
+                let holders: Vec<&str> = states
+                    .iter()
+                    .filter(|(_, other)| {
+                        awaited.instance != 0
+                            && other
+                                .held
+                                .iter()
+                                .any(|h| (h.class, h.instance) == (awaited.class, awaited.instance))
+                    })
+                    .map(|(holder, _)| &**holder)
+                    .collect();
+                let by = if holders.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (held by {})", holders.join(", "))
+                };
+                format!("waits for {}{by}", name(awaited))
+            }
+        };
+        text.push_str(&format!("  {task} holds {held} and {waits}\n"));
     }
-    held.into_iter()
-        .filter(|(_, list)| !list.is_empty())
-        .map(|(task, list)| (task, list.into_iter().map(|(_, class)| class).collect()))
-        .collect()
+    text
 }
 
 /// One execution's body, inside shuttle: build, prefix, threads, then the quiescent checks.
@@ -416,7 +454,14 @@ fn execute<S: ThreadedSubject>(
     let index = {
         let mut slots = locked(slots);
         let in_flight = vec![None; case.threads.len()];
-        slots.push(Slot { sim: sim.clone(), permitted: S::permitted, ops_run: 0, undecided: 0, in_flight });
+        slots.push(Slot {
+            sim: sim.clone(),
+            permitted: S::permitted,
+            ops_run: 0,
+            undecided: 0,
+            in_flight,
+            tasks: Vec::new(),
+        });
         slots.len() - 1
     };
     let found = run_execution::<S>(config, &sim, case, slots, index);
@@ -443,6 +488,9 @@ fn run_execution<S: ThreadedSubject>(
     };
     let mut reference = S::Reference::new(config);
     let setup = sim.cx("setup", 0);
+    if let Some(waits) = setup.lock_waits() {
+        locked(slots)[index].tasks.push(waits);
+    }
     for op in &case.prefix {
         let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(&shared, &setup, op))) {
             Ok(outcome) => outcome,
@@ -534,6 +582,9 @@ fn run_concurrently<S: ThreadedSubject>(
     let handles: Vec<_> = (0..case.threads.len())
         .map(|thread| {
             let cx = sim.cx(&format!("thread-{thread}"), thread as u32 % sim.cpus());
+            if let Some(waits) = cx.lock_waits() {
+                locked(slots)[index].tasks.push(waits);
+            }
             let (case, shared, slots, history, clock) =
                 (case.clone(), shared.clone(), slots.clone(), history.clone(), clock.clone());
             crate::sync::thread::spawn(move || {
@@ -586,6 +637,10 @@ pub struct ThreadedOps<Op> {
     pub preemptions: usize,
     /// Threads and operations per thread before shrinking.
     pub unshrunk: Vec<usize>,
+    /// The step bound the case ran under ([`ThreadedOptions::steps_max`]), so that a replay of
+    /// an execution that hit it stops at the same step (absent in older artifacts: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_max: Option<usize>,
 }
 
 /// Whether an artifact's `ops` hold a threaded case.
@@ -620,6 +675,7 @@ fn failure_from<S: ThreadedSubject>(
         threaded: pinned::<S>(case, &last.schedule),
         preemptions: last.schedule.preemptions,
         unshrunk: unshrunk.threads.iter().map(Vec::len).collect(),
+        steps_max: Some(options.steps_max),
     };
     let path = out_dir.map(|dir| dir.join(format!("{}-threaded-seed{seed}.ksim.json", S::NAME)));
     let artifact = Artifact {
@@ -662,8 +718,9 @@ pub struct ThreadedReplay {
 /// Runs a threaded artifact's recorded execution again, keeping the whole trace.
 pub fn replay<S: ThreadedSubject>(artifact: &Artifact) -> Result<ThreadedReplay, String> {
     let (config, ops): (S::Config, ThreadedOps<S::Op>) = artifact.decode(S::NAME, "threaded operations")?;
-    let options =
-        ThreadedOptions { trace: TraceMode::Full, ..ThreadedOptions::new(ops.threaded.threads.len()) };
+    let defaults = ThreadedOptions::new(ops.threaded.threads.len());
+    let steps_max = ops.steps_max.unwrap_or(defaults.steps_max);
+    let options = ThreadedOptions { trace: TraceMode::Full, steps_max, ..defaults };
     let report = run_case::<S>(&config, artifact.seed, &ops.threaded, &options);
     let execution = report.last.ok_or("the replay ran no execution")?;
     let exact = execution.trace_hash == artifact.trace_hash

@@ -212,12 +212,28 @@ struct Recorder {
     stop: Arc<AtomicBool>,
 }
 
+impl Recorder {
+    /// Lets the inner scheduler run out of executions, so it ends as a finished run: shuttle's
+    /// random scheduler prints its "failing seed ... To replay" banner when dropped in the middle
+    /// of one, and ksim reports and replays its failures itself.
+    fn finish_inner(&mut self) {
+        while self.inner.new_execution().is_some() {}
+    }
+}
+
+impl Drop for Recorder {
+    /// A run that ends in a failure (a deadlock, the step bound, an escaped panic) drops the
+    /// scheduler mid-execution while it unwinds.
+    fn drop(&mut self) {
+        // The drop may run while the failure unwinds: a panic out of it would abort.
+        let _ = catch_unwind(AssertUnwindSafe(|| self.finish_inner()));
+    }
+}
+
 impl Scheduler for Recorder {
     fn new_execution(&mut self) -> Option<Schedule> {
         if self.stop.load(Ordering::Relaxed) {
-            // Let the inner scheduler run out of executions, so it ends as a finished run (shuttle's
-            // random scheduler prints its seed when dropped in the middle of one).
-            while self.inner.new_execution().is_some() {}
+            self.finish_inner();
             return None;
         }
         let schedule = self.inner.new_execution()?;

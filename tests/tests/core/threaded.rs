@@ -95,3 +95,184 @@ fn a_thousand_seeds_give_the_same_schedule_and_trace_twice() {
     }
     assert!(preempted > 500, "only {preempted} of 1000 schedules preempted a thread");
 }
+
+/// Two sim-core mutexes that each operation takes in an order of its own choosing (`true`: A
+/// then B), with a schedule point between them: two threads taking them in opposite orders can
+/// each hold one and wait for the other (ABBA), which shuttle reports as a deadlock.
+struct AbbaSubject;
+
+/// The shared pair of locks.
+struct Abba {
+    a: sim_core::Mutex<()>,
+    b: sim_core::Mutex<()>,
+}
+
+impl Abba {
+    fn take_both(&self, cx: &sim_core::Cx, a_first: bool) {
+        let (first, second) = if a_first { (&self.a, &self.b) } else { (&self.b, &self.a) };
+        let _first = first.lock(cx);
+        sim_core::sync::thread::yield_now();
+        let _second = second.lock(cx);
+    }
+}
+
+/// The reference: every operation returns `()`.
+#[derive(Clone, Debug)]
+struct AbbaModel;
+
+impl sim_core::check::Reference for AbbaModel {
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    fn new(_: &()) -> Self {
+        AbbaModel
+    }
+    fn check(&mut self, _: &bool, _: &()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl sim_core::check::Subject for AbbaSubject {
+    const NAME: &'static str = "abba";
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    type Reference = AbbaModel;
+    fn new(_: &sim_core::Sim, _: &()) -> Self {
+        AbbaSubject
+    }
+    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
+        use proptest::strategy::Strategy;
+        proptest::bool::ANY.boxed()
+    }
+    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
+    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+impl ThreadedSubject for AbbaSubject {
+    type Shared = Abba;
+    fn share(_: &sim_core::Sim, _: &()) -> Abba {
+        Abba { a: sim_core::Mutex::new("abba-a", ()), b: sim_core::Mutex::new("abba-b", ()) }
+    }
+    fn apply_shared(shared: &Abba, cx: &sim_core::Cx, a_first: &bool) {
+        shared.take_both(cx, *a_first);
+    }
+    fn check_shared(_: &Abba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown_shared(_: Abba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_abba_deadlock_is_reported_with_what_each_task_holds_and_waits_for() {
+    // A one-event trace tail: the held locks must come from the lock path's records, not the
+    // trace.
+    let options = ThreadedOptions {
+        executions: 40,
+        trace: sim_core::trace::TraceMode::Tail(1),
+        ..ThreadedOptions::new(2)
+    };
+    let case = threaded::ThreadedCase {
+        prefix: vec![],
+        threads: vec![vec![true], vec![false]],
+        scheduler: threaded::SchedulerChoice::Random,
+    };
+    let report = threaded::run_case::<AbbaSubject>(&(), 5, &case, &options);
+    let violation = report.violation().expect("the ABBA order deadlocks within 40 schedules");
+    assert_eq!(violation.kind, sim_core::ViolationKind::Hang, "{violation}");
+    let text = &violation.message;
+    let a_then_b = "thread-0 holds abba-a#1 and waits for abba-b#2 (held by thread-1)";
+    let b_then_a = "thread-1 holds abba-b#2 and waits for abba-a#1 (held by thread-0)";
+    assert!(text.contains(a_then_b) && text.contains(b_then_a), "{text}");
+}
+
+/// An operation that spins (`true`) until a flag no operation sets, holding a lock: every
+/// execution that runs one hits the step bound (a livelock).
+struct SpinSubject;
+
+/// The shared lock and flag.
+struct Spin {
+    lock: sim_core::Mutex<()>,
+    flag: sim_core::sync::atomic::AtomicBool,
+}
+
+impl sim_core::check::Subject for SpinSubject {
+    const NAME: &'static str = "spin";
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    type Reference = AbbaModel;
+    fn new(_: &sim_core::Sim, _: &()) -> Self {
+        SpinSubject
+    }
+    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
+        use proptest::strategy::Strategy;
+        proptest::strategy::Just(true).boxed()
+    }
+    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
+    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+impl ThreadedSubject for SpinSubject {
+    type Shared = Spin;
+    fn share(_: &sim_core::Sim, _: &()) -> Spin {
+        Spin {
+            lock: sim_core::Mutex::new("spin-lock", ()),
+            flag: sim_core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+    fn concurrent(op: &bool) -> bool {
+        *op
+    }
+    fn apply_shared(shared: &Spin, cx: &sim_core::Cx, _: &bool) {
+        let _held = shared.lock.lock(cx);
+        while !shared.flag.load(std::sync::atomic::Ordering::Acquire) {
+            // An event per turn, so the acquisition leaves a campaign's trace tail long before
+            // the bound.
+            cx.note("spinning");
+            sim_core::sync::thread::yield_now();
+        }
+    }
+    fn check_shared(_: &Spin, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown_shared(_: Spin, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+/// A replay runs with the whole trace and the artifact's step bound; the campaign ran with a
+/// trace tail and a bound of its own. Both used to change the report (held locks were read from
+/// the trace tail, the bound was the default) and so the trace hash.
+#[test]
+fn a_case_that_hits_the_step_bound_replays_exactly() {
+    let options =
+        ThreadedOptions { executions: 1, steps_max: 3000, prefix_max: 0, ..ThreadedOptions::new(2) };
+    let campaign = CampaignOptions { shrink_steps: 0, ..CampaignOptions::cases(1) };
+    let report =
+        threaded::campaign::<SpinSubject>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
+            .expect("campaign runs");
+    let failure = report.failures.first().expect("the spin livelocks");
+    let artifact = &failure.artifact;
+    assert_eq!(artifact.violation.kind, sim_core::ViolationKind::Liveness, "{}", artifact.violation);
+    assert!(artifact.violation.message.contains("holds spin-lock#1"), "{}", artifact.violation);
+    for _ in 0..2 {
+        let replayed = threaded::replay::<SpinSubject>(artifact).expect("replays");
+        let found = replayed.execution.violation.as_ref().expect("the replay fails too");
+        assert_eq!(found.message, artifact.violation.message);
+        assert_eq!(replayed.execution.trace_hash, artifact.trace_hash, "{found}");
+        assert!(replayed.exact);
+    }
+}
