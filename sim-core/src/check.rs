@@ -298,6 +298,13 @@ fn case_report(
 static RUNNER_CONFIG: std::sync::LazyLock<ProptestConfig> =
     std::sync::LazyLock::new(|| ProptestConfig { failure_persistence: None, ..ProptestConfig::default() });
 
+/// The runner a case's operations are drawn with, for generation and shrinking alike, so the
+/// list a campaign runs for `seed` is the one its shrinking starts from.
+///
+/// Its RNG stays proptest's ChaCha: XorShift (tried, SplitMix64-seeded) cut a campaign's CPU by
+/// about a tenth but moved every seed's list, and in a 9-run `ksim zoo` it found taskstats'
+/// `namespace-checks` after 68 median cases instead of 21. Cheaper generation needs the
+/// subsystems' own generators (see the performance chapter).
 fn runner_for(seed: u64) -> TestRunner {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());

@@ -88,6 +88,12 @@ pub(crate) struct World {
     violations: StdMutex<Vec<Violation>>,
     /// Coverage marks: checker state, never seen by lockdep, the trace, loom or shuttle.
     marks: StdMutex<std::collections::BTreeSet<&'static str>>,
+    /// Marks already in `marks`, by address and length ([`mark_key`]), direct-mapped: a mark
+    /// made again (most are, every operation) costs one atomic load instead of the mutex and a
+    /// string search.
+    marks_seen: [AtomicU64; MARKS_SEEN],
+    /// Violations reported so far: [`Sim::has_violations`] reads it without the mutex.
+    violations_count: AtomicU32,
     /// Shrinkers and the reclaim plan ([`crate::mm::reclaim`]).
     pub(crate) reclaim: crate::mm::reclaim::ReclaimState,
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
@@ -103,6 +109,20 @@ pub(crate) struct World {
 /// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
 /// [`Sim::cx_for_task`] (the kernel's PID_MAX_LIMIT is 4194304), so the two never collide.
 pub const NAMED_TASKS_FIRST: TaskId = 1 << 24;
+
+/// Slots of the marks-seen cache ([`World::marks_seen`]).
+const MARKS_SEEN: usize = 64;
+
+/// A mark's identity for the marks-seen cache: its address with its length in the top 16 bits
+/// (a user-space address fits in 48), never 0; `None` for a name too long to pack. Two marks
+/// with equal text at different addresses get different keys: each is inserted once, and the
+/// set keeps one. The key only decides whether to skip the insert, never what is recorded, so
+/// address layout cannot change a run.
+fn mark_key(name: &'static str) -> Option<u64> {
+    let address = name.as_ptr() as u64;
+    let length = name.len() as u64;
+    (address >> 48 == 0 && length < 1 << 16 && address != 0).then_some(address | length << 48)
+}
 
 fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -139,6 +159,8 @@ impl Sim {
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
                 marks: StdMutex::new(std::collections::BTreeSet::new()),
+                marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
+                violations_count: AtomicU32::new(0),
                 reclaim: Default::default(),
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
@@ -313,13 +335,27 @@ impl Sim {
             None => self.world.trace.record(self.now_ns(), 0, 0, kind),
         }
         lock(&self.world.violations).push(violation);
+        self.world.violations_count.fetch_add(1, Ordering::Release);
     }
 
     /// Records that the run reached an interesting state (`"listener-pruned"`), for the
     /// "sometimes" checks of property tests and a campaign's coverage table. A mark is checker
     /// state: it takes no model lock, emits no trace event and is no loom or shuttle object.
     pub fn mark(&self, name: &'static str) {
+        let key = mark_key(name);
+        let slot = key.map(|key| {
+            let mixed = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            &self.world.marks_seen[(mixed >> 58) as usize % MARKS_SEEN]
+        });
+        if let (Some(key), Some(slot)) = (key, slot) {
+            if slot.load(Ordering::Acquire) == key {
+                return;
+            }
+        }
         lock(&self.world.marks).insert(name);
+        if let (Some(key), Some(slot)) = (key, slot) {
+            slot.store(key, Ordering::Release);
+        }
     }
 
     /// The marks recorded so far, sorted.
@@ -330,7 +366,7 @@ impl Sim {
     /// Whether anything has been reported, lockdep included: the cheap test the harness makes
     /// after every operation, before building [`Sim::violations`].
     pub fn has_violations(&self) -> bool {
-        !lock(&self.world.violations).is_empty() || self.lockdep().reports_count() > 0
+        self.world.violations_count.load(Ordering::Acquire) > 0 || self.lockdep().reports_count() > 0
     }
 
     /// Every violation reported so far, lockdep's included, in the order found.
@@ -367,6 +403,22 @@ mod tests {
         let sim = Sim::with_seed(1);
         assert!((0..100).all(|_| sim.chance(1, 1)));
         assert!((0..100).all(|_| !sim.chance(0, 1)));
+    }
+
+    #[test]
+    fn marks_made_again_are_kept_once_and_every_distinct_mark_is_kept() {
+        let sim = Sim::with_seed(1);
+        let names: Vec<&'static str> =
+            (0..200).map(|i| &*Box::leak(format!("mark-{i}").into_boxed_str())).collect();
+        for _ in 0..3 {
+            names.iter().for_each(|name| sim.mark(name));
+        }
+        let marks = sim.marks();
+        assert_eq!(marks.len(), names.len());
+        assert!(names.iter().all(|name| marks.contains(name)));
+        assert!(!sim.has_violations());
+        sim.report(None, Violation::new("invariant", "x"));
+        assert!(sim.has_violations());
     }
 
     #[test]

@@ -400,7 +400,12 @@ impl Trace {
 
     /// Names a task for the drawings.
     pub fn name_task(&self, task: TaskId, name: &str) {
-        self.lock().tasks.insert(task, name.to_string());
+        let mut inner = self.lock();
+        // Most contexts are made for a task already named so (one per operation): no new
+        // string then.
+        if inner.tasks.get(&task).is_none_or(|known| known != name) {
+            inner.tasks.insert(task, name.to_string());
+        }
     }
 
     /// The task names, by id.
