@@ -11,6 +11,7 @@ use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
 use sim_core::{Cx, Kref, RcuPointer, SpinLock};
 
+use crate::mm::TaskMm;
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
 
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
@@ -201,8 +202,8 @@ impl Signal {
 /// lifetime is `usage` (get_task_struct/put_task_struct): the pid hash's reference is dropped by
 /// release_task() after a grace period, and a use after the last put is reported. The four
 /// fields the task's owner changes later (`state`, `cgroup`, `cpu`, `exit_state`) are
-/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays` and
-/// `sighand_detached`; a holder of an older version reads those four as they were at its lookup.
+/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays`,
+/// `sighand_detached` and `mm`; a holder of an older version reads those four as they were at its lookup.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Global pid (`task->pid`).
@@ -247,6 +248,8 @@ pub struct Task {
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
+    /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
+    pub(crate) mm: Arc<TaskMm>,
 }
 
 /// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one

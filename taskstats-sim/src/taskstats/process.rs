@@ -200,6 +200,15 @@ impl Taskstats {
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
             let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            // copy_mm(): CLONE_VM (every CLONE_THREAD child) shares the parent's mm, others
+            // get dup_mm()'s copy.
+            let mm = match p.mm.load() {
+                Some(mm) if thread => {
+                    mm.mmget(cx);
+                    Some(mm)
+                }
+                _ => Some(MmStruct::new(cx, pid)),
+            };
             let real_parent = if thread { p.real_parent } else { p.tgid };
             let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
             let task = Task {
@@ -223,6 +232,7 @@ impl Taskstats {
                 delays,
                 usage: Task::new_usage(cx, pid),
                 sighand_detached,
+                mm: TaskMm::new(mm),
             };
             if task.delays.is_none() {
                 cx.note(format!(
@@ -264,6 +274,9 @@ impl Taskstats {
             if let Some(task) = t.tasks.get(&pid).cloned() {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
+                drop(t);
+                // bad_fork_cleanup_mm: the child's reference on the shared mm is dropped.
+                task.mm.exit_mm(cx);
             }
         }
         let mut inner = signal.lock.lock_irqsave(cx);
@@ -320,8 +333,14 @@ impl Taskstats {
         // The end of a block I/O wait: the delay is added under delays->lock.
         self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
-        if let Some((acct, _)) = inner.threads.get_mut(&pid) {
+        let sizes = inner.threads.get_mut(&pid).map(|(acct, _)| {
             acct.advance(|bound| sim.below(bound.max(1)));
+            (acct.rss_pages, acct.vm_pages)
+        });
+        drop(inner);
+        // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
+        if let (Some((rss, vm)), Some(mm)) = (sizes, task.mm.load()) {
+            mm.update_hiwater(rss, vm);
         }
         true
     }
@@ -371,6 +390,8 @@ impl Taskstats {
             let tidstats = self.taskstats_exit_alloc(cx);
             self.taskstats_exit_send(cx, &task, tidstats, group_dead)
         };
+        // exit_mm(), after the taskstats hook in every version's do_exit().
+        task.mm.exit_mm(cx);
         // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
         {
             let mut t = self.tasks.lock(cx);

@@ -91,6 +91,7 @@ fn every_scenario_runs_and_the_cve_scenarios_show_their_violation() {
             "cve-2011-2494" => Some("unprivileged-access"),
             "namespace-leak" => Some("namespace-leak"),
             "group-stats-2.6.19" => Some("group-stats"),
+            "cve-2012-3510" => Some("kref:use-after-release"),
             _ => None,
         };
         if let Some(kind) = expect {
@@ -200,4 +201,25 @@ fn a_counted_reference_keeps_a_released_task_alive_until_its_put() {
     assert!(held.put_task_struct(&cx), "the holder's put is the last");
     assert!(sim.marks().contains("task-struct-freed"));
     assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
+}
+
+/// CVE-2012-3510, as the `cve-2012-3510` scenario scripts it (linux-3.4, then with the fix off):
+///
+/// 1. Init sends a PID query for a process; xacct_add_tsk() tests `p->mm` and is preempted.
+/// 2. The process exits: exit_mm() clears `p->mm` and drops the last `mm_users`; the mm is freed.
+/// 3. The query reads `p->mm->hiwater_rss` through the pointer it tested: a use after free.
+///
+/// With "xacct_add_tsk: fix pure theoretical ->mm use-after-free" the query holds its own
+/// reference from get_task_mm(), so the exit's mmput() is not the last and the query's is.
+#[test]
+fn cve_2012_3510_a_preempted_pid_query_reads_the_freed_mm_only_without_the_fix() {
+    let sim = TaskstatsSubject::run_scenario("cve-2012-3510").expect("scenario");
+    let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+    assert_eq!(kinds, ["kref:use-after-release"], "one use after free, in the unfixed half only");
+    let text = format!("{:?}", sim.trace().events());
+    let at =
+        |needle: &str| text.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the trace:\n{text}"));
+    assert!(at("preempted in xacct_add_tsk") < at("exit_mm: tsk->mm = NULL"));
+    assert!(at("exit_mm: tsk->mm = NULL") < at("__mmput: the last user is gone"));
+    assert!(at("__mmput: the last user is gone") < at("reads the freed mm_struct"));
 }
