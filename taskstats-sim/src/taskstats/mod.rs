@@ -95,7 +95,10 @@ pub struct Taskstats {
 /// Another task's work the op-level checker runs while the task of an operation is preempted:
 /// the op-level simulation runs one operation at a time, so a window between two steps of one
 /// kernel function is explored by running the other task inside it.
-pub struct Preemption(Box<dyn FnOnce(&Taskstats, &Cx) + Send>);
+pub struct Preemption(Box<PreemptedWork>);
+
+/// The work a [`Preemption`] runs: given the model and the preempted task's context.
+type PreemptedWork = dyn FnOnce(&Taskstats, &Cx) + Send;
 
 impl Preemption {
     /// `work` runs, with the model, at the next preemption point.
