@@ -200,10 +200,10 @@ impl Signal {
 
 /// A `task_struct`, reached through an `Arc<Task>` (the kernel's `struct task_struct *`). Its
 /// lifetime is `usage` (get_task_struct/put_task_struct): the pid hash's reference is dropped by
-/// release_task() after a grace period, and a use after the last put is reported. The four
-/// fields the task's owner changes later (`state`, `cgroup`, `cpu`, `exit_state`) are
+/// release_task() after a grace period, and a use after the last put is reported. The fields
+/// changed later (`state`, `cgroup`, `cpu`, `exit_state`, `real_parent`'s pid) are
 /// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays`,
-/// `sighand_detached` and `mm`; a holder of an older version reads those four as they were at its lookup.
+/// `sighand_detached` and `mm`; a holder of an older version reads those as they were at its lookup.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Global pid (`task->pid`).
@@ -223,7 +223,8 @@ pub struct Task {
     /// Global pid of `real_parent`.
     pub real_parent: u32,
     /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
-    /// the child lives). NULL for init. The model does not reparent.
+    /// the child lives). NULL for init. Republished when the parent's group dies
+    /// (forget_original_parent()).
     pub parent: Arc<RcuPointer<Arc<Task>>>,
     /// The CPU it runs (and would exit) on.
     pub cpu: u32,

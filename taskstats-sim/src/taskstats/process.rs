@@ -106,8 +106,8 @@ impl Taskstats {
     /// bacct_add_tsk()'s parent id. With bacct-parent-rcu: `pid_alive(tsk) ?
     /// rcu_dereference(tsk->real_parent)->tgid : 0` inside rcu_read_lock(). Without it:
     /// `tsk->parent->pid`, a plain dereference of a pointer nothing protects once the caller
-    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. A parent already released
-    /// reads as 0: the model does not reparent.
+    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. Children of a dead group
+    /// are reparented ([`Self::forget_original_parent`]), so a released parent is not seen here.
     pub(super) fn bacct_ppid(&self, cx: &Cx, table: &TaskTable, task: &Task) -> Option<u32> {
         let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if fixed {
@@ -408,6 +408,10 @@ impl Taskstats {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
             }
+            drop(inner);
+            if group_dead {
+                self.forget_original_parent(cx, &mut t, &task);
+            }
         }
         let mut closed = Vec::new();
         if group_dead {
@@ -418,6 +422,43 @@ impl Taskstats {
         }
         self.ledger().exits += 1;
         Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
+    }
+
+    /// Mirrors forget_original_parent() in exit_notify() when the last thread of a group exits
+    /// (the model's children hang off their parent's group, `real_parent` being its leader): each
+    /// child is handed to the child reaper of the dying task's pid namespace (that namespace's
+    /// init, or init itself), under tasklist_lock (the caller's `table`); `real_parent` is
+    /// republished with rcu_assign_pointer() and the old pointer's object freed after a grace
+    /// period, so a reader that followed it under RCU stays safe.
+    pub(super) fn forget_original_parent(&self, cx: &Cx, table: &mut TaskTable, father: &Task) {
+        let reaper = table
+            .find_by_nr_ns(1, father.pid_ns())
+            .filter(|r| r.tgid != father.tgid && r.exit_state == ExitState::None)
+            .or_else(|| table.tasks.get(&1))
+            .cloned();
+        let Some(reaper) = reaper else {
+            return;
+        };
+        let children: Vec<Arc<Task>> = table
+            .tasks
+            .values()
+            .filter(|c| c.real_parent == father.tgid && c.tgid != father.tgid)
+            .cloned()
+            .collect();
+        for child in &children {
+            let old = child.parent.rcu_access_pointer();
+            let object = child.parent.alloc(reaper.clone());
+            child.parent.rcu_assign_pointer(cx, Some(object));
+            if let Some(old) = old {
+                child.parent.kfree_rcu(cx, old);
+            }
+            table.update(child.pid, |c| c.real_parent = reaper.pid);
+            cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
+            self.mark(cx, "reparented");
+        }
+        if !children.is_empty() {
+            self.publish_pid_hash(cx, table);
+        }
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees

@@ -223,3 +223,22 @@ fn cve_2012_3510_a_preempted_pid_query_reads_the_freed_mm_only_without_the_fix()
     assert!(at("exit_mm: tsk->mm = NULL") < at("__mmput: the last user is gone"));
     assert!(at("__mmput: the last user is gone") < at("reads the freed mm_struct"));
 }
+
+/// Reparenting (forget_original_parent()): when a process's group dies, its children are handed
+/// to init, so bacct_add_tsk()'s `rcu_dereference(tsk->real_parent)->tgid` reads 1 afterwards,
+/// zombie or reaped, instead of a parent that no longer exists.
+#[test]
+fn a_child_whose_parent_group_died_reports_init_as_its_parent() {
+    let sim = Sim::new(SimConfig::new(1).cpus(2));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+    let parent = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let child = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Process).unwrap();
+    let ppid = |model: &Taskstats| model.fill_stats_for(&sim.observer_cx("test", 0), child).unwrap().ac_ppid;
+    assert_eq!(ppid(&model), parent, "before the parent exits");
+    model.exit(&task_cx(&sim, &model, parent, "do_exit")).unwrap();
+    assert_eq!(ppid(&model), 1, "the parent is a zombie: the child was reparented at its exit");
+    assert!(model.reap(&sim.cx("release_task", 0), parent));
+    sim.rcu_advance();
+    assert_eq!(ppid(&model), 1, "the parent is reaped");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
