@@ -74,24 +74,29 @@ pub struct Acct {
 }
 
 impl Acct {
-    /// Simulated activity: every counter advances by an amount drawn from `draw`.
-    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64) {
+    /// Simulated activity: every counter advances by an amount drawn from `draw`. The counters
+    /// __delayacct_add_tsk() reports stay where they are for a task without `delays`
+    /// (`has_delays` false, after a failed delayacct_tsk_init()): delayacct_add_tsk() returns
+    /// before it copies them, so the seed reports zeros for that task, and the exit fold adds
+    /// nothing. The same amounts are drawn either way, so the random stream does not move.
+    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64, has_delays: bool) {
+        let keep = u64::from(has_delays);
         let run = draw(1_000_000);
-        self.cpu_count += 1 + draw(4);
-        self.cpu_delay_total += draw(50_000);
-        self.cpu_run_real_total += run;
-        self.cpu_run_virtual_total += run;
+        self.cpu_count += keep * (1 + draw(4));
+        self.cpu_delay_total += keep * draw(50_000);
+        self.cpu_run_real_total += keep * run;
+        self.cpu_run_virtual_total += keep * run;
         if draw(2) == 0 {
-            self.blkio_count += 1;
-            self.blkio_delay_total += draw(200_000);
+            self.blkio_count += keep;
+            self.blkio_delay_total += keep * draw(200_000);
         }
         if draw(4) == 0 {
-            self.swapin_count += 1;
-            self.swapin_delay_total += draw(100_000);
+            self.swapin_count += keep;
+            self.swapin_delay_total += keep * draw(100_000);
         }
         if draw(8) == 0 {
-            self.freepages_count += 1;
-            self.freepages_delay_total += draw(30_000);
+            self.freepages_count += keep;
+            self.freepages_delay_total += keep * draw(30_000);
         }
         self.nvcsw += draw(5);
         self.nivcsw += draw(3);

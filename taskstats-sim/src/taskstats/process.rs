@@ -334,7 +334,7 @@ impl Taskstats {
         self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
         let sizes = inner.threads.get_mut(&pid).map(|(acct, _)| {
-            acct.advance(|bound| sim.below(bound.max(1)));
+            acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
             (acct.rss_pages, acct.vm_pages)
         });
         drop(inner);

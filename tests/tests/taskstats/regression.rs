@@ -242,3 +242,23 @@ fn a_child_whose_parent_group_died_reports_init_as_its_parent() {
     assert_eq!(ppid(&model), 1, "the parent is reaped");
     assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
+
+/// A task whose delayacct_tsk_init() failed runs with `delays == NULL`; delayacct_add_tsk()
+/// returns before it copies anything, so its record carries zero delay counters (and its CPU
+/// time from bacct_add_tsk() as usual), where a task with `delays` reports what it waited.
+#[test]
+fn a_task_without_delays_reports_zero_delay_counters() {
+    let sim = Sim::new(SimConfig::new(3).cpus(2));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-3.4").unwrap(), Params::default());
+    sim.set_faults(FaultPlan::with(FaultAttr::nth(1).site("delayacct_cache")));
+    let bare = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let with = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    for pid in [bare, with] {
+        model.run(&task_cx(&sim, &model, pid, "run"));
+    }
+    let record = |pid| model.fill_stats_for(&sim.observer_cx("test", 0), pid).unwrap();
+    let (bare, with) = (record(bare), record(with));
+    assert_eq!((bare.cpu_count, bare.cpu_delay_total, bare.cpu_run_real_total), (0, 0, 0));
+    assert!(bare.ac_utime + bare.ac_stime > 0, "CPU time still counts: {bare:?}");
+    assert!(with.cpu_count > 0 && with.cpu_run_real_total > 0, "{with:?}");
+}
