@@ -39,6 +39,18 @@ pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (
     (pid_ns, user_ns, uid, cap)
 }
 
+/// Mirrors copy_mm(), run by the parent: CLONE_VM (every CLONE_THREAD child) shares the
+/// parent's mm with one more user; any other child gets dup_mm()'s copy, named after `pid`.
+fn copy_mm(cx: &Cx, parent: &Task, thread: bool, pid: u32) -> Option<Arc<MmStruct>> {
+    match parent.mm.load() {
+        Some(mm) if thread => {
+            mm.mmget(cx);
+            Some(mm)
+        }
+        _ => Some(MmStruct::new(cx, pid)),
+    }
+}
+
 impl Taskstats {
     /// Live tasks' global pids, ascending.
     pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
@@ -167,7 +179,9 @@ impl Taskstats {
     /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
     /// task (and, without CLONE_THREAD, a new group and fd table). In 2.6.19 a CLONE_THREAD fork
     /// also allocates the group's stats (taskstats_tgid_alloc at fork). Returns the child's
-    /// global pid; ESRCH when the caller's task does not exist.
+    /// global pid; ESRCH when the caller's task does not exist. Longer than most: the task is
+    /// built field by field inside the one tasklist_lock section that hashes it, as
+    /// copy_process() does.
     pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
         let parent = cx.task();
         let sim = cx.sim();
@@ -200,15 +214,7 @@ impl Taskstats {
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
             let signal = if thread { p.signal.clone() } else { Signal::new(class) };
-            // copy_mm(): CLONE_VM (every CLONE_THREAD child) shares the parent's mm, others
-            // get dup_mm()'s copy.
-            let mm = match p.mm.load() {
-                Some(mm) if thread => {
-                    mm.mmget(cx);
-                    Some(mm)
-                }
-                _ => Some(MmStruct::new(cx, pid)),
-            };
+            let mm = copy_mm(cx, &p, thread, pid);
             let real_parent = if thread { p.real_parent } else { p.tgid };
             let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
             let task = Task {
