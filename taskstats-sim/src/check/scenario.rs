@@ -186,9 +186,12 @@ fn scenario_cve_2012_3510(sim: &Sim) -> Option<()> {
             },
         );
         model.preempt_at_next_point(Preemption::new(move |model, cx| {
-            cx.sim()
-                .cx("scenario", 0)
-                .note("2. meanwhile the target exits: exit_mm() drops the last mm_users");
+            let text = if fixed {
+                "2. meanwhile the target exits: exit_mm() puts its mm_users; the query's reference keeps the mm"
+            } else {
+                "2. meanwhile the target exits: exit_mm() puts the last mm_users and the mm is freed"
+            };
+            cx.sim().cx("scenario", 0).note(text);
             model.exit(&task_cx(cx.sim(), model, target, "do_exit"));
         }));
         query_pid(&model, sim, port, target);
