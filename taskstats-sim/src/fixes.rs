@@ -77,9 +77,13 @@ pub const PID_LOOKUP_RCU: FixId = FixId::new(18, "pid-lookup-rcu");
 /// the elapsed time from `tsk->start_time` (off: `tsk->parent->pid` with no protection, and
 /// `current->group_leader->start_time`).
 pub const BACCT_PARENT_RCU: FixId = FixId::new(19, "bacct-parent-rcu");
+/// xacct_add_tsk() reads the task's mm through get_task_mm()/mmput() (a counted reference taken
+/// under task_lock()). Off: `if (p->mm)` and then `p->mm->hiwater_rss`, no lock and no reference,
+/// so a PID query's target that exits in between has freed the mm the query reads.
+pub const XACCT_GET_TASK_MM: FixId = FixId::new(20, "xacct-get-task-mm");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 20] = [
+pub const FIX_IDS: [FixId; 21] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -100,6 +104,7 @@ pub const FIX_IDS: [FixId; 20] = [
     DELAYACCT_NULL_DELAYS,
     PID_LOOKUP_RCU,
     BACCT_PARENT_RCU,
+    XACCT_GET_TASK_MM,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -344,6 +349,21 @@ impl FixTableOf for TaskstatsFixes {
                     "a record's ac_ppid follows tsk->parent with no lock or RCU (the parent may exit and \
                           be freed once tasklist_lock is dropped) and its ac_etime counts from the \
                           requester's group leader's start",
+            },
+            // Title: Oleg Nesterov's patch mail of 2006-10-29 (read with the search tool: "Paranoid
+            // fix. The task can free its ->mm after the 'if (p->mm)' check", with the diff to
+            // get_task_mm()/mmput()) and the 2.6.19-rc4 shortlog (read). CVE: RHEL 5's
+            // 2.6.18-308.15.1.el5 changelog names this title with CVE-2012-3510 (read). No id
+            // seen next to the title.
+            Fix {
+                name: "xacct-get-task-mm",
+                title: "xacct_add_tsk: fix pure theoretical ->mm use-after-free",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: Some("CVE-2012-3510"),
+                symptom: "a TASKSTATS_CMD_ATTR_PID query tests p->mm and then reads p->mm->hiwater_rss; the \
+                          target exits in between and frees its mm: a use after free that leaks freed \
+                          memory into the reply (or oopses)",
             },
         ],
         presets: &[

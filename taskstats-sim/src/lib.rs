@@ -26,6 +26,7 @@
 mod check;
 pub mod fixes;
 mod listener;
+mod mm;
 mod skb;
 mod task;
 mod taskstats;
@@ -44,5 +45,5 @@ pub use listener::CpuSet;
 pub use listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, Listener, ListenerList};
 pub use task::{Signal, TaskState};
 pub use taskstats::{
-    parse_cpulist, ExitReport, ForkKind, Params, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN,
+    parse_cpulist, ExitReport, ForkKind, Params, Preemption, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN,
 };

@@ -11,6 +11,7 @@ use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
 use sim_core::{Cx, Kref, RcuPointer, SpinLock};
 
+use crate::mm::TaskMm;
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
 
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
@@ -73,24 +74,29 @@ pub struct Acct {
 }
 
 impl Acct {
-    /// Simulated activity: every counter advances by an amount drawn from `draw`.
-    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64) {
+    /// Simulated activity: every counter advances by an amount drawn from `draw`. The counters
+    /// __delayacct_add_tsk() reports stay where they are for a task without `delays`
+    /// (`has_delays` false, after a failed delayacct_tsk_init()): delayacct_add_tsk() returns
+    /// before it copies them, so the seed reports zeros for that task, and the exit fold adds
+    /// nothing. The same amounts are drawn either way, so the random stream does not move.
+    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64, has_delays: bool) {
+        let keep = u64::from(has_delays);
         let run = draw(1_000_000);
-        self.cpu_count += 1 + draw(4);
-        self.cpu_delay_total += draw(50_000);
-        self.cpu_run_real_total += run;
-        self.cpu_run_virtual_total += run;
+        self.cpu_count += keep * (1 + draw(4));
+        self.cpu_delay_total += keep * draw(50_000);
+        self.cpu_run_real_total += keep * run;
+        self.cpu_run_virtual_total += keep * run;
         if draw(2) == 0 {
-            self.blkio_count += 1;
-            self.blkio_delay_total += draw(200_000);
+            self.blkio_count += keep;
+            self.blkio_delay_total += keep * draw(200_000);
         }
         if draw(4) == 0 {
-            self.swapin_count += 1;
-            self.swapin_delay_total += draw(100_000);
+            self.swapin_count += keep;
+            self.swapin_delay_total += keep * draw(100_000);
         }
         if draw(8) == 0 {
-            self.freepages_count += 1;
-            self.freepages_delay_total += draw(30_000);
+            self.freepages_count += keep;
+            self.freepages_delay_total += keep * draw(30_000);
         }
         self.nvcsw += draw(5);
         self.nivcsw += draw(3);
@@ -199,10 +205,10 @@ impl Signal {
 
 /// A `task_struct`, reached through an `Arc<Task>` (the kernel's `struct task_struct *`). Its
 /// lifetime is `usage` (get_task_struct/put_task_struct): the pid hash's reference is dropped by
-/// release_task() after a grace period, and a use after the last put is reported. The four
-/// fields the task's owner changes later (`state`, `cgroup`, `cpu`, `exit_state`) are
-/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays` and
-/// `sighand_detached`; a holder of an older version reads those four as they were at its lookup.
+/// release_task() after a grace period, and a use after the last put is reported. The fields
+/// changed later (`state`, `cgroup`, `cpu`, `exit_state`, `real_parent`'s pid) are
+/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays`,
+/// `sighand_detached` and `mm`; a holder of an older version reads those as they were at its lookup.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Global pid (`task->pid`).
@@ -222,7 +228,8 @@ pub struct Task {
     /// Global pid of `real_parent`.
     pub real_parent: u32,
     /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
-    /// the child lives). NULL for init. The model does not reparent.
+    /// the child lives). NULL for init. Republished when the parent's group dies
+    /// (forget_original_parent()).
     pub parent: Arc<RcuPointer<Arc<Task>>>,
     /// The CPU it runs (and would exit) on.
     pub cpu: u32,
@@ -247,6 +254,8 @@ pub struct Task {
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
+    /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
+    pub(crate) mm: Arc<TaskMm>,
 }
 
 /// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one

@@ -116,6 +116,18 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
+            // 3.4 with 2.6.19-rc4's xacct_add_tsk() change reverted (RHEL 5's 2.6.18 kept the old
+            // code until CVE-2012-3510): a PID query, preempted between its `p->mm` test and the
+            // read, while its target exits and frees the mm.
+            ZooEntry {
+                name: "CVE-2012-3510 xacct_add_tsk reads a freed mm (->mm use-after-free)",
+                kernel: "linux-3.4",
+                fix: "xacct-get-task-mm",
+                checker: "op-sim",
+                expected: vec![ViolationKind::detector("kref", "use-after-release")],
+                ops_max: 60,
+                cases_max: 400,
+            },
         ]
     }
 

@@ -22,7 +22,7 @@ use sim_core::fixes::FixTableOf;
 use sim_core::{Cx, Sim, SimConfig, Violation};
 
 use crate::fixes::{Fixes, TaskstatsFixes};
-use crate::taskstats::{Params, Taskstats, NR_CPUS};
+use crate::taskstats::{Params, Preemption, Taskstats, NR_CPUS};
 use crate::wire::*;
 
 // The operation vocabulary, for the CLI (artifacts) and the tests.
@@ -109,6 +109,36 @@ pub fn sender_cx(sim: &Sim, model: &Taskstats, port: u32) -> Option<Cx> {
 /// call delivered to the port, nothing when the port has no live sender.
 pub fn netlink_send(sim: &Sim, model: &Taskstats, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
     sender_cx(sim, model, port).map(|cx| model.netlink_request(&cx, port, bytes)).unwrap_or_default()
+}
+
+/// The listener lists of `model`, head first, as an observer reads them.
+fn lists_of(sim: &Sim, model: &Taskstats) -> Vec<Vec<u32>> {
+    let cx = sim.observer_cx("lists", 0);
+    (0..model.params().cpus)
+        .map(|cpu| model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
+        .collect()
+}
+
+/// do_exit() of live task `pid` and what the checker saw of it: the report, the clones the fault
+/// injector counted, and the lists when another fault struck.
+fn exit_outcome(sim: &Sim, model: &Taskstats, pid: u32) -> Outcome {
+    let faults_before = sim.faults().failed();
+    let clones_before = clone_counters(sim);
+    let Some(report) = model.exit(&task_cx(sim, model, pid, "do_exit")) else {
+        return Outcome::Done;
+    };
+    let clones_after = clone_counters(sim);
+    let clone_failed = clones_after.1 > clones_before.1;
+    let other_faults = sim.faults().failed() - faults_before - (clones_after.1 - clones_before.1);
+    Outcome::Exited {
+        pid: report.pid,
+        cpu: report.cpu,
+        delivered: report.delivered,
+        closed: report.closed,
+        clones: (clones_after.0 - clones_before.0, clone_failed),
+        pruned: report.pruned,
+        lists_after: (other_faults > 0).then(|| lists_of(sim, model)),
+    }
 }
 
 /// The checker's face of the model.
@@ -219,10 +249,7 @@ impl TaskstatsSubject {
 
     /// The listener lists, head first, as an observer reads them.
     fn lists(&self, sim: &Sim) -> Vec<Vec<u32>> {
-        let cx = sim.observer_cx("lists", 0);
-        (0..self.model.params().cpus)
-            .map(|cpu| self.model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
-            .collect()
+        lists_of(sim, &self.model)
     }
 
     /// The task's accounting counters, read by an observer (the figures a run adds to).
@@ -286,25 +313,50 @@ impl TaskstatsSubject {
         let Some(pid) = pick(&candidates, task) else {
             return Outcome::Done;
         };
-        let faults_before = sim.faults().failed();
-        let clones_before = clone_counters(sim);
-        match self.model.exit(&task_cx(sim, &self.model, pid, "do_exit")) {
-            Some(report) => {
-                let clones_after = clone_counters(sim);
-                let clone_failed = clones_after.1 > clones_before.1;
-                let other_faults = sim.faults().failed() - faults_before - (clones_after.1 - clones_before.1);
-                Outcome::Exited {
-                    pid: report.pid,
-                    cpu: report.cpu,
-                    delivered: report.delivered,
-                    closed: report.closed,
-                    clones: (clones_after.0 - clones_before.0, clone_failed),
-                    pruned: report.pruned,
-                    lists_after: (other_faults > 0).then(|| self.lists(sim)),
-                }
-            }
-            None => Outcome::Done,
+        exit_outcome(sim, &self.model, pid)
+    }
+
+    /// A PID query whose requester is preempted at its first preemption point while the task
+    /// `which` picks runs do_exit() (see [`Op::QueryPid`]): both outcomes, in the order they
+    /// finished. The candidates are live tasks other than init and the requester whose exit
+    /// record does not go to the requester's port (its CPU's list does not hold the port): the
+    /// request reads its port after the call, so it would drain that record with its reply.
+    fn preempted_query(&self, sim: &Sim, op: &Op, which: u8) -> Outcome {
+        let Op::QueryPid { port, target, .. } = op else {
+            unreachable!("preempted_query is called for PID queries only")
+        };
+        let plain = Op::QueryPid { port: *port, target: target.clone(), preempt: None };
+        let observer = sim.observer_cx("op", 0);
+        let port_id = pick(&self.port_ids(sim), *port);
+        let requester = port_id.and_then(|id| self.model.port_sender(&observer, id)).map(|(pid, _)| pid);
+        let hears = |pid: u32| {
+            let cpu = self.model.task(&observer, pid).map_or(0, |t| t.cpu);
+            self.model.listeners(&observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
+        };
+        let candidates: Vec<u32> = self
+            .live_pids(sim)
+            .into_iter()
+            .filter(|&p| p != 1 && Some(p) != requester && !hears(p))
+            .collect();
+        drop(observer);
+        let Some(victim) = pick(&candidates, which) else {
+            return self.apply_request_on(sim, &plain, None);
+        };
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let filled = slot.clone();
+        self.model.preempt_at_next_point(Preemption::new(move |model, cx| {
+            let exited = exit_outcome(cx.sim(), model, victim);
+            *filled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exited);
+        }));
+        let request = self.apply_request_on(sim, &plain, None);
+        let exit = Op::Exit { task: which };
+        if self.model.preemption_not_taken().is_some() {
+            let exited = exit_outcome(sim, &self.model, victim);
+            return Outcome::Interleaved(vec![(plain, request), (exit, exited)]);
         }
+        let exited = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let exited = exited.unwrap_or(Outcome::Done);
+        Outcome::Interleaved(vec![(exit, exited), (plain, request)])
     }
 
     /// The port operations that are not requests: close(2), recvmsg(2), raw bytes.
@@ -342,6 +394,9 @@ impl TaskstatsSubject {
     /// [`Self::apply_request`], on port id `on` when given (threaded campaigns pick and claim the
     /// port first) instead of the op's `port`-th open port.
     fn apply_request_on(&self, sim: &Sim, op: &Op, on: Option<u32>) -> Outcome {
+        if let (Op::QueryPid { preempt: Some(which), .. }, None) = (op, on) {
+            return self.preempted_query(sim, op, *which);
+        }
         let (port, attr, payload, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
                 (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
@@ -349,7 +404,7 @@ impl TaskstatsSubject {
             Op::Deregister { port, mask } => {
                 (port, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
             }
-            Op::QueryPid { port, target } => {
+            Op::QueryPid { port, target, .. } => {
                 (port, TASKSTATS_CMD_ATTR_PID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
             }
             Op::QueryTgid { port, target } => {

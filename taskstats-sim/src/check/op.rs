@@ -109,6 +109,11 @@ pub enum Op {
     QueryPid {
         port: u8,
         target: Target,
+        /// The requester is preempted at its first preemption point, and the task this picks
+        /// (among live tasks other than init and the requester) runs do_exit() meanwhile; a
+        /// query that reaches no preemption point is followed by that exit. Op-level only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        preempt: Option<u8>,
     },
     QueryTgid {
         port: u8,
@@ -202,6 +207,9 @@ pub enum Outcome {
         port: u32,
         lists_after: Option<Vec<Vec<u32>>>,
     },
+    /// An operation during which another task ran (a preempted query and the exit that ran
+    /// meanwhile): each part with the operation it is the outcome of, in the order they finished.
+    Interleaved(Vec<(Op, Outcome)>),
 }
 
 /// The increase of a task's counters between two readings.
@@ -262,7 +270,8 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
             2 => any::<u8>().prop_map(|port| Op::Recv { port }),
             4 => (any::<u8>(), mask.clone()).prop_map(|(port, mask)| Op::Register { port, mask }),
             1 => (any::<u8>(), mask).prop_map(|(port, mask)| Op::Deregister { port, mask }),
-            2 => (any::<u8>(), target.clone()).prop_map(|(port, target)| Op::QueryPid { port, target }),
+            2 => (any::<u8>(), target.clone(), proptest::option::weighted(0.25, any::<u8>()))
+                .prop_map(|(port, target, preempt)| Op::QueryPid { port, target, preempt }),
             2 => (any::<u8>(), target).prop_map(|(port, target)| Op::QueryTgid { port, target }),
             1 => (any::<u8>(), 0u8..6, proptest::option::weighted(0.2, 2u8..5))
                 .prop_map(|(port, fd, extra)| Op::CgroupStats { port, fd, extra }),

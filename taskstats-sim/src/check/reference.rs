@@ -156,6 +156,7 @@ impl Reference for TaskstatsModel {
 
     fn check(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
         match (op, actual) {
+            (_, Outcome::Interleaved(parts)) => parts.iter().try_for_each(|(op, part)| self.check(op, part)),
             (_, Outcome::Forked(Ok(pid))) => {
                 if !self.pids.insert(*pid) {
                     return Err(format!("fork handed out pid {pid} twice"));

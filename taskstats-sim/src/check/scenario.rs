@@ -5,11 +5,11 @@ use sim_core::{Sim, SimConfig};
 
 use super::{netlink_send, task_cx};
 use crate::fixes::Fixes;
-use crate::taskstats::{ForkKind, Params, Taskstats};
+use crate::taskstats::{ForkKind, Params, Preemption, Taskstats};
 use crate::wire::*;
 
 /// Name and description of every scenario.
-pub(crate) const SCENARIOS: [(&str, &str); 5] = [
+pub(crate) const SCENARIOS: [(&str, &str); 6] = [
     (
         "cve-2011-2484",
         "linux-3.4 with the duplicate check off: one port registers cpu 0 three times; one exit reaches it \
@@ -28,6 +28,11 @@ pub(crate) const SCENARIOS: [(&str, &str); 5] = [
         "group-stats-2.6.19",
         "linux-2.6.19: a thread exits while nobody listens; its delays never reach the group's stats, so the \
          TGID record at group death under-counts",
+    ),
+    (
+        "cve-2012-3510",
+        "linux-3.4 with xacct-get-task-mm off: a PID query tests its target's p->mm, is preempted, the target \
+         exits and frees its mm, and the query reads the freed mm (CVE-2012-3510); then the same with the fix",
     ),
     (
         "register-fails-part-way",
@@ -70,6 +75,7 @@ pub(crate) fn run(name: &str, trace: TraceMode) -> Option<Sim> {
         "namespace-leak" => scenario_namespace_leak(&sim)?,
         "group-stats-2.6.19" => scenario_group_stats_2_6_19(&sim)?,
         "register-fails-part-way" => scenario_register_fails_part_way(&sim)?,
+        "cve-2012-3510" => scenario_cve_2012_3510(&sim)?,
         _ => return None,
     }
     Some(sim)
@@ -159,5 +165,37 @@ fn scenario_register_fails_part_way(sim: &Sim) -> Option<()> {
         "2. cpu 0 listeners now: {:?} (the earlier registration is gone)",
         model.listeners(&cx, 0)
     ));
+    Some(())
+}
+
+/// Scenario `cve-2012-3510` (see [`SCENARIOS`]): the race once without the fix, once with it.
+fn scenario_cve_2012_3510(sim: &Sim) -> Option<()> {
+    for fixed in [false, true] {
+        let mut fixes = Fixes::preset("linux-3.4")?;
+        fixes.set(crate::fixes::XACCT_GET_TASK_MM, fixed);
+        let model = Taskstats::new(sim, fixes, Params { cpus: 2, ..Params::default() });
+        let target = model.fork(&task_cx(sim, &model, 1, "fork"), ForkKind::Process).ok()?;
+        model.run(&task_cx(sim, &model, target, "run"));
+        let port = model.open_port(&task_cx(sim, &model, 1, "socket"))?;
+        note(
+            sim,
+            if fixed {
+                "with the fix: xacct_add_tsk takes get_task_mm(); the target exits while the query is preempted"
+            } else {
+                "1. init queries the target's PID; xacct_add_tsk tests p->mm and is preempted before it reads it"
+            },
+        );
+        model.preempt_at_next_point(Preemption::new(move |model, cx| {
+            let text = if fixed {
+                "2. meanwhile the target exits: exit_mm() puts its mm_users; the query's reference keeps the mm"
+            } else {
+                "2. meanwhile the target exits: exit_mm() puts the last mm_users and the mm is freed"
+            };
+            cx.sim().cx("scenario", 0).note(text);
+            model.exit(&task_cx(cx.sim(), model, target, "do_exit"));
+        }));
+        query_pid(&model, sim, port, target);
+        model.preemption_not_taken();
+    }
     Some(())
 }

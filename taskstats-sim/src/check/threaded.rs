@@ -232,7 +232,7 @@ impl TaskstatsShared {
     /// cannot make it another task); for a TGID query, the target group's live threads.
     fn resolve_target(&self, observer: &Cx, op: &Op, id: u32) -> (Op, Vec<u32>) {
         let (port, target, tgid_query) = match op {
-            Op::QueryPid { port, target: Target::Task(i) } => (*port, *i, false),
+            Op::QueryPid { port, target: Target::Task(i), .. } => (*port, *i, false),
             Op::QueryTgid { port, target: Target::Task(i) } => (*port, *i, true),
             _ => return (op.clone(), Vec::new()),
         };
@@ -258,7 +258,11 @@ impl TaskstatsShared {
                 .collect(),
             None => Vec::new(),
         };
-        let op = if tgid_query { Op::QueryTgid { port, target } } else { Op::QueryPid { port, target } };
+        let op = if tgid_query {
+            Op::QueryTgid { port, target }
+        } else {
+            Op::QueryPid { port, target, preempt: None }
+        };
         (op, group)
     }
 

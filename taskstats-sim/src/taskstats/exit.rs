@@ -110,13 +110,14 @@ impl Taskstats {
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();
         drop(inner);
-        let mut records =
-            vec![(TASKSTATS_TYPE_PID, task.pid, self.fill_stats(cx, &table, task, &acct, 0, 0))];
+        let mut pid_stats = self.fill_stats(cx, &table, task, &acct, 0, 0);
+        drop(table);
+        self.xacct_add_tsk(cx, task, &mut pid_stats);
+        let mut records = vec![(TASKSTATS_TYPE_PID, task.pid, pid_stats)];
         if with_tgid {
             // memcpy() of signal->stats: its version is whatever the seed left there (zero:
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
             let stats = group.unwrap_or_default();
-            drop(table);
             if self.checks_group_stats() {
                 let ledger = self.ledger();
                 let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();

@@ -308,8 +308,20 @@ impl Taskstats {
         // hashed holds only the pid hash's reference.
         sim.rcu_advance();
         let tasks: Vec<Arc<Task>> = self.tasks.lock(&cx).tasks.values().cloned().collect();
-        for task in tasks {
+        for task in &tasks {
             task.usage.teardown(&cx, 1)?;
+        }
+        // Every get_task_mm() was matched by an mmput(): each mm has one user per task whose
+        // `mm` points to it.
+        let mut mms: Vec<(Arc<crate::mm::MmStruct>, u32)> = Vec::new();
+        for mm in tasks.iter().filter_map(|task| task.mm.load()) {
+            match mms.iter_mut().find(|(seen, _)| Arc::ptr_eq(seen, &mm)) {
+                Some((_, users)) => *users += 1,
+                None => mms.push((mm, 1)),
+            }
+        }
+        for (mm, users) in mms {
+            mm.teardown(&cx, users)?;
         }
         self.skbs.teardown(&cx)?;
         Ok(())

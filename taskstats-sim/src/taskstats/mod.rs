@@ -19,6 +19,7 @@ use sim_core::{Cx, Errno, Mutex, Sim, SpinLock, Violation, ViolationKind};
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
 use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, ListenerList};
+use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
     Acct, ExitState, File, PidHash, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs,
@@ -86,6 +87,30 @@ pub struct Taskstats {
     skbs: SkbPool,
     /// `genl_mutex`: genl_rcv() holds it across netlink_rcv_skb(), so doits never overlap.
     genl_mutex: Mutex<()>,
+    /// Checker state: what the op-level checker runs when the current operation's task next
+    /// reaches a preemption point (see [`Taskstats::preemption_point`]).
+    preemption: std::sync::Mutex<Option<Preemption>>,
+}
+
+/// Another task's work the op-level checker runs while the task of an operation is preempted:
+/// the op-level simulation runs one operation at a time, so a window between two steps of one
+/// kernel function is explored by running the other task inside it.
+pub struct Preemption(Box<PreemptedWork>);
+
+/// The work a [`Preemption`] runs: given the model and the preempted task's context.
+type PreemptedWork = dyn FnOnce(&Taskstats, &Cx) + Send;
+
+impl Preemption {
+    /// `work` runs, with the model, at the next preemption point.
+    pub fn new(work: impl FnOnce(&Taskstats, &Cx) + Send + 'static) -> Preemption {
+        Preemption(Box::new(work))
+    }
+}
+
+impl std::fmt::Debug for Preemption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Preemption")
+    }
 }
 
 /// How a fork creates the child.
@@ -166,6 +191,7 @@ impl Taskstats {
             delays: Some(TaskDelays::new()),
             usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
             sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+            mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
         };
         {
             let cx = sim.cx("taskstats_init", 0);
@@ -192,6 +218,7 @@ impl Taskstats {
             next_port: AtomicU32::new(0xffff_f000),
             skbs: SkbPool::default(),
             genl_mutex: Mutex::new("genl_mutex", ()),
+            preemption: std::sync::Mutex::new(None),
         }
     }
 
@@ -346,11 +373,9 @@ impl Taskstats {
         stats.ac_stimescaled = stats.ac_stime;
         stats.ac_minflt = acct.minflt;
         stats.ac_majflt = acct.majflt;
-        // xacct_add_tsk()
+        // xacct_add_tsk(), all but the mm's high-water marks ([`Self::xacct_add_tsk`]).
         stats.coremem = acct.rss_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
         stats.virtmem = acct.vm_pages * 4 * (acct.utime_ns + acct.stime_ns) / 1000 / 1024;
-        stats.hiwater_rss = acct.rss_pages * 4;
-        stats.hiwater_vm = acct.vm_pages * 4;
         stats.read_char = acct.read_char;
         stats.write_char = acct.write_char;
         stats.read_syscalls = acct.read_syscalls;
@@ -359,6 +384,62 @@ impl Taskstats {
         stats.write_bytes = acct.write_bytes;
         stats.cancelled_write_bytes = acct.cancelled_write_bytes;
         stats
+    }
+
+    /// Mirrors xacct_add_tsk()'s mm part (kernel/tsacct.c): `hiwater_rss` and `hiwater_vm` in KB
+    /// from the task's mm, for version-8 records; called without tasklist_lock or RCU, as
+    /// fill_stats() runs in 3.x. With xacct-get-task-mm: get_task_mm(), the reads, mmput().
+    /// Without it: `if (p->mm)` and then `p->mm->hiwater_rss`, the pointer loaded once (nothing
+    /// between the test and the use makes the compiler load it again), no lock and no reference:
+    /// a target that exits in between has freed the mm the reads then touch.
+    pub(super) fn xacct_add_tsk(&self, cx: &Cx, task: &Task, stats: &mut TaskstatsRecord) {
+        if !self.fixes.on(crate::fixes::TASKSTATS_V8) {
+            return;
+        }
+        let counted = self.fixes.on(crate::fixes::XACCT_GET_TASK_MM);
+        let mm = if counted { task.mm.get_task_mm(cx) } else { task.mm.load() };
+        let Some(mm) = mm else {
+            return;
+        };
+        self.preemption_point(cx, "xacct_add_tsk, between the mm test and its use");
+        if !mm.access(cx) {
+            cx.note(format!("xacct_add_tsk: p->mm->hiwater_rss reads the freed {}", mm.name()));
+            self.mark(cx, "xacct-read-freed-mm");
+        }
+        let (rss, vm) = mm.hiwater();
+        stats.hiwater_rss = rss * 4;
+        stats.hiwater_vm = vm * 4;
+        if counted {
+            mm.mmput(cx);
+        }
+    }
+
+    /// Arms the op-level checker's preemption: `work` runs at the next preemption point any task
+    /// reaches (see [`Self::preemption_point`]). Returns what was armed before, if anything.
+    pub fn preempt_at_next_point(&self, work: Preemption) -> Option<Preemption> {
+        self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(work)
+    }
+
+    /// Disarms the op-level checker's preemption: Some when no preemption point took it.
+    pub fn preemption_not_taken(&self) -> Option<Preemption> {
+        self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// A place where the kernel may preempt the task of `cx` (process context, no spinlock, no
+    /// RCU read-side section) between two steps that other tasks' work can come between. Here
+    /// the op-level checker runs what it armed (another task's exit, say) and disarms it; the
+    /// threaded checkers need no hook, their threads really run in between. The points: the
+    /// window in xacct_add_tsk().
+    pub(super) fn preemption_point(&self, cx: &Cx, what: &str) {
+        if cx.in_atomic() || cx.irqs_disabled() || cx.rcu_read_depth() > 0 {
+            return;
+        }
+        let Some(Preemption(work)) = self.preemption_not_taken() else {
+            return;
+        };
+        cx.note(format!("preempted in {what}"));
+        self.mark(cx, "preempted");
+        work(self, cx);
     }
 
     /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
@@ -374,7 +455,12 @@ impl Taskstats {
         let table = self.tasks.lock(cx);
         let task = table.tasks.get(&pid)?.clone();
         let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
-        Some(self.fill_stats(cx, &table, &task, &acct, 0, 0))
+        let mut stats = self.fill_stats(cx, &table, &task, &acct, 0, 0);
+        if let Some(mm) = task.mm.load().filter(|_| self.fixes.on(crate::fixes::TASKSTATS_V8)) {
+            let (rss, vm) = mm.hiwater();
+            (stats.hiwater_rss, stats.hiwater_vm) = (rss * 4, vm * 4);
+        }
+        Some(stats)
     }
 
     /// Mirrors taskstats_user_cmd(): the first of REGISTER, DEREGISTER, PID, TGID present.
@@ -507,6 +593,10 @@ impl Taskstats {
             self.audit_record(cx, port, &task, kind, nr, stats, &table);
         }
         drop(table);
+        let mut stats = stats;
+        if let (Some(stats), false) = (&mut stats, tgid_query) {
+            self.xacct_add_tsk(cx, &task, stats);
+        }
         self.query_release(cx, &task, tgid_query);
         let Some(stats) = stats else {
             self.skbs.kfree_skb(cx, msg);

@@ -39,6 +39,18 @@ pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (
     (pid_ns, user_ns, uid, cap)
 }
 
+/// Mirrors copy_mm(), run by the parent: CLONE_VM (every CLONE_THREAD child) shares the
+/// parent's mm with one more user; any other child gets dup_mm()'s copy, named after `pid`.
+fn copy_mm(cx: &Cx, parent: &Task, thread: bool, pid: u32) -> Option<Arc<MmStruct>> {
+    match parent.mm.load() {
+        Some(mm) if thread => {
+            mm.mmget(cx);
+            Some(mm)
+        }
+        _ => Some(MmStruct::new(cx, pid)),
+    }
+}
+
 impl Taskstats {
     /// Live tasks' global pids, ascending.
     pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
@@ -106,8 +118,8 @@ impl Taskstats {
     /// bacct_add_tsk()'s parent id. With bacct-parent-rcu: `pid_alive(tsk) ?
     /// rcu_dereference(tsk->real_parent)->tgid : 0` inside rcu_read_lock(). Without it:
     /// `tsk->parent->pid`, a plain dereference of a pointer nothing protects once the caller
-    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. A parent already released
-    /// reads as 0: the model does not reparent.
+    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. Children of a dead group
+    /// are reparented ([`Self::forget_original_parent`]), so a released parent is not seen here.
     pub(super) fn bacct_ppid(&self, cx: &Cx, table: &TaskTable, task: &Task) -> Option<u32> {
         let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if fixed {
@@ -167,7 +179,9 @@ impl Taskstats {
     /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
     /// task (and, without CLONE_THREAD, a new group and fd table). In 2.6.19 a CLONE_THREAD fork
     /// also allocates the group's stats (taskstats_tgid_alloc at fork). Returns the child's
-    /// global pid; ESRCH when the caller's task does not exist.
+    /// global pid; ESRCH when the caller's task does not exist. Longer than most: the task is
+    /// built field by field inside the one tasklist_lock section that hashes it, as
+    /// copy_process() does.
     pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
         let parent = cx.task();
         let sim = cx.sim();
@@ -200,6 +214,7 @@ impl Taskstats {
             let pid = numbers[0].1;
             let thread = kind == ForkKind::Thread;
             let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+            let mm = copy_mm(cx, &p, thread, pid);
             let real_parent = if thread { p.real_parent } else { p.tgid };
             let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
             let task = Task {
@@ -223,6 +238,7 @@ impl Taskstats {
                 delays,
                 usage: Task::new_usage(cx, pid),
                 sighand_detached,
+                mm: TaskMm::new(mm),
             };
             if task.delays.is_none() {
                 cx.note(format!(
@@ -264,6 +280,9 @@ impl Taskstats {
             if let Some(task) = t.tasks.get(&pid).cloned() {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
+                drop(t);
+                // bad_fork_cleanup_mm: the child's reference on the shared mm is dropped.
+                task.mm.exit_mm(cx);
             }
         }
         let mut inner = signal.lock.lock_irqsave(cx);
@@ -320,8 +339,14 @@ impl Taskstats {
         // The end of a block I/O wait: the delay is added under delays->lock.
         self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
-        if let Some((acct, _)) = inner.threads.get_mut(&pid) {
-            acct.advance(|bound| sim.below(bound.max(1)));
+        let sizes = inner.threads.get_mut(&pid).map(|(acct, _)| {
+            acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
+            (acct.rss_pages, acct.vm_pages)
+        });
+        drop(inner);
+        // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
+        if let (Some((rss, vm)), Some(mm)) = (sizes, task.mm.load()) {
+            mm.update_hiwater(rss, vm);
         }
         true
     }
@@ -371,6 +396,8 @@ impl Taskstats {
             let tidstats = self.taskstats_exit_alloc(cx);
             self.taskstats_exit_send(cx, &task, tidstats, group_dead)
         };
+        // exit_mm(), after the taskstats hook in every version's do_exit().
+        task.mm.exit_mm(cx);
         // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
         {
             let mut t = self.tasks.lock(cx);
@@ -387,6 +414,10 @@ impl Taskstats {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
             }
+            drop(inner);
+            if group_dead {
+                self.forget_original_parent(cx, &mut t, &task);
+            }
         }
         let mut closed = Vec::new();
         if group_dead {
@@ -397,6 +428,43 @@ impl Taskstats {
         }
         self.ledger().exits += 1;
         Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
+    }
+
+    /// Mirrors forget_original_parent() in exit_notify() when the last thread of a group exits
+    /// (the model's children hang off their parent's group, `real_parent` being its leader): each
+    /// child is handed to the child reaper of the dying task's pid namespace (that namespace's
+    /// init, or init itself), under tasklist_lock (the caller's `table`); `real_parent` is
+    /// republished with rcu_assign_pointer() and the old pointer's object freed after a grace
+    /// period, so a reader that followed it under RCU stays safe.
+    pub(super) fn forget_original_parent(&self, cx: &Cx, table: &mut TaskTable, father: &Task) {
+        let reaper = table
+            .find_by_nr_ns(1, father.pid_ns())
+            .filter(|r| r.tgid != father.tgid && r.exit_state == ExitState::None)
+            .or_else(|| table.tasks.get(&1))
+            .cloned();
+        let Some(reaper) = reaper else {
+            return;
+        };
+        let children: Vec<Arc<Task>> = table
+            .tasks
+            .values()
+            .filter(|c| c.real_parent == father.tgid && c.tgid != father.tgid)
+            .cloned()
+            .collect();
+        for child in &children {
+            let old = child.parent.rcu_access_pointer();
+            let object = child.parent.alloc(reaper.clone());
+            child.parent.rcu_assign_pointer(cx, Some(object));
+            if let Some(old) = old {
+                child.parent.kfree_rcu(cx, old);
+            }
+            table.update(child.pid, |c| c.real_parent = reaper.pid);
+            cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
+            self.mark(cx, "reparented");
+        }
+        if !children.is_empty() {
+            self.publish_pid_hash(cx, table);
+        }
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees

@@ -91,6 +91,7 @@ fn every_scenario_runs_and_the_cve_scenarios_show_their_violation() {
             "cve-2011-2494" => Some("unprivileged-access"),
             "namespace-leak" => Some("namespace-leak"),
             "group-stats-2.6.19" => Some("group-stats"),
+            "cve-2012-3510" => Some("kref:use-after-release"),
             _ => None,
         };
         if let Some(kind) = expect {
@@ -200,4 +201,64 @@ fn a_counted_reference_keeps_a_released_task_alive_until_its_put() {
     assert!(held.put_task_struct(&cx), "the holder's put is the last");
     assert!(sim.marks().contains("task-struct-freed"));
     assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
+}
+
+/// CVE-2012-3510, as the `cve-2012-3510` scenario scripts it (linux-3.4, then with the fix off):
+///
+/// 1. Init sends a PID query for a process; xacct_add_tsk() tests `p->mm` and is preempted.
+/// 2. The process exits: exit_mm() clears `p->mm` and drops the last `mm_users`; the mm is freed.
+/// 3. The query reads `p->mm->hiwater_rss` through the pointer it tested: a use after free.
+///
+/// With "xacct_add_tsk: fix pure theoretical ->mm use-after-free" the query holds its own
+/// reference from get_task_mm(), so the exit's mmput() is not the last and the query's is.
+#[test]
+fn cve_2012_3510_a_preempted_pid_query_reads_the_freed_mm_only_without_the_fix() {
+    let sim = TaskstatsSubject::run_scenario("cve-2012-3510").expect("scenario");
+    let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+    assert_eq!(kinds, ["kref:use-after-release"], "one use after free, in the unfixed half only");
+    let text = format!("{:?}", sim.trace().events());
+    let at =
+        |needle: &str| text.find(needle).unwrap_or_else(|| panic!("no {needle:?} in the trace:\n{text}"));
+    assert!(at("preempted in xacct_add_tsk") < at("exit_mm: tsk->mm = NULL"));
+    assert!(at("exit_mm: tsk->mm = NULL") < at("__mmput: the last user is gone"));
+    assert!(at("__mmput: the last user is gone") < at("reads the freed mm_struct"));
+}
+
+/// Reparenting (forget_original_parent()): when a process's group dies, its children are handed
+/// to init, so bacct_add_tsk()'s `rcu_dereference(tsk->real_parent)->tgid` reads 1 afterwards,
+/// zombie or reaped, instead of a parent that no longer exists.
+#[test]
+fn a_child_whose_parent_group_died_reports_init_as_its_parent() {
+    let sim = Sim::new(SimConfig::new(1).cpus(2));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+    let parent = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let child = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Process).unwrap();
+    let ppid = |model: &Taskstats| model.fill_stats_for(&sim.observer_cx("test", 0), child).unwrap().ac_ppid;
+    assert_eq!(ppid(&model), parent, "before the parent exits");
+    model.exit(&task_cx(&sim, &model, parent, "do_exit")).unwrap();
+    assert_eq!(ppid(&model), 1, "the parent is a zombie: the child was reparented at its exit");
+    assert!(model.reap(&sim.cx("release_task", 0), parent));
+    sim.rcu_advance();
+    assert_eq!(ppid(&model), 1, "the parent is reaped");
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+}
+
+/// A task whose delayacct_tsk_init() failed runs with `delays == NULL`; delayacct_add_tsk()
+/// returns before it copies anything, so its record carries zero delay counters (and its CPU
+/// time from bacct_add_tsk() as usual), where a task with `delays` reports what it waited.
+#[test]
+fn a_task_without_delays_reports_zero_delay_counters() {
+    let sim = Sim::new(SimConfig::new(3).cpus(2));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-3.4").unwrap(), Params::default());
+    sim.set_faults(FaultPlan::with(FaultAttr::nth(1).site("delayacct_cache")));
+    let bare = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let with = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    for pid in [bare, with] {
+        model.run(&task_cx(&sim, &model, pid, "run"));
+    }
+    let record = |pid| model.fill_stats_for(&sim.observer_cx("test", 0), pid).unwrap();
+    let (bare, with) = (record(bare), record(with));
+    assert_eq!((bare.cpu_count, bare.cpu_delay_total, bare.cpu_run_real_total), (0, 0, 0));
+    assert!(bare.ac_utime + bare.ac_stime > 0, "CPU time still counts: {bare:?}");
+    assert!(with.cpu_count > 0 && with.cpu_run_real_total > 0, "{with:?}");
 }

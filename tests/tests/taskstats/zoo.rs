@@ -54,3 +54,18 @@ fn delayacct_null_delays_dereference_found_without_the_fix_and_quiet_with_it() {
 fn bacct_unprotected_parent_dereference_found_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("bacct_add_tsk");
 }
+
+#[test]
+fn cve_2012_3510_xacct_mm_use_after_free_found_without_the_fix_and_quiet_with_it() {
+    let outcome = {
+        let entry = TaskstatsSubject::zoo()
+            .into_iter()
+            .find(|e| e.name.starts_with("CVE-2012-3510"))
+            .expect("zoo entry");
+        assert_found_and_fixed::<TaskstatsSubject>(entry.name)
+    };
+    // The shrunk case is the race itself: a query preempted while its target exits.
+    let failure = outcome.found().next().expect("found");
+    let ops = failure.artifact.ops.to_string();
+    assert!(ops.contains("\"preempt\""), "the failing case has no preempted query: {ops}");
+}
