@@ -300,7 +300,7 @@ impl TaskstatsSubject {
                     closed: report.closed,
                     clones: (clones_after.0 - clones_before.0, clone_failed),
                     pruned: report.pruned,
-                    lists_after: (other_faults > 0).then(|| self.lists(sim)),
+                    faulted: other_faults > 0,
                 }
             }
             None => Outcome::Done,

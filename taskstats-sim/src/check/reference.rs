@@ -30,15 +30,14 @@ pub struct TaskstatsModel {
     /// The reference's own record of every task: its group, whether it still runs, and what
     /// it did (from the runs it saw).
     tasks: std::collections::BTreeMap<u32, RefTask>,
-    /// Per thread group, the exited threads' delays folded into `signal->stats` (None: not
-    /// allocated), by the version's rule.
-    groups: std::collections::BTreeMap<u32, Option<Work>>,
+    /// Per thread group, every value `signal->stats` may hold (None: not allocated): the exited
+    /// threads' delays folded by the version's rule. One value, unless an injected allocation
+    /// failure hid which way an allocation went; then each way is kept until a TGID reply
+    /// shows which one the kernel took.
+    groups: std::collections::BTreeMap<u32, Vec<Option<Work>>>,
     /// Whether every run was seen with its work (the op-level checker; threaded campaigns
     /// report none, and then payload figures are not judged).
     knows_work: bool,
-    /// Groups one of whose exits saw an injected fault (other than a clone's): whether that
-    /// thread was folded is the allocation's outcome, so their figures are not judged.
-    faulted_groups: BTreeSet<u32>,
 }
 
 /// A task as the reference records it.
@@ -148,9 +147,8 @@ impl Reference for TaskstatsModel {
             lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
             ports: Default::default(),
             tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default() })].into_iter().collect(),
-            groups: [(1, None)].into_iter().collect(),
+            groups: [(1, vec![None])].into_iter().collect(),
             knows_work: false,
-            faulted_groups: BTreeSet::new(),
         }
     }
 
@@ -161,6 +159,10 @@ impl Reference for TaskstatsModel {
                     return Err(format!("fork handed out pid {pid} twice"));
                 }
                 self.record_fork(op, *pid);
+                Ok(())
+            }
+            (_, Outcome::Forked(Err(errno))) => {
+                self.record_failed_fork(op, *errno);
                 Ok(())
             }
             (_, Outcome::Ran { pid, work }) => {
@@ -188,13 +190,10 @@ impl Reference for TaskstatsModel {
                 }
                 Ok(())
             }
-            (
-                Op::Exit { .. },
-                Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after },
-            ) => {
+            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, faulted }) => {
                 let walk = ExitWalk { pid: *pid, cpu: *cpu, delivered, clones: *clones, pruned: *pruned };
-                self.record_exit(*pid, lists_after.is_some());
-                self.check_exit(&walk, closed, lists_after.as_ref())
+                self.record_exit(*pid, *cpu, *faulted);
+                self.check_exit(&walk, closed, *faulted)
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
                 self.mirror_listeners(op, *port, *error, lists_after.as_ref());
@@ -222,13 +221,10 @@ impl TaskstatsModel {
     /// An exit's deliveries against send_cpu_listeners() on the reference lists and queues:
     /// the walk clones the record for every listener but the last; a failed clone (the fault
     /// injector says which call) ends the walk before that listener; the listeners walked
-    /// whose port is gone are pruned, the others stay. Then the ports the group's death closed.
-    fn check_exit(
-        &mut self,
-        walk: &ExitWalk<'_>,
-        closed: &[u32],
-        lists_after: Option<&Vec<Vec<u32>>>,
-    ) -> Result<(), String> {
+    /// whose port is gone are pruned, the others stay. When another allocation failed during
+    /// the exit (the record's skb, 2.6.19's record buffer) the record may not have been built:
+    /// then nothing at all is cloned, delivered or pruned. Then the ports the group's death closed.
+    fn check_exit(&mut self, walk: &ExitWalk<'_>, closed: &[u32], faulted: bool) -> Result<(), String> {
         let (pid, delivered) = (walk.pid, walk.delivered);
         if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             let distinct: BTreeSet<_> = delivered.iter().collect();
@@ -236,16 +232,13 @@ impl TaskstatsModel {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
-        match lists_after {
-            Some(lists) => {
-                for port in delivered {
-                    if let Some(q) = self.ports.get_mut(port) {
-                        *q += 1;
-                    }
-                }
-                self.lists = lists.clone();
+        let before = (self.lists.clone(), self.ports.clone());
+        if let Err(sent) = self.judge_walk(walk) {
+            let nothing_sent = delivered.is_empty() && walk.clones == (0, false) && walk.pruned == 0;
+            if !(faulted && nothing_sent) {
+                return Err(sent);
             }
-            None => self.judge_walk(walk)?,
+            (self.lists, self.ports) = before;
         }
         for port in closed {
             self.ports.remove(port);
@@ -494,81 +487,141 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
 // --- the reference's own tasks, groups and figures ------------------------------------------
 
 impl TaskstatsModel {
+    /// The live task a fork operation's index picks (ascending pids, as the driver picks).
+    fn fork_parent(&self, parent: u8) -> Option<u32> {
+        let live: Vec<u32> = self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p).collect();
+        live.get(usize::from(parent) % live.len().max(1)).copied()
+    }
+
+    /// Replaces each value a group's `signal->stats` may hold by the values `step` says it may
+    /// become, keeping each once.
+    fn branch(&mut self, tgid: u32, step: impl Fn(Option<Work>) -> Vec<Option<Work>>) {
+        let ways = self.groups.entry(tgid).or_insert_with(|| vec![None]);
+        let mut next: Vec<Option<Work>> = Vec::new();
+        for way in ways.drain(..) {
+            for value in step(way) {
+                if !next.contains(&value) {
+                    next.push(value);
+                }
+            }
+        }
+        *ways = next;
+    }
+
+    /// 2.6.19's fork-time taskstats_tgid_alloc() on one value of the group's stats: allocated
+    /// if unset, unless the allocation may have failed (it is tolerated silently).
+    fn alloc_at_fork(faults: bool, stats: Option<Work>) -> Vec<Option<Work>> {
+        match stats {
+            None if faults => vec![None, Some(Work::default())],
+            None => vec![Some(Work::default())],
+            set => vec![set],
+        }
+    }
+
     /// A fork the op-level checker made: its parent is the live task the operation's index
-    /// picks (ascending pids, as the driver picks), a CLONE_THREAD child joins its group. Before
-    /// "taskstats: cleanup ->signal->stats allocation" the thread fork allocates the group's
-    /// stats.
+    /// picks, a CLONE_THREAD child joins its group. Before "taskstats: cleanup ->signal->stats
+    /// allocation" the thread fork allocates the group's stats.
     fn record_fork(&mut self, op: &Op, pid: u32) {
         let Op::Fork { parent, kind } = op else { return };
-        let live: Vec<u32> = self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p).collect();
-        let Some(&parent) = live.get(usize::from(*parent) % live.len().max(1)) else { return };
+        let Some(parent) = self.fork_parent(*parent) else { return };
         let tgid = match kind {
             crate::taskstats::ForkKind::Thread => self.tasks.get(&parent).map_or(pid, |t| t.tgid),
             _ => pid,
         };
         self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default() });
-        let group = self.groups.entry(tgid).or_default();
-        if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && group.is_none() {
-            *group = Some(Work::default());
+        self.groups.entry(tgid).or_insert_with(|| vec![None]);
+        if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            let faults = self.faults;
+            self.branch(tgid, |stats| Self::alloc_at_fork(faults, stats));
         }
     }
 
-    /// An exit, as 3.x's taskstats_exit() folds it: a thread joins its group's stats when they
-    /// exist or when its group still has another thread (taskstats_tgid_alloc()'s test: the
-    /// zombie leader counts, it stays until the group is dead). Each thread is folded once,
-    /// at its exit. (2.6.19's rule depends on its CPU's listeners; its group figures are not
-    /// judged.)
-    fn record_exit(&mut self, pid: u32, faulted: bool) {
+    /// A CLONE_THREAD fork that failed with ENOMEM: copy_process() failed after copy_signal(),
+    /// which in 2.6.19 had already run taskstats_tgid_alloc(); before "taskstats_tgid_free: fix
+    /// usage" the error path then frees the group's stats, the exited threads' figures with them.
+    fn record_failed_fork(&mut self, op: &Op, errno: Errno) {
+        let Op::Fork { parent, kind: crate::taskstats::ForkKind::Thread } = op else { return };
+        if errno != Errno::ENOMEM || self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            return;
+        }
+        let Some(tgid) = self.fork_parent(*parent).and_then(|p| self.tasks.get(&p)).map(|t| t.tgid) else {
+            return;
+        };
+        let (faults, freed) = (self.faults, !self.fixes.on(crate::fixes::TGID_FREE_USAGE));
+        self.branch(tgid, |stats| if freed { vec![None] } else { Self::alloc_at_fork(faults, stats) });
+    }
+
+    /// An exit, folded into its group's stats by the version's rule, each thread once, at its
+    /// exit. 3.x's taskstats_exit() folds when the stats exist or when the group still has
+    /// another thread (taskstats_tgid_alloc()'s test: the zombie leader counts, it stays until
+    /// the group is dead). 2.6.19's taskstats_exit_send() folds into existing stats only when
+    /// its CPU had listeners (its record buffer exists) and the reply was allocated, or always
+    /// after "fill_tgid_exit() before the record-buffer check". An allocation failure during the
+    /// exit (`faulted`) makes both ways of a fold that needed an allocation possible.
+    fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
         let Some(task) = self.tasks.get(&pid).cloned() else { return };
         let tgid = task.tgid;
-        if faulted {
-            self.faulted_groups.insert(tgid);
-        }
         let members = self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
-        let group = self.groups.entry(tgid).or_default();
-        if group.is_some() || members > 1 {
-            add_work(group.get_or_insert_with(Work::default), &task.work);
-        }
+        let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
+        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members > 1;
+        let fill_first = single_pass || self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
+        let sends = self.lists.get(cpu as usize).is_some_and(|l| !l.is_empty());
+        let fold = |stats: Work| {
+            let mut sum = stats;
+            add_work(&mut sum, &task.work);
+            Some(sum)
+        };
+        self.branch(tgid, |stats| match stats {
+            Some(w) if fill_first => vec![fold(w)],
+            Some(w) if !sends => vec![Some(w)],
+            Some(w) if faulted => vec![Some(w), fold(w)],
+            Some(w) => vec![fold(w)],
+            None if alloc_at_exit && faulted => vec![None, fold(Work::default())],
+            None if alloc_at_exit => vec![fold(Work::default())],
+            None => vec![None],
+        });
         if let Some(t) = self.tasks.get_mut(&pid) {
             t.live = false;
         }
     }
 
-    /// The figures a PID or TGID reply must carry, from the reference's own records; None when
-    /// it cannot know them (threaded campaigns, a group whose exit saw an injected fault,
-    /// 2.6.19's group rule).
-    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<(Work, u32)> {
+    /// The figures a PID reply must carry, or each set a TGID reply may carry (one per value
+    /// its group's stats may hold, in that order), from the reference's own records; None when
+    /// it cannot know them (threaded campaigns).
+    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<Vec<Work>> {
         if !self.knows_work {
             return None;
         }
         let task = self.tasks.get(&target)?;
         if !tgid_query {
-            return Some((task.work, target));
+            return Some(vec![task.work]);
         }
-        if self.faulted_groups.contains(&task.tgid) || !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
-            return None;
-        }
-        let mut sum = self.groups.get(&task.tgid).copied().flatten().unwrap_or_default();
-        // Exited threads contribute delays only; context switches come from the live ones.
-        sum.nvcsw = 0;
-        sum.nivcsw = 0;
-        for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
-            add_work(&mut sum, &t.work);
-        }
-        Some((sum, task.tgid))
+        let ways = self.groups.get(&task.tgid)?;
+        let sum = |stats: &Option<Work>| {
+            let mut sum = stats.unwrap_or_default();
+            // Exited threads contribute delays only; context switches come from the live ones.
+            sum.nvcsw = 0;
+            sum.nivcsw = 0;
+            for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
+                add_work(&mut sum, &t.work);
+            }
+            sum
+        };
+        Some(ways.iter().map(sum).collect())
     }
 
     /// A PID or TGID reply's record against the reference's figures: the version, the eight
     /// delay counters, and from version 8 the freepages delays, the context switches, and for a
-    /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it.
-    fn judge_payload(&self, op: &Op, facts: &RequestFacts, reply: &[u8]) -> Result<(), String> {
+    /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it. A TGID
+    /// reply must match one value its group's stats may hold; the others are dropped.
+    fn judge_payload(&mut self, op: &Op, facts: &RequestFacts, reply: &[u8]) -> Result<(), String> {
         let tgid_query = match op {
             Op::QueryPid { .. } => false,
             Op::QueryTgid { .. } => true,
             _ => return Ok(()),
         };
         let Some(target) = facts.target_pid else { return Ok(()) };
-        let Some((want, _)) = self.expected_figures(tgid_query, target) else { return Ok(()) };
+        let Some(wants) = self.expected_figures(tgid_query, target) else { return Ok(()) };
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let rec = stats_payload(reply).ok_or_else(|| format!("reply without a stats record: {reply:?}"))?;
         let (version, size) = if v8 { (8, TASKSTATS_V8_SIZE) } else { (1, TASKSTATS_V1_SIZE) };
@@ -579,54 +632,21 @@ impl TaskstatsModel {
                 u16_le(rec, 0)
             ));
         }
-        let delays = [
-            want.cpu_count,
-            want.cpu_delay_total,
-            want.blkio_count,
-            want.blkio_delay_total,
-            want.swapin_count,
-            want.swapin_delay_total,
-            want.cpu_run_real_total,
-            want.cpu_run_virtual_total,
-        ];
-        let base = if v8 { 16 } else { 8 };
-        let mut fields: Vec<(&str, usize, u64)> = [
-            "cpu_count",
-            "cpu_delay_total",
-            "blkio_count",
-            "blkio_delay_total",
-            "swapin_count",
-            "swapin_delay_total",
-            "cpu_run_real_total",
-            "cpu_run_virtual_total",
-        ]
-        .into_iter()
-        .zip(delays)
-        .enumerate()
-        .map(|(i, (name, v))| (name, base + 8 * i, v))
-        .collect();
-        if v8 {
-            fields.extend([
-                ("nvcsw", 272, want.nvcsw),
-                ("nivcsw", 280, want.nivcsw),
-                ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
-                ("freepages_count", 312, want.freepages_count),
-                ("freepages_delay_total", 320, want.freepages_delay_total),
-            ]);
-            if !tgid_query {
-                fields.extend([
-                    ("ac_utime", 152, want.utime_ns / 1000),
-                    ("ac_stime", 160, want.stime_ns / 1000),
-                ]);
-            }
+        let verdicts: Vec<Result<(), String>> =
+            wants.iter().map(|want| compare_figures(rec, want, tgid_query, v8)).collect();
+        if let Some(Err(why)) = verdicts.iter().all(Result::is_err).then(|| &verdicts[0]) {
+            let what = if tgid_query { "TGID" } else { "PID" };
+            let others = match wants.len() {
+                1 => String::new(),
+                n => format!(" (nor any of the {n} values injected faults left possible)"),
+            };
+            return Err(format!("{what} reply for task {target}: {why}{others}"));
         }
-        for (name, at, value) in fields {
-            let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
-            if got != value {
-                let what = if tgid_query { "TGID" } else { "PID" };
-                return Err(format!(
-                    "{what} reply for task {target}: {name} is {got}, the reference's record says {value}"
-                ));
+        if tgid_query && wants.len() > 1 {
+            let tgid = self.tasks.get(&target).map_or(target, |t| t.tgid);
+            if let Some(ways) = self.groups.get_mut(&tgid) {
+                let mut verdict = verdicts.iter();
+                ways.retain(|_| verdict.next().is_some_and(Result::is_ok));
             }
         }
         let ids_global = facts.init_ns || !self.fixes.on(crate::fixes::NAMESPACE_CHECKS);
@@ -642,6 +662,43 @@ impl TaskstatsModel {
         }
         Ok(())
     }
+}
+
+/// A record's figures against one expected set: the eight delay counters, and from version 8
+/// the freepages delays, the context switches and (PID replies) the CPU times.
+fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Result<(), String> {
+    let delays = [
+        ("cpu_count", want.cpu_count),
+        ("cpu_delay_total", want.cpu_delay_total),
+        ("blkio_count", want.blkio_count),
+        ("blkio_delay_total", want.blkio_delay_total),
+        ("swapin_count", want.swapin_count),
+        ("swapin_delay_total", want.swapin_delay_total),
+        ("cpu_run_real_total", want.cpu_run_real_total),
+        ("cpu_run_virtual_total", want.cpu_run_virtual_total),
+    ];
+    let base = if v8 { 16 } else { 8 };
+    let mut fields: Vec<(&str, usize, u64)> =
+        delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v)).collect();
+    if v8 {
+        fields.extend([
+            ("nvcsw", 272, want.nvcsw),
+            ("nivcsw", 280, want.nivcsw),
+            ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
+            ("freepages_count", 312, want.freepages_count),
+            ("freepages_delay_total", 320, want.freepages_delay_total),
+        ]);
+        if !tgid_query {
+            fields.extend([("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)]);
+        }
+    }
+    for (name, at, value) in fields {
+        let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
+        if got != value {
+            return Err(format!("{name} is {got}, the reference's record says {value}"));
+        }
+    }
+    Ok(())
 }
 
 fn u16_le(bytes: &[u8], at: usize) -> u16 {
@@ -708,7 +765,7 @@ mod tests {
             closed: vec![],
             clones: (0, false),
             pruned: 0,
-            lists_after: None,
+            faulted: false,
         };
         reference.check(&Op::Exit { task: 0 }, &exited).unwrap();
         let facts = RequestFacts {
@@ -736,6 +793,74 @@ mod tests {
         assert!(err.contains("cpu_count is 7, the reference's record says 5"), "{err}");
         let swapped = TaskstatsRecord { nvcsw: 0, nivcsw: 2, ..right };
         assert!(reference.check(&query, &answer(&swapped)).unwrap_err().contains("nvcsw"));
+    }
+
+    /// An allocation that failed during an exit leaves two legal worlds: the thread folded into
+    /// a newly allocated group stats, or not. Both TGID figures pass until one reply picks one;
+    /// then only that one does, and figures matching neither fail.
+    #[test]
+    fn an_exit_that_saw_an_allocation_fail_keeps_both_group_figures_until_a_reply_picks_one() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        let work = |n: u64| Work { cpu_count: n, ..Work::default() };
+        reference.check(&Op::Fork { parent: 0, kind: ForkKind::Thread }, &Outcome::Forked(Ok(2))).unwrap();
+        for pid in [1, 2] {
+            reference.check(&Op::Run { task: 0 }, &Outcome::Ran { pid, work: work(u64::from(pid)) }).unwrap();
+        }
+        let exited = Outcome::Exited {
+            pid: 2,
+            cpu: 0,
+            delivered: vec![],
+            closed: vec![],
+            clones: (0, false),
+            pruned: 0,
+            faulted: true,
+        };
+        reference.check(&Op::Exit { task: 1 }, &exited).unwrap();
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: true,
+            target_exists: true,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: Some(1),
+        };
+        let query = Op::QueryTgid { port: 0, target: Target::Task(0) };
+        let answer = |cpu_count: u64| Outcome::Request {
+            facts: facts.clone(),
+            error: Some(0),
+            replies: vec![tgid_reply(1, &TaskstatsRecord { version: 8, cpu_count, ..Default::default() })],
+            port: 100,
+            lists_after: None,
+        };
+        let err = reference.clone().check(&query, &answer(5)).unwrap_err();
+        assert!(err.contains("nor any of the 2 values"), "{err}");
+        reference.clone().check(&query, &answer(3)).unwrap();
+        reference.check(&query, &answer(1)).unwrap();
+        assert!(reference.check(&query, &answer(3)).is_err(), "the unfolded world was picked");
+    }
+
+    /// After an allocation failure the exit may have sent nothing at all; without one, a
+    /// listener left out is wrong; and a record that reached a listener is judged as sent.
+    #[test]
+    fn an_exit_that_saw_an_allocation_fail_may_send_nothing_but_nothing_else() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.check(&Op::Fork { parent: 0, kind: ForkKind::Process }, &Outcome::Forked(Ok(2))).unwrap();
+        reference.ports.extend([(100, 0), (101, 0)]);
+        reference.lists[0] = vec![101, 100];
+        let exit = |delivered: Vec<u32>, clones: (u64, bool), faulted| Outcome::Exited {
+            pid: 2,
+            cpu: 0,
+            delivered,
+            closed: vec![],
+            clones,
+            pruned: 0,
+            faulted,
+        };
+        reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![], (0, false), true)).unwrap();
+        assert!(reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![], (0, false), false)).is_err());
+        assert!(reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![101], (1, false), true)).is_err());
+        reference.check(&Op::Exit { task: 1 }, &exit(vec![101, 100], (1, false), true)).unwrap();
+        assert_eq!(reference.ports.values().sum::<usize>(), 2);
     }
 
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {
