@@ -38,6 +38,10 @@ pub struct TaskstatsModel {
     /// Whether every run was seen with its work (the op-level checker; threaded campaigns
     /// report none, and then payload figures are not judged).
     knows_work: bool,
+    /// The pid namespaces as alloc_pid() numbers in them: each one's parent and next number.
+    pid_ns: Vec<(Option<usize>, u32)>,
+    /// Per open port, the thread group whose socket it is (the requester of its requests).
+    port_owner: std::collections::BTreeMap<u32, u32>,
 }
 
 /// A task as the reference records it.
@@ -46,6 +50,8 @@ struct RefTask {
     tgid: u32,
     live: bool,
     work: Work,
+    /// Its number in each pid namespace it is visible in, the initial namespace first.
+    numbers: Vec<(usize, u32)>,
 }
 
 fn add_work(sum: &mut Work, w: &Work) {
@@ -146,9 +152,13 @@ impl Reference for TaskstatsModel {
             pids: [1].into_iter().collect(),
             lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
             ports: Default::default(),
-            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default() })].into_iter().collect(),
+            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] })]
+                .into_iter()
+                .collect(),
             groups: [(1, vec![None])].into_iter().collect(),
             knows_work: false,
+            pid_ns: vec![(None, 2)],
+            port_owner: Default::default(),
         }
     }
 
@@ -158,8 +168,7 @@ impl Reference for TaskstatsModel {
                 if !self.pids.insert(*pid) {
                     return Err(format!("fork handed out pid {pid} twice"));
                 }
-                self.record_fork(op, *pid);
-                Ok(())
+                self.record_fork(op, *pid)
             }
             (_, Outcome::Forked(Err(errno))) => {
                 self.record_failed_fork(op, *errno);
@@ -177,6 +186,10 @@ impl Reference for TaskstatsModel {
             }
             (_, Outcome::Port(Some(id))) => {
                 self.ports.insert(*id, 0);
+                if let Op::OpenPort { task } = op {
+                    let owner = self.fork_parent(*task).and_then(|p| self.tasks.get(&p)).map(|t| t.tgid);
+                    self.port_owner.insert(*id, owner.unwrap_or(0));
+                }
                 Ok(())
             }
             (_, Outcome::Closed(Some(id))) => {
@@ -199,7 +212,7 @@ impl Reference for TaskstatsModel {
                 self.mirror_listeners(op, *port, *error, lists_after.as_ref());
                 self.check_request(op, facts, *error, replies)?;
                 if *error == Some(0) && replies.len() == 1 {
-                    self.judge_payload(op, facts, &replies[0])?;
+                    self.judge_payload(op, facts, *port, &replies[0])?;
                 }
                 Ok(())
             }
@@ -521,19 +534,60 @@ impl TaskstatsModel {
     /// A fork the op-level checker made: its parent is the live task the operation's index
     /// picks, a CLONE_THREAD child joins its group. Before "taskstats: cleanup ->signal->stats
     /// allocation" the thread fork allocates the group's stats.
-    fn record_fork(&mut self, op: &Op, pid: u32) {
-        let Op::Fork { parent, kind } = op else { return };
-        let Some(parent) = self.fork_parent(*parent) else { return };
+    fn record_fork(&mut self, op: &Op, pid: u32) -> Result<(), String> {
+        let Op::Fork { parent, kind } = op else { return Ok(()) };
+        let Some(parent) = self.fork_parent(*parent) else { return Ok(()) };
         let tgid = match kind {
             crate::taskstats::ForkKind::Thread => self.tasks.get(&parent).map_or(pid, |t| t.tgid),
             _ => pid,
         };
-        self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default() });
+        let numbers = self.alloc_numbers(parent, *kind);
+        if numbers.first().is_some_and(|&(_, global)| global != pid) {
+            return Err(format!("fork returned pid {pid}; alloc_pid() hands out {numbers:?} next"));
+        }
+        self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default(), numbers });
         self.groups.entry(tgid).or_insert_with(|| vec![None]);
         if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             let faults = self.faults;
             self.branch(tgid, |stats| Self::alloc_at_fork(faults, stats));
         }
+        Ok(())
+    }
+
+    /// alloc_pid() for a child of `parent`: a number in its pid namespace and in each one
+    /// above it (initial namespace first); a CLONE_NEWPID child (with pid namespaces) starts a
+    /// namespace of its own, in which it is 1.
+    fn alloc_numbers(&mut self, parent: u32, kind: crate::taskstats::ForkKind) -> Vec<(usize, u32)> {
+        let mut ns = self.tasks.get(&parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
+        if kind == crate::taskstats::ForkKind::NewPidNs && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+            self.pid_ns.push((Some(ns), 1));
+            ns = self.pid_ns.len() - 1;
+        }
+        let mut chain = vec![ns];
+        while let Some(up) = self.pid_ns[*chain.last().expect("nonempty")].0 {
+            chain.push(up);
+        }
+        chain
+            .into_iter()
+            .rev()
+            .map(|n| {
+                let nr = self.pid_ns[n].1;
+                self.pid_ns[n].1 += 1;
+                (n, nr)
+            })
+            .collect()
+    }
+
+    /// The number task `pid` has in pid namespace `ns` (0: not visible there).
+    fn nr_in(&self, pid: u32, ns: usize) -> u32 {
+        let numbers = self.tasks.get(&pid).map(|t| t.numbers.as_slice()).unwrap_or_default();
+        numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
+    /// The pid namespace of the process that owns port `port` (its tasks' innermost one).
+    fn requester_ns(&self, port: u32) -> usize {
+        let owner = self.port_owner.get(&port).copied().unwrap_or(0);
+        self.tasks.get(&owner).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns)
     }
 
     /// A CLONE_THREAD fork that failed with ENOMEM: copy_process() failed after copy_signal(),
@@ -541,12 +595,16 @@ impl TaskstatsModel {
     /// usage" the error path then frees the group's stats, the exited threads' figures with them.
     fn record_failed_fork(&mut self, op: &Op, errno: Errno) {
         let Op::Fork { parent, kind: crate::taskstats::ForkKind::Thread } = op else { return };
-        if errno != Errno::ENOMEM || self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+        let Some(parent) = self.fork_parent(*parent) else { return };
+        if errno != Errno::ENOMEM {
             return;
         }
-        let Some(tgid) = self.fork_parent(*parent).and_then(|p| self.tasks.get(&p)).map(|t| t.tgid) else {
+        // The child was numbered before the step that failed.
+        self.alloc_numbers(parent, crate::taskstats::ForkKind::Thread);
+        let Some(tgid) = self.tasks.get(&parent).map(|t| t.tgid) else { return };
+        if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             return;
-        };
+        }
         let (faults, freed) = (self.faults, !self.fixes.on(crate::fixes::TGID_FREE_USAGE));
         self.branch(tgid, |stats| if freed { vec![None] } else { Self::alloc_at_fork(faults, stats) });
     }
@@ -614,7 +672,13 @@ impl TaskstatsModel {
     /// delay counters, and from version 8 the freepages delays, the context switches, and for a
     /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it. A TGID
     /// reply must match one value its group's stats may hold; the others are dropped.
-    fn judge_payload(&mut self, op: &Op, facts: &RequestFacts, reply: &[u8]) -> Result<(), String> {
+    fn judge_payload(
+        &mut self,
+        op: &Op,
+        facts: &RequestFacts,
+        port: u32,
+        reply: &[u8],
+    ) -> Result<(), String> {
         let tgid_query = match op {
             Op::QueryPid { .. } => false,
             Op::QueryTgid { .. } => true,
@@ -649,15 +713,42 @@ impl TaskstatsModel {
                 ways.retain(|_| verdict.next().is_some_and(Result::is_ok));
             }
         }
-        let ids_global = facts.init_ns || !self.fixes.on(crate::fixes::NAMESPACE_CHECKS);
-        if v8
-            && !tgid_query
-            && ids_global
-            && u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes")) != target
-        {
+        self.judge_ids(tgid_query, target, port, rec, reply)
+    }
+
+    /// The ids a reply carries: the aggregate's id (the number the request named, in the
+    /// requester's pid namespace where there are pid namespaces) and from version 8 a PID
+    /// record's `ac_pid` (task_pid_nr_ns() in the requester's namespace after the 3.8 checks,
+    /// the global pid before).
+    fn judge_ids(
+        &self,
+        tgid_query: bool,
+        target: u32,
+        port: u32,
+        rec: &[u8],
+        reply: &[u8],
+    ) -> Result<(), String> {
+        let ns = self.requester_ns(port);
+        let lookup_ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { ns } else { 0 };
+        let what = if tgid_query { "TGID" } else { "PID" };
+        let want_id = self.nr_in(target, lookup_ns);
+        match aggregate_id(reply) {
+            Some(id) if id == want_id => {}
+            id => {
+                return Err(format!(
+                    "{what} reply for task {target}: id {id:?}, the requester names it {want_id}"
+                ))
+            }
+        }
+        if tgid_query || !self.fixes.on(crate::fixes::TASKSTATS_V8) {
+            return Ok(());
+        }
+        let want_pid =
+            if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) { self.nr_in(target, ns) } else { target };
+        let ac_pid = u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes"));
+        if ac_pid != want_pid {
             return Err(format!(
-                "PID reply for task {target}: ac_pid is {}",
-                u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes"))
+                "PID reply for task {target}: ac_pid is {ac_pid}, the requester sees {want_pid}"
             ));
         }
         Ok(())
@@ -727,6 +818,41 @@ fn stats_payload(reply: &[u8]) -> Option<&[u8]> {
     let inner = attrs(start, end);
     let &(_, from, to) = inner.iter().find(|(kind, _, _)| *kind == TASKSTATS_TYPE_STATS)?;
     Some(&reply[from..to])
+}
+
+/// The id attribute (TASKSTATS_TYPE_PID or _TGID) inside a reply's aggregate nest.
+fn aggregate_id(reply: &[u8]) -> Option<u32> {
+    let nest = nested(reply, &[TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_AGGR_TGID])?;
+    let (start, end) = nest;
+    let mut at = start;
+    while at + 8 <= end {
+        let len = usize::from(u16_le(reply, at));
+        let kind = u16_le(reply, at + 2) & NLA_TYPE_MASK;
+        if len < 4 {
+            return None;
+        }
+        if (kind == TASKSTATS_TYPE_PID || kind == TASKSTATS_TYPE_TGID) && len == 8 {
+            return Some(u32::from_le_bytes(reply[at + 4..at + 8].try_into().expect("4 bytes")));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// The payload bounds of the first top-level attribute of one of `kinds`.
+fn nested(reply: &[u8], kinds: &[u16]) -> Option<(usize, usize)> {
+    let mut at = NLMSG_HDRLEN + GENL_HDRLEN;
+    while at + 4 <= reply.len() {
+        let len = usize::from(u16_le(reply, at));
+        if len < 4 || at + len > reply.len() {
+            return None;
+        }
+        if kinds.contains(&(u16_le(reply, at + 2) & NLA_TYPE_MASK)) {
+            return Some((at + 4, at + len));
+        }
+        at += (len + 3) & !3;
+    }
+    None
 }
 
 #[cfg(test)]
