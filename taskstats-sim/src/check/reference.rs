@@ -989,6 +989,50 @@ mod tests {
         assert_eq!(reference.ports.values().sum::<usize>(), 2);
     }
 
+    /// A requester inside a child pid namespace names tasks by their numbers there: the
+    /// reference numbers forks as alloc_pid() does and wants the reply's id and `ac_pid` in the
+    /// requester's namespace (3.8), not the global pid.
+    #[test]
+    fn ids_in_a_reply_are_judged_in_the_requesters_pid_namespace() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        let fork = Op::Fork { parent: 0, kind: ForkKind::NewPidNs };
+        assert!(reference.check(&fork, &Outcome::Forked(Ok(3))).is_err(), "alloc_pid() hands out 2 next");
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.check(&fork, &Outcome::Forked(Ok(2))).unwrap();
+        reference.check(&Op::OpenPort { task: 1 }, &Outcome::Port(Some(100))).unwrap();
+        reference.check(&Op::Run { task: 1 }, &Outcome::Ran { pid: 2, work: Work::default() }).unwrap();
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: false,
+            target_exists: true,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: Some(2),
+        };
+        let answer = |id: u32, ac_pid: u32| {
+            let mut msg = MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, 7, 100, TASKSTATS_CMD_NEW, 1);
+            msg.nest_start(TASKSTATS_TYPE_AGGR_PID);
+            msg.nla_put_u32(TASKSTATS_TYPE_PID, id);
+            msg.nla_put(
+                TASKSTATS_TYPE_STATS,
+                &TaskstatsRecord { version: 8, ac_pid, ..Default::default() }.to_bytes(8),
+            );
+            msg.nest_end();
+            Outcome::Request {
+                facts: facts.clone(),
+                error: Some(0),
+                replies: vec![msg.finish()],
+                port: 100,
+                lists_after: None,
+            }
+        };
+        let query = Op::QueryPid { port: 0, target: Target::Task(1) };
+        reference.check(&query, &answer(1, 1)).unwrap();
+        let err = reference.check(&query, &answer(1, 2)).unwrap_err();
+        assert!(err.contains("ac_pid is 2, the requester sees 1"), "{err}");
+        assert!(reference.check(&query, &answer(2, 1)).unwrap_err().contains("id Some(2)"));
+    }
+
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {
         parselist_3x(text.as_bytes(), 64).map(|m| m.into_iter().collect())
     }
