@@ -1,6 +1,9 @@
 //! The reference model: from the facts of the world before each request, the errno the seed
 //! returns; the listener lists and port queues as add_del_listener() and send_cpu_listeners()
-//! leave them. Plain collections, no sim-core locks: it is checker state.
+//! leave them, exits judged listener by listener whatever faults they saw; its own tasks,
+//! thread groups, pid namespaces and figures, from which it judges reply payloads and ids.
+//! Where an injected allocation failure hides which way the kernel went, it keeps each legal
+//! world until an outcome picks one. Plain collections, no sim-core locks: it is checker state.
 
 use std::collections::BTreeSet;
 
