@@ -106,37 +106,88 @@ impl TaskstatsModel {
         }
     }
 
-    /// Mirrors add_del_listener() on the reference lists for a request that returned 0; after a
-    /// request with an injected fault, adopts the model's lists (the actual outcome decides).
+    /// Mirrors add_del_listener() on the reference lists. After a request that saw an injected
+    /// fault (or whose ack was dropped), `lists_after` are the model's lists: the port's entries
+    /// in them must be those of one of the ways the request could have gone, and that way's
+    /// lists, computed here, become the reference's.
     fn mirror_listeners(
         &mut self,
         op: &Op,
         port: u32,
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
-    ) {
-        if let Some(lists) = lists_after {
-            self.lists = lists.clone();
-            return;
+    ) -> Result<(), String> {
+        let ways = self.listener_outcomes(op, port, error);
+        let Some(after) = lists_after else {
+            self.lists = ways.into_iter().next().unwrap_or_else(|| self.lists.clone());
+            return Ok(());
+        };
+        let entries = |lists: &Vec<Vec<u32>>| -> Vec<usize> {
+            lists.iter().map(|l| l.iter().filter(|&&p| p == port).count()).collect()
+        };
+        match ways.into_iter().find(|way| entries(way) == entries(after)) {
+            Some(way) => {
+                self.lists = way;
+                Ok(())
+            }
+            None => Err(format!(
+                "port {port}'s listener entries per CPU are {:?} after the request (errno {error:?}); \
+                 no way add_del_listener() could have gone leaves them so (the reference's lists: {:?})",
+                entries(after),
+                self.lists
+            )),
         }
+    }
+
+    /// The listener lists a request may leave, one per way it could have gone, the expected one
+    /// first: a registration or deregistration that returned 0 done; one whose listener
+    /// allocation failed at the k-th CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose
+    /// cleanup path ends in `return 0`) undone by add_del_listener()'s
+    /// cleanup loop, which removes the port's first entry from every CPU of the mask (so the
+    /// CPUs before k lose the entry just added, the others an older one); one that failed before
+    /// touching the lists (the mask's allocation, any other errno) untouched. A dropped ack
+    /// (no errno seen) allows every way.
+    fn listener_outcomes(&self, op: &Op, port: u32, error: Option<i32>) -> Vec<Vec<Vec<u32>>> {
+        let untouched = self.lists.clone();
         let (mask, register) = match op {
             Op::Register { mask, .. } => (mask, true),
             Op::Deregister { mask, .. } => (mask, false),
-            _ => return,
+            _ => return vec![untouched],
         };
-        if error != Some(0) {
-            return;
-        }
-        let Ok(cpus) = self.parse(&mask.text()) else { return };
-        for cpu in cpus {
-            let list = &mut self.lists[cpu as usize];
-            if register {
-                if !(self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) && list.contains(&port)) {
+        let Ok(cpus) = self.parse(&mask.text()) else { return vec![untouched] };
+        let cpus: Vec<usize> =
+            cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect();
+        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
+        let step = |lists: &mut Vec<Vec<u32>>, cpu: usize, add: bool| {
+            let list = &mut lists[cpu];
+            if add {
+                if !(dedup && list.contains(&port)) {
                     list.insert(0, port);
                 }
             } else if let Some(at) = list.iter().position(|&p| p == port) {
                 list.remove(at);
             }
+        };
+        let mut done = untouched.clone();
+        cpus.iter().for_each(|&cpu| step(&mut done, cpu, register));
+        let cleaned_up = (0..cpus.len()).map(|k| {
+            let mut lists = self.lists.clone();
+            cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
+            cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
+            lists
+        });
+        let enomem = Errno::ENOMEM.to_kernel_return();
+        match error {
+            // The 3.x listings fall through the cleanup loop to `return 0`: a registration
+            // whose allocation failed also answers 0.
+            Some(0) if register => std::iter::once(done).chain(cleaned_up).collect(),
+            Some(0) => vec![done],
+            Some(code) if code == enomem && register => {
+                std::iter::once(untouched).chain(cleaned_up).collect()
+            }
+            None if register => [done, untouched].into_iter().chain(cleaned_up).collect(),
+            None => vec![done, untouched],
+            Some(_) => vec![untouched],
         }
     }
 }
@@ -212,7 +263,7 @@ impl Reference for TaskstatsModel {
                 self.check_exit(&walk, closed, *faulted)
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
-                self.mirror_listeners(op, *port, *error, lists_after.as_ref());
+                self.mirror_listeners(op, *port, *error, lists_after.as_ref())?;
                 self.check_request(op, facts, *error, replies)?;
                 if *error == Some(0) && replies.len() == 1 {
                     self.judge_payload(op, facts, *port, &replies[0])?;
@@ -861,7 +912,7 @@ fn nested(reply: &[u8], kinds: &[u16]) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Target, TaskstatsConfig};
+    use crate::check::{MaskSpec, Target, TaskstatsConfig};
     use crate::taskstats::ForkKind;
 
     /// A TGID reply as the family builds it, with `record` as its stats.
@@ -1034,6 +1085,38 @@ mod tests {
         let err = reference.check(&query, &answer(1, 2)).unwrap_err();
         assert!(err.contains("ac_pid is 2, the requester sees 1"), "{err}");
         assert!(reference.check(&query, &answer(2, 1)).unwrap_err().contains("id Some(2)"));
+    }
+
+    /// A registration whose listener allocation failed is undone by add_del_listener()'s
+    /// cleanup loop, which also drops an older entry of the port: the port's entries after it
+    /// must be those of some CPU the allocation could have failed at, never a completed
+    /// registration's.
+    #[test]
+    fn a_registration_that_failed_part_way_must_leave_what_the_cleanup_loop_leaves() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.ports.insert(100, 0);
+        reference.lists = vec![vec![100], vec![]];
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: true,
+            target_exists: false,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: None,
+        };
+        let register = Op::Register { port: 0, mask: MaskSpec::Cpus(0b11) };
+        let failed = |lists: Vec<Vec<u32>>| Outcome::Request {
+            facts: facts.clone(),
+            error: Some(Errno::ENOMEM.to_kernel_return()),
+            replies: vec![],
+            port: 100,
+            lists_after: Some(lists),
+        };
+        let err = reference.clone().check(&register, &failed(vec![vec![100, 100], vec![100]])).unwrap_err();
+        assert!(err.contains("no way add_del_listener() could have gone"), "{err}");
+        reference.clone().check(&register, &failed(vec![vec![100], vec![]])).unwrap();
+        reference.check(&register, &failed(vec![vec![], vec![]])).unwrap();
+        assert_eq!(reference.lists, vec![Vec::<u32>::new(), vec![]], "the first CPU's allocation failed");
     }
 
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {
