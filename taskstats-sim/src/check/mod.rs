@@ -137,7 +137,7 @@ fn exit_outcome(sim: &Sim, model: &Taskstats, pid: u32) -> Outcome {
         closed: report.closed,
         clones: (clones_after.0 - clones_before.0, clone_failed),
         pruned: report.pruned,
-        lists_after: (other_faults > 0).then(|| lists_of(sim, model)),
+        faulted: other_faults > 0,
     }
 }
 
@@ -221,7 +221,7 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let (facts, nr) = self.facts(sim, port, target, fd);
+        let (mut facts, nr) = self.facts(sim, port, target, fd);
         let mut attrs = attrs;
         for (kind, payload) in attrs.iter_mut() {
             if (*kind == TASKSTATS_CMD_ATTR_PID || *kind == TASKSTATS_CMD_ATTR_TGID) && target.is_some() {
@@ -238,6 +238,12 @@ impl TaskstatsSubject {
             None => Vec::new(),
         };
         let faulted = sim.faults().failed() != faults_before;
+        // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
+        // events carry 0); threaded, another task's exit may queue events meanwhile, and the
+        // queue may grow while the request runs (no recvmsg(2) on the port can overlap it).
+        replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
+        facts.queued =
+            facts.queued.max(self.model.port_owner(&sim.observer_cx("facts", 0), port).map_or(0, |p| p.1));
         let error = replies.pop().and_then(|ack| {
             let hdr = NlMsgHdr::parse(&ack)?;
             (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)

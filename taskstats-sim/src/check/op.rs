@@ -181,8 +181,8 @@ pub enum Outcome {
     Ran { pid: u32, work: Work },
     /// do_exit: the record's CPU, the ports that got it in order, the ports its group's death
     /// closed, the `skb_clone()` calls the fault injector saw and whether one failed, the
-    /// listeners pruned, and (when a fault other than a clone's was injected during it) the
-    /// listener lists afterwards.
+    /// listeners pruned, and whether the fault injector failed another call during it (an
+    /// allocation: the reference then allows each way that allocation could have gone).
     Exited {
         pid: u32,
         cpu: u32,
@@ -190,7 +190,7 @@ pub enum Outcome {
         closed: Vec<u32>,
         clones: (u64, bool),
         pruned: usize,
-        lists_after: Option<Vec<Vec<u32>>>,
+        faulted: bool,
     },
     /// A port opened.
     Port(Option<u32>),

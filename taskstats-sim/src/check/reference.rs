@@ -1,6 +1,9 @@
 //! The reference model: from the facts of the world before each request, the errno the seed
 //! returns; the listener lists and port queues as add_del_listener() and send_cpu_listeners()
-//! leave them. Plain collections, no sim-core locks: it is checker state.
+//! leave them, exits judged listener by listener whatever faults they saw; its own tasks,
+//! thread groups, pid namespaces and figures, from which it judges reply payloads and ids.
+//! Where an injected allocation failure hides which way the kernel went, it keeps each legal
+//! world until an outcome picks one. Plain collections, no sim-core locks: it is checker state.
 
 use std::collections::BTreeSet;
 
@@ -30,15 +33,18 @@ pub struct TaskstatsModel {
     /// The reference's own record of every task: its group, whether it still runs, and what
     /// it did (from the runs it saw).
     tasks: std::collections::BTreeMap<u32, RefTask>,
-    /// Per thread group, the exited threads' delays folded into `signal->stats` (None: not
-    /// allocated), by the version's rule.
-    groups: std::collections::BTreeMap<u32, Option<Work>>,
+    /// Per thread group, every value `signal->stats` may hold (None: not allocated): the exited
+    /// threads' delays folded by the version's rule. One value, unless an injected allocation
+    /// failure hid which way an allocation went; then each way is kept until a TGID reply
+    /// shows which one the kernel took.
+    groups: std::collections::BTreeMap<u32, Vec<Option<Work>>>,
     /// Whether every run was seen with its work (the op-level checker; threaded campaigns
     /// report none, and then payload figures are not judged).
     knows_work: bool,
-    /// Groups one of whose exits saw an injected fault (other than a clone's): whether that
-    /// thread was folded is the allocation's outcome, so their figures are not judged.
-    faulted_groups: BTreeSet<u32>,
+    /// The pid namespaces as alloc_pid() numbers in them: each one's parent and next number.
+    pid_ns: Vec<(Option<usize>, u32)>,
+    /// Per open port, the thread group whose socket it is (the requester of its requests).
+    port_owner: std::collections::BTreeMap<u32, u32>,
 }
 
 /// A task as the reference records it.
@@ -47,6 +53,8 @@ struct RefTask {
     tgid: u32,
     live: bool,
     work: Work,
+    /// Its number in each pid namespace it is visible in, the initial namespace first.
+    numbers: Vec<(usize, u32)>,
 }
 
 fn add_work(sum: &mut Work, w: &Work) {
@@ -98,37 +106,88 @@ impl TaskstatsModel {
         }
     }
 
-    /// Mirrors add_del_listener() on the reference lists for a request that returned 0; after a
-    /// request with an injected fault, adopts the model's lists (the actual outcome decides).
+    /// Mirrors add_del_listener() on the reference lists. After a request that saw an injected
+    /// fault (or whose ack was dropped), `lists_after` are the model's lists: the port's entries
+    /// in them must be those of one of the ways the request could have gone, and that way's
+    /// lists, computed here, become the reference's.
     fn mirror_listeners(
         &mut self,
         op: &Op,
         port: u32,
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
-    ) {
-        if let Some(lists) = lists_after {
-            self.lists = lists.clone();
-            return;
+    ) -> Result<(), String> {
+        let ways = self.listener_outcomes(op, port, error);
+        let Some(after) = lists_after else {
+            self.lists = ways.into_iter().next().unwrap_or_else(|| self.lists.clone());
+            return Ok(());
+        };
+        let entries = |lists: &Vec<Vec<u32>>| -> Vec<usize> {
+            lists.iter().map(|l| l.iter().filter(|&&p| p == port).count()).collect()
+        };
+        match ways.into_iter().find(|way| entries(way) == entries(after)) {
+            Some(way) => {
+                self.lists = way;
+                Ok(())
+            }
+            None => Err(format!(
+                "port {port}'s listener entries per CPU are {:?} after the request (errno {error:?}); \
+                 no way add_del_listener() could have gone leaves them so (the reference's lists: {:?})",
+                entries(after),
+                self.lists
+            )),
         }
+    }
+
+    /// The listener lists a request may leave, one per way it could have gone, the expected one
+    /// first: a registration or deregistration that returned 0 done; one whose listener
+    /// allocation failed at the k-th CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose
+    /// cleanup path ends in `return 0`) undone by add_del_listener()'s
+    /// cleanup loop, which removes the port's first entry from every CPU of the mask (so the
+    /// CPUs before k lose the entry just added, the others an older one); one that failed before
+    /// touching the lists (the mask's allocation, any other errno) untouched. A dropped ack
+    /// (no errno seen) allows every way.
+    fn listener_outcomes(&self, op: &Op, port: u32, error: Option<i32>) -> Vec<Vec<Vec<u32>>> {
+        let untouched = self.lists.clone();
         let (mask, register) = match op {
             Op::Register { mask, .. } => (mask, true),
             Op::Deregister { mask, .. } => (mask, false),
-            _ => return,
+            _ => return vec![untouched],
         };
-        if error != Some(0) {
-            return;
-        }
-        let Ok(cpus) = self.parse(&mask.text()) else { return };
-        for cpu in cpus {
-            let list = &mut self.lists[cpu as usize];
-            if register {
-                if !(self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) && list.contains(&port)) {
+        let Ok(cpus) = self.parse(&mask.text()) else { return vec![untouched] };
+        let cpus: Vec<usize> =
+            cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect();
+        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
+        let step = |lists: &mut Vec<Vec<u32>>, cpu: usize, add: bool| {
+            let list = &mut lists[cpu];
+            if add {
+                if !(dedup && list.contains(&port)) {
                     list.insert(0, port);
                 }
             } else if let Some(at) = list.iter().position(|&p| p == port) {
                 list.remove(at);
             }
+        };
+        let mut done = untouched.clone();
+        cpus.iter().for_each(|&cpu| step(&mut done, cpu, register));
+        let cleaned_up = (0..cpus.len()).map(|k| {
+            let mut lists = self.lists.clone();
+            cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
+            cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
+            lists
+        });
+        let enomem = Errno::ENOMEM.to_kernel_return();
+        match error {
+            // The 3.x listings fall through the cleanup loop to `return 0`: a registration
+            // whose allocation failed also answers 0.
+            Some(0) if register => std::iter::once(done).chain(cleaned_up).collect(),
+            Some(0) => vec![done],
+            Some(code) if code == enomem && register => {
+                std::iter::once(untouched).chain(cleaned_up).collect()
+            }
+            None if register => [done, untouched].into_iter().chain(cleaned_up).collect(),
+            None => vec![done, untouched],
+            Some(_) => vec![untouched],
         }
     }
 }
@@ -147,10 +206,13 @@ impl Reference for TaskstatsModel {
             pids: [1].into_iter().collect(),
             lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
             ports: Default::default(),
-            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default() })].into_iter().collect(),
-            groups: [(1, None)].into_iter().collect(),
+            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] })]
+                .into_iter()
+                .collect(),
+            groups: [(1, vec![None])].into_iter().collect(),
             knows_work: false,
-            faulted_groups: BTreeSet::new(),
+            pid_ns: vec![(None, 2)],
+            port_owner: Default::default(),
         }
     }
 
@@ -161,7 +223,10 @@ impl Reference for TaskstatsModel {
                 if !self.pids.insert(*pid) {
                     return Err(format!("fork handed out pid {pid} twice"));
                 }
-                self.record_fork(op, *pid);
+                self.record_fork(op, *pid)
+            }
+            (_, Outcome::Forked(Err(errno))) => {
+                self.record_failed_fork(op, *errno);
                 Ok(())
             }
             (_, Outcome::Ran { pid, work }) => {
@@ -176,6 +241,10 @@ impl Reference for TaskstatsModel {
             }
             (_, Outcome::Port(Some(id))) => {
                 self.ports.insert(*id, 0);
+                if let Op::OpenPort { task } = op {
+                    let owner = self.fork_parent(*task).and_then(|p| self.tasks.get(&p)).map(|t| t.tgid);
+                    self.port_owner.insert(*id, owner.unwrap_or(0));
+                }
                 Ok(())
             }
             (_, Outcome::Closed(Some(id))) => {
@@ -189,19 +258,16 @@ impl Reference for TaskstatsModel {
                 }
                 Ok(())
             }
-            (
-                Op::Exit { .. },
-                Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, lists_after },
-            ) => {
+            (Op::Exit { .. }, Outcome::Exited { pid, cpu, delivered, closed, clones, pruned, faulted }) => {
                 let walk = ExitWalk { pid: *pid, cpu: *cpu, delivered, clones: *clones, pruned: *pruned };
-                self.record_exit(*pid, lists_after.is_some());
-                self.check_exit(&walk, closed, lists_after.as_ref())
+                self.record_exit(*pid, *cpu, *faulted);
+                self.check_exit(&walk, closed, *faulted)
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
-                self.mirror_listeners(op, *port, *error, lists_after.as_ref());
+                self.mirror_listeners(op, *port, *error, lists_after.as_ref())?;
                 self.check_request(op, facts, *error, replies)?;
                 if *error == Some(0) && replies.len() == 1 {
-                    self.judge_payload(op, facts, &replies[0])?;
+                    self.judge_payload(op, facts, *port, &replies[0])?;
                 }
                 Ok(())
             }
@@ -223,13 +289,10 @@ impl TaskstatsModel {
     /// An exit's deliveries against send_cpu_listeners() on the reference lists and queues:
     /// the walk clones the record for every listener but the last; a failed clone (the fault
     /// injector says which call) ends the walk before that listener; the listeners walked
-    /// whose port is gone are pruned, the others stay. Then the ports the group's death closed.
-    fn check_exit(
-        &mut self,
-        walk: &ExitWalk<'_>,
-        closed: &[u32],
-        lists_after: Option<&Vec<Vec<u32>>>,
-    ) -> Result<(), String> {
+    /// whose port is gone are pruned, the others stay. When another allocation failed during
+    /// the exit (the record's skb, 2.6.19's record buffer) the record may not have been built:
+    /// then nothing at all is cloned, delivered or pruned. Then the ports the group's death closed.
+    fn check_exit(&mut self, walk: &ExitWalk<'_>, closed: &[u32], faulted: bool) -> Result<(), String> {
         let (pid, delivered) = (walk.pid, walk.delivered);
         if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             let distinct: BTreeSet<_> = delivered.iter().collect();
@@ -237,16 +300,13 @@ impl TaskstatsModel {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
-        match lists_after {
-            Some(lists) => {
-                for port in delivered {
-                    if let Some(q) = self.ports.get_mut(port) {
-                        *q += 1;
-                    }
-                }
-                self.lists = lists.clone();
+        let before = (self.lists.clone(), self.ports.clone());
+        if let Err(sent) = self.judge_walk(walk) {
+            let nothing_sent = delivered.is_empty() && walk.clones == (0, false) && walk.pruned == 0;
+            if !(faulted && nothing_sent) {
+                return Err(sent);
             }
-            None => self.judge_walk(walk)?,
+            (self.lists, self.ports) = before;
         }
         for port in closed {
             self.ports.remove(port);
@@ -495,81 +555,192 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
 // --- the reference's own tasks, groups and figures ------------------------------------------
 
 impl TaskstatsModel {
-    /// A fork the op-level checker made: its parent is the live task the operation's index
-    /// picks (ascending pids, as the driver picks), a CLONE_THREAD child joins its group. Before
-    /// "taskstats: cleanup ->signal->stats allocation" the thread fork allocates the group's
-    /// stats.
-    fn record_fork(&mut self, op: &Op, pid: u32) {
-        let Op::Fork { parent, kind } = op else { return };
+    /// The live task a fork operation's index picks (ascending pids, as the driver picks).
+    fn fork_parent(&self, parent: u8) -> Option<u32> {
         let live: Vec<u32> = self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p).collect();
-        let Some(&parent) = live.get(usize::from(*parent) % live.len().max(1)) else { return };
+        live.get(usize::from(parent) % live.len().max(1)).copied()
+    }
+
+    /// Replaces each value a group's `signal->stats` may hold by the values `step` says it may
+    /// become, keeping each once.
+    fn branch(&mut self, tgid: u32, step: impl Fn(Option<Work>) -> Vec<Option<Work>>) {
+        let ways = self.groups.entry(tgid).or_insert_with(|| vec![None]);
+        let mut next: Vec<Option<Work>> = Vec::new();
+        for way in ways.drain(..) {
+            for value in step(way) {
+                if !next.contains(&value) {
+                    next.push(value);
+                }
+            }
+        }
+        *ways = next;
+    }
+
+    /// 2.6.19's fork-time taskstats_tgid_alloc() on one value of the group's stats: allocated
+    /// if unset, unless the allocation may have failed (it is tolerated silently).
+    fn alloc_at_fork(faults: bool, stats: Option<Work>) -> Vec<Option<Work>> {
+        match stats {
+            None if faults => vec![None, Some(Work::default())],
+            None => vec![Some(Work::default())],
+            set => vec![set],
+        }
+    }
+
+    /// A fork the op-level checker made: its parent is the live task the operation's index
+    /// picks, a CLONE_THREAD child joins its group. Before "taskstats: cleanup ->signal->stats
+    /// allocation" the thread fork allocates the group's stats.
+    fn record_fork(&mut self, op: &Op, pid: u32) -> Result<(), String> {
+        let Op::Fork { parent, kind } = op else { return Ok(()) };
+        let Some(parent) = self.fork_parent(*parent) else { return Ok(()) };
         let tgid = match kind {
             crate::taskstats::ForkKind::Thread => self.tasks.get(&parent).map_or(pid, |t| t.tgid),
             _ => pid,
         };
-        self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default() });
-        let group = self.groups.entry(tgid).or_default();
-        if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && group.is_none() {
-            *group = Some(Work::default());
+        let numbers = self.alloc_numbers(parent, *kind);
+        if numbers.first().is_some_and(|&(_, global)| global != pid) {
+            return Err(format!("fork returned pid {pid}; alloc_pid() hands out {numbers:?} next"));
         }
+        self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default(), numbers });
+        self.groups.entry(tgid).or_insert_with(|| vec![None]);
+        if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            let faults = self.faults;
+            self.branch(tgid, |stats| Self::alloc_at_fork(faults, stats));
+        }
+        Ok(())
     }
 
-    /// An exit, as 3.x's taskstats_exit() folds it: a thread joins its group's stats when they
-    /// exist or when its group still has another thread (taskstats_tgid_alloc()'s test: the
-    /// zombie leader counts, it stays until the group is dead). Each thread is folded once,
-    /// at its exit. (2.6.19's rule depends on its CPU's listeners; its group figures are not
-    /// judged.)
-    fn record_exit(&mut self, pid: u32, faulted: bool) {
+    /// alloc_pid() for a child of `parent`: a number in its pid namespace and in each one
+    /// above it (initial namespace first); a CLONE_NEWPID child (with pid namespaces) starts a
+    /// namespace of its own, in which it is 1.
+    fn alloc_numbers(&mut self, parent: u32, kind: crate::taskstats::ForkKind) -> Vec<(usize, u32)> {
+        let mut ns = self.tasks.get(&parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
+        if kind == crate::taskstats::ForkKind::NewPidNs && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+            self.pid_ns.push((Some(ns), 1));
+            ns = self.pid_ns.len() - 1;
+        }
+        let mut chain = vec![ns];
+        while let Some(up) = self.pid_ns[*chain.last().expect("nonempty")].0 {
+            chain.push(up);
+        }
+        chain
+            .into_iter()
+            .rev()
+            .map(|n| {
+                let nr = self.pid_ns[n].1;
+                self.pid_ns[n].1 += 1;
+                (n, nr)
+            })
+            .collect()
+    }
+
+    /// The number task `pid` has in pid namespace `ns` (0: not visible there).
+    fn nr_in(&self, pid: u32, ns: usize) -> u32 {
+        let numbers = self.tasks.get(&pid).map(|t| t.numbers.as_slice()).unwrap_or_default();
+        numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
+    /// The pid namespace of the process that owns port `port` (its tasks' innermost one).
+    fn requester_ns(&self, port: u32) -> usize {
+        let owner = self.port_owner.get(&port).copied().unwrap_or(0);
+        self.tasks.get(&owner).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns)
+    }
+
+    /// A CLONE_THREAD fork that failed with ENOMEM: copy_process() failed after copy_signal(),
+    /// which in 2.6.19 had already run taskstats_tgid_alloc(); before "taskstats_tgid_free: fix
+    /// usage" the error path then frees the group's stats, the exited threads' figures with them.
+    fn record_failed_fork(&mut self, op: &Op, errno: Errno) {
+        let Op::Fork { parent, kind: crate::taskstats::ForkKind::Thread } = op else { return };
+        let Some(parent) = self.fork_parent(*parent) else { return };
+        if errno != Errno::ENOMEM {
+            return;
+        }
+        // The child was numbered before the step that failed.
+        self.alloc_numbers(parent, crate::taskstats::ForkKind::Thread);
+        let Some(tgid) = self.tasks.get(&parent).map(|t| t.tgid) else { return };
+        if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            return;
+        }
+        let (faults, freed) = (self.faults, !self.fixes.on(crate::fixes::TGID_FREE_USAGE));
+        self.branch(tgid, |stats| if freed { vec![None] } else { Self::alloc_at_fork(faults, stats) });
+    }
+
+    /// An exit, folded into its group's stats by the version's rule, each thread once, at its
+    /// exit. 3.x's taskstats_exit() folds when the stats exist or when the group still has
+    /// another thread (taskstats_tgid_alloc()'s test: the zombie leader counts, it stays until
+    /// the group is dead). 2.6.19's taskstats_exit_send() folds into existing stats only when
+    /// its CPU had listeners (its record buffer exists) and the reply was allocated, or always
+    /// after "fill_tgid_exit() before the record-buffer check". An allocation failure during the
+    /// exit (`faulted`) makes both ways of a fold that needed an allocation possible.
+    fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
         let Some(task) = self.tasks.get(&pid).cloned() else { return };
         let tgid = task.tgid;
-        if faulted {
-            self.faulted_groups.insert(tgid);
-        }
         let members = self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
-        let group = self.groups.entry(tgid).or_default();
-        if group.is_some() || members > 1 {
-            add_work(group.get_or_insert_with(Work::default), &task.work);
-        }
+        let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
+        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members > 1;
+        let fill_first = single_pass || self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
+        let sends = self.lists.get(cpu as usize).is_some_and(|l| !l.is_empty());
+        let fold = |stats: Work| {
+            let mut sum = stats;
+            add_work(&mut sum, &task.work);
+            Some(sum)
+        };
+        self.branch(tgid, |stats| match stats {
+            Some(w) if fill_first => vec![fold(w)],
+            Some(w) if !sends => vec![Some(w)],
+            Some(w) if faulted => vec![Some(w), fold(w)],
+            Some(w) => vec![fold(w)],
+            None if alloc_at_exit && faulted => vec![None, fold(Work::default())],
+            None if alloc_at_exit => vec![fold(Work::default())],
+            None => vec![None],
+        });
         if let Some(t) = self.tasks.get_mut(&pid) {
             t.live = false;
         }
     }
 
-    /// The figures a PID or TGID reply must carry, from the reference's own records; None when
-    /// it cannot know them (threaded campaigns, a group whose exit saw an injected fault,
-    /// 2.6.19's group rule).
-    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<(Work, u32)> {
+    /// The figures a PID reply must carry, or each set a TGID reply may carry (one per value
+    /// its group's stats may hold, in that order), from the reference's own records; None when
+    /// it cannot know them (threaded campaigns).
+    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<Vec<Work>> {
         if !self.knows_work {
             return None;
         }
         let task = self.tasks.get(&target)?;
         if !tgid_query {
-            return Some((task.work, target));
+            return Some(vec![task.work]);
         }
-        if self.faulted_groups.contains(&task.tgid) || !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
-            return None;
-        }
-        let mut sum = self.groups.get(&task.tgid).copied().flatten().unwrap_or_default();
-        // Exited threads contribute delays only; context switches come from the live ones.
-        sum.nvcsw = 0;
-        sum.nivcsw = 0;
-        for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
-            add_work(&mut sum, &t.work);
-        }
-        Some((sum, task.tgid))
+        let ways = self.groups.get(&task.tgid)?;
+        let sum = |stats: &Option<Work>| {
+            let mut sum = stats.unwrap_or_default();
+            // Exited threads contribute delays only; context switches come from the live ones.
+            sum.nvcsw = 0;
+            sum.nivcsw = 0;
+            for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
+                add_work(&mut sum, &t.work);
+            }
+            sum
+        };
+        Some(ways.iter().map(sum).collect())
     }
 
     /// A PID or TGID reply's record against the reference's figures: the version, the eight
     /// delay counters, and from version 8 the freepages delays, the context switches, and for a
-    /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it.
-    fn judge_payload(&self, op: &Op, facts: &RequestFacts, reply: &[u8]) -> Result<(), String> {
+    /// PID reply the CPU times and `ac_pid` as the requester's namespace numbers it. A TGID
+    /// reply must match one value its group's stats may hold; the others are dropped.
+    fn judge_payload(
+        &mut self,
+        op: &Op,
+        facts: &RequestFacts,
+        port: u32,
+        reply: &[u8],
+    ) -> Result<(), String> {
         let tgid_query = match op {
             Op::QueryPid { .. } => false,
             Op::QueryTgid { .. } => true,
             _ => return Ok(()),
         };
         let Some(target) = facts.target_pid else { return Ok(()) };
-        let Some((want, _)) = self.expected_figures(tgid_query, target) else { return Ok(()) };
+        let Some(wants) = self.expected_figures(tgid_query, target) else { return Ok(()) };
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let rec = stats_payload(reply).ok_or_else(|| format!("reply without a stats record: {reply:?}"))?;
         let (version, size) = if v8 { (8, TASKSTATS_V8_SIZE) } else { (1, TASKSTATS_V1_SIZE) };
@@ -580,69 +751,100 @@ impl TaskstatsModel {
                 u16_le(rec, 0)
             ));
         }
-        let delays = [
-            want.cpu_count,
-            want.cpu_delay_total,
-            want.blkio_count,
-            want.blkio_delay_total,
-            want.swapin_count,
-            want.swapin_delay_total,
-            want.cpu_run_real_total,
-            want.cpu_run_virtual_total,
-        ];
-        let base = if v8 { 16 } else { 8 };
-        let mut fields: Vec<(&str, usize, u64)> = [
-            "cpu_count",
-            "cpu_delay_total",
-            "blkio_count",
-            "blkio_delay_total",
-            "swapin_count",
-            "swapin_delay_total",
-            "cpu_run_real_total",
-            "cpu_run_virtual_total",
-        ]
-        .into_iter()
-        .zip(delays)
-        .enumerate()
-        .map(|(i, (name, v))| (name, base + 8 * i, v))
-        .collect();
-        if v8 {
-            fields.extend([
-                ("nvcsw", 272, want.nvcsw),
-                ("nivcsw", 280, want.nivcsw),
-                ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
-                ("freepages_count", 312, want.freepages_count),
-                ("freepages_delay_total", 320, want.freepages_delay_total),
-            ]);
-            if !tgid_query {
-                fields.extend([
-                    ("ac_utime", 152, want.utime_ns / 1000),
-                    ("ac_stime", 160, want.stime_ns / 1000),
-                ]);
+        let verdicts: Vec<Result<(), String>> =
+            wants.iter().map(|want| compare_figures(rec, want, tgid_query, v8)).collect();
+        if let Some(Err(why)) = verdicts.iter().all(Result::is_err).then(|| &verdicts[0]) {
+            let what = if tgid_query { "TGID" } else { "PID" };
+            let others = match wants.len() {
+                1 => String::new(),
+                n => format!(" (nor any of the {n} values injected faults left possible)"),
+            };
+            return Err(format!("{what} reply for task {target}: {why}{others}"));
+        }
+        if tgid_query && wants.len() > 1 {
+            let tgid = self.tasks.get(&target).map_or(target, |t| t.tgid);
+            if let Some(ways) = self.groups.get_mut(&tgid) {
+                let mut verdict = verdicts.iter();
+                ways.retain(|_| verdict.next().is_some_and(Result::is_ok));
             }
         }
-        for (name, at, value) in fields {
-            let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
-            if got != value {
-                let what = if tgid_query { "TGID" } else { "PID" };
+        self.judge_ids(tgid_query, target, port, rec, reply)
+    }
+
+    /// The ids a reply carries: the aggregate's id (the number the request named, in the
+    /// requester's pid namespace where there are pid namespaces) and from version 8 a PID
+    /// record's `ac_pid` (task_pid_nr_ns() in the requester's namespace after the 3.8 checks,
+    /// the global pid before).
+    fn judge_ids(
+        &self,
+        tgid_query: bool,
+        target: u32,
+        port: u32,
+        rec: &[u8],
+        reply: &[u8],
+    ) -> Result<(), String> {
+        let ns = self.requester_ns(port);
+        let lookup_ns = if self.fixes.on(crate::fixes::PID_NAMESPACES) { ns } else { 0 };
+        let what = if tgid_query { "TGID" } else { "PID" };
+        let want_id = self.nr_in(target, lookup_ns);
+        match aggregate_id(reply) {
+            Some(id) if id == want_id => {}
+            id => {
                 return Err(format!(
-                    "{what} reply for task {target}: {name} is {got}, the reference's record says {value}"
-                ));
+                    "{what} reply for task {target}: id {id:?}, the requester names it {want_id}"
+                ))
             }
         }
-        let ids_global = facts.init_ns || !self.fixes.on(crate::fixes::NAMESPACE_CHECKS);
-        if v8
-            && !tgid_query
-            && ids_global
-            && u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes")) != target
-        {
+        if tgid_query || !self.fixes.on(crate::fixes::TASKSTATS_V8) {
+            return Ok(());
+        }
+        let want_pid =
+            if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) { self.nr_in(target, ns) } else { target };
+        let ac_pid = u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes"));
+        if ac_pid != want_pid {
             return Err(format!(
-                "PID reply for task {target}: ac_pid is {}",
-                u32::from_le_bytes(rec[128..132].try_into().expect("4 bytes"))
+                "PID reply for task {target}: ac_pid is {ac_pid}, the requester sees {want_pid}"
             ));
         }
         Ok(())
     }
+}
+
+/// A record's figures against one expected set: the eight delay counters, and from version 8
+/// the freepages delays, the context switches and (PID replies) the CPU times.
+fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Result<(), String> {
+    let delays = [
+        ("cpu_count", want.cpu_count),
+        ("cpu_delay_total", want.cpu_delay_total),
+        ("blkio_count", want.blkio_count),
+        ("blkio_delay_total", want.blkio_delay_total),
+        ("swapin_count", want.swapin_count),
+        ("swapin_delay_total", want.swapin_delay_total),
+        ("cpu_run_real_total", want.cpu_run_real_total),
+        ("cpu_run_virtual_total", want.cpu_run_virtual_total),
+    ];
+    let base = if v8 { 16 } else { 8 };
+    let mut fields: Vec<(&str, usize, u64)> =
+        delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v)).collect();
+    if v8 {
+        fields.extend([
+            ("nvcsw", 272, want.nvcsw),
+            ("nivcsw", 280, want.nivcsw),
+            ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
+            ("freepages_count", 312, want.freepages_count),
+            ("freepages_delay_total", 320, want.freepages_delay_total),
+        ]);
+        if !tgid_query {
+            fields.extend([("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)]);
+        }
+    }
+    for (name, at, value) in fields {
+        let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
+        if got != value {
+            return Err(format!("{name} is {got}, the reference's record says {value}"));
+        }
+    }
+    Ok(())
 }
 
 fn u16_le(bytes: &[u8], at: usize) -> u16 {
@@ -673,10 +875,45 @@ fn stats_payload(reply: &[u8]) -> Option<&[u8]> {
     Some(&reply[from..to])
 }
 
+/// The id attribute (TASKSTATS_TYPE_PID or _TGID) inside a reply's aggregate nest.
+fn aggregate_id(reply: &[u8]) -> Option<u32> {
+    let nest = nested(reply, &[TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_AGGR_TGID])?;
+    let (start, end) = nest;
+    let mut at = start;
+    while at + 8 <= end {
+        let len = usize::from(u16_le(reply, at));
+        let kind = u16_le(reply, at + 2) & NLA_TYPE_MASK;
+        if len < 4 {
+            return None;
+        }
+        if (kind == TASKSTATS_TYPE_PID || kind == TASKSTATS_TYPE_TGID) && len == 8 {
+            return Some(u32::from_le_bytes(reply[at + 4..at + 8].try_into().expect("4 bytes")));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+/// The payload bounds of the first top-level attribute of one of `kinds`.
+fn nested(reply: &[u8], kinds: &[u16]) -> Option<(usize, usize)> {
+    let mut at = NLMSG_HDRLEN + GENL_HDRLEN;
+    while at + 4 <= reply.len() {
+        let len = usize::from(u16_le(reply, at));
+        if len < 4 || at + len > reply.len() {
+            return None;
+        }
+        if kinds.contains(&(u16_le(reply, at + 2) & NLA_TYPE_MASK)) {
+            return Some((at + 4, at + len));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Target, TaskstatsConfig};
+    use crate::check::{MaskSpec, Target, TaskstatsConfig};
     use crate::taskstats::ForkKind;
 
     /// A TGID reply as the family builds it, with `record` as its stats.
@@ -709,7 +946,7 @@ mod tests {
             closed: vec![],
             clones: (0, false),
             pruned: 0,
-            lists_after: None,
+            faulted: false,
         };
         reference.check(&Op::Exit { task: 0 }, &exited).unwrap();
         let facts = RequestFacts {
@@ -737,6 +974,150 @@ mod tests {
         assert!(err.contains("cpu_count is 7, the reference's record says 5"), "{err}");
         let swapped = TaskstatsRecord { nvcsw: 0, nivcsw: 2, ..right };
         assert!(reference.check(&query, &answer(&swapped)).unwrap_err().contains("nvcsw"));
+    }
+
+    /// An allocation that failed during an exit leaves two legal worlds: the thread folded into
+    /// a newly allocated group stats, or not. Both TGID figures pass until one reply picks one;
+    /// then only that one does, and figures matching neither fail.
+    #[test]
+    fn an_exit_that_saw_an_allocation_fail_keeps_both_group_figures_until_a_reply_picks_one() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        let work = |n: u64| Work { cpu_count: n, ..Work::default() };
+        reference.check(&Op::Fork { parent: 0, kind: ForkKind::Thread }, &Outcome::Forked(Ok(2))).unwrap();
+        for pid in [1, 2] {
+            reference.check(&Op::Run { task: 0 }, &Outcome::Ran { pid, work: work(u64::from(pid)) }).unwrap();
+        }
+        let exited = Outcome::Exited {
+            pid: 2,
+            cpu: 0,
+            delivered: vec![],
+            closed: vec![],
+            clones: (0, false),
+            pruned: 0,
+            faulted: true,
+        };
+        reference.check(&Op::Exit { task: 1 }, &exited).unwrap();
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: true,
+            target_exists: true,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: Some(1),
+        };
+        let query = Op::QueryTgid { port: 0, target: Target::Task(0) };
+        let answer = |cpu_count: u64| Outcome::Request {
+            facts: facts.clone(),
+            error: Some(0),
+            replies: vec![tgid_reply(1, &TaskstatsRecord { version: 8, cpu_count, ..Default::default() })],
+            port: 100,
+            lists_after: None,
+        };
+        let err = reference.clone().check(&query, &answer(5)).unwrap_err();
+        assert!(err.contains("nor any of the 2 values"), "{err}");
+        reference.clone().check(&query, &answer(3)).unwrap();
+        reference.check(&query, &answer(1)).unwrap();
+        assert!(reference.check(&query, &answer(3)).is_err(), "the unfolded world was picked");
+    }
+
+    /// After an allocation failure the exit may have sent nothing at all; without one, a
+    /// listener left out is wrong; and a record that reached a listener is judged as sent.
+    #[test]
+    fn an_exit_that_saw_an_allocation_fail_may_send_nothing_but_nothing_else() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.check(&Op::Fork { parent: 0, kind: ForkKind::Process }, &Outcome::Forked(Ok(2))).unwrap();
+        reference.ports.extend([(100, 0), (101, 0)]);
+        reference.lists[0] = vec![101, 100];
+        let exit = |delivered: Vec<u32>, clones: (u64, bool), faulted| Outcome::Exited {
+            pid: 2,
+            cpu: 0,
+            delivered,
+            closed: vec![],
+            clones,
+            pruned: 0,
+            faulted,
+        };
+        reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![], (0, false), true)).unwrap();
+        assert!(reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![], (0, false), false)).is_err());
+        assert!(reference.clone().check(&Op::Exit { task: 1 }, &exit(vec![101], (1, false), true)).is_err());
+        reference.check(&Op::Exit { task: 1 }, &exit(vec![101, 100], (1, false), true)).unwrap();
+        assert_eq!(reference.ports.values().sum::<usize>(), 2);
+    }
+
+    /// A requester inside a child pid namespace names tasks by their numbers there: the
+    /// reference numbers forks as alloc_pid() does and wants the reply's id and `ac_pid` in the
+    /// requester's namespace (3.8), not the global pid.
+    #[test]
+    fn ids_in_a_reply_are_judged_in_the_requesters_pid_namespace() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        let fork = Op::Fork { parent: 0, kind: ForkKind::NewPidNs };
+        assert!(reference.check(&fork, &Outcome::Forked(Ok(3))).is_err(), "alloc_pid() hands out 2 next");
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.check(&fork, &Outcome::Forked(Ok(2))).unwrap();
+        reference.check(&Op::OpenPort { task: 1 }, &Outcome::Port(Some(100))).unwrap();
+        reference.check(&Op::Run { task: 1 }, &Outcome::Ran { pid: 2, work: Work::default() }).unwrap();
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: false,
+            target_exists: true,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: Some(2),
+        };
+        let answer = |id: u32, ac_pid: u32| {
+            let mut msg = MsgBuilder::genlmsg_put(TASKSTATS_FAMILY_ID, 0, 7, 100, TASKSTATS_CMD_NEW, 1);
+            msg.nest_start(TASKSTATS_TYPE_AGGR_PID);
+            msg.nla_put_u32(TASKSTATS_TYPE_PID, id);
+            msg.nla_put(
+                TASKSTATS_TYPE_STATS,
+                &TaskstatsRecord { version: 8, ac_pid, ..Default::default() }.to_bytes(8),
+            );
+            msg.nest_end();
+            Outcome::Request {
+                facts: facts.clone(),
+                error: Some(0),
+                replies: vec![msg.finish()],
+                port: 100,
+                lists_after: None,
+            }
+        };
+        let query = Op::QueryPid { port: 0, target: Target::Task(1), preempt: None };
+        reference.check(&query, &answer(1, 1)).unwrap();
+        let err = reference.check(&query, &answer(1, 2)).unwrap_err();
+        assert!(err.contains("ac_pid is 2, the requester sees 1"), "{err}");
+        assert!(reference.check(&query, &answer(2, 1)).unwrap_err().contains("id Some(2)"));
+    }
+
+    /// A registration whose listener allocation failed is undone by add_del_listener()'s
+    /// cleanup loop, which also drops an older entry of the port: the port's entries after it
+    /// must be those of some CPU the allocation could have failed at, never a completed
+    /// registration's.
+    #[test]
+    fn a_registration_that_failed_part_way_must_leave_what_the_cleanup_loop_leaves() {
+        let mut reference = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        reference.ports.insert(100, 0);
+        reference.lists = vec![vec![100], vec![]];
+        let facts = RequestFacts {
+            capable: true,
+            init_ns: true,
+            target_exists: false,
+            fd_is_cgroup: None,
+            queued: 0,
+            target_pid: None,
+        };
+        let register = Op::Register { port: 0, mask: MaskSpec::Cpus(0b11) };
+        let failed = |lists: Vec<Vec<u32>>| Outcome::Request {
+            facts: facts.clone(),
+            error: Some(Errno::ENOMEM.to_kernel_return()),
+            replies: vec![],
+            port: 100,
+            lists_after: Some(lists),
+        };
+        let err = reference.clone().check(&register, &failed(vec![vec![100, 100], vec![100]])).unwrap_err();
+        assert!(err.contains("no way add_del_listener() could have gone"), "{err}");
+        reference.clone().check(&register, &failed(vec![vec![100], vec![]])).unwrap();
+        reference.check(&register, &failed(vec![vec![], vec![]])).unwrap();
+        assert_eq!(reference.lists, vec![Vec::<u32>::new(), vec![]], "the first CPU's allocation failed");
     }
 
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {

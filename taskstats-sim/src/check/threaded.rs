@@ -7,14 +7,14 @@
 //! that picks the same task skips its operation. A task that exits, and a zombie that is reaped,
 //! stay claimed for good (a task exits once, is reaped once).
 //!
-//! Outcomes are not held to linearizability: the reference judges a request from the facts the
-//! subject observed just before it (is the sender capable, does the target exist, how much is
-//! queued), and an exit's delivery from the listener lists; on several threads those facts are
-//! read apart from the operation, and the per-CPU sequence numbers in delivered messages follow
-//! the order exits took each CPU's list, not one order of whole operations. So every outcome is
-//! declared relaxed, and a threaded taskstats case is judged by lockdep, the lockset and lifetime
-//! detectors, the invariants at quiescence (listener lists, ledger, slab objects), teardown's
-//! leak check and deadlock detection.
+//! Outcomes are judged by linearizability (sim-core's search over orders of overlapping
+//! operations) against [`super::TaskstatsModel`]: forks (pids handed out once), socket opens and
+//! closes, and every request's errno, reply count and headers. A request is judged from the
+//! facts its subject reads as it starts (is the sender capable, does the target exist, which fd
+//! is open, how full its queue gets); the claims made here keep those facts true for the whole
+//! call, so one judgement holds wherever the search places it. Exits, recvmsg(2) and queries of
+//! a raw number are declared relaxed (see [`ThreadedSubject::relaxed`] below for why the kernel
+//! does not linearize them); they still advance the reference.
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex as StdMutex, PoisonError};
@@ -46,6 +46,15 @@ pub struct TaskstatsShared {
     /// register and a deregister on one socket do not overlap: the model's post-condition checks
     /// assume they do not).
     ports: StdMutex<BTreeSet<u32>>,
+}
+
+/// A port call's operation with its target named by number, and what it claims.
+struct Resolved {
+    op: Op,
+    /// Live tasks to claim in `claimed`.
+    tasks: Vec<u32>,
+    /// A zombie target to claim in `reaped`.
+    zombie: Option<u32>,
 }
 
 fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -162,7 +171,7 @@ impl TaskstatsShared {
                     closed: report.closed,
                     clones: (clones_after.0 - clones_before.0, clones_after.1 > clones_before.1),
                     pruned: report.pruned,
-                    lists_after: (sim.faults().failed() != faults_before).then(|| self.subject.lists(sim)),
+                    faulted: sim.faults().failed() != faults_before,
                 }
             }
             None => Outcome::Done,
@@ -181,10 +190,9 @@ impl TaskstatsShared {
     }
 
     /// [`TaskstatsShared::port_op`] on claimed port `id`. A call that sends runs as the port's
-    /// sender task, claimed too (a task in sendmsg(2) is not also exiting); a TGID query claims
-    /// the target group's live threads as well, since the model checks the record it returns
-    /// against its ledger of exited threads after the reply, and an exit in the group between
-    /// the two would make that check see the thread twice.
+    /// sender task, claimed too (a task in sendmsg(2) is not also exiting), with the tasks
+    /// [`TaskstatsShared::resolve_target`] names: then the facts the reference judges the call
+    /// by (does the target exist, which fds are open) hold for the whole call.
     fn on_port(&self, sim: &Sim, op: &Op, id: u32) -> Outcome {
         let model = &self.subject.model;
         match op {
@@ -199,19 +207,19 @@ impl TaskstatsShared {
         }
         let observer = sim.observer_cx("op", 0);
         let sender = model.port_sender(&observer, id);
-        let (op, group) = self.resolve_target(&observer, op, id);
+        let resolved = self.resolve_target(&observer, op, id);
         drop(observer);
-        let Some((owner, cpu)) = sender else {
-            // No live sender: nothing is sent (the subject's request records that itself).
-            return match op {
-                Op::Raw { .. } => Outcome::Done,
-                _ => self.subject.apply_request_on(sim, &op, Some(id)),
-            };
-        };
-        let mut claims = group;
+        let Some(Resolved { op, tasks, zombie }) = resolved else { return Outcome::Done };
+        // No live sender (its group is dying, its sockets not yet closed): nothing is sent.
+        let Some((owner, cpu)) = sender else { return Outcome::Done };
+        let mut claims = tasks;
         claims.retain(|&pid| pid != owner);
         claims.push(owner);
         if !claim_all(&self.claimed, &claims) {
+            return Outcome::Done;
+        }
+        if zombie.is_some_and(|pid| !claim_all(&self.reaped, &[pid])) {
+            claims.iter().for_each(|&pid| release(&self.claimed, pid));
             return Outcome::Done;
         }
         let outcome = match &op {
@@ -221,49 +229,72 @@ impl TaskstatsShared {
             }
             _ => self.subject.apply_request_on(sim, &op, Some(id)),
         };
-        for pid in claims {
-            release(&self.claimed, pid);
+        claims.iter().for_each(|&pid| release(&self.claimed, pid));
+        if let Some(pid) = zombie {
+            release(&self.reaped, pid);
         }
         outcome
     }
 
     /// A query's target picked now, as the subject's `facts` would pick it, and named by its
     /// number in the requester's pid namespace (so a later pick over a list another thread changed
-    /// cannot make it another task); for a TGID query, the target group's live threads.
-    fn resolve_target(&self, observer: &Cx, op: &Op, id: u32) -> (Op, Vec<u32>) {
-        let (port, target, tgid_query) = match op {
-            Op::QueryPid { port, target: Target::Task(i), .. } => (*port, *i, false),
-            Op::QueryTgid { port, target: Target::Task(i) } => (*port, *i, true),
-            _ => return (op.clone(), Vec::new()),
-        };
+    /// cannot make it another task), with what the call must claim so that the facts it is
+    /// judged by hold while it runs: a live target (it cannot exit meanwhile) and for a TGID
+    /// query its group's live threads, a zombie target (it cannot be reaped meanwhile), for a
+    /// cgroupstats request the sender's group's live threads (no open(2) changes the fd table
+    /// meanwhile). None: the target's fork has not returned (it may still fail and vanish).
+    fn resolve_target(&self, observer: &Cx, op: &Op, id: u32) -> Option<Resolved> {
         let model = &self.subject.model;
         let live = model.live_pids(observer);
+        let owner = model.port_owner(observer, id).map_or(0, |(tgid, _)| tgid);
+        let group_of = |tgid: u32| -> Vec<u32> {
+            live.iter()
+                .copied()
+                .filter(|&pid| model.task(observer, pid).is_some_and(|t| t.tgid == tgid))
+                .collect()
+        };
+        let (port, target, tgid_query) = match op {
+            Op::QueryPid { port, target, .. } => (*port, target, false),
+            Op::QueryTgid { port, target } => (*port, target, true),
+            Op::CgroupStats { .. } => {
+                return Some(Resolved { op: op.clone(), tasks: group_of(owner), zombie: None })
+            }
+            _ => return Some(Resolved { op: op.clone(), tasks: Vec::new(), zombie: None }),
+        };
         let mut all = live.clone();
         all.extend(model.zombie_pids(observer));
         all.sort_unstable();
-        let owner = model.port_owner(observer, id).map_or(0, |(tgid, _)| tgid);
         let current = live.iter().find_map(|&pid| model.task(observer, pid).filter(|t| t.tgid == owner));
         let ns = match (&current, self.subject.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
             (Some(t), true) => t.pid_ns(),
             _ => 0,
         };
-        let picked = pick(&all, target);
-        let nr = picked.map_or(0, |pid| model.task_nr_in(observer, pid, ns));
+        let (picked, nr) = match target {
+            Target::Task(i) => {
+                let picked = pick(&all, *i);
+                (picked, picked.map_or(0, |pid| model.task_nr_in(observer, pid, ns)))
+            }
+            Target::Nr(n) => {
+                (all.iter().copied().find(|&pid| *n != 0 && model.task_nr_in(observer, pid, ns) == *n), *n)
+            }
+        };
+        if picked.is_some_and(|pid| !locked(&self.born).contains(&pid)) {
+            return None;
+        }
+        let found = picked.and_then(|pid| model.task(observer, pid));
+        let zombie = found.as_ref().map(|t| t.pid).filter(|pid| !live.contains(pid));
+        let mut tasks = match &found {
+            Some(t) if tgid_query => group_of(t.tgid),
+            _ => Vec::new(),
+        };
+        if let Some(pid) =
+            found.as_ref().map(|t| t.pid).filter(|pid| live.contains(pid) && !tasks.contains(pid))
+        {
+            tasks.push(pid);
+        }
         let target = Target::Nr(nr);
-        let group = match picked.and_then(|pid| model.task(observer, pid)).filter(|_| tgid_query) {
-            Some(t) => live
-                .iter()
-                .copied()
-                .filter(|&pid| model.task(observer, pid).is_some_and(|other| other.tgid == t.tgid))
-                .collect(),
-            None => Vec::new(),
-        };
-        let op = if tgid_query {
-            Op::QueryTgid { port, target }
-        } else {
-            Op::QueryPid { port, target, preempt: None }
-        };
-        (op, group)
+        let op = if tgid_query { Op::QueryTgid { port, target } } else { Op::QueryPid { port, target, preempt: None } };
+        Some(Resolved { op, tasks, zombie })
     }
 
     /// release_task() of a zombie no other thread is reaping. A zombie group leader waits until
@@ -346,10 +377,20 @@ impl ThreadedSubject for TaskstatsSubject {
         }
     }
 
-    /// Every outcome (see the module's comment): the facts a request is judged by are observed
-    /// apart from it, and exit delivery's sequence numbers are per CPU.
-    fn relaxed(_op: &Op) -> bool {
-        true
+    /// Exits and recvmsg(2): an exit walks its CPU's listeners under `down_read` and prunes
+    /// under `down_write` later, so two exits on one CPU can each see the other's half done
+    /// (both find a closed listener, one prunes it): no order of whole exits explains their
+    /// clone and prune counts; and a recvmsg(2) counts what those exits queued. A query naming
+    /// a raw number is relaxed too: a fork running beside it may hand out that number
+    /// (the child is hashed before its fork returns), so whether it exists is decided mid-call.
+    fn relaxed(op: &Op) -> bool {
+        matches!(
+            op,
+            Op::Exit { .. }
+                | Op::Recv { .. }
+                | Op::QueryPid { target: Target::Nr(_), .. }
+                | Op::QueryTgid { target: Target::Nr(_), .. }
+        )
     }
 
     /// `seq-order`: a listener got a lower sequence number after a higher one from one CPU. The

@@ -31,6 +31,11 @@ pub(crate) struct Port {
 }
 
 impl Port {
+    /// The socket without its receive queue (see [`Taskstats::port`]).
+    fn identity(&self) -> Port {
+        Port { queue: VecDeque::new(), ..*self }
+    }
+
     /// A new open socket of `task`'s process at port `id`, with the owner's credentials as
     /// they are now (the kernel records them at open and checks them at each request).
     pub(super) fn of_task(id: u32, task: &Task) -> Port {
@@ -169,7 +174,7 @@ impl Taskstats {
 
     /// The owning process and queue length of port `id`.
     pub fn port_owner(&self, cx: &Cx, id: u32) -> Option<(u32, usize)> {
-        self.port(cx, id).map(|p| (p.owner_tgid, p.queue.len()))
+        self.ports.lock(cx).get(&id).map(|p| (p.owner_tgid, p.queue.len()))
     }
 
     /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
@@ -189,8 +194,15 @@ impl Taskstats {
         t.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
     }
 
+    /// Port `id`'s identity and credentials, its receive queue left behind: the callers read
+    /// only those, and copying the queue made every request cost as much as the queue held.
     pub(super) fn port(&self, cx: &Cx, id: u32) -> Option<Port> {
-        self.ports.lock(cx).get(&id).cloned()
+        self.ports.lock(cx).get(&id).map(Port::identity)
+    }
+
+    /// How many messages wait in port `id`'s receive queue.
+    fn port_queued(&self, cx: &Cx, id: u32) -> Option<usize> {
+        self.ports.lock(cx).get(&id).map(|p| p.queue.len())
     }
 
     /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
@@ -207,7 +219,7 @@ impl Taskstats {
         let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
-        let queued_before = self.port(cx, port).map_or(0, |p| p.queue.len());
+        let queued_before = self.port_queued(cx, port).unwrap_or(0);
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
         let mut at = 0usize;

@@ -51,3 +51,33 @@ fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_cou
 
 /// Executions (seeds) the regression case runs.
 const SEEDS: u64 = 300;
+
+/// Generated threaded cases on linux-3.8, one execution each: requests, forks and socket calls
+/// are judged by linearizability now (exits and recvmsg(2) stay relaxed), none is refused and
+/// no search is given up at its bound; registrations and queries ran beside exits. A wrong errno or reply from a request fails here
+/// with the seed to replay.
+#[test]
+fn generated_threaded_cases_judge_requests_by_linearizability_and_pass() {
+    let config = TaskstatsSubject::config(Some("linux-3.8"), &[]).expect("preset");
+    let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
+    let mut coverage = std::collections::BTreeSet::new();
+    let mut undecided = 0;
+    for seed in 0..THREADED_SEEDS {
+        let case = threaded::generate::<TaskstatsSubject>(&config, seed, &options);
+        let report = threaded::run_case::<TaskstatsSubject>(&config, seed, &case, &options);
+        assert!(
+            report.violation().is_none(),
+            "seed {seed}: {:?}\nreplay: ksim fuzz taskstats --threads 3 --seed {seed} --cases 1",
+            report.violation()
+        );
+        coverage.extend(report.coverage.iter().map(|m| m.to_string()));
+        undecided += report.undecided;
+    }
+    assert_eq!(undecided, 0, "the linearizability search hit its bound in {undecided} executions");
+    for mark in ["registered", "pid-query", "tgid-query", "exit-delivered"] {
+        assert!(coverage.contains(mark), "{mark} never reached: {coverage:?}");
+    }
+}
+
+/// Generated threaded cases the linearizability test runs.
+const THREADED_SEEDS: u64 = 60;
