@@ -38,6 +38,7 @@ use sim_core::Errno;
 
 // For the CLI, tests and the campaign engine: the scenario names, the operations and the reference.
 pub use catalog::{SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU};
+pub(crate) use op::SETUP_TASK;
 pub use op::{Op, OpResult, Outcome};
 pub use reference::MbcacheModel;
 
@@ -81,6 +82,10 @@ pub struct MbcacheConfig {
     pub values: u32,
     /// Blocks of the ext2 filesystem.
     pub fs_blocks: u32,
+    /// The reference judges a threaded case (set by `threaded_config`): each op picks among its
+    /// thread's handles ([`Outcome::task`]) and a lookup sleeps instead of returning WouldBlock.
+    #[serde(default)]
+    pub threaded: bool,
 }
 
 impl MbcacheConfig {
@@ -102,6 +107,7 @@ impl MbcacheConfig {
             inodes: 4,
             values: 2,
             fs_blocks: 8,
+            threaded: false,
         }
     }
 }
@@ -528,7 +534,7 @@ impl Subject for MbcacheSubject {
             .iter()
             .map(|c| self.registry.entry_count(&observer, *c).unwrap_or(i32::MIN))
             .collect();
-        Outcome { result, lru, counts }
+        Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
