@@ -285,3 +285,54 @@ impl MbcacheModel {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::MbcacheConfig;
+    use crate::fixes::{Fixes, PRESET_FIXED};
+    use sim_core::check::Reference;
+
+    fn outcome(task: u32, result: OpResult) -> Outcome {
+        Outcome { result, lru: Vec::new(), counts: Vec::new(), task: Some(task), shrunk: Vec::new() }
+    }
+
+    /// Thread 0 makes and hashes entry 1 and keeps its exclusive handle.
+    fn world() -> MbcacheModel {
+        let config = MbcacheConfig { threaded: true, ..MbcacheConfig::new(PRESET_FIXED, Fixes::all()) };
+        let mut model = MbcacheModel::new(&config);
+        let create = Op::Create { indexes: 1, bucket_bits: 0, undersized: false, free_op: false };
+        model.check(&create, &outcome(SETUP_TASK, OpResult::Created)).expect("create");
+        model.check(&Op::Alloc { task: 0, cache: 0 }, &outcome(0, OpResult::Entry(Some(1)))).expect("alloc");
+        let insert = Op::Insert { handle: 0, device: 0, block: 3, keys: [0, 0] };
+        model.check(&insert, &outcome(0, OpResult::Done)).expect("insert");
+        model
+    }
+
+    #[test]
+    fn a_get_past_a_held_entry_shows_the_holder_finished_and_a_wrong_result_is_refused() {
+        let get = Op::Get { task: 1, cache: 0, device: 0, block: 3 };
+        // Thread 1 got the entry thread 0 holds exclusively: thread 0 must have ended.
+        let mut model = world();
+        model.check(&get, &outcome(1, OpResult::Entry(Some(1)))).expect("get after thread 0's end");
+        let more = model.check(&Op::Release { handle: 0 }, &outcome(0, OpResult::Done));
+        assert!(more.is_err_and(|why| why.contains("after its end")));
+        // The entry is hashed: a get cannot return NULL, whatever the order.
+        let wrong = world().check(&get, &outcome(1, OpResult::Entry(None)));
+        assert!(wrong.is_err_and(|why| why.contains("expected Entry(Some(1))")));
+    }
+
+    #[test]
+    fn a_shrink_may_take_only_unused_entries_in_lru_order() {
+        let mut model = world();
+        model.check(&Op::Release { handle: 0 }, &outcome(0, OpResult::Done)).expect("release");
+        let shrink = Op::ShrinkFn { nr_to_scan: 1, nofs: false };
+        let mut took = outcome(1, OpResult::Count(1));
+        took.shrunk = vec![2];
+        assert!(model.clone().check(&shrink, &took).is_err(), "entry 2 does not exist");
+        took.shrunk = vec![1];
+        model.check(&shrink, &took).expect("entry 1 was unused at the LRU head");
+        let get = Op::Get { task: 1, cache: 0, device: 0, block: 3 };
+        model.check(&get, &outcome(1, OpResult::Entry(None))).expect("the shrinker unhashed it");
+    }
+}
