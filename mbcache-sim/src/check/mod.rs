@@ -38,7 +38,6 @@ use sim_core::Errno;
 
 // For the CLI, tests and the campaign engine: the scenario names, the operations and the reference.
 pub use catalog::{SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU};
-pub(crate) use op::SETUP_TASK;
 pub use op::{Op, OpResult, Outcome};
 pub use reference::MbcacheModel;
 

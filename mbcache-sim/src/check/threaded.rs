@@ -24,8 +24,9 @@ use sim_core::mm::Gfp;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
+use super::op::SETUP_TASK;
 use super::op::{all_positions, pick_among};
-use super::{Held, MbcacheConfig, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES, SETUP_TASK};
+use super::{Held, MbcacheConfig, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES};
 use crate::cache::{CacheRef, FreeOp};
 use crate::entry::Handle;
 use crate::ext2_xattr::{Ext2Xattr, Step};
