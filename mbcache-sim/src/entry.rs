@@ -41,11 +41,19 @@ pub(crate) struct Entry {
 /// A handle to an entry: the pointer `mb_cache_entry_get` and friends return. A value the user
 /// holds across operations; copying it is copying the pointer, and using a copy after the handle
 /// was released is a reported violation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Handle {
     pub(crate) id: u64,
     pub(crate) entry: EntryRef,
     pub(crate) serial: u64,
+}
+
+/// Short, since every call's end marker in the trace prints its result: the handle and its
+/// entry's serial say all a reader needs (the slot and generation are in the entry's own events).
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "handle#{}(entry {})", self.id, self.serial)
+    }
 }
 
 impl Handle {

@@ -72,23 +72,35 @@ impl Registry {
     /// 0, frees up to `nr_to_scan` entries from the head of the LRU. Returns the count (with
     /// `shrinker-vfs-cache-pressure`, scaled as [`vfs_cache_pressure_scaled`] says).
     pub fn shrink_fn(&self, cx: &Cx, nr_to_scan: i32, gfp: Gfp) -> Result<i32, MbError> {
+        self.shrink_fn_taken(cx, nr_to_scan, gfp).map(|(count, _)| count)
+    }
+
+    /// [`Registry::shrink_fn`], with the serials of the entries it took off the LRU (for the
+    /// threaded reference, which cannot know the LRU: see `Outcome::shrunk`).
+    pub(crate) fn shrink_fn_taken(
+        &self,
+        cx: &Cx,
+        nr_to_scan: i32,
+        gfp: Gfp,
+    ) -> Result<(i32, Vec<u64>), MbError> {
         if !self.shrinker_registered() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         cx.op_begin("mb_cache_shrink_fn", format!("nr_to_scan={nr_to_scan} gfp={gfp:?}"));
         let scaled = self.fixes.on(crate::fixes::SHRINKER_VFS_CACHE_PRESSURE);
-        let result = self.shrink_fn_inner(cx, nr_to_scan, gfp).map(|count| {
-            if scaled {
-                vfs_cache_pressure_scaled(count)
-            } else {
-                count
-            }
-        });
-        cx.op_end("mb_cache_shrink_fn", format!("{result:?}"));
+        let result = self
+            .shrink_fn_inner(cx, nr_to_scan, gfp)
+            .map(|(count, taken)| (if scaled { vfs_cache_pressure_scaled(count) } else { count }, taken));
+        cx.op_end("mb_cache_shrink_fn", format!("{:?}", result.as_ref().map(|(count, _)| count)));
         result
     }
 
-    pub(crate) fn shrink_fn_inner(&self, cx: &Cx, nr_to_scan: i32, gfp: Gfp) -> Result<i32, MbError> {
+    pub(crate) fn shrink_fn_inner(
+        &self,
+        cx: &Cx,
+        nr_to_scan: i32,
+        gfp: Gfp,
+    ) -> Result<(i32, Vec<u64>), MbError> {
         let mut locked_global = self.lock(cx);
         let mut count = 0i32;
         let caches = locked_global.guard.caches.clone();
@@ -103,32 +115,45 @@ impl Registry {
         }
         if nr_to_scan == 0 {
             drop(locked_global);
-            return Ok(count);
+            return Ok((count, Vec::new()));
         }
         // `while (nr_to_scan-- && ...)`: a negative count never reaches zero, so it scans the
         // whole LRU.
         let scan_max = usize::try_from(nr_to_scan).unwrap_or(usize::MAX);
         let taken = Self::collect(&mut locked_global, |_, _| Ok(true), Some(scan_max))?;
+        let serials = Self::serials(&mut locked_global, &taken)?;
         drop(locked_global);
         for entry in taken {
             cx.sim().mark("entry freed by the shrinker");
             self.forget(cx, entry, gfp)?;
         }
-        Ok(count)
+        Ok((count, serials))
+    }
+
+    /// The serials of `taken` (instrumentation, read under the lock before they are forgotten).
+    fn serials(locked_global: &mut Locked<'_>, taken: &[EntryRef]) -> Result<Vec<u64>, Oops> {
+        let mem = locked_global.mem();
+        taken.iter().map(|entry| mem.entry(*entry).map(|object| object.id)).collect()
     }
 
     /// Mirrors `mb_cache_shrink()`: frees every unused entry of device `bdev`. The seed takes the
     /// cache but filters by device only, so it shrinks that device's entries of every cache.
-    pub fn shrink(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<(), MbError> {
+    pub fn shrink(&self, cx: &Cx, cache: CacheRef, bdev: u64) -> Result<(), MbError> {
+        self.shrink_taken(cx, cache, bdev).map(|_| ())
+    }
+
+    /// [`Registry::shrink`], with the serials of the entries it took off the LRU.
+    pub(crate) fn shrink_taken(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<Vec<u64>, MbError> {
         cx.op_begin("mb_cache_shrink", format!("bdev={bdev:#x}"));
         let mut locked_global = self.lock(cx);
         let taken = Self::collect(&mut locked_global, |mem, entry| Ok(mem.entry(entry)?.bdev == bdev), None)?;
+        let serials = Self::serials(&mut locked_global, &taken)?;
         drop(locked_global);
         for entry in taken {
             cx.sim().mark("entry freed by mb_cache_shrink");
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
         }
         cx.op_end("mb_cache_shrink", "");
-        Ok(())
+        Ok(serials)
     }
 }

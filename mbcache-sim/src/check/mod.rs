@@ -81,6 +81,10 @@ pub struct MbcacheConfig {
     pub values: u32,
     /// Blocks of the ext2 filesystem.
     pub fs_blocks: u32,
+    /// The reference judges a threaded case (set by `threaded_config`): each op picks among its
+    /// thread's handles ([`Outcome::task`]) and a lookup sleeps instead of returning WouldBlock.
+    #[serde(default)]
+    pub threaded: bool,
 }
 
 impl MbcacheConfig {
@@ -102,6 +106,7 @@ impl MbcacheConfig {
             inodes: 4,
             values: 2,
             fs_blocks: 8,
+            threaded: false,
         }
     }
 }
@@ -528,7 +533,7 @@ impl Subject for MbcacheSubject {
             .iter()
             .map(|c| self.registry.entry_count(&observer, *c).unwrap_or(i32::MIN))
             .collect();
-        Outcome { result, lru, counts }
+        Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {

@@ -56,7 +56,18 @@ pub struct Outcome {
     pub lru: Vec<u64>,
     /// Each live cache's `c_entry_count`, in creation order.
     pub counts: Vec<i32>,
+    /// Threaded cases only (None and empty at op level): the thread that ran the op (its
+    /// handles are the ones the op picks among), or [`SETUP_TASK`] for the set-up prefix.
+    pub task: Option<u32>,
+    /// Threaded cases only: the entries a shrink took off the LRU, in the order it took them.
+    /// The LRU is not part of a threaded outcome (a snapshot after the call is not atomic with
+    /// it), and which entries are on it depends on releases a thread makes as it finishes,
+    /// which are no operation; the reference checks each of these was unused, in LRU order.
+    pub shrunk: Vec<u64>,
 }
+
+/// [`Outcome::task`] of the set-up prefix's operations in a threaded case.
+pub(crate) const SETUP_TASK: u32 = u32::MAX;
 
 /// A call's result.
 #[derive(Clone, Debug, PartialEq, Eq)]

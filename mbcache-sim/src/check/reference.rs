@@ -18,6 +18,8 @@ use crate::hash::hash_long;
 use crate::registry::MB_CACHE_WRITER;
 use crate::shrink::vfs_cache_pressure_scaled;
 
+mod threaded;
+
 #[derive(Clone, Debug)]
 struct EntryModel {
     cache: usize,
@@ -30,6 +32,8 @@ struct EntryModel {
     stamps: Vec<u64>,
     used: u32,
     free_failed: bool,
+    /// Allocated and not yet inserted (threaded cases insert only such entries).
+    fresh: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +63,9 @@ pub struct MbcacheModel {
     lru: VecDeque<u64>,
     handles: Vec<HeldModel>,
     stamp: u64,
+    /// Threaded cases: the tasks whose end (the release of every handle they hold, which is no
+    /// operation) an outcome showed to have happened; another op of theirs is then impossible.
+    finished: Vec<u32>,
 }
 
 /// What an op must return, or why the subject's result is impossible.
@@ -175,18 +182,32 @@ impl MbcacheModel {
         members.into_iter().map(|(_, serial)| serial).collect()
     }
 
+    /// The first of `candidates` (chain order) of `device` with `key` in index `index`.
+    fn first_match(&self, candidates: &[u64], index: u32, device: u32, key: u32) -> Option<u64> {
+        candidates.iter().copied().find(|serial| {
+            let entry = &self.entries[serial];
+            entry.device == Some(device) && entry.keys[index as usize] == key
+        })
+    }
+
     /// `__mb_cache_entry_find` over `candidates` (chain order). Err: the match would block.
     fn find_in(&mut self, candidates: &[u64], index: u32, device: u32, key: u32) -> Result<Option<u64>, ()> {
-        for serial in candidates {
-            let entry = &self.entries[serial];
-            if entry.device == Some(device) && entry.keys[index as usize] == key {
-                return match self.take_use(*serial, false) {
-                    Some(()) => Ok(Some(*serial)),
-                    None => Err(()),
-                };
-            }
+        match self.first_match(candidates, index, device, key) {
+            Some(serial) => match self.take_use(serial, false) {
+                Some(()) => Ok(Some(serial)),
+                None => Err(()),
+            },
+            None => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The hashed entry of cache `id` for (`device`, `block`), as `mb_cache_entry_get`'s walk
+    /// of the block chain finds it.
+    fn block_entry(&self, id: usize, device: u32, block: u64) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|(_, e)| e.cache == id && e.hashed && e.device == Some(device) && e.block == block)
+            .map(|(s, _)| *s)
     }
 
     /// Holds `found` as a reader walking `walk`, the result a find returns.
@@ -242,8 +263,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_alloc`: a new exclusive entry, or ENOMEM under faults (which, without
     /// `entry-count-after-alloc`, still counts one entry).
-    fn alloc(&mut self, task: u8, cache: u8, actual: &OpResult) -> Expect {
-        let task = self.task(task);
+    fn alloc(&mut self, task: u32, cache: u8, actual: &OpResult) -> Expect {
         let Some(at) = self.cache_pos(cache) else { return Ok(OpResult::Skipped) };
         let used = if self.exclusive() { 1 + MB_CACHE_WRITER } else { 1 };
         match actual {
@@ -266,6 +286,7 @@ impl MbcacheModel {
                     stamps: vec![0; indexes],
                     used,
                     free_failed: false,
+                    fresh: true,
                 };
                 self.entries.insert(*serial, entry);
                 self.handles.push(HeldModel { task, serial: *serial, writer: true, walk: None });
@@ -282,6 +303,11 @@ impl MbcacheModel {
             return OpResult::Misuse;
         }
         let serial = self.handles[at].serial;
+        self.insert_entry(serial, device, block, keys)
+    }
+
+    /// Hashes `serial` under (`device`, `block`) and `keys`, or EBUSY.
+    fn insert_entry(&mut self, serial: u64, device: u8, block: u16, keys: [u8; 2]) -> OpResult {
         let (device, block) = (self.device(device), self.block(block));
         let cache = self.entries[&serial].cache;
         let indexes = self.cache_by_id(cache).indexes as usize;
@@ -296,6 +322,7 @@ impl MbcacheModel {
         self.stamp += 1;
         let key_count = self.config.keys;
         let entry = self.entries.get_mut(&serial).expect("entry");
+        entry.fresh = false;
         entry.hashed = true;
         entry.device = Some(device);
         entry.block = block;
@@ -320,12 +347,7 @@ impl MbcacheModel {
         let Some(at) = self.cache_pos(cache) else { return OpResult::Skipped };
         let id = self.caches[at].id;
         let (device, block) = (self.device(device), self.block(block));
-        let found = self
-            .entries
-            .iter()
-            .find(|(_, e)| e.cache == id && e.hashed && e.device == Some(device) && e.block == block)
-            .map(|(s, _)| *s);
-        let Some(serial) = found else { return OpResult::Entry(None) };
+        let Some(serial) = self.block_entry(id, device, block) else { return OpResult::Entry(None) };
         match self.take_use(serial, true) {
             None => OpResult::WouldBlock,
             Some(()) => {
@@ -467,7 +489,7 @@ impl MbcacheModel {
                 self.create(indexes, bucket_bits, undersized, free_op)
             }
             Op::Destroy { cache } => self.destroy(cache),
-            Op::Alloc { task, cache } => return self.alloc(task, cache, actual),
+            Op::Alloc { task, cache } => return self.alloc(self.task(task), cache, actual),
             Op::Insert { handle, device, block, keys } => self.insert(handle, device, block, keys),
             Op::Release { handle } => self.release_op(handle),
             Op::Get { task, cache, device, block } => self.get(task, cache, device, block),
@@ -506,10 +528,18 @@ impl Reference for MbcacheModel {
             lru: VecDeque::new(),
             handles: Vec::new(),
             stamp: 0,
+            finished: Vec::new(),
         }
     }
 
     fn check(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
+        if self.config.threaded {
+            let expect = self.expect_threaded(op, actual)?;
+            if expect != actual.result {
+                return Err(format!("expected {expect:?}"));
+            }
+            return Ok(());
+        }
         let expect = self.expect(op, &actual.result)?;
         if expect != actual.result {
             return Err(format!("expected {expect:?}"));

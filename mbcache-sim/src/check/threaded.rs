@@ -4,11 +4,17 @@
 //! `WouldBlock`.
 //!
 //! `mb_cache_create` and `mb_cache_destroy` need a quiescent world (a filesystem's mount and
-//! unmount: no inode task runs meanwhile) and run in the set-up prefix only. Outcomes are relaxed:
-//! the op-level outcome carries a snapshot of the whole LRU and every cache's entry count, taken
-//! after the call, which another thread changes meanwhile; a threaded mbcache case is judged by
-//! the detectors (lockdep, list poisoning, use after free), the registry's invariants at
-//! quiescence, teardown's leak check and deadlock detection.
+//! unmount: no inode task runs meanwhile) and run in the set-up prefix only. Every API call's
+//! outcome is judged by linearizability against [`MbcacheModel`](super::MbcacheModel) in its
+//! threaded mode (`MbcacheConfig::threaded`; its module comment says what it does not judge and
+//! why: the shrinker's count, and how many entries a shrink could have taken). A threaded outcome
+//! carries no LRU snapshot or entry counts (read after the call, they are not atomic with it): it
+//! names the thread, and a shrink lists the entries it took. The API calls and the ext2 xattr
+//! calls work on two separate mbcache worlds, so the search takes them apart ([`key`]); the xattr
+//! calls are judged by the ext2 world's invariants, lockdep and the detectors, their outcomes only
+//! by kind. No outcome is relaxed.
+//!
+//! [`key`]: ThreadedSubject::key
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex as StdMutex, MutexGuard, PoisonError};
@@ -18,6 +24,7 @@ use sim_core::mm::Gfp;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
+use super::op::SETUP_TASK;
 use super::op::{all_positions, pick_among};
 use super::{Held, MbcacheConfig, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES};
 use crate::cache::{CacheRef, FreeOp};
@@ -231,7 +238,8 @@ impl MbcacheShared {
         step.map(|_| OpResult::Done)
     }
 
-    fn apply(&self, cx: &Cx, op: &Op) -> Applied {
+    /// Applies `op` as `cx`'s task; a shrink leaves the serials it took in `shrunk`.
+    fn apply(&self, cx: &Cx, op: &Op, shrunk: &mut Vec<u64>) -> Applied {
         let all = |mine: &[Held]| all_positions(mine.len());
         match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
@@ -276,11 +284,14 @@ impl MbcacheShared {
             }
             Op::Shrink { cache, device } => {
                 let Some(cache) = self.cache_at(cache) else { return Ok(OpResult::Skipped) };
-                self.registry.shrink(cx, cache, self.bdev(device)).map(|()| OpResult::Done)
+                *shrunk = self.registry.shrink_taken(cx, cache, self.bdev(device))?;
+                Ok(OpResult::Done)
             }
             Op::ShrinkFn { nr_to_scan, nofs } => {
                 let gfp = if nofs { Gfp::GFP_NOFS } else { Gfp::GFP_KERNEL };
-                Ok(OpResult::Count(self.registry.shrink_fn(cx, i32::from(nr_to_scan % 5), gfp)?))
+                let (count, taken) = self.registry.shrink_fn_taken(cx, i32::from(nr_to_scan % 5), gfp)?;
+                *shrunk = taken;
+                Ok(OpResult::Count(count))
             }
             Op::XattrSet { inode, value, .. } => {
                 let value = 1 + u32::from(value) % self.config.values.max(1);
@@ -320,16 +331,16 @@ impl ThreadedSubject for MbcacheSubject {
         }
     }
 
+    /// The reference judges threaded outcomes (see [`MbcacheConfig::threaded`]).
+    fn threaded_config(config: &MbcacheConfig, _threads: usize) -> MbcacheConfig {
+        MbcacheConfig { threaded: true, ..config.clone() }
+    }
+
     fn apply_shared(shared: &MbcacheShared, cx: &Cx, op: &Op) -> Outcome {
-        let result = MbcacheSubject::result_of(shared.apply(cx, op));
-        let observer = cx.sim().observer_cx("outcome", 0);
-        let lru = shared.registry.lru_serials(&observer).unwrap_or_default();
-        let counts = shared
-            .caches()
-            .iter()
-            .map(|c| shared.registry.entry_count(&observer, *c).unwrap_or(i32::MIN))
-            .collect();
-        Outcome { result, lru, counts }
+        let mut shrunk = Vec::new();
+        let result = MbcacheSubject::result_of(shared.apply(cx, op, &mut shrunk));
+        let task = cx.name().strip_prefix("thread-").and_then(|n| n.parse().ok()).unwrap_or(SETUP_TASK);
+        Outcome { result, lru: Vec::new(), counts: Vec::new(), task: Some(task), shrunk }
     }
 
     /// A finished inode task releases its handles; an error here is the model's, reported by it.
@@ -342,9 +353,10 @@ impl ThreadedSubject for MbcacheSubject {
         !matches!(op, Op::Create { .. } | Op::Destroy { .. })
     }
 
-    /// Every outcome: it carries a snapshot of the whole LRU and every entry count.
-    fn relaxed(_op: &Op) -> bool {
-        true
+    /// The API calls share one registry, the xattr calls the ext2 filesystem's own: two parts
+    /// no order between which matters.
+    fn key(op: &Op) -> Option<u64> {
+        Some(u64::from(matches!(op, Op::XattrSet { .. } | Op::XattrDelete { .. })))
     }
 
     fn check_shared(shared: &MbcacheShared, sim: &Sim) -> Result<(), Violation> {

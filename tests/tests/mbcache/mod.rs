@@ -6,6 +6,8 @@ mod ext2;
 mod property;
 #[cfg(not(any(loom, shuttle)))]
 mod regression;
+#[cfg(not(any(loom, shuttle)))]
+mod threaded;
 #[cfg(not(loom))]
 mod workload;
 #[cfg(not(any(loom, shuttle)))]
