@@ -503,6 +503,10 @@ impl MbcacheModule {
     /// kernel shipped (75896339e431 removed the function first), the cache's one reference is
     /// dropped, and a user's last put frees the unhashed entry.
     pub(crate) fn mb_cache_entry_delete(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) {
+        if self.fixes.on(AUTO_DELETE) {
+            self.delete_one_ref(cx, cache, key, value);
+            return;
+        }
         let found = self.with_entry(cx, cache, key, value, "mb_cache_entry_delete", |handle, entry| {
             self.unhash(cx, cache, handle, entry);
             Some(handle)
@@ -512,6 +516,27 @@ impl MbcacheModule {
         self.lru_remove(cx, cache, &entry);
         drop(entry);
         cx.sim().mark("delete-unhashed");
+        self.mb_cache_entry_put(cx, cache, handle);
+    }
+
+    /// `mb_cache_entry_delete()` on one cache reference (no kernel has it): a reference taken
+    /// with `atomic_inc_not_zero` first, so an entry the shrinker claimed is left to it; then the
+    /// entry is unhashed and taken off the LRU, and the cache's reference and ours are put (the
+    /// cache's only by the task that unhashed it).
+    fn delete_one_ref(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) {
+        let found = self.with_entry(cx, cache, key, value, "mb_cache_entry_delete", |handle, entry| {
+            if !self.take_ref(entry) {
+                return None;
+            }
+            self.unhash(cx, cache, handle, entry);
+            Some(handle)
+        });
+        let Some(handle) = found else { return };
+        if let Some(entry) = self.entry(cx, handle) {
+            self.lru_remove(cx, cache, &entry);
+        }
+        cx.sim().mark("delete-unhashed");
+        self.mb_cache_entry_put(cx, cache, handle);
         self.mb_cache_entry_put(cx, cache, handle);
     }
 

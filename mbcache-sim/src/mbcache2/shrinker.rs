@@ -21,6 +21,10 @@ use super::mbcache::{
     MBE_REFERENCED_B,
 };
 
+/// The finding reported when the shrinker reclaims an entry it just gave a second chance.
+pub(crate) const SECOND_CHANCE_LOST: sim_core::ViolationKind =
+    sim_core::ViolationKind::finding("mbcache2-second-chance-lost");
+
 /// `SHRINK_DIVISOR`: the shrink work reclaims `c_max_entries / SHRINK_DIVISOR` entries.
 pub(crate) const SHRINK_DIVISOR: u64 = 16;
 
@@ -39,6 +43,9 @@ impl MbcacheModule {
     /// many it freed.
     pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, mut nr_to_scan: u64) -> u64 {
         let mut shrunk = 0;
+        // Checker state: the entry the previous step gave a second chance, and the LRU's length
+        // then (the lock is held from that step to this one, so nothing moved in between).
+        let mut chance: Option<(EntryHandle, u64)> = None;
         let mut clist = self.list_lock(cx, cache);
         while nr_to_scan > 0 {
             nr_to_scan -= 1;
@@ -50,7 +57,11 @@ impl MbcacheModule {
             let Some(handle) = clist.owners.get(first.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
             if self.second_chance(cx, &mut clist, &entry, first) {
+                chance = Some((handle, clist.c_entry_count));
                 continue;
+            }
+            if let Some((given, listed)) = chance.take() {
+                second_chance_lost(cx, &entry, given == handle && listed > 1, listed);
             }
             lru_del_init(cx, &mut clist, &entry);
             clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
@@ -150,5 +161,19 @@ impl MbcacheModule {
             freed += self.mb_cache_shrink_worker(cx, work);
         }
         freed
+    }
+}
+
+/// The finding a lost second chance is: the shrinker reclaims, in the step right after it cleared
+/// the entry's `e_referenced` and moved it to the tail, the same entry, although other entries
+/// were on the LRU to come first (918b7306edac's bug; `lost` says whether it happened).
+fn second_chance_lost(cx: &Cx, entry: &MbCacheEntry, lost: bool, listed: u64) {
+    if lost {
+        let message = format!(
+            "mb_cache_shrink reclaimed entry key {} value {} in the step after giving it a second chance, \
+             with {listed} entries on the LRU: the referenced entry was not moved to the tail",
+            entry.e_key, entry.e_value
+        );
+        cx.sim().report(Some(cx), sim_core::Violation::new(SECOND_CHANCE_LOST, message));
     }
 }
