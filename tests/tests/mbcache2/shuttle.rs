@@ -104,10 +104,10 @@ fn preset(name: &str) -> Mbcache2FixSet {
 fn a_delete_inside_the_old_creates_window_frees_the_entry_under_its_creator() {
     // 4.6 to 5.19: hashed, bit lock dropped, then the LRU add: a delete in between frees it.
     let text = random_schedules(|| create_vs_delete(preset(PRESET_4_10))).expect_err("the window");
-    assert!(text.contains("UseAfterFree"), "{text}");
+    assert!(text.contains("use-after-free"), "{text}");
     // 6.0 closes it by nesting c_list_lock under the bit lock (reported, but no use after free).
     let text = random_schedules(|| create_vs_delete(preset(PRESET_6_0))).expect_err("the nesting");
-    assert!(text.contains("sleep-in-atomic") && !text.contains("UseAfterFree"), "{text}");
+    assert!(text.contains("sleep-in-atomic") && !text.contains("use-after-free"), "{text}");
     // 6.1 on: the create's own reference keeps the entry until it is on the LRU.
     random_schedules(|| create_vs_delete(newest())).expect("no window, no nesting");
 }
