@@ -171,7 +171,9 @@ pub(crate) struct MbCache {
     /// `wait_var_event(&entry->e_refcnt, ..)`: the kernel hashes the address into a global table
     /// of queues; one queue per cache here.
     pub(crate) refcnt_wait: WaitQueue,
-    /// Checker state: the most chain nodes one lock hold may walk before it is reported.
+    /// Checker state: the most chain nodes one lock hold may walk before it is reported, with
+    /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
+    /// [`MbcacheModule::walked`]).
     pub(crate) walk_bound: u64,
 }
 
@@ -179,18 +181,6 @@ impl MbCache {
     /// `mb_cache_entry_head()`.
     pub(crate) fn bucket(&self, key: u32) -> &HlistBlHead<HashNode> {
         &self.c_hash[hash_32(key, self.c_bucket_bits) as usize]
-    }
-
-    /// The chain-walk detector: one lock hold walked `visited` nodes.
-    fn walked(&self, cx: &Cx, visited: u64, what: &str) {
-        if visited > self.walk_bound {
-            let message = format!(
-                "{what} walked {visited} chain nodes under one {C_HASH_CLASS} bit lock (bound {}: twice \
-                 c_max_entries {} plus the entries in use); the walk grows with the cache",
-                self.walk_bound, self.c_max_entries
-            );
-            cx.sim().report(Some(cx), Violation::new(CHAIN_WALK_FINDING, message));
-        }
     }
 }
 
@@ -202,8 +192,11 @@ pub(crate) struct MbcacheModule {
     pub(crate) entries: KmemCache<MbCacheEntry>,
     pub(crate) caches: KmemCache<MbCache>,
     pub(crate) workqueue: Workqueue,
-    /// Checker state: entries in use the walk bound allows for beyond twice `c_max_entries`.
+    /// Checker state: entries in use (`U`) the walk bound allows for; see [`MbcacheModule::walked`].
     walk_slack: u64,
+    /// Checker state: `mb_cache_entry_touch()` calls so far (`τ`), each of which can keep one
+    /// entry through one sync shrink.
+    touches: std::sync::atomic::AtomicU64,
 }
 
 impl MbcacheModule {
@@ -216,6 +209,7 @@ impl MbcacheModule {
             caches: KmemCache::new("mb_cache", 128),
             workqueue: Workqueue::new(),
             walk_slack,
+            touches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -244,6 +238,28 @@ impl MbcacheModule {
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
         let cache = self.caches.get(cx, handle).map_err(|_| Errno::EINVAL)?;
         Ok((handle, cache))
+    }
+
+    /// The chain-walk detector (CVE-2015-8952): one lock hold walked `visited` nodes. A walk
+    /// visits at most one chain, so at most the hashed entries `H`; with the size limit, the
+    /// bound `2·M + 1 + U + ⌊τ / (S − U)⌋` follows from the model's rules (the guide's
+    /// derivation): `M` is `c_max_entries`, `S` is `SYNC_SHRINK_BATCH`, `U` the slack for entries
+    /// users hold (a scan cannot free them) and for the threaded adapter's overlapping creates
+    /// and scans, `τ` the touches so far (a scan cannot free an entry whose `e_referenced` a
+    /// touch set; each growth past `2·M` needs `S − U` of them).
+    fn walked(&self, cx: &Cx, cache: &MbCache, visited: u64, what: &str) {
+        let per_excess = SYNC_SHRINK_BATCH.saturating_sub(self.walk_slack).max(1);
+        let touches = self.touches.load(std::sync::atomic::Ordering::Relaxed);
+        let bound = cache.walk_bound + touches / per_excess;
+        if visited > bound {
+            let message = format!(
+                "{what} walked {visited} chain nodes under one {C_HASH_CLASS} bit lock (bound {bound}: twice \
+                 c_max_entries {}, plus one, plus {} entries in use, plus {touches} touches / {per_excess}); \
+                 the walk grows with the cache",
+                cache.c_max_entries, self.walk_slack
+            );
+            cx.sim().report(Some(cx), Violation::new(CHAIN_WALK_FINDING, message));
+        }
     }
 
     /// The entry behind `handle`; a freed one is reported by the slab (use after free).
@@ -292,7 +308,7 @@ impl MbcacheModule {
             let at = chain.iter().position(|node| node.key == key && node.value == value);
             (at.is_some(), at.map_or(chain.len(), |at| at + 1) as u64)
         });
-        cache.walked(cx, visited, "mb_cache_entry_create");
+        self.walked(cx, cache, visited, "mb_cache_entry_create");
         if duplicate {
             head.unlock(guard);
             let _ = self.entries.free(cx, handle);
@@ -411,7 +427,7 @@ impl MbcacheModule {
             }
             (None, visited)
         });
-        cache.walked(cx, visited, "__entry_find");
+        self.walked(cx, cache, visited, "__entry_find");
         head.unlock(guard);
         if let Some(old) = old {
             self.mb_cache_entry_put(cx, cache, old);
@@ -456,7 +472,7 @@ impl MbcacheModule {
             let at = chain.iter().position(|node| node.key == key && node.value == value);
             (at.map(|at| chain[at].entry), at.map_or(chain.len(), |at| at + 1) as u64)
         });
-        cache.walked(cx, visited, what);
+        self.walked(cx, cache, visited, what);
         let result = found.and_then(|handle| f(handle, &*self.entry(cx, handle)?));
         head.unlock(guard);
         result
@@ -612,6 +628,7 @@ impl MbcacheModule {
 
     /// `mb_cache_entry_touch()`: marks the entry used, so the shrinker gives it another round.
     pub(crate) fn mb_cache_entry_touch(&self, cx: &Cx, entry: EntryHandle) {
+        self.touches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(entry) = self.entry(cx, entry) {
             entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, true);
         }

@@ -101,7 +101,6 @@ impl MbcacheModule {
             // front of the entry, where it already was: the entry stays first.
             list::list_move_tail(&mut mem, head, first)
         };
-        drop(mem);
         cx.sim().mark(if used { "shrink-kept-used" } else { "shrink-second-chance" });
         moved.is_ok()
     }
