@@ -4,11 +4,15 @@
 //! Commit ids were read next to their titles (upstream ids quoted in stable backports, `Fixes:`
 //! tags and shortlogs); 918b7306edac is the id `../shared/KERNEL_FACTS.md` records as verified,
 //! its title confirmed in the 4.10 merge-window shortlog. Merge-window commits land in -rc1;
-//! d227786ab111 was queued for 7.0-stable, so it is in 7.1 (its -rc not checked). Not modelled (named in the guide):
-//! 307af6c87937 "mbcache: automatically delete entries from cache on freeing" and 5fc4cbd9fde5
-//! "mbcache: Avoid nesting of cache->c_list_lock under bit locks" (6.1), which changed who holds
-//! which reference; every preset here counts references as 6.0 does (one for the hash, one for
-//! the LRU, one per user).
+//! d227786ab111 was queued for 7.0-stable, so it is in 7.1 (its -rc not checked).
+//!
+//! The refcount rework of 2022 is two rows. 307af6c87937 "mbcache: automatically delete entries
+//! from cache on freeing" is in the mainline push of 12 August 2022 (the 6.0 merge window, so
+//! 6.0-rc1), beside 75896339e431 "mbcache: Remove mb_cache_entry_delete()", which removed an API
+//! and changed no behaviour (no row). 5fc4cbd9fde5 "mbcache: Avoid nesting of cache->c_list_lock
+//! under bit locks" names 307af6c87937 in its `Fixes:` tag; it is in the ext4 push of the 6.1
+//! merge window (6.1-rc1) and was backported to 6.0.3, so the `linux-6.0` preset (6.0 as
+//! released) has the nesting.
 
 use sim_core::fixes::{Commit, Fix, FixId, FixTable, FixTableOf, KernelVersion, NamedPreset};
 
@@ -42,8 +46,22 @@ pub const ATOMIC_ENTRY_FLAGS: FixId = FixId::new(5, "atomic-entry-flags");
 /// cache.
 pub const CANCEL_SHRINK_WORK: FixId = FixId::new(6, "cancel-shrink-work");
 
+/// The cache holds one reference to an entry, not two (hash and LRU), and the last put unhashes
+/// and frees it; lookups take references with `atomic_inc_not_zero`, and the shrinker and
+/// `mb_cache_entry_delete_or_get()` claim an unused entry with a `cmpxchg` of its count. To close
+/// the window in which a new entry is hashed but not yet on the LRU, `mb_cache_entry_create()`
+/// adds it to the LRU with the bucket's bit lock still held. Off (4.6 to 5.19), the hash and the
+/// LRU each hold a reference, and the create drops the bit lock before the LRU add.
+pub const AUTO_DELETE: FixId = FixId::new(7, "auto-delete-on-free");
+/// `mb_cache_entry_create()` creates the entry with a second reference of its own, drops the bit
+/// lock, adds the entry to the LRU under `c_list_lock`, then puts that reference. Off, with
+/// `auto-delete-on-free` on (6.0), `c_list_lock` (a sleeping lock on PREEMPT_RT) is taken under a
+/// bit spinlock; with both off (4.6 to 5.19), a delete between the unlock and the LRU add frees
+/// the entry under its creator.
+pub const CREATE_HOLDS_REF: FixId = FixId::new(8, "create-holds-ref");
+
 /// Every [`FixId`], in table order.
-pub const FIX_IDS: [FixId; 7] = [
+pub const FIX_IDS: [FixId; 9] = [
     LIMIT_CACHE_SIZE,
     REUSABLE_FLAG,
     REFERENCED_TO_TAIL,
@@ -51,14 +69,18 @@ pub const FIX_IDS: [FixId; 7] = [
     DELETE_OR_GET,
     ATOMIC_ENTRY_FLAGS,
     CANCEL_SHRINK_WORK,
+    AUTO_DELETE,
+    CREATE_HOLDS_REF,
 ];
 
 /// The rewrite as merged.
 pub const PRESET_4_6: &str = "linux-4.6";
 /// With the `e_referenced` fix and the reusable flag.
 pub const PRESET_4_10: &str = "linux-4.10";
-/// With Jan Kara's 2022 reuse-vs-release fixes.
+/// With Jan Kara's 2022 reuse-vs-release fixes and the one-reference cache.
 pub const PRESET_6_0: &str = "linux-6.0";
+/// With the create's own reference instead of the nested `c_list_lock`.
+pub const PRESET_6_1: &str = "linux-6.1";
 /// With atomic entry flags.
 pub const PRESET_6_2: &str = "linux-6.2";
 /// With the shrink work cancelled at destroy (the default).
@@ -121,6 +143,24 @@ const FIXES: &[Fix] = &[
         cve: None,
         symptom: "the shrink work runs on a cache mb_cache_destroy() freed",
     },
+    Fix {
+        name: AUTO_DELETE.name(),
+        title: "mbcache: automatically delete entries from cache on freeing",
+        commit: Commit::Id("307af6c87937"),
+        landed_in: KernelVersion::rc(6, 0, 0, 1),
+        cve: None,
+        symptom: "none alone (a rework); with create-holds-ref also off, a delete between mb_cache_entry_create()'s \
+                  unlock and its LRU add frees the entry under its creator",
+    },
+    Fix {
+        name: CREATE_HOLDS_REF.name(),
+        title: "mbcache: Avoid nesting of cache->c_list_lock under bit locks",
+        commit: Commit::Id("5fc4cbd9fde5"),
+        landed_in: KernelVersion::rc(6, 1, 0, 1),
+        cve: None,
+        symptom: "on PREEMPT_RT, mb_cache_entry_create() takes c_list_lock, a sleeping lock there, under a bucket's \
+                  bit spinlock: sleeping in atomic context",
+    },
 ];
 
 impl FixTableOf for Mbcache2Fixes {
@@ -145,7 +185,12 @@ impl FixTableOf for Mbcache2Fixes {
             NamedPreset {
                 name: PRESET_6_0,
                 version: KernelVersion::new(6, 0, 0),
-                description: "with mb_cache_entry_delete_or_get()/wait_unused() and used entries kept by the shrinker",
+                description: "with mb_cache_entry_delete_or_get()/wait_unused(), used entries kept by the shrinker, and one cache reference per entry",
+            },
+            NamedPreset {
+                name: PRESET_6_1,
+                version: KernelVersion::new(6, 1, 0),
+                description: "with the create's own reference instead of c_list_lock nested under the bit lock",
             },
             NamedPreset {
                 name: PRESET_6_2,
@@ -175,7 +220,12 @@ mod tests {
         let old = Fixes::parse(Some(PRESET_4_6), &[]).expect("4.6");
         assert!(old.on(LIMIT_CACHE_SIZE) && !old.on(REFERENCED_TO_TAIL) && !old.on(REUSABLE_FLAG));
         let mid = Fixes::parse(Some(PRESET_6_0), &[]).expect("6.0");
-        assert!(mid.on(DELETE_OR_GET) && !mid.on(ATOMIC_ENTRY_FLAGS));
+        assert!(mid.on(DELETE_OR_GET) && mid.on(AUTO_DELETE) && !mid.on(CREATE_HOLDS_REF));
+        assert!(!mid.on(ATOMIC_ENTRY_FLAGS));
+        let rt = Fixes::parse(Some(PRESET_6_1), &[]).expect("6.1");
+        assert!(rt.on(CREATE_HOLDS_REF) && !rt.on(ATOMIC_ENTRY_FLAGS));
+        let older = Fixes::parse(Some(PRESET_4_10), &[]).expect("4.10");
+        assert!(!older.on(AUTO_DELETE) && !older.on(CREATE_HOLDS_REF));
         assert_eq!(Fixes::parse(Some(PRESET_7_1), &[]).expect("7.1"), Fixes::all());
         assert!(Fixes::parse(Some("4.4"), &[]).is_err(), "4.4 predates mbcache2");
         assert!(!Fixes::parse(Some("4.5"), &[]).expect("4.5").on(LIMIT_CACHE_SIZE));

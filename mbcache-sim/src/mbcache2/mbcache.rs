@@ -4,9 +4,19 @@
 //! (`mb_cache_entry_create`, `_find_first`, `_find_next`, `_get`, `_delete`, `_delete_or_get`,
 //! `_wait_unused`, `_touch`, `_put`). The shrinker and the shrink work are in `shrinker.rs`.
 //!
-//! References, as 4.6 to 6.0 count them: one for the hash chain while hashed, one for the LRU
-//! while listed, one per user. `e_refcnt` is the kernel's `atomic_t` (a facade atomic, not a
-//! `Kref`: the kernel reads it against thresholds, `> 2` and `<= 3`, which a kref hides).
+//! References, as 4.6 to 5.19 count them: one for the hash chain while hashed, one for the LRU
+//! while listed, one per user. From 307af6c87937 (6.0, `auto-delete-on-free`) the cache holds
+//! one reference for both, lookups take theirs with `atomic_inc_not_zero`, the shrinker and
+//! `mb_cache_entry_delete_or_get()` claim an unused entry by a `cmpxchg` of its count to zero,
+//! and the last put unhashes the entry as it frees it (`__mb_cache_entry_free`). `e_refcnt` is
+//! the kernel's `atomic_t` (a facade atomic, not a `Kref`: the kernel reads it against
+//! thresholds, `> 2` and `<= 3` or `<= 2`, and cmpxchg's it, which a kref hides).
+//!
+//! `c_list_lock` is a `spinlock_t`, which PREEMPT_RT turns into a sleeping lock: every
+//! acquisition here makes `might_sleep()`'s check, as RT's `spin_lock()` does, so taking it
+//! under a bucket's bit spinlock (6.0's create, before 5fc4cbd9fde5) is reported as sleeping in
+//! atomic context on every configuration. (The kernel's lockdep does not see bit spinlocks, which
+//! is why the nesting was found on an RT kernel.)
 //! Entries are slab objects (`mb_entry_cache`, generation-checked handles) and are freed at once
 //! by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain node keeps the
 //! entry's key and value beside its handle: both are stable for the entry's lifetime, as the
@@ -19,12 +29,13 @@
 
 use sim_core::list::{self, ListArena, NodeRef};
 use sim_core::list_bl::HlistBlHead;
+use sim_core::locks::SpinLockGuard;
 use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
 use std::sync::Arc;
 
-use super::fixes::{Fixes, DELETE_OR_GET, LIMIT_CACHE_SIZE, REUSABLE_FLAG};
+use super::fixes::{Fixes, AUTO_DELETE, CREATE_HOLDS_REF, DELETE_OR_GET, LIMIT_CACHE_SIZE, REUSABLE_FLAG};
 use super::workqueue::Workqueue;
 
 /// The lock class of every bucket's bit lock (one class for the whole table, as in lockdep).
@@ -160,7 +171,9 @@ pub(crate) struct MbCache {
     /// `wait_var_event(&entry->e_refcnt, ..)`: the kernel hashes the address into a global table
     /// of queues; one queue per cache here.
     pub(crate) refcnt_wait: WaitQueue,
-    /// Checker state: the most chain nodes one lock hold may walk before it is reported.
+    /// Checker state: the most chain nodes one lock hold may walk before it is reported, with
+    /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
+    /// [`MbcacheModule::walked`]).
     pub(crate) walk_bound: u64,
 }
 
@@ -168,18 +181,6 @@ impl MbCache {
     /// `mb_cache_entry_head()`.
     pub(crate) fn bucket(&self, key: u32) -> &HlistBlHead<HashNode> {
         &self.c_hash[hash_32(key, self.c_bucket_bits) as usize]
-    }
-
-    /// The chain-walk detector: one lock hold walked `visited` nodes.
-    fn walked(&self, cx: &Cx, visited: u64, what: &str) {
-        if visited > self.walk_bound {
-            let message = format!(
-                "{what} walked {visited} chain nodes under one {C_HASH_CLASS} bit lock (bound {}: twice \
-                 c_max_entries {} plus the entries in use); the walk grows with the cache",
-                self.walk_bound, self.c_max_entries
-            );
-            cx.sim().report(Some(cx), Violation::new(CHAIN_WALK_FINDING, message));
-        }
     }
 }
 
@@ -191,8 +192,11 @@ pub(crate) struct MbcacheModule {
     pub(crate) entries: KmemCache<MbCacheEntry>,
     pub(crate) caches: KmemCache<MbCache>,
     pub(crate) workqueue: Workqueue,
-    /// Checker state: entries in use the walk bound allows for beyond twice `c_max_entries`.
+    /// Checker state: entries in use (`U`) the walk bound allows for; see [`MbcacheModule::walked`].
     walk_slack: u64,
+    /// Checker state: `mb_cache_entry_touch()` calls so far (`τ`), each of which can keep one
+    /// entry through one sync shrink.
+    touches: std::sync::atomic::AtomicU64,
 }
 
 impl MbcacheModule {
@@ -205,6 +209,7 @@ impl MbcacheModule {
             caches: KmemCache::new("mb_cache", 128),
             workqueue: Workqueue::new(),
             walk_slack,
+            touches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -235,6 +240,28 @@ impl MbcacheModule {
         Ok((handle, cache))
     }
 
+    /// The chain-walk detector (CVE-2015-8952): one lock hold walked `visited` nodes. A walk
+    /// visits at most one chain, so at most the hashed entries `H`; with the size limit, the
+    /// bound `2·M + 1 + U + ⌊τ / (S − U)⌋` follows from the model's rules (the guide's
+    /// derivation): `M` is `c_max_entries`, `S` is `SYNC_SHRINK_BATCH`, `U` the slack for entries
+    /// users hold (a scan cannot free them) and for the threaded adapter's overlapping creates
+    /// and scans, `τ` the touches so far (a scan cannot free an entry whose `e_referenced` a
+    /// touch set; each growth past `2·M` needs `S − U` of them).
+    fn walked(&self, cx: &Cx, cache: &MbCache, visited: u64, what: &str) {
+        let per_excess = SYNC_SHRINK_BATCH.saturating_sub(self.walk_slack).max(1);
+        let touches = self.touches.load(std::sync::atomic::Ordering::Relaxed);
+        let bound = cache.walk_bound + touches / per_excess;
+        if visited > bound {
+            let message = format!(
+                "{what} walked {visited} chain nodes under one {C_HASH_CLASS} bit lock (bound {bound}: twice \
+                 c_max_entries {}, plus one, plus {} entries in use, plus {touches} touches / {per_excess}); \
+                 the walk grows with the cache",
+                cache.c_max_entries, self.walk_slack
+            );
+            cx.sim().report(Some(cx), Violation::new(CHAIN_WALK_FINDING, message));
+        }
+    }
+
     /// The entry behind `handle`; a freed one is reported by the slab (use after free).
     pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<Arc<MbCacheEntry>> {
         self.entries.get(cx, handle).ok()
@@ -263,10 +290,13 @@ impl MbcacheModule {
                 self.mb_cache_shrink(cx, cache, SYNC_SHRINK_BATCH);
             }
         }
+        // One reference for the hash (4.6 to 5.19; from 6.0 the cache's one), and from
+        // 5fc4cbd9fde5 on one more the create holds until the entry is on the LRU.
+        let initial = 1 + u32::from(self.fixes.on(CREATE_HOLDS_REF));
         let entry = MbCacheEntry {
             e_key: key,
             e_value: value,
-            e_refcnt: AtomicU32::new(1),
+            e_refcnt: AtomicU32::new(initial),
             e_flags: EntryFlags::new(reusable),
             e_hashed: AtomicBool::new(false),
             e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
@@ -278,7 +308,7 @@ impl MbcacheModule {
             let at = chain.iter().position(|node| node.key == key && node.value == value);
             (at.is_some(), at.map_or(chain.len(), |at| at + 1) as u64)
         });
-        cache.walked(cx, visited, "mb_cache_entry_create");
+        self.walked(cx, cache, visited, "mb_cache_entry_create");
         if duplicate {
             head.unlock(guard);
             let _ = self.entries.free(cx, handle);
@@ -286,16 +316,75 @@ impl MbcacheModule {
             return Err(Errno::EBUSY);
         }
         head.add_head(cx, HashNode { key, value, entry: handle });
-        let entry = self.entry(cx, handle).ok_or(Errno::EINVAL)?;
-        entry.e_hashed.store(true, Ordering::Relaxed);
+        if let Some(entry) = self.entry(cx, handle) {
+            entry.e_hashed.store(true, Ordering::Relaxed);
+        }
+        if self.fixes.on(AUTO_DELETE) && !self.fixes.on(CREATE_HOLDS_REF) {
+            // 6.0: on the LRU before the entry can be found and deleted, so under the bit lock.
+            self.lru_add_new(cx, cache, handle);
+            head.unlock(guard);
+            return Ok(());
+        }
         head.unlock(guard);
+        if !self.fixes.on(CREATE_HOLDS_REF) {
+            // 4.6 to 5.19: hashed with the hash's reference alone, findable and deletable, and
+            // not on the LRU: a delete here frees the entry, and the LRU add uses freed memory.
+            cx.sim().mark("create-hashed-unlisted");
+        }
+        self.lru_add_new(cx, cache, handle);
+        if self.fixes.on(CREATE_HOLDS_REF) {
+            self.mb_cache_entry_put(cx, cache, handle);
+        }
+        Ok(())
+    }
 
-        let mut clist = cache.c_list_lock.lock(cx);
+    /// The LRU half of `mb_cache_entry_create()`: the new entry (dereferenced again, as the kernel
+    /// dereferences its pointer) goes to the LRU's tail, taking the LRU's reference before 6.0.
+    fn lru_add_new(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) {
+        let mut clist = self.list_lock(cx, cache);
+        let Some(entry) = self.entry(cx, handle) else { return };
         lru_add_tail(cx, &mut clist, &entry, handle);
-        entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+        if !self.fixes.on(AUTO_DELETE) {
+            entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+        }
         clist.c_entry_count += 1;
         cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
-        Ok(())
+    }
+
+    /// `spin_lock(&cache->c_list_lock)`. On PREEMPT_RT a `spinlock_t` is a sleeping lock, and its
+    /// `spin_lock()` makes `might_sleep()`'s check; ksim makes it on every configuration.
+    #[track_caller]
+    pub(crate) fn list_lock<'a>(&self, cx: &'a Cx, cache: &'a MbCache) -> SpinLockGuard<'a, CList> {
+        cx.might_sleep("spin_lock(&cache->c_list_lock), a sleeping lock on PREEMPT_RT");
+        cache.c_list_lock.lock(cx)
+    }
+
+    /// The references the cache holds on an entry it has: the hash's and the LRU's before
+    /// 307af6c87937, one after.
+    pub(crate) fn cache_refs(&self) -> u32 {
+        if self.fixes.on(AUTO_DELETE) {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// A lookup's reference: `atomic_inc` before 307af6c87937, `atomic_inc_not_zero` after (an
+    /// entry whose count the shrinker or a delete took to zero is being freed: skipped).
+    fn take_ref(&self, entry: &MbCacheEntry) -> bool {
+        if !self.fixes.on(AUTO_DELETE) {
+            entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        let mut current = entry.e_refcnt.load(Ordering::Relaxed);
+        while current != 0 {
+            match entry.e_refcnt.compare_exchange(current, current + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+        false
     }
 
     /// `__entry_find()`: from `old`'s successor (the chain's head when `old` is none or
@@ -329,15 +418,16 @@ impl MbcacheModule {
                     continue;
                 }
                 let Some(entry) = self.entry(cx, node.entry) else { continue };
-                if !self.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, self.fixes, MBE_REUSABLE_B) {
-                    entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
+                let reusable =
+                    !self.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, self.fixes, MBE_REUSABLE_B);
+                if reusable && self.take_ref(&entry) {
                     return (Some(node.entry), visited);
                 }
                 cx.sim().mark("find-skips-unreusable");
             }
             (None, visited)
         });
-        cache.walked(cx, visited, "__entry_find");
+        self.walked(cx, cache, visited, "__entry_find");
         head.unlock(guard);
         if let Some(old) = old {
             self.mb_cache_entry_put(cx, cache, old);
@@ -374,7 +464,7 @@ impl MbcacheModule {
         key: u32,
         value: u64,
         what: &str,
-        f: impl FnOnce(EntryHandle, &MbCacheEntry) -> R,
+        f: impl FnOnce(EntryHandle, &MbCacheEntry) -> Option<R>,
     ) -> Option<R> {
         let head = cache.bucket(key);
         let guard = head.lock(cx);
@@ -382,8 +472,8 @@ impl MbcacheModule {
             let at = chain.iter().position(|node| node.key == key && node.value == value);
             (at.map(|at| chain[at].entry), at.map_or(chain.len(), |at| at + 1) as u64)
         });
-        cache.walked(cx, visited, what);
-        let result = found.and_then(|handle| Some(f(handle, &*self.entry(cx, handle)?)));
+        self.walked(cx, cache, visited, what);
+        let result = found.and_then(|handle| f(handle, &*self.entry(cx, handle)?));
         head.unlock(guard);
         result
     }
@@ -397,8 +487,7 @@ impl MbcacheModule {
         value: u64,
     ) -> Option<EntryHandle> {
         self.with_entry(cx, cache, key, value, "mb_cache_entry_get", |handle, entry| {
-            entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
-            handle
+            self.take_ref(entry).then_some(handle)
         })
     }
 
@@ -409,32 +498,68 @@ impl MbcacheModule {
         entry.e_hashed.store(false, Ordering::Relaxed);
     }
 
-    /// The LRU half of a delete: off the LRU (dropping its reference) unless already off.
-    fn lru_remove(&self, cx: &Cx, cache: &MbCache, entry: &MbCacheEntry) {
-        let mut clist = cache.c_list_lock.lock(cx);
-        if lru_del_init(cx, &mut clist, entry) {
+    /// The LRU half of a delete: off the LRU (dropping its reference before 307af6c87937)
+    /// unless already off; whether it was on.
+    fn lru_remove(&self, cx: &Cx, cache: &MbCache, entry: &MbCacheEntry) -> bool {
+        let mut clist = self.list_lock(cx, cache);
+        let listed = lru_del_init(cx, &mut clist, entry);
+        if listed {
             clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
-            entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+            if !self.fixes.on(AUTO_DELETE) {
+                entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+            }
         }
+        listed
     }
 
-    /// `mb_cache_entry_delete()` (4.6 to 6.0): unhash the entry with `key` and `value` (the hash's
-    /// reference keeps it alive across the unlock), take it off the LRU, drop that reference.
+    /// `mb_cache_entry_delete()` (4.6 to 5.19; ext4 stopped calling it with 65f8b80053a1): unhash
+    /// the entry with `key` and `value`, take it off the LRU, and drop the cache's references (the
+    /// hash's keeps it alive across the unlock). With `auto-delete-on-free` on, a combination no
+    /// kernel shipped (75896339e431 removed the function first), the cache's one reference is
+    /// dropped, and a user's last put frees the unhashed entry.
     pub(crate) fn mb_cache_entry_delete(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) {
+        if self.fixes.on(AUTO_DELETE) {
+            self.delete_one_ref(cx, cache, key, value);
+            return;
+        }
         let found = self.with_entry(cx, cache, key, value, "mb_cache_entry_delete", |handle, entry| {
             self.unhash(cx, cache, handle, entry);
-            handle
+            Some(handle)
         });
         let Some(handle) = found else { return };
         let Some(entry) = self.entry(cx, handle) else { return };
         self.lru_remove(cx, cache, &entry);
+        drop(entry);
         cx.sim().mark("delete-unhashed");
         self.mb_cache_entry_put(cx, cache, handle);
     }
 
-    /// `mb_cache_entry_delete_or_get()` (3dc96bba65f5): as delete, but an entry somebody uses
-    /// (`e_refcnt > 2`) is not deleted: it is returned with a reference taken.
+    /// `mb_cache_entry_delete()` on one cache reference (no kernel has it): a reference taken
+    /// with `atomic_inc_not_zero` first, so an entry the shrinker claimed is left to it; then the
+    /// entry is unhashed and taken off the LRU, and the cache's reference and ours are put (the
+    /// cache's only by the task that unhashed it).
+    fn delete_one_ref(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) {
+        let found = self.with_entry(cx, cache, key, value, "mb_cache_entry_delete", |handle, entry| {
+            if !self.take_ref(entry) {
+                return None;
+            }
+            self.unhash(cx, cache, handle, entry);
+            Some(handle)
+        });
+        let Some(handle) = found else { return };
+        if let Some(entry) = self.entry(cx, handle) {
+            self.lru_remove(cx, cache, &entry);
+        }
+        cx.sim().mark("delete-unhashed");
+        self.mb_cache_entry_put(cx, cache, handle);
+        self.mb_cache_entry_put(cx, cache, handle);
+    }
+
+    /// `mb_cache_entry_delete_or_get()` (3dc96bba65f5): as delete, but an entry somebody uses is
+    /// not deleted: it is returned with a reference taken. Before 307af6c87937 "used" is
+    /// `e_refcnt > 2` read under the bit lock; after, the entry is got and its count taken from
+    /// two (the cache's and ours) to zero by a `cmpxchg`, which fails while anybody else holds it.
     pub(crate) fn mb_cache_entry_delete_or_get(
         &self,
         cx: &Cx,
@@ -442,14 +567,17 @@ impl MbcacheModule {
         key: u32,
         value: u64,
     ) -> Option<EntryHandle> {
+        if self.fixes.on(AUTO_DELETE) {
+            return self.delete_or_get_claim(cx, cache, key, value);
+        }
         let found =
             self.with_entry(cx, cache, key, value, "mb_cache_entry_delete_or_get", |handle, entry| {
                 if entry.e_refcnt.load(Ordering::Relaxed) > 2 {
                     entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
-                    return (handle, true);
+                    return Some((handle, true));
                 }
                 self.unhash(cx, cache, handle, entry);
-                (handle, false)
+                Some((handle, false))
             });
         let (handle, in_use) = found?;
         if in_use {
@@ -458,15 +586,38 @@ impl MbcacheModule {
         }
         let entry = self.entry(cx, handle)?;
         self.lru_remove(cx, cache, &entry);
+        drop(entry);
         cx.sim().mark("delete-or-get-deleted");
         self.mb_cache_entry_put(cx, cache, handle);
         None
     }
 
+    /// 307af6c87937's `mb_cache_entry_delete_or_get()`: get, then `cmpxchg(&e_refcnt, 2, 0)`; on
+    /// success off the LRU (`c_entry_count` dropped whether or not it was listed, as the kernel
+    /// drops it) and `__mb_cache_entry_free()`.
+    fn delete_or_get_claim(&self, cx: &Cx, cache: &MbCache, key: u32, value: u64) -> Option<EntryHandle> {
+        let handle = self.mb_cache_entry_get(cx, cache, key, value)?;
+        let entry = self.entry(cx, handle)?;
+        if entry.e_refcnt.compare_exchange(2, 0, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            cx.sim().mark("delete-or-get-in-use");
+            return Some(handle);
+        }
+        let mut clist = self.list_lock(cx, cache);
+        lru_del_init(cx, &mut clist, &entry);
+        clist.c_entry_count = clist.c_entry_count.wrapping_sub(1);
+        cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
+        drop(clist);
+        drop(entry);
+        cx.sim().mark("delete-or-get-deleted");
+        self.entry_free(cx, cache, handle);
+        None
+    }
+
     /// The condition `mb_cache_entry_wait_unused()` waits for: the caller is the last user
-    /// besides the hash and the LRU (`e_refcnt <= 3`).
+    /// besides the cache (`e_refcnt <= 3` before 307af6c87937, `<= 2` after).
     pub(crate) fn entry_unused(&self, cx: &Cx, entry: EntryHandle) -> bool {
-        self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::Acquire) <= 3)
+        let most = self.cache_refs() + 1;
+        self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::Acquire) <= most)
     }
 
     /// `mb_cache_entry_wait_unused()`: sleeps until the caller is the entry's last user.
@@ -477,65 +628,75 @@ impl MbcacheModule {
 
     /// `mb_cache_entry_touch()`: marks the entry used, so the shrinker gives it another round.
     pub(crate) fn mb_cache_entry_touch(&self, cx: &Cx, entry: EntryHandle) {
+        self.touches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(entry) = self.entry(cx, entry) {
             entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, true);
         }
     }
 
     /// `mb_cache_entry_put()`: drops a reference; the last one frees the entry (true). From
-    /// 3dc96bba65f5 on, a drop to three or fewer wakes `mb_cache_entry_wait_unused()` waiters.
+    /// 3dc96bba65f5 on, a drop to the last user's count wakes `mb_cache_entry_wait_unused()`.
     pub(crate) fn mb_cache_entry_put(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
         let Some(entry) = self.entry(cx, handle) else { return false };
         let count = entry.e_refcnt.fetch_sub(1, Ordering::AcqRel).wrapping_sub(1);
         if count > 0 {
-            if self.fixes.on(DELETE_OR_GET) && count <= 3 {
+            if self.fixes.on(DELETE_OR_GET) && count <= self.cache_refs() + 1 {
                 cache.refcnt_wait.wake_up();
             }
             return false;
         }
         drop(entry);
-        let _ = self.entries.free(cx, handle);
-        cx.sim().mark("entry-freed");
+        self.entry_free(cx, cache, handle);
         true
     }
 
-    /// `mb_cache_destroy()`: cancels the shrink work (from d227786ab111 on), then unhashes and
-    /// puts every entry on the LRU (each should hold only the LRU's reference then: the kernel's
-    /// `WARN_ON`), and frees the cache.
+    /// `__mb_cache_entry_free()`: from 307af6c87937 on, unhashes the entry under its bucket's
+    /// lock first (an entry is hashed while its count is above zero); then frees it.
+    pub(crate) fn entry_free(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) {
+        if self.fixes.on(AUTO_DELETE) {
+            if let Some(entry) = self.entry(cx, handle) {
+                let bucket = cache.bucket(entry.e_key);
+                let guard = bucket.lock(cx);
+                if entry.e_hashed.load(Ordering::Relaxed) {
+                    self.unhash(cx, cache, handle, &entry);
+                }
+                bucket.unlock(guard);
+            }
+        }
+        let _ = self.entries.free(cx, handle);
+        cx.sim().mark("entry-freed");
+    }
+
+    /// `mb_cache_destroy()`: cancels the shrink work (from d227786ab111 on), then takes every
+    /// entry off the LRU and puts the cache's reference (before 307af6c87937 it unhashes the
+    /// entry and drops the hash's reference first); each should hold only that reference then
+    /// (the kernel's `WARN_ON`). Then frees the cache.
     pub(crate) fn mb_cache_destroy(&self, cx: &Cx, handle: CacheHandle) {
         if self.fixes.on(super::fixes::CANCEL_SHRINK_WORK) && self.workqueue.cancel_work_sync(cx, handle) {
             cx.sim().mark("destroy-cancelled-work");
         }
         let Ok(cache) = self.caches.get(cx, handle) else { return };
-        let mut clist = cache.c_list_lock.lock(cx);
+        let mut clist = self.list_lock(cx, &cache);
         let head = clist.head;
         let mut node = list::next(&mut clist.arena.mem(cx), head, "mb_cache_destroy").ok();
         while let Some(at) = node.filter(|&at| at != head) {
             node = list::next(&mut clist.arena.mem(cx), at, "mb_cache_destroy").ok();
             let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
-            let bucket = cache.bucket(entry.e_key);
-            let guard = bucket.lock(cx);
-            if entry.e_hashed.load(Ordering::Relaxed) {
-                self.unhash(cx, &cache, handle, &entry);
-                entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+            if !self.fixes.on(AUTO_DELETE) {
+                let bucket = cache.bucket(entry.e_key);
+                let guard = bucket.lock(cx);
+                if entry.e_hashed.load(Ordering::Relaxed) {
+                    self.unhash(cx, &cache, handle, &entry);
+                    entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+                }
+                bucket.unlock(guard);
             }
-            bucket.unlock(guard);
             let _ = list::list_del(&mut clist.arena.mem(cx), at);
             clist.arena.free(at);
             clist.owners[at.index() as usize] = None;
             entry.e_list.set(cx, None);
-            let refs = entry.e_refcnt.load(Ordering::Relaxed);
-            if refs != 1 {
-                let message = format!(
-                    "mb_cache_destroy: entry key {} value {} has {refs} references, not 1",
-                    entry.e_key, entry.e_value
-                );
-                cx.sim().report(
-                    Some(cx),
-                    Violation::new(ViolationKind::finding("mbcache2-destroy-entry-in-use"), message),
-                );
-            }
+            destroy_check_refs(cx, &entry);
             drop(entry);
             self.mb_cache_entry_put(cx, &cache, handle);
         }
@@ -545,8 +706,24 @@ impl MbcacheModule {
     }
 }
 
+/// `mb_cache_destroy()`'s `WARN_ON(atomic_read(&entry->e_refcnt) != 1)`: somebody still holds
+/// an entry of a cache being destroyed.
+fn destroy_check_refs(cx: &Cx, entry: &MbCacheEntry) {
+    let refs = entry.e_refcnt.load(Ordering::Relaxed);
+    if refs != 1 {
+        let message = format!(
+            "mb_cache_destroy: entry key {} value {} has {refs} references, not 1",
+            entry.e_key, entry.e_value
+        );
+        cx.sim().report(
+            Some(cx),
+            Violation::new(ViolationKind::finding("mbcache2-destroy-entry-in-use"), message),
+        );
+    }
+}
+
 /// `list_add_tail(&entry->e_list, &cache->c_list)`, with the entry's node allocated here.
-fn lru_add_tail(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, handle: EntryHandle) {
+pub(crate) fn lru_add_tail(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, handle: EntryHandle) {
     let node = clist.arena.alloc_head();
     let head = clist.head;
     if list::list_add_tail(&mut clist.arena.mem(cx), node, head).is_err() {

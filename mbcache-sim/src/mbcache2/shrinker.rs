@@ -4,7 +4,9 @@
 //! `mb_cache_shrink()` walks the LRU from its head under `c_list_lock`. A referenced entry (and,
 //! from 58318914186c on, one somebody uses) loses its referenced bit and goes to the tail; any
 //! other entry leaves the LRU, and with the list lock dropped, its chain (under the bucket's bit
-//! lock); the LRU's reference is dropped last, which frees the entry if nobody else holds it.
+//! lock, where 58318914186c checks again that nobody took a reference); the LRU's reference is
+//! dropped last, which frees the entry if nobody else holds it. From 307af6c87937 the test is a
+//! `cmpxchg` of the count from one (the cache's) to zero, and the entry is freed at once.
 //! The e_referenced bug (fixed by 918b7306edac) is the swapped `list_move_tail` arguments:
 //! moving the list head in front of the entry leaves the entry first, so the next step reclaims
 //! it.
@@ -13,8 +15,15 @@ use sim_core::list;
 use sim_core::sync::atomic::Ordering;
 use sim_core::Cx;
 
-use super::fixes::{DONT_RECLAIM_USED, REFERENCED_TO_TAIL};
-use super::mbcache::{lru_del_init, CacheHandle, MbCache, MbcacheModule, MBE_REFERENCED_B};
+use super::fixes::{AUTO_DELETE, DONT_RECLAIM_USED, REFERENCED_TO_TAIL};
+use super::mbcache::{
+    lru_add_tail, lru_del_init, CList, CacheHandle, EntryHandle, MbCache, MbCacheEntry, MbcacheModule,
+    MBE_REFERENCED_B,
+};
+
+/// The finding reported when the shrinker reclaims an entry it just gave a second chance.
+pub(crate) const SECOND_CHANCE_LOST: sim_core::ViolationKind =
+    sim_core::ViolationKind::finding("mbcache2-second-chance-lost");
 
 /// `SHRINK_DIVISOR`: the shrink work reclaims `c_max_entries / SHRINK_DIVISOR` entries.
 pub(crate) const SHRINK_DIVISOR: u64 = 16;
@@ -34,7 +43,10 @@ impl MbcacheModule {
     /// many it freed.
     pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, mut nr_to_scan: u64) -> u64 {
         let mut shrunk = 0;
-        let mut clist = cache.c_list_lock.lock(cx);
+        // Checker state: the entry the previous step gave a second chance, and the LRU's length
+        // then (the lock is held from that step to this one, so nothing moved in between).
+        let mut chance: Option<(EntryHandle, u64)> = None;
+        let mut clist = self.list_lock(cx, cache);
         while nr_to_scan > 0 {
             nr_to_scan -= 1;
             let head = clist.head;
@@ -44,45 +56,90 @@ impl MbcacheModule {
             }
             let Some(handle) = clist.owners.get(first.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
-            let used = self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2;
-            if entry.e_flags.test(cx, self.fixes, MBE_REFERENCED_B) || used {
-                entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, false);
-                let mut mem = clist.arena.mem(cx);
-                let moved = if self.fixes.on(REFERENCED_TO_TAIL) {
-                    list::list_move_tail(&mut mem, first, head)
-                } else {
-                    // The bug: `list_move_tail(&cache->c_list, &entry->e_list)`. The list head
-                    // goes in front of the entry, where it already was: the entry stays first.
-                    list::list_move_tail(&mut mem, head, first)
-                };
-                if moved.is_err() {
-                    break;
-                }
-                cx.sim().mark(if used { "shrink-kept-used" } else { "shrink-second-chance" });
+            if self.second_chance(cx, &mut clist, &entry, first) {
+                chance = Some((handle, clist.c_entry_count));
                 continue;
+            }
+            if let Some((given, listed)) = chance.take() {
+                second_chance_lost(cx, &entry, given == handle && listed > 1, listed);
             }
             lru_del_init(cx, &mut clist, &entry);
             clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             drop(clist);
-            let bucket = cache.bucket(entry.e_key);
-            let guard = bucket.lock(cx);
-            if entry.e_hashed.load(Ordering::Relaxed) {
-                bucket.del_init(cx, |node| node.entry == handle);
-                entry.e_hashed.store(false, Ordering::Relaxed);
-                entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
-            }
-            bucket.unlock(guard);
             drop(entry);
-            if self.mb_cache_entry_put(cx, cache, handle) {
+            if self.reclaim(cx, cache, handle) {
                 shrunk += 1;
                 cx.sim().mark("shrink-freed");
-            } else {
-                cx.sim().mark("shrink-unhashed-held");
             }
-            clist = cache.c_list_lock.lock(cx);
+            clist = self.list_lock(cx, cache);
         }
         shrunk
+    }
+
+    /// The first entry's keep-or-reclaim test, `c_list_lock` held: a referenced entry (and from
+    /// 58318914186c one somebody uses; from 307af6c87937 one whose count the `cmpxchg` from one to
+    /// zero does not claim) loses its referenced bit and goes to the tail (true). False: it is
+    /// the shrinker's, already off nobody's hands (and from 307af6c87937 at count zero).
+    fn second_chance(&self, cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, first: list::NodeRef) -> bool {
+        let referenced = entry.e_flags.test(cx, self.fixes, MBE_REFERENCED_B);
+        let used = if self.fixes.on(AUTO_DELETE) {
+            !referenced && entry.e_refcnt.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        } else {
+            self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2
+        };
+        if !(referenced || used) {
+            return false;
+        }
+        entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, false);
+        let head = clist.head;
+        let mut mem = clist.arena.mem(cx);
+        let moved = if self.fixes.on(REFERENCED_TO_TAIL) {
+            list::list_move_tail(&mut mem, first, head)
+        } else {
+            // The bug: `list_move_tail(&cache->c_list, &entry->e_list)`. The list head goes in
+            // front of the entry, where it already was: the entry stays first.
+            list::list_move_tail(&mut mem, head, first)
+        };
+        cx.sim().mark(if used { "shrink-kept-used" } else { "shrink-second-chance" });
+        moved.is_ok()
+    }
+
+    /// The reclaim of an entry `mb_cache_shrink()` took off the LRU, with `c_list_lock` dropped:
+    /// from 307af6c87937 `__mb_cache_entry_free()`; before, under the bucket's lock, the entry is
+    /// unhashed and the hash's reference dropped, then the LRU's reference is put. From
+    /// 58318914186c the bucket lock is where the decision is reliable (no reference is taken but
+    /// by a hash lookup), so an entry found used there goes back on the LRU instead. True when it
+    /// freed the entry.
+    fn reclaim(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
+        if self.fixes.on(AUTO_DELETE) {
+            self.entry_free(cx, cache, handle);
+            return true;
+        }
+        let Some(entry) = self.entry(cx, handle) else { return false };
+        let bucket = cache.bucket(entry.e_key);
+        let guard = bucket.lock(cx);
+        if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
+            bucket.unlock(guard);
+            let mut clist = self.list_lock(cx, cache);
+            lru_add_tail(cx, &mut clist, &entry, handle);
+            clist.c_entry_count += 1;
+            cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
+            cx.sim().mark("shrink-rechecked-used");
+            return false;
+        }
+        if entry.e_hashed.load(Ordering::Relaxed) {
+            bucket.del_init(cx, |node| node.entry == handle);
+            entry.e_hashed.store(false, Ordering::Relaxed);
+            entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+        }
+        bucket.unlock(guard);
+        drop(entry);
+        let freed = self.mb_cache_entry_put(cx, cache, handle);
+        if !freed {
+            cx.sim().mark("shrink-unhashed-held");
+        }
+        freed
     }
 
     /// `mb_cache_shrink_worker()`: the shrink work, run by a kworker; reaches its cache through
@@ -103,5 +160,19 @@ impl MbcacheModule {
             freed += self.mb_cache_shrink_worker(cx, work);
         }
         freed
+    }
+}
+
+/// The finding a lost second chance is: the shrinker reclaims, in the step right after it cleared
+/// the entry's `e_referenced` and moved it to the tail, the same entry, although other entries
+/// were on the LRU to come first (918b7306edac's bug; `lost` says whether it happened).
+fn second_chance_lost(cx: &Cx, entry: &MbCacheEntry, lost: bool, listed: u64) {
+    if lost {
+        let message = format!(
+            "mb_cache_shrink reclaimed entry key {} value {} in the step after giving it a second chance, \
+             with {listed} entries on the LRU: the referenced entry was not moved to the tail",
+            entry.e_key, entry.e_value
+        );
+        cx.sim().report(Some(cx), sim_core::Violation::new(SECOND_CHANCE_LOST, message));
     }
 }

@@ -2,7 +2,9 @@
 //! fix on (`sim_core::zoo`, the routine `ksim zoo` uses).
 
 use mbcache_sim::{Mbcache2Op, Mbcache2Subject};
-use mbcache_sim::{ZOO_CHAIN_WALK, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK};
+use mbcache_sim::{
+    ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
+};
 use sim_core::zoo::{assert_found_and_fixed, ZooOutcome};
 
 /// Each failure's shrunk operations.
@@ -54,6 +56,21 @@ fn the_reuse_vs_release_race_is_found_with_two_tasks_and_fixed() {
 #[test]
 fn the_shrink_work_on_a_destroyed_cache_is_found_and_fixed() {
     assert_found_and_fixed::<Mbcache2Subject>(ZOO_SHRINK_WORK);
+}
+
+#[test]
+fn the_list_lock_nested_under_a_bit_lock_is_found_and_fixed() {
+    assert_found_and_fixed::<Mbcache2Subject>(ZOO_LIST_LOCK_NESTING);
+}
+
+#[test]
+fn scripted_six_point_zero_takes_c_list_lock_under_the_bit_lock_and_six_point_one_does_not() {
+    // One new block is one mb_cache_entry_create(): 6.0 (one cache reference, create not holding
+    // its own) nests the LRU add under the bucket's bit lock; 6.1's reference makes it needless.
+    let ops = [Mbcache2Op::XattrNew { task: 0, fs: 0, key: 1 }];
+    let found = scripted(mbcache_sim::CREATE_HOLDS_REF, true, &ops);
+    assert_eq!(found, Some(sim_core::ViolationKind::lockdep("sleep-in-atomic")));
+    assert_eq!(scripted(mbcache_sim::CREATE_HOLDS_REF, false, &ops), None);
 }
 
 #[test]

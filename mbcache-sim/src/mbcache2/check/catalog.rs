@@ -8,10 +8,11 @@ use sim_core::{Sim, SimConfig, ViolationKind};
 
 use super::{scenario, Mbcache2Config, Mbcache2Subject};
 use crate::mbcache2::fixes::{
-    Fixes, Mbcache2Fixes, ATOMIC_ENTRY_FLAGS, CANCEL_SHRINK_WORK, DELETE_OR_GET, LIMIT_CACHE_SIZE,
-    PRESET_7_1, REFERENCED_TO_TAIL,
+    Fixes, Mbcache2Fixes, ATOMIC_ENTRY_FLAGS, CANCEL_SHRINK_WORK, CREATE_HOLDS_REF, DELETE_OR_GET,
+    LIMIT_CACHE_SIZE, PRESET_7_1, REFERENCED_TO_TAIL,
 };
 use crate::mbcache2::mbcache::CHAIN_WALK_FINDING;
+use crate::mbcache2::shrinker::SECOND_CHANCE_LOST;
 use crate::mbcache2::xattr::REUSE_OF_FREED_BLOCK;
 
 /// The teaching scenarios' names (`ksim trace mbcache2:NAME`).
@@ -31,6 +32,8 @@ pub const ZOO_LOST_FLAG: &str = "ext4: fix deadlock due to mbcache entry corrupt
 pub const ZOO_REUSE_RELEASE: &str = "ext4: fix race when reusing xattr blocks";
 /// See [`ZOO_CHAIN_WALK`].
 pub const ZOO_SHRINK_WORK: &str = "fs/mbcache: cancel shrink work before destroying the cache";
+/// See [`ZOO_CHAIN_WALK`].
+pub const ZOO_LIST_LOCK_NESTING: &str = "mbcache: Avoid nesting of cache->c_list_lock under bit locks";
 
 impl Catalog for Mbcache2Subject {
     fn fix_table() -> &'static FixTable {
@@ -59,8 +62,8 @@ impl Catalog for Mbcache2Subject {
                 name: ZOO_REFERENCED,
                 kernel: PRESET_7_1,
                 fix: REFERENCED_TO_TAIL.name(),
-                checker: "op-sim",
-                expected: vec![ViolationKind::Mismatch],
+                checker: "op-sim (a shrink frees more than the reference allows, or the entry just given a second chance is reclaimed next)",
+                expected: vec![SECOND_CHANCE_LOST, ViolationKind::Mismatch],
                 ops_max: 60,
                 cases_max: 400,
             },
@@ -90,6 +93,16 @@ impl Catalog for Mbcache2Subject {
                 expected: vec![ViolationKind::UseAfterFree],
                 ops_max: 300,
                 cases_max: 40,
+            },
+            ZooEntry {
+                name: ZOO_LIST_LOCK_NESTING,
+                kernel: PRESET_7_1,
+                fix: CREATE_HOLDS_REF.name(),
+                checker:
+                    "might_sleep (op-sim): c_list_lock, a sleeping lock on PREEMPT_RT, under a bit spinlock",
+                expected: vec![ViolationKind::lockdep("sleep-in-atomic")],
+                ops_max: 20,
+                cases_max: 20,
             },
         ]
     }

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule};
 use super::xattr::{Release, Reuse, XattrBlocks};
-pub use catalog::{ZOO_CHAIN_WALK, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK};
+pub use catalog::{
+    ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
+};
 pub use op::{Op, Outcome};
 pub use reference::Mbcache2Model;
 pub use world::{Mbcache2Entry, Mbcache2World};
@@ -557,7 +559,7 @@ impl Mbcache2Subject {
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
     fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
         let blocks = self.filesystems[fs].blocks.state(&self.observer);
-        check_cache(fs, snapshot, &blocks, |handle| {
+        check_cache(fs, snapshot, &blocks, self.mb.cache_refs(), |handle| {
             self.held.iter().flatten().filter(|held| held.entry == handle).count()
                 + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count()
         })
@@ -565,13 +567,14 @@ impl Mbcache2Subject {
 }
 
 /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU exactly
-/// when it is hashed; its references are the hash's, the LRU's and its `holders`'; a hashed
-/// entry's block is allocated (`blocks`: each block's allocated, h_refcount, h_hash), with the
-/// entry's key as its hash.
+/// when it is hashed; its references are the cache's (`cache_refs`: the hash's and the LRU's
+/// before 307af6c87937, one after) and its `holders`'; a hashed entry's block is allocated
+/// (`blocks`: each block's allocated, h_refcount, h_hash), with the entry's key as its hash.
 pub(crate) fn check_cache(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
     blocks: &[(bool, u32, u32)],
+    cache_refs: u32,
     holders: impl Fn(EntryHandle) -> usize,
 ) -> Result<(), Violation> {
     if snapshot.count != snapshot.lru.len() as u64 {
@@ -586,7 +589,9 @@ pub(crate) fn check_cache(
     }
     for &(handle, hashed, listed, refcnt) in &snapshot.entries {
         let holders = holders(handle);
-        let expected = u32::from(hashed) + u32::from(listed) + holders as u32;
+        let cached =
+            if cache_refs == 1 { u32::from(hashed || listed) } else { u32::from(hashed) + u32::from(listed) };
+        let expected = cached + holders as u32;
         if hashed != listed || refcnt != expected {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-references-match-users"),

@@ -258,7 +258,7 @@ impl ThreadedSubject for Mbcache2Subject {
             let Some((_, cache)) = shared.cache(fs) else { continue };
             let snapshot = cache.snapshot(&shared.mb, &observer);
             reachable += snapshot.entries.len() as u64;
-            check_cache(fs, &snapshot, &filesystem.blocks.state(&observer), |_| 0)?;
+            check_cache(fs, &snapshot, &filesystem.blocks.state(&observer), shared.mb.cache_refs(), |_| 0)?;
         }
         let live = shared.mb.entries.live();
         if live != reachable {

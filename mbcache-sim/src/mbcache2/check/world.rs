@@ -47,6 +47,23 @@ impl Mbcache2World {
         self.mb.mb_cache_entry_find_first(cx, &self.cache, key).map(Mbcache2Entry)
     }
 
+    /// The cache half of dropping a block's last reference: `mb_cache_entry_delete_or_get()`
+    /// (putting what it returns, without waiting), or `mb_cache_entry_delete()` before
+    /// `delete-or-get`; false when somebody held the entry and it stayed.
+    pub fn delete(&self, cx: &Cx, key: u32, value: u64) -> bool {
+        if !self.mb.fixes.on(crate::mbcache2::fixes::DELETE_OR_GET) {
+            self.mb.mb_cache_entry_delete(cx, &self.cache, key, value);
+            return true;
+        }
+        match self.mb.mb_cache_entry_delete_or_get(cx, &self.cache, key, value) {
+            Some(entry) => {
+                self.mb.mb_cache_entry_put(cx, &self.cache, entry);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// `mb_cache_entry_put()`: true when it freed the entry.
     pub fn put(&self, cx: &Cx, entry: Mbcache2Entry) -> bool {
         self.mb.mb_cache_entry_put(cx, &self.cache, entry.0)
