@@ -293,7 +293,11 @@ impl TaskstatsShared {
             tasks.push(pid);
         }
         let target = Target::Nr(nr);
-        let op = if tgid_query { Op::QueryTgid { port, target } } else { Op::QueryPid { port, target, preempt: None } };
+        let op = if tgid_query {
+            Op::QueryTgid { port, target }
+        } else {
+            Op::QueryPid { port, target, preempt: None }
+        };
         Some(Resolved { op, tasks, zombie })
     }
 
