@@ -70,17 +70,7 @@ const PARTS: &[Part] = &[
     Part {
         name: "shuttle",
         action: Action::Cargo {
-            args: &[
-                "test",
-                "--locked",
-                "-p",
-                "ksim-tests",
-                "--test",
-                "main",
-                "--",
-                "shuttle",
-                "--test-threads=2",
-            ],
+            args: &["test", "--locked", "--workspace", "--test", "main", "--", "shuttle", "--test-threads=2"],
             rustflags: None,
         },
         slow: true,
