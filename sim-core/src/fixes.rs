@@ -372,6 +372,16 @@ impl<T: FixTableOf> Fixes<T> {
     pub fn names_on(&self) -> Vec<&'static str> {
         T::TABLE.names(self.bits)
     }
+
+    /// Whether the fix named `name` is on (false for a name not in the table), without building
+    /// [`Fixes::names_on`]'s list: checkers that ask per operation stay allocation-free.
+    pub fn on_named(&self, name: &str) -> bool {
+        T::TABLE
+            .fixes
+            .iter()
+            .position(|fix| fix.name == name)
+            .is_some_and(|index| self.bits >> index & 1 == 1)
+    }
 }
 
 impl<T: FixTableOf> Clone for Fixes<T> {
@@ -477,6 +487,22 @@ mod tests {
         assert!(!off.on(A) && !off.on(B));
         let without = Fixes::<Demo>::parse(Some("4.0"), &["a".into()]).unwrap();
         assert!(!without.on(A) && without.on(B));
+    }
+
+    #[test]
+    fn on_named_agrees_with_names_on_and_knows_no_stranger() {
+        for kernel in ["2.6.19-rc4", "2.6.19"] {
+            let fixes = Fixes::<Demo>::parse(Some(kernel), &[]).unwrap();
+            for fix in Demo::TABLE.fixes {
+                assert_eq!(
+                    fixes.on_named(fix.name),
+                    fixes.names_on().contains(&fix.name),
+                    "{kernel} {}",
+                    fix.name
+                );
+            }
+            assert!(!fixes.on_named("no-such-fix"));
+        }
     }
 
     #[test]

@@ -238,7 +238,7 @@ impl Taskstats {
     }
 
     fn checks(&self, fix: &str) -> bool {
-        self.fixes.names_on().contains(&fix) || self.params.audit.iter().any(|name| name == fix)
+        self.fixes.on_named(fix) || self.params.audit.iter().any(|name| name == fix)
     }
 
     fn version(&self) -> u16 {
