@@ -487,35 +487,10 @@ fn run_execution<S: ThreadedSubject>(
         Err(payload) => return Some(Violation::new(ViolationKind::Panic, panic_text(payload))),
     };
     let mut reference = S::Reference::new(config);
+    // The set-up task lives until the execution ends (a section it leaked is reported at its drop).
     let setup = sim.cx("setup", 0);
-    if let Some(waits) = setup.lock_waits() {
-        locked(slots)[index].tasks.push(waits);
-    }
-    for op in &case.prefix {
-        let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(&shared, &setup, op))) {
-            Ok(outcome) => outcome,
-            Err(payload) => {
-                return Some(Violation::new(ViolationKind::Panic, format!("{op:?}: {}", panic_text(payload))))
-            }
-        };
-        locked(slots)[index].ops_run += 1;
-        if failed::<S>(sim) {
-            return None;
-        }
-        if let Err(why) =
-            reference.check(op, &outcome).or_else(|why| if S::relaxed(op) { Ok(()) } else { Err(why) })
-        {
-            return Some(Violation::new(
-                ViolationKind::Mismatch,
-                format!("set-up {op:?} returned {outcome:?}: {why}"),
-            ));
-        }
-    }
-    if catch_unwind(AssertUnwindSafe(|| S::finish_thread(&shared, &setup))).is_err() {
-        return Some(Violation::new(ViolationKind::Panic, "the set-up task finishing: a panic"));
-    }
-    if failed::<S>(sim) {
-        return None;
+    if let Err(end) = run_prefix::<S>(sim, &setup, case, &shared, &mut reference, slots, index) {
+        return end;
     }
     if let Some(found) = invariants::<S>(&shared, sim, "after the set-up prefix") {
         return Some(found);
@@ -548,6 +523,53 @@ fn run_execution<S: ThreadedSubject>(
             Some(Violation::new(ViolationKind::Panic, format!("teardown: {}", panic_text(payload))))
         }
     }
+}
+
+/// The set-up prefix, run by one task before any thread starts, each outcome checked against the
+/// reference (which it advances). Err(None): the model reported a violation (the caller reads it
+/// from the `Sim`); Err(Some(..)): a panic or a mismatch found here.
+fn run_prefix<S: ThreadedSubject>(
+    sim: &Sim,
+    setup: &Cx,
+    case: &ThreadedCase<S::Op>,
+    shared: &Arc<S::Shared>,
+    reference: &mut S::Reference,
+    slots: &Arc<StdMutex<Vec<Slot>>>,
+    index: usize,
+) -> Result<(), Option<Violation>> {
+    if let Some(waits) = setup.lock_waits() {
+        locked(slots)[index].tasks.push(waits);
+    }
+    for op in &case.prefix {
+        let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(shared, setup, op))) {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                return Err(Some(Violation::new(
+                    ViolationKind::Panic,
+                    format!("{op:?}: {}", panic_text(payload)),
+                )))
+            }
+        };
+        locked(slots)[index].ops_run += 1;
+        if failed::<S>(sim) {
+            return Err(None);
+        }
+        if let Err(why) =
+            reference.check(op, &outcome).or_else(|why| if S::relaxed(op) { Ok(()) } else { Err(why) })
+        {
+            return Err(Some(Violation::new(
+                ViolationKind::Mismatch,
+                format!("set-up {op:?} returned {outcome:?}: {why}"),
+            )));
+        }
+    }
+    if catch_unwind(AssertUnwindSafe(|| S::finish_thread(shared, setup))).is_err() {
+        return Err(Some(Violation::new(ViolationKind::Panic, "the set-up task finishing: a panic")));
+    }
+    if failed::<S>(sim) {
+        return Err(None);
+    }
+    Ok(())
 }
 
 /// Whether `sim` has a violation the subject does not permit under overlap.
