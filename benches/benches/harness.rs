@@ -82,12 +82,21 @@ fn demo_harness(c: &mut Criterion) {
     group.finish();
 }
 
-/// Generation alone, per operation, for one subsystem's default configuration.
+/// Generation alone, per operation, for one subsystem's default configuration: as campaigns
+/// draw it (the cheap generator where the subject has one), and, for a subject that has one,
+/// through its proptest strategy as before (`S-proptest`).
 fn generation_of<S: Catalog>(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     let config = S::config(None, &[]).expect("default preset");
     let ops = check::generate::<S>(&config, SEED, OPS).len();
     group.throughput(Throughput::Elements(ops as u64));
     group.bench_function(S::NAME, |b| b.iter(|| black_box(check::generate::<S>(&config, SEED, OPS))));
+    if S::op_gen(&config).is_some() {
+        let ops = check::generate_tree::<S>(&config, SEED, OPS).len();
+        group.throughput(Throughput::Elements(ops as u64));
+        group.bench_function(format!("{}-proptest", S::NAME), |b| {
+            b.iter(|| black_box(check::generate_tree::<S>(&config, SEED, OPS)))
+        });
+    }
 }
 
 fn generation(c: &mut Criterion) {

@@ -65,5 +65,42 @@ fn rwsem(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, spinlock, nested, rwsem);
+/// With `KSIM_LOCK_RATIO=1`: the spinlock round trip against parking_lot's, alternating the two in
+/// rounds of 2M iterations and keeping each one's best of seven rounds. On a machine shared with
+/// other builds, criterion's rows run one after another and a neighbour can land on one row and
+/// not the next; best-of alternating rounds gives the ratio both would have on a quiet core.
+fn alternating_ratio(_c: &mut Criterion) {
+    if std::env::var_os("KSIM_LOCK_RATIO").is_none() {
+        return;
+    }
+    const ROUNDS: usize = 7;
+    const ITERATIONS: u32 = 2_000_000;
+    let native = parking_lot::Mutex::new(0u64);
+    for (name, sim) in sims() {
+        let cx = sim.cx("bench", 0);
+        let lock = SpinLock::new("bench_lock", 0u64);
+        let (mut best_native, mut best_model) = (f64::MAX, f64::MAX);
+        for _ in 0..ROUNDS {
+            let started = std::time::Instant::now();
+            for _ in 0..ITERATIONS {
+                *native.lock() += black_box(1);
+            }
+            best_native = best_native.min(started.elapsed().as_secs_f64());
+            let started = std::time::Instant::now();
+            for _ in 0..ITERATIONS {
+                *lock.lock(&cx) += black_box(1);
+            }
+            best_model = best_model.min(started.elapsed().as_secs_f64());
+        }
+        let per = |seconds: f64| seconds * 1e9 / f64::from(ITERATIONS);
+        println!(
+            "alternating spinlock {name}: native {:.1} ns, model {:.1} ns, {:.2}x",
+            per(best_native),
+            per(best_model),
+            best_model / best_native
+        );
+    }
+}
+
+criterion_group!(benches, spinlock, nested, rwsem, alternating_ratio);
 criterion_main!(benches);

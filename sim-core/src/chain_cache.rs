@@ -34,6 +34,11 @@ pub(crate) struct ClassKey {
     pub(crate) name_hash: u64,
     /// `validator id << CLASS_BITS | class id`, 0 when nothing is cached.
     cached: AtomicU64,
+    /// The lookup key ([`lookup_key`]) of the last chain an acquisition of this lock was
+    /// validated in without a report, tagged with the validator ([`chain_tag`]); 0 when none.
+    /// A lock taken again in the same context (the common case) is then known clean from its own
+    /// memo, without the thread's table.
+    chain: AtomicU64,
 }
 
 /// Bits of [`ClassKey::cached`] holding the class id; the rest hold the validator's id.
@@ -42,7 +47,22 @@ const CLASS_BITS: u32 = 24;
 impl ClassKey {
     /// The memo of a lock of class `name`, with nothing cached yet.
     pub(crate) fn new(name: &'static str) -> ClassKey {
-        ClassKey { name, name_hash: crate::trace::name_hash(name), cached: AtomicU64::new(0) }
+        ClassKey {
+            name,
+            name_hash: crate::trace::name_hash(name),
+            cached: AtomicU64::new(0),
+            chain: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether validator `lockdep` last found this lock clean in the chain `lookup`.
+    fn chain_known(&self, lockdep: u64, lookup: u64) -> bool {
+        self.chain.load(Ordering::Relaxed) == chain_tag(lockdep, lookup)
+    }
+
+    /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`.
+    fn remember_chain(&self, lockdep: u64, lookup: u64) {
+        self.chain.store(chain_tag(lockdep, lookup), Ordering::Relaxed);
     }
 
     /// The class id validator `lockdep` gave this lock, if it is cached.
@@ -69,6 +89,12 @@ pub(crate) fn chain_key(parent: u64, class: ClassId) -> u64 {
     let mut hasher = FxHasher(parent ^ 0x9e37_79b9_7f4a_7c15);
     hasher.write_u64(u64::from(class) + 1);
     hasher.finish().rotate_left(17) ^ parent
+}
+
+/// A chain's lookup key as a lock's memo keeps it: mixed with the validator's id, so that one
+/// validator's chain never passes for another's (class ids, hence keys, are per validator).
+fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
+    lookup ^ lockdep.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
 }
 
 /// What decides everything validating an acquisition adds: the held stack's chain key (the
@@ -165,6 +191,7 @@ fn name_key(name: &'static str) -> (usize, usize) {
 /// Fills in `new.class` (from the lock's own memo `key`, else from this thread's table by name)
 /// and `new.chain`, and says whether the chain `held` + `new` was validated before without a
 /// report (then there is nothing left to check). False when the class or the chain is not cached.
+/// A lock whose memo knows both answers without touching the thread's table.
 pub(crate) fn validated(
     lockdep: u64,
     held: &[HeldLock],
@@ -172,18 +199,32 @@ pub(crate) fn validated(
     key: Option<&ClassKey>,
     irq_tracking: bool,
 ) -> bool {
+    let parent = held.last().map_or(0, |h| h.chain);
+    if let Some((key, class)) = key.and_then(|key| Some((key, key.class(lockdep)?))) {
+        new.class = class;
+        new.chain = chain_key(parent, class);
+        let lookup = lookup_key(held, new, irq_tracking);
+        if key.chain_known(lockdep, lookup) {
+            return true;
+        }
+        let known = CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            cache.belong_to(lockdep);
+            cache.chains.contains(&lookup)
+        });
+        if known {
+            key.remember_chain(lockdep, lookup);
+        }
+        return known;
+    }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        let class = match key.and_then(|key| key.class(lockdep)) {
-            Some(class) => class,
-            None => match cache.classes.get(&name_key(new.name)) {
-                Some(&class) => class,
-                None => return false,
-            },
+        let Some(&class) = cache.classes.get(&name_key(new.name)) else {
+            return false;
         };
         new.class = class;
-        new.chain = chain_key(held.last().map_or(0, |h| h.chain), class);
+        new.chain = chain_key(parent, class);
         cache.chains.contains(&lookup_key(held, new, irq_tracking))
     })
 }
@@ -198,15 +239,19 @@ pub(crate) fn remember(
     irq_tracking: bool,
     clean: bool,
 ) {
+    let lookup = lookup_key(held, new, irq_tracking);
     if let Some(key) = key {
         key.remember(lockdep, new.class);
+        if clean {
+            key.remember_chain(lockdep, lookup);
+        }
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
         cache.classes.insert(name_key(new.name), new.class);
         if clean {
-            cache.chains.insert(lookup_key(held, new, irq_tracking));
+            cache.chains.insert(lookup);
         }
     })
 }

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::fixes::{Commit, FixTable, KernelVersion};
+use crate::gen::{OpGen, OpRng};
 use crate::lockdep::{LockdepReport, ReportMode};
 use crate::sim::{Sim, SimConfig};
 use crate::trace::{Event, TraceMode};
@@ -58,6 +59,16 @@ pub trait Subject: Sized {
 
     /// A strategy for one operation.
     fn op_strategy(config: &Self::Config) -> BoxedStrategy<Self::Op>;
+
+    /// A cheap generator for one operation, drawn with the same distribution as
+    /// [`Subject::op_strategy`] ([`crate::gen`]): when given, campaigns draw every case's list
+    /// from it and shrink a failing list by removing operations; the strategy is then used only
+    /// by checkers that ask for it (threaded, loom). The default, none, keeps the strategy for
+    /// everything, so every seed names the list it named before.
+    fn op_gen(config: &Self::Config) -> Option<OpGen<Self::Op>> {
+        let _ = config;
+        None
+    }
 
     /// Applies one operation.
     fn apply(&mut self, sim: &Sim, op: &Self::Op) -> Self::Outcome;
@@ -312,16 +323,49 @@ fn runner_for(seed: u64) -> TestRunner {
     TestRunner::new_with_rng(RUNNER_CONFIG.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
-fn case_strategy<S: Subject>(config: &S::Config, ops_max: usize) -> impl Strategy<Value = Vec<S::Op>> {
-    vec(S::op_strategy(config), 1..=ops_max.max(1))
+/// How a campaign draws each case's operation list: the subject's cheap generator when it has
+/// one, else its proptest strategy. Built once per campaign.
+enum CaseGen<S: Subject> {
+    /// [`Subject::op_gen`]: a length in `1..=ops_max`, then that many operations, all from one
+    /// [`OpRng`] seeded by the case's seed.
+    Cheap(OpGen<S::Op>, usize),
+    /// A proptest value tree per case ([`runner_for`]).
+    Tree(BoxedStrategy<Vec<S::Op>>),
+}
+
+impl<S: Subject> CaseGen<S> {
+    fn new(config: &S::Config, ops_max: usize) -> CaseGen<S> {
+        match S::op_gen(config) {
+            Some(gen) => CaseGen::Cheap(gen, ops_max.max(1)),
+            None => CaseGen::Tree(vec(S::op_strategy(config), 1..=ops_max.max(1)).boxed()),
+        }
+    }
+
+    /// The list seed `seed` stands for.
+    fn ops(&self, seed: u64) -> Vec<S::Op> {
+        match self {
+            CaseGen::Cheap(gen, ops_max) => {
+                let mut rng = OpRng::for_case(seed);
+                let len = 1 + rng.below(*ops_max as u64) as usize;
+                (0..len).map(|_| gen(&mut rng)).collect()
+            }
+            CaseGen::Tree(strategy) => generate_from(strategy, seed),
+        }
+    }
 }
 
 /// The operation list seed `seed` stands for: the same on every platform and run.
 pub fn generate<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Vec<S::Op> {
-    generate_from(&case_strategy::<S>(config, ops_max), seed)
+    CaseGen::<S>::new(config, ops_max).ops(seed)
 }
 
-/// [`generate`] with the case strategy built once, as a campaign uses it for every seed.
+/// The list seed `seed` stands for through the subject's proptest strategy, whether or not it has
+/// a cheap generator: what [`generate`] gives a subject without one (benches compare the two).
+pub fn generate_tree<S: Subject>(config: &S::Config, seed: u64, ops_max: usize) -> Vec<S::Op> {
+    generate_from(&vec(S::op_strategy(config), 1..=ops_max.max(1)), seed)
+}
+
+/// A case's list drawn from a proptest strategy (a subject without [`Subject::op_gen`]).
 fn generate_from<Op: Debug>(strategy: &impl Strategy<Value = Vec<Op>>, seed: u64) -> Vec<Op> {
     strategy.new_tree(&mut runner_for(seed)).expect("operation strategies do not reject").current()
 }
@@ -334,9 +378,11 @@ fn hunting(run: &RunOptions) -> RunOptions {
 }
 
 /// Shrinks seed `seed`'s failing operation list to a 1-minimal one that still fails with a
-/// violation of kind `kind`: proptest's value tree first (at most `steps_max` runs), which cuts
-/// long lists fast but can stop where dropping one operation needs another dropped first; then
-/// [`remove_single_ops`], so that removing any one remaining operation makes the case pass.
+/// violation of kind `kind`. A list from proptest's value tree goes through the tree first (at
+/// most `steps_max` runs), which cuts long lists fast and simplifies each operation; a list from
+/// the subject's cheap generator ([`Subject::op_gen`]) has no tree, so it is cut after the
+/// failing operation and then by halves, quarters and so on ([`remove_chunks`]). Either way,
+/// [`remove_single_ops`] ends it, so that removing any one remaining operation makes it pass.
 pub fn shrink<S: Subject>(
     config: &S::Config,
     seed: u64,
@@ -345,15 +391,36 @@ pub fn shrink<S: Subject>(
     options: &RunOptions,
     steps_max: usize,
 ) -> Vec<S::Op> {
-    let mut runner = runner_for(seed);
-    let mut tree = case_strategy::<S>(config, ops_max)
-        .new_tree(&mut runner)
-        .expect("operation strategies do not reject");
-    let mut best = tree.current();
     let options = hunting(options);
-    let fails = |ops: &[S::Op]| {
-        run_case::<S>(config, seed, ops, &options).violation.is_some_and(|(_, found)| found.kind == *kind)
+    let run = |ops: &[S::Op]| run_case::<S>(config, seed, ops, &options).violation;
+    let fails = |ops: &[S::Op]| run(ops).is_some_and(|(_, found)| found.kind == *kind);
+    let best = match CaseGen::<S>::new(config, ops_max) {
+        CaseGen::Cheap(gen, ops_max) => {
+            let mut ops = CaseGen::<S>::Cheap(gen, ops_max).ops(seed);
+            // Operations after the failing one never ran: drop them first.
+            if let Some((at, found)) = run(&ops) {
+                if found.kind == *kind && at + 1 < ops.len() {
+                    ops.truncate(at + 1);
+                }
+            }
+            remove_chunks(ops, &fails, steps_max)
+        }
+        CaseGen::Tree(strategy) => shrink_tree(&strategy, seed, &fails, steps_max),
     };
+    remove_single_ops(best, fails, steps_max)
+}
+
+/// proptest's shrinking of seed `seed`'s list through its value tree, while `fails` holds: the
+/// smallest failing list found in at most `steps_max` runs.
+fn shrink_tree<Op: Debug + Clone>(
+    strategy: &BoxedStrategy<Vec<Op>>,
+    seed: u64,
+    fails: impl Fn(&[Op]) -> bool,
+    steps_max: usize,
+) -> Vec<Op> {
+    let mut runner = runner_for(seed);
+    let mut tree = strategy.new_tree(&mut runner).expect("operation strategies do not reject");
+    let mut best = tree.current();
     let mut steps = 0;
     if tree.simplify() {
         while steps < steps_max {
@@ -369,7 +436,33 @@ pub fn shrink<S: Subject>(
             }
         }
     }
-    remove_single_ops(best, fails, steps_max)
+    best
+}
+
+/// Removes runs of operations while `fails` holds: halves of the list, then quarters, down to
+/// pairs, each sweep from the end (delta debugging's complement step, simplified), in at most
+/// `runs_max` runs of `fails`. What it leaves for single removals is short.
+pub fn remove_chunks<Op: Clone>(mut ops: Vec<Op>, fails: impl Fn(&[Op]) -> bool, runs_max: usize) -> Vec<Op> {
+    let mut runs = 0;
+    let mut chunk = ops.len() / 2;
+    while chunk >= 2 {
+        let mut end = ops.len();
+        while end > 0 && runs < runs_max {
+            let start = end.saturating_sub(chunk);
+            if start == 0 && end == ops.len() {
+                break;
+            }
+            runs += 1;
+            let mut candidate = ops[..start].to_vec();
+            candidate.extend_from_slice(&ops[end..]);
+            if fails(&candidate) {
+                ops = candidate;
+            }
+            end = start;
+        }
+        chunk /= 2;
+    }
+    ops
 }
 
 /// Removes one operation at a time, last first, keeping every removal after which `fails` still
@@ -651,7 +744,7 @@ pub fn campaign<S: Subject>(
     let mut report = CampaignReport::start(S::NAME, options)?;
     let started = Instant::now();
     let mut case_index = 0u64;
-    let strategy = case_strategy::<S>(config, options.ops_max);
+    let cases = CaseGen::<S>::new(config, options.ops_max);
     let hunt = hunting(&options.run);
     loop {
         let done = match options.budget {
@@ -667,7 +760,7 @@ pub fn campaign<S: Subject>(
         }
         let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
         case_index += 1;
-        let ops = generate_from(&strategy, seed);
+        let ops = cases.ops(seed);
         let case = run_case::<S>(config, seed, &ops, &hunt);
         report.progress.cases += 1;
         report.progress.ops += case.ops_run as u64;

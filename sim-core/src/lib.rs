@@ -15,6 +15,7 @@ pub mod cx;
 pub mod errno;
 pub mod fault;
 pub mod fixes;
+pub mod gen;
 pub mod guarded;
 pub mod kref;
 pub mod list;

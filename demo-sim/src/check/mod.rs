@@ -21,6 +21,7 @@ use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
 use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+use sim_core::gen::OpGen;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
 use crate::cache::{DemoCache, EntryHandle};
@@ -150,6 +151,10 @@ impl Subject for DemoSubject {
 
     fn op_strategy(config: &DemoConfig) -> BoxedStrategy<Op> {
         op::strategy(config)
+    }
+
+    fn op_gen(config: &DemoConfig) -> Option<OpGen<Op>> {
+        Some(op::generator(config))
     }
 
     fn apply(&mut self, _sim: &Sim, op: &Op) -> Outcome {

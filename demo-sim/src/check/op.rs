@@ -9,6 +9,7 @@
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
+use sim_core::gen::{OpGen, OpRng};
 use sim_core::Errno;
 
 use super::DemoConfig;
@@ -79,4 +80,22 @@ pub(crate) fn strategy(config: &DemoConfig) -> BoxedStrategy<Op> {
         (0..tasks, 1..=SHRINK_BATCH_MAX).prop_map(|(task, count)| Op::Shrink { task, count }),
     ]
     .boxed()
+}
+
+/// The cheap generator ([`sim_core::gen`]): the same distribution as [`strategy`] (four kinds
+/// equally likely, the same ranges), drawn from a plain random stream instead of a proptest value
+/// tree, so a campaign spends its time on the model rather than on generation.
+pub(crate) fn generator(config: &DemoConfig) -> OpGen<Op> {
+    let keys = config.keys.max(1);
+    let tasks = config.tasks.max(1);
+    Box::new(move |rng: &mut OpRng| {
+        let kind = rng.below(4);
+        let task = rng.u8_below(tasks);
+        match kind {
+            0 => Op::Insert { task, key: rng.u8_below(keys) },
+            1 => Op::Get { task, key: rng.u8_below(keys) },
+            2 => Op::Put { task, index: rng.any_u8() },
+            _ => Op::Shrink { task, count: rng.u8_in(1, SHRINK_BATCH_MAX) },
+        }
+    })
 }

@@ -7,6 +7,8 @@ mod pages;
 #[cfg(not(any(loom, shuttle)))]
 mod detectors;
 #[cfg(not(any(loom, shuttle)))]
+mod determinism;
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) mod harness;
 #[cfg(not(any(loom, shuttle)))]
 mod incremental;
