@@ -30,7 +30,11 @@ fn demo_seeds_give_the_same_operations_and_trace_hash_for_1000_seeds() {
         assert_eq!(bytes, serde_json::to_string(&again).expect("again"), "seed {seed}: operations differ");
         let first = check::run_case::<DemoSubject>(&config, seed, &ops, &options);
         let second = check::run_case::<DemoSubject>(&config, seed, &ops, &options);
-        assert!(first.passed(), "seed {seed}: {:?}; replay: ksim fuzz demo --seed {seed} --cases 1", first.violation);
+        assert!(
+            first.passed(),
+            "seed {seed}: {:?}; replay: ksim fuzz demo --seed {seed} --cases 1",
+            first.violation
+        );
         assert_eq!(first.trace_hash, second.trace_hash, "seed {seed}: same operations, different trace");
         distinct.insert(bytes);
     }
@@ -47,7 +51,8 @@ fn demo_seed_zero_names_the_same_case_in_every_build() {
 
 /// Seed 0's list for the default demo, 40 operations at most: its length and first three.
 const PINNED_LEN: usize = 29;
-const PINNED_HEAD: &str = "Shrink { task: 0, count: 3 }; Put { task: 2, index: 63 }; Put { task: 0, index: 55 }";
+const PINNED_HEAD: &str =
+    "Shrink { task: 0, count: 3 }; Put { task: 2, index: 63 }; Put { task: 0, index: 55 }";
 
 /// Which kind an operation is, for comparing the two generators' mixes.
 fn kind(op: &Op) -> usize {
