@@ -108,5 +108,34 @@ fn generation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, demo_harness, generation);
+/// `run_case` per operation over the first 20 seeds' lists, drawn as campaigns draw them and
+/// through the proptest strategy: a cheap generator must draw cases that cost what the
+/// strategy's did, or a campaign's speed would change for another reason than generation.
+fn cases_of<S: Catalog>(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let config = S::config(None, &[]).expect("default preset");
+    let hashed = RunOptions { check_every: check::CHECK_ALL_EVERY, trace: TraceMode::HashOnly };
+    let draws: [(&str, fn(&S::Config, u64, usize) -> Vec<S::Op>); 2] =
+        [("campaign", check::generate::<S>), ("proptest", check::generate_tree::<S>)];
+    for (how, draw) in draws {
+        let cases: Vec<(u64, Vec<S::Op>)> = (0..20).map(|seed| (seed, draw(&config, seed, OPS))).collect();
+        group.throughput(Throughput::Elements(cases.iter().map(|(_, ops)| ops.len() as u64).sum()));
+        group.bench_function(format!("{}-{how}", S::NAME), |b| {
+            b.iter(|| {
+                for (seed, ops) in &cases {
+                    black_box(check::run_case::<S>(&config, *seed, ops, &hashed).trace_hash);
+                }
+            })
+        });
+    }
+}
+
+fn cases(c: &mut Criterion) {
+    let mut group = c.benchmark_group("run-cases");
+    group.sample_size(10);
+    cases_of::<DemoSubject>(&mut group);
+    cases_of::<balloon_sim::BalloonSubject>(&mut group);
+    group.finish();
+}
+
+criterion_group!(benches, demo_harness, generation, cases);
 criterion_main!(benches);

@@ -258,10 +258,6 @@ impl Subject for BalloonSubject {
         op::op_strategy()
     }
 
-    fn op_gen(_config: &BalloonConfig) -> Option<sim_core::gen::OpGen<Op>> {
-        Some(op::op_gen())
-    }
-
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
         let outcome = match *op {
             Op::SetTarget { pages } => self.set_target(pages),

@@ -3,7 +3,6 @@
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use sim_core::gen::{OpGen, OpRng};
 use sim_core::Errno;
 
 use crate::balloon_compaction::CompactResult;
@@ -113,21 +112,4 @@ pub(crate) fn op_strategy() -> BoxedStrategy<Op> {
         1 => Just(Op::Restore),
     ]
     .boxed()
-}
-
-/// The cheap generator ([`sim_core::gen`]): [`op_strategy`]'s alternatives with the same
-/// weights and the same uniform fields, drawn from a plain random stream instead of a proptest
-/// value tree.
-pub(crate) fn op_gen() -> OpGen<Op> {
-    const WEIGHTS: [u32; 8] = [3, 4, 3, 2, 2, 1, 1, 1];
-    Box::new(|rng: &mut OpRng| match rng.weighted(&WEIGHTS) {
-        0 => Op::SetTarget { pages: rng.any_u32() },
-        1 => Op::BalloonRun,
-        2 => Op::Alloc { task: rng.any_u8(), pages: rng.any_u16(), nofs: rng.any_bool() },
-        3 => Op::Free { task: rng.any_u8(), pages: rng.any_u16() },
-        4 => Op::Compact { index: rng.any_u16(), to_zone: rng.any_u8() },
-        5 => Op::StatsRequest,
-        6 => Op::Freeze,
-        _ => Op::Restore,
-    })
 }
