@@ -108,13 +108,16 @@ fn generation(c: &mut Criterion) {
     group.finish();
 }
 
+/// A way to draw seed's list: [`check::generate`] or [`check::generate_tree`].
+type Draw<S> = fn(&<S as Subject>::Config, u64, usize) -> Vec<<S as Subject>::Op>;
+
 /// `run_case` per operation over the first 20 seeds' lists, drawn as campaigns draw them and
 /// through the proptest strategy: a cheap generator must draw cases that cost what the
 /// strategy's did, or a campaign's speed would change for another reason than generation.
 fn cases_of<S: Catalog>(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
     let config = S::config(None, &[]).expect("default preset");
     let hashed = RunOptions { check_every: check::CHECK_ALL_EVERY, trace: TraceMode::HashOnly };
-    let draws: [(&str, fn(&S::Config, u64, usize) -> Vec<S::Op>); 2] =
+    let draws: [(&str, Draw<S>); 2] =
         [("campaign", check::generate::<S>), ("proptest", check::generate_tree::<S>)];
     for (how, draw) in draws {
         let cases: Vec<(u64, Vec<S::Op>)> = (0..20).map(|seed| (seed, draw(&config, seed, OPS))).collect();

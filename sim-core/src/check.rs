@@ -403,9 +403,9 @@ pub fn shrink<S: Subject>(
                     ops.truncate(at + 1);
                 }
             }
-            remove_chunks(ops, &fails, steps_max)
+            remove_chunks(ops, fails, steps_max)
         }
-        CaseGen::Tree(strategy) => shrink_tree(&strategy, seed, &fails, steps_max),
+        CaseGen::Tree(strategy) => shrink_tree(&strategy, seed, fails, steps_max),
     };
     remove_single_ops(best, fails, steps_max)
 }
