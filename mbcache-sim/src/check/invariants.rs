@@ -25,6 +25,9 @@ fn oops(oops: Oops) -> Violation {
     oops.0
 }
 
+/// How often each entry was seen on the block chains walked, and on each index's chains.
+type ChainCounts = (BTreeMap<EntryRef, u32>, BTreeMap<(EntryRef, u32), u32>);
+
 /// Which handles refer to each entry, and where each entry was found on the lists: what the
 /// per-entry facts compare.
 struct Seen {
@@ -166,11 +169,7 @@ impl Registry {
 
     /// Walks the chains in `heads` with the full check's per-chain facts. Returns how often each
     /// entry was seen on a block chain and on each index's chains.
-    #[allow(clippy::type_complexity)]
-    fn walk_chains(
-        mem: &mut Mem<'_>,
-        heads: &BTreeSet<HeadId>,
-    ) -> Checked<(BTreeMap<EntryRef, u32>, BTreeMap<(EntryRef, u32), u32>)> {
+    fn walk_chains(mem: &mut Mem<'_>, heads: &BTreeSet<HeadId>) -> Checked<ChainCounts> {
         let mut hashed = BTreeMap::new();
         let mut index_seen = BTreeMap::new();
         for head in heads {
