@@ -239,6 +239,8 @@ fn bucket_bits(n: u64) -> u32 {
 
 fn model(n: u64) -> Model {
     let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+    // As `check::run_case` runs an op-level case: one thread drives the world.
+    sim.trace().confine_to_this_thread();
     let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
     let cx = sim.cx("bench", 0);
     let cache = registry

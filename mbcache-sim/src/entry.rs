@@ -52,7 +52,85 @@ pub struct Handle {
 /// entry's serial say all a reader needs (the slot and generation are in the entry's own events).
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "handle#{}(entry {})", self.id, self.serial)
+        let mut text = String::with_capacity(32);
+        self.trace_text(&mut text);
+        f.write_str(&text)
+    }
+}
+
+/// The text a call's end marker records for its result: exactly what `{:?}` prints, written
+/// without `fmt`'s machinery, which was about a fifth of a get + release (the text is hashed into
+/// the trace, so it is built on every call even when no event is kept).
+pub(crate) trait TraceText {
+    /// Appends the `{:?}` text of `self` to `out`.
+    fn trace_text(&self, out: &mut String);
+}
+
+/// Appends `value` in decimal, as `{}` prints it.
+pub(crate) fn push_decimal(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
+/// Appends `value` as `{:#x}` prints it (`0x`, lower-case digits, no padding).
+pub(crate) fn push_hex(out: &mut String, value: u64) {
+    out.push_str("0x");
+    let nibbles = (64 - value.leading_zeros()).div_ceil(4).max(1);
+    let mut digits = [0u8; 16];
+    for (at, nibble) in (0..nibbles).rev().enumerate() {
+        digits[at] = b"0123456789abcdef"[((value >> (nibble * 4)) & 0xf) as usize];
+    }
+    out.push_str(std::str::from_utf8(&digits[..nibbles as usize]).expect("ASCII digits"));
+}
+
+impl TraceText for Handle {
+    fn trace_text(&self, out: &mut String) {
+        out.push_str("handle#");
+        push_decimal(out, self.id);
+        out.push_str("(entry ");
+        push_decimal(out, self.serial);
+        out.push(')');
+    }
+}
+
+impl TraceText for () {
+    fn trace_text(&self, out: &mut String) {
+        out.push_str("()");
+    }
+}
+
+impl<T: TraceText> TraceText for Option<T> {
+    fn trace_text(&self, out: &mut String) {
+        match self {
+            Some(value) => {
+                out.push_str("Some(");
+                value.trace_text(out);
+                out.push(')');
+            }
+            None => out.push_str("None"),
+        }
+    }
+}
+
+impl<T: TraceText> TraceText for Result<T, MbError> {
+    fn trace_text(&self, out: &mut String) {
+        match self {
+            Ok(value) => {
+                out.push_str("Ok(");
+                value.trace_text(out);
+                out.push(')');
+            }
+            Err(error) => out.push_str(&format!("Err({error:?})")),
+        }
     }
 }
 
@@ -70,7 +148,7 @@ impl Handle {
 
 impl Registry {
     /// Runs one API call between its trace markers, the result as the end marker says it.
-    fn traced<T: std::fmt::Debug>(
+    fn traced<T: TraceText>(
         &self,
         cx: &Cx,
         name: &'static str,
@@ -79,7 +157,9 @@ impl Registry {
     ) -> T {
         cx.op_begin(name, detail);
         let result = call();
-        cx.op_end(name, format!("{result:?}"));
+        let mut text = String::with_capacity(48);
+        result.trace_text(&mut text);
+        cx.op_end(name, text);
         result
     }
 
@@ -131,6 +211,7 @@ impl Registry {
         } else {
             {
                 let mut memory = self.memory();
+                Self::log_chains_of(&mut memory, entry, info.bucket_bits);
                 let cache = memory.caches.get_mut(cx, entry.cache).map_err(freed)?;
                 cache
                     .entries
@@ -140,6 +221,24 @@ impl Registry {
             info.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
+    }
+
+    /// Logs the hash chains a freed entry was keyed for (instrumentation for the incremental
+    /// invariant check, which then walks them for a link left dangling).
+    fn log_chains_of(memory: &mut crate::registry::Memory, entry: EntryRef, bucket_bits: u32) {
+        let Some(object) = memory.caches.peek(entry.cache).and_then(|c| c.entries.peek(entry.entry)) else {
+            return;
+        };
+        let bucket = hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bucket_bits);
+        let keys: Vec<u32> = object.indexes.iter().map(|(_, key)| *key).collect();
+        memory.touched.head(HeadId::Block(entry.cache, bucket));
+        for (index, key) in keys.into_iter().enumerate() {
+            memory.touched.head(HeadId::Index(
+                entry.cache,
+                index as u32,
+                hash_long(u64::from(key), bucket_bits),
+            ));
+        }
     }
 
     /// Mirrors `__mb_cache_entry_release_unlock()`: drops one use under the lock; the last use
@@ -297,7 +396,9 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_release()`.
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
-        let detail = format!("entry {}", handle.serial);
+        let mut detail = String::with_capacity(24);
+        detail.push_str("entry ");
+        push_decimal(&mut detail, handle.serial);
         self.traced(cx, "mb_cache_entry_release", detail, || {
             self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
             let locked_global = self.lock(cx);
@@ -410,13 +511,22 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
-        let detail = format!("bdev={bdev:#x} block={block}");
+        let mut detail = String::with_capacity(48);
+        detail.push_str("bdev=");
+        push_hex(&mut detail, bdev);
+        detail.push_str(" block=");
+        push_decimal(&mut detail, block);
         self.traced(cx, "mb_cache_entry_get", detail, || {
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), self.bucket_bits(cx, cache.0)?);
             let mut locked_global = self.lock(cx);
-            let head = Node::Head(HeadId::Block(cache.0, bucket));
             let found = {
                 let mut mem = locked_global.mem();
+                // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
+                // read here under the memory guard the walk takes anyway.
+                let bits = mem.cache(cache.0)?.info.bucket_bits;
+                let head = Node::Head(HeadId::Block(
+                    cache.0,
+                    hash_long(bdev.wrapping_add(block & 0xffff_ffff), bits),
+                ));
                 let mut at = list::next(&mut mem, head, "list_for_each")?;
                 loop {
                     if at == head {
@@ -427,7 +537,9 @@ impl Registry {
                     if object.bdev == bdev && object.block == block {
                         break Some((entry, object.id));
                     }
-                    at = list::next(&mut mem, at, "list_for_each")?;
+                    // `pos->member.next` of the entry just read: one dereference per node.
+                    let link = object.block_list.next;
+                    at = list::follow(&mut mem, at, link, "list_for_each")?;
                 }
             };
             let Some((entry, serial)) = found else {
@@ -465,7 +577,7 @@ impl Registry {
                 if at == head {
                     break None;
                 }
-                let Node::Index(entry, _) = at else {
+                let Node::Index(entry, at_index) = at else {
                     // The walk left the bucket it started in (prev was re-hashed elsewhere) and
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(
@@ -479,7 +591,9 @@ impl Registry {
                 if object.bdev == bdev && object.indexes[index as usize].1 == key {
                     break Some((entry, object.id));
                 }
-                at = list::next(&mut mem, at, "__mb_cache_entry_find")?;
+                // `pos->member.next` of the entry just read: one dereference per node.
+                let link = object.indexes[at_index as usize].0.next;
+                at = list::follow(&mut mem, at, link, "__mb_cache_entry_find")?;
             }
         };
         let Some((entry, serial)) = found else {
@@ -508,11 +622,11 @@ impl Registry {
     ) -> Result<Option<Handle>, MbError> {
         let detail = format!("index={index} bdev={bdev:#x} key={key}");
         self.traced(cx, "mb_cache_entry_find_first", detail, || {
-            let info = self.cache(cx, cache.0)?;
-            if index >= info.indexes_count {
+            let (indexes_count, bucket_bits) = self.geometry(cx, cache.0)?;
+            if index >= indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(u64::from(key), info.bucket_bits);
+            let bucket = hash_long(u64::from(key), bucket_bits);
             let locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Index(cache.0, index, bucket));
             let mut locked_global = locked_global;
@@ -544,11 +658,11 @@ impl Registry {
         let detail = format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
         self.traced(cx, "mb_cache_entry_find_next", detail, || {
             self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
-            let info = self.cache(cx, prev.entry.cache)?;
-            if index >= info.indexes_count {
+            let (indexes_count, bucket_bits) = self.geometry(cx, prev.entry.cache)?;
+            if index >= indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(u64::from(key), info.bucket_bits);
+            let bucket = hash_long(u64::from(key), bucket_bits);
             let mut locked_global = self.lock(cx);
             let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
             let after = list::next(
@@ -569,5 +683,23 @@ impl Registry {
                 Err(errno) => Err(MbError::Errno(errno)),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{push_decimal, push_hex};
+
+    /// The hand-written text is hashed into the trace where `format!` used to be, so it must be
+    /// byte for byte what `format!` printed, or every mbcache trace hash moves.
+    #[test]
+    fn hand_written_numbers_print_as_format_does() {
+        for value in [0, 1, 9, 10, 255, 4096, 0xffff_8100_0000_0400, u64::MAX] {
+            let (mut decimal, mut hex) = (String::new(), String::new());
+            push_decimal(&mut decimal, value);
+            push_hex(&mut hex, value);
+            assert_eq!(decimal, format!("{value}"));
+            assert_eq!(hex, format!("{value:#x}"));
+        }
     }
 }

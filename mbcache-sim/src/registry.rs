@@ -176,6 +176,45 @@ pub(crate) const MB_CACHE_SLAB: (&str, u64) = ("size-128(mb_cache)", 128);
 #[derive(Debug)]
 pub(crate) struct Memory {
     pub(crate) caches: SlabArena<MbCache>,
+    /// Instrumentation: what was written since the incremental invariant check last ran.
+    pub(crate) touched: Touched,
+}
+
+/// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
+/// runs that never check (benches, loom, threaded cases) keep a bounded log for one branch a write.
+pub(crate) const TOUCHED_MAX: usize = 1024;
+
+/// The log `Registry::check_invariants_touched` reads: every entry written (its fields or links,
+/// so an entry's list neighbours are logged when it is linked or unlinked), every hash-chain head
+/// written, and the chains a freed entry was hashed on. Checker state beside the model's memory,
+/// written where the memory is, so it costs a push and adds no lock.
+#[derive(Debug, Default)]
+pub(crate) struct Touched {
+    pub(crate) entries: Vec<EntryRef>,
+    pub(crate) heads: Vec<HeadId>,
+    /// More was written than the log keeps: the next check must be the full one.
+    pub(crate) overflowed: bool,
+}
+
+impl Touched {
+    pub(crate) fn entry(&mut self, entry: EntryRef) {
+        if self.entries.last() == Some(&entry) {
+            return;
+        }
+        if self.entries.len() < TOUCHED_MAX {
+            self.entries.push(entry);
+        } else {
+            self.overflowed = true;
+        }
+    }
+
+    pub(crate) fn head(&mut self, head: HeadId) {
+        if self.heads.len() < TOUCHED_MAX {
+            self.heads.push(head);
+        } else {
+            self.overflowed = true;
+        }
+    }
 }
 
 /// A use after free the arena already reported, as the list code's [`Oops`].
@@ -196,6 +235,7 @@ impl Memory {
 
     /// `entry`, dereferenced for writing.
     pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
+        self.touched.entry(entry);
         let cache = self.caches.get_mut(cx, entry.cache).map_err(freed)?;
         cache.entries.get_mut(cx, entry.entry).map_err(freed)
     }
@@ -249,8 +289,12 @@ impl ListMemory for Mem<'_> {
             Node::Head(HeadId::Local(id)) => {
                 self.global.locals.insert(id, head);
             }
-            Node::Head(HeadId::Block(cache, bucket)) => self.cache_mut(cache)?.block[bucket as usize] = head,
+            Node::Head(HeadId::Block(cache, bucket)) => {
+                self.memory.touched.head(HeadId::Block(cache, bucket));
+                self.cache_mut(cache)?.block[bucket as usize] = head
+            }
             Node::Head(HeadId::Index(cache, index, bucket)) => {
+                self.memory.touched.head(HeadId::Index(cache, index, bucket));
                 self.cache_mut(cache)?.index[index as usize][bucket as usize] = head
             }
             Node::Lru(entry) => self.entry_mut(entry)?.lru = head,
@@ -330,7 +374,10 @@ impl Registry {
                     next_local: 0,
                 },
             ),
-            memory: StdMutex::new(Memory { caches: SlabArena::new(MB_CACHE_SLAB.0) }),
+            memory: StdMutex::new(Memory {
+                caches: SlabArena::new(MB_CACHE_SLAB.0),
+                touched: Touched::default(),
+            }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
@@ -392,9 +439,12 @@ impl Registry {
         locked(&self.memory)
     }
 
-    /// `cache->c_bucket_bits`, read without the lock (fixed at create).
-    pub(crate) fn bucket_bits(&self, cx: &Cx, cache: CacheHandle) -> Result<u32, MbError> {
-        Ok(self.memory().cache(cx, cache)?.info.bucket_bits)
+    /// `cache->c_indexes_count` and `cache->c_bucket_bits`, read without the lock (fixed at
+    /// create), with no copy of the rest of [`CacheInfo`].
+    pub(crate) fn geometry(&self, cx: &Cx, cache: CacheHandle) -> Result<(u32, u32), MbError> {
+        let memory = self.memory();
+        let info = &memory.cache(cx, cache)?.info;
+        Ok((info.indexes_count, info.bucket_bits))
     }
 
     /// What a cache's user may read without the lock (fixed at create), and its `c_entry_count`.

@@ -1,0 +1,56 @@
+//! The registry's incremental invariant check (`Registry::check_invariants_touched`, which
+//! `MbcacheSubject::check_invariants_incremental` runs where the whole check is not due) against
+//! the whole check: after every operation of many seeds both must find the same broken invariant,
+//! on the fixed kernel (none) and with fixes off whose bugs break invariants.
+
+use mbcache_sim::{Fixes, MbcacheConfig, MbcacheSubject, PRESET_FIXED, PRESET_LATER, PRESET_SEED};
+use sim_core::check::{self, Catalog};
+
+/// Compares the two checks over `cases` seeds; returns (operations compared, cases broken).
+fn agree(config: &MbcacheConfig, cases: u64) -> (u64, u64) {
+    check::incremental_agrees::<MbcacheSubject>(config, 0, cases, 80)
+        .unwrap_or_else(|disagreement| panic!("{disagreement}"))
+}
+
+#[test]
+fn incremental_and_whole_checks_agree_on_the_fixed_kernel() {
+    let config = MbcacheConfig { xattr_ops: false, ..MbcacheConfig::new(PRESET_FIXED, Fixes::all()) };
+    let (compared, broken) = agree(&config, 150);
+    assert!(compared > 4_000, "only {compared} operations compared");
+    assert_eq!(broken, 0, "the fixed kernel broke an invariant");
+}
+
+#[test]
+fn incremental_and_whole_checks_agree_with_one_bucket_and_long_chains() {
+    let config = MbcacheConfig {
+        bucket_bits_max: 0,
+        devices: 4,
+        blocks: 3,
+        keys: 2,
+        xattr_ops: false,
+        ..MbcacheConfig::new(PRESET_FIXED, Fixes::all())
+    };
+    let (compared, broken) = agree(&config, 100);
+    assert!(compared > 2_500, "only {compared} operations compared");
+    assert_eq!(broken, 0, "the fixed kernel broke an invariant");
+}
+
+/// The early `c_entry_count` bump leaks a count on a failed allocation: both checks must find
+/// the leak after the same operation.
+#[test]
+fn incremental_check_finds_the_entry_count_leak_where_the_whole_check_does() {
+    let config = <MbcacheSubject as Catalog>::config(Some(PRESET_LATER), &["entry-count-after-alloc".into()])
+        .expect("config");
+    let (_, broken) = agree(&MbcacheConfig { xattr_ops: false, ..config }, 100);
+    assert!(broken > 10, "the leak broke an invariant in only {broken} cases");
+}
+
+/// The seed kernel (every fix off, `dup` and `takeout` in the API): whatever its bugs break,
+/// both checks must break it at the same operation.
+#[test]
+fn incremental_and_whole_checks_agree_on_the_seed_kernel() {
+    let config = MbcacheConfig { xattr_ops: false, ..MbcacheConfig::new(PRESET_SEED, Fixes::none()) };
+    let (compared, broken) = agree(&config, 150);
+    assert!(compared > 2_000, "only {compared} operations compared");
+    assert!(broken > 0, "the seed kernel broke no invariant in 150 cases");
+}
