@@ -22,7 +22,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, PidHash, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs,
+    Acct, ExitState, File, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState, TaskTable,
+    UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -622,6 +623,7 @@ impl Taskstats {
             cx.note(format!("lock_task_sighand({}): its sighand is gone (released)", first.pid));
             return None;
         }
+        first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = inner.stats.clone().unwrap_or_default();
         let mut live_sum = TaskstatsRecord::default();
         for (_, (acct, exit_state)) in inner.threads.iter() {

@@ -293,7 +293,7 @@ impl Taskstats {
         }
         let stats = inner.stats.take();
         let handle = inner.stats_handle.take();
-        signal.stats_published.store(false, Ordering::Release);
+        signal.set_stats(cx, self.stats_access(), false);
         drop(inner);
         if let Some(handle) = handle {
             cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
@@ -321,7 +321,7 @@ impl Taskstats {
         if inner.stats.is_none() {
             inner.stats = Some(TaskstatsRecord::default());
             inner.stats_handle = Some(handle);
-            signal.stats_published.store(true, Ordering::Release);
+            signal.set_stats(cx, StatsAccess::Untracked, true);
         } else {
             drop(inner);
             let _ = self.taskstats_cache.free(cx, handle);
@@ -483,7 +483,12 @@ impl Taskstats {
         if let Some(handle) = inner.stats_handle.take() {
             let _ = self.taskstats_cache.free(cx, handle);
         }
-        task.signal.stats_published.store(false, Ordering::Release);
+        // taskstats_tgid_free() in free_signal_struct() reads the pointer once the last
+        // reference to the group is gone (ordered by that refcount, which lockset cannot see,
+        // so a plain kernel's pointer is left alone here) and frees the record.
+        if self.stats_access() != StatsAccess::Plain {
+            task.signal.stats_published.store(false, Ordering::Release);
+        }
         task.sighand_detached.store(true, Ordering::Release);
         drop(inner);
         self.unhash_process(cx, &mut t, &task);
