@@ -121,7 +121,7 @@ impl Taskstats {
         task: &Task,
         with_tgid: bool,
     ) -> Vec<(u16, u32, TaskstatsRecord)> {
-        let table = self.tasks.lock(cx);
+        let table = self.tasks.read_lock(cx);
         let inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();
