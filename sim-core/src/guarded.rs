@@ -110,7 +110,7 @@ impl<T> fmt::Debug for Guarded<T> {
 
 /// Whether a held lock protects an access: any hold for a read, a write hold for a write.
 fn protects(held: &HeldLock, write: bool) -> bool {
-    !(write && held.mode == LockMode::Read)
+    !(write && matches!(held.mode, LockMode::Read | LockMode::ReadRecursive))
 }
 
 impl<T> Guarded<T> {

@@ -25,6 +25,7 @@ pub mod locks;
 pub mod mm;
 pub mod percpu;
 pub mod rcu;
+pub mod rwlock;
 pub mod sim;
 pub mod sync;
 #[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
@@ -40,5 +41,6 @@ pub use guarded::Guarded;
 pub use kref::Kref;
 pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
 pub use rcu::{RcuPointer, RcuRef};
+pub use rwlock::RwLock;
 pub use sim::{Sim, SimConfig};
 pub use violation::{Violation, ViolationKind};

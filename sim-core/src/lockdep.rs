@@ -51,12 +51,22 @@ pub enum LockMode {
     SpinBh,
     /// `bit_spin_lock`: a spinlock that is one bit of a word.
     BitSpin,
+    /// `read_lock` of an `rwlock_t` (lockdep's recursive read, `read == 2`): spins, shared, and
+    /// may nest inside another read hold of the same class.
+    ReadRecursive,
 }
 
 impl LockMode {
     /// Whether a context holding a lock taken this way is atomic (may not sleep).
     pub fn is_atomic(self) -> bool {
-        matches!(self, LockMode::Spin | LockMode::SpinIrq | LockMode::SpinBh | LockMode::BitSpin)
+        matches!(
+            self,
+            LockMode::Spin
+                | LockMode::SpinIrq
+                | LockMode::SpinBh
+                | LockMode::BitSpin
+                | LockMode::ReadRecursive
+        )
     }
 
     fn verb(self) -> &'static str {
@@ -66,6 +76,7 @@ impl LockMode {
             LockMode::Mutex => "lock",
             LockMode::Read => "down_read",
             LockMode::Write => "down_write",
+            LockMode::ReadRecursive => "read_lock",
         }
     }
 }
@@ -715,6 +726,8 @@ struct Graph {
     after: Vec<BTreeSet<ClassId>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
+    /// Dependencies whose `from` class was held as a recursive read when they were made.
+    read_from: BTreeSet<(ClassId, ClassId)>,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.
     reported: BTreeSet<(String, Vec<String>)>,
@@ -889,6 +902,9 @@ impl Graph {
                 continue;
             }
             if let Some(path) = self.path(class, prev.class) {
+                if self.readers_only(new, &path) {
+                    continue;
+                }
                 let mut current_chain = chain_of(held.len());
                 current_chain.push(new.acquisition(task));
                 made.push(LockdepReport::CircularDependency {
@@ -908,6 +924,9 @@ impl Graph {
                 acquired: new.acquisition(task),
             };
             self.edges.insert(edge, chain);
+            if prev.mode == LockMode::ReadRecursive {
+                self.read_from.insert(edge);
+            }
             self.after[prev.class as usize].insert(class);
             self.before[class as usize].insert(prev.class);
             if irq_tracking {
@@ -915,6 +934,15 @@ impl Graph {
             }
         }
         made
+    }
+
+    /// Whether the cycle that `new` would close through `path` (from `new`'s class back to a
+    /// held class) has readers at its joint: `new` is a recursive read and the path leaves its
+    /// class by a dependency made while that class was read-held. Readers do not wait for
+    /// readers, so that is no deadlock (lockdep's "-(*R)-> then -(S*)->" rule, for the joint
+    /// at `new` only; the closing edge is not added, as for a reported cycle).
+    fn readers_only(&self, new: &HeldLock, path: &[ClassId]) -> bool {
+        new.mode == LockMode::ReadRecursive && path.len() >= 2 && self.read_from.contains(&(path[0], path[1]))
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
@@ -930,6 +958,13 @@ impl Graph {
         self.reports.push(report.clone());
         Some(report)
     }
+}
+
+/// Whether `new` is a recursive read of a class this context already holds for reading (every
+/// hold of its class is a recursive read).
+fn nests_as_reader(held: &[HeldLock], new: &HeldLock) -> bool {
+    new.mode == LockMode::ReadRecursive
+        && held.iter().filter(|h| h.class == new.class).all(|h| h.mode == LockMode::ReadRecursive)
 }
 
 /// One lock validator: the class graph and the reports. A [`crate::Sim`] owns one, so tests that
@@ -1061,12 +1096,15 @@ impl Lockdep {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        if crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
+        // A recursive read's verdict depends on how its class is held, which the chain cache's
+        // key does not record: such acquisitions are always validated and never remembered.
+        let cacheable = new.mode != LockMode::ReadRecursive;
+        if cacheable && crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
             return;
         }
         let made = self.validate(held, new, task, irq_tracking);
         new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class);
-        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, made.is_empty());
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, cacheable && made.is_empty());
         self.deliver(made);
     }
 
@@ -1086,7 +1124,9 @@ impl Lockdep {
             let class = new.class;
             // Recursion: the same class already held by this context. A trylock cannot deadlock
             // on itself, so lockdep lets it pass, as the kernel does.
-            if !new.trylock {
+            // A recursive read may nest inside a read hold of its class (lockdep's
+            // check_deadlock() returning 2 for read == 2 over a reader).
+            if !new.trylock && !nests_as_reader(held, new) {
                 if let Some(first) = held.iter().find(|h| h.class == class) {
                     let report = LockdepReport::RecursiveLocking {
                         held: first.acquisition(task),

@@ -453,6 +453,7 @@ fn describe(kind: &EventKind) -> String {
                 LockMode::SpinBh => "lock_bh",
                 LockMode::BitSpin => "bit_spin_lock",
                 LockMode::Spin | LockMode::Mutex => "lock",
+                LockMode::ReadRecursive => "read_lock",
             };
             format!("{}{verb}({class})", if *trylock { "try" } else { "" })
         }

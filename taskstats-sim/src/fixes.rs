@@ -81,9 +81,13 @@ pub const BACCT_PARENT_RCU: FixId = FixId::new(19, "bacct-parent-rcu");
 /// under task_lock()). Off: `if (p->mm)` and then `p->mm->hiwater_rss`, no lock and no reference,
 /// so a PID query's target that exits in between has freed the mm the query reads.
 pub const XACCT_GET_TASK_MM: FixId = FixId::new(20, "xacct-get-task-mm");
+/// taskstats_tgid_alloc() reads `sig->stats` on its unlocked fast path with smp_load_acquire()
+/// and publishes it under siglock with smp_store_release() (off: plain loads and stores, a data
+/// race between one exiting thread's fast-path read and another's publication).
+pub const TGID_ALLOC_DATA_RACE: FixId = FixId::new(21, "tgid-alloc-data-race");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 21] = [
+pub const FIX_IDS: [FixId; 22] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -105,6 +109,7 @@ pub const FIX_IDS: [FixId; 21] = [
     PID_LOOKUP_RCU,
     BACCT_PARENT_RCU,
     XACCT_GET_TASK_MM,
+    TGID_ALLOC_DATA_RACE,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -123,7 +128,7 @@ impl FixTableOf for TaskstatsFixes {
     const TABLE: &'static FixTable = &FixTable {
         subsystem: "taskstats",
         oldest: LINUX_2_6_19_RC3,
-        newest: v(4, 15, 0),
+        newest: v(5, 5, 0),
         fixes: &[
             // Title: Red Hat, Oracle and Mageia changelogs naming CVE-2011-2484; the fix reached
             // stable 2.6.38.8 backports in June 2011, so mainline 3.0 (bracketed).
@@ -364,6 +369,21 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "a TASKSTATS_CMD_ATTR_PID query tests p->mm and then reads p->mm->hiwater_rss; the \
                           target exits in between and frees its mm: a use after free that leaks freed \
                           memory into the reply (or oopses)",
+            },
+            // Id and title: linux-next's merge log "Merging pidfd-fixes/fixes (0b8d616fb5a8
+            // taskstats: fix data-race)" after 5.5-rc2, and stable backports quoting "commit
+            // 0b8d616fb5a8ffa307b1d3af37f55c15dae14f28 upstream" (3.16.83, 4.x) (all read with the
+            // search tool). Not in mainline at 5.5-rc2 and backported to stable at the end of
+            // December 2019, so 5.5-rc3 (bracketed: the mainline merge itself was not seen).
+            Fix {
+                name: "tgid-alloc-data-race",
+                title: "taskstats: fix data-race",
+                commit: Commit::Id("0b8d616fb5a8"),
+                landed_in: KernelVersion::rc(5, 5, 0, 3),
+                cve: None,
+                symptom: "an exiting thread reads sig->stats with a plain load, no lock, while another \
+                          exiting thread of its group stores it under siglock: a data race (KCSAN), and \
+                          without acquire ordering the reader may see the pointer before the zeroed record",
             },
         ],
         presets: &[

@@ -43,7 +43,7 @@ pub use fixes::Fixes;
 // For direct drivers (scenarios, benches, loom/shuttle models).
 pub use listener::CpuSet;
 pub use listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, Listener, ListenerList};
-pub use task::{Signal, TaskState};
+pub use task::{Signal, StatsAccess, TaskState};
 pub use taskstats::{
     parse_cpulist, ExitReport, ForkKind, Params, Preemption, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN,
 };

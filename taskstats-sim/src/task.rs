@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
-use sim_core::{Cx, Kref, RcuPointer, SpinLock};
+use sim_core::{Cx, Guarded, Kref, RcuPointer, SpinLock};
 
 use crate::mm::TaskMm;
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
@@ -178,14 +178,32 @@ pub struct SignalInner {
     pub live: u32,
 }
 
+/// How a kernel accesses the `sig->stats` pointer outside the group's lock, which decides how
+/// the model's accesses are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsAccess {
+    /// 2.6.19 (fork-time allocation) and 2.6.20 before the on-demand allocation: the pointer's
+    /// unlocked readers are not judged (the facade atomic stands for them).
+    Untracked,
+    /// 3.x taskstats_tgid_alloc() before "taskstats: fix data-race": plain loads and stores,
+    /// judged by the lockset detector.
+    Plain,
+    /// From 5.5: smp_load_acquire() on the fast path and smp_store_release() to publish.
+    Marked,
+}
+
 /// `signal_struct`.
 #[derive(Debug)]
 pub struct Signal {
     /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
     pub lock: SpinLock<SignalInner>,
-    /// Whether `signal->stats` is set, read without the lock by taskstats_tgid_alloc()'s fast
-    /// path (a plain pointer load in the kernel).
+    /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
+    /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]).
     pub stats_published: AtomicBool,
+    /// The same pointer as plain C loads and stores see it ([`StatsAccess::Plain`]): lockset
+    /// judges every access, so an unlocked read by one task and a store by another are found
+    /// from one run.
+    stats_plain: Guarded<bool>,
 }
 
 impl Signal {
@@ -194,12 +212,44 @@ impl Signal {
         Arc::new(Signal {
             lock: SpinLock::new(class, SignalInner::default()),
             stats_published: AtomicBool::new(false),
+            stats_plain: Guarded::undocumented("signal->stats", false),
         })
     }
 
-    /// The unlocked `sig->stats` read.
+    /// The unlocked `sig->stats` read of the kernels whose accessors are not judged.
     pub fn stats_published(&self) -> bool {
         self.stats_published.load(Ordering::Acquire)
+    }
+
+    /// Mirrors taskstats_tgid_alloc()'s fast-path test `sig->stats != NULL`, made without the
+    /// lock: a plain load before "taskstats: fix data-race", smp_load_acquire() after it.
+    #[track_caller]
+    pub fn stats_unlocked(&self, cx: &Cx, access: StatsAccess) -> bool {
+        match access {
+            StatsAccess::Plain => self.stats_plain.get(cx),
+            StatsAccess::Marked | StatsAccess::Untracked => self.stats_published(),
+        }
+    }
+
+    /// A read of `sig->stats` made under the group's lock (the caller holds it): the model's
+    /// truth is `SignalInner::stats`; a plain kernel's access is also shown to lockset.
+    #[track_caller]
+    pub fn stats_locked_read(&self, cx: &Cx, access: StatsAccess) {
+        if access == StatsAccess::Plain {
+            self.stats_plain.get(cx);
+        }
+    }
+
+    /// `sig->stats = value` under the group's lock: a plain store before "taskstats: fix
+    /// data-race", smp_store_release() after it.
+    #[track_caller]
+    pub fn set_stats(&self, cx: &Cx, access: StatsAccess, value: bool) {
+        match access {
+            StatsAccess::Plain => self.stats_plain.set(cx, value),
+            StatsAccess::Marked | StatsAccess::Untracked => {
+                self.stats_published.store(value, Ordering::Release)
+            }
+        }
     }
 }
 

@@ -168,7 +168,11 @@ fn list_json_gives_every_fix_its_commit_and_landed_in() {
 #[test]
 fn fuzz_takes_a_kernel_version() {
     let dir = scratch("fuzz-kernel");
-    let run = ksim(&dir, &["fuzz", "taskstats", "--kernel", "3.4", "--cases", "20", "--jobs", "1"]);
+    // 3.4 as it is has the sig->stats data race (its own zoo row); this campaign must pass.
+    let run = ksim(
+        &dir,
+        &["fuzz", "taskstats", "--kernel", "3.4+tgid-alloc-data-race", "--cases", "20", "--jobs", "1"],
+    );
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("3.4"), "{}", run.stdout);
 }
@@ -184,8 +188,8 @@ fn bad_arguments_are_one_line_and_status_two() {
     ksim(&dir, &["fuzz", "demo", "--kernel", "six"]).assert_one_line_error(2, "not a kernel version");
     ksim(&dir, &["fuzz", "taskstats", "--kernel", "1.0"])
         .assert_one_line_error(2, "kernel 1.0 is outside the modelled range");
-    ksim(&dir, &["fuzz", "taskstats", "--kernel", "5.0"])
-        .assert_one_line_error(2, "taskstats: kernel 5.0 is outside the modelled range 2.6.19-rc3 to 4.15");
+    ksim(&dir, &["fuzz", "taskstats", "--kernel", "6.0"])
+        .assert_one_line_error(2, "taskstats: kernel 6.0 is outside the modelled range 2.6.19-rc3 to 5.5");
     ksim(&dir, &["fuzz", "--kernel", "9.0"]).assert_one_line_error(2, "no subsystem models kernel 9.0");
     ksim(&dir, &["list", "--kernel", "x"]).assert_one_line_error(2, "not a kernel version");
     ksim(&dir, &["fuzz", "--shard", "2/2"]).assert_one_line_error(2, "need 0 <= I < N");

@@ -59,6 +59,14 @@ impl TaskstatsConfig {
         })
     }
 
+    /// The same configuration with fix `name` on, a later kernel's change applied to this one
+    /// (panics on an unknown name): how tests run "linux-3.8 plus the 2019 data-race fix".
+    pub fn fix_on(mut self, name: &str) -> TaskstatsConfig {
+        let (index, _) = TaskstatsFixes::TABLE.find(name).expect("known fix");
+        self.fixes.set(crate::fixes::FIX_IDS[index], true);
+        self
+    }
+
     /// The same configuration with fix `name` off (panics on an unknown name).
     pub fn fix_off(mut self, name: &str) -> TaskstatsConfig {
         let (index, _) = TaskstatsFixes::TABLE.find(name).expect("known fix");

@@ -5,11 +5,25 @@
 use super::*;
 
 impl Taskstats {
+    /// How this kernel reads and publishes `sig->stats` outside siglock.
+    pub(crate) fn stats_access(&self) -> StatsAccess {
+        if !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            StatsAccess::Untracked
+        } else if self.fixes.on(crate::fixes::TGID_ALLOC_DATA_RACE) {
+            StatsAccess::Marked
+        } else {
+            StatsAccess::Plain
+        }
+    }
+
     /// Mirrors taskstats_tgid_alloc(): the unlocked fast path (stats already set, or a group of
-    /// one), else allocate, install under siglock if still unset, free the spare.
+    /// one), else allocate, install under siglock if still unset, free the spare. The fast path's
+    /// load and the store are plain before "taskstats: fix data-race" (lockset judges them) and
+    /// acquire/release after it.
     pub fn taskstats_tgid_alloc(&self, cx: &Cx, task: &Task) -> bool {
         let sig = &task.signal;
-        if sig.stats_published() {
+        let access = self.stats_access();
+        if sig.stats_unlocked(cx, access) {
             return true;
         }
         let group_empty = sig.lock.lock_irqsave(cx).threads.len() <= 1;
@@ -18,11 +32,12 @@ impl Taskstats {
         }
         let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();
         let mut inner = sig.lock.lock_irqsave(cx);
+        sig.stats_locked_read(cx, access);
         if inner.stats.is_none() {
             if handle.is_some() {
                 inner.stats = Some(TaskstatsRecord::default());
                 inner.stats_handle = handle;
-                sig.stats_published.store(true, Ordering::Release);
+                sig.set_stats(cx, access, true);
                 drop(inner);
                 self.mark(cx, "group-stats-allocated");
                 return true;
@@ -50,6 +65,7 @@ impl Taskstats {
     pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut inner = task.signal.lock.lock_irqsave(cx);
+        task.signal.stats_locked_read(cx, self.stats_access());
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         if let Some(stats) = inner.stats.as_mut() {
             if let Some(delays) = &task.delays {
@@ -105,7 +121,7 @@ impl Taskstats {
         task: &Task,
         with_tgid: bool,
     ) -> Vec<(u16, u32, TaskstatsRecord)> {
-        let table = self.tasks.lock(cx);
+        let table = self.tasks.read_lock(cx);
         let inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();

@@ -133,7 +133,7 @@ impl Taskstats {
             return;
         };
         {
-            let table = self.tasks.lock(&observer);
+            let table = self.tasks.read_lock(&observer);
             for (kind, id, stats) in records {
                 self.audit_record(cx, &port, task, *kind, *id, stats, &table);
             }
@@ -237,7 +237,7 @@ impl Taskstats {
         if self.checks_group_stats() {
             self.check_group_ledger(&cx)?;
         }
-        let t = self.tasks.lock(&cx);
+        let t = self.tasks.read_lock(&cx);
         let groups_with_stats = t
             .tasks
             .values()
@@ -261,7 +261,7 @@ impl Taskstats {
     /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
     pub(super) fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
         let leaders: Vec<Arc<Task>> =
-            self.tasks.lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
+            self.tasks.read_lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
         let ledger = self.ledger();
         for task in leaders {
             let Some(group) = ledger.groups.get(&task.tgid) else { continue };
@@ -294,8 +294,14 @@ impl Taskstats {
             }
             listeners.len.store(0, Ordering::Relaxed);
         }
-        let signals: Vec<Arc<Signal>> =
-            self.tasks.lock(&cx).tasks.values().filter(|t| t.is_leader()).map(|t| t.signal.clone()).collect();
+        let signals: Vec<Arc<Signal>> = self
+            .tasks
+            .read_lock(&cx)
+            .tasks
+            .values()
+            .filter(|t| t.is_leader())
+            .map(|t| t.signal.clone())
+            .collect();
         for signal in signals {
             let handle = signal.lock.lock_irqsave(&cx).stats_handle.take();
             if let Some(handle) = handle {
@@ -307,7 +313,7 @@ impl Taskstats {
         // Every reference a query took was put: after the last grace period each task still
         // hashed holds only the pid hash's reference.
         sim.rcu_advance();
-        let tasks: Vec<Arc<Task>> = self.tasks.lock(&cx).tasks.values().cloned().collect();
+        let tasks: Vec<Arc<Task>> = self.tasks.read_lock(&cx).tasks.values().cloned().collect();
         for task in &tasks {
             task.usage.teardown(&cx, 1)?;
         }

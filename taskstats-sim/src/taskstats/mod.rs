@@ -14,7 +14,7 @@ use sim_core::fault::FaultSite;
 use sim_core::mm::{Gfp, KmemCache};
 use sim_core::sync::atomic::{AtomicU32, Ordering};
 use sim_core::sync::Arc;
-use sim_core::{Cx, Errno, Mutex, Sim, SpinLock, Violation, ViolationKind};
+use sim_core::{Cx, Errno, Mutex, RwLock, Sim, SpinLock, Violation, ViolationKind};
 
 use crate::fixes::Fixes;
 use crate::listener::CpuSet;
@@ -22,7 +22,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, PidHash, PidNs, Signal, Task, TaskDelays, TaskState, TaskTable, UserNs,
+    Acct, ExitState, File, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState, TaskTable,
+    UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -72,7 +73,10 @@ impl Default for Params {
 pub struct Taskstats {
     fixes: Fixes,
     params: Params,
-    tasks: SpinLock<TaskTable>,
+    /// `tasklist_lock`, an `rwlock_t`: fork, exit and reaping take it with write_lock_irq(),
+    /// lookups (2.6.19's queries among them) with read_lock(). The model keeps the fd and cgroup
+    /// tables in the same table, so open(2) and close(2) write-lock it too.
+    tasks: RwLock<TaskTable>,
     /// The RCU-published pid hash find_task_by_vpid() reads (see [`PidHash`]).
     pid_hash: RcuPointer<PidHash>,
     listener_array: Vec<ListenerList>,
@@ -210,7 +214,7 @@ impl Taskstats {
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
             params,
-            tasks: SpinLock::new("tasklist_lock", table),
+            tasks: RwLock::new("tasklist_lock", table),
             ports: SpinLock::new("nl_table_lock", BTreeMap::new()),
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
@@ -452,7 +456,7 @@ impl Taskstats {
     /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
     pub fn fill_stats_for(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
-        let table = self.tasks.lock(cx);
+        let table = self.tasks.read_lock(cx);
         let task = table.tasks.get(&pid)?.clone();
         let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
         let mut stats = self.fill_stats(cx, &table, &task, &acct, 0, 0);
@@ -576,7 +580,7 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
-        let table = self.tasks.lock(cx);
+        let table = self.tasks.read_lock(cx);
         let (user_ns, pid_ns) = (current.user_ns, current.pid_ns());
         let stats = if !tgid_query {
             task.access(cx);
@@ -622,6 +626,7 @@ impl Taskstats {
             cx.note(format!("lock_task_sighand({}): its sighand is gone (released)", first.pid));
             return None;
         }
+        first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = inner.stats.clone().unwrap_or_default();
         let mut live_sum = TaskstatsRecord::default();
         for (_, (acct, exit_state)) in inner.threads.iter() {
@@ -670,7 +675,7 @@ impl Taskstats {
         };
         let fd = attr.get_u32(info.msg);
         let file = {
-            let table = self.tasks.lock(cx);
+            let table = self.tasks.read_lock(cx);
             table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
         };
         let Some(file) = file else {
@@ -683,7 +688,7 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::EINVAL);
         };
-        let stats = self.tasks.lock(cx).cgroupstats_build(cgroup);
+        let stats = self.tasks.read_lock(cx).cgroupstats_build(cgroup);
         // nla_reserve(), unchecked in the seed: the size it asked for always fits.
         if msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes()).is_err() {
             return Err(self.reply_failed(cx, msg));

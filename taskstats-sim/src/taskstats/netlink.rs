@@ -67,7 +67,7 @@ impl Taskstats {
     /// file. Returns the fd.
     pub fn open_file(&self, cx: &Cx, cgroup: Option<usize>) -> Option<u32> {
         let pid = cx.task();
-        let mut t = self.tasks.lock(cx);
+        let mut t = self.tasks.write_lock_irq(cx);
         let tgid = t.tasks.get(&pid)?.tgid;
         let ncg = t.cgroups.len();
         let files = t.files.entry(tgid).or_default();
@@ -181,7 +181,7 @@ impl Taskstats {
     /// the owning process, with its CPU (None: no such port, or its process has no live thread).
     pub fn port_sender(&self, cx: &Cx, id: u32) -> Option<(u32, u32)> {
         let p = self.port(cx, id).filter(|p| p.open)?;
-        let t = self.tasks.lock(cx);
+        let t = self.tasks.read_lock(cx);
         t.tasks
             .values()
             .find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None)
@@ -190,7 +190,7 @@ impl Taskstats {
 
     /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
     pub fn fd_kind(&self, cx: &Cx, tgid: u32, fd: u32) -> Option<bool> {
-        let t = self.tasks.lock(cx);
+        let t = self.tasks.read_lock(cx);
         t.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
     }
 

@@ -54,32 +54,31 @@ fn copy_mm(cx: &Cx, parent: &Task, thread: bool, pid: u32) -> Option<Arc<MmStruc
 impl Taskstats {
     /// Live tasks' global pids, ascending.
     pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
-        let t = self.tasks.lock(cx);
+        let t = self.tasks.read_lock(cx);
         t.tasks.values().filter(|t| t.exit_state == ExitState::None).map(|t| t.pid).collect()
     }
 
     /// Zombies' global pids, ascending.
     pub fn zombie_pids(&self, cx: &Cx) -> Vec<u32> {
-        let t = self.tasks.lock(cx);
+        let t = self.tasks.read_lock(cx);
         t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
     }
 
     /// Task `pid` (a pointer, no counted reference: for the task itself, `current`, and for
     /// the checkers).
     pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
-        self.tasks.lock(cx).tasks.get(&pid).cloned()
+        self.tasks.read_lock(cx).tasks.get(&pid).cloned()
     }
 
     /// The lookup of a PID or TGID query. With pid-lookup-rcu, fill_stats_for_pid()'s
     /// rcu_read_lock(), find_task_by_vpid() and get_task_struct(), and fill_stats_for_tgid()'s
     /// rcu_read_lock() and lookup, its section left open for the fill; without it, 2.6.19-rc3's
     /// fill_pid()/fill_tgid(): find_task_by_pid() and get_task_struct() under
-    /// read_lock(&tasklist_lock). The model's tasklist_lock is a spinlock, exclusive where the
-    /// kernel's rwlock_t lets readers share it (sim-core has no reader-writer spinlock, and RwSem
-    /// sleeps). [`Self::query_release`] undoes what this took.
+    /// read_lock(&tasklist_lock), an `rwlock_t` whose readers share it and may nest.
+    /// [`Self::query_release`] undoes what this took.
     pub(super) fn query_lookup(&self, cx: &Cx, nr: u32, ns: usize, tgid_query: bool) -> Option<Arc<Task>> {
         if !self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
-            let table = self.tasks.lock(cx);
+            let table = self.tasks.read_lock(cx);
             let task = table.find_by_nr_ns(nr, ns).cloned()?;
             task.get_task_struct(cx);
             return Some(task);
@@ -173,7 +172,7 @@ impl Taskstats {
 
     /// The numbers of task `pid` per namespace level, and its tgid's numbers.
     pub fn task_nr_in(&self, cx: &Cx, pid: u32, ns: usize) -> u32 {
-        self.tasks.lock(cx).pid_nr_ns(pid, ns)
+        self.tasks.read_lock(cx).pid_nr_ns(pid, ns)
     }
 
     /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
@@ -199,7 +198,7 @@ impl Taskstats {
             kind = ForkKind::Process;
         }
         let (pid, signal, thread) = {
-            let mut t = self.tasks.lock(cx);
+            let mut t = self.tasks.write_lock_irq(cx);
             if t.tasks.len() >= self.params.tasks_max {
                 return Err(Errno::EAGAIN);
             }
@@ -276,7 +275,7 @@ impl Taskstats {
     pub(super) fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
         cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
         {
-            let mut t = self.tasks.lock(cx);
+            let mut t = self.tasks.write_lock_irq(cx);
             if let Some(task) = t.tasks.get(&pid).cloned() {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
@@ -293,7 +292,7 @@ impl Taskstats {
         }
         let stats = inner.stats.take();
         let handle = inner.stats_handle.take();
-        signal.stats_published.store(false, Ordering::Release);
+        signal.set_stats(cx, self.stats_access(), false);
         drop(inner);
         if let Some(handle) = handle {
             cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
@@ -321,7 +320,7 @@ impl Taskstats {
         if inner.stats.is_none() {
             inner.stats = Some(TaskstatsRecord::default());
             inner.stats_handle = Some(handle);
-            signal.stats_published.store(true, Ordering::Release);
+            signal.set_stats(cx, StatsAccess::Untracked, true);
         } else {
             drop(inner);
             let _ = self.taskstats_cache.free(cx, handle);
@@ -360,7 +359,7 @@ impl Taskstats {
         cgroup: Option<usize>,
         cpu: Option<u32>,
     ) {
-        let mut t = self.tasks.lock(cx);
+        let mut t = self.tasks.write_lock_irq(cx);
         let ncg = t.cgroups.len();
         t.update(pid, |task| {
             if let Some(state) = state {
@@ -400,7 +399,7 @@ impl Taskstats {
         task.mm.exit_mm(cx);
         // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
         {
-            let mut t = self.tasks.lock(cx);
+            let mut t = self.tasks.write_lock_irq(cx);
             let mut inner = task.signal.lock.lock_irqsave(cx);
             if task.is_leader() {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
@@ -470,7 +469,7 @@ impl Taskstats {
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
     /// the signal's stats (taskstats_tgid_free).
     pub fn reap(&self, cx: &Cx, pid: u32) -> bool {
-        let mut t = self.tasks.lock(cx);
+        let mut t = self.tasks.write_lock_irq(cx);
         let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state == ExitState::Zombie).cloned() else {
             return false;
         };
@@ -483,7 +482,12 @@ impl Taskstats {
         if let Some(handle) = inner.stats_handle.take() {
             let _ = self.taskstats_cache.free(cx, handle);
         }
-        task.signal.stats_published.store(false, Ordering::Release);
+        // taskstats_tgid_free() in free_signal_struct() reads the pointer once the last
+        // reference to the group is gone (ordered by that refcount, which lockset cannot see,
+        // so a plain kernel's pointer is left alone here) and frees the record.
+        if self.stats_access() != StatsAccess::Plain {
+            task.signal.stats_published.store(false, Ordering::Release);
+        }
         task.sighand_detached.store(true, Ordering::Release);
         drop(inner);
         self.unhash_process(cx, &mut t, &task);

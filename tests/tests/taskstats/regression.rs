@@ -262,3 +262,31 @@ fn a_task_without_delays_reports_zero_delay_counters() {
     assert!(bare.ac_utime + bare.ac_stime > 0, "CPU time still counts: {bare:?}");
     assert!(with.cpu_count > 0 && with.cpu_run_real_total > 0, "{with:?}");
 }
+
+/// 2.6.19's `tasklist_lock` is an `rwlock_t`: a PID query finds its task under `read_lock()`
+/// (fill_pid()), fork and exit take `write_lock_irq()`. The trace shows each mode, and lockdep,
+/// which sees the reads as recursive reads, reports nothing.
+#[test]
+fn tasklist_lock_is_read_by_2_6_19_queries_and_written_by_fork_and_exit() {
+    let sim = Sim::new(SimConfig::new(1).cpus(1).lockdep(ReportMode::Collect));
+    let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19").unwrap(), Params::default());
+    let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+    let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+    let bytes = request(
+        TASKSTATS_FAMILY_ID,
+        NLM_F_REQUEST,
+        1,
+        port,
+        TASKSTATS_CMD_GET,
+        &[(TASKSTATS_CMD_ATTR_PID, child.to_le_bytes().to_vec())],
+    );
+    let replies = netlink_send(&sim, &model, port, &bytes);
+    assert_eq!(replies.len(), 1, "one reply to the PID query");
+    model.exit(&task_cx(&sim, &model, child, "do_exit")).unwrap();
+    let text = format!("{:?}", sim.trace().events());
+    for mode in ["ReadRecursive", "SpinIrq"] {
+        let needle = format!("class: \"tasklist_lock\", mode: {mode}");
+        assert!(text.contains(&needle), "no {needle:?} in the trace:\n{text}");
+    }
+    assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+}

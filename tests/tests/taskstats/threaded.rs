@@ -32,7 +32,7 @@ const SEED_14586: &str = r#"{
 /// `group-stats` at the group's death or at quiescence; no execution reports anything.
 #[test]
 fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_counts_it() {
-    let config = TaskstatsSubject::config(Some("linux-3.8"), &[]).expect("preset");
+    let config = TaskstatsSubject::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).expect("preset");
     let mut case: ThreadedCase<taskstats_sim::Op> = serde_json::from_str(SEED_14586).expect("case");
     let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
     let mut window = 0;
@@ -58,7 +58,7 @@ const SEEDS: u64 = 300;
 /// with the seed to replay.
 #[test]
 fn generated_threaded_cases_judge_requests_by_linearizability_and_pass() {
-    let config = TaskstatsSubject::config(Some("linux-3.8"), &[]).expect("preset");
+    let config = TaskstatsSubject::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).expect("preset");
     let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
     let mut coverage = std::collections::BTreeSet::new();
     let mut undecided = 0;

@@ -11,6 +11,11 @@ fn zoo_both_ways(prefix: &str) {
 }
 
 #[test]
+fn sig_stats_data_race_of_the_3_x_seeds_found_by_lockset_and_quiet_with_the_2019_fix() {
+    zoo_both_ways("taskstats: fix data-race");
+}
+
+#[test]
 fn cve_2011_2484_duplicate_listeners_found_without_the_fix_and_quiet_with_it() {
     zoo_both_ways("CVE-2011-2484");
 }

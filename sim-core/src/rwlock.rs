@@ -1,0 +1,318 @@
+//! `rwlock_t` as 2.6-era kernels have it (include/linux/spinlock.h, kernel/spinlock.c): a
+//! spinning reader-writer lock whose readers may recurse. `read_lock()` enters whenever no
+//! writer holds the lock, even past a spinning writer (the pre-qrwlock rule that lets a reader
+//! nest inside another read hold, and the reason `tasklist_lock` readers can starve its
+//! writers); `write_lock()` spins until no reader or writer holds it. Both disable preemption and
+//! never sleep. lockdep sees reads as [`LockMode::ReadRecursive`].
+//!
+//! Left out: qrwlock's fairness (from 3.16 a process-context reader waits behind a queued
+//! writer), the `_bh` variants and trylocks.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use crate::chain_cache::ClassKey;
+use crate::cx::{Cx, IrqFlags};
+use crate::lockdep::LockMode;
+use crate::sync;
+
+#[derive(Debug, Default)]
+struct RwLockState {
+    readers: u32,
+    writer: bool,
+}
+
+/// `rwlock_t` (`DEFINE_RWLOCK`, `rwlock_init`).
+///
+/// Admission is a small state machine on facade primitives, so loom and shuttle see every wait;
+/// the value sits in a `std::sync::RwLock` that admission guarantees never blocks (one thread
+/// may hold several reads, which the checkers' own reader tracking does not allow), as in
+/// [`crate::RwSem`].
+pub struct RwLock<T> {
+    key: ClassKey,
+    state: sync::Mutex<RwLockState>,
+    changed: sync::Condvar,
+    data: std::sync::RwLock<T>,
+}
+
+impl<T> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwLock").field("class", &self.key.name).finish_non_exhaustive()
+    }
+}
+
+/// A read hold of an [`RwLock`]: `read_unlock` (or `read_unlock_irqrestore`) on drop.
+pub struct RwLockReadGuard<'a, T> {
+    guard: Option<std::sync::RwLockReadGuard<'a, T>>,
+    lock: &'a RwLock<T>,
+    cx: &'a Cx,
+    token: u64,
+    irq: Option<IrqFlags>,
+}
+
+/// A write hold of an [`RwLock`]: `write_unlock` (or `write_unlock_irq`) on drop.
+pub struct RwLockWriteGuard<'a, T> {
+    guard: Option<std::sync::RwLockWriteGuard<'a, T>>,
+    lock: &'a RwLock<T>,
+    cx: &'a Cx,
+    token: u64,
+    irq: Option<IrqFlags>,
+}
+
+impl<T> RwLock<T> {
+    /// A reader-writer spinlock of lock class `class`.
+    pub fn new(class: &'static str, value: T) -> Self {
+        RwLock {
+            key: ClassKey::new(class),
+            state: sync::Mutex::new(RwLockState::default()),
+            changed: sync::Condvar::new(),
+            data: std::sync::RwLock::new(value),
+        }
+    }
+
+    /// The lock class name.
+    pub fn class(&self) -> &'static str {
+        self.key.name
+    }
+
+    /// `read_lock()`: spins only while a writer holds the lock.
+    #[track_caller]
+    pub fn read_lock<'a>(&'a self, cx: &'a Cx) -> RwLockReadGuard<'a, T> {
+        self.read(cx, None, Location::caller())
+    }
+
+    /// `read_lock_irqsave()`: also disables local irqs until the guard drops.
+    #[track_caller]
+    pub fn read_lock_irqsave<'a>(&'a self, cx: &'a Cx) -> RwLockReadGuard<'a, T> {
+        let flags = cx.local_irq_save();
+        self.read(cx, Some(flags), Location::caller())
+    }
+
+    /// `write_lock()`: spins until no reader or writer holds the lock.
+    #[track_caller]
+    pub fn write_lock<'a>(&'a self, cx: &'a Cx) -> RwLockWriteGuard<'a, T> {
+        self.write(cx, None, LockMode::Spin, Location::caller())
+    }
+
+    /// `write_lock_irq()`: local irqs off until `write_unlock_irq()` (the guard's drop, which
+    /// restores the state they had, as every caller in the model entered with them on).
+    #[track_caller]
+    pub fn write_lock_irq<'a>(&'a self, cx: &'a Cx) -> RwLockWriteGuard<'a, T> {
+        let flags = cx.local_irq_save();
+        self.write(cx, Some(flags), LockMode::SpinIrq, Location::caller())
+    }
+
+    fn read<'a>(
+        &'a self,
+        cx: &'a Cx,
+        irq: Option<IrqFlags>,
+        site: &'static Location<'static>,
+    ) -> RwLockReadGuard<'a, T> {
+        let token = cx.lock_acquire_key(&self.key, LockMode::ReadRecursive, false, site);
+        cx.preempt_disable();
+        let mut state = self.state.lock();
+        while state.writer {
+            state = self.changed.wait(state);
+        }
+        state.readers += 1;
+        drop(state);
+        let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cx.lock_acquired_key(&self.key, LockMode::ReadRecursive, false, token);
+        RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
+    }
+
+    fn write<'a>(
+        &'a self,
+        cx: &'a Cx,
+        irq: Option<IrqFlags>,
+        mode: LockMode,
+        site: &'static Location<'static>,
+    ) -> RwLockWriteGuard<'a, T> {
+        let token = cx.lock_acquire_key(&self.key, mode, false, site);
+        cx.preempt_disable();
+        let mut state = self.state.lock();
+        while state.writer || state.readers > 0 {
+            state = self.changed.wait(state);
+        }
+        state.writer = true;
+        drop(state);
+        let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cx.lock_acquired_key(&self.key, mode, false, token);
+        RwLockWriteGuard { guard: Some(guard), lock: self, cx, token, irq }
+    }
+
+    /// The value, when the lock is no longer shared.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<T> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for RwLockReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        if !std::thread::panicking() {
+            let mut state = self.lock.state.lock();
+            state.readers -= 1;
+            let wake = state.readers == 0;
+            drop(state);
+            if wake {
+                self.lock.changed.notify_all();
+            }
+        }
+        self.cx.lock_release_key(&self.lock.key, self.token);
+        self.cx.preempt_enable();
+        if let Some(flags) = self.irq {
+            self.cx.local_irq_restore(flags);
+        }
+    }
+}
+
+impl<T> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for RwLockWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.guard = None;
+        if !std::thread::panicking() {
+            self.lock.state.lock().writer = false;
+            self.lock.changed.notify_all();
+        }
+        self.cx.lock_release_key(&self.lock.key, self.token);
+        self.cx.preempt_enable();
+        if let Some(flags) = self.irq {
+            self.cx.local_irq_restore(flags);
+        }
+    }
+}
+
+impl<T> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RwLockReadGuard({})", self.lock.key.name)
+    }
+}
+
+impl<T> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RwLockWriteGuard({})", self.lock.key.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lockdep::{LockdepReport, ReportMode};
+    use crate::{Sim, SimConfig, SpinLock};
+
+    fn collecting() -> Sim {
+        Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    #[test]
+    fn a_read_nested_in_a_read_of_the_same_lock_is_not_recursion() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", 7);
+        let cx = sim.cx("reader", 0);
+        let outer = lock.read_lock(&cx);
+        let inner = lock.read_lock(&cx);
+        assert_eq!(*outer + *inner, 14);
+        drop(inner);
+        drop(outer);
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    #[test]
+    fn a_read_under_a_write_of_the_same_lock_is_recursive_locking() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", ());
+        let cx = sim.cx("writer", 0);
+        let _write = lock.write_lock_irq(&cx);
+        assert!(cx.irqs_disabled());
+        let reports = {
+            // The kernel would spin forever here; the model's read would too, so lockdep's
+            // report (made before the acquisition blocks) is what this test reads.
+            let key = ClassKey::new("tasklist_lock");
+            let token = cx.lock_acquire_key(&key, LockMode::ReadRecursive, false, Location::caller());
+            cx.lock_acquire_failed(token);
+            sim.lockdep().reports()
+        };
+        assert!(matches!(reports.as_slice(), [LockdepReport::RecursiveLocking { .. }]), "{reports:#?}");
+    }
+
+    /// write_lock_irq(A); spin_lock(B) in one context and spin_lock(B); read_lock(A) in another:
+    /// the reader waits for the writer, who waits for B: a real deadlock, reported.
+    #[test]
+    fn a_read_after_another_context_wrote_first_forms_a_cycle() {
+        let sim = collecting();
+        let (a, b) = (RwLock::new("tasklist_lock", ()), SpinLock::new("siglock", ()));
+        let (one, two) = (sim.cx("fork", 0), sim.cx("query", 1));
+        {
+            let _a = a.write_lock_irq(&one);
+            drop(b.lock(&one));
+        }
+        assert!(sim.lockdep().reports().is_empty());
+        {
+            let _b = b.lock_irqsave(&two);
+            drop(a.read_lock(&two));
+        }
+        let reports = sim.lockdep().reports();
+        assert!(
+            reports.iter().any(|r| matches!(r, LockdepReport::CircularDependency { .. })),
+            "{reports:#?}"
+        );
+    }
+
+    /// read_lock(A); spin_lock(B) and spin_lock(B); read_lock(A): readers never wait for
+    /// readers, so this is no deadlock, and lockdep (since its read-recursive rework) stays quiet.
+    #[test]
+    fn two_reader_orders_of_the_same_pair_are_no_cycle() {
+        let sim = collecting();
+        let (a, b) = (RwLock::new("tasklist_lock", ()), SpinLock::new("siglock", ()));
+        let (one, two) = (sim.cx("lookup", 0), sim.cx("query", 1));
+        {
+            let _a = a.read_lock(&one);
+            drop(b.lock(&one));
+        }
+        {
+            let _b = b.lock(&two);
+            drop(a.read_lock(&two));
+        }
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    #[test]
+    fn irqs_come_back_when_the_irq_holds_drop() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", 0u32);
+        let cx = sim.cx("exit", 0);
+        {
+            let mut write = lock.write_lock_irq(&cx);
+            *write += 1;
+            assert!(cx.irqs_disabled() && cx.in_atomic());
+        }
+        assert!(!cx.irqs_disabled() && !cx.in_atomic());
+        {
+            let read = lock.read_lock_irqsave(&cx);
+            assert_eq!(*read, 1);
+            assert!(cx.irqs_disabled());
+        }
+        assert!(!cx.irqs_disabled());
+    }
+}
