@@ -219,7 +219,8 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
 }
 
 /// The table's note on the loom column.
-const LOOM_NOTE: &str = "\nloom: the row's loom model with the fix off and on, every interleaving within its \
+const LOOM_NOTE: &str =
+    "\nloom: the row's loom model with the fix off and on, every interleaving within its \
                          preemption bound, so always 1 run (found or not; the time is loom's to the failing \
                          interleaving); `loom –`: the subsystem has no loom model of that row.\n";
 

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::check::{Catalog, ZooEntry};
-use crate::sync::LoomScope;
 use crate::{Sim, ViolationKind};
 
 /// One loom model of a zoo row: what it is called, its bound, and what loom reports it as.
@@ -137,13 +136,8 @@ pub fn run<C: Send + Sync + 'static>(scenario: &LoomScenario<C>, config: C) -> L
             }
         }
     };
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(scenario.preemption_bound);
     let started = Instant::now();
-    let result = {
-        let _scope = LoomScope::enter();
-        catch_unwind(AssertUnwindSafe(|| builder.check(body)))
-    };
+    let result = catch_unwind(AssertUnwindSafe(|| crate::sync::loom_check(scenario.preemption_bound, body)));
     let seconds = started.elapsed().as_secs_f64();
     let finding = result.err().map(|payload| {
         let text = panic_text(payload.as_ref());

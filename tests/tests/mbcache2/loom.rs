@@ -12,7 +12,8 @@ use sim_core::ViolationKind;
 #[test]
 fn the_loom_column_finds_the_shared_bitfield_word_and_passes_the_atomic_flags() {
     let row = Mbcache2Subject::zoo().into_iter().find(|row| row.name == ZOO_LOST_FLAG).expect("the row");
-    let outcome = loom_runner::hunt::<Mbcache2Subject>(&row).expect("the row's kernel and fix").expect("a model");
+    let outcome =
+        loom_runner::hunt::<Mbcache2Subject>(&row).expect("the row's kernel and fix").expect("a model");
     assert_eq!(outcome.preemption_bound, 2);
     let finding = outcome.buggy.finding.as_ref().expect("loom must find the racing bitfield writes");
     assert!(

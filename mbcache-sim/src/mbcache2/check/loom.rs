@@ -3,8 +3,8 @@
 //! block reached its maximum) and another task's `mb_cache_entry_touch()` setting `e_referenced`.
 
 use sim_core::check::ZooEntry;
-use sim_core::loom_runner::{loom_data_race, LoomCatalog, LoomScenario};
 use sim_core::lockdep::ReportMode;
+use sim_core::loom_runner::{loom_data_race, LoomCatalog, LoomScenario};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig, Violation, ViolationKind};
 
