@@ -161,7 +161,7 @@ pub(crate) fn registry() -> Vec<SubsystemEntry> {
         threaded_entry::<taskstats_sim::TaskstatsSubject>(),
         threaded_entry::<mbcache_sim::MbcacheSubject>(),
         with_loom::<mbcache_sim::Mbcache2Subject>(threaded_entry::<mbcache_sim::Mbcache2Subject>()),
-        threaded_entry::<balloon_sim::BalloonSubject>(),
+        with_loom::<balloon_sim::BalloonSubject>(threaded_entry::<balloon_sim::BalloonSubject>()),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         threaded_entry::<demo_sim::DemoSubject>(),
     ]
