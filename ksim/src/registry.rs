@@ -9,6 +9,7 @@ use sim_core::check::{
     ScenarioInfo, ZooEntry,
 };
 use sim_core::fixes::KernelVersion;
+use sim_core::loom_runner::{self, LoomCatalog, LoomOutcome};
 use sim_core::threaded::{self, ThreadedOptions, ThreadedSubject};
 use sim_core::zoo::{self, ZooOutcome};
 use sim_core::Sim;
@@ -33,6 +34,10 @@ pub(crate) type ThreadedCampaignFn = fn(
 /// A zoo hunt: an entry, fresh seed ranges, an optional case budget.
 pub(crate) type HuntFn = fn(&ZooEntry, u64, Option<u64>) -> Result<ZooOutcome, String>;
 
+/// A zoo row's loom model, run with its fix off and on (`None`: the subsystem has no loom model
+/// of that row).
+pub(crate) type LoomHuntFn = fn(&ZooEntry) -> Result<Option<LoomOutcome>, String>;
+
 /// One subsystem, with its type erased.
 #[derive(Clone, Copy)]
 pub(crate) struct SubsystemEntry {
@@ -49,6 +54,8 @@ pub(crate) struct SubsystemEntry {
     pub(crate) threaded: Option<ThreadedCampaignFn>,
     /// The zoo's hunt under threaded campaigns (`sim_core::threaded::hunt`).
     pub(crate) threaded_hunt: Option<HuntFn>,
+    /// The zoo's loom column, for a subsystem that names loom models per row (`LoomCatalog`).
+    pub(crate) loom_hunt: Option<LoomHuntFn>,
     pub(crate) replay: fn(&Artifact) -> Result<ReplayReport, String>,
     pub(crate) run_scenario: fn(&str) -> Option<Sim>,
     /// `sim_core::zoo::hunt`: the one zoo routine.
@@ -91,6 +98,7 @@ pub(crate) fn entry<S: Catalog>() -> SubsystemEntry {
         campaign: campaign_json::<S>,
         threaded: None,
         threaded_hunt: None,
+        loom_hunt: None,
         replay: check::replay::<S>,
         run_scenario: S::run_scenario,
         hunt: zoo::hunt::<S>,
@@ -141,14 +149,19 @@ pub(crate) fn threaded_entry<S: Catalog + ThreadedSubject>() -> SubsystemEntry {
     }
 }
 
+/// `entry` with the zoo's loom column, for a subsystem whose loom models are named per row.
+pub(crate) fn with_loom<S: LoomCatalog>(entry: SubsystemEntry) -> SubsystemEntry {
+    SubsystemEntry { loom_hunt: Some(loom_runner::hunt::<S>), ..entry }
+}
+
 /// Every subsystem, in the order `ksim list` and `ksim fuzz` show them.
 pub(crate) fn registry() -> Vec<SubsystemEntry> {
     vec![
         // ---- the kernel models: one line per subsystem crate ----------------------------------
         threaded_entry::<taskstats_sim::TaskstatsSubject>(),
         threaded_entry::<mbcache_sim::MbcacheSubject>(),
-        threaded_entry::<mbcache_sim::Mbcache2Subject>(),
-        threaded_entry::<balloon_sim::BalloonSubject>(),
+        with_loom::<mbcache_sim::Mbcache2Subject>(threaded_entry::<mbcache_sim::Mbcache2Subject>()),
+        with_loom::<balloon_sim::BalloonSubject>(threaded_entry::<balloon_sim::BalloonSubject>()),
         // ---- the teaching example (not a kernel file) ----------------------------------------
         threaded_entry::<demo_sim::DemoSubject>(),
     ]

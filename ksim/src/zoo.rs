@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sim_core::check::{Failure, FixInfo};
 use sim_core::fixes::KernelVersion;
+use sim_core::loom_runner::LoomOutcome;
 use sim_core::zoo::ZooOutcome;
 use std::fmt::Write as _;
 
@@ -43,8 +44,9 @@ pub(crate) struct ZooRow {
     /// Found in every run with the expected kind, and quiet when fixed.
     ok: bool,
     /// The bug under each checker that applies: `op-level` (the hunt above, lockdep and the
-    /// detectors inside it) and `threaded` (three threads under shuttle's schedulers, where the
-    /// subsystem declares its threaded adapter).
+    /// detectors inside it), `threaded` (three threads under shuttle's schedulers, where the
+    /// subsystem declares its threaded adapter) and `loom` (the row's loom model, every
+    /// interleaving within its preemption bound, so one run; where the subsystem has one).
     checkers: Vec<CheckerResult>,
 }
 
@@ -75,6 +77,20 @@ fn checker_result(checker: &str, outcome: &ZooOutcome) -> CheckerResult {
         runs: outcome.runs.len(),
         median_seconds_to_find: median(accepted.iter().map(|f| f.seconds_to_find).collect()),
         found_kinds,
+        fixed_quiet: outcome.fixed_quiet(),
+    }
+}
+
+/// The loom column: one run, since loom explores every interleaving within the bound; the time is
+/// loom's to the failing interleaving.
+fn loom_result(outcome: &LoomOutcome) -> CheckerResult {
+    let found = outcome.found();
+    CheckerResult {
+        checker: "loom".to_string(),
+        runs_found: usize::from(found),
+        runs: 1,
+        median_seconds_to_find: found.then_some(outcome.buggy.seconds),
+        found_kinds: outcome.buggy.finding.iter().map(|finding| finding.kind.to_string()).collect(),
         fixed_quiet: outcome.fixed_quiet(),
     }
 }
@@ -124,6 +140,9 @@ pub(crate) fn zoo(
             row.checkers.push(checker_result("op-level", &outcome));
             if let Some(hunt) = entry.threaded_hunt {
                 row.checkers.push(checker_result("threaded", &hunt(&bug, runs, cases)?));
+            }
+            if let Some(outcome) = entry.loom_hunt.map(|hunt| hunt(&bug)).transpose()?.flatten() {
+                row.checkers.push(loom_result(&outcome));
             }
             rows.push(row);
         }
@@ -195,12 +214,19 @@ pub(crate) fn markdown(rows: &[ZooRow]) -> String {
             per_checker(&row.checkers),
         );
     }
+    out.push_str(LOOM_NOTE);
     out
 }
 
+/// The table's note on the loom column.
+const LOOM_NOTE: &str =
+    "\nloom: the row's loom model with the fix off and on, every interleaving within its \
+                         preemption bound, so always 1 run (found or not; the time is loom's to the failing \
+                         interleaving); `loom –`: the subsystem has no loom model of that row.\n";
+
 /// The per-checker cell: `op-level 3/3 0.01s; threaded 2/3 0.40s (hang)`.
 fn per_checker(checkers: &[CheckerResult]) -> String {
-    let cells: Vec<String> = checkers
+    let mut cells: Vec<String> = checkers
         .iter()
         .map(|c| {
             let time = c.median_seconds_to_find.map_or("-".to_string(), |s| format!("{s:.2}s"));
@@ -214,6 +240,9 @@ fn per_checker(checkers: &[CheckerResult]) -> String {
             format!("{} {}/{} {time}{kinds}{quiet}", c.checker, c.runs_found, c.runs)
         })
         .collect();
+    if !checkers.iter().any(|c| c.checker == "loom") {
+        cells.push("loom –".to_string());
+    }
     cells.join("; ")
 }
 

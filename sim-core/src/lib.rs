@@ -22,6 +22,8 @@ pub mod list;
 pub mod list_bl;
 pub mod lockdep;
 pub mod locks;
+#[cfg(all(not(loom), feature = "threaded"))]
+pub mod loom_runner;
 pub mod mm;
 pub mod percpu;
 pub mod rcu;

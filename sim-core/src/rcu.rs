@@ -99,13 +99,13 @@ fn prove_rcu(cx: &Cx) -> bool {
 
 /// The OS thread a read-side section runs on, when that names the task running it: never under
 /// loom or shuttle, whose tasks take turns on shared OS threads (a threaded campaign's execution
-/// under the runtime backend included), so a second task there is not "this same thread".
+/// and the loom runner's models under the runtime backend included), so a second task there is not "this same thread".
 fn os_thread() -> Option<std::thread::ThreadId> {
-    #[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
-    if crate::sync::schedule::in_execution() {
+    #[cfg(all(not(loom), feature = "threaded"))]
+    if crate::sync::schedule::in_execution() || crate::sync::in_loom() {
         return None;
     }
-    if cfg!(any(loom, shuttle)) {
+    if cfg!(loom) {
         None
     } else {
         Some(std::thread::current().id())

@@ -2,20 +2,22 @@
 //!
 //! - default: `parking_lot` locks and `std` atomics, threads and `Arc`;
 //! - `--cfg loom`: loom's, so the loom checker explores every interleaving of the model;
-//! - `--cfg shuttle`: shuttle's, so the shuttle checker drives random and PCT schedules;
 //! - cargo feature `threaded` (the ksim CLI and the tests crate turn it on; no RUSTFLAGS): a
-//!   runtime dual backend. Each primitive is an enum of the default variant and shuttle's, chosen
-//!   when the object is made: shuttle's when the making thread is inside a shuttle execution (a
-//!   threaded campaign, [`crate::threaded`]), the default otherwise. A model built inside an
-//!   execution therefore runs entirely on shuttle objects, and one built outside never touches
-//!   shuttle; the price outside is one predictable branch per operation (ARCHITECTURE.md).
+//!   runtime backend. Each primitive is an enum of the default variant, shuttle's and loom's,
+//!   chosen when the object is made: loom's when the making thread runs a model under
+//!   [`crate::loom_runner`] (the zoo's loom column), shuttle's when it is inside a shuttle
+//!   execution (a threaded campaign, [`crate::threaded`]), the default otherwise. A model built
+//!   inside a checker therefore runs entirely on that checker's objects, and one built outside
+//!   never touches either; the price outside is one predictable match per operation
+//!   (ARCHITECTURE.md). There is no `--cfg shuttle` build any more: the shuttle tests run on this
+//!   backend from the ordinary test build.
 //!
 //! Every backend is presented with one API: `lock()` returns the guard directly (no poisoning:
 //! a panic in a model is already a reported bug, and the kernel has nothing like a poisoned lock),
 //! `Condvar::wait` takes and returns the guard as loom's and std's do. The kernel-named primitives
 //! in [`crate::locks`] are built on these and are what models use.
 
-#[cfg(all(not(any(loom, shuttle)), not(feature = "threaded")))]
+#[cfg(all(not(loom), not(feature = "threaded")))]
 mod imp {
     pub use std::sync::atomic;
     pub use std::sync::Arc;
@@ -86,9 +88,9 @@ mod imp {
     }
 }
 
-/// The loom and shuttle backends have the same shape: std's API with poisoning. One macro writes
-/// both wrappers, so they cannot drift apart.
-#[cfg(any(loom, shuttle))]
+/// The `--cfg loom` backend: std's API with poisoning, unwrapped. (A macro since it wrote the
+/// `--cfg shuttle` backend too, which is gone.)
+#[cfg(loom)]
 macro_rules! checker_backend {
     ($krate:ident) => {
         pub use $krate::sync::atomic;
@@ -165,22 +167,18 @@ mod imp {
     checker_backend!(loom);
 }
 
-#[cfg(all(shuttle, not(loom)))]
-mod imp {
-    checker_backend!(shuttle);
-}
-
-#[cfg(all(not(any(loom, shuttle)), feature = "threaded"))]
+#[cfg(all(not(loom), feature = "threaded"))]
 mod dual {
-    //! The runtime dual backend: every primitive is the default (parking_lot/std) one or
-    //! shuttle's, fixed when it is made by [`in_shuttle`]. Methods match on the variant; a guard
-    //! carries its lock's variant, so a `Condvar` of one kind never meets a guard of the other
-    //! in a model made wholly inside or wholly outside an execution.
+    //! The runtime backend: every primitive is the default (parking_lot/std) one, shuttle's or
+    //! loom's, fixed when it is made by [`in_loom`] and [`in_shuttle`]. Methods match on the
+    //! variant; a guard carries its lock's variant, so a `Condvar` of one kind never meets a
+    //! guard of another in a model made wholly inside or wholly outside a checker.
     //!
-    //! Every method runs the same code on either side: [`both!`] writes the two match arms once,
-    //! [`made!`] the choice at construction, and the [`LockOps`]/[`RwOps`] adapters give both
-    //! backends' locks one signature (shuttle's results unpoisoned).
+    //! Every method runs the same code on every side: [`both!`] writes the match arms once,
+    //! [`made!`] the choice at construction, and the [`LockOps`]/[`RwOps`] adapters give all
+    //! backends' locks one signature (shuttle's and loom's results unpoisoned).
 
+    use std::cell::Cell;
     use std::ops::{Deref, DerefMut};
 
     pub use std::sync::Arc;
@@ -189,6 +187,36 @@ mod dual {
     #[inline]
     pub fn in_shuttle() -> bool {
         shuttle::current::try_get_current_task().is_some()
+    }
+
+    std::thread_local! {
+        /// Set while this OS thread runs `loom::model` for [`crate::loom_runner`]: loom runs every
+        /// model thread on the thread that called it, and offers no public way to ask whether a
+        /// thread is inside a model.
+        static IN_LOOM: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether objects made now are loom's (the calling thread runs a loom model).
+    #[inline]
+    pub fn in_loom() -> bool {
+        IN_LOOM.with(Cell::get)
+    }
+
+    /// [`in_loom`] true for its life, then put back as it was; made by the loom runner around
+    /// `loom::model`.
+    #[derive(Debug)]
+    pub(crate) struct LoomScope(bool);
+
+    impl LoomScope {
+        pub(crate) fn enter() -> LoomScope {
+            LoomScope(IN_LOOM.with(|flag| flag.replace(true)))
+        }
+    }
+
+    impl Drop for LoomScope {
+        fn drop(&mut self) {
+            IN_LOOM.with(|flag| flag.set(self.0));
+        }
     }
 
     /// The default side's types, named as [`checked`] names shuttle's, so [`made!`] can name
@@ -206,6 +234,13 @@ mod dual {
         pub(super) use shuttle::thread;
     }
 
+    /// Loom's side.
+    mod loomed {
+        pub(super) use loom::sync::atomic;
+        pub(super) use loom::sync::{Condvar, Mutex, RwLock};
+        pub(super) use loom::thread;
+    }
+
     /// Runs the same code on whichever backend's object `value` holds:
     /// - `both!(value, Enum, x => body)`: the body's result as it is;
     /// - `both!(value, Enum => Out, x => body)`: wrapped in `Out`'s variant of the same side;
@@ -215,35 +250,42 @@ mod dual {
             match $value {
                 $enum::Native($x) => $body,
                 $enum::Shuttle($x) => $body,
+                $enum::Loom($x) => $body,
             }
         };
         ($value:expr, $enum:ident => Option<$out:ident>, $x:ident => $body:expr) => {
             match $value {
                 $enum::Native($x) => $body.map($out::Native),
                 $enum::Shuttle($x) => $body.map($out::Shuttle),
+                $enum::Loom($x) => $body.map($out::Loom),
             }
         };
         ($value:expr, $enum:ident => $out:ident, $x:ident => $body:expr) => {
             match $value {
                 $enum::Native($x) => $out::Native($body),
                 $enum::Shuttle($x) => $out::Shuttle($body),
+                $enum::Loom($x) => $out::Loom($body),
             }
         };
     }
 
-    /// `made!(Enum, path(args))`: shuttle's `path` inside an execution, the default one
-    /// otherwise, in `Enum`'s variant for its side; `made!(path(args))` for a call whose result
-    /// is not wrapped (a fence, a yield).
+    /// `made!(Enum, path(args))`: loom's `path` inside a loom model, shuttle's inside a shuttle
+    /// execution, the default one otherwise, in `Enum`'s variant for its side;
+    /// `made!(path(args))` for a call whose result is not wrapped (a fence, a yield).
     macro_rules! made {
         ($enum:ident, $($path:ident)::+ ($($arg:expr),*)) => {
-            if $crate::sync::dual::in_shuttle() {
+            if $crate::sync::dual::in_loom() {
+                $enum::Loom($crate::sync::dual::loomed::$($path)::+($($arg),*))
+            } else if $crate::sync::dual::in_shuttle() {
                 $enum::Shuttle($crate::sync::dual::checked::$($path)::+($($arg),*))
             } else {
                 $enum::Native($crate::sync::dual::native::$($path)::+($($arg),*))
             }
         };
         ($($path:ident)::+ ($($arg:expr),*)) => {
-            if $crate::sync::dual::in_shuttle() {
+            if $crate::sync::dual::in_loom() {
+                $crate::sync::dual::loomed::$($path)::+($($arg),*)
+            } else if $crate::sync::dual::in_shuttle() {
                 $crate::sync::dual::checked::$($path)::+($($arg),*)
             } else {
                 $crate::sync::dual::native::$($path)::+($($arg),*)
@@ -279,25 +321,6 @@ mod dual {
         }
         fn into_value(self) -> T {
             self.into_inner()
-        }
-    }
-
-    impl<T> LockOps for checked::Mutex<T> {
-        type Value = T;
-        type Guard<'a>
-            = shuttle::sync::MutexGuard<'a, T>
-        where
-            T: 'a;
-        #[inline]
-        fn acquire(&self) -> Self::Guard<'_> {
-            self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        #[inline]
-        fn try_acquire(&self) -> Option<Self::Guard<'_>> {
-            self.try_lock().ok()
-        }
-        fn into_value(self) -> T {
-            self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
         }
     }
 
@@ -338,36 +361,66 @@ mod dual {
         }
     }
 
-    impl<T> RwOps for checked::RwLock<T> {
-        type Value = T;
-        type Read<'a>
-            = shuttle::sync::RwLockReadGuard<'a, T>
-        where
-            T: 'a;
-        type Write<'a>
-            = shuttle::sync::RwLockWriteGuard<'a, T>
-        where
-            T: 'a;
-        #[inline]
-        fn read_now(&self) -> Self::Read<'_> {
-            self.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        #[inline]
-        fn write_now(&self) -> Self::Write<'_> {
-            self.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        fn into_value(self) -> T {
-            self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
+    /// [`LockOps`] and [`RwOps`] for a checker backend with std's poisoning API (shuttle's,
+    /// loom's): one text, so the two cannot drift apart.
+    macro_rules! poisoned_ops {
+        ($side:ident, $krate:ident) => {
+            impl<T> LockOps for $side::Mutex<T> {
+                type Value = T;
+                type Guard<'a>
+                    = $krate::sync::MutexGuard<'a, T>
+                where
+                    T: 'a;
+                #[inline]
+                fn acquire(&self) -> Self::Guard<'_> {
+                    self.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+                #[inline]
+                fn try_acquire(&self) -> Option<Self::Guard<'_>> {
+                    self.try_lock().ok()
+                }
+                fn into_value(self) -> T {
+                    self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+            }
+
+            impl<T> RwOps for $side::RwLock<T> {
+                type Value = T;
+                type Read<'a>
+                    = $krate::sync::RwLockReadGuard<'a, T>
+                where
+                    T: 'a;
+                type Write<'a>
+                    = $krate::sync::RwLockWriteGuard<'a, T>
+                where
+                    T: 'a;
+                #[inline]
+                fn read_now(&self) -> Self::Read<'_> {
+                    self.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+                #[inline]
+                fn write_now(&self) -> Self::Write<'_> {
+                    self.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+                fn into_value(self) -> T {
+                    self.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+            }
+        };
     }
 
-    /// A mutual-exclusion lock: parking_lot's, or shuttle's inside an execution.
+    poisoned_ops!(checked, shuttle);
+    poisoned_ops!(loomed, loom);
+
+    /// A mutual-exclusion lock: parking_lot's, shuttle's inside an execution, or loom's in a model.
     #[derive(Debug)]
     pub enum Mutex<T> {
-        /// Made outside any shuttle execution.
+        /// Made outside any shuttle execution or loom model.
         Native(parking_lot::Mutex<T>),
         /// Made inside a shuttle execution.
         Shuttle(shuttle::sync::Mutex<T>),
+        /// Loom's, made inside a loom model.
+        Loom(loom::sync::Mutex<T>),
     }
 
     /// The guard of a [`Mutex`], of its lock's variant.
@@ -377,6 +430,8 @@ mod dual {
         Native(parking_lot::MutexGuard<'a, T>),
         /// shuttle's guard.
         Shuttle(shuttle::sync::MutexGuard<'a, T>),
+        /// loom's guard.
+        Loom(loom::sync::MutexGuard<'a, T>),
     }
 
     impl<T: Default> Default for Mutex<T> {
@@ -417,13 +472,15 @@ mod dual {
         }
     }
 
-    /// A reader-writer lock: parking_lot's, or shuttle's inside an execution.
+    /// A reader-writer lock: parking_lot's, shuttle's inside an execution, or loom's in a model.
     #[derive(Debug)]
     pub enum RwLock<T> {
-        /// Made outside any shuttle execution.
+        /// Made outside any shuttle execution or loom model.
         Native(parking_lot::RwLock<T>),
         /// Made inside a shuttle execution.
         Shuttle(shuttle::sync::RwLock<T>),
+        /// Loom's, made inside a loom model.
+        Loom(loom::sync::RwLock<T>),
     }
 
     /// Shared guard of a [`RwLock`].
@@ -433,6 +490,8 @@ mod dual {
         Native(parking_lot::RwLockReadGuard<'a, T>),
         /// shuttle's guard.
         Shuttle(shuttle::sync::RwLockReadGuard<'a, T>),
+        /// loom's guard.
+        Loom(loom::sync::RwLockReadGuard<'a, T>),
     }
 
     /// Exclusive guard of a [`RwLock`].
@@ -442,6 +501,8 @@ mod dual {
         Native(parking_lot::RwLockWriteGuard<'a, T>),
         /// shuttle's guard.
         Shuttle(shuttle::sync::RwLockWriteGuard<'a, T>),
+        /// loom's guard.
+        Loom(loom::sync::RwLockWriteGuard<'a, T>),
     }
 
     impl<T: Default> Default for RwLock<T> {
@@ -490,13 +551,15 @@ mod dual {
         }
     }
 
-    /// A condition variable: parking_lot's, or shuttle's inside an execution.
+    /// A condition variable: parking_lot's, shuttle's inside an execution, or loom's in a model.
     #[derive(Debug)]
     pub enum Condvar {
-        /// Made outside any shuttle execution.
+        /// Made outside any shuttle execution or loom model.
         Native(parking_lot::Condvar),
         /// Made inside a shuttle execution.
         Shuttle(shuttle::sync::Condvar),
+        /// Loom's, made inside a loom model.
+        Loom(loom::sync::Condvar),
     }
 
     impl Default for Condvar {
@@ -522,7 +585,10 @@ mod dual {
                 (Condvar::Shuttle(condvar), MutexGuard::Shuttle(guard)) => {
                     MutexGuard::Shuttle(condvar.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner()))
                 }
-                _ => panic!("a condvar and its mutex were made on different sides of a shuttle execution"),
+                (Condvar::Loom(condvar), MutexGuard::Loom(guard)) => {
+                    MutexGuard::Loom(condvar.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner()))
+                }
+                _ => panic!("a condvar and its mutex were made on different sides of a checker's boundary"),
             }
         }
         pub fn notify_all(&self) {
@@ -537,11 +603,11 @@ mod dual {
         }
     }
 
-    /// Atomics: std's, or shuttle's (each access a schedule point) inside an execution.
+    /// Atomics: std's, shuttle's (each access a schedule point) inside an execution, or loom's in a model.
     pub mod atomic {
         pub use std::sync::atomic::Ordering;
 
-        /// `fence`: shuttle's inside an execution, std's otherwise.
+        /// `fence`: loom's in a model, shuttle's inside an execution, std's otherwise.
         pub fn fence(order: Ordering) {
             made!(atomic::fence(order));
         }
@@ -551,10 +617,12 @@ mod dual {
                 #[doc = concat!("`", stringify!($name), "`: std's, or shuttle's inside an execution.")]
                 #[derive(Debug)]
                 pub enum $name {
-                    /// Made outside any shuttle execution.
+                    /// Made outside any shuttle execution or loom model.
                     Native(std::sync::atomic::$name),
                     /// Made inside a shuttle execution.
                     Shuttle(shuttle::sync::atomic::$name),
+                    /// Loom's, made inside a loom model.
+                    Loom(loom::sync::atomic::$name),
                 }
 
                 impl Default for $name {
@@ -607,9 +675,6 @@ mod dual {
                     pub fn fetch_or(&self, value: $ty, order: Ordering) -> $ty {
                         both!(self, $name, a => a.fetch_or(value, order))
                     }
-                    pub fn get_mut(&mut self) -> &mut $ty {
-                        both!(self, $name, a => a.get_mut())
-                    }
                     pub fn into_inner(self) -> $ty {
                         both!(self, $name, a => a.into_inner())
                     }
@@ -641,7 +706,7 @@ mod dual {
         dual_atomic!(AtomicI32, i32, int);
     }
 
-    /// Threads: shuttle's inside an execution, std's otherwise.
+    /// Threads: loom's in a model, shuttle's inside an execution, std's otherwise.
     pub mod thread {
         pub use std::thread::Result;
 
@@ -652,6 +717,8 @@ mod dual {
             Native(std::thread::JoinHandle<T>),
             /// A shuttle thread.
             Shuttle(shuttle::thread::JoinHandle<T>),
+            /// Loom's, made inside a loom model.
+            Loom(loom::thread::JoinHandle<T>),
         }
 
         impl<T> JoinHandle<T> {
@@ -661,7 +728,7 @@ mod dual {
             }
         }
 
-        /// Spawns a thread: a shuttle task inside an execution, an OS thread otherwise.
+        /// Spawns a thread: a loom thread in a model, a shuttle task inside an execution, an OS thread otherwise.
         pub fn spawn<F, T>(f: F) -> JoinHandle<T>
         where
             F: FnOnce() -> T + Send + 'static,
@@ -670,19 +737,22 @@ mod dual {
             made!(JoinHandle, thread::spawn(f))
         }
 
-        /// Yields: a schedule point inside an execution.
+        /// Yields: a schedule point inside a loom model or a shuttle execution.
         pub fn yield_now() {
             made!(thread::yield_now());
         }
     }
 
-    /// The cell under [`crate::guarded::Guarded`] data: a parking_lot `RwLock`, or shuttle's
-    /// inside an execution (each access a schedule point; the lockset detector judges).
+    /// The cell under [`crate::guarded::Guarded`] data: a parking_lot `RwLock`, shuttle's inside
+    /// an execution (each access a schedule point; the lockset detector judges), or loom's
+    /// `UnsafeCell` inside a loom model (loom judges unordered accesses itself).
     pub enum RaceCell<T> {
-        /// Made outside any shuttle execution.
+        /// Made outside any shuttle execution or loom model.
         Native(parking_lot::RwLock<T>),
         /// Made inside a shuttle execution.
         Shuttle(shuttle::sync::RwLock<T>),
+        /// Loom's, made inside a loom model.
+        Loom(loom::cell::UnsafeCell<T>),
     }
 
     impl<T> std::fmt::Debug for RaceCell<T> {
@@ -694,30 +764,77 @@ mod dual {
     impl<T> RaceCell<T> {
         /// A cell holding `value`.
         pub fn new(value: T) -> Self {
-            made!(RaceCell, RwLock::new(value))
+            if in_loom() {
+                RaceCell::Loom(loom::cell::UnsafeCell::new(value))
+            } else if in_shuttle() {
+                RaceCell::Shuttle(checked::RwLock::new(value))
+            } else {
+                RaceCell::Native(native::RwLock::new(value))
+            }
         }
 
         /// Reads the value.
         #[inline]
         pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-            both!(self, RaceCell, cell => f(&cell.read_now()))
+            match self {
+                RaceCell::Native(cell) => f(&cell.read_now()),
+                RaceCell::Shuttle(cell) => f(&cell.read_now()),
+                // SAFETY: loom records this read and panics before calling the closure if a
+                // write by another thread is not ordered before it; loom runs one thread at a
+                // time, so no write happens while `f` runs, and `f` does not re-enter this cell
+                // (documented on the type).
+                #[allow(unsafe_code)]
+                RaceCell::Loom(cell) => cell.with(|pointer| f(unsafe { &*pointer })),
+            }
         }
 
         /// Writes the value.
         #[inline]
         pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-            both!(self, RaceCell, cell => f(&mut cell.write_now()))
+            match self {
+                RaceCell::Native(cell) => f(&mut cell.write_now()),
+                RaceCell::Shuttle(cell) => f(&mut cell.write_now()),
+                // SAFETY: loom records this write and panics before calling the closure if any
+                // access by another thread is not ordered before it; loom runs one thread at a
+                // time, so nothing else touches the value while `f` runs, and `f` does not
+                // re-enter.
+                #[allow(unsafe_code)]
+                RaceCell::Loom(cell) => cell.with_mut(|pointer| f(unsafe { &mut *pointer })),
+            }
         }
 
         /// The value, when the cell is no longer shared.
         pub fn into_inner(self) -> T {
-            both!(self, RaceCell, cell => cell.into_value())
+            match self {
+                RaceCell::Native(cell) => cell.into_value(),
+                RaceCell::Shuttle(cell) => cell.into_value(),
+                RaceCell::Loom(cell) => cell.into_inner(),
+            }
         }
     }
+
+    // SAFETY: the parking_lot and shuttle variants are `RwLock`s, Sync for `T: Send + Sync`. The
+    // loom variant's every access goes through `with`/`with_mut`, which loom checks for unordered
+    // concurrent accesses (it panics on one), and loom runs one thread at a time; a loom cell
+    // touched outside its model panics in loom. Without this a struct holding a `Guarded` field
+    // cannot be shared between threads at all.
+    #[allow(unsafe_code)]
+    unsafe impl<T: Send + Sync> Sync for RaceCell<T> {}
 }
 
-#[cfg(all(not(any(loom, shuttle)), feature = "threaded"))]
+#[cfg(all(not(loom), feature = "threaded"))]
 use dual as imp;
+
+/// Runs `f` under `loom::model` once per interleaving within `preemption_bound` preemptions, with
+/// every object `f` makes loom's ([`dual::in_loom`] true meanwhile), for [`crate::loom_runner`].
+/// A failing interleaving's panic unwinds out of this call (the caller catches it).
+#[cfg(all(not(loom), feature = "threaded"))]
+pub(crate) fn loom_check(preemption_bound: usize, f: impl Fn() + Send + Sync + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemption_bound);
+    let _scope = dual::LoomScope::enter();
+    builder.check(f);
+}
 
 pub use imp::*;
 
@@ -728,38 +845,35 @@ pub use imp::*;
 ///   happens-before relation orders (at least one a write): loom itself judges real races, as it
 ///   does for the atomics, and the cell adds no interleavings (a cell access is not a schedule
 ///   point).
-/// - shuttle: a shuttle `RwLock`, so every access is a schedule point where shuttle may switch
-///   threads; shuttle has no race detector of its own, so the lockset detector is the judge.
 /// - default: a parking_lot `RwLock`, so an unlocked access from two real threads is still safe
 ///   Rust (it waits) and the lockset detector reports it.
+/// - feature `threaded`: one of those or a shuttle `RwLock` (every access a schedule point where
+///   shuttle may switch threads; shuttle has no race detector of its own, so the lockset detector
+///   is the judge), chosen when the cell is made, as every primitive here is.
 ///
 /// The closures must not touch the same cell again (a nested write would wait on itself).
-#[cfg(any(loom, shuttle, not(feature = "threaded")))]
+#[cfg(any(loom, not(feature = "threaded")))]
 pub struct RaceCell<T> {
     #[cfg(loom)]
     inner: loom::cell::UnsafeCell<T>,
-    #[cfg(all(shuttle, not(loom)))]
-    inner: shuttle::sync::RwLock<T>,
-    #[cfg(not(any(loom, shuttle)))]
+    #[cfg(not(loom))]
     inner: parking_lot::RwLock<T>,
 }
 
-#[cfg(any(loom, shuttle, not(feature = "threaded")))]
+#[cfg(any(loom, not(feature = "threaded")))]
 impl<T> std::fmt::Debug for RaceCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RaceCell")
     }
 }
 
-#[cfg(any(loom, shuttle, not(feature = "threaded")))]
+#[cfg(any(loom, not(feature = "threaded")))]
 impl<T> RaceCell<T> {
     /// A cell holding `value`.
     pub fn new(value: T) -> Self {
         #[cfg(loom)]
         let inner = loom::cell::UnsafeCell::new(value);
-        #[cfg(all(shuttle, not(loom)))]
-        let inner = shuttle::sync::RwLock::new(value);
-        #[cfg(not(any(loom, shuttle)))]
+        #[cfg(not(loom))]
         let inner = parking_lot::RwLock::new(value);
         RaceCell { inner }
     }
@@ -774,11 +888,7 @@ impl<T> RaceCell<T> {
             #[allow(unsafe_code)]
             self.inner.with(|pointer| f(unsafe { &*pointer }))
         }
-        #[cfg(all(shuttle, not(loom)))]
-        {
-            f(&self.inner.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
-        }
-        #[cfg(not(any(loom, shuttle)))]
+        #[cfg(not(loom))]
         {
             f(&self.inner.read())
         }
@@ -794,11 +904,7 @@ impl<T> RaceCell<T> {
             #[allow(unsafe_code)]
             self.inner.with_mut(|pointer| f(unsafe { &mut *pointer }))
         }
-        #[cfg(all(shuttle, not(loom)))]
-        {
-            f(&mut self.inner.write().unwrap_or_else(|poisoned| poisoned.into_inner()))
-        }
-        #[cfg(not(any(loom, shuttle)))]
+        #[cfg(not(loom))]
         {
             f(&mut self.inner.write())
         }
@@ -810,11 +916,7 @@ impl<T> RaceCell<T> {
         {
             self.inner.into_inner()
         }
-        #[cfg(all(shuttle, not(loom)))]
-        {
-            self.inner.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-        }
-        #[cfg(not(any(loom, shuttle)))]
+        #[cfg(not(loom))]
         {
             self.inner.into_inner()
         }
@@ -832,10 +934,8 @@ unsafe impl<T: Send> Sync for RaceCell<T> {}
 /// Which backend this build uses, for reports and artifacts.
 pub const BACKEND: &str = if cfg!(loom) {
     "loom"
-} else if cfg!(shuttle) {
-    "shuttle"
 } else if cfg!(feature = "threaded") {
-    "parking_lot+shuttle"
+    "parking_lot+shuttle+loom"
 } else {
     "parking_lot"
 };
@@ -843,7 +943,7 @@ pub const BACKEND: &str = if cfg!(loom) {
 /// Shuttle's execution machinery, for [`crate::threaded`]'s runner and anyone driving model threads
 /// under a scheduler of their own (`ksim play`): the scheduler trait and shuttle's random and PCT
 /// schedulers, and [`schedule::run`], which runs a closure once per execution the scheduler grants.
-#[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+#[cfg(all(not(loom), feature = "threaded"))]
 pub mod schedule {
     pub use shuttle::scheduler::{PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 

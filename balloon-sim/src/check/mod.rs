@@ -3,6 +3,8 @@
 //! ([`reference::BalloonModel`]); [`catalog`] lists its fixes, zoo and scenarios.
 
 mod catalog;
+#[cfg(all(feature = "threaded", not(loom)))]
+mod loom;
 mod op;
 mod reference;
 mod scenario;

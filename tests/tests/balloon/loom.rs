@@ -120,72 +120,9 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
     assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
 }
 
-/// Regression: "virtio_balloon: fix deadlock on OOM" (2017), exhaustively, on 4.4's allocator.
-///
-/// 1. Before the model runs, a task holding the filesystem lock allocated with GFP_NOFS in a
-///    full guest: 4.4 calls no OOM killer for it, so it loops waiting for someone else's OOM
-///    progress (ksim's `oom_progress` annotation records the wait under the filesystem lock).
-/// 2. The balloon thread's fill_balloon() takes balloon_lock; memory is full, so its allocation
-///    enters direct reclaim, which waits for the filesystem lock.
-/// 3. A task's GFP_HIGHUSER_MOVABLE allocation reaches out_of_memory(); the OOM notifier's
-///    leak_balloon() waits for balloon_lock.
-///
-/// Lockdep reports the cycle in every interleaving; with the fix the same model is clean.
-fn fill_against_oom_under_the_fs_lock(fixes: Fixes) {
-    builder().check(move || {
-        let sim = Sim::new(SimConfig::new(1).cpus(2));
-        let mut config = BalloonConfig::preset("fixed").expect("preset");
-        config.fixes = fixes;
-        config.memory_bytes = 4 * PAGE_SIZE_4K;
-        config.queue_size = 2;
-        let cx = sim.cx("probe", 0);
-        let world = Arc::new(World::new(&cx, &config, PAGE_SIZE_4K, HOST_FEATURES_ALL, Endian::Little, true));
-        let vb = world.vb.clone().expect("probe");
-        vb.fill_balloon(&cx, 1);
-        let mut held = Vec::new();
-        while let Ok(pfn) = world.pages.alloc_page(&cx, sim_core::mm::Gfp::GFP_ATOMIC, "fill") {
-            held.push(pfn);
-        }
-        {
-            let writer = sim.cx("writer", 1);
-            let _fs = world.pages.fs_lock().lock(&writer);
-            let nofs = world.pages.alloc_page(&writer, sim_core::mm::Gfp::GFP_NOFS, "task");
-            assert!(nofs.is_err(), "4.4 gives a GFP_NOFS allocation no OOM kill");
-        }
-        let filler = {
-            let (vb, sim) = (vb.clone(), sim.clone());
-            thread::spawn(move || vb.fill_balloon(&sim.cx("vballoon", 0), 1))
-        };
-        let task = sim.cx("task", 1);
-        if let Ok(pfn) = world.pages.alloc_page(&task, sim_core::mm::Gfp::GFP_HIGHUSER_MOVABLE, "task") {
-            held.push(pfn);
-        }
-        filler.join().expect("fill");
-        for pfn in held {
-            world.pages.free_page(&cx, pfn).expect("ours");
-        }
-        vb.remove(&cx);
-    });
-}
-
-#[test]
-fn seed_fill_balloon_deadlocks_with_the_oom_notifier_under_the_fs_lock() {
-    let mut fixes = Fixes::all();
-    fixes.set(balloon_sim::OOM_DEADLOCK, false);
-    let found = std::panic::catch_unwind(|| fill_against_oom_under_the_fs_lock(fixes));
-    let payload = found.expect_err("loom finds the deadlock");
-    let text = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    assert!(text.to_lowercase().contains("deadlock"), "expected a deadlock, got: {text}");
-}
-
-#[test]
-fn fixed_fill_balloon_never_deadlocks_with_the_oom_notifier() {
-    fill_against_oom_under_the_fs_lock(Fixes::all());
-}
+// "virtio_balloon: fix deadlock on OOM" (2017), fill_balloon() against the OOM notifier under
+// the filesystem lock, is the `oom-deadlock` zoo row's loom model: balloon-sim's
+// `check/loom.rs`, run from the ordinary build by `ksim zoo` and `core::loom_zoo`.
 
 /// tell_host() against an asynchronous host: the driver adds the buffer, kicks and sleeps on
 /// `vb->acked`; the host thread consumes the ring and interrupts; balloon_ack() wakes the

@@ -24,6 +24,8 @@ mod loom_mm;
 mod loom_models;
 #[cfg(loom)]
 mod loom_rcu;
+#[cfg(not(loom))]
+mod loom_zoo;
 #[cfg(not(any(loom, shuttle)))]
 mod mm;
 #[cfg(not(any(loom, shuttle)))]

@@ -1,64 +1,46 @@
-//! Loom models of mbcache2's entry flags: ext4 clearing `e_reusable` (the block reached its
-//! maximum) while another task's `mb_cache_entry_touch()` sets `e_referenced`, every
-//! interleaving under a preemption bound of 2. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksim-tests --release --target-dir target/loom -- mbcache2::`.
+//! The zoo's loom column for mbcache2, from the ordinary test build: the entry-flags row's loom
+//! model (ext4 clearing `e_reusable` while another task's `mb_cache_entry_touch()` sets
+//! `e_referenced`), every interleaving under a preemption bound of 2, run by
+//! `sim_core::loom_runner` as `ksim zoo` runs it. Run with
+//! `cargo test -p ksim-tests --test main -- mbcache2::loom`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use mbcache_sim::{Mbcache2Subject, ZOO_LOST_FLAG};
+use sim_core::check::Catalog;
+use sim_core::loom_runner::{self, loom_data_race, LoomCatalog};
+use sim_core::ViolationKind;
 
-use mbcache_sim::{Mbcache2FixSet, Mbcache2World, ATOMIC_ENTRY_FLAGS, PRESET_7_1};
-use sim_core::lockdep::ReportMode;
-use sim_core::sync::{thread, Arc};
-use sim_core::{Sim, SimConfig};
-
-/// The preemption bound every model here states.
-const PREEMPTION_BOUND: usize = 2;
-
-fn builder() -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(PREEMPTION_BOUND);
-    builder
-}
-
-fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
-/// A reusable entry, held by the main thread; a second thread touches it while the main thread
-/// clears its reusable bit; afterwards it must be referenced and not reusable.
-fn touch_races_clear_reusable(fixes: Mbcache2FixSet) {
-    let sim = Sim::new(SimConfig::new(0).cpus(2).lockdep(ReportMode::Collect));
-    let setup = sim.cx("setup", 0);
-    let world = Arc::new(Mbcache2World::new(&setup, fixes, 1, 4, 3));
-    world.create(&setup, 7, 1, true).expect("create");
-    let entry = world.get(&setup, 7, 1).expect("hashed");
-    let toucher = {
-        let world = world.clone();
-        let cx = sim.cx("reuser", 1);
-        thread::spawn(move || world.touch(&cx, entry))
-    };
-    let ext4 = sim.cx("ext4-full", 0);
-    world.set_reusable(&ext4, entry, false);
-    toucher.join().expect("toucher");
-    let (referenced, reusable) = world.flags(&setup, entry);
-    assert!(referenced && !reusable, "lost update: referenced {referenced}, reusable {reusable}");
-    world.put(&setup, entry);
+#[test]
+fn the_loom_column_finds_the_shared_bitfield_word_and_passes_the_atomic_flags() {
+    let row = Mbcache2Subject::zoo().into_iter().find(|row| row.name == ZOO_LOST_FLAG).expect("the row");
+    let outcome =
+        loom_runner::hunt::<Mbcache2Subject>(&row).expect("the row's kernel and fix").expect("a model");
+    assert_eq!(outcome.preemption_bound, 2);
+    let finding = outcome.buggy.finding.as_ref().expect("loom must find the racing bitfield writes");
+    assert!(
+        finding.kind == loom_data_race() || finding.kind == ViolationKind::lockdep("lockset-race"),
+        "found as {}: {}",
+        finding.kind,
+        finding.message
+    );
+    assert!(outcome.found(), "{} is not an expected kind", finding.kind);
+    println!(
+        "loom {}: found as {} at interleaving {} in {:.4}s; fixed: {} interleavings in {:.4}s",
+        outcome.scenario,
+        finding.kind,
+        outcome.buggy.executions,
+        outcome.buggy.seconds,
+        outcome.fixed.executions,
+        outcome.fixed.seconds
+    );
+    assert!(outcome.fixed_quiet(), "the fixed model failed: {:?}", outcome.fixed.finding);
+    // A pass is a proof only if loom explored more than the one sequential order.
+    assert!(outcome.fixed.executions > 1, "{} interleavings", outcome.fixed.executions);
 }
 
 #[test]
-fn atomic_entry_flags_keep_both_updates_in_every_interleaving() {
-    builder()
-        .check(|| touch_races_clear_reusable(Mbcache2FixSet::parse(Some(PRESET_7_1), &[]).expect("7.1")));
-}
-
-#[test]
-fn the_shared_bitfield_word_is_an_unordered_read_modify_write_loom_reports() {
-    let fixes = Mbcache2FixSet::parse(Some(PRESET_7_1), &[]).expect("7.1").without(ATOMIC_ENTRY_FLAGS);
-    let result =
-        catch_unwind(AssertUnwindSafe(|| builder().check(move || touch_races_clear_reusable(fixes))));
-    let text = panic_text(result.expect_err("loom must find the racing bitfield writes"));
-    assert!(text.contains("Causality violation") || text.contains("lost update"), "{text}");
+fn rows_without_a_loom_model_name_none() {
+    let others = Mbcache2Subject::zoo().into_iter().filter(|row| row.name != ZOO_LOST_FLAG);
+    for row in others {
+        assert!(Mbcache2Subject::loom_scenario(&row).is_none(), "{}", row.name);
+    }
 }

@@ -9,6 +9,8 @@
 //! context (so the trace shows it in its own lane), as `wake_up_var` would let it.
 
 mod catalog;
+#[cfg(all(feature = "threaded", not(loom)))]
+mod loom;
 pub(crate) mod op;
 mod reference;
 mod scenario;
