@@ -46,6 +46,9 @@ impl SchedulerChoice {
 
     /// The shuttle scheduler for this choice, `executions` executions long, seeded from `seed`.
     pub fn scheduler(&self, seed: u64, executions: usize) -> Result<Box<dyn Scheduler + Send>, String> {
+        if !matches!(self, SchedulerChoice::Replay { .. }) {
+            env_seed_unset()?;
+        }
         let seed = seed ^ 0x6b73_696d_5f74_6872; // "ksim_thr": apart from the op generator's stream
         Ok(match self {
             SchedulerChoice::Random => Box::new(RandomScheduler::new_from_seed(seed, executions)),
@@ -55,6 +58,30 @@ impl SchedulerChoice {
             }
             SchedulerChoice::Replay { schedule } => Box::new(Replay::new(Recorded::decode(schedule)?)),
         })
+    }
+}
+
+/// The environment variable shuttle's random and PCT schedulers read their seed from, in place
+/// of the one they are given.
+pub const SHUTTLE_SEED_VARIABLE: &str = "SHUTTLE_RANDOM_SEED";
+
+/// Err when [`SHUTTLE_SEED_VARIABLE`] is set: shuttle would then seed every case's scheduler
+/// with it, whatever the case seed, so a campaign would run one schedule stream over and over
+/// and its artifacts would name seeds that do not replay. Refusing is louder than unsetting it
+/// (which a multithreaded process cannot do safely).
+pub fn env_seed_unset() -> Result<(), String> {
+    refuse_seed_override(std::env::var_os(SHUTTLE_SEED_VARIABLE))
+}
+
+/// [`env_seed_unset`]'s verdict on the variable's value (`None`: unset).
+pub fn refuse_seed_override(value: Option<std::ffi::OsString>) -> Result<(), String> {
+    match value {
+        None => Ok(()),
+        Some(value) => Err(format!(
+            "{SHUTTLE_SEED_VARIABLE}={} is set: shuttle would use it in place of each threaded case's \
+             seed; unset it (ksim replays a case from its own seed or artifact)",
+            value.to_string_lossy()
+        )),
     }
 }
 
