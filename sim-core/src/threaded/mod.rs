@@ -37,7 +37,9 @@ use crate::trace::{Event, TaskId, TraceMode};
 use crate::violation::{Violation, ViolationKind};
 
 pub use linearize::{Entry, Verdict, NODES_MAX};
-pub use schedule::{env_seed_unset, refuse_seed_override, run_threads, Executions, Recorded, Replay, SchedulerChoice, Step};
+pub use schedule::{
+    env_seed_unset, refuse_seed_override, run_threads, Executions, Recorded, Replay, SchedulerChoice, Step,
+};
 pub use shrink::shrink;
 
 /// A subsystem as threaded campaigns drive it. Small on purpose: the model shared between

@@ -154,8 +154,7 @@ impl Scheduler for Bursts {
                 return Some(current);
             }
         }
-        let others: Vec<TaskId> =
-            runnable.iter().map(|t| t.id()).filter(|&id| Some(id) != goes_on).collect();
+        let others: Vec<TaskId> = runnable.iter().map(|t| t.id()).filter(|&id| Some(id) != goes_on).collect();
         if others.is_empty() {
             return goes_on.or_else(|| runnable.first().map(|t| t.id()));
         }

@@ -273,7 +273,12 @@ impl TaskstatsShared {
             Op::QueryPid { port, target, .. } => (*port, target, false),
             Op::QueryTgid { port, target } => (*port, target, true),
             Op::CgroupStats { .. } => {
-                return Some(Resolved { op: op.clone(), tasks: group_of(owner), zombie: None, may_exit: None })
+                return Some(Resolved {
+                    op: op.clone(),
+                    tasks: group_of(owner),
+                    zombie: None,
+                    may_exit: None,
+                })
             }
             _ => return Some(Resolved { op: op.clone(), tasks: Vec::new(), zombie: None, may_exit: None }),
         };
