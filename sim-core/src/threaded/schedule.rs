@@ -141,7 +141,7 @@ impl Scheduler for Bursts {
 
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
         self.parked = self.parked.and_then(|(task, left)| (left > 1).then_some((task, left - 1)));
-        if let Some(current) = current.filter(|_| yielding && self.next() % 2 == 0) {
+        if let Some(current) = current.filter(|_| yielding && self.next() & 1 == 0) {
             self.parked = Some((current, 1 + self.next() % PARK_STEPS_MAX));
         }
         let parked = self.parked.map(|(task, _)| task);
