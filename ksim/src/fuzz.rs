@@ -98,6 +98,10 @@ struct Totals {
     cases: AtomicU64,
     ops: AtomicU64,
     failures: AtomicU64,
+    /// Threaded cases whose linearizability search gave up at its bound.
+    linearizability_bound_hits: AtomicU64,
+    /// Threaded cases that ran into the step bound.
+    step_bound_hits: AtomicU64,
 }
 
 /// Runs one subsystem's campaign over `jobs` threads and merges the jobs' reports. Its arguments
@@ -197,6 +201,9 @@ fn run_job(
         totals.cases.fetch_add(progress.cases - last.cases, Ordering::Relaxed);
         totals.ops.fetch_add(progress.ops - last.ops, Ordering::Relaxed);
         totals.failures.fetch_add(progress.failures - last.failures, Ordering::Relaxed);
+        let bound_hits = progress.linearizability_bound_hits - last.linearizability_bound_hits;
+        totals.linearizability_bound_hits.fetch_add(bound_hits, Ordering::Relaxed);
+        totals.step_bound_hits.fetch_add(progress.step_bound_hits - last.step_bound_hits, Ordering::Relaxed);
         last = progress.clone();
         if progress.failures > 0 {
             shared.found.store(true, Ordering::Relaxed);
@@ -208,9 +215,16 @@ fn run_job(
         let ops = totals.ops.load(Ordering::Relaxed);
         let cases = totals.cases.load(Ordering::Relaxed);
         // A threaded case runs its operations under several schedules: executions per second
-        // is the figure to compare with shuttle's own.
+        // is the figure to compare with shuttle's own. Bound hits are cases not fully judged.
         let executions = threaded
-            .map(|t| format!(", {} executions/s", human((cases * t.executions as u64) as f64 / seconds)))
+            .map(|t| {
+                format!(
+                    ", {} executions/s, bound hits: {} linearizability, {} steps",
+                    human((cases * t.executions as u64) as f64 / seconds),
+                    totals.linearizability_bound_hits.load(Ordering::Relaxed),
+                    totals.step_bound_hits.load(Ordering::Relaxed)
+                )
+            })
             .unwrap_or_default();
         shared.bar.set_message(format!(
             "{cases} cases, {} ops, {} ops/s{executions}, {} violations",
@@ -254,6 +268,7 @@ fn merge_reports(
         failures: Vec::new(),
         coverage: Default::default(),
         interrupted,
+        threads: args.threads,
     };
     for report in reports {
         let report = report.map_err(CliError::Failed)?;
@@ -318,6 +333,9 @@ pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzRe
     }
     if args.ops_max == 0 {
         return Err(CliError::Usage("--ops must be at least 1".into()));
+    }
+    if args.threads.is_some() {
+        sim_core::threaded::env_seed_unset().map_err(CliError::Usage)?;
     }
     let selected = select(args)?;
     let (budget, budget_text) = match (args.cases, args.seconds) {

@@ -48,6 +48,9 @@ pub(crate) struct SubsystemRun {
     pub(crate) coverage: BTreeMap<String, u64>,
     /// Whether Ctrl-C ended it early.
     pub(crate) interrupted: bool,
+    /// Threads per case when the campaign was threaded (absent: op-level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) threads: Option<usize>,
 }
 
 /// One failure, with where its artifact is.
@@ -100,6 +103,9 @@ impl FuzzReport {
     /// The per-subsystem table, then one paragraph per failure.
     pub(crate) fn render(&self) -> String {
         let mut out = draw_table(&self.table_rows());
+        for run in self.subsystems.iter().filter(|run| run.threads.is_some()) {
+            let _ = writeln!(out, "{}", bound_hits_line(run));
+        }
         for run in &self.subsystems {
             for failure in &run.failures {
                 draw_failure(&mut out, &run.subsystem, failure);
@@ -130,6 +136,20 @@ impl FuzzReport {
         }
         rows
     }
+}
+
+/// A threaded run's bound hits: cases whose linearizability search gave up at its bound (some
+/// outcomes unjudged) and cases that ran into the step bound (a liveness failure).
+fn bound_hits_line(run: &SubsystemRun) -> String {
+    let hits = |mark: &str| run.coverage.get(mark).copied().unwrap_or(0);
+    format!(
+        "{} ({} threads, {} cases): bound hits: {} at the linearizability search's bound, {} at the step bound",
+        run.subsystem,
+        run.threads.unwrap_or(0),
+        run.cases,
+        hits(sim_core::threaded::UNDECIDED_MARK),
+        hits(sim_core::threaded::STEP_BOUND_MARK)
+    )
 }
 
 /// Columns of the campaign table.

@@ -673,6 +673,14 @@ pub struct Progress {
     pub failures: u64,
     /// Wall seconds so far.
     pub seconds: f64,
+    /// Threaded cases whose linearizability search gave up at its bound (their outcomes were
+    /// not all judged).
+    #[serde(default)]
+    pub linearizability_bound_hits: u64,
+    /// Threaded cases an execution of which ran into the step bound (reported as a liveness
+    /// failure).
+    #[serde(default)]
+    pub step_bound_hits: u64,
 }
 
 /// What a campaign found.

@@ -37,7 +37,9 @@ use crate::trace::{Event, TaskId, TraceMode};
 use crate::violation::{Violation, ViolationKind};
 
 pub use linearize::{Entry, Verdict, NODES_MAX};
-pub use schedule::{run_threads, Executions, Recorded, Replay, SchedulerChoice, Step};
+pub use schedule::{
+    env_seed_unset, refuse_seed_override, run_threads, Executions, Recorded, Replay, SchedulerChoice, Step,
+};
 pub use shrink::shrink;
 
 /// A subsystem as threaded campaigns drive it. Small on purpose: the model shared between
@@ -178,6 +180,10 @@ pub const SHRINK_RUNS_MAX: usize = 150;
 /// The coverage mark counting cases whose linearizability search hit its bound.
 pub const UNDECIDED_MARK: &str = "threaded:linearizability-bound-hit";
 
+/// The coverage mark counting cases an execution of which hit the step bound
+/// ([`ThreadedOptions::steps_max`]).
+pub const STEP_BOUND_MARK: &str = "threaded:step-bound-hit";
+
 fn runner_for(seed: u64) -> TestRunner {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
@@ -246,6 +252,8 @@ pub struct ThreadedReport {
     pub coverage: BTreeSet<&'static str>,
     /// Executions whose linearizability search hit its bound.
     pub undecided: usize,
+    /// Whether the last execution ran into the step bound.
+    pub step_bound: bool,
 }
 
 impl ThreadedReport {
@@ -314,6 +322,7 @@ pub fn run_case<S: ThreadedSubject>(
         last: None,
         coverage: BTreeSet::new(),
         undecided: slots.iter().filter(|s| s.undecided > 0).count(),
+        step_bound: ran.escaped.as_deref().is_some_and(hit_step_bound),
     };
     let count = slots.len();
     for (execution, slot) in slots.into_iter().enumerate() {
@@ -348,6 +357,7 @@ fn unrunnable(seed: u64, violation: Violation) -> ThreadedReport {
         last: Some(execution_report(0, &slot, Recorded::default())),
         coverage: BTreeSet::new(),
         undecided: 0,
+        step_bound: false,
     }
 }
 
@@ -372,7 +382,7 @@ fn execution_report(execution: usize, slot: &Slot, schedule: Recorded) -> Execut
 fn escaped_violation(escaped: &str, slot: &Slot) -> Violation {
     let kind = if escaped.contains("deadlock") {
         ViolationKind::Hang
-    } else if escaped.contains("max_steps") || escaped.contains("exceeded") {
+    } else if hit_step_bound(escaped) {
         ViolationKind::Liveness
     } else {
         ViolationKind::Panic
@@ -385,6 +395,11 @@ fn escaped_violation(escaped: &str, slot: &Slot) -> Violation {
     }
     message.push_str(&lock_waits_report(&slot.tasks));
     Violation::new(kind, message.trim_end().to_string())
+}
+
+/// Whether shuttle's failure text `escaped` is the step bound's.
+fn hit_step_bound(escaped: &str) -> bool {
+    !escaped.contains("deadlock") && (escaped.contains("max_steps") || escaped.contains("exceeded"))
 }
 
 /// One line per task that holds or awaits a lock: `NAME holds A#1, B#2 and waits for C#3 (held
@@ -784,6 +799,11 @@ pub fn campaign<S: ThreadedSubject>(
         }
         if run.undecided > 0 {
             *report.coverage.entry(UNDECIDED_MARK.to_string()).or_default() += 1;
+            report.progress.linearizability_bound_hits += 1;
+        }
+        if run.step_bound {
+            *report.coverage.entry(STEP_BOUND_MARK.to_string()).or_default() += 1;
+            report.progress.step_bound_hits += 1;
         }
         if let Some(last) = run.last.as_ref().filter(|last| last.violation.is_some()) {
             let seconds_to_find = started.elapsed().as_secs_f64();

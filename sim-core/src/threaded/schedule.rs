@@ -20,6 +20,9 @@ use crate::sync::schedule::{self, PctScheduler, RandomScheduler, Schedule, Sched
 pub enum SchedulerChoice {
     /// Shuttle's random scheduler, seeded from the case seed.
     Random,
+    /// Runs of one task at a time ([`Bursts`]): random, but the running task usually goes on,
+    /// seeded from the case seed.
+    Bursts,
     /// Shuttle's PCT scheduler (probabilistic concurrency testing) with this bug depth, seeded
     /// from the case seed.
     Pct {
@@ -34,27 +37,132 @@ pub enum SchedulerChoice {
 }
 
 impl SchedulerChoice {
-    /// The choice for a campaign's case seed: PCT (depth 2 or 3) for every third seed, random
-    /// otherwise, so a campaign gets both.
+    /// The choice for a campaign's case seed, in turn: random, bursts, PCT (depth 2 or 3), so a
+    /// campaign gets all three.
     pub fn for_seed(seed: u64) -> SchedulerChoice {
-        if seed % 3 == 2 {
-            SchedulerChoice::Pct { depth: 2 + (seed / 3 % 2) as usize }
-        } else {
-            SchedulerChoice::Random
+        match seed % 3 {
+            0 => SchedulerChoice::Random,
+            1 => SchedulerChoice::Bursts,
+            _ => SchedulerChoice::Pct { depth: 2 + (seed / 3 % 2) as usize },
         }
     }
 
     /// The shuttle scheduler for this choice, `executions` executions long, seeded from `seed`.
     pub fn scheduler(&self, seed: u64, executions: usize) -> Result<Box<dyn Scheduler + Send>, String> {
+        if !matches!(self, SchedulerChoice::Replay { .. }) {
+            env_seed_unset()?;
+        }
         let seed = seed ^ 0x6b73_696d_5f74_6872; // "ksim_thr": apart from the op generator's stream
         Ok(match self {
             SchedulerChoice::Random => Box::new(RandomScheduler::new_from_seed(seed, executions)),
+            SchedulerChoice::Bursts => Box::new(Bursts::new(seed, executions)),
             // PCT's first execution only measures the schedule's length: give it one more.
             SchedulerChoice::Pct { depth } => {
                 Box::new(PctScheduler::new_from_seed(seed, (*depth).max(1), executions + 1))
             }
             SchedulerChoice::Replay { schedule } => Box::new(Replay::new(Recorded::decode(schedule)?)),
         })
+    }
+}
+
+/// The environment variable shuttle's random and PCT schedulers read their seed from, in place
+/// of the one they are given.
+pub const SHUTTLE_SEED_VARIABLE: &str = "SHUTTLE_RANDOM_SEED";
+
+/// Err when [`SHUTTLE_SEED_VARIABLE`] is set: shuttle would then seed every case's scheduler
+/// with it, whatever the case seed, so a campaign would run one schedule stream over and over
+/// and its artifacts would name seeds that do not replay. Refusing is louder than unsetting it
+/// (which a multithreaded process cannot do safely).
+pub fn env_seed_unset() -> Result<(), String> {
+    refuse_seed_override(std::env::var_os(SHUTTLE_SEED_VARIABLE))
+}
+
+/// [`env_seed_unset`]'s verdict on the variable's value (`None`: unset).
+pub fn refuse_seed_override(value: Option<std::ffi::OsString>) -> Result<(), String> {
+    match value {
+        None => Ok(()),
+        Some(value) => Err(format!(
+            "{SHUTTLE_SEED_VARIABLE}={} is set: shuttle would use it in place of each threaded case's \
+             seed; unset it (ksim replays a case from its own seed or artifact)",
+            value.to_string_lossy()
+        )),
+    }
+}
+
+/// A random scheduler whose running task goes on with a high probability (drawn per execution:
+/// 3/4, 15/16 or 63/64), else another runnable task, uniformly. Shuttle's random scheduler
+/// switches at almost every step, so a window that needs one task to stop for a whole call of
+/// another (a lookup preempted while its target exits and frees what it read) is reached with
+/// a probability that falls geometrically in the length of that call; here, once switched to,
+/// the other task usually runs a long stretch. PCT reaches such windows too, but only where one
+/// of its few change points falls. A task that yields is always switched away from, so a spin
+/// never livelocks; and half the time it is also kept off for up to [`PARK_STEPS_MAX`] steps
+/// while another task can run: a model yields where the kernel may preempt a task (a preemption
+/// point), and a preempted task may stay off its CPU while another runs a whole call.
+#[derive(Debug)]
+pub struct Bursts {
+    state: u64,
+    executions_left: usize,
+    /// The running task goes on unless a draw below this (out of 2^16) says switch.
+    switch_below: u64,
+    /// A task that yielded and is kept off, with the steps left.
+    parked: Option<(TaskId, u64)>,
+}
+
+/// Most steps [`Bursts`] keeps a yielding task off while others can run.
+pub const PARK_STEPS_MAX: u64 = 400;
+
+impl Bursts {
+    /// `executions` executions, their decisions drawn from `seed`.
+    pub fn new(seed: u64, executions: usize) -> Bursts {
+        Bursts { state: seed, executions_left: executions, switch_below: 1 << 14, parked: None }
+    }
+
+    /// splitmix64: small, and the same on every platform.
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl Scheduler for Bursts {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.executions_left == 0 {
+            return None;
+        }
+        self.executions_left -= 1;
+        self.switch_below = [1 << 14, 1 << 12, 1 << 10][(self.next() % 3) as usize];
+        self.parked = None;
+        Some(Schedule::new(self.next()))
+    }
+
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, yielding: bool) -> Option<TaskId> {
+        self.parked = self.parked.and_then(|(task, left)| (left > 1).then_some((task, left - 1)));
+        if let Some(current) = current.filter(|_| yielding && self.next() & 1 == 0) {
+            self.parked = Some((current, 1 + self.next() % PARK_STEPS_MAX));
+        }
+        let parked = self.parked.map(|(task, _)| task);
+        let others_run = runnable.iter().any(|t| Some(t.id()) != parked);
+        let runnable: Vec<&Task> =
+            runnable.iter().copied().filter(|t| !others_run || Some(t.id()) != parked).collect();
+        let goes_on = current.filter(|c| !yielding && runnable.iter().any(|t| t.id() == *c));
+        if let Some(current) = goes_on {
+            if self.next() % (1 << 16) >= self.switch_below {
+                return Some(current);
+            }
+        }
+        let others: Vec<TaskId> = runnable.iter().map(|t| t.id()).filter(|&id| Some(id) != goes_on).collect();
+        if others.is_empty() {
+            return goes_on.or_else(|| runnable.first().map(|t| t.id()));
+        }
+        Some(others[(self.next() % others.len() as u64) as usize])
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.next()
     }
 }
 

@@ -53,8 +53,12 @@ struct Resolved {
     op: Op,
     /// Live tasks to claim in `claimed`.
     tasks: Vec<u32>,
-    /// A zombie target to claim in `reaped`.
+    /// A target to claim in `reaped`, so that it is not reaped while the call runs: a zombie,
+    /// or a PID query's live target (which may exit meanwhile, see
+    /// [`TaskstatsShared::resolve_target`]).
     zombie: Option<u32>,
+    /// A PID query's live target, which may exit while the call runs.
+    may_exit: Option<u32>,
 }
 
 fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -209,7 +213,7 @@ impl TaskstatsShared {
         let sender = model.port_sender(&observer, id);
         let resolved = self.resolve_target(&observer, op, id);
         drop(observer);
-        let Some(Resolved { op, tasks, zombie }) = resolved else { return Outcome::Done };
+        let Some(Resolved { op, tasks, zombie, may_exit }) = resolved else { return Outcome::Done };
         // No live sender (its group is dying, its sockets not yet closed): nothing is sent.
         let Some((owner, cpu)) = sender else { return Outcome::Done };
         let mut claims = tasks;
@@ -233,6 +237,11 @@ impl TaskstatsShared {
         if let Some(pid) = zombie {
             release(&self.reaped, pid);
         }
+        if may_exit.is_some_and(|pid| !self.subject.live_pids(sim).contains(&pid)) {
+            // The target exited (a thread reaps itself) while the query ran: the facts the
+            // outcome carries, read as it started, may no longer be what its lookup saw.
+            return Outcome::Done;
+        }
         outcome
     }
 
@@ -243,6 +252,13 @@ impl TaskstatsShared {
     /// query its group's live threads, a zombie target (it cannot be reaped meanwhile), for a
     /// cgroupstats request the sender's group's live threads (no open(2) changes the fd table
     /// meanwhile). None: the target's fork has not returned (it may still fail and vanish).
+    ///
+    /// A PID query's live target is not claimed as a task: it may exit while the query runs,
+    /// as in the kernel (fill_pid() holds a task reference, not the task), which is the window
+    /// CVE-2012-3510's xacct_add_tsk() read of a freed mm needs. It is only kept from being
+    /// reaped by another task. A thread that exits reaps itself, though, so when the target is
+    /// gone after the call the query's outcome is not judged (its facts, read as it started,
+    /// may not be what its lookup saw): the detectors judge that overlap.
     fn resolve_target(&self, observer: &Cx, op: &Op, id: u32) -> Option<Resolved> {
         let model = &self.subject.model;
         let live = model.live_pids(observer);
@@ -257,9 +273,14 @@ impl TaskstatsShared {
             Op::QueryPid { port, target, .. } => (*port, target, false),
             Op::QueryTgid { port, target } => (*port, target, true),
             Op::CgroupStats { .. } => {
-                return Some(Resolved { op: op.clone(), tasks: group_of(owner), zombie: None })
+                return Some(Resolved {
+                    op: op.clone(),
+                    tasks: group_of(owner),
+                    zombie: None,
+                    may_exit: None,
+                })
             }
-            _ => return Some(Resolved { op: op.clone(), tasks: Vec::new(), zombie: None }),
+            _ => return Some(Resolved { op: op.clone(), tasks: Vec::new(), zombie: None, may_exit: None }),
         };
         let mut all = live.clone();
         all.extend(model.zombie_pids(observer));
@@ -282,14 +303,13 @@ impl TaskstatsShared {
             return None;
         }
         let found = picked.and_then(|pid| model.task(observer, pid));
-        let zombie = found.as_ref().map(|t| t.pid).filter(|pid| !live.contains(pid));
+        let found_pid = found.as_ref().map(|t| t.pid);
+        let zombie = found_pid.filter(|pid| !tgid_query || !live.contains(pid));
         let mut tasks = match &found {
             Some(t) if tgid_query => group_of(t.tgid),
             _ => Vec::new(),
         };
-        if let Some(pid) =
-            found.as_ref().map(|t| t.pid).filter(|pid| live.contains(pid) && !tasks.contains(pid))
-        {
+        if let Some(pid) = found_pid.filter(|pid| tgid_query && live.contains(pid) && !tasks.contains(pid)) {
             tasks.push(pid);
         }
         let target = Target::Nr(nr);
@@ -298,7 +318,8 @@ impl TaskstatsShared {
         } else {
             Op::QueryPid { port, target, preempt: None }
         };
-        Some(Resolved { op, tasks, zombie })
+        let may_exit = found_pid.filter(|pid| !tgid_query && live.contains(pid));
+        Some(Resolved { op, tasks, zombie, may_exit })
     }
 
     /// release_task() of a zombie no other thread is reaping. A zombie group leader waits until
@@ -332,12 +353,21 @@ impl ThreadedSubject for TaskstatsSubject {
     /// The op-level strategy, with forks, exits and a socket's life (open, register, close)
     /// weighted up: an exit's delivery prunes the listener of a socket closed while registered,
     /// and the races on the listener lists need that to overlap other exits and registrations.
+    /// The extra forks are of every kind a task's own credentials allow (threads, processes, new
+    /// pid and user namespaces): a threaded case has a fifth of an op-level case's operations,
+    /// and what happens to a group or a namespace needs its fork first.
     fn threaded_ops(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
         let cpus = config.params.cpus.max(1) as u8;
+        let kind = prop_oneof![
+            2 => Just(ForkKind::Process),
+            2 => Just(ForkKind::Thread),
+            1 => Just(ForkKind::NewPidNs),
+            1 => Just(ForkKind::NewUserNs),
+        ];
         prop_oneof![
             4 => super::op::op_strategy(config),
             2 => any::<u8>().prop_map(|task| Op::Exit { task }),
-            1 => any::<u8>().prop_map(|parent| Op::Fork { parent, kind: ForkKind::Process }),
+            1 => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),
             1 => any::<u8>().prop_map(|task| Op::OpenPort { task }),
             1 => any::<u8>().prop_map(|port| Op::ClosePort { port }),
             1 => (any::<u8>(), 1u8..(1 << cpus.min(7))).prop_map(|(port, bits)| Op::Register { port, mask: MaskSpec::Cpus(bits) }),

@@ -431,12 +431,17 @@ impl Taskstats {
 
     /// A place where the kernel may preempt the task of `cx` (process context, no spinlock, no
     /// RCU read-side section) between two steps that other tasks' work can come between. Here
-    /// the op-level checker runs what it armed (another task's exit, say) and disarms it; the
-    /// threaded checkers need no hook, their threads really run in between. The points: the
-    /// window in xacct_add_tsk().
+    /// the op-level checker runs what it armed (another task's exit, say) and disarms it; in a
+    /// threaded campaign the task yields, so the scheduler may keep it off while other threads
+    /// really run in between. The points: the window in xacct_add_tsk().
     pub(super) fn preemption_point(&self, cx: &Cx, what: &str) {
         if cx.in_atomic() || cx.irqs_disabled() || cx.rcu_read_depth() > 0 {
             return;
+        }
+        // Threaded campaigns: a yield, where a scheduler may keep the task off for a while.
+        #[cfg(all(feature = "threaded", not(loom)))]
+        if sim_core::sync::schedule::in_execution() {
+            sim_core::sync::thread::yield_now();
         }
         let Some(Preemption(work)) = self.preemption_not_taken() else {
             return;

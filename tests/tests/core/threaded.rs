@@ -267,6 +267,10 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
     let failure = report.failures.first().expect("the spin livelocks");
     let artifact = &failure.artifact;
     assert_eq!(artifact.violation.kind, sim_core::ViolationKind::Liveness, "{}", artifact.violation);
+    // The CLI's progress line and final report show the hit (and no linearizability bound hit).
+    assert_eq!(report.progress.step_bound_hits, 1);
+    assert_eq!(report.progress.linearizability_bound_hits, 0);
+    assert_eq!(report.coverage.get(threaded::STEP_BOUND_MARK), Some(&1), "{:?}", report.coverage);
     assert!(artifact.violation.message.contains("holds spin-lock#1"), "{}", artifact.violation);
     for _ in 0..2 {
         let replayed = threaded::replay::<SpinSubject>(artifact).expect("replays");
@@ -274,5 +278,18 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
         assert_eq!(found.message, artifact.violation.message);
         assert_eq!(replayed.execution.trace_hash, artifact.trace_hash, "{found}");
         assert!(replayed.exact);
+    }
+}
+
+/// shuttle's random and PCT schedulers take `SHUTTLE_RANDOM_SEED` over the seed they are given:
+/// a threaded case refuses to run with it set (the environment itself is left alone here, since
+/// the other tests of this binary run shuttle executions beside this one).
+#[test]
+fn a_shuttle_seed_in_the_environment_is_refused_not_obeyed() {
+    threaded::refuse_seed_override(None).expect("unset is fine");
+    let refused = threaded::refuse_seed_override(Some("42".into())).expect_err("set is refused");
+    assert!(refused.contains("SHUTTLE_RANDOM_SEED=42"), "{refused}");
+    if std::env::var_os("SHUTTLE_RANDOM_SEED").is_none() {
+        threaded::SchedulerChoice::Pct { depth: 2 }.scheduler(1, 1).expect("no override: PCT runs");
     }
 }
