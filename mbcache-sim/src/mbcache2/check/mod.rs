@@ -23,7 +23,7 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
-use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule};
+use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
 use super::xattr::{Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
@@ -70,6 +70,29 @@ pub struct Mbcache2Config {
     /// `XattrFindNext`, `XattrReuse` and `Put` have nothing to act on.
     #[serde(default)]
     pub whole_calls: bool,
+    /// Blocks each filesystem is given at its first mount, before any operation (see
+    /// [`prefill_key`]): inodes' blocks no task owns, so the cache starts past `c_max_entries`
+    /// (every insert queues the shrink work) and a scan meets entries finds have referenced.
+    /// Zero by default.
+    #[serde(default)]
+    pub prefill: u16,
+}
+
+/// The prefilled blocks whose content hashes operations use (0 and 1 alternately): the oldest
+/// entries, at the LRU's head and the chains' ends, which a find shares when no newer block
+/// with the content is reusable, so the shrinker's scan meets referenced entries.
+pub(crate) const PREFILL_SHAREABLE: u16 = 8;
+
+/// The content hash of the `index`-th prefilled block, with `bucket_bits` buckets: 0 and 1 for
+/// the first [`PREFILL_SHAREABLE`], then one of eight hashes from 100 on that no operation names
+/// and that land in other buckets than 0 and 1 (LRU ballast, which no find walks past).
+pub(crate) fn prefill_key(index: u16, bucket_bits: u32) -> u32 {
+    if index < PREFILL_SHAREABLE {
+        return u32::from(index % 2);
+    }
+    let used = [hash_32(0, bucket_bits), hash_32(1, bucket_bits)];
+    let mut ballast = (100..).filter(|&key| !used.contains(&hash_32(key, bucket_bits)));
+    ballast.nth(usize::from(index % 8)).unwrap_or(100)
 }
 
 impl Mbcache2Config {
@@ -86,6 +109,7 @@ impl Mbcache2Config {
             refcount_max: REFCOUNT_MAX.max(2),
             held_max: HELD_MAX,
             whole_calls: false,
+            prefill: 0,
         }
     }
 
@@ -167,6 +191,28 @@ pub(crate) fn release_outcome(
     match blocks.release_waiting(cx, mb, cache, block) {
         Some(_) => Outcome::Done,
         None => Outcome::Nothing,
+    }
+}
+
+/// `Shrink` as one call: `do_shrink_slab()` counts first and scans a non-empty cache; the
+/// scan's steps.
+pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8) -> Outcome {
+    if mb.mb_cache_count(cache) == 0 {
+        return Outcome::Scanned(Vec::new());
+    }
+    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, u64::from(nr)).0)
+}
+
+/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`.
+pub(crate) fn prefill(
+    cx: &Cx,
+    mb: &MbcacheModule,
+    cache: &(CacheHandle, Arc<MbCache>),
+    blocks: &XattrBlocks,
+    count: u16,
+) {
+    for index in 0..count {
+        let _ = blocks.new_block(cx, mb, cache.0, &cache.1, prefill_key(index, cache.1.c_bucket_bits));
     }
 }
 
@@ -374,6 +420,8 @@ impl Mbcache2Subject {
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => {
                 return Some(Outcome::Nothing)
             }
+            Op::RunWork => return Some(Outcome::Scanned(self.mb.run_one_work(&self.kworker))),
+            Op::Shrink { task, fs, .. } => (self.task(task), self.fs(fs)),
             _ => return None,
         };
         let Some((_, cache)) = self.cache(fs) else { return Some(Outcome::Failed(Errno::ENODEV)) };
@@ -391,6 +439,7 @@ impl Mbcache2Subject {
                 let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
                 get_outcome(cx, &self.mb, &cache, key, block)
             }
+            Op::Shrink { nr, .. } => scan_outcome(cx, &self.mb, &cache, nr),
             _ => return None,
         };
         if let Outcome::Block(block) | Outcome::Shared { block, .. } = outcome {
@@ -482,6 +531,10 @@ impl Subject for Mbcache2Subject {
         };
         for fs in 0..subject.filesystems.len() {
             subject.mount(fs);
+            if let Some(cache) = subject.cache(fs) {
+                let blocks = &subject.filesystems[fs].blocks;
+                prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
+            }
         }
         subject
     }

@@ -15,17 +15,30 @@
 //! since in the kernel no task keeps a cache entry past its system call.
 //!
 //! What needs a quiescent world (set-up prefix only): mount and unmount (`mb_cache_create`,
-//! `mb_cache_destroy`: no inode task runs on a filesystem being mounted or unmounted), and the
-//! shrinker and the shrink work. Those two are not linearizable against any sequential model of
-//! whole calls, so they are kept out of the overlapping part rather than judged relaxed: one scan
-//! drops `c_list_lock` between entries (another task's insert or find comes between two of its
-//! steps), and its keep-or-reclaim decision reads transient state (an entry an overlapping find
-//! holds is kept as used; `e_referenced` cleared before the reuse's touch sets it), so which
-//! entries survive depends on the interleaving, and a reference that took one side would then
-//! disagree with every later find. `ext4_xattr_block_get()`'s insert is kept out too: it decides
-//! `e_reusable` from an `h_refcount` read before the insert, so a release between the two leaves
-//! a shareable block marked unreusable (a real, harmless kernel window: the block is not shared
-//! until the entry is evicted), which no order of whole calls explains.
+//! `mb_cache_destroy`: no inode task runs on a filesystem being mounted or unmounted).
+//! `ext4_xattr_block_get()`'s insert is kept out too: it decides `e_reusable` from an
+//! `h_refcount` read before the insert, so a release between the two leaves a shareable block
+//! marked unreusable (a real, harmless kernel window: the block is not shared until the entry is
+//! evicted), which no order of whole calls explains.
+//!
+//! The shrinker (`Shrink`, one step a call) and the shrink work (`RunWork`: a kworker runs the
+//! first queued item, `c_max_entries / 16` steps) overlap the calls. Which entries a scan keeps
+//! depends on what overlapping calls hold at that instant (an entry a find holds is kept as
+//! used), so no sequential model predicts it; a scan's outcome lists its steps (each entry met,
+//! evicted or kept) and the reference judges them ([`Mbcache2Model`]'s `scan`): the first step
+//! at the LRU's head, later ones anywhere on it (the list lock is dropped between steps, and
+//! another scan may take the entries before), never evicting a referenced entry.
+//!
+//! Last session's false ENOENT (a reference treating every listed entry as "may be gone" after a
+//! scan) was not reproduced. Letting the scans overlap again against the sequential reference
+//! failed first on a scan's count (seed 8: 5 expected, 4 freed): the reference replayed the scan
+//! as the sequential kernel would and freed other entries than the overlapping scan had, after
+//! which finds disagree with it. That is the reference's fault, not the model's. With the steps
+//! judged, 1,000 cases of the fixed kernel (five seeds of 200) pass.
+//!
+//! Each filesystem starts with [`THREADED_PREFILL`] blocks no task owns (`Mbcache2Config::prefill`),
+//! so the cache is past `c_max_entries`: every insert queues the shrink work, and the oldest
+//! entries, which finds share when nothing newer is reusable, are the ones the scans meet.
 //!
 //! No outcome is relaxed. Which block a find shares is the one nondeterminism of the contract
 //! (the reference accepts any shareable block, `Mbcache2Model`'s `share`).
@@ -37,14 +50,21 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::{
-    check_cache, get_outcome, pick, release_outcome, share_outcome, Mbcache2Config, Mbcache2Subject, Op,
-    Outcome,
+    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, Mbcache2Config,
+    Mbcache2Subject, Op, Outcome,
 };
 use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
 use crate::mbcache2::xattr::XattrBlocks;
 
-/// Xattr blocks per filesystem in a threaded case: few, so freed block numbers come back soon.
-const THREADED_BLOCKS: u16 = 8;
+/// Xattr blocks per filesystem in a threaded case: fewer than twice `c_max_entries` (32 with
+/// one bucket bit), so no insert shrinks synchronously, and [`THREADED_PREFILL`] of them taken
+/// at mount, so the 15 the threads allocate from come back soon once freed.
+const THREADED_BLOCKS: u16 = 63;
+
+/// Blocks given to each filesystem at mount (`Mbcache2Config::prefill`): their entries put the
+/// cache past `c_max_entries`, so every insert queues the shrink work and scans find entries to
+/// reclaim, and far enough past it (16 evictions) that no case's scans bring it back under.
+const THREADED_PREFILL: u16 = 48;
 
 /// Content hashes the threads' calls use: two, so a find often meets a block another thread
 /// made or is releasing.
@@ -165,9 +185,7 @@ impl Mbcache2Shared {
                 Some((block, _)) => Outcome::from(blocks.block_get(cx, &self.mb, handle, &cache, block)),
                 None => Outcome::Nothing,
             },
-            // do_shrink_slab(): count first; an empty cache is not scanned.
-            Op::Shrink { .. } if self.mb.mb_cache_count(&cache) == 0 => Outcome::Freed(0),
-            Op::Shrink { nr, .. } => Outcome::Freed(self.mb.mb_cache_scan(cx, &cache, u64::from(nr))),
+            Op::Shrink { nr, .. } => scan_outcome(cx, &self.mb, &cache, nr),
             _ => Outcome::Nothing,
         }
     }
@@ -181,6 +199,7 @@ impl ThreadedSubject for Mbcache2Subject {
         Mbcache2Config {
             tasks: config.tasks.max(threads as u8),
             blocks: config.blocks.min(THREADED_BLOCKS),
+            prefill: config.prefill.max(THREADED_PREFILL).min(config.blocks.min(THREADED_BLOCKS)),
             whole_calls: true,
             ..config.clone()
         }
@@ -202,6 +221,9 @@ impl ThreadedSubject for Mbcache2Subject {
         let setup = sim.cx("mount", 0);
         for fs in 0..shared.filesystems.len() {
             shared.mount(&setup, fs);
+            if let Some(cache) = shared.cache(fs) {
+                prefill(&setup, &shared.mb, &cache, &shared.filesystems[fs].blocks, config.prefill);
+            }
         }
         shared
     }
@@ -221,6 +243,8 @@ impl ThreadedSubject for Mbcache2Subject {
             | Op::Get { fs, block, .. }
             | Op::XattrRead { fs, block, .. } => Op::XattrRelease { task, fs, block },
             Op::Put { index, .. } => Op::XattrRelease { task, fs: 0, block: index },
+            // One step a scan, so each scan is one atomic decision (see the module comment).
+            Op::Shrink { fs, .. } => Op::Shrink { task, fs, nr: 1 },
             other => other,
         }
     }
@@ -229,7 +253,7 @@ impl ThreadedSubject for Mbcache2Subject {
         match *op {
             Op::Mount { fs } => shared.mount(cx, shared.fs(fs)),
             Op::Umount { fs } => shared.umount(cx, shared.fs(fs)),
-            Op::RunWork => Outcome::Freed(shared.mb.run_workqueue(&cx.sim().cx("kworker", 0))),
+            Op::RunWork => Outcome::Scanned(shared.mb.run_one_work(cx)),
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => Outcome::Nothing,
             Op::XattrRelease { task, block, .. } => shared.release(cx, task, block),
             Op::XattrNew { task, fs, .. } | Op::XattrFind { task, fs, .. } => {
@@ -244,9 +268,9 @@ impl ThreadedSubject for Mbcache2Subject {
         }
     }
 
-    /// Mount, unmount, the shrinker and the shrink work need a quiescent world (module comment).
+    /// Mount and unmount need a quiescent world (module comment).
     fn concurrent(op: &Op) -> bool {
-        !matches!(op, Op::Mount { .. } | Op::Umount { .. } | Op::Shrink { .. } | Op::RunWork)
+        !matches!(op, Op::Mount { .. } | Op::Umount { .. })
     }
 
     /// Every cache's invariants with no users (no task holds an entry between calls), and every
