@@ -159,6 +159,10 @@ pub struct Mbcache2Subject {
     whole_calls: bool,
     /// Whole calls: per task, the (filesystem, block) references its inodes own.
     owned: Vec<Vec<(usize, u64)>>,
+    /// Checker state: each filesystem's entries reachable from its cache at its last check (None
+    /// until first checked), so the incremental check re-reads only the caches an operation
+    /// could have changed.
+    reachable: std::sync::Mutex<Vec<Option<u64>>>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -527,6 +531,7 @@ impl Subject for Mbcache2Subject {
             observer: sim.observer_cx("mbcache2-check", 0),
             whole_calls: config.whole_calls,
             owned: vec![Vec::new(); usize::from(tasks_count)],
+            reachable: std::sync::Mutex::new(vec![None; usize::from(config.filesystems.max(1))]),
             tasks,
         };
         for fs in 0..subject.filesystems.len() {
@@ -553,34 +558,17 @@ impl Subject for Mbcache2Subject {
     }
 
     fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        let mut reachable = 0u64;
-        for (fs, filesystem) in self.filesystems.iter().enumerate() {
-            let Some((_, cache)) = &filesystem.cache else { continue };
-            let snapshot = cache.snapshot(&self.mb, &self.observer);
-            reachable += snapshot.entries.len() as u64;
-            self.check_cache(fs, &snapshot)?;
+        self.check_filesystems(|_| true)
+    }
+
+    /// Only the cache of the filesystem `op` names (an operation changes no other cache, and a
+    /// release it wakes waits on an entry of the same cache); every cache for the operations that
+    /// act on a held entry or any queued work.
+    fn check_invariants_incremental(&self, _sim: &Sim, op: &Op) -> Result<(), Violation> {
+        match self.op_filesystem(op) {
+            Some(touched) => self.check_filesystems(|fs| fs == touched),
+            None => self.check_filesystems(|_| true),
         }
-        let held_only: std::collections::BTreeSet<u32> = self
-            .held
-            .iter()
-            .flatten()
-            .map(|held| held.entry)
-            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
-            .filter(|&entry| {
-                self.mb
-                    .entry(&self.observer, entry)
-                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
-            })
-            .map(|entry| entry.index())
-            .collect();
-        let live = self.mb.entries.live();
-        if live != reachable + held_only.len() as u64 {
-            return Err(Violation::new(
-                ViolationKind::invariant("mbcache2-live-entries-reachable"),
-                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
-            ));
-        }
-        Ok(())
     }
 
     /// Every task puts what it holds (waking waiters), every cache is destroyed, then a kworker
@@ -609,6 +597,63 @@ impl Subject for Mbcache2Subject {
 }
 
 impl Mbcache2Subject {
+    /// The one filesystem `op` can change, if it names one.
+    fn op_filesystem(&self, op: &Op) -> Option<usize> {
+        match *op {
+            Op::XattrRelease { .. } if self.whole_calls => None,
+            Op::Mount { fs }
+            | Op::Umount { fs }
+            | Op::XattrNew { fs, .. }
+            | Op::XattrFind { fs, .. }
+            | Op::XattrRelease { fs, .. }
+            | Op::Get { fs, .. }
+            | Op::XattrRead { fs, .. }
+            | Op::Shrink { fs, .. } => Some(self.fs(fs)),
+            Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } | Op::RunWork => None,
+        }
+    }
+
+    /// The invariants of the caches `touched` selects (the others' reachable counts as last
+    /// checked), then that every live entry is reachable from a cache or held off one.
+    fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
+        let mut counts = self.reachable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (fs, filesystem) in self.filesystems.iter().enumerate() {
+            if counts[fs].is_some() && !touched(fs) {
+                continue;
+            }
+            let Some((_, cache)) = &filesystem.cache else {
+                counts[fs] = Some(0);
+                continue;
+            };
+            let snapshot = cache.snapshot(&self.mb, &self.observer);
+            counts[fs] = Some(snapshot.entries.len() as u64);
+            self.check_cache(fs, &snapshot)?;
+        }
+        let reachable: u64 = counts.iter().flatten().sum();
+        drop(counts);
+        let held_only: std::collections::BTreeSet<u32> = self
+            .held
+            .iter()
+            .flatten()
+            .map(|held| held.entry)
+            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
+            .filter(|&entry| {
+                self.mb
+                    .entry(&self.observer, entry)
+                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
+            })
+            .map(|entry| entry.index())
+            .collect();
+        let live = self.mb.entries.live();
+        if live != reachable + held_only.len() as u64 {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-live-entries-reachable"),
+                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
+            ));
+        }
+        Ok(())
+    }
+
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
     fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
         let blocks = self.filesystems[fs].blocks.state(&self.observer);
