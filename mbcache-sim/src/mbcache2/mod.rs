@@ -29,3 +29,4 @@ pub use fixes::{
     PRESET_4_10, PRESET_4_6, PRESET_6_0, PRESET_6_1, PRESET_6_2, PRESET_7_1, REFERENCED_TO_TAIL,
     REUSABLE_FLAG,
 };
+pub use shrinker::ScanStep as Mbcache2ScanStep;

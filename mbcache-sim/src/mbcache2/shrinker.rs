@@ -41,8 +41,21 @@ impl MbcacheModule {
 
     /// `mb_cache_shrink()`: scans up to `nr_to_scan` LRU entries from the head and returns how
     /// many it freed.
-    pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, mut nr_to_scan: u64) -> u64 {
-        let mut shrunk = 0;
+    pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, nr_to_scan: u64) -> u64 {
+        self.mb_cache_shrink_steps(cx, cache, nr_to_scan).1
+    }
+
+    /// `mb_cache_shrink()`, also returning each step as the threaded judge reads it: the entry at
+    /// the LRU's head then, and whether it left the cache (unhashed and off the LRU) or was kept
+    /// (moved to the tail). Which entries a scan takes depends on what overlapping calls hold,
+    /// so the judge is told rather than left to guess; the steps are checker state.
+    pub(crate) fn mb_cache_shrink_steps(
+        &self,
+        cx: &Cx,
+        cache: &MbCache,
+        mut nr_to_scan: u64,
+    ) -> (Vec<ScanStep>, u64) {
+        let (mut steps, mut shrunk) = (Vec::new(), 0);
         // Checker state: the entry the previous step gave a second chance, and the LRU's length
         // then (the lock is held from that step to this one, so nothing moved in between).
         let mut chance: Option<(EntryHandle, u64)> = None;
@@ -56,8 +69,10 @@ impl MbcacheModule {
             }
             let Some(handle) = clist.owners.get(first.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
+            let (key, value) = (entry.e_key, entry.e_value);
             if self.second_chance(cx, &mut clist, &entry, first) {
                 chance = Some((handle, clist.c_entry_count));
+                steps.push(ScanStep { key, value, evicted: false });
                 continue;
             }
             if let Some((given, listed)) = chance.take() {
@@ -68,13 +83,15 @@ impl MbcacheModule {
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             drop(clist);
             drop(entry);
-            if self.reclaim(cx, cache, handle) {
+            let reclaimed = self.reclaim(cx, cache, handle);
+            if reclaimed.freed {
                 shrunk += 1;
                 cx.sim().mark("shrink-freed");
             }
+            steps.push(ScanStep { key, value, evicted: !reclaimed.kept });
             clist = self.list_lock(cx, cache);
         }
-        shrunk
+        (steps, shrunk)
     }
 
     /// The first entry's keep-or-reclaim test, `c_list_lock` held: a referenced entry (and from
@@ -109,14 +126,13 @@ impl MbcacheModule {
     /// from 307af6c87937 `__mb_cache_entry_free()`; before, under the bucket's lock, the entry is
     /// unhashed and the hash's reference dropped, then the LRU's reference is put. From
     /// 58318914186c the bucket lock is where the decision is reliable (no reference is taken but
-    /// by a hash lookup), so an entry found used there goes back on the LRU instead. True when it
-    /// freed the entry.
-    fn reclaim(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
+    /// by a hash lookup), so an entry found used there goes back on the LRU instead.
+    fn reclaim(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> Reclaimed {
         if self.fixes.on(AUTO_DELETE) {
             self.entry_free(cx, cache, handle);
-            return true;
+            return Reclaimed { freed: true, kept: false };
         }
-        let Some(entry) = self.entry(cx, handle) else { return false };
+        let Some(entry) = self.entry(cx, handle) else { return Reclaimed { freed: false, kept: false } };
         let bucket = cache.bucket(entry.e_key);
         let guard = bucket.lock(cx);
         if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
@@ -126,7 +142,7 @@ impl MbcacheModule {
             clist.c_entry_count += 1;
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             cx.sim().mark("shrink-rechecked-used");
-            return false;
+            return Reclaimed { freed: false, kept: true };
         }
         if entry.e_hashed.load(Ordering::Relaxed) {
             bucket.del_init(cx, |node| node.entry == handle);
@@ -139,28 +155,59 @@ impl MbcacheModule {
         if !freed {
             cx.sim().mark("shrink-unhashed-held");
         }
-        freed
+        Reclaimed { freed, kept: false }
     }
 
     /// `mb_cache_shrink_worker()`: the shrink work, run by a kworker; reaches its cache through
-    /// the work item (a freed cache is the slab's use-after-free report).
-    pub(crate) fn mb_cache_shrink_worker(&self, cx: &Cx, work: CacheHandle) -> u64 {
+    /// the work item (a freed cache is the slab's use-after-free report). Its scan's steps
+    /// (see [`MbcacheModule::mb_cache_shrink_steps`]) and how many entries it freed.
+    pub(crate) fn mb_cache_shrink_worker(&self, cx: &Cx, work: CacheHandle) -> (Vec<ScanStep>, u64) {
         let Ok(cache) = self.caches.get(cx, work) else {
             cx.sim().mark("shrink-work-on-freed-cache");
-            return 0;
+            return (Vec::new(), 0);
         };
         cx.sim().mark("shrink-work-ran");
-        self.mb_cache_shrink(cx, &cache, cache.c_max_entries / SHRINK_DIVISOR)
+        self.mb_cache_shrink_steps(cx, &cache, cache.c_max_entries / SHRINK_DIVISOR)
     }
 
     /// A kworker's loop: runs every queued work item; returns how many entries they freed.
     pub(crate) fn run_workqueue(&self, cx: &Cx) -> u64 {
         let mut freed = 0;
         while let Some(work) = self.workqueue.dequeue(cx) {
-            freed += self.mb_cache_shrink_worker(cx, work);
+            freed += self.mb_cache_shrink_worker(cx, work).1;
         }
         freed
     }
+
+    /// A kworker's run of the first queued item (`process_one_work`): its scan's steps, empty
+    /// when nothing is queued. One item, not the whole queue, so the call takes one item off
+    /// the queue at one instant (an insert overlapping a longer run could queue the same work
+    /// again behind it).
+    pub(crate) fn run_one_work(&self, cx: &Cx) -> Vec<ScanStep> {
+        match self.workqueue.dequeue(cx) {
+            Some(work) => self.mb_cache_shrink_worker(cx, work).0,
+            None => Vec::new(),
+        }
+    }
+}
+
+/// One step of a scan: the entry at the LRU's head, and whether it left the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanStep {
+    /// The entry's key.
+    pub key: u32,
+    /// The entry's value (the block).
+    pub value: u64,
+    /// Unhashed and taken off the LRU (false: kept, moved to the tail).
+    pub evicted: bool,
+}
+
+/// What the reclaim of an entry the scan took off the LRU did.
+struct Reclaimed {
+    /// The last reference was put: the entry is freed.
+    freed: bool,
+    /// Found used under the bucket's lock and put back on the LRU (58318914186c).
+    kept: bool,
 }
 
 /// The finding a lost second chance is: the shrinker reclaims, in the step right after it cleared

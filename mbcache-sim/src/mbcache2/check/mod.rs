@@ -25,7 +25,7 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
-use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule};
+use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
 use super::xattr::{Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
@@ -72,6 +72,29 @@ pub struct Mbcache2Config {
     /// `XattrFindNext`, `XattrReuse` and `Put` have nothing to act on.
     #[serde(default)]
     pub whole_calls: bool,
+    /// Blocks each filesystem is given at its first mount, before any operation (see
+    /// [`prefill_key`]): inodes' blocks no task owns, so the cache starts past `c_max_entries`
+    /// (every insert queues the shrink work) and a scan meets entries finds have referenced.
+    /// Zero by default.
+    #[serde(default)]
+    pub prefill: u16,
+}
+
+/// The prefilled blocks whose content hashes operations use (0 and 1 alternately): the oldest
+/// entries, at the LRU's head and the chains' ends, which a find shares when no newer block
+/// with the content is reusable, so the shrinker's scan meets referenced entries.
+pub(crate) const PREFILL_SHAREABLE: u16 = 8;
+
+/// The content hash of the `index`-th prefilled block, with `bucket_bits` buckets: 0 and 1 for
+/// the first [`PREFILL_SHAREABLE`], then one of eight hashes from 100 on that no operation names
+/// and that land in other buckets than 0 and 1 (LRU ballast, which no find walks past).
+pub(crate) fn prefill_key(index: u16, bucket_bits: u32) -> u32 {
+    if index < PREFILL_SHAREABLE {
+        return u32::from(index % 2);
+    }
+    let used = [hash_32(0, bucket_bits), hash_32(1, bucket_bits)];
+    let mut ballast = (100..).filter(|&key| !used.contains(&hash_32(key, bucket_bits)));
+    ballast.nth(usize::from(index % 8)).unwrap_or(100)
 }
 
 impl Mbcache2Config {
@@ -88,6 +111,7 @@ impl Mbcache2Config {
             refcount_max: REFCOUNT_MAX.max(2),
             held_max: HELD_MAX,
             whole_calls: false,
+            prefill: 0,
         }
     }
 
@@ -137,6 +161,10 @@ pub struct Mbcache2Subject {
     whole_calls: bool,
     /// Whole calls: per task, the (filesystem, block) references its inodes own.
     owned: Vec<Vec<(usize, u64)>>,
+    /// Checker state: each filesystem's entries reachable from its cache at its last check (None
+    /// until first checked), so the incremental check re-reads only the caches an operation
+    /// could have changed.
+    reachable: std::sync::Mutex<Vec<Option<u64>>>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -169,6 +197,28 @@ pub(crate) fn release_outcome(
     match blocks.release_waiting(cx, mb, cache, block) {
         Some(_) => Outcome::Done,
         None => Outcome::Nothing,
+    }
+}
+
+/// `Shrink` as one call: `do_shrink_slab()` counts first and scans a non-empty cache; the
+/// scan's steps.
+pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8) -> Outcome {
+    if mb.mb_cache_count(cache) == 0 {
+        return Outcome::Scanned(Vec::new());
+    }
+    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, u64::from(nr)).0)
+}
+
+/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`.
+pub(crate) fn prefill(
+    cx: &Cx,
+    mb: &MbcacheModule,
+    cache: &(CacheHandle, Arc<MbCache>),
+    blocks: &XattrBlocks,
+    count: u16,
+) {
+    for index in 0..count {
+        let _ = blocks.new_block(cx, mb, cache.0, &cache.1, prefill_key(index, cache.1.c_bucket_bits));
     }
 }
 
@@ -376,6 +426,8 @@ impl Mbcache2Subject {
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => {
                 return Some(Outcome::Nothing)
             }
+            Op::RunWork => return Some(Outcome::Scanned(self.mb.run_one_work(&self.kworker))),
+            Op::Shrink { task, fs, .. } => (self.task(task), self.fs(fs)),
             _ => return None,
         };
         let Some((_, cache)) = self.cache(fs) else { return Some(Outcome::Failed(Errno::ENODEV)) };
@@ -393,6 +445,7 @@ impl Mbcache2Subject {
                 let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
                 get_outcome(cx, &self.mb, &cache, key, block)
             }
+            Op::Shrink { nr, .. } => scan_outcome(cx, &self.mb, &cache, nr),
             _ => return None,
         };
         if let Outcome::Block(block) | Outcome::Shared { block, .. } = outcome {
@@ -480,10 +533,15 @@ impl Subject for Mbcache2Subject {
             observer: sim.observer_cx("mbcache2-check", 0),
             whole_calls: config.whole_calls,
             owned: vec![Vec::new(); usize::from(tasks_count)],
+            reachable: std::sync::Mutex::new(vec![None; usize::from(config.filesystems.max(1))]),
             tasks,
         };
         for fs in 0..subject.filesystems.len() {
             subject.mount(fs);
+            if let Some(cache) = subject.cache(fs) {
+                let blocks = &subject.filesystems[fs].blocks;
+                prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
+            }
         }
         subject
     }
@@ -502,34 +560,17 @@ impl Subject for Mbcache2Subject {
     }
 
     fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        let mut reachable = 0u64;
-        for (fs, filesystem) in self.filesystems.iter().enumerate() {
-            let Some((_, cache)) = &filesystem.cache else { continue };
-            let snapshot = cache.snapshot(&self.mb, &self.observer);
-            reachable += snapshot.entries.len() as u64;
-            self.check_cache(fs, &snapshot)?;
+        self.check_filesystems(|_| true)
+    }
+
+    /// Only the cache of the filesystem `op` names (an operation changes no other cache, and a
+    /// release it wakes waits on an entry of the same cache); every cache for the operations that
+    /// act on a held entry or any queued work.
+    fn check_invariants_incremental(&self, _sim: &Sim, op: &Op) -> Result<(), Violation> {
+        match self.op_filesystem(op) {
+            Some(touched) => self.check_filesystems(|fs| fs == touched),
+            None => self.check_filesystems(|_| true),
         }
-        let held_only: std::collections::BTreeSet<u32> = self
-            .held
-            .iter()
-            .flatten()
-            .map(|held| held.entry)
-            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
-            .filter(|&entry| {
-                self.mb
-                    .entry(&self.observer, entry)
-                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
-            })
-            .map(|entry| entry.index())
-            .collect();
-        let live = self.mb.entries.live();
-        if live != reachable + held_only.len() as u64 {
-            return Err(Violation::new(
-                ViolationKind::invariant("mbcache2-live-entries-reachable"),
-                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
-            ));
-        }
-        Ok(())
     }
 
     /// Every task puts what it holds (waking waiters), every cache is destroyed, then a kworker
@@ -558,6 +599,63 @@ impl Subject for Mbcache2Subject {
 }
 
 impl Mbcache2Subject {
+    /// The one filesystem `op` can change, if it names one.
+    fn op_filesystem(&self, op: &Op) -> Option<usize> {
+        match *op {
+            Op::XattrRelease { .. } if self.whole_calls => None,
+            Op::Mount { fs }
+            | Op::Umount { fs }
+            | Op::XattrNew { fs, .. }
+            | Op::XattrFind { fs, .. }
+            | Op::XattrRelease { fs, .. }
+            | Op::Get { fs, .. }
+            | Op::XattrRead { fs, .. }
+            | Op::Shrink { fs, .. } => Some(self.fs(fs)),
+            Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } | Op::RunWork => None,
+        }
+    }
+
+    /// The invariants of the caches `touched` selects (the others' reachable counts as last
+    /// checked), then that every live entry is reachable from a cache or held off one.
+    fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
+        let mut counts = self.reachable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (fs, filesystem) in self.filesystems.iter().enumerate() {
+            if counts[fs].is_some() && !touched(fs) {
+                continue;
+            }
+            let Some((_, cache)) = &filesystem.cache else {
+                counts[fs] = Some(0);
+                continue;
+            };
+            let snapshot = cache.snapshot(&self.mb, &self.observer);
+            counts[fs] = Some(snapshot.entries.len() as u64);
+            self.check_cache(fs, &snapshot)?;
+        }
+        let reachable: u64 = counts.iter().flatten().sum();
+        drop(counts);
+        let held_only: std::collections::BTreeSet<u32> = self
+            .held
+            .iter()
+            .flatten()
+            .map(|held| held.entry)
+            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
+            .filter(|&entry| {
+                self.mb
+                    .entry(&self.observer, entry)
+                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
+            })
+            .map(|entry| entry.index())
+            .collect();
+        let live = self.mb.entries.live();
+        if live != reachable + held_only.len() as u64 {
+            return Err(Violation::new(
+                ViolationKind::invariant("mbcache2-live-entries-reachable"),
+                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
+            ));
+        }
+        Ok(())
+    }
+
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
     fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
         let blocks = self.filesystems[fs].blocks.state(&self.observer);

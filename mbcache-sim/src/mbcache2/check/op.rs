@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::Errno;
 
 use super::Mbcache2Config;
+use crate::mbcache2::shrinker::ScanStep;
 
 /// One operation. Filesystems, blocks and held entries are chosen by index modulo what exists.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +131,10 @@ pub enum Outcome {
     },
     /// Entries a shrink (or the shrink work) freed.
     Freed(u64),
+    /// A whole call's scan (`Mbcache2Config::whole_calls`): each step's entry and whether it
+    /// left the cache. Which entries a scan overlapping other calls keeps depends on what they
+    /// hold at that instant, so the judge checks the steps rather than predicting them.
+    Scanned(Vec<ScanStep>),
     /// The task is waiting in `mb_cache_entry_wait_unused()` and did nothing.
     Blocked,
     /// The task holds no entry (or no block is allocated, or the task holds its most).

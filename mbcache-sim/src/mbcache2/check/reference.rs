@@ -12,8 +12,9 @@ use sim_core::check::Reference;
 use sim_core::Errno;
 
 use super::op::{Op, Outcome};
-use super::Mbcache2Config;
+use super::{prefill_key, Mbcache2Config};
 use crate::mbcache2::mbcache::{hash_32, SYNC_SHRINK_BATCH};
+use crate::mbcache2::shrinker::ScanStep;
 use crate::mbcache2::shrinker::SHRINK_DIVISOR;
 
 /// One entry.
@@ -135,6 +136,51 @@ impl Cache {
             }
         }
         shrunk
+    }
+
+    /// Whole calls: one scan of up to `nr` steps, as the kernel reports it (`steps`, consumed
+    /// from the front), judged against this LRU. The first step's entry is the LRU's head; a
+    /// later step's may be any listed entry, since the scan drops `c_list_lock` between steps and
+    /// an overlapping scan may take or rotate the entries before it. An entry that left the cache
+    /// was not referenced (a kept one may be unreferenced: an overlapping call held it); the scan
+    /// stops early only on an empty LRU.
+    fn scan(&mut self, steps: &mut std::slice::Iter<'_, ScanStep>, nr: u64, bits: u32) -> Result<(), String> {
+        for at in 0..nr {
+            let Some(&head) = self.lru.first() else { return Ok(()) };
+            let Some(step) = steps.next() else {
+                let entry = &self.entries[&head];
+                return Err(format!(
+                    "the scan stopped with entry {}:{} at the LRU's head",
+                    entry.key, entry.value
+                ));
+            };
+            let met = |id: &u64| {
+                let entry = &self.entries[id];
+                (entry.key, entry.value) == (step.key, step.value)
+            };
+            let id = match at {
+                0 => Some(head).filter(met),
+                _ => self.lru.iter().copied().find(met),
+            };
+            let Some(id) = id else {
+                return Err(format!(
+                    "the scan met {}:{}, not on the LRU {:?}",
+                    step.key, step.value, self.lru
+                ));
+            };
+            if step.evicted && self.entries[&id].referenced {
+                return Err(format!("the scan evicted {}:{}, which is referenced", step.key, step.value));
+            }
+            self.lru.retain(|&e| e != id);
+            self.lru.push(id);
+            self.entries.get_mut(&id).expect("LRU entry").referenced = false;
+            if step.evicted {
+                self.unlist(id);
+                self.unhash(id, bits);
+                self.entries.remove(&id);
+            }
+        }
+        Ok(())
     }
 
     fn find_in_chain(&mut self, key: u32, value: u64, bits: u32) -> Option<u64> {
@@ -409,6 +455,41 @@ impl Mbcache2Model {
         Ok(())
     }
 
+    /// Whole calls: `Shrink` and `RunWork` (a kworker runs the first queued item) judged by their
+    /// scans' steps (see [`Cache::scan`]).
+    fn scanned(&mut self, op: &Op, actual: &Outcome) -> Result<(), String> {
+        let Outcome::Scanned(steps) = actual else {
+            return match (op, actual) {
+                (Op::Shrink { fs, .. }, Outcome::Failed(Errno::ENODEV))
+                    if self.fss[usize::from(*fs) % self.fss.len()].cache.is_none() =>
+                {
+                    Ok(())
+                }
+                _ => Err("expected a scan's steps".to_string()),
+            };
+        };
+        let (bits, mut steps) = (self.bucket_bits, steps.iter());
+        match *op {
+            Op::Shrink { fs, nr, .. } => {
+                let fs = usize::from(fs) % self.fss.len();
+                let cache = self.cache(fs).ok_or("a scan of an unmounted filesystem")?;
+                cache.scan(&mut steps, u64::from(nr), bits)?;
+            }
+            _ if self.work.is_empty() => {}
+            _ => {
+                let (fs, generation) = self.work.remove(0);
+                if let Some(cache) = self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
+                    let nr = cache.max_entries / SHRINK_DIVISOR;
+                    cache.scan(&mut steps, nr, bits)?;
+                }
+            }
+        }
+        match steps.next() {
+            Some(step) => Err(format!("the scan went on to {}:{} past its steps", step.key, step.value)),
+            None => Ok(()),
+        }
+    }
+
     /// What a whole call does differently (`whole_calls`); None for the other operations. A
     /// task owns a reference to each block it made or shared, and a release drops one of its own.
     fn expect_whole(&mut self, op: &Op) -> Option<Outcome> {
@@ -588,6 +669,9 @@ impl Reference for Mbcache2Model {
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
+            for index in 0..config.prefill {
+                let _ = model.xattr_new(fs, prefill_key(index, bucket_bits));
+            }
         }
         model
     }
@@ -596,6 +680,9 @@ impl Reference for Mbcache2Model {
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
             return self.new_block(task, fs, u32::from(*key), actual);
+        }
+        if let (true, Op::Shrink { .. } | Op::RunWork) = (self.whole_calls, op) {
+            return self.scanned(op, actual);
         }
         if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
@@ -617,5 +704,39 @@ impl Reference for Mbcache2Model {
         }
         let waiting: Vec<usize> = (0..self.parked.len()).filter(|&t| self.parked[t].is_some()).collect();
         Err(format!("expected {expect:?} (tasks waiting for an unused entry: {waiting:?})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(key: u32, value: u64, evicted: bool) -> ScanStep {
+        ScanStep { key, value, evicted }
+    }
+
+    /// Whole calls on a cache prefilled with blocks 0 (key 0), 1 (key 1), 2 (key 0).
+    fn model() -> Mbcache2Model {
+        let config = Mbcache2Config { whole_calls: true, prefill: 3, ..Mbcache2Config::fixed() };
+        Mbcache2Model::new(&config)
+    }
+
+    #[test]
+    fn a_scan_starts_at_the_lru_head_and_never_evicts_a_referenced_entry() {
+        let shrink = |nr| Op::Shrink { task: 0, fs: 0, nr };
+        let scanned = |steps: Vec<ScanStep>| Outcome::Scanned(steps);
+        let mut model = model();
+        assert!(model.clone().check(&shrink(1), &scanned(vec![step(1, 1, true)])).is_err(), "not the head");
+        assert!(model.clone().check(&shrink(1), &scanned(vec![])).is_err(), "stopped early");
+        let share = Op::XattrFind { task: 0, fs: 0, key: 0 };
+        model.check(&share, &Outcome::Shared { block: 0, count: 2 }).expect("block 0 is shareable");
+        assert!(model.clone().check(&shrink(1), &scanned(vec![step(0, 0, true)])).is_err(), "referenced");
+        // Kept (its second chance), then a later step may meet any listed entry: an overlapping
+        // scan may have taken the ones before it.
+        model.check(&shrink(2), &scanned(vec![step(0, 0, false), step(0, 2, true)])).expect("second chance");
+        let find = Op::XattrFind { task: 1, fs: 0, key: 0 };
+        assert!(model.clone().check(&find, &Outcome::Shared { block: 2, count: 2 }).is_err(), "evicted");
+        model.check(&shrink(1), &scanned(vec![step(1, 1, true)])).expect("block 1's entry heads the LRU");
+        assert!(model.check(&Op::RunWork, &scanned(vec![step(0, 0, true)])).is_err(), "no work is queued");
     }
 }
