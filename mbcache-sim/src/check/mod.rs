@@ -24,8 +24,8 @@ mod threaded;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
-use sim_core::gen::OpGen;
 use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+use sim_core::gen::OpGen;
 use sim_core::mm::Gfp;
 use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 

@@ -144,13 +144,9 @@ const API_WEIGHTS: [u32; 13] = [2, 1, 6, 6, 6, 4, 4, 4, 1, 1, 2, 1, 2];
 /// model rather than on building and discarding trees.
 pub(crate) fn generator(api: bool, xattr: bool) -> OpGen<Op> {
     match (api, xattr) {
-        (true, true) => Box::new(|rng: &mut OpRng| {
-            if rng.chance(3, 4) {
-                api_op(rng)
-            } else {
-                xattr_op(rng)
-            }
-        }),
+        (true, true) => {
+            Box::new(|rng: &mut OpRng| if rng.chance(3, 4) { api_op(rng) } else { xattr_op(rng) })
+        }
         (false, true) => Box::new(xattr_op),
         _ => Box::new(api_op),
     }
@@ -187,7 +183,12 @@ fn api_op(rng: &mut OpRng) -> Op {
             keys: [small(rng), small(rng)],
         },
         4 => Op::Release { handle: small(rng) },
-        5 => Op::Get { task: rng.u8_below(4), cache: small(rng), device: small(rng), block: rng.below(16) as u16 },
+        5 => Op::Get {
+            task: rng.u8_below(4),
+            cache: small(rng),
+            device: small(rng),
+            block: rng.below(16) as u16,
+        },
         6 => Op::FindFirst {
             task: rng.u8_below(4),
             cache: small(rng),

@@ -65,7 +65,10 @@ fn assert_same_mix(config: &MbcacheConfig, seed: u64) {
     }
     let only_cheap: Vec<_> = cheap.values.difference(&tree.values).collect();
     let only_tree: Vec<_> = tree.values.difference(&cheap.values).collect();
-    assert!(only_cheap.is_empty() && only_tree.is_empty(), "only cheap {only_cheap:?}, only strategy {only_tree:?}");
+    assert!(
+        only_cheap.is_empty() && only_tree.is_empty(),
+        "only cheap {only_cheap:?}, only strategy {only_tree:?}"
+    );
 }
 
 #[test]

@@ -106,4 +106,3 @@ fn same_seed_gives_the_same_trace_twice() {
     );
     assert_ne!(first.trace_hash, other.trace_hash);
 }
-
