@@ -25,6 +25,7 @@ use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
 use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+use sim_core::gen::OpGen;
 use sim_core::mm::Gfp;
 use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 
@@ -535,6 +536,10 @@ impl Subject for MbcacheSubject {
 
     fn op_strategy(config: &MbcacheConfig) -> BoxedStrategy<Op> {
         op::strategy(config.api_ops, config.xattr_ops)
+    }
+
+    fn op_gen(config: &MbcacheConfig) -> Option<OpGen<Op>> {
+        Some(op::generator(config.api_ops, config.xattr_ops))
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
+use sim_core::gen::{OpGen, OpRng};
 use sim_core::{Errno, ViolationKind};
 
 /// One call of the mbcache API. The ops that get a handle (alloc, get, find_first) name the task
@@ -132,6 +133,76 @@ fn api_strategy() -> BoxedStrategy<Op> {
         2 => (0u8..5, any::<bool>()).prop_map(|(nr_to_scan, nofs)| Op::ShrinkFn { nr_to_scan, nofs }),
     ]
     .boxed()
+}
+
+/// The API ops' weights, in [`api_strategy`]'s order (the cheap generator picks by them).
+const API_WEIGHTS: [u32; 13] = [2, 1, 6, 6, 6, 4, 4, 4, 1, 1, 2, 1, 2];
+
+/// The cheap generator ([`sim_core::gen`]): the same distribution as [`strategy`] (the same three
+/// to one split between API and xattr ops, the same weights and ranges within each), drawn from
+/// a plain random stream instead of a proptest value tree, so a campaign spends its time on the
+/// model rather than on building and discarding trees.
+pub(crate) fn generator(api: bool, xattr: bool) -> OpGen<Op> {
+    match (api, xattr) {
+        (true, true) => {
+            Box::new(|rng: &mut OpRng| if rng.chance(3, 4) { api_op(rng) } else { xattr_op(rng) })
+        }
+        (false, true) => Box::new(xattr_op),
+        _ => Box::new(api_op),
+    }
+}
+
+/// One xattr op, as [`strategy`]'s xattr alternatives draw it (set three times in four).
+fn xattr_op(rng: &mut OpRng) -> Op {
+    let task = rng.u8_below(4);
+    let inode = rng.u8_below(8);
+    if rng.chance(3, 4) {
+        Op::XattrSet { task, inode, value: rng.u8_below(4) }
+    } else {
+        Op::XattrDelete { task, inode }
+    }
+}
+
+/// One API op, as [`api_strategy`] draws it: a kind by [`API_WEIGHTS`], then its fields from the
+/// same ranges.
+fn api_op(rng: &mut OpRng) -> Op {
+    let small = |rng: &mut OpRng| rng.u8_below(8);
+    match rng.weighted(&API_WEIGHTS) {
+        0 => Op::Create {
+            indexes: rng.u8_below(3),
+            bucket_bits: rng.u8_below(3),
+            undersized: rng.chance(1, 10),
+            free_op: rng.any_bool(),
+        },
+        1 => Op::Destroy { cache: small(rng) },
+        2 => Op::Alloc { task: rng.u8_below(4), cache: small(rng) },
+        3 => Op::Insert {
+            handle: small(rng),
+            device: small(rng),
+            block: rng.below(16) as u16,
+            keys: [small(rng), small(rng)],
+        },
+        4 => Op::Release { handle: small(rng) },
+        5 => Op::Get {
+            task: rng.u8_below(4),
+            cache: small(rng),
+            device: small(rng),
+            block: rng.below(16) as u16,
+        },
+        6 => Op::FindFirst {
+            task: rng.u8_below(4),
+            cache: small(rng),
+            index: small(rng),
+            device: small(rng),
+            key: small(rng),
+        },
+        7 => Op::FindNext { handle: small(rng) },
+        8 => Op::Dup { handle: small(rng) },
+        9 => Op::Takeout { handle: small(rng) },
+        10 => Op::Free { handle: small(rng) },
+        11 => Op::Shrink { cache: small(rng), device: small(rng) },
+        _ => Op::ShrinkFn { nr_to_scan: rng.u8_below(5), nofs: rng.any_bool() },
+    }
 }
 
 impl Op {

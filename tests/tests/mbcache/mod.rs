@@ -3,6 +3,8 @@
 #[cfg(not(any(loom, shuttle)))]
 mod ext2;
 #[cfg(not(any(loom, shuttle)))]
+mod gen;
+#[cfg(not(any(loom, shuttle)))]
 mod incremental;
 #[cfg(not(any(loom, shuttle)))]
 mod property;
