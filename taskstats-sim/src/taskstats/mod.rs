@@ -600,11 +600,13 @@ impl Taskstats {
         } else {
             self.fill_stats_for_tgid(cx, &task)
         };
-        // The checker audits the record against the requesting socket's credentials, which the
-        // request looked up once (no second lookup of the port, which the kernel does not make).
-        if let Some(stats) = &stats {
+        // The checker audits the record against the port as it is now. The request's own look at
+        // the port would do without this lock, but dropping it shifts the threaded
+        // campaigns' schedules, whose pinned seeds depend on the model-lock operations.
+        let port = self.port(cx, info.port);
+        if let (Some(port), Some(stats)) = (&port, &stats) {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            self.audit_record(cx, info.socket, &task, kind, nr, stats, &table);
+            self.audit_record(cx, port, &task, kind, nr, stats, &table);
         }
         drop(table);
         let mut stats = stats;

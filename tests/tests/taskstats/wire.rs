@@ -452,14 +452,19 @@ fn a_getfamily_dump_lists_every_family_then_done() {
         let msgs: Vec<&[u8]> = skbs.iter().flat_map(|skb| split_messages(skb)).collect();
         assert_eq!(msgs.len(), 3, "{preset}: two families and NLMSG_DONE, no ack: {skbs:?}");
         for msg in &msgs {
-            let (kind, flags, seq, pid) = (le(&msg[4..6]) as u16, le(&msg[6..8]) as u16, le(&msg[8..12]), le(&msg[12..16]));
+            let (kind, flags, seq, pid) =
+                (le(&msg[4..6]) as u16, le(&msg[6..8]) as u16, le(&msg[8..12]), le(&msg[12..16]));
             assert_eq!((flags, seq, pid), (NLM_F_MULTI, 21, u64::from(port)), "{preset}: type {kind}");
         }
         let done = msgs[2];
         assert_eq!((le(&done[4..6]) as u16, done.len(), le(&done[16..20])), (NLMSG_DONE, 20, 0), "{preset}");
         let mut names = Vec::new();
         for msg in &msgs[..2] {
-            assert_eq!((le(&msg[4..6]) as u16, msg[NLMSG_HDRLEN]), (GENL_ID_CTRL, CTRL_CMD_NEWFAMILY), "{preset}");
+            assert_eq!(
+                (le(&msg[4..6]) as u16, msg[NLMSG_HDRLEN]),
+                (GENL_ID_CTRL, CTRL_CMD_NEWFAMILY),
+                "{preset}"
+            );
             let top = attrs(&msg[NLMSG_HDRLEN + GENL_HDRLEN..]);
             let find = |kind: u16| top.iter().find(|(t, _)| *t == kind).map(|(_, p)| *p);
             let name = find(CTRL_ATTR_FAMILY_NAME).expect("a name");
@@ -478,10 +483,17 @@ fn a_getfamily_dump_lists_every_family_then_done() {
         }
         let get = u64::from(CTRL_CMD_GETFAMILY);
         let ctrl_flags = u64::from(GENL_CMD_CAP_DO | GENL_CMD_CAP_DUMP | GENL_CMD_CAP_HASPOL);
-        let (ctrl_max, groups) = if mcast { (CTRL_ATTR_MCAST_GROUPS, Some(1)) } else { (CTRL_ATTR_OPS, None) };
+        let (ctrl_max, groups) =
+            if mcast { (CTRL_ATTR_MCAST_GROUPS, Some(1)) } else { (CTRL_ATTR_OPS, None) };
         assert_eq!(
             names[0],
-            (b"nlctrl\0".to_vec(), u64::from(GENL_ID_CTRL), u64::from(ctrl_max), vec![(get, ctrl_flags)], groups),
+            (
+                b"nlctrl\0".to_vec(),
+                u64::from(GENL_ID_CTRL),
+                u64::from(ctrl_max),
+                vec![(get, ctrl_flags)],
+                groups
+            ),
             "{preset}: nlctrl describes itself"
         );
         let (name, id, maxattr, ops, groups) = &names[1];
@@ -489,7 +501,14 @@ fn a_getfamily_dump_lists_every_family_then_done() {
         assert_eq!(ops[0].0, u64::from(TASKSTATS_CMD_GET), "{preset}");
         // The id the dump lists answers a PID query.
         let pid = 1u32.to_le_bytes();
-        let query = request(*id as u16, NLM_F_REQUEST, 22, port, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &pid)]);
+        let query = request(
+            *id as u16,
+            NLM_F_REQUEST,
+            22,
+            port,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_PID, &pid)],
+        );
         let reply = netlink_send(&sim, &model, port, &query);
         assert_eq!(decode(&reply[0]).genl_cmd, TASKSTATS_CMD_NEW, "{preset}: the listed id is TASKSTATS's");
         model.teardown(&sim).expect("every dump skb consumed");
