@@ -81,6 +81,8 @@ pub(crate) struct SkBuff {
     data: Vec<u8>,
     end: usize,
     nests: Vec<usize>,
+    /// Where the last message nlmsg_put() began (a dump puts several in one skb).
+    msg_start: usize,
 }
 
 impl SkBuff {
@@ -105,8 +107,8 @@ impl SkBuff {
         self.data.extend_from_slice(bytes);
     }
 
-    /// `genlmsg_put()` (`nlmsg_put()` + the genl header): NULL (here EMSGSIZE) when
-    /// `nlmsg_total_size(GENL_HDRLEN)` does not fit.
+    /// `genlmsg_put()` (`nlmsg_put()` + the genl header) of a message without flags: NULL (here
+    /// EMSGSIZE) when `nlmsg_total_size(GENL_HDRLEN)` does not fit.
     pub(crate) fn genlmsg_put(
         &mut self,
         kind: u16,
@@ -115,18 +117,50 @@ impl SkBuff {
         cmd: u8,
         version: u8,
     ) -> Result<(), Errno> {
-        if self.tailroom() < NLMSG_HDRLEN + GENL_HDRLEN {
+        self.genlmsg_put_flags(kind, seq, port, 0, cmd, version)
+    }
+
+    /// `genlmsg_put()` with `flags` in the netlink header (a dump's NLM_F_MULTI), a new message
+    /// after those the skb already holds.
+    pub(crate) fn genlmsg_put_flags(
+        &mut self,
+        kind: u16,
+        seq: u32,
+        port: u32,
+        flags: u16,
+        cmd: u8,
+        version: u8,
+    ) -> Result<(), Errno> {
+        let at = self.nlmsg_put(kind, seq, port, flags, GENL_HDRLEN)?;
+        self.data[at..at + 2].copy_from_slice(&[cmd, version]);
+        Ok(())
+    }
+
+    /// `nlmsg_put()`: a new message's netlink header and `payload` zeroed bytes, EMSGSIZE (the
+    /// kernel's NULL) when `nlmsg_total_size(payload)` does not fit. Returns the payload's offset;
+    /// [`Self::genlmsg_end`] later writes this message's length.
+    pub(crate) fn nlmsg_put(
+        &mut self,
+        kind: u16,
+        seq: u32,
+        port: u32,
+        flags: u16,
+        payload: usize,
+    ) -> Result<usize, Errno> {
+        let total = align4(NLMSG_HDRLEN + payload);
+        if self.tailroom() < total {
             return Err(Errno::EMSGSIZE);
         }
-        let mut hdr = Vec::with_capacity(NLMSG_HDRLEN + GENL_HDRLEN);
-        hdr.extend_from_slice(&0u32.to_le_bytes());
-        hdr.extend_from_slice(&kind.to_le_bytes());
-        hdr.extend_from_slice(&0u16.to_le_bytes());
-        hdr.extend_from_slice(&seq.to_le_bytes());
-        hdr.extend_from_slice(&port.to_le_bytes());
-        hdr.extend_from_slice(&[cmd, version, 0, 0]);
+        self.msg_start = self.data.len();
+        let mut hdr = [0u8; NLMSG_HDRLEN];
+        hdr[0..4].copy_from_slice(&((NLMSG_HDRLEN + payload) as u32).to_le_bytes());
+        hdr[4..6].copy_from_slice(&kind.to_le_bytes());
+        hdr[6..8].copy_from_slice(&flags.to_le_bytes());
+        hdr[8..12].copy_from_slice(&seq.to_le_bytes());
+        hdr[12..16].copy_from_slice(&port.to_le_bytes());
         self.put(&hdr);
-        Ok(())
+        self.data.resize(self.msg_start + total, 0);
+        Ok(self.msg_start + NLMSG_HDRLEN)
     }
 
     /// `nla_reserve()`: EMSGSIZE when `nla_total_size(len)` exceeds the tailroom; otherwise
@@ -147,6 +181,11 @@ impl SkBuff {
         let at = self.nla_reserve(kind, payload.len())?;
         self.data[at..at + payload.len()].copy_from_slice(payload);
         Ok(())
+    }
+
+    /// The `len` payload bytes at `at` that [`Self::nla_reserve`] made, for the caller to fill.
+    pub(crate) fn payload_mut(&mut self, at: usize, len: usize) -> &mut [u8] {
+        &mut self.data[at..at + len]
     }
 
     /// `nla_put_u16()`.
@@ -175,10 +214,10 @@ impl SkBuff {
         self.data[start..start + 2].copy_from_slice(&len.to_le_bytes());
     }
 
-    /// `genlmsg_end()`: writes `nlmsg_len`.
+    /// `genlmsg_end()` / `nlmsg_end()`: writes the last message's `nlmsg_len`.
     pub(crate) fn genlmsg_end(&mut self) {
-        let len = self.data.len() as u32;
-        self.data[0..4].copy_from_slice(&len.to_le_bytes());
+        let (at, len) = (self.msg_start, (self.data.len() - self.msg_start) as u32);
+        self.data[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 }
 
@@ -207,7 +246,7 @@ impl SkbPool {
         table.next += 1;
         table.allocated += 1;
         table.live.insert(id, site);
-        SkBuff { id, data, end, nests: Vec::new() }
+        SkBuff { id, data, end, nests: Vec::new(), msg_start: 0 }
     }
 
     /// alloc_skb(`size`, `gfp`) for `site` (the caller, for leak reports): failslab at

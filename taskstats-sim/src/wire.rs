@@ -16,10 +16,14 @@ pub const NLA_HDRLEN: usize = 4;
 pub const NLA_TYPE_MASK: u16 = 0x3fff;
 /// `NLMSG_ERROR`.
 pub const NLMSG_ERROR: u16 = 2;
+/// `NLMSG_DONE`: the end of a dump.
+pub const NLMSG_DONE: u16 = 3;
 /// `NLMSG_MIN_TYPE`: types below are control messages.
 pub const NLMSG_MIN_TYPE: u16 = 0x10;
 /// `NLM_F_REQUEST`.
 pub const NLM_F_REQUEST: u16 = 0x1;
+/// `NLM_F_MULTI`: one of a dump's messages (NLMSG_DONE ends them).
+pub const NLM_F_MULTI: u16 = 0x2;
 /// `NLM_F_ACK`.
 pub const NLM_F_ACK: u16 = 0x4;
 /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
@@ -46,10 +50,20 @@ pub const CTRL_ATTR_OPS: u16 = 6;
 pub const CTRL_ATTR_OP_ID: u16 = 1;
 /// `CTRL_ATTR_OP_FLAGS` (u32).
 pub const CTRL_ATTR_OP_FLAGS: u16 = 2;
+/// `CTRL_ATTR_MCAST_GROUPS` (nest of nests; since 2.6.23).
+pub const CTRL_ATTR_MCAST_GROUPS: u16 = 7;
+/// `CTRL_ATTR_MCAST_GRP_NAME` (string).
+pub const CTRL_ATTR_MCAST_GRP_NAME: u16 = 1;
+/// `CTRL_ATTR_MCAST_GRP_ID` (u32).
+pub const CTRL_ATTR_MCAST_GRP_ID: u16 = 2;
+/// The controller family's name.
+pub const GENL_CTRL_NAME: &str = "nlctrl";
 /// `GENL_ADMIN_PERM`, `GENL_CMD_CAP_DO`, `GENL_CMD_CAP_HASPOL`: op flags the controller reports.
 pub const GENL_ADMIN_PERM: u32 = 0x01;
 /// `GENL_CMD_CAP_DO`.
 pub const GENL_CMD_CAP_DO: u32 = 0x02;
+/// `GENL_CMD_CAP_DUMP`.
+pub const GENL_CMD_CAP_DUMP: u32 = 0x04;
 /// `GENL_CMD_CAP_HASPOL`.
 pub const GENL_CMD_CAP_HASPOL: u32 = 0x08;
 /// The controller family's version (`nlctrl`).
@@ -379,10 +393,25 @@ pub struct TaskstatsRecord {
 }
 
 impl TaskstatsRecord {
+    /// `sizeof(struct taskstats)` at `version` (1 or 8).
+    pub fn size_of(version: u16) -> usize {
+        if version >= 8 {
+            TASKSTATS_V8_SIZE
+        } else {
+            TASKSTATS_V1_SIZE
+        }
+    }
+
     /// The C layout of `version` (1 or 8): `sizeof(struct taskstats)` bytes, padding zeroed.
     pub fn to_bytes(&self, version: u16) -> Vec<u8> {
-        let size = if version >= 8 { TASKSTATS_V8_SIZE } else { TASKSTATS_V1_SIZE };
-        let mut b = vec![0u8; size];
+        let mut b = vec![0u8; Self::size_of(version)];
+        self.write_to(version, &mut b);
+        b
+    }
+
+    /// [`Self::to_bytes`] written in place into `b` (zeroed, [`Self::size_of`] bytes), as
+    /// mk_reply() fills the attribute nla_reserve() made, without a buffer of its own.
+    pub fn write_to(&self, version: u16, b: &mut [u8]) {
         let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
         put(0, &self.version.to_le_bytes());
         // The eight delay counters, in the order both layouts keep them.
@@ -403,7 +432,7 @@ impl TaskstatsRecord {
             put(delays_at + 8 * i, &v.to_le_bytes());
         }
         if version < 8 {
-            return b;
+            return;
         }
         put(4, &self.ac_exitcode.to_le_bytes());
         put(8, &[self.ac_flag, self.ac_nice]);
@@ -441,7 +470,6 @@ impl TaskstatsRecord {
         for (i, v) in tail.iter().enumerate() {
             put(144 + 8 * i, &v.to_le_bytes());
         }
-        b
     }
 }
 

@@ -295,7 +295,11 @@ impl Taskstats {
         }
         msg.nla_nest_start(aggr)?;
         msg.nla_put_u32(kind, id)?;
-        msg.nla_put(TASKSTATS_TYPE_STATS, &stats.to_bytes(self.version()))?;
+        // nla_reserve() and the record written into it: the kernel fills the reserved room.
+        let version = self.version();
+        let size = TaskstatsRecord::size_of(version);
+        let at = msg.nla_reserve(TASKSTATS_TYPE_STATS, size)?;
+        stats.write_to(version, msg.payload_mut(at, size));
         msg.nla_nest_end();
         Ok(())
     }
@@ -596,6 +600,9 @@ impl Taskstats {
         } else {
             self.fill_stats_for_tgid(cx, &task)
         };
+        // The checker audits the record against the port as it is now. The request's own look at
+        // the port would do without this lock, but dropping it shifts the threaded
+        // campaigns' schedules, whose pinned seeds depend on the model-lock operations.
         let port = self.port(cx, info.port);
         if let (Some(port), Some(stats)) = (&port, &stats) {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };

@@ -219,6 +219,9 @@ impl Taskstats {
         let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
+        // Two looks at the port where one would do: merging them shifts the threaded
+        // campaigns' schedules, whose pinned seeds (tests/tests/taskstats/threaded.rs) depend
+        // on the sequence of model-lock operations.
         let queued_before = self.port_queued(cx, port).unwrap_or(0);
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
@@ -234,9 +237,11 @@ impl Taskstats {
             let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
                 None
             } else {
-                self.genl_rcv_msg(cx, &current, port, msg, &hdr).err()
+                self.genl_rcv_msg(cx, &current, &p, msg, &hdr).err()
             };
-            if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
+            // netlink_rcv_skb(): EINTR is a dump started, which sends no ack.
+            if err == Some(Errno::EINTR) {
+            } else if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
                 let ack = netlink_ack(msg, &hdr, port, err);
                 let _ = self.queue_bytes(cx, port, ack);
             }
@@ -251,16 +256,18 @@ impl Taskstats {
     }
 
     /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length
-    /// (EINVAL), command lookup (EOPNOTSUPP), GENL_ADMIN_PERM (EPERM), dump (EOPNOTSUPP),
+    /// (EINVAL), command lookup (EOPNOTSUPP), GENL_ADMIN_PERM (EPERM), dump (EOPNOTSUPP; nlctrl's
+    /// is [`Self::ctrl_dumpfamily`]),
     /// nlmsg_parse against the op's policy, then the doit.
     pub(super) fn genl_rcv_msg(
         &self,
         cx: &Cx,
         current: &Task,
-        port: u32,
+        socket: &Port,
         msg: &[u8],
         hdr: &NlMsgHdr,
     ) -> Result<(), Errno> {
+        let port = socket.id;
         if hdr.kind == GENL_ID_CTRL {
             return self.ctrl_getfamily(cx, port, msg, hdr);
         }
@@ -336,16 +343,20 @@ impl Taskstats {
 
     /// Mirrors the `nlctrl` family's ctrl_getfamily() for the one family the model registers,
     /// so a client resolves "TASKSTATS" as it would on a kernel (getdelays does this first):
-    /// EOPNOTSUPP for another command; `ctrl_policy` types `CTRL_ATTR_FAMILY_ID` as NLA_U16 and
-    /// the name as a NUL-terminated string; the id lookup runs first and the name lookup after
-    /// it replaces its result, so the name wins when both are given; neither is EINVAL, a miss
-    /// ENOENT. The reply carries id, name, version, header size, maxattr and the ops.
+    /// EOPNOTSUPP for another command; a dump goes to [`Self::ctrl_dumpfamily`] before any
+    /// attribute is parsed, as genl_rcv_msg() starts it; `ctrl_policy` types `CTRL_ATTR_FAMILY_ID`
+    /// as NLA_U16 and the name as a NUL-terminated string; the id lookup runs first and the name
+    /// lookup after it replaces its result, so the name wins when both are given; neither is
+    /// EINVAL, a miss ENOENT. The reply carries id, name, version, header size, maxattr and the ops.
     pub(super) fn ctrl_getfamily(&self, cx: &Cx, port: u32, msg: &[u8], hdr: &NlMsgHdr) -> Result<(), Errno> {
         if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
             return Err(Errno::EINVAL);
         }
-        if msg[NLMSG_HDRLEN] != CTRL_CMD_GETFAMILY || hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+        if msg[NLMSG_HDRLEN] != CTRL_CMD_GETFAMILY {
             return Err(Errno::EOPNOTSUPP);
+        }
+        if hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
+            return self.ctrl_dumpfamily(cx, port, hdr);
         }
         let policy = |kind: u16| match kind {
             CTRL_ATTR_FAMILY_ID => Some(NlaType::U16),
@@ -354,28 +365,113 @@ impl Taskstats {
         };
         let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), CTRL_ATTR_OPS, &policy)?;
         // genl_family_find_byid(), then genl_family_find_byname() overriding it.
+        let families = self.genl_families();
         let mut found = None;
         if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_ID)] {
-            found = Some(a.get_u16(msg) == TASKSTATS_FAMILY_ID);
+            let id = a.get_u16(msg);
+            found = Some(families.iter().find(|f| f.id == id));
         }
         if let Some(a) = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)] {
             let data = a.data(msg);
             let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
-            found = Some(data[..end] == *TASKSTATS_GENL_NAME.as_bytes());
+            found = Some(families.iter().find(|f| *f.name.as_bytes() == data[..end]));
         }
-        match found {
-            None => return Err(Errno::EINVAL),
-            Some(false) => return Err(Errno::ENOENT),
-            Some(true) => {}
-        }
-        let reply = self.ctrl_build_family_msg(cx, hdr.seq, port)?;
+        let family = found.ok_or(Errno::EINVAL)?.ok_or(Errno::ENOENT)?;
+        let reply = self.ctrl_build_family_msg(cx, family, hdr.seq, port)?;
         self.unicast(cx, port, reply)
     }
 
+    /// The families registered with genetlink, in the order ctrl_dumpfamily() walks them
+    /// (`family_ht` chain `id % GENL_FAM_TAB_SIZE`: nlctrl's 0x10 in chain 0, TASKSTATS's 0x11 in
+    /// chain 1), each as ctrl_fill_info() reads its `struct genl_family` and ops.
+    fn genl_families(&self) -> [GenlFamily; 2] {
+        let v3 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let admin = if self.fixes.on(crate::fixes::ADMIN_PERM) { GENL_ADMIN_PERM } else { 0 };
+        let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
+        if self.fixes.on(crate::fixes::CGROUPSTATS) {
+            ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
+        }
+        // nlctrl's one op has a doit, a dumpit and ctrl_policy; its "notify" multicast group
+        // (id GENL_ID_CTRL) and CTRL_ATTR_MCAST_GROUPS as CTRL_ATTR_MAX came with 2.6.23.
+        let nlctrl = GenlFamily {
+            id: GENL_ID_CTRL,
+            name: GENL_CTRL_NAME,
+            version: u32::from(GENL_CTRL_VERSION),
+            maxattr: u32::from(if v3 { CTRL_ATTR_MCAST_GROUPS } else { CTRL_ATTR_OPS }),
+            ops: vec![(CTRL_CMD_GETFAMILY, GENL_CMD_CAP_DO | GENL_CMD_CAP_DUMP | GENL_CMD_CAP_HASPOL)],
+            mcast_groups: if v3 { vec![(u32::from(GENL_ID_CTRL), "notify")] } else { Vec::new() },
+        };
+        let taskstats = GenlFamily {
+            id: TASKSTATS_FAMILY_ID,
+            name: TASKSTATS_GENL_NAME,
+            version: u32::from(TASKSTATS_GENL_VERSION),
+            maxattr: u32::from(TASKSTATS_CMD_ATTR_MAX),
+            ops,
+            mcast_groups: Vec::new(),
+        };
+        [nlctrl, taskstats]
+    }
+
+    /// Mirrors ctrl_dumpfamily() as netlink_dump_start() runs it on the requester's socket:
+    /// netlink_dump() allocates an skb of NLMSG_GOODSIZE and the dump fills one
+    /// CTRL_CMD_NEWFAMILY message (NLM_F_MULTI) per family while they fit, which is queued; the
+    /// next netlink_dump() finds nothing left and queues NLMSG_DONE (NLM_F_MULTI, the dump's
+    /// return 0 as payload). The model runs the continuation at once, where the kernel runs it
+    /// at the reader's next recvmsg(). An skb that cannot be allocated sets `sk_err` (ENOBUFS),
+    /// as netlink_dump_start() reports netlink_dump()'s error. Returns EINTR, which
+    /// netlink_rcv_skb() takes as "started a dump": no ack.
+    fn ctrl_dumpfamily(&self, cx: &Cx, port: u32, hdr: &NlMsgHdr) -> Result<(), Errno> {
+        let mut skipped = 0;
+        let families = self.genl_families();
+        while skipped <= families.len() {
+            let Some(mut skb) = self.dump_skb(cx, port) else {
+                return Err(Errno::EINTR);
+            };
+            // One pass of ctrl_dumpfamily() from `skipped` (cb->args), then netlink_dump().
+            for family in &families[skipped..] {
+                if self.ctrl_fill_info(&mut skb, family, hdr.seq, port, NLM_F_MULTI).is_err() {
+                    break;
+                }
+                skb.genlmsg_end();
+                skipped += 1;
+            }
+            if skb.len() == 0 {
+                skipped += 1;
+                if skb.nlmsg_put(NLMSG_DONE, hdr.seq, port, NLM_F_MULTI, 4).is_err() {
+                    self.skbs.kfree_skb(cx, skb);
+                    return Err(Errno::EINTR);
+                }
+                skb.genlmsg_end();
+            }
+            self.mark(cx, "ctrl-dumpfamily");
+            let _ = self.unicast(cx, port, skb);
+        }
+        Err(Errno::EINTR)
+    }
+
+    /// netlink_dump()'s alloc_skb(NLMSG_GOODSIZE): on failure the requester's `sk_err` is ENOBUFS.
+    fn dump_skb(&self, cx: &Cx, port: u32) -> Option<SkBuff> {
+        let geometry = SkbGeometry::of_era(self.fixes.on(crate::fixes::TASKSTATS_V8));
+        let size = geometry.nlmsg_goodsize();
+        let skb = self.skbs.alloc_skb(cx, geometry, size, Gfp::GFP_KERNEL, "netlink_dump", 256).ok();
+        if skb.is_none() {
+            if let Some(p) = self.ports.lock(cx).get_mut(&port) {
+                p.sk_err = Some(Errno::ENOBUFS);
+            }
+        }
+        skb
+    }
+
     /// Mirrors ctrl_build_family_msg() with ctrl_fill_info(): nlmsg_new(NLMSG_DEFAULT_SIZE)
-    /// (ENOBUFS when it fails), then id, name, version, header size, maxattr and the ops;
-    /// a fill that does not fit frees the skb and is EMSGSIZE.
-    fn ctrl_build_family_msg(&self, cx: &Cx, seq: u32, port: u32) -> Result<SkBuff, Errno> {
+    /// (ENOBUFS when it fails), then the family's description; a fill that does not fit frees
+    /// the skb and is EMSGSIZE.
+    fn ctrl_build_family_msg(
+        &self,
+        cx: &Cx,
+        family: &GenlFamily,
+        seq: u32,
+        port: u32,
+    ) -> Result<SkBuff, Errno> {
         let geometry = SkbGeometry::of_era(self.fixes.on(crate::fixes::TASKSTATS_V8));
         let size = geometry.nlmsg_goodsize();
         let Ok(mut reply) =
@@ -383,7 +479,7 @@ impl Taskstats {
         else {
             return Err(Errno::ENOBUFS);
         };
-        match self.ctrl_fill_info(&mut reply, seq, port) {
+        match self.ctrl_fill_info(&mut reply, family, seq, port, 0) {
             Ok(()) => {
                 reply.genlmsg_end();
                 Ok(reply)
@@ -395,31 +491,60 @@ impl Taskstats {
         }
     }
 
-    /// Mirrors ctrl_fill_info() for the TASKSTATS family.
-    fn ctrl_fill_info(&self, reply: &mut SkBuff, seq: u32, port: u32) -> Result<(), Errno> {
-        reply.genlmsg_put(GENL_ID_CTRL, seq, port, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION)?;
-        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, TASKSTATS_FAMILY_ID)?;
-        let mut name = TASKSTATS_GENL_NAME.as_bytes().to_vec();
+    /// Mirrors ctrl_fill_info(): a CTRL_CMD_NEWFAMILY message with the name, id, version,
+    /// header size and maxattr, the ops (a nest per op: id and flags) and, where the family has
+    /// any, its multicast groups (a nest per group: id and name). EMSGSIZE when the skb is full
+    /// (the kernel cancels the partial message; a caller here drops or frees the skb).
+    fn ctrl_fill_info(
+        &self,
+        reply: &mut SkBuff,
+        family: &GenlFamily,
+        seq: u32,
+        port: u32,
+        flags: u16,
+    ) -> Result<(), Errno> {
+        reply.genlmsg_put_flags(GENL_ID_CTRL, seq, port, flags, CTRL_CMD_NEWFAMILY, GENL_CTRL_VERSION)?;
+        let mut name = family.name.as_bytes().to_vec();
         name.push(0);
         reply.nla_put(CTRL_ATTR_FAMILY_NAME, &name)?;
-        reply.nla_put_u32(CTRL_ATTR_VERSION, u32::from(TASKSTATS_GENL_VERSION))?;
+        reply.nla_put_u16(CTRL_ATTR_FAMILY_ID, family.id)?;
+        reply.nla_put_u32(CTRL_ATTR_VERSION, family.version)?;
         reply.nla_put_u32(CTRL_ATTR_HDRSIZE, 0)?;
-        reply.nla_put_u32(CTRL_ATTR_MAXATTR, u32::from(TASKSTATS_CMD_ATTR_MAX))?;
+        reply.nla_put_u32(CTRL_ATTR_MAXATTR, family.maxattr)?;
         reply.nla_nest_start(CTRL_ATTR_OPS)?;
-        let admin = if self.fixes.on(crate::fixes::ADMIN_PERM) { GENL_ADMIN_PERM } else { 0 };
-        let mut ops = vec![(TASKSTATS_CMD_GET, admin | GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL)];
-        if self.fixes.on(crate::fixes::CGROUPSTATS) {
-            ops.push((CGROUPSTATS_CMD_GET, GENL_CMD_CAP_DO | GENL_CMD_CAP_HASPOL));
-        }
-        for (index, (cmd, flags)) in ops.into_iter().enumerate() {
+        for (index, &(cmd, op_flags)) in family.ops.iter().enumerate() {
             reply.nla_nest_start(index as u16 + 1)?;
             reply.nla_put_u32(CTRL_ATTR_OP_ID, u32::from(cmd))?;
-            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, flags)?;
+            reply.nla_put_u32(CTRL_ATTR_OP_FLAGS, op_flags)?;
+            reply.nla_nest_end();
+        }
+        reply.nla_nest_end();
+        if family.mcast_groups.is_empty() {
+            return Ok(());
+        }
+        reply.nla_nest_start(CTRL_ATTR_MCAST_GROUPS)?;
+        for (index, &(id, group)) in family.mcast_groups.iter().enumerate() {
+            reply.nla_nest_start(index as u16 + 1)?;
+            reply.nla_put_u32(CTRL_ATTR_MCAST_GRP_ID, id)?;
+            let mut name = group.as_bytes().to_vec();
+            name.push(0);
+            reply.nla_put(CTRL_ATTR_MCAST_GRP_NAME, &name)?;
             reply.nla_nest_end();
         }
         reply.nla_nest_end();
         Ok(())
     }
+}
+
+/// A registered generic netlink family as ctrl_fill_info() describes it (`struct genl_family`,
+/// its ops' commands and capability flags, its multicast groups' ids and names).
+struct GenlFamily {
+    id: u16,
+    name: &'static str,
+    version: u32,
+    maxattr: u32,
+    ops: Vec<(u8, u32)>,
+    mcast_groups: Vec<(u32, &'static str)>,
 }
 
 #[cfg(test)]

@@ -162,10 +162,12 @@ fn ctrl_cmd(body: &[u8]) -> Expect {
     };
     let mut found = None;
     if let Some(id) = attrs[usize::from(CTRL_ATTR_FAMILY_ID)] {
-        found = Some(le(&id[..2]) as u16 == FAMILY);
+        // nlctrl registers itself too: both ids answer.
+        found = Some([FAMILY, GENL_ID_CTRL].contains(&(le(&id[..2]) as u16)));
     }
     if let Some(name) = attrs[usize::from(CTRL_ATTR_FAMILY_NAME)] {
-        found = Some(name.split(|&c| c == 0).next() == Some(TASKSTATS_GENL_NAME));
+        let name = name.split(|&c| c == 0).next();
+        found = Some(name == Some(TASKSTATS_GENL_NAME) || name == Some(b"nlctrl"));
     }
     match found {
         None => (None, Some(EINVAL)),

@@ -15,6 +15,8 @@ pub const NLMSG_ERROR: u16 = 2;
 pub const NLM_F_REQUEST: u16 = 1;
 pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_DUMP: u16 = 0x100 | 0x200;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLM_F_MULTI: u16 = 2;
 
 // include/uapi/linux/genetlink.h
 pub const GENL_HDRLEN: usize = 4;
@@ -23,11 +25,19 @@ pub const CTRL_CMD_NEWFAMILY: u8 = 1;
 pub const CTRL_CMD_GETFAMILY: u8 = 3;
 pub const CTRL_ATTR_FAMILY_ID: u16 = 1;
 pub const CTRL_ATTR_FAMILY_NAME: u16 = 2;
+pub const CTRL_ATTR_VERSION: u16 = 3;
+pub const CTRL_ATTR_HDRSIZE: u16 = 4;
 pub const CTRL_ATTR_MAXATTR: u16 = 5;
 pub const CTRL_ATTR_OPS: u16 = 6;
+pub const CTRL_ATTR_MCAST_GROUPS: u16 = 7;
 pub const CTRL_ATTR_OP_ID: u16 = 1;
 pub const CTRL_ATTR_OP_FLAGS: u16 = 2;
+pub const CTRL_ATTR_MCAST_GRP_NAME: u16 = 1;
+pub const CTRL_ATTR_MCAST_GRP_ID: u16 = 2;
 pub const GENL_ADMIN_PERM: u32 = 1;
+pub const GENL_CMD_CAP_DO: u32 = 2;
+pub const GENL_CMD_CAP_DUMP: u32 = 4;
+pub const GENL_CMD_CAP_HASPOL: u32 = 8;
 
 // include/uapi/linux/taskstats.h: enum { TASKSTATS_CMD_UNSPEC, GET, NEW, __TASKSTATS_CMD_MAX }.
 pub const TASKSTATS_CMD_GET: u8 = 1;

@@ -425,6 +425,96 @@ fn getfamily(attrs: &[(u16, &[u8])]) -> Vec<u8> {
     request(GENL_ID_CTRL, REQ_ACK, 9, 0, CTRL_CMD_GETFAMILY, attrs)
 }
 
+/// The netlink messages one queued skb holds, each as long as its `nlmsg_len` says.
+fn split_messages(skb: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while skb.len() - at >= NLMSG_HDRLEN {
+        let len = le(&skb[at..at + 4]) as usize;
+        assert!(len >= NLMSG_HDRLEN && at + len <= skb.len(), "nlmsg_len {len} at {at} of {}", skb.len());
+        out.push(&skb[at..at + len]);
+        at += nla_align(len);
+    }
+    assert_eq!(at, skb.len(), "an skb holds whole messages");
+    out
+}
+
+/// `genl-ctrl-list`'s request: CTRL_CMD_GETFAMILY with NLM_F_DUMP (and NLM_F_ACK, which a started
+/// dump does not answer) gets one NLM_F_MULTI CTRL_CMD_NEWFAMILY per registered family, nlctrl
+/// (chain 0) before TASKSTATS (chain 1), then NLMSG_DONE; each family's message describes it as
+/// a doit lookup does.
+#[test]
+fn a_getfamily_dump_lists_every_family_then_done() {
+    for (preset, mcast) in [("linux-3.8", true), ("linux-2.6.19", false)] {
+        let (sim, model, _leader, port) = world(preset, false);
+        let dump = request(GENL_ID_CTRL, REQ_ACK | NLM_F_DUMP, 21, port, CTRL_CMD_GETFAMILY, &[]);
+        let skbs = netlink_send(&sim, &model, port, &dump);
+        let msgs: Vec<&[u8]> = skbs.iter().flat_map(|skb| split_messages(skb)).collect();
+        assert_eq!(msgs.len(), 3, "{preset}: two families and NLMSG_DONE, no ack: {skbs:?}");
+        for msg in &msgs {
+            let (kind, flags, seq, pid) =
+                (le(&msg[4..6]) as u16, le(&msg[6..8]) as u16, le(&msg[8..12]), le(&msg[12..16]));
+            assert_eq!((flags, seq, pid), (NLM_F_MULTI, 21, u64::from(port)), "{preset}: type {kind}");
+        }
+        let done = msgs[2];
+        assert_eq!((le(&done[4..6]) as u16, done.len(), le(&done[16..20])), (NLMSG_DONE, 20, 0), "{preset}");
+        let mut names = Vec::new();
+        for msg in &msgs[..2] {
+            assert_eq!(
+                (le(&msg[4..6]) as u16, msg[NLMSG_HDRLEN]),
+                (GENL_ID_CTRL, CTRL_CMD_NEWFAMILY),
+                "{preset}"
+            );
+            let top = attrs(&msg[NLMSG_HDRLEN + GENL_HDRLEN..]);
+            let find = |kind: u16| top.iter().find(|(t, _)| *t == kind).map(|(_, p)| *p);
+            let name = find(CTRL_ATTR_FAMILY_NAME).expect("a name");
+            let id = find(CTRL_ATTR_FAMILY_ID).expect("an id");
+            assert_eq!(id.len(), 2, "{preset}: CTRL_ATTR_FAMILY_ID is an NLA_U16");
+            let ops: Vec<(u64, u64)> = attrs(find(CTRL_ATTR_OPS).expect("ops"))
+                .iter()
+                .map(|(_, op)| {
+                    let op = attrs(op);
+                    let get = |kind: u16| op.iter().find(|(t, _)| *t == kind).map(|(_, p)| le(p)).unwrap();
+                    (get(CTRL_ATTR_OP_ID), get(CTRL_ATTR_OP_FLAGS))
+                })
+                .collect();
+            let groups = find(CTRL_ATTR_MCAST_GROUPS).map(|g| attrs(g).len());
+            names.push((name.to_vec(), le(id), le(find(CTRL_ATTR_MAXATTR).expect("maxattr")), ops, groups));
+        }
+        let get = u64::from(CTRL_CMD_GETFAMILY);
+        let ctrl_flags = u64::from(GENL_CMD_CAP_DO | GENL_CMD_CAP_DUMP | GENL_CMD_CAP_HASPOL);
+        let (ctrl_max, groups) =
+            if mcast { (CTRL_ATTR_MCAST_GROUPS, Some(1)) } else { (CTRL_ATTR_OPS, None) };
+        assert_eq!(
+            names[0],
+            (
+                b"nlctrl\0".to_vec(),
+                u64::from(GENL_ID_CTRL),
+                u64::from(ctrl_max),
+                vec![(get, ctrl_flags)],
+                groups
+            ),
+            "{preset}: nlctrl describes itself"
+        );
+        let (name, id, maxattr, ops, groups) = &names[1];
+        assert_eq!((name.as_slice(), *maxattr, groups), (&b"TASKSTATS\0"[..], 4, &None), "{preset}");
+        assert_eq!(ops[0].0, u64::from(TASKSTATS_CMD_GET), "{preset}");
+        // The id the dump lists answers a PID query.
+        let pid = 1u32.to_le_bytes();
+        let query = request(
+            *id as u16,
+            NLM_F_REQUEST,
+            22,
+            port,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_PID, &pid)],
+        );
+        let reply = netlink_send(&sim, &model, port, &query);
+        assert_eq!(decode(&reply[0]).genl_cmd, TASKSTATS_CMD_NEW, "{preset}: the listed id is TASKSTATS's");
+        model.teardown(&sim).expect("every dump skb consumed");
+    }
+}
+
 #[test]
 fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
     let (sim, model, _leader, port) = world("linux-3.8", false);
