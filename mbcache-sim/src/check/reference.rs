@@ -66,6 +66,10 @@ pub struct MbcacheModel {
     /// Threaded cases: the tasks whose end (the release of every handle they hold, which is no
     /// operation) an outcome showed to have happened; another op of theirs is then impossible.
     finished: Vec<u32>,
+    /// Threaded cases: the tasks whose handles an outcome showed released, though they ran no
+    /// release: either their thread ended, or their next op is a lookup, which releases every
+    /// handle first (the release and the lookup are two calls, and another task may run between).
+    released: Vec<u32>,
 }
 
 /// What an op must return, or why the subject's result is impossible.
@@ -529,6 +533,7 @@ impl Reference for MbcacheModel {
             handles: Vec::new(),
             stamp: 0,
             finished: Vec::new(),
+            released: Vec::new(),
         }
     }
 
