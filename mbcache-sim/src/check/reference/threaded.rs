@@ -37,21 +37,7 @@ impl MbcacheModel {
     /// What `op`, run by thread `actual.task`, must return (see the module comment).
     pub(super) fn expect_threaded(&mut self, op: &Op, actual: &Outcome) -> Expect {
         let task = actual.task.ok_or("a threaded outcome names its task")?;
-        if self.finished.contains(&task) {
-            return Err(format!("thread {task} runs an op after its end was inferred"));
-        }
-        if let Some(at) = self.released.iter().position(|t| *t == task) {
-            if !matches!(op, Op::Get { .. } | Op::FindFirst { .. }) {
-                return Err(format!(
-                    "thread {task} runs {op:?} after its end was inferred (only a lookup, which \
-                     releases first, may follow an inferred release)"
-                ));
-            }
-            self.released.remove(at);
-        }
-        if task != SETUP_TASK {
-            self.finish(SETUP_TASK);
-        }
+        self.admit(task, op)?;
         let own = |h: &HeldModel| h.task == task;
         Ok(match *op {
             Op::Create { indexes, bucket_bits, undersized, free_op } => {
@@ -122,6 +108,28 @@ impl MbcacheModel {
             }
             Op::XattrSet { .. } | Op::XattrDelete { .. } => return self.expect(op, &actual.result),
         })
+    }
+
+    /// Whether thread `task` may run `op` now: not after its inferred end, and after an inferred
+    /// release only a lookup (whose first call that release was). The set-up task's handles are
+    /// released at the first thread op.
+    fn admit(&mut self, task: u32, op: &Op) -> Result<(), String> {
+        if self.finished.contains(&task) {
+            return Err(format!("thread {task} runs an op after its end was inferred"));
+        }
+        if let Some(at) = self.released.iter().position(|t| *t == task) {
+            if !matches!(op, Op::Get { .. } | Op::FindFirst { .. }) {
+                return Err(format!(
+                    "thread {task} runs {op:?} after its end was inferred (only a lookup, which \
+                     releases first, may follow an inferred release)"
+                ));
+            }
+            self.released.remove(at);
+        }
+        if task != SETUP_TASK {
+            self.finish(SETUP_TASK);
+        }
+        Ok(())
     }
 
     /// Task `task`'s end (the set-up task's, at the first thread op): it releases every handle
