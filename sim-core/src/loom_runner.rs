@@ -8,9 +8,16 @@
 //! deterministic: the same model reaches the same first failing interleaving on every run, so a
 //! finding is replayed by running it again (`LOOM_LOG=trace LOOM_LOCATION=1` prints each step).
 //!
+//! [`explore`] is the same machinery for any closure: the loom tests of sim-core's primitives and
+//! of each subsystem's protocols (`tests/tests/*/loom.rs`, `tests/tests/core/loom_*.rs`) run
+//! through it from the ordinary test build, with no `--cfg loom` build.
+//!
 //! The runner's own state (the flag that makes objects loom's, the execution count, the violation
-//! a model reported) is std, never a `sync` object, so it adds no interleavings.
+//! a model reported, the first panic's place) is std, never a `sync` object, so it adds no
+//! interleavings.
 
+use std::cell::RefCell;
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -96,6 +103,36 @@ impl LoomOutcome {
     }
 }
 
+/// One line for a test's output or a report: what the buggy model was found as and at which
+/// interleaving, and how many interleavings the fixed one passed.
+impl fmt::Display for LoomOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loom {} (preemption bound {}): ", self.scenario, self.preemption_bound)?;
+        match &self.buggy.finding {
+            Some(finding) => write!(
+                f,
+                "found as {} at interleaving {} in {:.4}s",
+                finding.kind, self.buggy.executions, self.buggy.seconds
+            )?,
+            None => write!(
+                f,
+                "not found in {} interleavings ({:.4}s)",
+                self.buggy.executions, self.buggy.seconds
+            )?,
+        }
+        match &self.fixed.finding {
+            None => {
+                write!(f, "; fixed: {} interleavings in {:.4}s", self.fixed.executions, self.fixed.seconds)
+            }
+            Some(finding) => write!(
+                f,
+                "; fixed: failed as {} at interleaving {}: {}",
+                finding.kind, self.fixed.executions, finding.message
+            ),
+        }
+    }
+}
+
 /// Runs the loom model of zoo row `row` for subsystem `S` with the row's fix off, then on; `None`
 /// when `S` has no loom model of that row. An unknown kernel or fix in the row is an error line.
 pub fn hunt<S: LoomCatalog>(row: &ZooEntry) -> Result<Option<LoomOutcome>, String> {
@@ -120,14 +157,10 @@ const REPORTED: &str = "ksim-loom: the model reported a violation";
 /// Runs `scenario`'s model under loom with `config`, every interleaving within its bound, and
 /// names the first failing one's violation.
 pub fn run<C: Send + Sync + 'static>(scenario: &LoomScenario<C>, config: C) -> LoomRun {
-    quiet_panic_hook();
-    let executions = Arc::new(AtomicUsize::new(0));
     let reported: Arc<Mutex<Option<LoomFinding>>> = Arc::default();
     let body = {
-        let (config, model) = (Arc::new(config), scenario.model);
-        let (executions, reported) = (executions.clone(), reported.clone());
+        let (config, model, reported) = (Arc::new(config), scenario.model, reported.clone());
         move || {
-            executions.fetch_add(1, Ordering::Relaxed);
             let sim = model(&config);
             if let Some(violation) = sim.violations().into_iter().next() {
                 let finding = LoomFinding { kind: violation.kind, message: violation.message };
@@ -136,18 +169,78 @@ pub fn run<C: Send + Sync + 'static>(scenario: &LoomScenario<C>, config: C) -> L
             }
         }
     };
-    let started = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| crate::sync::loom_check(scenario.preemption_bound, body)));
-    let seconds = started.elapsed().as_secs_f64();
-    let finding = result.err().map(|payload| {
-        let text = panic_text(payload.as_ref());
+    let exploration = explore(Some(scenario.preemption_bound), body);
+    let finding = exploration.failure.map(|text| {
         let reported = reported.lock().unwrap_or_else(PoisonError::into_inner).take();
         match reported {
             Some(finding) if text == REPORTED => finding,
             _ => LoomFinding { kind: kind_of_panic(&text), message: text },
         }
     });
-    LoomRun { finding, executions: executions.load(Ordering::Relaxed), seconds }
+    LoomRun { finding, executions: exploration.executions, seconds: exploration.seconds }
+}
+
+/// One closure explored by [`explore`]: how many interleavings loom ran and, if one failed, its
+/// panic.
+#[derive(Clone, Debug)]
+pub struct Exploration {
+    /// Interleavings loom ran (the last one the failing one, when one failed).
+    pub executions: usize,
+    /// The failing interleaving's panic text: an assertion of the model's, loom's causality or
+    /// deadlock report, or a detector's report under `ReportMode::Panic`.
+    pub failure: Option<String>,
+    /// Where that panic was raised (`file:line:column`), when the panic hook saw it.
+    pub at: Option<String>,
+    /// Wall-clock seconds to the failure, or for the whole exploration.
+    pub seconds: f64,
+}
+
+impl Exploration {
+    /// Whether every interleaving passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// One line for a test's failure message or output.
+impl fmt::Display for Exploration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.failure {
+            None => write!(f, "passed {} interleavings in {:.4}s", self.executions, self.seconds),
+            Some(text) => {
+                write!(f, "failed at interleaving {} ({:.4}s)", self.executions, self.seconds)?;
+                if let Some(at) = &self.at {
+                    write!(f, " at {at}")?;
+                }
+                write!(f, ": {text}")
+            }
+        }
+    }
+}
+
+/// Runs `model` under loom once per interleaving within `preemption_bound` preemptions (None:
+/// unbounded, for models small enough to finish), every object it makes loom's, and stops at the
+/// first interleaving that panics. The panic is caught and returned, not printed, so a test can
+/// assert that a misuse is found as well as that the kernel's code passes; a model that must
+/// pass asserts [`Exploration::passed`] with the exploration as its message.
+pub fn explore(preemption_bound: Option<usize>, model: impl Fn() + Send + Sync + 'static) -> Exploration {
+    quiet_panic_hook();
+    let executions = Arc::new(AtomicUsize::new(0));
+    let body = {
+        let executions = executions.clone();
+        move || {
+            executions.fetch_add(1, Ordering::Relaxed);
+            // Only a panic of this interleaving is its failure's place (a model may catch one).
+            FIRST_PANIC.with(|first| first.borrow_mut().take());
+            model();
+        }
+    };
+    let started = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| crate::sync::loom_check(preemption_bound, body)));
+    let seconds = started.elapsed().as_secs_f64();
+    let failure = result.err().map(|payload| panic_text(payload.as_ref()));
+    let at = FIRST_PANIC.with(|first| first.borrow_mut().take()).filter(|_| failure.is_some());
+    Exploration { executions: executions.load(Ordering::Relaxed), failure, at, seconds }
 }
 
 /// The kind of a panic that ended a loom model: loom's data-race and deadlock reports by their
@@ -170,10 +263,17 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(a panic without a message)".to_string())
 }
 
+std::thread_local! {
+    /// Where the first panic of the current exploration was raised, for [`Exploration::at`]: loom
+    /// runs every model thread on the thread that called [`explore`], so the hook records it here.
+    static FIRST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
 /// The failing interleaving's panic is the finding, reported by the caller: wraps the process's
 /// panic hook once so that panics while a model runs here print nothing (loom's unwinding of the
-/// other model threads after it neither). loom runs every model thread on the calling thread, so
-/// the backend's loom flag says whether a panic is one of them.
+/// other model threads after it neither), and records the first one's place. loom runs every
+/// model thread on the calling thread, so the backend's loom flag says whether a panic is one of
+/// them.
 fn quiet_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -181,6 +281,13 @@ fn quiet_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             if !crate::sync::in_loom() {
                 hook(info);
+                return;
+            }
+            if let Some(location) = info.location() {
+                // try_with: a panic while this thread's locals are torn down has no place to go.
+                let _ = FIRST_PANIC.try_with(|first| {
+                    first.borrow_mut().get_or_insert_with(|| location.to_string());
+                });
             }
         }));
     });

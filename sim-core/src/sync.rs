@@ -825,13 +825,14 @@ mod dual {
 #[cfg(all(not(loom), feature = "threaded"))]
 use dual as imp;
 
-/// Runs `f` under `loom::model` once per interleaving within `preemption_bound` preemptions, with
-/// every object `f` makes loom's ([`dual::in_loom`] true meanwhile), for [`crate::loom_runner`].
-/// A failing interleaving's panic unwinds out of this call (the caller catches it).
+/// Runs `f` under `loom::model` once per interleaving within `preemption_bound` preemptions (None:
+/// unbounded), with every object `f` makes loom's ([`dual::in_loom`] true meanwhile), for
+/// [`crate::loom_runner`]. A failing interleaving's panic unwinds out of this call (the caller
+/// catches it).
 #[cfg(all(not(loom), feature = "threaded"))]
-pub(crate) fn loom_check(preemption_bound: usize, f: impl Fn() + Send + Sync + 'static) {
+pub(crate) fn loom_check(preemption_bound: Option<usize>, f: impl Fn() + Send + Sync + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound);
+    builder.preemption_bound = preemption_bound;
     let _scope = dual::LoomScope::enter();
     builder.check(f);
 }

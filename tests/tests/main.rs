@@ -1,6 +1,6 @@
-//! The one integration-test binary. Each topic is a module; each module gates its own parts:
-//! plain tests and shuttle models (on sim-core's runtime shuttle backend) run by default, loom
-//! models under `--cfg loom` (see `cargo xtask test`).
+//! The one integration-test binary. Each topic is a module: plain tests, and loom and shuttle
+//! models on sim-core's runtime backend (`sim_core::loom_runner`, `sim_core::threaded`), all
+//! from the ordinary test build; no test needs a `--cfg` build.
 
 mod balloon;
 mod core;

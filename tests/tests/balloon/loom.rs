@@ -1,7 +1,9 @@
 //! Loom models of the balloon's lock protocol: fill_balloon, the OOM notifier's leak_balloon
 //! and compaction's migratepage racing on balloon_lock, pages_lock and the page locks, with the
 //! real driver; most with a synchronous host (every ack already there), one with the host as a
-//! thread of its own, so tell_host really waits for the ack. Preemption bound 2.
+//! thread of its own, so tell_host really waits for the ack. Preemption bound 2 (1 for the
+//! freeze/restore model). From the ordinary test build:
+//! `cargo test --workspace --test main -- balloon::loom`.
 
 use std::collections::BTreeSet;
 
@@ -14,6 +16,8 @@ use sim_core::mm::PAGE_SIZE_4K;
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig};
+
+use crate::core::loom_support::passes;
 
 fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
     let mut config = BalloonConfig::preset("fixed").expect("preset");
@@ -30,21 +34,16 @@ fn world(sim: &Sim, balloon_pages: usize) -> Arc<World> {
     world
 }
 
-static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Interleavings in which the OOM notifier's and the thread's update_balloon_size() left
 /// `actual` behind `num_pages`.
 static STALE_ACTUAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn builder() -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder
-}
+/// The preemption bound every model here states, but the freeze/restore one.
+const PREEMPTION_BOUND: Option<usize> = Some(2);
 
 #[test]
 fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
-    builder().check(|| {
-        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = passes(PREEMPTION_BOUND, || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let world = world(&sim, 1);
         let vb = world.vb.clone().expect("probe");
@@ -77,7 +76,7 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
     });
-    assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+    assert!(run.executions > 10, "loom explored {} interleavings", run.executions);
     assert!(
         STALE_ACTUAL.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "some interleaving left a stale actual (the seed's unlocked read of num_pages)"
@@ -86,8 +85,7 @@ fn fill_and_oom_notify_on_balloon_lock_leave_host_and_guest_agreeing() {
 
 #[test]
 fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
-    builder().check(|| {
-        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = passes(PREEMPTION_BOUND, || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let world = world(&sim, 2);
         let vb = world.vb.clone().expect("probe");
@@ -117,7 +115,7 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
         // virtballoon_remove() unregisters the OOM notifier, which owns a reference to vb.
         vb.remove(&cx);
     });
-    assert!(EXECUTIONS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+    assert!(run.executions > 10, "loom explored {} interleavings", run.executions);
 }
 
 // "virtio_balloon: fix deadlock on OOM" (2017), fill_balloon() against the OOM notifier under
@@ -130,8 +128,7 @@ fn migratepage_racing_leak_either_migrates_or_backs_off_and_loses_no_page() {
 /// leak remove_common() does.
 #[test]
 fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
-    builder().check(|| {
-        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    passes(PREEMPTION_BOUND, || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let mut config = BalloonConfig::preset("fixed").expect("preset");
         config.memory_bytes = 8 * PAGE_SIZE_4K;
@@ -169,11 +166,7 @@ fn tell_host_waits_for_an_asynchronous_hosts_ack_in_every_interleaving() {
 /// back with host and guest agreeing.
 #[test]
 fn freeze_restore_and_remove_against_the_thread_a_config_interrupt_and_an_asynchronous_host() {
-    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let mut builder = builder();
-    builder.preemption_bound = Some(1);
-    builder.check(|| {
-        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let run = passes(Some(1), || {
         let sim = Sim::new(SimConfig::new(1).cpus(2));
         let mut config = BalloonConfig::preset("fixed").expect("preset");
         config.memory_bytes = 4 * PAGE_SIZE_4K;
@@ -221,5 +214,5 @@ fn freeze_restore_and_remove_against_the_thread_a_config_interrupt_and_an_asynch
         assert_eq!(world.host.held_count(), 0, "the host holds nothing after remove");
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     });
-    assert!(RUNS.load(std::sync::atomic::Ordering::Relaxed) > 10, "loom explored interleavings");
+    assert!(run.executions > 10, "loom explored {} interleavings", run.executions);
 }

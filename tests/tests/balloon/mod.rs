@@ -1,15 +1,10 @@
-//! balloon: property tests, the zoo, the ring check and threaded campaigns (plain), loom models (`--cfg loom`),
-//! shuttle runs with the real actors (plain build, runtime backend).
+//! balloon: property tests, the zoo, the ring check and threaded campaigns, loom models and
+//! shuttle runs with the real actors (loom and shuttle on sim-core's runtime backend); all from
+//! the ordinary test build.
 
-#[cfg(loom)]
 mod loom;
-#[cfg(not(any(loom, shuttle)))]
 mod property;
-#[cfg(not(any(loom, shuttle)))]
 mod ring;
-#[cfg(not(loom))]
 mod shuttle;
-#[cfg(not(any(loom, shuttle)))]
 mod threaded;
-#[cfg(not(any(loom, shuttle)))]
 mod zoo;

@@ -1,5 +1,3 @@
-#![cfg_attr(any(loom, shuttle), allow(dead_code))]
-
 //! A small per-CPU listener-list model with the shape of taskstats' exit path
 //! (send_cpu_listeners() in kernel/taskstats.c): readers deliver to every listener under the read
 //! side of the list's rwsem, mark those whose port is gone invalid, and after an up_read /

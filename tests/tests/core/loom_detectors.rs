@@ -1,10 +1,9 @@
 //! Loom models of the detectors added in sim-core 2: the lockset detector on a convention-guarded
-//! field, softirq lock-order inversion, and a bit spinlock held across a sleeping call. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksim-tests --release --target-dir target/loom -- core::loom_detectors`.
+//! field, softirq lock-order inversion, and a bit spinlock held across a sleeping call. From the
+//! ordinary test build: `cargo test --workspace --test main -- core::loom_detectors`.
 //! Each misuse is found in every interleaving loom explores (the detectors judge the order of
 //! acquisitions and accesses, not their timing), and each correct variant passes them all.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 // std's Arc, not loom's: where a model fails, loom unwinds the other threads, and dropping a
 // loom object then would abort the test process.
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use sim_core::sync::atomic::AtomicUsize;
 use sim_core::sync::thread;
 use sim_core::{Guarded, Mutex, Sim, SimConfig, SpinLock};
 
-use super::loom_models::{builder, panic_text};
+use super::loom_support::{fails, passes};
 
 /// A counter set up by the main task, then incremented by two threads, each under the lock
 /// class it names: the same one (correct) or two different ones (the classic misuse).
@@ -52,16 +51,13 @@ fn counter_model(sim: Sim, second_lock_differs: bool) {
 
 #[test]
 fn guarded_counter_under_one_lock_has_no_race_in_any_interleaving() {
-    builder(None).check(|| counter_model(Sim::new(SimConfig::new(0)), false));
+    passes(None, || counter_model(Sim::new(SimConfig::new(0)), false));
 }
 
 #[test]
 fn lockset_reports_a_field_written_under_two_different_locks() {
     // Lockdep panics with the report, which the lockset check makes before the access.
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        builder(Some(2)).check(|| counter_model(Sim::new(SimConfig::new(0)), true))
-    }));
-    let text = panic_text(result.expect_err("the lockset detector must report the race"));
+    let text = fails(Some(2), || counter_model(Sim::new(SimConfig::new(0)), true));
     assert!(text.contains("data race on obj->count"), "unexpected failure: {text}");
     assert!(text.contains("a_lock") && text.contains("b_lock"), "both accesses' locks: {text}");
 }
@@ -69,10 +65,7 @@ fn lockset_reports_a_field_written_under_two_different_locks() {
 #[test]
 fn without_the_detector_loom_itself_judges_the_guarded_cell() {
     // The value is a loom UnsafeCell, so loom's causality check finds the real race too.
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        builder(Some(2)).check(|| counter_model(Sim::new(SimConfig::new(0).without_lockdep()), true))
-    }));
-    let text = panic_text(result.expect_err("loom must find the unordered writes"));
+    let text = fails(Some(2), || counter_model(Sim::new(SimConfig::new(0).without_lockdep()), true));
     assert!(text.to_lowercase().contains("causality"), "unexpected failure: {text}");
 }
 
@@ -105,7 +98,7 @@ fn t12_model(fixed: bool) -> Vec<LockdepReport> {
 
 #[test]
 fn softirq_inversion_is_reported_whichever_order_the_threads_run_in() {
-    builder(Some(2)).check(|| {
+    passes(Some(2), || {
         let reports = t12_model(false);
         assert_eq!(reports.len(), 1, "{reports:#?}");
         assert!(
@@ -121,7 +114,7 @@ fn softirq_inversion_is_reported_whichever_order_the_threads_run_in() {
 
 #[test]
 fn delays_lock_taken_irqsave_is_quiet_in_every_interleaving() {
-    builder(Some(2)).check(|| {
+    passes(Some(2), || {
         let reports = t12_model(true);
         assert!(reports.is_empty(), "{reports:#?}");
     });
@@ -157,7 +150,7 @@ fn bucket_model(sleep_inside: bool) -> (Vec<LockdepReport>, Vec<u32>) {
 
 #[test]
 fn a_bit_lock_held_across_a_sleeping_call_is_reported_in_every_interleaving() {
-    builder(Some(2)).check(|| {
+    passes(Some(2), || {
         let (reports, keys) = bucket_model(true);
         assert_eq!(keys, [1, 2], "the bit lock still excludes");
         assert!(
@@ -170,7 +163,7 @@ fn a_bit_lock_held_across_a_sleeping_call_is_reported_in_every_interleaving() {
 
 #[test]
 fn hlist_bl_bucket_lock_excludes_and_is_quiet_when_used_right() {
-    builder(Some(2)).check(|| {
+    passes(Some(2), || {
         let (reports, keys) = bucket_model(false);
         assert_eq!(keys, [1, 2]);
         assert!(reports.is_empty(), "{reports:#?}");
@@ -179,7 +172,7 @@ fn hlist_bl_bucket_lock_excludes_and_is_quiet_when_used_right() {
 
 #[test]
 fn a_raw_bit_lock_word_keeps_its_other_bits() {
-    builder(None).check(|| {
+    passes(None, || {
         let sim = Sim::new(SimConfig::new(0));
         let word = Arc::new(AtomicUsize::new(0b1000));
         let other = {

@@ -1,9 +1,7 @@
 //! Loom models of sim-core's `list_head`, `struct page` state and reclaim checks, each with the
-//! classic misuse found and the kernel's code silent. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksim-tests --release --target-dir target/loom -- core::loom_mm`.
-//! Each states its preemption bound.
+//! classic misuse found and the kernel's code silent. From the ordinary test build:
+//! `cargo test --workspace --test main -- core::loom_mm`. Each states its preemption bound.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc as StdArc;
 
 use sim_core::lockdep::ReportMode;
@@ -13,9 +11,8 @@ use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::sync::{thread, Arc};
 use sim_core::{Mutex, Sim, SimConfig};
 
+use super::loom_support::{fails, passes};
 use super::pages::{Balloon, Misuse, XATTR_SEM};
-
-use super::loom_models::{builder, panic_text};
 
 fn collecting_sim() -> Sim {
     Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect))
@@ -43,18 +40,15 @@ fn deflate_against_isolation(misuse: Misuse) {
 #[test]
 fn pages_lock_keeps_a_deflate_walk_off_a_page_isolation_unlinks() {
     // Bound 2: the walk is preempted after its trylock_page, the isolation runs whole.
-    builder(Some(2)).check(|| deflate_against_isolation(Misuse::None));
+    passes(Some(2), || deflate_against_isolation(Misuse::None));
 }
 
 #[test]
 fn loom_finds_isolation_without_pages_lock_poisoning_the_walk() {
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        builder(Some(2)).check(|| deflate_against_isolation(Misuse::IsolateWithoutPagesLock));
-    }));
+    let text = fails(Some(2), || deflate_against_isolation(Misuse::IsolateWithoutPagesLock));
     // The first failing interleaving loom reaches is one of two faces of the same missing lock:
     // the walk follows the LIST_POISON1 the unlocked list_del left in the page it was about to
     // visit, or it had read that page's link just before and deflates a page isolation took.
-    let text = panic_text(result.expect_err("loom must find the unlocked list_del"));
     let poisoned = text.contains("list-poison") && text.contains("LIST_POISON1");
     assert!(poisoned || text.contains("each page is deflated or isolated"), "{text}");
 }
@@ -85,20 +79,19 @@ fn last_put_against_a_scanner(unless_zero: bool) {
 #[test]
 fn get_page_unless_zero_never_takes_a_page_being_freed() {
     // Unbounded: two short threads.
-    builder(None).check(|| last_put_against_a_scanner(true));
+    passes(None, || last_put_against_a_scanner(true));
 }
 
 #[test]
 fn loom_finds_get_page_on_a_page_whose_last_reference_went() {
-    let result = catch_unwind(AssertUnwindSafe(|| builder(None).check(|| last_put_against_a_scanner(false))));
-    let text = panic_text(result.expect_err("loom must find the get on a free page"));
+    let text = fails(None, || last_put_against_a_scanner(false));
     assert!(text.contains("page:get-free"), "{text}");
 }
 
 #[test]
 fn lock_page_excludes_and_wakes_its_waiter() {
     // Bound 3: enough for each thread to be preempted inside lock_page's wait loop.
-    builder(Some(3)).check(|| {
+    passes(Some(3), || {
         let sim = collecting_sim();
         let setup = sim.cx("setup", 0);
         let config = PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![1, 1], limit_pages: 2 };
@@ -154,7 +147,7 @@ fn allocation_against_reclaim(gfp: Gfp) -> Vec<String> {
 #[test]
 fn gfp_nofs_under_xattr_sem_is_silent_in_every_interleaving_with_reclaim() {
     // Unbounded: one lock and one pseudo-lock per thread.
-    builder(None).check(|| {
+    passes(None, || {
         let reports = allocation_against_reclaim(Gfp::GFP_NOFS);
         assert!(reports.is_empty(), "{reports:?}");
     });
@@ -164,7 +157,7 @@ fn gfp_nofs_under_xattr_sem_is_silent_in_every_interleaving_with_reclaim() {
 fn gfp_kernel_under_xattr_sem_is_reported_in_every_interleaving_with_reclaim() {
     // Unbounded. Whichever thread comes second closes the cycle xattr_sem -> fs_reclaim ->
     // xattr_sem, so every interleaving reports it, deadlocked or not.
-    builder(None).check(|| {
+    passes(None, || {
         let reports = allocation_against_reclaim(Gfp::GFP_KERNEL);
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert!(reports[0].contains("circular locking dependency"), "{}", reports[0]);

@@ -1,8 +1,6 @@
-//! Loom models of sim-core's primitives and of the listener-list model. Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksim-tests --release --target-dir target/loom -- core::`.
-//! Each states its preemption bound; the listener models finish unbounded too, and say so.
-
-use std::panic::{catch_unwind, AssertUnwindSafe};
+//! Loom models of sim-core's primitives and of the listener-list model, from the ordinary test
+//! build: `cargo test --workspace --test main -- core::loom_models`. Each states its preemption
+//! bound.
 
 use sim_core::lockdep::ReportMode;
 use sim_core::sync::atomic::Ordering;
@@ -10,22 +8,7 @@ use sim_core::sync::{thread, Arc};
 use sim_core::{RwSem, Sim, SimConfig};
 
 use super::listeners::{ListenerList, Port, Prune};
-
-/// A loom model builder with the preemption bound the test states (None: unbounded).
-pub(super) fn builder(preemption_bound: Option<usize>) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    builder
-}
-
-/// The text of a panic loom reported, for asserting which finding it was.
-pub(super) fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
+use super::loom_support::{fails, passes};
 
 /// Two exits on one CPU race to prune the same invalid listener; a second listener stays valid.
 fn two_exits_prune(prune: Prune) {
@@ -52,16 +35,15 @@ fn two_exits_prune(prune: Prune) {
 
 #[test]
 fn rwsem_listener_prune_never_drops_a_valid_listener() {
-    // Unbounded: the model is small enough for loom to finish every interleaving.
-    builder(None).check(|| two_exits_prune(Prune::Revalidate));
+    // Bound 3 (unbounded it takes 201,015 interleavings, 46 s in a release build): enough for
+    // each exit to be preempted in the up_read/down_write gap and inside its prune.
+    passes(Some(3), || two_exits_prune(Prune::Revalidate));
 }
 
 #[test]
 fn loom_catches_pruning_by_stale_indices() {
     // Preemption bound 2 is enough: exit-a is preempted between up_read and down_write.
-    let result =
-        catch_unwind(AssertUnwindSafe(|| builder(Some(2)).check(|| two_exits_prune(Prune::SnapshotIndices))));
-    let text = panic_text(result.expect_err("loom must find the interleaving that drops listener 1"));
+    let text = fails(Some(2), || two_exits_prune(Prune::SnapshotIndices));
     assert!(text.contains("must survive"), "unexpected failure: {text}");
 }
 
@@ -70,35 +52,32 @@ fn rwsem_reader_taking_it_twice_deadlocks_behind_a_queued_writer() {
     // The kernel's writer preference: reader holds, writer queues, reader's second down_read
     // waits behind the writer, the writer waits for the reader. Lockdep collects (it would report
     // the recursion) so that loom gets to see the deadlock itself.
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        builder(Some(3)).check(|| {
-            // std's Arc, not loom's: after loom reports the deadlock it unwinds the blocked
-            // threads, and dropping a loom object then would abort the test process.
-            let sim = Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect));
-            let sem = std::sync::Arc::new(RwSem::new("sem", 0u32));
-            let reader = {
-                let (sem, cx) = (sem.clone(), sim.cx("reader", 0));
-                thread::spawn(move || {
-                    let first = sem.down_read(&cx);
-                    let second = sem.down_read(&cx);
-                    *first + *second
-                })
-            };
-            let writer = {
-                let (sem, cx) = (sem.clone(), sim.cx("writer", 1));
-                thread::spawn(move || *sem.down_write(&cx) += 1)
-            };
-            reader.join().expect("reader");
-            writer.join().expect("writer");
-        })
-    }));
-    let text = panic_text(result.expect_err("loom must find the writer-preference deadlock"));
+    let text = fails(Some(3), || {
+        // std's Arc, not loom's: after loom reports the deadlock it unwinds the blocked
+        // threads, and dropping a loom object then would abort the test process.
+        let sim = Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect));
+        let sem = std::sync::Arc::new(RwSem::new("sem", 0u32));
+        let reader = {
+            let (sem, cx) = (sem.clone(), sim.cx("reader", 0));
+            thread::spawn(move || {
+                let first = sem.down_read(&cx);
+                let second = sem.down_read(&cx);
+                *first + *second
+            })
+        };
+        let writer = {
+            let (sem, cx) = (sem.clone(), sim.cx("writer", 1));
+            thread::spawn(move || *sem.down_write(&cx) += 1)
+        };
+        reader.join().expect("reader");
+        writer.join().expect("writer");
+    });
     assert!(text.to_lowercase().contains("deadlock"), "expected a deadlock, got: {text}");
 }
 
 #[test]
 fn rwsem_compatible_readers_and_a_writer_always_finish() {
-    builder(Some(3)).check(|| {
+    passes(Some(3), || {
         let sim = Sim::new(SimConfig::new(0));
         let sem = Arc::new(RwSem::new("sem", 0u32));
         let readers: Vec<_> = ["reader-a", "reader-b"]

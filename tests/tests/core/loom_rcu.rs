@@ -1,7 +1,7 @@
 //! Loom models of RCU and kref misuse: each runs a small reader/updater (or lookup/remover) pair
 //! over every interleaving within its preemption bound and collects the kinds of violation any
-//! interleaving reported, so a test can say both "found" and "never reported". Run with
-//! `RUSTFLAGS="--cfg loom" cargo test -p ksim-tests --release --target-dir target/loom -- core::loom_rcu`.
+//! interleaving reported, so a test can say both "found" and "never reported". From the ordinary
+//! test build: `cargo test --workspace --test main -- core::loom_rcu`.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc as StdArc, Mutex as StdMutex};
@@ -9,17 +9,19 @@ use std::sync::{Arc as StdArc, Mutex as StdMutex};
 use sim_core::lockdep::ReportMode;
 use sim_core::{Sim, SimConfig};
 
+use super::loom_support::passes;
 use super::rcu_models::{lookup_races_last_put, replace_and_free, Free};
 
 /// The violation kinds found over all interleavings of one model.
 type Found = StdArc<StdMutex<BTreeSet<String>>>;
 
+/// Every interleaving of `model` within `preemption_bound` runs to its end (violations are
+/// collected, not raised); the kinds any of them reported.
+#[track_caller]
 fn explore(preemption_bound: usize, model: impl Fn(&Sim) + Sync + Send + 'static) -> BTreeSet<String> {
     let found: Found = StdArc::default();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound);
     let into = found.clone();
-    builder.check(move || {
+    passes(Some(preemption_bound), move || {
         let sim = Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect));
         model(&sim);
         let kinds = sim.violations().into_iter().map(|violation| violation.kind.to_string());

@@ -1,5 +1,3 @@
-#![cfg_attr(any(loom, shuttle), allow(dead_code))]
-
 //! A tiny balloon on sim-core alone, with the sequence mm/balloon_compaction.c of Linux 4.4 runs
 //! (balloon_page_enqueue/dequeue, balloon_page_isolate/putback, balloon_page_insert/delete):
 //! `trylock_page`, `get_page_unless_zero`, a walk of `b_dev_info->pages` under `pages_lock`, and

@@ -1,7 +1,8 @@
 //! Loom models of fs/mbcache.c on `mb_cache_spinlock`: every interleaving of two or three tasks
-//! doing release, get and the shrinker, under a preemption bound of 2.
+//! doing release, get and the shrinker, under a preemption bound of 2, from the ordinary test
+//! build: `cargo test --workspace --test main -- mbcache::loom`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, CacheRef, Registry, Waits};
@@ -11,14 +12,10 @@ use sim_core::mm::Gfp;
 use sim_core::sync::{thread, Arc};
 use sim_core::{Sim, SimConfig};
 
-/// The preemption bound every model here states.
-const PREEMPTION_BOUND: usize = 2;
+use crate::core::loom_support::passes;
 
-fn builder() -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(PREEMPTION_BOUND);
-    builder
-}
+/// The preemption bound every model here states.
+const PREEMPTION_BOUND: Option<usize> = Some(2);
 
 fn world(fixes: Fixes) -> (Sim, Arc<Registry>, CacheRef) {
     let sim = Sim::new(SimConfig::new(1).cpus(4).lockdep(ReportMode::Collect));
@@ -40,7 +37,7 @@ fn hashed_entry(sim: &Sim, registry: &Registry, cache: CacheRef, block: u64) {
 #[test]
 fn release_get_and_shrinker_never_lose_or_double_free_an_entry() {
     for fixes in [Fixes::none(), Fixes::all()] {
-        builder().check(move || {
+        passes(PREEMPTION_BOUND, move || {
             let (sim, registry, cache) = world(fixes);
             hashed_entry(&sim, &registry, cache, 1);
             let setup = sim.cx("setup", 0);
@@ -73,7 +70,7 @@ fn release_get_and_shrinker_never_lose_or_double_free_an_entry() {
 
 #[test]
 fn exclusive_get_waits_for_a_find_handle_and_is_woken_by_its_release() {
-    builder().check(|| {
+    passes(PREEMPTION_BOUND, || {
         let (sim, registry, cache) = world(Fixes::all());
         hashed_entry(&sim, &registry, cache, 1);
         let reader_cx = sim.cx("find", 1);
@@ -106,10 +103,8 @@ fn exclusive_get_waits_for_a_find_handle_and_is_woken_by_its_release() {
 #[test]
 fn shrinker_racing_destroy_uses_the_freed_cache() {
     let found = std::sync::Arc::new(AtomicBool::new(false));
-    let runs = std::sync::Arc::new(AtomicUsize::new(0));
-    let (found_in, runs_in) = (found.clone(), runs.clone());
-    builder().check(move || {
-        runs_in.fetch_add(1, Ordering::Relaxed);
+    let found_in = found.clone();
+    let run = passes(PREEMPTION_BOUND, move || {
         let (sim, registry, cache) = world(Fixes::all());
         hashed_entry(&sim, &registry, cache, 1);
         let shrinker = {
@@ -129,7 +124,7 @@ fn shrinker_racing_destroy_uses_the_freed_cache() {
     assert!(
         found.load(Ordering::Relaxed),
         "loom explored {} interleavings and never saw the shrinker use the destroyed cache",
-        runs.load(Ordering::Relaxed)
+        run.executions
     );
 }
 
@@ -140,7 +135,7 @@ fn shrinker_racing_destroy_uses_the_freed_cache() {
 fn get_that_slept_on_a_freed_entry_returns_none_and_frees_it() {
     let marks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let marks_in = marks.clone();
-    builder().check(move || {
+    passes(PREEMPTION_BOUND, move || {
         let (sim, registry, cache) = world(Fixes::all());
         hashed_entry(&sim, &registry, cache, 1);
         let a = sim.cx("unlink(A)", 1);
@@ -175,7 +170,7 @@ fn get_that_slept_on_a_freed_entry_returns_none_and_frees_it() {
 fn find_that_slept_on_a_freed_entry_returns_eagain() {
     let marks = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let marks_in = marks.clone();
-    builder().check(move || {
+    passes(PREEMPTION_BOUND, move || {
         let (sim, registry, cache) = world(Fixes::all());
         hashed_entry(&sim, &registry, cache, 1);
         let b = sim.cx("unlink(B)", 1);

@@ -1,23 +1,14 @@
 //! taskstats: property tests per preset, the zoo, the wire decoder and malformed requests
-//! (plain tests); loom models (`--cfg loom`); shuttle runs (plain build, runtime backend).
+//! (plain tests); loom models and shuttle runs (sim-core's runtime backend); all from the
+//! ordinary test build.
 
-#[cfg(not(any(loom, shuttle)))]
 mod bad_input;
-#[cfg(loom)]
 mod loom;
-#[cfg(not(any(loom, shuttle)))]
 mod property;
-#[cfg(not(any(loom, shuttle)))]
 mod regression;
-#[cfg(not(any(loom, shuttle)))]
 mod shrink;
-#[cfg(not(loom))]
 mod shuttle;
-#[cfg(not(any(loom, shuttle)))]
 mod threaded;
-#[cfg(not(any(loom, shuttle)))]
 mod uapi;
-#[cfg(not(any(loom, shuttle)))]
 mod wire;
-#[cfg(not(any(loom, shuttle)))]
 mod zoo;
