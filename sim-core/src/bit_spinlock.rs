@@ -110,7 +110,7 @@ impl Drop for BitSpinGuard<'_> {
     }
 }
 
-#[cfg(all(test, not(any(loom, shuttle))))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::lockdep::{LockdepReport, ReportMode};

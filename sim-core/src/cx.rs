@@ -73,7 +73,7 @@ pub(crate) struct LockInstance {
 /// (every task blocked) can be reported with each task's locks from any thread. Checker state:
 /// a std lock, never a `sync` object and never traced, so it adds no schedule points.
 #[derive(Debug)]
-#[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+#[cfg_attr(not(feature = "threaded"), allow(dead_code))]
 pub(crate) struct LockWaits {
     pub(crate) task: Arc<str>,
     state: StdMutex<WaitState>,
@@ -90,7 +90,7 @@ pub(crate) struct WaitState {
 
 impl LockWaits {
     /// A copy of the record.
-    #[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     pub(crate) fn snapshot(&self) -> WaitState {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
@@ -103,11 +103,11 @@ impl LockWaits {
 /// Whether contexts made now keep a [`LockWaits`] record: inside a shuttle execution, where a
 /// deadlock is detected and reported.
 fn keeps_waits() -> bool {
-    #[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+    #[cfg(feature = "threaded")]
     {
         crate::sync::schedule::in_execution()
     }
-    #[cfg(not(all(not(loom), any(shuttle, feature = "threaded"))))]
+    #[cfg(not(feature = "threaded"))]
     {
         false
     }
@@ -158,7 +158,7 @@ impl Cx {
     }
 
     /// This task's held-and-awaited record, when it keeps one (made inside a shuttle execution).
-    #[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     pub(crate) fn lock_waits(&self) -> Option<Arc<LockWaits>> {
         self.waits.clone()
     }

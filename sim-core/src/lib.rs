@@ -1,9 +1,10 @@
 //! sim-core: the kernel-flavoured runtime every ksim model is written against.
 //!
 //! A model is written once against these primitives and checked four ways: the op-level
-//! deterministic simulation ([`check`]), random schedules (shuttle, `--cfg shuttle`), exhaustive
-//! interleavings (loom, `--cfg loom`), and lockdep, which runs inside all three. The backend switch
-//! lives in one place, [`sync`]; everything else here is backend-agnostic.
+//! deterministic simulation ([`check`]), random schedules (shuttle), exhaustive interleavings
+//! (loom), and lockdep, which runs inside all three. The backend switch lives in one place,
+//! [`sync`] (shuttle and loom chosen at run time under the `threaded` feature); everything else
+//! here is backend-agnostic.
 //!
 //! sim-core knows no subsystem: the taskstats, mbcache and balloon crates depend on it, never
 //! the reverse.
@@ -22,7 +23,7 @@ pub mod list;
 pub mod list_bl;
 pub mod lockdep;
 pub mod locks;
-#[cfg(all(not(loom), feature = "threaded"))]
+#[cfg(feature = "threaded")]
 pub mod loom_runner;
 pub mod mm;
 pub mod percpu;
@@ -30,7 +31,7 @@ pub mod rcu;
 pub mod rwlock;
 pub mod sim;
 pub mod sync;
-#[cfg(all(not(loom), any(shuttle, feature = "threaded")))]
+#[cfg(feature = "threaded")]
 pub mod threaded;
 pub mod trace;
 pub mod violation;

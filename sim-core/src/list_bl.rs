@@ -121,7 +121,7 @@ impl<T> HlistBlHead<T> {
     }
 }
 
-#[cfg(all(test, not(any(loom, shuttle))))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::lockdep::ReportMode;

@@ -6,7 +6,9 @@
 //! whole answer: found (and how long loom took to reach the failing interleaving) or not. The same
 //! model with the row's fix on must pass, which is a proof for that model and that bound. loom is
 //! deterministic: the same model reaches the same first failing interleaving on every run, so a
-//! finding is replayed by running it again (`LOOM_LOG=trace LOOM_LOCATION=1` prints each step).
+//! finding is replayed by running it again; the report names the failing panic's place. (loom's
+//! `LOOM_LOG` step log needs a `tracing` subscriber, which only `loom::model` installs, not the
+//! `Builder::check` this runner calls, so it prints nothing here.)
 //!
 //! [`explore`] is the same machinery for any closure: the loom tests of sim-core's primitives and
 //! of each subsystem's protocols (`tests/tests/*/loom.rs`, `tests/tests/core/loom_*.rs`) run
@@ -291,4 +293,55 @@ fn quiet_panic_hook() {
             }
         }));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(finding: Option<(&'static str, &str)>, executions: usize) -> LoomRun {
+        let finding = finding.map(|(kind, message)| LoomFinding {
+            kind: ViolationKind::lockdep(kind),
+            message: message.to_string(),
+        });
+        LoomRun { finding, executions, seconds: 0.5 }
+    }
+
+    #[test]
+    fn an_outcome_prints_what_the_buggy_model_was_found_as_and_what_the_fixed_one_passed() {
+        let outcome = LoomOutcome {
+            scenario: "touch-vs-clear",
+            preemption_bound: 2,
+            expected: vec![ViolationKind::lockdep("lost-flag")],
+            buggy: run(Some(("lost-flag", "the flag was lost")), 3),
+            fixed: run(None, 40),
+        };
+        assert_eq!(
+            outcome.to_string(),
+            "loom touch-vs-clear (preemption bound 2): found as lockdep:lost-flag at interleaving 3 in \
+             0.5000s; fixed: 40 interleavings in 0.5000s"
+        );
+        let missed =
+            LoomOutcome { buggy: run(None, 7), fixed: run(Some(("oops", "it broke")), 2), ..outcome };
+        assert_eq!(
+            missed.to_string(),
+            "loom touch-vs-clear (preemption bound 2): not found in 7 interleavings (0.5000s); fixed: \
+             failed as lockdep:oops at interleaving 2: it broke"
+        );
+    }
+
+    #[test]
+    fn an_exploration_prints_its_failure_with_its_place() {
+        let passed = Exploration { executions: 12, failure: None, at: None, seconds: 0.25 };
+        assert!(passed.passed());
+        assert_eq!(passed.to_string(), "passed 12 interleavings in 0.2500s");
+        let failed = Exploration {
+            executions: 4,
+            failure: Some("deadlock".to_string()),
+            at: Some("a.rs:1:2".to_string()),
+            seconds: 0.25,
+        };
+        assert!(!failed.passed());
+        assert_eq!(failed.to_string(), "failed at interleaving 4 (0.2500s) at a.rs:1:2: deadlock");
+    }
 }

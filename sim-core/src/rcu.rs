@@ -101,15 +101,11 @@ fn prove_rcu(cx: &Cx) -> bool {
 /// loom or shuttle, whose tasks take turns on shared OS threads (a threaded campaign's execution
 /// and the loom runner's models under the runtime backend included), so a second task there is not "this same thread".
 fn os_thread() -> Option<std::thread::ThreadId> {
-    #[cfg(all(not(loom), feature = "threaded"))]
+    #[cfg(feature = "threaded")]
     if crate::sync::schedule::in_execution() || crate::sync::in_loom() {
         return None;
     }
-    if cfg!(loom) {
-        None
-    } else {
-        Some(std::thread::current().id())
-    }
+    Some(std::thread::current().id())
 }
 
 /// Mirrors `rcu_read_lock()`: nesting is counted in the context; the outermost call opens a

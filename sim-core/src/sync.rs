@@ -1,23 +1,24 @@
 //! The one facade that swaps the synchronisation backend; no other file names the backends.
 //!
 //! - default: `parking_lot` locks and `std` atomics, threads and `Arc`;
-//! - `--cfg loom`: loom's, so the loom checker explores every interleaving of the model;
 //! - cargo feature `threaded` (the ksim CLI and the tests crate turn it on; no RUSTFLAGS): a
 //!   runtime backend. Each primitive is an enum of the default variant, shuttle's and loom's,
 //!   chosen when the object is made: loom's when the making thread runs a model under
-//!   [`crate::loom_runner`] (the zoo's loom column), shuttle's when it is inside a shuttle
-//!   execution (a threaded campaign, [`crate::threaded`]), the default otherwise. A model built
-//!   inside a checker therefore runs entirely on that checker's objects, and one built outside
-//!   never touches either; the price outside is one predictable match per operation
-//!   (ARCHITECTURE.md). There is no `--cfg shuttle` build any more: the shuttle tests run on this
-//!   backend from the ordinary test build.
+//!   [`crate::loom_runner`] (the zoo's loom column and every loom test), shuttle's when it is
+//!   inside a shuttle execution (a threaded campaign, [`crate::threaded`], and the shuttle tests),
+//!   the default otherwise. A model built inside a checker therefore runs entirely on that
+//!   checker's objects, and one built outside never touches either; the price outside is one
+//!   predictable match per operation (ARCHITECTURE.md). `Arc` is std's on every side, so loom
+//!   does not branch on reference counts (nor report a leaked `Arc`). There is no `--cfg loom`
+//!   or `--cfg shuttle` build any more: the loom and shuttle tests run on this backend from the
+//!   ordinary test build.
 //!
 //! Every backend is presented with one API: `lock()` returns the guard directly (no poisoning:
 //! a panic in a model is already a reported bug, and the kernel has nothing like a poisoned lock),
 //! `Condvar::wait` takes and returns the guard as loom's and std's do. The kernel-named primitives
 //! in [`crate::locks`] are built on these and are what models use.
 
-#[cfg(all(not(loom), not(feature = "threaded")))]
+#[cfg(not(feature = "threaded"))]
 mod imp {
     pub use std::sync::atomic;
     pub use std::sync::Arc;
@@ -88,86 +89,7 @@ mod imp {
     }
 }
 
-/// The `--cfg loom` backend: std's API with poisoning, unwrapped. (A macro since it wrote the
-/// `--cfg shuttle` backend too, which is gone.)
-#[cfg(loom)]
-macro_rules! checker_backend {
-    ($krate:ident) => {
-        pub use $krate::sync::atomic;
-        pub use $krate::sync::Arc;
-        pub use $krate::thread;
-
-        #[doc = concat!("A mutual-exclusion lock (", stringify!($krate), ").")]
-        #[derive(Debug)]
-        pub struct Mutex<T>($krate::sync::Mutex<T>);
-        /// The guard of a [`Mutex`].
-        pub type MutexGuard<'a, T> = $krate::sync::MutexGuard<'a, T>;
-
-        impl<T> Mutex<T> {
-            pub fn new(value: T) -> Self {
-                Mutex($krate::sync::Mutex::new(value))
-            }
-            pub fn lock(&self) -> MutexGuard<'_, T> {
-                self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-            pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-                self.0.try_lock().ok()
-            }
-            pub fn into_inner(self) -> T {
-                self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-        }
-
-        #[doc = concat!("A reader-writer lock (", stringify!($krate), ").")]
-        #[derive(Debug)]
-        pub struct RwLock<T>($krate::sync::RwLock<T>);
-        /// Shared guard of a [`RwLock`].
-        pub type RwLockReadGuard<'a, T> = $krate::sync::RwLockReadGuard<'a, T>;
-        /// Exclusive guard of a [`RwLock`].
-        pub type RwLockWriteGuard<'a, T> = $krate::sync::RwLockWriteGuard<'a, T>;
-
-        impl<T> RwLock<T> {
-            pub fn new(value: T) -> Self {
-                RwLock($krate::sync::RwLock::new(value))
-            }
-            pub fn read(&self) -> RwLockReadGuard<'_, T> {
-                self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-            pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-                self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-            pub fn into_inner(self) -> T {
-                self.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-        }
-
-        #[doc = concat!("A condition variable (", stringify!($krate), ").")]
-        #[derive(Debug, Default)]
-        pub struct Condvar($krate::sync::Condvar);
-
-        impl Condvar {
-            pub fn new() -> Self {
-                Condvar($krate::sync::Condvar::new())
-            }
-            pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-                self.0.wait(guard).unwrap_or_else(|poisoned| poisoned.into_inner())
-            }
-            pub fn notify_all(&self) {
-                self.0.notify_all();
-            }
-            pub fn notify_one(&self) {
-                self.0.notify_one();
-            }
-        }
-    };
-}
-
-#[cfg(loom)]
-mod imp {
-    checker_backend!(loom);
-}
-
-#[cfg(all(not(loom), feature = "threaded"))]
+#[cfg(feature = "threaded")]
 mod dual {
     //! The runtime backend: every primitive is the default (parking_lot/std) one, shuttle's or
     //! loom's, fixed when it is made by [`in_loom`] and [`in_shuttle`]. Methods match on the
@@ -822,14 +744,14 @@ mod dual {
     unsafe impl<T: Send + Sync> Sync for RaceCell<T> {}
 }
 
-#[cfg(all(not(loom), feature = "threaded"))]
+#[cfg(feature = "threaded")]
 use dual as imp;
 
 /// Runs `f` under `loom::model` once per interleaving within `preemption_bound` preemptions (None:
 /// unbounded), with every object `f` makes loom's ([`dual::in_loom`] true meanwhile), for
 /// [`crate::loom_runner`]. A failing interleaving's panic unwinds out of this call (the caller
 /// catches it).
-#[cfg(all(not(loom), feature = "threaded"))]
+#[cfg(feature = "threaded")]
 pub(crate) fn loom_check(preemption_bound: Option<usize>, f: impl Fn() + Send + Sync + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = preemption_bound;
@@ -842,109 +764,57 @@ pub use imp::*;
 /// A cell for convention-guarded data ([`crate::guarded::Guarded`]): the model may touch it at
 /// any time, as C can, and each backend judges the accesses its own way.
 ///
-/// - loom: loom's `UnsafeCell`, which records every access and fails the model on two that no
-///   happens-before relation orders (at least one a write): loom itself judges real races, as it
-///   does for the atomics, and the cell adds no interleavings (a cell access is not a schedule
-///   point).
 /// - default: a parking_lot `RwLock`, so an unlocked access from two real threads is still safe
 ///   Rust (it waits) and the lockset detector reports it.
-/// - feature `threaded`: one of those or a shuttle `RwLock` (every access a schedule point where
+/// - feature `threaded`: one of those, a shuttle `RwLock` (every access a schedule point where
 ///   shuttle may switch threads; shuttle has no race detector of its own, so the lockset detector
-///   is the judge), chosen when the cell is made, as every primitive here is.
+///   is the judge), or loom's `UnsafeCell` inside a loom model (loom records every access and
+///   fails the model on two that no happens-before relation orders, at least one a write; a cell
+///   access is not a schedule point), chosen when the cell is made, as every primitive here is.
 ///
 /// The closures must not touch the same cell again (a nested write would wait on itself).
-#[cfg(any(loom, not(feature = "threaded")))]
+#[cfg(not(feature = "threaded"))]
 pub struct RaceCell<T> {
-    #[cfg(loom)]
-    inner: loom::cell::UnsafeCell<T>,
-    #[cfg(not(loom))]
     inner: parking_lot::RwLock<T>,
 }
 
-#[cfg(any(loom, not(feature = "threaded")))]
+#[cfg(not(feature = "threaded"))]
 impl<T> std::fmt::Debug for RaceCell<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RaceCell")
     }
 }
 
-#[cfg(any(loom, not(feature = "threaded")))]
+#[cfg(not(feature = "threaded"))]
 impl<T> RaceCell<T> {
     /// A cell holding `value`.
     pub fn new(value: T) -> Self {
-        #[cfg(loom)]
-        let inner = loom::cell::UnsafeCell::new(value);
-        #[cfg(not(loom))]
-        let inner = parking_lot::RwLock::new(value);
-        RaceCell { inner }
+        RaceCell { inner: parking_lot::RwLock::new(value) }
     }
 
     /// Reads the value.
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        #[cfg(loom)]
-        {
-            // SAFETY: loom records this read and panics before calling the closure if a write by
-            // another thread is not ordered before it; loom runs one thread at a time, so no
-            // write happens while `f` runs, and `f` does not re-enter this cell (documented).
-            #[allow(unsafe_code)]
-            self.inner.with(|pointer| f(unsafe { &*pointer }))
-        }
-        #[cfg(not(loom))]
-        {
-            f(&self.inner.read())
-        }
+        f(&self.inner.read())
     }
 
     /// Writes the value.
     pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        #[cfg(loom)]
-        {
-            // SAFETY: loom records this write and panics before calling the closure if any
-            // access by another thread is not ordered before it; loom runs one thread at a time,
-            // so nothing else touches the value while `f` runs, and `f` does not re-enter.
-            #[allow(unsafe_code)]
-            self.inner.with_mut(|pointer| f(unsafe { &mut *pointer }))
-        }
-        #[cfg(not(loom))]
-        {
-            f(&mut self.inner.write())
-        }
+        f(&mut self.inner.write())
     }
 
     /// The value, when the cell is no longer shared.
     pub fn into_inner(self) -> T {
-        #[cfg(loom)]
-        {
-            self.inner.into_inner()
-        }
-        #[cfg(not(loom))]
-        {
-            self.inner.into_inner()
-        }
+        self.inner.into_inner()
     }
 }
 
-// SAFETY: under loom every access goes through `with`/`with_mut`, which loom checks for
-// unordered concurrent accesses (it panics on one); loom runs one thread at a time. The other
-// backends are locks and Sync already. Without this a struct holding a `Guarded` field cannot
-// be shared between loom threads.
-#[cfg(loom)]
-#[allow(unsafe_code)]
-unsafe impl<T: Send> Sync for RaceCell<T> {}
-
 /// Which backend this build uses, for reports and artifacts.
-pub const BACKEND: &str = if cfg!(loom) {
-    "loom"
-} else if cfg!(feature = "threaded") {
-    "parking_lot+shuttle+loom"
-} else {
-    "parking_lot"
-};
+pub const BACKEND: &str = if cfg!(feature = "threaded") { "parking_lot+shuttle+loom" } else { "parking_lot" };
 
 /// Shuttle's execution machinery, for [`crate::threaded`]'s runner and anyone driving model threads
 /// under a scheduler of their own (`ksim play`): the scheduler trait and shuttle's random and PCT
 /// schedulers, and [`schedule::run`], which runs a closure once per execution the scheduler grants.
-#[cfg(all(not(loom), feature = "threaded"))]
+#[cfg(feature = "threaded")]
 pub mod schedule {
     pub use shuttle::scheduler::{PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 

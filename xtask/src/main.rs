@@ -3,12 +3,12 @@
 //!
 //! Parts: format check, clippy (warnings denied), no unused dependency (cargo-machete), unit +
 //! property + zoo + doc tests (the guide's commands among them), the guide (links and anchors
-//! resolve, mdbook builds it), the loom suite (`--cfg loom`, the `loom` profile: release without debug info, its own target
-//! directory),
-//! the shuttle suite (tests named `shuttle`, from the test part's own build: sim-core's `threaded`
-//! feature chooses shuttle's primitives at run time inside an execution, so no `--cfg shuttle`
-//! rebuild is needed). `cargo xtask test --quick` skips loom and shuttle. mdbook is installed with `cargo install --locked` when missing
-//! (a fresh CI machine has only the Rust toolchain); cargo-machete is used when installed.
+//! resolve, mdbook builds it), the loom suite (tests named `loom`) and the shuttle suite (tests
+//! named `shuttle`), both from the test part's own build: sim-core's `threaded` feature chooses
+//! loom's or shuttle's primitives at run time inside a loom model or a shuttle execution, so no
+//! `--cfg loom` or `--cfg shuttle` rebuild is needed. `cargo xtask test --quick` skips loom and
+//! shuttle. mdbook is installed with `cargo install --locked` when missing (a fresh CI machine has
+//! only the Rust toolchain); cargo-machete is used when installed.
 
 mod guide;
 
@@ -18,8 +18,8 @@ use std::time::Instant;
 
 /// What a part runs.
 enum Action {
-    /// `cargo ARGS` with these RUSTFLAGS (None: RUSTFLAGS unset).
-    Cargo { args: &'static [&'static str], rustflags: Option<&'static str> },
+    /// `cargo ARGS` with RUSTFLAGS unset, so every part shares the one build.
+    Cargo { args: &'static [&'static str] },
     /// cargo-machete, skipped when it is not installed.
     Machete,
     /// The guide's links, then `mdbook build`.
@@ -37,33 +37,23 @@ struct Part {
 const MACHETE_VERSION: &str = "0.9.2";
 
 const fn cargo(name: &'static str, args: &'static [&'static str]) -> Part {
-    Part { name, action: Action::Cargo { args, rustflags: None }, slow: false }
+    Part { name, action: Action::Cargo { args }, slow: false }
 }
 
 const PARTS: &[Part] = &[
     cargo("fmt", &["fmt", "--all", "--", "--check"]),
     cargo("clippy", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
     Part { name: "machete", action: Action::Machete, slow: false },
-    // The shuttle suite is built with the rest (the `threaded` feature's runtime backend runs
-    // it, no `--cfg shuttle` rebuild) and run as its own part, so its time shows apart.
-    cargo("test", &["test", "--workspace", "--locked", "--", "--skip", "shuttle"]),
+    // The loom and shuttle suites are built with the rest (the `threaded` feature's runtime
+    // backend runs them, no `--cfg` rebuild) and run as their own parts, so their times show
+    // apart.
+    cargo("test", &["test", "--workspace", "--locked", "--", "--skip", "shuttle", "--skip", "loom"]),
     Part { name: "guide", action: Action::Guide, slow: false },
     Part {
         name: "loom",
         action: Action::Cargo {
-            args: &[
-                "test",
-                "--locked",
-                "--profile",
-                "loom",
-                "-p",
-                "ksim-tests",
-                "--target-dir",
-                "target/loom",
-                "--",
-                "--test-threads=2",
-            ],
-            rustflags: Some("--cfg loom"),
+            // Every test target (the runner's own unit tests too), as the test part skips them all.
+            args: &["test", "--locked", "--workspace", "--tests", "--", "loom", "--test-threads=2"],
         },
         slow: true,
     },
@@ -71,7 +61,6 @@ const PARTS: &[Part] = &[
         name: "shuttle",
         action: Action::Cargo {
             args: &["test", "--locked", "--workspace", "--test", "main", "--", "shuttle", "--test-threads=2"],
-            rustflags: None,
         },
         slow: true,
     },
@@ -107,14 +96,8 @@ fn run(command: &mut Command) -> Result<(), String> {
 /// Runs one part from the workspace root.
 fn run_part(part: &Part, cargo: &str, root: &Path) -> Result<(), String> {
     match &part.action {
-        Action::Cargo { args, rustflags } => {
-            let mut command = Command::new(cargo);
-            command.args(*args).current_dir(root);
-            match rustflags {
-                Some(flags) => command.env("RUSTFLAGS", flags),
-                None => command.env_remove("RUSTFLAGS"),
-            };
-            run(&mut command)
+        Action::Cargo { args } => {
+            run(Command::new(cargo).args(*args).current_dir(root).env_remove("RUSTFLAGS"))
         }
         Action::Machete => machete(root),
         Action::Guide => guide::check(root, cargo),

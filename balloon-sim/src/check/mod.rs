@@ -3,12 +3,12 @@
 //! ([`reference::BalloonModel`]); [`catalog`] lists its fixes, zoo and scenarios.
 
 mod catalog;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod loom;
 mod op;
 mod reference;
 mod scenario;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod threaded;
 
 use std::collections::BTreeSet;

@@ -14,7 +14,7 @@ mod catalog;
 pub(crate) mod op;
 mod reference;
 mod scenario;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;

@@ -18,7 +18,7 @@ mod invariants;
 mod op;
 mod reference;
 mod scenario;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;

@@ -11,7 +11,7 @@ mod catalog;
 mod op;
 mod reference;
 pub(crate) mod scenario;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod threaded;
 
 use proptest::strategy::BoxedStrategy;

@@ -443,7 +443,7 @@ impl Taskstats {
             return;
         }
         // Threaded campaigns: a yield, where a scheduler may keep the task off for a while.
-        #[cfg(all(feature = "threaded", not(loom)))]
+        #[cfg(feature = "threaded")]
         if sim_core::sync::schedule::in_execution() {
             sim_core::sync::thread::yield_now();
         }

@@ -9,12 +9,12 @@
 //! context (so the trace shows it in its own lane), as `wake_up_var` would let it.
 
 mod catalog;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod loom;
 pub(crate) mod op;
 mod reference;
 mod scenario;
-#[cfg(all(feature = "threaded", not(loom)))]
+#[cfg(feature = "threaded")]
 mod threaded;
 mod world;
 
