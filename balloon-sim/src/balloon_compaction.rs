@@ -210,32 +210,25 @@ impl BalloonDevInfo {
         Some(pfn)
     }
 
-    /// Mirrors balloon_page_dequeue() of 4.4: a walk of the list *without* `pages_lock`
-    /// (`list_for_each_entry_safe`), taking the first page whose lock it gets and which is not
-    /// isolated (`PG_private` set), deleting it under `pages_lock`. Finding nothing, it checks
+    /// Mirrors balloon_page_dequeue(): takes the first listed page whose lock it gets and which
+    /// is not isolated (`PG_private` set), deleting it from the list. Finding nothing, it checks
     /// under `pages_lock` that something is isolated; an empty list with nothing isolated is the
     /// kernel's BUG() ("some balloon pages are lost").
-    pub fn balloon_page_dequeue(&self, cx: &Cx, pages: &PageAllocator) -> Option<Pfn> {
-        let mut cursor = SafeCursor::new(self.head);
-        // An oops on a poisoned link ends the walk (reported already).
-        while let Ok(Some(node)) = self.lru(cx, pages, |mem, _| cursor.next(mem)) {
-            let Some(pfn) = node.page().map(|page| page.pfn) else { break };
-            if !pages.trylock_page(cx, pfn) {
-                cx.sim().mark("dequeue-page-locked");
-                continue;
-            }
-            if !pages.test_page_flag(cx, pfn, PG_PRIVATE) {
-                // Raced with isolation.
-                cx.sim().mark("dequeue-raced-isolation");
-                let _ = pages.unlock_page(cx, pfn);
-                continue;
-            }
-            {
-                let _guard = self.pages_lock.lock_irqsave(cx);
-                self.balloon_page_delete(cx, pages, pfn);
-            }
-            let _ = pages.unlock_page(cx, pfn);
-            return Some(pfn);
+    ///
+    /// `walk_locked` chooses the walk. Off, 4.4's: `list_for_each_entry_safe` *without*
+    /// `pages_lock`, which takes the lock only around the delete, so compaction can isolate (and
+    /// `list_del`, poisoning) the page the walk's cursor will move to next. On, as "virtio_balloon:
+    /// fix race between migration and ballooning" (Minchan Kim, Dec 2015) made it: the whole
+    /// walk under `pages_lock`.
+    pub fn balloon_page_dequeue(&self, cx: &Cx, pages: &PageAllocator, walk_locked: bool) -> Option<Pfn> {
+        let dequeued = if walk_locked {
+            let _guard = self.pages_lock.lock_irqsave(cx);
+            self.dequeue_walk(cx, pages, false)
+        } else {
+            self.dequeue_walk(cx, pages, true)
+        };
+        if dequeued.is_some() {
+            return dequeued;
         }
         let guard = self.pages_lock.lock_irqsave(cx);
         let empty = self.lru(cx, pages, |mem, head| list::list_empty(mem, head)).unwrap_or(false);
@@ -246,6 +239,36 @@ impl BalloonDevInfo {
                 ViolationKind::Bug,
                 "balloon_page_dequeue: the page list is empty and no page is isolated".to_string(),
             );
+        }
+        None
+    }
+
+    /// The `list_for_each_entry_safe` loop of balloon_page_dequeue(): the first page it can lock
+    /// that is still a listed balloon page (`PG_private`) is deleted and returned. `lock_delete`:
+    /// the delete takes `pages_lock` itself (4.4's unlocked walk); otherwise the caller holds it.
+    fn dequeue_walk(&self, cx: &Cx, pages: &PageAllocator, lock_delete: bool) -> Option<Pfn> {
+        let mut cursor = SafeCursor::new(self.head);
+        // An oops on a poisoned link ends the walk (reported already).
+        while let Ok(Some(node)) = self.lru(cx, pages, |mem, _| cursor.next(mem)) {
+            let pfn = node.page()?.pfn;
+            if !pages.trylock_page(cx, pfn) {
+                cx.sim().mark("dequeue-page-locked");
+                continue;
+            }
+            if !pages.test_page_flag(cx, pfn, PG_PRIVATE) {
+                // Raced with isolation (possible only in the unlocked walk).
+                cx.sim().mark("dequeue-raced-isolation");
+                let _ = pages.unlock_page(cx, pfn);
+                continue;
+            }
+            if lock_delete {
+                let _guard = self.pages_lock.lock_irqsave(cx);
+                self.balloon_page_delete(cx, pages, pfn);
+            } else {
+                self.balloon_page_delete(cx, pages, pfn);
+            }
+            let _ = pages.unlock_page(cx, pfn);
+            return Some(pfn);
         }
         None
     }

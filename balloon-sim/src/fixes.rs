@@ -55,9 +55,12 @@ pub const LIST_INTERFACES: FixId = FixId::new(11, "list-interfaces");
 /// page fill_balloon() already popped (balloon_page_pop) is not deleted twice. Only matters
 /// with [`LIST_INTERFACES`].
 pub const AVOID_DUPLICATE_REMOVAL: FixId = FixId::new(12, "avoid-duplicate-removal");
+/// balloon_page_dequeue() walks the balloon's page list under `pages_lock`, so compaction cannot
+/// isolate (and `list_del`) the page the walk's cursor moves to next.
+pub const DEQUEUE_WALK_LOCKED: FixId = FixId::new(13, "dequeue-walk-locked");
 
 /// Every [`FixId`], in table order.
-pub const FIX_IDS: [FixId; 13] = [
+pub const FIX_IDS: [FixId; 14] = [
     OOM_DEADLOCK,
     FILL_PFNS_INDEX,
     STATS_FIRST_BUFFER,
@@ -71,6 +74,7 @@ pub const FIX_IDS: [FixId; 13] = [
     DEFLATE_ON_OOM_HANDLER,
     LIST_INTERFACES,
     AVOID_DUPLICATE_REMOVAL,
+    DEQUEUE_WALK_LOCKED,
 ];
 
 const fn v(major: u16, minor: u16) -> KernelVersion {
@@ -221,6 +225,20 @@ impl FixTableOf for BalloonFixes {
                 symptom: "fill_balloon pops each page off its local list (list_del) and \
                           balloon_page_enqueue_one deletes it again: a #GP on LIST_POISON",
             },
+            Fix {
+                name: "dequeue-walk-locked",
+                title: "virtio_balloon: fix race between migration and ballooning",
+                // Minchan Kim's patch 2/2 of 28 Dec 2015 (Cc stable), seen with its title, diff and
+                // a 4.4-rc5 oops in balloon_page_dequeue on linux-mm; no id seen next to the title.
+                // Its patch 1/2, f68b992bbb47 "virtio_balloon: fix race by fill and leak", is in
+                // seed 004. 4.5 is inferred (the merge window after the post); if the pair reached
+                // 4.4 itself, the linux-4.4 preset should have this on.
+                commit: Commit::Unverified,
+                landed_in: v(4, 5),
+                cve: None,
+                symptom: "balloon_page_dequeue walks the page list without pages_lock; compaction \
+                          isolates the page its cursor moves to next and the walk follows LIST_POISON",
+            },
         ],
         presets: &[
             NamedPreset {
@@ -255,7 +273,16 @@ mod tests {
     fn kernel_4_9_is_the_seed_with_the_fixes_landed_by_4_9() {
         let fixes = Fixes::parse(Some("4.9"), &[]).unwrap();
         let on: Vec<&str> = FIX_IDS.iter().filter(|id| fixes.on(**id)).map(|id| id.name()).collect();
-        assert_eq!(on, ["pfn-format-virtio1", "leak-available-pages", "wait-woken", "s4-leak-fill"]);
+        assert_eq!(
+            on,
+            [
+                "pfn-format-virtio1",
+                "leak-available-pages",
+                "wait-woken",
+                "s4-leak-fill",
+                "dequeue-walk-locked"
+            ]
+        );
         let seed = Fixes::parse(Some("linux-4.4"), &[]).unwrap();
         let on: Vec<&str> = FIX_IDS.iter().filter(|id| seed.on(**id)).map(|id| id.name()).collect();
         assert_eq!(on, ["wait-woken", "s4-leak-fill"], "the seed has the two fixes older than 4.4");

@@ -23,9 +23,9 @@ pub use check::{
 };
 // For the tests and the CLI: the fix table and its switches.
 pub use fixes::{
-    BalloonFixes, Fixes, ALIGN_TARGET, AVOID_DUPLICATE_REMOVAL, DEFLATE_ON_OOM_HANDLER, FILL_PFNS_INDEX,
-    FIX_IDS, LEAK_AVAILABLE_PAGES, LIST_INTERFACES, MIGRATE_MANAGED_COUNT, OOM_DEADLOCK, OOM_SHRINKER,
-    PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
+    BalloonFixes, Fixes, ALIGN_TARGET, AVOID_DUPLICATE_REMOVAL, DEFLATE_ON_OOM_HANDLER, DEQUEUE_WALK_LOCKED,
+    FILL_PFNS_INDEX, FIX_IDS, LEAK_AVAILABLE_PAGES, LIST_INTERFACES, MIGRATE_MANAGED_COUNT, OOM_DEADLOCK,
+    OOM_SHRINKER, PFN_FORMAT_VIRTIO1, S4_LEAK_FILL, STATS_FIRST_BUFFER, WAIT_WOKEN,
 };
 // For the loom and shuttle tests and the benches, which drive the kernel side directly: the
 // machine, the driver and balloon compaction's migration step.

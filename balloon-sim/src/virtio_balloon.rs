@@ -608,7 +608,9 @@ impl VirtioBalloon {
         };
         self.num_pfns.set(cx, 0);
         while self.num_pfns.get(cx) < num {
-            let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx, &self.pages) else {
+            let Some(page) =
+                self.vb_dev_info.balloon_page_dequeue(cx, &self.pages, self.dequeue_walk_locked())
+            else {
                 break;
             };
             self.set_page_pfns(cx, self.num_pfns.get(cx), page);
@@ -940,13 +942,21 @@ impl VirtioBalloon {
         cx.op_end("virtballoon_freeze", "0");
     }
 
+    /// Whether balloon_page_dequeue() walks the list under `pages_lock` ("virtio_balloon: fix
+    /// race between migration and ballooning"; 4.4 walks it without).
+    fn dequeue_walk_locked(&self) -> bool {
+        self.fixes.on(crate::fixes::DEQUEUE_WALK_LOCKED)
+    }
+
     /// 3.3's restore-time "fudge" (e562966dbaf4): the pages given to the host are taken off the
     /// list, counted back into totalram and `num_pages` reset to 0, but never freed: the leak
     /// 4eb05d562ea1 fixed.
     fn forget_balloon_pages(&self, cx: &Cx) {
         let guard = self.balloon_lock.lock(cx);
         for _ in 0..self.num_pages.get(cx) / self.pages_per_page {
-            let Some(page) = self.vb_dev_info.balloon_page_dequeue(cx, &self.pages) else {
+            let Some(page) =
+                self.vb_dev_info.balloon_page_dequeue(cx, &self.pages, self.dequeue_walk_locked())
+            else {
                 break;
             };
             if !self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) {

@@ -35,6 +35,18 @@ use crate::trace::TaskId;
 /// two page locks taken in both orders, is reported like any sleeping lock.
 pub const PAGE_LOCK_CLASS: &str = "PG_locked";
 
+/// The instance a page lock has in the tasks' held-and-awaited records (deadlock reports): the
+/// pfn plus one (0 means "no instance"), the same in every run, so a report can name the page.
+pub(crate) fn page_lock_instance(pfn: Pfn) -> usize {
+    usize::try_from(pfn).map_or(usize::MAX, |pfn| pfn.saturating_add(1))
+}
+
+/// The pfn a page lock's record instance ([`page_lock_instance`]) stands for.
+#[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+pub(crate) fn page_lock_pfn(instance: usize) -> Option<Pfn> {
+    instance.checked_sub(1).map(|pfn| pfn as Pfn)
+}
+
 /// `PG_locked` (bit 0 of `page->flags`).
 pub const PG_LOCKED: u64 = 1 << 0;
 /// `PG_lru` (bit 5): the page is on an LRU list.
@@ -284,6 +296,9 @@ impl PageAllocator {
             cx.lock_acquire_failed(token);
             return false;
         }
+        // Names the page in the task's held-lock record (a trylock never waits: the record's
+        // wait is taken back by the acquisition at once).
+        cx.lock_wait(PAGE_LOCK_CLASS, page_lock_instance(pfn), LockMode::Mutex, token);
         self.page_locked_by(cx, &page, token, true);
         true
     }
@@ -311,6 +326,8 @@ impl PageAllocator {
             cx.sim().report(Some(cx), Violation::new("page:lock-recursion", message));
             return Err(Errno::EDEADLK);
         }
+        // What a deadlock's report says this task waits for: this page, held by its locker.
+        cx.lock_wait(PAGE_LOCK_CLASS, page_lock_instance(pfn), LockMode::Mutex, token);
         let mut waiting = page.wait_lock.lock();
         while page.flags.fetch_or(PG_LOCKED, Ordering::Acquire) & PG_LOCKED != 0 {
             waiting = page.woken.wait(waiting);

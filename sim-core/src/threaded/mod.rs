@@ -404,13 +404,20 @@ fn hit_step_bound(escaped: &str) -> bool {
 
 /// One line per task that holds or awaits a lock: `NAME holds A#1, B#2 and waits for C#3 (held
 /// by OTHER)`. Instances are numbered in order of first mention, so the text is the same in
-/// every run of the same schedule (addresses are not).
+/// every run of the same schedule (addresses are not); a page lock is named by its pfn
+/// (`PG_locked(pfn 3)`), which `lock_page` and `trylock_page` record.
 fn lock_waits_report(tasks: &[Arc<LockWaits>]) -> String {
     let states: Vec<_> = tasks.iter().map(|task| (task.task.clone(), task.snapshot())).collect();
     let mut numbers: Vec<(&'static str, usize)> = Vec::new();
     let mut name = |lock: &crate::cx::LockInstance| -> String {
         if lock.instance == 0 {
             return lock.class.to_string();
+        }
+        // A page lock is named by its page: the pfn is what a reader can find in the trace.
+        if lock.class == crate::mm::page::PAGE_LOCK_CLASS {
+            if let Some(pfn) = crate::mm::page::page_lock_pfn(lock.instance) {
+                return format!("{}(pfn {pfn})", lock.class);
+            }
         }
         let key = (lock.class, lock.instance);
         let number = match numbers.iter().position(|known| *known == key) {

@@ -193,6 +193,94 @@ fn an_abba_deadlock_is_reported_with_what_each_task_holds_and_waits_for() {
     assert!(text.contains(a_then_b) && text.contains(b_then_a), "{text}");
 }
 
+/// Two page locks taken in both orders by `lock_page` (a sleeping wait on `PG_locked`, not a
+/// `Mutex`): the deadlock's report must name each page and who holds it, as it does for mutexes.
+struct PageAbbaSubject;
+
+/// The shared page allocator and its two pages.
+struct PageAbba {
+    mm: sim_core::mm::PageAllocator,
+    pages: [sim_core::mm::Pfn; 2],
+}
+
+/// A two-zone allocator and two pages allocated from it (the same pfns in every world).
+fn page_abba(sim: &sim_core::Sim) -> PageAbba {
+    use sim_core::mm::{Gfp, PageAllocConfig, PageAllocator, PAGE_SIZE_4K};
+    let config = PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![2, 2], limit_pages: 4 };
+    let mm = PageAllocator::new(&config).expect("valid");
+    let cx = sim.cx("setup", 0);
+    let pages = [0, 1].map(|_| mm.alloc_page(&cx, Gfp::GFP_KERNEL, "abba").expect("a free page"));
+    PageAbba { mm, pages }
+}
+
+impl sim_core::check::Subject for PageAbbaSubject {
+    const NAME: &'static str = "page-abba";
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    type Reference = AbbaModel;
+    fn new(_: &sim_core::Sim, _: &()) -> Self {
+        PageAbbaSubject
+    }
+    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
+        use proptest::strategy::Strategy;
+        proptest::bool::ANY.boxed()
+    }
+    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
+    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+impl ThreadedSubject for PageAbbaSubject {
+    type Shared = PageAbba;
+    fn share(sim: &sim_core::Sim, _: &()) -> PageAbba {
+        page_abba(sim)
+    }
+    fn apply_shared(shared: &PageAbba, cx: &sim_core::Cx, first_page_first: &bool) {
+        let [a, b] = shared.pages;
+        let (first, second) = if *first_page_first { (a, b) } else { (b, a) };
+        shared.mm.lock_page(cx, first).expect("not held by this task");
+        sim_core::sync::thread::yield_now();
+        shared.mm.lock_page(cx, second).expect("not held by this task");
+        let _ = shared.mm.unlock_page(cx, second);
+        let _ = shared.mm.unlock_page(cx, first);
+    }
+    fn check_shared(_: &PageAbba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown_shared(_: PageAbba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_lock_page_deadlock_names_each_page_and_its_holder() {
+    let options = ThreadedOptions {
+        executions: 40,
+        trace: sim_core::trace::TraceMode::Tail(1),
+        ..ThreadedOptions::new(2)
+    };
+    let case = threaded::ThreadedCase {
+        prefix: vec![],
+        threads: vec![vec![true], vec![false]],
+        scheduler: threaded::SchedulerChoice::Random,
+    };
+    let report = threaded::run_case::<PageAbbaSubject>(&(), 5, &case, &options);
+    let violation = report.violation().expect("the ABBA page order deadlocks within 40 schedules");
+    assert_eq!(violation.kind, sim_core::ViolationKind::Hang, "{violation}");
+    let text = &violation.message;
+    let [a, b] = page_abba(&sim_core::Sim::new(sim_core::SimConfig::new(0))).pages;
+    let first =
+        format!("thread-0 holds PG_locked(pfn {a}) and waits for PG_locked(pfn {b}) (held by thread-1)");
+    let second =
+        format!("thread-1 holds PG_locked(pfn {b}) and waits for PG_locked(pfn {a}) (held by thread-0)");
+    assert!(text.contains(&first) && text.contains(&second), "{text}");
+}
+
 /// An operation that spins (`true`) until a flag no operation sets, holding a lock: every
 /// execution that runs one hits the step bound (a livelock).
 struct SpinSubject;
