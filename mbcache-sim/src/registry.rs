@@ -255,22 +255,26 @@ impl Touched {
 }
 
 /// A use after free the arena already reported, as the list code's [`Oops`].
+#[cold]
 pub(crate) fn freed(error: MmError) -> Oops {
     Oops(Violation::new(ViolationKind::UseAfterFree, error.to_string()))
 }
 
 impl Memory {
     /// `cache`, dereferenced (a freed cache is a reported use after free).
+    #[inline]
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<&MbCache, Oops> {
         self.caches.get(cx, cache).map_err(freed)
     }
 
     /// `entry`, dereferenced (a freed entry or cache is a reported use after free).
+    #[inline]
     pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<&Entry, Oops> {
         self.cache(cx, entry.cache)?.entries.get(cx, entry.entry).map_err(freed)
     }
 
     /// `entry`, dereferenced for writing.
+    #[inline]
     pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.touched.entry(entry);
         let cache = self.caches.get_mut(cx, entry.cache).map_err(freed)?;
@@ -286,14 +290,17 @@ pub(crate) struct Mem<'a> {
 }
 
 impl Mem<'_> {
+    #[inline]
     pub(crate) fn cache(&self, cache: CacheHandle) -> Result<&MbCache, Oops> {
         self.memory.cache(self.cx, cache)
     }
 
+    #[inline]
     pub(crate) fn entry(&self, entry: EntryRef) -> Result<&Entry, Oops> {
         self.memory.entry(self.cx, entry)
     }
 
+    #[inline]
     pub(crate) fn entry_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.memory.entry_mut(self.cx, entry)
     }
@@ -306,6 +313,7 @@ impl Mem<'_> {
 impl ListMemory for Mem<'_> {
     type Node = Node;
 
+    #[inline]
     fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
         match node {
             Node::Head(HeadId::Lru) => Ok(self.global.lru),
@@ -320,6 +328,7 @@ impl ListMemory for Mem<'_> {
         }
     }
 
+    #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
         match node {
             Node::Head(HeadId::Lru) => self.global.lru = head,
