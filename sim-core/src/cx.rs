@@ -467,7 +467,13 @@ impl Cx {
         detail: impl FnOnce() -> String,
     ) {
         if !self.observer {
-            self.sim.trace().record_call((self.sim.now_ns(), self.cpu(), self.task), false, name, words, detail);
+            self.sim.trace().record_call(
+                (self.sim.now_ns(), self.cpu(), self.task),
+                false,
+                name,
+                words,
+                detail,
+            );
         }
     }
 
@@ -481,7 +487,13 @@ impl Cx {
         result: impl FnOnce() -> String,
     ) {
         if !self.observer {
-            self.sim.trace().record_call((self.sim.now_ns(), self.cpu(), self.task), true, name, words, result);
+            self.sim.trace().record_call(
+                (self.sim.now_ns(), self.cpu(), self.task),
+                true,
+                name,
+                words,
+                result,
+            );
         }
     }
 

@@ -998,10 +998,7 @@ mod tests {
         }
         assert_eq!(built.get(), 1, "text is built for the kept trace only");
         assert_eq!(kept.hash(), hashed.hash());
-        assert_eq!(
-            kept.events()[0].kind,
-            EventKind::OpBegin { name: "get".into(), detail: "key 7".into() }
-        );
+        assert_eq!(kept.events()[0].kind, EventKind::OpBegin { name: "get".into(), detail: "key 7".into() });
         let other = Trace::new(TraceMode::HashOnly);
         other.record_call((1, 0, 1), false, &GET, [7, 8], String::new);
         other.record_call((2, 0, 1), true, &GET, [0], String::new);
