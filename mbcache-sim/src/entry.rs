@@ -308,50 +308,45 @@ impl Registry {
     /// with GFP_KERNEL whatever the caller holds (the caller's `gfp` is ignored).
     pub fn alloc_gfp(&self, cx: &Cx, cache: CacheRef, gfp: Gfp) -> Result<Handle, MbError> {
         let gfp = if self.fixes.on(crate::fixes::ALLOC_GFP_NOFS) { gfp } else { Gfp::GFP_KERNEL };
-        self.traced(
-            cx,
-            &call::ALLOC,
-            [u64::from(gfp.0)],
-            || format!("{gfp:?}"),
-            || {
-                let info = self.cache(cx, cache.0)?;
-                if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
-                    info.entry_count.fetch_add(1, Ordering::SeqCst);
-                }
-                let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
-                // kmem_cache_alloc(cache->c_entry_cache, gfp_flags).
-                if let Err(errno) = slab_precheck(cx, gfp, info.name, info.entry_size) {
-                    cx.sim().mark("entry allocation failed");
-                    return Err(MbError::Errno(errno));
-                }
-                let used = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) { 1 + MB_CACHE_WRITER } else { 1 };
-                let entry = {
-                    let mut memory = self.memory();
-                    let object = memory.caches.get_mut(cx, cache.0).map_err(freed)?;
-                    let handle = object.entries.insert(Entry {
-                        id: serial,
-                        used,
-                        lru: ListHead::UNINIT,
-                        block_list: ListHead::UNINIT,
-                        indexes: vec![(ListHead::UNINIT, 0); info.indexes_count as usize],
-                        bdev: 0,
-                        block: 0,
-                        queued: 0,
-                        lru_stamp: 0,
-                        free_failed: false,
-                    });
-                    let entry = EntryRef { cache: cache.0, entry: handle };
-                    let new = memory.entry_mut(cx, entry)?;
-                    new.lru = ListHead::init(Node::Lru(entry));
-                    new.block_list = ListHead::init(Node::Block(entry));
-                    entry
-                };
-                if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
-                    info.entry_count.fetch_add(1, Ordering::SeqCst);
-                }
-                Ok(self.new_handle(entry, serial))
-            },
-        )
+        let detail = || format!("{gfp:?}");
+        self.traced(cx, &call::ALLOC, [u64::from(gfp.0)], detail, || {
+            let info = self.cache(cx, cache.0)?;
+            if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
+                info.entry_count.fetch_add(1, Ordering::SeqCst);
+            }
+            let serial = self.next_serial.fetch_add(1, StdOrdering::Relaxed);
+            // kmem_cache_alloc(cache->c_entry_cache, gfp_flags).
+            if let Err(errno) = slab_precheck(cx, gfp, info.name, info.entry_size) {
+                cx.sim().mark("entry allocation failed");
+                return Err(MbError::Errno(errno));
+            }
+            let used = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) { 1 + MB_CACHE_WRITER } else { 1 };
+            let entry = {
+                let mut memory = self.memory();
+                let object = memory.caches.get_mut(cx, cache.0).map_err(freed)?;
+                let handle = object.entries.insert(Entry {
+                    id: serial,
+                    used,
+                    lru: ListHead::UNINIT,
+                    block_list: ListHead::UNINIT,
+                    indexes: vec![(ListHead::UNINIT, 0); info.indexes_count as usize],
+                    bdev: 0,
+                    block: 0,
+                    queued: 0,
+                    lru_stamp: 0,
+                    free_failed: false,
+                });
+                let entry = EntryRef { cache: cache.0, entry: handle };
+                let new = memory.entry_mut(cx, entry)?;
+                new.lru = ListHead::init(Node::Lru(entry));
+                new.block_list = ListHead::init(Node::Block(entry));
+                entry
+            };
+            if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
+                info.entry_count.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok(self.new_handle(entry, serial))
+        })
     }
 
     /// Mirrors `mb_cache_entry_insert()`: hashes the entry under (`bdev`, `block`) and `keys`;
@@ -412,58 +407,43 @@ impl Registry {
     /// Mirrors `mb_cache_entry_release()`.
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let serial = handle.serial;
-        self.traced(
-            cx,
-            &call::RELEASE,
-            [serial],
-            || format!("entry {serial}"),
-            || {
-                self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
-                let locked_global = self.lock(cx);
-                self.release_unlock(locked_global, handle.entry)
-            },
-        )
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::RELEASE, [serial], detail, || {
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
+            let locked_global = self.lock(cx);
+            self.release_unlock(locked_global, handle.entry)
+        })
     }
 
     /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
     /// the API with `takeout-dup-removed` (ENOSYS here).
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
         let serial = handle.serial;
-        self.traced(
-            cx,
-            &call::TAKEOUT,
-            [serial],
-            || format!("entry {serial}"),
-            || {
-                if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
-                    return Err(MbError::Errno(Errno::ENOSYS));
-                }
-                self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
-                let mut locked_global = self.lock(cx);
-                Self::unhash(&mut locked_global.mem(), handle.entry)?;
-                cx.sim().mark("entry taken out");
-                drop(locked_global);
-                Ok(())
-            },
-        )
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::TAKEOUT, [serial], detail, || {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
+                return Err(MbError::Errno(Errno::ENOSYS));
+            }
+            self.check_handle(cx, handle, "mb_cache_entry_takeout")?;
+            let mut locked_global = self.lock(cx);
+            Self::unhash(&mut locked_global.mem(), handle.entry)?;
+            cx.sim().mark("entry taken out");
+            drop(locked_global);
+            Ok(())
+        })
     }
 
     /// Mirrors `mb_cache_entry_free()`: takeout and release in one.
     pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let serial = handle.serial;
-        self.traced(
-            cx,
-            &call::FREE,
-            [serial],
-            || format!("entry {serial}"),
-            || {
-                self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
-                let mut locked_global = self.lock(cx);
-                Self::unhash(&mut locked_global.mem(), handle.entry)?;
-                cx.sim().mark("entry freed through a handle");
-                self.release_unlock(locked_global, handle.entry)
-            },
-        )
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::FREE, [serial], detail, || {
+            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
+            let mut locked_global = self.lock(cx);
+            Self::unhash(&mut locked_global.mem(), handle.entry)?;
+            cx.sim().mark("entry freed through a handle");
+            self.release_unlock(locked_global, handle.entry)
+        })
     }
 
     /// Mirrors `mb_cache_entry_dup()`: a second handle to the same entry, counted without the
@@ -472,23 +452,18 @@ impl Registry {
     /// drops the whole `MB_CACHE_WRITER` bias, one reason the API lost it.
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
         let serial = handle.serial;
-        self.traced(
-            cx,
-            &call::DUP,
-            [serial],
-            || format!("entry {serial}"),
-            || {
-                if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
-                    return Err(MbError::Errno(Errno::ENOSYS));
-                }
-                self.check_handle(cx, handle, "mb_cache_entry_dup")?;
-                // atomic_inc(&ce->e_used) without the lock: a point where another task may run.
-                self.preemption_point();
-                self.memory().entry_mut(cx, handle.entry)?.used += 1;
-                cx.sim().mark("handle duplicated");
-                Ok(self.new_handle(handle.entry, handle.serial))
-            },
-        )
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::DUP, [serial], detail, || {
+            if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
+                return Err(MbError::Errno(Errno::ENOSYS));
+            }
+            self.check_handle(cx, handle, "mb_cache_entry_dup")?;
+            // atomic_inc(&ce->e_used) without the lock: a point where another task may run.
+            self.preemption_point();
+            self.memory().entry_mut(cx, handle.entry)?.used += 1;
+            cx.sim().mark("handle duplicated");
+            Ok(self.new_handle(handle.entry, handle.serial))
+        })
     }
 
     /// Takes a use of `entry`, found on a chain under the lock: off the LRU, `e_used` up, and with
@@ -548,51 +523,46 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
-        self.traced(
-            cx,
-            &call::GET,
-            [bdev, block],
-            || format!("bdev={bdev:#x} block={block}"),
-            || {
-                let mut locked_global = self.lock(cx);
-                let found = {
-                    let mut mem = locked_global.mem();
-                    // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
-                    // read here under the memory guard the walk takes anyway.
-                    let bits = mem.cache(cache.0)?.info.bucket_bits;
-                    let head = Node::Head(HeadId::Block(
-                        cache.0,
-                        hash_long(bdev.wrapping_add(block & 0xffff_ffff), bits),
-                    ));
-                    let mut at = list::next(&mut mem, head, "list_for_each")?;
-                    loop {
-                        if at == head {
-                            break None;
-                        }
-                        let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
-                        let object = mem.entry(entry)?;
-                        if object.bdev == bdev && object.block == block {
-                            break Some((entry, object.id));
-                        }
-                        // `pos->member.next` of the entry just read: one dereference per node.
-                        let link = object.block_list.next;
-                        at = list::follow(&mut mem, at, link, "list_for_each")?;
+        let detail = || format!("bdev={bdev:#x} block={block}");
+        self.traced(cx, &call::GET, [bdev, block], detail, || {
+            let mut locked_global = self.lock(cx);
+            let found = {
+                let mut mem = locked_global.mem();
+                // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
+                // read here under the memory guard the walk takes anyway.
+                let bits = mem.cache(cache.0)?.info.bucket_bits;
+                let head = Node::Head(HeadId::Block(
+                    cache.0,
+                    hash_long(bdev.wrapping_add(block & 0xffff_ffff), bits),
+                ));
+                let mut at = list::next(&mut mem, head, "list_for_each")?;
+                loop {
+                    if at == head {
+                        break None;
                     }
-                };
-                let Some((entry, serial)) = found else {
-                    drop(locked_global);
-                    return Ok(None);
-                };
-                // The fixed kernel returns NULL for an entry unhashed while it waited.
-                let Some(relocked) = self.take_use(locked_global, entry, true)? else {
-                    cx.sim().mark("get returned NULL for an entry freed while it waited");
-                    return Ok(None);
-                };
-                drop(relocked);
-                cx.sim().mark("get found an entry");
-                Ok(Some(self.new_handle(entry, serial)))
-            },
-        )
+                    let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
+                    let object = mem.entry(entry)?;
+                    if object.bdev == bdev && object.block == block {
+                        break Some((entry, object.id));
+                    }
+                    // `pos->member.next` of the entry just read: one dereference per node.
+                    let link = object.block_list.next;
+                    at = list::follow(&mut mem, at, link, "list_for_each")?;
+                }
+            };
+            let Some((entry, serial)) = found else {
+                drop(locked_global);
+                return Ok(None);
+            };
+            // The fixed kernel returns NULL for an entry unhashed while it waited.
+            let Some(relocked) = self.take_use(locked_global, entry, true)? else {
+                cx.sim().mark("get returned NULL for an entry freed while it waited");
+                return Ok(None);
+            };
+            drop(relocked);
+            cx.sim().mark("get found an entry");
+            Ok(Some(self.new_handle(entry, serial)))
+        })
     }
 
     /// Mirrors `__mb_cache_entry_find()`: from `start` along index chain `index` up to `head`,
