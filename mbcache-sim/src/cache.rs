@@ -7,11 +7,16 @@ use std::sync::Arc;
 use sim_core::fault::FaultSite;
 use sim_core::mm::{slab_precheck, Gfp, SlabArena};
 use sim_core::sync::atomic::{AtomicI32, Ordering};
+use sim_core::trace::{text_word, CallName};
 use sim_core::{Cx, Errno};
 
 use crate::entry::Entry;
 use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
 use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
+
+/// The traced calls, their names hashed at compile time.
+const CREATE: CallName = CallName::new("mb_cache_create");
+const DESTROY: CallName = CallName::new("mb_cache_destroy");
 
 /// `struct mb_cache_op`: the free callback. `free(ce, gfp)` returning nonzero keeps the entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,12 +81,16 @@ impl Registry {
         indexes_count: u32,
         bucket_bits: u32,
     ) -> Result<CacheRef, Errno> {
-        cx.op_begin(
-            "mb_cache_create",
-            format!("{name} size={entry_size} indexes={indexes_count} bits={bucket_bits}"),
-        );
+        let args = [text_word(name), entry_size, u64::from(indexes_count), u64::from(bucket_bits)];
+        cx.call_begin(&CREATE, args, || {
+            format!("{name} size={entry_size} indexes={indexes_count} bits={bucket_bits}")
+        });
         let result = self.create_inner(cx, name, free_op, entry_size, indexes_count, bucket_bits);
-        cx.op_end("mb_cache_create", format!("{result:?}"));
+        let words = match &result {
+            Ok(cache) => [0, u64::from(cache.0.index())],
+            Err(errno) => [1, u64::from(errno.number().unsigned_abs())],
+        };
+        cx.call_end(&CREATE, words, || format!("{result:?}"));
         result
     }
 
@@ -168,7 +177,7 @@ impl Registry {
     /// Mirrors `mb_cache_destroy()`: frees the cache's unused entries, unlists and frees the
     /// cache, and reports the entries it could not free ("orphaned entries").
     pub fn destroy(&self, cx: &Cx, cache: CacheRef) -> Result<Destroyed, MbError> {
-        cx.op_begin("mb_cache_destroy", "");
+        cx.call_begin(&DESTROY, [u64::from(cache.0.index())], String::new);
         let mut locked_global = self.lock(cx);
         let taken = Self::collect(&mut locked_global, |_, entry| Ok(entry.cache == cache.0), None)?;
         locked_global.guard.caches.retain(|c| *c != cache.0);
@@ -193,7 +202,7 @@ impl Registry {
         let _ = self.memory().cache(cx, cache.0)?.entries.destroy(cx);
         self.cache_memory.fetch_add(1, Ordering::SeqCst);
         let _ = self.memory().caches.free(cx, cache.0);
-        cx.op_end("mb_cache_destroy", format!("orphans={orphans}"));
+        cx.call_end(&DESTROY, [u64::from(orphans.unsigned_abs())], || format!("orphans={orphans}"));
         Ok(Destroyed { orphans })
     }
 }

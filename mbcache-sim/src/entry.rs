@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering as StdOrdering;
 use sim_core::fault::FaultSite;
 use sim_core::mm::{slab_precheck, Gfp};
 use sim_core::sync::atomic::Ordering;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
@@ -48,90 +49,96 @@ pub struct Handle {
     pub(crate) serial: u64,
 }
 
-/// Short, since every call's end marker in the trace prints its result: the handle and its
+/// Short, since every call's end marker in a kept trace prints its result: the handle and its
 /// entry's serial say all a reader needs (the slot and generation are in the entry's own events).
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut text = String::with_capacity(32);
-        self.trace_text(&mut text);
-        f.write_str(&text)
+        write!(f, "handle#{}(entry {})", self.id, self.serial)
     }
 }
 
-/// The text a call's end marker records for its result: exactly what `{:?}` prints, written
-/// without `fmt`'s machinery, which was about a fifth of a get + release (the text is hashed into
-/// the trace, so it is built on every call even when no event is kept).
-pub(crate) trait TraceText {
-    /// Appends the `{:?}` text of `self` to `out`.
-    fn trace_text(&self, out: &mut String);
+/// At most this many words describe a call's result in the trace: `Result<Option<Handle>, _>`
+/// needs four (two tags, the handle's id and its entry's serial).
+const RESULT_WORDS: usize = 4;
+
+/// A call's result as the trace hashes it: up to [`RESULT_WORDS`] integers, no text.
+#[derive(Default)]
+pub(crate) struct Words {
+    words: [u64; RESULT_WORDS],
+    len: usize,
 }
 
-/// Appends `value` in decimal, as `{}` prints it.
-pub(crate) fn push_decimal(out: &mut String, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+impl Words {
+    fn push(&mut self, word: u64) {
+        assert!(self.len < RESULT_WORDS, "a call's result has more than {RESULT_WORDS} trace words");
+        self.words[self.len] = word;
+        self.len += 1;
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
-}
 
-/// Appends `value` as `{:#x}` prints it (`0x`, lower-case digits, no padding).
-pub(crate) fn push_hex(out: &mut String, value: u64) {
-    out.push_str("0x");
-    let nibbles = (64 - value.leading_zeros()).div_ceil(4).max(1);
-    let mut digits = [0u8; 16];
-    for (at, nibble) in (0..nibbles).rev().enumerate() {
-        digits[at] = b"0123456789abcdef"[((value >> (nibble * 4)) & 0xf) as usize];
-    }
-    out.push_str(std::str::from_utf8(&digits[..nibbles as usize]).expect("ASCII digits"));
-}
-
-impl TraceText for Handle {
-    fn trace_text(&self, out: &mut String) {
-        out.push_str("handle#");
-        push_decimal(out, self.id);
-        out.push_str("(entry ");
-        push_decimal(out, self.serial);
-        out.push(')');
+    fn as_slice(&self) -> &[u64] {
+        &self.words[..self.len]
     }
 }
 
-impl TraceText for () {
-    fn trace_text(&self, out: &mut String) {
-        out.push_str("()");
+/// What a call's end marker hashes for its result: the integers its `{:?}` text would show, so
+/// the trace tells results apart without formatting any (text is built only for a kept trace).
+pub(crate) trait TraceWords: std::fmt::Debug {
+    /// Appends `self`'s words to `out`.
+    fn trace_words(&self, out: &mut Words);
+}
+
+impl TraceWords for Handle {
+    fn trace_words(&self, out: &mut Words) {
+        out.push(self.id);
+        out.push(self.serial);
     }
 }
 
-impl<T: TraceText> TraceText for Option<T> {
-    fn trace_text(&self, out: &mut String) {
+impl TraceWords for () {
+    fn trace_words(&self, _out: &mut Words) {}
+}
+
+impl<T: TraceWords> TraceWords for Option<T> {
+    fn trace_words(&self, out: &mut Words) {
         match self {
             Some(value) => {
-                out.push_str("Some(");
-                value.trace_text(out);
-                out.push(')');
+                out.push(1);
+                value.trace_words(out);
             }
-            None => out.push_str("None"),
+            None => out.push(0),
         }
     }
 }
 
-impl<T: TraceText> TraceText for Result<T, MbError> {
-    fn trace_text(&self, out: &mut String) {
+impl<T: TraceWords> TraceWords for Result<T, MbError> {
+    fn trace_words(&self, out: &mut Words) {
         match self {
             Ok(value) => {
-                out.push_str("Ok(");
-                value.trace_text(out);
-                out.push(')');
+                out.push(0);
+                value.trace_words(out);
             }
-            Err(error) => out.push_str(&format!("Err({error:?})")),
+            // An errno by its number; the other two end the call without a kernel return value
+            // (an oops is also reported, with its text, as a violation event).
+            Err(MbError::Errno(errno)) => out.push(1 | u64::from(errno.number().unsigned_abs()) << 8),
+            Err(MbError::WouldBlock) => out.push(2),
+            Err(MbError::Oops(_)) => out.push(3),
         }
     }
+}
+
+/// The traced calls, their names hashed at compile time.
+mod call {
+    use sim_core::trace::CallName;
+
+    pub(super) const ALLOC: CallName = CallName::new("mb_cache_entry_alloc");
+    pub(super) const INSERT: CallName = CallName::new("mb_cache_entry_insert");
+    pub(super) const RELEASE: CallName = CallName::new("mb_cache_entry_release");
+    pub(super) const TAKEOUT: CallName = CallName::new("mb_cache_entry_takeout");
+    pub(super) const FREE: CallName = CallName::new("mb_cache_entry_free");
+    pub(super) const DUP: CallName = CallName::new("mb_cache_entry_dup");
+    pub(super) const GET: CallName = CallName::new("mb_cache_entry_get");
+    pub(super) const FIND_FIRST: CallName = CallName::new("mb_cache_entry_find_first");
+    pub(super) const FIND_NEXT: CallName = CallName::new("mb_cache_entry_find_next");
 }
 
 impl Handle {
@@ -147,19 +154,21 @@ impl Handle {
 }
 
 impl Registry {
-    /// Runs one API call between its trace markers, the result as the end marker says it.
-    fn traced<T: TraceText>(
+    /// Runs one API call between its trace markers: its arguments (`args`) and result hashed as
+    /// integer words, their text (`detail`, the result's `{:?}`) built only for a kept trace.
+    fn traced<T: TraceWords>(
         &self,
         cx: &Cx,
-        name: &'static str,
-        detail: String,
+        name: &CallName,
+        args: impl IntoIterator<Item = u64>,
+        detail: impl FnOnce() -> String,
         call: impl FnOnce() -> T,
     ) -> T {
-        cx.op_begin(name, detail);
+        cx.call_begin(name, args, detail);
         let result = call();
-        let mut text = String::with_capacity(48);
-        result.trace_text(&mut text);
-        cx.op_end(name, text);
+        let mut words = Words::default();
+        result.trace_words(&mut words);
+        cx.call_end(name, words.as_slice().iter().copied(), || format!("{result:?}"));
         result
     }
 
@@ -299,8 +308,8 @@ impl Registry {
     /// with GFP_KERNEL whatever the caller holds (the caller's `gfp` is ignored).
     pub fn alloc_gfp(&self, cx: &Cx, cache: CacheRef, gfp: Gfp) -> Result<Handle, MbError> {
         let gfp = if self.fixes.on(crate::fixes::ALLOC_GFP_NOFS) { gfp } else { Gfp::GFP_KERNEL };
-        let detail = format!("{gfp:?}");
-        self.traced(cx, "mb_cache_entry_alloc", detail, || {
+        let detail = || format!("{gfp:?}");
+        self.traced(cx, &call::ALLOC, [u64::from(gfp.0)], detail, || {
             let info = self.cache(cx, cache.0)?;
             if !self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
                 info.entry_count.fetch_add(1, Ordering::SeqCst);
@@ -351,8 +360,9 @@ impl Registry {
         block: u64,
         keys: &[u32],
     ) -> Result<(), MbError> {
-        let detail = format!("entry {} bdev={bdev:#x} block={block} keys={keys:?}", handle.serial);
-        self.traced(cx, "mb_cache_entry_insert", detail, || {
+        let args = [handle.serial, bdev, block].into_iter().chain(keys.iter().map(|&key| u64::from(key)));
+        let detail = || format!("entry {} bdev={bdev:#x} block={block} keys={keys:?}", handle.serial);
+        self.traced(cx, &call::INSERT, args, detail, || {
             self.check_handle(cx, handle, "mb_cache_entry_insert")?;
             let entry = handle.entry;
             let info = self.cache(cx, entry.cache)?;
@@ -396,10 +406,9 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_release()`.
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
-        let mut detail = String::with_capacity(24);
-        detail.push_str("entry ");
-        push_decimal(&mut detail, handle.serial);
-        self.traced(cx, "mb_cache_entry_release", detail, || {
+        let serial = handle.serial;
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::RELEASE, [serial], detail, || {
             self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
             let locked_global = self.lock(cx);
             self.release_unlock(locked_global, handle.entry)
@@ -409,8 +418,9 @@ impl Registry {
     /// Mirrors `mb_cache_entry_takeout()`: unhashes the entry; the handle stays held. Gone from
     /// the API with `takeout-dup-removed` (ENOSYS here).
     pub fn takeout(&self, cx: &Cx, handle: &Handle) -> Result<(), MbError> {
-        let detail = format!("entry {}", handle.serial);
-        self.traced(cx, "mb_cache_entry_takeout", detail, || {
+        let serial = handle.serial;
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::TAKEOUT, [serial], detail, || {
             if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
@@ -425,8 +435,9 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_free()`: takeout and release in one.
     pub fn free(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
-        let detail = format!("entry {}", handle.serial);
-        self.traced(cx, "mb_cache_entry_free", detail, || {
+        let serial = handle.serial;
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::FREE, [serial], detail, || {
             self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
             let mut locked_global = self.lock(cx);
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
@@ -440,8 +451,9 @@ impl Registry {
     /// `exclusive-get` it breaks the writer count: releasing either copy of an exclusive handle
     /// drops the whole `MB_CACHE_WRITER` bias, one reason the API lost it.
     pub fn dup(&self, cx: &Cx, handle: &Handle) -> Result<Handle, MbError> {
-        let detail = format!("entry {}", handle.serial);
-        self.traced(cx, "mb_cache_entry_dup", detail, || {
+        let serial = handle.serial;
+        let detail = || format!("entry {serial}");
+        self.traced(cx, &call::DUP, [serial], detail, || {
             if self.fixes.on(crate::fixes::TAKEOUT_DUP_REMOVED) {
                 return Err(MbError::Errno(Errno::ENOSYS));
             }
@@ -511,12 +523,8 @@ impl Registry {
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
-        let mut detail = String::with_capacity(48);
-        detail.push_str("bdev=");
-        push_hex(&mut detail, bdev);
-        detail.push_str(" block=");
-        push_decimal(&mut detail, block);
-        self.traced(cx, "mb_cache_entry_get", detail, || {
+        let detail = || format!("bdev={bdev:#x} block={block}");
+        self.traced(cx, &call::GET, [bdev, block], detail, || {
             let mut locked_global = self.lock(cx);
             let found = {
                 let mut mem = locked_global.mem();
@@ -620,8 +628,9 @@ impl Registry {
         bdev: u64,
         key: u32,
     ) -> Result<Option<Handle>, MbError> {
-        let detail = format!("index={index} bdev={bdev:#x} key={key}");
-        self.traced(cx, "mb_cache_entry_find_first", detail, || {
+        let args = [u64::from(index), bdev, u64::from(key)];
+        let detail = || format!("index={index} bdev={bdev:#x} key={key}");
+        self.traced(cx, &call::FIND_FIRST, args, detail, || {
             let (indexes_count, bucket_bits) = self.geometry(cx, cache.0)?;
             if index >= indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
@@ -655,8 +664,9 @@ impl Registry {
         bdev: u64,
         key: u32,
     ) -> Result<Option<Handle>, MbError> {
-        let detail = format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
-        self.traced(cx, "mb_cache_entry_find_next", detail, || {
+        let args = [prev.serial, u64::from(index), bdev, u64::from(key)];
+        let detail = || format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
+        self.traced(cx, &call::FIND_NEXT, args, detail, || {
             self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
             let (indexes_count, bucket_bits) = self.geometry(cx, prev.entry.cache)?;
             if index >= indexes_count {
@@ -688,18 +698,46 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use super::{push_decimal, push_hex};
+    use super::{TraceWords, Words};
+    use crate::registry::MbError;
+    use sim_core::Errno;
 
-    /// The hand-written text is hashed into the trace where `format!` used to be, so it must be
-    /// byte for byte what `format!` printed, or every mbcache trace hash moves.
-    #[test]
-    fn hand_written_numbers_print_as_format_does() {
-        for value in [0, 1, 9, 10, 255, 4096, 0xffff_8100_0000_0400, u64::MAX] {
-            let (mut decimal, mut hex) = (String::new(), String::new());
-            push_decimal(&mut decimal, value);
-            push_hex(&mut hex, value);
-            assert_eq!(decimal, format!("{value}"));
-            assert_eq!(hex, format!("{value:#x}"));
+    /// A stand-in for a handle (its two words), since a real one needs a live registry.
+    #[derive(Debug)]
+    struct Pair(u64, u64);
+
+    impl TraceWords for Pair {
+        fn trace_words(&self, out: &mut Words) {
+            out.push(self.0);
+            out.push(self.1);
         }
+    }
+
+    fn words(value: &impl TraceWords) -> Vec<u64> {
+        let mut out = Words::default();
+        value.trace_words(&mut out);
+        out.as_slice().to_vec()
+    }
+
+    /// Results that print differently must hash differently, or a trace hash could not tell
+    /// apart two runs that a kept trace shows to differ.
+    #[test]
+    fn results_that_print_differently_have_different_trace_words() {
+        let results: Vec<Result<Option<Pair>, MbError>> = vec![
+            Ok(None),
+            Ok(Some(Pair(1, 2))),
+            Ok(Some(Pair(2, 1))),
+            Err(MbError::Errno(Errno::EBUSY)),
+            Err(MbError::Errno(Errno::EINVAL)),
+            Err(MbError::WouldBlock),
+        ];
+        for (i, a) in results.iter().enumerate() {
+            for b in &results[i + 1..] {
+                assert_ne!(format!("{a:?}"), format!("{b:?}"));
+                assert_ne!(words(a), words(b), "{a:?} and {b:?}");
+            }
+        }
+        let unit: [Result<(), MbError>; 2] = [Ok(()), Err(MbError::Errno(Errno::EBUSY))];
+        assert_ne!(words(&unit[0]), words(&unit[1]));
     }
 }

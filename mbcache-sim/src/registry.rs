@@ -101,6 +101,43 @@ pub(crate) fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The handles not yet released, by id, in id order (instrumentation). Ids are handed out in
+/// increasing order, so a new one goes at the end; few are live at a time, so a sorted `Vec`
+/// finds one by binary search and, unlike a `BTreeMap` emptied and refilled on every get and
+/// release, keeps its allocation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HandleTable {
+    live: Vec<(u64, EntryRef)>,
+}
+
+impl HandleTable {
+    /// Adds handle `id` (larger than every id added before).
+    fn insert(&mut self, id: u64, entry: EntryRef) {
+        debug_assert!(self.live.last().is_none_or(|&(last, _)| last < id), "handle ids increase");
+        self.live.push((id, entry));
+    }
+
+    fn contains(&self, id: u64) -> bool {
+        self.live.binary_search_by_key(&id, |&(id, _)| id).is_ok()
+    }
+
+    /// Removes handle `id`; whether it was there.
+    fn remove(&mut self, id: u64) -> bool {
+        match self.live.binary_search_by_key(&id, |&(id, _)| id) {
+            Ok(at) => {
+                self.live.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The live handles, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, EntryRef)> + '_ {
+        self.live.iter().copied()
+    }
+}
+
 /// What `mb_cache_spinlock` guards besides entries: the cache list, the LRU head, and the
 /// free-list heads of functions in progress.
 #[derive(Debug)]
@@ -163,7 +200,7 @@ pub struct Registry {
     /// `mb_shrinker`: the seeks it was registered with (None: not registered).
     pub(crate) shrinker: StdMutex<Option<u32>>,
     // Instrumentation below: never model state.
-    pub(crate) handles: StdMutex<BTreeMap<u64, EntryRef>>,
+    pub(crate) handles: StdMutex<HandleTable>,
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
@@ -218,22 +255,26 @@ impl Touched {
 }
 
 /// A use after free the arena already reported, as the list code's [`Oops`].
+#[cold]
 pub(crate) fn freed(error: MmError) -> Oops {
     Oops(Violation::new(ViolationKind::UseAfterFree, error.to_string()))
 }
 
 impl Memory {
     /// `cache`, dereferenced (a freed cache is a reported use after free).
+    #[inline]
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<&MbCache, Oops> {
         self.caches.get(cx, cache).map_err(freed)
     }
 
     /// `entry`, dereferenced (a freed entry or cache is a reported use after free).
+    #[inline]
     pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<&Entry, Oops> {
         self.cache(cx, entry.cache)?.entries.get(cx, entry.entry).map_err(freed)
     }
 
     /// `entry`, dereferenced for writing.
+    #[inline]
     pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.touched.entry(entry);
         let cache = self.caches.get_mut(cx, entry.cache).map_err(freed)?;
@@ -249,14 +290,17 @@ pub(crate) struct Mem<'a> {
 }
 
 impl Mem<'_> {
+    #[inline]
     pub(crate) fn cache(&self, cache: CacheHandle) -> Result<&MbCache, Oops> {
         self.memory.cache(self.cx, cache)
     }
 
+    #[inline]
     pub(crate) fn entry(&self, entry: EntryRef) -> Result<&Entry, Oops> {
         self.memory.entry(self.cx, entry)
     }
 
+    #[inline]
     pub(crate) fn entry_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.memory.entry_mut(self.cx, entry)
     }
@@ -269,6 +313,7 @@ impl Mem<'_> {
 impl ListMemory for Mem<'_> {
     type Node = Node;
 
+    #[inline]
     fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
         match node {
             Node::Head(HeadId::Lru) => Ok(self.global.lru),
@@ -283,6 +328,7 @@ impl ListMemory for Mem<'_> {
         }
     }
 
+    #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
         match node {
             Node::Head(HeadId::Lru) => self.global.lru = head,
@@ -382,7 +428,7 @@ impl Registry {
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
             shrinker: StdMutex::new(None),
-            handles: StdMutex::new(BTreeMap::new()),
+            handles: StdMutex::new(HandleTable::default()),
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
@@ -455,14 +501,18 @@ impl Registry {
     // --- handles (instrumentation) -------------------------------------------------------------
 
     pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
+        // The id is drawn under the table's lock, so ids enter the table in increasing order
+        // even when threads make handles at once.
+        let mut table = locked(&self.handles);
         let id = self.next_handle.fetch_add(1, StdOrdering::Relaxed);
-        locked(&self.handles).insert(id, entry);
+        table.insert(id, entry);
+        drop(table);
         Handle { id, entry, serial }
     }
 
     /// Checks that `handle` was not released; a released one is a reported violation.
     pub(crate) fn check_handle(&self, cx: &Cx, handle: &Handle, what: &str) -> Result<(), MbError> {
-        if locked(&self.handles).contains_key(&handle.id) {
+        if locked(&self.handles).contains(handle.id) {
             return Ok(());
         }
         let violation = Violation::new(
@@ -481,19 +531,19 @@ impl Registry {
         handle: &Handle,
         what: &str,
     ) -> Result<(), MbError> {
-        if locked(&self.handles).remove(&handle.id).is_some() {
+        if locked(&self.handles).remove(handle.id) {
             return Ok(());
         }
         self.check_handle(cx, handle, what)
     }
 
     pub(crate) fn retire_handle(&self, handle: &Handle) {
-        locked(&self.handles).remove(&handle.id);
+        locked(&self.handles).remove(handle.id);
     }
 
     /// Handles not yet released, per cache.
     pub fn handles_held(&self, cache: CacheRef) -> usize {
-        locked(&self.handles).values().filter(|e| e.cache == cache.0).count()
+        locked(&self.handles).iter().filter(|(_, e)| e.cache == cache.0).count()
     }
 }
 

@@ -4,11 +4,16 @@
 
 use sim_core::mm::Gfp;
 use sim_core::sync::atomic::Ordering;
+use sim_core::trace::CallName;
 use sim_core::Cx;
 
 use crate::cache::CacheRef;
 use crate::registry::{entry_of_lru, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
 use sim_core::list::{self, Oops};
+
+/// The traced calls, their names hashed at compile time.
+const SHRINK_FN: CallName = CallName::new("mb_cache_shrink_fn");
+const SHRINK: CallName = CallName::new("mb_cache_shrink");
 
 /// `sysctl_vfs_cache_pressure` at its default.
 pub(crate) const SYSCTL_VFS_CACHE_PRESSURE: i32 = 100;
@@ -86,12 +91,17 @@ impl Registry {
         if !self.shrinker_registered() {
             return Ok((0, Vec::new()));
         }
-        cx.op_begin("mb_cache_shrink_fn", format!("nr_to_scan={nr_to_scan} gfp={gfp:?}"));
+        let args = [u64::from(nr_to_scan.unsigned_abs()), u64::from(gfp.0)];
+        cx.call_begin(&SHRINK_FN, args, || format!("nr_to_scan={nr_to_scan} gfp={gfp:?}"));
         let scaled = self.fixes.on(crate::fixes::SHRINKER_VFS_CACHE_PRESSURE);
         let result = self
             .shrink_fn_inner(cx, nr_to_scan, gfp)
             .map(|(count, taken)| (if scaled { vfs_cache_pressure_scaled(count) } else { count }, taken));
-        cx.op_end("mb_cache_shrink_fn", format!("{:?}", result.as_ref().map(|(count, _)| count)));
+        let words = match &result {
+            Ok((count, _)) => [0, u64::from(count.unsigned_abs())],
+            Err(_) => [1, 0],
+        };
+        cx.call_end(&SHRINK_FN, words, || format!("{:?}", result.as_ref().map(|(count, _)| count)));
         result
     }
 
@@ -144,7 +154,7 @@ impl Registry {
 
     /// [`Registry::shrink`], with the serials of the entries it took off the LRU.
     pub(crate) fn shrink_taken(&self, cx: &Cx, _cache: CacheRef, bdev: u64) -> Result<Vec<u64>, MbError> {
-        cx.op_begin("mb_cache_shrink", format!("bdev={bdev:#x}"));
+        cx.call_begin(&SHRINK, [bdev], || format!("bdev={bdev:#x}"));
         let mut locked_global = self.lock(cx);
         let taken = Self::collect(&mut locked_global, |mem, entry| Ok(mem.entry(entry)?.bdev == bdev), None)?;
         let serials = Self::serials(&mut locked_global, &taken)?;
@@ -153,7 +163,7 @@ impl Registry {
             cx.sim().mark("entry freed by mb_cache_shrink");
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
         }
-        cx.op_end("mb_cache_shrink", "");
+        cx.call_end(&SHRINK, [], String::new);
         Ok(serials)
     }
 }

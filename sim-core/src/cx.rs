@@ -14,7 +14,7 @@ use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
-use crate::trace::{EventKind, LockRecord, TaskId};
+use crate::trace::{CallName, EventKind, LockRecord, TaskId};
 
 /// The violation kind of a sleeping call made while the task is not TASK_RUNNING (the kernel's
 /// `__might_sleep` warning "do not call blocking ops when !TASK_RUNNING").
@@ -453,6 +453,48 @@ impl Cx {
     /// Marks the end of an operation in the trace.
     pub fn op_end(&self, name: &'static str, result: impl Into<String>) {
         self.trace(EventKind::OpEnd { name: name.into(), result: result.into() });
+    }
+
+    /// Marks the start of call `name` in the trace with its arguments as integer `words`;
+    /// `detail` builds the text a kept trace shows and runs only when events are kept (the
+    /// structured form of [`Cx::op_begin`], which builds and hashes its text on every call).
+    /// Pair with [`Cx::call_end`].
+    #[inline]
+    pub fn call_begin(
+        &self,
+        name: &CallName,
+        words: impl IntoIterator<Item = u64>,
+        detail: impl FnOnce() -> String,
+    ) {
+        if !self.observer {
+            self.sim.trace().record_call(
+                (self.sim.now_ns(), self.cpu(), self.task),
+                false,
+                name,
+                words,
+                detail,
+            );
+        }
+    }
+
+    /// Marks the end of call `name` with its result as integer `words`; `result` builds the
+    /// text only when events are kept.
+    #[inline]
+    pub fn call_end(
+        &self,
+        name: &CallName,
+        words: impl IntoIterator<Item = u64>,
+        result: impl FnOnce() -> String,
+    ) {
+        if !self.observer {
+            self.sim.trace().record_call(
+                (self.sim.now_ns(), self.cpu(), self.task),
+                true,
+                name,
+                words,
+                result,
+            );
+        }
     }
 
     // --- lock bookkeeping for crate::locks ---------------------------------------------------

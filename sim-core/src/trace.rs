@@ -213,6 +213,18 @@ impl TraceHasher {
         self.word(token);
     }
 
+    /// The words of a call's begin or end ([`Trace::record_call`]): a tag with the name's hash,
+    /// each argument word, then their count (so `[1, 2]` and `[1], [2]` differ).
+    fn call_event(&mut self, end: bool, name: &CallName, words: impl IntoIterator<Item = u64>) {
+        self.word((16 + u64::from(end)) ^ name.hash.rotate_left(24));
+        let mut count = 0u64;
+        for word in words {
+            self.word(word);
+            count += 1;
+        }
+        self.word(count);
+    }
+
     fn text(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let mut chunks = bytes.chunks_exact(8);
@@ -224,6 +236,61 @@ impl TraceHasher {
         self.word(u64::from_le_bytes(last));
         self.word(bytes.len() as u64);
     }
+}
+
+/// A traced call's name with its hash computed at compile time, so recording the call folds in one
+/// word instead of the name's text. Declare one per call site as a `static` or `const`:
+/// `const GET: CallName = CallName::new("mb_cache_entry_get");`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallName {
+    name: &'static str,
+    hash: u64,
+}
+
+impl CallName {
+    /// The call `name`, its hash computed now (at compile time in a `const`).
+    pub const fn new(name: &'static str) -> CallName {
+        CallName { name, hash: const_name_hash(name) }
+    }
+
+    /// The call's name, as the kept event's text says it.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+/// A text argument of a traced call (a cache's name, say) as one word for
+/// [`Trace::record_call`]: the same hash a lock class name gets.
+pub fn text_word(text: &str) -> u64 {
+    name_hash(text)
+}
+
+/// [`name_hash`] as a `const fn`, for [`CallName::new`]: the same words in the same order.
+const fn const_name_hash(text: &str) -> u64 {
+    const fn word(hash: u64, word: u64) -> u64 {
+        (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95)
+    }
+    let bytes = text.as_bytes();
+    let mut hash = HASH_SEED;
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        let mut chunk = [0u8; 8];
+        let mut i = 0;
+        while i < 8 {
+            chunk[i] = bytes[at + i];
+            i += 1;
+        }
+        hash = word(hash, u64::from_le_bytes(chunk));
+        at += 8;
+    }
+    let mut last = [0u8; 8];
+    let mut i = 0;
+    while at + i < bytes.len() {
+        last[i] = bytes[at + i];
+        i += 1;
+    }
+    hash = word(hash, u64::from_le_bytes(last));
+    word(hash, bytes.len() as u64)
 }
 
 /// The hash of a name (a lock class) as lock events fold it in: computed once per lock object
@@ -370,6 +437,38 @@ impl Trace {
             let kind = match lock.acquired {
                 Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
                 None => EventKind::Released { class, token: lock.token },
+            };
+            self.keep(Event { seq, time_ns, cpu, task, kind });
+        }
+    }
+
+    /// Records the start (`end` false) or end of a call as fixed-size words: the call's
+    /// precomputed name hash and `words` (its arguments, or its result, as integers). The text
+    /// an [`EventKind::OpBegin`] or [`EventKind::OpEnd`] shows is built by `text` only when
+    /// events are kept, so a campaign that keeps none formats nothing. The hash is the same in
+    /// every mode; it differs from [`Trace::record`]'s hash of the same event built as text.
+    pub fn record_call(
+        &self,
+        at: (u64, u32, TaskId),
+        end: bool,
+        name: &CallName,
+        words: impl IntoIterator<Item = u64>,
+        text: impl FnOnce() -> String,
+    ) {
+        let (time_ns, cpu, task) = at;
+        let _busy = self.enter();
+        let seq = self.seq.load(Ordering::Relaxed) + 1;
+        self.seq.store(seq, Ordering::Relaxed);
+        let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
+        hasher.header(seq, time_ns, cpu, task);
+        hasher.call_event(end, name, words);
+        self.hash.store(hasher.0, Ordering::Relaxed);
+        if self.mode != TraceMode::HashOnly {
+            let name = Cow::Borrowed(name.name);
+            let kind = if end {
+                EventKind::OpEnd { name, result: text() }
+            } else {
+                EventKind::OpBegin { name, detail: text() }
             };
             self.keep(Event { seq, time_ns, cpu, task, kind });
         }
@@ -873,6 +972,41 @@ mod tests {
         let other = Trace::new(TraceMode::HashOnly);
         other.record(5, 0, 2, acquire("a", 1));
         assert_ne!(other.hash(), hashed.hash(), "a different task must change the hash");
+    }
+
+    #[test]
+    fn call_names_hash_at_compile_time_as_text_does() {
+        const GET: CallName = CallName::new("mb_cache_entry_get");
+        assert_eq!(GET.hash, name_hash("mb_cache_entry_get"));
+        assert_eq!(CallName::new("").hash, name_hash(""));
+        assert_eq!(CallName::new("12345678").hash, name_hash("12345678"));
+        assert_ne!(CallName::new("get").hash, CallName::new("put").hash);
+    }
+
+    #[test]
+    fn call_words_hash_alike_in_every_mode_and_text_is_built_only_when_kept() {
+        const GET: CallName = CallName::new("get");
+        let kept = Trace::new(TraceMode::Full);
+        let hashed = Trace::new(TraceMode::HashOnly);
+        let built = std::cell::Cell::new(0);
+        for trace in [&kept, &hashed] {
+            trace.record_call((1, 0, 1), false, &GET, [7, 9], || {
+                built.set(built.get() + 1);
+                "key 7".to_string()
+            });
+            trace.record_call((2, 0, 1), true, &GET, [0], || "Ok".to_string());
+        }
+        assert_eq!(built.get(), 1, "text is built for the kept trace only");
+        assert_eq!(kept.hash(), hashed.hash());
+        assert_eq!(kept.events()[0].kind, EventKind::OpBegin { name: "get".into(), detail: "key 7".into() });
+        let other = Trace::new(TraceMode::HashOnly);
+        other.record_call((1, 0, 1), false, &GET, [7, 8], String::new);
+        other.record_call((2, 0, 1), true, &GET, [0], String::new);
+        assert_ne!(other.hash(), hashed.hash(), "an argument word must change the hash");
+        let split = Trace::new(TraceMode::HashOnly);
+        split.record_call((1, 0, 1), false, &GET, [7], String::new);
+        split.record_call((2, 0, 1), true, &GET, [9, 0], String::new);
+        assert_ne!(split.hash(), hashed.hash(), "words moved between begin and end must change it");
     }
 
     #[test]

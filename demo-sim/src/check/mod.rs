@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
 use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
 use sim_core::gen::OpGen;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
 use crate::cache::{DemoCache, EntryHandle};
@@ -75,6 +76,13 @@ pub struct DemoSubject {
     observer: Cx,
 }
 
+/// The traced calls, their names hashed at compile time: a call's trace events hash integer
+/// words, and their text is built only when a trace is kept.
+const INSERT: CallName = CallName::new("insert");
+const GET: CallName = CallName::new("get");
+const PUT: CallName = CallName::new("put");
+const SHRINK: CallName = CallName::new("shrink");
+
 impl DemoSubject {
     fn task(&self, task: u8) -> usize {
         usize::from(task) % self.tasks.len()
@@ -82,15 +90,15 @@ impl DemoSubject {
 
     fn insert(&mut self, task: usize, key: u8) -> Outcome {
         let cx = &self.tasks[task];
-        cx.op_begin("insert", format!("key {key}"));
+        cx.call_begin(&INSERT, [u64::from(key)], || format!("key {key}"));
         let outcome = Outcome::from(self.cache.insert(cx, key));
-        cx.op_end("insert", format!("{outcome:?}"));
+        cx.call_end(&INSERT, outcome.trace_words(), || format!("{outcome:?}"));
         outcome
     }
 
     fn get(&mut self, task: usize, key: u8) -> Outcome {
         let cx = &self.tasks[task];
-        cx.op_begin("get", format!("key {key}"));
+        cx.call_begin(&GET, [u64::from(key)], || format!("key {key}"));
         let outcome = match self.cache.get(cx, key) {
             Ok(handle) => {
                 self.held[task].push((key, handle));
@@ -98,7 +106,7 @@ impl DemoSubject {
             }
             Err(errno) => Outcome::Failed(errno),
         };
-        cx.op_end("get", format!("{outcome:?}"));
+        cx.call_end(&GET, outcome.trace_words(), || format!("{outcome:?}"));
         outcome
     }
 
@@ -109,17 +117,17 @@ impl DemoSubject {
         let position = usize::from(index) % self.held[task].len();
         let (key, handle) = self.held[task].remove(position);
         let cx = &self.tasks[task];
-        cx.op_begin("put", format!("key {key}"));
+        cx.call_begin(&PUT, [u64::from(key)], || format!("key {key}"));
         self.cache.put(cx, handle);
-        cx.op_end("put", "Done");
+        cx.call_end(&PUT, Outcome::Done.trace_words(), || "Done".to_string());
         Outcome::Done
     }
 
     fn shrink(&mut self, task: usize, count: u8) -> Outcome {
         let cx = &self.tasks[task];
-        cx.op_begin("shrink", format!("count {count}"));
+        cx.call_begin(&SHRINK, [u64::from(count)], || format!("count {count}"));
         let outcome = Outcome::Freed(self.cache.shrink_scan(cx, u32::from(count)));
-        cx.op_end("shrink", format!("{outcome:?}"));
+        cx.call_end(&SHRINK, outcome.trace_words(), || format!("{outcome:?}"));
         outcome
     }
 }

@@ -63,6 +63,18 @@ pub enum Outcome {
     NoHandle,
 }
 
+impl Outcome {
+    /// The outcome as the trace hashes it: a tag and its value, two words, no text.
+    pub(crate) fn trace_words(&self) -> [u64; 2] {
+        match self {
+            Outcome::Done => [0, 0],
+            Outcome::Failed(errno) => [1, errno.number() as u64],
+            Outcome::Freed(count) => [2, u64::from(*count)],
+            Outcome::NoHandle => [3, 0],
+        }
+    }
+}
+
 impl From<Result<(), Errno>> for Outcome {
     fn from(result: Result<(), Errno>) -> Outcome {
         result.map_or_else(Outcome::Failed, |()| Outcome::Done)

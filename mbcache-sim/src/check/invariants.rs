@@ -39,7 +39,7 @@ struct Seen {
 impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
-        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
+        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
         let caches = locked_global.guard.caches.clone();
         let entry_counts = Self::entry_counts(&mut locked_global, &caches)?;
@@ -76,7 +76,7 @@ impl Registry {
     /// missed) is left to the full check, which the harness runs every few operations; a log that
     /// overflowed runs the full check now.
     pub fn check_invariants_touched(&self, cx: &Cx) -> Checked {
-        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).clone();
+        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
         let touched = std::mem::take(&mut locked_global.mem().memory.touched);
         if touched.overflowed {

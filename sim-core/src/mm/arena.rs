@@ -122,6 +122,7 @@ impl<T> SlabArena<T> {
     }
 
     /// The object, if `handle` is live (no report either way).
+    #[inline]
     pub fn peek(&self, handle: ArenaRef<T>) -> Option<&T> {
         let slot = self.slots.get(handle.index as usize)?;
         if slot.generation != handle.generation {
@@ -132,6 +133,7 @@ impl<T> SlabArena<T> {
 
     /// Dereferences `handle`. A freed object is a use after free: reported from `cx`, and an
     /// error.
+    #[inline]
     pub fn get(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<&T, MmError> {
         match self.peek(handle) {
             Some(object) => Ok(object),
@@ -140,14 +142,21 @@ impl<T> SlabArena<T> {
     }
 
     /// Dereferences `handle` for writing; a freed object is reported as [`SlabArena::get`] does.
+    #[inline]
     pub fn get_mut(&mut self, cx: &Cx, handle: ArenaRef<T>) -> Result<&mut T, MmError> {
-        let live = self.is_live(handle);
-        if !live {
+        if !self.is_live(handle) {
             return Err(self.use_after_free(cx, handle));
         }
-        Ok(self.slots[handle.index as usize].object.as_mut().expect("checked live"))
+        match self.slots.get_mut(handle.index as usize) {
+            Some(Slot { object: Some(object), .. }) => Ok(object),
+            _ => unreachable!("checked live"),
+        }
     }
 
+    /// The report of a dereference of a freed object: off the hot path, so the checks that
+    /// precede it inline into their callers.
+    #[cold]
+    #[inline(never)]
     fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
         let error = MmError::UseAfterFree { cache: self.name, handle: format!("{handle:?}") };
         cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
@@ -155,6 +164,7 @@ impl<T> SlabArena<T> {
     }
 
     /// Whether `handle`'s object is still allocated (no report either way).
+    #[inline]
     pub fn is_live(&self, handle: ArenaRef<T>) -> bool {
         self.peek(handle).is_some()
     }
