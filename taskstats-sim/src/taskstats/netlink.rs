@@ -57,6 +57,8 @@ impl Port {
 /// `struct genl_info`, as far as the doits read it.
 pub(super) struct Info<'a> {
     pub(super) port: u32,
+    /// The requester's socket as netlink_request() found it (`NETLINK_CB(skb).sk`).
+    pub(super) socket: &'a Port,
     pub(super) seq: u32,
     pub(super) msg: &'a [u8],
     pub(super) attrs: Vec<Option<Attr>>,
@@ -82,7 +84,7 @@ impl Taskstats {
     /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
     /// Run by `current`, the task of `cx`.
     pub fn open_port(&self, cx: &Cx) -> Option<u32> {
-        let task = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None)?;
+        let task = self.current(cx)?;
         let mut ports = self.ports.lock(cx);
         let id = if ports.contains_key(&task.tgid) {
             self.next_port.fetch_sub(1, Ordering::Relaxed)
@@ -99,8 +101,7 @@ impl Taskstats {
     /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
     /// ESRCH if the task (`current`, the task of `cx`) is not alive.
     pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
-        let task =
-            self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let task = self.current(cx).ok_or(Errno::ESRCH)?;
         let mut ports = self.ports.lock(cx);
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
@@ -200,9 +201,10 @@ impl Taskstats {
         self.ports.lock(cx).get(&id).map(Port::identity)
     }
 
-    /// How many messages wait in port `id`'s receive queue.
-    fn port_queued(&self, cx: &Cx, id: u32) -> Option<usize> {
-        self.ports.lock(cx).get(&id).map(|p| p.queue.len())
+    /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
+    /// queue, in one look under the table's lock.
+    fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
+        self.ports.lock(cx).get(&id).map(|p| (p.identity(), p.queue.len()))
     }
 
     /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
@@ -212,17 +214,13 @@ impl Taskstats {
     /// A port that is not open, or that is not a socket of the sender's process (`current`, the
     /// task of `cx`; see [`Self::port_sender`]), gets nothing back.
     pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
-        let Some(p) = self.port(cx, port).filter(|p| p.open) else {
+        // One look at the socket: its identity, and where this call's messages will start.
+        let Some((p, queued_before)) = self.port_and_queued(cx, port).filter(|(p, _)| p.open) else {
             return Vec::new();
         };
-        let current = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None);
-        let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
+        let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
-        // Two looks at the port where one would do: merging them shifts the threaded
-        // campaigns' schedules, whose pinned seeds (tests/tests/taskstats/threaded.rs) depend
-        // on the sequence of model-lock operations.
-        let queued_before = self.port_queued(cx, port).unwrap_or(0);
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
         let mut at = 0usize;
@@ -308,7 +306,7 @@ impl Taskstats {
         if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             self.policy_out_of_bounds(cx, &attrs);
         }
-        let info = Info { port, seq: hdr.seq, msg, attrs };
+        let info = Info { port, socket, seq: hdr.seq, msg, attrs };
         if is_cgroup {
             self.cgroupstats_user_cmd(cx, current, &info)
         } else {
