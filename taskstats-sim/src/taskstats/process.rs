@@ -331,17 +331,25 @@ impl Taskstats {
         self.checks("exit-fill-before-send") || self.checks("tgid-free-usage")
     }
 
-    /// 2.6.19's taskstats_tgid_alloc(): allocate outside the lock, install under stats_lock if
-    /// still empty, free the spare. A failed allocation is silently tolerated.
+    /// 2.6.19's taskstats_tgid_alloc() in copy_signal(): from "taskstats_tgid_alloc:
+    /// optimization" an unlocked fast path (`sig->stats` already set); then allocate outside the
+    /// lock, install under the group's lock if still empty, free the spare. A failed allocation
+    /// is silently tolerated. The fast path's load races with another thread's fork, which
+    /// stores the pointer (see [`Self::stats_access`]).
     pub(super) fn tgid_alloc_at_fork(&self, cx: &Cx, signal: &Arc<Signal>) {
+        let access = self.stats_access();
+        if self.fixes.on(crate::fixes::TGID_ALLOC_FAST_PATH) && signal.stats_unlocked(cx, access) {
+            return;
+        }
         let Ok(handle) = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()) else {
             return;
         };
         let mut inner = signal.lock.lock_irqsave(cx);
+        signal.stats_locked_read(cx, access);
         if inner.stats.is_none() {
             inner.stats = Some(TaskstatsRecord::default());
             inner.stats_handle = Some(handle);
-            signal.set_stats(cx, StatsAccess::Untracked, true);
+            signal.set_stats(cx, access, true);
         } else {
             drop(inner);
             let _ = self.taskstats_cache.free(cx, handle);
