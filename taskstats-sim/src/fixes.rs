@@ -85,9 +85,13 @@ pub const XACCT_GET_TASK_MM: FixId = FixId::new(20, "xacct-get-task-mm");
 /// and publishes it under siglock with smp_store_release() (off: plain loads and stores, a data
 /// race between one exiting thread's fast-path read and another's publication).
 pub const TGID_ALLOC_DATA_RACE: FixId = FixId::new(21, "tgid-alloc-data-race");
+/// taskstats_tgid_alloc() at fork returns at once when `sig->stats` is already set, a load
+/// made without the lock (off: every CLONE_THREAD fork allocates a record, then frees it when
+/// the group has one). Not a fix: the optimization that brought 2.6.19's unlocked load.
+pub const TGID_ALLOC_FAST_PATH: FixId = FixId::new(22, "tgid-alloc-fast-path");
 
 /// Every [`FixId`], in table order (checked by [`FixTable::validate`]).
-pub const FIX_IDS: [FixId; 22] = [
+pub const FIX_IDS: [FixId; 23] = [
     DUPLICATE_LISTENER_CHECK,
     ADMIN_PERM,
     NAMESPACE_CHECKS,
@@ -110,6 +114,7 @@ pub const FIX_IDS: [FixId; 22] = [
     BACCT_PARENT_RCU,
     XACCT_GET_TASK_MM,
     TGID_ALLOC_DATA_RACE,
+    TGID_ALLOC_FAST_PATH,
 ];
 
 const fn v(major: u16, minor: u16, patch: u16) -> KernelVersion {
@@ -384,6 +389,18 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "an exiting thread reads sig->stats with a plain load, no lock, while another \
                           exiting thread of its group stores it under siglock: a data race (KCSAN), and \
                           without acquire ordering the reader may see the pointer before the zeroed record",
+            },
+            // Title: Oleg Nesterov's "[PATCH 4/6] taskstats_tgid_alloc: optimization" mail of
+            // 2006-10-27 (its diff adds the `sig->stats != NULL` return) and the 2.6.19-rc4
+            // announcement's shortlog (both read with the search tool). No id seen.
+            Fix {
+                name: "tgid-alloc-fast-path",
+                title: "taskstats_tgid_alloc: optimization",
+                commit: Commit::Unverified,
+                landed_in: KernelVersion::rc(2, 6, 19, 4),
+                cve: None,
+                symptom: "none visible: every CLONE_THREAD fork but a group's first allocates a record \
+                          and frees it again",
             },
         ],
         presets: &[

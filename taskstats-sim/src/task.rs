@@ -182,8 +182,9 @@ pub struct SignalInner {
 /// the model's accesses are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatsAccess {
-    /// 2.6.19 (fork-time allocation) and 2.6.20 before the on-demand allocation: the pointer's
-    /// unlocked readers are not judged (the facade atomic stands for them).
+    /// 2.6.19 (fork-time allocation) and 2.6.20 before the on-demand allocation, unless
+    /// audited: the pointer's unlocked readers are not judged (the facade atomic stands for
+    /// them; see `Taskstats::stats_access`).
     Untracked,
     /// 3.x taskstats_tgid_alloc() before "taskstats: fix data-race": plain loads and stores,
     /// judged by the lockset detector.
@@ -198,7 +199,8 @@ pub struct Signal {
     /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
     pub lock: SpinLock<SignalInner>,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
-    /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]).
+    /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]);
+    /// under [`StatsAccess::Plain`] a shadow the checkers read without being judged.
     pub stats_published: AtomicBool,
     /// The same pointer as plain C loads and stores see it ([`StatsAccess::Plain`]): lockset
     /// judges every access, so an unlocked read by one task and a store by another are found
@@ -245,7 +247,10 @@ impl Signal {
     #[track_caller]
     pub fn set_stats(&self, cx: &Cx, access: StatsAccess, value: bool) {
         match access {
-            StatsAccess::Plain => self.stats_plain.set(cx, value),
+            StatsAccess::Plain => {
+                self.stats_plain.set(cx, value);
+                self.stats_published.store(value, Ordering::Relaxed);
+            }
             StatsAccess::Marked | StatsAccess::Untracked => {
                 self.stats_published.store(value, Ordering::Release)
             }

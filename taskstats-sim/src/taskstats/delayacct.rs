@@ -116,7 +116,9 @@ impl Taskstats {
         if !self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
             return false;
         }
-        let Some(task) = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None) else {
+        // The timer is the process's own (`sig->real_timer`), found from the callback's
+        // argument; the model has it fire while the process's task of `cx` runs.
+        let Some(task) = self.current(cx) else {
             return false;
         };
         cx.softirq(|cx| {

@@ -5,11 +5,25 @@
 use super::*;
 
 impl Taskstats {
-    /// How this kernel reads and publishes `sig->stats` outside siglock.
+    /// How this kernel reads and publishes `sig->stats` outside siglock. The kernels before
+    /// "taskstats: cleanup ->signal->stats allocation" (2.6.19, 2.6.20-rc) race the same way:
+    /// from 2.6.19-rc4, taskstats_tgid_alloc()'s fast path at each CLONE_THREAD fork
+    /// ("taskstats_tgid_alloc: optimization") and taskstats_exit_send()'s `is_thread_group`
+    /// ("taskstats: kill ->taskstats_lock in favor of ->siglock") are plain loads with no lock
+    /// while another thread's fork stores the pointer under it. 2.6.19-rc3 (seed 002) reads it
+    /// under `stats_lock` only. No commit fixed
+    /// that code (the 2.6.20 change moved the race to exit time, where 0b8d616fb5a8 fixed it),
+    /// so no switch can turn it off there: lockset judges those kernels only when the fix is
+    /// audited (`--fix-off tgid-alloc-data-race`).
     pub(crate) fn stats_access(&self) -> StatsAccess {
+        let marked = self.fixes.on(crate::fixes::TGID_ALLOC_DATA_RACE);
         if !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
-            StatsAccess::Untracked
-        } else if self.fixes.on(crate::fixes::TGID_ALLOC_DATA_RACE) {
+            if !marked && self.checks("tgid-alloc-data-race") {
+                StatsAccess::Plain
+            } else {
+                StatsAccess::Untracked
+            }
+        } else if marked {
             StatsAccess::Marked
         } else {
             StatsAccess::Plain
@@ -84,8 +98,9 @@ impl Taskstats {
         let is_thread_group = if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.taskstats_tgid_alloc(cx, task)
         } else {
-            // 2.6.20 before the on-demand allocation: the fork allocated it, or nobody did.
-            task.signal.stats_published()
+            // 2.6.20 before the on-demand allocation: the fork allocated it, or nobody did;
+            // `is_thread_group = (tsk->signal->stats != NULL)`, no lock.
+            task.signal.stats_unlocked(cx, self.stats_access())
         };
         // The ledger books the thread only when the kernel decided to count it: between this
         // thread's failed allocation (sig->stats read NULL) and a later look, another thread's
@@ -184,17 +199,20 @@ impl Taskstats {
         // The ledger: the thread belongs in the group's stats whenever they exist.
         self.ledger_exit(cx, task);
         let fill_first = self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
-        if fill_first && task.signal.stats_published() {
+        // 2.6.19: one look at the pointer, then fill_tgid_exit(), then the buffer check.
+        let early = fill_first.then(|| self.exit_send_is_thread_group(cx, task));
+        if early == Some(true) {
             self.fill_tgid_exit(cx, task);
         }
         let Some(tidstats) = tidstats else {
+            // The checker's look (the shadow flag, untraced), not the kernel's.
             if task.signal.stats_published() && !fill_first {
                 cx.note("taskstats_exit_send: no record buffer, the group's stats skip this thread");
                 self.mark(cx, "group-stats-skipped");
             }
             return report;
         };
-        let is_thread_group = task.signal.lock.lock_irqsave(cx).stats.is_some();
+        let is_thread_group = early.unwrap_or_else(|| self.exit_send_is_thread_group(cx, task));
         let mut size = self.packet_size();
         if is_thread_group {
             size *= 2;
@@ -218,6 +236,18 @@ impl Taskstats {
         self.send_cpu_listeners(cx, msg, cx.cpu(), task, &records, &mut report);
         let _ = self.taskstats_cache.free(cx, tidstats);
         report
+    }
+
+    /// taskstats_exit_send()'s `is_thread_group`: under `stats_lock` in 2.6.19-rc3; from "taskstats:
+    /// kill ->taskstats_lock in favor of ->siglock" a load with no lock (see [`Self::stats_access`]).
+    fn exit_send_is_thread_group(&self, cx: &Cx, task: &Task) -> bool {
+        let access = self.stats_access();
+        if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+            return task.signal.stats_unlocked(cx, access);
+        }
+        let inner = task.signal.lock.lock_irqsave(cx);
+        task.signal.stats_locked_read(cx, access);
+        inner.stats.is_some()
     }
 
     /// Mirrors send_cpu_listeners(): genlmsg_end(), then under the read lock one clone per

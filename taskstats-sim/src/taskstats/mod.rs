@@ -79,6 +79,11 @@ pub struct Taskstats {
     tasks: RwLock<TaskTable>,
     /// The RCU-published pid hash find_task_by_vpid() reads (see [`PidHash`]).
     pid_hash: RcuPointer<PidHash>,
+    /// `current`: each running task's own task_struct, which the kernel reads from its CPU
+    /// with no lock, valid because a running task cannot be reaped. The map stands for those
+    /// per-task pointers behind a std lock that lockdep, the trace and the schedulers never see,
+    /// so reading `current` adds no model-lock step; see [`Self::current`].
+    current: std::sync::RwLock<BTreeMap<u32, Arc<Task>>>,
     listener_array: Vec<ListenerList>,
     taskstats_seqnum: Vec<AtomicU32>,
     ports: SpinLock<BTreeMap<u32, Port>>,
@@ -204,12 +209,14 @@ impl Taskstats {
             inner.live = 1;
         }
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
-        table.tasks.insert(1, Arc::new(init));
+        let init = Arc::new(init);
+        table.tasks.insert(1, init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
         pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));
         Taskstats {
             pid_hash,
+            current: std::sync::RwLock::new(BTreeMap::from([(1, init)])),
             fixes,
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
@@ -600,13 +607,11 @@ impl Taskstats {
         } else {
             self.fill_stats_for_tgid(cx, &task)
         };
-        // The checker audits the record against the port as it is now. The request's own look at
-        // the port would do without this lock, but dropping it shifts the threaded
-        // campaigns' schedules, whose pinned seeds depend on the model-lock operations.
-        let port = self.port(cx, info.port);
-        if let (Some(port), Some(stats)) = (&port, &stats) {
+        // The checker audits the record against the requester's socket (its credentials from
+        // open, as netlink_request() found it).
+        if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            self.audit_record(cx, port, &task, kind, nr, stats, &table);
+            self.audit_record(cx, info.socket, &task, kind, nr, stats, &table);
         }
         drop(table);
         let mut stats = stats;

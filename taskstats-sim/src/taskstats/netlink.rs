@@ -28,6 +28,9 @@ pub(crate) struct Port {
     pub overruns: u64,
     /// `sk_err`: ENOBUFS after an overrun (netlink_overrun()), until a recvmsg(2) reports it.
     pub sk_err: Option<Errno>,
+    /// `nlk->cb`: a running nlctrl dump, its request's seq and how many families it has listed
+    /// (`cb->args[0]`); the reader's next recvmsg() runs its next pass.
+    pub dump: Option<(u32, usize)>,
 }
 
 impl Port {
@@ -50,6 +53,7 @@ impl Port {
             queue: VecDeque::new(),
             overruns: 0,
             sk_err: None,
+            dump: None,
         }
     }
 }
@@ -57,6 +61,8 @@ impl Port {
 /// `struct genl_info`, as far as the doits read it.
 pub(super) struct Info<'a> {
     pub(super) port: u32,
+    /// The requester's socket as netlink_request() found it (`NETLINK_CB(skb).sk`).
+    pub(super) socket: &'a Port,
     pub(super) seq: u32,
     pub(super) msg: &'a [u8],
     pub(super) attrs: Vec<Option<Attr>>,
@@ -82,7 +88,7 @@ impl Taskstats {
     /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
     /// Run by `current`, the task of `cx`.
     pub fn open_port(&self, cx: &Cx) -> Option<u32> {
-        let task = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None)?;
+        let task = self.current(cx)?;
         let mut ports = self.ports.lock(cx);
         let id = if ports.contains_key(&task.tgid) {
             self.next_port.fetch_sub(1, Ordering::Relaxed)
@@ -99,8 +105,7 @@ impl Taskstats {
     /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
     /// ESRCH if the task (`current`, the task of `cx`) is not alive.
     pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
-        let task =
-            self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None).ok_or(Errno::ESRCH)?;
+        let task = self.current(cx).ok_or(Errno::ESRCH)?;
         let mut ports = self.ports.lock(cx);
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
@@ -200,9 +205,10 @@ impl Taskstats {
         self.ports.lock(cx).get(&id).map(Port::identity)
     }
 
-    /// How many messages wait in port `id`'s receive queue.
-    fn port_queued(&self, cx: &Cx, id: u32) -> Option<usize> {
-        self.ports.lock(cx).get(&id).map(|p| p.queue.len())
+    /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
+    /// queue, in one look under the table's lock.
+    fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
+        self.ports.lock(cx).get(&id).map(|p| (p.identity(), p.queue.len()))
     }
 
     /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
@@ -212,20 +218,16 @@ impl Taskstats {
     /// A port that is not open, or that is not a socket of the sender's process (`current`, the
     /// task of `cx`; see [`Self::port_sender`]), gets nothing back.
     pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
-        let Some(p) = self.port(cx, port).filter(|p| p.open) else {
+        // One look at the socket: its identity, and where this call's messages will start.
+        let Some((p, queued_before)) = self.port_and_queued(cx, port).filter(|(p, _)| p.open) else {
             return Vec::new();
         };
-        let current = self.task(cx, cx.task()).filter(|t| t.exit_state == ExitState::None);
-        let Some(current) = current.filter(|t| t.tgid == p.owner_tgid) else {
+        let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
-        // Two looks at the port where one would do: merging them shifts the threaded
-        // campaigns' schedules, whose pinned seeds (tests/tests/taskstats/threaded.rs) depend
-        // on the sequence of model-lock operations.
-        let queued_before = self.port_queued(cx, port).unwrap_or(0);
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
-        let mut at = 0usize;
+        let (mut at, mut dumping) = (0usize, false);
         // netlink_rcv_skb(): one message after another while a header fits.
         while bytes.len() - at >= NLMSG_HDRLEN {
             let Some(hdr) = NlMsgHdr::parse(&bytes[at..]) else { break };
@@ -241,6 +243,7 @@ impl Taskstats {
             };
             // netlink_rcv_skb(): EINTR is a dump started, which sends no ack.
             if err == Some(Errno::EINTR) {
+                dumping = true;
             } else if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
                 let ack = netlink_ack(msg, &hdr, port, err);
                 let _ = self.queue_bytes(cx, port, ack);
@@ -248,6 +251,9 @@ impl Taskstats {
             at += align4(len).min(bytes.len() - at);
         }
         drop(genl_lock);
+        if dumping {
+            self.netlink_dump_on_recvmsg(cx, port);
+        }
         let mut ports = self.ports.lock(cx);
         match ports.get_mut(&port) {
             Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
@@ -308,7 +314,7 @@ impl Taskstats {
         if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             self.policy_out_of_bounds(cx, &attrs);
         }
-        let info = Info { port, seq: hdr.seq, msg, attrs };
+        let info = Info { port, socket, seq: hdr.seq, msg, attrs };
         if is_cgroup {
             self.cgroupstats_user_cmd(cx, current, &info)
         } else {
@@ -412,41 +418,87 @@ impl Taskstats {
         [nlctrl, taskstats]
     }
 
-    /// Mirrors ctrl_dumpfamily() as netlink_dump_start() runs it on the requester's socket:
-    /// netlink_dump() allocates an skb of NLMSG_GOODSIZE and the dump fills one
-    /// CTRL_CMD_NEWFAMILY message (NLM_F_MULTI) per family while they fit, which is queued; the
-    /// next netlink_dump() finds nothing left and queues NLMSG_DONE (NLM_F_MULTI, the dump's
-    /// return 0 as payload). The model runs the continuation at once, where the kernel runs it
-    /// at the reader's next recvmsg(). An skb that cannot be allocated sets `sk_err` (ENOBUFS),
-    /// as netlink_dump_start() reports netlink_dump()'s error. Returns EINTR, which
-    /// netlink_rcv_skb() takes as "started a dump": no ack.
+    /// Mirrors netlink_dump_start() for nlctrl's ctrl_dumpfamily(): EBUSY while the socket
+    /// has a dump running, else the dump is recorded on the socket (`nlk->cb`) and its first
+    /// pass runs ([`Self::netlink_dump`]). Returns EINTR, which netlink_rcv_skb() takes as
+    /// "started a dump": no ack.
     fn ctrl_dumpfamily(&self, cx: &Cx, port: u32, hdr: &NlMsgHdr) -> Result<(), Errno> {
-        let mut skipped = 0;
-        let families = self.genl_families();
-        while skipped <= families.len() {
-            let Some(mut skb) = self.dump_skb(cx, port) else {
-                return Err(Errno::EINTR);
+        {
+            let mut ports = self.ports.lock(cx);
+            let Some(socket) = ports.get_mut(&port) else {
+                return Err(Errno::ECONNREFUSED);
             };
-            // One pass of ctrl_dumpfamily() from `skipped` (cb->args), then netlink_dump().
+            if socket.dump.is_some() {
+                return Err(Errno::EBUSY);
+            }
+            socket.dump = Some((hdr.seq, 0));
+        }
+        self.netlink_dump(cx, port);
+        Err(Errno::EINTR)
+    }
+
+    /// The reader's recvmsg() after a write that started a dump: netlink_dump() under the
+    /// family's `cb_mutex` (genl_mutex) until the dump is over, as a client reading its socket
+    /// until NLMSG_DONE makes it run.
+    fn netlink_dump_on_recvmsg(&self, cx: &Cx, port: u32) {
+        loop {
+            let genl_lock = self.genl_mutex.lock(cx);
+            let running = self.netlink_dump(cx, port);
+            drop(genl_lock);
+            if !running {
+                return;
+            }
+        }
+    }
+
+    /// Mirrors netlink_dump() with ctrl_dumpfamily() as the dumpit: an skb of NLMSG_GOODSIZE
+    /// filled with one CTRL_CMD_NEWFAMILY message (NLM_F_MULTI) per family not yet listed while
+    /// they fit, and queued; a pass that finds nothing left queues NLMSG_DONE (NLM_F_MULTI, the
+    /// dump's return 0 as payload) and ends the dump. An skb that cannot be allocated sets
+    /// `sk_err` (ENOBUFS), which the model's reader takes as the end of its reading, so the dump
+    /// ends there (the kernel keeps `nlk->cb` for a later recvmsg). Returns whether the dump
+    /// still runs.
+    fn netlink_dump(&self, cx: &Cx, port: u32) -> bool {
+        let Some((seq, mut skipped)) = self.ports.lock(cx).get(&port).and_then(|p| p.dump) else {
+            return false;
+        };
+        let families = self.genl_families();
+        let skb = self.dump_skb(cx, port);
+        let mut running = skb.is_some();
+        if let Some(mut skb) = skb {
             for family in &families[skipped..] {
-                if self.ctrl_fill_info(&mut skb, family, hdr.seq, port, NLM_F_MULTI).is_err() {
+                if self.ctrl_fill_info(&mut skb, family, seq, port, NLM_F_MULTI).is_err() {
                     break;
                 }
                 skb.genlmsg_end();
                 skipped += 1;
             }
             if skb.len() == 0 {
-                skipped += 1;
-                if skb.nlmsg_put(NLMSG_DONE, hdr.seq, port, NLM_F_MULTI, 4).is_err() {
+                running = false;
+                if skb.nlmsg_put(NLMSG_DONE, seq, port, NLM_F_MULTI, 4).is_err() {
                     self.skbs.kfree_skb(cx, skb);
-                    return Err(Errno::EINTR);
+                    return self.dump_ended(cx, port);
                 }
                 skb.genlmsg_end();
             }
             self.mark(cx, "ctrl-dumpfamily");
             let _ = self.unicast(cx, port, skb);
         }
-        Err(Errno::EINTR)
+        if !running {
+            return self.dump_ended(cx, port);
+        }
+        if let Some(socket) = self.ports.lock(cx).get_mut(&port) {
+            socket.dump = Some((seq, skipped));
+        }
+        true
+    }
+
+    /// The end of a dump: the socket's `nlk->cb` released. Returns false (no longer running).
+    fn dump_ended(&self, cx: &Cx, port: u32) -> bool {
+        if let Some(socket) = self.ports.lock(cx).get_mut(&port) {
+            socket.dump = None;
+        }
+        false
     }
 
     /// netlink_dump()'s alloc_skb(NLMSG_GOODSIZE): on failure the requester's `sk_err` is ENOBUFS.

@@ -64,10 +64,34 @@ impl Taskstats {
         t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
     }
 
-    /// Task `pid` (a pointer, no counted reference: for the task itself, `current`, and for
-    /// the checkers).
+    /// Task `pid` as a lookup under read_lock(&tasklist_lock) finds it (a pointer, no counted
+    /// reference): for the checkers and drivers. A task finds itself through [`Self::current`].
     pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
         self.tasks.read_lock(cx).tasks.get(&pid).cloned()
+    }
+
+    /// `current`, the task of `cx`, read as the kernel reads it: no tasklist_lock, no RCU, no
+    /// counted reference, since a running task cannot be reaped under itself. None when `cx`
+    /// names no running task (a driver's call for a task that exited or never was, which a
+    /// kernel could not make).
+    pub(crate) fn current(&self, cx: &Cx) -> Option<Arc<Task>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cx.task()).cloned()
+    }
+
+    /// Keeps `current` of task `pid` the task_struct the table holds after a change made under
+    /// tasklist_lock (the caller's `table`): the model's tasks are copied on change, where the
+    /// kernel's current points at the one object that changed. `running` false: the task ran
+    /// its last (exit_notify()), so it is no one's `current` again.
+    pub(super) fn current_changed(&self, table: &TaskTable, pid: u32, running: bool) {
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match table.tasks.get(&pid).filter(|_| running) {
+            Some(task) if current.contains_key(&pid) || task.exit_state == ExitState::None => {
+                current.insert(pid, task.clone());
+            }
+            _ => {
+                current.remove(&pid);
+            }
+        }
     }
 
     /// The lookup of a PID or TGID query. With pid-lookup-rcu, fill_stats_for_pid()'s
@@ -141,7 +165,7 @@ impl Taskstats {
         if self.fixes.on(crate::fixes::BACCT_PARENT_RCU) {
             return task.start_ns;
         }
-        let leader = table.tasks.get(&cx.task()).and_then(|current| table.tasks.get(&current.tgid));
+        let leader = self.current(cx).and_then(|current| table.tasks.get(&current.tgid).cloned());
         leader.map_or(task.start_ns, |leader| leader.start_ns)
     }
 
@@ -182,7 +206,6 @@ impl Taskstats {
     /// built field by field inside the one tasklist_lock section that hashes it, as
     /// copy_process() does.
     pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
-        let parent = cx.task();
         let sim = cx.sim();
         let class = if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
             "&sighand->siglock"
@@ -202,12 +225,7 @@ impl Taskstats {
             if t.tasks.len() >= self.params.tasks_max {
                 return Err(Errno::EAGAIN);
             }
-            let p = t
-                .tasks
-                .get(&parent)
-                .filter(|p| p.exit_state == ExitState::None)
-                .cloned()
-                .ok_or(Errno::ESRCH)?;
+            let p = self.current(cx).ok_or(Errno::ESRCH)?;
             let (pid_ns, user_ns, uid, cap) = child_namespaces(&mut t, &p, kind);
             let numbers = t.alloc_numbers(pid_ns);
             let pid = numbers[0].1;
@@ -250,6 +268,8 @@ impl Taskstats {
             }
             t.tasks.insert(pid, Arc::new(task));
             self.publish_pid_hash(cx, &t);
+            // The child's `current`, for when it runs (after wake_up_new_task()).
+            self.current_changed(&t, pid, true);
             (pid, signal, thread)
         };
         {
@@ -279,6 +299,7 @@ impl Taskstats {
             if let Some(task) = t.tasks.get(&pid).cloned() {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
+                self.current_changed(&t, pid, false);
                 drop(t);
                 // bad_fork_cleanup_mm: the child's reference on the shared mm is dropped.
                 task.mm.exit_mm(cx);
@@ -310,17 +331,25 @@ impl Taskstats {
         self.checks("exit-fill-before-send") || self.checks("tgid-free-usage")
     }
 
-    /// 2.6.19's taskstats_tgid_alloc(): allocate outside the lock, install under stats_lock if
-    /// still empty, free the spare. A failed allocation is silently tolerated.
+    /// 2.6.19's taskstats_tgid_alloc() in copy_signal(): from "taskstats_tgid_alloc:
+    /// optimization" an unlocked fast path (`sig->stats` already set); then allocate outside the
+    /// lock, install under the group's lock if still empty, free the spare. A failed allocation
+    /// is silently tolerated. The fast path's load races with another thread's fork, which
+    /// stores the pointer (see [`Self::stats_access`]).
     pub(super) fn tgid_alloc_at_fork(&self, cx: &Cx, signal: &Arc<Signal>) {
+        let access = self.stats_access();
+        if self.fixes.on(crate::fixes::TGID_ALLOC_FAST_PATH) && signal.stats_unlocked(cx, access) {
+            return;
+        }
         let Ok(handle) = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()) else {
             return;
         };
         let mut inner = signal.lock.lock_irqsave(cx);
+        signal.stats_locked_read(cx, access);
         if inner.stats.is_none() {
             inner.stats = Some(TaskstatsRecord::default());
             inner.stats_handle = Some(handle);
-            signal.set_stats(cx, StatsAccess::Untracked, true);
+            signal.set_stats(cx, access, true);
         } else {
             drop(inner);
             let _ = self.taskstats_cache.free(cx, handle);
@@ -331,7 +360,7 @@ impl Taskstats {
     /// RNG and the virtual clock moves.
     pub fn run(&self, cx: &Cx) -> bool {
         let (sim, pid) = (cx.sim(), cx.task());
-        let Some(task) = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None) else {
+        let Some(task) = self.current(cx) else {
             return false;
         };
         sim.advance_ns(1 + sim.below(1_000_000));
@@ -372,6 +401,7 @@ impl Taskstats {
                 task.cpu = cpu % self.params.cpus;
             }
         });
+        self.current_changed(&t, pid, true);
         self.publish_pid_hash(cx, &t);
     }
 
@@ -382,7 +412,7 @@ impl Taskstats {
     /// of `cx`; None when it is not a live task.
     pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
         let (sim, pid) = (cx.sim(), cx.task());
-        let task = self.task(cx, pid).filter(|t| t.exit_state == ExitState::None)?;
+        let task = self.current(cx)?;
         sim.advance_ns(1000);
         let group_dead = {
             let mut inner = task.signal.lock.lock_irqsave(cx);
@@ -417,6 +447,8 @@ impl Taskstats {
             if group_dead {
                 self.forget_original_parent(cx, &mut t, &task);
             }
+            // The last schedule() of do_exit(): the task is no one's `current` any more.
+            self.current_changed(&t, pid, false);
         }
         let mut closed = Vec::new();
         if group_dead {
@@ -458,6 +490,7 @@ impl Taskstats {
                 child.parent.kfree_rcu(cx, old);
             }
             table.update(child.pid, |c| c.real_parent = reaper.pid);
+            self.current_changed(table, child.pid, true);
             cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
             self.mark(cx, "reparented");
         }

@@ -41,6 +41,11 @@ impl Rng {
 /// errno (None: no error message at all).
 type Expect = (Option<u16>, Option<i32>);
 
+/// The reply "type" of nlctrl's GETFAMILY dump (ctrl_dumpfamily): one skb of `NLM_F_MULTI`
+/// CTRL_CMD_NEWFAMILY messages, one per registered family (nlctrl and TASKSTATS), then one
+/// `NLMSG_DONE`, and never an ack (netlink_rcv_skb() skips it for a dump started).
+const DUMP: u16 = 0xffff;
+
 /// A policy check: Err(errno) for an attribute its policy rejects.
 type PolicyCheck<'a> = &'a dyn Fn(u16, &[u8]) -> Result<(), i32>;
 
@@ -198,6 +203,10 @@ fn expect(msg: &[u8], live: &[u32]) -> Expect {
         if cmd != CTRL_CMD_GETFAMILY {
             return (None, Some(EOPNOTSUPP));
         }
+        // genl_rcv_msg() starts the dump before any attribute is parsed.
+        if flags & NLM_F_DUMP == NLM_F_DUMP {
+            return (Some(DUMP), None);
+        }
         return ack(ctrl_cmd(body));
     }
     if (cmd != TASKSTATS_CMD_GET && cmd != CGROUPSTATS_CMD_GET) || flags & NLM_F_DUMP == NLM_F_DUMP {
@@ -276,13 +285,13 @@ fn mutated(rng: &mut Rng) -> Vec<u8> {
     };
     let mut bytes = request(family, NLM_F_REQUEST | NLM_F_ACK, 7, 0, cmd, &attrs);
     for _ in 0..=rng.below(3) {
-        mutate(rng, &mut bytes, family);
+        mutate(rng, &mut bytes);
     }
     bytes
 }
 
 /// One mutation of a request's bytes.
-fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, family: u16) {
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
     let at_attr = NLMSG_HDRLEN + GENL_HDRLEN;
     match rng.below(9) {
         // Truncate, leaving nlmsg_len as it was (the message then overruns the buffer) or not.
@@ -301,11 +310,11 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, family: u16) {
             let kind = [0x11u16, 0x10, 0x12, 0x03, 0x99][rng.below(5) as usize];
             bytes[4..6].copy_from_slice(&kind.to_le_bytes());
         }
-        // Flags: without NLM_F_REQUEST or NLM_F_ACK, or a dump (not on nlctrl, whose dumpit the
-        // model does not have).
+        // Flags: without NLM_F_REQUEST or NLM_F_ACK, or a dump (nlctrl's dumpit lists the
+        // families; TASKSTATS has none).
         6 if bytes.len() >= 8 => {
             let flags = [0u16, NLM_F_REQUEST, NLM_F_REQUEST | NLM_F_ACK, NLM_F_REQUEST | NLM_F_DUMP]
-                [rng.below(if family == GENL_ID_CTRL { 3 } else { 4 }) as usize];
+                [rng.below(4) as usize];
             bytes[6..8].copy_from_slice(&flags.to_le_bytes());
         }
         // A second message after the first.
@@ -332,22 +341,20 @@ pub(crate) fn run(cases: u64, seed: u64) -> u64 {
     let live = [1, leader, thread];
     let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     let mut rng = Rng(seed | 1);
-    let mut judged = 0;
+    let (mut judged, mut dumps) = (0, 0);
     for case in 0..cases {
         let bytes = mutated(&mut rng);
         let got = netlink_send(&sim, &model, port, &bytes);
         let msgs = messages(&bytes);
-        // nlctrl's GETFAMILY dump (ctrl_dumpfamily) is not modelled: such a stream is not judged.
-        let ctrl_dump =
-            |m: &&[u8]| le(&m[4..6]) as u16 == GENL_ID_CTRL && le(&m[6..8]) as u16 & NLM_F_DUMP == NLM_F_DUMP;
-        if msgs.iter().any(ctrl_dump) {
-            continue;
-        }
         let want: Vec<Expect> = msgs.iter().map(|m| expect(m, &live)).collect();
         let mut got = got.iter();
         for (index, (reply, errno)) in want.iter().enumerate() {
             let context = || format!("case {case} (seed {seed}), message {index}: {bytes:02x?}");
-            if let Some(kind) = reply {
+            if *reply == Some(DUMP) {
+                // The first pass now; NLMSG_DONE at the reader's recvmsg, after the write.
+                dumps += 1;
+                check_dump(got.next().map(Vec::as_slice), &context);
+            } else if let Some(kind) = reply {
                 let msg = got.next().unwrap_or_else(|| panic!("{}: no reply", context()));
                 assert_eq!(le(&msg[4..6]) as u16, *kind, "{}: reply type", context());
             }
@@ -357,9 +364,27 @@ pub(crate) fn run(cases: u64, seed: u64) -> u64 {
             }
             judged += 1;
         }
+        if want.iter().any(|(reply, _)| *reply == Some(DUMP)) {
+            let done = got.next().unwrap_or_else(|| panic!("case {case}: no NLMSG_DONE: {bytes:02x?}"));
+            assert_eq!(le(&done[4..6]) as u16, NLMSG_DONE, "case {case}: the dump's end: {bytes:02x?}");
+        }
         assert!(got.next().is_none(), "case {case}: more messages than the oracle expects: {bytes:02x?}");
     }
+    assert!(cases < 1000 || dumps > 0, "no nlctrl dump among {cases} cases");
     judged
+}
+
+/// A GETFAMILY dump's first pass: an skb holding exactly two `NLM_F_MULTI` nlctrl messages
+/// (CTRL_CMD_NEWFAMILY for nlctrl, then for TASKSTATS).
+fn check_dump(families: Option<&[u8]>, context: &dyn Fn() -> String) {
+    let families = families.unwrap_or_else(|| panic!("{}: no dump", context()));
+    let listed = messages(families);
+    assert_eq!(listed.len(), 2, "{}: one message per family", context());
+    for msg in &listed {
+        assert_eq!(le(&msg[4..6]) as u16, GENL_ID_CTRL, "{}: dump message type", context());
+        assert_ne!(le(&msg[6..8]) as u16 & NLM_F_MULTI, 0, "{}: NLM_F_MULTI", context());
+        assert_eq!(msg[NLMSG_HDRLEN], CTRL_CMD_NEWFAMILY, "{}: dump command", context());
+    }
 }
 
 #[test]

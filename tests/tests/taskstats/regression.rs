@@ -290,3 +290,51 @@ fn tasklist_lock_is_read_by_2_6_19_queries_and_written_by_fork_and_exit() {
     }
     assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
 }
+
+/// 2.6.19's `sig->stats` races as 3.x's does, but no commit fixed that code (see
+/// `Taskstats::stats_access`): judged only when "taskstats: fix data-race" is audited.
+///
+/// 1. init sends a TGID query for process P: fill_tgid() reads P's `sig->stats` under the
+///    group's lock.
+/// 2. P forks thread T. From 2.6.19-rc4 copy_signal()'s taskstats_tgid_alloc() first loads the
+///    pointer with no lock ("taskstats_tgid_alloc: optimization"), then stores it under the lock.
+/// 3. T exits: from 2.6.19-rc4 taskstats_exit_send() loads it with no lock for
+///    `is_thread_group` ("taskstats: kill ->taskstats_lock in favor of ->siglock").
+///
+/// Symptom: lockset sees two tasks on the pointer with no lock in common, one of them storing.
+/// Without the audit the same run is quiet (the presets say nothing of a race no switch turns
+/// off), and 2.6.19-rc3 (seed 002), which touches the pointer under `stats_lock` only, is quiet
+/// either way.
+#[test]
+fn sig_stats_of_2_6_19_races_at_fork_and_exit_send_when_audited() {
+    for (kernel, racy) in [("linux-2.6.19", false), ("2.6.19-rc5", true)] {
+        for audited in [true, false] {
+            let sim = Sim::new(SimConfig::new(1).cpus(1).lockdep(ReportMode::Collect));
+            let audit = if audited { vec!["tgid-alloc-data-race".to_string()] } else { Vec::new() };
+            let model =
+                Taskstats::new(&sim, Fixes::preset(kernel).unwrap(), Params { audit, ..Params::default() });
+            let init = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&init).unwrap();
+            let p = model.fork(&init, ForkKind::Process).unwrap();
+            let tgid = p.to_le_bytes().to_vec();
+            let query = request(
+                TASKSTATS_FAMILY_ID,
+                NLM_F_REQUEST,
+                1,
+                port,
+                TASKSTATS_CMD_GET,
+                &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
+            );
+            assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "{kernel}: the TGID reply");
+            let thread = model.fork(&task_cx(&sim, &model, p, "fork"), ForkKind::Thread).unwrap();
+            model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+            let races = sim.lockdep().reports().iter().filter(|r| r.kind() == "lockset-race").count();
+            assert_eq!(
+                races > 0,
+                racy && audited,
+                "{kernel}, audited {audited}: {:#?}",
+                sim.lockdep().reports()
+            );
+        }
+    }
+}
