@@ -463,6 +463,10 @@ impl Subject for TaskstatsSubject {
         op::op_strategy(config)
     }
 
+    fn op_gen(config: &TaskstatsConfig) -> Option<sim_core::gen::OpGen<Op>> {
+        Some(op::generator(config))
+    }
+
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
         let outcome = self.apply_shared(sim, op);
         // A grace period ends between operations: deferred frees and puts (pid hash versions,

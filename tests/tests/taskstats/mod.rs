@@ -3,6 +3,8 @@
 
 #[cfg(not(any(loom, shuttle)))]
 mod bad_input;
+#[cfg(not(loom))]
+mod gen;
 #[cfg(loom)]
 mod loom;
 #[cfg(not(any(loom, shuttle)))]
