@@ -11,14 +11,19 @@ use sim_core::check::Subject;
 use sim_core::gen::OpRng;
 use taskstats_sim::{Op, TaskstatsConfig, TaskstatsSubject};
 
-/// Draws per generator: enough that each of the 40 raw query numbers (one draw in about 170)
-/// and each of the 48 raw-message lengths (one in about 1,600) shows up in both.
-const DRAWS: u32 = 20_000;
+/// Draws per generator: enough that every value of the narrow fields and every bucket of the
+/// wide ones ([`compared`]) shows up in both, the rarest (an unprivileged fork's uid bucket)
+/// about eleven times.
+const DRAWS: u32 = 12_000;
 
-/// A field whose values spread over more than this many numbers is compared by sixteenths of
-/// the byte range (`any::<u8>()` fields: task and port indices, uids, raw bytes), since a few
-/// hundred draws cannot show every one of 256 values; narrower fields are compared exactly.
-const NARROW_MAX: usize = 64;
+/// A field with at most this many distinct values is compared value by value.
+const EXACT_MAX: usize = 16;
+
+/// A field with more than this many distinct values (the `any::<u8>()` ones: task and port
+/// indices, uids, raw bytes) is compared by sixteenths of 0..=255; one with fewer (raw query
+/// numbers, raw-message lengths) by eighths of that, in buckets of 8, so an end one too far
+/// still lands in a bucket of its own. A few hundred draws cannot show every one of 256 values.
+const BYTE_WIDE_MIN: usize = 64;
 
 /// What a set of draws looked like: how often each kind and each nested variant came, and the
 /// numbers and names each (kind, field) took.
@@ -47,7 +52,7 @@ impl Mix {
     /// One field's value: a nested enum counts its variant and recurses into its payload, an
     /// array records its length and each element, `null` (an `Option`'s None) counts as such.
     fn add_value(&mut self, kind: &str, field: &str, value: Value) {
-        let mut note = |mix: &mut Mix, text: String| {
+        let note = |mix: &mut Mix, text: String| {
             mix.values.entry((kind.to_string(), field.to_string())).or_default().insert(text);
         };
         match value {
@@ -77,17 +82,20 @@ impl Mix {
     }
 }
 
-/// The values of one field, with wide numeric fields reduced to sixteenths of 0..=255.
-fn compared(values: &BTreeSet<String>, wide: bool) -> BTreeSet<String> {
-    if !wide {
-        return values.clone();
-    }
+/// The values of one field as they are compared: exactly when it has at most [`EXACT_MAX`]
+/// distinct values (`distinct`, over both generators), else numbers in buckets.
+fn compared(values: &BTreeSet<String>, distinct: usize) -> BTreeSet<String> {
+    let bucket = match distinct {
+        d if d <= EXACT_MAX => return values.clone(),
+        d if d <= BYTE_WIDE_MIN => 8,
+        _ => 16,
+    };
     values
         .iter()
-        .map(|v| match v.parse::<u32>() {
+        .map(|v| match v.strip_prefix("len ").unwrap_or(v).parse::<u32>() {
             Ok(n) => {
-                assert!(n <= 255, "a wide field is a byte: {n}");
-                format!("{}..{}", n / 16 * 16, n / 16 * 16 + 15)
+                assert!(n <= 255, "a wide field is at most a byte: {v}");
+                format!("{}..={}", n / bucket * bucket, n / bucket * bucket + bucket - 1)
             }
             Err(_) => v.clone(),
         })
@@ -116,8 +124,8 @@ fn assert_same_mix(config: &TaskstatsConfig, seed: u64) {
     for field in fields {
         let none = BTreeSet::new();
         let (a, b) = (cheap.values.get(field).unwrap_or(&none), tree.values.get(field).unwrap_or(&none));
-        let wide = a.union(b).count() > NARROW_MAX;
-        let (a, b) = (compared(a, wide), compared(b, wide));
+        let distinct = a.union(b).count();
+        let (a, b) = (compared(a, distinct), compared(b, distinct));
         let only_cheap: Vec<_> = a.difference(&b).collect();
         let only_tree: Vec<_> = b.difference(&a).collect();
         assert!(
