@@ -5,6 +5,8 @@
 mod bad_input;
 #[cfg(not(loom))]
 mod gen;
+#[cfg(not(loom))]
+mod incremental;
 #[cfg(loom)]
 mod loom;
 #[cfg(not(any(loom, shuttle)))]
