@@ -271,7 +271,8 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
         w_odd => (0u8..7).prop_map(MaskSpec::Odd),
     ];
     let [w_task, w_nr] = TARGET_WEIGHTS;
-    let target = prop_oneof![w_task => any::<u8>().prop_map(Target::Task), w_nr => (0u32..40).prop_map(Target::Nr)];
+    let target =
+        prop_oneof![w_task => any::<u8>().prop_map(Target::Task), w_nr => (0u32..40).prop_map(Target::Nr)];
     let w = OP_WEIGHTS;
     prop_oneof![
             w[0] => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),

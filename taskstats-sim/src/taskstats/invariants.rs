@@ -103,7 +103,11 @@ impl Taskstats {
         if self.taskstats_cache.live() != groups as u64 {
             return Err(Violation::new(
                 ViolationKind::Leak,
-                format!("{} taskstats objects live, {} groups with stats", self.taskstats_cache.live(), groups),
+                format!(
+                    "{} taskstats objects live, {} groups with stats",
+                    self.taskstats_cache.live(),
+                    groups
+                ),
             ));
         }
         Ok(())
@@ -130,7 +134,12 @@ impl Taskstats {
         if self.checks_group_stats() && !tgids.is_empty() {
             let leaders: Vec<Arc<Task>> = {
                 let table = self.tasks.read_lock(&cx);
-                tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned().collect()
+                tgids
+                    .iter()
+                    .filter_map(|tgid| table.tasks.get(tgid))
+                    .filter(|t| t.is_leader())
+                    .cloned()
+                    .collect()
             };
             self.check_group_ledger_of(&cx, &leaders)?;
         }

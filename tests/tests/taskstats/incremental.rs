@@ -34,7 +34,8 @@ fn incremental_and_whole_checks_agree_on_fixed_kernels() {
 /// A four-CPU world, where an operation's CPUs are a strict subset of the lists more often.
 #[test]
 fn incremental_and_whole_checks_agree_on_four_cpus() {
-    let mut config = <TaskstatsSubject as Catalog>::config(Some("linux-3.4+tgid-alloc-data-race"), &[]).unwrap();
+    let mut config =
+        <TaskstatsSubject as Catalog>::config(Some("linux-3.4+tgid-alloc-data-race"), &[]).unwrap();
     config.params.cpus = 4;
     let (compared, broken) = agree(&config, 2000, 60);
     assert!(compared > 1_500, "only {compared} operations compared");
