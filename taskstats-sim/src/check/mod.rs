@@ -14,6 +14,8 @@ pub(crate) mod scenario;
 #[cfg(feature = "threaded")]
 mod threaded;
 
+use std::collections::BTreeSet;
+
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
@@ -155,6 +157,24 @@ pub struct TaskstatsSubject {
     /// The model.
     pub model: Taskstats,
     config: TaskstatsConfig,
+    /// What the operations since the last incremental check touched (checker state, behind a
+    /// std lock so that threaded runs, which share the subject, may record it too).
+    touched: std::sync::Mutex<Touched>,
+}
+
+/// What operations touched, for the incremental invariant check: the CPUs whose listener lists
+/// they may have changed and the thread groups whose stats or ledger they may have changed; and
+/// the checker's copy of the groups that have stats, kept up to date over the touched groups.
+#[derive(Debug, Default)]
+struct Touched {
+    /// A bit per CPU.
+    cpus: u64,
+    /// Thread group ids.
+    tgids: BTreeSet<u32>,
+    /// [`Taskstats::groups_with_stats`] as of the last incremental check; None before the first,
+    /// which reads it whole (not at set-up: threaded runs, which share the subject and check
+    /// only whole, would see the reads' lock steps in their schedules).
+    with_stats: Option<BTreeSet<u32>>,
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
@@ -162,6 +182,31 @@ fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
 }
 
 impl TaskstatsSubject {
+    /// The touched record; a poisoned lock means a checker panicked already, and its record is
+    /// still the best there is.
+    fn touched(&self) -> std::sync::MutexGuard<'_, Touched> {
+        self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that the coming or finished operation touches task `pid`'s group and the
+    /// listener list of the CPU it is on (where its exit delivers and prunes).
+    fn touch(&self, sim: &Sim, pid: u32) {
+        let Some(task) = self.model.task(&sim.observer_cx("touch", 0), pid) else { return };
+        let mut touched = self.touched();
+        touched.tgids.insert(task.tgid);
+        touched.cpus |= 1u64.checked_shl(task.cpu).unwrap_or(0);
+    }
+
+    /// The CPUs a REGISTER or DEREGISTER with `mask` may change the lists of (all, for odd
+    /// text or a reversed range, whose parse the model decides).
+    fn mask_cpus(mask: &MaskSpec) -> u64 {
+        match mask {
+            MaskSpec::Cpus(bits) => u64::from(*bits),
+            MaskSpec::Range(a, b) if a <= b => (*a..=*b).fold(0, |cpus, cpu| cpus | 1 << cpu),
+            MaskSpec::Range(..) | MaskSpec::Odd(_) => u64::MAX,
+        }
+    }
+
     /// The facts a request's errno depends on, read through an observer context, and the
     /// number the query's target has in the requester's pid namespace.
     fn facts(&self, sim: &Sim, port: u32, target: Option<&Target>, fd: Option<u8>) -> (RequestFacts, u32) {
@@ -300,7 +345,14 @@ impl TaskstatsSubject {
         };
         let cx = if name == "sched" { sim.cx("sched", 0) } else { task_cx(sim, &self.model, pid, name) };
         match op {
-            Op::Fork { kind, .. } => return Outcome::Forked(self.model.fork(&cx, *kind)),
+            Op::Fork { kind, .. } => {
+                self.touch(sim, pid);
+                let forked = self.model.fork(&cx, *kind);
+                if let Ok(child) = forked {
+                    self.touch(sim, child);
+                }
+                return Outcome::Forked(forked);
+            }
             Op::Run { .. } => {
                 let before = self.work_of(sim, pid);
                 self.model.run(&cx);
@@ -327,6 +379,7 @@ impl TaskstatsSubject {
         let Some(pid) = pick(&candidates, task) else {
             return Outcome::Done;
         };
+        self.touch(sim, pid);
         exit_outcome(sim, &self.model, pid)
     }
 
@@ -356,6 +409,7 @@ impl TaskstatsSubject {
         let Some(victim) = pick(&candidates, which) else {
             return self.apply_request_on(sim, &plain, None);
         };
+        self.touch(sim, victim);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
         let filled = slot.clone();
         self.model.preempt_at_next_point(Preemption::new(move |model, cx| {
@@ -456,11 +510,16 @@ impl Subject for TaskstatsSubject {
         TaskstatsSubject {
             model: Taskstats::new(sim, config.fixes, config.params.clone()),
             config: config.clone(),
+            touched: std::sync::Mutex::default(),
         }
     }
 
     fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
         op::op_strategy(config)
+    }
+
+    fn op_gen(config: &TaskstatsConfig) -> Option<sim_core::gen::OpGen<Op>> {
+        Some(op::generator(config))
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
@@ -473,6 +532,39 @@ impl Subject for TaskstatsSubject {
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
         self.model.check_invariants(sim)
+    }
+
+    /// The invariants over what the operations since the last incremental check touched (the
+    /// whole check between leaves the record alone, so nothing is missed): the listener lists
+    /// of the CPUs a registration named or an exit ran on, the groups a fork, exit or reap
+    /// touched, and the stats objects against the checker's copy of the groups with stats,
+    /// brought up to date over those groups.
+    fn check_invariants_incremental(&self, sim: &Sim, op: &Op) -> Result<(), Violation> {
+        let mut touched = std::mem::take(&mut *self.touched());
+        touched.cpus |= match op {
+            Op::Register { mask, .. } | Op::Deregister { mask, .. } => Self::mask_cpus(mask),
+            // Raw bytes may spell any request.
+            Op::Raw { .. } => u64::MAX,
+            _ => 0,
+        };
+        let mut with_stats = touched.with_stats.take();
+        // Most operations touch no group: then no observer context is made (a tenth of the
+        // check's cost).
+        if with_stats.is_none() || !touched.tgids.is_empty() {
+            let cx = sim.observer_cx("check_invariants", 0);
+            let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(&cx));
+            for &tgid in &touched.tgids {
+                match self.model.group_has_stats(&cx, tgid) {
+                    true => groups.insert(tgid),
+                    false => groups.remove(&tgid),
+                };
+            }
+        }
+        let with_stats = with_stats.unwrap_or_default();
+        let found = self.model.check_invariants_touched(sim, touched.cpus, &touched.tgids, with_stats.len());
+        // Only the copy of the groups with stats carries over to the next check.
+        self.touched().with_stats = Some(with_stats);
+        found
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {
@@ -502,6 +594,7 @@ impl TaskstatsSubject {
             Op::Reap { task } => {
                 let zombies = self.model.zombie_pids(&sim.observer_cx("op", 0));
                 if let Some(pid) = pick(&zombies, *task) {
+                    self.touch(sim, pid);
                     self.model.reap(&sim.cx("release_task", 0), pid);
                 }
                 Outcome::Done

@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
+use sim_core::gen::{OpGen, OpRng};
 use sim_core::Errno;
 
 use super::TaskstatsConfig;
@@ -232,16 +233,30 @@ pub(crate) fn work_between(before: &crate::task::Acct, after: &crate::task::Acct
     }
 }
 
-/// The proptest strategy for one operation, weighted towards forks, exits, registrations and
-/// queries, the operations the bugs need.
+/// The operation kinds' weights, in [`op_strategy`]'s order: forks, runs, exits and
+/// registrations most, the operations the bugs need. The strategy and the cheap generator
+/// ([`generator`]) both read them, so the two cannot drift apart.
+const OP_WEIGHTS: [u32; 18] = [4, 4, 1, 1, 1, 1, 4, 1, 1, 2, 1, 2, 4, 1, 2, 2, 1, 1];
+
+/// The fork kinds' weights: thread, process, unprivileged, new pid namespace, new user namespace.
+const FORK_WEIGHTS: [u32; 5] = [3, 2, 1, 1, 1];
+
+/// The cpumask kinds' weights: a CPU list, a range, odd text.
+const MASK_WEIGHTS: [u32; 3] = [6, 1, 1];
+
+/// The query targets' weights: a task by index, a raw number.
+const TARGET_WEIGHTS: [u32; 2] = [4, 1];
+
+/// The proptest strategy for one operation, weighted by [`OP_WEIGHTS`].
 pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
     let cpus = config.params.cpus.max(1) as u8;
+    let [w_thread, w_process, w_unprivileged, w_newpid, w_newuser] = FORK_WEIGHTS;
     let kind = prop_oneof![
-        3 => Just(ForkKind::Thread),
-        2 => Just(ForkKind::Process),
-        1 => any::<u8>().prop_map(ForkKind::Unprivileged),
-        1 => Just(ForkKind::NewPidNs),
-        1 => Just(ForkKind::NewUserNs),
+        w_thread => Just(ForkKind::Thread),
+        w_process => Just(ForkKind::Process),
+        w_unprivileged => any::<u8>().prop_map(ForkKind::Unprivileged),
+        w_newpid => Just(ForkKind::NewPidNs),
+        w_newuser => Just(ForkKind::NewUserNs),
     ];
     let state = prop_oneof![
         Just(TaskState::Running),
@@ -249,33 +264,120 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
         Just(TaskState::Uninterruptible),
         Just(TaskState::Stopped)
     ];
+    let [w_cpus, w_range, w_odd] = MASK_WEIGHTS;
     let mask = prop_oneof![
-        6 => (1u8..(1 << cpus.min(7))).prop_map(MaskSpec::Cpus),
-        1 => (0u8..4, 0u8..4).prop_map(|(a, b)| MaskSpec::Range(a, b)),
-        1 => (0u8..7).prop_map(MaskSpec::Odd),
+        w_cpus => (1u8..(1 << cpus.min(7))).prop_map(MaskSpec::Cpus),
+        w_range => (0u8..4, 0u8..4).prop_map(|(a, b)| MaskSpec::Range(a, b)),
+        w_odd => (0u8..7).prop_map(MaskSpec::Odd),
     ];
-    let target = prop_oneof![4 => any::<u8>().prop_map(Target::Task), 1 => (0u32..40).prop_map(Target::Nr)];
+    let [w_task, w_nr] = TARGET_WEIGHTS;
+    let target =
+        prop_oneof![w_task => any::<u8>().prop_map(Target::Task), w_nr => (0u32..40).prop_map(Target::Nr)];
+    let w = OP_WEIGHTS;
     prop_oneof![
-            4 => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),
-            4 => any::<u8>().prop_map(|task| Op::Run { task }),
-            1 => (any::<u8>(), state).prop_map(|(task, state)| Op::SetState { task, state }),
-            1 => (any::<u8>(), 0..cpus).prop_map(|(task, cpu)| Op::Migrate { task, cpu }),
-            1 => (any::<u8>(), any::<u8>()).prop_map(|(task, cgroup)| Op::Attach { task, cgroup }),
-            1 => (any::<u8>(), proptest::option::of(any::<u8>())).prop_map(|(task, cgroup)| Op::OpenFile { task, cgroup }),
-            4 => any::<u8>().prop_map(|task| Op::Exit { task }),
-            1 => any::<u8>().prop_map(|task| Op::Timer { task }),
-            1 => any::<u8>().prop_map(|task| Op::Reap { task }),
-            2 => any::<u8>().prop_map(|task| Op::OpenPort { task }),
-            1 => any::<u8>().prop_map(|port| Op::ClosePort { port }),
-            2 => any::<u8>().prop_map(|port| Op::Recv { port }),
-            4 => (any::<u8>(), mask.clone()).prop_map(|(port, mask)| Op::Register { port, mask }),
-            1 => (any::<u8>(), mask).prop_map(|(port, mask)| Op::Deregister { port, mask }),
-            2 => (any::<u8>(), target.clone(), proptest::option::weighted(0.25, any::<u8>()))
+            w[0] => (any::<u8>(), kind).prop_map(|(parent, kind)| Op::Fork { parent, kind }),
+            w[1] => any::<u8>().prop_map(|task| Op::Run { task }),
+            w[2] => (any::<u8>(), state).prop_map(|(task, state)| Op::SetState { task, state }),
+            w[3] => (any::<u8>(), 0..cpus).prop_map(|(task, cpu)| Op::Migrate { task, cpu }),
+            w[4] => (any::<u8>(), any::<u8>()).prop_map(|(task, cgroup)| Op::Attach { task, cgroup }),
+            w[5] => (any::<u8>(), proptest::option::of(any::<u8>())).prop_map(|(task, cgroup)| Op::OpenFile { task, cgroup }),
+            w[6] => any::<u8>().prop_map(|task| Op::Exit { task }),
+            w[7] => any::<u8>().prop_map(|task| Op::Timer { task }),
+            w[8] => any::<u8>().prop_map(|task| Op::Reap { task }),
+            w[9] => any::<u8>().prop_map(|task| Op::OpenPort { task }),
+            w[10] => any::<u8>().prop_map(|port| Op::ClosePort { port }),
+            w[11] => any::<u8>().prop_map(|port| Op::Recv { port }),
+            w[12] => (any::<u8>(), mask.clone()).prop_map(|(port, mask)| Op::Register { port, mask }),
+            w[13] => (any::<u8>(), mask).prop_map(|(port, mask)| Op::Deregister { port, mask }),
+            w[14] => (any::<u8>(), target.clone(), proptest::option::weighted(0.25, any::<u8>()))
                 .prop_map(|(port, target, preempt)| Op::QueryPid { port, target, preempt }),
-            2 => (any::<u8>(), target).prop_map(|(port, target)| Op::QueryTgid { port, target }),
-            1 => (any::<u8>(), 0u8..6, proptest::option::weighted(0.2, 2u8..5))
+            w[15] => (any::<u8>(), target).prop_map(|(port, target)| Op::QueryTgid { port, target }),
+            w[16] => (any::<u8>(), 0u8..6, proptest::option::weighted(0.2, 2u8..5))
                 .prop_map(|(port, fd, extra)| Op::CgroupStats { port, fd, extra }),
-            1 => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..48)).prop_map(|(port, bytes)| Op::Raw { port, bytes }),
+            w[17] => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..48)).prop_map(|(port, bytes)| Op::Raw { port, bytes }),
         ]
         .boxed()
+}
+
+/// The cheap generator ([`sim_core::gen`]): the distribution of [`op_strategy`] (the same
+/// weights, the same ranges for every field) drawn from a plain random stream instead of a
+/// proptest value tree, which cost a third of a campaign's time.
+pub(crate) fn generator(config: &TaskstatsConfig) -> OpGen<Op> {
+    let cpus = config.params.cpus.max(1) as u8;
+    Box::new(move |rng: &mut OpRng| gen_op(rng, cpus))
+}
+
+/// One operation as [`op_strategy`] draws it: a kind by [`OP_WEIGHTS`], then its fields.
+fn gen_op(rng: &mut OpRng, cpus: u8) -> Op {
+    match rng.weighted(&OP_WEIGHTS) {
+        0 => Op::Fork { parent: rng.any_u8(), kind: gen_fork_kind(rng) },
+        1 => Op::Run { task: rng.any_u8() },
+        2 => Op::SetState { task: rng.any_u8(), state: gen_state(rng) },
+        3 => Op::Migrate { task: rng.any_u8(), cpu: rng.u8_below(cpus) },
+        4 => Op::Attach { task: rng.any_u8(), cgroup: rng.any_u8() },
+        5 => Op::OpenFile { task: rng.any_u8(), cgroup: rng.any_bool().then(|| rng.any_u8()) },
+        6 => Op::Exit { task: rng.any_u8() },
+        7 => Op::Timer { task: rng.any_u8() },
+        8 => Op::Reap { task: rng.any_u8() },
+        9 => Op::OpenPort { task: rng.any_u8() },
+        10 => Op::ClosePort { port: rng.any_u8() },
+        11 => Op::Recv { port: rng.any_u8() },
+        12 => Op::Register { port: rng.any_u8(), mask: gen_mask(rng, cpus) },
+        13 => Op::Deregister { port: rng.any_u8(), mask: gen_mask(rng, cpus) },
+        14 => Op::QueryPid {
+            port: rng.any_u8(),
+            target: gen_target(rng),
+            preempt: rng.chance(1, 4).then(|| rng.any_u8()),
+        },
+        15 => Op::QueryTgid { port: rng.any_u8(), target: gen_target(rng) },
+        16 => Op::CgroupStats {
+            port: rng.any_u8(),
+            fd: rng.u8_below(6),
+            extra: rng.chance(1, 5).then(|| rng.u8_in(2, 4)),
+        },
+        _ => {
+            let port = rng.any_u8();
+            let len = rng.below(48) as usize;
+            Op::Raw { port, bytes: (0..len).map(|_| rng.any_u8()).collect() }
+        }
+    }
+}
+
+/// A fork kind by [`FORK_WEIGHTS`].
+fn gen_fork_kind(rng: &mut OpRng) -> ForkKind {
+    match rng.weighted(&FORK_WEIGHTS) {
+        0 => ForkKind::Thread,
+        1 => ForkKind::Process,
+        2 => ForkKind::Unprivileged(rng.any_u8()),
+        3 => ForkKind::NewPidNs,
+        _ => ForkKind::NewUserNs,
+    }
+}
+
+/// One of the four task states, each as likely.
+fn gen_state(rng: &mut OpRng) -> TaskState {
+    match rng.below(4) {
+        0 => TaskState::Running,
+        1 => TaskState::Interruptible,
+        2 => TaskState::Uninterruptible,
+        _ => TaskState::Stopped,
+    }
+}
+
+/// A cpumask by [`MASK_WEIGHTS`]: a non-empty bitmap of the first `cpus` CPUs (seven at most),
+/// a range within 0..4, or one of the odd texts.
+fn gen_mask(rng: &mut OpRng, cpus: u8) -> MaskSpec {
+    match rng.weighted(&MASK_WEIGHTS) {
+        0 => MaskSpec::Cpus(rng.u8_in(1, (1u8 << cpus.min(7)) - 1)),
+        1 => MaskSpec::Range(rng.u8_below(4), rng.u8_below(4)),
+        _ => MaskSpec::Odd(rng.u8_below(7)),
+    }
+}
+
+/// A query target by [`TARGET_WEIGHTS`]: a task by index, or a raw number below 40.
+fn gen_target(rng: &mut OpRng) -> Target {
+    match rng.weighted(&TARGET_WEIGHTS) {
+        0 => Target::Task(rng.any_u8()),
+        _ => Target::Nr(rng.below(40) as u32),
+    }
 }

@@ -193,95 +193,25 @@ impl Taskstats {
         }
     }
 
-    /// The invariants that hold between operations.
+    /// The invariants that hold between operations, over the whole model (the pieces are in
+    /// `invariants.rs`, shared with the incremental check).
     pub fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
         let cx = sim.observer_cx("check_invariants", 0);
-        let ports = self.port_ids(&cx);
-        let _ = ports;
-        for (cpu, listeners) in self.listener_array.iter().enumerate() {
-            let list = listeners.sem.down_read(&cx);
-            assert_eq!(
-                listeners.len.load(Ordering::Relaxed),
-                list.len(),
-                "cpu {cpu}: the unlocked length disagrees with the list"
-            );
-            if self.checks("duplicate-listener-check") {
-                let mut seen = BTreeSet::new();
-                for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
-                    if !seen.insert(s.pid) {
-                        return Err(Violation::new(
-                            ViolationKind::finding("duplicate-listener"),
-                            format!(
-                                "cpu {cpu} has more than one valid listener for port {}: {:?}",
-                                s.pid,
-                                list.iter().map(|s| s.pid).collect::<Vec<_>>()
-                            ),
-                        ));
-                    }
-                }
-            }
-            if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
-                return Err(Violation::new(
-                    ViolationKind::Invariant(None),
-                    format!("cpu {cpu}: an invalid listener survived pruning"),
-                ));
-            }
+        for cpu in 0..self.listener_array.len() {
+            self.check_listener_list(&cx, cpu)?;
         }
-        let listeners_total: usize = self.listener_array.iter().map(|l| l.len.load(Ordering::Relaxed)).sum();
-        if self.listener_cache.live() != listeners_total as u64 {
-            return Err(Violation::new(
-                ViolationKind::Leak,
-                format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
-            ));
-        }
+        self.check_listener_objects()?;
         if self.checks_group_stats() {
             self.check_group_ledger(&cx)?;
         }
-        let t = self.tasks.read_lock(&cx);
-        let groups_with_stats = t
-            .tasks
-            .values()
-            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(&cx).stats.is_some())
-            .count();
-        drop(t);
-        if self.taskstats_cache.live() != groups_with_stats as u64 {
-            return Err(Violation::new(
-                ViolationKind::Leak,
-                format!(
-                    "{} taskstats objects live, {} groups with stats",
-                    self.taskstats_cache.live(),
-                    groups_with_stats
-                ),
-            ));
-        }
-        Ok(())
+        self.check_stats_objects(self.groups_with_stats(&cx).len())
     }
 
-    /// Every group the ledger has booked exits for still has its stats, and they hold exactly
-    /// the delays of the threads that exited (fill_tgid_exit() once per thread, nothing lost).
+    /// [`Self::check_group_ledger_of`] over every group leader in the task table.
     pub(super) fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
         let leaders: Vec<Arc<Task>> =
             self.tasks.read_lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
-        let ledger = self.ledger();
-        for task in leaders {
-            let Some(group) = ledger.groups.get(&task.tgid) else { continue };
-            let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
-            let ok = stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
-            if !ok {
-                let have = stats.map_or("no stats (freed)".to_string(), |s| {
-                    format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
-                });
-                return Err(Violation::new(
-                    ViolationKind::finding("group-stats"),
-                    format!(
-                        "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
-                         cpu_delay_total {}",
-                        task.tgid, group.truth.cpu_count, group.truth.cpu_delay_total
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        self.check_group_ledger_of(cx, &leaders)
     }
 
     /// Frees every listener and group stats; a leak (of those or of an sk_buff) is a violation.

@@ -4,7 +4,8 @@
 //! its children are `exit.rs` (exit delivery to the per-CPU listeners), `process.rs` (fork and
 //! exit of the tasks the family reports on), `delayacct.rs` (`delays->lock` and the itimer
 //! softirq), `netlink.rs` (the af_netlink/genetlink/nlctrl slice the family runs on) and
-//! `ledger.rs` (checker state: what delivered records must add up to, invariants, teardown).
+//! `ledger.rs` (checker state: what delivered records must add up to, invariants, teardown) and
+//! `invariants.rs` (the invariants' pieces, shared by the whole and the incremental check).
 //! Left out: dump requests (the family has no dumpit) and multicast.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -31,6 +32,7 @@ use sim_core::RcuPointer;
 
 mod delayacct;
 mod exit;
+mod invariants;
 mod ledger;
 mod netlink;
 mod process;

@@ -3,6 +3,8 @@
 //! ordinary test build.
 
 mod bad_input;
+mod gen;
+mod incremental;
 mod loom;
 mod property;
 mod regression;

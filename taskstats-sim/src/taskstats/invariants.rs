@@ -1,0 +1,153 @@
+//! Checker code, not kernel code: the invariants that hold between operations, in pieces, so
+//! the whole check ([`Taskstats::check_invariants`], `ledger.rs`) and the incremental one
+//! ([`Taskstats::check_invariants_touched`], after an operation, over what it touched) run the
+//! same tests and find the same kind. Everything is read through the caller's observer context,
+//! so neither the trace nor lockdep sees it.
+
+use super::*;
+
+impl Taskstats {
+    /// CPU `cpu`'s listener list: its unlocked length agrees with it, pruning left no invalid
+    /// entry, and (with the CVE-2011-2484 check) no port has two valid entries.
+    pub(super) fn check_listener_list(&self, cx: &Cx, cpu: usize) -> Result<(), Violation> {
+        let listeners = &self.listener_array[cpu];
+        let list = listeners.sem.down_read(cx);
+        assert_eq!(
+            listeners.len.load(Ordering::Relaxed),
+            list.len(),
+            "cpu {cpu}: the unlocked length disagrees with the list"
+        );
+        if self.checks("duplicate-listener-check") {
+            let mut seen = BTreeSet::new();
+            for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
+                if !seen.insert(s.pid) {
+                    return Err(Violation::new(
+                        ViolationKind::finding("duplicate-listener"),
+                        format!(
+                            "cpu {cpu} has more than one valid listener for port {}: {:?}",
+                            s.pid,
+                            list.iter().map(|s| s.pid).collect::<Vec<_>>()
+                        ),
+                    ));
+                }
+            }
+        }
+        if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
+            return Err(Violation::new(
+                ViolationKind::Invariant(None),
+                format!("cpu {cpu}: an invalid listener survived pruning"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every live `listener` object is on a list: the lists' lengths (unlocked reads, which
+    /// [`Self::check_listener_list`] ties to the lists) sum to the cache's live count.
+    pub(super) fn check_listener_objects(&self) -> Result<(), Violation> {
+        let listeners_total: usize = self.listener_array.iter().map(|l| l.len.load(Ordering::Relaxed)).sum();
+        if self.listener_cache.live() != listeners_total as u64 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!("{} listener objects live, {} on lists", self.listener_cache.live(), listeners_total),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every group among `leaders` the ledger has booked exits for still has its stats, and
+    /// they hold exactly the delays of the threads that exited (fill_tgid_exit() once per
+    /// thread, nothing lost).
+    pub(super) fn check_group_ledger_of(&self, cx: &Cx, leaders: &[Arc<Task>]) -> Result<(), Violation> {
+        let ledger = self.ledger();
+        for task in leaders {
+            let Some(group) = ledger.groups.get(&task.tgid) else { continue };
+            let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+            let ok = stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
+            if !ok {
+                let have = stats.map_or("no stats (freed)".to_string(), |s| {
+                    format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
+                });
+                return Err(Violation::new(
+                    ViolationKind::finding("group-stats"),
+                    format!(
+                        "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
+                         cpu_delay_total {}",
+                        task.tgid, group.truth.cpu_count, group.truth.cpu_delay_total
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The thread groups whose leader is in the task table with `signal->stats` set.
+    pub(crate) fn groups_with_stats(&self, cx: &Cx) -> BTreeSet<u32> {
+        let table = self.tasks.read_lock(cx);
+        table
+            .tasks
+            .values()
+            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(cx).stats.is_some())
+            .map(|task| task.tgid)
+            .collect()
+    }
+
+    /// Whether group `tgid`'s leader is in the task table with `signal->stats` set: one entry of
+    /// [`Self::groups_with_stats`], for a checker that keeps that set up to date.
+    pub(crate) fn group_has_stats(&self, cx: &Cx, tgid: u32) -> bool {
+        let leader = self.tasks.read_lock(cx).tasks.get(&tgid).filter(|t| t.is_leader()).cloned();
+        leader.is_some_and(|task| task.signal.lock.lock_irqsave(cx).stats.is_some())
+    }
+
+    /// Every live `taskstats_cache` object is a group's stats: `groups` groups have them.
+    pub(super) fn check_stats_objects(&self, groups: usize) -> Result<(), Violation> {
+        if self.taskstats_cache.live() != groups as u64 {
+            return Err(Violation::new(
+                ViolationKind::Leak,
+                format!(
+                    "{} taskstats objects live, {} groups with stats",
+                    self.taskstats_cache.live(),
+                    groups
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The invariants after an operation that touched only the lists of the CPUs in `cpus` (a
+    /// bit per CPU) and the thread groups `tgids`, in the whole check's order: those lists, the
+    /// listener objects, those groups' ledgers, and the stats objects against `groups_with_stats`,
+    /// the checker's count of [`Self::groups_with_stats`] kept up to date over the groups each
+    /// operation touched. It finds what [`Self::check_invariants`] finds as long as the
+    /// operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks that).
+    pub(crate) fn check_invariants_touched(
+        &self,
+        sim: &Sim,
+        cpus: u64,
+        tgids: &BTreeSet<u32>,
+        groups_with_stats: usize,
+    ) -> Result<(), Violation> {
+        if cpus == 0 && tgids.is_empty() {
+            // Nothing touched but the object counts, which need no context.
+            self.check_listener_objects()?;
+            return self.check_stats_objects(groups_with_stats);
+        }
+        let cx = sim.observer_cx("check_invariants", 0);
+        for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
+            self.check_listener_list(&cx, cpu)?;
+        }
+        self.check_listener_objects()?;
+        if self.checks_group_stats() && !tgids.is_empty() {
+            let leaders: Vec<Arc<Task>> = {
+                let table = self.tasks.read_lock(&cx);
+                tgids
+                    .iter()
+                    .filter_map(|tgid| table.tasks.get(tgid))
+                    .filter(|t| t.is_leader())
+                    .cloned()
+                    .collect()
+            };
+            self.check_group_ledger_of(&cx, &leaders)?;
+        }
+        self.check_stats_objects(groups_with_stats)
+    }
+}
