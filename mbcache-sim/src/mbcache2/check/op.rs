@@ -135,6 +135,12 @@ pub enum Outcome {
     /// left the cache. Which entries a scan overlapping other calls keeps depends on what they
     /// hold at that instant, so the judge checks the steps rather than predicting them.
     Scanned(Vec<ScanStep>),
+    /// A whole call's run of the shrink work, more than once: another kworker handed the item
+    /// over while this one ran it (non-reentrancy); each run's steps.
+    Reran(Vec<Vec<ScanStep>>),
+    /// A whole call's `RunWork` that found the item executing on another kworker and left it
+    /// to that one.
+    Deferred,
     /// The task is waiting in `mb_cache_entry_wait_unused()` and did nothing.
     Blocked,
     /// The task holds no entry (or no block is allocated, or the task holds its most).

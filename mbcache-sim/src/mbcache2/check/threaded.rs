@@ -53,21 +53,21 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::{
-    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, Mbcache2Config,
+    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome, Mbcache2Config,
     Mbcache2Subject, Op, Outcome,
 };
 use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
 use crate::mbcache2::xattr::XattrBlocks;
 
 /// Xattr blocks per filesystem in a threaded case: few, so freed block numbers come back soon.
-const THREADED_BLOCKS: u16 = 8;
+const THREADED_BLOCKS: u16 = 63;
 
 /// Blocks given to each filesystem at mount (`Mbcache2Config::prefill`). 48 of 63 put the cache
 /// past `c_max_entries`, so every insert queued the shrink work, but the threads' finds then
 /// shared prefilled blocks instead of each other's, and the reuse-vs-release race went from 12 of
 /// 30 seeds within 400 cases to none in 2,000 cases; with the scans kept in the prefix the
 /// prefill bought nothing, so it is off until scans overlap.
-const THREADED_PREFILL: u16 = 0;
+const THREADED_PREFILL: u16 = 48;
 
 /// Content hashes the threads' calls use: two, so a find often meets a block another thread
 /// made or is releasing.
@@ -202,7 +202,7 @@ impl ThreadedSubject for Mbcache2Subject {
         Mbcache2Config {
             tasks: config.tasks.max(threads as u8),
             blocks: config.blocks.min(THREADED_BLOCKS),
-            prefill: THREADED_PREFILL,
+            prefill: config.prefill.max(THREADED_PREFILL).min(config.blocks.min(THREADED_BLOCKS)),
             whole_calls: true,
             ..config.clone()
         }
@@ -246,6 +246,8 @@ impl ThreadedSubject for Mbcache2Subject {
             | Op::Get { fs, block, .. }
             | Op::XattrRead { fs, block, .. } => Op::XattrRelease { task, fs, block },
             Op::Put { index, .. } => Op::XattrRelease { task, fs: 0, block: index },
+            // One step a scan, so each scan is one atomic decision (see the module comment).
+            Op::Shrink { fs, .. } => Op::Shrink { task, fs, nr: 1 },
             other => other,
         }
     }
@@ -254,7 +256,7 @@ impl ThreadedSubject for Mbcache2Subject {
         match *op {
             Op::Mount { fs } => shared.mount(cx, shared.fs(fs)),
             Op::Umount { fs } => shared.umount(cx, shared.fs(fs)),
-            Op::RunWork => Outcome::Scanned(shared.mb.run_one_work(cx)),
+            Op::RunWork => work_outcome(cx, &shared.mb),
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => Outcome::Nothing,
             Op::XattrRelease { task, block, .. } => shared.release(cx, task, block),
             Op::XattrNew { task, fs, .. } | Op::XattrFind { task, fs, .. } => {
@@ -271,7 +273,7 @@ impl ThreadedSubject for Mbcache2Subject {
 
     /// Mount, unmount, the shrinker and the shrink work need a quiescent world (module comment).
     fn concurrent(op: &Op) -> bool {
-        !matches!(op, Op::Mount { .. } | Op::Umount { .. } | Op::Shrink { .. } | Op::RunWork)
+        !matches!(op, Op::Mount { .. } | Op::Umount { .. })
     }
 
     /// Every cache's invariants with no users (no task holds an entry between calls), and every
