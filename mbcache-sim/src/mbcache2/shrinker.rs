@@ -15,12 +15,12 @@ use sim_core::list;
 use sim_core::sync::atomic::Ordering;
 use sim_core::Cx;
 
-use super::workqueue::Dequeued;
 use super::fixes::{AUTO_DELETE, DONT_RECLAIM_USED, REFERENCED_TO_TAIL};
 use super::mbcache::{
     lru_add_tail, lru_del_init, CList, CacheHandle, EntryHandle, MbCache, MbCacheEntry, MbcacheModule,
     MBE_REFERENCED_B,
 };
+use super::workqueue::Dequeued;
 
 /// The finding reported when the shrinker reclaims an entry it just gave a second chance.
 pub(crate) const SECOND_CHANCE_LOST: sim_core::ViolationKind =

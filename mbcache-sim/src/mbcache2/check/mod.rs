@@ -25,8 +25,8 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
-use super::shrinker::WorkRun;
 use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
+use super::shrinker::WorkRun;
 use super::xattr::{Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
@@ -560,6 +560,11 @@ impl Subject for Mbcache2Subject {
 
     fn op_strategy(config: &Mbcache2Config) -> BoxedStrategy<Op> {
         op::strategy(config)
+    }
+
+    /// The strategy's mix without a proptest tree (`tests/tests/mbcache2/gen.rs` checks they agree).
+    fn op_gen(config: &Mbcache2Config) -> Option<sim_core::gen::OpGen<Op>> {
+        Some(op::generator(config))
     }
 
     fn apply(&mut self, _sim: &Sim, op: &Op) -> Outcome {

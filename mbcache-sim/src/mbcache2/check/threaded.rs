@@ -53,8 +53,8 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::{
-    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome, Mbcache2Config,
-    Mbcache2Subject, Op, Outcome,
+    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome,
+    Mbcache2Config, Mbcache2Subject, Op, Outcome,
 };
 use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
 use crate::mbcache2::xattr::XattrBlocks;
