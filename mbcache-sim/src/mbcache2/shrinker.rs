@@ -20,6 +20,7 @@ use super::mbcache::{
     lru_add_tail, lru_del_init, CList, CacheHandle, EntryHandle, MbCache, MbCacheEntry, MbcacheModule,
     MBE_REFERENCED_B,
 };
+use super::workqueue::Dequeued;
 
 /// The finding reported when the shrinker reclaims an entry it just gave a second chance.
 pub(crate) const SECOND_CHANCE_LOST: sim_core::ViolationKind =
@@ -173,22 +174,43 @@ impl MbcacheModule {
     /// A kworker's loop: runs every queued work item; returns how many entries they freed.
     pub(crate) fn run_workqueue(&self, cx: &Cx) -> u64 {
         let mut freed = 0;
-        while let Some(work) = self.workqueue.dequeue(cx) {
-            freed += self.mb_cache_shrink_worker(cx, work).1;
+        loop {
+            match self.run_one_work(cx) {
+                WorkRun::Idle => return freed,
+                WorkRun::Deferred => {}
+                WorkRun::Ran(runs) => freed += runs.iter().map(|run| run.1).sum::<u64>(),
+            }
         }
-        freed
     }
 
-    /// A kworker's run of the first queued item (`process_one_work`): its scan's steps, empty
-    /// when nothing is queued. One item, not the whole queue, so the call takes one item off
-    /// the queue at one instant (an insert overlapping a longer run could queue the same work
-    /// again behind it).
-    pub(crate) fn run_one_work(&self, cx: &Cx) -> Vec<ScanStep> {
-        match self.workqueue.dequeue(cx) {
-            Some(work) => self.mb_cache_shrink_worker(cx, work).0,
-            None => Vec::new(),
+    /// A kworker's `process_one_work()` of the worklist's first item: nothing when the worklist
+    /// is empty, a hand-over when another kworker is executing the item, else each run's scan
+    /// steps and count: the first, then one more for each time another kworker handed the item
+    /// over during a run (non-reentrancy, see `workqueue.rs`). One item, not the whole queue,
+    /// so the call takes one item off the queue at one instant.
+    pub(crate) fn run_one_work(&self, cx: &Cx) -> WorkRun {
+        let work = match self.workqueue.dequeue(cx) {
+            Dequeued::Idle => return WorkRun::Idle,
+            Dequeued::Deferred => return WorkRun::Deferred,
+            Dequeued::Run(work) => work,
+        };
+        let mut runs = vec![self.mb_cache_shrink_worker(cx, work)];
+        while let Some(work) = self.workqueue.finish(cx, work) {
+            runs.push(self.mb_cache_shrink_worker(cx, work));
         }
+        WorkRun::Ran(runs)
     }
+}
+
+/// What one kworker's `process_one_work()` did.
+#[derive(Debug)]
+pub(crate) enum WorkRun {
+    /// Nothing was pending.
+    Idle,
+    /// The item was executing on another kworker, which runs it again.
+    Deferred,
+    /// Each run of the item: its scan's steps and the entries it freed.
+    Ran(Vec<(Vec<ScanStep>, u64)>),
 }
 
 /// One step of a scan: the entry at the LRU's head, and whether it left the cache.

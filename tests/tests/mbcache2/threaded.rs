@@ -39,9 +39,10 @@ fn the_fixed_kernel_is_linearizable_on_threads_and_a_release_waits_for_a_reuser(
 
 #[test]
 fn the_reuse_vs_release_race_is_found_on_threads_and_replays_exactly() {
-    // A campaign from case seed 18000 finds it after 42 cases (12 of the 30 seeds 0, 1000, ..,
-    // 29000 find it within 400 cases).
-    let report = campaign(Mbcache2FixSet::all().without(DELETE_OR_GET), 18_000, 60, 40);
+    // A campaign from case seed 5000 finds it in its first case (with the shrinker and the shrink
+    // work overlapping the calls on a prefilled cache, 4 of the zoo's first 6 seed ranges find it
+    // within 400 cases).
+    let report = campaign(Mbcache2FixSet::all().without(DELETE_OR_GET), 5_000, 60, 40);
     let failure = report.failures.first().expect("found with delete-or-get off");
     let artifact = &failure.artifact;
     assert_eq!(

@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
+use super::shrinker::WorkRun;
 use super::xattr::{Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
@@ -207,6 +208,17 @@ pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8)
         return Outcome::Scanned(Vec::new());
     }
     Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, u64::from(nr)).0)
+}
+
+/// `RunWork` as one call: a kworker's `process_one_work()` of the first queued item, as the
+/// judge reads it (an empty scan when nothing was pending).
+pub(crate) fn work_outcome(cx: &Cx, mb: &MbcacheModule) -> Outcome {
+    match mb.run_one_work(cx) {
+        WorkRun::Idle => Outcome::Scanned(Vec::new()),
+        WorkRun::Deferred => Outcome::Deferred,
+        WorkRun::Ran(mut runs) if runs.len() == 1 => Outcome::Scanned(runs.remove(0).0),
+        WorkRun::Ran(runs) => Outcome::Reran(runs.into_iter().map(|run| run.0).collect()),
+    }
 }
 
 /// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`.
@@ -426,7 +438,7 @@ impl Mbcache2Subject {
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => {
                 return Some(Outcome::Nothing)
             }
-            Op::RunWork => return Some(Outcome::Scanned(self.mb.run_one_work(&self.kworker))),
+            Op::RunWork => return Some(work_outcome(&self.kworker, &self.mb)),
             Op::Shrink { task, fs, .. } => (self.task(task), self.fs(fs)),
             _ => return None,
         };
@@ -548,6 +560,11 @@ impl Subject for Mbcache2Subject {
 
     fn op_strategy(config: &Mbcache2Config) -> BoxedStrategy<Op> {
         op::strategy(config)
+    }
+
+    /// The strategy's mix without a proptest tree (`tests/tests/mbcache2/gen.rs` checks they agree).
+    fn op_gen(config: &Mbcache2Config) -> Option<sim_core::gen::OpGen<Op>> {
+        Some(op::generator(config))
     }
 
     fn apply(&mut self, _sim: &Sim, op: &Op) -> Outcome {

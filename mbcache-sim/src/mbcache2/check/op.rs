@@ -10,6 +10,7 @@
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
+use sim_core::gen::{OpGen, OpRng};
 use sim_core::Errno;
 
 use super::Mbcache2Config;
@@ -135,6 +136,12 @@ pub enum Outcome {
     /// left the cache. Which entries a scan overlapping other calls keeps depends on what they
     /// hold at that instant, so the judge checks the steps rather than predicting them.
     Scanned(Vec<ScanStep>),
+    /// A whole call's run of the shrink work, more than once: another kworker handed the item
+    /// over while this one ran it (non-reentrancy); each run's steps.
+    Reran(Vec<Vec<ScanStep>>),
+    /// A whole call's `RunWork` that found the item executing on another kworker and left it
+    /// to that one.
+    Deferred,
     /// The task is waiting in `mb_cache_entry_wait_unused()` and did nothing.
     Blocked,
     /// The task holds no entry (or no block is allocated, or the task holds its most).
@@ -162,6 +169,35 @@ pub(crate) fn strategy(config: &Mbcache2Config) -> BoxedStrategy<Op> {
         1 => Just(Op::RunWork),
     ]
     .boxed()
+}
+
+/// [`strategy`]'s weights, in its order (mount, unmount, new, find, find-next, reuse, release,
+/// get, read, put, shrink, run-work): the cheap generator draws the same mix.
+const WEIGHTS: [u32; 12] = [1, 1, 6, 4, 1, 3, 3, 1, 2, 2, 1, 1];
+
+/// The cheap generator ([`sim_core::check::Subject::op_gen`]): one operation as [`strategy`]
+/// draws it, a kind by [`WEIGHTS`] and its fields from the same ranges, without a proptest
+/// value tree.
+pub(crate) fn generator(config: &Mbcache2Config) -> OpGen<Op> {
+    let (tasks, fss, keys) = (config.tasks.max(1), config.filesystems.max(1), config.keys.max(1));
+    Box::new(move |rng: &mut OpRng| {
+        let kind = rng.weighted(&WEIGHTS);
+        let (task, fs) = (rng.u8_below(tasks), rng.u8_below(fss));
+        match kind {
+            0 => Op::Mount { fs },
+            1 => Op::Umount { fs },
+            2 => Op::XattrNew { task, fs, key: rng.u8_below(keys) },
+            3 => Op::XattrFind { task, fs, key: rng.u8_below(keys) },
+            4 => Op::XattrFindNext { task, index: rng.any_u8() },
+            5 => Op::XattrReuse { task, index: rng.any_u8() },
+            6 => Op::XattrRelease { task, fs, block: rng.any_u8() },
+            7 => Op::Get { task, fs, block: rng.any_u8() },
+            8 => Op::XattrRead { task, fs, block: rng.any_u8() },
+            9 => Op::Put { task, index: rng.any_u8() },
+            10 => Op::Shrink { task, fs, nr: rng.u8_in(1, 8) },
+            _ => Op::RunWork,
+        }
+    })
 }
 
 impl From<Result<(), Errno>> for Outcome {

@@ -15,33 +15,33 @@
 //! since in the kernel no task keeps a cache entry past its system call.
 //!
 //! What needs a quiescent world (set-up prefix only): mount and unmount (`mb_cache_create`,
-//! `mb_cache_destroy`: no inode task runs on a filesystem being mounted or unmounted), and the
-//! shrink work's run (`RunWork`, which also runs at teardown). Its dequeue and its scan are two
-//! instants: overlapping, one kworker can take the item, an insert queue it again, and a second
-//! kworker run it and scan first, which no order of whole runs explains (`ksim fuzz mbcache2
-//! --threads 3`, seed 1754, on the fixed kernel). The kernel's workqueue would not run one work
-//! item on two workers at once (non-reentrancy; the second run waits for the first), which
-//! `workqueue.rs` does not model. `ext4_xattr_block_get()`'s insert is kept out too: it decides
-//! `e_reusable` from an `h_refcount` read before the insert, so a release between the two leaves
-//! a shareable block marked unreusable (a real, harmless kernel window: the block is not shared
-//! until the entry is evicted), which no order of whole calls explains.
+//! `mb_cache_destroy`: no inode task runs on a filesystem being mounted or unmounted).
+//! `ext4_xattr_block_get()`'s insert is kept out too: it decides `e_reusable` from an
+//! `h_refcount` read before the insert, so a release between the two leaves a shareable block
+//! marked unreusable (a real, harmless kernel window: the block is not shared until the entry is
+//! evicted), which no order of whole calls explains.
 //!
-//! The shrinker (`Shrink`) stays in the prefix too, for now. Its outcome in whole calls lists
-//! its steps (each entry met, evicted or kept), and the reference judges them
-//! ([`Mbcache2Model`]'s `scan`): the first step at the LRU's head, later ones anywhere on it (the
-//! list lock is dropped between steps), never evicting a referenced entry. Overlapping the
-//! calls with one step a scan passed 1,000 fixed cases, but a longer run (case seed 200000, 300
-//! cases) failed on the fixed kernel: a find shared prefilled block 7 where every order has a
-//! scan evict its entry first. Not diagnosed before the session ended, so scans are not
-//! concurrent yet.
+//! The shrinker (`Shrink`, one step a call) and the shrink work (`RunWork`: a kworker's
+//! `process_one_work()` of the first queued item, `c_max_entries / 16` steps) overlap the calls.
+//! The workqueue is non-reentrant as the kernel's is: a kworker that dequeues the item while
+//! another executes it hands it over (`Outcome::Deferred`), and the executing one runs it again
+//! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
+//! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
+//! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
+//! head, later ones anywhere on it, never evicting a referenced entry. Three kernel windows no
+//! order of whole calls explains are judged as the kernel has them (see the reference):
+//! - a shrink work run takes its item off the queue at one instant and scans later, so its
+//!   first step may be anywhere on the LRU;
+//! - its rerun may have nothing queued in the reference: a `schedule_work()` ordered after it
+//!   found the item still pending, and queues nothing;
+//! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, so a share's
+//!   touch and put between them leave the entry it just referenced evicted (case seed 200000,
+//!   last session's unexplained failure: "a find shares a block every ordering evicts first").
 //!
-//! Last session's false ENOENT (a reference treating every listed entry as "may be gone" after a
-//! scan) was not reproduced. Letting the scans overlap against the sequential reference failed
-//! first on a scan's count (seed 8: 5 expected, 4 freed): the reference replayed the scan as the
-//! sequential kernel would and freed other entries than the overlapping scan had. That part was
-//! the reference's fault; whether the block-7 failure above is the judge's or the model's is open.
-//!
-//! A threaded case's filesystems start empty ([`THREADED_PREFILL`] is 0; see there).
+//! Each filesystem starts with [`THREADED_PREFILL`] blocks no task owns
+//! (`Mbcache2Config::prefill`), so the cache is past `c_max_entries`: every insert queues the
+//! shrink work, and the oldest entries, which finds of hashes 0 and 1 share when nothing newer
+//! is reusable, are the ones the scans meet.
 //!
 //! No outcome is relaxed. Which block a find shares is the one nondeterminism of the contract
 //! (the reference accepts any shareable block, `Mbcache2Model`'s `share`).
@@ -53,25 +53,27 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
 use super::{
-    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, Mbcache2Config,
-    Mbcache2Subject, Op, Outcome,
+    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome,
+    Mbcache2Config, Mbcache2Subject, Op, Outcome,
 };
 use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
 use crate::mbcache2::xattr::XattrBlocks;
 
-/// Xattr blocks per filesystem in a threaded case: few, so freed block numbers come back soon.
-const THREADED_BLOCKS: u16 = 8;
+/// Xattr blocks per filesystem in a threaded case: fewer than twice `c_max_entries` (32 with
+/// one bucket bit), so no insert shrinks synchronously, and [`THREADED_PREFILL`] of them taken
+/// at mount, so the 15 the threads allocate from come back soon once freed.
+const THREADED_BLOCKS: u16 = 63;
 
-/// Blocks given to each filesystem at mount (`Mbcache2Config::prefill`). 48 of 63 put the cache
-/// past `c_max_entries`, so every insert queued the shrink work, but the threads' finds then
-/// shared prefilled blocks instead of each other's, and the reuse-vs-release race went from 12 of
-/// 30 seeds within 400 cases to none in 2,000 cases; with the scans kept in the prefix the
-/// prefill bought nothing, so it is off until scans overlap.
-const THREADED_PREFILL: u16 = 0;
+/// Blocks given to each filesystem at mount (`Mbcache2Config::prefill`): their entries put the
+/// cache past `c_max_entries`, so every insert queues the shrink work and scans find entries to
+/// reclaim, and far enough past it (16 evictions) that no case's scans bring it back under.
+const THREADED_PREFILL: u16 = 48;
 
-/// Content hashes the threads' calls use: two, so a find often meets a block another thread
-/// made or is releasing.
-const THREADED_KEYS: u8 = 2;
+/// Content hashes the threads' calls use: four, two of them (0 and 1) with prefilled blocks to
+/// share and two only with blocks the threads made, so a find often meets a block another thread
+/// is releasing (the reuse-vs-release race in 4 of 6 zoo seed ranges of 400 cases; 0 of 6 with
+/// one hash, 2 with two, 3 with three, 2 with six).
+const THREADED_KEYS: u8 = 4;
 
 /// One filesystem: its cache while mounted (changed only in the set-up prefix), its blocks.
 #[derive(Debug)]
@@ -202,7 +204,7 @@ impl ThreadedSubject for Mbcache2Subject {
         Mbcache2Config {
             tasks: config.tasks.max(threads as u8),
             blocks: config.blocks.min(THREADED_BLOCKS),
-            prefill: THREADED_PREFILL,
+            prefill: config.prefill.max(THREADED_PREFILL).min(config.blocks.min(THREADED_BLOCKS)),
             whole_calls: true,
             ..config.clone()
         }
@@ -246,6 +248,8 @@ impl ThreadedSubject for Mbcache2Subject {
             | Op::Get { fs, block, .. }
             | Op::XattrRead { fs, block, .. } => Op::XattrRelease { task, fs, block },
             Op::Put { index, .. } => Op::XattrRelease { task, fs: 0, block: index },
+            // One step a scan, so each scan is one atomic decision (see the module comment).
+            Op::Shrink { fs, .. } => Op::Shrink { task, fs, nr: 1 },
             other => other,
         }
     }
@@ -254,7 +258,7 @@ impl ThreadedSubject for Mbcache2Subject {
         match *op {
             Op::Mount { fs } => shared.mount(cx, shared.fs(fs)),
             Op::Umount { fs } => shared.umount(cx, shared.fs(fs)),
-            Op::RunWork => Outcome::Scanned(shared.mb.run_one_work(cx)),
+            Op::RunWork => work_outcome(cx, &shared.mb),
             Op::XattrFindNext { .. } | Op::XattrReuse { .. } | Op::Put { .. } => Outcome::Nothing,
             Op::XattrRelease { task, block, .. } => shared.release(cx, task, block),
             Op::XattrNew { task, fs, .. } | Op::XattrFind { task, fs, .. } => {
@@ -271,7 +275,7 @@ impl ThreadedSubject for Mbcache2Subject {
 
     /// Mount, unmount, the shrinker and the shrink work need a quiescent world (module comment).
     fn concurrent(op: &Op) -> bool {
-        !matches!(op, Op::Mount { .. } | Op::Umount { .. } | Op::Shrink { .. } | Op::RunWork)
+        !matches!(op, Op::Mount { .. } | Op::Umount { .. })
     }
 
     /// Every cache's invariants with no users (no task holds an entry between calls), and every
