@@ -135,7 +135,12 @@ impl World {
     /// over those an operation may have changed ([`Scope::Changed`]); every other invariant is
     /// checked whole either way, so both scopes find the same first broken invariant whenever the
     /// state before the operation passed. Returns the balloon's pages for the next check's scope.
-    pub(crate) fn check_scoped(&self, cx: &Cx, tasks: &PfnBits, scope: Scope<'_>) -> Result<PfnBits, Violation> {
+    pub(crate) fn check_scoped(
+        &self,
+        cx: &Cx,
+        tasks: &PfnBits,
+        scope: Scope<'_>,
+    ) -> Result<PfnBits, Violation> {
         let findings = self.host.findings();
         if !findings.is_empty() {
             return Err(Violation::new(ViolationKind::finding("host-finding"), findings.join("; ")));

@@ -26,13 +26,13 @@ use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 use crate::balloon_compaction::{compact_one, CompactResult};
 use crate::fixes::Fixes;
 use crate::guest::Endian;
+use crate::host::PfnBits;
 use crate::host::{
     VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ,
     VIRTIO_F_VERSION_1,
 };
 use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES, OOM_VBALLOON_DEFAULT_PAGES};
 use crate::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
-use crate::host::PfnBits;
 use crate::world::{Scope, World};
 
 // Re-exported for the crate root (tests, the CLI registry, benches).

@@ -71,7 +71,10 @@ fn the_cheap_generator_draws_the_strategys_mix() {
     }
     let only_cheap: Vec<_> = cheap.values.difference(&tree.values).collect();
     let only_tree: Vec<_> = tree.values.difference(&cheap.values).collect();
-    assert!(only_cheap.is_empty() && only_tree.is_empty(), "only cheap {only_cheap:?}, only strategy {only_tree:?}");
+    assert!(
+        only_cheap.is_empty() && only_tree.is_empty(),
+        "only cheap {only_cheap:?}, only strategy {only_tree:?}"
+    );
     // Every bucket of every field was seen: 8 per integer, 2 per bool.
     assert_eq!(cheap.values.len(), 8 + (8 + 8 + 2) + (8 + 8) + (8 + 8), "{:?}", cheap.values);
 }

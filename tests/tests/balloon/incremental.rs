@@ -69,7 +69,12 @@ fn mutated_cases_caught(config: &BalloonConfig, seeds: std::ops::Range<u64>) -> 
                 model.check_invariants_incremental(&sim, op).err().map(|found| found.kind.to_string());
             assert_eq!(whole, incremental, "seed {seed} operation {} ({op:?})", index + 1);
             if mutate {
-                assert_eq!(whole.as_deref(), Some("invariant:balloon-page-state"), "seed {seed} op {}", index + 1);
+                assert_eq!(
+                    whole.as_deref(),
+                    Some("invariant:balloon-page-state"),
+                    "seed {seed} op {}",
+                    index + 1
+                );
                 caught += 1;
             }
             if whole.is_some() || sim.has_violations() {
