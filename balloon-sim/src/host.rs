@@ -420,6 +420,20 @@ impl BalloonHost {
         self.state.lock().findings.clone()
     }
 
+    /// What the host tripped over, joined, or `None` when nothing (the invariant check's question:
+    /// one lock, no copy when the answer is no).
+    pub(crate) fn findings_joined(&self) -> Option<String> {
+        let s = self.state.lock();
+        (!s.findings.is_empty()).then(|| s.findings.join("; "))
+    }
+
+    /// The first tag of the last stats report that 4.4 does not know, if any (one lock, no copy
+    /// of the report).
+    pub(crate) fn unknown_stats_tag(&self) -> Option<u16> {
+        let s = self.state.lock();
+        s.stats_last.as_ref()?.iter().map(|&(tag, _)| tag).find(|&tag| tag as usize >= VIRTIO_BALLOON_S_NR)
+    }
+
     /// PFNs inflated and deflated so far.
     pub fn traffic(&self) -> (u64, u64) {
         let s = self.state.lock();

@@ -11,7 +11,7 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::check::BalloonConfig;
 use crate::guest::Endian;
-use crate::host::{BalloonHost, PfnBits, VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_S_NR};
+use crate::host::{BalloonHost, PfnBits, VIRTIO_BALLOON_F_DEFLATE_ON_OOM};
 use crate::virtio::VirtioDevice;
 use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES};
 
@@ -141,9 +141,8 @@ impl World {
         tasks: &PfnBits,
         scope: Scope<'_>,
     ) -> Result<PfnBits, Violation> {
-        let findings = self.host.findings();
-        if !findings.is_empty() {
-            return Err(Violation::new(ViolationKind::finding("host-finding"), findings.join("; ")));
+        if let Some(findings) = self.host.findings_joined() {
+            return Err(Violation::new(ViolationKind::finding("host-finding"), findings));
         }
         let Some(vb) = &self.vb else {
             let allocated = self.pages.allocated_pages(cx);
@@ -305,10 +304,8 @@ impl World {
                 format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages(cx)),
             );
         }
-        if let (Some(report), _) = self.host.stats() {
-            if let Some((tag, _)) = report.iter().find(|(tag, _)| *tag as usize >= VIRTIO_BALLOON_S_NR) {
-                return broken("stats-tag", format!("the host's last stats carry unknown tag {tag:#x}"));
-            }
+        if let Some(tag) = self.host.unknown_stats_tag() {
+            return broken("stats-tag", format!("the host's last stats carry unknown tag {tag:#x}"));
         }
         Ok(())
     }
