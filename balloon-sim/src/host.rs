@@ -5,12 +5,13 @@
 //! stats tag it does not know, a malformed chain. Left out: the host's own memory accounting.
 
 use std::collections::BTreeSet;
+use std::sync::Mutex as StdMutex;
 
 use sim_core::sync::Mutex;
 use sim_core::WaitQueue;
 
 use crate::guest::{Endian, GuestMemory};
-use crate::virtio_ring::{DeviceQueue, VringLayout};
+use crate::virtio_ring::{Descriptor, DeviceQueue, VringLayout};
 
 /// `VIRTIO_BALLOON_F_MUST_TELL_HOST`: tell the host before a deflated page is used.
 pub(crate) const VIRTIO_BALLOON_F_MUST_TELL_HOST: u32 = 0;
@@ -56,13 +57,89 @@ pub(crate) const CONFIG_ACTUAL: usize = 4;
 /// One stats report as the host decoded it.
 pub(crate) type StatsReport = Vec<(u16, u64)>;
 
+/// A set of balloon PFNs below the guest's limit, one bit each: the host's held set is asked
+/// for every page on the hot path, where a tree's allocation and pointer chasing cost more than
+/// the work it records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PfnBits {
+    words: Vec<u64>,
+    count: usize,
+}
+
+impl PfnBits {
+    /// An empty set for PFNs below `limit`.
+    pub(crate) fn new(limit: u64) -> PfnBits {
+        PfnBits { words: vec![0; limit.div_ceil(64) as usize], count: 0 }
+    }
+
+    /// Adds `pfn` (the set grows past its limit if it must); whether it was new.
+    pub(crate) fn insert(&mut self, pfn: u32) -> bool {
+        let (word, bit) = (pfn as usize / 64, 1u64 << (pfn % 64));
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let fresh = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        self.count += usize::from(fresh);
+        fresh
+    }
+
+    /// Removes `pfn`; whether it was there.
+    pub(crate) fn remove(&mut self, pfn: u32) -> bool {
+        let Some(word) = self.words.get_mut(pfn as usize / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (pfn % 64);
+        let was = *word & bit != 0;
+        *word &= !bit;
+        self.count -= usize::from(was);
+        was
+    }
+
+    /// Whether `pfn` is in the set.
+    pub(crate) fn contains(&self, pfn: u32) -> bool {
+        self.words.get(pfn as usize / 64).is_some_and(|word| word & (1u64 << (pfn % 64)) != 0)
+    }
+
+    /// How many PFNs the set holds.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Empties the set.
+    pub(crate) fn clear(&mut self) {
+        self.words.iter_mut().for_each(|word| *word = 0);
+        self.count = 0;
+    }
+
+    /// Whether any PFN in `start..start + len` is in the set.
+    pub(crate) fn any_in(&self, start: u32, len: u32) -> bool {
+        (start..start + len).any(|pfn| self.contains(pfn))
+    }
+
+    /// The first PFN (ascending) in this set and not in `other`.
+    pub(crate) fn first_not_in(&self, other: &PfnBits) -> Option<u32> {
+        self.words.iter().enumerate().find_map(|(index, &word)| {
+            let rest = word & !other.words.get(index).copied().unwrap_or(0);
+            (rest != 0).then(|| (index * 64) as u32 + rest.trailing_zeros())
+        })
+    }
+
+    /// The PFNs in ascending order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(index, &word)| {
+            (0..64).filter(move |bit| word & (1u64 << bit) != 0).map(move |bit| (index * 64 + bit) as u32)
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct HostState {
     acked: u64,
     config: [u8; 8],
     queues: [Option<DeviceQueue>; 3],
     pending: [bool; 3],
-    held: BTreeSet<u32>,
+    held: PfnBits,
     stats_head: Option<u16>,
     stats_last: Option<StatsReport>,
     stats_received: u64,
@@ -81,17 +158,23 @@ pub struct BalloonHost {
     state: Mutex<HostState>,
     /// Where a host thread waits for kicks.
     pub kicks: WaitQueue,
+    /// Checker bookkeeping (std-locked, so it adds no interleaving): the balloon PFNs inflated or
+    /// deflated since the checker last cleared it, so an incremental invariant check looks only
+    /// at the pages whose held state may have changed.
+    changed: StdMutex<PfnBits>,
 }
 
 impl BalloonHost {
     /// A device offering `offered` feature bits to a guest with `guest_bytes` of memory.
     pub fn new(offered: u64, guest_endian: Endian, guest_bytes: u64) -> BalloonHost {
+        let pfn_limit = guest_bytes >> VIRTIO_BALLOON_PFN_SHIFT;
         BalloonHost {
             offered,
             guest_endian,
-            pfn_limit: guest_bytes >> VIRTIO_BALLOON_PFN_SHIFT,
-            state: Mutex::new(HostState::default()),
+            pfn_limit,
+            state: Mutex::new(HostState { held: PfnBits::new(pfn_limit), ..HostState::default() }),
             kicks: WaitQueue::new("host kicks"),
+            changed: StdMutex::new(PfnBits::new(pfn_limit)),
         }
     }
 
@@ -170,7 +253,18 @@ impl BalloonHost {
     /// The machine was powered off across S4 and the guest's image restored: a fresh device
     /// knows nothing of the pages the old one held (the management layer's target stays).
     pub fn forget_held(&self) {
-        self.state.lock().held.clear();
+        let mut s = self.state.lock();
+        let mut changed = self.change_log();
+        s.held.iter().for_each(|pfn| {
+            changed.insert(pfn);
+        });
+        s.held.clear();
+    }
+
+    /// The change log, locked (a panic elsewhere cannot leave it inconsistent: each change is one
+    /// bit).
+    fn change_log(&self) -> std::sync::MutexGuard<'_, PfnBits> {
+        self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A kick on queue `index` (the notify register): a host thread processes it.
@@ -230,27 +324,42 @@ impl BalloonHost {
                 s.stats_head = Some(chain.head);
                 continue;
             }
-            for desc in &chain.descriptors {
-                for i in 0..desc.len / 4 {
-                    let pfn = mem.read_u32(desc.addr + 4 * u64::from(i), endian);
-                    if u64::from(pfn) >= self.pfn_limit {
-                        s.findings.push(format!("queue {index}: pfn {pfn:#x} is outside guest memory"));
-                        continue;
-                    }
-                    if index == INFLATE_VQ {
-                        s.held.insert(pfn);
-                        s.inflated_pfns += 1;
-                    } else {
-                        s.held.remove(&pfn);
-                        s.deflated_pfns += 1;
-                    }
-                }
-            }
+            self.take_pfns(&mut s, mem, index, endian, &chain.descriptors);
             queue.push_used(mem, chain.head, 0);
         }
         let interrupt = queue.needs_interrupt(mem);
         s.queues[index] = Some(queue);
         interrupt
+    }
+
+    /// The PFNs of one inflate or deflate chain: held or given back, each noted in the
+    /// checker's change log (one std lock per chain).
+    fn take_pfns(
+        &self,
+        s: &mut HostState,
+        mem: &GuestMemory,
+        index: usize,
+        endian: Endian,
+        descriptors: &[Descriptor],
+    ) {
+        let mut changed = self.change_log();
+        for desc in descriptors {
+            for i in 0..desc.len / 4 {
+                let pfn = mem.read_u32(desc.addr + 4 * u64::from(i), endian);
+                if u64::from(pfn) >= self.pfn_limit {
+                    s.findings.push(format!("queue {index}: pfn {pfn:#x} is outside guest memory"));
+                    continue;
+                }
+                changed.insert(pfn);
+                if index == INFLATE_VQ {
+                    s.held.insert(pfn);
+                    s.inflated_pfns += 1;
+                } else {
+                    s.held.remove(pfn);
+                    s.deflated_pfns += 1;
+                }
+            }
+        }
     }
 
     /// The host asks for stats by returning the buffer it holds. Returns whether the driver
@@ -271,12 +380,28 @@ impl BalloonHost {
 
     /// Whether the host holds balloon PFN `pfn`.
     pub fn holds(&self, pfn: u32) -> bool {
-        self.state.lock().held.contains(&pfn)
+        self.state.lock().held.contains(pfn)
     }
 
     /// Every balloon PFN the host holds.
     pub fn held(&self) -> BTreeSet<u32> {
+        self.state.lock().held.iter().collect()
+    }
+
+    /// The held set itself, for the invariant checks (one lock and a copy of a few words).
+    pub(crate) fn held_bits(&self) -> PfnBits {
         self.state.lock().held.clone()
+    }
+
+    /// The balloon PFNs inflated or deflated since the last [`BalloonHost::clear_changed`]
+    /// (checker bookkeeping).
+    pub(crate) fn changed(&self) -> PfnBits {
+        self.change_log().clone()
+    }
+
+    /// Starts a new change log (the checker does, before each operation).
+    pub(crate) fn clear_changed(&self) {
+        self.change_log().clear();
     }
 
     /// Count of held PFNs.
@@ -293,6 +418,20 @@ impl BalloonHost {
     /// What the host tripped over, oldest first.
     pub fn findings(&self) -> Vec<String> {
         self.state.lock().findings.clone()
+    }
+
+    /// What the host tripped over, joined, or `None` when nothing (the invariant check's question:
+    /// one lock, no copy when the answer is no).
+    pub(crate) fn findings_joined(&self) -> Option<String> {
+        let s = self.state.lock();
+        (!s.findings.is_empty()).then(|| s.findings.join("; "))
+    }
+
+    /// The first tag of the last stats report that 4.4 does not know, if any (one lock, no copy
+    /// of the report).
+    pub(crate) fn unknown_stats_tag(&self) -> Option<u16> {
+        let s = self.state.lock();
+        s.stats_last.as_ref()?.iter().map(|&(tag, _)| tag).find(|&tag| tag as usize >= VIRTIO_BALLOON_S_NR)
     }
 
     /// PFNs inflated and deflated so far.

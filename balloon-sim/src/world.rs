@@ -11,7 +11,7 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::check::BalloonConfig;
 use crate::guest::Endian;
-use crate::host::{BalloonHost, VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_S_NR};
+use crate::host::{BalloonHost, PfnBits, VIRTIO_BALLOON_F_DEFLATE_ON_OOM};
 use crate::virtio::VirtioDevice;
 use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES};
 
@@ -88,8 +88,13 @@ impl World {
         let Some(vb) = &self.vb else {
             return BTreeSet::new();
         };
-        let mut out = BTreeSet::new();
-        for page in vb.vb_dev_info.all_pages(cx, &self.pages) {
+        self.pieces(vb, &vb.vb_dev_info.all_pages(cx, &self.pages)).iter().collect()
+    }
+
+    /// The balloon PFNs (4 KiB pieces) of guest pages `pages`.
+    fn pieces(&self, vb: &VirtioBalloon, pages: &[Pfn]) -> PfnBits {
+        let mut out = PfnBits::default();
+        for &page in pages {
             for i in 0..vb.pages_per_page {
                 out.insert(vb.page_to_balloon_pfn(page) + i);
             }
@@ -119,26 +124,59 @@ impl World {
     /// Checks the subsystem's invariants with `task_pages` in use by tasks: the first broken
     /// one. `cx` is an observer context, so the checks add nothing to the trace or lockdep.
     pub fn check_invariants(&self, cx: &Cx, task_pages: &BTreeSet<Pfn>) -> Result<(), Violation> {
-        let findings = self.host.findings();
-        if !findings.is_empty() {
-            return Err(Violation::new(ViolationKind::finding("host-finding"), findings.join("; ")));
+        let mut tasks = PfnBits::default();
+        task_pages.iter().for_each(|&pfn| {
+            tasks.insert(pfn as u32);
+        });
+        self.check_scoped(cx, &tasks, Scope::Whole).map(|_| ())
+    }
+
+    /// The invariants, each page's state checked over all balloon pages ([`Scope::Whole`]) or only
+    /// over those an operation may have changed ([`Scope::Changed`]); every other invariant is
+    /// checked whole either way, so both scopes find the same first broken invariant whenever the
+    /// state before the operation passed. Returns the balloon's pages for the next check's scope.
+    pub(crate) fn check_scoped(
+        &self,
+        cx: &Cx,
+        tasks: &PfnBits,
+        scope: Scope<'_>,
+    ) -> Result<PfnBits, Violation> {
+        if let Some(findings) = self.host.findings_joined() {
+            return Err(Violation::new(ViolationKind::finding("host-finding"), findings));
         }
         let Some(vb) = &self.vb else {
             let allocated = self.pages.allocated_pages(cx);
-            if allocated != task_pages.len() as u64 {
+            if allocated != tasks.len() as u64 {
                 return broken(
                     "pages-leaked",
-                    format!("no driver, {allocated} pages allocated, tasks hold {}", task_pages.len()),
+                    format!("no driver, {allocated} pages allocated, tasks hold {}", tasks.len()),
                 );
             }
-            return Ok(());
+            return Ok(PfnBits::default());
         };
         let balloon: Vec<Pfn> = vb.vb_dev_info.all_pages(cx, &self.pages);
+        let mut members = PfnBits::default();
+        balloon.iter().for_each(|&pfn| {
+            members.insert(pfn as u32);
+        });
+        let held = self.host.held_bits();
         self.check_balloon_list(cx, vb, &balloon)?;
-        self.check_host_pfns(cx)?;
-        self.check_page_owners(cx, &balloon, task_pages)?;
+        match scope {
+            Scope::Whole => self.check_balloon_pages(cx, balloon.iter().copied())?,
+            Scope::Changed(before) => {
+                let changed = self.host.changed();
+                let ppp = vb.pages_per_page;
+                let touched = balloon.iter().copied().filter(|&pfn| {
+                    !before.contains(pfn as u32) || changed.any_in(vb.page_to_balloon_pfn(pfn), ppp)
+                });
+                self.check_balloon_pages(cx, touched)?
+            }
+        }
+        self.check_host_pfns(vb, &balloon, &held)?;
+        self.check_page_owners(cx, vb, &balloon, &members, tasks, &held)?;
         self.check_managed_pages(cx, &balloon)?;
-        self.check_config(cx, vb)
+        self.check_config(cx, vb)?;
+        Ok(members)
     }
 
     /// `num_pages` counts the balloon list, and nothing is isolated at rest.
@@ -154,14 +192,14 @@ impl World {
         if isolated != 0 {
             return broken("isolated-at-rest", format!("{isolated} isolated pages at rest"));
         }
-        self.check_balloon_pages(cx, balloon)
+        Ok(())
     }
 
-    /// Each balloon page is what 4.4's balloon_page_insert() makes it: a balloon page with
-    /// `PG_private`, unlocked, holding exactly the balloon's reference.
-    fn check_balloon_pages(&self, cx: &Cx, balloon: &[Pfn]) -> Result<(), Violation> {
+    /// Each balloon page in `pages` is what 4.4's balloon_page_insert() makes it: a balloon page
+    /// with `PG_private`, unlocked, holding exactly the balloon's reference.
+    fn check_balloon_pages(&self, cx: &Cx, pages: impl Iterator<Item = Pfn>) -> Result<(), Violation> {
         use sim_core::mm::page::PG_PRIVATE;
-        for &pfn in balloon {
+        for pfn in pages {
             let count = self.pages.page_count(cx, pfn).unwrap_or(0);
             let typed = self.pages.page_balloon(cx, pfn) && self.pages.test_page_flag(cx, pfn, PG_PRIVATE);
             if !typed || count != 1 || self.pages.page_locked(cx, pfn) {
@@ -177,18 +215,17 @@ impl World {
         Ok(())
     }
 
-    /// The host holds exactly the balloon pages' PFNs.
-    fn check_host_pfns(&self, cx: &Cx) -> Result<(), Violation> {
-        let expected = self.balloon_pfns(cx);
-        let held = self.host.held();
+    /// The host holds exactly the balloon pages' PFNs (`held`).
+    fn check_host_pfns(&self, vb: &VirtioBalloon, balloon: &[Pfn], held: &PfnBits) -> Result<(), Violation> {
+        let expected = self.pieces(vb, balloon);
         let sizes = format!("held {}, balloon {}", held.len(), expected.len());
-        if let Some(stray) = held.difference(&expected).next() {
+        if let Some(stray) = held.first_not_in(&expected) {
             return broken(
                 "host-holds-non-balloon-pfn",
                 format!("the host holds pfn {stray:#x}, which no balloon page covers ({sizes})"),
             );
         }
-        if let Some(missing) = expected.difference(&held).next() {
+        if let Some(missing) = expected.first_not_in(held) {
             return broken(
                 "balloon-pfn-not-held",
                 format!("balloon pfn {missing:#x} was never told to the host ({sizes})"),
@@ -197,35 +234,35 @@ impl World {
         Ok(())
     }
 
-    /// Every allocated page is the balloon's or a task's, never both, and no page in use is
-    /// held by the host.
+    /// Every allocated page is the balloon's (`members`) or a task's (`tasks`), never both, and
+    /// no page in use is held by the host (`held`).
     fn check_page_owners(
         &self,
         cx: &Cx,
+        vb: &VirtioBalloon,
         balloon: &[Pfn],
-        task_pages: &BTreeSet<Pfn>,
+        members: &PfnBits,
+        tasks: &PfnBits,
+        held: &PfnBits,
     ) -> Result<(), Violation> {
-        if let Some(both) = balloon.iter().find(|p| task_pages.contains(p)) {
+        if let Some(both) = members.iter().find(|&pfn| tasks.contains(pfn)) {
             return broken(
                 "page-in-balloon-and-in-use",
                 format!("page {both} is in the balloon and used by a task"),
             );
         }
-        if let Some(touched) = task_pages.iter().find(|&&p| self.host_holds_page(p)) {
+        let ppp = vb.pages_per_page;
+        if let Some(touched) = tasks.iter().find(|&pfn| held.any_in(pfn * ppp, ppp)) {
             return broken(
                 "page-in-use-held-by-host",
                 format!("page {touched} is in use but the host holds it"),
             );
         }
         let allocated = self.pages.allocated_pages(cx);
-        if allocated != (balloon.len() + task_pages.len()) as u64 {
+        if allocated != (balloon.len() + tasks.len()) as u64 {
             return broken(
                 "pages-leaked",
-                format!(
-                    "{allocated} pages allocated, balloon {} + tasks {}",
-                    balloon.len(),
-                    task_pages.len()
-                ),
+                format!("{allocated} pages allocated, balloon {} + tasks {}", balloon.len(), tasks.len()),
             );
         }
         Ok(())
@@ -235,9 +272,13 @@ impl World {
     /// them managed) equal its spanned pages.
     fn check_managed_pages(&self, cx: &Cx, balloon: &[Pfn]) -> Result<(), Violation> {
         let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
-        for zone in 0..self.pages.zones_count(cx) {
-            let in_balloon =
-                balloon.iter().filter(|&&p| self.pages.zone_of(cx, p) == Ok(zone)).count() as i64;
+        let mut in_balloon = vec![0i64; self.pages.zones_count(cx)];
+        for &pfn in balloon {
+            if let Some(count) = self.pages.zone_of(cx, pfn).ok().and_then(|zone| in_balloon.get_mut(zone)) {
+                *count += 1;
+            }
+        }
+        for (zone, &in_balloon) in in_balloon.iter().enumerate() {
             let managed = self.pages.managed_pages(cx, zone);
             let spanned = self.pages.zone_spanned_pages(cx, zone) as i64;
             let counted = if deflate_on_oom { managed } else { managed + in_balloon };
@@ -263,16 +304,25 @@ impl World {
                 format!("config actual {} but num_pages {}", self.host.actual(), vb.num_pages(cx)),
             );
         }
-        if let (Some(report), _) = self.host.stats() {
-            if let Some((tag, _)) = report.iter().find(|(tag, _)| *tag as usize >= VIRTIO_BALLOON_S_NR) {
-                return broken("stats-tag", format!("the host's last stats carry unknown tag {tag:#x}"));
-            }
+        if let Some(tag) = self.host.unknown_stats_tag() {
+            return broken("stats-tag", format!("the host's last stats carry unknown tag {tag:#x}"));
         }
         Ok(())
     }
 }
 
+/// How much of the balloon's page state a check looks at ([`World::check_scoped`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scope<'a> {
+    /// Every balloon page.
+    Whole,
+    /// Only balloon pages not in this set (the balloon as the last check saw it) or whose
+    /// pieces the host took or gave back since its change log was cleared: what one
+    /// operation of the balloon thread, an allocating task or the host may have changed.
+    Changed(&'a PfnBits),
+}
+
 /// A broken invariant named `name`.
-fn broken(name: &'static str, message: String) -> Result<(), Violation> {
+fn broken<T>(name: &'static str, message: String) -> Result<T, Violation> {
     Err(Violation::new(ViolationKind::invariant(name), message))
 }

@@ -11,12 +11,13 @@ mod scenario;
 #[cfg(feature = "threaded")]
 mod threaded;
 
-use std::collections::BTreeSet;
+use std::sync::Mutex as StdMutex;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
 use sim_core::fault::{FaultAttr, FaultPlan};
+use sim_core::gen::OpGen;
 use sim_core::mm::{Gfp, Pfn, PAGE_SIZE_4K, PAGE_SIZE_64K};
 use sim_core::sync::atomic::Ordering;
 use sim_core::sync::Arc;
@@ -25,13 +26,14 @@ use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 use crate::balloon_compaction::{compact_one, CompactResult};
 use crate::fixes::Fixes;
 use crate::guest::Endian;
+use crate::host::PfnBits;
 use crate::host::{
     VIRTIO_BALLOON_F_DEFLATE_ON_OOM, VIRTIO_BALLOON_F_MUST_TELL_HOST, VIRTIO_BALLOON_F_STATS_VQ,
     VIRTIO_F_VERSION_1,
 };
 use crate::virtio_balloon::{VirtioBalloon, DRIVER_FEATURES, OOM_VBALLOON_DEFAULT_PAGES};
 use crate::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
-use crate::world::World;
+use crate::world::{Scope, World};
 
 // Re-exported for the crate root (tests, the CLI registry, benches).
 pub use op::{Op, Outcome};
@@ -130,6 +132,17 @@ pub struct BalloonSubject {
     /// Whether the balloon thread is asleep in its wait (it is after probe and after a pass
     /// that found nothing to do), so its next test of the condition follows a wake-up.
     thread_asleep: bool,
+    /// Checker bookkeeping for the incremental check (std-locked: the checks take `&self`).
+    shadow: StdMutex<Shadow>,
+}
+
+/// The balloon's pages as checks saw them, so the incremental check knows which are new.
+#[derive(Debug, Default)]
+struct Shadow {
+    /// As the check after the previous operation saw them (`None`: no check passed yet).
+    before: Option<PfnBits>,
+    /// As the check after this operation saw them.
+    after: Option<PfnBits>,
 }
 
 impl BalloonSubject {
@@ -170,11 +183,29 @@ impl BalloonSubject {
             tasks: vec![Vec::new(); tasks],
             frozen: false,
             thread_asleep: true,
+            shadow: StdMutex::default(),
         }
     }
 
-    fn task_pages(&self) -> BTreeSet<Pfn> {
-        self.tasks.iter().flatten().copied().collect()
+    /// The pages the tasks hold, as a set.
+    fn task_pages(&self) -> PfnBits {
+        let mut out = PfnBits::default();
+        self.tasks.iter().flatten().for_each(|&pfn| {
+            out.insert(pfn as u32);
+        });
+        out
+    }
+
+    /// Checks the invariants in `scope` and remembers the balloon's pages for the next check.
+    fn check_scoped(&self, sim: &Sim, scope: Scope<'_>) -> Result<(), Violation> {
+        let cx = sim.observer_cx("check_invariants", 0);
+        let balloon = self.world.check_scoped(&cx, &self.task_pages(), scope)?;
+        self.shadow().after = Some(balloon);
+        Ok(())
+    }
+
+    fn shadow(&self) -> std::sync::MutexGuard<'_, Shadow> {
+        self.shadow.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn total_pages(&self) -> u64 {
@@ -260,7 +291,16 @@ impl Subject for BalloonSubject {
         op::op_strategy()
     }
 
+    fn op_gen(_config: &BalloonConfig) -> Option<OpGen<Op>> {
+        Some(op::generator())
+    }
+
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
+        // A new operation: what the last check saw is now the state before it, and the host's
+        // change log starts afresh.
+        let shadow = self.shadow.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        shadow.before = shadow.after.take();
+        self.world.host.clear_changed();
         let outcome = match *op {
             Op::SetTarget { pages } => self.set_target(pages),
             Op::BalloonRun => self.run(),
@@ -285,7 +325,22 @@ impl Subject for BalloonSubject {
     }
 
     fn check_invariants(&self, sim: &Sim) -> Result<(), Violation> {
-        self.world.check_invariants(&sim.observer_cx("check_invariants", 0), &self.task_pages())
+        self.check_scoped(sim, Scope::Whole)
+    }
+
+    /// Each balloon page's state only where `op` may have changed it: pages new to the balloon
+    /// and pages whose pieces the host took or gave back. Compaction (which locks, isolates and
+    /// puts back pages that stay listed) and freeze/restore (which reset the device) get the
+    /// whole check, and so does an operation after which no check has passed yet.
+    fn check_invariants_incremental(&self, sim: &Sim, op: &Op) -> Result<(), Violation> {
+        let before = match op {
+            Op::Compact { .. } | Op::Freeze | Op::Restore => None,
+            _ => self.shadow().before.clone(),
+        };
+        match before {
+            Some(before) => self.check_scoped(sim, Scope::Changed(&before)),
+            None => self.check_scoped(sim, Scope::Whole),
+        }
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {

@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use sim_core::gen::{OpGen, OpRng};
 use sim_core::Errno;
 
 use crate::balloon_compaction::CompactResult;
@@ -98,18 +99,40 @@ pub enum Outcome {
     Restored(Result<(), Errno>),
 }
 
+/// How often each kind is drawn, in [`Op`]'s order (set target, run, alloc, free, compact,
+/// stats, freeze, restore): both [`op_strategy`] and [`generator`] use these, so they cannot
+/// drift apart.
+const WEIGHTS: [u32; 8] = [3, 4, 3, 2, 2, 1, 1, 1];
+
 /// A strategy for one operation: mostly targets, balloon runs and allocations, with some
 /// compaction, stats requests and suspend/resume.
 pub(crate) fn op_strategy() -> BoxedStrategy<Op> {
+    let [target, run, alloc, free, compact, stats, freeze, restore] = WEIGHTS;
     prop_oneof![
-        3 => any::<u32>().prop_map(|pages| Op::SetTarget { pages }),
-        4 => Just(Op::BalloonRun),
-        3 => (any::<u8>(), any::<u16>(), any::<bool>()).prop_map(|(task, pages, nofs)| Op::Alloc { task, pages, nofs }),
-        2 => (any::<u8>(), any::<u16>()).prop_map(|(task, pages)| Op::Free { task, pages }),
-        2 => (any::<u16>(), any::<u8>()).prop_map(|(index, to_zone)| Op::Compact { index, to_zone }),
-        1 => Just(Op::StatsRequest),
-        1 => Just(Op::Freeze),
-        1 => Just(Op::Restore),
+        target => any::<u32>().prop_map(|pages| Op::SetTarget { pages }),
+        run => Just(Op::BalloonRun),
+        alloc => (any::<u8>(), any::<u16>(), any::<bool>()).prop_map(|(task, pages, nofs)| Op::Alloc { task, pages, nofs }),
+        free => (any::<u8>(), any::<u16>()).prop_map(|(task, pages)| Op::Free { task, pages }),
+        compact => (any::<u16>(), any::<u8>()).prop_map(|(index, to_zone)| Op::Compact { index, to_zone }),
+        stats => Just(Op::StatsRequest),
+        freeze => Just(Op::Freeze),
+        restore => Just(Op::Restore),
     ]
     .boxed()
+}
+
+/// The cheap generator ([`sim_core::gen`]): [`op_strategy`]'s distribution (a kind by
+/// [`WEIGHTS`], then every field uniform over its whole type, as `any` draws it) from a plain
+/// random stream, so a campaign spends its time on the machine instead of on value trees.
+pub(crate) fn generator() -> OpGen<Op> {
+    Box::new(|rng: &mut OpRng| match rng.weighted(&WEIGHTS) {
+        0 => Op::SetTarget { pages: rng.any_u32() },
+        1 => Op::BalloonRun,
+        2 => Op::Alloc { task: rng.any_u8(), pages: rng.any_u16(), nofs: rng.any_bool() },
+        3 => Op::Free { task: rng.any_u8(), pages: rng.any_u16() },
+        4 => Op::Compact { index: rng.any_u16(), to_zone: rng.any_u8() },
+        5 => Op::StatsRequest,
+        6 => Op::Freeze,
+        _ => Op::Restore,
+    })
 }

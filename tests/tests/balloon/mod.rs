@@ -2,6 +2,8 @@
 //! shuttle runs with the real actors (loom and shuttle on sim-core's runtime backend); all from
 //! the ordinary test build.
 
+mod gen;
+mod incremental;
 mod loom;
 mod property;
 mod ring;
