@@ -42,7 +42,7 @@ pub(crate) fn page_lock_instance(pfn: Pfn) -> usize {
 }
 
 /// The pfn a page lock's record instance ([`page_lock_instance`]) stands for.
-#[cfg_attr(not(all(not(loom), any(shuttle, feature = "threaded"))), allow(dead_code))]
+#[cfg_attr(not(feature = "threaded"), allow(dead_code))]
 pub(crate) fn page_lock_pfn(instance: usize) -> Option<Pfn> {
     instance.checked_sub(1).map(|pfn| pfn as Pfn)
 }
