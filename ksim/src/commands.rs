@@ -211,6 +211,23 @@ fn violation_lines(events: &[Event], names: &BTreeMap<TaskId, String>) -> String
     out
 }
 
+/// Lockdep's findings, which it collects beside the trace rather than in it (the trace's
+/// violation lines above cannot show them), each report whole and indented.
+fn lockdep_lines(sim: &sim_core::Sim) -> String {
+    let reports = sim.lockdep().reports();
+    if reports.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("lockdep reported, in the order found:\n");
+    for report in reports {
+        let _ = writeln!(out, "  lockdep:{}:", report.kind());
+        for line in report.to_string().lines() {
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    out
+}
+
 /// `ksim trace SCENARIO`: runs a teaching scenario and draws its whole trace.
 pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let (entry, description) = find_scenario(name)?;
@@ -222,6 +239,7 @@ pub(crate) fn trace(name: &str, format: TraceFormat, out: Option<&Path>) -> Resu
     let trace = draw(&events, &sim.trace().task_names(), format);
     let mut summary = paragraph(&format!("scenario {}:{scenario}: {description}", entry.name), "", "    ");
     summary.push_str(&violation_lines(&events, &sim.trace().task_names()));
+    summary.push_str(&lockdep_lines(&sim));
     match (format, out) {
         (_, Some(path)) => {
             write_file(path, &trace)?;

@@ -226,6 +226,13 @@ fn trace_draws_a_scenario_as_lanes_and_as_chrome_json() {
     );
     let fixed = ksim(&dir, &["trace", "demo:shrink-skips-used"]);
     assert!(fixed.stdout.contains("violations: none"), "{}", fixed.stdout);
+    let lockdep = ksim(&dir, &["trace", "lru-lock-inversion"]);
+    assert!(
+        lockdep.stdout.contains("lockdep:circular-locking:")
+            && lockdep.stdout.contains("possible circular locking dependency"),
+        "lockdep's report, collected beside the trace, is printed: {}",
+        lockdep.stdout
+    );
     let chrome = ksim(&dir, &["trace", "lru-lock-inversion", "--format", "chrome"]);
     assert_eq!(chrome.status, 0);
     let parsed: serde_json::Value = serde_json::from_str(&chrome.stdout).expect("pure JSON on stdout");
