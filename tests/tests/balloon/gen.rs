@@ -5,10 +5,9 @@
 //! every time.
 
 use balloon_sim::{BalloonConfig, BalloonSubject, Op};
-use sim_core::check::Catalog;
 
 use crate::core::gen_support::{assert_counts_agree, assert_values_agree, draw_both, exact, Mix};
-use crate::core::harness::assert_seeds_repeat;
+use crate::core::harness::assert_default_seeds_repeat;
 
 /// Draws per generator: enough that the rarest kind (one in eighteen) and every bucket of every
 /// field show up in both.
@@ -55,8 +54,5 @@ fn the_cheap_generator_draws_the_strategys_mix() {
 
 #[test]
 fn a_thousand_seeds_name_the_same_operations_and_trace_twice() {
-    let config = BalloonSubject::config(None, &[]).expect("default preset");
-    let replay = "replay: ksim fuzz balloon --seed {seed} --cases 1 --ops 60";
-    let marks = assert_seeds_repeat::<BalloonSubject>(&config, 60, replay);
-    assert!(marks.len() > 5, "the runs reached few states: {marks:?}");
+    assert_default_seeds_repeat::<BalloonSubject>();
 }

@@ -53,6 +53,15 @@ pub(crate) fn assert_seeds_repeat<S: Subject>(
     marks
 }
 
+/// [`assert_seeds_repeat`] for `S`'s default preset (what `ksim fuzz S` runs) with lists of up to
+/// 60 operations, whose runs must reach more than five coverage marks between them.
+pub(crate) fn assert_default_seeds_repeat<S: check::Catalog>() {
+    let config = S::config(None, &[]).expect("default preset");
+    let replay = format!("replay: ksim fuzz {} --seed {{seed}} --cases 1 --ops 60", S::NAME);
+    let marks = assert_seeds_repeat::<S>(&config, 60, &replay);
+    assert!(marks.len() > 5, "{}: the runs reached few states: {marks:?}", S::NAME);
+}
+
 #[test]
 fn same_seed_gives_the_same_trace_hash_for_1000_seeds() {
     let replay = "replay: check::generate::<Listeners>(&listeners_config(), {seed}, 60)";

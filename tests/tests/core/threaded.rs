@@ -156,34 +156,35 @@ fn assert_mostly_interleaved(name: &str, reached: &Reached, share: u64) {
     );
 }
 
+/// [`assert_schedules_repeat`] for `S`, and at least 70 % of its cases interleaved.
+fn assert_deterministic_and_interleaved<S: Catalog + ThreadedSubject>() {
+    let reached = assert_schedules_repeat::<S>();
+    assert_mostly_interleaved(S::NAME, &reached, 70);
+}
+
 #[test]
 fn a_thousand_demo_seeds_give_the_same_schedule_and_trace_twice() {
-    let reached = assert_schedules_repeat::<demo_sim::DemoSubject>();
-    assert_mostly_interleaved("demo", &reached, 70);
+    assert_deterministic_and_interleaved::<demo_sim::DemoSubject>();
 }
 
 #[test]
 fn a_thousand_taskstats_seeds_give_the_same_schedule_and_trace_twice() {
-    let reached = assert_schedules_repeat::<taskstats_sim::TaskstatsSubject>();
-    assert_mostly_interleaved("taskstats", &reached, 70);
+    assert_deterministic_and_interleaved::<taskstats_sim::TaskstatsSubject>();
 }
 
 #[test]
 fn a_thousand_mbcache_seeds_give_the_same_schedule_and_trace_twice() {
-    let reached = assert_schedules_repeat::<mbcache_sim::MbcacheSubject>();
-    assert_mostly_interleaved("mbcache", &reached, 70);
+    assert_deterministic_and_interleaved::<mbcache_sim::MbcacheSubject>();
 }
 
 #[test]
 fn a_thousand_mbcache2_seeds_give_the_same_schedule_and_trace_twice() {
-    let reached = assert_schedules_repeat::<mbcache_sim::Mbcache2Subject>();
-    assert_mostly_interleaved("mbcache2", &reached, 70);
+    assert_deterministic_and_interleaved::<mbcache_sim::Mbcache2Subject>();
 }
 
 #[test]
 fn a_thousand_balloon_seeds_give_the_same_schedule_and_trace_twice() {
-    let reached = assert_schedules_repeat::<balloon_sim::BalloonSubject>();
-    assert_mostly_interleaved("balloon", &reached, 70);
+    assert_deterministic_and_interleaved::<balloon_sim::BalloonSubject>();
 }
 
 /// A threaded test's world: shared state and a one-`bool` operation on it; everything the

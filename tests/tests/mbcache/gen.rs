@@ -4,10 +4,9 @@
 //! time.
 
 use mbcache_sim::{Fixes, MbcacheConfig, MbcacheSubject, PRESET_FIXED};
-use sim_core::check::Catalog;
 
 use crate::core::gen_support::{assert_counts_agree, assert_values_agree, draw_both, exact};
-use crate::core::harness::assert_seeds_repeat;
+use crate::core::harness::assert_default_seeds_repeat;
 
 /// Draws per generator: enough that the rarest field value (an undersized create, about one
 /// draw in three hundred) shows up in both.
@@ -31,8 +30,5 @@ fn the_cheap_generator_draws_the_strategys_mix_for_every_op_mix() {
 
 #[test]
 fn a_thousand_seeds_name_the_same_operations_and_trace_twice() {
-    let config = MbcacheSubject::config(None, &[]).expect("default preset");
-    let replay = "replay: ksim fuzz mbcache --seed {seed} --cases 1 --ops 60";
-    let marks = assert_seeds_repeat::<MbcacheSubject>(&config, 60, replay);
-    assert!(marks.len() > 5, "the runs reached few states: {marks:?}");
+    assert_default_seeds_repeat::<MbcacheSubject>();
 }

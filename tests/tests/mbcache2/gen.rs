@@ -5,10 +5,9 @@
 use std::collections::BTreeSet;
 
 use mbcache_sim::{Mbcache2Config, Mbcache2Subject};
-use sim_core::check::Catalog;
 
 use crate::core::gen_support::{assert_counts_agree, assert_values_agree, draw_both};
-use crate::core::harness::assert_seeds_repeat;
+use crate::core::harness::assert_default_seeds_repeat;
 
 /// Draws per generator: the rarest kinds (one in 28) come about 700 times each.
 const DRAWS: u32 = 20_000;
@@ -36,8 +35,5 @@ fn the_cheap_generator_draws_the_strategys_mix() {
 
 #[test]
 fn a_thousand_seeds_name_the_same_operations_and_trace_twice() {
-    let config = Mbcache2Subject::config(None, &[]).expect("default preset");
-    let replay = "replay: ksim fuzz mbcache2 --seed {seed} --cases 1 --ops 60";
-    let marks = assert_seeds_repeat::<Mbcache2Subject>(&config, 60, replay);
-    assert!(marks.len() > 5, "the runs reached few states: {marks:?}");
+    assert_default_seeds_repeat::<Mbcache2Subject>();
 }

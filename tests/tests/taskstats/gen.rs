@@ -5,11 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use sim_core::check::Catalog;
 use taskstats_sim::{TaskstatsConfig, TaskstatsSubject};
 
 use crate::core::gen_support::{assert_counts_agree, assert_values_agree, draw_both};
-use crate::core::harness::assert_seeds_repeat;
+use crate::core::harness::assert_default_seeds_repeat;
 
 /// Draws per generator: enough that every value of the narrow fields and every bucket of the
 /// wide ones ([`class`]) shows up in both, the rarest (an unprivileged fork's uid bucket)
@@ -65,8 +64,5 @@ fn the_cheap_generator_follows_the_cpu_count() {
 
 #[test]
 fn a_thousand_seeds_name_the_same_operations_and_trace_twice() {
-    let config = TaskstatsSubject::config(None, &[]).expect("default preset");
-    let replay = "replay: ksim fuzz taskstats --seed {seed} --cases 1 --ops 60";
-    let marks = assert_seeds_repeat::<TaskstatsSubject>(&config, 60, replay);
-    assert!(marks.len() > 5, "the runs reached few states: {marks:?}");
+    assert_default_seeds_repeat::<TaskstatsSubject>();
 }
