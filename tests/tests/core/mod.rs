@@ -6,6 +6,7 @@ mod pages;
 
 mod detectors;
 mod determinism;
+pub(crate) mod gen_support;
 pub(crate) mod harness;
 mod incremental;
 mod kref;

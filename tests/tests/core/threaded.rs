@@ -1,7 +1,8 @@
 //! Threaded campaigns over every subsystem with a `ThreadedSubject`: each default preset stays
 //! quiet on three threads (and reaches the states its op-level property test reaches), the
 //! runtime dual backend made shuttle objects inside executions and parking_lot ones outside, and
-//! a seed gives the same case, schedule and trace every time (1000 seeds, run twice).
+//! a seed gives the same case, schedule and trace every time (1000 seeds per subsystem, run
+//! twice, most of them overlapping operations).
 
 use std::sync::atomic::AtomicBool;
 
@@ -76,39 +77,230 @@ fn the_dual_backend_makes_shuttle_objects_only_inside_an_execution() {
     assert_eq!(ran.recorded.len(), 1);
 }
 
-#[test]
-fn a_thousand_seeds_give_the_same_schedule_and_trace_twice() {
-    let config = demo_sim::DemoSubject::config(None, &[]).expect("default preset");
+/// Seeds the threaded determinism tests run per subsystem (issue 11: "a test checks 1000 seeds
+/// run twice").
+const DETERMINISM_SEEDS: u64 = 1000;
+
+/// What a subsystem's determinism runs reached, so that the schedules compared are ones that
+/// interleaved something.
+#[derive(Debug)]
+struct Reached {
+    /// Cases in which one thread began an operation while another thread's was in flight.
+    overlapped: u64,
+    /// Cases whose schedule switched away from a thread that could have gone on.
+    preempted: u64,
+    /// Cases that found a violation (the quiet tests above judge those; here only the
+    /// determinism of the schedule and trace that found it is).
+    failed: u64,
+}
+
+/// Seeds `0..DETERMINISM_SEEDS` of `S`'s default preset as `ksim fuzz S --threads 3` generates
+/// them, each case run for one execution (the CLI runs four; its first, or PCT's first after the
+/// measuring one, is this one; one keeps the five subsystems' tests to seconds each in the debug
+/// build): each seed generates the same case twice, and running it twice gives the same schedule and the same trace hash, a failing case's
+/// included (its failing execution is the one compared). Returns how many cases overlapped
+/// operations, preempted a thread and failed.
+fn assert_schedules_repeat<S: Catalog + ThreadedSubject>() -> Reached {
+    let config = S::config(None, &[]).expect("default preset");
     let options =
-        ThreadedOptions { executions: 1, ops_per_thread: 4, prefix_max: 2, ..ThreadedOptions::new(3) };
-    let mut preempted = 0;
-    for seed in 0..1000 {
-        let case = threaded::generate::<demo_sim::DemoSubject>(&config, seed, &options);
-        let runs: Vec<_> = (0..2)
-            .map(|_| {
-                threaded::run_case::<demo_sim::DemoSubject>(&config, seed, &case, &options).last.expect("ran")
-            })
-            .collect();
-        assert_eq!(runs[0].schedule, runs[1].schedule, "seed {seed}: schedules differ");
-        assert_eq!(runs[0].trace_hash, runs[1].trace_hash, "seed {seed}: traces differ");
-        preempted += usize::from(runs[0].schedule.preemptions > 0);
+        ThreadedOptions { executions: 1, trace: sim_core::trace::TraceMode::Full, ..ThreadedOptions::new(3) };
+    let mut reached = Reached { overlapped: 0, preempted: 0, failed: 0 };
+    for seed in 0..DETERMINISM_SEEDS {
+        let replay = format!("replay: ksim fuzz {} --threads 3 --seed {seed} --cases 1", S::NAME);
+        let case = threaded::generate::<S>(&config, seed, &options);
+        let json = |case: &threaded::ThreadedCase<S::Op>| serde_json::to_string(case).expect("serialises");
+        let again = threaded::generate::<S>(&config, seed, &options);
+        assert_eq!(json(&case), json(&again), "{} seed {seed}: cases differ; {replay}", S::NAME);
+        let [first, second] = [0, 1].map(|_| threaded::run_case::<S>(&config, seed, &case, &options));
+        reached.failed += u64::from(first.violation().is_some());
+        let (first, second) = (first.last.expect("ran"), second.last.expect("ran"));
+        assert_eq!(first.schedule, second.schedule, "{} seed {seed}: schedules differ; {replay}", S::NAME);
+        assert_eq!(first.trace_hash, second.trace_hash, "{} seed {seed}: traces differ; {replay}", S::NAME);
+        reached.overlapped += u64::from(overlapped(&first));
+        reached.preempted += u64::from(first.schedule.preemptions > 0);
     }
-    assert!(preempted > 500, "only {preempted} of 1000 schedules preempted a thread");
+    reached
+}
+
+/// Whether two threads' operations overlapped in `run`: a thread began an operation while another
+/// thread's had begun and not yet ended (the runner brackets each thread's operation with an
+/// `op` begin and end in the trace; the run must keep the whole trace).
+fn overlapped(run: &threaded::ExecutionReport) -> bool {
+    use sim_core::trace::EventKind;
+    let mut in_flight = std::collections::BTreeSet::new();
+    for event in &run.trace_tail {
+        match &event.kind {
+            EventKind::OpBegin { name, .. } if name == "op" => {
+                if in_flight.iter().any(|task| *task != event.task) {
+                    return true;
+                }
+                in_flight.insert(event.task);
+            }
+            EventKind::OpEnd { name, .. } if name == "op" => {
+                in_flight.remove(&event.task);
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Asserts that most of the determinism cases overlapped operations and preempted a thread (at
+/// least `share` percent of them each), so the equal schedules compared were interleavings.
+fn assert_mostly_interleaved(name: &str, reached: &Reached, share: u64) {
+    let least = DETERMINISM_SEEDS * share / 100;
+    println!("{name}: {reached:?} of {DETERMINISM_SEEDS} cases");
+    assert!(
+        reached.overlapped >= least && reached.preempted >= least,
+        "{name}: of {DETERMINISM_SEEDS} cases fewer than {least} interleaved: {reached:?}"
+    );
+}
+
+/// [`assert_schedules_repeat`] for `S`, and at least 70 % of its cases interleaved.
+fn assert_deterministic_and_interleaved<S: Catalog + ThreadedSubject>() {
+    let reached = assert_schedules_repeat::<S>();
+    assert_mostly_interleaved(S::NAME, &reached, 70);
+}
+
+#[test]
+fn a_thousand_demo_seeds_give_the_same_schedule_and_trace_twice() {
+    assert_deterministic_and_interleaved::<demo_sim::DemoSubject>();
+}
+
+#[test]
+fn a_thousand_taskstats_seeds_give_the_same_schedule_and_trace_twice() {
+    assert_deterministic_and_interleaved::<taskstats_sim::TaskstatsSubject>();
+}
+
+#[test]
+fn a_thousand_mbcache_seeds_give_the_same_schedule_and_trace_twice() {
+    assert_deterministic_and_interleaved::<mbcache_sim::MbcacheSubject>();
+}
+
+#[test]
+fn a_thousand_mbcache2_seeds_give_the_same_schedule_and_trace_twice() {
+    assert_deterministic_and_interleaved::<mbcache_sim::Mbcache2Subject>();
+}
+
+#[test]
+fn a_thousand_balloon_seeds_give_the_same_schedule_and_trace_twice() {
+    assert_deterministic_and_interleaved::<balloon_sim::BalloonSubject>();
+}
+
+/// A threaded test's world: shared state and a one-`bool` operation on it; everything the
+/// op-level checker needs of a subject is inert. [`Threads`] makes a `ThreadedSubject` of one, so
+/// each world below is only what differs.
+trait World: Send + Sync + Sized + 'static {
+    const NAME: &'static str;
+    /// The world, built inside the execution.
+    fn share(sim: &sim_core::Sim) -> Self;
+    /// One operation by the thread whose context is `cx`.
+    fn apply(&self, cx: &sim_core::Cx, op: bool);
+    /// The operations cases draw.
+    fn ops() -> proptest::strategy::BoxedStrategy<bool> {
+        use proptest::strategy::Strategy;
+        proptest::bool::ANY.boxed()
+    }
+    /// Whether `op` may overlap others.
+    fn concurrent(op: bool) -> bool {
+        let _ = op;
+        true
+    }
+}
+
+/// The subject of a [`World`].
+struct Threads<W>(std::marker::PhantomData<W>);
+
+/// The reference: every operation returns `()`.
+#[derive(Clone, Debug)]
+struct UnitModel;
+
+impl sim_core::check::Reference for UnitModel {
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    fn new(_: &()) -> Self {
+        UnitModel
+    }
+    fn check(&mut self, _: &bool, _: &()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<W: World> sim_core::check::Subject for Threads<W> {
+    const NAME: &'static str = W::NAME;
+    type Config = ();
+    type Op = bool;
+    type Outcome = ();
+    type Reference = UnitModel;
+    fn new(_: &sim_core::Sim, _: &()) -> Self {
+        Threads(std::marker::PhantomData)
+    }
+    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
+        W::ops()
+    }
+    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
+    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+impl<W: World> ThreadedSubject for Threads<W> {
+    type Shared = W;
+    fn share(sim: &sim_core::Sim, _: &()) -> W {
+        W::share(sim)
+    }
+    fn concurrent(op: &bool) -> bool {
+        W::concurrent(*op)
+    }
+    fn apply_shared(shared: &W, cx: &sim_core::Cx, op: &bool) {
+        shared.apply(cx, *op);
+    }
+    fn check_shared(_: &W, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+    fn teardown_shared(_: W, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
+        Ok(())
+    }
+}
+
+/// Runs `W` with one thread doing `true` and one doing `false`, up to 40 schedules with a
+/// one-event trace tail (so what a report says of held locks must come from the lock path's
+/// records, not the trace), and returns the deadlock's report.
+fn deadlock_report<W: World>() -> String {
+    let options = ThreadedOptions {
+        executions: 40,
+        trace: sim_core::trace::TraceMode::Tail(1),
+        ..ThreadedOptions::new(2)
+    };
+    let case = threaded::ThreadedCase {
+        prefix: vec![],
+        threads: vec![vec![true], vec![false]],
+        scheduler: threaded::SchedulerChoice::Random,
+    };
+    let report = threaded::run_case::<Threads<W>>(&(), 5, &case, &options);
+    let violation = report.violation().expect("the ABBA order deadlocks within 40 schedules");
+    assert_eq!(violation.kind, sim_core::ViolationKind::Hang, "{violation}");
+    violation.message.clone()
 }
 
 /// Two sim-core mutexes that each operation takes in an order of its own choosing (`true`: A
 /// then B), with a schedule point between them: two threads taking them in opposite orders can
 /// each hold one and wait for the other (ABBA), which shuttle reports as a deadlock.
-struct AbbaSubject;
-
-/// The shared pair of locks.
 struct Abba {
     a: sim_core::Mutex<()>,
     b: sim_core::Mutex<()>,
 }
 
-impl Abba {
-    fn take_both(&self, cx: &sim_core::Cx, a_first: bool) {
+impl World for Abba {
+    const NAME: &'static str = "abba";
+    fn share(_: &sim_core::Sim) -> Abba {
+        Abba { a: sim_core::Mutex::new("abba-a", ()), b: sim_core::Mutex::new("abba-b", ()) }
+    }
+    fn apply(&self, cx: &sim_core::Cx, a_first: bool) {
         let (first, second) = if a_first { (&self.a, &self.b) } else { (&self.b, &self.a) };
         let _first = first.lock(cx);
         sim_core::sync::thread::yield_now();
@@ -116,78 +308,9 @@ impl Abba {
     }
 }
 
-/// The reference: every operation returns `()`.
-#[derive(Clone, Debug)]
-struct AbbaModel;
-
-impl sim_core::check::Reference for AbbaModel {
-    type Config = ();
-    type Op = bool;
-    type Outcome = ();
-    fn new(_: &()) -> Self {
-        AbbaModel
-    }
-    fn check(&mut self, _: &bool, _: &()) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-impl sim_core::check::Subject for AbbaSubject {
-    const NAME: &'static str = "abba";
-    type Config = ();
-    type Op = bool;
-    type Outcome = ();
-    type Reference = AbbaModel;
-    fn new(_: &sim_core::Sim, _: &()) -> Self {
-        AbbaSubject
-    }
-    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
-        use proptest::strategy::Strategy;
-        proptest::bool::ANY.boxed()
-    }
-    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
-    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-}
-
-impl ThreadedSubject for AbbaSubject {
-    type Shared = Abba;
-    fn share(_: &sim_core::Sim, _: &()) -> Abba {
-        Abba { a: sim_core::Mutex::new("abba-a", ()), b: sim_core::Mutex::new("abba-b", ()) }
-    }
-    fn apply_shared(shared: &Abba, cx: &sim_core::Cx, a_first: &bool) {
-        shared.take_both(cx, *a_first);
-    }
-    fn check_shared(_: &Abba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-    fn teardown_shared(_: Abba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-}
-
 #[test]
 fn an_abba_deadlock_is_reported_with_what_each_task_holds_and_waits_for() {
-    // A one-event trace tail: the held locks must come from the lock path's records, not the
-    // trace.
-    let options = ThreadedOptions {
-        executions: 40,
-        trace: sim_core::trace::TraceMode::Tail(1),
-        ..ThreadedOptions::new(2)
-    };
-    let case = threaded::ThreadedCase {
-        prefix: vec![],
-        threads: vec![vec![true], vec![false]],
-        scheduler: threaded::SchedulerChoice::Random,
-    };
-    let report = threaded::run_case::<AbbaSubject>(&(), 5, &case, &options);
-    let violation = report.violation().expect("the ABBA order deadlocks within 40 schedules");
-    assert_eq!(violation.kind, sim_core::ViolationKind::Hang, "{violation}");
-    let text = &violation.message;
+    let text = deadlock_report::<Abba>();
     let a_then_b = "thread-0 holds abba-a#1 and waits for abba-b#2 (held by thread-1)";
     let b_then_a = "thread-1 holds abba-b#2 and waits for abba-a#1 (held by thread-0)";
     assert!(text.contains(a_then_b) && text.contains(b_then_a), "{text}");
@@ -195,85 +318,37 @@ fn an_abba_deadlock_is_reported_with_what_each_task_holds_and_waits_for() {
 
 /// Two page locks taken in both orders by `lock_page` (a sleeping wait on `PG_locked`, not a
 /// `Mutex`): the deadlock's report must name each page and who holds it, as it does for mutexes.
-struct PageAbbaSubject;
-
-/// The shared page allocator and its two pages.
 struct PageAbba {
     mm: sim_core::mm::PageAllocator,
     pages: [sim_core::mm::Pfn; 2],
 }
 
-/// A two-zone allocator and two pages allocated from it (the same pfns in every world).
-fn page_abba(sim: &sim_core::Sim) -> PageAbba {
-    use sim_core::mm::{Gfp, PageAllocConfig, PageAllocator, PAGE_SIZE_4K};
-    let config = PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![2, 2], limit_pages: 4 };
-    let mm = PageAllocator::new(&config).expect("valid");
-    let cx = sim.cx("setup", 0);
-    let pages = [0, 1].map(|_| mm.alloc_page(&cx, Gfp::GFP_KERNEL, "abba").expect("a free page"));
-    PageAbba { mm, pages }
-}
-
-impl sim_core::check::Subject for PageAbbaSubject {
+impl World for PageAbba {
     const NAME: &'static str = "page-abba";
-    type Config = ();
-    type Op = bool;
-    type Outcome = ();
-    type Reference = AbbaModel;
-    fn new(_: &sim_core::Sim, _: &()) -> Self {
-        PageAbbaSubject
+    /// A two-zone allocator and two pages allocated from it (the same pfns in every world).
+    fn share(sim: &sim_core::Sim) -> PageAbba {
+        use sim_core::mm::{Gfp, PageAllocConfig, PageAllocator, PAGE_SIZE_4K};
+        let config = PageAllocConfig { page_size: PAGE_SIZE_4K, zone_pages: vec![2, 2], limit_pages: 4 };
+        let mm = PageAllocator::new(&config).expect("valid");
+        let cx = sim.cx("setup", 0);
+        let pages = [0, 1].map(|_| mm.alloc_page(&cx, Gfp::GFP_KERNEL, "abba").expect("a free page"));
+        PageAbba { mm, pages }
     }
-    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
-        use proptest::strategy::Strategy;
-        proptest::bool::ANY.boxed()
-    }
-    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
-    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-}
-
-impl ThreadedSubject for PageAbbaSubject {
-    type Shared = PageAbba;
-    fn share(sim: &sim_core::Sim, _: &()) -> PageAbba {
-        page_abba(sim)
-    }
-    fn apply_shared(shared: &PageAbba, cx: &sim_core::Cx, first_page_first: &bool) {
-        let [a, b] = shared.pages;
-        let (first, second) = if *first_page_first { (a, b) } else { (b, a) };
-        shared.mm.lock_page(cx, first).expect("not held by this task");
+    fn apply(&self, cx: &sim_core::Cx, first_page_first: bool) {
+        let [a, b] = self.pages;
+        let (first, second) = if first_page_first { (a, b) } else { (b, a) };
+        self.mm.lock_page(cx, first).expect("not held by this task");
         sim_core::sync::thread::yield_now();
-        shared.mm.lock_page(cx, second).expect("not held by this task");
-        let _ = shared.mm.unlock_page(cx, second);
-        let _ = shared.mm.unlock_page(cx, first);
-    }
-    fn check_shared(_: &PageAbba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-    fn teardown_shared(_: PageAbba, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
+        self.mm.lock_page(cx, second).expect("not held by this task");
+        let _ = self.mm.unlock_page(cx, second);
+        let _ = self.mm.unlock_page(cx, first);
     }
 }
 
 #[test]
 fn a_lock_page_deadlock_names_each_page_and_its_holder() {
-    let options = ThreadedOptions {
-        executions: 40,
-        trace: sim_core::trace::TraceMode::Tail(1),
-        ..ThreadedOptions::new(2)
-    };
-    let case = threaded::ThreadedCase {
-        prefix: vec![],
-        threads: vec![vec![true], vec![false]],
-        scheduler: threaded::SchedulerChoice::Random,
-    };
-    let report = threaded::run_case::<PageAbbaSubject>(&(), 5, &case, &options);
-    let violation = report.violation().expect("the ABBA page order deadlocks within 40 schedules");
-    assert_eq!(violation.kind, sim_core::ViolationKind::Hang, "{violation}");
-    let text = &violation.message;
-    let [a, b] = page_abba(&sim_core::Sim::new(sim_core::SimConfig::new(0))).pages;
+    let text = deadlock_report::<PageAbba>();
+    let [a, b] = PageAbba::share(&sim_core::Sim::new(sim_core::SimConfig::new(0))).pages;
     let first =
         format!("thread-0 holds PG_locked(pfn {a}) and waits for PG_locked(pfn {b}) (held by thread-1)");
     let second =
@@ -283,61 +358,34 @@ fn a_lock_page_deadlock_names_each_page_and_its_holder() {
 
 /// An operation that spins (`true`) until a flag no operation sets, holding a lock: every
 /// execution that runs one hits the step bound (a livelock).
-struct SpinSubject;
-
-/// The shared lock and flag.
 struct Spin {
     lock: sim_core::Mutex<()>,
     flag: sim_core::sync::atomic::AtomicBool,
 }
 
-impl sim_core::check::Subject for SpinSubject {
+impl World for Spin {
     const NAME: &'static str = "spin";
-    type Config = ();
-    type Op = bool;
-    type Outcome = ();
-    type Reference = AbbaModel;
-    fn new(_: &sim_core::Sim, _: &()) -> Self {
-        SpinSubject
-    }
-    fn op_strategy(_: &()) -> proptest::strategy::BoxedStrategy<bool> {
-        use proptest::strategy::Strategy;
-        proptest::strategy::Just(true).boxed()
-    }
-    fn apply(&mut self, _: &sim_core::Sim, _: &bool) {}
-    fn check_invariants(&self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-    fn teardown(self, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
-    }
-}
-
-impl ThreadedSubject for SpinSubject {
-    type Shared = Spin;
-    fn share(_: &sim_core::Sim, _: &()) -> Spin {
+    fn share(_: &sim_core::Sim) -> Spin {
         Spin {
             lock: sim_core::Mutex::new("spin-lock", ()),
             flag: sim_core::sync::atomic::AtomicBool::new(false),
         }
     }
-    fn concurrent(op: &bool) -> bool {
-        *op
-    }
-    fn apply_shared(shared: &Spin, cx: &sim_core::Cx, _: &bool) {
-        let _held = shared.lock.lock(cx);
-        while !shared.flag.load(std::sync::atomic::Ordering::Acquire) {
+    fn apply(&self, cx: &sim_core::Cx, _: bool) {
+        let _held = self.lock.lock(cx);
+        while !self.flag.load(std::sync::atomic::Ordering::Acquire) {
             // An event per turn, so the acquisition leaves a campaign's trace tail long before
             // the bound.
             cx.note("spinning");
             sim_core::sync::thread::yield_now();
         }
     }
-    fn check_shared(_: &Spin, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
+    fn ops() -> proptest::strategy::BoxedStrategy<bool> {
+        use proptest::strategy::Strategy;
+        proptest::strategy::Just(true).boxed()
     }
-    fn teardown_shared(_: Spin, _: &sim_core::Sim) -> Result<(), sim_core::Violation> {
-        Ok(())
+    fn concurrent(op: bool) -> bool {
+        op
     }
 }
 
@@ -350,7 +398,7 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
         ThreadedOptions { executions: 1, steps_max: 3000, prefix_max: 0, ..ThreadedOptions::new(2) };
     let campaign = CampaignOptions { shrink_steps: 0, ..CampaignOptions::cases(1) };
     let report =
-        threaded::campaign::<SpinSubject>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
+        threaded::campaign::<Threads<Spin>>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
             .expect("campaign runs");
     let failure = report.failures.first().expect("the spin livelocks");
     let artifact = &failure.artifact;
@@ -361,7 +409,7 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
     assert_eq!(report.coverage.get(threaded::STEP_BOUND_MARK), Some(&1), "{:?}", report.coverage);
     assert!(artifact.violation.message.contains("holds spin-lock#1"), "{}", artifact.violation);
     for _ in 0..2 {
-        let replayed = threaded::replay::<SpinSubject>(artifact).expect("replays");
+        let replayed = threaded::replay::<Threads<Spin>>(artifact).expect("replays");
         let found = replayed.execution.violation.as_ref().expect("the replay fails too");
         assert_eq!(found.message, artifact.violation.message);
         assert_eq!(replayed.execution.trace_hash, artifact.trace_hash, "{found}");

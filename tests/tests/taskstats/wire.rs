@@ -201,149 +201,98 @@ fn exit_event_carries_pid_and_tgid_aggregates_with_per_cpu_sequence_numbers() {
     assert_eq!(group["nvcsw"], 0, "fill_tgid_exit() adds delays only");
 }
 
-#[test]
-fn malformed_requests_get_the_kernels_errno() {
+/// Sends `bytes` from the port of a fresh linux-3.8 world and returns the replies.
+fn replies_to(bytes: &[u8]) -> Vec<Vec<u8>> {
     let (sim, model, _leader, port) = world("linux-3.8", false);
-    let send = |bytes: &[u8]| netlink_send(&sim, &model, port, bytes);
-    let e = |errno: Errno| Some(errno.to_kernel_return());
+    netlink_send(&sim, &model, port, bytes)
+}
+
+/// The errno of the last reply to `bytes` (`Some(0)`: an ack).
+fn errno_of(bytes: &[u8]) -> Option<i32> {
+    ack_errno(&replies_to(bytes))
+}
+
+/// What [`ack_errno`] gives for a request that fails with `errno`.
+fn failed(errno: Errno) -> Option<i32> {
+    Some(errno.to_kernel_return())
+}
+
+/// A TASKSTATS_CMD_GET carrying one attribute.
+fn get_with(kind: u16, payload: &[u8]) -> Vec<u8> {
+    msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(kind, payload)])
+}
+
+#[test]
+fn broken_netlink_framing_is_dropped_or_einval() {
     // Truncated netlink header: netlink_rcv_skb drops it silently.
-    assert!(send(&[0u8; 10]).is_empty(), "short header: nothing back");
+    assert!(replies_to(&[0u8; 10]).is_empty(), "short header: nothing back");
     // nlmsg_len beyond the buffer: dropped silently.
-    let mut long = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
+    let mut long = get_with(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes());
     long[0] = 200;
-    assert!(send(&long).is_empty(), "nlmsg_len past the end: nothing back");
+    assert!(replies_to(&long).is_empty(), "nlmsg_len past the end: nothing back");
     // No genetlink header: EINVAL.
     let mut short = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[]);
     short.truncate(16);
     short[0..4].copy_from_slice(&16u32.to_le_bytes());
-    assert_eq!(ack_errno(&send(&short)), e(Errno::EINVAL), "no genlmsghdr");
+    assert_eq!(errno_of(&short), failed(Errno::EINVAL), "no genlmsghdr");
+    // An attribute whose length overruns the message ends the walk: no attributes, EINVAL.
+    let mut overrun = get_with(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes());
+    overrun[20] = 60;
+    assert_eq!(errno_of(&overrun), failed(Errno::EINVAL), "attribute length overruns");
+    let mut tiny = get_with(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes());
+    tiny[20] = 2;
+    assert_eq!(errno_of(&tiny), failed(Errno::EINVAL), "attribute length below the header");
+}
+
+#[test]
+fn unknown_families_commands_and_dumps_are_enoent_or_eopnotsupp() {
     assert_eq!(
-        ack_errno(&send(&msg(0x99, REQ_ACK, TASKSTATS_CMD_GET, &[]))),
-        e(Errno::ENOENT),
+        errno_of(&msg(0x99, REQ_ACK, TASKSTATS_CMD_GET, &[])),
+        failed(Errno::ENOENT),
         "unknown family"
     );
-    assert_eq!(ack_errno(&send(&msg(FAMILY, REQ_ACK, 9, &[]))), e(Errno::EOPNOTSUPP), "unknown command");
-    assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK | NLM_F_DUMP, TASKSTATS_CMD_GET, &[]))),
-        e(Errno::EOPNOTSUPP),
-        "dump"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[]))),
-        e(Errno::EINVAL),
-        "no attribute"
-    );
+    assert_eq!(errno_of(&msg(FAMILY, REQ_ACK, 9, &[])), failed(Errno::EOPNOTSUPP), "unknown command");
+    let dump = msg(FAMILY, REQ_ACK | NLM_F_DUMP, TASKSTATS_CMD_GET, &[]);
+    assert_eq!(errno_of(&dump), failed(Errno::EOPNOTSUPP), "dump");
+    let (old_sim, old, _, old_port) = world("linux-2.6.19", false);
+    let cgroupstats =
+        msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]);
+    let replies = netlink_send(&old_sim, &old, old_port, &cgroupstats);
+    assert_eq!(ack_errno(&replies), failed(Errno::EOPNOTSUPP), "2.6.19 has no cgroupstats");
+}
+
+#[test]
+fn attributes_the_policy_refuses_are_einval_or_erange() {
+    let none = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[]);
+    assert_eq!(errno_of(&none), failed(Errno::EINVAL), "no attribute");
     // A PID attribute two bytes long: the policy's NLA_U32 says ERANGE.
-    assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &[1, 0])]))),
-        e(Errno::ERANGE),
-        "short u32"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &[])]
-        ))),
-        e(Errno::ERANGE),
-        "empty string"
-    );
-    // An attribute whose length overruns the message ends the walk: no attributes, EINVAL.
-    let mut overrun =
-        msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
-    overrun[20] = 60;
-    assert_eq!(ack_errno(&send(&overrun)), e(Errno::EINVAL), "attribute length overruns");
-    let mut tiny = msg(FAMILY, REQ_ACK, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_PID, &1u32.to_le_bytes())]);
-    tiny[20] = 2;
-    assert_eq!(ack_errno(&send(&tiny)), e(Errno::EINVAL), "attribute length below the header");
+    assert_eq!(errno_of(&get_with(TASKSTATS_CMD_ATTR_PID, &[1, 0])), failed(Errno::ERANGE), "short u32");
+    let empty = get_with(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &[]);
+    assert_eq!(errno_of(&empty), failed(Errno::ERANGE), "empty string");
+    let missing = get_with(TASKSTATS_CMD_ATTR_PID, &999u32.to_le_bytes());
+    assert_eq!(errno_of(&missing), failed(Errno::ESRCH), "no such pid");
+}
+
+#[test]
+fn cpumasks_the_parser_refuses_are_e2big_einval_or_erange() {
+    let mask = |text: &[u8]| errno_of(&get_with(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, text));
     let big = vec![b'0'; 100 + 6 * 64 + 1];
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, &big)]
-        ))),
-        e(Errno::E2BIG),
-        "oversized cpumask"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"1-0\0")]
-        ))),
-        e(Errno::EINVAL),
-        "backwards range"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"64\0")]
-        ))),
-        e(Errno::ERANGE),
-        "cpu past NR_CPUS"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, b"5\0")]
-        ))),
-        e(Errno::EINVAL),
-        "cpu not possible"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_PID, &999u32.to_le_bytes())]
-        ))),
-        e(Errno::ESRCH),
-        "no such pid"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[]))),
-        e(Errno::EINVAL),
-        "cgroupstats without fd"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            CGROUPSTATS_CMD_GET,
-            &[(CGROUPSTATS_CMD_ATTR_FD, &0u32.to_le_bytes())]
-        ))),
-        e(Errno::EINVAL),
-        "fd 0 is no cgroup"
-    );
-    assert_eq!(
-        ack_errno(&send(&msg(
-            FAMILY,
-            REQ_ACK,
-            CGROUPSTATS_CMD_GET,
-            &[(CGROUPSTATS_CMD_ATTR_FD, &77u32.to_le_bytes())]
-        ))),
-        Some(0),
-        "bad fd: 0, no reply"
-    );
-    let ok =
-        send(&msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]));
+    assert_eq!(mask(&big), failed(Errno::E2BIG), "oversized cpumask");
+    assert_eq!(mask(b"1-0\0"), failed(Errno::EINVAL), "backwards range");
+    assert_eq!(mask(b"64\0"), failed(Errno::ERANGE), "cpu past NR_CPUS");
+    assert_eq!(mask(b"5\0"), failed(Errno::EINVAL), "cpu not possible");
+}
+
+#[test]
+fn cgroupstats_answers_a_cgroup_fd_and_otherwise_einval_or_a_bare_ack() {
+    let fd =
+        |fd: u32| msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &fd.to_le_bytes())]);
+    let none = msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[]);
+    assert_eq!(errno_of(&none), failed(Errno::EINVAL), "cgroupstats without fd");
+    assert_eq!(errno_of(&fd(0)), failed(Errno::EINVAL), "fd 0 is no cgroup");
+    assert_eq!(errno_of(&fd(77)), Some(0), "bad fd: 0, no reply");
+    let ok = replies_to(&fd(1));
     assert_eq!((ok.len(), ack_errno(&ok)), (2, Some(0)), "cgroup fd: stats and an ack");
-    let (_sim2, old, _, old_port) = world("linux-2.6.19", false);
-    let r = netlink_send(
-        &_sim2,
-        &old,
-        old_port,
-        &msg(FAMILY, REQ_ACK, CGROUPSTATS_CMD_GET, &[(CGROUPSTATS_CMD_ATTR_FD, &1u32.to_le_bytes())]),
-    );
-    assert_eq!(ack_errno(&r), e(Errno::EOPNOTSUPP), "2.6.19 has no cgroupstats");
 }
 
 #[test]
@@ -425,6 +374,19 @@ fn getfamily(attrs: &[(u16, &[u8])]) -> Vec<u8> {
     request(GENL_ID_CTRL, REQ_ACK, 9, 0, CTRL_CMD_GETFAMILY, attrs)
 }
 
+/// A CTRL_ATTR_OPS nest as (CTRL_ATTR_OP_ID, CTRL_ATTR_OP_FLAGS) per operation, in order.
+fn family_ops(nest: &[u8]) -> Vec<(u64, u64)> {
+    attrs(nest)
+        .iter()
+        .map(|(_, op)| {
+            let op = attrs(op);
+            let get =
+                |kind: u16| op.iter().find(|(t, _)| *t == kind).map(|(_, p)| le(p)).expect("op attribute");
+            (get(CTRL_ATTR_OP_ID), get(CTRL_ATTR_OP_FLAGS))
+        })
+        .collect()
+}
+
 /// The netlink messages one queued skb holds, each as long as its `nlmsg_len` says.
 fn split_messages(skb: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
@@ -470,14 +432,7 @@ fn a_getfamily_dump_lists_every_family_then_done() {
             let name = find(CTRL_ATTR_FAMILY_NAME).expect("a name");
             let id = find(CTRL_ATTR_FAMILY_ID).expect("an id");
             assert_eq!(id.len(), 2, "{preset}: CTRL_ATTR_FAMILY_ID is an NLA_U16");
-            let ops: Vec<(u64, u64)> = attrs(find(CTRL_ATTR_OPS).expect("ops"))
-                .iter()
-                .map(|(_, op)| {
-                    let op = attrs(op);
-                    let get = |kind: u16| op.iter().find(|(t, _)| *t == kind).map(|(_, p)| le(p)).unwrap();
-                    (get(CTRL_ATTR_OP_ID), get(CTRL_ATTR_OP_FLAGS))
-                })
-                .collect();
+            let ops = family_ops(find(CTRL_ATTR_OPS).expect("ops"));
             let groups = find(CTRL_ATTR_MCAST_GROUPS).map(|g| attrs(g).len());
             names.push((name.to_vec(), le(id), le(find(CTRL_ATTR_MAXATTR).expect("maxattr")), ops, groups));
         }
@@ -534,14 +489,7 @@ fn a_client_resolves_the_taskstats_family_through_nlctrl_as_getdelays_does() {
     assert_eq!(id.len(), 2, "CTRL_ATTR_FAMILY_ID is an NLA_U16");
     let family = le(id) as u16;
     assert_eq!(le(find(CTRL_ATTR_MAXATTR)), u64::from(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK), "maxattr");
-    let ops: Vec<(u64, u64)> = attrs(find(CTRL_ATTR_OPS))
-        .iter()
-        .map(|(_, op)| {
-            let op = attrs(op);
-            let get = |kind: u16| op.iter().find(|(t, _)| *t == kind).map(|(_, p)| le(p)).unwrap();
-            (get(CTRL_ATTR_OP_ID), get(CTRL_ATTR_OP_FLAGS))
-        })
-        .collect();
+    let ops = family_ops(find(CTRL_ATTR_OPS));
     let ids: Vec<u64> = ops.iter().map(|op| op.0).collect();
     assert_eq!(ids, [u64::from(TASKSTATS_CMD_GET), u64::from(CGROUPSTATS_CMD_GET)], "the two doits, 1 and 4");
     assert_eq!(ops[0].1 & u64::from(GENL_ADMIN_PERM), 1, "TASKSTATS_CMD_GET needs CAP_NET_ADMIN");
