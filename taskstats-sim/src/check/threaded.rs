@@ -259,6 +259,14 @@ impl TaskstatsShared {
     /// reaped by another task. A thread that exits reaps itself, though, so when the target is
     /// gone after the call the query's outcome is not judged (its facts, read as it started,
     /// may not be what its lookup saw): the detectors judge that overlap.
+    ///
+    /// A TGID query claims its group as resolved here: a thread forked into the group after
+    /// that (its parent's fork claimed and released the parent before the query's claim) is
+    /// not claimed and may run and exit while the query runs. The request's facts do not
+    /// change (the target is claimed); its figures are judged by the model's ledger inside the
+    /// query's siglock section (`Taskstats::judge_tgid_query`), which counts such an exiting
+    /// thread as the kernel does: once before its fill_tgid_exit(), twice between that and its
+    /// exit_notify(), once (as exited) after. Seed 555's case is such an overlap.
     fn resolve_target(&self, observer: &Cx, op: &Op, id: u32) -> Option<Resolved> {
         let model = &self.subject.model;
         let live = model.live_pids(observer);

@@ -75,10 +75,11 @@ impl Taskstats {
 
     /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
     /// siglock (2.6.19: stats_lock), delayacct_add_tsk() taking the thread's delays->lock inside
-    /// it. Also books the thread into the checker's ledger.
+    /// it. The checker's ledger moves the thread into its truth inside the same section.
     pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut inner = task.signal.lock.lock_irqsave(cx);
+        self.ledger_filled(task);
         task.signal.stats_locked_read(cx, self.stats_access());
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         if let Some(stats) = inner.stats.as_mut() {
@@ -140,6 +141,8 @@ impl Taskstats {
         let inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();
+        // The checker's truth as of this section (another thread's fill may follow it).
+        let truth = with_tgid.then(|| self.tgid_query_expect(task.tgid, &[])).flatten().map(|e| e.truth);
         drop(inner);
         let mut pid_stats = self.fill_stats(cx, &table, task, &acct, 0, 0);
         drop(table);
@@ -150,9 +153,7 @@ impl Taskstats {
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
             let stats = group.unwrap_or_default();
             if self.checks_group_stats() {
-                let ledger = self.ledger();
-                let truth = ledger.groups.get(&task.tgid).map(|g| g.truth.clone()).unwrap_or_default();
-                drop(ledger);
+                let truth = truth.unwrap_or_default();
                 if !same_delays(&truth, &stats) {
                     cx.sim().report(
                         Some(cx),

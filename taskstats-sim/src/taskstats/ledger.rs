@@ -5,10 +5,33 @@
 use super::*;
 
 /// What the checker's ledger knows about one thread group.
+///
+/// An exiting thread is booked when the version decides to count it (`pending`), and enters
+/// `truth` where the kernel adds it to `sig->stats`: fill_tgid_exit()'s siglock section, or,
+/// for a version that skipped the fill, exit_notify(), where it leaves fill_stats_for_tgid()'s
+/// walk (`tsk->exit_state` set) and from where it should be in `sig->stats`. Between
+/// fill_tgid_exit() and exit_notify() the thread is in both (`filled_live`): a TGID query then
+/// counts it twice, as the kernel does (see [`Taskstats::tgid_query_expect`]).
 #[derive(Debug, Default, Clone)]
 pub(super) struct GroupLedger {
     /// Sum of the delay counters of exited threads that the version must have aggregated.
     pub(super) truth: TaskstatsRecord,
+    /// Threads booked whose fill_tgid_exit() has not run yet: their delays, as at the booking.
+    pub(super) pending: BTreeMap<u32, TaskstatsRecord>,
+    /// Threads in `truth` that fill_stats_for_tgid()'s walk still counts as live.
+    pub(super) filled_live: BTreeSet<u32>,
+}
+
+/// What a TGID query in a group's siglock section must find, taken in that section (so no
+/// exit's fill or exit_notify() lands between the model's look and the checker's).
+#[derive(Debug, Clone)]
+pub(super) struct TgidExpect {
+    /// The group's `truth` at the query.
+    pub(super) truth: TaskstatsRecord,
+    /// Live threads the walk counts whose delays are already in `sig->stats`.
+    pub(super) counted_twice: Vec<u32>,
+    /// Live threads the walk counts that are booked but not yet filled (counted once, live).
+    pub(super) before_fill: Vec<u32>,
 }
 
 /// Checker state: what the delivered records must add up to. It sits behind a std mutex, not a
@@ -19,10 +42,6 @@ pub(super) struct Ledger {
     /// Per (port, CPU), the last exit-event sequence number the port received.
     pub(super) last_seq: BTreeMap<(u32, u32), u32>,
     pub(super) exits: u64,
-}
-
-pub(super) fn inner_group_has_ledger(model: &Taskstats, tgid: u32) -> bool {
-    model.ledger().groups.contains_key(&tgid)
 }
 
 impl Taskstats {
@@ -100,6 +119,8 @@ impl Taskstats {
     }
 
     /// The ledger's view: a thread whose group has stats at its exit must be counted in them.
+    /// Booked as pending: it enters the truth at [`Self::ledger_filled`] or
+    /// [`Self::ledger_left_walk`], whichever the exit reaches first.
     pub(super) fn ledger_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         // The checker reads the group through an observer context: untraced, unchecked.
@@ -109,10 +130,46 @@ impl Taskstats {
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
         };
         if has_stats {
+            let mut delays = TaskstatsRecord::default();
+            acct.delayacct_add(&mut delays, v8);
             let mut ledger = self.ledger();
-            let group = ledger.groups.entry(task.tgid).or_default();
-            acct.delayacct_add(&mut group.truth, v8);
+            ledger.groups.entry(task.tgid).or_default().pending.insert(task.pid, delays);
         }
+    }
+
+    /// The checker's mark of fill_tgid_exit()'s siglock section for `task` (whether or not the
+    /// version finds `sig->stats` there): a booked thread belongs in the truth from here.
+    /// Called inside that section: the ledger's std mutex is taken and released with no
+    /// scheduling point between, so a TGID query's section sees both or neither.
+    pub(super) fn ledger_filled(&self, task: &Task) {
+        let mut ledger = self.ledger();
+        let Some(group) = ledger.groups.get_mut(&task.tgid) else { return };
+        if let Some(delays) = group.pending.remove(&task.pid) {
+            add_delays(&mut group.truth, &delays);
+            group.filled_live.insert(task.pid);
+        }
+    }
+
+    /// The checker's mark of exit_notify() for `task`, inside the siglock section where the
+    /// model takes it off the group's walk: a thread still pending (a version that skipped its
+    /// fill) belongs in the truth from here, and no thread is counted live any more.
+    pub(super) fn ledger_left_walk(&self, task: &Task) {
+        let mut ledger = self.ledger();
+        let Some(group) = ledger.groups.get_mut(&task.tgid) else { return };
+        if let Some(delays) = group.pending.remove(&task.pid) {
+            add_delays(&mut group.truth, &delays);
+        }
+        group.filled_live.remove(&task.pid);
+    }
+
+    /// What a TGID query of group `tgid` must find, for a query inside the group's siglock
+    /// section whose walk counts the threads `live` (None: the ledger has booked no exit).
+    pub(super) fn tgid_query_expect(&self, tgid: u32, live: &[u32]) -> Option<TgidExpect> {
+        let ledger = self.ledger();
+        let group = ledger.groups.get(&tgid)?;
+        let counted_twice = live.iter().copied().filter(|pid| group.filled_live.contains(pid)).collect();
+        let before_fill = live.iter().copied().filter(|pid| group.pending.contains_key(pid)).collect();
+        Some(TgidExpect { truth: group.truth.clone(), counted_twice, before_fill })
     }
 
     /// The checker's look at one delivery before it is sent: what the record may say to the

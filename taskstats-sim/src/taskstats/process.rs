@@ -443,6 +443,8 @@ impl Taskstats {
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
             }
+            // The thread left fill_stats_for_tgid()'s walk: the checker's ledger, in this section.
+            self.ledger_left_walk(&task);
             drop(inner);
             if group_dead {
                 self.forget_original_parent(cx, &mut t, &task);

@@ -52,6 +52,83 @@ fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_cou
 /// Executions (seeds) the regression case runs.
 const SEEDS: u64 = 300;
 
+/// The case a `--threads 3 --seconds 60` campaign on merged main (linux-3.8) stopped at, seed
+/// 555, shrunk to 12 operations, with its recorded schedule: thread-0's TGID query of init's
+/// group was resolved before thread-2 forked pid 2 into that group, so pid 2 was not among the
+/// threads the query claimed, and thread-1 ran pid 2 and made it exit while the query ran. The
+/// query took siglock after pid 2's taskstats_tgid_alloc() and before its fill_tgid_exit(): the
+/// kernel's walk counts pid 2 live, once, and `signal->stats` does not have it yet. The ledger
+/// once booked pid 2 as exited before its fill and expected it twice (a false `group-stats`,
+/// "4 / 17502" against the right "2 / 8751").
+const SEED_555: &str = r#"{
+  "prefix": [
+    {"Register": {"mask": {"Cpus": 1}, "port": 7}},
+    {"Migrate": {"cpu": 1, "task": 5}},
+    {"OpenPort": {"task": 238}},
+    {"QueryPid": {"port": 133, "target": {"Task": 187}}}
+  ],
+  "threads": [
+    [{"QueryTgid": {"port": 156, "target": {"Task": 61}}}],
+    [{"OpenPort": {"task": 148}}, {"QueryPid": {"port": 72, "target": {"Task": 76}}}, {"Run": {"task": 163}},
+     {"Exit": {"task": 22}}],
+    [{"ClosePort": {"port": 76}}, {"OpenPort": {"task": 52}}, {"Exit": {"task": 61}},
+     {"Fork": {"kind": "Thread", "parent": 184}}]
+  ],
+  "scheduler": {"Replay": {"schedule": "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001022221011231332333233112132332222112322331313223313112113311222211112221122233131113322232123311231313232313333333111111112211111121121211111111111112222212222222112212122211221112112212121122111212112111121221212212222112222111112112111211222112112222122222222222220000"}}
+}"#;
+
+/// How to get the seed-555 case back from a campaign.
+const SEED_555_REPLAY: &str =
+    "replay: ksim fuzz taskstats --threads 3 --seed 555 --cases 1, then ksim replay \
+     ksim-out/taskstats-threaded-seed555.ksim.json";
+
+/// The seed-555 case on its recorded schedule: the TGID query lands between pid 2's booking
+/// and its fill_tgid_exit() (`tgid-query-before-exiting-fill`), and the reply, counting pid 2
+/// once as a live thread, passes.
+#[test]
+fn a_tgid_query_before_an_exiting_threads_fill_counts_it_once_as_live() {
+    let config = TaskstatsSubject::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).expect("preset");
+    let case: ThreadedCase<taskstats_sim::Op> = serde_json::from_str(SEED_555).expect("case");
+    let options = ThreadedOptions::new(3);
+    let report = threaded::run_case::<TaskstatsSubject>(&config, 555, &case, &options);
+    assert!(report.violation().is_none(), "{:?}\n{SEED_555_REPLAY}", report.violation());
+    for mark in ["tgid-query", "tgid-query-before-exiting-fill"] {
+        assert!(
+            report.coverage.contains(mark),
+            "{mark} not reached: {:?}\n{SEED_555_REPLAY}",
+            report.coverage
+        );
+    }
+}
+
+/// The seed-555 operations on fresh schedules (both schedulers, one execution per seed): no
+/// execution reports anything, and some put the query inside the kernel's own window, between
+/// pid 2's fill_tgid_exit() and its exit_notify(), where fill_stats_for_tgid() finds pid 2 both
+/// in `signal->stats` and live (`exit_state` still 0) and counts it twice; the ledger expects
+/// exactly that (`tgid-query-counted-exiting-twice`).
+#[test]
+fn a_tgid_query_between_an_exiting_threads_fill_and_exit_notify_counts_it_twice_as_the_kernel_does() {
+    let config = TaskstatsSubject::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).expect("preset");
+    let mut case: ThreadedCase<taskstats_sim::Op> = serde_json::from_str(SEED_555).expect("case");
+    let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
+    let (mut twice, mut once) = (0, 0);
+    for seed in 0..SEEDS {
+        case.scheduler =
+            if seed % 2 == 0 { SchedulerChoice::Random } else { SchedulerChoice::Pct { depth: 3 } };
+        let report = threaded::run_case::<TaskstatsSubject>(&config, seed, &case, &options);
+        assert!(
+            report.violation().is_none(),
+            "seed {seed} {:?}: {:?}\n(the seed-555 operations under that scheduler and seed)",
+            case.scheduler,
+            report.violation()
+        );
+        twice += usize::from(report.coverage.contains("tgid-query-counted-exiting-twice"));
+        once += usize::from(report.coverage.contains("tgid-query-before-exiting-fill"));
+    }
+    assert!(twice > 0, "no execution of {SEEDS} put the query between fill_tgid_exit and exit_notify");
+    assert!(once > 0, "no execution of {SEEDS} put the query between the booking and the fill");
+}
+
 /// Generated threaded cases on linux-3.8, one execution each: requests, forks and socket calls
 /// are judged by linearizability now (exits and recvmsg(2) stay relaxed), none is refused and
 /// no search is given up at its bound; registrations and queries ran beside exits. A wrong errno or reply from a request fails here
