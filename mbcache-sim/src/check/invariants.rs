@@ -156,7 +156,8 @@ impl Registry {
         for (index, (_, key)) in object.indexes.iter().enumerate() {
             heads.push(HeadId::Index(entry.cache, index as u32, hash_long(u64::from(*key), bits)));
         }
-        let nodes = std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
+        let nodes =
+            std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
         for start in nodes {
             // Only live links are followed: an unhashed entry's index links are poisoned, and a
             // corrupt chain is the full check's to report.

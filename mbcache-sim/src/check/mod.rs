@@ -558,11 +558,8 @@ impl Subject for MbcacheSubject {
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
         let lru = self.registry.lru_serials(observer).unwrap_or_default();
-        let counts = self
-            .caches
-            .iter()
-            .map(|c| self.registry.entry_count(observer, *c).unwrap_or(i32::MIN))
-            .collect();
+        let counts =
+            self.caches.iter().map(|c| self.registry.entry_count(observer, *c).unwrap_or(i32::MIN)).collect();
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 

@@ -75,7 +75,8 @@ fn incremental_and_whole_checks_agree_on_xattr_ops_alone() {
     let (compared, broken) = agree(&fixed, 150);
     assert!(compared > 5_000, "fixed kernel: only {compared} operations compared");
     assert_eq!(broken, 0, "the fixed kernel broke an invariant");
-    let racy = <MbcacheSubject as Catalog>::config(Some(PRESET_LATER), &["exclusive-get".into()]).expect("config");
+    let racy =
+        <MbcacheSubject as Catalog>::config(Some(PRESET_LATER), &["exclusive-get".into()]).expect("config");
     let (compared, _) = agree(&MbcacheConfig { api_ops: false, ..racy }, 100);
     assert!(compared > 1_000, "exclusive-get off: only {compared} operations compared");
 }
