@@ -156,7 +156,9 @@ impl Registry {
 
     /// `c_entry_count`.
     pub fn entry_count(&self, cx: &Cx, cache: CacheRef) -> Result<i32, MbError> {
-        Ok(self.cache(cx, cache.0)?.entry_count.load(Ordering::SeqCst))
+        // The counter is a `sim_core::sync` atomic: read with no `Memory` guard held.
+        let count = self.memory().cache(cx, cache.0)?.info.entry_count.clone();
+        Ok(count.load(Ordering::SeqCst))
     }
 
     /// Entries of the cache's slab still allocated.

@@ -407,6 +407,21 @@ impl Ext2Xattr {
     /// headers. Reads through `cx` (an observer).
     pub fn check_invariants(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants(cx)?;
+        self.blocks_count_their_users(cx, pending)
+    }
+
+    /// [`Ext2Xattr::check_invariants`] with the cache's facts confined to what was written since
+    /// the last check (`Registry::check_invariants_touched`); the blocks' counts are checked whole
+    /// (a few inodes and blocks).
+    pub fn check_invariants_incremental(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
+        self.registry.check_invariants_touched(cx)?;
+        self.blocks_count_their_users(cx, pending)
+    }
+
+    /// Every inode's `i_file_acl` names an allocated block, and each allocated block's
+    /// `h_refcount` counts the inodes that point to it (and the disposals left `pending`), within
+    /// `EXT2_XATTR_REFCOUNT_MAX + 1`; the bitmap agrees with the blocks' headers.
+    fn blocks_count_their_users(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         let mut users: BTreeMap<u64, u32> = BTreeMap::new();
         for (inode, sem) in self.inodes.iter().enumerate() {
             if let Some(block) = sem.down_read(cx).file_acl {

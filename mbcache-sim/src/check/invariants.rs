@@ -28,28 +28,44 @@ fn oops(oops: Oops) -> Violation {
 /// How often each entry was seen on the block chains walked, and on each index's chains.
 type ChainCounts = (BTreeMap<EntryRef, u32>, BTreeMap<(EntryRef, u32), u32>);
 
+/// The live handles, in id order (a copy of the handle table's, taken before the lock).
+type Handles = Vec<(u64, EntryRef)>;
+
 /// Which handles refer to each entry, and where each entry was found on the lists: what the
 /// per-entry facts compare.
-struct Seen {
-    handles_per_entry: BTreeMap<EntryRef, u32>,
-    on_lru: BTreeSet<EntryRef>,
+struct Seen<'a> {
+    handles_per_entry: &'a BTreeMap<EntryRef, u32>,
+    on_lru: &'a BTreeSet<EntryRef>,
     hashed: BTreeMap<EntryRef, u32>,
+}
+
+/// How many of `handles` refer to each entry.
+fn handles_per_entry(handles: &[(u64, EntryRef)]) -> BTreeMap<EntryRef, u32> {
+    let mut counts: BTreeMap<EntryRef, u32> = BTreeMap::new();
+    for (_, entry) in handles {
+        *counts.entry(*entry).or_default() += 1;
+    }
+    counts
+}
+
+/// Sorts `items` and drops repeats: a set as a `Vec`, in the order a `BTreeSet` iterates.
+fn sorted_set<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort_unstable();
+    items.dedup();
+    items
 }
 
 impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
-        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).iter().collect();
+        let handles: Handles = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
         let caches = locked_global.guard.caches.clone();
         let entry_counts = Self::entry_counts(&mut locked_global, &caches)?;
         let mut mem = locked_global.mem();
         Self::handles_refer_to_live_entries(&mut mem, &handles)?;
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
-        let mut handles_per_entry: BTreeMap<EntryRef, u32> = BTreeMap::new();
-        for entry in handles.values() {
-            *handles_per_entry.entry(*entry).or_default() += 1;
-        }
+        let handles_per_entry = handles_per_entry(&handles);
         for (cache_handle, count) in caches.into_iter().zip(entry_counts) {
             let cache = mem.cache(cache_handle).map_err(oops)?;
             Self::entry_count_equals_live_entries(cache, count)?;
@@ -58,7 +74,7 @@ impl Registry {
             for index in 0..info.indexes_count {
                 Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &info, index, &hashed)?;
             }
-            let seen = Seen { handles_per_entry: handles_per_entry.clone(), on_lru: on_lru.clone(), hashed };
+            let seen = Seen { handles_per_entry: &handles_per_entry, on_lru: &on_lru, hashed };
             for entry_handle in live {
                 let entry = EntryRef { cache: cache_handle, entry: entry_handle };
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
@@ -76,7 +92,7 @@ impl Registry {
     /// missed) is left to the full check, which the harness runs every few operations; a log that
     /// overflowed runs the full check now.
     pub fn check_invariants_touched(&self, cx: &Cx) -> Checked {
-        let handles: BTreeMap<u64, EntryRef> = locked(&self.handles).iter().collect();
+        let handles: Handles = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
         let touched = std::mem::take(&mut locked_global.mem().memory.touched);
         if touched.overflowed {
@@ -88,12 +104,8 @@ impl Registry {
         let mut mem = locked_global.mem();
         // The facts in the whole check's order, so both name the same one when several break.
         Self::handles_refer_to_live_entries(&mut mem, &handles)?;
-        let entries: BTreeSet<EntryRef> = touched
-            .entries
-            .iter()
-            .copied()
-            .filter(|e| mem.memory.caches.peek(e.cache).is_some_and(|c| c.entries.is_live(e.entry)))
-            .collect();
+        let live = |e: &EntryRef| mem.memory.caches.peek(e.cache).is_some_and(|c| c.entries.is_live(e.entry));
+        let entries = sorted_set(touched.entries.iter().copied().filter(live).collect());
         let mut on_lru = BTreeSet::new();
         for entry in &entries {
             if Self::lru_neighbours_keep_release_order(&mut mem, *entry)? {
@@ -103,16 +115,13 @@ impl Registry {
         for (cache_handle, count) in caches.iter().zip(entry_counts) {
             Self::entry_count_equals_live_entries(mem.cache(*cache_handle).map_err(oops)?, count)?;
         }
-        let mut heads: BTreeSet<HeadId> = touched.heads.iter().copied().collect();
+        let mut heads: Vec<HeadId> = touched.heads;
         for entry in &entries {
             Self::chains_of(&mut mem, *entry, &mut heads)?;
         }
-        let (hashed, index_seen) = Self::walk_chains(&mut mem, &heads)?;
-        let mut handles_per_entry: BTreeMap<EntryRef, u32> = BTreeMap::new();
-        for entry in handles.values() {
-            *handles_per_entry.entry(*entry).or_default() += 1;
-        }
-        let seen = Seen { handles_per_entry, on_lru, hashed };
+        let (hashed, index_seen) = Self::walk_chains(&mut mem, &sorted_set(heads))?;
+        let handles_per_entry = handles_per_entry(&handles);
+        let seen = Seen { handles_per_entry: &handles_per_entry, on_lru: &on_lru, hashed };
         for entry in &entries {
             Self::entry_is_once_on_each_chain(&mut mem, *entry, &seen.hashed, &index_seen)?;
             self.entry_use_matches_its_handles_and_lists(&mut mem, *entry, &seen)?;
@@ -136,19 +145,19 @@ impl Registry {
 
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
     /// following its links to a list head), so a walk of them sees it wherever it is.
-    fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut BTreeSet<HeadId>) -> Checked {
+    fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut Vec<HeadId>) -> Checked {
         let bits = mem.cache(entry.cache).map_err(oops)?.info.bucket_bits;
         let object = mem.entry(entry).map_err(oops)?;
-        let keys: Vec<u32> = object.indexes.iter().map(|(_, key)| *key).collect();
-        heads.insert(HeadId::Block(
+        heads.push(HeadId::Block(
             entry.cache,
             hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits),
         ));
-        for (index, key) in keys.iter().enumerate() {
-            heads.insert(HeadId::Index(entry.cache, index as u32, hash_long(u64::from(*key), bits)));
+        let indexes = object.indexes.len() as u32;
+        for (index, (_, key)) in object.indexes.iter().enumerate() {
+            heads.push(HeadId::Index(entry.cache, index as u32, hash_long(u64::from(*key), bits)));
         }
-        let mut nodes = vec![Node::Block(entry)];
-        nodes.extend((0..keys.len() as u32).map(|index| Node::Index(entry, index)));
+        let nodes =
+            std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
         for start in nodes {
             // Only live links are followed: an unhashed entry's index links are poisoned, and a
             // corrupt chain is the full check's to report.
@@ -156,7 +165,7 @@ impl Registry {
             for _ in 0..WALK_LIMIT {
                 match mem.read(at).map_err(oops)?.next {
                     list::Link::To(Node::Head(head)) => {
-                        heads.insert(head);
+                        heads.push(head);
                         break;
                     }
                     list::Link::To(next) if next != start => at = next,
@@ -169,7 +178,7 @@ impl Registry {
 
     /// Walks the chains in `heads` with the full check's per-chain facts. Returns how often each
     /// entry was seen on a block chain and on each index's chains.
-    fn walk_chains(mem: &mut Mem<'_>, heads: &BTreeSet<HeadId>) -> Checked<ChainCounts> {
+    fn walk_chains(mem: &mut Mem<'_>, heads: &[HeadId]) -> Checked<ChainCounts> {
         let mut hashed = BTreeMap::new();
         let mut index_seen = BTreeMap::new();
         for head in heads {
@@ -258,7 +267,7 @@ impl Registry {
     }
 
     /// Nothing is freed while a handle refers to it.
-    fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &BTreeMap<u64, EntryRef>) -> Checked {
+    fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &[(u64, EntryRef)]) -> Checked {
         for (id, entry) in handles {
             if !mem.memory.caches.is_live(entry.cache) {
                 return fail(

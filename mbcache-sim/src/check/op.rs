@@ -218,6 +218,12 @@ impl Op {
             _ => None,
         }
     }
+
+    /// Whether the op runs on the ext2 filesystem (`setxattr`, inode deletion) rather than
+    /// calling the mbcache API on the subject's own caches.
+    pub fn is_xattr(&self) -> bool {
+        matches!(self, Op::XattrSet { .. } | Op::XattrDelete { .. })
+    }
 }
 
 /// Picks `pick` modulo the number of positions `eligible` allows, in order.

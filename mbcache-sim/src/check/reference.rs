@@ -552,12 +552,13 @@ impl Reference for MbcacheModel {
         if let OpResult::Oops(_) = expect {
             return Ok(());
         }
-        let lru: Vec<u64> = self.lru.iter().copied().collect();
-        if lru != actual.lru {
+        // Compared in place; the expected lists are built only for the message.
+        if !self.lru.iter().eq(actual.lru.iter()) {
+            let lru: Vec<u64> = self.lru.iter().copied().collect();
             return Err(format!("lru expected {lru:?}, actual {:?}", actual.lru));
         }
-        let counts: Vec<i32> = self.caches.iter().map(|c| c.count).collect();
-        if counts != actual.counts {
+        if !self.caches.iter().map(|c| c.count).eq(actual.counts.iter().copied()) {
+            let counts: Vec<i32> = self.caches.iter().map(|c| c.count).collect();
             return Err(format!("c_entry_count expected {counts:?}, actual {:?}", actual.counts));
         }
         Ok(())

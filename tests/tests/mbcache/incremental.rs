@@ -54,3 +54,29 @@ fn incremental_and_whole_checks_agree_on_the_seed_kernel() {
     assert!(compared > 2_000, "only {compared} operations compared");
     assert!(broken > 0, "the seed kernel broke no invariant in 150 cases");
 }
+
+/// With the ext2 filesystem's ops mixed in (the campaigns' default), the incremental check looks
+/// at the filesystem only after an xattr op: both checks must still agree after every op.
+#[test]
+fn incremental_and_whole_checks_agree_with_xattr_ops_on_the_fixed_kernel() {
+    let config = MbcacheConfig::new(PRESET_FIXED, Fixes::all());
+    assert!(config.api_ops && config.xattr_ops);
+    let (compared, broken) = agree(&config, 150);
+    assert!(compared > 4_000, "only {compared} operations compared");
+    assert_eq!(broken, 0, "the fixed kernel broke an invariant");
+}
+
+/// Only xattr ops, on the fixed kernel and with `exclusive-get` off (whose race frees a block a
+/// setxattr still holds from a find): the filesystem's cache and blocks checked after every op
+/// both ways.
+#[test]
+fn incremental_and_whole_checks_agree_on_xattr_ops_alone() {
+    let fixed = MbcacheConfig { api_ops: false, ..MbcacheConfig::new(PRESET_FIXED, Fixes::all()) };
+    let (compared, broken) = agree(&fixed, 150);
+    assert!(compared > 5_000, "fixed kernel: only {compared} operations compared");
+    assert_eq!(broken, 0, "the fixed kernel broke an invariant");
+    let racy =
+        <MbcacheSubject as Catalog>::config(Some(PRESET_LATER), &["exclusive-get".into()]).expect("config");
+    let (compared, _) = agree(&MbcacheConfig { api_ops: false, ..racy }, 100);
+    assert!(compared > 1_000, "exclusive-get off: only {compared} operations compared");
+}
