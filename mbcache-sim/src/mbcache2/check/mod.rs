@@ -21,6 +21,7 @@ mod world;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
@@ -34,6 +35,10 @@ pub use catalog::{
 pub use op::{Op, Outcome};
 pub use reference::Mbcache2Model;
 pub use world::{Mbcache2Entry, Mbcache2World};
+
+/// The trace's name for a parked release woken to finish (`wake_up_var` letting its
+/// `mb_cache_entry_wait_unused()` return), with the block as its argument.
+const WAKE: CallName = CallName::new("wake");
 
 /// The default sizes.
 const TASKS_COUNT: u8 = 3;
@@ -221,17 +226,27 @@ pub(crate) fn work_outcome(cx: &Cx, mb: &MbcacheModule) -> Outcome {
     }
 }
 
-/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`.
+/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`; each
+/// block made, with its index.
 pub(crate) fn prefill(
     cx: &Cx,
     mb: &MbcacheModule,
     cache: &(CacheHandle, Arc<MbCache>),
     blocks: &XattrBlocks,
     count: u16,
-) {
-    for index in 0..count {
-        let _ = blocks.new_block(cx, mb, cache.0, &cache.1, prefill_key(index, cache.1.c_bucket_bits));
-    }
+) -> Vec<(u16, u64)> {
+    let key = |index| prefill_key(index, cache.1.c_bucket_bits);
+    (0..count)
+        .filter_map(|index| Some((index, blocks.new_block(cx, mb, cache.0, &cache.1, key(index)).ok()?)))
+        .collect()
+}
+
+/// Whole calls: the task whose inode owns the `index`-th prefilled block, if one does. The
+/// shareable ones ([`PREFILL_SHAREABLE`]) go to the tasks in turn, so from the first operation a
+/// task's release of one meets other tasks' finds of its content hash (the reuse-vs-release
+/// race's two halves); the ballast belongs to no task.
+pub(crate) fn prefill_owner(index: u16, tasks: usize) -> Option<usize> {
+    (index < PREFILL_SHAREABLE).then(|| usize::from(index) % tasks.max(1))
 }
 
 /// `Get` as one call: `mb_cache_entry_get()` then `mb_cache_entry_put()`.
@@ -412,13 +427,13 @@ impl Mbcache2Subject {
             let Some(Parked { fs, block, oe }) = self.parked[task].take() else { return };
             let Some((_, cache)) = self.cache(fs) else { return };
             let cx = &self.tasks[task];
-            cx.op_begin("wake", format!("block {block}"));
+            cx.call_begin(&WAKE, [block], || format!("block {block}"));
             let blocks = &self.filesystems[fs].blocks;
             blocks.release_after_wait(cx, &self.mb, &cache, oe);
             if let Release::Wait(oe) = blocks.release_block(cx, &self.mb, &cache, block) {
                 self.parked[task] = Some(Parked { fs, block, oe });
             }
-            cx.op_end("wake", "Done");
+            cx.call_end(&WAKE, [], || "Done".to_string());
         }
     }
 
@@ -552,7 +567,12 @@ impl Subject for Mbcache2Subject {
             subject.mount(fs);
             if let Some(cache) = subject.cache(fs) {
                 let blocks = &subject.filesystems[fs].blocks;
-                prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
+                let made = prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
+                for (index, block) in made.into_iter().filter(|_| subject.whole_calls) {
+                    if let Some(task) = prefill_owner(index, subject.tasks.len()) {
+                        subject.owned[task].push((fs, block));
+                    }
+                }
             }
         }
         subject

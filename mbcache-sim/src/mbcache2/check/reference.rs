@@ -12,7 +12,7 @@ use sim_core::check::Reference;
 use sim_core::Errno;
 
 use super::op::{Op, Outcome};
-use super::{prefill_key, Mbcache2Config};
+use super::{prefill_key, prefill_owner, Mbcache2Config};
 use crate::mbcache2::mbcache::{hash_32, SYNC_SHRINK_BATCH};
 use crate::mbcache2::shrinker::ScanStep;
 use crate::mbcache2::shrinker::SHRINK_DIVISOR;
@@ -721,7 +721,12 @@ impl Reference for Mbcache2Model {
         for fs in 0..model.fss.len() {
             model.mount(fs);
             for index in 0..config.prefill {
-                let _ = model.xattr_new(fs, prefill_key(index, bucket_bits));
+                let made = model.xattr_new(fs, prefill_key(index, bucket_bits));
+                if let (true, Outcome::Block(block)) = (config.whole_calls, made) {
+                    if let Some(task) = prefill_owner(index, tasks) {
+                        model.owned[task].push((fs, block));
+                    }
+                }
             }
         }
         model
