@@ -226,27 +226,17 @@ pub(crate) fn work_outcome(cx: &Cx, mb: &MbcacheModule) -> Outcome {
     }
 }
 
-/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`; each
-/// block made, with its index.
+/// Gives `fs`'s blocks their [`Mbcache2Config::prefill`]: `count` new blocks, in `cx`.
 pub(crate) fn prefill(
     cx: &Cx,
     mb: &MbcacheModule,
     cache: &(CacheHandle, Arc<MbCache>),
     blocks: &XattrBlocks,
     count: u16,
-) -> Vec<(u16, u64)> {
-    let key = |index| prefill_key(index, cache.1.c_bucket_bits);
-    (0..count)
-        .filter_map(|index| Some((index, blocks.new_block(cx, mb, cache.0, &cache.1, key(index)).ok()?)))
-        .collect()
-}
-
-/// Whole calls: the task whose inode owns the `index`-th prefilled block, if one does. The
-/// shareable ones ([`PREFILL_SHAREABLE`]) go to the tasks in turn, so from the first operation a
-/// task's release of one meets other tasks' finds of its content hash (the reuse-vs-release
-/// race's two halves); the ballast belongs to no task.
-pub(crate) fn prefill_owner(index: u16, tasks: usize) -> Option<usize> {
-    (index < PREFILL_SHAREABLE).then(|| usize::from(index) % tasks.max(1))
+) {
+    for index in 0..count {
+        let _ = blocks.new_block(cx, mb, cache.0, &cache.1, prefill_key(index, cache.1.c_bucket_bits));
+    }
 }
 
 /// `Get` as one call: `mb_cache_entry_get()` then `mb_cache_entry_put()`.
@@ -567,12 +557,7 @@ impl Subject for Mbcache2Subject {
             subject.mount(fs);
             if let Some(cache) = subject.cache(fs) {
                 let blocks = &subject.filesystems[fs].blocks;
-                let made = prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
-                for (index, block) in made.into_iter().filter(|_| subject.whole_calls) {
-                    if let Some(task) = prefill_owner(index, subject.tasks.len()) {
-                        subject.owned[task].push((fs, block));
-                    }
-                }
+                prefill(&subject.tasks[0], &subject.mb, &cache, blocks, config.prefill);
             }
         }
         subject
