@@ -18,7 +18,7 @@ use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
 
-const SIZES: [u32; 4] = [1_000, 16_000, 128_000, 1_000_000];
+const SIZES: [u32; 4] = [1_000, 10_000, 100_000, 1_000_000];
 /// Entries visited per iteration step: a stride coprime with every size.
 const STRIDE: u32 = 7_919;
 

@@ -17,8 +17,12 @@
 //! under a bucket's bit spinlock (6.0's create, before 5fc4cbd9fde5) is reported as sleeping in
 //! atomic context on every configuration. (The kernel's lockdep does not see bit spinlocks, which
 //! is why the nesting was found on an RT kernel.)
-//! Entries are slab objects (`mb_entry_cache`, generation-checked handles) and are freed at once
-//! by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain node keeps the
+//! Entries are slab objects (`mb_entry_cache`) in sim-core's flat [`SharedArena`]: a handle is
+//! a slot index and a generation, a dereference an index and a compare (no lock, no reference
+//! count of ksim's own), and a dereference of a freed entry is a reported use after free. The
+//! entry's fields are the kernel's synchronisation and nothing else: `e_refcnt` a facade atomic,
+//! `e_list` guarded by `c_list_lock`, the bitfield judged by the lockset detector. Entries are
+//! freed at once by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain node keeps the
 //! entry's key and value beside its handle: both are stable for the entry's lifetime, as the
 //! kernel's comments say, and the walk compares them there.
 //!
@@ -30,7 +34,7 @@
 use sim_core::list::{self, ListArena, NodeRef};
 use sim_core::list_bl::HlistBlHead;
 use sim_core::locks::SpinLockGuard;
-use sim_core::mm::{Gfp, KmemCache, ObjHandle};
+use sim_core::mm::{ArenaRef, Gfp, KmemCache, ObjHandle, SharedArena};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
 use std::sync::Arc;
@@ -52,7 +56,7 @@ pub(crate) const SYNC_SHRINK_BATCH: u64 = 64;
 pub(crate) const CHAIN_WALK_FINDING: ViolationKind = ViolationKind::finding("mbcache2-chain-walk-unbounded");
 
 /// A handle on an entry: the kernel's `struct mb_cache_entry *`.
-pub(crate) type EntryHandle = ObjHandle<MbCacheEntry>;
+pub(crate) type EntryHandle = ArenaRef<MbCacheEntry>;
 /// A handle on a cache: the kernel's `struct mb_cache *` (kzalloc'ed, so a slab object here).
 pub(crate) type CacheHandle = ObjHandle<MbCache>;
 
@@ -189,7 +193,7 @@ impl MbCache {
 #[derive(Debug)]
 pub(crate) struct MbcacheModule {
     pub(crate) fixes: Fixes,
-    pub(crate) entries: KmemCache<MbCacheEntry>,
+    pub(crate) entries: SharedArena<MbCacheEntry>,
     pub(crate) caches: KmemCache<MbCache>,
     pub(crate) workqueue: Workqueue,
     /// Checker state: entries in use (`U`) the walk bound allows for; see [`MbcacheModule::walked`].
@@ -205,7 +209,7 @@ impl MbcacheModule {
     pub(crate) fn new(fixes: Fixes, walk_slack: u64) -> MbcacheModule {
         MbcacheModule {
             fixes,
-            entries: KmemCache::new("mbcache", 64),
+            entries: SharedArena::new("mbcache", 64),
             caches: KmemCache::new("mb_cache", 128),
             workqueue: Workqueue::new(),
             walk_slack,
@@ -263,7 +267,8 @@ impl MbcacheModule {
     }
 
     /// The entry behind `handle`; a freed one is reported by the slab (use after free).
-    pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<Arc<MbCacheEntry>> {
+    #[inline]
+    pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<&MbCacheEntry> {
         self.entries.get(cx, handle).ok()
     }
 
@@ -343,7 +348,7 @@ impl MbcacheModule {
     fn lru_add_new(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) {
         let mut clist = self.list_lock(cx, cache);
         let Some(entry) = self.entry(cx, handle) else { return };
-        lru_add_tail(cx, &mut clist, &entry, handle);
+        lru_add_tail(cx, &mut clist, entry, handle);
         if !self.fixes.on(AUTO_DELETE) {
             entry.e_refcnt.fetch_add(1, Ordering::Relaxed);
         }
@@ -420,7 +425,7 @@ impl MbcacheModule {
                 let Some(entry) = self.entry(cx, node.entry) else { continue };
                 let reusable =
                     !self.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, self.fixes, MBE_REUSABLE_B);
-                if reusable && self.take_ref(&entry) {
+                if reusable && self.take_ref(entry) {
                     return (Some(node.entry), visited);
                 }
                 cx.sim().mark("find-skips-unreusable");
@@ -473,7 +478,7 @@ impl MbcacheModule {
             (at.map(|at| chain[at].entry), at.map_or(chain.len(), |at| at + 1) as u64)
         });
         self.walked(cx, cache, visited, what);
-        let result = found.and_then(|handle| f(handle, &*self.entry(cx, handle)?));
+        let result = found.and_then(|handle| f(handle, self.entry(cx, handle)?));
         head.unlock(guard);
         result
     }
@@ -529,8 +534,7 @@ impl MbcacheModule {
         });
         let Some(handle) = found else { return };
         let Some(entry) = self.entry(cx, handle) else { return };
-        self.lru_remove(cx, cache, &entry);
-        drop(entry);
+        self.lru_remove(cx, cache, entry);
         cx.sim().mark("delete-unhashed");
         self.mb_cache_entry_put(cx, cache, handle);
     }
@@ -549,7 +553,7 @@ impl MbcacheModule {
         });
         let Some(handle) = found else { return };
         if let Some(entry) = self.entry(cx, handle) {
-            self.lru_remove(cx, cache, &entry);
+            self.lru_remove(cx, cache, entry);
         }
         cx.sim().mark("delete-unhashed");
         self.mb_cache_entry_put(cx, cache, handle);
@@ -585,8 +589,7 @@ impl MbcacheModule {
             return Some(handle);
         }
         let entry = self.entry(cx, handle)?;
-        self.lru_remove(cx, cache, &entry);
-        drop(entry);
+        self.lru_remove(cx, cache, entry);
         cx.sim().mark("delete-or-get-deleted");
         self.mb_cache_entry_put(cx, cache, handle);
         None
@@ -603,11 +606,10 @@ impl MbcacheModule {
             return Some(handle);
         }
         let mut clist = self.list_lock(cx, cache);
-        lru_del_init(cx, &mut clist, &entry);
+        lru_del_init(cx, &mut clist, entry);
         clist.c_entry_count = clist.c_entry_count.wrapping_sub(1);
         cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
         drop(clist);
-        drop(entry);
         cx.sim().mark("delete-or-get-deleted");
         self.entry_free(cx, cache, handle);
         None
@@ -645,7 +647,6 @@ impl MbcacheModule {
             }
             return false;
         }
-        drop(entry);
         self.entry_free(cx, cache, handle);
         true
     }
@@ -658,7 +659,7 @@ impl MbcacheModule {
                 let bucket = cache.bucket(entry.e_key);
                 let guard = bucket.lock(cx);
                 if entry.e_hashed.load(Ordering::Relaxed) {
-                    self.unhash(cx, cache, handle, &entry);
+                    self.unhash(cx, cache, handle, entry);
                 }
                 bucket.unlock(guard);
             }
@@ -687,7 +688,7 @@ impl MbcacheModule {
                 let bucket = cache.bucket(entry.e_key);
                 let guard = bucket.lock(cx);
                 if entry.e_hashed.load(Ordering::Relaxed) {
-                    self.unhash(cx, &cache, handle, &entry);
+                    self.unhash(cx, &cache, handle, entry);
                     entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
                 }
                 bucket.unlock(guard);
@@ -696,8 +697,7 @@ impl MbcacheModule {
             clist.arena.free(at);
             clist.owners[at.index() as usize] = None;
             entry.e_list.set(cx, None);
-            destroy_check_refs(cx, &entry);
-            drop(entry);
+            destroy_check_refs(cx, entry);
             self.mb_cache_entry_put(cx, &cache, handle);
         }
         drop(clist);

@@ -71,19 +71,18 @@ impl MbcacheModule {
             let Some(handle) = clist.owners.get(first.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
             let (key, value) = (entry.e_key, entry.e_value);
-            if self.second_chance(cx, &mut clist, &entry, first) {
+            if self.second_chance(cx, &mut clist, entry, first) {
                 chance = Some((handle, clist.c_entry_count));
                 steps.push(ScanStep { key, value, evicted: false });
                 continue;
             }
             if let Some((given, listed)) = chance.take() {
-                second_chance_lost(cx, &entry, given == handle && listed > 1, listed);
+                second_chance_lost(cx, entry, given == handle && listed > 1, listed);
             }
-            lru_del_init(cx, &mut clist, &entry);
+            lru_del_init(cx, &mut clist, entry);
             clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             drop(clist);
-            drop(entry);
             let reclaimed = self.reclaim(cx, cache, handle);
             if reclaimed.freed {
                 shrunk += 1;
@@ -139,7 +138,7 @@ impl MbcacheModule {
         if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
             bucket.unlock(guard);
             let mut clist = self.list_lock(cx, cache);
-            lru_add_tail(cx, &mut clist, &entry, handle);
+            lru_add_tail(cx, &mut clist, entry, handle);
             clist.c_entry_count += 1;
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             cx.sim().mark("shrink-rechecked-used");
@@ -151,7 +150,6 @@ impl MbcacheModule {
             entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
         }
         bucket.unlock(guard);
-        drop(entry);
         let freed = self.mb_cache_entry_put(cx, cache, handle);
         if !freed {
             cx.sim().mark("shrink-unhashed-held");

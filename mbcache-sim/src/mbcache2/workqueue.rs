@@ -9,11 +9,17 @@
 //! never runs one work item on two kworkers at once (non-reentrancy): a kworker that dequeues an
 //! item another kworker is executing hands it to that kworker, which runs it again after its
 //! current run (`process_one_work()`'s `find_worker_executing_work()` collision, the executing
-//! worker's `scheduled` list). The item stays pending meanwhile. `cancel_work_sync()`'s wait for
-//! a running item is not modelled: the op-level simulation runs an item whole inside one
-//! operation, and threaded runs unmount only in the set-up prefix.
+//! worker's `scheduled` list). The item stays pending meanwhile.
+//!
+//! `cancel_work_sync()` takes a pending item off the queue (`__cancel_work()` grabbing its
+//! pending bit) and then, as `__flush_work()` does, waits for a kworker executing it to finish:
+//! the kernel queues a barrier work behind the running one and sleeps on the barrier's
+//! completion; here the kworker's finish wakes one wait queue standing for those completions.
+//! The op-level simulation runs an item whole inside one operation, so it never waits there;
+//! threaded runs unmount while kworkers run (`check/threaded.rs`), and the wait is what keeps
+//! 7.1's `mb_cache_destroy()` from freeing the cache under a running shrink.
 
-use sim_core::{Cx, SpinLock};
+use sim_core::{Cx, SpinLock, WaitQueue};
 
 use super::mbcache::CacheHandle;
 
@@ -44,12 +50,18 @@ pub(crate) enum Dequeued {
 #[derive(Debug)]
 pub(crate) struct Workqueue {
     pool: SpinLock<Pool>,
+    /// The `wq_barrier` completions `__flush_work()` sleeps on: woken whenever a kworker
+    /// finishes an item.
+    barrier: WaitQueue,
 }
 
 impl Workqueue {
     /// An idle workqueue.
     pub(crate) fn new() -> Workqueue {
-        Workqueue { pool: SpinLock::new("&pool->lock", Pool::default()) }
+        Workqueue {
+            pool: SpinLock::new("&pool->lock", Pool::default()),
+            barrier: WaitQueue::new("wq_barrier->done"),
+        }
     }
 
     /// `schedule_work(&cache->c_shrink_work)`: false when it was already pending (on the
@@ -64,13 +76,22 @@ impl Workqueue {
         true
     }
 
-    /// `cancel_work_sync(&cache->c_shrink_work)`: whether it was pending.
+    /// `cancel_work_sync(&cache->c_shrink_work)`: takes the item off the queue, then waits
+    /// until no kworker executes it; whether it was pending. A sleeping call.
     pub(crate) fn cancel_work_sync(&self, cx: &Cx, work: CacheHandle) -> bool {
-        let mut pool = self.pool.lock(cx);
-        let before = pool.worklist.len() + pool.scheduled.len();
-        pool.worklist.retain(|&queued| queued != work);
-        pool.scheduled.retain(|&queued| queued != work);
-        before != pool.worklist.len() + pool.scheduled.len()
+        let (pending, running) = {
+            let mut pool = self.pool.lock(cx);
+            let before = pool.worklist.len() + pool.scheduled.len();
+            pool.worklist.retain(|&queued| queued != work);
+            pool.scheduled.retain(|&queued| queued != work);
+            (before != pool.worklist.len() + pool.scheduled.len(), pool.busy.contains(&work))
+        };
+        if running {
+            // __flush_work(): sleep until the executing kworker is done with the item.
+            cx.sim().mark("cancel-work-waited");
+            self.barrier.wait_event(cx, || !self.pool.lock(cx).busy.contains(&work));
+        }
+        pending
     }
 
     /// `process_one_work()`'s start: takes the worklist's first item, and either claims it
@@ -102,6 +123,9 @@ impl Workqueue {
             return Some(work);
         }
         pool.busy.retain(|&running| running != work);
+        drop(pool);
+        // The barrier a `cancel_work_sync()` queued behind the item runs now: its completion.
+        self.barrier.wake_up();
         None
     }
 }

@@ -149,7 +149,6 @@ impl XattrBlocks {
         let reference = bh.h_refcount + 1;
         if !hashed || !reusable || reference > self.refcount_max {
             drop(bh);
-            drop(entry);
             mb.mb_cache_entry_put(cx, cache, ce);
             cx.sim().mark("xattr-reuse-undone");
             return Reuse::Undone;
@@ -160,7 +159,6 @@ impl XattrBlocks {
             cx.sim().mark("xattr-block-full");
         }
         drop(bh);
-        drop(entry);
         mb.mb_cache_entry_touch(cx, ce);
         mb.mb_cache_entry_put(cx, cache, ce);
         cx.sim().mark("xattr-reused");

@@ -17,9 +17,17 @@
 //! whose shrinkers may take that same lock) with no lock of the arena's held; then
 //! [`SlabArena::insert`] places the object. Left out, as in `KmemCache`: slab merging, per-CPU
 //! freelists, constructors, RCU-delayed freeing.
+//!
+//! [`SharedArena`] is the same cache for objects no one lock guards, reached concurrently by
+//! tasks holding different locks or none (mbcache2's entries): slots in chunks that never move,
+//! a slot's state a `std` atomic, so a dereference takes no lock either, and freed slots
+//! quarantined (never handed out again, as KASAN's quarantine delays reuse) so that the objects
+//! need no re-initialisation in place.
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::OnceLock;
 
 use crate::cx::Cx;
 use crate::errno::Errno;
@@ -219,6 +227,195 @@ impl<T> SlabArena<T> {
     }
 }
 
+/// Slots in a [`SharedArena`]'s first chunk; chunk `k` holds `FIRST_CHUNK_SLOTS << k`.
+const FIRST_CHUNK_SLOTS_LOG2: u32 = 3;
+/// Chunks a [`SharedArena`] may grow to: enough for every `u32` slot index.
+const SHARED_CHUNKS: usize = 30;
+const _: () = assert!(
+    (1u64 << (SHARED_CHUNKS as u32 + FIRST_CHUNK_SLOTS_LOG2)) - (1 << FIRST_CHUNK_SLOTS_LOG2)
+        > u32::MAX as u64
+);
+
+/// A slot's state word: the generation shifted left by one, and bit 0 set while allocated.
+const SLOT_LIVE: u64 = 1;
+
+/// One slot of a [`SharedArena`]: its state word (instrumentation, a `std` atomic) and the
+/// object, written once when the slot is first handed out.
+struct SharedSlot<T> {
+    state: StdAtomicU64,
+    object: OnceLock<T>,
+}
+
+/// A slab cache as flat storage whose objects are reached with no lock at all: for objects whose
+/// fields are the kernel's own synchronisation (facade atomics, [`crate::Guarded`] fields, bit
+/// locks), reached concurrently under different locks or none, as mbcache2's entries are (a chain
+/// walk under a bucket's bit lock, the LRU under `c_list_lock`, a holder's `put` under nothing).
+///
+/// Slots live in chunks that never move (chunk `k` holds `8 << k` slots, allocated when first
+/// needed), so a dereference is an index computation, a `std` atomic load of the slot's state and
+/// a compare: no lock, no reference count. The slot table is instrumentation (`std` atomics and
+/// `OnceLock`s), so the threaded checkers see only the objects' own synchronisation, as the
+/// kernel's slab allocator is invisible to lock ordering.
+///
+/// A freed slot is not handed out again: its object stays, dead, until the arena is dropped, as
+/// in KASAN's quarantine, which delays reuse so that a stale pointer's access is caught. So every
+/// dereference of a freed object through any stale [`ArenaRef`] is a reported `use-after-free`,
+/// and a second free a reported `double-free`, however many allocations came between. Memory
+/// grows with allocations over the arena's life, which a model's run bounds (a campaign's case
+/// makes a new one). Live objects are counted and a leak is reported at destroy, as
+/// [`SlabArena`]'s are.
+pub struct SharedArena<T> {
+    name: &'static str,
+    object_size: u64,
+    chunks: [OnceLock<Box<[SharedSlot<T>]>>; SHARED_CHUNKS],
+    /// The next slot never handed out (`allocations`).
+    next: StdAtomicU32,
+    live: StdAtomicU64,
+}
+
+impl<T> fmt::Debug for SharedArena<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedArena").field("name", &self.name).field("live", &self.live()).finish()
+    }
+}
+
+/// The chunk and the offset in it of slot `index`.
+#[inline]
+fn shared_locate(index: u32) -> (usize, usize) {
+    let shifted = u64::from(index) + (1 << FIRST_CHUNK_SLOTS_LOG2);
+    let chunk = shifted.ilog2() - FIRST_CHUNK_SLOTS_LOG2;
+    let offset = shifted - (1 << (chunk + FIRST_CHUNK_SLOTS_LOG2));
+    (chunk as usize, offset as usize)
+}
+
+impl<T> SharedArena<T> {
+    /// `kmem_cache_create(name, object_size, ...)`: an empty cache. `object_size` is what the
+    /// fault plan's size filters see.
+    pub fn new(name: &'static str, object_size: u64) -> Self {
+        SharedArena {
+            name,
+            object_size,
+            chunks: std::array::from_fn(|_| OnceLock::new()),
+            next: StdAtomicU32::new(0),
+            live: StdAtomicU64::new(0),
+        }
+    }
+
+    /// The cache name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Objects allocated and not yet freed.
+    pub fn live(&self) -> u64 {
+        self.live.load(StdOrdering::Relaxed)
+    }
+
+    /// Successful allocations over the cache's life.
+    pub fn allocations(&self) -> u64 {
+        u64::from(self.next.load(StdOrdering::Relaxed))
+    }
+
+    /// `kmem_cache_alloc(cache, gfp)` of `object`: [`slab_precheck`]'s side effects (sleep,
+    /// `fs_reclaim`, failslab's ENOMEM, direct reclaim), then the object placed in a new slot.
+    #[track_caller]
+    pub fn alloc(&self, cx: &Cx, gfp: Gfp, object: T) -> Result<ArenaRef<T>, Errno> {
+        slab_precheck(cx, gfp, self.name, self.object_size)?;
+        Ok(self.insert(object))
+    }
+
+    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: `object` in a new
+    /// slot.
+    pub fn insert(&self, object: T) -> ArenaRef<T> {
+        let index = self.next.fetch_add(1, StdOrdering::Relaxed);
+        assert!(index != u32::MAX, "SharedArena {}: slot indices exhausted", self.name);
+        let (chunk, offset) = shared_locate(index);
+        let slots = self.chunks[chunk].get_or_init(|| {
+            let len = 1usize << (chunk as u32 + FIRST_CHUNK_SLOTS_LOG2);
+            (0..len).map(|_| SharedSlot { state: StdAtomicU64::new(0), object: OnceLock::new() }).collect()
+        });
+        let slot = &slots[offset];
+        if slot.object.set(object).is_err() {
+            unreachable!("SharedArena {}: slot {index} handed out twice", self.name);
+        }
+        self.live.fetch_add(1, StdOrdering::Relaxed);
+        slot.state.store(SLOT_LIVE, StdOrdering::Release);
+        ArenaRef { index, generation: 0, _type: PhantomData }
+    }
+
+    #[inline]
+    fn slot(&self, handle: ArenaRef<T>) -> Option<&SharedSlot<T>> {
+        let (chunk, offset) = shared_locate(handle.index);
+        self.chunks.get(chunk)?.get()?.get(offset)
+    }
+
+    /// The object, if `handle` is live (no report either way).
+    #[inline]
+    pub fn peek(&self, handle: ArenaRef<T>) -> Option<&T> {
+        let slot = self.slot(handle)?;
+        let live = u64::from(handle.generation) << 1 | SLOT_LIVE;
+        if slot.state.load(StdOrdering::Acquire) != live {
+            return None;
+        }
+        slot.object.get()
+    }
+
+    /// Dereferences `handle`. A freed object is a use after free: reported from `cx`, and an
+    /// error.
+    #[inline]
+    pub fn get(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<&T, MmError> {
+        match self.peek(handle) {
+            Some(object) => Ok(object),
+            None => Err(self.use_after_free(cx, handle)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
+        let error = MmError::UseAfterFree { cache: self.name, handle: format!("{handle:?}") };
+        cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
+        error
+    }
+
+    /// Whether `handle`'s object is still allocated (no report either way).
+    #[inline]
+    pub fn is_live(&self, handle: ArenaRef<T>) -> bool {
+        self.peek(handle).is_some()
+    }
+
+    /// `kmem_cache_free(cache, object)`: every copy of `handle` is dangling from now on (the slot
+    /// is quarantined, never handed out again). Freeing twice is reported and an error.
+    pub fn free(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<(), MmError> {
+        let live = u64::from(handle.generation) << 1 | SLOT_LIVE;
+        let dead = u64::from(handle.generation.wrapping_add(1)) << 1;
+        let freed = self.slot(handle).is_some_and(|slot| {
+            slot.state.compare_exchange(live, dead, StdOrdering::AcqRel, StdOrdering::Relaxed).is_ok()
+        });
+        if freed {
+            self.live.fetch_sub(1, StdOrdering::Relaxed);
+            return Ok(());
+        }
+        let error = MmError::DoubleFree { cache: self.name, handle: format!("{handle:?}") };
+        cx.sim().report(Some(cx), Violation::new("double-free", error.to_string()));
+        Err(error)
+    }
+
+    /// `kmem_cache_destroy()`: objects still allocated are a leak, reported with their count.
+    pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
+        let live = self.live();
+        if live == 0 {
+            return Ok(());
+        }
+        let violation = Violation::new(
+            "leak",
+            format!("kmem_cache_destroy {}: Slab cache still has objects ({live} live)", self.name),
+        );
+        cx.sim().report(Some(cx), violation.clone());
+        Err(violation)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +474,60 @@ mod tests {
         let reports = sim.lockdep().reports();
         assert_eq!(reports.len(), 1, "{reports:?}");
         assert_eq!(reports[0].kind(), "sleep-in-atomic");
+    }
+
+    #[test]
+    fn shared_slots_are_located_chunk_by_chunk_without_overlap() {
+        let mut expected = (0usize, 0usize);
+        for index in 0..10_000u32 {
+            assert_eq!(shared_locate(index), expected, "slot {index}");
+            expected.1 += 1;
+            if expected.1 == 8 << expected.0 {
+                expected = (expected.0 + 1, 0);
+            }
+        }
+        assert_eq!(shared_locate(u32::MAX).0, SHARED_CHUNKS - 1);
+    }
+
+    #[test]
+    fn a_stale_shared_handle_is_a_reported_use_after_free_and_a_second_free_a_double_free() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let arena = SharedArena::new("things", 16);
+        let handles: Vec<ArenaRef<u32>> = (0..100).map(|value| arena.insert(value)).collect();
+        arena.free(&cx, handles[9]).expect("free");
+        let later = arena.insert(1000);
+        assert_ne!(later.index(), handles[9].index(), "a freed slot stays quarantined");
+        assert!(arena.get(&cx, handles[9]).is_err());
+        assert!(matches!(arena.free(&cx, handles[9]), Err(MmError::DoubleFree { .. })));
+        assert_eq!(*arena.get(&cx, handles[99]).expect("live"), 99);
+        assert_eq!(*arena.get(&cx, later).expect("live"), 1000);
+        let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["use-after-free", "double-free"]);
+        assert_eq!((arena.live(), arena.allocations()), (100, 101));
+        assert!(arena.destroy(&cx).is_err(), "live objects at destroy are a leak");
+        for handle in handles.iter().filter(|&&h| h != handles[9]).chain([&later]) {
+            arena.free(&cx, *handle).expect("free");
+        }
+        assert!(arena.destroy(&cx).is_ok());
+    }
+
+    #[test]
+    fn shared_inserts_from_several_threads_get_distinct_live_slots() {
+        let arena = SharedArena::new("things", 16);
+        let handles: Vec<ArenaRef<u64>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let arena = &arena;
+                    scope.spawn(move || (0..500).map(|i| arena.insert(t * 1000 + i)).collect::<Vec<_>>())
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()
+        });
+        let mut indices: Vec<u32> = handles.iter().map(|h| h.index()).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        assert_eq!(indices.len(), 2000);
+        assert!(handles.iter().all(|&h| arena.peek(h).is_some()));
     }
 }

@@ -21,6 +21,7 @@ mod world;
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Errno, Sim, Violation, ViolationKind};
 use std::sync::Arc;
 
@@ -34,6 +35,10 @@ pub use catalog::{
 pub use op::{Op, Outcome};
 pub use reference::Mbcache2Model;
 pub use world::{Mbcache2Entry, Mbcache2World};
+
+/// The trace's name for a parked release woken to finish (`wake_up_var` letting its
+/// `mb_cache_entry_wait_unused()` return), with the block as its argument.
+const WAKE: CallName = CallName::new("wake");
 
 /// The default sizes.
 const TASKS_COUNT: u8 = 3;
@@ -412,13 +417,13 @@ impl Mbcache2Subject {
             let Some(Parked { fs, block, oe }) = self.parked[task].take() else { return };
             let Some((_, cache)) = self.cache(fs) else { return };
             let cx = &self.tasks[task];
-            cx.op_begin("wake", format!("block {block}"));
+            cx.call_begin(&WAKE, [block], || format!("block {block}"));
             let blocks = &self.filesystems[fs].blocks;
             blocks.release_after_wait(cx, &self.mb, &cache, oe);
             if let Release::Wait(oe) = blocks.release_block(cx, &self.mb, &cache, block) {
                 self.parked[task] = Some(Parked { fs, block, oe });
             }
-            cx.op_end("wake", "Done");
+            cx.call_end(&WAKE, [], || "Done".to_string());
         }
     }
 

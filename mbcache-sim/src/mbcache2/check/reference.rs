@@ -75,6 +75,11 @@ pub struct Mbcache2Model {
     /// handed the item over), each owed to a `schedule_work()` ordered after it, which the
     /// kernel merged into the still pending item: that one queues nothing.
     work_credits: Vec<(usize, u64)>,
+    /// Whole calls: shrink work items an unmount took off the queue. A lazy unmount detaches
+    /// the filesystem first and destroys the cache later, and a kworker may take the item
+    /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
+    /// unmount scans a cache nobody can see any more, so its steps are not judged.
+    detached_work: Vec<(usize, u64)>,
 }
 
 impl Cache {
@@ -400,7 +405,11 @@ impl Mbcache2Model {
             return Outcome::Failed(Errno::EBUSY);
         }
         let Some(cache) = self.fss[fs].cache.take() else { return Outcome::Failed(Errno::EINVAL) };
-        self.work.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
+        let detached = |&(f, generation): &(usize, u64)| f == fs && generation == cache.generation;
+        if self.whole_calls {
+            self.detached_work.extend(self.work.iter().filter(|item| detached(item)));
+        }
+        self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         Outcome::Done
     }
@@ -516,7 +525,13 @@ impl Mbcache2Model {
                     let cache = self.cache(fs).ok_or("a scan of an unmounted filesystem")?;
                     cache.scan(&mut steps, u64::from(nr), bits, true, touched)?;
                 }
-                _ if self.work.is_empty() && run == 0 => {}
+                _ if self.work.is_empty() && run == 0 => {
+                    // A run of an item a lazy unmount detached (see `detached_work`).
+                    if !steps.as_slice().is_empty() && !self.detached_work.is_empty() {
+                        self.detached_work.remove(0);
+                        steps.by_ref().for_each(drop);
+                    }
+                }
                 _ => {
                     // A rerun with nothing queued here runs the first run's item again, owed to a
                     // later schedule_work() (see `work_credits`).
@@ -526,9 +541,13 @@ impl Mbcache2Model {
                         item = Some(self.work.remove(0));
                     }
                     let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
-                    if let Some(cache) = self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
-                        let nr = cache.max_entries / SHRINK_DIVISOR;
-                        cache.scan(&mut steps, nr, bits, false, touched.filter(|_| run == 0))?;
+                    match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
+                        Some(cache) => {
+                            let nr = cache.max_entries / SHRINK_DIVISOR;
+                            cache.scan(&mut steps, nr, bits, false, touched.filter(|_| run == 0))?;
+                        }
+                        // The item's filesystem was unmounted: its cache is gone (`detached_work`).
+                        None => steps.by_ref().for_each(drop),
                     }
                 }
             }
@@ -717,6 +736,7 @@ impl Reference for Mbcache2Model {
             owned: vec![Vec::new(); tasks],
             just_touched: None,
             work_credits: Vec::new(),
+            detached_work: Vec::new(),
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
