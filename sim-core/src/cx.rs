@@ -14,7 +14,11 @@ use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
-use crate::trace::{CallName, EventKind, LockRecord, TaskId};
+use crate::trace::{CallName, EventKind, LockRecord, Name, Named, TaskId};
+
+/// The irq contexts' names in the trace, hashed at compile time.
+const HARDIRQ: CallName = CallName::new("hardirq");
+const SOFTIRQ: CallName = CallName::new("softirq");
 
 /// The violation kind of a sleeping call made while the task is not TASK_RUNNING (the kernel's
 /// `__might_sleep` warning "do not call blocking ops when !TASK_RUNNING").
@@ -262,12 +266,17 @@ impl Cx {
     pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
         let flags = self.local_irq_save();
         self.hardirq_depth.set(self.hardirq_depth.get() + 1);
-        self.trace(EventKind::Irq { context: "hardirq".into(), enter: true });
+        self.trace_irq(&HARDIRQ, true);
         let result = handler(self);
-        self.trace(EventKind::Irq { context: "hardirq".into(), enter: false });
+        self.trace_irq(&HARDIRQ, false);
         self.hardirq_depth.set(self.hardirq_depth.get() - 1);
         self.local_irq_restore(flags);
         result
+    }
+
+    /// An irq context's entry (`enter`) or exit in the trace.
+    fn trace_irq(&self, context: &CallName, enter: bool) {
+        self.trace_named(Named::Irq { enter }, context.hash(), || context.name().into());
     }
 
     /// Runs `handler` as a softirq on this CPU (`__do_softirq()`: a timer, a tasklet): softirqs
@@ -283,9 +292,9 @@ impl Cx {
             self
         );
         self.softirq_depth.set(self.softirq_depth.get() + 1);
-        self.trace(EventKind::Irq { context: "softirq".into(), enter: true });
+        self.trace_irq(&SOFTIRQ, true);
         let result = handler(self);
-        self.trace(EventKind::Irq { context: "softirq".into(), enter: false });
+        self.trace_irq(&SOFTIRQ, false);
         self.softirq_depth.set(self.softirq_depth.get() - 1);
         result
     }
@@ -438,6 +447,16 @@ impl Cx {
             return;
         }
         self.sim.trace().record(self.sim.now_ns(), self.cpu(), self.task, kind);
+    }
+
+    /// Records an event about a named thing (see [`Named`]) whose name's hash its owner computed
+    /// once (none for an observer): `name` is asked for only when the trace keeps events.
+    #[inline]
+    pub(crate) fn trace_named(&self, named: Named, name_hash: u64, name: impl FnOnce() -> Name) {
+        if self.observer {
+            return;
+        }
+        self.sim.trace().record_named((self.sim.now_ns(), self.cpu(), self.task), named, name_hash, name);
     }
 
     /// Records free text in the trace.
