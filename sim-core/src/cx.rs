@@ -183,6 +183,7 @@ impl Cx {
     }
 
     /// `smp_processor_id()`.
+    #[inline]
     pub fn cpu(&self) -> CpuId {
         self.cpu.get()
     }
@@ -238,11 +239,13 @@ impl Cx {
     }
 
     /// `preempt_disable()`.
+    #[inline]
     pub fn preempt_disable(&self) {
         self.preempt_count.set(self.preempt_count.get() + 1);
     }
 
     /// `preempt_enable()`.
+    #[inline]
     pub fn preempt_enable(&self) {
         let count = self.preempt_count.get();
         assert!(count > 0, "{}: preempt_enable without preempt_disable", self.name);
@@ -537,6 +540,7 @@ impl Cx {
     /// A blocking acquisition also records the lock as the one this task waits for, until
     /// [`Cx::lock_acquired_key`] or [`Cx::lock_acquire_failed`]; the key's address names the
     /// instance (it is borrowed, so it cannot move, while the lock is awaited or held).
+    #[inline]
     pub(crate) fn lock_acquire_key(
         &self,
         key: &ClassKey,
@@ -554,6 +558,7 @@ impl Cx {
     /// Records that this task may now block until it holds acquisition `token` of the lock
     /// `instance` (an address, 0 if unknown) of class `class`: what a deadlock's report says it
     /// waits for. Only for a context that keeps a [`LockWaits`] record.
+    #[inline]
     pub(crate) fn lock_wait(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
             waits.update(|state| state.waiting = Some(LockInstance { class, instance, token, mode }));
@@ -561,6 +566,7 @@ impl Cx {
     }
 
     /// The [`LockWaits`] record's side of a completed acquisition: no longer waiting, and held.
+    #[inline]
     fn waits_acquired(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
             waits.update(|state| {
@@ -616,6 +622,7 @@ impl Cx {
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
     /// bits, a count of its acquisitions in the low ones, so no token costs an atomic.
+    #[inline]
     fn next_token(&self) -> u64 {
         let count = self.tokens.get();
         self.tokens.set(count + 1);
@@ -648,6 +655,7 @@ impl Cx {
     }
 
     /// The trace event for an acquisition of the lock whose class memo is `key` that completed.
+    #[inline]
     pub(crate) fn lock_acquired_key(&self, key: &ClassKey, mode: LockMode, trylock: bool, token: u64) {
         self.waits_acquired(key.name, std::ptr::from_ref(key) as usize, mode, token);
         self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
@@ -655,6 +663,7 @@ impl Cx {
 
     /// Records a lock event (an acquisition when `acquired` is set, else a release) in the
     /// trace through its fixed-size fast path (none for an observer).
+    #[inline]
     fn trace_lock(
         &self,
         class: &'static str,
@@ -677,6 +686,7 @@ impl Cx {
 
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
     /// (`lock_release()`).
+    #[inline]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
         self.release_held(key.name, token);
         self.trace_lock(key.name, key.name_hash, None, token);

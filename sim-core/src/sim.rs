@@ -270,6 +270,7 @@ impl Sim {
     // --- virtual time -----------------------------------------------------------------------
 
     /// The virtual clock, nanoseconds since the world began.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         self.world.clock_ns.load(Ordering::Relaxed)
     }
@@ -324,6 +325,7 @@ impl Sim {
     // --- findings ---------------------------------------------------------------------------
 
     /// The trace.
+    #[inline]
     pub fn trace(&self) -> &Trace {
         &self.world.trace
     }
@@ -334,6 +336,7 @@ impl Sim {
     }
 
     /// Lockdep.
+    #[inline]
     pub fn lockdep(&self) -> &Lockdep {
         &self.world.lockdep
     }
