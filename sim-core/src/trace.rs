@@ -448,6 +448,12 @@ impl Trace {
         self.owner.store(thread_key(), Ordering::Relaxed);
     }
 
+    /// Whether recording is confined to one thread ([`Trace::confine_to_this_thread`]), so that
+    /// it skips the spin lock.
+    pub fn is_confined(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) != 0
+    }
+
     /// Serializes a recording: the spin lock, or nothing when the trace is confined to this
     /// thread (then no other thread records, so nothing can interleave).
     #[inline]
