@@ -33,8 +33,13 @@ fn operations<S: Subject>(config: &S::Config) -> Vec<S::Op> {
     ops
 }
 
+/// The world `check::run_case` makes: lockdep collecting, the trace only hashed and confined to
+/// this thread, so the stages below compare like with like (an unconfined trace would charge the
+/// baseline a spin lock per event that `run_case` does not pay).
 fn sim<S: Subject>(config: &S::Config) -> Sim {
-    Sim::new(S::sim_config(config, SEED).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly))
+    let sim = Sim::new(S::sim_config(config, SEED).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+    sim.trace().confine_to_this_thread();
+    sim
 }
 
 /// Applies `ops` to a fresh model, with the reference's judgement and the invariants when asked.

@@ -6,9 +6,11 @@ use sim_core::trace::TraceMode;
 use sim_core::{Mutex, RwSem, Sim, SimConfig, SpinLock};
 use std::hint::black_box;
 
-/// The worlds each lock is measured in: lockdep on and off with a trace any thread may record
-/// (the threaded checkers'), and lockdep on with the trace confined to one thread, as the
-/// op-level simulation runs (`check::run_case`).
+/// The worlds each lock is measured in: lockdep on and off with a trace any OS thread may record
+/// (a world driven by several real threads, under its one-word spin lock), and lockdep on with
+/// the trace confined to one thread: the world every checker runs, the op-level simulation
+/// (`check::run_case`) and, since their tasks share one OS thread, a threaded campaign's shuttle
+/// execution and a loom model (`Sim::new` confines those itself).
 fn sims() -> [(&'static str, Sim); 3] {
     let op_level = Sim::new(SimConfig::new(1).trace(TraceMode::HashOnly));
     op_level.trace().confine_to_this_thread();

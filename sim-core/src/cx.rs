@@ -14,7 +14,11 @@ use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
-use crate::trace::{CallName, EventKind, LockRecord, TaskId};
+use crate::trace::{CallName, EventKind, LockRecord, Name, Named, TaskId};
+
+/// The irq contexts' names in the trace, hashed at compile time.
+const HARDIRQ: CallName = CallName::new("hardirq");
+const SOFTIRQ: CallName = CallName::new("softirq");
 
 /// The violation kind of a sleeping call made while the task is not TASK_RUNNING (the kernel's
 /// `__might_sleep` warning "do not call blocking ops when !TASK_RUNNING").
@@ -179,6 +183,7 @@ impl Cx {
     }
 
     /// `smp_processor_id()`.
+    #[inline]
     pub fn cpu(&self) -> CpuId {
         self.cpu.get()
     }
@@ -234,11 +239,13 @@ impl Cx {
     }
 
     /// `preempt_disable()`.
+    #[inline]
     pub fn preempt_disable(&self) {
         self.preempt_count.set(self.preempt_count.get() + 1);
     }
 
     /// `preempt_enable()`.
+    #[inline]
     pub fn preempt_enable(&self) {
         let count = self.preempt_count.get();
         assert!(count > 0, "{}: preempt_enable without preempt_disable", self.name);
@@ -262,12 +269,17 @@ impl Cx {
     pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
         let flags = self.local_irq_save();
         self.hardirq_depth.set(self.hardirq_depth.get() + 1);
-        self.trace(EventKind::Irq { context: "hardirq".into(), enter: true });
+        self.trace_irq(&HARDIRQ, true);
         let result = handler(self);
-        self.trace(EventKind::Irq { context: "hardirq".into(), enter: false });
+        self.trace_irq(&HARDIRQ, false);
         self.hardirq_depth.set(self.hardirq_depth.get() - 1);
         self.local_irq_restore(flags);
         result
+    }
+
+    /// An irq context's entry (`enter`) or exit in the trace.
+    fn trace_irq(&self, context: &CallName, enter: bool) {
+        self.trace_named(Named::Irq { enter }, context.hash(), || context.name().into());
     }
 
     /// Runs `handler` as a softirq on this CPU (`__do_softirq()`: a timer, a tasklet): softirqs
@@ -283,9 +295,9 @@ impl Cx {
             self
         );
         self.softirq_depth.set(self.softirq_depth.get() + 1);
-        self.trace(EventKind::Irq { context: "softirq".into(), enter: true });
+        self.trace_irq(&SOFTIRQ, true);
         let result = handler(self);
-        self.trace(EventKind::Irq { context: "softirq".into(), enter: false });
+        self.trace_irq(&SOFTIRQ, false);
         self.softirq_depth.set(self.softirq_depth.get() - 1);
         result
     }
@@ -440,6 +452,16 @@ impl Cx {
         self.sim.trace().record(self.sim.now_ns(), self.cpu(), self.task, kind);
     }
 
+    /// Records an event about a named thing (see [`Named`]) whose name's hash its owner computed
+    /// once (none for an observer): `name` is asked for only when the trace keeps events.
+    #[inline]
+    pub(crate) fn trace_named(&self, named: Named, name_hash: u64, name: impl FnOnce() -> Name) {
+        if self.observer {
+            return;
+        }
+        self.sim.trace().record_named((self.sim.now_ns(), self.cpu(), self.task), named, name_hash, name);
+    }
+
     /// Records free text in the trace.
     pub fn note(&self, text: impl Into<String>) {
         self.trace(EventKind::Note { text: text.into() });
@@ -518,6 +540,7 @@ impl Cx {
     /// A blocking acquisition also records the lock as the one this task waits for, until
     /// [`Cx::lock_acquired_key`] or [`Cx::lock_acquire_failed`]; the key's address names the
     /// instance (it is borrowed, so it cannot move, while the lock is awaited or held).
+    #[inline]
     pub(crate) fn lock_acquire_key(
         &self,
         key: &ClassKey,
@@ -535,6 +558,7 @@ impl Cx {
     /// Records that this task may now block until it holds acquisition `token` of the lock
     /// `instance` (an address, 0 if unknown) of class `class`: what a deadlock's report says it
     /// waits for. Only for a context that keeps a [`LockWaits`] record.
+    #[inline]
     pub(crate) fn lock_wait(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
             waits.update(|state| state.waiting = Some(LockInstance { class, instance, token, mode }));
@@ -542,6 +566,7 @@ impl Cx {
     }
 
     /// The [`LockWaits`] record's side of a completed acquisition: no longer waiting, and held.
+    #[inline]
     fn waits_acquired(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
             waits.update(|state| {
@@ -597,6 +622,7 @@ impl Cx {
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
     /// bits, a count of its acquisitions in the low ones, so no token costs an atomic.
+    #[inline]
     fn next_token(&self) -> u64 {
         let count = self.tokens.get();
         self.tokens.set(count + 1);
@@ -629,6 +655,7 @@ impl Cx {
     }
 
     /// The trace event for an acquisition of the lock whose class memo is `key` that completed.
+    #[inline]
     pub(crate) fn lock_acquired_key(&self, key: &ClassKey, mode: LockMode, trylock: bool, token: u64) {
         self.waits_acquired(key.name, std::ptr::from_ref(key) as usize, mode, token);
         self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
@@ -636,6 +663,7 @@ impl Cx {
 
     /// Records a lock event (an acquisition when `acquired` is set, else a release) in the
     /// trace through its fixed-size fast path (none for an observer).
+    #[inline]
     fn trace_lock(
         &self,
         class: &'static str,
@@ -658,6 +686,7 @@ impl Cx {
 
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
     /// (`lock_release()`).
+    #[inline]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
         self.release_held(key.name, token);
         self.trace_lock(key.name, key.name_hash, None, token);

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use crate::cx::Cx;
 use crate::lockdep::{site, FieldAccess, HeldLock, LockMode, LockdepReport};
 use crate::sync;
-use crate::trace::{EventKind, TaskId};
+use crate::trace::{Named, TaskId};
 
 /// Eraser's per-field states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,8 @@ struct Shadow {
 /// A field protected by convention. See the module documentation.
 pub struct Guarded<T> {
     field: &'static str,
+    /// The field name's trace hash, computed once (an access is traced by it, not its text).
+    field_hash: u64,
     lock: Option<&'static str>,
     shadow: StdMutex<Shadow>,
     cell: sync::RaceCell<T>,
@@ -134,7 +136,8 @@ impl<T> Guarded<T> {
             race_reported: false,
             not_held_reported: false,
         };
-        Guarded { field, lock, shadow: StdMutex::new(shadow), cell: sync::RaceCell::new(value) }
+        let field_hash = crate::trace::name_hash(field);
+        Guarded { field, field_hash, lock, shadow: StdMutex::new(shadow), cell: sync::RaceCell::new(value) }
     }
 
     /// The field's name.
@@ -194,7 +197,7 @@ impl<T> Guarded<T> {
         if cx.is_observer() {
             return;
         }
-        cx.trace(EventKind::Access { field: self.field.into(), write });
+        cx.trace_named(Named::Access { write }, self.field_hash, || self.field.into());
         if !cx.sim().lockdep().is_enabled() {
             return;
         }
@@ -293,6 +296,7 @@ impl<T> Guarded<T> {
 mod tests {
     use super::*;
     use crate::lockdep::ReportMode;
+    use crate::trace::EventKind;
     use crate::{RwSem, Sim, SimConfig, SpinLock};
 
     fn collecting() -> Sim {

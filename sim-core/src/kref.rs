@@ -26,7 +26,7 @@ use std::sync::Mutex as StdMutex;
 use crate::cx::Cx;
 use crate::sim::Violation;
 use crate::sync::atomic::{fence, AtomicU32, Ordering};
-use crate::trace::{EventKind, KrefOp, Name, TaskId};
+use crate::trace::{KrefOp, Name, Named, TaskId};
 
 /// `REFCOUNT_SATURATED` (`INT_MIN / 2`): where a count that went wrong is pinned.
 pub const REFCOUNT_SATURATED: u32 = 0xc000_0000;
@@ -79,6 +79,8 @@ impl std::error::Error for KrefError {}
 /// `struct kref`: the reference count of one object, named for reports.
 pub struct Kref {
     object: Name,
+    /// The name's trace hash, computed once (an operation is traced by it, not its text).
+    object_hash: u64,
     refcount: AtomicU32,
     book: StdMutex<Book>,
 }
@@ -94,8 +96,10 @@ impl Kref {
     /// reports and the trace ("mb_cache_entry 7").
     #[track_caller]
     pub fn new(cx: &Cx, object: impl Into<Name>) -> Kref {
+        let object: Name = object.into();
+        let object_hash = crate::trace::name_hash(&object);
         let kref =
-            Kref { object: object.into(), refcount: AtomicU32::new(1), book: StdMutex::new(Book::default()) };
+            Kref { object, object_hash, refcount: AtomicU32::new(1), book: StdMutex::new(Book::default()) };
         kref.took(cx, Location::caller());
         kref.trace(cx, KrefOp::Init, 1);
         kref
@@ -120,11 +124,10 @@ impl Kref {
     }
 
     fn trace(&self, cx: &Cx, op: KrefOp, count: u32) {
-        let object = match &self.object {
+        cx.trace_named(Named::Kref { op, count }, self.object_hash, || match &self.object {
             Cow::Borrowed(name) => Cow::Borrowed(*name),
             Cow::Owned(name) => Cow::Owned(name.clone()),
-        };
-        cx.trace(EventKind::Kref { object, op, count });
+        });
     }
 
     fn holder(cx: &Cx, site: &'static Location<'static>) -> Holder {
@@ -282,6 +285,7 @@ mod tests {
     use super::*;
     use crate::lockdep::ReportMode;
     use crate::sim::{Sim, SimConfig};
+    use crate::trace::EventKind;
 
     fn sim() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))

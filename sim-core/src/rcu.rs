@@ -33,7 +33,7 @@ use crate::cx::Cx;
 use crate::sim::{Sim, Violation};
 use crate::sync;
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::trace::EventKind;
+use crate::trace::{EventKind, Named};
 
 /// A read-side section as its context records it: a number unique in the `Sim`, and where its
 /// outermost `rcu_read_lock()` was called.
@@ -336,6 +336,8 @@ struct ObjSlot<T> {
 /// The objects one pointer publishes. Instrumentation (a `std` mutex), as the slab is.
 struct Objects<T> {
     pointer: &'static str,
+    /// The pointer name's trace hash, computed once (publications and frees are traced by it).
+    pointer_hash: u64,
     /// Read (relaxed) at each access to an object and written (relaxed) at each free: the
     /// object's memory as loom sees it. The table is invisible to loom, so without this loom's
     /// partial-order reduction would never try a free between a reader's dereference and its use;
@@ -376,7 +378,8 @@ impl<T> Objects<T> {
         };
         if freed {
             self.access_point.store(object.word(), Ordering::Relaxed);
-            cx.trace(EventKind::RcuFree { pointer: self.pointer.into(), object: object.word(), deferred });
+            let named = Named::RcuFree { object: object.word(), deferred };
+            cx.trace_named(named, self.pointer_hash, || self.pointer.into());
         } else {
             let message = format!(
                 "double free of {} {object:?} by {}/cpu{} at {}",
@@ -460,6 +463,7 @@ impl<T> RcuPointer<T> {
             word: AtomicU64::new(0),
             objects: StdArc::new(Objects {
                 pointer: name,
+                pointer_hash: crate::trace::name_hash(name),
                 access_point: AtomicU64::new(0),
                 slots: StdMutex::new((Vec::new(), Vec::new())),
             }),
@@ -500,7 +504,8 @@ impl<T> RcuPointer<T> {
     pub fn rcu_assign_pointer(&self, cx: &Cx, object: Option<RcuObj<T>>) {
         let word = object.map_or(0, RcuObj::word);
         self.word.store(word, Ordering::Release);
-        cx.trace(EventKind::RcuAssign { pointer: self.objects.pointer.into(), object: word });
+        let pointer = self.objects.pointer;
+        cx.trace_named(Named::RcuAssign { object: word }, self.objects.pointer_hash, || pointer.into());
     }
 
     /// Mirrors `rcu_access_pointer()`: the pointer's value, for a NULL test or a comparison,

@@ -169,6 +169,18 @@ impl Sim {
                 config,
             }),
         }
+        .confine_if_single_threaded()
+    }
+
+    /// A world made inside a shuttle execution or a loom model confines its trace to this OS
+    /// thread ([`crate::trace::Trace::confine_to_this_thread`]): every task of those runs on the
+    /// thread that runs the execution, so recording skips the trace's spin lock.
+    fn confine_if_single_threaded(self) -> Sim {
+        #[cfg(feature = "threaded")]
+        if crate::sync::schedule::in_execution() || crate::sync::in_loom() {
+            self.world.trace.confine_to_this_thread();
+        }
+        self
     }
 
     /// A world with [`SimConfig::new`]`(seed)`.
@@ -258,6 +270,7 @@ impl Sim {
     // --- virtual time -----------------------------------------------------------------------
 
     /// The virtual clock, nanoseconds since the world began.
+    #[inline]
     pub fn now_ns(&self) -> u64 {
         self.world.clock_ns.load(Ordering::Relaxed)
     }
@@ -312,6 +325,7 @@ impl Sim {
     // --- findings ---------------------------------------------------------------------------
 
     /// The trace.
+    #[inline]
     pub fn trace(&self) -> &Trace {
         &self.world.trace
     }
@@ -322,6 +336,7 @@ impl Sim {
     }
 
     /// Lockdep.
+    #[inline]
     pub fn lockdep(&self) -> &Lockdep {
         &self.world.lockdep
     }

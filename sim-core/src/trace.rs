@@ -102,6 +102,62 @@ pub(crate) struct LockRecord {
     pub(crate) acquired: Option<(LockMode, bool)>,
 }
 
+/// The fields of an event about one named thing (a guarded field, a kref'd object, an irq
+/// context, an RCU pointer) other than the name: what [`Trace::record_named`] hashes beside the
+/// name's precomputed hash, and what [`Trace::record`] hashes beside the name's text hashed then,
+/// so both give the same value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Named {
+    /// [`EventKind::RcuAssign`].
+    RcuAssign { object: u64 },
+    /// [`EventKind::RcuFree`].
+    RcuFree { object: u64, deferred: bool },
+    /// [`EventKind::Kref`].
+    Kref { op: KrefOp, count: u32 },
+    /// [`EventKind::Irq`].
+    Irq { enter: bool },
+    /// [`EventKind::Access`].
+    Access { write: bool },
+}
+
+impl Named {
+    /// The event's tag word (kind and flags) and its object word, if it has one.
+    fn words(self) -> (u64, Option<u64>) {
+        match self {
+            Named::RcuAssign { object } => (10, Some(object)),
+            Named::RcuFree { object, deferred } => (12 | u64::from(deferred) << 8, Some(object)),
+            Named::Kref { op, count } => (13 | (op as u64) << 8 | u64::from(count) << 32, None),
+            Named::Irq { enter } => (14 | u64::from(enter) << 8, None),
+            Named::Access { write } => (15 | u64::from(write) << 8, None),
+        }
+    }
+
+    /// The event, named `name`.
+    fn kind(self, name: Name) -> EventKind {
+        match self {
+            Named::RcuAssign { object } => EventKind::RcuAssign { pointer: name, object },
+            Named::RcuFree { object, deferred } => EventKind::RcuFree { pointer: name, object, deferred },
+            Named::Kref { op, count } => EventKind::Kref { object: name, op, count },
+            Named::Irq { enter } => EventKind::Irq { context: name, enter },
+            Named::Access { write } => EventKind::Access { field: name, write },
+        }
+    }
+
+    /// The named event `kind` split into its fields and its name, if it is one.
+    fn split(kind: &EventKind) -> Option<(Named, &str)> {
+        Some(match kind {
+            EventKind::RcuAssign { pointer, object } => (Named::RcuAssign { object: *object }, pointer),
+            EventKind::RcuFree { pointer, object, deferred } => {
+                (Named::RcuFree { object: *object, deferred: *deferred }, pointer)
+            }
+            EventKind::Kref { object, op, count } => (Named::Kref { op: *op, count: *count }, object),
+            EventKind::Irq { context, enter } => (Named::Irq { enter: *enter }, context),
+            EventKind::Access { field, write } => (Named::Access { write: *write }, field),
+            _ => return None,
+        })
+    }
+}
+
 /// How much of the trace is kept in memory. The hash always covers every event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceMode {
@@ -168,18 +224,17 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// This thread's key for [`Trace::owner`]: unique in the process, never 0.
+/// This thread's key for [`Trace::owner`]: the address of a thread-local byte, never 0 and
+/// unique among the threads alive (a thread made after another ended may reuse its address,
+/// which only weakens the check of a confined trace recorded from a thread that outlived its
+/// owner). A constant-initialised thread-local without a destructor, so reading the key is one
+/// thread-pointer-relative address, no call and no lazy initialisation, on every event.
+#[inline]
 fn thread_key() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
     thread_local! {
-        static KEY: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+        static ANCHOR: u8 = const { 0 };
     }
-    KEY.with(|key| {
-        if key.get() == 0 {
-            key.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        key.get()
-    })
+    ANCHOR.with(|anchor| std::ptr::from_ref(anchor) as usize as u64)
 }
 
 /// The hash's starting value.
@@ -225,6 +280,16 @@ impl TraceHasher {
         self.word(count);
     }
 
+    /// The words of a named event: its tag with the name's [`name_hash`], then its object word
+    /// if it has one, so the name's text is never hashed per event ([`Trace::record_named`]).
+    fn named(&mut self, named: Named, name_hash: u64) {
+        let (tag, object) = named.words();
+        self.word(tag ^ name_hash.rotate_left(24));
+        if let Some(object) = object {
+            self.word(object);
+        }
+    }
+
     fn text(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let mut chunks = bytes.chunks_exact(8);
@@ -256,6 +321,11 @@ impl CallName {
     /// The call's name, as the kept event's text says it.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The name's hash, as [`Trace::record_named`] takes it.
+    pub(crate) const fn hash(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -301,13 +371,16 @@ pub(crate) fn name_hash(text: &str) -> u64 {
     hasher.0
 }
 
-/// Folds one event into the trace hash. One flat match arm per event kind, each with its own tag
-/// word, so it grows past 70 lines with the kinds; splitting it would only scatter the tags, which
-/// must stay distinct and are easiest to check side by side.
-fn hash_event(hash: &mut u64, event: &Event) {
-    let mut hasher = TraceHasher(*hash);
-    hasher.header(event.seq, event.time_ns, event.cpu, event.task);
-    match &event.kind {
+/// Folds what an event says (after its header) into the trace hash: one flat match arm per
+/// event kind, each with its own tag word, so the tags, which must stay distinct, are easy to
+/// check side by side. A named event's name enters as its [`name_hash`], as
+/// [`Trace::record_named`] folds it.
+fn hash_kind(hasher: &mut TraceHasher, kind: &EventKind) {
+    if let Some((named, name)) = Named::split(kind) {
+        hasher.named(named, name_hash(name));
+        return;
+    }
+    match kind {
         EventKind::Acquired { class, mode, trylock, token } => {
             hasher.lock_event(Some((*mode, *trylock)), name_hash(class), *token);
         }
@@ -341,31 +414,13 @@ fn hash_event(hash: &mut u64, event: &Event) {
             hasher.text(message);
         }
         EventKind::RcuReadSide { lock } => hasher.word(9 | u64::from(*lock) << 8),
-        EventKind::RcuAssign { pointer, object } => {
-            hasher.word(10);
-            hasher.text(pointer);
-            hasher.word(*object);
-        }
         EventKind::RcuGracePeriod { callbacks } => hasher.word(11 | u64::from(*callbacks) << 8),
-        EventKind::RcuFree { pointer, object, deferred } => {
-            hasher.word(12 | u64::from(*deferred) << 8);
-            hasher.text(pointer);
-            hasher.word(*object);
-        }
-        EventKind::Kref { object, op, count } => {
-            hasher.word(13 | (*op as u64) << 8 | u64::from(*count) << 32);
-            hasher.text(object);
-        }
-        EventKind::Irq { context, enter } => {
-            hasher.word(14 | u64::from(*enter) << 8);
-            hasher.text(context);
-        }
-        EventKind::Access { field, write } => {
-            hasher.word(15 | u64::from(*write) << 8);
-            hasher.text(field);
-        }
+        EventKind::RcuAssign { .. }
+        | EventKind::RcuFree { .. }
+        | EventKind::Kref { .. }
+        | EventKind::Irq { .. }
+        | EventKind::Access { .. } => unreachable!("named events are hashed above"),
     }
-    *hash = hasher.0;
 }
 
 impl Trace {
@@ -393,8 +448,15 @@ impl Trace {
         self.owner.store(thread_key(), Ordering::Relaxed);
     }
 
+    /// Whether recording is confined to one thread ([`Trace::confine_to_this_thread`]), so that
+    /// it skips the spin lock.
+    pub fn is_confined(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) != 0
+    }
+
     /// Serializes a recording: the spin lock, or nothing when the trace is confined to this
     /// thread (then no other thread records, so nothing can interleave).
+    #[inline]
     fn enter(&self) -> Option<Busy<'_>> {
         match self.owner.load(Ordering::Relaxed) {
             0 => Some(Busy::take(&self.busy)),
@@ -407,14 +469,33 @@ impl Trace {
 
     /// Records an event at the next sequence number.
     pub fn record(&self, time_ns: u64, cpu: u32, task: TaskId, kind: EventKind) {
+        self.record_with((time_ns, cpu, task), |hasher, keep| {
+            hash_kind(hasher, &kind);
+            keep.then_some(kind)
+        });
+    }
+
+    /// The one recording path: the next sequence number and the event's header into the hash,
+    /// then `event` folds the event's own words and, when `keep` (events are kept), returns the
+    /// event's kind to keep. The sequence number and the hash are updated in one
+    /// [`Trace::enter`], so events hash in sequence order whichever thread records them.
+    #[inline]
+    fn record_with(
+        &self,
+        at: (u64, u32, TaskId),
+        event: impl FnOnce(&mut TraceHasher, bool) -> Option<EventKind>,
+    ) {
+        let (time_ns, cpu, task) = at;
         let _busy = self.enter();
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
-        let event = Event { seq, time_ns, cpu, task, kind };
-        let mut hash = self.hash.load(Ordering::Relaxed);
-        hash_event(&mut hash, &event);
-        self.hash.store(hash, Ordering::Relaxed);
-        self.keep(event);
+        let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
+        hasher.header(seq, time_ns, cpu, task);
+        let kind = event(&mut hasher, self.mode != TraceMode::HashOnly);
+        self.hash.store(hasher.0, Ordering::Relaxed);
+        if let Some(kind) = kind {
+            self.keep(Event { seq, time_ns, cpu, task, kind });
+        }
     }
 
     /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
@@ -424,22 +505,34 @@ impl Trace {
     /// are kept.
     #[inline]
     pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
-        let (time_ns, cpu, task) = at;
-        let _busy = self.enter();
-        let seq = self.seq.load(Ordering::Relaxed) + 1;
-        self.seq.store(seq, Ordering::Relaxed);
-        let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
-        hasher.header(seq, time_ns, cpu, task);
-        hasher.lock_event(lock.acquired, lock.class_hash, lock.token);
-        self.hash.store(hasher.0, Ordering::Relaxed);
-        if self.mode != TraceMode::HashOnly {
-            let class = Cow::Borrowed(lock.class);
-            let kind = match lock.acquired {
-                Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
-                None => EventKind::Released { class, token: lock.token },
-            };
-            self.keep(Event { seq, time_ns, cpu, task, kind });
-        }
+        self.record_with(at, |hasher, keep| {
+            hasher.lock_event(lock.acquired, lock.class_hash, lock.token);
+            keep.then(|| {
+                let class = Cow::Borrowed(lock.class);
+                match lock.acquired {
+                    Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
+                    None => EventKind::Released { class, token: lock.token },
+                }
+            })
+        });
+    }
+
+    /// Records an event about a named thing ([`Named`]: a guarded field's access, a kref
+    /// operation, an irq's entry or exit, an RCU publication or free) with the name's hash
+    /// computed once by its owner, as [`Trace::record`] would the same event with the same hash.
+    /// The name (`name`, which may clone an owned one) is asked for only when events are kept.
+    #[inline]
+    pub(crate) fn record_named(
+        &self,
+        at: (u64, u32, TaskId),
+        named: Named,
+        name_hash: u64,
+        name: impl FnOnce() -> Name,
+    ) {
+        self.record_with(at, |hasher, keep| {
+            hasher.named(named, name_hash);
+            keep.then(|| named.kind(name()))
+        });
     }
 
     /// Records the start (`end` false) or end of a call as fixed-size words: the call's
@@ -455,23 +548,17 @@ impl Trace {
         words: impl IntoIterator<Item = u64>,
         text: impl FnOnce() -> String,
     ) {
-        let (time_ns, cpu, task) = at;
-        let _busy = self.enter();
-        let seq = self.seq.load(Ordering::Relaxed) + 1;
-        self.seq.store(seq, Ordering::Relaxed);
-        let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
-        hasher.header(seq, time_ns, cpu, task);
-        hasher.call_event(end, name, words);
-        self.hash.store(hasher.0, Ordering::Relaxed);
-        if self.mode != TraceMode::HashOnly {
-            let name = Cow::Borrowed(name.name);
-            let kind = if end {
-                EventKind::OpEnd { name, result: text() }
-            } else {
-                EventKind::OpBegin { name, detail: text() }
-            };
-            self.keep(Event { seq, time_ns, cpu, task, kind });
-        }
+        self.record_with(at, |hasher, keep| {
+            hasher.call_event(end, name, words);
+            keep.then(|| {
+                let name = Cow::Borrowed(name.name);
+                if end {
+                    EventKind::OpEnd { name, result: text() }
+                } else {
+                    EventKind::OpBegin { name, detail: text() }
+                }
+            })
+        });
     }
 
     /// Keeps `event` as the mode says (the caller holds [`Trace::busy`], so kept events stay in
@@ -1007,6 +1094,45 @@ mod tests {
         split.record_call((1, 0, 1), false, &GET, [7], String::new);
         split.record_call((2, 0, 1), true, &GET, [9, 0], String::new);
         assert_ne!(split.hash(), hashed.hash(), "words moved between begin and end must change it");
+    }
+
+    #[test]
+    fn named_events_hash_by_the_names_hash_as_their_text_does() {
+        let kinds = [
+            Named::RcuAssign { object: 7 },
+            Named::RcuFree { object: 7, deferred: true },
+            Named::Kref { op: KrefOp::Get, count: 2 },
+            Named::Irq { enter: true },
+            Named::Access { write: false },
+        ];
+        let fast = Trace::new(TraceMode::HashOnly);
+        let kept = Trace::new(TraceMode::Full);
+        let text = Trace::new(TraceMode::HashOnly);
+        let asked = std::cell::Cell::new(0);
+        for named in kinds {
+            for trace in [&fast, &kept] {
+                trace.record_named((3, 1, 2), named, name_hash("entry 7"), || {
+                    asked.set(asked.get() + 1);
+                    "entry 7".into()
+                });
+            }
+            text.record(3, 1, 2, named.kind("entry 7".into()));
+        }
+        assert_eq!(fast.hash(), text.hash(), "the fast path must hash as the event's text does");
+        assert_eq!(kept.hash(), text.hash());
+        assert_eq!(asked.get(), kinds.len(), "the name is asked for by the kept trace only");
+        assert_eq!(
+            kept.events()[2].kind,
+            EventKind::Kref { object: "entry 7".into(), op: KrefOp::Get, count: 2 }
+        );
+        let other = Trace::new(TraceMode::HashOnly);
+        for named in kinds {
+            other.record_named((3, 1, 2), named, name_hash("entry 8"), || "entry 8".into());
+        }
+        assert_ne!(other.hash(), fast.hash(), "another name must change the hash");
+        for (a, b) in kinds.iter().zip(kinds.iter().skip(1)) {
+            assert_ne!(a.words().0, b.words().0, "each kind has its own tag: {a:?} {b:?}");
+        }
     }
 
     #[test]

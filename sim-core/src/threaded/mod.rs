@@ -33,7 +33,7 @@ use crate::check::{Artifact, CampaignOptions, CampaignReport, Failure, Progress,
 use crate::cx::{Cx, LockWaits};
 use crate::lockdep::{LockdepReport, ReportMode};
 use crate::sim::Sim;
-use crate::trace::{Event, TaskId, TraceMode};
+use crate::trace::{CallName, Event, TaskId, TraceMode};
 use crate::violation::{Violation, ViolationKind};
 
 pub use linearize::{Entry, Verdict, NODES_MAX};
@@ -463,6 +463,10 @@ fn lock_waits_report(tasks: &[Arc<LockWaits>]) -> String {
     text
 }
 
+/// An operation's bounds in a thread's trace, recorded as words (the thread and the operation's
+/// index): the text is built only when the trace keeps events.
+const OP: CallName = CallName::new("op");
+
 /// One execution's body, inside shuttle: build, prefix, threads, then the quiescent checks.
 fn execute<S: ThreadedSubject>(
     config: &S::Config,
@@ -638,7 +642,8 @@ fn run_concurrently<S: ThreadedSubject>(
                     }
                     locked(&slots)[index].in_flight[thread] = Some(format!("op {op_index} {op:?}"));
                     let invoked = clock.fetch_add(1, Ordering::Relaxed);
-                    cx.op_begin("op", format!("{thread}.{op_index} {op:?}"));
+                    let words = [thread as u64, op_index as u64];
+                    cx.call_begin(&OP, words, || format!("{thread}.{op_index} {op:?}"));
                     let outcome = match catch_unwind(AssertUnwindSafe(|| S::apply_shared(&shared, &cx, op))) {
                         Ok(outcome) => outcome,
                         Err(payload) => {
@@ -647,7 +652,7 @@ fn run_concurrently<S: ThreadedSubject>(
                             return;
                         }
                     };
-                    cx.op_end("op", format!("{outcome:?}"));
+                    cx.call_end(&OP, words, || format!("{outcome:?}"));
                     let returned = clock.fetch_add(1, Ordering::Relaxed);
                     {
                         let mut slots = locked(&slots);

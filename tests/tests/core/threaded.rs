@@ -77,6 +77,37 @@ fn the_dual_backend_makes_shuttle_objects_only_inside_an_execution() {
     assert_eq!(ran.recorded.len(), 1);
 }
 
+/// Every task of a shuttle execution runs on the OS thread that runs it, so a world made inside
+/// one records into its trace without the spin lock; a world made outside keeps it.
+#[test]
+fn a_world_made_inside_an_execution_confines_its_trace_and_every_task_records() {
+    use sim_core::{Sim, SimConfig, SpinLock};
+    let outside = Sim::new(SimConfig::new(1));
+    assert!(!outside.trace().is_confined(), "a world made outside an execution may be shared by threads");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let scheduler = threaded::SchedulerChoice::Random.scheduler(7, 1).expect("scheduler");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let result = seen.clone();
+    let ran = threaded::run_threads(scheduler, 1000, stop, move || {
+        let sim = Sim::new(SimConfig::new(1));
+        let lock = std::sync::Arc::new(SpinLock::new("shared_lock", 0u32));
+        let handles: Vec<_> = (0..2)
+            .map(|thread| {
+                let (sim, lock) = (sim.clone(), lock.clone());
+                sim_core::sync::thread::spawn(move || *lock.lock(&sim.cx(&format!("t{thread}"), 0)) += 1)
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("thread");
+        }
+        *result.lock().expect("std lock") = Some((sim.trace().is_confined(), sim.trace().len()));
+    });
+    assert!(ran.escaped.is_none(), "{:?}", ran.escaped);
+    let (confined, events) = seen.lock().expect("std lock").expect("the execution ran");
+    assert!(confined, "a world made inside an execution confines its trace");
+    assert_eq!(events, 4, "both tasks' acquisitions and releases are recorded");
+}
+
 /// Seeds the threaded determinism tests run per subsystem (issue 11: "a test checks 1000 seeds
 /// run twice").
 const DETERMINISM_SEEDS: u64 = 1000;
