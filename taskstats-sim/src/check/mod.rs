@@ -334,7 +334,9 @@ impl TaskstatsSubject {
         let bytes = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port, cmd, &attrs);
         let faults_before = sim.faults().failed();
         let mut replies = match sender {
-            Some((pid, cpu)) => self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes),
+            Some((pid, cpu)) => {
+                self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
+            }
             None => Vec::new(),
         };
         let faulted = sim.faults().failed() != faults_before;
