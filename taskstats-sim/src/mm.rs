@@ -15,7 +15,16 @@ use std::fmt;
 
 use sim_core::sync::atomic::{AtomicU64, Ordering};
 use sim_core::sync::{Arc, RaceCell};
+use sim_core::trace::{text_word, CallName};
 use sim_core::{Cx, Kref, SpinLock};
+
+use crate::task::trace_point;
+
+/// exit_mm(), as the trace shows a task letting go of its mm.
+const EXIT_MM: CallName = CallName::new("exit_mm");
+
+/// __mmput(), as the trace shows an mm's last user going.
+const MMPUT_LAST: CallName = CallName::new("__mmput");
 
 /// `struct mm_struct` as far as taskstats reads it: `mm_users` and the high-water marks
 /// xacct_add_tsk() reports.
@@ -59,9 +68,10 @@ impl MmStruct {
     #[track_caller]
     pub(crate) fn mmput(&self, cx: &Cx) -> bool {
         cx.might_sleep("mmput");
-        let name = self.users.object().to_string();
         self.users.put(cx, |cx| {
-            cx.note(format!("__mmput: the last user is gone; exit_mmap() and mmdrop() free the {name}"));
+            trace_point(cx, &MMPUT_LAST, [text_word(self.name())], || {
+                format!("__mmput: the last user is gone; exit_mmap() and mmdrop() free the {}", self.name())
+            });
             cx.sim().mark("mm-freed");
         })
     }
@@ -144,7 +154,9 @@ impl TaskMm {
         let mm = self.mm.with_mut(Option::take);
         drop(guard);
         if let Some(mm) = mm {
-            cx.note(format!("exit_mm: tsk->mm = NULL under task_lock, then mmput({})", mm.name()));
+            trace_point(cx, &EXIT_MM, [text_word(mm.name())], || {
+                format!("exit_mm: tsk->mm = NULL under task_lock, then mmput({})", mm.name())
+            });
             mm.mmput(cx);
         }
     }

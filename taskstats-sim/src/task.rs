@@ -9,10 +9,28 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Guarded, Kref, RcuPointer, SpinLock};
 
 use crate::mm::TaskMm;
 use crate::wire::{TaskstatsRecord, TS_COMM_LEN};
+
+/// __put_task_struct(), as the trace shows a task's last put.
+const PUT_TASK_STRUCT: CallName = CallName::new("__put_task_struct");
+
+/// A point in the trace (`name` happened, with `words`) as a zero-length call: the structured
+/// form of a note, hashed as words on every run, its `text` built only when a trace keeps events.
+/// For the notes on the operations' hot paths (a fork, an exit, a last put); rarer notes stay
+/// text.
+pub(crate) fn trace_point<const N: usize>(
+    cx: &Cx,
+    name: &CallName,
+    words: [u64; N],
+    text: impl FnOnce() -> String,
+) {
+    cx.call_begin(name, words, text);
+    cx.call_end(name, [], String::new);
+}
 
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
 pub(crate) const OVERFLOW_UID: u32 = 65534;
@@ -366,7 +384,9 @@ impl Task {
     pub fn put_task_struct(&self, cx: &Cx) -> bool {
         let pid = self.pid;
         self.usage.put(cx, |cx| {
-            cx.note(format!("__put_task_struct: task_struct {pid} freed"));
+            trace_point(cx, &PUT_TASK_STRUCT, [u64::from(pid)], || {
+                format!("__put_task_struct: task_struct {pid} freed")
+            });
             cx.sim().mark("task-struct-freed");
         })
     }

@@ -5,7 +5,9 @@
 //!
 //! Every model entry point takes the caller's `&Cx`; [`task_cx`] and [`sender_cx`] are how a
 //! driver (this subject, the scenarios, the CLI, tests and benches) makes the context of the task
-//! that runs an operation.
+//! that runs an operation. The subject itself reads what one operation needs through one observer
+//! context, in as few looks at the tables as it can (`*_seen` helpers): the driver's reads were
+//! a fifth of a campaign's time.
 
 mod catalog;
 mod op;
@@ -23,7 +25,10 @@ use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
 use sim_core::fixes::FixTableOf;
 use sim_core::{Cx, Sim, SimConfig, Violation};
 
+use sim_core::sync::Arc;
+
 use crate::fixes::{Fixes, TaskstatsFixes};
+use crate::task::{ExitState, Task};
 use crate::taskstats::{Params, Preemption, Taskstats, NR_CPUS};
 use crate::wire::*;
 
@@ -93,8 +98,13 @@ pub(crate) fn default_faults() -> FaultPlan {
 }
 
 /// (calls, failures) of the clone attribute so far; zero when the plan has none.
+#[cfg_attr(not(feature = "threaded"), allow(dead_code))]
 fn clone_counters(sim: &Sim) -> (u64, u64) {
-    let plan = sim.faults();
+    clone_counters_of(&sim.faults())
+}
+
+/// [`clone_counters`] of a copy of the plan the caller already made (each copy clones it).
+fn clone_counters_of(plan: &FaultPlan) -> (u64, u64) {
     plan.attrs
         .get(CLONE_ATTR)
         .filter(|a| a.site.as_deref() == Some("skb_clone"))
@@ -111,7 +121,12 @@ pub fn task_cx(sim: &Sim, model: &Taskstats, pid: u32, name: &str) -> Cx {
 /// The context of the task that sends on port `port` (see [`Taskstats::port_sender`]); None
 /// when the port is not open or its process has no live thread.
 pub fn sender_cx(sim: &Sim, model: &Taskstats, port: u32) -> Option<Cx> {
-    let (pid, cpu) = model.port_sender(&sim.observer_cx("sender_cx", 0), port)?;
+    sender_cx_seen(sim, model, &sim.observer_cx("sender_cx", 0), port)
+}
+
+/// [`sender_cx`], the port and the task table read through the caller's `observer`.
+fn sender_cx_seen(sim: &Sim, model: &Taskstats, observer: &Cx, port: u32) -> Option<Cx> {
+    let (pid, cpu) = model.port_sender(observer, port)?;
     Some(sim.cx_for_task(pid, "sendmsg", cpu))
 }
 
@@ -121,25 +136,27 @@ pub fn netlink_send(sim: &Sim, model: &Taskstats, port: u32, bytes: &[u8]) -> Ve
     sender_cx(sim, model, port).map(|cx| model.netlink_request(&cx, port, bytes)).unwrap_or_default()
 }
 
-/// The listener lists of `model`, head first, as an observer reads them.
-fn lists_of(sim: &Sim, model: &Taskstats) -> Vec<Vec<u32>> {
-    let cx = sim.observer_cx("lists", 0);
+/// The listener lists of `model`, head first, as `observer` reads them.
+fn lists_of(model: &Taskstats, observer: &Cx) -> Vec<Vec<u32>> {
     (0..model.params().cpus)
-        .map(|cpu| model.listeners(&cx, cpu).into_iter().map(|(p, _)| p).collect())
+        .map(|cpu| model.listeners(observer, cpu).into_iter().map(|(p, _)| p).collect())
         .collect()
 }
 
-/// do_exit() of live task `pid` and what the checker saw of it: the report, the clones the fault
-/// injector counted, and the lists when another fault struck.
-fn exit_outcome(sim: &Sim, model: &Taskstats, pid: u32) -> Outcome {
-    let faults_before = sim.faults().failed();
-    let clones_before = clone_counters(sim);
-    let Some(report) = model.exit(&task_cx(sim, model, pid, "do_exit")) else {
+/// do_exit() of a live task run as `cx` (the task's context) and what the checker saw of it:
+/// the report, the clones the fault injector counted, and the lists when another fault struck.
+fn exit_outcome(sim: &Sim, model: &Taskstats, cx: &Cx) -> Outcome {
+    let (faults_before, clones_before) = {
+        let plan = sim.faults();
+        (plan.failed(), clone_counters_of(&plan))
+    };
+    let Some(report) = model.exit(cx) else {
         return Outcome::Done;
     };
-    let clones_after = clone_counters(sim);
+    let plan = sim.faults();
+    let clones_after = clone_counters_of(&plan);
     let clone_failed = clones_after.1 > clones_before.1;
-    let other_faults = sim.faults().failed() - faults_before - (clones_after.1 - clones_before.1);
+    let other_faults = plan.failed() - faults_before - (clones_after.1 - clones_before.1);
     Outcome::Exited {
         pid: report.pid,
         cpu: report.cpu,
@@ -188,13 +205,29 @@ impl TaskstatsSubject {
         self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that the coming or finished operation touches task `pid`'s group and the
-    /// listener list of the CPU it is on (where its exit delivers and prunes).
-    fn touch(&self, sim: &Sim, pid: u32) {
-        let Some(task) = self.model.task(&sim.observer_cx("touch", 0), pid) else { return };
+    /// Records that the coming or finished operation touches `task`'s group and the listener
+    /// list of the CPU it is on (where its exit delivers and prunes).
+    fn touch(&self, task: &Task) {
         let mut touched = self.touched();
         touched.tgids.insert(task.tgid);
         touched.cpus |= 1u64.checked_shl(task.cpu).unwrap_or(0);
+    }
+
+    /// [`Self::touch`] of task `pid` as `observer` finds it (nothing for a task not in the table).
+    fn touch_pid(&self, observer: &Cx, pid: u32) {
+        if let Some(task) = self.model.task(observer, pid) {
+            self.touch(&task);
+        }
+    }
+
+    /// The task `index` picks among the tasks `wanted` accepts, by ascending pid, modulo their
+    /// number (what indexing a list of their pids picks), in one look at the task table.
+    fn pick_task(&self, observer: &Cx, index: u8, wanted: impl Fn(&Task) -> bool) -> Option<Arc<Task>> {
+        self.model.with_task_table(observer, |table| {
+            let count = table.tasks.values().filter(|t| wanted(t)).count();
+            let nth = usize::from(index) % count.max(1);
+            table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned()
+        })
     }
 
     /// The CPUs a REGISTER or DEREGISTER with `mask` may change the lists of (all, for odd
@@ -207,74 +240,88 @@ impl TaskstatsSubject {
         }
     }
 
-    /// The facts a request's errno depends on, read through an observer context, and the
-    /// number the query's target has in the requester's pid namespace.
-    fn facts(&self, sim: &Sim, port: u32, target: Option<&Target>, fd: Option<u8>) -> (RequestFacts, u32) {
-        let cx = sim.observer_cx("facts", 0);
-        let live = self.model.live_pids(&cx);
-        let p = self.model.port_owner(&cx, port).unwrap_or((0, 0));
-        let current =
-            live.iter().copied().find(|&pid| self.model.task(&cx, pid).is_some_and(|t| t.tgid == p.0));
-        let current = current.and_then(|pid| self.model.task(&cx, pid));
-        let mut facts = RequestFacts {
-            capable: current.as_ref().is_some_and(|t| t.cap_net_admin && t.user_ns == 0),
-            init_ns: current.as_ref().is_some_and(|t| t.user_ns == 0 && t.pid_ns() == 0),
-            target_exists: false,
-            fd_is_cgroup: None,
-            queued: p.1,
-            target_pid: None,
-        };
-        let ns = match (&current, self.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
-            (Some(t), true) => t.pid_ns(),
-            _ => 0,
-        };
-        let mut nr = 0;
-        if let Some(target) = target {
-            let mut all = live.clone();
-            all.extend(self.model.zombie_pids(&cx));
-            all.sort_unstable();
-            nr = match target {
-                Target::Task(i) => pick(&all, *i).map_or(0, |pid| self.model.task_nr_in(&cx, pid, ns)),
-                Target::Nr(n) => *n,
+    /// The facts a request on `port` depends on, the number the query's target has in the
+    /// requester's pid namespace, and the task that sends on the port (pid and CPU; None when
+    /// the port is closed or its process has no live thread, as [`Taskstats::port_sender`]),
+    /// read through `observer` in one look at the port and one at the task table.
+    fn facts(
+        &self,
+        observer: &Cx,
+        port: u32,
+        target: Option<&Target>,
+        fd: Option<u8>,
+    ) -> (RequestFacts, u32, Option<(u32, u32)>) {
+        let (owner, queued, open) = self.model.port_state(observer, port).unwrap_or((0, 0, false));
+        let pid_namespaces = self.config.fixes.on(crate::fixes::PID_NAMESPACES);
+        let (mut facts, nr, current) = self.model.with_task_table(observer, |table| {
+            // The process's lowest live thread speaks for it.
+            let current = table.tasks.values().find(|t| t.tgid == owner && t.exit_state == ExitState::None);
+            let mut facts = RequestFacts {
+                capable: current.is_some_and(|t| t.cap_net_admin && t.user_ns == 0),
+                init_ns: current.is_some_and(|t| t.user_ns == 0 && t.pid_ns() == 0),
+                target_exists: false,
+                fd_is_cgroup: None,
+                queued,
+                target_pid: None,
             };
-            facts.target_pid =
-                all.iter().copied().find(|&pid| nr != 0 && self.model.task_nr_in(&cx, pid, ns) == nr);
-            facts.target_exists = facts.target_pid.is_some();
+            let ns = match (current, pid_namespaces) {
+                (Some(t), true) => t.pid_ns(),
+                _ => 0,
+            };
+            // A query picks among live tasks and zombies: every task in the table, by pid.
+            let nr = match target {
+                Some(Target::Task(i)) if !table.tasks.is_empty() => {
+                    let pid = table.tasks.keys().nth(usize::from(*i) % table.tasks.len());
+                    pid.map_or(0, |&pid| table.pid_nr_ns(pid, ns))
+                }
+                Some(Target::Nr(n)) => *n,
+                _ => 0,
+            };
+            if target.is_some() && nr != 0 {
+                facts.target_pid = table.tasks.keys().copied().find(|&pid| table.pid_nr_ns(pid, ns) == nr);
+                facts.target_exists = facts.target_pid.is_some();
+            }
+            (facts, nr, current.map(|t| (t.pid, t.cpu, t.tgid)))
+        });
+        if let (Some(fd), Some((_, _, tgid))) = (fd, current) {
+            facts.fd_is_cgroup = self.model.fd_kind(observer, tgid, u32::from(fd));
         }
-        if let (Some(fd), Some(t)) = (fd, &current) {
-            facts.fd_is_cgroup = self.model.fd_kind(&cx, t.tgid, u32::from(fd));
-        }
-        (facts, nr)
+        let sender = current.filter(|_| open).map(|(pid, cpu, _)| (pid, cpu));
+        (facts, nr, sender)
     }
 
     /// One TASKSTATS/CGROUPSTATS request on the `port`-th open port, sent by that port's
     /// process, with the target's number and the fd filled in.
+    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
         sim: &Sim,
+        observer: &Cx,
         port: u8,
         attrs: Vec<(u16, Vec<u8>)>,
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let Some(port) = pick(&self.port_ids(sim), port) else {
+        let Some(port) = self.model.port_pick(observer, port) else {
             return Outcome::Done;
         };
-        self.request_on(sim, port, attrs, cmd, target, fd)
+        self.request_on(sim, observer, port, attrs, cmd, target, fd)
     }
 
     /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first).
+    #[allow(clippy::too_many_arguments)]
     fn request_on(
         &self,
         sim: &Sim,
+        observer: &Cx,
         port: u32,
         attrs: Vec<(u16, Vec<u8>)>,
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let (mut facts, nr) = self.facts(sim, port, target, fd);
+        let (mut facts, nr, sender) = self.facts(observer, port, target, fd);
         let mut attrs = attrs;
         for (kind, payload) in attrs.iter_mut() {
             if (*kind == TASKSTATS_CMD_ATTR_PID || *kind == TASKSTATS_CMD_ATTR_TGID) && target.is_some() {
@@ -286,8 +333,10 @@ impl TaskstatsSubject {
         }
         let bytes = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port, cmd, &attrs);
         let faults_before = sim.faults().failed();
-        let mut replies = match sender_cx(sim, &self.model, port) {
-            Some(cx) => self.model.netlink_request(&cx, port, &bytes),
+        let mut replies = match sender {
+            Some((pid, cpu)) => {
+                self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
+            }
             None => Vec::new(),
         };
         let faulted = sim.faults().failed() != faults_before;
@@ -295,41 +344,34 @@ impl TaskstatsSubject {
         // events carry 0); threaded, another task's exit may queue events meanwhile, and the
         // queue may grow while the request runs (no recvmsg(2) on the port can overlap it).
         replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
-        facts.queued =
-            facts.queued.max(self.model.port_owner(&sim.observer_cx("facts", 0), port).map_or(0, |p| p.1));
+        facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         let error = replies.pop().and_then(|ack| {
             let hdr = NlMsgHdr::parse(&ack)?;
             (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
         });
         // A dropped ack (full queue) hides whether a registration happened: the lists decide.
-        let lists_after = (faulted || error.is_none()).then(|| self.lists(sim));
+        let lists_after = (faulted || error.is_none()).then(|| lists_of(&self.model, observer));
         Outcome::Request { facts, error, replies, port, lists_after }
     }
 
-    /// The listener lists, head first, as an observer reads them.
-    fn lists(&self, sim: &Sim) -> Vec<Vec<u32>> {
-        lists_of(sim, &self.model)
+    /// `task`'s accounting counters, read by `observer` (the figures a run adds to).
+    fn work_of(observer: &Cx, task: &Task) -> crate::task::Acct {
+        let inner = task.signal.lock.lock_irqsave(observer);
+        inner.threads.get(&task.pid).map(|(acct, _)| *acct).unwrap_or_default()
     }
 
-    /// The task's accounting counters, read by an observer (the figures a run adds to).
-    fn work_of(&self, sim: &Sim, pid: u32) -> crate::task::Acct {
-        let cx = sim.observer_cx("work", 0);
-        let Some(task) = self.model.task(&cx, pid) else { return Default::default() };
-        let inner = task.signal.lock.lock_irqsave(&cx);
-        inner.threads.get(&pid).map(|(acct, _)| *acct).unwrap_or_default()
-    }
-
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     fn live_pids(&self, sim: &Sim) -> Vec<u32> {
         self.model.live_pids(&sim.observer_cx("op", 0))
     }
 
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     fn port_ids(&self, sim: &Sim) -> Vec<u32> {
         self.model.port_ids(&sim.observer_cx("op", 0))
     }
 
     /// The task operations: fork, run, scheduler changes, open(2), socket(2).
-    fn apply_task_op(&self, sim: &Sim, op: &Op) -> Outcome {
-        let live = self.live_pids(sim);
+    fn apply_task_op(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
         let (task, name) = match op {
             Op::Fork { parent, .. } => (*parent, "fork"),
             Op::Run { task } => (*task, "run"),
@@ -340,24 +382,25 @@ impl TaskstatsSubject {
             }
             _ => unreachable!("apply_task_op is called for task operations only"),
         };
-        let Some(pid) = pick(&live, task) else {
+        let Some(task) = self.pick_task(observer, task, |t| t.exit_state == ExitState::None) else {
             return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
         };
-        let cx = if name == "sched" { sim.cx("sched", 0) } else { task_cx(sim, &self.model, pid, name) };
+        let pid = task.pid;
+        let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu) };
         match op {
             Op::Fork { kind, .. } => {
-                self.touch(sim, pid);
+                self.touch(&task);
                 let forked = self.model.fork(&cx, *kind);
                 if let Ok(child) = forked {
-                    self.touch(sim, child);
+                    self.touch_pid(observer, child);
                 }
                 return Outcome::Forked(forked);
             }
             Op::Run { .. } => {
-                let before = self.work_of(sim, pid);
+                let before = Self::work_of(observer, &task);
                 self.model.run(&cx);
-                let after = self.work_of(sim, pid);
-                return Outcome::Ran { pid, work: op::work_between(&before, &after) };
+                let after = self.model.task(observer, pid).map(|t| Self::work_of(observer, &t));
+                return Outcome::Ran { pid, work: op::work_between(&before, &after.unwrap_or_default()) };
             }
             Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
             Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
@@ -374,13 +417,13 @@ impl TaskstatsSubject {
     }
 
     /// do_exit() of a live task other than init (it reaps and owns the world).
-    fn apply_exit(&self, sim: &Sim, task: u8) -> Outcome {
-        let candidates: Vec<u32> = self.live_pids(sim).into_iter().filter(|&p| p != 1).collect();
-        let Some(pid) = pick(&candidates, task) else {
+    fn apply_exit(&self, sim: &Sim, observer: &Cx, task: u8) -> Outcome {
+        let wanted = |t: &Task| t.exit_state == ExitState::None && t.pid != 1;
+        let Some(task) = self.pick_task(observer, task, wanted) else {
             return Outcome::Done;
         };
-        self.touch(sim, pid);
-        exit_outcome(sim, &self.model, pid)
+        self.touch(&task);
+        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu))
     }
 
     /// A PID query whose requester is preempted at its first preemption point while the task
@@ -388,38 +431,37 @@ impl TaskstatsSubject {
     /// finished. The candidates are live tasks other than init and the requester whose exit
     /// record does not go to the requester's port (its CPU's list does not hold the port): the
     /// request reads its port after the call, so it would drain that record with its reply.
-    fn preempted_query(&self, sim: &Sim, op: &Op, which: u8) -> Outcome {
+    fn preempted_query(&self, sim: &Sim, observer: &Cx, op: &Op, which: u8) -> Outcome {
         let Op::QueryPid { port, target, .. } = op else {
             unreachable!("preempted_query is called for PID queries only")
         };
         let plain = Op::QueryPid { port: *port, target: target.clone(), preempt: None };
-        let observer = sim.observer_cx("op", 0);
-        let port_id = pick(&self.port_ids(sim), *port);
-        let requester = port_id.and_then(|id| self.model.port_sender(&observer, id)).map(|(pid, _)| pid);
+        let port_id = self.model.port_pick(observer, *port);
+        let requester = port_id.and_then(|id| self.model.port_sender(observer, id)).map(|(pid, _)| pid);
         let hears = |pid: u32| {
-            let cpu = self.model.task(&observer, pid).map_or(0, |t| t.cpu);
-            self.model.listeners(&observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
+            let cpu = self.model.task(observer, pid).map_or(0, |t| t.cpu);
+            self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
         };
         let candidates: Vec<u32> = self
-            .live_pids(sim)
+            .model
+            .live_pids(observer)
             .into_iter()
             .filter(|&p| p != 1 && Some(p) != requester && !hears(p))
             .collect();
-        drop(observer);
         let Some(victim) = pick(&candidates, which) else {
-            return self.apply_request_on(sim, &plain, None);
+            return self.apply_request_seen(sim, observer, &plain, None);
         };
-        self.touch(sim, victim);
+        self.touch_pid(observer, victim);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
         let filled = slot.clone();
         self.model.preempt_at_next_point(Preemption::new(move |model, cx| {
-            let exited = exit_outcome(cx.sim(), model, victim);
+            let exited = exit_outcome(cx.sim(), model, &task_cx(cx.sim(), model, victim, "do_exit"));
             *filled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exited);
         }));
-        let request = self.apply_request_on(sim, &plain, None);
+        let request = self.apply_request_seen(sim, observer, &plain, None);
         let exit = Op::Exit { task: which };
         if self.model.preemption_not_taken().is_some() {
-            let exited = exit_outcome(sim, &self.model, victim);
+            let exited = exit_outcome(sim, &self.model, &task_cx(sim, &self.model, victim, "do_exit"));
             return Outcome::Interleaved(vec![(plain, request), (exit, exited)]);
         }
         let exited = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -428,23 +470,22 @@ impl TaskstatsSubject {
     }
 
     /// The port operations that are not requests: close(2), recvmsg(2), raw bytes.
-    fn apply_port_op(&self, sim: &Sim, op: &Op) -> Outcome {
-        let ports = self.port_ids(sim);
+    fn apply_port_op(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
         match op {
             Op::ClosePort { port } => {
-                let id = pick(&ports, *port);
+                let id = self.model.port_pick(observer, *port);
                 if let Some(id) = id {
                     self.model.close_port(&sim.cx("close", 0), id);
                 }
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
-                let id = pick(&ports, *port);
+                let id = self.model.port_pick(observer, *port);
                 Outcome::Received(id, id.map_or(0, |id| self.model.recv(&sim.cx("recvmsg", 0), id).len()))
             }
             Op::Raw { port, bytes } => {
-                if let Some(id) = pick(&ports, *port) {
-                    if let Some(cx) = sender_cx(sim, &self.model, id) {
+                if let Some(id) = self.model.port_pick(observer, *port) {
+                    if let Some(cx) = sender_cx_seen(sim, &self.model, observer, id) {
                         let _ = self.model.netlink_request(&cx, id, bytes);
                     }
                 }
@@ -454,16 +495,17 @@ impl TaskstatsSubject {
         }
     }
 
-    /// The generic-netlink requests the reference model judges.
-    fn apply_request(&self, sim: &Sim, op: &Op) -> Outcome {
-        self.apply_request_on(sim, op, None)
+    /// The generic-netlink requests the reference model judges, on port id `on` when given
+    /// (threaded campaigns pick and claim the port first) instead of the op's `port`-th open port.
+    #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
+    fn apply_request_on(&self, sim: &Sim, op: &Op, on: Option<u32>) -> Outcome {
+        self.apply_request_seen(sim, &sim.observer_cx("op", 0), op, on)
     }
 
-    /// [`Self::apply_request`], on port id `on` when given (threaded campaigns pick and claim the
-    /// port first) instead of the op's `port`-th open port.
-    fn apply_request_on(&self, sim: &Sim, op: &Op, on: Option<u32>) -> Outcome {
+    /// [`Self::apply_request_on`], the model read through the caller's `observer`.
+    fn apply_request_seen(&self, sim: &Sim, observer: &Cx, op: &Op, on: Option<u32>) -> Outcome {
         if let (Op::QueryPid { preempt: Some(which), .. }, None) = (op, on) {
-            return self.preempted_query(sim, op, *which);
+            return self.preempted_query(sim, observer, op, *which);
         }
         let (port, attr, payload, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
@@ -488,8 +530,8 @@ impl TaskstatsSubject {
             attrs.push((u16::from(*kind), vec![0; 4]));
         }
         match on {
-            Some(id) => self.request_on(sim, id, attrs, cmd, target, fd),
-            None => self.request(sim, *port, attrs, cmd, target, fd),
+            Some(id) => self.request_on(sim, observer, id, attrs, cmd, target, fd),
+            None => self.request(sim, observer, *port, attrs, cmd, target, fd),
         }
     }
 }
@@ -548,20 +590,22 @@ impl Subject for TaskstatsSubject {
             _ => 0,
         };
         let mut with_stats = touched.with_stats.take();
-        // Most operations touch no group: then no observer context is made (a tenth of the
-        // check's cost).
-        if with_stats.is_none() || !touched.tgids.is_empty() {
-            let cx = sim.observer_cx("check_invariants", 0);
-            let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(&cx));
+        let regroup = with_stats.is_none() || !touched.tgids.is_empty();
+        // Most operations touch nothing: then no observer context is made (a tenth of the
+        // check's cost); otherwise one serves the whole check.
+        let cx = (regroup || touched.cpus != 0).then(|| sim.observer_cx("check_invariants", 0));
+        if let (true, Some(cx)) = (regroup, &cx) {
+            let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
             for &tgid in &touched.tgids {
-                match self.model.group_has_stats(&cx, tgid) {
+                match self.model.group_has_stats(cx, tgid) {
                     true => groups.insert(tgid),
                     false => groups.remove(&tgid),
                 };
             }
         }
         let with_stats = with_stats.unwrap_or_default();
-        let found = self.model.check_invariants_touched(sim, touched.cpus, &touched.tgids, with_stats.len());
+        let found =
+            self.model.check_invariants_touched(cx.as_ref(), touched.cpus, &touched.tgids, with_stats.len());
         // Only the copy of the groups with stats carries over to the next check.
         self.touched().with_stats = Some(with_stats);
         found
@@ -576,6 +620,10 @@ impl TaskstatsSubject {
     /// Applies one operation through `&self`: every model entry point takes `&self` and the
     /// caller's `Cx`, so threaded campaigns (`threaded.rs`) run this same code on several threads.
     fn apply_shared(&self, sim: &Sim, op: &Op) -> Outcome {
+        // One observer context for everything the driver reads for this operation.
+        let observer = sim.observer_cx("op", 0);
+        let observer = &observer;
+        let live = |t: &Task| t.exit_state == ExitState::None;
         match op {
             Op::Fork { .. }
             | Op::Run { .. }
@@ -583,28 +631,27 @@ impl TaskstatsSubject {
             | Op::Migrate { .. }
             | Op::Attach { .. }
             | Op::OpenFile { .. }
-            | Op::OpenPort { .. } => self.apply_task_op(sim, op),
-            Op::Exit { task } => self.apply_exit(sim, *task),
+            | Op::OpenPort { .. } => self.apply_task_op(sim, observer, op),
+            Op::Exit { task } => self.apply_exit(sim, observer, *task),
             Op::Timer { task } => {
-                if let Some(pid) = pick(&self.live_pids(sim), *task) {
-                    self.model.it_real_fn(&task_cx(sim, &self.model, pid, "it_real_fn"));
+                if let Some(task) = self.pick_task(observer, *task, live) {
+                    self.model.it_real_fn(&sim.cx_for_task(task.pid, "it_real_fn", task.cpu));
                 }
                 Outcome::Done
             }
             Op::Reap { task } => {
-                let zombies = self.model.zombie_pids(&sim.observer_cx("op", 0));
-                if let Some(pid) = pick(&zombies, *task) {
-                    self.touch(sim, pid);
-                    self.model.reap(&sim.cx("release_task", 0), pid);
+                if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state == ExitState::Zombie) {
+                    self.touch(&task);
+                    self.model.reap(&sim.cx("release_task", 0), task.pid);
                 }
                 Outcome::Done
             }
-            Op::ClosePort { .. } | Op::Recv { .. } | Op::Raw { .. } => self.apply_port_op(sim, op),
+            Op::ClosePort { .. } | Op::Recv { .. } | Op::Raw { .. } => self.apply_port_op(sim, observer, op),
             Op::Register { .. }
             | Op::Deregister { .. }
             | Op::QueryPid { .. }
             | Op::QueryTgid { .. }
-            | Op::CgroupStats { .. } => self.apply_request(sim, op),
+            | Op::CgroupStats { .. } => self.apply_request_seen(sim, observer, op, None),
         }
     }
 }

@@ -30,9 +30,15 @@ impl MaskSpec {
     pub(crate) fn text(&self) -> Vec<u8> {
         match self {
             MaskSpec::Cpus(bits) => {
-                let cpus: Vec<String> =
-                    (0..8).filter(|b| bits & (1 << b) != 0).map(|b| b.to_string()).collect();
-                cpumask_payload(&cpus.join(","))
+                // "0,2": one digit per CPU (eight at most), built in one buffer.
+                let mut text = String::with_capacity(16);
+                for cpu in (0..8u8).filter(|cpu| bits & (1 << cpu) != 0) {
+                    if !text.is_empty() {
+                        text.push(',');
+                    }
+                    text.push(char::from(b'0' + cpu));
+                }
+                cpumask_payload(&text)
             }
             MaskSpec::Range(a, b) => cpumask_payload(&format!("{a}-{b}")),
             MaskSpec::Odd(i) if usize::from(*i) < ODD_MASKS.len() => {

@@ -2,7 +2,9 @@
 //! the whole check ([`Taskstats::check_invariants`], `ledger.rs`) and the incremental one
 //! ([`Taskstats::check_invariants_touched`], after an operation, over what it touched) run the
 //! same tests and find the same kind. Everything is read through the caller's observer context,
-//! so neither the trace nor lockdep sees it.
+//! so neither the trace nor lockdep sees it. The driver's reads of one operation
+//! ([`Taskstats::with_task_table`], [`Taskstats::port_state`], [`Taskstats::port_pick`]) are
+//! here too: checker code that needs the tables' private fields.
 
 use super::*;
 
@@ -113,32 +115,53 @@ impl Taskstats {
         Ok(())
     }
 
+    /// `f` over the task table as one read_lock(&tasklist_lock) section shows it: for a driver
+    /// that reads several facts for one operation (which task an index picks, its CPU and group,
+    /// a requester's credentials, a target's number) in one look instead of a lock round each.
+    pub(crate) fn with_task_table<R>(&self, cx: &Cx, f: impl FnOnce(&TaskTable) -> R) -> R {
+        f(&self.tasks.read_lock(cx))
+    }
+
+    /// Port `id`'s owning process, queue length and whether it is open, in one look under the
+    /// table's lock (None: no such port).
+    pub(crate) fn port_state(&self, cx: &Cx, id: u32) -> Option<(u32, usize, bool)> {
+        self.ports.lock(cx).get(&id).map(|p| (p.owner_tgid, p.queue.len(), p.open))
+    }
+
+    /// The port `index` picks among the ports' ids, ascending, modulo their number (what
+    /// indexing [`Self::port_ids`] picks), without copying the ids (None: no port).
+    pub(crate) fn port_pick(&self, cx: &Cx, index: u8) -> Option<u32> {
+        let ports = self.ports.lock(cx);
+        let count = ports.len();
+        (count > 0).then(|| ports.keys().nth(usize::from(index) % count).copied()).flatten()
+    }
+
     /// The invariants after an operation that touched only the lists of the CPUs in `cpus` (a
     /// bit per CPU) and the thread groups `tgids`, in the whole check's order: those lists, the
     /// listener objects, those groups' ledgers, and the stats objects against `groups_with_stats`,
     /// the checker's count of [`Self::groups_with_stats`] kept up to date over the groups each
     /// operation touched. It finds what [`Self::check_invariants`] finds as long as the
     /// operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks that).
+    /// `cx` is the checker's observer context, made only when something was touched.
     pub(crate) fn check_invariants_touched(
         &self,
-        sim: &Sim,
+        cx: Option<&Cx>,
         cpus: u64,
         tgids: &BTreeSet<u32>,
         groups_with_stats: usize,
     ) -> Result<(), Violation> {
-        if cpus == 0 && tgids.is_empty() {
+        let Some(cx) = cx.filter(|_| cpus != 0 || !tgids.is_empty()) else {
             // Nothing touched but the object counts, which need no context.
             self.check_listener_objects()?;
             return self.check_stats_objects(groups_with_stats);
-        }
-        let cx = sim.observer_cx("check_invariants", 0);
+        };
         for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
-            self.check_listener_list(&cx, cpu)?;
+            self.check_listener_list(cx, cpu)?;
         }
         self.check_listener_objects()?;
         if self.checks_group_stats() && !tgids.is_empty() {
             let leaders: Vec<Arc<Task>> = {
-                let table = self.tasks.read_lock(&cx);
+                let table = self.tasks.read_lock(cx);
                 tgids
                     .iter()
                     .filter_map(|tgid| table.tasks.get(tgid))
@@ -146,7 +169,7 @@ impl Taskstats {
                     .cloned()
                     .collect()
             };
-            self.check_group_ledger_of(&cx, &leaders)?;
+            self.check_group_ledger_of(cx, &leaders)?;
         }
         self.check_stats_objects(groups_with_stats)
     }

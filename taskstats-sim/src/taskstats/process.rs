@@ -4,6 +4,21 @@
 
 use super::*;
 use sim_core::sync::atomic::AtomicBool;
+use sim_core::trace::CallName;
+
+/// copy_process()'s success, as the trace shows a fork.
+const COPY_PROCESS: CallName = CallName::new("copy_process");
+
+/// A fork kind as one trace word: its variant, and an unprivileged child's uid offset above it.
+fn fork_kind_word(kind: ForkKind) -> u64 {
+    match kind {
+        ForkKind::Thread => 0,
+        ForkKind::Process => 1,
+        ForkKind::Unprivileged(n) => 2 | u64::from(n) << 8,
+        ForkKind::NewPidNs => 3,
+        ForkKind::NewUserNs => 4,
+    }
+}
 
 pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
     let mut comm = [0u8; TS_COMM_LEN];
@@ -284,7 +299,8 @@ impl Taskstats {
             self.copy_process_failed(cx, pid, &signal);
             return Err(Errno::ENOMEM);
         }
-        cx.note(format!("fork {kind:?}: pid {pid}"));
+        let words = [fork_kind_word(kind), u64::from(pid)];
+        crate::task::trace_point(cx, &COPY_PROCESS, words, || format!("fork {kind:?}: pid {pid}"));
         Ok(pid)
     }
 
