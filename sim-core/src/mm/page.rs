@@ -32,7 +32,7 @@ use crate::mm::page_alloc::{PageAllocator, Pfn};
 use crate::sim::Violation;
 use crate::sync;
 use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use crate::trace::TaskId;
+use crate::trace::{CallName, TaskId};
 
 /// The lockdep class of every page lock. The kernel's lockdep does not track `PG_locked`
 /// (crossrelease tried, and was reverted); ksim does, so a page lock taken under a spinlock, or
@@ -50,6 +50,9 @@ pub(crate) fn page_lock_instance(pfn: Pfn) -> usize {
 pub(crate) fn page_lock_pfn(instance: usize) -> Option<Pfn> {
     instance.checked_sub(1).map(|pfn| pfn as Pfn)
 }
+
+/// The last put_page()'s call into the allocator, as the trace names it.
+const PUT_PAGE_FREE: CallName = CallName::new("__put_page");
 
 /// `PG_locked` (bit 0 of `page->flags`).
 pub const PG_LOCKED: u64 = 1 << 0;
@@ -274,8 +277,19 @@ impl PageAllocator {
         match self.put_page_testzero(pfn)? {
             Put::Held => Ok(()),
             Put::Zero => {
-                cx.note(format!("put_page: pfn {pfn} freed (count 0)"));
-                self.free_frozen_page(cx, pfn)
+                // __put_page() -> free_hot_cold_page(), traced as a call: the pfn as a word,
+                // its text only when the trace keeps events.
+                cx.call_begin(&PUT_PAGE_FREE, [pfn], || format!("pfn {pfn} freed (count 0)"));
+                let freed = self.free_frozen_page(cx, pfn);
+                cx.call_end(
+                    &PUT_PAGE_FREE,
+                    [freed.err().map_or(0, |err| u64::from(err.number().unsigned_abs()))],
+                    || match freed {
+                        Ok(()) => "0".to_string(),
+                        Err(err) => format!("{err}"),
+                    },
+                );
+                freed
             }
             Put::Underflow => {
                 let message = format!(
