@@ -155,8 +155,11 @@ const PAGE_MAP_CHUNK_FRAMES: usize = 256;
 #[derive(Debug)]
 pub(crate) struct PageMap {
     frames: usize,
-    chunks: Box<[OnceLock<Box<[OnceLock<Page>]>>]>,
+    chunks: Box<[OnceLock<PageChunk>]>,
 }
+
+/// One chunk of [`PageMap`]: a slot per frame, its page made on the frame's first use.
+type PageChunk = Box<[OnceLock<Page>]>;
 
 impl PageMap {
     pub(crate) fn new(frames: usize) -> PageMap {
@@ -686,6 +689,32 @@ mod tests {
         pages.free_page(&cx, pfn).expect("the last reference");
         assert_eq!(pages.free_page(&cx, pfn), Err(Errno::EINVAL));
         assert_eq!(kinds(&sim), ["page:double-free"]);
+    }
+
+    #[test]
+    fn a_frame_allocated_again_is_its_struct_page_reset_for_a_new_generation() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let pages = pages();
+        let pfn = pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page");
+        let first = pages.page_ref(&cx, pfn).expect("page");
+        // PG_referenced (bit 2): a flag the check at free allows, which the free path clears.
+        pages.set_page_flag(&cx, pfn, 1 << 2).expect("flag");
+        pages.set_page_private(&cx, pfn, 9).expect("private");
+        pages.put_page(&cx, pfn).expect("last put");
+        assert_eq!(pages.page_count(&cx, pfn), Ok(0), "free");
+        assert_eq!(pages.page_ref(&cx, pfn), Ok(first), "a free frame keeps its last generation");
+        let again = pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page");
+        assert_eq!(again, pfn, "the frame is reused");
+        let second = pages.page_ref(&cx, pfn).expect("page");
+        assert_eq!(second.generation, first.generation + 1, "{first:?} then {second:?}");
+        assert_eq!(pages.page_count(&cx, pfn), Ok(1), "prep_new_page: one reference");
+        assert!(!pages.test_page_flag(&cx, pfn, 1 << 2), "the allowed flag was cleared at free");
+        assert_eq!(pages.page_private(&cx, pfn), 0);
+        assert_eq!(pages.page_mapping(&cx, pfn), None);
+        assert!(!pages.page_balloon(&cx, pfn));
+        assert_eq!(pages.page_ref(&cx, 4), Err(Errno::EINVAL), "outside memory");
+        assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
     }
 
     #[test]
