@@ -8,6 +8,7 @@ use sim_core::mm::page::PageListHeads;
 use sim_core::mm::{NotifierId, PageAllocator, Pfn};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sim_core::sync::{Arc, Mutex as FacadeMutex};
+use sim_core::trace::CallName;
 use sim_core::{Cx, Errno, Guarded, Mutex, Violation, ViolationKind, WaitQueue};
 
 use crate::balloon_compaction::BalloonDevInfo;
@@ -40,6 +41,24 @@ pub(crate) const DRIVER_FEATURES: u64 = (1 << VIRTIO_BALLOON_F_MUST_TELL_HOST)
 pub(crate) const UNINITIALISED_BYTE: u8 = 0xa5;
 
 const _: () = assert!(VIRTIO_BALLOON_ARRAY_PFNS_MAX * 4 <= (STATS_ADDR - PFNS_ADDR) as usize);
+
+// The driver's traced calls: names hashed at compile time, integer words hashed, text built
+// only when the trace keeps events.
+const PROBE: CallName = CallName::new("virtballoon_probe");
+const FILL: CallName = CallName::new("fill_balloon");
+const LEAK: CallName = CallName::new("leak_balloon");
+const TELL_HOST: CallName = CallName::new("tell_host");
+const ADD_OUTBUF: CallName = CallName::new("virtqueue_add_outbuf");
+const OUT_OF_PUFF: CallName = CallName::new("out_of_puff");
+const MIGRATEPAGE: CallName = CallName::new("virtballoon_migratepage");
+const REMOVE: CallName = CallName::new("virtballoon_remove");
+const FREEZE: CallName = CallName::new("virtballoon_freeze");
+const RESTORE: CallName = CallName::new("virtballoon_restore");
+
+/// A traced call's result word: 0 for success, the errno's number otherwise.
+fn errno_word(error: Option<&Errno>) -> u64 {
+    error.map_or(0, |err| u64::from(err.number().unsigned_abs()))
+}
 
 /// The lock class of `vb->balloon_lock`.
 pub const BALLOON_LOCK_CLASS: &str = "&vb->balloon_lock";
@@ -163,15 +182,33 @@ impl VirtioBalloon {
         oom_pages: u32,
         judge_benign_races: bool,
     ) -> Result<Arc<VirtioBalloon>, Errno> {
-        cx.op_begin("virtballoon_probe", format!("features {:#x}", vdev.features()));
+        let features = vdev.features();
+        cx.call_begin(&PROBE, [features], || format!("features {features:#x}"));
+        let result = Self::probe_inner(cx, vdev, pages, fixes, oom_pages, judge_benign_races);
+        cx.call_end(&PROBE, [errno_word(result.as_ref().err())], || match &result {
+            Ok(_) => "0".to_string(),
+            Err(Errno::EINVAL) => "-EINVAL".to_string(),
+            Err(Errno::ENOMEM) => "-ENOMEM".to_string(),
+            Err(err) => format!("{err}"),
+        });
+        result
+    }
+
+    /// virtballoon_probe() itself, between its trace events.
+    fn probe_inner(
+        cx: &Cx,
+        vdev: Arc<VirtioDevice>,
+        pages: Arc<PageAllocator>,
+        fixes: Fixes,
+        oom_pages: u32,
+        judge_benign_races: bool,
+    ) -> Result<Arc<VirtioBalloon>, Errno> {
         if !vdev.config_access() {
             cx.note("virtballoon_probe failure: config access disabled");
-            cx.op_end("virtballoon_probe", "-EINVAL");
             return Err(Errno::EINVAL);
         }
         cx.might_sleep("kmalloc");
         if cx.sim().should_fail(cx, &FaultSite::slab("virtio_balloon"), 2048) {
-            cx.op_end("virtballoon_probe", "-ENOMEM");
             return Err(Errno::ENOMEM);
         }
         let page_size = pages.page_size();
@@ -204,10 +241,7 @@ impl VirtioBalloon {
         // kmalloc does not zero: vb->stats starts as whatever was there.
         let _ =
             vdev.mem.write(STATS_ADDR, &[UNINITIALISED_BYTE; VIRTIO_BALLOON_S_NR * VIRTIO_BALLOON_STAT_SIZE]);
-        if let Err(err) = vb.init_vqs(cx) {
-            cx.op_end("virtballoon_probe", format!("{err}"));
-            return Err(err);
-        }
+        vb.init_vqs(cx)?;
         VirtioBalloon::register_deflate_on_oom(&vb, cx);
         // virtio_device_ready(), and the driver's config_changed hook.
         let changed = vb.shared.clone();
@@ -218,10 +252,8 @@ impl VirtioBalloon {
             vdev.set_config_changed(None);
             vdev.del_vqs();
             *vb.vqs.lock() = None;
-            cx.op_end("virtballoon_probe", "-ENOMEM");
             return Err(Errno::ENOMEM);
         }
-        cx.op_end("virtballoon_probe", "0");
         Ok(vb)
     }
 
@@ -414,7 +446,9 @@ impl VirtioBalloon {
                 mem.write_u32(PFNS_ADDR + 4 * i as u64, pfn, endian);
             }
         });
-        cx.note(format!("tell_host {}: {} pfns", vq.name, num_pfns));
+        cx.call_begin(&TELL_HOST, [u64::from(vq.index), num_pfns as u64], || {
+            format!("{}: {} pfns", vq.name, num_pfns)
+        });
         // A device that misbehaves may break the queue (virtio_break_device): fault site
         // `virtio:broken_queue`.
         if cx.sim().should_fail(cx, &FaultSite::call("virtio:broken_queue"), 0) {
@@ -423,12 +457,14 @@ impl VirtioBalloon {
         // "We should always be able to add one buffer to an empty queue": the seed ignores the
         // error, and then waits for an ack that cannot come.
         if let Err(err) = vq.add_outbuf(mem, &[(PFNS_ADDR, 4 * num_pfns as u32)], 1) {
-            cx.note(format!("virtqueue_add_outbuf: {err}"));
+            cx.call_begin(&ADD_OUTBUF, [num_pfns as u64], || format!("{num_pfns} pfns"));
+            cx.call_end(&ADD_OUTBUF, [errno_word(Some(&err))], || format!("{err}"));
         }
         if vq.kick_prepare(mem) {
             self.vdev.notify(cx, usize::from(vq.index));
         }
         self.wait_for_ack(cx, vq);
+        cx.call_end(&TELL_HOST, [], String::new);
     }
 
     fn wait_for_ack(&self, cx: &Cx, vq: &VirtQueue) {
@@ -458,14 +494,15 @@ impl VirtioBalloon {
     /// only to enqueue.
     pub fn fill_balloon(&self, cx: &Cx, num: usize) -> FillRound {
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
-        cx.op_begin("fill_balloon", format!("{num}"));
+        cx.call_begin(&FILL, [num as u64], || format!("{num}"));
         let round = if self.fixes.on(crate::fixes::OOM_DEADLOCK) {
             self.fill_balloon_unlocked_alloc(cx, num)
         } else {
             self.fill_balloon_locked_alloc(cx, num)
         };
         // The trace's note, not the seed's code: not judged.
-        cx.op_end("fill_balloon", format!("num_pages {}", self.num_pages_racy.load(Ordering::Relaxed)));
+        let num_pages = self.num_pages_racy.load(Ordering::Relaxed);
+        cx.call_end(&FILL, [u64::from(num_pages)], || format!("num_pages {num_pages}"));
         round
     }
 
@@ -548,9 +585,11 @@ impl VirtioBalloon {
     }
 
     fn out_of_puff(&self, cx: &Cx) {
-        cx.note(format!("Out of puff! Can't get {} pages", self.pages_per_page));
+        let ppp = self.pages_per_page;
+        cx.call_begin(&OUT_OF_PUFF, [u64::from(ppp)], || format!("Out of puff! Can't get {ppp} pages"));
         cx.sim().mark("out-of-puff");
         cx.sleep_ns("msleep", OUT_OF_PUFF_SLEEP_NS);
+        cx.call_end(&OUT_OF_PUFF, [], String::new);
         // A real sleep gives the CPU away: let the threaded checkers run someone else.
         if self.vdev_is_threaded() {
             sim_core::sync::thread::yield_now();
@@ -598,7 +637,7 @@ impl VirtioBalloon {
     pub fn leak_balloon(&self, cx: &Cx, num: usize) -> u32 {
         let ppp = self.pages_per_page as usize;
         let num = num.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
-        cx.op_begin("leak_balloon", format!("{num}"));
+        cx.call_begin(&LEAK, [num as u64], || format!("{num}"));
         let guard = self.balloon_lock.lock(cx);
         // "balloon: check the number of available pages in leak balloon".
         let num = if self.fixes.on(crate::fixes::LEAK_AVAILABLE_PAGES) {
@@ -627,7 +666,7 @@ impl VirtioBalloon {
         }
         self.release_pages_balloon(cx);
         drop(guard);
-        cx.op_end("leak_balloon", format!("{freed}"));
+        cx.call_end(&LEAK, [u64::from(freed)], || format!("{freed}"));
         freed
     }
 
@@ -852,7 +891,7 @@ impl VirtioBalloon {
             cx.sim().mark("migrate-again");
             return Err(Errno::EAGAIN);
         };
-        cx.op_begin("virtballoon_migratepage", format!("{page} -> {newpage}"));
+        cx.call_begin(&MIGRATEPAGE, [page, newpage], || format!("{page} -> {newpage}"));
         // get_page(newpage): the balloon's reference.
         let _ = self.pages.get_page(cx, newpage);
         {
@@ -886,7 +925,7 @@ impl VirtioBalloon {
         // put_page(page): the balloon's reference; compaction still holds the isolation's.
         let _ = self.pages.put_page(cx, page);
         cx.sim().mark("migration");
-        cx.op_end("virtballoon_migratepage", "MIGRATEPAGE_SUCCESS");
+        cx.call_end(&MIGRATEPAGE, [0], || "MIGRATEPAGE_SUCCESS".to_string());
         Ok(())
     }
 
@@ -918,20 +957,20 @@ impl VirtioBalloon {
     /// Mirrors virtballoon_remove(): unregister the notifier, stop the thread (the caller joins
     /// a real one), remove_common.
     pub fn remove(&self, cx: &Cx) {
-        cx.op_begin("virtballoon_remove", "");
+        cx.call_begin(&REMOVE, [], String::new);
         self.unregister(cx);
         self.shared.should_stop.store(true, Ordering::SeqCst);
         self.shared.config_change.wake_up();
         self.remove_common(cx);
         self.vdev.set_config_changed(None);
-        cx.op_end("virtballoon_remove", "");
+        cx.call_end(&REMOVE, [], String::new);
     }
 
     /// Mirrors virtballoon_freeze(): the thread is already frozen. Seed 004 (`s4-leak-fill`)
     /// deflates the balloon (remove_common); before it, 3.3's freeze only reset the device and
     /// deleted the queues, keeping the pages for restore to forget.
     pub fn freeze(&self, cx: &Cx) {
-        cx.op_begin("virtballoon_freeze", "");
+        cx.call_begin(&FREEZE, [], String::new);
         self.vdev.set_suspended(true);
         if self.fixes.on(crate::fixes::S4_LEAK_FILL) {
             self.remove_common(cx);
@@ -939,7 +978,7 @@ impl VirtioBalloon {
             self.vdev.reset();
             self.vdev.del_vqs();
         }
-        cx.op_end("virtballoon_freeze", "0");
+        cx.call_end(&FREEZE, [0], || "0".to_string());
     }
 
     /// Whether balloon_page_dequeue() walks the list under `pages_lock` ("virtio_balloon: fix
@@ -969,23 +1008,28 @@ impl VirtioBalloon {
 
     /// Mirrors virtballoon_restore(): queues again, then one fill towards the target.
     pub fn restore(&self, cx: &Cx) -> Result<(), Errno> {
-        cx.op_begin("virtballoon_restore", "");
+        cx.call_begin(&RESTORE, [], String::new);
+        let result = self.restore_inner(cx);
+        cx.call_end(&RESTORE, [errno_word(result.as_ref().err())], || match result {
+            Ok(()) => "0".to_string(),
+            Err(err) => format!("{err}"),
+        });
+        result
+    }
+
+    /// virtballoon_restore() itself, between its trace events.
+    fn restore_inner(&self, cx: &Cx) -> Result<(), Errno> {
         self.vdev.set_suspended(false);
-        if let Err(err) = self.init_vqs(cx) {
-            cx.op_end("virtballoon_restore", format!("{err}"));
-            return Err(err);
-        }
+        self.init_vqs(cx)?;
         if !self.fixes.on(crate::fixes::S4_LEAK_FILL) {
             self.forget_balloon_pages(cx);
             self.update_balloon_size(cx);
-            cx.op_end("virtballoon_restore", "0");
             return Ok(());
         }
         // fill_balloon takes a size_t: a negative diff would become huge (then 256).
         let diff = self.towards_target(cx);
         self.fill_balloon(cx, diff as u64 as usize);
         self.update_balloon_size(cx);
-        cx.op_end("virtballoon_restore", "0");
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use sim_core::gen::OpGen;
 use sim_core::mm::{Gfp, Pfn, PAGE_SIZE_4K, PAGE_SIZE_64K};
 use sim_core::sync::atomic::Ordering;
 use sim_core::sync::Arc;
+use sim_core::trace::CallName;
 use sim_core::{Cx, Sim, SimConfig, Violation, ViolationKind};
 
 use crate::balloon_compaction::{compact_one, CompactResult};
@@ -377,9 +378,10 @@ impl Subject for BalloonSubject {
 fn set_target(world: &World, cx: &Cx, pages: u32) -> Outcome {
     let limit = (world.pages.page_size() / PAGE_SIZE_4K) * world.pages.spanned_pages(cx) + 1;
     let target = (u64::from(pages) % limit) as u32;
-    cx.note(format!("host: num_pages = {target}"));
+    cx.call_begin(&SET_TARGET, [u64::from(target)], || format!("host: num_pages = {target}"));
     world.host.set_num_pages(target);
     world.vdev.config_changed(cx);
+    cx.call_end(&SET_TARGET, [], String::new);
     Outcome::Target { target }
 }
 
@@ -501,15 +503,18 @@ fn convergence_verdict(vb: &VirtioBalloon, observer: &Cx, passes: &Passes, alone
     }
 }
 
+/// The traced calls of the harness's own operations.
+const ALLOC_PAGES: CallName = CallName::new("alloc_pages");
+const SET_TARGET: CallName = CallName::new("set_target");
+
 /// Task `task` (context `cx`, holding `held`) allocates `pages` pages, under the filesystem
 /// lock with `GFP_NOFS` when `nofs`; an OOM kill frees everything it holds.
 fn alloc_pages(world: &World, cx: &Cx, held: &mut Vec<Pfn>, task: usize, pages: u64, nofs: bool) -> Outcome {
     let kills_before = world.pages.oom_kills(cx);
     let mut got = 0;
-    cx.op_begin(
-        "alloc_pages",
-        format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" }),
-    );
+    cx.call_begin(&ALLOC_PAGES, [task as u64, pages, u64::from(nofs)], || {
+        format!("task {task}: {pages} pages{}", if nofs { " under fs_lock" } else { "" })
+    });
     for _ in 0..pages {
         let result = if nofs {
             let _fs = world.pages.fs_lock().lock(cx);
@@ -531,7 +536,9 @@ fn alloc_pages(world: &World, cx: &Cx, held: &mut Vec<Pfn>, task: usize, pages: 
             let _ = world.pages.free_page(cx, pfn);
         }
     }
-    cx.op_end("alloc_pages", format!("got {got}{}", if killed { ", killed" } else { "" }));
+    cx.call_end(&ALLOC_PAGES, [got, u64::from(killed)], || {
+        format!("got {got}{}", if killed { ", killed" } else { "" })
+    });
     Outcome::Alloc { got, killed, task_pages: held.len() as u64 }
 }
 

@@ -8,17 +8,21 @@
 //! `__PageMovable` (Linux 4.8), the page waitqueue hash (one wait queue per page instead), and
 //! every flag the models do not use.
 //!
-//! A page's state lives with its pfn in the [`PageAllocator`]. The count, the flags and the
-//! mapcount are facade atomics with the kernel's orderings, so loom and shuttle see the races the
-//! kernel has on them; `mapping`, `private` and `lru` are plain memory the kernel guards by
-//! convention (the page lock, the balloon's `pages_lock`): they sit in a `std` mutex that adds no
+//! A page's state lives with its pfn in the [`PageAllocator`]: one `struct page` per frame for
+//! the allocator's life, as `mem_map` has it, made on the frame's first use and reset by each
+//! allocation (prep_new_page() sets the count to 1; the free path left the flags clear). The
+//! count, the flags and the mapcount are facade atomics with the kernel's orderings, so loom and
+//! shuttle see the races the kernel has on them (a scanner's `get_page_unless_zero` on a frame
+//! freed and allocated again takes a reference to the new allocation, as in the kernel);
+//! `mapping`, `private` and `lru` are plain memory the kernel guards by convention (the page
+//! lock, the balloon's `pages_lock`): they sit in a per-page `std` mutex that adds no
 //! interleavings. Each allocation of a pfn is a new generation: a [`PageRef`] (a `struct page *`
 //! kept in a list or by a scanner) that outlives the allocation is a use after free when its
 //! `lru` is followed.
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Mutex as StdMutex, OnceLock};
 
 use crate::cx::Cx;
 use crate::errno::Errno;
@@ -28,7 +32,7 @@ use crate::mm::page_alloc::{PageAllocator, Pfn};
 use crate::sim::Violation;
 use crate::sync;
 use crate::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use crate::trace::TaskId;
+use crate::trace::{CallName, TaskId};
 
 /// The lockdep class of every page lock. The kernel's lockdep does not track `PG_locked`
 /// (crossrelease tried, and was reverted); ksim does, so a page lock taken under a spinlock, or
@@ -46,6 +50,9 @@ pub(crate) fn page_lock_instance(pfn: Pfn) -> usize {
 pub(crate) fn page_lock_pfn(instance: usize) -> Option<Pfn> {
     instance.checked_sub(1).map(|pfn| pfn as Pfn)
 }
+
+/// The last put_page()'s call into the allocator, as the trace names it.
+const PUT_PAGE_FREE: CallName = CallName::new("__put_page");
 
 /// `PG_locked` (bit 0 of `page->flags`).
 pub const PG_LOCKED: u64 = 1 << 0;
@@ -78,6 +85,21 @@ struct PageMeta {
     lock_owner: Option<(u64, TaskId)>,
     /// Set when the page went back to the allocator.
     freed: bool,
+    /// The allocation the frame is in (instrumentation): 0 before its first, one more at each.
+    /// Kept with `freed` under one lock, so a link's check sees both of the same allocation.
+    generation: u32,
+}
+
+impl PageMeta {
+    /// The plain memory of a frame's page before any allocation, or as an allocation starts.
+    const FRESH: PageMeta = PageMeta {
+        mapping: None,
+        private: 0,
+        lru: ListHead::UNINIT,
+        lock_owner: None,
+        freed: false,
+        generation: 0,
+    };
 }
 
 /// One page frame's `struct page`, for one allocation of it.
@@ -114,44 +136,59 @@ impl Page {
             mapcount: AtomicI32::new(MAPCOUNT_NONE),
             wait_lock: sync::Mutex::new(()),
             woken: sync::Condvar::new(),
-            meta: StdMutex::new(PageMeta {
-                mapping: None,
-                private: 0,
-                lru: ListHead::UNINIT,
-                lock_owner: None,
-                freed: false,
-            }),
+            meta: StdMutex::new(PageMeta::FRESH),
         }
     }
 }
 
-/// `mem_map`: the `struct page` of every frame and its allocation generation. Instrumentation
-/// (a `std` mutex): finding a page from its pfn is arithmetic in the kernel.
-#[derive(Debug, Default)]
+/// Frames per [`PageMap`] chunk: a chunk's slots are one allocation, made when one of its
+/// frames is first used.
+const PAGE_MAP_CHUNK_FRAMES: usize = 256;
+
+/// `mem_map`: the `struct page` of every frame, made on the frame's first use (its chunk of
+/// [`PAGE_MAP_CHUNK_FRAMES`] slots on the chunk's first use, so a 16 GiB guest costs memory
+/// only near the frames a run touches; a page's facade objects are made inside the loom model
+/// or shuttle execution that uses them, and only for the pages it uses) and kept until the
+/// allocator goes. Finding a page from its pfn is arithmetic in the kernel; here it is two
+/// indexes and two `OnceLock` reads (instrumentation: no lock and no reference count per
+/// access, no interleaving).
+#[derive(Debug)]
 pub(crate) struct PageMap {
-    slots: StdMutex<Vec<(u32, Option<Arc<Page>>)>>,
+    frames: usize,
+    chunks: Box<[OnceLock<PageChunk>]>,
 }
+
+/// One chunk of [`PageMap`]: a slot per frame, its page made on the frame's first use.
+type PageChunk = Box<[OnceLock<Page>]>;
 
 impl PageMap {
     pub(crate) fn new(frames: usize) -> PageMap {
-        PageMap { slots: StdMutex::new(vec![(0, None); frames]) }
+        let chunks = frames.div_ceil(PAGE_MAP_CHUNK_FRAMES);
+        PageMap { frames, chunks: (0..chunks).map(|_| OnceLock::new()).collect() }
     }
 
-    /// A fresh `struct page` for a newly allocated `pfn`: the next generation.
+    /// Mirrors prep_new_page() for a newly allocated `pfn`: the next generation, plain memory
+    /// reset, and `set_page_refcounted()` (count 1). The flags and the mapcount are clear
+    /// already: the free path checked them ([`PageAllocator::free_pages_check`]).
     pub(crate) fn install(&self, pfn: Pfn) {
-        let mut slots = locked(&self.slots);
-        let slot = &mut slots[pfn as usize];
-        slot.0 = slot.0.wrapping_add(1);
-        slot.1 = Some(Arc::new(Page::new(1)));
+        let Some(page) = self.get(pfn) else { return };
+        let mut meta = locked(&page.meta);
+        let generation = meta.generation.wrapping_add(1);
+        *meta = PageMeta { generation, ..PageMeta::FRESH };
+        drop(meta);
+        page.refcount.store(1, Ordering::Relaxed);
     }
 
-    /// The page of `pfn` as it stands (None outside memory); a frame never allocated gets its
-    /// free `struct page` (count 0, generation 0) on first use.
-    fn get(&self, pfn: Pfn) -> Option<(u32, Arc<Page>)> {
-        let mut slots = locked(&self.slots);
-        let (generation, page) = slots.get_mut(usize::try_from(pfn).ok()?)?;
-        let page = page.get_or_insert_with(|| Arc::new(Page::new(0)));
-        Some((*generation, page.clone()))
+    /// The page of `pfn` (None outside memory); a frame never allocated has its free
+    /// `struct page` (count 0, generation 0).
+    fn get(&self, pfn: Pfn) -> Option<&Page> {
+        let index = usize::try_from(pfn).ok().filter(|&index| index < self.frames)?;
+        let chunk = self.chunks[index / PAGE_MAP_CHUNK_FRAMES].get_or_init(|| {
+            let first = index - index % PAGE_MAP_CHUNK_FRAMES;
+            let len = (self.frames - first).min(PAGE_MAP_CHUNK_FRAMES);
+            (0..len).map(|_| OnceLock::new()).collect()
+        });
+        Some(chunk[index % PAGE_MAP_CHUNK_FRAMES].get_or_init(|| Page::new(0)))
     }
 }
 
@@ -166,13 +203,13 @@ pub(crate) enum Put {
 }
 
 impl PageAllocator {
-    fn page(&self, pfn: Pfn) -> Result<Arc<Page>, Errno> {
-        self.pages.get(pfn).map(|(_, page)| page).ok_or(Errno::EINVAL)
+    fn page(&self, pfn: Pfn) -> Result<&Page, Errno> {
+        self.pages.get(pfn).ok_or(Errno::EINVAL)
     }
 
     /// `pfn_to_page(pfn)` as a pointer that remembers this allocation; `EINVAL` outside memory.
     pub fn page_ref(&self, _cx: &Cx, pfn: Pfn) -> Result<PageRef, Errno> {
-        let (generation, _) = self.pages.get(pfn).ok_or(Errno::EINVAL)?;
+        let generation = locked(&self.page(pfn)?.meta).generation;
         Ok(PageRef { pfn, generation })
     }
 
@@ -243,8 +280,19 @@ impl PageAllocator {
         match self.put_page_testzero(pfn)? {
             Put::Held => Ok(()),
             Put::Zero => {
-                cx.note(format!("put_page: pfn {pfn} freed (count 0)"));
-                self.free_frozen_page(cx, pfn)
+                // __put_page() -> free_hot_cold_page(), traced as a call: the pfn as a word,
+                // its text only when the trace keeps events.
+                cx.call_begin(&PUT_PAGE_FREE, [pfn], || format!("pfn {pfn} freed (count 0)"));
+                let freed = self.free_frozen_page(cx, pfn);
+                cx.call_end(
+                    &PUT_PAGE_FREE,
+                    [freed.err().map_or(0, |err| u64::from(err.number().unsigned_abs()))],
+                    || match freed {
+                        Ok(()) => "0".to_string(),
+                        Err(err) => format!("{err}"),
+                    },
+                );
+                freed
             }
             Put::Underflow => {
                 let message = format!(
@@ -261,7 +309,7 @@ impl PageAllocator {
     /// or with a mapping is a "Bad page state" report; the kernel then leaks the page, and so
     /// does the model. Returns whether the page may go back to its zone.
     pub(crate) fn free_pages_check(&self, cx: &Cx, pfn: Pfn) -> bool {
-        let Some((_, page)) = self.pages.get(pfn) else { return true };
+        let Some(page) = self.pages.get(pfn) else { return true };
         let flags = page.flags.load(Ordering::Relaxed);
         let mapcount = page.mapcount.load(Ordering::Relaxed);
         let mut meta = locked(&page.meta);
@@ -276,7 +324,14 @@ impl PageAllocator {
         };
         meta.freed = true;
         drop(meta);
-        let Some(reason) = reason else { return true };
+        let Some(reason) = reason else {
+            // free_pages_prepare(): the flags the check allows are cleared for the next
+            // allocation (a store only when there is one: a clean page costs no atomic op).
+            if flags != 0 {
+                page.flags.store(0, Ordering::Relaxed);
+            }
+            return true;
+        };
         let message = format!(
             "BUG: Bad page state in process {} pfn:{pfn:05x}: {reason} (flags {flags:#x}, mapcount {mapcount})",
             cx.name()
@@ -299,7 +354,7 @@ impl PageAllocator {
         // Names the page in the task's held-lock record (a trylock never waits: the record's
         // wait is taken back by the acquisition at once).
         cx.lock_wait(PAGE_LOCK_CLASS, page_lock_instance(pfn), LockMode::Mutex, token);
-        self.page_locked_by(cx, &page, token, true);
+        self.page_locked_by(cx, page, token, true);
         true
     }
 
@@ -333,7 +388,7 @@ impl PageAllocator {
             waiting = page.woken.wait(waiting);
         }
         drop(waiting);
-        self.page_locked_by(cx, &page, token, false);
+        self.page_locked_by(cx, page, token, false);
         Ok(())
     }
 
@@ -502,23 +557,27 @@ pub struct PageLruMem<'a> {
 }
 
 impl PageLruMem<'_> {
-    fn live(&mut self, page: PageRef) -> Result<Arc<Page>, Oops> {
-        match self.pages.pages.get(page.pfn) {
-            Some((generation, found)) if generation == page.generation && !locked(&found.meta).freed => {
-                Ok(found)
-            }
-            _ => {
-                let violation = Violation::new(
-                    "use-after-free",
-                    format!(
-                        "list {}: followed a link to pfn {} (allocation {}), which was freed",
-                        self.heads.name, page.pfn, page.generation
-                    ),
-                );
-                self.cx.sim().report(Some(self.cx), violation.clone());
-                Err(Oops(violation))
+    /// Runs `f` on the `lru` link of `page`'s allocation, or reports the use after free.
+    fn with_lru<R>(
+        &mut self,
+        page: PageRef,
+        f: impl FnOnce(&mut ListHead<PageNode>) -> R,
+    ) -> Result<R, Oops> {
+        if let Some(found) = self.pages.pages.get(page.pfn) {
+            let mut meta = locked(&found.meta);
+            if meta.generation == page.generation && !meta.freed {
+                return Ok(f(&mut meta.lru));
             }
         }
+        let violation = Violation::new(
+            "use-after-free",
+            format!(
+                "list {}: followed a link to pfn {} (allocation {}), which was freed",
+                self.heads.name, page.pfn, page.generation
+            ),
+        );
+        self.cx.sim().report(Some(self.cx), violation.clone());
+        Err(Oops(violation))
     }
 
     fn head(&mut self, id: u32) -> Result<&mut ListHead<PageNode>, Oops> {
@@ -540,14 +599,14 @@ impl ListMemory for PageLruMem<'_> {
     fn read(&mut self, node: PageNode) -> Result<ListHead<PageNode>, Oops> {
         match node {
             PageNode::Head(id) => Ok(*self.head(id)?),
-            PageNode::Lru(page) => Ok(locked(&self.live(page)?.meta).lru),
+            PageNode::Lru(page) => self.with_lru(page, |lru| *lru),
         }
     }
 
     fn write(&mut self, node: PageNode, value: ListHead<PageNode>) -> Result<(), Oops> {
         match node {
             PageNode::Head(id) => *self.head(id)? = value,
-            PageNode::Lru(page) => locked(&self.live(page)?.meta).lru = value,
+            PageNode::Lru(page) => self.with_lru(page, |lru| *lru = value)?,
         }
         Ok(())
     }
@@ -630,6 +689,32 @@ mod tests {
         pages.free_page(&cx, pfn).expect("the last reference");
         assert_eq!(pages.free_page(&cx, pfn), Err(Errno::EINVAL));
         assert_eq!(kinds(&sim), ["page:double-free"]);
+    }
+
+    #[test]
+    fn a_frame_allocated_again_is_its_struct_page_reset_for_a_new_generation() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let pages = pages();
+        let pfn = pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page");
+        let first = pages.page_ref(&cx, pfn).expect("page");
+        // PG_referenced (bit 2): a flag the check at free allows, which the free path clears.
+        pages.set_page_flag(&cx, pfn, 1 << 2).expect("flag");
+        pages.set_page_private(&cx, pfn, 9).expect("private");
+        pages.put_page(&cx, pfn).expect("last put");
+        assert_eq!(pages.page_count(&cx, pfn), Ok(0), "free");
+        assert_eq!(pages.page_ref(&cx, pfn), Ok(first), "a free frame keeps its last generation");
+        let again = pages.alloc_page(&cx, Gfp::GFP_KERNEL, "t").expect("page");
+        assert_eq!(again, pfn, "the frame is reused");
+        let second = pages.page_ref(&cx, pfn).expect("page");
+        assert_eq!(second.generation, first.generation + 1, "{first:?} then {second:?}");
+        assert_eq!(pages.page_count(&cx, pfn), Ok(1), "prep_new_page: one reference");
+        assert!(!pages.test_page_flag(&cx, pfn, 1 << 2), "the allowed flag was cleared at free");
+        assert_eq!(pages.page_private(&cx, pfn), 0);
+        assert_eq!(pages.page_mapping(&cx, pfn), None);
+        assert!(!pages.page_balloon(&cx, pfn));
+        assert_eq!(pages.page_ref(&cx, 4), Err(Errno::EINVAL), "outside memory");
+        assert!(kinds(&sim).is_empty(), "{:?}", kinds(&sim));
     }
 
     #[test]

@@ -297,7 +297,7 @@ impl PageAllocator {
     /// The zones an allocation with `gfp` may use, preferred first (the zonelist walk of
     /// `get_page_from_freelist`): `__GFP_DMA32` only the lowest zone; `__GFP_MOVABLE` with
     /// `__GFP_HIGHMEM` every zone; anything else every zone below Movable.
-    fn zonelist(zones_count: usize, gfp: Gfp) -> Vec<usize> {
+    fn zonelist(zones_count: usize, gfp: Gfp) -> std::iter::Rev<std::ops::RangeInclusive<usize>> {
         let highest = if gfp.contains(Gfp::__GFP_DMA32) || gfp.contains(Gfp::__GFP_DMA) {
             0
         } else if gfp.contains(Gfp::__GFP_MOVABLE) && gfp.contains(Gfp::__GFP_HIGHMEM) {
@@ -305,7 +305,7 @@ impl PageAllocator {
         } else {
             (zones_count - 1).min(1)
         };
-        (0..=highest).rev().collect()
+        (0..=highest).rev()
     }
 
     /// Mirrors get_page_from_freelist(): the first free page in the zonelist, within the limit.
@@ -424,7 +424,7 @@ impl PageAllocator {
             return MayOom::Page(pfn);
         }
         if !gfp.contains(Gfp::__GFP_NOFAIL) {
-            let high_zoneidx = Self::zonelist(self.zone_spans.len(), gfp).first().copied().unwrap_or(0);
+            let high_zoneidx = Self::zonelist(self.zone_spans.len(), gfp).next().unwrap_or(0);
             if high_zoneidx < ZONE_NORMAL {
                 cx.note(format!("__alloc_pages_may_oom: no OOM kill for lowmem (gfp {gfp:?})"));
                 return MayOom::NoOom;
