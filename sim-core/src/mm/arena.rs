@@ -33,6 +33,7 @@ use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::FaultSite;
 use crate::mm::reclaim::{maybe_direct_reclaim, might_alloc};
+use crate::mm::slab::destroy_check;
 use crate::mm::{Gfp, MmError};
 use crate::sim::Violation;
 
@@ -215,15 +216,7 @@ impl<T> SlabArena<T> {
 
     /// `kmem_cache_destroy()`: objects still allocated are a leak, reported with their count.
     pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
-        if self.live == 0 {
-            return Ok(());
-        }
-        let violation = Violation::new(
-            "leak",
-            format!("kmem_cache_destroy {}: Slab cache still has objects ({} live)", self.name, self.live),
-        );
-        cx.sim().report(Some(cx), violation.clone());
-        Err(violation)
+        destroy_check(cx, self.name, self.live)
     }
 }
 
@@ -403,16 +396,7 @@ impl<T> SharedArena<T> {
 
     /// `kmem_cache_destroy()`: objects still allocated are a leak, reported with their count.
     pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
-        let live = self.live();
-        if live == 0 {
-            return Ok(());
-        }
-        let violation = Violation::new(
-            "leak",
-            format!("kmem_cache_destroy {}: Slab cache still has objects ({live} live)", self.name),
-        );
-        cx.sim().report(Some(cx), violation.clone());
-        Err(violation)
+        destroy_check(cx, self.name, self.live())
     }
 }
 

@@ -213,17 +213,22 @@ impl<T> KmemCache<T> {
 
     /// `kmem_cache_destroy()`: objects still allocated are a leak, reported with their count.
     pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
-        let live = self.live();
-        if live == 0 {
-            return Ok(());
-        }
-        let violation = Violation::new(
-            "leak",
-            format!("kmem_cache_destroy {}: Slab cache still has objects ({live} live)", self.name),
-        );
-        cx.sim().report(Some(cx), violation.clone());
-        Err(violation)
+        destroy_check(cx, self.name, self.live())
     }
+}
+
+/// `kmem_cache_destroy()`'s check, for every slab cache kind: `live` objects still allocated
+/// are a leak, reported from `cx` with their count.
+pub(crate) fn destroy_check(cx: &Cx, name: &str, live: u64) -> Result<(), Violation> {
+    if live == 0 {
+        return Ok(());
+    }
+    let violation = Violation::new(
+        "leak",
+        format!("kmem_cache_destroy {name}: Slab cache still has objects ({live} live)"),
+    );
+    cx.sim().report(Some(cx), violation.clone());
+    Err(violation)
 }
 
 /// Mirrors kmalloc(size, gfp) as far as its side effects go: the sleeping and reclaim checks of
