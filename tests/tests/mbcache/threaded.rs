@@ -58,6 +58,7 @@ fn a_shrink_taking_a_finished_threads_entry_before_a_later_release_is_linearizab
     assert_eq!(last.ops_run, 6, "{replay}");
     // The window itself: the shrink took entry 1 (released at thread 0's end, no op) ahead of
     // entry 2 (released by thread 1's get, an op that ended before the shrink began).
-    let shrink = last.trace_tail.iter().map(|event| format!("{event:?}")).find(|e| e.contains("shrunk: [1, 2]"));
+    let shrink =
+        last.trace_tail.iter().map(|event| format!("{event:?}")).find(|e| e.contains("shrunk: [1, 2]"));
     assert!(shrink.is_some(), "the schedule no longer reaches the window; {replay}");
 }

@@ -182,18 +182,17 @@ impl MbcacheModel {
         let Some(at) = taken.iter().map(position).collect::<Option<Vec<usize>>>() else { return false };
         let added = |serial: &u64| self.lru_added.get(serial).copied().unwrap_or(0);
         // Whether entry `ahead` (list position `pa`) is certainly ahead of `behind` (`pb`).
-        let ahead_of = |ahead: &u64, pa: usize, behind: &u64, pb: usize| {
-            match (self.loose.get(ahead), self.loose.get(behind)) {
-                (Some(wa), Some(wb)) if wa == wb => pa < pb,
-                (Some(&(_, until)), Some(&(since, _))) => until < since,
-                (Some(&(_, until)), None) => until < added(behind),
-                (None, Some(&(since, _))) => added(ahead) <= since,
-                (None, None) => pa < pb,
-            }
+        let ahead_of = |ahead: &u64, pa: usize, behind: &u64, pb: usize| match (
+            self.loose.get(ahead),
+            self.loose.get(behind),
+        ) {
+            (Some(wa), Some(wb)) if wa == wb => pa < pb,
+            (Some(&(_, until)), Some(&(since, _))) => until < since,
+            (Some(&(_, until)), None) => until < added(behind),
+            (None, Some(&(since, _))) => added(ahead) <= since,
+            (None, None) => pa < pb,
         };
-        (0..taken.len()).all(|i| {
-            (i + 1..taken.len()).all(|j| !ahead_of(&taken[j], at[j], &taken[i], at[i]))
-        })
+        (0..taken.len()).all(|i| (i + 1..taken.len()).all(|j| !ahead_of(&taken[j], at[j], &taken[i], at[i])))
     }
 
     /// Releases every handle `task` holds, in the order it got them (a lookup does this first).
