@@ -55,7 +55,7 @@ fn a_shrink_taking_a_finished_threads_entry_before_a_later_release_is_linearizab
                   shrunk case is /work/notes/s8/artifacts/mbcache-threaded-seed7032685.ksim.json)";
     assert!(report.violation().is_none(), "{:?}\n{replay}", report.violation());
     let last = report.last.expect("an execution");
-    assert_eq!(last.ops_run, 6, "{replay}");
+    assert_eq!(last.ops_run, 7, "the prefix's create and the 6 thread ops ran; {replay}");
     // The window itself: the shrink took entry 1 (released at thread 0's end, no op) ahead of
     // entry 2 (released by thread 1's get, an op that ended before the shrink began).
     let shrink =
