@@ -23,7 +23,9 @@
 //! `c_entry_count` is judged at teardown instead, which reports what is left as orphans), and
 //! which entries a shrink could have taken (an entry whose free callback refused it goes back on
 //! the LRU after the lock is dropped, so a concurrent scan misses it): a shrink's outcome lists
-//! the entries it took, and each must have been unused and taken in LRU order. A find returning
+//! the entries it took, and each must have been unused and taken in LRU order, where the
+//! entries an inferred release put on the LRU may stand anywhere among the LRU additions since
+//! their thread's last op (that release, no op, ran at some moment between). A find returning
 //! EAGAIN (the entry it waited for was unhashed meanwhile) is accepted wherever it linearizes.
 
 use super::{Expect, HeldModel, MbcacheModel};
