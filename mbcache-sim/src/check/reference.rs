@@ -70,6 +70,16 @@ pub struct MbcacheModel {
     /// release: either their thread ended, or their next op is a lookup, which releases every
     /// handle first (the release and the lookup are two calls, and another task may run between).
     released: Vec<u32>,
+    /// Threaded cases: LRU tail additions so far (`release`'s `list_add_tail`), the clock the
+    /// order of entries released at an inferred point is judged by.
+    lru_clock: u64,
+    /// Threaded cases: per LRU entry, the clock its addition set (0: put back at the head).
+    lru_added: BTreeMap<u64, u64>,
+    /// Threaded cases: per task, the clock when its last op ended.
+    op_floor: BTreeMap<u32, u64>,
+    /// Threaded cases: the LRU entries an inferred release put there, with the clocks between
+    /// which that release really ran (after its task's last op, before the op that showed it).
+    loose: BTreeMap<u64, (u64, u64)>,
 }
 
 /// What an op must return, or why the subject's result is impossible.
@@ -128,9 +138,15 @@ impl MbcacheModel {
         if self.cache_by_id(cache).free_op && nofs {
             self.entries.get_mut(&serial).expect("entry").free_failed = true;
             self.lru.push_front(serial);
+            if self.config.threaded {
+                self.lru_added.insert(serial, 0);
+                self.loose.remove(&serial);
+            }
         } else {
             self.entries.remove(&serial);
             self.cache_by_id_mut(cache).count -= 1;
+            self.lru_added.remove(&serial);
+            self.loose.remove(&serial);
         }
     }
 
@@ -153,6 +169,11 @@ impl MbcacheModel {
                 self.forget(serial, false);
             } else {
                 self.lru.push_back(serial);
+                if self.config.threaded {
+                    self.lru_clock += 1;
+                    self.lru_added.insert(serial, self.lru_clock);
+                    self.loose.remove(&serial);
+                }
             }
         }
     }
@@ -534,6 +555,10 @@ impl Reference for MbcacheModel {
             stamp: 0,
             finished: Vec::new(),
             released: Vec::new(),
+            lru_clock: 0,
+            lru_added: BTreeMap::new(),
+            op_floor: BTreeMap::new(),
+            loose: BTreeMap::new(),
         }
     }
 

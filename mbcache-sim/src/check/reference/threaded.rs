@@ -23,7 +23,9 @@
 //! `c_entry_count` is judged at teardown instead, which reports what is left as orphans), and
 //! which entries a shrink could have taken (an entry whose free callback refused it goes back on
 //! the LRU after the lock is dropped, so a concurrent scan misses it): a shrink's outcome lists
-//! the entries it took, and each must have been unused and taken in LRU order. A find returning
+//! the entries it took, and each must have been unused and taken in LRU order, where the
+//! entries an inferred release put on the LRU may stand anywhere among the LRU additions since
+//! their thread's last op (that release, no op, ran at some moment between). A find returning
 //! EAGAIN (the entry it waited for was unhashed meanwhile) is accepted wherever it linearizes.
 
 use super::{Expect, HeldModel, MbcacheModel};
@@ -34,9 +36,16 @@ use crate::registry::MB_CACHE_WRITER;
 use sim_core::{Errno, ViolationKind};
 
 impl MbcacheModel {
-    /// What `op`, run by thread `actual.task`, must return (see the module comment).
+    /// What `op`, run by thread `actual.task`, must return (see the module comment); notes when
+    /// the thread's last op ended, on the LRU clock (see [`MbcacheModel::infer_release`]).
     pub(super) fn expect_threaded(&mut self, op: &Op, actual: &Outcome) -> Expect {
         let task = actual.task.ok_or("a threaded outcome names its task")?;
+        let expect = self.expect_threaded_op(task, op, actual)?;
+        self.op_floor.insert(task, self.lru_clock);
+        Ok(expect)
+    }
+
+    fn expect_threaded_op(&mut self, task: u32, op: &Op, actual: &Outcome) -> Expect {
         self.admit(task, op)?;
         let own = |h: &HeldModel| h.task == task;
         Ok(match *op {
@@ -145,12 +154,47 @@ impl MbcacheModel {
     /// Another task's lookup or shrink could only have proceeded after `holder` released its
     /// handles, which no op of `holder` did: its thread ended, or its next op is a lookup that
     /// released them first (`expect_threaded` allows nothing else after this).
+    ///
+    /// That release (`__mb_cache_entry_release_unlock`'s `list_add_tail` per handle) ran at some
+    /// moment after `holder`'s last op ended, not necessarily just before the op that showed it:
+    /// another thread's release may have put its entry on the LRU after it, and
+    /// `mb_cache_shrink_fn` then takes the two from the head in that order (seed 7032685 of
+    /// `ksim fuzz mbcache --threads 3`, issue #11). The entries it put on the LRU are `loose`
+    /// between those two clocks; [`MbcacheModel::lru_order_fits`] judges them so.
     fn infer_release(&mut self, holder: u32) {
         if self.finished.contains(&holder) || self.released.contains(&holder) {
             return;
         }
+        let window = (self.op_floor.get(&holder).copied().unwrap_or(0), self.lru_clock);
+        let before = self.lru_clock;
         self.release_mine(holder);
         self.released.push(holder);
+        let added: Vec<u64> =
+            self.lru_added.iter().filter(|(_, clock)| **clock > before).map(|(serial, _)| *serial).collect();
+        for serial in added {
+            self.loose.insert(serial, window);
+        }
+    }
+
+    /// Whether `taken` could be unused LRU entries in LRU order: each on the LRU, and no later
+    /// one certainly ahead of an earlier one (pairwise suffices: "certainly ahead" is an
+    /// interval order, entries placed by the clock of their release).
+    fn lru_order_fits(&self, taken: &[u64]) -> bool {
+        let position = |serial: &u64| self.lru.iter().position(|s| s == serial);
+        let Some(at) = taken.iter().map(position).collect::<Option<Vec<usize>>>() else { return false };
+        let added = |serial: &u64| self.lru_added.get(serial).copied().unwrap_or(0);
+        // Whether entry `ahead` (list position `pa`) is certainly ahead of `behind` (`pb`).
+        let ahead_of = |ahead: &u64, pa: usize, behind: &u64, pb: usize| match (
+            self.loose.get(ahead),
+            self.loose.get(behind),
+        ) {
+            (Some(wa), Some(wb)) if wa == wb => pa < pb,
+            (Some(&(_, until)), Some(&(since, _))) => until < since,
+            (Some(&(_, until)), None) => until < added(behind),
+            (None, Some(&(since, _))) => added(ahead) <= since,
+            (None, None) => pa < pb,
+        };
+        (0..taken.len()).all(|i| (i + 1..taken.len()).all(|j| !ahead_of(&taken[j], at[j], &taken[i], at[i])))
     }
 
     /// Releases every handle `task` holds, in the order it got them (a lookup does this first).
@@ -303,8 +347,7 @@ impl MbcacheModel {
                 }
             }
         }
-        let mut lru = self.lru.iter();
-        if !taken.iter().all(|serial| lru.any(|s| s == serial)) {
+        if !self.lru_order_fits(taken) {
             return Err(format!("a shrink took {taken:?}, not unused entries in LRU order {:?}", self.lru));
         }
         self.lru.retain(|s| !taken.contains(s));
@@ -369,6 +412,38 @@ mod tests {
             .expect("its get released, then found nothing");
         let more = model.check(&Op::Release { handle: 0 }, &outcome(0, OpResult::Done));
         assert!(more.is_err_and(|why| why.contains("after its end")), "a release op cannot follow");
+    }
+
+    /// `world()`, then thread 1 makes entry 2 and its get (of nothing) releases it: LRU [2].
+    fn world_with_a_later_release() -> MbcacheModel {
+        let mut model = world();
+        model.check(&Op::Alloc { task: 1, cache: 0 }, &outcome(1, OpResult::Entry(Some(2)))).expect("alloc");
+        let insert = Op::Insert { handle: 0, device: 0, block: 4, keys: [1, 1] };
+        model.check(&insert, &outcome(1, OpResult::Done)).expect("insert");
+        let get = Op::Get { task: 1, cache: 0, device: 0, block: 5 };
+        model.check(&get, &outcome(1, OpResult::Entry(None))).expect("get releases entry 2");
+        model
+    }
+
+    #[test]
+    fn an_inferred_release_may_have_run_before_a_later_ops_release() {
+        // Thread 0's end released entry 1 at some moment after its insert: possibly before
+        // thread 1's get released entry 2, so a shrink may take [1, 2] (issue #11, seed 7032685).
+        let mut took = outcome(2, OpResult::Count(0));
+        let shrink = Op::ShrinkFn { nr_to_scan: 3, nofs: false };
+        for order in [vec![1, 2], vec![2, 1]] {
+            took.shrunk = order;
+            world_with_a_later_release().check(&shrink, &took).expect("either order");
+        }
+        // Once thread 0 ran an op after entry 2 went on the LRU, its release came later still.
+        let mut model = world_with_a_later_release();
+        let dup = Op::Dup { handle: 0 };
+        model.check(&dup, &outcome(0, OpResult::Errno(Errno::ENOSYS))).expect("dup is gone");
+        took.shrunk = vec![1, 2];
+        let refused = model.clone().check(&shrink, &took);
+        assert!(refused.is_err_and(|why| why.contains("LRU order")), "entry 2 was ahead of entry 1");
+        took.shrunk = vec![2, 1];
+        model.check(&shrink, &took).expect("entry 2, then entry 1");
     }
 
     #[test]
