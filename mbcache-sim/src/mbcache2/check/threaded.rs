@@ -41,7 +41,8 @@
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
 //! - its rerun may have nothing queued in the reference: a `schedule_work()` ordered after it
-//!   found the item still pending, and queues nothing;
+//!   found the item still pending, and queues nothing; so does any further one before the rerun
+//!   claims the item, so an idle kworker ordered after may find nothing (case seed 7003753);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, so a share's
 //!   touch and put between them leave the entry it just referenced evicted (case seed 200000,
 //!   last session's unexplained failure: "a find shares a block every ordering evicts first").
