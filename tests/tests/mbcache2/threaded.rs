@@ -121,8 +121,9 @@ const SEED_7003753: &str = r#"{
 }"#;
 
 /// How to get the seed-7003753 case back from a campaign.
-const SEED_7003753_REPLAY: &str = "replay: ksim fuzz mbcache2 --threads 3 --seed 7003753 --cases 1, then \
-     ksim replay ksim-out/mbcache2-threaded-seed7003753.ksim.json";
+const SEED_7003753_REPLAY: &str = "replay: cargo test -p ksim-tests --test main -- \
+     mbcache2::threaded::a_schedule_work_merged (the case and schedule above; the campaign's \
+     artifact mbcache2-threaded-seed7003753.ksim.json replays with ksim replay FILE)";
 
 /// The seed-7003753 case on its recorded schedule: the rerun and the merged `schedule_work()`
 /// happen (`shrink-work-collided`, `shrink-work-rerun`), and the last kworker's empty run passes.
