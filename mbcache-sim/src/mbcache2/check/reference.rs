@@ -84,6 +84,12 @@ pub struct Mbcache2Model {
     /// Whole calls: queued items a `schedule_work()` of a `merging` item queued here, which the
     /// kernel may have merged into the rerun (then a `RunWork` ordered after finds nothing).
     maybe_merged: Vec<(usize, u64)>,
+    /// Whole calls: items a `RunWork` took off the queue since an insert last scheduled them.
+    /// `mb_cache_entry_create()` reads `c_entry_count` and calls `schedule_work()` before it
+    /// allocates and inserts the entry, and the insert is where the reference orders the call (a
+    /// find sees it there), so the first insert ordered after such a take may have scheduled the
+    /// work before the take, merged into the item that run claimed: its item is `maybe_merged`.
+    taken: Vec<(usize, u64)>,
     /// Whole calls: shrink work items an unmount took off the queue. A lazy unmount detaches
     /// the filesystem first and destroys the cache later, and a kworker may take the item
     /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
@@ -248,7 +254,8 @@ impl Mbcache2Model {
                     self.merging.push(item);
                 }
                 None => {
-                    if self.merging.contains(&item) {
+                    let taken = self.taken.iter().position(|&t| t == item).map(|at| self.taken.remove(at));
+                    if self.merging.contains(&item) || (self.whole_calls && taken.is_some()) {
                         self.maybe_merged.push(item);
                     }
                     self.work.push(item);
@@ -428,6 +435,7 @@ impl Mbcache2Model {
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         self.merging.retain(|item| !detached(item));
         self.maybe_merged.retain(|item| !detached(item));
+        self.taken.retain(|item| !detached(item));
         Outcome::Done
     }
 
@@ -562,7 +570,11 @@ impl Mbcache2Model {
                     if self.work.is_empty() {
                         self.work_credits.extend(item);
                     } else {
-                        item = Some(self.work.remove(0));
+                        let took = self.work.remove(0);
+                        if !self.taken.contains(&took) {
+                            self.taken.push(took);
+                        }
+                        item = Some(took);
                         if let Some(at) = self.maybe_merged.iter().position(|&m| Some(m) == item) {
                             self.maybe_merged.remove(at);
                         }
@@ -781,6 +793,7 @@ impl Reference for Mbcache2Model {
             work_credits: Vec::new(),
             merging: Vec::new(),
             maybe_merged: Vec::new(),
+            taken: Vec::new(),
             detached_work: Vec::new(),
         };
         for fs in 0..model.fss.len() {
