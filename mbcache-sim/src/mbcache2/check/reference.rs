@@ -75,6 +75,21 @@ pub struct Mbcache2Model {
     /// handed the item over), each owed to a `schedule_work()` ordered after it, which the
     /// kernel merged into the still pending item: that one queues nothing.
     work_credits: Vec<(usize, u64)>,
+    /// Whole calls: items whose credit a `schedule_work()` took (it queued the item again in the
+    /// kernel, and the rerun ordered earlier claims it later, inside that `RunWork`'s window).
+    /// Until the rerun claims it the item stays pending (`process_one_work()` leaves
+    /// `WORK_STRUCT_PENDING` set on an item it hands to the executing kworker), so a further
+    /// `schedule_work()` merges into it: one ordered here may have queued nothing.
+    merging: Vec<(usize, u64)>,
+    /// Whole calls: queued items a `schedule_work()` of a `merging` item queued here, which the
+    /// kernel may have merged into the rerun (then a `RunWork` ordered after finds nothing).
+    maybe_merged: Vec<(usize, u64)>,
+    /// Whole calls: items a `RunWork` took off the queue since an insert last scheduled them.
+    /// `mb_cache_entry_create()` reads `c_entry_count` and calls `schedule_work()` before it
+    /// allocates and inserts the entry, and the insert is where the reference orders the call (a
+    /// find sees it there), so the first insert ordered after such a take may have scheduled the
+    /// work before the take, merged into the item that run claimed: its item is `maybe_merged`.
+    taken: Vec<(usize, u64)>,
     /// Whole calls: shrink work items an unmount took off the queue. A lazy unmount detaches
     /// the filesystem first and destroys the cache later, and a kworker may take the item
     /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
@@ -236,8 +251,15 @@ impl Mbcache2Model {
             match self.work_credits.iter().position(|&owed| owed == item) {
                 Some(at) => {
                     self.work_credits.remove(at);
+                    self.merging.push(item);
                 }
-                None => self.work.push(item),
+                None => {
+                    let taken = self.taken.iter().position(|&t| t == item).map(|at| self.taken.remove(at));
+                    if self.merging.contains(&item) || (self.whole_calls && taken.is_some()) {
+                        self.maybe_merged.push(item);
+                    }
+                    self.work.push(item);
+                }
             }
         }
         if count >= 2 * cache.max_entries {
@@ -411,6 +433,9 @@ impl Mbcache2Model {
         }
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
+        self.merging.retain(|item| !detached(item));
+        self.maybe_merged.retain(|item| !detached(item));
+        self.taken.retain(|item| !detached(item));
         Outcome::Done
     }
 
@@ -516,6 +541,13 @@ impl Mbcache2Model {
             }
             _ => return Err("expected a scan's steps".to_string()),
         };
+        if let Op::RunWork = op {
+            if self.merged_away(&runs) {
+                return Ok(());
+            }
+            // The kworker ran or found nothing: a rerun that claimed a merging item is over.
+            self.merging.clear();
+        }
         let (bits, mut item, touched) = (self.bucket_bits, None, self.just_touched.take());
         for (run, steps) in runs.into_iter().enumerate() {
             let mut steps = steps.iter();
@@ -538,7 +570,14 @@ impl Mbcache2Model {
                     if self.work.is_empty() {
                         self.work_credits.extend(item);
                     } else {
-                        item = Some(self.work.remove(0));
+                        let took = self.work.remove(0);
+                        if !self.taken.contains(&took) {
+                            self.taken.push(took);
+                        }
+                        item = Some(took);
+                        if let Some(at) = self.maybe_merged.iter().position(|&m| Some(m) == item) {
+                            self.maybe_merged.remove(at);
+                        }
                     }
                     let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
                     match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
@@ -556,6 +595,22 @@ impl Mbcache2Model {
             }
         }
         Ok(())
+    }
+
+    /// Whole calls: an idle `RunWork` (no steps) where everything queued here is
+    /// `maybe_merged`: those `schedule_work()`s found the item pending, their merge went into the
+    /// rerun (`__queue_work()` is not reached when `test_and_set_bit(WORK_STRUCT_PENDING_BIT)`
+    /// finds it set, `queue_work_on()`), so the kworker found an empty worklist. Drops them.
+    fn merged_away(&mut self, runs: &[&[ScanStep]]) -> bool {
+        let idle = matches!(runs, [steps] if steps.is_empty());
+        let all_merged = self.work.iter().all(|item| self.maybe_merged.contains(item));
+        if !idle || self.work.is_empty() || !all_merged {
+            return false;
+        }
+        self.work.clear();
+        self.maybe_merged.clear();
+        self.merging.clear();
+        true
     }
 
     /// What a whole call does differently (`whole_calls`); None for the other operations. A
@@ -736,6 +791,9 @@ impl Reference for Mbcache2Model {
             owned: vec![Vec::new(); tasks],
             just_touched: None,
             work_credits: Vec::new(),
+            merging: Vec::new(),
+            maybe_merged: Vec::new(),
+            taken: Vec::new(),
             detached_work: Vec::new(),
         };
         for fs in 0..model.fss.len() {
