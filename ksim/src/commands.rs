@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sim_core::check::{Artifact, FixInfo, PresetInfo, ScenarioInfo, ZooEntry};
+use sim_core::check::{Artifact, FixInfo, PresetInfo, ReplayReport, ScenarioInfo, ZooEntry};
 use sim_core::fixes::KernelVersion;
 use sim_core::trace::{
     render_chrome, render_text, violations_cause_first, wrap, Event, EventKind, TaskId, TEXT_WIDTH,
@@ -83,14 +83,42 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
     let replayed = (entry.replay)(&artifact).map_err(|e| format!("{}: {e}", file.display()))?;
     let ops: Vec<serde_json::Value> = artifact.ops.as_array().cloned().unwrap_or_default();
+    let mut summary = replay_header(&artifact, &replayed, ops.len());
+    let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
+    let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
+    let names = &replayed.case.task_names;
+    if violations_cause_first(&replayed.case.trace_tail, names).len() > 1 {
+        summary.push_str(&violation_lines(&replayed.case.trace_tail, names));
+    }
+    if sim_core::threaded::is_threaded(&artifact) {
+        summary.push_str(&threaded_ops_lines(&artifact.ops));
+    } else {
+        let _ = writeln!(summary, "\noperations:");
+        for (index, op) in ops.iter().enumerate() {
+            let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
+            let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
+        }
+    }
+    for report in &replayed.case.lockdep {
+        let text = report.to_string();
+        if text != shown.message {
+            let _ = writeln!(summary, "\nlockdep also reported:\n{}", text.trim_end());
+        }
+    }
+    let trace = draw(&replayed.case.trace_tail, &replayed.case.task_names, format);
+    emit(&summary, "\ntrace:\n", &trace, format, out)?;
+    Ok(Outcome { ok: replayed.exact })
+}
+
+/// The replay's first lines: the artifact, its config, the violation recorded and the one
+/// replayed, and whether the trace hash came back the same.
+fn replay_header(artifact: &Artifact, replayed: &ReplayReport, ops_len: usize) -> String {
+    let ops_shown = if ops_len == 0 { artifact.violation_at } else { ops_len };
     let mut summary = String::new();
     let _ = writeln!(
         summary,
         "artifact: {} seed {}, {} operations (shrunk from {})",
-        artifact.subsystem,
-        artifact.seed,
-        if ops.is_empty() { artifact.violation_at } else { ops.len() },
-        artifact.ops_unshrunk
+        artifact.subsystem, artifact.seed, ops_shown, artifact.ops_unshrunk
     );
     let _ = writeln!(summary, "config:   {}", artifact.config);
     let _ = writeln!(
@@ -116,40 +144,31 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
             artifact.trace_hash, replayed.case.trace_hash
         );
     }
-    let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
-    let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
-    let names = &replayed.case.task_names;
-    if violations_cause_first(&replayed.case.trace_tail, names).len() > 1 {
-        summary.push_str(&violation_lines(&replayed.case.trace_tail, names));
-    }
-    if sim_core::threaded::is_threaded(&artifact) {
-        summary.push_str(&threaded_ops_lines(&artifact.ops));
-    } else {
-        let _ = writeln!(summary, "\noperations:");
-        for (index, op) in ops.iter().enumerate() {
-            let marker = if index == artifact.violation_at { "  <- violation" } else { "" };
-            let _ = writeln!(summary, "  {:>3}. {op}{marker}", index + 1);
-        }
-    }
-    for report in &replayed.case.lockdep {
-        let text = report.to_string();
-        if text != shown.message {
-            let _ = writeln!(summary, "\nlockdep also reported:\n{}", text.trim_end());
-        }
-    }
-    let trace = draw(&replayed.case.trace_tail, &replayed.case.task_names, format);
+    summary
+}
+
+/// Prints `summary` then `trace` as `format` asks: to `out` when given (the summary on stdout),
+/// the summary then `text_heading` and the trace for text, the summary on stderr and pure JSON on
+/// stdout for Chrome.
+fn emit(
+    summary: &str,
+    text_heading: &str,
+    trace: &str,
+    format: TraceFormat,
+    out: Option<&Path>,
+) -> Result<(), CliError> {
     match (format, out) {
         (_, Some(path)) => {
-            write_file(path, &trace)?;
+            write_file(path, trace)?;
             print(&format!("{summary}\ntrace written to {}\n", path.display()))?;
         }
-        (TraceFormat::Text, None) => print(&format!("{summary}\ntrace:\n{trace}"))?,
+        (TraceFormat::Text, None) => print(&format!("{summary}{text_heading}{trace}"))?,
         (TraceFormat::Chrome, None) => {
             eprint!("{summary}");
-            print(&trace)?;
+            print(trace)?;
         }
     }
-    Ok(Outcome { ok: replayed.exact })
+    Ok(())
 }
 
 /// Finds scenario `name` (`SUBSYSTEM:NAME` or a name only one subsystem has).
