@@ -216,12 +216,6 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             ops_max,
             threads,
         } => {
-            let interrupt = Arc::new(AtomicBool::new(false));
-            {
-                let interrupt = interrupt.clone();
-                // A second handler cannot be installed (tests call in once per process); ignore.
-                let _ = ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed));
-            }
             let args = fuzz::FuzzArgs {
                 subsystems,
                 kernel,
@@ -231,21 +225,11 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 seed,
                 shard,
                 jobs,
-                out: out.clone(),
+                out,
                 ops_max,
                 threads: threads.map(usize::from),
             };
-            let report = fuzz::fuzz(&args, interrupt.clone())?;
-            print(&report.render())?;
-            print(&format!("report: {}\n", out.join(fuzz::report_name(shard)).display()))?;
-            if report.failures_count() > 0 {
-                Ok(ExitCode::from(EXIT_FOUND))
-            } else if interrupt.load(Ordering::Relaxed) {
-                print("interrupted: the report above is partial\n")?;
-                Ok(ExitCode::from(EXIT_INTERRUPTED))
-            } else {
-                Ok(ExitCode::SUCCESS)
-            }
+            run_fuzz(&args)
         }
         Command::Replay { file, trace, out } => {
             if let Some((text, exact)) = play::replay(&file)? {
@@ -273,37 +257,72 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
             Ok(status(commands::trace(&scenario, format, out.as_deref())?.ok))
         }
         Command::Merge { reports, out } => Ok(status(commands::merge(&reports, out.as_deref())?.ok)),
-        Command::Play { level, list, check, solve, out } => {
-            if list {
-                print(&play::list())?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            if let Some(file) = check {
-                let (text, wins) = play::check(&file)?;
-                print(&text)?;
-                return Ok(status(wins));
-            }
-            let level = level.as_deref().unwrap_or_default();
-            if solve {
-                print(&play::solve(level, &out)?)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            play::play(level, &out)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Play { level, list, check, solve, out } => run_play(level, list, check, solve, &out),
         Command::Taskstats { command: TaskstatsCommand::Netlink { port, file } } => {
-            let mut input: Box<dyn std::io::Read> = match &file {
-                Some(path) => Box::new(
-                    std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-                ),
-                None => Box::new(std::io::stdin().lock()),
-            };
-            let mut stdout = std::io::stdout().lock();
-            commands::taskstats_netlink(port, &mut input, &mut stdout)?;
-            stdout.flush().map_err(error::stdout_error)?;
-            Ok(ExitCode::SUCCESS)
+            run_taskstats_netlink(port, file.as_deref())
         }
     }
+}
+
+/// `ksim fuzz`: runs the campaign, prints its report; Ctrl-C stops it with a partial report.
+fn run_fuzz(args: &fuzz::FuzzArgs) -> Result<ExitCode, CliError> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let interrupt = interrupt.clone();
+        // A second handler cannot be installed (tests call in once per process); ignore.
+        let _ = ctrlc::set_handler(move || interrupt.store(true, Ordering::Relaxed));
+    }
+    let report = fuzz::fuzz(args, interrupt.clone())?;
+    print(&report.render())?;
+    print(&format!("report: {}\n", args.out.join(fuzz::report_name(args.shard)).display()))?;
+    if report.failures_count() > 0 {
+        Ok(ExitCode::from(EXIT_FOUND))
+    } else if interrupt.load(Ordering::Relaxed) {
+        print("interrupted: the report above is partial\n")?;
+        Ok(ExitCode::from(EXIT_INTERRUPTED))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `ksim play`: lists the levels, checks a solution, prints one, or starts a level.
+fn run_play(
+    level: Option<String>,
+    list: bool,
+    check: Option<PathBuf>,
+    solve: bool,
+    out: &std::path::Path,
+) -> Result<ExitCode, CliError> {
+    if list {
+        print(&play::list())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(file) = check {
+        let (text, wins) = play::check(&file)?;
+        print(&text)?;
+        return Ok(if wins { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) });
+    }
+    let level = level.as_deref().unwrap_or_default();
+    if solve {
+        print(&play::solve(level, out)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    play::play(level, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ksim taskstats netlink`: raw request bytes in (FILE or stdin), raw reply bytes out.
+fn run_taskstats_netlink(port: u32, file: Option<&std::path::Path>) -> Result<ExitCode, CliError> {
+    let mut input: Box<dyn std::io::Read> = match file {
+        Some(path) => {
+            Box::new(std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+        }
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    commands::taskstats_netlink(port, &mut input, &mut stdout)?;
+    stdout.flush().map_err(error::stdout_error)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
