@@ -190,7 +190,7 @@ impl BalloonSubject {
 
     /// The pages the tasks hold, as a set.
     fn task_pages(&self) -> PfnBits {
-        let mut out = PfnBits::default();
+        let mut out = PfnBits::new(self.total_pages());
         self.tasks.iter().flatten().for_each(|&pfn| {
             out.insert(pfn as u32);
         });
