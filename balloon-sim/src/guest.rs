@@ -14,24 +14,6 @@ pub enum Endian {
     Big,
 }
 
-impl Endian {
-    /// `value`'s bytes in this order.
-    pub fn u32_bytes(self, value: u32) -> [u8; 4] {
-        match self {
-            Endian::Little => value.to_le_bytes(),
-            Endian::Big => value.to_be_bytes(),
-        }
-    }
-
-    /// The `u32` these bytes hold in this order.
-    pub fn u32_from(self, bytes: [u8; 4]) -> u32 {
-        match self {
-            Endian::Little => u32::from_le_bytes(bytes),
-            Endian::Big => u32::from_be_bytes(bytes),
-        }
-    }
-}
-
 /// Bytes a split ring lives in, as both sides of a queue reach them: ksim's [`GuestMemory`], or
 /// (in the cross-check) the memory an independent device implementation owns, so the driver and
 /// that device work on one memory rather than on copies. Multi-byte fields are read and written

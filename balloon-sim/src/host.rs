@@ -178,27 +178,6 @@ impl PfnBits {
     }
 }
 
-/// PFNs the host reads in one copy out of guest memory (the driver's whole array).
-const READ_CHUNK_PFNS: usize = 256;
-
-/// Each `u32` PFN of buffer `desc`, in order: a chunk of them per copy out of guest memory; a
-/// chunk that leaves the memory is read one PFN at a time, each 0 where it does.
-fn for_each_pfn(mem: &GuestMemory, desc: &Descriptor, endian: Endian, mut f: impl FnMut(u32)) {
-    let count = desc.len as usize / 4;
-    let mut bytes = [0u8; 4 * READ_CHUNK_PFNS];
-    let mut done = 0;
-    while done < count {
-        let chunk = (count - done).min(READ_CHUNK_PFNS);
-        let addr = desc.addr + 4 * done as u64;
-        if mem.read(addr, &mut bytes[..4 * chunk]).is_some() {
-            bytes[..4 * chunk].chunks_exact(4).for_each(|b| f(endian.u32_from([b[0], b[1], b[2], b[3]])));
-        } else {
-            (0..chunk).for_each(|i| f(mem.read_u32(addr + 4 * i as u64, endian)));
-        }
-        done += chunk;
-    }
-}
-
 #[derive(Debug, Default)]
 struct HostState {
     acked: u64,
@@ -399,8 +378,7 @@ impl BalloonHost {
     }
 
     /// The PFNs of one inflate or deflate chain: held or given back, each noted in the
-    /// checker's change log (one std lock per chain). The device reads each buffer a chunk at
-    /// a time, as a device copies a DMA buffer, not one guest-memory access per PFN.
+    /// checker's change log (one std lock per chain).
     fn take_pfns(
         &self,
         s: &mut HostState,
@@ -411,10 +389,11 @@ impl BalloonHost {
     ) {
         let mut changed = self.change_log();
         for desc in descriptors {
-            for_each_pfn(mem, desc, endian, |pfn| {
+            for i in 0..desc.len / 4 {
+                let pfn = mem.read_u32(desc.addr + 4 * u64::from(i), endian);
                 if u64::from(pfn) >= self.pfn_limit {
                     s.findings.push(format!("queue {index}: pfn {pfn:#x} is outside guest memory"));
-                    return;
+                    continue;
                 }
                 changed.insert(pfn);
                 if index == INFLATE_VQ {
@@ -424,7 +403,7 @@ impl BalloonHost {
                     s.held.remove(pfn);
                     s.deflated_pfns += 1;
                 }
-            });
+            }
         }
     }
 
@@ -447,11 +426,6 @@ impl BalloonHost {
     /// Whether the host holds balloon PFN `pfn`.
     pub fn holds(&self, pfn: u32) -> bool {
         self.state.lock().held.contains(pfn)
-    }
-
-    /// Whether the host holds any balloon PFN in `start..start + len` (one lock).
-    pub fn holds_any(&self, start: u32, len: u32) -> bool {
-        self.state.lock().held.any_in(start, len)
     }
 
     /// Every balloon PFN the host holds.

@@ -440,16 +440,12 @@ impl VirtioBalloon {
         // sg_init_one(&sg, vb->pfns, sizeof(vb->pfns[0]) * vb->num_pfns): the buffer is vb->pfns
         // itself, which the model keeps apart from the shared bytes; the copy stands for the
         // device reading it.
-        // One store of the whole array: nothing reads it before add_outbuf() publishes it.
         let num_pfns = self.num_pfns.get(cx);
-        let told = num_pfns.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX);
-        let mut bytes = [0u8; 4 * VIRTIO_BALLOON_ARRAY_PFNS_MAX];
         self.pfns.read(cx, |pfns| {
-            for (slot, &pfn) in bytes.chunks_exact_mut(4).zip(&pfns[..told]) {
-                slot.copy_from_slice(&endian.u32_bytes(pfn));
+            for (i, &pfn) in pfns[..num_pfns.min(VIRTIO_BALLOON_ARRAY_PFNS_MAX)].iter().enumerate() {
+                mem.write_u32(PFNS_ADDR + 4 * i as u64, pfn, endian);
             }
         });
-        let _ = mem.write(PFNS_ADDR, &bytes[..4 * told]);
         cx.call_begin(&TELL_HOST, [u64::from(vq.index), num_pfns as u64], || {
             format!("{}: {} pfns", vq.name, num_pfns)
         });

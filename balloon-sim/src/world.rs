@@ -104,7 +104,7 @@ impl World {
     /// Whether the host holds any 4 KiB piece of guest page `pfn`.
     pub fn host_holds_page(&self, pfn: Pfn) -> bool {
         let ppp = (self.pages.page_size() / PAGE_SIZE_4K) as u32;
-        self.host.holds_any(pfn as u32 * ppp, ppp)
+        (0..ppp).any(|i| self.host.holds(pfn as u32 * ppp + i))
     }
 
     /// An allocating task's page: reports a guest touching a page the host holds.
