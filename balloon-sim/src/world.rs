@@ -223,7 +223,14 @@ impl World {
         members: &PfnBits,
         held: &PfnBits,
     ) -> Result<(), Violation> {
-        let expected = members.pieces(vb.pages_per_page);
+        // With one 4 KiB piece a page the balloon's pages are its PFNs: no copy.
+        let pieces;
+        let expected = if vb.pages_per_page == 1 {
+            members
+        } else {
+            pieces = members.pieces(vb.pages_per_page);
+            &pieces
+        };
         let sizes = || format!("held {}, balloon {}", held.len(), expected.len());
         if let Some(stray) = held.first_not_in(&expected) {
             return broken(
