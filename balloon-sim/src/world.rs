@@ -232,7 +232,7 @@ impl World {
             &pieces
         };
         let sizes = || format!("held {}, balloon {}", held.len(), expected.len());
-        if let Some(stray) = held.first_not_in(&expected) {
+        if let Some(stray) = held.first_not_in(expected) {
             return broken(
                 "host-holds-non-balloon-pfn",
                 format!("the host holds pfn {stray:#x}, which no balloon page covers ({})", sizes()),

@@ -126,7 +126,8 @@ fn moved_per_case(config: &BalloonConfig, seed: u64, ops: &[Op], moved: &mut Mov
     let sim = Sim::new(BalloonSubject::sim_config(config, seed).trace(TraceMode::HashOnly));
     sim.trace().confine_to_this_thread();
     let mut subject = BalloonSubject::new(&sim, config);
-    let mut held = vec![0u64; config.tasks.max(1)];
+    let tasks = config.tasks.max(1);
+    let mut held = vec![0u64; tasks];
     for op in ops {
         let (inflated, deflated) = subject.world.host.traffic();
         let outcome = subject.apply(&sim, op);
@@ -137,13 +138,13 @@ fn moved_per_case(config: &BalloonConfig, seed: u64, ops: &[Op], moved: &mut Mov
         moved.balloon_pages += pfns / ppp;
         moved.task_pages += match (op, outcome) {
             (Op::Alloc { task, .. }, Outcome::Alloc { got, killed, task_pages }) => {
-                let slot = &mut held[usize::from(*task) % held.len()];
+                let slot = &mut held[usize::from(*task) % tasks];
                 let freed = if killed { *slot + got } else { 0 };
                 *slot = task_pages;
                 got + freed
             }
             (Op::Free { task, .. }, Outcome::Free { freed, task_pages }) => {
-                held[usize::from(*task) % held.len()] = task_pages;
+                held[usize::from(*task) % tasks] = task_pages;
                 freed
             }
             _ => 0,
