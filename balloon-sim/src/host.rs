@@ -112,9 +112,23 @@ impl PfnBits {
         self.count = 0;
     }
 
-    /// Whether any PFN in `start..start + len` is in the set.
+    /// Whether any PFN in `start..start + len` is in the set: a word at a time (a 64 KiB page's
+    /// sixteen pieces are one mask).
     pub(crate) fn any_in(&self, start: u32, len: u32) -> bool {
-        (start..start + len).any(|pfn| self.contains(pfn))
+        let (mut pfn, end) = (u64::from(start), u64::from(start) + u64::from(len));
+        while pfn < end {
+            let (index, bit) = ((pfn / 64) as usize, pfn % 64);
+            let Some(&word) = self.words.get(index) else {
+                return false;
+            };
+            let span = (64 - bit).min(end - pfn);
+            let mask = if span == 64 { u64::MAX } else { ((1u64 << span) - 1) << bit };
+            if word & mask != 0 {
+                return true;
+            }
+            pfn += span;
+        }
+        false
     }
 
     /// The first PFN (ascending) in this set and not in `other`.
@@ -125,11 +139,42 @@ impl PfnBits {
         })
     }
 
-    /// The PFNs in ascending order.
+    /// The first PFN (ascending) in both this set and `other`.
+    pub(crate) fn first_in(&self, other: &PfnBits) -> Option<u32> {
+        self.words.iter().zip(&other.words).enumerate().find_map(|(index, (&word, &theirs))| {
+            let both = word & theirs;
+            (both != 0).then(|| (index * 64) as u32 + both.trailing_zeros())
+        })
+    }
+
+    /// The PFNs in ascending order (a word's set bits found by counting zeros, not by testing
+    /// all sixty-four).
     pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.words.iter().enumerate().flat_map(|(index, &word)| {
-            (0..64).filter(move |bit| word & (1u64 << bit) != 0).map(move |bit| (index * 64 + bit) as u32)
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros();
+                    rest &= rest - 1;
+                    (index * 64) as u32 + bit
+                })
+            })
         })
+    }
+
+    /// Every PFN `pfn * per + i` (`i < per`) of each `pfn` in this set: a guest page's 4 KiB
+    /// pieces. With one piece a page, a copy.
+    pub(crate) fn pieces(&self, per: u32) -> PfnBits {
+        if per == 1 {
+            return self.clone();
+        }
+        let mut out = PfnBits::new(self.words.len() as u64 * 64 * u64::from(per));
+        for pfn in self.iter() {
+            for i in 0..per {
+                out.insert(pfn * per + i);
+            }
+        }
+        out
     }
 }
 
@@ -438,5 +483,55 @@ impl BalloonHost {
     pub fn traffic(&self) -> (u64, u64) {
         let s = self.state.lock();
         (s.inflated_pfns, s.deflated_pfns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::PfnBits;
+
+    /// A scattered set over three words, and the same as a tree.
+    fn sample(seed: u32) -> (PfnBits, BTreeSet<u32>) {
+        let mut bits = PfnBits::new(192);
+        let mut tree = BTreeSet::new();
+        for i in 0..60u32 {
+            let pfn = (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 192;
+            assert_eq!(bits.insert(pfn), tree.insert(pfn), "insert {pfn}");
+        }
+        (bits, tree)
+    }
+
+    #[test]
+    fn iteration_and_word_queries_match_a_tree() {
+        for seed in 0..20 {
+            let (bits, tree) = sample(seed);
+            let (other, other_tree) = sample(seed + 100);
+            assert_eq!(bits.iter().collect::<Vec<_>>(), tree.iter().copied().collect::<Vec<_>>());
+            assert_eq!(bits.len(), tree.len());
+            assert_eq!(bits.first_in(&other), tree.intersection(&other_tree).next().copied(), "seed {seed}");
+            assert_eq!(
+                bits.first_not_in(&other),
+                tree.difference(&other_tree).next().copied(),
+                "seed {seed}"
+            );
+            for start in 0..200 {
+                for len in [1, 3, 16, 64, 70] {
+                    let expect = (start..start + len).any(|pfn| tree.contains(&pfn));
+                    assert_eq!(bits.any_in(start, len), expect, "seed {seed} any_in({start}, {len})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_cover_each_page_of_the_set() {
+        let (bits, tree) = sample(7);
+        for per in [1, 16] {
+            let expect: Vec<u32> =
+                tree.iter().flat_map(|&pfn| (0..per).map(move |i| pfn * per + i)).collect();
+            assert_eq!(bits.pieces(per).iter().collect::<Vec<_>>(), expect, "{per} pieces a page");
+        }
     }
 }

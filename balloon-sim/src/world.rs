@@ -88,17 +88,16 @@ impl World {
         let Some(vb) = &self.vb else {
             return BTreeSet::new();
         };
-        self.pieces(vb, &vb.vb_dev_info.all_pages(cx, &self.pages)).iter().collect()
+        let listed = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        self.page_bits(cx, &listed).pieces(vb.pages_per_page).iter().collect()
     }
 
-    /// The balloon PFNs (4 KiB pieces) of guest pages `pages`.
-    fn pieces(&self, vb: &VirtioBalloon, pages: &[Pfn]) -> PfnBits {
-        let mut out = PfnBits::default();
-        for &page in pages {
-            for i in 0..vb.pages_per_page {
-                out.insert(vb.page_to_balloon_pfn(page) + i);
-            }
-        }
+    /// Guest pages `pages` as a set sized for this guest's frames (one allocation).
+    fn page_bits(&self, cx: &Cx, pages: &[Pfn]) -> PfnBits {
+        let mut out = PfnBits::new(self.pages.spanned_pages(cx));
+        pages.iter().for_each(|&pfn| {
+            out.insert(pfn as u32);
+        });
         out
     }
 
@@ -135,6 +134,10 @@ impl World {
     /// over those an operation may have changed ([`Scope::Changed`]); every other invariant is
     /// checked whole either way, so both scopes find the same first broken invariant whenever the
     /// state before the operation passed. Returns the balloon's pages for the next check's scope.
+    ///
+    /// Both scopes walk the balloon list once (the walk is what sees its links, and `num_pages`
+    /// counts it) but never sort it: the pages become a bit set, and every set comparison (host
+    /// PFNs, owners, the pages new since the last check) goes a 64-bit word at a time.
     pub(crate) fn check_scoped(
         &self,
         cx: &Cx,
@@ -154,25 +157,23 @@ impl World {
             }
             return Ok(PfnBits::default());
         };
-        let balloon: Vec<Pfn> = vb.vb_dev_info.all_pages(cx, &self.pages);
-        let mut members = PfnBits::default();
-        balloon.iter().for_each(|&pfn| {
-            members.insert(pfn as u32);
-        });
+        // List order, a page listed twice counted twice (as `num_pages` would count it).
+        let balloon: Vec<Pfn> = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        let members = self.page_bits(cx, &balloon);
         let held = self.host.held_bits();
         self.check_balloon_list(cx, vb, &balloon)?;
         match scope {
-            Scope::Whole => self.check_balloon_pages(cx, balloon.iter().copied())?,
+            Scope::Whole => self.check_balloon_pages(cx, members.iter())?,
             Scope::Changed(before) => {
                 let changed = self.host.changed();
                 let ppp = vb.pages_per_page;
-                let touched = balloon.iter().copied().filter(|&pfn| {
-                    !before.contains(pfn as u32) || changed.any_in(vb.page_to_balloon_pfn(pfn), ppp)
+                let touched = members.iter().filter(|&pfn| {
+                    !before.contains(pfn) || changed.any_in(vb.page_to_balloon_pfn(Pfn::from(pfn)), ppp)
                 });
                 self.check_balloon_pages(cx, touched)?
             }
         }
-        self.check_host_pfns(vb, &balloon, &held)?;
+        self.check_host_pfns(vb, &members, &held)?;
         self.check_page_owners(cx, vb, &balloon, &members, tasks, &held)?;
         self.check_managed_pages(cx, &balloon)?;
         self.check_config(cx, vb)?;
@@ -197,9 +198,9 @@ impl World {
 
     /// Each balloon page in `pages` is what 4.4's balloon_page_insert() makes it: a balloon page
     /// with `PG_private`, unlocked, holding exactly the balloon's reference.
-    fn check_balloon_pages(&self, cx: &Cx, pages: impl Iterator<Item = Pfn>) -> Result<(), Violation> {
+    fn check_balloon_pages(&self, cx: &Cx, pages: impl Iterator<Item = u32>) -> Result<(), Violation> {
         use sim_core::mm::page::PG_PRIVATE;
-        for pfn in pages {
+        for pfn in pages.map(Pfn::from) {
             let count = self.pages.page_count(cx, pfn).unwrap_or(0);
             let typed = self.pages.page_balloon(cx, pfn) && self.pages.test_page_flag(cx, pfn, PG_PRIVATE);
             if !typed || count != 1 || self.pages.page_locked(cx, pfn) {
@@ -215,20 +216,32 @@ impl World {
         Ok(())
     }
 
-    /// The host holds exactly the balloon pages' PFNs (`held`).
-    fn check_host_pfns(&self, vb: &VirtioBalloon, balloon: &[Pfn], held: &PfnBits) -> Result<(), Violation> {
-        let expected = self.pieces(vb, balloon);
-        let sizes = format!("held {}, balloon {}", held.len(), expected.len());
-        if let Some(stray) = held.first_not_in(&expected) {
+    /// The host holds exactly the balloon pages' (`members`) PFNs (`held`).
+    fn check_host_pfns(
+        &self,
+        vb: &VirtioBalloon,
+        members: &PfnBits,
+        held: &PfnBits,
+    ) -> Result<(), Violation> {
+        // With one 4 KiB piece a page the balloon's pages are its PFNs: no copy.
+        let pieces;
+        let expected = if vb.pages_per_page == 1 {
+            members
+        } else {
+            pieces = members.pieces(vb.pages_per_page);
+            &pieces
+        };
+        let sizes = || format!("held {}, balloon {}", held.len(), expected.len());
+        if let Some(stray) = held.first_not_in(expected) {
             return broken(
                 "host-holds-non-balloon-pfn",
-                format!("the host holds pfn {stray:#x}, which no balloon page covers ({sizes})"),
+                format!("the host holds pfn {stray:#x}, which no balloon page covers ({})", sizes()),
             );
         }
         if let Some(missing) = expected.first_not_in(held) {
             return broken(
                 "balloon-pfn-not-held",
-                format!("balloon pfn {missing:#x} was never told to the host ({sizes})"),
+                format!("balloon pfn {missing:#x} was never told to the host ({})", sizes()),
             );
         }
         Ok(())
@@ -245,14 +258,19 @@ impl World {
         tasks: &PfnBits,
         held: &PfnBits,
     ) -> Result<(), Violation> {
-        if let Some(both) = members.iter().find(|&pfn| tasks.contains(pfn)) {
+        if let Some(both) = members.first_in(tasks) {
             return broken(
                 "page-in-balloon-and-in-use",
                 format!("page {both} is in the balloon and used by a task"),
             );
         }
         let ppp = vb.pages_per_page;
-        if let Some(touched) = tasks.iter().find(|&pfn| held.any_in(pfn * ppp, ppp)) {
+        let in_use_held = if ppp == 1 {
+            tasks.first_in(held)
+        } else {
+            tasks.iter().find(|&pfn| held.any_in(pfn * ppp, ppp))
+        };
+        if let Some(touched) = in_use_held {
             return broken(
                 "page-in-use-held-by-host",
                 format!("page {touched} is in use but the host holds it"),

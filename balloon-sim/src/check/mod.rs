@@ -144,6 +144,9 @@ struct Shadow {
     before: Option<PfnBits>,
     /// As the check after this operation saw them.
     after: Option<PfnBits>,
+    /// The tasks' pages as a set, made by the first check that needs it after an operation that
+    /// allocated or freed (`None` until then), so the other operations' checks reuse it.
+    task_pages: Option<PfnBits>,
 }
 
 impl BalloonSubject {
@@ -190,7 +193,7 @@ impl BalloonSubject {
 
     /// The pages the tasks hold, as a set.
     fn task_pages(&self) -> PfnBits {
-        let mut out = PfnBits::default();
+        let mut out = PfnBits::new(self.total_pages());
         self.tasks.iter().flatten().for_each(|&pfn| {
             out.insert(pfn as u32);
         });
@@ -200,8 +203,11 @@ impl BalloonSubject {
     /// Checks the invariants in `scope` and remembers the balloon's pages for the next check.
     fn check_scoped(&self, sim: &Sim, scope: Scope<'_>) -> Result<(), Violation> {
         let cx = sim.observer_cx("check_invariants", 0);
-        let balloon = self.world.check_scoped(&cx, &self.task_pages(), scope)?;
-        self.shadow().after = Some(balloon);
+        let task_pages = self.shadow().task_pages.take().unwrap_or_else(|| self.task_pages());
+        let checked = self.world.check_scoped(&cx, &task_pages, scope);
+        let mut shadow = self.shadow();
+        shadow.task_pages = Some(task_pages);
+        shadow.after = Some(checked?);
         Ok(())
     }
 
@@ -301,6 +307,10 @@ impl Subject for BalloonSubject {
         // change log starts afresh.
         let shadow = self.shadow.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         shadow.before = shadow.after.take();
+        if matches!(op, Op::Alloc { .. } | Op::Free { .. }) {
+            // Only these move the tasks' pages (an OOM kill inside an allocation included).
+            shadow.task_pages = None;
+        }
         self.world.host.clear_changed();
         let outcome = match *op {
             Op::SetTarget { pages } => self.set_target(pages),
