@@ -365,11 +365,11 @@ impl Registry {
         self.traced(cx, &call::INSERT, args, detail, || {
             self.check_handle(cx, handle, "mb_cache_entry_insert")?;
             let entry = handle.entry;
-            let info = self.cache(cx, entry.cache)?;
-            if keys.len() != info.indexes_count as usize {
+            let (indexes_count, bucket_bits) = self.geometry(cx, entry.cache)?;
+            if keys.len() != indexes_count as usize {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), info.bucket_bits);
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), bucket_bits);
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
             let head = Node::Head(HeadId::Block(entry.cache, bucket));
@@ -392,7 +392,7 @@ impl Registry {
             list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
                 mem.entry_mut(entry)?.indexes[index].1 = *key;
-                let bucket = hash_long(u64::from(*key), info.bucket_bits);
+                let bucket = hash_long(u64::from(*key), bucket_bits);
                 list::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),

@@ -215,6 +215,38 @@ pub(crate) struct Memory {
     pub(crate) caches: SlabArena<MbCache>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
+    /// Checker state: the invariant checks' working sets, kept between checks so a check
+    /// allocates nothing once they have grown (taken out while a check runs).
+    pub(crate) scratch: CheckScratch,
+}
+
+/// The invariant checks' working sets (`check/invariants.rs`), emptied and refilled by every
+/// check; sets and maps are sorted `Vec`s, looked up by binary search.
+#[derive(Debug, Default)]
+pub(crate) struct CheckScratch {
+    /// The write log being checked (swapped with [`Memory::touched`], whose capacity it keeps).
+    pub(crate) log: Touched,
+    /// The live handles, in id order.
+    pub(crate) handles: Vec<(u64, EntryRef)>,
+    /// The entries the live handles refer to, sorted, and how many refer to each.
+    pub(crate) handle_entries: Vec<EntryRef>,
+    pub(crate) handles_per_entry: Vec<(EntryRef, u32)>,
+    /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
+    pub(crate) caches: Vec<CacheHandle>,
+    pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
+    pub(crate) counts: Vec<i32>,
+    /// The live entries written, sorted, and those of them on the LRU.
+    pub(crate) entries: Vec<EntryRef>,
+    pub(crate) on_lru: Vec<EntryRef>,
+    /// The chains to walk, a chain's nodes, and the (bdev, block, serial) keys seen on it.
+    pub(crate) heads: Vec<HeadId>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) keys: Vec<(u64, u64, u64)>,
+    /// Each sighting of an entry on a block chain, and on an index's chain; then their counts.
+    pub(crate) hashed_raw: Vec<EntryRef>,
+    pub(crate) hashed: Vec<(EntryRef, u32)>,
+    pub(crate) index_raw: Vec<(EntryRef, u32)>,
+    pub(crate) index_seen: Vec<((EntryRef, u32), u32)>,
 }
 
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
@@ -251,6 +283,13 @@ impl Touched {
         } else {
             self.overflowed = true;
         }
+    }
+
+    /// Empties the log, keeping its allocations.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.heads.clear();
+        self.overflowed = false;
     }
 }
 
@@ -423,6 +462,7 @@ impl Registry {
             memory: StdMutex::new(Memory {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 touched: Touched::default(),
+                scratch: CheckScratch::default(),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
@@ -498,6 +538,17 @@ impl Registry {
         Ok(self.memory().cache(cx, cache)?.info.clone())
     }
 
+    /// `read` of what a cache's user may read without the lock, with no copy of the
+    /// [`CacheInfo`] (whose `c_entry_count` is an `Arc`).
+    pub(crate) fn cache_field<T>(
+        &self,
+        cx: &Cx,
+        cache: CacheHandle,
+        read: impl FnOnce(&CacheInfo) -> T,
+    ) -> Result<T, MbError> {
+        Ok(read(&self.memory().cache(cx, cache)?.info))
+    }
+
     // --- handles (instrumentation) -------------------------------------------------------------
 
     pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
@@ -554,10 +605,13 @@ impl Registry {
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
         let mut locked_global = self.lock(cx);
         let mut mem = locked_global.mem();
-        let nodes = list::walk(&mut mem, Node::Head(HeadId::Lru), WALK_LIMIT)?;
-        let mut serials = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            serials.push(mem.entry(entry_of_lru(node))?.id);
+        // `list::walk`'s steps, reading each serial on the way rather than collecting the nodes.
+        let head = Node::Head(HeadId::Lru);
+        let mut serials = Vec::new();
+        let mut at = list::next(&mut mem, head, "list_for_each")?;
+        while at != head && serials.len() < WALK_LIMIT {
+            serials.push(mem.entry(entry_of_lru(at))?.id);
+            at = list::next(&mut mem, at, "list_for_each")?;
         }
         Ok(serials)
     }
