@@ -112,17 +112,17 @@ pub(crate) struct HandleTable {
 
 impl HandleTable {
     /// Adds handle `id` (larger than every id added before).
-    fn insert(&mut self, id: u64, entry: EntryRef) {
+    pub(crate) fn insert(&mut self, id: u64, entry: EntryRef) {
         debug_assert!(self.live.last().is_none_or(|&(last, _)| last < id), "handle ids increase");
         self.live.push((id, entry));
     }
 
-    fn contains(&self, id: u64) -> bool {
+    pub(crate) fn contains(&self, id: u64) -> bool {
         self.live.binary_search_by_key(&id, |&(id, _)| id).is_ok()
     }
 
     /// Removes handle `id`; whether it was there.
-    fn remove(&mut self, id: u64) -> bool {
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
         match self.live.binary_search_by_key(&id, |&(id, _)| id) {
             Ok(at) => {
                 self.live.remove(at);
@@ -199,8 +199,7 @@ pub struct Registry {
     pub(crate) cache_memory: AtomicUsize,
     /// `mb_shrinker`: the seeks it was registered with (None: not registered).
     pub(crate) shrinker: StdMutex<Option<u32>>,
-    // Instrumentation below: never model state.
-    pub(crate) handles: StdMutex<HandleTable>,
+    // Instrumentation below: never model state (the handle table is in `Memory`).
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
@@ -215,6 +214,9 @@ pub(crate) struct Memory {
     pub(crate) caches: SlabArena<MbCache>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
+    /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
+    /// so a lookup that finds an entry makes its handle under the guard it already holds.
+    pub(crate) handles: HandleTable,
     /// Checker state: the invariant checks' working sets, kept between checks so a check
     /// allocates nothing once they have grown (taken out while a check runs).
     pub(crate) scratch: CheckScratch,
@@ -300,6 +302,15 @@ pub(crate) fn freed(error: MmError) -> Oops {
 }
 
 impl Memory {
+    /// A handle to `entry` with the next id, entered in the table. The id is drawn under the
+    /// `Memory` guard, so ids enter the table in increasing order even when threads make handles
+    /// at once.
+    pub(crate) fn new_handle(&mut self, next: &StdAtomicU64, entry: EntryRef, serial: u64) -> Handle {
+        let id = next.fetch_add(1, StdOrdering::Relaxed);
+        self.handles.insert(id, entry);
+        Handle { id, entry, serial }
+    }
+
     /// `cache`, dereferenced (a freed cache is a reported use after free).
     #[inline]
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<&MbCache, Oops> {
@@ -427,6 +438,12 @@ impl Locked<'_> {
         self.memory = None;
     }
 
+    /// [`Registry::new_handle`] under the `Memory` guard this section holds (or takes).
+    pub(crate) fn new_handle(&mut self, entry: EntryRef, serial: u64) -> Handle {
+        let next = &self.registry.next_handle;
+        self.mem().memory.new_handle(next, entry, serial)
+    }
+
     pub(crate) fn new_local(&mut self) -> Node {
         let id = self.guard.next_local;
         self.guard.next_local += 1;
@@ -462,13 +479,13 @@ impl Registry {
             memory: StdMutex::new(Memory {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 touched: Touched::default(),
+                handles: HandleTable::default(),
                 scratch: CheckScratch::default(),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
             shrinker: StdMutex::new(None),
-            handles: StdMutex::new(HandleTable::default()),
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
@@ -551,19 +568,15 @@ impl Registry {
 
     // --- handles (instrumentation) -------------------------------------------------------------
 
+    /// A new handle to `entry` (takes the `Memory` guard: never call it with the guard held;
+    /// a section under `mb_cache_spinlock` uses [`Locked::new_handle`]).
     pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
-        // The id is drawn under the table's lock, so ids enter the table in increasing order
-        // even when threads make handles at once.
-        let mut table = locked(&self.handles);
-        let id = self.next_handle.fetch_add(1, StdOrdering::Relaxed);
-        table.insert(id, entry);
-        drop(table);
-        Handle { id, entry, serial }
+        self.memory().new_handle(&self.next_handle, entry, serial)
     }
 
     /// Checks that `handle` was not released; a released one is a reported violation.
     pub(crate) fn check_handle(&self, cx: &Cx, handle: &Handle, what: &str) -> Result<(), MbError> {
-        if locked(&self.handles).contains(handle.id) {
+        if self.memory().handles.contains(handle.id) {
             return Ok(());
         }
         let violation = Violation::new(
@@ -582,19 +595,15 @@ impl Registry {
         handle: &Handle,
         what: &str,
     ) -> Result<(), MbError> {
-        if locked(&self.handles).remove(handle.id) {
+        if self.memory().handles.remove(handle.id) {
             return Ok(());
         }
         self.check_handle(cx, handle, what)
     }
 
-    pub(crate) fn retire_handle(&self, handle: &Handle) {
-        locked(&self.handles).remove(handle.id);
-    }
-
     /// Handles not yet released, per cache.
     pub fn handles_held(&self, cache: CacheRef) -> usize {
-        locked(&self.handles).iter().filter(|(_, e)| e.cache == cache.0).count()
+        self.memory().handles.iter().filter(|(_, e)| e.cache == cache.0).count()
     }
 }
 

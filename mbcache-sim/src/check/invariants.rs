@@ -11,9 +11,7 @@ use sim_core::{Cx, Violation, ViolationKind};
 use crate::cache::{CacheInfo, Geometry, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
-use crate::registry::{
-    entry_of_lru, locked, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT,
-};
+use crate::registry::{entry_of_lru, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
 use crate::registry::{CacheHandle, EntryRef, HeadId, Node};
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -82,9 +80,9 @@ impl<K: std::fmt::Debug> std::fmt::Debug for AsMap<'_, K> {
 
 impl CheckScratch {
     /// Copies the live handles (in id order) and counts the handles per entry.
-    fn load_handles(&mut self, table: &std::sync::Mutex<crate::registry::HandleTable>) {
+    fn load_handles(&mut self, table: &crate::registry::HandleTable) {
         self.handles.clear();
-        self.handles.extend(locked(table).iter());
+        self.handles.extend(table.iter());
         self.handle_entries.clear();
         self.handle_entries.extend(self.handles.iter().map(|&(_, entry)| entry));
         count_into(&mut self.handle_entries, &mut self.handles_per_entry);
@@ -103,7 +101,7 @@ impl Registry {
 
     /// [`Registry::check_invariants`] with `mb_cache_spinlock` held and the working sets out.
     fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.load_handles(&self.handles);
+        s.load_handles(&locked_global.mem().memory.handles);
         s.caches.clear();
         s.caches.extend_from_slice(&locked_global.guard.caches);
         Self::entry_counts(locked_global, s)?;
@@ -171,7 +169,7 @@ impl Registry {
 
     /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock` held and the log in `s.log`.
     fn check_touched(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.load_handles(&self.handles);
+        s.load_handles(&locked_global.mem().memory.handles);
         s.caches.clear();
         s.caches.extend_from_slice(&locked_global.guard.caches);
         Self::entry_counts(locked_global, s)?;
