@@ -8,8 +8,9 @@
 //! entry are slab objects in sim-core's flat generation-checked [`SlabArena`]s, so a use after
 //! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
 //! [`sim_core::list`]; [`Node`] names every head's place). All of mbcache's memory (the caches'
-//! arenas, their hash tables and every entry's fields and links) is one [`Memory`] behind one
-//! `std` mutex that adds no interleavings: a critical section under `mb_cache_spinlock` takes it
+//! arenas, their hash tables and every entry's fields and links, and beside them the checker's
+//! table of live handles and its working sets) is one [`Memory`] behind one `std` mutex that
+//! adds no interleavings: a critical section under `mb_cache_spinlock` takes it
 //! once ([`Locked::mem`]), so walking a chain is indexing, not a lock per node. The checkers see
 //! `mb_cache_spinlock`, `mb_cache_queue` and `c_entry_count`, which are what the kernel
 //! synchronises with. The rule that keeps loom and shuttle sound: the `Memory` guard is never
