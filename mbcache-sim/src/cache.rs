@@ -56,6 +56,19 @@ pub(crate) struct CacheInfo {
     pub(crate) indexes_count: u32,
 }
 
+/// The fields of [`CacheInfo`] a walk needs, copied without touching `c_entry_count`'s `Arc`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub(crate) bucket_bits: u32,
+}
+
+impl CacheInfo {
+    /// The table's geometry (fixed at create).
+    pub(crate) fn geometry(&self) -> Geometry {
+        Geometry { bucket_bits: self.bucket_bits }
+    }
+}
+
 /// A cache, as its creator holds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CacheRef(pub(crate) CacheHandle);
@@ -168,12 +181,12 @@ impl Registry {
 
     /// The cache's name.
     pub fn cache_name(&self, cx: &Cx, cache: CacheRef) -> Result<&'static str, MbError> {
-        Ok(self.cache(cx, cache.0)?.name)
+        self.cache_field(cx, cache.0, |info| info.name)
     }
 
     /// The number of additional indexes of a cache.
     pub fn indexes_count(&self, cx: &Cx, cache: CacheRef) -> Result<u32, MbError> {
-        Ok(self.cache(cx, cache.0)?.indexes_count)
+        self.cache_field(cx, cache.0, |info| info.indexes_count)
     }
 
     /// Mirrors `mb_cache_destroy()`: frees the cache's unused entries, unlists and frees the

@@ -259,10 +259,14 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        let (last, queued) = {
+        let (last, queued, hashed) = {
             let mut mem = locked_global.mem();
             let object = mem.entry_mut(entry)?;
-            if exclusive {
+            // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
+            // entry already at hand: it only matters for the last use, and nothing between here
+            // and there can rehash the entry (the lock stays held).
+            let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
+            let (last, queued) = if exclusive {
                 let mut used = object.used;
                 if used >= MB_CACHE_WRITER {
                     used -= MB_CACHE_WRITER;
@@ -274,7 +278,11 @@ impl Registry {
                 // atomic_dec_and_test: a count that underflows wraps, as the kernel's does.
                 object.used = object.used.wrapping_sub(1);
                 (object.used == 0, 0)
+            };
+            if last && hashed {
+                object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
             }
+            (last, queued, hashed)
         };
         if queued > 0 {
             locked_global.unlock_memory();
@@ -282,14 +290,12 @@ impl Registry {
             self.queue.wake_up();
         }
         if last {
-            if !Self::is_hashed(&mut locked_global.mem(), entry)? {
+            if !hashed {
                 drop(locked_global);
                 cx.sim().mark("last release of an unhashed entry frees it");
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
-            let stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
             let mut mem = locked_global.mem();
-            mem.entry_mut(entry)?.lru_stamp = stamp;
             list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
         }
         drop(locked_global);
@@ -365,11 +371,11 @@ impl Registry {
         self.traced(cx, &call::INSERT, args, detail, || {
             self.check_handle(cx, handle, "mb_cache_entry_insert")?;
             let entry = handle.entry;
-            let info = self.cache(cx, entry.cache)?;
-            if keys.len() != info.indexes_count as usize {
+            let (indexes_count, bucket_bits) = self.geometry(cx, entry.cache)?;
+            if keys.len() != indexes_count as usize {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
-            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), info.bucket_bits);
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), bucket_bits);
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
             let head = Node::Head(HeadId::Block(entry.cache, bucket));
@@ -392,7 +398,7 @@ impl Registry {
             list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
                 mem.entry_mut(entry)?.indexes[index].1 = *key;
-                let bucket = hash_long(u64::from(*key), info.bucket_bits);
+                let bucket = hash_long(u64::from(*key), bucket_bits);
                 list::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),
@@ -555,13 +561,14 @@ impl Registry {
                 return Ok(None);
             };
             // The fixed kernel returns NULL for an entry unhashed while it waited.
-            let Some(relocked) = self.take_use(locked_global, entry, true)? else {
+            let Some(mut relocked) = self.take_use(locked_global, entry, true)? else {
                 cx.sim().mark("get returned NULL for an entry freed while it waited");
                 return Ok(None);
             };
+            let handle = relocked.new_handle(entry, serial);
             drop(relocked);
             cx.sim().mark("get found an entry");
-            Ok(Some(self.new_handle(entry, serial)))
+            Ok(Some(handle))
         })
     }
 
@@ -640,12 +647,16 @@ impl Registry {
             let head = Node::Head(HeadId::Index(cache.0, index, bucket));
             let mut locked_global = locked_global;
             let first = list::next(&mut locked_global.mem(), head, "c_indexes_hash[index][bucket].next")?;
-            let (locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
+            let (mut locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
+            let handle = match found {
+                Ok(Some((entry, serial))) => Some(locked_global.new_handle(entry, serial)),
+                _ => None,
+            };
             drop(locked_global);
             match found {
-                Ok(Some((entry, serial))) => {
+                Ok(Some(_)) => {
                     cx.sim().mark("find_first found an entry");
-                    Ok(Some(self.new_handle(entry, serial)))
+                    Ok(handle)
                 }
                 Ok(None) => Ok(None),
                 Err(errno) => Err(MbError::Errno(errno)),
@@ -680,8 +691,8 @@ impl Registry {
                 Node::Index(prev.entry, index),
                 "prev->e_indexes[index].o_list.next",
             )?;
-            let (locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
-            self.retire_handle(&prev);
+            let (mut locked_global, found) = self.find_from(locked_global, after, head, index, bdev, key)?;
+            locked_global.mem().memory.handles.remove(prev.id);
             cx.sim().mark("find_next walked on");
             self.release_unlock(locked_global, prev.entry)?;
             match found {

@@ -55,6 +55,14 @@ struct BlockHeader {
     value: u32,
 }
 
+/// What the refcount check gathers per block: its header, the users counted, its bitmap bit.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    header: BlockHeader,
+    users: u32,
+    bit: bool,
+}
+
 /// `EXT2_I(inode)->i_file_acl`, guarded by `xattr_sem`.
 #[derive(Debug, Default)]
 struct InodeXattr {
@@ -422,30 +430,37 @@ impl Ext2Xattr {
     /// `h_refcount` counts the inodes that point to it (and the disposals left `pending`), within
     /// `EXT2_XATTR_REFCOUNT_MAX + 1`; the bitmap agrees with the blocks' headers.
     fn blocks_count_their_users(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
-        let mut users: BTreeMap<u64, u32> = BTreeMap::new();
+        // One look at each block's header, under its buffer lock, then the inodes under their
+        // `xattr_sem`: the same snapshot as looking a block up again per inode (the checker runs
+        // where nothing changes), with one lock round trip per block instead of one per user.
+        let mut blocks: Vec<Tally> =
+            self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }).collect();
         for (inode, sem) in self.inodes.iter().enumerate() {
             if let Some(block) = sem.down_read(cx).file_acl {
-                if !self.blocks[block as usize].lock(cx).in_use {
+                let tally = &mut blocks[block as usize];
+                if !tally.header.in_use {
                     return Err(Violation::new(
                         ViolationKind::invariant("xattr-inode-points-to-free-block"),
                         format!("inode {inode} points to free block {block}"),
                     ));
                 }
-                *users.entry(block).or_default() += 1;
+                tally.users += 1;
             }
         }
         for block in pending {
-            *users.entry(*block).or_default() += 1;
+            if let Some(tally) = blocks.get_mut(*block as usize) {
+                tally.users += 1;
+            }
         }
-        let bitmap = self.bitmap.lock(cx).clone();
-        for (block, header) in self.blocks.iter().enumerate() {
-            let header = *header.lock(cx);
-            let expect = users.get(&(block as u64)).copied().unwrap_or(0);
+        for (tally, bit) in blocks.iter_mut().zip(self.bitmap.lock(cx).iter()) {
+            tally.bit = *bit;
+        }
+        for (block, Tally { header, users: expect, bit }) in blocks.into_iter().enumerate() {
             let counted = if header.in_use { header.refcount } else { 0 };
-            if counted != expect || bitmap[block] != header.in_use || counted > EXT2_XATTR_REFCOUNT_MAX + 1 {
+            if counted != expect || bit != header.in_use || counted > EXT2_XATTR_REFCOUNT_MAX + 1 {
                 return Err(Violation::new(
                     ViolationKind::invariant("xattr-refcount"),
-                    format!("block {block}: {header:?}, bitmap {}, {expect} users", bitmap[block]),
+                    format!("block {block}: {header:?}, bitmap {bit}, {expect} users"),
                 ));
             }
         }

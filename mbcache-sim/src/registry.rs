@@ -8,8 +8,9 @@
 //! entry are slab objects in sim-core's flat generation-checked [`SlabArena`]s, so a use after
 //! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
 //! [`sim_core::list`]; [`Node`] names every head's place). All of mbcache's memory (the caches'
-//! arenas, their hash tables and every entry's fields and links) is one [`Memory`] behind one
-//! `std` mutex that adds no interleavings: a critical section under `mb_cache_spinlock` takes it
+//! arenas, their hash tables and every entry's fields and links, and beside them the checker's
+//! table of live handles and its working sets) is one [`Memory`] behind one `std` mutex that
+//! adds no interleavings: a critical section under `mb_cache_spinlock` takes it
 //! once ([`Locked::mem`]), so walking a chain is indexing, not a lock per node. The checkers see
 //! `mb_cache_spinlock`, `mb_cache_queue` and `c_entry_count`, which are what the kernel
 //! synchronises with. The rule that keeps loom and shuttle sound: the `Memory` guard is never
@@ -112,17 +113,17 @@ pub(crate) struct HandleTable {
 
 impl HandleTable {
     /// Adds handle `id` (larger than every id added before).
-    fn insert(&mut self, id: u64, entry: EntryRef) {
+    pub(crate) fn insert(&mut self, id: u64, entry: EntryRef) {
         debug_assert!(self.live.last().is_none_or(|&(last, _)| last < id), "handle ids increase");
         self.live.push((id, entry));
     }
 
-    fn contains(&self, id: u64) -> bool {
+    pub(crate) fn contains(&self, id: u64) -> bool {
         self.live.binary_search_by_key(&id, |&(id, _)| id).is_ok()
     }
 
     /// Removes handle `id`; whether it was there.
-    fn remove(&mut self, id: u64) -> bool {
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
         match self.live.binary_search_by_key(&id, |&(id, _)| id) {
             Ok(at) => {
                 self.live.remove(at);
@@ -199,8 +200,7 @@ pub struct Registry {
     pub(crate) cache_memory: AtomicUsize,
     /// `mb_shrinker`: the seeks it was registered with (None: not registered).
     pub(crate) shrinker: StdMutex<Option<u32>>,
-    // Instrumentation below: never model state.
-    pub(crate) handles: StdMutex<HandleTable>,
+    // Instrumentation below: never model state (the handle table is in `Memory`).
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
@@ -215,6 +215,41 @@ pub(crate) struct Memory {
     pub(crate) caches: SlabArena<MbCache>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
+    /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
+    /// so a lookup that finds an entry makes its handle under the guard it already holds.
+    pub(crate) handles: HandleTable,
+    /// Checker state: the invariant checks' working sets, kept between checks so a check
+    /// allocates nothing once they have grown (taken out while a check runs).
+    pub(crate) scratch: CheckScratch,
+}
+
+/// The invariant checks' working sets (`check/invariants.rs`), emptied and refilled by every
+/// check; sets and maps are sorted `Vec`s, looked up by binary search.
+#[derive(Debug, Default)]
+pub(crate) struct CheckScratch {
+    /// The write log being checked (swapped with [`Memory::touched`], whose capacity it keeps).
+    pub(crate) log: Touched,
+    /// The live handles, in id order.
+    pub(crate) handles: Vec<(u64, EntryRef)>,
+    /// The entries the live handles refer to, sorted, and how many refer to each.
+    pub(crate) handle_entries: Vec<EntryRef>,
+    pub(crate) handles_per_entry: Vec<(EntryRef, u32)>,
+    /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
+    pub(crate) caches: Vec<CacheHandle>,
+    pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
+    pub(crate) counts: Vec<i32>,
+    /// The live entries written, sorted, and those of them on the LRU.
+    pub(crate) entries: Vec<EntryRef>,
+    pub(crate) on_lru: Vec<EntryRef>,
+    /// The chains to walk, a chain's nodes, and the (bdev, block, serial) keys seen on it.
+    pub(crate) heads: Vec<HeadId>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) keys: Vec<(u64, u64, u64)>,
+    /// Each sighting of an entry on a block chain, and on an index's chain; then their counts.
+    pub(crate) hashed_raw: Vec<EntryRef>,
+    pub(crate) hashed: Vec<(EntryRef, u32)>,
+    pub(crate) index_raw: Vec<(EntryRef, u32)>,
+    pub(crate) index_seen: Vec<((EntryRef, u32), u32)>,
 }
 
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
@@ -252,6 +287,13 @@ impl Touched {
             self.overflowed = true;
         }
     }
+
+    /// Empties the log, keeping its allocations.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.heads.clear();
+        self.overflowed = false;
+    }
 }
 
 /// A use after free the arena already reported, as the list code's [`Oops`].
@@ -261,6 +303,15 @@ pub(crate) fn freed(error: MmError) -> Oops {
 }
 
 impl Memory {
+    /// A handle to `entry` with the next id, entered in the table. The id is drawn under the
+    /// `Memory` guard, so ids enter the table in increasing order even when threads make handles
+    /// at once.
+    pub(crate) fn new_handle(&mut self, next: &StdAtomicU64, entry: EntryRef, serial: u64) -> Handle {
+        let id = next.fetch_add(1, StdOrdering::Relaxed);
+        self.handles.insert(id, entry);
+        Handle { id, entry, serial }
+    }
+
     /// `cache`, dereferenced (a freed cache is a reported use after free).
     #[inline]
     pub(crate) fn cache(&self, cx: &Cx, cache: CacheHandle) -> Result<&MbCache, Oops> {
@@ -388,6 +439,12 @@ impl Locked<'_> {
         self.memory = None;
     }
 
+    /// [`Registry::new_handle`] under the `Memory` guard this section holds (or takes).
+    pub(crate) fn new_handle(&mut self, entry: EntryRef, serial: u64) -> Handle {
+        let next = &self.registry.next_handle;
+        self.mem().memory.new_handle(next, entry, serial)
+    }
+
     pub(crate) fn new_local(&mut self) -> Node {
         let id = self.guard.next_local;
         self.guard.next_local += 1;
@@ -423,12 +480,13 @@ impl Registry {
             memory: StdMutex::new(Memory {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 touched: Touched::default(),
+                handles: HandleTable::default(),
+                scratch: CheckScratch::default(),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
             shrinker: StdMutex::new(None),
-            handles: StdMutex::new(HandleTable::default()),
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
@@ -498,21 +556,28 @@ impl Registry {
         Ok(self.memory().cache(cx, cache)?.info.clone())
     }
 
+    /// `read` of what a cache's user may read without the lock, with no copy of the
+    /// [`CacheInfo`] (whose `c_entry_count` is an `Arc`).
+    pub(crate) fn cache_field<T>(
+        &self,
+        cx: &Cx,
+        cache: CacheHandle,
+        read: impl FnOnce(&CacheInfo) -> T,
+    ) -> Result<T, MbError> {
+        Ok(read(&self.memory().cache(cx, cache)?.info))
+    }
+
     // --- handles (instrumentation) -------------------------------------------------------------
 
+    /// A new handle to `entry` (takes the `Memory` guard: never call it with the guard held;
+    /// a section under `mb_cache_spinlock` uses [`Locked::new_handle`]).
     pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
-        // The id is drawn under the table's lock, so ids enter the table in increasing order
-        // even when threads make handles at once.
-        let mut table = locked(&self.handles);
-        let id = self.next_handle.fetch_add(1, StdOrdering::Relaxed);
-        table.insert(id, entry);
-        drop(table);
-        Handle { id, entry, serial }
+        self.memory().new_handle(&self.next_handle, entry, serial)
     }
 
     /// Checks that `handle` was not released; a released one is a reported violation.
     pub(crate) fn check_handle(&self, cx: &Cx, handle: &Handle, what: &str) -> Result<(), MbError> {
-        if locked(&self.handles).contains(handle.id) {
+        if self.memory().handles.contains(handle.id) {
             return Ok(());
         }
         let violation = Violation::new(
@@ -531,19 +596,15 @@ impl Registry {
         handle: &Handle,
         what: &str,
     ) -> Result<(), MbError> {
-        if locked(&self.handles).remove(handle.id) {
+        if self.memory().handles.remove(handle.id) {
             return Ok(());
         }
         self.check_handle(cx, handle, what)
     }
 
-    pub(crate) fn retire_handle(&self, handle: &Handle) {
-        locked(&self.handles).remove(handle.id);
-    }
-
     /// Handles not yet released, per cache.
     pub fn handles_held(&self, cache: CacheRef) -> usize {
-        locked(&self.handles).iter().filter(|(_, e)| e.cache == cache.0).count()
+        self.memory().handles.iter().filter(|(_, e)| e.cache == cache.0).count()
     }
 }
 
@@ -554,10 +615,13 @@ impl Registry {
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
         let mut locked_global = self.lock(cx);
         let mut mem = locked_global.mem();
-        let nodes = list::walk(&mut mem, Node::Head(HeadId::Lru), WALK_LIMIT)?;
-        let mut serials = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            serials.push(mem.entry(entry_of_lru(node))?.id);
+        // `list::walk`'s steps, reading each serial on the way rather than collecting the nodes.
+        let head = Node::Head(HeadId::Lru);
+        let mut serials = Vec::new();
+        let mut at = list::next(&mut mem, head, "list_for_each")?;
+        while at != head && serials.len() < WALK_LIMIT {
+            serials.push(mem.entry(entry_of_lru(at))?.id);
+            at = list::next(&mut mem, at, "list_for_each")?;
         }
         Ok(serials)
     }

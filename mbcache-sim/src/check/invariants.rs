@@ -3,15 +3,15 @@
 //! points of threaded runs) through an observer context, so the checks add no lock events to the
 //! trace or lockdep's graph.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
-use crate::cache::{CacheInfo, MbCache};
+use crate::cache::{CacheInfo, Geometry, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
-use crate::registry::{entry_of_lru, locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
+use crate::registry::{entry_of_lru, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
 use crate::registry::{CacheHandle, EntryRef, HeadId, Node};
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -25,56 +25,113 @@ fn oops(oops: Oops) -> Violation {
     oops.0
 }
 
-/// How often each entry was seen on the block chains walked, and on each index's chains.
-type ChainCounts = (BTreeMap<EntryRef, u32>, BTreeMap<(EntryRef, u32), u32>);
-
-/// The live handles, in id order (a copy of the handle table's, taken before the lock).
-type Handles = Vec<(u64, EntryRef)>;
-
-/// Which handles refer to each entry, and where each entry was found on the lists: what the
-/// per-entry facts compare.
-struct Seen<'a> {
-    handles_per_entry: &'a BTreeMap<EntryRef, u32>,
-    on_lru: &'a BTreeSet<EntryRef>,
-    hashed: BTreeMap<EntryRef, u32>,
+/// `list::walk` into `nodes` (emptied first, its allocation kept): the nodes after `head` up to
+/// `head` again, at most [`WALK_LIMIT`] of them.
+fn walk_into(mem: &mut Mem<'_>, head: Node, nodes: &mut Vec<Node>) -> Checked {
+    nodes.clear();
+    let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
+    while at != head && nodes.len() < WALK_LIMIT {
+        nodes.push(at);
+        at = list::next(mem, at, "list_for_each").map_err(oops)?;
+    }
+    Ok(())
 }
 
-/// How many of `handles` refer to each entry.
-fn handles_per_entry(handles: &[(u64, EntryRef)]) -> BTreeMap<EntryRef, u32> {
-    let mut counts: BTreeMap<EntryRef, u32> = BTreeMap::new();
-    for (_, entry) in handles {
-        *counts.entry(*entry).or_default() += 1;
+/// Which handles refer to each entry, and where each entry was found on the lists: what the
+/// per-entry facts compare (sorted, looked up by binary search).
+struct Seen<'a> {
+    handles_per_entry: &'a [(EntryRef, u32)],
+    on_lru: &'a [EntryRef],
+    hashed: &'a [(EntryRef, u32)],
+}
+
+/// `key`'s count in a sorted list of counts (0 when absent).
+fn count_of<K: Ord>(counts: &[(K, u32)], key: &K) -> u32 {
+    counts.binary_search_by(|(k, _)| k.cmp(key)).map_or(0, |at| counts[at].1)
+}
+
+/// Sorts `items` and writes each distinct item with how often it occurs to `counts` (emptied
+/// first): a counting map as a sorted `Vec`, in the order a `BTreeMap` iterates.
+fn count_into<K: Ord + Copy>(items: &mut [K], counts: &mut Vec<(K, u32)>) {
+    items.sort_unstable();
+    counts.clear();
+    for item in items.iter() {
+        match counts.last_mut() {
+            Some((last, count)) if last == item => *count += 1,
+            _ => counts.push((*item, 1)),
+        }
     }
-    counts
 }
 
 /// Sorts `items` and drops repeats: a set as a `Vec`, in the order a `BTreeSet` iterates.
-fn sorted_set<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+fn sort_set<T: Ord>(items: &mut Vec<T>) {
     items.sort_unstable();
     items.dedup();
-    items
+}
+
+/// Prints sorted counts as the `BTreeMap` they stand for prints.
+struct AsMap<'a, K>(&'a [(K, u32)]);
+
+impl<K: std::fmt::Debug> std::fmt::Debug for AsMap<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter().map(|(k, v)| (k, v))).finish()
+    }
+}
+
+impl CheckScratch {
+    /// Copies the live handles (in id order) and counts the handles per entry.
+    fn load_handles(&mut self, table: &crate::registry::HandleTable) {
+        self.handles.clear();
+        self.handles.extend(table.iter());
+        self.handle_entries.clear();
+        self.handle_entries.extend(self.handles.iter().map(|&(_, entry)| entry));
+        count_into(&mut self.handle_entries, &mut self.handles_per_entry);
+    }
 }
 
 impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
-        let handles: Handles = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
-        let caches = locked_global.guard.caches.clone();
-        let entry_counts = Self::entry_counts(&mut locked_global, &caches)?;
+        let mut scratch = std::mem::take(&mut locked_global.mem().memory.scratch);
+        let result = self.check_whole(&mut locked_global, &mut scratch);
+        locked_global.mem().memory.scratch = scratch;
+        result
+    }
+
+    /// [`Registry::check_invariants`] with `mb_cache_spinlock` held and the working sets out.
+    fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+        s.load_handles(&locked_global.mem().memory.handles);
+        s.caches.clear();
+        s.caches.extend_from_slice(&locked_global.guard.caches);
+        Self::entry_counts(locked_global, s)?;
         let mut mem = locked_global.mem();
-        Self::handles_refer_to_live_entries(&mut mem, &handles)?;
+        Self::handles_refer_to_live_entries(&mut mem, &s.handles)?;
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
-        let handles_per_entry = handles_per_entry(&handles);
-        for (cache_handle, count) in caches.into_iter().zip(entry_counts) {
+        s.on_lru.clear();
+        s.on_lru.extend(on_lru);
+        for at in 0..s.caches.len() {
+            let (cache_handle, count) = (s.caches[at], s.counts[at]);
             let cache = mem.cache(cache_handle).map_err(oops)?;
             Self::entry_count_equals_live_entries(cache, count)?;
             let (info, live) = (cache.info.clone(), cache.entries.live_handles());
-            let hashed = Self::block_chains_hold_each_key_once(&mut mem, cache_handle, &info)?;
-            for index in 0..info.indexes_count {
-                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &info, index, &hashed)?;
+            s.hashed_raw.clear();
+            for bucket in 0..1u32 << info.bucket_bits {
+                let (chain, seen) = (&mut s.nodes, (&mut s.keys, &mut s.hashed_raw));
+                Self::block_chain_holds_each_key_once(
+                    &mut mem,
+                    cache_handle,
+                    &info.geometry(),
+                    bucket,
+                    chain,
+                    seen,
+                )?;
             }
-            let seen = Seen { handles_per_entry: &handles_per_entry, on_lru: &on_lru, hashed };
+            count_into(&mut s.hashed_raw, &mut s.hashed);
+            for index in 0..info.indexes_count {
+                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &info, index, s)?;
+            }
+            let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
             for entry_handle in live {
                 let entry = EntryRef { cache: cache_handle, entry: entry_handle };
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
@@ -90,57 +147,77 @@ impl Registry {
     /// entry's use count, hash and LRU membership, and LRU order against its two neighbours. What
     /// only a whole walk sees (an entry on the LRU twice, a chain corrupted by a write the log
     /// missed) is left to the full check, which the harness runs every few operations; a log that
-    /// overflowed runs the full check now.
+    /// overflowed runs the full check now. The working sets are kept between checks
+    /// (`registry::CheckScratch`), so a check allocates nothing once they have grown.
     pub fn check_invariants_touched(&self, cx: &Cx) -> Checked {
-        let handles: Handles = locked(&self.handles).iter().collect();
         let mut locked_global = self.lock(cx);
-        let touched = std::mem::take(&mut locked_global.mem().memory.touched);
-        if touched.overflowed {
-            drop(locked_global);
-            return self.check_invariants(cx);
-        }
-        let caches = locked_global.guard.caches.clone();
-        let entry_counts = Self::entry_counts(&mut locked_global, &caches)?;
+        let mut s = {
+            let memory = &mut *locked_global.mem().memory;
+            let mut s = std::mem::take(&mut memory.scratch);
+            std::mem::swap(&mut memory.touched, &mut s.log);
+            s
+        };
+        let result = if s.log.overflowed {
+            self.check_whole(&mut locked_global, &mut s)
+        } else {
+            self.check_touched(&mut locked_global, &mut s)
+        };
+        s.log.clear();
+        locked_global.mem().memory.scratch = s;
+        result
+    }
+
+    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock` held and the log in `s.log`.
+    fn check_touched(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+        s.load_handles(&locked_global.mem().memory.handles);
+        s.caches.clear();
+        s.caches.extend_from_slice(&locked_global.guard.caches);
+        Self::entry_counts(locked_global, s)?;
         let mut mem = locked_global.mem();
         // The facts in the whole check's order, so both name the same one when several break.
-        Self::handles_refer_to_live_entries(&mut mem, &handles)?;
+        Self::handles_refer_to_live_entries(&mut mem, &s.handles)?;
         let live = |e: &EntryRef| mem.memory.caches.peek(e.cache).is_some_and(|c| c.entries.is_live(e.entry));
-        let entries = sorted_set(touched.entries.iter().copied().filter(live).collect());
-        let mut on_lru = BTreeSet::new();
-        for entry in &entries {
-            if Self::lru_neighbours_keep_release_order(&mut mem, *entry)? {
-                on_lru.insert(*entry);
+        s.entries.clear();
+        s.entries.extend(s.log.entries.iter().copied().filter(live));
+        sort_set(&mut s.entries);
+        s.on_lru.clear();
+        for &entry in &s.entries {
+            if Self::lru_neighbours_keep_release_order(&mut mem, entry)? {
+                s.on_lru.push(entry);
             }
         }
-        for (cache_handle, count) in caches.iter().zip(entry_counts) {
-            Self::entry_count_equals_live_entries(mem.cache(*cache_handle).map_err(oops)?, count)?;
+        for (&cache_handle, &count) in s.caches.iter().zip(&s.counts) {
+            Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
         }
-        let mut heads: Vec<HeadId> = touched.heads;
-        for entry in &entries {
-            Self::chains_of(&mut mem, *entry, &mut heads)?;
+        s.heads.clear();
+        s.heads.extend_from_slice(&s.log.heads);
+        for &entry in &s.entries {
+            Self::chains_of(&mut mem, entry, &mut s.heads)?;
         }
-        let (hashed, index_seen) = Self::walk_chains(&mut mem, &sorted_set(heads))?;
-        let handles_per_entry = handles_per_entry(&handles);
-        let seen = Seen { handles_per_entry: &handles_per_entry, on_lru: &on_lru, hashed };
-        for entry in &entries {
-            Self::entry_is_once_on_each_chain(&mut mem, *entry, &seen.hashed, &index_seen)?;
-            self.entry_use_matches_its_handles_and_lists(&mut mem, *entry, &seen)?;
+        sort_set(&mut s.heads);
+        Self::walk_chains(&mut mem, s)?;
+        let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
+        for &entry in &s.entries {
+            Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
+            self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
         }
         Ok(())
     }
 
-    /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held.
-    fn entry_counts(
-        locked_global: &mut crate::registry::Locked<'_>,
-        caches: &[CacheHandle],
-    ) -> Checked<Vec<i32>> {
-        let counts = {
+    /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held,
+    /// into `s.counts` (for the caches in `s.caches`).
+    fn entry_counts(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+        s.count_cells.clear();
+        {
             let mem = locked_global.mem();
-            let count_of = |cache| mem.cache(cache).map(|c| c.info.entry_count.clone()).map_err(oops);
-            caches.iter().map(|cache| count_of(*cache)).collect::<Checked<Vec<_>>>()?
-        };
+            for &cache in &s.caches {
+                s.count_cells.push(mem.cache(cache).map_err(oops)?.info.entry_count.clone());
+            }
+        }
         locked_global.unlock_memory();
-        Ok(counts.iter().map(|count| count.load(Ordering::SeqCst)).collect())
+        s.counts.clear();
+        s.counts.extend(s.count_cells.iter().map(|count| count.load(Ordering::SeqCst)));
+        Ok(())
     }
 
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
@@ -176,29 +253,29 @@ impl Registry {
         Ok(())
     }
 
-    /// Walks the chains in `heads` with the full check's per-chain facts. Returns how often each
-    /// entry was seen on a block chain and on each index's chains.
-    fn walk_chains(mem: &mut Mem<'_>, heads: &[HeadId]) -> Checked<ChainCounts> {
-        let mut hashed = BTreeMap::new();
-        let mut index_seen = BTreeMap::new();
-        for head in heads {
-            let (HeadId::Block(cache, _) | HeadId::Index(cache, _, _)) = *head else { continue };
-            let Some(info) = mem.memory.caches.peek(cache).map(|c| c.info.clone()) else { continue };
-            match *head {
+    /// Walks the chains in `s.heads` with the full check's per-chain facts. Leaves in `s.hashed`
+    /// how often each entry was seen on a block chain, and in `s.index_seen` on each index's chains.
+    fn walk_chains(mem: &mut Mem<'_>, s: &mut CheckScratch) -> Checked {
+        s.hashed_raw.clear();
+        s.index_raw.clear();
+        for &head in &s.heads {
+            let (HeadId::Block(cache, _) | HeadId::Index(cache, _, _)) = head else { continue };
+            let Some(info) = mem.memory.caches.peek(cache).map(|c| c.info.geometry()) else { continue };
+            match head {
                 HeadId::Block(_, bucket) => {
-                    Self::block_chain_holds_each_key_once(mem, cache, &info, bucket, &mut hashed)?;
+                    let seen = (&mut s.keys, &mut s.hashed_raw);
+                    Self::block_chain_holds_each_key_once(mem, cache, &info, bucket, &mut s.nodes, seen)?;
                 }
                 HeadId::Index(_, index, bucket) => {
-                    let mut seen = BTreeMap::new();
-                    Self::index_chain_holds_its_keys(mem, cache, &info, (index, bucket), &mut seen)?;
-                    for (entry, count) in seen {
-                        *index_seen.entry((entry, index)).or_default() += count;
-                    }
+                    let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
+                    Self::index_chain_holds_its_keys(mem, cache, &info, (index, bucket), chain, seen)?;
                 }
                 _ => {}
             }
         }
-        Ok((hashed, index_seen))
+        count_into(&mut s.hashed_raw, &mut s.hashed);
+        count_into(&mut s.index_raw, &mut s.index_seen);
+        Ok(())
     }
 
     /// A written entry is on its block chain at most once, and on each index's chains exactly as
@@ -206,13 +283,13 @@ impl Registry {
     fn entry_is_once_on_each_chain(
         mem: &mut Mem<'_>,
         entry: EntryRef,
-        hashed: &BTreeMap<EntryRef, u32>,
-        index_seen: &BTreeMap<(EntryRef, u32), u32>,
+        hashed: &[(EntryRef, u32)],
+        index_seen: &[((EntryRef, u32), u32)],
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
-        let on_block = hashed.get(&entry).copied().unwrap_or(0);
+        let on_block = count_of(hashed, &entry);
         for index in 0..object.indexes.len() as u32 {
-            let on_index = index_seen.get(&(entry, index)).copied().unwrap_or(0);
+            let on_index = count_of(index_seen, &(entry, index));
             if on_block > 1 || on_index != on_block {
                 return fail(
                     ViolationKind::invariant("index-matches-block"),
@@ -345,33 +422,20 @@ impl Registry {
         Ok(())
     }
 
-    /// Each block chain holds only entries whose (bdev, block) hashes to it, and each key once.
-    /// Returns how often each entry was seen on a block chain.
-    fn block_chains_hold_each_key_once(
-        mem: &mut Mem<'_>,
-        cache_handle: CacheHandle,
-        cache: &CacheInfo,
-    ) -> Checked<BTreeMap<EntryRef, u32>> {
-        let mut hashed: BTreeMap<EntryRef, u32> = BTreeMap::new();
-        for bucket in 0..1u32 << cache.bucket_bits {
-            Self::block_chain_holds_each_key_once(mem, cache_handle, cache, bucket, &mut hashed)?;
-        }
-        Ok(hashed)
-    }
-
     /// One block chain holds only entries whose (bdev, block) hashes to it, and each key once (a
     /// key hashes to one chain, so a key seen twice in the cache is seen twice on one chain);
-    /// counts each entry seen in `hashed`.
+    /// records each entry seen in `hashed`. `chain` and `keys` are working space.
     fn block_chain_holds_each_key_once(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
-        cache: &CacheInfo,
+        cache: &Geometry,
         bucket: u32,
-        hashed: &mut BTreeMap<EntryRef, u32>,
+        chain: &mut Vec<Node>,
+        (keys, hashed): (&mut Vec<(u64, u64, u64)>, &mut Vec<EntryRef>),
     ) -> Checked {
-        let mut keys_seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
-        let head = Node::Head(HeadId::Block(cache_handle, bucket));
-        for node in list::walk(mem, head, WALK_LIMIT).map_err(oops)? {
+        keys.clear();
+        walk_into(mem, Node::Head(HeadId::Block(cache_handle, bucket)), chain)?;
+        for &node in chain.iter() {
             let Node::Block(entry) = node else {
                 return fail(
                     ViolationKind::invariant("block-chain-node"),
@@ -386,7 +450,8 @@ impl Registry {
                     format!("entry {} is on block bucket {bucket}, its key hashes to {expect}", object.id),
                 );
             }
-            if let Some(other) = keys_seen.insert((object.bdev, object.block), object.id) {
+            // A chain is short (its table grows with the cache), so a scan finds a repeat.
+            if let Some(&(_, _, other)) = keys.iter().find(|k| (k.0, k.1) == (object.bdev, object.block)) {
                 return fail(
                     ViolationKind::invariant("block-key-unique"),
                     format!(
@@ -395,50 +460,60 @@ impl Registry {
                     ),
                 );
             }
-            *hashed.entry(entry).or_default() += 1;
+            keys.push((object.bdev, object.block, object.id));
+            hashed.push(entry);
         }
         Ok(())
     }
 
-    /// Index `index`'s chains hold exactly the entries on the block chains, each once, each in the
-    /// bucket its key hashes to.
+    /// Index `index`'s chains hold exactly the entries on the block chains (`s.hashed`), each
+    /// once, each in the bucket its key hashes to.
     fn index_chains_hold_the_hashed_entries(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
         cache: &CacheInfo,
         index: u32,
-        hashed: &BTreeMap<EntryRef, u32>,
+        s: &mut CheckScratch,
     ) -> Checked {
-        let mut index_seen: BTreeMap<EntryRef, u32> = BTreeMap::new();
+        s.index_raw.clear();
+        let geometry = cache.geometry();
         for bucket in 0..1u32 << cache.bucket_bits {
-            Self::index_chain_holds_its_keys(mem, cache_handle, cache, (index, bucket), &mut index_seen)?;
+            let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
+            Self::index_chain_holds_its_keys(mem, cache_handle, &geometry, (index, bucket), chain, seen)?;
         }
+        let mut seen: Vec<EntryRef> = s.index_raw.iter().map(|&(entry, _)| entry).collect();
+        let mut index_seen = Vec::new();
+        count_into(&mut seen, &mut index_seen);
+        let hashed = &s.hashed;
         let same = index_seen.len() == hashed.len()
-            && index_seen.values().all(|n| *n == 1)
-            && index_seen.keys().all(|e| hashed.contains_key(e));
+            && index_seen.iter().all(|(_, n)| *n == 1)
+            && index_seen.iter().all(|(e, _)| count_of(hashed, e) > 0);
         if !same {
             return fail(
                 ViolationKind::invariant("index-matches-block"),
                 format!(
-                    "cache {}: index {index} chains hold {index_seen:?}, block chains hold {hashed:?}",
-                    cache.name
+                    "cache {}: index {index} chains hold {:?}, block chains hold {:?}",
+                    cache.name,
+                    AsMap(&index_seen),
+                    AsMap(hashed)
                 ),
             );
         }
         Ok(())
     }
 
-    /// Index chain `bucket` of index `index` holds only entries whose key hashes to it; counts
-    /// each entry seen in `index_seen`.
+    /// Index chain `bucket` of index `index` holds only entries whose key hashes to it; records
+    /// each entry seen, with the index, in `index_seen`. `chain` is working space.
     fn index_chain_holds_its_keys(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
-        cache: &CacheInfo,
+        cache: &Geometry,
         (index, bucket): (u32, u32),
-        index_seen: &mut BTreeMap<EntryRef, u32>,
+        chain: &mut Vec<Node>,
+        index_seen: &mut Vec<(EntryRef, u32)>,
     ) -> Checked {
-        let head = Node::Head(HeadId::Index(cache_handle, index, bucket));
-        for node in list::walk(mem, head, WALK_LIMIT).map_err(oops)? {
+        walk_into(mem, Node::Head(HeadId::Index(cache_handle, index, bucket)), chain)?;
+        for &node in chain.iter() {
             let Node::Index(entry, _) = node else {
                 return fail(
                     ViolationKind::invariant("index-chain-node"),
@@ -457,7 +532,7 @@ impl Registry {
                     ),
                 );
             }
-            *index_seen.entry(entry).or_default() += 1;
+            index_seen.push((entry, index));
         }
         Ok(())
     }
@@ -473,7 +548,7 @@ impl Registry {
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
         let used = object.used;
-        let held = seen.handles_per_entry.get(&entry).copied().unwrap_or(0);
+        let held = count_of(seen.handles_per_entry, &entry);
         let exclusive = self.fixes.on(EXCLUSIVE_GET);
         let uses = if exclusive && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
         if uses != held {
@@ -482,8 +557,8 @@ impl Registry {
                 format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
             );
         }
-        let hashed = seen.hashed.contains_key(&entry);
-        let lru = seen.on_lru.contains(&entry);
+        let hashed = count_of(seen.hashed, &entry) > 0;
+        let lru = seen.on_lru.binary_search(&entry).is_ok();
         let free_failed = object.free_failed;
         if lru != (held == 0 && (hashed || free_failed)) {
             return fail(
