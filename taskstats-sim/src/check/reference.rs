@@ -117,44 +117,74 @@ impl TaskstatsModel {
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
     ) -> Result<(), String> {
-        let ways = self.listener_outcomes(op, port, error);
         let Some(after) = lists_after else {
-            self.lists = ways.into_iter().next().unwrap_or_else(|| self.lists.clone());
+            // The expected way only (a request without a cpumask leaves the lists alone).
+            if matches!(op, Op::Register { .. } | Op::Deregister { .. }) {
+                if let Some(&way) = self.listener_ways(op, error).first() {
+                    self.lists = self.way_lists(op, port, way);
+                }
+            }
             return Ok(());
         };
         let entries = |lists: &Vec<Vec<u32>>| -> Vec<usize> {
             lists.iter().map(|l| l.iter().filter(|&&p| p == port).count()).collect()
         };
-        match ways.into_iter().find(|way| entries(way) == entries(after)) {
-            Some(way) => {
-                self.lists = way;
+        let seen = entries(after);
+        let ways = self.listener_ways(op, error);
+        match ways.into_iter().map(|way| self.way_lists(op, port, way)).find(|lists| entries(lists) == seen) {
+            Some(lists) => {
+                self.lists = lists;
                 Ok(())
             }
             None => Err(format!(
-                "port {port}'s listener entries per CPU are {:?} after the request (errno {error:?}); \
+                "port {port}'s listener entries per CPU are {seen:?} after the request (errno {error:?}); \
                  no way add_del_listener() could have gone leaves them so (the reference's lists: {:?})",
-                entries(after),
                 self.lists
             )),
         }
     }
 
-    /// The listener lists a request may leave, one per way it could have gone, the expected one
-    /// first: a registration or deregistration that returned 0 done; one whose listener
-    /// allocation failed at the k-th CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose
-    /// cleanup path ends in `return 0`) undone by add_del_listener()'s
-    /// cleanup loop, which removes the port's first entry from every CPU of the mask (so the
-    /// CPUs before k lose the entry just added, the others an older one); one that failed before
-    /// touching the lists (the mask's allocation, any other errno) untouched. A dropped ack
-    /// (no errno seen) allows every way.
-    fn listener_outcomes(&self, op: &Op, port: u32, error: Option<i32>) -> Vec<Vec<Vec<u32>>> {
-        let untouched = self.lists.clone();
+    /// The ways a request may leave the listener lists, the expected one first: a registration
+    /// or deregistration that returned 0 done; one whose listener allocation failed at the k-th
+    /// CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose cleanup path ends in `return 0`)
+    /// undone by add_del_listener()'s cleanup loop, which removes the port's first entry from
+    /// every CPU of the mask (so the CPUs before k lose the entry just added, the others an older
+    /// one); one that failed before touching the lists (the mask's allocation, any other errno)
+    /// untouched. A dropped ack (no errno seen) allows every way. [`Self::way_lists`] computes
+    /// each way's lists, only for the ways a caller looks at.
+    fn listener_ways(&self, op: &Op, error: Option<i32>) -> Vec<Way> {
         let (mask, register) = match op {
             Op::Register { mask, .. } => (mask, true),
             Op::Deregister { mask, .. } => (mask, false),
-            _ => return vec![untouched],
+            _ => return vec![Way::Untouched],
         };
-        let Ok(cpus) = self.parse(&mask.text()) else { return vec![untouched] };
+        let Ok(cpus) = self.parse(&mask.text()) else { return vec![Way::Untouched] };
+        let cpus = cpus.into_iter().filter(|&c| (c as usize) < self.lists.len()).count();
+        let cleaned_up = (0..cpus).map(Way::CleanedUp);
+        let enomem = Errno::ENOMEM.to_kernel_return();
+        match error {
+            // The 3.x listings fall through the cleanup loop to `return 0`: a registration
+            // whose allocation failed also answers 0.
+            Some(0) if register => std::iter::once(Way::Done).chain(cleaned_up).collect(),
+            Some(0) => vec![Way::Done],
+            Some(code) if code == enomem && register => {
+                std::iter::once(Way::Untouched).chain(cleaned_up).collect()
+            }
+            None if register => [Way::Done, Way::Untouched].into_iter().chain(cleaned_up).collect(),
+            None => vec![Way::Done, Way::Untouched],
+            Some(_) => vec![Way::Untouched],
+        }
+    }
+
+    /// The listener lists `way` (see [`Self::listener_ways`]) of request `op` on `port` leaves.
+    fn way_lists(&self, op: &Op, port: u32, way: Way) -> Vec<Vec<u32>> {
+        let mut lists = self.lists.clone();
+        let (mask, register) = match op {
+            Op::Register { mask, .. } => (mask, true),
+            Op::Deregister { mask, .. } => (mask, false),
+            _ => return lists,
+        };
+        let Ok(cpus) = self.parse(&mask.text()) else { return lists };
         let cpus: Vec<usize> =
             cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect();
         let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
@@ -168,28 +198,27 @@ impl TaskstatsModel {
                 list.remove(at);
             }
         };
-        let mut done = untouched.clone();
-        cpus.iter().for_each(|&cpu| step(&mut done, cpu, register));
-        let cleaned_up = (0..cpus.len()).map(|k| {
-            let mut lists = self.lists.clone();
-            cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
-            cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
-            lists
-        });
-        let enomem = Errno::ENOMEM.to_kernel_return();
-        match error {
-            // The 3.x listings fall through the cleanup loop to `return 0`: a registration
-            // whose allocation failed also answers 0.
-            Some(0) if register => std::iter::once(done).chain(cleaned_up).collect(),
-            Some(0) => vec![done],
-            Some(code) if code == enomem && register => {
-                std::iter::once(untouched).chain(cleaned_up).collect()
+        match way {
+            Way::Untouched => {}
+            Way::Done => cpus.iter().for_each(|&cpu| step(&mut lists, cpu, register)),
+            Way::CleanedUp(k) => {
+                cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
+                cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
             }
-            None if register => [done, untouched].into_iter().chain(cleaned_up).collect(),
-            None => vec![done, untouched],
-            Some(_) => vec![untouched],
         }
+        lists
     }
+}
+
+/// One way a cpumask request may have gone (see [`TaskstatsModel::listener_ways`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// Every CPU of the mask registered or deregistered.
+    Done,
+    /// The lists as they were.
+    Untouched,
+    /// The listener allocation failed at the k-th CPU of the mask, then the cleanup loop.
+    CleanedUp(usize),
 }
 
 impl Reference for TaskstatsModel {
@@ -300,13 +329,15 @@ impl TaskstatsModel {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
-        let before = (self.lists.clone(), self.ports.clone());
+        // Only an exit that saw another fault may be taken back (a failed judgement otherwise
+        // ends the case), so only then is the state before it kept.
+        let before = faulted.then(|| (self.lists.clone(), self.ports.clone()));
         if let Err(sent) = self.judge_walk(walk) {
             let nothing_sent = delivered.is_empty() && walk.clones == (0, false) && walk.pruned == 0;
-            if !(faulted && nothing_sent) {
-                return Err(sent);
+            match before {
+                Some(before) if nothing_sent => (self.lists, self.ports) = before,
+                _ => return Err(sent),
             }
-            (self.lists, self.ports) = before;
         }
         for port in closed {
             self.ports.remove(port);
@@ -317,7 +348,7 @@ impl TaskstatsModel {
     /// send_cpu_listeners() on the reference state, for an exit with no fault but clones'.
     fn judge_walk(&mut self, walk: &ExitWalk<'_>) -> Result<(), String> {
         let (pid, cpu) = (walk.pid, walk.cpu);
-        let list = self.lists[cpu as usize].clone();
+        let list = &self.lists[cpu as usize];
         let n = list.len();
         let (attempts, failed) = walk.clones;
         // Listeners reached: all of them, or those before the listener whose clone failed.

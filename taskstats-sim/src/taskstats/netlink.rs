@@ -333,7 +333,7 @@ impl Taskstats {
         };
         cx.note(format!("nla_parse: cgroupstats_cmd_get_policy[{kind}] is past the array's 2 entries"));
         self.mark(cx, "cgroupstats-policy-oob");
-        if self.checks("cgroupstats-policy-len") {
+        if self.checks(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             cx.sim().report(
                 Some(cx),
                 Violation::new(
