@@ -574,7 +574,8 @@ mod tests {
                 parents.push(child);
             }
         }
-        let table = model.tasks.read_lock(&sim.observer_cx("test", 0));
+        let observer = sim.observer_cx("test", 0);
+        let table = model.tasks.read_lock(&observer);
         let hash = table.pid_hash();
         let namespaces = table.pid_ns.len();
         assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
