@@ -454,13 +454,13 @@ impl TaskTable {
     pub(crate) fn pid_hash(&self) -> PidHash {
         let count = self.tasks.values().map(|t| t.numbers.len()).sum();
         let mut entries = Vec::with_capacity(count);
-        // Highest pid first, so that after the stable sort the first of equal pairs is the task
-        // a map filled in pid order would have kept (the last inserted).
-        for task in self.tasks.values().rev() {
+        for task in self.tasks.values() {
             entries.extend(task.numbers.iter().map(|&key| (key, task.clone())));
         }
-        entries.sort_by_key(|&(key, _)| key);
-        entries.dedup_by_key(|&mut (key, _)| key);
+        // alloc_pid() hands out each number once per namespace, so no pair repeats and the
+        // unstable sort (no buffer, unlike the stable one) orders them all the same way.
+        entries.sort_unstable_by_key(|&(key, _)| key);
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
         PidHash { entries }
     }
 

@@ -495,7 +495,7 @@ impl TaskstatsSubject {
             }
             Op::Recv { port } => {
                 let id = self.model.port_pick(observer, *port);
-                Outcome::Received(id, id.map_or(0, |id| self.model.recv(&sim.cx("recvmsg", 0), id).len()))
+                Outcome::Received(id, id.map_or(0, |id| self.model.recv_count(&sim.cx("recvmsg", 0), id)))
             }
             Op::Raw { port, bytes } => {
                 if let Some(id) = self.model.port_pick(observer, *port) {

@@ -139,6 +139,13 @@ impl Taskstats {
         ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
     }
 
+    /// [`Self::recv`] for a driver that only counts the messages: the same lock, the queue
+    /// drained, no copy of it made.
+    pub fn recv_count(&self, cx: &Cx, id: u32) -> usize {
+        let mut ports = self.ports.lock(cx);
+        ports.get_mut(&id).map_or(0, |p| p.queue.drain(..).count())
+    }
+
     /// recvmsg(2) until empty, as a client reads its socket: skb_recv_datagram() first returns
     /// a pending `sk_err` (ENOBUFS after an overrun) and clears it; the next call gets the
     /// queued messages. EBADF for a socket that is closed.
