@@ -117,12 +117,15 @@ impl TaskstatsModel {
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
     ) -> Result<(), String> {
+        // The mask parsed once; a request without one (or with one parse() refuses) leaves the
+        // lists alone whatever happened.
+        let mask = self.request_cpus(op);
+        let ways = self.listener_ways(mask.as_ref(), error);
+        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
         let Some(after) = lists_after else {
-            // The expected way only (a request without a cpumask leaves the lists alone).
-            if matches!(op, Op::Register { .. } | Op::Deregister { .. }) {
-                if let Some(&way) = self.listener_ways(op, error).first() {
-                    self.lists = self.way_lists(op, port, way);
-                }
+            // The expected way, applied in place.
+            if let (Some((cpus, register)), Some(&way)) = (&mask, ways.first()) {
+                apply_way(&mut self.lists, cpus, *register, port, dedup, way);
             }
             return Ok(());
         };
@@ -130,8 +133,14 @@ impl TaskstatsModel {
             lists.iter().map(|l| l.iter().filter(|&&p| p == port).count()).collect()
         };
         let seen = entries(after);
-        let ways = self.listener_ways(op, error);
-        match ways.into_iter().map(|way| self.way_lists(op, port, way)).find(|lists| entries(lists) == seen) {
+        let (cpus, register) = mask.unwrap_or_default();
+        let way_lists = |way: Way| {
+            let mut lists = self.lists.clone();
+            apply_way(&mut lists, &cpus, register, port, dedup, way);
+            lists
+        };
+        let found = ways.into_iter().map(way_lists).find(|lists| entries(lists) == seen);
+        match found {
             Some(lists) => {
                 self.lists = lists;
                 Ok(())
@@ -144,23 +153,31 @@ impl TaskstatsModel {
         }
     }
 
+    /// The CPUs of a REGISTER or DEREGISTER request's mask that have lists, in the order
+    /// add_del_listener() walks them, and whether it registers; None for any other request and
+    /// for a mask parse() refuses (such a request leaves the lists alone).
+    fn request_cpus(&self, op: &Op) -> Option<(Vec<usize>, bool)> {
+        let (mask, register) = match op {
+            Op::Register { mask, .. } => (mask, true),
+            Op::Deregister { mask, .. } => (mask, false),
+            _ => return None,
+        };
+        let cpus = self.parse(&mask.text()).ok()?;
+        Some((cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect(), register))
+    }
+
     /// The ways a request may leave the listener lists, the expected one first: a registration
     /// or deregistration that returned 0 done; one whose listener allocation failed at the k-th
     /// CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose cleanup path ends in `return 0`)
     /// undone by add_del_listener()'s cleanup loop, which removes the port's first entry from
     /// every CPU of the mask (so the CPUs before k lose the entry just added, the others an older
     /// one); one that failed before touching the lists (the mask's allocation, any other errno)
-    /// untouched. A dropped ack (no errno seen) allows every way. [`Self::way_lists`] computes
-    /// each way's lists, only for the ways a caller looks at.
-    fn listener_ways(&self, op: &Op, error: Option<i32>) -> Vec<Way> {
-        let (mask, register) = match op {
-            Op::Register { mask, .. } => (mask, true),
-            Op::Deregister { mask, .. } => (mask, false),
-            _ => return vec![Way::Untouched],
-        };
-        let Ok(cpus) = self.parse(&mask.text()) else { return vec![Way::Untouched] };
-        let cpus = cpus.into_iter().filter(|&c| (c as usize) < self.lists.len()).count();
-        let cleaned_up = (0..cpus).map(Way::CleanedUp);
+    /// untouched. A dropped ack (no errno seen) allows every way. `mask` is
+    /// [`Self::request_cpus`]'s; [`apply_way`] makes a way's lists, only for the ways a caller
+    /// looks at.
+    fn listener_ways(&self, mask: Option<&(Vec<usize>, bool)>, error: Option<i32>) -> Vec<Way> {
+        let Some(&(ref cpus, register)) = mask else { return vec![Way::Untouched] };
+        let cleaned_up = (0..cpus.len()).map(Way::CleanedUp);
         let enomem = Errno::ENOMEM.to_kernel_return();
         match error {
             // The 3.x listings fall through the cleanup loop to `return 0`: a registration
@@ -175,38 +192,28 @@ impl TaskstatsModel {
             Some(_) => vec![Way::Untouched],
         }
     }
+}
 
-    /// The listener lists `way` (see [`Self::listener_ways`]) of request `op` on `port` leaves.
-    fn way_lists(&self, op: &Op, port: u32, way: Way) -> Vec<Vec<u32>> {
-        let mut lists = self.lists.clone();
-        let (mask, register) = match op {
-            Op::Register { mask, .. } => (mask, true),
-            Op::Deregister { mask, .. } => (mask, false),
-            _ => return lists,
-        };
-        let Ok(cpus) = self.parse(&mask.text()) else { return lists };
-        let cpus: Vec<usize> =
-            cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect();
-        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
-        let step = |lists: &mut Vec<Vec<u32>>, cpu: usize, add: bool| {
-            let list = &mut lists[cpu];
-            if add {
-                if !(dedup && list.contains(&port)) {
-                    list.insert(0, port);
-                }
-            } else if let Some(at) = list.iter().position(|&p| p == port) {
-                list.remove(at);
+/// `lists` as `way` (see [`TaskstatsModel::listener_ways`]) of a request on `port` over `cpus`
+/// (a registration if `register`) leaves them; `dedup`: the version's duplicate check.
+fn apply_way(lists: &mut [Vec<u32>], cpus: &[usize], register: bool, port: u32, dedup: bool, way: Way) {
+    let step = |lists: &mut [Vec<u32>], cpu: usize, add: bool| {
+        let list = &mut lists[cpu];
+        if add {
+            if !(dedup && list.contains(&port)) {
+                list.insert(0, port);
             }
-        };
-        match way {
-            Way::Untouched => {}
-            Way::Done => cpus.iter().for_each(|&cpu| step(&mut lists, cpu, register)),
-            Way::CleanedUp(k) => {
-                cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
-                cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
-            }
+        } else if let Some(at) = list.iter().position(|&p| p == port) {
+            list.remove(at);
         }
-        lists
+    };
+    match way {
+        Way::Untouched => {}
+        Way::Done => cpus.iter().for_each(|&cpu| step(lists, cpu, register)),
+        Way::CleanedUp(k) => {
+            cpus[..k].iter().for_each(|&cpu| step(lists, cpu, true));
+            cpus.iter().for_each(|&cpu| step(lists, cpu, false));
+        }
     }
 }
 
