@@ -335,7 +335,22 @@ pub struct Task {
 /// published map from (pid namespace, number) to the task: writers rebuild and republish it
 /// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
 /// read-side section sees one consistent version, as find_task_by_pid_ns() does.
-pub(crate) type PidHash = BTreeMap<(usize, u32), Arc<Task>>;
+///
+/// One sorted vector (looked up by binary search): it is rebuilt at every change to the task
+/// list, and a vector is one allocation where a map was one per node.
+#[derive(Debug, Default)]
+pub(crate) struct PidHash {
+    /// (pid namespace, number) and the task, ascending by the pair, each pair once.
+    entries: Vec<((usize, u32), Arc<Task>)>,
+}
+
+impl PidHash {
+    /// The task with number `key.1` in pid namespace `key.0` (find_pid_ns() and pid_task()).
+    pub(crate) fn get(&self, key: &(usize, u32)) -> Option<&Arc<Task>> {
+        let at = self.entries.binary_search_by_key(key, |&(k, _)| k).ok()?;
+        Some(&self.entries[at].1)
+    }
+}
 
 /// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
 /// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
@@ -437,13 +452,16 @@ impl TaskTable {
 
     /// The pid hash as the task list has it now: every task under each of its numbers.
     pub(crate) fn pid_hash(&self) -> PidHash {
-        let mut hash = PidHash::new();
+        let count = self.tasks.values().map(|t| t.numbers.len()).sum();
+        let mut entries = Vec::with_capacity(count);
         for task in self.tasks.values() {
-            for &(ns, nr) in &task.numbers {
-                hash.insert((ns, nr), task.clone());
-            }
+            entries.extend(task.numbers.iter().map(|&key| (key, task.clone())));
         }
-        hash
+        // alloc_pid() hands out each number once per namespace, so no pair repeats and the
+        // unstable sort (no buffer, unlike the stable one) orders them all the same way.
+        entries.sort_unstable_by_key(|&(key, _)| key);
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
+        PidHash { entries }
     }
 
     /// Replaces task `pid` by a new version with `change` applied (see [`Task`]).

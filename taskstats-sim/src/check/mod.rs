@@ -253,7 +253,7 @@ impl TaskstatsSubject {
     ) -> (RequestFacts, u32, Option<(u32, u32)>) {
         let (owner, queued, open) = self.model.port_state(observer, port).unwrap_or((0, 0, false));
         let pid_namespaces = self.config.fixes.on(crate::fixes::PID_NAMESPACES);
-        let (mut facts, nr, current) = self.model.with_task_table(observer, |table| {
+        let (facts, nr, current) = self.model.with_task_table(observer, |table| {
             // The process's lowest live thread speaks for it.
             let current = table.tasks.values().find(|t| t.tgid == owner && t.exit_state == ExitState::None);
             let mut facts = RequestFacts {
@@ -278,15 +278,20 @@ impl TaskstatsSubject {
                 _ => 0,
             };
             if target.is_some() && nr != 0 {
-                facts.target_pid = table.tasks.keys().copied().find(|&pid| table.pid_nr_ns(pid, ns) == nr);
+                // pid_nr_ns() of each task, ascending by pid, without a lookup per task.
+                let nr_in = |t: &Task| t.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, v)| v);
+                facts.target_pid = table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid);
                 facts.target_exists = facts.target_pid.is_some();
             }
-            (facts, nr, current.map(|t| (t.pid, t.cpu, t.tgid)))
+            // What the fd is in the requester's file table (see [`Taskstats::fd_kind`]).
+            if let (Some(fd), Some(t)) = (fd, current) {
+                let file =
+                    table.files.get(&t.tgid).and_then(|files| files.get(usize::from(fd)).copied().flatten());
+                facts.fd_is_cgroup = file.map(|f| matches!(f, crate::task::File::CgroupDir(_)));
+            }
+            (facts, nr, current.map(|t| (t.pid, t.cpu)))
         });
-        if let (Some(fd), Some((_, _, tgid))) = (fd, current) {
-            facts.fd_is_cgroup = self.model.fd_kind(observer, tgid, u32::from(fd));
-        }
-        let sender = current.filter(|_| open).map(|(pid, cpu, _)| (pid, cpu));
+        let sender = current.filter(|_| open);
         (facts, nr, sender)
     }
 
@@ -298,7 +303,7 @@ impl TaskstatsSubject {
         sim: &Sim,
         observer: &Cx,
         port: u8,
-        attrs: Vec<(u16, Vec<u8>)>,
+        attrs: &[(u16, &[u8])],
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
@@ -316,22 +321,31 @@ impl TaskstatsSubject {
         sim: &Sim,
         observer: &Cx,
         port: u32,
-        attrs: Vec<(u16, Vec<u8>)>,
+        attrs: &[(u16, &[u8])],
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
         let (mut facts, nr, sender) = self.facts(observer, port, target, fd);
-        let mut attrs = attrs;
-        for (kind, payload) in attrs.iter_mut() {
-            if (*kind == TASKSTATS_CMD_ATTR_PID || *kind == TASKSTATS_CMD_ATTR_TGID) && target.is_some() {
-                *payload = nr.to_le_bytes().to_vec();
-            }
-            if *kind == CGROUPSTATS_CMD_ATTR_FD && fd.is_some() {
-                *payload = u32::from(fd.unwrap_or(0)).to_le_bytes().to_vec();
+        // The message built in one buffer, the query's target number and the fd filled in.
+        let mut msg = MsgBuilder::genlmsg_put(
+            TASKSTATS_FAMILY_ID,
+            NLM_F_REQUEST | NLM_F_ACK,
+            7,
+            port,
+            cmd,
+            TASKSTATS_GENL_VERSION,
+        );
+        for &(kind, payload) in attrs {
+            if (kind == TASKSTATS_CMD_ATTR_PID || kind == TASKSTATS_CMD_ATTR_TGID) && target.is_some() {
+                msg.nla_put(kind, &nr.to_le_bytes());
+            } else if kind == CGROUPSTATS_CMD_ATTR_FD && fd.is_some() {
+                msg.nla_put(kind, &u32::from(fd.unwrap_or(0)).to_le_bytes());
+            } else {
+                msg.nla_put(kind, payload);
             }
         }
-        let bytes = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port, cmd, &attrs);
+        let bytes = msg.finish();
         let faults_before = sim.faults().failed();
         let mut replies = match sender {
             Some((pid, cpu)) => {
@@ -481,7 +495,7 @@ impl TaskstatsSubject {
             }
             Op::Recv { port } => {
                 let id = self.model.port_pick(observer, *port);
-                Outcome::Received(id, id.map_or(0, |id| self.model.recv(&sim.cx("recvmsg", 0), id).len()))
+                Outcome::Received(id, id.map_or(0, |id| self.model.recv_count(&sim.cx("recvmsg", 0), id)))
             }
             Op::Raw { port, bytes } => {
                 if let Some(id) = self.model.port_pick(observer, *port) {
@@ -507,28 +521,33 @@ impl TaskstatsSubject {
         if let (Op::QueryPid { preempt: Some(which), .. }, None) = (op, on) {
             return self.preempted_query(sim, observer, op, *which);
         }
-        let (port, attr, payload, cmd, target, fd) = match op {
+        let (port, attr, mask, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
-                (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
+                (port, TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, Some(mask), TASKSTATS_CMD_GET, None, None)
             }
             Op::Deregister { port, mask } => {
-                (port, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, mask.text(), TASKSTATS_CMD_GET, None, None)
+                (port, TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, Some(mask), TASKSTATS_CMD_GET, None, None)
             }
             Op::QueryPid { port, target, .. } => {
-                (port, TASKSTATS_CMD_ATTR_PID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
+                (port, TASKSTATS_CMD_ATTR_PID, None, TASKSTATS_CMD_GET, Some(target), None)
             }
             Op::QueryTgid { port, target } => {
-                (port, TASKSTATS_CMD_ATTR_TGID, vec![0; 4], TASKSTATS_CMD_GET, Some(target), None)
+                (port, TASKSTATS_CMD_ATTR_TGID, None, TASKSTATS_CMD_GET, Some(target), None)
             }
             Op::CgroupStats { port, fd, .. } => {
-                (port, CGROUPSTATS_CMD_ATTR_FD, vec![0; 4], CGROUPSTATS_CMD_GET, None, Some(*fd))
+                (port, CGROUPSTATS_CMD_ATTR_FD, None, CGROUPSTATS_CMD_GET, None, Some(*fd))
             }
             _ => unreachable!("apply_request is called for requests only"),
         };
-        let mut attrs = vec![(attr, payload)];
-        if let Op::CgroupStats { extra: Some(kind), .. } = op {
-            attrs.push((u16::from(*kind), vec![0; 4]));
-        }
+        // A cpumask's text, or four zero bytes (a number filled in when the message is built).
+        let text = mask.map(MaskSpec::text);
+        let payload = text.as_deref().unwrap_or(&[0; 4]);
+        let extra = match op {
+            Op::CgroupStats { extra: Some(kind), .. } => Some(u16::from(*kind)),
+            _ => None,
+        };
+        let both = [(attr, payload), (extra.unwrap_or(0), &[0; 4][..])];
+        let attrs = &both[..if extra.is_some() { 2 } else { 1 }];
         match on {
             Some(id) => self.request_on(sim, observer, id, attrs, cmd, target, fd),
             None => self.request(sim, observer, *port, attrs, cmd, target, fd),
@@ -594,18 +613,29 @@ impl Subject for TaskstatsSubject {
         // Most operations touch nothing: then no observer context is made (a tenth of the
         // check's cost); otherwise one serves the whole check.
         let cx = (regroup || touched.cpus != 0).then(|| sim.observer_cx("check_invariants", 0));
+        // The touched groups' leaders, in one look at the task table, serve both the copy's
+        // update and the ledger check.
+        let leaders = cx
+            .as_ref()
+            .filter(|_| !touched.tgids.is_empty())
+            .map(|cx| self.model.leaders_of(cx, &touched.tgids));
         if let (true, Some(cx)) = (regroup, &cx) {
             let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
+            let leaders = leaders.as_deref().unwrap_or_default();
             for &tgid in &touched.tgids {
-                match self.model.group_has_stats(cx, tgid) {
+                match self.model.group_has_stats(cx, leaders, tgid) {
                     true => groups.insert(tgid),
                     false => groups.remove(&tgid),
                 };
             }
         }
         let with_stats = with_stats.unwrap_or_default();
-        let found =
-            self.model.check_invariants_touched(cx.as_ref(), touched.cpus, &touched.tgids, with_stats.len());
+        let found = self.model.check_invariants_touched(
+            cx.as_ref(),
+            touched.cpus,
+            leaders.as_deref(),
+            with_stats.len(),
+        );
         // Only the copy of the groups with stats carries over to the next check.
         self.touched().with_stats = Some(with_stats);
         found

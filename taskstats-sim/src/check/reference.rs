@@ -117,79 +117,115 @@ impl TaskstatsModel {
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
     ) -> Result<(), String> {
-        let ways = self.listener_outcomes(op, port, error);
+        // The mask parsed once; a request without one (or with one parse() refuses) leaves the
+        // lists alone whatever happened.
+        let mask = self.request_cpus(op);
+        let ways = self.listener_ways(mask.as_ref(), error);
+        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
         let Some(after) = lists_after else {
-            self.lists = ways.into_iter().next().unwrap_or_else(|| self.lists.clone());
+            // The expected way, applied in place.
+            if let (Some((cpus, register)), Some(&way)) = (&mask, ways.first()) {
+                apply_way(&mut self.lists, cpus, *register, port, dedup, way);
+            }
             return Ok(());
         };
         let entries = |lists: &Vec<Vec<u32>>| -> Vec<usize> {
             lists.iter().map(|l| l.iter().filter(|&&p| p == port).count()).collect()
         };
-        match ways.into_iter().find(|way| entries(way) == entries(after)) {
-            Some(way) => {
-                self.lists = way;
+        let seen = entries(after);
+        let (cpus, register) = mask.unwrap_or_default();
+        let way_lists = |way: Way| {
+            let mut lists = self.lists.clone();
+            apply_way(&mut lists, &cpus, register, port, dedup, way);
+            lists
+        };
+        let found = ways.into_iter().map(way_lists).find(|lists| entries(lists) == seen);
+        match found {
+            Some(lists) => {
+                self.lists = lists;
                 Ok(())
             }
             None => Err(format!(
-                "port {port}'s listener entries per CPU are {:?} after the request (errno {error:?}); \
+                "port {port}'s listener entries per CPU are {seen:?} after the request (errno {error:?}); \
                  no way add_del_listener() could have gone leaves them so (the reference's lists: {:?})",
-                entries(after),
                 self.lists
             )),
         }
     }
 
-    /// The listener lists a request may leave, one per way it could have gone, the expected one
-    /// first: a registration or deregistration that returned 0 done; one whose listener
-    /// allocation failed at the k-th CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose
-    /// cleanup path ends in `return 0`) undone by add_del_listener()'s
-    /// cleanup loop, which removes the port's first entry from every CPU of the mask (so the
-    /// CPUs before k lose the entry just added, the others an older one); one that failed before
-    /// touching the lists (the mask's allocation, any other errno) untouched. A dropped ack
-    /// (no errno seen) allows every way.
-    fn listener_outcomes(&self, op: &Op, port: u32, error: Option<i32>) -> Vec<Vec<Vec<u32>>> {
-        let untouched = self.lists.clone();
+    /// The CPUs of a REGISTER or DEREGISTER request's mask that have lists, in the order
+    /// add_del_listener() walks them, and whether it registers; None for any other request and
+    /// for a mask parse() refuses (such a request leaves the lists alone).
+    fn request_cpus(&self, op: &Op) -> Option<(Vec<usize>, bool)> {
         let (mask, register) = match op {
             Op::Register { mask, .. } => (mask, true),
             Op::Deregister { mask, .. } => (mask, false),
-            _ => return vec![untouched],
+            _ => return None,
         };
-        let Ok(cpus) = self.parse(&mask.text()) else { return vec![untouched] };
-        let cpus: Vec<usize> =
-            cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect();
-        let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
-        let step = |lists: &mut Vec<Vec<u32>>, cpu: usize, add: bool| {
-            let list = &mut lists[cpu];
-            if add {
-                if !(dedup && list.contains(&port)) {
-                    list.insert(0, port);
-                }
-            } else if let Some(at) = list.iter().position(|&p| p == port) {
-                list.remove(at);
-            }
-        };
-        let mut done = untouched.clone();
-        cpus.iter().for_each(|&cpu| step(&mut done, cpu, register));
-        let cleaned_up = (0..cpus.len()).map(|k| {
-            let mut lists = self.lists.clone();
-            cpus[..k].iter().for_each(|&cpu| step(&mut lists, cpu, true));
-            cpus.iter().for_each(|&cpu| step(&mut lists, cpu, false));
-            lists
-        });
+        let cpus = self.parse(&mask.text()).ok()?;
+        Some((cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect(), register))
+    }
+
+    /// The ways a request may leave the listener lists, the expected one first: a registration
+    /// or deregistration that returned 0 done; one whose listener allocation failed at the k-th
+    /// CPU of its mask (ENOMEM, or 0 in the 3.x listings, whose cleanup path ends in `return 0`)
+    /// undone by add_del_listener()'s cleanup loop, which removes the port's first entry from
+    /// every CPU of the mask (so the CPUs before k lose the entry just added, the others an older
+    /// one); one that failed before touching the lists (the mask's allocation, any other errno)
+    /// untouched. A dropped ack (no errno seen) allows every way. `mask` is
+    /// [`Self::request_cpus`]'s; [`apply_way`] makes a way's lists, only for the ways a caller
+    /// looks at.
+    fn listener_ways(&self, mask: Option<&(Vec<usize>, bool)>, error: Option<i32>) -> Vec<Way> {
+        let Some(&(ref cpus, register)) = mask else { return vec![Way::Untouched] };
+        let cleaned_up = (0..cpus.len()).map(Way::CleanedUp);
         let enomem = Errno::ENOMEM.to_kernel_return();
         match error {
             // The 3.x listings fall through the cleanup loop to `return 0`: a registration
             // whose allocation failed also answers 0.
-            Some(0) if register => std::iter::once(done).chain(cleaned_up).collect(),
-            Some(0) => vec![done],
+            Some(0) if register => std::iter::once(Way::Done).chain(cleaned_up).collect(),
+            Some(0) => vec![Way::Done],
             Some(code) if code == enomem && register => {
-                std::iter::once(untouched).chain(cleaned_up).collect()
+                std::iter::once(Way::Untouched).chain(cleaned_up).collect()
             }
-            None if register => [done, untouched].into_iter().chain(cleaned_up).collect(),
-            None => vec![done, untouched],
-            Some(_) => vec![untouched],
+            None if register => [Way::Done, Way::Untouched].into_iter().chain(cleaned_up).collect(),
+            None => vec![Way::Done, Way::Untouched],
+            Some(_) => vec![Way::Untouched],
         }
     }
+}
+
+/// `lists` as `way` (see [`TaskstatsModel::listener_ways`]) of a request on `port` over `cpus`
+/// (a registration if `register`) leaves them; `dedup`: the version's duplicate check.
+fn apply_way(lists: &mut [Vec<u32>], cpus: &[usize], register: bool, port: u32, dedup: bool, way: Way) {
+    let step = |lists: &mut [Vec<u32>], cpu: usize, add: bool| {
+        let list = &mut lists[cpu];
+        if add {
+            if !(dedup && list.contains(&port)) {
+                list.insert(0, port);
+            }
+        } else if let Some(at) = list.iter().position(|&p| p == port) {
+            list.remove(at);
+        }
+    };
+    match way {
+        Way::Untouched => {}
+        Way::Done => cpus.iter().for_each(|&cpu| step(lists, cpu, register)),
+        Way::CleanedUp(k) => {
+            cpus[..k].iter().for_each(|&cpu| step(lists, cpu, true));
+            cpus.iter().for_each(|&cpu| step(lists, cpu, false));
+        }
+    }
+}
+
+/// One way a cpumask request may have gone (see [`TaskstatsModel::listener_ways`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Way {
+    /// Every CPU of the mask registered or deregistered.
+    Done,
+    /// The lists as they were.
+    Untouched,
+    /// The listener allocation failed at the k-th CPU of the mask, then the cleanup loop.
+    CleanedUp(usize),
 }
 
 impl Reference for TaskstatsModel {
@@ -300,13 +336,15 @@ impl TaskstatsModel {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
-        let before = (self.lists.clone(), self.ports.clone());
+        // Only an exit that saw another fault may be taken back (a failed judgement otherwise
+        // ends the case), so only then is the state before it kept.
+        let before = faulted.then(|| (self.lists.clone(), self.ports.clone()));
         if let Err(sent) = self.judge_walk(walk) {
             let nothing_sent = delivered.is_empty() && walk.clones == (0, false) && walk.pruned == 0;
-            if !(faulted && nothing_sent) {
-                return Err(sent);
+            match before {
+                Some(before) if nothing_sent => (self.lists, self.ports) = before,
+                _ => return Err(sent),
             }
-            (self.lists, self.ports) = before;
         }
         for port in closed {
             self.ports.remove(port);
@@ -317,7 +355,7 @@ impl TaskstatsModel {
     /// send_cpu_listeners() on the reference state, for an exit with no fault but clones'.
     fn judge_walk(&mut self, walk: &ExitWalk<'_>) -> Result<(), String> {
         let (pid, cpu) = (walk.pid, walk.cpu);
-        let list = self.lists[cpu as usize].clone();
+        let list = &self.lists[cpu as usize];
         let n = list.len();
         let (attempts, failed) = walk.clones;
         // Listeners reached: all of them, or those before the listener whose clone failed.

@@ -205,7 +205,7 @@ impl TaskstatsShared {
                 return Outcome::Closed(Some(id));
             }
             Op::Recv { .. } => {
-                return Outcome::Received(Some(id), model.recv(&sim.cx("recvmsg", 0), id).len())
+                return Outcome::Received(Some(id), model.recv_count(&sim.cx("recvmsg", 0), id))
             }
             _ => {}
         }

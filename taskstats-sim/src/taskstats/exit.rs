@@ -18,7 +18,7 @@ impl Taskstats {
     pub(crate) fn stats_access(&self) -> StatsAccess {
         let marked = self.fixes.on(crate::fixes::TGID_ALLOC_DATA_RACE);
         if !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
-            if !marked && self.checks("tgid-alloc-data-race") {
+            if !marked && self.checks(crate::fixes::TGID_ALLOC_DATA_RACE) {
                 StatsAccess::Plain
             } else {
                 StatsAccess::Untracked

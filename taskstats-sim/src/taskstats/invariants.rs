@@ -19,10 +19,11 @@ impl Taskstats {
             list.len(),
             "cpu {cpu}: the unlocked length disagrees with the list"
         );
-        if self.checks("duplicate-listener-check") {
-            let mut seen = BTreeSet::new();
-            for s in list.iter().filter(|s| s.valid.load(Ordering::Relaxed)) {
-                if !seen.insert(s.pid) {
+        if self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
+            // Lists are short: each valid entry against the valid ones before it, no set built.
+            let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
+            for (at, s) in list.iter().enumerate().filter(|(_, s)| valid(s)) {
+                if list[..at].iter().filter(valid).any(|t| t.pid == s.pid) {
                     return Err(Violation::new(
                         ViolationKind::finding("duplicate-listener"),
                         format!(
@@ -93,10 +94,18 @@ impl Taskstats {
             .collect()
     }
 
-    /// Whether group `tgid`'s leader is in the task table with `signal->stats` set: one entry of
-    /// [`Self::groups_with_stats`], for a checker that keeps that set up to date.
-    pub(crate) fn group_has_stats(&self, cx: &Cx, tgid: u32) -> bool {
-        let leader = self.tasks.read_lock(cx).tasks.get(&tgid).filter(|t| t.is_leader()).cloned();
+    /// The leaders of groups `tgids` that are in the task table, in one look at it: what
+    /// [`Self::group_has_stats`] and the ledger check read, for a checker of touched groups.
+    pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &BTreeSet<u32>) -> Vec<Arc<Task>> {
+        let table = self.tasks.read_lock(cx);
+        tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned().collect()
+    }
+
+    /// Whether group `tgid`'s leader is among `leaders` (see [`Self::leaders_of`]) with
+    /// `signal->stats` set: one entry of [`Self::groups_with_stats`], for a checker that keeps
+    /// that set up to date.
+    pub(crate) fn group_has_stats(&self, cx: &Cx, leaders: &[Arc<Task>], tgid: u32) -> bool {
+        let leader = leaders.iter().find(|t| t.tgid == tgid);
         leader.is_some_and(|task| task.signal.lock.lock_irqsave(cx).stats.is_some())
     }
 
@@ -140,17 +149,18 @@ impl Taskstats {
     /// bit per CPU) and the thread groups `tgids`, in the whole check's order: those lists, the
     /// listener objects, those groups' ledgers, and the stats objects against `groups_with_stats`,
     /// the checker's count of [`Self::groups_with_stats`] kept up to date over the groups each
-    /// operation touched. It finds what [`Self::check_invariants`] finds as long as the
+    /// operation touched (`leaders`: those groups' leaders still in the table, as
+    /// [`Self::leaders_of`] read them; None when the operations touched no group). It finds what [`Self::check_invariants`] finds as long as the
     /// operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks that).
     /// `cx` is the checker's observer context, made only when something was touched.
     pub(crate) fn check_invariants_touched(
         &self,
         cx: Option<&Cx>,
         cpus: u64,
-        tgids: &BTreeSet<u32>,
+        leaders: Option<&[Arc<Task>]>,
         groups_with_stats: usize,
     ) -> Result<(), Violation> {
-        let Some(cx) = cx.filter(|_| cpus != 0 || !tgids.is_empty()) else {
+        let Some(cx) = cx.filter(|_| cpus != 0 || leaders.is_some()) else {
             // Nothing touched but the object counts, which need no context.
             self.check_listener_objects()?;
             return self.check_stats_objects(groups_with_stats);
@@ -159,17 +169,8 @@ impl Taskstats {
             self.check_listener_list(cx, cpu)?;
         }
         self.check_listener_objects()?;
-        if self.checks_group_stats() && !tgids.is_empty() {
-            let leaders: Vec<Arc<Task>> = {
-                let table = self.tasks.read_lock(cx);
-                tgids
-                    .iter()
-                    .filter_map(|tgid| table.tasks.get(tgid))
-                    .filter(|t| t.is_leader())
-                    .cloned()
-                    .collect()
-            };
-            self.check_group_ledger_of(cx, &leaders)?;
+        if let (true, Some(leaders)) = (self.checks_group_stats(), leaders) {
+            self.check_group_ledger_of(cx, leaders)?;
         }
         self.check_stats_objects(groups_with_stats)
     }

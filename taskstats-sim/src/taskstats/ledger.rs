@@ -69,7 +69,7 @@ impl Taskstats {
         stats: &TaskstatsRecord,
         table: &TaskTable,
     ) {
-        if self.checks("admin-perm") && !port.capable && port.uid != task.uid {
+        if self.checks(crate::fixes::ADMIN_PERM) && !port.capable && port.uid != task.uid {
             cx.sim().report(
                 Some(cx),
                 Violation::new(
@@ -82,7 +82,7 @@ impl Taskstats {
                 ),
             );
         }
-        if self.checks("namespace-checks") && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+        if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
             // A task released after the query's RCU lookup found it has its pid detached:
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
@@ -197,7 +197,7 @@ impl Taskstats {
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {
-            if seq < last || (seq == last && self.checks("duplicate-listener-check")) {
+            if seq < last || (seq == last && self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK)) {
                 cx.sim().report(
                     Some(cx),
                     Violation::new(
@@ -211,7 +211,7 @@ impl Taskstats {
 
     /// The checker's count of one exit's copies per port: more than one is CVE-2011-2484.
     pub(super) fn audit_copies(&self, cx: &Cx, copies: &BTreeMap<u32, u32>, cpu: u32, task: &Task) {
-        if !self.checks("duplicate-listener-check") {
+        if !self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             return;
         }
         if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {

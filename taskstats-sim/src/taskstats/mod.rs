@@ -74,6 +74,8 @@ impl Default for Params {
 #[derive(Debug)]
 pub struct Taskstats {
     fixes: Fixes,
+    /// [`Self::fixes`] with the audited fixes (`params.audit`) on: whose invariants are checked.
+    checked: Fixes,
     params: Params,
     /// `tasklist_lock`, an `rwlock_t`: fork, exit and reaping take it with write_lock_irq(),
     /// lookups (2.6.19's queries among them) with read_lock(). The model keeps the fd and cgroup
@@ -216,7 +218,17 @@ impl Taskstats {
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
         pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));
+        // The fixes whose invariants are checked: those on and those audited, by name once.
+        let mut checked = fixes;
+        for name in &params.audit {
+            if let Some((index, _)) =
+                <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name)
+            {
+                checked.set(crate::fixes::FIX_IDS[index], true);
+            }
+        }
         Taskstats {
+            checked,
             pid_hash,
             current: std::sync::RwLock::new(BTreeMap::from([(1, init)])),
             fixes,
@@ -250,8 +262,9 @@ impl Taskstats {
         cx.sim().mark(mark);
     }
 
-    fn checks(&self, fix: &str) -> bool {
-        self.fixes.on_named(fix) || self.params.audit.iter().any(|name| name == fix)
+    /// Whether the invariants of `fix` are checked: it is on, or audited (`params.audit`).
+    fn checks(&self, fix: sim_core::fixes::FixId) -> bool {
+        self.checked.on(fix)
     }
 
     fn version(&self) -> u16 {
@@ -570,7 +583,7 @@ impl Taskstats {
         if action == Action::Register && !report.added.is_empty() {
             self.mark(cx, "registered");
         }
-        if action == Action::Deregister && self.checks("duplicate-listener-check") {
+        if action == Action::Deregister && self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             self.audit_deregister(cx, info.port, &mask);
         }
         Ok(())

@@ -139,6 +139,13 @@ impl Taskstats {
         ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
     }
 
+    /// [`Self::recv`] for a driver that only counts the messages: the same lock, the queue
+    /// drained, no copy of it made.
+    pub fn recv_count(&self, cx: &Cx, id: u32) -> usize {
+        let mut ports = self.ports.lock(cx);
+        ports.get_mut(&id).map_or(0, |p| p.queue.drain(..).count())
+    }
+
     /// recvmsg(2) until empty, as a client reads its socket: skb_recv_datagram() first returns
     /// a pending `sk_err` (ENOBUFS after an overrun) and clears it; the next call gets the
     /// queued messages. EBADF for a socket that is closed.
@@ -333,7 +340,7 @@ impl Taskstats {
         };
         cx.note(format!("nla_parse: cgroupstats_cmd_get_policy[{kind}] is past the array's 2 entries"));
         self.mark(cx, "cgroupstats-policy-oob");
-        if self.checks("cgroupstats-policy-len") {
+        if self.checks(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             cx.sim().report(
                 Some(cx),
                 Violation::new(

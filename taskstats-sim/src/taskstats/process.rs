@@ -344,7 +344,7 @@ impl Taskstats {
     /// stats) is checked: a change that makes it hold is on or audited (the 2.6.19-rc3
     /// contract, with both off, does not promise it).
     pub(super) fn checks_group_stats(&self) -> bool {
-        self.checks("exit-fill-before-send") || self.checks("tgid-free-usage")
+        self.checks(crate::fixes::EXIT_FILL_BEFORE_SEND) || self.checks(crate::fixes::TGID_FREE_USAGE)
     }
 
     /// 2.6.19's taskstats_tgid_alloc() in copy_signal(): from "taskstats_tgid_alloc:
@@ -547,5 +547,47 @@ impl Taskstats {
         self.ledger().groups.remove(&task.tgid);
         self.mark(cx, "reaped");
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::task_cx;
+    use sim_core::lockdep::ReportMode;
+    use sim_core::SimConfig;
+
+    /// The pid hash (a sorted vector since the speed pass) finds, for every number of every
+    /// task in every namespace it is visible in, the task find_task_by_pid_ns()'s walk of the
+    /// task list finds, and nothing for numbers no task has, over nested pid namespaces.
+    #[test]
+    fn the_pid_hash_finds_what_the_task_list_walk_finds() {
+        let sim = Sim::new(SimConfig::new(5).cpus(2).lockdep(ReportMode::Collect));
+        let params = Params { tasks_max: 64, ..Params::default() };
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
+        let kinds = [ForkKind::NewPidNs, ForkKind::Process, ForkKind::Thread, ForkKind::NewPidNs];
+        let mut parents = vec![1];
+        for round in 0..24 {
+            let parent = parents[round * 7 % parents.len()];
+            let cx = task_cx(&sim, &model, parent, "fork");
+            if let Ok(child) = model.fork(&cx, kinds[round % kinds.len()]) {
+                parents.push(child);
+            }
+        }
+        let observer = sim.observer_cx("test", 0);
+        let table = model.tasks.read_lock(&observer);
+        let hash = table.pid_hash();
+        let namespaces = table.pid_ns.len();
+        assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
+        let mut found = 0;
+        for ns in 0..namespaces {
+            for nr in 0..40 {
+                let walk = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
+                assert_eq!(hash.get(&(ns, nr)).map(|t| t.pid), walk, "number {nr} in pid namespace {ns}");
+                found += usize::from(walk.is_some());
+            }
+        }
+        let numbers: usize = table.tasks.values().map(|t| t.numbers.len()).sum();
+        assert_eq!(found, numbers, "every number of every task is found");
     }
 }
