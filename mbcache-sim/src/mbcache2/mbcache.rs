@@ -34,9 +34,10 @@
 use sim_core::list::{self, ListArena, NodeRef};
 use sim_core::list_bl::HlistBlHead;
 use sim_core::locks::SpinLockGuard;
-use sim_core::mm::{ArenaRef, Gfp, KmemCache, ObjHandle, SharedArena};
+use sim_core::mm::{ArenaRef, Gfp, KmemCache, ObjHandle, Recycle, SharedArena};
 use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Arc;
 
 use super::fixes::{Fixes, AUTO_DELETE, CREATE_HOLDS_REF, DELETE_OR_GET, LIMIT_CACHE_SIZE, REUSABLE_FLAG};
@@ -83,6 +84,12 @@ pub(crate) struct EntryFlags {
 }
 
 impl EntryFlags {
+    /// The flags of a recycled entry made equal to `fresh`'s (not an access: initialisation).
+    fn recycle(&self, fresh: EntryFlags) {
+        self.word.store(fresh.word.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.bitfield.reinit(fresh.bitfield.into_inner());
+    }
+
     fn new(reusable: bool) -> EntryFlags {
         let bits = u32::from(reusable) << MBE_REUSABLE_B;
         EntryFlags {
@@ -128,10 +135,11 @@ impl EntryFlags {
 /// `struct mb_cache_entry`.
 #[derive(Debug)]
 pub(crate) struct MbCacheEntry {
-    /// `e_key`: stable for the entry's life.
-    pub(crate) e_key: u32,
-    /// `e_value` (`e_block` before 4.13): stable for the entry's life.
-    pub(crate) e_value: u64,
+    /// `e_key`: stable for the entry's life (written when the slab object is made; a `std`
+    /// atomic only so that a reused slot's object can be rewritten in place, see [`Recycle`]).
+    e_key: StdAtomicU32,
+    /// `e_value` (`e_block` before 4.13): stable for the entry's life, as `e_key`.
+    e_value: StdAtomicU64,
     /// `e_refcnt`.
     pub(crate) e_refcnt: AtomicU32,
     /// `e_referenced`, `e_reusable`.
@@ -141,6 +149,45 @@ pub(crate) struct MbCacheEntry {
     /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
     /// cache->c_list_lock", as the kernel's comment says, and checked as such).
     e_list: Guarded<Option<NodeRef>>,
+}
+
+impl MbCacheEntry {
+    /// A new entry's fields, as `mb_cache_entry_create()` initialises them.
+    fn new(key: u32, value: u64, refcnt: u32, reusable: bool) -> MbCacheEntry {
+        MbCacheEntry {
+            e_key: StdAtomicU32::new(key),
+            e_value: StdAtomicU64::new(value),
+            e_refcnt: AtomicU32::new(refcnt),
+            e_flags: EntryFlags::new(reusable),
+            e_hashed: AtomicBool::new(false),
+            e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
+        }
+    }
+
+    /// `entry->e_key`.
+    #[inline]
+    pub(crate) fn key(&self) -> u32 {
+        self.e_key.load(StdOrdering::Relaxed)
+    }
+
+    /// `entry->e_value`.
+    #[inline]
+    pub(crate) fn value(&self) -> u64 {
+        self.e_value.load(StdOrdering::Relaxed)
+    }
+}
+
+/// `kmem_cache_alloc(mb_entry_cache)` handing out a freed entry's memory, which
+/// `mb_cache_entry_create()` then initialises field by field.
+impl Recycle for MbCacheEntry {
+    fn recycle(&self, fresh: MbCacheEntry) {
+        self.e_key.store(fresh.key(), StdOrdering::Relaxed);
+        self.e_value.store(fresh.value(), StdOrdering::Relaxed);
+        self.e_refcnt.store(fresh.e_refcnt.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.e_flags.recycle(fresh.e_flags);
+        self.e_hashed.store(fresh.e_hashed.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.e_list.reinit(fresh.e_list.into_inner());
+    }
 }
 
 /// One node of a hash chain: the entry and its stable key and value.
@@ -298,14 +345,7 @@ impl MbcacheModule {
         // One reference for the hash (4.6 to 5.19; from 6.0 the cache's one), and from
         // 5fc4cbd9fde5 on one more the create holds until the entry is on the LRU.
         let initial = 1 + u32::from(self.fixes.on(CREATE_HOLDS_REF));
-        let entry = MbCacheEntry {
-            e_key: key,
-            e_value: value,
-            e_refcnt: AtomicU32::new(initial),
-            e_flags: EntryFlags::new(reusable),
-            e_hashed: AtomicBool::new(false),
-            e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
-        };
+        let entry = MbCacheEntry::new(key, value, initial, reusable);
         let handle = self.entries.alloc(cx, Gfp::GFP_NOFS, entry)?;
         let head = cache.bucket(key);
         let guard = head.lock(cx);
@@ -457,7 +497,7 @@ impl MbcacheModule {
         cache: &MbCache,
         entry: EntryHandle,
     ) -> Option<EntryHandle> {
-        let key = self.entry(cx, entry)?.e_key;
+        let key = self.entry(cx, entry)?.key();
         self.entry_find(cx, cache, Some(entry), key)
     }
 
@@ -499,7 +539,7 @@ impl MbcacheModule {
     /// `hlist_bl_del_init` of `handle` from its chain, dropping the hash's reference. Needs the
     /// chain's lock.
     fn unhash(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle, entry: &MbCacheEntry) {
-        cache.bucket(entry.e_key).del_init(cx, |node| node.entry == handle);
+        cache.bucket(entry.key()).del_init(cx, |node| node.entry == handle);
         entry.e_hashed.store(false, Ordering::Relaxed);
     }
 
@@ -656,7 +696,7 @@ impl MbcacheModule {
     pub(crate) fn entry_free(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) {
         if self.fixes.on(AUTO_DELETE) {
             if let Some(entry) = self.entry(cx, handle) {
-                let bucket = cache.bucket(entry.e_key);
+                let bucket = cache.bucket(entry.key());
                 let guard = bucket.lock(cx);
                 if entry.e_hashed.load(Ordering::Relaxed) {
                     self.unhash(cx, cache, handle, entry);
@@ -685,7 +725,7 @@ impl MbcacheModule {
             let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
             if !self.fixes.on(AUTO_DELETE) {
-                let bucket = cache.bucket(entry.e_key);
+                let bucket = cache.bucket(entry.key());
                 let guard = bucket.lock(cx);
                 if entry.e_hashed.load(Ordering::Relaxed) {
                     self.unhash(cx, &cache, handle, entry);
@@ -713,7 +753,8 @@ fn destroy_check_refs(cx: &Cx, entry: &MbCacheEntry) {
     if refs != 1 {
         let message = format!(
             "mb_cache_destroy: entry key {} value {} has {refs} references, not 1",
-            entry.e_key, entry.e_value
+            entry.key(),
+            entry.value()
         );
         cx.sim().report(
             Some(cx),
