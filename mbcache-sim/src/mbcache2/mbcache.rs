@@ -80,22 +80,30 @@ pub(crate) struct EntryFlags {
     /// `u32 e_referenced:1; u32 e_reusable:1;` between 4.10 and 6.1: one plain word that every
     /// bit update reads, modifies and writes whole. No lock orders all its writers (touch takes
     /// none, the shrinker `c_list_lock`, ext4 the buffer lock), so the lockset detector judges it.
-    bitfield: Guarded<u32>,
+    /// Boxed, as `e_list` is: see [`MbCacheEntry`].
+    bitfield: Box<Guarded<u32>>,
 }
 
 impl EntryFlags {
-    /// The flags of a recycled entry made equal to `fresh`'s (not an access: initialisation).
-    fn recycle(&self, fresh: EntryFlags) {
-        self.word.store(fresh.word.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.bitfield.reinit(fresh.bitfield.into_inner());
+    /// The flags' initial word: `e_reusable` as the creator asks, `e_referenced` clear.
+    fn initial(reusable: bool) -> u32 {
+        u32::from(reusable) << MBE_REUSABLE_B
     }
 
     fn new(reusable: bool) -> EntryFlags {
-        let bits = u32::from(reusable) << MBE_REUSABLE_B;
+        let bits = EntryFlags::initial(reusable);
         EntryFlags {
             word: AtomicU32::new(bits),
-            bitfield: Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", bits),
+            bitfield: Box::new(Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", bits)),
         }
+    }
+
+    /// The flags of a recycled entry, as [`EntryFlags::new`] makes them (not an access:
+    /// initialisation).
+    fn recycle(&self, reusable: bool) {
+        let bits = EntryFlags::initial(reusable);
+        self.word.store(bits, Ordering::Relaxed);
+        self.bitfield.reinit(bits);
     }
 
     /// `test_bit(bit, &entry->e_flags)` or a read of the bitfield member.
@@ -147,23 +155,23 @@ pub(crate) struct MbCacheEntry {
     /// `!hlist_bl_unhashed(&e_hash_list)`: changed under the bucket's bit lock.
     pub(crate) e_hashed: AtomicBool,
     /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
-    /// cache->c_list_lock", as the kernel's comment says, and checked as such).
-    e_list: Guarded<Option<NodeRef>>,
+    /// cache->c_list_lock", as the kernel's comment says, and checked as such). Boxed: a
+    /// `Guarded` field carries its lockset shadow, several cache lines that a lookup never reads,
+    /// so the slab slot a lookup does read (state word, `e_refcnt`) stays one or two lines. The
+    /// box is made with the slot and kept when the slot is reused.
+    e_list: Box<Guarded<Option<NodeRef>>>,
+}
+
+/// What `mb_cache_entry_create()` initialises a new entry from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryInit {
+    key: u32,
+    value: u64,
+    refcnt: u32,
+    reusable: bool,
 }
 
 impl MbCacheEntry {
-    /// A new entry's fields, as `mb_cache_entry_create()` initialises them.
-    fn new(key: u32, value: u64, refcnt: u32, reusable: bool) -> MbCacheEntry {
-        MbCacheEntry {
-            e_key: StdAtomicU32::new(key),
-            e_value: StdAtomicU64::new(value),
-            e_refcnt: AtomicU32::new(refcnt),
-            e_flags: EntryFlags::new(reusable),
-            e_hashed: AtomicBool::new(false),
-            e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
-        }
-    }
-
     /// `entry->e_key`.
     #[inline]
     pub(crate) fn key(&self) -> u32 {
@@ -177,16 +185,29 @@ impl MbCacheEntry {
     }
 }
 
-/// `kmem_cache_alloc(mb_entry_cache)` handing out a freed entry's memory, which
-/// `mb_cache_entry_create()` then initialises field by field.
+/// `kmem_cache_alloc(mb_entry_cache)` and `mb_cache_entry_create()`'s initialisation of the
+/// entry's fields: in new memory (`create`), or field by field in a freed entry's (`recycle`).
 impl Recycle for MbCacheEntry {
-    fn recycle(&self, fresh: MbCacheEntry) {
-        self.e_key.store(fresh.key(), StdOrdering::Relaxed);
-        self.e_value.store(fresh.value(), StdOrdering::Relaxed);
-        self.e_refcnt.store(fresh.e_refcnt.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.e_flags.recycle(fresh.e_flags);
-        self.e_hashed.store(fresh.e_hashed.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.e_list.reinit(fresh.e_list.into_inner());
+    type Init = EntryInit;
+
+    fn create(init: EntryInit) -> MbCacheEntry {
+        MbCacheEntry {
+            e_key: StdAtomicU32::new(init.key),
+            e_value: StdAtomicU64::new(init.value),
+            e_refcnt: AtomicU32::new(init.refcnt),
+            e_flags: EntryFlags::new(init.reusable),
+            e_hashed: AtomicBool::new(false),
+            e_list: Box::new(Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None)),
+        }
+    }
+
+    fn recycle(&self, init: EntryInit) {
+        self.e_key.store(init.key, StdOrdering::Relaxed);
+        self.e_value.store(init.value, StdOrdering::Relaxed);
+        self.e_refcnt.store(init.refcnt, Ordering::Relaxed);
+        self.e_flags.recycle(init.reusable);
+        self.e_hashed.store(false, Ordering::Relaxed);
+        self.e_list.reinit(None);
     }
 }
 
@@ -222,6 +243,10 @@ pub(crate) struct MbCache {
     /// `wait_var_event(&entry->e_refcnt, ..)`: the kernel hashes the address into a global table
     /// of queues; one queue per cache here.
     pub(crate) refcnt_wait: WaitQueue,
+    /// The tasks on that queue, as `waitqueue_active()` sees the kernel's list of them: a waiter
+    /// is counted before it tests its condition (`prepare_to_wait_event()`) and until it is done
+    /// (`finish_wait()`), so `wake_up_var()` can skip the queue when nobody waits.
+    pub(crate) refcnt_waiters: AtomicU32,
     /// Checker state: the most chain nodes one lock hold may walk before it is reported, with
     /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
     /// [`MbcacheModule::walked`]).
@@ -284,6 +309,7 @@ impl MbcacheModule {
             ),
             c_entry_count: AtomicU64::new(0),
             refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
+            refcnt_waiters: AtomicU32::new(0),
             walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
         };
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
@@ -345,8 +371,8 @@ impl MbcacheModule {
         // One reference for the hash (4.6 to 5.19; from 6.0 the cache's one), and from
         // 5fc4cbd9fde5 on one more the create holds until the entry is on the LRU.
         let initial = 1 + u32::from(self.fixes.on(CREATE_HOLDS_REF));
-        let entry = MbCacheEntry::new(key, value, initial, reusable);
-        let handle = self.entries.alloc(cx, Gfp::GFP_NOFS, entry)?;
+        let init = EntryInit { key, value, refcnt: initial, reusable };
+        let handle = self.entries.alloc(cx, Gfp::GFP_NOFS, init)?;
         let head = cache.bucket(key);
         let guard = head.lock(cx);
         let (duplicate, visited) = head.for_each_entry(cx, |chain| {
@@ -656,16 +682,20 @@ impl MbcacheModule {
     }
 
     /// The condition `mb_cache_entry_wait_unused()` waits for: the caller is the last user
-    /// besides the cache (`e_refcnt <= 3` before 307af6c87937, `<= 2` after).
+    /// besides the cache (`e_refcnt <= 3` before 307af6c87937, `<= 2` after). Read after the
+    /// waiter is on the queue, fully ordered (the barrier in `set_current_state()`).
     pub(crate) fn entry_unused(&self, cx: &Cx, entry: EntryHandle) -> bool {
         let most = self.cache_refs() + 1;
-        self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::Acquire) <= most)
+        self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::SeqCst) <= most)
     }
 
-    /// `mb_cache_entry_wait_unused()`: sleeps until the caller is the entry's last user.
+    /// `mb_cache_entry_wait_unused()`: `wait_var_event(&entry->e_refcnt, ..)`, on the queue from
+    /// before the first test of the condition to after the last.
     pub(crate) fn mb_cache_entry_wait_unused(&self, cx: &Cx, cache: &MbCache, entry: EntryHandle) {
         cx.sim().mark("wait-unused");
+        cache.refcnt_waiters.fetch_add(1, Ordering::SeqCst);
         cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
+        cache.refcnt_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// `mb_cache_entry_touch()`: marks the entry used, so the shrinker gives it another round.
@@ -676,13 +706,18 @@ impl MbcacheModule {
         }
     }
 
-    /// `mb_cache_entry_put()`: drops a reference; the last one frees the entry (true). From
-    /// 3dc96bba65f5 on, a drop to the last user's count wakes `mb_cache_entry_wait_unused()`.
+    /// `mb_cache_entry_put()`: drops a reference (`atomic_dec_return`, fully ordered); the last
+    /// one frees the entry (true). From 3dc96bba65f5 on, a drop to the last user's count is
+    /// `wake_up_var()`, which looks at the queue first (`__wake_up_bit()`'s `waitqueue_active()`)
+    /// and wakes `mb_cache_entry_wait_unused()` only when somebody waits there.
     pub(crate) fn mb_cache_entry_put(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
         let Some(entry) = self.entry(cx, handle) else { return false };
-        let count = entry.e_refcnt.fetch_sub(1, Ordering::AcqRel).wrapping_sub(1);
+        let count = entry.e_refcnt.fetch_sub(1, Ordering::SeqCst).wrapping_sub(1);
         if count > 0 {
-            if self.fixes.on(DELETE_OR_GET) && count <= self.cache_refs() + 1 {
+            if self.fixes.on(DELETE_OR_GET)
+                && count <= self.cache_refs() + 1
+                && cache.refcnt_waiters.load(Ordering::SeqCst) > 0
+            {
                 cache.refcnt_wait.wake_up();
             }
             return false;

@@ -236,18 +236,26 @@ pub const SHARED_QUARANTINE: usize = 64;
 /// A slot's state word: the generation shifted left by one, and bit 0 set while allocated.
 const SLOT_LIVE: u64 = 1;
 
-/// An object a [`SharedArena`] may place in a slot that held an earlier, freed one. Objects in a
-/// `SharedArena` are reached through shared references only (no lock guards them), so a reused
-/// slot's object is overwritten field by field, through its fields' own interior mutability, as
-/// the slab's reuse of the memory and the new object's initialisation write it in the kernel.
-pub trait Recycle {
-    /// Makes `self`, a freed object, equal to `fresh` (a new object's initial state). Called with
+/// An object a [`SharedArena`] makes from an initial state, in a new slot or in a slot that held
+/// an earlier, freed one. Objects in a `SharedArena` are reached through shared references only
+/// (no lock guards them), so a reused slot's object is rewritten field by field, through its
+/// fields' own interior mutability, as the slab's reuse of the memory and the new object's
+/// initialisation write it in the kernel; memory the object owns (a boxed cold part) is kept.
+pub trait Recycle: Sized {
+    /// What a new object is made from (the constructor's arguments).
+    type Init;
+    /// A new object, for a slot never handed out before.
+    fn create(init: Self::Init) -> Self;
+    /// Makes `self`, a freed object, what [`Recycle::create`] would make of `init`. Called with
     /// the slot dead: every handle still naming it is stale and fails its generation check.
-    fn recycle(&self, fresh: Self);
+    fn recycle(&self, init: Self::Init);
 }
 
 /// One slot of a [`SharedArena`]: its state word (instrumentation, a `std` atomic) and the
 /// object, written when the slot is first handed out and recycled in place when it is reused.
+/// Slots start cache lines, so a dereference of a small object (its state word and the fields
+/// read next to it) touches one line (a kernel slab of 56-byte objects packs some across two).
+#[repr(align(64))]
 struct SharedSlot<T> {
     state: StdAtomicU64,
     object: OnceLock<T>,
@@ -338,20 +346,21 @@ impl<T> SharedArena<T> {
         self.next.load(StdOrdering::Relaxed)
     }
 
-    /// `kmem_cache_alloc(cache, gfp)` of `object`: [`slab_precheck`]'s side effects (sleep,
-    /// `fs_reclaim`, failslab's ENOMEM, direct reclaim), then the object placed in a slot.
+    /// `kmem_cache_alloc(cache, gfp)` and the new object's initialisation from `init`:
+    /// [`slab_precheck`]'s side effects (sleep, `fs_reclaim`, failslab's ENOMEM, direct reclaim),
+    /// then the object made in a slot.
     #[track_caller]
-    pub fn alloc(&self, cx: &Cx, gfp: Gfp, object: T) -> Result<ArenaRef<T>, Errno>
+    pub fn alloc(&self, cx: &Cx, gfp: Gfp, init: T::Init) -> Result<ArenaRef<T>, Errno>
     where
         T: Recycle,
     {
         slab_precheck(cx, gfp, self.name, self.object_size)?;
-        Ok(self.insert(object))
+        Ok(self.insert(init))
     }
 
-    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: `object` in the
-    /// oldest quarantined slot once the quarantine is full, else in a new slot.
-    pub fn insert(&self, object: T) -> ArenaRef<T>
+    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: the object made
+    /// from `init` in the oldest quarantined slot once the quarantine is full, else in a new slot.
+    pub fn insert(&self, init: T::Init) -> ArenaRef<T>
     where
         T: Recycle,
     {
@@ -364,8 +373,8 @@ impl<T> SharedArena<T> {
             }
         };
         let handle = match reused {
-            Some(index) => self.reuse(index, object),
-            None => self.fresh(object),
+            Some(index) => self.reuse(index, init),
+            None => self.fresh(T::create(init)),
         };
         self.allocations.fetch_add(1, StdOrdering::Relaxed);
         self.live.fetch_add(1, StdOrdering::Relaxed);
@@ -389,9 +398,9 @@ impl<T> SharedArena<T> {
         ArenaRef { index, generation: 0, _type: PhantomData }
     }
 
-    /// `object` in freed slot `index`, taken from the quarantine: the dead object is recycled in
-    /// place, then the slot is live in the generation its free moved it to.
-    fn reuse(&self, index: u32, object: T) -> ArenaRef<T>
+    /// The object made from `init` in freed slot `index`, taken from the quarantine: the dead
+    /// object is recycled in place, then the slot is live in the generation its free moved it to.
+    fn reuse(&self, index: u32, init: T::Init) -> ArenaRef<T>
     where
         T: Recycle,
     {
@@ -403,7 +412,7 @@ impl<T> SharedArena<T> {
         let state = slot.state.load(StdOrdering::Acquire);
         assert!(state & SLOT_LIVE == 0, "SharedArena {}: quarantined slot {index} is live", self.name);
         let Some(dead) = slot.object.get() else { unreachable!("a freed slot has its object") };
-        dead.recycle(object);
+        dead.recycle(init);
         slot.state.store(state | SLOT_LIVE, StdOrdering::Release);
         ArenaRef { index, generation: (state >> 1) as u32, _type: PhantomData }
     }
@@ -490,13 +499,17 @@ mod tests {
     struct Thing(StdAtomicU64);
 
     impl Recycle for Thing {
-        fn recycle(&self, fresh: Self) {
-            self.0.store(fresh.0.into_inner(), StdOrdering::Relaxed);
+        type Init = u64;
+        fn create(init: u64) -> Thing {
+            Thing(StdAtomicU64::new(init))
+        }
+        fn recycle(&self, init: u64) {
+            self.0.store(init, StdOrdering::Relaxed);
         }
     }
 
-    fn thing(value: u64) -> Thing {
-        Thing(StdAtomicU64::new(value))
+    fn thing(value: u64) -> u64 {
+        value
     }
 
     fn value(arena: &SharedArena<Thing>, cx: &Cx, handle: ArenaRef<Thing>) -> u64 {
@@ -569,7 +582,7 @@ mod tests {
     fn a_stale_shared_handle_is_a_reported_use_after_free_and_a_second_free_a_double_free() {
         let sim = sim();
         let cx = sim.cx("t", 0);
-        let arena = SharedArena::new("things", 16);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
         let handles: Vec<ArenaRef<Thing>> = (0..100).map(|v| arena.insert(thing(v))).collect();
         arena.free(&cx, handles[9]).expect("free");
         let later = arena.insert(thing(1000));
@@ -592,7 +605,7 @@ mod tests {
     fn a_reused_shared_slot_is_recycled_and_its_stale_handles_are_still_caught() {
         let sim = sim();
         let cx = sim.cx("t", 0);
-        let arena = SharedArena::new("things", 16);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
         let stale = arena.insert(thing(7));
         arena.free(&cx, stale).expect("free");
         // Fill the quarantine behind the stale slot, so the next insert takes the stale slot.
@@ -618,7 +631,7 @@ mod tests {
     fn shared_memory_stays_bounded_over_a_long_churn() {
         let sim = sim();
         let cx = sim.cx("t", 0);
-        let arena = SharedArena::new("things", 16);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
         let mut live: VecDeque<ArenaRef<Thing>> = VecDeque::new();
         for round in 0..20_000u64 {
             live.push_back(arena.insert(thing(round)));
@@ -640,7 +653,7 @@ mod tests {
 
     #[test]
     fn shared_inserts_from_several_threads_get_distinct_live_slots() {
-        let arena = SharedArena::new("things", 16);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
         let handles: Vec<ArenaRef<Thing>> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..4u64)
                 .map(|t| {
