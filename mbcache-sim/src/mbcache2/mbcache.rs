@@ -19,12 +19,15 @@
 //! is why the nesting was found on an RT kernel.)
 //! Entries are slab objects (`mb_entry_cache`) in sim-core's flat [`SharedArena`]: a handle is
 //! a slot index and a generation, a dereference an index and a compare (no lock, no reference
-//! count of ksim's own), and a dereference of a freed entry is a reported use after free. The
+//! count of ksim's own), and a dereference of a freed entry is a reported use after free, also
+//! after the slot was reused (a freed slot waits in the arena's quarantine, then a create
+//! rewrites the entry in place, [`Recycle`]; `e_key` and `e_value` are `std` atomics for that
+//! alone). The entry's two `Guarded` fields are boxed so that a slot is one cache line. The
 //! entry's fields are the kernel's synchronisation and nothing else: `e_refcnt` a facade atomic,
 //! `e_list` guarded by `c_list_lock`, the bitfield judged by the lockset detector. Entries are
-//! freed at once by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain node keeps the
-//! entry's key and value beside its handle: both are stable for the entry's lifetime, as the
-//! kernel's comments say, and the walk compares them there.
+//! freed at once by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain
+//! node keeps the entry's key and value beside its handle: both are stable for the entry's
+//! lifetime, as the kernel's comments say, and the walk compares them there.
 //!
 //! ksim departures, each harmless to what the checks judge: the LRU node of an entry is freed
 //! when the entry leaves the LRU (the kernel re-initialises it; nothing re-adds an entry); and
