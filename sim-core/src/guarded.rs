@@ -292,6 +292,25 @@ impl<T> Guarded<T> {
     }
 }
 
+impl<T> Guarded<T> {
+    /// The field of an object made anew in memory that held a freed one (a slab's reuse of a
+    /// slot, [`crate::mm::Recycle`]): `value` stored and the detector's state back to Virgin, as
+    /// Eraser resets memory on allocation, so the new object's initialisation is not judged
+    /// against the old one's accesses. Not an access (construction is neither traced nor
+    /// checked), and for no object any task can still reach.
+    pub fn reinit(&self, value: T) {
+        {
+            let mut shadow = self.shadow();
+            shadow.phase = Phase::Virgin;
+            shadow.candidates.clear();
+            shadow.last.clear();
+            shadow.race_reported = false;
+            shadow.not_held_reported = false;
+        }
+        self.cell.with_mut(|slot| *slot = value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

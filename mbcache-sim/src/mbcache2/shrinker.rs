@@ -70,7 +70,7 @@ impl MbcacheModule {
             }
             let Some(handle) = clist.owners.get(first.index() as usize).copied().flatten() else { break };
             let Some(entry) = self.entry(cx, handle) else { break };
-            let (key, value) = (entry.e_key, entry.e_value);
+            let (key, value) = (entry.key(), entry.value());
             if self.second_chance(cx, &mut clist, entry, first) {
                 chance = Some((handle, clist.c_entry_count));
                 steps.push(ScanStep { key, value, evicted: false });
@@ -133,7 +133,7 @@ impl MbcacheModule {
             return Reclaimed { freed: true, kept: false };
         }
         let Some(entry) = self.entry(cx, handle) else { return Reclaimed { freed: false, kept: false } };
-        let bucket = cache.bucket(entry.e_key);
+        let bucket = cache.bucket(entry.key());
         let guard = bucket.lock(cx);
         if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
             bucket.unlock(guard);
@@ -238,7 +238,8 @@ fn second_chance_lost(cx: &Cx, entry: &MbCacheEntry, lost: bool, listed: u64) {
         let message = format!(
             "mb_cache_shrink reclaimed entry key {} value {} in the step after giving it a second chance, \
              with {listed} entries on the LRU: the referenced entry was not moved to the tail",
-            entry.e_key, entry.e_value
+            entry.key(),
+            entry.value()
         );
         cx.sim().report(Some(cx), sim_core::Violation::new(SECOND_CHANCE_LOST, message));
     }

@@ -141,7 +141,7 @@ impl XattrBlocks {
     /// and holds; the reference on `ce` is dropped at the end.
     pub(crate) fn reuse(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, ce: EntryHandle) -> Reuse {
         let Some(entry) = mb.entry(cx, ce) else { return Reuse::Undone };
-        let block = entry.e_value as usize;
+        let block = entry.value() as usize;
         self.journal_get_write_access(cx, block);
         let mut bh = self.buffers[block].lock(cx);
         let hashed = entry.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed);
@@ -174,7 +174,7 @@ impl XattrBlocks {
     pub(crate) fn share(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, key: u32) -> Option<(u64, u32)> {
         let mut found = mb.mb_cache_entry_find_first(cx, cache, key);
         while let Some(ce) = found {
-            let block = mb.entry(cx, ce)?.e_value;
+            let block = mb.entry(cx, ce)?.value();
             if !mb.fixes.on(REUSABLE_FLAG)
                 && self.buffers[block as usize].lock(cx).h_refcount >= self.refcount_max
             {
@@ -268,13 +268,19 @@ impl XattrBlocks {
     }
 
     /// Each block's (allocated, h_refcount, h_hash), for the checker (an observer context).
+    ///
+    /// Only the blocks the bitmap marks allocated are read under their buffer locks: a block's
+    /// bit is set before its header is written (`new_block`) and cleared after its header is
+    /// reset (`release_block`), so a clear bit means a free block with a default header, and the
+    /// check takes the bitmap lock once (dropped before any buffer lock, which the model never
+    /// nests with it) and a buffer lock per allocated block, not one per block.
     pub(crate) fn state(&self, observer: &Cx) -> Vec<(bool, u32, u32)> {
-        self.buffers
-            .iter()
-            .map(|bh| {
-                let bh = bh.lock(observer);
-                (bh.allocated, bh.h_refcount, bh.h_hash)
-            })
-            .collect()
+        let bitmap = self.bitmap.lock(observer).clone();
+        let mut state = vec![(false, 0, 0); self.buffers.len()];
+        for (block, _) in bitmap.iter().enumerate().filter(|(_, used)| **used) {
+            let bh = self.buffers[block].lock(observer);
+            state[block] = (bh.allocated, bh.h_refcount, bh.h_hash);
+        }
+        state
     }
 }

@@ -21,13 +21,14 @@
 //! [`SharedArena`] is the same cache for objects no one lock guards, reached concurrently by
 //! tasks holding different locks or none (mbcache2's entries): slots in chunks that never move,
 //! a slot's state a `std` atomic, so a dereference takes no lock either, and freed slots
-//! quarantined (never handed out again, as KASAN's quarantine delays reuse) so that the objects
-//! need no re-initialisation in place.
+//! quarantined for a while (as KASAN's quarantine delays reuse), then reused with their objects
+//! rewritten in place ([`Recycle`]).
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::sync::OnceLock;
+use std::sync::{Mutex as StdMutex, OnceLock, PoisonError};
 
 use crate::cx::Cx;
 use crate::errno::Errno;
@@ -228,12 +229,33 @@ const _: () = assert!(
     (1u64 << (SHARED_CHUNKS as u32 + FIRST_CHUNK_SLOTS_LOG2)) - (1 << FIRST_CHUNK_SLOTS_LOG2)
         > u32::MAX as u64
 );
+/// Freed slots a [`SharedArena`] holds back before it hands the oldest out again (KASAN's
+/// quarantine, counted in objects rather than bytes).
+pub const SHARED_QUARANTINE: usize = 64;
 
 /// A slot's state word: the generation shifted left by one, and bit 0 set while allocated.
 const SLOT_LIVE: u64 = 1;
 
+/// An object a [`SharedArena`] makes from an initial state, in a new slot or in a slot that held
+/// an earlier, freed one. Objects in a `SharedArena` are reached through shared references only
+/// (no lock guards them), so a reused slot's object is rewritten field by field, through its
+/// fields' own interior mutability, as the slab's reuse of the memory and the new object's
+/// initialisation write it in the kernel; memory the object owns (a boxed cold part) is kept.
+pub trait Recycle: Sized {
+    /// What a new object is made from (the constructor's arguments).
+    type Init;
+    /// A new object, for a slot never handed out before.
+    fn create(init: Self::Init) -> Self;
+    /// Makes `self`, a freed object, what [`Recycle::create`] would make of `init`. Called with
+    /// the slot dead: every handle still naming it is stale and fails its generation check.
+    fn recycle(&self, init: Self::Init);
+}
+
 /// One slot of a [`SharedArena`]: its state word (instrumentation, a `std` atomic) and the
-/// object, written once when the slot is first handed out.
+/// object, written when the slot is first handed out and recycled in place when it is reused.
+/// Slots start cache lines, so a dereference of a small object (its state word and the fields
+/// read next to it) touches one line (a kernel slab of 56-byte objects packs some across two).
+#[repr(align(64))]
 struct SharedSlot<T> {
     state: StdAtomicU64,
     object: OnceLock<T>,
@@ -246,24 +268,32 @@ struct SharedSlot<T> {
 ///
 /// Slots live in chunks that never move (chunk `k` holds `8 << k` slots, allocated when first
 /// needed), so a dereference is an index computation, a `std` atomic load of the slot's state and
-/// a compare: no lock, no reference count. The slot table is instrumentation (`std` atomics and
-/// `OnceLock`s), so the threaded checkers see only the objects' own synchronisation, as the
-/// kernel's slab allocator is invisible to lock ordering.
+/// a compare: no lock, no reference count. The slot table is instrumentation (`std` atomics,
+/// `OnceLock`s and a `std` mutex for the quarantine), so the threaded checkers see only the
+/// objects' own synchronisation, as the kernel's slab allocator is invisible to lock ordering.
 ///
-/// A freed slot is not handed out again: its object stays, dead, until the arena is dropped, as
-/// in KASAN's quarantine, which delays reuse so that a stale pointer's access is caught. So every
-/// dereference of a freed object through any stale [`ArenaRef`] is a reported `use-after-free`,
-/// and a second free a reported `double-free`, however many allocations came between. Memory
-/// grows with allocations over the arena's life, which a model's run bounds (a campaign's case
-/// makes a new one). Live objects are counted and a leak is reported at destroy, as
-/// [`SlabArena`]'s are.
+/// A freed slot's generation moves on at once, so every dereference through a stale
+/// [`ArenaRef`] is a reported `use-after-free` and a second free a reported `double-free`, before
+/// and after the slot is reused. Freed slots wait in a quarantine of [`SHARED_QUARANTINE`]
+/// slots, oldest handed out first (KASAN's quarantine delays reuse the same way), and are then
+/// reused, their objects rewritten in place through [`Recycle`]; so the slots a campaign uses are
+/// bounded by the most objects live at once plus the quarantine, however long it runs. Live
+/// objects are counted and a leak is reported at destroy, as [`SlabArena`]'s are.
+///
+/// Under the `threaded` feature the quarantine's hand-off of a slot from the freeing task to the
+/// reusing one is a `std` mutex, which loom does not see: loom would judge the recycling writes
+/// unordered with the old object's last accesses. Loom models free far fewer objects than the
+/// quarantine holds, so no slot is reused inside one.
 pub struct SharedArena<T> {
     name: &'static str,
     object_size: u64,
     chunks: [OnceLock<Box<[SharedSlot<T>]>>; SHARED_CHUNKS],
-    /// The next slot never handed out (`allocations`).
+    /// The next slot never handed out.
     next: StdAtomicU32,
+    /// Freed slots, oldest first.
+    quarantine: StdMutex<VecDeque<u32>>,
     live: StdAtomicU64,
+    allocations: StdAtomicU64,
 }
 
 impl<T> fmt::Debug for SharedArena<T> {
@@ -290,7 +320,9 @@ impl<T> SharedArena<T> {
             object_size,
             chunks: std::array::from_fn(|_| OnceLock::new()),
             next: StdAtomicU32::new(0),
+            quarantine: StdMutex::new(VecDeque::new()),
             live: StdAtomicU64::new(0),
+            allocations: StdAtomicU64::new(0),
         }
     }
 
@@ -306,20 +338,51 @@ impl<T> SharedArena<T> {
 
     /// Successful allocations over the cache's life.
     pub fn allocations(&self) -> u64 {
-        u64::from(self.next.load(StdOrdering::Relaxed))
+        self.allocations.load(StdOrdering::Relaxed)
     }
 
-    /// `kmem_cache_alloc(cache, gfp)` of `object`: [`slab_precheck`]'s side effects (sleep,
-    /// `fs_reclaim`, failslab's ENOMEM, direct reclaim), then the object placed in a new slot.
+    /// Slots ever handed out: the arena's memory, in objects.
+    pub fn slots(&self) -> u32 {
+        self.next.load(StdOrdering::Relaxed)
+    }
+
+    /// `kmem_cache_alloc(cache, gfp)` and the new object's initialisation from `init`:
+    /// [`slab_precheck`]'s side effects (sleep, `fs_reclaim`, failslab's ENOMEM, direct reclaim),
+    /// then the object made in a slot.
     #[track_caller]
-    pub fn alloc(&self, cx: &Cx, gfp: Gfp, object: T) -> Result<ArenaRef<T>, Errno> {
+    pub fn alloc(&self, cx: &Cx, gfp: Gfp, init: T::Init) -> Result<ArenaRef<T>, Errno>
+    where
+        T: Recycle,
+    {
         slab_precheck(cx, gfp, self.name, self.object_size)?;
-        Ok(self.insert(object))
+        Ok(self.insert(init))
     }
 
-    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: `object` in a new
-    /// slot.
-    pub fn insert(&self, object: T) -> ArenaRef<T> {
+    /// The second half of `kmem_cache_alloc`, after [`slab_precheck`] passed: the object made
+    /// from `init` in the oldest quarantined slot once the quarantine is full, else in a new slot.
+    pub fn insert(&self, init: T::Init) -> ArenaRef<T>
+    where
+        T: Recycle,
+    {
+        let reused = {
+            let mut quarantine = self.quarantine.lock().unwrap_or_else(PoisonError::into_inner);
+            if quarantine.len() >= SHARED_QUARANTINE {
+                quarantine.pop_front()
+            } else {
+                None
+            }
+        };
+        let handle = match reused {
+            Some(index) => self.reuse(index, init),
+            None => self.fresh(T::create(init)),
+        };
+        self.allocations.fetch_add(1, StdOrdering::Relaxed);
+        self.live.fetch_add(1, StdOrdering::Relaxed);
+        handle
+    }
+
+    /// `object` in a slot never handed out before.
+    fn fresh(&self, object: T) -> ArenaRef<T> {
         let index = self.next.fetch_add(1, StdOrdering::Relaxed);
         assert!(index != u32::MAX, "SharedArena {}: slot indices exhausted", self.name);
         let (chunk, offset) = shared_locate(index);
@@ -331,9 +394,27 @@ impl<T> SharedArena<T> {
         if slot.object.set(object).is_err() {
             unreachable!("SharedArena {}: slot {index} handed out twice", self.name);
         }
-        self.live.fetch_add(1, StdOrdering::Relaxed);
         slot.state.store(SLOT_LIVE, StdOrdering::Release);
         ArenaRef { index, generation: 0, _type: PhantomData }
+    }
+
+    /// The object made from `init` in freed slot `index`, taken from the quarantine: the dead
+    /// object is recycled in place, then the slot is live in the generation its free moved it to.
+    fn reuse(&self, index: u32, init: T::Init) -> ArenaRef<T>
+    where
+        T: Recycle,
+    {
+        let (chunk, offset) = shared_locate(index);
+        let slot = self.chunks[chunk].get().and_then(|slots| slots.get(offset));
+        let Some(slot) = slot else {
+            unreachable!("SharedArena {}: quarantined slot {index} missing", self.name)
+        };
+        let state = slot.state.load(StdOrdering::Acquire);
+        assert!(state & SLOT_LIVE == 0, "SharedArena {}: quarantined slot {index} is live", self.name);
+        let Some(dead) = slot.object.get() else { unreachable!("a freed slot has its object") };
+        dead.recycle(init);
+        slot.state.store(state | SLOT_LIVE, StdOrdering::Release);
+        ArenaRef { index, generation: (state >> 1) as u32, _type: PhantomData }
     }
 
     #[inline]
@@ -377,8 +458,9 @@ impl<T> SharedArena<T> {
         self.peek(handle).is_some()
     }
 
-    /// `kmem_cache_free(cache, object)`: every copy of `handle` is dangling from now on (the slot
-    /// is quarantined, never handed out again). Freeing twice is reported and an error.
+    /// `kmem_cache_free(cache, object)`: every copy of `handle` is dangling from now on (the
+    /// slot's generation moves on, and the slot waits in the quarantine). Freeing twice is
+    /// reported and an error.
     pub fn free(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<(), MmError> {
         let live = u64::from(handle.generation) << 1 | SLOT_LIVE;
         let dead = u64::from(handle.generation.wrapping_add(1)) << 1;
@@ -387,6 +469,7 @@ impl<T> SharedArena<T> {
         });
         if freed {
             self.live.fetch_sub(1, StdOrdering::Relaxed);
+            self.quarantine.lock().unwrap_or_else(PoisonError::into_inner).push_back(handle.index);
             return Ok(());
         }
         let error = MmError::DoubleFree { cache: self.name, handle: format!("{handle:?}") };
@@ -409,6 +492,28 @@ mod tests {
 
     fn sim() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    /// A shared object: one value, rewritable in place.
+    #[derive(Debug)]
+    struct Thing(StdAtomicU64);
+
+    impl Recycle for Thing {
+        type Init = u64;
+        fn create(init: u64) -> Thing {
+            Thing(StdAtomicU64::new(init))
+        }
+        fn recycle(&self, init: u64) {
+            self.0.store(init, StdOrdering::Relaxed);
+        }
+    }
+
+    fn thing(value: u64) -> u64 {
+        value
+    }
+
+    fn value(arena: &SharedArena<Thing>, cx: &Cx, handle: ArenaRef<Thing>) -> u64 {
+        arena.get(cx, handle).expect("live").0.load(StdOrdering::Relaxed)
     }
 
     #[test]
@@ -477,15 +582,15 @@ mod tests {
     fn a_stale_shared_handle_is_a_reported_use_after_free_and_a_second_free_a_double_free() {
         let sim = sim();
         let cx = sim.cx("t", 0);
-        let arena = SharedArena::new("things", 16);
-        let handles: Vec<ArenaRef<u32>> = (0..100).map(|value| arena.insert(value)).collect();
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
+        let handles: Vec<ArenaRef<Thing>> = (0..100).map(|v| arena.insert(thing(v))).collect();
         arena.free(&cx, handles[9]).expect("free");
-        let later = arena.insert(1000);
-        assert_ne!(later.index(), handles[9].index(), "a freed slot stays quarantined");
+        let later = arena.insert(thing(1000));
+        assert_ne!(later.index(), handles[9].index(), "a freed slot waits in the quarantine");
         assert!(arena.get(&cx, handles[9]).is_err());
         assert!(matches!(arena.free(&cx, handles[9]), Err(MmError::DoubleFree { .. })));
-        assert_eq!(*arena.get(&cx, handles[99]).expect("live"), 99);
-        assert_eq!(*arena.get(&cx, later).expect("live"), 1000);
+        assert_eq!(value(&arena, &cx, handles[99]), 99);
+        assert_eq!(value(&arena, &cx, later), 1000);
         let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
         assert_eq!(kinds, ["use-after-free", "double-free"]);
         assert_eq!((arena.live(), arena.allocations()), (100, 101));
@@ -497,13 +602,65 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_shared_slot_is_recycled_and_its_stale_handles_are_still_caught() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
+        let stale = arena.insert(thing(7));
+        arena.free(&cx, stale).expect("free");
+        // Fill the quarantine behind the stale slot, so the next insert takes the stale slot.
+        for v in 0..SHARED_QUARANTINE as u64 - 1 {
+            let handle = arena.insert(thing(v));
+            arena.free(&cx, handle).expect("free");
+        }
+        let reused = arena.insert(thing(42));
+        assert_eq!(reused.index(), stale.index(), "the oldest quarantined slot is reused");
+        assert_ne!(reused, stale, "a reused slot is a new generation");
+        assert_eq!(value(&arena, &cx, reused), 42, "the object is recycled in place");
+        assert!(arena.peek(stale).is_none());
+        assert!(arena.get(&cx, stale).is_err(), "a stale handle on a reused slot is a use after free");
+        assert!(matches!(arena.free(&cx, stale), Err(MmError::DoubleFree { .. })));
+        assert_eq!(value(&arena, &cx, reused), 42, "the stale free left the new object alone");
+        let kinds: Vec<String> = sim.violations().iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["use-after-free", "double-free"], "replay: this test, no seed");
+        arena.free(&cx, reused).expect("free");
+        assert!(arena.destroy(&cx).is_ok());
+    }
+
+    #[test]
+    fn shared_memory_stays_bounded_over_a_long_churn() {
+        let sim = sim();
+        let cx = sim.cx("t", 0);
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
+        let mut live: VecDeque<ArenaRef<Thing>> = VecDeque::new();
+        for round in 0..20_000u64 {
+            live.push_back(arena.insert(thing(round)));
+            if live.len() > 100 {
+                let oldest = live.pop_front().expect("live");
+                assert_eq!(value(&arena, &cx, oldest), round - 100, "round {round}");
+                arena.free(&cx, oldest).expect("free");
+            }
+        }
+        assert_eq!(arena.allocations(), 20_000);
+        let bound = 101 + SHARED_QUARANTINE as u32;
+        assert!(
+            arena.slots() <= bound,
+            "{} slots for at most 101 live objects (bound {bound})",
+            arena.slots()
+        );
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+
+    #[test]
     fn shared_inserts_from_several_threads_get_distinct_live_slots() {
-        let arena = SharedArena::new("things", 16);
-        let handles: Vec<ArenaRef<u64>> = std::thread::scope(|scope| {
+        let arena: SharedArena<Thing> = SharedArena::new("things", 16);
+        let handles: Vec<ArenaRef<Thing>> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..4u64)
                 .map(|t| {
                     let arena = &arena;
-                    scope.spawn(move || (0..500).map(|i| arena.insert(t * 1000 + i)).collect::<Vec<_>>())
+                    scope.spawn(move || {
+                        (0..500).map(|i| arena.insert(thing(t * 1000 + i))).collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             workers.into_iter().flat_map(|w| w.join().expect("worker")).collect()

@@ -51,7 +51,7 @@ pub mod page;
 pub mod reclaim;
 mod slab;
 
-pub use arena::{slab_precheck, ArenaRef, SharedArena, SlabArena};
+pub use arena::{slab_precheck, ArenaRef, Recycle, SharedArena, SlabArena, SHARED_QUARANTINE};
 pub use gfp::Gfp;
 pub use slab::{kmalloc, KmemCache, MmError, ObjHandle};
 mod page_alloc;

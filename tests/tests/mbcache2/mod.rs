@@ -5,6 +5,7 @@ mod gen;
 mod incremental;
 mod loom;
 mod property;
+mod reuse;
 mod shuttle;
 mod threaded;
 mod zoo;

@@ -312,7 +312,7 @@ impl Mbcache2Subject {
     fn hold(&mut self, task: usize, fs: usize, found: Option<EntryHandle>) -> Outcome {
         let Some(entry) = found else { return Outcome::Failed(Errno::ENOENT) };
         self.held[task].push(Held { fs, entry });
-        let value = self.mb.entry(&self.observer, entry).map_or(u64::MAX, |entry| entry.e_value);
+        let value = self.mb.entry(&self.observer, entry).map_or(u64::MAX, |entry| entry.value());
         Outcome::Block(value)
     }
 
