@@ -104,11 +104,18 @@ pub(crate) struct World {
     /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
     /// makes no loom or shuttle object for it.
     pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
+    /// Observer contexts' names, made once each and shared by every observer context of that
+    /// name ([`Sim::observer_cx`]; a checker makes one per operation or more).
+    observer_names: StdMutex<Vec<Arc<str>>>,
 }
 
 /// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
 /// [`Sim::cx_for_task`] (the kernel's PID_MAX_LIMIT is 4194304), so the two never collide.
 pub const NAMED_TASKS_FIRST: TaskId = 1 << 24;
+
+/// Observer names kept for sharing ([`Sim::observer_cx`]): a checker uses a handful; a name
+/// past these is made afresh each time, so the search stays short.
+const OBSERVER_NAMES_MAX: usize = 32;
 
 /// Slots of the marks-seen cache ([`World::marks_seen`]).
 const MARKS_SEEN: usize = 64;
@@ -166,6 +173,7 @@ impl Sim {
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_cx: AtomicU64::new(0),
                 rcu: std::sync::OnceLock::new(),
+                observer_names: StdMutex::new(Vec::new()),
                 config,
             }),
         }
@@ -227,6 +235,19 @@ impl Sim {
     /// and its reads would bury the interleaving a learner is meant to see.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
+        let name = {
+            let mut names = lock(&self.world.observer_names);
+            match names.iter().find(|known| ***known == *name) {
+                Some(known) => known.clone(),
+                None => {
+                    let shared: Arc<str> = Arc::from(name);
+                    if names.len() < OBSERVER_NAMES_MAX {
+                        names.push(shared.clone());
+                    }
+                    shared
+                }
+            }
+        };
         Cx::new(self.clone(), 0, name, cpu, true)
     }
 
@@ -238,7 +259,7 @@ impl Sim {
     /// An execution context for a task id the model chose (a pid, say).
     pub fn cx_for_task(&self, task: TaskId, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        self.world.trace.name_task(task, name);
+        let name = self.world.trace.name_task_shared(task, name);
         Cx::new(self.clone(), task, name, cpu, false)
     }
 
