@@ -160,6 +160,20 @@ impl Cx {
         }
     }
 
+    /// This context as a new one for the same task and CPU would be ([`Sim::cx`] again): the
+    /// next serial number, so its later lock tokens are those a new context's would be, without
+    /// making one. A context with a [`LockWaits`] record (inside a shuttle execution) is made
+    /// anew. Only for a context that holds nothing, outside any read-side section.
+    pub(crate) fn renewed(mut self) -> Cx {
+        debug_assert!(self.held.get_mut().is_empty() && self.rcu_depth.get() == 0);
+        if self.waits.is_some() {
+            return self.sim.cx(&self.name, self.cpu());
+        }
+        self.token_base = self.sim.next_cx_serial() << 40;
+        self.tokens.set(1);
+        self
+    }
+
     /// This task's held-and-awaited record, when it keeps one (made inside a shuttle execution).
     #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     pub(crate) fn lock_waits(&self) -> Option<Arc<LockWaits>> {

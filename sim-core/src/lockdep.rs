@@ -906,7 +906,6 @@ impl Graph {
                 in_irq_first: !set_used_in,
             });
         }
-        let changed = if set_used_in { &usage.used_in[i] } else { &usage.enabled[i] }.as_ref()?.acquisition();
         let path = if set_used_in {
             self.search(class, true, |c| self.usage[c as usize].enabled[i].is_some())?
         } else {
@@ -922,6 +921,8 @@ impl Graph {
         }
         .as_ref()?
         .acquisition();
+        // The text of the bit just set, built only now that there is a report to show it in.
+        let changed = if set_used_in { &usage.used_in[i] } else { &usage.enabled[i] }.as_ref()?.acquisition();
         Some(LockdepReport::IrqLockInversion {
             irq,
             changed,
