@@ -2,8 +2,8 @@
 //! so the price of the instrumentation is known. `cargo bench -p ksim-benches --bench locks`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sim_core::trace::TraceMode;
 use sim_core::rwlock::RwLock;
+use sim_core::trace::TraceMode;
 use sim_core::{Mutex, RwSem, Sim, SimConfig, SpinLock};
 use std::hint::black_box;
 

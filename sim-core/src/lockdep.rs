@@ -865,7 +865,10 @@ impl Graph {
                 held: prev.acquisition(task),
                 acquiring: next.acquisition(task),
                 safe_usage: self.usage[safe as usize].used_in[i].as_ref().expect("found by it").acquisition(),
-                unsafe_usage: self.usage[unsafe_ as usize].enabled[i].as_ref().expect("found by it").acquisition(),
+                unsafe_usage: self.usage[unsafe_ as usize].enabled[i]
+                    .as_ref()
+                    .expect("found by it")
+                    .acquisition(),
                 safe_chain: self.chain(&back),
                 unsafe_chain: self.chain(&forth),
             });
@@ -1180,8 +1183,10 @@ impl Lockdep {
         // check_deadlock() returning 2 for read == 2 over a reader).
         if !new.trylock && !nests_as_reader(held, new) {
             if let Some(first) = held.iter().find(|h| h.class == class) {
-                let report =
-                    LockdepReport::RecursiveLocking { held: first.acquisition(task), acquiring: new.acquisition(task) };
+                let report = LockdepReport::RecursiveLocking {
+                    held: first.acquisition(task),
+                    acquiring: new.acquisition(task),
+                };
                 made.extend(graph.report(report));
             }
         }
