@@ -313,6 +313,13 @@ impl Sim {
         lock(&self.world.faults).clone()
     }
 
+    /// Runs `f` on the fault plan as it stands, without copying it: what a checker that reads a
+    /// counter or two per operation should use ([`Sim::faults`] clones every attribute and its
+    /// site name). `f` must not call back into the `Sim`'s fault plan.
+    pub fn with_faults<R>(&self, f: impl FnOnce(&FaultPlan) -> R) -> R {
+        f(&lock(&self.world.faults))
+    }
+
     /// Whether the fault plan fails this call (`should_fail()` in lib/fault-inject.c). A failed
     /// call is recorded in the trace.
     pub fn should_fail(&self, cx: &Cx, site: &FaultSite, size: u64) -> bool {
@@ -455,6 +462,21 @@ mod tests {
         assert!(!sim.has_violations());
         sim.report(None, Violation::new("invariant", "x"));
         assert!(sim.has_violations());
+    }
+
+    /// `with_faults` reads the same counters `faults` copies, as the plan's calls move them.
+    #[test]
+    fn with_faults_reads_the_counters_faults_copies() {
+        use crate::fault::{FaultAttr, FaultKind};
+        let sim = Sim::with_seed(3);
+        sim.set_faults(FaultPlan::with(FaultAttr::nth(2).kind(FaultKind::Call)));
+        let cx = sim.cx("t", 0);
+        let site = FaultSite::call("x");
+        let fails: Vec<bool> = (0..3).map(|_| sim.should_fail(&cx, &site, 0)).collect();
+        assert_eq!(fails, [false, true, false]);
+        let read = sim.with_faults(|plan| (plan.failed(), plan.attrs[0].count));
+        assert_eq!(read, (1, 3));
+        assert_eq!(read, (sim.faults().failed(), sim.faults().attrs[0].count));
     }
 
     #[test]
