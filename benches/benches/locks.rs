@@ -2,6 +2,7 @@
 //! so the price of the instrumentation is known. `cargo bench -p ksim-benches --bench locks`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use sim_core::rwlock::RwLock;
 use sim_core::trace::TraceMode;
 use sim_core::{Mutex, RwSem, Sim, SimConfig, SpinLock};
 use std::hint::black_box;
@@ -67,6 +68,51 @@ fn rwsem(c: &mut Criterion) {
     group.finish();
 }
 
+/// `read_lock()` of an `rwlock_t` (a recursive read to lockdep, as taskstats' `tasklist_lock`).
+fn rwlock_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rwlock-read");
+    let native = parking_lot::RwLock::new(0u64);
+    group.bench_function("native-parking_lot", |b| b.iter(|| black_box(*native.read())));
+    for (name, sim) in sims() {
+        let cx = sim.cx("bench", 0);
+        let lock = RwLock::new("bench_rwlock", 0u64);
+        group.bench_function(name, |b| b.iter(|| black_box(*lock.read_lock(&cx))));
+    }
+    group.finish();
+}
+
+/// What each case of a campaign pays before lockdep's chain cache can help: a new world (as
+/// `check::run_case` makes per case), a context, and the first acquisitions of three nested
+/// classes (a mutex, a spinlock under it, an rwlock read under both) and of the spinlock alone,
+/// each chain validated against the new world's empty graph. Lockdep off is the baseline: the
+/// same world and locks with no validation.
+fn first_acquisitions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("new-world-first-acquisitions");
+    let configs = [
+        ("lockdep-on-op-level", SimConfig::new(1).trace(TraceMode::HashOnly)),
+        ("lockdep-off-op-level", SimConfig::new(1).trace(TraceMode::HashOnly).without_lockdep()),
+    ];
+    for (name, config) in configs {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let sim = Sim::new(config.clone());
+                sim.trace().confine_to_this_thread();
+                let cx = sim.cx("bench", 0);
+                let (outer, middle) = (Mutex::new("outer", 0u64), SpinLock::new("middle", 0u64));
+                let inner = RwLock::new("inner", 0u64);
+                for _ in 0..2 {
+                    let _outer = outer.lock(&cx);
+                    let _middle = middle.lock(&cx);
+                    black_box(*inner.read_lock(&cx));
+                }
+                *middle.lock(&cx) += black_box(1);
+                black_box(sim.trace_hash())
+            })
+        });
+    }
+    group.finish();
+}
+
 /// With `KSIM_LOCK_RATIO=1`: the spinlock round trip against parking_lot's, alternating the two in
 /// rounds of 2M iterations and keeping each one's best of seven rounds. On a machine shared with
 /// other builds, criterion's rows run one after another and a neighbour can land on one row and
@@ -104,5 +150,5 @@ fn alternating_ratio(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, spinlock, nested, rwsem, alternating_ratio);
+criterion_group!(benches, spinlock, nested, rwsem, rwlock_read, first_acquisitions, alternating_ratio);
 criterion_main!(benches);

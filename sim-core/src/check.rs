@@ -148,7 +148,8 @@ pub struct CaseReport {
     pub trace_hash: u64,
     /// The trace tail.
     pub trace_tail: Vec<Event>,
-    /// The tasks' names, for drawing the trace's lanes.
+    /// The tasks' names, for drawing the trace's lanes (empty for a hash-only trace, which keeps
+    /// no events to draw).
     pub task_names: std::collections::BTreeMap<crate::trace::TaskId, String>,
     /// Lockdep's reports.
     pub lockdep: Vec<LockdepReport>,
@@ -296,7 +297,11 @@ fn case_report(
         violation,
         trace_hash: sim.trace_hash(),
         trace_tail: sim.trace().events(),
-        task_names: sim.trace().task_names(),
+        // A hash-only trace (a campaign's cases) keeps no events to draw, so no names either.
+        task_names: match sim.trace().keeps_events() {
+            true => sim.trace().task_names(),
+            false => Default::default(),
+        },
         lockdep: sim.lockdep().reports(),
         coverage,
     }

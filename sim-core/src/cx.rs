@@ -7,7 +7,7 @@
 //! thread: it is `Send` but not `Sync`.
 
 use std::cell::{Cell, RefCell};
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 
 use crate::chain_cache::ClassKey;
@@ -135,9 +135,8 @@ impl std::fmt::Debug for Cx {
 }
 
 impl Cx {
-    pub(crate) fn new(sim: Sim, task: TaskId, name: &str, cpu: CpuId, observer: bool) -> Cx {
+    pub(crate) fn new(sim: Sim, task: TaskId, name: Arc<str>, cpu: CpuId, observer: bool) -> Cx {
         let token_base = sim.next_cx_serial() << 40;
-        let name: Arc<str> = Arc::from(name);
         let waits = keeps_waits()
             .then(|| Arc::new(LockWaits { task: name.clone(), state: StdMutex::new(WaitState::default()) }));
         Cx {
@@ -159,6 +158,20 @@ impl Cx {
             tokens: Cell::new(1),
             waits,
         }
+    }
+
+    /// This context as a new one for the same task and CPU would be ([`Sim::cx`] again): the
+    /// next serial number, so its later lock tokens are those a new context's would be, without
+    /// making one. A context with a [`LockWaits`] record (inside a shuttle execution) is made
+    /// anew. Only for a context that holds nothing, outside any read-side section.
+    pub(crate) fn renewed(mut self) -> Cx {
+        debug_assert!(self.held.get_mut().is_empty() && self.rcu_depth.get() == 0);
+        if self.waits.is_some() {
+            return self.sim.cx(&self.name, self.cpu());
+        }
+        self.token_base = self.sim.next_cx_serial() << 40;
+        self.tokens.set(1);
+        self
     }
 
     /// This task's held-and-awaited record, when it keeps one (made inside a shuttle execution).
@@ -599,24 +612,16 @@ impl Cx {
             irq: self.irq_state(),
             chain: 0,
         };
-        let mut held = self.held.borrow_mut();
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
         // entry lives, so the 72-byte entry is not read back and copied after those narrow
         // writes (a store-forwarding stall that was a third of this function's time).
-        held.push(held_lock);
+        let mut held = PushedOnce { held: self.held.borrow_mut(), checked: false };
+        held.held.push(held_lock);
         if lockdep.is_enabled() && !self.observer {
-            let (new, below) = held.split_last_mut().expect("just pushed");
-            let check = catch_unwind(AssertUnwindSafe(|| {
-                lockdep.check_acquire(below, new, Some(key), &self.name);
-            }));
-            if let Err(payload) = check {
-                // A report that panics (ReportMode::Panic): the lock was never taken.
-                let top = held.len() - 1;
-                held.remove(top);
-                drop(held);
-                resume_unwind(payload);
-            }
+            let (new, below) = held.held.split_last_mut().expect("just pushed");
+            lockdep.check_acquire(below, new, Some(key), &self.name);
         }
+        held.checked = true;
         token
     }
 
@@ -706,6 +711,24 @@ impl Cx {
                 drop(held);
                 panic!("{}: release of {class} that this context does not hold", self.name)
             }
+        }
+    }
+}
+
+/// The held stack with a lock just pushed, while lockdep checks it: a report that panics
+/// (`ReportMode::Panic`) unwinds through this guard, which takes the entry off again, since the
+/// lock was never taken. A guard rather than `catch_unwind` and `resume_unwind`, so the common
+/// path runs straight through with nothing to undo.
+struct PushedOnce<'a> {
+    held: std::cell::RefMut<'a, HeldStack>,
+    checked: bool,
+}
+
+impl Drop for PushedOnce<'_> {
+    fn drop(&mut self) {
+        if !self.checked {
+            let top = self.held.len() - 1;
+            self.held.remove(top);
         }
     }
 }

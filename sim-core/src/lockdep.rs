@@ -24,11 +24,11 @@
 //! [`crate::chain_cache`]). The bookkeeping here is instrumentation:
 //! it uses `std::sync::Mutex`, never the loom or shuttle facade, so it adds no interleavings.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex as StdMutex;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -706,14 +706,55 @@ impl HeldLock {
 
 pub(crate) type ClassId = u32;
 
+/// One acquisition as the graph keeps it until a report shows it: the held-lock record and the
+/// task's shared name, so remembering it costs no text (the kernel's lock_class keeps the
+/// `usage_traces` stack handles, not their text, for the same reason).
+#[derive(Clone)]
+struct Seen {
+    lock: HeldLock,
+    task: Arc<str>,
+}
+
+impl Seen {
+    fn acquisition(&self) -> Acquisition {
+        self.lock.acquisition(&self.task)
+    }
+}
+
+/// The chain that first created a dependency, as the graph keeps it: the acquiring context's
+/// whole held stack at that moment (shared by every dependency that acquisition made), how much
+/// of it was held up to the dependency's `from` lock, and the new acquisition. Turned into a
+/// [`DependencyChain`] only when a report shows it.
+struct EdgeSeen {
+    held: Arc<[HeldLock]>,
+    upto: usize,
+    acquired: Seen,
+}
+
+impl EdgeSeen {
+    fn chain(&self) -> DependencyChain {
+        let task = &self.acquired.task;
+        DependencyChain {
+            from: self.held[self.upto - 1].name.to_string(),
+            to: self.acquired.lock.name.to_string(),
+            held: self.held[..self.upto].iter().map(|h| h.acquisition(task)).collect(),
+            acquired: self.acquired.acquisition(),
+        }
+    }
+}
+
 /// A class's usage bits, each with the acquisition that first set it, indexed by
 /// [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
 /// ENABLED_HARDIRQ / ENABLED_SOFTIRQ.
 #[derive(Default)]
 struct ClassUsage {
-    used_in: [Option<Acquisition>; 2],
-    enabled: [Option<Acquisition>; 2],
+    used_in: [Option<Seen>; 2],
+    enabled: [Option<Seen>; 2],
 }
+
+/// Where a breadth-first search over the class graph came from: `UNSEEN`, or the class it was
+/// reached from (the start points at itself).
+const UNSEEN: ClassId = ClassId::MAX;
 
 #[derive(Default)]
 struct Graph {
@@ -721,7 +762,7 @@ struct Graph {
     names: Vec<&'static str>,
     usage: Vec<ClassUsage>,
     /// Dependencies `from -> to`, each with the chain that first created it.
-    edges: BTreeMap<(ClassId, ClassId), DependencyChain>,
+    edges: BTreeMap<(ClassId, ClassId), EdgeSeen>,
     /// Successors of each class, ordered, so searches are deterministic.
     after: Vec<BTreeSet<ClassId>>,
     /// Predecessors of each class, for the backward irq-usage search.
@@ -761,15 +802,20 @@ impl Graph {
         forwards: bool,
         found: impl Fn(ClassId) -> bool,
     ) -> Option<Vec<ClassId>> {
-        let mut parent: BTreeMap<ClassId, ClassId> = BTreeMap::new();
-        let mut queue = VecDeque::from([start]);
-        let mut seen = BTreeSet::from([start]);
-        while let Some(class) = queue.pop_front() {
+        // Plain vectors indexed by class (a graph has tens of classes): the same visiting order
+        // as a queue and ordered sets, with two allocations instead of one per class reached.
+        let mut parent = vec![UNSEEN; self.names.len()];
+        parent[start as usize] = start;
+        let mut queue = Vec::with_capacity(self.names.len());
+        queue.push(start);
+        let mut next_at = 0;
+        while let Some(&class) = queue.get(next_at) {
+            next_at += 1;
             if found(class) {
                 let mut path = vec![class];
                 let mut cursor = class;
                 while cursor != start {
-                    cursor = parent[&cursor];
+                    cursor = parent[cursor as usize];
                     path.push(cursor);
                 }
                 path.reverse();
@@ -777,9 +823,9 @@ impl Graph {
             }
             let next = if forwards { &self.after[class as usize] } else { &self.before[class as usize] };
             for &next in next {
-                if seen.insert(next) {
-                    parent.insert(next, class);
-                    queue.push_back(next);
+                if parent[next as usize] == UNSEEN {
+                    parent[next as usize] = class;
+                    queue.push(next);
                 }
             }
         }
@@ -788,7 +834,7 @@ impl Graph {
 
     /// The recorded dependencies along `path`, read in the order the classes appear in it.
     fn chain(&self, path: &[ClassId]) -> Vec<DependencyChain> {
-        path.windows(2).map(|pair| self.edges[&(pair[0], pair[1])].clone()).collect()
+        path.windows(2).map(|pair| self.edges[&(pair[0], pair[1])].chain()).collect()
     }
 
     /// `check_irq_usage()` for a new dependency `prev -> next`: some class that leads to `prev`
@@ -818,8 +864,11 @@ impl Graph {
                 irq,
                 held: prev.acquisition(task),
                 acquiring: next.acquisition(task),
-                safe_usage: self.usage[safe as usize].used_in[i].clone().expect("found by it"),
-                unsafe_usage: self.usage[unsafe_ as usize].enabled[i].clone().expect("found by it"),
+                safe_usage: self.usage[safe as usize].used_in[i].as_ref().expect("found by it").acquisition(),
+                unsafe_usage: self.usage[unsafe_ as usize].enabled[i]
+                    .as_ref()
+                    .expect("found by it")
+                    .acquisition(),
                 safe_chain: self.chain(&back),
                 unsafe_chain: self.chain(&forth),
             });
@@ -829,17 +878,17 @@ impl Graph {
 
     /// `mark_lock()` for every usage bit `new` sets on its class: records the first acquisition
     /// that set it and returns the reports it causes (`valid_state()` and the inversion checks).
-    fn mark_usage(&mut self, new: &HeldLock, task: &str) -> Vec<LockdepReport> {
+    fn mark_usage(&mut self, new: &HeldLock, task: &Arc<str>) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let class = new.class;
         for irq in IrqContext::ALL {
             let i = irq.index();
             if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
-                self.usage[class as usize].used_in[i] = Some(new.acquisition(task));
+                self.usage[class as usize].used_in[i] = Some(Seen { lock: *new, task: task.clone() });
                 made.extend(self.usage_conflicts(class, irq, true));
             }
             if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
-                self.usage[class as usize].enabled[i] = Some(new.acquisition(task));
+                self.usage[class as usize].enabled[i] = Some(Seen { lock: *new, task: task.clone() });
                 made.extend(self.usage_conflicts(class, irq, false));
             }
         }
@@ -855,12 +904,11 @@ impl Graph {
             return Some(LockdepReport::InconsistentIrqState {
                 class: self.names[class as usize].to_string(),
                 irq,
-                in_irq: in_irq.clone(),
-                irqs_enabled: enabled.clone(),
+                in_irq: in_irq.acquisition(),
+                irqs_enabled: enabled.acquisition(),
                 in_irq_first: !set_used_in,
             });
         }
-        let changed = if set_used_in { usage.used_in[i].clone() } else { usage.enabled[i].clone() }?;
         let path = if set_used_in {
             self.search(class, true, |c| self.usage[c as usize].enabled[i].is_some())?
         } else {
@@ -870,10 +918,14 @@ impl Graph {
         };
         let other = if set_used_in { *path.last().expect("end") } else { path[0] };
         let other_usage = if set_used_in {
-            self.usage[other as usize].enabled[i].clone()
+            &self.usage[other as usize].enabled[i]
         } else {
-            self.usage[other as usize].used_in[i].clone()
-        }?;
+            &self.usage[other as usize].used_in[i]
+        }
+        .as_ref()?
+        .acquisition();
+        // The text of the bit just set, built only now that there is a report to show it in.
+        let changed = if set_used_in { &usage.used_in[i] } else { &usage.enabled[i] }.as_ref()?.acquisition();
         Some(LockdepReport::IrqLockInversion {
             irq,
             changed,
@@ -885,16 +937,18 @@ impl Graph {
 
     /// Adds the dependency from every held lock to `new` (`check_prevs_add()`), reporting one
     /// that closes a cycle and, with `irq_tracking`, one that connects irq-safe to irq-unsafe.
+    /// The second value says whether every held class now leads to `new`'s (none was left out
+    /// as a reader-only cycle or a reported one).
     fn add_dependencies(
         &mut self,
         held: &[HeldLock],
         new: &HeldLock,
-        task: &str,
+        task: &Arc<str>,
         irq_tracking: bool,
-    ) -> Vec<LockdepReport> {
-        let chain_of =
-            |upto: usize| -> Vec<Acquisition> { held[..upto].iter().map(|h| h.acquisition(task)).collect() };
+    ) -> (Vec<LockdepReport>, bool) {
         let mut made = Vec::new();
+        let mut complete = true;
+        let mut shared: Option<Arc<[HeldLock]>> = None;
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
             let edge = (prev.class, class);
@@ -902,10 +956,11 @@ impl Graph {
                 continue;
             }
             if let Some(path) = self.path(class, prev.class) {
+                complete = false;
                 if self.readers_only(new, &path) {
                     continue;
                 }
-                let mut current_chain = chain_of(held.len());
+                let mut current_chain: Vec<Acquisition> = held.iter().map(|h| h.acquisition(task)).collect();
                 current_chain.push(new.acquisition(task));
                 made.push(LockdepReport::CircularDependency {
                     held: prev.acquisition(task),
@@ -917,13 +972,9 @@ impl Graph {
                 // report, and a cycle in the graph would hide later findings.
                 continue;
             }
-            let chain = DependencyChain {
-                from: prev.name.to_string(),
-                to: new.name.to_string(),
-                held: chain_of(index + 1),
-                acquired: new.acquisition(task),
-            };
-            self.edges.insert(edge, chain);
+            let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
+            let acquired = Seen { lock: *new, task: task.clone() };
+            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired });
             if prev.mode == LockMode::ReadRecursive {
                 self.read_from.insert(edge);
             }
@@ -933,7 +984,7 @@ impl Graph {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
             }
         }
-        made
+        (made, complete)
     }
 
     /// Whether the cycle that `new` would close through `path` (from `new`'s class back to a
@@ -1090,65 +1141,70 @@ impl Lockdep {
         held: &[HeldLock],
         new: &mut HeldLock,
         key: Option<&ClassKey>,
-        task: &str,
+        task: &Arc<str>,
     ) {
         if !self.enabled {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        // A recursive read's verdict depends on how its class is held, which the chain cache's
-        // key does not record: such acquisitions are always validated and never remembered.
-        let cacheable = new.mode != LockMode::ReadRecursive;
-        if cacheable && crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
+        if crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
             return;
         }
-        let made = self.validate(held, new, task, irq_tracking);
+        let (made, settled) = self.validate(held, new, task, irq_tracking);
         new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class);
-        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, cacheable && made.is_empty());
+        let clean = made.is_empty() && settled;
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean);
         self.deliver(made);
     }
 
-    /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made.
+    /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made,
+    /// and whether validating the same chain again would find nothing new (the chain cache may
+    /// remember it). A recursive read of a class already held is never settled: its verdict
+    /// depends on how that class is held, which the chain's key does not record; nor is a
+    /// recursive read that left out a dependency (a cycle let pass as readers-only, or reported),
+    /// since the graph may later route it otherwise. Other modes are settled when clean.
     fn validate(
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
-        task: &str,
+        task: &Arc<str>,
         irq_tracking: bool,
-    ) -> Vec<LockdepReport> {
+    ) -> (Vec<LockdepReport>, bool) {
         let mut made = Vec::new();
-        {
-            let mut graph = self.graph();
-            new.class = graph.class_id(new.name);
-            let new = &*new;
-            let class = new.class;
-            // Recursion: the same class already held by this context. A trylock cannot deadlock
-            // on itself, so lockdep lets it pass, as the kernel does.
-            // A recursive read may nest inside a read hold of its class (lockdep's
-            // check_deadlock() returning 2 for read == 2 over a reader).
-            if !new.trylock && !nests_as_reader(held, new) {
-                if let Some(first) = held.iter().find(|h| h.class == class) {
-                    let report = LockdepReport::RecursiveLocking {
-                        held: first.acquisition(task),
-                        acquiring: new.acquisition(task),
-                    };
-                    made.extend(graph.report(report));
-                }
-            }
-            // Irq usage states of this class (the kernel's mark_irqflags()).
-            if irq_tracking {
-                for report in graph.mark_usage(new, task) {
-                    made.extend(graph.report(report));
-                }
-            }
-            // Dependencies from every held lock to this one. Trylocks add none of their own.
-            if !new.trylock {
-                for report in graph.add_dependencies(held, new, task, irq_tracking) {
-                    made.extend(graph.report(report));
-                }
+        let mut graph = self.graph();
+        new.class = graph.class_id(new.name);
+        let new = &*new;
+        let class = new.class;
+        let read = new.mode == LockMode::ReadRecursive;
+        let mut settled = !(read && held.iter().any(|h| h.class == class));
+        // Recursion: the same class already held by this context. A trylock cannot deadlock
+        // on itself, so lockdep lets it pass, as the kernel does.
+        // A recursive read may nest inside a read hold of its class (lockdep's
+        // check_deadlock() returning 2 for read == 2 over a reader).
+        if !new.trylock && !nests_as_reader(held, new) {
+            if let Some(first) = held.iter().find(|h| h.class == class) {
+                let report = LockdepReport::RecursiveLocking {
+                    held: first.acquisition(task),
+                    acquiring: new.acquisition(task),
+                };
+                made.extend(graph.report(report));
             }
         }
-        made
+        // Irq usage states of this class (the kernel's mark_irqflags()).
+        if irq_tracking {
+            for report in graph.mark_usage(new, task) {
+                made.extend(graph.report(report));
+            }
+        }
+        // Dependencies from every held lock to this one. Trylocks add none of their own.
+        if !new.trylock {
+            let (reports, complete) = graph.add_dependencies(held, new, task, irq_tracking);
+            settled &= complete || !read;
+            for report in reports {
+                made.extend(graph.report(report));
+            }
+        }
+        (made, settled)
     }
 
     /// Checks a call that may sleep (`might_sleep()` and its callers).

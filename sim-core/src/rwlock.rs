@@ -297,6 +297,47 @@ mod tests {
         assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
     }
 
+    /// Lockdep's chain cache keys a chain by the classes held, not by how they are held: a read
+    /// nested in a read of its class (no report) must not be remembered, or the same chain with
+    /// the class write-held would pass unreported. Two locks of one class, so nothing blocks.
+    #[test]
+    fn a_read_under_a_read_is_not_remembered_for_a_read_under_a_write() {
+        let sim = collecting();
+        let (a, b) = (RwLock::new("tasklist_lock", ()), RwLock::new("tasklist_lock", ()));
+        let cx = sim.cx("reader", 0);
+        for _ in 0..2 {
+            let _a = a.read_lock(&cx);
+            drop(b.read_lock(&cx));
+        }
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        {
+            let _a = a.write_lock(&cx);
+            drop(b.read_lock(&cx));
+        }
+        let reports = sim.lockdep().reports();
+        assert!(matches!(reports.as_slice(), [LockdepReport::RecursiveLocking { .. }]), "{reports:#?}");
+    }
+
+    /// A read of a class not held is remembered once clean, and a later acquisition of the same
+    /// chain that closes a cycle through it is still reported (the cache holds only clean chains).
+    #[test]
+    fn a_remembered_read_chain_does_not_hide_a_later_cycle() {
+        let sim = collecting();
+        let (a, b) = (RwLock::new("tasklist_lock", ()), SpinLock::new("siglock", ()));
+        let (one, two) = (sim.cx("query", 0), sim.cx("fork", 1));
+        for _ in 0..2 {
+            let _b = b.lock(&one);
+            drop(a.read_lock(&one));
+        }
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        {
+            let _a = a.write_lock(&two);
+            drop(b.lock(&two));
+        }
+        let reports = sim.lockdep().reports();
+        assert!(matches!(reports.as_slice(), [LockdepReport::CircularDependency { .. }]), "{reports:#?}");
+    }
+
     #[test]
     fn irqs_come_back_when_the_irq_holds_drop() {
         let sim = collecting();

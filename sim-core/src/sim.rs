@@ -104,11 +104,18 @@ pub(crate) struct World {
     /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
     /// makes no loom or shuttle object for it.
     pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
+    /// Observer contexts' names, made once each and shared by every observer context of that
+    /// name ([`Sim::observer_cx`]; a checker makes one per operation or more).
+    observer_names: StdMutex<Vec<Arc<str>>>,
 }
 
 /// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
 /// [`Sim::cx_for_task`] (the kernel's PID_MAX_LIMIT is 4194304), so the two never collide.
 pub const NAMED_TASKS_FIRST: TaskId = 1 << 24;
+
+/// Observer names kept for sharing ([`Sim::observer_cx`]): a checker uses a handful; a name
+/// past these is made afresh each time, so the search stays short.
+const OBSERVER_NAMES_MAX: usize = 32;
 
 /// Slots of the marks-seen cache ([`World::marks_seen`]).
 const MARKS_SEEN: usize = 64;
@@ -166,6 +173,7 @@ impl Sim {
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_cx: AtomicU64::new(0),
                 rcu: std::sync::OnceLock::new(),
+                observer_names: StdMutex::new(Vec::new()),
                 config,
             }),
         }
@@ -227,6 +235,19 @@ impl Sim {
     /// and its reads would bury the interleaving a learner is meant to see.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
+        let name = {
+            let mut names = lock(&self.world.observer_names);
+            match names.iter().find(|known| ***known == *name) {
+                Some(known) => known.clone(),
+                None => {
+                    let shared: Arc<str> = Arc::from(name);
+                    if names.len() < OBSERVER_NAMES_MAX {
+                        names.push(shared.clone());
+                    }
+                    shared
+                }
+            }
+        };
         Cx::new(self.clone(), 0, name, cpu, true)
     }
 
@@ -238,7 +259,7 @@ impl Sim {
     /// An execution context for a task id the model chose (a pid, say).
     pub fn cx_for_task(&self, task: TaskId, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        self.world.trace.name_task(task, name);
+        let name = self.world.trace.name_task_shared(task, name);
         Cx::new(self.clone(), task, name, cpu, false)
     }
 
@@ -290,6 +311,13 @@ impl Sim {
     /// The fault plan with its counters as they stand.
     pub fn faults(&self) -> FaultPlan {
         lock(&self.world.faults).clone()
+    }
+
+    /// Runs `f` on the fault plan as it stands, without copying it: what a checker that reads a
+    /// counter or two per operation should use ([`Sim::faults`] clones every attribute and its
+    /// site name). `f` must not call back into the `Sim`'s fault plan.
+    pub fn with_faults<R>(&self, f: impl FnOnce(&FaultPlan) -> R) -> R {
+        f(&lock(&self.world.faults))
     }
 
     /// Whether the fault plan fails this call (`should_fail()` in lib/fault-inject.c). A failed
@@ -434,6 +462,21 @@ mod tests {
         assert!(!sim.has_violations());
         sim.report(None, Violation::new("invariant", "x"));
         assert!(sim.has_violations());
+    }
+
+    /// `with_faults` reads the same counters `faults` copies, as the plan's calls move them.
+    #[test]
+    fn with_faults_reads_the_counters_faults_copies() {
+        use crate::fault::{FaultAttr, FaultKind};
+        let sim = Sim::with_seed(3);
+        sim.set_faults(FaultPlan::with(FaultAttr::nth(2).kind(FaultKind::Call)));
+        let cx = sim.cx("t", 0);
+        let site = FaultSite::call("x");
+        let fails: Vec<bool> = (0..3).map(|_| sim.should_fail(&cx, &site, 0)).collect();
+        assert_eq!(fails, [false, true, false]);
+        let read = sim.with_faults(|plan| (plan.failed(), plan.attrs[0].count));
+        assert_eq!(read, (1, 3));
+        assert_eq!(read, (sim.faults().failed(), sim.faults().attrs[0].count));
     }
 
     #[test]

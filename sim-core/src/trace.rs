@@ -171,7 +171,8 @@ pub enum TraceMode {
 
 struct TraceInner {
     events: VecDeque<Event>,
-    tasks: BTreeMap<TaskId, String>,
+    /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
+    tasks: BTreeMap<TaskId, std::sync::Arc<str>>,
 }
 
 /// The event log of one [`crate::Sim`].
@@ -586,17 +587,27 @@ impl Trace {
 
     /// Names a task for the drawings.
     pub fn name_task(&self, task: TaskId, name: &str) {
+        self.name_task_shared(task, name);
+    }
+
+    /// [`Trace::name_task`], returning the name as the trace keeps it, for the context made for
+    /// the task to share: most contexts are made for a task already named so (one per
+    /// operation), which then costs no new string.
+    pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
-        // Most contexts are made for a task already named so (one per operation): no new
-        // string then.
-        if inner.tasks.get(&task).is_none_or(|known| known != name) {
-            inner.tasks.insert(task, name.to_string());
+        match inner.tasks.get(&task) {
+            Some(known) if **known == *name => known.clone(),
+            _ => {
+                let shared: std::sync::Arc<str> = std::sync::Arc::from(name);
+                inner.tasks.insert(task, shared.clone());
+                shared
+            }
         }
     }
 
     /// The task names, by id.
     pub fn task_names(&self) -> BTreeMap<TaskId, String> {
-        self.lock().tasks.clone()
+        self.lock().tasks.iter().map(|(&task, name)| (task, name.to_string())).collect()
     }
 
     /// The hash of every event recorded so far (over a canonical little-endian encoding).
