@@ -100,10 +100,10 @@ pub(crate) fn default_faults() -> FaultPlan {
 /// (calls, failures) of the clone attribute so far; zero when the plan has none.
 #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
 fn clone_counters(sim: &Sim) -> (u64, u64) {
-    clone_counters_of(&sim.faults())
+    sim.with_faults(clone_counters_of)
 }
 
-/// [`clone_counters`] of a copy of the plan the caller already made (each copy clones it).
+/// [`clone_counters`] of the plan as the caller reads it (through [`Sim::with_faults`]).
 fn clone_counters_of(plan: &FaultPlan) -> (u64, u64) {
     plan.attrs
         .get(CLONE_ATTR)
@@ -146,17 +146,13 @@ fn lists_of(model: &Taskstats, observer: &Cx) -> Vec<Vec<u32>> {
 /// do_exit() of a live task run as `cx` (the task's context) and what the checker saw of it:
 /// the report, the clones the fault injector counted, and the lists when another fault struck.
 fn exit_outcome(sim: &Sim, model: &Taskstats, cx: &Cx) -> Outcome {
-    let (faults_before, clones_before) = {
-        let plan = sim.faults();
-        (plan.failed(), clone_counters_of(&plan))
-    };
+    let (faults_before, clones_before) = sim.with_faults(|plan| (plan.failed(), clone_counters_of(plan)));
     let Some(report) = model.exit(cx) else {
         return Outcome::Done;
     };
-    let plan = sim.faults();
-    let clones_after = clone_counters_of(&plan);
+    let (failed_after, clones_after) = sim.with_faults(|plan| (plan.failed(), clone_counters_of(plan)));
     let clone_failed = clones_after.1 > clones_before.1;
-    let other_faults = plan.failed() - faults_before - (clones_after.1 - clones_before.1);
+    let other_faults = failed_after - faults_before - (clones_after.1 - clones_before.1);
     Outcome::Exited {
         pid: report.pid,
         cpu: report.cpu,
@@ -346,14 +342,14 @@ impl TaskstatsSubject {
             }
         }
         let bytes = msg.finish();
-        let faults_before = sim.faults().failed();
+        let faults_before = sim.with_faults(FaultPlan::failed);
         let mut replies = match sender {
             Some((pid, cpu)) => {
                 self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
             }
             None => Vec::new(),
         };
-        let faulted = sim.faults().failed() != faults_before;
+        let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
         // events carry 0); threaded, another task's exit may queue events meanwhile, and the
         // queue may grow while the request runs (no recvmsg(2) on the port can overlap it).
