@@ -5,6 +5,7 @@ mod gen;
 mod incremental;
 mod loom;
 mod property;
+mod reference_windows;
 mod shuttle;
 mod threaded;
 mod zoo;

@@ -93,8 +93,26 @@ pub struct Mbcache2Model {
     /// Whole calls: shrink work items an unmount took off the queue. A lazy unmount detaches
     /// the filesystem first and destroys the cache later, and a kworker may take the item
     /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
-    /// unmount scans a cache nobody can see any more, so its steps are not judged.
+    /// unmount scans a cache nobody can see any more, so its steps are not judged. An item is
+    /// here once for being queued, and once more for each insert that found it queued (see
+    /// `merged_inserts`), up to one per other task.
     detached_work: Vec<(usize, u64)>,
+    /// Whole calls: one element per insert ordered while its cache's item was queued here (its
+    /// `schedule_work()` merged), since a `RunWork` last took the item. An insert in flight
+    /// when a lazy unmount detaches its filesystem is ordered before the unmount, but its
+    /// `schedule_work()` may come after the detach and after a kworker took the item (a run
+    /// ordered after the unmount): it queued the item again, and a second run scans the
+    /// detached cache (case seed 8005756).
+    merged_inserts: Vec<(usize, u64)>,
+    /// Whole calls: items a `RunWork` ran with nothing queued here, each owed to an insert not
+    /// yet ordered. `mb_cache_entry_create()` calls `schedule_work()` before it hashes its
+    /// entry, and a kworker may take and run the item between the two (a find then misses the
+    /// entry: case seed 9677): the first insert into the cache ordered after the run scheduled
+    /// it, and queues nothing. A run is owed only while the cache is past `c_max_entries` (the
+    /// insert read the count that far), at most one per other task (inserts in flight), and
+    /// every debt must be paid before the filesystem is unmounted and by the end of the case
+    /// ([`Reference::finish`]).
+    early_runs: Vec<(usize, u64)>,
 }
 
 impl Cache {
@@ -209,7 +227,7 @@ impl Cache {
                     step.key, step.value, self.lru
                 ));
             };
-            let raced = at == 0 && touched == Some(id);
+            let raced = touched == Some(id);
             if step.evicted && self.entries[&id].referenced && !raced {
                 return Err(format!("the scan evicted {}:{}, which is referenced", step.key, step.value));
             }
@@ -247,7 +265,12 @@ impl Mbcache2Model {
         let Some(cache) = self.fss[fs].cache.as_mut() else { return Outcome::Failed(Errno::ENODEV) };
         let count = cache.lru.len() as u64;
         let item = (fs, cache.generation);
-        if count >= cache.max_entries && !self.work.contains(&item) {
+        if let Some(at) = self.early_runs.iter().position(|&owed| owed == item) {
+            // The insert whose `schedule_work()` a kworker ran before this (see `early_runs`).
+            self.early_runs.remove(at);
+        } else if count >= cache.max_entries && self.work.contains(&item) {
+            self.merged_inserts.push(item);
+        } else if count >= cache.max_entries {
             match self.work_credits.iter().position(|&owed| owed == item) {
                 Some(at) => {
                     self.work_credits.remove(at);
@@ -429,8 +452,14 @@ impl Mbcache2Model {
         let Some(cache) = self.fss[fs].cache.take() else { return Outcome::Failed(Errno::EINVAL) };
         let detached = |&(f, generation): &(usize, u64)| f == fs && generation == cache.generation;
         if self.whole_calls {
-            self.detached_work.extend(self.work.iter().filter(|item| detached(item)));
+            let queued: Vec<(usize, u64)> = self.work.iter().copied().filter(detached).collect();
+            let merged = self.merged_inserts.iter().filter(|item| detached(item)).count();
+            let again = merged.min(self.owned.len().saturating_sub(1));
+            for item in queued {
+                self.detached_work.extend(std::iter::repeat_n(item, 1 + again));
+            }
         }
+        self.merged_inserts.retain(|item| !detached(item));
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         self.merging.retain(|item| !detached(item));
@@ -442,6 +471,7 @@ impl Mbcache2Model {
     fn run_work(&mut self) -> Outcome {
         let bits = self.bucket_bits;
         let mut freed = 0;
+        self.merged_inserts.clear();
         for (fs, generation) in std::mem::take(&mut self.work) {
             if let Some(cache) = self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
                 let nr = cache.max_entries / SHRINK_DIVISOR;
@@ -558,10 +588,15 @@ impl Mbcache2Model {
                     cache.scan(&mut steps, u64::from(nr), bits, true, touched)?;
                 }
                 _ if self.work.is_empty() && run == 0 => {
-                    // A run of an item a lazy unmount detached (see `detached_work`).
-                    if !steps.as_slice().is_empty() && !self.detached_work.is_empty() {
+                    if steps.as_slice().is_empty() {
+                        // An idle kworker.
+                    } else if !self.detached_work.is_empty() {
+                        // A run of an item a lazy unmount detached (see `detached_work`).
                         self.detached_work.remove(0);
                         steps.by_ref().for_each(drop);
+                    } else {
+                        // A run of the item an insert not yet ordered scheduled (`early_runs`).
+                        item = Some(self.early_run(&mut steps, touched)?);
                     }
                 }
                 _ => {
@@ -571,6 +606,7 @@ impl Mbcache2Model {
                         self.work_credits.extend(item);
                     } else {
                         let took = self.work.remove(0);
+                        self.merged_inserts.retain(|&merged| merged != took);
                         if !self.taken.contains(&took) {
                             self.taken.push(took);
                         }
@@ -610,7 +646,54 @@ impl Mbcache2Model {
         self.work.clear();
         self.maybe_merged.clear();
         self.merging.clear();
+        self.merged_inserts.clear();
         true
+    }
+
+    /// Whole calls: a `RunWork` with steps and nothing queued here ran the item an insert not
+    /// yet ordered scheduled before hashing its entry (see `early_runs`): the first mounted
+    /// cache past `c_max_entries` its steps fit, a debt of that cache's next insert.
+    fn early_run(
+        &mut self,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        touched: Option<u64>,
+    ) -> Result<(usize, u64), String> {
+        if self.early_runs.len() + 1 >= self.owned.len() {
+            return Err(format!(
+                "the shrink work ran, but was never queued (runs owed: {:?})",
+                self.early_runs
+            ));
+        }
+        let bits = self.bucket_bits;
+        let mut why = "the shrink work ran, but was never queued".to_string();
+        for fs in 0..self.fss.len() {
+            let Some(cache) = self.fss[fs].cache.as_ref() else { continue };
+            if (cache.lru.len() as u64) < cache.max_entries {
+                why = format!(
+                    "the shrink work ran, but was never queued (and no insert queues it with {} of {} entries)",
+                    cache.lru.len(),
+                    cache.max_entries
+                );
+                continue;
+            }
+            let (mut tried, mut left) = (cache.clone(), steps.clone());
+            let nr = tried.max_entries / SHRINK_DIVISOR;
+            match tried.scan(&mut left, nr, bits, false, touched) {
+                Ok(()) if left.as_slice().is_empty() => {
+                    let item = (fs, tried.generation);
+                    self.fss[fs].cache = Some(tried);
+                    *steps = left;
+                    self.early_runs.push(item);
+                    if !self.taken.contains(&item) {
+                        self.taken.push(item);
+                    }
+                    return Ok(item);
+                }
+                Ok(()) => why = "the shrink work ran, but was never queued".to_string(),
+                Err(err) => why = err,
+            }
+        }
+        Err(why)
     }
 
     /// What a whole call does differently (`whole_calls`); None for the other operations. A
@@ -795,6 +878,8 @@ impl Reference for Mbcache2Model {
             maybe_merged: Vec::new(),
             taken: Vec::new(),
             detached_work: Vec::new(),
+            merged_inserts: Vec::new(),
+            early_runs: Vec::new(),
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
@@ -802,6 +887,8 @@ impl Reference for Mbcache2Model {
                 let _ = model.xattr_new(fs, prefill_key(index, bucket_bits));
             }
         }
+        // The mount's inserts ran alone: none is in flight at an unmount.
+        model.merged_inserts.clear();
         model
     }
 
@@ -815,6 +902,16 @@ impl Reference for Mbcache2Model {
         }
         if let (true, Op::Shrink { .. } | Op::RunWork) = (self.whole_calls, op) {
             return self.scanned(op, actual);
+        }
+        if let Op::Umount { fs } = op {
+            let fs = usize::from(*fs) % self.fss.len();
+            let generation = self.fss[fs].cache.as_ref().map(|cache| cache.generation);
+            if self.early_runs.iter().any(|&(f, g)| f == fs && Some(g) == generation) {
+                // The insert a run is owed to started before the detach: ordered before this.
+                return Err(
+                    "unmounted before the insert a shrink work run is owed to (`early_runs`)".to_string()
+                );
+            }
         }
         if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
@@ -836,6 +933,17 @@ impl Reference for Mbcache2Model {
         }
         let waiting: Vec<usize> = (0..self.parked.len()).filter(|&t| self.parked[t].is_some()).collect();
         Err(format!("expected {expect:?} (tasks waiting for an unused entry: {waiting:?})"))
+    }
+
+    /// Every shrink work run allowed on credit (`early_runs`) was paid by the insert that
+    /// scheduled it.
+    fn finish(&self) -> Result<(), String> {
+        match self.early_runs.as_slice() {
+            [] => Ok(()),
+            owed => Err(format!(
+                "the shrink work ran with nothing queued, and no insert ordered after scheduled it (items {owed:?})"
+            )),
+        }
     }
 }
 
