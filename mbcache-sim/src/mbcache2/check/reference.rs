@@ -189,12 +189,13 @@ impl Cache {
     /// later step's may be any listed entry, since the scan drops `c_list_lock` between steps and
     /// an overlapping scan may take or rotate the entries before it. An entry that left the cache
     /// was not referenced (a kept one may be unreferenced: an overlapping call held it); the scan
-    /// stops early only on an empty LRU. The one referenced entry the first step may evict is
+    /// stops early only on an empty LRU. The one referenced entry a step may evict is
     /// `touched`, the one the share ordered right before this scan referenced: the kernel's
-    /// shrinker tests `e_referenced` and claims the count (`atomic_cmpxchg` from one) in two
-    /// instants, and a share's `mb_cache_entry_touch()` and put between them leave the entry
-    /// evicted with its bit set (harmless: the bit is a hint), which no order of whole calls
-    /// explains otherwise. A shrink work run (`head` false) may start anywhere on it too (see
+    /// shrinker (`mb_cache_shrink()`) tests `e_referenced` and claims the count
+    /// (`atomic_cmpxchg` from one) in two instants at every step, and a share's
+    /// `mb_cache_entry_touch()` and put between them leave the entry evicted with its bit set
+    /// (harmless: the bit is a hint), which no order of whole calls explains otherwise. Any
+    /// step: a shrink work run's `c_max_entries / 16` steps span the share (case seed 10155). A shrink work run (`head` false) may start anywhere on it too (see
     /// [`Mbcache2Model::scanned`]).
     fn scan(
         &mut self,
@@ -984,5 +985,56 @@ mod tests {
         assert!(model.clone().check(&find, &Outcome::Shared { block: 2, count: 2 }).is_err(), "evicted");
         model.check(&shrink(1), &scanned(vec![step(1, 1, true)])).expect("block 1's entry heads the LRU");
         assert!(model.check(&Op::RunWork, &scanned(vec![step(0, 0, true)])).is_err(), "no work is queued");
+    }
+
+    /// Whole calls on a cache of 48 prefilled blocks, past `c_max_entries` (32): the shrink work
+    /// is queued.
+    fn full() -> Mbcache2Model {
+        let config = Mbcache2Config { whole_calls: true, prefill: 48, ..Mbcache2Config::fixed() };
+        Mbcache2Model::new(&config)
+    }
+
+    /// A shrink work run evicting prefilled blocks `from` and `from + 1` (two steps: 32 / 16).
+    fn run(from: u16) -> Outcome {
+        let evicted = |block: u16| step(prefill_key(block, 1), u64::from(block), true);
+        Outcome::Scanned(vec![evicted(from), evicted(from + 1)])
+    }
+
+    #[test]
+    fn a_run_with_nothing_queued_is_owed_to_the_next_insert_which_must_come_before_unmount_and_end() {
+        let mut model = full();
+        model.check(&Op::RunWork, &run(0)).expect("the prefill queued the work");
+        assert!(model.finish().is_ok(), "nothing owed");
+        model.check(&Op::RunWork, &run(2)).expect("an insert in flight scheduled it before hashing");
+        assert_eq!(model.finish().map_err(|_| ()), Err(()), "no insert paid for the run");
+        let umount = Op::Umount { fs: 0 };
+        assert!(
+            model.clone().check(&umount, &Outcome::Done).is_err(),
+            "the insert started before the detach"
+        );
+        model.check(&Op::RunWork, &run(4)).expect("a second insert in flight (three tasks)");
+        assert!(model.clone().check(&Op::RunWork, &run(6)).is_err(), "a third: only two other tasks");
+        let insert = |task| Op::XattrNew { task, fs: 0, key: 3 };
+        model.check(&insert(1), &Outcome::Block(48)).expect("pays one run");
+        assert!(model.finish().is_err(), "one run still owed");
+        model.check(&insert(2), &Outcome::Block(49)).expect("pays the other");
+        assert!(model.finish().is_ok(), "both paid");
+        model.check(&umount, &Outcome::Done).expect("nothing owed at the unmount");
+    }
+
+    #[test]
+    fn a_lazy_unmount_lets_each_insert_that_merged_into_the_queued_work_queue_it_once_more() {
+        let umount = Op::Umount { fs: 0 };
+        let mut alone = full();
+        alone.check(&umount, &Outcome::Done).expect("no call in flight");
+        alone.check(&Op::RunWork, &run(0)).expect("the queued item runs on the detached cache");
+        assert!(alone.check(&Op::RunWork, &run(2)).is_err(), "no insert could have queued it again");
+        let mut merged = full();
+        let insert = Op::XattrNew { task: 0, fs: 0, key: 3 };
+        merged.check(&insert, &Outcome::Block(48)).expect("merges into the queued work");
+        merged.check(&umount, &Outcome::Done).expect("the insert is ordered before the detach");
+        merged.check(&Op::RunWork, &run(0)).expect("the queued item");
+        merged.check(&Op::RunWork, &run(2)).expect("queued again by the insert in flight");
+        assert!(merged.check(&Op::RunWork, &run(4)).is_err(), "one insert queues it once");
     }
 }
