@@ -123,3 +123,61 @@ fn a_share_may_touch_its_entry_between_a_later_scan_steps_test_and_claim() {
     );
     assert!(returned(&report, evicted), "the run did not evict the shared entry; {replay_with}");
 }
+
+/// Case seed 9002097 (`ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 9000000`, once the
+/// three windows above were declared), shrunk to 6 operations:
+/// 1. thread 1's lazy unmount detaches the filesystem while thread 0's insert is in flight
+///    (thread 2's insert then fails with ENODEV);
+/// 2. thread 2's kworker takes the queued shrink work and scans the detached cache;
+/// 3. thread 0's insert calls `schedule_work()`: queued again;
+/// 4. thread 0's kworker dequeues it while thread 2's runs it, and hands it over (`Deferred`);
+/// 5. thread 2's kworker runs it again (`Reran`).
+///
+/// The insert's second queueing was allowed (`merged_inserts`), but only to a second kworker's
+/// run: the rerun of a detached item was judged as a rerun of a mounted one, owed to a later
+/// insert ("the shrink work ran again, but was never queued").
+const SEED_9002097: &str = r#"{"prefix": [{"XattrFind": {"fs": 0, "key": 2, "task": 1}}], "threads": [[{"XattrNew": {"fs": 0, "key": 3, "task": 0}}, "RunWork"], [{"Umount": {"fs": 0}}], [{"XattrNew": {"fs": 0, "key": 0, "task": 2}}, "RunWork"]]}"#;
+const SEED_9002097_SCHEDULE: (usize, &str, usize) = (
+    1469,
+    "10202231123333113331333313313333133133331133333313313313113333333131131313133111313312131133222213312323333333232233332323333333333333333333333330323223333222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222",
+    3,
+);
+
+#[test]
+fn a_detached_shrink_work_item_queued_again_by_an_insert_in_flight_may_be_rerun() {
+    let replay_with = "replay: cargo test -p ksim-tests --test main -- mbcache2::reference_windows::a_detached_shrink_work_item; \
+                       found by ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 9000000 (case seed 9002097)";
+    let report = replay(9_002_097, SEED_9002097, SEED_9002097_SCHEDULE);
+    assert_eq!(report.violation(), None, "{replay_with}");
+    assert_eq!(report.ops_run, 6, "the case ran {} of its 6 operations; {replay_with}", report.ops_run);
+    assert!(returned(&report, "Deferred"), "no kworker handed the detached item over; {replay_with}");
+    assert!(report.coverage.contains("shrink-work-rerun"), "the detached item was not rerun; {replay_with}");
+}
+
+/// Case seed 11001046 (`ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 11000000`, once the
+/// three windows above were declared), shrunk to 12 operations:
+/// 1. thread 0's shrinker call enters the filesystem (a call in flight) and waits to scan;
+/// 2. thread 1's lazy unmount detaches it (thread 2's find then fails with ENODEV);
+/// 3. thread 2's kworker runs the queued shrink work on the detached cache: blocks 0 and 1 go;
+/// 4. thread 0's one-step scan evicts the new LRU head, block 2; then the unmount destroys.
+///
+/// The scan follows the detached run, which is ordered after the unmount; the reference had
+/// no cache there to judge it by ("a scan of an unmounted filesystem"). Now a scan in flight at
+/// the detach, up to one per other task, goes on unjudged, as a detached run does.
+const SEED_11001046: &str = r#"{"prefix": [{"XattrNew": {"fs": 0, "key": 3, "task": 0}}, {"XattrRead": {"block": 176, "fs": 0, "task": 1}}, {"XattrFind": {"fs": 0, "key": 1, "task": 1}}, {"XattrNew": {"fs": 0, "key": 2, "task": 2}}], "threads": [[{"Shrink": {"fs": 0, "nr": 1, "task": 0}}], [{"XattrNew": {"fs": 0, "key": 2, "task": 1}}, {"Umount": {"fs": 0}}], [{"XattrRelease": {"block": 181, "fs": 0, "task": 2}}, {"XattrNew": {"fs": 0, "key": 0, "task": 2}}, {"XattrRelease": {"block": 168, "fs": 0, "task": 2}}, {"XattrFind": {"fs": 0, "key": 0, "task": 2}}, "RunWork"]]}"#;
+const SEED_11001046_SCHEDULE: (usize, &str, usize) = (
+    1687,
+    "13333333333333333333333333333333333333333333333333333333333333333322222222222222222222122223332222222223333333333333333333322222333333333333333333333333333333333333333331111111111111111111112122222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222222223",
+    4,
+);
+
+#[test]
+fn a_shrinker_scan_in_flight_at_a_lazy_unmount_may_follow_the_detached_shrink_work() {
+    let replay_with = "replay: cargo test -p ksim-tests --test main -- mbcache2::reference_windows::a_shrinker_scan_in_flight; \
+                       found by ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 11000000 (case seed 11001046)";
+    let report = replay(11_001_046, SEED_11001046, SEED_11001046_SCHEDULE);
+    assert_eq!(report.violation(), None, "{replay_with}");
+    assert_eq!(report.ops_run, 12, "the case ran {} of its 12 operations; {replay_with}", report.ops_run);
+    let after_the_run = "Scanned([ScanStep { key: 0, value: 2, evicted: true }])";
+    assert!(returned(&report, after_the_run), "the scan did not follow the detached run; {replay_with}");
+}

@@ -95,7 +95,8 @@ pub struct Mbcache2Model {
     /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
     /// unmount scans a cache nobody can see any more, so its steps are not judged. An item is
     /// here once for being queued, and once more for each insert that found it queued (see
-    /// `merged_inserts`), up to one per other task.
+    /// `merged_inserts`), up to one per other task: a run takes one, and so does each rerun of a
+    /// detached item (case seed 9002097).
     detached_work: Vec<(usize, u64)>,
     /// Whole calls: one element per insert ordered while its cache's item was queued here (its
     /// `schedule_work()` merged), since a `RunWork` last took the item. An insert in flight
@@ -113,6 +114,12 @@ pub struct Mbcache2Model {
     /// every debt must be paid before the filesystem is unmounted and by the end of the case
     /// ([`Reference::finish`]).
     early_runs: Vec<(usize, u64)>,
+    /// Whole calls: per unmount, one filesystem number per other task: a shrinker scan
+    /// (`Shrink`: `do_shrink_slab()`'s `mb_cache_scan()`) in flight when a lazy unmount detached the filesystem
+    /// goes on with the detached cache, which `unregister_shrinker()` waits for, and is ordered
+    /// after the unmount when a detached shrink work run it follows is (case seed 11001046). Its
+    /// steps are not judged, as a detached run's are not.
+    detached_shrinks: Vec<usize>,
 }
 
 impl Cache {
@@ -461,6 +468,9 @@ impl Mbcache2Model {
             }
         }
         self.merged_inserts.retain(|item| !detached(item));
+        if self.whole_calls {
+            self.detached_shrinks.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
+        }
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         self.merging.retain(|item| !detached(item));
@@ -488,6 +498,7 @@ impl Mbcache2Model {
         }
         self.next_generation += 1;
         self.fss[fs].cache = Some(Cache::new(self.next_generation, self.bucket_bits));
+        self.detached_shrinks.retain(|&f| f != fs);
         Outcome::Done
     }
 
@@ -585,20 +596,38 @@ impl Mbcache2Model {
             match *op {
                 Op::Shrink { fs, nr, .. } => {
                     let fs = usize::from(fs) % self.fss.len();
-                    let cache = self.cache(fs).ok_or("a scan of an unmounted filesystem")?;
-                    cache.scan(&mut steps, u64::from(nr), bits, true, touched)?;
+                    match self.fss[fs].cache.as_mut() {
+                        Some(cache) => cache.scan(&mut steps, u64::from(nr), bits, true, touched)?,
+                        None => {
+                            // A scan in flight at a lazy unmount's detach (`detached_shrinks`).
+                            let at = self.detached_shrinks.iter().position(|&f| f == fs);
+                            self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
+                            steps.by_ref().for_each(drop);
+                        }
+                    }
                 }
                 _ if self.work.is_empty() && run == 0 => {
                     if steps.as_slice().is_empty() {
                         // An idle kworker.
                     } else if !self.detached_work.is_empty() {
                         // A run of an item a lazy unmount detached (see `detached_work`).
-                        self.detached_work.remove(0);
+                        item = Some(self.detached_work.remove(0));
                         steps.by_ref().for_each(drop);
                     } else {
                         // A run of the item an insert not yet ordered scheduled (`early_runs`).
                         item = Some(self.early_run(&mut steps, touched)?);
                     }
+                }
+                _ if item
+                    .is_some_and(|(fs, g)| self.fss[fs].cache.as_ref().is_none_or(|c| c.generation != g)) =>
+                {
+                    // A rerun of a detached item: an insert in flight at the unmount queued it again
+                    // while it ran (`detached_work`); no later insert can.
+                    let at = self.detached_work.iter().position(|&queued| Some(queued) == item);
+                    self.detached_work.remove(at.ok_or(
+                        "the shrink work ran again on a detached cache, but was never queued again",
+                    )?);
+                    steps.by_ref().for_each(drop);
                 }
                 _ => {
                     // A rerun with nothing queued here runs the first run's item again, owed to a
@@ -881,6 +910,7 @@ impl Reference for Mbcache2Model {
             detached_work: Vec::new(),
             merged_inserts: Vec::new(),
             early_runs: Vec::new(),
+            detached_shrinks: Vec::new(),
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
@@ -1036,5 +1066,27 @@ mod tests {
         merged.check(&Op::RunWork, &run(0)).expect("the queued item");
         merged.check(&Op::RunWork, &run(2)).expect("queued again by the insert in flight");
         assert!(merged.check(&Op::RunWork, &run(4)).is_err(), "one insert queues it once");
+    }
+
+    #[test]
+    fn after_a_lazy_unmount_a_rerun_needs_an_insert_in_flight_and_each_other_task_one_scan() {
+        let (umount, insert) = (Op::Umount { fs: 0 }, Op::XattrNew { task: 0, fs: 0, key: 3 });
+        let reran = || {
+            let Outcome::Scanned(first) = run(0) else { unreachable!() };
+            let Outcome::Scanned(second) = run(2) else { unreachable!() };
+            Outcome::Reran(vec![first, second])
+        };
+        let mut alone = full();
+        alone.check(&umount, &Outcome::Done).expect("no call in flight");
+        assert!(alone.clone().check(&Op::RunWork, &reran()).is_err(), "nothing queued it again");
+        let shrink = Op::Shrink { task: 1, fs: 0, nr: 1 };
+        let scanned = Outcome::Scanned(vec![step(0, 0, true)]);
+        alone.check(&shrink, &scanned).expect("a scan in flight at the detach");
+        alone.check(&shrink, &scanned).expect("another task's");
+        assert!(alone.check(&shrink, &scanned).is_err(), "three tasks: two other than the unmount's");
+        let mut merged = full();
+        merged.check(&insert, &Outcome::Block(48)).expect("merges into the queued work");
+        merged.check(&umount, &Outcome::Done).expect("the insert is ordered before the detach");
+        merged.check(&Op::RunWork, &reran()).expect("queued again during the run, by the insert in flight");
     }
 }
