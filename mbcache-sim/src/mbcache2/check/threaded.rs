@@ -36,7 +36,7 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Six kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Seven kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
@@ -49,8 +49,10 @@
 //!   its entry: a run with nothing queued is owed to a later insert, and must be paid before
 //!   the unmount and the case's end (`Reference::finish`; case seed 9677);
 //! - an insert in flight across a lazy unmount is ordered before it, but may queue the work
-//!   again after a kworker took it: the detached item may run once more per such insert (case
-//!   seed 8005756);
+//!   again after a kworker took it: the detached item may run (or rerun) once more per such
+//!   insert (case seeds 8005756, 9002097);
+//! - a shrinker scan in flight at the detach goes on with the detached cache, unjudged, one per
+//!   other task (case seed 11001046);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
 //!   step, so a share's touch and put between them leave the entry it just referenced evicted
 //!   (case seeds 200000 and 10155).
