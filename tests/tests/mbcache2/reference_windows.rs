@@ -182,3 +182,32 @@ fn a_shrinker_scan_in_flight_at_a_lazy_unmount_may_follow_the_detached_shrink_wo
     let after_the_run = "Scanned([ScanStep { key: 0, value: 2, evicted: true }])";
     assert!(returned(&report, after_the_run), "the scan did not follow the detached run; {replay_with}");
 }
+
+/// Case seed 9002599 (`ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 9000000`, with the
+/// find's `ext4_sb_bread()` yield), shrunk to 8 operations, after a remount (blocks 49, key 0,
+/// and 50, key 1, on the LRU):
+/// 1. thread 2's release of block 49 (its last reference) claims the entry in
+///    `mb_cache_entry_delete_or_get()` (`e_refcnt` from two to zero);
+/// 2. thread 1's find of key 0 passes it over (ENOENT);
+/// 3. thread 1's one-step scan meets it at the LRU's head and keeps it (its `cmpxchg` from one
+///    fails);
+/// 4. thread 2's release takes it off the LRU and frees it.
+///
+/// The find orders the release before the scan, where the reference had the entry gone ("the
+/// scan met 0:49, not on the LRU [50]"). Now a kept step may meet the entry a task's release
+/// claimed, until that task's next operation.
+const SEED_9002599: &str = r#"{"prefix": [{"XattrNew": {"fs": 0, "key": 3, "task": 0}}, {"Umount": {"fs": 0}}, {"Mount": {"fs": 0}}, {"XattrNew": {"fs": 0, "key": 0, "task": 2}}, {"XattrNew": {"fs": 0, "key": 1, "task": 0}}], "threads": [[], [{"XattrFind": {"fs": 0, "key": 0, "task": 1}}, {"Shrink": {"fs": 0, "nr": 1, "task": 1}}], [{"XattrRelease": {"block": 44, "fs": 0, "task": 2}}]]}"#;
+const SEED_9002599_SCHEDULE: (usize, &str, usize) =
+    (1954, "33333333322222222222222222223333333333333333333331", 140);
+
+#[test]
+fn a_scan_may_keep_an_entry_a_release_claimed_before_the_release_unlists_it() {
+    let replay_with = "replay: cargo test -p ksim-tests --test main -- mbcache2::reference_windows::a_scan_may_keep; \
+                       found by ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 9000000 (case seed 9002599)";
+    let report = replay(9_002_599, SEED_9002599, SEED_9002599_SCHEDULE);
+    assert_eq!(report.violation(), None, "{replay_with}");
+    assert_eq!(report.ops_run, 8, "the case ran {} of its 8 operations; {replay_with}", report.ops_run);
+    let kept = "Scanned([ScanStep { key: 0, value: 49, evicted: false }])";
+    assert!(returned(&report, kept), "the scan did not meet the claimed entry; {replay_with}");
+    assert!(returned(&report, "Failed(ENOENT)"), "the find did not pass the entry over; {replay_with}");
+}
