@@ -211,3 +211,31 @@ fn a_scan_may_keep_an_entry_a_release_claimed_before_the_release_unlists_it() {
     assert!(returned(&report, kept), "the scan did not meet the claimed entry; {replay_with}");
     assert!(returned(&report, "Failed(ENOENT)"), "the find did not pass the entry over; {replay_with}");
 }
+
+/// Case seed 11018796 (`ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 11000000`, once the
+/// early-run debt was checked at the end), shrunk to 6 operations, the prefix's scans leaving
+/// 34 entries (`c_max_entries` 32):
+/// 1. thread 1's kworker takes the queued shrink work (ordered here) and has yet to scan;
+/// 2. thread 0's one-step scan evicts an entry (33 left);
+/// 3. thread 0's insert reads 33 and queues the work again; thread 1's kworker evicts two;
+/// 4. thread 0's kworker runs the item the insert queued.
+///
+/// In the reference the first run's evictions come at its dequeue, so the insert read 31 and
+/// queued nothing, and the last run was a debt no later insert paid. Now an insert under the
+/// limit by no more than the last run's evictions may have scheduled the work.
+const SEED_11018796: &str = r#"{"prefix": [{"Shrink": {"fs": 0, "nr": 7, "task": 0}}, {"Shrink": {"fs": 0, "nr": 7, "task": 2}}], "threads": [[{"Shrink": {"fs": 0, "nr": 1, "task": 0}}, {"XattrNew": {"fs": 0, "key": 1, "task": 0}}, "RunWork"], ["RunWork"]]}"#;
+const SEED_11018796_SCHEDULE: (usize, &str, usize) = (
+    1657,
+    "1211121111111112221121211122222212211121221122122111222111212111122212211121122212211112121222121111111111111111111111111111111111111111111",
+    255,
+);
+
+#[test]
+fn an_insert_may_read_the_entry_count_before_the_scan_of_a_run_ordered_before_it() {
+    let replay_with = "replay: cargo test -p ksim-tests --test main -- mbcache2::reference_windows::an_insert_may_read; \
+                       found by ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 11000000 (case seed 11018796)";
+    let report = replay(11_018_796, SEED_11018796, SEED_11018796_SCHEDULE);
+    assert_eq!(report.violation(), None, "{replay_with}");
+    assert_eq!(report.ops_run, 6, "the case ran {} of its 6 operations; {replay_with}", report.ops_run);
+    assert!(returned(&report, "Block(48)"), "the insert did not run; {replay_with}");
+}

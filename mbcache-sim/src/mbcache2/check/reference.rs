@@ -128,6 +128,15 @@ pub struct Mbcache2Model {
     /// after the unmount when a detached shrink work run it follows is (case seed 11001046). Its
     /// steps are not judged, as a detached run's are not.
     detached_shrinks: Vec<usize>,
+    /// Whole calls: entries the last shrink work run with steps evicted. A run is ordered at its
+    /// dequeue and scans later, so an insert ordered after it may have read `c_entry_count`
+    /// before those evictions (case seed 11018796).
+    last_run_evicted: u64,
+    /// Whole calls: items of inserts that queued nothing here, the count being under
+    /// `c_max_entries` by no more than `last_run_evicted`: with the count read before that run's
+    /// scan they scheduled the work, so a later run with nothing queued may be theirs, and owes
+    /// nothing (see `early_runs`).
+    stale_schedules: Vec<(usize, u64)>,
 }
 
 impl Cache {
@@ -303,7 +312,11 @@ impl Mbcache2Model {
             self.early_runs.remove(at);
         } else if count >= cache.max_entries && self.work.contains(&item) {
             self.merged_inserts.push(item);
-        } else if count >= cache.max_entries {
+        } else if count < cache.max_entries {
+            if count + self.last_run_evicted >= cache.max_entries && !self.work.contains(&item) {
+                self.stale_schedules.push(item);
+            }
+        } else {
             match self.work_credits.iter().position(|&owed| owed == item) {
                 Some(at) => {
                     self.work_credits.remove(at);
@@ -614,6 +627,10 @@ impl Mbcache2Model {
             }
             // The kworker ran or found nothing: a rerun that claimed a merging item is over.
             self.merging.clear();
+            let evicted = runs.iter().flat_map(|steps| steps.iter()).filter(|step| step.evicted).count();
+            if evicted > 0 {
+                self.last_run_evicted = evicted as u64;
+            }
         }
         let (bits, mut item, touched) = (self.bucket_bits, None, self.just_touched.take());
         for (run, steps) in runs.into_iter().enumerate() {
@@ -738,7 +755,10 @@ impl Mbcache2Model {
                     let item = (fs, tried.generation);
                     self.fss[fs].cache = Some(tried);
                     *steps = left;
-                    self.early_runs.push(item);
+                    match self.stale_schedules.iter().position(|&stale| stale == item) {
+                        Some(at) => drop(self.stale_schedules.remove(at)),
+                        None => self.early_runs.push(item),
+                    }
                     if !self.taken.contains(&item) {
                         self.taken.push(item);
                     }
@@ -941,6 +961,8 @@ impl Reference for Mbcache2Model {
             merged_inserts: Vec::new(),
             early_runs: Vec::new(),
             detached_shrinks: Vec::new(),
+            last_run_evicted: 0,
+            stale_schedules: Vec::new(),
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);

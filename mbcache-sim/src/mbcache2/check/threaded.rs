@@ -36,7 +36,7 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Eight kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Nine kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
@@ -55,6 +55,8 @@
 //!   other task (case seed 11001046);
 //! - a release claims its entry (finds pass it over) before it unlists it, so a scan in
 //!   between keeps it (case seed 9002599);
+//! - an insert may read the entry count before the scan of a run ordered before it (case seed
+//!   11018796);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
 //!   step, so a share's touch and put between them leave the entry it just referenced evicted
 //!   (case seeds 200000 and 10155).
