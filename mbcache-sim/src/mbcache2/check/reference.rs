@@ -632,22 +632,11 @@ impl Mbcache2Model {
                 self.last_run_evicted = evicted as u64;
             }
         }
-        let (bits, mut item, touched) = (self.bucket_bits, None, self.just_touched.take());
+        let (mut item, touched) = (None, self.just_touched.take());
         for (run, steps) in runs.into_iter().enumerate() {
             let mut steps = steps.iter();
             match *op {
-                Op::Shrink { fs, nr, .. } => {
-                    let fs = usize::from(fs) % self.fss.len();
-                    match self.fss[fs].cache.as_mut() {
-                        Some(cache) => cache.scan(&mut steps, u64::from(nr), bits, true, touched)?,
-                        None => {
-                            // A scan in flight at a lazy unmount's detach (`detached_shrinks`).
-                            let at = self.detached_shrinks.iter().position(|&f| f == fs);
-                            self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
-                            steps.by_ref().for_each(drop);
-                        }
-                    }
-                }
+                Op::Shrink { fs, nr, .. } => self.shrink_scan(usize::from(fs), nr, &mut steps, touched)?,
                 _ if self.work.is_empty() && run == 0 => {
                     if steps.as_slice().is_empty() {
                         // An idle kworker.
@@ -671,38 +660,71 @@ impl Mbcache2Model {
                     )?);
                     steps.by_ref().for_each(drop);
                 }
-                _ => {
-                    // A rerun with nothing queued here runs the first run's item again, owed to a
-                    // later schedule_work() (see `work_credits`).
-                    if self.work.is_empty() {
-                        self.work_credits.extend(item);
-                    } else {
-                        let took = self.work.remove(0);
-                        self.merged_inserts.retain(|&merged| merged != took);
-                        if !self.taken.contains(&took) {
-                            self.taken.push(took);
-                        }
-                        item = Some(took);
-                        if let Some(at) = self.maybe_merged.iter().position(|&m| Some(m) == item) {
-                            self.maybe_merged.remove(at);
-                        }
-                    }
-                    let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
-                    match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
-                        Some(cache) => {
-                            let nr = cache.max_entries / SHRINK_DIVISOR;
-                            cache.scan(&mut steps, nr, bits, false, touched.filter(|_| run == 0))?;
-                        }
-                        // The item's filesystem was unmounted: its cache is gone (`detached_work`).
-                        None => steps.by_ref().for_each(drop),
-                    }
-                }
+                _ => self.queued_run(&mut steps, &mut item, touched.filter(|_| run == 0))?,
             }
             if let Some(step) = steps.next() {
                 return Err(format!("the scan went on to {}:{} past its steps", step.key, step.value));
             }
         }
         Ok(())
+    }
+
+    /// Whole calls: a `Shrink`'s one scan of `fs`, or of its detached cache when the scan was in
+    /// flight at a lazy unmount (`detached_shrinks`, unjudged).
+    fn shrink_scan(
+        &mut self,
+        fs: usize,
+        nr: u8,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        touched: Option<u64>,
+    ) -> Result<(), String> {
+        let (fs, bits) = (fs % self.fss.len(), self.bucket_bits);
+        match self.fss[fs].cache.as_mut() {
+            Some(cache) => cache.scan(steps, u64::from(nr), bits, true, touched),
+            None => {
+                let at = self.detached_shrinks.iter().position(|&f| f == fs);
+                self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
+                steps.by_ref().for_each(drop);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whole calls: a shrink work run of the first item queued here (`item` becomes it), or a
+    /// rerun of `item` with nothing queued here, owed to a later `schedule_work()` (see
+    /// `work_credits`).
+    fn queued_run(
+        &mut self,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        item: &mut Option<(usize, u64)>,
+        touched: Option<u64>,
+    ) -> Result<(), String> {
+        if self.work.is_empty() {
+            self.work_credits.extend(*item);
+        } else {
+            let took = self.work.remove(0);
+            self.merged_inserts.retain(|&merged| merged != took);
+            if !self.taken.contains(&took) {
+                self.taken.push(took);
+            }
+            *item = Some(took);
+            if let Some(at) = self.maybe_merged.iter().position(|&m| m == took) {
+                self.maybe_merged.remove(at);
+            }
+        }
+        let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
+        let bits = self.bucket_bits;
+        match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
+            Some(cache) => {
+                let nr = cache.max_entries / SHRINK_DIVISOR;
+                cache.scan(steps, nr, bits, false, touched)
+            }
+            // The item's filesystem was unmounted: its cache is gone (`detached_work`).
+            None => {
+                steps.by_ref().for_each(drop);
+                Ok(())
+            }
+        }
     }
 
     /// Whole calls: an idle `RunWork` (no steps) where everything queued here is
