@@ -239,3 +239,23 @@ fn an_insert_may_read_the_entry_count_before_the_scan_of_a_run_ordered_before_it
     assert_eq!(report.ops_run, 6, "the case ran {} of its 6 operations; {replay_with}", report.ops_run);
     assert!(returned(&report, "Block(48)"), "the insert did not run; {replay_with}");
 }
+
+/// The same case seed shrunk another way (7 operations) once the window above was declared:
+/// an extra eviction ordered before the last run leaves 31 entries there, so the run with
+/// nothing queued must be allowed by the insert's earlier read past the limit, not by the count
+/// at the run.
+const SEED_11018796_AGAIN: &str = r#"{"prefix": [{"Shrink": {"fs": 0, "nr": 7, "task": 0}}, {"Shrink": {"fs": 0, "nr": 7, "task": 2}}], "threads": [[{"Shrink": {"fs": 0, "nr": 1, "task": 0}}, {"XattrNew": {"fs": 0, "key": 1, "task": 0}}, {"XattrRelease": {"block": 182, "fs": 0, "task": 0}}, "RunWork"], ["RunWork"]]}"#;
+const SEED_11018796_AGAIN_SCHEDULE: (usize, &str, usize) = (
+    1657,
+    "111111211121111111211222212222221111111111111221211212221212222221122221222111122222122222111111111111111111111111111111111111111111111111111111111111111111111111111111",
+    251,
+);
+
+#[test]
+fn a_run_owed_to_an_insert_that_read_the_count_early_needs_no_count_past_the_limit_at_the_run() {
+    let replay_with = "replay: cargo test -p ksim-tests --test main -- mbcache2::reference_windows::a_run_owed_to; \
+                       found by ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 11000000 (case seed 11018796)";
+    let report = replay(11_018_796, SEED_11018796_AGAIN, SEED_11018796_AGAIN_SCHEDULE);
+    assert_eq!(report.violation(), None, "{replay_with}");
+    assert_eq!(report.ops_run, 7, "the case ran {} of its 7 operations; {replay_with}", report.ops_run);
+}

@@ -762,7 +762,9 @@ impl Mbcache2Model {
         let mut why = "the shrink work ran, but was never queued".to_string();
         for fs in 0..self.fss.len() {
             let Some(cache) = self.fss[fs].cache.as_ref() else { continue };
-            if (cache.lru.len() as u64) < cache.max_entries {
+            // An insert ordered earlier may have read the count past the limit (`stale_schedules`).
+            let stale = self.stale_schedules.contains(&(fs, cache.generation));
+            if (cache.lru.len() as u64) < cache.max_entries && !stale {
                 why = format!(
                     "the shrink work ran, but was never queued (and no insert queues it with {} of {} entries)",
                     cache.lru.len(),
