@@ -118,7 +118,8 @@ pub struct Mbcache2Model {
     /// entry, and a kworker may take and run the item between the two (a find then misses the
     /// entry: case seed 9677): the first insert into the cache ordered after the run scheduled
     /// it, and queues nothing. A run is owed only while the cache is past `c_max_entries` (the
-    /// insert read the count that far), at most one per other task (inserts in flight), and
+    /// insert read the count that far; no debt at all when an insert ordered earlier may have
+    /// read it past the limit, `stale_schedules`), at most one per other task (inserts in flight), and
     /// every debt must be paid before the filesystem is unmounted and by the end of the case
     /// ([`Reference::finish`]).
     early_runs: Vec<(usize, u64)>,
