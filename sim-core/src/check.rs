@@ -111,6 +111,15 @@ pub trait Reference {
     /// Judges the model's `actual` outcome of `op` and advances the reference state. Where
     /// injected faults make several outcomes legal, the actual one decides the new state.
     fn check(&mut self, op: &Self::Op, actual: &Self::Outcome) -> Result<(), String>;
+
+    /// Judges the state the case ended in, after its last operation: what a reference allowed
+    /// on credit (an outcome the kernel explains only by a call ordered later) must have been
+    /// paid. [`run_case`] calls it after the last operation; a threaded campaign's
+    /// linearizability search calls it on each complete order, so a window left open rejects
+    /// that order. Most references owe nothing.
+    fn finish(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How a case runs.
@@ -216,6 +225,11 @@ pub fn run_case<S: Subject>(
             violation = Some((index, found));
             break;
         }
+    }
+    if let (None, Err(message)) = (&violation, reference.finish()) {
+        let found = Violation::new(ViolationKind::Mismatch, format!("at the end of the case: {message}"));
+        sim.report(None, found.clone());
+        violation = Some((ops.len().saturating_sub(1), found));
     }
     let mut coverage = model.coverage();
     coverage.extend(sim.marks());

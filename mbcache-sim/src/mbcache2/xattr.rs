@@ -181,6 +181,7 @@ impl XattrBlocks {
                 found = mb.mb_cache_entry_find_next(cx, cache, ce);
                 continue;
             }
+            ext4_sb_bread();
             match self.reuse(cx, mb, cache, ce) {
                 Reuse::Reused(count) => return Some((block, count)),
                 Reuse::Undone => found = mb.mb_cache_entry_find_first(cx, cache, key),
@@ -282,5 +283,18 @@ impl XattrBlocks {
             state[block] = (bh.allocated, bh.h_refcount, bh.h_hash);
         }
         state
+    }
+}
+
+/// `ext4_sb_bread()` of a block `ext4_xattr_block_cache_find()` found in the cache, before it
+/// compares the contents: the read waits for the buffer's I/O, so the task sleeps between
+/// `mb_cache_entry_find_first()` and the reuse, with no lock held. ksim keeps no block contents
+/// (the content hash is the content), so only the sleep is modelled: in a threaded campaign a
+/// yield, where the scheduler may keep the task off while other threads run (the window of the
+/// reuse-vs-release race, 65f8b80053a1, spans it); elsewhere nothing.
+fn ext4_sb_bread() {
+    #[cfg(feature = "threaded")]
+    if sim_core::sync::schedule::in_execution() {
+        sim_core::sync::thread::yield_now();
     }
 }

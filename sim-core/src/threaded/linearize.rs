@@ -112,7 +112,15 @@ impl<Op: Debug, Outcome: Debug> Search<'_, Op, Outcome> {
         R: Reference<Op = Op, Outcome = Outcome> + Clone + Debug,
     {
         if depth == self.entries.len() {
-            return Found::Yes;
+            // A complete order: the reference must owe nothing at the end (`Reference::finish`).
+            let Err(why) = reference.finish() else { return Found::Yes };
+            if self.deepest.as_ref().is_none_or(|(d, _)| depth >= *d) {
+                self.deepest = Some((
+                    depth,
+                    format!("at the end of the case: {why} (after {depth} operations linearized)"),
+                ));
+            }
+            return Found::No;
         }
         self.nodes += 1;
         if self.nodes > NODES_MAX {
@@ -209,5 +217,50 @@ mod tests {
         let verdict = check(&Register(0), &ordered, |_| None, |_| false);
         assert!(matches!(verdict, Verdict::Violation(ref why) if why.contains("read 1")), "{verdict:?}");
         assert_eq!(check(&Register(0), &ordered, |_| None, |op| op.is_none()), Verdict::Linearizable);
+    }
+
+    /// A ledger: `true` borrows one, `false` repays one (never more than is owed); every loan
+    /// must be repaid by the end.
+    #[derive(Clone, Debug, Default)]
+    struct Ledger(u8);
+
+    impl Reference for Ledger {
+        type Config = ();
+        type Op = bool;
+        type Outcome = u8;
+        fn new(_: &()) -> Ledger {
+            Ledger(0)
+        }
+        fn check(&mut self, borrow: &bool, _: &u8) -> Result<(), String> {
+            match (*borrow, self.0) {
+                (true, owed) => self.0 = owed + 1,
+                (false, 0) => return Err("repaid with nothing owed".to_string()),
+                (false, owed) => self.0 = owed - 1,
+            }
+            Ok(())
+        }
+        fn finish(&self) -> Result<(), String> {
+            match self.0 {
+                0 => Ok(()),
+                owed => Err(format!("{owed} owed")),
+            }
+        }
+    }
+
+    #[test]
+    fn an_order_that_leaves_the_reference_owing_at_the_end_does_not_fit() {
+        let ledger = |borrow, invoked, returned| Entry {
+            thread: 0,
+            index: 0,
+            op: borrow,
+            outcome: 0,
+            invoked,
+            returned,
+        };
+        let repaid = [ledger(true, 1, 4), ledger(false, 2, 3)];
+        assert_eq!(check(&Ledger(0), &repaid, |_| None, |_| false), Verdict::Linearizable);
+        let owing = [ledger(true, 1, 2), ledger(true, 3, 4), ledger(false, 5, 6)];
+        let verdict = check(&Ledger(0), &owing, |_| None, |_| false);
+        assert!(matches!(verdict, Verdict::Violation(ref why) if why.contains("1 owed")), "{verdict:?}");
     }
 }

@@ -5,6 +5,7 @@ mod gen;
 mod incremental;
 mod loom;
 mod property;
+mod reference_windows;
 mod reuse;
 mod shuttle;
 mod threaded;

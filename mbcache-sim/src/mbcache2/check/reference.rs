@@ -38,6 +38,14 @@ struct Cache {
     lru: Vec<u64>,
     entries: BTreeMap<u64, Entry>,
     max_entries: u64,
+    /// Whole calls: per task, the (key, value) of the entry its last release deleted. The release
+    /// claims the entry (`mb_cache_entry_delete_or_get()`'s `atomic_cmpxchg(&e_refcnt, 2, 0)`:
+    /// finds pass it over from then on, which is where the reference orders the call) before it
+    /// takes it off the LRU, so a scan in between meets it at the head and keeps it (its own
+    /// `cmpxchg` from one fails): such a kept step is explained by this entry while no listed
+    /// one has that key and value (case seed 9002599). Cleared at the task's next operation
+    /// (its release ended before that began).
+    claimed: Vec<(usize, u32, u64)>,
 }
 
 /// One filesystem.
@@ -93,8 +101,43 @@ pub struct Mbcache2Model {
     /// Whole calls: shrink work items an unmount took off the queue. A lazy unmount detaches
     /// the filesystem first and destroys the cache later, and a kworker may take the item
     /// between the two (`cancel_work_sync()` then waits for its run): a run ordered after the
-    /// unmount scans a cache nobody can see any more, so its steps are not judged.
+    /// unmount scans a cache nobody can see any more, so its steps are not judged. An item is
+    /// here once for being queued, and once more for each insert that found it queued (see
+    /// `merged_inserts`), up to one per other task: a run takes one, and so does each rerun of a
+    /// detached item (case seed 9002097).
     detached_work: Vec<(usize, u64)>,
+    /// Whole calls: one element per insert ordered while its cache's item was queued here (its
+    /// `schedule_work()` merged), since a `RunWork` last took the item. An insert in flight
+    /// when a lazy unmount detaches its filesystem is ordered before the unmount, but its
+    /// `schedule_work()` may come after the detach and after a kworker took the item (a run
+    /// ordered after the unmount): it queued the item again, and a second run scans the
+    /// detached cache (case seed 8005756).
+    merged_inserts: Vec<(usize, u64)>,
+    /// Whole calls: items a `RunWork` ran with nothing queued here, each owed to an insert not
+    /// yet ordered. `mb_cache_entry_create()` calls `schedule_work()` before it hashes its
+    /// entry, and a kworker may take and run the item between the two (a find then misses the
+    /// entry: case seed 9677): the first insert into the cache ordered after the run scheduled
+    /// it, and queues nothing. A run is owed only while the cache is past `c_max_entries` (the
+    /// insert read the count that far; no debt at all when an insert ordered earlier may have
+    /// read it past the limit, `stale_schedules`), at most one per other task (inserts in flight), and
+    /// every debt must be paid before the filesystem is unmounted and by the end of the case
+    /// ([`Reference::finish`]).
+    early_runs: Vec<(usize, u64)>,
+    /// Whole calls: per unmount, one filesystem number per other task: a shrinker scan
+    /// (`Shrink`: `do_shrink_slab()`'s `mb_cache_scan()`) in flight when a lazy unmount detached the filesystem
+    /// goes on with the detached cache, which `unregister_shrinker()` waits for, and is ordered
+    /// after the unmount when a detached shrink work run it follows is (case seed 11001046). Its
+    /// steps are not judged, as a detached run's are not.
+    detached_shrinks: Vec<usize>,
+    /// Whole calls: entries the last shrink work run with steps evicted. A run is ordered at its
+    /// dequeue and scans later, so an insert ordered after it may have read `c_entry_count`
+    /// before those evictions (case seed 11018796).
+    last_run_evicted: u64,
+    /// Whole calls: items of inserts that queued nothing here, the count being under
+    /// `c_max_entries` by no more than `last_run_evicted`: with the count read before that run's
+    /// scan they scheduled the work, so a later run with nothing queued may be theirs, and owes
+    /// nothing (see `early_runs`).
+    stale_schedules: Vec<(usize, u64)>,
 }
 
 impl Cache {
@@ -106,6 +149,7 @@ impl Cache {
             lru: Vec::new(),
             entries: BTreeMap::new(),
             max_entries: (buckets as u64) << 4,
+            claimed: Vec::new(),
         }
     }
 
@@ -171,12 +215,13 @@ impl Cache {
     /// later step's may be any listed entry, since the scan drops `c_list_lock` between steps and
     /// an overlapping scan may take or rotate the entries before it. An entry that left the cache
     /// was not referenced (a kept one may be unreferenced: an overlapping call held it); the scan
-    /// stops early only on an empty LRU. The one referenced entry the first step may evict is
+    /// stops early only on an empty LRU. The one referenced entry a step may evict is
     /// `touched`, the one the share ordered right before this scan referenced: the kernel's
-    /// shrinker tests `e_referenced` and claims the count (`atomic_cmpxchg` from one) in two
-    /// instants, and a share's `mb_cache_entry_touch()` and put between them leave the entry
-    /// evicted with its bit set (harmless: the bit is a hint), which no order of whole calls
-    /// explains otherwise. A shrink work run (`head` false) may start anywhere on it too (see
+    /// shrinker (`mb_cache_shrink()`) tests `e_referenced` and claims the count
+    /// (`atomic_cmpxchg` from one) in two instants at every step, and a share's
+    /// `mb_cache_entry_touch()` and put between them leave the entry evicted with its bit set
+    /// (harmless: the bit is a hint), which no order of whole calls explains otherwise. Any
+    /// step: a shrink work run's `c_max_entries / 16` steps span the share (case seed 10155). A shrink work run (`head` false) may start anywhere on it too (see
     /// [`Mbcache2Model::scanned`]).
     fn scan(
         &mut self,
@@ -187,6 +232,11 @@ impl Cache {
         touched: Option<u64>,
     ) -> Result<(), String> {
         for at in 0..nr {
+            if steps.as_slice().first().is_some_and(|step| self.claimed_unlisted(step)) {
+                // An entry a release in flight claimed and has not yet taken off (`claimed`).
+                steps.next();
+                continue;
+            }
             let Some(&first) = self.lru.first() else { return Ok(()) };
             let Some(step) = steps.next() else {
                 let entry = &self.entries[&first];
@@ -209,7 +259,7 @@ impl Cache {
                     step.key, step.value, self.lru
                 ));
             };
-            let raced = at == 0 && touched == Some(id);
+            let raced = touched == Some(id);
             if step.evicted && self.entries[&id].referenced && !raced {
                 return Err(format!("the scan evicted {}:{}, which is referenced", step.key, step.value));
             }
@@ -223,6 +273,17 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// A kept step whose entry a release in flight claimed (see `claimed`), none listed matching.
+    fn claimed_unlisted(&self, step: &ScanStep) -> bool {
+        let listed = self
+            .lru
+            .iter()
+            .any(|id| (self.entries[id].key, self.entries[id].value) == (step.key, step.value));
+        !step.evicted
+            && !listed
+            && self.claimed.iter().any(|&(_, key, value)| (key, value) == (step.key, step.value))
     }
 
     fn find_in_chain(&mut self, key: u32, value: u64, bits: u32) -> Option<u64> {
@@ -247,7 +308,16 @@ impl Mbcache2Model {
         let Some(cache) = self.fss[fs].cache.as_mut() else { return Outcome::Failed(Errno::ENODEV) };
         let count = cache.lru.len() as u64;
         let item = (fs, cache.generation);
-        if count >= cache.max_entries && !self.work.contains(&item) {
+        if let Some(at) = self.early_runs.iter().position(|&owed| owed == item) {
+            // The insert whose `schedule_work()` a kworker ran before this (see `early_runs`).
+            self.early_runs.remove(at);
+        } else if count >= cache.max_entries && self.work.contains(&item) {
+            self.merged_inserts.push(item);
+        } else if count < cache.max_entries {
+            if count + self.last_run_evicted >= cache.max_entries && !self.work.contains(&item) {
+                self.stale_schedules.push(item);
+            }
+        } else {
             match self.work_credits.iter().position(|&owed| owed == item) {
                 Some(at) => {
                     self.work_credits.remove(at);
@@ -429,7 +499,16 @@ impl Mbcache2Model {
         let Some(cache) = self.fss[fs].cache.take() else { return Outcome::Failed(Errno::EINVAL) };
         let detached = |&(f, generation): &(usize, u64)| f == fs && generation == cache.generation;
         if self.whole_calls {
-            self.detached_work.extend(self.work.iter().filter(|item| detached(item)));
+            let queued: Vec<(usize, u64)> = self.work.iter().copied().filter(detached).collect();
+            let merged = self.merged_inserts.iter().filter(|item| detached(item)).count();
+            let again = merged.min(self.owned.len().saturating_sub(1));
+            for item in queued {
+                self.detached_work.extend(std::iter::repeat_n(item, 1 + again));
+            }
+        }
+        self.merged_inserts.retain(|item| !detached(item));
+        if self.whole_calls {
+            self.detached_shrinks.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
         }
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
@@ -442,6 +521,7 @@ impl Mbcache2Model {
     fn run_work(&mut self) -> Outcome {
         let bits = self.bucket_bits;
         let mut freed = 0;
+        self.merged_inserts.clear();
         for (fs, generation) in std::mem::take(&mut self.work) {
             if let Some(cache) = self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
                 let nr = cache.max_entries / SHRINK_DIVISOR;
@@ -457,6 +537,7 @@ impl Mbcache2Model {
         }
         self.next_generation += 1;
         self.fss[fs].cache = Some(Cache::new(self.next_generation, self.bucket_bits));
+        self.detached_shrinks.retain(|&f| f != fs);
         Outcome::Done
     }
 
@@ -547,54 +628,104 @@ impl Mbcache2Model {
             }
             // The kworker ran or found nothing: a rerun that claimed a merging item is over.
             self.merging.clear();
+            let evicted = runs.iter().flat_map(|steps| steps.iter()).filter(|step| step.evicted).count();
+            if evicted > 0 {
+                self.last_run_evicted = evicted as u64;
+            }
         }
-        let (bits, mut item, touched) = (self.bucket_bits, None, self.just_touched.take());
+        let (mut item, touched) = (None, self.just_touched.take());
         for (run, steps) in runs.into_iter().enumerate() {
             let mut steps = steps.iter();
             match *op {
-                Op::Shrink { fs, nr, .. } => {
-                    let fs = usize::from(fs) % self.fss.len();
-                    let cache = self.cache(fs).ok_or("a scan of an unmounted filesystem")?;
-                    cache.scan(&mut steps, u64::from(nr), bits, true, touched)?;
-                }
+                Op::Shrink { fs, nr, .. } => self.shrink_scan(usize::from(fs), nr, &mut steps, touched)?,
                 _ if self.work.is_empty() && run == 0 => {
-                    // A run of an item a lazy unmount detached (see `detached_work`).
-                    if !steps.as_slice().is_empty() && !self.detached_work.is_empty() {
-                        self.detached_work.remove(0);
+                    if steps.as_slice().is_empty() {
+                        // An idle kworker.
+                    } else if !self.detached_work.is_empty() {
+                        // A run of an item a lazy unmount detached (see `detached_work`).
+                        item = Some(self.detached_work.remove(0));
                         steps.by_ref().for_each(drop);
-                    }
-                }
-                _ => {
-                    // A rerun with nothing queued here runs the first run's item again, owed to a
-                    // later schedule_work() (see `work_credits`).
-                    if self.work.is_empty() {
-                        self.work_credits.extend(item);
                     } else {
-                        let took = self.work.remove(0);
-                        if !self.taken.contains(&took) {
-                            self.taken.push(took);
-                        }
-                        item = Some(took);
-                        if let Some(at) = self.maybe_merged.iter().position(|&m| Some(m) == item) {
-                            self.maybe_merged.remove(at);
-                        }
-                    }
-                    let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
-                    match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
-                        Some(cache) => {
-                            let nr = cache.max_entries / SHRINK_DIVISOR;
-                            cache.scan(&mut steps, nr, bits, false, touched.filter(|_| run == 0))?;
-                        }
-                        // The item's filesystem was unmounted: its cache is gone (`detached_work`).
-                        None => steps.by_ref().for_each(drop),
+                        // A run of the item an insert not yet ordered scheduled (`early_runs`).
+                        item = Some(self.early_run(&mut steps, touched)?);
                     }
                 }
+                _ if item
+                    .is_some_and(|(fs, g)| self.fss[fs].cache.as_ref().is_none_or(|c| c.generation != g)) =>
+                {
+                    // A rerun of a detached item: an insert in flight at the unmount queued it again
+                    // while it ran (`detached_work`); no later insert can.
+                    let at = self.detached_work.iter().position(|&queued| Some(queued) == item);
+                    self.detached_work.remove(at.ok_or(
+                        "the shrink work ran again on a detached cache, but was never queued again",
+                    )?);
+                    steps.by_ref().for_each(drop);
+                }
+                _ => self.queued_run(&mut steps, &mut item, touched.filter(|_| run == 0))?,
             }
             if let Some(step) = steps.next() {
                 return Err(format!("the scan went on to {}:{} past its steps", step.key, step.value));
             }
         }
         Ok(())
+    }
+
+    /// Whole calls: a `Shrink`'s one scan of `fs`, or of its detached cache when the scan was in
+    /// flight at a lazy unmount (`detached_shrinks`, unjudged).
+    fn shrink_scan(
+        &mut self,
+        fs: usize,
+        nr: u8,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        touched: Option<u64>,
+    ) -> Result<(), String> {
+        let (fs, bits) = (fs % self.fss.len(), self.bucket_bits);
+        match self.fss[fs].cache.as_mut() {
+            Some(cache) => cache.scan(steps, u64::from(nr), bits, true, touched),
+            None => {
+                let at = self.detached_shrinks.iter().position(|&f| f == fs);
+                self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
+                steps.by_ref().for_each(drop);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whole calls: a shrink work run of the first item queued here (`item` becomes it), or a
+    /// rerun of `item` with nothing queued here, owed to a later `schedule_work()` (see
+    /// `work_credits`).
+    fn queued_run(
+        &mut self,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        item: &mut Option<(usize, u64)>,
+        touched: Option<u64>,
+    ) -> Result<(), String> {
+        if self.work.is_empty() {
+            self.work_credits.extend(*item);
+        } else {
+            let took = self.work.remove(0);
+            self.merged_inserts.retain(|&merged| merged != took);
+            if !self.taken.contains(&took) {
+                self.taken.push(took);
+            }
+            *item = Some(took);
+            if let Some(at) = self.maybe_merged.iter().position(|&m| m == took) {
+                self.maybe_merged.remove(at);
+            }
+        }
+        let (fs, generation) = item.ok_or("the shrink work ran again, but was never queued")?;
+        let bits = self.bucket_bits;
+        match self.fss[fs].cache.as_mut().filter(|c| c.generation == generation) {
+            Some(cache) => {
+                let nr = cache.max_entries / SHRINK_DIVISOR;
+                cache.scan(steps, nr, bits, false, touched)
+            }
+            // The item's filesystem was unmounted: its cache is gone (`detached_work`).
+            None => {
+                steps.by_ref().for_each(drop);
+                Ok(())
+            }
+        }
     }
 
     /// Whole calls: an idle `RunWork` (no steps) where everything queued here is
@@ -610,7 +741,59 @@ impl Mbcache2Model {
         self.work.clear();
         self.maybe_merged.clear();
         self.merging.clear();
+        self.merged_inserts.clear();
         true
+    }
+
+    /// Whole calls: a `RunWork` with steps and nothing queued here ran the item an insert not
+    /// yet ordered scheduled before hashing its entry (see `early_runs`): the first mounted
+    /// cache past `c_max_entries` its steps fit, a debt of that cache's next insert.
+    fn early_run(
+        &mut self,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        touched: Option<u64>,
+    ) -> Result<(usize, u64), String> {
+        if self.early_runs.len() + 1 >= self.owned.len() {
+            return Err(format!(
+                "the shrink work ran, but was never queued (runs owed: {:?})",
+                self.early_runs
+            ));
+        }
+        let bits = self.bucket_bits;
+        let mut why = "the shrink work ran, but was never queued".to_string();
+        for fs in 0..self.fss.len() {
+            let Some(cache) = self.fss[fs].cache.as_ref() else { continue };
+            // An insert ordered earlier may have read the count past the limit (`stale_schedules`).
+            let stale = self.stale_schedules.contains(&(fs, cache.generation));
+            if (cache.lru.len() as u64) < cache.max_entries && !stale {
+                why = format!(
+                    "the shrink work ran, but was never queued (and no insert queues it with {} of {} entries)",
+                    cache.lru.len(),
+                    cache.max_entries
+                );
+                continue;
+            }
+            let (mut tried, mut left) = (cache.clone(), steps.clone());
+            let nr = tried.max_entries / SHRINK_DIVISOR;
+            match tried.scan(&mut left, nr, bits, false, touched) {
+                Ok(()) if left.as_slice().is_empty() => {
+                    let item = (fs, tried.generation);
+                    self.fss[fs].cache = Some(tried);
+                    *steps = left;
+                    match self.stale_schedules.iter().position(|&stale| stale == item) {
+                        Some(at) => drop(self.stale_schedules.remove(at)),
+                        None => self.early_runs.push(item),
+                    }
+                    if !self.taken.contains(&item) {
+                        self.taken.push(item);
+                    }
+                    return Ok(item);
+                }
+                Ok(()) => why = "the shrink work ran, but was never queued".to_string(),
+                Err(err) => why = err,
+            }
+        }
+        Err(why)
     }
 
     /// What a whole call does differently (`whole_calls`); None for the other operations. A
@@ -639,7 +822,12 @@ impl Mbcache2Model {
             Op::XattrRelease { block, .. } => {
                 let at = usize::from(block) % self.owned[task].len();
                 let (_, block) = self.owned[task].remove(at);
+                let key = self.fss[fs].blocks[block as usize].2;
                 let _ = self.release(fs, block);
+                let freed = !self.fss[fs].blocks[block as usize].0;
+                if let (true, Some(cache)) = (freed, self.cache(fs)) {
+                    cache.claimed.push((task, key, block));
+                }
                 Outcome::Done
             }
             Op::Get { block, .. } => {
@@ -795,6 +983,11 @@ impl Reference for Mbcache2Model {
             maybe_merged: Vec::new(),
             taken: Vec::new(),
             detached_work: Vec::new(),
+            merged_inserts: Vec::new(),
+            early_runs: Vec::new(),
+            detached_shrinks: Vec::new(),
+            last_run_evicted: 0,
+            stale_schedules: Vec::new(),
         };
         for fs in 0..model.fss.len() {
             model.mount(fs);
@@ -802,6 +995,8 @@ impl Reference for Mbcache2Model {
                 let _ = model.xattr_new(fs, prefill_key(index, bucket_bits));
             }
         }
+        // The mount's inserts ran alone: none is in flight at an unmount.
+        model.merged_inserts.clear();
         model
     }
 
@@ -809,12 +1004,27 @@ impl Reference for Mbcache2Model {
         if !matches!(op, Op::Shrink { .. } | Op::RunWork) {
             self.just_touched = None;
         }
+        if let Some(task) = self.op_task(op) {
+            for cache in self.fss.iter_mut().filter_map(|fs| fs.cache.as_mut()) {
+                cache.claimed.retain(|&(claimer, ..)| claimer != task);
+            }
+        }
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
             return self.new_block(task, fs, u32::from(*key), actual);
         }
         if let (true, Op::Shrink { .. } | Op::RunWork) = (self.whole_calls, op) {
             return self.scanned(op, actual);
+        }
+        if let Op::Umount { fs } = op {
+            let fs = usize::from(*fs) % self.fss.len();
+            let generation = self.fss[fs].cache.as_ref().map(|cache| cache.generation);
+            if self.early_runs.iter().any(|&(f, g)| f == fs && Some(g) == generation) {
+                // The insert a run is owed to started before the detach: ordered before this.
+                return Err(
+                    "unmounted before the insert a shrink work run is owed to (`early_runs`)".to_string()
+                );
+            }
         }
         if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
@@ -836,6 +1046,17 @@ impl Reference for Mbcache2Model {
         }
         let waiting: Vec<usize> = (0..self.parked.len()).filter(|&t| self.parked[t].is_some()).collect();
         Err(format!("expected {expect:?} (tasks waiting for an unused entry: {waiting:?})"))
+    }
+
+    /// Every shrink work run allowed on credit (`early_runs`) was paid by the insert that
+    /// scheduled it.
+    fn finish(&self) -> Result<(), String> {
+        match self.early_runs.as_slice() {
+            [] => Ok(()),
+            owed => Err(format!(
+                "the shrink work ran with nothing queued, and no insert ordered after scheduled it (items {owed:?})"
+            )),
+        }
     }
 }
 
@@ -876,5 +1097,95 @@ mod tests {
         assert!(model.clone().check(&find, &Outcome::Shared { block: 2, count: 2 }).is_err(), "evicted");
         model.check(&shrink(1), &scanned(vec![step(1, 1, true)])).expect("block 1's entry heads the LRU");
         assert!(model.check(&Op::RunWork, &scanned(vec![step(0, 0, true)])).is_err(), "no work is queued");
+    }
+
+    /// Whole calls on a cache of 48 prefilled blocks, past `c_max_entries` (32): the shrink work
+    /// is queued.
+    fn full() -> Mbcache2Model {
+        let config = Mbcache2Config { whole_calls: true, prefill: 48, ..Mbcache2Config::fixed() };
+        Mbcache2Model::new(&config)
+    }
+
+    /// A shrink work run evicting prefilled blocks `from` and `from + 1` (two steps: 32 / 16).
+    fn run(from: u16) -> Outcome {
+        let evicted = |block: u16| step(prefill_key(block, 1), u64::from(block), true);
+        Outcome::Scanned(vec![evicted(from), evicted(from + 1)])
+    }
+
+    #[test]
+    fn a_run_with_nothing_queued_is_owed_to_the_next_insert_which_must_come_before_unmount_and_end() {
+        let mut model = full();
+        model.check(&Op::RunWork, &run(0)).expect("the prefill queued the work");
+        assert!(model.finish().is_ok(), "nothing owed");
+        model.check(&Op::RunWork, &run(2)).expect("an insert in flight scheduled it before hashing");
+        assert_eq!(model.finish().map_err(|_| ()), Err(()), "no insert paid for the run");
+        let umount = Op::Umount { fs: 0 };
+        assert!(
+            model.clone().check(&umount, &Outcome::Done).is_err(),
+            "the insert started before the detach"
+        );
+        model.check(&Op::RunWork, &run(4)).expect("a second insert in flight (three tasks)");
+        assert!(model.clone().check(&Op::RunWork, &run(6)).is_err(), "a third: only two other tasks");
+        let insert = |task| Op::XattrNew { task, fs: 0, key: 3 };
+        model.check(&insert(1), &Outcome::Block(48)).expect("pays one run");
+        assert!(model.finish().is_err(), "one run still owed");
+        model.check(&insert(2), &Outcome::Block(49)).expect("pays the other");
+        assert!(model.finish().is_ok(), "both paid");
+        model.check(&umount, &Outcome::Done).expect("nothing owed at the unmount");
+    }
+
+    #[test]
+    fn a_lazy_unmount_lets_each_insert_that_merged_into_the_queued_work_queue_it_once_more() {
+        let umount = Op::Umount { fs: 0 };
+        let mut alone = full();
+        alone.check(&umount, &Outcome::Done).expect("no call in flight");
+        alone.check(&Op::RunWork, &run(0)).expect("the queued item runs on the detached cache");
+        assert!(alone.check(&Op::RunWork, &run(2)).is_err(), "no insert could have queued it again");
+        let mut merged = full();
+        let insert = Op::XattrNew { task: 0, fs: 0, key: 3 };
+        merged.check(&insert, &Outcome::Block(48)).expect("merges into the queued work");
+        merged.check(&umount, &Outcome::Done).expect("the insert is ordered before the detach");
+        merged.check(&Op::RunWork, &run(0)).expect("the queued item");
+        merged.check(&Op::RunWork, &run(2)).expect("queued again by the insert in flight");
+        assert!(merged.check(&Op::RunWork, &run(4)).is_err(), "one insert queues it once");
+    }
+
+    #[test]
+    fn after_a_lazy_unmount_a_rerun_needs_an_insert_in_flight_and_each_other_task_one_scan() {
+        let (umount, insert) = (Op::Umount { fs: 0 }, Op::XattrNew { task: 0, fs: 0, key: 3 });
+        let reran = || {
+            let Outcome::Scanned(first) = run(0) else { unreachable!() };
+            let Outcome::Scanned(second) = run(2) else { unreachable!() };
+            Outcome::Reran(vec![first, second])
+        };
+        let mut alone = full();
+        alone.check(&umount, &Outcome::Done).expect("no call in flight");
+        assert!(alone.clone().check(&Op::RunWork, &reran()).is_err(), "nothing queued it again");
+        let shrink = Op::Shrink { task: 1, fs: 0, nr: 1 };
+        let scanned = Outcome::Scanned(vec![step(0, 0, true)]);
+        alone.check(&shrink, &scanned).expect("a scan in flight at the detach");
+        alone.check(&shrink, &scanned).expect("another task's");
+        assert!(alone.check(&shrink, &scanned).is_err(), "three tasks: two other than the unmount's");
+        let mut merged = full();
+        merged.check(&insert, &Outcome::Block(48)).expect("merges into the queued work");
+        merged.check(&umount, &Outcome::Done).expect("the insert is ordered before the detach");
+        merged.check(&Op::RunWork, &reran()).expect("queued again during the run, by the insert in flight");
+    }
+
+    #[test]
+    fn a_scan_may_keep_the_entry_a_release_claimed_until_the_releasing_task_moves_on() {
+        let mut model = full();
+        model.check(&Op::XattrNew { task: 0, fs: 0, key: 3 }, &Outcome::Block(48)).expect("a new block");
+        model
+            .check(&Op::XattrRelease { task: 0, fs: 0, block: 0 }, &Outcome::Done)
+            .expect("its last reference");
+        let shrink = Op::Shrink { task: 1, fs: 0, nr: 1 };
+        let met = |evicted| Outcome::Scanned(vec![step(3, 48, evicted)]);
+        assert!(model.clone().check(&shrink, &met(false)).is_ok(), "kept: the release claimed it");
+        assert!(model.clone().check(&shrink, &met(true)).is_err(), "the shrinker cannot claim it too");
+        model
+            .check(&Op::XattrFind { task: 0, fs: 0, key: 2 }, &Outcome::Failed(Errno::ENOENT))
+            .expect("no key 2");
+        assert!(model.check(&shrink, &met(false)).is_err(), "the release ended before the task's next call");
     }
 }

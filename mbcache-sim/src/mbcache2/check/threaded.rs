@@ -36,7 +36,7 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Four kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Nine kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
@@ -45,9 +45,21 @@
 //!   claims the item, so an idle kworker ordered after may find nothing (case seed 7003753);
 //! - `mb_cache_entry_create()` calls `schedule_work()` before its insert, so the first insert
 //!   ordered after a kworker took the item may have been covered by that run (case seed 7004638);
-//! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, so a share's
-//!   touch and put between them leave the entry it just referenced evicted (case seed 200000,
-//!   last session's unexplained failure: "a find shares a block every ordering evicts first").
+//! - the other way round, a kworker may run the item before the insert that scheduled it hashes
+//!   its entry: a run with nothing queued is owed to a later insert, and must be paid before
+//!   the unmount and the case's end (`Reference::finish`; case seed 9677);
+//! - an insert in flight across a lazy unmount is ordered before it, but may queue the work
+//!   again after a kworker took it: the detached item may run (or rerun) once more per such
+//!   insert (case seeds 8005756, 9002097);
+//! - a shrinker scan in flight at the detach goes on with the detached cache, unjudged, one per
+//!   other task (case seed 11001046);
+//! - a release claims its entry (finds pass it over) before it unlists it, so a scan in
+//!   between keeps it (case seed 9002599);
+//! - an insert may read the entry count before the scan of a run ordered before it (case seed
+//!   11018796);
+//! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
+//!   step, so a share's touch and put between them leave the entry it just referenced evicted
+//!   (case seeds 200000 and 10155).
 //!
 //! Each filesystem starts with [`THREADED_PREFILL`] blocks no task owns
 //! (`Mbcache2Config::prefill`), so the cache is past `c_max_entries`: every insert queues the
