@@ -100,52 +100,11 @@ fn the_teaching_scenarios_tell_their_stories() {
     assert_eq!(names, ["reuse-vs-release", "release-waits-for-reuser", "shrink-work-vs-destroy"]);
 }
 
-/// The case a `--threads 3 --seconds 240` campaign on merged main found at seed 7003753 and
-/// shrank to 10 operations, with its recorded schedule (artifact
-/// `mbcache2-threaded-seed7003753.ksim.json`). A kworker (thread 1) takes the shrink work the
-/// prefill queued and scans; thread 2's shrinker evicts the LRU's new head meanwhile (so every
-/// order puts that run before it); then two inserts schedule the work: the first queues it again
-/// (its pending bit cleared when the run started), the second finds it pending and merges; thread
-/// 2's kworker hands the item to thread 1's (`Deferred`), which reruns it; thread 1's next
-/// kworker finds nothing. The reference once let only one `schedule_work()` merge into the rerun,
-/// so the second queued an item the last `RunWork` should have run: a false mismatch. Thread 0's
-/// four finds each yield once at `ext4_sb_bread()` since session 9, four more decisions in its
-/// first run of the schedule (`1111` inserted there).
-const SEED_7003753_CONFIG: &str = r#"{"blocks": 128, "bucket_bits": 1, "filesystems": 1, "fixes": ["limit-cache-size", "reusable-flag", "e-referenced-to-tail", "dont-reclaim-used", "delete-or-get", "atomic-entry-flags", "cancel-shrink-work", "auto-delete-on-free", "create-holds-ref"], "held_max": 3, "keys": 4, "prefill": 0, "preset": "linux-7.1", "refcount_max": 3, "tasks": 3, "whole_calls": false}"#;
-const SEED_7003753: &str = r#"{
-  "prefix": [],
-  "threads": [
-    [{"XattrFind": {"fs": 0, "key": 1, "task": 0}}, {"XattrFind": {"fs": 0, "key": 0, "task": 0}}, {"XattrFind": {"fs": 0, "key": 0, "task": 0}}, {"XattrFind": {"fs": 0, "key": 1, "task": 0}}, {"XattrNew": {"fs": 0, "key": 2, "task": 0}}],
-    ["RunWork", "RunWork"],
-    [{"Shrink": {"fs": 0, "nr": 1, "task": 2}}, {"XattrNew": {"fs": 0, "key": 2, "task": 2}}, "RunWork"]
-  ],
-  "scheduler": {"Replay": {"schedule": "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001111111111111111111111111111111111122222133111222221223333111111111111111211111111122223311223311111323333222333331111122112222221112222223311111133133331133331111311113111131333113331131333131111333333333111111111111112222222222222222222222222222022222222222222222222222000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"}}
-}"#;
-
-/// How to get the seed-7003753 case back from a campaign.
-const SEED_7003753_REPLAY: &str = "replay: cargo test -p ksim-tests --test main -- \
-     mbcache2::threaded::a_schedule_work_merged (the case and schedule above; the campaign's \
-     artifact mbcache2-threaded-seed7003753.ksim.json replays with ksim replay FILE)";
-
-/// The seed-7003753 case on its recorded schedule: the rerun and the merged `schedule_work()`
-/// happen (`shrink-work-collided`, `shrink-work-rerun`), and the last kworker's empty run passes.
-#[test]
-fn a_schedule_work_merged_into_a_pending_rerun_leaves_the_next_kworker_idle() {
-    let config: Mbcache2Config = serde_json::from_str(SEED_7003753_CONFIG).expect("config");
-    let case: ThreadedCase<Op> = serde_json::from_str(SEED_7003753).expect("case");
-    let options = ThreadedOptions { steps_max: 20_000, ..ThreadedOptions::new(3) };
-    let report = threaded::run_case::<Mbcache2Subject>(&config, 7_003_753, &case, &options);
-    assert_eq!(report.violation(), None, "{SEED_7003753_REPLAY}");
-    for mark in ["shrink-work-collided", "shrink-work-rerun"] {
-        assert!(
-            report.coverage.contains(mark),
-            "the schedule no longer reaches {mark}; {SEED_7003753_REPLAY}"
-        );
-    }
-}
+/// The configuration `ksim fuzz mbcache2 --threads 3` ran the case below with.
+const SEED_7004638_CONFIG: &str = r#"{"blocks": 128, "bucket_bits": 1, "filesystems": 1, "fixes": ["limit-cache-size", "reusable-flag", "e-referenced-to-tail", "dont-reclaim-used", "delete-or-get", "atomic-entry-flags", "cancel-shrink-work", "auto-delete-on-free", "create-holds-ref"], "held_max": 3, "keys": 4, "prefill": 0, "preset": "linux-7.1", "refcount_max": 3, "tasks": 3, "whole_calls": false}"#;
 
 /// The case a `--threads 3 --seconds 240 --seed 7000000` campaign found at seed 7004638 once the
-/// seed-7003753 window was declared, shrunk to 6 operations, with its recorded schedule: thread
+/// seed-7003753 window (`reference_windows.rs`) was declared, shrunk to 6 operations, with its recorded schedule: thread
 /// 1's insert calls `schedule_work()` first (the prefill's item still pending: merged), thread
 /// 0's kworker takes that item and scans, thread 0's find of key 1 sees nothing, then thread 1's
 /// insert puts its key-1 entry in, and thread 1's kworker finds nothing queued. The insert is
@@ -164,7 +123,7 @@ const SEED_7004638: &str = r#"{
 fn an_insert_that_scheduled_the_work_before_a_kworker_took_it_queues_nothing_after() {
     let replay = "replay: cargo test -p ksim-tests --test main -- mbcache2::threaded::an_insert_that; \
                   ksim fuzz mbcache2 --threads 3 --seed 7004638 --cases 1 found it";
-    let config: Mbcache2Config = serde_json::from_str(SEED_7003753_CONFIG).expect("config");
+    let config: Mbcache2Config = serde_json::from_str(SEED_7004638_CONFIG).expect("config");
     let case: ThreadedCase<Op> = serde_json::from_str(SEED_7004638).expect("case");
     let options = ThreadedOptions { steps_max: 20_000, ..ThreadedOptions::new(3) };
     let report = threaded::run_case::<Mbcache2Subject>(&config, 7_004_638, &case, &options);
