@@ -165,47 +165,72 @@ impl ExitReport {
     }
 }
 
+/// The lock class of a new signal_struct's stats lock: `sighand->siglock` once group stats moved
+/// under it, `sig->stats_lock` before.
+pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
+    if fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
+        "&sighand->siglock"
+    } else {
+        "&sig->stats_lock"
+    }
+}
+
+/// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
+fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
+    let mut checked = fixes;
+    for name in audit {
+        if let Some((index, _)) =
+            <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name)
+        {
+            checked.set(crate::fixes::FIX_IDS[index], true);
+        }
+    }
+    checked
+}
+
+/// init_task: pid 1 in the root namespaces, root with CAP_NET_ADMIN, in cgroup "/", on CPU 0;
+/// its signal lock of lock class `class`.
+fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
+    let numbers = table.alloc_numbers(0);
+    Task {
+        pid: 1,
+        tgid: 1,
+        numbers,
+        user_ns: 0,
+        uid: 0,
+        gid: 0,
+        cap_net_admin: true,
+        real_parent: 0,
+        cpu: 0,
+        comm: comm_for(1),
+        start_ns: sim.now_ns(),
+        cgroup: 0,
+        state: TaskState::Running,
+        exit_code: 0,
+        exit_state: ExitState::None,
+        signal: Signal::new(class),
+        parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
+        delays: Some(TaskDelays::new()),
+        usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
+        sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+        mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
+    }
+}
+
 impl Taskstats {
     /// taskstats_init_early() + taskstats_init(): caches, per-CPU lists, the family; and a
     /// world with init (pid 1, root, CAP_NET_ADMIN) in cgroup "/", a second cgroup "/work".
     pub fn new(sim: &Sim, fixes: Fixes, params: Params) -> Taskstats {
         let cpus = params.cpus.clamp(1, NR_CPUS);
         let params = Params { cpus, ..params };
-        let class = if fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
-            "&sighand->siglock"
-        } else {
-            "&sig->stats_lock"
-        };
+        let class = signal_lock_class(fixes);
         let mut table = TaskTable {
             pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups: vec!["/", "/work"],
             ..TaskTable::default()
         };
-        let numbers = table.alloc_numbers(0);
-        let init = Task {
-            pid: 1,
-            tgid: 1,
-            numbers,
-            user_ns: 0,
-            uid: 0,
-            gid: 0,
-            cap_net_admin: true,
-            real_parent: 0,
-            cpu: 0,
-            comm: comm_for(1),
-            start_ns: sim.now_ns(),
-            cgroup: 0,
-            state: TaskState::Running,
-            exit_code: 0,
-            exit_state: ExitState::None,
-            signal: Signal::new(class),
-            parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
-            delays: Some(TaskDelays::new()),
-            usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
-            sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
-            mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
-        };
+        let init = init_task(sim, &mut table, class);
         {
             let cx = sim.cx("taskstats_init", 0);
             let mut inner = init.signal.lock.lock_irqsave(&cx);
@@ -218,17 +243,8 @@ impl Taskstats {
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
         pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));
-        // The fixes whose invariants are checked: those on and those audited, by name once.
-        let mut checked = fixes;
-        for name in &params.audit {
-            if let Some((index, _)) =
-                <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name)
-            {
-                checked.set(crate::fixes::FIX_IDS[index], true);
-            }
-        }
         Taskstats {
-            checked,
+            checked: checked_fixes(fixes, &params.audit),
             pid_hash,
             current: std::sync::RwLock::new(BTreeMap::from([(1, init)])),
             fixes,

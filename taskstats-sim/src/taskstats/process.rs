@@ -221,12 +221,6 @@ impl Taskstats {
     /// built field by field inside the one tasklist_lock section that hashes it, as
     /// copy_process() does.
     pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
-        let sim = cx.sim();
-        let class = if self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS) {
-            "&sighand->siglock"
-        } else {
-            "&sig->stats_lock"
-        };
         let mut kind = kind;
         let delays = self.delayacct_tsk_init(cx);
         let sighand_detached = Arc::new(AtomicBool::new(false));
@@ -237,55 +231,7 @@ impl Taskstats {
         }
         let (pid, signal, thread) = {
             let mut t = self.tasks.write_lock_irq(cx);
-            if t.tasks.len() >= self.params.tasks_max {
-                return Err(Errno::EAGAIN);
-            }
-            let p = self.current(cx).ok_or(Errno::ESRCH)?;
-            let (pid_ns, user_ns, uid, cap) = child_namespaces(&mut t, &p, kind);
-            let numbers = t.alloc_numbers(pid_ns);
-            let pid = numbers[0].1;
-            let thread = kind == ForkKind::Thread;
-            let signal = if thread { p.signal.clone() } else { Signal::new(class) };
-            let mm = copy_mm(cx, &p, thread, pid);
-            let real_parent = if thread { p.real_parent } else { p.tgid };
-            let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
-            let task = Task {
-                pid,
-                tgid: if thread { p.tgid } else { pid },
-                numbers,
-                user_ns,
-                uid,
-                gid: uid,
-                cap_net_admin: cap,
-                real_parent,
-                parent,
-                cpu: p.cpu,
-                comm: comm_for(pid),
-                start_ns: sim.now_ns(),
-                cgroup: p.cgroup,
-                state: TaskState::Running,
-                exit_code: 0,
-                exit_state: ExitState::None,
-                signal: signal.clone(),
-                delays,
-                usage: Task::new_usage(cx, pid),
-                sighand_detached,
-                mm: TaskMm::new(mm),
-            };
-            if task.delays.is_none() {
-                cx.note(format!(
-                    "delayacct_tsk_init: kmem_cache_zalloc failed; pid {pid} runs with delays == NULL"
-                ));
-            }
-            if !thread {
-                let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
-                t.files.insert(pid, files);
-            }
-            t.tasks.insert(pid, Arc::new(task));
-            self.publish_pid_hash(cx, &t);
-            // The child's `current`, for when it runs (after wake_up_new_task()).
-            self.current_changed(&t, pid, true);
-            (pid, signal, thread)
+            self.copy_process_hashed(cx, &mut t, kind, delays, sighand_detached)?
         };
         {
             let mut inner = signal.lock.lock_irqsave(cx);
@@ -302,6 +248,69 @@ impl Taskstats {
         let words = [fork_kind_word(kind), u64::from(pid)];
         crate::task::trace_point(cx, &COPY_PROCESS, words, || format!("fork {kind:?}: pid {pid}"));
         Ok(pid)
+    }
+
+    /// The part of copy_process() under `tasklist_lock` (held as `t`): the task limit
+    /// (`EAGAIN`), the parent (`ESRCH` without one), the child's namespaces, ids, signal_struct
+    /// (shared by a thread), mm and files, hashed and published; returns (pid, signal, thread).
+    fn copy_process_hashed(
+        &self,
+        cx: &Cx,
+        t: &mut TaskTable,
+        kind: ForkKind,
+        delays: Option<Arc<TaskDelays>>,
+        sighand_detached: Arc<AtomicBool>,
+    ) -> Result<(u32, Arc<Signal>, bool), Errno> {
+        let class = signal_lock_class(self.fixes);
+        if t.tasks.len() >= self.params.tasks_max {
+            return Err(Errno::EAGAIN);
+        }
+        let p = self.current(cx).ok_or(Errno::ESRCH)?;
+        let (pid_ns, user_ns, uid, cap) = child_namespaces(t, &p, kind);
+        let numbers = t.alloc_numbers(pid_ns);
+        let pid = numbers[0].1;
+        let thread = kind == ForkKind::Thread;
+        let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+        let mm = copy_mm(cx, &p, thread, pid);
+        let real_parent = if thread { p.real_parent } else { p.tgid };
+        let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
+        let task = Task {
+            pid,
+            tgid: if thread { p.tgid } else { pid },
+            numbers,
+            user_ns,
+            uid,
+            gid: uid,
+            cap_net_admin: cap,
+            real_parent,
+            parent,
+            cpu: p.cpu,
+            comm: comm_for(pid),
+            start_ns: cx.sim().now_ns(),
+            cgroup: p.cgroup,
+            state: TaskState::Running,
+            exit_code: 0,
+            exit_state: ExitState::None,
+            signal: signal.clone(),
+            delays,
+            usage: Task::new_usage(cx, pid),
+            sighand_detached,
+            mm: TaskMm::new(mm),
+        };
+        if task.delays.is_none() {
+            cx.note(format!(
+                "delayacct_tsk_init: kmem_cache_zalloc failed; pid {pid} runs with delays == NULL"
+            ));
+        }
+        if !thread {
+            let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
+            t.files.insert(pid, files);
+        }
+        t.tasks.insert(pid, Arc::new(task));
+        self.publish_pid_hash(cx, t);
+        // The child's `current`, for when it runs (after wake_up_new_task()).
+        self.current_changed(t, pid, true);
+        Ok((pid, signal, thread))
     }
 
     /// copy_process()'s error path after copy_signal() for a CLONE_THREAD child (a later step,
