@@ -74,24 +74,8 @@ impl MbcacheModel {
                 return self.find_first_threaded(task, cache, index, device, key, &actual.result)
             }
             Op::FindNext { handle } => return self.find_next_threaded(task, handle, &actual.result),
-            Op::Dup { handle } => match pick_among(handle, &self.held(own)) {
-                None => OpResult::Skipped,
-                Some(_) if self.config.fixes.on(TAKEOUT_DUP_REMOVED) => OpResult::Errno(Errno::ENOSYS),
-                Some(at) => {
-                    let held = self.handles[at].clone();
-                    self.entries.get_mut(&held.serial).expect("entry").used += 1;
-                    self.handles.push(held.clone());
-                    OpResult::Entry(Some(held.serial))
-                }
-            },
-            Op::Takeout { handle } => match pick_among(handle, &self.held(own)) {
-                None => OpResult::Skipped,
-                Some(_) if self.config.fixes.on(TAKEOUT_DUP_REMOVED) => OpResult::Errno(Errno::ENOSYS),
-                Some(at) => {
-                    self.unhash(self.handles[at].serial);
-                    OpResult::Done
-                }
-            },
+            Op::Dup { handle } => self.dup_threaded(task, handle),
+            Op::Takeout { handle } => self.takeout_threaded(task, handle),
             Op::Free { handle } => {
                 let exclusive = self.exclusive();
                 match pick_among(handle, &self.held(|h| own(h) && (h.writer || !exclusive))) {
@@ -117,6 +101,32 @@ impl MbcacheModel {
             }
             Op::XattrSet { .. } | Op::XattrDelete { .. } => return self.expect(op, &actual.result),
         })
+    }
+
+    /// `mb_cache_entry_dup` of one of `task`'s handles (ENOSYS once the call was removed).
+    fn dup_threaded(&mut self, task: u32, handle: u8) -> OpResult {
+        match pick_among(handle, &self.held(|h| h.task == task)) {
+            None => OpResult::Skipped,
+            Some(_) if self.config.fixes.on(TAKEOUT_DUP_REMOVED) => OpResult::Errno(Errno::ENOSYS),
+            Some(at) => {
+                let held = self.handles[at].clone();
+                self.entries.get_mut(&held.serial).expect("entry").used += 1;
+                self.handles.push(held.clone());
+                OpResult::Entry(Some(held.serial))
+            }
+        }
+    }
+
+    /// `mb_cache_entry_takeout` of one of `task`'s handles (ENOSYS once the call was removed).
+    fn takeout_threaded(&mut self, task: u32, handle: u8) -> OpResult {
+        match pick_among(handle, &self.held(|h| h.task == task)) {
+            None => OpResult::Skipped,
+            Some(_) if self.config.fixes.on(TAKEOUT_DUP_REMOVED) => OpResult::Errno(Errno::ENOSYS),
+            Some(at) => {
+                self.unhash(self.handles[at].serial);
+                OpResult::Done
+            }
+        }
     }
 
     /// Whether thread `task` may run `op` now: not after its inferred end, and after an inferred

@@ -857,17 +857,7 @@ impl Mbcache2Model {
             Op::Mount { fs } => self.mount(f(fs)),
             Op::Umount { fs } => self.umount(f(fs)),
             Op::XattrNew { fs, key, .. } => self.xattr_new(f(fs), u32::from(key)),
-            Op::XattrFind { task, fs, key } => {
-                let (task, fs) = (t(task), f(fs));
-                if self.held[task].len() >= self.held_max {
-                    return Outcome::Nothing;
-                }
-                if self.fss[fs].cache.is_none() {
-                    return Outcome::Failed(Errno::ENODEV);
-                }
-                let found = self.find(fs, None, u32::from(key));
-                self.hold(task, fs, found)
-            }
+            Op::XattrFind { task, fs, key } => self.xattr_find(t(task), f(fs), u32::from(key)),
             Op::XattrFindNext { task, index } => {
                 let task = t(task);
                 let Some((fs, id)) = self.take(task, index) else { return Outcome::Nothing };
@@ -876,32 +866,9 @@ impl Mbcache2Model {
                 self.hold(task, fs, found)
             }
             Op::XattrReuse { task, index } => self.reuse(t(task), index),
-            Op::XattrRelease { task, fs, block } => {
-                let (task, fs) = (t(task), f(fs));
-                if self.fss[fs].cache.is_none() {
-                    return Outcome::Failed(Errno::ENODEV);
-                }
-                let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
-                let releasing = self.parked.iter().flatten().any(|&(f, b, _)| f == fs && b == block);
-                if !self.held[task].is_empty() || releasing {
-                    return Outcome::Nothing;
-                }
-                if let Some(oe) = self.release(fs, block) {
-                    self.parked[task] = Some((fs, block, oe));
-                }
-                Outcome::Done
-            }
+            Op::XattrRelease { task, fs, block } => self.xattr_release(t(task), f(fs), block),
             Op::Get { task, fs, block } => self.get(t(task), f(fs), block),
-            Op::XattrRead { fs, block, .. } => {
-                let fs = f(fs);
-                if self.fss[fs].cache.is_none() {
-                    return Outcome::Failed(Errno::ENODEV);
-                }
-                let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
-                let (_, count, key) = self.fss[fs].blocks[block as usize];
-                let reusable = count < self.refcount_max;
-                self.create(fs, key, block, reusable)
-            }
+            Op::XattrRead { fs, block, .. } => self.xattr_read(f(fs), block),
             Op::Put { task, index } => {
                 let Some((fs, id)) = self.take(t(task), index) else { return Outcome::Nothing };
                 if let Some(cache) = self.cache(fs) {
@@ -918,6 +885,47 @@ impl Mbcache2Model {
             }
             Op::RunWork => self.run_work(),
         }
+    }
+
+    /// A find of `key` by `task` on `fs`: nothing when the task holds all it may, ENODEV on an
+    /// unmounted filesystem, else the share the find makes.
+    fn xattr_find(&mut self, task: usize, fs: usize, key: u32) -> Outcome {
+        if self.held[task].len() >= self.held_max {
+            return Outcome::Nothing;
+        }
+        if self.fss[fs].cache.is_none() {
+            return Outcome::Failed(Errno::ENODEV);
+        }
+        let found = self.find(fs, None, key);
+        self.hold(task, fs, found)
+    }
+
+    /// A release of `block` by `task` on `fs` (`ext4_xattr_release_block`): a release that must
+    /// wait for the entry's users is parked with the entry it waits for.
+    fn xattr_release(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
+        if self.fss[fs].cache.is_none() {
+            return Outcome::Failed(Errno::ENODEV);
+        }
+        let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+        let releasing = self.parked.iter().flatten().any(|&(f, b, _)| f == fs && b == block);
+        if !self.held[task].is_empty() || releasing {
+            return Outcome::Nothing;
+        }
+        if let Some(oe) = self.release(fs, block) {
+            self.parked[task] = Some((fs, block, oe));
+        }
+        Outcome::Done
+    }
+
+    /// A read of `block` on `fs`: its entry is created, reusable while under the refcount limit.
+    fn xattr_read(&mut self, fs: usize, block: u8) -> Outcome {
+        if self.fss[fs].cache.is_none() {
+            return Outcome::Failed(Errno::ENODEV);
+        }
+        let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
+        let (_, count, key) = self.fss[fs].blocks[block as usize];
+        let reusable = count < self.refcount_max;
+        self.create(fs, key, block, reusable)
     }
 
     fn get(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
