@@ -223,9 +223,12 @@ impl FixTableOf for BalloonFixes {
                 name: "avoid-duplicate-removal",
                 title: "mm/balloon_compaction: avoid duplicate page removal",
                 // Pulled in mst's for_linus on top of 5.3-rc1 (26 Jul 2019); no id seen next to
-                // the title. S10: pages search on the title: no commit page.
+                // the title. S10: Linus's "Linux 5.3-rc3" announcement lists it in its shortlog
+                // ("Wei Wang (1): mm/balloon_compaction: avoid duplicate page removal", read in
+                // the linux-kernel archive), so 5.3-rc3, not rc2; find_string for the title finds
+                // the v1-v5 patch mails and that shortlog, no id; pages search: no commit page.
                 commit: Commit::Unverified,
-                landed_in: KernelVersion::rc(5, 3, 0, 2),
+                landed_in: KernelVersion::rc(5, 3, 0, 3),
                 cve: None,
                 symptom: "fill_balloon pops each page off its local list (list_del) and \
                           balloon_page_enqueue_one deletes it again: a #GP on LIST_POISON",

@@ -120,10 +120,9 @@ impl FuzzReport {
             ["subsystem", "preset", "fixes off", "cases", "ops", "ops/s", "violations", "first violation"];
         let mut rows = vec![header.map(str::to_string)];
         for run in &self.subsystems {
-            let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
             rows.push([
                 format!("{}{}", run.subsystem, if run.interrupted { " (interrupted)" } else { "" }),
-                run.preset.clone().or(config_preset).unwrap_or_else(|| "default".to_string()),
+                kernel_column(run),
                 if run.fixes_off.is_empty() { "-".to_string() } else { run.fixes_off.join(",") },
                 run.cases.to_string(),
                 run.ops.to_string(),
@@ -136,6 +135,19 @@ impl FuzzReport {
         }
         rows
     }
+}
+
+/// The table's kernel: `--kernel` as given, else the kernel the subsystem runs by default (its
+/// preset plus any `+fix` the default adds: a bare preset name would claim a kernel the run was
+/// not), else the configuration's preset name.
+fn kernel_column(run: &SubsystemRun) -> String {
+    if let Some(kernel) = &run.preset {
+        return kernel.clone();
+    }
+    let default =
+        crate::registry::find(&run.subsystem).ok().and_then(|e| crate::registry::default_kernel(&e));
+    let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
+    default.or(config_preset).unwrap_or_else(|| "default".to_string())
 }
 
 /// A threaded run's bound hits: cases whose linearizability search gave up at its bound (some

@@ -166,6 +166,7 @@ impl FixTableOf for TaskstatsFixes {
                           side channel that measured ssh password lengths)",
             },
             // Title as the brief and KERNEL_FACTS give it; landed_in bracketed by seeds 000/003.
+            // S10: find_string for the title finds it nowhere; pages search: no commit page.
             Fix {
                 name: "namespace-checks",
                 title: "userns: Convert taskstats to handle the user and pid namespaces.",
@@ -222,6 +223,11 @@ impl FixTableOf for TaskstatsFixes {
                 symptom: "records carry version 1: the delay counters only",
             },
             // Pid namespaces merged for 2.6.24; the taskstats conversion's title was not seen.
+            // S10: a candidate, "pid namespaces: changes to show virtual ids to user"
+            // (b488893a390edfe027bae7a46e9af8083e740668, Pavel Emelyanov: "Make all (I hope) the
+            // places where the pid is shown to or get from user operate on the virtual pids"), is
+            // on gitiles pages with its id for ptrace.c and tty_io.c; whether it touched
+            // kernel/taskstats.c was not seen, so the row stays as it was.
             Fix {
                 name: "pid-namespaces",
                 title: "pid namespaces: find_task_by_vpid() in taskstats (title unverified)",
@@ -375,7 +381,10 @@ impl FixTableOf for TaskstatsFixes {
             // fix. The task can free its ->mm after the 'if (p->mm)' check", with the diff to
             // get_task_mm()/mmput()) and the 2.6.19-rc4 shortlog (read). CVE: RHEL 5's
             // 2.6.18-308.15.1.el5 changelog names this title with CVE-2012-3510 (read). No id
-            // seen next to the title.
+            // seen next to the title. S10: nluedtke/linux_kernel_cves CVEs.txt maps CVE-2012-3510
+            // to fix f0ec1aaf54caddd21c259aea8b2ecfbde4ee4fb9, "v2.6.19-rc1 to v2.6.19-rc4" (read),
+            // which confirms rc4; that id stands next to the CVE, not the title, and find_string
+            // for it finds nothing, so the row stays Unverified.
             Fix {
                 name: "xacct-get-task-mm",
                 title: "xacct_add_tsk: fix pure theoretical ->mm use-after-free",

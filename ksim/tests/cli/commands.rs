@@ -104,6 +104,39 @@ fn replay_of_an_edited_artifact_says_it_did_not_reproduce_and_exits_one() {
 }
 
 #[test]
+fn replay_of_an_artifact_whose_violation_lies_past_its_operations_is_one_line_and_status_two() {
+    let dir = scratch("replay-inconsistent");
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let good = json(&path);
+    let ops = good["ops"].as_array().expect("plain ops").len();
+    let seed = good["seed"].as_u64().expect("seed");
+    // Recorded after an operation the file does not have: a hand-edited or corrupt file.
+    let mut late = good.clone();
+    late["violation_at"] = serde_json::json!(ops + 5);
+    std::fs::write(dir.join("late.json"), late.to_string()).expect("write");
+    ksim(&dir, &["replay", "late.json"]).assert_one_line_error(2, "not a consistent ksim artifact");
+    let mut emptied = good.clone();
+    emptied["ops"] = serde_json::json!([]);
+    std::fs::write(dir.join("emptied.json"), emptied.to_string()).expect("write");
+    ksim(&dir, &["replay", "emptied.json"]).assert_one_line_error(2, "has 0 operations");
+    // Right after the last operation is the teardown's place: a possible record, which this
+    // run does not reproduce (exit 1), and the header says where it was recorded.
+    let mut teardown = good;
+    teardown["violation_at"] = serde_json::json!(ops);
+    std::fs::write(dir.join("teardown.json"), teardown.to_string()).expect("write");
+    let replay = ksim(&dir, &["replay", "teardown.json"]);
+    assert_eq!(replay.status, 1, "{}\n{}", replay.stdout, replay.stderr);
+    let recorded = format!("recorded: mismatch at teardown, after operation {ops}\n");
+    assert!(replay.stdout.contains(&recorded), "{}", replay.stdout);
+    let header = format!("artifact: demo seed {seed}, {ops} operations (shrunk from ");
+    assert!(replay.stdout.starts_with(&header), "{}", replay.stdout);
+}
+
+#[test]
 fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
     let dir = scratch("replay-bad");
     ksim(&dir, &["replay", "nope.json"]).assert_one_line_error(2, "cannot read nope.json");
@@ -163,6 +196,31 @@ fn list_json_gives_every_fix_its_commit_and_landed_in() {
         .filter_map(|f| f.as_str())
         .collect();
     assert!(on.contains(&"duplicate-listener-check") && !on.contains(&"namespace-checks"), "{on:?}");
+}
+
+#[test]
+fn the_default_kernel_is_named_by_list_and_by_the_campaign_table() {
+    let dir = scratch("default-kernel");
+    let list = ksim(&dir, &["list"]);
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.contains("\n  default (no --kernel): linux-3.8+tgid-alloc-data-race\n"),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("\n  default (no --kernel): demo-2.0\n"), "{}", list.stdout);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ksim(&dir, &["list", "--format", "json"]).stdout).expect("list json");
+    assert_eq!(listed[0]["default_kernel"], "linux-3.8+tgid-alloc-data-race");
+    // With no --kernel the taskstats row names what ran: the seed plus the 2019 race fix, quiet.
+    let run = ksim(&dir, &["fuzz", "taskstats", "--cases", "20", "--jobs", "1"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let row = run.stdout.lines().find(|l| l.starts_with("taskstats ")).expect("taskstats row");
+    assert!(row.contains(" linux-3.8+tgid-alloc-data-race "), "{row}");
+    // The preset alone is the seed as released, race included.
+    let seed = ksim(&dir, &["fuzz", "taskstats", "--kernel", "linux-3.8", "--cases", "20", "--jobs", "1"]);
+    assert_eq!(seed.status, 1, "{}\n{}", seed.stdout, seed.stderr);
+    assert!(seed.stdout.contains("lockdep:lockset-race"), "{}", seed.stdout);
 }
 
 #[test]
