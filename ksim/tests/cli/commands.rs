@@ -458,6 +458,9 @@ fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
     assert_eq!(markdown.status, 0, "{}", markdown.stdout);
     assert!(markdown.stdout.starts_with("| subsystem | bug |"), "{}", markdown.stdout);
     assert!(markdown.stdout.contains("`lru-lock-order`"));
+    // A zoo with no budget could only report every bug as not found.
+    ksim(&dir, &["zoo", "demo", "--cases", "0"]).assert_one_line_error(2, "--cases must be at least 1");
+    ksim(&dir, &["zoo", "demo", "--runs", "0"]).assert_one_line_error(2, "--runs must be at least 1");
 }
 
 #[test]
