@@ -155,13 +155,22 @@ fn kernel_column(run: &SubsystemRun) -> String {
 fn bound_hits_line(run: &SubsystemRun) -> String {
     let hits = |mark: &str| run.coverage.get(mark).copied().unwrap_or(0);
     format!(
-        "{} ({} threads, {} cases): bound hits: {} at the linearizability search's bound, {} at the step bound",
+        "{} ({} threads, {}): bound hits: {} at the linearizability search's bound, {} at the step bound",
         run.subsystem,
         run.threads.unwrap_or(0),
-        run.cases,
+        count(run.cases, "case"),
         hits(sim_core::threaded::UNDECIDED_MARK),
         hits(sim_core::threaded::STEP_BOUND_MARK)
     )
+}
+
+/// `n` and `noun`, plural unless `n` is 1 ("1 case", "2 cases").
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Columns of the campaign table.
@@ -204,8 +213,8 @@ fn draw_failure(out: &mut String, subsystem: &str, failure: &FailureSummary) {
         writeln!(out, "\nVIOLATION {subsystem} seed {}: {}: {}", failure.seed, failure.kind, failure.message);
     let _ = writeln!(
         out,
-        "  found after {} cases ({:.2}s); shrunk from {} to {} operations in {:.2}s",
-        failure.cases_to_find,
+        "  found after {} ({:.2}s); shrunk from {} to {} operations in {:.2}s",
+        count(failure.cases_to_find, "case"),
         failure.seconds_to_find,
         failure.ops_unshrunk,
         failure.ops_shrunk,

@@ -224,6 +224,18 @@ fn the_default_kernel_is_named_by_list_and_by_the_campaign_table() {
 }
 
 #[test]
+fn a_count_of_one_is_singular_in_the_campaign_report() {
+    let dir = scratch("singular");
+    // The ABBA is found by the first case (seed 0), so the report counts one case.
+    let run = ksim(&dir, &["fuzz", "demo", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("  found after 1 case ("), "{}", run.stdout);
+    let more =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "100", "--jobs", "1"]);
+    assert!(more.stdout.contains("  found after 2 cases ("), "{}", more.stdout);
+}
+
+#[test]
 fn fuzz_takes_a_kernel_version() {
     let dir = scratch("fuzz-kernel");
     // 3.4 as it is has the sig->stats data race (its own zoo row); this campaign must pass.
