@@ -433,6 +433,23 @@ fn list_text(listing: &SubsystemListing) -> String {
     out
 }
 
+/// How many missing shards a merge names before "and N more".
+const MISSING_LISTED: usize = 20;
+
+/// `" (missing: 1,3)"`, the first [`MISSING_LISTED`] and how many more, or nothing. A report's
+/// shard count is whatever its file says, so the walk stops after the names it shows.
+fn missing_shards(shards: &[u64], count: u64) -> String {
+    let missing = count.saturating_sub(shards.len() as u64);
+    if missing == 0 {
+        return String::new();
+    }
+    let listed: Vec<String> =
+        (0..count).filter(|s| !shards.contains(s)).take(MISSING_LISTED).map(|s| s.to_string()).collect();
+    let more = missing.saturating_sub(listed.len() as u64);
+    let more = if more == 0 { String::new() } else { format!(" and {more} more") };
+    format!(" (missing: {}{more})", listed.join(","))
+}
+
 /// `ksim merge REPORT...`: combines shard reports; the merged table, and the merged JSON in `out`.
 pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, CliError> {
     let mut reports = Vec::new();
@@ -440,14 +457,12 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, Cl
         reports.push((file.clone(), FuzzReport::read(file)?));
     }
     let merged = report::merge(&reports)?;
-    let missing: Vec<String> =
-        (0..merged.shard_count).filter(|s| !merged.shards.contains(s)).map(|s| s.to_string()).collect();
     print(&format!(
         "merged {} report(s): shards {} of {}{}\n",
         files.len(),
         merged.shards.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         merged.shard_count,
-        if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(",")) }
+        missing_shards(&merged.shards, merged.shard_count)
     ))?;
     print(&merged.render())?;
     if let Some(path) = out {

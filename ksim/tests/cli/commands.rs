@@ -268,6 +268,12 @@ fn bad_arguments_are_one_line_and_status_two() {
         .assert_one_line_error(2, "invalid value 'lots' for '--cases <N>'");
     ksim(&dir, &["fuzz", "--cases", "3", "--seconds", "3"]).assert_one_line_error(2, "cannot be used with");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--jobs", "0"]).assert_one_line_error(2, "--jobs");
+    // More threads than a system gives aborted the process (status 134); a shard count near
+    // u64::MAX overflowed the seed arithmetic (status 70).
+    ksim(&dir, &["fuzz", "demo", "--cases", "2", "--jobs", "100000"])
+        .assert_one_line_error(2, "--jobs must be at most 256");
+    ksim(&dir, &["fuzz", "demo", "--cases", "3", "--shard", "1/18446744073709551615"])
+        .assert_one_line_error(2, "N is at most 65536");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--ops", "0"]).assert_one_line_error(2, "--ops");
     ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: ");
     ksim(&dir, &["trace", "nosuch:x"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
@@ -435,6 +441,18 @@ fn merge_of_shards_with_a_violation_exits_one() {
     let merged = ksim(&dir, &["merge", "ksim-out/report-0-of-2.json", "ksim-out/report-1-of-2.json"]);
     assert_eq!(merged.status, 1, "{}", merged.stdout);
     assert_eq!(merged.stdout.matches("VIOLATION demo").count(), 2, "{}", merged.stdout);
+    // A report claiming a huge shard count: the merge names the first missing shards, not all.
+    let mut report = json(&dir.join("ksim-out/report-0-of-2.json"));
+    report["shard_count"] = serde_json::json!(1u64 << 40);
+    std::fs::write(dir.join("huge.json"), report.to_string()).expect("write");
+    let huge = ksim(&dir, &["merge", "huge.json"]);
+    assert_eq!(huge.status, 1, "{}\n{}", huge.stdout, huge.stderr);
+    let first = huge.stdout.lines().next().unwrap_or_default();
+    let expected = format!(
+        "(missing: 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 and {} more)",
+        (1u64 << 40) - 21
+    );
+    assert!(first.ends_with(&expected), "{first}");
 }
 
 #[test]
