@@ -106,6 +106,8 @@ impl FixTableOf for BalloonFixes {
                 name: "fill-pfns-index",
                 title: "virtio_balloon: fix increment of vb->num_pfns in fill_balloon()",
                 // Posted on 1 Dec 2017 against the 4.15-rc1 regression; no id seen with the title.
+                // S10: find_string for the title finds two linux-mm mails (mst's "A fix was just
+                // posted" and Michael Ellerman's Tested-by), no id; code/pages search: no commit page.
                 commit: Commit::Unverified,
                 landed_in: v(4, 15),
                 cve: None,
@@ -114,7 +116,8 @@ impl FixTableOf for BalloonFixes {
             Fix {
                 name: "stats-first-buffer",
                 title: "virtio_balloon: init 1st buffer in stats vq",
-                // Only stable backports' ids seen (3.10.107, among 4.11-rc fixes).
+                // Only stable backports' ids seen (3.10.107, among 4.11-rc fixes). S10: find_string
+                // for the title finds only "f2f6739" (7 digits) in two vendor changelog lists.
                 commit: Commit::Unverified,
                 landed_in: v(4, 11),
                 cve: None,
@@ -143,7 +146,8 @@ impl FixTableOf for BalloonFixes {
                 name: "leak-available-pages",
                 title: "balloon: check the number of available pages in leak balloon",
                 // The blame shows its code as 37cf99e08c6f (11 Jul 2016), but not next to this
-                // title; stable took it in 3.10.104. First release after that date: 4.8.
+                // title; stable took it in 3.10.104. First release after that date: 4.8. S10: pages
+                // search on the title and its message: no commit page.
                 commit: Commit::Unverified,
                 landed_in: v(4, 8),
                 cve: None,
@@ -164,7 +168,8 @@ impl FixTableOf for BalloonFixes {
                 name: "wait-woken",
                 title: "virtio_balloon: do not call blocking ops when !TASK_RUNNING",
                 // The title as KERNEL_FACTS gives it (B9); no id seen next to it. Seed 004 has the
-                // wait_woken() form; 4.0 is the first release after the 2015 patch.
+                // wait_woken() form; 4.0 is the first release after the 2015 patch. S10:
+                // find_string for the title finds only other drivers' fixes of that warning.
                 commit: Commit::Unverified,
                 landed_in: v(4, 0),
                 cve: None,
@@ -218,9 +223,12 @@ impl FixTableOf for BalloonFixes {
                 name: "avoid-duplicate-removal",
                 title: "mm/balloon_compaction: avoid duplicate page removal",
                 // Pulled in mst's for_linus on top of 5.3-rc1 (26 Jul 2019); no id seen next to
-                // the title.
+                // the title. S10: Linus's "Linux 5.3-rc3" announcement lists it in its shortlog
+                // ("Wei Wang (1): mm/balloon_compaction: avoid duplicate page removal", read in
+                // the linux-kernel archive), so 5.3-rc3, not rc2; find_string for the title finds
+                // the v1-v5 patch mails and that shortlog, no id; pages search: no commit page.
                 commit: Commit::Unverified,
-                landed_in: KernelVersion::rc(5, 3, 0, 2),
+                landed_in: KernelVersion::rc(5, 3, 0, 3),
                 cve: None,
                 symptom: "fill_balloon pops each page off its local list (list_del) and \
                           balloon_page_enqueue_one deletes it again: a #GP on LIST_POISON",
@@ -232,7 +240,10 @@ impl FixTableOf for BalloonFixes {
                 // a 4.4-rc5 oops in balloon_page_dequeue on linux-mm; no id seen next to the title.
                 // Its patch 1/2, f68b992bbb47 "virtio_balloon: fix race by fill and leak", is in
                 // seed 004. 4.5 is inferred (the merge window after the post); if the pair reached
-                // 4.4 itself, the linux-4.4 preset should have this on.
+                // 4.4 itself, the linux-4.4 preset should have this on. S10: find_string for the
+                // title also finds mst's "[PATCH RFC] balloon: fix page list locking" of 1 Jan 2016
+                // (linux-mm), posted "as an alternative to" this patch; which of the two was merged
+                // was not seen, so this title may not be upstream's.
                 commit: Commit::Unverified,
                 landed_in: v(4, 5),
                 cve: None,

@@ -53,7 +53,6 @@ pub(crate) struct Outcome {
     pub(crate) ok: bool,
 }
 
-/// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
 /// A threaded artifact's case: the set-up prefix, each thread's operations, and the schedule.
 fn threaded_ops_lines(ops: &serde_json::Value) -> String {
     let Ok(ops) = serde_json::from_value::<sim_core::threaded::ThreadedOps<serde_json::Value>>(ops.clone())
@@ -78,12 +77,46 @@ fn threaded_ops_lines(ops: &serde_json::Value) -> String {
     text
 }
 
+/// How many operations an artifact's case has: a plain case's list, or a threaded case's set-up
+/// prefix and every thread's operations (None: the operations cannot be read).
+fn artifact_ops_count(artifact: &Artifact) -> Option<usize> {
+    if sim_core::threaded::is_threaded(artifact) {
+        serde_json::from_value::<sim_core::threaded::ThreadedOps<serde_json::Value>>(artifact.ops.clone())
+            .ok()
+            .map(|ops| ops.threaded.ops_count())
+    } else {
+        artifact.ops.as_array().map(Vec::len)
+    }
+}
+
+/// An artifact whose violation is recorded past its operations is not one ksim wrote: a run
+/// records a violation after one of its operations, or after the last at teardown (index
+/// `count`), never later. Such a file is bad input (exit 2), not a failed reproduction.
+fn check_violation_index(file: &Path, artifact: &Artifact, count: usize) -> Result<(), CliError> {
+    if artifact.violation_at > count {
+        return Err(CliError::Usage(format!(
+            "{} is not a consistent ksim artifact: its violation is recorded after operation {} but it has {count} \
+             operation{}",
+            file.display(),
+            artifact.violation_at + 1,
+            if count == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+/// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
 pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
     let artifact = Artifact::read(file)?;
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
+    // Replaying decodes the config and operations first: a part that does not fit says so.
     let replayed = (entry.replay)(&artifact).map_err(|e| format!("{}: {e}", file.display()))?;
+    let count = artifact_ops_count(&artifact);
+    if let Some(count) = count {
+        check_violation_index(file, &artifact, count)?;
+    }
     let ops: Vec<serde_json::Value> = artifact.ops.as_array().cloned().unwrap_or_default();
-    let mut summary = replay_header(&artifact, &replayed, ops.len());
+    let mut summary = replay_header(&artifact, &replayed, count.unwrap_or(artifact.violation_at + 1));
     let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
     let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
     let names = &replayed.case.task_names;
@@ -110,26 +143,35 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     Ok(Outcome { ok: replayed.exact })
 }
 
+/// Where a violation at operation index `at` of `count` was seen: after that operation, or at
+/// the teardown that follows the last one (`at == count`).
+fn seen_after(at: usize, count: usize) -> String {
+    if count > 0 && at == count {
+        format!("at teardown, after operation {count}")
+    } else {
+        format!("after operation {}", at + 1)
+    }
+}
+
 /// The replay's first lines: the artifact, its config, the violation recorded and the one
-/// replayed, and whether the trace hash came back the same.
-fn replay_header(artifact: &Artifact, replayed: &ReplayReport, ops_len: usize) -> String {
-    let ops_shown = if ops_len == 0 { artifact.violation_at } else { ops_len };
+/// replayed, and whether the trace hash came back the same. `count`: the case's operations.
+fn replay_header(artifact: &Artifact, replayed: &ReplayReport, count: usize) -> String {
     let mut summary = String::new();
     let _ = writeln!(
         summary,
         "artifact: {} seed {}, {} operations (shrunk from {})",
-        artifact.subsystem, artifact.seed, ops_shown, artifact.ops_unshrunk
+        artifact.subsystem, artifact.seed, count, artifact.ops_unshrunk
     );
     let _ = writeln!(summary, "config:   {}", artifact.config);
     let _ = writeln!(
         summary,
-        "recorded: {} after operation {}",
+        "recorded: {} {}",
         artifact.violation.kind,
-        artifact.violation_at + 1
+        seen_after(artifact.violation_at, count)
     );
     match &replayed.case.violation {
         Some((at, found)) => {
-            let _ = writeln!(summary, "replayed: {} after operation {}", found.kind, at + 1);
+            let _ = writeln!(summary, "replayed: {} {}", found.kind, seen_after(*at, count));
         }
         None => {
             let _ = writeln!(summary, "replayed: no violation");
@@ -293,6 +335,9 @@ struct SubsystemListing {
     /// With `--kernel`: the version asked for and the fixes it has on.
     #[serde(skip_serializing_if = "Option::is_none")]
     kernel: Option<KernelListing>,
+    /// What runs without `--kernel`, as `--kernel` spells it (a preset, maybe `+fix`es).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_kernel: Option<String>,
     presets: Vec<PresetInfo>,
     fixes: Vec<FixInfo>,
     scenarios: Vec<ScenarioInfo>,
@@ -317,6 +362,7 @@ fn listing(entry: &SubsystemEntry, kernel: Option<KernelVersion>) -> SubsystemLi
         oldest,
         newest,
         kernel,
+        default_kernel: registry::default_kernel(entry),
         presets: (entry.presets)(),
         fixes,
         scenarios: (entry.scenarios)(),
@@ -351,11 +397,14 @@ fn list_text(listing: &SubsystemListing) -> String {
         let on = if kernel.fixes_on.is_empty() { "none".to_string() } else { kernel.fixes_on.join(", ") };
         let _ = writeln!(out, "  kernel {} has: {on}", kernel.version);
     }
-    let _ = writeln!(out, "  presets (oldest first; the last is the default):");
+    let _ = writeln!(out, "  presets (oldest first):");
     for preset in &listing.presets {
         let fixes = if preset.fixes.is_empty() { "none".to_string() } else { preset.fixes.join(", ") };
         let _ = writeln!(out, "    {:<20} {} ({})", preset.name, preset.description, preset.version);
         let _ = writeln!(out, "    {:<20} fixes on: {fixes}", "");
+    }
+    if let Some(kernel) = &listing.default_kernel {
+        let _ = writeln!(out, "  default (no --kernel): {kernel}");
     }
     let _ = writeln!(out, "  fixes (--fix-off NAME):");
     for fix in &listing.fixes {
@@ -384,6 +433,23 @@ fn list_text(listing: &SubsystemListing) -> String {
     out
 }
 
+/// How many missing shards a merge names before "and N more".
+const MISSING_LISTED: usize = 20;
+
+/// `" (missing: 1,3)"`, the first [`MISSING_LISTED`] and how many more, or nothing. A report's
+/// shard count is whatever its file says, so the walk stops after the names it shows.
+fn missing_shards(shards: &[u64], count: u64) -> String {
+    let missing = count.saturating_sub(shards.len() as u64);
+    if missing == 0 {
+        return String::new();
+    }
+    let listed: Vec<String> =
+        (0..count).filter(|s| !shards.contains(s)).take(MISSING_LISTED).map(|s| s.to_string()).collect();
+    let more = missing.saturating_sub(listed.len() as u64);
+    let more = if more == 0 { String::new() } else { format!(" and {more} more") };
+    format!(" (missing: {}{more})", listed.join(","))
+}
+
 /// `ksim merge REPORT...`: combines shard reports; the merged table, and the merged JSON in `out`.
 pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, CliError> {
     let mut reports = Vec::new();
@@ -391,14 +457,12 @@ pub(crate) fn merge(files: &[PathBuf], out: Option<&Path>) -> Result<Outcome, Cl
         reports.push((file.clone(), FuzzReport::read(file)?));
     }
     let merged = report::merge(&reports)?;
-    let missing: Vec<String> =
-        (0..merged.shard_count).filter(|s| !merged.shards.contains(s)).map(|s| s.to_string()).collect();
     print(&format!(
         "merged {} report(s): shards {} of {}{}\n",
         files.len(),
         merged.shards.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
         merged.shard_count,
-        if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(",")) }
+        missing_shards(&merged.shards, merged.shard_count)
     ))?;
     print(&merged.render())?;
     if let Some(path) = out {

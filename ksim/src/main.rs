@@ -190,12 +190,23 @@ enum TaskstatsCommand {
     },
 }
 
+/// The most shards a campaign splits into: seeds are `SEED + k*N*J + ...` in u64, and a merge
+/// names the missing shards, so N stays far from overflow and from an endless list.
+const SHARDS_MAX: u64 = 1 << 16;
+
+/// The most worker threads (`--jobs`): each is an OS thread; asking for more than the system
+/// gives would abort the process instead of failing with a line.
+const JOBS_MAX: u64 = 256;
+
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     let (index, count) = text.split_once('/').ok_or_else(|| format!("{text:?} is not I/N"))?;
     let index: u64 = index.trim().parse().map_err(|_| format!("{text:?} is not I/N"))?;
     let count: u64 = count.trim().parse().map_err(|_| format!("{text:?} is not I/N"))?;
     if count == 0 || index >= count {
         return Err(format!("{text:?}: need 0 <= I < N"));
+    }
+    if count > SHARDS_MAX {
+        return Err(format!("{text:?}: N is at most {SHARDS_MAX}"));
     }
     Ok((index, count))
 }
@@ -266,6 +277,9 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 
 /// `ksim fuzz`: runs the campaign, prints its report; Ctrl-C stops it with a partial report.
 fn run_fuzz(args: &fuzz::FuzzArgs) -> Result<ExitCode, CliError> {
+    if args.jobs.is_some_and(|jobs| jobs > JOBS_MAX) {
+        return Err(CliError::Usage(format!("--jobs must be at most {JOBS_MAX} (one thread each)")));
+    }
     let interrupt = Arc::new(AtomicBool::new(false));
     {
         let interrupt = interrupt.clone();

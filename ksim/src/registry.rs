@@ -202,6 +202,30 @@ pub(crate) fn modelling(kernel: &str) -> Result<Vec<SubsystemEntry>, String> {
     Ok(within)
 }
 
+/// The fixes on in a configuration's JSON (`fixes`: the switches that are on), in its order.
+fn fixes_on(config: &serde_json::Value) -> Vec<String> {
+    let names = config.get("fixes").and_then(serde_json::Value::as_array);
+    names.into_iter().flatten().filter_map(|name| name.as_str().map(str::to_string)).collect()
+}
+
+/// The kernel a subsystem runs when `--kernel` is not given, as `--kernel` would spell it: the
+/// named preset its default configuration carries, plus (`+fix`) any fix the default switches on
+/// beyond that preset. The taskstats default is `linux-3.8+tgid-alloc-data-race`: the seed with
+/// the 2019 data-race fix, so that the main campaign is quiet while `--kernel linux-3.8` (the
+/// seed as released) finds that race. None when the default names no preset, or lacks a fix its
+/// preset has (which `--kernel` cannot spell).
+pub(crate) fn default_kernel(entry: &SubsystemEntry) -> Option<String> {
+    let default = (entry.config)(None, &[]).ok()?;
+    let preset = default.get("preset")?.as_str()?.to_string();
+    let named = fixes_on(&(entry.config)(Some(&preset), &[]).ok()?);
+    let on = fixes_on(&default);
+    if named.iter().any(|fix| !on.contains(fix)) {
+        return None;
+    }
+    let extra: Vec<&String> = on.iter().filter(|fix| !named.contains(fix)).collect();
+    Some(extra.iter().fold(preset, |kernel, fix| format!("{kernel}+{fix}")))
+}
+
 #[cfg(test)]
 mod tests {
     //! The contract every registered subsystem keeps with the tool, checked for each entry so a
@@ -264,6 +288,21 @@ mod tests {
             }
             assert!((entry.run_scenario)("no-such-scenario").is_none());
         }
+    }
+
+    #[test]
+    fn each_default_kernel_names_a_preset_and_configures_what_no_kernel_does() {
+        for entry in registry() {
+            let kernel = super::default_kernel(&entry)
+                .unwrap_or_else(|| panic!("{}: the default is no preset plus fixes", entry.name));
+            let preset = kernel.split('+').next().unwrap_or_default();
+            assert!((entry.presets)().iter().any(|p| p.name == preset), "{}: {kernel}", entry.name);
+            let spelled = (entry.config)(Some(&kernel), &[]).expect("the default kernel parses");
+            let default = (entry.config)(None, &[]).expect("default config");
+            assert_eq!(super::fixes_on(&spelled), super::fixes_on(&default), "{}: {kernel}", entry.name);
+        }
+        let taskstats = super::find("taskstats").expect("taskstats");
+        assert_eq!(super::default_kernel(&taskstats).as_deref(), Some("linux-3.8+tgid-alloc-data-race"));
     }
 
     #[test]

@@ -120,10 +120,9 @@ impl FuzzReport {
             ["subsystem", "preset", "fixes off", "cases", "ops", "ops/s", "violations", "first violation"];
         let mut rows = vec![header.map(str::to_string)];
         for run in &self.subsystems {
-            let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
             rows.push([
                 format!("{}{}", run.subsystem, if run.interrupted { " (interrupted)" } else { "" }),
-                run.preset.clone().or(config_preset).unwrap_or_else(|| "default".to_string()),
+                kernel_column(run),
                 if run.fixes_off.is_empty() { "-".to_string() } else { run.fixes_off.join(",") },
                 run.cases.to_string(),
                 run.ops.to_string(),
@@ -138,18 +137,40 @@ impl FuzzReport {
     }
 }
 
+/// The table's kernel: `--kernel` as given, else the kernel the subsystem runs by default (its
+/// preset plus any `+fix` the default adds: a bare preset name would claim a kernel the run was
+/// not), else the configuration's preset name.
+fn kernel_column(run: &SubsystemRun) -> String {
+    if let Some(kernel) = &run.preset {
+        return kernel.clone();
+    }
+    let default =
+        crate::registry::find(&run.subsystem).ok().and_then(|e| crate::registry::default_kernel(&e));
+    let config_preset = run.config.get("preset").and_then(|p| p.as_str()).map(str::to_string);
+    default.or(config_preset).unwrap_or_else(|| "default".to_string())
+}
+
 /// A threaded run's bound hits: cases whose linearizability search gave up at its bound (some
 /// outcomes unjudged) and cases that ran into the step bound (a liveness failure).
 fn bound_hits_line(run: &SubsystemRun) -> String {
     let hits = |mark: &str| run.coverage.get(mark).copied().unwrap_or(0);
     format!(
-        "{} ({} threads, {} cases): bound hits: {} at the linearizability search's bound, {} at the step bound",
+        "{} ({} threads, {}): bound hits: {} at the linearizability search's bound, {} at the step bound",
         run.subsystem,
         run.threads.unwrap_or(0),
-        run.cases,
+        count(run.cases, "case"),
         hits(sim_core::threaded::UNDECIDED_MARK),
         hits(sim_core::threaded::STEP_BOUND_MARK)
     )
+}
+
+/// `n` and `noun`, plural unless `n` is 1 ("1 case", "2 cases").
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// Columns of the campaign table.
@@ -192,8 +213,8 @@ fn draw_failure(out: &mut String, subsystem: &str, failure: &FailureSummary) {
         writeln!(out, "\nVIOLATION {subsystem} seed {}: {}: {}", failure.seed, failure.kind, failure.message);
     let _ = writeln!(
         out,
-        "  found after {} cases ({:.2}s); shrunk from {} to {} operations in {:.2}s",
-        failure.cases_to_find,
+        "  found after {} ({:.2}s); shrunk from {} to {} operations in {:.2}s",
+        count(failure.cases_to_find, "case"),
         failure.seconds_to_find,
         failure.ops_unshrunk,
         failure.ops_shrunk,

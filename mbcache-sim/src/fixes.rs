@@ -104,6 +104,10 @@ impl FixTableOf for MbcacheFixes {
         subsystem: "mbcache",
         oldest: KernelVersion::new(2, 6, 0),
         newest: KernelVersion::new(2, 6, 35),
+        // Session 10 searched the Unverified rows again (find_string for the titles, code and
+        // pages search, find_repos for kernel mirrors): nothing new. The 2.6.11 rows can have
+        // no mainline id: Linux's git history starts at 2.6.12-rc2 (April 2005); torvalds/linux
+        // (8.6 GB) is over fetch's 500 MiB limit, so no history import was read either.
         fixes: &[
             Fix {
                 name: "entry-count-after-alloc",

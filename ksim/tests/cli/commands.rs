@@ -104,6 +104,39 @@ fn replay_of_an_edited_artifact_says_it_did_not_reproduce_and_exits_one() {
 }
 
 #[test]
+fn replay_of_an_artifact_whose_violation_lies_past_its_operations_is_one_line_and_status_two() {
+    let dir = scratch("replay-inconsistent");
+    let run =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let good = json(&path);
+    let ops = good["ops"].as_array().expect("plain ops").len();
+    let seed = good["seed"].as_u64().expect("seed");
+    // Recorded after an operation the file does not have: a hand-edited or corrupt file.
+    let mut late = good.clone();
+    late["violation_at"] = serde_json::json!(ops + 5);
+    std::fs::write(dir.join("late.json"), late.to_string()).expect("write");
+    ksim(&dir, &["replay", "late.json"]).assert_one_line_error(2, "not a consistent ksim artifact");
+    let mut emptied = good.clone();
+    emptied["ops"] = serde_json::json!([]);
+    std::fs::write(dir.join("emptied.json"), emptied.to_string()).expect("write");
+    ksim(&dir, &["replay", "emptied.json"]).assert_one_line_error(2, "has 0 operations");
+    // Right after the last operation is the teardown's place: a possible record, which this
+    // run does not reproduce (exit 1), and the header says where it was recorded.
+    let mut teardown = good;
+    teardown["violation_at"] = serde_json::json!(ops);
+    std::fs::write(dir.join("teardown.json"), teardown.to_string()).expect("write");
+    let replay = ksim(&dir, &["replay", "teardown.json"]);
+    assert_eq!(replay.status, 1, "{}\n{}", replay.stdout, replay.stderr);
+    let recorded = format!("recorded: mismatch at teardown, after operation {ops}\n");
+    assert!(replay.stdout.contains(&recorded), "{}", replay.stdout);
+    let header = format!("artifact: demo seed {seed}, {ops} operations (shrunk from ");
+    assert!(replay.stdout.starts_with(&header), "{}", replay.stdout);
+}
+
+#[test]
 fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
     let dir = scratch("replay-bad");
     ksim(&dir, &["replay", "nope.json"]).assert_one_line_error(2, "cannot read nope.json");
@@ -166,6 +199,43 @@ fn list_json_gives_every_fix_its_commit_and_landed_in() {
 }
 
 #[test]
+fn the_default_kernel_is_named_by_list_and_by_the_campaign_table() {
+    let dir = scratch("default-kernel");
+    let list = ksim(&dir, &["list"]);
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.contains("\n  default (no --kernel): linux-3.8+tgid-alloc-data-race\n"),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("\n  default (no --kernel): demo-2.0\n"), "{}", list.stdout);
+    let listed: serde_json::Value =
+        serde_json::from_str(&ksim(&dir, &["list", "--format", "json"]).stdout).expect("list json");
+    assert_eq!(listed[0]["default_kernel"], "linux-3.8+tgid-alloc-data-race");
+    // With no --kernel the taskstats row names what ran: the seed plus the 2019 race fix, quiet.
+    let run = ksim(&dir, &["fuzz", "taskstats", "--cases", "20", "--jobs", "1"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let row = run.stdout.lines().find(|l| l.starts_with("taskstats ")).expect("taskstats row");
+    assert!(row.contains(" linux-3.8+tgid-alloc-data-race "), "{row}");
+    // The preset alone is the seed as released, race included.
+    let seed = ksim(&dir, &["fuzz", "taskstats", "--kernel", "linux-3.8", "--cases", "20", "--jobs", "1"]);
+    assert_eq!(seed.status, 1, "{}\n{}", seed.stdout, seed.stderr);
+    assert!(seed.stdout.contains("lockdep:lockset-race"), "{}", seed.stdout);
+}
+
+#[test]
+fn a_count_of_one_is_singular_in_the_campaign_report() {
+    let dir = scratch("singular");
+    // The ABBA is found by the first case (seed 0), so the report counts one case.
+    let run = ksim(&dir, &["fuzz", "demo", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("  found after 1 case ("), "{}", run.stdout);
+    let more =
+        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "100", "--jobs", "1"]);
+    assert!(more.stdout.contains("  found after 2 cases ("), "{}", more.stdout);
+}
+
+#[test]
 fn fuzz_takes_a_kernel_version() {
     let dir = scratch("fuzz-kernel");
     // 3.4 as it is has the sig->stats data race (its own zoo row); this campaign must pass.
@@ -198,6 +268,12 @@ fn bad_arguments_are_one_line_and_status_two() {
         .assert_one_line_error(2, "invalid value 'lots' for '--cases <N>'");
     ksim(&dir, &["fuzz", "--cases", "3", "--seconds", "3"]).assert_one_line_error(2, "cannot be used with");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--jobs", "0"]).assert_one_line_error(2, "--jobs");
+    // More threads than a system gives aborted the process (status 134); a shard count near
+    // u64::MAX overflowed the seed arithmetic (status 70).
+    ksim(&dir, &["fuzz", "demo", "--cases", "2", "--jobs", "100000"])
+        .assert_one_line_error(2, "--jobs must be at most 256");
+    ksim(&dir, &["fuzz", "demo", "--cases", "3", "--shard", "1/18446744073709551615"])
+        .assert_one_line_error(2, "N is at most 65536");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--ops", "0"]).assert_one_line_error(2, "--ops");
     ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: ");
     ksim(&dir, &["trace", "nosuch:x"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
@@ -365,6 +441,18 @@ fn merge_of_shards_with_a_violation_exits_one() {
     let merged = ksim(&dir, &["merge", "ksim-out/report-0-of-2.json", "ksim-out/report-1-of-2.json"]);
     assert_eq!(merged.status, 1, "{}", merged.stdout);
     assert_eq!(merged.stdout.matches("VIOLATION demo").count(), 2, "{}", merged.stdout);
+    // A report claiming a huge shard count: the merge names the first missing shards, not all.
+    let mut report = json(&dir.join("ksim-out/report-0-of-2.json"));
+    report["shard_count"] = serde_json::json!(1u64 << 40);
+    std::fs::write(dir.join("huge.json"), report.to_string()).expect("write");
+    let huge = ksim(&dir, &["merge", "huge.json"]);
+    assert_eq!(huge.status, 1, "{}\n{}", huge.stdout, huge.stderr);
+    let first = huge.stdout.lines().next().unwrap_or_default();
+    let expected = format!(
+        "(missing: 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20 and {} more)",
+        (1u64 << 40) - 21
+    );
+    assert!(first.ends_with(&expected), "{first}");
 }
 
 #[test]
@@ -400,6 +488,9 @@ fn zoo_finds_every_demo_bug_and_the_fixes_stay_quiet() {
     assert_eq!(markdown.status, 0, "{}", markdown.stdout);
     assert!(markdown.stdout.starts_with("| subsystem | bug |"), "{}", markdown.stdout);
     assert!(markdown.stdout.contains("`lru-lock-order`"));
+    // A zoo with no budget could only report every bug as not found.
+    ksim(&dir, &["zoo", "demo", "--cases", "0"]).assert_one_line_error(2, "--cases must be at least 1");
+    ksim(&dir, &["zoo", "demo", "--runs", "0"]).assert_one_line_error(2, "--runs must be at least 1");
 }
 
 #[test]

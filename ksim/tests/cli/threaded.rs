@@ -36,6 +36,17 @@ fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces
     assert!(replay.stdout.contains("reproduced exactly"), "{}", replay.stdout);
     assert!(replay.stdout.contains("thread-0 ("), "per-thread operations: {}", replay.stdout);
     assert!(replay.stdout.contains("schedule: "), "{}", replay.stdout);
+    // The header counts the set-up prefix and every thread's operations.
+    let case = &recorded["ops"]["threaded"];
+    let count = case["prefix"].as_array().expect("prefix").len()
+        + case["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .map(|t| t.as_array().expect("ops").len())
+            .sum::<usize>();
+    let header = format!(", {count} operations (shrunk from ");
+    assert!(replay.stdout.lines().next().is_some_and(|l| l.contains(&header)), "{}", replay.stdout);
 }
 
 #[test]
