@@ -72,8 +72,8 @@ impl Catalog for TaskstatsSubject {
                 ops_max: 60,
                 cases_max: 400,
             },
-            // 2.6.19-rc5 without one of rc4's changes (rc4 itself still has the delayacct lock
-            // order bug, fixed in rc5): the kernels around seed 002 (rc3).
+            // 2.6.19-rc5 with this row's own change switched off (it landed in rc5; rc4 also still
+            // has the delayacct lock order bug, fixed in rc5): the kernels around seed 002 (rc3).
             ZooEntry {
                 name: "2.6.19 group stats miss threads that exit unheard",
                 kernel: "2.6.19-rc5",

@@ -187,7 +187,7 @@ fn deflate_on_oom_reinflated_is_found_and_quiet_when_fixed() {
 }
 
 /// Regression: "mm/balloon_compaction: List interfaces" (5.3-rc1, 418a3ab1e778), repaired by
-/// "mm/balloon_compaction: avoid duplicate page removal" (5.3-rc2).
+/// "mm/balloon_compaction: avoid duplicate page removal" (5.3-rc3).
 ///
 /// 1. fill_balloon() allocates its pages onto a local list (balloon_page_push).
 /// 2. Under balloon_lock it takes each off with balloon_page_pop(): `list_del`, so the page's
