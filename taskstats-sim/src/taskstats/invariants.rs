@@ -94,6 +94,17 @@ impl Taskstats {
             .collect()
     }
 
+    /// How many groups [`Self::groups_with_stats`] holds, counted without making the set (the
+    /// whole check needs the number only): each leader is its group's one entry.
+    pub(crate) fn groups_with_stats_count(&self, cx: &Cx) -> usize {
+        let table = self.tasks.read_lock(cx);
+        table
+            .tasks
+            .values()
+            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(cx).stats.is_some())
+            .count()
+    }
+
     /// The leaders of groups `tgids` that are in the task table, in one look at it: what
     /// [`Self::group_has_stats`] and the ledger check read, for a checker of touched groups.
     pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &BTreeSet<u32>) -> Vec<Arc<Task>> {
