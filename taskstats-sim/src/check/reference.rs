@@ -345,8 +345,9 @@ impl TaskstatsModel {
     fn check_exit(&mut self, walk: &ExitWalk<'_>, closed: &[u32], faulted: bool) -> Result<(), String> {
         let (pid, delivered) = (walk.pid, walk.delivered);
         if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
-            let distinct: BTreeSet<_> = delivered.iter().collect();
-            if distinct.len() != delivered.len() {
+            // A port twice in the (short) list: an earlier entry equal to a later one.
+            let repeated = delivered.iter().enumerate().any(|(i, port)| delivered[..i].contains(port));
+            if repeated {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
@@ -898,21 +899,20 @@ fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Resul
         ("cpu_run_virtual_total", want.cpu_run_virtual_total),
     ];
     let base = if v8 { 16 } else { 8 };
-    let mut fields: Vec<(&str, usize, u64)> =
-        delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v)).collect();
-    if v8 {
-        fields.extend([
-            ("nvcsw", 272, want.nvcsw),
-            ("nivcsw", 280, want.nivcsw),
-            ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
-            ("freepages_count", 312, want.freepages_count),
-            ("freepages_delay_total", 320, want.freepages_delay_total),
-        ]);
-        if !tgid_query {
-            fields.extend([("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)]);
-        }
-    }
-    for (name, at, value) in fields {
+    // The delays, then from version 8 the other counters, then for a PID reply the CPU times:
+    // one chain of fixed arrays, in that order.
+    let delays = delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v));
+    let version_8 = [
+        ("nvcsw", 272, want.nvcsw),
+        ("nivcsw", 280, want.nivcsw),
+        ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
+        ("freepages_count", 312, want.freepages_count),
+        ("freepages_delay_total", 320, want.freepages_delay_total),
+    ];
+    let times = [("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)];
+    let version_8 = version_8.into_iter().filter(|_| v8);
+    let times = times.into_iter().filter(|_| v8 && !tgid_query);
+    for (name, at, value) in delays.chain(version_8).chain(times) {
         let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
         if got != value {
             return Err(format!("{name} is {got}, the reference's record says {value}"));
@@ -928,24 +928,24 @@ fn u16_le(bytes: &[u8], at: usize) -> u16 {
 /// The TASKSTATS_TYPE_STATS payload of a reply: past the netlink and genetlink headers, an
 /// optional TASKSTATS_TYPE_NULL, the aggregate nest, and inside it the id and the record.
 fn stats_payload(reply: &[u8]) -> Option<&[u8]> {
-    let attrs = |mut at: usize, end: usize| {
-        let mut out = Vec::new();
+    // The first attribute between `at` and `end` whose type `wanted` accepts, walking while
+    // the lengths hold (a bad one ends the walk): its payload's bounds.
+    let find = |mut at: usize, end: usize, wanted: &dyn Fn(u16) -> bool| {
         while at + 4 <= end {
             let len = usize::from(u16_le(reply, at));
             if len < 4 || at + len > end {
-                break;
+                return None;
             }
-            out.push((u16_le(reply, at + 2) & NLA_TYPE_MASK, at + 4, at + len));
+            if wanted(u16_le(reply, at + 2) & NLA_TYPE_MASK) {
+                return Some((at + 4, at + len));
+            }
             at += (len + 3) & !3;
         }
-        out
+        None
     };
-    let top = attrs(NLMSG_HDRLEN + GENL_HDRLEN, reply.len());
-    let &(_, start, end) = top
-        .iter()
-        .find(|(kind, _, _)| *kind == TASKSTATS_TYPE_AGGR_PID || *kind == TASKSTATS_TYPE_AGGR_TGID)?;
-    let inner = attrs(start, end);
-    let &(_, from, to) = inner.iter().find(|(kind, _, _)| *kind == TASKSTATS_TYPE_STATS)?;
+    let aggregate = |kind| kind == TASKSTATS_TYPE_AGGR_PID || kind == TASKSTATS_TYPE_AGGR_TGID;
+    let (start, end) = find(NLMSG_HDRLEN + GENL_HDRLEN, reply.len(), &aggregate)?;
+    let (from, to) = find(start, end, &|kind| kind == TASKSTATS_TYPE_STATS)?;
     Some(&reply[from..to])
 }
 
