@@ -6,8 +6,9 @@ use sim_core::mm::{Gfp, KmemCache, ObjHandle};
 use sim_core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, RwSem};
 
-/// A set of CPUs, ascending: a parsed cpumask as add_del_listener() walks it.
-pub type CpuSet = std::collections::BTreeSet<u32>;
+/// A set of CPUs, ascending: a parsed cpumask as add_del_listener() walks it (`cpumask_var_t`,
+/// the parser's own type, so parse() hands it over without building another set).
+pub type CpuSet = sim_core::percpu::CpuMask;
 
 /// `struct listener`: one port registered for one CPU's exits.
 #[derive(Debug)]
@@ -87,7 +88,7 @@ pub fn add_del_listener(
     let mut report = AddDelReport::default();
     if action == Action::Register {
         let mut failed = false;
-        for &cpu in mask {
+        for cpu in mask {
             let Ok(handle) = cache.alloc(cx, Gfp::GFP_KERNEL, ()) else {
                 cx.note(format!("add_del_listener: kmalloc_node for cpu {cpu} failed, cleanup"));
                 failed = true;
@@ -113,7 +114,7 @@ pub fn add_del_listener(
         report.failed_part_way = true;
     }
     // The deregister (or cleanup) loop.
-    for &cpu in mask {
+    for cpu in mask {
         let listeners = &lists[cpu as usize];
         let mut list = listeners.sem.down_write(cx);
         if let Some(at) = list.iter().position(|s| s.pid == pid) {

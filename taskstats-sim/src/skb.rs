@@ -20,6 +20,9 @@ use crate::wire::{align4, nla_total_size, GENL_HDRLEN, NLA_HDRLEN, NLMSG_HDRLEN}
 const SKB_SHARED_INFO: usize = 320;
 /// `PAGE_SIZE`.
 const PAGE_SIZE: usize = 4096;
+/// Most nests open at once in one message: ctrl_fill_info()'s ops or groups nest and one entry's
+/// nest inside it (2), with room to spare.
+const NESTS_MAX: usize = 4;
 
 /// How alloc_skb() turns a requested size into tailroom in the era of a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +83,10 @@ pub(crate) struct SkBuff {
     id: u64,
     data: Vec<u8>,
     end: usize,
-    nests: Vec<usize>,
+    /// The open nests' starts, innermost last (`nests[..depth]`): in place, as the kernel keeps
+    /// them in its callers' locals.
+    nests: [usize; NESTS_MAX],
+    depth: usize,
     /// Where the last message nlmsg_put() began (a dump puts several in one skb).
     msg_start: usize,
 }
@@ -202,14 +208,18 @@ impl SkBuff {
     /// kernel's NULL, when its header does not fit).
     pub(crate) fn nla_nest_start(&mut self, kind: u16) -> Result<(), Errno> {
         let at = self.data.len();
+        assert!(self.depth < NESTS_MAX, "more than {NESTS_MAX} nests open");
         self.nla_reserve(kind, 0)?;
-        self.nests.push(at);
+        self.nests[self.depth] = at;
+        self.depth += 1;
         Ok(())
     }
 
     /// `nla_nest_end()`: writes the nest's length.
     pub(crate) fn nla_nest_end(&mut self) {
-        let start = self.nests.pop().expect("nla_nest_end without nla_nest_start");
+        assert!(self.depth > 0, "nla_nest_end without nla_nest_start");
+        self.depth -= 1;
+        let start = self.nests[self.depth];
         let len = (self.data.len() - start) as u16;
         self.data[start..start + 2].copy_from_slice(&len.to_le_bytes());
     }
@@ -246,7 +256,7 @@ impl SkbPool {
         table.next += 1;
         table.allocated += 1;
         table.live.insert(id, site);
-        SkBuff { id, data, end, nests: Vec::new(), msg_start: 0 }
+        SkBuff { id, data, end, nests: [0; NESTS_MAX], depth: 0, msg_start: 0 }
     }
 
     /// alloc_skb(`size`, `gfp`) for `site` (the caller, for leak reports): failslab at

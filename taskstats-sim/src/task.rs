@@ -288,8 +288,9 @@ pub struct Task {
     pub pid: u32,
     /// Global tgid.
     pub tgid: u32,
-    /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers).
-    pub numbers: Vec<(usize, u32)>,
+    /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
+    /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
+    pub numbers: Arc<[(usize, u32)]>,
     /// The user namespace of the task's credentials.
     pub user_ns: usize,
     /// kuid.
@@ -484,13 +485,23 @@ impl TaskTable {
     /// Mirrors from_kuid_munged(ns, kuid).
     #[allow(clippy::wrong_self_convention)]
     pub(crate) fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
-        let mut chain = vec![ns];
-        while let Some(parent) = self.user_ns[*chain.last().expect("nonempty")].parent {
-            chain.push(parent);
+        // The levels below init, innermost first: on the stack when they fit (every query and
+        // exit asks), the deeper ones in a list made only for them.
+        let mut levels = [0usize; 8];
+        let mut deeper = Vec::new();
+        let mut depth = 0;
+        let mut n = ns;
+        while let Some(parent) = self.user_ns[n].parent {
+            match levels.get_mut(depth) {
+                Some(level) => *level = n,
+                None => deeper.push(n),
+            }
+            depth += 1;
+            n = parent;
         }
-        // Map down from init: kuid -> id in each child namespace in turn.
+        // Map down from init: kuid -> id in each child namespace in turn, outermost first.
         let mut id = kuid;
-        for &n in chain.iter().rev().skip(1) {
+        for &n in deeper.iter().rev().chain(levels[..depth.min(levels.len())].iter().rev()) {
             let base = self.user_ns[n].base;
             if id < base || id - base >= USER_NS_RANGE {
                 return OVERFLOW_UID;
@@ -513,19 +524,17 @@ impl TaskTable {
 
     /// Allocates a pid in `ns` and each ancestor (alloc_pid()).
     pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
-        let mut chain = vec![ns];
-        while let Some(parent) = self.pid_ns[*chain.last().expect("nonempty")].parent {
-            chain.push(parent);
+        // From `ns` up to init_pid_ns, then reversed: the initial namespace first. Each
+        // namespace's counter moves once, whichever order they are visited in.
+        let mut numbers = Vec::with_capacity(2);
+        let mut at = Some(ns);
+        while let Some(n) = at {
+            numbers.push((n, self.pid_ns[n].next_nr));
+            self.pid_ns[n].next_nr += 1;
+            at = self.pid_ns[n].parent;
         }
-        chain
-            .into_iter()
-            .rev()
-            .map(|n| {
-                let nr = self.pid_ns[n].next_nr;
-                self.pid_ns[n].next_nr += 1;
-                (n, nr)
-            })
-            .collect()
+        numbers.reverse();
+        numbers
     }
 
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
@@ -540,5 +549,39 @@ impl TaskTable {
             }
         }
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// from_kuid_munged() the way the kernel reads it: map the kuid down from init one level
+    /// at a time (recursively, the outermost level first).
+    fn map_down(table: &TaskTable, ns: usize, kuid: u32) -> Option<u32> {
+        let Some(parent) = table.user_ns[ns].parent else { return Some(kuid) };
+        let id = map_down(table, parent, kuid)?;
+        let base = table.user_ns[ns].base;
+        (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
+    }
+
+    /// Over a chain of twelve nested user namespaces (deeper than the walk's stack buffer) and
+    /// a sibling, every kuid near each level's window maps as the level-by-level mapping does.
+    #[test]
+    fn from_kuid_munged_maps_as_the_level_by_level_walk_does() {
+        let mut table = TaskTable { user_ns: vec![UserNs { parent: None, base: 0 }], ..TaskTable::default() };
+        for level in 1..=12u32 {
+            table.user_ns.push(UserNs { parent: Some(table.user_ns.len() - 1), base: 10 * level });
+        }
+        table.user_ns.push(UserNs { parent: Some(3), base: 7 });
+        for ns in 0..table.user_ns.len() {
+            let kuid_of_zero = table.make_kuid(ns, 0);
+            for kuid in [0, 1, 9, 10, 11, 779, 780, 781, 999, 1000, 1010, kuid_of_zero, kuid_of_zero + 1] {
+                let expect = map_down(&table, ns, kuid).unwrap_or(OVERFLOW_UID);
+                assert_eq!(table.from_kuid_munged(ns, kuid), expect, "ns {ns} kuid {kuid}");
+            }
+        }
+        // Twelve levels down (past the stack buffer's eight), a mapped id comes back.
+        assert_eq!(table.from_kuid_munged(12, table.make_kuid(12, 5)), 5);
     }
 }

@@ -303,6 +303,42 @@ impl Attr {
     }
 }
 
+/// Most attribute types one [`nla_parse`] table holds (`maxtype + 1`): the families' largest
+/// maxtype is nlctrl's CTRL_ATTR_MCAST_GROUPS (7).
+pub const ATTR_TABLE_MAX: usize = 8;
+
+/// [`nla_parse`]'s table (`struct nlattr *tb[maxtype + 1]`): the last attribute of each type
+/// `0..=maxtype`, on the stack as the kernel's is (a request's parse allocates nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrTable {
+    entries: [Option<Attr>; ATTR_TABLE_MAX],
+    len: usize,
+}
+
+impl AttrTable {
+    /// An empty table for types `0..=maxtype` (panics past [`ATTR_TABLE_MAX`]: a family whose
+    /// maxtype outgrew the constant).
+    fn new(maxtype: u16) -> AttrTable {
+        let len = usize::from(maxtype) + 1;
+        assert!(len <= ATTR_TABLE_MAX, "maxtype {maxtype} needs a larger ATTR_TABLE_MAX");
+        AttrTable { entries: [None; ATTR_TABLE_MAX], len }
+    }
+}
+
+impl std::ops::Deref for AttrTable {
+    type Target = [Option<Attr>];
+
+    fn deref(&self) -> &[Option<Attr>] {
+        &self.entries[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for AttrTable {
+    fn deref_mut(&mut self) -> &mut [Option<Attr>] {
+        &mut self.entries[..self.len]
+    }
+}
+
 /// `nla_parse()` with `validate_nla()`: walks attributes while `nla_ok()`, validates those with a
 /// policy entry (`-ERANGE` when too short), keeps the last of each type up to `maxtype`, and
 /// ignores leftover bytes (the kernel only warns about them).
@@ -312,8 +348,8 @@ pub fn nla_parse(
     end: usize,
     maxtype: u16,
     policy: &dyn Fn(u16) -> Option<NlaType>,
-) -> Result<Vec<Option<Attr>>, Errno> {
-    let mut table = vec![None; usize::from(maxtype) + 1];
+) -> Result<AttrTable, Errno> {
+    let mut table = AttrTable::new(maxtype);
     let mut at = start;
     while end.saturating_sub(at) >= NLA_HDRLEN {
         let nla_len = usize::from(u16_at(bytes, at));
@@ -511,16 +547,24 @@ pub fn request(kind: u16, flags: u16, seq: u32, port: u32, cmd: u8, attrs: &[(u1
 /// `dstsize - 1` bytes, into a zeroed buffer of `dstsize` bytes. With `dstsize` the payload's own
 /// length (as parse() calls it), a payload without a NUL loses its last byte.
 pub fn nla_strlcpy(payload: &[u8], dstsize: usize) -> Vec<u8> {
+    let mut dst = vec![0u8; dstsize];
+    nla_strlcpy_into(payload, &mut dst);
+    dst
+}
+
+/// [`nla_strlcpy`] into the caller's buffer `dst` (`dstsize` is its length), which it
+/// NUL-fills past the copy: for a caller with a buffer on its stack, as the kernel's is.
+pub fn nla_strlcpy_into(payload: &[u8], dst: &mut [u8]) {
     let mut srclen = payload.len();
     if srclen > 0 && payload[srclen - 1] == 0 {
         srclen -= 1;
     }
-    let mut dst = vec![0u8; dstsize];
+    let dstsize = dst.len();
     if dstsize > 0 {
         let len = if srclen >= dstsize { dstsize - 1 } else { srclen };
         dst[..len].copy_from_slice(&payload[..len]);
+        dst[len..].fill(0);
     }
-    dst
 }
 
 /// A cpumask attribute payload: the text and its NUL, as getdelays sends it.

@@ -182,12 +182,15 @@ pub struct TaskstatsSubject {
 struct Touched {
     /// A bit per CPU.
     cpus: u64,
-    /// Thread group ids.
-    tgids: BTreeSet<u32>,
+    /// Thread group ids, ascending, each once (a short list: an operation touches one or two).
+    tgids: Vec<u32>,
     /// [`Taskstats::groups_with_stats`] as of the last incremental check; None before the first,
     /// which reads it whole (not at set-up: threaded runs, which share the subject and check
     /// only whole, would see the reads' lock steps in their schedules).
     with_stats: Option<BTreeSet<u32>>,
+    /// The buffer the check reads the touched groups' leaders into; empty between checks, kept
+    /// for its room (so is `tgids`'s), so an operation's check allocates nothing for them.
+    leaders: Vec<Arc<Task>>,
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
@@ -205,7 +208,9 @@ impl TaskstatsSubject {
     /// list of the CPU it is on (where its exit delivers and prunes).
     fn touch(&self, task: &Task) {
         let mut touched = self.touched();
-        touched.tgids.insert(task.tgid);
+        if let Err(at) = touched.tgids.binary_search(&task.tgid) {
+            touched.tgids.insert(at, task.tgid);
+        }
         touched.cpus |= 1u64.checked_shl(task.cpu).unwrap_or(0);
     }
 
@@ -240,14 +245,16 @@ impl TaskstatsSubject {
     /// requester's pid namespace, and the task that sends on the port (pid and CPU; None when
     /// the port is closed or its process has no live thread, as [`Taskstats::port_sender`]),
     /// read through `observer` in one look at the port and one at the task table.
+    /// `state` is [`Taskstats::port_state`] of the port when the caller read it already.
     fn facts(
         &self,
         observer: &Cx,
-        port: u32,
+        (port, state): (u32, Option<(u32, usize, bool)>),
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> (RequestFacts, u32, Option<(u32, u32)>) {
-        let (owner, queued, open) = self.model.port_state(observer, port).unwrap_or((0, 0, false));
+        let state = state.or_else(|| self.model.port_state(observer, port));
+        let (owner, queued, open) = state.unwrap_or((0, 0, false));
         let pid_namespaces = self.config.fixes.on(crate::fixes::PID_NAMESPACES);
         let (facts, nr, current) = self.model.with_task_table(observer, |table| {
             // The process's lowest live thread speaks for it.
@@ -304,25 +311,27 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let Some(port) = self.model.port_pick(observer, port) else {
+        // The port and its state in one look (facts() would look again for the state).
+        let Some((port, state)) = self.model.port_pick_state(observer, port) else {
             return Outcome::Done;
         };
-        self.request_on(sim, observer, port, attrs, cmd, target, fd)
+        self.request_on(sim, observer, (port, Some(state)), attrs, cmd, target, fd)
     }
 
-    /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first).
+    /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first),
+    /// with its [`Taskstats::port_state`] when the caller read it already.
     #[allow(clippy::too_many_arguments)]
     fn request_on(
         &self,
         sim: &Sim,
         observer: &Cx,
-        port: u32,
+        (port, state): (u32, Option<(u32, usize, bool)>),
         attrs: &[(u16, &[u8])],
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let (mut facts, nr, sender) = self.facts(observer, port, target, fd);
+        let (mut facts, nr, sender) = self.facts(observer, (port, state), target, fd);
         // The message built in one buffer, the query's target number and the fd filled in.
         let mut msg = MsgBuilder::genlmsg_put(
             TASKSTATS_FAMILY_ID,
@@ -545,7 +554,7 @@ impl TaskstatsSubject {
         let both = [(attr, payload), (extra.unwrap_or(0), &[0; 4][..])];
         let attrs = &both[..if extra.is_some() { 2 } else { 1 }];
         match on {
-            Some(id) => self.request_on(sim, observer, id, attrs, cmd, target, fd),
+            Some(id) => self.request_on(sim, observer, (id, None), attrs, cmd, target, fd),
             None => self.request(sim, observer, *port, attrs, cmd, target, fd),
         }
     }
@@ -611,15 +620,18 @@ impl Subject for TaskstatsSubject {
         let cx = (regroup || touched.cpus != 0).then(|| sim.observer_cx("check_invariants", 0));
         // The touched groups' leaders, in one look at the task table, serve both the copy's
         // update and the ledger check.
-        let leaders = cx
-            .as_ref()
-            .filter(|_| !touched.tgids.is_empty())
-            .map(|cx| self.model.leaders_of(cx, &touched.tgids));
+        let mut leaders = std::mem::take(&mut touched.leaders);
+        let read = match &cx {
+            Some(cx) if !touched.tgids.is_empty() => {
+                self.model.leaders_of(cx, &touched.tgids, &mut leaders);
+                true
+            }
+            _ => false,
+        };
         if let (true, Some(cx)) = (regroup, &cx) {
             let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
-            let leaders = leaders.as_deref().unwrap_or_default();
             for &tgid in &touched.tgids {
-                match self.model.group_has_stats(cx, leaders, tgid) {
+                match self.model.group_has_stats(cx, &leaders, tgid) {
                     true => groups.insert(tgid),
                     false => groups.remove(&tgid),
                 };
@@ -629,11 +641,19 @@ impl Subject for TaskstatsSubject {
         let found = self.model.check_invariants_touched(
             cx.as_ref(),
             touched.cpus,
-            leaders.as_deref(),
+            read.then_some(&leaders[..]),
             with_stats.len(),
         );
-        // Only the copy of the groups with stats carries over to the next check.
-        self.touched().with_stats = Some(with_stats);
+        // The copy of the groups with stats carries over to the next check, and the emptied
+        // buffers (unless a threaded run touched groups meanwhile: then its list stays).
+        leaders.clear();
+        touched.tgids.clear();
+        let mut record = self.touched();
+        record.with_stats = Some(with_stats);
+        record.leaders = leaders;
+        if record.tgids.is_empty() {
+            record.tgids = touched.tgids;
+        }
         found
     }
 

@@ -27,20 +27,30 @@ pub enum MaskSpec {
 const ODD_MASKS: [&str; 6] = ["", "1-0", "x", "999", "0-", "0,,1"];
 
 impl MaskSpec {
+    /// The attribute's payload: the text and its NUL ([`cpumask_payload`]), built in one buffer
+    /// (no text made first and copied: every cpumask request makes it, and the reference again).
     pub(crate) fn text(&self) -> Vec<u8> {
         match self {
             MaskSpec::Cpus(bits) => {
-                // "0,2": one digit per CPU (eight at most), built in one buffer.
-                let mut text = String::with_capacity(16);
+                // "0,2": one digit per CPU (eight at most).
+                let mut text = Vec::with_capacity(16);
                 for cpu in (0..8u8).filter(|cpu| bits & (1 << cpu) != 0) {
                     if !text.is_empty() {
-                        text.push(',');
+                        text.push(b',');
                     }
-                    text.push(char::from(b'0' + cpu));
+                    text.push(b'0' + cpu);
                 }
-                cpumask_payload(&text)
+                text.push(0);
+                text
             }
-            MaskSpec::Range(a, b) => cpumask_payload(&format!("{a}-{b}")),
+            MaskSpec::Range(a, b) => {
+                let mut text = Vec::with_capacity(8);
+                push_decimal(&mut text, *a);
+                text.push(b'-');
+                push_decimal(&mut text, *b);
+                text.push(0);
+                text
+            }
             MaskSpec::Odd(i) if usize::from(*i) < ODD_MASKS.len() => {
                 cpumask_payload(ODD_MASKS[usize::from(*i)])
             }
@@ -48,6 +58,17 @@ impl MaskSpec {
             MaskSpec::Odd(_) => cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)),
         }
     }
+}
+
+/// `value` in decimal, appended (what `format!("{value}")` spells).
+fn push_decimal(text: &mut Vec<u8>, value: u8) {
+    if value >= 100 {
+        text.push(b'0' + value / 100);
+    }
+    if value >= 10 {
+        text.push(b'0' + value / 10 % 10);
+    }
+    text.push(b'0' + value % 10);
 }
 
 /// Which task a query names.
@@ -385,5 +406,25 @@ fn gen_target(rng: &mut OpRng) -> Target {
     match rng.weighted(&TARGET_WEIGHTS) {
         0 => Target::Task(rng.any_u8()),
         _ => Target::Nr(rng.below(40) as u32),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-buffer spelling is the text `format!` spells, NUL included, for every mask.
+    #[test]
+    fn mask_text_spells_what_format_spells() {
+        for a in 0..=u8::MAX {
+            for b in [0, 1, 9, 10, 99, 100, 255, a] {
+                assert_eq!(MaskSpec::Range(a, b).text(), cpumask_payload(&format!("{a}-{b}")), "{a}-{b}");
+            }
+        }
+        for bits in 0..=u8::MAX {
+            let list: Vec<String> =
+                (0..8).filter(|cpu| bits & (1 << cpu) != 0).map(|c| c.to_string()).collect();
+            assert_eq!(MaskSpec::Cpus(bits).text(), cpumask_payload(&list.join(",")), "bits {bits:#x}");
+        }
     }
 }

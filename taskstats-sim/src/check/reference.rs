@@ -76,15 +76,21 @@ fn add_work(sum: &mut Work, w: &Work) {
 
 impl TaskstatsModel {
     /// The errno the seed returns for a cpumask request, before any allocation can fail.
-    fn cpumask_errno(&self, facts: &RequestFacts, text: &[u8]) -> Result<(), Errno> {
+    /// `parsed` is [`Self::parse`] of `text`, made once per request by the caller.
+    fn cpumask_errno(
+        &self,
+        facts: &RequestFacts,
+        text: &[u8],
+        parsed: Result<CpuBits, Errno>,
+    ) -> Result<(), Errno> {
         if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
             return Err(Errno::EPERM);
         }
         if text.len() > TASKSTATS_CPUMASK_MAXLEN {
             return Err(Errno::E2BIG);
         }
-        let mask = self.parse(text)?;
-        if mask.iter().any(|&cpu| cpu >= self.cpus) {
+        let mask = parsed?;
+        if mask.iter().any(|cpu| cpu >= self.cpus) {
             return Err(Errno::EINVAL);
         }
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) && !facts.init_ns {
@@ -96,7 +102,7 @@ impl TaskstatsModel {
 
 impl TaskstatsModel {
     /// parse() as the version has it, with the reference's own copy and parsers below.
-    fn parse(&self, payload: &[u8]) -> Result<BTreeSet<u32>, Errno> {
+    fn parse(&self, payload: &[u8]) -> Result<CpuBits, Errno> {
         let copy = strlcpy_payload(payload);
         let text = c_string(&copy);
         if self.fixes.on(crate::fixes::CPULIST_PARSE_3) {
@@ -116,10 +122,11 @@ impl TaskstatsModel {
         port: u32,
         error: Option<i32>,
         lists_after: Option<&Vec<Vec<u32>>>,
+        parsed: Option<&Result<CpuBits, Errno>>,
     ) -> Result<(), String> {
-        // The mask parsed once; a request without one (or with one parse() refuses) leaves the
-        // lists alone whatever happened.
-        let mask = self.request_cpus(op);
+        // The mask parsed once (`parsed`, the caller's); a request without one (or with one
+        // parse() refuses) leaves the lists alone whatever happened.
+        let mask = self.request_cpus(op, parsed);
         let ways = self.listener_ways(mask.as_ref(), error);
         let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
         let Some(after) = lists_after else {
@@ -156,14 +163,14 @@ impl TaskstatsModel {
     /// The CPUs of a REGISTER or DEREGISTER request's mask that have lists, in the order
     /// add_del_listener() walks them, and whether it registers; None for any other request and
     /// for a mask parse() refuses (such a request leaves the lists alone).
-    fn request_cpus(&self, op: &Op) -> Option<(Vec<usize>, bool)> {
-        let (mask, register) = match op {
-            Op::Register { mask, .. } => (mask, true),
-            Op::Deregister { mask, .. } => (mask, false),
+    fn request_cpus(&self, op: &Op, parsed: Option<&Result<CpuBits, Errno>>) -> Option<(Vec<usize>, bool)> {
+        let register = match op {
+            Op::Register { .. } => true,
+            Op::Deregister { .. } => false,
             _ => return None,
         };
-        let cpus = self.parse(&mask.text()).ok()?;
-        Some((cpus.into_iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect(), register))
+        let cpus = *parsed?.as_ref().ok()?;
+        Some((cpus.iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect(), register))
     }
 
     /// The ways a request may leave the listener lists, the expected one first: a registration
@@ -300,8 +307,15 @@ impl Reference for TaskstatsModel {
                 self.check_exit(&walk, closed, *faulted)
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
-                self.mirror_listeners(op, *port, *error, lists_after.as_ref())?;
-                self.check_request(op, facts, *error, replies)?;
+                // A cpumask request's text, and parse() of it, made once for both judgements.
+                let text = match op {
+                    Op::Register { mask, .. } | Op::Deregister { mask, .. } => Some(mask.text()),
+                    _ => None,
+                };
+                let parsed = text.as_deref().map(|text| self.parse(text));
+                self.mirror_listeners(op, *port, *error, lists_after.as_ref(), parsed.as_ref())?;
+                let mask = text.as_deref().zip(parsed);
+                self.check_request(op, facts, *error, replies, mask)?;
                 if *error == Some(0) && replies.len() == 1 {
                     self.judge_payload(op, facts, *port, &replies[0])?;
                 }
@@ -331,8 +345,9 @@ impl TaskstatsModel {
     fn check_exit(&mut self, walk: &ExitWalk<'_>, closed: &[u32], faulted: bool) -> Result<(), String> {
         let (pid, delivered) = (walk.pid, walk.delivered);
         if self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK) {
-            let distinct: BTreeSet<_> = delivered.iter().collect();
-            if distinct.len() != delivered.len() {
+            // A port twice in the (short) list: an earlier entry equal to a later one.
+            let repeated = delivered.iter().enumerate().any(|(i, port)| delivered[..i].contains(port));
+            if repeated {
                 return Err(format!("exit of {pid} delivered twice to one port: {delivered:?}"));
             }
         }
@@ -411,12 +426,13 @@ impl TaskstatsModel {
         facts: &RequestFacts,
         error: Option<i32>,
         replies: &[Vec<u8>],
+        mask: Option<(&[u8], Result<CpuBits, Errno>)>,
     ) -> Result<(), String> {
-        let (expect, fallible, replies_expect): (Result<(), Errno>, bool, usize) = match op {
-            Op::Register { mask, .. } | Op::Deregister { mask, .. } => {
-                (self.cpumask_errno(facts, &mask.text()), true, 0)
+        let (expect, fallible, replies_expect): (Result<(), Errno>, bool, usize) = match (op, mask) {
+            (Op::Register { .. } | Op::Deregister { .. }, Some((text, parsed))) => {
+                (self.cpumask_errno(facts, text, parsed), true, 0)
             }
-            Op::QueryPid { .. } | Op::QueryTgid { .. } => {
+            (Op::QueryPid { .. } | Op::QueryTgid { .. }, _) => {
                 if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
                     (Err(Errno::EPERM), false, 0)
                 } else if facts.target_exists {
@@ -425,7 +441,7 @@ impl TaskstatsModel {
                     (Err(Errno::ESRCH), true, 0)
                 }
             }
-            Op::CgroupStats { .. } => {
+            (Op::CgroupStats { .. }, _) => {
                 if !self.fixes.on(crate::fixes::CGROUPSTATS) {
                     (Err(Errno::EOPNOTSUPP), false, 0)
                 } else {
@@ -494,9 +510,9 @@ fn kernel_isspace(c: u8) -> bool {
 /// and "a-b" ranges; whitespace is skipped except between two digits' worth of input; an empty
 /// entry before a comma, or an empty list, is 0 (so "" and ",1" select CPU 0); a backwards range or a misplaced '-' is EINVAL, a
 /// bit past `nbits` ERANGE. Numbers wrap as the kernel's unsigned int does.
-fn parselist_3x(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
+fn parselist_3x(text: &[u8], nbits: u32) -> Result<CpuBits, Errno> {
     let text = &text[..text.iter().position(|&c| c == b'\n').unwrap_or(text.len())];
-    let mut mask = BTreeSet::new();
+    let mut mask = CpuBits::default();
     let (mut at, mut c, mut totaldigits) = (0usize, 0u8, 0u32);
     loop {
         let (mut a, mut b, mut exp_digit, mut in_range) = (0u32, 0u32, true, false);
@@ -536,10 +552,32 @@ fn parselist_3x(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
         if b >= nbits {
             return Err(Errno::ERANGE);
         }
-        mask.extend(a..=b);
+        mask.insert_range(a, b, nbits);
         if !(at < text.len() && c == b',') {
             return Ok(mask);
         }
+    }
+}
+
+/// A set of CPUs below [`NR_CPUS`] as one word, a bit per CPU: what the parsers build (a set
+/// of numbers, ascending, each once, as the BTreeSet it replaced, without a node per CPU).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CpuBits(u64);
+
+const _: () = assert!(NR_CPUS <= u64::BITS, "CpuBits holds a bit per CPU");
+
+impl CpuBits {
+    /// CPUs `a..=b`; the parsers checked `a <= b < nbits` first (`nbits` ≤ 64).
+    fn insert_range(&mut self, a: u32, b: u32, nbits: u32) {
+        assert!(a <= b && b < nbits && nbits <= u64::BITS, "range {a}-{b} of {nbits} bits");
+        let width = b - a + 1;
+        let ones = if width == u64::BITS { u64::MAX } else { (1u64 << width) - 1 };
+        self.0 |= ones << a;
+    }
+
+    /// The CPUs, ascending.
+    fn iter(self) -> impl Iterator<Item = u32> {
+        (0..u64::BITS).filter(move |&cpu| self.0 & (1 << cpu) != 0)
     }
 }
 
@@ -556,9 +594,9 @@ fn strtoul(text: &[u8], mut at: usize) -> (u32, usize) {
 
 /// 2.6.18 bitmap_parselist(): each entry must start with a digit, "a" or "a-b" with digits
 /// after the '-', one optional ',' after it; the list ends at NUL or newline; no whitespace.
-fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
+fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<CpuBits, Errno> {
     let byte = |at: usize| text.get(at).copied().unwrap_or(0);
-    let mut mask = BTreeSet::new();
+    let mut mask = CpuBits::default();
     let mut at = 0usize;
     loop {
         if !byte(at).is_ascii_digit() {
@@ -580,7 +618,7 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
         if b >= nbits {
             return Err(Errno::ERANGE);
         }
-        mask.extend(a..=b);
+        mask.insert_range(a, b, nbits);
         if byte(at) == b',' {
             at += 1;
         }
@@ -595,8 +633,10 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<BTreeSet<u32>, Errno> {
 impl TaskstatsModel {
     /// The live task a fork operation's index picks (ascending pids, as the driver picks).
     fn fork_parent(&self, parent: u8) -> Option<u32> {
-        let live: Vec<u32> = self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p).collect();
-        live.get(usize::from(parent) % live.len().max(1)).copied()
+        // Indexing the list of live pids, without making the list: count, then walk to the nth.
+        let live = || self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p);
+        let count = live().count();
+        live().nth(usize::from(parent) % count.max(1))
     }
 
     /// Replaces each value a group's `signal->stats` may hold by the values `step` says it may
@@ -656,19 +696,16 @@ impl TaskstatsModel {
             self.pid_ns.push((Some(ns), 1));
             ns = self.pid_ns.len() - 1;
         }
-        let mut chain = vec![ns];
-        while let Some(up) = self.pid_ns[*chain.last().expect("nonempty")].0 {
-            chain.push(up);
+        // From `ns` up to the initial namespace, then reversed: the initial namespace first.
+        let mut numbers = Vec::with_capacity(2);
+        let mut at = Some(ns);
+        while let Some(n) = at {
+            numbers.push((n, self.pid_ns[n].1));
+            self.pid_ns[n].1 += 1;
+            at = self.pid_ns[n].0;
         }
-        chain
-            .into_iter()
-            .rev()
-            .map(|n| {
-                let nr = self.pid_ns[n].1;
-                self.pid_ns[n].1 += 1;
-                (n, nr)
-            })
-            .collect()
+        numbers.reverse();
+        numbers
     }
 
     /// The number task `pid` has in pid namespace `ns` (0: not visible there).
@@ -862,21 +899,20 @@ fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Resul
         ("cpu_run_virtual_total", want.cpu_run_virtual_total),
     ];
     let base = if v8 { 16 } else { 8 };
-    let mut fields: Vec<(&str, usize, u64)> =
-        delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v)).collect();
-    if v8 {
-        fields.extend([
-            ("nvcsw", 272, want.nvcsw),
-            ("nivcsw", 280, want.nivcsw),
-            ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
-            ("freepages_count", 312, want.freepages_count),
-            ("freepages_delay_total", 320, want.freepages_delay_total),
-        ]);
-        if !tgid_query {
-            fields.extend([("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)]);
-        }
-    }
-    for (name, at, value) in fields {
+    // The delays, then from version 8 the other counters, then for a PID reply the CPU times:
+    // one chain of fixed arrays, in that order.
+    let delays = delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v));
+    let version_8 = [
+        ("nvcsw", 272, want.nvcsw),
+        ("nivcsw", 280, want.nivcsw),
+        ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
+        ("freepages_count", 312, want.freepages_count),
+        ("freepages_delay_total", 320, want.freepages_delay_total),
+    ];
+    let times = [("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)];
+    let version_8 = version_8.into_iter().filter(|_| v8);
+    let times = times.into_iter().filter(|_| v8 && !tgid_query);
+    for (name, at, value) in delays.chain(version_8).chain(times) {
         let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
         if got != value {
             return Err(format!("{name} is {got}, the reference's record says {value}"));
@@ -892,24 +928,24 @@ fn u16_le(bytes: &[u8], at: usize) -> u16 {
 /// The TASKSTATS_TYPE_STATS payload of a reply: past the netlink and genetlink headers, an
 /// optional TASKSTATS_TYPE_NULL, the aggregate nest, and inside it the id and the record.
 fn stats_payload(reply: &[u8]) -> Option<&[u8]> {
-    let attrs = |mut at: usize, end: usize| {
-        let mut out = Vec::new();
+    // The first attribute between `at` and `end` whose type `wanted` accepts, walking while
+    // the lengths hold (a bad one ends the walk): its payload's bounds.
+    let find = |mut at: usize, end: usize, wanted: &dyn Fn(u16) -> bool| {
         while at + 4 <= end {
             let len = usize::from(u16_le(reply, at));
             if len < 4 || at + len > end {
-                break;
+                return None;
             }
-            out.push((u16_le(reply, at + 2) & NLA_TYPE_MASK, at + 4, at + len));
+            if wanted(u16_le(reply, at + 2) & NLA_TYPE_MASK) {
+                return Some((at + 4, at + len));
+            }
             at += (len + 3) & !3;
         }
-        out
+        None
     };
-    let top = attrs(NLMSG_HDRLEN + GENL_HDRLEN, reply.len());
-    let &(_, start, end) = top
-        .iter()
-        .find(|(kind, _, _)| *kind == TASKSTATS_TYPE_AGGR_PID || *kind == TASKSTATS_TYPE_AGGR_TGID)?;
-    let inner = attrs(start, end);
-    let &(_, from, to) = inner.iter().find(|(kind, _, _)| *kind == TASKSTATS_TYPE_STATS)?;
+    let aggregate = |kind| kind == TASKSTATS_TYPE_AGGR_PID || kind == TASKSTATS_TYPE_AGGR_TGID;
+    let (start, end) = find(NLMSG_HDRLEN + GENL_HDRLEN, reply.len(), &aggregate)?;
+    let (from, to) = find(start, end, &|kind| kind == TASKSTATS_TYPE_STATS)?;
     Some(&reply[from..to])
 }
 
@@ -1159,11 +1195,11 @@ mod tests {
     }
 
     fn p3(text: &str) -> Result<Vec<u32>, Errno> {
-        parselist_3x(text.as_bytes(), 64).map(|m| m.into_iter().collect())
+        parselist_3x(text.as_bytes(), 64).map(|m| m.iter().collect())
     }
 
     fn p2(text: &str) -> Result<Vec<u32>, Errno> {
-        parselist_2_6_18(text.as_bytes(), 64).map(|m| m.into_iter().collect())
+        parselist_2_6_18(text.as_bytes(), 64).map(|m| m.iter().collect())
     }
 
     #[test]
@@ -1179,6 +1215,8 @@ mod tests {
         assert_eq!(p3("-1"), Err(Errno::EINVAL));
         assert_eq!(p3("2-1"), Err(Errno::EINVAL));
         assert_eq!(p3("64"), Err(Errno::ERANGE));
+        assert_eq!(p3("0-63"), Ok((0..64).collect()), "every bit of the word");
+        assert_eq!(p3("63,0-1,1"), Ok(vec![0, 1, 63]), "ascending, each once");
         assert_eq!(p3("1\n2"), Ok(vec![1]), "the list ends at a newline");
         assert_eq!(p3("x"), Err(Errno::EINVAL));
     }

@@ -94,11 +94,25 @@ impl Taskstats {
             .collect()
     }
 
+    /// How many groups [`Self::groups_with_stats`] holds, counted without making the set (the
+    /// whole check needs the number only): each leader is its group's one entry.
+    pub(crate) fn groups_with_stats_count(&self, cx: &Cx) -> usize {
+        let table = self.tasks.read_lock(cx);
+        table
+            .tasks
+            .values()
+            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(cx).stats.is_some())
+            .count()
+    }
+
     /// The leaders of groups `tgids` that are in the task table, in one look at it: what
     /// [`Self::group_has_stats`] and the ledger check read, for a checker of touched groups.
-    pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &BTreeSet<u32>) -> Vec<Arc<Task>> {
+    /// `tgids` ascending, each once; the leaders are appended to `leaders` (the caller's buffer,
+    /// reused from one check to the next), in the same order.
+    pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &[u32], leaders: &mut Vec<Arc<Task>>) {
         let table = self.tasks.read_lock(cx);
-        tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned().collect()
+        leaders
+            .extend(tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned());
     }
 
     /// Whether group `tgid`'s leader is among `leaders` (see [`Self::leaders_of`]) with
@@ -135,6 +149,15 @@ impl Taskstats {
     /// table's lock (None: no such port).
     pub(crate) fn port_state(&self, cx: &Cx, id: u32) -> Option<(u32, usize, bool)> {
         self.ports.lock(cx).get(&id).map(|p| (p.owner_tgid, p.queue.len(), p.open))
+    }
+
+    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look under the
+    /// table's lock: what a request's driver reads first.
+    pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
+        let ports = self.ports.lock(cx);
+        let count = ports.len();
+        let (&id, port) = ports.iter().nth(usize::from(index) % count.max(1))?;
+        Some((id, (port.owner_tgid, port.queue.len(), port.open)))
     }
 
     /// The port `index` picks among the ports' ids, ascending, modulo their number (what

@@ -232,7 +232,7 @@ impl Taskstats {
     /// on the CPUs it named. Read through an observer context.
     pub(super) fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
         let observer = cx.sim().observer_cx("audit", cx.cpu());
-        for &cpu in mask {
+        for cpu in mask {
             let list = self.listener_array[cpu as usize].sem.down_read(&observer);
             let left = list.iter().filter(|s| s.pid == port).count();
             drop(list);
@@ -261,7 +261,7 @@ impl Taskstats {
         if self.checks_group_stats() {
             self.check_group_ledger(&cx)?;
         }
-        self.check_stats_objects(self.groups_with_stats(&cx).len())
+        self.check_stats_objects(self.groups_with_stats_count(&cx))
     }
 
     /// [`Self::check_group_ledger_of`] over every group leader in the task table.

@@ -195,7 +195,7 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
     Task {
         pid: 1,
         tgid: 1,
-        numbers,
+        numbers: numbers.into(),
         user_ns: 0,
         uid: 0,
         gid: 0,
@@ -570,7 +570,7 @@ impl Taskstats {
         }
         let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;
         // add_del_listener()
-        if !mask.iter().all(|&cpu| cpu < self.params.cpus) {
+        if !mask.iter().all(|cpu| cpu < self.params.cpus) {
             return Err(Errno::EINVAL);
         }
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) && (current.user_ns != 0 || current.pid_ns() != 0) {
@@ -783,13 +783,25 @@ impl Taskstats {
 /// loses its last character, and the parser reads the copy as a C string (up to its first NUL)
 /// byte for byte, as the kernel does (3.x's isspace() includes Latin-1's no-break space; for
 /// 2.6.18's parser any byte above 127 is a non-digit, so a lossy conversion reads the same).
+/// The copy is on the stack for a payload parse() accepts (at most TASKSTATS_CPUMASK_MAXLEN
+/// bytes), on the heap for a longer one (a direct caller's).
 pub fn parse_cpulist(fixes: Fixes, payload: &[u8]) -> Result<CpuSet, Errno> {
-    let copied = nla_strlcpy(payload, payload.len());
-    let mask = if fixes.on(crate::fixes::CPULIST_PARSE_3) {
-        cpulist_parse_bytes(&copied, NR_CPUS)?
+    let mut buffer = [0u8; TASKSTATS_CPUMASK_MAXLEN];
+    let heap;
+    let copied: &[u8] = match buffer.get_mut(..payload.len()) {
+        Some(dst) => {
+            nla_strlcpy_into(payload, dst);
+            dst
+        }
+        None => {
+            heap = nla_strlcpy(payload, payload.len());
+            &heap
+        }
+    };
+    if fixes.on(crate::fixes::CPULIST_PARSE_3) {
+        cpulist_parse_bytes(copied, NR_CPUS)
     } else {
         let end = copied.iter().position(|&c| c == 0).unwrap_or(copied.len());
-        cpulist_parse_with(CpulistSyntax::Linux2_6_18, &String::from_utf8_lossy(&copied[..end]), NR_CPUS)?
-    };
-    Ok(mask.iter().collect())
+        cpulist_parse_with(CpulistSyntax::Linux2_6_18, &String::from_utf8_lossy(&copied[..end]), NR_CPUS)
+    }
 }

@@ -65,7 +65,7 @@ pub(super) struct Info<'a> {
     pub(super) socket: &'a Port,
     pub(super) seq: u32,
     pub(super) msg: &'a [u8],
-    pub(super) attrs: Vec<Option<Attr>>,
+    pub(super) attrs: AttrTable,
 }
 
 impl Taskstats {

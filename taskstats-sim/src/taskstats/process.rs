@@ -22,8 +22,14 @@ fn fork_kind_word(kind: ForkKind) -> u64 {
 
 pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
     let mut comm = [0u8; TS_COMM_LEN];
-    let name = format!("task{pid}");
-    comm[..name.len()].copy_from_slice(name.as_bytes());
+    comm[..4].copy_from_slice(b"task");
+    // The digits, most significant first, written in place (a fork makes no String for them).
+    let digits = pid.checked_ilog10().map_or(1, |log| log as usize + 1);
+    let mut rest = pid;
+    for at in (4..4 + digits).rev() {
+        comm[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
     comm
 }
 
@@ -277,7 +283,7 @@ impl Taskstats {
         let task = Task {
             pid,
             tgid: if thread { p.tgid } else { pid },
-            numbers,
+            numbers: numbers.into(),
             user_ns,
             uid,
             gid: uid,
@@ -565,6 +571,17 @@ mod tests {
     use crate::check::task_cx;
     use sim_core::lockdep::ReportMode;
     use sim_core::SimConfig;
+
+    /// The comm written in place is "task" and the pid in decimal, NUL-padded, as format! spells it.
+    #[test]
+    fn comm_is_task_and_the_pid_in_decimal() {
+        for pid in [0, 1, 9, 10, 99, 100, 12345, 999_999_999, 1_000_000_000, u32::MAX] {
+            let name = format!("task{pid}");
+            let mut want = [0u8; TS_COMM_LEN];
+            want[..name.len()].copy_from_slice(name.as_bytes());
+            assert_eq!(comm_for(pid), want, "pid {pid}");
+        }
+    }
 
     /// The pid hash (a sorted vector since the speed pass) finds, for every number of every
     /// task in every namespace it is visible in, the task find_task_by_pid_ns()'s walk of the

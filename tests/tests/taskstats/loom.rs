@@ -29,7 +29,7 @@ fn rwsem_listener_prune_never_drops_a_valid_listener() {
         let sim = Sim::new(SimConfig::new(1).cpus(1));
         let lists = Arc::new(vec![ListenerList::new()]);
         let cache: Arc<KmemCache<()>> = Arc::new(KmemCache::new("listener", 24));
-        let cpu0: CpuSet = [0].into_iter().collect();
+        let cpu0 = CpuSet::from_cpus(1, [0]);
         let cx = sim.cx("setup", 0);
         add_del_listener(&cx, &lists, &cache, 10, &cpu0, Action::Register, true).unwrap();
         drop(cx);
