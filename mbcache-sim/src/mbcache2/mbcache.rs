@@ -817,54 +817,69 @@ pub(crate) fn lru_del_init(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry) -> 
     true
 }
 
-/// What the invariant check reads of one cache, through an observer context.
-#[derive(Debug)]
+/// What the invariant check reads of one cache, through an observer context. Its vectors are
+/// the check's to keep between checks ([`MbCache::snapshot_into`] clears and refills them), so a
+/// check allocates nothing once they have grown.
+#[derive(Debug, Default)]
 pub(crate) struct CacheSnapshot {
     /// The LRU, head first.
     pub(crate) lru: Vec<EntryHandle>,
-    /// Each chain, first node first.
-    pub(crate) chains: Vec<Vec<HashNode>>,
+    /// Every chain's nodes, chain after chain, each chain first node first.
+    pub(crate) nodes: Vec<HashNode>,
     /// `c_entry_count` under the lock.
     pub(crate) count: u64,
-    /// Each listed or hashed entry's (hashed, listed, e_refcnt).
+    /// Each listed or hashed entry's (hashed, listed, e_refcnt), by slot.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
+    /// Scratch: the handles the chains and the LRU name, sorted and deduplicated.
+    handles: Vec<EntryHandle>,
 }
 
 impl MbCache {
     /// The cache's state as the invariant check compares it, read by `observer` (neither traced
     /// nor checked by lockdep).
     pub(crate) fn snapshot(&self, mb: &MbcacheModule, observer: &Cx) -> CacheSnapshot {
-        let mut clist = self.c_list_lock.lock(observer);
-        let head = clist.head;
-        let mut lru = Vec::new();
-        let mut node = list::next(&mut clist.arena.mem(observer), head, "snapshot").ok();
-        while let Some(at) = node.filter(|&at| at != head) {
-            if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
-                lru.push(handle);
+        let mut snapshot = CacheSnapshot::default();
+        self.snapshot_into(mb, observer, &mut snapshot);
+        snapshot
+    }
+
+    /// [`MbCache::snapshot`] into `snapshot`'s vectors: the LRU walked under `c_list_lock`, each
+    /// chain read under its bit lock's documentation, then each named entry's state once.
+    pub(crate) fn snapshot_into(&self, mb: &MbcacheModule, observer: &Cx, snapshot: &mut CacheSnapshot) {
+        snapshot.lru.clear();
+        snapshot.nodes.clear();
+        snapshot.entries.clear();
+        snapshot.handles.clear();
+        {
+            let mut guard = self.c_list_lock.lock(observer);
+            let clist = &mut *guard;
+            let head = clist.head;
+            let mut mem = clist.arena.mem(observer);
+            let mut node = list::next(&mut mem, head, "snapshot").ok();
+            while let Some(at) = node.filter(|&at| at != head) {
+                if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
+                    snapshot.lru.push(handle);
+                }
+                node = list::next(&mut mem, at, "snapshot").ok();
             }
-            node = list::next(&mut clist.arena.mem(observer), at, "snapshot").ok();
+            snapshot.count = clist.c_entry_count;
         }
-        let count = clist.c_entry_count;
-        drop(clist);
-        let chains: Vec<Vec<HashNode>> =
-            self.c_hash.iter().map(|head| head.for_each_entry(observer, <[HashNode]>::to_vec)).collect();
-        let mut handles: Vec<EntryHandle> =
-            chains.iter().flatten().map(|node| node.entry).chain(lru.iter().copied()).collect();
-        handles.sort_by_key(|handle| handle.index());
+        for head in &self.c_hash {
+            head.for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+        }
+        let handles = &mut snapshot.handles;
+        handles.extend(snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied()));
+        handles.sort_unstable();
         handles.dedup();
-        let entries = handles
-            .into_iter()
-            .filter_map(|handle| {
-                let entry = mb.entry(observer, handle)?;
-                let listed = entry.e_list.get(observer).is_some();
-                Some((
-                    handle,
-                    entry.e_hashed.load(Ordering::Relaxed),
-                    listed,
-                    entry.e_refcnt.load(Ordering::Relaxed),
-                ))
-            })
-            .collect();
-        CacheSnapshot { lru, chains, count, entries }
+        snapshot.entries.extend(handles.iter().filter_map(|&handle| {
+            let entry = mb.entry(observer, handle)?;
+            let listed = entry.e_list.get(observer).is_some();
+            Some((
+                handle,
+                entry.e_hashed.load(Ordering::Relaxed),
+                listed,
+                entry.e_refcnt.load(Ordering::Relaxed),
+            ))
+        }));
     }
 }
