@@ -275,6 +275,7 @@ impl XattrBlocks {
     /// reset (`release_block`), so a clear bit means a free block with a default header, and the
     /// check takes the bitmap lock once (dropped before any buffer lock, which the model never
     /// nests with it) and a buffer lock per allocated block, not one per block.
+    #[cfg(feature = "threaded")]
     pub(crate) fn state(&self, observer: &Cx) -> Vec<(bool, u32, u32)> {
         let bitmap = self.bitmap.lock(observer).clone();
         let mut state = vec![(false, 0, 0); self.buffers.len()];

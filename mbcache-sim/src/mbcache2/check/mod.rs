@@ -712,6 +712,7 @@ impl Mbcache2Subject {
 /// when it is hashed; its references are the cache's (`cache_refs`: the hash's and the LRU's
 /// before 307af6c87937, one after) and its `holders`'; a hashed entry's block is allocated
 /// (`blocks`: each block's allocated, h_refcount, h_hash), with the entry's key as its hash.
+#[cfg(feature = "threaded")]
 pub(crate) fn check_cache(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
