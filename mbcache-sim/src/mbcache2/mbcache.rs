@@ -799,7 +799,10 @@ impl MbcacheModule {
 /// read-modify-write; the waiter registers and then fences (see
 /// [`MbcacheModule::mb_cache_entry_wait_unused`]). Weaken either side and a waiter can test
 /// the old count after the waker read an empty queue: the lost wake-up the checkers then find
-/// (the waiter never returns).
+/// (the waiter never returns). Shuttle's schedules are sequentially consistent; loom treats
+/// SeqCst accesses as AcqRel (a documented limitation, it supports SeqCst fences), so a loom
+/// model of this wait must model the waker's barrier as a fence or it reports a false lost
+/// wake-up. (No loom model covers it today; a fence here would cost every put an `mfence`.)
 fn wake_up_var(cache: &MbCache) {
     if cache.refcnt_waiters.load(Ordering::SeqCst) != 0 {
         cache.refcnt_wait.wake_up();
