@@ -38,7 +38,7 @@ use sim_core::list::{self, ListArena, NodeRef};
 use sim_core::list_bl::HlistBlHead;
 use sim_core::locks::SpinLockGuard;
 use sim_core::mm::{ArenaRef, Gfp, KmemCache, ObjHandle, Recycle, SharedArena};
-use sim_core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use sim_core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use sim_core::{Cx, Errno, Guarded, SpinLock, Violation, ViolationKind, WaitQueue};
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Arc;
@@ -246,6 +246,10 @@ pub(crate) struct MbCache {
     /// `wait_var_event(&entry->e_refcnt, ..)`: the kernel hashes the address into a global table
     /// of queues; one queue per cache here.
     pub(crate) refcnt_wait: WaitQueue,
+    /// The queue's list as `waitqueue_active()` sees it: how many tasks `prepare_to_wait_event()`
+    /// put on `refcnt_wait` and `finish_wait()` has not taken off. A facade atomic, so the
+    /// wakers' unlocked read of it is a step the threaded checkers schedule and loom orders.
+    pub(crate) refcnt_waiters: AtomicU32,
     /// Checker state: the most chain nodes one lock hold may walk before it is reported, with
     /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
     /// [`MbcacheModule::walked`]).
@@ -308,6 +312,7 @@ impl MbcacheModule {
             ),
             c_entry_count: AtomicU64::new(0),
             refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
+            refcnt_waiters: AtomicU32::new(0),
             walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
         };
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
@@ -686,10 +691,22 @@ impl MbcacheModule {
         self.entry(cx, entry).is_none_or(|entry| entry.e_refcnt.load(Ordering::Acquire) <= most)
     }
 
-    /// `mb_cache_entry_wait_unused()`: sleeps until the caller is the entry's last user.
+    /// `mb_cache_entry_wait_unused()`: sleeps until the caller is the entry's last user, as
+    /// `wait_var_event()` (include/linux/wait_bit.h) does: the condition first, and only when it
+    /// is false `___wait_var_event()`, whose `prepare_to_wait_event()` puts the task on the queue
+    /// and whose `set_current_state()` is a full barrier (`smp_store_mb`) between that and the
+    /// condition's next read; `finish_wait()` takes it off. ksim's queue list is
+    /// `refcnt_waiters`, the SeqCst fence the barrier. (The op-level simulation parks a waiting
+    /// release instead and wakes it by polling, so there nobody is ever on the queue.)
     pub(crate) fn mb_cache_entry_wait_unused(&self, cx: &Cx, cache: &MbCache, entry: EntryHandle) {
         cx.sim().mark("wait-unused");
+        if self.entry_unused(cx, entry) {
+            return;
+        }
+        cache.refcnt_waiters.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
         cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
+        cache.refcnt_waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// `mb_cache_entry_touch()`: marks the entry used, so the shrinker gives it another round.
@@ -700,19 +717,15 @@ impl MbcacheModule {
         }
     }
 
-    /// `mb_cache_entry_put()`: drops a reference; the last one frees the entry (true). From
-    /// 3dc96bba65f5 on, a drop to the last user's count wakes `mb_cache_entry_wait_unused()`
-    /// (`wake_up_var()`). The kernel's `__wake_up_bit()` first looks whether anybody waits
-    /// (`waitqueue_active()`); ksim always takes the queue's lock: a wake-up with nobody waiting
-    /// changes nothing, and skipping it would remove a step from the threaded checkers' recorded
-    /// schedules (tried in session 9: 7 % of a get + put at 1k entries, and a replayed schedule
-    /// in `tests/tests/mbcache2/threaded.rs` no longer reached its window).
+    /// `mb_cache_entry_put()`: drops a reference (`atomic_dec_return()`, fully ordered: a
+    /// SeqCst read-modify-write); the last one frees the entry (true). From 3dc96bba65f5 on, a
+    /// drop to the last user's count wakes `mb_cache_entry_wait_unused()` (`wake_up_var()`).
     pub(crate) fn mb_cache_entry_put(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> bool {
         let Some(entry) = self.entry(cx, handle) else { return false };
-        let count = entry.e_refcnt.fetch_sub(1, Ordering::AcqRel).wrapping_sub(1);
+        let count = entry.e_refcnt.fetch_sub(1, Ordering::SeqCst).wrapping_sub(1);
         if count > 0 {
             if self.fixes.on(DELETE_OR_GET) && count <= self.cache_refs() + 1 {
-                cache.refcnt_wait.wake_up();
+                wake_up_var(cache);
             }
             return false;
         }
@@ -775,6 +788,27 @@ impl MbcacheModule {
     }
 }
 
+/// `wake_up_var(&entry->e_refcnt)`: `__wake_up_bit()` (kernel/sched/wait_bit.c) wakes the
+/// queue only if `waitqueue_active()` sees a task on it, an unlocked read of the list head that
+/// skips the queue's lock when nobody waits. `waitqueue_active()`'s comment (include/linux/wait.h,
+/// 69e51e92a394 "sched/wait: Document waitqueue_active()") requires a full barrier between the
+/// waker's change of the condition and that read, pairing with the waiter's
+/// `set_current_state()`; 3cdee6b359f1 ("sched: Improve documentation for wake_up_bit/wait_on_bit
+/// family of functions") spells out that `wake_up_var()` callers must provide it. mbcache's is
+/// the put's fully ordered `atomic_dec_return()`, so the read here is SeqCst after a SeqCst
+/// read-modify-write; the waiter registers and then fences (see
+/// [`MbcacheModule::mb_cache_entry_wait_unused`]). Weaken either side and a waiter can test
+/// the old count after the waker read an empty queue: the lost wake-up the checkers then find
+/// (the waiter never returns). Shuttle's schedules are sequentially consistent; loom treats
+/// SeqCst accesses as AcqRel (a documented limitation, it supports SeqCst fences), so a loom
+/// model of this wait must model the waker's barrier as a fence or it reports a false lost
+/// wake-up. (No loom model covers it today; a fence here would cost every put an `mfence`.)
+fn wake_up_var(cache: &MbCache) {
+    if cache.refcnt_waiters.load(Ordering::SeqCst) != 0 {
+        cache.refcnt_wait.wake_up();
+    }
+}
+
 /// `mb_cache_destroy()`'s `WARN_ON(atomic_read(&entry->e_refcnt) != 1)`: somebody still holds
 /// an entry of a cache being destroyed.
 fn destroy_check_refs(cx: &Cx, entry: &MbCacheEntry) {
@@ -817,54 +851,70 @@ pub(crate) fn lru_del_init(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry) -> 
     true
 }
 
-/// What the invariant check reads of one cache, through an observer context.
-#[derive(Debug)]
+/// What the invariant check reads of one cache, through an observer context. Its vectors are
+/// the check's to keep between checks ([`MbCache::snapshot_into`] clears and refills them), so a
+/// check allocates nothing once they have grown.
+#[derive(Debug, Default)]
 pub(crate) struct CacheSnapshot {
     /// The LRU, head first.
     pub(crate) lru: Vec<EntryHandle>,
-    /// Each chain, first node first.
-    pub(crate) chains: Vec<Vec<HashNode>>,
+    /// Every chain's nodes, chain after chain, each chain first node first.
+    pub(crate) nodes: Vec<HashNode>,
     /// `c_entry_count` under the lock.
     pub(crate) count: u64,
-    /// Each listed or hashed entry's (hashed, listed, e_refcnt).
+    /// Each listed or hashed entry's (hashed, listed, e_refcnt), by slot.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
+    /// Scratch: the handles the chains and the LRU name, sorted and deduplicated.
+    handles: Vec<EntryHandle>,
 }
 
 impl MbCache {
     /// The cache's state as the invariant check compares it, read by `observer` (neither traced
-    /// nor checked by lockdep).
+    /// nor checked by lockdep). The threaded adapter's check; the op-level one reuses buffers.
+    #[cfg(feature = "threaded")]
     pub(crate) fn snapshot(&self, mb: &MbcacheModule, observer: &Cx) -> CacheSnapshot {
-        let mut clist = self.c_list_lock.lock(observer);
-        let head = clist.head;
-        let mut lru = Vec::new();
-        let mut node = list::next(&mut clist.arena.mem(observer), head, "snapshot").ok();
-        while let Some(at) = node.filter(|&at| at != head) {
-            if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
-                lru.push(handle);
+        let mut snapshot = CacheSnapshot::default();
+        self.snapshot_into(mb, observer, &mut snapshot);
+        snapshot
+    }
+
+    /// [`MbCache::snapshot`] into `snapshot`'s vectors: the LRU walked under `c_list_lock`, each
+    /// chain read under its bit lock's documentation, then each named entry's state once.
+    pub(crate) fn snapshot_into(&self, mb: &MbcacheModule, observer: &Cx, snapshot: &mut CacheSnapshot) {
+        snapshot.lru.clear();
+        snapshot.nodes.clear();
+        snapshot.entries.clear();
+        snapshot.handles.clear();
+        {
+            let mut guard = self.c_list_lock.lock(observer);
+            let clist = &mut *guard;
+            let head = clist.head;
+            let mut mem = clist.arena.mem(observer);
+            let mut node = list::next(&mut mem, head, "snapshot").ok();
+            while let Some(at) = node.filter(|&at| at != head) {
+                if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
+                    snapshot.lru.push(handle);
+                }
+                node = list::next(&mut mem, at, "snapshot").ok();
             }
-            node = list::next(&mut clist.arena.mem(observer), at, "snapshot").ok();
+            snapshot.count = clist.c_entry_count;
         }
-        let count = clist.c_entry_count;
-        drop(clist);
-        let chains: Vec<Vec<HashNode>> =
-            self.c_hash.iter().map(|head| head.for_each_entry(observer, <[HashNode]>::to_vec)).collect();
-        let mut handles: Vec<EntryHandle> =
-            chains.iter().flatten().map(|node| node.entry).chain(lru.iter().copied()).collect();
-        handles.sort_by_key(|handle| handle.index());
+        for head in &self.c_hash {
+            head.for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+        }
+        let handles = &mut snapshot.handles;
+        handles.extend(snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied()));
+        handles.sort_unstable();
         handles.dedup();
-        let entries = handles
-            .into_iter()
-            .filter_map(|handle| {
-                let entry = mb.entry(observer, handle)?;
-                let listed = entry.e_list.get(observer).is_some();
-                Some((
-                    handle,
-                    entry.e_hashed.load(Ordering::Relaxed),
-                    listed,
-                    entry.e_refcnt.load(Ordering::Relaxed),
-                ))
-            })
-            .collect();
-        CacheSnapshot { lru, chains, count, entries }
+        snapshot.entries.extend(handles.iter().filter_map(|&handle| {
+            let entry = mb.entry(observer, handle)?;
+            let listed = entry.e_list.get(observer).is_some();
+            Some((
+                handle,
+                entry.e_hashed.load(Ordering::Relaxed),
+                listed,
+                entry.e_refcnt.load(Ordering::Relaxed),
+            ))
+        }));
     }
 }

@@ -275,6 +275,7 @@ impl XattrBlocks {
     /// reset (`release_block`), so a clear bit means a free block with a default header, and the
     /// check takes the bitmap lock once (dropped before any buffer lock, which the model never
     /// nests with it) and a buffer lock per allocated block, not one per block.
+    #[cfg(feature = "threaded")]
     pub(crate) fn state(&self, observer: &Cx) -> Vec<(bool, u32, u32)> {
         let bitmap = self.bitmap.lock(observer).clone();
         let mut state = vec![(false, 0, 0); self.buffers.len()];
@@ -283,6 +284,41 @@ impl XattrBlocks {
             state[block] = (bh.allocated, bh.h_refcount, bh.h_hash);
         }
         state
+    }
+
+    /// The bitmap's bits into `into`, for the checker (one lock of the bitmap, as
+    /// [`XattrBlocks::state`] takes it).
+    pub(crate) fn bitmap_into(&self, observer: &Cx, into: &mut Vec<bool>) {
+        into.clear();
+        into.extend_from_slice(&self.bitmap.lock(observer));
+    }
+
+    /// One block's entry of [`XattrBlocks::state`] given the bitmap `bitmap_into` read: a clear
+    /// bit is a free block with a default header; a set one is read under the buffer's lock.
+    pub(crate) fn block_state(&self, observer: &Cx, bitmap: &[bool], block: u64) -> (bool, u32, u32) {
+        let index = usize::try_from(block).unwrap_or(usize::MAX);
+        if !bitmap.get(index).copied().unwrap_or(false) {
+            return (false, 0, 0);
+        }
+        let bh = self.buffers[index].lock(observer);
+        (bh.allocated, bh.h_refcount, bh.h_hash)
+    }
+
+    /// The `index`-th allocated block, modulo how many are (the bitmap alone, one lock), for
+    /// the harness choosing which block an operation names.
+    pub(crate) fn nth_allocated(&self, observer: &Cx, index: u8) -> Option<u64> {
+        let bitmap = self.bitmap.lock(observer);
+        let allocated = bitmap.iter().filter(|used| **used).count();
+        if allocated == 0 {
+            return None;
+        }
+        let nth = usize::from(index) % allocated;
+        bitmap.iter().enumerate().filter(|(_, used)| **used).nth(nth).map(|(block, _)| block as u64)
+    }
+
+    /// The content hash of an allocated block, for the harness (under the buffer's lock).
+    pub(crate) fn hash_of(&self, observer: &Cx, block: u64) -> u32 {
+        self.buffers[block as usize].lock(observer).h_hash
     }
 }
 

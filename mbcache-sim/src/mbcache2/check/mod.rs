@@ -169,8 +169,21 @@ pub struct Mbcache2Subject {
     owned: Vec<Vec<(usize, u64)>>,
     /// Checker state: each filesystem's entries reachable from its cache at its last check (None
     /// until first checked), so the incremental check re-reads only the caches an operation
-    /// could have changed.
-    reachable: std::sync::Mutex<Vec<Option<u64>>>,
+    /// could have changed; and the buffers a check reads into, kept between checks.
+    checked: std::sync::Mutex<Checked>,
+    /// Checker state: the last operation called nothing of the model (see [`Mbcache2Subject::apply`]).
+    idle: bool,
+}
+
+/// The invariant check's own state, kept between checks (never under a model lock).
+#[derive(Debug, Default)]
+struct Checked {
+    /// Each filesystem's entries reachable from its cache at its last check.
+    reachable: Vec<Option<u64>>,
+    /// The cache as last read.
+    snapshot: super::mbcache::CacheSnapshot,
+    /// The block bitmap as last read.
+    bitmap: Vec<bool>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -266,11 +279,7 @@ impl Mbcache2Subject {
 
     /// The `index`-th allocated block of `fs`, modulo how many are.
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        let allocated: Vec<u64> = (self.filesystems[fs].blocks.state(&self.observer).iter().enumerate())
-            .filter(|(_, (allocated, _, _))| *allocated)
-            .map(|(block, _)| block as u64)
-            .collect();
-        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+        self.filesystems[fs].blocks.nth_allocated(&self.observer, index)
     }
 
     fn mount(&mut self, fs: usize) -> Outcome {
@@ -373,7 +382,7 @@ impl Mbcache2Subject {
         }
         let Some((_, cache)) = self.cache(fs) else { return Outcome::Failed(Errno::ENODEV) };
         let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
-        let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
+        let key = self.filesystems[fs].blocks.hash_of(&self.observer, block);
         let found = self.mb.mb_cache_entry_get(&self.tasks[task], &cache, key, block);
         self.hold(task, fs, found)
     }
@@ -459,7 +468,7 @@ impl Mbcache2Subject {
             }
             Op::Get { block, .. } => {
                 let Some(block) = self.allocated_block(fs, block) else { return Some(Outcome::Nothing) };
-                let key = self.filesystems[fs].blocks.state(&self.observer)[block as usize].2;
+                let key = self.filesystems[fs].blocks.hash_of(&self.observer, block);
                 get_outcome(cx, &self.mb, &cache, key, block)
             }
             Op::Shrink { nr, .. } => scan_outcome(cx, &self.mb, &cache, nr),
@@ -550,7 +559,11 @@ impl Subject for Mbcache2Subject {
             observer: sim.observer_cx("mbcache2-check", 0),
             whole_calls: config.whole_calls,
             owned: vec![Vec::new(); usize::from(tasks_count)],
-            reachable: std::sync::Mutex::new(vec![None; usize::from(config.filesystems.max(1))]),
+            checked: std::sync::Mutex::new(Checked {
+                reachable: vec![None; usize::from(config.filesystems.max(1))],
+                ..Checked::default()
+            }),
+            idle: false,
             tasks,
         };
         for fs in 0..subject.filesystems.len() {
@@ -572,12 +585,19 @@ impl Subject for Mbcache2Subject {
         Some(op::generator(config))
     }
 
+    /// Runs `op`, then wakes the releases it made ready. An operation of a parked task
+    /// (`Blocked`), and outside whole calls one answered `Nothing` (each such answer is given
+    /// before any call into the model: nobody held, hands full, no allocated block, a release
+    /// ext4 could not be making), leaves the model as it was; the incremental check then has
+    /// nothing to look at (`idle`).
     fn apply(&mut self, _sim: &Sim, op: &Op) -> Outcome {
         if self.op_task(op).is_some_and(|task| self.parked[task].is_some()) {
+            self.idle = true;
             return Outcome::Blocked;
         }
         let outcome = self.dispatch(op);
         self.wake_waiters();
+        self.idle = !self.whole_calls && outcome == Outcome::Nothing;
         outcome
     }
 
@@ -588,7 +608,13 @@ impl Subject for Mbcache2Subject {
     /// Only the cache of the filesystem `op` names (an operation changes no other cache, and a
     /// release it wakes waits on an entry of the same cache); every cache for the operations that
     /// act on a held entry or any queued work.
+    ///
+    /// After an idle operation (see [`Mbcache2Subject::apply`]), nothing: the state is the one
+    /// the previous check passed.
     fn check_invariants_incremental(&self, _sim: &Sim, op: &Op) -> Result<(), Violation> {
+        if self.idle {
+            return Ok(());
+        }
         match self.op_filesystem(op) {
             Some(touched) => self.check_filesystems(|fs| fs == touched),
             None => self.check_filesystems(|_| true),
@@ -640,7 +666,8 @@ impl Mbcache2Subject {
     /// The invariants of the caches `touched` selects (the others' reachable counts as last
     /// checked), then that every live entry is reachable from a cache or held off one.
     fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
-        let mut counts = self.reachable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Checked { reachable: counts, snapshot, bitmap } = &mut *checked;
         for (fs, filesystem) in self.filesystems.iter().enumerate() {
             if counts[fs].is_some() && !touched(fs) {
                 continue;
@@ -649,12 +676,12 @@ impl Mbcache2Subject {
                 counts[fs] = Some(0);
                 continue;
             };
-            let snapshot = cache.snapshot(&self.mb, &self.observer);
+            cache.snapshot_into(&self.mb, &self.observer, snapshot);
             counts[fs] = Some(snapshot.entries.len() as u64);
-            self.check_cache(fs, &snapshot)?;
+            self.check_cache(fs, snapshot, bitmap)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
-        drop(counts);
+        drop(checked);
         let held_only: std::collections::BTreeSet<u32> = self
             .held
             .iter()
@@ -679,9 +706,18 @@ impl Mbcache2Subject {
     }
 
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
-    fn check_cache(&self, fs: usize, snapshot: &super::mbcache::CacheSnapshot) -> Result<(), Violation> {
-        let blocks = self.filesystems[fs].blocks.state(&self.observer);
-        check_cache(fs, snapshot, &blocks, self.mb.cache_refs(), |handle| {
+    /// The blocks are read as the chains name them: the bitmap once (into `bitmap`), then the
+    /// buffer of each hashed block whose bit is set (not every allocated block's).
+    fn check_cache(
+        &self,
+        fs: usize,
+        snapshot: &super::mbcache::CacheSnapshot,
+        bitmap: &mut Vec<bool>,
+    ) -> Result<(), Violation> {
+        let blocks = &self.filesystems[fs].blocks;
+        blocks.bitmap_into(&self.observer, bitmap);
+        let block = |value: u64| blocks.block_state(&self.observer, bitmap, value);
+        check_cache_with(fs, snapshot, block, self.mb.cache_refs(), |handle| {
             self.held.iter().flatten().filter(|held| held.entry == handle).count()
                 + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count()
         })
@@ -692,10 +728,24 @@ impl Mbcache2Subject {
 /// when it is hashed; its references are the cache's (`cache_refs`: the hash's and the LRU's
 /// before 307af6c87937, one after) and its `holders`'; a hashed entry's block is allocated
 /// (`blocks`: each block's allocated, h_refcount, h_hash), with the entry's key as its hash.
+#[cfg(feature = "threaded")]
 pub(crate) fn check_cache(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
     blocks: &[(bool, u32, u32)],
+    cache_refs: u32,
+    holders: impl Fn(EntryHandle) -> usize,
+) -> Result<(), Violation> {
+    let block = |value: u64| blocks.get(value as usize).copied().unwrap_or_default();
+    check_cache_with(fs, snapshot, block, cache_refs, holders)
+}
+
+/// [`check_cache`] with each block's (allocated, h_refcount, h_hash) read by `block`, as the
+/// chains name them.
+pub(crate) fn check_cache_with(
+    fs: usize,
+    snapshot: &super::mbcache::CacheSnapshot,
+    block: impl Fn(u64) -> (bool, u32, u32),
     cache_refs: u32,
     holders: impl Fn(EntryHandle) -> usize,
 ) -> Result<(), Violation> {
@@ -723,8 +773,8 @@ pub(crate) fn check_cache(
             ));
         }
     }
-    for node in snapshot.chains.iter().flatten() {
-        let (allocated, _, hash) = blocks.get(node.value as usize).copied().unwrap_or_default();
+    for node in &snapshot.nodes {
+        let (allocated, _, hash) = block(node.value);
         if !allocated || hash != node.key {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-hashed-block-allocated"),
