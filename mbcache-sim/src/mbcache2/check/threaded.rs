@@ -36,7 +36,7 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Nine kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Ten kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
@@ -60,7 +60,10 @@
 //!   11018796);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
 //!   step, so a share's touch and put between them leave the entry it just referenced evicted
-//!   (case seeds 200000 and 10155).
+//!   (case seeds 200000 and 10155);
+//! - on a detached cache, the share may have been in flight at the detach, ordered anywhere
+//!   before the unmount: each task's last call then, if a share (the session-10 pin in
+//!   `tests/tests/mbcache2/reference_windows.rs`).
 //!
 //! Each filesystem starts with [`THREADED_PREFILL`] blocks no task owns
 //! (`Mbcache2Config::prefill`), so the cache is past `c_max_entries`: every insert queues the
