@@ -64,7 +64,7 @@ struct Fs {
     /// kernel's destroy (fs/mbcache.c `mb_cache_destroy()`) first waits for the shrinker's scans
     /// in flight (unregistering the shrinker) and for a running shrink work item
     /// (`cancel_work_sync()`), and only then frees the entries: the scans and runs ordered after
-    /// the unmount (`detached_work`, `detached_shrinks`) walk this LRU, and are judged on it. The
+    /// the unmount (`detached_work`, `detached_calls`) walk this LRU, and are judged on it. The
     /// reference cannot see when the unmount's call returned; the next mount (set-up prefix
     /// only, so the unmount is over) is where it drops it.
     detached: Option<Cache>,
@@ -143,12 +143,17 @@ pub struct Mbcache2Model {
     /// every debt must be paid before the filesystem is unmounted and by the end of the case
     /// ([`Reference::finish`]).
     early_runs: Vec<(usize, u64)>,
-    /// Whole calls: per unmount, one filesystem number per other task: a shrinker scan
-    /// (`Shrink`: `do_shrink_slab()`'s `mb_cache_scan()`) in flight when a lazy unmount detached the filesystem
-    /// goes on with the detached cache, which `unregister_shrinker()` waits for, and is ordered
-    /// after the unmount when a detached shrink work run it follows is (case seed 11001046). Its
-    /// steps are judged on the detached cache (`Fs::detached`), the first at its LRU's head.
-    detached_shrinks: Vec<usize>,
+    /// Whole calls: per unmount, one filesystem number per other task (each has at most one
+    /// call in flight): a call in flight when a lazy unmount detached the filesystem goes on
+    /// with the detached cache, which the unmount waits for, and is ordered after the unmount
+    /// when what it saw says so. A shrinker scan (`Shrink`: `do_shrink_slab()`'s
+    /// `mb_cache_scan()`, which `unregister_shrinker()` waits for) that follows a detached shrink
+    /// work run (case seed 11001046): its steps are judged on the detached cache
+    /// (`Fs::detached`), the first at its LRU's head. A find or a release (case seed 14004653:
+    /// a find that missed the entries a detached run evicted, while another task's find had
+    /// already failed with ENODEV before that run): judged as on a mounted cache, on the
+    /// detached one ([`Mbcache2Model::on_detached`]).
+    detached_calls: Vec<usize>,
     /// Whole calls: entries the last shrink work run with steps evicted. A run is ordered at its
     /// dequeue and scans later, so an insert ordered after it may have read `c_entry_count`
     /// before those evictions (case seed 11018796).
@@ -531,7 +536,7 @@ impl Mbcache2Model {
         }
         self.merged_inserts.retain(|item| !detached(item));
         if self.whole_calls {
-            self.detached_shrinks.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
+            self.detached_calls.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
         }
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
@@ -569,7 +574,7 @@ impl Mbcache2Model {
         // cancelled what was still queued and freed the detached cache.
         self.fss[fs].detached = None;
         self.detached_work.retain(|&(f, _)| f != fs);
-        self.detached_shrinks.retain(|&f| f != fs);
+        self.detached_calls.retain(|&f| f != fs);
         Outcome::Done
     }
 
@@ -702,8 +707,33 @@ impl Mbcache2Model {
         Ok(())
     }
 
+    /// Whole calls: a find or a release that returned what a mounted cache explains, on a
+    /// filesystem a lazy unmount detached: a call in flight at the detach, ordered after the
+    /// unmount (`detached_calls`), judged on the detached cache as on a mounted one (it is made
+    /// the filesystem's cache for the call). None: not such a call (judged as usual).
+    fn on_detached(&mut self, op: &Op, actual: &Outcome) -> Option<Result<(), String>> {
+        let fs = match *op {
+            Op::XattrFind { fs, .. } => usize::from(fs) % self.fss.len(),
+            Op::XattrRelease { task, block, .. } => {
+                let owned = &self.owned[usize::from(task) % self.owned.len()];
+                owned.get(usize::from(block) % owned.len().max(1))?.0
+            }
+            _ => return None,
+        };
+        let detached = self.fss[fs].cache.is_none() && self.fss[fs].detached.is_some();
+        if !self.whole_calls || !detached || *actual == Outcome::Failed(Errno::ENODEV) {
+            return None;
+        }
+        let at = self.detached_calls.iter().position(|&f| f == fs)?;
+        self.detached_calls.remove(at);
+        self.fss[fs].cache = self.fss[fs].detached.take();
+        let judged = self.check(op, actual);
+        self.fss[fs].detached = self.fss[fs].cache.take();
+        Some(judged)
+    }
+
     /// Whole calls: a `Shrink`'s one scan of `fs`, or of its detached cache when the scan was in
-    /// flight at a lazy unmount (`detached_shrinks`): `mb_cache_scan()` walks the detached LRU
+    /// flight at a lazy unmount (`detached_calls`): `mb_cache_scan()` walks the detached LRU
     /// from its head, as on a mounted cache, since the unmount's `mb_cache_destroy()` waits for
     /// it before it frees an entry.
     fn shrink_scan(
@@ -717,8 +747,8 @@ impl Mbcache2Model {
         match self.fss[fs].cache.as_mut() {
             Some(cache) => cache.scan(steps, u64::from(nr), bits, true, touched),
             None => {
-                let at = self.detached_shrinks.iter().position(|&f| f == fs);
-                self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
+                let at = self.detached_calls.iter().position(|&f| f == fs);
+                self.detached_calls.remove(at.ok_or("a scan of an unmounted filesystem")?);
                 let generation = self.fss[fs].detached.as_ref().map_or(u64::MAX, |cache| cache.generation);
                 self.detached_scan((fs, generation), steps, Some(u64::from(nr)), touched)
             }
@@ -1079,7 +1109,7 @@ impl Reference for Mbcache2Model {
             detached_work: Vec::new(),
             merged_inserts: Vec::new(),
             early_runs: Vec::new(),
-            detached_shrinks: Vec::new(),
+            detached_calls: Vec::new(),
             last_run_evicted: 0,
             stale_schedules: Vec::new(),
         };
@@ -1104,6 +1134,9 @@ impl Reference for Mbcache2Model {
             {
                 cache.claimed.retain(|&(claimer, ..)| claimer != task);
             }
+        }
+        if let Some(judged) = self.on_detached(op, actual) {
+            return judged;
         }
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
@@ -1309,6 +1342,20 @@ mod tests {
             .expect("the share's task moved on");
         settled.check(&umount, &Outcome::Done).expect("no call in flight");
         assert!(settled.check(&Op::RunWork, &evicts_shared).is_err(), "block 6's entry is referenced");
+    }
+
+    #[test]
+    fn a_find_in_flight_at_a_lazy_unmount_is_judged_on_the_detached_cache_one_per_other_task() {
+        let mut model = full();
+        model.check(&Op::Umount { fs: 0 }, &Outcome::Done).expect("no call in flight");
+        let find = |task| Op::XattrFind { task, fs: 0, key: 1 };
+        let missed = Outcome::Failed(Errno::ENOENT);
+        assert!(model.clone().check(&find(1), &missed).is_err(), "key 1's blocks are shareable there");
+        model.check(&find(1), &Outcome::Shared { block: 7, count: 2 }).expect("in flight at the detach");
+        model.check(&find(2), &Outcome::Shared { block: 7, count: 3 }).expect("another task's");
+        let third = Outcome::Shared { block: 5, count: 2 };
+        assert!(model.clone().check(&find(0), &third).is_err(), "three tasks: two other than the unmount's");
+        model.check(&find(0), &Outcome::Failed(Errno::ENODEV)).expect("a call that started after the detach");
     }
 
     #[test]
