@@ -359,8 +359,85 @@ fn a_schedule_work_merged_into_a_pending_rerun_leaves_the_next_kworker_idle() {
     check(&A_SCHEDULE_WORK_MERGED_INTO_A_PENDING_RERUN_LEAVES_THE_NEXT_KWORKER_IDLE);
 }
 
+/// A case written for the window (session 10), once the reference kept the detached cache and
+/// judged the scans on it: the prefix's scan leaves block 6 (key 0) and block 7 at the LRU's
+/// head, the prefill's shrink work queued.
+/// 1. thread 0's find of key 0 starts (a call in flight) and thread 1's lazy unmount detaches;
+/// 2. thread 2's find fails with ENODEV (so its kworker call comes after the unmount in every
+///    order); its kworker takes the queued item and, `c_list_lock` held, tests block 6's
+///    `e_referenced`: clear;
+/// 3. thread 0's find takes block 6's entry, shares the block, touches the entry and puts it;
+/// 4. the kworker's `atomic_cmpxchg(&e_refcnt, 1, 0)` claims it: evicted from the detached
+///    cache with its bit set; then block 7's; then the unmount destroys the cache.
+///
+/// The share is ordered before the unmount, the failed find and the run after it: no share is
+/// ordered right before the run. The detached cache keeps the entries of shares in flight at
+/// the detach (`shares_in_flight`), so the run's step may race this one as a mounted run's may
+/// race the share ordered just before it (`mb_cache_shrink()` tests the bit and claims the
+/// count in two instants). Without that, the detached run, now judged, would have evicted a
+/// referenced entry.
+const DETACHED_SHARE_RACE: &str = r#"{"prefix": [{"Shrink": {"fs": 0, "nr": 6, "task": 0}}], "threads": [[{"XattrFind": {"fs": 0, "key": 0, "task": 0}}], [{"Umount": {"fs": 0}}], [{"XattrFind": {"fs": 0, "key": 3, "task": 2}}, "RunWork"]]}"#;
+
+/// Reached when the share of block 6 returned, thread 2's find found the filesystem detached,
+/// and the run (after it) evicted block 6's entry.
+const A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETACHED_RUNS_TEST_AND_CLAIM:
+    Window = Window {
+    name:
+        "a_share_in_flight_across_a_lazy_unmount_may_touch_its_entry_between_a_detached_runs_test_and_claim",
+    ops: DETACHED_SHARE_RACE,
+    ops_run: 5,
+    reached: |report| {
+        returned(report, "Shared { block: 6, count: 2 }")
+                && returned(report, "Failed(ENODEV)")
+                && returned(report, "Scanned([ScanStep { key: 0, value: 6, evicted: true }, ScanStep { key: 1, value: 7, evicted: true }])")
+    },
+    pin: Pin { scheduler: Scheduler::Random, seed: 74 },
+};
+
+#[test]
+fn a_share_in_flight_across_a_lazy_unmount_may_touch_its_entry_between_a_detached_runs_test_and_claim() {
+    check(
+        &A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETACHED_RUNS_TEST_AND_CLAIM,
+    );
+}
+
+/// Case seed 14004653 (`ksim fuzz mbcache2 --threads 3 --seconds 120 --seed 14000000`, session
+/// 10, once threads' scans kept their size and detached runs were judged), shrunk to 9
+/// operations (two inserts in the prefix):
+/// 1. thread 0's find of key 1 starts (a call in flight); thread 2's six-step scan evicts
+///    blocks 0 to 5, and its lazy unmount detaches the filesystem;
+/// 2. thread 1's finds fail with ENODEV, then its kworker runs the queued shrink work on the
+///    detached cache: blocks 6 and 7 go, the last entry with key 1;
+/// 3. thread 0's find walks the detached chain and misses (ENOENT); then the unmount destroys.
+///
+/// The run follows a find that failed with ENODEV, so every order puts it after the unmount,
+/// and the missing find after the run, where the reference had no cache ("expected
+/// Failed(ENODEV)"). Now a find or a release in flight at the detach, up to one per other
+/// task, is judged on the detached cache (`detached_calls`).
+const SEED_14004653: &str = r#"{"prefix": [{"XattrNew": {"fs": 0, "key": 0, "task": 2}}, {"XattrNew": {"fs": 0, "key": 0, "task": 1}}], "threads": [[{"XattrFind": {"fs": 0, "key": 1, "task": 0}}], [{"XattrFind": {"fs": 0, "key": 3, "task": 1}}, {"XattrFind": {"fs": 0, "key": 2, "task": 1}}, "RunWork"], [{"Shrink": {"fs": 0, "nr": 6, "task": 2}}, {"XattrRelease": {"block": 164, "fs": 0, "task": 2}}, {"Umount": {"fs": 0}}]]}"#;
+
+/// Reached when a find failed with ENODEV, another missed (ENOENT), and a run evicted block 7.
+const A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED: Window = Window {
+    name: "a_find_in_flight_at_a_lazy_unmount_may_miss_what_a_detached_run_evicted",
+    ops: SEED_14004653,
+    ops_run: 9,
+    reached: |report| {
+        returned(report, "Failed(ENODEV)")
+            && returned(report, "Failed(ENOENT)")
+            && returned(report, "Scanned([ScanStep { key: 0, value: 6, evicted: true }, ScanStep { key: 1, value: 7, evicted: true }])")
+    },
+    pin: Pin { scheduler: Scheduler::Bursts, seed: 35 },
+};
+
+#[test]
+fn a_find_in_flight_at_a_lazy_unmount_may_miss_what_a_detached_run_evicted() {
+    check(&A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED);
+}
+
 /// Every window, for the search.
-const WINDOWS: [&Window; 9] = [
+const WINDOWS: [&Window; 11] = [
+    &A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED,
+    &A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETACHED_RUNS_TEST_AND_CLAIM,
     &A_SCHEDULE_WORK_MERGED_INTO_A_PENDING_RERUN_LEAVES_THE_NEXT_KWORKER_IDLE,
     &AN_INSERT_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_QUEUE_THE_SHRINK_WORK_AGAIN_AFTER_A_KWORKER_TOOK_IT,
     &A_KWORKER_MAY_RUN_THE_ITEM_AN_INSERT_SCHEDULED_BEFORE_THE_INSERT_HASHES_ITS_ENTRY,

@@ -46,12 +46,28 @@ struct Cache {
     /// one has that key and value (case seed 9002599). Cleared at the task's next operation
     /// (its release ended before that began).
     claimed: Vec<(usize, u32, u64)>,
+    /// A detached cache's: the entries shares in flight at the detach referenced (each task's
+    /// last call before the unmount, if it was a share; a call that returned anything but
+    /// ENODEV had entered the filesystem before the detach, so an earlier share had ended).
+    /// Such a share's touch and put may come at any instant until the unmount's destroy (which
+    /// waits for the call), so a detached scan's step may have tested the bit before the touch
+    /// and claimed the count after the put: the entry is evicted with its bit set, once (see
+    /// [`Cache::scan`]).
+    shares_in_flight: Vec<u64>,
 }
 
 /// One filesystem.
 #[derive(Clone, Debug)]
 struct Fs {
     cache: Option<Cache>,
+    /// Whole calls: the cache a lazy unmount detached, kept until its `mb_cache_destroy()`. The
+    /// kernel's destroy (fs/mbcache.c `mb_cache_destroy()`) first waits for the shrinker's scans
+    /// in flight (unregistering the shrinker) and for a running shrink work item
+    /// (`cancel_work_sync()`), and only then frees the entries: the scans and runs ordered after
+    /// the unmount (`detached_work`, `detached_calls`) walk this LRU, and are judged on it. The
+    /// reference cannot see when the unmount's call returned; the next mount (set-up prefix
+    /// only, so the unmount is over) is where it drops it.
+    detached: Option<Cache>,
     /// Each block's (allocated, h_refcount, h_hash).
     blocks: Vec<(bool, u32, u32)>,
 }
@@ -79,6 +95,9 @@ pub struct Mbcache2Model {
     /// it was a share: a scan's first step may evict it although it is referenced (see
     /// [`Cache::scan`]).
     just_touched: Option<u64>,
+    /// Whole calls: per task, the entry its last call shared, if that call was a share (a lazy
+    /// unmount hands them to the detached cache: `Cache::shares_in_flight`).
+    last_shares: Vec<Option<u64>>,
     /// Whole calls: shrink work runs with nothing queued here (a rerun after another kworker
     /// handed the item over), each owed to a `schedule_work()` ordered after it, which the
     /// kernel merged into the still pending item: that one queues nothing.
@@ -104,7 +123,8 @@ pub struct Mbcache2Model {
     /// unmount scans a cache nobody can see any more, so its steps are not judged. An item is
     /// here once for being queued, and once more for each insert that found it queued (see
     /// `merged_inserts`), up to one per other task: a run takes one, and so does each rerun of a
-    /// detached item (case seed 9002097).
+    /// detached item (case seed 9002097). Each run's steps are judged on the detached cache
+    /// (`Fs::detached`) as a queued run's are on a mounted one.
     detached_work: Vec<(usize, u64)>,
     /// Whole calls: one element per insert ordered while its cache's item was queued here (its
     /// `schedule_work()` merged), since a `RunWork` last took the item. An insert in flight
@@ -123,12 +143,17 @@ pub struct Mbcache2Model {
     /// every debt must be paid before the filesystem is unmounted and by the end of the case
     /// ([`Reference::finish`]).
     early_runs: Vec<(usize, u64)>,
-    /// Whole calls: per unmount, one filesystem number per other task: a shrinker scan
-    /// (`Shrink`: `do_shrink_slab()`'s `mb_cache_scan()`) in flight when a lazy unmount detached the filesystem
-    /// goes on with the detached cache, which `unregister_shrinker()` waits for, and is ordered
-    /// after the unmount when a detached shrink work run it follows is (case seed 11001046). Its
-    /// steps are not judged, as a detached run's are not.
-    detached_shrinks: Vec<usize>,
+    /// Whole calls: per unmount, one filesystem number per other task (each has at most one
+    /// call in flight): a call in flight when a lazy unmount detached the filesystem goes on
+    /// with the detached cache, which the unmount waits for, and is ordered after the unmount
+    /// when what it saw says so. A shrinker scan (`Shrink`: `do_shrink_slab()`'s
+    /// `mb_cache_scan()`, which `unregister_shrinker()` waits for) that follows a detached shrink
+    /// work run (case seed 11001046): its steps are judged on the detached cache
+    /// (`Fs::detached`), the first at its LRU's head. A find or a release (case seed 14004653:
+    /// a find that missed the entries a detached run evicted, while another task's find had
+    /// already failed with ENODEV before that run): judged as on a mounted cache, on the
+    /// detached one ([`Mbcache2Model::on_detached`]).
+    detached_calls: Vec<usize>,
     /// Whole calls: entries the last shrink work run with steps evicted. A run is ordered at its
     /// dequeue and scans later, so an insert ordered after it may have read `c_entry_count`
     /// before those evictions (case seed 11018796).
@@ -150,6 +175,7 @@ impl Cache {
             entries: BTreeMap::new(),
             max_entries: (buckets as u64) << 4,
             claimed: Vec::new(),
+            shares_in_flight: Vec::new(),
         }
     }
 
@@ -222,7 +248,8 @@ impl Cache {
     /// `mb_cache_entry_touch()` and put between them leave the entry evicted with its bit set
     /// (harmless: the bit is a hint), which no order of whole calls explains otherwise. Any
     /// step: a shrink work run's `c_max_entries / 16` steps span the share (case seed 10155). A shrink work run (`head` false) may start anywhere on it too (see
-    /// [`Mbcache2Model::scanned`]).
+    /// [`Mbcache2Model::scanned`]). On a detached cache, the entries of shares in flight at the
+    /// detach (`shares_in_flight`) may be evicted so too, whatever was ordered in between.
     fn scan(
         &mut self,
         steps: &mut std::slice::Iter<'_, ScanStep>,
@@ -259,7 +286,7 @@ impl Cache {
                     step.key, step.value, self.lru
                 ));
             };
-            let raced = touched == Some(id);
+            let raced = touched == Some(id) || self.shares_in_flight.contains(&id);
             if step.evicted && self.entries[&id].referenced && !raced {
                 return Err(format!("the scan evicted {}:{}, which is referenced", step.key, step.value));
             }
@@ -267,6 +294,7 @@ impl Cache {
             self.lru.push(id);
             self.entries.get_mut(&id).expect("LRU entry").referenced = false;
             if step.evicted {
+                self.shares_in_flight.retain(|&e| e != id);
                 self.unlist(id);
                 self.unhash(id, bits);
                 self.entries.remove(&id);
@@ -419,7 +447,7 @@ impl Mbcache2Model {
     fn reuse(&mut self, task: usize, index: u8) -> Outcome {
         let Some((fs, id)) = self.take(task, index) else { return Outcome::Nothing };
         let max = self.refcount_max;
-        let Fs { cache, blocks } = &mut self.fss[fs];
+        let Fs { cache, blocks, .. } = &mut self.fss[fs];
         let Some(cache) = cache.as_mut() else { return Outcome::Failed(Errno::ENODEV) };
         let entry = cache.entries[&id].clone();
         let block = &mut blocks[entry.value as usize];
@@ -508,13 +536,18 @@ impl Mbcache2Model {
         }
         self.merged_inserts.retain(|item| !detached(item));
         if self.whole_calls {
-            self.detached_shrinks.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
+            self.detached_calls.extend(std::iter::repeat_n(fs, self.owned.len().saturating_sub(1)));
         }
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         self.merging.retain(|item| !detached(item));
         self.maybe_merged.retain(|item| !detached(item));
         self.taken.retain(|item| !detached(item));
+        if self.whole_calls {
+            let mut cache = cache;
+            cache.shares_in_flight = self.last_shares.iter().flatten().copied().collect();
+            self.fss[fs].detached = Some(cache);
+        }
         Outcome::Done
     }
 
@@ -537,7 +570,11 @@ impl Mbcache2Model {
         }
         self.next_generation += 1;
         self.fss[fs].cache = Some(Cache::new(self.next_generation, self.bucket_bits));
-        self.detached_shrinks.retain(|&f| f != fs);
+        // The last unmount is over (a mount needs a quiescent world): its `mb_cache_destroy()`
+        // cancelled what was still queued and freed the detached cache.
+        self.fss[fs].detached = None;
+        self.detached_work.retain(|&(f, _)| f != fs);
+        self.detached_calls.retain(|&f| f != fs);
         Outcome::Done
     }
 
@@ -547,7 +584,7 @@ impl Mbcache2Model {
     /// ENOENT only when none was.
     fn share(&mut self, fs: usize, key: u32, actual: &Outcome) -> Result<(), String> {
         let max = self.refcount_max;
-        let Fs { cache, blocks } = &mut self.fss[fs];
+        let Fs { cache, blocks, .. } = &mut self.fss[fs];
         let Some(cache) = cache.as_mut() else {
             return match actual {
                 Outcome::Failed(Errno::ENODEV) => Ok(()),
@@ -643,8 +680,7 @@ impl Mbcache2Model {
                         // An idle kworker.
                     } else if !self.detached_work.is_empty() {
                         // A run of an item a lazy unmount detached (see `detached_work`).
-                        item = Some(self.detached_work.remove(0));
-                        steps.by_ref().for_each(drop);
+                        item = Some(self.detached_run(&mut steps, touched)?);
                     } else {
                         // A run of the item an insert not yet ordered scheduled (`early_runs`).
                         item = Some(self.early_run(&mut steps, touched)?);
@@ -659,7 +695,8 @@ impl Mbcache2Model {
                     self.detached_work.remove(at.ok_or(
                         "the shrink work ran again on a detached cache, but was never queued again",
                     )?);
-                    steps.by_ref().for_each(drop);
+                    let item = item.expect("a rerun follows its first run");
+                    self.detached_scan(item, &mut steps, None, None)?;
                 }
                 _ => self.queued_run(&mut steps, &mut item, touched.filter(|_| run == 0))?,
             }
@@ -670,8 +707,35 @@ impl Mbcache2Model {
         Ok(())
     }
 
+    /// Whole calls: a find or a release that returned what a mounted cache explains, on a
+    /// filesystem a lazy unmount detached: a call in flight at the detach, ordered after the
+    /// unmount (`detached_calls`), judged on the detached cache as on a mounted one (it is made
+    /// the filesystem's cache for the call). None: not such a call (judged as usual).
+    fn on_detached(&mut self, op: &Op, actual: &Outcome) -> Option<Result<(), String>> {
+        let fs = match *op {
+            Op::XattrFind { fs, .. } => usize::from(fs) % self.fss.len(),
+            Op::XattrRelease { task, block, .. } => {
+                let owned = &self.owned[usize::from(task) % self.owned.len()];
+                owned.get(usize::from(block) % owned.len().max(1))?.0
+            }
+            _ => return None,
+        };
+        let detached = self.fss[fs].cache.is_none() && self.fss[fs].detached.is_some();
+        if !self.whole_calls || !detached || *actual == Outcome::Failed(Errno::ENODEV) {
+            return None;
+        }
+        let at = self.detached_calls.iter().position(|&f| f == fs)?;
+        self.detached_calls.remove(at);
+        self.fss[fs].cache = self.fss[fs].detached.take();
+        let judged = self.check(op, actual);
+        self.fss[fs].detached = self.fss[fs].cache.take();
+        Some(judged)
+    }
+
     /// Whole calls: a `Shrink`'s one scan of `fs`, or of its detached cache when the scan was in
-    /// flight at a lazy unmount (`detached_shrinks`, unjudged).
+    /// flight at a lazy unmount (`detached_calls`): `mb_cache_scan()` walks the detached LRU
+    /// from its head, as on a mounted cache, since the unmount's `mb_cache_destroy()` waits for
+    /// it before it frees an entry.
     fn shrink_scan(
         &mut self,
         fs: usize,
@@ -683,12 +747,62 @@ impl Mbcache2Model {
         match self.fss[fs].cache.as_mut() {
             Some(cache) => cache.scan(steps, u64::from(nr), bits, true, touched),
             None => {
-                let at = self.detached_shrinks.iter().position(|&f| f == fs);
-                self.detached_shrinks.remove(at.ok_or("a scan of an unmounted filesystem")?);
-                steps.by_ref().for_each(drop);
-                Ok(())
+                let at = self.detached_calls.iter().position(|&f| f == fs);
+                self.detached_calls.remove(at.ok_or("a scan of an unmounted filesystem")?);
+                let generation = self.fss[fs].detached.as_ref().map_or(u64::MAX, |cache| cache.generation);
+                self.detached_scan((fs, generation), steps, Some(u64::from(nr)), touched)
             }
         }
+    }
+
+    /// Whole calls: a run of one of the items a lazy unmount detached (`detached_work`), judged
+    /// on its detached cache (`Fs::detached`): `mb_cache_shrink_worker()` reaches the cache
+    /// through the work item, and `mb_cache_destroy()`'s `cancel_work_sync()` waits for the run
+    /// before it frees an entry. The run is ordered at its dequeue, after the unmount, and scans
+    /// later, so its first step may be anywhere on the LRU, as a mounted run's may. The first
+    /// detached item whose cache the steps fit is the one run.
+    fn detached_run(
+        &mut self,
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        touched: Option<u64>,
+    ) -> Result<(usize, u64), String> {
+        let mut why = String::new();
+        let mut items = self.detached_work.clone();
+        items.dedup();
+        for item in items {
+            let mut tried = self.clone();
+            let mut left = steps.clone();
+            match tried.detached_scan(item, &mut left, None, touched) {
+                Ok(()) if left.as_slice().is_empty() => {
+                    *self = tried;
+                    *steps = left;
+                    let at = self.detached_work.iter().position(|&queued| queued == item);
+                    self.detached_work.remove(at.expect("a detached item"));
+                    return Ok(item);
+                }
+                Ok(()) => why = "the shrink work's run went on past its steps".to_string(),
+                Err(err) => why = err,
+            }
+        }
+        Err(why)
+    }
+
+    /// Whole calls: one scan of the cache a lazy unmount detached as `item` (`Fs::detached`): a
+    /// shrinker's `mb_cache_scan()` of `shrink_nr` steps from its LRU's head, or (None) a shrink
+    /// work run's `mb_cache_shrink_worker()`, `c_max_entries / 16` steps from anywhere on it.
+    fn detached_scan(
+        &mut self,
+        (fs, generation): (usize, u64),
+        steps: &mut std::slice::Iter<'_, ScanStep>,
+        shrink_nr: Option<u64>,
+        touched: Option<u64>,
+    ) -> Result<(), String> {
+        let bits = self.bucket_bits;
+        let cache = self.fss[fs].detached.as_mut().filter(|cache| cache.generation == generation);
+        let cache = cache.ok_or("a scan of a destroyed cache")?;
+        let nr = shrink_nr.unwrap_or(cache.max_entries / SHRINK_DIVISOR);
+        let scanned = cache.scan(steps, nr, bits, shrink_nr.is_some(), touched);
+        scanned.map_err(|err| format!("on the detached cache, {err}"))
     }
 
     /// Whole calls: a shrink work run of the first item queued here (`item` becomes it), or a
@@ -720,11 +834,8 @@ impl Mbcache2Model {
                 let nr = cache.max_entries / SHRINK_DIVISOR;
                 cache.scan(steps, nr, bits, false, touched)
             }
-            // The item's filesystem was unmounted: its cache is gone (`detached_work`).
-            None => {
-                steps.by_ref().for_each(drop);
-                Ok(())
-            }
+            // The item's filesystem was unmounted: the run scans its detached cache.
+            None => self.detached_scan((fs, generation), steps, None, touched),
         }
     }
 
@@ -973,7 +1084,11 @@ impl Reference for Mbcache2Model {
         let bucket_bits = u32::from(config.bucket_bits.clamp(1, 16));
         let mut model = Mbcache2Model {
             fss: (0..config.filesystems.max(1))
-                .map(|_| Fs { cache: None, blocks: vec![(false, 0, 0); usize::from(config.blocks.max(1))] })
+                .map(|_| Fs {
+                    cache: None,
+                    detached: None,
+                    blocks: vec![(false, 0, 0); usize::from(config.blocks.max(1))],
+                })
                 .collect(),
             bucket_bits,
             refcount_max: config.refcount_max.max(2),
@@ -986,6 +1101,7 @@ impl Reference for Mbcache2Model {
             whole_calls: config.whole_calls,
             owned: vec![Vec::new(); tasks],
             just_touched: None,
+            last_shares: vec![None; tasks],
             work_credits: Vec::new(),
             merging: Vec::new(),
             maybe_merged: Vec::new(),
@@ -993,7 +1109,7 @@ impl Reference for Mbcache2Model {
             detached_work: Vec::new(),
             merged_inserts: Vec::new(),
             early_runs: Vec::new(),
-            detached_shrinks: Vec::new(),
+            detached_calls: Vec::new(),
             last_run_evicted: 0,
             stale_schedules: Vec::new(),
         };
@@ -1013,9 +1129,14 @@ impl Reference for Mbcache2Model {
             self.just_touched = None;
         }
         if let Some(task) = self.op_task(op) {
-            for cache in self.fss.iter_mut().filter_map(|fs| fs.cache.as_mut()) {
+            self.last_shares[task] = None;
+            for cache in self.fss.iter_mut().flat_map(|fs| fs.cache.iter_mut().chain(fs.detached.iter_mut()))
+            {
                 cache.claimed.retain(|&(claimer, ..)| claimer != task);
             }
+        }
+        if let Some(judged) = self.on_detached(op, actual) {
+            return judged;
         }
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
@@ -1039,6 +1160,7 @@ impl Reference for Mbcache2Model {
             self.share(fs, u32::from(*key), actual)?;
             if let Outcome::Shared { block, .. } = *actual {
                 self.owned[task].push((fs, block));
+                self.last_shares[task] = self.just_touched;
             }
             return Ok(());
         }
@@ -1170,14 +1292,70 @@ mod tests {
         alone.check(&umount, &Outcome::Done).expect("no call in flight");
         assert!(alone.clone().check(&Op::RunWork, &reran()).is_err(), "nothing queued it again");
         let shrink = Op::Shrink { task: 1, fs: 0, nr: 1 };
-        let scanned = Outcome::Scanned(vec![step(0, 0, true)]);
-        alone.check(&shrink, &scanned).expect("a scan in flight at the detach");
-        alone.check(&shrink, &scanned).expect("another task's");
-        assert!(alone.check(&shrink, &scanned).is_err(), "three tasks: two other than the unmount's");
+        let scanned =
+            |block: u16| Outcome::Scanned(vec![step(prefill_key(block, 1), u64::from(block), true)]);
+        alone.check(&shrink, &scanned(0)).expect("a scan in flight at the detach");
+        alone.check(&shrink, &scanned(1)).expect("another task's");
+        assert!(alone.check(&shrink, &scanned(2)).is_err(), "three tasks: two other than the unmount's");
         let mut merged = full();
         merged.check(&insert, &Outcome::Block(48)).expect("merges into the queued work");
         merged.check(&umount, &Outcome::Done).expect("the insert is ordered before the detach");
         merged.check(&Op::RunWork, &reran()).expect("queued again during the run, by the insert in flight");
+    }
+
+    #[test]
+    fn a_detached_run_and_a_scan_in_flight_at_the_detach_are_judged_on_the_detached_cache() {
+        let (umount, shrink) = (Op::Umount { fs: 0 }, Op::Shrink { task: 1, fs: 0, nr: 1 });
+        let scanned =
+            |block: u16| Outcome::Scanned(vec![step(prefill_key(block, 1), u64::from(block), true)]);
+        let mut model = full();
+        model.check(&umount, &Outcome::Done).expect("no call in flight");
+        assert!(model.clone().check(&shrink, &scanned(1)).is_err(), "block 0's entry heads the detached LRU");
+        model.check(&Op::RunWork, &run(0)).expect("the queued item runs on the detached cache");
+        assert!(
+            model.clone().check(&shrink, &scanned(0)).is_err(),
+            "the detached run evicted block 0's entry"
+        );
+        model.check(&shrink, &scanned(2)).expect("the detached LRU's head after the run");
+        let mut remounted = full();
+        remounted.check(&umount, &Outcome::Done).expect("no call in flight");
+        remounted.check(&Op::Mount { fs: 0 }, &Outcome::Done).expect("set-up prefix: the unmount is over");
+        assert!(remounted.check(&Op::RunWork, &run(0)).is_err(), "the destroy cancelled the detached item");
+    }
+
+    #[test]
+    fn a_detached_run_may_evict_the_entry_only_a_share_in_flight_across_the_detach_referenced() {
+        let (umount, share) = (Op::Umount { fs: 0 }, Op::XattrFind { task: 2, fs: 0, key: 0 });
+        // Block 6 is the newest prefilled block with key 0: the share's. A run evicting it and
+        // block 0's entry meets it second (a run may start anywhere on the LRU).
+        let evicts_shared = Outcome::Scanned(vec![step(0, 6, true), step(0, 0, true)]);
+        let mut raced = full();
+        raced.check(&share, &Outcome::Shared { block: 6, count: 2 }).expect("block 6 is shareable");
+        raced.check(&umount, &Outcome::Done).expect("the share is ordered before the detach");
+        let late = Op::XattrFind { task: 1, fs: 0, key: 3 };
+        raced.check(&late, &Outcome::Failed(Errno::ENODEV)).expect("a find that started after the detach");
+        raced.check(&Op::RunWork, &evicts_shared).expect("the touch between the step's test and claim");
+        let mut settled = full();
+        settled.check(&share, &Outcome::Shared { block: 6, count: 2 }).expect("block 6 is shareable");
+        settled
+            .check(&Op::XattrFind { task: 2, fs: 0, key: 3 }, &Outcome::Failed(Errno::ENOENT))
+            .expect("the share's task moved on");
+        settled.check(&umount, &Outcome::Done).expect("no call in flight");
+        assert!(settled.check(&Op::RunWork, &evicts_shared).is_err(), "block 6's entry is referenced");
+    }
+
+    #[test]
+    fn a_find_in_flight_at_a_lazy_unmount_is_judged_on_the_detached_cache_one_per_other_task() {
+        let mut model = full();
+        model.check(&Op::Umount { fs: 0 }, &Outcome::Done).expect("no call in flight");
+        let find = |task| Op::XattrFind { task, fs: 0, key: 1 };
+        let missed = Outcome::Failed(Errno::ENOENT);
+        assert!(model.clone().check(&find(1), &missed).is_err(), "key 1's blocks are shareable there");
+        model.check(&find(1), &Outcome::Shared { block: 7, count: 2 }).expect("in flight at the detach");
+        model.check(&find(2), &Outcome::Shared { block: 7, count: 3 }).expect("another task's");
+        let third = Outcome::Shared { block: 5, count: 2 };
+        assert!(model.clone().check(&find(0), &third).is_err(), "three tasks: two other than the unmount's");
+        model.check(&find(0), &Outcome::Failed(Errno::ENODEV)).expect("a call that started after the detach");
     }
 
     #[test]

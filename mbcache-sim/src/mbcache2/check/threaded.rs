@@ -36,7 +36,7 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Nine kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Ten kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
@@ -51,15 +51,19 @@
 //! - an insert in flight across a lazy unmount is ordered before it, but may queue the work
 //!   again after a kworker took it: the detached item may run (or rerun) once more per such
 //!   insert (case seeds 8005756, 9002097);
-//! - a shrinker scan in flight at the detach goes on with the detached cache, unjudged, one per
-//!   other task (case seed 11001046);
+//! - a shrinker scan in flight at the detach goes on with the detached cache, one per other
+//!   task (case seed 11001046); the reference keeps that cache until the unmount's
+//!   `mb_cache_destroy()` and judges such scans, and detached runs, on it;
 //! - a release claims its entry (finds pass it over) before it unlists it, so a scan in
 //!   between keeps it (case seed 9002599);
 //! - an insert may read the entry count before the scan of a run ordered before it (case seed
 //!   11018796);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
 //!   step, so a share's touch and put between them leave the entry it just referenced evicted
-//!   (case seeds 200000 and 10155).
+//!   (case seeds 200000 and 10155);
+//! - on a detached cache, the share may have been in flight at the detach, ordered anywhere
+//!   before the unmount: each task's last call then, if a share (the session-10 pin in
+//!   `tests/tests/mbcache2/reference_windows.rs`).
 //!
 //! Each filesystem starts with [`THREADED_PREFILL`] blocks no task owns
 //! (`Mbcache2Config::prefill`), so the cache is past `c_max_entries`: every insert queues the
@@ -275,9 +279,13 @@ impl ThreadedSubject for Mbcache2Subject {
 
     /// The op-level mix with unmount made rare: unmount overlaps the threads (a lazy unmount,
     /// see the module comment) and ends the case's calls on the filesystem, so it has a third
-    /// of its op-level weight (1 of 76) and every other operation its op-level share. (Weighting
-    /// new blocks, finds and releases up, and giving the prefilled shareable blocks to the tasks,
-    /// both found the reuse-vs-release race in fewer of the zoo's seed ranges, not more.)
+    /// of its op-level weight (1 of 82). (Weighting new blocks, finds and releases up, and giving
+    /// the prefilled shareable blocks to the tasks, both found the reuse-vs-release race in fewer
+    /// of the zoo's seed ranges, not more.) The shrinker and the shrink work have twice their
+    /// op-level weight (6 each, session 10): the e_referenced bug shows when a scan goes on past
+    /// an entry it gave a second chance, and the entries finds share sit six or seven deep in
+    /// the LRU, so the prefix's multi-step scans must bring one to the head and a kworker's run
+    /// (two steps under one lock hold) meet it there.
     fn threaded_ops(config: &Mbcache2Config) -> BoxedStrategy<Op> {
         let (tasks, fss, keys) = (config.tasks.max(1), config.filesystems.max(1), config.keys.max(1));
         prop_oneof![
@@ -291,8 +299,8 @@ impl ThreadedSubject for Mbcache2Subject {
             3 => (0..tasks, 0..fss, any::<u8>()).prop_map(|(task, fs, block)| Op::Get { task, fs, block }),
             6 => (0..tasks, 0..fss, any::<u8>()).prop_map(|(task, fs, block)| Op::XattrRead { task, fs, block }),
             6 => (0..tasks, any::<u8>()).prop_map(|(task, index)| Op::Put { task, index }),
-            3 => (0..tasks, 0..fss, 1..=8u8).prop_map(|(task, fs, nr)| Op::Shrink { task, fs, nr }),
-            3 => Just(Op::RunWork),
+            6 => (0..tasks, 0..fss, 1..=8u8).prop_map(|(task, fs, nr)| Op::Shrink { task, fs, nr }),
+            6 => Just(Op::RunWork),
         ]
         .boxed()
     }
@@ -336,7 +344,11 @@ impl ThreadedSubject for Mbcache2Subject {
             | Op::Get { fs, block, .. }
             | Op::XattrRead { fs, block, .. } => Op::XattrRelease { task, fs, block },
             Op::Put { index, .. } => Op::XattrRelease { task, fs: 0, block: index },
-            // One step a scan, so each scan is one atomic decision (see the module comment).
+            // One step a scan: `mb_cache_shrink()` drops `c_list_lock` after each eviction, and
+            // calls between its steps create and delete entries, while the reference orders a
+            // scan at one point (case seed 14007105: a four-step scan evicted block 50's entry,
+            // then, after a release freed the block and an insert reused it, its new one).
+            // Multi-step scans run in the set-up prefix, alone.
             Op::Shrink { fs, .. } => Op::Shrink { task, fs, nr: 1 },
             other => other,
         }
