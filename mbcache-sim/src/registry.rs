@@ -220,7 +220,8 @@ pub(crate) struct Memory {
     pub(crate) handles: HandleTable,
     /// Checker state: the invariant checks' working sets, kept between checks so a check
     /// allocates nothing once they have grown (taken out while a check runs).
-    pub(crate) scratch: CheckScratch,
+    /// Boxed, so taking it out and putting it back moves a pointer, not its twenty `Vec`s.
+    pub(crate) scratch: Option<Box<CheckScratch>>,
 }
 
 /// The invariant checks' working sets (`check/invariants.rs`), emptied and refilled by every
@@ -481,7 +482,7 @@ impl Registry {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 touched: Touched::default(),
                 handles: HandleTable::default(),
-                scratch: CheckScratch::default(),
+                scratch: Some(Box::default()),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),

@@ -93,9 +93,9 @@ impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
         let mut locked_global = self.lock(cx);
-        let mut scratch = std::mem::take(&mut locked_global.mem().memory.scratch);
+        let mut scratch = locked_global.mem().memory.scratch.take().unwrap_or_default();
         let result = self.check_whole(&mut locked_global, &mut scratch);
-        locked_global.mem().memory.scratch = scratch;
+        locked_global.mem().memory.scratch = Some(scratch);
         result
     }
 
@@ -153,7 +153,7 @@ impl Registry {
         let mut locked_global = self.lock(cx);
         let mut s = {
             let memory = &mut *locked_global.mem().memory;
-            let mut s = std::mem::take(&mut memory.scratch);
+            let mut s = memory.scratch.take().unwrap_or_default();
             std::mem::swap(&mut memory.touched, &mut s.log);
             s
         };
@@ -163,7 +163,7 @@ impl Registry {
             self.check_touched(&mut locked_global, &mut s)
         };
         s.log.clear();
-        locked_global.mem().memory.scratch = s;
+        locked_global.mem().memory.scratch = Some(s);
         result
     }
 
