@@ -238,6 +238,8 @@ pub(crate) struct CheckScratch {
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
+    /// The caches `count_cells` belong to, in the same order.
+    pub(crate) count_caches: Vec<CacheHandle>,
     pub(crate) counts: Vec<i32>,
     /// The live entries written, sorted, and those of them on the LRU.
     pub(crate) entries: Vec<EntryRef>,

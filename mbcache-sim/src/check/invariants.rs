@@ -207,12 +207,17 @@ impl Registry {
     /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held,
     /// into `s.counts` (for the caches in `s.caches`).
     fn entry_counts(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.count_cells.clear();
-        {
+        // A cache handle names one cache for its life, and a destroyed cache leaves the list
+        // before it is freed: while the list is the one the last check saw, so are the cells
+        // (each cache is still dereferenced by `entry_count_equals_live_entries`).
+        if s.count_caches != s.caches {
+            s.count_cells.clear();
+            s.count_caches.clear();
             let mem = locked_global.mem();
             for &cache in &s.caches {
                 s.count_cells.push(mem.cache(cache).map_err(oops)?.info.entry_count.clone());
             }
+            s.count_caches.extend_from_slice(&s.caches);
         }
         locked_global.unlock_memory();
         s.counts.clear();

@@ -162,17 +162,6 @@ impl<T> SlabArena<T> {
         }
     }
 
-    /// The object, if `handle` is live, for writing (no report either way).
-    #[inline]
-    pub fn peek_mut(&mut self, handle: ArenaRef<T>) -> Option<&mut T> {
-        match self.slots.get_mut(handle.index as usize) {
-            Some(Slot { generation, object: Some(object) }) if *generation == handle.generation => {
-                Some(object)
-            }
-            _ => None,
-        }
-    }
-
     /// The report of a dereference of a freed object: off the hot path, so the checks that
     /// precede it inline into their callers.
     #[cold]
