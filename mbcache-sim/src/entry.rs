@@ -12,6 +12,7 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
+use crate::links;
 use crate::registry::{
     freed, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits, MB_CACHE_WRITER,
 };
@@ -180,10 +181,10 @@ impl Registry {
     /// Mirrors `__mb_cache_entry_unhash()`.
     pub(crate) fn unhash(mem: &mut Mem<'_>, entry: EntryRef) -> Result<(), Oops> {
         if Self::is_hashed(mem, entry)? {
-            list::list_del_init(mem, Node::Block(entry))?;
+            links::list_del_init(mem, Node::Block(entry))?;
             let indexes = mem.cache(entry.cache)?.info.indexes_count;
             for index in 0..indexes {
-                list::list_del(mem, Node::Index(entry, index))?;
+                links::list_del(mem, Node::Index(entry, index))?;
             }
         }
         Ok(())
@@ -215,7 +216,7 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.lru_stamp = 0;
             object.free_failed = true;
-            list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            links::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
             drop(locked_global);
         } else {
             {
@@ -296,7 +297,7 @@ impl Registry {
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let mut mem = locked_global.mem();
-            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            links::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
         }
         drop(locked_global);
         Ok(())
@@ -395,11 +396,11 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.bdev = bdev;
             object.block = block;
-            list::list_add(&mut mem, Node::Block(entry), head)?;
+            links::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
                 mem.entry_mut(entry)?.indexes[index].1 = *key;
                 let bucket = hash_long(u64::from(*key), bucket_bits);
-                list::list_add(
+                links::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),
                     Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
@@ -486,7 +487,7 @@ impl Registry {
         {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
-                list::list_del_init(&mut mem, Node::Lru(entry))?;
+                links::list_del_init(&mut mem, Node::Lru(entry))?;
             }
             let object = mem.entry_mut(entry)?;
             object.free_failed = false;

@@ -9,6 +9,7 @@ mod cache;
 mod entry;
 mod ext2_xattr;
 mod hash;
+mod links;
 mod registry;
 mod shrink;
 

@@ -220,7 +220,8 @@ pub(crate) struct Memory {
     pub(crate) handles: HandleTable,
     /// Checker state: the invariant checks' working sets, kept between checks so a check
     /// allocates nothing once they have grown (taken out while a check runs).
-    pub(crate) scratch: CheckScratch,
+    /// Boxed, so taking it out and putting it back moves a pointer, not its twenty `Vec`s.
+    pub(crate) scratch: Option<Box<CheckScratch>>,
 }
 
 /// The invariant checks' working sets (`check/invariants.rs`), emptied and refilled by every
@@ -237,6 +238,8 @@ pub(crate) struct CheckScratch {
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
+    /// The caches `count_cells` belong to, in the same order.
+    pub(crate) count_caches: Vec<CacheHandle>,
     pub(crate) counts: Vec<i32>,
     /// The live entries written, sorted, and those of them on the LRU.
     pub(crate) entries: Vec<EntryRef>,
@@ -481,7 +484,7 @@ impl Registry {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 touched: Touched::default(),
                 handles: HandleTable::default(),
-                scratch: CheckScratch::default(),
+                scratch: Some(Box::default()),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),

@@ -93,9 +93,9 @@ impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
         let mut locked_global = self.lock(cx);
-        let mut scratch = std::mem::take(&mut locked_global.mem().memory.scratch);
+        let mut scratch = locked_global.mem().memory.scratch.take().unwrap_or_default();
         let result = self.check_whole(&mut locked_global, &mut scratch);
-        locked_global.mem().memory.scratch = scratch;
+        locked_global.mem().memory.scratch = Some(scratch);
         result
     }
 
@@ -153,7 +153,7 @@ impl Registry {
         let mut locked_global = self.lock(cx);
         let mut s = {
             let memory = &mut *locked_global.mem().memory;
-            let mut s = std::mem::take(&mut memory.scratch);
+            let mut s = memory.scratch.take().unwrap_or_default();
             std::mem::swap(&mut memory.touched, &mut s.log);
             s
         };
@@ -163,7 +163,7 @@ impl Registry {
             self.check_touched(&mut locked_global, &mut s)
         };
         s.log.clear();
-        locked_global.mem().memory.scratch = s;
+        locked_global.mem().memory.scratch = Some(s);
         result
     }
 
@@ -207,12 +207,17 @@ impl Registry {
     /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held,
     /// into `s.counts` (for the caches in `s.caches`).
     fn entry_counts(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.count_cells.clear();
-        {
+        // A cache handle names one cache for its life, and a destroyed cache leaves the list
+        // before it is freed: while the list is the one the last check saw, so are the cells
+        // (each cache is still dereferenced by `entry_count_equals_live_entries`).
+        if s.count_caches != s.caches {
+            s.count_cells.clear();
+            s.count_caches.clear();
             let mem = locked_global.mem();
             for &cache in &s.caches {
                 s.count_cells.push(mem.cache(cache).map_err(oops)?.info.entry_count.clone());
             }
+            s.count_caches.extend_from_slice(&s.caches);
         }
         locked_global.unlock_memory();
         s.counts.clear();

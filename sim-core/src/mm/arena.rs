@@ -154,12 +154,11 @@ impl<T> SlabArena<T> {
     /// Dereferences `handle` for writing; a freed object is reported as [`SlabArena::get`] does.
     #[inline]
     pub fn get_mut(&mut self, cx: &Cx, handle: ArenaRef<T>) -> Result<&mut T, MmError> {
-        if !self.is_live(handle) {
-            return Err(self.use_after_free(cx, handle));
-        }
+        // One look at the slot: the generation compare and the object in the same borrow.
+        let name = self.name;
         match self.slots.get_mut(handle.index as usize) {
-            Some(Slot { object: Some(object), .. }) => Ok(object),
-            _ => unreachable!("checked live"),
+            Some(Slot { generation, object: Some(object) }) if *generation == handle.generation => Ok(object),
+            _ => Err(use_after_free(name, cx, handle)),
         }
     }
 
@@ -168,9 +167,7 @@ impl<T> SlabArena<T> {
     #[cold]
     #[inline(never)]
     fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
-        let error = MmError::UseAfterFree { cache: self.name, handle: format!("{handle:?}") };
-        cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
-        error
+        use_after_free(self.name, cx, handle)
     }
 
     /// Whether `handle`'s object is still allocated (no report either way).
@@ -219,6 +216,15 @@ impl<T> SlabArena<T> {
     pub fn destroy(&self, cx: &Cx) -> Result<(), Violation> {
         destroy_check(cx, self.name, self.live)
     }
+}
+
+/// Reports a dereference of a freed object of cache `name` through `handle`.
+#[cold]
+#[inline(never)]
+fn use_after_free<T>(name: &'static str, cx: &Cx, handle: ArenaRef<T>) -> MmError {
+    let error = MmError::UseAfterFree { cache: name, handle: format!("{handle:?}") };
+    cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
+    error
 }
 
 /// Slots in a [`SharedArena`]'s first chunk; chunk `k` holds `FIRST_CHUNK_SLOTS << k`.
