@@ -1,6 +1,6 @@
 //! Each subcommand, its happy path and its bad inputs.
 
-use crate::support::{json, ksim, ksim_with_input, scratch};
+use crate::support::{demo_failure_artifact, json, ksim, ksim_with_input, scratch};
 
 #[test]
 fn list_names_the_demo_with_its_presets_fixes_scenarios_and_zoo() {
@@ -90,11 +90,7 @@ fn replay_of_a_fuzz_artifact_reproduces_exactly_in_text_and_chrome() {
 #[test]
 fn replay_of_an_edited_artifact_says_it_did_not_reproduce_and_exits_one() {
     let dir = scratch("replay-edited");
-    let run =
-        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
-    assert_eq!(run.status, 1);
-    let report = json(&dir.join("ksim-out/report.json"));
-    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let path = demo_failure_artifact(&dir);
     let mut artifact = json(&path);
     artifact["trace_hash"] = serde_json::json!(12345);
     std::fs::write(&path, artifact.to_string()).expect("write");
@@ -106,11 +102,7 @@ fn replay_of_an_edited_artifact_says_it_did_not_reproduce_and_exits_one() {
 #[test]
 fn replay_of_an_artifact_whose_violation_lies_past_its_operations_is_one_line_and_status_two() {
     let dir = scratch("replay-inconsistent");
-    let run =
-        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
-    assert_eq!(run.status, 1);
-    let report = json(&dir.join("ksim-out/report.json"));
-    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let path = demo_failure_artifact(&dir);
     let good = json(&path);
     let ops = good["ops"].as_array().expect("plain ops").len();
     let seed = good["seed"].as_u64().expect("seed");
@@ -145,11 +137,7 @@ fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
     std::fs::write(dir.join("empty.json"), "").expect("write");
     ksim(&dir, &["replay", "empty.json"]).assert_one_line_error(2, "not a ksim artifact");
 
-    let run =
-        ksim(&dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
-    assert_eq!(run.status, 1);
-    let report = json(&dir.join("ksim-out/report.json"));
-    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("path"));
+    let path = demo_failure_artifact(&dir);
     let good = json(&path);
     let mut foreign = good.clone();
     foreign["subsystem"] = serde_json::json!("nosuch");

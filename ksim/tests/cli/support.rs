@@ -65,3 +65,12 @@ pub fn json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
+
+/// Runs a demo campaign with `shrink-skips-used` off in `dir` and gives the path of the artifact
+/// it wrote for its first failure.
+pub fn demo_failure_artifact(dir: &Path) -> PathBuf {
+    let run = ksim(dir, &["fuzz", "demo", "--fix-off", "shrink-skips-used", "--cases", "300", "--jobs", "1"]);
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("artifact path"))
+}
