@@ -121,33 +121,39 @@ pub(crate) struct World {
 /// in order, so a lookup is a few loads and short string compares, with no lock: a context made
 /// per operation (or several) costs no mutex and no map search. Additions are serialized by the
 /// caller's mutex; a name past the last slot is simply not remembered (its caller takes the slow
-/// path each time). Checker bookkeeping: `std` only, never seen by loom or shuttle.
+/// path each time). The slots are boxed and made at the first addition, so a world (one per
+/// case) that names nothing pays nothing, and the world itself stays small to build and move.
+/// Checker bookkeeping: `std` only, never seen by loom or shuttle.
 struct SharedNames {
-    slots: [std::sync::OnceLock<(Arc<str>, TaskId)>; NAME_SLOTS],
+    slots: std::sync::OnceLock<Box<NameSlots>>,
     /// Slots filled; slot `i < filled` is set.
     filled: std::sync::atomic::AtomicUsize,
 }
+
+type NameSlots = [std::sync::OnceLock<(Arc<str>, TaskId)>; NAME_SLOTS];
 
 /// Names [`SharedNames`] keeps: a checker or a model names a handful of tasks and observers.
 const NAME_SLOTS: usize = 32;
 
 impl SharedNames {
     fn new() -> SharedNames {
-        SharedNames { slots: std::array::from_fn(|_| std::sync::OnceLock::new()), filled: Default::default() }
+        SharedNames { slots: std::sync::OnceLock::new(), filled: Default::default() }
     }
 
     /// The shared name equal to `name` and its task, if remembered.
     #[inline]
     fn find(&self, name: &str) -> Option<&(Arc<str>, TaskId)> {
         let filled = self.filled.load(Ordering::Acquire);
-        self.slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
+        let slots = self.slots.get().filter(|_| filled > 0)?;
+        slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
     }
 
     /// Remembers `name` for `task` when a slot is free. Only under the caller's mutex, which
     /// serializes additions (a lookup meanwhile sees the slots filled before).
     fn add(&self, name: Arc<str>, task: TaskId) {
         let filled = self.filled.load(Ordering::Relaxed);
-        if filled < NAME_SLOTS && self.slots[filled].set((name, task)).is_ok() {
+        let slots = self.slots.get_or_init(|| Box::new(std::array::from_fn(|_| std::sync::OnceLock::new())));
+        if filled < NAME_SLOTS && slots[filled].set((name, task)).is_ok() {
             self.filled.store(filled + 1, Ordering::Release);
         }
     }
