@@ -121,39 +121,38 @@ pub(crate) struct World {
 /// in order, so a lookup is a few loads and short string compares, with no lock: a context made
 /// per operation (or several) costs no mutex and no map search. Additions are serialized by the
 /// caller's mutex; a name past the last slot is simply not remembered (its caller takes the slow
-/// path each time). The slots are boxed and made at the first addition, so a world (one per
-/// case) that names nothing pays nothing, and the world itself stays small to build and move.
+/// path each time). Few slots, in place: a campaign makes a world per case, and building,
+/// moving and dropping more (or a boxed table) cost the demo more per case than the lookups
+/// saved it (callgrind: about 3,000 instructions a case for 32 boxed slots a table).
 /// Checker bookkeeping: `std` only, never seen by loom or shuttle.
 struct SharedNames {
-    slots: std::sync::OnceLock<Box<NameSlots>>,
+    slots: [std::sync::OnceLock<(Arc<str>, TaskId)>; NAME_SLOTS],
     /// Slots filled; slot `i < filled` is set.
     filled: std::sync::atomic::AtomicUsize,
 }
 
-type NameSlots = [std::sync::OnceLock<(Arc<str>, TaskId)>; NAME_SLOTS];
-
-/// Names [`SharedNames`] keeps: a checker or a model names a handful of tasks and observers.
-const NAME_SLOTS: usize = 32;
+/// Names [`SharedNames`] keeps: the contexts a driver makes per operation are a handful of named
+/// tasks and observers (taskstats' six observers, its "sched", "close", "recvmsg" and
+/// "release_task"); a driver that names more keeps its contexts for the case (mbcache2's 26).
+const NAME_SLOTS: usize = 8;
 
 impl SharedNames {
     fn new() -> SharedNames {
-        SharedNames { slots: std::sync::OnceLock::new(), filled: Default::default() }
+        SharedNames { slots: std::array::from_fn(|_| std::sync::OnceLock::new()), filled: Default::default() }
     }
 
     /// The shared name equal to `name` and its task, if remembered.
     #[inline]
     fn find(&self, name: &str) -> Option<&(Arc<str>, TaskId)> {
         let filled = self.filled.load(Ordering::Acquire);
-        let slots = self.slots.get().filter(|_| filled > 0)?;
-        slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
+        self.slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
     }
 
     /// Remembers `name` for `task` when a slot is free. Only under the caller's mutex, which
     /// serializes additions (a lookup meanwhile sees the slots filled before).
     fn add(&self, name: Arc<str>, task: TaskId) {
         let filled = self.filled.load(Ordering::Relaxed);
-        let slots = self.slots.get_or_init(|| Box::new(std::array::from_fn(|_| std::sync::OnceLock::new())));
-        if filled < NAME_SLOTS && slots[filled].set((name, task)).is_ok() {
+        if filled < NAME_SLOTS && self.slots[filled].set((name, task)).is_ok() {
             self.filled.store(filled + 1, Ordering::Release);
         }
     }

@@ -173,9 +173,9 @@ struct TraceInner {
     events: VecDeque<Event>,
     /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
     tasks: BTreeMap<TaskId, std::sync::Arc<str>>,
-    /// Names given to tasks so far (the first [`TASK_NAMES_SHARED`]), so a task renamed to a
-    /// name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again) shares
-    /// it instead of allocating a copy.
+    /// Names tasks had before a rename (the first [`TASK_NAMES_SHARED`]), so a task renamed to
+    /// a name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again)
+    /// shares it instead of allocating a copy.
     names: Vec<std::sync::Arc<str>>,
 }
 
@@ -609,17 +609,21 @@ impl Trace {
         let mut inner = self.lock();
         match inner.tasks.get(&task) {
             Some(known) if **known == *name => known.clone(),
-            _ => {
+            previous => {
+                // A rename keeps the name it replaces for sharing; a task named for the first
+                // time keeps nothing, so a world whose tasks keep their names allocates no pool.
+                let previous = previous.cloned();
                 let shared = match inner.names.iter().find(|known| ***known == *name) {
                     Some(known) => known.clone(),
-                    None => {
-                        let shared: std::sync::Arc<str> = std::sync::Arc::from(name);
-                        if inner.names.len() < TASK_NAMES_SHARED {
-                            inner.names.push(shared.clone());
-                        }
-                        shared
-                    }
+                    None => std::sync::Arc::from(name),
                 };
+                if let Some(previous) = previous {
+                    if inner.names.len() < TASK_NAMES_SHARED
+                        && !inner.names.iter().any(|known| *known == previous)
+                    {
+                        inner.names.push(previous);
+                    }
+                }
                 inner.tasks.insert(task, shared.clone());
                 shared
             }
