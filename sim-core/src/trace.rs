@@ -618,9 +618,7 @@ impl Trace {
                     None => std::sync::Arc::from(name),
                 };
                 if let Some(previous) = previous {
-                    if inner.names.len() < TASK_NAMES_SHARED
-                        && !inner.names.iter().any(|known| *known == previous)
-                    {
+                    if inner.names.len() < TASK_NAMES_SHARED && !inner.names.contains(&previous) {
                         inner.names.push(previous);
                     }
                 }
