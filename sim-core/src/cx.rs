@@ -165,13 +165,46 @@ impl Cx {
     /// making one. A context with a [`LockWaits`] record (inside a shuttle execution) is made
     /// anew. Only for a context that holds nothing, outside any read-side section.
     pub(crate) fn renewed(mut self) -> Cx {
-        debug_assert!(self.held.get_mut().is_empty() && self.rcu_depth.get() == 0);
+        let cpu = self.cpu();
+        self.renew(cpu);
+        self
+    }
+
+    /// Makes this context what a new one for the same task and name on `cpu` would be if made
+    /// now ([`Sim::cx`], [`Sim::cx_for_task`] or [`Sim::observer_cx`] again), without making
+    /// one: the next serial number in the world, so its lock tokens, hence the trace and its
+    /// hash, are those of the new context; the name given to the task in the trace again (a
+    /// pid's context another name may have renamed); preemption, irq and sleep state as a new
+    /// context starts. For a checker or a model that keeps one context per task or observer
+    /// between operations instead of making one per operation, at the point where it made one.
+    /// Panics when the context holds a lock or is inside an RCU read-side section: a context
+    /// left so between operations is a bug of its caller. Inside a shuttle execution (where a
+    /// context keeps a [`LockWaits`] record) it is made anew.
+    pub fn renew(&mut self, cpu: CpuId) {
+        assert!(
+            self.held.get_mut().is_empty() && self.rcu_depth.get() == 0,
+            "{}: renewed while holding a lock or inside an RCU read-side section: {:?}",
+            self.name,
+            self
+        );
+        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        if !self.observer && self.task < crate::sim::NAMED_TASKS_FIRST {
+            self.name = self.sim.world.trace.name_task_shared(self.task, &self.name);
+        }
         if self.waits.is_some() {
-            return self.sim.cx(&self.name, self.cpu());
+            *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
+            return;
         }
         self.token_base = self.sim.next_cx_serial() << 40;
         self.tokens.set(1);
-        self
+        self.cpu.set(cpu);
+        self.preempt_count.set(0);
+        self.irqs_disabled.set(false);
+        self.hardirq_depth.set(0);
+        self.softirq_depth.set(0);
+        self.bh_disable_count.set(0);
+        self.rcu_section.set(None);
+        self.not_running_since.set(None);
     }
 
     /// This task's held-and-awaited record, when it keeps one (made inside a shuttle execution).

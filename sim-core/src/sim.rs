@@ -104,18 +104,63 @@ pub(crate) struct World {
     /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
     /// makes no loom or shuttle object for it.
     pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
+    /// Whether this world was made inside a shuttle execution or a loom model, whose tasks take
+    /// turns on shared OS threads (a fast path that skips a facade lock is off there, so the
+    /// schedule points stay those the checkers expect).
+    pub(crate) threaded: bool,
+    /// Named tasks' names and ids as [`Sim::cx`] gave them, found again without a lock.
+    task_names: SharedNames,
     /// Observer contexts' names, made once each and shared by every observer context of that
-    /// name ([`Sim::observer_cx`]; a checker makes one per operation or more).
-    observer_names: StdMutex<Vec<Arc<str>>>,
+    /// name ([`Sim::observer_cx`]; a checker makes one per operation or more), found without a
+    /// lock; its mutex only orders additions.
+    observer_names: SharedNames,
+    observer_names_add: StdMutex<()>,
+}
+
+/// Names shared by the contexts made with them, each with its task id, in slots filled once and
+/// in order, so a lookup is a few loads and short string compares, with no lock: a context made
+/// per operation (or several) costs no mutex and no map search. Additions are serialized by the
+/// caller's mutex; a name past the last slot is simply not remembered (its caller takes the slow
+/// path each time). Few slots, in place: a campaign makes a world per case, and building,
+/// moving and dropping more (or a boxed table) cost the demo more per case than the lookups
+/// saved it (callgrind: about 3,000 instructions a case for 32 boxed slots a table).
+/// Checker bookkeeping: `std` only, never seen by loom or shuttle.
+struct SharedNames {
+    slots: [std::sync::OnceLock<(Arc<str>, TaskId)>; NAME_SLOTS],
+    /// Slots filled; slot `i < filled` is set.
+    filled: std::sync::atomic::AtomicUsize,
+}
+
+/// Names [`SharedNames`] keeps: the contexts a driver makes per operation are a handful of named
+/// tasks and observers (taskstats' six observers, its "sched", "close", "recvmsg" and
+/// "release_task"); a driver that names more keeps its contexts for the case (mbcache2's 26).
+const NAME_SLOTS: usize = 8;
+
+impl SharedNames {
+    fn new() -> SharedNames {
+        SharedNames { slots: std::array::from_fn(|_| std::sync::OnceLock::new()), filled: Default::default() }
+    }
+
+    /// The shared name equal to `name` and its task, if remembered.
+    #[inline]
+    fn find(&self, name: &str) -> Option<&(Arc<str>, TaskId)> {
+        let filled = self.filled.load(Ordering::Acquire);
+        self.slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
+    }
+
+    /// Remembers `name` for `task` when a slot is free. Only under the caller's mutex, which
+    /// serializes additions (a lookup meanwhile sees the slots filled before).
+    fn add(&self, name: Arc<str>, task: TaskId) {
+        let filled = self.filled.load(Ordering::Relaxed);
+        if filled < NAME_SLOTS && self.slots[filled].set((name, task)).is_ok() {
+            self.filled.store(filled + 1, Ordering::Release);
+        }
+    }
 }
 
 /// The first task id [`Sim::cx`] gives out: above any pid a model chooses for
 /// [`Sim::cx_for_task`] (the kernel's PID_MAX_LIMIT is 4194304), so the two never collide.
 pub const NAMED_TASKS_FIRST: TaskId = 1 << 24;
-
-/// Observer names kept for sharing ([`Sim::observer_cx`]): a checker uses a handful; a name
-/// past these is made afresh each time, so the search stays short.
-const OBSERVER_NAMES_MAX: usize = 32;
 
 /// Slots of the marks-seen cache ([`World::marks_seen`]).
 const MARKS_SEEN: usize = 64;
@@ -129,6 +174,18 @@ fn mark_key(name: &'static str) -> Option<u64> {
     let address = name.as_ptr() as u64;
     let length = name.len() as u64;
     (address >> 48 == 0 && length < 1 << 16 && address != 0).then_some(address | length << 48)
+}
+
+/// Whether the calling thread runs a shuttle execution or a loom model.
+fn in_threaded_checker() -> bool {
+    #[cfg(feature = "threaded")]
+    {
+        crate::sync::schedule::in_execution() || crate::sync::in_loom()
+    }
+    #[cfg(not(feature = "threaded"))]
+    {
+        false
+    }
 }
 
 fn lock<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,7 +230,10 @@ impl Sim {
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_cx: AtomicU64::new(0),
                 rcu: std::sync::OnceLock::new(),
-                observer_names: StdMutex::new(Vec::new()),
+                threaded: in_threaded_checker(),
+                task_names: SharedNames::new(),
+                observer_names: SharedNames::new(),
+                observer_names_add: StdMutex::new(()),
                 config,
             }),
         }
@@ -184,8 +244,7 @@ impl Sim {
     /// thread ([`crate::trace::Trace::confine_to_this_thread`]): every task of those runs on the
     /// thread that runs the execution, so recording skips the trace's spin lock.
     fn confine_if_single_threaded(self) -> Sim {
-        #[cfg(feature = "threaded")]
-        if crate::sync::schedule::in_execution() || crate::sync::in_loom() {
+        if self.world.threaded {
             self.world.trace.confine_to_this_thread();
         }
         self
@@ -215,18 +274,24 @@ impl Sim {
     /// with one name belongs to one task (one lane in a trace); the first use of a name gives it
     /// the next id from [`NAMED_TASKS_FIRST`] on, so ids follow the order names first appear.
     pub fn cx(&self, name: &str, cpu: CpuId) -> Cx {
-        let task = {
-            let mut named = lock(&self.world.named_tasks);
-            match named.get(name) {
-                Some(&task) => task,
-                None => {
-                    let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
-                    named.insert(name.to_string(), task);
-                    task
-                }
+        if let Some((shared, task)) = self.world.task_names.find(name) {
+            // The trace already names `task` so: a named task's id is its name's alone
+            // ([`NAMED_TASKS_FIRST`]), so no other context renames it.
+            assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
+            return Cx::new(self.clone(), *task, shared.clone(), cpu, false);
+        }
+        let mut named = lock(&self.world.named_tasks);
+        let task = match named.get(name) {
+            Some(&task) => task,
+            None => {
+                let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
+                named.insert(name.to_string(), task);
+                task
             }
         };
-        self.cx_for_task(task, name, cpu)
+        let cx = self.cx_for_task(task, name, cpu);
+        self.world.task_names.add(cx.name_shared(), task);
+        cx
     }
 
     /// A context for a checker reading model state (invariant checks, a reference model's facts,
@@ -235,16 +300,17 @@ impl Sim {
     /// and its reads would bury the interleaving a learner is meant to see.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        let name = {
-            let mut names = lock(&self.world.observer_names);
-            match names.iter().find(|known| ***known == *name) {
-                Some(known) => known.clone(),
-                None => {
-                    let shared: Arc<str> = Arc::from(name);
-                    if names.len() < OBSERVER_NAMES_MAX {
-                        names.push(shared.clone());
+        let name = match self.world.observer_names.find(name) {
+            Some((known, _)) => known.clone(),
+            None => {
+                let _adding = lock(&self.world.observer_names_add);
+                match self.world.observer_names.find(name) {
+                    Some((known, _)) => known.clone(),
+                    None => {
+                        let shared: Arc<str> = Arc::from(name);
+                        self.world.observer_names.add(shared.clone(), 0);
+                        shared
                     }
-                    shared
                 }
             }
         };

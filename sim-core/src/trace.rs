@@ -173,7 +173,15 @@ struct TraceInner {
     events: VecDeque<Event>,
     /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
     tasks: BTreeMap<TaskId, std::sync::Arc<str>>,
+    /// Names tasks had before a rename (the first [`TASK_NAMES_SHARED`]), so a task renamed to
+    /// a name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again)
+    /// shares it instead of allocating a copy.
+    names: Vec<std::sync::Arc<str>>,
 }
+
+/// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
+/// these a rename allocates, and the search stays short.
+const TASK_NAMES_SHARED: usize = 32;
 
 /// The event log of one [`crate::Sim`].
 ///
@@ -433,7 +441,11 @@ impl Trace {
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             hash: AtomicU64::new(HASH_SEED),
-            inner: StdMutex::new(TraceInner { events: VecDeque::new(), tasks: BTreeMap::new() }),
+            inner: StdMutex::new(TraceInner {
+                events: VecDeque::new(),
+                tasks: BTreeMap::new(),
+                names: Vec::new(),
+            }),
         }
     }
 
@@ -597,8 +609,19 @@ impl Trace {
         let mut inner = self.lock();
         match inner.tasks.get(&task) {
             Some(known) if **known == *name => known.clone(),
-            _ => {
-                let shared: std::sync::Arc<str> = std::sync::Arc::from(name);
+            previous => {
+                // A rename keeps the name it replaces for sharing; a task named for the first
+                // time keeps nothing, so a world whose tasks keep their names allocates no pool.
+                let previous = previous.cloned();
+                let shared = match inner.names.iter().find(|known| ***known == *name) {
+                    Some(known) => known.clone(),
+                    None => std::sync::Arc::from(name),
+                };
+                if let Some(previous) = previous {
+                    if inner.names.len() < TASK_NAMES_SHARED && !inner.names.contains(&previous) {
+                        inner.names.push(previous);
+                    }
+                }
                 inner.tasks.insert(task, shared.clone());
                 shared
             }

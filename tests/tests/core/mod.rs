@@ -4,6 +4,7 @@
 mod listeners;
 mod pages;
 
+mod contexts;
 mod detectors;
 mod determinism;
 pub(crate) mod gen_support;
