@@ -8,7 +8,8 @@ use std::io::Write as _;
 
 /// Exit status: a campaign, merge or zoo found a violation, or a replay did not reproduce.
 pub(crate) const EXIT_FOUND: u8 = 1;
-/// Exit status: bad input (an argument, a name, a missing or corrupt input file).
+/// Exit status: bad input (an argument, a name, a missing or corrupt input file, an `--out`
+/// directory that cannot be made before the run starts).
 pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit status: the command failed while running (an output file or stdout could not be
 /// written, a worker thread died).

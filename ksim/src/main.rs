@@ -32,7 +32,8 @@ Exit status:
   0    all went well
   1    a bug was found: a campaign, merge or zoo found a violation, or a replay did not
        reproduce exactly
-  2    bad input: an argument, a name, a missing or corrupt input file (one line on stderr)
+  2    bad input: an argument, a name, a missing or corrupt input file, an --out directory
+       that cannot be made before the run starts (one line on stderr)
   3    a failure while running: an output file or stdout could not be written, a worker died
        (one line on stderr)
   70   an internal error: ksim itself panicked (a bug in ksim; please report it)
