@@ -36,7 +36,7 @@ pub use fixes::{
 };
 // For the checkers and the CLI registry: the harness face.
 pub use check::{
-    MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES,
+    MbcacheConfig, MbcacheModel, MbcacheSubject, Op, OpResult, Outcome, CACHE_NAMES, FS_BLOCKS_MAX,
     SCENARIO_FIND_NEXT_AFTER_FREE, SCENARIO_SHRINKER_LRU,
 };
 // For the CLI registry, tests and benches: the mbcache2 model's harness face and fixes.

@@ -89,6 +89,15 @@ pub trait Subject: Sized {
     /// Tears the model down; a leak is a violation.
     fn teardown(self, sim: &Sim) -> Result<(), Violation>;
 
+    /// Whether a config read from a file (an artifact someone may have edited) is one the model
+    /// can be built from: sizes it allocates up front within bounds. [`replay`] and the threaded
+    /// replay refuse one that is not with this line, before anything runs. Configs the subject's
+    /// own constructors make always pass.
+    fn check_config(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
     /// Interesting states this run reached that the subject keeps itself, beyond the marks the
     /// model recorded with [`Sim::mark`] (which [`run_case`] adds). Most subjects keep none.
     fn coverage(&self) -> BTreeSet<&'static str> {
@@ -605,6 +614,7 @@ pub struct ReplayReport {
 /// Runs an artifact's case again, keeping the whole trace.
 pub fn replay<S: Subject>(artifact: &Artifact) -> Result<ReplayReport, String> {
     let (config, ops): (S::Config, Vec<S::Op>) = artifact.decode(S::NAME, "operations")?;
+    S::check_config(&config).map_err(|e| format!("artifact config: {e}"))?;
     let case = run_case::<S>(
         &config,
         artifact.seed,

@@ -49,6 +49,9 @@ pub const ROUNDS_MAX: u32 = 64;
 pub const HOST_FEATURES_ALL: u64 =
     DRIVER_FEATURES | (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX);
 
+/// The most guest tasks a config may ask for (the default is 2).
+pub const TASKS_MAX: usize = 64;
+
 /// A case's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalloonConfig {
@@ -352,6 +355,15 @@ impl Subject for BalloonSubject {
             Some(before) => self.check_scoped(sim, Scope::Changed(&before)),
             None => self.check_scoped(sim, Scope::Whole),
         }
+    }
+
+    /// Each task gets a context and a page list when the subject is made, so an edited
+    /// artifact's task count is bounded here rather than by an allocation failure.
+    fn check_config(config: &BalloonConfig) -> Result<(), String> {
+        if config.tasks > TASKS_MAX {
+            return Err(format!("tasks {} is more than {TASKS_MAX}", config.tasks));
+        }
+        Ok(())
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {

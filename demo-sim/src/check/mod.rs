@@ -182,6 +182,17 @@ impl Subject for DemoSubject {
         check_state(&self.cache.state(&self.observer), &held)
     }
 
+    /// A config from an edited artifact: at least one key and one task, and a percentage.
+    fn check_config(config: &DemoConfig) -> Result<(), String> {
+        if config.keys == 0 || config.tasks == 0 {
+            return Err(format!("keys {} and tasks {} must be at least 1", config.keys, config.tasks));
+        }
+        if config.alloc_fault_percent > 100 {
+            return Err(format!("alloc_fault_percent {} is more than 100", config.alloc_fault_percent));
+        }
+        Ok(())
+    }
+
     /// Every task puts its handles, then the cache is destroyed: anything still live is a leak.
     fn teardown(mut self, _sim: &Sim) -> Result<(), Violation> {
         for task in 0..self.tasks.len() {

@@ -129,6 +129,21 @@ fn replay_of_an_artifact_whose_violation_lies_past_its_operations_is_one_line_an
 }
 
 #[test]
+fn replay_of_an_artifact_whose_config_the_model_cannot_take_is_one_line_and_status_two() {
+    let dir = scratch("replay-config");
+    let path = demo_failure_artifact(&dir);
+    let good = json(&path);
+    for (field, value, says) in
+        [("alloc_fault_percent", 250, "more than 100"), ("tasks", 0, "at least 1"), ("keys", 0, "at least 1")]
+    {
+        let mut edited = good.clone();
+        edited["config"][field] = serde_json::json!(value);
+        std::fs::write(dir.join("edited.json"), edited.to_string()).expect("write");
+        ksim(&dir, &["replay", "edited.json"]).assert_one_line_error(2, says);
+    }
+}
+
+#[test]
 fn replay_of_missing_corrupt_or_foreign_files_is_one_line_and_status_two() {
     let dir = scratch("replay-bad");
     ksim(&dir, &["replay", "nope.json"]).assert_one_line_error(2, "cannot read nope.json");

@@ -46,6 +46,9 @@ pub use reference::MbcacheModel;
 /// allocation fault plan targets.
 pub const CACHE_NAMES: [&str; 4] = ["ext2_xattr", "ext3_xattr", "ext2_xattr_b", "ext3_xattr_b"];
 
+/// The most ext2 blocks a config may ask for (the default is 8).
+pub const FS_BLOCKS_MAX: u32 = 1 << 16;
+
 /// Everything a case needs besides the seed and the ops.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbcacheConfig {
@@ -579,6 +582,15 @@ impl Subject for MbcacheSubject {
             self.ext2.check_invariants_incremental(observer, &self.pending_releases())?;
         }
         self.shrinker_is_registered()
+    }
+
+    /// The ext2 model's block table is made whole at mount (`fs_blocks` entries), so an edited
+    /// artifact's size is bounded here rather than by an allocation failure.
+    fn check_config(config: &MbcacheConfig) -> Result<(), String> {
+        if config.fs_blocks > FS_BLOCKS_MAX {
+            return Err(format!("fs_blocks {} is more than {FS_BLOCKS_MAX}", config.fs_blocks));
+        }
+        Ok(())
     }
 
     fn teardown(mut self, _sim: &Sim) -> Result<(), Violation> {

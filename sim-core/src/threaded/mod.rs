@@ -767,6 +767,7 @@ pub struct ThreadedReplay {
 /// Runs a threaded artifact's recorded execution again, keeping the whole trace.
 pub fn replay<S: ThreadedSubject>(artifact: &Artifact) -> Result<ThreadedReplay, String> {
     let (config, ops): (S::Config, ThreadedOps<S::Op>) = artifact.decode(S::NAME, "threaded operations")?;
+    S::check_config(&config).map_err(|e| format!("artifact config: {e}"))?;
     let defaults = ThreadedOptions::new(ops.threaded.threads.len());
     let steps_max = ops.steps_max.unwrap_or(defaults.steps_max);
     let options = ThreadedOptions { trace: TraceMode::Full, steps_max, ..defaults };

@@ -51,3 +51,17 @@ fn the_same_seed_gives_the_same_trace() {
     assert!(first.passed(), "{:?}", first.violation);
     assert_eq!(first.trace_hash, second.trace_hash);
 }
+
+/// An edited artifact's task count is refused with a line before a context per task is made, and
+/// the presets pass.
+#[test]
+fn a_config_asking_for_more_tasks_than_the_bound_is_refused() {
+    use sim_core::check::Subject;
+    let made = BalloonConfig::preset("fixed").expect("preset");
+    assert_eq!(BalloonSubject::check_config(&made), Ok(()));
+    let bound = BalloonConfig { tasks: balloon_sim::TASKS_MAX, ..made.clone() };
+    assert_eq!(BalloonSubject::check_config(&bound), Ok(()));
+    let edited = BalloonConfig { tasks: usize::MAX, ..made };
+    let refused = BalloonSubject::check_config(&edited).expect_err("usize::MAX tasks refused");
+    assert!(refused.contains("more than 64"), "{refused}");
+}

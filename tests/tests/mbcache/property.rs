@@ -106,3 +106,17 @@ fn same_seed_gives_the_same_trace_twice() {
     );
     assert_ne!(first.trace_hash, other.trace_hash);
 }
+
+/// An edited artifact's ext2 size is refused with a line before the block table is made, and the
+/// configs the catalog makes pass.
+#[test]
+fn a_config_asking_for_more_ext2_blocks_than_the_bound_is_refused() {
+    use sim_core::check::Subject;
+    let made = MbcacheConfig::new(PRESET_FIXED, Fixes::all());
+    assert_eq!(MbcacheSubject::check_config(&made), Ok(()));
+    let bound = MbcacheConfig { fs_blocks: mbcache_sim::FS_BLOCKS_MAX, ..made.clone() };
+    assert_eq!(MbcacheSubject::check_config(&bound), Ok(()));
+    let edited = MbcacheConfig { fs_blocks: u32::MAX, ..made };
+    let refused = MbcacheSubject::check_config(&edited).expect_err("u32::MAX blocks refused");
+    assert!(refused.contains("fs_blocks 4294967295"), "{refused}");
+}
