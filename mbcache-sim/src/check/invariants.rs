@@ -101,12 +101,8 @@ impl Registry {
 
     /// [`Registry::check_invariants`] with `mb_cache_spinlock` held and the working sets out.
     fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.load_handles(&locked_global.mem().memory.handles);
-        s.caches.clear();
-        s.caches.extend_from_slice(&locked_global.guard.caches);
-        Self::entry_counts(locked_global, s)?;
+        Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        Self::handles_refer_to_live_entries(&mut mem, &s.handles)?;
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
         s.on_lru.clear();
         s.on_lru.extend(on_lru);
@@ -169,13 +165,9 @@ impl Registry {
 
     /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock` held and the log in `s.log`.
     fn check_touched(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.load_handles(&locked_global.mem().memory.handles);
-        s.caches.clear();
-        s.caches.extend_from_slice(&locked_global.guard.caches);
-        Self::entry_counts(locked_global, s)?;
-        let mut mem = locked_global.mem();
         // The facts in the whole check's order, so both name the same one when several break.
-        Self::handles_refer_to_live_entries(&mut mem, &s.handles)?;
+        Self::counts_and_handles(locked_global, s)?;
+        let mut mem = locked_global.mem();
         let live = |e: &EntryRef| mem.memory.caches.peek(e.cache).is_some_and(|c| c.entries.is_live(e.entry));
         s.entries.clear();
         s.entries.extend(s.log.entries.iter().copied().filter(live));
@@ -202,6 +194,16 @@ impl Registry {
             self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
         }
         Ok(())
+    }
+
+    /// The facts both checks begin with, over few objects: every cache's `c_entry_count` (the
+    /// cache list and handles loaded into `s`), and every handle naming a live entry.
+    fn counts_and_handles(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+        s.load_handles(&locked_global.mem().memory.handles);
+        s.caches.clear();
+        s.caches.extend_from_slice(&locked_global.guard.caches);
+        Self::entry_counts(locked_global, s)?;
+        Self::handles_refer_to_live_entries(&mut locked_global.mem(), &s.handles)
     }
 
     /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held,
