@@ -212,8 +212,16 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((index, count))
 }
 
+/// Exit status 0 when all went well, 1 when a bug was found (or a replay or a play missed).
+fn status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FOUND)
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let status = |ok: bool| if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) };
     match cli.command {
         Command::Fuzz {
             subsystems,
@@ -315,7 +323,7 @@ fn run_play(
     if let Some(file) = check {
         let (text, wins) = play::check(&file)?;
         print(&text)?;
-        return Ok(if wins { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FOUND) });
+        return Ok(status(wins));
     }
     let level = level.as_deref().unwrap_or_default();
     if solve {

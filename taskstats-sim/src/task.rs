@@ -446,6 +446,12 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
+    /// Whether descriptor `fd` of thread group `tgid` is an open cgroup directory (`None`: not
+    /// open), as `fdget()` followed by the cgroupstats handler's file check sees it.
+    pub(crate) fn fd_is_cgroup(&self, tgid: u32, fd: u32) -> Option<bool> {
+        self.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
+    }
+
     /// Mirrors find_task_by_pid_ns(nr, ns).
     pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Arc<Task>> {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))

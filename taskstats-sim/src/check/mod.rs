@@ -286,11 +286,9 @@ impl TaskstatsSubject {
                 facts.target_pid = table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid);
                 facts.target_exists = facts.target_pid.is_some();
             }
-            // What the fd is in the requester's file table (see [`Taskstats::fd_kind`]).
+            // What the fd is in the requester's file table (as [`Taskstats::fd_kind`] reads it).
             if let (Some(fd), Some(t)) = (fd, current) {
-                let file =
-                    table.files.get(&t.tgid).and_then(|files| files.get(usize::from(fd)).copied().flatten());
-                facts.fd_is_cgroup = file.map(|f| matches!(f, crate::task::File::CgroupDir(_)));
+                facts.fd_is_cgroup = table.fd_is_cgroup(t.tgid, u32::from(fd));
             }
             (facts, nr, current.map(|t| (t.pid, t.cpu)))
         });

@@ -163,9 +163,7 @@ impl Taskstats {
     /// The port `index` picks among the ports' ids, ascending, modulo their number (what
     /// indexing [`Self::port_ids`] picks), without copying the ids (None: no port).
     pub(crate) fn port_pick(&self, cx: &Cx, index: u8) -> Option<u32> {
-        let ports = self.ports.lock(cx);
-        let count = ports.len();
-        (count > 0).then(|| ports.keys().nth(usize::from(index) % count).copied()).flatten()
+        self.port_pick_state(cx, index).map(|(id, _)| id)
     }
 
     /// The invariants after an operation that touched only the lists of the CPUs in `cpus` (a

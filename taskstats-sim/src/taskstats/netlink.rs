@@ -202,8 +202,7 @@ impl Taskstats {
 
     /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
     pub fn fd_kind(&self, cx: &Cx, tgid: u32, fd: u32) -> Option<bool> {
-        let t = self.tasks.read_lock(cx);
-        t.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
+        self.tasks.read_lock(cx).fd_is_cgroup(tgid, fd)
     }
 
     /// Port `id`'s identity and credentials, its receive queue left behind: the callers read
