@@ -90,7 +90,8 @@ pub trait Subject: Sized {
     fn teardown(self, sim: &Sim) -> Result<(), Violation>;
 
     /// Whether a config read from a file (an artifact someone may have edited) is one the model
-    /// can be built from: sizes it allocates up front within bounds. [`replay`] and the threaded
+    /// can be built from: sizes it allocates up front within bounds, and values within the ranges
+    /// the subject's constructors make (a percentage at most 100). [`replay`] and the threaded
     /// replay refuse one that is not with this line, before anything runs. Configs the subject's
     /// own constructors make always pass.
     fn check_config(config: &Self::Config) -> Result<(), String> {

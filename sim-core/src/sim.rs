@@ -281,16 +281,16 @@ impl Sim {
             return Cx::new(self.clone(), *task, shared.clone(), cpu, false);
         }
         let mut named = lock(&self.world.named_tasks);
-        let task = match named.get(name) {
-            Some(&task) => task,
-            None => {
-                let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
-                named.insert(name.to_string(), task);
-                task
-            }
-        };
+        if let Some(&task) = named.get(name) {
+            // Known, but past the lock-free slots (or added by another thread since the look).
+            return self.cx_for_task(task, name, cpu);
+        }
+        let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
+        named.insert(name.to_string(), task);
         let cx = self.cx_for_task(task, name, cpu);
+        // Still under `named`: slots are added one name at a time.
         self.world.task_names.add(cx.name_shared(), task);
+        drop(named);
         cx
     }
 

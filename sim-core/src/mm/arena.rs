@@ -147,7 +147,7 @@ impl<T> SlabArena<T> {
     pub fn get(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<&T, MmError> {
         match self.peek(handle) {
             Some(object) => Ok(object),
-            None => Err(self.use_after_free(cx, handle)),
+            None => Err(use_after_free(self.name, cx, handle)),
         }
     }
 
@@ -160,14 +160,6 @@ impl<T> SlabArena<T> {
             Some(Slot { generation, object: Some(object) }) if *generation == handle.generation => Ok(object),
             _ => Err(use_after_free(name, cx, handle)),
         }
-    }
-
-    /// The report of a dereference of a freed object: off the hot path, so the checks that
-    /// precede it inline into their callers.
-    #[cold]
-    #[inline(never)]
-    fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
-        use_after_free(self.name, cx, handle)
     }
 
     /// Whether `handle`'s object is still allocated (no report either way).
@@ -218,7 +210,8 @@ impl<T> SlabArena<T> {
     }
 }
 
-/// Reports a dereference of a freed object of cache `name` through `handle`.
+/// Reports a dereference of a freed object of cache `name` through `handle`: off the hot path,
+/// so the checks that precede it inline into their callers.
 #[cold]
 #[inline(never)]
 fn use_after_free<T>(name: &'static str, cx: &Cx, handle: ArenaRef<T>) -> MmError {
@@ -446,16 +439,8 @@ impl<T> SharedArena<T> {
     pub fn get(&self, cx: &Cx, handle: ArenaRef<T>) -> Result<&T, MmError> {
         match self.peek(handle) {
             Some(object) => Ok(object),
-            None => Err(self.use_after_free(cx, handle)),
+            None => Err(use_after_free(self.name, cx, handle)),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn use_after_free(&self, cx: &Cx, handle: ArenaRef<T>) -> MmError {
-        let error = MmError::UseAfterFree { cache: self.name, handle: format!("{handle:?}") };
-        cx.sim().report(Some(cx), Violation::new("use-after-free", error.to_string()));
-        error
     }
 
     /// Whether `handle`'s object is still allocated (no report either way).
