@@ -181,6 +181,14 @@ impl<T> Guarded<T> {
         self.cell.with_mut(|slot| *slot = value);
     }
 
+    /// An access to data this field's shadow stands for but does not hold (an `hlist_bl`
+    /// table keeps its chains in its heads and their shadows apart): traced and checked as a
+    /// read or a write of the field, without touching the value, so it is no schedule point.
+    #[track_caller]
+    pub(crate) fn check_access(&self, cx: &Cx, write: bool) {
+        self.check(cx, write, Location::caller());
+    }
+
     /// The value, when the field is no longer shared.
     pub fn into_inner(self) -> T {
         self.cell.into_inner()

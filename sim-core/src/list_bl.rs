@@ -5,11 +5,19 @@
 //!
 //! The head word is a facade atomic: bit 0 is the lock (LIST_BL_LOCKMASK) and the other bits
 //! stand for the `first` pointer (ksim keeps the chain's length there, so `hlist_bl_empty` is the
-//! lockless one-word read it is in the kernel). The nodes are values in a [`Guarded`] chain
-//! documented by the head's lock class, so a chain touched without its lock is a lockdep report
-//! rather than a Rust type error; and, as the kernel's `LIST_BL_BUG_ON` in `hlist_bl_set_first`
-//! does, changing a chain whose own lock bit is clear is a reported violation (it catches the
-//! chain changed under another bucket's lock of the same class, which class-level checks cannot).
+//! lockless one-word read it is in the kernel). The nodes are values in a chain documented by
+//! the heads' lock class and judged as [`Guarded`] data, so a chain touched without its lock is
+//! a lockdep report rather than a Rust type error; and, as the kernel's `LIST_BL_BUG_ON` in
+//! `hlist_bl_set_first` does, changing a chain whose own lock bit is clear is a reported
+//! violation (it catches the chain changed under another bucket's lock of the same class, which
+//! class-level checks cannot).
+//!
+//! Layout: a hash table is an [`HlistBlTable`], whose heads are what the kernel's are, the lock
+//! word and the first link (here the chain's nodes), 40 bytes each; what only the checkers read
+//! is kept per table (the lock class and the field's trace name) or per chain apart from the
+//! heads (each chain's lockset shadow, read only while lockdep runs). A lookup then reads one
+//! head, as a kernel lookup reads one `hlist_bl_head` word, and a table of a million entries'
+//! chains is not mostly checker state. [`HlistBlHead`] is a table of one chain, for a lone head.
 //! Left out: the RCU walkers (`hlist_bl_for_each_entry_rcu`) and intrusive nodes (a node is a
 //! value here; `list_head` is sim-core's intrusive list).
 
@@ -20,6 +28,8 @@ use crate::cx::Cx;
 use crate::guarded::Guarded;
 use crate::sim::Violation;
 use crate::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::RaceCell;
+use crate::trace::Named;
 
 /// `LIST_BL_LOCKMASK`: the lock bit of the head word.
 pub const LIST_BL_LOCKMASK: usize = 1;
@@ -27,39 +37,214 @@ pub const LIST_BL_LOCKMASK: usize = 1;
 /// The lock bit's number, for [`bit_spin_lock`].
 const LOCK_BIT: u32 = 0;
 
-/// `struct hlist_bl_head`: one hash chain and its bit lock.
-pub struct HlistBlHead<T> {
-    class: &'static str,
+/// The chain's field name, as lockdep's and the lockset detector's reports name it.
+const FIELD: &str = "hlist_bl_head->first";
+
+/// `struct hlist_bl_head` as the hot path reads it: the lock word and the chain.
+struct BlChain<T> {
     word: AtomicUsize,
-    chain: Guarded<Vec<T>>,
+    nodes: RaceCell<Vec<T>>,
 }
 
-impl<T> fmt::Debug for HlistBlHead<T> {
+/// A hash table of `hlist_bl` chains whose bit locks share one lock class (`"mb_cache->c_hash"`),
+/// as all buckets of one table do in lockdep: the heads, and apart from them what only the
+/// checkers read. See the module documentation.
+pub struct HlistBlTable<T> {
+    class: &'static str,
+    /// [`FIELD`]'s trace hash, computed once: an access is traced by it.
+    field_hash: u64,
+    heads: Box<[BlChain<T>]>,
+    /// Each chain's lockset shadow, documented by `class`: checked only while lockdep runs.
+    shadows: Box<[Guarded<()>]>,
+}
+
+impl<T> fmt::Debug for HlistBlTable<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HlistBlHead").field("class", &self.class).finish_non_exhaustive()
+        f.debug_struct("HlistBlTable")
+            .field("class", &self.class)
+            .field("chains", &self.heads.len())
+            .finish_non_exhaustive()
     }
 }
 
-impl<T> HlistBlHead<T> {
-    /// `INIT_HLIST_BL_HEAD()`: an empty chain whose bit lock is of class `class`; every bucket of
-    /// one table passes the same class (`"mb_cache->c_hash"`), as they share one in the kernel.
-    pub fn new(class: &'static str) -> Self {
-        HlistBlHead {
+impl<T> HlistBlTable<T> {
+    /// `chains` times `INIT_HLIST_BL_HEAD()`: empty chains whose bit locks are of class `class`.
+    pub fn new(class: &'static str, chains: usize) -> Self {
+        let head = |_| BlChain { word: AtomicUsize::new(0), nodes: RaceCell::new(Vec::new()) };
+        HlistBlTable {
             class,
-            word: AtomicUsize::new(0),
-            chain: Guarded::new("hlist_bl_head->first", class, Vec::new()),
+            field_hash: crate::trace::name_hash(FIELD),
+            heads: (0..chains).map(head).collect(),
+            shadows: (0..chains).map(|_| Guarded::new(FIELD, class, ())).collect(),
         }
     }
 
-    /// The lock class of this head's bit lock.
+    /// The number of chains.
+    pub fn len(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// Whether the table has no chain at all.
+    pub fn is_empty(&self) -> bool {
+        self.heads.is_empty()
+    }
+
+    /// The lock class of every chain's bit lock.
     pub fn class(&self) -> &'static str {
         self.class
     }
 
+    /// Chain `index` (`&table[index]`); panics past the table, as only a bug can index there.
+    #[inline]
+    pub fn bucket(&self, index: usize) -> HlistBl<'_, T> {
+        assert!(index < self.heads.len(), "chain {index} of a {}-chain table", self.heads.len());
+        HlistBl { table: self, index }
+    }
+}
+
+/// One chain of an [`HlistBlTable`]: `struct hlist_bl_head *`.
+pub struct HlistBl<'a, T> {
+    table: &'a HlistBlTable<T>,
+    index: usize,
+}
+
+impl<T> Clone for HlistBl<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for HlistBl<'_, T> {}
+
+impl<T> fmt::Debug for HlistBl<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HlistBl({}[{}])", self.table.class, self.index)
+    }
+}
+
+impl<'a, T> HlistBl<'a, T> {
+    #[inline]
+    fn head(self) -> &'a BlChain<T> {
+        &self.table.heads[self.index]
+    }
+
+    /// The lock class of this head's bit lock.
+    pub fn class(self) -> &'static str {
+        self.table.class
+    }
+
     /// `hlist_bl_lock()`: `bit_spin_lock(0, &head->first)`.
     #[track_caller]
+    #[inline]
+    pub fn lock(self, cx: &'a Cx) -> BitSpinGuard<'a> {
+        bit_spin_lock(cx, self.table.class, LOCK_BIT, &self.head().word)
+    }
+
+    /// `hlist_bl_unlock()`.
+    pub fn unlock(self, guard: BitSpinGuard<'_>) {
+        drop(guard);
+    }
+
+    /// `hlist_bl_is_locked()`.
+    pub fn is_locked(self) -> bool {
+        bit_spin_is_locked(LOCK_BIT, &self.head().word)
+    }
+
+    /// `hlist_bl_empty()`: a lockless read of the head word, as in the kernel.
+    pub fn is_empty(self) -> bool {
+        self.head().word.load(Ordering::Relaxed) & !LIST_BL_LOCKMASK == 0
+    }
+
+    /// `hlist_bl_add_head()`: `value` becomes the chain's first node. Needs the chain's lock.
+    #[track_caller]
+    pub fn add_head(self, cx: &Cx, value: T) {
+        self.bug_on_unlocked(cx, "hlist_bl_add_head");
+        self.access(cx, true);
+        self.head().nodes.with_mut(|chain| chain.insert(0, value));
+        self.head().word.fetch_add(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
+    }
+
+    /// `hlist_bl_del_init()` of the first node that `matches`: unlinks and returns it. Needs the
+    /// chain's lock.
+    #[track_caller]
+    pub fn del_init(self, cx: &Cx, matches: impl FnMut(&T) -> bool) -> Option<T> {
+        self.bug_on_unlocked(cx, "hlist_bl_del_init");
+        self.access(cx, true);
+        let removed = self.head().nodes.with_mut(|chain| {
+            let index = chain.iter().position(matches)?;
+            Some(chain.remove(index))
+        });
+        if removed.is_some() {
+            self.head().word.fetch_sub(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// `hlist_bl_for_each_entry()`: `f` sees the nodes first to last. Needs the chain's lock.
+    #[track_caller]
+    #[inline]
+    pub fn for_each_entry<R>(self, cx: &Cx, f: impl FnOnce(&[T]) -> R) -> R {
+        self.access(cx, false);
+        self.head().nodes.with(|chain| f(chain))
+    }
+
+    /// An access to the chain, as [`Guarded`] makes one: traced; and, while lockdep runs,
+    /// checked against the documented lock and by the lockset detector, through the chain's
+    /// shadow (which only then is read).
+    #[track_caller]
+    #[inline]
+    fn access(self, cx: &Cx, write: bool) {
+        if cx.sim().lockdep().is_enabled() {
+            self.table.shadows[self.index].check_access(cx, write);
+        } else {
+            cx.trace_named(Named::Access { write }, self.table.field_hash, || FIELD.into());
+        }
+    }
+
+    /// The `LIST_BL_BUG_ON(!((unsigned long)h->first & LIST_BL_LOCKMASK))` of
+    /// `hlist_bl_set_first()`: reported, never a crash.
+    fn bug_on_unlocked(self, cx: &Cx, what: &str) {
+        if !self.is_locked() && !cx.is_observer() {
+            let message = format!(
+                "{what} on a {} chain whose lock bit is clear (by {} on cpu{})",
+                self.table.class,
+                cx.name(),
+                cx.cpu()
+            );
+            cx.sim().report(Some(cx), Violation::new("hlist_bl-unlocked", message));
+        }
+    }
+}
+
+/// A lone `struct hlist_bl_head` and its bit lock: a table of one chain.
+pub struct HlistBlHead<T>(HlistBlTable<T>);
+
+impl<T> fmt::Debug for HlistBlHead<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HlistBlHead").field("class", &self.0.class).finish_non_exhaustive()
+    }
+}
+
+impl<T> HlistBlHead<T> {
+    /// `INIT_HLIST_BL_HEAD()`: an empty chain whose bit lock is of class `class`.
+    pub fn new(class: &'static str) -> Self {
+        HlistBlHead(HlistBlTable::new(class, 1))
+    }
+
+    /// The chain, with the methods of a head.
+    pub fn head(&self) -> HlistBl<'_, T> {
+        self.0.bucket(0)
+    }
+
+    /// The lock class of this head's bit lock.
+    pub fn class(&self) -> &'static str {
+        self.0.class
+    }
+
+    /// `hlist_bl_lock()`.
+    #[track_caller]
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> BitSpinGuard<'a> {
-        bit_spin_lock(cx, self.class, LOCK_BIT, &self.word)
+        self.head().lock(cx)
     }
 
     /// `hlist_bl_unlock()`.
@@ -69,55 +254,30 @@ impl<T> HlistBlHead<T> {
 
     /// `hlist_bl_is_locked()`.
     pub fn is_locked(&self) -> bool {
-        bit_spin_is_locked(LOCK_BIT, &self.word)
+        self.head().is_locked()
     }
 
-    /// `hlist_bl_empty()`: a lockless read of the head word, as in the kernel.
+    /// `hlist_bl_empty()`.
     pub fn is_empty(&self) -> bool {
-        self.word.load(Ordering::Relaxed) & !LIST_BL_LOCKMASK == 0
+        self.head().is_empty()
     }
 
-    /// `hlist_bl_add_head()`: `value` becomes the chain's first node. Needs the chain's lock.
+    /// `hlist_bl_add_head()`.
     #[track_caller]
     pub fn add_head(&self, cx: &Cx, value: T) {
-        self.bug_on_unlocked(cx, "hlist_bl_add_head");
-        self.chain.write(cx, |chain| chain.insert(0, value));
-        self.word.fetch_add(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
+        self.head().add_head(cx, value);
     }
 
-    /// `hlist_bl_del_init()` of the first node that `matches`: unlinks and returns it. Needs the
-    /// chain's lock.
+    /// `hlist_bl_del_init()` of the first node that `matches`.
     #[track_caller]
     pub fn del_init(&self, cx: &Cx, matches: impl FnMut(&T) -> bool) -> Option<T> {
-        self.bug_on_unlocked(cx, "hlist_bl_del_init");
-        let removed = self.chain.write(cx, |chain| {
-            let index = chain.iter().position(matches)?;
-            Some(chain.remove(index))
-        });
-        if removed.is_some() {
-            self.word.fetch_sub(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
-        }
-        removed
+        self.head().del_init(cx, matches)
     }
 
-    /// `hlist_bl_for_each_entry()`: `f` sees the nodes first to last. Needs the chain's lock.
+    /// `hlist_bl_for_each_entry()`.
     #[track_caller]
     pub fn for_each_entry<R>(&self, cx: &Cx, f: impl FnOnce(&[T]) -> R) -> R {
-        self.chain.read(cx, |chain| f(chain))
-    }
-
-    /// The `LIST_BL_BUG_ON(!((unsigned long)h->first & LIST_BL_LOCKMASK))` of
-    /// `hlist_bl_set_first()`: reported, never a crash.
-    fn bug_on_unlocked(&self, cx: &Cx, what: &str) {
-        if !self.is_locked() && !cx.is_observer() {
-            let message = format!(
-                "{what} on a {} chain whose lock bit is clear (by {} on cpu{})",
-                self.class,
-                cx.name(),
-                cx.cpu()
-            );
-            cx.sim().report(Some(cx), Violation::new("hlist_bl-unlocked", message));
-        }
+        self.head().for_each_entry(cx, f)
     }
 }
 

@@ -22,8 +22,8 @@
 //! count of ksim's own), and a dereference of a freed entry is a reported use after free, also
 //! after the slot was reused (a freed slot waits in the arena's quarantine, then a create
 //! rewrites the entry in place, [`Recycle`]; `e_key` and `e_value` are `std` atomics for that
-//! alone). The entry's two `Guarded` fields are boxed so that a slot is one cache line. The
-//! entry's fields are the kernel's synchronisation and nothing else: `e_refcnt` a facade atomic,
+//! alone). What a lookup and a put read (`e_refcnt`, the flag word) is in the slot, the rest in
+//! a boxed cold part, so a slot is 32 bytes. The entry's fields are the kernel's synchronisation and nothing else: `e_refcnt` a facade atomic,
 //! `e_list` guarded by `c_list_lock`, the bitfield judged by the lockset detector. Entries are
 //! freed at once by the last put, as `__mb_cache_entry_free` does (no RCU in mbcache). A chain
 //! node keeps the entry's key and value beside its handle: both are stable for the entry's
@@ -35,7 +35,7 @@
 //! because nobody else can reach the cache (sim-core's `hlist_bl` reports an unlocked change).
 
 use sim_core::list::{self, ListArena, NodeRef};
-use sim_core::list_bl::HlistBlHead;
+use sim_core::list_bl::{HlistBl, HlistBlTable};
 use sim_core::locks::SpinLockGuard;
 use sim_core::mm::{ArenaRef, Gfp, KmemCache, ObjHandle, Recycle, SharedArena};
 use sim_core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -73,45 +73,29 @@ pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
     val.wrapping_mul(0x61C8_8647) >> (32 - bits)
 }
 
-/// `e_referenced` and `e_reusable`, in the three forms the versions had.
-#[derive(Debug)]
-pub(crate) struct EntryFlags {
+/// `e_referenced` and `e_reusable`, in the three forms the versions had: a view of the entry's
+/// flag word (in the slot) and its bitfield (in the entry's cold part).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EntryFlags<'a> {
     /// `unsigned long e_flags` with atomic bitops (a44e84a9b776); before the reusable flag, the
     /// lone `e_referenced:1` bit, which the kernel reads and writes racily on purpose (a lost
     /// update of it alone only ages an entry differently), modelled as relaxed loads and stores.
-    word: AtomicU32,
+    word: &'a AtomicU32,
     /// `u32 e_referenced:1; u32 e_reusable:1;` between 4.10 and 6.1: one plain word that every
     /// bit update reads, modifies and writes whole. No lock orders all its writers (touch takes
     /// none, the shrinker `c_list_lock`, ext4 the buffer lock), so the lockset detector judges it.
-    /// Boxed, as `e_list` is: see [`MbCacheEntry`].
-    bitfield: Box<Guarded<u32>>,
+    bitfield: &'a Guarded<u32>,
 }
 
-impl EntryFlags {
-    /// The flags' initial word: `e_reusable` as the creator asks, `e_referenced` clear.
-    fn initial(reusable: bool) -> u32 {
-        u32::from(reusable) << MBE_REUSABLE_B
-    }
+/// The flags' initial word: `e_reusable` as the creator asks, `e_referenced` clear.
+fn initial_flags(reusable: bool) -> u32 {
+    u32::from(reusable) << MBE_REUSABLE_B
+}
 
-    fn new(reusable: bool) -> EntryFlags {
-        let bits = EntryFlags::initial(reusable);
-        EntryFlags {
-            word: AtomicU32::new(bits),
-            bitfield: Box::new(Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", bits)),
-        }
-    }
-
-    /// The flags of a recycled entry, as [`EntryFlags::new`] makes them (not an access:
-    /// initialisation).
-    fn recycle(&self, reusable: bool) {
-        let bits = EntryFlags::initial(reusable);
-        self.word.store(bits, Ordering::Relaxed);
-        self.bitfield.reinit(bits);
-    }
-
+impl EntryFlags<'_> {
     /// `test_bit(bit, &entry->e_flags)` or a read of the bitfield member.
     #[track_caller]
-    pub(crate) fn test(&self, cx: &Cx, fixes: Fixes, bit: u32) -> bool {
+    pub(crate) fn test(self, cx: &Cx, fixes: Fixes, bit: u32) -> bool {
         let mask = 1 << bit;
         if fixes.on(super::fixes::ATOMIC_ENTRY_FLAGS) || !fixes.on(REUSABLE_FLAG) {
             self.word.load(Ordering::Relaxed) & mask != 0
@@ -122,7 +106,7 @@ impl EntryFlags {
 
     /// `set_bit`/`clear_bit`, or an assignment to the bitfield member.
     #[track_caller]
-    pub(crate) fn assign(&self, cx: &Cx, fixes: Fixes, bit: u32, on: bool) {
+    pub(crate) fn assign(self, cx: &Cx, fixes: Fixes, bit: u32, on: bool) {
         let mask = 1 << bit;
         if fixes.on(super::fixes::ATOMIC_ENTRY_FLAGS) {
             if on {
@@ -143,26 +127,36 @@ impl EntryFlags {
     }
 }
 
-/// `struct mb_cache_entry`.
+/// `struct mb_cache_entry`, as its slab slot holds it: what a lookup and a put read
+/// (`e_refcnt`, and the flag word a find tests), and the rest apart in [`EntryCold`]. The slot
+/// is then 32 bytes with the arena's state word (not a cache line: a cache of a million entries
+/// is half the memory, as a kernel slab of 56-byte objects is not one line per object either).
 #[derive(Debug)]
 pub(crate) struct MbCacheEntry {
+    /// `e_refcnt`.
+    pub(crate) e_refcnt: AtomicU32,
+    /// `e_flags` as a word (see [`EntryFlags`]).
+    e_flags_word: AtomicU32,
+    /// The fields no lookup of another entry reads. Made with the slot and kept when the slot is
+    /// reused.
+    cold: Box<EntryCold>,
+}
+
+/// The rest of `struct mb_cache_entry`.
+#[derive(Debug)]
+struct EntryCold {
     /// `e_key`: stable for the entry's life (written when the slab object is made; a `std`
     /// atomic only so that a reused slot's object can be rewritten in place, see [`Recycle`]).
     e_key: StdAtomicU32,
     /// `e_value` (`e_block` before 4.13): stable for the entry's life, as `e_key`.
     e_value: StdAtomicU64,
-    /// `e_refcnt`.
-    pub(crate) e_refcnt: AtomicU32,
-    /// `e_referenced`, `e_reusable`.
-    pub(crate) e_flags: EntryFlags,
     /// `!hlist_bl_unhashed(&e_hash_list)`: changed under the bucket's bit lock.
-    pub(crate) e_hashed: AtomicBool,
+    e_hashed: AtomicBool,
+    /// The `e_referenced:1,e_reusable:1` bitfield (see [`EntryFlags`]).
+    bitfield: Guarded<u32>,
     /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
-    /// cache->c_list_lock", as the kernel's comment says, and checked as such). Boxed: a
-    /// `Guarded` field carries its lockset shadow, several cache lines that a lookup never reads,
-    /// so the slab slot a lookup does read (state word, `e_refcnt`) stays one or two lines. The
-    /// box is made with the slot and kept when the slot is reused.
-    e_list: Box<Guarded<Option<NodeRef>>>,
+    /// cache->c_list_lock", as the kernel's comment says, and checked as such).
+    e_list: Guarded<Option<NodeRef>>,
 }
 
 /// What `mb_cache_entry_create()` initialises a new entry from.
@@ -178,44 +172,73 @@ impl MbCacheEntry {
     /// `entry->e_key`.
     #[inline]
     pub(crate) fn key(&self) -> u32 {
-        self.e_key.load(StdOrdering::Relaxed)
+        self.cold.e_key.load(StdOrdering::Relaxed)
     }
 
     /// `entry->e_value`.
     #[inline]
     pub(crate) fn value(&self) -> u64 {
-        self.e_value.load(StdOrdering::Relaxed)
+        self.cold.e_value.load(StdOrdering::Relaxed)
+    }
+
+    /// `e_referenced` and `e_reusable`.
+    #[inline]
+    pub(crate) fn e_flags(&self) -> EntryFlags<'_> {
+        EntryFlags { word: &self.e_flags_word, bitfield: &self.cold.bitfield }
+    }
+
+    /// Whether the entry is on its chain (`!hlist_bl_unhashed(&entry->e_hash_list)`).
+    #[inline]
+    pub(crate) fn e_hashed(&self) -> &AtomicBool {
+        &self.cold.e_hashed
+    }
+
+    /// `entry->e_list`.
+    #[inline]
+    pub(crate) fn e_list(&self) -> &Guarded<Option<NodeRef>> {
+        &self.cold.e_list
     }
 }
 
 /// `kmem_cache_alloc(mb_entry_cache)` and `mb_cache_entry_create()`'s initialisation of the
-/// entry's fields: in new memory (`create`), or field by field in a freed entry's (`recycle`).
+/// entry's fields: in new memory (`create`), or field by field in a freed entry's (`recycle`;
+/// the `Guarded` fields' detector state back to new, not an access).
 impl Recycle for MbCacheEntry {
     type Init = EntryInit;
 
     fn create(init: EntryInit) -> MbCacheEntry {
-        MbCacheEntry {
+        let flags = initial_flags(init.reusable);
+        let cold = EntryCold {
             e_key: StdAtomicU32::new(init.key),
             e_value: StdAtomicU64::new(init.value),
-            e_refcnt: AtomicU32::new(init.refcnt),
-            e_flags: EntryFlags::new(init.reusable),
             e_hashed: AtomicBool::new(false),
-            e_list: Box::new(Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None)),
+            bitfield: Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", flags),
+            e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
+        };
+        MbCacheEntry {
+            e_refcnt: AtomicU32::new(init.refcnt),
+            e_flags_word: AtomicU32::new(flags),
+            cold: Box::new(cold),
         }
     }
 
     fn recycle(&self, init: EntryInit) {
-        self.e_key.store(init.key, StdOrdering::Relaxed);
-        self.e_value.store(init.value, StdOrdering::Relaxed);
+        let flags = initial_flags(init.reusable);
+        self.cold.e_key.store(init.key, StdOrdering::Relaxed);
+        self.cold.e_value.store(init.value, StdOrdering::Relaxed);
         self.e_refcnt.store(init.refcnt, Ordering::Relaxed);
-        self.e_flags.recycle(init.reusable);
-        self.e_hashed.store(false, Ordering::Relaxed);
-        self.e_list.reinit(None);
+        self.e_flags_word.store(flags, Ordering::Relaxed);
+        self.cold.bitfield.reinit(flags);
+        self.cold.e_hashed.store(false, Ordering::Relaxed);
+        self.cold.e_list.reinit(None);
     }
 }
 
-/// One node of a hash chain: the entry and its stable key and value.
+/// One node of a hash chain: the entry and its stable key and value. Packed to 4-byte
+/// alignment (20 bytes, not 24): a walk reads every node of a chain, so the chain's bytes are
+/// the walk's memory traffic. Read `value` by copy (`{ node.value }`), never by reference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, packed(4))]
 pub(crate) struct HashNode {
     pub(crate) key: u32,
     pub(crate) value: u64,
@@ -236,7 +259,7 @@ pub(crate) struct CList {
 #[derive(Debug)]
 pub(crate) struct MbCache {
     /// `c_hash`: `1 << c_bucket_bits` chains.
-    pub(crate) c_hash: Vec<HlistBlHead<HashNode>>,
+    pub(crate) c_hash: HlistBlTable<HashNode>,
     pub(crate) c_bucket_bits: u32,
     /// `c_max_entries`: `bucket_count << 4`.
     pub(crate) c_max_entries: u64,
@@ -258,8 +281,9 @@ pub(crate) struct MbCache {
 
 impl MbCache {
     /// `mb_cache_entry_head()`.
-    pub(crate) fn bucket(&self, key: u32) -> &HlistBlHead<HashNode> {
-        &self.c_hash[hash_32(key, self.c_bucket_bits) as usize]
+    #[inline]
+    pub(crate) fn bucket(&self, key: u32) -> HlistBl<'_, HashNode> {
+        self.c_hash.bucket(hash_32(key, self.c_bucket_bits) as usize)
     }
 }
 
@@ -303,7 +327,7 @@ impl MbcacheModule {
         let mut arena = ListArena::new("mb_cache->c_list");
         let head = arena.alloc_head();
         let cache = MbCache {
-            c_hash: (0..bucket_count).map(|_| HlistBlHead::new(C_HASH_CLASS)).collect(),
+            c_hash: HlistBlTable::new(C_HASH_CLASS, bucket_count as usize),
             c_bucket_bits: bucket_bits,
             c_max_entries,
             c_list_lock: SpinLock::new(
@@ -379,7 +403,7 @@ impl MbcacheModule {
         let head = cache.bucket(key);
         let guard = head.lock(cx);
         let (duplicate, visited) = head.for_each_entry(cx, |chain| {
-            let at = chain.iter().position(|node| node.key == key && node.value == value);
+            let at = chain.iter().position(|node| node.key == key && { node.value } == value);
             (at.is_some(), at.map_or(chain.len(), |at| at + 1) as u64)
         });
         self.walked(cx, cache, visited, "mb_cache_entry_create");
@@ -391,7 +415,7 @@ impl MbcacheModule {
         }
         head.add_head(cx, HashNode { key, value, entry: handle });
         if let Some(entry) = self.entry(cx, handle) {
-            entry.e_hashed.store(true, Ordering::Relaxed);
+            entry.e_hashed().store(true, Ordering::Relaxed);
         }
         if self.fixes.on(AUTO_DELETE) && !self.fixes.on(CREATE_HOLDS_REF) {
             // 6.0: on the LRU before the entry can be found and deleted, so under the bit lock.
@@ -476,7 +500,7 @@ impl MbcacheModule {
         let guard = head.lock(cx);
         let (found, visited) = head.for_each_entry(cx, |chain| {
             let start = match (old, &old_entry) {
-                (Some(handle), Some(entry)) if entry.e_hashed.load(Ordering::Relaxed) => {
+                (Some(handle), Some(entry)) if entry.e_hashed().load(Ordering::Relaxed) => {
                     chain.iter().position(|node| node.entry == handle).map_or(0, |at| at + 1)
                 }
                 (Some(_), _) => {
@@ -493,7 +517,7 @@ impl MbcacheModule {
                 }
                 let Some(entry) = self.entry(cx, node.entry) else { continue };
                 let reusable =
-                    !self.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, self.fixes, MBE_REUSABLE_B);
+                    !self.fixes.on(REUSABLE_FLAG) || entry.e_flags().test(cx, self.fixes, MBE_REUSABLE_B);
                 if reusable && self.take_ref(entry) {
                     return (Some(node.entry), visited);
                 }
@@ -543,7 +567,7 @@ impl MbcacheModule {
         let head = cache.bucket(key);
         let guard = head.lock(cx);
         let (found, visited) = head.for_each_entry(cx, |chain| {
-            let at = chain.iter().position(|node| node.key == key && node.value == value);
+            let at = chain.iter().position(|node| node.key == key && { node.value } == value);
             (at.map(|at| chain[at].entry), at.map_or(chain.len(), |at| at + 1) as u64)
         });
         self.walked(cx, cache, visited, what);
@@ -569,7 +593,7 @@ impl MbcacheModule {
     /// chain's lock.
     fn unhash(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle, entry: &MbCacheEntry) {
         cache.bucket(entry.key()).del_init(cx, |node| node.entry == handle);
-        entry.e_hashed.store(false, Ordering::Relaxed);
+        entry.e_hashed().store(false, Ordering::Relaxed);
     }
 
     /// The LRU half of a delete: off the LRU (dropping its reference before 307af6c87937)
@@ -713,7 +737,7 @@ impl MbcacheModule {
     pub(crate) fn mb_cache_entry_touch(&self, cx: &Cx, entry: EntryHandle) {
         self.touches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(entry) = self.entry(cx, entry) {
-            entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, true);
+            entry.e_flags().assign(cx, self.fixes, MBE_REFERENCED_B, true);
         }
     }
 
@@ -740,7 +764,7 @@ impl MbcacheModule {
             if let Some(entry) = self.entry(cx, handle) {
                 let bucket = cache.bucket(entry.key());
                 let guard = bucket.lock(cx);
-                if entry.e_hashed.load(Ordering::Relaxed) {
+                if entry.e_hashed().load(Ordering::Relaxed) {
                     self.unhash(cx, cache, handle, entry);
                 }
                 bucket.unlock(guard);
@@ -769,7 +793,7 @@ impl MbcacheModule {
             if !self.fixes.on(AUTO_DELETE) {
                 let bucket = cache.bucket(entry.key());
                 let guard = bucket.lock(cx);
-                if entry.e_hashed.load(Ordering::Relaxed) {
+                if entry.e_hashed().load(Ordering::Relaxed) {
                     self.unhash(cx, &cache, handle, entry);
                     entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -778,7 +802,7 @@ impl MbcacheModule {
             let _ = list::list_del(&mut clist.arena.mem(cx), at);
             clist.arena.free(at);
             clist.owners[at.index() as usize] = None;
-            entry.e_list.set(cx, None);
+            entry.e_list().set(cx, None);
             destroy_check_refs(cx, entry);
             self.mb_cache_entry_put(cx, &cache, handle);
         }
@@ -838,16 +862,16 @@ pub(crate) fn lru_add_tail(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, han
         clist.owners.resize(slot + 1, None);
     }
     clist.owners[slot] = Some(handle);
-    entry.e_list.set(cx, Some(node));
+    entry.e_list().set(cx, Some(node));
 }
 
 /// `if (!list_empty(&entry->e_list)) list_del_init(&entry->e_list)`: whether it was listed.
 pub(crate) fn lru_del_init(cx: &Cx, clist: &mut CList, entry: &MbCacheEntry) -> bool {
-    let Some(node) = entry.e_list.get(cx) else { return false };
+    let Some(node) = entry.e_list().get(cx) else { return false };
     let _ = list::list_del(&mut clist.arena.mem(cx), node);
     clist.arena.free(node);
     clist.owners[node.index() as usize] = None;
-    entry.e_list.set(cx, None);
+    entry.e_list().set(cx, None);
     true
 }
 
@@ -870,16 +894,9 @@ pub(crate) struct CacheSnapshot {
 
 impl MbCache {
     /// The cache's state as the invariant check compares it, read by `observer` (neither traced
-    /// nor checked by lockdep). The threaded adapter's check; the op-level one reuses buffers.
-    #[cfg(feature = "threaded")]
-    pub(crate) fn snapshot(&self, mb: &MbcacheModule, observer: &Cx) -> CacheSnapshot {
-        let mut snapshot = CacheSnapshot::default();
-        self.snapshot_into(mb, observer, &mut snapshot);
-        snapshot
-    }
-
-    /// [`MbCache::snapshot`] into `snapshot`'s vectors: the LRU walked under `c_list_lock`, each
-    /// chain read under its bit lock's documentation, then each named entry's state once.
+    /// nor checked by lockdep) into `snapshot`'s vectors, the op-level and the threaded checks
+    /// alike: the LRU walked under `c_list_lock`, each chain read under its bit lock's
+    /// documentation, then each named entry's state once.
     pub(crate) fn snapshot_into(&self, mb: &MbcacheModule, observer: &Cx, snapshot: &mut CacheSnapshot) {
         snapshot.lru.clear();
         snapshot.nodes.clear();
@@ -899,8 +916,10 @@ impl MbCache {
             }
             snapshot.count = clist.c_entry_count;
         }
-        for head in &self.c_hash {
-            head.for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+        for index in 0..self.c_hash.len() {
+            self.c_hash
+                .bucket(index)
+                .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
         let handles = &mut snapshot.handles;
         handles.extend(snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied()));
@@ -908,10 +927,10 @@ impl MbCache {
         handles.dedup();
         snapshot.entries.extend(handles.iter().filter_map(|&handle| {
             let entry = mb.entry(observer, handle)?;
-            let listed = entry.e_list.get(observer).is_some();
+            let listed = entry.e_list().get(observer).is_some();
             Some((
                 handle,
-                entry.e_hashed.load(Ordering::Relaxed),
+                entry.e_hashed().load(Ordering::Relaxed),
                 listed,
                 entry.e_refcnt.load(Ordering::Relaxed),
             ))

@@ -18,6 +18,7 @@ mod xattr;
 
 pub use check::{
     Mbcache2Config, Mbcache2Model, Mbcache2Subject, Op as Mbcache2Op, Outcome as Mbcache2Outcome,
+    MBCACHE2_BLOCKS_MAX,
 };
 pub use check::{Mbcache2Entry, Mbcache2World};
 pub use check::{

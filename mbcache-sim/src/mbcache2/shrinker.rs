@@ -99,7 +99,7 @@ impl MbcacheModule {
     /// zero does not claim) loses its referenced bit and goes to the tail (true). False: it is
     /// the shrinker's, already off nobody's hands (and from 307af6c87937 at count zero).
     fn second_chance(&self, cx: &Cx, clist: &mut CList, entry: &MbCacheEntry, first: list::NodeRef) -> bool {
-        let referenced = entry.e_flags.test(cx, self.fixes, MBE_REFERENCED_B);
+        let referenced = entry.e_flags().test(cx, self.fixes, MBE_REFERENCED_B);
         let used = if self.fixes.on(AUTO_DELETE) {
             !referenced && entry.e_refcnt.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed).is_err()
         } else {
@@ -108,7 +108,7 @@ impl MbcacheModule {
         if !(referenced || used) {
             return false;
         }
-        entry.e_flags.assign(cx, self.fixes, MBE_REFERENCED_B, false);
+        entry.e_flags().assign(cx, self.fixes, MBE_REFERENCED_B, false);
         let head = clist.head;
         let mut mem = clist.arena.mem(cx);
         let moved = if self.fixes.on(REFERENCED_TO_TAIL) {
@@ -144,9 +144,9 @@ impl MbcacheModule {
             cx.sim().mark("shrink-rechecked-used");
             return Reclaimed { freed: false, kept: true };
         }
-        if entry.e_hashed.load(Ordering::Relaxed) {
+        if entry.e_hashed().load(Ordering::Relaxed) {
             bucket.del_init(cx, |node| node.entry == handle);
-            entry.e_hashed.store(false, Ordering::Relaxed);
+            entry.e_hashed().store(false, Ordering::Relaxed);
             entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
         }
         bucket.unlock(guard);

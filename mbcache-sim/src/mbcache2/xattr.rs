@@ -144,8 +144,8 @@ impl XattrBlocks {
         let block = entry.value() as usize;
         self.journal_get_write_access(cx, block);
         let mut bh = self.buffers[block].lock(cx);
-        let hashed = entry.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed);
-        let reusable = !mb.fixes.on(REUSABLE_FLAG) || entry.e_flags.test(cx, mb.fixes, MBE_REUSABLE_B);
+        let hashed = entry.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed);
+        let reusable = !mb.fixes.on(REUSABLE_FLAG) || entry.e_flags().test(cx, mb.fixes, MBE_REUSABLE_B);
         let reference = bh.h_refcount + 1;
         if !hashed || !reusable || reference > self.refcount_max {
             drop(bh);
@@ -155,7 +155,7 @@ impl XattrBlocks {
         }
         bh.h_refcount = reference;
         if reference == self.refcount_max {
-            entry.e_flags.assign(cx, mb.fixes, MBE_REUSABLE_B, false);
+            entry.e_flags().assign(cx, mb.fixes, MBE_REUSABLE_B, false);
             cx.sim().mark("xattr-block-full");
         }
         drop(bh);
@@ -252,7 +252,7 @@ impl XattrBlocks {
         if left == self.refcount_max - 1 {
             if let Some(ce) = mb.mb_cache_entry_get(cx, cache, hash, block) {
                 if let Some(entry) = mb.entry(cx, ce) {
-                    entry.e_flags.assign(cx, mb.fixes, MBE_REUSABLE_B, true);
+                    entry.e_flags().assign(cx, mb.fixes, MBE_REUSABLE_B, true);
                 }
                 mb.mb_cache_entry_put(cx, cache, ce);
                 cx.sim().mark("xattr-block-reusable-again");
@@ -268,33 +268,17 @@ impl XattrBlocks {
         mb.mb_cache_entry_put(cx, cache, oe);
     }
 
-    /// Each block's (allocated, h_refcount, h_hash), for the checker (an observer context).
-    ///
-    /// Only the blocks the bitmap marks allocated are read under their buffer locks: a block's
-    /// bit is set before its header is written (`new_block`) and cleared after its header is
-    /// reset (`release_block`), so a clear bit means a free block with a default header, and the
-    /// check takes the bitmap lock once (dropped before any buffer lock, which the model never
-    /// nests with it) and a buffer lock per allocated block, not one per block.
-    #[cfg(feature = "threaded")]
-    pub(crate) fn state(&self, observer: &Cx) -> Vec<(bool, u32, u32)> {
-        let bitmap = self.bitmap.lock(observer).clone();
-        let mut state = vec![(false, 0, 0); self.buffers.len()];
-        for (block, _) in bitmap.iter().enumerate().filter(|(_, used)| **used) {
-            let bh = self.buffers[block].lock(observer);
-            state[block] = (bh.allocated, bh.h_refcount, bh.h_hash);
-        }
-        state
-    }
-
-    /// The bitmap's bits into `into`, for the checker (one lock of the bitmap, as
-    /// [`XattrBlocks::state`] takes it).
+    /// The bitmap's bits into `into`, for the checker (an observer context; one lock of the
+    /// bitmap, dropped before any buffer lock, which the model never nests with it).
     pub(crate) fn bitmap_into(&self, observer: &Cx, into: &mut Vec<bool>) {
         into.clear();
         into.extend_from_slice(&self.bitmap.lock(observer));
     }
 
-    /// One block's entry of [`XattrBlocks::state`] given the bitmap `bitmap_into` read: a clear
-    /// bit is a free block with a default header; a set one is read under the buffer's lock.
+    /// One block's (allocated, h_refcount, h_hash) given the bitmap `bitmap_into` read: a clear
+    /// bit is a free block with a default header (a block's bit is set before its header is
+    /// written, `new_block`, and cleared after its header is reset, `release_block`); a set one
+    /// is read under the buffer's lock.
     pub(crate) fn block_state(&self, observer: &Cx, bitmap: &[bool], block: u64) -> (bool, u32, u32) {
         let index = usize::try_from(block).unwrap_or(usize::MAX);
         if !bitmap.get(index).copied().unwrap_or(false) {

@@ -252,9 +252,11 @@ pub trait Recycle: Sized {
 
 /// One slot of a [`SharedArena`]: its state word (instrumentation, a `std` atomic) and the
 /// object, written when the slot is first handed out and recycled in place when it is reused.
-/// Slots start cache lines, so a dereference of a small object (its state word and the fields
-/// read next to it) touches one line (a kernel slab of 56-byte objects packs some across two).
-#[repr(align(64))]
+/// Aligned to 32 bytes: a slot of up to 32 bytes (the state word and a 24-byte `OnceLock` of a
+/// 16-byte object) never straddles two cache lines, and two share one, so a cache's slots are
+/// half the memory they were as one line each; a model keeps what a lookup does not read
+/// outside its objects (mbcache2's entry keeps a boxed cold part).
+#[repr(align(32))]
 struct SharedSlot<T> {
     state: StdAtomicU64,
     object: OnceLock<T>,

@@ -65,3 +65,24 @@ fn older_kernels_match_the_reference_where_it_holds_for_them() {
     let fixes = Mbcache2FixSet::parse(Some(PRESET_4_6), &[]).expect("4.6");
     assert!(fixes.on(mbcache_sim::LIMIT_CACHE_SIZE) && !fixes.on(mbcache_sim::REUSABLE_FLAG));
 }
+
+/// An edited artifact's sizes are refused with one line before any buffer head is made: more
+/// xattr blocks over all filesystems than the bound, or a prefill past a filesystem's blocks;
+/// the configs the catalog makes, and the bound itself, pass.
+#[test]
+fn a_config_asking_for_more_xattr_blocks_than_the_bound_or_a_prefill_past_them_is_refused() {
+    use mbcache_sim::MBCACHE2_BLOCKS_MAX;
+    use sim_core::check::Subject;
+    let made = Mbcache2Config::fixed();
+    assert_eq!(Mbcache2Subject::check_config(&made), Ok(()));
+    let bound = Mbcache2Config { filesystems: 1, blocks: u16::MAX, prefill: u16::MAX, ..made.clone() };
+    assert_eq!(Mbcache2Subject::check_config(&bound), Ok(()));
+    assert!(u32::from(u16::MAX) <= MBCACHE2_BLOCKS_MAX);
+    let edited = Mbcache2Config { filesystems: 255, blocks: u16::MAX, ..made.clone() };
+    let refused =
+        Mbcache2Subject::check_config(&edited).expect_err("255 filesystems of 65535 blocks refused");
+    assert!(refused.contains("filesystems 255 times blocks 65535"), "{refused}");
+    let prefilled = Mbcache2Config { blocks: 8, prefill: 9, ..made };
+    let refused = Mbcache2Subject::check_config(&prefilled).expect_err("a prefill past the blocks refused");
+    assert!(refused.contains("prefill 9 is more than the 8 blocks"), "{refused}");
+}

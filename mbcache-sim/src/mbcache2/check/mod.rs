@@ -49,6 +49,11 @@ const BLOCKS_COUNT: u16 = 128;
 const REFCOUNT_MAX: u32 = 3;
 const HELD_MAX: u8 = 3;
 
+/// The most xattr blocks a config may ask for over all its filesystems (`filesystems` times
+/// `blocks`; the default is 128), as mbcache 2.6's `FS_BLOCKS_MAX` bounds ext2's: every block's
+/// buffer head is made when the subject is, and a prefill allocates blocks lowest first.
+pub const MBCACHE2_BLOCKS_MAX: u32 = 1 << 16;
+
 /// mbcache2's configuration: the fixes on, and sizes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mbcache2Config {
@@ -576,6 +581,29 @@ impl Subject for Mbcache2Subject {
         subject
     }
 
+    /// An edited artifact's sizes: the blocks made up front are bounded (`filesystems` times
+    /// `blocks` at most [`MBCACHE2_BLOCKS_MAX`]: 255 filesystems of 65535 blocks would be 16M
+    /// buffer heads and a prefill quadratic in them), and a prefill fits its filesystem's blocks
+    /// (past them it would end in ENOSPC, a cache that is not the one asked for). The other sizes
+    /// are `u8`s the constructors clamp (`bucket_bits` to 1..=16).
+    fn check_config(config: &Mbcache2Config) -> Result<(), String> {
+        let (filesystems, blocks) = (config.filesystems.max(1), config.blocks.max(1));
+        let total = u32::from(filesystems) * u32::from(blocks);
+        if total > MBCACHE2_BLOCKS_MAX {
+            return Err(format!(
+                "filesystems {filesystems} times blocks {blocks} is {total} xattr blocks, more than \
+                 {MBCACHE2_BLOCKS_MAX}"
+            ));
+        }
+        if config.prefill > blocks {
+            return Err(format!(
+                "prefill {} is more than the {blocks} blocks of a filesystem",
+                config.prefill
+            ));
+        }
+        Ok(())
+    }
+
     fn op_strategy(config: &Mbcache2Config) -> BoxedStrategy<Op> {
         op::strategy(config)
     }
@@ -691,7 +719,7 @@ impl Mbcache2Subject {
             .filter(|&entry| {
                 self.mb
                     .entry(&self.observer, entry)
-                    .is_some_and(|e| !e.e_hashed.load(sim_core::sync::atomic::Ordering::Relaxed))
+                    .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
             })
             .map(|entry| entry.index())
             .collect();
@@ -727,21 +755,8 @@ impl Mbcache2Subject {
 /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU exactly
 /// when it is hashed; its references are the cache's (`cache_refs`: the hash's and the LRU's
 /// before 307af6c87937, one after) and its `holders`'; a hashed entry's block is allocated
-/// (`blocks`: each block's allocated, h_refcount, h_hash), with the entry's key as its hash.
-#[cfg(feature = "threaded")]
-pub(crate) fn check_cache(
-    fs: usize,
-    snapshot: &super::mbcache::CacheSnapshot,
-    blocks: &[(bool, u32, u32)],
-    cache_refs: u32,
-    holders: impl Fn(EntryHandle) -> usize,
-) -> Result<(), Violation> {
-    let block = |value: u64| blocks.get(value as usize).copied().unwrap_or_default();
-    check_cache_with(fs, snapshot, block, cache_refs, holders)
-}
-
-/// [`check_cache`] with each block's (allocated, h_refcount, h_hash) read by `block`, as the
-/// chains name them.
+/// (`block`: each block's allocated, h_refcount, h_hash, read as the chains name them), with the
+/// entry's key as its hash.
 pub(crate) fn check_cache_with(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
@@ -778,10 +793,9 @@ pub(crate) fn check_cache_with(
         if !allocated || hash != node.key {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-hashed-block-allocated"),
-                format!(
-                    "fs {fs}: the cache maps key {} to block {}, which is not that block",
-                    node.key, node.value
-                ),
+                format!("fs {fs}: the cache maps key {} to block {}, which is not that block", node.key, {
+                    node.value
+                }),
             ));
         }
     }

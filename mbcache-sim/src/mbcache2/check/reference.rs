@@ -760,7 +760,8 @@ impl Mbcache2Model {
     /// through the work item, and `mb_cache_destroy()`'s `cancel_work_sync()` waits for the run
     /// before it frees an entry. The run is ordered at its dequeue, after the unmount, and scans
     /// later, so its first step may be anywhere on the LRU, as a mounted run's may. The first
-    /// detached item whose cache the steps fit is the one run.
+    /// detached item whose cache the steps fit is the one run. Each try scans a copy of that
+    /// detached cache alone (a scan changes nothing else), kept when the steps fit.
     fn detached_run(
         &mut self,
         steps: &mut std::slice::Iter<'_, ScanStep>,
@@ -770,11 +771,18 @@ impl Mbcache2Model {
         let mut items = self.detached_work.clone();
         items.dedup();
         for item in items {
-            let mut tried = self.clone();
+            let (fs, generation) = item;
+            let detached = self.fss[fs].detached.as_ref().filter(|cache| cache.generation == generation);
+            let Some(mut tried) = detached.cloned() else {
+                why = "a scan of a destroyed cache".to_string();
+                continue;
+            };
             let mut left = steps.clone();
-            match tried.detached_scan(item, &mut left, None, touched) {
+            let nr = tried.max_entries / SHRINK_DIVISOR;
+            let scanned = tried.scan(&mut left, nr, self.bucket_bits, false, touched);
+            match scanned.map_err(|err| format!("on the detached cache, {err}")) {
                 Ok(()) if left.as_slice().is_empty() => {
-                    *self = tried;
+                    self.fss[fs].detached = Some(tried);
                     *steps = left;
                     let at = self.detached_work.iter().position(|&queued| queued == item);
                     self.detached_work.remove(at.expect("a detached item"));

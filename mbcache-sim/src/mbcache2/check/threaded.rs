@@ -82,10 +82,10 @@ use sim_core::{Cx, Errno, Sim, Violation, ViolationKind, WaitQueue};
 use std::sync::Arc;
 
 use super::{
-    check_cache, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome,
+    check_cache_with, get_outcome, pick, prefill, release_outcome, scan_outcome, share_outcome, work_outcome,
     Mbcache2Config, Mbcache2Subject, Op, Outcome,
 };
-use crate::mbcache2::mbcache::{CacheHandle, MbCache, MbcacheModule};
+use crate::mbcache2::mbcache::{CacheHandle, CacheSnapshot, MbCache, MbcacheModule};
 use crate::mbcache2::xattr::XattrBlocks;
 
 /// Xattr blocks per filesystem in a threaded case: fewer than twice `c_max_entries` (32 with
@@ -170,10 +170,10 @@ impl Mbcache2Shared {
 
     /// The `index`-th allocated block of `fs`, modulo how many are (set-up prefix only).
     fn allocated_block(&self, cx: &Cx, fs: usize, index: u8) -> Option<(u64, u32)> {
-        let state = self.filesystems[fs].blocks.state(&observer(cx.sim()));
-        let allocated: Vec<(u64, u32)> =
-            state.iter().enumerate().filter(|(_, b)| b.0).map(|(at, b)| (at as u64, b.2)).collect();
-        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+        let observer = observer(cx.sim());
+        let blocks = &self.filesystems[fs].blocks;
+        let block = blocks.nth_allocated(&observer, index)?;
+        Some((block, blocks.hash_of(&observer, block)))
     }
 
     /// `mb_cache_create` (prefix only).
@@ -383,11 +383,15 @@ impl ThreadedSubject for Mbcache2Subject {
     fn check_shared(shared: &Mbcache2Shared, sim: &Sim) -> Result<(), Violation> {
         let observer = observer(sim);
         let mut reachable = 0;
+        let (mut snapshot, mut bitmap) = (CacheSnapshot::default(), Vec::new());
         for (fs, filesystem) in shared.filesystems.iter().enumerate() {
             let Some((_, cache)) = shared.cache(fs) else { continue };
-            let snapshot = cache.snapshot(&shared.mb, &observer);
+            cache.snapshot_into(&shared.mb, &observer, &mut snapshot);
             reachable += snapshot.entries.len() as u64;
-            check_cache(fs, &snapshot, &filesystem.blocks.state(&observer), shared.mb.cache_refs(), |_| 0)?;
+            let blocks = &filesystem.blocks;
+            blocks.bitmap_into(&observer, &mut bitmap);
+            let block = |value: u64| blocks.block_state(&observer, &bitmap, value);
+            check_cache_with(fs, &snapshot, block, shared.mb.cache_refs(), |_| 0)?;
         }
         let live = shared.mb.entries.live();
         if live != reachable {

@@ -77,7 +77,7 @@ impl Mbcache2World {
     /// ext4's write of `e_reusable` on an entry it holds (set or clear).
     pub fn set_reusable(&self, cx: &Cx, entry: Mbcache2Entry, on: bool) {
         if let Some(found) = self.mb.entry(cx, entry.0) {
-            found.e_flags.assign(cx, self.mb.fixes, MBE_REUSABLE_B, on);
+            found.e_flags().assign(cx, self.mb.fixes, MBE_REUSABLE_B, on);
         }
     }
 
@@ -85,8 +85,8 @@ impl Mbcache2World {
     pub fn flags(&self, cx: &Cx, entry: Mbcache2Entry) -> (bool, bool) {
         self.mb.entry(cx, entry.0).map_or((false, false), |found| {
             (
-                found.e_flags.test(cx, self.mb.fixes, MBE_REFERENCED_B),
-                found.e_flags.test(cx, self.mb.fixes, MBE_REUSABLE_B),
+                found.e_flags().test(cx, self.mb.fixes, MBE_REFERENCED_B),
+                found.e_flags().test(cx, self.mb.fixes, MBE_REUSABLE_B),
             )
         })
     }
