@@ -327,7 +327,13 @@ impl MbcacheModule {
         let mut arena = ListArena::new("mb_cache->c_list");
         let head = arena.alloc_head();
         let cache = MbCache {
-            c_hash: HlistBlTable::new(C_HASH_CLASS, bucket_count as usize),
+            // Each chain's nodes reserved for twice its share of `c_max_entries`, past which a
+            // create shrinks synchronously: the chains' memory in one stretch, as a walk reads it.
+            c_hash: HlistBlTable::with_chain_capacity(
+                C_HASH_CLASS,
+                bucket_count as usize,
+                (2 * c_max_entries / bucket_count) as usize,
+            ),
             c_bucket_bits: bucket_bits,
             c_max_entries,
             c_list_lock: SpinLock::new(
