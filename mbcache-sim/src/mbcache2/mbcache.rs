@@ -300,6 +300,11 @@ pub(crate) struct MbcacheModule {
     /// Checker state: `mb_cache_entry_touch()` calls so far (`τ`), each of which can keep one
     /// entry through one sync shrink.
     touches: std::sync::atomic::AtomicU64,
+    /// Experiment switch, not a kernel fix (every kernel has the barrier): whether
+    /// `mb_cache_entry_wait_unused()`'s wait keeps `set_current_state()`'s full barrier between
+    /// queueing itself and testing the count. Off, a loom model finds the lost wake-up
+    /// (`tests/tests/mbcache2/loom.rs`).
+    pub(crate) wait_barrier: bool,
 }
 
 impl MbcacheModule {
@@ -313,6 +318,7 @@ impl MbcacheModule {
             workqueue: Workqueue::new(),
             walk_slack,
             touches: std::sync::atomic::AtomicU64::new(0),
+            wait_barrier: true,
         }
     }
 
@@ -734,7 +740,9 @@ impl MbcacheModule {
             return;
         }
         cache.refcnt_waiters.fetch_add(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        if self.wait_barrier {
+            fence(Ordering::SeqCst);
+        }
         cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
         cache.refcnt_waiters.fetch_sub(1, Ordering::Relaxed);
     }
@@ -832,8 +840,15 @@ impl MbcacheModule {
 /// (the waiter never returns). Shuttle's schedules are sequentially consistent; loom treats
 /// SeqCst accesses as AcqRel (a documented limitation, it supports SeqCst fences), so a loom
 /// model of this wait must model the waker's barrier as a fence or it reports a false lost
-/// wake-up. (No loom model covers it today; a fence here would cost every put an `mfence`.)
+/// wake-up. Under loom, then, the put's barrier is spelled as a SeqCst fence here (only there:
+/// elsewhere it would cost every put an `mfence` that x86's locked decrement already is);
+/// `tests/tests/mbcache2/loom.rs` checks that no interleaving loses the wake-up, and that one
+/// does once the waiter's barrier is dropped ([`MbcacheModule::wait_barrier`]).
 fn wake_up_var(cache: &MbCache) {
+    #[cfg(feature = "threaded")]
+    if sim_core::sync::in_loom() {
+        fence(Ordering::SeqCst);
+    }
     if cache.refcnt_waiters.load(Ordering::SeqCst) != 0 {
         cache.refcnt_wait.wake_up();
     }

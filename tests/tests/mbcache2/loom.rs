@@ -1,13 +1,16 @@
 //! The zoo's loom column for mbcache2, from the ordinary test build: the entry-flags row's loom
 //! model (ext4 clearing `e_reusable` while another task's `mb_cache_entry_touch()` sets
 //! `e_referenced`), every interleaving under a preemption bound of 2, run by
-//! `sim_core::loom_runner` as `ksim zoo` runs it. Run with
+//! `sim_core::loom_runner` as `ksim zoo` runs it; and `mb_cache_entry_wait_unused()` against the
+//! put that makes the waiter the last user, with and without the waiter's barrier. Run with
 //! `cargo test -p ksim-tests --test main -- mbcache2::loom`.
 
-use mbcache_sim::{Mbcache2Subject, ZOO_LOST_FLAG};
+use mbcache_sim::{Mbcache2FixSet, Mbcache2Subject, Mbcache2World, ZOO_LOST_FLAG};
 use sim_core::check::Catalog;
+use sim_core::lockdep::ReportMode;
 use sim_core::loom_runner::{self, loom_data_race, LoomCatalog};
-use sim_core::ViolationKind;
+use sim_core::sync::{thread, Arc};
+use sim_core::{Sim, SimConfig, ViolationKind};
 
 #[test]
 fn the_loom_column_finds_the_shared_bitfield_word_and_passes_the_atomic_flags() {
@@ -35,4 +38,47 @@ fn rows_without_a_loom_model_name_none() {
     for row in others {
         assert!(Mbcache2Subject::loom_scenario(&row).is_none(), "{}", row.name);
     }
+}
+
+/// `mb_cache_entry_wait_unused()` against another user's `mb_cache_entry_put()` (6.0 on: the
+/// cache's reference and the two users'): the waiter puts itself on the queue's list
+/// (`refcnt_waiters`), passes `set_current_state()`'s full barrier and tests `e_refcnt`; the put
+/// drops the count, passes the fully ordered `atomic_dec_return()`'s barrier and reads
+/// `waitqueue_active()`, waking the queue only when somebody is on it. With both barriers no
+/// interleaving leaves the waiter asleep; loom reports a waiter nobody wakes as a deadlock.
+fn wait_unused_against_a_put(wait_barrier: bool) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let sim = Sim::new(SimConfig::new(0).cpus(2).lockdep(ReportMode::Collect));
+        let setup = sim.cx("setup", 0);
+        let mut world = Mbcache2World::new(&setup, Mbcache2FixSet::all(), 1, 4, 3);
+        world.set_wait_barrier(wait_barrier);
+        world.create(&setup, 7, 1, true).expect("the first entry fits an empty cache");
+        let mine = world.get(&setup, 7, 1).expect("hashed");
+        let theirs = world.get(&setup, 7, 1).expect("hashed");
+        let world = Arc::new(world);
+        let putter = {
+            let world = world.clone();
+            let cx = sim.cx("putter", 1);
+            thread::spawn(move || world.put(&cx, theirs))
+        };
+        world.wait_unused(&sim.cx("waiter", 0), mine);
+        assert!(!putter.join().expect("the putter does not panic"), "the cache still holds the entry");
+        assert!(!world.put(&setup, mine), "the cache's reference stays");
+    }
+}
+
+#[test]
+fn wait_unused_never_misses_the_last_users_put_with_both_barriers() {
+    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(true));
+    println!("{exploration}");
+    assert!(exploration.passed(), "replay: this test; {exploration}");
+    assert!(exploration.executions > 1, "{} interleavings", exploration.executions);
+}
+
+#[test]
+fn without_the_waiters_barrier_loom_finds_the_lost_wake_up() {
+    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(false));
+    println!("{exploration}");
+    let failure = exploration.failure.as_deref().expect("loom must find the waiter nobody wakes");
+    assert!(failure.contains("deadlock"), "replay: this test; found as: {failure}");
 }

@@ -69,6 +69,19 @@ impl Mbcache2World {
         self.mb.mb_cache_entry_put(cx, &self.cache, entry.0)
     }
 
+    /// `mb_cache_entry_wait_unused()` on an entry the caller holds: returns once the caller is
+    /// its last user.
+    pub fn wait_unused(&self, cx: &Cx, entry: Mbcache2Entry) {
+        self.mb.mb_cache_entry_wait_unused(cx, &self.cache, entry.0);
+    }
+
+    /// Drops (false) or keeps `mb_cache_entry_wait_unused()`'s full barrier between queueing the
+    /// waiter and testing the count: an experiment no kernel made, for the loom model that
+    /// shows what the barrier is for.
+    pub fn set_wait_barrier(&mut self, on: bool) {
+        self.mb.wait_barrier = on;
+    }
+
     /// `mb_cache_entry_touch()`.
     pub fn touch(&self, cx: &Cx, entry: Mbcache2Entry) {
         self.mb.mb_cache_entry_touch(cx, entry.0);
