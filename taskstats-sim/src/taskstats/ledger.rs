@@ -258,17 +258,15 @@ impl Taskstats {
             self.check_listener_list(&cx, cpu)?;
         }
         self.check_listener_objects()?;
-        if self.checks_group_stats() {
-            self.check_group_ledger(&cx)?;
+        // Every group leader in the task table in one pass: its ledger (when the version's
+        // fixes are checked) and the count of groups with stats the objects must match.
+        let mut groups = 0;
+        {
+            let table = self.tasks.read_lock(&cx);
+            let leaders = table.tasks.values().filter(|t| t.is_leader()).map(|t| &**t);
+            self.check_leaders(&cx, leaders, self.checks_group_stats(), |_| groups += 1)?;
         }
-        self.check_stats_objects(self.groups_with_stats_count(&cx))
-    }
-
-    /// [`Self::check_group_ledger_of`] over every group leader in the task table.
-    pub(super) fn check_group_ledger(&self, cx: &Cx) -> Result<(), Violation> {
-        let leaders: Vec<Arc<Task>> =
-            self.tasks.read_lock(cx).tasks.values().filter(|t| t.is_leader()).cloned().collect();
-        self.check_group_ledger_of(cx, &leaders)
+        self.check_stats_objects(groups)
     }
 
     /// Frees every listener and group stats; a leak (of those or of an sk_buff) is a violation.
