@@ -643,8 +643,8 @@ impl Subject for TaskstatsSubject {
         let first = touched.with_stats.is_none();
         // Most operations touch nothing: then no observer context is made (a tenth of the
         // check's cost); otherwise one serves the whole check.
-        let cx = (first || cpus != 0 || !touched.tgids.is_empty())
-            .then(|| sim.observer_cx("check_invariants", 0));
+        let cx =
+            (first || cpus != 0 || !touched.tgids.is_empty()).then(|| sim.observer_cx("check_invariants", 0));
         let mut ledger = Ok(());
         if let Some(cx) = &cx {
             let groups = touched.with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
@@ -653,7 +653,8 @@ impl Subject for TaskstatsSubject {
                 // under each one's siglock: the copy's update and the ledger check.
                 self.model.leaders_of(cx, &touched.tgids, &mut touched.leaders);
                 touched.tgids.iter().for_each(|tgid| _ = groups.remove(tgid));
-                ledger = self.model.check_touched_leaders(cx, &touched.leaders, |tgid| _ = groups.insert(tgid));
+                ledger =
+                    self.model.check_touched_leaders(cx, &touched.leaders, |tgid| _ = groups.insert(tgid));
             }
         }
         // The buffers emptied, kept for their room (an operation's check allocates nothing).

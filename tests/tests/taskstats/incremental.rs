@@ -81,7 +81,9 @@ fn snapshot(sim: &Sim, subject: &TaskstatsSubject) -> Snapshot {
         .chain(zombies)
         .filter_map(|(pid, live)| {
             let task = model.task(&cx, pid)?;
-            let stats = model.task(&cx, task.tgid).and_then(|leader| leader.signal.lock.lock_irqsave(&cx).stats.clone());
+            let stats = model
+                .task(&cx, task.tgid)
+                .and_then(|leader| leader.signal.lock.lock_irqsave(&cx).stats.clone());
             Some((pid, (task.tgid, live, stats)))
         })
         .collect();
@@ -107,7 +109,9 @@ fn scope_covers_changes(config: &TaskstatsConfig, first_seed: u64, cases: u64) -
     for seed in first_seed..first_seed + cases {
         let ops = check::generate::<TaskstatsSubject>(config, seed, 80);
         let sim = Sim::new(
-            TaskstatsSubject::sim_config(config, seed).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly),
+            TaskstatsSubject::sim_config(config, seed)
+                .lockdep(ReportMode::Collect)
+                .trace(TraceMode::HashOnly),
         );
         let mut subject = <TaskstatsSubject as Subject>::new(&sim, config);
         for (index, op) in ops.iter().enumerate() {
@@ -119,7 +123,10 @@ fn scope_covers_changes(config: &TaskstatsConfig, first_seed: u64, cases: u64) -
             for (cpu, (was, is)) in before.lists.iter().zip(&after.lists).enumerate() {
                 if was != is {
                     lists_changed += 1;
-                    assert!(cpus & (1 << cpu) != 0, "cpu {cpu}'s list changed {was:?} -> {is:?}, unread: {replay}");
+                    assert!(
+                        cpus & (1 << cpu) != 0,
+                        "cpu {cpu}'s list changed {was:?} -> {is:?}, unread: {replay}"
+                    );
                 }
             }
             for tgid in groups_changed(&before, &after) {
@@ -138,7 +145,8 @@ fn scope_covers_changes(config: &TaskstatsConfig, first_seed: u64, cases: u64) -
 /// kernel (two and four CPUs) and on 2.6.19 with its group-stats bugs in.
 #[test]
 fn incremental_check_reads_every_list_and_group_an_operation_changes() {
-    let mut four = <TaskstatsSubject as Catalog>::config(Some("linux-3.4+tgid-alloc-data-race"), &[]).unwrap();
+    let mut four =
+        <TaskstatsSubject as Catalog>::config(Some("linux-3.4+tgid-alloc-data-race"), &[]).unwrap();
     four.params.cpus = 4;
     let configs = [
         (<TaskstatsSubject as Catalog>::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).unwrap(), 0),
@@ -148,6 +156,10 @@ fn incremental_check_reads_every_list_and_group_an_operation_changes() {
     for (config, first_seed) in configs {
         let (lists, groups) = scope_covers_changes(&config, first_seed, 40);
         eprintln!("{}: {lists} list changes, {groups} group changes, all in scope", config.preset);
-        assert!(lists > 50 && groups > 200, "{}: only {lists} list and {groups} group changes seen", config.preset);
+        assert!(
+            lists > 50 && groups > 200,
+            "{}: only {lists} list and {groups} group changes seen",
+            config.preset
+        );
     }
 }
