@@ -60,24 +60,30 @@ impl Taskstats {
     /// Every group among `leaders` (group leaders) the ledger has booked exits for still has
     /// its stats, and they hold exactly the delays of the threads that exited (fill_tgid_exit()
     /// once per thread, nothing lost), tested when `ledger` (the version's group fixes are
-    /// checked); and `with_stats` called with the group of each leader whose `signal->stats`
-    /// is set. One look under each leader's siglock serves both. Every leader is looked at
-    /// (the caller's count stays whole) and the first broken group reported.
+    /// checked); and `with_stats`, when given, called with the group of each leader whose
+    /// `signal->stats` is set. One look under each leader's siglock serves both; a leader
+    /// neither needs is not looked at (the lock steps threaded cases count stay as they were).
+    /// Every leader is walked (the caller's count stays whole) and the first broken group
+    /// reported.
     pub(super) fn check_leaders<'a>(
         &self,
         cx: &Cx,
         leaders: impl Iterator<Item = &'a Task>,
         ledger: bool,
-        mut with_stats: impl FnMut(u32),
+        mut with_stats: Option<&mut dyn FnMut(u32)>,
     ) -> Result<(), Violation> {
         let book = ledger.then(|| self.ledger());
         let mut found = Ok(());
         for task in leaders {
+            let group = book.as_ref().and_then(|book| book.groups.get(&task.tgid));
+            if group.is_none() && with_stats.is_none() {
+                continue;
+            }
             let inner = task.signal.lock.lock_irqsave(cx);
-            if inner.stats.is_some() {
+            if let (Some(with_stats), true) = (with_stats.as_mut(), inner.stats.is_some()) {
                 with_stats(task.tgid);
             }
-            let Some(group) = book.as_ref().and_then(|book| book.groups.get(&task.tgid)) else { continue };
+            let Some(group) = group else { continue };
             let ok = inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
             if !ok && found.is_ok() {
                 let have = inner.stats.as_ref().map_or("no stats (freed)".to_string(), |s| {
@@ -104,9 +110,10 @@ impl Taskstats {
         &self,
         cx: &Cx,
         leaders: &[Arc<Task>],
-        with_stats: impl FnMut(u32),
+        mut with_stats: impl FnMut(u32),
     ) -> Result<(), Violation> {
-        self.check_leaders(cx, leaders.iter().map(|task| &**task), self.checks_group_stats(), with_stats)
+        let leaders = leaders.iter().map(|task| &**task);
+        self.check_leaders(cx, leaders, self.checks_group_stats(), Some(&mut with_stats))
     }
 
     /// The thread groups whose leader is in the task table with `signal->stats` set.
