@@ -193,9 +193,6 @@ struct Touched {
     leaders: Vec<Arc<Task>>,
 }
 
-/// How many matching tasks [`TaskstatsSubject::pick_task`] keeps from its one walk.
-const PICK_KEPT: usize = 64;
-
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
     (!items.is_empty()).then(|| items[usize::from(index) % items.len()])
 }
@@ -239,21 +236,9 @@ impl TaskstatsSubject {
     /// number (what indexing a list of their pids picks), in one look at the task table.
     fn pick_task(&self, observer: &Cx, index: u8, wanted: impl Fn(&Task) -> bool) -> Option<Arc<Task>> {
         self.model.with_task_table(observer, |table| {
-            // One walk, the first PICK_KEPT matches kept; a second walk only when the pick
-            // lies past them (a case rarely has that many tasks).
-            let mut kept: [Option<&Arc<Task>>; PICK_KEPT] = [None; PICK_KEPT];
-            let mut count = 0;
-            for task in table.tasks.values().filter(|t| wanted(t)) {
-                if let Some(slot) = kept.get_mut(count) {
-                    *slot = Some(task);
-                }
-                count += 1;
-            }
+            let count = table.tasks.values().filter(|t| wanted(t)).count();
             let nth = usize::from(index) % count.max(1);
-            match kept.get(nth) {
-                Some(task) => task.cloned(),
-                None => table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned(),
-            }
+            table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned()
         })
     }
 
