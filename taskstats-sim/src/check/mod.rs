@@ -204,14 +204,25 @@ impl TaskstatsSubject {
         self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that the coming or finished operation touches `task`'s group and the listener
-    /// list of the CPU it is on (where its exit delivers and prunes).
+    /// Records that the coming exit of `task` touches its group and the listener list of the
+    /// CPU it is on (where the exit delivers and prunes).
     fn touch(&self, task: &Task) {
         let mut touched = self.touched();
-        if let Err(at) = touched.tgids.binary_search(&task.tgid) {
-            touched.tgids.insert(at, task.tgid);
-        }
+        Self::add_group(&mut touched, task.tgid);
         touched.cpus |= 1u64.checked_shl(task.cpu).unwrap_or(0);
+    }
+
+    /// Records that the coming or finished operation touches group `tgid` (a fork or a reap:
+    /// its stats and ledger, no listener list).
+    fn touch_group(&self, tgid: u32) {
+        Self::add_group(&mut self.touched(), tgid);
+    }
+
+    /// `tgid` into the record's ascending list of groups, once.
+    fn add_group(touched: &mut Touched, tgid: u32) {
+        if let Err(at) = touched.tgids.binary_search(&tgid) {
+            touched.tgids.insert(at, tgid);
+        }
     }
 
     /// [`Self::touch`] of task `pid` as `observer` finds it (nothing for a task not in the table).
@@ -229,6 +240,25 @@ impl TaskstatsSubject {
             let nth = usize::from(index) % count.max(1);
             table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned()
         })
+    }
+
+    /// The CPUs whose lists `op` may change by what it names (an exit's CPU is recorded when
+    /// the driver picks the task): a registration's mask, every CPU for raw bytes (which may
+    /// spell any request).
+    fn op_cpus(op: &Op) -> u64 {
+        match op {
+            Op::Register { mask, .. } | Op::Deregister { mask, .. } => Self::mask_cpus(mask),
+            Op::Raw { .. } => u64::MAX,
+            _ => 0,
+        }
+    }
+
+    /// What the next incremental check after `op` (just applied) looks at: the CPUs whose
+    /// lists it reads (a bit each) and the thread groups, ascending. For the test that every
+    /// list and group an operation changes is among them (`tests/tests/taskstats/incremental.rs`).
+    pub fn incremental_scope(&self, op: &Op) -> (u64, Vec<u32>) {
+        let touched = self.touched();
+        (touched.cpus | Self::op_cpus(op), touched.tgids.clone())
     }
 
     /// The CPUs a REGISTER or DEREGISTER with `mask` may change the lists of (all, for odd
@@ -406,18 +436,19 @@ impl TaskstatsSubject {
         let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu) };
         match op {
             Op::Fork { kind, .. } => {
-                self.touch(&task);
+                self.touch_group(task.tgid);
                 let forked = self.model.fork(&cx, *kind);
-                if let Ok(child) = forked {
-                    self.touch_pid(observer, child);
+                if let Some(child) = forked.ok().and_then(|child| self.model.task(observer, child)) {
+                    self.touch_group(child.tgid);
                 }
                 return Outcome::Forked(forked);
             }
             Op::Run { .. } => {
+                // The same task object before and after: a run neither exits nor reaps it.
                 let before = Self::work_of(observer, &task);
                 self.model.run(&cx);
-                let after = self.model.task(observer, pid).map(|t| Self::work_of(observer, &t));
-                return Outcome::Ran { pid, work: op::work_between(&before, &after.unwrap_or_default()) };
+                let after = Self::work_of(observer, &task);
+                return Outcome::Ran { pid, work: op::work_between(&before, &after) };
             }
             Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
             Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
@@ -604,55 +635,34 @@ impl Subject for TaskstatsSubject {
     /// touched, and the stats objects against the checker's copy of the groups with stats,
     /// brought up to date over those groups.
     fn check_invariants_incremental(&self, sim: &Sim, op: &Op) -> Result<(), Violation> {
-        let mut touched = std::mem::take(&mut *self.touched());
-        touched.cpus |= match op {
-            Op::Register { mask, .. } | Op::Deregister { mask, .. } => Self::mask_cpus(mask),
-            // Raw bytes may spell any request.
-            Op::Raw { .. } => u64::MAX,
-            _ => 0,
-        };
-        let mut with_stats = touched.with_stats.take();
-        let regroup = with_stats.is_none() || !touched.tgids.is_empty();
+        // One look at the record for the whole check: only threaded runs record from other
+        // threads, and they check whole.
+        let mut record = self.touched();
+        let touched = &mut *record;
+        let cpus = std::mem::take(&mut touched.cpus) | Self::op_cpus(op);
+        let first = touched.with_stats.is_none();
         // Most operations touch nothing: then no observer context is made (a tenth of the
         // check's cost); otherwise one serves the whole check.
-        let cx = (regroup || touched.cpus != 0).then(|| sim.observer_cx("check_invariants", 0));
-        // The touched groups' leaders, in one look at the task table, serve both the copy's
-        // update and the ledger check.
-        let mut leaders = std::mem::take(&mut touched.leaders);
-        let read = match &cx {
-            Some(cx) if !touched.tgids.is_empty() => {
-                self.model.leaders_of(cx, &touched.tgids, &mut leaders);
-                true
-            }
-            _ => false,
-        };
-        if let (true, Some(cx)) = (regroup, &cx) {
-            let groups = with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
-            for &tgid in &touched.tgids {
-                match self.model.group_has_stats(cx, &leaders, tgid) {
-                    true => groups.insert(tgid),
-                    false => groups.remove(&tgid),
-                };
+        let cx =
+            (first || cpus != 0 || !touched.tgids.is_empty()).then(|| sim.observer_cx("check_invariants", 0));
+        let mut ledger = Ok(());
+        if let Some(cx) = &cx {
+            let groups = touched.with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
+            if !touched.tgids.is_empty() {
+                // The touched groups' leaders in one look at the task table, then one look
+                // under each one's siglock: the copy's update and the ledger check.
+                self.model.leaders_of(cx, &touched.tgids, &mut touched.leaders);
+                touched.tgids.iter().for_each(|tgid| _ = groups.remove(tgid));
+                ledger =
+                    self.model.check_touched_leaders(cx, &touched.leaders, |tgid| _ = groups.insert(tgid));
             }
         }
-        let with_stats = with_stats.unwrap_or_default();
-        let found = self.model.check_invariants_touched(
-            cx.as_ref(),
-            touched.cpus,
-            read.then_some(&leaders[..]),
-            with_stats.len(),
-        );
-        // The copy of the groups with stats carries over to the next check, and the emptied
-        // buffers (unless a threaded run touched groups meanwhile: then its list stays).
-        leaders.clear();
+        // The buffers emptied, kept for their room (an operation's check allocates nothing).
+        touched.leaders.clear();
         touched.tgids.clear();
-        let mut record = self.touched();
-        record.with_stats = Some(with_stats);
-        record.leaders = leaders;
-        if record.tgids.is_empty() {
-            record.tgids = touched.tgids;
-        }
-        found
+        let groups_with_stats = touched.with_stats.as_ref().map_or(0, BTreeSet::len);
+        drop(record);
+        self.model.check_invariants_touched(cx.as_ref(), cpus, ledger, groups_with_stats)
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {
@@ -685,7 +695,7 @@ impl TaskstatsSubject {
             }
             Op::Reap { task } => {
                 if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state == ExitState::Zombie) {
-                    self.touch(&task);
+                    self.touch_group(task.tgid);
                     self.model.reap(&sim.cx("release_task", 0), task.pid);
                 }
                 Outcome::Done

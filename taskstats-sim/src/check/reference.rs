@@ -33,6 +33,9 @@ pub struct TaskstatsModel {
     /// The reference's own record of every task: its group, whether it still runs, and what
     /// it did (from the runs it saw).
     tasks: std::collections::BTreeMap<u32, RefTask>,
+    /// The pids of the tasks in `tasks` that still run, ascending: what a fork's or a port's
+    /// index picks among, in one step instead of a walk over every task the case made.
+    live: Vec<u32>,
     /// Per thread group, every value `signal->stats` may hold (None: not allocated): the exited
     /// threads' delays folded by the version's rule. One value, unless an injected allocation
     /// failure hid which way an allocation went; then each way is kept until a TGID reply
@@ -103,8 +106,7 @@ impl TaskstatsModel {
 impl TaskstatsModel {
     /// parse() as the version has it, with the reference's own copy and parsers below.
     fn parse(&self, payload: &[u8]) -> Result<CpuBits, Errno> {
-        let copy = strlcpy_payload(payload);
-        let text = c_string(&copy);
+        let text = copied_text(payload);
         if self.fixes.on(crate::fixes::CPULIST_PARSE_3) {
             parselist_3x(text, NR_CPUS)
         } else {
@@ -127,12 +129,12 @@ impl TaskstatsModel {
         // The mask parsed once (`parsed`, the caller's); a request without one (or with one
         // parse() refuses) leaves the lists alone whatever happened.
         let mask = self.request_cpus(op, parsed);
-        let ways = self.listener_ways(mask.as_ref(), error);
+        let mut ways = self.listener_ways(mask, error);
         let dedup = self.fixes.on(crate::fixes::DUPLICATE_LISTENER_CHECK);
         let Some(after) = lists_after else {
             // The expected way, applied in place.
-            if let (Some((cpus, register)), Some(&way)) = (&mask, ways.first()) {
-                apply_way(&mut self.lists, cpus, *register, port, dedup, way);
+            if let (Some((cpus, register)), Some(way)) = (mask, ways.next()) {
+                apply_way(&mut self.lists, cpus, register, port, dedup, way);
             }
             return Ok(());
         };
@@ -143,10 +145,10 @@ impl TaskstatsModel {
         let (cpus, register) = mask.unwrap_or_default();
         let way_lists = |way: Way| {
             let mut lists = self.lists.clone();
-            apply_way(&mut lists, &cpus, register, port, dedup, way);
+            apply_way(&mut lists, cpus, register, port, dedup, way);
             lists
         };
-        let found = ways.into_iter().map(way_lists).find(|lists| entries(lists) == seen);
+        let found = ways.map(way_lists).find(|lists| entries(lists) == seen);
         match found {
             Some(lists) => {
                 self.lists = lists;
@@ -163,14 +165,14 @@ impl TaskstatsModel {
     /// The CPUs of a REGISTER or DEREGISTER request's mask that have lists, in the order
     /// add_del_listener() walks them, and whether it registers; None for any other request and
     /// for a mask parse() refuses (such a request leaves the lists alone).
-    fn request_cpus(&self, op: &Op, parsed: Option<&Result<CpuBits, Errno>>) -> Option<(Vec<usize>, bool)> {
+    fn request_cpus(&self, op: &Op, parsed: Option<&Result<CpuBits, Errno>>) -> Option<(CpuBits, bool)> {
         let register = match op {
             Op::Register { .. } => true,
             Op::Deregister { .. } => false,
             _ => return None,
         };
         let cpus = *parsed?.as_ref().ok()?;
-        Some((cpus.iter().map(|c| c as usize).filter(|&c| c < self.lists.len()).collect(), register))
+        Some((cpus.below(self.lists.len()), register))
     }
 
     /// The ways a request may leave the listener lists, the expected one first: a registration
@@ -182,28 +184,29 @@ impl TaskstatsModel {
     /// untouched. A dropped ack (no errno seen) allows every way. `mask` is
     /// [`Self::request_cpus`]'s; [`apply_way`] makes a way's lists, only for the ways a caller
     /// looks at.
-    fn listener_ways(&self, mask: Option<&(Vec<usize>, bool)>, error: Option<i32>) -> Vec<Way> {
-        let Some(&(ref cpus, register)) = mask else { return vec![Way::Untouched] };
-        let cleaned_up = (0..cpus.len()).map(Way::CleanedUp);
+    fn listener_ways(&self, mask: Option<(CpuBits, bool)>, error: Option<i32>) -> impl Iterator<Item = Way> {
+        use Way::{Done, Untouched};
         let enomem = Errno::ENOMEM.to_kernel_return();
-        match error {
+        // The ways before the cleaned-up ones, and whether those follow (one per CPU of the
+        // mask); made as the caller walks them, nothing allocated.
+        let (first, cleaned_up) = match (mask, error) {
+            (None, _) => ([Some(Untouched), None], None),
             // The 3.x listings fall through the cleanup loop to `return 0`: a registration
             // whose allocation failed also answers 0.
-            Some(0) if register => std::iter::once(Way::Done).chain(cleaned_up).collect(),
-            Some(0) => vec![Way::Done],
-            Some(code) if code == enomem && register => {
-                std::iter::once(Way::Untouched).chain(cleaned_up).collect()
-            }
-            None if register => [Way::Done, Way::Untouched].into_iter().chain(cleaned_up).collect(),
-            None => vec![Way::Done, Way::Untouched],
-            Some(_) => vec![Way::Untouched],
-        }
+            (Some((cpus, true)), Some(0)) => ([Some(Done), None], Some(cpus)),
+            (Some(_), Some(0)) => ([Some(Done), None], None),
+            (Some((cpus, true)), Some(code)) if code == enomem => ([Some(Untouched), None], Some(cpus)),
+            (Some((cpus, register)), None) => ([Some(Done), Some(Untouched)], register.then_some(cpus)),
+            (Some(_), Some(_)) => ([Some(Untouched), None], None),
+        };
+        let cleaned_up = 0..cleaned_up.map_or(0, CpuBits::count);
+        first.into_iter().flatten().chain(cleaned_up.map(Way::CleanedUp))
     }
 }
 
 /// `lists` as `way` (see [`TaskstatsModel::listener_ways`]) of a request on `port` over `cpus`
 /// (a registration if `register`) leaves them; `dedup`: the version's duplicate check.
-fn apply_way(lists: &mut [Vec<u32>], cpus: &[usize], register: bool, port: u32, dedup: bool, way: Way) {
+fn apply_way(lists: &mut [Vec<u32>], cpus: CpuBits, register: bool, port: u32, dedup: bool, way: Way) {
     let step = |lists: &mut [Vec<u32>], cpu: usize, add: bool| {
         let list = &mut lists[cpu];
         if add {
@@ -214,12 +217,13 @@ fn apply_way(lists: &mut [Vec<u32>], cpus: &[usize], register: bool, port: u32, 
             list.remove(at);
         }
     };
+    let cpus = cpus.iter().map(|cpu| cpu as usize);
     match way {
         Way::Untouched => {}
-        Way::Done => cpus.iter().for_each(|&cpu| step(lists, cpu, register)),
+        Way::Done => cpus.for_each(|cpu| step(lists, cpu, register)),
         Way::CleanedUp(k) => {
-            cpus[..k].iter().for_each(|&cpu| step(lists, cpu, true));
-            cpus.iter().for_each(|&cpu| step(lists, cpu, false));
+            cpus.clone().take(k).for_each(|cpu| step(lists, cpu, true));
+            cpus.for_each(|cpu| step(lists, cpu, false));
         }
     }
 }
@@ -252,6 +256,7 @@ impl Reference for TaskstatsModel {
             tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] })]
                 .into_iter()
                 .collect(),
+            live: vec![1],
             groups: [(1, vec![None])].into_iter().collect(),
             knows_work: false,
             pid_ns: vec![(None, 2)],
@@ -482,9 +487,19 @@ impl TaskstatsModel {
 
 // --- the reference's own cpulist parsers, from lib/bitmap.c's rules ----------------------------
 
+/// The C string parse()'s copy of the attribute holds (`strlcpy_payload` then [`c_string`]),
+/// read in place: the copy keeps at most the payload's length less one byte (so a payload
+/// without a NUL loses its last byte, one with a trailing NUL keeps the rest), up to the first
+/// NUL. No buffer is made: every cpumask request is parsed here.
+fn copied_text(payload: &[u8]) -> &[u8] {
+    c_string(&payload[..payload.len().saturating_sub(1)])
+}
+
 /// parse()'s copy of the attribute: a buffer of the payload's length holding the payload less
 /// one trailing NUL, cut to one byte short of the buffer (so a payload without a NUL loses its
-/// last byte), then NUL-filled.
+/// last byte), then NUL-filled. The reference reads it in place ([`copied_text`]); this spells
+/// the copy out, for the test that the two agree.
+#[cfg(test)]
 fn strlcpy_payload(payload: &[u8]) -> Vec<u8> {
     let mut src = payload;
     if let Some((&0, rest)) = src.split_last() {
@@ -575,9 +590,24 @@ impl CpuBits {
         self.0 |= ones << a;
     }
 
-    /// The CPUs, ascending.
-    fn iter(self) -> impl Iterator<Item = u32> {
-        (0..u64::BITS).filter(move |&cpu| self.0 & (1 << cpu) != 0)
+    /// The CPUs, ascending (a step per CPU in the set, lowest bit first).
+    fn iter(self) -> impl Iterator<Item = u32> + Clone {
+        let mut left = self.0;
+        std::iter::from_fn(move || {
+            let cpu = (left != 0).then(|| left.trailing_zeros())?;
+            left &= left - 1;
+            Some(cpu)
+        })
+    }
+
+    /// How many CPUs.
+    fn count(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The CPUs below `n` (the CPUs that have lists).
+    fn below(self, n: usize) -> CpuBits {
+        CpuBits(if n >= 64 { self.0 } else { self.0 & ((1u64 << n) - 1) })
     }
 }
 
@@ -633,10 +663,8 @@ fn parselist_2_6_18(text: &[u8], nbits: u32) -> Result<CpuBits, Errno> {
 impl TaskstatsModel {
     /// The live task a fork operation's index picks (ascending pids, as the driver picks).
     fn fork_parent(&self, parent: u8) -> Option<u32> {
-        // Indexing the list of live pids, without making the list: count, then walk to the nth.
-        let live = || self.tasks.iter().filter(|(_, t)| t.live).map(|(&p, _)| p);
-        let count = live().count();
-        live().nth(usize::from(parent) % count.max(1))
+        let count = self.live.len();
+        (count > 0).then(|| self.live[usize::from(parent) % count])
     }
 
     /// Replaces each value a group's `signal->stats` may hold by the values `step` says it may
@@ -679,6 +707,9 @@ impl TaskstatsModel {
             return Err(format!("fork returned pid {pid}; alloc_pid() hands out {numbers:?} next"));
         }
         self.tasks.insert(pid, RefTask { tgid, live: true, work: Work::default(), numbers });
+        if let Err(at) = self.live.binary_search(&pid) {
+            self.live.insert(at, pid);
+        }
         self.groups.entry(tgid).or_insert_with(|| vec![None]);
         if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             let faults = self.faults;
@@ -747,16 +778,17 @@ impl TaskstatsModel {
     /// after "fill_tgid_exit() before the record-buffer check". An allocation failure during the
     /// exit (`faulted`) makes both ways of a fold that needed an allocation possible.
     fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
-        let Some(task) = self.tasks.get(&pid).cloned() else { return };
-        let tgid = task.tgid;
-        let members = self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
+        // The task's group and figures (no copy of its numbers).
+        let Some((tgid, work)) = self.tasks.get(&pid).map(|t| (t.tgid, t.work)) else { return };
+        let members = || self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
         let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
-        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members > 1;
+        // The group's members counted only for the versions whose rule asks.
+        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members() > 1;
         let fill_first = single_pass || self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
         let sends = self.lists.get(cpu as usize).is_some_and(|l| !l.is_empty());
         let fold = |stats: Work| {
             let mut sum = stats;
-            add_work(&mut sum, &task.work);
+            add_work(&mut sum, &work);
             Some(sum)
         };
         self.branch(tgid, |stats| match stats {
@@ -770,6 +802,9 @@ impl TaskstatsModel {
         });
         if let Some(t) = self.tasks.get_mut(&pid) {
             t.live = false;
+        }
+        if let Ok(at) = self.live.binary_search(&pid) {
+            self.live.remove(at);
         }
     }
 
@@ -1237,5 +1272,34 @@ mod tests {
         assert_eq!(c_string(&strlcpy_payload(b"12\0")), b"12");
         assert_eq!(c_string(&strlcpy_payload(b"12")), b"1");
         assert_eq!(c_string(&strlcpy_payload(b"1\x002")), b"1");
+    }
+
+    /// The bit walk names the CPUs a bit-by-bit scan names, in its order; `below` keeps those
+    /// under its bound.
+    #[test]
+    fn cpu_bits_walk_the_set_bits_ascending() {
+        let words = [0, 1, 0b1011, 1 << 63, u64::MAX, 0x8000_0000_0000_0001, 0xdead_beef_0f0f_1234];
+        for word in words {
+            let scan: Vec<u32> = (0..64).filter(|&cpu| word & (1 << cpu) != 0).collect();
+            assert_eq!(CpuBits(word).iter().collect::<Vec<_>>(), scan, "{word:#x}");
+            assert_eq!(CpuBits(word).count(), scan.len());
+            for n in [0, 1, 3, 63, 64, 65] {
+                let kept: Vec<u32> = scan.iter().copied().filter(|&cpu| (cpu as usize) < n).collect();
+                assert_eq!(CpuBits(word).below(n).iter().collect::<Vec<_>>(), kept, "{word:#x} below {n}");
+            }
+        }
+    }
+
+    /// The text read in place is the copy's C string, for every payload of up to four bytes
+    /// over an alphabet with NULs and digits.
+    #[test]
+    fn the_text_read_in_place_is_the_copys_c_string() {
+        let alphabet = [0u8, b'0', b'1', b','];
+        for len in 0..=4u32 {
+            for code in 0..4usize.pow(len) {
+                let payload: Vec<u8> = (0..len).map(|i| alphabet[code / 4usize.pow(i) % 4]).collect();
+                assert_eq!(copied_text(&payload), c_string(&strlcpy_payload(&payload)), "{payload:?}");
+            }
+        }
     }
 }

@@ -57,20 +57,39 @@ impl Taskstats {
         Ok(())
     }
 
-    /// Every group among `leaders` the ledger has booked exits for still has its stats, and
-    /// they hold exactly the delays of the threads that exited (fill_tgid_exit() once per
-    /// thread, nothing lost).
-    pub(super) fn check_group_ledger_of(&self, cx: &Cx, leaders: &[Arc<Task>]) -> Result<(), Violation> {
-        let ledger = self.ledger();
+    /// Every group among `leaders` (group leaders) the ledger has booked exits for still has
+    /// its stats, and they hold exactly the delays of the threads that exited (fill_tgid_exit()
+    /// once per thread, nothing lost), tested when `ledger` (the version's group fixes are
+    /// checked); and `with_stats`, when given, called with the group of each leader whose
+    /// `signal->stats` is set. One look under each leader's siglock serves both; a leader
+    /// neither needs is not looked at (the lock steps threaded cases count stay as they were).
+    /// Every leader is walked (the caller's count stays whole) and the first broken group
+    /// reported.
+    pub(super) fn check_leaders<'a>(
+        &self,
+        cx: &Cx,
+        leaders: impl Iterator<Item = &'a Task>,
+        ledger: bool,
+        mut with_stats: Option<&mut dyn FnMut(u32)>,
+    ) -> Result<(), Violation> {
+        let book = ledger.then(|| self.ledger());
+        let mut found = Ok(());
         for task in leaders {
-            let Some(group) = ledger.groups.get(&task.tgid) else { continue };
-            let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
-            let ok = stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
-            if !ok {
-                let have = stats.map_or("no stats (freed)".to_string(), |s| {
+            let group = book.as_ref().and_then(|book| book.groups.get(&task.tgid));
+            if group.is_none() && with_stats.is_none() {
+                continue;
+            }
+            let inner = task.signal.lock.lock_irqsave(cx);
+            if let (Some(with_stats), true) = (with_stats.as_mut(), inner.stats.is_some()) {
+                with_stats(task.tgid);
+            }
+            let Some(group) = group else { continue };
+            let ok = inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
+            if !ok && found.is_ok() {
+                let have = inner.stats.as_ref().map_or("no stats (freed)".to_string(), |s| {
                     format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
                 });
-                return Err(Violation::new(
+                found = Err(Violation::new(
                     ViolationKind::finding("group-stats"),
                     format!(
                         "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
@@ -80,7 +99,21 @@ impl Taskstats {
                 ));
             }
         }
-        Ok(())
+        found
+    }
+
+    /// [`Self::check_leaders`] over the leaders of touched groups (see [`Self::leaders_of`]),
+    /// with the ledger tested when the version's group fixes are checked: the ledger's verdict
+    /// for [`Self::check_invariants_touched`], and `with_stats` called with each group whose
+    /// stats are set (how the checker keeps its copy of [`Self::groups_with_stats`]).
+    pub(crate) fn check_touched_leaders(
+        &self,
+        cx: &Cx,
+        leaders: &[Arc<Task>],
+        mut with_stats: impl FnMut(u32),
+    ) -> Result<(), Violation> {
+        let leaders = leaders.iter().map(|task| &**task);
+        self.check_leaders(cx, leaders, self.checks_group_stats(), Some(&mut with_stats))
     }
 
     /// The thread groups whose leader is in the task table with `signal->stats` set.
@@ -94,17 +127,6 @@ impl Taskstats {
             .collect()
     }
 
-    /// How many groups [`Self::groups_with_stats`] holds, counted without making the set (the
-    /// whole check needs the number only): each leader is its group's one entry.
-    pub(crate) fn groups_with_stats_count(&self, cx: &Cx) -> usize {
-        let table = self.tasks.read_lock(cx);
-        table
-            .tasks
-            .values()
-            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(cx).stats.is_some())
-            .count()
-    }
-
     /// The leaders of groups `tgids` that are in the task table, in one look at it: what
     /// [`Self::group_has_stats`] and the ledger check read, for a checker of touched groups.
     /// `tgids` ascending, each once; the leaders are appended to `leaders` (the caller's buffer,
@@ -113,14 +135,6 @@ impl Taskstats {
         let table = self.tasks.read_lock(cx);
         leaders
             .extend(tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned());
-    }
-
-    /// Whether group `tgid`'s leader is among `leaders` (see [`Self::leaders_of`]) with
-    /// `signal->stats` set: one entry of [`Self::groups_with_stats`], for a checker that keeps
-    /// that set up to date.
-    pub(crate) fn group_has_stats(&self, cx: &Cx, leaders: &[Arc<Task>], tgid: u32) -> bool {
-        let leader = leaders.iter().find(|t| t.tgid == tgid);
-        leader.is_some_and(|task| task.signal.lock.lock_irqsave(cx).stats.is_some())
     }
 
     /// Every live `taskstats_cache` object is a group's stats: `groups` groups have them.
@@ -167,32 +181,28 @@ impl Taskstats {
     }
 
     /// The invariants after an operation that touched only the lists of the CPUs in `cpus` (a
-    /// bit per CPU) and the thread groups `tgids`, in the whole check's order: those lists, the
-    /// listener objects, those groups' ledgers, and the stats objects against `groups_with_stats`,
-    /// the checker's count of [`Self::groups_with_stats`] kept up to date over the groups each
-    /// operation touched (`leaders`: those groups' leaders still in the table, as
-    /// [`Self::leaders_of`] read them; None when the operations touched no group). It finds what [`Self::check_invariants`] finds as long as the
-    /// operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks that).
+    /// bit per CPU) and some thread groups, in the whole check's order: those lists, the
+    /// listener objects, those groups' ledgers (`ledger`: [`Self::check_touched_leaders`]'s
+    /// verdict, Ok when no group was touched), and the stats objects against
+    /// `groups_with_stats`, the checker's count of [`Self::groups_with_stats`] kept up to date
+    /// over the groups each operation touched. It finds what [`Self::check_invariants`] finds as
+    /// long as the operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks
+    /// both that and that every list and group an operation changes is among those read).
     /// `cx` is the checker's observer context, made only when something was touched.
     pub(crate) fn check_invariants_touched(
         &self,
         cx: Option<&Cx>,
         cpus: u64,
-        leaders: Option<&[Arc<Task>]>,
+        ledger: Result<(), Violation>,
         groups_with_stats: usize,
     ) -> Result<(), Violation> {
-        let Some(cx) = cx.filter(|_| cpus != 0 || leaders.is_some()) else {
-            // Nothing touched but the object counts, which need no context.
-            self.check_listener_objects()?;
-            return self.check_stats_objects(groups_with_stats);
-        };
-        for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
-            self.check_listener_list(cx, cpu)?;
+        if let Some(cx) = cx {
+            for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
+                self.check_listener_list(cx, cpu)?;
+            }
         }
         self.check_listener_objects()?;
-        if let (true, Some(leaders)) = (self.checks_group_stats(), leaders) {
-            self.check_group_ledger_of(cx, leaders)?;
-        }
+        ledger?;
         self.check_stats_objects(groups_with_stats)
     }
 }
