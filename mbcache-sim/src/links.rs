@@ -27,11 +27,11 @@ impl Mem<'_> {
             }
             Node::Head(HeadId::Index(cache, index, bucket)) => {
                 self.memory.touched.head(HeadId::Index(cache, index, bucket));
-                &mut self.cache_mut(cache)?.index[index as usize][bucket as usize]
+                &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
             }
             Node::Lru(entry) => &mut self.entry_mut(entry)?.lru,
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
-            Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].0,
+            Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
         })
     }
 }

@@ -268,7 +268,7 @@ impl MbcacheSubject {
         let cache = self.caches[at];
         let mut kept = Vec::new();
         for held in std::mem::take(&mut self.handles) {
-            if held.handle.entry_ref().cache == cache.0 {
+            if held.handle.cache_ref() == cache {
                 self.registry.release(&self.tasks[held.task as usize], held.handle)?;
             } else {
                 kept.push(held);
@@ -298,7 +298,7 @@ impl MbcacheSubject {
         }
         let held = &self.handles[at];
         let cx = self.task_cx(task);
-        let indexes = self.registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
+        let indexes = self.registry.indexes_count(cx, held.handle.cache_ref())?;
         let keys: Vec<u32> =
             keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
         self.registry.insert(cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
