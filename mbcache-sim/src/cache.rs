@@ -174,6 +174,22 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
+    /// Each cache's `c_entry_count` (`i32::MIN` for one freed, reported as a use after free),
+    /// with the cells read under one `Memory` guard and loaded after it is let go.
+    pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
+        let cells: Vec<Option<Arc<AtomicI32>>> = {
+            let memory = self.memory();
+            caches
+                .iter()
+                .map(|cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
+                .collect()
+        };
+        cells
+            .iter()
+            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
+            .collect()
+    }
+
     /// Entries of the cache's slab still allocated.
     pub fn entries_live(&self, cx: &Cx, cache: CacheRef) -> Result<u64, MbError> {
         Ok(self.memory().cache(cx, cache.0)?.entries_live)

@@ -12,7 +12,6 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
-use crate::links;
 use crate::registry::{
     freed, CacheHandle, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits,
     INDEXES_MAX, MB_CACHE_WRITER,
@@ -233,11 +232,11 @@ impl Registry {
     /// Mirrors `__mb_cache_entry_unhash()`.
     pub(crate) fn unhash(mem: &mut Mem<'_>, entry: EntryRef) -> Result<(), Oops> {
         if Self::is_hashed(mem, entry)? {
-            links::list_del_init(mem, Node::Block(entry))?;
+            list::list_del_init(mem, Node::Block(entry))?;
             let cache = mem.entry(entry)?.cache;
             let indexes = mem.cache(cache)?.info.indexes_count;
             for index in 0..indexes {
-                links::list_del(mem, Node::Index(entry, index))?;
+                list::list_del(mem, Node::Index(entry, index))?;
             }
         }
         Ok(())
@@ -269,7 +268,7 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.lru_stamp = 0;
             object.free_failed = true;
-            links::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
             drop(locked_global);
         } else {
             {
@@ -346,7 +345,7 @@ impl Registry {
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let mut mem = locked_global.mem();
-            links::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
         }
         drop(locked_global);
         Ok(())
@@ -445,11 +444,11 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.bdev = bdev;
             object.block = block;
-            links::list_add(&mut mem, Node::Block(entry), head)?;
+            list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
                 mem.entry_mut(entry)?.indexes[index].key = *key;
                 let bucket = hash_long(u64::from(*key), bucket_bits);
-                links::list_add(
+                list::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),
                     Node::Head(HeadId::index(cache, index as u32, bucket)),
@@ -536,7 +535,7 @@ impl Registry {
         {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
-                links::list_del_init(&mut mem, Node::Lru(entry))?;
+                list::list_del_init(&mut mem, Node::Lru(entry))?;
             }
             let object = mem.entry_mut(entry)?;
             object.free_failed = false;

@@ -486,7 +486,13 @@ impl Ext2Xattr {
     /// headers. Reads through `cx` (an observer).
     pub fn check_invariants(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants(cx)?;
-        self.blocks_count_their_users(cx, pending, &mut Ext2Shadow::default())
+        // What it sees is what the incremental check keeps (no throwaway copy): the shadow is
+        // then a true snapshot, and the writes logged since are read again by the next
+        // incremental run, which finds them as this run left them.
+        let mut shadow = std::mem::take(&mut *locked(&self.shadow));
+        let result = self.blocks_count_their_users(cx, pending, &mut shadow);
+        *locked(&self.shadow) = shadow;
+        result
     }
 
     /// [`Ext2Xattr::check_invariants`] confined to what was written since the last run: the

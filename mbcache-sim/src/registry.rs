@@ -397,6 +397,29 @@ impl Mem<'_> {
     }
 }
 
+impl Mem<'_> {
+    /// The head at `node`, in place, for a write: one look-up (a freed entry or cache is a
+    /// reported use after free), and the write logged as [`ListMemory::write`] logs it.
+    #[inline]
+    pub(crate) fn head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
+        Ok(match node {
+            Node::Head(HeadId::Lru) => &mut self.global.lru,
+            Node::Head(HeadId::Local(id)) => self.global.locals.entry(id).or_insert(ListHead::UNINIT),
+            Node::Head(HeadId::Block(cache, bucket)) => {
+                self.memory.touched.head(HeadId::Block(cache, bucket));
+                &mut self.cache_mut(cache)?.block[bucket as usize]
+            }
+            Node::Head(HeadId::Index(cache, index, bucket)) => {
+                self.memory.touched.head(HeadId::Index(cache, index, bucket));
+                &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
+            }
+            Node::Lru(entry) => &mut self.entry_mut(entry)?.lru,
+            Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
+            Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
+        })
+    }
+}
+
 impl ListMemory for Mem<'_> {
     type Node = Node;
 
@@ -434,6 +457,20 @@ impl ListMemory for Mem<'_> {
             Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
             Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].list = head,
         }
+        Ok(())
+    }
+
+    /// One look-up of the head that holds the field ([`Mem::head_mut`]), not a read and a write
+    /// of the whole head: an entry off the LRU on every get and onto its tail on every release.
+    #[inline]
+    fn set_next(&mut self, node: Node, link: Link) -> Result<(), Oops> {
+        self.head_mut(node)?.next = link;
+        Ok(())
+    }
+
+    #[inline]
+    fn set_prev(&mut self, node: Node, link: Link) -> Result<(), Oops> {
+        self.head_mut(node)?.prev = link;
         Ok(())
     }
 
@@ -652,13 +689,16 @@ impl Registry {
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
         let mut locked_global = self.lock(cx);
         let mut mem = locked_global.mem();
-        // `list::walk`'s steps, reading each serial on the way rather than collecting the nodes.
+        // `list::walk`'s steps, reading each serial and `next` from the entry in one look-up
+        // rather than collecting the nodes.
         let head = Node::Head(HeadId::Lru);
         let mut serials = Vec::new();
         let mut at = list::next(&mut mem, head, "list_for_each")?;
         while at != head && serials.len() < WALK_LIMIT {
-            serials.push(mem.entry(entry_of_lru(at))?.id);
-            at = list::next(&mut mem, at, "list_for_each")?;
+            let object = mem.entry(entry_of_lru(at))?;
+            serials.push(object.id);
+            let link = object.lru.next;
+            at = list::follow(&mut mem, at, link, "list_for_each")?;
         }
         Ok(serials)
     }

@@ -25,16 +25,9 @@ fn oops(oops: Oops) -> Violation {
     oops.0
 }
 
-/// `list::walk` into `nodes` (emptied first, its allocation kept): the nodes after `head` up to
-/// `head` again, at most [`WALK_LIMIT`] of them.
+/// `list::walk_into` with the checks' limit, its oops as a violation.
 fn walk_into(mem: &mut Mem<'_>, head: Node, nodes: &mut Vec<Node>) -> Checked {
-    nodes.clear();
-    let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
-    while at != head && nodes.len() < WALK_LIMIT {
-        nodes.push(at);
-        at = list::next(mem, at, "list_for_each").map_err(oops)?;
-    }
-    Ok(())
+    list::walk_into(mem, head, WALK_LIMIT, nodes).map_err(oops)
 }
 
 /// Which handles refer to each entry, and where each entry was found on the lists: what the

@@ -561,8 +561,7 @@ impl Subject for MbcacheSubject {
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
         let lru = self.registry.lru_serials(observer).unwrap_or_default();
-        let counts =
-            self.caches.iter().map(|c| self.registry.entry_count(observer, *c).unwrap_or(i32::MIN)).collect();
+        let counts = self.registry.entry_count_list(observer, &self.caches);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 
