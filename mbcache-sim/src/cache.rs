@@ -233,7 +233,11 @@ impl Registry {
         // kmem_cache_destroy reports entries still allocated (held by handles, or kept by a
         // failing free callback) as a leak, and they go with the slab: a later dereference is a
         // use after free.
-        let _ = self.memory().entries.destroy_part(cx, info.name, |entry| entry.cache == cache.0);
+        {
+            let mut memory = self.memory();
+            let _ = memory.entries.destroy_part(cx, info.name, |entry| entry.cache == cache.0);
+            memory.lru_writes += 1;
+        }
         self.cache_memory.fetch_add(1, Ordering::SeqCst);
         let _ = self.memory().caches.free(cx, cache.0);
         cx.call_end(&DESTROY, [u64::from(orphans.unsigned_abs())], || format!("orphans={orphans}"));

@@ -278,6 +278,7 @@ impl Registry {
                     .entries
                     .free(cx, entry.0)
                     .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
+                memory.lru_writes += 1;
                 memory.caches.get_mut(cx, cache).map_err(freed)?.entries_live -= 1;
             }
             info.entry_count.fetch_sub(1, Ordering::SeqCst);
@@ -395,6 +396,7 @@ impl Registry {
                 let new = memory.entry_mut(cx, entry)?;
                 new.lru = ListHead::init(Node::Lru(entry));
                 new.block_list = ListHead::init(Node::Block(entry));
+                memory.lru_writes += 1;
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {

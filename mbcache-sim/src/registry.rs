@@ -233,6 +233,11 @@ pub(crate) struct Memory {
     pub(crate) entries: SlabArena<Entry>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
+    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`)
+    /// and every entry allocated or freed, so a reader that saw the LRU while it had one value
+    /// knows the LRU's members and order are the same while it keeps it
+    /// ([`Registry::lru_serials_unless_seen`]).
+    pub(crate) lru_writes: u64,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -403,7 +408,10 @@ impl Mem<'_> {
     #[inline]
     pub(crate) fn head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
         Ok(match node {
-            Node::Head(HeadId::Lru) => &mut self.global.lru,
+            Node::Head(HeadId::Lru) => {
+                self.memory.lru_writes += 1;
+                &mut self.global.lru
+            }
             Node::Head(HeadId::Local(id)) => self.global.locals.entry(id).or_insert(ListHead::UNINIT),
             Node::Head(HeadId::Block(cache, bucket)) => {
                 self.memory.touched.head(HeadId::Block(cache, bucket));
@@ -413,7 +421,10 @@ impl Mem<'_> {
                 self.memory.touched.head(HeadId::Index(cache, index, bucket));
                 &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
             }
-            Node::Lru(entry) => &mut self.entry_mut(entry)?.lru,
+            Node::Lru(entry) => {
+                self.memory.lru_writes += 1;
+                &mut self.entry_mut(entry)?.lru
+            }
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
             Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
         })
@@ -441,7 +452,10 @@ impl ListMemory for Mem<'_> {
     #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
         match node {
-            Node::Head(HeadId::Lru) => self.global.lru = head,
+            Node::Head(HeadId::Lru) => {
+                self.memory.lru_writes += 1;
+                self.global.lru = head
+            }
             Node::Head(HeadId::Local(id)) => {
                 self.global.locals.insert(id, head);
             }
@@ -453,7 +467,10 @@ impl ListMemory for Mem<'_> {
                 self.memory.touched.head(HeadId::Index(cache, index, bucket));
                 self.cache_mut(cache)?.index[usize::from(index)][bucket as usize] = head
             }
-            Node::Lru(entry) => self.entry_mut(entry)?.lru = head,
+            Node::Lru(entry) => {
+                self.memory.lru_writes += 1;
+                self.entry_mut(entry)?.lru = head
+            }
             Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
             Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].list = head,
         }
@@ -554,6 +571,7 @@ impl Registry {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 entries: SlabArena::new(ENTRY_SLAB),
                 touched: Touched::default(),
+                lru_writes: 0,
                 handles: HandleTable::default(),
                 scratch: Some(Box::default()),
             }),
@@ -701,6 +719,22 @@ impl Registry {
             at = list::follow(&mut mem, at, link, "list_for_each")?;
         }
         Ok(serials)
+    }
+
+    /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
+    /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
+    /// LRU link written, an entry allocated or freed). A walk that failed (a use after free,
+    /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
+    pub(crate) fn lru_serials_unless_seen(&self, cx: &Cx, seen: &mut Option<(u64, Vec<u64>)>) -> Vec<u64> {
+        let writes = self.memory().lru_writes;
+        match seen {
+            Some((at, serials)) if *at == writes => serials.clone(),
+            _ => {
+                let serials = self.lru_serials(cx).unwrap_or_default();
+                *seen = Some((writes, serials.clone()));
+                serials
+            }
+        }
     }
 
     /// The caches on `mb_cache_list`, most recent first.

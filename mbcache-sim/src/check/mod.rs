@@ -144,6 +144,8 @@ pub struct MbcacheSubject {
     /// the invariants (made once per case, not per op).
     outcome_cx: Cx,
     check_cx: Cx,
+    /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
+    lru_seen: Option<(u64, Vec<u64>)>,
 }
 
 /// An op's result before it is folded into an [`OpResult`].
@@ -545,6 +547,7 @@ impl Subject for MbcacheSubject {
             handles: Vec::new(),
             outcome_cx: sim.observer_cx("outcome", 0),
             check_cx: sim.observer_cx("check_invariants", 0),
+            lru_seen: None,
         }
     }
 
@@ -560,7 +563,8 @@ impl Subject for MbcacheSubject {
         let result = Self::result_of(self.apply_op(op));
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
-        let lru = self.registry.lru_serials(observer).unwrap_or_default();
+        // Walked again only when an LRU link was written or an entry allocated or freed.
+        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
         let counts = self.registry.entry_count_list(observer, &self.caches);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
