@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use sim_core::fault::FaultSite;
-use sim_core::mm::{slab_precheck, Gfp, SlabArena};
+use sim_core::mm::{slab_precheck, Gfp};
 use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::trace::{text_word, CallName};
 use sim_core::{Cx, Errno};
 
-use crate::entry::Entry;
 use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
 use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
 
@@ -33,8 +32,9 @@ pub(crate) const FREE_CALLBACK_SITE: &str = "mbcache:c_op.free";
 #[derive(Debug)]
 pub(crate) struct MbCache {
     pub(crate) info: CacheInfo,
-    /// `c_entry_cache`.
-    pub(crate) entries: SlabArena<Entry>,
+    /// `c_entry_cache`'s objects still allocated (the objects themselves are in the registry's
+    /// one entry arena, `Memory::entries`, each naming its cache).
+    pub(crate) entries_live: u64,
     /// `c_block_hash`, freed with the cache.
     pub(crate) block: Vec<ListHead>,
     /// `c_indexes_hash`, freed with the cache.
@@ -146,7 +146,7 @@ impl Registry {
         };
         let handle = {
             let mut memory = self.memory();
-            let cache = MbCache { info, entries: SlabArena::new(name), block: Vec::new(), index: Vec::new() };
+            let cache = MbCache { info, entries_live: 0, block: Vec::new(), index: Vec::new() };
             let handle = memory.caches.insert(cache);
             let cache = memory.caches.get_mut(cx, handle).expect("just allocated");
             cache.block = (0..bucket_count)
@@ -155,7 +155,7 @@ impl Registry {
             cache.index = (0..indexes_count)
                 .map(|i| {
                     (0..bucket_count)
-                        .map(|b| ListHead::init(Node::Head(HeadId::Index(handle, i, b as u32))))
+                        .map(|b| ListHead::init(Node::Head(HeadId::index(handle, i, b as u32))))
                         .collect()
                 })
                 .collect();
@@ -174,9 +174,25 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
+    /// Each cache's `c_entry_count` (`i32::MIN` for one freed, reported as a use after free),
+    /// with the cells read under one `Memory` guard and loaded after it is let go.
+    pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
+        let cells: Vec<Option<Arc<AtomicI32>>> = {
+            let memory = self.memory();
+            caches
+                .iter()
+                .map(|cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
+                .collect()
+        };
+        cells
+            .iter()
+            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
+            .collect()
+    }
+
     /// Entries of the cache's slab still allocated.
     pub fn entries_live(&self, cx: &Cx, cache: CacheRef) -> Result<u64, MbError> {
-        Ok(self.memory().cache(cx, cache.0)?.entries.live())
+        Ok(self.memory().cache(cx, cache.0)?.entries_live)
     }
 
     /// The cache's name.
@@ -194,7 +210,8 @@ impl Registry {
     pub fn destroy(&self, cx: &Cx, cache: CacheRef) -> Result<Destroyed, MbError> {
         cx.call_begin(&DESTROY, [u64::from(cache.0.index())], String::new);
         let mut locked_global = self.lock(cx);
-        let taken = Self::collect(&mut locked_global, |_, entry| Ok(entry.cache == cache.0), None)?;
+        let select = |mem: &mut crate::registry::Mem<'_>, entry| Ok(mem.entry(entry)?.cache == cache.0);
+        let taken = Self::collect(&mut locked_global, select, None)?;
         locked_global.guard.caches.retain(|c| *c != cache.0);
         drop(locked_global);
         let held = self.handles_held(cache);
@@ -203,7 +220,7 @@ impl Registry {
         }
         for entry in taken {
             self.forget(cx, entry, Gfp::GFP_KERNEL)?;
-            if self.memory().cache(cx, cache.0)?.entries.is_live(entry.entry) {
+            if self.memory().entry_live(entry) {
                 // Put back on the global LRU, where it outlives its cache.
                 cx.sim().mark("destroy: a free callback kept an entry");
             }
@@ -213,8 +230,14 @@ impl Registry {
         if orphans > 0 {
             cx.note(format!("cache {}: {orphans} orphaned entries", info.name));
         }
-        // kmem_cache_destroy reports entries still allocated (held by handles) as a leak.
-        let _ = self.memory().cache(cx, cache.0)?.entries.destroy(cx);
+        // kmem_cache_destroy reports entries still allocated (held by handles, or kept by a
+        // failing free callback) as a leak, and they go with the slab: a later dereference is a
+        // use after free.
+        {
+            let mut memory = self.memory();
+            let _ = memory.entries.destroy_part(cx, info.name, |entry| entry.cache == cache.0);
+            memory.lru_writes += 1;
+        }
         self.cache_memory.fetch_add(1, Ordering::SeqCst);
         let _ = self.memory().caches.free(cx, cache.0);
         cx.call_end(&DESTROY, [u64::from(orphans.unsigned_abs())], || format!("orphans={orphans}"));

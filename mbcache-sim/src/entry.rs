@@ -12,32 +12,76 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
-use crate::links;
 use crate::registry::{
-    freed, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits, MB_CACHE_WRITER,
+    freed, CacheHandle, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits,
+    INDEXES_MAX, MB_CACHE_WRITER,
 };
 use sim_core::list::{self, Oops};
 
-/// `struct mb_cache_entry`: a slab object of its cache's arena. Every field is guarded by
-/// `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only `mb_cache_entry_dup` changes
-/// without it); here all sit in mbcache's `Memory`.
+/// `struct mb_cache_entry`: a slab object of mbcache's one entry arena (`Memory::entries`).
+/// Every field is guarded by `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only
+/// `mb_cache_entry_dup` changes without it); here all sit in mbcache's `Memory`. One object with
+/// its indexes inline, as the kernel's (no heap block of its own); in C order, what a block
+/// chain walk reads first (`e_block_list` and the key beside it), so a walk's step reads the
+/// slot's generation and those fields from one or two cache lines.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Entry {
-    /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
-    pub(crate) id: u64,
-    /// `e_used`.
-    pub(crate) used: u32,
-    pub(crate) lru: ListHead,
-    pub(crate) block_list: ListHead,
-    pub(crate) indexes: Vec<(ListHead, u32)>,
+    /// `e_cache`.
+    pub(crate) cache: CacheHandle,
     pub(crate) bdev: u64,
     pub(crate) block: u64,
+    pub(crate) block_list: ListHead,
+    /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
+    pub(crate) id: u64,
+    pub(crate) lru: ListHead,
+    /// `e_used`.
+    pub(crate) used: u32,
     /// `e_queued` (the fixed kernel).
     pub(crate) queued: u32,
     /// Instrumentation: when it went on the LRU tail (0: put back at the head by a failed free).
     pub(crate) lru_stamp: u64,
     /// Instrumentation: its free callback failed and it is waiting on the LRU to be freed.
     pub(crate) free_failed: bool,
+    /// `e_indexes[]`, the cache's `c_indexes_count` of them.
+    pub(crate) indexes: Indexes,
+}
+
+/// `struct mb_cache_entry_index`: `o_list` and `o_key`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IndexSlot {
+    pub(crate) list: ListHead,
+    pub(crate) key: u32,
+}
+
+/// `e_indexes[]`, the flexible array at the end of the kernel's entry, inline: room for
+/// [`INDEXES_MAX`], the first `len` in use (a slice of them through `Deref`).
+#[derive(Debug)]
+pub(crate) struct Indexes {
+    len: u8,
+    slots: [IndexSlot; INDEXES_MAX as usize],
+}
+
+impl Indexes {
+    /// `count` indexes, uninitialised as a fresh slab object's are.
+    fn new(count: u32) -> Indexes {
+        assert!(count <= INDEXES_MAX, "mb_cache_create refuses more than {INDEXES_MAX} indexes");
+        let slot = IndexSlot { list: ListHead::UNINIT, key: 0 };
+        Indexes { len: count as u8, slots: [slot; INDEXES_MAX as usize] }
+    }
+}
+
+impl std::ops::Deref for Indexes {
+    type Target = [IndexSlot];
+    fn deref(&self) -> &[IndexSlot] {
+        &self.slots[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::DerefMut for Indexes {
+    fn deref_mut(&mut self) -> &mut [IndexSlot] {
+        &mut self.slots[..usize::from(self.len)]
+    }
 }
 
 /// A handle to an entry: the pointer `mb_cache_entry_get` and friends return. A value the user
@@ -47,6 +91,8 @@ pub(crate) struct Entry {
 pub struct Handle {
     pub(crate) id: u64,
     pub(crate) entry: EntryRef,
+    /// Instrumentation: the entry's cache (`ce->e_cache`, known without a dereference).
+    pub(crate) cache: CacheHandle,
     pub(crate) serial: u64,
 }
 
@@ -148,6 +194,11 @@ impl Handle {
         self.entry
     }
 
+    /// The cache of the entry the handle points to.
+    pub fn cache_ref(&self) -> CacheRef {
+        CacheRef(self.cache)
+    }
+
     /// The entry's serial number (stable for the entry's life).
     pub fn entry_id(&self) -> u64 {
         self.serial
@@ -181,10 +232,11 @@ impl Registry {
     /// Mirrors `__mb_cache_entry_unhash()`.
     pub(crate) fn unhash(mem: &mut Mem<'_>, entry: EntryRef) -> Result<(), Oops> {
         if Self::is_hashed(mem, entry)? {
-            links::list_del_init(mem, Node::Block(entry))?;
-            let indexes = mem.cache(entry.cache)?.info.indexes_count;
+            list::list_del_init(mem, Node::Block(entry))?;
+            let cache = mem.entry(entry)?.cache;
+            let indexes = mem.cache(cache)?.info.indexes_count;
             for index in 0..indexes {
-                links::list_del(mem, Node::Index(entry, index))?;
+                list::list_del(mem, Node::Index(entry, index))?;
             }
         }
         Ok(())
@@ -196,10 +248,10 @@ impl Registry {
         // The kernel starts with plain reads of `ce->e_cache` and `cache->c_op`, unlocked, which
         // another CPU may race with: a point where loom and shuttle may switch tasks.
         self.preemption_point();
-        let (info, serial) = {
+        let (info, cache, serial) = {
             let memory = self.memory();
-            let cache = memory.cache(cx, entry.cache)?;
-            (cache.info.clone(), cache.entries.get(cx, entry.entry).map_err(freed)?.id)
+            let object = memory.entry(cx, entry)?;
+            (memory.cache(cx, object.cache)?.info.clone(), object.cache, object.id)
         };
         let refused = match info.free_op {
             Some(op) => {
@@ -216,17 +268,18 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.lru_stamp = 0;
             object.free_failed = true;
-            links::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
             drop(locked_global);
         } else {
             {
                 let mut memory = self.memory();
                 Self::log_chains_of(&mut memory, entry, info.bucket_bits);
-                let cache = memory.caches.get_mut(cx, entry.cache).map_err(freed)?;
-                cache
+                memory
                     .entries
-                    .free(cx, entry.entry)
+                    .free(cx, entry.0)
                     .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
+                memory.lru_writes += 1;
+                memory.caches.get_mut(cx, cache).map_err(freed)?.entries_live -= 1;
             }
             info.entry_count.fetch_sub(1, Ordering::SeqCst);
         }
@@ -236,18 +289,14 @@ impl Registry {
     /// Logs the hash chains a freed entry was keyed for (instrumentation for the incremental
     /// invariant check, which then walks them for a link left dangling).
     fn log_chains_of(memory: &mut crate::registry::Memory, entry: EntryRef, bucket_bits: u32) {
-        let Some(object) = memory.caches.peek(entry.cache).and_then(|c| c.entries.peek(entry.entry)) else {
+        let Some(object) = memory.entries.peek(entry.0) else {
             return;
         };
         let bucket = hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bucket_bits);
-        let keys: Vec<u32> = object.indexes.iter().map(|(_, key)| *key).collect();
-        memory.touched.head(HeadId::Block(entry.cache, bucket));
-        for (index, key) in keys.into_iter().enumerate() {
-            memory.touched.head(HeadId::Index(
-                entry.cache,
-                index as u32,
-                hash_long(u64::from(key), bucket_bits),
-            ));
+        memory.touched.head(HeadId::Block(object.cache, bucket));
+        for (index, slot) in object.indexes.iter().enumerate() {
+            let bucket = hash_long(u64::from(slot.key), bucket_bits);
+            memory.touched.head(HeadId::index(object.cache, index as u32, bucket));
         }
     }
 
@@ -297,7 +346,7 @@ impl Registry {
                 return self.forget(cx, entry, Gfp::GFP_KERNEL);
             }
             let mut mem = locked_global.mem();
-            links::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
         }
         drop(locked_global);
         Ok(())
@@ -330,29 +379,30 @@ impl Registry {
             let used = if self.fixes.on(crate::fixes::EXCLUSIVE_GET) { 1 + MB_CACHE_WRITER } else { 1 };
             let entry = {
                 let mut memory = self.memory();
-                let object = memory.caches.get_mut(cx, cache.0).map_err(freed)?;
-                let handle = object.entries.insert(Entry {
-                    id: serial,
-                    used,
-                    lru: ListHead::UNINIT,
-                    block_list: ListHead::UNINIT,
-                    indexes: vec![(ListHead::UNINIT, 0); info.indexes_count as usize],
+                memory.caches.get_mut(cx, cache.0).map_err(freed)?.entries_live += 1;
+                let entry = EntryRef(memory.entries.insert(Entry {
+                    cache: cache.0,
                     bdev: 0,
                     block: 0,
+                    block_list: ListHead::UNINIT,
+                    id: serial,
+                    lru: ListHead::UNINIT,
+                    used,
                     queued: 0,
                     lru_stamp: 0,
                     free_failed: false,
-                });
-                let entry = EntryRef { cache: cache.0, entry: handle };
+                    indexes: Indexes::new(info.indexes_count),
+                }));
                 let new = memory.entry_mut(cx, entry)?;
                 new.lru = ListHead::init(Node::Lru(entry));
                 new.block_list = ListHead::init(Node::Block(entry));
+                memory.lru_writes += 1;
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
                 info.entry_count.fetch_add(1, Ordering::SeqCst);
             }
-            Ok(self.new_handle(entry, serial))
+            Ok(self.new_handle(entry, cache.0, serial))
         })
     }
 
@@ -371,15 +421,15 @@ impl Registry {
         let detail = || format!("entry {} bdev={bdev:#x} block={block} keys={keys:?}", handle.serial);
         self.traced(cx, &call::INSERT, args, detail, || {
             self.check_handle(cx, handle, "mb_cache_entry_insert")?;
-            let entry = handle.entry;
-            let (indexes_count, bucket_bits) = self.geometry(cx, entry.cache)?;
+            let (entry, cache) = (handle.entry, handle.cache);
+            let (indexes_count, bucket_bits) = self.geometry(cx, cache)?;
             if keys.len() != indexes_count as usize {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
             let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), bucket_bits);
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
-            let head = Node::Head(HeadId::Block(entry.cache, bucket));
+            let head = Node::Head(HeadId::Block(cache, bucket));
             // list_for_each_prev over the bucket.
             let mut at = list::prev(&mut mem, head, "list_for_each_prev")?;
             while at != head {
@@ -396,14 +446,14 @@ impl Registry {
             let object = mem.entry_mut(entry)?;
             object.bdev = bdev;
             object.block = block;
-            links::list_add(&mut mem, Node::Block(entry), head)?;
+            list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
-                mem.entry_mut(entry)?.indexes[index].1 = *key;
+                mem.entry_mut(entry)?.indexes[index].key = *key;
                 let bucket = hash_long(u64::from(*key), bucket_bits);
-                links::list_add(
+                list::list_add(
                     &mut mem,
                     Node::Index(entry, index as u32),
-                    Node::Head(HeadId::Index(entry.cache, index as u32, bucket)),
+                    Node::Head(HeadId::index(cache, index as u32, bucket)),
                 )?;
             }
             drop(locked_global);
@@ -469,7 +519,7 @@ impl Registry {
             self.preemption_point();
             self.memory().entry_mut(cx, handle.entry)?.used += 1;
             cx.sim().mark("handle duplicated");
-            Ok(self.new_handle(handle.entry, handle.serial))
+            Ok(self.new_handle(handle.entry, handle.cache, handle.serial))
         })
     }
 
@@ -487,7 +537,7 @@ impl Registry {
         {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
-                links::list_del_init(&mut mem, Node::Lru(entry))?;
+                list::list_del_init(&mut mem, Node::Lru(entry))?;
             }
             let object = mem.entry_mut(entry)?;
             object.free_failed = false;
@@ -566,7 +616,7 @@ impl Registry {
                 cx.sim().mark("get returned NULL for an entry freed while it waited");
                 return Ok(None);
             };
-            let handle = relocked.new_handle(entry, serial);
+            let handle = relocked.new_handle(entry, cache.0, serial);
             drop(relocked);
             cx.sim().mark("get found an entry");
             Ok(Some(handle))
@@ -604,11 +654,11 @@ impl Registry {
                     return Err(MbError::Oops(violation));
                 };
                 let object = mem.entry(entry)?;
-                if object.bdev == bdev && object.indexes[index as usize].1 == key {
+                if object.bdev == bdev && object.indexes[index as usize].key == key {
                     break Some((entry, object.id));
                 }
                 // `pos->member.next` of the entry just read: one dereference per node.
-                let link = object.indexes[at_index as usize].0.next;
+                let link = object.indexes[at_index as usize].list.next;
                 at = list::follow(&mut mem, at, link, "__mb_cache_entry_find")?;
             }
         };
@@ -645,12 +695,12 @@ impl Registry {
             }
             let bucket = hash_long(u64::from(key), bucket_bits);
             let locked_global = self.lock(cx);
-            let head = Node::Head(HeadId::Index(cache.0, index, bucket));
+            let head = Node::Head(HeadId::index(cache.0, index, bucket));
             let mut locked_global = locked_global;
             let first = list::next(&mut locked_global.mem(), head, "c_indexes_hash[index][bucket].next")?;
             let (mut locked_global, found) = self.find_from(locked_global, first, head, index, bdev, key)?;
             let handle = match found {
-                Ok(Some((entry, serial))) => Some(locked_global.new_handle(entry, serial)),
+                Ok(Some((entry, serial))) => Some(locked_global.new_handle(entry, cache.0, serial)),
                 _ => None,
             };
             drop(locked_global);
@@ -680,13 +730,13 @@ impl Registry {
         let detail = || format!("after entry {} index={index} bdev={bdev:#x} key={key}", prev.serial);
         self.traced(cx, &call::FIND_NEXT, args, detail, || {
             self.check_handle(cx, &prev, "mb_cache_entry_find_next")?;
-            let (indexes_count, bucket_bits) = self.geometry(cx, prev.entry.cache)?;
+            let (indexes_count, bucket_bits) = self.geometry(cx, prev.cache)?;
             if index >= indexes_count {
                 return Err(MbError::Errno(Errno::EINVAL));
             }
             let bucket = hash_long(u64::from(key), bucket_bits);
             let mut locked_global = self.lock(cx);
-            let head = Node::Head(HeadId::Index(prev.entry.cache, index, bucket));
+            let head = Node::Head(HeadId::index(prev.cache, index, bucket));
             let after = list::next(
                 &mut locked_global.mem(),
                 Node::Index(prev.entry, index),
@@ -699,7 +749,7 @@ impl Registry {
             match found {
                 Ok(Some((entry, serial))) => {
                     cx.sim().mark("find_next found another entry");
-                    Ok(Some(self.new_handle(entry, serial)))
+                    Ok(Some(self.new_handle(entry, prev.cache, serial)))
                 }
                 Ok(None) => Ok(None),
                 Err(errno) => Err(MbError::Errno(errno)),

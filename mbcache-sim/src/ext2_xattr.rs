@@ -99,6 +99,10 @@ struct Ext2Shadow {
     acl: Vec<Option<u64>>,
     users: Vec<u32>,
     pending: Vec<u64>,
+    /// Working sets kept between runs, so a run allocates nothing once they have grown: an
+    /// empty log swapped with the model's (whose capacity it keeps), and the blocks' tallies.
+    spare: Ext2Touched,
+    tallies: Vec<(u64, Tally)>,
 }
 
 /// `EXT2_I(inode)->i_file_acl`, guarded by `xattr_sem`.
@@ -171,6 +175,7 @@ impl Ext2Xattr {
                 acl: vec![None; inodes],
                 users: vec![0; blocks],
                 pending: Vec::new(),
+                ..Ext2Shadow::default()
             }),
         }
     }
@@ -486,7 +491,13 @@ impl Ext2Xattr {
     /// headers. Reads through `cx` (an observer).
     pub fn check_invariants(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants(cx)?;
-        self.blocks_count_their_users(cx, pending, &mut Ext2Shadow::default())
+        // What it sees is what the incremental check keeps (no throwaway copy): the shadow is
+        // then a true snapshot, and the writes logged since are read again by the next
+        // incremental run, which finds them as this run left them.
+        let mut shadow = std::mem::take(&mut *locked(&self.shadow));
+        let result = self.blocks_count_their_users(cx, pending, &mut shadow);
+        *locked(&self.shadow) = shadow;
+        result
     }
 
     /// [`Ext2Xattr::check_invariants`] confined to what was written since the last run: the
@@ -496,14 +507,19 @@ impl Ext2Xattr {
     /// written than the log keeps, every block is counted again.
     pub fn check_invariants_incremental(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants_touched(cx)?;
-        let touched = std::mem::take(&mut *locked(&self.touched));
         // Taken out while the check reads the model under its locks, and put back after.
         let mut shadow = std::mem::take(&mut *locked(&self.shadow));
+        let mut touched = std::mem::take(&mut shadow.spare);
+        std::mem::swap(&mut *locked(&self.touched), &mut touched);
         let result = if touched.overflowed {
             self.blocks_count_their_users(cx, pending, &mut shadow)
         } else {
-            self.written_blocks_count_their_users(cx, pending, touched, &mut shadow)
+            self.written_blocks_count_their_users(cx, pending, &mut touched, &mut shadow)
         };
+        touched.inodes.clear();
+        touched.blocks.clear();
+        touched.overflowed = false;
+        shadow.spare = touched;
         *locked(&self.shadow) = shadow;
         result
     }
@@ -561,13 +577,13 @@ impl Ext2Xattr {
         &self,
         cx: &Cx,
         pending: &[u64],
-        touched: Ext2Touched,
+        touched: &mut Ext2Touched,
         shadow: &mut Ext2Shadow,
     ) -> Result<(), Violation> {
-        let (mut inodes, mut blocks) = (touched.inodes, touched.blocks);
+        let (inodes, blocks) = (&mut touched.inodes, &mut touched.blocks);
         inodes.sort_unstable();
         inodes.dedup();
-        for inode in inodes {
+        for &inode in inodes.iter() {
             let acl = self.inodes[inode].down_read(cx).file_acl;
             let before = std::mem::replace(&mut shadow.acl[inode], acl);
             if let Some(block) = before {
@@ -585,12 +601,11 @@ impl Ext2Xattr {
         blocks.retain(|&block| (block as usize) < self.blocks.len());
         blocks.sort_unstable();
         blocks.dedup();
-        let mut tallies: Vec<(u64, Tally)> = blocks
-            .iter()
-            .map(|&block| {
-                (block, Tally { header: *self.blocks[block as usize].lock(cx), ..Tally::default() })
-            })
-            .collect();
+        let mut tallies = std::mem::take(&mut shadow.tallies);
+        tallies.clear();
+        tallies.extend(blocks.iter().map(|&block| {
+            (block, Tally { header: *self.blocks[block as usize].lock(cx), ..Tally::default() })
+        }));
         let look =
             |tallies: &[(u64, Tally)], block: u64| tallies.binary_search_by_key(&block, |&(b, _)| b).ok();
         for (inode, acl) in shadow.acl.iter().enumerate() {
@@ -606,10 +621,9 @@ impl Ext2Xattr {
             tally.bit = bitmap.get(*block as usize).copied().unwrap_or(false);
         }
         drop(bitmap);
-        for (block, tally) in tallies {
-            block_counts_its_users(block, tally)?;
-        }
-        Ok(())
+        let result = tallies.iter().try_for_each(|&(block, tally)| block_counts_its_users(block, tally));
+        shadow.tallies = tallies;
+        result
     }
     /// Unmount: destroys the cache (every entry is unused by then) and reports orphans.
     pub fn unmount(&self, cx: &Cx) -> Result<i32, MbError> {

@@ -9,7 +9,6 @@ mod cache;
 mod entry;
 mod ext2_xattr;
 mod hash;
-mod links;
 mod registry;
 mod shrink;
 

@@ -7,8 +7,11 @@
 //! Memory is modelled where the kernel's bugs live in it: a cache (`struct mb_cache`) and each
 //! entry are slab objects in sim-core's flat generation-checked [`SlabArena`]s, so a use after
 //! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
-//! [`sim_core::list`]; [`Node`] names every head's place). All of mbcache's memory (the caches'
-//! arenas, their hash tables and every entry's fields and links, and beside them the checker's
+//! [`sim_core::list`]; [`Node`] names every head's place). The entries of every cache share one
+//! arena ([`Memory::entries`]; each entry names its cache, as `e_cache` does), so an entry is
+//! reached by one generation check through an 8-byte [`EntryRef`], and destroying a cache frees
+//! what is left of its entries with it ([`SlabArena::destroy_part`]). All of mbcache's memory (the
+//! caches, their hash tables and every entry's fields and links, and beside them the checker's
 //! table of live handles and its working sets) is one [`Memory`] behind one `std` mutex that
 //! adds no interleavings: a critical section under `mb_cache_spinlock` takes it
 //! once ([`Locked::mem`]), so walking a chain is indexing, not a lock per node. The checkers see
@@ -34,14 +37,13 @@ use sim_core::list::{self, ListMemory, Oops};
 /// `struct mb_cache *`.
 pub(crate) type CacheHandle = ArenaRef<MbCache>;
 
-/// `struct mb_cache_entry *`: the entry's cache and its slot in that cache's slab.
+/// `struct mb_cache_entry *`: the entry's slot in mbcache's one entry arena (every cache's
+/// entries), with the generation it was allocated in: 8 bytes, one look-up to dereference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EntryRef {
-    pub(crate) cache: CacheHandle,
-    pub(crate) entry: ArenaRef<Entry>,
-}
+pub struct EntryRef(pub(crate) ArenaRef<Entry>);
 
-/// A list head that is not inside an entry.
+/// A list head that is not inside an entry. Index numbers are below [`INDEXES_MAX`], so a byte
+/// holds one and a [`Node`] fits 16 bytes (a [`ListHead`] 32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum HeadId {
     /// `mb_cache_lru_list`.
@@ -49,9 +51,17 @@ pub(crate) enum HeadId {
     /// `cache->c_block_hash[bucket]`.
     Block(CacheHandle, u32),
     /// `cache->c_indexes_hash[index][bucket]`.
-    Index(CacheHandle, u32, u32),
+    Index(CacheHandle, u8, u32),
     /// A `LIST_HEAD(free_list)` on some function's stack.
-    Local(u64),
+    Local(u32),
+}
+
+impl HeadId {
+    /// `cache->c_indexes_hash[index][bucket]`.
+    pub(crate) fn index(cache: CacheHandle, index: u32, bucket: u32) -> HeadId {
+        debug_assert!(index < INDEXES_MAX);
+        HeadId::Index(cache, index as u8, bucket)
+    }
 }
 
 /// The address of one `struct list_head` in mbcache's memory.
@@ -71,6 +81,8 @@ pub(crate) enum Node {
 pub(crate) type ListHead = list::ListHead<Node>;
 /// A `next` or `prev` field at mbcache's addresses.
 pub(crate) type Link = list::Link<Node>;
+
+const _: () = assert!(std::mem::size_of::<ListHead>() == 32, "a list head is two 16-byte links");
 
 /// The lock class of `mb_cache_spinlock`.
 pub(crate) const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
@@ -108,23 +120,23 @@ pub(crate) fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// release, keeps its allocation.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HandleTable {
-    live: Vec<(u64, EntryRef)>,
+    live: Vec<(u64, EntryRef, CacheHandle)>,
 }
 
 impl HandleTable {
-    /// Adds handle `id` (larger than every id added before).
-    pub(crate) fn insert(&mut self, id: u64, entry: EntryRef) {
-        debug_assert!(self.live.last().is_none_or(|&(last, _)| last < id), "handle ids increase");
-        self.live.push((id, entry));
+    /// Adds handle `id` (larger than every id added before) to `entry` of `cache`.
+    pub(crate) fn insert(&mut self, id: u64, entry: EntryRef, cache: CacheHandle) {
+        debug_assert!(self.live.last().is_none_or(|&(last, _, _)| last < id), "handle ids increase");
+        self.live.push((id, entry, cache));
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.live.binary_search_by_key(&id, |&(id, _)| id).is_ok()
+        self.live.binary_search_by_key(&id, |&(id, _, _)| id).is_ok()
     }
 
     /// Removes handle `id`; whether it was there.
     pub(crate) fn remove(&mut self, id: u64) -> bool {
-        match self.live.binary_search_by_key(&id, |&(id, _)| id) {
+        match self.live.binary_search_by_key(&id, |&(id, _, _)| id) {
             Ok(at) => {
                 self.live.remove(at);
                 true
@@ -133,8 +145,8 @@ impl HandleTable {
         }
     }
 
-    /// The live handles, in id order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, EntryRef)> + '_ {
+    /// The live handles, in id order: each with its entry and the entry's cache.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, EntryRef, CacheHandle)> + '_ {
         self.live.iter().copied()
     }
 }
@@ -146,8 +158,8 @@ pub(crate) struct Global {
     /// `mb_cache_list`, most recently created first.
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) lru: ListHead,
-    pub(crate) locals: BTreeMap<u64, ListHead>,
-    pub(crate) next_local: u64,
+    pub(crate) locals: BTreeMap<u32, ListHead>,
+    pub(crate) next_local: u32,
 }
 
 /// Why an entry operation did not return normally.
@@ -208,13 +220,24 @@ pub struct Registry {
 
 /// `kmalloc` of `struct mb_cache`: its slab cache's name and object size.
 pub(crate) const MB_CACHE_SLAB: (&str, u64) = ("size-128(mb_cache)", 128);
+/// The name of the arena that holds every cache's `c_entry_cache` (a use after free names it;
+/// allocation faults and leaks name the cache, as the kernel's per-cache slab would).
+pub(crate) const ENTRY_SLAB: &str = "mb_cache_entry";
 
-/// All of mbcache's memory: the caches (each with its hash tables and its entries' slab).
+/// All of mbcache's memory: the caches (each with its hash tables) and the entries of all.
 #[derive(Debug)]
 pub(crate) struct Memory {
     pub(crate) caches: SlabArena<MbCache>,
+    /// Every cache's `c_entry_cache`, in one flat arena: each entry names its cache
+    /// (`e_cache`), and each cache counts its own (`MbCache::entries_live`).
+    pub(crate) entries: SlabArena<Entry>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
+    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`)
+    /// and every entry allocated or freed, so a reader that saw the LRU while it had one value
+    /// knows the LRU's members and order are the same while it keeps it
+    /// ([`Registry::lru_serials_unless_seen`]).
+    pub(crate) lru_writes: u64,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -230,8 +253,8 @@ pub(crate) struct Memory {
 pub(crate) struct CheckScratch {
     /// The write log being checked (swapped with [`Memory::touched`], whose capacity it keeps).
     pub(crate) log: Touched,
-    /// The live handles, in id order.
-    pub(crate) handles: Vec<(u64, EntryRef)>,
+    /// The live handles, in id order, with their entries and caches.
+    pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
     /// The entries the live handles refer to, sorted, and how many refer to each.
     pub(crate) handle_entries: Vec<EntryRef>,
     pub(crate) handles_per_entry: Vec<(EntryRef, u32)>,
@@ -253,6 +276,9 @@ pub(crate) struct CheckScratch {
     pub(crate) hashed: Vec<(EntryRef, u32)>,
     pub(crate) index_raw: Vec<(EntryRef, u32)>,
     pub(crate) index_seen: Vec<((EntryRef, u32), u32)>,
+    /// The whole check's entries seen on one index's chains, and their counts.
+    pub(crate) index_entries: Vec<EntryRef>,
+    pub(crate) index_counts: Vec<(EntryRef, u32)>,
 }
 
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
@@ -309,10 +335,16 @@ impl Memory {
     /// A handle to `entry` with the next id, entered in the table. The id is drawn under the
     /// `Memory` guard, so ids enter the table in increasing order even when threads make handles
     /// at once.
-    pub(crate) fn new_handle(&mut self, next: &StdAtomicU64, entry: EntryRef, serial: u64) -> Handle {
+    pub(crate) fn new_handle(
+        &mut self,
+        next: &StdAtomicU64,
+        entry: EntryRef,
+        cache: CacheHandle,
+        serial: u64,
+    ) -> Handle {
         let id = next.fetch_add(1, StdOrdering::Relaxed);
-        self.handles.insert(id, entry);
-        Handle { id, entry, serial }
+        self.handles.insert(id, entry, cache);
+        Handle { id, entry, cache, serial }
     }
 
     /// `cache`, dereferenced (a freed cache is a reported use after free).
@@ -321,18 +353,24 @@ impl Memory {
         self.caches.get(cx, cache).map_err(freed)
     }
 
-    /// `entry`, dereferenced (a freed entry or cache is a reported use after free).
+    /// `entry`, dereferenced: one generation check (a freed entry, or one of a destroyed
+    /// cache, is a reported use after free).
     #[inline]
     pub(crate) fn entry(&self, cx: &Cx, entry: EntryRef) -> Result<&Entry, Oops> {
-        self.cache(cx, entry.cache)?.entries.get(cx, entry.entry).map_err(freed)
+        self.entries.get(cx, entry.0).map_err(freed)
     }
 
     /// `entry`, dereferenced for writing.
     #[inline]
     pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.touched.entry(entry);
-        let cache = self.caches.get_mut(cx, entry.cache).map_err(freed)?;
-        cache.entries.get_mut(cx, entry.entry).map_err(freed)
+        self.entries.get_mut(cx, entry.0).map_err(freed)
+    }
+
+    /// Whether `entry` is still allocated (no report either way).
+    #[inline]
+    pub(crate) fn entry_live(&self, entry: EntryRef) -> bool {
+        self.entries.is_live(entry.0)
     }
 }
 
@@ -364,6 +402,35 @@ impl Mem<'_> {
     }
 }
 
+impl Mem<'_> {
+    /// The head at `node`, in place, for a write: one look-up (a freed entry or cache is a
+    /// reported use after free), and the write logged as [`ListMemory::write`] logs it.
+    #[inline]
+    pub(crate) fn head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
+        Ok(match node {
+            Node::Head(HeadId::Lru) => {
+                self.memory.lru_writes += 1;
+                &mut self.global.lru
+            }
+            Node::Head(HeadId::Local(id)) => self.global.locals.entry(id).or_insert(ListHead::UNINIT),
+            Node::Head(HeadId::Block(cache, bucket)) => {
+                self.memory.touched.head(HeadId::Block(cache, bucket));
+                &mut self.cache_mut(cache)?.block[bucket as usize]
+            }
+            Node::Head(HeadId::Index(cache, index, bucket)) => {
+                self.memory.touched.head(HeadId::Index(cache, index, bucket));
+                &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
+            }
+            Node::Lru(entry) => {
+                self.memory.lru_writes += 1;
+                &mut self.entry_mut(entry)?.lru
+            }
+            Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
+            Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
+        })
+    }
+}
+
 impl ListMemory for Mem<'_> {
     type Node = Node;
 
@@ -374,18 +441,21 @@ impl ListMemory for Mem<'_> {
             Node::Head(HeadId::Local(id)) => Ok(self.global.locals[&id]),
             Node::Head(HeadId::Block(cache, bucket)) => Ok(self.cache(cache)?.block[bucket as usize]),
             Node::Head(HeadId::Index(cache, index, bucket)) => {
-                Ok(self.cache(cache)?.index[index as usize][bucket as usize])
+                Ok(self.cache(cache)?.index[usize::from(index)][bucket as usize])
             }
             Node::Lru(entry) => Ok(self.entry(entry)?.lru),
             Node::Block(entry) => Ok(self.entry(entry)?.block_list),
-            Node::Index(entry, index) => Ok(self.entry(entry)?.indexes[index as usize].0),
+            Node::Index(entry, index) => Ok(self.entry(entry)?.indexes[index as usize].list),
         }
     }
 
     #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
         match node {
-            Node::Head(HeadId::Lru) => self.global.lru = head,
+            Node::Head(HeadId::Lru) => {
+                self.memory.lru_writes += 1;
+                self.global.lru = head
+            }
             Node::Head(HeadId::Local(id)) => {
                 self.global.locals.insert(id, head);
             }
@@ -395,12 +465,29 @@ impl ListMemory for Mem<'_> {
             }
             Node::Head(HeadId::Index(cache, index, bucket)) => {
                 self.memory.touched.head(HeadId::Index(cache, index, bucket));
-                self.cache_mut(cache)?.index[index as usize][bucket as usize] = head
+                self.cache_mut(cache)?.index[usize::from(index)][bucket as usize] = head
             }
-            Node::Lru(entry) => self.entry_mut(entry)?.lru = head,
+            Node::Lru(entry) => {
+                self.memory.lru_writes += 1;
+                self.entry_mut(entry)?.lru = head
+            }
             Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
-            Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].0 = head,
+            Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].list = head,
         }
+        Ok(())
+    }
+
+    /// One look-up of the head that holds the field ([`Mem::head_mut`]), not a read and a write
+    /// of the whole head: an entry off the LRU on every get and onto its tail on every release.
+    #[inline]
+    fn set_next(&mut self, node: Node, link: Link) -> Result<(), Oops> {
+        self.head_mut(node)?.next = link;
+        Ok(())
+    }
+
+    #[inline]
+    fn set_prev(&mut self, node: Node, link: Link) -> Result<(), Oops> {
+        self.head_mut(node)?.prev = link;
         Ok(())
     }
 
@@ -443,14 +530,14 @@ impl Locked<'_> {
     }
 
     /// [`Registry::new_handle`] under the `Memory` guard this section holds (or takes).
-    pub(crate) fn new_handle(&mut self, entry: EntryRef, serial: u64) -> Handle {
+    pub(crate) fn new_handle(&mut self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
         let next = &self.registry.next_handle;
-        self.mem().memory.new_handle(next, entry, serial)
+        self.mem().memory.new_handle(next, entry, cache, serial)
     }
 
     pub(crate) fn new_local(&mut self) -> Node {
         let id = self.guard.next_local;
-        self.guard.next_local += 1;
+        self.guard.next_local = id.wrapping_add(1);
         let node = Node::Head(HeadId::Local(id));
         self.guard.locals.insert(id, ListHead::init(node));
         node
@@ -482,7 +569,9 @@ impl Registry {
             ),
             memory: StdMutex::new(Memory {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
+                entries: SlabArena::new(ENTRY_SLAB),
                 touched: Touched::default(),
+                lru_writes: 0,
                 handles: HandleTable::default(),
                 scratch: Some(Box::default()),
             }),
@@ -574,8 +663,8 @@ impl Registry {
 
     /// A new handle to `entry` (takes the `Memory` guard: never call it with the guard held;
     /// a section under `mb_cache_spinlock` uses [`Locked::new_handle`]).
-    pub(crate) fn new_handle(&self, entry: EntryRef, serial: u64) -> Handle {
-        self.memory().new_handle(&self.next_handle, entry, serial)
+    pub(crate) fn new_handle(&self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
+        self.memory().new_handle(&self.next_handle, entry, cache, serial)
     }
 
     /// Checks that `handle` was not released; a released one is a reported violation.
@@ -607,7 +696,7 @@ impl Registry {
 
     /// Handles not yet released, per cache.
     pub fn handles_held(&self, cache: CacheRef) -> usize {
-        self.memory().handles.iter().filter(|(_, e)| e.cache == cache.0).count()
+        self.memory().handles.iter().filter(|&(_, _, c)| c == cache.0).count()
     }
 }
 
@@ -618,15 +707,34 @@ impl Registry {
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
         let mut locked_global = self.lock(cx);
         let mut mem = locked_global.mem();
-        // `list::walk`'s steps, reading each serial on the way rather than collecting the nodes.
+        // `list::walk`'s steps, reading each serial and `next` from the entry in one look-up
+        // rather than collecting the nodes.
         let head = Node::Head(HeadId::Lru);
         let mut serials = Vec::new();
         let mut at = list::next(&mut mem, head, "list_for_each")?;
         while at != head && serials.len() < WALK_LIMIT {
-            serials.push(mem.entry(entry_of_lru(at))?.id);
-            at = list::next(&mut mem, at, "list_for_each")?;
+            let object = mem.entry(entry_of_lru(at))?;
+            serials.push(object.id);
+            let link = object.lru.next;
+            at = list::follow(&mut mem, at, link, "list_for_each")?;
         }
         Ok(serials)
+    }
+
+    /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
+    /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
+    /// LRU link written, an entry allocated or freed). A walk that failed (a use after free,
+    /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
+    pub(crate) fn lru_serials_unless_seen(&self, cx: &Cx, seen: &mut Option<(u64, Vec<u64>)>) -> Vec<u64> {
+        let writes = self.memory().lru_writes;
+        match seen {
+            Some((at, serials)) if *at == writes => serials.clone(),
+            _ => {
+                let serials = self.lru_serials(cx).unwrap_or_default();
+                *seen = Some((writes, serials.clone()));
+                serials
+            }
+        }
     }
 
     /// The caches on `mb_cache_list`, most recent first.

@@ -8,7 +8,6 @@ use sim_core::trace::CallName;
 use sim_core::Cx;
 
 use crate::cache::CacheRef;
-use crate::links;
 use crate::registry::{entry_of_lru, EntryRef, HeadId, Locked, MbError, Mem, Node, Registry};
 use sim_core::list::{self, Oops};
 
@@ -46,7 +45,7 @@ impl Registry {
                         break;
                     }
                     let entry = entry_of_lru(list::next(&mut mem, lru, "mb_cache_lru_list.next")?);
-                    links::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
+                    list::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
                     Self::unhash(&mut mem, entry)?;
                     taken.push(entry);
                 }
@@ -58,7 +57,7 @@ impl Registry {
                     let after = list::next(&mut mem, at, "list_for_each_safe")?;
                     let entry = entry_of_lru(at);
                     if select(&mut mem, entry)? {
-                        links::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
+                        list::list_move_tail(&mut mem, Node::Lru(entry), free_list)?;
                         Self::unhash(&mut mem, entry)?;
                         taken.push(entry);
                     }

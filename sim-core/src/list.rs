@@ -71,6 +71,21 @@ pub trait ListMemory {
     fn write(&mut self, node: Self::Node, head: ListHead<Self::Node>) -> Result<(), Oops>;
     /// Reports a dereference of the poisoned or uninitialised `link` found at `at` by `what`.
     fn bad_link(&mut self, at: Self::Node, link: Link<Self::Node>, what: &str) -> Oops;
+    /// Writes `link` into the `next` field of the head at `node` (the other field kept). The
+    /// list steps write single fields through it and [`ListMemory::set_prev`]; a model whose
+    /// heads sit in place overrides both to write the field with one look-up instead of a read
+    /// and a write of the whole head.
+    fn set_next(&mut self, node: Self::Node, link: Link<Self::Node>) -> Result<(), Oops> {
+        let mut head = self.read(node)?;
+        head.next = link;
+        self.write(node, head)
+    }
+    /// Writes `link` into the `prev` field of the head at `node` (the other field kept).
+    fn set_prev(&mut self, node: Self::Node, link: Link<Self::Node>) -> Result<(), Oops> {
+        let mut head = self.read(node)?;
+        head.prev = link;
+        self.write(node, head)
+    }
 }
 
 /// Dereferences `link`, found in the `next` or `prev` field of `at`. A bad link's report names
@@ -121,13 +136,9 @@ fn link_between<M: ListMemory + ?Sized>(
     before: M::Node,
     after: M::Node,
 ) -> Result<(), Oops> {
-    let mut after_head = memory.read(after)?;
-    after_head.prev = Link::To(new);
-    memory.write(after, after_head)?;
+    memory.set_prev(after, Link::To(new))?;
     memory.write(new, ListHead { next: Link::To(after), prev: Link::To(before) })?;
-    let mut before_head = memory.read(before)?;
-    before_head.next = Link::To(new);
-    memory.write(before, before_head)
+    memory.set_next(before, Link::To(new))
 }
 
 /// Mirrors list_add(new, head): `new` right after `head` (a stack).
@@ -154,12 +165,8 @@ fn unlink<M: ListMemory + ?Sized>(memory: &mut M, entry: M::Node, what: &str) ->
     let head = memory.read(entry)?;
     let after = follow(memory, entry, head.next, what)?;
     let before = follow(memory, entry, head.prev, what)?;
-    let mut after_head = memory.read(after)?;
-    after_head.prev = Link::To(before);
-    memory.write(after, after_head)?;
-    let mut before_head = memory.read(before)?;
-    before_head.next = Link::To(after);
-    memory.write(before, before_head)
+    memory.set_prev(after, Link::To(before))?;
+    memory.set_next(before, Link::To(after))
 }
 
 /// Mirrors list_del(entry): unlinks and poisons the entry's links, so a later use of them is
@@ -204,6 +211,20 @@ pub fn walk<M: ListMemory + ?Sized>(
     limit: usize,
 ) -> Result<Vec<M::Node>, Oops> {
     let mut nodes = Vec::new();
+    walk_into(memory, head, limit, &mut nodes)?;
+    Ok(nodes)
+}
+
+/// [`walk`] into `nodes` (emptied first, its allocation kept), for a checker that walks many
+/// lists without allocating for each.
+#[track_caller]
+pub fn walk_into<M: ListMemory + ?Sized>(
+    memory: &mut M,
+    head: M::Node,
+    limit: usize,
+    nodes: &mut Vec<M::Node>,
+) -> Result<(), Oops> {
+    nodes.clear();
     let mut at = next(memory, head, "list_for_each")?;
     while at != head {
         if nodes.len() >= limit {
@@ -212,7 +233,7 @@ pub fn walk<M: ListMemory + ?Sized>(
         nodes.push(at);
         at = next(memory, at, "list_for_each")?;
     }
-    Ok(nodes)
+    Ok(())
 }
 
 /// `list_for_each_entry(pos, head, member)` as a cursor: each step reads `pos->next` *after*

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
-use crate::cache::{CacheInfo, Geometry, MbCache};
+use crate::cache::{Geometry, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
 use crate::registry::{entry_of_lru, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
@@ -25,16 +25,9 @@ fn oops(oops: Oops) -> Violation {
     oops.0
 }
 
-/// `list::walk` into `nodes` (emptied first, its allocation kept): the nodes after `head` up to
-/// `head` again, at most [`WALK_LIMIT`] of them.
+/// `list::walk_into` with the checks' limit, its oops as a violation.
 fn walk_into(mem: &mut Mem<'_>, head: Node, nodes: &mut Vec<Node>) -> Checked {
-    nodes.clear();
-    let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
-    while at != head && nodes.len() < WALK_LIMIT {
-        nodes.push(at);
-        at = list::next(mem, at, "list_for_each").map_err(oops)?;
-    }
-    Ok(())
+    list::walk_into(mem, head, WALK_LIMIT, nodes).map_err(oops)
 }
 
 /// Which handles refer to each entry, and where each entry was found on the lists: what the
@@ -84,7 +77,7 @@ impl CheckScratch {
         self.handles.clear();
         self.handles.extend(table.iter());
         self.handle_entries.clear();
-        self.handle_entries.extend(self.handles.iter().map(|&(_, entry)| entry));
+        self.handle_entries.extend(self.handles.iter().map(|&(_, entry, _)| entry));
         count_into(&mut self.handle_entries, &mut self.handles_per_entry);
     }
 }
@@ -110,26 +103,29 @@ impl Registry {
             let (cache_handle, count) = (s.caches[at], s.counts[at]);
             let cache = mem.cache(cache_handle).map_err(oops)?;
             Self::entry_count_equals_live_entries(cache, count)?;
-            let (info, live) = (cache.info.clone(), cache.entries.live_handles());
+            let (geometry, indexes_count) = (cache.info.geometry(), cache.info.indexes_count);
+            // The cache's live entries, in slot order, from the arena all caches share.
+            s.entries.clear();
+            let of_cache = mem.memory.entries.iter().filter(|(_, object)| object.cache == cache_handle);
+            s.entries.extend(of_cache.map(|(handle, _)| EntryRef(handle)));
             s.hashed_raw.clear();
-            for bucket in 0..1u32 << info.bucket_bits {
+            for bucket in 0..1u32 << geometry.bucket_bits {
                 let (chain, seen) = (&mut s.nodes, (&mut s.keys, &mut s.hashed_raw));
                 Self::block_chain_holds_each_key_once(
                     &mut mem,
                     cache_handle,
-                    &info.geometry(),
+                    &geometry,
                     bucket,
                     chain,
                     seen,
                 )?;
             }
             count_into(&mut s.hashed_raw, &mut s.hashed);
-            for index in 0..info.indexes_count {
-                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &info, index, s)?;
+            for index in 0..indexes_count {
+                Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &geometry, index, s)?;
             }
             let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
-            for entry_handle in live {
-                let entry = EntryRef { cache: cache_handle, entry: entry_handle };
+            for &entry in &s.entries {
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
             }
         }
@@ -168,7 +164,7 @@ impl Registry {
         // The facts in the whole check's order, so both name the same one when several break.
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        let live = |e: &EntryRef| mem.memory.caches.peek(e.cache).is_some_and(|c| c.entries.is_live(e.entry));
+        let live = |e: &EntryRef| mem.memory.entry_live(*e);
         s.entries.clear();
         s.entries.extend(s.log.entries.iter().copied().filter(live));
         sort_set(&mut s.entries);
@@ -230,15 +226,16 @@ impl Registry {
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
     /// following its links to a list head), so a walk of them sees it wherever it is.
     fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut Vec<HeadId>) -> Checked {
-        let bits = mem.cache(entry.cache).map_err(oops)?.info.bucket_bits;
         let object = mem.entry(entry).map_err(oops)?;
+        let cache = object.cache;
+        let bits = mem.cache(cache).map_err(oops)?.info.bucket_bits;
         heads.push(HeadId::Block(
-            entry.cache,
+            cache,
             hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits),
         ));
         let indexes = object.indexes.len() as u32;
-        for (index, (_, key)) in object.indexes.iter().enumerate() {
-            heads.push(HeadId::Index(entry.cache, index as u32, hash_long(u64::from(*key), bits)));
+        for (index, slot) in object.indexes.iter().enumerate() {
+            heads.push(HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
         }
         let nodes =
             std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
@@ -275,7 +272,8 @@ impl Registry {
                 }
                 HeadId::Index(_, index, bucket) => {
                     let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
-                    Self::index_chain_holds_its_keys(mem, cache, &info, (index, bucket), chain, seen)?;
+                    let at = (u32::from(index), bucket);
+                    Self::index_chain_holds_its_keys(mem, cache, &info, at, chain, seen)?;
                 }
                 _ => {}
             }
@@ -351,19 +349,19 @@ impl Registry {
     }
 
     /// Nothing is freed while a handle refers to it.
-    fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &[(u64, EntryRef)]) -> Checked {
-        for (id, entry) in handles {
-            if !mem.memory.caches.is_live(entry.cache) {
+    fn handles_refer_to_live_entries(mem: &mut Mem<'_>, handles: &[(u64, EntryRef, CacheHandle)]) -> Checked {
+        for &(id, entry, cache) in handles {
+            if !mem.memory.caches.is_live(cache) {
                 return fail(
                     ViolationKind::invariant("handle-outlives-cache"),
                     format!("handle #{id} refers to an entry of a destroyed cache"),
                 );
             }
-            let cache = mem.cache(entry.cache).map_err(oops)?;
-            if !cache.entries.is_live(entry.entry) {
+            if !mem.memory.entry_live(entry) {
+                let name = mem.cache(cache).map_err(oops)?.info.name;
                 return fail(
                     ViolationKind::invariant("handle-outlives-entry"),
-                    format!("handle #{id} refers to freed entry {:?} of {}", entry.entry, cache.info.name),
+                    format!("handle #{id} refers to freed entry {:?} of {name}", entry.0),
                 );
             }
         }
@@ -416,7 +414,7 @@ impl Registry {
 
     /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
     fn entry_count_equals_live_entries(cache: &MbCache, count: i32) -> Checked {
-        let live = cache.entries.live();
+        let live = cache.entries_live;
         if i64::from(count) != live as i64 {
             return fail(
                 ViolationKind::Leak,
@@ -478,20 +476,19 @@ impl Registry {
     fn index_chains_hold_the_hashed_entries(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
-        cache: &CacheInfo,
+        geometry: &Geometry,
         index: u32,
         s: &mut CheckScratch,
     ) -> Checked {
         s.index_raw.clear();
-        let geometry = cache.geometry();
-        for bucket in 0..1u32 << cache.bucket_bits {
+        for bucket in 0..1u32 << geometry.bucket_bits {
             let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
-            Self::index_chain_holds_its_keys(mem, cache_handle, &geometry, (index, bucket), chain, seen)?;
+            Self::index_chain_holds_its_keys(mem, cache_handle, geometry, (index, bucket), chain, seen)?;
         }
-        let mut seen: Vec<EntryRef> = s.index_raw.iter().map(|&(entry, _)| entry).collect();
-        let mut index_seen = Vec::new();
-        count_into(&mut seen, &mut index_seen);
-        let hashed = &s.hashed;
+        s.index_entries.clear();
+        s.index_entries.extend(s.index_raw.iter().map(|&(entry, _)| entry));
+        count_into(&mut s.index_entries, &mut s.index_counts);
+        let (index_seen, hashed) = (&s.index_counts, &s.hashed);
         let same = index_seen.len() == hashed.len()
             && index_seen.iter().all(|(_, n)| *n == 1)
             && index_seen.iter().all(|(e, _)| count_of(hashed, e) > 0);
@@ -500,8 +497,8 @@ impl Registry {
                 ViolationKind::invariant("index-matches-block"),
                 format!(
                     "cache {}: index {index} chains hold {:?}, block chains hold {:?}",
-                    cache.name,
-                    AsMap(&index_seen),
+                    mem.cache(cache_handle).map_err(oops)?.info.name,
+                    AsMap(index_seen),
                     AsMap(hashed)
                 ),
             );
@@ -519,7 +516,7 @@ impl Registry {
         chain: &mut Vec<Node>,
         index_seen: &mut Vec<(EntryRef, u32)>,
     ) -> Checked {
-        walk_into(mem, Node::Head(HeadId::Index(cache_handle, index, bucket)), chain)?;
+        walk_into(mem, Node::Head(HeadId::index(cache_handle, index, bucket)), chain)?;
         for &node in chain.iter() {
             let Node::Index(entry, _) = node else {
                 return fail(
@@ -528,7 +525,7 @@ impl Registry {
                 );
             };
             let object = mem.entry(entry).map_err(oops)?;
-            let key = object.indexes[index as usize].1;
+            let key = object.indexes[index as usize].key;
             let expect = hash_long(u64::from(key), cache.bucket_bits);
             if expect != bucket {
                 return fail(

@@ -144,6 +144,8 @@ pub struct MbcacheSubject {
     /// the invariants (made once per case, not per op).
     outcome_cx: Cx,
     check_cx: Cx,
+    /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
+    lru_seen: Option<(u64, Vec<u64>)>,
 }
 
 /// An op's result before it is folded into an [`OpResult`].
@@ -268,7 +270,7 @@ impl MbcacheSubject {
         let cache = self.caches[at];
         let mut kept = Vec::new();
         for held in std::mem::take(&mut self.handles) {
-            if held.handle.entry_ref().cache == cache.0 {
+            if held.handle.cache_ref() == cache {
                 self.registry.release(&self.tasks[held.task as usize], held.handle)?;
             } else {
                 kept.push(held);
@@ -298,7 +300,7 @@ impl MbcacheSubject {
         }
         let held = &self.handles[at];
         let cx = self.task_cx(task);
-        let indexes = self.registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
+        let indexes = self.registry.indexes_count(cx, held.handle.cache_ref())?;
         let keys: Vec<u32> =
             keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
         self.registry.insert(cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
@@ -545,6 +547,7 @@ impl Subject for MbcacheSubject {
             handles: Vec::new(),
             outcome_cx: sim.observer_cx("outcome", 0),
             check_cx: sim.observer_cx("check_invariants", 0),
+            lru_seen: None,
         }
     }
 
@@ -560,9 +563,9 @@ impl Subject for MbcacheSubject {
         let result = Self::result_of(self.apply_op(op));
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
-        let lru = self.registry.lru_serials(observer).unwrap_or_default();
-        let counts =
-            self.caches.iter().map(|c| self.registry.entry_count(observer, *c).unwrap_or(i32::MIN)).collect();
+        // Walked again only when an LRU link was written or an entry allocated or freed.
+        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
+        let counts = self.registry.entry_count_list(observer, &self.caches);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 

@@ -152,7 +152,7 @@ impl MbcacheShared {
         let mut released = Vec::new();
         for list in self.handles().values_mut() {
             let (on_cache, kept) =
-                std::mem::take(list).into_iter().partition(|h| h.handle.entry_ref().cache == cache.0);
+                std::mem::take(list).into_iter().partition(|h| h.handle.cache_ref() == cache);
             *list = kept;
             released.extend::<Vec<Held>>(on_cache);
         }
@@ -167,7 +167,7 @@ impl MbcacheShared {
     fn insert(&self, cx: &Cx, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> Applied {
         let Some(held) = self.peek_fresh(cx, handle) else { return Ok(OpResult::Skipped) };
         self.fresh.lock().unwrap_or_else(PoisonError::into_inner).remove(&held.handle.entry_id());
-        let indexes = self.registry.indexes_count(cx, CacheRef(held.handle.entry_ref().cache))?;
+        let indexes = self.registry.indexes_count(cx, held.handle.cache_ref())?;
         let keys: Vec<u32> =
             keys[..indexes as usize].iter().map(|k| u32::from(*k) % self.config.keys).collect();
         self.registry.insert(cx, &held.handle, self.bdev(device), self.block(block), &keys)?;
