@@ -29,7 +29,7 @@ use sim_core::sync::Arc;
 
 use crate::fixes::{Fixes, TaskstatsFixes};
 use crate::task::{ExitState, Task};
-use crate::taskstats::{Params, Preemption, Taskstats, NR_CPUS};
+use crate::taskstats::{ForkKind, Params, Preemption, Taskstats, NR_CPUS};
 use crate::wire::*;
 
 // The operation vocabulary, for the CLI (artifacts) and the tests.
@@ -438,8 +438,10 @@ impl TaskstatsSubject {
             Op::Fork { kind, .. } => {
                 self.touch_group(task.tgid);
                 let forked = self.model.fork(&cx, *kind);
-                if let Some(child) = forked.ok().and_then(|child| self.model.task(observer, child)) {
-                    self.touch_group(child.tgid);
+                // A thread joins the parent's group (touched above); any other child leads a
+                // new group whose tgid is its own pid.
+                if let (Ok(child), false) = (&forked, *kind == ForkKind::Thread) {
+                    self.touch_group(*child);
                 }
                 return Outcome::Forked(forked);
             }

@@ -63,8 +63,8 @@ impl Taskstats {
     /// checked); and `with_stats`, when given, called with the group of each leader whose
     /// `signal->stats` is set. One look under each leader's siglock serves both; a leader
     /// neither needs is not looked at (the lock steps threaded cases count stay as they were).
-    /// Every leader is walked (the caller's count stays whole) and the first broken group
-    /// reported.
+    /// With `with_stats`, every leader is walked (the caller's count stays whole) and the first
+    /// broken group reported; without it the walk stops at the first broken group.
     pub(super) fn check_leaders<'a>(
         &self,
         cx: &Cx,
@@ -85,18 +85,11 @@ impl Taskstats {
             }
             let Some(group) = group else { continue };
             let ok = inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
+            if !ok && with_stats.is_none() {
+                return Err(group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
+            }
             if !ok && found.is_ok() {
-                let have = inner.stats.as_ref().map_or("no stats (freed)".to_string(), |s| {
-                    format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
-                });
-                found = Err(Violation::new(
-                    ViolationKind::finding("group-stats"),
-                    format!(
-                        "group {}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
-                         cpu_delay_total {}",
-                        task.tgid, group.truth.cpu_count, group.truth.cpu_delay_total
-                    ),
-                ));
+                found = Err(group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
             }
         }
         found
@@ -128,7 +121,7 @@ impl Taskstats {
     }
 
     /// The leaders of groups `tgids` that are in the task table, in one look at it: what
-    /// [`Self::group_has_stats`] and the ledger check read, for a checker of touched groups.
+    /// [`Self::groups_with_stats`] and the ledger check read, for a checker of touched groups.
     /// `tgids` ascending, each once; the leaders are appended to `leaders` (the caller's buffer,
     /// reused from one check to the next), in the same order.
     pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &[u32], leaders: &mut Vec<Arc<Task>>) {
@@ -205,4 +198,20 @@ impl Taskstats {
         ledger?;
         self.check_stats_objects(groups_with_stats)
     }
+}
+
+/// The `group-stats` finding: group `tgid`'s `signal->stats` (`have`) does not hold the delays
+/// its exited threads sum to (`truth`).
+fn group_stats_violation(tgid: u32, have: Option<&TaskstatsRecord>, truth: &TaskstatsRecord) -> Violation {
+    let have = have.map_or("no stats (freed)".to_string(), |s| {
+        format!("cpu_count {} cpu_delay_total {}", s.cpu_count, s.cpu_delay_total)
+    });
+    Violation::new(
+        ViolationKind::finding("group-stats"),
+        format!(
+            "group {tgid}: signal->stats has {have}, but its exited threads sum to cpu_count {} \
+             cpu_delay_total {}",
+            truth.cpu_count, truth.cpu_delay_total
+        ),
+    )
 }

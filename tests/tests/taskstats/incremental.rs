@@ -103,9 +103,14 @@ fn groups_changed(before: &Snapshot, after: &Snapshot) -> BTreeSet<u32> {
 /// list and every group the operation changed is in what the incremental check reads
 /// ([`TaskstatsSubject::incremental_scope`]): a list or group left out there is a fact the
 /// incremental check would miss however the invariants are written. Returns the lists and
-/// groups seen changing (so the test shows it looked at some).
-fn scope_covers_changes(config: &TaskstatsConfig, first_seed: u64, cases: u64) -> (usize, usize) {
-    let (mut lists_changed, mut groups_seen) = (0, 0);
+/// groups seen changing and the coverage marks the runs made (so the test shows what it
+/// reached).
+fn scope_covers_changes(
+    config: &TaskstatsConfig,
+    first_seed: u64,
+    cases: u64,
+) -> (usize, usize, BTreeSet<&'static str>) {
+    let (mut lists_changed, mut groups_seen, mut marks) = (0, 0, BTreeSet::new());
     for seed in first_seed..first_seed + cases {
         let ops = check::generate::<TaskstatsSubject>(config, seed, 80);
         let sim = Sim::new(
@@ -137,8 +142,9 @@ fn scope_covers_changes(config: &TaskstatsConfig, first_seed: u64, cases: u64) -
                 break;
             }
         }
+        marks.extend(sim.marks());
     }
-    (lists_changed, groups_seen)
+    (lists_changed, groups_seen, marks)
 }
 
 /// Every list and group an operation changes is one the incremental check reads, on a fixed
@@ -154,8 +160,17 @@ fn incremental_check_reads_every_list_and_group_an_operation_changes() {
         (fix_off("2.6.19-rc5", "tgid-free-usage"), 1000),
     ];
     for (config, first_seed) in configs {
-        let (lists, groups) = scope_covers_changes(&config, first_seed, 40);
+        let (lists, groups, marks) = scope_covers_changes(&config, first_seed, 40);
         eprintln!("{}: {lists} list changes, {groups} group changes, all in scope", config.preset);
+        // The changes that matter most were among them: exits that prune a list or deliver,
+        // deregistrations, reaps, and (2.6.19) a failed thread fork freeing its group's stats.
+        let mut wanted = vec!["listener-pruned", "exit-delivered", "deregistered", "reaped"];
+        if config.preset == "2.6.19-rc5" {
+            wanted.extend(["clone-failed", "tgid-freed-by-failed-fork"]);
+        }
+        for mark in wanted {
+            assert!(marks.contains(mark), "{}: never reached {mark}; reached {marks:?}", config.preset);
+        }
         assert!(
             lists > 50 && groups > 200,
             "{}: only {lists} list and {groups} group changes seen",
