@@ -70,6 +70,35 @@ impl Default for Params {
     }
 }
 
+/// `PID_MAX_DEFAULT` (0x8000): the most pids a kernel hands out by default, so the most tasks a
+/// config may ask the model to hold at once ([`Params::tasks_max`]).
+pub const PID_MAX_DEFAULT: usize = 0x8000;
+
+impl Params {
+    /// What the model cannot represent in these parameters, as one line (None: all of it can).
+    /// A CPU is a bit of a 64-bit `CpuMask` (`NR_CPUS`), and the model, the reference and the
+    /// checker's touched set all index CPUs by it: none is silently dropped by a clamp. At least
+    /// init runs (`tasks_max` 1), and no more tasks than `PID_MAX_DEFAULT` pids can number.
+    /// A fix named for audit must exist, or its invariants would go unchecked without a word.
+    pub fn bounds_error(&self) -> Option<String> {
+        if self.cpus == 0 || self.cpus > NR_CPUS {
+            return Some(format!(
+                "cpus {} is outside 1..={NR_CPUS} (NR_CPUS, a CPU mask's width)",
+                self.cpus
+            ));
+        }
+        if self.tasks_max == 0 || self.tasks_max > PID_MAX_DEFAULT {
+            return Some(format!(
+                "tasks_max {} is outside 1..={PID_MAX_DEFAULT} (init, up to PID_MAX_DEFAULT pids)",
+                self.tasks_max
+            ));
+        }
+        let table = <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE;
+        let unknown = self.audit.iter().find(|name| table.find(name).is_none());
+        unknown.map(|name| format!("audit names {name:?}, which is no taskstats fix"))
+    }
+}
+
 /// The model: the family, its listeners, the tasks and the ports.
 #[derive(Debug)]
 pub struct Taskstats {
