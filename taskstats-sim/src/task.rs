@@ -461,12 +461,18 @@ impl TaskTable {
     pub(crate) fn pid_hash(&self) -> PidHash {
         let count = self.tasks.values().map(|t| t.numbers.len()).sum();
         let mut entries = Vec::with_capacity(count);
+        // Every task's first number is its global pid in init_pid_ns (alloc_numbers() lists the
+        // initial namespace first), and the table walks tasks by global pid: those entries come
+        // sorted and sort before every other namespace's. Only the numbers in nested namespaces
+        // need sorting, and most runs have few.
+        entries.extend(self.tasks.values().map(|task| (task.numbers[0], task.clone())));
+        let nested = entries.len();
         for task in self.tasks.values() {
-            entries.extend(task.numbers.iter().map(|&key| (key, task.clone())));
+            entries.extend(task.numbers[1..].iter().map(|&key| (key, task.clone())));
         }
         // alloc_pid() hands out each number once per namespace, so no pair repeats and the
         // unstable sort (no buffer, unlike the stable one) orders them all the same way.
-        entries.sort_unstable_by_key(|&(key, _)| key);
+        entries[nested..].sort_unstable_by_key(|&(key, _)| key);
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
         PidHash { entries }
     }
@@ -528,19 +534,29 @@ impl TaskTable {
         kuid
     }
 
-    /// Allocates a pid in `ns` and each ancestor (alloc_pid()).
-    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
-        // From `ns` up to init_pid_ns, then reversed: the initial namespace first. Each
+    /// Allocates a pid in `ns` and each ancestor (alloc_pid()): the task's numbers, the initial
+    /// namespace first, in the one allocation the task's versions share. The levels are gathered
+    /// on the stack (deeper nesting than `LEVELS` spills to a list), not in a list then copied.
+    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Arc<[(usize, u32)]> {
+        const LEVELS: usize = 8;
+        // From `ns` up to init_pid_ns, then read backwards: the initial namespace first. Each
         // namespace's counter moves once, whichever order they are visited in.
-        let mut numbers = Vec::with_capacity(2);
+        let mut levels = [(0usize, 0u32); LEVELS];
+        let mut deeper = Vec::new();
+        let mut depth = 0;
         let mut at = Some(ns);
         while let Some(n) = at {
-            numbers.push((n, self.pid_ns[n].next_nr));
+            let number = (n, self.pid_ns[n].next_nr);
+            match levels.get_mut(depth) {
+                Some(level) => *level = number,
+                None => deeper.push(number),
+            }
+            depth += 1;
             self.pid_ns[n].next_nr += 1;
             at = self.pid_ns[n].parent;
         }
-        numbers.reverse();
-        numbers
+        let kept = depth.min(LEVELS);
+        deeper.iter().rev().chain(levels[..kept].iter().rev()).copied().collect()
     }
 
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
@@ -569,6 +585,33 @@ mod tests {
         let id = map_down(table, parent, kuid)?;
         let base = table.user_ns[ns].base;
         (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
+    }
+
+    /// alloc_pid()'s numbers, gathered on the stack, are what the walk up from the namespace
+    /// and a reversal give, over twelve nested pid namespaces (past the stack's eight levels),
+    /// and each namespace's counter moves once per allocation.
+    #[test]
+    fn alloc_numbers_lists_each_level_from_the_initial_namespace_down() {
+        let mut table =
+            TaskTable { pid_ns: vec![PidNs { parent: None, next_nr: 1 }], ..TaskTable::default() };
+        for level in 1..=12 {
+            table.pid_ns.push(PidNs { parent: Some(level - 1), next_nr: 1 });
+        }
+        for round in 1..=3u32 {
+            for ns in 0..table.pid_ns.len() {
+                let mut expect = Vec::new();
+                let mut at = Some(ns);
+                while let Some(n) = at {
+                    expect.push((n, table.pid_ns[n].next_nr));
+                    at = table.pid_ns[n].parent;
+                }
+                expect.reverse();
+                let numbers = table.alloc_numbers(ns);
+                assert_eq!(&numbers[..], &expect[..], "round {round}, pid namespace {ns}");
+            }
+        }
+        assert_eq!(table.pid_ns[0].next_nr, 1 + 3 * 13, "init_pid_ns numbers every allocation");
+        assert_eq!(table.pid_ns[12].next_nr, 1 + 3, "the deepest numbers only its own");
     }
 
     /// Over a chain of twelve nested user namespaces (deeper than the walk's stack buffer) and

@@ -43,6 +43,15 @@ use netlink::Info;
 pub(crate) use netlink::Port;
 use process::comm_for;
 
+/// A fault site the model names on a hot path, made once: a `FaultSite` owns its name's text,
+/// so making one per call cost an allocation per fork, registration and clone.
+pub(crate) type StaticSite = std::sync::LazyLock<FaultSite>;
+
+/// alloc_cpumask_var()'s site (3.x, CONFIG_CPUMASK_OFFSTACK).
+static CPUMASK_VAR_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("cpumask_var"));
+/// parse()'s kmalloc() of the cpulist's copy.
+static CPULIST_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("kmalloc-cpulist"));
+
 /// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
 pub const NR_CPUS: u32 = 64;
 /// `TASKSTATS_CPUMASK_MAXLEN` (100 + 6 * NR_CPUS).
@@ -224,7 +233,7 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
     Task {
         pid: 1,
         tgid: 1,
-        numbers: numbers.into(),
+        numbers,
         user_ns: 0,
         uid: 0,
         gid: 0,
@@ -579,9 +588,7 @@ impl Taskstats {
         attr: Attr,
         action: Action,
     ) -> Result<(), Errno> {
-        if self.fixes.on(crate::fixes::CPUMASK_VAR)
-            && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8)
-        {
+        if self.fixes.on(crate::fixes::CPUMASK_VAR) && cx.sim().should_fail(cx, &CPUMASK_VAR_SITE, 8) {
             // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
             return Err(Errno::ENOMEM);
         }
@@ -594,7 +601,7 @@ impl Taskstats {
         if len < 1 {
             return Err(Errno::EINVAL);
         }
-        if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
+        if cx.sim().should_fail(cx, &CPULIST_SITE, len as u64) {
             return Err(Errno::ENOMEM);
         }
         let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;

@@ -6,6 +6,9 @@ use super::*;
 use sim_core::sync::atomic::AtomicBool;
 use sim_core::trace::CallName;
 
+/// The copy_process() step after copy_signal() that the fault plan may fail.
+static COPY_PROCESS_SITE: StaticSite = StaticSite::new(|| FaultSite::call("taskstats:copy_process"));
+
 /// copy_process()'s success, as the trace shows a fork.
 const COPY_PROCESS: CallName = CallName::new("copy_process");
 
@@ -247,7 +250,7 @@ impl Taskstats {
         if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.tgid_alloc_at_fork(cx, &signal);
         }
-        if thread && cx.sim().should_fail(cx, &FaultSite::call("taskstats:copy_process"), 0) {
+        if thread && cx.sim().should_fail(cx, &COPY_PROCESS_SITE, 0) {
             self.copy_process_failed(cx, pid, &signal);
             return Err(Errno::ENOMEM);
         }
@@ -283,7 +286,7 @@ impl Taskstats {
         let task = Task {
             pid,
             tgid: if thread { p.tgid } else { pid },
-            numbers: numbers.into(),
+            numbers,
             user_ns,
             uid,
             gid: uid,
