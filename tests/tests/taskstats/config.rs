@@ -7,6 +7,9 @@ use sim_core::fixes::FixTableOf;
 use taskstats_sim::fixes::TaskstatsFixes;
 use taskstats_sim::{TaskstatsConfig, TaskstatsSubject, NR_CPUS, PID_MAX_DEFAULT};
 
+/// One edit of a config, named by the text its refusal must contain.
+type Edit = (&'static str, fn(&mut TaskstatsConfig));
+
 fn contract() -> TaskstatsConfig {
     TaskstatsConfig::contract("linux-3.8")
 }
@@ -32,7 +35,7 @@ fn configs_the_catalog_makes_and_the_bounds_themselves_pass() {
 /// Past each bound the config is refused, with one line that names the field and its value.
 #[test]
 fn a_config_the_model_cannot_represent_is_refused_with_one_line_naming_the_field() {
-    let cases: [(&str, fn(&mut TaskstatsConfig)); 6] = [
+    let cases: [Edit; 6] = [
         ("cpus 0", |c| c.params.cpus = 0),
         ("cpus 65", |c| c.params.cpus = NR_CPUS + 1),
         ("cpus 4294967295", |c| c.params.cpus = u32::MAX),
