@@ -288,11 +288,21 @@ pub struct Task {
     pub pid: u32,
     /// Global tgid.
     pub tgid: u32,
+    /// `tsk->group_leader`'s numbers (the group's `struct pid`, what task_tgid_nr_ns() reads),
+    /// fixed at fork: the task's own for a leader, its leader's for a thread.
+    pub tgid_numbers: Arc<[(usize, u32)]>,
+    /// `tsk->group_leader->start_time`, fixed at fork as the pointer is (a leader outlives its
+    /// threads: release_task() delays it until the group is empty).
+    pub leader_start_ns: u64,
     /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
     /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
     pub numbers: Arc<[(usize, u32)]>,
     /// The user namespace of the task's credentials.
     pub user_ns: usize,
+    /// `cred->user_ns` as from_kuid_munged() walks it: each level's uid_map base (the first
+    /// id it maps), innermost first, empty for init_user_ns. Fixed with the credentials at
+    /// fork and immutable, as a namespace's uid_map is once written: read with no lock.
+    pub user_ns_bases: Arc<[u32]>,
     /// kuid.
     pub uid: u32,
     /// kgid.
@@ -419,6 +429,31 @@ impl Task {
         !self.sighand_detached.load(Ordering::Acquire)
     }
 
+    /// Mirrors pid_alive(): the task's `pids[PIDTYPE_PID].pid` still attached. 3.x detaches
+    /// it in __exit_signal()'s siglock section (__unhash_process()), the one that clears
+    /// `sighand`, so the model reads the same flag; 2.6.19 does both under tasklist_lock.
+    pub fn pid_alive(&self) -> bool {
+        self.has_sighand()
+    }
+
+    /// Mirrors task_pid_nr_ns(tsk, ns): its number in `ns` (0 where not visible), read from the
+    /// task's own `struct pid` with no lock; 0 once the pid is detached (pid_alive()).
+    pub fn task_pid_nr_ns(&self, ns: usize) -> u32 {
+        if !self.pid_alive() {
+            return 0;
+        }
+        self.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
+    /// Mirrors task_tgid_nr_ns(tsk, ns): its group leader's number in `ns`, 0 once the task's
+    /// pid is detached.
+    pub fn task_tgid_nr_ns(&self, ns: usize) -> u32 {
+        if !self.pid_alive() {
+            return 0;
+        }
+        self.tgid_numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
     /// Mirrors task_active_pid_ns().
     pub fn pid_ns(&self) -> usize {
         self.numbers.last().expect("a task has a pid").0
@@ -428,6 +463,20 @@ impl Task {
     pub fn is_leader(&self) -> bool {
         self.pid == self.tgid
     }
+}
+
+/// Mirrors from_kuid_munged(ns, kuid) for a namespace given as its uid_map bases, innermost
+/// first ([`Task::user_ns_bases`]): the kuid mapped down from init one level at a time,
+/// `overflowuid` where a level does not map it. No lock: the maps are immutable.
+pub(crate) fn from_kuid_munged_bases(bases: &[u32], kuid: u32) -> u32 {
+    let mut id = kuid;
+    for &base in bases.iter().rev() {
+        if id < base || id - base >= USER_NS_RANGE {
+            return OVERFLOW_UID;
+        }
+        id -= base;
+    }
+    id
 }
 
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
@@ -521,6 +570,18 @@ impl TaskTable {
             id -= base;
         }
         id
+    }
+
+    /// `cred->user_ns` of namespace `ns` as a task's credentials carry it: the uid_map bases,
+    /// innermost first (see [`Task::user_ns_bases`]).
+    pub(crate) fn user_ns_bases(&self, ns: usize) -> Arc<[u32]> {
+        let mut bases = Vec::new();
+        let mut n = ns;
+        while let Some(parent) = self.user_ns[n].parent {
+            bases.push(self.user_ns[n].base);
+            n = parent;
+        }
+        bases.into()
     }
 
     /// Mirrors make_kuid(ns, id) for ids the namespace maps.
@@ -628,6 +689,9 @@ mod tests {
             for kuid in [0, 1, 9, 10, 11, 779, 780, 781, 999, 1000, 1010, kuid_of_zero, kuid_of_zero + 1] {
                 let expect = map_down(&table, ns, kuid).unwrap_or(OVERFLOW_UID);
                 assert_eq!(table.from_kuid_munged(ns, kuid), expect, "ns {ns} kuid {kuid}");
+                // The credentials' copy of the chain, which the fills read with no lock.
+                let bases = table.user_ns_bases(ns);
+                assert_eq!(from_kuid_munged_bases(&bases, kuid), expect, "bases of ns {ns}, kuid {kuid}");
             }
         }
         // Twelve levels down (past the stack buffer's eight), a mapped id comes back.
