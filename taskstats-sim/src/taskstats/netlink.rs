@@ -212,7 +212,8 @@ impl Taskstats {
     }
 
     /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
-    /// queue, in one look under the table's lock.
+    /// queue, in one look under the table's lock (for the sender's own socket, taken by an
+    /// observer context: see [`Self::netlink_request`]).
     fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
         self.ports.lock(cx).get(&id).map(|p| (p.identity(), p.queue.len()))
     }
@@ -224,8 +225,14 @@ impl Taskstats {
     /// A port that is not open, or that is not a socket of the sender's process (`current`, the
     /// task of `cx`; see [`Self::port_sender`]), gets nothing back.
     pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+        // netlink_sendmsg() starts from the sender's own socket (`sock->sk`, from its fd): no
+        // nl_table_lock, which only netlink_lookup() takes (once per unicast, below). The model
+        // keeps sockets in the port table behind that lock, so the sender's own socket (here,
+        // and the reader's recvmsg() at the end, under sk_receive_queue.lock, unmodelled) is
+        // reached through an observer context: the same data, no lockdep or trace step.
+        let own = cx.sim().observer_cx("own-socket", cx.cpu());
         // One look at the socket: its identity, and where this call's messages will start.
-        let Some((p, queued_before)) = self.port_and_queued(cx, port).filter(|(p, _)| p.open) else {
+        let Some((p, queued_before)) = self.port_and_queued(&own, port).filter(|(p, _)| p.open) else {
             return Vec::new();
         };
         let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
@@ -260,7 +267,7 @@ impl Taskstats {
         if dumping {
             self.netlink_dump_on_recvmsg(cx, port);
         }
-        let mut ports = self.ports.lock(cx);
+        let mut ports = self.ports.lock(&own);
         match ports.get_mut(&port) {
             Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
             _ => Vec::new(),
