@@ -45,5 +45,6 @@ pub use listener::CpuSet;
 pub use listener::{add_del_listener, deliver_to_listeners, prune_invalid, Action, Listener, ListenerList};
 pub use task::{Signal, StatsAccess, TaskState};
 pub use taskstats::{
-    parse_cpulist, ExitReport, ForkKind, Params, Preemption, Taskstats, NR_CPUS, TASKSTATS_CPUMASK_MAXLEN,
+    parse_cpulist, ExitReport, ForkKind, Params, Preemption, Taskstats, NR_CPUS, PID_MAX_DEFAULT,
+    TASKSTATS_CPUMASK_MAXLEN,
 };

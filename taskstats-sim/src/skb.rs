@@ -7,13 +7,15 @@
 //! Left out: the skb's own struct and fragments (a reply is linear), and the acks
 //! netlink_ack() allocates (its failure, ENOBUFS to the reader, is not injected).
 
-use std::collections::BTreeMap;
-
 use sim_core::fault::FaultSite;
 use sim_core::mm::{kmalloc, Gfp};
 use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::wire::{align4, nla_total_size, GENL_HDRLEN, NLA_HDRLEN, NLMSG_HDRLEN};
+
+/// skb_clone()'s call site, which the fault plan may fail (made once: see `StaticSite`).
+static SKB_CLONE_SITE: std::sync::LazyLock<FaultSite> =
+    std::sync::LazyLock::new(|| FaultSite::call("taskstats:skb_clone"));
 
 /// `sizeof(struct skb_shared_info)` on x86-64 in 3.x (17 fragments of 16 bytes plus 48), what
 /// alloc_skb() puts after the data area.
@@ -241,8 +243,24 @@ pub(crate) struct SkbPool {
 #[derive(Debug, Default)]
 struct SkbTable {
     next: u64,
-    live: BTreeMap<u64, &'static str>,
+    /// Live skbs by id, ascending (ids only grow, so a new one goes last), with the site that
+    /// allocated each. A list, not a map: a handful are live at once, and a map freed its node
+    /// each time the last one went and made it again for the next skb.
+    live: Vec<(u64, &'static str)>,
     allocated: u64,
+}
+
+impl SkbTable {
+    /// Takes skb `id` off the live list; false when it is not there (freed or consumed before).
+    fn remove(&mut self, id: u64) -> bool {
+        match self.live.binary_search_by_key(&id, |&(live, _)| live) {
+            Ok(at) => {
+                self.live.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 impl SkbPool {
@@ -255,7 +273,7 @@ impl SkbPool {
         let id = table.next;
         table.next += 1;
         table.allocated += 1;
-        table.live.insert(id, site);
+        table.live.push((id, site));
         SkBuff { id, data, end, nests: [0; NESTS_MAX], depth: 0, msg_start: 0 }
     }
 
@@ -279,14 +297,14 @@ impl SkbPool {
     /// skb_clone(`skb`, GFP_KERNEL): a new head sharing the (finished) data; fails where the
     /// fault plan fails the `taskstats:skb_clone` call site.
     pub(crate) fn skb_clone(&self, cx: &Cx, skb: &SkBuff) -> Option<SkBuff> {
-        if cx.sim().should_fail(cx, &FaultSite::call("taskstats:skb_clone"), skb.len() as u64) {
+        if cx.sim().should_fail(cx, &SKB_CLONE_SITE, skb.len() as u64) {
             return None;
         }
         Some(self.book("skb_clone", skb.end, skb.data.clone()))
     }
 
     fn release(&self, cx: &Cx, skb: &SkBuff, how: &str) {
-        let known = self.table().live.remove(&skb.id).is_some();
+        let known = self.table().remove(skb.id);
         if !known {
             cx.sim().report(
                 Some(cx),
@@ -312,7 +330,7 @@ impl SkbPool {
     /// An skb its holder dropped without freeing (a seed's leak): it stays booked as live.
     pub(crate) fn leak(&self, skb: SkBuff) {
         let SkBuff { id, .. } = skb;
-        debug_assert!(self.table().live.contains_key(&id));
+        debug_assert!(self.table().live.iter().any(|&(live, _)| live == id));
     }
 
     /// Live skbs and all allocations so far.
@@ -325,7 +343,7 @@ impl SkbPool {
     /// Teardown: an skb still live was neither freed nor consumed.
     pub(crate) fn teardown(&self, cx: &Cx) -> Result<(), Violation> {
         let table = self.table();
-        let Some((id, site)) = table.live.iter().next() else {
+        let Some(&(id, site)) = table.live.first() else {
             return Ok(());
         };
         let violation = Violation::new(

@@ -288,11 +288,21 @@ pub struct Task {
     pub pid: u32,
     /// Global tgid.
     pub tgid: u32,
+    /// `tsk->group_leader`'s numbers (the group's `struct pid`, what task_tgid_nr_ns() reads),
+    /// fixed at fork: the task's own for a leader, its leader's for a thread.
+    pub tgid_numbers: Arc<[(usize, u32)]>,
+    /// `tsk->group_leader->start_time`, fixed at fork as the pointer is (a leader outlives its
+    /// threads: release_task() delays it until the group is empty).
+    pub leader_start_ns: u64,
     /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
     /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
     pub numbers: Arc<[(usize, u32)]>,
     /// The user namespace of the task's credentials.
     pub user_ns: usize,
+    /// `cred->user_ns` as from_kuid_munged() walks it: each level's uid_map base (the first
+    /// id it maps), innermost first, empty for init_user_ns. Fixed with the credentials at
+    /// fork and immutable, as a namespace's uid_map is once written: read with no lock.
+    pub user_ns_bases: Arc<[u32]>,
     /// kuid.
     pub uid: u32,
     /// kgid.
@@ -419,6 +429,31 @@ impl Task {
         !self.sighand_detached.load(Ordering::Acquire)
     }
 
+    /// Mirrors pid_alive(): the task's `pids[PIDTYPE_PID].pid` still attached. 3.x detaches
+    /// it in __exit_signal()'s siglock section (__unhash_process()), the one that clears
+    /// `sighand`, so the model reads the same flag; 2.6.19 does both under tasklist_lock.
+    pub fn pid_alive(&self) -> bool {
+        self.has_sighand()
+    }
+
+    /// Mirrors task_pid_nr_ns(tsk, ns): its number in `ns` (0 where not visible), read from the
+    /// task's own `struct pid` with no lock; 0 once the pid is detached (pid_alive()).
+    pub fn task_pid_nr_ns(&self, ns: usize) -> u32 {
+        if !self.pid_alive() {
+            return 0;
+        }
+        self.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
+    /// Mirrors task_tgid_nr_ns(tsk, ns): its group leader's number in `ns`, 0 once the task's
+    /// pid is detached.
+    pub fn task_tgid_nr_ns(&self, ns: usize) -> u32 {
+        if !self.pid_alive() {
+            return 0;
+        }
+        self.tgid_numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+    }
+
     /// Mirrors task_active_pid_ns().
     pub fn pid_ns(&self) -> usize {
         self.numbers.last().expect("a task has a pid").0
@@ -428,6 +463,20 @@ impl Task {
     pub fn is_leader(&self) -> bool {
         self.pid == self.tgid
     }
+}
+
+/// Mirrors from_kuid_munged(ns, kuid) for a namespace given as its uid_map bases, innermost
+/// first ([`Task::user_ns_bases`]): the kuid mapped down from init one level at a time,
+/// `overflowuid` where a level does not map it. No lock: the maps are immutable.
+pub(crate) fn from_kuid_munged_bases(bases: &[u32], kuid: u32) -> u32 {
+    let mut id = kuid;
+    for &base in bases.iter().rev() {
+        if id < base || id - base >= USER_NS_RANGE {
+            return OVERFLOW_UID;
+        }
+        id -= base;
+    }
+    id
 }
 
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
@@ -461,12 +510,18 @@ impl TaskTable {
     pub(crate) fn pid_hash(&self) -> PidHash {
         let count = self.tasks.values().map(|t| t.numbers.len()).sum();
         let mut entries = Vec::with_capacity(count);
+        // Every task's first number is its global pid in init_pid_ns (alloc_numbers() lists the
+        // initial namespace first), and the table walks tasks by global pid: those entries come
+        // sorted and sort before every other namespace's. Only the numbers in nested namespaces
+        // need sorting, and most runs have few.
+        entries.extend(self.tasks.values().map(|task| (task.numbers[0], task.clone())));
+        let nested = entries.len();
         for task in self.tasks.values() {
-            entries.extend(task.numbers.iter().map(|&key| (key, task.clone())));
+            entries.extend(task.numbers[1..].iter().map(|&key| (key, task.clone())));
         }
         // alloc_pid() hands out each number once per namespace, so no pair repeats and the
         // unstable sort (no buffer, unlike the stable one) orders them all the same way.
-        entries.sort_unstable_by_key(|&(key, _)| key);
+        entries[nested..].sort_unstable_by_key(|&(key, _)| key);
         debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
         PidHash { entries }
     }
@@ -517,6 +572,18 @@ impl TaskTable {
         id
     }
 
+    /// `cred->user_ns` of namespace `ns` as a task's credentials carry it: the uid_map bases,
+    /// innermost first (see [`Task::user_ns_bases`]).
+    pub(crate) fn user_ns_bases(&self, ns: usize) -> Arc<[u32]> {
+        let mut bases = Vec::new();
+        let mut n = ns;
+        while let Some(parent) = self.user_ns[n].parent {
+            bases.push(self.user_ns[n].base);
+            n = parent;
+        }
+        bases.into()
+    }
+
     /// Mirrors make_kuid(ns, id) for ids the namespace maps.
     pub(crate) fn make_kuid(&self, ns: usize, id: u32) -> u32 {
         let mut kuid = id;
@@ -528,19 +595,29 @@ impl TaskTable {
         kuid
     }
 
-    /// Allocates a pid in `ns` and each ancestor (alloc_pid()).
-    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Vec<(usize, u32)> {
-        // From `ns` up to init_pid_ns, then reversed: the initial namespace first. Each
+    /// Allocates a pid in `ns` and each ancestor (alloc_pid()): the task's numbers, the initial
+    /// namespace first, in the one allocation the task's versions share. The levels are gathered
+    /// on the stack (deeper nesting than `LEVELS` spills to a list), not in a list then copied.
+    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Arc<[(usize, u32)]> {
+        const LEVELS: usize = 8;
+        // From `ns` up to init_pid_ns, then read backwards: the initial namespace first. Each
         // namespace's counter moves once, whichever order they are visited in.
-        let mut numbers = Vec::with_capacity(2);
+        let mut levels = [(0usize, 0u32); LEVELS];
+        let mut deeper = Vec::new();
+        let mut depth = 0;
         let mut at = Some(ns);
         while let Some(n) = at {
-            numbers.push((n, self.pid_ns[n].next_nr));
+            let number = (n, self.pid_ns[n].next_nr);
+            match levels.get_mut(depth) {
+                Some(level) => *level = number,
+                None => deeper.push(number),
+            }
+            depth += 1;
             self.pid_ns[n].next_nr += 1;
             at = self.pid_ns[n].parent;
         }
-        numbers.reverse();
-        numbers
+        let kept = depth.min(LEVELS);
+        deeper.iter().rev().chain(levels[..kept].iter().rev()).copied().collect()
     }
 
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
@@ -571,6 +648,33 @@ mod tests {
         (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
     }
 
+    /// alloc_pid()'s numbers, gathered on the stack, are what the walk up from the namespace
+    /// and a reversal give, over twelve nested pid namespaces (past the stack's eight levels),
+    /// and each namespace's counter moves once per allocation.
+    #[test]
+    fn alloc_numbers_lists_each_level_from_the_initial_namespace_down() {
+        let mut table =
+            TaskTable { pid_ns: vec![PidNs { parent: None, next_nr: 1 }], ..TaskTable::default() };
+        for level in 1..=12 {
+            table.pid_ns.push(PidNs { parent: Some(level - 1), next_nr: 1 });
+        }
+        for round in 1..=3u32 {
+            for ns in 0..table.pid_ns.len() {
+                let mut expect = Vec::new();
+                let mut at = Some(ns);
+                while let Some(n) = at {
+                    expect.push((n, table.pid_ns[n].next_nr));
+                    at = table.pid_ns[n].parent;
+                }
+                expect.reverse();
+                let numbers = table.alloc_numbers(ns);
+                assert_eq!(&numbers[..], &expect[..], "round {round}, pid namespace {ns}");
+            }
+        }
+        assert_eq!(table.pid_ns[0].next_nr, 1 + 3 * 13, "init_pid_ns numbers every allocation");
+        assert_eq!(table.pid_ns[12].next_nr, 1 + 3, "the deepest numbers only its own");
+    }
+
     /// Over a chain of twelve nested user namespaces (deeper than the walk's stack buffer) and
     /// a sibling, every kuid near each level's window maps as the level-by-level mapping does.
     #[test]
@@ -585,6 +689,9 @@ mod tests {
             for kuid in [0, 1, 9, 10, 11, 779, 780, 781, 999, 1000, 1010, kuid_of_zero, kuid_of_zero + 1] {
                 let expect = map_down(&table, ns, kuid).unwrap_or(OVERFLOW_UID);
                 assert_eq!(table.from_kuid_munged(ns, kuid), expect, "ns {ns} kuid {kuid}");
+                // The credentials' copy of the chain, which the fills read with no lock.
+                let bases = table.user_ns_bases(ns);
+                assert_eq!(from_kuid_munged_bases(&bases, kuid), expect, "bases of ns {ns}, kuid {kuid}");
             }
         }
         // Twelve levels down (past the stack buffer's eight), a mapped id comes back.

@@ -670,6 +670,13 @@ impl Subject for TaskstatsSubject {
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {
         self.model.teardown(sim)
     }
+
+    /// An edited artifact's parameters, refused with one line when the model cannot represent
+    /// them (see [`Params::bounds_error`]): more CPUs than a mask holds, no room even for init,
+    /// more tasks than pids, an audited fix that does not exist.
+    fn check_config(config: &TaskstatsConfig) -> Result<(), String> {
+        config.params.bounds_error().map_or(Ok(()), Err)
+    }
 }
 
 impl TaskstatsSubject {

@@ -8,6 +8,9 @@ use super::*;
 /// `sizeof(struct task_delay_info)` of a 64-bit 3.x build, the size delayacct_cache hands out.
 const TASK_DELAY_INFO_SIZE: u64 = 104;
 
+/// delayacct_tsk_init()'s `kmem_cache_zalloc()` from `delayacct_cache`.
+static DELAYACCT_CACHE_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("delayacct_cache"));
+
 pub(super) fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
     into.cpu_count += from.cpu_count;
     into.cpu_delay_total += from.cpu_delay_total;
@@ -55,7 +58,7 @@ impl Taskstats {
     /// `task_delay_info` from `delayacct_cache`. The allocation may fail; copy_process() goes on
     /// and the task runs with `delays == NULL`, which every later user must test.
     pub(super) fn delayacct_tsk_init(&self, cx: &Cx) -> Option<Arc<TaskDelays>> {
-        if cx.sim().should_fail(cx, &FaultSite::slab("delayacct_cache"), TASK_DELAY_INFO_SIZE) {
+        if cx.sim().should_fail(cx, &DELAYACCT_CACHE_SITE, TASK_DELAY_INFO_SIZE) {
             self.mark(cx, "delays-init-failed");
             return None;
         }

@@ -137,15 +137,15 @@ impl Taskstats {
         task: &Task,
         with_tgid: bool,
     ) -> Vec<(u16, u32, TaskstatsRecord)> {
-        let table = self.tasks.read_lock(cx);
         let inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();
         // The checker's truth as of this section (another thread's fill may follow it).
         let truth = with_tgid.then(|| self.tgid_query_expect(task.tgid, &[])).flatten().map(|e| e.truth);
         drop(inner);
-        let mut pid_stats = self.fill_stats(cx, &table, task, &acct, 0, 0);
-        drop(table);
+        // taskstats_exit(): fill_stats(&init_user_ns, &init_pid_ns, tsk, ...), no tasklist_lock
+        // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
+        let mut pid_stats = self.fill_stats(cx, task, &acct, &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
         let mut records = vec![(TASKSTATS_TYPE_PID, task.pid, pid_stats)];
         if with_tgid {

@@ -43,6 +43,15 @@ use netlink::Info;
 pub(crate) use netlink::Port;
 use process::comm_for;
 
+/// A fault site the model names on a hot path, made once: a `FaultSite` owns its name's text,
+/// so making one per call cost an allocation per fork, registration and clone.
+pub(crate) type StaticSite = std::sync::LazyLock<FaultSite>;
+
+/// alloc_cpumask_var()'s site (3.x, CONFIG_CPUMASK_OFFSTACK).
+static CPUMASK_VAR_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("cpumask_var"));
+/// parse()'s kmalloc() of the cpulist's copy.
+static CPULIST_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("kmalloc-cpulist"));
+
 /// `NR_CPUS` of the modelled build: the bound cpulist_parse checks against.
 pub const NR_CPUS: u32 = 64;
 /// `TASKSTATS_CPUMASK_MAXLEN` (100 + 6 * NR_CPUS).
@@ -67,6 +76,35 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Params { cpus: 2, needs_padding: false, queue_max: 8, tasks_max: 24, audit: Vec::new() }
+    }
+}
+
+/// `PID_MAX_DEFAULT` (0x8000): the most pids a kernel hands out by default, so the most tasks a
+/// config may ask the model to hold at once ([`Params::tasks_max`]).
+pub const PID_MAX_DEFAULT: usize = 0x8000;
+
+impl Params {
+    /// What the model cannot represent in these parameters, as one line (None: all of it can).
+    /// A CPU is a bit of a 64-bit `CpuMask` (`NR_CPUS`), and the model, the reference and the
+    /// checker's touched set all index CPUs by it: none is silently dropped by a clamp. At least
+    /// init runs (`tasks_max` 1), and no more tasks than `PID_MAX_DEFAULT` pids can number.
+    /// A fix named for audit must exist, or its invariants would go unchecked without a word.
+    pub fn bounds_error(&self) -> Option<String> {
+        if self.cpus == 0 || self.cpus > NR_CPUS {
+            return Some(format!(
+                "cpus {} is outside 1..={NR_CPUS} (NR_CPUS, a CPU mask's width)",
+                self.cpus
+            ));
+        }
+        if self.tasks_max == 0 || self.tasks_max > PID_MAX_DEFAULT {
+            return Some(format!(
+                "tasks_max {} is outside 1..={PID_MAX_DEFAULT} (init, up to PID_MAX_DEFAULT pids)",
+                self.tasks_max
+            ));
+        }
+        let table = <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE;
+        let unknown = self.audit.iter().find(|name| table.find(name).is_none());
+        unknown.map(|name| format!("audit names {name:?}, which is no taskstats fix"))
     }
 }
 
@@ -195,8 +233,11 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
     Task {
         pid: 1,
         tgid: 1,
-        numbers: numbers.into(),
+        tgid_numbers: numbers.clone(),
+        leader_start_ns: sim.now_ns(),
+        numbers,
         user_ns: 0,
+        user_ns_bases: Arc::from([]),
         uid: 0,
         gid: 0,
         cap_net_admin: true,
@@ -374,15 +415,17 @@ impl Taskstats {
     }
 
     /// Mirrors fill_stats() (3.x) and fill_pid() (2.6.19): delay accounting, and from version 8
-    /// the basic and extended accounting, with ids as seen from `(user_ns, pid_ns)` where the
-    /// version translates them.
+    /// the basic and extended accounting, with ids as seen from the requester's namespaces
+    /// (`user_ns`: its credentials' uid_map chain, [`Task::user_ns_bases`]; `pid_ns`) where the
+    /// version translates them. No tasklist_lock: neither version's fill takes it (2.6.19's
+    /// fill_pid() drops it after the lookup); the reads are the task's own fields, its parent
+    /// under RCU as bacct_add_tsk() does it ([`Self::bacct_ppid`]).
     fn fill_stats(
         &self,
         cx: &Cx,
-        table: &TaskTable,
         task: &Task,
         acct: &Acct,
-        user_ns: usize,
+        user_ns: &[u32],
         pid_ns: usize,
     ) -> TaskstatsRecord {
         let mut stats = TaskstatsRecord::default();
@@ -395,20 +438,28 @@ impl Taskstats {
         stats.nvcsw = acct.nvcsw;
         stats.nivcsw = acct.nivcsw;
         // bacct_add_tsk()
-        stats.ac_etime = cx.sim().now_ns().saturating_sub(self.bacct_start_ns(cx, table, task)) / 1000;
+        stats.ac_etime = cx.sim().now_ns().saturating_sub(self.bacct_start_ns(cx, task)) / 1000;
         stats.ac_btime = (task.start_ns / 1_000_000_000) as u32;
         stats.ac_exitcode = task.exit_code;
         stats.ac_flag = 0;
         stats.ac_nice = 0;
         stats.ac_sched = 0;
+        let parent = self.bacct_ppid(cx, task);
+        let tgid_of_parent = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
-            stats.ac_pid = table.pid_nr_ns(task.pid, pid_ns);
-            stats.ac_ppid = self.bacct_ppid(cx, table, task).map_or(0, |p| table.pid_nr_ns(p, pid_ns));
-            stats.ac_uid = table.from_kuid_munged(user_ns, task.uid);
-            stats.ac_gid = table.from_kuid_munged(user_ns, task.gid);
+            stats.ac_pid = task.task_pid_nr_ns(pid_ns);
+            stats.ac_ppid = parent.map_or(0, |p| {
+                if tgid_of_parent {
+                    p.task_tgid_nr_ns(pid_ns)
+                } else {
+                    p.task_pid_nr_ns(pid_ns)
+                }
+            });
+            stats.ac_uid = crate::task::from_kuid_munged_bases(user_ns, task.uid);
+            stats.ac_gid = crate::task::from_kuid_munged_bases(user_ns, task.gid);
         } else {
             stats.ac_pid = task.pid;
-            stats.ac_ppid = self.bacct_ppid(cx, table, task).unwrap_or(0);
+            stats.ac_ppid = parent.map_or(0, |p| if tgid_of_parent { p.tgid } else { p.pid });
             stats.ac_uid = task.uid;
             stats.ac_gid = task.gid;
         }
@@ -503,10 +554,9 @@ impl Taskstats {
     /// The record fill_stats() computes for task `pid` as seen from the initial namespaces
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
     pub fn fill_stats_for(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
-        let table = self.tasks.read_lock(cx);
-        let task = table.tasks.get(&pid)?.clone();
+        let task = self.task(cx, pid)?;
         let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
-        let mut stats = self.fill_stats(cx, &table, &task, &acct, 0, 0);
+        let mut stats = self.fill_stats(cx, &task, &acct, &[], 0);
         if let Some(mm) = task.mm.load().filter(|_| self.fixes.on(crate::fixes::TASKSTATS_V8)) {
             let (rss, vm) = mm.hiwater();
             (stats.hiwater_rss, stats.hiwater_vm) = (rss * 4, vm * 4);
@@ -550,9 +600,7 @@ impl Taskstats {
         attr: Attr,
         action: Action,
     ) -> Result<(), Errno> {
-        if self.fixes.on(crate::fixes::CPUMASK_VAR)
-            && cx.sim().should_fail(cx, &FaultSite::slab("cpumask_var"), 8)
-        {
+        if self.fixes.on(crate::fixes::CPUMASK_VAR) && cx.sim().should_fail(cx, &CPUMASK_VAR_SITE, 8) {
             // alloc_cpumask_var() (CONFIG_CPUMASK_OFFSTACK), 3.x only.
             return Err(Errno::ENOMEM);
         }
@@ -565,7 +613,7 @@ impl Taskstats {
         if len < 1 {
             return Err(Errno::EINVAL);
         }
-        if cx.sim().should_fail(cx, &FaultSite::slab("kmalloc-cpulist"), len as u64) {
+        if cx.sim().should_fail(cx, &CPULIST_SITE, len as u64) {
             return Err(Errno::ENOMEM);
         }
         let mask = parse_cpulist(self.fixes, attr.data(info.msg))?;
@@ -627,24 +675,29 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
-        let table = self.tasks.read_lock(cx);
-        let (user_ns, pid_ns) = (current.user_ns, current.pid_ns());
         let stats = if !tgid_query {
             task.access(cx);
             let inner = task.signal.lock.lock_irqsave(cx);
             let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
             drop(inner);
-            Some(self.fill_stats(cx, &table, &task, &acct, user_ns, pid_ns))
+            Some(self.fill_stats(cx, &task, &acct, &current.user_ns_bases, current.pid_ns()))
+        } else if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
+            // fill_stats_for_tgid(): inside the lookup's rcu_read_lock() section, no tasklist_lock.
+            self.fill_stats_for_tgid(cx, &task)
         } else {
+            // 2.6.19's fill_tgid(): its thread walk under read_lock(&tasklist_lock).
+            let _walk = self.tasks.read_lock(cx);
             self.fill_stats_for_tgid(cx, &task)
         };
         // The checker audits the record against the requester's socket (its credentials from
-        // open, as netlink_request() found it).
+        // open, as netlink_request() found it), reading the task table through an observer
+        // context: untraced and unchecked, no model lock taken.
         if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
+            let observer = cx.sim().observer_cx("audit", cx.cpu());
+            let table = self.tasks.read_lock(&observer);
             self.audit_record(cx, info.socket, &task, kind, nr, stats, &table);
         }
-        drop(table);
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
             self.xacct_add_tsk(cx, &task, stats);

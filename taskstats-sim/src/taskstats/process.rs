@@ -6,6 +6,9 @@ use super::*;
 use sim_core::sync::atomic::AtomicBool;
 use sim_core::trace::CallName;
 
+/// The copy_process() step after copy_signal() that the fault plan may fail.
+static COPY_PROCESS_SITE: StaticSite = StaticSite::new(|| FaultSite::call("taskstats:copy_process"));
+
 /// copy_process()'s success, as the trace shows a fork.
 const COPY_PROCESS: CallName = CallName::new("copy_process");
 
@@ -159,35 +162,36 @@ impl Taskstats {
         }
     }
 
-    /// bacct_add_tsk()'s parent id. With bacct-parent-rcu: `pid_alive(tsk) ?
-    /// rcu_dereference(tsk->real_parent)->tgid : 0` inside rcu_read_lock(). Without it:
-    /// `tsk->parent->pid`, a plain dereference of a pointer nothing protects once the caller
-    /// dropped tasklist_lock, which PROVE_RCU-style checking reports. Children of a dead group
-    /// are reparented ([`Self::forget_original_parent`]), so a released parent is not seen here.
-    pub(super) fn bacct_ppid(&self, cx: &Cx, table: &TaskTable, task: &Task) -> Option<u32> {
+    /// bacct_add_tsk()'s parent, read as the version reads it, with no tasklist_lock (3.x's
+    /// fill_stats() and 2.6.19's fill_pid() run without it). With bacct-parent-rcu:
+    /// `pid_alive(tsk) ? task_tgid_nr_ns(rcu_dereference(tsk->real_parent), ns) : 0` inside
+    /// rcu_read_lock(). Without it: `tsk->parent->pid`, a plain dereference of a pointer
+    /// nothing protects, which PROVE_RCU-style checking reports. Children of a dead group are
+    /// reparented ([`Self::forget_original_parent`]) before its leader can be released; a
+    /// parent whose pid is detached reads as none (task_tgid_nr_ns()'s 0).
+    pub(super) fn bacct_ppid(&self, cx: &Cx, task: &Task) -> Option<Arc<Task>> {
         let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if fixed {
-            if !table.tasks.contains_key(&task.pid) {
+            if !task.pid_alive() {
                 return None;
             }
             cx.rcu_read_lock();
         }
-        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok());
+        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok().map(|p| Arc::clone(&*p)));
         if fixed {
             cx.rcu_read_unlock();
         }
-        let parent = parent.filter(|p| table.tasks.contains_key(&p.pid))?;
-        Some(if fixed { parent.tgid } else { parent.pid })
+        parent.filter(|p| p.pid_alive())
     }
 
     /// bacct_add_tsk()'s start of the elapsed time: `tsk->start_time` with bacct-parent-rcu,
-    /// `current->group_leader->start_time` (the requester's, a different task) before it.
-    pub(super) fn bacct_start_ns(&self, cx: &Cx, table: &TaskTable, task: &Task) -> u64 {
+    /// `current->group_leader->start_time` (the requester's, a different task) before it,
+    /// both the tasks' own fields, read with no lock.
+    pub(super) fn bacct_start_ns(&self, cx: &Cx, task: &Task) -> u64 {
         if self.fixes.on(crate::fixes::BACCT_PARENT_RCU) {
             return task.start_ns;
         }
-        let leader = self.current(cx).and_then(|current| table.tasks.get(&current.tgid).cloned());
-        leader.map_or(task.start_ns, |leader| leader.start_ns)
+        self.current(cx).map_or(task.start_ns, |current| current.leader_start_ns)
     }
 
     /// Republishes the pid hash after a change to the task list, under tasklist_lock (the
@@ -247,7 +251,7 @@ impl Taskstats {
         if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.tgid_alloc_at_fork(cx, &signal);
         }
-        if thread && cx.sim().should_fail(cx, &FaultSite::call("taskstats:copy_process"), 0) {
+        if thread && cx.sim().should_fail(cx, &COPY_PROCESS_SITE, 0) {
             self.copy_process_failed(cx, pid, &signal);
             return Err(Errno::ENOMEM);
         }
@@ -280,11 +284,20 @@ impl Taskstats {
         let mm = copy_mm(cx, &p, thread, pid);
         let real_parent = if thread { p.real_parent } else { p.tgid };
         let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
+        // The credentials' namespace (prepare_creds() shares the parent's unless a new one).
+        let user_ns_bases =
+            if user_ns == p.user_ns { p.user_ns_bases.clone() } else { t.user_ns_bases(user_ns) };
+        let start_ns = cx.sim().now_ns();
+        let (tgid_numbers, leader_start_ns) =
+            if thread { (p.tgid_numbers.clone(), p.leader_start_ns) } else { (numbers.clone(), start_ns) };
         let task = Task {
             pid,
             tgid: if thread { p.tgid } else { pid },
-            numbers: numbers.into(),
+            tgid_numbers,
+            leader_start_ns,
+            numbers,
             user_ns,
+            user_ns_bases,
             uid,
             gid: uid,
             cap_net_admin: cap,
@@ -292,7 +305,7 @@ impl Taskstats {
             parent,
             cpu: p.cpu,
             comm: comm_for(pid),
-            start_ns: cx.sim().now_ns(),
+            start_ns,
             cgroup: p.cgroup,
             state: TaskState::Running,
             exit_code: 0,

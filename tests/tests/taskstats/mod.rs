@@ -3,6 +3,7 @@
 //! ordinary test build.
 
 mod bad_input;
+mod config;
 mod gen;
 mod incremental;
 mod loom;

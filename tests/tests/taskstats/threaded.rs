@@ -95,23 +95,23 @@ fn seed_555_on_random_schedule(seed: u64) -> threaded::ThreadedReport {
 }
 
 /// The seed-555 case with its TGID query landing between pid 2's booking and its
-/// fill_tgid_exit() (`tgid-query-before-exiting-fill`, random schedule 857): the reply, counting
+/// fill_tgid_exit() (`tgid-query-before-exiting-fill`, random schedule 889): the reply, counting
 /// pid 2 once as a live thread, passes.
 #[test]
 fn a_tgid_query_before_an_exiting_threads_fill_counts_it_once_as_live() {
-    let report = seed_555_on_random_schedule(857);
+    let report = seed_555_on_random_schedule(889);
     assert!(report.violation().is_none(), "{:?}\n{SEED_555_REPLAY}", report.violation());
     for mark in ["tgid-query", "tgid-query-before-exiting-fill"] {
         assert!(
             report.coverage.contains(mark),
-            "{mark} not reached on random schedule 857: {:?}\n{SEED_555_REPLAY}",
+            "{mark} not reached on random schedule 889: {:?}\n{SEED_555_REPLAY}",
             report.coverage
         );
     }
 }
 
 /// The seed-555 operations on fresh schedules (both schedulers, one execution per seed): no
-/// execution reports anything; and random schedule 49 puts the query inside the kernel's own window, between
+/// execution reports anything; and random schedule 136 puts the query inside the kernel's own window, between
 /// pid 2's fill_tgid_exit() and its exit_notify(), where fill_stats_for_tgid() finds pid 2 both
 /// in `signal->stats` and live (`exit_state` still 0) and counts it twice; the ledger expects
 /// exactly that (`tgid-query-counted-exiting-twice`).
@@ -131,11 +131,11 @@ fn a_tgid_query_between_an_exiting_threads_fill_and_exit_notify_counts_it_twice_
             report.violation()
         );
     }
-    let twice = seed_555_on_random_schedule(49);
+    let twice = seed_555_on_random_schedule(136);
     assert!(twice.violation().is_none(), "{:?}\n{SEED_555_REPLAY}", twice.violation());
     assert!(
         twice.coverage.contains("tgid-query-counted-exiting-twice"),
-        "random schedule 49 no longer puts the query between fill_tgid_exit and exit_notify: {:?}",
+        "random schedule 136 no longer puts the query between fill_tgid_exit and exit_notify: {:?}",
         twice.coverage
     );
 }
@@ -191,4 +191,36 @@ fn a_threaded_case_finds_cve_2012_3510_without_a_scenario() {
     );
     assert_eq!(found.kind, sim_core::ViolationKind::detector("kref", "use-after-release"), "{found}");
     assert!(found.message.contains("mm_struct"), "{found}");
+}
+
+/// Re-pins the two seed-555 schedules when a change moves scheduling points (a lock taken or
+/// not): prints the first random schedules, with no violation, whose coverage has each window's
+/// marks (the predicates of the two tests above, unchanged). Run with
+/// `cargo test -p ksim-tests --test main -- --ignored taskstats::threaded::search_seed_555_windows --nocapture`.
+#[test]
+#[ignore = "a search: run it to re-pin the seed-555 schedules"]
+fn search_seed_555_windows() {
+    let windows: [(&str, &[&str]); 2] = [
+        ("before the fill", &["tgid-query", "tgid-query-before-exiting-fill"]),
+        ("between the fill and exit_notify", &["tgid-query-counted-exiting-twice"]),
+    ];
+    let mut found = [None; 2];
+    for seed in 0..20_000 {
+        let report = seed_555_on_random_schedule(seed);
+        if report.violation().is_some() {
+            continue;
+        }
+        for (at, (_, marks)) in windows.iter().enumerate() {
+            if found[at].is_none() && marks.iter().all(|m| report.coverage.contains(*m)) {
+                found[at] = Some(seed);
+            }
+        }
+        if found.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    for ((name, _), seed) in windows.iter().zip(found) {
+        println!("{name}: random schedule {seed:?}");
+    }
+    assert!(found.iter().all(Option::is_some), "a window no schedule reached: {found:?}");
 }
