@@ -848,7 +848,7 @@ fn remove_held(held: &mut HeldStack, index: usize) {
     held.remove(index);
     for at in index..held.len() {
         let parent = if at == 0 { 0 } else { held[at - 1].chain };
-        held[at].chain = crate::chain_cache::chain_key(parent, held[at].class);
+        held[at].chain = crate::chain_cache::chain_key(parent, held[at].class, held[at].mode);
     }
 }
 
