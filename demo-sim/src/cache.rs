@@ -54,8 +54,9 @@ pub(crate) struct DemoCache {
 pub(crate) struct CacheState {
     /// The LRU's keys, least recently used first.
     pub(crate) lru: Vec<u8>,
-    /// Each table entry's use count.
-    pub(crate) used: BTreeMap<u8, u32>,
+    /// Each table entry's use count, by key in ascending order (the table's order): a vector,
+    /// not a map, since the check reads it in order and per operation.
+    pub(crate) used: Vec<(u8, u32)>,
     /// Live objects in the slab cache.
     pub(crate) live: u64,
 }

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::lockdep::{ClassId, HeldLock};
+use crate::lockdep::{ClassId, HeldLock, LockMode};
 
 /// A lock object's memo of its class (the kernel's `lockdep_map`, which caches its
 /// `class_cache`): the name, the name's trace hash, and the class id the last validator that
@@ -80,14 +80,23 @@ impl ClassKey {
     }
 }
 
-/// The chain key of a held-lock stack after `class` is pushed on a stack whose key is `parent`
-/// (the kernel's `iterate_chain_key()`): each held lock keeps the key of the stack up to itself,
-/// so an acquisition's key is one mixing step, not a walk of the stack. As in the kernel, two
-/// stacks are taken to be the same chain when their 64-bit keys are equal; a collision (odds
-/// about n²/2⁶⁵ for n chains) would skip one validation, never report a false one.
-pub(crate) fn chain_key(parent: u64, class: ClassId) -> u64 {
+/// The chain key of a held-lock stack after `class`, taken in `mode`, is pushed on a stack whose
+/// key is `parent` (the kernel's `iterate_chain_key()` over `hlock_id()`): each held lock keeps
+/// the key of the stack up to itself, so an acquisition's key is one mixing step, not a walk of
+/// the stack. The key counts whether each lock is read-held (`hlock_id()`'s `read` bits, since
+/// f611e8cf98ec "lockdep: Take read/write status in consideration when generate chainkey"): a
+/// dependency made under a write hold is not what the same classes under a read hold made, so
+/// the two chains must not pass for each other. As in the kernel, two stacks are taken to be the
+/// same chain when their 64-bit keys are equal; a collision (odds about n²/2⁶⁵ for n chains)
+/// would skip one validation, never report a false one.
+pub(crate) fn chain_key(parent: u64, class: ClassId, mode: LockMode) -> u64 {
+    let read = match mode {
+        LockMode::Read => 1,
+        LockMode::ReadRecursive => 2,
+        _ => 0,
+    };
     let mut hasher = FxHasher(parent ^ 0x9e37_79b9_7f4a_7c15);
-    hasher.write_u64(u64::from(class) + 1);
+    hasher.write_u64((u64::from(class) + 1) | read << 32);
     hasher.finish().rotate_left(17) ^ parent
 }
 
@@ -110,7 +119,7 @@ fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
         | u64::from(irq.softirqs_enabled) << 8
         | u64::from(irq_tracking) << 9
         | (held.len() as u64) << 16;
-    let mut hasher = FxHasher(chain_key(held.last().map_or(0, |h| h.chain), new.class));
+    let mut hasher = FxHasher(chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
     hasher.write_u64(flags);
     hasher.finish()
 }
@@ -202,7 +211,7 @@ pub(crate) fn validated(
     let parent = held.last().map_or(0, |h| h.chain);
     if let Some((key, class)) = key.and_then(|key| Some((key, key.class(lockdep)?))) {
         new.class = class;
-        new.chain = chain_key(parent, class);
+        new.chain = chain_key(parent, class, new.mode);
         let lookup = lookup_key(held, new, irq_tracking);
         if key.chain_known(lockdep, lookup) {
             return true;
@@ -224,7 +233,7 @@ pub(crate) fn validated(
             return false;
         };
         new.class = class;
-        new.chain = chain_key(parent, class);
+        new.chain = chain_key(parent, class, new.mode);
         cache.chains.contains(&lookup_key(held, new, irq_tracking))
     })
 }

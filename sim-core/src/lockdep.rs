@@ -767,11 +767,16 @@ struct Graph {
     after: Vec<BTreeSet<ClassId>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
-    /// Dependencies whose `from` class was held as a recursive read when they were made.
+    /// Dependencies only ever made with their `from` class held as a recursive read (one made
+    /// under any other hold takes its pair out: the kernel's `lock_list::dep` bits ORed).
     read_from: BTreeSet<(ClassId, ClassId)>,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.
     reported: BTreeSet<(String, Vec<String>)>,
+    /// The searches' working vectors (where each class was reached from, and the queue), kept
+    /// between searches: a new world validates each of its chains once, with up to five
+    /// searches per new dependency, and two allocations each were a third of that.
+    scratch: std::cell::RefCell<(Vec<ClassId>, Vec<ClassId>)>,
 }
 
 impl Graph {
@@ -802,11 +807,26 @@ impl Graph {
         forwards: bool,
         found: impl Fn(ClassId) -> bool,
     ) -> Option<Vec<ClassId>> {
+        self.search_where(start, forwards, |_| true, found)
+    }
+
+    /// [`Graph::search`] that leaves `start` only towards the classes `first` accepts.
+    fn search_where(
+        &self,
+        start: ClassId,
+        forwards: bool,
+        first: impl Fn(ClassId) -> bool,
+        found: impl Fn(ClassId) -> bool,
+    ) -> Option<Vec<ClassId>> {
         // Plain vectors indexed by class (a graph has tens of classes): the same visiting order
-        // as a queue and ordered sets, with two allocations instead of one per class reached.
-        let mut parent = vec![UNSEEN; self.names.len()];
+        // as a queue and ordered sets, kept between searches (`scratch`), so a search that finds
+        // nothing allocates nothing.
+        let mut scratch = self.scratch.borrow_mut();
+        let (parent, queue) = &mut *scratch;
+        parent.clear();
+        parent.resize(self.names.len(), UNSEEN);
         parent[start as usize] = start;
-        let mut queue = Vec::with_capacity(self.names.len());
+        queue.clear();
         queue.push(start);
         let mut next_at = 0;
         while let Some(&class) = queue.get(next_at) {
@@ -823,7 +843,7 @@ impl Graph {
             }
             let next = if forwards { &self.after[class as usize] } else { &self.before[class as usize] };
             for &next in next {
-                if parent[next as usize] == UNSEEN {
+                if parent[next as usize] == UNSEEN && (class != start || first(next)) {
                     parent[next as usize] = class;
                     queue.push(next);
                 }
@@ -952,14 +972,23 @@ impl Graph {
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
             let edge = (prev.class, class);
-            if prev.class == class || self.edges.contains_key(&edge) {
+            if prev.class == class {
+                continue;
+            }
+            if self.edges.contains_key(&edge) {
+                // check_prev_add() on a dependency already present adds this one's kind to it
+                // (`entry->dep |= calc_dep(prev, next)`): made once under a write hold, it is a
+                // writer's dependency from then on, whatever it was first.
+                if prev.mode != LockMode::ReadRecursive {
+                    self.read_from.remove(&edge);
+                }
                 continue;
             }
             if let Some(path) = self.path(class, prev.class) {
                 complete = false;
-                if self.readers_only(new, &path) {
+                let Some(path) = self.writers_route(new, path) else {
                     continue;
-                }
+                };
                 let mut current_chain: Vec<Acquisition> = held.iter().map(|h| h.acquisition(task)).collect();
                 current_chain.push(new.acquisition(task));
                 made.push(LockdepReport::CircularDependency {
@@ -987,13 +1016,22 @@ impl Graph {
         (made, complete)
     }
 
-    /// Whether the cycle that `new` would close through `path` (from `new`'s class back to a
-    /// held class) has readers at its joint: `new` is a recursive read and the path leaves its
-    /// class by a dependency made while that class was read-held. Readers do not wait for
-    /// readers, so that is no deadlock (lockdep's "-(*R)-> then -(S*)->" rule, for the joint
-    /// at `new` only; the closing edge is not added, as for a reported cycle).
-    fn readers_only(&self, new: &HeldLock, path: &[ClassId]) -> bool {
-        new.mode == LockMode::ReadRecursive && path.len() >= 2 && self.read_from.contains(&(path[0], path[1]))
+    /// The route of a cycle that `new` would close, given `path` (the nearest one from `new`'s
+    /// class back to a held class), that is a deadlock: any route when `new` is not a recursive
+    /// read; else one that leaves `new`'s class by a dependency made while that class was
+    /// write-held, or `None` when every route leaves it by a read-held one. Readers do not wait
+    /// for readers, so such a cycle is no deadlock (lockdep's "-(*R)-> then -(R*)->" rule, for
+    /// the joint at `new` only; the closing edge is not added, as for a reported cycle). The
+    /// nearest route being a readers' one says nothing of the others, as the kernel's
+    /// check_noncircular() searches for a strong path, not the shortest one.
+    fn writers_route(&self, new: &HeldLock, path: Vec<ClassId>) -> Option<Vec<ClassId>> {
+        let start = new.class;
+        let by_read = |next: ClassId| self.read_from.contains(&(start, next));
+        if new.mode != LockMode::ReadRecursive || path.len() < 2 || !by_read(path[1]) {
+            return Some(path);
+        }
+        let to = *path.last().expect("a path has an end");
+        self.search_where(start, true, |next| !by_read(next), |class| class == to)
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
@@ -1151,7 +1189,7 @@ impl Lockdep {
             return;
         }
         let (made, settled) = self.validate(held, new, task, irq_tracking);
-        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class);
+        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
         let clean = made.is_empty() && settled;
         crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean);
         self.deliver(made);

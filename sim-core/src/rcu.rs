@@ -247,7 +247,9 @@ pub fn synchronize_rcu(cx: &Cx) {
     rcu.note_queued(&gp);
     drop(gp);
     cx.trace(EventKind::RcuGracePeriod { callbacks: due.len() as u32 });
-    run_callbacks(cx.sim(), cx.cpu(), due);
+    if !due.is_empty() {
+        run_callbacks(&cx.sim().cx("rcu", cx.cpu()), due);
+    }
 }
 
 /// Mirrors `rcu_barrier()`: waits for a grace period, then for the callbacks queued before the
@@ -287,11 +289,8 @@ pub(crate) fn advance(sim: &Sim) -> usize {
         let cx = sim.cx("rcu", 0);
         cx.trace(EventKind::RcuGracePeriod { callbacks: count as u32 });
         // The callbacks run on the same task as a context of their own (their lock tokens from
-        // a new serial, as `run_callbacks` would make it), without making a second `Cx`.
-        let cx = cx.renewed();
-        for callback in due {
-            callback(&cx);
-        }
+        // a new serial, as `synchronize_rcu` makes it), without making a second `Cx`.
+        run_callbacks(&cx.renewed(), due);
     }
     count
 }
@@ -301,13 +300,11 @@ pub(crate) fn callbacks_pending(sim: &Sim) -> usize {
     sim.world.rcu.get().map_or(0, |rcu| rcu.gp.lock().callbacks.len())
 }
 
-fn run_callbacks(sim: &Sim, cpu: u32, due: Vec<Callback>) {
-    if due.is_empty() {
-        return;
-    }
-    let cx = sim.cx("rcu", cpu);
+/// Runs the callbacks a grace period made due (`rcu_do_batch()`), in the order they were queued,
+/// on `cx`, the "rcu" task's context.
+fn run_callbacks(cx: &Cx, due: Vec<Callback>) {
     for callback in due {
-        callback(&cx);
+        callback(cx);
     }
 }
 

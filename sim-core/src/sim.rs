@@ -148,13 +148,30 @@ impl SharedNames {
         self.slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
     }
 
-    /// Remembers `name` for `task` when a slot is free. Only under the caller's mutex, which
-    /// serializes additions (a lookup meanwhile sees the slots filled before).
-    fn add(&self, name: Arc<str>, task: TaskId) {
+    /// The shared name equal to `name` and its task: from the slots without a lock, else made by
+    /// `make` under `adding` (the mutex that serializes additions, with what the caller keeps
+    /// behind it) and remembered when a slot is free. The slots are looked at again under the
+    /// mutex, for a name another thread added meanwhile (a lookup meanwhile sees the slots
+    /// filled before).
+    fn find_or_add<T>(
+        &self,
+        name: &str,
+        adding: &StdMutex<T>,
+        make: impl FnOnce(&mut T) -> (Arc<str>, TaskId),
+    ) -> (Arc<str>, TaskId) {
+        if let Some(found) = self.find(name) {
+            return found.clone();
+        }
+        let mut kept = lock(adding);
+        if let Some(found) = self.find(name) {
+            return found.clone();
+        }
+        let (shared, task) = make(&mut kept);
         let filled = self.filled.load(Ordering::Relaxed);
-        if filled < NAME_SLOTS && self.slots[filled].set((name, task)).is_ok() {
+        if filled < NAME_SLOTS && self.slots[filled].set((shared.clone(), task)).is_ok() {
             self.filled.store(filled + 1, Ordering::Release);
         }
+        (shared, task)
     }
 }
 
@@ -274,47 +291,31 @@ impl Sim {
     /// with one name belongs to one task (one lane in a trace); the first use of a name gives it
     /// the next id from [`NAMED_TASKS_FIRST`] on, so ids follow the order names first appear.
     pub fn cx(&self, name: &str, cpu: CpuId) -> Cx {
-        if let Some((shared, task)) = self.world.task_names.find(name) {
-            // The trace already names `task` so: a named task's id is its name's alone
-            // ([`NAMED_TASKS_FIRST`]), so no other context renames it.
-            assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-            return Cx::new(self.clone(), *task, shared.clone(), cpu, false);
-        }
-        let mut named = lock(&self.world.named_tasks);
-        if let Some(&task) = named.get(name) {
-            // Known, but past the lock-free slots (or added by another thread since the look).
-            return self.cx_for_task(task, name, cpu);
-        }
-        let task = self.world.next_task.fetch_add(1, Ordering::Relaxed);
-        named.insert(name.to_string(), task);
-        let cx = self.cx_for_task(task, name, cpu);
-        // Still under `named`: slots are added one name at a time.
-        self.world.task_names.add(cx.name_shared(), task);
-        drop(named);
-        cx
+        assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
+        // A name in the slots: the trace already names its task so, and a named task's id is
+        // its name's alone ([`NAMED_TASKS_FIRST`]), so no other context renames it.
+        let (shared, task) = self.world.task_names.find_or_add(name, &self.world.named_tasks, |named| {
+            // Past the slots (or first used): the map, under its mutex, gives the task.
+            let task = *named
+                .entry(name.to_string())
+                .or_insert_with(|| self.world.next_task.fetch_add(1, Ordering::Relaxed));
+            (self.world.trace.name_task_shared(task, name), task)
+        });
+        Cx::new(self.clone(), task, shared, cpu, false)
     }
 
     /// A context for a checker reading model state (invariant checks, a reference model's facts,
     /// coverage): it takes the model's locks like any context, but nothing it does is traced or
     /// checked by lockdep, because it is not kernel code: its lock orders are not the kernel's,
-    /// and its reads would bury the interleaving a learner is meant to see.
+    /// and its reads would bury the interleaving a learner is meant to see. Its task id is 0,
+    /// which no traced context uses for a name.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        let name = match self.world.observer_names.find(name) {
-            Some((known, _)) => known.clone(),
-            None => {
-                let _adding = lock(&self.world.observer_names_add);
-                match self.world.observer_names.find(name) {
-                    Some((known, _)) => known.clone(),
-                    None => {
-                        let shared: Arc<str> = Arc::from(name);
-                        self.world.observer_names.add(shared.clone(), 0);
-                        shared
-                    }
-                }
-            }
-        };
-        Cx::new(self.clone(), 0, name, cpu, true)
+        let (shared, _) = self
+            .world
+            .observer_names
+            .find_or_add(name, &self.world.observer_names_add, |()| (Arc::from(name), 0));
+        Cx::new(self.clone(), 0, shared, cpu, true)
     }
 
     /// The next context's serial number in this world (the high bits of its lock tokens).

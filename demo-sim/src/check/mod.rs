@@ -211,8 +211,9 @@ fn check_state(state: &crate::cache::CacheState, held: &[u8]) -> Result<(), Viol
     let mut lru_keys = state.lru.clone();
     lru_keys.sort_unstable();
     lru_keys.dedup();
-    if lru_keys.len() != state.lru.len() || !lru_keys.iter().eq(state.used.keys()) {
-        let table: Vec<&u8> = state.used.keys().collect();
+    let table_keys = || state.used.iter().map(|(key, _)| key);
+    if lru_keys.len() != state.lru.len() || !lru_keys.iter().eq(table_keys()) {
+        let table: Vec<&u8> = table_keys().collect();
         return Err(Violation::new(
             ViolationKind::invariant("demo-lru-matches-table"),
             format!("the LRU {:?} and the table {table:?} hold different entries", state.lru),
@@ -224,8 +225,8 @@ fn check_state(state: &crate::cache::CacheState, held: &[u8]) -> Result<(), Viol
             format!("{} live objects for {} table entries", state.live, state.used.len()),
         ));
     }
-    for (key, &used) in &state.used {
-        let held = held.iter().filter(|k| *k == key).count() as u32;
+    for &(key, used) in &state.used {
+        let held = held.iter().filter(|&&k| k == key).count() as u32;
         if used != held {
             return Err(Violation::new(
                 ViolationKind::invariant("demo-used-matches-handles"),
