@@ -51,8 +51,21 @@ const HELD_MAX: u8 = 3;
 
 /// The most xattr blocks a config may ask for over all its filesystems (`filesystems` times
 /// `blocks`; the default is 128), as mbcache 2.6's `FS_BLOCKS_MAX` bounds ext2's: every block's
-/// buffer head is made when the subject is, and a prefill allocates blocks lowest first.
+/// buffer head is made when the subject is.
 pub const MBCACHE2_BLOCKS_MAX: u32 = 1 << 16;
+
+/// The most hash chains a config may ask for over all its filesystems (`filesystems` times
+/// `1 << bucket_bits`, `bucket_bits` clamped to 1..=16; the default is 2): every mount makes its
+/// cache's heads (and, while lockdep runs, their lockset shadows, about 170 bytes a chain
+/// together). One filesystem at the clamp's 16 bits, or 64 at ext4's 10: about 11 MB.
+pub const MBCACHE2_CHAINS_MAX: u32 = 1 << 16;
+
+/// The most blocks a config may prefill per filesystem. A prefill is quadratic: each new block
+/// scans the bitmap from block 0, and its entry's create walks one of at most ten chains (two
+/// shared hashes and eight ballast ones, see [`prefill_key`]); 1024 is about half a million
+/// bitmap reads and under a hundred thousand chain nodes, a few milliseconds per case in a
+/// release build, where the tests use 40 and 48.
+pub const MBCACHE2_PREFILL_MAX: u16 = 1 << 10;
 
 /// mbcache2's configuration: the fixes on, and sizes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -581,11 +594,12 @@ impl Subject for Mbcache2Subject {
         subject
     }
 
-    /// An edited artifact's sizes: the blocks made up front are bounded (`filesystems` times
-    /// `blocks` at most [`MBCACHE2_BLOCKS_MAX`]: 255 filesystems of 65535 blocks would be 16M
-    /// buffer heads and a prefill quadratic in them), and a prefill fits its filesystem's blocks
-    /// (past them it would end in ENOSPC, a cache that is not the one asked for). The other sizes
-    /// are `u8`s the constructors clamp (`bucket_bits` to 1..=16).
+    /// An edited artifact's sizes: what a mount makes up front is bounded (`filesystems` times
+    /// `blocks` at most [`MBCACHE2_BLOCKS_MAX`], `filesystems` times the chains at most
+    /// [`MBCACHE2_CHAINS_MAX`]: 255 filesystems of 65535 blocks would be 16M buffer heads, 255 of
+    /// 16 bucket bits 16M chains), a prefill is at most [`MBCACHE2_PREFILL_MAX`] (it is
+    /// quadratic) and fits its filesystem's blocks (past them it would end in ENOSPC, a cache
+    /// that is not the one asked for). The other sizes are `u8`s the constructors clamp.
     fn check_config(config: &Mbcache2Config) -> Result<(), String> {
         let (filesystems, blocks) = (config.filesystems.max(1), config.blocks.max(1));
         let total = u32::from(filesystems) * u32::from(blocks);
@@ -594,6 +608,17 @@ impl Subject for Mbcache2Subject {
                 "filesystems {filesystems} times blocks {blocks} is {total} xattr blocks, more than \
                  {MBCACHE2_BLOCKS_MAX}"
             ));
+        }
+        let bits = config.bucket_bits.clamp(1, 16);
+        let chains = u32::from(filesystems) << bits;
+        if chains > MBCACHE2_CHAINS_MAX {
+            return Err(format!(
+                "filesystems {filesystems} times 1 << bucket_bits {bits} is {chains} hash chains, more than \
+                 {MBCACHE2_CHAINS_MAX}"
+            ));
+        }
+        if config.prefill > MBCACHE2_PREFILL_MAX {
+            return Err(format!("prefill {} is more than {MBCACHE2_PREFILL_MAX} blocks", config.prefill));
         }
         if config.prefill > blocks {
             return Err(format!(
