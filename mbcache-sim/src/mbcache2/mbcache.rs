@@ -743,7 +743,17 @@ impl MbcacheModule {
         if self.wait_barrier {
             fence(Ordering::SeqCst);
         }
-        cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
+        // Coverage: the entry still in use once queued, then unused at a later test (a put's
+        // `wake_up_var()` woke the queue in between), the path a lost wake-up would leave asleep.
+        let mut in_use = false;
+        cache.refcnt_wait.wait_event(cx, || {
+            let unused = self.entry_unused(cx, entry);
+            if unused && in_use {
+                cx.sim().mark("wait-unused-woken");
+            }
+            in_use |= !unused;
+            unused
+        });
         cache.refcnt_waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
