@@ -814,13 +814,13 @@ pub(crate) fn check_cache_with(
         }
     }
     for node in &snapshot.nodes {
-        let (allocated, _, hash) = block(node.value);
-        if !allocated || hash != node.key {
+        // Copies of the packed node's fields (a reference to one would be unaligned).
+        let (key, value) = (node.key, node.value);
+        let (allocated, _, hash) = block(value);
+        if !allocated || hash != key {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-hashed-block-allocated"),
-                format!("fs {fs}: the cache maps key {} to block {}, which is not that block", node.key, {
-                    node.value
-                }),
+                format!("fs {fs}: the cache maps key {key} to block {value}, which is not that block"),
             ));
         }
     }
@@ -831,6 +831,23 @@ pub(crate) fn check_cache_with(
 mod tests {
     use super::*;
     use sim_core::SimConfig;
+
+    /// The sizes the guide and `ARCHITECTURE.md` give: a 20-byte chain node, and an entry whose
+    /// `SharedArena` slot (sim-core's `SharedSlot`: a state word and a `OnceLock` of the entry,
+    /// 32-byte aligned, mirrored here) is 32 bytes, two to a cache line. The threaded backend's
+    /// atomics are larger, so these hold for the op-level build only.
+    #[test]
+    #[cfg(not(feature = "threaded"))]
+    fn a_chain_node_is_20_bytes_and_an_entry_slot_32() {
+        use super::super::mbcache::{HashNode, MbCacheEntry};
+        use std::mem::size_of;
+        #[allow(dead_code)]
+        #[repr(align(32))]
+        struct SlotLayout(std::sync::atomic::AtomicU64, std::sync::OnceLock<MbCacheEntry>);
+        assert_eq!(size_of::<HashNode>(), 20, "a chain node");
+        assert_eq!(size_of::<MbCacheEntry>(), 16, "an entry's hot part");
+        assert_eq!(size_of::<SlotLayout>(), 32, "an entry's slot");
+    }
 
     #[test]
     fn a_release_waits_for_the_finder_and_finishes_at_its_reuse() {
