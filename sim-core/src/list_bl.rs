@@ -28,11 +28,10 @@ use std::sync::OnceLock;
 
 use crate::bit_spinlock::{bit_spin_is_locked, bit_spin_lock, BitSpinGuard};
 use crate::cx::Cx;
-use crate::guarded::Guarded;
+use crate::guarded::{trace_access, Guarded};
 use crate::sim::Violation;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::RaceCell;
-use crate::trace::Named;
 
 /// `LIST_BL_LOCKMASK`: the lock bit of the head word.
 pub const LIST_BL_LOCKMASK: usize = 1;
@@ -227,7 +226,7 @@ impl<'a, T> HlistBl<'a, T> {
         if cx.sim().lockdep().is_enabled() {
             self.table.shadow(self.index).check_access(cx, write);
         } else {
-            cx.trace_named(Named::Access { write }, self.table.field_hash, || FIELD.into());
+            trace_access(cx, write, FIELD, self.table.field_hash);
         }
     }
 
