@@ -110,6 +110,14 @@ impl<T> fmt::Debug for Guarded<T> {
     }
 }
 
+/// The trace event of a checked access to field `field` (`field_hash` its name's trace hash),
+/// as [`Guarded`] records every one; also for data whose shadow is made only while lockdep runs
+/// (an `hlist_bl` table's chains), so both record the same event.
+#[inline]
+pub(crate) fn trace_access(cx: &Cx, write: bool, field: &'static str, field_hash: u64) {
+    cx.trace_named(Named::Access { write }, field_hash, || field.into());
+}
+
 /// Whether a held lock protects an access: any hold for a read, a write hold for a write.
 fn protects(held: &HeldLock, write: bool) -> bool {
     !(write && matches!(held.mode, LockMode::Read | LockMode::ReadRecursive))
@@ -205,7 +213,7 @@ impl<T> Guarded<T> {
         if cx.is_observer() {
             return;
         }
-        cx.trace_named(Named::Access { write }, self.field_hash, || self.field.into());
+        trace_access(cx, write, self.field, self.field_hash);
         if !cx.sim().lockdep().is_enabled() {
             return;
         }

@@ -15,21 +15,23 @@
 //! Layout: a hash table is an [`HlistBlTable`], whose heads are what the kernel's are, the lock
 //! word and the first link (here the chain's nodes), 40 bytes each; what only the checkers read
 //! is kept per table (the lock class and the field's trace name) or per chain apart from the
-//! heads (each chain's lockset shadow, read only while lockdep runs). A lookup then reads one
-//! head, as a kernel lookup reads one `hlist_bl_head` word, and a table of a million entries'
-//! chains is not mostly checker state. [`HlistBlHead`] is a table of one chain, for a lone head.
+//! heads (each chain's lockset shadow, made by the first access while lockdep runs and read only
+//! then). A lookup then reads one head, as a kernel lookup reads one `hlist_bl_head` word, and a
+//! table of a million entries' chains is not mostly checker state. A chain's nodes are a `Vec`
+//! of its own, made when its first node is added: the table's memory is its heads plus what
+//! its chains hold. [`HlistBlHead`] is a table of one chain, for a lone head.
 //! Left out: the RCU walkers (`hlist_bl_for_each_entry_rcu`) and intrusive nodes (a node is a
 //! value here; `list_head` is sim-core's intrusive list).
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use crate::bit_spinlock::{bit_spin_is_locked, bit_spin_lock, BitSpinGuard};
 use crate::cx::Cx;
-use crate::guarded::Guarded;
+use crate::guarded::{trace_access, Guarded};
 use crate::sim::Violation;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::RaceCell;
-use crate::trace::Named;
 
 /// `LIST_BL_LOCKMASK`: the lock bit of the head word.
 pub const LIST_BL_LOCKMASK: usize = 1;
@@ -53,9 +55,13 @@ pub struct HlistBlTable<T> {
     class: &'static str,
     /// [`FIELD`]'s trace hash, computed once: an access is traced by it.
     field_hash: u64,
+    /// The nodes a chain's first node reserves room for (see [`HlistBlTable::with_chain_capacity`]).
+    chain_capacity: usize,
     heads: Box<[BlChain<T>]>,
-    /// Each chain's lockset shadow, documented by `class`: checked only while lockdep runs.
-    shadows: Box<[Guarded<()>]>,
+    /// Each chain's lockset shadow, documented by `class`: made, all at once, by the first
+    /// access while lockdep runs, and read only then (checker state: a `std` cell, no schedule
+    /// point).
+    shadows: OnceLock<Box<[Guarded<()>]>>,
 }
 
 impl<T> fmt::Debug for HlistBlTable<T> {
@@ -73,18 +79,18 @@ impl<T> HlistBlTable<T> {
         HlistBlTable::with_chain_capacity(class, chains, 0)
     }
 
-    /// [`HlistBlTable::new`], each chain's nodes reserved for `capacity` nodes up front: the
-    /// chains' memory then is made together, before the objects hashed on them, as a kernel
-    /// chain's nodes are those objects and no array of them is reallocated among other
-    /// allocations as a chain grows. (Memory layout only: nothing a check judges.)
+    /// [`HlistBlTable::new`], a chain's first node reserving room for `capacity` nodes: a chain
+    /// then grows once, not through every small size. (Memory layout only: nothing a check
+    /// judges.) Nothing is reserved for a chain no node is added to, so the table's memory is
+    /// its heads plus what its chains hold.
     pub fn with_chain_capacity(class: &'static str, chains: usize, capacity: usize) -> Self {
-        let head =
-            |_| BlChain { word: AtomicUsize::new(0), nodes: RaceCell::new(Vec::with_capacity(capacity)) };
+        let head = |_| BlChain { word: AtomicUsize::new(0), nodes: RaceCell::new(Vec::new()) };
         HlistBlTable {
             class,
             field_hash: crate::trace::name_hash(FIELD),
+            chain_capacity: capacity,
             heads: (0..chains).map(head).collect(),
-            shadows: (0..chains).map(|_| Guarded::new(FIELD, class, ())).collect(),
+            shadows: OnceLock::new(),
         }
     }
 
@@ -105,15 +111,28 @@ impl<T> HlistBlTable<T> {
 
     /// Chain `index` (`&table[index]`); panics past the table, as only a bug can index there.
     #[inline]
+    #[track_caller]
     pub fn bucket(&self, index: usize) -> HlistBl<'_, T> {
-        assert!(index < self.heads.len(), "chain {index} of a {}-chain table", self.heads.len());
-        HlistBl { table: self, index }
+        let Some(head) = self.heads.get(index) else {
+            panic!("chain {index} of a {}-chain table", self.heads.len());
+        };
+        HlistBl { table: self, head, index }
+    }
+
+    /// Chain `index`'s lockset shadow, the shadows made on first use.
+    fn shadow(&self, index: usize) -> &Guarded<()> {
+        let shadows = self
+            .shadows
+            .get_or_init(|| (0..self.heads.len()).map(|_| Guarded::new(FIELD, self.class, ())).collect());
+        &shadows[index]
     }
 }
 
 /// One chain of an [`HlistBlTable`]: `struct hlist_bl_head *`.
 pub struct HlistBl<'a, T> {
     table: &'a HlistBlTable<T>,
+    head: &'a BlChain<T>,
+    /// The chain's index, for its shadow and for messages.
     index: usize,
 }
 
@@ -132,11 +151,6 @@ impl<T> fmt::Debug for HlistBl<'_, T> {
 }
 
 impl<'a, T> HlistBl<'a, T> {
-    #[inline]
-    fn head(self) -> &'a BlChain<T> {
-        &self.table.heads[self.index]
-    }
-
     /// The lock class of this head's bit lock.
     pub fn class(self) -> &'static str {
         self.table.class
@@ -146,7 +160,7 @@ impl<'a, T> HlistBl<'a, T> {
     #[track_caller]
     #[inline]
     pub fn lock(self, cx: &'a Cx) -> BitSpinGuard<'a> {
-        bit_spin_lock(cx, self.table.class, LOCK_BIT, &self.head().word)
+        bit_spin_lock(cx, self.table.class, LOCK_BIT, &self.head.word)
     }
 
     /// `hlist_bl_unlock()`.
@@ -156,12 +170,12 @@ impl<'a, T> HlistBl<'a, T> {
 
     /// `hlist_bl_is_locked()`.
     pub fn is_locked(self) -> bool {
-        bit_spin_is_locked(LOCK_BIT, &self.head().word)
+        bit_spin_is_locked(LOCK_BIT, &self.head.word)
     }
 
     /// `hlist_bl_empty()`: a lockless read of the head word, as in the kernel.
     pub fn is_empty(self) -> bool {
-        self.head().word.load(Ordering::Relaxed) & !LIST_BL_LOCKMASK == 0
+        self.head.word.load(Ordering::Relaxed) & !LIST_BL_LOCKMASK == 0
     }
 
     /// `hlist_bl_add_head()`: `value` becomes the chain's first node. Needs the chain's lock.
@@ -169,8 +183,14 @@ impl<'a, T> HlistBl<'a, T> {
     pub fn add_head(self, cx: &Cx, value: T) {
         self.bug_on_unlocked(cx, "hlist_bl_add_head");
         self.access(cx, true);
-        self.head().nodes.with_mut(|chain| chain.insert(0, value));
-        self.head().word.fetch_add(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
+        let reserve = self.table.chain_capacity;
+        self.head.nodes.with_mut(|chain| {
+            if chain.capacity() == 0 {
+                chain.reserve_exact(reserve);
+            }
+            chain.insert(0, value);
+        });
+        self.head.word.fetch_add(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
     }
 
     /// `hlist_bl_del_init()` of the first node that `matches`: unlinks and returns it. Needs the
@@ -179,12 +199,12 @@ impl<'a, T> HlistBl<'a, T> {
     pub fn del_init(self, cx: &Cx, matches: impl FnMut(&T) -> bool) -> Option<T> {
         self.bug_on_unlocked(cx, "hlist_bl_del_init");
         self.access(cx, true);
-        let removed = self.head().nodes.with_mut(|chain| {
+        let removed = self.head.nodes.with_mut(|chain| {
             let index = chain.iter().position(matches)?;
             Some(chain.remove(index))
         });
         if removed.is_some() {
-            self.head().word.fetch_sub(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
+            self.head.word.fetch_sub(LIST_BL_LOCKMASK + 1, Ordering::Relaxed);
         }
         removed
     }
@@ -194,19 +214,19 @@ impl<'a, T> HlistBl<'a, T> {
     #[inline]
     pub fn for_each_entry<R>(self, cx: &Cx, f: impl FnOnce(&[T]) -> R) -> R {
         self.access(cx, false);
-        self.head().nodes.with(|chain| f(chain))
+        self.head.nodes.with(|chain| f(chain))
     }
 
     /// An access to the chain, as [`Guarded`] makes one: traced; and, while lockdep runs,
     /// checked against the documented lock and by the lockset detector, through the chain's
-    /// shadow (which only then is read).
+    /// shadow (which only then is made and read).
     #[track_caller]
     #[inline]
     fn access(self, cx: &Cx, write: bool) {
         if cx.sim().lockdep().is_enabled() {
-            self.table.shadows[self.index].check_access(cx, write);
+            self.table.shadow(self.index).check_access(cx, write);
         } else {
-            cx.trace_named(Named::Access { write }, self.table.field_hash, || FIELD.into());
+            trace_access(cx, write, FIELD, self.table.field_hash);
         }
     }
 
@@ -225,7 +245,8 @@ impl<'a, T> HlistBl<'a, T> {
     }
 }
 
-/// A lone `struct hlist_bl_head` and its bit lock: a table of one chain.
+/// A lone `struct hlist_bl_head` and its bit lock: a table of one chain, used through
+/// [`HlistBlHead::head`].
 pub struct HlistBlHead<T>(HlistBlTable<T>);
 
 impl<T> fmt::Debug for HlistBlHead<T> {
@@ -240,53 +261,9 @@ impl<T> HlistBlHead<T> {
         HlistBlHead(HlistBlTable::new(class, 1))
     }
 
-    /// The chain, with the methods of a head.
+    /// The chain, with the methods of a head (`hlist_bl_lock(head)` is `.head().lock(cx)`).
     pub fn head(&self) -> HlistBl<'_, T> {
         self.0.bucket(0)
-    }
-
-    /// The lock class of this head's bit lock.
-    pub fn class(&self) -> &'static str {
-        self.0.class
-    }
-
-    /// `hlist_bl_lock()`.
-    #[track_caller]
-    pub fn lock<'a>(&'a self, cx: &'a Cx) -> BitSpinGuard<'a> {
-        self.head().lock(cx)
-    }
-
-    /// `hlist_bl_unlock()`.
-    pub fn unlock(&self, guard: BitSpinGuard<'_>) {
-        drop(guard);
-    }
-
-    /// `hlist_bl_is_locked()`.
-    pub fn is_locked(&self) -> bool {
-        self.head().is_locked()
-    }
-
-    /// `hlist_bl_empty()`.
-    pub fn is_empty(&self) -> bool {
-        self.head().is_empty()
-    }
-
-    /// `hlist_bl_add_head()`.
-    #[track_caller]
-    pub fn add_head(&self, cx: &Cx, value: T) {
-        self.head().add_head(cx, value);
-    }
-
-    /// `hlist_bl_del_init()` of the first node that `matches`.
-    #[track_caller]
-    pub fn del_init(&self, cx: &Cx, matches: impl FnMut(&T) -> bool) -> Option<T> {
-        self.head().del_init(cx, matches)
-    }
-
-    /// `hlist_bl_for_each_entry()`.
-    #[track_caller]
-    pub fn for_each_entry<R>(&self, cx: &Cx, f: impl FnOnce(&[T]) -> R) -> R {
-        self.head().for_each_entry(cx, f)
     }
 }
 
@@ -304,7 +281,8 @@ mod tests {
     fn add_del_and_iterate_under_the_lock() {
         let sim = collecting();
         let cx = sim.cx("t", 0);
-        let head = HlistBlHead::new("mb_cache->c_hash");
+        let lone = HlistBlHead::new("mb_cache->c_hash");
+        let head = lone.head();
         assert!(head.is_empty());
         let guard = head.lock(&cx);
         assert!(head.is_locked());
@@ -324,7 +302,7 @@ mod tests {
         let sim = collecting();
         let cx = sim.cx("t", 0);
         let head = HlistBlHead::new("mb_cache->c_hash");
-        head.add_head(&cx, 7);
+        head.head().add_head(&cx, 7);
         let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
         assert_eq!(kinds, ["hlist_bl-unlocked", "lockdep:lock-not-held"]);
     }
@@ -357,6 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn a_table_holds_memory_only_for_the_chains_in_use() {
+        // No node room for an empty chain, the chain's share on its first node, and no lockset
+        // shadow until an access while lockdep runs.
+        let capacity = |table: &HlistBlTable<u32>, i: usize| table.heads[i].nodes.with(Vec::capacity);
+        let sim = Sim::new(SimConfig::new(1).without_lockdep());
+        let cx = sim.cx("t", 0);
+        let table: HlistBlTable<u32> = HlistBlTable::with_chain_capacity("mb_cache->c_hash", 1 << 12, 16);
+        assert!((0..table.len()).all(|i| capacity(&table, i) == 0));
+        let guard = table.bucket(5).lock(&cx);
+        table.bucket(5).add_head(&cx, 1);
+        drop(guard);
+        assert_eq!(capacity(&table, 5), 16);
+        assert_eq!((0..table.len()).filter(|&i| capacity(&table, i) > 0).count(), 1);
+        assert!(table.shadows.get().is_none(), "a shadow made with lockdep off");
+        let sim = collecting();
+        let cx = sim.cx("t", 0);
+        let guard = table.bucket(5).lock(&cx);
+        table.bucket(5).add_head(&cx, 2);
+        drop(guard);
+        assert_eq!(table.shadows.get().map(|shadows| shadows.len()), Some(table.len()));
+        assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+    }
+
+    #[test]
     #[cfg(not(feature = "threaded"))]
     fn a_head_is_its_lock_word_and_its_chain() {
         // The hot line a lookup reads: no class, no shadow (those are per table and apart).
@@ -369,8 +371,8 @@ mod tests {
         let sim = collecting();
         let cx = sim.cx("t", 0);
         let buckets: Vec<HlistBlHead<u32>> = (0..2).map(|_| HlistBlHead::new("mb_cache->c_hash")).collect();
-        let guard = buckets[0].lock(&cx);
-        buckets[1].add_head(&cx, 5);
+        let guard = buckets[0].head().lock(&cx);
+        buckets[1].head().add_head(&cx, 5);
         drop(guard);
         let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
         assert_eq!(kinds, ["hlist_bl-unlocked"]);

@@ -333,12 +333,12 @@ impl MbcacheModule {
         let mut arena = ListArena::new("mb_cache->c_list");
         let head = arena.alloc_head();
         let cache = MbCache {
-            // Each chain's nodes reserved for twice its share of `c_max_entries`, past which a
-            // create shrinks synchronously: the chains' memory in one stretch, as a walk reads it.
+            // A chain's first node reserves room for its share of `c_max_entries` (16), so a
+            // chain grows once to the size the limit keeps it near; an empty chain has nothing.
             c_hash: HlistBlTable::with_chain_capacity(
                 C_HASH_CLASS,
                 bucket_count as usize,
-                (2 * c_max_entries / bucket_count) as usize,
+                (c_max_entries / bucket_count) as usize,
             ),
             c_bucket_bits: bucket_bits,
             c_max_entries,
@@ -743,7 +743,17 @@ impl MbcacheModule {
         if self.wait_barrier {
             fence(Ordering::SeqCst);
         }
-        cache.refcnt_wait.wait_event(cx, || self.entry_unused(cx, entry));
+        // Coverage: the entry still in use once queued, then unused at a later test (a put's
+        // `wake_up_var()` woke the queue in between), the path a lost wake-up would leave asleep.
+        let mut in_use = false;
+        cache.refcnt_wait.wait_event(cx, || {
+            let unused = self.entry_unused(cx, entry);
+            if unused && in_use {
+                cx.sim().mark("wait-unused-woken");
+            }
+            in_use |= !unused;
+            unused
+        });
         cache.refcnt_waiters.fetch_sub(1, Ordering::Relaxed);
     }
 

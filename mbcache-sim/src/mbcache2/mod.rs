@@ -18,7 +18,7 @@ mod xattr;
 
 pub use check::{
     Mbcache2Config, Mbcache2Model, Mbcache2Subject, Op as Mbcache2Op, Outcome as Mbcache2Outcome,
-    MBCACHE2_BLOCKS_MAX,
+    MBCACHE2_BLOCKS_MAX, MBCACHE2_CHAINS_MAX, MBCACHE2_PREFILL_MAX,
 };
 pub use check::{Mbcache2Entry, Mbcache2World};
 pub use check::{

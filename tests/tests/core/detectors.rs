@@ -73,8 +73,8 @@ fn buckets_of_one_class_nest_as_recursion_as_in_the_kernel() {
     let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
     let buckets: Vec<HlistBlHead<u32>> = (0..2).map(|_| HlistBlHead::new("mb_cache->c_hash")).collect();
     let cx = sim.cx("t", 0);
-    let first = buckets[0].lock(&cx);
-    let second = buckets[1].lock(&cx);
+    let first = buckets[0].head().lock(&cx);
+    let second = buckets[1].head().lock(&cx);
     drop((second, first));
     let kinds: Vec<&str> = sim.lockdep().reports().iter().map(|r| r.kind()).collect();
     assert_eq!(kinds, ["recursive-locking"]);

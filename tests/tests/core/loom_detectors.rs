@@ -129,21 +129,21 @@ fn bucket_model(sleep_inside: bool) -> (Vec<LockdepReport>, Vec<u32>) {
     let adder = {
         let (bucket, mutex, cx) = (bucket.clone(), mutex.clone(), sim.cx("adder", 0));
         thread::spawn(move || {
-            let guard = bucket.lock(&cx);
+            let guard = bucket.head().lock(&cx);
             if sleep_inside {
                 drop(mutex.lock(&cx));
             }
-            bucket.add_head(&cx, 1);
-            bucket.unlock(guard);
+            bucket.head().add_head(&cx, 1);
+            bucket.head().unlock(guard);
         })
     };
     let cx = sim.cx("main", 1);
-    let guard = bucket.lock(&cx);
-    bucket.add_head(&cx, 2);
-    bucket.unlock(guard);
+    let guard = bucket.head().lock(&cx);
+    bucket.head().add_head(&cx, 2);
+    bucket.head().unlock(guard);
     adder.join().expect("adder");
     let observer = sim.observer_cx("check", 0);
-    let mut keys = bucket.for_each_entry(&observer, |chain| chain.to_vec());
+    let mut keys = bucket.head().for_each_entry(&observer, |chain| chain.to_vec());
     keys.sort_unstable();
     (sim.lockdep().reports(), keys)
 }

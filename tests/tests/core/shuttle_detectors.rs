@@ -81,19 +81,19 @@ fn bucket_model(sleep_inside: bool) -> Vec<LockdepReport> {
         .map(|(name, key)| {
             let (bucket, mutex, cx) = (bucket.clone(), mutex.clone(), sim.cx(name, key - 1));
             thread::spawn(move || {
-                let guard = bucket.lock(&cx);
+                let guard = bucket.head().lock(&cx);
                 if sleep_inside && key == 1 {
                     drop(mutex.lock(&cx));
                 }
-                bucket.add_head(&cx, key);
-                bucket.unlock(guard);
+                bucket.head().add_head(&cx, key);
+                bucket.head().unlock(guard);
             })
         })
         .collect();
     for thread in threads {
         thread.join().expect("inserter");
     }
-    let mut keys = bucket.for_each_entry(&sim.observer_cx("check", 0), |chain| chain.to_vec());
+    let mut keys = bucket.head().for_each_entry(&sim.observer_cx("check", 0), |chain| chain.to_vec());
     keys.sort_unstable();
     assert_eq!(keys, [1, 2], "the bit lock excludes");
     sim.lockdep().reports()

@@ -46,7 +46,12 @@ fn rows_without_a_loom_model_name_none() {
 /// drops the count, passes the fully ordered `atomic_dec_return()`'s barrier and reads
 /// `waitqueue_active()`, waking the queue only when somebody is on it. With both barriers no
 /// interleaving leaves the waiter asleep; loom reports a waiter nobody wakes as a deadlock.
-fn wait_unused_against_a_put(wait_barrier: bool) -> impl Fn() + Send + Sync + 'static {
+/// `woken` counts the interleavings whose waiter found the entry in use once queued and was
+/// woken by the put (the coverage mark `wait-unused-woken`).
+fn wait_unused_against_a_put(
+    wait_barrier: bool,
+    woken: &'static std::sync::atomic::AtomicUsize,
+) -> impl Fn() + Send + Sync + 'static {
     move || {
         let sim = Sim::new(SimConfig::new(0).cpus(2).lockdep(ReportMode::Collect));
         let setup = sim.cx("setup", 0);
@@ -62,6 +67,9 @@ fn wait_unused_against_a_put(wait_barrier: bool) -> impl Fn() + Send + Sync + 's
             thread::spawn(move || world.put(&cx, theirs))
         };
         world.wait_unused(&sim.cx("waiter", 0), mine);
+        if sim.marks().contains("wait-unused-woken") {
+            woken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         assert!(!putter.join().expect("the putter does not panic"), "the cache still holds the entry");
         assert!(!world.put(&setup, mine), "the cache's reference stays");
     }
@@ -69,15 +77,21 @@ fn wait_unused_against_a_put(wait_barrier: bool) -> impl Fn() + Send + Sync + 's
 
 #[test]
 fn wait_unused_never_misses_the_last_users_put_with_both_barriers() {
-    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(true));
+    static WOKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(true, &WOKEN));
     println!("{exploration}");
     assert!(exploration.passed(), "replay: this test; {exploration}");
     assert!(exploration.executions > 1, "{} interleavings", exploration.executions);
+    // The property is about the waiter that found the entry in use: some interleaving must
+    // queue it before the put and have the put's wake-up end its wait.
+    let woken = WOKEN.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(woken > 0, "replay: this test; no interleaving of {exploration} woke a queued waiter");
 }
 
 #[test]
 fn without_the_waiters_barrier_loom_finds_the_lost_wake_up() {
-    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(false));
+    static WOKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let exploration = loom_runner::explore(Some(3), wait_unused_against_a_put(false, &WOKEN));
     println!("{exploration}");
     let failure = exploration.failure.as_deref().expect("loom must find the waiter nobody wakes");
     assert!(failure.contains("deadlock"), "replay: this test; found as: {failure}");

@@ -66,23 +66,44 @@ fn older_kernels_match_the_reference_where_it_holds_for_them() {
     assert!(fixes.on(mbcache_sim::LIMIT_CACHE_SIZE) && !fixes.on(mbcache_sim::REUSABLE_FLAG));
 }
 
-/// An edited artifact's sizes are refused with one line before any buffer head is made: more
-/// xattr blocks over all filesystems than the bound, or a prefill past a filesystem's blocks;
-/// the configs the catalog makes, and the bound itself, pass.
+/// An edited artifact's sizes are refused with one line before any buffer head or chain is made:
+/// more xattr blocks or hash chains over all filesystems than the bounds, a prefill past its
+/// bound or past a filesystem's blocks; the configs the catalog makes, and the bounds
+/// themselves, pass.
 #[test]
-fn a_config_asking_for_more_xattr_blocks_than_the_bound_or_a_prefill_past_them_is_refused() {
-    use mbcache_sim::MBCACHE2_BLOCKS_MAX;
+fn a_config_asking_for_more_blocks_chains_or_prefill_than_the_bounds_is_refused() {
+    use mbcache_sim::{MBCACHE2_BLOCKS_MAX, MBCACHE2_CHAINS_MAX, MBCACHE2_PREFILL_MAX};
     use sim_core::check::Subject;
     let made = Mbcache2Config::fixed();
-    assert_eq!(Mbcache2Subject::check_config(&made), Ok(()));
-    let bound = Mbcache2Config { filesystems: 1, blocks: u16::MAX, prefill: u16::MAX, ..made.clone() };
-    assert_eq!(Mbcache2Subject::check_config(&bound), Ok(()));
-    assert!(u32::from(u16::MAX) <= MBCACHE2_BLOCKS_MAX);
-    let edited = Mbcache2Config { filesystems: 255, blocks: u16::MAX, ..made.clone() };
-    let refused =
-        Mbcache2Subject::check_config(&edited).expect_err("255 filesystems of 65535 blocks refused");
-    assert!(refused.contains("filesystems 255 times blocks 65535"), "{refused}");
-    let prefilled = Mbcache2Config { blocks: 8, prefill: 9, ..made };
-    let refused = Mbcache2Subject::check_config(&prefilled).expect_err("a prefill past the blocks refused");
-    assert!(refused.contains("prefill 9 is more than the 8 blocks"), "{refused}");
+    let check = |config: &Mbcache2Config| Mbcache2Subject::check_config(config);
+    let refused = |config: &Mbcache2Config, what: &str| {
+        let line = check(config).expect_err(what);
+        assert!(line.contains(what) && !line.contains('\n'), "{line}");
+    };
+    assert_eq!(check(&made), Ok(()));
+    let prefill = MBCACHE2_PREFILL_MAX;
+    let bound = Mbcache2Config { filesystems: 1, blocks: u16::MAX, prefill, bucket_bits: 16, ..made.clone() };
+    assert_eq!(check(&bound), Ok(()));
+    assert_eq!(u32::from(u16::MAX) + 1, MBCACHE2_BLOCKS_MAX);
+    refused(
+        &Mbcache2Config { filesystems: 255, blocks: u16::MAX, ..made.clone() },
+        "filesystems 255 times blocks 65535",
+    );
+    // The quadratic prefill (each new block scans the bitmap from 0) stops at its own bound.
+    refused(&Mbcache2Config { prefill: prefill + 1, ..bound.clone() }, &format!("prefill {}", prefill + 1));
+    refused(
+        &Mbcache2Config { blocks: u16::MAX, prefill: u16::MAX, ..made.clone() },
+        "prefill 65535 is more than",
+    );
+    // 255 filesystems of 16 bucket bits would be 16M chains; 64 of ext4's 10 is the bound.
+    let ext4 = Mbcache2Config { filesystems: 64, blocks: 8, bucket_bits: 10, ..made.clone() };
+    assert_eq!(64 << 10, MBCACHE2_CHAINS_MAX);
+    assert_eq!(check(&ext4), Ok(()));
+    refused(
+        &Mbcache2Config { filesystems: 65, ..ext4 },
+        "filesystems 65 times 1 << bucket_bits 10 is 66560 hash chains",
+    );
+    let wide = Mbcache2Config { filesystems: 2, blocks: 8, prefill: 0, ..bound };
+    refused(&wide, "filesystems 2 times 1 << bucket_bits 16");
+    refused(&Mbcache2Config { blocks: 8, prefill: 9, ..made }, "prefill 9 is more than the 8 blocks");
 }

@@ -133,6 +133,11 @@ fn ended(report: &ThreadedReport, label: &str, start: &str) -> bool {
     span(report, label).is_some_and(|op| op.result.starts_with(start))
 }
 
+/// Whether operation `label` ended having evicted exactly one entry (one `evicted: true` step).
+fn evicted_one(report: &ThreadedReport, label: &str) -> bool {
+    span(report, label).is_some_and(|op| op.result.matches("evicted: true").count() == 1)
+}
+
 /// Whether operation `first` ended before operation `then` began (None: one is missing).
 fn before(report: &ThreadedReport, first: &str, then: &str) -> bool {
     match (span(report, first), span(report, then)) {
@@ -362,7 +367,7 @@ const AN_INSERT_MAY_READ_THE_ENTRY_COUNT_BEFORE_THE_SCAN_OF_A_RUN_ORDERED_BEFORE
     ops: SEED_11018796,
     ops_run: 6,
     reached: |report| {
-        span(report, "0.0").is_some_and(|op| op.result.matches("evicted: true").count() == 1)
+        evicted_one(report, "0.0")
             && began_before_end_of(report, "1.0", "0.0")
             && ended(report, "0.1", "Block(")
             && ended_before(report, "0.1", "1.0")
@@ -393,7 +398,7 @@ const A_RUN_OWED_TO_AN_INSERT_THAT_READ_THE_COUNT_EARLY_NEEDS_NO_COUNT_PAST_THE_
         ops: SEED_11018796_AGAIN,
         ops_run: 7,
         reached: |report| {
-            span(report, "0.0").is_some_and(|op| op.result.matches("evicted: true").count() == 1)
+            evicted_one(report, "0.0")
                 && began_before_end_of(report, "1.0", "0.0")
                 && ended(report, "0.1", "Block(")
                 && ended_before(report, "0.1", "1.0")

@@ -51,8 +51,21 @@ const HELD_MAX: u8 = 3;
 
 /// The most xattr blocks a config may ask for over all its filesystems (`filesystems` times
 /// `blocks`; the default is 128), as mbcache 2.6's `FS_BLOCKS_MAX` bounds ext2's: every block's
-/// buffer head is made when the subject is, and a prefill allocates blocks lowest first.
+/// buffer head is made when the subject is.
 pub const MBCACHE2_BLOCKS_MAX: u32 = 1 << 16;
+
+/// The most hash chains a config may ask for over all its filesystems (`filesystems` times
+/// `1 << bucket_bits`, `bucket_bits` clamped to 1..=16; the default is 2): every mount makes its
+/// cache's heads (and, while lockdep runs, their lockset shadows, about 170 bytes a chain
+/// together). One filesystem at the clamp's 16 bits, or 64 at ext4's 10: about 11 MB.
+pub const MBCACHE2_CHAINS_MAX: u32 = 1 << 16;
+
+/// The most blocks a config may prefill per filesystem. A prefill is quadratic: each new block
+/// scans the bitmap from block 0, and its entry's create walks one of at most ten chains (two
+/// shared hashes and eight ballast ones, see [`prefill_key`]); 1024 is about half a million
+/// bitmap reads and under a hundred thousand chain nodes, a few milliseconds per case in a
+/// release build, where the tests use 40 and 48.
+pub const MBCACHE2_PREFILL_MAX: u16 = 1 << 10;
 
 /// mbcache2's configuration: the fixes on, and sizes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -581,11 +594,12 @@ impl Subject for Mbcache2Subject {
         subject
     }
 
-    /// An edited artifact's sizes: the blocks made up front are bounded (`filesystems` times
-    /// `blocks` at most [`MBCACHE2_BLOCKS_MAX`]: 255 filesystems of 65535 blocks would be 16M
-    /// buffer heads and a prefill quadratic in them), and a prefill fits its filesystem's blocks
-    /// (past them it would end in ENOSPC, a cache that is not the one asked for). The other sizes
-    /// are `u8`s the constructors clamp (`bucket_bits` to 1..=16).
+    /// An edited artifact's sizes: what a mount makes up front is bounded (`filesystems` times
+    /// `blocks` at most [`MBCACHE2_BLOCKS_MAX`], `filesystems` times the chains at most
+    /// [`MBCACHE2_CHAINS_MAX`]: 255 filesystems of 65535 blocks would be 16M buffer heads, 255 of
+    /// 16 bucket bits 16M chains), a prefill is at most [`MBCACHE2_PREFILL_MAX`] (it is
+    /// quadratic) and fits its filesystem's blocks (past them it would end in ENOSPC, a cache
+    /// that is not the one asked for). The other sizes are `u8`s the constructors clamp.
     fn check_config(config: &Mbcache2Config) -> Result<(), String> {
         let (filesystems, blocks) = (config.filesystems.max(1), config.blocks.max(1));
         let total = u32::from(filesystems) * u32::from(blocks);
@@ -594,6 +608,17 @@ impl Subject for Mbcache2Subject {
                 "filesystems {filesystems} times blocks {blocks} is {total} xattr blocks, more than \
                  {MBCACHE2_BLOCKS_MAX}"
             ));
+        }
+        let bits = config.bucket_bits.clamp(1, 16);
+        let chains = u32::from(filesystems) << bits;
+        if chains > MBCACHE2_CHAINS_MAX {
+            return Err(format!(
+                "filesystems {filesystems} times 1 << bucket_bits {bits} is {chains} hash chains, more than \
+                 {MBCACHE2_CHAINS_MAX}"
+            ));
+        }
+        if config.prefill > MBCACHE2_PREFILL_MAX {
+            return Err(format!("prefill {} is more than {MBCACHE2_PREFILL_MAX} blocks", config.prefill));
         }
         if config.prefill > blocks {
             return Err(format!(
@@ -789,13 +814,13 @@ pub(crate) fn check_cache_with(
         }
     }
     for node in &snapshot.nodes {
-        let (allocated, _, hash) = block(node.value);
-        if !allocated || hash != node.key {
+        // Copies of the packed node's fields (a reference to one would be unaligned).
+        let (key, value) = (node.key, node.value);
+        let (allocated, _, hash) = block(value);
+        if !allocated || hash != key {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-hashed-block-allocated"),
-                format!("fs {fs}: the cache maps key {} to block {}, which is not that block", node.key, {
-                    node.value
-                }),
+                format!("fs {fs}: the cache maps key {key} to block {value}, which is not that block"),
             ));
         }
     }
@@ -806,6 +831,23 @@ pub(crate) fn check_cache_with(
 mod tests {
     use super::*;
     use sim_core::SimConfig;
+
+    /// The sizes the guide and `ARCHITECTURE.md` give: a 20-byte chain node, and an entry whose
+    /// `SharedArena` slot (sim-core's `SharedSlot`: a state word and a `OnceLock` of the entry,
+    /// 32-byte aligned, mirrored here) is 32 bytes, two to a cache line. The threaded backend's
+    /// atomics are larger, so these hold for the op-level build only.
+    #[test]
+    #[cfg(not(feature = "threaded"))]
+    fn a_chain_node_is_20_bytes_and_an_entry_slot_32() {
+        use super::super::mbcache::{HashNode, MbCacheEntry};
+        use std::mem::size_of;
+        #[allow(dead_code)]
+        #[repr(align(32))]
+        struct SlotLayout(std::sync::atomic::AtomicU64, std::sync::OnceLock<MbCacheEntry>);
+        assert_eq!(size_of::<HashNode>(), 20, "a chain node");
+        assert_eq!(size_of::<MbCacheEntry>(), 16, "an entry's hot part");
+        assert_eq!(size_of::<SlotLayout>(), 32, "an entry's slot");
+    }
 
     #[test]
     fn a_release_waits_for_the_finder_and_finishes_at_its_reuse() {

@@ -303,6 +303,21 @@ impl Cache {
         Ok(())
     }
 
+    /// A shrink work run (`mb_cache_shrink_worker()`: `c_max_entries / 16` steps, from anywhere
+    /// on the LRU) tried on a copy of this cache, so a run whose steps do not fit changes
+    /// nothing: the scanned copy and the steps left when the run used them all, None when it
+    /// went on past them, or why the steps do not fit.
+    fn try_work_run<'s>(
+        &self,
+        steps: &std::slice::Iter<'s, ScanStep>,
+        bits: u32,
+        touched: Option<u64>,
+    ) -> Result<Option<(Cache, std::slice::Iter<'s, ScanStep>)>, String> {
+        let (mut tried, mut left) = (self.clone(), steps.clone());
+        tried.scan(&mut left, self.max_entries / SHRINK_DIVISOR, bits, false, touched)?;
+        Ok(left.as_slice().is_empty().then_some((tried, left)))
+    }
+
     /// A kept step whose entry a release in flight claimed (see `claimed`), none listed matching.
     fn claimed_unlisted(&self, step: &ScanStep) -> bool {
         let listed = self
@@ -771,24 +786,23 @@ impl Mbcache2Model {
         let mut items = self.detached_work.clone();
         items.dedup();
         for item in items {
-            let (fs, generation) = item;
-            let detached = self.fss[fs].detached.as_ref().filter(|cache| cache.generation == generation);
-            let Some(mut tried) = detached.cloned() else {
-                why = "a scan of a destroyed cache".to_string();
-                continue;
+            let bits = self.bucket_bits;
+            let cache = match self.detached_cache(item) {
+                Ok(cache) => cache,
+                Err(err) => {
+                    why = err.to_string();
+                    continue;
+                }
             };
-            let mut left = steps.clone();
-            let nr = tried.max_entries / SHRINK_DIVISOR;
-            let scanned = tried.scan(&mut left, nr, self.bucket_bits, false, touched);
-            match scanned.map_err(|err| format!("on the detached cache, {err}")) {
-                Ok(()) if left.as_slice().is_empty() => {
-                    self.fss[fs].detached = Some(tried);
+            match cache.try_work_run(steps, bits, touched).map_err(on_detached) {
+                Ok(Some((tried, left))) => {
+                    *cache = tried;
                     *steps = left;
                     let at = self.detached_work.iter().position(|&queued| queued == item);
                     self.detached_work.remove(at.expect("a detached item"));
                     return Ok(item);
                 }
-                Ok(()) => why = "the shrink work's run went on past its steps".to_string(),
+                Ok(None) => why = "the shrink work's run went on past its steps".to_string(),
                 Err(err) => why = err,
             }
         }
@@ -800,17 +814,21 @@ impl Mbcache2Model {
     /// work run's `mb_cache_shrink_worker()`, `c_max_entries / 16` steps from anywhere on it.
     fn detached_scan(
         &mut self,
-        (fs, generation): (usize, u64),
+        item: (usize, u64),
         steps: &mut std::slice::Iter<'_, ScanStep>,
         shrink_nr: Option<u64>,
         touched: Option<u64>,
     ) -> Result<(), String> {
         let bits = self.bucket_bits;
-        let cache = self.fss[fs].detached.as_mut().filter(|cache| cache.generation == generation);
-        let cache = cache.ok_or("a scan of a destroyed cache")?;
+        let cache = self.detached_cache(item)?;
         let nr = shrink_nr.unwrap_or(cache.max_entries / SHRINK_DIVISOR);
-        let scanned = cache.scan(steps, nr, bits, shrink_nr.is_some(), touched);
-        scanned.map_err(|err| format!("on the detached cache, {err}"))
+        cache.scan(steps, nr, bits, shrink_nr.is_some(), touched).map_err(on_detached)
+    }
+
+    /// The cache a lazy unmount detached as `(fs, generation)`, unless it was destroyed since.
+    fn detached_cache(&mut self, (fs, generation): (usize, u64)) -> Result<&mut Cache, &'static str> {
+        let cache = self.fss[fs].detached.as_mut().filter(|cache| cache.generation == generation);
+        cache.ok_or("a scan of a destroyed cache")
     }
 
     /// Whole calls: a shrink work run of the first item queued here (`item` becomes it), or a
@@ -892,10 +910,8 @@ impl Mbcache2Model {
                 );
                 continue;
             }
-            let (mut tried, mut left) = (cache.clone(), steps.clone());
-            let nr = tried.max_entries / SHRINK_DIVISOR;
-            match tried.scan(&mut left, nr, bits, false, touched) {
-                Ok(()) if left.as_slice().is_empty() => {
+            match cache.try_work_run(steps, bits, touched) {
+                Ok(Some((tried, left))) => {
                     let item = (fs, tried.generation);
                     self.fss[fs].cache = Some(tried);
                     *steps = left;
@@ -908,7 +924,7 @@ impl Mbcache2Model {
                     }
                     return Ok(item);
                 }
-                Ok(()) => why = "the shrink work ran, but was never queued".to_string(),
+                Ok(None) => why = "the shrink work ran, but was never queued".to_string(),
                 Err(err) => why = err,
             }
         }
@@ -1196,6 +1212,11 @@ impl Reference for Mbcache2Model {
             )),
         }
     }
+}
+
+/// A scan's disagreement, said of a detached cache.
+fn on_detached(err: String) -> String {
+    format!("on the detached cache, {err}")
 }
 
 #[cfg(test)]

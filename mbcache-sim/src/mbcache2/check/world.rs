@@ -77,7 +77,10 @@ impl Mbcache2World {
 
     /// Drops (false) or keeps `mb_cache_entry_wait_unused()`'s full barrier between queueing the
     /// waiter and testing the count: an experiment no kernel made, for the loom model that
-    /// shows what the barrier is for.
+    /// shows what the barrier is for (threaded builds only, and hidden from the docs: no
+    /// campaign or kernel preset turns it off).
+    #[cfg(feature = "threaded")]
+    #[doc(hidden)]
     pub fn set_wait_barrier(&mut self, on: bool) {
         self.mb.wait_barrier = on;
     }
