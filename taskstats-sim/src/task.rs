@@ -338,6 +338,11 @@ pub struct Task {
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
+    /// `tsk->group_leader`'s [`Self::sighand_detached`] (the same flag for a leader): set when
+    /// the leader's own pid is detached, which task_tgid() then reads as NULL. A leader is
+    /// released after its last thread (release_task()'s delay_group_leader()), so it can be
+    /// set while a thread's own pid is detached too, or (a reaped thread) not.
+    pub leader_detached: Arc<AtomicBool>,
     /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
     pub(crate) mm: Arc<TaskMm>,
 }
@@ -445,10 +450,12 @@ impl Task {
         self.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
     }
 
-    /// Mirrors task_tgid_nr_ns(tsk, ns): its group leader's number in `ns`, 0 once the task's
-    /// pid is detached.
+    /// Mirrors task_tgid_nr_ns(tsk, ns) (3.8): `pid_nr_ns(task_tgid(tsk), ns)`, where
+    /// task_tgid() is `tsk->group_leader->pids[PIDTYPE_PID].pid`. No pid_alive(tsk) check: it
+    /// is the leader's pid that must still be attached (0 once it is detached, whatever the
+    /// task's own pid), so a reaped thread whose leader lives still reads the group's number.
     pub fn task_tgid_nr_ns(&self, ns: usize) -> u32 {
-        if !self.pid_alive() {
+        if self.leader_detached.load(Ordering::Acquire) {
             return 0;
         }
         self.tgid_numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)

@@ -229,6 +229,7 @@ fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
 /// init_task: pid 1 in the root namespaces, root with CAP_NET_ADMIN, in cgroup "/", on CPU 0;
 /// its signal lock of lock class `class`.
 fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
+    let detached = Arc::new(sim_core::sync::atomic::AtomicBool::new(false));
     let numbers = table.alloc_numbers(0);
     Task {
         pid: 1,
@@ -253,7 +254,8 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
         delays: Some(TaskDelays::new()),
         usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
-        sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+        sighand_detached: detached.clone(),
+        leader_detached: detached,
         mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
     }
 }
@@ -444,22 +446,14 @@ impl Taskstats {
         stats.ac_flag = 0;
         stats.ac_nice = 0;
         stats.ac_sched = 0;
-        let parent = self.bacct_ppid(cx, task);
-        let tgid_of_parent = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
             stats.ac_pid = task.task_pid_nr_ns(pid_ns);
-            stats.ac_ppid = parent.map_or(0, |p| {
-                if tgid_of_parent {
-                    p.task_tgid_nr_ns(pid_ns)
-                } else {
-                    p.task_pid_nr_ns(pid_ns)
-                }
-            });
+            stats.ac_ppid = self.bacct_ppid(cx, task, Some(pid_ns));
             stats.ac_uid = crate::task::from_kuid_munged_bases(user_ns, task.uid);
             stats.ac_gid = crate::task::from_kuid_munged_bases(user_ns, task.gid);
         } else {
             stats.ac_pid = task.pid;
-            stats.ac_ppid = parent.map_or(0, |p| if tgid_of_parent { p.tgid } else { p.pid });
+            stats.ac_ppid = self.bacct_ppid(cx, task, None);
             stats.ac_uid = task.uid;
             stats.ac_gid = task.gid;
         }
