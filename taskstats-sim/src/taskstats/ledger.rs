@@ -67,7 +67,6 @@ impl Taskstats {
         kind: u16,
         id_attr: u32,
         stats: &TaskstatsRecord,
-        table: &TaskTable,
     ) {
         if self.checks(crate::fixes::ADMIN_PERM) && !port.capable && port.uid != task.uid {
             cx.sim().report(
@@ -83,6 +82,10 @@ impl Taskstats {
             );
         }
         if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+            // The only check that reads the task table: through an observer context (untraced,
+            // unchecked, no model lock), made here and only here.
+            let observer = cx.sim().observer_cx("audit", cx.cpu());
+            let table = self.tasks.read_lock(&observer);
             // A task released after the query's RCU lookup found it has its pid detached:
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
@@ -189,11 +192,8 @@ impl Taskstats {
         let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
             return;
         };
-        {
-            let table = self.tasks.read_lock(&observer);
-            for (kind, id, stats) in records {
-                self.audit_record(cx, &port, task, *kind, *id, stats, &table);
-            }
+        for (kind, id, stats) in records {
+            self.audit_record(cx, &port, task, *kind, *id, stats);
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {

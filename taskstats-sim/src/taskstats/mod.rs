@@ -684,13 +684,11 @@ impl Taskstats {
             self.fill_stats_for_tgid(cx, &task)
         };
         // The checker audits the record against the requester's socket (its credentials from
-        // open, as netlink_request() found it), reading the task table through an observer
-        // context: untraced and unchecked, no model lock taken.
+        // open, as netlink_request() found it); the namespace check alone reads the task table,
+        // through an observer context it makes only then.
         if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            let observer = cx.sim().observer_cx("audit", cx.cpu());
-            let table = self.tasks.read_lock(&observer);
-            self.audit_record(cx, info.socket, &task, kind, nr, stats, &table);
+            self.audit_record(cx, info.socket, &task, kind, nr, stats);
         }
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
