@@ -447,7 +447,7 @@ impl Task {
         if !self.pid_alive() {
             return 0;
         }
-        self.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+        nr_in(&self.numbers, ns)
     }
 
     /// Mirrors task_tgid_nr_ns(tsk, ns) (3.8): `pid_nr_ns(task_tgid(tsk), ns)`, where
@@ -458,7 +458,7 @@ impl Task {
         if self.leader_detached.load(Ordering::Acquire) {
             return 0;
         }
-        self.tgid_numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+        nr_in(&self.tgid_numbers, ns)
     }
 
     /// Mirrors task_active_pid_ns().
@@ -470,6 +470,12 @@ impl Task {
     pub fn is_leader(&self) -> bool {
         self.pid == self.tgid
     }
+}
+
+/// Mirrors pid_nr_ns()'s look at a `struct pid`'s numbers (`numbers`, as [`Task::numbers`]):
+/// the number in namespace `ns`, 0 where it is not visible.
+pub(crate) fn nr_in(numbers: &[(usize, u32)], ns: usize) -> u32 {
+    numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
 }
 
 /// Mirrors from_kuid_munged(ns, kuid) for a namespace given as its uid_map bases, innermost
@@ -546,37 +552,14 @@ impl TaskTable {
     pub(crate) fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
         self.tasks
             .get(&pid)
-            .and_then(|t| t.numbers.iter().find(|&&(n, _)| n == ns).map(|&(_, v)| v))
-            .unwrap_or(0)
+            .map_or(0, |t| nr_in(&t.numbers, ns))
     }
 
-    /// Mirrors from_kuid_munged(ns, kuid).
+    /// Mirrors from_kuid_munged(ns, kuid): [`from_kuid_munged_bases`] over namespace `ns`'s
+    /// uid_map bases (checker-side: the model's fills read the credentials' own bases).
     #[allow(clippy::wrong_self_convention)]
     pub(crate) fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
-        // The levels below init, innermost first: on the stack when they fit (every query and
-        // exit asks), the deeper ones in a list made only for them.
-        let mut levels = [0usize; 8];
-        let mut deeper = Vec::new();
-        let mut depth = 0;
-        let mut n = ns;
-        while let Some(parent) = self.user_ns[n].parent {
-            match levels.get_mut(depth) {
-                Some(level) => *level = n,
-                None => deeper.push(n),
-            }
-            depth += 1;
-            n = parent;
-        }
-        // Map down from init: kuid -> id in each child namespace in turn, outermost first.
-        let mut id = kuid;
-        for &n in deeper.iter().rev().chain(levels[..depth.min(levels.len())].iter().rev()) {
-            let base = self.user_ns[n].base;
-            if id < base || id - base >= USER_NS_RANGE {
-                return OVERFLOW_UID;
-            }
-            id -= base;
-        }
-        id
+        from_kuid_munged_bases(&self.user_ns_bases(ns), kuid)
     }
 
     /// `cred->user_ns` of namespace `ns` as a task's credentials carry it: the uid_map bases,

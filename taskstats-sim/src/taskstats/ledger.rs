@@ -90,7 +90,7 @@ impl Taskstats {
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
             let released = !table.tasks.contains_key(&task.pid);
-            let own = task.numbers.iter().find(|&&(ns, _)| ns == port.pid_ns).map_or(0, |&(_, nr)| nr);
+            let own = crate::task::nr_in(&task.numbers, port.pid_ns);
             let visible = if released { own } else { table.pid_nr_ns(task.pid, port.pid_ns) };
             let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
             let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
