@@ -80,14 +80,19 @@ impl Default for Params {
 }
 
 /// `PID_MAX_DEFAULT` (0x8000): the most pids a kernel hands out by default, so the most tasks a
-/// config may ask the model to hold at once ([`Params::tasks_max`]).
+/// config may ask the model to hold at once ([`Params::tasks_max`]). The model has no pid_max:
+/// its pid allocation ([`crate::task`]'s `alloc_numbers`) never wraps (each namespace's counter
+/// only grows) and never refuses, where alloc_pid() wraps at pid_max and fails with EAGAIN once
+/// every number is in use. The bound is what keeps a config inside what a kernel at the default
+/// pid_max can hold; the model's own limit on live tasks is `tasks_max` (fork's EAGAIN).
 pub const PID_MAX_DEFAULT: usize = 0x8000;
 
 impl Params {
     /// What the model cannot represent in these parameters, as one line (None: all of it can).
     /// A CPU is a bit of a 64-bit `CpuMask` (`NR_CPUS`), and the model, the reference and the
     /// checker's touched set all index CPUs by it: none is silently dropped by a clamp. At least
-    /// init runs (`tasks_max` 1), and no more tasks than `PID_MAX_DEFAULT` pids can number.
+    /// init runs (`tasks_max` 1), and no more tasks than a kernel at the default pid_max can
+    /// number at once (`PID_MAX_DEFAULT`: the model itself has no pid_max, see there).
     /// A fix named for audit must exist, or its invariants would go unchecked without a word.
     pub fn bounds_error(&self) -> Option<String> {
         if self.cpus == 0 || self.cpus > NR_CPUS {
@@ -214,12 +219,14 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
 }
 
 /// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
+/// Every name must be a fix: [`Params::bounds_error`] refuses a config that names another (the
+/// CLI and the artifacts pass through it), and a model built around that check says so here.
 fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
     let mut checked = fixes;
     for name in audit {
-        if let Some((index, _)) =
-            <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name)
-        {
+        let found = <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name);
+        debug_assert!(found.is_some(), "audit names {name:?}, which is no taskstats fix (Params::bounds_error)");
+        if let Some((index, _)) = found {
             checked.set(crate::fixes::FIX_IDS[index], true);
         }
     }
