@@ -289,10 +289,13 @@ pub struct Task {
     /// Global tgid.
     pub tgid: u32,
     /// `tsk->group_leader`'s numbers (the group's `struct pid`, what task_tgid_nr_ns() reads),
-    /// fixed at fork: the task's own for a leader, its leader's for a thread.
+    /// fixed at fork: the task's own for a leader, its leader's for a thread. The kernel reads
+    /// `group_leader` live and exec's de_thread() can change it (a thread becomes the leader);
+    /// the model has no exec, so the pointer never changes after fork and neither does this.
     pub tgid_numbers: Arc<[(usize, u32)]>,
     /// `tsk->group_leader->start_time`, fixed at fork as the pointer is (a leader outlives its
-    /// threads: release_task() delays it until the group is empty).
+    /// threads: release_task() delays it until the group is empty). Fixed for the same reason
+    /// as [`Self::tgid_numbers`]: no exec/de_thread() in the model to swap the leader.
     pub leader_start_ns: u64,
     /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
     /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
@@ -301,7 +304,9 @@ pub struct Task {
     pub user_ns: usize,
     /// `cred->user_ns` as from_kuid_munged() walks it: each level's uid_map base (the first
     /// id it maps), innermost first, empty for init_user_ns. Fixed with the credentials at
-    /// fork and immutable, as a namespace's uid_map is once written: read with no lock.
+    /// fork and immutable, as a namespace's uid_map is once written: read with no lock. The
+    /// kernel reads `__task_cred(tsk)` live under RCU and commit_creds()/setns()/unshare() can
+    /// replace it; the model has no credential change after fork, so these never change.
     pub user_ns_bases: Arc<[u32]>,
     /// kuid.
     pub uid: u32,
