@@ -555,9 +555,7 @@ impl TaskTable {
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
     pub(crate) fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
-        self.tasks
-            .get(&pid)
-            .map_or(0, |t| nr_in(&t.numbers, ns))
+        self.tasks.get(&pid).map_or(0, |t| nr_in(&t.numbers, ns))
     }
 
     /// Mirrors from_kuid_munged(ns, kuid): [`from_kuid_munged_bases`] over namespace `ns`'s

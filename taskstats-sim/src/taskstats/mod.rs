@@ -225,7 +225,10 @@ fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
     let mut checked = fixes;
     for name in audit {
         let found = <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name);
-        debug_assert!(found.is_some(), "audit names {name:?}, which is no taskstats fix (Params::bounds_error)");
+        debug_assert!(
+            found.is_some(),
+            "audit names {name:?}, which is no taskstats fix (Params::bounds_error)"
+        );
         if let Some((index, _)) = found {
             checked.set(crate::fixes::FIX_IDS[index], true);
         }
