@@ -640,4 +640,34 @@ mod tests {
         let numbers: usize = table.tasks.values().map(|t| t.numbers.len()).sum();
         assert_eq!(found, numbers, "every number of every task is found");
     }
+
+    /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under
+    /// the reader (its pid detached after the reader dereferenced `real_parent`): 3.4 reads the
+    /// parent's plain `->tgid` all the same; 3.8's task_tgid_nr_ns() reads the parent's leader's
+    /// pid, 0 once that is detached, and for a thread whose own pid is detached but whose leader
+    /// lives, still the group's number (no pid_alive() of the task itself).
+    #[test]
+    fn ac_ppid_reads_what_each_version_reads_of_a_released_parent() {
+        for preset in ["linux-3.4", "linux-3.8"] {
+            let sim = Sim::new(SimConfig::new(7).cpus(2).lockdep(ReportMode::Collect));
+            let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+            let parent = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let child = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Process).unwrap();
+            let thread = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Thread).unwrap();
+            let cx = task_cx(&sim, &model, 1, "query");
+            let (p, c, t) = (
+                model.task(&cx, parent).unwrap(),
+                model.task(&cx, child).unwrap(),
+                model.task(&cx, thread).unwrap(),
+            );
+            let ns = Some(0).filter(|_| model.fixes.on(crate::fixes::NAMESPACE_CHECKS));
+            assert_eq!(model.bacct_ppid(&cx, &c, ns), parent, "{preset}: the live parent");
+            t.sighand_detached.store(true, Ordering::Release);
+            assert_eq!(t.task_tgid_nr_ns(0), parent, "{preset}: a detached thread of a live leader");
+            p.sighand_detached.store(true, Ordering::Release);
+            let want = if ns.is_some() { 0 } else { parent };
+            assert_eq!(model.bacct_ppid(&cx, &c, ns), want, "{preset}: the parent released under the reader");
+            assert_eq!(t.task_tgid_nr_ns(0), 0, "{preset}: the leader's pid detached");
+        }
+    }
 }
