@@ -289,10 +289,13 @@ pub struct Task {
     /// Global tgid.
     pub tgid: u32,
     /// `tsk->group_leader`'s numbers (the group's `struct pid`, what task_tgid_nr_ns() reads),
-    /// fixed at fork: the task's own for a leader, its leader's for a thread.
+    /// fixed at fork: the task's own for a leader, its leader's for a thread. The kernel reads
+    /// `group_leader` live and exec's de_thread() can change it (a thread becomes the leader);
+    /// the model has no exec, so the pointer never changes after fork and neither does this.
     pub tgid_numbers: Arc<[(usize, u32)]>,
     /// `tsk->group_leader->start_time`, fixed at fork as the pointer is (a leader outlives its
-    /// threads: release_task() delays it until the group is empty).
+    /// threads: release_task() delays it until the group is empty). Fixed for the same reason
+    /// as [`Self::tgid_numbers`]: no exec/de_thread() in the model to swap the leader.
     pub leader_start_ns: u64,
     /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
     /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
@@ -301,7 +304,9 @@ pub struct Task {
     pub user_ns: usize,
     /// `cred->user_ns` as from_kuid_munged() walks it: each level's uid_map base (the first
     /// id it maps), innermost first, empty for init_user_ns. Fixed with the credentials at
-    /// fork and immutable, as a namespace's uid_map is once written: read with no lock.
+    /// fork and immutable, as a namespace's uid_map is once written: read with no lock. The
+    /// kernel reads `__task_cred(tsk)` live under RCU and commit_creds()/setns()/unshare() can
+    /// replace it; the model has no credential change after fork, so these never change.
     pub user_ns_bases: Arc<[u32]>,
     /// kuid.
     pub uid: u32,
@@ -338,6 +343,11 @@ pub struct Task {
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
+    /// `tsk->group_leader`'s [`Self::sighand_detached`] (the same flag for a leader): set when
+    /// the leader's own pid is detached, which task_tgid() then reads as NULL. A leader is
+    /// released after its last thread (release_task()'s delay_group_leader()), so it can be
+    /// set while a thread's own pid is detached too, or (a reaped thread) not.
+    pub leader_detached: Arc<AtomicBool>,
     /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
     pub(crate) mm: Arc<TaskMm>,
 }
@@ -442,16 +452,18 @@ impl Task {
         if !self.pid_alive() {
             return 0;
         }
-        self.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+        nr_in(&self.numbers, ns)
     }
 
-    /// Mirrors task_tgid_nr_ns(tsk, ns): its group leader's number in `ns`, 0 once the task's
-    /// pid is detached.
+    /// Mirrors task_tgid_nr_ns(tsk, ns) (3.8): `pid_nr_ns(task_tgid(tsk), ns)`, where
+    /// task_tgid() is `tsk->group_leader->pids[PIDTYPE_PID].pid`. No pid_alive(tsk) check: it
+    /// is the leader's pid that must still be attached (0 once it is detached, whatever the
+    /// task's own pid), so a reaped thread whose leader lives still reads the group's number.
     pub fn task_tgid_nr_ns(&self, ns: usize) -> u32 {
-        if !self.pid_alive() {
+        if self.leader_detached.load(Ordering::Acquire) {
             return 0;
         }
-        self.tgid_numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
+        nr_in(&self.tgid_numbers, ns)
     }
 
     /// Mirrors task_active_pid_ns().
@@ -463,6 +475,12 @@ impl Task {
     pub fn is_leader(&self) -> bool {
         self.pid == self.tgid
     }
+}
+
+/// Mirrors pid_nr_ns()'s look at a `struct pid`'s numbers (`numbers`, as [`Task::numbers`]):
+/// the number in namespace `ns`, 0 where it is not visible.
+pub(crate) fn nr_in(numbers: &[(usize, u32)], ns: usize) -> u32 {
+    numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
 }
 
 /// Mirrors from_kuid_munged(ns, kuid) for a namespace given as its uid_map bases, innermost
@@ -537,39 +555,14 @@ impl TaskTable {
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
     pub(crate) fn pid_nr_ns(&self, pid: u32, ns: usize) -> u32 {
-        self.tasks
-            .get(&pid)
-            .and_then(|t| t.numbers.iter().find(|&&(n, _)| n == ns).map(|&(_, v)| v))
-            .unwrap_or(0)
+        self.tasks.get(&pid).map_or(0, |t| nr_in(&t.numbers, ns))
     }
 
-    /// Mirrors from_kuid_munged(ns, kuid).
+    /// Mirrors from_kuid_munged(ns, kuid): [`from_kuid_munged_bases`] over namespace `ns`'s
+    /// uid_map bases (checker-side: the model's fills read the credentials' own bases).
     #[allow(clippy::wrong_self_convention)]
     pub(crate) fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
-        // The levels below init, innermost first: on the stack when they fit (every query and
-        // exit asks), the deeper ones in a list made only for them.
-        let mut levels = [0usize; 8];
-        let mut deeper = Vec::new();
-        let mut depth = 0;
-        let mut n = ns;
-        while let Some(parent) = self.user_ns[n].parent {
-            match levels.get_mut(depth) {
-                Some(level) => *level = n,
-                None => deeper.push(n),
-            }
-            depth += 1;
-            n = parent;
-        }
-        // Map down from init: kuid -> id in each child namespace in turn, outermost first.
-        let mut id = kuid;
-        for &n in deeper.iter().rev().chain(levels[..depth.min(levels.len())].iter().rev()) {
-            let base = self.user_ns[n].base;
-            if id < base || id - base >= USER_NS_RANGE {
-                return OVERFLOW_UID;
-            }
-            id -= base;
-        }
-        id
+        from_kuid_munged_bases(&self.user_ns_bases(ns), kuid)
     }
 
     /// `cred->user_ns` of namespace `ns` as a task's credentials carry it: the uid_map bases,

@@ -312,7 +312,7 @@ impl TaskstatsSubject {
             };
             if target.is_some() && nr != 0 {
                 // pid_nr_ns() of each task, ascending by pid, without a lookup per task.
-                let nr_in = |t: &Task| t.numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, v)| v);
+                let nr_in = |t: &Task| crate::task::nr_in(&t.numbers, ns);
                 facts.target_pid = table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid);
                 facts.target_exists = facts.target_pid.is_some();
             }

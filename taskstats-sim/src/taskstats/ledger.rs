@@ -67,7 +67,6 @@ impl Taskstats {
         kind: u16,
         id_attr: u32,
         stats: &TaskstatsRecord,
-        table: &TaskTable,
     ) {
         if self.checks(crate::fixes::ADMIN_PERM) && !port.capable && port.uid != task.uid {
             cx.sim().report(
@@ -83,11 +82,15 @@ impl Taskstats {
             );
         }
         if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
+            // The only check that reads the task table: through an observer context (untraced,
+            // unchecked, no model lock), made here and only here.
+            let observer = cx.sim().observer_cx("audit", cx.cpu());
+            let table = self.tasks.read_lock(&observer);
             // A task released after the query's RCU lookup found it has its pid detached:
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
             let released = !table.tasks.contains_key(&task.pid);
-            let own = task.numbers.iter().find(|&&(ns, _)| ns == port.pid_ns).map_or(0, |&(_, nr)| nr);
+            let own = crate::task::nr_in(&task.numbers, port.pid_ns);
             let visible = if released { own } else { table.pid_nr_ns(task.pid, port.pid_ns) };
             let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
             let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
@@ -189,11 +192,8 @@ impl Taskstats {
         let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
             return;
         };
-        {
-            let table = self.tasks.read_lock(&observer);
-            for (kind, id, stats) in records {
-                self.audit_record(cx, &port, task, *kind, *id, stats, &table);
-            }
+        for (kind, id, stats) in records {
+            self.audit_record(cx, &port, task, *kind, *id, stats);
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {

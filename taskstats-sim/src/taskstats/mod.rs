@@ -80,14 +80,19 @@ impl Default for Params {
 }
 
 /// `PID_MAX_DEFAULT` (0x8000): the most pids a kernel hands out by default, so the most tasks a
-/// config may ask the model to hold at once ([`Params::tasks_max`]).
+/// config may ask the model to hold at once ([`Params::tasks_max`]). The model has no pid_max:
+/// its pid allocation ([`crate::task`]'s `alloc_numbers`) never wraps (each namespace's counter
+/// only grows) and never refuses, where alloc_pid() wraps at pid_max and fails with EAGAIN once
+/// every number is in use. The bound is what keeps a config inside what a kernel at the default
+/// pid_max can hold; the model's own limit on live tasks is `tasks_max` (fork's EAGAIN).
 pub const PID_MAX_DEFAULT: usize = 0x8000;
 
 impl Params {
     /// What the model cannot represent in these parameters, as one line (None: all of it can).
     /// A CPU is a bit of a 64-bit `CpuMask` (`NR_CPUS`), and the model, the reference and the
     /// checker's touched set all index CPUs by it: none is silently dropped by a clamp. At least
-    /// init runs (`tasks_max` 1), and no more tasks than `PID_MAX_DEFAULT` pids can number.
+    /// init runs (`tasks_max` 1), and no more tasks than a kernel at the default pid_max can
+    /// number at once (`PID_MAX_DEFAULT`: the model itself has no pid_max, see there).
     /// A fix named for audit must exist, or its invariants would go unchecked without a word.
     pub fn bounds_error(&self) -> Option<String> {
         if self.cpus == 0 || self.cpus > NR_CPUS {
@@ -214,12 +219,17 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
 }
 
 /// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
+/// Every name must be a fix: [`Params::bounds_error`] refuses a config that names another (the
+/// CLI and the artifacts pass through it), and a model built around that check says so here.
 fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
     let mut checked = fixes;
     for name in audit {
-        if let Some((index, _)) =
-            <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name)
-        {
+        let found = <crate::fixes::TaskstatsFixes as sim_core::fixes::FixTableOf>::TABLE.find(name);
+        debug_assert!(
+            found.is_some(),
+            "audit names {name:?}, which is no taskstats fix (Params::bounds_error)"
+        );
+        if let Some((index, _)) = found {
             checked.set(crate::fixes::FIX_IDS[index], true);
         }
     }
@@ -229,6 +239,7 @@ fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
 /// init_task: pid 1 in the root namespaces, root with CAP_NET_ADMIN, in cgroup "/", on CPU 0;
 /// its signal lock of lock class `class`.
 fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
+    let detached = Arc::new(sim_core::sync::atomic::AtomicBool::new(false));
     let numbers = table.alloc_numbers(0);
     Task {
         pid: 1,
@@ -253,7 +264,8 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
         delays: Some(TaskDelays::new()),
         usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
-        sighand_detached: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+        sighand_detached: detached.clone(),
+        leader_detached: detached,
         mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
     }
 }
@@ -444,22 +456,14 @@ impl Taskstats {
         stats.ac_flag = 0;
         stats.ac_nice = 0;
         stats.ac_sched = 0;
-        let parent = self.bacct_ppid(cx, task);
-        let tgid_of_parent = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if self.fixes.on(crate::fixes::NAMESPACE_CHECKS) {
             stats.ac_pid = task.task_pid_nr_ns(pid_ns);
-            stats.ac_ppid = parent.map_or(0, |p| {
-                if tgid_of_parent {
-                    p.task_tgid_nr_ns(pid_ns)
-                } else {
-                    p.task_pid_nr_ns(pid_ns)
-                }
-            });
+            stats.ac_ppid = self.bacct_ppid(cx, task, Some(pid_ns));
             stats.ac_uid = crate::task::from_kuid_munged_bases(user_ns, task.uid);
             stats.ac_gid = crate::task::from_kuid_munged_bases(user_ns, task.gid);
         } else {
             stats.ac_pid = task.pid;
-            stats.ac_ppid = parent.map_or(0, |p| if tgid_of_parent { p.tgid } else { p.pid });
+            stats.ac_ppid = self.bacct_ppid(cx, task, None);
             stats.ac_uid = task.uid;
             stats.ac_gid = task.gid;
         }
@@ -690,13 +694,11 @@ impl Taskstats {
             self.fill_stats_for_tgid(cx, &task)
         };
         // The checker audits the record against the requester's socket (its credentials from
-        // open, as netlink_request() found it), reading the task table through an observer
-        // context: untraced and unchecked, no model lock taken.
+        // open, as netlink_request() found it); the namespace check alone reads the task table,
+        // through an observer context it makes only then.
         if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            let observer = cx.sim().observer_cx("audit", cx.cpu());
-            let table = self.tasks.read_lock(&observer);
-            self.audit_record(cx, info.socket, &task, kind, nr, stats, &table);
+            self.audit_record(cx, info.socket, &task, kind, nr, stats);
         }
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {

@@ -162,26 +162,35 @@ impl Taskstats {
         }
     }
 
-    /// bacct_add_tsk()'s parent, read as the version reads it, with no tasklist_lock (3.x's
-    /// fill_stats() and 2.6.19's fill_pid() run without it). With bacct-parent-rcu:
-    /// `pid_alive(tsk) ? task_tgid_nr_ns(rcu_dereference(tsk->real_parent), ns) : 0` inside
-    /// rcu_read_lock(). Without it: `tsk->parent->pid`, a plain dereference of a pointer
+    /// bacct_add_tsk()'s `ac_ppid`, read as the version reads it, with no tasklist_lock (3.x's
+    /// fill_stats() and 2.6.19's fill_pid() run without it); `pid_ns` is the namespace the ids
+    /// are read in (namespace-checks), `None` for global ids. With bacct-parent-rcu, inside
+    /// rcu_read_lock(): `pid_alive(tsk) ? <id of rcu_dereference(tsk->real_parent)> : 0`,
+    /// the id being the plain field `->tgid` in 3.1-3.7 and task_tgid_nr_ns(parent, ns) in 3.8
+    /// ([`Task::task_tgid_nr_ns`]: the parent's leader's pid, no check of the parent's own).
+    /// pid_alive() is asked of the filled task only: a parent reaped under the reader still
+    /// reads its tgid. Without the fix: `tsk->parent->pid`, a plain dereference of a pointer
     /// nothing protects, which PROVE_RCU-style checking reports. Children of a dead group are
-    /// reparented ([`Self::forget_original_parent`]) before its leader can be released; a
-    /// parent whose pid is detached reads as none (task_tgid_nr_ns()'s 0).
-    pub(super) fn bacct_ppid(&self, cx: &Cx, task: &Task) -> Option<Arc<Task>> {
+    /// reparented ([`Self::forget_original_parent`]) before its leader can be released.
+    pub(super) fn bacct_ppid(&self, cx: &Cx, task: &Task, pid_ns: Option<usize>) -> u32 {
         let fixed = self.fixes.on(crate::fixes::BACCT_PARENT_RCU);
         if fixed {
             if !task.pid_alive() {
-                return None;
+                return 0;
             }
             cx.rcu_read_lock();
         }
-        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok().map(|p| Arc::clone(&*p)));
+        let parent = task.parent.rcu_dereference(cx).and_then(|p| p.get(cx).ok());
+        let ppid = parent.map_or(0, |p| match (pid_ns, fixed) {
+            (Some(ns), true) => p.task_tgid_nr_ns(ns),
+            (Some(ns), false) => p.task_pid_nr_ns(ns),
+            (None, true) => p.tgid,
+            (None, false) => p.pid,
+        });
         if fixed {
             cx.rcu_read_unlock();
         }
-        parent.filter(|p| p.pid_alive())
+        ppid
     }
 
     /// bacct_add_tsk()'s start of the elapsed time: `tsk->start_time` with bacct-parent-rcu,
@@ -290,6 +299,7 @@ impl Taskstats {
         let start_ns = cx.sim().now_ns();
         let (tgid_numbers, leader_start_ns) =
             if thread { (p.tgid_numbers.clone(), p.leader_start_ns) } else { (numbers.clone(), start_ns) };
+        let leader_detached = if thread { p.leader_detached.clone() } else { sighand_detached.clone() };
         let task = Task {
             pid,
             tgid: if thread { p.tgid } else { pid },
@@ -314,6 +324,7 @@ impl Taskstats {
             delays,
             usage: Task::new_usage(cx, pid),
             sighand_detached,
+            leader_detached,
             mm: TaskMm::new(mm),
         };
         if task.delays.is_none() {
@@ -628,5 +639,35 @@ mod tests {
         }
         let numbers: usize = table.tasks.values().map(|t| t.numbers.len()).sum();
         assert_eq!(found, numbers, "every number of every task is found");
+    }
+
+    /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under
+    /// the reader (its pid detached after the reader dereferenced `real_parent`): 3.4 reads the
+    /// parent's plain `->tgid` all the same; 3.8's task_tgid_nr_ns() reads the parent's leader's
+    /// pid, 0 once that is detached, and for a thread whose own pid is detached but whose leader
+    /// lives, still the group's number (no pid_alive() of the task itself).
+    #[test]
+    fn ac_ppid_reads_what_each_version_reads_of_a_released_parent() {
+        for preset in ["linux-3.4", "linux-3.8"] {
+            let sim = Sim::new(SimConfig::new(7).cpus(2).lockdep(ReportMode::Collect));
+            let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+            let parent = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let child = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Process).unwrap();
+            let thread = model.fork(&task_cx(&sim, &model, parent, "fork"), ForkKind::Thread).unwrap();
+            let cx = task_cx(&sim, &model, 1, "query");
+            let (p, c, t) = (
+                model.task(&cx, parent).unwrap(),
+                model.task(&cx, child).unwrap(),
+                model.task(&cx, thread).unwrap(),
+            );
+            let ns = Some(0).filter(|_| model.fixes.on(crate::fixes::NAMESPACE_CHECKS));
+            assert_eq!(model.bacct_ppid(&cx, &c, ns), parent, "{preset}: the live parent");
+            t.sighand_detached.store(true, Ordering::Release);
+            assert_eq!(t.task_tgid_nr_ns(0), parent, "{preset}: a detached thread of a live leader");
+            p.sighand_detached.store(true, Ordering::Release);
+            let want = if ns.is_some() { 0 } else { parent };
+            assert_eq!(model.bacct_ppid(&cx, &c, ns), want, "{preset}: the parent released under the reader");
+            assert_eq!(t.task_tgid_nr_ns(0), 0, "{preset}: the leader's pid detached");
+        }
     }
 }
