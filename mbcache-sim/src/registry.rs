@@ -60,7 +60,10 @@ impl HeadId {
     /// `cache->c_indexes_hash[index][bucket]`.
     pub(crate) fn index(cache: CacheHandle, index: u32, bucket: u32) -> HeadId {
         debug_assert!(index < INDEXES_MAX);
-        HeadId::Index(cache, index as u8, bucket)
+        let index = u8::try_from(index).unwrap_or_else(|_| {
+            panic!("index {index} does not fit a HeadId (below INDEXES_MAX {INDEXES_MAX})")
+        });
+        HeadId::Index(cache, index, bucket)
     }
 }
 
@@ -449,31 +452,10 @@ impl ListMemory for Mem<'_> {
         }
     }
 
+    /// Through [`Mem::head_mut`], which logs the write (an LRU write counted in one place).
     #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
-        match node {
-            Node::Head(HeadId::Lru) => {
-                self.memory.lru_writes += 1;
-                self.global.lru = head
-            }
-            Node::Head(HeadId::Local(id)) => {
-                self.global.locals.insert(id, head);
-            }
-            Node::Head(HeadId::Block(cache, bucket)) => {
-                self.memory.touched.head(HeadId::Block(cache, bucket));
-                self.cache_mut(cache)?.block[bucket as usize] = head
-            }
-            Node::Head(HeadId::Index(cache, index, bucket)) => {
-                self.memory.touched.head(HeadId::Index(cache, index, bucket));
-                self.cache_mut(cache)?.index[usize::from(index)][bucket as usize] = head
-            }
-            Node::Lru(entry) => {
-                self.memory.lru_writes += 1;
-                self.entry_mut(entry)?.lru = head
-            }
-            Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
-            Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].list = head,
-        }
+        *self.head_mut(node)? = head;
         Ok(())
     }
 
