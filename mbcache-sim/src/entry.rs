@@ -396,7 +396,7 @@ impl Registry {
                 let new = memory.entry_mut(cx, entry)?;
                 new.lru = ListHead::init(Node::Lru(entry));
                 new.block_list = ListHead::init(Node::Block(entry));
-                memory.lru_writes += 1;
+                // No `lru_writes` bump: a new entry links only to itself, off the LRU.
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {

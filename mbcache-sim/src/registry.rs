@@ -236,8 +236,9 @@ pub(crate) struct Memory {
     pub(crate) entries: SlabArena<Entry>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
-    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`)
-    /// and every entry allocated or freed, so a reader that saw the LRU while it had one value
+    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`,
+    /// through [`Mem::head_mut`]) and every entry freed (one still on the LRU makes the walk a
+    /// use after free), so a reader that saw the LRU while it had one value
     /// knows the LRU's members and order are the same while it keeps it
     /// ([`Registry::lru_serials_unless_seen`]).
     pub(crate) lru_writes: u64,
@@ -705,12 +706,17 @@ impl Registry {
 
     /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
     /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
-    /// LRU link written, an entry allocated or freed). A walk that failed (a use after free,
+    /// LRU link written, an entry freed; debug builds check a hit against a fresh walk). A walk that failed (a use after free,
     /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
     pub(crate) fn lru_serials_unless_seen(&self, cx: &Cx, seen: &mut Option<(u64, Vec<u64>)>) -> Vec<u64> {
         let writes = self.memory().lru_writes;
         match seen {
-            Some((at, serials)) if *at == writes => serials.clone(),
+            Some((at, serials)) if *at == writes => {
+                // Sound only while every write that can change the walk counts in
+                // `lru_writes`: a fresh walk says whether one was missed.
+                debug_assert_eq!(*serials, self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
+                serials.clone()
+            }
             _ => {
                 let serials = self.lru_serials(cx).unwrap_or_default();
                 *seen = Some((writes, serials.clone()));
