@@ -79,6 +79,13 @@ struct Ext2Touched {
 }
 
 impl Ext2Touched {
+    /// Empties the log, keeping its lists' capacity.
+    fn clear(&mut self) {
+        self.inodes.clear();
+        self.blocks.clear();
+        self.overflowed = false;
+    }
+
     fn push<T: PartialEq>(list: &mut Vec<T>, overflowed: &mut bool, item: T) {
         if list.last() == Some(&item) {
             return;
@@ -520,9 +527,7 @@ impl Ext2Xattr {
         } else {
             self.written_blocks_count_their_users(cx, pending, &mut touched, &mut shadow)
         };
-        touched.inodes.clear();
-        touched.blocks.clear();
-        touched.overflowed = false;
+        touched.clear();
         shadow.spare = touched;
         *locked(&self.shadow) = shadow;
         result
