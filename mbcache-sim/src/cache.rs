@@ -174,20 +174,10 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
-    /// Each cache's `c_entry_count` (`i32::MIN` for one freed, reported as a use after free),
-    /// with the cells read under one `Memory` guard and loaded after it is let go.
+    /// Each cache's `c_entry_count` through [`Registry::entry_count`] (`i32::MIN` for one freed,
+    /// reported as a use after free): the one allocation is the list returned.
     pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
-        let cells: Vec<Option<Arc<AtomicI32>>> = {
-            let memory = self.memory();
-            caches
-                .iter()
-                .map(|cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
-                .collect()
-        };
-        cells
-            .iter()
-            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
-            .collect()
+        caches.iter().map(|&cache| self.entry_count(cx, cache).unwrap_or(i32::MIN)).collect()
     }
 
     /// Entries of the cache's slab still allocated.
