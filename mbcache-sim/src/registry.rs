@@ -268,6 +268,8 @@ pub(crate) struct CheckScratch {
     /// The caches `count_cells` belong to, in the same order.
     pub(crate) count_caches: Vec<CacheHandle>,
     pub(crate) counts: Vec<i32>,
+    /// The whole check's live entries with their cache's place in `caches`, grouped by it.
+    pub(crate) by_cache: Vec<(usize, EntryRef)>,
     /// The live entries written, sorted, and those of them on the LRU.
     pub(crate) entries: Vec<EntryRef>,
     pub(crate) on_lru: Vec<EntryRef>,
