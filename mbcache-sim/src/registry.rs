@@ -86,6 +86,8 @@ pub(crate) type ListHead = list::ListHead<Node>;
 pub(crate) type Link = list::Link<Node>;
 
 const _: () = assert!(std::mem::size_of::<ListHead>() == 32, "a list head is two 16-byte links");
+const _: () = assert!(std::mem::size_of::<EntryRef>() == 8, "an entry pointer is 8 bytes");
+const _: () = assert!(std::mem::size_of::<Node>() == 16, "a node fits 16 bytes");
 
 /// The lock class of `mb_cache_spinlock`.
 pub(crate) const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";

@@ -62,6 +62,11 @@ struct Slot<T> {
     object: Option<T>,
 }
 
+// What the layout comments claim: an 8-aligned object (mbcache's entry) starts right after the
+// generation word, and a `SharedSlot` of a 16-byte object is the 32 bytes its comment counts.
+const _: () = assert!(std::mem::offset_of!(Slot<[u64; 4]>, object) == 8);
+const _: () = assert!(std::mem::size_of::<SharedSlot<[u64; 2]>>() == 32);
+
 /// `struct kmem_cache` for objects of type `T`, stored flat. Plain data: the model decides which
 /// lock guards it.
 pub struct SlabArena<T> {
