@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 
 use sim_core::locks::SpinLockGuard;
@@ -712,18 +713,22 @@ impl Registry {
     /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
     /// LRU link written, an entry freed; debug builds check a hit against a fresh walk). A walk that failed (a use after free,
     /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
-    pub(crate) fn lru_serials_unless_seen(&self, cx: &Cx, seen: &mut Option<(u64, Vec<u64>)>) -> Vec<u64> {
+    pub(crate) fn lru_serials_unless_seen(
+        &self,
+        cx: &Cx,
+        seen: &mut Option<(u64, Arc<[u64]>)>,
+    ) -> Arc<[u64]> {
         let writes = self.memory().lru_writes;
         match seen {
             Some((at, serials)) if *at == writes => {
                 // Sound only while every write that can change the walk counts in
                 // `lru_writes`: a fresh walk says whether one was missed.
-                debug_assert_eq!(*serials, self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
-                serials.clone()
+                debug_assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
+                Arc::clone(serials)
             }
             _ => {
-                let serials = self.lru_serials(cx).unwrap_or_default();
-                *seen = Some((writes, serials.clone()));
+                let serials: Arc<[u64]> = self.lru_serials(cx).unwrap_or_default().into();
+                *seen = Some((writes, Arc::clone(&serials)));
                 serials
             }
         }

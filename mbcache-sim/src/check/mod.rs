@@ -145,7 +145,7 @@ pub struct MbcacheSubject {
     outcome_cx: Cx,
     check_cx: Cx,
     /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
-    lru_seen: Option<(u64, Vec<u64>)>,
+    lru_seen: Option<(u64, std::sync::Arc<[u64]>)>,
 }
 
 /// An op's result before it is folded into an [`OpResult`].
