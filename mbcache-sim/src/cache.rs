@@ -174,20 +174,10 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
-    /// Each cache's `c_entry_count` (`i32::MIN` for one freed, reported as a use after free),
-    /// with the cells read under one `Memory` guard and loaded after it is let go.
+    /// Each cache's `c_entry_count` through [`Registry::entry_count`] (`i32::MIN` for one freed,
+    /// reported as a use after free): the one allocation is the list returned.
     pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
-        let cells: Vec<Option<Arc<AtomicI32>>> = {
-            let memory = self.memory();
-            caches
-                .iter()
-                .map(|cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
-                .collect()
-        };
-        cells
-            .iter()
-            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
-            .collect()
+        caches.iter().map(|&cache| self.entry_count(cx, cache).unwrap_or(i32::MIN)).collect()
     }
 
     /// Entries of the cache's slab still allocated.
@@ -230,9 +220,15 @@ impl Registry {
         if orphans > 0 {
             cx.note(format!("cache {}: {orphans} orphaned entries", info.name));
         }
-        // kmem_cache_destroy reports entries still allocated (held by handles, or kept by a
-        // failing free callback) as a leak, and they go with the slab: a later dereference is a
-        // use after free.
+        // The kernel: `kmem_cache_destroy(cache->c_entry_cache)` finds entries still allocated
+        // (held by handles, or put back on the LRU by a failing free callback), logs "Can't free
+        // all objects" and keeps the slab, so they stay valid memory; only their `e_cache`
+        // dangles once the mb_cache is kfree'd below, and a later use that follows it (the
+        // `__mb_cache_entry_forget()` of a release or a shrink) is the use after free. The model
+        // instead frees them here, with the leak reported the same: a later use is reported at
+        // its first read of the entry (an LRU walk reaching it, a handle's release), which can
+        // be earlier than the kernel's `e_cache` read and, for an entry that is only unlinked
+        // and never forgotten, a use after free the kernel would not have.
         {
             let mut memory = self.memory();
             let _ = memory.entries.destroy_part(cx, info.name, |entry| entry.cache == cache.0);

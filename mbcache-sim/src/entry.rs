@@ -47,6 +47,10 @@ pub(crate) struct Entry {
     pub(crate) indexes: Indexes,
 }
 
+// The claim above: the slot's 8-byte generation word, then the entry up to the end of
+// `e_block_list`, span at most 64 bytes (one cache line, or two where the slot straddles).
+const _: () = assert!(8 + std::mem::offset_of!(Entry, block_list) + std::mem::size_of::<ListHead>() <= 64);
+
 /// `struct mb_cache_entry_index`: `o_list` and `o_key`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IndexSlot {
@@ -396,7 +400,7 @@ impl Registry {
                 let new = memory.entry_mut(cx, entry)?;
                 new.lru = ListHead::init(Node::Lru(entry));
                 new.block_list = ListHead::init(Node::Block(entry));
-                memory.lru_writes += 1;
+                // No `lru_writes` bump: a new entry links only to itself, off the LRU.
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {

@@ -79,6 +79,13 @@ struct Ext2Touched {
 }
 
 impl Ext2Touched {
+    /// Empties the log, keeping its lists' capacity.
+    fn clear(&mut self) {
+        self.inodes.clear();
+        self.blocks.clear();
+        self.overflowed = false;
+    }
+
     fn push<T: PartialEq>(list: &mut Vec<T>, overflowed: &mut bool, item: T) {
         if list.last() == Some(&item) {
             return;
@@ -147,6 +154,10 @@ pub struct Ext2Xattr {
     touched: StdMutex<Ext2Touched>,
     /// Checker state: what the incremental check last saw.
     shadow: StdMutex<Ext2Shadow>,
+    /// Checker scratch of the whole check, kept between runs only for its allocations: never
+    /// the incremental check's `shadow`, whose running counts the whole check would otherwise
+    /// reset to the truth before each incremental run.
+    whole: StdMutex<Ext2Shadow>,
 }
 
 impl Ext2Xattr {
@@ -177,6 +188,7 @@ impl Ext2Xattr {
                 pending: Vec::new(),
                 ..Ext2Shadow::default()
             }),
+            whole: StdMutex::new(Ext2Shadow::default()),
         }
     }
 
@@ -491,12 +503,11 @@ impl Ext2Xattr {
     /// headers. Reads through `cx` (an observer).
     pub fn check_invariants(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants(cx)?;
-        // What it sees is what the incremental check keeps (no throwaway copy): the shadow is
-        // then a true snapshot, and the writes logged since are read again by the next
-        // incremental run, which finds them as this run left them.
-        let mut shadow = std::mem::take(&mut *locked(&self.shadow));
-        let result = self.blocks_count_their_users(cx, pending, &mut shadow);
-        *locked(&self.shadow) = shadow;
+        // Its own scratch, not the incremental check's shadow: that one carries the incremental
+        // check's counts from run to run, and must be tested across operations.
+        let mut scratch = std::mem::take(&mut *locked(&self.whole));
+        let result = self.blocks_count_their_users(cx, pending, &mut scratch);
+        *locked(&self.whole) = scratch;
         result
     }
 
@@ -516,9 +527,7 @@ impl Ext2Xattr {
         } else {
             self.written_blocks_count_their_users(cx, pending, &mut touched, &mut shadow)
         };
-        touched.inodes.clear();
-        touched.blocks.clear();
-        touched.overflowed = false;
+        touched.clear();
         shadow.spare = touched;
         *locked(&self.shadow) = shadow;
         result
@@ -527,7 +536,7 @@ impl Ext2Xattr {
     /// Every inode's `i_file_acl` names an allocated block, and each allocated block's
     /// `h_refcount` counts the inodes that point to it (and the disposals left `pending`), within
     /// `EXT2_XATTR_REFCOUNT_MAX + 1`; the bitmap agrees with the blocks' headers. Leaves in
-    /// `shadow` what it saw, for the incremental check to go on from.
+    /// `shadow` all it saw (whole, violation or not), for the incremental check to go on from.
     fn blocks_count_their_users(
         &self,
         cx: &Cx,
@@ -540,21 +549,22 @@ impl Ext2Xattr {
         let mut blocks: Vec<Tally> =
             self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }).collect();
         shadow.acl.clear();
-        for (inode, sem) in self.inodes.iter().enumerate() {
-            let acl = sem.down_read(cx).file_acl;
-            shadow.acl.push(acl);
-            if let Some(block) = acl {
-                let tally = &mut blocks[block as usize];
-                if !tally.header.in_use {
-                    return Err(inode_points_to_free_block(inode, block));
-                }
-                tally.users += 1;
-            }
+        shadow.acl.extend(self.inodes.iter().map(|sem| sem.down_read(cx).file_acl));
+        for block in shadow.acl.iter().flatten() {
+            blocks[*block as usize].users += 1;
         }
         shadow.users.clear();
         shadow.users.extend(blocks.iter().map(|tally| tally.users));
         shadow.pending.clear();
         shadow.pending.extend_from_slice(pending);
+        // Judged only once `shadow` is whole: a run that stops at a violation still leaves one
+        // entry per inode and block for the next incremental run to index.
+        let on_free = |(inode, acl): (usize, &Option<u64>)| {
+            acl.filter(|&block| !blocks[block as usize].header.in_use).map(|block| (inode, block))
+        };
+        if let Some((inode, block)) = shadow.acl.iter().enumerate().find_map(on_free) {
+            return Err(inode_points_to_free_block(inode, block));
+        }
         for block in pending {
             if let Some(tally) = blocks.get_mut(*block as usize) {
                 tally.users += 1;
@@ -724,5 +734,49 @@ mod tests {
             "replay: this test, seed 5"
         );
         assert_eq!(incremental, whole, "replay: this test, seed 5");
+    }
+
+    /// The incremental check goes on from its own last run, never from the whole check's: a
+    /// drift planted in its running count of a block's users (which the whole check does not
+    /// read) is what it reports once that block is written again, while the whole check, run
+    /// first as the harness runs it, finds nothing.
+    #[test]
+    fn the_incremental_check_carries_its_own_counts_across_runs() {
+        let (sim, ext2) = fs();
+        let cx = sim.cx("setfattr", 0);
+        set(&ext2, &cx, 0, 5);
+        assert_eq!(verdicts(&sim, &ext2), (None, None), "replay: this test, seed 5");
+        let block = ext2.inodes[0].down_read(&cx).file_acl.expect("inode 0 has a block");
+        locked(&ext2.shadow).users[block as usize] += 1;
+        set(&ext2, &cx, 2, 6);
+        ext2.touch_block(block);
+        let (whole, incremental) = verdicts(&sim, &ext2);
+        assert_eq!(whole, None, "replay: this test, seed 5");
+        assert_eq!(incremental.as_deref(), Some("invariant:xattr-refcount"), "replay: this test, seed 5");
+    }
+
+    /// A run that stops at a violation (the whole check, then an incremental one past the log's
+    /// bound that counts every block again) leaves the incremental state whole: once the header
+    /// is put right, an incremental run alone (no whole check first to rebuild its state) over
+    /// the last inode neither panics nor finds anything.
+    #[test]
+    fn a_violation_a_check_stops_at_leaves_the_incremental_state_whole() {
+        let (sim, ext2) = fs();
+        let cx = sim.cx("setfattr", 0);
+        for inode in 0..4 {
+            set(&ext2, &cx, inode, 10 + inode as u32);
+        }
+        assert_eq!(verdicts(&sim, &ext2), (None, None), "replay: this test, seed 5");
+        let block = ext2.inodes[0].down_read(&cx).file_acl.expect("inode 0 has a block");
+        ext2.blocks[block as usize].lock(&cx).in_use = false;
+        ext2.touch_block(block);
+        locked(&ext2.touched).overflowed = true;
+        let free = Some("invariant:xattr-inode-points-to-free-block".to_string());
+        assert_eq!(verdicts(&sim, &ext2), (free.clone(), free), "replay: this test, seed 5");
+        ext2.blocks[block as usize].lock(&cx).in_use = true;
+        ext2.touch_block(block);
+        ext2.delete_inode(&cx, 3).expect("delete");
+        let incremental = ext2.check_invariants_incremental(&sim.observer_cx("check", 0), &[]);
+        assert_eq!(incremental.err().map(|v| v.kind.to_string()), None, "replay: this test, seed 5");
     }
 }

@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 
 use sim_core::locks::SpinLockGuard;
@@ -60,7 +61,10 @@ impl HeadId {
     /// `cache->c_indexes_hash[index][bucket]`.
     pub(crate) fn index(cache: CacheHandle, index: u32, bucket: u32) -> HeadId {
         debug_assert!(index < INDEXES_MAX);
-        HeadId::Index(cache, index as u8, bucket)
+        let index = u8::try_from(index).unwrap_or_else(|_| {
+            panic!("index {index} does not fit a HeadId (below INDEXES_MAX {INDEXES_MAX})")
+        });
+        HeadId::Index(cache, index, bucket)
     }
 }
 
@@ -83,6 +87,8 @@ pub(crate) type ListHead = list::ListHead<Node>;
 pub(crate) type Link = list::Link<Node>;
 
 const _: () = assert!(std::mem::size_of::<ListHead>() == 32, "a list head is two 16-byte links");
+const _: () = assert!(std::mem::size_of::<EntryRef>() == 8, "an entry pointer is 8 bytes");
+const _: () = assert!(std::mem::size_of::<Node>() == 16, "a node fits 16 bytes");
 
 /// The lock class of `mb_cache_spinlock`.
 pub(crate) const MB_CACHE_SPINLOCK: &str = "mb_cache_spinlock";
@@ -233,8 +239,9 @@ pub(crate) struct Memory {
     pub(crate) entries: SlabArena<Entry>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
-    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`)
-    /// and every entry allocated or freed, so a reader that saw the LRU while it had one value
+    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`,
+    /// through [`Mem::head_mut`]) and every entry freed (one still on the LRU makes the walk a
+    /// use after free), so a reader that saw the LRU while it had one value
     /// knows the LRU's members and order are the same while it keeps it
     /// ([`Registry::lru_serials_unless_seen`]).
     pub(crate) lru_writes: u64,
@@ -264,6 +271,8 @@ pub(crate) struct CheckScratch {
     /// The caches `count_cells` belong to, in the same order.
     pub(crate) count_caches: Vec<CacheHandle>,
     pub(crate) counts: Vec<i32>,
+    /// The whole check's live entries with their cache's place in `caches`, grouped by it.
+    pub(crate) by_cache: Vec<(usize, EntryRef)>,
     /// The live entries written, sorted, and those of them on the LRU.
     pub(crate) entries: Vec<EntryRef>,
     pub(crate) on_lru: Vec<EntryRef>,
@@ -449,31 +458,10 @@ impl ListMemory for Mem<'_> {
         }
     }
 
+    /// Through [`Mem::head_mut`], which logs the write (an LRU write counted in one place).
     #[inline]
     fn write(&mut self, node: Node, head: ListHead) -> Result<(), Oops> {
-        match node {
-            Node::Head(HeadId::Lru) => {
-                self.memory.lru_writes += 1;
-                self.global.lru = head
-            }
-            Node::Head(HeadId::Local(id)) => {
-                self.global.locals.insert(id, head);
-            }
-            Node::Head(HeadId::Block(cache, bucket)) => {
-                self.memory.touched.head(HeadId::Block(cache, bucket));
-                self.cache_mut(cache)?.block[bucket as usize] = head
-            }
-            Node::Head(HeadId::Index(cache, index, bucket)) => {
-                self.memory.touched.head(HeadId::Index(cache, index, bucket));
-                self.cache_mut(cache)?.index[usize::from(index)][bucket as usize] = head
-            }
-            Node::Lru(entry) => {
-                self.memory.lru_writes += 1;
-                self.entry_mut(entry)?.lru = head
-            }
-            Node::Block(entry) => self.entry_mut(entry)?.block_list = head,
-            Node::Index(entry, index) => self.entry_mut(entry)?.indexes[index as usize].list = head,
-        }
+        *self.head_mut(node)? = head;
         Ok(())
     }
 
@@ -723,15 +711,24 @@ impl Registry {
 
     /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
     /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
-    /// LRU link written, an entry allocated or freed). A walk that failed (a use after free,
+    /// LRU link written, an entry freed; debug builds check a hit against a fresh walk). A walk that failed (a use after free,
     /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
-    pub(crate) fn lru_serials_unless_seen(&self, cx: &Cx, seen: &mut Option<(u64, Vec<u64>)>) -> Vec<u64> {
+    pub(crate) fn lru_serials_unless_seen(
+        &self,
+        cx: &Cx,
+        seen: &mut Option<(u64, Arc<[u64]>)>,
+    ) -> Arc<[u64]> {
         let writes = self.memory().lru_writes;
         match seen {
-            Some((at, serials)) if *at == writes => serials.clone(),
+            Some((at, serials)) if *at == writes => {
+                // Sound only while every write that can change the walk counts in
+                // `lru_writes`: a fresh walk says whether one was missed.
+                debug_assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
+                Arc::clone(serials)
+            }
             _ => {
-                let serials = self.lru_serials(cx).unwrap_or_default();
-                *seen = Some((writes, serials.clone()));
+                let serials: Arc<[u64]> = self.lru_serials(cx).unwrap_or_default().into();
+                *seen = Some((writes, Arc::clone(&serials)));
                 serials
             }
         }

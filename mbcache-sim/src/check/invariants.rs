@@ -99,15 +99,25 @@ impl Registry {
         let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
         s.on_lru.clear();
         s.on_lru.extend(on_lru);
+        // Every cache's live entries in one pass over the arena all caches share, grouped by
+        // the cache's place on `mb_cache_list` and in slot order within it (`EntryRef` orders
+        // by slot), so the loop below takes each cache's as a run.
+        s.by_cache.clear();
+        s.by_cache.extend(mem.memory.entries.iter().filter_map(|(handle, object)| {
+            s.caches.iter().position(|&c| c == object.cache).map(|at| (at, EntryRef(handle)))
+        }));
+        s.by_cache.sort_unstable();
+        let mut run = 0;
         for at in 0..s.caches.len() {
             let (cache_handle, count) = (s.caches[at], s.counts[at]);
             let cache = mem.cache(cache_handle).map_err(oops)?;
             Self::entry_count_equals_live_entries(cache, count)?;
             let (geometry, indexes_count) = (cache.info.geometry(), cache.info.indexes_count);
-            // The cache's live entries, in slot order, from the arena all caches share.
+            // The cache's live entries, in slot order: its run of `by_cache`.
+            let end = run + s.by_cache[run..].partition_point(|&(of, _)| of == at);
             s.entries.clear();
-            let of_cache = mem.memory.entries.iter().filter(|(_, object)| object.cache == cache_handle);
-            s.entries.extend(of_cache.map(|(handle, _)| EntryRef(handle)));
+            s.entries.extend(s.by_cache[run..end].iter().map(|&(_, entry)| entry));
+            run = end;
             s.hashed_raw.clear();
             for bucket in 0..1u32 << geometry.bucket_bits {
                 let (chain, seen) = (&mut s.nodes, (&mut s.keys, &mut s.hashed_raw));

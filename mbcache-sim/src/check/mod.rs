@@ -145,7 +145,7 @@ pub struct MbcacheSubject {
     outcome_cx: Cx,
     check_cx: Cx,
     /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
-    lru_seen: Option<(u64, Vec<u64>)>,
+    lru_seen: Option<(u64, std::sync::Arc<[u64]>)>,
 }
 
 /// An op's result before it is folded into an [`OpResult`].
@@ -563,7 +563,7 @@ impl Subject for MbcacheSubject {
         let result = Self::result_of(self.apply_op(op));
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
-        // Walked again only when an LRU link was written or an entry allocated or freed.
+        // Walked again only when an LRU link was written or an entry freed.
         let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
         let counts = self.registry.entry_count_list(observer, &self.caches);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }

@@ -53,8 +53,9 @@ pub enum Op {
 pub struct Outcome {
     /// The call's result.
     pub result: OpResult,
-    /// The LRU's entry serials, head first.
-    pub lru: Vec<u64>,
+    /// The LRU's entry serials, head first (shared with the walk that read them, which the
+    /// next op's outcome reuses while the LRU is unchanged).
+    pub lru: std::sync::Arc<[u64]>,
     /// Each live cache's `c_entry_count`, in creation order.
     pub counts: Vec<i32>,
     /// Threaded cases only (None and empty at op level): the thread that ran the op (its
