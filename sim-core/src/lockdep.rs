@@ -788,11 +788,10 @@ struct Graph {
 
 /// The kernel's dependency kinds (`DEP_SR_BIT` .. `DEP_EN_BIT`): S or E for the `from` lock held
 /// shared (`read != 0`) or exclusive, R or N for the `to` lock taken as a recursive read
-/// (`read == 2`) or not. As bits of [`EdgeSeen::dep`]:
+/// (`read == 2`) or not. As bits of [`EdgeSeen::dep`] (EN, bit 3, is never asked alone):
 const DEP_SR: u8 = 1 << 0;
 const DEP_ER: u8 = 1 << 1;
 const DEP_SN: u8 = 1 << 2;
-const DEP_EN: u8 = 1 << 3;
 
 /// lockdep's `held_lock::read`: 0 exclusive, 1 shared, 2 recursive read.
 pub(crate) fn read_state(mode: LockMode) -> u8 {
