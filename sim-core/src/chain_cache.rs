@@ -4,9 +4,12 @@
 //! searches.
 //!
 //! Validating an acquisition only ever adds to the graph (an edge, a usage bit, a report), and
-//! what it adds depends on the classes held, the class taken, how it is taken and the interrupt
-//! state: the chain's key. So once a chain was validated without a report, validating it again
-//! changes nothing and reports nothing, whichever task or thread does it; the cache skips it.
+//! what it adds depends on the classes held and how each is held, the class taken, how it is
+//! taken and the interrupt state: the chain's key. So once a chain was validated without a
+//! report, validating it again adds nothing, whichever task or thread does it; the cache skips
+//! it, as the kernel's lookup_chain_cache() skips validate_chain(). A cycle the graph closes
+//! later through the chain's dependencies is found by the dependency that closes it (the
+//! cycle search also runs for a dependency already present, `Graph::strong_path`).
 //! A chain that produced a report is never cached, so a later acquisition goes the whole way.
 //!
 //! The cache is per thread (no atomics, no lock) and holds the chains of one [`Lockdep`] at a
@@ -90,11 +93,7 @@ impl ClassKey {
 /// same chain when their 64-bit keys are equal; a collision (odds about n²/2⁶⁵ for n chains)
 /// would skip one validation, never report a false one.
 pub(crate) fn chain_key(parent: u64, class: ClassId, mode: LockMode) -> u64 {
-    let read = match mode {
-        LockMode::Read => 1,
-        LockMode::ReadRecursive => 2,
-        _ => 0,
-    };
+    let read = u64::from(crate::lockdep::read_state(mode));
     let mut hasher = FxHasher(parent ^ 0x9e37_79b9_7f4a_7c15);
     hasher.write_u64((u64::from(class) + 1) | read << 32);
     hasher.finish().rotate_left(17) ^ parent
@@ -106,9 +105,11 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
     lookup ^ lockdep.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
 }
 
-/// What decides everything validating an acquisition adds: the held stack's chain key (the
-/// classes held, outermost first), the class taken, and the flags (mode, trylock, the four
-/// interrupt-state bits, irq tracking).
+/// What decides everything validating an acquisition adds: the chain key the acquisition will
+/// carry (each held lock's class and read state, outermost first, then the class taken and its
+/// read state), and the flags: the whole mode (the key has only its read state: a spinlock and a
+/// mutex both read 0, but differ in what they disable), trylock, the four interrupt-state bits,
+/// irq tracking and the depth.
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
     let irq = new.irq;
     let flags = new.mode as u64

@@ -729,6 +729,9 @@ struct EdgeSeen {
     held: Arc<[HeldLock]>,
     upto: usize,
     acquired: Seen,
+    /// Every kind this dependency was made as, one bit each ([`dep_bit`]): the kernel's
+    /// `lock_list::dep`, ORed on each remake (3454a36d6a39 "lockdep: Introduce lock_list::dep").
+    dep: u8,
 }
 
 impl EdgeSeen {
@@ -767,9 +770,10 @@ struct Graph {
     after: Vec<BTreeSet<ClassId>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
-    /// Dependencies only ever made with their `from` class held as a recursive read (one made
-    /// under any other hold takes its pair out: the kernel's `lock_list::dep` bits ORed).
-    read_from: BTreeSet<(ClassId, ClassId)>,
+    /// Whether the graph may hold a cycle: set once a dependency is added that the cycle search
+    /// let pass only because a route was not strong (a readers' cycle). While it is unset no
+    /// dependency already present can close a cycle, so re-making one needs no search.
+    cyclic: bool,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.
     reported: BTreeSet<(String, Vec<String>)>,
@@ -777,6 +781,42 @@ struct Graph {
     /// between searches: a new world validates each of its chains once, with up to five
     /// searches per new dependency, and two allocations each were a third of that.
     scratch: std::cell::RefCell<(Vec<ClassId>, Vec<ClassId>)>,
+    /// The cycle search's working vectors ([`Graph::strong_path`]): the states seen, two bits
+    /// per class, and the queue of steps.
+    cycle_scratch: std::cell::RefCell<(Vec<u8>, Vec<Step>)>,
+}
+
+/// The kernel's dependency kinds (`DEP_SR_BIT` .. `DEP_EN_BIT`): S or E for the `from` lock held
+/// shared (`read != 0`) or exclusive, R or N for the `to` lock taken as a recursive read
+/// (`read == 2`) or not. As bits of [`EdgeSeen::dep`] (EN, bit 3, is never asked alone):
+const DEP_SR: u8 = 1 << 0;
+const DEP_ER: u8 = 1 << 1;
+const DEP_SN: u8 = 1 << 2;
+
+/// lockdep's `held_lock::read`: 0 exclusive, 1 shared, 2 recursive read.
+pub(crate) fn read_state(mode: LockMode) -> u8 {
+    match mode {
+        LockMode::Read => 1,
+        LockMode::ReadRecursive => 2,
+        _ => 0,
+    }
+}
+
+/// The kind of the dependency `prev -> next` (`calc_dep()`).
+fn dep_bit(prev: &HeldLock, next: &HeldLock) -> u8 {
+    let exclusive = usize::from(read_state(prev.mode) == 0);
+    let not_recursive = usize::from(read_state(next.mode) != 2);
+    1 << (exclusive + (not_recursive << 1))
+}
+
+/// One step of the cycle search: the class reached, the index of the step it was reached from
+/// (the start's own index for the start), and whether the dependency followed into it can only
+/// be one that ends in a recursive read (`lock_list::only_xr`).
+#[derive(Clone, Copy)]
+struct Step {
+    class: ClassId,
+    parent: usize,
+    only_xr: bool,
 }
 
 impl Graph {
@@ -793,11 +833,6 @@ impl Graph {
         id
     }
 
-    /// Breadth-first search for a path `from ->* to`; returns the classes on it, both ends included.
-    fn path(&self, from: ClassId, to: ClassId) -> Option<Vec<ClassId>> {
-        self.search(from, true, |class| class == to)
-    }
-
     /// Breadth-first search from `start` (included) along dependencies (`forwards`) or against
     /// them, for the nearest class that satisfies `found`; returns the classes from `start` to it.
     /// Successor sets are ordered, so the answer is deterministic.
@@ -805,17 +840,6 @@ impl Graph {
         &self,
         start: ClassId,
         forwards: bool,
-        found: impl Fn(ClassId) -> bool,
-    ) -> Option<Vec<ClassId>> {
-        self.search_where(start, forwards, |_| true, found)
-    }
-
-    /// [`Graph::search`] that leaves `start` only towards the classes `first` accepts.
-    fn search_where(
-        &self,
-        start: ClassId,
-        forwards: bool,
-        first: impl Fn(ClassId) -> bool,
         found: impl Fn(ClassId) -> bool,
     ) -> Option<Vec<ClassId>> {
         // Plain vectors indexed by class (a graph has tens of classes): the same visiting order
@@ -843,7 +867,7 @@ impl Graph {
             }
             let next = if forwards { &self.after[class as usize] } else { &self.before[class as usize] };
             for &next in next {
-                if parent[next as usize] == UNSEEN && (class != start || first(next)) {
+                if parent[next as usize] == UNSEEN {
                     parent[next as usize] = class;
                     queue.push(next);
                 }
@@ -957,17 +981,14 @@ impl Graph {
 
     /// Adds the dependency from every held lock to `new` (`check_prevs_add()`), reporting one
     /// that closes a cycle and, with `irq_tracking`, one that connects irq-safe to irq-unsafe.
-    /// The second value says whether every held class now leads to `new`'s (none was left out
-    /// as a reader-only cycle or a reported one).
     fn add_dependencies(
         &mut self,
         held: &[HeldLock],
         new: &HeldLock,
         task: &Arc<str>,
         irq_tracking: bool,
-    ) -> (Vec<LockdepReport>, bool) {
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
-        let mut complete = true;
         let mut shared: Option<Arc<[HeldLock]>> = None;
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
@@ -975,63 +996,111 @@ impl Graph {
             if prev.class == class {
                 continue;
             }
-            if self.edges.contains_key(&edge) {
-                // check_prev_add() on a dependency already present adds this one's kind to it
-                // (`entry->dep |= calc_dep(prev, next)`): made once under a write hold, it is a
-                // writer's dependency from then on, whatever it was first.
-                if prev.mode != LockMode::ReadRecursive {
-                    self.read_from.remove(&edge);
-                }
-                continue;
-            }
-            if let Some(path) = self.path(class, prev.class) {
-                complete = false;
-                let Some(path) = self.writers_route(new, path) else {
+            // check_prev_add(): the cycle search comes first, for a dependency already present
+            // too (made before as a readers' one, it may close a writer's cycle now). Without a
+            // cycle in the graph, a present dependency cannot close one: no search.
+            let present = self.edges.contains_key(&edge);
+            if !present || self.cyclic {
+                if let Some(path) = self.strong_path(prev, new) {
+                    made.push(self.circular(held, prev, new, task, &path));
+                    // The closing edge is not added: the kernel turns lockdep off after its
+                    // first report, and a strong cycle in the graph would hide later findings.
                     continue;
-                };
-                let mut current_chain: Vec<Acquisition> = held.iter().map(|h| h.acquisition(task)).collect();
-                current_chain.push(new.acquisition(task));
-                made.push(LockdepReport::CircularDependency {
-                    held: prev.acquisition(task),
-                    acquiring: new.acquisition(task),
-                    current_chain,
-                    existing_chain: self.chain(&path),
-                });
-                // The closing edge is not added: the kernel turns lockdep off after its first
-                // report, and a cycle in the graph would hide later findings.
+                }
+            }
+            if let Some(seen) = self.edges.get_mut(&edge) {
+                // Already present: this kind is ORed in (`entry->dep |= calc_dep(prev, next)`).
+                seen.dep |= dep_bit(prev, new);
                 continue;
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
-            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired });
-            if prev.mode == LockMode::ReadRecursive {
-                self.read_from.insert(edge);
-            }
+            let dep = dep_bit(prev, new);
+            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired, dep });
             self.after[prev.class as usize].insert(class);
             self.before[class as usize].insert(prev.class);
             if irq_tracking {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
             }
         }
-        (made, complete)
+        made
     }
 
-    /// The route of a cycle that `new` would close, given `path` (the nearest one from `new`'s
-    /// class back to a held class), that is a deadlock: any route when `new` is not a recursive
-    /// read; else one that leaves `new`'s class by a dependency made while that class was
-    /// write-held, or `None` when every route leaves it by a read-held one. Readers do not wait
-    /// for readers, so such a cycle is no deadlock (lockdep's "-(*R)-> then -(R*)->" rule, for
-    /// the joint at `new` only; the closing edge is not added, as for a reported cycle). The
-    /// nearest route being a readers' one says nothing of the others, as the kernel's
-    /// check_noncircular() searches for a strong path, not the shortest one.
-    fn writers_route(&self, new: &HeldLock, path: Vec<ClassId>) -> Option<Vec<ClassId>> {
-        let start = new.class;
-        let by_read = |next: ClassId| self.read_from.contains(&(start, next));
-        if new.mode != LockMode::ReadRecursive || path.len() < 2 || !by_read(path[1]) {
-            return Some(path);
+    /// The report of the cycle `prev -> new ->* prev`, `path` being the route from `new`'s
+    /// class back to `prev`'s (`print_circular_bug()`).
+    fn circular(
+        &self,
+        held: &[HeldLock],
+        prev: &HeldLock,
+        new: &HeldLock,
+        task: &Arc<str>,
+        path: &[ClassId],
+    ) -> LockdepReport {
+        let mut current_chain: Vec<Acquisition> = held.iter().map(|h| h.acquisition(task)).collect();
+        current_chain.push(new.acquisition(task));
+        LockdepReport::CircularDependency {
+            held: prev.acquisition(task),
+            acquiring: new.acquisition(task),
+            current_chain,
+            existing_chain: self.chain(path),
         }
-        let to = *path.last().expect("a path has an end");
-        self.search_where(start, true, |next| !by_read(next), |class| class == to)
+    }
+
+    /// `check_noncircular()`: the nearest strong route from `next`'s class back to `prev`'s, the
+    /// classes on it, or `None`. A route is strong when no joint on it, the new dependency's
+    /// two included, is a recursive read taken (-(*R)->) followed by a dependency made with that
+    /// lock shared (-(S*)->): readers do not wait for readers. As the kernel's `__bfs()`, each
+    /// step carries `only_xr` (every kind left on the way in ends in a recursive read), a
+    /// dependency whose kinds are all S* is not followed after such a step, and the search
+    /// starts with `only_xr` when `next` is a recursive read (`bfs_init_root()`). It ends at
+    /// `prev`'s class if `prev` is held exclusive or the way in is not only -(*R)->
+    /// (`hlock_conflict()`). One difference: the kernel marks a class seen when it first
+    /// dequeues it, even by a route it then drops as not strong, so a strong route reaching the
+    /// class later goes unseen; here a class is seen once per `only_xr` value, reached strongly,
+    /// so every strong route is found (each a real deadlock).
+    fn strong_path(&mut self, prev: &HeldLock, next: &HeldLock) -> Option<Vec<ClassId>> {
+        let mut scratch = self.cycle_scratch.borrow_mut();
+        let (seen, queue) = &mut *scratch;
+        seen.clear();
+        seen.resize(self.names.len(), 0);
+        queue.clear();
+        queue.push(Step { class: next.class, parent: 0, only_xr: read_state(next.mode) == 2 });
+        let mut weak = false;
+        let mut at = 0;
+        while at < queue.len() {
+            let index = at;
+            at += 1;
+            let mut step = queue[index];
+            if index > 0 {
+                let from = queue[step.parent];
+                let made_as = self.edges[&(from.class, step.class)].dep;
+                let dep = if from.only_xr { made_as & !(DEP_SR | DEP_SN) } else { made_as };
+                weak |= dep != made_as;
+                if dep == 0 {
+                    continue;
+                }
+                step.only_xr = dep & !(DEP_SR | DEP_ER) == 0;
+                queue[index].only_xr = step.only_xr;
+            }
+            // Bit 2 is "seen with `only_xr` false", which covers a visit with it true (bit 1).
+            let state = if step.only_xr { 1 } else { 2 };
+            if seen[step.class as usize] & (state | 2) != 0 {
+                continue;
+            }
+            seen[step.class as usize] |= state;
+            if step.class == prev.class {
+                if read_state(prev.mode) == 0 || !step.only_xr {
+                    return Some(route(queue, index));
+                }
+                weak = true;
+            }
+            for &to in &self.after[step.class as usize] {
+                queue.push(Step { class: to, parent: index, only_xr: false });
+            }
+        }
+        drop(scratch);
+        self.cyclic |= weak;
+        None
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
@@ -1047,6 +1116,18 @@ impl Graph {
         self.reports.push(report.clone());
         Some(report)
     }
+}
+
+/// The classes from the cycle search's start to step `index`, following the steps' parents.
+fn route(queue: &[Step], index: usize) -> Vec<ClassId> {
+    let mut path = vec![queue[index].class];
+    let mut cursor = index;
+    while cursor != 0 {
+        cursor = queue[cursor].parent;
+        path.push(queue[cursor].class);
+    }
+    path.reverse();
+    path
 }
 
 /// Whether `new` is a recursive read of a class this context already holds for reading (every
@@ -1188,33 +1269,30 @@ impl Lockdep {
         if crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
             return;
         }
-        let (made, settled) = self.validate(held, new, task, irq_tracking);
+        let made = self.validate(held, new, task, irq_tracking);
         new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
-        let clean = made.is_empty() && settled;
+        let clean = made.is_empty();
         crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean);
         self.deliver(made);
     }
 
-    /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made,
-    /// and whether validating the same chain again would find nothing new (the chain cache may
-    /// remember it). A recursive read of a class already held is never settled: its verdict
-    /// depends on how that class is held, which the chain's key does not record; nor is a
-    /// recursive read that left out a dependency (a cycle let pass as readers-only, or reported),
-    /// since the graph may later route it otherwise. Other modes are settled when clean.
+    /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made.
+    /// A chain validated without one is remembered by the chain cache and not validated again,
+    /// as the kernel's lookup_chain_cache() skips validate_chain(): the chain's key records each
+    /// held lock's class and read state, and a dependency the chain let pass (a readers' cycle)
+    /// is in the graph, where a later writer's dependency meets it.
     fn validate(
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
         task: &Arc<str>,
         irq_tracking: bool,
-    ) -> (Vec<LockdepReport>, bool) {
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let mut graph = self.graph();
         new.class = graph.class_id(new.name);
         let new = &*new;
         let class = new.class;
-        let read = new.mode == LockMode::ReadRecursive;
-        let mut settled = !(read && held.iter().any(|h| h.class == class));
         // Recursion: the same class already held by this context. A trylock cannot deadlock
         // on itself, so lockdep lets it pass, as the kernel does.
         // A recursive read may nest inside a read hold of its class (lockdep's
@@ -1236,13 +1314,11 @@ impl Lockdep {
         }
         // Dependencies from every held lock to this one. Trylocks add none of their own.
         if !new.trylock {
-            let (reports, complete) = graph.add_dependencies(held, new, task, irq_tracking);
-            settled &= complete || !read;
-            for report in reports {
+            for report in graph.add_dependencies(held, new, task, irq_tracking) {
                 made.extend(graph.report(report));
             }
         }
-        (made, settled)
+        made
     }
 
     /// Checks a call that may sleep (`might_sleep()` and its callers).
