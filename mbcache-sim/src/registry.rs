@@ -60,7 +60,6 @@ pub(crate) enum HeadId {
 impl HeadId {
     /// `cache->c_indexes_hash[index][bucket]`.
     pub(crate) fn index(cache: CacheHandle, index: u32, bucket: u32) -> HeadId {
-        debug_assert!(index < INDEXES_MAX);
         let index = u8::try_from(index).unwrap_or_else(|_| {
             panic!("index {index} does not fit a HeadId (below INDEXES_MAX {INDEXES_MAX})")
         });

@@ -770,9 +770,10 @@ struct Graph {
     after: Vec<BTreeSet<ClassId>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
-    /// Whether the graph may hold a cycle: set once a dependency is added that the cycle search
-    /// let pass only because a route was not strong (a readers' cycle). While it is unset no
-    /// dependency already present can close a cycle, so re-making one needs no search.
+    /// Whether the graph may hold a cycle: set once any cycle search masked a route as not
+    /// strong (a readers' route, whether or not it reached the held class: a conservative
+    /// over-approximation of "a readers' cycle was let pass"). While it is unset no dependency
+    /// already present can close a cycle, so re-making one needs no search.
     cyclic: bool,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.

@@ -3,7 +3,11 @@
 //! writer holds the lock, even past a spinning writer (the pre-qrwlock rule that lets a reader
 //! nest inside another read hold, and the reason `tasklist_lock` readers can starve its
 //! writers); `write_lock()` spins until no reader or writer holds it. Both disable preemption and
-//! never sleep. lockdep sees reads as [`LockMode::ReadRecursive`].
+//! never sleep. lockdep sees reads as [`LockMode::ReadRecursive`], in every context: the
+//! kernels modelled predate `read_lock_is_recursive()` (5.10 lockdep, where a process-context
+//! `read_lock()` under qrwlocks is not recursive). lockdep's cycle search follows 5.10's
+//! (`__bfs()`, `hlock_conflict()`, `lock_list::dep`), which judges recursive reads more finely
+//! than 2.6's, which kept no dependency with a recursive read at either end at all.
 //!
 //! Left out: qrwlock's fairness (from 3.16 a process-context reader waits behind a queued
 //! writer), the `_bh` variants and trylocks.

@@ -58,7 +58,6 @@ impl Taskstats {
 
     /// What a record about `task` may say to the owner of `port`; reports a violation where a
     /// delivered record breaks the admin or namespace property the version should guarantee.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn audit_record(
         &self,
         cx: &Cx,

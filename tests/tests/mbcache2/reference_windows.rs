@@ -443,6 +443,11 @@ fn a_schedule_work_merged_into_a_pending_rerun_leaves_the_next_kworker_idle() {
     check(&A_SCHEDULE_WORK_MERGED_INTO_A_PENDING_RERUN_LEAVES_THE_NEXT_KWORKER_IDLE);
 }
 
+/// A run's outcome when its scan evicted the entries of blocks 6 and 7 (keys 0 and 1): both
+/// detached-cache windows below end with it.
+const RUN_EVICTED_BLOCKS_6_AND_7: &str =
+    "Scanned([ScanStep { key: 0, value: 6, evicted: true }, ScanStep { key: 1, value: 7, evicted: true }])";
+
 /// A case written for the window (session 10), once the reference kept the detached cache and
 /// judged the scans on it: the prefix's scan leaves block 6 (key 0) and block 7 at the LRU's
 /// head, the prefill's shrink work queued.
@@ -472,8 +477,8 @@ const A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETA
     ops_run: 5,
     reached: |report| {
         returned(report, "Shared { block: 6, count: 2 }")
-                && returned(report, "Failed(ENODEV)")
-                && returned(report, "Scanned([ScanStep { key: 0, value: 6, evicted: true }, ScanStep { key: 1, value: 7, evicted: true }])")
+            && returned(report, "Failed(ENODEV)")
+            && returned(report, RUN_EVICTED_BLOCKS_6_AND_7)
     },
     pin: Pin { scheduler: Scheduler::Random, seed: 31 },
 };
@@ -508,7 +513,7 @@ const A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED: W
     reached: |report| {
         returned(report, "Failed(ENODEV)")
             && returned(report, "Failed(ENOENT)")
-            && returned(report, "Scanned([ScanStep { key: 0, value: 6, evicted: true }, ScanStep { key: 1, value: 7, evicted: true }])")
+            && returned(report, RUN_EVICTED_BLOCKS_6_AND_7)
     },
     pin: Pin { scheduler: Scheduler::Bursts, seed: 27 },
 };
