@@ -191,6 +191,30 @@ struct Touched {
     /// The buffer the check reads the touched groups' leaders into; empty between checks, kept
     /// for its room (so is `tgids`'s), so an operation's check allocates nothing for them.
     leaders: Vec<Arc<Task>>,
+    /// The observer contexts of [`Subject::apply`] ("op") and of the incremental check
+    /// ("check_invariants"), kept between operations and renewed ([`Cx::renew`]) where a new one
+    /// was made: the same serial numbers, so the same trace, without making a context twice an
+    /// operation. None before the first use (and for threaded runs, which make their own).
+    /// Boxed: a context is large (its held-lock stack is inline), and taking it out and putting
+    /// it back each operation would copy it.
+    observers: [Option<Box<Cx>>; 2],
+}
+
+/// [`Touched::observers`]' slot for [`Subject::apply`]'s observer.
+const OP_OBSERVER: usize = 0;
+/// [`Touched::observers`]' slot for the incremental check's observer.
+const CHECK_OBSERVER: usize = 1;
+
+/// The observer `name` kept in `slot`, renewed as [`Sim::observer_cx`] would make it now (on
+/// CPU 0), or made the first time; the caller puts it back when done.
+fn observer_in(slot: &mut Option<Box<Cx>>, sim: &Sim, name: &str) -> Box<Cx> {
+    match slot.take() {
+        Some(mut cx) => {
+            cx.renew(0);
+            cx
+        }
+        None => Box::new(sim.observer_cx(name, 0)),
+    }
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
@@ -202,6 +226,12 @@ impl TaskstatsSubject {
     /// still the best there is.
     fn touched(&self) -> std::sync::MutexGuard<'_, Touched> {
         self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The slot of [`Subject::apply`]'s kept observer, reached without a lock.
+    fn op_observer(&mut self) -> &mut Option<Box<Cx>> {
+        let touched = self.touched.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        &mut touched.observers[OP_OBSERVER]
     }
 
     /// Records that the coming exit of `task` touches its group and the listener list of the
@@ -235,10 +265,24 @@ impl TaskstatsSubject {
     /// The task `index` picks among the tasks `wanted` accepts, by ascending pid, modulo their
     /// number (what indexing a list of their pids picks), in one look at the task table.
     fn pick_task(&self, observer: &Cx, index: u8, wanted: impl Fn(&Task) -> bool) -> Option<Arc<Task>> {
+        /// The tasks one walk keeps on the stack: the default table holds 24 (`tasks_max`).
+        const ROOM: usize = 32;
         self.model.with_task_table(observer, |table| {
-            let count = table.tasks.values().filter(|t| wanted(t)).count();
+            // One walk that counts the candidates and keeps the first ROOM; a second walk only
+            // when the pick lies beyond them.
+            let mut kept: [Option<&Arc<Task>>; ROOM] = [None; ROOM];
+            let mut count = 0;
+            for task in table.tasks.values().filter(|t| wanted(t)) {
+                if let Some(slot) = kept.get_mut(count) {
+                    *slot = Some(task);
+                }
+                count += 1;
+            }
             let nth = usize::from(index) % count.max(1);
-            table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned()
+            match kept.get(nth) {
+                Some(task) => task.cloned(),
+                None => table.tasks.values().filter(|t| wanted(t)).nth(nth).cloned(),
+            }
         })
     }
 
@@ -311,9 +355,14 @@ impl TaskstatsSubject {
                 _ => 0,
             };
             if target.is_some() && nr != 0 {
+                // The task whose number in `ns` is `nr`: in the initial namespace a task's
+                // number is its global pid (its first number), so one lookup; in another,
                 // pid_nr_ns() of each task, ascending by pid, without a lookup per task.
                 let nr_in = |t: &Task| crate::task::nr_in(&t.numbers, ns);
-                facts.target_pid = table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid);
+                facts.target_pid = match ns {
+                    0 => table.tasks.get(&nr).filter(|t| nr_in(t) == nr).map(|t| t.pid),
+                    _ => table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid),
+                };
                 facts.target_exists = facts.target_pid.is_some();
             }
             // What the fd is in the requester's file table (as [`Taskstats::fd_kind`] reads it).
@@ -359,6 +408,8 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
+        // The op-level driver read the port's state already; threaded campaigns did not.
+        let threaded = state.is_none();
         let (mut facts, nr, sender) = self.facts(observer, (port, state), target, fd);
         // The message built in one buffer, the query's target number and the fd filled in.
         let mut msg = MsgBuilder::genlmsg_put(
@@ -390,8 +441,13 @@ impl TaskstatsSubject {
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
         // events carry 0); threaded, another task's exit may queue events meanwhile, and the
         // queue may grow while the request runs (no recvmsg(2) on the port can overlap it).
+        // In the op-level run nothing else runs, netlink_request() takes back every message
+        // the call queued, and an exit that preempts a query never delivers to its port (see
+        // `preempted_query`): the queue is as long as before, and no second look is taken.
         replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
-        facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
+        if threaded {
+            facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
+        }
         let error = replies.pop().and_then(|ack| {
             let hdr = NlMsgHdr::parse(&ack)?;
             (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
@@ -620,7 +676,10 @@ impl Subject for TaskstatsSubject {
     }
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
-        let outcome = self.apply_shared(sim, op);
+        // The kept observer, reached without a lock: `&mut self` is this thread's alone.
+        let observer = observer_in(self.op_observer(), sim, "op");
+        let outcome = self.apply_seen(sim, &observer, op);
+        *self.op_observer() = Some(observer);
         // A grace period ends between operations: deferred frees and puts (pid hash versions,
         // delayed_put_task_struct) run on the "rcu" task.
         sim.rcu_advance();
@@ -644,9 +703,9 @@ impl Subject for TaskstatsSubject {
         let cpus = std::mem::take(&mut touched.cpus) | Self::op_cpus(op);
         let first = touched.with_stats.is_none();
         // Most operations touch nothing: then no observer context is made (a tenth of the
-        // check's cost); otherwise one serves the whole check.
-        let cx =
-            (first || cpus != 0 || !touched.tgids.is_empty()).then(|| sim.observer_cx("check_invariants", 0));
+        // check's cost); otherwise one serves the whole check (the kept one, renewed).
+        let cx = (first || cpus != 0 || !touched.tgids.is_empty())
+            .then(|| observer_in(&mut touched.observers[CHECK_OBSERVER], sim, "check_invariants"));
         let mut ledger = Ok(());
         if let Some(cx) = &cx {
             let groups = touched.with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
@@ -663,8 +722,11 @@ impl Subject for TaskstatsSubject {
         touched.leaders.clear();
         touched.tgids.clear();
         let groups_with_stats = touched.with_stats.as_ref().map_or(0, BTreeSet::len);
-        drop(record);
-        self.model.check_invariants_touched(cx.as_ref(), cpus, ledger, groups_with_stats)
+        let checked = self.model.check_invariants_touched(cx.as_deref(), cpus, ledger, groups_with_stats);
+        if cx.is_some() {
+            touched.observers[CHECK_OBSERVER] = cx;
+        }
+        checked
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {
@@ -680,12 +742,10 @@ impl Subject for TaskstatsSubject {
 }
 
 impl TaskstatsSubject {
-    /// Applies one operation through `&self`: every model entry point takes `&self` and the
-    /// caller's `Cx`, so threaded campaigns (`threaded.rs`) run this same code on several threads.
-    fn apply_shared(&self, sim: &Sim, op: &Op) -> Outcome {
-        // One observer context for everything the driver reads for this operation.
-        let observer = sim.observer_cx("op", 0);
-        let observer = &observer;
+    /// Applies one operation through `&self` (every model entry point takes `&self` and the
+    /// caller's `Cx`), with one observer context, the caller's, for everything the driver reads
+    /// for this operation.
+    fn apply_seen(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
         let live = |t: &Task| t.exit_state == ExitState::None;
         match op {
             Op::Fork { .. }

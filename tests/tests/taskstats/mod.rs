@@ -2,6 +2,7 @@
 //! (plain tests); loom models and shuttle runs (sim-core's runtime backend); all from the
 //! ordinary test build.
 
+mod ac_ppid;
 mod bad_input;
 mod config;
 mod gen;
