@@ -243,7 +243,7 @@ pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8)
     if mb.mb_cache_count(cache) == 0 {
         return Outcome::Scanned(Vec::new());
     }
-    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, u64::from(nr)).0)
+    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, None, u64::from(nr)).0)
 }
 
 /// `RunWork` as one call: a kworker's `process_one_work()` of the first queued item, as the
