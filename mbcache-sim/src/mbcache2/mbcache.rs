@@ -303,7 +303,12 @@ pub(crate) struct MbcacheModule {
     /// Experiment switch, not a kernel fix (every kernel has the barrier): whether
     /// `mb_cache_entry_wait_unused()`'s wait keeps `set_current_state()`'s full barrier between
     /// queueing itself and testing the count. Off, a loom model finds the lost wake-up
-    /// (`tests/tests/mbcache2/loom.rs`).
+    /// (`tests/tests/mbcache2/loom.rs`, through `Mbcache2World::set_wait_barrier`). Always on
+    /// in campaigns, as in the kernel: `set_current_state()` is `smp_store_mb()` on every
+    /// architecture, so no preset may drop it. The op-level simulation never reaches the
+    /// barrier either way: it parks a release that must wait and resumes it only once the entry
+    /// is unused (`Mbcache2Subject::wake_waiters`), so its wait returns at the first test and
+    /// nobody is ever queued; threaded campaigns queue, with the barrier.
     pub(crate) wait_barrier: bool,
 }
 

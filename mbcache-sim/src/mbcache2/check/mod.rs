@@ -45,6 +45,11 @@ const TASKS_COUNT: u8 = 3;
 const FILESYSTEMS_COUNT: u8 = 1;
 const KEYS_COUNT: u8 = 4;
 const BUCKET_BITS: u8 = 1;
+/// The fewest bucket bits a mount uses (two chains; see [`Mbcache2Config::cache_bucket_bits`]).
+const BUCKET_BITS_MIN: u8 = 1;
+/// The most bucket bits a mount uses: one filesystem's chains fill [`MBCACHE2_CHAINS_MAX`].
+const BUCKET_BITS_MAX: u8 = 16;
+const _: () = assert!(1u32 << BUCKET_BITS_MAX == MBCACHE2_CHAINS_MAX && BUCKET_BITS_MIN <= BUCKET_BITS);
 const BLOCKS_COUNT: u16 = 128;
 const REFCOUNT_MAX: u32 = 3;
 const HELD_MAX: u8 = 3;
@@ -137,6 +142,13 @@ impl Mbcache2Config {
             whole_calls: false,
             prefill: 0,
         }
+    }
+
+    /// The bucket bits each mount passes `mb_cache_create()`: `bucket_bits` clamped to
+    /// `BUCKET_BITS_MIN..=BUCKET_BITS_MAX`. The one place the clamp is made: the subject, the
+    /// threaded adapter, the reference and [`Mbcache2Subject::check_config`] read it here.
+    pub(crate) fn cache_bucket_bits(&self) -> u32 {
+        u32::from(self.bucket_bits.clamp(BUCKET_BITS_MIN, BUCKET_BITS_MAX))
     }
 
     /// The newest preset, every fix on.
@@ -569,7 +581,7 @@ impl Subject for Mbcache2Subject {
                     blocks: XattrBlocks::new(config.blocks.max(1), config.refcount_max.max(2)),
                 })
                 .collect(),
-            bucket_bits: u32::from(config.bucket_bits.clamp(1, 16)),
+            bucket_bits: config.cache_bucket_bits(),
             held_max: usize::from(config.held_max.max(1)),
             kworker: sim.cx("kworker", 0),
             held: vec![Vec::new(); usize::from(tasks_count)],
@@ -609,7 +621,7 @@ impl Subject for Mbcache2Subject {
                  {MBCACHE2_BLOCKS_MAX}"
             ));
         }
-        let bits = config.bucket_bits.clamp(1, 16);
+        let bits = config.cache_bucket_bits();
         let chains = u32::from(filesystems) << bits;
         if chains > MBCACHE2_CHAINS_MAX {
             return Err(format!(

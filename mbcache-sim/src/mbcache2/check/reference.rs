@@ -1105,7 +1105,7 @@ impl Reference for Mbcache2Model {
 
     fn new(config: &Mbcache2Config) -> Mbcache2Model {
         let tasks = usize::from(config.tasks.max(1));
-        let bucket_bits = u32::from(config.bucket_bits.clamp(1, 16));
+        let bucket_bits = config.cache_bucket_bits();
         let mut model = Mbcache2Model {
             fss: (0..config.filesystems.max(1))
                 .map(|_| Fs {
