@@ -922,10 +922,15 @@ pub(crate) struct CacheSnapshot {
     pub(crate) nodes: Vec<HashNode>,
     /// `c_entry_count` under the lock.
     pub(crate) count: u64,
-    /// Each listed or hashed entry's (hashed, listed, e_refcnt), by slot.
+    /// Each listed or hashed entry's (hashed, listed, e_refcnt): the chains' first, then the
+    /// LRU's unhashed ones.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
-    /// Scratch: the handles the chains and the LRU name, sorted and deduplicated.
-    handles: Vec<EntryHandle>,
+    /// Scratch: per entry slot, the number of the last snapshot that named an entry there and
+    /// the handle it named (an entry the chains and the LRU both name is read once, without
+    /// sorting the handles; a stale handle to a reused slot is another entry, read too).
+    seen: Vec<(u32, Option<EntryHandle>)>,
+    /// This snapshot's number (never 0, the number of a slot no snapshot named).
+    epoch: u32,
 }
 
 impl MbCache {
@@ -937,7 +942,6 @@ impl MbCache {
         snapshot.lru.clear();
         snapshot.nodes.clear();
         snapshot.entries.clear();
-        snapshot.handles.clear();
         {
             let mut guard = self.c_list_lock.lock(observer);
             let clist = &mut *guard;
@@ -957,11 +961,22 @@ impl MbCache {
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        let handles = &mut snapshot.handles;
-        handles.extend(snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied()));
-        handles.sort_unstable();
-        handles.dedup();
-        snapshot.entries.extend(handles.iter().filter_map(|&handle| {
+        snapshot.epoch = snapshot.epoch.wrapping_add(1);
+        if snapshot.epoch == 0 {
+            snapshot.seen.fill((0, None));
+            snapshot.epoch = 1;
+        }
+        let (seen, epoch) = (&mut snapshot.seen, snapshot.epoch);
+        // Each named entry once, chains first (chain by chain), then the LRU's unhashed ones.
+        let named = snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied());
+        snapshot.entries.extend(named.filter_map(|handle| {
+            let slot = handle.index() as usize;
+            if slot >= seen.len() {
+                seen.resize(slot + 1, (0, None));
+            }
+            if std::mem::replace(&mut seen[slot], (epoch, Some(handle))) == (epoch, Some(handle)) {
+                return None;
+            }
             let entry = mb.entry(observer, handle)?;
             let listed = entry.e_list().get(observer).is_some();
             Some((

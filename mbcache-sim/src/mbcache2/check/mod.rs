@@ -214,6 +214,8 @@ struct Checked {
     snapshot: super::mbcache::CacheSnapshot,
     /// The block bitmap as last read.
     bitmap: Vec<bool>,
+    /// The slots of the entries tasks hold off every chain, as last counted.
+    held_only: Vec<u32>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -732,7 +734,7 @@ impl Mbcache2Subject {
     /// checked), then that every live entry is reachable from a cache or held off one.
     fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshot, bitmap } = &mut *checked;
+        let Checked { reachable: counts, snapshot, bitmap, held_only } = &mut *checked;
         for (fs, filesystem) in self.filesystems.iter().enumerate() {
             if counts[fs].is_some() && !touched(fs) {
                 continue;
@@ -746,25 +748,31 @@ impl Mbcache2Subject {
             self.check_cache(fs, snapshot, bitmap)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
+        // The distinct entries tasks hold or wait on that no chain has (a task may hold one
+        // entry twice): at most `tasks * (held_max + 1)`, sorted and deduplicated in place.
+        held_only.clear();
+        held_only.extend(
+            self.held
+                .iter()
+                .flatten()
+                .map(|held| held.entry)
+                .chain(self.parked.iter().flatten().map(|parked| parked.oe))
+                .filter(|&entry| {
+                    self.mb
+                        .entry(&self.observer, entry)
+                        .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
+                })
+                .map(|entry| entry.index()),
+        );
+        held_only.sort_unstable();
+        held_only.dedup();
+        let held_only = held_only.len() as u64;
         drop(checked);
-        let held_only: std::collections::BTreeSet<u32> = self
-            .held
-            .iter()
-            .flatten()
-            .map(|held| held.entry)
-            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
-            .filter(|&entry| {
-                self.mb
-                    .entry(&self.observer, entry)
-                    .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
-            })
-            .map(|entry| entry.index())
-            .collect();
         let live = self.mb.entries.live();
-        if live != reachable + held_only.len() as u64 {
+        if live != reachable + held_only {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-live-entries-reachable"),
-                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
+                format!("{live} entries live, {reachable} in caches and {held_only} held off them"),
             ));
         }
         Ok(())

@@ -527,10 +527,16 @@ impl Mbcache2Model {
         }
     }
 
+    /// The `index`-th allocated block, modulo how many are (as `XattrBlocks::nth_allocated`
+    /// picks it: two passes over the blocks, nothing collected).
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        let allocated: Vec<u64> =
-            self.fss[fs].blocks.iter().enumerate().filter(|(_, b)| b.0).map(|(at, _)| at as u64).collect();
-        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+        let blocks = &self.fss[fs].blocks;
+        let allocated = blocks.iter().filter(|b| b.0).count();
+        if allocated == 0 {
+            return None;
+        }
+        let nth = usize::from(index) % allocated;
+        blocks.iter().enumerate().filter(|(_, b)| b.0).nth(nth).map(|(at, _)| at as u64)
     }
 
     fn umount(&mut self, fs: usize) -> Outcome {
