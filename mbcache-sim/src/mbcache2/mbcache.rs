@@ -303,7 +303,12 @@ pub(crate) struct MbcacheModule {
     /// Experiment switch, not a kernel fix (every kernel has the barrier): whether
     /// `mb_cache_entry_wait_unused()`'s wait keeps `set_current_state()`'s full barrier between
     /// queueing itself and testing the count. Off, a loom model finds the lost wake-up
-    /// (`tests/tests/mbcache2/loom.rs`).
+    /// (`tests/tests/mbcache2/loom.rs`, through `Mbcache2World::set_wait_barrier`). Always on
+    /// in campaigns, as in the kernel: `set_current_state()` is `smp_store_mb()` on every
+    /// architecture, so no preset may drop it. The op-level simulation never reaches the
+    /// barrier either way: it parks a release that must wait and resumes it only once the entry
+    /// is unused (`Mbcache2Subject::wake_waiters`), so its wait returns at the first test and
+    /// nobody is ever queued; threaded campaigns queue, with the barrier.
     pub(crate) wait_barrier: bool,
 }
 
@@ -917,10 +922,15 @@ pub(crate) struct CacheSnapshot {
     pub(crate) nodes: Vec<HashNode>,
     /// `c_entry_count` under the lock.
     pub(crate) count: u64,
-    /// Each listed or hashed entry's (hashed, listed, e_refcnt), by slot.
+    /// Each listed or hashed entry's (hashed, listed, e_refcnt): the chains' first, then the
+    /// LRU's unhashed ones.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
-    /// Scratch: the handles the chains and the LRU name, sorted and deduplicated.
-    handles: Vec<EntryHandle>,
+    /// Scratch: per entry slot, the number of the last snapshot that named an entry there and
+    /// the handle it named (an entry the chains and the LRU both name is read once, without
+    /// sorting the handles; a stale handle to a reused slot is another entry, read too).
+    seen: Vec<(u32, Option<EntryHandle>)>,
+    /// This snapshot's number (never 0, the number of a slot no snapshot named).
+    epoch: u32,
 }
 
 impl MbCache {
@@ -932,7 +942,6 @@ impl MbCache {
         snapshot.lru.clear();
         snapshot.nodes.clear();
         snapshot.entries.clear();
-        snapshot.handles.clear();
         {
             let mut guard = self.c_list_lock.lock(observer);
             let clist = &mut *guard;
@@ -952,11 +961,22 @@ impl MbCache {
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        let handles = &mut snapshot.handles;
-        handles.extend(snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied()));
-        handles.sort_unstable();
-        handles.dedup();
-        snapshot.entries.extend(handles.iter().filter_map(|&handle| {
+        snapshot.epoch = snapshot.epoch.wrapping_add(1);
+        if snapshot.epoch == 0 {
+            snapshot.seen.fill((0, None));
+            snapshot.epoch = 1;
+        }
+        let (seen, epoch) = (&mut snapshot.seen, snapshot.epoch);
+        // Each named entry once, chains first (chain by chain), then the LRU's unhashed ones.
+        let named = snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied());
+        snapshot.entries.extend(named.filter_map(|handle| {
+            let slot = handle.index() as usize;
+            if slot >= seen.len() {
+                seen.resize(slot + 1, (0, None));
+            }
+            if std::mem::replace(&mut seen[slot], (epoch, Some(handle))) == (epoch, Some(handle)) {
+                return None;
+            }
             let entry = mb.entry(observer, handle)?;
             let listed = entry.e_list().get(observer).is_some();
             Some((

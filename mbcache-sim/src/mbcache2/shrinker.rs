@@ -43,17 +43,29 @@ impl MbcacheModule {
     /// `mb_cache_shrink()`: scans up to `nr_to_scan` LRU entries from the head and returns how
     /// many it freed.
     pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, nr_to_scan: u64) -> u64 {
-        self.mb_cache_shrink_steps(cx, cache, nr_to_scan).1
+        self.mb_cache_shrink_steps(cx, cache, None, nr_to_scan).1
     }
 
     /// `mb_cache_shrink()`, also returning each step as the threaded judge reads it: the entry at
     /// the LRU's head then, and whether it left the cache (unhashed and off the LRU) or was kept
     /// (moved to the tail). Which entries a scan takes depends on what overlapping calls hold,
     /// so the judge is told rather than left to guess; the steps are checker state.
+    ///
+    /// `work`: the cache as the shrink work reaches it (`container_of(work, ..)`), the one
+    /// caller that holds no reference on the cache. Each `spin_lock(&cache->c_list_lock)` of
+    /// the work's scan (the first, and the one after each reclaim, which ran unlocked) checks,
+    /// once the lock is taken, that the cache is still allocated: `mb_cache_destroy()` takes
+    /// that lock too, so a destroy that ran while the scan had it dropped, or before the scan
+    /// first took it, is over by then (d227786ab111's race with a kworker running the item),
+    /// and the slab reports the use after free there; the scan stops. (Checked before the
+    /// acquisition, the destroy could still run at the acquisition's schedule point.) The
+    /// shrinker and the sync shrink run on a cache their caller keeps alive
+    /// (`unregister_shrinker()` waits for a scan; a create holds the mount).
     pub(crate) fn mb_cache_shrink_steps(
         &self,
         cx: &Cx,
         cache: &MbCache,
+        work: Option<CacheHandle>,
         mut nr_to_scan: u64,
     ) -> (Vec<ScanStep>, u64) {
         let (mut steps, mut shrunk) = (Vec::new(), 0);
@@ -61,6 +73,9 @@ impl MbcacheModule {
         // then (the lock is held from that step to this one, so nothing moved in between).
         let mut chance: Option<(EntryHandle, u64)> = None;
         let mut clist = self.list_lock(cx, cache);
+        if !self.work_cache_live(cx, work) {
+            return (steps, shrunk);
+        }
         while nr_to_scan > 0 {
             nr_to_scan -= 1;
             let head = clist.head;
@@ -90,8 +105,23 @@ impl MbcacheModule {
             }
             steps.push(ScanStep { key, value, evicted: !reclaimed.kept });
             clist = self.list_lock(cx, cache);
+            if !self.work_cache_live(cx, work) {
+                return (steps, shrunk);
+            }
         }
         (steps, shrunk)
+    }
+
+    /// Whether the shrink work's cache is still allocated, the slab's use-after-free report
+    /// when not (see [`MbcacheModule::mb_cache_shrink_steps`]); true for the other callers.
+    fn work_cache_live(&self, cx: &Cx, work: Option<CacheHandle>) -> bool {
+        let Some(work) = work else { return true };
+        if self.caches.is_live(work) {
+            return true;
+        }
+        cx.sim().mark("shrink-work-cache-freed-under-it");
+        let _ = self.caches.get(cx, work);
+        false
     }
 
     /// The first entry's keep-or-reclaim test, `c_list_lock` held: a referenced entry (and from
@@ -166,7 +196,7 @@ impl MbcacheModule {
             return (Vec::new(), 0);
         };
         cx.sim().mark("shrink-work-ran");
-        self.mb_cache_shrink_steps(cx, &cache, cache.c_max_entries / SHRINK_DIVISOR)
+        self.mb_cache_shrink_steps(cx, &cache, Some(work), cache.c_max_entries / SHRINK_DIVISOR)
     }
 
     /// A kworker's loop: runs every queued work item; returns how many entries they freed.

@@ -6,11 +6,11 @@
 use std::sync::atomic::AtomicBool;
 
 use mbcache_sim::{
-    Mbcache2Config, Mbcache2FixSet, Mbcache2Op as Op, Mbcache2Subject, ATOMIC_ENTRY_FLAGS, CREATE_HOLDS_REF,
-    DELETE_OR_GET, PRESET_7_1,
+    Mbcache2Config, Mbcache2FixSet, Mbcache2Op as Op, Mbcache2Subject, ATOMIC_ENTRY_FLAGS,
+    CANCEL_SHRINK_WORK, CREATE_HOLDS_REF, DELETE_OR_GET, PRESET_7_1,
 };
 use sim_core::check::{CampaignOptions, CampaignReport};
-use sim_core::threaded::{self, ThreadedCase, ThreadedOptions};
+use sim_core::threaded::{self, SchedulerChoice, ThreadedCase, ThreadedOptions, ThreadedReport};
 use sim_core::ViolationKind;
 
 /// `cases` threaded cases from case seed `seed` on the newest kernel with `fixes`.
@@ -46,6 +46,60 @@ fn a_lazy_unmount_waits_for_the_running_shrink_work_and_the_fixed_kernel_stays_q
     for mark in ["cancel-work-waited", "destroy-cancelled-work", "shrink-work-ran"] {
         assert!(report.coverage.contains_key(mark), "{mark} not reached: {:?}", report.coverage);
     }
+}
+
+/// The zoo's shrink-work case as session 12 found it missed (case seed 4294967299, shrunk): a
+/// kworker runs the shrink work the prefill queued while another thread unmounts.
+const WORK_VS_UMOUNT: &str = r#"{"prefix": [], "threads": [["RunWork"], [{"Umount": {"fs": 0}}]]}"#;
+
+/// [`WORK_VS_UMOUNT`] once with `fixes`, under `scheduler` seeded with `seed`.
+fn work_vs_umount(fixes: Mbcache2FixSet, scheduler: SchedulerChoice, seed: u64) -> ThreadedReport {
+    let mut case: serde_json::Value = serde_json::from_str(WORK_VS_UMOUNT).expect("case");
+    case["scheduler"] = serde_json::to_value(scheduler).expect("scheduler");
+    let case: ThreadedCase<Op> = serde_json::from_value(case).expect("case");
+    let options = ThreadedOptions { steps_max: 20_000, executions: 1, ..ThreadedOptions::new(3) };
+    threaded::run_case::<Mbcache2Subject>(&Mbcache2Config::new(PRESET_7_1, fixes), seed, &case, &options)
+}
+
+/// The schedules the shrink-work tests try, in order: 200 seeds of each scheduler.
+fn schedules() -> impl Iterator<Item = (SchedulerChoice, u64)> {
+    (0..200u64).flat_map(|seed| {
+        [SchedulerChoice::Random, SchedulerChoice::Pct { depth: 3 }, SchedulerChoice::Bursts]
+            .into_iter()
+            .map(move |scheduler| (scheduler, seed))
+    })
+}
+
+#[test]
+fn a_destroy_under_the_running_shrink_work_is_a_use_after_free_on_threads() {
+    // 1. The prefill puts the cache past c_max_entries: the shrink work is queued.
+    // 2. A kworker takes the item, scans, evicts the LRU's head and drops c_list_lock to free it.
+    // 3. The lazy unmount's mb_cache_destroy(), before d227786ab111 with no cancel_work_sync(),
+    //    empties the LRU and frees the cache.
+    // 4. The kworker takes c_list_lock again: in the freed cache.
+    // Symptom: a use after free (the mark says it was the running scan's, not a queued item's).
+    // Fix: "fs/mbcache: cancel shrink work before destroying the cache" (d227786ab111). Before
+    // session 12 the worker's retake went unreported, and only a mismatch showed.
+    let broken = Mbcache2FixSet::all().without(CANCEL_SHRINK_WORK);
+    let found = schedules().find_map(|(scheduler, seed)| {
+        let report = work_vs_umount(broken, scheduler.clone(), seed);
+        let hit = report.coverage.contains("shrink-work-cache-freed-under-it")
+            && report.violation().is_some_and(|found| found.kind == ViolationKind::UseAfterFree);
+        hit.then_some((scheduler, seed))
+    });
+    let (scheduler, seed) = found.expect(
+        "no schedule of the first 200 seeds frees the cache under a running scan as a use after free; \
+         replay: cargo test -p ksim-tests --test main -- mbcache2::threaded::a_destroy_under",
+    );
+    // The fixed kernel's destroy waits for that run, on the same schedule and on every other.
+    let fixed = work_vs_umount(Mbcache2FixSet::all(), scheduler.clone(), seed);
+    assert_eq!(fixed.violation(), None, "fixed, {scheduler:?} seed {seed}");
+    let waited = schedules().take(60).any(|(scheduler, seed)| {
+        let report = work_vs_umount(Mbcache2FixSet::all(), scheduler.clone(), seed);
+        assert_eq!(report.violation(), None, "fixed, {scheduler:?} seed {seed}");
+        report.coverage.contains("cancel-work-waited")
+    });
+    assert!(waited, "no schedule of the fixed kernel's first 20 seeds waited for the running work");
 }
 
 #[test]

@@ -45,6 +45,11 @@ const TASKS_COUNT: u8 = 3;
 const FILESYSTEMS_COUNT: u8 = 1;
 const KEYS_COUNT: u8 = 4;
 const BUCKET_BITS: u8 = 1;
+/// The fewest bucket bits a mount uses (two chains; see [`Mbcache2Config::cache_bucket_bits`]).
+const BUCKET_BITS_MIN: u8 = 1;
+/// The most bucket bits a mount uses: one filesystem's chains fill [`MBCACHE2_CHAINS_MAX`].
+const BUCKET_BITS_MAX: u8 = 16;
+const _: () = assert!(1u32 << BUCKET_BITS_MAX == MBCACHE2_CHAINS_MAX && BUCKET_BITS_MIN <= BUCKET_BITS);
 const BLOCKS_COUNT: u16 = 128;
 const REFCOUNT_MAX: u32 = 3;
 const HELD_MAX: u8 = 3;
@@ -139,6 +144,13 @@ impl Mbcache2Config {
         }
     }
 
+    /// The bucket bits each mount passes `mb_cache_create()`: `bucket_bits` clamped to
+    /// `BUCKET_BITS_MIN..=BUCKET_BITS_MAX`. The one place the clamp is made: the subject, the
+    /// threaded adapter, the reference and [`Mbcache2Subject::check_config`] read it here.
+    pub(crate) fn cache_bucket_bits(&self) -> u32 {
+        u32::from(self.bucket_bits.clamp(BUCKET_BITS_MIN, BUCKET_BITS_MAX))
+    }
+
     /// The newest preset, every fix on.
     pub fn fixed() -> Mbcache2Config {
         Mbcache2Config::new(PRESET_7_1, Fixes::all())
@@ -202,6 +214,8 @@ struct Checked {
     snapshot: super::mbcache::CacheSnapshot,
     /// The block bitmap as last read.
     bitmap: Vec<bool>,
+    /// The slots of the entries tasks hold off every chain, as last counted.
+    held_only: Vec<u32>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -243,7 +257,7 @@ pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8)
     if mb.mb_cache_count(cache) == 0 {
         return Outcome::Scanned(Vec::new());
     }
-    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, u64::from(nr)).0)
+    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, None, u64::from(nr)).0)
 }
 
 /// `RunWork` as one call: a kworker's `process_one_work()` of the first queued item, as the
@@ -569,7 +583,7 @@ impl Subject for Mbcache2Subject {
                     blocks: XattrBlocks::new(config.blocks.max(1), config.refcount_max.max(2)),
                 })
                 .collect(),
-            bucket_bits: u32::from(config.bucket_bits.clamp(1, 16)),
+            bucket_bits: config.cache_bucket_bits(),
             held_max: usize::from(config.held_max.max(1)),
             kworker: sim.cx("kworker", 0),
             held: vec![Vec::new(); usize::from(tasks_count)],
@@ -609,7 +623,7 @@ impl Subject for Mbcache2Subject {
                  {MBCACHE2_BLOCKS_MAX}"
             ));
         }
-        let bits = config.bucket_bits.clamp(1, 16);
+        let bits = config.cache_bucket_bits();
         let chains = u32::from(filesystems) << bits;
         if chains > MBCACHE2_CHAINS_MAX {
             return Err(format!(
@@ -720,7 +734,7 @@ impl Mbcache2Subject {
     /// checked), then that every live entry is reachable from a cache or held off one.
     fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshot, bitmap } = &mut *checked;
+        let Checked { reachable: counts, snapshot, bitmap, held_only } = &mut *checked;
         for (fs, filesystem) in self.filesystems.iter().enumerate() {
             if counts[fs].is_some() && !touched(fs) {
                 continue;
@@ -734,25 +748,31 @@ impl Mbcache2Subject {
             self.check_cache(fs, snapshot, bitmap)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
+        // The distinct entries tasks hold or wait on that no chain has (a task may hold one
+        // entry twice): at most `tasks * (held_max + 1)`, sorted and deduplicated in place.
+        held_only.clear();
+        held_only.extend(
+            self.held
+                .iter()
+                .flatten()
+                .map(|held| held.entry)
+                .chain(self.parked.iter().flatten().map(|parked| parked.oe))
+                .filter(|&entry| {
+                    self.mb
+                        .entry(&self.observer, entry)
+                        .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
+                })
+                .map(|entry| entry.index()),
+        );
+        held_only.sort_unstable();
+        held_only.dedup();
+        let held_only = held_only.len() as u64;
         drop(checked);
-        let held_only: std::collections::BTreeSet<u32> = self
-            .held
-            .iter()
-            .flatten()
-            .map(|held| held.entry)
-            .chain(self.parked.iter().flatten().map(|parked| parked.oe))
-            .filter(|&entry| {
-                self.mb
-                    .entry(&self.observer, entry)
-                    .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
-            })
-            .map(|entry| entry.index())
-            .collect();
         let live = self.mb.entries.live();
-        if live != reachable + held_only.len() as u64 {
+        if live != reachable + held_only {
             return Err(Violation::new(
                 ViolationKind::invariant("mbcache2-live-entries-reachable"),
-                format!("{live} entries live, {reachable} in caches and {} held off them", held_only.len()),
+                format!("{live} entries live, {reachable} in caches and {held_only} held off them"),
             ));
         }
         Ok(())

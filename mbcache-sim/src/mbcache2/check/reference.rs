@@ -527,10 +527,16 @@ impl Mbcache2Model {
         }
     }
 
+    /// The `index`-th allocated block, modulo how many are (as `XattrBlocks::nth_allocated`
+    /// picks it: two passes over the blocks, nothing collected).
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        let allocated: Vec<u64> =
-            self.fss[fs].blocks.iter().enumerate().filter(|(_, b)| b.0).map(|(at, _)| at as u64).collect();
-        (!allocated.is_empty()).then(|| allocated[usize::from(index) % allocated.len()])
+        let blocks = &self.fss[fs].blocks;
+        let allocated = blocks.iter().filter(|b| b.0).count();
+        if allocated == 0 {
+            return None;
+        }
+        let nth = usize::from(index) % allocated;
+        blocks.iter().enumerate().filter(|(_, b)| b.0).nth(nth).map(|(at, _)| at as u64)
     }
 
     fn umount(&mut self, fs: usize) -> Outcome {
@@ -1105,7 +1111,7 @@ impl Reference for Mbcache2Model {
 
     fn new(config: &Mbcache2Config) -> Mbcache2Model {
         let tasks = usize::from(config.tasks.max(1));
-        let bucket_bits = u32::from(config.bucket_bits.clamp(1, 16));
+        let bucket_bits = config.cache_bucket_bits();
         let mut model = Mbcache2Model {
             fss: (0..config.filesystems.max(1))
                 .map(|_| Fs {

@@ -315,7 +315,7 @@ impl ThreadedSubject for Mbcache2Subject {
                     blocks: XattrBlocks::new(config.blocks.max(1), config.refcount_max.max(2)),
                 })
                 .collect(),
-            bucket_bits: u32::from(config.bucket_bits.clamp(1, 16)),
+            bucket_bits: config.cache_bucket_bits(),
             calls_done: WaitQueue::new("umount: calls in flight"),
             owned: StdMutex::new(vec![Vec::new(); usize::from(config.tasks.max(1))]),
         };
