@@ -58,13 +58,16 @@ impl Taskstats {
 
     /// What a record about `task` may say to the owner of `port`; reports a violation where a
     /// delivered record breaks the admin or namespace property the version should guarantee.
+    /// `observer` is the caller's observer context (netlink_request()'s, or the exit audit's),
+    /// the one the namespace check reads the task table through; `(kind, id_attr)` the
+    /// record's type and id attribute.
     pub(super) fn audit_record(
         &self,
         cx: &Cx,
+        observer: &Cx,
         port: &Port,
         task: &Task,
-        kind: u16,
-        id_attr: u32,
+        (kind, id_attr): (u16, u32),
         stats: &TaskstatsRecord,
     ) {
         if self.checks(crate::fixes::ADMIN_PERM) && !port.capable && port.uid != task.uid {
@@ -81,10 +84,9 @@ impl Taskstats {
             );
         }
         if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
-            // The only check that reads the task table: through an observer context (untraced,
-            // unchecked, no model lock), made here and only here.
-            let observer = cx.sim().observer_cx("audit", cx.cpu());
-            let table = self.tasks.read_lock(&observer);
+            // The only check that reads the task table: through the caller's observer context
+            // (untraced, unchecked, no model lock).
+            let table = self.tasks.read_lock(observer);
             // A task released after the query's RCU lookup found it has its pid detached:
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
@@ -192,7 +194,7 @@ impl Taskstats {
             return;
         };
         for (kind, id, stats) in records {
-            self.audit_record(cx, &port, task, *kind, *id, stats);
+            self.audit_record(cx, &observer, &port, task, (*kind, *id), stats);
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {

@@ -695,10 +695,10 @@ impl Taskstats {
         };
         // The checker audits the record against the requester's socket (its credentials from
         // open, as netlink_request() found it); the namespace check alone reads the task table,
-        // through an observer context it makes only then.
+        // through the request's observer context (`info.observer`).
         if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            self.audit_record(cx, info.socket, &task, kind, nr, stats);
+            self.audit_record(cx, info.observer, info.socket, &task, (kind, nr), stats);
         }
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
@@ -803,10 +803,16 @@ impl Taskstats {
             return Err(Errno::EINVAL);
         };
         let fd = attr.get_u32(info.msg);
+        // fget_light(): `current->files`, the caller's own fd table, read with no lock when the
+        // table is not shared and under rcu_read_lock() otherwise (fcheck_files()); never under
+        // tasklist_lock. The model keeps fd tables in the task table, so it reaches the
+        // caller's through the request's observer context, inside the RCU section.
+        cx.rcu_read_lock();
         let file = {
-            let table = self.tasks.read_lock(cx);
+            let table = self.tasks.read_lock(info.observer);
             table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
         };
+        cx.rcu_read_unlock();
         let Some(file) = file else {
             self.mark(cx, "cgroupstats-bad-fd");
             return Ok(());
@@ -817,6 +823,9 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::EINVAL);
         };
+        // cgroupstats_build()'s cgroup_iter_start() takes read_lock(&css_set_lock), a lock the
+        // model does not have; it walks the task list under read_lock(&tasklist_lock) instead
+        // (another rwlock_t read, taken with nothing else held here). A known difference.
         let stats = self.tasks.read_lock(cx).cgroupstats_build(cgroup);
         // nla_reserve(), unchecked in the seed: the size it asked for always fits.
         if msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes()).is_err() {

@@ -434,7 +434,13 @@ impl Taskstats {
         true
     }
 
-    /// Sets a task's scheduler state, cgroup or CPU.
+    /// Sets a task's scheduler state, cgroup or CPU: the kernel writes these fields of the one
+    /// `task_struct` in place (set_current_state(), cgroup_attach_task(), set_task_cpu()) and
+    /// leaves the pid hash alone, which points at that object. The model's new version of the
+    /// task goes into the task list (under tasklist_lock, where cgroup and task-list readers
+    /// find it) and `current`; the pid hash keeps the version it had, until its next change
+    /// (attach_pid()/detach_pid()) republishes it. Its readers (the queries' RCU lookups) read
+    /// none of the three fields: only what fork fixed and what every version shares.
     pub fn set_task(
         &self,
         cx: &Cx,
@@ -457,7 +463,6 @@ impl Taskstats {
             }
         });
         self.current_changed(&t, pid, true);
-        self.publish_pid_hash(cx, &t);
     }
 
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
