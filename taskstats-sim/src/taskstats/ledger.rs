@@ -176,6 +176,31 @@ impl Taskstats {
         Some(TgidExpect { truth: group.truth.clone(), counted_twice, before_fill })
     }
 
+    /// 2.6.19's fill_tgid(), its first section (the copy of `signal->stats` under stats_lock):
+    /// the group's truth and the threads already in it, as the copy has them (None: the
+    /// ledger has booked no exit). [`Self::tgid_query_walked`] finishes the expectation.
+    pub(super) fn tgid_query_copied(&self, tgid: u32) -> Option<(TaskstatsRecord, BTreeSet<u32>)> {
+        let ledger = self.ledger();
+        let group = ledger.groups.get(&tgid)?;
+        Some((group.truth.clone(), group.filled_live.clone()))
+    }
+
+    /// 2.6.19's fill_tgid(), its second section (the walk under tasklist_lock, counting the
+    /// threads `live`): a thread the copy had and the walk counts is counted twice; one booked
+    /// and not yet filled now is counted once, as live.
+    pub(super) fn tgid_query_walked(
+        &self,
+        tgid: u32,
+        (truth, filled): (TaskstatsRecord, BTreeSet<u32>),
+        live: &[u32],
+    ) -> TgidExpect {
+        let ledger = self.ledger();
+        let pending = |pid: &u32| ledger.groups.get(&tgid).is_some_and(|g| g.pending.contains_key(pid));
+        let counted_twice = live.iter().copied().filter(|pid| filled.contains(pid)).collect();
+        let before_fill = live.iter().copied().filter(pending).collect();
+        TgidExpect { truth, counted_twice, before_fill }
+    }
+
     /// The checker's look at one delivery before it is sent: what the record may say to the
     /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
     /// still rise. It reads the model through an observer context, so neither the trace nor

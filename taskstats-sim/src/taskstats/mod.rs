@@ -689,9 +689,7 @@ impl Taskstats {
             // fill_stats_for_tgid(): inside the lookup's rcu_read_lock() section, no tasklist_lock.
             self.fill_stats_for_tgid(cx, &task)
         } else {
-            // 2.6.19's fill_tgid(): its thread walk under read_lock(&tasklist_lock).
-            let _walk = self.tasks.read_lock(cx);
-            self.fill_stats_for_tgid(cx, &task)
+            self.fill_tgid(cx, &task)
         };
         // The checker audits the record against the requester's socket (its credentials from
         // open, as netlink_request() found it); the namespace check alone reads the task table,
@@ -724,7 +722,6 @@ impl Taskstats {
     /// section. None (ESRCH) where lock_task_sighand() fails: the task was released after the
     /// RCU lookup found it.
     fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
-        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let inner = first.signal.lock.lock_irqsave(cx);
         if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) && !first.has_sighand() {
             cx.note(format!("lock_task_sighand({}): its sighand is gone (released)", first.pid));
@@ -732,20 +729,7 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = inner.stats.clone().unwrap_or_default();
-        let mut live_sum = TaskstatsRecord::default();
-        let mut live = Vec::new();
-        for (&pid, (acct, exit_state)) in inner.threads.iter() {
-            if *exit_state != ExitState::None {
-                continue;
-            }
-            live.push(pid);
-            acct.delayacct_add(&mut stats, v8);
-            acct.delayacct_add(&mut live_sum, v8);
-            if v8 {
-                stats.nvcsw += acct.nvcsw;
-                stats.nivcsw += acct.nivcsw;
-            }
-        }
+        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
         stats.version = self.version();
@@ -753,6 +737,61 @@ impl Taskstats {
             self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
         }
         Some(stats)
+    }
+
+    /// Mirrors 2.6.19-rc3's fill_tgid() after its lookup: two sections, not nested. The dead
+    /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the live
+    /// threads are walked under read_lock(&tasklist_lock) (do/while_each_thread, skipping a
+    /// zombie leader), each added by delayacct_add_tsk(). The model keeps a thread's counters in
+    /// its group's table under the group's lock, so the walk reads them under that lock, nested
+    /// in tasklist_lock (the order exit_notify() takes them in). A thread whose fill_tgid_exit()
+    /// comes after the copy and whose release comes before the walk is in neither, as in the
+    /// kernel; the checker reads its ledger in each section (what the copy had, what the walk
+    /// counted) and expects their sum.
+    fn fill_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
+        let (mut stats, copied) = {
+            let inner = first.signal.lock.lock_irqsave(cx);
+            first.signal.stats_locked_read(cx, self.stats_access());
+            let copied = self.checks_group_stats().then(|| self.tgid_query_copied(first.tgid)).flatten();
+            (inner.stats.clone().unwrap_or_default(), copied)
+        };
+        let walk = self.tasks.read_lock(cx);
+        let inner = first.signal.lock.lock_irqsave(cx);
+        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
+        let expect = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
+        drop(inner);
+        drop(walk);
+        stats.version = self.version();
+        if let Some(expect) = expect {
+            self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
+        }
+        Some(stats)
+    }
+
+    /// The walk over a group's live threads both TGID fills make (the group's table held as
+    /// `inner`): each live thread's delays (and, version 8, context switches) added to `stats`.
+    /// Returns the live threads' own sum and their pids, for the checker.
+    fn walk_live_threads(
+        &self,
+        inner: &crate::task::SignalInner,
+        stats: &mut TaskstatsRecord,
+    ) -> (TaskstatsRecord, Vec<u32>) {
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let mut live_sum = TaskstatsRecord::default();
+        let mut live = Vec::new();
+        for (&pid, (acct, exit_state)) in inner.threads.iter() {
+            if *exit_state != ExitState::None {
+                continue;
+            }
+            live.push(pid);
+            acct.delayacct_add(stats, v8);
+            acct.delayacct_add(&mut live_sum, v8);
+            if v8 {
+                stats.nvcsw += acct.nvcsw;
+                stats.nivcsw += acct.nivcsw;
+            }
+        }
+        (live_sum, live)
     }
 
     /// The checker's judgement of a TGID query's figures: the exited threads the ledger has in
