@@ -203,23 +203,21 @@ impl Taskstats {
 
     /// The checker's look at one delivery before it is sent: what the record may say to the
     /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
-    /// still rise. It reads the model through an observer context, so neither the trace nor
-    /// lockdep sees it.
+    /// still rise. It reads the model through `observer` (the caller's observer context, one
+    /// per listener walk), so neither the trace nor lockdep sees it.
     pub(super) fn audit_delivery(
         &self,
         cx: &Cx,
-        pid: u32,
-        cpu: u32,
-        seq: u32,
+        observer: &Cx,
+        (pid, cpu, seq): (u32, u32, u32),
         task: &Task,
         records: &[(u16, u32, TaskstatsRecord)],
     ) {
-        let observer = cx.sim().observer_cx("audit", cx.cpu());
-        let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
+        let Some(port) = self.port(observer, pid).filter(|p| p.open) else {
             return;
         };
         for (kind, id, stats) in records {
-            self.audit_record(cx, &observer, &port, task, (*kind, *id), stats);
+            self.audit_record(cx, observer, &port, task, (*kind, *id), stats);
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {

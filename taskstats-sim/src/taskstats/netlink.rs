@@ -733,6 +733,30 @@ mod tests {
         }
     }
 
+    /// An nlctrl dump runs under genl_mutex (the socket's cb_mutex) and sends to the reader's
+    /// own socket: the families and NLMSG_DONE come back, and no step of it took
+    /// nl_table_lock (netlink_dump() has no netlink_lookup()), so lockdep saw no genl_mutex ->
+    /// nl_table_lock order; a request with NLM_F_ACK (netlink_ack()'s unicast looks the
+    /// sender up) makes that order.
+    #[test]
+    fn an_nlctrl_dump_takes_no_nl_table_lock() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&cx).unwrap();
+            let dump = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_DUMP, 3, port, CTRL_CMD_GETFAMILY, &[]);
+            let replies = model.netlink_request(&cx, port, &dump);
+            let done = replies.iter().filter(|r| u16_at(r, 4) == NLMSG_DONE).count();
+            assert_eq!((replies.len(), done), (2, 1), "{preset}: one skb of both families, then DONE");
+            let order = ("genl_mutex".to_string(), "nl_table_lock".to_string());
+            assert!(!sim.lockdep().dependencies().contains(&order), "{preset}: the dump took nl_table_lock");
+            let ack = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 4, port, CTRL_CMD_GETFAMILY, &[]);
+            assert!(!model.netlink_request(&cx, port, &ack).is_empty(), "{preset}: the error or ack");
+            assert!(sim.lockdep().dependencies().contains(&order), "{preset}: netlink_ack()'s lookup");
+            model.teardown(&sim).unwrap();
+        }
+    }
+
     /// nlctrl's reply comes from an skb of NLMSG_GOODSIZE and is consumed by the unicast.
     #[test]
     fn the_family_lookup_reply_is_consumed() {

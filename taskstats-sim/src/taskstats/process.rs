@@ -646,6 +646,32 @@ mod tests {
         assert_eq!(found, numbers, "every number of every task is found");
     }
 
+    /// set_task() writes the task in place as the kernel does: the pid hash is not republished
+    /// (the same published object before and after), and a PID query through it still finds
+    /// the task; a fork, which attach_pid()s, republishes it.
+    #[test]
+    fn set_task_leaves_the_pid_hash_alone() {
+        let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        let cx = task_cx(&sim, &model, 1, "init");
+        let child = model.fork(&cx, ForkKind::Process).unwrap();
+        let published = || model.pid_hash.rcu_access_pointer();
+        let before = published();
+        model.set_task(&cx, child, Some(TaskState::Interruptible), Some(1), Some(1));
+        assert_eq!(published(), before, "set_task republished the pid hash");
+        let task = model.task(&cx, child).unwrap();
+        assert_eq!(
+            (task.state, task.cgroup, task.cpu),
+            (TaskState::Interruptible, 1, 1),
+            "the task list's version"
+        );
+        let found = model.query_lookup(&cx, child, 0, false).map(|t| t.pid);
+        assert_eq!(found, Some(child), "the RCU lookup after set_task");
+        model.query_release(&cx, &task, false);
+        model.fork(&cx, ForkKind::Process).unwrap();
+        assert_ne!(published(), before, "a fork republishes the pid hash");
+    }
+
     /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under
     /// the reader (its pid detached after the reader dereferenced `real_parent`): 3.4 reads the
     /// parent's plain `->tgid` all the same; 3.8's task_tgid_nr_ns() reads the parent's leader's
