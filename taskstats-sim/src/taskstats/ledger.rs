@@ -187,18 +187,22 @@ impl Taskstats {
 
     /// 2.6.19's fill_tgid(), its second section (the walk under tasklist_lock, counting the
     /// threads `live`): a thread the copy had and the walk counts is counted twice; one booked
-    /// and not yet filled now is counted once, as live.
+    /// and not yet filled now is counted once, as live. The flag: an exit's fill came between
+    /// the two sections (the group's truth moved since the copy), so that thread is in the
+    /// reply only if the walk still counts it.
     pub(super) fn tgid_query_walked(
         &self,
         tgid: u32,
         (truth, filled): (TaskstatsRecord, BTreeSet<u32>),
         live: &[u32],
-    ) -> TgidExpect {
+    ) -> (TgidExpect, bool) {
         let ledger = self.ledger();
-        let pending = |pid: &u32| ledger.groups.get(&tgid).is_some_and(|g| g.pending.contains_key(pid));
+        let group = ledger.groups.get(&tgid);
+        let pending = |pid: &u32| group.is_some_and(|g| g.pending.contains_key(pid));
+        let between = group.is_some_and(|g| !same_delays(&g.truth, &truth));
         let counted_twice = live.iter().copied().filter(|pid| filled.contains(pid)).collect();
         let before_fill = live.iter().copied().filter(pending).collect();
-        TgidExpect { truth, counted_twice, before_fill }
+        (TgidExpect { truth, counted_twice, before_fill }, between)
     }
 
     /// The checker's look at one delivery before it is sent: what the record may say to the

@@ -530,7 +530,8 @@ impl Taskstats {
     /// RCU read-side section) between two steps that other tasks' work can come between. Here
     /// the op-level checker runs what it armed (another task's exit, say) and disarms it; in a
     /// threaded campaign the task yields, so the scheduler may keep it off while other threads
-    /// really run in between. The points: the window in xacct_add_tsk().
+    /// really run in between. The points: the window in xacct_add_tsk(), and 2.6.19's fill_tgid()
+    /// between its stats copy and its thread walk.
     pub(super) fn preemption_point(&self, cx: &Cx, what: &str) {
         if cx.in_atomic() || cx.irqs_disabled() || cx.rcu_read_depth() > 0 {
             return;
@@ -755,14 +756,20 @@ impl Taskstats {
             let copied = self.checks_group_stats().then(|| self.tgid_query_copied(first.tgid)).flatten();
             (inner.stats.clone().unwrap_or_default(), copied)
         };
+        // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
+        self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
         let walk = self.tasks.read_lock(cx);
         let inner = first.signal.lock.lock_irqsave(cx);
         let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
-        let expect = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
+        let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
         drop(inner);
         drop(walk);
         stats.version = self.version();
-        if let Some(expect) = expect {
+        if let Some((expect, between)) = walked {
+            if between {
+                // A thread's fill_tgid_exit() ran between the copy and the walk.
+                self.mark(cx, "tgid-query-fill-between-copy-and-walk");
+            }
             self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
         }
         Some(stats)

@@ -672,6 +672,45 @@ mod tests {
         assert_ne!(published(), before, "a fork republishes the pid hash");
     }
 
+    /// 2.6.19's fill_tgid() preempted between its two sections (the stats copy under
+    /// stats_lock, the walk under tasklist_lock): a thread whose exit runs there, its
+    /// fill_tgid_exit() after the copy and its release before the walk, is in neither, as the
+    /// kernel misses it. The checker expects exactly that (no violation) and marks the window.
+    #[test]
+    fn a_thread_exiting_between_fill_tgids_copy_and_walk_is_in_neither() {
+        let sim = Sim::new(SimConfig::new(13).cpus(2).lockdep(ReportMode::Collect));
+        let mut fixes = Fixes::preset("linux-2.6.19").unwrap();
+        fixes.set(crate::fixes::EXIT_FILL_BEFORE_SEND, true);
+        fixes.set(crate::fixes::TGID_FREE_USAGE, true);
+        let model = Taskstats::new(&sim, fixes, Params::default());
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let threads: Vec<u32> = (0..3)
+            .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+            .collect();
+        for &pid in std::iter::once(&leader).chain(&threads) {
+            assert!(model.run(&task_cx(&sim, &model, pid, "run")));
+        }
+        let cx = task_cx(&sim, &model, 1, "query");
+        let count = |pid| model.fill_stats_for(&cx, pid).unwrap().cpu_count;
+        let (lead, early, victim, stays) =
+            (count(leader), count(threads[0]), count(threads[1]), count(threads[2]));
+        assert!(early > 0 && victim > 0, "the threads ran: {early} {victim}");
+        // An exit before the query: the ledger books the group, signal->stats holds it.
+        model.exit(&task_cx(&sim, &model, threads[0], "do_exit")).unwrap();
+        let pid = threads[1];
+        model.preempt_at_next_point(Preemption::new(move |model, cx| {
+            model.exit(&task_cx(cx.sim(), model, pid, "do_exit")).unwrap();
+        }));
+        let first = model.task(&cx, leader).unwrap();
+        let stats = model.fill_tgid(&cx, &first).unwrap();
+        assert!(model.preemption_not_taken().is_none(), "no preemption point between the sections");
+        assert_eq!(stats.cpu_count, early + lead + stays, "the thread that exited in between is in neither");
+        let group = model.group_stats(&cx, leader).unwrap().cpu_count;
+        assert_eq!(group, early + victim, "both exits' fill_tgid_exit() ran");
+        assert!(sim.marks().contains("tgid-query-fill-between-copy-and-walk"), "{:?}", sim.marks());
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+
     /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under
     /// the reader (its pid detached after the reader dereferenced `real_parent`): 3.4 reads the
     /// parent's plain `->tgid` all the same; 3.8's task_tgid_nr_ns() reads the parent's leader's
