@@ -558,11 +558,23 @@ impl TaskTable {
         self.tasks.get(&pid).map_or(0, |t| nr_in(&t.numbers, ns))
     }
 
-    /// Mirrors from_kuid_munged(ns, kuid): [`from_kuid_munged_bases`] over namespace `ns`'s
-    /// uid_map bases (checker-side: the model's fills read the credentials' own bases).
+    /// Mirrors from_kuid_munged(ns, kuid): what [`from_kuid_munged_bases`] gives over namespace
+    /// `ns`'s uid_map bases (checker-side: the model's fills read the credentials' own bases),
+    /// walked in place up the parent chain, so a look builds no copy of the chain.
     #[allow(clippy::wrong_self_convention)]
     pub(crate) fn from_kuid_munged(&self, ns: usize, kuid: u32) -> u32 {
-        from_kuid_munged_bases(&self.user_ns_bases(ns), kuid)
+        self.map_id_down(ns, kuid).unwrap_or(OVERFLOW_UID)
+    }
+
+    /// `kuid` mapped from init down to namespace `ns`, the outermost level first (as
+    /// [`from_kuid_munged_bases`] reads the bases backwards); None where a level does not map it.
+    fn map_id_down(&self, ns: usize, kuid: u32) -> Option<u32> {
+        let Some(parent) = self.user_ns[ns].parent else {
+            return Some(kuid);
+        };
+        let id = self.map_id_down(parent, kuid)?;
+        let base = self.user_ns[ns].base;
+        (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
     }
 
     /// `cred->user_ns` of namespace `ns` as a task's credentials carry it: the uid_map bases,
@@ -681,9 +693,11 @@ mod tests {
             let kuid_of_zero = table.make_kuid(ns, 0);
             for kuid in [0, 1, 9, 10, 11, 779, 780, 781, 999, 1000, 1010, kuid_of_zero, kuid_of_zero + 1] {
                 let expect = map_down(&table, ns, kuid).unwrap_or(OVERFLOW_UID);
-                // Through the credentials' copy of the chain (`user_ns_bases`), which the fills
-                // read with no lock and `TaskTable::from_kuid_munged` reads too.
+                // The checker's walk of the table (`TaskTable::from_kuid_munged`, in place), and
+                // the credentials' copy of the chain (`user_ns_bases`), which the fills read.
                 assert_eq!(table.from_kuid_munged(ns, kuid), expect, "ns {ns} kuid {kuid}");
+                let bases = table.user_ns_bases(ns);
+                assert_eq!(from_kuid_munged_bases(&bases, kuid), expect, "ns {ns} kuid {kuid}: the bases");
             }
         }
         // Twelve levels down, a mapped id comes back.

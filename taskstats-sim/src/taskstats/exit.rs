@@ -4,6 +4,25 @@
 
 use super::*;
 
+/// The records of one exit event (mk_reply() once or twice): the PID record and, at a group's
+/// death, the TGID record, kept on the stack.
+#[derive(Default)]
+pub(super) struct ExitRecords {
+    records: [(u16, u32, TaskstatsRecord); 2],
+    len: usize,
+}
+
+impl ExitRecords {
+    fn push(&mut self, record: (u16, u32, TaskstatsRecord)) {
+        self.records[self.len] = record;
+        self.len += 1;
+    }
+
+    pub(super) fn as_slice(&self) -> &[(u16, u32, TaskstatsRecord)] {
+        &self.records[..self.len]
+    }
+}
+
 impl Taskstats {
     /// How this kernel reads and publishes `sig->stats` outside siglock. The kernels before
     /// "taskstats: cleanup ->signal->stats allocation" (2.6.19, 2.6.20-rc) race the same way:
@@ -119,24 +138,19 @@ impl Taskstats {
             return report;
         };
         let records = self.exit_records(cx, task, is_thread_group && group_dead);
-        for (kind, id, stats) in &records {
+        for (kind, id, stats) in records.as_slice() {
             if self.mk_reply(&mut msg, *kind, *id, stats).is_err() {
                 // err: nlmsg_free(rep_skb).
                 self.reply_failed(cx, msg);
                 return report;
             }
         }
-        self.send_cpu_listeners(cx, msg, cx.cpu(), task, &records, &mut report);
+        self.send_cpu_listeners(cx, msg, cx.cpu(), task, records.as_slice(), &mut report);
         report
     }
 
     /// The PID record and, at group death of a group with stats, the TGID record.
-    pub(super) fn exit_records(
-        &self,
-        cx: &Cx,
-        task: &Task,
-        with_tgid: bool,
-    ) -> Vec<(u16, u32, TaskstatsRecord)> {
+    pub(super) fn exit_records(&self, cx: &Cx, task: &Task, with_tgid: bool) -> ExitRecords {
         let inner = task.signal.lock.lock_irqsave(cx);
         let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         let group = inner.stats.clone();
@@ -147,7 +161,8 @@ impl Taskstats {
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
         let mut pid_stats = self.fill_stats(cx, task, &acct, &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
-        let mut records = vec![(TASKSTATS_TYPE_PID, task.pid, pid_stats)];
+        let mut records = ExitRecords::default();
+        records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
         if with_tgid {
             // memcpy() of signal->stats: its version is whatever the seed left there (zero:
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
@@ -226,7 +241,7 @@ impl Taskstats {
             self.fill_tgid_exit(cx, task);
         }
         let records = self.exit_records(cx, task, is_thread_group && group_dead);
-        for (kind, id, stats) in &records {
+        for (kind, id, stats) in records.as_slice() {
             if self.mk_reply(&mut msg, *kind, *id, stats).is_err() {
                 // nla_put_failure: genlmsg_cancel(), and (before the leak fix) the skb is kept.
                 self.reply_failed(cx, msg);
@@ -234,7 +249,7 @@ impl Taskstats {
                 return report;
             }
         }
-        self.send_cpu_listeners(cx, msg, cx.cpu(), task, &records, &mut report);
+        self.send_cpu_listeners(cx, msg, cx.cpu(), task, records.as_slice(), &mut report);
         let _ = self.taskstats_cache.free(cx, tidstats);
         report
     }
@@ -276,8 +291,10 @@ impl Taskstats {
             }
             next
         };
+        // The checker's audits read through one observer context for the whole walk.
+        let observer = cx.sim().observer_cx("audit", cx.cpu());
         let unicast = |pid: u32, skb: SkBuff| {
-            self.audit_delivery(cx, pid, cpu, seq, task, records);
+            self.audit_delivery(cx, &observer, (pid, cpu, seq), task, records);
             let rc = self.unicast(cx, pid, skb);
             if rc.is_ok() {
                 self.ledger().last_seq.insert((pid, cpu), seq);

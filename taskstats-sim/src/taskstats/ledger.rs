@@ -58,13 +58,16 @@ impl Taskstats {
 
     /// What a record about `task` may say to the owner of `port`; reports a violation where a
     /// delivered record breaks the admin or namespace property the version should guarantee.
+    /// `observer` is the caller's observer context (netlink_request()'s, or the exit audit's),
+    /// the one the namespace check reads the task table through; `(kind, id_attr)` the
+    /// record's type and id attribute.
     pub(super) fn audit_record(
         &self,
         cx: &Cx,
+        observer: &Cx,
         port: &Port,
         task: &Task,
-        kind: u16,
-        id_attr: u32,
+        (kind, id_attr): (u16, u32),
         stats: &TaskstatsRecord,
     ) {
         if self.checks(crate::fixes::ADMIN_PERM) && !port.capable && port.uid != task.uid {
@@ -81,10 +84,9 @@ impl Taskstats {
             );
         }
         if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
-            // The only check that reads the task table: through an observer context (untraced,
-            // unchecked, no model lock), made here and only here.
-            let observer = cx.sim().observer_cx("audit", cx.cpu());
-            let table = self.tasks.read_lock(&observer);
+            // The only check that reads the task table: through the caller's observer context
+            // (untraced, unchecked, no model lock).
+            let table = self.tasks.read_lock(observer);
             // A task released after the query's RCU lookup found it has its pid detached:
             // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
             // still say what the requester may see.
@@ -174,25 +176,52 @@ impl Taskstats {
         Some(TgidExpect { truth: group.truth.clone(), counted_twice, before_fill })
     }
 
+    /// 2.6.19's fill_tgid(), its first section (the copy of `signal->stats` under stats_lock):
+    /// the group's truth and the threads already in it, as the copy has them (None: the
+    /// ledger has booked no exit). [`Self::tgid_query_walked`] finishes the expectation.
+    pub(super) fn tgid_query_copied(&self, tgid: u32) -> Option<(TaskstatsRecord, BTreeSet<u32>)> {
+        let ledger = self.ledger();
+        let group = ledger.groups.get(&tgid)?;
+        Some((group.truth.clone(), group.filled_live.clone()))
+    }
+
+    /// 2.6.19's fill_tgid(), its second section (the walk under tasklist_lock, counting the
+    /// threads `live`): a thread the copy had and the walk counts is counted twice; one booked
+    /// and not yet filled now is counted once, as live. The flag: an exit's fill came between
+    /// the two sections (the group's truth moved since the copy), so that thread is in the
+    /// reply only if the walk still counts it.
+    pub(super) fn tgid_query_walked(
+        &self,
+        tgid: u32,
+        (truth, filled): (TaskstatsRecord, BTreeSet<u32>),
+        live: &[u32],
+    ) -> (TgidExpect, bool) {
+        let ledger = self.ledger();
+        let group = ledger.groups.get(&tgid);
+        let pending = |pid: &u32| group.is_some_and(|g| g.pending.contains_key(pid));
+        let between = group.is_some_and(|g| !same_delays(&g.truth, &truth));
+        let counted_twice = live.iter().copied().filter(|pid| filled.contains(pid)).collect();
+        let before_fill = live.iter().copied().filter(pending).collect();
+        (TgidExpect { truth, counted_twice, before_fill }, between)
+    }
+
     /// The checker's look at one delivery before it is sent: what the record may say to the
     /// port's owner ([`Self::audit_record`]) and whether the port's per-CPU sequence numbers
-    /// still rise. It reads the model through an observer context, so neither the trace nor
-    /// lockdep sees it.
+    /// still rise. It reads the model through `observer` (the caller's observer context, one
+    /// per listener walk), so neither the trace nor lockdep sees it.
     pub(super) fn audit_delivery(
         &self,
         cx: &Cx,
-        pid: u32,
-        cpu: u32,
-        seq: u32,
+        observer: &Cx,
+        (pid, cpu, seq): (u32, u32, u32),
         task: &Task,
         records: &[(u16, u32, TaskstatsRecord)],
     ) {
-        let observer = cx.sim().observer_cx("audit", cx.cpu());
-        let Some(port) = self.port(&observer, pid).filter(|p| p.open) else {
+        let Some(port) = self.port(observer, pid).filter(|p| p.open) else {
             return;
         };
         for (kind, id, stats) in records {
-            self.audit_record(cx, &port, task, *kind, *id, stats);
+            self.audit_record(cx, observer, &port, task, (*kind, *id), stats);
         }
         let last = self.ledger().last_seq.get(&(pid, cpu)).copied();
         if let Some(last) = last {

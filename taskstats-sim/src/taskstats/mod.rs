@@ -530,7 +530,8 @@ impl Taskstats {
     /// RCU read-side section) between two steps that other tasks' work can come between. Here
     /// the op-level checker runs what it armed (another task's exit, say) and disarms it; in a
     /// threaded campaign the task yields, so the scheduler may keep it off while other threads
-    /// really run in between. The points: the window in xacct_add_tsk().
+    /// really run in between. The points: the window in xacct_add_tsk(), and 2.6.19's fill_tgid()
+    /// between its stats copy and its thread walk.
     pub(super) fn preemption_point(&self, cx: &Cx, what: &str) {
         if cx.in_atomic() || cx.irqs_disabled() || cx.rcu_read_depth() > 0 {
             return;
@@ -689,16 +690,14 @@ impl Taskstats {
             // fill_stats_for_tgid(): inside the lookup's rcu_read_lock() section, no tasklist_lock.
             self.fill_stats_for_tgid(cx, &task)
         } else {
-            // 2.6.19's fill_tgid(): its thread walk under read_lock(&tasklist_lock).
-            let _walk = self.tasks.read_lock(cx);
-            self.fill_stats_for_tgid(cx, &task)
+            self.fill_tgid(cx, &task)
         };
         // The checker audits the record against the requester's socket (its credentials from
         // open, as netlink_request() found it); the namespace check alone reads the task table,
-        // through an observer context it makes only then.
+        // through the request's observer context (`info.observer`).
         if let Some(stats) = &stats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-            self.audit_record(cx, info.socket, &task, kind, nr, stats);
+            self.audit_record(cx, info.observer, info.socket, &task, (kind, nr), stats);
         }
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
@@ -724,7 +723,6 @@ impl Taskstats {
     /// section. None (ESRCH) where lock_task_sighand() fails: the task was released after the
     /// RCU lookup found it.
     fn fill_stats_for_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
-        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let inner = first.signal.lock.lock_irqsave(cx);
         if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) && !first.has_sighand() {
             cx.note(format!("lock_task_sighand({}): its sighand is gone (released)", first.pid));
@@ -732,20 +730,7 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = inner.stats.clone().unwrap_or_default();
-        let mut live_sum = TaskstatsRecord::default();
-        let mut live = Vec::new();
-        for (&pid, (acct, exit_state)) in inner.threads.iter() {
-            if *exit_state != ExitState::None {
-                continue;
-            }
-            live.push(pid);
-            acct.delayacct_add(&mut stats, v8);
-            acct.delayacct_add(&mut live_sum, v8);
-            if v8 {
-                stats.nvcsw += acct.nvcsw;
-                stats.nivcsw += acct.nivcsw;
-            }
-        }
+        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
         stats.version = self.version();
@@ -753,6 +738,67 @@ impl Taskstats {
             self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
         }
         Some(stats)
+    }
+
+    /// Mirrors 2.6.19-rc3's fill_tgid() after its lookup: two sections, not nested. The dead
+    /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the live
+    /// threads are walked under read_lock(&tasklist_lock) (do/while_each_thread, skipping a
+    /// zombie leader), each added by delayacct_add_tsk(). The model keeps a thread's counters in
+    /// its group's table under the group's lock, so the walk reads them under that lock, nested
+    /// in tasklist_lock (the order exit_notify() takes them in). A thread whose fill_tgid_exit()
+    /// comes after the copy and whose release comes before the walk is in neither, as in the
+    /// kernel; the checker reads its ledger in each section (what the copy had, what the walk
+    /// counted) and expects their sum.
+    fn fill_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
+        let (mut stats, copied) = {
+            let inner = first.signal.lock.lock_irqsave(cx);
+            first.signal.stats_locked_read(cx, self.stats_access());
+            let copied = self.checks_group_stats().then(|| self.tgid_query_copied(first.tgid)).flatten();
+            (inner.stats.clone().unwrap_or_default(), copied)
+        };
+        // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
+        self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
+        let walk = self.tasks.read_lock(cx);
+        let inner = first.signal.lock.lock_irqsave(cx);
+        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
+        let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
+        drop(inner);
+        drop(walk);
+        stats.version = self.version();
+        if let Some((expect, between)) = walked {
+            if between {
+                // A thread's fill_tgid_exit() ran between the copy and the walk.
+                self.mark(cx, "tgid-query-fill-between-copy-and-walk");
+            }
+            self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
+        }
+        Some(stats)
+    }
+
+    /// The walk over a group's live threads both TGID fills make (the group's table held as
+    /// `inner`): each live thread's delays (and, version 8, context switches) added to `stats`.
+    /// Returns the live threads' own sum and their pids, for the checker.
+    fn walk_live_threads(
+        &self,
+        inner: &crate::task::SignalInner,
+        stats: &mut TaskstatsRecord,
+    ) -> (TaskstatsRecord, Vec<u32>) {
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        let mut live_sum = TaskstatsRecord::default();
+        let mut live = Vec::new();
+        for (&pid, (acct, exit_state)) in inner.threads.iter() {
+            if *exit_state != ExitState::None {
+                continue;
+            }
+            live.push(pid);
+            acct.delayacct_add(stats, v8);
+            acct.delayacct_add(&mut live_sum, v8);
+            if v8 {
+                stats.nvcsw += acct.nvcsw;
+                stats.nivcsw += acct.nivcsw;
+            }
+        }
+        (live_sum, live)
     }
 
     /// The checker's judgement of a TGID query's figures: the exited threads the ledger has in
@@ -803,10 +849,16 @@ impl Taskstats {
             return Err(Errno::EINVAL);
         };
         let fd = attr.get_u32(info.msg);
+        // fget_light(): `current->files`, the caller's own fd table, read with no lock when the
+        // table is not shared and under rcu_read_lock() otherwise (fcheck_files()); never under
+        // tasklist_lock. The model keeps fd tables in the task table, so it reaches the
+        // caller's through the request's observer context, inside the RCU section.
+        cx.rcu_read_lock();
         let file = {
-            let table = self.tasks.read_lock(cx);
+            let table = self.tasks.read_lock(info.observer);
             table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
         };
+        cx.rcu_read_unlock();
         let Some(file) = file else {
             self.mark(cx, "cgroupstats-bad-fd");
             return Ok(());
@@ -817,6 +869,9 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::EINVAL);
         };
+        // cgroupstats_build()'s cgroup_iter_start() takes read_lock(&css_set_lock), a lock the
+        // model does not have; it walks the task list under read_lock(&tasklist_lock) instead
+        // (another rwlock_t read, taken with nothing else held here). A known difference.
         let stats = self.tasks.read_lock(cx).cgroupstats_build(cgroup);
         // nla_reserve(), unchecked in the seed: the size it asked for always fits.
         if msg.nla_put(CGROUPSTATS_TYPE_CGROUP_STATS, &stats.to_bytes()).is_err() {

@@ -66,6 +66,10 @@ pub(super) struct Info<'a> {
     pub(super) seq: u32,
     pub(super) msg: &'a [u8],
     pub(super) attrs: AttrTable,
+    /// The observer context netlink_request() reached the sender's own socket through, which
+    /// the checker's audit of a reply reads the task table through (untraced, unchecked): one
+    /// per request, not one per record.
+    pub(super) observer: &'a Cx,
 }
 
 impl Taskstats {
@@ -252,7 +256,7 @@ impl Taskstats {
             let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
                 None
             } else {
-                self.genl_rcv_msg(cx, &current, &p, msg, &hdr).err()
+                self.genl_rcv_msg(cx, &own, &current, &p, msg, &hdr).err()
             };
             // netlink_rcv_skb(): EINTR is a dump started, which sends no ack.
             if err == Some(Errno::EINTR) {
@@ -265,7 +269,7 @@ impl Taskstats {
         }
         drop(genl_lock);
         if dumping {
-            self.netlink_dump_on_recvmsg(cx, port);
+            self.netlink_dump_on_recvmsg(cx, &own, port);
         }
         let mut ports = self.ports.lock(&own);
         match ports.get_mut(&port) {
@@ -278,9 +282,11 @@ impl Taskstats {
     /// (EINVAL), command lookup (EOPNOTSUPP), GENL_ADMIN_PERM (EPERM), dump (EOPNOTSUPP; nlctrl's
     /// is [`Self::ctrl_dumpfamily`]),
     /// nlmsg_parse against the op's policy, then the doit.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn genl_rcv_msg(
         &self,
         cx: &Cx,
+        observer: &Cx,
         current: &Task,
         socket: &Port,
         msg: &[u8],
@@ -288,7 +294,7 @@ impl Taskstats {
     ) -> Result<(), Errno> {
         let port = socket.id;
         if hdr.kind == GENL_ID_CTRL {
-            return self.ctrl_getfamily(cx, port, msg, hdr);
+            return self.ctrl_getfamily(cx, observer, port, msg, hdr);
         }
         if hdr.kind != TASKSTATS_FAMILY_ID {
             return Err(Errno::ENOENT);
@@ -327,7 +333,7 @@ impl Taskstats {
         if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             self.policy_out_of_bounds(cx, &attrs);
         }
-        let info = Info { port, socket, seq: hdr.seq, msg, attrs };
+        let info = Info { port, socket, seq: hdr.seq, msg, attrs, observer };
         if is_cgroup {
             self.cgroupstats_user_cmd(cx, current, &info)
         } else {
@@ -367,7 +373,17 @@ impl Taskstats {
     /// as NLA_U16 and the name as a NUL-terminated string; the id lookup runs first and the name
     /// lookup after it replaces its result, so the name wins when both are given; neither is
     /// EINVAL, a miss ENOENT. The reply carries id, name, version, header size, maxattr and the ops.
-    pub(super) fn ctrl_getfamily(&self, cx: &Cx, port: u32, msg: &[u8], hdr: &NlMsgHdr) -> Result<(), Errno> {
+    ///
+    /// `own` reaches the requester's own socket (its dump state, `nlk->cb`), as
+    /// [`Self::netlink_request`] does: no nl_table_lock, which only netlink_lookup() takes.
+    pub(super) fn ctrl_getfamily(
+        &self,
+        cx: &Cx,
+        own: &Cx,
+        port: u32,
+        msg: &[u8],
+        hdr: &NlMsgHdr,
+    ) -> Result<(), Errno> {
         if msg.len() < NLMSG_HDRLEN + GENL_HDRLEN {
             return Err(Errno::EINVAL);
         }
@@ -375,7 +391,7 @@ impl Taskstats {
             return Err(Errno::EOPNOTSUPP);
         }
         if hdr.flags & NLM_F_DUMP == NLM_F_DUMP {
-            return self.ctrl_dumpfamily(cx, port, hdr);
+            return self.ctrl_dumpfamily(cx, own, port, hdr);
         }
         let policy = |kind: u16| match kind {
             CTRL_ATTR_FAMILY_ID => Some(NlaType::U16),
@@ -434,10 +450,11 @@ impl Taskstats {
     /// Mirrors netlink_dump_start() for nlctrl's ctrl_dumpfamily(): EBUSY while the socket
     /// has a dump running, else the dump is recorded on the socket (`nlk->cb`) and its first
     /// pass runs ([`Self::netlink_dump`]). Returns EINTR, which netlink_rcv_skb() takes as
-    /// "started a dump": no ack.
-    fn ctrl_dumpfamily(&self, cx: &Cx, port: u32, hdr: &NlMsgHdr) -> Result<(), Errno> {
+    /// "started a dump": no ack. The socket's `nlk->cb` is guarded by its `cb_mutex`
+    /// (genl_mutex, held), not by nl_table_lock: the model reaches it through `own`.
+    fn ctrl_dumpfamily(&self, cx: &Cx, own: &Cx, port: u32, hdr: &NlMsgHdr) -> Result<(), Errno> {
         {
-            let mut ports = self.ports.lock(cx);
+            let mut ports = self.ports.lock(own);
             let Some(socket) = ports.get_mut(&port) else {
                 return Err(Errno::ECONNREFUSED);
             };
@@ -446,17 +463,17 @@ impl Taskstats {
             }
             socket.dump = Some((hdr.seq, 0));
         }
-        self.netlink_dump(cx, port);
+        self.netlink_dump(cx, own, port);
         Err(Errno::EINTR)
     }
 
     /// The reader's recvmsg() after a write that started a dump: netlink_dump() under the
     /// family's `cb_mutex` (genl_mutex) until the dump is over, as a client reading its socket
     /// until NLMSG_DONE makes it run.
-    fn netlink_dump_on_recvmsg(&self, cx: &Cx, port: u32) {
+    fn netlink_dump_on_recvmsg(&self, cx: &Cx, own: &Cx, port: u32) {
         loop {
             let genl_lock = self.genl_mutex.lock(cx);
-            let running = self.netlink_dump(cx, port);
+            let running = self.netlink_dump(cx, own, port);
             drop(genl_lock);
             if !running {
                 return;
@@ -470,13 +487,15 @@ impl Taskstats {
     /// dump's return 0 as payload) and ends the dump. An skb that cannot be allocated sets
     /// `sk_err` (ENOBUFS), which the model's reader takes as the end of its reading, so the dump
     /// ends there (the kernel keeps `nlk->cb` for a later recvmsg). Returns whether the dump
-    /// still runs.
-    fn netlink_dump(&self, cx: &Cx, port: u32) -> bool {
-        let Some((seq, mut skipped)) = self.ports.lock(cx).get(&port).and_then(|p| p.dump) else {
+    /// still runs. The socket is the reader's own (`own`, as in [`Self::netlink_request`]): the
+    /// dump state is `cb_mutex`'s (held), the skb goes onto its own receive queue
+    /// (__netlink_sendskb(), no netlink_lookup()), so no step takes nl_table_lock.
+    fn netlink_dump(&self, cx: &Cx, own: &Cx, port: u32) -> bool {
+        let Some((seq, mut skipped)) = self.ports.lock(own).get(&port).and_then(|p| p.dump) else {
             return false;
         };
         let families = self.genl_families();
-        let skb = self.dump_skb(cx, port);
+        let skb = self.dump_skb(cx, own, port);
         let mut running = skb.is_some();
         if let Some(mut skb) = skb {
             for family in &families[skipped..] {
@@ -490,37 +509,40 @@ impl Taskstats {
                 running = false;
                 if skb.nlmsg_put(NLMSG_DONE, seq, port, NLM_F_MULTI, 4).is_err() {
                     self.skbs.kfree_skb(cx, skb);
-                    return self.dump_ended(cx, port);
+                    return self.dump_ended(own, port);
                 }
                 skb.genlmsg_end();
             }
             self.mark(cx, "ctrl-dumpfamily");
-            let _ = self.unicast(cx, port, skb);
+            let bytes = self.skbs.consume(cx, skb);
+            let _ = self.queue_bytes(own, port, bytes);
         }
         if !running {
-            return self.dump_ended(cx, port);
+            return self.dump_ended(own, port);
         }
-        if let Some(socket) = self.ports.lock(cx).get_mut(&port) {
+        if let Some(socket) = self.ports.lock(own).get_mut(&port) {
             socket.dump = Some((seq, skipped));
         }
         true
     }
 
-    /// The end of a dump: the socket's `nlk->cb` released. Returns false (no longer running).
-    fn dump_ended(&self, cx: &Cx, port: u32) -> bool {
-        if let Some(socket) = self.ports.lock(cx).get_mut(&port) {
+    /// The end of a dump: the socket's `nlk->cb` released (through the reader's `own`
+    /// context). Returns false (no longer running).
+    fn dump_ended(&self, own: &Cx, port: u32) -> bool {
+        if let Some(socket) = self.ports.lock(own).get_mut(&port) {
             socket.dump = None;
         }
         false
     }
 
-    /// netlink_dump()'s alloc_skb(NLMSG_GOODSIZE): on failure the requester's `sk_err` is ENOBUFS.
-    fn dump_skb(&self, cx: &Cx, port: u32) -> Option<SkBuff> {
+    /// netlink_dump()'s alloc_skb(NLMSG_GOODSIZE): on failure the requester's `sk_err` is ENOBUFS
+    /// (its own socket's field, written through `own`).
+    fn dump_skb(&self, cx: &Cx, own: &Cx, port: u32) -> Option<SkBuff> {
         let geometry = SkbGeometry::of_era(self.fixes.on(crate::fixes::TASKSTATS_V8));
         let size = geometry.nlmsg_goodsize();
         let skb = self.skbs.alloc_skb(cx, geometry, size, Gfp::GFP_KERNEL, "netlink_dump", 256).ok();
         if skb.is_none() {
-            if let Some(p) = self.ports.lock(cx).get_mut(&port) {
+            if let Some(p) = self.ports.lock(own).get_mut(&port) {
                 p.sk_err = Some(Errno::ENOBUFS);
             }
         }
@@ -708,6 +730,30 @@ mod tests {
             assert_eq!(model.reply_failed(&cx, msg), errno, "{preset}");
             let torn = model.teardown(&sim);
             assert_eq!(torn.is_err(), leaks, "{preset}: {torn:?}");
+        }
+    }
+
+    /// An nlctrl dump runs under genl_mutex (the socket's cb_mutex) and sends to the reader's
+    /// own socket: the families and NLMSG_DONE come back, and no step of it took
+    /// nl_table_lock (netlink_dump() has no netlink_lookup()), so lockdep saw no genl_mutex ->
+    /// nl_table_lock order; a request with NLM_F_ACK (netlink_ack()'s unicast looks the
+    /// sender up) makes that order.
+    #[test]
+    fn an_nlctrl_dump_takes_no_nl_table_lock() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&cx).unwrap();
+            let dump = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_DUMP, 3, port, CTRL_CMD_GETFAMILY, &[]);
+            let replies = model.netlink_request(&cx, port, &dump);
+            let done = replies.iter().filter(|r| u16_at(r, 4) == NLMSG_DONE).count();
+            assert_eq!((replies.len(), done), (2, 1), "{preset}: one skb of both families, then DONE");
+            let order = ("genl_mutex".to_string(), "nl_table_lock".to_string());
+            assert!(!sim.lockdep().dependencies().contains(&order), "{preset}: the dump took nl_table_lock");
+            let ack = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 4, port, CTRL_CMD_GETFAMILY, &[]);
+            assert!(!model.netlink_request(&cx, port, &ack).is_empty(), "{preset}: the error or ack");
+            assert!(sim.lockdep().dependencies().contains(&order), "{preset}: netlink_ack()'s lookup");
+            model.teardown(&sim).unwrap();
         }
     }
 

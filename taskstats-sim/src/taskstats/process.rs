@@ -434,7 +434,13 @@ impl Taskstats {
         true
     }
 
-    /// Sets a task's scheduler state, cgroup or CPU.
+    /// Sets a task's scheduler state, cgroup or CPU: the kernel writes these fields of the one
+    /// `task_struct` in place (set_current_state(), cgroup_attach_task(), set_task_cpu()) and
+    /// leaves the pid hash alone, which points at that object. The model's new version of the
+    /// task goes into the task list (under tasklist_lock, where cgroup and task-list readers
+    /// find it) and `current`; the pid hash keeps the version it had, until its next change
+    /// (attach_pid()/detach_pid()) republishes it. Its readers (the queries' RCU lookups) read
+    /// none of the three fields: only what fork fixed and what every version shares.
     pub fn set_task(
         &self,
         cx: &Cx,
@@ -457,7 +463,6 @@ impl Taskstats {
             }
         });
         self.current_changed(&t, pid, true);
-        self.publish_pid_hash(cx, &t);
     }
 
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
@@ -639,6 +644,71 @@ mod tests {
         }
         let numbers: usize = table.tasks.values().map(|t| t.numbers.len()).sum();
         assert_eq!(found, numbers, "every number of every task is found");
+    }
+
+    /// set_task() writes the task in place as the kernel does: the pid hash is not republished
+    /// (the same published object before and after), and a PID query through it still finds
+    /// the task; a fork, which attach_pid()s, republishes it.
+    #[test]
+    fn set_task_leaves_the_pid_hash_alone() {
+        let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        let cx = task_cx(&sim, &model, 1, "init");
+        let child = model.fork(&cx, ForkKind::Process).unwrap();
+        let published = || model.pid_hash.rcu_access_pointer();
+        let before = published();
+        model.set_task(&cx, child, Some(TaskState::Interruptible), Some(1), Some(1));
+        assert_eq!(published(), before, "set_task republished the pid hash");
+        let task = model.task(&cx, child).unwrap();
+        assert_eq!(
+            (task.state, task.cgroup, task.cpu),
+            (TaskState::Interruptible, 1, 1),
+            "the task list's version"
+        );
+        let found = model.query_lookup(&cx, child, 0, false).map(|t| t.pid);
+        assert_eq!(found, Some(child), "the RCU lookup after set_task");
+        model.query_release(&cx, &task, false);
+        model.fork(&cx, ForkKind::Process).unwrap();
+        assert_ne!(published(), before, "a fork republishes the pid hash");
+    }
+
+    /// 2.6.19's fill_tgid() preempted between its two sections (the stats copy under
+    /// stats_lock, the walk under tasklist_lock): a thread whose exit runs there, its
+    /// fill_tgid_exit() after the copy and its release before the walk, is in neither, as the
+    /// kernel misses it. The checker expects exactly that (no violation) and marks the window.
+    #[test]
+    fn a_thread_exiting_between_fill_tgids_copy_and_walk_is_in_neither() {
+        let sim = Sim::new(SimConfig::new(13).cpus(2).lockdep(ReportMode::Collect));
+        let mut fixes = Fixes::preset("linux-2.6.19").unwrap();
+        fixes.set(crate::fixes::EXIT_FILL_BEFORE_SEND, true);
+        fixes.set(crate::fixes::TGID_FREE_USAGE, true);
+        let model = Taskstats::new(&sim, fixes, Params::default());
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let threads: Vec<u32> = (0..3)
+            .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+            .collect();
+        for &pid in std::iter::once(&leader).chain(&threads) {
+            assert!(model.run(&task_cx(&sim, &model, pid, "run")));
+        }
+        let cx = task_cx(&sim, &model, 1, "query");
+        let count = |pid| model.fill_stats_for(&cx, pid).unwrap().cpu_count;
+        let (lead, early, victim, stays) =
+            (count(leader), count(threads[0]), count(threads[1]), count(threads[2]));
+        assert!(early > 0 && victim > 0, "the threads ran: {early} {victim}");
+        // An exit before the query: the ledger books the group, signal->stats holds it.
+        model.exit(&task_cx(&sim, &model, threads[0], "do_exit")).unwrap();
+        let pid = threads[1];
+        model.preempt_at_next_point(Preemption::new(move |model, cx| {
+            model.exit(&task_cx(cx.sim(), model, pid, "do_exit")).unwrap();
+        }));
+        let first = model.task(&cx, leader).unwrap();
+        let stats = model.fill_tgid(&cx, &first).unwrap();
+        assert!(model.preemption_not_taken().is_none(), "no preemption point between the sections");
+        assert_eq!(stats.cpu_count, early + lead + stays, "the thread that exited in between is in neither");
+        let group = model.group_stats(&cx, leader).unwrap().cpu_count;
+        assert_eq!(group, early + victim, "both exits' fill_tgid_exit() ran");
+        assert!(sim.marks().contains("tgid-query-fill-between-copy-and-walk"), "{:?}", sim.marks());
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     }
 
     /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under
