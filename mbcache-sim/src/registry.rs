@@ -9,8 +9,8 @@
 //! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
 //! [`sim_core::list`]; [`Node`] names every head's place). The entries of every cache share one
 //! arena ([`Memory::entries`]; each entry names its cache, as `e_cache` does), so an entry is
-//! reached by one generation check through an 8-byte [`EntryRef`], and destroying a cache frees
-//! what is left of its entries with it ([`SlabArena::destroy_part`]). All of mbcache's memory (the
+//! reached by one generation check through an 8-byte [`EntryRef`]; entries still allocated when
+//! their cache is destroyed outlive it, as the kernel's do ([`Registry::destroy`]). All of mbcache's memory (the
 //! caches, their hash tables and every entry's fields and links, and beside them the checker's
 //! table of live handles and its working sets) is one [`Memory`] behind one `std` mutex that
 //! adds no interleavings: a critical section under `mb_cache_spinlock` takes it

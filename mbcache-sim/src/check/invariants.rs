@@ -174,7 +174,10 @@ impl Registry {
         // The facts in the whole check's order, so both name the same one when several break.
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        let live = |e: &EntryRef| mem.memory.entry_live(*e);
+        // An entry that outlived its destroyed cache (as the kernel's do) is in none of the
+        // facts: the whole check, too, groups entries by the caches on `mb_cache_list`.
+        let memory = &*mem.memory;
+        let live = |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
         s.entries.clear();
         s.entries.extend(s.log.entries.iter().copied().filter(live));
         sort_set(&mut s.entries);
