@@ -163,6 +163,7 @@ impl Registry {
         };
         let mut locked_global = self.lock(cx);
         locked_global.guard.caches.insert(0, handle);
+        locked_global.mem().memory.caches_version += 1;
         drop(locked_global);
         Ok(CacheRef(handle))
     }
@@ -174,10 +175,21 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
-    /// Each cache's `c_entry_count` through [`Registry::entry_count`] (`i32::MIN` for one freed,
-    /// reported as a use after free): the one allocation is the list returned.
+    /// Each cache's `c_entry_count`, as [`Registry::entry_count`] reads it (`i32::MIN` for one
+    /// freed, reported as a use after free), with one `Memory` guard for all: the counters are
+    /// fetched under it and read after it is dropped (they are `sim_core::sync` atomics).
     pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
-        caches.iter().map(|&cache| self.entry_count(cx, cache).unwrap_or(i32::MIN)).collect()
+        let cells: Vec<Option<Arc<AtomicI32>>> = {
+            let memory = self.memory();
+            caches
+                .iter()
+                .map(|&cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
+                .collect()
+        };
+        cells
+            .iter()
+            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
+            .collect()
     }
 
     /// Entries of the cache's slab still allocated.
@@ -213,6 +225,7 @@ impl Registry {
         let select = |mem: &mut crate::registry::Mem<'_>, entry| Ok(mem.entry(entry)?.cache == cache.0);
         let taken = Self::collect(&mut locked_global, select, None)?;
         locked_global.guard.caches.retain(|c| *c != cache.0);
+        locked_global.mem().memory.caches_version += 1;
         drop(locked_global);
         if self.handles_held(cache) > 0 {
             cx.sim().mark("destroy: entries still held by handles");
