@@ -748,7 +748,10 @@ impl Registry {
                 // on every `LRU_CROSS_CHECK_EVERY`th reuse (each walk is the whole LRU: on every
                 // reuse, a case's checks would grow with the square of its length).
                 if cfg!(debug_assertions)
-                    && self.lru_reuses.fetch_add(1, StdOrdering::Relaxed) % LRU_CROSS_CHECK_EVERY == 0
+                    && self
+                        .lru_reuses
+                        .fetch_add(1, StdOrdering::Relaxed)
+                        .is_multiple_of(LRU_CROSS_CHECK_EVERY)
                 {
                     assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
                 }
