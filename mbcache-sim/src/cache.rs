@@ -8,7 +8,7 @@ use sim_core::fault::FaultSite;
 use sim_core::mm::{slab_precheck, Gfp};
 use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::trace::{text_word, CallName};
-use sim_core::{Cx, Errno};
+use sim_core::{Cx, Errno, Violation, ViolationKind};
 
 use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
 use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
@@ -163,6 +163,7 @@ impl Registry {
         };
         let mut locked_global = self.lock(cx);
         locked_global.guard.caches.insert(0, handle);
+        locked_global.mem().memory.caches_version += 1;
         drop(locked_global);
         Ok(CacheRef(handle))
     }
@@ -174,10 +175,21 @@ impl Registry {
         Ok(count.load(Ordering::SeqCst))
     }
 
-    /// Each cache's `c_entry_count` through [`Registry::entry_count`] (`i32::MIN` for one freed,
-    /// reported as a use after free): the one allocation is the list returned.
+    /// Each cache's `c_entry_count`, as [`Registry::entry_count`] reads it (`i32::MIN` for one
+    /// freed, reported as a use after free), with one `Memory` guard for all: the counters are
+    /// fetched under it and read after it is dropped (they are `sim_core::sync` atomics).
     pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
-        caches.iter().map(|&cache| self.entry_count(cx, cache).unwrap_or(i32::MIN)).collect()
+        let cells: Vec<Option<Arc<AtomicI32>>> = {
+            let memory = self.memory();
+            caches
+                .iter()
+                .map(|&cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
+                .collect()
+        };
+        cells
+            .iter()
+            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
+            .collect()
     }
 
     /// Entries of the cache's slab still allocated.
@@ -197,15 +209,25 @@ impl Registry {
 
     /// Mirrors `mb_cache_destroy()`: frees the cache's unused entries, unlists and frees the
     /// cache, and reports the entries it could not free ("orphaned entries").
+    ///
+    /// `kmem_cache_destroy(cache->c_entry_cache)` (2.6's mm/slab.c) cannot free entries still
+    /// allocated (held by handles, or put back on the LRU by a failing free callback): it logs
+    /// "Can't free all objects" and keeps the slab, so they stay valid memory and stay where
+    /// they are (a held entry on its hash chains, a refused one on the global LRU). Only
+    /// their `e_cache`, and a held entry's chain links, dangle once the cache and its hash
+    /// tables are kfree'd. The model keeps them allocated too: the use after free is the later
+    /// access that follows them (the cache read of a release's or a shrink's
+    /// `__mb_cache_entry_forget()`, a write to a freed hash table in `__mb_cache_entry_unhash()`),
+    /// and an entry only unlinked and relinked on the LRU is none.
     pub fn destroy(&self, cx: &Cx, cache: CacheRef) -> Result<Destroyed, MbError> {
         cx.call_begin(&DESTROY, [u64::from(cache.0.index())], String::new);
         let mut locked_global = self.lock(cx);
         let select = |mem: &mut crate::registry::Mem<'_>, entry| Ok(mem.entry(entry)?.cache == cache.0);
         let taken = Self::collect(&mut locked_global, select, None)?;
         locked_global.guard.caches.retain(|c| *c != cache.0);
+        locked_global.mem().memory.caches_version += 1;
         drop(locked_global);
-        let held = self.handles_held(cache);
-        if held > 0 {
+        if self.handles_held(cache) > 0 {
             cx.sim().mark("destroy: entries still held by handles");
         }
         for entry in taken {
@@ -220,23 +242,26 @@ impl Registry {
         if orphans > 0 {
             cx.note(format!("cache {}: {orphans} orphaned entries", info.name));
         }
-        // The kernel: `kmem_cache_destroy(cache->c_entry_cache)` finds entries still allocated
-        // (held by handles, or put back on the LRU by a failing free callback), logs "Can't free
-        // all objects" and keeps the slab, so they stay valid memory; only their `e_cache`
-        // dangles once the mb_cache is kfree'd below, and a later use that follows it (the
-        // `__mb_cache_entry_forget()` of a release or a shrink) is the use after free. The model
-        // instead frees them here, with the leak reported the same: a later use is reported at
-        // its first read of the entry (an LRU walk reaching it, a handle's release), which can
-        // be earlier than the kernel's `e_cache` read and, for an entry that is only unlinked
-        // and never forgotten, a use after free the kernel would not have.
-        {
-            let mut memory = self.memory();
-            let _ = memory.entries.destroy_part(cx, info.name, |entry| entry.cache == cache.0);
-            memory.lru_writes += 1;
-        }
+        self.kmem_cache_destroy(cx, cache.0, info.name)?;
         self.cache_memory.fetch_add(1, Ordering::SeqCst);
         let _ = self.memory().caches.free(cx, cache.0);
         cx.call_end(&DESTROY, [u64::from(orphans.unsigned_abs())], || format!("orphans={orphans}"));
         Ok(Destroyed { orphans })
+    }
+
+    /// Mirrors `kmem_cache_destroy(cache->c_entry_cache)` as 2.6's mm/slab.c does it: with
+    /// objects still allocated it reports them ("Can't free all objects", here a leak with
+    /// their count) and leaves the slab and its objects alone.
+    fn kmem_cache_destroy(&self, cx: &Cx, cache: CacheHandle, name: &'static str) -> Result<(), MbError> {
+        let live = self.memory().cache(cx, cache)?.entries_live;
+        if live > 0 {
+            cx.sim().mark("destroy: entries outlive their cache");
+            let violation = Violation::new(
+                ViolationKind::Leak,
+                format!("kmem_cache_destroy {name}: Can't free all objects ({live} still allocated)"),
+            );
+            cx.sim().report(Some(cx), violation);
+        }
+        Ok(())
     }
 }

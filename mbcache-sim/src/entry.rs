@@ -465,13 +465,25 @@ impl Registry {
         })
     }
 
+    /// `spin_lock(&mb_cache_spinlock)` of a call that gives `handle` up (release, free), with
+    /// the handle retired from the table under the `Memory` guard the critical section takes
+    /// anyway: one guard for the section. A handle already released is reported (after the lock
+    /// is dropped again: the kernel would go on to drop a use it does not hold).
+    fn lock_retiring<'a>(&'a self, cx: &'a Cx, handle: &Handle, what: &str) -> Result<Locked<'a>, MbError> {
+        let mut locked_global = self.lock(cx);
+        if locked_global.mem().memory.handles.remove(handle.id) {
+            return Ok(locked_global);
+        }
+        drop(locked_global);
+        Err(Self::released(cx, handle, what))
+    }
+
     /// Mirrors `mb_cache_entry_release()`.
     pub fn release(&self, cx: &Cx, handle: Handle) -> Result<(), MbError> {
         let serial = handle.serial;
         let detail = || format!("entry {serial}");
         self.traced(cx, &call::RELEASE, [serial], detail, || {
-            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_release")?;
-            let locked_global = self.lock(cx);
+            let locked_global = self.lock_retiring(cx, &handle, "mb_cache_entry_release")?;
             self.release_unlock(locked_global, handle.entry)
         })
     }
@@ -499,8 +511,7 @@ impl Registry {
         let serial = handle.serial;
         let detail = || format!("entry {serial}");
         self.traced(cx, &call::FREE, [serial], detail, || {
-            self.check_and_retire_handle(cx, &handle, "mb_cache_entry_free")?;
-            let mut locked_global = self.lock(cx);
+            let mut locked_global = self.lock_retiring(cx, &handle, "mb_cache_entry_free")?;
             Self::unhash(&mut locked_global.mem(), handle.entry)?;
             cx.sim().mark("entry freed through a handle");
             self.release_unlock(locked_global, handle.entry)

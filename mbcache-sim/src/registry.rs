@@ -9,8 +9,8 @@
 //! `kfree`/`kmem_cache_free` is reported; list heads live in the object they belong to (see
 //! [`sim_core::list`]; [`Node`] names every head's place). The entries of every cache share one
 //! arena ([`Memory::entries`]; each entry names its cache, as `e_cache` does), so an entry is
-//! reached by one generation check through an 8-byte [`EntryRef`], and destroying a cache frees
-//! what is left of its entries with it ([`SlabArena::destroy_part`]). All of mbcache's memory (the
+//! reached by one generation check through an 8-byte [`EntryRef`]; entries still allocated when
+//! their cache is destroyed outlive it, as the kernel's do ([`Registry::destroy`]). All of mbcache's memory (the
 //! caches, their hash tables and every entry's fields and links, and beside them the checker's
 //! table of live handles and its working sets) is one [`Memory`] behind one `std` mutex that
 //! adds no interleavings: a critical section under `mb_cache_spinlock` takes it
@@ -126,6 +126,9 @@ pub(crate) fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HandleTable {
     live: Vec<(u64, EntryRef, CacheHandle)>,
+    /// Bumped by every insert and remove, so a checker that copied the table knows whether its
+    /// copy is current ([`HandleTable::version`]).
+    version: u64,
 }
 
 impl HandleTable {
@@ -133,6 +136,12 @@ impl HandleTable {
     pub(crate) fn insert(&mut self, id: u64, entry: EntryRef, cache: CacheHandle) {
         debug_assert!(self.live.last().is_none_or(|&(last, _, _)| last < id), "handle ids increase");
         self.live.push((id, entry, cache));
+        self.version += 1;
+    }
+
+    /// How many times the table changed: equal values mean the same handles.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
@@ -144,6 +153,7 @@ impl HandleTable {
         match self.live.binary_search_by_key(&id, |&(id, _, _)| id) {
             Ok(at) => {
                 self.live.remove(at);
+                self.version += 1;
                 true
             }
             Err(_) => false,
@@ -221,7 +231,12 @@ pub struct Registry {
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
+    /// LRU walks [`Registry::lru_serials_unless_seen`] reused (debug builds cross-check some).
+    pub(crate) lru_reuses: StdAtomicU64,
 }
+
+/// Debug builds check one reused LRU walk in this many against a fresh walk.
+const LRU_CROSS_CHECK_EVERY: u64 = 8;
 
 /// `kmalloc` of `struct mb_cache`: its slab cache's name and object size.
 pub(crate) const MB_CACHE_SLAB: (&str, u64) = ("size-128(mb_cache)", 128);
@@ -244,6 +259,9 @@ pub(crate) struct Memory {
     /// knows the LRU's members and order are the same while it keeps it
     /// ([`Registry::lru_serials_unless_seen`]).
     pub(crate) lru_writes: u64,
+    /// Instrumentation: bumped by every change of `mb_cache_list` (a create, a destroy), so a
+    /// check that saw the list knows it is the same while this is.
+    pub(crate) caches_version: u64,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -287,6 +305,12 @@ pub(crate) struct CheckScratch {
     /// The whole check's entries seen on one index's chains, and their counts.
     pub(crate) index_entries: Vec<EntryRef>,
     pub(crate) index_counts: Vec<(EntryRef, u32)>,
+    /// The [`HandleTable::version`] `handles` and the counts per entry were loaded at.
+    pub(crate) handles_version: Option<u64>,
+    /// What the last check that passed saw: the handle table's version, `caches_version` and
+    /// `lru_writes`. While they and an empty write log say nothing was written since, only the
+    /// `c_entry_count` atomics can have moved (see `Registry::check_untouched`).
+    pub(crate) passed_at: Option<(u64, u64, u64)>,
 }
 
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
@@ -323,6 +347,11 @@ impl Touched {
         } else {
             self.overflowed = true;
         }
+    }
+
+    /// Whether nothing was logged (and nothing overflowed) since the log was emptied.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.heads.is_empty() && !self.overflowed
     }
 
     /// Empties the log, keeping its allocations.
@@ -559,6 +588,7 @@ impl Registry {
                 entries: SlabArena::new(ENTRY_SLAB),
                 touched: Touched::default(),
                 lru_writes: 0,
+                caches_version: 0,
                 handles: HandleTable::default(),
                 scratch: Some(Box::default()),
             }),
@@ -569,6 +599,7 @@ impl Registry {
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
+            lru_reuses: StdAtomicU64::new(0),
         };
         registry.init_mbcache();
         registry
@@ -659,26 +690,18 @@ impl Registry {
         if self.memory().handles.contains(handle.id) {
             return Ok(());
         }
+        Err(Self::released(cx, handle, what))
+    }
+
+    /// Reports the use of `handle`, already released, by `what`.
+    #[cold]
+    pub(crate) fn released(cx: &Cx, handle: &Handle, what: &str) -> MbError {
         let violation = Violation::new(
             ViolationKind::finding("use-after-release"),
             format!("{what}: handle #{} to entry {} was already released", handle.id, handle.serial),
         );
         cx.sim().report(Some(cx), violation.clone());
-        Err(MbError::Oops(violation))
-    }
-
-    /// [`Registry::check_handle`] and [`Registry::retire_handle`] in one look-up, for the calls
-    /// that give the handle up at once (release, free).
-    pub(crate) fn check_and_retire_handle(
-        &self,
-        cx: &Cx,
-        handle: &Handle,
-        what: &str,
-    ) -> Result<(), MbError> {
-        if self.memory().handles.remove(handle.id) {
-            return Ok(());
-        }
-        self.check_handle(cx, handle, what)
+        MbError::Oops(violation)
     }
 
     /// Handles not yet released, per cache.
@@ -721,8 +744,17 @@ impl Registry {
         match seen {
             Some((at, serials)) if *at == writes => {
                 // Sound only while every write that can change the walk counts in
-                // `lru_writes`: a fresh walk says whether one was missed.
-                debug_assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
+                // `lru_writes`: a fresh walk says whether one was missed. Debug builds walk again
+                // on every `LRU_CROSS_CHECK_EVERY`th reuse (each walk is the whole LRU: on every
+                // reuse, a case's checks would grow with the square of its length).
+                if cfg!(debug_assertions)
+                    && self
+                        .lru_reuses
+                        .fetch_add(1, StdOrdering::Relaxed)
+                        .is_multiple_of(LRU_CROSS_CHECK_EVERY)
+                {
+                    assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
+                }
                 Arc::clone(serials)
             }
             _ => {

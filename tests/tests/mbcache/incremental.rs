@@ -80,3 +80,29 @@ fn incremental_and_whole_checks_agree_on_xattr_ops_alone() {
     let (compared, _) = agree(&MbcacheConfig { api_ops: false, ..racy }, 100);
     assert!(compared > 1_000, "exclusive-get off: only {compared} operations compared");
 }
+
+/// The incremental check's quiet path (nothing written since the last check that passed: no
+/// entry, chain head, LRU link, handle or cache) still compares each cache's `c_entry_count` with
+/// its live entries: the seed's failed allocation writes no memory but leaks a count, and the
+/// very next incremental check must report it.
+#[test]
+fn the_incremental_check_finds_a_count_leaked_by_an_op_that_wrote_nothing() {
+    use mbcache_sim::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE};
+    use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
+    use sim_core::{lockdep::ReportMode, Errno, Sim, SimConfig};
+    let sim = Sim::new(SimConfig::new(3).lockdep(ReportMode::Collect));
+    let cx = sim.cx("mount", 0);
+    let registry = Registry::new(&sim, Fixes::none(), Waits::WouldBlock);
+    let cache = registry.create(&cx, "ext2_xattr", None, ENTRY_HEADER_SIZE, 0, 1).expect("create");
+    let entry = registry.alloc(&cx, cache).expect("alloc");
+    registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    registry.release(&cx, entry).expect("release");
+    registry.check_invariants_touched(&cx).expect("after the writes");
+    registry.check_invariants_touched(&cx).expect("nothing written since");
+    sim.set_faults(FaultPlan::with(FaultAttr::probability(100).kind(FaultKind::Slab).site("ext2_xattr")));
+    let failed = registry.alloc(&cx, cache);
+    assert_eq!(failed.map(|_| ()), Err(MbError::Errno(Errno::ENOMEM)));
+    let found = registry.check_invariants_touched(&cx);
+    assert!(matches!(&found, Err(v) if v.kind == "leak"), "{found:?}");
+    assert!(registry.check_invariants(&cx).is_err(), "the whole check must agree");
+}

@@ -1,7 +1,7 @@
 //! Regression tests for the seed's bugs, scripted step by step.
 
 use mbcache_sim::Fixes;
-use mbcache_sim::{bdev_address, MbError, Registry, Waits};
+use mbcache_sim::{bdev_address, Handle, MbError, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
 use sim_core::lockdep::ReportMode;
 use sim_core::{Sim, SimConfig};
@@ -113,47 +113,107 @@ fn insert_of_a_hashed_block_is_ebusy_and_shrinker_zero_only_counts() {
     registry.check_invariants(&cx).expect("invariants");
 }
 
-/// `mb_cache_destroy()` forgets the cache's unused entries with GFP_KERNEL; a free callback that
-/// refuses puts its entry back on the global LRU, which outlives the cache: destroy reports an
-/// orphan, `kmem_cache_destroy` a slab leak, and the next shrinker pass reads the freed cache.
-/// Latent in every version modelled (ext2 and ext3 register no callback).
-#[test]
-fn destroy_with_a_failing_free_callback_leaves_an_entry_of_a_freed_cache_on_the_lru() {
+/// The kinds of the violations reported so far, in order.
+fn kinds(sim: &Sim) -> Vec<String> {
+    sim.violations().iter().map(|v| v.kind.to_string()).collect()
+}
+
+/// The one use after free reported: of the freed `struct mb_cache` (whose hash tables the model
+/// keeps inside it), not of an entry, which `kmem_cache_destroy` left allocated.
+fn assert_one_use_of_the_freed_cache(sim: &Sim, what: &str) {
+    let uses: Vec<_> = sim.violations().into_iter().filter(|v| v.kind == "use-after-free").collect();
+    assert_eq!(uses.len(), 1, "{what}: {uses:?}");
+    assert!(uses[0].message.contains("size-128(mb_cache)"), "{what}: {}", uses[0].message);
+}
+
+/// A registry with `fixes` whose cache (1 index bit, no index) has one entry of block 1: with a
+/// free callback that always refuses when `refusing`.
+fn one_entry(sim: &Sim, fixes: Fixes, refusing: bool) -> (Registry, mbcache_sim::CacheRef, Handle) {
     use sim_core::fault::{FaultAttr, FaultKind, FaultPlan};
-    let sim = sim();
-    sim.set_faults(FaultPlan::with(
-        FaultAttr::probability(100).kind(FaultKind::Call).site("mbcache:c_op.free"),
-    ));
-    let cx = sim.cx("rmmod", 0);
-    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
-    let free_op = Some(mbcache_sim::FreeOp { fails_without_fs: false });
+    if refusing {
+        sim.set_faults(FaultPlan::with(
+            FaultAttr::probability(100).kind(FaultKind::Call).site("mbcache:c_op.free"),
+        ));
+    }
+    let cx = sim.cx("mount", 0);
+    let registry = Registry::new(sim, fixes, Waits::WouldBlock);
+    let free_op = refusing.then_some(mbcache_sim::FreeOp { fails_without_fs: false });
     let cache = registry.create(&cx, "ext2_xattr", free_op, ENTRY_HEADER_SIZE, 0, 1).expect("create");
     let entry = registry.alloc(&cx, cache).expect("alloc");
     registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    (registry, cache, entry)
+}
+
+/// `mb_cache_destroy()` forgets the cache's unused entries with GFP_KERNEL; a free callback that
+/// refuses puts its entry back on the global LRU, which outlives the cache: destroy reports an
+/// orphan and `kmem_cache_destroy` keeps the slab (a leak). The entry is valid memory: walking
+/// the LRU, `mb_cache_shrink` of another device and the invariants read it without a report.
+/// The next shrinker pass unlinks it (it is unhashed: no table is touched) and its
+/// `__mb_cache_entry_forget()` reads `ce->e_cache->c_op`: that read is the use after free.
+/// Latent in every version modelled (ext2 and ext3 register no callback).
+#[test]
+fn destroy_with_a_failing_free_callback_leaves_an_entry_the_shrinker_forgets_into_the_freed_cache() {
+    let sim = sim();
+    let (registry, cache, entry) = one_entry(&sim, Fixes::all(), true);
+    let cx = sim.cx("rmmod", 0);
+    let serial = entry.entry_id();
     registry.release(&cx, entry).expect("release");
     let destroyed = registry.destroy(&cx, cache).expect("destroy");
     assert_eq!(destroyed.orphans, 1);
-    assert!(sim.marks().contains("destroy: a free callback kept an entry"), "{:?}", sim.marks());
-    assert_eq!(sim.violations()[0].kind, "leak", "{:?}", sim.violations());
+    let marks = sim.marks();
+    assert!(marks.contains("destroy: a free callback kept an entry"), "{marks:?}");
+    assert!(marks.contains("destroy: entries outlive their cache"), "{marks:?}");
+    assert_eq!(kinds(&sim), ["leak"]);
+    // Only unlinked and relinked: no use after free yet.
+    assert_eq!(registry.lru_serials(&cx), Ok(vec![serial]));
+    registry.shrink(&cx, cache, bdev_address(1)).expect("another device's shrink reads e_bdev only");
+    registry.check_invariants(&cx).expect("invariants");
+    assert_eq!(kinds(&sim), ["leak"], "a use after free before the kernel's access");
     let shrunk = registry.shrink_fn(&cx, 1, sim_core::mm::Gfp::GFP_KERNEL);
     assert!(matches!(shrunk, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{shrunk:?}");
+    assert!(sim.marks().contains("entry freed by the shrinker"));
+    assert_one_use_of_the_freed_cache(&sim, "the shrinker's forget");
+    assert_eq!(registry.lru_serials(&cx), Ok(vec![]), "the shrinker took it off the LRU first");
 }
 
 /// `mb_cache_destroy()` with a handle still held: the entry is not on the LRU, so destroy cannot
-/// free it; it reports it as an orphan, the slab reports a leak, and releasing the handle later
-/// uses the freed cache.
+/// free it; it reports it as an orphan and `kmem_cache_destroy` keeps the slab (a leak). The
+/// entry stays hashed, its chain links into the freed hash table. The late release touches only
+/// the entry and the LRU (it goes on the tail, hashed): no use after free. The shrinker's
+/// `__mb_cache_entry_unhash()` then writes the freed table through those links: that write is
+/// the use after free.
 #[test]
-fn destroy_with_a_handle_held_orphans_the_entry_and_the_late_release_uses_freed_memory() {
+fn destroy_with_a_handle_held_leaves_a_hashed_entry_whose_unhash_writes_the_freed_table() {
     let sim = sim();
+    let (registry, cache, entry) = one_entry(&sim, Fixes::all(), false);
     let cx = sim.cx("umount", 0);
-    let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
-    let cache = registry.create(&cx, "ext2_xattr", None, ENTRY_HEADER_SIZE, 0, 1).expect("create");
-    let entry = registry.alloc(&cx, cache).expect("alloc");
-    registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
+    let serial = entry.entry_id();
     let destroyed = registry.destroy(&cx, cache).expect("destroy");
     assert_eq!(destroyed.orphans, 1);
     assert!(sim.marks().contains("destroy: entries still held by handles"), "{:?}", sim.marks());
-    assert_eq!(sim.violations()[0].kind, "leak", "{:?}", sim.violations());
+    assert_eq!(kinds(&sim), ["leak"]);
+    registry.release(&cx, entry).expect("a late release touches only the entry and the LRU");
+    assert_eq!(registry.lru_serials(&cx), Ok(vec![serial]));
+    assert_eq!(kinds(&sim), ["leak"], "a use after free before the kernel's access");
+    let shrunk = registry.shrink_fn(&cx, 1, sim_core::mm::Gfp::GFP_KERNEL);
+    assert!(matches!(shrunk, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{shrunk:?}");
+    assert_one_use_of_the_freed_cache(&sim, "the shrinker's unhash");
+}
+
+/// As above, but the holder took the entry out before the destroy (the 2.6.10 API): unhashed,
+/// so the late release is its last use of an unhashed entry and forgets it, and the forget's
+/// read of `ce->e_cache->c_op` is the use after free.
+#[test]
+fn destroy_with_a_taken_out_entry_held_makes_the_late_release_forget_into_the_freed_cache() {
+    let sim = sim();
+    let (registry, cache, entry) = one_entry(&sim, Fixes::none(), false);
+    let cx = sim.cx("umount", 0);
+    registry.takeout(&cx, &entry).expect("takeout");
+    let destroyed = registry.destroy(&cx, cache).expect("destroy");
+    assert_eq!(destroyed.orphans, 1);
+    assert_eq!(kinds(&sim), ["leak"]);
     let released = registry.release(&cx, entry);
     assert!(matches!(released, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{released:?}");
+    assert!(sim.marks().contains("last release of an unhashed entry frees it"));
+    assert_one_use_of_the_freed_cache(&sim, "the release's forget");
 }
