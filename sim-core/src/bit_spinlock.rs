@@ -13,6 +13,7 @@
 use std::fmt;
 use std::panic::Location;
 
+use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::lockdep::LockMode;
 use crate::sync::atomic::{AtomicUsize, Ordering};
@@ -26,13 +27,31 @@ pub struct BitSpinGuard<'a> {
     word: &'a AtomicUsize,
     mask: usize,
     cx: &'a Cx,
-    class: &'static str,
+    class: Class<'a>,
     token: u64,
+}
+
+/// A bit spinlock's lock class: a name, or the memo of one that its owner keeps (an
+/// [`crate::list_bl::HlistBlTable`]'s, shared by its chains), so an acquisition finds its class
+/// id and the name's trace hash without rehashing the name ([`ClassKey`]).
+#[derive(Clone, Copy)]
+enum Class<'a> {
+    Name(&'static str),
+    Key(&'a ClassKey),
+}
+
+impl Class<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Class::Name(name) => name,
+            Class::Key(key) => key.name,
+        }
+    }
 }
 
 impl fmt::Debug for BitSpinGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BitSpinGuard({}, mask {:#x})", self.class, self.mask)
+        write!(f, "BitSpinGuard({}, mask {:#x})", self.class.name(), self.mask)
     }
 }
 
@@ -51,11 +70,37 @@ pub fn bit_spin_lock<'a>(
     bitnum: u32,
     word: &'a AtomicUsize,
 ) -> BitSpinGuard<'a> {
+    spin_lock(cx, Class::Name(class), bitnum, word, Location::caller())
+}
+
+/// [`bit_spin_lock`] for a lock whose class memo `key` its owner keeps
+/// ([`crate::list_bl::HlistBl::lock`]): the same checks, events and hash.
+pub(crate) fn bit_spin_lock_key<'a>(
+    cx: &'a Cx,
+    key: &'a ClassKey,
+    bitnum: u32,
+    word: &'a AtomicUsize,
+    site: &'static Location<'static>,
+) -> BitSpinGuard<'a> {
+    spin_lock(cx, Class::Key(key), bitnum, word, site)
+}
+
+/// [`bit_spin_lock`] of either class form.
+fn spin_lock<'a>(
+    cx: &'a Cx,
+    class: Class<'a>,
+    bitnum: u32,
+    word: &'a AtomicUsize,
+    site: &'static Location<'static>,
+) -> BitSpinGuard<'a> {
     let mask = mask_of(bitnum);
-    let token = cx.lock_acquire(class, LockMode::BitSpin, false, Location::caller());
+    let token = match class {
+        Class::Name(name) => cx.lock_acquire(name, LockMode::BitSpin, false, site),
+        Class::Key(key) => cx.push_held(key, LockMode::BitSpin, false, site),
+    };
     // The instance a deadlock's report names: the word's address with the bit number.
     let instance = (std::ptr::from_ref(word) as usize) << 6 | bitnum as usize;
-    cx.lock_wait(class, instance, LockMode::BitSpin, token);
+    cx.lock_wait(class.name(), instance, LockMode::BitSpin, token);
     cx.preempt_disable();
     // The kernel re-enables preemption while it waits (cpu_relax on test_bit); the simulated
     // context stays atomic, which only matters to a sleep nobody can make while spinning.
@@ -64,8 +109,16 @@ pub fn bit_spin_lock<'a>(
             thread::yield_now();
         }
     }
-    cx.lock_acquired(class, LockMode::BitSpin, false, token);
+    acquired(cx, class, false, token);
     BitSpinGuard { word, mask, cx, class, token }
+}
+
+/// The trace event (and the held record) of a completed acquisition of either class form.
+fn acquired(cx: &Cx, class: Class<'_>, trylock: bool, token: u64) {
+    match class {
+        Class::Name(name) => cx.lock_acquired(name, LockMode::BitSpin, trylock, token),
+        Class::Key(key) => cx.lock_acquired_instance(key, 0, LockMode::BitSpin, trylock, token),
+    }
 }
 
 /// `bit_spin_trylock(bitnum, addr)`: sets the bit if it was clear, without waiting.
@@ -83,8 +136,8 @@ pub fn bit_spin_trylock<'a>(
         return None;
     }
     cx.preempt_disable();
-    cx.lock_acquired(class, LockMode::BitSpin, true, token);
-    Some(BitSpinGuard { word, mask, cx, class, token })
+    acquired(cx, Class::Name(class), true, token);
+    Some(BitSpinGuard { word, mask, cx, class: Class::Name(class), token })
 }
 
 /// `bit_spin_unlock(bitnum, addr)`: clears the bit with release ordering, then re-enables
@@ -105,7 +158,10 @@ impl Drop for BitSpinGuard<'_> {
         if !std::thread::panicking() {
             self.word.fetch_and(!self.mask, Ordering::Release);
         }
-        self.cx.lock_release(self.class, self.token);
+        match self.class {
+            Class::Name(name) => self.cx.lock_release(name, self.token),
+            Class::Key(key) => self.cx.lock_release_key(key, self.token),
+        }
         self.cx.preempt_enable();
     }
 }

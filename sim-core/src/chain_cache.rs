@@ -58,6 +58,19 @@ impl ClassKey {
         }
     }
 
+    /// [`ClassKey::new`] in a `const` (the name's hash computed at compile time), for a class
+    /// sim-core takes by name on a hot path with no lock object to keep the memo in
+    /// (`fs_reclaim`, on every sleeping allocation): a `static` memo shared by every world,
+    /// whose cached class and chain are tagged with their validator, as any memo's are.
+    pub(crate) const fn new_static(name: &'static str) -> ClassKey {
+        ClassKey {
+            name,
+            name_hash: crate::trace::const_name_hash(name),
+            cached: AtomicU64::new(0),
+            chain: AtomicU64::new(0),
+        }
+    }
+
     /// Whether validator `lockdep` last found this lock clean in the chain `lookup`.
     fn chain_known(&self, lockdep: u64, lookup: u64) -> bool {
         self.chain.load(Ordering::Relaxed) == chain_tag(lockdep, lookup)
@@ -106,10 +119,11 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
 }
 
 /// What decides everything validating an acquisition adds: the chain key the acquisition will
-/// carry (each held lock's class and read state, outermost first, then the class taken and its
-/// read state), and the flags: the whole mode (the key has only its read state: a spinlock and a
-/// mutex both read 0, but differ in what they disable), trylock, the four interrupt-state bits,
-/// irq tracking and the depth.
+/// carry (`new.chain`, filled in by the caller from [`chain_key`]: each held lock's class and
+/// read state, outermost first, then the class taken and its read state), and the flags: the
+/// whole mode (the key has only its read state: a spinlock and a mutex both read 0, but differ
+/// in what they disable), trylock, the four interrupt-state bits, irq tracking and the depth.
+/// The chain key is hashed once per acquisition: here it is only read.
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
     let irq = new.irq;
     let flags = new.mode as u64
@@ -120,7 +134,8 @@ fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
         | u64::from(irq.softirqs_enabled) << 8
         | u64::from(irq_tracking) << 9
         | (held.len() as u64) << 16;
-    let mut hasher = FxHasher(chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
+    debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
+    let mut hasher = FxHasher(new.chain);
     hasher.write_u64(flags);
     hasher.finish()
 }
@@ -240,7 +255,8 @@ pub(crate) fn validated(
 }
 
 /// Records what validating `new` over `held` learned: its class id (in this thread's table and
-/// the lock's memo `key`), and the chain when the validation made no report.
+/// the lock's memo `key`), and the chain when the validation made no report. `new.chain` is
+/// filled in ([`chain_key`]).
 pub(crate) fn remember(
     lockdep: u64,
     held: &[HeldLock],

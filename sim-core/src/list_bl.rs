@@ -26,7 +26,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::bit_spinlock::{bit_spin_is_locked, bit_spin_lock, BitSpinGuard};
+use crate::bit_spinlock::{bit_spin_is_locked, bit_spin_lock_key, BitSpinGuard};
+use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::guarded::{trace_access, Guarded};
 use crate::sim::Violation;
@@ -36,7 +37,7 @@ use crate::sync::RaceCell;
 /// `LIST_BL_LOCKMASK`: the lock bit of the head word.
 pub const LIST_BL_LOCKMASK: usize = 1;
 
-/// The lock bit's number, for [`bit_spin_lock`].
+/// The lock bit's number, for [`crate::bit_spinlock::bit_spin_lock`].
 const LOCK_BIT: u32 = 0;
 
 /// The chain's field name, as lockdep's and the lockset detector's reports name it.
@@ -53,6 +54,9 @@ struct BlChain<T> {
 /// checkers read. See the module documentation.
 pub struct HlistBlTable<T> {
     class: &'static str,
+    /// The memo of `class` every chain's bit lock shares (its class id and the name's trace
+    /// hash), so a chain's lock does not hash the class name on each acquisition.
+    key: ClassKey,
     /// [`FIELD`]'s trace hash, computed once: an access is traced by it.
     field_hash: u64,
     /// The nodes a chain's first node reserves room for (see [`HlistBlTable::with_chain_capacity`]).
@@ -87,6 +91,7 @@ impl<T> HlistBlTable<T> {
         let head = |_| BlChain { word: AtomicUsize::new(0), nodes: RaceCell::new(Vec::new()) };
         HlistBlTable {
             class,
+            key: ClassKey::new(class),
             field_hash: crate::trace::name_hash(FIELD),
             chain_capacity: capacity,
             heads: (0..chains).map(head).collect(),
@@ -160,7 +165,7 @@ impl<'a, T> HlistBl<'a, T> {
     #[track_caller]
     #[inline]
     pub fn lock(self, cx: &'a Cx) -> BitSpinGuard<'a> {
-        bit_spin_lock(cx, self.table.class, LOCK_BIT, &self.head.word)
+        bit_spin_lock_key(cx, &self.table.key, LOCK_BIT, &self.head.word, std::panic::Location::caller())
     }
 
     /// `hlist_bl_unlock()`.
@@ -295,6 +300,36 @@ mod tests {
         head.unlock(guard);
         assert!(!head.is_empty() && !head.is_locked());
         assert!(sim.violations().is_empty(), "{:#?}", sim.violations());
+    }
+
+    /// A chain's lock is a `bit_spin_lock` of the table's class as the trace and lockdep see it
+    /// (the same events, hence the same hash; recursion on the class reported the same), and
+    /// its class comes from the table's memo, filled by the first acquisition: no acquisition
+    /// hashes the class name or asks the thread's class table.
+    #[test]
+    fn a_chains_lock_is_a_bit_spin_lock_of_the_tables_remembered_class() {
+        use crate::bit_spinlock::bit_spin_lock;
+        use crate::trace::TraceMode;
+        let run = |through_table: bool| {
+            let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect).trace(TraceMode::Full));
+            let cx = sim.cx("t", 0);
+            let table: HlistBlTable<u32> = HlistBlTable::new("mb_cache->c_hash", 2);
+            let words = [AtomicUsize::new(0), AtomicUsize::new(0)];
+            let lock = |i: usize| match through_table {
+                true => table.bucket(i).lock(&cx),
+                false => bit_spin_lock(&cx, "mb_cache->c_hash", LOCK_BIT, &words[i]),
+            };
+            drop(lock(0));
+            let outer = lock(0);
+            drop(lock(1));
+            drop(outer);
+            let remembered = table.key.class(sim.lockdep().id()).is_some();
+            (sim.trace_hash(), sim.trace().len(), sim.lockdep().reports().len(), remembered)
+        };
+        let (keyed, named) = (run(true), run(false));
+        assert_eq!((keyed.0, keyed.1, keyed.2), (named.0, named.1, named.2));
+        assert_eq!((keyed.1, keyed.2), (6, 1), "three round trips, one recursive-locking report");
+        assert!(keyed.3, "the table's memo holds the class after its first acquisition");
     }
 
     #[test]

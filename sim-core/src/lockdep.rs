@@ -729,9 +729,6 @@ struct EdgeSeen {
     held: Arc<[HeldLock]>,
     upto: usize,
     acquired: Seen,
-    /// Every kind this dependency was made as, one bit each ([`dep_bit`]): the kernel's
-    /// `lock_list::dep`, ORed on each remake (3454a36d6a39 "lockdep: Introduce lock_list::dep").
-    dep: u8,
 }
 
 impl EdgeSeen {
@@ -766,8 +763,12 @@ struct Graph {
     usage: Vec<ClassUsage>,
     /// Dependencies `from -> to`, each with the chain that first created it.
     edges: BTreeMap<(ClassId, ClassId), EdgeSeen>,
-    /// Successors of each class, ordered, so searches are deterministic.
-    after: Vec<BTreeSet<ClassId>>,
+    /// Successors of each class, ordered, so searches are deterministic, each with every kind
+    /// the dependency to it was made as, one bit each ([`dep_bit`]): the kernel's
+    /// `lock_list::dep`, ORed on each remake (3454a36d6a39 "lockdep: Introduce lock_list::dep").
+    /// Kept beside the successor, as the kernel keeps it in the `lock_list` entry, so the cycle
+    /// search reads a step's kinds where it finds the step, without a look-up in `edges`.
+    after: Vec<BTreeMap<ClassId, u8>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
     /// Whether the graph may hold a cycle: set once any cycle search masked a route as not
@@ -782,9 +783,9 @@ struct Graph {
     /// between searches: a new world validates each of its chains once, with up to five
     /// searches per new dependency, and two allocations each were a third of that.
     scratch: std::cell::RefCell<(Vec<ClassId>, Vec<ClassId>)>,
-    /// The cycle search's working vectors ([`Graph::strong_path`]): the states seen, two bits
-    /// per class, and the queue of steps.
-    cycle_scratch: std::cell::RefCell<(Vec<u8>, Vec<Step>)>,
+    /// The cycle search's working vectors ([`Graph::strong_path`], which has the graph mutably,
+    /// so no cell): the states seen, two bits per class, and the queue of steps.
+    cycle_scratch: (Vec<u8>, Vec<Step>),
 }
 
 /// The kernel's dependency kinds (`DEP_SR_BIT` .. `DEP_EN_BIT`): S or E for the `from` lock held
@@ -817,6 +818,8 @@ fn dep_bit(prev: &HeldLock, next: &HeldLock) -> u8 {
 struct Step {
     class: ClassId,
     parent: usize,
+    /// The kinds of the dependency followed into `class` ([`Graph::after`]; 0 for the start).
+    made_as: u8,
     only_xr: bool,
 }
 
@@ -829,7 +832,7 @@ impl Graph {
         self.ids.insert(name, id);
         self.names.push(name);
         self.usage.push(ClassUsage::default());
-        self.after.push(BTreeSet::new());
+        self.after.push(BTreeMap::new());
         self.before.push(BTreeSet::new());
         id
     }
@@ -866,7 +869,10 @@ impl Graph {
                 path.reverse();
                 return Some(path);
             }
-            let next = if forwards { &self.after[class as usize] } else { &self.before[class as usize] };
+            let (mut successors, mut predecessors) =
+                (self.after[class as usize].keys(), self.before[class as usize].iter());
+            let next: &mut dyn Iterator<Item = &ClassId> =
+                if forwards { &mut successors } else { &mut predecessors };
             for &next in next {
                 if parent[next as usize] == UNSEEN {
                     parent[next as usize] = class;
@@ -1009,16 +1015,16 @@ impl Graph {
                     continue;
                 }
             }
-            if let Some(seen) = self.edges.get_mut(&edge) {
+            if present {
                 // Already present: this kind is ORed in (`entry->dep |= calc_dep(prev, next)`).
-                seen.dep |= dep_bit(prev, new);
+                *self.after[prev.class as usize].get_mut(&class).expect("an edge is a successor") |=
+                    dep_bit(prev, new);
                 continue;
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
-            let dep = dep_bit(prev, new);
-            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired, dep });
-            self.after[prev.class as usize].insert(class);
+            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired });
+            self.after[prev.class as usize].insert(class, dep_bit(prev, new));
             self.before[class as usize].insert(prev.class);
             if irq_tracking {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
@@ -1060,12 +1066,24 @@ impl Graph {
     /// class later goes unseen; here a class is seen once per `only_xr` value, reached strongly,
     /// so every strong route is found (each a real deadlock).
     fn strong_path(&mut self, prev: &HeldLock, next: &HeldLock) -> Option<Vec<ClassId>> {
-        let mut scratch = self.cycle_scratch.borrow_mut();
-        let (seen, queue) = &mut *scratch;
+        let (mut seen, mut queue) = std::mem::take(&mut self.cycle_scratch);
+        let found = self.strong_route(prev, next, &mut seen, &mut queue);
+        self.cycle_scratch = (seen, queue);
+        found
+    }
+
+    /// [`Graph::strong_path`]'s search over its working vectors.
+    fn strong_route(
+        &mut self,
+        prev: &HeldLock,
+        next: &HeldLock,
+        seen: &mut Vec<u8>,
+        queue: &mut Vec<Step>,
+    ) -> Option<Vec<ClassId>> {
         seen.clear();
         seen.resize(self.names.len(), 0);
         queue.clear();
-        queue.push(Step { class: next.class, parent: 0, only_xr: read_state(next.mode) == 2 });
+        queue.push(Step { class: next.class, parent: 0, made_as: 0, only_xr: read_state(next.mode) == 2 });
         let mut weak = false;
         let mut at = 0;
         while at < queue.len() {
@@ -1074,7 +1092,7 @@ impl Graph {
             let mut step = queue[index];
             if index > 0 {
                 let from = queue[step.parent];
-                let made_as = self.edges[&(from.class, step.class)].dep;
+                let made_as = step.made_as;
                 let dep = if from.only_xr { made_as & !(DEP_SR | DEP_SN) } else { made_as };
                 weak |= dep != made_as;
                 if dep == 0 {
@@ -1095,11 +1113,10 @@ impl Graph {
                 }
                 weak = true;
             }
-            for &to in &self.after[step.class as usize] {
-                queue.push(Step { class: to, parent: index, only_xr: false });
+            for (&to, &made_as) in &self.after[step.class as usize] {
+                queue.push(Step { class: to, parent: index, made_as, only_xr: false });
             }
         }
-        drop(scratch);
         self.cyclic |= weak;
         None
     }
@@ -1151,6 +1168,14 @@ pub struct Lockdep {
     /// Reports made so far, readable without the graph's mutex (the harness asks after every
     /// operation).
     reports_made: AtomicUsize,
+}
+
+impl Lockdep {
+    /// This validator's identity, as lock memos tag what they cache ([`ClassKey`]).
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
 }
 
 /// The next [`Lockdep::id`]: unique in the process, so no cache entry outlives its validator.

@@ -286,11 +286,13 @@ pub(crate) fn advance(sim: &Sim) -> usize {
     };
     let count = due.len();
     if count > 0 {
-        let cx = sim.cx("rcu", 0);
+        let mut cx = sim.cx("rcu", 0);
         cx.trace(EventKind::RcuGracePeriod { callbacks: count as u32 });
         // The callbacks run on the same task as a context of their own (their lock tokens from
-        // a new serial, as `synchronize_rcu` makes it), without making a second `Cx`.
-        run_callbacks(&cx.renewed(), due);
+        // a new serial, as `synchronize_rcu` makes it), without making a second `Cx` (renewed
+        // in place: the context is not moved).
+        cx.renew(0);
+        run_callbacks(&cx, due);
     }
     count
 }

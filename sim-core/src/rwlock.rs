@@ -382,25 +382,44 @@ mod tests {
         assert_eq!(sim.lockdep().reports_count(), 1, "{:#?}", sim.lockdep().reports());
     }
 
-    /// A read of a class not held is remembered once clean, and a later acquisition that closes
-    /// a cycle through its dependency is still reported (a remembered chain's dependency is in
-    /// the graph).
+    /// A chain remembered clean must not stand for a later acquisition of the same classes in
+    /// another mode. `siglock; read_lock(tasklist_lock)` is validated clean and remembered (taken
+    /// twice: the second time the chain cache skips it); `read_lock(tasklist_lock); siglock` is a
+    /// readers' cycle the graph lets pass; then `siglock; write_lock(tasklist_lock)`, the very
+    /// classes of the remembered chain with the lock now taken for writing, closes a real
+    /// deadlock (the writer waits for the reader, who waits for siglock). Were the chain cache
+    /// blind to the new lock's mode (its lookup key's mode bits and the chain key's read state,
+    /// `chain_cache::lookup_key` and `chain_key`), that acquisition would pass for the
+    /// remembered read and go unreported: this test fails then (checked by breaking both).
     #[test]
     fn a_remembered_read_chain_does_not_hide_a_later_cycle() {
         let sim = collecting();
         let (a, b) = (RwLock::new("tasklist_lock", ()), SpinLock::new("siglock", ()));
-        let (one, two) = (sim.cx("query", 0), sim.cx("fork", 1));
+        let (query, lookup, fork) = (sim.cx("query", 0), sim.cx("lookup", 1), sim.cx("fork", 1));
         for _ in 0..2 {
-            let _b = b.lock(&one);
-            drop(a.read_lock(&one));
+            let _b = b.lock(&query);
+            drop(a.read_lock(&query));
+        }
+        {
+            let _a = a.read_lock(&lookup);
+            drop(b.lock(&lookup));
         }
         assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
         {
-            let _a = a.write_lock(&two);
-            drop(b.lock(&two));
+            let _b = b.lock(&fork);
+            drop(a.write_lock(&fork));
         }
         let reports = sim.lockdep().reports();
-        assert!(matches!(reports.as_slice(), [LockdepReport::CircularDependency { .. }]), "{reports:#?}");
+        let [LockdepReport::CircularDependency { acquiring, existing_chain, .. }] = reports.as_slice() else {
+            panic!("expected one circular dependency: {reports:#?}");
+        };
+        assert_eq!(
+            (acquiring.class.as_str(), acquiring.mode),
+            ("tasklist_lock", LockMode::Spin),
+            "{reports:#?}"
+        );
+        let route: Vec<_> = existing_chain.iter().map(|c| (c.from.as_str(), c.to.as_str())).collect();
+        assert_eq!(route, [("tasklist_lock", "siglock")], "{reports:#?}");
     }
 
     /// A dependency first made with its `from` class read-held and later with it write-held is

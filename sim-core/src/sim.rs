@@ -291,17 +291,26 @@ impl Sim {
     /// with one name belongs to one task (one lane in a trace); the first use of a name gives it
     /// the next id from [`NAMED_TASKS_FIRST`] on, so ids follow the order names first appear.
     pub fn cx(&self, name: &str, cpu: CpuId) -> Cx {
+        self.make_cx(cpu, false, || {
+            // A name in the slots: the trace already names its task so, and a named task's id
+            // is its name's alone ([`NAMED_TASKS_FIRST`]), so no other context renames it.
+            self.world.task_names.find_or_add(name, &self.world.named_tasks, |named| {
+                // Past the slots (or first used): the map, under its mutex, gives the task.
+                let task = *named
+                    .entry(name.to_string())
+                    .or_insert_with(|| self.world.next_task.fetch_add(1, Ordering::Relaxed));
+                (self.world.trace.name_task_shared(task, name), task)
+            })
+        })
+    }
+
+    /// The one way [`Sim::cx`], [`Sim::cx_for_task`] and [`Sim::observer_cx`] make a context:
+    /// `cpu` checked, then `named` gives the task's shared name and id (checked first, so a bad
+    /// CPU names no task in the trace).
+    fn make_cx(&self, cpu: CpuId, observer: bool, named: impl FnOnce() -> (Arc<str>, TaskId)) -> Cx {
         assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        // A name in the slots: the trace already names its task so, and a named task's id is
-        // its name's alone ([`NAMED_TASKS_FIRST`]), so no other context renames it.
-        let (shared, task) = self.world.task_names.find_or_add(name, &self.world.named_tasks, |named| {
-            // Past the slots (or first used): the map, under its mutex, gives the task.
-            let task = *named
-                .entry(name.to_string())
-                .or_insert_with(|| self.world.next_task.fetch_add(1, Ordering::Relaxed));
-            (self.world.trace.name_task_shared(task, name), task)
-        });
-        Cx::new(self.clone(), task, shared, cpu, false)
+        let (name, task) = named();
+        Cx::new(self.clone(), task, name, cpu, observer)
     }
 
     /// A context for a checker reading model state (invariant checks, a reference model's facts,
@@ -310,12 +319,11 @@ impl Sim {
     /// and its reads would bury the interleaving a learner is meant to see. Its task id is 0,
     /// which no traced context uses for a name.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
-        assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        let (shared, _) = self
-            .world
-            .observer_names
-            .find_or_add(name, &self.world.observer_names_add, |()| (Arc::from(name), 0));
-        Cx::new(self.clone(), 0, shared, cpu, true)
+        self.make_cx(cpu, true, || {
+            self.world
+                .observer_names
+                .find_or_add(name, &self.world.observer_names_add, |()| (Arc::from(name), 0))
+        })
     }
 
     /// The next context's serial number in this world (the high bits of its lock tokens).
@@ -325,9 +333,7 @@ impl Sim {
 
     /// An execution context for a task id the model chose (a pid, say).
     pub fn cx_for_task(&self, task: TaskId, name: &str, cpu: CpuId) -> Cx {
-        assert!(cpu < self.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.cpus());
-        let name = self.world.trace.name_task_shared(task, name);
-        Cx::new(self.clone(), task, name, cpu, false)
+        self.make_cx(cpu, false, || (self.world.trace.name_task_shared(task, name), task))
     }
 
     // --- randomness -------------------------------------------------------------------------
@@ -544,6 +550,29 @@ mod tests {
         let read = sim.with_faults(|plan| (plan.failed(), plan.attrs[0].count));
         assert_eq!(read, (1, 3));
         assert_eq!(read, (sim.faults().failed(), sim.faults().attrs[0].count));
+    }
+
+    /// The three context makers share one path ([`Sim::make_cx`]): each refuses a CPU out of
+    /// range before it names a task, and each names its task as the trace shows it.
+    #[test]
+    fn every_context_maker_checks_the_cpu_and_names_its_task() {
+        let sim = Sim::new(SimConfig::new(1).cpus(2).trace(crate::trace::TraceMode::Full));
+        let makers: [(&str, &dyn Fn(CpuId) -> Cx); 3] = [
+            ("cx", &|cpu| sim.cx("named", cpu)),
+            ("cx_for_task", &|cpu| sim.cx_for_task(42, "pid42", cpu)),
+            ("observer_cx", &|cpu| sim.observer_cx("checker", cpu)),
+        ];
+        for (maker, make) in makers {
+            let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(make(2))));
+            assert!(refused.is_err(), "{maker} accepted cpu 2 of 2");
+            let cx = make(1);
+            assert_eq!(cx.cpu(), 1, "{maker}");
+        }
+        let names = sim.trace().task_names();
+        assert_eq!(names.get(&42).map(String::as_str), Some("pid42"));
+        assert_eq!(names.get(&NAMED_TASKS_FIRST).map(String::as_str), Some("named"));
+        assert_eq!(names.len(), 2, "a refused CPU named no task, an observer none: {names:?}");
+        assert_eq!(sim.observer_cx("checker", 0).name(), "checker");
     }
 
     #[test]

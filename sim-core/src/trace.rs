@@ -345,7 +345,7 @@ pub fn text_word(text: &str) -> u64 {
 }
 
 /// [`name_hash`] as a `const fn`, for [`CallName::new`]: the same words in the same order.
-const fn const_name_hash(text: &str) -> u64 {
+pub(crate) const fn const_name_hash(text: &str) -> u64 {
     const fn word(hash: u64, word: u64) -> u64 {
         (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95)
     }

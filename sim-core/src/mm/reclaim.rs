@@ -19,6 +19,7 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::{Arc, Mutex as StdMutex};
 
+use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::{FaultPlan, FaultSite};
@@ -156,9 +157,13 @@ pub fn fs_reclaim_might_enter(cx: &Cx, gfp: Gfp) {
     if !may_enter_fs(gfp) || cx.is_observer() || !cx.sim().lockdep().is_enabled() || in_reclaim(cx) {
         return;
     }
-    let token = cx.lock_acquire(FS_RECLAIM_CLASS, LockMode::Mutex, false, Location::caller());
+    let token = cx.push_held(&FS_RECLAIM_KEY, LockMode::Mutex, false, Location::caller());
     cx.lock_acquire_failed(token);
 }
+
+/// [`FS_RECLAIM_CLASS`]'s memo, for [`fs_reclaim_might_enter`] (every sleeping allocation): its
+/// class id and chain found without hashing the name or asking the thread's table.
+static FS_RECLAIM_KEY: ClassKey = ClassKey::new_static(FS_RECLAIM_CLASS);
 
 /// Whether `cx` is running reclaim: its allocations do not reclaim again (the kernel's
 /// `PF_MEMALLOC`, which `__perform_reclaim` sets around the same section).
