@@ -959,8 +959,8 @@ pub(crate) struct CacheSnapshot {
     /// Scratch: per entry slot, the number of the last snapshot that read the live entry there
     /// and its handle (an entry the chains and the LRU both name is read once, without sorting
     /// the handles). Only a handle whose lookup succeeded is stamped: a slot has one live
-    /// generation, so a stale handle to it (looked up, and skipped) never displaces the live
-    /// one's stamp, and a live entry named again after it is still read once.
+    /// generation, so a stale handle to it (looked up, reported, and skipped) never displaces
+    /// the live one's stamp, and a live entry named again after it is still read once.
     seen: Vec<(u32, Option<EntryHandle>)>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
@@ -1007,11 +1007,12 @@ impl MbCache {
             if slot >= seen.len() {
                 seen.resize(slot + 1, (0, None));
             }
-            if seen[slot] == (epoch, Some(handle)) {
+            let stamp = &mut seen[slot];
+            if *stamp == (epoch, Some(handle)) {
                 return None;
             }
             let entry = mb.entry(observer, handle)?;
-            seen[slot] = (epoch, Some(handle));
+            *stamp = (epoch, Some(handle));
             let listed = entry.e_list().get(observer).is_some();
             Some((
                 handle,
