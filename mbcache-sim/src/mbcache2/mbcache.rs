@@ -807,37 +807,68 @@ impl MbcacheModule {
     /// entry off the LRU and puts the cache's reference (before 307af6c87937 it unhashes the
     /// entry and drops the hash's reference first); each should hold only that reference then
     /// (the kernel's `WARN_ON`). Then frees the cache.
+    ///
+    /// The kernel takes no lock for the walk, `c_list_lock` nor the chains' bit locks (before
+    /// 307af6c87937, `hlist_bl_del_init()` unhashes unlocked): the cache must no longer be in
+    /// use. So the walk's accesses to the list, the entries' `e_list` and the chains are made
+    /// through an observer context: no lock is traced or known to lockdep, and no access is
+    /// judged against the lock that documents it. (The list's Rust mutex is still taken around
+    /// each step, for Rust's sake: a holder elsewhere, which the kernel would race, makes the
+    /// step wait.) The references and the puts are the destroying task's own. A scan still
+    /// using the cache is caught by the slab at its next access once the cache is freed
+    /// ([`super::shrinker::ScanCache`]).
     pub(crate) fn mb_cache_destroy(&self, cx: &Cx, handle: CacheHandle) {
         if self.fixes.on(super::fixes::CANCEL_SHRINK_WORK) && self.workqueue.cancel_work_sync(cx, handle) {
             cx.sim().mark("destroy-cancelled-work");
         }
         let Ok(cache) = self.caches.get(cx, handle) else { return };
-        let mut clist = self.list_lock(cx, &cache);
-        let head = clist.head;
-        let mut node = list::next(&mut clist.arena.mem(cx), head, "mb_cache_destroy").ok();
-        while let Some(at) = node.filter(|&at| at != head) {
-            node = list::next(&mut clist.arena.mem(cx), at, "mb_cache_destroy").ok();
-            let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() else { break };
-            let Some(entry) = self.entry(cx, handle) else { break };
-            if !self.fixes.on(AUTO_DELETE) {
-                let bucket = cache.bucket(entry.key());
-                let guard = bucket.lock(cx);
-                if entry.e_hashed().load(Ordering::Relaxed) {
-                    self.unhash(cx, &cache, handle, entry);
-                    entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
-                }
-                bucket.unlock(guard);
-            }
-            let _ = list::list_del(&mut clist.arena.mem(cx), at);
-            clist.arena.free(at);
-            clist.owners[at.index() as usize] = None;
-            entry.e_list().set(cx, None);
+        let unlocked = cx.sim().observer_cx("mb_cache_destroy", cx.cpu());
+        while let Some((handle, entry)) = self.destroy_unlist_first(cx, &unlocked, &cache) {
             destroy_check_refs(cx, entry);
             self.mb_cache_entry_put(cx, &cache, handle);
         }
-        drop(clist);
         drop(cache);
         let _ = self.caches.free(cx, handle);
+    }
+
+    /// One step of `mb_cache_destroy()`'s unlocked walk, by `unlocked` (an observer context,
+    /// see [`MbcacheModule::mb_cache_destroy`]): the LRU's first entry, before 307af6c87937
+    /// unhashed with the hash's reference dropped (an unhashed one is the kernel's
+    /// `WARN_ON(1)`), then `list_del`. None once the LRU is empty (or its entry is freed: the
+    /// slab's report, to `cx`, the destroying task).
+    fn destroy_unlist_first(
+        &self,
+        cx: &Cx,
+        unlocked: &Cx,
+        cache: &MbCache,
+    ) -> Option<(EntryHandle, &MbCacheEntry)> {
+        let mut clist = cache.c_list_lock.lock(unlocked);
+        let head = clist.head;
+        let first = list::next(&mut clist.arena.mem(unlocked), head, "mb_cache_destroy").ok()?;
+        if first == head {
+            return None;
+        }
+        let handle = clist.owners.get(first.index() as usize).copied().flatten()?;
+        let entry = self.entry(cx, handle)?;
+        if !self.fixes.on(AUTO_DELETE) {
+            if entry.e_hashed().load(Ordering::Relaxed) {
+                self.unhash(unlocked, cache, handle, entry);
+                entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
+            } else {
+                let message = format!(
+                    "mb_cache_destroy: entry key {} value {} is on the LRU but not hashed",
+                    entry.key(),
+                    entry.value()
+                );
+                let kind = ViolationKind::finding("mbcache2-destroy-entry-unhashed");
+                cx.sim().report(Some(cx), Violation::new(kind, message));
+            }
+        }
+        let _ = list::list_del(&mut clist.arena.mem(unlocked), first);
+        clist.arena.free(first);
+        clist.owners[first.index() as usize] = None;
+        entry.e_list().set(unlocked, None);
+        Some((handle, entry))
     }
 }
 
@@ -925,9 +956,11 @@ pub(crate) struct CacheSnapshot {
     /// Each listed or hashed entry's (hashed, listed, e_refcnt): the chains' first, then the
     /// LRU's unhashed ones.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
-    /// Scratch: per entry slot, the number of the last snapshot that named an entry there and
-    /// the handle it named (an entry the chains and the LRU both name is read once, without
-    /// sorting the handles; a stale handle to a reused slot is another entry, read too).
+    /// Scratch: per entry slot, the number of the last snapshot that read the live entry there
+    /// and its handle (an entry the chains and the LRU both name is read once, without sorting
+    /// the handles). Only a handle whose lookup succeeded is stamped: a slot has one live
+    /// generation, so a stale handle to it (looked up, reported, and skipped) never displaces
+    /// the live one's stamp, and a live entry named again after it is still read once.
     seen: Vec<(u32, Option<EntryHandle>)>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
@@ -974,10 +1007,12 @@ impl MbCache {
             if slot >= seen.len() {
                 seen.resize(slot + 1, (0, None));
             }
-            if std::mem::replace(&mut seen[slot], (epoch, Some(handle))) == (epoch, Some(handle)) {
+            let stamp = &mut seen[slot];
+            if *stamp == (epoch, Some(handle)) {
                 return None;
             }
             let entry = mb.entry(observer, handle)?;
+            *stamp = (epoch, Some(handle));
             let listed = entry.e_list().get(observer).is_some();
             Some((
                 handle,

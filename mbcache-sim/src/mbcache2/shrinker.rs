@@ -43,7 +43,7 @@ impl MbcacheModule {
     /// `mb_cache_shrink()`: scans up to `nr_to_scan` LRU entries from the head and returns how
     /// many it freed.
     pub(crate) fn mb_cache_shrink(&self, cx: &Cx, cache: &MbCache, nr_to_scan: u64) -> u64 {
-        self.mb_cache_shrink_steps(cx, cache, None, nr_to_scan).1
+        self.mb_cache_shrink_steps(cx, ScanCache::held(cache), nr_to_scan).1
     }
 
     /// `mb_cache_shrink()`, also returning each step as the threaded judge reads it: the entry at
@@ -51,33 +51,28 @@ impl MbcacheModule {
     /// (moved to the tail). Which entries a scan takes depends on what overlapping calls hold,
     /// so the judge is told rather than left to guess; the steps are checker state.
     ///
-    /// `work`: the cache as the shrink work reaches it (`container_of(work, ..)`), the one
-    /// caller that holds no reference on the cache. Each `spin_lock(&cache->c_list_lock)` of
-    /// the work's scan (the first, and the one after each reclaim, which ran unlocked) checks,
-    /// once the lock is taken, that the cache is still allocated: `mb_cache_destroy()` takes
-    /// that lock too, so a destroy that ran while the scan had it dropped, or before the scan
-    /// first took it, is over by then (d227786ab111's race with a kworker running the item),
-    /// and the slab reports the use after free there; the scan stops. (Checked before the
-    /// acquisition, the destroy could still run at the acquisition's schedule point.) The
-    /// shrinker and the sync shrink run on a cache their caller keeps alive
-    /// (`unregister_shrinker()` waits for a scan; a create holds the mount).
+    /// `scan` is how the scan reaches its cache (see [`ScanCache`]): the shrink work's, which
+    /// holds no reference, makes each of its accesses through the slab's checked lookup, so a
+    /// destroy that freed the cache under it (d227786ab111's race with a kworker running the
+    /// item) is the slab's use-after-free report at the scan's next access; the scan stops.
     pub(crate) fn mb_cache_shrink_steps(
         &self,
         cx: &Cx,
-        cache: &MbCache,
-        work: Option<CacheHandle>,
+        scan: ScanCache<'_>,
         mut nr_to_scan: u64,
     ) -> (Vec<ScanStep>, u64) {
         let (mut steps, mut shrunk) = (Vec::new(), 0);
         // Checker state: the entry the previous step gave a second chance, and the LRU's length
         // then (the lock is held from that step to this one, so nothing moved in between).
         let mut chance: Option<(EntryHandle, u64)> = None;
+        let Some(cache) = scan.at(self, cx) else { return (steps, shrunk) };
         let mut clist = self.list_lock(cx, cache);
-        if !self.work_cache_live(cx, work) {
-            return (steps, shrunk);
-        }
         while nr_to_scan > 0 {
             nr_to_scan -= 1;
+            // Each step reads the LRU after schedule points (the lock, the entries' atomics).
+            if scan.at(self, cx).is_none() {
+                return (steps, shrunk);
+            }
             let head = clist.head;
             let Ok(first) = list::next(&mut clist.arena.mem(cx), head, "mb_cache_shrink") else { break };
             if first == head {
@@ -98,30 +93,16 @@ impl MbcacheModule {
             clist.c_entry_count = clist.c_entry_count.saturating_sub(1);
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             drop(clist);
-            let reclaimed = self.reclaim(cx, cache, handle);
+            let Some(reclaimed) = self.reclaim(cx, scan, handle) else { return (steps, shrunk) };
             if reclaimed.freed {
                 shrunk += 1;
                 cx.sim().mark("shrink-freed");
             }
             steps.push(ScanStep { key, value, evicted: !reclaimed.kept });
+            let Some(cache) = scan.at(self, cx) else { return (steps, shrunk) };
             clist = self.list_lock(cx, cache);
-            if !self.work_cache_live(cx, work) {
-                return (steps, shrunk);
-            }
         }
         (steps, shrunk)
-    }
-
-    /// Whether the shrink work's cache is still allocated, the slab's use-after-free report
-    /// when not (see [`MbcacheModule::mb_cache_shrink_steps`]); true for the other callers.
-    fn work_cache_live(&self, cx: &Cx, work: Option<CacheHandle>) -> bool {
-        let Some(work) = work else { return true };
-        if self.caches.is_live(work) {
-            return true;
-        }
-        cx.sim().mark("shrink-work-cache-freed-under-it");
-        let _ = self.caches.get(cx, work);
-        false
     }
 
     /// The first entry's keep-or-reclaim test, `c_list_lock` held: a referenced entry (and from
@@ -156,23 +137,29 @@ impl MbcacheModule {
     /// from 307af6c87937 `__mb_cache_entry_free()`; before, under the bucket's lock, the entry is
     /// unhashed and the hash's reference dropped, then the LRU's reference is put. From
     /// 58318914186c the bucket lock is where the decision is reliable (no reference is taken but
-    /// by a hash lookup), so an entry found used there goes back on the LRU instead.
-    fn reclaim(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle) -> Reclaimed {
+    /// by a hash lookup), so an entry found used there goes back on the LRU instead. Each access
+    /// to the cache (its table, its list, its count) goes through `scan`; None: the shrink
+    /// work's cache was freed under it (reported), and the scan stops.
+    fn reclaim(&self, cx: &Cx, scan: ScanCache<'_>, handle: EntryHandle) -> Option<Reclaimed> {
         if self.fixes.on(AUTO_DELETE) {
-            self.entry_free(cx, cache, handle);
-            return Reclaimed { freed: true, kept: false };
+            self.entry_free(cx, scan.at(self, cx)?, handle);
+            return Some(Reclaimed { freed: true, kept: false });
         }
-        let Some(entry) = self.entry(cx, handle) else { return Reclaimed { freed: false, kept: false } };
-        let bucket = cache.bucket(entry.key());
+        let Some(entry) = self.entry(cx, handle) else {
+            return Some(Reclaimed { freed: false, kept: false });
+        };
+        let bucket = scan.at(self, cx)?.bucket(entry.key());
         let guard = bucket.lock(cx);
+        scan.at(self, cx)?;
         if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
             bucket.unlock(guard);
-            let mut clist = self.list_lock(cx, cache);
+            let mut clist = self.list_lock(cx, scan.at(self, cx)?);
+            let cache = scan.at(self, cx)?;
             lru_add_tail(cx, &mut clist, entry, handle);
             clist.c_entry_count += 1;
             cache.c_entry_count.store(clist.c_entry_count, Ordering::Relaxed);
             cx.sim().mark("shrink-rechecked-used");
-            return Reclaimed { freed: false, kept: true };
+            return Some(Reclaimed { freed: false, kept: true });
         }
         if entry.e_hashed().load(Ordering::Relaxed) {
             bucket.del_init(cx, |node| node.entry == handle);
@@ -180,11 +167,11 @@ impl MbcacheModule {
             entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
         }
         bucket.unlock(guard);
-        let freed = self.mb_cache_entry_put(cx, cache, handle);
+        let freed = self.mb_cache_entry_put(cx, scan.at(self, cx)?, handle);
         if !freed {
             cx.sim().mark("shrink-unhashed-held");
         }
-        Reclaimed { freed, kept: false }
+        Some(Reclaimed { freed, kept: false })
     }
 
     /// `mb_cache_shrink_worker()`: the shrink work, run by a kworker; reaches its cache through
@@ -196,7 +183,8 @@ impl MbcacheModule {
             return (Vec::new(), 0);
         };
         cx.sim().mark("shrink-work-ran");
-        self.mb_cache_shrink_steps(cx, &cache, Some(work), cache.c_max_entries / SHRINK_DIVISOR)
+        let scan = ScanCache { cache: &cache, work: Some(work) };
+        self.mb_cache_shrink_steps(cx, scan, cache.c_max_entries / SHRINK_DIVISOR)
     }
 
     /// A kworker's loop: runs every queued work item; returns how many entries they freed.
@@ -227,6 +215,39 @@ impl MbcacheModule {
             runs.push(self.mb_cache_shrink_worker(cx, work));
         }
         WorkRun::Ran(runs)
+    }
+}
+
+/// The cache a scan works on, as the scan reaches it. The shrinker and the sync shrink run on
+/// a cache their caller keeps alive (`unregister_shrinker()` waits for a scan; a create holds
+/// the mount): [`ScanCache::held`]. The shrink work holds no reference: it reaches its cache
+/// through the work item (`container_of()`), so each access it makes is the slab's checked
+/// lookup of the work's handle, a freed cache its use-after-free report. The `Arc` the worker
+/// took keeps the model's memory; the lookup is what the kernel's dereference is.
+#[derive(Clone, Copy)]
+pub(crate) struct ScanCache<'a> {
+    cache: &'a MbCache,
+    /// The shrink work's cache handle; None for a held cache.
+    work: Option<CacheHandle>,
+}
+
+impl<'a> ScanCache<'a> {
+    /// A cache the scan's caller keeps alive.
+    pub(crate) fn held(cache: &'a MbCache) -> Self {
+        ScanCache { cache, work: None }
+    }
+
+    /// `cache->...`, one access: the cache, or None when the shrink work's cache was freed
+    /// (the slab's report, and the mark saying it was a running scan's).
+    #[inline]
+    fn at(self, mb: &MbcacheModule, cx: &Cx) -> Option<&'a MbCache> {
+        if let Some(work) = self.work {
+            if mb.caches.get(cx, work).is_err() {
+                cx.sim().mark("shrink-work-cache-freed-under-it");
+                return None;
+            }
+        }
+        Some(self.cache)
     }
 }
 
@@ -272,5 +293,93 @@ fn second_chance_lost(cx: &Cx, entry: &MbCacheEntry, lost: bool, listed: u64) {
             entry.value()
         );
         cx.sim().report(Some(cx), sim_core::Violation::new(SECOND_CHANCE_LOST, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::lockdep::ReportMode;
+    use sim_core::trace::{EventKind, TraceMode};
+    use sim_core::{Sim, SimConfig};
+
+    use super::super::fixes::{Fixes, AUTO_DELETE, PRESET_4_10};
+    use super::super::mbcache::{lru_del_init, C_HASH_CLASS, C_LIST_LOCK_CLASS};
+    use super::*;
+
+    const REPLAY: &str = "replay: cargo test -p mbcache-sim --lib mbcache2::shrinker (no randomness)";
+
+    fn sim() -> Sim {
+        Sim::new(SimConfig::new(0).lockdep(ReportMode::Collect).trace(TraceMode::Full))
+    }
+
+    fn kinds(sim: &Sim) -> Vec<String> {
+        sim.violations().iter().map(|v| v.kind.to_string()).collect()
+    }
+
+    /// The put-back path of a reclaim (58318914186c, before 307af6c87937): an entry a user holds,
+    /// taken off the LRU by the scan. `work`: reached as the shrink work reaches its cache.
+    fn put_back(freed_under_it: bool) -> (Sim, Option<Reclaimed>, u64) {
+        let sim = sim();
+        let cx = sim.cx("kworker", 0);
+        let mb = MbcacheModule::new(Fixes::all().without(AUTO_DELETE), 0);
+        let (handle, cache) = mb.mb_cache_create(&cx, 2).expect("create the cache");
+        mb.mb_cache_entry_create(&cx, handle, &cache, 7, 70, true).expect("create the entry");
+        let held = mb.mb_cache_entry_get(&cx, &cache, 7, 70).expect("hashed");
+        {
+            let mut clist = mb.list_lock(&cx, &cache);
+            assert!(lru_del_init(&cx, &mut clist, mb.entry(&cx, held).expect("live")));
+            clist.c_entry_count -= 1;
+        }
+        if freed_under_it {
+            let _ = mb.caches.free(&cx, handle);
+        }
+        let reclaimed = mb.reclaim(&cx, ScanCache { cache: &cache, work: Some(handle) }, held);
+        let listed = mb.list_lock(&cx, &cache).c_entry_count;
+        (sim, reclaimed, listed)
+    }
+
+    #[test]
+    fn the_works_put_back_on_a_freed_cache_is_a_use_after_free_and_writes_nothing() {
+        let (sim, reclaimed, listed) = put_back(false);
+        assert!(reclaimed.is_some_and(|r| r.kept && !r.freed), "{REPLAY}");
+        assert_eq!((listed, kinds(&sim)), (1, vec![]), "the used entry goes back on the LRU; {REPLAY}");
+        let (sim, reclaimed, listed) = put_back(true);
+        assert!(reclaimed.is_none(), "the scan stops; {REPLAY}");
+        assert_eq!(kinds(&sim), ["use-after-free"], "{REPLAY}");
+        assert_eq!(listed, 0, "nothing written to the freed cache's LRU; {REPLAY}");
+    }
+
+    #[test]
+    fn mb_cache_destroy_takes_no_lock_for_its_walk() {
+        for fixes in [Fixes::parse(Some(PRESET_4_10), &[]).expect("4.10"), Fixes::all()] {
+            let sim = sim();
+            let cx = sim.cx("umount", 0);
+            let mb = MbcacheModule::new(fixes, 0);
+            let (handle, cache) = mb.mb_cache_create(&cx, 2).expect("create the cache");
+            for key in 0..5 {
+                mb.mb_cache_entry_create(&cx, handle, &cache, key, u64::from(key), true).expect("create");
+            }
+            drop(cache);
+            let before = sim.trace().events().len();
+            mb.mb_cache_destroy(&cx, handle);
+            let taken: Vec<String> = sim.trace().events()[before..]
+                .iter()
+                .filter_map(|event| match &event.kind {
+                    EventKind::Acquired { class, .. } => Some(class.to_string()),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                !taken.iter().any(|class| class == C_LIST_LOCK_CLASS),
+                "{fixes:?}: destroy took {taken:?}; {REPLAY}"
+            );
+            let bucket_locks = taken.iter().filter(|class| *class == C_HASH_CLASS).count();
+            // From 307af6c87937 each put frees its entry through `__mb_cache_entry_free()`,
+            // which takes the bucket's lock; before, the walk unhashes unlocked.
+            let expected = if fixes.on(AUTO_DELETE) { 5 } else { 0 };
+            assert_eq!(bucket_locks, expected, "{fixes:?}: {taken:?}; {REPLAY}");
+            assert_eq!(mb.entries.live(), 0, "{fixes:?}: every entry freed; {REPLAY}");
+            assert_eq!(kinds(&sim), Vec::<String>::new(), "{fixes:?}; {REPLAY}");
+        }
     }
 }

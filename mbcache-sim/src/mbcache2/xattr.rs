@@ -292,12 +292,7 @@ impl XattrBlocks {
     /// the harness choosing which block an operation names.
     pub(crate) fn nth_allocated(&self, observer: &Cx, index: u8) -> Option<u64> {
         let bitmap = self.bitmap.lock(observer);
-        let allocated = bitmap.iter().filter(|used| **used).count();
-        if allocated == 0 {
-            return None;
-        }
-        let nth = usize::from(index) % allocated;
-        bitmap.iter().enumerate().filter(|(_, used)| **used).nth(nth).map(|(block, _)| block as u64)
+        nth_allocated(bitmap.iter().copied(), index)
     }
 
     /// The content hash of an allocated block, for the harness (under the buffer's lock).
@@ -317,4 +312,16 @@ fn ext4_sb_bread() {
     if sim_core::sync::schedule::in_execution() {
         sim_core::sync::thread::yield_now();
     }
+}
+
+/// The `index`-th block whose bit in `allocated` is set, modulo how many are (two passes over
+/// the bits, nothing collected): how the harness and the reference model pick the block an
+/// operation names.
+pub(crate) fn nth_allocated(allocated: impl Iterator<Item = bool> + Clone, index: u8) -> Option<u64> {
+    let count = allocated.clone().filter(|&used| used).count();
+    if count == 0 {
+        return None;
+    }
+    let nth = usize::from(index) % count;
+    allocated.enumerate().filter(|&(_, used)| used).nth(nth).map(|(block, _)| block as u64)
 }

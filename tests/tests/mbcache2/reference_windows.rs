@@ -338,7 +338,7 @@ const A_SCAN_MAY_KEEP_AN_ENTRY_A_RELEASE_CLAIMED_BEFORE_THE_RELEASE_UNLISTS_IT: 
         returned(report, "Scanned([ScanStep { key: 0, value: 49, evicted: false }])")
             && returned(report, "Failed(ENOENT)")
     },
-    pin: Pin { scheduler: Scheduler::Bursts, seed: 55 },
+    pin: Pin { scheduler: Scheduler::Bursts, seed: 87 },
 };
 
 #[test]

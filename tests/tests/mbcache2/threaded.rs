@@ -78,8 +78,7 @@ fn a_destroy_under_the_running_shrink_work_is_a_use_after_free_on_threads() {
     //    empties the LRU and frees the cache.
     // 4. The kworker takes c_list_lock again: in the freed cache.
     // Symptom: a use after free (the mark says it was the running scan's, not a queued item's).
-    // Fix: "fs/mbcache: cancel shrink work before destroying the cache" (d227786ab111). Before
-    // session 12 the worker's retake went unreported, and only a mismatch showed.
+    // Fix: "fs/mbcache: cancel shrink work before destroying the cache" (d227786ab111).
     let broken = Mbcache2FixSet::all().without(CANCEL_SHRINK_WORK);
     let found = schedules().find_map(|(scheduler, seed)| {
         let report = work_vs_umount(broken, scheduler.clone(), seed);
@@ -94,12 +93,17 @@ fn a_destroy_under_the_running_shrink_work_is_a_use_after_free_on_threads() {
     // The fixed kernel's destroy waits for that run, on the same schedule and on every other.
     let fixed = work_vs_umount(Mbcache2FixSet::all(), scheduler.clone(), seed);
     assert_eq!(fixed.violation(), None, "fixed, {scheduler:?} seed {seed}");
-    let waited = schedules().take(60).any(|(scheduler, seed)| {
+    let mut waited = 0;
+    for (scheduler, seed) in schedules().take(60) {
         let report = work_vs_umount(Mbcache2FixSet::all(), scheduler.clone(), seed);
-        assert_eq!(report.violation(), None, "fixed, {scheduler:?} seed {seed}");
-        report.coverage.contains("cancel-work-waited")
-    });
-    assert!(waited, "no schedule of the fixed kernel's first 20 seeds waited for the running work");
+        assert_eq!(
+            report.violation(),
+            None,
+            "fixed, {scheduler:?} seed {seed}; replay: cargo test -p ksim-tests --test main -- mbcache2::threaded::a_destroy_under"
+        );
+        waited += usize::from(report.coverage.contains("cancel-work-waited"));
+    }
+    assert!(waited > 0, "no schedule of the fixed kernel's first 60 schedules waited for the running work");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
-use super::shrinker::WorkRun;
+use super::shrinker::{ScanCache, WorkRun};
 use super::xattr::{Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
@@ -257,7 +257,7 @@ pub(crate) fn scan_outcome(cx: &Cx, mb: &MbcacheModule, cache: &MbCache, nr: u8)
     if mb.mb_cache_count(cache) == 0 {
         return Outcome::Scanned(Vec::new());
     }
-    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, cache, None, u64::from(nr)).0)
+    Outcome::Scanned(mb.mb_cache_shrink_steps(cx, ScanCache::held(cache), u64::from(nr)).0)
 }
 
 /// `RunWork` as one call: a kworker's `process_one_work()` of the first queued item, as the
@@ -749,7 +749,10 @@ impl Mbcache2Subject {
         }
         let reachable: u64 = counts.iter().flatten().sum();
         // The distinct entries tasks hold or wait on that no chain has (a task may hold one
-        // entry twice): at most `tasks * (held_max + 1)`, sorted and deduplicated in place.
+        // entry twice): at most `tasks * (held_max + 1)`, sorted and deduplicated in place, in
+        // the scratch buffer taken out so the count runs with the `checked` mutex dropped.
+        let mut held_only = std::mem::take(held_only);
+        drop(checked);
         held_only.clear();
         held_only.extend(
             self.held
@@ -766,8 +769,9 @@ impl Mbcache2Subject {
         );
         held_only.sort_unstable();
         held_only.dedup();
-        let held_only = held_only.len() as u64;
-        drop(checked);
+        let held_count = held_only.len() as u64;
+        self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).held_only = held_only;
+        let held_only = held_count;
         let live = self.mb.entries.live();
         if live != reachable + held_only {
             return Err(Violation::new(

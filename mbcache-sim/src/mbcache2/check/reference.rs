@@ -527,16 +527,9 @@ impl Mbcache2Model {
         }
     }
 
-    /// The `index`-th allocated block, modulo how many are (as `XattrBlocks::nth_allocated`
-    /// picks it: two passes over the blocks, nothing collected).
+    /// The `index`-th allocated block, modulo how many are (as the harness picks it).
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        let blocks = &self.fss[fs].blocks;
-        let allocated = blocks.iter().filter(|b| b.0).count();
-        if allocated == 0 {
-            return None;
-        }
-        let nth = usize::from(index) % allocated;
-        blocks.iter().enumerate().filter(|(_, b)| b.0).nth(nth).map(|(at, _)| at as u64)
+        crate::mbcache2::xattr::nth_allocated(self.fss[fs].blocks.iter().map(|b| b.0), index)
     }
 
     fn umount(&mut self, fs: usize) -> Outcome {
