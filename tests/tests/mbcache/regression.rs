@@ -197,6 +197,9 @@ fn destroy_with_a_handle_held_leaves_a_hashed_entry_whose_unhash_writes_the_free
     assert_eq!(kinds(&sim), ["leak"], "a use after free before the kernel's access");
     let shrunk = registry.shrink_fn(&cx, 1, sim_core::mm::Gfp::GFP_KERNEL);
     assert!(matches!(shrunk, Err(MbError::Oops(ref v)) if v.kind == "use-after-free"), "{shrunk:?}");
+    // Unhash runs in the collect, under the lock: it fails before any entry is forgotten (the
+    // mark is set only after the collect), so the use is unhash's write, not forget's read.
+    assert!(!sim.marks().contains("entry freed by the shrinker"), "{:?}", sim.marks());
     assert_one_use_of_the_freed_cache(&sim, "the shrinker's unhash");
 }
 
