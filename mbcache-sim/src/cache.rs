@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use sim_core::fault::FaultSite;
-use sim_core::mm::{slab_precheck, Gfp};
+use sim_core::mm::{slab_precheck, Gfp, SlabArena};
 use sim_core::sync::atomic::{AtomicI32, Ordering};
 use sim_core::trace::{text_word, CallName};
-use sim_core::{Cx, Errno, Violation, ViolationKind};
+use sim_core::{Cx, Errno};
 
-use crate::registry::{CacheHandle, HeadId, ListHead, Node, MB_CACHE_SLAB};
+use crate::entry::Entry;
+use crate::registry::{CacheHandle, HeadId, ListHead, Memory, Node, MB_CACHE_SLAB};
 use crate::registry::{MbError, Registry, BUCKET_BITS_MAX, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE, INDEXES_MAX};
+use sim_core::list::Oops;
 
 /// The traced calls, their names hashed at compile time.
 const CREATE: CallName = CallName::new("mb_cache_create");
@@ -171,22 +173,31 @@ impl Registry {
     /// `c_entry_count`.
     pub fn entry_count(&self, cx: &Cx, cache: CacheRef) -> Result<i32, MbError> {
         // The counter is a `sim_core::sync` atomic: read with no `Memory` guard held.
-        let count = self.memory().cache(cx, cache.0)?.info.entry_count.clone();
-        Ok(count.load(Ordering::SeqCst))
+        let cell = Self::entry_count_cell(&self.memory(), cx, cache.0)?;
+        Ok(cell.load(Ordering::SeqCst))
+    }
+
+    /// The cell of a cache's `c_entry_count` (a freed cache is a reported use after free).
+    fn entry_count_cell(memory: &Memory, cx: &Cx, cache: CacheHandle) -> Result<Arc<AtomicI32>, Oops> {
+        Ok(memory.cache(cx, cache)?.info.entry_count.clone())
     }
 
     /// Each cache's `c_entry_count`, as [`Registry::entry_count`] reads it (`i32::MIN` for one
-    /// freed, reported as a use after free), with one `Memory` guard for all: the counters are
-    /// fetched under it and read after it is dropped (they are `sim_core::sync` atomics).
-    pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef]) -> Vec<i32> {
-        let cells: Vec<Option<Arc<AtomicI32>>> = {
+    /// freed, reported as a use after free). The cells are kept in `cells` and fetched again,
+    /// under one `Memory` guard, only when `mb_cache_list` changed (`Memory::caches_version`) or
+    /// `caches` did; they are read with no guard held (`sim_core::sync` atomics).
+    pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef], cells: &mut CountCells) -> Vec<i32> {
+        {
             let memory = self.memory();
-            caches
-                .iter()
-                .map(|&cache| memory.cache(cx, cache.0).ok().map(|c| c.info.entry_count.clone()))
-                .collect()
-        };
+            if cells.at != Some(memory.caches_version) || cells.cells.len() != caches.len() {
+                cells.at = Some(memory.caches_version);
+                cells.cells.clear();
+                let cell = |&cache: &CacheRef| Self::entry_count_cell(&memory, cx, cache.0).ok();
+                cells.cells.extend(caches.iter().map(cell));
+            }
+        }
         cells
+            .cells
             .iter()
             .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
             .collect()
@@ -219,6 +230,13 @@ impl Registry {
     /// access that follows them (the cache read of a release's or a shrink's
     /// `__mb_cache_entry_forget()`, a write to a freed hash table in `__mb_cache_entry_unhash()`),
     /// and an entry only unlinked and relinked on the LRU is none.
+    ///
+    /// Two assumptions of the model: a freed `struct mb_cache`'s address is never reused (the
+    /// kernel tells an entry's cache by the raw pointer `ce->e_cache == cache`, so a cache
+    /// created later at the same address would adopt an orphan; a `CacheHandle`'s generation
+    /// never matches again); and re-creating a cache of the same name after a destroy that
+    /// leaked would fail `kmem_cache_create()`'s duplicate-name check on 2.6 (the slab is still
+    /// listed), which the model does not check.
     pub fn destroy(&self, cx: &Cx, cache: CacheRef) -> Result<Destroyed, MbError> {
         cx.call_begin(&DESTROY, [u64::from(cache.0.index())], String::new);
         let mut locked_global = self.lock(cx);
@@ -242,26 +260,36 @@ impl Registry {
         if orphans > 0 {
             cx.note(format!("cache {}: {orphans} orphaned entries", info.name));
         }
-        self.kmem_cache_destroy(cx, cache.0, info.name)?;
-        self.cache_memory.fetch_add(1, Ordering::SeqCst);
-        let _ = self.memory().caches.free(cx, cache.0);
+        self.kmem_cache_destroy_and_kfree(cx, cache.0, info.name);
         cx.call_end(&DESTROY, [u64::from(orphans.unsigned_abs())], || format!("orphans={orphans}"));
         Ok(Destroyed { orphans })
     }
 
-    /// Mirrors `kmem_cache_destroy(cache->c_entry_cache)` as 2.6's mm/slab.c does it: with
-    /// objects still allocated it reports them ("Can't free all objects", here a leak with
-    /// their count) and leaves the slab and its objects alone.
-    fn kmem_cache_destroy(&self, cx: &Cx, cache: CacheHandle, name: &'static str) -> Result<(), MbError> {
-        let live = self.memory().cache(cx, cache)?.entries_live;
-        if live > 0 {
+    /// Mirrors `kmem_cache_destroy(cache->c_entry_cache)` as 2.6's mm/slab.c does it, then
+    /// `kfree(cache)`: with objects still allocated the slab reports them ("Can't free all
+    /// objects", here a leak with their count) and leaves them alone. The cache's live entries
+    /// are read under the guard that frees it, and reported once it is dropped.
+    fn kmem_cache_destroy_and_kfree(&self, cx: &Cx, cache: CacheHandle, name: &'static str) {
+        // The kfree's write of `struct mb_cache`, which forget's unlocked reads conflict with.
+        self.cache_memory.fetch_add(1, Ordering::SeqCst);
+        let live = {
+            let mut memory = self.memory();
+            let live = memory.cache(cx, cache).map_or(0, |c| c.entries_live);
+            let _ = memory.caches.free(cx, cache);
+            // The incremental check looks an entry's cache up only once one has outlived it.
+            memory.orphans_possible |= live > 0;
+            live
+        };
+        if SlabArena::<Entry>::report_leak(cx, name, live) {
             cx.sim().mark("destroy: entries outlive their cache");
-            let violation = Violation::new(
-                ViolationKind::Leak,
-                format!("kmem_cache_destroy {name}: Can't free all objects ({live} still allocated)"),
-            );
-            cx.sim().report(Some(cx), violation);
         }
-        Ok(())
     }
+}
+
+/// The `c_entry_count` cells a checker reads each op ([`Registry::entry_count_list`]), with the
+/// [`Memory::caches_version`] they were fetched at.
+#[derive(Debug, Default)]
+pub(crate) struct CountCells {
+    at: Option<u64>,
+    cells: Vec<Option<Arc<AtomicI32>>>,
 }

@@ -13,8 +13,8 @@ use sim_core::{Cx, Errno, Violation, ViolationKind};
 use crate::cache::{CacheRef, FREE_CALLBACK_SITE};
 use crate::hash::hash_long;
 use crate::registry::{
-    freed, CacheHandle, EntryRef, Found, HeadId, ListHead, Locked, MbError, Mem, Node, Registry, Waits,
-    INDEXES_MAX, MB_CACHE_WRITER,
+    freed, CacheHandle, EntryRef, Found, HeadId, ListHead, Locked, LruLink, MbError, Mem, Node, Registry,
+    Waits, INDEXES_MAX, MB_CACHE_WRITER,
 };
 use sim_core::list::{self, Oops};
 
@@ -34,7 +34,8 @@ pub(crate) struct Entry {
     pub(crate) block_list: ListHead,
     /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
     pub(crate) id: u64,
-    pub(crate) lru: ListHead,
+    /// `e_lru_list`: written only through [`crate::registry::LruLink::write`].
+    pub(crate) lru: LruLink,
     /// `e_used`.
     pub(crate) used: u32,
     /// `e_queued` (the fixed kernel).
@@ -279,10 +280,8 @@ impl Registry {
                 let mut memory = self.memory();
                 Self::log_chains_of(&mut memory, entry, info.bucket_bits);
                 memory
-                    .entries
-                    .free(cx, entry.0)
+                    .free_entry(cx, entry)
                     .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
-                memory.lru_writes += 1;
                 memory.caches.get_mut(cx, cache).map_err(freed)?.entries_live -= 1;
             }
             info.entry_count.fetch_sub(1, Ordering::SeqCst);
@@ -390,7 +389,7 @@ impl Registry {
                     block: 0,
                     block_list: ListHead::UNINIT,
                     id: serial,
-                    lru: ListHead::UNINIT,
+                    lru: LruLink::new(ListHead::UNINIT),
                     used,
                     queued: 0,
                     lru_stamp: 0,
@@ -398,9 +397,9 @@ impl Registry {
                     indexes: Indexes::new(info.indexes_count),
                 }));
                 let new = memory.entry_mut(cx, entry)?;
-                new.lru = ListHead::init(Node::Lru(entry));
+                new.lru = LruLink::new(ListHead::init(Node::Lru(entry)));
                 new.block_list = ListHead::init(Node::Block(entry));
-                // No `lru_writes` bump: a new entry links only to itself, off the LRU.
+                // A new link, not a write: a new entry links only to itself, off the LRU.
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {

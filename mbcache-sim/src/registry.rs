@@ -172,9 +172,36 @@ impl HandleTable {
 pub(crate) struct Global {
     /// `mb_cache_list`, most recently created first.
     pub(crate) caches: Vec<CacheHandle>,
-    pub(crate) lru: ListHead,
+    pub(crate) lru: LruLink,
     pub(crate) locals: BTreeMap<u32, ListHead>,
     pub(crate) next_local: u32,
+}
+
+/// An LRU link (the head's, or an entry's `e_lru_list`): read freely, written only through
+/// [`LruLink::write`], which counts the write in [`Memory::lru_writes`], so the LRU walk a reader
+/// keeps ([`Registry::lru_serials_unless_seen`]) cannot miss one. A new entry's link is made off
+/// the LRU ([`LruLink::new`]), which changes no walk.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub(crate) struct LruLink(ListHead);
+
+impl LruLink {
+    #[inline]
+    pub(crate) const fn new(head: ListHead) -> Self {
+        LruLink(head)
+    }
+
+    #[inline]
+    pub(crate) fn get(&self) -> ListHead {
+        self.0
+    }
+
+    /// The link for a write, counted in `writes` ([`Memory::lru_writes`]).
+    #[inline]
+    pub(crate) fn write(&mut self, writes: &mut u64) -> &mut ListHead {
+        *writes += 1;
+        &mut self.0
+    }
 }
 
 /// Why an entry operation did not return normally.
@@ -231,12 +258,7 @@ pub struct Registry {
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
     pub(crate) lru_clock: StdAtomicU64,
-    /// LRU walks [`Registry::lru_serials_unless_seen`] reused (debug builds cross-check some).
-    pub(crate) lru_reuses: StdAtomicU64,
 }
-
-/// Debug builds check one reused LRU walk in this many against a fresh walk.
-const LRU_CROSS_CHECK_EVERY: u64 = 8;
 
 /// `kmalloc` of `struct mb_cache`: its slab cache's name and object size.
 pub(crate) const MB_CACHE_SLAB: (&str, u64) = ("size-128(mb_cache)", 128);
@@ -254,7 +276,7 @@ pub(crate) struct Memory {
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
     /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`,
-    /// through [`Mem::head_mut`]) and every entry freed (one still on the LRU makes the walk a
+    /// through [`LruLink::write`]) and every entry freed ([`Memory::free_entry`]) (one still on the LRU makes the walk a
     /// use after free), so a reader that saw the LRU while it had one value
     /// knows the LRU's members and order are the same while it keeps it
     /// ([`Registry::lru_serials_unless_seen`]).
@@ -262,6 +284,9 @@ pub(crate) struct Memory {
     /// Instrumentation: bumped by every change of `mb_cache_list` (a create, a destroy), so a
     /// check that saw the list knows it is the same while this is.
     pub(crate) caches_version: u64,
+    /// Instrumentation: a destroy has left entries of its cache allocated (`kmem_cache_destroy`
+    /// found some live), so an entry's cache may be a freed one.
+    pub(crate) orphans_possible: bool,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -285,9 +310,9 @@ pub(crate) struct CheckScratch {
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
-    /// The caches `count_cells` belong to, in the same order.
-    pub(crate) count_caches: Vec<CacheHandle>,
     pub(crate) counts: Vec<i32>,
+    /// The [`Memory::caches_version`] `caches` and `count_cells` were loaded at.
+    pub(crate) caches_at: Option<u64>,
     /// The whole check's live entries with their cache's place in `caches`, grouped by it.
     pub(crate) by_cache: Vec<(usize, EntryRef)>,
     /// The live entries written, sorted, and those of them on the LRU.
@@ -307,10 +332,11 @@ pub(crate) struct CheckScratch {
     pub(crate) index_counts: Vec<(EntryRef, u32)>,
     /// The [`HandleTable::version`] `handles` and the counts per entry were loaded at.
     pub(crate) handles_version: Option<u64>,
-    /// What the last check that passed saw: the handle table's version, `caches_version` and
-    /// `lru_writes`. While they and an empty write log say nothing was written since, only the
-    /// `c_entry_count` atomics can have moved (see `Registry::check_untouched`).
-    pub(crate) passed_at: Option<(u64, u64, u64)>,
+    /// What the last incremental check that passed saw: `caches_version` and `lru_writes` (its
+    /// handle table's version is `handles_version`). While they and an empty write log say
+    /// nothing was written since, only the `c_entry_count` atomics can have moved (see
+    /// `Registry::check_untouched`). The whole check leaves it as it is.
+    pub(crate) passed_at: Option<(u64, u64)>,
 }
 
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
@@ -404,6 +430,14 @@ impl Memory {
         self.entries.get_mut(cx, entry.0).map_err(freed)
     }
 
+    /// Frees `entry` (`kmem_cache_free`), counted in `lru_writes`: an entry freed while on the
+    /// LRU makes the next walk a use after free.
+    pub(crate) fn free_entry(&mut self, cx: &Cx, entry: EntryRef) -> Result<(), sim_core::mm::MmError> {
+        self.entries.free(cx, entry.0)?;
+        self.lru_writes += 1;
+        Ok(())
+    }
+
     /// Whether `entry` is still allocated (no report either way).
     #[inline]
     pub(crate) fn entry_live(&self, entry: EntryRef) -> bool {
@@ -445,10 +479,7 @@ impl Mem<'_> {
     #[inline]
     pub(crate) fn head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
         Ok(match node {
-            Node::Head(HeadId::Lru) => {
-                self.memory.lru_writes += 1;
-                &mut self.global.lru
-            }
+            Node::Head(HeadId::Lru) => self.global.lru.write(&mut self.memory.lru_writes),
             Node::Head(HeadId::Local(id)) => self.global.locals.entry(id).or_insert(ListHead::UNINIT),
             Node::Head(HeadId::Block(cache, bucket)) => {
                 self.memory.touched.head(HeadId::Block(cache, bucket));
@@ -459,8 +490,10 @@ impl Mem<'_> {
                 &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
             }
             Node::Lru(entry) => {
-                self.memory.lru_writes += 1;
-                &mut self.entry_mut(entry)?.lru
+                let memory = &mut *self.memory;
+                memory.touched.entry(entry);
+                let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+                object.lru.write(&mut memory.lru_writes)
             }
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
             Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
@@ -474,13 +507,13 @@ impl ListMemory for Mem<'_> {
     #[inline]
     fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
         match node {
-            Node::Head(HeadId::Lru) => Ok(self.global.lru),
+            Node::Head(HeadId::Lru) => Ok(self.global.lru.get()),
             Node::Head(HeadId::Local(id)) => Ok(self.global.locals[&id]),
             Node::Head(HeadId::Block(cache, bucket)) => Ok(self.cache(cache)?.block[bucket as usize]),
             Node::Head(HeadId::Index(cache, index, bucket)) => {
                 Ok(self.cache(cache)?.index[usize::from(index)][bucket as usize])
             }
-            Node::Lru(entry) => Ok(self.entry(entry)?.lru),
+            Node::Lru(entry) => Ok(self.entry(entry)?.lru.get()),
             Node::Block(entry) => Ok(self.entry(entry)?.block_list),
             Node::Index(entry, index) => Ok(self.entry(entry)?.indexes[index as usize].list),
         }
@@ -578,7 +611,7 @@ impl Registry {
                 MB_CACHE_SPINLOCK,
                 Global {
                     caches: Vec::new(),
-                    lru: ListHead::init(Node::Head(HeadId::Lru)),
+                    lru: LruLink::new(ListHead::init(Node::Head(HeadId::Lru))),
                     locals: BTreeMap::new(),
                     next_local: 0,
                 },
@@ -589,6 +622,7 @@ impl Registry {
                 touched: Touched::default(),
                 lru_writes: 0,
                 caches_version: 0,
+                orphans_possible: false,
                 handles: HandleTable::default(),
                 scratch: Some(Box::default()),
             }),
@@ -599,7 +633,6 @@ impl Registry {
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
-            lru_reuses: StdAtomicU64::new(0),
         };
         registry.init_mbcache();
         registry
@@ -725,7 +758,7 @@ impl Registry {
         while at != head && serials.len() < WALK_LIMIT {
             let object = mem.entry(entry_of_lru(at))?;
             serials.push(object.id);
-            let link = object.lru.next;
+            let link = object.lru.get().next;
             at = list::follow(&mut mem, at, link, "list_for_each")?;
         }
         Ok(serials)
@@ -733,8 +766,8 @@ impl Registry {
 
     /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
     /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
-    /// LRU link written, an entry freed; debug builds check a hit against a fresh walk). A walk that failed (a use after free,
-    /// reported) leaves no serials, as `lru_serials(..).unwrap_or_default()` does.
+    /// LRU link written, an entry freed). A walk that failed (a use after free, reported) leaves
+    /// no serials, as `lru_serials(..).unwrap_or_default()` does.
     pub(crate) fn lru_serials_unless_seen(
         &self,
         cx: &Cx,
@@ -742,21 +775,10 @@ impl Registry {
     ) -> Arc<[u64]> {
         let writes = self.memory().lru_writes;
         match seen {
-            Some((at, serials)) if *at == writes => {
-                // Sound only while every write that can change the walk counts in
-                // `lru_writes`: a fresh walk says whether one was missed. Debug builds walk again
-                // on every `LRU_CROSS_CHECK_EVERY`th reuse (each walk is the whole LRU: on every
-                // reuse, a case's checks would grow with the square of its length).
-                if cfg!(debug_assertions)
-                    && self
-                        .lru_reuses
-                        .fetch_add(1, StdOrdering::Relaxed)
-                        .is_multiple_of(LRU_CROSS_CHECK_EVERY)
-                {
-                    assert_eq!(**serials, *self.lru_serials(cx).unwrap_or_default(), "stale LRU serials");
-                }
-                Arc::clone(serials)
-            }
+            // Sound because every write that can change the walk counts in `lru_writes`: a link
+            // is written only through `LruLink::write`, and an entry is freed only by
+            // `Memory::free_entry`.
+            Some((at, serials)) if *at == writes => Arc::clone(serials),
             _ => {
                 let serials: Arc<[u64]> = self.lru_serials(cx).unwrap_or_default().into();
                 *seen = Some((writes, Arc::clone(&serials)));

@@ -12,7 +12,7 @@ use crate::cache::{Geometry, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
 use crate::registry::{entry_of_lru, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
-use crate::registry::{CacheHandle, EntryRef, HeadId, Node};
+use crate::registry::{freed, CacheHandle, EntryRef, HeadId, Node};
 use sim_core::list::{self, ListMemory, Oops};
 
 type Checked<T = ()> = Result<T, Violation>;
@@ -79,6 +79,9 @@ impl CheckScratch {
             return;
         }
         self.handles_version = Some(table.version());
+        // A pass at another version is no longer one at `handles_version` (a whole check
+        // reloads the table too): the quiet path reads `passed_at` with `handles_version`.
+        self.passed_at = None;
         self.handles.clear();
         self.handles.extend(table.iter());
         self.handle_entries.clear();
@@ -93,47 +96,52 @@ impl Registry {
         let mut locked_global = self.lock(cx);
         let mut scratch = locked_global.mem().memory.scratch.take().unwrap_or_default();
         let result = self.check_whole(&mut locked_global, &mut scratch);
-        Self::put_back(&mut locked_global, scratch, &result);
+        // What a pass saw (`passed_at`) is the incremental check's alone: the quiet path after
+        // a whole check would rest on a pass the incremental check never made.
+        locked_global.mem().memory.scratch = Some(scratch);
         result
     }
 
-    /// Puts the working sets back, with what a check that passed saw (`CheckScratch::passed_at`).
+    /// Puts the working sets back, with what an incremental check that passed saw
+    /// (`CheckScratch::passed_at`).
     fn put_back(locked_global: &mut Locked<'_>, mut s: Box<CheckScratch>, result: &Checked) {
         let memory = &mut *locked_global.mem().memory;
-        s.passed_at =
-            result.is_ok().then_some((memory.handles.version(), memory.caches_version, memory.lru_writes));
+        s.passed_at = result.is_ok().then_some((memory.caches_version, memory.lru_writes));
         memory.scratch = Some(s);
     }
 
-    /// The incremental check when nothing was written since the last check that passed: no entry,
-    /// chain head or LRU link, no handle made or released, no cache created or destroyed
-    /// (`CheckScratch::passed_at` and an empty write log). Then every fact but one reads what
-    /// that check read; the one is each cache's `c_entry_count`, an atomic changed with no write
-    /// to mbcache's memory (the count leaked by a failed allocation), compared here with the
-    /// cache's live entries. No `mb_cache_spinlock`: what the caches list and handles were is
-    /// known. None when something was written (the full incremental check runs).
+    /// The incremental check when nothing was written since the last incremental check that
+    /// passed: no entry, chain head or LRU link, no handle made or released, no cache created or
+    /// destroyed (`CheckScratch::passed_at`, `handles_version` and an empty write log). Then every
+    /// fact but one reads what that check read; the one is each cache's `c_entry_count`, an
+    /// atomic changed with no write to mbcache's memory (the count leaked by a failed
+    /// allocation), compared here with the cache's live entries, all under one `Memory` guard.
+    /// No `mb_cache_spinlock`, and the atomics are read under the guard: for the op-level checks
+    /// only, single-threaded between ops (no other task can write meanwhile). None when
+    /// something was written (the full incremental check runs).
     fn check_untouched(&self, cx: &Cx) -> Option<Checked> {
-        let mut s = {
-            let mut memory = self.memory();
-            let now = (memory.handles.version(), memory.caches_version, memory.lru_writes);
-            let quiet = memory.touched.is_empty() && memory.scratch.as_ref()?.passed_at == Some(now);
-            if !quiet {
-                return None;
-            }
-            memory.scratch.take()?
-        };
-        // The atomics with no `Memory` guard held (`count_cells` are the caches' of
-        // `count_caches`, the list as the last check saw it and as it still is).
-        s.counts.clear();
-        s.counts.extend(s.count_cells.iter().map(|count| count.load(Ordering::SeqCst)));
         let mut memory = self.memory();
-        let result = s.count_caches.iter().zip(&s.counts).try_for_each(|(&cache, &count)| {
-            Self::entry_count_equals_live_entries(memory.cache(cx, cache).map_err(oops)?, count)
+        let memory = &mut *memory;
+        let s = memory.scratch.as_mut()?;
+        let now = Some((memory.caches_version, memory.lru_writes));
+        if !memory.touched.is_empty()
+            || s.passed_at != now
+            || s.handles_version != Some(memory.handles.version())
+        {
+            return None;
+        }
+        cx.sim().mark("incremental check: nothing written since it passed");
+        // `caches` and `count_cells` are the list as the last check saw it and as it still is.
+        let result = s.caches.iter().zip(&s.count_cells).try_for_each(|(&cache, count)| {
+            let count = count.load(Ordering::SeqCst);
+            Self::entry_count_equals_live_entries(
+                memory.caches.get(cx, cache).map_err(freed).map_err(oops)?,
+                count,
+            )
         });
         if result.is_err() {
             s.passed_at = None;
         }
-        memory.scratch = Some(s);
         Some(result)
     }
 
@@ -222,18 +230,22 @@ impl Registry {
         // The facts in the whole check's order, so both name the same one when several break.
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        // An entry that outlived its destroyed cache (as the kernel's do) is in none of the
-        // facts: the whole check, too, groups entries by the caches on `mb_cache_list`.
         let memory = &*mem.memory;
-        let live = |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
         s.entries.clear();
-        s.entries.extend(s.log.entries.iter().copied().filter(live));
+        s.entries.extend(s.log.entries.iter().copied().filter(|e| memory.entry_live(*e)));
         sort_set(&mut s.entries);
         s.on_lru.clear();
         for &entry in &s.entries {
             if Self::lru_neighbours_keep_release_order(&mut mem, entry)? {
                 s.on_lru.push(entry);
             }
+        }
+        // An entry that outlived its destroyed cache (as the kernel's do) is on the LRU facts
+        // above, as on the whole check's LRU walk, and in none of the facts below: the whole
+        // check, too, takes chains and uses by the caches on `mb_cache_list`.
+        if mem.memory.orphans_possible {
+            let memory = &*mem.memory;
+            s.entries.retain(|e| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache)));
         }
         for (&cache_handle, &count) in s.caches.iter().zip(&s.counts) {
             Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
@@ -257,26 +269,27 @@ impl Registry {
     /// cache list and handles loaded into `s`), and every handle naming a live entry.
     fn counts_and_handles(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
         s.load_handles(&locked_global.mem().memory.handles);
-        s.caches.clear();
-        s.caches.extend_from_slice(&locked_global.guard.caches);
         Self::entry_counts(locked_global, s)?;
         Self::handles_refer_to_live_entries(&mut locked_global.mem(), &s.handles)
     }
 
-    /// Every cache's `c_entry_count`, a `sim_core::sync` atomic, read with no `Memory` guard held,
-    /// into `s.counts` (for the caches in `s.caches`).
+    /// `mb_cache_list` into `s.caches`, and every cache's `c_entry_count`, a `sim_core::sync`
+    /// atomic, read with no `Memory` guard held, into `s.counts`.
     fn entry_counts(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
         // A cache handle names one cache for its life, and a destroyed cache leaves the list
-        // before it is freed: while the list is the one the last check saw, so are the cells
-        // (each cache is still dereferenced by `entry_count_equals_live_entries`).
-        if s.count_caches != s.caches {
+        // before it is freed: while the list is the one the last check saw (`caches_version`),
+        // so are the cells (each cache is still dereferenced by `entry_count_equals_live_entries`).
+        let version = locked_global.mem().memory.caches_version;
+        if s.caches_at != Some(version) {
+            s.caches_at = None;
+            s.caches.clear();
+            s.caches.extend_from_slice(&locked_global.guard.caches);
             s.count_cells.clear();
-            s.count_caches.clear();
             let mem = locked_global.mem();
             for &cache in &s.caches {
                 s.count_cells.push(mem.cache(cache).map_err(oops)?.info.entry_count.clone());
             }
-            s.count_caches.extend_from_slice(&s.caches);
+            s.caches_at = Some(version);
         }
         locked_global.unlock_memory();
         s.counts.clear();

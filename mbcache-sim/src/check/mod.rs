@@ -146,6 +146,9 @@ pub struct MbcacheSubject {
     check_cx: Cx,
     /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
     lru_seen: Option<(u64, std::sync::Arc<[u64]>)>,
+    /// The caches' `c_entry_count` cells the outcome reads, fetched again only when
+    /// `mb_cache_list` changed.
+    count_cells: crate::cache::CountCells,
 }
 
 /// An op's result before it is folded into an [`OpResult`].
@@ -548,6 +551,7 @@ impl Subject for MbcacheSubject {
             outcome_cx: sim.observer_cx("outcome", 0),
             check_cx: sim.observer_cx("check_invariants", 0),
             lru_seen: None,
+            count_cells: Default::default(),
         }
     }
 
@@ -565,7 +569,7 @@ impl Subject for MbcacheSubject {
         let observer = &self.outcome_cx;
         // Walked again only when an LRU link was written or an entry freed.
         let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
-        let counts = self.registry.entry_count_list(observer, &self.caches);
+        let counts = self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 

@@ -98,7 +98,10 @@ fn the_incremental_check_finds_a_count_leaked_by_an_op_that_wrote_nothing() {
     registry.insert(&cx, &entry, bdev_address(0), 1, &[]).expect("insert");
     registry.release(&cx, entry).expect("release");
     registry.check_invariants_touched(&cx).expect("after the writes");
+    let quiet = "incremental check: nothing written since it passed";
+    assert!(!sim.marks().contains(quiet), "the writes took the quiet path: {:?}", sim.marks());
     registry.check_invariants_touched(&cx).expect("nothing written since");
+    assert!(sim.marks().contains(quiet), "the second check did not take the quiet path");
     sim.set_faults(FaultPlan::with(FaultAttr::probability(100).kind(FaultKind::Slab).site("ext2_xattr")));
     let failed = registry.alloc(&cx, cache);
     assert_eq!(failed.map(|_| ()), Err(MbError::Errno(Errno::ENOMEM)));
