@@ -688,7 +688,8 @@ mod tests {
             for nr in 0..40 {
                 // find_task_by_pid_ns()'s walk as the kernel does it, each task's numbers
                 // (find_by_nr_ns() looks init_pid_ns up by key).
-                let walk = table.tasks.values().find(|t| crate::task::nr_in(&t.numbers, ns) == nr).map(|t| t.pid);
+                let has = |t: &&Arc<Task>| t.numbers.iter().any(|&number| number == (ns, nr));
+                let walk = table.tasks.values().find(has).map(|t| t.pid);
                 let found_by = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
                 assert_eq!(found_by, walk, "find_by_nr_ns({nr}, {ns}) against the walk");
                 assert_eq!(hash.get(&(ns, nr)).map(|t| t.pid), walk, "number {nr} in pid namespace {ns}");
