@@ -801,16 +801,23 @@ mod tests {
         let sim = Sim::new(TaskstatsSubject::sim_config(&config, 7));
         let subject = TaskstatsSubject::new(&sim, &config);
         for _ in 1..60 {
-            subject.model.fork(&task_cx(&sim, &subject.model, 1, "fork"), ForkKind::Process).expect("room for 60");
+            subject
+                .model
+                .fork(&task_cx(&sim, &subject.model, 1, "fork"), ForkKind::Process)
+                .expect("room for 60");
         }
         let observer = sim.observer_cx("test", 0);
         let filters: [(&str, fn(&Task) -> bool); 2] = [("all", |_| true), ("all but init", |t| t.pid != 1)];
         let mut past = 0;
         for (name, wanted) in filters {
-            let candidates: Vec<u32> = subject
-                .model
-                .with_task_table(&observer, |table| table.tasks.values().filter(|t| wanted(t)).map(|t| t.pid).collect());
-            assert!(candidates.len() > 32, "{name}: {} candidates, the test needs more than 32", candidates.len());
+            let candidates: Vec<u32> = subject.model.with_task_table(&observer, |table| {
+                table.tasks.values().filter(|t| wanted(t)).map(|t| t.pid).collect()
+            });
+            assert!(
+                candidates.len() > 32,
+                "{name}: {} candidates, the test needs more than 32",
+                candidates.len()
+            );
             for index in 0..=u8::MAX {
                 let nth = usize::from(index) % candidates.len();
                 let got = subject.pick_task(&observer, index, wanted).map(|t| t.pid);

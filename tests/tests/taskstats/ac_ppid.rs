@@ -81,7 +81,9 @@ fn a_thread_made_by_a_non_leader_thread_names_its_groups_parent() {
         let t2 = fork(&sim, &model, t1, ForkKind::Thread);
         assert!(g != gt && p != t1 && t1 != t2, "{version}: distinct tasks, distinct pids");
         let want = if version == REVERTED { gt } else { g };
-        for (name, pid) in [("the leader P", p), ("thread T1 (made by P)", t1), ("thread T2 (made by T1)", t2)] {
+        for (name, pid) in
+            [("the leader P", p), ("thread T1 (made by P)", t1), ("thread T2 (made by T1)", t2)]
+        {
             assert_eq!(ac_ppid(&sim, &model, pid), want, "{version}: {name} names {want} (G {g}, GT {gt})");
         }
     }
@@ -136,11 +138,19 @@ fn without_the_bacct_fix_a_dying_threads_children_go_to_the_next_live_thread_the
     let c1 = fork(&sim, &model, t1, ForkKind::Process);
     let c2 = fork(&sim, &model, p, ForkKind::Process);
     assert!(p < t1 && t1 < t2, "the thread list's order is pid order here: P {p}, T1 {t1}, T2 {t2}");
-    assert_eq!((ac_ppid(&sim, &model, c1), ac_ppid(&sim, &model, c2)), (t1, p), "{REVERTED}: after the forks");
+    assert_eq!(
+        (ac_ppid(&sim, &model, c1), ac_ppid(&sim, &model, c2)),
+        (t1, p),
+        "{REVERTED}: after the forks"
+    );
     exit(&sim, &model, t1);
     assert_eq!(ac_ppid(&sim, &model, c1), t2, "{REVERTED}: T1 exited, C1 goes to T2 (P {p}, T1 {t1})");
     exit(&sim, &model, p);
     assert_eq!(ac_ppid(&sim, &model, c2), t2, "{REVERTED}: P exited with T2 live, C2 goes to T2 (P {p})");
     exit(&sim, &model, t2);
-    assert_eq!((ac_ppid(&sim, &model, c1), ac_ppid(&sim, &model, c2)), (1, 1), "{REVERTED}: the group is dead");
+    assert_eq!(
+        (ac_ppid(&sim, &model, c1), ac_ppid(&sim, &model, c2)),
+        (1, 1),
+        "{REVERTED}: the group is dead"
+    );
 }
