@@ -807,7 +807,8 @@ mod tests {
                 .expect("room for 60");
         }
         let observer = sim.observer_cx("test", 0);
-        let filters: [(&str, fn(&Task) -> bool); 2] = [("all", |_| true), ("all but init", |t| t.pid != 1)];
+        type Wanted = fn(&Task) -> bool;
+        let filters: [(&str, Wanted); 2] = [("all", |_| true), ("all but init", |t| t.pid != 1)];
         let mut past = 0;
         for (name, wanted) in filters {
             let candidates: Vec<u32> = subject.model.with_task_table(&observer, |table| {

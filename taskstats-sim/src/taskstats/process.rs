@@ -688,7 +688,7 @@ mod tests {
             for nr in 0..40 {
                 // find_task_by_pid_ns()'s walk as the kernel does it, each task's numbers
                 // (find_by_nr_ns() looks init_pid_ns up by key).
-                let has = |t: &&Arc<Task>| t.numbers.iter().any(|&number| number == (ns, nr));
+                let has = |t: &&Arc<Task>| t.numbers.contains(&(ns, nr));
                 let walk = table.tasks.values().find(has).map(|t| t.pid);
                 let found_by = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
                 assert_eq!(found_by, walk, "find_by_nr_ns({nr}, {ns}) against the walk");
