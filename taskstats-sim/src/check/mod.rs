@@ -16,7 +16,7 @@ pub(crate) mod scenario;
 #[cfg(feature = "threaded")]
 mod threaded;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,12 @@ pub fn task_cx(sim: &Sim, model: &Taskstats, pid: u32, name: &str) -> Cx {
 /// The context of the task that sends on port `port` (see [`Taskstats::port_sender`]); None
 /// when the port is not open or its process has no live thread.
 pub fn sender_cx(sim: &Sim, model: &Taskstats, port: u32) -> Option<Cx> {
-    let (pid, cpu) = model.port_sender(&sim.observer_cx("sender_cx", 0), port)?;
+    sender_cx_seen(sim, model, &sim.observer_cx("sender_cx", 0), port)
+}
+
+/// [`sender_cx`], the port and the task table read through the caller's `observer`.
+fn sender_cx_seen(sim: &Sim, model: &Taskstats, observer: &Cx, port: u32) -> Option<Cx> {
+    let (pid, cpu) = model.port_sender(observer, port)?;
     Some(sim.cx_for_task(pid, "sendmsg", cpu))
 }
 
@@ -174,10 +179,6 @@ pub struct TaskstatsSubject {
     /// own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking): the
     /// mutex is there because a context is not `Sync` and threaded runs share the subject.
     op_observer: std::sync::Mutex<Option<Box<Cx>>>,
-    /// The op-level driver's sendmsg(2) contexts, one per sending task (pid), kept between
-    /// requests and renewed as [`Self::op_observer`] is (see [`Self::op_level_send`]); threaded
-    /// requests make their own.
-    senders: std::sync::Mutex<BTreeMap<u32, Box<Cx>>>,
 }
 
 /// What operations touched, for the incremental invariant check: the CPUs whose listener lists
@@ -433,14 +434,11 @@ impl TaskstatsSubject {
         }
         let bytes = msg.finish();
         let faults_before = sim.with_faults(FaultPlan::failed);
-        let mut replies = match (sender, look) {
-            (Some(sender), PortLook::OpLevel(_)) => {
-                self.op_level_send(sim, sender, |cx| self.model.netlink_request(cx, port, &bytes))
-            }
-            (Some((pid, cpu)), PortLook::Threaded) => {
+        let mut replies = match sender {
+            Some((pid, cpu)) => {
                 self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
             }
-            (None, _) => Vec::new(),
+            None => Vec::new(),
         };
         let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
@@ -596,32 +594,14 @@ impl TaskstatsSubject {
             }
             Op::Raw { port, bytes } => {
                 if let Some(id) = self.model.port_pick(observer, *port) {
-                    if let Some(sender) = self.model.port_sender(observer, id) {
-                        self.op_level_send(sim, sender, |cx| _ = self.model.netlink_request(cx, id, bytes));
+                    if let Some(cx) = sender_cx_seen(sim, &self.model, observer, id) {
+                        let _ = self.model.netlink_request(&cx, id, bytes);
                     }
                 }
                 Outcome::Done
             }
             _ => unreachable!("apply_port_op is called for port operations only"),
         }
-    }
-
-    /// `send` in the context of task `pid` sending on `cpu` (sendmsg(2)), as
-    /// `sim.cx_for_task(pid, "sendmsg", cpu)` would make it now: the op-level driver's kept
-    /// context for that task, renewed ([`Cx::renew`]: the same serial number, so the same
-    /// trace), or a new one the first time; kept again afterwards.
-    fn op_level_send<R>(&self, sim: &Sim, (pid, cpu): (u32, u32), send: impl FnOnce(&Cx) -> R) -> R {
-        let senders = || self.senders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cx = match senders().remove(&pid) {
-            Some(mut cx) => {
-                cx.renew(cpu);
-                cx
-            }
-            None => Box::new(sim.cx_for_task(pid, "sendmsg", cpu)),
-        };
-        let sent = send(&cx);
-        senders().insert(pid, cx);
-        sent
     }
 
     /// The generic-netlink requests the reference model judges, on port id `on` when given
@@ -688,7 +668,6 @@ impl Subject for TaskstatsSubject {
             config: config.clone(),
             touched: std::sync::Mutex::default(),
             op_observer: std::sync::Mutex::default(),
-            senders: std::sync::Mutex::default(),
         }
     }
 
