@@ -281,7 +281,7 @@ impl Signal {
 /// release_task() after a grace period, and a use after the last put is reported. The fields
 /// changed later (`state`, `cgroup`, `cpu`, `exit_state`, `real_parent`'s pid) are
 /// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays`,
-/// `sighand_detached` and `mm`; a holder of an older version reads those as they were at its lookup.
+/// `sighand_detached`, `exiting` and `mm`; a holder of an older version reads those as they were at its lookup.
 #[derive(Debug, Clone)]
 pub struct Task {
     /// Global pid (`task->pid`).
@@ -343,6 +343,10 @@ pub struct Task {
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
+    /// `PF_EXITING` in `tsk->flags`: set by exit_signals() at the start of do_exit(), before
+    /// `signal->live` drops; read with no lock by 3.x's find_new_reaper(), which passes over
+    /// exiting threads when it picks the new parent of a dying thread's children.
+    pub exiting: Arc<AtomicBool>,
     /// `tsk->group_leader`'s [`Self::sighand_detached`] (the same flag for a leader): set when
     /// the leader's own pid is detached, which task_tgid() then reads as NULL. A leader is
     /// released after its last thread (release_task()'s delay_group_leader()), so it can be
@@ -520,7 +524,13 @@ impl TaskTable {
     }
 
     /// Mirrors find_task_by_pid_ns(nr, ns).
+    /// In init_pid_ns a task's number is its global pid, the table's key (alloc_numbers() lists
+    /// the initial namespace first), so one lookup; in another namespace, each task's numbers
+    /// by ascending pid.
     pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Arc<Task>> {
+        if ns == 0 {
+            return self.tasks.get(&nr);
+        }
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 

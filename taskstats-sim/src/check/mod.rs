@@ -173,6 +173,12 @@ pub struct TaskstatsSubject {
     /// What the operations since the last incremental check touched (checker state, behind a
     /// std lock so that threaded runs, which share the subject, may record it too).
     touched: std::sync::Mutex<Touched>,
+    /// [`Subject::apply`]'s observer context ("op"), kept between operations and renewed
+    /// ([`Cx::renew`]): the same serial numbers, so the same trace, without making a context
+    /// each operation. None before the first operation, and in threaded runs, which make their
+    /// own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking): the
+    /// mutex is there because a context is not `Sync` and threaded runs share the subject.
+    op_observer: std::sync::Mutex<Option<Box<Cx>>>,
 }
 
 /// What operations touched, for the incremental invariant check: the CPUs whose listener lists
@@ -191,19 +197,11 @@ struct Touched {
     /// The buffer the check reads the touched groups' leaders into; empty between checks, kept
     /// for its room (so is `tgids`'s), so an operation's check allocates nothing for them.
     leaders: Vec<Arc<Task>>,
-    /// The observer contexts of [`Subject::apply`] ("op") and of the incremental check
-    /// ("check_invariants"), kept between operations and renewed ([`Cx::renew`]) where a new one
-    /// was made: the same serial numbers, so the same trace, without making a context twice an
-    /// operation. None before the first use (and for threaded runs, which make their own).
-    /// Boxed: a context is large (its held-lock stack is inline), and taking it out and putting
-    /// it back each operation would copy it.
-    observers: [Option<Box<Cx>>; 2],
+    /// The incremental check's observer context ("check_invariants"), kept and renewed as
+    /// [`TaskstatsSubject::op_observer`] is. Boxed, as that one: a context is large (its
+    /// held-lock stack is inline), and taking it out and putting it back would copy it.
+    check_observer: Option<Box<Cx>>,
 }
-
-/// [`Touched::observers`]' slot for [`Subject::apply`]'s observer.
-const OP_OBSERVER: usize = 0;
-/// [`Touched::observers`]' slot for the incremental check's observer.
-const CHECK_OBSERVER: usize = 1;
 
 /// The observer `name` kept in `slot`, renewed as [`Sim::observer_cx`] would make it now (on
 /// CPU 0), or made the first time; the caller puts it back when done.
@@ -215,6 +213,17 @@ fn observer_in(slot: &mut Option<Box<Cx>>, sim: &Sim, name: &str) -> Box<Cx> {
         }
         None => Box::new(sim.observer_cx(name, 0)),
     }
+}
+
+/// Which driver a request runs under, which decides how often its port is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortLook {
+    /// The op-level driver picked the port and read its [`Taskstats::port_state`] (owner,
+    /// queue length, open) in one look; nothing else runs, so the queue is not read again.
+    OpLevel((u32, usize, bool)),
+    /// A threaded campaign claimed the port: its state is read as the request starts, and its
+    /// queue again after the call (other tasks' exits may queue events meanwhile).
+    Threaded,
 }
 
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
@@ -230,8 +239,7 @@ impl TaskstatsSubject {
 
     /// The slot of [`Subject::apply`]'s kept observer, reached without a lock.
     fn op_observer(&mut self) -> &mut Option<Box<Cx>> {
-        let touched = self.touched.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        &mut touched.observers[OP_OBSERVER]
+        self.op_observer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records that the coming exit of `task` touches its group and the listener list of the
@@ -319,15 +327,18 @@ impl TaskstatsSubject {
     /// requester's pid namespace, and the task that sends on the port (pid and CPU; None when
     /// the port is closed or its process has no live thread, as [`Taskstats::port_sender`]),
     /// read through `observer` in one look at the port and one at the task table.
-    /// `state` is [`Taskstats::port_state`] of the port when the caller read it already.
+    /// The port's state is the op-level driver's look, or read here for a threaded request.
     fn facts(
         &self,
         observer: &Cx,
-        (port, state): (u32, Option<(u32, usize, bool)>),
+        (port, look): (u32, PortLook),
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> (RequestFacts, u32, Option<(u32, u32)>) {
-        let state = state.or_else(|| self.model.port_state(observer, port));
+        let state = match look {
+            PortLook::OpLevel(state) => Some(state),
+            PortLook::Threaded => self.model.port_state(observer, port),
+        };
         let (owner, queued, open) = state.unwrap_or((0, 0, false));
         let pid_namespaces = self.config.fixes.on(crate::fixes::PID_NAMESPACES);
         let (facts, nr, current) = self.model.with_task_table(observer, |table| {
@@ -355,14 +366,8 @@ impl TaskstatsSubject {
                 _ => 0,
             };
             if target.is_some() && nr != 0 {
-                // The task whose number in `ns` is `nr`: in the initial namespace a task's
-                // number is its global pid (its first number), so one lookup; in another,
-                // pid_nr_ns() of each task, ascending by pid, without a lookup per task.
-                let nr_in = |t: &Task| crate::task::nr_in(&t.numbers, ns);
-                facts.target_pid = match ns {
-                    0 => table.tasks.get(&nr).filter(|t| nr_in(t) == nr).map(|t| t.pid),
-                    _ => table.tasks.values().find(|t| nr_in(t) == nr).map(|t| t.pid),
-                };
+                // The task whose number in `ns` is `nr` (one lookup in the initial namespace).
+                facts.target_pid = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
                 facts.target_exists = facts.target_pid.is_some();
             }
             // What the fd is in the requester's file table (as [`Taskstats::fd_kind`] reads it).
@@ -392,25 +397,23 @@ impl TaskstatsSubject {
         let Some((port, state)) = self.model.port_pick_state(observer, port) else {
             return Outcome::Done;
         };
-        self.request_on(sim, observer, (port, Some(state)), attrs, cmd, target, fd)
+        self.request_on(sim, observer, (port, PortLook::OpLevel(state)), attrs, cmd, target, fd)
     }
 
     /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first),
-    /// with its [`Taskstats::port_state`] when the caller read it already.
+    /// found by the driver `look` names.
     #[allow(clippy::too_many_arguments)]
     fn request_on(
         &self,
         sim: &Sim,
         observer: &Cx,
-        (port, state): (u32, Option<(u32, usize, bool)>),
+        (port, look): (u32, PortLook),
         attrs: &[(u16, &[u8])],
         cmd: u8,
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        // The op-level driver read the port's state already; threaded campaigns did not.
-        let threaded = state.is_none();
-        let (mut facts, nr, sender) = self.facts(observer, (port, state), target, fd);
+        let (mut facts, nr, sender) = self.facts(observer, (port, look), target, fd);
         // The message built in one buffer, the query's target number and the fd filled in.
         let mut msg = MsgBuilder::genlmsg_put(
             TASKSTATS_FAMILY_ID,
@@ -445,7 +448,7 @@ impl TaskstatsSubject {
         // the call queued, and an exit that preempts a query never delivers to its port (see
         // `preempted_query`): the queue is as long as before, and no second look is taken.
         replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
-        if threaded {
+        if look == PortLook::Threaded {
             facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         }
         let error = replies.pop().and_then(|ack| {
@@ -641,7 +644,7 @@ impl TaskstatsSubject {
         let both = [(attr, payload), (extra.unwrap_or(0), &[0; 4][..])];
         let attrs = &both[..if extra.is_some() { 2 } else { 1 }];
         match on {
-            Some(id) => self.request_on(sim, observer, (id, None), attrs, cmd, target, fd),
+            Some(id) => self.request_on(sim, observer, (id, PortLook::Threaded), attrs, cmd, target, fd),
             None => self.request(sim, observer, *port, attrs, cmd, target, fd),
         }
     }
@@ -664,6 +667,7 @@ impl Subject for TaskstatsSubject {
             model: Taskstats::new(sim, config.fixes, config.params.clone()),
             config: config.clone(),
             touched: std::sync::Mutex::default(),
+            op_observer: std::sync::Mutex::default(),
         }
     }
 
@@ -705,7 +709,7 @@ impl Subject for TaskstatsSubject {
         // Most operations touch nothing: then no observer context is made (a tenth of the
         // check's cost); otherwise one serves the whole check (the kept one, renewed).
         let cx = (first || cpus != 0 || !touched.tgids.is_empty())
-            .then(|| observer_in(&mut touched.observers[CHECK_OBSERVER], sim, "check_invariants"));
+            .then(|| observer_in(&mut touched.check_observer, sim, "check_invariants"));
         let mut ledger = Ok(());
         if let Some(cx) = &cx {
             let groups = touched.with_stats.get_or_insert_with(|| self.model.groups_with_stats(cx));
@@ -722,9 +726,12 @@ impl Subject for TaskstatsSubject {
         touched.leaders.clear();
         touched.tgids.clear();
         let groups_with_stats = touched.with_stats.as_ref().map_or(0, BTreeSet::len);
+        // The record stays locked across the model's check, which takes the model's own locks
+        // (never this std mutex, checker state outside every model lock): only threaded runs
+        // record from other threads, and they do not run this check, so no one waits on it.
         let checked = self.model.check_invariants_touched(cx.as_deref(), cpus, ledger, groups_with_stats);
         if cx.is_some() {
-            touched.observers[CHECK_OBSERVER] = cx;
+            touched.check_observer = cx;
         }
         checked
     }
@@ -776,5 +783,49 @@ impl TaskstatsSubject {
             | Op::QueryTgid { .. }
             | Op::CgroupStats { .. } => self.apply_request_seen(sim, observer, op, None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pick_task() keeps the first 32 candidates of its counting walk and walks again for a
+    /// pick beyond them. With `tasks_max` 64 and 60 tasks, every index over all tasks and over
+    /// all but init picks what the plain nth walk of the candidates picks, and some of those
+    /// picks lie past the 32nd candidate (the second walk ran).
+    #[test]
+    fn pick_task_past_its_kept_candidates_matches_a_plain_walk() {
+        let mut config = TaskstatsConfig::contract("linux-3.8");
+        config.params.tasks_max = 64;
+        let sim = Sim::new(TaskstatsSubject::sim_config(&config, 7));
+        let subject = TaskstatsSubject::new(&sim, &config);
+        for _ in 1..60 {
+            subject
+                .model
+                .fork(&task_cx(&sim, &subject.model, 1, "fork"), ForkKind::Process)
+                .expect("room for 60");
+        }
+        let observer = sim.observer_cx("test", 0);
+        type Wanted = fn(&Task) -> bool;
+        let filters: [(&str, Wanted); 2] = [("all", |_| true), ("all but init", |t| t.pid != 1)];
+        let mut past = 0;
+        for (name, wanted) in filters {
+            let candidates: Vec<u32> = subject.model.with_task_table(&observer, |table| {
+                table.tasks.values().filter(|t| wanted(t)).map(|t| t.pid).collect()
+            });
+            assert!(
+                candidates.len() > 32,
+                "{name}: {} candidates, the test needs more than 32",
+                candidates.len()
+            );
+            for index in 0..=u8::MAX {
+                let nth = usize::from(index) % candidates.len();
+                let got = subject.pick_task(&observer, index, wanted).map(|t| t.pid);
+                assert_eq!(got, Some(candidates[nth]), "{name}: index {index} (candidate {nth})");
+                past += usize::from(nth >= 32);
+            }
+        }
+        assert!(past > 0, "no pick past the 32nd candidate");
     }
 }

@@ -291,7 +291,9 @@ impl Taskstats {
         let thread = kind == ForkKind::Thread;
         let signal = if thread { p.signal.clone() } else { Signal::new(class) };
         let mm = copy_mm(cx, &p, thread, pid);
-        let real_parent = if thread { p.real_parent } else { p.tgid };
+        // copy_process(): a CLONE_THREAD child shares its creator's parent; any other child's
+        // parent is `current` itself, the creating thread, leader or not.
+        let real_parent = if thread { p.real_parent } else { p.pid };
         let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
         // The credentials' namespace (prepare_creds() shares the parent's unless a new one).
         let user_ns_bases =
@@ -324,6 +326,7 @@ impl Taskstats {
             delays,
             usage: Task::new_usage(cx, pid),
             sighand_detached,
+            exiting: Arc::new(AtomicBool::new(false)),
             leader_detached,
             mm: TaskMm::new(mm),
         };
@@ -476,6 +479,8 @@ impl Taskstats {
         sim.advance_ns(1000);
         let group_dead = {
             let mut inner = task.signal.lock.lock_irqsave(cx);
+            // exit_signals(): PF_EXITING under siglock, then atomic_dec_and_test(&sig->live).
+            task.exiting.store(true, Ordering::Release);
             inner.live -= 1;
             inner.live == 0
         };
@@ -506,9 +511,8 @@ impl Taskstats {
             // The thread left fill_stats_for_tgid()'s walk: the checker's ledger, in this section.
             self.ledger_left_walk(&task);
             drop(inner);
-            if group_dead {
-                self.forget_original_parent(cx, &mut t, &task);
-            }
+            // exit_notify() runs forget_original_parent() for every exiting thread.
+            self.forget_original_parent(cx, &mut t, &task);
             // The last schedule() of do_exit(): the task is no one's `current` any more.
             self.current_changed(&t, pid, false);
         }
@@ -523,27 +527,21 @@ impl Taskstats {
         Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
     }
 
-    /// Mirrors forget_original_parent() in exit_notify() when the last thread of a group exits
-    /// (the model's children hang off their parent's group, `real_parent` being its leader): each
-    /// child is handed to the child reaper of the dying task's pid namespace (that namespace's
-    /// init, or init itself), under tasklist_lock (the caller's `table`); `real_parent` is
-    /// republished with rcu_assign_pointer() and the old pointer's object freed after a grace
-    /// period, so a reader that followed it under RCU stays safe.
+    /// Mirrors forget_original_parent() in exit_notify(), run by every exiting thread: the
+    /// children whose `real_parent` is the dying thread `father` itself (copy_process() makes
+    /// the creating thread the parent, so a thread has its own children) go to
+    /// [`Self::find_new_reaper`]'s pick, under tasklist_lock (the caller's `table`).
+    /// `real_parent` is republished with rcu_assign_pointer() and the old pointer's object freed
+    /// after a grace period, so a reader that followed it under RCU stays safe. Every thread of
+    /// a child group has the same `real_parent` (a CLONE_THREAD child copies its creator's), so
+    /// the one filter finds what 3.x's walk of `father->children` and each child's threads
+    /// finds, and 2.6.19's list of every child task.
     pub(super) fn forget_original_parent(&self, cx: &Cx, table: &mut TaskTable, father: &Task) {
-        let reaper = table
-            .find_by_nr_ns(1, father.pid_ns())
-            .filter(|r| r.tgid != father.tgid && r.exit_state == ExitState::None)
-            .or_else(|| table.tasks.get(&1))
-            .cloned();
-        let Some(reaper) = reaper else {
+        let Some(reaper) = self.find_new_reaper(table, father) else {
             return;
         };
-        let children: Vec<Arc<Task>> = table
-            .tasks
-            .values()
-            .filter(|c| c.real_parent == father.tgid && c.tgid != father.tgid)
-            .cloned()
-            .collect();
+        let children: Vec<Arc<Task>> =
+            table.tasks.values().filter(|c| c.real_parent == father.pid).cloned().collect();
         for child in &children {
             let old = child.parent.rcu_access_pointer();
             let object = child.parent.alloc(reaper.clone());
@@ -559,6 +557,33 @@ impl Taskstats {
         if !children.is_empty() {
             self.publish_pid_hash(cx, table);
         }
+    }
+
+    /// The new parent of a dying thread's children, under tasklist_lock (`table`): the next
+    /// thread of `father`'s group after it in the thread list (creation order, which is pid
+    /// order: the model never reuses a pid) that is still eligible, else the child reaper of
+    /// `father`'s pid namespace (that namespace's init, or init itself). Eligible per version:
+    /// 3.x's find_new_reaper() passes over PF_EXITING threads ([`Task::exiting`]); 2.6.19's
+    /// forget_original_parent() only over threads with an `exit_state` (a zombie leader), so a
+    /// thread inside do_exit() but short of exit_notify() may still adopt. The model has no fix
+    /// for kernel/exit.c: `exit-single-pass` (3.x's taskstats_exit()) stands for the 3.x era.
+    fn find_new_reaper(&self, table: &TaskTable, father: &Task) -> Option<Arc<Task>> {
+        let skips_exiting = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
+        let eligible = |t: &&Arc<Task>| {
+            t.tgid == father.tgid
+                && t.exit_state == ExitState::None
+                && !(skips_exiting && t.exiting.load(Ordering::Acquire))
+        };
+        let after = table.tasks.range(father.pid + 1..).map(|(_, t)| t);
+        let before = table.tasks.range(..father.pid).map(|(_, t)| t);
+        if let Some(thread) = after.chain(before).find(eligible) {
+            return Some(thread.clone());
+        }
+        table
+            .find_by_nr_ns(1, father.pid_ns())
+            .filter(|r| r.tgid != father.tgid && r.exit_state == ExitState::None)
+            .or_else(|| table.tasks.get(&1))
+            .cloned()
     }
 
     /// Reaps a zombie leader of a dead group (wait(2) by its parent): release_task(), which frees
@@ -601,6 +626,30 @@ mod tests {
     use sim_core::lockdep::ReportMode;
     use sim_core::SimConfig;
 
+    /// find_new_reaper()'s eligibility per version: P has threads T1 and T2, T1 forks process
+    /// C, and T2 is inside do_exit() (PF_EXITING set, exit_notify() not yet run) when T1 exits.
+    /// 3.x passes over T2 and C goes to the leader P; 2.6.19 checks `exit_state` only, so T2,
+    /// the next thread after T1, adopts C. A model with one rule for both fails one preset.
+    #[test]
+    fn a_thread_inside_do_exit_adopts_in_2_6_19_and_not_in_3_x() {
+        for (preset, want_t2) in [("linux-2.6.19", true), ("linux-3.4", false), ("linux-3.8", false)] {
+            let sim = Sim::new(SimConfig::new(21).cpus(2));
+            let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+            let fork = |by: u32, kind| model.fork(&task_cx(&sim, &model, by, "fork"), kind).unwrap();
+            let p = fork(1, ForkKind::Process);
+            let t1 = fork(p, ForkKind::Thread);
+            let t2 = fork(p, ForkKind::Thread);
+            let c = fork(t1, ForkKind::Process);
+            let seen = sim.observer_cx("test", 0);
+            assert_eq!(model.task(&seen, c).unwrap().real_parent, t1, "{preset}: copy_process() names T1");
+            model.task(&seen, t2).unwrap().exiting.store(true, Ordering::Release);
+            model.exit(&task_cx(&sim, &model, t1, "exit")).unwrap();
+            let want = if want_t2 { t2 } else { p };
+            let got = model.task(&seen, c).unwrap().real_parent;
+            assert_eq!(got, want, "{preset}: C's parent after T1's exit (P {p}, T1 {t1}, T2 {t2} exiting)");
+        }
+    }
+
     /// The comm written in place is "task" and the pid in decimal, NUL-padded, as format! spells it.
     #[test]
     fn comm_is_task_and_the_pid_in_decimal() {
@@ -637,7 +686,12 @@ mod tests {
         let mut found = 0;
         for ns in 0..namespaces {
             for nr in 0..40 {
-                let walk = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
+                // find_task_by_pid_ns()'s walk as the kernel does it, each task's numbers
+                // (find_by_nr_ns() looks init_pid_ns up by key).
+                let has = |t: &&Arc<Task>| t.numbers.contains(&(ns, nr));
+                let walk = table.tasks.values().find(has).map(|t| t.pid);
+                let found_by = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
+                assert_eq!(found_by, walk, "find_by_nr_ns({nr}, {ns}) against the walk");
                 assert_eq!(hash.get(&(ns, nr)).map(|t| t.pid), walk, "number {nr} in pid namespace {ns}");
                 found += usize::from(walk.is_some());
             }
