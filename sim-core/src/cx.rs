@@ -683,23 +683,10 @@ impl Cx {
         trylock: bool,
         token: u64,
     ) {
-        self.lock_acquired_named(key.name, key.name_hash, instance, mode, trylock, token);
-    }
-
-    /// [`Cx::lock_acquired_instance`] for a class given by its name and the name's hash
-    /// ([`crate::trace::name_hash`]), for a lock that keeps no [`ClassKey`].
-    #[inline(always)]
-    pub(crate) fn lock_acquired_named(
-        &self,
-        name: &'static str,
-        name_hash: u64,
-        instance: usize,
-        mode: LockMode,
-        trylock: bool,
-        token: u64,
-    ) {
-        self.waits_acquired(name, instance, mode, token);
-        self.trace_lock(name, name_hash, Some((mode, trylock)), token);
+        // The key's fields are read where each is used, not passed on: read up front, they were
+        // kept live across the calls in between (demo +1.2 % instructions, callgrind).
+        self.waits_acquired(key.name, instance, mode, token);
+        self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
     }
 
     /// Records a lock event (an acquisition when `acquired` is set, else a release) in the
@@ -735,7 +722,10 @@ impl Cx {
     /// (`lock_release()`).
     #[inline]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
-        self.lock_release_named(key.name, key.name_hash, token);
+        // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
+        // live across it.
+        self.release_held(key.name, token);
+        self.trace_lock(key.name, key.name_hash, None, token);
     }
 
     /// [`Cx::lock_release_key`] for a class given by its name and the name's hash.
