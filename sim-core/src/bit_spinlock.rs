@@ -22,36 +22,21 @@ use crate::sync::thread;
 /// Bits in the word (`BITS_PER_LONG` on a 64-bit kernel).
 pub const BITS_PER_WORD: u32 = usize::BITS;
 
-/// A held bit spinlock; [`bit_spin_unlock`] (or dropping it) clears the bit.
+/// A held bit spinlock; [`bit_spin_unlock`] (or dropping it) clears the bit. It keeps its
+/// class's name and the name's trace hash, so the release hashes nothing, whichever way the
+/// lock was taken (by name or with its owner's [`ClassKey`]).
 pub struct BitSpinGuard<'a> {
     word: &'a AtomicUsize,
     mask: usize,
     cx: &'a Cx,
-    class: Class<'a>,
+    name: &'static str,
+    name_hash: u64,
     token: u64,
-}
-
-/// A bit spinlock's lock class: a name, or the memo of one that its owner keeps (an
-/// [`crate::list_bl::HlistBlTable`]'s, shared by its chains), so an acquisition finds its class
-/// id and the name's trace hash without rehashing the name ([`ClassKey`]).
-#[derive(Clone, Copy)]
-enum Class<'a> {
-    Name(&'static str),
-    Key(&'a ClassKey),
-}
-
-impl Class<'_> {
-    fn name(self) -> &'static str {
-        match self {
-            Class::Name(name) => name,
-            Class::Key(key) => key.name,
-        }
-    }
 }
 
 impl fmt::Debug for BitSpinGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BitSpinGuard({}, mask {:#x})", self.class.name(), self.mask)
+        write!(f, "BitSpinGuard({}, mask {:#x})", self.name, self.mask)
     }
 }
 
@@ -70,37 +55,24 @@ pub fn bit_spin_lock<'a>(
     bitnum: u32,
     word: &'a AtomicUsize,
 ) -> BitSpinGuard<'a> {
-    spin_lock(cx, Class::Name(class), bitnum, word, Location::caller())
+    bit_spin_lock_key(cx, &ClassKey::new(class), bitnum, word, Location::caller())
 }
 
-/// [`bit_spin_lock`] for a lock whose class memo `key` its owner keeps
-/// ([`crate::list_bl::HlistBl::lock`]): the same checks, events and hash.
+/// [`bit_spin_lock`] for a lock whose class memo `key` its owner keeps (an
+/// [`crate::list_bl::HlistBlTable`]'s, shared by its chains), so an acquisition finds its class
+/// id and the name's trace hash without rehashing the name: the same checks, events and hash.
 pub(crate) fn bit_spin_lock_key<'a>(
     cx: &'a Cx,
-    key: &'a ClassKey,
-    bitnum: u32,
-    word: &'a AtomicUsize,
-    site: &'static Location<'static>,
-) -> BitSpinGuard<'a> {
-    spin_lock(cx, Class::Key(key), bitnum, word, site)
-}
-
-/// [`bit_spin_lock`] of either class form.
-fn spin_lock<'a>(
-    cx: &'a Cx,
-    class: Class<'a>,
+    key: &ClassKey,
     bitnum: u32,
     word: &'a AtomicUsize,
     site: &'static Location<'static>,
 ) -> BitSpinGuard<'a> {
     let mask = mask_of(bitnum);
-    let token = match class {
-        Class::Name(name) => cx.lock_acquire(name, LockMode::BitSpin, false, site),
-        Class::Key(key) => cx.push_held(key, LockMode::BitSpin, false, site),
-    };
+    let token = cx.push_held(key, LockMode::BitSpin, false, site);
     // The instance a deadlock's report names: the word's address with the bit number.
     let instance = (std::ptr::from_ref(word) as usize) << 6 | bitnum as usize;
-    cx.lock_wait(class.name(), instance, LockMode::BitSpin, token);
+    cx.lock_wait(key.name, instance, LockMode::BitSpin, token);
     cx.preempt_disable();
     // The kernel re-enables preemption while it waits (cpu_relax on test_bit); the simulated
     // context stays atomic, which only matters to a sleep nobody can make while spinning.
@@ -109,16 +81,20 @@ fn spin_lock<'a>(
             thread::yield_now();
         }
     }
-    acquired(cx, class, false, token);
-    BitSpinGuard { word, mask, cx, class, token }
+    acquired(cx, key, word, mask, false, token)
 }
 
-/// The trace event (and the held record) of a completed acquisition of either class form.
-fn acquired(cx: &Cx, class: Class<'_>, trylock: bool, token: u64) {
-    match class {
-        Class::Name(name) => cx.lock_acquired(name, LockMode::BitSpin, trylock, token),
-        Class::Key(key) => cx.lock_acquired_instance(key, 0, LockMode::BitSpin, trylock, token),
-    }
+/// The trace event (and the held record) of a completed acquisition, and its guard.
+fn acquired<'a>(
+    cx: &'a Cx,
+    key: &ClassKey,
+    word: &'a AtomicUsize,
+    mask: usize,
+    trylock: bool,
+    token: u64,
+) -> BitSpinGuard<'a> {
+    cx.lock_acquired_instance(key, 0, LockMode::BitSpin, trylock, token);
+    BitSpinGuard { word, mask, cx, name: key.name, name_hash: key.name_hash, token }
 }
 
 /// `bit_spin_trylock(bitnum, addr)`: sets the bit if it was clear, without waiting.
@@ -130,14 +106,14 @@ pub fn bit_spin_trylock<'a>(
     word: &'a AtomicUsize,
 ) -> Option<BitSpinGuard<'a>> {
     let mask = mask_of(bitnum);
-    let token = cx.lock_acquire(class, LockMode::BitSpin, true, Location::caller());
+    let key = ClassKey::new(class);
+    let token = cx.push_held(&key, LockMode::BitSpin, true, Location::caller());
     if word.fetch_or(mask, Ordering::Acquire) & mask != 0 {
         cx.lock_acquire_failed(token);
         return None;
     }
     cx.preempt_disable();
-    acquired(cx, Class::Name(class), true, token);
-    Some(BitSpinGuard { word, mask, cx, class: Class::Name(class), token })
+    Some(acquired(cx, &key, word, mask, true, token))
 }
 
 /// `bit_spin_unlock(bitnum, addr)`: clears the bit with release ordering, then re-enables
@@ -158,10 +134,7 @@ impl Drop for BitSpinGuard<'_> {
         if !std::thread::panicking() {
             self.word.fetch_and(!self.mask, Ordering::Release);
         }
-        match self.class {
-            Class::Name(name) => self.cx.lock_release(name, self.token),
-            Class::Key(key) => self.cx.lock_release_key(key, self.token),
-        }
+        self.cx.lock_release_named(self.name, self.name_hash, self.token);
         self.cx.preempt_enable();
     }
 }

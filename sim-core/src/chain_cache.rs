@@ -30,7 +30,11 @@ use crate::lockdep::{ClassId, HeldLock, LockMode};
 ///
 /// The cached id is tagged with the validator's identity ([`crate::lockdep::Lockdep`] ids are
 /// unique in the process) and is a relaxed atomic: two threads that race to fill it write the
-/// same value, since one validator gives one name one id.
+/// same value, since one validator gives one name one id and every thread that uses a memo
+/// checks for the same validator. A lock object belongs to one world, hence one validator;
+/// sim-core's classes taken by name with no lock object (`fs_reclaim`, the page lock,
+/// `oom_progress`) keep a memo per thread (`thread_local!`), so worker threads running other
+/// worlds never overwrite each other's (a tag from another validator would only be a miss).
 #[derive(Debug)]
 pub(crate) struct ClassKey {
     pub(crate) name: &'static str,
@@ -48,21 +52,10 @@ pub(crate) struct ClassKey {
 const CLASS_BITS: u32 = 24;
 
 impl ClassKey {
-    /// The memo of a lock of class `name`, with nothing cached yet.
-    pub(crate) fn new(name: &'static str) -> ClassKey {
-        ClassKey {
-            name,
-            name_hash: crate::trace::name_hash(name),
-            cached: AtomicU64::new(0),
-            chain: AtomicU64::new(0),
-        }
-    }
-
-    /// [`ClassKey::new`] in a `const` (the name's hash computed at compile time), for a class
-    /// sim-core takes by name on a hot path with no lock object to keep the memo in
-    /// (`fs_reclaim`, on every sleeping allocation): a `static` memo shared by every world,
-    /// whose cached class and chain are tagged with their validator, as any memo's are.
-    pub(crate) const fn new_static(name: &'static str) -> ClassKey {
+    /// The memo of a lock of class `name`, with nothing cached yet. A `const fn`, so a class
+    /// taken by name with no lock object to keep the memo in has one made at compile time (the
+    /// name's hash too) in a `thread_local!`.
+    pub(crate) const fn new(name: &'static str) -> ClassKey {
         ClassKey {
             name,
             name_hash: crate::trace::const_name_hash(name),
@@ -215,48 +208,56 @@ fn name_key(name: &'static str) -> (usize, usize) {
 
 /// Fills in `new.class` (from the lock's own memo `key`, else from this thread's table by name)
 /// and `new.chain`, and says whether the chain `held` + `new` was validated before without a
-/// report (then there is nothing left to check). False when the class or the chain is not cached.
-/// A lock whose memo knows both answers without touching the thread's table.
+/// report (then there is nothing left to check): `Ok(())`. Otherwise the chain's lookup key
+/// ([`lookup_key`]) when the class was cached (so [`remember`] does not hash it again), `None`
+/// when it was not. A lock whose memo knows both answers without touching the thread's table.
 pub(crate) fn validated(
     lockdep: u64,
     held: &[HeldLock],
     new: &mut HeldLock,
     key: Option<&ClassKey>,
     irq_tracking: bool,
-) -> bool {
+) -> Result<(), Option<u64>> {
     let parent = held.last().map_or(0, |h| h.chain);
     if let Some((key, class)) = key.and_then(|key| Some((key, key.class(lockdep)?))) {
         new.class = class;
         new.chain = chain_key(parent, class, new.mode);
         let lookup = lookup_key(held, new, irq_tracking);
         if key.chain_known(lockdep, lookup) {
-            return true;
+            return Ok(());
         }
         let known = CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             cache.belong_to(lockdep);
             cache.chains.contains(&lookup)
         });
-        if known {
-            key.remember_chain(lockdep, lookup);
+        if !known {
+            return Err(Some(lookup));
         }
-        return known;
+        key.remember_chain(lockdep, lookup);
+        return Ok(());
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
         let Some(&class) = cache.classes.get(&name_key(new.name)) else {
-            return false;
+            return Err(None);
         };
         new.class = class;
         new.chain = chain_key(parent, class, new.mode);
-        cache.chains.contains(&lookup_key(held, new, irq_tracking))
+        let lookup = lookup_key(held, new, irq_tracking);
+        if cache.chains.contains(&lookup) {
+            Ok(())
+        } else {
+            Err(Some(lookup))
+        }
     })
 }
 
 /// Records what validating `new` over `held` learned: its class id (in this thread's table and
 /// the lock's memo `key`), and the chain when the validation made no report. `new.chain` is
-/// filled in ([`chain_key`]).
+/// filled in ([`chain_key`]); `lookup` is the chain's lookup key when [`validated`] computed
+/// it (the class was cached, so the validation gave the same class and chain).
 pub(crate) fn remember(
     lockdep: u64,
     held: &[HeldLock],
@@ -264,8 +265,9 @@ pub(crate) fn remember(
     key: Option<&ClassKey>,
     irq_tracking: bool,
     clean: bool,
+    lookup: Option<u64>,
 ) {
-    let lookup = lookup_key(held, new, irq_tracking);
+    let lookup = lookup.unwrap_or_else(|| lookup_key(held, new, irq_tracking));
     if let Some(key) = key {
         key.remember(lockdep, new.class);
         if clean {

@@ -54,7 +54,8 @@ pub struct Cx {
     /// Where `set_current_state()` left the task not TASK_RUNNING (None: running). A sleeping
     /// call made meanwhile is the kernel's "do not call blocking ops when !TASK_RUNNING".
     not_running_since: Cell<Option<&'static Location<'static>>>,
-    /// This context's serial number in its world, shifted into a token's high bits.
+    /// This context's serial number in its world, shifted into a token's high bits, with
+    /// [`OBSERVER_TOKENS`] set for an observer ([`token_base`]).
     token_base: u64,
     /// Acquisitions made so far, the low bits of the next token.
     tokens: Cell<u64>,
@@ -136,7 +137,7 @@ impl std::fmt::Debug for Cx {
 
 impl Cx {
     pub(crate) fn new(sim: Sim, task: TaskId, name: Arc<str>, cpu: CpuId, observer: bool) -> Cx {
-        let token_base = sim.next_cx_serial() << 40;
+        let token_base = token_base(&sim, observer);
         let waits = keeps_waits()
             .then(|| Arc::new(LockWaits { task: name.clone(), state: StdMutex::new(WaitState::default()) }));
         Cx {
@@ -162,7 +163,7 @@ impl Cx {
 
     /// Makes this context what a new one for the same task and name on `cpu` would be if made
     /// now ([`Sim::cx`], [`Sim::cx_for_task`] or [`Sim::observer_cx`] again), without making
-    /// one: the next serial number in the world, so its lock tokens, hence the trace and its
+    /// one: the next serial number in the world (of observers, for an observer), so its lock tokens, hence the trace and its
     /// hash, are those of the new context; the name given to the task in the trace again (a
     /// pid's context another name may have renamed); preemption, irq and sleep state as a new
     /// context starts. For a checker or a model that keeps one context per task or observer
@@ -185,7 +186,7 @@ impl Cx {
             *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
             return;
         }
-        self.token_base = self.sim.next_cx_serial() << 40;
+        self.token_base = token_base(&self.sim, self.observer);
         self.tokens.set(1);
         self.cpu.set(cpu);
         self.preempt_count.set(0);
@@ -557,19 +558,6 @@ impl Cx {
 
     // --- lock bookkeeping for crate::locks ---------------------------------------------------
 
-    /// Lockdep's check and the held-stack push for an acquisition of a lock of class `class`
-    /// that keeps no [`ClassKey`], made before it may block. Returns the token that pairs it
-    /// with its release.
-    pub(crate) fn lock_acquire(
-        &self,
-        class: &'static str,
-        mode: LockMode,
-        trylock: bool,
-        site: &'static Location<'static>,
-    ) -> u64 {
-        self.push_held(&ClassKey::new(class), mode, trylock, site)
-    }
-
     /// Lockdep's check and the held-stack push for an acquisition of the lock whose class memo
     /// is `key`, made before it may block (`lock_acquire()` → `__lock_acquire()`). Returns the
     /// token that pairs it with its release.
@@ -676,12 +664,6 @@ impl Cx {
         }
     }
 
-    /// The trace event for an acquisition that completed.
-    pub(crate) fn lock_acquired(&self, class: &'static str, mode: LockMode, trylock: bool, token: u64) {
-        self.waits_acquired(class, 0, mode, token);
-        self.trace_lock(class, crate::trace::name_hash(class), Some((mode, trylock)), token);
-    }
-
     /// The trace event for an acquisition of the lock whose class memo is `key` that completed.
     /// Always inlined into the lock, as before [`Cx::lock_acquired_instance`] split it (left to
     /// itself the compiler made it a call of its own: 2.7 M instructions in the demo's 300 cases).
@@ -701,6 +683,8 @@ impl Cx {
         trylock: bool,
         token: u64,
     ) {
+        // The key's fields are read where each is used, not passed on: read up front, they were
+        // kept live across the calls in between (demo +1.2 % instructions, callgrind).
         self.waits_acquired(key.name, instance, mode, token);
         self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
     }
@@ -734,18 +718,21 @@ impl Cx {
         self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
     }
 
-    /// The held-stack pop and trace event for a release.
-    pub(crate) fn lock_release(&self, class: &'static str, token: u64) {
-        self.release_held(class, token);
-        self.trace_lock(class, crate::trace::name_hash(class), None, token);
-    }
-
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
     /// (`lock_release()`).
     #[inline]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
+        // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
+        // live across it.
         self.release_held(key.name, token);
         self.trace_lock(key.name, key.name_hash, None, token);
+    }
+
+    /// [`Cx::lock_release_key`] for a class given by its name and the name's hash.
+    #[inline]
+    pub(crate) fn lock_release_named(&self, name: &'static str, name_hash: u64, token: u64) {
+        self.release_held(name, token);
+        self.trace_lock(name, name_hash, None, token);
     }
 
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
@@ -786,6 +773,26 @@ impl Drop for PushedOnce<'_> {
 
 /// Low bits of a token that count one context's acquisitions ([`Cx::next_token`]).
 const TOKEN_COUNT_MASK: u64 = (1 << 40) - 1;
+
+/// A token's top bit: set in an observer's tokens, so observers' serials, counted apart from
+/// the model's ([`Sim::next_cx_serial`]), never make a token a model context's token has.
+const OBSERVER_TOKENS: u64 = 1 << 63;
+
+/// Serial numbers kept in a token: the 23 bits between the count and [`OBSERVER_TOKENS`].
+const TOKEN_SERIAL_MASK: u64 = (1 << 23) - 1;
+
+/// The high bits of the tokens of a context made now: the world's next serial number among
+/// model contexts or among observers, so that checker contexts never move a model context's
+/// tokens (which the trace hashes) and no observer token equals a model one
+/// ([`Cx::holds_token`] stays exact).
+fn token_base(sim: &Sim, observer: bool) -> u64 {
+    let serial = (sim.next_cx_serial(observer) & TOKEN_SERIAL_MASK) << 40;
+    if observer {
+        OBSERVER_TOKENS | serial
+    } else {
+        serial
+    }
+}
 
 /// Held locks kept in place before a context's stack spills to the heap: more than any model
 /// nests today (mbcache's deepest path holds four), so a context's locks cost no allocation.

@@ -53,9 +53,8 @@ struct BlChain<T> {
 /// as all buckets of one table do in lockdep: the heads, and apart from them what only the
 /// checkers read. See the module documentation.
 pub struct HlistBlTable<T> {
-    class: &'static str,
-    /// The memo of `class` every chain's bit lock shares (its class id and the name's trace
-    /// hash), so a chain's lock does not hash the class name on each acquisition.
+    /// The memo of the class every chain's bit lock shares (its name, the name's trace hash and
+    /// its class id), so a chain's lock does not hash the class name on each acquisition.
     key: ClassKey,
     /// [`FIELD`]'s trace hash, computed once: an access is traced by it.
     field_hash: u64,
@@ -71,7 +70,7 @@ pub struct HlistBlTable<T> {
 impl<T> fmt::Debug for HlistBlTable<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HlistBlTable")
-            .field("class", &self.class)
+            .field("class", &self.key.name)
             .field("chains", &self.heads.len())
             .finish_non_exhaustive()
     }
@@ -90,7 +89,6 @@ impl<T> HlistBlTable<T> {
     pub fn with_chain_capacity(class: &'static str, chains: usize, capacity: usize) -> Self {
         let head = |_| BlChain { word: AtomicUsize::new(0), nodes: RaceCell::new(Vec::new()) };
         HlistBlTable {
-            class,
             key: ClassKey::new(class),
             field_hash: crate::trace::name_hash(FIELD),
             chain_capacity: capacity,
@@ -111,7 +109,7 @@ impl<T> HlistBlTable<T> {
 
     /// The lock class of every chain's bit lock.
     pub fn class(&self) -> &'static str {
-        self.class
+        self.key.name
     }
 
     /// Chain `index` (`&table[index]`); panics past the table, as only a bug can index there.
@@ -128,7 +126,7 @@ impl<T> HlistBlTable<T> {
     fn shadow(&self, index: usize) -> &Guarded<()> {
         let shadows = self
             .shadows
-            .get_or_init(|| (0..self.heads.len()).map(|_| Guarded::new(FIELD, self.class, ())).collect());
+            .get_or_init(|| (0..self.heads.len()).map(|_| Guarded::new(FIELD, self.key.name, ())).collect());
         &shadows[index]
     }
 }
@@ -151,14 +149,14 @@ impl<T> Copy for HlistBl<'_, T> {}
 
 impl<T> fmt::Debug for HlistBl<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HlistBl({}[{}])", self.table.class, self.index)
+        write!(f, "HlistBl({}[{}])", self.table.key.name, self.index)
     }
 }
 
 impl<'a, T> HlistBl<'a, T> {
     /// The lock class of this head's bit lock.
     pub fn class(self) -> &'static str {
-        self.table.class
+        self.table.key.name
     }
 
     /// `hlist_bl_lock()`: `bit_spin_lock(0, &head->first)`.
@@ -241,7 +239,7 @@ impl<'a, T> HlistBl<'a, T> {
         if !self.is_locked() && !cx.is_observer() {
             let message = format!(
                 "{what} on a {} chain whose lock bit is clear (by {} on cpu{})",
-                self.table.class,
+                self.table.key.name,
                 cx.name(),
                 cx.cpu()
             );
@@ -256,7 +254,7 @@ pub struct HlistBlHead<T>(HlistBlTable<T>);
 
 impl<T> fmt::Debug for HlistBlHead<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HlistBlHead").field("class", &self.0.class).finish_non_exhaustive()
+        f.debug_struct("HlistBlHead").field("class", &self.0.key.name).finish_non_exhaustive()
     }
 }
 

@@ -869,15 +869,16 @@ impl Graph {
                 path.reverse();
                 return Some(path);
             }
-            let (mut successors, mut predecessors) =
-                (self.after[class as usize].keys(), self.before[class as usize].iter());
-            let next: &mut dyn Iterator<Item = &ClassId> =
-                if forwards { &mut successors } else { &mut predecessors };
-            for &next in next {
+            let mut reach = |next: ClassId| {
                 if parent[next as usize] == UNSEEN {
                     parent[next as usize] = class;
                     queue.push(next);
                 }
+            };
+            if forwards {
+                self.after[class as usize].keys().for_each(|&next| reach(next));
+            } else {
+                self.before[class as usize].iter().for_each(|&next| reach(next));
             }
         }
         None
@@ -1005,21 +1006,25 @@ impl Graph {
             }
             // check_prev_add(): the cycle search comes first, for a dependency already present
             // too (made before as a readers' one, it may close a writer's cycle now). Without a
-            // cycle in the graph, a present dependency cannot close one: no search.
-            let present = self.edges.contains_key(&edge);
-            if !present || self.cyclic {
-                if let Some(path) = self.strong_path(prev, new) {
-                    made.push(self.circular(held, prev, new, task, &path));
-                    // The closing edge is not added: the kernel turns lockdep off after its
-                    // first report, and a strong cycle in the graph would hide later findings.
+            // cycle in the graph, a present dependency cannot close one: no search, and its
+            // kind is ORed in at once (`entry->dep |= calc_dep(prev, next)`), one lookup.
+            if !self.cyclic {
+                if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
+                    *dep |= dep_bit(prev, new);
                     continue;
                 }
             }
-            if present {
-                // Already present: this kind is ORed in (`entry->dep |= calc_dep(prev, next)`).
-                *self.after[prev.class as usize].get_mut(&class).expect("an edge is a successor") |=
-                    dep_bit(prev, new);
+            if let Some(path) = self.strong_path(prev, new) {
+                made.push(self.circular(held, prev, new, task, &path));
+                // The closing edge is not added: the kernel turns lockdep off after its first
+                // report, and a strong cycle in the graph would hide later findings.
                 continue;
+            }
+            if self.cyclic {
+                if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
+                    *dep |= dep_bit(prev, new);
+                    continue;
+                }
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
@@ -1066,20 +1071,7 @@ impl Graph {
     /// class later goes unseen; here a class is seen once per `only_xr` value, reached strongly,
     /// so every strong route is found (each a real deadlock).
     fn strong_path(&mut self, prev: &HeldLock, next: &HeldLock) -> Option<Vec<ClassId>> {
-        let (mut seen, mut queue) = std::mem::take(&mut self.cycle_scratch);
-        let found = self.strong_route(prev, next, &mut seen, &mut queue);
-        self.cycle_scratch = (seen, queue);
-        found
-    }
-
-    /// [`Graph::strong_path`]'s search over its working vectors.
-    fn strong_route(
-        &mut self,
-        prev: &HeldLock,
-        next: &HeldLock,
-        seen: &mut Vec<u8>,
-        queue: &mut Vec<Step>,
-    ) -> Option<Vec<ClassId>> {
+        let (seen, queue) = &mut self.cycle_scratch;
         seen.clear();
         seen.resize(self.names.len(), 0);
         queue.clear();
@@ -1292,13 +1284,16 @@ impl Lockdep {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        if crate::chain_cache::validated(self.id, held, new, key, irq_tracking) {
+        let Err(lookup) = crate::chain_cache::validated(self.id, held, new, key, irq_tracking) else {
             return;
-        }
+        };
         let made = self.validate(held, new, task, irq_tracking);
-        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
+        if lookup.is_none() {
+            new.chain =
+                crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
+        }
         let clean = made.is_empty();
-        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean);
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean, lookup);
         self.deliver(made);
     }
 

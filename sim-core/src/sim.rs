@@ -99,8 +99,12 @@ pub(crate) struct World {
     /// Task ids of contexts made by name ([`Sim::cx`]), so one name is one lane in a trace.
     named_tasks: StdMutex<std::collections::BTreeMap<String, TaskId>>,
     next_task: AtomicU32,
-    /// The next context's serial number ([`Sim::next_cx_serial`]).
+    /// The next model context's serial number ([`Sim::next_cx_serial`]).
     next_cx: AtomicU64,
+    /// The next observer context's serial number, counted apart from the model's so that the
+    /// checker contexts a case makes never move a model context's serial (its lock tokens, which
+    /// the trace hashes).
+    next_observer_cx: AtomicU64,
     /// The kernel's RCU state (`rcu_state`): made at first use, so a world that never uses RCU
     /// makes no loom or shuttle object for it.
     pub(crate) rcu: std::sync::OnceLock<crate::rcu::RcuState>,
@@ -246,6 +250,7 @@ impl Sim {
                 named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
                 next_task: AtomicU32::new(NAMED_TASKS_FIRST),
                 next_cx: AtomicU64::new(0),
+                next_observer_cx: AtomicU64::new(0),
                 rcu: std::sync::OnceLock::new(),
                 threaded: in_threaded_checker(),
                 task_names: SharedNames::new(),
@@ -326,9 +331,13 @@ impl Sim {
         })
     }
 
-    /// The next context's serial number in this world (the high bits of its lock tokens).
-    pub(crate) fn next_cx_serial(&self) -> u64 {
-        self.world.next_cx.fetch_add(1, Ordering::Relaxed)
+    /// The next context's serial number in this world (the high bits of its lock tokens):
+    /// observers ([`Sim::observer_cx`]) and model contexts count apart, so a model context's
+    /// serial depends on the model contexts made before it alone, however many checker contexts
+    /// a case makes (its check interval, an observer made only when something is due).
+    pub(crate) fn next_cx_serial(&self, observer: bool) -> u64 {
+        let counter = if observer { &self.world.next_observer_cx } else { &self.world.next_cx };
+        counter.fetch_add(1, Ordering::Relaxed)
     }
 
     /// An execution context for a task id the model chose (a pid, say).

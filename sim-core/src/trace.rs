@@ -344,32 +344,28 @@ pub fn text_word(text: &str) -> u64 {
     name_hash(text)
 }
 
-/// [`name_hash`] as a `const fn`, for [`CallName::new`]: the same words in the same order.
+/// [`name_hash`] as a `const fn`, for [`CallName::new`] and [`crate::chain_cache::ClassKey::new`]:
+/// the same words in the same order.
 pub(crate) const fn const_name_hash(text: &str) -> u64 {
     const fn word(hash: u64, word: u64) -> u64 {
         (hash.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95)
     }
-    let bytes = text.as_bytes();
+    // Whole eight-byte chunks read as one word each (`split_first_chunk`), not byte by byte:
+    // `ClassKey::new` runs this at run time too, for every lock object made.
+    let mut rest = text.as_bytes();
     let mut hash = HASH_SEED;
-    let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let mut chunk = [0u8; 8];
-        let mut i = 0;
-        while i < 8 {
-            chunk[i] = bytes[at + i];
-            i += 1;
-        }
-        hash = word(hash, u64::from_le_bytes(chunk));
-        at += 8;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        hash = word(hash, u64::from_le_bytes(*chunk));
+        rest = tail;
     }
     let mut last = [0u8; 8];
     let mut i = 0;
-    while at + i < bytes.len() {
-        last[i] = bytes[at + i];
+    while i < rest.len() {
+        last[i] = rest[i];
         i += 1;
     }
     hash = word(hash, u64::from_le_bytes(last));
-    word(hash, bytes.len() as u64)
+    word(hash, text.len() as u64)
 }
 
 /// The hash of a name (a lock class) as lock events fold it in: computed once per lock object
@@ -1102,6 +1098,11 @@ mod tests {
         assert_eq!(CallName::new("").hash, name_hash(""));
         assert_eq!(CallName::new("12345678").hash, name_hash("12345678"));
         assert_ne!(CallName::new("get").hash, CallName::new("put").hash);
+        // At run time too (`ClassKey::new`), for every length around the chunk size.
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        for len in 0..=text.len() {
+            assert_eq!(const_name_hash(&text[..len]), name_hash(&text[..len]), "length {len}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::{Mutex as StdMutex, OnceLock};
 
+use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::list::{poisoned_link, Link, ListHead, ListMemory, Oops};
@@ -38,6 +39,12 @@ use crate::trace::{CallName, TaskId};
 /// (crossrelease tried, and was reverted); ksim does, so a page lock taken under a spinlock, or
 /// two page locks taken in both orders, is reported like any sleeping lock.
 pub const PAGE_LOCK_CLASS: &str = "PG_locked";
+
+thread_local! {
+    /// [`PAGE_LOCK_CLASS`]'s memo (no page keeps one): its class id and chain found without
+    /// hashing the name on each lock and unlock. One per thread, as every by-name class's is.
+    static PAGE_LOCK_KEY: ClassKey = const { ClassKey::new(PAGE_LOCK_CLASS) };
+}
 
 /// The instance a page lock has in the tasks' held-and-awaited records (deadlock reports): the
 /// pfn plus one (0 means "no instance"), the same in every run, so a report can name the page.
@@ -346,7 +353,8 @@ impl PageAllocator {
     #[track_caller]
     pub fn trylock_page(&self, cx: &Cx, pfn: Pfn) -> bool {
         let Ok(page) = self.page(pfn) else { return false };
-        let token = cx.lock_acquire(PAGE_LOCK_CLASS, LockMode::Mutex, true, Location::caller());
+        let site = Location::caller();
+        let token = PAGE_LOCK_KEY.with(|key| cx.push_held(key, LockMode::Mutex, true, site));
         if page.flags.fetch_or(PG_LOCKED, Ordering::Acquire) & PG_LOCKED != 0 {
             cx.lock_acquire_failed(token);
             return false;
@@ -360,7 +368,7 @@ impl PageAllocator {
 
     fn page_locked_by(&self, cx: &Cx, page: &Page, token: u64, trylock: bool) {
         locked(&page.meta).lock_owner = Some((token, cx.task()));
-        cx.lock_acquired(PAGE_LOCK_CLASS, LockMode::Mutex, trylock, token);
+        PAGE_LOCK_KEY.with(|key| cx.lock_acquired_instance(key, 0, LockMode::Mutex, trylock, token));
     }
 
     /// Mirrors lock_page() (`__lock_page`, `wait_on_page_bit_killable` without signals): may
@@ -373,7 +381,8 @@ impl PageAllocator {
     pub fn lock_page(&self, cx: &Cx, pfn: Pfn) -> Result<(), Errno> {
         let page = self.page(pfn)?;
         cx.might_sleep("lock_page");
-        let token = cx.lock_acquire(PAGE_LOCK_CLASS, LockMode::Mutex, false, Location::caller());
+        let site = Location::caller();
+        let token = PAGE_LOCK_KEY.with(|key| cx.push_held(key, LockMode::Mutex, false, site));
         let owner = locked(&page.meta).lock_owner;
         if let Some((held, _)) = owner.filter(|&(held, _)| cx.holds_token(held)) {
             cx.lock_acquire_failed(token);
@@ -410,7 +419,9 @@ impl PageAllocator {
         drop(page.wait_lock.lock());
         page.woken.notify_all();
         match owner {
-            Some((token, _)) if cx.holds_token(token) => cx.lock_release(PAGE_LOCK_CLASS, token),
+            Some((token, _)) if cx.holds_token(token) => {
+                PAGE_LOCK_KEY.with(|key| cx.lock_release_key(key, token));
+            }
             // Unlocked by another context than the locker (I/O completion does this): the
             // locker's lockdep stack keeps the entry, a limit ksim shares with lockdep.
             _ => cx.note(format!("unlock_page: pfn {pfn} unlocked by a task that did not lock it")),

@@ -10,6 +10,7 @@ use std::panic::Location;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::errno::Errno;
 use crate::fault::FaultSite;
@@ -51,6 +52,12 @@ pub const FS_LOCK_CLASS: &str = "fs_lock";
 /// an allocation and needed by an OOM notifier is a reported cycle. 4.4's lockdep had no such
 /// annotation (the OOM lockups it would have explained were found as hangs).
 pub const OOM_PROGRESS_CLASS: &str = "oom_progress";
+
+thread_local! {
+    /// [`OOM_PROGRESS_CLASS`]'s memo: its class id and chain found without hashing the name.
+    /// One per thread, as every by-name class's is.
+    static OOM_PROGRESS_KEY: ClassKey = const { ClassKey::new(OOM_PROGRESS_CLASS) };
+}
 
 /// The allocator's shape: page size, zone sizes and the memory limit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,15 +441,20 @@ impl PageAllocator {
                     "__alloc_pages_may_oom: no OOM killer without __GFP_FS, keep looping (gfp {gfp:?})"
                 ));
                 drop(oom_guard);
-                let wait = cx.lock_acquire(OOM_PROGRESS_CLASS, LockMode::Mutex, false, Location::caller());
+                let site = Location::caller();
+                let wait = OOM_PROGRESS_KEY.with(|key| cx.push_held(key, LockMode::Mutex, false, site));
                 cx.lock_acquire_failed(wait);
                 return MayOom::Progress;
             }
         }
-        let progress = cx.lock_acquire(OOM_PROGRESS_CLASS, LockMode::Mutex, false, Location::caller());
-        cx.lock_acquired(OOM_PROGRESS_CLASS, LockMode::Mutex, false, progress);
+        let site = Location::caller();
+        let progress = OOM_PROGRESS_KEY.with(|key| {
+            let progress = cx.push_held(key, LockMode::Mutex, false, site);
+            cx.lock_acquired_instance(key, 0, LockMode::Mutex, false, progress);
+            progress
+        });
         let freed = self.oom_notifier_call_chain(cx);
-        cx.lock_release(OOM_PROGRESS_CLASS, progress);
+        OOM_PROGRESS_KEY.with(|key| cx.lock_release_key(key, progress));
         if freed > 0 {
             drop(oom_guard);
             return MayOom::Progress;

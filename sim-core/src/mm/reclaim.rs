@@ -84,8 +84,8 @@ impl Sim {
     #[track_caller]
     pub fn register_fs_reclaim_lock(&self, cx: &Cx, class: &'static str) {
         let site = Location::caller();
-        let reclaim = cx.lock_acquire(FS_RECLAIM_CLASS, LockMode::Mutex, false, site);
-        let inner = cx.lock_acquire(class, LockMode::Mutex, false, site);
+        let reclaim = FS_RECLAIM_KEY.with(|key| cx.push_held(key, LockMode::Mutex, false, site));
+        let inner = cx.push_held(&ClassKey::new(class), LockMode::Mutex, false, site);
         cx.lock_acquire_failed(inner);
         cx.lock_acquire_failed(reclaim);
         cx.note(format!("fs_reclaim may take {class}"));
@@ -157,13 +157,17 @@ pub fn fs_reclaim_might_enter(cx: &Cx, gfp: Gfp) {
     if !may_enter_fs(gfp) || cx.is_observer() || !cx.sim().lockdep().is_enabled() || in_reclaim(cx) {
         return;
     }
-    let token = cx.push_held(&FS_RECLAIM_KEY, LockMode::Mutex, false, Location::caller());
+    let site = Location::caller();
+    let token = FS_RECLAIM_KEY.with(|key| cx.push_held(key, LockMode::Mutex, false, site));
     cx.lock_acquire_failed(token);
 }
 
-/// [`FS_RECLAIM_CLASS`]'s memo, for [`fs_reclaim_might_enter`] (every sleeping allocation): its
-/// class id and chain found without hashing the name or asking the thread's table.
-static FS_RECLAIM_KEY: ClassKey = ClassKey::new_static(FS_RECLAIM_CLASS);
+thread_local! {
+    /// [`FS_RECLAIM_CLASS`]'s memo, for [`fs_reclaim_might_enter`] (every sleeping allocation)
+    /// and reclaim itself: its class id and chain found without hashing the name or asking the
+    /// thread's table. One per thread, so worker threads' worlds never share it.
+    static FS_RECLAIM_KEY: ClassKey = const { ClassKey::new(FS_RECLAIM_CLASS) };
+}
 
 /// Whether `cx` is running reclaim: its allocations do not reclaim again (the kernel's
 /// `PF_MEMALLOC`, which `__perform_reclaim` sets around the same section).
@@ -201,7 +205,7 @@ pub fn direct_reclaim(cx: &Cx, gfp: Gfp) -> u64 {
     let shrinkers: Vec<Shrinker> = locked(&cx.sim().world.reclaim.shrinkers).clone();
     cx.note(format!("direct reclaim: gfp {gfp:?}, {} shrinkers", shrinkers.len()));
     let enter_fs = may_enter_fs(gfp) && !cx.is_observer();
-    let token = enter_fs.then(|| cx.lock_acquire(FS_RECLAIM_CLASS, LockMode::Mutex, false, site));
+    let token = enter_fs.then(|| FS_RECLAIM_KEY.with(|key| cx.push_held(key, LockMode::Mutex, false, site)));
     let control = ShrinkControl { gfp, nr_to_scan: SHRINK_BATCH };
     let mut freed = 0;
     for shrinker in &shrinkers {
@@ -227,6 +231,32 @@ mod tests {
 
     fn sim() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    /// Whether this thread's `fs_reclaim` memo holds `sim`'s class id for it.
+    fn memo_knows(sim: &Sim) -> bool {
+        FS_RECLAIM_KEY.with(|key| key.class(sim.lockdep().id()).is_some())
+    }
+
+    #[test]
+    fn the_by_name_class_memo_is_per_thread_so_another_threads_world_never_overwrites_it() {
+        let here = sim();
+        fs_reclaim_might_enter(&here.cx("alloc", 0), Gfp::GFP_KERNEL);
+        assert!(memo_knows(&here), "an allocation fills this thread's fs_reclaim memo");
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let there = sim();
+                assert!(!memo_knows(&there), "a new thread's memo starts empty");
+                fs_reclaim_might_enter(&there.cx("alloc", 0), Gfp::GFP_KERNEL);
+                assert!(memo_knows(&there), "the other thread's world fills its own memo");
+            });
+        });
+        assert!(memo_knows(&here), "another thread's world overwrote this thread's memo");
+        assert_eq!(
+            FS_RECLAIM_KEY.with(|key| key.name_hash),
+            crate::trace::name_hash(FS_RECLAIM_CLASS),
+            "a by-name class's compile-time hash is the trace's"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod loom_rcu;
 pub(crate) mod loom_support;
 mod loom_zoo;
 mod mm;
+mod observers;
 mod rcu;
 mod rcu_models;
 mod shuttle_detectors;
