@@ -330,20 +330,27 @@ impl Taskstats {
             leader_detached,
             mm: TaskMm::new(mm),
         };
+        self.hash_new_task(cx, t, task, p.tgid);
+        Ok((pid, signal, thread))
+    }
+
+    /// The end of copy_process() under `tasklist_lock`: a process child gets its own copy of
+    /// its creator's fd table (copy_files()), the child is hashed (attach_pid()) and published,
+    /// and becomes its CPU's `current` for when it runs (after wake_up_new_task()).
+    fn hash_new_task(&self, cx: &Cx, t: &mut TaskTable, task: Task, creator_tgid: u32) {
+        let pid = task.pid;
         if task.delays.is_none() {
             cx.note(format!(
                 "delayacct_tsk_init: kmem_cache_zalloc failed; pid {pid} runs with delays == NULL"
             ));
         }
-        if !thread {
-            let files = t.files.get(&p.tgid).cloned().unwrap_or_default();
+        if task.tgid == pid {
+            let files = t.files.get(&creator_tgid).cloned().unwrap_or_default();
             t.files.insert(pid, files);
         }
         t.tasks.insert(pid, Arc::new(task));
         self.publish_pid_hash(cx, t);
-        // The child's `current`, for when it runs (after wake_up_new_task()).
         self.current_changed(t, pid, true);
-        Ok((pid, signal, thread))
     }
 
     /// copy_process()'s error path after copy_signal() for a CLONE_THREAD child (a later step,
