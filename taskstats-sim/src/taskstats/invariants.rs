@@ -109,8 +109,8 @@ impl Taskstats {
         self.check_leaders(cx, leaders, self.checks_group_stats(), Some(&mut with_stats))
     }
 
-    /// The thread groups whose leader is in the task table with `signal->stats` set.
-    pub(crate) fn groups_with_stats(&self, cx: &Cx) -> BTreeSet<u32> {
+    /// The thread groups whose leader is in the task table with `signal->stats` set, ascending.
+    pub(crate) fn groups_with_stats(&self, cx: &Cx) -> Vec<u32> {
         let table = self.tasks.read_lock(cx);
         table
             .tasks
@@ -181,7 +181,11 @@ impl Taskstats {
     /// over the groups each operation touched. It finds what [`Self::check_invariants`] finds as
     /// long as the operation changed nothing else (`tests/tests/taskstats/incremental.rs` checks
     /// both that and that every list and group an operation changes is among those read).
-    /// `cx` is the checker's observer context, made only when something was touched.
+    /// `cx` is the checker's observer context, made only when something was touched. When
+    /// nothing was (None), nothing is read: a `listener` object is made or freed only on a list
+    /// (registration, deregistration, an exit's pruning: their CPUs are touched) and a
+    /// `taskstats_cache` object only in a group (an exit, a thread fork or its failure, a
+    /// release: their groups are touched), so neither count can have moved.
     pub(crate) fn check_invariants_touched(
         &self,
         cx: Option<&Cx>,
@@ -189,10 +193,9 @@ impl Taskstats {
         ledger: Result<(), Violation>,
         groups_with_stats: usize,
     ) -> Result<(), Violation> {
-        if let Some(cx) = cx {
-            for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
-                self.check_listener_list(cx, cpu)?;
-            }
+        let Some(cx) = cx else { return ledger };
+        for cpu in (0..self.listener_array.len()).filter(|&cpu| cpu < 64 && cpus & (1 << cpu) != 0) {
+            self.check_listener_list(cx, cpu)?;
         }
         self.check_listener_objects()?;
         ledger?;
