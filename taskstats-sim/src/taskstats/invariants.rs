@@ -218,3 +218,35 @@ fn group_stats_violation(tgid: u32, have: Option<&TaskstatsRecord>, truth: &Task
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The incremental check reads the object counts only after an operation that touched a
+    /// list or a group (with nothing touched no count can move; see
+    /// [`Taskstats::check_invariants_touched`]), so the counts must still fail where they run:
+    /// a `listener` object, then a `taskstats_cache` object, leaked behind the lists' and the
+    /// groups' backs is a leak for the incremental check of an operation that touched a CPU or
+    /// a group and for the whole check; the check of an operation that touched nothing reads
+    /// nothing (the whole check every N operations and at the end of the case finds it then).
+    #[test]
+    fn an_object_leaked_behind_the_lists_and_groups_is_found_by_a_touched_check_and_the_whole_check() {
+        let sim = Sim::new(sim_core::SimConfig::new(3).cpus(2));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").expect("preset"), Params::default());
+        let observer = sim.observer_cx("test", 0);
+        let touched = |model: &Taskstats| model.check_invariants_touched(Some(&observer), 0b01, Ok(()), 0);
+        assert!(touched(&model).is_ok(), "the new model is whole: {:?}", touched(&model));
+        assert!(model.check_invariants(&sim).is_ok());
+        let leak = sim.cx("leak", 0);
+        for cache in [&model.listener_cache, &model.taskstats_cache] {
+            let handle = cache.alloc(&leak, Gfp::GFP_KERNEL, ()).expect("no faults planned");
+            let found = touched(&model).expect_err("a touched check reads the counts");
+            assert_eq!(found.kind, ViolationKind::Leak, "{found:?}");
+            assert_eq!(model.check_invariants(&sim).expect_err("the whole check").kind, ViolationKind::Leak);
+            assert!(model.check_invariants_touched(None, 0, Ok(()), 0).is_ok(), "nothing touched, nothing read");
+            cache.free(&leak, handle).expect("the leaked object");
+        }
+        assert!(touched(&model).is_ok() && model.check_invariants(&sim).is_ok(), "whole again once freed");
+    }
+}
