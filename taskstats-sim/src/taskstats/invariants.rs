@@ -244,7 +244,10 @@ mod tests {
             let found = touched(&model).expect_err("a touched check reads the counts");
             assert_eq!(found.kind, ViolationKind::Leak, "{found:?}");
             assert_eq!(model.check_invariants(&sim).expect_err("the whole check").kind, ViolationKind::Leak);
-            assert!(model.check_invariants_touched(None, 0, Ok(()), 0).is_ok(), "nothing touched, nothing read");
+            assert!(
+                model.check_invariants_touched(None, 0, Ok(()), 0).is_ok(),
+                "nothing touched, nothing read"
+            );
             cache.free(&leak, handle).expect("the leaked object");
         }
         assert!(touched(&model).is_ok() && model.check_invariants(&sim).is_ok(), "whole again once freed");
