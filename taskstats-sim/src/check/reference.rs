@@ -58,7 +58,8 @@ struct ByPid<T>(Vec<Option<T>>);
 impl<T> ByPid<T> {
     /// `value` under `pid` alone.
     fn one(pid: u32, value: T) -> ByPid<T> {
-        let mut map = ByPid(Vec::new());
+        // Room for a case's forks (a hundred operations make about a dozen).
+        let mut map = ByPid(Vec::with_capacity(32));
         map.insert(pid, value);
         map
     }
@@ -1001,31 +1002,33 @@ impl TaskstatsModel {
 /// A record's figures against one expected set: the eight delay counters, and from version 8
 /// the freepages delays, the context switches and (PID replies) the CPU times.
 fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Result<(), String> {
-    let delays = [
-        ("cpu_count", want.cpu_count),
-        ("cpu_delay_total", want.cpu_delay_total),
-        ("blkio_count", want.blkio_count),
-        ("blkio_delay_total", want.blkio_delay_total),
-        ("swapin_count", want.swapin_count),
-        ("swapin_delay_total", want.swapin_delay_total),
-        ("cpu_run_real_total", want.cpu_run_real_total),
-        ("cpu_run_virtual_total", want.cpu_run_virtual_total),
-    ];
-    let base = if v8 { 16 } else { 8 };
+    // Version 1 puts the delays right after its header, version 8 eight bytes later.
+    let at = |i: usize| if v8 { 16 + 8 * i } else { 8 + 8 * i };
     // The delays, then from version 8 the other counters, then for a PID reply the CPU times:
-    // one chain of fixed arrays, in that order.
-    let delays = delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v));
-    let version_8 = [
+    // one table in that order, of which the version and the reply's kind judge a prefix.
+    let fields = [
+        ("cpu_count", at(0), want.cpu_count),
+        ("cpu_delay_total", at(1), want.cpu_delay_total),
+        ("blkio_count", at(2), want.blkio_count),
+        ("blkio_delay_total", at(3), want.blkio_delay_total),
+        ("swapin_count", at(4), want.swapin_count),
+        ("swapin_delay_total", at(5), want.swapin_delay_total),
+        ("cpu_run_real_total", at(6), want.cpu_run_real_total),
+        ("cpu_run_virtual_total", at(7), want.cpu_run_virtual_total),
         ("nvcsw", 272, want.nvcsw),
         ("nivcsw", 280, want.nivcsw),
         ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
         ("freepages_count", 312, want.freepages_count),
         ("freepages_delay_total", 320, want.freepages_delay_total),
+        ("ac_utime", 152, want.utime_ns / 1000),
+        ("ac_stime", 160, want.stime_ns / 1000),
     ];
-    let times = [("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)];
-    let version_8 = version_8.into_iter().filter(|_| v8);
-    let times = times.into_iter().filter(|_| v8 && !tgid_query);
-    for (name, at, value) in delays.chain(version_8).chain(times) {
+    let judged = match (v8, tgid_query) {
+        (false, _) => 8,
+        (true, true) => 13,
+        (true, false) => fields.len(),
+    };
+    for &(name, at, value) in &fields[..judged] {
         let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
         if got != value {
             return Err(format!("{name} is {got}, the reference's record says {value}"));
@@ -1111,6 +1114,27 @@ mod tests {
         msg.nla_put(TASKSTATS_TYPE_STATS, &record.to_bytes(8));
         msg.nest_end();
         msg.finish()
+    }
+
+    /// A fork's pid is judged against alloc_pid()'s next number before the reference stores
+    /// anything under it (its tasks are a vector by pid): the next pid passes, the same pid
+    /// again is a pid handed out twice, and one past the next (or a wild one) is refused with
+    /// no slot made for it.
+    #[test]
+    fn a_forks_pid_must_be_the_one_alloc_pid_hands_out_next() {
+        let config = TaskstatsConfig::contract("linux-3.8");
+        let fork = Op::Fork { parent: 0, kind: ForkKind::Process };
+        let mut reference = TaskstatsModel::new(&config);
+        reference.check(&fork, &Outcome::Forked(Ok(2))).expect("pid 2 is next");
+        let twice = reference.clone().check(&fork, &Outcome::Forked(Ok(2))).expect_err("pid 2 again");
+        assert!(twice.contains("twice"), "{twice}");
+        for wild in [4, 1 << 20, u32::MAX] {
+            let mut judged = reference.clone();
+            let refused = judged.check(&fork, &Outcome::Forked(Ok(wild))).expect_err("not next");
+            assert!(refused.contains("hands out"), "pid {wild}: {refused}");
+            assert!(judged.tasks.0.len() <= 3, "pid {wild}: {} slots made", judged.tasks.0.len());
+        }
+        reference.check(&fork, &Outcome::Forked(Ok(3))).expect("pid 3 is next");
     }
 
     /// The reference folds an exited thread into its group once and adds the live threads'
