@@ -16,8 +16,6 @@ pub(crate) mod scenario;
 #[cfg(feature = "threaded")]
 mod threaded;
 
-use std::collections::BTreeSet;
-
 use proptest::strategy::BoxedStrategy;
 use serde::{Deserialize, Serialize};
 use sim_core::check::Subject;
@@ -190,10 +188,11 @@ struct Touched {
     cpus: u64,
     /// Thread group ids, ascending, each once (a short list: an operation touches one or two).
     tgids: Vec<u32>,
-    /// [`Taskstats::groups_with_stats`] as of the last incremental check; None before the first,
+    /// [`Taskstats::groups_with_stats`] as of the last incremental check, ascending (a sorted
+    /// vector: a few groups, and no tree made and freed per case); None before the first,
     /// which reads it whole (not at set-up: threaded runs, which share the subject and check
     /// only whole, would see the reads' lock steps in their schedules).
-    with_stats: Option<BTreeSet<u32>>,
+    with_stats: Option<Vec<u32>>,
     /// The buffer the check reads the touched groups' leaders into; empty between checks, kept
     /// for its room (so is `tgids`'s), so an operation's check allocates nothing for them.
     leaders: Vec<Arc<Task>>,
@@ -495,11 +494,16 @@ impl TaskstatsSubject {
         let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu) };
         match op {
             Op::Fork { kind, .. } => {
-                self.touch_group(task.tgid);
+                // A thread joins the parent's group (its stats may be allocated, or freed by a
+                // failed fork, in 2.6.19); any other child leads a new group whose tgid is its
+                // own pid, and copy_process() leaves the parent's group alone (a new
+                // signal_struct, no stats).
+                let thread = *kind == ForkKind::Thread;
+                if thread {
+                    self.touch_group(task.tgid);
+                }
                 let forked = self.model.fork(&cx, *kind);
-                // A thread joins the parent's group (touched above); any other child leads a
-                // new group whose tgid is its own pid.
-                if let (Ok(child), false) = (&forked, *kind == ForkKind::Thread) {
+                if let (Ok(child), false) = (&forked, thread) {
                     self.touch_group(*child);
                 }
                 return Outcome::Forked(forked);
@@ -717,15 +721,18 @@ impl Subject for TaskstatsSubject {
                 // The touched groups' leaders in one look at the task table, then one look
                 // under each one's siglock: the copy's update and the ledger check.
                 self.model.leaders_of(cx, &touched.tgids, &mut touched.leaders);
-                touched.tgids.iter().for_each(|tgid| _ = groups.remove(tgid));
-                ledger =
-                    self.model.check_touched_leaders(cx, &touched.leaders, |tgid| _ = groups.insert(tgid));
+                groups.retain(|tgid| touched.tgids.binary_search(tgid).is_err());
+                ledger = self.model.check_touched_leaders(cx, &touched.leaders, |tgid| {
+                    if let Err(at) = groups.binary_search(&tgid) {
+                        groups.insert(at, tgid);
+                    }
+                });
             }
         }
         // The buffers emptied, kept for their room (an operation's check allocates nothing).
         touched.leaders.clear();
         touched.tgids.clear();
-        let groups_with_stats = touched.with_stats.as_ref().map_or(0, BTreeSet::len);
+        let groups_with_stats = touched.with_stats.as_ref().map_or(0, Vec::len);
         // The record stays locked across the model's check, which takes the model's own locks
         // (never this std mutex, checker state outside every model lock): only threaded runs
         // record from other threads, and they do not run this check, so no one waits on it.

@@ -23,17 +23,72 @@ pub enum MaskSpec {
     Odd(u8),
 }
 
-/// Odd cpumask texts.
-const ODD_MASKS: [&str; 6] = ["", "1-0", "x", "999", "0-", "0,,1"];
+/// Odd cpumask texts, each with its NUL (the payload [`cpumask_payload`] would make of it).
+const ODD_MASKS: [&[u8]; 6] = [b"\0", b"1-0\0", b"x\0", b"999\0", b"0-\0", b"0,,1\0"];
+
+/// A cpumask attribute's payload as [`MaskSpec::text`] spells it: in a buffer on the stack for
+/// a list or a range ("0,1,2,3,4,5,6,7" and "255-255" fit), a constant for the odd texts, and
+/// on the heap only for the oversized one. Every cpumask request spells its mask twice (the
+/// driver, the reference), so the spelling allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MaskText {
+    /// The first `.1` bytes of the buffer.
+    Inline([u8; MASK_TEXT_ROOM], u8),
+    /// One of [`ODD_MASKS`].
+    Constant(&'static [u8]),
+    /// The oversized text.
+    Heap(Vec<u8>),
+}
+
+/// The room of [`MaskText::Inline`]: eight one-digit CPUs, seven commas and the NUL.
+const MASK_TEXT_ROOM: usize = 16;
+
+impl MaskText {
+    /// An empty inline text.
+    fn inline() -> MaskText {
+        MaskText::Inline([0; MASK_TEXT_ROOM], 0)
+    }
+
+    /// `byte` appended to an inline text (never called on the others).
+    fn push(&mut self, byte: u8) {
+        if let MaskText::Inline(buffer, len) = self {
+            buffer[usize::from(*len)] = byte;
+            *len += 1;
+        }
+    }
+
+    /// `value` in decimal, appended (what `format!("{value}")` spells).
+    fn push_decimal(&mut self, value: u8) {
+        if value >= 100 {
+            self.push(b'0' + value / 100);
+        }
+        if value >= 10 {
+            self.push(b'0' + value / 10 % 10);
+        }
+        self.push(b'0' + value % 10);
+    }
+}
+
+impl std::ops::Deref for MaskText {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            MaskText::Inline(buffer, len) => &buffer[..usize::from(*len)],
+            MaskText::Constant(text) => text,
+            MaskText::Heap(text) => text,
+        }
+    }
+}
 
 impl MaskSpec {
     /// The attribute's payload: the text and its NUL ([`cpumask_payload`]), built in one buffer
-    /// (no text made first and copied: every cpumask request makes it, and the reference again).
-    pub(crate) fn text(&self) -> Vec<u8> {
+    /// (no text made first and copied), on the stack but for the oversized odd text.
+    pub(crate) fn text(&self) -> MaskText {
         match self {
             MaskSpec::Cpus(bits) => {
                 // "0,2": one digit per CPU (eight at most).
-                let mut text = Vec::with_capacity(16);
+                let mut text = MaskText::inline();
                 for cpu in (0..8u8).filter(|cpu| bits & (1 << cpu) != 0) {
                     if !text.is_empty() {
                         text.push(b',');
@@ -44,31 +99,22 @@ impl MaskSpec {
                 text
             }
             MaskSpec::Range(a, b) => {
-                let mut text = Vec::with_capacity(8);
-                push_decimal(&mut text, *a);
+                let mut text = MaskText::inline();
+                text.push_decimal(*a);
                 text.push(b'-');
-                push_decimal(&mut text, *b);
+                text.push_decimal(*b);
                 text.push(0);
                 text
             }
             MaskSpec::Odd(i) if usize::from(*i) < ODD_MASKS.len() => {
-                cpumask_payload(ODD_MASKS[usize::from(*i)])
+                MaskText::Constant(ODD_MASKS[usize::from(*i)])
             }
             // Oversized: longer than TASKSTATS_CPUMASK_MAXLEN.
-            MaskSpec::Odd(_) => cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)),
+            MaskSpec::Odd(_) => {
+                MaskText::Heap(cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)))
+            }
         }
     }
-}
-
-/// `value` in decimal, appended (what `format!("{value}")` spells).
-fn push_decimal(text: &mut Vec<u8>, value: u8) {
-    if value >= 100 {
-        text.push(b'0' + value / 100);
-    }
-    if value >= 10 {
-        text.push(b'0' + value / 10 % 10);
-    }
-    text.push(b'0' + value % 10);
 }
 
 /// Which task a query names.
@@ -418,13 +464,21 @@ mod tests {
     fn mask_text_spells_what_format_spells() {
         for a in 0..=u8::MAX {
             for b in [0, 1, 9, 10, 99, 100, 255, a] {
-                assert_eq!(MaskSpec::Range(a, b).text(), cpumask_payload(&format!("{a}-{b}")), "{a}-{b}");
+                assert_eq!(*MaskSpec::Range(a, b).text(), cpumask_payload(&format!("{a}-{b}")), "{a}-{b}");
             }
         }
         for bits in 0..=u8::MAX {
             let list: Vec<String> =
                 (0..8).filter(|cpu| bits & (1 << cpu) != 0).map(|c| c.to_string()).collect();
-            assert_eq!(MaskSpec::Cpus(bits).text(), cpumask_payload(&list.join(",")), "bits {bits:#x}");
+            assert_eq!(*MaskSpec::Cpus(bits).text(), cpumask_payload(&list.join(",")), "bits {bits:#x}");
+        }
+        for odd in 0..=u8::MAX {
+            let text = if usize::from(odd) < 6 {
+                ["", "1-0", "x", "999", "0-", "0,,1"][usize::from(odd)].to_string()
+            } else {
+                "0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)
+            };
+            assert_eq!(*MaskSpec::Odd(odd).text(), cpumask_payload(&text), "odd {odd}");
         }
     }
 }

@@ -5,8 +5,6 @@
 //! Where an injected allocation failure hides which way the kernel went, it keeps each legal
 //! world until an outcome picks one. Plain collections, no sim-core locks: it is checker state.
 
-use std::collections::BTreeSet;
-
 use sim_core::check::Reference;
 use sim_core::Errno;
 
@@ -24,15 +22,15 @@ pub struct TaskstatsModel {
     cpus: u32,
     faults: bool,
     queue_max: usize,
-    pids: BTreeSet<u32>,
     /// Per CPU, the listener list head first (ports), as add_del_listener() and the pruning
     /// leave it.
     lists: Vec<Vec<u32>>,
     /// Open ports and how many exit events wait in each queue.
     ports: std::collections::BTreeMap<u32, usize>,
-    /// The reference's own record of every task: its group, whether it still runs, and what
-    /// it did (from the runs it saw).
-    tasks: std::collections::BTreeMap<u32, RefTask>,
+    /// The reference's own record of every task the case made (by pid, so a fork handed a pid
+    /// twice is one look): its group, whether it still runs, and what it did (from the runs it
+    /// saw).
+    tasks: ByPid<RefTask>,
     /// The pids of the tasks in `tasks` that still run, ascending: what a fork's or a port's
     /// index picks among, in one step instead of a walk over every task the case made.
     live: Vec<u32>,
@@ -40,7 +38,7 @@ pub struct TaskstatsModel {
     /// threads' delays folded by the version's rule. One value, unless an injected allocation
     /// failure hid which way an allocation went; then each way is kept until a TGID reply
     /// shows which one the kernel took.
-    groups: std::collections::BTreeMap<u32, Vec<Option<Work>>>,
+    groups: ByPid<Vec<Option<Work>>>,
     /// Whether every run was seen with its work (the op-level checker; threaded campaigns
     /// report none, and then payload figures are not judged).
     knows_work: bool,
@@ -48,6 +46,66 @@ pub struct TaskstatsModel {
     pid_ns: Vec<(Option<usize>, u32)>,
     /// Per open port, the thread group whose socket it is (the requester of its requests).
     port_owner: std::collections::BTreeMap<u32, u32>,
+}
+
+/// Values by pid in a vector, a slot per pid: the reference's tasks and groups. alloc_pid()
+/// hands pids out from 1 up, one per fork, so the slots are as many as the case's forks (a
+/// pid is stored only once it is the number alloc_pid() hands out next: see
+/// [`TaskstatsModel::record_fork`]); a case's tasks cost no tree to build and free.
+#[derive(Clone, Debug)]
+struct ByPid<T>(Vec<Option<T>>);
+
+impl<T> ByPid<T> {
+    /// `value` under `pid` alone.
+    fn one(pid: u32, value: T) -> ByPid<T> {
+        // Room for a case's forks (a hundred operations make about a dozen).
+        let mut map = ByPid(Vec::with_capacity(32));
+        map.insert(pid, value);
+        map
+    }
+
+    fn get(&self, pid: u32) -> Option<&T> {
+        self.0.get(pid as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, pid: u32) -> Option<&mut T> {
+        self.0.get_mut(pid as usize).and_then(Option::as_mut)
+    }
+
+    fn contains(&self, pid: u32) -> bool {
+        self.get(pid).is_some()
+    }
+
+    /// The slot of `pid`, made (with the slots below it) if the vector is short.
+    fn slot(&mut self, pid: u32) -> &mut Option<T> {
+        let at = pid as usize;
+        if self.0.len() <= at {
+            self.0.resize_with(at + 1, || None);
+        }
+        &mut self.0[at]
+    }
+
+    fn insert(&mut self, pid: u32, value: T) {
+        *self.slot(pid) = Some(value);
+    }
+
+    fn get_or_insert_with(&mut self, pid: u32, value: impl FnOnce() -> T) -> &mut T {
+        self.slot(pid).get_or_insert_with(value)
+    }
+
+    /// Every (pid, value), ascending.
+    fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.0.iter().enumerate().filter_map(|(pid, value)| Some((pid as u32, value.as_ref()?)))
+    }
+}
+
+/// What one value a group's `signal->stats` may hold may become (see
+/// [`TaskstatsModel::branch`]): one value, or either of two when an injected allocation failure
+/// hid which way the kernel went.
+#[derive(Clone, Copy, Debug)]
+enum Next {
+    One(Option<Work>),
+    Either(Option<Work>, Option<Work>),
 }
 
 /// A task as the reference records it.
@@ -250,14 +308,14 @@ impl Reference for TaskstatsModel {
             cpus: config.params.cpus.clamp(1, NR_CPUS),
             faults: !config.faults.is_empty(),
             queue_max: config.params.queue_max,
-            pids: [1].into_iter().collect(),
             lists: vec![Vec::new(); config.params.cpus.clamp(1, NR_CPUS) as usize],
             ports: Default::default(),
-            tasks: [(1, RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] })]
-                .into_iter()
-                .collect(),
+            tasks: ByPid::one(
+                1,
+                RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] },
+            ),
             live: vec![1],
-            groups: [(1, vec![None])].into_iter().collect(),
+            groups: ByPid::one(1, vec![None]),
             knows_work: false,
             pid_ns: vec![(None, 2)],
             port_owner: Default::default(),
@@ -268,7 +326,7 @@ impl Reference for TaskstatsModel {
         match (op, actual) {
             (_, Outcome::Interleaved(parts)) => parts.iter().try_for_each(|(op, part)| self.check(op, part)),
             (_, Outcome::Forked(Ok(pid))) => {
-                if !self.pids.insert(*pid) {
+                if self.tasks.contains(*pid) {
                     return Err(format!("fork handed out pid {pid} twice"));
                 }
                 self.record_fork(op, *pid)
@@ -278,7 +336,7 @@ impl Reference for TaskstatsModel {
                 Ok(())
             }
             (_, Outcome::Ran { pid, work }) => {
-                match self.tasks.get_mut(pid) {
+                match self.tasks.get_mut(*pid) {
                     Some(task) => {
                         add_work(&mut task.work, work);
                         self.knows_work = true;
@@ -290,7 +348,7 @@ impl Reference for TaskstatsModel {
             (_, Outcome::Port(Some(id))) => {
                 self.ports.insert(*id, 0);
                 if let Op::OpenPort { task } = op {
-                    let owner = self.fork_parent(*task).and_then(|p| self.tasks.get(&p)).map(|t| t.tgid);
+                    let owner = self.fork_parent(*task).and_then(|p| self.tasks.get(p)).map(|t| t.tgid);
                     self.port_owner.insert(*id, owner.unwrap_or(0));
                 }
                 Ok(())
@@ -668,12 +726,29 @@ impl TaskstatsModel {
     }
 
     /// Replaces each value a group's `signal->stats` may hold by the values `step` says it may
-    /// become, keeping each once.
-    fn branch(&mut self, tgid: u32, step: impl Fn(Option<Work>) -> Vec<Option<Work>>) {
-        let ways = self.groups.entry(tgid).or_insert_with(|| vec![None]);
-        let mut next: Vec<Option<Work>> = Vec::new();
+    /// become, keeping each once. A group with one value that stays one is updated in place
+    /// (every exit and thread fork branches its group; faults rarely leave two values).
+    fn branch(&mut self, tgid: u32, step: impl Fn(Option<Work>) -> Next) {
+        let ways = self.groups.get_or_insert_with(tgid, || vec![None]);
+        if let [only] = ways.as_mut_slice() {
+            match step(*only) {
+                Next::One(value) => *only = value,
+                Next::Either(value, other) => {
+                    *only = value;
+                    if other != value {
+                        ways.push(other);
+                    }
+                }
+            }
+            return;
+        }
+        let mut next: Vec<Option<Work>> = Vec::with_capacity(ways.len() * 2);
         for way in ways.drain(..) {
-            for value in step(way) {
+            let (value, other) = match step(way) {
+                Next::One(value) => (value, None),
+                Next::Either(value, other) => (value, Some(other)),
+            };
+            for value in [Some(value), other].into_iter().flatten() {
                 if !next.contains(&value) {
                     next.push(value);
                 }
@@ -684,11 +759,11 @@ impl TaskstatsModel {
 
     /// 2.6.19's fork-time taskstats_tgid_alloc() on one value of the group's stats: allocated
     /// if unset, unless the allocation may have failed (it is tolerated silently).
-    fn alloc_at_fork(faults: bool, stats: Option<Work>) -> Vec<Option<Work>> {
+    fn alloc_at_fork(faults: bool, stats: Option<Work>) -> Next {
         match stats {
-            None if faults => vec![None, Some(Work::default())],
-            None => vec![Some(Work::default())],
-            set => vec![set],
+            None if faults => Next::Either(None, Some(Work::default())),
+            None => Next::One(Some(Work::default())),
+            set => Next::One(set),
         }
     }
 
@@ -699,7 +774,7 @@ impl TaskstatsModel {
         let Op::Fork { parent, kind } = op else { return Ok(()) };
         let Some(parent) = self.fork_parent(*parent) else { return Ok(()) };
         let tgid = match kind {
-            crate::taskstats::ForkKind::Thread => self.tasks.get(&parent).map_or(pid, |t| t.tgid),
+            crate::taskstats::ForkKind::Thread => self.tasks.get(parent).map_or(pid, |t| t.tgid),
             _ => pid,
         };
         let numbers = self.alloc_numbers(parent, *kind);
@@ -710,7 +785,7 @@ impl TaskstatsModel {
         if let Err(at) = self.live.binary_search(&pid) {
             self.live.insert(at, pid);
         }
-        self.groups.entry(tgid).or_insert_with(|| vec![None]);
+        self.groups.get_or_insert_with(tgid, || vec![None]);
         if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             let faults = self.faults;
             self.branch(tgid, |stats| Self::alloc_at_fork(faults, stats));
@@ -722,7 +797,7 @@ impl TaskstatsModel {
     /// above it (initial namespace first); a CLONE_NEWPID child (with pid namespaces) starts a
     /// namespace of its own, in which it is 1.
     fn alloc_numbers(&mut self, parent: u32, kind: crate::taskstats::ForkKind) -> Vec<(usize, u32)> {
-        let mut ns = self.tasks.get(&parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
+        let mut ns = self.tasks.get(parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
         if kind == crate::taskstats::ForkKind::NewPidNs && self.fixes.on(crate::fixes::PID_NAMESPACES) {
             self.pid_ns.push((Some(ns), 1));
             ns = self.pid_ns.len() - 1;
@@ -741,14 +816,14 @@ impl TaskstatsModel {
 
     /// The number task `pid` has in pid namespace `ns` (0: not visible there).
     fn nr_in(&self, pid: u32, ns: usize) -> u32 {
-        let numbers = self.tasks.get(&pid).map(|t| t.numbers.as_slice()).unwrap_or_default();
+        let numbers = self.tasks.get(pid).map(|t| t.numbers.as_slice()).unwrap_or_default();
         numbers.iter().find(|&&(n, _)| n == ns).map_or(0, |&(_, nr)| nr)
     }
 
     /// The pid namespace of the process that owns port `port` (its tasks' innermost one).
     fn requester_ns(&self, port: u32) -> usize {
         let owner = self.port_owner.get(&port).copied().unwrap_or(0);
-        self.tasks.get(&owner).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns)
+        self.tasks.get(owner).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns)
     }
 
     /// A CLONE_THREAD fork that failed with ENOMEM: copy_process() failed after copy_signal(),
@@ -762,12 +837,12 @@ impl TaskstatsModel {
         }
         // The child was numbered before the step that failed.
         self.alloc_numbers(parent, crate::taskstats::ForkKind::Thread);
-        let Some(tgid) = self.tasks.get(&parent).map(|t| t.tgid) else { return };
+        let Some(tgid) = self.tasks.get(parent).map(|t| t.tgid) else { return };
         if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             return;
         }
         let (faults, freed) = (self.faults, !self.fixes.on(crate::fixes::TGID_FREE_USAGE));
-        self.branch(tgid, |stats| if freed { vec![None] } else { Self::alloc_at_fork(faults, stats) });
+        self.branch(tgid, |stats| if freed { Next::One(None) } else { Self::alloc_at_fork(faults, stats) });
     }
 
     /// An exit, folded into its group's stats by the version's rule, each thread once, at its
@@ -779,8 +854,8 @@ impl TaskstatsModel {
     /// exit (`faulted`) makes both ways of a fold that needed an allocation possible.
     fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
         // The task's group and figures (no copy of its numbers).
-        let Some((tgid, work)) = self.tasks.get(&pid).map(|t| (t.tgid, t.work)) else { return };
-        let members = || self.tasks.iter().filter(|(&p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
+        let Some((tgid, work)) = self.tasks.get(pid).map(|t| (t.tgid, t.work)) else { return };
+        let members = || self.tasks.iter().filter(|&(p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
         let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         // The group's members counted only for the versions whose rule asks.
         let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members() > 1;
@@ -792,15 +867,15 @@ impl TaskstatsModel {
             Some(sum)
         };
         self.branch(tgid, |stats| match stats {
-            Some(w) if fill_first => vec![fold(w)],
-            Some(w) if !sends => vec![Some(w)],
-            Some(w) if faulted => vec![Some(w), fold(w)],
-            Some(w) => vec![fold(w)],
-            None if alloc_at_exit && faulted => vec![None, fold(Work::default())],
-            None if alloc_at_exit => vec![fold(Work::default())],
-            None => vec![None],
+            Some(w) if fill_first => Next::One(fold(w)),
+            Some(w) if !sends => Next::One(Some(w)),
+            Some(w) if faulted => Next::Either(Some(w), fold(w)),
+            Some(w) => Next::One(fold(w)),
+            None if alloc_at_exit && faulted => Next::Either(None, fold(Work::default())),
+            None if alloc_at_exit => Next::One(fold(Work::default())),
+            None => Next::One(None),
         });
-        if let Some(t) = self.tasks.get_mut(&pid) {
+        if let Some(t) = self.tasks.get_mut(pid) {
             t.live = false;
         }
         if let Ok(at) = self.live.binary_search(&pid) {
@@ -815,17 +890,17 @@ impl TaskstatsModel {
         if !self.knows_work {
             return None;
         }
-        let task = self.tasks.get(&target)?;
+        let task = self.tasks.get(target)?;
         if !tgid_query {
             return Some(vec![task.work]);
         }
-        let ways = self.groups.get(&task.tgid)?;
+        let ways = self.groups.get(task.tgid)?;
         let sum = |stats: &Option<Work>| {
             let mut sum = stats.unwrap_or_default();
             // Exited threads contribute delays only; context switches come from the live ones.
             sum.nvcsw = 0;
             sum.nivcsw = 0;
-            for t in self.tasks.values().filter(|t| t.tgid == task.tgid && t.live) {
+            for (_, t) in self.tasks.iter().filter(|(_, t)| t.tgid == task.tgid && t.live) {
                 add_work(&mut sum, &t.work);
             }
             sum
@@ -861,9 +936,13 @@ impl TaskstatsModel {
                 u16_le(rec, 0)
             ));
         }
-        let verdicts: Vec<Result<(), String>> =
-            wants.iter().map(|want| compare_figures(rec, want, tgid_query, v8)).collect();
-        if let Some(Err(why)) = verdicts.iter().all(Result::is_err).then(|| &verdicts[0]) {
+        // The first value's verdict with its reason, the others' as flags (none for the one
+        // value a group holds unless a fault hid a way: then nothing is allocated).
+        let Some((first, others)) = wants.split_first() else { return Ok(()) };
+        let first = compare_figures(rec, first, tgid_query, v8);
+        let others: Vec<bool> =
+            others.iter().map(|want| compare_figures(rec, want, tgid_query, v8).is_ok()).collect();
+        if let (Err(why), false) = (&first, others.contains(&true)) {
             let what = if tgid_query { "TGID" } else { "PID" };
             let others = match wants.len() {
                 1 => String::new(),
@@ -872,10 +951,10 @@ impl TaskstatsModel {
             return Err(format!("{what} reply for task {target}: {why}{others}"));
         }
         if tgid_query && wants.len() > 1 {
-            let tgid = self.tasks.get(&target).map_or(target, |t| t.tgid);
-            if let Some(ways) = self.groups.get_mut(&tgid) {
-                let mut verdict = verdicts.iter();
-                ways.retain(|_| verdict.next().is_some_and(Result::is_ok));
+            let tgid = self.tasks.get(target).map_or(target, |t| t.tgid);
+            if let Some(ways) = self.groups.get_mut(tgid) {
+                let mut verdict = std::iter::once(first.is_ok()).chain(others);
+                ways.retain(|_| verdict.next().unwrap_or(false));
             }
         }
         self.judge_ids(tgid_query, target, port, rec, reply)
@@ -923,31 +1002,33 @@ impl TaskstatsModel {
 /// A record's figures against one expected set: the eight delay counters, and from version 8
 /// the freepages delays, the context switches and (PID replies) the CPU times.
 fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Result<(), String> {
-    let delays = [
-        ("cpu_count", want.cpu_count),
-        ("cpu_delay_total", want.cpu_delay_total),
-        ("blkio_count", want.blkio_count),
-        ("blkio_delay_total", want.blkio_delay_total),
-        ("swapin_count", want.swapin_count),
-        ("swapin_delay_total", want.swapin_delay_total),
-        ("cpu_run_real_total", want.cpu_run_real_total),
-        ("cpu_run_virtual_total", want.cpu_run_virtual_total),
-    ];
-    let base = if v8 { 16 } else { 8 };
+    // Version 1 puts the delays right after its header, version 8 eight bytes later.
+    let at = |i: usize| if v8 { 16 + 8 * i } else { 8 + 8 * i };
     // The delays, then from version 8 the other counters, then for a PID reply the CPU times:
-    // one chain of fixed arrays, in that order.
-    let delays = delays.into_iter().enumerate().map(|(i, (name, v))| (name, base + 8 * i, v));
-    let version_8 = [
+    // one table in that order, of which the version and the reply's kind judge a prefix.
+    let fields = [
+        ("cpu_count", at(0), want.cpu_count),
+        ("cpu_delay_total", at(1), want.cpu_delay_total),
+        ("blkio_count", at(2), want.blkio_count),
+        ("blkio_delay_total", at(3), want.blkio_delay_total),
+        ("swapin_count", at(4), want.swapin_count),
+        ("swapin_delay_total", at(5), want.swapin_delay_total),
+        ("cpu_run_real_total", at(6), want.cpu_run_real_total),
+        ("cpu_run_virtual_total", at(7), want.cpu_run_virtual_total),
         ("nvcsw", 272, want.nvcsw),
         ("nivcsw", 280, want.nivcsw),
         ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
         ("freepages_count", 312, want.freepages_count),
         ("freepages_delay_total", 320, want.freepages_delay_total),
+        ("ac_utime", 152, want.utime_ns / 1000),
+        ("ac_stime", 160, want.stime_ns / 1000),
     ];
-    let times = [("ac_utime", 152, want.utime_ns / 1000), ("ac_stime", 160, want.stime_ns / 1000)];
-    let version_8 = version_8.into_iter().filter(|_| v8);
-    let times = times.into_iter().filter(|_| v8 && !tgid_query);
-    for (name, at, value) in delays.chain(version_8).chain(times) {
+    let judged = match (v8, tgid_query) {
+        (false, _) => 8,
+        (true, true) => 13,
+        (true, false) => fields.len(),
+    };
+    for &(name, at, value) in &fields[..judged] {
         let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
         if got != value {
             return Err(format!("{name} is {got}, the reference's record says {value}"));
@@ -1033,6 +1114,27 @@ mod tests {
         msg.nla_put(TASKSTATS_TYPE_STATS, &record.to_bytes(8));
         msg.nest_end();
         msg.finish()
+    }
+
+    /// A fork's pid is judged against alloc_pid()'s next number before the reference stores
+    /// anything under it (its tasks are a vector by pid): the next pid passes, the same pid
+    /// again is a pid handed out twice, and one past the next (or a wild one) is refused with
+    /// no slot made for it.
+    #[test]
+    fn a_forks_pid_must_be_the_one_alloc_pid_hands_out_next() {
+        let config = TaskstatsConfig::contract("linux-3.8");
+        let fork = Op::Fork { parent: 0, kind: ForkKind::Process };
+        let mut reference = TaskstatsModel::new(&config);
+        reference.check(&fork, &Outcome::Forked(Ok(2))).expect("pid 2 is next");
+        let twice = reference.clone().check(&fork, &Outcome::Forked(Ok(2))).expect_err("pid 2 again");
+        assert!(twice.contains("twice"), "{twice}");
+        for wild in [4, 1 << 20, u32::MAX] {
+            let mut judged = reference.clone();
+            let refused = judged.check(&fork, &Outcome::Forked(Ok(wild))).expect_err("not next");
+            assert!(refused.contains("hands out"), "pid {wild}: {refused}");
+            assert!(judged.tasks.0.len() <= 3, "pid {wild}: {} slots made", judged.tasks.0.len());
+        }
+        reference.check(&fork, &Outcome::Forked(Ok(3))).expect("pid 3 is next");
     }
 
     /// The reference folds an exited thread into its group once and adds the live threads'
