@@ -507,8 +507,10 @@ impl Taskstats {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
                     entry.1 = ExitState::Zombie;
                 }
+                // The zombie stays hashed: exit_notify() writes `exit_state` in place and leaves
+                // the pid hash alone, so the model's hash keeps the version it holds (its readers
+                // read no `exit_state`; see [`Self::set_task`]).
                 t.update(pid, |tk| tk.exit_state = ExitState::Zombie);
-                self.publish_pid_hash(cx, &t);
             } else {
                 // release_task(): __exit_signal() under siglock, then the unhash.
                 inner.threads.remove(&pid);
@@ -561,9 +563,10 @@ impl Taskstats {
             cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
             self.mark(cx, "reparented");
         }
-        if !children.is_empty() {
-            self.publish_pid_hash(cx, table);
-        }
+        // No republication of the pid hash: the kernel's reparenting writes `real_parent` in the
+        // one task_struct and touches no pid chain; the hash's versions of the children keep the
+        // old `real_parent` number, which its readers never read (they follow `parent`, the
+        // pointer every version shares, republished above).
     }
 
     /// The new parent of a dying thread's children, under tasklist_lock (`table`): the next
@@ -731,6 +734,33 @@ mod tests {
         model.query_release(&cx, &task, false);
         model.fork(&cx, ForkKind::Process).unwrap();
         assert_ne!(published(), before, "a fork republishes the pid hash");
+    }
+
+    /// A leader's exit to a zombie and its children's reparenting write `exit_state` and
+    /// `real_parent` in place in the kernel and touch no pid chain: the published pid hash stays
+    /// the same object, and PID queries through it still find the zombie and the reparented
+    /// child; the release of the last thread (detach_pid()) republishes it.
+    #[test]
+    fn exit_to_a_zombie_and_reparenting_leave_the_pid_hash_alone() {
+        let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        let init = task_cx(&sim, &model, 1, "init");
+        let leader = model.fork(&init, ForkKind::Process).unwrap();
+        let child = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Process).unwrap();
+        let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let published = || model.pid_hash.rcu_access_pointer();
+        let before = published();
+        model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
+        assert_eq!(model.task(&init, leader).unwrap().exit_state, ExitState::Zombie, "the leader lingers");
+        assert_eq!(model.task(&init, child).unwrap().real_parent, thread, "the child went to the thread");
+        assert_eq!(published(), before, "the zombie or the reparenting republished the pid hash");
+        for pid in [leader, child] {
+            let found = model.query_lookup(&init, pid, 0, false);
+            assert_eq!(found.as_ref().map(|t| t.pid), Some(pid), "the RCU lookup of pid {pid}");
+            model.query_release(&init, &found.unwrap(), false);
+        }
+        model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+        assert_ne!(published(), before, "the thread's release republishes the pid hash");
     }
 
     /// 2.6.19's fill_tgid() preempted between its two sections (the stats copy under
