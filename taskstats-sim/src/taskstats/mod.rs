@@ -23,8 +23,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState, TaskTable,
-    UserNs,
+    Acct, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState,
+    TaskTable, UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -252,14 +252,14 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         uid: 0,
         gid: 0,
         cap_net_admin: true,
-        real_parent: 0,
-        cpu: 0,
+        real_parent: InPlace::new(0),
+        cpu: InPlace::new(0),
         comm: comm_for(1),
         start_ns: sim.now_ns(),
-        cgroup: 0,
-        state: TaskState::Running,
+        cgroup: InPlace::new(0),
+        state: InPlace::new(TaskState::Running as u32),
         exit_code: 0,
-        exit_state: ExitState::None,
+        exit_state: InPlace::new(ExitState::None as u32),
         signal: Signal::new(class),
         parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
         delays: Some(TaskDelays::new()),
