@@ -123,8 +123,8 @@ impl fmt::Debug for TaskMm {
 
 impl TaskMm {
     /// A task's `mm` field as copy_mm() leaves it.
-    pub(crate) fn new(mm: Option<Arc<MmStruct>>) -> Arc<TaskMm> {
-        Arc::new(TaskMm { alloc_lock: SpinLock::new("&p->alloc_lock", ()), mm: RaceCell::new(mm) })
+    pub(crate) fn new(mm: Option<Arc<MmStruct>>) -> TaskMm {
+        TaskMm { alloc_lock: SpinLock::new("&p->alloc_lock", ()), mm: RaceCell::new(mm) }
     }
 
     /// A plain load of `tsk->mm` with no lock: what the task itself does (`current->mm`: only it

@@ -349,7 +349,7 @@ pub struct Task {
     /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
     /// the child lives). NULL for init. Republished when the parent's group dies
     /// (forget_original_parent()).
-    pub parent: Arc<RcuPointer<Arc<Task>>>,
+    pub parent: RcuPointer<Arc<Task>>,
     /// The CPU it runs (and would exit) on (set_task_cpu()).
     pub(crate) cpu: InPlace,
     /// `comm`.
@@ -369,21 +369,21 @@ pub struct Task {
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
     pub delays: Option<Arc<TaskDelays>>,
     /// `tsk->usage`.
-    pub usage: Arc<Kref>,
+    pub usage: Kref,
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
     /// `PF_EXITING` in `tsk->flags`: set by exit_signals() at the start of do_exit(), before
     /// `signal->live` drops; read with no lock by 3.x's find_new_reaper(), which passes over
     /// exiting threads when it picks the new parent of a dying thread's children.
-    pub exiting: Arc<AtomicBool>,
+    pub exiting: AtomicBool,
     /// `tsk->group_leader`'s [`Self::sighand_detached`] (the same flag for a leader): set when
     /// the leader's own pid is detached, which task_tgid() then reads as NULL. A leader is
     /// released after its last thread (release_task()'s delay_group_leader()), so it can be
     /// set while a thread's own pid is detached too, or (a reaped thread) not.
     pub leader_detached: Arc<AtomicBool>,
     /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
-    pub(crate) mm: Arc<TaskMm>,
+    pub(crate) mm: TaskMm,
 }
 
 /// A field of the one `task_struct` that changes after fork, written in place under
@@ -502,20 +502,20 @@ impl Task {
     }
 
     /// A `real_parent` pointer to `parent` (NULL for None), set at fork.
-    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> Arc<RcuPointer<Arc<Task>>> {
+    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> RcuPointer<Arc<Task>> {
         let pointer = RcuPointer::new("tsk->real_parent");
         if let Some(parent) = parent {
             let object = pointer.alloc(parent);
             pointer.rcu_assign_pointer(cx, Some(object));
         }
-        Arc::new(pointer)
+        pointer
     }
 
     /// A new task's `usage` (dup_task_struct()): one reference, the pid hash's, dropped by
     /// release_task()'s delayed_put_task_struct().
     #[track_caller]
-    pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Arc<Kref> {
-        Arc::new(Kref::new(cx, numbered_name("task_struct ", pid)))
+    pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Kref {
+        Kref::new(cx, numbered_name("task_struct ", pid))
     }
 
     /// Mirrors get_task_struct().

@@ -265,7 +265,7 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         delays: Some(TaskDelays::new()),
         usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
         sighand_detached: detached.clone(),
-        exiting: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+        exiting: sim_core::sync::atomic::AtomicBool::new(false),
         leader_detached: detached,
         mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
     }

@@ -325,7 +325,7 @@ impl Taskstats {
             delays,
             usage: Task::new_usage(cx, pid),
             sighand_detached,
-            exiting: Arc::new(AtomicBool::new(false)),
+            exiting: AtomicBool::new(false),
             leader_detached,
             mm: TaskMm::new(mm),
         };
