@@ -609,8 +609,13 @@ pub(crate) fn from_kuid_munged_bases(bases: &[u32], kuid: u32) -> u32 {
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    /// Tasks by global pid (the task list tasklist_lock guards).
+    /// Tasks by global pid (the task list tasklist_lock guards). Changed only through
+    /// [`Self::attach_pid`] and [`Self::detach_pid`], which keep `pid_chains` with it.
     pub tasks: BTreeMap<u32, Arc<Task>>,
+    /// The pid chains as tasklist_lock's writers keep them: every task under each of its
+    /// numbers, ascending by (pid namespace, number), each pair once; updated in place at each
+    /// attach and detach, and copied into the version [`Self::pid_hash`] publishes.
+    pid_chains: Vec<((usize, u32), Arc<Task>)>,
     /// Pid namespaces; index 0 is init_pid_ns.
     pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
@@ -622,6 +627,18 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
+    /// An empty task list with init_pid_ns and init_user_ns and the cgroups named.
+    pub(crate) fn new(cgroups: Vec<&'static str>) -> TaskTable {
+        TaskTable {
+            tasks: BTreeMap::new(),
+            pid_chains: Vec::new(),
+            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
+            user_ns: vec![UserNs { parent: None, base: 0 }],
+            cgroups,
+            files: BTreeMap::new(),
+        }
+    }
+
     /// Whether descriptor `fd` of thread group `tgid` is an open cgroup directory (`None`: not
     /// open), as `fdget()` followed by the cgroupstats handler's file check sees it.
     pub(crate) fn fd_is_cgroup(&self, tgid: u32, fd: u32) -> Option<bool> {
@@ -639,24 +656,33 @@ impl TaskTable {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
-    /// The pid hash as the task list has it now: every task under each of its numbers.
+    /// The pid hash as the task list has it now, for publication: a copy of the chains.
     pub(crate) fn pid_hash(&self) -> PidHash {
-        let count = self.tasks.values().map(|t| t.numbers.len()).sum();
-        let mut entries = Vec::with_capacity(count);
-        // Every task's first number is its global pid in init_pid_ns (alloc_numbers() lists the
-        // initial namespace first), and the table walks tasks by global pid: those entries come
-        // sorted and sort before every other namespace's. Only the numbers in nested namespaces
-        // need sorting, and most runs have few.
-        entries.extend(self.tasks.values().map(|task| (task.numbers[0], task.clone())));
-        let nested = entries.len();
-        for task in self.tasks.values() {
-            entries.extend(task.numbers[1..].iter().map(|&key| (key, task.clone())));
+        PidHash { entries: self.pid_chains.clone() }
+    }
+
+    /// Mirrors attach_pid() (with alloc_pid()'s chaining of each number) under tasklist_lock:
+    /// the task joins the task list and the chains of every one of its numbers, in place.
+    pub(crate) fn attach_pid(&mut self, task: Arc<Task>) {
+        for &key in task.numbers.iter() {
+            let at = self.pid_chains.partition_point(|&(k, _)| k < key);
+            // alloc_pid() hands out each number once per namespace, so no pair repeats.
+            debug_assert!(self.pid_chains.get(at).is_none_or(|&(k, _)| k != key), "{key:?} repeats");
+            self.pid_chains.insert(at, (key, task.clone()));
         }
-        // alloc_pid() hands out each number once per namespace, so no pair repeats and the
-        // unstable sort (no buffer, unlike the stable one) orders them all the same way.
-        entries[nested..].sort_unstable_by_key(|&(key, _)| key);
-        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
-        PidHash { entries }
+        self.tasks.insert(task.pid, task);
+    }
+
+    /// Mirrors detach_pid() (and free_pid()'s unchaining) under tasklist_lock: task `pid`
+    /// leaves the task list and every chain it is on, in place.
+    pub(crate) fn detach_pid(&mut self, pid: u32) -> Option<Arc<Task>> {
+        let task = self.tasks.remove(&pid)?;
+        for key in task.numbers.iter() {
+            if let Ok(at) = self.pid_chains.binary_search_by_key(key, |&(k, _)| k) {
+                self.pid_chains.remove(at);
+            }
+        }
+        Some(task)
     }
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.

@@ -278,12 +278,7 @@ impl Taskstats {
         let cpus = params.cpus.clamp(1, NR_CPUS);
         let params = Params { cpus, ..params };
         let class = signal_lock_class(fixes);
-        let mut table = TaskTable {
-            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
-            user_ns: vec![UserNs { parent: None, base: 0 }],
-            cgroups: vec!["/", "/work"],
-            ..TaskTable::default()
-        };
+        let mut table = TaskTable::new(vec!["/", "/work"]);
         let init = init_task(sim, &mut table, class);
         {
             let cx = sim.cx("taskstats_init", 0);
@@ -293,7 +288,7 @@ impl Taskstats {
         }
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
         let init = Arc::new(init);
-        table.tasks.insert(1, init.clone());
+        table.attach_pid(init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
         pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));

@@ -219,7 +219,7 @@ impl Taskstats {
     /// `table`), then delayed_put_task_struct(): the pid hash's reference is put after a grace
     /// period, so a reader that found the task under RCU may still take its own reference.
     pub(super) fn unhash_process(&self, cx: &Cx, table: &mut TaskTable, task: &Arc<Task>) {
-        table.tasks.remove(&task.pid);
+        table.detach_pid(task.pid);
         self.publish_pid_hash(cx, table);
         let task = task.clone();
         sim_core::rcu::call_rcu(cx, move |cx| {
@@ -347,7 +347,7 @@ impl Taskstats {
             let files = t.files.get(&creator_tgid).cloned().unwrap_or_default();
             t.files.insert(pid, files);
         }
-        t.tasks.insert(pid, Arc::new(task));
+        t.attach_pid(Arc::new(task));
         self.publish_pid_hash(cx, t);
         self.current_changed(t, pid, true);
     }
@@ -662,7 +662,8 @@ mod tests {
 
     /// The pid hash (a sorted vector since the speed pass) finds, for every number of every
     /// task in every namespace it is visible in, the task find_task_by_pid_ns()'s walk of the
-    /// task list finds, and nothing for numbers no task has, over nested pid namespaces.
+    /// task list finds, and nothing for numbers no task has, over nested pid namespaces, after
+    /// forks (attach_pid()) and exits that release threads (detach_pid()).
     #[test]
     fn the_pid_hash_finds_what_the_task_list_walk_finds() {
         let sim = Sim::new(SimConfig::new(5).cpus(2).lockdep(ReportMode::Collect));
@@ -677,8 +678,13 @@ mod tests {
                 parents.push(child);
             }
         }
+        // Exits: a thread is released at once (detach_pid()), a leader lingers as a zombie.
+        for &pid in parents.iter().skip(1).step_by(3) {
+            model.exit(&task_cx(&sim, &model, pid, "do_exit"));
+        }
         let observer = sim.observer_cx("test", 0);
         let table = model.tasks.read_lock(&observer);
+        assert!(table.tasks.len() < parents.len(), "no exit released a task: the test needs a detach");
         let hash = table.pid_hash();
         let namespaces = table.pid_ns.len();
         assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
