@@ -50,7 +50,7 @@ impl MmStruct {
     #[track_caller]
     pub(crate) fn new(cx: &Cx, owner: u32) -> Arc<MmStruct> {
         Arc::new(MmStruct {
-            users: Kref::new(cx, format!("mm_struct of pid {owner}")),
+            users: Kref::new(cx, crate::task::numbered_name("mm_struct of pid ", owner)),
             hiwater_rss: AtomicU64::new(0),
             hiwater_vm: AtomicU64::new(0),
         })
@@ -123,8 +123,8 @@ impl fmt::Debug for TaskMm {
 
 impl TaskMm {
     /// A task's `mm` field as copy_mm() leaves it.
-    pub(crate) fn new(mm: Option<Arc<MmStruct>>) -> Arc<TaskMm> {
-        Arc::new(TaskMm { alloc_lock: SpinLock::new("&p->alloc_lock", ()), mm: RaceCell::new(mm) })
+    pub(crate) fn new(mm: Option<Arc<MmStruct>>) -> TaskMm {
+        TaskMm { alloc_lock: SpinLock::new("&p->alloc_lock", ()), mm: RaceCell::new(mm) }
     }
 
     /// A plain load of `tsk->mm` with no lock: what the task itself does (`current->mm`: only it

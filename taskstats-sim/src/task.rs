@@ -32,6 +32,25 @@ pub(crate) fn trace_point<const N: usize>(
     cx.call_end(name, [], String::new);
 }
 
+/// `prefix` followed by `number` in decimal: an object's name ("task_struct 7") built without
+/// the formatting machinery, which cost a fork more than the rest of the name's work.
+pub(crate) fn numbered_name(prefix: &str, number: u32) -> String {
+    let mut digits = [0u8; 10];
+    let (mut at, mut rest) = (digits.len(), number);
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(prefix.len() + digits.len() - at);
+    name.push_str(prefix);
+    name.extend(digits[at..].iter().map(|&d| char::from(d)));
+    name
+}
+
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
 pub(crate) const OVERFLOW_UID: u32 = 65534;
 /// Ids a child user namespace maps (`uid_map` "0 base RANGE").
@@ -50,6 +69,12 @@ pub enum TaskState {
     Stopped,
 }
 
+impl TaskState {
+    /// Every state, indexed by its discriminant (how [`Task::state`] reads the field back).
+    const ALL: [TaskState; 4] =
+        [TaskState::Running, TaskState::Interruptible, TaskState::Uninterruptible, TaskState::Stopped];
+}
+
 /// `exit_state`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitState {
@@ -57,6 +82,11 @@ pub enum ExitState {
     None,
     /// EXIT_ZOMBIE: a group leader whose group still has live threads, or waiting for its reaper.
     Zombie,
+}
+
+impl ExitState {
+    /// Every state, indexed by its discriminant (how [`Task::exit_state`] reads the field back).
+    const ALL: [ExitState; 2] = [ExitState::None, ExitState::Zombie];
 }
 
 /// The per-task accounting fill_stats reads: delay accounting (`task_delay_info`), the basic
@@ -278,11 +308,11 @@ impl Signal {
 
 /// A `task_struct`, reached through an `Arc<Task>` (the kernel's `struct task_struct *`). Its
 /// lifetime is `usage` (get_task_struct/put_task_struct): the pid hash's reference is dropped by
-/// release_task() after a grace period, and a use after the last put is reported. The fields
-/// changed later (`state`, `cgroup`, `cpu`, `exit_state`, `real_parent`'s pid) are
-/// republished under tasklist_lock as a new version sharing `usage`, `signal`, `delays`,
-/// `sighand_detached`, `exiting` and `mm`; a holder of an older version reads those as they were at its lookup.
-#[derive(Debug, Clone)]
+/// release_task() after a grace period, and a use after the last put is reported. There is one
+/// object per task, as in the kernel: the fields changed after fork (`state`, `cgroup`, `cpu`,
+/// `exit_state`, `real_parent`'s pid) are written in place under tasklist_lock ([`InPlace`]),
+/// so the task list, the pid hash and `current` all see the one task.
+#[derive(Debug)]
 pub struct Task {
     /// Global pid (`task->pid`).
     pub pid: u32,
@@ -298,7 +328,7 @@ pub struct Task {
     /// as [`Self::tgid_numbers`]: no exec/de_thread() in the model to swap the leader.
     pub leader_start_ns: u64,
     /// (namespace, number) from init_pid_ns down to the task's own (`struct pid`'s numbers);
-    /// fixed at fork, so shared by every version of the task (a new version is no copy of them).
+    /// fixed at fork.
     pub numbers: Arc<[(usize, u32)]>,
     /// The user namespace of the task's credentials.
     pub user_ns: usize,
@@ -314,46 +344,70 @@ pub struct Task {
     pub gid: u32,
     /// CAP_NET_ADMIN in its own user namespace.
     pub cap_net_admin: bool,
-    /// Global pid of `real_parent`.
-    pub real_parent: u32,
+    /// Global pid of `real_parent` (written by forget_original_parent()).
+    pub(crate) real_parent: InPlace,
     /// `tsk->real_parent` as a pointer (RCU-protected: the parent may exit and be freed while
     /// the child lives). NULL for init. Republished when the parent's group dies
     /// (forget_original_parent()).
-    pub parent: Arc<RcuPointer<Arc<Task>>>,
-    /// The CPU it runs (and would exit) on.
-    pub cpu: u32,
+    pub parent: RcuPointer<Arc<Task>>,
+    /// The CPU it runs (and would exit) on (set_task_cpu()).
+    pub(crate) cpu: InPlace,
     /// `comm`.
     pub comm: [u8; TS_COMM_LEN],
     /// Virtual time it started.
     pub start_ns: u64,
-    /// Its cgroup.
-    pub cgroup: usize,
-    /// Its scheduler state.
-    pub state: TaskState,
+    /// Its cgroup (cgroup_attach_task()).
+    pub(crate) cgroup: InPlace,
+    /// Its scheduler state (set_current_state()).
+    pub(crate) state: InPlace,
     /// Exit code, once exited.
     pub exit_code: u32,
-    /// `exit_state`.
-    pub exit_state: ExitState,
+    /// `exit_state` (exit_notify()).
+    pub(crate) exit_state: InPlace,
     /// The group's signal struct.
     pub signal: Arc<Signal>,
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
     pub delays: Option<Arc<TaskDelays>>,
     /// `tsk->usage`.
-    pub usage: Arc<Kref>,
+    pub usage: Kref,
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
     /// in release_task(); lock_task_sighand() fails from then on.
     pub sighand_detached: Arc<AtomicBool>,
     /// `PF_EXITING` in `tsk->flags`: set by exit_signals() at the start of do_exit(), before
     /// `signal->live` drops; read with no lock by 3.x's find_new_reaper(), which passes over
     /// exiting threads when it picks the new parent of a dying thread's children.
-    pub exiting: Arc<AtomicBool>,
+    pub exiting: AtomicBool,
     /// `tsk->group_leader`'s [`Self::sighand_detached`] (the same flag for a leader): set when
     /// the leader's own pid is detached, which task_tgid() then reads as NULL. A leader is
     /// released after its last thread (release_task()'s delay_group_leader()), so it can be
     /// set while a thread's own pid is detached too, or (a reaped thread) not.
     pub leader_detached: Arc<AtomicBool>,
     /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
-    pub(crate) mm: Arc<TaskMm>,
+    pub(crate) mm: TaskMm,
+}
+
+/// A field of the one `task_struct` that changes after fork, written in place under
+/// tasklist_lock as the kernel writes it (set_current_state(), cgroup_attach_task(),
+/// set_task_cpu(), exit_notify(), forget_original_parent()). A std atomic with relaxed
+/// ordering: instrumentation, invisible to loom and shuttle and judged by no detector, as the
+/// copied task versions it replaced (session 13) were, each made and published inside the
+/// table's write section; no scheduling point of its own. Readers are the table's (under tasklist_lock), the
+/// checker's observers, and the exiting task itself.
+#[derive(Debug, Default)]
+pub(crate) struct InPlace(std::sync::atomic::AtomicU32);
+
+impl InPlace {
+    pub(crate) fn new(value: u32) -> InPlace {
+        InPlace(std::sync::atomic::AtomicU32::new(value))
+    }
+
+    fn get(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set(&self, value: u32) {
+        self.0.store(value, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one
@@ -361,8 +415,9 @@ pub struct Task {
 /// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
 /// read-side section sees one consistent version, as find_task_by_pid_ns() does.
 ///
-/// One sorted vector (looked up by binary search): it is rebuilt at every change to the task
-/// list, and a vector is one allocation where a map was one per node.
+/// One sorted vector (looked up by binary search): it is rebuilt when a pid is attached or
+/// detached (fork, release), not when a task changes (the task is one object, written in
+/// place), and a vector is one allocation where a map was one per node.
 #[derive(Debug, Default)]
 pub(crate) struct PidHash {
     /// (pid namespace, number) and the task, ascending by the pair, each pair once.
@@ -396,21 +451,71 @@ impl TaskDelays {
 }
 
 impl Task {
+    /// Global pid of `real_parent`.
+    pub fn real_parent(&self) -> u32 {
+        self.real_parent.get()
+    }
+
+    /// The CPU it runs (and would exit) on.
+    pub fn cpu(&self) -> u32 {
+        self.cpu.get()
+    }
+
+    /// Its cgroup.
+    pub fn cgroup(&self) -> usize {
+        self.cgroup.get() as usize
+    }
+
+    /// Its scheduler state.
+    pub fn state(&self) -> TaskState {
+        TaskState::ALL[self.state.get() as usize]
+    }
+
+    /// `exit_state`.
+    pub fn exit_state(&self) -> ExitState {
+        ExitState::ALL[self.exit_state.get() as usize]
+    }
+
+    /// forget_original_parent()'s `p->real_parent = reaper`, the pid half (under tasklist_lock).
+    pub(crate) fn set_real_parent(&self, pid: u32) {
+        self.real_parent.set(pid);
+    }
+
+    /// set_task_cpu() (under tasklist_lock in the model).
+    pub(crate) fn set_cpu(&self, cpu: u32) {
+        self.cpu.set(cpu);
+    }
+
+    /// cgroup_attach_task() (under tasklist_lock in the model).
+    pub(crate) fn set_cgroup(&self, cgroup: usize) {
+        self.cgroup.set(cgroup as u32);
+    }
+
+    /// set_current_state() (under tasklist_lock in the model).
+    pub(crate) fn set_state(&self, state: TaskState) {
+        self.state.set(state as u32);
+    }
+
+    /// exit_notify()'s `tsk->exit_state = EXIT_ZOMBIE` (under tasklist_lock).
+    pub(crate) fn set_exit_state(&self, exit_state: ExitState) {
+        self.exit_state.set(exit_state as u32);
+    }
+
     /// A `real_parent` pointer to `parent` (NULL for None), set at fork.
-    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> Arc<RcuPointer<Arc<Task>>> {
+    pub(crate) fn parent_pointer(cx: &Cx, parent: Option<Arc<Task>>) -> RcuPointer<Arc<Task>> {
         let pointer = RcuPointer::new("tsk->real_parent");
         if let Some(parent) = parent {
             let object = pointer.alloc(parent);
             pointer.rcu_assign_pointer(cx, Some(object));
         }
-        Arc::new(pointer)
+        pointer
     }
 
     /// A new task's `usage` (dup_task_struct()): one reference, the pid hash's, dropped by
     /// release_task()'s delayed_put_task_struct().
     #[track_caller]
-    pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Arc<Kref> {
-        Arc::new(Kref::new(cx, format!("task_struct {pid}")))
+    pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Kref {
+        Kref::new(cx, numbered_name("task_struct ", pid))
     }
 
     /// Mirrors get_task_struct().
@@ -504,8 +609,13 @@ pub(crate) fn from_kuid_munged_bases(bases: &[u32], kuid: u32) -> u32 {
 /// The task table: tasks by global pid, namespaces, cgroups, file tables (by tgid).
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
-    /// Tasks by global pid (the task list tasklist_lock guards).
+    /// Tasks by global pid (the task list tasklist_lock guards). Changed only through
+    /// [`Self::attach_pid`] and [`Self::detach_pid`], which keep `pid_chains` with it.
     pub tasks: BTreeMap<u32, Arc<Task>>,
+    /// The pid chains as tasklist_lock's writers keep them: every task under each of its
+    /// numbers, ascending by (pid namespace, number), each pair once; updated in place at each
+    /// attach and detach, and copied into the version [`Self::pid_hash`] publishes.
+    pid_chains: Vec<((usize, u32), Arc<Task>)>,
     /// Pid namespaces; index 0 is init_pid_ns.
     pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
@@ -517,6 +627,18 @@ pub(crate) struct TaskTable {
 }
 
 impl TaskTable {
+    /// An empty task list with init_pid_ns and init_user_ns and the cgroups named.
+    pub(crate) fn new(cgroups: Vec<&'static str>) -> TaskTable {
+        TaskTable {
+            tasks: BTreeMap::new(),
+            pid_chains: Vec::new(),
+            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
+            user_ns: vec![UserNs { parent: None, base: 0 }],
+            cgroups,
+            files: BTreeMap::new(),
+        }
+    }
+
     /// Whether descriptor `fd` of thread group `tgid` is an open cgroup directory (`None`: not
     /// open), as `fdget()` followed by the cgroupstats handler's file check sees it.
     pub(crate) fn fd_is_cgroup(&self, tgid: u32, fd: u32) -> Option<bool> {
@@ -534,33 +656,33 @@ impl TaskTable {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
-    /// The pid hash as the task list has it now: every task under each of its numbers.
+    /// The pid hash as the task list has it now, for publication: a copy of the chains.
     pub(crate) fn pid_hash(&self) -> PidHash {
-        let count = self.tasks.values().map(|t| t.numbers.len()).sum();
-        let mut entries = Vec::with_capacity(count);
-        // Every task's first number is its global pid in init_pid_ns (alloc_numbers() lists the
-        // initial namespace first), and the table walks tasks by global pid: those entries come
-        // sorted and sort before every other namespace's. Only the numbers in nested namespaces
-        // need sorting, and most runs have few.
-        entries.extend(self.tasks.values().map(|task| (task.numbers[0], task.clone())));
-        let nested = entries.len();
-        for task in self.tasks.values() {
-            entries.extend(task.numbers[1..].iter().map(|&key| (key, task.clone())));
-        }
-        // alloc_pid() hands out each number once per namespace, so no pair repeats and the
-        // unstable sort (no buffer, unlike the stable one) orders them all the same way.
-        entries[nested..].sort_unstable_by_key(|&(key, _)| key);
-        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "a (namespace, number) pair repeats");
-        PidHash { entries }
+        PidHash { entries: self.pid_chains.clone() }
     }
 
-    /// Replaces task `pid` by a new version with `change` applied (see [`Task`]).
-    pub(crate) fn update(&mut self, pid: u32, change: impl FnOnce(&mut Task)) {
-        if let Some(task) = self.tasks.get_mut(&pid) {
-            let mut version = Task::clone(task);
-            change(&mut version);
-            *task = Arc::new(version);
+    /// Mirrors attach_pid() (with alloc_pid()'s chaining of each number) under tasklist_lock:
+    /// the task joins the task list and the chains of every one of its numbers, in place.
+    pub(crate) fn attach_pid(&mut self, task: Arc<Task>) {
+        for &key in task.numbers.iter() {
+            let at = self.pid_chains.partition_point(|&(k, _)| k < key);
+            // alloc_pid() hands out each number once per namespace, so no pair repeats.
+            debug_assert!(self.pid_chains.get(at).is_none_or(|&(k, _)| k != key), "{key:?} repeats");
+            self.pid_chains.insert(at, (key, task.clone()));
         }
+        self.tasks.insert(task.pid, task);
+    }
+
+    /// Mirrors detach_pid() (and free_pid()'s unchaining) under tasklist_lock: task `pid`
+    /// leaves the task list and every chain it is on, in place.
+    pub(crate) fn detach_pid(&mut self, pid: u32) -> Option<Arc<Task>> {
+        let task = self.tasks.remove(&pid)?;
+        for key in task.numbers.iter() {
+            if let Ok(at) = self.pid_chains.binary_search_by_key(key, |&(k, _)| k) {
+                self.pid_chains.remove(at);
+            }
+        }
+        Some(task)
     }
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
@@ -611,7 +733,7 @@ impl TaskTable {
     }
 
     /// Allocates a pid in `ns` and each ancestor (alloc_pid()): the task's numbers, the initial
-    /// namespace first, in the one allocation the task's versions share. The levels are gathered
+    /// namespace first, in one allocation. The levels are gathered
     /// on the stack (deeper nesting than `LEVELS` spills to a list), not in a list then copied.
     pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Arc<[(usize, u32)]> {
         const LEVELS: usize = 8;
@@ -638,8 +760,9 @@ impl TaskTable {
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
     pub(crate) fn cgroupstats_build(&self, cgroup: usize) -> crate::wire::CgroupStats {
         let mut stats = crate::wire::CgroupStats::default();
-        for task in self.tasks.values().filter(|t| t.cgroup == cgroup && t.exit_state == ExitState::None) {
-            match task.state {
+        for task in self.tasks.values().filter(|t| t.cgroup() == cgroup && t.exit_state() == ExitState::None)
+        {
+            match task.state() {
                 TaskState::Running => stats.nr_running += 1,
                 TaskState::Interruptible => stats.nr_sleeping += 1,
                 TaskState::Uninterruptible => stats.nr_uninterruptible += 1,
@@ -692,6 +815,13 @@ mod tests {
 
     /// Over a chain of twelve nested user namespaces and
     /// a sibling, every kuid near each level's window maps as the level-by-level mapping does.
+    #[test]
+    fn numbered_name_spells_the_number_as_format_does() {
+        for number in [0, 1, 9, 10, 99, 100, 4_096, 65_535, 1_000_000, u32::MAX] {
+            assert_eq!(numbered_name("task_struct ", number), format!("task_struct {number}"));
+        }
+    }
+
     #[test]
     fn from_kuid_munged_maps_as_the_level_by_level_walk_does() {
         let mut table = TaskTable { user_ns: vec![UserNs { parent: None, base: 0 }], ..TaskTable::default() };

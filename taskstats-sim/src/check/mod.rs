@@ -112,7 +112,7 @@ fn clone_counters_of(plan: &FaultPlan) -> (u64, u64) {
 /// The context of task `pid` running operation `name` on the CPU the task is on (CPU 0 for a
 /// task the model does not know): what a driver hands to a model entry point.
 pub fn task_cx(sim: &Sim, model: &Taskstats, pid: u32, name: &str) -> Cx {
-    let cpu = model.task(&sim.observer_cx("task_cx", 0), pid).map_or(0, |t| t.cpu);
+    let cpu = model.task(&sim.observer_cx("task_cx", 0), pid).map_or(0, |t| t.cpu());
     sim.cx_for_task(pid, name, cpu)
 }
 
@@ -246,7 +246,7 @@ impl TaskstatsSubject {
     fn touch(&self, task: &Task) {
         let mut touched = self.touched();
         Self::add_group(&mut touched, task.tgid);
-        touched.cpus |= 1u64.checked_shl(task.cpu).unwrap_or(0);
+        touched.cpus |= 1u64.checked_shl(task.cpu()).unwrap_or(0);
     }
 
     /// Records that the coming or finished operation touches group `tgid` (a fork or a reap:
@@ -342,7 +342,7 @@ impl TaskstatsSubject {
         let pid_namespaces = self.config.fixes.on(crate::fixes::PID_NAMESPACES);
         let (facts, nr, current) = self.model.with_task_table(observer, |table| {
             // The process's lowest live thread speaks for it.
-            let current = table.tasks.values().find(|t| t.tgid == owner && t.exit_state == ExitState::None);
+            let current = table.tasks.values().find(|t| t.tgid == owner && t.exit_state() == ExitState::None);
             let mut facts = RequestFacts {
                 capable: current.is_some_and(|t| t.cap_net_admin && t.user_ns == 0),
                 init_ns: current.is_some_and(|t| t.user_ns == 0 && t.pid_ns() == 0),
@@ -373,7 +373,7 @@ impl TaskstatsSubject {
             if let (Some(fd), Some(t)) = (fd, current) {
                 facts.fd_is_cgroup = table.fd_is_cgroup(t.tgid, u32::from(fd));
             }
-            (facts, nr, current.map(|t| (t.pid, t.cpu)))
+            (facts, nr, current.map(|t| (t.pid, t.cpu())))
         });
         let sender = current.filter(|_| open);
         (facts, nr, sender)
@@ -487,11 +487,11 @@ impl TaskstatsSubject {
             }
             _ => unreachable!("apply_task_op is called for task operations only"),
         };
-        let Some(task) = self.pick_task(observer, task, |t| t.exit_state == ExitState::None) else {
+        let Some(task) = self.pick_task(observer, task, |t| t.exit_state() == ExitState::None) else {
             return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
         };
         let pid = task.pid;
-        let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu) };
+        let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu()) };
         match op {
             Op::Fork { kind, .. } => {
                 // A thread joins the parent's group (its stats may be allocated, or freed by a
@@ -531,12 +531,12 @@ impl TaskstatsSubject {
 
     /// do_exit() of a live task other than init (it reaps and owns the world).
     fn apply_exit(&self, sim: &Sim, observer: &Cx, task: u8) -> Outcome {
-        let wanted = |t: &Task| t.exit_state == ExitState::None && t.pid != 1;
+        let wanted = |t: &Task| t.exit_state() == ExitState::None && t.pid != 1;
         let Some(task) = self.pick_task(observer, task, wanted) else {
             return Outcome::Done;
         };
         self.touch(&task);
-        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu))
+        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu()))
     }
 
     /// A PID query whose requester is preempted at its first preemption point while the task
@@ -552,7 +552,7 @@ impl TaskstatsSubject {
         let port_id = self.model.port_pick(observer, *port);
         let requester = port_id.and_then(|id| self.model.port_sender(observer, id)).map(|(pid, _)| pid);
         let hears = |pid: u32| {
-            let cpu = self.model.task(observer, pid).map_or(0, |t| t.cpu);
+            let cpu = self.model.task(observer, pid).map_or(0, |t| t.cpu());
             self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
         };
         let candidates: Vec<u32> = self
@@ -760,7 +760,7 @@ impl TaskstatsSubject {
     /// caller's `Cx`), with one observer context, the caller's, for everything the driver reads
     /// for this operation.
     fn apply_seen(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
-        let live = |t: &Task| t.exit_state == ExitState::None;
+        let live = |t: &Task| t.exit_state() == ExitState::None;
         match op {
             Op::Fork { .. }
             | Op::Run { .. }
@@ -772,12 +772,12 @@ impl TaskstatsSubject {
             Op::Exit { task } => self.apply_exit(sim, observer, *task),
             Op::Timer { task } => {
                 if let Some(task) = self.pick_task(observer, *task, live) {
-                    self.model.it_real_fn(&sim.cx_for_task(task.pid, "it_real_fn", task.cpu));
+                    self.model.it_real_fn(&sim.cx_for_task(task.pid, "it_real_fn", task.cpu()));
                 }
                 Outcome::Done
             }
             Op::Reap { task } => {
-                if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state == ExitState::Zombie) {
+                if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state() == ExitState::Zombie) {
                     self.touch_group(task.tgid);
                     self.model.reap(&sim.cx("release_task", 0), task.pid);
                 }

@@ -106,7 +106,7 @@ impl Taskstats {
     fn io_waiter(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
         let table = self.tasks.read_lock(cx);
         let after = table.tasks.range(pid + 1..).chain(table.tasks.range(..=pid));
-        let woken = after.map(|(_, task)| task).find(|task| task.exit_state == ExitState::None).cloned();
+        let woken = after.map(|(_, task)| task).find(|task| task.exit_state() == ExitState::None).cloned();
         drop(table);
         woken
     }

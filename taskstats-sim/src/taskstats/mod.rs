@@ -23,8 +23,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState, TaskTable,
-    UserNs,
+    Acct, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState,
+    TaskTable, UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -252,20 +252,20 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         uid: 0,
         gid: 0,
         cap_net_admin: true,
-        real_parent: 0,
-        cpu: 0,
+        real_parent: InPlace::new(0),
+        cpu: InPlace::new(0),
         comm: comm_for(1),
         start_ns: sim.now_ns(),
-        cgroup: 0,
-        state: TaskState::Running,
+        cgroup: InPlace::new(0),
+        state: InPlace::new(TaskState::Running as u32),
         exit_code: 0,
-        exit_state: ExitState::None,
+        exit_state: InPlace::new(ExitState::None as u32),
         signal: Signal::new(class),
         parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
         delays: Some(TaskDelays::new()),
         usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
         sighand_detached: detached.clone(),
-        exiting: Arc::new(sim_core::sync::atomic::AtomicBool::new(false)),
+        exiting: sim_core::sync::atomic::AtomicBool::new(false),
         leader_detached: detached,
         mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
     }
@@ -278,12 +278,7 @@ impl Taskstats {
         let cpus = params.cpus.clamp(1, NR_CPUS);
         let params = Params { cpus, ..params };
         let class = signal_lock_class(fixes);
-        let mut table = TaskTable {
-            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
-            user_ns: vec![UserNs { parent: None, base: 0 }],
-            cgroups: vec!["/", "/work"],
-            ..TaskTable::default()
-        };
+        let mut table = TaskTable::new(vec!["/", "/work"]);
         let init = init_task(sim, &mut table, class);
         {
             let cx = sim.cx("taskstats_init", 0);
@@ -293,7 +288,7 @@ impl Taskstats {
         }
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
         let init = Arc::new(init);
-        table.tasks.insert(1, init.clone());
+        table.attach_pid(init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
         pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));

@@ -200,8 +200,8 @@ impl Taskstats {
         let t = self.tasks.read_lock(cx);
         t.tasks
             .values()
-            .find(|t| t.tgid == p.owner_tgid && t.exit_state == ExitState::None)
-            .map(|t| (t.pid, t.cpu))
+            .find(|t| t.tgid == p.owner_tgid && t.exit_state() == ExitState::None)
+            .map(|t| (t.pid, t.cpu()))
     }
 
     /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.

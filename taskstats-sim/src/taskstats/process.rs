@@ -79,13 +79,13 @@ impl Taskstats {
     /// Live tasks' global pids, ascending.
     pub fn live_pids(&self, cx: &Cx) -> Vec<u32> {
         let t = self.tasks.read_lock(cx);
-        t.tasks.values().filter(|t| t.exit_state == ExitState::None).map(|t| t.pid).collect()
+        t.tasks.values().filter(|t| t.exit_state() == ExitState::None).map(|t| t.pid).collect()
     }
 
     /// Zombies' global pids, ascending.
     pub fn zombie_pids(&self, cx: &Cx) -> Vec<u32> {
         let t = self.tasks.read_lock(cx);
-        t.tasks.values().filter(|t| t.exit_state == ExitState::Zombie).map(|t| t.pid).collect()
+        t.tasks.values().filter(|t| t.exit_state() == ExitState::Zombie).map(|t| t.pid).collect()
     }
 
     /// Task `pid` as a lookup under read_lock(&tasklist_lock) finds it (a pointer, no counted
@@ -102,14 +102,13 @@ impl Taskstats {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cx.task()).cloned()
     }
 
-    /// Keeps `current` of task `pid` the task_struct the table holds after a change made under
-    /// tasklist_lock (the caller's `table`): the model's tasks are copied on change, where the
-    /// kernel's current points at the one object that changed. `running` false: the task ran
-    /// its last (exit_notify()), so it is no one's `current` again.
+    /// Makes the task_struct the table holds for `pid` (under tasklist_lock, the caller's
+    /// `table`) its CPU's `current` once it runs (a new child), or, `running` false, no one's
+    /// `current` again: the task ran its last (exit_notify()) or its fork failed.
     pub(super) fn current_changed(&self, table: &TaskTable, pid: u32, running: bool) {
         let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match table.tasks.get(&pid).filter(|_| running) {
-            Some(task) if current.contains_key(&pid) || task.exit_state == ExitState::None => {
+            Some(task) if current.contains_key(&pid) || task.exit_state() == ExitState::None => {
                 current.insert(pid, task.clone());
             }
             _ => {
@@ -220,7 +219,7 @@ impl Taskstats {
     /// `table`), then delayed_put_task_struct(): the pid hash's reference is put after a grace
     /// period, so a reader that found the task under RCU may still take its own reference.
     pub(super) fn unhash_process(&self, cx: &Cx, table: &mut TaskTable, task: &Arc<Task>) {
-        table.tasks.remove(&task.pid);
+        table.detach_pid(task.pid);
         self.publish_pid_hash(cx, table);
         let task = task.clone();
         sim_core::rcu::call_rcu(cx, move |cx| {
@@ -293,7 +292,7 @@ impl Taskstats {
         let mm = copy_mm(cx, &p, thread, pid);
         // copy_process(): a CLONE_THREAD child shares its creator's parent; any other child's
         // parent is `current` itself, the creating thread, leader or not.
-        let real_parent = if thread { p.real_parent } else { p.pid };
+        let real_parent = if thread { p.real_parent() } else { p.pid };
         let parent = Task::parent_pointer(cx, t.tasks.get(&real_parent).cloned());
         // The credentials' namespace (prepare_creds() shares the parent's unless a new one).
         let user_ns_bases =
@@ -313,20 +312,20 @@ impl Taskstats {
             uid,
             gid: uid,
             cap_net_admin: cap,
-            real_parent,
+            real_parent: InPlace::new(real_parent),
             parent,
-            cpu: p.cpu,
+            cpu: InPlace::new(p.cpu()),
             comm: comm_for(pid),
             start_ns,
-            cgroup: p.cgroup,
-            state: TaskState::Running,
+            cgroup: InPlace::new(p.cgroup() as u32),
+            state: InPlace::new(TaskState::Running as u32),
             exit_code: 0,
-            exit_state: ExitState::None,
+            exit_state: InPlace::new(ExitState::None as u32),
             signal: signal.clone(),
             delays,
             usage: Task::new_usage(cx, pid),
             sighand_detached,
-            exiting: Arc::new(AtomicBool::new(false)),
+            exiting: AtomicBool::new(false),
             leader_detached,
             mm: TaskMm::new(mm),
         };
@@ -348,7 +347,7 @@ impl Taskstats {
             let files = t.files.get(&creator_tgid).cloned().unwrap_or_default();
             t.files.insert(pid, files);
         }
-        t.tasks.insert(pid, Arc::new(task));
+        t.attach_pid(Arc::new(task));
         self.publish_pid_hash(cx, t);
         self.current_changed(t, pid, true);
     }
@@ -444,13 +443,10 @@ impl Taskstats {
         true
     }
 
-    /// Sets a task's scheduler state, cgroup or CPU: the kernel writes these fields of the one
-    /// `task_struct` in place (set_current_state(), cgroup_attach_task(), set_task_cpu()) and
-    /// leaves the pid hash alone, which points at that object. The model's new version of the
-    /// task goes into the task list (under tasklist_lock, where cgroup and task-list readers
-    /// find it) and `current`; the pid hash keeps the version it had, until its next change
-    /// (attach_pid()/detach_pid()) republishes it. Its readers (the queries' RCU lookups) read
-    /// none of the three fields: only what fork fixed and what every version shares.
+    /// Sets a task's scheduler state, cgroup or CPU: written in place in the one `task_struct`
+    /// (set_current_state(), cgroup_attach_task(), set_task_cpu()), under tasklist_lock, where
+    /// the cgroup and task-list readers read them; the pid hash, which points at that object,
+    /// is left alone.
     pub fn set_task(
         &self,
         cx: &Cx,
@@ -459,20 +455,17 @@ impl Taskstats {
         cgroup: Option<usize>,
         cpu: Option<u32>,
     ) {
-        let mut t = self.tasks.write_lock_irq(cx);
-        let ncg = t.cgroups.len();
-        t.update(pid, |task| {
-            if let Some(state) = state {
-                task.state = state;
-            }
-            if let Some(cg) = cgroup {
-                task.cgroup = cg % ncg;
-            }
-            if let Some(cpu) = cpu {
-                task.cpu = cpu % self.params.cpus;
-            }
-        });
-        self.current_changed(&t, pid, true);
+        let t = self.tasks.write_lock_irq(cx);
+        let Some(task) = t.tasks.get(&pid) else { return };
+        if let Some(state) = state {
+            task.set_state(state);
+        }
+        if let Some(cg) = cgroup {
+            task.set_cgroup(cg % t.cgroups.len());
+        }
+        if let Some(cpu) = cpu {
+            task.set_cpu(cpu % self.params.cpus);
+        }
     }
 
     /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
@@ -507,8 +500,9 @@ impl Taskstats {
                 if let Some(entry) = inner.threads.get_mut(&pid) {
                     entry.1 = ExitState::Zombie;
                 }
-                t.update(pid, |tk| tk.exit_state = ExitState::Zombie);
-                self.publish_pid_hash(cx, &t);
+                // The zombie stays hashed: exit_notify() writes `exit_state` in place and leaves
+                // the pid hash alone.
+                task.set_exit_state(ExitState::Zombie);
             } else {
                 // release_task(): __exit_signal() under siglock, then the unhash.
                 inner.threads.remove(&pid);
@@ -548,7 +542,7 @@ impl Taskstats {
             return;
         };
         let children: Vec<Arc<Task>> =
-            table.tasks.values().filter(|c| c.real_parent == father.pid).cloned().collect();
+            table.tasks.values().filter(|c| c.real_parent() == father.pid).cloned().collect();
         for child in &children {
             let old = child.parent.rcu_access_pointer();
             let object = child.parent.alloc(reaper.clone());
@@ -556,14 +550,12 @@ impl Taskstats {
             if let Some(old) = old {
                 child.parent.kfree_rcu(cx, old);
             }
-            table.update(child.pid, |c| c.real_parent = reaper.pid);
-            self.current_changed(table, child.pid, true);
+            child.set_real_parent(reaper.pid);
             cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
             self.mark(cx, "reparented");
         }
-        if !children.is_empty() {
-            self.publish_pid_hash(cx, table);
-        }
+        // No republication of the pid hash: the reparenting writes `real_parent` in the one
+        // task_struct and touches no pid chain.
     }
 
     /// The new parent of a dying thread's children, under tasklist_lock (`table`): the next
@@ -578,7 +570,7 @@ impl Taskstats {
         let skips_exiting = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         let eligible = |t: &&Arc<Task>| {
             t.tgid == father.tgid
-                && t.exit_state == ExitState::None
+                && t.exit_state() == ExitState::None
                 && !(skips_exiting && t.exiting.load(Ordering::Acquire))
         };
         let after = table.tasks.range(father.pid + 1..).map(|(_, t)| t);
@@ -588,7 +580,7 @@ impl Taskstats {
         }
         table
             .find_by_nr_ns(1, father.pid_ns())
-            .filter(|r| r.tgid != father.tgid && r.exit_state == ExitState::None)
+            .filter(|r| r.tgid != father.tgid && r.exit_state() == ExitState::None)
             .or_else(|| table.tasks.get(&1))
             .cloned()
     }
@@ -597,7 +589,7 @@ impl Taskstats {
     /// the signal's stats (taskstats_tgid_free).
     pub fn reap(&self, cx: &Cx, pid: u32) -> bool {
         let mut t = self.tasks.write_lock_irq(cx);
-        let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state == ExitState::Zombie).cloned() else {
+        let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state() == ExitState::Zombie).cloned() else {
             return false;
         };
         let mut inner = task.signal.lock.lock_irqsave(cx);
@@ -648,11 +640,11 @@ mod tests {
             let t2 = fork(p, ForkKind::Thread);
             let c = fork(t1, ForkKind::Process);
             let seen = sim.observer_cx("test", 0);
-            assert_eq!(model.task(&seen, c).unwrap().real_parent, t1, "{preset}: copy_process() names T1");
+            assert_eq!(model.task(&seen, c).unwrap().real_parent(), t1, "{preset}: copy_process() names T1");
             model.task(&seen, t2).unwrap().exiting.store(true, Ordering::Release);
             model.exit(&task_cx(&sim, &model, t1, "exit")).unwrap();
             let want = if want_t2 { t2 } else { p };
-            let got = model.task(&seen, c).unwrap().real_parent;
+            let got = model.task(&seen, c).unwrap().real_parent();
             assert_eq!(got, want, "{preset}: C's parent after T1's exit (P {p}, T1 {t1}, T2 {t2} exiting)");
         }
     }
@@ -670,7 +662,8 @@ mod tests {
 
     /// The pid hash (a sorted vector since the speed pass) finds, for every number of every
     /// task in every namespace it is visible in, the task find_task_by_pid_ns()'s walk of the
-    /// task list finds, and nothing for numbers no task has, over nested pid namespaces.
+    /// task list finds, and nothing for numbers no task has, over nested pid namespaces, after
+    /// forks (attach_pid()) and exits that release threads (detach_pid()).
     #[test]
     fn the_pid_hash_finds_what_the_task_list_walk_finds() {
         let sim = Sim::new(SimConfig::new(5).cpus(2).lockdep(ReportMode::Collect));
@@ -685,8 +678,13 @@ mod tests {
                 parents.push(child);
             }
         }
+        // Exits: a thread is released at once (detach_pid()), a leader lingers as a zombie.
+        for &pid in parents.iter().skip(1).step_by(3) {
+            model.exit(&task_cx(&sim, &model, pid, "do_exit"));
+        }
         let observer = sim.observer_cx("test", 0);
         let table = model.tasks.read_lock(&observer);
+        assert!(table.tasks.len() < parents.len(), "no exit released a task: the test needs a detach");
         let hash = table.pid_hash();
         let namespaces = table.pid_ns.len();
         assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
@@ -722,7 +720,7 @@ mod tests {
         assert_eq!(published(), before, "set_task republished the pid hash");
         let task = model.task(&cx, child).unwrap();
         assert_eq!(
-            (task.state, task.cgroup, task.cpu),
+            (task.state(), task.cgroup(), task.cpu()),
             (TaskState::Interruptible, 1, 1),
             "the task list's version"
         );
@@ -731,6 +729,33 @@ mod tests {
         model.query_release(&cx, &task, false);
         model.fork(&cx, ForkKind::Process).unwrap();
         assert_ne!(published(), before, "a fork republishes the pid hash");
+    }
+
+    /// A leader's exit to a zombie and its children's reparenting write `exit_state` and
+    /// `real_parent` in place in the kernel and touch no pid chain: the published pid hash stays
+    /// the same object, and PID queries through it still find the zombie and the reparented
+    /// child; the release of the last thread (detach_pid()) republishes it.
+    #[test]
+    fn exit_to_a_zombie_and_reparenting_leave_the_pid_hash_alone() {
+        let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        let init = task_cx(&sim, &model, 1, "init");
+        let leader = model.fork(&init, ForkKind::Process).unwrap();
+        let child = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Process).unwrap();
+        let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let published = || model.pid_hash.rcu_access_pointer();
+        let before = published();
+        model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
+        assert_eq!(model.task(&init, leader).unwrap().exit_state(), ExitState::Zombie, "the leader lingers");
+        assert_eq!(model.task(&init, child).unwrap().real_parent(), thread, "the child went to the thread");
+        assert_eq!(published(), before, "the zombie or the reparenting republished the pid hash");
+        for pid in [leader, child] {
+            let found = model.query_lookup(&init, pid, 0, false);
+            assert_eq!(found.as_ref().map(|t| t.pid), Some(pid), "the RCU lookup of pid {pid}");
+            model.query_release(&init, &found.unwrap(), false);
+        }
+        model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+        assert_ne!(published(), before, "the thread's release republishes the pid hash");
     }
 
     /// 2.6.19's fill_tgid() preempted between its two sections (the stats copy under
