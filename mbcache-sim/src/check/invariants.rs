@@ -189,7 +189,8 @@ impl Registry {
             }
             let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
             for &entry in &s.entries {
-                self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
+                let hashed = count_of(seen.hashed, &entry) > 0;
+                self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
             }
         }
         Ok(())
@@ -231,8 +232,12 @@ impl Registry {
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
         let memory = &*mem.memory;
+        s.chained.clear();
+        s.chained.extend(s.log.chained.iter().copied().filter(|e| memory.entry_live(*e)));
+        sort_set(&mut s.chained);
         s.entries.clear();
         s.entries.extend(s.log.entries.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.entries.extend_from_slice(&s.chained);
         sort_set(&mut s.entries);
         s.on_lru.clear();
         for &entry in &s.entries {
@@ -245,22 +250,32 @@ impl Registry {
         // check, too, takes chains and uses by the caches on `mb_cache_list`.
         if mem.memory.orphans_possible {
             let memory = &*mem.memory;
-            s.entries.retain(|e| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache)));
+            let of_live_cache =
+                |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
+            s.entries.retain(of_live_cache);
+            s.chained.retain(of_live_cache);
         }
         for (&cache_handle, &count) in s.caches.iter().zip(&s.counts) {
             Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
         }
         s.heads.clear();
         s.heads.extend_from_slice(&s.log.heads);
-        for &entry in &s.entries {
+        for &entry in &s.chained {
             Self::chains_of(&mut mem, entry, &mut s.heads)?;
         }
         sort_set(&mut s.heads);
         Self::walk_chains(&mut mem, s)?;
         let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
         for &entry in &s.entries {
-            Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
-            self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
+            // A chained entry's chains were walked just now; any other's links and chains are as
+            // the last check saw them, so its `e_block_list` link says whether it is hashed.
+            let hashed = if s.chained.binary_search(&entry).is_ok() {
+                Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
+                count_of(&s.hashed, &entry) > 0
+            } else {
+                Registry::is_hashed(&mut mem, entry).map_err(oops)?
+            };
+            self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
         }
         Ok(())
     }
@@ -622,6 +637,7 @@ impl Registry {
         &self,
         mem: &mut Mem<'_>,
         entry: EntryRef,
+        hashed: bool,
         seen: &Seen,
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
@@ -635,7 +651,6 @@ impl Registry {
                 format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
             );
         }
-        let hashed = count_of(seen.hashed, &entry) > 0;
         let lru = seen.on_lru.binary_search(&entry).is_ok();
         let free_failed = object.free_failed;
         if lru != (held == 0 && (hashed || free_failed)) {
