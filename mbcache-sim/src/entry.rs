@@ -548,7 +548,10 @@ impl Registry {
     ) -> Result<Option<Locked<'a>>, MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        {
+        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
+        // Whether the entry is hashed, when no wait was needed: the lock was held throughout, so
+        // the loop below would not run and what it reads is read here, from the entry at hand.
+        let unwaited = {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
                 list::list_del_init(&mut mem, Node::Lru(entry))?;
@@ -559,11 +562,24 @@ impl Registry {
             if !exclusive || !writer {
                 object.used += 1;
             }
+            if !exclusive {
+                // No wait without `exclusive-get`, and no recheck of the hash.
+                Some(true)
+            } else {
+                (!busy(object.used)).then(|| {
+                    if writer {
+                        object.used += 1 + MB_CACHE_WRITER;
+                    }
+                    // `__mb_cache_entry_is_hashed()`, as `Registry::is_hashed` reads it.
+                    object.block_list.next != list::Link::To(Node::Block(entry))
+                })
+            }
+        };
+        match unwaited {
+            Some(true) => return Ok(Some(locked_global)),
+            Some(false) => return self.unhashed_while_waiting(locked_global, entry),
+            None => {}
         }
-        if !exclusive {
-            return Ok(Some(locked_global));
-        }
-        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
         while busy(locked_global.mem().entry(entry)?.used) {
             if self.waits == Waits::WouldBlock {
                 if !writer {
@@ -585,11 +601,20 @@ impl Registry {
             locked_global.mem().entry_use_mut(entry)?.used += 1 + MB_CACHE_WRITER;
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
-            cx.sim().mark("lookup waited for an entry that was freed meanwhile");
-            self.release_unlock(locked_global, entry)?;
-            return Ok(None);
+            return self.unhashed_while_waiting(locked_global, entry);
         }
         Ok(Some(locked_global))
+    }
+
+    /// The end of a lookup whose entry is no longer hashed: its use dropped again, no entry.
+    fn unhashed_while_waiting<'a>(
+        &'a self,
+        locked_global: Locked<'a>,
+        entry: EntryRef,
+    ) -> Result<Option<Locked<'a>>, MbError> {
+        locked_global.cx.sim().mark("lookup waited for an entry that was freed meanwhile");
+        self.release_unlock(locked_global, entry)?;
+        Ok(None)
     }
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.

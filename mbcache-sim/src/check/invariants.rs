@@ -671,3 +671,80 @@ impl Registry {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Sim, SimConfig};
+
+    use super::*;
+    use crate::cache::CacheRef;
+    use crate::fixes::Fixes;
+    use crate::registry::{bdev_address, Waits};
+
+    /// A registry with two entries hashed and released (on the LRU), checked once.
+    fn two_entries() -> (Sim, Cx, Registry, CacheRef) {
+        let sim = Sim::new(SimConfig::new(5));
+        let cx = sim.cx("fs", 0);
+        let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+        let cache = registry.create(&cx, "ext2_xattr", None, 88, 1, 1).expect("create");
+        for block in 0..2 {
+            let handle = registry.alloc(&cx, cache).expect("alloc");
+            registry.insert(&cx, &handle, bdev_address(0), block, &[block as u32]).expect("insert");
+            registry.release(&cx, handle).expect("release");
+        }
+        let observer = sim.observer_cx("check", 0);
+        registry.check_invariants_touched(&observer).expect("a fresh registry");
+        (sim, cx, registry, cache)
+    }
+
+    #[test]
+    fn a_get_and_release_log_no_chain_write() {
+        let (sim, cx, registry, cache) = two_entries();
+        let handle = registry.get(&cx, cache, bdev_address(0), 1).expect("get").expect("hit");
+        registry.release(&cx, handle).expect("release");
+        {
+            let memory = registry.memory();
+            assert!(!memory.touched.entries.is_empty(), "the LRU and e_used writes are logged");
+            assert!(memory.touched.chained.is_empty(), "no chain fact to walk: {:?}", memory.touched);
+            assert!(memory.touched.heads.is_empty(), "no chain head written: {:?}", memory.touched);
+        }
+        registry.check_invariants_touched(&sim.observer_cx("check", 0)).expect("a get and a release");
+    }
+
+    #[test]
+    fn a_use_count_broken_without_a_chain_write_is_still_found() {
+        let (sim, cx, registry, _) = two_entries();
+        {
+            let mut memory = registry.memory();
+            let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+            memory.entry_use_mut(&cx, entry).expect("live").used += 1;
+            assert!(memory.touched.chained.is_empty());
+        }
+        let observer = sim.observer_cx("check", 0);
+        // An entry on the LRU counted as used: the LRU fact breaks first, in both checks.
+        let found = registry.check_invariants_touched(&observer).expect_err("a use nobody holds");
+        assert_eq!(found.kind, "invariant:lru-entry-in-use", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    #[test]
+    fn a_key_rewritten_in_place_is_a_chain_write_and_is_found() {
+        let (sim, cx, registry, _) = two_entries();
+        {
+            let mut memory = registry.memory();
+            let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+            // A key no other entry has, in a bucket the entry is not on (the table has two).
+            let object = memory.entry_mut(&cx, entry).expect("live");
+            let bucket = hash_long(object.bdev.wrapping_add(object.block), 1);
+            object.block =
+                (2..).find(|b| hash_long(object.bdev.wrapping_add(*b), 1) != bucket).expect("a block");
+            assert!(!memory.touched.chained.is_empty());
+        }
+        let observer = sim.observer_cx("check", 0);
+        let found = registry.check_invariants_touched(&observer).expect_err("an entry in the wrong bucket");
+        assert_eq!(found.kind, "invariant:block-bucket", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+}
