@@ -349,6 +349,7 @@ thread_local! {
     /// made here: a campaign makes two registries a case, and their working sets would otherwise
     /// grow from nothing in every case. Only capacity carries over (see [`CheckScratch::emptied`]):
     /// no checker state, and nothing a model or a trace reads.
+    #[allow(clippy::vec_box, reason = "a pooled box moves into `Memory::scratch` as it is, with no new allocation")]
     static SCRATCH_POOL: std::cell::RefCell<Vec<Box<CheckScratch>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
