@@ -400,37 +400,40 @@ impl Registry {
     /// A written entry on the LRU is unused and hashed (or put back by a failed free), and its
     /// release stamp lies between its neighbours'. Returns whether it is on the LRU.
     fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<bool> {
-        if list::list_empty(mem, Node::Lru(entry)).map_err(oops)? {
+        // One look at the entry: its `e_lru_list` (`list_empty`, `prev`, `next`), its
+        // `e_block_list` (`Registry::is_hashed`) and the fields the facts read (in the order
+        // they were read one by one: the links are followed before any fact is judged).
+        let object = mem.entry(entry).map_err(oops)?;
+        let lru = object.lru.get();
+        if lru.next == list::Link::To(Node::Lru(entry)) {
             return Ok(false);
         }
-        let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
-        let before = list::prev(mem, Node::Lru(entry), "check_invariants").map_err(oops)?;
-        let after = list::next(mem, Node::Lru(entry), "check_invariants").map_err(oops)?;
+        let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
+        let (id, used, free_failed, stamp) = (object.id, object.used, object.free_failed, object.lru_stamp);
+        let before = list::follow(mem, Node::Lru(entry), lru.prev, "check_invariants").map_err(oops)?;
+        let after = list::follow(mem, Node::Lru(entry), lru.next, "check_invariants").map_err(oops)?;
         let stamp_of = |mem: &mut Mem<'_>, node| match node {
             Node::Lru(other) => mem.entry(other).map(|o| Some(o.lru_stamp)).map_err(oops),
             _ => Ok(None),
         };
         let (stamp_before, stamp_after) = (stamp_of(mem, before)?, stamp_of(mem, after)?);
-        let object = mem.entry(entry).map_err(oops)?;
-        if object.used != 0 {
+        if used != 0 {
             return fail(
                 ViolationKind::invariant("lru-entry-in-use"),
-                format!("entry {} is on the lru with e_used {}", object.id, object.used),
+                format!("entry {id} is on the lru with e_used {used}"),
             );
         }
-        if !hashed && !object.free_failed {
+        if !hashed && !free_failed {
             return fail(
                 ViolationKind::invariant("lru-entry-unhashed"),
-                format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
+                format!("entry {id} is on the lru, unhashed, and its free never failed"),
             );
         }
-        let stamp = object.lru_stamp;
         if stamp_before.is_some_and(|s| s > stamp) || stamp_after.is_some_and(|s| s < stamp) {
             return fail(
                 ViolationKind::invariant("lru-order"),
                 format!(
-                    "lru out of release order: entry {} released at {stamp} between {stamp_before:?} and {stamp_after:?}",
-                    object.id
+                    "lru out of release order: entry {id} released at {stamp} between {stamp_before:?} and {stamp_after:?}"
                 ),
             );
         }
