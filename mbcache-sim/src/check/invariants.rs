@@ -199,8 +199,10 @@ impl Registry {
     /// The invariants of what the operations since the last check wrote, a check of the same
     /// facts as [`Registry::check_invariants`] confined to the chains and entries the write log
     /// names (see `registry::Touched`): the handles and every cache's `c_entry_count` (cheap:
-    /// few of them), each chain a written or freed entry is keyed for or sits on, and each written
-    /// entry's use count, hash and LRU membership, and LRU order against its two neighbours. What
+    /// few of them), each chain a freed entry or one written where a chain fact reads
+    /// (`Touched::chained`) is keyed for or sits on, and each written entry's use count, hash and
+    /// LRU membership (an unchained one's hashedness read from its link), and LRU order against
+    /// its two neighbours. What
     /// only a whole walk sees (an entry on the LRU twice, a chain corrupted by a write the log
     /// missed) is left to the full check, which the harness runs every few operations; a log that
     /// overflowed runs the full check now. The working sets are kept between checks
