@@ -186,7 +186,15 @@ impl Registry {
     /// freed, reported as a use after free). The cells are kept in `cells` and fetched again,
     /// under one `Memory` guard, only when `mb_cache_list` changed (`Memory::caches_version`) or
     /// `caches` did; they are read with no guard held (`sim_core::sync` atomics).
-    pub(crate) fn entry_count_list(&self, cx: &Cx, caches: &[CacheRef], cells: &mut CountCells) -> Vec<i32> {
+    ///
+    /// The list is shared: while every count reads as the last list says, that list is returned
+    /// again (most operations change no count), so an outcome costs no allocation.
+    pub(crate) fn entry_count_list(
+        &self,
+        cx: &Cx,
+        caches: &[CacheRef],
+        cells: &mut CountCells,
+    ) -> Arc<[i32]> {
         {
             let memory = self.memory();
             if cells.at != Some(memory.caches_version) || cells.cells.len() != caches.len() {
@@ -196,11 +204,15 @@ impl Registry {
                 cells.cells.extend(caches.iter().map(cell));
             }
         }
-        cells
-            .cells
-            .iter()
-            .map(|cell| cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst)))
-            .collect()
+        let read = |cell: &Option<Arc<AtomicI32>>| {
+            cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst))
+        };
+        let same = cells.last.len() == cells.cells.len()
+            && cells.cells.iter().zip(cells.last.iter()).all(|(cell, &last)| read(cell) == last);
+        if !same {
+            cells.last = cells.cells.iter().map(read).collect();
+        }
+        Arc::clone(&cells.last)
     }
 
     /// Entries of the cache's slab still allocated.
@@ -288,8 +300,16 @@ impl Registry {
 
 /// The `c_entry_count` cells a checker reads each op ([`Registry::entry_count_list`]), with the
 /// [`Memory::caches_version`] they were fetched at.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CountCells {
     at: Option<u64>,
     cells: Vec<Option<Arc<AtomicI32>>>,
+    /// The counts the last call returned, shared with its outcome.
+    last: Arc<[i32]>,
+}
+
+impl Default for CountCells {
+    fn default() -> Self {
+        CountCells { at: None, cells: Vec::new(), last: Arc::from([]) }
+    }
 }

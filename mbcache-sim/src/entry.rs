@@ -270,7 +270,7 @@ impl Registry {
             cx.note(format!("{}: free callback refused entry {serial}; back on the lru", info.name));
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
-            let object = mem.entry_mut(entry)?;
+            let object = mem.entry_use_mut(entry)?;
             object.lru_stamp = 0;
             object.free_failed = true;
             list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
@@ -314,7 +314,7 @@ impl Registry {
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
         let (last, queued, hashed) = {
             let mut mem = locked_global.mem();
-            let object = mem.entry_mut(entry)?;
+            let object = mem.entry_use_mut(entry)?;
             // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
             // entry already at hand: it only matters for the last use, and nothing between here
             // and there can rehash the entry (the lock stays held).
@@ -531,7 +531,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
             // atomic_inc(&ce->e_used) without the lock: a point where another task may run.
             self.preemption_point();
-            self.memory().entry_mut(cx, handle.entry)?.used += 1;
+            self.memory().entry_use_mut(cx, handle.entry)?.used += 1;
             cx.sim().mark("handle duplicated");
             Ok(self.new_handle(handle.entry, handle.cache, handle.serial))
         })
@@ -548,48 +548,73 @@ impl Registry {
     ) -> Result<Option<Locked<'a>>, MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        {
+        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
+        // Whether the entry is hashed, when no wait was needed: the lock was held throughout, so
+        // the loop below would not run and what it reads is read here, from the entry at hand.
+        let unwaited = {
             let mut mem = locked_global.mem();
             if !list::list_empty(&mut mem, Node::Lru(entry))? {
                 list::list_del_init(&mut mem, Node::Lru(entry))?;
             }
-            let object = mem.entry_mut(entry)?;
+            let object = mem.entry_use_mut(entry)?;
             object.free_failed = false;
             // Readers count themselves before waiting, which gives them priority over writers.
             if !exclusive || !writer {
                 object.used += 1;
             }
+            if !exclusive {
+                // No wait without `exclusive-get`, and no recheck of the hash.
+                Some(true)
+            } else {
+                (!busy(object.used)).then(|| {
+                    if writer {
+                        object.used += 1 + MB_CACHE_WRITER;
+                    }
+                    // `__mb_cache_entry_is_hashed()`, as `Registry::is_hashed` reads it.
+                    object.block_list.next != list::Link::To(Node::Block(entry))
+                })
+            }
+        };
+        match unwaited {
+            Some(true) => return Ok(Some(locked_global)),
+            Some(false) => return self.unhashed_while_waiting(locked_global, entry),
+            None => {}
         }
-        if !exclusive {
-            return Ok(Some(locked_global));
-        }
-        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
         while busy(locked_global.mem().entry(entry)?.used) {
             if self.waits == Waits::WouldBlock {
                 if !writer {
-                    locked_global.mem().entry_mut(entry)?.used -= 1;
+                    locked_global.mem().entry_use_mut(entry)?.used -= 1;
                 }
                 cx.sim().mark("lookup would wait for a busy entry");
                 return Err(MbError::WouldBlock);
             }
-            locked_global.mem().entry_mut(entry)?.queued += 1;
+            locked_global.mem().entry_use_mut(entry)?.queued += 1;
             locked_global.unlock_memory();
             let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
             cx.sim().mark("lookup slept on mb_cache_queue");
             self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
-            locked_global.mem().entry_mut(entry)?.queued -= 1;
+            locked_global.mem().entry_use_mut(entry)?.queued -= 1;
         }
         if writer {
-            locked_global.mem().entry_mut(entry)?.used += 1 + MB_CACHE_WRITER;
+            locked_global.mem().entry_use_mut(entry)?.used += 1 + MB_CACHE_WRITER;
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
-            cx.sim().mark("lookup waited for an entry that was freed meanwhile");
-            self.release_unlock(locked_global, entry)?;
-            return Ok(None);
+            return self.unhashed_while_waiting(locked_global, entry);
         }
         Ok(Some(locked_global))
+    }
+
+    /// The end of a lookup whose entry is no longer hashed: its use dropped again, no entry.
+    fn unhashed_while_waiting<'a>(
+        &'a self,
+        locked_global: Locked<'a>,
+        entry: EntryRef,
+    ) -> Result<Option<Locked<'a>>, MbError> {
+        locked_global.cx.sim().mark("lookup waited for an entry that was freed meanwhile");
+        self.release_unlock(locked_global, entry)?;
+        Ok(None)
     }
 
     /// Mirrors `mb_cache_entry_get()`: the entry for (`bdev`, `block`), or None.

@@ -624,6 +624,12 @@ impl Ext2Xattr {
                 return Err(inode_points_to_free_block(inode, block));
             }
         }
+        if tallies.is_empty() {
+            // Nothing written and no users moved (a set that found its value in place, a step
+            // that would block): no block to count, and no bitmap lock to take.
+            shadow.tallies = tallies;
+            return Ok(());
+        }
         let bitmap = self.bitmap.lock(cx);
         for (block, tally) in &mut tallies {
             let pending_users = pending.iter().filter(|&&p| p == *block).count() as u32;

@@ -317,6 +317,8 @@ pub(crate) struct CheckScratch {
     pub(crate) by_cache: Vec<(usize, EntryRef)>,
     /// The live entries written, sorted, and those of them on the LRU.
     pub(crate) entries: Vec<EntryRef>,
+    /// The live entries written in a way a hash-chain fact reads ([`Touched::chained`]), sorted.
+    pub(crate) chained: Vec<EntryRef>,
     pub(crate) on_lru: Vec<EntryRef>,
     /// The chains to walk, a chain's nodes, and the (bdev, block, serial) keys seen on it.
     pub(crate) heads: Vec<HeadId>,
@@ -339,6 +341,98 @@ pub(crate) struct CheckScratch {
     pub(crate) passed_at: Option<(u64, u64)>,
 }
 
+/// Most [`CheckScratch`]es a thread keeps for the next registries it makes.
+const SCRATCH_POOL_MAX: usize = 4;
+
+thread_local! {
+    /// The working sets of registries dropped on this thread, emptied, for the next registry
+    /// made here: a campaign makes two registries a case, and their working sets would otherwise
+    /// grow from nothing in every case. Only capacity carries over (see [`CheckScratch::emptied`]):
+    /// no checker state, and nothing a model or a trace reads.
+    #[allow(clippy::vec_box, reason = "a pooled box moves into `Memory::scratch` as it is, with no new allocation")]
+    static SCRATCH_POOL: std::cell::RefCell<Vec<Box<CheckScratch>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl CheckScratch {
+    /// Working sets for a new registry: a dropped registry's, emptied, when this thread has one.
+    pub(crate) fn pooled() -> Box<CheckScratch> {
+        SCRATCH_POOL.with(|pool| pool.borrow_mut().pop()).unwrap_or_default()
+    }
+
+    /// Gives `scratch` back to this thread's pool, emptied, unless the pool is full.
+    fn recycle(scratch: Box<CheckScratch>) {
+        let scratch = scratch.emptied();
+        SCRATCH_POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < SCRATCH_POOL_MAX {
+                pool.push(scratch);
+            }
+        });
+    }
+
+    /// Every list emptied (capacity kept) and every version forgotten, as `default()` makes it.
+    /// Names every field, so a new one cannot be missed here.
+    fn emptied(mut self: Box<Self>) -> Box<Self> {
+        let CheckScratch {
+            log,
+            handles,
+            handle_entries,
+            handles_per_entry,
+            caches,
+            count_cells,
+            counts,
+            caches_at,
+            by_cache,
+            entries,
+            chained,
+            on_lru,
+            heads,
+            nodes,
+            keys,
+            hashed_raw,
+            hashed,
+            index_raw,
+            index_seen,
+            index_entries,
+            index_counts,
+            handles_version,
+            passed_at,
+        } = &mut *self;
+        log.clear();
+        handles.clear();
+        handle_entries.clear();
+        handles_per_entry.clear();
+        caches.clear();
+        count_cells.clear();
+        counts.clear();
+        by_cache.clear();
+        entries.clear();
+        chained.clear();
+        on_lru.clear();
+        heads.clear();
+        nodes.clear();
+        keys.clear();
+        hashed_raw.clear();
+        hashed.clear();
+        index_raw.clear();
+        index_seen.clear();
+        index_entries.clear();
+        index_counts.clear();
+        (*caches_at, *handles_version, *passed_at) = (None, None, None);
+        self
+    }
+}
+
+impl Drop for Registry {
+    /// Gives the checker's working sets back to this thread's pool ([`CheckScratch::pooled`]).
+    fn drop(&mut self) {
+        let memory = self.memory.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(scratch) = memory.scratch.take() {
+            CheckScratch::recycle(scratch);
+        }
+    }
+}
+
 /// Most writes [`Touched`] logs between two checks; past it the next check is the full one, so
 /// runs that never check (benches, loom, threaded cases) keep a bounded log for one branch a write.
 pub(crate) const TOUCHED_MAX: usize = 1024;
@@ -347,23 +441,41 @@ pub(crate) const TOUCHED_MAX: usize = 1024;
 /// so an entry's list neighbours are logged when it is linked or unlinked), every hash-chain head
 /// written, and the chains a freed entry was hashed on. Checker state beside the model's memory,
 /// written where the memory is, so it costs a push and adds no lock.
+///
+/// Entries are logged in two lists by what was written: `entries` for writes no hash-chain fact
+/// reads (`e_used`, `e_queued`, the LRU stamp and `free_failed` through
+/// [`Memory::entry_use_mut`], and `e_lru_list` links), `chained` for every other write (the
+/// conservative default, [`Memory::entry_mut`]: keys, `e_bdev`/`e_block`, chain links). The
+/// check walks the hash chains of `chained` entries only: a get or a release, which moves an
+/// entry off or onto the LRU and counts a use, walks no chain.
 #[derive(Debug, Default)]
 pub(crate) struct Touched {
     pub(crate) entries: Vec<EntryRef>,
+    pub(crate) chained: Vec<EntryRef>,
     pub(crate) heads: Vec<HeadId>,
     /// More was written than the log keeps: the next check must be the full one.
     pub(crate) overflowed: bool,
 }
 
 impl Touched {
+    /// Logs a write of `entry` that no hash-chain fact reads (see [`Touched`]).
     pub(crate) fn entry(&mut self, entry: EntryRef) {
-        if self.entries.last() == Some(&entry) {
+        Self::push(&mut self.entries, &mut self.overflowed, entry);
+    }
+
+    /// Logs a write of `entry` that a hash-chain fact may read (see [`Touched`]).
+    pub(crate) fn chained(&mut self, entry: EntryRef) {
+        Self::push(&mut self.chained, &mut self.overflowed, entry);
+    }
+
+    fn push(list: &mut Vec<EntryRef>, overflowed: &mut bool, entry: EntryRef) {
+        if list.last() == Some(&entry) {
             return;
         }
-        if self.entries.len() < TOUCHED_MAX {
-            self.entries.push(entry);
+        if list.len() < TOUCHED_MAX {
+            list.push(entry);
         } else {
-            self.overflowed = true;
+            *overflowed = true;
         }
     }
 
@@ -377,12 +489,13 @@ impl Touched {
 
     /// Whether nothing was logged (and nothing overflowed) since the log was emptied.
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.heads.is_empty() && !self.overflowed
+        self.entries.is_empty() && self.chained.is_empty() && self.heads.is_empty() && !self.overflowed
     }
 
     /// Empties the log, keeping its allocations.
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
+        self.chained.clear();
         self.heads.clear();
         self.overflowed = false;
     }
@@ -423,9 +536,17 @@ impl Memory {
         self.entries.get(cx, entry.0).map_err(freed)
     }
 
-    /// `entry`, dereferenced for writing.
+    /// `entry`, dereferenced for writing any field (logged as [`Touched::chained`]).
     #[inline]
     pub(crate) fn entry_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
+        self.touched.chained(entry);
+        self.entries.get_mut(cx, entry.0).map_err(freed)
+    }
+
+    /// `entry`, dereferenced for writing only `used`, `queued`, `lru_stamp` or `free_failed`,
+    /// which no hash-chain fact reads (logged as [`Touched::entry`]).
+    #[inline]
+    pub(crate) fn entry_use_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.touched.entry(entry);
         self.entries.get_mut(cx, entry.0).map_err(freed)
     }
@@ -466,6 +587,12 @@ impl Mem<'_> {
     #[inline]
     pub(crate) fn entry_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.memory.entry_mut(self.cx, entry)
+    }
+
+    /// [`Memory::entry_use_mut`].
+    #[inline]
+    pub(crate) fn entry_use_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
+        self.memory.entry_use_mut(self.cx, entry)
     }
 
     pub(crate) fn cache_mut(&mut self, cache: CacheHandle) -> Result<&mut MbCache, Oops> {
@@ -624,7 +751,7 @@ impl Registry {
                 caches_version: 0,
                 orphans_possible: false,
                 handles: HandleTable::default(),
-                scratch: Some(Box::default()),
+                scratch: Some(CheckScratch::pooled()),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),

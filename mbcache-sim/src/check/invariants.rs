@@ -189,7 +189,8 @@ impl Registry {
             }
             let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
             for &entry in &s.entries {
-                self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
+                let hashed = count_of(seen.hashed, &entry) > 0;
+                self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
             }
         }
         Ok(())
@@ -198,8 +199,10 @@ impl Registry {
     /// The invariants of what the operations since the last check wrote, a check of the same
     /// facts as [`Registry::check_invariants`] confined to the chains and entries the write log
     /// names (see `registry::Touched`): the handles and every cache's `c_entry_count` (cheap:
-    /// few of them), each chain a written or freed entry is keyed for or sits on, and each written
-    /// entry's use count, hash and LRU membership, and LRU order against its two neighbours. What
+    /// few of them), each chain a freed entry or one written where a chain fact reads
+    /// (`Touched::chained`) is keyed for or sits on, and each written entry's use count, hash and
+    /// LRU membership (an unchained one's hashedness read from its link), and LRU order against
+    /// its two neighbours. What
     /// only a whole walk sees (an entry on the LRU twice, a chain corrupted by a write the log
     /// missed) is left to the full check, which the harness runs every few operations; a log that
     /// overflowed runs the full check now. The working sets are kept between checks
@@ -231,8 +234,12 @@ impl Registry {
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
         let memory = &*mem.memory;
+        s.chained.clear();
+        s.chained.extend(s.log.chained.iter().copied().filter(|e| memory.entry_live(*e)));
+        sort_set(&mut s.chained);
         s.entries.clear();
         s.entries.extend(s.log.entries.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.entries.extend_from_slice(&s.chained);
         sort_set(&mut s.entries);
         s.on_lru.clear();
         for &entry in &s.entries {
@@ -245,22 +252,32 @@ impl Registry {
         // check, too, takes chains and uses by the caches on `mb_cache_list`.
         if mem.memory.orphans_possible {
             let memory = &*mem.memory;
-            s.entries.retain(|e| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache)));
+            let of_live_cache =
+                |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
+            s.entries.retain(of_live_cache);
+            s.chained.retain(of_live_cache);
         }
         for (&cache_handle, &count) in s.caches.iter().zip(&s.counts) {
             Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
         }
         s.heads.clear();
         s.heads.extend_from_slice(&s.log.heads);
-        for &entry in &s.entries {
+        for &entry in &s.chained {
             Self::chains_of(&mut mem, entry, &mut s.heads)?;
         }
         sort_set(&mut s.heads);
         Self::walk_chains(&mut mem, s)?;
         let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
         for &entry in &s.entries {
-            Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
-            self.entry_use_matches_its_handles_and_lists(&mut mem, entry, &seen)?;
+            // A chained entry's chains were walked just now; any other's links and chains are as
+            // the last check saw them, so its `e_block_list` link says whether it is hashed.
+            let hashed = if s.chained.binary_search(&entry).is_ok() {
+                Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
+                count_of(&s.hashed, &entry) > 0
+            } else {
+                Registry::is_hashed(&mut mem, entry).map_err(oops)?
+            };
+            self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
         }
         Ok(())
     }
@@ -385,37 +402,40 @@ impl Registry {
     /// A written entry on the LRU is unused and hashed (or put back by a failed free), and its
     /// release stamp lies between its neighbours'. Returns whether it is on the LRU.
     fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<bool> {
-        if list::list_empty(mem, Node::Lru(entry)).map_err(oops)? {
+        // One look at the entry: its `e_lru_list` (`list_empty`, `prev`, `next`), its
+        // `e_block_list` (`Registry::is_hashed`) and the fields the facts read (in the order
+        // they were read one by one: the links are followed before any fact is judged).
+        let object = mem.entry(entry).map_err(oops)?;
+        let lru = object.lru.get();
+        if lru.next == list::Link::To(Node::Lru(entry)) {
             return Ok(false);
         }
-        let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
-        let before = list::prev(mem, Node::Lru(entry), "check_invariants").map_err(oops)?;
-        let after = list::next(mem, Node::Lru(entry), "check_invariants").map_err(oops)?;
+        let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
+        let (id, used, free_failed, stamp) = (object.id, object.used, object.free_failed, object.lru_stamp);
+        let before = list::follow(mem, Node::Lru(entry), lru.prev, "check_invariants").map_err(oops)?;
+        let after = list::follow(mem, Node::Lru(entry), lru.next, "check_invariants").map_err(oops)?;
         let stamp_of = |mem: &mut Mem<'_>, node| match node {
             Node::Lru(other) => mem.entry(other).map(|o| Some(o.lru_stamp)).map_err(oops),
             _ => Ok(None),
         };
         let (stamp_before, stamp_after) = (stamp_of(mem, before)?, stamp_of(mem, after)?);
-        let object = mem.entry(entry).map_err(oops)?;
-        if object.used != 0 {
+        if used != 0 {
             return fail(
                 ViolationKind::invariant("lru-entry-in-use"),
-                format!("entry {} is on the lru with e_used {}", object.id, object.used),
+                format!("entry {id} is on the lru with e_used {used}"),
             );
         }
-        if !hashed && !object.free_failed {
+        if !hashed && !free_failed {
             return fail(
                 ViolationKind::invariant("lru-entry-unhashed"),
-                format!("entry {} is on the lru, unhashed, and its free never failed", object.id),
+                format!("entry {id} is on the lru, unhashed, and its free never failed"),
             );
         }
-        let stamp = object.lru_stamp;
         if stamp_before.is_some_and(|s| s > stamp) || stamp_after.is_some_and(|s| s < stamp) {
             return fail(
                 ViolationKind::invariant("lru-order"),
                 format!(
-                    "lru out of release order: entry {} released at {stamp} between {stamp_before:?} and {stamp_after:?}",
-                    object.id
+                    "lru out of release order: entry {id} released at {stamp} between {stamp_before:?} and {stamp_after:?}"
                 ),
             );
         }
@@ -622,6 +642,7 @@ impl Registry {
         &self,
         mem: &mut Mem<'_>,
         entry: EntryRef,
+        hashed: bool,
         seen: &Seen,
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
@@ -635,7 +656,6 @@ impl Registry {
                 format!("entry {} has e_used {used} but {held} handles refer to it", object.id),
             );
         }
-        let hashed = count_of(seen.hashed, &entry) > 0;
         let lru = seen.on_lru.binary_search(&entry).is_ok();
         let free_failed = object.free_failed;
         if lru != (held == 0 && (hashed || free_failed)) {
@@ -654,5 +674,82 @@ impl Registry {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Sim, SimConfig};
+
+    use super::*;
+    use crate::cache::CacheRef;
+    use crate::fixes::Fixes;
+    use crate::registry::{bdev_address, Waits};
+
+    /// A registry with two entries hashed and released (on the LRU), checked once.
+    fn two_entries() -> (Sim, Cx, Registry, CacheRef) {
+        let sim = Sim::new(SimConfig::new(5));
+        let cx = sim.cx("fs", 0);
+        let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
+        let cache = registry.create(&cx, "ext2_xattr", None, 88, 1, 1).expect("create");
+        for block in 0..2 {
+            let handle = registry.alloc(&cx, cache).expect("alloc");
+            registry.insert(&cx, &handle, bdev_address(0), block, &[block as u32]).expect("insert");
+            registry.release(&cx, handle).expect("release");
+        }
+        let observer = sim.observer_cx("check", 0);
+        registry.check_invariants_touched(&observer).expect("a fresh registry");
+        (sim, cx, registry, cache)
+    }
+
+    #[test]
+    fn a_get_and_release_log_no_chain_write() {
+        let (sim, cx, registry, cache) = two_entries();
+        let handle = registry.get(&cx, cache, bdev_address(0), 1).expect("get").expect("hit");
+        registry.release(&cx, handle).expect("release");
+        {
+            let memory = registry.memory();
+            assert!(!memory.touched.entries.is_empty(), "the LRU and e_used writes are logged");
+            assert!(memory.touched.chained.is_empty(), "no chain fact to walk: {:?}", memory.touched);
+            assert!(memory.touched.heads.is_empty(), "no chain head written: {:?}", memory.touched);
+        }
+        registry.check_invariants_touched(&sim.observer_cx("check", 0)).expect("a get and a release");
+    }
+
+    #[test]
+    fn a_use_count_broken_without_a_chain_write_is_still_found() {
+        let (sim, cx, registry, _) = two_entries();
+        {
+            let mut memory = registry.memory();
+            let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+            memory.entry_use_mut(&cx, entry).expect("live").used += 1;
+            assert!(memory.touched.chained.is_empty());
+        }
+        let observer = sim.observer_cx("check", 0);
+        // An entry on the LRU counted as used: the LRU fact breaks first, in both checks.
+        let found = registry.check_invariants_touched(&observer).expect_err("a use nobody holds");
+        assert_eq!(found.kind, "invariant:lru-entry-in-use", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    #[test]
+    fn a_key_rewritten_in_place_is_a_chain_write_and_is_found() {
+        let (sim, cx, registry, _) = two_entries();
+        {
+            let mut memory = registry.memory();
+            let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+            // A key no other entry has, in a bucket the entry is not on (the table has two).
+            let object = memory.entry_mut(&cx, entry).expect("live");
+            let bucket = hash_long(object.bdev.wrapping_add(object.block), 1);
+            object.block =
+                (2..).find(|b| hash_long(object.bdev.wrapping_add(*b), 1) != bucket).expect("a block");
+            assert!(!memory.touched.chained.is_empty());
+        }
+        let observer = sim.observer_cx("check", 0);
+        let found = registry.check_invariants_touched(&observer).expect_err("an entry in the wrong bucket");
+        assert_eq!(found.kind, "invariant:block-bucket", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
     }
 }

@@ -34,7 +34,7 @@ use crate::entry::Handle;
 use crate::ext2_xattr::{Ext2Xattr, Pending, Step};
 use crate::fixes::{Fixes, EXCLUSIVE_GET};
 use crate::registry::{bdev_address, MbError, Registry, Waits, ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
-use op::{all_positions, pick_among, positions};
+use op::{pick_index, pick_where};
 use sim_core::Errno;
 
 // For the CLI, tests and the campaign engine: the scenario names, the operations and the reference.
@@ -196,14 +196,9 @@ impl MbcacheSubject {
         &self.tasks[task as usize]
     }
 
-    /// The held handles `keep` accepts, whatever their task.
-    fn held(&self, keep: impl Fn(&Held) -> bool) -> Vec<usize> {
-        positions(&self.handles, keep)
-    }
-
-    /// Task `task`'s handles that `keep` accepts.
-    fn own(&self, task: u32, keep: impl Fn(&Held) -> bool) -> Vec<usize> {
-        positions(&self.handles, |h| h.task == task && keep(h))
+    /// The held handle `pick` names among those `keep` accepts, whatever their task.
+    fn pick_held(&self, pick: u8, keep: impl Fn(&Held) -> bool) -> Option<usize> {
+        pick_where(pick, &self.handles, keep)
     }
 
     /// Whether unhashing the entry of handle `at` (by takeout, free or a re-insert) is API
@@ -214,8 +209,13 @@ impl MbcacheSubject {
     fn misuse(&self, at: usize, keeps_handle: bool) -> Option<OpResult> {
         let held = &self.handles[at];
         let serial = held.handle.entry_id();
-        let walking = self.own(held.task, |h| h.walk.is_some() && h.handle.entry_id() == serial);
-        if !walking.iter().any(|other| keeps_handle || *other != at) {
+        let walking = |(other, h): (usize, &Held)| {
+            h.task == held.task
+                && h.walk.is_some()
+                && h.handle.entry_id() == serial
+                && (keeps_handle || other != at)
+        };
+        if !self.handles.iter().enumerate().any(walking) {
             return None;
         }
         let cx = self.task_cx(held.task);
@@ -236,7 +236,7 @@ impl MbcacheSubject {
     }
 
     fn cache_at(&self, pick: u8) -> Option<CacheRef> {
-        pick_among(pick, &all_positions(self.caches.len())).map(|at| self.caches[at])
+        pick_index(pick, self.caches.len()).map(|at| self.caches[at])
     }
 
     fn bdev(&self, device: u8) -> u64 {
@@ -267,7 +267,7 @@ impl MbcacheSubject {
     }
 
     fn destroy(&mut self, cache: u8) -> Applied {
-        let Some(at) = pick_among(cache, &all_positions(self.caches.len())) else {
+        let Some(at) = pick_index(cache, self.caches.len()) else {
             return Ok(OpResult::Skipped);
         };
         let cache = self.caches[at];
@@ -294,7 +294,7 @@ impl MbcacheSubject {
     }
 
     fn insert(&mut self, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> Applied {
-        let Some(at) = pick_among(handle, &self.held(|h| h.writer)) else {
+        let Some(at) = self.pick_held(handle, |h| h.writer) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;
@@ -312,7 +312,7 @@ impl MbcacheSubject {
     }
 
     fn release(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;
@@ -347,7 +347,7 @@ impl MbcacheSubject {
     }
 
     fn find_next(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &self.held(|h| h.walk.is_some())) else {
+        let Some(at) = self.pick_held(handle, |h| h.walk.is_some()) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;
@@ -367,7 +367,7 @@ impl MbcacheSubject {
     }
 
     fn dup(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;
@@ -377,7 +377,7 @@ impl MbcacheSubject {
     }
 
     fn takeout(&mut self, handle: u8) -> Applied {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;
@@ -390,7 +390,7 @@ impl MbcacheSubject {
 
     fn free(&mut self, handle: u8) -> Applied {
         let exclusive = self.config.fixes.on(EXCLUSIVE_GET);
-        let Some(at) = pick_among(handle, &self.held(|h| h.writer || !exclusive)) else {
+        let Some(at) = self.pick_held(handle, |h| h.writer || !exclusive) else {
             return Ok(OpResult::Skipped);
         };
         let task = self.handles[at].task;

@@ -56,8 +56,9 @@ pub struct Outcome {
     /// The LRU's entry serials, head first (shared with the walk that read them, which the
     /// next op's outcome reuses while the LRU is unchanged).
     pub lru: std::sync::Arc<[u64]>,
-    /// Each live cache's `c_entry_count`, in creation order.
-    pub counts: Vec<i32>,
+    /// Each live cache's `c_entry_count`, in creation order (shared with the next op's outcome
+    /// while no count changes).
+    pub counts: std::sync::Arc<[i32]>,
     /// Threaded cases only (None and empty at op level): the thread that ran the op (its
     /// handles are the ones the op picks among), or [`SETUP_TASK`] for the set-up prefix.
     pub task: Option<u32>,
@@ -236,12 +237,26 @@ pub(crate) fn pick_among(pick: u8, eligible: &[usize]) -> Option<usize> {
     }
 }
 
+/// [`pick_among`] of every position `0..len`, with no list made.
+pub(crate) fn pick_index(pick: u8, len: usize) -> Option<usize> {
+    (len > 0).then(|| pick as usize % len)
+}
+
+/// [`pick_among`] of [`positions`]`(held, keep)`, with no list made: counts the handles `keep`
+/// accepts, then finds the one `pick` names (the same one).
+pub(crate) fn pick_where<H>(pick: u8, held: &[H], keep: impl Fn(&H) -> bool) -> Option<usize> {
+    let eligible = held.iter().filter(|h| keep(h)).count();
+    let nth = pick_index(pick, eligible)?;
+    held.iter().enumerate().filter(|(_, h)| keep(h)).nth(nth).map(|(at, _)| at)
+}
+
 /// The positions of the held handles `keep` accepts, in order (a task's own handles, say).
 pub(crate) fn positions<H>(held: &[H], keep: impl Fn(&H) -> bool) -> Vec<usize> {
     held.iter().enumerate().filter(|(_, h)| keep(h)).map(|(at, _)| at).collect()
 }
 
 /// Every position `0..len`.
+#[cfg(feature = "threaded")]
 pub(crate) fn all_positions(len: usize) -> Vec<usize> {
     (0..len).collect()
 }

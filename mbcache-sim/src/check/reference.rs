@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use sim_core::check::Reference;
 use sim_core::{Errno, ViolationKind};
 
-use super::op::{all_positions, pick_among, positions, Op, OpResult, Outcome};
+use super::op::{pick_index, pick_where, positions, Op, OpResult, Outcome};
 use super::MbcacheConfig;
 use crate::fixes::{
     ENTRY_COUNT_AFTER_ALLOC, EXCLUSIVE_GET, SHRINKER_VFS_CACHE_PRESSURE, TAKEOUT_DUP_REMOVED,
@@ -94,26 +94,32 @@ impl MbcacheModel {
         u32::from(task) % self.config.tasks.clamp(1, 4)
     }
 
-    /// The held handles `keep` accepts, whatever their task.
+    /// The held handles `keep` accepts, whatever their task (for threaded cases, whose ops are
+    /// judged apart from the op-level hot path).
     fn held(&self, keep: impl Fn(&HeldModel) -> bool) -> Vec<usize> {
         positions(&self.handles, keep)
     }
 
-    /// Task `task`'s handles that `keep` accepts.
-    fn own(&self, task: u32, keep: impl Fn(&HeldModel) -> bool) -> Vec<usize> {
-        positions(&self.handles, |h| h.task == task && keep(h))
+    /// The held handle `pick` names among those `keep` accepts, whatever their task.
+    fn pick_held(&self, pick: u8, keep: impl Fn(&HeldModel) -> bool) -> Option<usize> {
+        pick_where(pick, &self.handles, keep)
     }
 
     /// Unhashing handle `at`'s entry while its task walks it with a find handle is misuse
     /// (`at` itself counts when the op keeps it).
     fn misuse(&self, at: usize, keeps_handle: bool) -> bool {
         let held = &self.handles[at];
-        let walking = self.own(held.task, |h| h.walk.is_some() && h.serial == held.serial);
-        walking.iter().any(|other| keeps_handle || *other != at)
+        let walking = |(other, h): (usize, &HeldModel)| {
+            h.task == held.task
+                && h.walk.is_some()
+                && h.serial == held.serial
+                && (keeps_handle || other != at)
+        };
+        self.handles.iter().enumerate().any(walking)
     }
 
     fn cache_pos(&self, pick: u8) -> Option<usize> {
-        pick_among(pick, &all_positions(self.caches.len()))
+        pick_index(pick, self.caches.len())
     }
 
     fn cache_by_id(&self, id: usize) -> &CacheModel {
@@ -323,7 +329,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_insert`: EBUSY if the cache already hashes (device, block).
     fn insert(&mut self, handle: u8, device: u8, block: u16, keys: [u8; 2]) -> OpResult {
-        let Some(at) = pick_among(handle, &self.held(|h| h.writer)) else { return OpResult::Skipped };
+        let Some(at) = self.pick_held(handle, |h| h.writer) else { return OpResult::Skipped };
         if self.misuse(at, true) {
             return OpResult::Misuse;
         }
@@ -358,7 +364,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_release`.
     fn release_op(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return OpResult::Skipped;
         };
         let held = self.handles.remove(at);
@@ -404,8 +410,7 @@ impl MbcacheModel {
     /// unhashed entry the kernel follows LIST_POISON1; from one re-hashed into another bucket it
     /// walks into a foreign list head.
     fn find_next(&mut self, handle: u8) -> OpResult {
-        let walking = self.held(|h| h.walk.is_some());
-        let Some(at) = pick_among(handle, &walking) else { return OpResult::Skipped };
+        let Some(at) = self.pick_held(handle, |h| h.walk.is_some()) else { return OpResult::Skipped };
         let task = self.handles[at].task;
         let held = self.handles[at].clone();
         let walk = held.walk.expect("a walking handle");
@@ -433,7 +438,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_dup` (ENOSYS once `takeout-dup-removed` removed it).
     fn dup(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return OpResult::Skipped;
         };
         if self.config.fixes.on(TAKEOUT_DUP_REMOVED) {
@@ -447,7 +452,7 @@ impl MbcacheModel {
 
     /// `mb_cache_entry_takeout` (ENOSYS once `takeout-dup-removed` removed it).
     fn takeout(&mut self, handle: u8) -> OpResult {
-        let Some(at) = pick_among(handle, &self.held(|_| true)) else {
+        let Some(at) = self.pick_held(handle, |_| true) else {
             return OpResult::Skipped;
         };
         if self.misuse(at, true) {
@@ -464,7 +469,7 @@ impl MbcacheModel {
     /// `mb_cache_entry_free`: unhash, then release.
     fn free(&mut self, handle: u8) -> OpResult {
         let exclusive = self.exclusive();
-        let Some(at) = pick_among(handle, &self.held(|h| h.writer || !exclusive)) else {
+        let Some(at) = self.pick_held(handle, |h| h.writer || !exclusive) else {
             return OpResult::Skipped;
         };
         if self.misuse(at, false) {

@@ -340,7 +340,7 @@ impl ThreadedSubject for MbcacheSubject {
         let mut shrunk = Vec::new();
         let result = MbcacheSubject::result_of(shared.apply(cx, op, &mut shrunk));
         let task = cx.name().strip_prefix("thread-").and_then(|n| n.parse().ok()).unwrap_or(SETUP_TASK);
-        Outcome { result, lru: Default::default(), counts: Vec::new(), task: Some(task), shrunk }
+        Outcome { result, lru: Default::default(), counts: Default::default(), task: Some(task), shrunk }
     }
 
     /// A finished inode task releases its handles; an error here is the model's, reported by it.

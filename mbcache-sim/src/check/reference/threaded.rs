@@ -377,7 +377,13 @@ mod tests {
     use sim_core::check::Reference;
 
     fn outcome(task: u32, result: OpResult) -> Outcome {
-        Outcome { result, lru: Default::default(), counts: Vec::new(), task: Some(task), shrunk: Vec::new() }
+        Outcome {
+            result,
+            lru: Default::default(),
+            counts: Default::default(),
+            task: Some(task),
+            shrunk: Vec::new(),
+        }
     }
 
     /// Thread 0 makes and hashes entry 1 and keeps its exclusive handle.
