@@ -44,7 +44,9 @@ pub struct Cx {
     softirq_depth: Cell<u32>,
     /// `local_bh_disable()` nesting (the kernel's SOFTIRQ_DISABLE_OFFSET count).
     bh_disable_count: Cell<u32>,
-    held: RefCell<HeldStack>,
+    /// The locks held: lockdep's full record for a model context, the token, class and site
+    /// alone for an observer ([`HeldLocks`]).
+    held: RefCell<HeldLocks>,
     /// `rcu_read_lock()` nesting (the kernel's `current->rcu_read_lock_nesting`).
     rcu_depth: Cell<u32>,
     /// The outermost read-side section while `rcu_depth` > 0.
@@ -130,7 +132,7 @@ impl std::fmt::Debug for Cx {
             .field("rcu_depth", &self.rcu_depth.get())
             .field("in_serving_softirq", &self.in_serving_softirq())
             .field("bh_disable_count", &self.bh_disable_count.get())
-            .field("held", &self.held.borrow().iter().map(|h| h.name).collect::<Vec<_>>())
+            .field("held", &self.held.borrow().names())
             .finish()
     }
 }
@@ -150,7 +152,7 @@ impl Cx {
             hardirq_depth: Cell::new(0),
             softirq_depth: Cell::new(0),
             bh_disable_count: Cell::new(0),
-            held: RefCell::new(HeldStack::new()),
+            held: RefCell::new(HeldLocks::new(observer)),
             rcu_depth: Cell::new(0),
             rcu_section: Cell::new(None),
             observer,
@@ -413,9 +415,31 @@ impl Cx {
         self.sim.advance_ns(ns);
     }
 
-    /// The locks this context holds, outermost first.
+    /// The locks this context holds, outermost first. An observer keeps no lockdep record of
+    /// its acquisitions: its entries give the class, mode, trylock and site taken, and the
+    /// context's CPU and interrupt state now.
     pub fn held_locks(&self) -> Vec<Acquisition> {
-        self.held.borrow().iter().map(|h| h.acquisition(&self.name)).collect()
+        match &*self.held.borrow() {
+            HeldLocks::Model(held) => held.iter().map(|h| h.acquisition(&self.name)).collect(),
+            HeldLocks::Observer(held) => held.iter().map(|h| self.observer_acquisition(h)).collect(),
+        }
+    }
+
+    /// An observer's held lock as [`Cx::held_locks`] gives it.
+    fn observer_acquisition(&self, held: &ObserverLock) -> Acquisition {
+        let irq = self.irq_state();
+        let lock = HeldLock {
+            token: held.token,
+            class: 0,
+            name: held.name,
+            mode: held.mode,
+            trylock: held.trylock,
+            site: held.site,
+            cpu: self.cpu(),
+            irq,
+            chain: 0,
+        };
+        lock.acquisition(&self.name)
     }
 
     /// How many locks this context holds.
@@ -425,7 +449,10 @@ impl Cx {
 
     /// Whether this context holds a lock of `class`.
     pub fn holds(&self, class: &str) -> bool {
-        self.held.borrow().iter().any(|h| h.name == class)
+        match &*self.held.borrow() {
+            HeldLocks::Model(held) => held.iter().any(|h| h.name == class),
+            HeldLocks::Observer(held) => held.iter().any(|h| h.name == class),
+        }
     }
 
     /// `rcu_read_lock()`: enters (or nests) an RCU read-side section. Objects read through an
@@ -467,8 +494,14 @@ impl Cx {
     }
 
     /// Runs `f` on the held-lock stack, outermost first, without copying it (for detectors).
+    /// Panics for an observer, which keeps no lockdep record: detectors skip observers first.
     pub(crate) fn with_held<R>(&self, f: impl FnOnce(&[HeldLock]) -> R) -> R {
-        f(&self.held.borrow())
+        match &*self.held.borrow() {
+            HeldLocks::Model(held) => f(held),
+            HeldLocks::Observer(_) => {
+                panic!("{}: an observer keeps no lockdep record of its locks", self.name)
+            }
+        }
     }
 
     /// The task name as a shared string, for checker records that outlive this context.
@@ -602,7 +635,9 @@ impl Cx {
     }
 
     /// Lockdep's check and the held-stack push for an acquisition (see
-    /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record.
+    /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record. An observer, which lockdep
+    /// does not check, records the token, class and site only ([`Cx::push_observer`]).
+    #[inline]
     pub(crate) fn push_held(
         &self,
         key: &ClassKey,
@@ -611,7 +646,24 @@ impl Cx {
         site: &'static Location<'static>,
     ) -> u64 {
         let token = self.next_token();
-        let lockdep = self.sim.lockdep();
+        if self.observer {
+            self.push_observer(ObserverLock { token, name: key.name, site, mode, trylock });
+        } else {
+            self.push_model(key, token, mode, trylock, site);
+        }
+        token
+    }
+
+    /// [`Cx::push_held`] for a model context: the full record, checked by lockdep when it is on.
+    #[inline(never)]
+    fn push_model(
+        &self,
+        key: &ClassKey,
+        token: u64,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) {
         let held_lock = HeldLock {
             token,
             class: 0,
@@ -624,16 +676,28 @@ impl Cx {
             chain: 0,
         };
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
-        // entry lives, so the 72-byte entry is not read back and copied after those narrow
-        // writes (a store-forwarding stall that was a third of this function's time).
-        let mut held = PushedOnce { held: self.held.borrow_mut(), checked: false };
+        // entry lives, so the entry is not read back and copied after those narrow writes (a
+        // store-forwarding stall that was a third of this function's time).
+        let held = std::cell::RefMut::map(self.held.borrow_mut(), HeldLocks::model);
+        let mut held = PushedOnce { held, checked: false };
         held.held.push(held_lock);
-        if lockdep.is_enabled() && !self.observer {
+        let lockdep = self.sim.lockdep();
+        if lockdep.is_enabled() {
             let (new, below) = held.held.split_last_mut().expect("just pushed");
             lockdep.check_acquire(below, new, Some(key), &self.name);
         }
         held.checked = true;
-        token
+    }
+
+    /// [`Cx::push_held`] for an observer: no lockdep check and no trace, so nothing reads its
+    /// CPU, interrupt state or chain key; what is kept answers [`Cx::holds`],
+    /// [`Cx::holds_token`], [`Cx::held_count`] and a release's check.
+    #[inline(never)]
+    fn push_observer(&self, lock: ObserverLock) {
+        match &mut *self.held.borrow_mut() {
+            HeldLocks::Observer(held) => held.push(lock),
+            HeldLocks::Model(_) => unreachable!("an observer's held stack is an observer's"),
+        }
     }
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
@@ -648,14 +712,14 @@ impl Cx {
     /// Whether this context's held stack has the acquisition `token` (a lock released by
     /// another context, such as a page lock, may not be on the stack of the one releasing it).
     pub(crate) fn holds_token(&self, token: u64) -> bool {
-        self.held.borrow().iter().any(|h| h.token == token)
+        self.held.borrow().position(token).is_some()
     }
 
     /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
     pub(crate) fn lock_acquire_failed(&self, token: u64) {
         let mut held = self.held.borrow_mut();
-        if let Some(index) = held.iter().rposition(|h| h.token == token) {
-            remove_held(&mut held, index);
+        if let Some(index) = held.position(token) {
+            held.remove(index);
         }
         if let Some(waits) = &self.waits {
             waits.update(|state| {
@@ -743,8 +807,8 @@ impl Cx {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
         let mut held = self.held.borrow_mut();
-        match held.iter().rposition(|h| h.token == token) {
-            Some(index) => remove_held(&mut held, index),
+        match held.position(token) {
+            Some(index) => held.remove(index),
             None => {
                 drop(held);
                 panic!("{}: release of {class} that this context does not hold", self.name)
@@ -758,7 +822,7 @@ impl Cx {
 /// lock was never taken. A guard rather than `catch_unwind` and `resume_unwind`, so the common
 /// path runs straight through with nothing to undo.
 struct PushedOnce<'a> {
-    held: std::cell::RefMut<'a, HeldStack>,
+    held: std::cell::RefMut<'a, HeldStack<HeldLock>>,
     checked: bool,
 }
 
@@ -801,31 +865,21 @@ const HELD_INLINE: usize = 8;
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
 /// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
 /// deeper stack moves whole into a `Vec` until it is empty again. Read as a slice.
-pub(crate) struct HeldStack {
+pub(crate) struct HeldStack<E> {
     /// How many of `inline` are held (0 while `spill` holds the stack).
     len: usize,
-    inline: [HeldLock; HELD_INLINE],
+    inline: [E; HELD_INLINE],
     /// The whole stack, when it outgrew `inline`.
-    spill: Vec<HeldLock>,
+    spill: Vec<E>,
 }
 
-impl HeldStack {
-    fn new() -> HeldStack {
-        let unused = HeldLock {
-            token: 0,
-            class: 0,
-            name: "",
-            mode: LockMode::Spin,
-            trylock: false,
-            site: Location::caller(),
-            cpu: 0,
-            irq: IrqState::default(),
-            chain: 0,
-        };
+impl<E: Copy> HeldStack<E> {
+    /// An empty stack whose unused slots hold `unused`.
+    fn new(unused: E) -> HeldStack<E> {
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
-    fn push(&mut self, held: HeldLock) {
+    fn push(&mut self, held: E) {
         if !self.spill.is_empty() {
             self.spill.push(held);
         } else if self.len < HELD_INLINE {
@@ -852,9 +906,9 @@ impl HeldStack {
     }
 }
 
-impl std::ops::Deref for HeldStack {
-    type Target = [HeldLock];
-    fn deref(&self) -> &[HeldLock] {
+impl<E> std::ops::Deref for HeldStack<E> {
+    type Target = [E];
+    fn deref(&self) -> &[E] {
         match self.spill.is_empty() {
             true => &self.inline[..self.len],
             false => &self.spill,
@@ -862,8 +916,8 @@ impl std::ops::Deref for HeldStack {
     }
 }
 
-impl std::ops::DerefMut for HeldStack {
-    fn deref_mut(&mut self) -> &mut [HeldLock] {
+impl<E> std::ops::DerefMut for HeldStack<E> {
+    fn deref_mut(&mut self) -> &mut [E] {
         match self.spill.is_empty() {
             true => &mut self.inline[..self.len],
             false => &mut self.spill,
@@ -871,13 +925,101 @@ impl std::ops::DerefMut for HeldStack {
     }
 }
 
-/// Removes the held lock at `index`; the locks above it get their chain keys again without it,
-/// as the kernel's `__lock_release()` re-adds the locks held above a released one.
-fn remove_held(held: &mut HeldStack, index: usize) {
-    held.remove(index);
-    for at in index..held.len() {
-        let parent = if at == 0 { 0 } else { held[at - 1].chain };
-        held[at].chain = crate::chain_cache::chain_key(parent, held[at].class, held[at].mode);
+/// One lock an observer holds. An observer is neither traced nor checked by lockdep, so its
+/// acquisitions need no CPU, interrupt state, class id or chain key: only what says which locks
+/// it holds (the token for a release and [`Cx::holds_token`], the class for [`Cx::holds`]) and
+/// what [`Cx::held_locks`] shows.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ObserverLock {
+    token: u64,
+    name: &'static str,
+    site: &'static Location<'static>,
+    mode: LockMode,
+    trylock: bool,
+}
+
+/// A context's held locks: lockdep's record for a model context, the light one for an observer
+/// (decided when the context is made; [`Cx::renew`] keeps it).
+pub(crate) enum HeldLocks {
+    Model(HeldStack<HeldLock>),
+    Observer(HeldStack<ObserverLock>),
+}
+
+impl HeldLocks {
+    #[track_caller]
+    fn new(observer: bool) -> HeldLocks {
+        let site = Location::caller();
+        if observer {
+            let unused = ObserverLock { token: 0, name: "", site, mode: LockMode::Spin, trylock: false };
+            HeldLocks::Observer(HeldStack::new(unused))
+        } else {
+            let unused = HeldLock {
+                token: 0,
+                class: 0,
+                name: "",
+                mode: LockMode::Spin,
+                trylock: false,
+                site,
+                cpu: 0,
+                irq: IrqState::default(),
+                chain: 0,
+            };
+            HeldLocks::Model(HeldStack::new(unused))
+        }
+    }
+
+    /// The model context's stack ([`RefMut::map`](std::cell::RefMut::map) target).
+    fn model(&mut self) -> &mut HeldStack<HeldLock> {
+        match self {
+            HeldLocks::Model(held) => held,
+            HeldLocks::Observer(_) => unreachable!("a model context's held stack is a model's"),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            HeldLocks::Model(held) => held.len(),
+            HeldLocks::Observer(held) => held.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The class names held, outermost first (for `Debug`).
+    fn names(&self) -> Vec<&'static str> {
+        match self {
+            HeldLocks::Model(held) => held.iter().map(|h| h.name).collect(),
+            HeldLocks::Observer(held) => held.iter().map(|h| h.name).collect(),
+        }
+    }
+
+    /// Where acquisition `token` sits, searching from the innermost lock (the one most often
+    /// released).
+    #[inline]
+    fn position(&self, token: u64) -> Option<usize> {
+        match self {
+            HeldLocks::Model(held) => held.iter().rposition(|h| h.token == token),
+            HeldLocks::Observer(held) => held.iter().rposition(|h| h.token == token),
+        }
+    }
+
+    /// Removes the held lock at `index`. In lockdep's record the locks above it get their chain
+    /// keys again without it, as the kernel's `__lock_release()` re-adds the locks held above a
+    /// released one.
+    #[inline]
+    fn remove(&mut self, index: usize) {
+        match self {
+            HeldLocks::Model(held) => {
+                held.remove(index);
+                for at in index..held.len() {
+                    let parent = if at == 0 { 0 } else { held[at - 1].chain };
+                    held[at].chain = crate::chain_cache::chain_key(parent, held[at].class, held[at].mode);
+                }
+            }
+            HeldLocks::Observer(held) => held.remove(index),
+        }
     }
 }
 
@@ -921,5 +1063,65 @@ mod tests {
             drop(inner);
         }
         assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+    }
+    /// An observer keeps the light record ([`super::ObserverLock`]): nested past the array and
+    /// released out of order, it still answers which locks (classes and tokens) it holds and
+    /// what [`Cx::held_locks`](super::Cx::held_locks) shows, and it adds nothing to the trace or
+    /// to lockdep, whose record an observer never takes.
+    #[test]
+    fn an_observer_knows_which_locks_it_holds_without_lockdep_s_record() {
+        const NAMES: [&str; 10] = ["o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o9"];
+        let sim = Sim::new(SimConfig::new(2).lockdep(ReportMode::Collect));
+        let trace_before = sim.trace_hash();
+        let cx = sim.observer_cx("checker", 1);
+        let locks: Vec<SpinLock<()>> = NAMES.iter().map(|name| SpinLock::new(name, ())).collect();
+        let mut guards: Vec<Option<_>> = locks.iter().map(|lock| Some(lock.lock_bh(&cx))).collect();
+        assert_eq!(cx.held_count(), 10);
+        let held = cx.held_locks();
+        assert_eq!(held.iter().map(|a| a.class.as_str()).collect::<Vec<_>>(), NAMES);
+        assert!(held
+            .iter()
+            .all(|a| a.mode == crate::lockdep::LockMode::SpinBh && a.cpu == 1 && a.task == "checker"));
+        assert!(held[0].site.contains("cx.rs"), "the site that took it: {}", held[0].site);
+        guards[2] = None;
+        guards[9] = None;
+        assert!(!cx.holds("o2") && !cx.holds("o9") && cx.holds("o8") && cx.holds("o0"));
+        assert_eq!(cx.held_count(), 8);
+        drop(guards);
+        assert_eq!(cx.held_count(), 0);
+        assert!(!cx.in_atomic() && cx.softirqs_enabled(), "every release gave back what it took");
+        let key = crate::chain_cache::ClassKey::new("o-token");
+        let site = std::panic::Location::caller();
+        let token = cx.push_held(&key, crate::lockdep::LockMode::Mutex, false, site);
+        assert!(cx.holds_token(token) && !cx.holds_token(token + 1) && token & super::OBSERVER_TOKENS != 0);
+        cx.release_held("o-token", token);
+        assert!(!cx.holds_token(token));
+        assert_eq!(sim.trace_hash(), trace_before, "an observer's locks are not traced");
+        assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+    }
+
+    /// A release of a lock an observer does not hold is caught on the light record too.
+    #[test]
+    #[should_panic(expected = "release of o-unheld that this context does not hold")]
+    fn an_observer_s_release_of_a_lock_it_does_not_hold_panics() {
+        let sim = Sim::new(SimConfig::new(1));
+        let cx = sim.observer_cx("checker", 0);
+        cx.release_held("o-unheld", super::OBSERVER_TOKENS | 12345);
+    }
+
+    /// A trylock that fails leaves an observer's record as it was.
+    #[test]
+    fn an_observer_s_failed_trylock_leaves_no_entry() {
+        let sim = Sim::new(SimConfig::new(1));
+        let (model, checker) = (sim.cx("model", 0), sim.observer_cx("checker", 0));
+        let lock = SpinLock::new("o-try", ());
+        let held = lock.lock(&model);
+        assert!(lock.try_lock(&checker).is_none());
+        assert_eq!(checker.held_count(), 0);
+        drop(held);
+        let taken = lock.try_lock(&checker).expect("free now");
+        assert!(checker.holds("o-try") && checker.held_locks()[0].trylock);
+        drop(taken);
+        assert_eq!(checker.held_count(), 0);
     }
 }
