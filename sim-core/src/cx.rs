@@ -807,6 +807,11 @@ impl Cx {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
         let mut held = self.held.borrow_mut();
+        // The innermost lock is the one most often released: it comes off without the search
+        // or the chain keys' walk, since no lock sits above it.
+        if held.pop_if_innermost(token) {
+            return;
+        }
         match held.position(token) {
             Some(index) => held.remove(index),
             None => {
@@ -873,7 +878,37 @@ pub(crate) struct HeldStack<E> {
     spill: Vec<E>,
 }
 
-impl<E: Copy> HeldStack<E> {
+/// An entry of a [`HeldStack`]: the acquisition's token is what a release finds it by.
+pub(crate) trait HeldEntry: Copy {
+    fn token(&self) -> u64;
+}
+
+impl HeldEntry for HeldLock {
+    #[inline]
+    fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+impl HeldEntry for ObserverLock {
+    #[inline]
+    fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+impl<E: HeldEntry> HeldStack<E> {
+    /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
+    /// otherwise.
+    #[inline]
+    fn pop_if_innermost(&mut self, token: u64) -> bool {
+        let innermost = self.spill.is_empty() && self.len > 0 && self.inline[self.len - 1].token() == token;
+        if innermost {
+            self.len -= 1;
+        }
+        innermost
+    }
+
     /// An empty stack whose unused slots hold `unused`.
     fn new(unused: E) -> HeldStack<E> {
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
@@ -1002,6 +1037,15 @@ impl HeldLocks {
         match self {
             HeldLocks::Model(held) => held.iter().rposition(|h| h.token == token),
             HeldLocks::Observer(held) => held.iter().rposition(|h| h.token == token),
+        }
+    }
+
+    /// [`HeldStack::pop_if_innermost`] on whichever record this is.
+    #[inline]
+    fn pop_if_innermost(&mut self, token: u64) -> bool {
+        match self {
+            HeldLocks::Model(held) => held.pop_if_innermost(token),
+            HeldLocks::Observer(held) => held.pop_if_innermost(token),
         }
     }
 
