@@ -44,9 +44,9 @@ pub struct Cx {
     softirq_depth: Cell<u32>,
     /// `local_bh_disable()` nesting (the kernel's SOFTIRQ_DISABLE_OFFSET count).
     bh_disable_count: Cell<u32>,
-    /// The locks held: lockdep's full record for a model context, the token, class and site
-    /// alone for an observer ([`HeldLocks`]).
-    held: RefCell<HeldLocks>,
+    /// The locks held. An observer's entries carry the token, class name, mode and site alone
+    /// ([`Cx::push_observer`]).
+    held: RefCell<HeldStack>,
     /// `rcu_read_lock()` nesting (the kernel's `current->rcu_read_lock_nesting`).
     rcu_depth: Cell<u32>,
     /// The outermost read-side section while `rcu_depth` > 0.
@@ -132,7 +132,7 @@ impl std::fmt::Debug for Cx {
             .field("rcu_depth", &self.rcu_depth.get())
             .field("in_serving_softirq", &self.in_serving_softirq())
             .field("bh_disable_count", &self.bh_disable_count.get())
-            .field("held", &self.held.borrow().names())
+            .field("held", &self.held.borrow().iter().map(|h| h.name).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -152,7 +152,7 @@ impl Cx {
             hardirq_depth: Cell::new(0),
             softirq_depth: Cell::new(0),
             bh_disable_count: Cell::new(0),
-            held: RefCell::new(HeldLocks::new(observer)),
+            held: RefCell::new(HeldStack::new()),
             rcu_depth: Cell::new(0),
             rcu_section: Cell::new(None),
             observer,
@@ -354,13 +354,14 @@ impl Cx {
     }
 
     /// The interrupt state lockdep records with an acquisition.
+    #[inline]
     pub(crate) fn irq_state(&self) -> IrqState {
-        IrqState {
-            hardirq: self.in_irq(),
-            softirq: self.in_serving_softirq(),
-            hardirqs_enabled: !self.irqs_disabled(),
-            softirqs_enabled: self.softirqs_enabled(),
-        }
+        IrqState::new(
+            self.in_irq(),
+            self.in_serving_softirq(),
+            !self.irqs_disabled(),
+            self.softirqs_enabled(),
+        )
     }
 
     /// `might_sleep()`: reports a sleeping call made in atomic context, or inside an RCU read-side
@@ -419,27 +420,16 @@ impl Cx {
     /// its acquisitions: its entries give the class, mode, trylock and site taken, and the
     /// context's CPU and interrupt state now.
     pub fn held_locks(&self) -> Vec<Acquisition> {
-        match &*self.held.borrow() {
-            HeldLocks::Model(held) => held.iter().map(|h| h.acquisition(&self.name)).collect(),
-            HeldLocks::Observer(held) => held.iter().map(|h| self.observer_acquisition(h)).collect(),
+        let held = self.held.borrow();
+        match self.observer {
+            false => held.iter().map(|h| h.acquisition(&self.name)).collect(),
+            true => held.iter().map(|h| self.observer_acquisition(h)).collect(),
         }
     }
 
     /// An observer's held lock as [`Cx::held_locks`] gives it.
-    fn observer_acquisition(&self, held: &ObserverLock) -> Acquisition {
-        let irq = self.irq_state();
-        let lock = HeldLock {
-            token: held.token,
-            class: 0,
-            name: held.name,
-            mode: held.mode,
-            trylock: held.trylock,
-            site: held.site,
-            cpu: self.cpu(),
-            irq,
-            chain: 0,
-        };
-        lock.acquisition(&self.name)
+    fn observer_acquisition(&self, held: &HeldLock) -> Acquisition {
+        HeldLock { cpu: self.cpu(), irq: self.irq_state(), ..*held }.acquisition(&self.name)
     }
 
     /// How many locks this context holds.
@@ -449,10 +439,7 @@ impl Cx {
 
     /// Whether this context holds a lock of `class`.
     pub fn holds(&self, class: &str) -> bool {
-        match &*self.held.borrow() {
-            HeldLocks::Model(held) => held.iter().any(|h| h.name == class),
-            HeldLocks::Observer(held) => held.iter().any(|h| h.name == class),
-        }
+        self.held.borrow().iter().any(|h| h.name == class)
     }
 
     /// `rcu_read_lock()`: enters (or nests) an RCU read-side section. Objects read through an
@@ -494,14 +481,11 @@ impl Cx {
     }
 
     /// Runs `f` on the held-lock stack, outermost first, without copying it (for detectors).
-    /// Panics for an observer, which keeps no lockdep record: detectors skip observers first.
+    /// An observer's entries have no class id, CPU, interrupt state or chain key: detectors
+    /// skip observers first.
     pub(crate) fn with_held<R>(&self, f: impl FnOnce(&[HeldLock]) -> R) -> R {
-        match &*self.held.borrow() {
-            HeldLocks::Model(held) => f(held),
-            HeldLocks::Observer(_) => {
-                panic!("{}: an observer keeps no lockdep record of its locks", self.name)
-            }
-        }
+        debug_assert!(!self.observer, "{}: an observer keeps no lockdep record of its locks", self.name);
+        f(&self.held.borrow())
     }
 
     /// The task name as a shared string, for checker records that outlive this context.
@@ -647,7 +631,7 @@ impl Cx {
     ) -> u64 {
         let token = self.next_token();
         if self.observer {
-            self.push_observer(ObserverLock { token, name: key.name, site, mode, trylock });
+            self.push_observer(token, key.name, mode, trylock, site);
         } else {
             self.push_model(key, token, mode, trylock, site);
         }
@@ -678,8 +662,7 @@ impl Cx {
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
         // entry lives, so the entry is not read back and copied after those narrow writes (a
         // store-forwarding stall that was a third of this function's time).
-        let held = std::cell::RefMut::map(self.held.borrow_mut(), HeldLocks::model);
-        let mut held = PushedOnce { held, checked: false };
+        let mut held = PushedOnce { held: self.held.borrow_mut(), checked: false };
         held.held.push(held_lock);
         let lockdep = self.sim.lockdep();
         if lockdep.is_enabled() {
@@ -690,14 +673,21 @@ impl Cx {
     }
 
     /// [`Cx::push_held`] for an observer: no lockdep check and no trace, so nothing reads its
-    /// CPU, interrupt state or chain key; what is kept answers [`Cx::holds`],
-    /// [`Cx::holds_token`], [`Cx::held_count`] and a release's check.
+    /// CPU, interrupt state, class id or chain key, and its entry has none (zero); what it
+    /// keeps answers [`Cx::holds`], [`Cx::holds_token`], [`Cx::held_count`], a release's check
+    /// and [`Cx::held_locks`].
     #[inline(never)]
-    fn push_observer(&self, lock: ObserverLock) {
-        match &mut *self.held.borrow_mut() {
-            HeldLocks::Observer(held) => held.push(lock),
-            HeldLocks::Model(_) => unreachable!("an observer's held stack is an observer's"),
-        }
+    fn push_observer(
+        &self,
+        token: u64,
+        name: &'static str,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) {
+        let lock =
+            HeldLock { token, class: 0, name, mode, trylock, site, cpu: 0, irq: IrqState::NONE, chain: 0 };
+        self.held.borrow_mut().push(lock);
     }
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
@@ -712,14 +702,14 @@ impl Cx {
     /// Whether this context's held stack has the acquisition `token` (a lock released by
     /// another context, such as a page lock, may not be on the stack of the one releasing it).
     pub(crate) fn holds_token(&self, token: u64) -> bool {
-        self.held.borrow().position(token).is_some()
+        self.held.borrow().iter().any(|h| h.token == token)
     }
 
     /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
     pub(crate) fn lock_acquire_failed(&self, token: u64) {
         let mut held = self.held.borrow_mut();
-        if let Some(index) = held.position(token) {
-            held.remove(index);
+        if let Some(index) = held.iter().rposition(|h| h.token == token) {
+            remove_held(&mut held, index);
         }
         if let Some(waits) = &self.waits {
             waits.update(|state| {
@@ -812,8 +802,8 @@ impl Cx {
         if held.pop_if_innermost(token) {
             return;
         }
-        match held.position(token) {
-            Some(index) => held.remove(index),
+        match held.iter().rposition(|h| h.token == token) {
+            Some(index) => remove_held(&mut held, index),
             None => {
                 drop(held);
                 panic!("{}: release of {class} that this context does not hold", self.name)
@@ -827,7 +817,7 @@ impl Cx {
 /// lock was never taken. A guard rather than `catch_unwind` and `resume_unwind`, so the common
 /// path runs straight through with nothing to undo.
 struct PushedOnce<'a> {
-    held: std::cell::RefMut<'a, HeldStack<HeldLock>>,
+    held: std::cell::RefMut<'a, HeldStack>,
     checked: bool,
 }
 
@@ -870,51 +860,31 @@ const HELD_INLINE: usize = 8;
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
 /// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
 /// deeper stack moves whole into a `Vec` until it is empty again. Read as a slice.
-pub(crate) struct HeldStack<E> {
+pub(crate) struct HeldStack {
     /// How many of `inline` are held (0 while `spill` holds the stack).
     len: usize,
-    inline: [E; HELD_INLINE],
+    inline: [HeldLock; HELD_INLINE],
     /// The whole stack, when it outgrew `inline`.
-    spill: Vec<E>,
+    spill: Vec<HeldLock>,
 }
 
-/// An entry of a [`HeldStack`]: the acquisition's token is what a release finds it by.
-pub(crate) trait HeldEntry: Copy {
-    fn token(&self) -> u64;
-}
-
-impl HeldEntry for HeldLock {
-    #[inline]
-    fn token(&self) -> u64 {
-        self.token
-    }
-}
-
-impl HeldEntry for ObserverLock {
-    #[inline]
-    fn token(&self) -> u64 {
-        self.token
-    }
-}
-
-impl<E: HeldEntry> HeldStack<E> {
-    /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
-    /// otherwise.
-    #[inline]
-    fn pop_if_innermost(&mut self, token: u64) -> bool {
-        let innermost = self.spill.is_empty() && self.len > 0 && self.inline[self.len - 1].token() == token;
-        if innermost {
-            self.len -= 1;
-        }
-        innermost
-    }
-
-    /// An empty stack whose unused slots hold `unused`.
-    fn new(unused: E) -> HeldStack<E> {
+impl HeldStack {
+    fn new() -> HeldStack {
+        let unused = HeldLock {
+            token: 0,
+            class: 0,
+            name: "",
+            mode: LockMode::Spin,
+            trylock: false,
+            site: Location::caller(),
+            cpu: 0,
+            irq: IrqState::NONE,
+            chain: 0,
+        };
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
-    fn push(&mut self, held: E) {
+    fn push(&mut self, held: HeldLock) {
         if !self.spill.is_empty() {
             self.spill.push(held);
         } else if self.len < HELD_INLINE {
@@ -925,6 +895,17 @@ impl<E: HeldEntry> HeldStack<E> {
             self.spill.push(held);
             self.len = 0;
         }
+    }
+
+    /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
+    /// otherwise. No lock sits above it, so no chain key changes.
+    #[inline]
+    fn pop_if_innermost(&mut self, token: u64) -> bool {
+        let innermost = self.spill.is_empty() && self.len > 0 && self.inline[self.len - 1].token == token;
+        if innermost {
+            self.len -= 1;
+        }
+        innermost
     }
 
     fn remove(&mut self, index: usize) {
@@ -941,9 +922,9 @@ impl<E: HeldEntry> HeldStack<E> {
     }
 }
 
-impl<E> std::ops::Deref for HeldStack<E> {
-    type Target = [E];
-    fn deref(&self) -> &[E] {
+impl std::ops::Deref for HeldStack {
+    type Target = [HeldLock];
+    fn deref(&self) -> &[HeldLock] {
         match self.spill.is_empty() {
             true => &self.inline[..self.len],
             false => &self.spill,
@@ -951,8 +932,8 @@ impl<E> std::ops::Deref for HeldStack<E> {
     }
 }
 
-impl<E> std::ops::DerefMut for HeldStack<E> {
-    fn deref_mut(&mut self) -> &mut [E] {
+impl std::ops::DerefMut for HeldStack {
+    fn deref_mut(&mut self) -> &mut [HeldLock] {
         match self.spill.is_empty() {
             true => &mut self.inline[..self.len],
             false => &mut self.spill,
@@ -960,110 +941,13 @@ impl<E> std::ops::DerefMut for HeldStack<E> {
     }
 }
 
-/// One lock an observer holds. An observer is neither traced nor checked by lockdep, so its
-/// acquisitions need no CPU, interrupt state, class id or chain key: only what says which locks
-/// it holds (the token for a release and [`Cx::holds_token`], the class for [`Cx::holds`]) and
-/// what [`Cx::held_locks`] shows.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ObserverLock {
-    token: u64,
-    name: &'static str,
-    site: &'static Location<'static>,
-    mode: LockMode,
-    trylock: bool,
-}
-
-/// A context's held locks: lockdep's record for a model context, the light one for an observer
-/// (decided when the context is made; [`Cx::renew`] keeps it).
-pub(crate) enum HeldLocks {
-    Model(HeldStack<HeldLock>),
-    Observer(HeldStack<ObserverLock>),
-}
-
-impl HeldLocks {
-    #[track_caller]
-    fn new(observer: bool) -> HeldLocks {
-        let site = Location::caller();
-        if observer {
-            let unused = ObserverLock { token: 0, name: "", site, mode: LockMode::Spin, trylock: false };
-            HeldLocks::Observer(HeldStack::new(unused))
-        } else {
-            let unused = HeldLock {
-                token: 0,
-                class: 0,
-                name: "",
-                mode: LockMode::Spin,
-                trylock: false,
-                site,
-                cpu: 0,
-                irq: IrqState::default(),
-                chain: 0,
-            };
-            HeldLocks::Model(HeldStack::new(unused))
-        }
-    }
-
-    /// The model context's stack ([`RefMut::map`](std::cell::RefMut::map) target).
-    fn model(&mut self) -> &mut HeldStack<HeldLock> {
-        match self {
-            HeldLocks::Model(held) => held,
-            HeldLocks::Observer(_) => unreachable!("a model context's held stack is a model's"),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            HeldLocks::Model(held) => held.len(),
-            HeldLocks::Observer(held) => held.len(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The class names held, outermost first (for `Debug`).
-    fn names(&self) -> Vec<&'static str> {
-        match self {
-            HeldLocks::Model(held) => held.iter().map(|h| h.name).collect(),
-            HeldLocks::Observer(held) => held.iter().map(|h| h.name).collect(),
-        }
-    }
-
-    /// Where acquisition `token` sits, searching from the innermost lock (the one most often
-    /// released).
-    #[inline]
-    fn position(&self, token: u64) -> Option<usize> {
-        match self {
-            HeldLocks::Model(held) => held.iter().rposition(|h| h.token == token),
-            HeldLocks::Observer(held) => held.iter().rposition(|h| h.token == token),
-        }
-    }
-
-    /// [`HeldStack::pop_if_innermost`] on whichever record this is.
-    #[inline]
-    fn pop_if_innermost(&mut self, token: u64) -> bool {
-        match self {
-            HeldLocks::Model(held) => held.pop_if_innermost(token),
-            HeldLocks::Observer(held) => held.pop_if_innermost(token),
-        }
-    }
-
-    /// Removes the held lock at `index`. In lockdep's record the locks above it get their chain
-    /// keys again without it, as the kernel's `__lock_release()` re-adds the locks held above a
-    /// released one.
-    #[inline]
-    fn remove(&mut self, index: usize) {
-        match self {
-            HeldLocks::Model(held) => {
-                held.remove(index);
-                for at in index..held.len() {
-                    let parent = if at == 0 { 0 } else { held[at - 1].chain };
-                    held[at].chain = crate::chain_cache::chain_key(parent, held[at].class, held[at].mode);
-                }
-            }
-            HeldLocks::Observer(held) => held.remove(index),
-        }
+/// Removes the held lock at `index`; the locks above it get their chain keys again without it,
+/// as the kernel's `__lock_release()` re-adds the locks held above a released one.
+fn remove_held(held: &mut HeldStack, index: usize) {
+    held.remove(index);
+    for at in index..held.len() {
+        let parent = if at == 0 { 0 } else { held[at - 1].chain };
+        held[at].chain = crate::chain_cache::chain_key(parent, held[at].class, held[at].mode);
     }
 }
 
@@ -1108,7 +992,7 @@ mod tests {
         }
         assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
     }
-    /// An observer keeps the light record ([`super::ObserverLock`]): nested past the array and
+    /// An observer keeps the light record ([`Cx::push_observer`](super::Cx::push_observer)): nested past the array and
     /// released out of order, it still answers which locks (classes and tokens) it holds and
     /// what [`Cx::held_locks`](super::Cx::held_locks) shows, and it adds nothing to the trace or
     /// to lockdep, whose record an observer never takes.
