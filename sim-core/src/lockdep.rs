@@ -684,10 +684,10 @@ impl IrqState {
         softirqs_enabled: bool,
     ) -> IrqState {
         IrqState(
-            u8::from(hardirq) * Self::HARDIRQ
-                | u8::from(softirq) * Self::SOFTIRQ
-                | u8::from(hardirqs_enabled) * Self::HARDIRQS_ENABLED
-                | u8::from(softirqs_enabled) * Self::SOFTIRQS_ENABLED,
+            (u8::from(hardirq) * Self::HARDIRQ)
+                | (u8::from(softirq) * Self::SOFTIRQ)
+                | (u8::from(hardirqs_enabled) * Self::HARDIRQS_ENABLED)
+                | (u8::from(softirqs_enabled) * Self::SOFTIRQS_ENABLED),
         )
     }
 
