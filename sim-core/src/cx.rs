@@ -992,10 +992,11 @@ mod tests {
         }
         assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
     }
-    /// An observer keeps the light record ([`Cx::push_observer`](super::Cx::push_observer)): nested past the array and
-    /// released out of order, it still answers which locks (classes and tokens) it holds and
-    /// what [`Cx::held_locks`](super::Cx::held_locks) shows, and it adds nothing to the trace or
-    /// to lockdep, whose record an observer never takes.
+
+    /// An observer keeps the light record ([`Cx::push_observer`](super::Cx::push_observer)):
+    /// nested past the array and released out of order, it still answers which locks (classes
+    /// and tokens) it holds and what [`Cx::held_locks`](super::Cx::held_locks) shows, and it adds
+    /// nothing to the trace or to lockdep, whose record an observer never takes.
     #[test]
     fn an_observer_knows_which_locks_it_holds_without_lockdep_s_record() {
         const NAMES: [&str; 10] = ["o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o9"];
