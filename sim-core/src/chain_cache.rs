@@ -118,13 +118,11 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
 /// in what they disable), trylock, the four interrupt-state bits, irq tracking and the depth.
 /// The chain key is hashed once per acquisition: here it is only read.
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
-    let irq = new.irq;
+    // The interrupt state's four bits (hard irq, softirq, hard irqs and softirqs enabled) at
+    // bits 5 to 8.
     let flags = new.mode as u64
         | u64::from(new.trylock) << 4
-        | u64::from(irq.hardirq) << 5
-        | u64::from(irq.softirq) << 6
-        | u64::from(irq.hardirqs_enabled) << 7
-        | u64::from(irq.softirqs_enabled) << 8
+        | u64::from(new.irq.bits()) << 5
         | u64::from(irq_tracking) << 9
         | (held.len() as u64) << 16;
     debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));

@@ -44,6 +44,8 @@ pub struct Cx {
     softirq_depth: Cell<u32>,
     /// `local_bh_disable()` nesting (the kernel's SOFTIRQ_DISABLE_OFFSET count).
     bh_disable_count: Cell<u32>,
+    /// The locks held. An observer's entries carry the token, class name, mode and site alone
+    /// ([`Cx::push_observer`]).
     held: RefCell<HeldStack>,
     /// `rcu_read_lock()` nesting (the kernel's `current->rcu_read_lock_nesting`).
     rcu_depth: Cell<u32>,
@@ -352,13 +354,14 @@ impl Cx {
     }
 
     /// The interrupt state lockdep records with an acquisition.
+    #[inline]
     pub(crate) fn irq_state(&self) -> IrqState {
-        IrqState {
-            hardirq: self.in_irq(),
-            softirq: self.in_serving_softirq(),
-            hardirqs_enabled: !self.irqs_disabled(),
-            softirqs_enabled: self.softirqs_enabled(),
-        }
+        IrqState::new(
+            self.in_irq(),
+            self.in_serving_softirq(),
+            !self.irqs_disabled(),
+            self.softirqs_enabled(),
+        )
     }
 
     /// `might_sleep()`: reports a sleeping call made in atomic context, or inside an RCU read-side
@@ -413,9 +416,20 @@ impl Cx {
         self.sim.advance_ns(ns);
     }
 
-    /// The locks this context holds, outermost first.
+    /// The locks this context holds, outermost first. An observer keeps no lockdep record of
+    /// its acquisitions: its entries give the class, mode, trylock and site taken, and the
+    /// context's CPU and interrupt state now.
     pub fn held_locks(&self) -> Vec<Acquisition> {
-        self.held.borrow().iter().map(|h| h.acquisition(&self.name)).collect()
+        let held = self.held.borrow();
+        match self.observer {
+            false => held.iter().map(|h| h.acquisition(&self.name)).collect(),
+            true => held.iter().map(|h| self.observer_acquisition(h)).collect(),
+        }
+    }
+
+    /// An observer's held lock as [`Cx::held_locks`] gives it.
+    fn observer_acquisition(&self, held: &HeldLock) -> Acquisition {
+        HeldLock { cpu: self.cpu(), irq: self.irq_state(), ..*held }.acquisition(&self.name)
     }
 
     /// How many locks this context holds.
@@ -467,7 +481,10 @@ impl Cx {
     }
 
     /// Runs `f` on the held-lock stack, outermost first, without copying it (for detectors).
+    /// An observer's entries have no class id, CPU, interrupt state or chain key: detectors
+    /// skip observers first.
     pub(crate) fn with_held<R>(&self, f: impl FnOnce(&[HeldLock]) -> R) -> R {
+        debug_assert!(!self.observer, "{}: an observer keeps no lockdep record of its locks", self.name);
         f(&self.held.borrow())
     }
 
@@ -602,7 +619,9 @@ impl Cx {
     }
 
     /// Lockdep's check and the held-stack push for an acquisition (see
-    /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record.
+    /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record. An observer, which lockdep
+    /// does not check, records the token, class and site only ([`Cx::push_observer`]).
+    #[inline]
     pub(crate) fn push_held(
         &self,
         key: &ClassKey,
@@ -611,7 +630,24 @@ impl Cx {
         site: &'static Location<'static>,
     ) -> u64 {
         let token = self.next_token();
-        let lockdep = self.sim.lockdep();
+        if self.observer {
+            self.push_observer(token, key.name, mode, trylock, site);
+        } else {
+            self.push_model(key, token, mode, trylock, site);
+        }
+        token
+    }
+
+    /// [`Cx::push_held`] for a model context: the full record, checked by lockdep when it is on.
+    #[inline(never)]
+    fn push_model(
+        &self,
+        key: &ClassKey,
+        token: u64,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) {
         let held_lock = HeldLock {
             token,
             class: 0,
@@ -624,16 +660,34 @@ impl Cx {
             chain: 0,
         };
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
-        // entry lives, so the 72-byte entry is not read back and copied after those narrow
-        // writes (a store-forwarding stall that was a third of this function's time).
+        // entry lives, so the entry is not read back and copied after those narrow writes (a
+        // store-forwarding stall that was a third of this function's time).
         let mut held = PushedOnce { held: self.held.borrow_mut(), checked: false };
         held.held.push(held_lock);
-        if lockdep.is_enabled() && !self.observer {
+        let lockdep = self.sim.lockdep();
+        if lockdep.is_enabled() {
             let (new, below) = held.held.split_last_mut().expect("just pushed");
             lockdep.check_acquire(below, new, Some(key), &self.name);
         }
         held.checked = true;
-        token
+    }
+
+    /// [`Cx::push_held`] for an observer: no lockdep check and no trace, so nothing reads its
+    /// CPU, interrupt state, class id or chain key, and its entry has none (zero); what it
+    /// keeps answers [`Cx::holds`], [`Cx::holds_token`], [`Cx::held_count`], a release's check
+    /// and [`Cx::held_locks`].
+    #[inline(never)]
+    fn push_observer(
+        &self,
+        token: u64,
+        name: &'static str,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) {
+        let lock =
+            HeldLock { token, class: 0, name, mode, trylock, site, cpu: 0, irq: IrqState::NONE, chain: 0 };
+        self.held.borrow_mut().push(lock);
     }
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
@@ -743,6 +797,11 @@ impl Cx {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
         let mut held = self.held.borrow_mut();
+        // The innermost lock is the one most often released: it comes off without the search
+        // or the chain keys' walk, since no lock sits above it.
+        if held.pop_if_innermost(token) {
+            return;
+        }
         match held.iter().rposition(|h| h.token == token) {
             Some(index) => remove_held(&mut held, index),
             None => {
@@ -819,7 +878,7 @@ impl HeldStack {
             trylock: false,
             site: Location::caller(),
             cpu: 0,
-            irq: IrqState::default(),
+            irq: IrqState::NONE,
             chain: 0,
         };
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
@@ -836,6 +895,17 @@ impl HeldStack {
             self.spill.push(held);
             self.len = 0;
         }
+    }
+
+    /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
+    /// otherwise. No lock sits above it, so no chain key changes.
+    #[inline]
+    fn pop_if_innermost(&mut self, token: u64) -> bool {
+        let innermost = self.spill.is_empty() && self.len > 0 && self.inline[self.len - 1].token == token;
+        if innermost {
+            self.len -= 1;
+        }
+        innermost
     }
 
     fn remove(&mut self, index: usize) {
@@ -921,5 +991,66 @@ mod tests {
             drop(inner);
         }
         assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+    }
+
+    /// An observer keeps the light record ([`Cx::push_observer`](super::Cx::push_observer)):
+    /// nested past the array and released out of order, it still answers which locks (classes
+    /// and tokens) it holds and what [`Cx::held_locks`](super::Cx::held_locks) shows, and it adds
+    /// nothing to the trace or to lockdep, whose record an observer never takes.
+    #[test]
+    fn an_observer_knows_which_locks_it_holds_without_lockdep_s_record() {
+        const NAMES: [&str; 10] = ["o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7", "o8", "o9"];
+        let sim = Sim::new(SimConfig::new(2).lockdep(ReportMode::Collect));
+        let trace_before = sim.trace_hash();
+        let cx = sim.observer_cx("checker", 1);
+        let locks: Vec<SpinLock<()>> = NAMES.iter().map(|name| SpinLock::new(name, ())).collect();
+        let mut guards: Vec<Option<_>> = locks.iter().map(|lock| Some(lock.lock_bh(&cx))).collect();
+        assert_eq!(cx.held_count(), 10);
+        let held = cx.held_locks();
+        assert_eq!(held.iter().map(|a| a.class.as_str()).collect::<Vec<_>>(), NAMES);
+        assert!(held
+            .iter()
+            .all(|a| a.mode == crate::lockdep::LockMode::SpinBh && a.cpu == 1 && a.task == "checker"));
+        assert!(held[0].site.contains("cx.rs"), "the site that took it: {}", held[0].site);
+        guards[2] = None;
+        guards[9] = None;
+        assert!(!cx.holds("o2") && !cx.holds("o9") && cx.holds("o8") && cx.holds("o0"));
+        assert_eq!(cx.held_count(), 8);
+        drop(guards);
+        assert_eq!(cx.held_count(), 0);
+        assert!(!cx.in_atomic() && cx.softirqs_enabled(), "every release gave back what it took");
+        let key = crate::chain_cache::ClassKey::new("o-token");
+        let site = std::panic::Location::caller();
+        let token = cx.push_held(&key, crate::lockdep::LockMode::Mutex, false, site);
+        assert!(cx.holds_token(token) && !cx.holds_token(token + 1) && token & super::OBSERVER_TOKENS != 0);
+        cx.release_held("o-token", token);
+        assert!(!cx.holds_token(token));
+        assert_eq!(sim.trace_hash(), trace_before, "an observer's locks are not traced");
+        assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
+    }
+
+    /// A release of a lock an observer does not hold is caught on the light record too.
+    #[test]
+    #[should_panic(expected = "release of o-unheld that this context does not hold")]
+    fn an_observer_s_release_of_a_lock_it_does_not_hold_panics() {
+        let sim = Sim::new(SimConfig::new(1));
+        let cx = sim.observer_cx("checker", 0);
+        cx.release_held("o-unheld", super::OBSERVER_TOKENS | 12345);
+    }
+
+    /// A trylock that fails leaves an observer's record as it was.
+    #[test]
+    fn an_observer_s_failed_trylock_leaves_no_entry() {
+        let sim = Sim::new(SimConfig::new(1));
+        let (model, checker) = (sim.cx("model", 0), sim.observer_cx("checker", 0));
+        let lock = SpinLock::new("o-try", ());
+        let held = lock.lock(&model);
+        assert!(lock.try_lock(&checker).is_none());
+        assert_eq!(checker.held_count(), 0);
+        drop(held);
+        let taken = lock.try_lock(&checker).expect("free now");
+        assert!(checker.holds("o-try") && checker.held_locks()[0].trylock);
+        drop(taken);
+        assert_eq!(checker.held_count(), 0);
     }
 }

@@ -660,29 +660,72 @@ pub(crate) struct HeldLock {
 
 /// The interrupt state of a context at an acquisition, as lockdep's `held_lock` and
 /// `task_struct` keep it (`hardirq_context`, `softirq_context`, `hardirqs_enabled`,
-/// `softirqs_enabled`).
+/// `softirqs_enabled`): four bits of one byte, so that a held lock carries it in one byte and
+/// the chain cache's lookup key ([`crate::chain_cache`]) takes it in one load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct IrqState {
-    pub(crate) hardirq: bool,
-    pub(crate) softirq: bool,
-    pub(crate) hardirqs_enabled: bool,
-    pub(crate) softirqs_enabled: bool,
-}
+pub(crate) struct IrqState(u8);
 
 impl IrqState {
+    const HARDIRQ: u8 = 1;
+    const SOFTIRQ: u8 = 1 << 1;
+    const HARDIRQS_ENABLED: u8 = 1 << 2;
+    const SOFTIRQS_ENABLED: u8 = 1 << 3;
+
+    /// No bit set (the state of an unused held-lock slot).
+    pub(crate) const NONE: IrqState = IrqState(0);
+
+    /// The state of a context in a hard irq (`hardirq`), serving a softirq (`softirq`), with
+    /// hard irqs and softirqs enabled or not.
+    #[inline]
+    pub(crate) fn new(
+        hardirq: bool,
+        softirq: bool,
+        hardirqs_enabled: bool,
+        softirqs_enabled: bool,
+    ) -> IrqState {
+        IrqState(
+            (u8::from(hardirq) * Self::HARDIRQ)
+                | (u8::from(softirq) * Self::SOFTIRQ)
+                | (u8::from(hardirqs_enabled) * Self::HARDIRQS_ENABLED)
+                | (u8::from(softirqs_enabled) * Self::SOFTIRQS_ENABLED),
+        )
+    }
+
+    /// The four bits: hard irq, softirq, hard irqs enabled, softirqs enabled, lowest first.
+    #[inline]
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
+    pub(crate) fn hardirq(self) -> bool {
+        self.0 & Self::HARDIRQ != 0
+    }
+
+    pub(crate) fn softirq(self) -> bool {
+        self.0 & Self::SOFTIRQ != 0
+    }
+
+    pub(crate) fn hardirqs_enabled(self) -> bool {
+        self.0 & Self::HARDIRQS_ENABLED != 0
+    }
+
+    pub(crate) fn softirqs_enabled(self) -> bool {
+        self.0 & Self::SOFTIRQS_ENABLED != 0
+    }
+
     /// Whether an acquisition in this state sets USED_IN_`irq` (`mark_irqflags()`).
     fn used_in(self, irq: IrqContext) -> bool {
         match irq {
-            IrqContext::Hard => self.hardirq,
-            IrqContext::Soft => self.softirq,
+            IrqContext::Hard => self.hardirq(),
+            IrqContext::Soft => self.softirq(),
         }
     }
 
     /// Whether it sets ENABLED_`irq`: softirqs count as enabled only with hard irqs on too.
     fn enabled(self, irq: IrqContext) -> bool {
         match irq {
-            IrqContext::Hard => self.hardirqs_enabled,
-            IrqContext::Soft => self.hardirqs_enabled && self.softirqs_enabled,
+            IrqContext::Hard => self.hardirqs_enabled(),
+            IrqContext::Soft => self.hardirqs_enabled() && self.softirqs_enabled(),
         }
     }
 }
@@ -696,10 +739,10 @@ impl HeldLock {
             site: site(self.site),
             task: task.to_string(),
             cpu: self.cpu,
-            in_irq: self.irq.hardirq,
-            in_softirq: self.irq.softirq,
-            hardirqs_enabled: self.irq.hardirqs_enabled,
-            softirqs_enabled: self.irq.softirqs_enabled,
+            in_irq: self.irq.hardirq(),
+            in_softirq: self.irq.softirq(),
+            hardirqs_enabled: self.irq.hardirqs_enabled(),
+            softirqs_enabled: self.irq.softirqs_enabled(),
         }
     }
 }
