@@ -367,8 +367,10 @@ impl BalloonDevInfo {
     /// empty when a link is bad (the walk's oops is reported). [`list::walk_into`]'s loop, each
     /// node's pfn kept as it is reached: the checks walk this list after every operation, and
     /// a list of nodes made only to be turned into pfns cost as much as the links' reads.
-    pub fn listed_pages(&self, cx: &Cx, pages: &PageAllocator) -> Vec<Pfn> {
-        let mut listed = Vec::new();
+    /// `expected`: room to make first (what `num_pages` says, to a checker), so the walk does
+    /// not grow the vector page by page; never a limit.
+    pub fn listed_pages(&self, cx: &Cx, pages: &PageAllocator, expected: usize) -> Vec<Pfn> {
+        let mut listed = Vec::with_capacity(expected);
         let walked = self.lru(cx, pages, |mem, head| -> Result<(), list::Oops> {
             let mut at = list::next(mem, head, "list_for_each")?;
             while at != head {
@@ -385,7 +387,7 @@ impl BalloonDevInfo {
 
     /// Every listed balloon page, in pfn order.
     pub fn all_pages(&self, cx: &Cx, pages: &PageAllocator) -> Vec<Pfn> {
-        let mut all = self.listed_pages(cx, pages);
+        let mut all = self.listed_pages(cx, pages, 0);
         all.sort_unstable();
         all
     }

@@ -88,7 +88,7 @@ impl World {
         let Some(vb) = &self.vb else {
             return BTreeSet::new();
         };
-        let listed = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        let listed = vb.vb_dev_info.listed_pages(cx, &self.pages, 0);
         self.page_bits(cx, &listed).pieces(vb.pages_per_page).iter().collect()
     }
 
@@ -158,7 +158,10 @@ impl World {
             return Ok(PfnBits::default());
         };
         // List order, a page listed twice counted twice (as `num_pages` would count it).
-        let balloon: Vec<Pfn> = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        // Room for what `num_pages` counts (a wild count is bounded by the guest's frames).
+        let expected = (vb.num_pages(cx) / vb.pages_per_page.max(1)) as usize;
+        let expected = expected.min(self.pages.spanned_pages(cx) as usize);
+        let balloon: Vec<Pfn> = vb.vb_dev_info.listed_pages(cx, &self.pages, expected);
         let members = self.page_bits(cx, &balloon);
         let held = self.host.held_bits();
         self.check_balloon_list(cx, vb, &balloon)?;
