@@ -367,8 +367,8 @@ impl BalloonDevInfo {
     /// empty when a link is bad (the walk's oops is reported). [`list::walk_into`]'s loop, each
     /// node's pfn kept as it is reached: the checks walk this list after every operation, and
     /// a list of nodes made only to be turned into pfns cost as much as the links' reads.
-    /// `expected`: room to make first (what `num_pages` says, to a checker), so the walk does
-    /// not grow the vector page by page; never a limit.
+    /// `expected`: room to make first (to a checker, how many pages its last walk found), so
+    /// the walk does not grow the vector page by page; never a limit.
     pub fn listed_pages(&self, cx: &Cx, pages: &PageAllocator, expected: usize) -> Vec<Pfn> {
         let mut listed = Vec::with_capacity(expected);
         let walked = self.lru(cx, pages, |mem, head| -> Result<(), list::Oops> {
