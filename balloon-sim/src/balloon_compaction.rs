@@ -363,15 +363,31 @@ impl BalloonDevInfo {
         rc
     }
 
-    /// The balloon's pages in list order (an observer's walk; isolated pages are not on it).
-    pub fn listed_pages(&self, cx: &Cx, pages: &PageAllocator) -> Vec<Pfn> {
-        let nodes = self.lru(cx, pages, |mem, head| list::walk(mem, head, usize::MAX)).unwrap_or_default();
-        nodes.into_iter().filter_map(|node| node.page().map(|page| page.pfn)).collect()
+    /// The balloon's pages in list order (an observer's walk; isolated pages are not on it);
+    /// empty when a link is bad (the walk's oops is reported). [`list::walk_into`]'s loop, each
+    /// node's pfn kept as it is reached: the checks walk this list after every operation, and
+    /// a list of nodes made only to be turned into pfns cost as much as the links' reads.
+    /// `expected`: room to make first (to a checker, how many pages its last walk found), so
+    /// the walk does not grow the vector page by page; never a limit.
+    pub fn listed_pages(&self, cx: &Cx, pages: &PageAllocator, expected: usize) -> Vec<Pfn> {
+        let mut listed = Vec::with_capacity(expected);
+        let walked = self.lru(cx, pages, |mem, head| -> Result<(), list::Oops> {
+            let mut at = list::next(mem, head, "list_for_each")?;
+            while at != head {
+                listed.extend(at.page().map(|page| page.pfn));
+                at = list::next(mem, at, "list_for_each")?;
+            }
+            Ok(())
+        });
+        if walked.is_err() {
+            listed.clear();
+        }
+        listed
     }
 
     /// Every listed balloon page, in pfn order.
     pub fn all_pages(&self, cx: &Cx, pages: &PageAllocator) -> Vec<Pfn> {
-        let mut all = self.listed_pages(cx, pages);
+        let mut all = self.listed_pages(cx, pages, 0);
         all.sort_unstable();
         all
     }

@@ -170,8 +170,16 @@ impl PfnBits {
         }
         let mut out = PfnBits::new(self.words.len() as u64 * 64 * u64::from(per));
         for pfn in self.iter() {
-            for i in 0..per {
-                out.insert(pfn * per + i);
+            if per < 64 && 64 % per == 0 {
+                // A page's pieces are one mask inside one word (16 for 64 KiB pages); the
+                // set's PFNs are distinct, so their masks are too.
+                let first = u64::from(pfn) * u64::from(per);
+                out.words[(first / 64) as usize] |= ((1u64 << per) - 1) << (first % 64);
+                out.count += per as usize;
+            } else {
+                for i in 0..per {
+                    out.insert(pfn * per + i);
+                }
             }
         }
         out
@@ -528,10 +536,12 @@ mod tests {
     #[test]
     fn pieces_cover_each_page_of_the_set() {
         let (bits, tree) = sample(7);
-        for per in [1, 16] {
+        for per in [1, 2, 16, 3] {
             let expect: Vec<u32> =
                 tree.iter().flat_map(|&pfn| (0..per).map(move |i| pfn * per + i)).collect();
-            assert_eq!(bits.pieces(per).iter().collect::<Vec<_>>(), expect, "{per} pieces a page");
+            let pieces = bits.pieces(per);
+            assert_eq!(pieces.iter().collect::<Vec<_>>(), expect, "{per} pieces a page");
+            assert_eq!(pieces.len(), expect.len(), "{per} pieces a page: the count");
         }
     }
 }

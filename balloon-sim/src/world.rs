@@ -88,7 +88,7 @@ impl World {
         let Some(vb) = &self.vb else {
             return BTreeSet::new();
         };
-        let listed = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        let listed = vb.vb_dev_info.listed_pages(cx, &self.pages, 0);
         self.page_bits(cx, &listed).pieces(vb.pages_per_page).iter().collect()
     }
 
@@ -158,7 +158,13 @@ impl World {
             return Ok(PfnBits::default());
         };
         // List order, a page listed twice counted twice (as `num_pages` would count it).
-        let balloon: Vec<Pfn> = vb.vb_dev_info.listed_pages(cx, &self.pages);
+        // Room for as many pages as the last check saw: no read of the model for it (under the
+        // threaded checkers a facade read is a scheduling point, and pinned schedules move).
+        let expected = match scope {
+            Scope::Whole => 0,
+            Scope::Changed(before) => before.len(),
+        };
+        let balloon: Vec<Pfn> = vb.vb_dev_info.listed_pages(cx, &self.pages, expected);
         let members = self.page_bits(cx, &balloon);
         let held = self.host.held_bits();
         self.check_balloon_list(cx, vb, &balloon)?;
@@ -287,20 +293,30 @@ impl World {
     }
 
     /// Each zone's managed pages plus its ballooned pages (unless DEFLATE_ON_OOM, which leaves
-    /// them managed) equal its spanned pages.
+    /// them managed) equal its spanned pages. The ballooned pages are counted per zone only when
+    /// the sum needs them, or for the report.
     fn check_managed_pages(&self, cx: &Cx, balloon: &[Pfn]) -> Result<(), Violation> {
         let deflate_on_oom = self.vdev.has_feature(VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
-        let mut in_balloon = vec![0i64; self.pages.zones_count(cx)];
-        for &pfn in balloon {
-            if let Some(count) = self.pages.zone_of(cx, pfn).ok().and_then(|zone| in_balloon.get_mut(zone)) {
-                *count += 1;
+        let zones = self.pages.zones_count(cx);
+        let count_ballooned = || {
+            let mut in_balloon = vec![0i64; zones];
+            for &pfn in balloon {
+                if let Some(count) =
+                    self.pages.zone_of(cx, pfn).ok().and_then(|zone| in_balloon.get_mut(zone))
+                {
+                    *count += 1;
+                }
             }
-        }
-        for (zone, &in_balloon) in in_balloon.iter().enumerate() {
+            in_balloon
+        };
+        let ballooned = (!deflate_on_oom).then(count_ballooned);
+        for zone in 0..zones {
             let managed = self.pages.managed_pages(cx, zone);
             let spanned = self.pages.zone_spanned_pages(cx, zone) as i64;
-            let counted = if deflate_on_oom { managed } else { managed + in_balloon };
+            let counted = managed + ballooned.as_ref().map_or(0, |in_balloon| in_balloon[zone]);
             if counted != spanned {
+                let in_balloon =
+                    ballooned.as_ref().map_or_else(|| count_ballooned()[zone], |in_balloon| in_balloon[zone]);
                 return broken(
                     "managed-pages-not-conserved",
                     format!(

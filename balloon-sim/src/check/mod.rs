@@ -349,7 +349,8 @@ impl Subject for BalloonSubject {
     fn check_invariants_incremental(&self, sim: &Sim, op: &Op) -> Result<(), Violation> {
         let before = match op {
             Op::Compact { .. } | Op::Freeze | Op::Restore => None,
-            _ => self.shadow().before.clone(),
+            // Taken, not cloned: `apply` sets it afresh before the next operation.
+            _ => self.shadow().before.take(),
         };
         match before {
             Some(before) => self.check_scoped(sim, Scope::Changed(&before)),
