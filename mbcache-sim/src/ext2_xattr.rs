@@ -109,9 +109,7 @@ struct Ext2Shadow {
     users: Vec<u32>,
     bits: Vec<bool>,
     pending: Vec<u64>,
-    /// Working sets kept between runs, so a run allocates nothing once they have grown: an
-    /// empty log swapped with the model's (whose capacity it keeps), and the blocks' tallies.
-    spare: Ext2Touched,
+    /// The blocks' tallies, kept between runs so a run allocates nothing once it has grown.
     tallies: Vec<(u64, Tally)>,
 }
 
@@ -155,8 +153,13 @@ pub struct Ext2Xattr {
     freed: StdMutex<BTreeSet<u64>>,
     /// Instrumentation: what was written since the incremental check last ran.
     touched: StdMutex<Ext2Touched>,
-    /// Checker state: what the incremental check last saw.
+    /// Checker state: what the incremental check last saw. Only the incremental check takes it
+    /// (op-level, on one thread), and holds it across its reads of the model: no model path
+    /// takes it, so it orders with no model lock.
     shadow: StdMutex<Ext2Shadow>,
+    /// Checker scratch: an empty log the incremental check swaps with the model's (whose
+    /// capacity it keeps), taken with `shadow` held.
+    spare: StdMutex<Ext2Touched>,
     /// Checker scratch of the whole check, kept between runs only for its allocations: never
     /// the incremental check's `shadow`, whose running counts the whole check would otherwise
     /// reset to the truth before each incremental run.
@@ -193,6 +196,7 @@ impl Ext2Xattr {
                 ..Ext2Shadow::default()
             }),
             whole: StdMutex::new(Ext2Shadow::default()),
+            spare: StdMutex::new(Ext2Touched::default()),
         }
     }
 
@@ -530,18 +534,16 @@ impl Ext2Xattr {
     /// written than the log keeps, every block is counted again.
     pub fn check_invariants_incremental(&self, cx: &Cx, pending: &[u64]) -> Result<(), Violation> {
         self.registry.check_invariants_touched(cx)?;
-        // Taken out while the check reads the model under its locks, and put back after.
-        let mut shadow = std::mem::take(&mut *locked(&self.shadow));
-        let mut touched = std::mem::take(&mut shadow.spare);
-        std::mem::swap(&mut *locked(&self.touched), &mut touched);
+        // Worked on in place (no copy of the state out and back): see `shadow`'s doc.
+        let mut shadow = locked(&self.shadow);
+        let mut touched = locked(&self.spare);
+        std::mem::swap(&mut *locked(&self.touched), &mut *touched);
         let result = if touched.overflowed {
             self.blocks_count_their_users(cx, pending, &mut shadow)
         } else {
             self.written_blocks_count_their_users(cx, pending, &mut touched, &mut shadow)
         };
         touched.clear();
-        shadow.spare = touched;
-        *locked(&self.shadow) = shadow;
         result
     }
 
