@@ -287,6 +287,9 @@ pub(crate) struct Memory {
     /// Instrumentation: a destroy has left entries of its cache allocated (`kmem_cache_destroy`
     /// found some live), so an entry's cache may be a freed one.
     pub(crate) orphans_possible: bool,
+    /// Checker state: the incremental check has marked its quiet case in this registry's `Sim`
+    /// (whose marks are a set kept for the case), so it need not mark it again.
+    pub(crate) quiet_marked: bool,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -750,6 +753,7 @@ impl Registry {
                 lru_writes: 0,
                 caches_version: 0,
                 orphans_possible: false,
+                quiet_marked: false,
                 handles: HandleTable::default(),
                 scratch: Some(CheckScratch::pooled()),
             }),

@@ -130,7 +130,10 @@ impl Registry {
         {
             return None;
         }
-        cx.sim().mark("incremental check: nothing written since it passed");
+        if !memory.quiet_marked {
+            cx.sim().mark("incremental check: nothing written since it passed");
+            memory.quiet_marked = true;
+        }
         // `caches` and `count_cells` are the list as the last check saw it and as it still is.
         let result = s.caches.iter().zip(&s.count_cells).try_for_each(|(&cache, count)| {
             let count = count.load(Ordering::SeqCst);
