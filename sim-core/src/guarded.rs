@@ -311,7 +311,11 @@ impl<T> Guarded<T> {
             let same_held = record.keep_held(held, same_world);
             Self::refine(shadow, task, held, write, same_held, same_world);
             shadow.world = world;
-            reports.extend(self.race_report(shadow, task, write, view));
+            // Tested here, so the common access does not move an empty report out of a call.
+            if shadow.phase == Phase::SharedModified && shadow.candidates.is_empty() && !shadow.race_reported
+            {
+                reports.extend(self.race_report(shadow, task, write, view));
+            }
             reports
         });
         for report in reports {
