@@ -18,14 +18,28 @@ fn guarded_access(c: &mut Criterion) {
     ];
     for (name, sim) in sims {
         // Two tasks have touched the field, so the detector is in its steady Shared-Modified
-        // state and refines the candidate set on every access.
+        // state.
         let lock = SpinLock::new("bench_lock", ());
         let field = Guarded::new("bench->count", "bench_lock", 0u64);
         let other = sim.cx("other", 1);
         drop((lock.lock(&other), field.set(&other, 1)));
         let cx = sim.cx("bench", 0);
         let _held = lock.lock(&cx);
+        // The same task with the same lock as the last access: the refinement is skipped.
         group.bench_function(name, |b| b.iter(|| field.write(&cx, |n| *n += black_box(1))));
+        if name == "lockset-on" {
+            // Two tasks in turn, each under its own lock of the class: every access refines.
+            let (own, theirs) = (SpinLock::new("bench_lock", ()), SpinLock::new("bench_lock", ()));
+            let field = Guarded::new("bench->count", "bench_lock", 0u64);
+            let (one, two) = (sim.cx("one", 0), sim.cx("two", 1));
+            let (_one, _two) = (own.lock(&one), theirs.lock(&two));
+            group.bench_function("lockset-on/two-tasks-in-turn-two-accesses", |b| {
+                b.iter(|| {
+                    field.write(&one, |n| *n += black_box(1));
+                    field.write(&two, |n| *n += black_box(1));
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -1206,8 +1206,8 @@ pub struct Lockdep {
 }
 
 impl Lockdep {
-    /// This validator's identity, as lock memos tag what they cache ([`ClassKey`]).
-    #[cfg(test)]
+    /// This validator's identity, as lock memos tag what they cache ([`ClassKey`]) and
+    /// [`crate::Guarded`]'s shadow tags its class ids.
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
