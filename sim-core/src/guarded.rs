@@ -55,6 +55,13 @@ enum Phase {
     SharedModified,
 }
 
+impl Phase {
+    /// Shared or Shared-Modified: the candidate lockset is being refined.
+    fn is_shared(self) -> bool {
+        matches!(self, Phase::Shared | Phase::SharedModified)
+    }
+}
+
 /// One access as the shadow state keeps it: cheap to update, turned into a [`FieldAccess`] only
 /// for a report.
 #[derive(Debug)]
@@ -132,6 +139,9 @@ struct Shadow {
     /// was for a write: an access by that task with the same locks leaves the candidates as they
     /// are (C ∩ H ∩ H = C ∩ H), a read after a write too (a write's H is the smaller).
     refined: Option<(TaskId, bool)>,
+    /// The access after which the candidates were empty (see [`LockdepReport::LocksetRace`]),
+    /// kept from the access that emptied them until a report shows it.
+    emptied: Option<FieldAccess>,
     seq: u64,
     race_reported: bool,
     not_held_reported: bool,
@@ -189,6 +199,7 @@ impl<T> Guarded<T> {
             world: 0,
             documented: None,
             refined: None,
+            emptied: None,
             seq: 0,
             race_reported: false,
             not_held_reported: false,
@@ -309,7 +320,11 @@ impl<T> Guarded<T> {
             });
             (record.seq, record.cpu, record.write, record.site) = (seq, cx.cpu(), write, location);
             let same_held = record.keep_held(held, same_world);
+            let had_candidates = !shadow.candidates.is_empty() || !shadow.phase.is_shared();
             Self::refine(shadow, task, held, write, same_held, same_world);
+            if had_candidates && shadow.phase.is_shared() && shadow.candidates.is_empty() {
+                shadow.emptied = Some(view());
+            }
             shadow.world = world;
             // Tested here, so the common access does not move an empty report out of a call.
             if shadow.phase == Phase::SharedModified && shadow.candidates.is_empty() && !shadow.race_reported
@@ -422,7 +437,9 @@ impl<T> Guarded<T> {
             .max_by_key(|(_, record)| record.seq)
             .map(|(_, record)| record.report_view())?;
         shadow.race_reported = true;
-        Some(LockdepReport::LocksetRace { field: self.field.to_string(), current: current(), previous })
+        let current = current();
+        let emptied = shadow.emptied.take().filter(|e| *e != current && *e != previous);
+        Some(LockdepReport::LocksetRace { field: self.field.to_string(), current, previous, emptied })
     }
 }
 
@@ -439,6 +456,7 @@ impl<T> Guarded<T> {
             shadow.candidates.clear();
             shadow.last.clear();
             shadow.refined = None;
+            shadow.emptied = None;
             shadow.race_reported = false;
             shadow.not_held_reported = false;
         }
@@ -502,7 +520,7 @@ mod tests {
         }
         field.write(&second, |n| *n += 1);
         let reports = sim.lockdep().reports();
-        let [LockdepReport::LocksetRace { field: name, current, previous }] = &reports[..] else {
+        let [LockdepReport::LocksetRace { field: name, current, previous, .. }] = &reports[..] else {
             panic!("{reports:#?}");
         };
         assert_eq!(name, "stats->count");
@@ -646,5 +664,43 @@ mod tests {
             })
             .collect();
         assert_eq!(accesses, [false, true]);
+    }
+
+    /// The race's two accesses may both hold a common lock when a third task's access, holding
+    /// none, emptied the candidates earlier: the report names that access too (a learner reading
+    /// only the two would see the lock held in both).
+    #[test]
+    fn a_race_report_names_the_access_that_left_no_lock_in_common() {
+        let sim = collecting();
+        let lock = SpinLock::new("stats_lock", ());
+        let field = Guarded::new("stats->count", "stats_lock", 0u32);
+        let (first, second, third) = (sim.cx("op1", 0), sim.cx("op2", 1), sim.cx("op3", 0));
+        {
+            let _held = lock.lock(&first);
+            field.write(&first, |n| *n += 1);
+        }
+        field.read(&second, |n| *n);
+        {
+            let _held = lock.lock(&third);
+            field.read(&third, |n| *n);
+        }
+        {
+            let _held = lock.lock(&first);
+            field.write(&first, |n| *n += 1);
+        }
+        let reports = sim.lockdep().reports();
+        let race = reports.iter().find(|r| matches!(r, LockdepReport::LocksetRace { .. }));
+        let Some(LockdepReport::LocksetRace { current, previous, emptied, .. }) = race else {
+            panic!("{reports:#?}");
+        };
+        assert_eq!((current.task.as_str(), previous.task.as_str()), ("op1", "op3"));
+        assert!(
+            current.held.contains(&"stats_lock".to_string())
+                && previous.held.contains(&"stats_lock".to_string())
+        );
+        let emptied = emptied.as_ref().expect("the lockless read named");
+        assert_eq!((emptied.task.as_str(), emptied.held.len(), emptied.write), ("op2", 0, false));
+        let text = race.unwrap().to_string();
+        assert!(text.contains("no lock was held in common from this access on"), "{text}");
     }
 }

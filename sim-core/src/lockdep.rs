@@ -321,10 +321,16 @@ pub enum LockdepReport {
     LocksetRace {
         /// The field.
         field: String,
-        /// The access that emptied the candidate lockset.
+        /// The access that found the candidate lockset empty with the field written.
         current: FieldAccess,
         /// The latest access to the field by another task.
         previous: FieldAccess,
+        /// The access after which no lock was held in common (the one that took the last
+        /// candidate away, or the first shared access, holding none), when it is neither
+        /// `current` nor `previous`: the access a reader looks for, which those two may both
+        /// have made under a common lock.
+        #[serde(default)]
+        emptied: Option<FieldAccess>,
     },
 }
 
@@ -519,11 +525,15 @@ impl fmt::Display for LockdepReport {
                 writeln!(f, "{field} is documented as protected by {expected}, but the {access}")?;
                 writeln!(f, "(lockdep_assert_held({expected}) would fire here)")
             }
-            LockdepReport::LocksetRace { field, current, previous } => {
+            LockdepReport::LocksetRace { field, current, previous, emptied } => {
                 writeln!(f, "WARNING: data race on {field}: no lock held in common (lockset)")?;
                 writeln!(f, "  {current}")?;
                 writeln!(f, "and an earlier access by another task:")?;
                 writeln!(f, "  {previous}")?;
+                if let Some(emptied) = emptied {
+                    writeln!(f, "no lock was held in common from this access on:")?;
+                    writeln!(f, "  {emptied}")?;
+                }
                 writeln!(
                     f,
                     "the candidate lockset of {field} is now empty: no one lock protects every access, \
