@@ -525,28 +525,35 @@ impl fmt::Display for LockdepReport {
                 writeln!(f, "{field} is documented as protected by {expected}, but the {access}")?;
                 writeln!(f, "(lockdep_assert_held({expected}) would fire here)")
             }
-            LockdepReport::LocksetRace { field, current, previous, emptied } => {
-                writeln!(f, "WARNING: data race on {field}: no lock held in common (lockset)")?;
-                writeln!(f, "  {current}")?;
-                writeln!(f, "and an earlier access by another task:")?;
-                writeln!(f, "  {previous}")?;
-                if let Some(emptied) = emptied {
-                    writeln!(f, "no lock was held in common from this access on:")?;
-                    writeln!(f, "  {emptied}")?;
-                }
-                writeln!(
-                    f,
-                    "the candidate lockset of {field} is now empty: no one lock protects every access, \
-                     and at least one of them writes"
-                )
-            }
+            LockdepReport::LocksetRace { .. } => self.fmt_lockset_race(f),
         }
     }
 }
 
 /// The irq reports' texts, one function each, as lockdep's print_usage_bug(),
-/// print_bad_irq_dependency() and print_irq_inversion_bug() are.
+/// print_bad_irq_dependency() and print_irq_inversion_bug() are, and the lockset race's.
 impl LockdepReport {
+    /// The `lockdep:lockset-race` report: the two conflicting accesses and, when neither emptied
+    /// the candidate lockset, the access that did.
+    fn fmt_lockset_race(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let LockdepReport::LocksetRace { field, current, previous, emptied } = self else {
+            unreachable!("only called for its variant")
+        };
+        writeln!(f, "WARNING: data race on {field}: no lock held in common (lockset)")?;
+        writeln!(f, "  {current}")?;
+        writeln!(f, "and an earlier access by another task:")?;
+        writeln!(f, "  {previous}")?;
+        if let Some(emptied) = emptied {
+            writeln!(f, "no lock was held in common from this access on:")?;
+            writeln!(f, "  {emptied}")?;
+        }
+        writeln!(
+            f,
+            "the candidate lockset of {field} is now empty: no one lock protects every access, \
+             and at least one of them writes"
+        )
+    }
+
     fn fmt_inconsistent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let LockdepReport::InconsistentIrqState { class, irq, in_irq, irqs_enabled, in_irq_first } = self
         else {
