@@ -14,6 +14,9 @@ mod registry;
 mod report;
 mod zoo;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
