@@ -14,6 +14,8 @@ mod registry;
 mod report;
 mod zoo;
 
+// A campaign allocates and frees a few objects per kernel operation (task structs, netlink
+// buffers, trace records): mimalloc makes that about a tenth of the instructions glibc's malloc did.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
