@@ -15,7 +15,8 @@ mod report;
 mod zoo;
 
 // A campaign allocates and frees a few objects per kernel operation (task structs, netlink
-// buffers, trace records): mimalloc makes that about a tenth of the instructions glibc's malloc did.
+// buffers, trace records): mimalloc saves about a tenth of a taskstats campaign's instructions
+// over glibc's malloc (callgrind, same cases).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
