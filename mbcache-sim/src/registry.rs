@@ -31,7 +31,7 @@ use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind, WaitQueue};
 
 use crate::cache::{CacheInfo, CacheRef, MbCache};
-use crate::entry::{Entry, Handle};
+use crate::entry::{Entry, EntryUse, Handle};
 use crate::fixes::Fixes;
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -547,11 +547,12 @@ impl Memory {
     }
 
     /// `entry`, dereferenced for writing only `used`, `queued`, `lru_stamp` or `free_failed`,
-    /// which no hash-chain fact reads (logged as [`Touched::entry`]).
+    /// which no hash-chain fact reads (logged as [`Touched::entry`]): a view
+    /// ([`EntryUse`]) that reaches those fields alone, so no other write can be filed so.
     #[inline]
-    pub(crate) fn entry_use_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
+    pub(crate) fn entry_use_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<EntryUse<'_>, Oops> {
         self.touched.entry(entry);
-        self.entries.get_mut(cx, entry.0).map_err(freed)
+        self.entries.get_mut(cx, entry.0).map(Entry::use_view).map_err(freed)
     }
 
     /// Frees `entry` (`kmem_cache_free`), counted in `lru_writes`: an entry freed while on the
@@ -594,7 +595,7 @@ impl Mem<'_> {
 
     /// [`Memory::entry_use_mut`].
     #[inline]
-    pub(crate) fn entry_use_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
+    pub(crate) fn entry_use_mut(&mut self, entry: EntryRef) -> Result<EntryUse<'_>, Oops> {
         self.memory.entry_use_mut(self.cx, entry)
     }
 

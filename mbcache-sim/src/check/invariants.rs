@@ -725,7 +725,7 @@ mod tests {
         {
             let mut memory = registry.memory();
             let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
-            memory.entry_use_mut(&cx, entry).expect("live").used += 1;
+            *memory.entry_use_mut(&cx, entry).expect("live").used += 1;
             assert!(memory.touched.chained.is_empty());
         }
         let observer = sim.observer_cx("check", 0);
