@@ -3,8 +3,6 @@
 //! points of threaded runs) through an observer context, so the checks add no lock events to the
 //! trace or lockdep's graph.
 
-use std::collections::BTreeSet;
-
 use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
@@ -152,9 +150,7 @@ impl Registry {
     fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
-        s.on_lru.clear();
-        s.on_lru.extend(on_lru);
+        Self::lru_holds_unused_entries_in_release_order(&mut mem, &mut s.nodes, &mut s.on_lru)?;
         // Every cache's live entries in one pass over the arena all caches share, grouped by
         // the cache's place on `mb_cache_list` and in slot order within it (`EntryRef` orders
         // by slot), so the loop below takes each cache's as a run.
@@ -466,12 +462,17 @@ impl Registry {
     }
 
     /// The LRU holds each entry at most once, each unused and hashed (or put back by a failed
-    /// free), in release order. Returns the entries on it.
-    fn lru_holds_unused_entries_in_release_order(mem: &mut Mem<'_>) -> Checked<BTreeSet<EntryRef>> {
-        let nodes = list::walk(mem, Node::Head(HeadId::Lru), WALK_LIMIT).map_err(oops)?;
-        let mut on_lru = BTreeSet::new();
+    /// free), in release order. Leaves the entries on it in `on_lru`, sorted (a set as a sorted
+    /// `Vec`, kept between checks with `nodes`, the walk's working space).
+    fn lru_holds_unused_entries_in_release_order(
+        mem: &mut Mem<'_>,
+        nodes: &mut Vec<Node>,
+        on_lru: &mut Vec<EntryRef>,
+    ) -> Checked {
+        walk_into(mem, Node::Head(HeadId::Lru), nodes)?;
+        on_lru.clear();
         let mut stamp_before = 0;
-        for node in &nodes {
+        for node in nodes.iter() {
             let entry = entry_of_lru(*node);
             let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
             let fields = mem.entry(entry).map_err(oops)?;
@@ -499,14 +500,17 @@ impl Registry {
                 );
             }
             stamp_before = fields.lru_stamp;
-            if !on_lru.insert(entry) {
-                return fail(
-                    ViolationKind::invariant("lru-twice"),
-                    format!("entry {} is on the lru twice", object.id),
-                );
+            match on_lru.binary_search(&entry) {
+                Ok(_) => {
+                    return fail(
+                        ViolationKind::invariant("lru-twice"),
+                        format!("entry {} is on the lru twice", object.id),
+                    );
+                }
+                Err(at) => on_lru.insert(at, entry),
             }
         }
-        Ok(on_lru)
+        Ok(())
     }
 
     /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
