@@ -759,4 +759,21 @@ mod tests {
         let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
         assert_eq!(whole.kind, found.kind, "{whole:?}");
     }
+
+    #[test]
+    fn an_entry_the_lru_walk_meets_twice_is_found_by_the_whole_check() {
+        let (sim, cx, registry, _) = two_entries();
+        let head = registry.lock(&cx).guard.lru.get();
+        let list::Link::To(Node::Lru(first)) = head.next else { panic!("an entry heads the lru") };
+        {
+            let mut memory = registry.memory();
+            let memory = &mut *memory;
+            // The first entry's `next` back to itself: the walk meets it again and again, each
+            // time unused, hashed and in order, until the walk's limit.
+            let object = memory.entries.get_mut(&cx, first.0).expect("live");
+            object.lru.write(&mut memory.lru_writes).next = list::Link::To(Node::Lru(first));
+        }
+        let whole = registry.check_invariants(&sim.observer_cx("check", 0)).expect_err("on the lru twice");
+        assert_eq!(whole.kind, "invariant:lru-twice", "{whole:?}");
+    }
 }
