@@ -425,10 +425,8 @@ impl Registry {
                     free_failed: false,
                     indexes: Indexes::new(info.indexes_count),
                 }));
-                let new = memory.entry_mut(cx, entry)?;
-                new.lru = LruLink::new(ListHead::init(Node::Lru(entry)));
-                new.block_list = ListHead::init(Node::Block(entry));
-                // A new link, not a write: a new entry links only to itself, off the LRU.
+                // INIT_LIST_HEAD of both lists: links to itself only, off the LRU and unhashed.
+                memory.init_entry_links(cx, entry)?;
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {

@@ -555,6 +555,18 @@ impl Memory {
         self.entries.get_mut(cx, entry.0).map(Entry::use_view).map_err(freed)
     }
 
+    /// `INIT_LIST_HEAD` of a new entry's `e_lru_list` and `e_block_list`: each links to the entry
+    /// itself. Logged as a write no hash-chain fact reads ([`Touched::entry`]): nothing links to
+    /// a new entry and it links to nothing, so no chain can hold it (its use count and LRU
+    /// membership are still judged). A new link, not an LRU write: it changes no LRU walk.
+    pub(crate) fn init_entry_links(&mut self, cx: &Cx, entry: EntryRef) -> Result<(), Oops> {
+        self.touched.entry(entry);
+        let new = self.entries.get_mut(cx, entry.0).map_err(freed)?;
+        new.lru = LruLink::new(ListHead::init(Node::Lru(entry)));
+        new.block_list = ListHead::init(Node::Block(entry));
+        Ok(())
+    }
+
     /// Frees `entry` (`kmem_cache_free`), counted in `lru_writes`: an entry freed while on the
     /// LRU makes the next walk a use after free.
     pub(crate) fn free_entry(&mut self, cx: &Cx, entry: EntryRef) -> Result<(), sim_core::mm::MmError> {

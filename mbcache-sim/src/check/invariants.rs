@@ -724,6 +724,26 @@ mod tests {
     }
 
     #[test]
+    fn an_alloc_logs_its_entry_for_the_use_facts_and_no_chain_write() {
+        let (sim, cx, registry, cache) = two_entries();
+        let handle = registry.alloc(&cx, cache).expect("alloc");
+        {
+            let memory = registry.memory();
+            assert_eq!(memory.touched.entries, [handle.entry], "the new entry's use facts are judged");
+            assert!(memory.touched.chained.is_empty(), "no chain holds it: {:?}", memory.touched);
+            assert!(memory.touched.heads.is_empty(), "no chain head written: {:?}", memory.touched);
+        }
+        let observer = sim.observer_cx("check", 0);
+        registry.check_invariants_touched(&observer).expect("a new entry, held");
+        // Its use count is still judged by the incremental check, as by the whole check.
+        *registry.memory().entry_use_mut(&cx, handle.entry).expect("live").used += 1;
+        let found = registry.check_invariants_touched(&observer).expect_err("a use nobody holds");
+        assert_eq!(found.kind, "invariant:e-used-counts-handles", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    #[test]
     fn a_use_count_broken_without_a_chain_write_is_still_found() {
         let (sim, cx, registry, _) = two_entries();
         {
