@@ -447,7 +447,8 @@ pub(crate) const TOUCHED_MAX: usize = 1024;
 ///
 /// Entries are logged in two lists by what was written: `entries` for writes no hash-chain fact
 /// reads (`e_used`, `e_queued`, the LRU stamp and `free_failed` through
-/// [`Memory::entry_use_mut`], and `e_lru_list` links), `chained` for every other write (the
+/// [`Memory::entry_use_mut`], `e_lru_list` links, and a new entry's `INIT_LIST_HEAD`s through
+/// [`Memory::init_entry_links`]), `chained` for every other write (the
 /// conservative default, [`Memory::entry_mut`]: keys, `e_bdev`/`e_block`, chain links). The
 /// check walks the hash chains of `chained` entries only: a get or a release, which moves an
 /// entry off or onto the LRU and counts a use, walks no chain.
