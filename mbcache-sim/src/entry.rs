@@ -52,6 +52,35 @@ pub(crate) struct Entry {
 // `e_block_list`, span at most 64 bytes (one cache line, or two where the slot straddles).
 const _: () = assert!(8 + std::mem::offset_of!(Entry, block_list) + std::mem::size_of::<ListHead>() <= 64);
 
+/// What a write through `Memory::entry_use_mut` may reach: an entry's use and LRU-order fields,
+/// borrowed for writing, and its `e_block_list`, borrowed for reading only (whether the entry is
+/// hashed). The write log files such a write as one no hash-chain fact reads
+/// (`registry::Touched::entries`), so a key, `e_bdev`/`e_block` or a chain link written through
+/// it would be hidden from the incremental check's chain walks: this view has no way to write
+/// them, so the log's claim is the type's. Field borrows only, nothing copied: the optimiser
+/// makes each access the field access it stands for.
+pub(crate) struct EntryUse<'a> {
+    /// `e_used`.
+    pub(crate) used: &'a mut u32,
+    /// `e_queued` (the fixed kernel).
+    pub(crate) queued: &'a mut u32,
+    /// Instrumentation: when it went on the LRU tail (0: put back at the head by a failed free).
+    pub(crate) lru_stamp: &'a mut u64,
+    /// Instrumentation: its free callback failed and it is waiting on the LRU to be freed.
+    pub(crate) free_failed: &'a mut bool,
+    /// `e_block_list`, read-only.
+    pub(crate) block_list: &'a ListHead,
+}
+
+impl Entry {
+    /// The [`EntryUse`] view of this entry.
+    #[inline]
+    pub(crate) fn use_view(&mut self) -> EntryUse<'_> {
+        let Entry { used, queued, lru_stamp, free_failed, block_list, .. } = self;
+        EntryUse { used, queued, lru_stamp, free_failed, block_list }
+    }
+}
+
 /// `struct mb_cache_entry_index`: `o_list` and `o_key`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct IndexSlot {
@@ -271,8 +300,8 @@ impl Registry {
             let mut locked_global = self.lock(cx);
             let mut mem = locked_global.mem();
             let object = mem.entry_use_mut(entry)?;
-            object.lru_stamp = 0;
-            object.free_failed = true;
+            *object.lru_stamp = 0;
+            *object.free_failed = true;
             list::list_add(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
             drop(locked_global);
         } else {
@@ -320,20 +349,20 @@ impl Registry {
             // and there can rehash the entry (the lock stays held).
             let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
             let (last, queued) = if exclusive {
-                let mut used = object.used;
+                let mut used = *object.used;
                 if used >= MB_CACHE_WRITER {
                     used -= MB_CACHE_WRITER;
                 }
                 used -= 1;
-                object.used = used;
-                (used == 0 && object.queued == 0, object.queued)
+                *object.used = used;
+                (used == 0 && *object.queued == 0, *object.queued)
             } else {
                 // atomic_dec_and_test: a count that underflows wraps, as the kernel's does.
-                object.used = object.used.wrapping_sub(1);
-                (object.used == 0, 0)
+                *object.used = object.used.wrapping_sub(1);
+                (*object.used == 0, 0)
             };
             if last && hashed {
-                object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
+                *object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
             }
             (last, queued, hashed)
         };
@@ -396,10 +425,8 @@ impl Registry {
                     free_failed: false,
                     indexes: Indexes::new(info.indexes_count),
                 }));
-                let new = memory.entry_mut(cx, entry)?;
-                new.lru = LruLink::new(ListHead::init(Node::Lru(entry)));
-                new.block_list = ListHead::init(Node::Block(entry));
-                // A new link, not a write: a new entry links only to itself, off the LRU.
+                // INIT_LIST_HEAD of both lists: links to itself only, off the LRU and unhashed.
+                memory.init_entry_links(cx, entry)?;
                 entry
             };
             if self.fixes.on(crate::fixes::ENTRY_COUNT_AFTER_ALLOC) {
@@ -531,7 +558,7 @@ impl Registry {
             self.check_handle(cx, handle, "mb_cache_entry_dup")?;
             // atomic_inc(&ce->e_used) without the lock: a point where another task may run.
             self.preemption_point();
-            self.memory().entry_use_mut(cx, handle.entry)?.used += 1;
+            *self.memory().entry_use_mut(cx, handle.entry)?.used += 1;
             cx.sim().mark("handle duplicated");
             Ok(self.new_handle(handle.entry, handle.cache, handle.serial))
         })
@@ -557,18 +584,18 @@ impl Registry {
                 list::list_del_init(&mut mem, Node::Lru(entry))?;
             }
             let object = mem.entry_use_mut(entry)?;
-            object.free_failed = false;
+            *object.free_failed = false;
             // Readers count themselves before waiting, which gives them priority over writers.
             if !exclusive || !writer {
-                object.used += 1;
+                *object.used += 1;
             }
             if !exclusive {
                 // No wait without `exclusive-get`, and no recheck of the hash.
                 Some(true)
             } else {
-                (!busy(object.used)).then(|| {
+                (!busy(*object.used)).then(|| {
                     if writer {
-                        object.used += 1 + MB_CACHE_WRITER;
+                        *object.used += 1 + MB_CACHE_WRITER;
                     }
                     // `__mb_cache_entry_is_hashed()`, as `Registry::is_hashed` reads it.
                     object.block_list.next != list::Link::To(Node::Block(entry))
@@ -583,22 +610,22 @@ impl Registry {
         while busy(locked_global.mem().entry(entry)?.used) {
             if self.waits == Waits::WouldBlock {
                 if !writer {
-                    locked_global.mem().entry_use_mut(entry)?.used -= 1;
+                    *locked_global.mem().entry_use_mut(entry)?.used -= 1;
                 }
                 cx.sim().mark("lookup would wait for a busy entry");
                 return Err(MbError::WouldBlock);
             }
-            locked_global.mem().entry_use_mut(entry)?.queued += 1;
+            *locked_global.mem().entry_use_mut(entry)?.queued += 1;
             locked_global.unlock_memory();
             let seen = self.wakeups.load(Ordering::SeqCst);
             drop(locked_global);
             cx.sim().mark("lookup slept on mb_cache_queue");
             self.queue.wait_event(cx, || self.wakeups.load(Ordering::SeqCst) != seen);
             locked_global = self.lock(cx);
-            locked_global.mem().entry_use_mut(entry)?.queued -= 1;
+            *locked_global.mem().entry_use_mut(entry)?.queued -= 1;
         }
         if writer {
-            locked_global.mem().entry_use_mut(entry)?.used += 1 + MB_CACHE_WRITER;
+            *locked_global.mem().entry_use_mut(entry)?.used += 1 + MB_CACHE_WRITER;
         }
         if !Self::is_hashed(&mut locked_global.mem(), entry)? {
             return self.unhashed_while_waiting(locked_global, entry);

@@ -31,7 +31,7 @@ use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind, WaitQueue};
 
 use crate::cache::{CacheInfo, CacheRef, MbCache};
-use crate::entry::{Entry, Handle};
+use crate::entry::{Entry, EntryUse, Handle};
 use crate::fixes::Fixes;
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -447,7 +447,8 @@ pub(crate) const TOUCHED_MAX: usize = 1024;
 ///
 /// Entries are logged in two lists by what was written: `entries` for writes no hash-chain fact
 /// reads (`e_used`, `e_queued`, the LRU stamp and `free_failed` through
-/// [`Memory::entry_use_mut`], and `e_lru_list` links), `chained` for every other write (the
+/// [`Memory::entry_use_mut`], `e_lru_list` links, and a new entry's `INIT_LIST_HEAD`s through
+/// [`Memory::init_entry_links`]), `chained` for every other write (the
 /// conservative default, [`Memory::entry_mut`]: keys, `e_bdev`/`e_block`, chain links). The
 /// check walks the hash chains of `chained` entries only: a get or a release, which moves an
 /// entry off or onto the LRU and counts a use, walks no chain.
@@ -547,11 +548,24 @@ impl Memory {
     }
 
     /// `entry`, dereferenced for writing only `used`, `queued`, `lru_stamp` or `free_failed`,
-    /// which no hash-chain fact reads (logged as [`Touched::entry`]).
+    /// which no hash-chain fact reads (logged as [`Touched::entry`]): a view
+    /// ([`EntryUse`]) that reaches those fields alone, so no other write can be filed so.
     #[inline]
-    pub(crate) fn entry_use_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Entry, Oops> {
+    pub(crate) fn entry_use_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<EntryUse<'_>, Oops> {
         self.touched.entry(entry);
-        self.entries.get_mut(cx, entry.0).map_err(freed)
+        self.entries.get_mut(cx, entry.0).map(Entry::use_view).map_err(freed)
+    }
+
+    /// `INIT_LIST_HEAD` of a new entry's `e_lru_list` and `e_block_list`: each links to the entry
+    /// itself. Logged as a write no hash-chain fact reads ([`Touched::entry`]): nothing links to
+    /// a new entry and it links to nothing, so no chain can hold it (its use count and LRU
+    /// membership are still judged). A new link, not an LRU write: it changes no LRU walk.
+    pub(crate) fn init_entry_links(&mut self, cx: &Cx, entry: EntryRef) -> Result<(), Oops> {
+        self.touched.entry(entry);
+        let new = self.entries.get_mut(cx, entry.0).map_err(freed)?;
+        new.lru = LruLink::new(ListHead::init(Node::Lru(entry)));
+        new.block_list = ListHead::init(Node::Block(entry));
+        Ok(())
     }
 
     /// Frees `entry` (`kmem_cache_free`), counted in `lru_writes`: an entry freed while on the
@@ -594,7 +608,7 @@ impl Mem<'_> {
 
     /// [`Memory::entry_use_mut`].
     #[inline]
-    pub(crate) fn entry_use_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
+    pub(crate) fn entry_use_mut(&mut self, entry: EntryRef) -> Result<EntryUse<'_>, Oops> {
         self.memory.entry_use_mut(self.cx, entry)
     }
 

@@ -3,8 +3,6 @@
 //! points of threaded runs) through an observer context, so the checks add no lock events to the
 //! trace or lockdep's graph.
 
-use std::collections::BTreeSet;
-
 use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
@@ -152,9 +150,7 @@ impl Registry {
     fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
         Self::counts_and_handles(locked_global, s)?;
         let mut mem = locked_global.mem();
-        let on_lru = Self::lru_holds_unused_entries_in_release_order(&mut mem)?;
-        s.on_lru.clear();
-        s.on_lru.extend(on_lru);
+        Self::lru_holds_unused_entries_in_release_order(&mut mem, &mut s.nodes, &mut s.on_lru)?;
         // Every cache's live entries in one pass over the arena all caches share, grouped by
         // the cache's place on `mb_cache_list` and in slot order within it (`EntryRef` orders
         // by slot), so the loop below takes each cache's as a run.
@@ -176,15 +172,8 @@ impl Registry {
             run = end;
             s.hashed_raw.clear();
             for bucket in 0..1u32 << geometry.bucket_bits {
-                let (chain, seen) = (&mut s.nodes, (&mut s.keys, &mut s.hashed_raw));
-                Self::block_chain_holds_each_key_once(
-                    &mut mem,
-                    cache_handle,
-                    &geometry,
-                    bucket,
-                    chain,
-                    seen,
-                )?;
+                let seen = (&mut s.keys, &mut s.hashed_raw);
+                Self::block_chain_holds_each_key_once(&mut mem, cache_handle, &geometry, bucket, seen)?;
             }
             count_into(&mut s.hashed_raw, &mut s.hashed);
             for index in 0..indexes_count {
@@ -362,12 +351,11 @@ impl Registry {
             match head {
                 HeadId::Block(_, bucket) => {
                     let seen = (&mut s.keys, &mut s.hashed_raw);
-                    Self::block_chain_holds_each_key_once(mem, cache, &info, bucket, &mut s.nodes, seen)?;
+                    Self::block_chain_holds_each_key_once(mem, cache, &info, bucket, seen)?;
                 }
                 HeadId::Index(_, index, bucket) => {
-                    let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
                     let at = (u32::from(index), bucket);
-                    Self::index_chain_holds_its_keys(mem, cache, &info, at, chain, seen)?;
+                    Self::index_chain_holds_its_keys(mem, cache, &info, at, &mut s.index_raw)?;
                 }
                 _ => {}
             }
@@ -466,12 +454,17 @@ impl Registry {
     }
 
     /// The LRU holds each entry at most once, each unused and hashed (or put back by a failed
-    /// free), in release order. Returns the entries on it.
-    fn lru_holds_unused_entries_in_release_order(mem: &mut Mem<'_>) -> Checked<BTreeSet<EntryRef>> {
-        let nodes = list::walk(mem, Node::Head(HeadId::Lru), WALK_LIMIT).map_err(oops)?;
-        let mut on_lru = BTreeSet::new();
+    /// free), in release order. Leaves the entries on it in `on_lru`, sorted (a set as a sorted
+    /// `Vec`, kept between checks with `nodes`, the walk's working space).
+    fn lru_holds_unused_entries_in_release_order(
+        mem: &mut Mem<'_>,
+        nodes: &mut Vec<Node>,
+        on_lru: &mut Vec<EntryRef>,
+    ) -> Checked {
+        walk_into(mem, Node::Head(HeadId::Lru), nodes)?;
+        on_lru.clear();
         let mut stamp_before = 0;
-        for node in &nodes {
+        for node in nodes.iter() {
             let entry = entry_of_lru(*node);
             let hashed = Registry::is_hashed(mem, entry).map_err(oops)?;
             let fields = mem.entry(entry).map_err(oops)?;
@@ -499,14 +492,17 @@ impl Registry {
                 );
             }
             stamp_before = fields.lru_stamp;
-            if !on_lru.insert(entry) {
-                return fail(
-                    ViolationKind::invariant("lru-twice"),
-                    format!("entry {} is on the lru twice", object.id),
-                );
+            match on_lru.binary_search(&entry) {
+                Ok(_) => {
+                    return fail(
+                        ViolationKind::invariant("lru-twice"),
+                        format!("entry {} is on the lru twice", object.id),
+                    );
+                }
+                Err(at) => on_lru.insert(at, entry),
             }
         }
-        Ok(on_lru)
+        Ok(())
     }
 
     /// A cache's `c_entry_count` equals its allocated entries (a leaked count is a leak).
@@ -526,45 +522,74 @@ impl Registry {
 
     /// One block chain holds only entries whose (bdev, block) hashes to it, and each key once (a
     /// key hashes to one chain, so a key seen twice in the cache is seen twice on one chain);
-    /// records each entry seen in `hashed`. `chain` and `keys` are working space.
+    /// records each entry seen in `hashed`. `keys` is working space. Walked as `list::walk_into`
+    /// walks (every link followed, at most `WALK_LIMIT` nodes, a bad link reported before any
+    /// fact), each node read once: its link and its facts from one look at the entry, a broken
+    /// fact kept until the walk is done, so the violation reported is the one the walk and then
+    /// the facts in chain order would report.
     fn block_chain_holds_each_key_once(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
         cache: &Geometry,
         bucket: u32,
-        chain: &mut Vec<Node>,
         (keys, hashed): (&mut Vec<(u64, u64, u64)>, &mut Vec<EntryRef>),
     ) -> Checked {
         keys.clear();
-        walk_into(mem, Node::Head(HeadId::Block(cache_handle, bucket)), chain)?;
-        for &node in chain.iter() {
-            let Node::Block(entry) = node else {
-                return fail(
-                    ViolationKind::invariant("block-chain-node"),
-                    format!("block chain holds {node:?}"),
-                );
+        let head = Node::Head(HeadId::Block(cache_handle, bucket));
+        let mut broken = None;
+        let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
+        let mut walked = 0;
+        while at != head && walked < WALK_LIMIT {
+            walked += 1;
+            let link = match at {
+                Node::Block(entry) => {
+                    let object = mem.entry(entry).map_err(oops)?;
+                    if broken.is_none() {
+                        broken = Self::block_node_is_keyed_once(object, cache, bucket, keys).err();
+                        hashed.push(entry);
+                    }
+                    object.block_list.next
+                }
+                node => {
+                    let violation = Violation::new(
+                        ViolationKind::invariant("block-chain-node"),
+                        format!("block chain holds {node:?}"),
+                    );
+                    broken.get_or_insert(violation);
+                    mem.read(node).map_err(oops)?.next
+                }
             };
-            let object = mem.entry(entry).map_err(oops)?;
-            let expect = hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), cache.bucket_bits);
-            if expect != bucket {
-                return fail(
-                    ViolationKind::invariant("block-bucket"),
-                    format!("entry {} is on block bucket {bucket}, its key hashes to {expect}", object.id),
-                );
-            }
-            // A chain is short (its table grows with the cache), so a scan finds a repeat.
-            if let Some(&(_, _, other)) = keys.iter().find(|k| (k.0, k.1) == (object.bdev, object.block)) {
-                return fail(
-                    ViolationKind::invariant("block-key-unique"),
-                    format!(
-                        "entries {other} and {} are both hashed as ({:#x}, {})",
-                        object.id, object.bdev, object.block
-                    ),
-                );
-            }
-            keys.push((object.bdev, object.block, object.id));
-            hashed.push(entry);
+            at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
         }
+        broken.map_or(Ok(()), Err)
+    }
+
+    /// One block chain node's facts: its (bdev, block) hashes to `bucket`, and no entry before
+    /// it on the chain (`keys`) has the same; adds its key to `keys`.
+    fn block_node_is_keyed_once(
+        object: &crate::entry::Entry,
+        cache: &Geometry,
+        bucket: u32,
+        keys: &mut Vec<(u64, u64, u64)>,
+    ) -> Checked {
+        let expect = hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), cache.bucket_bits);
+        if expect != bucket {
+            return fail(
+                ViolationKind::invariant("block-bucket"),
+                format!("entry {} is on block bucket {bucket}, its key hashes to {expect}", object.id),
+            );
+        }
+        // A chain is short (its table grows with the cache), so a scan finds a repeat.
+        if let Some(&(_, _, other)) = keys.iter().find(|k| (k.0, k.1) == (object.bdev, object.block)) {
+            return fail(
+                ViolationKind::invariant("block-key-unique"),
+                format!(
+                    "entries {other} and {} are both hashed as ({:#x}, {})",
+                    object.id, object.bdev, object.block
+                ),
+            );
+        }
+        keys.push((object.bdev, object.block, object.id));
         Ok(())
     }
 
@@ -579,8 +604,8 @@ impl Registry {
     ) -> Checked {
         s.index_raw.clear();
         for bucket in 0..1u32 << geometry.bucket_bits {
-            let (chain, seen) = (&mut s.nodes, &mut s.index_raw);
-            Self::index_chain_holds_its_keys(mem, cache_handle, geometry, (index, bucket), chain, seen)?;
+            let at = (index, bucket);
+            Self::index_chain_holds_its_keys(mem, cache_handle, geometry, at, &mut s.index_raw)?;
         }
         s.index_entries.clear();
         s.index_entries.extend(s.index_raw.iter().map(|&(entry, _)| entry));
@@ -604,38 +629,53 @@ impl Registry {
     }
 
     /// Index chain `bucket` of index `index` holds only entries whose key hashes to it; records
-    /// each entry seen, with the index, in `index_seen`. `chain` is working space.
+    /// each entry seen, with the index, in `index_seen`. Walked and judged as
+    /// [`Registry::block_chain_holds_each_key_once`] walks and judges a block chain.
     fn index_chain_holds_its_keys(
         mem: &mut Mem<'_>,
         cache_handle: CacheHandle,
         cache: &Geometry,
         (index, bucket): (u32, u32),
-        chain: &mut Vec<Node>,
         index_seen: &mut Vec<(EntryRef, u32)>,
     ) -> Checked {
-        walk_into(mem, Node::Head(HeadId::index(cache_handle, index, bucket)), chain)?;
-        for &node in chain.iter() {
-            let Node::Index(entry, _) = node else {
-                return fail(
-                    ViolationKind::invariant("index-chain-node"),
-                    format!("index chain holds {node:?}"),
-                );
+        let head = Node::Head(HeadId::index(cache_handle, index, bucket));
+        let mut broken = None;
+        let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
+        let mut walked = 0;
+        while at != head && walked < WALK_LIMIT {
+            walked += 1;
+            let link = match at {
+                Node::Index(entry, on) => {
+                    let object = mem.entry(entry).map_err(oops)?;
+                    if broken.is_none() {
+                        let key = object.indexes[index as usize].key;
+                        let expect = hash_long(u64::from(key), cache.bucket_bits);
+                        if expect == bucket {
+                            index_seen.push((entry, index));
+                        } else {
+                            broken = Some(Violation::new(
+                                ViolationKind::invariant("index-bucket"),
+                                format!(
+                                    "entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}",
+                                    object.id
+                                ),
+                            ));
+                        }
+                    }
+                    object.indexes[on as usize].list.next
+                }
+                node => {
+                    let violation = Violation::new(
+                        ViolationKind::invariant("index-chain-node"),
+                        format!("index chain holds {node:?}"),
+                    );
+                    broken.get_or_insert(violation);
+                    mem.read(node).map_err(oops)?.next
+                }
             };
-            let object = mem.entry(entry).map_err(oops)?;
-            let key = object.indexes[index as usize].key;
-            let expect = hash_long(u64::from(key), cache.bucket_bits);
-            if expect != bucket {
-                return fail(
-                    ViolationKind::invariant("index-bucket"),
-                    format!(
-                        "entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}",
-                        object.id
-                    ),
-                );
-            }
-            index_seen.push((entry, index));
+            at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
         }
-        Ok(())
+        broken.map_or(Ok(()), Err)
     }
 
     /// An entry's `e_used` counts the handles that refer to it (less the writer bias), it is on
@@ -720,12 +760,32 @@ mod tests {
     }
 
     #[test]
+    fn an_alloc_logs_its_entry_for_the_use_facts_and_no_chain_write() {
+        let (sim, cx, registry, cache) = two_entries();
+        let handle = registry.alloc(&cx, cache).expect("alloc");
+        {
+            let memory = registry.memory();
+            assert_eq!(memory.touched.entries, [handle.entry], "the new entry's use facts are judged");
+            assert!(memory.touched.chained.is_empty(), "no chain holds it: {:?}", memory.touched);
+            assert!(memory.touched.heads.is_empty(), "no chain head written: {:?}", memory.touched);
+        }
+        let observer = sim.observer_cx("check", 0);
+        registry.check_invariants_touched(&observer).expect("a new entry, held");
+        // Its use count is still judged by the incremental check, as by the whole check.
+        *registry.memory().entry_use_mut(&cx, handle.entry).expect("live").used += 1;
+        let found = registry.check_invariants_touched(&observer).expect_err("a use nobody holds");
+        assert_eq!(found.kind, "invariant:e-used-counts-handles", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    #[test]
     fn a_use_count_broken_without_a_chain_write_is_still_found() {
         let (sim, cx, registry, _) = two_entries();
         {
             let mut memory = registry.memory();
             let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
-            memory.entry_use_mut(&cx, entry).expect("live").used += 1;
+            *memory.entry_use_mut(&cx, entry).expect("live").used += 1;
             assert!(memory.touched.chained.is_empty());
         }
         let observer = sim.observer_cx("check", 0);
@@ -752,6 +812,65 @@ mod tests {
         let observer = sim.observer_cx("check", 0);
         let found = registry.check_invariants_touched(&observer).expect_err("an entry in the wrong bucket");
         assert_eq!(found.kind, "invariant:block-bucket", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    #[test]
+    fn an_entry_the_lru_walk_meets_twice_is_found_by_the_whole_check() {
+        let (sim, cx, registry, _) = two_entries();
+        let head = registry.lock(&cx).guard.lru.get();
+        let list::Link::To(Node::Lru(first)) = head.next else { panic!("an entry heads the lru") };
+        {
+            let mut memory = registry.memory();
+            let memory = &mut *memory;
+            // The first entry's `next` back to itself: the walk meets it again and again, each
+            // time unused, hashed and in order, until the walk's limit.
+            let object = memory.entries.get_mut(&cx, first.0).expect("live");
+            object.lru.write(&mut memory.lru_writes).next = list::Link::To(Node::Lru(first));
+        }
+        let whole = registry.check_invariants(&sim.observer_cx("check", 0)).expect_err("on the lru twice");
+        assert_eq!(whole.kind, "invariant:lru-twice", "{whole:?}");
+    }
+
+    /// The two entries' first, with its key moved to a block hashing to the other bucket (a
+    /// `block-bucket` fact broken, logged as a chain write).
+    fn first_in_the_wrong_bucket(cx: &Cx, registry: &Registry) -> EntryRef {
+        let mut memory = registry.memory();
+        let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+        let object = memory.entry_mut(cx, entry).expect("live");
+        let bucket = hash_long(object.bdev.wrapping_add(object.block), 1);
+        object.block = (2..).find(|b| hash_long(object.bdev.wrapping_add(*b), 1) != bucket).expect("a block");
+        entry
+    }
+
+    #[test]
+    fn a_bad_link_further_on_a_chain_is_reported_before_a_broken_fact() {
+        let (sim, cx, registry, _) = two_entries();
+        let entry = first_in_the_wrong_bucket(&cx, &registry);
+        // Its `e_block_list.next` poisoned as `list_del` leaves it: the whole check's walk of
+        // its chain follows it after reading the entry whose fact broke, and the walk's oops
+        // comes first, as when the whole chain was walked before any fact was judged. (The
+        // incremental check does not follow a poisoned link to find the chain: a corrupt chain
+        // is the whole check's to report.)
+        registry.memory().entry_mut(&cx, entry).expect("live").block_list.next = list::Link::Poison1;
+        let whole = registry.check_invariants(&sim.observer_cx("check", 0)).expect_err("a poisoned chain");
+        assert_eq!(whole.kind, "list-poison", "{whole:?}");
+    }
+
+    #[test]
+    fn an_index_key_rewritten_in_place_is_found_on_its_chain() {
+        let (sim, cx, registry, _) = two_entries();
+        {
+            let mut memory = registry.memory();
+            let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
+            let slot = &mut memory.entry_mut(&cx, entry).expect("live").indexes[0];
+            let bucket = hash_long(u64::from(slot.key), 1);
+            slot.key = (2..).find(|k| hash_long(u64::from(*k), 1) != bucket).expect("a key");
+        }
+        let observer = sim.observer_cx("check", 0);
+        let found = registry.check_invariants_touched(&observer).expect_err("a key in the wrong bucket");
+        assert_eq!(found.kind, "invariant:index-bucket", "{found:?}");
         let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
         assert_eq!(whole.kind, found.kind, "{whole:?}");
     }

@@ -49,6 +49,10 @@ pub const CACHE_NAMES: [&str; 4] = ["ext2_xattr", "ext3_xattr", "ext2_xattr_b", 
 /// The most ext2 blocks a config may ask for (the default is 8).
 pub const FS_BLOCKS_MAX: u32 = 1 << 16;
 
+/// Most tasks a case runs (`MbcacheConfig::tasks` is clamped to 1..=this): the subject's contexts,
+/// its pending steps, and the reference's task numbers.
+pub(crate) const TASKS_MAX: u32 = 4;
+
 /// Everything a case needs besides the seed and the ops.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbcacheConfig {
@@ -68,7 +72,7 @@ pub struct MbcacheConfig {
     pub bucket_bits_max: u32,
     /// Percent chance an entry allocation (`kmem_cache_alloc` of an `*xattr*` cache) fails.
     pub alloc_fault_percent: u32,
-    /// Tasks whose ops interleave (1..=4); each holds its own handles.
+    /// Tasks whose ops interleave (1..=[`TASKS_MAX`]); each holds its own handles.
     pub tasks: u32,
     /// A task unhashing an entry it is itself walking (API misuse) is reported as a
     /// `finding:api-misuse` violation instead of refused with [`OpResult::Misuse`].
@@ -476,14 +480,19 @@ impl MbcacheSubject {
         }
     }
 
-    /// The blocks whose disposal a task left pending after pointing its inode elsewhere: their
-    /// `h_refcount` still counts that inode.
-    fn pending_releases(&self) -> Vec<u64> {
-        let released = |p: &Pending| match *p {
-            Pending::Release { block, clear: false, .. } => Some(block),
-            _ => None,
-        };
-        self.pending.iter().flatten().filter_map(released).collect()
+    /// `check` of the blocks whose disposal a task left pending after pointing its inode
+    /// elsewhere: their `h_refcount` still counts that inode. Gathered on the stack (one a task
+    /// at most), so a check after every xattr op allocates nothing for them.
+    fn with_pending_releases<T>(&self, check: impl FnOnce(&[u64]) -> T) -> T {
+        let mut blocks = [0u64; TASKS_MAX as usize];
+        let mut len = 0;
+        for pending in self.pending.iter().flatten() {
+            if let Pending::Release { block, clear: false, .. } = *pending {
+                blocks[len] = block;
+                len += 1;
+            }
+        }
+        check(&blocks[..len])
     }
 }
 
@@ -496,7 +505,7 @@ fn pending_inode(pending: &Pending) -> usize {
 impl MbcacheSubject {
     /// The invariants outside the registry: the ext2 filesystem's and the shrinker's.
     fn check_beside_the_registry(&self, observer: &Cx) -> Result<(), Violation> {
-        self.ext2.check_invariants(observer, &self.pending_releases())?;
+        self.with_pending_releases(|pending| self.ext2.check_invariants(observer, pending))?;
         self.shrinker_is_registered()
     }
 
@@ -533,7 +542,7 @@ impl Subject for MbcacheSubject {
             config: config.clone(),
             registry: Registry::new(sim, config.fixes, Waits::WouldBlock),
             cx: sim.cx("fs", 0),
-            tasks: (0..config.tasks.clamp(1, 4))
+            tasks: (0..config.tasks.clamp(1, TASKS_MAX))
                 .map(|task| sim.cx(&format!("task{task}"), task % 2))
                 .collect(),
             ext2: Ext2Xattr::new(
@@ -544,7 +553,7 @@ impl Subject for MbcacheSubject {
                 config.inodes.clamp(1, 8) as usize,
                 config.fs_blocks.max(1) as usize,
             ),
-            pending: vec![None; config.tasks.clamp(1, 4) as usize],
+            pending: vec![None; config.tasks.clamp(1, TASKS_MAX) as usize],
             caches: Vec::new(),
             created: 0,
             handles: Vec::new(),
@@ -586,7 +595,7 @@ impl Subject for MbcacheSubject {
         let observer = &self.check_cx;
         self.registry.check_invariants_touched(observer)?;
         if op.is_xattr() {
-            self.ext2.check_invariants_incremental(observer, &self.pending_releases())?;
+            self.with_pending_releases(|pending| self.ext2.check_invariants_incremental(observer, pending))?;
         }
         self.shrinker_is_registered()
     }

@@ -5,6 +5,7 @@
 //! open: an allocation's serial, and whether a fault failed it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use sim_core::check::Reference;
 use sim_core::{Errno, ViolationKind};
@@ -53,14 +54,55 @@ struct HeldModel {
     walk: Option<(u32, u32, u32)>,
 }
 
+/// A collection of the model and whether it may have changed since the outcome's copy was
+/// last found equal to it: every mutable access marks it (through `DerefMut`, so no mutation can
+/// skip the mark), a read does not. While it is unmarked and the outcome's copy is the very
+/// `Arc` found equal last time, the comparison would read the same two lists again.
+#[derive(Clone, Debug, Default)]
+struct Tracked<T> {
+    value: T,
+    changed: bool,
+}
+
+impl<T> Tracked<T> {
+    fn new(value: T) -> Self {
+        Tracked { value, changed: true }
+    }
+}
+
+impl<T> std::ops::Deref for Tracked<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Tracked<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.changed = true;
+        &mut self.value
+    }
+}
+
+/// The outcome's lists last found equal to the model's ([`MbcacheModel::check`]): the same
+/// `Arc`s again, with the model's lists unmarked, need no comparison. Holding them keeps their
+/// allocations, so an equal pointer is the same contents.
+#[derive(Clone, Debug, Default)]
+struct Compared {
+    lru: Option<Arc<[u64]>>,
+    counts: Option<Arc<[i32]>>,
+}
+
 /// The reference model: what each op may return, from plain collections.
 #[derive(Clone, Debug)]
 pub struct MbcacheModel {
     config: MbcacheConfig,
-    caches: Vec<CacheModel>,
+    caches: Tracked<Vec<CacheModel>>,
     next_cache: usize,
     entries: BTreeMap<u64, EntryModel>,
-    lru: VecDeque<u64>,
+    lru: Tracked<VecDeque<u64>>,
+    /// Checker state: what `check` last found equal.
+    compared: Compared,
     handles: Vec<HeldModel>,
     stamp: u64,
     /// Threaded cases: the tasks whose end (the release of every handle they hold, which is no
@@ -91,7 +133,7 @@ impl MbcacheModel {
     }
 
     fn task(&self, task: u8) -> u32 {
-        u32::from(task) % self.config.tasks.clamp(1, 4)
+        u32::from(task) % self.config.tasks.clamp(1, super::TASKS_MAX)
     }
 
     /// The held handles `keep` accepts, whatever their task (for threaded cases, whose ops are
@@ -552,10 +594,11 @@ impl Reference for MbcacheModel {
     fn new(config: &MbcacheConfig) -> Self {
         MbcacheModel {
             config: config.clone(),
-            caches: Vec::new(),
+            caches: Tracked::new(Vec::new()),
             next_cache: 0,
             entries: BTreeMap::new(),
-            lru: VecDeque::new(),
+            lru: Tracked::new(VecDeque::new()),
+            compared: Compared::default(),
             handles: Vec::new(),
             stamp: 0,
             finished: Vec::new(),
@@ -582,15 +625,87 @@ impl Reference for MbcacheModel {
         if let OpResult::Oops(_) = expect {
             return Ok(());
         }
-        // Compared in place; the expected lists are built only for the message.
-        if !self.lru.iter().eq(actual.lru.iter()) {
-            let lru: Vec<u64> = self.lru.iter().copied().collect();
-            return Err(format!("lru expected {lru:?}, actual {:?}", actual.lru));
+        self.lru_and_counts_match(actual)
+    }
+}
+
+impl MbcacheModel {
+    /// The outcome's LRU and `c_entry_count`s equal the model's, each compared unless it is the
+    /// `Arc` last found equal and the model's list is unchanged since ([`Tracked`]).
+    fn lru_and_counts_match(&mut self, actual: &Outcome) -> Result<(), String> {
+        fn unchanged<T: ?Sized>(changed: bool, seen: &Option<Arc<T>>, now: &Arc<T>) -> bool {
+            !changed && seen.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, now))
         }
-        if !self.caches.iter().map(|c| c.count).eq(actual.counts.iter().copied()) {
-            let counts: Vec<i32> = self.caches.iter().map(|c| c.count).collect();
-            return Err(format!("c_entry_count expected {counts:?}, actual {:?}", actual.counts));
+        if !unchanged(self.lru.changed, &self.compared.lru, &actual.lru) {
+            // Compared in place; the expected list is built only for the message.
+            if !self.lru.iter().eq(actual.lru.iter()) {
+                let lru: Vec<u64> = self.lru.iter().copied().collect();
+                return Err(format!("lru expected {lru:?}, actual {:?}", actual.lru));
+            }
+            self.compared.lru = Some(Arc::clone(&actual.lru));
+            self.lru.changed = false;
+        }
+        if !unchanged(self.caches.changed, &self.compared.counts, &actual.counts) {
+            if !self.caches.iter().map(|c| c.count).eq(actual.counts.iter().copied()) {
+                let counts: Vec<i32> = self.caches.iter().map(|c| c.count).collect();
+                return Err(format!("c_entry_count expected {counts:?}, actual {:?}", actual.counts));
+            }
+            self.compared.counts = Some(Arc::clone(&actual.counts));
+            self.caches.changed = false;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixes::{Fixes, PRESET_FIXED};
+
+    fn outcome(result: OpResult, lru: &Arc<[u64]>, counts: &Arc<[i32]>) -> Outcome {
+        Outcome { result, lru: Arc::clone(lru), counts: Arc::clone(counts), task: None, shrunk: Vec::new() }
+    }
+
+    /// A model with one cache and one allocated entry (serial 1, not hashed), both checked, and
+    /// the outcome lists it last found equal.
+    fn one_entry() -> (MbcacheModel, Arc<[u64]>, Arc<[i32]>) {
+        let mut model = MbcacheModel::new(&MbcacheConfig::new(PRESET_FIXED, Fixes::all()));
+        let (lru, none): (Arc<[u64]>, Arc<[i32]>) = (Arc::from([]), Arc::from([0]));
+        let create = Op::Create { indexes: 1, bucket_bits: 0, undersized: false, free_op: false };
+        model.check(&create, &outcome(OpResult::Created, &lru, &none)).expect("create");
+        let one: Arc<[i32]> = Arc::from([1]);
+        let alloc = Op::Alloc { task: 0, cache: 0 };
+        model.check(&alloc, &outcome(OpResult::Entry(Some(1)), &lru, &one)).expect("alloc");
+        (model, lru, one)
+    }
+
+    /// A lookup that finds nothing and changes nothing.
+    const MISS: Op = Op::Get { task: 0, cache: 0, device: 0, block: 3 };
+
+    #[test]
+    fn a_model_change_is_compared_though_the_outcome_shares_its_lists() {
+        let (mut model, lru, one) = one_entry();
+        model.check(&MISS, &outcome(OpResult::Entry(None), &lru, &one)).expect("nothing changed");
+        // The release frees the unhashed entry: the model's count drops, the outcome's stale
+        // `Arc` (the very one found equal before) must not pass for it.
+        let release = Op::Release { handle: 0 };
+        let found = model.check(&release, &outcome(OpResult::Done, &lru, &one)).expect_err("a stale count");
+        assert!(found.contains("c_entry_count expected [0]"), "{found}");
+    }
+
+    #[test]
+    fn a_new_outcome_list_is_compared_though_the_model_is_unchanged() {
+        let (mut model, lru, one) = one_entry();
+        model.check(&MISS, &outcome(OpResult::Entry(None), &lru, &one)).expect("nothing changed");
+        let (other_lru, other_counts): (Arc<[u64]>, Arc<[i32]>) = (Arc::from([1]), Arc::from([2]));
+        let found = model.check(&MISS, &outcome(OpResult::Entry(None), &other_lru, &one)).expect_err("lru");
+        assert!(found.contains("lru expected []"), "{found}");
+        let found =
+            model.check(&MISS, &outcome(OpResult::Entry(None), &lru, &other_counts)).expect_err("count");
+        assert!(found.contains("c_entry_count expected [1]"), "{found}");
+        // An equal list in a new allocation passes, and is the one remembered from then on.
+        let same: Arc<[i32]> = Arc::from([1]);
+        model.check(&MISS, &outcome(OpResult::Entry(None), &lru, &same)).expect("equal contents");
+        assert!(model.compared.counts.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &same)));
     }
 }
