@@ -581,7 +581,7 @@ impl Cx {
     /// A blocking acquisition also records the lock as the one this task waits for, until
     /// [`Cx::lock_acquired_key`] or [`Cx::lock_acquire_failed`]; the key's address names the
     /// instance (it is borrowed, so it cannot move, while the lock is awaited or held).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_acquire_key(
         &self,
         key: &ClassKey,
@@ -602,26 +602,41 @@ impl Cx {
     #[inline]
     pub(crate) fn lock_wait(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
-            waits.update(|state| state.waiting = Some(LockInstance { class, instance, token, mode }));
+            Self::waits_waiting(waits, LockInstance { class, instance, token, mode });
         }
+    }
+
+    /// [`Cx::lock_wait`]'s record, a call of its own: only a threaded case's contexts keep one.
+    #[cold]
+    #[inline(never)]
+    fn waits_waiting(waits: &LockWaits, instance: LockInstance) {
+        waits.update(|state| state.waiting = Some(instance));
     }
 
     /// The [`LockWaits`] record's side of a completed acquisition: no longer waiting, and held.
     #[inline]
     fn waits_acquired(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
-            waits.update(|state| {
-                let awaited = state.waiting.take_if(|w| w.token == token);
-                let instance = awaited.map_or(instance, |w| w.instance);
-                state.held.push(LockInstance { class, instance, token, mode });
-            });
+            Self::waits_held(waits, LockInstance { class, instance, token, mode });
         }
+    }
+
+    /// [`Cx::waits_acquired`]'s record, a call of its own: only a threaded case's contexts keep
+    /// one. `acquired.instance` is used when no wait named the instance (a trylock).
+    #[cold]
+    #[inline(never)]
+    fn waits_held(waits: &LockWaits, acquired: LockInstance) {
+        waits.update(|state| {
+            let awaited = state.waiting.take_if(|w| w.token == acquired.token);
+            let instance = awaited.map_or(acquired.instance, |w| w.instance);
+            state.held.push(LockInstance { instance, ..acquired });
+        });
     }
 
     /// Lockdep's check and the held-stack push for an acquisition (see
     /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record. An observer, which lockdep
     /// does not check, records the token, class and site only ([`Cx::push_observer`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_held(
         &self,
         key: &ClassKey,
@@ -648,17 +663,39 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) {
-        let held_lock = HeldLock {
-            token,
-            class: 0,
-            name: key.name,
-            mode,
-            trylock,
-            site,
-            cpu: self.cpu(),
-            irq: self.irq_state(),
-            chain: 0,
-        };
+        let irq = self.irq_state();
+        let lockdep = self.sim.lockdep();
+        let mut held = self.held.borrow_mut();
+        // The common acquisition: a lock whose own memo knows this chain clean. Nothing to
+        // check, so the entry is written once, whole, with the class and chain key lockdep's
+        // check would fill in.
+        let parent = held.last().map_or(0, |h| h.chain);
+        let taken = crate::chain_cache::Taken { mode, trylock, irq, depth: held.len() };
+        if let Some((class, chain)) = lockdep.known_clean(key, parent, taken) {
+            held.push(HeldLock {
+                token,
+                class,
+                name: key.name,
+                mode,
+                trylock,
+                site,
+                cpu: self.cpu(),
+                irq,
+                chain,
+            });
+            return;
+        }
+        drop(held);
+        self.push_checked(
+            key,
+            HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 },
+        );
+    }
+
+    /// [`Cx::push_model`] past lockdep's fast path: the entry pushed, then checked by lockdep
+    /// (when it is on) where it lives.
+    #[inline(never)]
+    fn push_checked(&self, key: &ClassKey, held_lock: HeldLock) {
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
         // entry lives, so the entry is not read back and copied after those narrow writes (a
         // store-forwarding stall that was a third of this function's time).
@@ -792,13 +829,25 @@ impl Cx {
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
     /// The [`LockWaits`] record keeps what was held when a checker's failure (a deadlock) began
     /// unwinding the task, for the report.
+    #[inline]
     fn release_held(&self, class: &'static str, token: u64) {
+        // The innermost lock is the one most often released: it comes off without the search
+        // or the chain keys' walk, since no lock sits above it; a context that keeps a
+        // [`LockWaits`] record (inside a shuttle execution) takes the whole path.
+        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+            return;
+        }
+        self.release_held_searched(class, token);
+    }
+
+    /// [`Cx::release_held`] past its fast path: the [`LockWaits`] record, then the acquisition
+    /// found on the stack wherever it is.
+    #[inline(never)]
+    fn release_held_searched(&self, class: &'static str, token: u64) {
         if let Some(waits) = self.waits.as_ref().filter(|_| !std::thread::panicking()) {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
         let mut held = self.held.borrow_mut();
-        // The innermost lock is the one most often released: it comes off without the search
-        // or the chain keys' walk, since no lock sits above it.
         if held.pop_if_innermost(token) {
             return;
         }
@@ -884,12 +933,25 @@ impl HeldStack {
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
+    /// Pushes `held`: into the array, written in place where the lock is pushed (inlined, so
+    /// the entry is not built on the stack and copied), unless the stack spilled or fills now.
+    #[inline]
     fn push(&mut self, held: HeldLock) {
-        if !self.spill.is_empty() {
-            self.spill.push(held);
-        } else if self.len < HELD_INLINE {
+        if self.len < HELD_INLINE && self.spill.is_empty() {
             self.inline[self.len] = held;
             self.len += 1;
+        } else {
+            self.push_spilled(held);
+        }
+    }
+
+    /// [`HeldStack::push`] onto a stack that spilled, or moves it whole into the `Vec` when the
+    /// array is full.
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, held: HeldLock) {
+        if !self.spill.is_empty() {
+            self.spill.push(held);
         } else {
             self.spill.extend_from_slice(&self.inline);
             self.spill.push(held);

@@ -478,33 +478,57 @@ impl Trace {
 
     /// Records an event at the next sequence number.
     pub fn record(&self, time_ns: u64, cpu: u32, task: TaskId, kind: EventKind) {
-        self.record_with((time_ns, cpu, task), |hasher, keep| {
-            hash_kind(hasher, &kind);
-            keep.then_some(kind)
-        });
+        let _busy = self.enter();
+        let seq = self.advance((time_ns, cpu, task), |hasher| hash_kind(hasher, &kind));
+        if self.mode != TraceMode::HashOnly {
+            self.keep(Event { seq, time_ns, cpu, task, kind });
+        }
     }
 
-    /// The one recording path: the next sequence number and the event's header into the hash,
-    /// then `event` folds the event's own words and, when `keep` (events are kept), returns the
-    /// event's kind to keep. The sequence number and the hash are updated in one
-    /// [`Trace::enter`], so events hash in sequence order whichever thread records them.
+    /// The one recording path of the fixed-size events: the next sequence number and the
+    /// event's header into the hash, then `hash` folds the event's own words; when events are
+    /// kept, `kind` builds the event to keep. The sequence number and the hash are updated in
+    /// one [`Trace::enter`], so events hash in sequence order whichever thread records them.
+    /// Building and keeping an event is a call of its own ([`Trace::keep_made`]), so the hashing
+    /// path inlined into every lock round trip keeps no event's fields live.
     #[inline]
     fn record_with(
         &self,
         at: (u64, u32, TaskId),
-        event: impl FnOnce(&mut TraceHasher, bool) -> Option<EventKind>,
+        hash: impl FnOnce(&mut TraceHasher),
+        kind: impl FnOnce() -> EventKind,
     ) {
-        let (time_ns, cpu, task) = at;
         let _busy = self.enter();
+        let seq = self.advance(at, hash);
+        if self.mode != TraceMode::HashOnly {
+            self.keep_made(seq, at, kind);
+        }
+    }
+
+    /// The next sequence number, with the event's header and `hash`'s words folded into the
+    /// trace's hash; the caller holds [`Trace::enter`].
+    #[inline]
+    fn advance(&self, (time_ns, cpu, task): (u64, u32, TaskId), hash: impl FnOnce(&mut TraceHasher)) -> u64 {
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
         let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
         hasher.header(seq, time_ns, cpu, task);
-        let kind = event(&mut hasher, self.mode != TraceMode::HashOnly);
+        hash(&mut hasher);
         self.hash.store(hasher.0, Ordering::Relaxed);
-        if let Some(kind) = kind {
-            self.keep(Event { seq, time_ns, cpu, task, kind });
-        }
+        seq
+    }
+
+    /// Keeps the event `kind` builds, numbered `seq`: [`Trace::record_with`]'s path for a trace
+    /// that keeps events (the caller holds [`Trace::enter`], so kept events stay in order).
+    #[cold]
+    #[inline(never)]
+    fn keep_made(
+        &self,
+        seq: u64,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        self.keep(Event { seq, time_ns, cpu, task, kind: kind() });
     }
 
     /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
@@ -514,16 +538,33 @@ impl Trace {
     /// are kept.
     #[inline]
     pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
-        self.record_with(at, |hasher, keep| {
-            hasher.lock_event(lock.acquired, lock.class_hash, lock.token);
-            keep.then(|| {
-                let class = Cow::Borrowed(lock.class);
-                match lock.acquired {
-                    Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
-                    None => EventKind::Released { class, token: lock.token },
-                }
-            })
-        });
+        let _busy = self.enter();
+        let seq = self.advance(at, |hasher| hasher.lock_event(lock.acquired, lock.class_hash, lock.token));
+        if self.mode != TraceMode::HashOnly {
+            let (time_ns, cpu, task) = at;
+            self.keep_lock((seq, time_ns), (cpu, task), lock.class, lock.token, lock.acquired);
+        }
+    }
+
+    /// Keeps a lock event numbered `seq` at `time_ns`: [`Trace::record_lock`]'s path for a
+    /// trace that keeps events. A call of its own taking its words in registers (pairs, not a
+    /// record in memory), so the hashing path of every lock round trip stores nothing for it.
+    #[cold]
+    #[inline(never)]
+    fn keep_lock(
+        &self,
+        (seq, time_ns): (u64, u64),
+        (cpu, task): (u32, TaskId),
+        class: &'static str,
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) {
+        let class = Cow::Borrowed(class);
+        let kind = match acquired {
+            Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token },
+            None => EventKind::Released { class, token },
+        };
+        self.keep(Event { seq, time_ns, cpu, task, kind });
     }
 
     /// Records an event about a named thing ([`Named`]: a guarded field's access, a kref
@@ -538,10 +579,7 @@ impl Trace {
         name_hash: u64,
         name: impl FnOnce() -> Name,
     ) {
-        self.record_with(at, |hasher, keep| {
-            hasher.named(named, name_hash);
-            keep.then(|| named.kind(name()))
-        });
+        self.record_with(at, |hasher| hasher.named(named, name_hash), || named.kind(name()));
     }
 
     /// Records the start (`end` false) or end of a call as fixed-size words: the call's
@@ -557,17 +595,18 @@ impl Trace {
         words: impl IntoIterator<Item = u64>,
         text: impl FnOnce() -> String,
     ) {
-        self.record_with(at, |hasher, keep| {
-            hasher.call_event(end, name, words);
-            keep.then(|| {
+        self.record_with(
+            at,
+            |hasher| hasher.call_event(end, name, words),
+            || {
                 let name = Cow::Borrowed(name.name);
                 if end {
                     EventKind::OpEnd { name, result: text() }
                 } else {
                     EventKind::OpBegin { name, detail: text() }
                 }
-            })
-        });
+            },
+        );
     }
 
     /// Keeps `event` as the mode says (the caller holds [`Trace::busy`], so kept events stay in
