@@ -536,7 +536,7 @@ impl Trace {
     /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
     /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
     /// are kept.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
         let _busy = self.enter();
         let seq = self.advance(at, |hasher| hasher.lock_event(lock.acquired, lock.class_hash, lock.token));
