@@ -172,11 +172,53 @@ pub enum TraceMode {
 struct TraceInner {
     events: VecDeque<Event>,
     /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
-    tasks: BTreeMap<TaskId, std::sync::Arc<str>>,
+    tasks: TaskNames,
     /// Names tasks had before a rename (the first [`TASK_NAMES_SHARED`]), so a task renamed to
     /// a name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again)
     /// shares it instead of allocating a copy.
     names: Vec<std::sync::Arc<str>>,
+}
+
+/// Task ids below this are a model's pids (the kernel's PID_MAX_DEFAULT is 32768), whose names
+/// [`TaskNames`] keeps in a vector indexed by the id; named tasks' ids
+/// ([`crate::sim::NAMED_TASKS_FIRST`] on) and any larger pid are kept in a map.
+const TASK_IDS_INDEXED: TaskId = 1 << 16;
+
+/// Each task's name by id: a pid's by index (a context made per operation for a pid looks its
+/// name up with no tree search), the rest in a `BTreeMap`. Iterated in ascending id order, as one
+/// map would be: every indexed id is below every mapped one.
+#[derive(Default)]
+struct TaskNames {
+    indexed: Vec<Option<std::sync::Arc<str>>>,
+    mapped: BTreeMap<TaskId, std::sync::Arc<str>>,
+}
+
+impl TaskNames {
+    fn get(&self, task: TaskId) -> Option<&std::sync::Arc<str>> {
+        match task < TASK_IDS_INDEXED {
+            true => self.indexed.get(task as usize).and_then(Option::as_ref),
+            false => self.mapped.get(&task),
+        }
+    }
+
+    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) {
+        if task < TASK_IDS_INDEXED {
+            let index = task as usize;
+            if index >= self.indexed.len() {
+                self.indexed.resize(index + 1, None);
+            }
+            self.indexed[index] = Some(name);
+        } else {
+            self.mapped.insert(task, name);
+        }
+    }
+
+    /// Every named task, ascending by id.
+    fn iter(&self) -> impl Iterator<Item = (TaskId, &std::sync::Arc<str>)> {
+        let indexed = self.indexed.iter().enumerate();
+        let indexed = indexed.filter_map(|(task, name)| Some((task as TaskId, name.as_ref()?)));
+        indexed.chain(self.mapped.iter().map(|(&task, name)| (task, name)))
+    }
 }
 
 /// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
@@ -439,7 +481,7 @@ impl Trace {
             hash: AtomicU64::new(HASH_SEED),
             inner: StdMutex::new(TraceInner {
                 events: VecDeque::new(),
-                tasks: BTreeMap::new(),
+                tasks: TaskNames::default(),
                 names: Vec::new(),
             }),
         }
@@ -642,7 +684,7 @@ impl Trace {
     /// operation), which then costs no new string.
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
-        match inner.tasks.get(&task) {
+        match inner.tasks.get(task) {
             Some(known) if **known == *name => known.clone(),
             previous => {
                 // A rename keeps the name it replaces for sharing; a task named for the first
@@ -665,7 +707,7 @@ impl Trace {
 
     /// The task names, by id.
     pub fn task_names(&self) -> BTreeMap<TaskId, String> {
-        self.lock().tasks.iter().map(|(&task, name)| (task, name.to_string())).collect()
+        self.lock().tasks.iter().map(|(task, name)| (task, name.to_string())).collect()
     }
 
     /// The hash of every event recorded so far (over a canonical little-endian encoding).
@@ -1109,6 +1151,28 @@ pub fn render_chrome(events: &[Event], names: &BTreeMap<TaskId, String>) -> serd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pids (kept by index) and named tasks and large pids (kept in the map) come back by id,
+    /// ascending, with their latest names, and a rename back to an earlier name shares it.
+    #[test]
+    fn task_names_come_back_ascending_with_their_latest_names() {
+        let trace = Trace::new(TraceMode::HashOnly);
+        let named = crate::sim::NAMED_TASKS_FIRST;
+        for (task, name) in
+            [(named + 1, "rcu"), (7, "fork"), (TASK_IDS_INDEXED, "big"), (3, "init"), (named, "sched")]
+        {
+            trace.name_task(task, name);
+        }
+        let first = trace.name_task_shared(7, "sendmsg");
+        trace.name_task(7, "do_exit");
+        let again = trace.name_task_shared(7, "sendmsg");
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "a rename back shares the earlier name");
+        let names: Vec<(TaskId, String)> = trace.task_names().into_iter().collect();
+        let expected =
+            [(3, "init"), (7, "sendmsg"), (TASK_IDS_INDEXED, "big"), (named, "sched"), (named + 1, "rcu")];
+        assert_eq!(names, expected.map(|(task, name)| (task, name.to_string())));
+        assert!(trace.lock().tasks.get(5).is_none() && trace.lock().tasks.get(named + 2).is_none());
+    }
 
     fn acquire(class: &'static str, token: u64) -> EventKind {
         EventKind::Acquired { class: Cow::Borrowed(class), mode: LockMode::Spin, trylock: false, token }
