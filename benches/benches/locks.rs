@@ -117,7 +117,21 @@ fn first_acquisitions(c: &mut Criterion) {
 /// rounds of 2M iterations and keeping each one's best of seven rounds. On a machine shared with
 /// other builds, criterion's rows run one after another and a neighbour can land on one row and
 /// not the next; best-of alternating rounds gives the ratio both would have on a quiet core.
+///
+/// With `KSIM_LOCK_ROUND_TRIPS=N` instead: N spinlock round trips in the op-level world and
+/// nothing else, for an instruction count (`valgrind --tool=callgrind`); two counts' difference
+/// over the difference of their N is a round trip's instructions, criterion's start-up cancelled.
 fn alternating_ratio(_c: &mut Criterion) {
+    if let Some(count) = std::env::var("KSIM_LOCK_ROUND_TRIPS").ok().and_then(|n| n.parse::<u64>().ok()) {
+        let (_, sim) = sims().into_iter().last().expect("the op-level world");
+        let cx = sim.cx("bench", 0);
+        let lock = SpinLock::new("bench_lock", 0u64);
+        for _ in 0..count {
+            *lock.lock(&cx) += black_box(1);
+        }
+        println!("{count} round trips, trace hash {:x}", sim.trace_hash());
+        return;
+    }
     if std::env::var_os("KSIM_LOCK_RATIO").is_none() {
         return;
     }

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::lockdep::{ClassId, HeldLock, LockMode};
+use crate::lockdep::{ClassId, HeldLock, IrqState, LockMode};
 
 /// A lock object's memo of its class (the kernel's `lockdep_map`, which caches its
 /// `class_cache`): the name, the name's trace hash, and the class id the last validator that
@@ -118,17 +118,53 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
 /// in what they disable), trylock, the four interrupt-state bits, irq tracking and the depth.
 /// The chain key is hashed once per acquisition: here it is only read.
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
+    debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
+    let taken = Taken { mode: new.mode, trylock: new.trylock, irq: new.irq, depth: held.len() };
+    lookup_key_of(new.chain, taken, irq_tracking)
+}
+
+/// How an acquisition is made, beside its class and the stack under it: what [`lookup_key`]
+/// takes from the new held lock (`depth`: the locks held under it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Taken {
+    pub(crate) mode: LockMode,
+    pub(crate) trylock: bool,
+    pub(crate) irq: IrqState,
+    pub(crate) depth: usize,
+}
+
+/// [`lookup_key`] of an acquisition whose chain key is `chain`, from its parts.
+#[inline]
+fn lookup_key_of(chain: u64, taken: Taken, irq_tracking: bool) -> u64 {
     // The interrupt state's four bits (hard irq, softirq, hard irqs and softirqs enabled) at
     // bits 5 to 8.
-    let flags = new.mode as u64
-        | u64::from(new.trylock) << 4
-        | u64::from(new.irq.bits()) << 5
+    let flags = taken.mode as u64
+        | u64::from(taken.trylock) << 4
+        | u64::from(taken.irq.bits()) << 5
         | u64::from(irq_tracking) << 9
-        | (held.len() as u64) << 16;
-    debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
-    let mut hasher = FxHasher(new.chain);
+        | (taken.depth as u64) << 16;
+    let mut hasher = FxHasher(chain);
     hasher.write_u64(flags);
     hasher.finish()
+}
+
+/// The class id and chain key of an acquisition of the lock whose memo is `key`, made as
+/// `taken` on a stack whose innermost chain key is `parent`, when the lock's own memo knows it
+/// was validated clean in that chain: then [`validated`] would return `Ok` with the same class
+/// and chain, and nothing is left to check. `None` otherwise (the caller takes the whole path,
+/// which asks the same questions again). Reads no thread-local table and needs no held-lock
+/// entry, so the common acquisition is checked before its entry is written, in registers.
+#[inline]
+pub(crate) fn known_clean(
+    lockdep: u64,
+    key: &ClassKey,
+    parent: u64,
+    taken: Taken,
+    irq_tracking: bool,
+) -> Option<(ClassId, u64)> {
+    let class = key.class(lockdep)?;
+    let chain = chain_key(parent, class, taken.mode);
+    key.chain_known(lockdep, lookup_key_of(chain, taken, irq_tracking)).then_some((class, chain))
 }
 
 /// FxHash's mixing step: the keys are small integers made by this crate, so a keyed hash buys

@@ -44,6 +44,10 @@ pub struct Cx {
     softirq_depth: Cell<u32>,
     /// `local_bh_disable()` nesting (the kernel's SOFTIRQ_DISABLE_OFFSET count).
     bh_disable_count: Cell<u32>,
+    /// The interrupt state lockdep records with an acquisition, as the four fields above give
+    /// it ([`Cx::irq_state`]): kept up to date by every change of them ([`Cx::irq_changed`]),
+    /// so an acquisition reads one byte instead of four fields.
+    irq: Cell<IrqState>,
     /// The locks held. An observer's entries carry the token, class name, mode and site alone
     /// ([`Cx::push_observer`]).
     held: RefCell<HeldStack>,
@@ -152,6 +156,7 @@ impl Cx {
             hardirq_depth: Cell::new(0),
             softirq_depth: Cell::new(0),
             bh_disable_count: Cell::new(0),
+            irq: Cell::new(IrqState::new(false, false, true, true)),
             held: RefCell::new(HeldStack::new()),
             rcu_depth: Cell::new(0),
             rcu_section: Cell::new(None),
@@ -196,6 +201,7 @@ impl Cx {
         self.hardirq_depth.set(0);
         self.softirq_depth.set(0);
         self.bh_disable_count.set(0);
+        self.irq_changed();
         self.rcu_section.set(None);
         self.not_running_since.set(None);
     }
@@ -295,12 +301,14 @@ impl Cx {
     pub fn local_irq_save(&self) -> IrqFlags {
         let flags = IrqFlags { was_disabled: self.irqs_disabled.get() };
         self.irqs_disabled.set(true);
+        self.irq_changed();
         flags
     }
 
     /// `local_irq_restore()`.
     pub fn local_irq_restore(&self, flags: IrqFlags) {
         self.irqs_disabled.set(flags.was_disabled);
+        self.irq_changed();
     }
 
     /// Runs `handler` as a hard interrupt on this CPU: irqs off, `in_irq()` true. Lockdep learns
@@ -308,10 +316,12 @@ impl Cx {
     pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
         let flags = self.local_irq_save();
         self.hardirq_depth.set(self.hardirq_depth.get() + 1);
+        self.irq_changed();
         self.trace_irq(&HARDIRQ, true);
         let result = handler(self);
         self.trace_irq(&HARDIRQ, false);
         self.hardirq_depth.set(self.hardirq_depth.get() - 1);
+        self.irq_changed();
         self.local_irq_restore(flags);
         result
     }
@@ -334,16 +344,19 @@ impl Cx {
             self
         );
         self.softirq_depth.set(self.softirq_depth.get() + 1);
+        self.irq_changed();
         self.trace_irq(&SOFTIRQ, true);
         let result = handler(self);
         self.trace_irq(&SOFTIRQ, false);
         self.softirq_depth.set(self.softirq_depth.get() - 1);
+        self.irq_changed();
         result
     }
 
     /// `local_bh_disable()`: no softirq runs on this CPU until the matching enable.
     pub fn local_bh_disable(&self) {
         self.bh_disable_count.set(self.bh_disable_count.get() + 1);
+        self.irq_changed();
     }
 
     /// `local_bh_enable()`.
@@ -351,11 +364,27 @@ impl Cx {
         let count = self.bh_disable_count.get();
         assert!(count > 0, "{}: local_bh_enable without local_bh_disable", self.name);
         self.bh_disable_count.set(count - 1);
+        self.irq_changed();
     }
 
-    /// The interrupt state lockdep records with an acquisition.
+    /// The interrupt state lockdep records with an acquisition: the byte every change keeps.
     #[inline]
     pub(crate) fn irq_state(&self) -> IrqState {
+        let kept = self.irq.get();
+        debug_assert_eq!(kept, self.irq_state_now(), "{}: the kept interrupt state is stale", self.name);
+        kept
+    }
+
+    /// Brings the kept interrupt state ([`Cx::irq_state`]) up to date after a change of the
+    /// irq, softirq or bh-disable state.
+    #[inline]
+    fn irq_changed(&self) {
+        self.irq.set(self.irq_state_now());
+    }
+
+    /// The interrupt state as the context's fields give it now.
+    #[inline]
+    fn irq_state_now(&self) -> IrqState {
         IrqState::new(
             self.in_irq(),
             self.in_serving_softirq(),
@@ -581,7 +610,7 @@ impl Cx {
     /// A blocking acquisition also records the lock as the one this task waits for, until
     /// [`Cx::lock_acquired_key`] or [`Cx::lock_acquire_failed`]; the key's address names the
     /// instance (it is borrowed, so it cannot move, while the lock is awaited or held).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock_acquire_key(
         &self,
         key: &ClassKey,
@@ -602,26 +631,41 @@ impl Cx {
     #[inline]
     pub(crate) fn lock_wait(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
-            waits.update(|state| state.waiting = Some(LockInstance { class, instance, token, mode }));
+            Self::waits_waiting(waits, LockInstance { class, instance, token, mode });
         }
+    }
+
+    /// [`Cx::lock_wait`]'s record, a call of its own: only a threaded case's contexts keep one.
+    #[cold]
+    #[inline(never)]
+    fn waits_waiting(waits: &LockWaits, instance: LockInstance) {
+        waits.update(|state| state.waiting = Some(instance));
     }
 
     /// The [`LockWaits`] record's side of a completed acquisition: no longer waiting, and held.
     #[inline]
     fn waits_acquired(&self, class: &'static str, instance: usize, mode: LockMode, token: u64) {
         if let Some(waits) = &self.waits {
-            waits.update(|state| {
-                let awaited = state.waiting.take_if(|w| w.token == token);
-                let instance = awaited.map_or(instance, |w| w.instance);
-                state.held.push(LockInstance { class, instance, token, mode });
-            });
+            Self::waits_held(waits, LockInstance { class, instance, token, mode });
         }
+    }
+
+    /// [`Cx::waits_acquired`]'s record, a call of its own: only a threaded case's contexts keep
+    /// one. `acquired.instance` is used when no wait named the instance (a trylock).
+    #[cold]
+    #[inline(never)]
+    fn waits_held(waits: &LockWaits, acquired: LockInstance) {
+        waits.update(|state| {
+            let awaited = state.waiting.take_if(|w| w.token == acquired.token);
+            let instance = awaited.map_or(acquired.instance, |w| w.instance);
+            state.held.push(LockInstance { instance, ..acquired });
+        });
     }
 
     /// Lockdep's check and the held-stack push for an acquisition (see
     /// [`Cx::lock_acquire_key`]), without the [`LockWaits`] record. An observer, which lockdep
     /// does not check, records the token, class and site only ([`Cx::push_observer`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_held(
         &self,
         key: &ClassKey,
@@ -648,17 +692,39 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) {
-        let held_lock = HeldLock {
-            token,
-            class: 0,
-            name: key.name,
-            mode,
-            trylock,
-            site,
-            cpu: self.cpu(),
-            irq: self.irq_state(),
-            chain: 0,
-        };
+        let irq = self.irq_state();
+        let lockdep = self.sim.lockdep();
+        let mut held = self.held.borrow_mut();
+        // The common acquisition: a lock whose own memo knows this chain clean. Nothing to
+        // check, so the entry is written once, whole, with the class and chain key lockdep's
+        // check would fill in.
+        let parent = held.last().map_or(0, |h| h.chain);
+        let taken = crate::chain_cache::Taken { mode, trylock, irq, depth: held.len() };
+        if let Some((class, chain)) = lockdep.known_clean(key, parent, taken) {
+            held.push(HeldLock {
+                token,
+                class,
+                name: key.name,
+                mode,
+                trylock,
+                site,
+                cpu: self.cpu(),
+                irq,
+                chain,
+            });
+            return;
+        }
+        drop(held);
+        self.push_checked(
+            key,
+            HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 },
+        );
+    }
+
+    /// [`Cx::push_model`] past lockdep's fast path: the entry pushed, then checked by lockdep
+    /// (when it is on) where it lives.
+    #[inline(never)]
+    fn push_checked(&self, key: &ClassKey, held_lock: HeldLock) {
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
         // entry lives, so the entry is not read back and copied after those narrow writes (a
         // store-forwarding stall that was a third of this function's time).
@@ -759,8 +825,11 @@ impl Cx {
         }
     }
 
-    /// [`Cx::trace_lock`] for a traced context.
-    #[inline(never)]
+    /// [`Cx::trace_lock`] for a traced context: inlined into each lock and guard, where the
+    /// mode, trylock flag and class are constants or already in registers (as a call of its
+    /// own it cost a round trip about 40 instructions of argument moves, saved registers and
+    /// stack); what is not hashing, keeping an event, is a call ([`Trace::record_lock`]).
+    #[inline(always)]
     fn record_lock(
         &self,
         class: &'static str,
@@ -792,13 +861,25 @@ impl Cx {
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
     /// The [`LockWaits`] record keeps what was held when a checker's failure (a deadlock) began
     /// unwinding the task, for the report.
+    #[inline]
     fn release_held(&self, class: &'static str, token: u64) {
+        // The innermost lock is the one most often released: it comes off without the search
+        // or the chain keys' walk, since no lock sits above it; a context that keeps a
+        // [`LockWaits`] record (inside a shuttle execution) takes the whole path.
+        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+            return;
+        }
+        self.release_held_searched(class, token);
+    }
+
+    /// [`Cx::release_held`] past its fast path: the [`LockWaits`] record, then the acquisition
+    /// found on the stack wherever it is.
+    #[inline(never)]
+    fn release_held_searched(&self, class: &'static str, token: u64) {
         if let Some(waits) = self.waits.as_ref().filter(|_| !std::thread::panicking()) {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
         let mut held = self.held.borrow_mut();
-        // The innermost lock is the one most often released: it comes off without the search
-        // or the chain keys' walk, since no lock sits above it.
         if held.pop_if_innermost(token) {
             return;
         }
@@ -884,12 +965,25 @@ impl HeldStack {
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
+    /// Pushes `held`: into the array, written in place where the lock is pushed (inlined, so
+    /// the entry is not built on the stack and copied), unless the stack spilled or fills now.
+    #[inline]
     fn push(&mut self, held: HeldLock) {
-        if !self.spill.is_empty() {
-            self.spill.push(held);
-        } else if self.len < HELD_INLINE {
+        if self.len < HELD_INLINE && self.spill.is_empty() {
             self.inline[self.len] = held;
             self.len += 1;
+        } else {
+            self.push_spilled(held);
+        }
+    }
+
+    /// [`HeldStack::push`] onto a stack that spilled, or moves it whole into the `Vec` when the
+    /// array is full.
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, held: HeldLock) {
+        if !self.spill.is_empty() {
+            self.spill.push(held);
         } else {
             self.spill.extend_from_slice(&self.inline);
             self.spill.push(held);

@@ -48,6 +48,28 @@ impl FaultSite {
 
 impl fmt::Display for FaultSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
+    }
+}
+
+impl FaultSite {
+    /// The site's kind and name, borrowed.
+    pub(crate) fn as_ref(&self) -> SiteRef<'_> {
+        SiteRef { kind: self.kind, name: &self.name }
+    }
+}
+
+/// A fault site's kind and name, borrowed: what a plan matches a call against, so a call site
+/// that names its site with a `&str` (`kmalloc`, `kmem_cache_alloc`'s precheck) owns no
+/// `FaultSite`, whose name is an allocated `String`, per call. Prints as [`FaultSite`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SiteRef<'a> {
+    pub(crate) kind: FaultKind,
+    pub(crate) name: &'a str,
+}
+
+impl fmt::Display for SiteRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.kind {
             FaultKind::Slab => "slab",
             FaultKind::Page => "page",
@@ -137,7 +159,7 @@ impl FaultAttr {
         self
     }
 
-    fn matches(&self, site: &FaultSite) -> bool {
+    fn matches(&self, site: SiteRef<'_>) -> bool {
         self.kind.is_none_or(|kind| kind == site.kind)
             && self.site.as_deref().is_none_or(|name| site.name.contains(name))
     }
@@ -206,9 +228,11 @@ impl FaultPlan {
         self.attrs.iter().map(|a| a.failed).sum()
     }
 
-    pub(crate) fn should_fail(
+    /// `should_fail()` for a call at `site` (its kind and name), `size` bytes: every matching
+    /// attribute counts the call; it fails when one of them says so.
+    pub(crate) fn should_fail_at(
         &mut self,
-        site: &FaultSite,
+        site: SiteRef<'_>,
         size: u64,
         mut percent_chance: impl FnMut(u32) -> bool,
     ) -> bool {
@@ -229,7 +253,7 @@ mod tests {
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         (0..calls)
             .map(|_| {
-                plan.should_fail(site, 64, |percent| {
+                plan.should_fail_at(site.as_ref(), 64, |percent| {
                     state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
                     (state >> 33) % 100 < u64::from(percent)
                 })

@@ -1330,6 +1330,24 @@ impl Lockdep {
         }
     }
 
+    /// The class id and chain key of an acquisition of the lock whose memo is `key`, when this
+    /// validator is on and the lock's memo knows the chain clean
+    /// ([`crate::chain_cache::known_clean`]): what [`Lockdep::check_acquire`] would fill in,
+    /// with nothing to check. `None`: the whole check is owed.
+    #[inline]
+    pub(crate) fn known_clean(
+        &self,
+        key: &ClassKey,
+        parent: u64,
+        taken: crate::chain_cache::Taken,
+    ) -> Option<(ClassId, u64)> {
+        if !self.enabled {
+            return None;
+        }
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+        crate::chain_cache::known_clean(self.id, key, parent, taken, irq_tracking)
+    }
+
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
     /// in its class id. `new.irq` is the interrupt state at the acquisition.
     /// `key` is the lock object's memo of its class, when it keeps one.

@@ -131,6 +131,26 @@ impl<T> SpinLock<T> {
         SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
     }
 
+    /// A checker's read of the value through observer context `cx`, without the lock round
+    /// trip where none is owed: [`crate::rwlock::RwLock::observe_read`]'s rule for a spinlock.
+    /// Outside a shuttle execution or a loom model the lock itself is taken with `try_lock`,
+    /// which never blocks and succeeds exactly when no task holds it: no held-stack entry,
+    /// token, preemption count or trace event, none of which an observer's acquisition shows
+    /// anyone. With the lock held, or inside those checkers (where an observer's acquisition is
+    /// a scheduling point that pinned windows count), it is `spin_lock()`'s round trip as
+    /// before. Inside `f` the context does not hold the lock ([`Cx::holds`] says so). Panics
+    /// for a model context, whose acquisitions lockdep and the trace must see.
+    #[track_caller]
+    pub fn observe<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
+        assert!(cx.is_observer(), "{}: observe is a checker's read, through an observer context", cx.name());
+        if !cx.sim().world.threaded {
+            if let Some(value) = self.inner.try_lock() {
+                return f(&value);
+            }
+        }
+        f(&self.lock(cx))
+    }
+
     /// The value, when the lock is no longer shared.
     pub fn into_inner(self) -> T {
         self.inner.into_inner()
@@ -593,5 +613,64 @@ impl Completion {
     /// `reinit_completion()`.
     pub fn reinit(&self) {
         *self.done.lock() = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lockdep::ReportMode;
+    use crate::{Sim, SimConfig, SpinLock};
+
+    /// Between operations an observer's [`SpinLock::observe`] reads the value the model left,
+    /// with no held-stack entry or preemption count while `f` runs (a path that still took the
+    /// lock would show both), nothing traced, and the lock free again afterwards.
+    #[test]
+    fn an_observer_s_look_between_operations_takes_no_round_trip() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let lock = SpinLock::new("mb_cache_spinlock", 0u32);
+        let model = sim.cx("insert", 0);
+        *lock.lock(&model) = 5;
+        let trace_before = sim.trace_hash();
+        let observer = sim.observer_cx("check", 0);
+        let seen = lock.observe(&observer, |value| {
+            assert_eq!(observer.held_count(), 0, "no lock entry: the look took no round trip");
+            assert!(!observer.in_atomic(), "no preemption count either");
+            *value
+        });
+        assert_eq!(seen, 5);
+        assert_eq!(sim.trace_hash(), trace_before, "an observer's look is not traced");
+        *lock.lock(&model) += 1;
+        assert_eq!(lock.observe(&observer, |value| *value), 6, "the lock was free for the model");
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    /// With a task holding the lock on another thread, the look waits for the release and sees
+    /// what the holder wrote last.
+    #[test]
+    fn an_observer_s_look_waits_for_the_holder() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let lock = std::sync::Arc::new(SpinLock::new("mb_cache_spinlock", 0u32));
+        let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let holder = {
+            let (lock, holding, cx) = (lock.clone(), holding.clone(), sim.cx("shrink", 0));
+            std::thread::spawn(move || {
+                let mut held = lock.lock(&cx);
+                *held = 1;
+                holding.wait();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                *held = 2;
+            })
+        };
+        holding.wait();
+        assert_eq!(lock.observe(&sim.observer_cx("check", 1), |value| *value), 2, "read after the release");
+        holder.join().expect("holder");
+    }
+
+    /// A model context's acquisition is kernel code: never this path.
+    #[test]
+    #[should_panic(expected = "observe is a checker's read")]
+    fn a_model_context_may_not_look() {
+        let sim = Sim::new(SimConfig::new(1));
+        SpinLock::new("mb_cache_spinlock", 0u32).observe(&sim.cx("insert", 0), |value| *value);
     }
 }

@@ -107,6 +107,40 @@ impl<T> RwLock<T> {
         self.write(cx, Some(flags), LockMode::SpinIrq, Location::caller())
     }
 
+    /// A checker's read of the value through observer context `cx`, without the lock round
+    /// trip where none is owed: `f` runs on the value as a `read_lock()` section would show it.
+    ///
+    /// An observer's `read_lock()` is seen by no one (lockdep and the trace skip observers), so
+    /// in the op-level simulation, where the checker reads between operations and no kernel
+    /// task can take the lock meanwhile, its admission state, held-stack entry, token and
+    /// preemption count are work for nobody. Here the value's own `std` lock is taken with
+    /// `try_read`, which never blocks: it succeeds exactly when no writer holds the lock (a
+    /// reader the model left holding it does not stop it). With a writer holding it, or inside a
+    /// shuttle execution or a loom model (a world made there, `Sim`'s `threaded`), the read is
+    /// `read_lock()`'s round trip as before: there an observer's acquisition is a scheduling
+    /// point, and threaded cases' pinned windows count them
+    /// (`tests/tests/mbcache2/reference_windows.rs`), so the fast path must not remove it.
+    /// Outside those checkers, a model driven from other OS threads stays excluded by the
+    /// `std` lock: a writer that took the admission state meanwhile waits for `f` to return.
+    ///
+    /// Inside `f` the context does not hold the lock ([`Cx::holds`] says so), so `f` reads the
+    /// value and takes nothing that asks whether it is held, nor this lock again. Panics for a
+    /// model context: a model's read is kernel code, which lockdep and the trace must see.
+    #[track_caller]
+    pub fn observe_read<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
+        assert!(
+            cx.is_observer(),
+            "{}: observe_read is a checker's read, through an observer context",
+            cx.name()
+        );
+        if !cx.sim().world.threaded {
+            if let Ok(value) = self.data.try_read() {
+                return f(&value);
+            }
+        }
+        f(&self.read_lock(cx))
+    }
+
     fn read<'a>(
         &'a self,
         cx: &'a Cx,
@@ -504,5 +538,75 @@ mod tests {
             assert!(cx.irqs_disabled());
         }
         assert!(!cx.irqs_disabled());
+    }
+
+    /// Between operations, an observer's [`RwLock::observe_read`] reads the value the last
+    /// writer left without the round trip: no held-stack entry while `f` runs (a fast path that
+    /// still took the lock would show one), no preemption count, nothing in the trace or lockdep,
+    /// and the lock free for the model afterwards (a read that left the admission state
+    /// counting a reader would make the next write wait forever; the write below completes).
+    #[test]
+    fn an_observer_s_read_between_operations_takes_no_round_trip() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", 0u32);
+        let model = sim.cx("fork", 0);
+        *lock.write_lock_irq(&model) = 7;
+        let trace_before = sim.trace_hash();
+        let observer = sim.observer_cx("check", 0);
+        let seen = lock.observe_read(&observer, |value| {
+            assert_eq!(observer.held_count(), 0, "no lock entry: the read took no round trip");
+            assert!(!observer.in_atomic(), "no preemption count either");
+            *value
+        });
+        assert_eq!(seen, 7);
+        assert_eq!(sim.trace_hash(), trace_before, "an observer's read is not traced");
+        *lock.write_lock(&model) += 1;
+        assert_eq!(lock.observe_read(&observer, |value| *value), 8, "the model's next write is seen");
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    /// A reader the model left holding the lock (a read section across the check) does not stop
+    /// an observer's read: readers share the lock, as `read_lock()` would have let it in.
+    #[test]
+    fn an_observer_s_read_enters_beside_a_model_reader() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", 3u32);
+        let model = sim.cx("lookup", 0);
+        let held = lock.read_lock(&model);
+        assert_eq!(lock.observe_read(&sim.observer_cx("check", 0), |value| *value), *held);
+        drop(held);
+    }
+
+    /// With a writer holding the lock on another thread (a model driven by several OS threads),
+    /// the observer's read waits for the write to end and sees what it wrote: the fast path only
+    /// reads a value no writer holds.
+    #[test]
+    fn an_observer_s_read_waits_for_a_writer_that_holds_the_lock() {
+        let sim = collecting();
+        let lock = std::sync::Arc::new(RwLock::new("tasklist_lock", 0u32));
+        let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let writer = {
+            let (lock, holding, cx) = (lock.clone(), holding.clone(), sim.cx("exit", 0));
+            std::thread::spawn(move || {
+                let mut write = lock.write_lock(&cx);
+                *write = 1;
+                holding.wait();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                *write = 2;
+            })
+        };
+        holding.wait();
+        let observer = sim.observer_cx("check", 1);
+        assert_eq!(lock.observe_read(&observer, |value| *value), 2, "read only after the write ended");
+        writer.join().expect("writer");
+    }
+
+    /// A model context's read is kernel code: it goes through `read_lock()`, never this path.
+    #[test]
+    #[should_panic(expected = "observe_read is a checker's read")]
+    fn a_model_context_may_not_observe() {
+        let sim = collecting();
+        let lock = RwLock::new("tasklist_lock", 0u32);
+        lock.observe_read(&sim.cx("fork", 0), |value| *value);
     }
 }

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::cx::Cx;
-use crate::fault::{FaultPlan, FaultSite};
+use crate::fault::{FaultPlan, FaultSite, SiteRef};
 use crate::lockdep::{Lockdep, ReportMode};
 use crate::percpu::CpuId;
 use crate::trace::{EventKind, TaskId, Trace, TraceMode};
@@ -405,12 +405,17 @@ impl Sim {
     /// Whether the fault plan fails this call (`should_fail()` in lib/fault-inject.c). A failed
     /// call is recorded in the trace.
     pub fn should_fail(&self, cx: &Cx, site: &FaultSite, size: u64) -> bool {
+        self.should_fail_at(cx, site.as_ref(), size)
+    }
+
+    /// [`Sim::should_fail`] for a site given by kind and name (no `FaultSite` made per call).
+    pub(crate) fn should_fail_at(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut plan = lock(&self.world.faults);
             if plan.is_empty() {
                 return false;
             }
-            plan.should_fail(site, size, |percent| self.chance(percent, 100))
+            plan.should_fail_at(site, size, |percent| self.chance(percent, 100))
         };
         if fail {
             cx.trace(EventKind::Fault { site: site.to_string().into() });

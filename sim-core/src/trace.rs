@@ -172,11 +172,53 @@ pub enum TraceMode {
 struct TraceInner {
     events: VecDeque<Event>,
     /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
-    tasks: BTreeMap<TaskId, std::sync::Arc<str>>,
+    tasks: TaskNames,
     /// Names tasks had before a rename (the first [`TASK_NAMES_SHARED`]), so a task renamed to
     /// a name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again)
     /// shares it instead of allocating a copy.
     names: Vec<std::sync::Arc<str>>,
+}
+
+/// Task ids below this are a model's pids (the kernel's PID_MAX_DEFAULT is 32768), whose names
+/// [`TaskNames`] keeps in a vector indexed by the id; named tasks' ids
+/// ([`crate::sim::NAMED_TASKS_FIRST`] on) and any larger pid are kept in a map.
+const TASK_IDS_INDEXED: TaskId = 1 << 16;
+
+/// Each task's name by id: a pid's by index (a context made per operation for a pid looks its
+/// name up with no tree search), the rest in a `BTreeMap`. Iterated in ascending id order, as one
+/// map would be: every indexed id is below every mapped one.
+#[derive(Default)]
+struct TaskNames {
+    indexed: Vec<Option<std::sync::Arc<str>>>,
+    mapped: BTreeMap<TaskId, std::sync::Arc<str>>,
+}
+
+impl TaskNames {
+    fn get(&self, task: TaskId) -> Option<&std::sync::Arc<str>> {
+        match task < TASK_IDS_INDEXED {
+            true => self.indexed.get(task as usize).and_then(Option::as_ref),
+            false => self.mapped.get(&task),
+        }
+    }
+
+    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) {
+        if task < TASK_IDS_INDEXED {
+            let index = task as usize;
+            if index >= self.indexed.len() {
+                self.indexed.resize(index + 1, None);
+            }
+            self.indexed[index] = Some(name);
+        } else {
+            self.mapped.insert(task, name);
+        }
+    }
+
+    /// Every named task, ascending by id.
+    fn iter(&self) -> impl Iterator<Item = (TaskId, &std::sync::Arc<str>)> {
+        let indexed = self.indexed.iter().enumerate();
+        let indexed = indexed.filter_map(|(task, name)| Some((task as TaskId, name.as_ref()?)));
+        indexed.chain(self.mapped.iter().map(|(&task, name)| (task, name)))
+    }
 }
 
 /// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
@@ -439,7 +481,7 @@ impl Trace {
             hash: AtomicU64::new(HASH_SEED),
             inner: StdMutex::new(TraceInner {
                 events: VecDeque::new(),
-                tasks: BTreeMap::new(),
+                tasks: TaskNames::default(),
                 names: Vec::new(),
             }),
         }
@@ -478,33 +520,57 @@ impl Trace {
 
     /// Records an event at the next sequence number.
     pub fn record(&self, time_ns: u64, cpu: u32, task: TaskId, kind: EventKind) {
-        self.record_with((time_ns, cpu, task), |hasher, keep| {
-            hash_kind(hasher, &kind);
-            keep.then_some(kind)
-        });
+        let _busy = self.enter();
+        let seq = self.advance((time_ns, cpu, task), |hasher| hash_kind(hasher, &kind));
+        if self.mode != TraceMode::HashOnly {
+            self.keep(Event { seq, time_ns, cpu, task, kind });
+        }
     }
 
-    /// The one recording path: the next sequence number and the event's header into the hash,
-    /// then `event` folds the event's own words and, when `keep` (events are kept), returns the
-    /// event's kind to keep. The sequence number and the hash are updated in one
-    /// [`Trace::enter`], so events hash in sequence order whichever thread records them.
+    /// The one recording path of the fixed-size events: the next sequence number and the
+    /// event's header into the hash, then `hash` folds the event's own words; when events are
+    /// kept, `kind` builds the event to keep. The sequence number and the hash are updated in
+    /// one [`Trace::enter`], so events hash in sequence order whichever thread records them.
+    /// Building and keeping an event is a call of its own ([`Trace::keep_made`]), so the hashing
+    /// path inlined into every lock round trip keeps no event's fields live.
     #[inline]
     fn record_with(
         &self,
         at: (u64, u32, TaskId),
-        event: impl FnOnce(&mut TraceHasher, bool) -> Option<EventKind>,
+        hash: impl FnOnce(&mut TraceHasher),
+        kind: impl FnOnce() -> EventKind,
     ) {
-        let (time_ns, cpu, task) = at;
         let _busy = self.enter();
+        let seq = self.advance(at, hash);
+        if self.mode != TraceMode::HashOnly {
+            self.keep_made(seq, at, kind);
+        }
+    }
+
+    /// The next sequence number, with the event's header and `hash`'s words folded into the
+    /// trace's hash; the caller holds [`Trace::enter`].
+    #[inline]
+    fn advance(&self, (time_ns, cpu, task): (u64, u32, TaskId), hash: impl FnOnce(&mut TraceHasher)) -> u64 {
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
         let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
         hasher.header(seq, time_ns, cpu, task);
-        let kind = event(&mut hasher, self.mode != TraceMode::HashOnly);
+        hash(&mut hasher);
         self.hash.store(hasher.0, Ordering::Relaxed);
-        if let Some(kind) = kind {
-            self.keep(Event { seq, time_ns, cpu, task, kind });
-        }
+        seq
+    }
+
+    /// Keeps the event `kind` builds, numbered `seq`: [`Trace::record_with`]'s path for a trace
+    /// that keeps events (the caller holds [`Trace::enter`], so kept events stay in order).
+    #[cold]
+    #[inline(never)]
+    fn keep_made(
+        &self,
+        seq: u64,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        self.keep(Event { seq, time_ns, cpu, task, kind: kind() });
     }
 
     /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
@@ -512,18 +578,35 @@ impl Trace {
     /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
     /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
     /// are kept.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
-        self.record_with(at, |hasher, keep| {
-            hasher.lock_event(lock.acquired, lock.class_hash, lock.token);
-            keep.then(|| {
-                let class = Cow::Borrowed(lock.class);
-                match lock.acquired {
-                    Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token: lock.token },
-                    None => EventKind::Released { class, token: lock.token },
-                }
-            })
-        });
+        let _busy = self.enter();
+        let seq = self.advance(at, |hasher| hasher.lock_event(lock.acquired, lock.class_hash, lock.token));
+        if self.mode != TraceMode::HashOnly {
+            let (time_ns, cpu, task) = at;
+            self.keep_lock((seq, time_ns), (cpu, task), lock.class, lock.token, lock.acquired);
+        }
+    }
+
+    /// Keeps a lock event numbered `seq` at `time_ns`: [`Trace::record_lock`]'s path for a
+    /// trace that keeps events. A call of its own taking its words in registers (pairs, not a
+    /// record in memory), so the hashing path of every lock round trip stores nothing for it.
+    #[cold]
+    #[inline(never)]
+    fn keep_lock(
+        &self,
+        (seq, time_ns): (u64, u64),
+        (cpu, task): (u32, TaskId),
+        class: &'static str,
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) {
+        let class = Cow::Borrowed(class);
+        let kind = match acquired {
+            Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token },
+            None => EventKind::Released { class, token },
+        };
+        self.keep(Event { seq, time_ns, cpu, task, kind });
     }
 
     /// Records an event about a named thing ([`Named`]: a guarded field's access, a kref
@@ -538,10 +621,7 @@ impl Trace {
         name_hash: u64,
         name: impl FnOnce() -> Name,
     ) {
-        self.record_with(at, |hasher, keep| {
-            hasher.named(named, name_hash);
-            keep.then(|| named.kind(name()))
-        });
+        self.record_with(at, |hasher| hasher.named(named, name_hash), || named.kind(name()));
     }
 
     /// Records the start (`end` false) or end of a call as fixed-size words: the call's
@@ -557,17 +637,18 @@ impl Trace {
         words: impl IntoIterator<Item = u64>,
         text: impl FnOnce() -> String,
     ) {
-        self.record_with(at, |hasher, keep| {
-            hasher.call_event(end, name, words);
-            keep.then(|| {
+        self.record_with(
+            at,
+            |hasher| hasher.call_event(end, name, words),
+            || {
                 let name = Cow::Borrowed(name.name);
                 if end {
                     EventKind::OpEnd { name, result: text() }
                 } else {
                     EventKind::OpBegin { name, detail: text() }
                 }
-            })
-        });
+            },
+        );
     }
 
     /// Keeps `event` as the mode says (the caller holds [`Trace::busy`], so kept events stay in
@@ -603,7 +684,7 @@ impl Trace {
     /// operation), which then costs no new string.
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
-        match inner.tasks.get(&task) {
+        match inner.tasks.get(task) {
             Some(known) if **known == *name => known.clone(),
             previous => {
                 // A rename keeps the name it replaces for sharing; a task named for the first
@@ -626,7 +707,7 @@ impl Trace {
 
     /// The task names, by id.
     pub fn task_names(&self) -> BTreeMap<TaskId, String> {
-        self.lock().tasks.iter().map(|(&task, name)| (task, name.to_string())).collect()
+        self.lock().tasks.iter().map(|(task, name)| (task, name.to_string())).collect()
     }
 
     /// The hash of every event recorded so far (over a canonical little-endian encoding).
@@ -1070,6 +1151,28 @@ pub fn render_chrome(events: &[Event], names: &BTreeMap<TaskId, String>) -> serd
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pids (kept by index) and named tasks and large pids (kept in the map) come back by id,
+    /// ascending, with their latest names, and a rename back to an earlier name shares it.
+    #[test]
+    fn task_names_come_back_ascending_with_their_latest_names() {
+        let trace = Trace::new(TraceMode::HashOnly);
+        let named = crate::sim::NAMED_TASKS_FIRST;
+        for (task, name) in
+            [(named + 1, "rcu"), (7, "fork"), (TASK_IDS_INDEXED, "big"), (3, "init"), (named, "sched")]
+        {
+            trace.name_task(task, name);
+        }
+        let first = trace.name_task_shared(7, "sendmsg");
+        trace.name_task(7, "do_exit");
+        let again = trace.name_task_shared(7, "sendmsg");
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "a rename back shares the earlier name");
+        let names: Vec<(TaskId, String)> = trace.task_names().into_iter().collect();
+        let expected =
+            [(3, "init"), (7, "sendmsg"), (TASK_IDS_INDEXED, "big"), (named, "sched"), (named + 1, "rcu")];
+        assert_eq!(names, expected.map(|(task, name)| (task, name.to_string())));
+        assert!(trace.lock().tasks.get(5).is_none() && trace.lock().tasks.get(named + 2).is_none());
+    }
 
     fn acquire(class: &'static str, token: u64) -> EventKind {
         EventKind::Acquired { class: Cow::Borrowed(class), mode: LockMode::Spin, trylock: false, token }

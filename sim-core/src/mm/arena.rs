@@ -32,7 +32,7 @@ use std::sync::{Mutex as StdMutex, OnceLock, PoisonError};
 
 use crate::cx::Cx;
 use crate::errno::Errno;
-use crate::fault::FaultSite;
+use crate::fault::{FaultKind, SiteRef};
 use crate::mm::reclaim::{maybe_direct_reclaim, might_alloc};
 use crate::mm::slab::destroy_check;
 use crate::mm::{Gfp, MmError};
@@ -92,11 +92,11 @@ impl<T> fmt::Debug for SlabArena<T> {
 #[track_caller]
 pub fn slab_precheck(cx: &Cx, gfp: Gfp, name: &str, object_size: u64) -> Result<(), Errno> {
     might_alloc(cx, gfp, "kmem_cache_alloc");
-    let site = FaultSite::slab(name);
-    if cx.sim().should_fail(cx, &site, object_size) {
+    let site = SiteRef { kind: FaultKind::Slab, name };
+    if cx.sim().should_fail_at(cx, site, object_size) {
         return Err(Errno::ENOMEM);
     }
-    maybe_direct_reclaim(cx, gfp, &site, object_size);
+    maybe_direct_reclaim(cx, gfp, site, object_size);
     Ok(())
 }
 

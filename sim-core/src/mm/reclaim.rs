@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::errno::Errno;
-use crate::fault::{FaultPlan, FaultSite};
+use crate::fault::{FaultPlan, SiteRef};
 use crate::lockdep::LockMode;
 use crate::mm::Gfp;
 use crate::sim::Sim;
@@ -134,12 +134,12 @@ impl Sim {
 
     /// Whether the reclaim plan sends this allocation into direct reclaim. An empty plan draws
     /// nothing from the RNG, so a model that never sets one keeps its random stream.
-    fn should_reclaim(&self, site: &FaultSite, size: u64) -> bool {
+    fn should_reclaim(&self, site: SiteRef<'_>, size: u64) -> bool {
         let mut plan = locked(&self.world.reclaim.plan);
         if plan.is_empty() {
             return false;
         }
-        plan.should_fail(site, size, |percent| self.chance(percent, 100))
+        plan.should_fail_at(site, size, |percent| self.chance(percent, 100))
     }
 }
 
@@ -187,7 +187,7 @@ pub(crate) fn might_alloc(cx: &Cx, gfp: Gfp, what: &str) {
 
 /// Direct reclaim for an allocation at `site`, if the reclaim plan says it happens now: the
 /// pages or objects the shrinkers freed (0 when no reclaim ran).
-pub(crate) fn maybe_direct_reclaim(cx: &Cx, gfp: Gfp, site: &FaultSite, size: u64) -> u64 {
+pub(crate) fn maybe_direct_reclaim(cx: &Cx, gfp: Gfp, site: SiteRef<'_>, size: u64) -> u64 {
     if !gfp.allows_blocking() || in_reclaim(cx) || !cx.sim().should_reclaim(site, size) {
         return 0;
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 
 use crate::cx::Cx;
 use crate::errno::Errno;
-use crate::fault::FaultSite;
+use crate::fault::{FaultKind, FaultSite, SiteRef};
 use crate::mm::reclaim::{maybe_direct_reclaim, might_alloc};
 use crate::mm::Gfp;
 use crate::sim::Violation;
@@ -124,7 +124,7 @@ impl<T> KmemCache<T> {
         if cx.sim().should_fail(cx, &self.site, self.object_size) {
             return Err(Errno::ENOMEM);
         }
-        maybe_direct_reclaim(cx, gfp, &self.site, self.object_size);
+        maybe_direct_reclaim(cx, gfp, self.site.as_ref(), self.object_size);
         let mut slots = self.slots();
         slots.live += 1;
         slots.allocations += 1;
@@ -237,11 +237,11 @@ pub(crate) fn destroy_check(cx: &Cx, name: &str, live: u64) -> Result<(), Violat
 #[track_caller]
 pub fn kmalloc(cx: &Cx, gfp: Gfp, site: &str, size: u64) -> Result<(), Errno> {
     might_alloc(cx, gfp, "kmalloc");
-    let site = FaultSite::slab(site);
-    if cx.sim().should_fail(cx, &site, size) {
+    let site = SiteRef { kind: FaultKind::Slab, name: site };
+    if cx.sim().should_fail_at(cx, site, size) {
         return Err(Errno::ENOMEM);
     }
-    maybe_direct_reclaim(cx, gfp, &site, size);
+    maybe_direct_reclaim(cx, gfp, site, size);
     Ok(())
 }
 

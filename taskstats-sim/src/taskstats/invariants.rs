@@ -124,10 +124,13 @@ impl Taskstats {
     /// [`Self::groups_with_stats`] and the ledger check read, for a checker of touched groups.
     /// `tgids` ascending, each once; the leaders are appended to `leaders` (the caller's buffer,
     /// reused from one check to the next), in the same order.
+    /// Read through [`Self::with_task_table`], without a lock round trip between operations.
     pub(crate) fn leaders_of(&self, cx: &Cx, tgids: &[u32], leaders: &mut Vec<Arc<Task>>) {
-        let table = self.tasks.read_lock(cx);
-        leaders
-            .extend(tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned());
+        self.with_task_table(cx, |table| {
+            leaders.extend(
+                tgids.iter().filter_map(|tgid| table.tasks.get(tgid)).filter(|t| t.is_leader()).cloned(),
+            );
+        });
     }
 
     /// Every live `taskstats_cache` object is a group's stats: `groups` groups have them.
@@ -148,8 +151,11 @@ impl Taskstats {
     /// `f` over the task table as one read_lock(&tasklist_lock) section shows it: for a driver
     /// that reads several facts for one operation (which task an index picks, its CPU and group,
     /// a requester's credentials, a target's number) in one look instead of a lock round each.
+    /// `cx` is the checker's observer: between operations of the op-level simulation the read
+    /// takes no lock round trip ([`sim_core::rwlock::RwLock::observe_read`]); in a threaded case
+    /// it is `read_lock()`'s, a scheduling point as before.
     pub(crate) fn with_task_table<R>(&self, cx: &Cx, f: impl FnOnce(&TaskTable) -> R) -> R {
-        f(&self.tasks.read_lock(cx))
+        self.tasks.observe_read(cx, f)
     }
 
     /// Port `id`'s owning process, queue length and whether it is open, in one look under the

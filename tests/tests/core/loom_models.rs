@@ -3,6 +3,7 @@
 //! bound.
 
 use sim_core::lockdep::ReportMode;
+use sim_core::rwlock::RwLock;
 use sim_core::sync::atomic::Ordering;
 use sim_core::sync::{thread, Arc};
 use sim_core::{RwSem, Sim, SimConfig};
@@ -96,4 +97,47 @@ fn rwsem_compatible_readers_and_a_writer_always_finish() {
         }
         assert_eq!(*sem.down_read(&cx), 1);
     });
+}
+
+/// A writer task bumps an `rwlock_t` twice while a checker reads it through an observer
+/// context, with [`RwLock::observe_read`] (`observe`) or `read_lock()`; returns the value read.
+fn observer_reads_beside_a_writer(observe: bool) -> u32 {
+    let sim = Sim::new(SimConfig::new(0));
+    let lock = Arc::new(RwLock::new("tasklist_lock", 0u32));
+    let writer = {
+        let (lock, cx) = (lock.clone(), sim.cx("fork", 0));
+        thread::spawn(move || {
+            for _ in 0..2 {
+                *lock.write_lock(&cx) += 1;
+            }
+        })
+    };
+    let observer = sim.observer_cx("check", 1);
+    let seen = match observe {
+        true => lock.observe_read(&observer, |value| *value),
+        false => *lock.read_lock(&observer),
+    };
+    writer.join().expect("writer");
+    seen
+}
+
+/// Inside a loom model an observer's `observe_read` keeps `read_lock()`'s round trip, so it is
+/// the same scheduling point: loom explores exactly as many interleavings either way, and the
+/// read lands before, between and after the writes. A fast path taken here (the value's `std`
+/// lock, which loom does not see) would explore fewer and see fewer values.
+#[test]
+fn loom_an_observer_s_read_keeps_its_schedule_points() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let observed = {
+        let seen = seen.clone();
+        passes(Some(3), move || {
+            let value = observer_reads_beside_a_writer(true);
+            seen.lock().expect("seen").insert(value);
+        })
+    };
+    let locked = passes(Some(3), || {
+        observer_reads_beside_a_writer(false);
+    });
+    assert_eq!(observed.executions, locked.executions, "observe_read: {observed}; read_lock: {locked}");
+    assert_eq!(*seen.lock().expect("seen"), [0, 1, 2].into(), "values an observer's read saw");
 }
