@@ -551,16 +551,16 @@ impl TaskstatsSubject {
         let plain = Op::QueryPid { port: *port, target: target.clone(), preempt: None };
         let port_id = self.model.port_pick(observer, *port);
         let requester = port_id.and_then(|id| self.model.port_sender(observer, id)).map(|(pid, _)| pid);
-        let hears = |pid: u32| {
-            let cpu = self.model.task(observer, pid).map_or(0, |t| t.cpu());
-            self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
-        };
-        let candidates: Vec<u32> = self
-            .model
-            .live_pids(observer)
-            .into_iter()
-            .filter(|&p| p != 1 && Some(p) != requester && !hears(p))
-            .collect();
+        // The CPUs whose lists hold the port, one look at each list; then the candidates in
+        // one look at the task table (live tasks by pid, each on its CPU).
+        let hearing: u64 = (0..self.model.params().cpus)
+            .filter(|&cpu| self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id))
+            .fold(0, |cpus, cpu| cpus | 1 << cpu);
+        let hears = |task: &Task| hearing & 1u64.checked_shl(task.cpu()).unwrap_or(0) != 0;
+        let candidates: Vec<u32> = self.model.with_task_table(observer, |table| {
+            let live = table.tasks.values().filter(|t| t.exit_state() == ExitState::None);
+            live.filter(|t| t.pid != 1 && Some(t.pid) != requester && !hears(t)).map(|t| t.pid).collect()
+        });
         let Some(victim) = pick(&candidates, which) else {
             return self.apply_request_seen(sim, observer, &plain, None);
         };

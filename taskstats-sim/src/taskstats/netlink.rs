@@ -234,7 +234,7 @@ impl Taskstats {
         // keeps sockets in the port table behind that lock, so the sender's own socket (here,
         // and the reader's recvmsg() at the end, under sk_receive_queue.lock, unmodelled) is
         // reached through an observer context: the same data, no lockdep or trace step.
-        let own = cx.sim().observer_cx("own-socket", cx.cpu());
+        let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
         // One look at the socket: its identity, and where this call's messages will start.
         let Some((p, queued_before)) = self.port_and_queued(&own, port).filter(|(p, _)| p.open) else {
             return Vec::new();
