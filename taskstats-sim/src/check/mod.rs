@@ -27,7 +27,7 @@ use sim_core::sync::Arc;
 
 use crate::fixes::{Fixes, TaskstatsFixes};
 use crate::task::{ExitState, Task};
-use crate::taskstats::{ForkKind, Params, Preemption, Taskstats, NR_CPUS};
+use crate::taskstats::{ForkKind, Params, Port, Preemption, Taskstats, NR_CPUS};
 use crate::wire::*;
 
 // The operation vocabulary, for the CLI (artifacts) and the tests.
@@ -215,11 +215,12 @@ fn observer_in(slot: &mut Option<Box<Cx>>, sim: &Sim, name: &str) -> Box<Cx> {
 }
 
 /// Which driver a request runs under, which decides how often its port is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum PortLook {
-    /// The op-level driver picked the port and read its [`Taskstats::port_state`] (owner,
-    /// queue length, open) in one look; nothing else runs, so the queue is not read again.
-    OpLevel((u32, usize, bool)),
+    /// The op-level driver picked the port and read its socket (identity and credentials) and
+    /// queue length in one look ([`Taskstats::port_pick_socket`]); nothing else runs, so
+    /// neither the driver nor netlink_request() reads them again.
+    OpLevel(Port, usize),
     /// A threaded campaign claimed the port: its state is read as the request starts, and its
     /// queue again after the call (other tasks' exits may queue events meanwhile).
     Threaded,
@@ -330,12 +331,12 @@ impl TaskstatsSubject {
     fn facts(
         &self,
         observer: &Cx,
-        (port, look): (u32, PortLook),
+        (port, look): (u32, &PortLook),
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> (RequestFacts, u32, Option<(u32, u32)>) {
         let state = match look {
-            PortLook::OpLevel(state) => Some(state),
+            PortLook::OpLevel(socket, queued) => Some((socket.owner_tgid, *queued, socket.open)),
             PortLook::Threaded => self.model.port_state(observer, port),
         };
         let (owner, queued, open) = state.unwrap_or((0, 0, false));
@@ -392,11 +393,13 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        // The port and its state in one look (facts() would look again for the state).
-        let Some((port, state)) = self.model.port_pick_state(observer, port) else {
+        // The port, its socket and queue in one look (facts() and netlink_request() would each
+        // look again).
+        let Some((socket, queued)) = self.model.port_pick_socket(observer, port) else {
             return Outcome::Done;
         };
-        self.request_on(sim, observer, (port, PortLook::OpLevel(state)), attrs, cmd, target, fd)
+        let port = socket.id;
+        self.request_on(sim, observer, (port, PortLook::OpLevel(socket, queued)), attrs, cmd, target, fd)
     }
 
     /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first),
@@ -412,7 +415,7 @@ impl TaskstatsSubject {
         target: Option<&Target>,
         fd: Option<u8>,
     ) -> Outcome {
-        let (mut facts, nr, sender) = self.facts(observer, (port, look), target, fd);
+        let (mut facts, nr, sender) = self.facts(observer, (port, &look), target, fd);
         // The message built in one buffer, the query's target number and the fd filled in.
         let mut msg = MsgBuilder::genlmsg_put(
             TASKSTATS_FAMILY_ID,
@@ -433,11 +436,16 @@ impl TaskstatsSubject {
         }
         let bytes = msg.finish();
         let faults_before = sim.with_faults(FaultPlan::failed);
-        let mut replies = match sender {
-            Some((pid, cpu)) => {
+        let mut replies = match (sender, &look) {
+            // The driver's look at the socket is netlink_request()'s, through the same observer.
+            (Some((pid, cpu)), PortLook::OpLevel(socket, queued)) => {
+                let cx = sim.cx_for_task(pid, "sendmsg", cpu);
+                self.model.netlink_request_seen(&cx, observer, Some((socket, *queued)), port, &bytes)
+            }
+            (Some((pid, cpu)), PortLook::Threaded) => {
                 self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
             }
-            None => Vec::new(),
+            (None, _) => Vec::new(),
         };
         let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
@@ -447,7 +455,7 @@ impl TaskstatsSubject {
         // the call queued, and an exit that preempts a query never delivers to its port (see
         // `preempted_query`): the queue is as long as before, and no second look is taken.
         replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
-        if look == PortLook::Threaded {
+        if matches!(look, PortLook::Threaded) {
             facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         }
         let error = replies.pop().and_then(|ack| {
@@ -457,12 +465,6 @@ impl TaskstatsSubject {
         // A dropped ack (full queue) hides whether a registration happened: the lists decide.
         let lists_after = (faulted || error.is_none()).then(|| lists_of(&self.model, observer));
         Outcome::Request { facts, error, replies, port, lists_after }
-    }
-
-    /// `task`'s accounting counters, read by `observer` (the figures a run adds to).
-    fn work_of(observer: &Cx, task: &Task) -> crate::task::Acct {
-        let inner = task.signal.lock.lock_irqsave(observer);
-        inner.threads.get(&task.pid).map(|(acct, _)| *acct).unwrap_or_default()
     }
 
     #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
@@ -509,10 +511,9 @@ impl TaskstatsSubject {
                 return Outcome::Forked(forked);
             }
             Op::Run { .. } => {
-                // The same task object before and after: a run neither exits nor reaps it.
-                let before = Self::work_of(observer, &task);
-                self.model.run(&cx);
-                let after = Self::work_of(observer, &task);
+                // The counters as the run's siglock section found and left them (a task that is
+                // no one's `current` any more ran nothing: no work).
+                let (before, after) = self.model.run_accounted(&cx).unwrap_or_default();
                 return Outcome::Ran { pid, work: op::work_between(&before, &after) };
             }
             Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
@@ -551,16 +552,16 @@ impl TaskstatsSubject {
         let plain = Op::QueryPid { port: *port, target: target.clone(), preempt: None };
         let port_id = self.model.port_pick(observer, *port);
         let requester = port_id.and_then(|id| self.model.port_sender(observer, id)).map(|(pid, _)| pid);
-        let hears = |pid: u32| {
-            let cpu = self.model.task(observer, pid).map_or(0, |t| t.cpu());
-            self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id)
-        };
-        let candidates: Vec<u32> = self
-            .model
-            .live_pids(observer)
-            .into_iter()
-            .filter(|&p| p != 1 && Some(p) != requester && !hears(p))
-            .collect();
+        // The CPUs whose lists hold the port, one look at each list; then the candidates in
+        // one look at the task table (live tasks by pid, each on its CPU).
+        let hearing: u64 = (0..self.model.params().cpus)
+            .filter(|&cpu| self.model.listeners(observer, cpu).iter().any(|&(p, _)| Some(p) == port_id))
+            .fold(0, |cpus, cpu| cpus | 1 << cpu);
+        let hears = |task: &Task| hearing & 1u64.checked_shl(task.cpu()).unwrap_or(0) != 0;
+        let candidates: Vec<u32> = self.model.with_task_table(observer, |table| {
+            let live = table.tasks.values().filter(|t| t.exit_state() == ExitState::None);
+            live.filter(|t| t.pid != 1 && Some(t.pid) != requester && !hears(t)).map(|t| t.pid).collect()
+        });
         let Some(victim) = pick(&candidates, which) else {
             return self.apply_request_seen(sim, observer, &plain, None);
         };

@@ -280,7 +280,8 @@ impl Taskstats {
         report: &mut ExitReport,
     ) {
         let listeners = &self.listener_array[cpu as usize];
-        let mut copies: BTreeMap<u32, u32> = BTreeMap::new();
+        // Copies per port, in delivery order (a list holds a few ports: no tree per exit).
+        let mut copies: Vec<(u32, u32)> = Vec::new();
         skb.genlmsg_end();
         let seq = u32_at(skb.bytes(), 8);
         let skb_clone = |cur: &SkBuff, skipped: usize| {
@@ -292,13 +293,16 @@ impl Taskstats {
             next
         };
         // The checker's audits read through one observer context for the whole walk.
-        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        let observer = self.observer(cx, ledger::ObserverUse::Audit);
         let unicast = |pid: u32, skb: SkBuff| {
             self.audit_delivery(cx, &observer, (pid, cpu, seq), task, records);
             let rc = self.unicast(cx, pid, skb);
             if rc.is_ok() {
                 self.ledger().last_seq.insert((pid, cpu), seq);
-                *copies.entry(pid).or_default() += 1;
+                match copies.iter_mut().find(|(port, _)| *port == pid) {
+                    Some((_, n)) => *n += 1,
+                    None => copies.push((pid, 1)),
+                }
                 report.delivered.push(pid);
             }
             rc

@@ -44,6 +44,84 @@ pub(super) struct Ledger {
     pub(super) exits: u64,
 }
 
+/// What the model's own checks read the model through: netlink_request()'s look at the
+/// sender's own socket (and the reply audit that reads the task table through it), the
+/// ledger's look at an exiting thread's group, and the audits of a delivery or a deregistration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ObserverUse {
+    /// `own-socket` (see [`Taskstats::netlink_request`]).
+    OwnSocket,
+    /// `ledger` (see [`Taskstats::ledger_exit`]).
+    Ledger,
+    /// `audit` (see [`Taskstats::send_cpu_listeners`], [`Taskstats::audit_deregister`]).
+    Audit,
+}
+
+impl ObserverUse {
+    const ALL: [ObserverUse; 3] = [ObserverUse::OwnSocket, ObserverUse::Ledger, ObserverUse::Audit];
+
+    /// The context's name, as [`Sim::observer_cx`] is given it.
+    fn name(self) -> &'static str {
+        match self {
+            ObserverUse::OwnSocket => "own-socket",
+            ObserverUse::Ledger => "ledger",
+            ObserverUse::Audit => "audit",
+        }
+    }
+}
+
+/// Checker state: one observer context kept per [`ObserverUse`] between the calls that read
+/// through it, renewed when taken ([`Cx::renew`]: the serial number and state a new one would
+/// have, so nothing a trace or a report shows changes) instead of made (a context is ~700
+/// bytes, and requests, exits and deregistrations made one each). A use that finds its slot
+/// empty (a nested or concurrent call: a preempted query's exit, a threaded campaign's other
+/// thread) makes one, and keeps it only if the slot is still empty when it is done. Behind std
+/// mutexes: never a model lock, never a scheduling point.
+#[derive(Debug, Default)]
+pub(super) struct KeptObservers {
+    slots: [std::sync::Mutex<Option<Box<Cx>>>; ObserverUse::ALL.len()],
+}
+
+/// An observer context taken from [`KeptObservers`], given back when dropped.
+pub(super) struct KeptObserver<'a> {
+    slot: &'a std::sync::Mutex<Option<Box<Cx>>>,
+    cx: Option<Box<Cx>>,
+}
+
+impl std::ops::Deref for KeptObserver<'_> {
+    type Target = Cx;
+
+    fn deref(&self) -> &Cx {
+        self.cx.as_deref().expect("held until dropped")
+    }
+}
+
+impl Drop for KeptObserver<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = self.cx.take();
+        }
+    }
+}
+
+impl Taskstats {
+    /// The observer context for `purpose` on the CPU of `cx`, as
+    /// `cx.sim().observer_cx(purpose.name(), cx.cpu())` would make it now (see [`KeptObservers`]).
+    pub(super) fn observer(&self, cx: &Cx, purpose: ObserverUse) -> KeptObserver<'_> {
+        let slot = &self.observers.slots[purpose as usize];
+        let kept = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let observer = match kept {
+            Some(mut observer) => {
+                observer.renew(cx.cpu());
+                observer
+            }
+            None => Box::new(cx.sim().observer_cx(purpose.name(), cx.cpu())),
+        };
+        KeptObserver { slot, cx: Some(observer) }
+    }
+}
+
 impl Taskstats {
     /// The checker's ledger. A poisoned lock means a checker panicked already; its state is
     /// still the best there is.
@@ -84,20 +162,23 @@ impl Taskstats {
             );
         }
         if self.checks(crate::fixes::NAMESPACE_CHECKS) && self.fixes.on(crate::fixes::PID_NAMESPACES) {
-            // The only check that reads the task table: through the caller's observer context
-            // (untraced, unchecked, no model lock).
-            let table = self.tasks.read_lock(observer);
-            // A task released after the query's RCU lookup found it has its pid detached:
-            // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own numbers
-            // still say what the requester may see.
-            let released = !table.tasks.contains_key(&task.pid);
-            let own = crate::task::nr_in(&task.numbers, port.pid_ns);
-            let visible = if released { own } else { table.pid_nr_ns(task.pid, port.pid_ns) };
-            let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
+            // The only check that reads the task table: one look through the caller's observer
+            // context (untraced, unchecked, no model lock), [`Self::with_task_table`]'s.
             let per_task = kind == TASKSTATS_TYPE_PID && self.fixes.on(crate::fixes::TASKSTATS_V8);
-            let ok_pid = !per_task || stats.ac_pid == visible || (released && stats.ac_pid == 0);
-            let ok_uid = !per_task || stats.ac_uid == table.from_kuid_munged(port.user_ns, task.uid);
-            if !(ok_attr && ok_pid && ok_uid) {
+            let leak = self.with_task_table(observer, |table| {
+                // A task released after the query's RCU lookup found it has its pid detached:
+                // task_pid_nr_ns() reads 0 in the record, as the kernel's would; its own
+                // numbers still say what the requester may see.
+                let released = !table.tasks.contains_key(&task.pid);
+                let own = crate::task::nr_in(&task.numbers, port.pid_ns);
+                let visible = if released { own } else { table.pid_nr_ns(task.pid, port.pid_ns) };
+                let uid_seen = table.from_kuid_munged(port.user_ns, task.uid);
+                let ok_attr = id_attr == visible || id_attr == table.pid_nr_ns(task.tgid, port.pid_ns);
+                let ok_pid = !per_task || stats.ac_pid == visible || (released && stats.ac_pid == 0);
+                let ok_uid = !per_task || stats.ac_uid == uid_seen;
+                (!(ok_attr && ok_pid && ok_uid)).then_some((visible, uid_seen))
+            });
+            if let Some((visible, uid_seen)) = leak {
                 cx.sim().report(
                     Some(cx),
                     Violation::new(
@@ -114,7 +195,7 @@ impl Taskstats {
                             task.pid,
                             task.uid,
                             visible,
-                            table.from_kuid_munged(port.user_ns, task.uid)
+                            uid_seen
                         ),
                     ),
                 );
@@ -128,7 +209,7 @@ impl Taskstats {
     pub(super) fn ledger_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         // The checker reads the group through an observer context: untraced, unchecked.
-        let observer = cx.sim().observer_cx("ledger", cx.cpu());
+        let observer = self.observer(cx, ObserverUse::Ledger);
         let (has_stats, acct) = {
             let inner = task.signal.lock.lock_irqsave(&observer);
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
@@ -237,12 +318,13 @@ impl Taskstats {
         }
     }
 
-    /// The checker's count of one exit's copies per port: more than one is CVE-2011-2484.
-    pub(super) fn audit_copies(&self, cx: &Cx, copies: &BTreeMap<u32, u32>, cpu: u32, task: &Task) {
+    /// The checker's count of one exit's copies per port (`(port, copies)`, each port once):
+    /// more than one is CVE-2011-2484; the lowest such port is reported.
+    pub(super) fn audit_copies(&self, cx: &Cx, copies: &[(u32, u32)], cpu: u32, task: &Task) {
         if !self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             return;
         }
-        if let Some((port, n)) = copies.iter().find(|(_, &n)| n > 1) {
+        if let Some((port, n)) = copies.iter().filter(|(_, n)| *n > 1).min() {
             cx.sim().report(
                 Some(cx),
                 Violation::new(
@@ -259,7 +341,7 @@ impl Taskstats {
     /// The checker's look after a DEREGISTER that returned 0: no entry of the port may be left
     /// on the CPUs it named. Read through an observer context.
     pub(super) fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
-        let observer = cx.sim().observer_cx("audit", cx.cpu());
+        let observer = self.observer(cx, ObserverUse::Audit);
         for cpu in mask {
             let list = self.listener_array[cpu as usize].sem.down_read(&observer);
             let left = list.iter().filter(|s| s.pid == port).count();
@@ -351,5 +433,42 @@ impl Taskstats {
         }
         self.skbs.teardown(&cx)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sim_core::SimConfig;
+
+    /// A use's observer is kept between calls and renewed on the caller's CPU (the same context
+    /// object, not a new one each call); a nested take of the same use, whose slot is empty,
+    /// makes its own, the first one given back is kept and the other dropped; another use has
+    /// a slot of its own.
+    #[test]
+    fn a_kept_observer_is_reused_renewed_on_the_callers_cpu_and_made_when_nested() {
+        let sim = Sim::new(SimConfig::new(5).cpus(2));
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        let slot = |purpose: ObserverUse| {
+            let kept = model.observers.slots[purpose as usize].lock().unwrap();
+            kept.as_deref().map(|cx| cx as *const Cx)
+        };
+        let on_cpu_1 = sim.cx("test", 1);
+        let first: *const Cx = {
+            let observer = model.observer(&on_cpu_1, ObserverUse::Audit);
+            &*observer
+        };
+        assert_eq!(slot(ObserverUse::Audit), Some(first), "given back when dropped");
+        let again = model.observer(&on_cpu_1, ObserverUse::Audit);
+        assert_eq!(&*again as *const Cx, first, "the kept context is taken again, not made");
+        assert_eq!((again.cpu(), again.is_observer()), (1, true), "renewed on the caller's CPU");
+        let nested = model.observer(&sim.cx("test", 0), ObserverUse::Audit);
+        let nested_at = &*nested as *const Cx;
+        assert_ne!(nested_at, first, "a nested use makes its own context");
+        assert_eq!(nested.cpu(), 0);
+        drop(nested);
+        drop(again);
+        assert_eq!(slot(ObserverUse::Audit), Some(nested_at), "the first given back is kept");
+        assert_eq!(slot(ObserverUse::Ledger), None, "each use has its own slot");
     }
 }

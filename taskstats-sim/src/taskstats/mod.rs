@@ -146,6 +146,9 @@ pub struct Taskstats {
     /// Checker state: what the op-level checker runs when the current operation's task next
     /// reaches a preemption point (see [`Taskstats::preemption_point`]).
     preemption: std::sync::Mutex<Option<Preemption>>,
+    /// Checker state: the observer contexts the model's own checks read through, one kept per
+    /// use between calls (see [`Taskstats::observer`]).
+    observers: ledger::KeptObservers,
 }
 
 /// Another task's work the op-level checker runs while the task of an operation is preempted:
@@ -309,6 +312,7 @@ impl Taskstats {
             skbs: SkbPool::default(),
             genl_mutex: Mutex::new("genl_mutex", ()),
             preemption: std::sync::Mutex::new(None),
+            observers: ledger::KeptObservers::default(),
         }
     }
 
@@ -850,10 +854,9 @@ impl Taskstats {
         // tasklist_lock. The model keeps fd tables in the task table, so it reaches the
         // caller's through the request's observer context, inside the RCU section.
         cx.rcu_read_lock();
-        let file = {
-            let table = self.tasks.read_lock(info.observer);
+        let file = self.with_task_table(info.observer, |table| {
             table.files.get(&current.tgid).and_then(|f| f.get(fd as usize).copied().flatten())
-        };
+        });
         cx.rcu_read_unlock();
         let Some(file) = file else {
             self.mark(cx, "cgroupstats-bad-fd");

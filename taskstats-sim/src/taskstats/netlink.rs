@@ -234,11 +234,46 @@ impl Taskstats {
         // keeps sockets in the port table behind that lock, so the sender's own socket (here,
         // and the reader's recvmsg() at the end, under sk_receive_queue.lock, unmodelled) is
         // reached through an observer context: the same data, no lockdep or trace step.
-        let own = cx.sim().observer_cx("own-socket", cx.cpu());
+        let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
+        self.netlink_request_seen(cx, &own, None, port, bytes)
+    }
+
+    /// The port `index` picks (as [`Self::port_pick`]), its identity and how many messages
+    /// wait in its queue, in one look under the table's lock: the op-level driver's first read
+    /// of a request, which it hands to [`Self::netlink_request_seen`] as the sender's socket.
+    pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
+        let ports = self.ports.lock(cx);
+        let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+        Some((port.identity(), port.queue.len()))
+    }
+
+    /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
+    /// observer context `own`, and `socket`, its identity and queue length, when the caller has
+    /// just read them through it (the op-level driver, nothing run since: see
+    /// [`Self::port_pick_socket`]); None reads them here.
+    pub(crate) fn netlink_request_seen(
+        &self,
+        cx: &Cx,
+        own: &Cx,
+        socket: Option<(&Port, usize)>,
+        port: u32,
+        bytes: &[u8],
+    ) -> Vec<Vec<u8>> {
         // One look at the socket: its identity, and where this call's messages will start.
-        let Some((p, queued_before)) = self.port_and_queued(&own, port).filter(|(p, _)| p.open) else {
-            return Vec::new();
+        let looked;
+        let (p, queued_before) = match socket {
+            Some(seen) => seen,
+            None => {
+                let Some(found) = self.port_and_queued(own, port) else {
+                    return Vec::new();
+                };
+                looked = found;
+                (&looked.0, looked.1)
+            }
         };
+        if !p.open || p.id != port {
+            return Vec::new();
+        }
         let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
             return Vec::new();
         };
@@ -256,7 +291,7 @@ impl Taskstats {
             let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
                 None
             } else {
-                self.genl_rcv_msg(cx, &own, &current, &p, msg, &hdr).err()
+                self.genl_rcv_msg(cx, own, &current, p, msg, &hdr).err()
             };
             // netlink_rcv_skb(): EINTR is a dump started, which sends no ack.
             if err == Some(Errno::EINTR) {
@@ -269,9 +304,9 @@ impl Taskstats {
         }
         drop(genl_lock);
         if dumping {
-            self.netlink_dump_on_recvmsg(cx, &own, port);
+            self.netlink_dump_on_recvmsg(cx, own, port);
         }
-        let mut ports = self.ports.lock(&own);
+        let mut ports = self.ports.lock(own);
         match ports.get_mut(&port) {
             Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
             _ => Vec::new(),

@@ -423,24 +423,34 @@ impl Taskstats {
     /// Simulated activity: the task runs a while; its counters advance by amounts from the Sim's
     /// RNG and the virtual clock moves.
     pub fn run(&self, cx: &Cx) -> bool {
+        self.run_accounted(cx).is_some()
+    }
+
+    /// [`Self::run`], returning the task's counters before and after the run as the run's own
+    /// siglock section reads and writes them (the default for a task its group's table does not
+    /// hold); None when `cx` names no running task. What the op-level driver reports of a run:
+    /// two copies the model makes where it writes the counters, not two more lock round trips.
+    pub(crate) fn run_accounted(&self, cx: &Cx) -> Option<(Acct, Acct)> {
         let (sim, pid) = (cx.sim(), cx.task());
-        let Some(task) = self.current(cx) else {
-            return false;
-        };
+        let task = self.current(cx)?;
         sim.advance_ns(1 + sim.below(1_000_000));
         // The end of a block I/O wait: the delay is added under delays->lock.
         self.delayacct_blkio_end(cx, &task);
         let mut inner = task.signal.lock.lock_irqsave(cx);
-        let sizes = inner.threads.get_mut(&pid).map(|(acct, _)| {
-            acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
-            (acct.rss_pages, acct.vm_pages)
-        });
+        let (before, after) = match inner.threads.get_mut(&pid) {
+            Some((acct, _)) => {
+                let before = *acct;
+                acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
+                (before, Some(*acct))
+            }
+            None => (Acct::default(), None),
+        };
         drop(inner);
         // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
-        if let (Some((rss, vm)), Some(mm)) = (sizes, task.mm.load()) {
-            mm.update_hiwater(rss, vm);
+        if let (Some(acct), Some(mm)) = (&after, task.mm.load()) {
+            mm.update_hiwater(acct.rss_pages, acct.vm_pages);
         }
-        true
+        Some((before, after.unwrap_or_default()))
     }
 
     /// Sets a task's scheduler state, cgroup or CPU: written in place in the one `task_struct`
