@@ -580,10 +580,9 @@ impl Registry {
         // the loop below would not run and what it reads is read here, from the entry at hand.
         let unwaited = {
             let mut mem = locked_global.mem();
-            if !list::list_empty(&mut mem, Node::Lru(entry))? {
-                list::list_del_init(&mut mem, Node::Lru(entry))?;
-            }
-            let object = mem.entry_use_mut(entry)?;
+            // `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);`, the entry
+            // looked up for the reads and once more for its writes (not once per list step).
+            let object = mem.lru_del_init_for_use(entry)?;
             *object.free_failed = false;
             // Readers count themselves before waiting, which gives them priority over writers.
             if !exclusive || !writer {
