@@ -341,9 +341,10 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        let (last, queued, hashed) = {
-            let mut mem = locked_global.mem();
-            let object = mem.entry_use_mut(entry)?;
+        // The use dropped and, for the last use of a hashed entry, `list_add_tail(&ce->e_lru_list,
+        // &mb_cache_lru_list)` (after no unlock: a last use has no waiter to wake), with the
+        // entry looked up once for both.
+        let (last, queued, hashed) = locked_global.mem().release_use(entry, |object| {
             // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
             // entry already at hand: it only matters for the last use, and nothing between here
             // and there can rehash the entry (the lock stays held).
@@ -365,20 +366,16 @@ impl Registry {
                 *object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
             }
             (last, queued, hashed)
-        };
+        })?;
         if queued > 0 {
             locked_global.unlock_memory();
             self.wakeups.fetch_add(1, Ordering::SeqCst);
             self.queue.wake_up();
         }
-        if last {
-            if !hashed {
-                drop(locked_global);
-                cx.sim().mark("last release of an unhashed entry frees it");
-                return self.forget(cx, entry, Gfp::GFP_KERNEL);
-            }
-            let mut mem = locked_global.mem();
-            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+        if last && !hashed {
+            drop(locked_global);
+            cx.sim().mark("last release of an unhashed entry frees it");
+            return self.forget(cx, entry, Gfp::GFP_KERNEL);
         }
         drop(locked_global);
         Ok(())

@@ -646,6 +646,42 @@ impl Mem<'_> {
         }
         Ok(object.use_view())
     }
+
+    /// `__mb_cache_entry_release_unlock()`'s use drop (`drop_use`, given the entry's
+    /// [`EntryUse`] view, says whether it was the last use, `e_queued`, and whether the entry is
+    /// hashed) and, for the last use of a hashed entry,
+    /// `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)`, with the entry looked up once for
+    /// both. The list step is `list::list_add_tail`'s: the head's `prev` followed (a bad link
+    /// reported at the caller's line, after the use drop, as there), then the head's `prev`, the
+    /// entry's link and the old tail's `next` written (the head is not in the arena, so writing
+    /// the entry first leaves what `__list_add` leaves). The write log is the one
+    /// [`Memory::entry_use_mut`] and the list call make: the entry, then the old tail.
+    #[track_caller]
+    pub(crate) fn release_use(
+        &mut self,
+        entry: EntryRef,
+        drop_use: impl FnOnce(EntryUse<'_>) -> (bool, u32, bool),
+    ) -> Result<(bool, u32, bool), Oops> {
+        let lru = Node::Head(HeadId::Lru);
+        let tail = self.global.lru.get().prev;
+        let memory = &mut *self.memory;
+        memory.touched.entry(entry);
+        let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+        let released = drop_use(object.use_view());
+        let (last, _, hashed) = released;
+        if !(last && hashed) {
+            return Ok(released);
+        }
+        let list::Link::To(before) = tail else {
+            return Err(list::follow(self, lru, tail, "list_add_tail").expect_err("a bad link"));
+        };
+        let new = Node::Lru(entry);
+        *object.lru.write(&mut memory.lru_writes) =
+            ListHead { next: list::Link::To(lru), prev: list::Link::To(before) };
+        self.global.lru.write(&mut self.memory.lru_writes).prev = list::Link::To(new);
+        self.set_next(before, list::Link::To(new))?;
+        Ok(released)
+    }
 }
 
 impl Mem<'_> {

@@ -903,9 +903,13 @@ mod tests {
                 mem.entry_use_mut(entry).map(|object| *object.used += 1)
             })()
         };
-        stepped.map_err(|oops| format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or("")))?;
+        stepped.map_err(|oops| {
+            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
+        })?;
         let mut links = vec![format!("{:?}", mem.global.lru.get())];
-        links.extend(mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)));
+        links.extend(
+            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
+        );
         Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
     }
 
@@ -918,5 +922,63 @@ mod tests {
         let poisoned = after_lru_del_init(true, true).expect_err("a poisoned lru link");
         assert!(poisoned.starts_with("list-poison") && poisoned.contains("list_del_init"), "{poisoned}");
         assert_eq!(poisoned, after_lru_del_init(false, true).expect_err("a poisoned lru link"));
+    }
+
+    /// What a release's last step leaves for an entry held by a get (`uses` uses of it), with
+    /// two entries on the LRU: as [`after_lru_del_init`], the links, log and LRU write count.
+    fn after_release_use(
+        fused: bool,
+        uses: u32,
+        poison: bool,
+    ) -> Result<(Vec<String>, Vec<EntryRef>, u64), String> {
+        let (_sim, cx, registry, cache) = two_entries();
+        let held = registry.get(&cx, cache, bdev_address(0), 0).expect("get").expect("hit");
+        let entry = held.entry;
+        let mut locked_global = registry.lock(&cx);
+        let mut mem = locked_global.mem();
+        mem.memory.entries.get_mut(&cx, entry.0).expect("live").used = uses;
+        if poison {
+            mem.global.lru.write(&mut mem.memory.lru_writes).prev = list::Link::Poison2;
+        }
+        mem.memory.touched.entries.clear();
+        let writes = mem.memory.lru_writes;
+        let drop_use = |object: crate::entry::EntryUse<'_>| {
+            *object.used -= 1;
+            (*object.used == 0, 0, true)
+        };
+        let stepped = if fused {
+            mem.release_use(entry, drop_use).map(drop)
+        } else {
+            (|| {
+                let (last, _, _) = drop_use(mem.entry_use_mut(entry)?);
+                if last {
+                    list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+                }
+                Ok(())
+            })()
+        };
+        stepped.map_err(|oops| {
+            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
+        })?;
+        let mut links = vec![format!("{:?}", mem.global.lru.get())];
+        links.extend(
+            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
+        );
+        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+    }
+
+    #[test]
+    fn a_releases_fused_lru_step_writes_and_logs_what_the_list_steps_do() {
+        let last = after_release_use(true, 1, false).expect("a well-formed lru");
+        assert_eq!(last, after_release_use(false, 1, false).expect("a well-formed lru"));
+        assert_eq!(last.1.len(), 2, "the entry and the old tail are logged: {last:?}");
+        assert_eq!(last.2, 3, "the head's prev, the entry's link, the old tail's next: {last:?}");
+        let held = after_release_use(true, 2, false).expect("a use left");
+        assert_eq!(held, after_release_use(false, 2, false).expect("a use left"));
+        assert_eq!(held.2, 0, "no LRU write while a use is left: {held:?}");
+        let poisoned = after_release_use(true, 1, true).expect_err("a poisoned lru head");
+        assert!(poisoned.starts_with("list-poison") && poisoned.contains("list_add_tail"), "{poisoned}");
+        assert_eq!(poisoned, after_release_use(false, 1, true).expect_err("a poisoned lru head"));
+        assert!(after_release_use(true, 2, true).is_ok(), "the head is followed for a last use only");
     }
 }
