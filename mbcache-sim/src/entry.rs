@@ -648,13 +648,13 @@ impl Registry {
             let found = {
                 let mut mem = locked_global.mem();
                 // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
-                // read here under the memory guard the walk takes anyway.
-                let bits = mem.cache(cache.0)?.info.bucket_bits;
-                let head = Node::Head(HeadId::Block(
-                    cache.0,
-                    hash_long(bdev.wrapping_add(block & 0xffff_ffff), bits),
-                ));
-                let mut at = list::next(&mut mem, head, "list_for_each")?;
+                // read here under the memory guard the walk takes anyway, from the same look-up
+                // of the cache as the bucket head's `next` (`list::next`'s read of the head).
+                let object = mem.cache(cache.0)?;
+                let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.info.bucket_bits);
+                let first = object.block[bucket as usize].next;
+                let head = Node::Head(HeadId::Block(cache.0, bucket));
+                let mut at = list::follow(&mut mem, head, first, "list_for_each")?;
                 loop {
                     if at == head {
                         break None;
