@@ -341,9 +341,10 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        let (last, queued, hashed) = {
-            let mut mem = locked_global.mem();
-            let object = mem.entry_use_mut(entry)?;
+        // The use dropped and, for the last use of a hashed entry, `list_add_tail(&ce->e_lru_list,
+        // &mb_cache_lru_list)` (after no unlock: a last use has no waiter to wake), with the
+        // entry looked up once for both.
+        let (last, queued, hashed) = locked_global.mem().release_use(entry, |object| {
             // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
             // entry already at hand: it only matters for the last use, and nothing between here
             // and there can rehash the entry (the lock stays held).
@@ -365,20 +366,16 @@ impl Registry {
                 *object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
             }
             (last, queued, hashed)
-        };
+        })?;
         if queued > 0 {
             locked_global.unlock_memory();
             self.wakeups.fetch_add(1, Ordering::SeqCst);
             self.queue.wake_up();
         }
-        if last {
-            if !hashed {
-                drop(locked_global);
-                cx.sim().mark("last release of an unhashed entry frees it");
-                return self.forget(cx, entry, Gfp::GFP_KERNEL);
-            }
-            let mut mem = locked_global.mem();
-            list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+        if last && !hashed {
+            drop(locked_global);
+            cx.sim().mark("last release of an unhashed entry frees it");
+            return self.forget(cx, entry, Gfp::GFP_KERNEL);
         }
         drop(locked_global);
         Ok(())
@@ -580,10 +577,9 @@ impl Registry {
         // the loop below would not run and what it reads is read here, from the entry at hand.
         let unwaited = {
             let mut mem = locked_global.mem();
-            if !list::list_empty(&mut mem, Node::Lru(entry))? {
-                list::list_del_init(&mut mem, Node::Lru(entry))?;
-            }
-            let object = mem.entry_use_mut(entry)?;
+            // `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);`, the entry
+            // looked up for the reads and once more for its writes (not once per list step).
+            let object = mem.lru_del_init_for_use(entry)?;
             *object.free_failed = false;
             // Readers count themselves before waiting, which gives them priority over writers.
             if !exclusive || !writer {
@@ -652,13 +648,13 @@ impl Registry {
             let found = {
                 let mut mem = locked_global.mem();
                 // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
-                // read here under the memory guard the walk takes anyway.
-                let bits = mem.cache(cache.0)?.info.bucket_bits;
-                let head = Node::Head(HeadId::Block(
-                    cache.0,
-                    hash_long(bdev.wrapping_add(block & 0xffff_ffff), bits),
-                ));
-                let mut at = list::next(&mut mem, head, "list_for_each")?;
+                // read here under the memory guard the walk takes anyway, from the same look-up
+                // of the cache as the bucket head's `next` (`list::next`'s read of the head).
+                let object = mem.cache(cache.0)?;
+                let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.info.bucket_bits);
+                let first = object.block[bucket as usize].next;
+                let head = Node::Head(HeadId::Block(cache.0, bucket));
+                let mut at = list::follow(&mut mem, head, first, "list_for_each")?;
                 loop {
                     if at == head {
                         break None;

@@ -618,6 +618,73 @@ impl Mem<'_> {
 }
 
 impl Mem<'_> {
+    /// The start of a lookup's use of `entry` (`__mb_cache_entry_find()`, `mb_cache_entry_get()`):
+    /// `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);` and then the
+    /// [`EntryUse`] view for the `e_used` writes that follow. The list steps are
+    /// `list::list_empty` and `list::list_del_init`'s own (the link read once, the neighbours
+    /// written through [`ListMemory::set_prev`] and [`ListMemory::set_next`], a bad link reported
+    /// at the caller's line), with the entry looked up once for the reads and once for the
+    /// `INIT_LIST_HEAD` and the use view, instead of once per step. The write log is the one the
+    /// list calls and [`Memory::entry_use_mut`] make: the neighbours, then the entry.
+    #[track_caller]
+    pub(crate) fn lru_del_init_for_use(&mut self, entry: EntryRef) -> Result<EntryUse<'_>, Oops> {
+        let node = Node::Lru(entry);
+        let link = self.entry(entry)?.lru.get();
+        if link.next != list::Link::To(node) {
+            // __list_del_entry(): the neighbours point at each other.
+            let after = list::follow(self, node, link.next, "list_del_init")?;
+            let before = list::follow(self, node, link.prev, "list_del_init")?;
+            self.set_prev(after, list::Link::To(before))?;
+            self.set_next(before, list::Link::To(after))?;
+        }
+        let memory = &mut *self.memory;
+        memory.touched.entry(entry);
+        let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+        if link.next != list::Link::To(node) {
+            // INIT_LIST_HEAD(entry), an LRU write as `Mem::head_mut` counts it.
+            *object.lru.write(&mut memory.lru_writes) = ListHead::init(node);
+        }
+        Ok(object.use_view())
+    }
+
+    /// `__mb_cache_entry_release_unlock()`'s use drop (`drop_use`, given the entry's
+    /// [`EntryUse`] view, says whether it was the last use, `e_queued`, and whether the entry is
+    /// hashed) and, for the last use of a hashed entry,
+    /// `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)`, with the entry looked up once for
+    /// both. The list step is `list::list_add_tail`'s: the head's `prev` followed (a bad link
+    /// reported at the caller's line, after the use drop, as there), then the head's `prev`, the
+    /// entry's link and the old tail's `next` written (the head is not in the arena, so writing
+    /// the entry first leaves what `__list_add` leaves). The write log is the one
+    /// [`Memory::entry_use_mut`] and the list call make: the entry, then the old tail.
+    #[track_caller]
+    pub(crate) fn release_use(
+        &mut self,
+        entry: EntryRef,
+        drop_use: impl FnOnce(EntryUse<'_>) -> (bool, u32, bool),
+    ) -> Result<(bool, u32, bool), Oops> {
+        let lru = Node::Head(HeadId::Lru);
+        let tail = self.global.lru.get().prev;
+        let memory = &mut *self.memory;
+        memory.touched.entry(entry);
+        let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+        let released = drop_use(object.use_view());
+        let (last, _, hashed) = released;
+        if !(last && hashed) {
+            return Ok(released);
+        }
+        let list::Link::To(before) = tail else {
+            return Err(list::follow(self, lru, tail, "list_add_tail").expect_err("a bad link"));
+        };
+        let new = Node::Lru(entry);
+        *object.lru.write(&mut memory.lru_writes) =
+            ListHead { next: list::Link::To(lru), prev: list::Link::To(before) };
+        self.global.lru.write(&mut self.memory.lru_writes).prev = list::Link::To(new);
+        self.set_next(before, list::Link::To(new))?;
+        Ok(released)
+    }
+}
+
+impl Mem<'_> {
     /// The head at `node`, in place, for a write: one look-up (a freed entry or cache is a
     /// reported use after free), and the write logged as [`ListMemory::write`] logs it.
     #[inline]

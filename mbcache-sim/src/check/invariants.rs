@@ -727,7 +727,7 @@ mod tests {
     use super::*;
     use crate::cache::CacheRef;
     use crate::fixes::Fixes;
-    use crate::registry::{bdev_address, Waits};
+    use crate::registry::{bdev_address, ListHead, LruLink, Waits};
 
     /// A registry with two entries hashed and released (on the LRU), checked once.
     fn two_entries() -> (Sim, Cx, Registry, CacheRef) {
@@ -873,5 +873,112 @@ mod tests {
         assert_eq!(found.kind, "invariant:index-bucket", "{found:?}");
         let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
         assert_eq!(whole.kind, found.kind, "{whole:?}");
+    }
+
+    /// What a lookup's first step leaves: every entry's LRU link and the LRU head, the write
+    /// log's entries and the LRU write count, or the report of a bad link.
+    fn after_lru_del_init(fused: bool, poison: bool) -> Result<(Vec<String>, Vec<EntryRef>, u64), String> {
+        let (_sim, cx, registry, cache) = two_entries();
+        let third = registry.alloc(&cx, cache).expect("alloc");
+        registry.insert(&cx, &third, bdev_address(0), 2, &[2]).expect("insert");
+        registry.release(&cx, third).expect("release");
+        let mut locked_global = registry.lock(&cx);
+        let mut mem = locked_global.mem();
+        // The middle entry of three on the LRU: both its neighbours are entries.
+        let list::Link::To(first) = mem.global.lru.get().next else { panic!("an lru") };
+        let middle = list::next(&mut mem, first, "test").expect("a second entry");
+        let Node::Lru(entry) = middle else { panic!("{middle:?} on the lru") };
+        if poison {
+            mem.memory.entries.get_mut(&cx, entry.0).expect("live").lru = LruLink::new(ListHead::POISONED);
+        }
+        mem.memory.touched.entries.clear();
+        let writes = mem.memory.lru_writes;
+        let stepped = if fused {
+            mem.lru_del_init_for_use(entry).map(|object| *object.used += 1)
+        } else {
+            (|| {
+                if !list::list_empty(&mut mem, middle)? {
+                    list::list_del_init(&mut mem, middle)?;
+                }
+                mem.entry_use_mut(entry).map(|object| *object.used += 1)
+            })()
+        };
+        stepped.map_err(|oops| {
+            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
+        })?;
+        let mut links = vec![format!("{:?}", mem.global.lru.get())];
+        links.extend(
+            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
+        );
+        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+    }
+
+    #[test]
+    fn a_lookups_fused_lru_step_writes_and_logs_what_the_list_steps_do() {
+        let fused = after_lru_del_init(true, false).expect("a well-formed lru");
+        assert_eq!(fused, after_lru_del_init(false, false).expect("a well-formed lru"));
+        assert_eq!(fused.1.len(), 3, "both neighbours and the entry are logged: {fused:?}");
+        assert_eq!(fused.2, 3, "two neighbour links and the entry's INIT_LIST_HEAD: {fused:?}");
+        let poisoned = after_lru_del_init(true, true).expect_err("a poisoned lru link");
+        assert!(poisoned.starts_with("list-poison") && poisoned.contains("list_del_init"), "{poisoned}");
+        assert_eq!(poisoned, after_lru_del_init(false, true).expect_err("a poisoned lru link"));
+    }
+
+    /// What a release's last step leaves for an entry held by a get (`uses` uses of it), with
+    /// two entries on the LRU: as [`after_lru_del_init`], the links, log and LRU write count.
+    fn after_release_use(
+        fused: bool,
+        uses: u32,
+        poison: bool,
+    ) -> Result<(Vec<String>, Vec<EntryRef>, u64), String> {
+        let (_sim, cx, registry, cache) = two_entries();
+        let held = registry.get(&cx, cache, bdev_address(0), 0).expect("get").expect("hit");
+        let entry = held.entry;
+        let mut locked_global = registry.lock(&cx);
+        let mut mem = locked_global.mem();
+        mem.memory.entries.get_mut(&cx, entry.0).expect("live").used = uses;
+        if poison {
+            mem.global.lru.write(&mut mem.memory.lru_writes).prev = list::Link::Poison2;
+        }
+        mem.memory.touched.entries.clear();
+        let writes = mem.memory.lru_writes;
+        let drop_use = |object: crate::entry::EntryUse<'_>| {
+            *object.used -= 1;
+            (*object.used == 0, 0, true)
+        };
+        let stepped = if fused {
+            mem.release_use(entry, drop_use).map(drop)
+        } else {
+            (|| {
+                let (last, _, _) = drop_use(mem.entry_use_mut(entry)?);
+                if last {
+                    list::list_add_tail(&mut mem, Node::Lru(entry), Node::Head(HeadId::Lru))?;
+                }
+                Ok(())
+            })()
+        };
+        stepped.map_err(|oops| {
+            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
+        })?;
+        let mut links = vec![format!("{:?}", mem.global.lru.get())];
+        links.extend(
+            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
+        );
+        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+    }
+
+    #[test]
+    fn a_releases_fused_lru_step_writes_and_logs_what_the_list_steps_do() {
+        let last = after_release_use(true, 1, false).expect("a well-formed lru");
+        assert_eq!(last, after_release_use(false, 1, false).expect("a well-formed lru"));
+        assert_eq!(last.1.len(), 2, "the entry and the old tail are logged: {last:?}");
+        assert_eq!(last.2, 3, "the head's prev, the entry's link, the old tail's next: {last:?}");
+        let held = after_release_use(true, 2, false).expect("a use left");
+        assert_eq!(held, after_release_use(false, 2, false).expect("a use left"));
+        assert_eq!(held.2, 0, "no LRU write while a use is left: {held:?}");
+        let poisoned = after_release_use(true, 1, true).expect_err("a poisoned lru head");
+        assert!(poisoned.starts_with("list-poison") && poisoned.contains("list_add_tail"), "{poisoned}");
+        assert_eq!(poisoned, after_release_use(false, 1, true).expect_err("a poisoned lru head"));
+        assert!(after_release_use(true, 2, true).is_ok(), "the head is followed for a last use only");
     }
 }
