@@ -241,10 +241,13 @@ impl Taskstats {
     /// The port `index` picks (as [`Self::port_pick`]), its identity and how many messages
     /// wait in its queue, in one look under the table's lock: the op-level driver's first read
     /// of a request, which it hands to [`Self::netlink_request_seen`] as the sender's socket.
+    /// `cx` is the driver's observer: no lock round trip between operations of the op-level
+    /// simulation ([`SpinLock::observe`](sim_core::SpinLock::observe)).
     pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
-        let ports = self.ports.lock(cx);
-        let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
-        Some((port.identity(), port.queue.len()))
+        self.ports.observe(cx, |ports| {
+            let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+            Some((port.identity(), port.queue.len()))
+        })
     }
 
     /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
