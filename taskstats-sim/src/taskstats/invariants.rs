@@ -16,21 +16,21 @@ impl Taskstats {
     /// threaded case `down_read()`'s, a scheduling point as before.
     pub(super) fn check_listener_list(&self, cx: &Cx, cpu: usize) -> Result<(), Violation> {
         let listeners = &self.listener_array[cpu];
-        listeners.sem.observe_read(cx, |list| self.check_listener_entries(&listeners.len, cpu, list))
+        listeners.sem.observe_read(cx, |list| {
+            // The unlocked length, read while the list is held.
+            self.check_listener_entries(listeners.len.load(Ordering::Relaxed), cpu, list)
+        })
     }
 
-    /// [`Self::check_listener_list`] over the list as one read section shows it.
+    /// [`Self::check_listener_list`] over the list as one read section shows it, `len` the
+    /// list's unlocked length read in that section.
     fn check_listener_entries(
         &self,
-        len: &std::sync::atomic::AtomicUsize,
+        len: usize,
         cpu: usize,
         list: &[crate::listener::Listener],
     ) -> Result<(), Violation> {
-        assert_eq!(
-            len.load(Ordering::Relaxed),
-            list.len(),
-            "cpu {cpu}: the unlocked length disagrees with the list"
-        );
+        assert_eq!(len, list.len(), "cpu {cpu}: the unlocked length disagrees with the list");
         if self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             // Lists are short: each valid entry against the valid ones before it, no set built.
             let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
