@@ -416,6 +416,34 @@ impl<T> RwSem<T> {
         Some(RwSemWriteGuard { guard: Some(guard), sem: self, cx, token })
     }
 
+    /// A checker's read of the value through observer context `cx`, without the `down_read()`
+    /// round trip where none is owed: [`crate::rwlock::RwLock::observe_read`]'s rule for a
+    /// semaphore. Outside a shuttle execution or a loom model the value's own `std` lock is
+    /// taken with `try_read`, which never blocks and succeeds exactly when no writer holds the
+    /// semaphore (readers the model left holding it share it, as `down_read()` would): no
+    /// admission count, held-stack entry, token or trace event, none of which an observer's
+    /// hold shows anyone. A writer only queued in the admission state (none is, between
+    /// operations of the op-level simulation) does not stop the look; once admitted it waits
+    /// on the `std` lock for `f` to return, so `f` never sees a write half done. With a writer
+    /// holding it, or inside those checkers (where an observer's `down_read()` is a scheduling
+    /// point that pinned windows count), it is `down_read()`'s round trip as before. Inside
+    /// `f` the context does not hold the semaphore ([`Cx::holds`] says so). Panics for a model
+    /// context, whose acquisitions lockdep and the trace must see.
+    #[track_caller]
+    pub fn observe_read<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
+        assert!(
+            cx.is_observer(),
+            "{}: observe_read is a checker's read, through an observer context",
+            cx.name()
+        );
+        if !cx.sim().world.threaded {
+            if let Ok(value) = self.data.try_read() {
+                return f(&value);
+            }
+        }
+        f(&self.down_read(cx))
+    }
+
     /// The value, when the semaphore is no longer shared.
     pub fn into_inner(self) -> T {
         self.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -618,6 +646,7 @@ impl Completion {
 
 #[cfg(test)]
 mod tests {
+    use super::RwSem;
     use crate::lockdep::ReportMode;
     use crate::{Sim, SimConfig, SpinLock};
 
@@ -664,6 +693,73 @@ mod tests {
         holding.wait();
         assert_eq!(lock.observe(&sim.observer_cx("check", 1), |value| *value), 2, "read after the release");
         holder.join().expect("holder");
+    }
+
+    /// Between operations an observer's [`RwSem::observe_read`] reads the value the last writer
+    /// left with no held-stack entry while `f` runs (a path that still took the semaphore would
+    /// show one), nothing traced or reported, and the semaphore free for the model afterwards (a
+    /// look that left the admission state counting a reader would make the next `down_write()`
+    /// wait forever; the write below completes).
+    #[test]
+    fn an_observer_s_semaphore_read_between_operations_takes_no_round_trip() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let sem = RwSem::new("listeners->sem", 0u32);
+        let model = sim.cx("register", 0);
+        *sem.down_write(&model) = 3;
+        let trace_before = sim.trace_hash();
+        let observer = sim.observer_cx("check", 0);
+        let seen = sem.observe_read(&observer, |value| {
+            assert_eq!(observer.held_count(), 0, "no lock entry: the read took no round trip");
+            *value
+        });
+        assert_eq!(seen, 3);
+        assert_eq!(sim.trace_hash(), trace_before, "an observer's read is not traced");
+        *sem.down_write(&model) += 1;
+        assert_eq!(sem.observe_read(&observer, |value| *value), 4, "the model's next write is seen");
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+    }
+
+    /// A reader the model left holding the semaphore does not stop an observer's read: readers
+    /// share it, as `down_read()` would have let the observer in.
+    #[test]
+    fn an_observer_s_semaphore_read_enters_beside_a_model_reader() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let sem = RwSem::new("listeners->sem", 5u32);
+        let model = sim.cx("send_cpu_listeners", 0);
+        let held = sem.down_read(&model);
+        assert_eq!(sem.observe_read(&sim.observer_cx("check", 0), |value| *value), *held);
+        drop(held);
+    }
+
+    /// With a writer holding the semaphore on another thread, the observer's read waits for the
+    /// write to end and sees what it wrote: the fast path only reads a value no writer holds.
+    #[test]
+    fn an_observer_s_semaphore_read_waits_for_a_writer_that_holds_it() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let sem = std::sync::Arc::new(RwSem::new("listeners->sem", 0u32));
+        let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let writer = {
+            let (sem, holding, cx) = (sem.clone(), holding.clone(), sim.cx("deregister", 0));
+            std::thread::spawn(move || {
+                let mut write = sem.down_write(&cx);
+                *write = 1;
+                holding.wait();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                *write = 2;
+            })
+        };
+        holding.wait();
+        let observer = sim.observer_cx("check", 1);
+        assert_eq!(sem.observe_read(&observer, |value| *value), 2, "read only after the write ended");
+        writer.join().expect("writer");
+    }
+
+    /// A model context's `down_read()` is kernel code: never this path.
+    #[test]
+    #[should_panic(expected = "observe_read is a checker's read")]
+    fn a_model_context_may_not_observe_a_semaphore() {
+        let sim = Sim::new(SimConfig::new(1));
+        RwSem::new("listeners->sem", 0u32).observe_read(&sim.cx("register", 0), |value| *value);
     }
 
     /// A model context's acquisition is kernel code: never this path.

@@ -11,14 +11,26 @@ use super::*;
 impl Taskstats {
     /// CPU `cpu`'s listener list: its unlocked length agrees with it, pruning left no invalid
     /// entry, and (with the CVE-2011-2484 check) no port has two valid entries.
+    /// Read through the observer's [`RwSem::observe_read`](sim_core::RwSem::observe_read):
+    /// between operations of the op-level simulation no `down_read()` round trip; in a
+    /// threaded case `down_read()`'s, a scheduling point as before.
     pub(super) fn check_listener_list(&self, cx: &Cx, cpu: usize) -> Result<(), Violation> {
         let listeners = &self.listener_array[cpu];
-        let list = listeners.sem.down_read(cx);
-        assert_eq!(
-            listeners.len.load(Ordering::Relaxed),
-            list.len(),
-            "cpu {cpu}: the unlocked length disagrees with the list"
-        );
+        listeners.sem.observe_read(cx, |list| {
+            // The unlocked length, read while the list is held.
+            self.check_listener_entries(listeners.len.load(Ordering::Relaxed), cpu, list)
+        })
+    }
+
+    /// [`Self::check_listener_list`] over the list as one read section shows it, `len` the
+    /// list's unlocked length read in that section.
+    fn check_listener_entries(
+        &self,
+        len: usize,
+        cpu: usize,
+        list: &[crate::listener::Listener],
+    ) -> Result<(), Violation> {
+        assert_eq!(len, list.len(), "cpu {cpu}: the unlocked length disagrees with the list");
         if self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
             // Lists are short: each valid entry against the valid ones before it, no set built.
             let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
@@ -63,7 +75,10 @@ impl Taskstats {
     /// checked); and `with_stats`, when given, called with the group of each leader whose
     /// `signal->stats` is set. One look under each leader's siglock serves both; a leader
     /// neither needs is not looked at (the lock steps threaded cases count stay as they were).
-    /// With `with_stats`, every leader is walked (the caller's count stays whole) and the first
+    /// Each look is the observer's [`SpinLock::observe`](sim_core::SpinLock::observe): no lock
+    /// round trip between operations of the op-level simulation, `spin_lock()`'s in a threaded
+    /// case (an observer's acquisition is a scheduling point either way; its irq state is
+    /// seen by no one). With `with_stats`, every leader is walked (the caller's count stays whole) and the first
     /// broken group reported; without it the walk stops at the first broken group.
     pub(super) fn check_leaders<'a>(
         &self,
@@ -79,17 +94,24 @@ impl Taskstats {
             if group.is_none() && with_stats.is_none() {
                 continue;
             }
-            let inner = task.signal.lock.lock_irqsave(cx);
-            if let (Some(with_stats), true) = (with_stats.as_mut(), inner.stats.is_some()) {
+            // Whether the group has stats, and the finding its ledger gives (None: it agrees).
+            let (has_stats, broken) = task.signal.lock.observe(cx, |inner| {
+                let broken = group.filter(|group| {
+                    !inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats))
+                });
+                let broken =
+                    broken.map(|group| group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
+                (inner.stats.is_some(), broken)
+            });
+            if let (Some(with_stats), true) = (with_stats.as_mut(), has_stats) {
                 with_stats(task.tgid);
             }
-            let Some(group) = group else { continue };
-            let ok = inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats));
-            if !ok && with_stats.is_none() {
-                return Err(group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
+            let Some(broken) = broken else { continue };
+            if with_stats.is_none() {
+                return Err(broken);
             }
-            if !ok && found.is_ok() {
-                found = Err(group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
+            if found.is_ok() {
+                found = Err(broken);
             }
         }
         found
@@ -110,14 +132,19 @@ impl Taskstats {
     }
 
     /// The thread groups whose leader is in the task table with `signal->stats` set, ascending.
+    /// Read through [`Self::with_task_table`] and each leader's siglock through
+    /// [`SpinLock::observe`](sim_core::SpinLock::observe): no lock round trips between
+    /// operations of the op-level simulation.
     pub(crate) fn groups_with_stats(&self, cx: &Cx) -> Vec<u32> {
-        let table = self.tasks.read_lock(cx);
-        table
-            .tasks
-            .values()
-            .filter(|task| task.is_leader() && task.signal.lock.lock_irqsave(cx).stats.is_some())
-            .map(|task| task.tgid)
-            .collect()
+        self.with_task_table(cx, |table| {
+            let has_stats = |task: &Task| task.signal.lock.observe(cx, |inner| inner.stats.is_some());
+            table
+                .tasks
+                .values()
+                .filter(|task| task.is_leader() && has_stats(task))
+                .map(|task| task.tgid)
+                .collect()
+        })
     }
 
     /// The leaders of groups `tgids` that are in the task table, in one look at it: what
@@ -160,17 +187,19 @@ impl Taskstats {
 
     /// Port `id`'s owning process, queue length and whether it is open, in one look under the
     /// table's lock (None: no such port).
+    /// Through the observer's [`SpinLock::observe`](sim_core::SpinLock::observe), as every
+    /// port read here: no lock round trip between operations of the op-level simulation.
     pub(crate) fn port_state(&self, cx: &Cx, id: u32) -> Option<(u32, usize, bool)> {
-        self.ports.lock(cx).get(&id).map(|p| (p.owner_tgid, p.queue.len(), p.open))
+        self.ports.observe(cx, |ports| ports.get(&id).map(|p| (p.owner_tgid, p.queue.len(), p.open)))
     }
 
     /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look under the
     /// table's lock: what a request's driver reads first.
     pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
-        let ports = self.ports.lock(cx);
-        let count = ports.len();
-        let (&id, port) = ports.iter().nth(usize::from(index) % count.max(1))?;
-        Some((id, (port.owner_tgid, port.queue.len(), port.open)))
+        self.ports.observe(cx, |ports| {
+            let (&id, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+            Some((id, (port.owner_tgid, port.queue.len(), port.open)))
+        })
     }
 
     /// The port `index` picks among the ports' ids, ascending, modulo their number (what

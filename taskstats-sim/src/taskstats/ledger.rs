@@ -343,9 +343,9 @@ impl Taskstats {
     pub(super) fn audit_deregister(&self, cx: &Cx, port: u32, mask: &CpuSet) {
         let observer = self.observer(cx, ObserverUse::Audit);
         for cpu in mask {
-            let list = self.listener_array[cpu as usize].sem.down_read(&observer);
-            let left = list.iter().filter(|s| s.pid == port).count();
-            drop(list);
+            let left = self.listener_array[cpu as usize]
+                .sem
+                .observe_read(&observer, |list| list.iter().filter(|s| s.pid == port).count());
             if left > 0 {
                 cx.sim().report(
                     Some(cx),

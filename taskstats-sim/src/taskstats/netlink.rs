@@ -195,13 +195,16 @@ impl Taskstats {
 
     /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
     /// the owning process, with its CPU (None: no such port, or its process has no live thread).
+    /// `cx` is an observer context (the port table and the task table are looked at as
+    /// [`Self::port`] and [`Self::with_task_table`] do: no lock round trip between operations).
     pub fn port_sender(&self, cx: &Cx, id: u32) -> Option<(u32, u32)> {
         let p = self.port(cx, id).filter(|p| p.open)?;
-        let t = self.tasks.read_lock(cx);
-        t.tasks
-            .values()
-            .find(|t| t.tgid == p.owner_tgid && t.exit_state() == ExitState::None)
-            .map(|t| (t.pid, t.cpu()))
+        self.with_task_table(cx, |t| {
+            t.tasks
+                .values()
+                .find(|t| t.tgid == p.owner_tgid && t.exit_state() == ExitState::None)
+                .map(|t| (t.pid, t.cpu()))
+        })
     }
 
     /// What fd `fd` of process `tgid` is: None if not open, Some(true) for a cgroup directory.
@@ -211,15 +214,16 @@ impl Taskstats {
 
     /// Port `id`'s identity and credentials, its receive queue left behind: the callers read
     /// only those, and copying the queue made every request cost as much as the queue held.
+    /// Every caller reads through an observer context: [`SpinLock::observe`](sim_core::SpinLock::observe).
     pub(super) fn port(&self, cx: &Cx, id: u32) -> Option<Port> {
-        self.ports.lock(cx).get(&id).map(Port::identity)
+        self.ports.observe(cx, |ports| ports.get(&id).map(Port::identity))
     }
 
     /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
     /// queue, in one look under the table's lock (for the sender's own socket, taken by an
     /// observer context: see [`Self::netlink_request`]).
     fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
-        self.ports.lock(cx).get(&id).map(|p| (p.identity(), p.queue.len()))
+        self.ports.observe(cx, |ports| ports.get(&id).map(|p| (p.identity(), p.queue.len())))
     }
 
     /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
@@ -241,10 +245,13 @@ impl Taskstats {
     /// The port `index` picks (as [`Self::port_pick`]), its identity and how many messages
     /// wait in its queue, in one look under the table's lock: the op-level driver's first read
     /// of a request, which it hands to [`Self::netlink_request_seen`] as the sender's socket.
+    /// `cx` is the driver's observer: no lock round trip between operations of the op-level
+    /// simulation ([`SpinLock::observe`](sim_core::SpinLock::observe)).
     pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
-        let ports = self.ports.lock(cx);
-        let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
-        Some((port.identity(), port.queue.len()))
+        self.ports.observe(cx, |ports| {
+            let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+            Some((port.identity(), port.queue.len()))
+        })
     }
 
     /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
