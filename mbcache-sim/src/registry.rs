@@ -583,11 +583,41 @@ impl Memory {
     }
 }
 
-/// The memory the list code reads and writes while `mb_cache_spinlock` is held.
+/// The memory the list code reads and writes while `mb_cache_spinlock` is held, or reads
+/// through a checker's look ([`Registry::look`]).
 pub(crate) struct Mem<'a> {
     pub(crate) cx: &'a Cx,
-    pub(crate) global: &'a mut Global,
+    pub(crate) global: GlobalRef<'a>,
     pub(crate) memory: &'a mut Memory,
+}
+
+/// What `mb_cache_spinlock` guards, as a [`Mem`] sees it: held (read and written), or looked at
+/// by a checker (read only: [`SpinLock::observe`] hands out no write access, and a write through
+/// a look is a bug in the checker, which panics here).
+pub(crate) enum GlobalRef<'a> {
+    Held(&'a mut Global),
+    Looked(&'a Global),
+}
+
+impl std::ops::Deref for GlobalRef<'_> {
+    type Target = Global;
+    #[inline]
+    fn deref(&self) -> &Global {
+        match self {
+            GlobalRef::Held(global) => global,
+            GlobalRef::Looked(global) => global,
+        }
+    }
+}
+
+impl std::ops::DerefMut for GlobalRef<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Global {
+        match self {
+            GlobalRef::Held(global) => global,
+            GlobalRef::Looked(_) => panic!("a checker's look at mb_cache_spinlock's state writes nothing"),
+        }
+    }
 }
 
 impl Mem<'_> {
@@ -780,7 +810,7 @@ impl Locked<'_> {
     pub(crate) fn mem(&mut self) -> Mem<'_> {
         let registry = self.registry;
         let memory = self.memory.get_or_insert_with(|| locked(&registry.memory));
-        Mem { cx: self.cx, global: &mut self.guard, memory }
+        Mem { cx: self.cx, global: GlobalRef::Held(&mut self.guard), memory }
     }
 
     /// Lets go of the `Memory` guard before a `sim_core::sync` operation (an atomic, a wake-up),
@@ -801,6 +831,30 @@ impl Locked<'_> {
         let node = Node::Head(HeadId::Local(id));
         self.guard.locals.insert(id, ListHead::init(node));
         node
+    }
+}
+
+/// A checker's look at what `mb_cache_spinlock` guards, with the memory it reads: the
+/// read-only [`Locked`] of [`Registry::look`]. The `Memory` guard is taken on first use, as
+/// there.
+pub(crate) struct Looked<'a> {
+    memory: Option<std::sync::MutexGuard<'a, Memory>>,
+    pub(crate) global: &'a Global,
+    registry: &'a Registry,
+    cx: &'a Cx,
+}
+
+impl Looked<'_> {
+    /// [`Locked::mem`], reading `mb_cache_spinlock`'s state only.
+    pub(crate) fn mem(&mut self) -> Mem<'_> {
+        let registry = self.registry;
+        let memory = self.memory.get_or_insert_with(|| locked(&registry.memory));
+        Mem { cx: self.cx, global: GlobalRef::Looked(self.global), memory }
+    }
+
+    /// [`Locked::unlock_memory`].
+    pub(crate) fn unlock_memory(&mut self) {
+        self.memory = None;
     }
 }
 
@@ -893,6 +947,19 @@ impl Registry {
         Locked { memory: None, guard: self.global.lock(cx), registry: self, cx }
     }
 
+    /// A read-only look at what `mb_cache_spinlock` guards, for `f`: through an observer
+    /// context, [`SpinLock::observe`] (no lock round trip between operations; inside shuttle or
+    /// loom the full one, so the scheduling points a pinned window counts stay); through a model
+    /// context, the lock taken and released as before.
+    pub(crate) fn look<R>(&self, cx: &Cx, f: impl FnOnce(&mut Looked<'_>) -> R) -> R {
+        let run = |global: &Global| f(&mut Looked { memory: None, global, registry: self, cx });
+        if cx.is_observer() {
+            self.global.observe(cx, run)
+        } else {
+            run(&self.global.lock(cx))
+        }
+    }
+
     /// mbcache's memory, outside `mb_cache_spinlock` (see the module comment for the rule).
     pub(crate) fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
         locked(&self.memory)
@@ -960,18 +1027,21 @@ impl Registry {
 
     /// The LRU's entry serials, head (next to be shrunk) first.
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
-        let mut locked_global = self.lock(cx);
-        let mut mem = locked_global.mem();
+        self.look(cx, |looked| Self::lru_walk(&mut looked.mem()))
+    }
+
+    /// [`Registry::lru_serials`]'s walk over `mem`.
+    fn lru_walk(mem: &mut Mem<'_>) -> Result<Vec<u64>, MbError> {
         // `list::walk`'s steps, reading each serial and `next` from the entry in one look-up
         // rather than collecting the nodes.
         let head = Node::Head(HeadId::Lru);
         let mut serials = Vec::new();
-        let mut at = list::next(&mut mem, head, "list_for_each")?;
+        let mut at = list::next(mem, head, "list_for_each")?;
         while at != head && serials.len() < WALK_LIMIT {
             let object = mem.entry(entry_of_lru(at))?;
             serials.push(object.id);
             let link = object.lru.get().next;
-            at = list::follow(&mut mem, at, link, "list_for_each")?;
+            at = list::follow(mem, at, link, "list_for_each")?;
         }
         Ok(serials)
     }
@@ -1001,6 +1071,6 @@ impl Registry {
 
     /// The caches on `mb_cache_list`, most recent first.
     pub fn cache_list(&self, cx: &Cx) -> Vec<CacheRef> {
-        self.lock(cx).guard.caches.iter().map(|c| CacheRef(*c)).collect()
+        self.look(cx, |looked| looked.global.caches.iter().map(|c| CacheRef(*c)).collect())
     }
 }

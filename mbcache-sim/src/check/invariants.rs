@@ -9,7 +9,7 @@ use sim_core::{Cx, Violation, ViolationKind};
 use crate::cache::{Geometry, MbCache};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
-use crate::registry::{entry_of_lru, CheckScratch, Locked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
+use crate::registry::{entry_of_lru, CheckScratch, Looked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
 use crate::registry::{freed, CacheHandle, EntryRef, HeadId, Node};
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -91,19 +91,20 @@ impl CheckScratch {
 impl Registry {
     /// Checks the registry's invariants, one fact per check, with the state each needs.
     pub fn check_invariants(&self, cx: &Cx) -> Checked {
-        let mut locked_global = self.lock(cx);
-        let mut scratch = locked_global.mem().memory.scratch.take().unwrap_or_default();
-        let result = self.check_whole(&mut locked_global, &mut scratch);
-        // What a pass saw (`passed_at`) is the incremental check's alone: the quiet path after
-        // a whole check would rest on a pass the incremental check never made.
-        locked_global.mem().memory.scratch = Some(scratch);
-        result
+        self.look(cx, |looked| {
+            let mut scratch = looked.mem().memory.scratch.take().unwrap_or_default();
+            let result = self.check_whole(looked, &mut scratch);
+            // What a pass saw (`passed_at`) is the incremental check's alone: the quiet path
+            // after a whole check would rest on a pass the incremental check never made.
+            looked.mem().memory.scratch = Some(scratch);
+            result
+        })
     }
 
     /// Puts the working sets back, with what an incremental check that passed saw
     /// (`CheckScratch::passed_at`).
-    fn put_back(locked_global: &mut Locked<'_>, mut s: Box<CheckScratch>, result: &Checked) {
-        let memory = &mut *locked_global.mem().memory;
+    fn put_back(looked: &mut Looked<'_>, mut s: Box<CheckScratch>, result: &Checked) {
+        let memory = &mut *looked.mem().memory;
         s.passed_at = result.is_ok().then_some((memory.caches_version, memory.lru_writes));
         memory.scratch = Some(s);
     }
@@ -146,10 +147,11 @@ impl Registry {
         Some(result)
     }
 
-    /// [`Registry::check_invariants`] with `mb_cache_spinlock` held and the working sets out.
-    fn check_whole(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        Self::counts_and_handles(locked_global, s)?;
-        let mut mem = locked_global.mem();
+    /// [`Registry::check_invariants`] with `mb_cache_spinlock`'s state looked at
+    /// ([`Registry::look`]) and the working sets out.
+    fn check_whole(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
+        Self::counts_and_handles(looked, s)?;
+        let mut mem = looked.mem();
         Self::lru_holds_unused_entries_in_release_order(&mut mem, &mut s.nodes, &mut s.on_lru)?;
         // Every cache's live entries in one pass over the arena all caches share, grouped by
         // the cache's place on `mb_cache_list` and in slot order within it (`EntryRef` orders
@@ -203,28 +205,30 @@ impl Registry {
         if let Some(result) = self.check_untouched(cx) {
             return result;
         }
-        let mut locked_global = self.lock(cx);
-        let mut s = {
-            let memory = &mut *locked_global.mem().memory;
-            let mut s = memory.scratch.take().unwrap_or_default();
-            std::mem::swap(&mut memory.touched, &mut s.log);
-            s
-        };
-        let result = if s.log.overflowed {
-            self.check_whole(&mut locked_global, &mut s)
-        } else {
-            self.check_touched(&mut locked_global, &mut s)
-        };
-        s.log.clear();
-        Self::put_back(&mut locked_global, s, &result);
-        result
+        self.look(cx, |looked| {
+            let mut s = {
+                let memory = &mut *looked.mem().memory;
+                let mut s = memory.scratch.take().unwrap_or_default();
+                std::mem::swap(&mut memory.touched, &mut s.log);
+                s
+            };
+            let result = if s.log.overflowed {
+                self.check_whole(looked, &mut s)
+            } else {
+                self.check_touched(looked, &mut s)
+            };
+            s.log.clear();
+            Self::put_back(looked, s, &result);
+            result
+        })
     }
 
-    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock` held and the log in `s.log`.
-    fn check_touched(&self, locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock`'s state looked at and the
+    /// log in `s.log`.
+    fn check_touched(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
         // The facts in the whole check's order, so both name the same one when several break.
-        Self::counts_and_handles(locked_global, s)?;
-        let mut mem = locked_global.mem();
+        Self::counts_and_handles(looked, s)?;
+        let mut mem = looked.mem();
         let memory = &*mem.memory;
         s.chained.clear();
         s.chained.extend(s.log.chained.iter().copied().filter(|e| memory.entry_live(*e)));
@@ -276,31 +280,31 @@ impl Registry {
 
     /// The facts both checks begin with, over few objects: every cache's `c_entry_count` (the
     /// cache list and handles loaded into `s`), and every handle naming a live entry.
-    fn counts_and_handles(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
-        s.load_handles(&locked_global.mem().memory.handles);
-        Self::entry_counts(locked_global, s)?;
-        Self::handles_refer_to_live_entries(&mut locked_global.mem(), &s.handles)
+    fn counts_and_handles(looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
+        s.load_handles(&looked.mem().memory.handles);
+        Self::entry_counts(looked, s)?;
+        Self::handles_refer_to_live_entries(&mut looked.mem(), &s.handles)
     }
 
     /// `mb_cache_list` into `s.caches`, and every cache's `c_entry_count`, a `sim_core::sync`
     /// atomic, read with no `Memory` guard held, into `s.counts`.
-    fn entry_counts(locked_global: &mut Locked<'_>, s: &mut CheckScratch) -> Checked {
+    fn entry_counts(looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
         // A cache handle names one cache for its life, and a destroyed cache leaves the list
         // before it is freed: while the list is the one the last check saw (`caches_version`),
         // so are the cells (each cache is still dereferenced by `entry_count_equals_live_entries`).
-        let version = locked_global.mem().memory.caches_version;
+        let version = looked.mem().memory.caches_version;
         if s.caches_at != Some(version) {
             s.caches_at = None;
             s.caches.clear();
-            s.caches.extend_from_slice(&locked_global.guard.caches);
+            s.caches.extend_from_slice(&looked.global.caches);
             s.count_cells.clear();
-            let mem = locked_global.mem();
+            let mem = looked.mem();
             for &cache in &s.caches {
                 s.count_cells.push(mem.cache(cache).map_err(oops)?.info.entry_count.clone());
             }
             s.caches_at = Some(version);
         }
-        locked_global.unlock_memory();
+        looked.unlock_memory();
         s.counts.clear();
         s.counts.extend(s.count_cells.iter().map(|count| count.load(Ordering::SeqCst)));
         Ok(())
@@ -831,6 +835,51 @@ mod tests {
         }
         let whole = registry.check_invariants(&sim.observer_cx("check", 0)).expect_err("on the lru twice");
         assert_eq!(whole.kind, "invariant:lru-twice", "{whole:?}");
+    }
+
+    /// The checks read `mb_cache_spinlock`'s state through [`Registry::look`]: an observer's
+    /// look takes no lock round trip between operations (nothing held while it reads), a model
+    /// context's takes the lock, and both report the same planted faults and walk the same LRU.
+    #[test]
+    fn an_observer_s_check_reads_without_the_lock_and_reports_what_the_locked_one_does() {
+        let (sim, cx, registry, _) = two_entries();
+        let observer = sim.observer_cx("check", 0);
+        assert_eq!(
+            registry.look(&observer, |_| observer.held_count()),
+            0,
+            "an observer's look holds nothing"
+        );
+        assert_eq!(registry.look(&cx, |_| cx.held_count()), 1, "a model context's look takes the lock");
+        assert_eq!(registry.lru_serials(&observer), registry.lru_serials(&cx));
+        assert_eq!(registry.cache_list(&observer), registry.cache_list(&cx));
+        // A planted fault: the first entry's LRU link poisoned as `list_del` leaves it.
+        let head = registry.look(&observer, |looked| looked.global.lru.get());
+        let list::Link::To(Node::Lru(first)) = head.next else { panic!("an entry heads the lru") };
+        {
+            let mut memory = registry.memory();
+            let memory = &mut *memory;
+            let object = memory.entries.get_mut(&cx, first.0).expect("live");
+            object.lru.write(&mut memory.lru_writes).next = list::Link::Poison1;
+        }
+        let looked = registry.check_invariants(&observer).expect_err("a poisoned lru link");
+        assert_eq!(looked.kind, "list-poison", "{looked:?}");
+        let locked = registry.check_invariants(&cx).expect_err("a poisoned lru link");
+        let strip = |message: &str| message.split(" at ").next().unwrap_or("").to_string();
+        assert_eq!((looked.kind, strip(&looked.message)), (locked.kind, strip(&locked.message)));
+        let walked = registry.lru_serials(&observer).expect_err("the walk follows the poisoned link");
+        assert_eq!(walked, registry.lru_serials(&cx).expect_err("the same walk under the lock"));
+        assert_eq!(cx.held_count(), 0, "the model context's looks let the lock go");
+    }
+
+    #[test]
+    #[should_panic(expected = "writes nothing")]
+    fn a_write_through_a_look_panics() {
+        let (sim, _cx, registry, _) = two_entries();
+        let observer = sim.observer_cx("check", 0);
+        registry.look(&observer, |looked| {
+            let mut mem = looked.mem();
+            mem.global.next_local += 1;
+        });
     }
 
     /// The two entries' first, with its key moved to a block hashing to the other bucket (a
