@@ -7,6 +7,7 @@ use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
 use crate::cache::{Geometry, MbCache};
+use crate::entry::Entry;
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
 use crate::registry::{entry_of_lru, CheckScratch, Looked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
@@ -540,32 +541,18 @@ impl Registry {
     ) -> Checked {
         keys.clear();
         let head = Node::Head(HeadId::Block(cache_handle, bucket));
-        let mut broken = None;
-        let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
-        let mut walked = 0;
-        while at != head && walked < WALK_LIMIT {
-            walked += 1;
-            let link = match at {
-                Node::Block(entry) => {
-                    let object = mem.entry(entry).map_err(oops)?;
-                    if broken.is_none() {
-                        broken = Self::block_node_is_keyed_once(object, cache, bucket, keys).err();
-                        hashed.push(entry);
-                    }
-                    object.block_list.next
-                }
-                node => {
-                    let violation = Violation::new(
-                        ViolationKind::invariant("block-chain-node"),
-                        format!("block chain holds {node:?}"),
-                    );
-                    broken.get_or_insert(violation);
-                    mem.read(node).map_err(oops)?.next
-                }
-            };
-            at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
-        }
-        broken.map_or(Ok(()), Err)
+        let on_chain = |node| match node {
+            Node::Block(entry) => Some(entry),
+            _ => None,
+        };
+        let judge = |entry, object: &Entry| {
+            let fact = Self::block_node_is_keyed_once(object, cache, bucket, keys);
+            hashed.push(entry);
+            fact
+        };
+        walk_chain_judging(mem, (head, "block chain", "block-chain-node"), on_chain, judge, |object, _| {
+            object.block_list.next
+        })
     }
 
     /// One block chain node's facts: its (bdev, block) hashes to `bucket`, and no entry before
@@ -643,43 +630,30 @@ impl Registry {
         index_seen: &mut Vec<(EntryRef, u32)>,
     ) -> Checked {
         let head = Node::Head(HeadId::index(cache_handle, index, bucket));
-        let mut broken = None;
-        let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
-        let mut walked = 0;
-        while at != head && walked < WALK_LIMIT {
-            walked += 1;
-            let link = match at {
-                Node::Index(entry, on) => {
-                    let object = mem.entry(entry).map_err(oops)?;
-                    if broken.is_none() {
-                        let key = object.indexes[index as usize].key;
-                        let expect = hash_long(u64::from(key), cache.bucket_bits);
-                        if expect == bucket {
-                            index_seen.push((entry, index));
-                        } else {
-                            broken = Some(Violation::new(
-                                ViolationKind::invariant("index-bucket"),
-                                format!(
-                                    "entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}",
-                                    object.id
-                                ),
-                            ));
-                        }
-                    }
-                    object.indexes[on as usize].list.next
-                }
-                node => {
-                    let violation = Violation::new(
-                        ViolationKind::invariant("index-chain-node"),
-                        format!("index chain holds {node:?}"),
-                    );
-                    broken.get_or_insert(violation);
-                    mem.read(node).map_err(oops)?.next
-                }
-            };
-            at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
-        }
-        broken.map_or(Ok(()), Err)
+        let on_chain = |node| match node {
+            Node::Index(entry, _) => Some(entry),
+            _ => None,
+        };
+        let judge = |entry, object: &Entry| {
+            let key = object.indexes[index as usize].key;
+            let expect = hash_long(u64::from(key), cache.bucket_bits);
+            if expect != bucket {
+                return fail(
+                    ViolationKind::invariant("index-bucket"),
+                    format!(
+                        "entry {} is on index {index} bucket {bucket}, key {key} hashes to {expect}",
+                        object.id
+                    ),
+                );
+            }
+            index_seen.push((entry, index));
+            Ok(())
+        };
+        let link_of = |object: &Entry, node| match node {
+            Node::Index(_, on) => object.indexes[on as usize].list.next,
+            _ => unreachable!("only a node on_chain picked is followed through its entry"),
+        };
+        walk_chain_judging(mem, (head, "index chain", "index-chain-node"), on_chain, judge, link_of)
     }
 
     /// An entry's `e_used` counts the handles that refer to it (less the writer bias), it is on
@@ -722,6 +696,44 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Walks the hash chain at `head` as `list::walk_into` walks (every link followed, at most
+/// `WALK_LIMIT` nodes, a bad link reported before any fact), reading each node once: a node
+/// `on_chain` names an entry of is judged (`judge`, until a fact breaks) and followed by the link
+/// `link_of` reads from that one look at the entry; any other node is a `node_kind` violation,
+/// followed by its own link. The first broken fact is kept until the walk is done, so the
+/// violation reported is the one the walk and then the facts in chain order would report.
+fn walk_chain_judging(
+    mem: &mut Mem<'_>,
+    (head, chain, node_kind): (Node, &str, &'static str),
+    on_chain: impl Fn(Node) -> Option<EntryRef>,
+    mut judge: impl FnMut(EntryRef, &Entry) -> Checked,
+    link_of: impl Fn(&Entry, Node) -> list::Link<Node>,
+) -> Checked {
+    let mut broken = None;
+    let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
+    let mut walked = 0;
+    while at != head && walked < WALK_LIMIT {
+        walked += 1;
+        let link = match on_chain(at) {
+            Some(entry) => {
+                let object = mem.entry(entry).map_err(oops)?;
+                if broken.is_none() {
+                    broken = judge(entry, object).err();
+                }
+                link_of(object, at)
+            }
+            None => {
+                let violation =
+                    Violation::new(ViolationKind::invariant(node_kind), format!("{chain} holds {at:?}"));
+                broken.get_or_insert(violation);
+                mem.read(at).map_err(oops)?.next
+            }
+        };
+        at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
+    }
+    broken.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
