@@ -645,10 +645,10 @@ impl Completion {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::RwSem;
     use crate::lockdep::ReportMode;
-    use crate::{Sim, SimConfig, SpinLock};
+    use crate::{Cx, Sim, SimConfig, SpinLock};
 
     /// Between operations an observer's [`SpinLock::observe`] reads the value the model left,
     /// with no held-stack entry or preemption count while `f` runs (a path that still took the
@@ -677,22 +677,47 @@ mod tests {
     /// what the holder wrote last.
     #[test]
     fn an_observer_s_look_waits_for_the_holder() {
+        let hold = |lock: &SpinLock<u32>, cx: &Cx, meanwhile: &dyn Fn()| {
+            let mut held = lock.lock(cx);
+            *held = 1;
+            meanwhile();
+            *held = 2;
+        };
+        an_observer_waits_for_the_holder(
+            SpinLock::new("mb_cache_spinlock", 0),
+            ("shrink", hold),
+            |lock, cx| lock.observe(cx, |value| *value),
+        );
+    }
+
+    /// A holder's section: takes the lock, writes 1, runs the callback, writes 2.
+    pub(crate) type Hold<L> = fn(&L, &Cx, &dyn Fn());
+
+    /// Runs `hold` in task `holder` on another thread (it takes `lock`, writes 1, calls
+    /// `meanwhile`, writes 2 and releases); `meanwhile` lets the checker start and pauses, so the
+    /// checker's `observe` runs while the lock is held: it must wait for the release and return
+    /// 2. The shared shape of the observer reads' tests (`SpinLock`, `RwSem`, `RwLock`).
+    pub(crate) fn an_observer_waits_for_the_holder<L: Send + Sync + 'static>(
+        lock: L,
+        (holder, hold): (&'static str, Hold<L>),
+        observe: impl FnOnce(&L, &Cx) -> u32,
+    ) {
         let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
-        let lock = std::sync::Arc::new(SpinLock::new("mb_cache_spinlock", 0u32));
+        let lock = std::sync::Arc::new(lock);
         let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let holder = {
-            let (lock, holding, cx) = (lock.clone(), holding.clone(), sim.cx("shrink", 0));
+        let thread = {
+            let (lock, holding, cx) = (lock.clone(), holding.clone(), sim.cx(holder, 0));
             std::thread::spawn(move || {
-                let mut held = lock.lock(&cx);
-                *held = 1;
-                holding.wait();
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                *held = 2;
+                let meanwhile = || {
+                    holding.wait();
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                };
+                hold(&lock, &cx, &meanwhile);
             })
         };
         holding.wait();
-        assert_eq!(lock.observe(&sim.observer_cx("check", 1), |value| *value), 2, "read after the release");
-        holder.join().expect("holder");
+        assert_eq!(observe(&lock, &sim.observer_cx("check", 1)), 2, "read only after the release");
+        thread.join().expect("holder");
     }
 
     /// Between operations an observer's [`RwSem::observe_read`] reads the value the last writer
@@ -735,23 +760,15 @@ mod tests {
     /// write to end and sees what it wrote: the fast path only reads a value no writer holds.
     #[test]
     fn an_observer_s_semaphore_read_waits_for_a_writer_that_holds_it() {
-        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
-        let sem = std::sync::Arc::new(RwSem::new("listeners->sem", 0u32));
-        let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let writer = {
-            let (sem, holding, cx) = (sem.clone(), holding.clone(), sim.cx("deregister", 0));
-            std::thread::spawn(move || {
-                let mut write = sem.down_write(&cx);
-                *write = 1;
-                holding.wait();
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                *write = 2;
-            })
+        let hold = |sem: &RwSem<u32>, cx: &Cx, meanwhile: &dyn Fn()| {
+            let mut write = sem.down_write(cx);
+            *write = 1;
+            meanwhile();
+            *write = 2;
         };
-        holding.wait();
-        let observer = sim.observer_cx("check", 1);
-        assert_eq!(sem.observe_read(&observer, |value| *value), 2, "read only after the write ended");
-        writer.join().expect("writer");
+        an_observer_waits_for_the_holder(RwSem::new("listeners->sem", 0), ("deregister", hold), |sem, cx| {
+            sem.observe_read(cx, |value| *value)
+        });
     }
 
     /// A model context's `down_read()` is kernel code: never this path.

@@ -582,23 +582,17 @@ mod tests {
     /// reads a value no writer holds.
     #[test]
     fn an_observer_s_read_waits_for_a_writer_that_holds_the_lock() {
-        let sim = collecting();
-        let lock = std::sync::Arc::new(RwLock::new("tasklist_lock", 0u32));
-        let holding = std::sync::Arc::new(std::sync::Barrier::new(2));
-        let writer = {
-            let (lock, holding, cx) = (lock.clone(), holding.clone(), sim.cx("exit", 0));
-            std::thread::spawn(move || {
-                let mut write = lock.write_lock(&cx);
-                *write = 1;
-                holding.wait();
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                *write = 2;
-            })
+        let hold = |lock: &RwLock<u32>, cx: &Cx, meanwhile: &dyn Fn()| {
+            let mut write = lock.write_lock(cx);
+            *write = 1;
+            meanwhile();
+            *write = 2;
         };
-        holding.wait();
-        let observer = sim.observer_cx("check", 1);
-        assert_eq!(lock.observe_read(&observer, |value| *value), 2, "read only after the write ended");
-        writer.join().expect("writer");
+        crate::locks::tests::an_observer_waits_for_the_holder(
+            RwLock::new("tasklist_lock", 0),
+            ("exit", hold),
+            |lock, cx| lock.observe_read(cx, |value| *value),
+        );
     }
 
     /// A model context's read is kernel code: it goes through `read_lock()`, never this path.
