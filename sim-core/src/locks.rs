@@ -655,21 +655,44 @@ pub(crate) mod tests {
     /// lock would show both), nothing traced, and the lock free again afterwards.
     #[test]
     fn an_observer_s_look_between_operations_takes_no_round_trip() {
+        let write: Write<SpinLock<u32>> = |lock, cx, value| *lock.lock(cx) = value;
+        let look: Look<SpinLock<u32>> = |lock, cx, f| lock.observe(cx, f);
+        an_observer_s_look_takes_no_round_trip(
+            SpinLock::new("mb_cache_spinlock", 0),
+            ("insert", write),
+            look,
+        );
+    }
+
+    /// A model's section that writes the value.
+    pub(crate) type Write<L> = fn(&L, &Cx, u32);
+    /// An observer's read of the value, running the function on it.
+    pub(crate) type Look<L> = fn(&L, &Cx, &mut dyn FnMut(&u32) -> u32) -> u32;
+
+    /// Task `writer` writes 5 through `write`; the observer's `look` must then read it with no
+    /// held-stack entry and no preemption count while its function runs (a path that still took
+    /// the lock would show them), trace nothing, and leave the lock free: the model's next write
+    /// (which would wait forever on an admission state left counting a reader) is read back. The
+    /// shared shape of the observer reads' tests (`SpinLock`, `RwSem`, `RwLock`).
+    pub(crate) fn an_observer_s_look_takes_no_round_trip<L>(
+        lock: L,
+        (writer, write): (&'static str, Write<L>),
+        look: Look<L>,
+    ) {
         let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
-        let lock = SpinLock::new("mb_cache_spinlock", 0u32);
-        let model = sim.cx("insert", 0);
-        *lock.lock(&model) = 5;
+        let model = sim.cx(writer, 0);
+        write(&lock, &model, 5);
         let trace_before = sim.trace_hash();
         let observer = sim.observer_cx("check", 0);
-        let seen = lock.observe(&observer, |value| {
+        let seen = look(&lock, &observer, &mut |value| {
             assert_eq!(observer.held_count(), 0, "no lock entry: the look took no round trip");
             assert!(!observer.in_atomic(), "no preemption count either");
             *value
         });
         assert_eq!(seen, 5);
         assert_eq!(sim.trace_hash(), trace_before, "an observer's look is not traced");
-        *lock.lock(&model) += 1;
-        assert_eq!(lock.observe(&observer, |value| *value), 6, "the lock was free for the model");
+        write(&lock, &model, 6);
+        assert_eq!(look(&lock, &observer, &mut |value| *value), 6, "the model's next write is seen");
         assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
     }
 
@@ -727,21 +750,9 @@ pub(crate) mod tests {
     /// wait forever; the write below completes).
     #[test]
     fn an_observer_s_semaphore_read_between_operations_takes_no_round_trip() {
-        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
-        let sem = RwSem::new("listeners->sem", 0u32);
-        let model = sim.cx("register", 0);
-        *sem.down_write(&model) = 3;
-        let trace_before = sim.trace_hash();
-        let observer = sim.observer_cx("check", 0);
-        let seen = sem.observe_read(&observer, |value| {
-            assert_eq!(observer.held_count(), 0, "no lock entry: the read took no round trip");
-            *value
-        });
-        assert_eq!(seen, 3);
-        assert_eq!(sim.trace_hash(), trace_before, "an observer's read is not traced");
-        *sem.down_write(&model) += 1;
-        assert_eq!(sem.observe_read(&observer, |value| *value), 4, "the model's next write is seen");
-        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        let write: Write<RwSem<u32>> = |sem, cx, value| *sem.down_write(cx) = value;
+        let look: Look<RwSem<u32>> = |sem, cx, f| sem.observe_read(cx, f);
+        an_observer_s_look_takes_no_round_trip(RwSem::new("listeners->sem", 0), ("register", write), look);
     }
 
     /// A reader the model left holding the semaphore does not stop an observer's read: readers

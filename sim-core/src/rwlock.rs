@@ -547,22 +547,10 @@ mod tests {
     /// counting a reader would make the next write wait forever; the write below completes).
     #[test]
     fn an_observer_s_read_between_operations_takes_no_round_trip() {
-        let sim = collecting();
-        let lock = RwLock::new("tasklist_lock", 0u32);
-        let model = sim.cx("fork", 0);
-        *lock.write_lock_irq(&model) = 7;
-        let trace_before = sim.trace_hash();
-        let observer = sim.observer_cx("check", 0);
-        let seen = lock.observe_read(&observer, |value| {
-            assert_eq!(observer.held_count(), 0, "no lock entry: the read took no round trip");
-            assert!(!observer.in_atomic(), "no preemption count either");
-            *value
-        });
-        assert_eq!(seen, 7);
-        assert_eq!(sim.trace_hash(), trace_before, "an observer's read is not traced");
-        *lock.write_lock(&model) += 1;
-        assert_eq!(lock.observe_read(&observer, |value| *value), 8, "the model's next write is seen");
-        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        use crate::locks::tests::{an_observer_s_look_takes_no_round_trip, Look, Write};
+        let write: Write<RwLock<u32>> = |lock, cx, value| *lock.write_lock_irq(cx) = value;
+        let look: Look<RwLock<u32>> = |lock, cx, f| lock.observe_read(cx, f);
+        an_observer_s_look_takes_no_round_trip(RwLock::new("tasklist_lock", 0), ("fork", write), look);
     }
 
     /// A reader the model left holding the lock (a read section across the check) does not stop
