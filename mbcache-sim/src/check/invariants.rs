@@ -936,6 +936,24 @@ mod tests {
         assert_eq!(whole.kind, found.kind, "{whole:?}");
     }
 
+    /// What a step left: its bad link (kind and message, without the site), or the LRU head's
+    /// links, each entry's LRU links and use count, the entries the write log holds, and the LRU
+    /// writes the step made (from `writes` before it).
+    fn lru_after(
+        stepped: Result<(), Oops>,
+        mem: &Mem<'_>,
+        writes: u64,
+    ) -> Result<(Vec<String>, Vec<EntryRef>, u64), String> {
+        stepped.map_err(|oops| {
+            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
+        })?;
+        let mut links = vec![format!("{:?}", mem.global.lru.get())];
+        links.extend(
+            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
+        );
+        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+    }
+
     /// What a lookup's first step leaves: every entry's LRU link and the LRU head, the write
     /// log's entries and the LRU write count, or the report of a bad link.
     fn after_lru_del_init(fused: bool, poison: bool) -> Result<(Vec<String>, Vec<EntryRef>, u64), String> {
@@ -964,14 +982,7 @@ mod tests {
                 mem.entry_use_mut(entry).map(|object| *object.used += 1)
             })()
         };
-        stepped.map_err(|oops| {
-            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
-        })?;
-        let mut links = vec![format!("{:?}", mem.global.lru.get())];
-        links.extend(
-            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
-        );
-        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+        lru_after(stepped, &mem, writes)
     }
 
     #[test]
@@ -1018,14 +1029,7 @@ mod tests {
                 Ok(())
             })()
         };
-        stepped.map_err(|oops| {
-            format!("{}: {}", oops.0.kind, oops.0.message.split(" at ").next().unwrap_or(""))
-        })?;
-        let mut links = vec![format!("{:?}", mem.global.lru.get())];
-        links.extend(
-            mem.memory.entries.iter().map(|(_, object)| format!("{:?} {}", object.lru.get(), object.used)),
-        );
-        Ok((links, mem.memory.touched.entries.clone(), mem.memory.lru_writes - writes))
+        lru_after(stepped, &mem, writes)
     }
 
     #[test]
