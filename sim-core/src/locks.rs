@@ -713,7 +713,7 @@ pub(crate) mod tests {
         );
     }
 
-    /// A holder's section: takes the lock, writes 1, runs the callback, writes 2.
+    /// A model task's section: takes the lock and runs the callback while it holds it.
     pub(crate) type Hold<L> = fn(&L, &Cx, &dyn Fn());
 
     /// Runs `hold` in task `holder` on another thread (it takes `lock`, writes 1, calls
@@ -759,12 +759,30 @@ pub(crate) mod tests {
     /// share it, as `down_read()` would have let the observer in.
     #[test]
     fn an_observer_s_semaphore_read_enters_beside_a_model_reader() {
+        let read: Hold<RwSem<u32>> = |sem, cx, meanwhile| {
+            let _held = sem.down_read(cx);
+            meanwhile();
+        };
+        let look: Look<RwSem<u32>> = |sem, cx, f| sem.observe_read(cx, f);
+        an_observer_enters_beside_a_model_reader(
+            RwSem::new("listeners->sem", 5),
+            ("send_cpu_listeners", read),
+            look,
+        );
+    }
+
+    /// Task `reader` holds the lock for reading (`read`) while the observer's `look` reads the
+    /// value (5): it must enter and return it. The shared shape of `RwSem`'s and `RwLock`'s tests.
+    pub(crate) fn an_observer_enters_beside_a_model_reader<L>(
+        lock: L,
+        (reader, read): (&'static str, Hold<L>),
+        look: Look<L>,
+    ) {
         let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
-        let sem = RwSem::new("listeners->sem", 5u32);
-        let model = sim.cx("send_cpu_listeners", 0);
-        let held = sem.down_read(&model);
-        assert_eq!(sem.observe_read(&sim.observer_cx("check", 0), |value| *value), *held);
-        drop(held);
+        let observer = sim.observer_cx("check", 0);
+        let meanwhile = || assert_eq!(look(&lock, &observer, &mut |value| *value), 5, "beside the reader");
+        read(&lock, &sim.cx(reader, 0), &meanwhile);
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
     }
 
     /// With a writer holding the semaphore on another thread, the observer's read waits for the

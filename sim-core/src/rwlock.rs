@@ -557,12 +557,13 @@ mod tests {
     /// an observer's read: readers share the lock, as `read_lock()` would have let it in.
     #[test]
     fn an_observer_s_read_enters_beside_a_model_reader() {
-        let sim = collecting();
-        let lock = RwLock::new("tasklist_lock", 3u32);
-        let model = sim.cx("lookup", 0);
-        let held = lock.read_lock(&model);
-        assert_eq!(lock.observe_read(&sim.observer_cx("check", 0), |value| *value), *held);
-        drop(held);
+        use crate::locks::tests::{an_observer_enters_beside_a_model_reader, Hold, Look};
+        let read: Hold<RwLock<u32>> = |lock, cx, meanwhile| {
+            let _held = lock.read_lock(cx);
+            meanwhile();
+        };
+        let look: Look<RwLock<u32>> = |lock, cx, f| lock.observe_read(cx, f);
+        an_observer_enters_beside_a_model_reader(RwLock::new("tasklist_lock", 5), ("lookup", read), look);
     }
 
     /// With a writer holding the lock on another thread (a model driven by several OS threads),
