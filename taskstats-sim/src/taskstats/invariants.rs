@@ -197,7 +197,7 @@ impl Taskstats {
     /// table's lock: what a request's driver reads first.
     pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
         self.ports.observe(cx, |ports| {
-            let (&id, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+            let (&id, port) = pick_port(ports, index)?;
             Some((id, (port.owner_tgid, port.queue.len(), port.open)))
         })
     }
@@ -252,6 +252,12 @@ fn group_stats_violation(tgid: u32, have: Option<&TaskstatsRecord>, truth: &Task
             truth.cpu_count, truth.cpu_delay_total
         ),
     )
+}
+
+/// The port `index` picks among the ports' ids, ascending, modulo their number: the one rule every
+/// driver's port choice follows ([`Taskstats::port_pick`], [`Taskstats::port_pick_socket`]).
+pub(super) fn pick_port(ports: &std::collections::BTreeMap<u32, Port>, index: u8) -> Option<(&u32, &Port)> {
+    ports.iter().nth(usize::from(index) % ports.len().max(1))
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ impl Taskstats {
     /// simulation ([`SpinLock::observe`](sim_core::SpinLock::observe)).
     pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
         self.ports.observe(cx, |ports| {
-            let (_, port) = ports.iter().nth(usize::from(index) % ports.len().max(1))?;
+            let (_, port) = super::invariants::pick_port(ports, index)?;
             Some((port.identity(), port.queue.len()))
         })
     }
