@@ -710,7 +710,10 @@ impl Registry {
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(
                         ViolationKind::finding("wild-pointer"),
-                        format!("__mb_cache_entry_find: reached {at:?} instead of {head:?}: the kernel reads a list head as an entry"),
+                        format!(
+                            "__mb_cache_entry_find: reached {at:?} instead of {head:?}: \
+                             the kernel reads a list head as an entry"
+                        ),
                     );
                     cx.sim().report(Some(cx), violation.clone());
                     return Err(MbError::Oops(violation));

@@ -557,13 +557,17 @@ impl Ext2Xattr {
         pending: &[u64],
         shadow: &mut Ext2Shadow,
     ) -> Result<(), Violation> {
-        // One look at each block's header, under its buffer lock, then the inodes under their
-        // `xattr_sem`: the same snapshot as looking a block up again per inode (the checker runs
-        // where nothing changes), with one lock round trip per block instead of one per user.
+        // One look at each block's header, under its buffer lock, then the inodes' and the
+        // bitmap's through an observer's read (`RwSem::observe_read`, `SpinLock::observe`: no
+        // `xattr_sem` or bitmap lock round trip between operations; the full one under shuttle
+        // or loom, so pinned windows keep their scheduling points): the same snapshot as looking
+        // a block up again per inode (the checker runs where nothing changes), with one buffer
+        // lock round trip per block instead of one per user. The buffer lock is sim-core's
+        // `Mutex`, which has no observer's read.
         let mut blocks: Vec<Tally> =
             self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }).collect();
         shadow.acl.clear();
-        shadow.acl.extend(self.inodes.iter().map(|sem| sem.down_read(cx).file_acl));
+        shadow.acl.extend(self.inodes.iter().map(|sem| sem.observe_read(cx, |inode| inode.file_acl)));
         for block in shadow.acl.iter().flatten() {
             blocks[*block as usize].users += 1;
         }
@@ -572,7 +576,7 @@ impl Ext2Xattr {
         shadow.pending.clear();
         shadow.pending.extend_from_slice(pending);
         shadow.bits.clear();
-        shadow.bits.extend(self.bitmap.lock(cx).iter());
+        self.bitmap.observe(cx, |bitmap| shadow.bits.extend(bitmap.iter()));
         // Judged only once `shadow` is whole: a run that stops at a violation still leaves one
         // entry per inode and block for the next incremental run to index.
         let on_free = |(inode, acl): (usize, &Option<u64>)| {
@@ -599,8 +603,8 @@ impl Ext2Xattr {
     /// users may have changed since `shadow` was taken: those `touched` names, those its inodes
     /// moved between, and those whose count of pending disposals changed. The inodes `touched`
     /// names are read again; the others point where `shadow` says. Each block's header is read
-    /// under its buffer lock; the bitmap only when `touched` names a bit written, and then only
-    /// those bits (every other bit is as `shadow` says).
+    /// under its buffer lock; the bitmap (an observer's read) only when `touched` names a bit
+    /// written, and then only those bits (every other bit is as `shadow` says).
     fn written_blocks_count_their_users(
         &self,
         cx: &Cx,
@@ -617,14 +621,15 @@ impl Ext2Xattr {
         blocks.sort_unstable();
         blocks.dedup();
         if !touched.bits.is_empty() {
-            let bitmap = self.bitmap.lock(cx);
-            for &block in &touched.bits {
-                if let (Some(shadowed), Some(bit)) =
-                    (shadow.bits.get_mut(block as usize), bitmap.get(block as usize))
-                {
-                    *shadowed = *bit;
+            self.bitmap.observe(cx, |bitmap| {
+                for &block in &touched.bits {
+                    if let (Some(shadowed), Some(bit)) =
+                        (shadow.bits.get_mut(block as usize), bitmap.get(block as usize))
+                    {
+                        *shadowed = *bit;
+                    }
                 }
-            }
+            });
         }
         let mut tallies = std::mem::take(&mut shadow.tallies);
         tallies.clear();
@@ -648,7 +653,7 @@ impl Ext2Xattr {
         result
     }
 
-    /// Reads again each inode `touched` names (under its `xattr_sem`) and moves its user from the
+    /// Reads again each inode `touched` names (its `xattr_sem`'s observer read) and moves its user from the
     /// block `shadow` had it on to the block it points to now, adding both to `touched.blocks`
     /// (none when it points where it did).
     fn inodes_moved(&self, cx: &Cx, touched: &mut Ext2Touched, shadow: &mut Ext2Shadow) {
@@ -656,7 +661,7 @@ impl Ext2Xattr {
         inodes.sort_unstable();
         inodes.dedup();
         for &inode in inodes.iter() {
-            let acl = self.inodes[inode].down_read(cx).file_acl;
+            let acl = self.inodes[inode].observe_read(cx, |inode| inode.file_acl);
             let before = std::mem::replace(&mut shadow.acl[inode], acl);
             if before == acl {
                 continue;

@@ -21,7 +21,7 @@
 //! `mb_cache_spinlock`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 
@@ -108,6 +108,8 @@ pub(crate) const BUCKET_BITS_MAX: u32 = 20;
 pub(crate) const INDEXES_MAX: u32 = 4;
 /// `DEFAULT_SEEKS`, what `set_shrinker` registers mbcache with.
 pub(crate) const DEFAULT_SEEKS: u32 = 2;
+// `Registry::shrinker` keeps 0 for "not registered".
+const _: () = assert!(DEFAULT_SEEKS != 0);
 /// Longest list walked by the invariant checker before it calls the list corrupt.
 pub(crate) const WALK_LIMIT: usize = 1 << 22;
 
@@ -252,8 +254,10 @@ pub struct Registry {
     /// the unlocked reads in `__mb_cache_entry_forget` read it, so loom and shuttle see the two
     /// conflict and try both orders. Free in the default backend.
     pub(crate) cache_memory: AtomicUsize,
-    /// `mb_shrinker`: the seeks it was registered with (None: not registered).
-    pub(crate) shrinker: StdMutex<Option<u32>>,
+    /// `mb_shrinker`: the seeks it was registered with (0: not registered; `DEFAULT_SEEKS` is
+    /// not 0). A `std` atomic, not a mutex: the subject reads it after every operation, and
+    /// registration is the driver's, not a model path any checker schedules.
+    pub(crate) shrinker: StdAtomicU32,
     // Instrumentation below: never model state (the handle table is in `Memory`).
     pub(crate) next_handle: StdAtomicU64,
     pub(crate) next_serial: StdAtomicU64,
@@ -275,10 +279,10 @@ pub(crate) struct Memory {
     pub(crate) entries: SlabArena<Entry>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
-    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's `e_lru_list`,
-    /// through [`LruLink::write`]) and every entry freed ([`Memory::free_entry`]) (one still on the LRU makes the walk a
-    /// use after free), so a reader that saw the LRU while it had one value
-    /// knows the LRU's members and order are the same while it keeps it
+    /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's
+    /// `e_lru_list`, through [`LruLink::write`]) and every entry freed ([`Memory::free_entry`])
+    /// (one still on the LRU makes the walk a use after free), so a reader that saw the LRU while
+    /// it had one value knows the LRU's members and order are the same while it keeps it
     /// ([`Registry::lru_serials_unless_seen`]).
     pub(crate) lru_writes: u64,
     /// Instrumentation: bumped by every change of `mb_cache_list` (a create, a destroy), so a
@@ -895,7 +899,7 @@ impl Registry {
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
-            shrinker: StdMutex::new(None),
+            shrinker: StdAtomicU32::new(0),
             next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
             lru_clock: StdAtomicU64::new(1),
@@ -906,17 +910,17 @@ impl Registry {
 
     /// Mirrors `init_mbcache()`: `set_shrinker(DEFAULT_SEEKS, mb_cache_shrink_fn)`.
     pub(crate) fn init_mbcache(&self) {
-        *locked(&self.shrinker) = Some(DEFAULT_SEEKS);
+        self.shrinker.store(DEFAULT_SEEKS, StdOrdering::Relaxed);
     }
 
     /// Mirrors `exit_mbcache()`: `remove_shrinker`.
     pub fn exit_mbcache(&self) {
-        *locked(&self.shrinker) = None;
+        self.shrinker.store(0, StdOrdering::Relaxed);
     }
 
     /// Whether the shrinker is registered.
     pub fn shrinker_registered(&self) -> bool {
-        locked(&self.shrinker).is_some()
+        self.shrinker.load(StdOrdering::Relaxed) != 0
     }
 
     /// The world this registry belongs to.

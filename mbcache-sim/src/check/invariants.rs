@@ -431,7 +431,8 @@ impl Registry {
             return fail(
                 ViolationKind::invariant("lru-order"),
                 format!(
-                    "lru out of release order: entry {id} released at {stamp} between {stamp_before:?} and {stamp_after:?}"
+                    "lru out of release order: entry {id} released at {stamp} \
+                     between {stamp_before:?} and {stamp_after:?}"
                 ),
             );
         }

@@ -100,8 +100,9 @@ pub enum OpResult {
     Misuse,
 }
 
-/// The operation mix (API ops, the ext2 xattr ops, or both, three to one): mostly entry traffic (alloc, insert, release, lookups), some cache
-/// lifetime and shrinking, rarely the racy `dup`/`takeout`.
+/// The operation mix (API ops, the ext2 xattr ops, or both, three to one): mostly entry traffic
+/// (alloc, insert, release, lookups), some cache lifetime and shrinking, rarely the racy
+/// `dup`/`takeout`.
 pub(crate) fn strategy(api: bool, xattr: bool) -> BoxedStrategy<Op> {
     let task = || 0u8..4;
     let xattr_ops = prop_oneof![
