@@ -6,7 +6,10 @@
 //! insert (alloc + insert + free), find_first + find_next.
 //!
 //! The model runs as the checkers run it (lockdep on, trace hashed but not stored), with
-//! `bucket_bits` growing with the cache (2^bits about n/4). The 2.6 `hash_long` multiplier spreads
+//! `bucket_bits` growing with the cache; get + release also runs on a second model built with
+//! `SimConfig::without_lockdep()` (row `mbcache-sim-lockdep-off`, and a figure on the per-node
+//! line), which separates the checking instrumentation's share of the gap from the model's data
+//! structures' (lockdep on stays the headline figure, as campaigns run) (2^bits about n/4). The 2.6 `hash_long` multiplier spreads
 //! one device's sequential block numbers over only 8192 buckets (see `hash::tests`), so block
 //! chains grow with n beyond 32k entries, in the model and the baseline alike; each size prints
 //! the mean block-chain nodes a get visits, so the cost per visited node can be compared across
@@ -237,8 +240,10 @@ fn bucket_bits(n: u64) -> u32 {
     (64 - n.leading_zeros()).saturating_sub(2)
 }
 
-fn model(n: u64) -> Model {
-    let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly));
+/// The model with `n` entries, with lockdep on (as campaigns run it) or off.
+fn model(n: u64, lockdep: bool) -> Model {
+    let config = SimConfig::new(1).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly);
+    let sim = Sim::new(if lockdep { config } else { config.without_lockdep() });
     // As `check::run_case` runs an op-level case: one thread drives the world.
     sim.trace().confine_to_this_thread();
     let registry = Registry::new(&sim, Fixes::all(), Waits::WouldBlock);
@@ -307,15 +312,17 @@ fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
     elapsed / f64::from(iterations)
 }
 
-/// Prints get + release per call and per visited block-chain node, model and native, over the
-/// benchmark's own walk of blocks.
-fn per_node(n: u64, m: &Model, base: &Mutex<Native>, visited: f64) {
+/// Prints get + release per call and per visited block-chain node, model (lockdep on, then
+/// off) and native, over the benchmark's own walk of blocks.
+fn per_node(n: u64, models: [&Model; 2], base: &Mutex<Native>, visited: f64) {
     let iterations = if n >= 1_000_000 { 20_000 } else { 100_000 };
     let mut next = 0u64;
-    let model_ns = ns_per_call(iterations, || {
-        next = (next + 7919) % n;
-        let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
-        m.registry.release(&m.cx, black_box(handle)).expect("release");
+    let [model_ns, bare_ns] = models.map(|m| {
+        ns_per_call(iterations, || {
+            next = (next + 7919) % n;
+            let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
+            m.registry.release(&m.cx, black_box(handle)).expect("release");
+        })
     });
     let native_ns = ns_per_call(iterations, || {
         next = (next + 7919) % n;
@@ -323,9 +330,11 @@ fn per_node(n: u64, m: &Model, base: &Mutex<Native>, visited: f64) {
         base.lock().release(black_box(at));
     });
     println!(
-        "mbcache n={n} get+release (cpu time): model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); per visited \
-         node ({visited:.1}): model {:.1} ns, native {:.1} ns",
+        "mbcache n={n} get+release (cpu time): model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); \
+         lockdep off {bare_ns:.0} ns ({:.1}x); per visited node ({visited:.1}): model {:.1} ns, \
+         native {:.1} ns",
         model_ns / native_ns,
+        bare_ns / native_ns,
         model_ns / visited,
         native_ns / visited,
     );
@@ -342,32 +351,44 @@ fn sizes() -> Vec<u64> {
 
 fn benches(c: &mut Criterion) {
     for n in sizes() {
-        let m = model(n);
+        let m = model(n, true);
+        let bare = model(n, false);
         let mut base = native(n);
         let visited = mean_visited(&mut base, n);
         println!("mbcache n={n}: a get visits {visited:.1} block-chain nodes on average");
         let base = Mutex::new(base);
-        per_node(n, &m, &base, visited);
+        per_node(n, [&m, &bare], &base, visited);
         let mut next = 0u64;
         let mut step = move || {
             next = (next + 7919) % n;
             next
         };
-        get_release(c, n, &m, &base, &mut step);
+        get_release(c, n, [&m, &bare], &base, &mut step);
+        drop(bare);
         insert(c, n, &m, &base);
         find_first_next(c, n, &m, &base, &mut step);
     }
 }
 
-/// `mb_cache_entry_get` + release of a present block, against the native walk of the same chain.
-fn get_release(c: &mut Criterion, n: u64, m: &Model, base: &Mutex<Native>, step: &mut impl FnMut() -> u64) {
+/// `mb_cache_entry_get` + release of a present block, against the native walk of the same chain;
+/// the model with lockdep on (`mbcache-sim`), then off (`mbcache-sim-lockdep-off`).
+fn get_release(
+    c: &mut Criterion,
+    n: u64,
+    models: [&Model; 2],
+    base: &Mutex<Native>,
+    step: &mut impl FnMut() -> u64,
+) {
     let mut group = configure(c, "mbcache/get_release", n);
-    group.bench_with_input(BenchmarkId::new("mbcache-sim", n), &n, |b, _| {
-        b.iter(|| {
-            let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), step()).expect("get").expect("hit");
-            m.registry.release(&m.cx, black_box(handle)).expect("release");
-        })
-    });
+    for (name, m) in ["mbcache-sim", "mbcache-sim-lockdep-off"].into_iter().zip(models) {
+        group.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            b.iter(|| {
+                let handle =
+                    m.registry.get(&m.cx, m.cache, bdev_address(0), step()).expect("get").expect("hit");
+                m.registry.release(&m.cx, black_box(handle)).expect("release");
+            })
+        });
+    }
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
             let at = base.lock().get(bdev_address(0), step()).0.expect("hit");
