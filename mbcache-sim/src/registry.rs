@@ -725,8 +725,10 @@ impl Mem<'_> {
 
 impl Mem<'_> {
     /// The head at `node`, in place, for a write: one look-up (a freed entry or cache is a
-    /// reported use after free), and the write logged as [`ListMemory::write`] logs it.
-    #[inline]
+    /// reported use after free), and the write logged as [`ListMemory::write`] logs it. Inlined
+    /// always, as [`ListMemory::read`] is: each list step calls it with the node it has, and
+    /// the call cost more than the look-up.
+    #[inline(always)]
     pub(crate) fn head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
         Ok(match node {
             Node::Head(HeadId::Lru) => self.global.lru.write(&mut self.memory.lru_writes),
@@ -754,7 +756,9 @@ impl Mem<'_> {
 impl ListMemory for Mem<'_> {
     type Node = Node;
 
-    #[inline]
+    /// The head at `node`, copied out (one look-up). Inlined always: the list library's steps
+    /// and the checks' walks call it per node (about 60,000 calls in a 300-case campaign).
+    #[inline(always)]
     fn read(&mut self, node: Node) -> Result<ListHead, Oops> {
         match node {
             Node::Head(HeadId::Lru) => Ok(self.global.lru.get()),
