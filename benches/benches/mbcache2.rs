@@ -6,12 +6,14 @@
 //!
 //! The table grows with the cache as ext4's limit keeps it (`c_max_entries` is 16 per bucket),
 //! so a get walks about 8 nodes at every size; cost per visited node is the time over the nodes
-//! walked, reported alongside. The model runs without lockdep or a stored trace
-//! (`SimConfig::without_lockdep`, `TraceMode::HashOnly`), as a throughput campaign would.
+//! walked, reported alongside. The model's rows run without lockdep or a stored trace
+//! (`SimConfig::without_lockdep`, `TraceMode::HashOnly`); a line per size, timed outside
+//! criterion in on-CPU time (so it holds on a machine shared with builds), gives get + put for
+//! that model, for one with lockdep on (as `ksim fuzz` runs it) and for the native cache.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
@@ -80,6 +82,55 @@ impl Native {
     }
 }
 
+/// This thread's time on a CPU so far, in nanoseconds (Linux's `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// The mean time of `iterations` calls of `call`, in nanoseconds: on-CPU time where the system
+/// reports it, wall time otherwise.
+fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
+    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
+    for _ in 0..iterations {
+        call();
+    }
+    let elapsed = match (cpu_start, thread_cpu_ns()) {
+        (Some(before), Some(after)) if after > before => (after - before) as f64,
+        _ => start.elapsed().as_nanos() as f64,
+    };
+    elapsed / f64::from(iterations)
+}
+
+/// get + put per call in on-CPU time: the model with lockdep off, with it on, and native.
+fn cpu_line(n: u32, native: &Native) {
+    const ITERATIONS: u32 = 100_000;
+    let model_ns = |config: SimConfig| {
+        let sim = Sim::new(config.trace(TraceMode::HashOnly));
+        let world = model(&sim, n);
+        let cx = sim.cx("getxattr", 0);
+        let mut i = 0u32;
+        ns_per_call(ITERATIONS, || {
+            i = i.wrapping_add(STRIDE) % n;
+            let entry = world.get(&cx, i, u64::from(i)).expect("existing entry");
+            black_box(world.put(&cx, entry));
+        })
+    };
+    let off = model_ns(SimConfig::new(0).without_lockdep());
+    let on = model_ns(SimConfig::new(0));
+    let mut i = 0u32;
+    let native_ns = ns_per_call(ITERATIONS, || {
+        i = i.wrapping_add(STRIDE) % n;
+        black_box(native.get_put(i, u64::from(i)));
+    });
+    println!(
+        "mbcache2 n={n} get+put (cpu time): model {off:.0} ns ({:.1}x), lockdep on {on:.0} ns ({:.1}x), \
+         native {native_ns:.1} ns",
+        off / native_ns,
+        on / native_ns,
+    );
+}
+
 /// The model with `n` entries, keys and values `0..n`.
 fn model(sim: &Sim, n: u32) -> Mbcache2World {
     let cx = sim.cx("setup", 0);
@@ -100,6 +151,7 @@ fn get_put(c: &mut Criterion) {
             bucket_bits(n),
             walked as f64 / 1000.0
         );
+        cpu_line(n, &native);
         let mut i = 0u32;
         group.bench_with_input(BenchmarkId::new("native", n), &n, |b, &n| {
             b.iter(|| {
