@@ -268,11 +268,12 @@ impl XattrBlocks {
         mb.mb_cache_entry_put(cx, cache, oe);
     }
 
-    /// The bitmap's bits into `into`, for the checker (an observer context; one lock of the
-    /// bitmap, dropped before any buffer lock, which the model never nests with it).
+    /// The bitmap's bits into `into`, for the checker: an observer's read (`SpinLock::observe`:
+    /// no round trip between operations, the full one under shuttle or loom), done before any
+    /// buffer lock, which the model never nests with the bitmap's.
     pub(crate) fn bitmap_into(&self, observer: &Cx, into: &mut Vec<bool>) {
         into.clear();
-        into.extend_from_slice(&self.bitmap.lock(observer));
+        self.bitmap.observe(observer, |bitmap| into.extend_from_slice(bitmap));
     }
 
     /// One block's (allocated, h_refcount, h_hash) given the bitmap `bitmap_into` read: a clear
@@ -288,11 +289,10 @@ impl XattrBlocks {
         (bh.allocated, bh.h_refcount, bh.h_hash)
     }
 
-    /// The `index`-th allocated block, modulo how many are (the bitmap alone, one lock), for
-    /// the harness choosing which block an operation names.
+    /// The `index`-th allocated block, modulo how many are (the bitmap alone, an observer's
+    /// read as in `bitmap_into`), for the harness choosing which block an operation names.
     pub(crate) fn nth_allocated(&self, observer: &Cx, index: u8) -> Option<u64> {
-        let bitmap = self.bitmap.lock(observer);
-        nth_allocated(bitmap.iter().copied(), index)
+        self.bitmap.observe(observer, |bitmap| nth_allocated(bitmap.iter().copied(), index))
     }
 
     /// The content hash of an allocated block, for the harness (under the buffer's lock).
