@@ -208,12 +208,13 @@ impl Taskstats {
     /// [`Self::ledger_left_walk`], whichever the exit reaches first.
     pub(super) fn ledger_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        // The checker reads the group through an observer context: untraced, unchecked.
+        // The checker reads the group through an observer context: untraced, unchecked, and
+        // between operations of the op-level simulation with no round trip on siglock
+        // ([`SpinLock::observe`](sim_core::SpinLock::observe)).
         let observer = self.observer(cx, ObserverUse::Ledger);
-        let (has_stats, acct) = {
-            let inner = task.signal.lock.lock_irqsave(&observer);
+        let (has_stats, acct) = task.signal.lock.observe(&observer, |inner| {
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
-        };
+        });
         if has_stats {
             let mut delays = TaskstatsRecord::default();
             acct.delayacct_add(&mut delays, v8);

@@ -880,10 +880,21 @@ impl Taskstats {
         self.send_reply(cx, info.port, msg)
     }
 
-    /// Entries on `cpu`'s list, head first: (port, valid).
+    /// Entries on `cpu`'s list, head first: (port, valid). Through an observer context (the
+    /// checker's lists after a request, the preempted query's choice of victim) the list is
+    /// read with [`RwSem::observe_read`](sim_core::RwSem::observe_read): no round trip on
+    /// `listeners->sem` between operations of the op-level simulation; a model context (a
+    /// test's task) takes `down_read()` as before.
     pub fn listeners(&self, cx: &Cx, cpu: u32) -> Vec<(u32, bool)> {
-        let list = self.listener_array[cpu as usize].sem.down_read(cx);
-        list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+        let entries = |list: &Vec<crate::listener::Listener>| {
+            list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+        };
+        let sem = &self.listener_array[cpu as usize].sem;
+        if cx.is_observer() {
+            sem.observe_read(cx, entries)
+        } else {
+            entries(&sem.down_read(cx))
+        }
     }
 }
 

@@ -90,7 +90,13 @@ impl Taskstats {
 
     /// Task `pid` as a lookup under read_lock(&tasklist_lock) finds it (a pointer, no counted
     /// reference): for the checkers and drivers. A task finds itself through [`Self::current`].
+    /// Through an observer context the table is read as [`Self::with_task_table`] reads it (no
+    /// round trip between operations of the op-level simulation); a model context takes the
+    /// read lock.
     pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
+        if cx.is_observer() {
+            return self.with_task_table(cx, |table| table.tasks.get(&pid).cloned());
+        }
         self.tasks.read_lock(cx).tasks.get(&pid).cloned()
     }
 
@@ -561,7 +567,11 @@ impl Taskstats {
                 child.parent.kfree_rcu(cx, old);
             }
             child.set_real_parent(reaper.pid);
-            cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
+            let pieces = [
+                ("forget_original_parent: pid ", Some(child.pid)),
+                (" reparented to pid ", Some(reaper.pid)),
+            ];
+            cx.note(crate::task::numbered_text(&pieces));
             self.mark(cx, "reparented");
         }
         // No republication of the pid hash: the reparenting writes `real_parent` in the one

@@ -115,7 +115,8 @@ fn the_op_level_trace_of_fixed_seeds_is_pinned() {
             (preset, folded)
         })
         .collect();
-    let spelled: Vec<String> = actual.iter().map(|(preset, hash)| format!("(\"{preset}\", {hash:#x})")).collect();
+    let spelled: Vec<String> =
+        actual.iter().map(|(preset, hash)| format!("(\"{preset}\", {hash:#x})")).collect();
     assert_eq!(
         actual,
         PINNED_TRACE_HASHES.to_vec(),
