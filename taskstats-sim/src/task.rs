@@ -227,9 +227,60 @@ pub struct SignalInner {
     /// The `taskstats_cache` object behind `stats`.
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
     /// The group's threads still on the thread list, by global pid, with their accounting.
-    pub threads: BTreeMap<u32, (Acct, ExitState)>,
+    pub threads: ThreadList,
     /// `signal->live`: threads that have not run do_exit.
     pub live: u32,
+}
+
+/// A group's threads by ascending global pid, each with its accounting and exit state: the
+/// thread list `signal_struct` heads, kept as a sorted vector (a group has a few threads; a
+/// tree allocated a node of eleven 200-byte entries per group and moved them at each insert
+/// and removal). The methods are the map's the callers used.
+#[derive(Debug, Default)]
+pub struct ThreadList(Vec<(u32, (Acct, ExitState))>);
+
+impl ThreadList {
+    fn find(&self, pid: u32) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&pid, |&(p, _)| p)
+    }
+
+    /// Thread `pid`'s entry.
+    pub fn get(&self, pid: &u32) -> Option<&(Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| &self.0[at].1)
+    }
+
+    /// Thread `pid`'s entry, to change.
+    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut (Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| &mut self.0[at].1)
+    }
+
+    /// Thread `pid` joins the list in pid order (an entry already there is replaced).
+    pub fn insert(&mut self, pid: u32, entry: (Acct, ExitState)) {
+        match self.find(pid) {
+            Ok(at) => self.0[at].1 = entry,
+            Err(at) => self.0.insert(at, (pid, entry)),
+        }
+    }
+
+    /// Thread `pid` leaves the list; its entry, if it was on it.
+    pub fn remove(&mut self, pid: &u32) -> Option<(Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| self.0.remove(at).1)
+    }
+
+    /// Threads on the list.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The threads by ascending pid, with their entries.
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &(Acct, ExitState))> {
+        self.0.iter().map(|(pid, entry)| (pid, entry))
+    }
 }
 
 /// How a kernel accesses the `sig->stats` pointer outside the group's lock, which decides how
