@@ -43,6 +43,20 @@ pub(crate) fn numbered_name(prefix: &str, number: u32) -> String {
     name
 }
 
+/// A trace note's text from literal pieces, each followed by a number in decimal when it has
+/// one: the bytes `format!` would spell, without its machinery (a note on a path every few
+/// operations take: a reparenting, a timer's SIGALRM).
+pub(crate) fn numbered_text(pieces: &[(&str, Option<u32>)]) -> String {
+    let mut text = String::with_capacity(pieces.iter().map(|(literal, _)| literal.len() + 10).sum());
+    for &(literal, number) in pieces {
+        text.push_str(literal);
+        if let Some(number) = number {
+            text.push_str(itoa::Buffer::new().format(number));
+        }
+    }
+    text
+}
+
 /// `overflowuid`: what `from_kuid_munged` reports for an unmapped uid.
 pub(crate) const OVERFLOW_UID: u32 = 65534;
 /// Ids a child user namespace maps (`uid_map` "0 base RANGE").
@@ -213,9 +227,60 @@ pub struct SignalInner {
     /// The `taskstats_cache` object behind `stats`.
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
     /// The group's threads still on the thread list, by global pid, with their accounting.
-    pub threads: BTreeMap<u32, (Acct, ExitState)>,
+    pub threads: ThreadList,
     /// `signal->live`: threads that have not run do_exit.
     pub live: u32,
+}
+
+/// A group's threads by ascending global pid, each with its accounting and exit state: the
+/// thread list `signal_struct` heads, kept as a sorted vector (a group has a few threads; a
+/// tree allocated a node of eleven 200-byte entries per group and moved them at each insert
+/// and removal). The methods are the map's the callers used.
+#[derive(Debug, Default)]
+pub struct ThreadList(Vec<(u32, (Acct, ExitState))>);
+
+impl ThreadList {
+    fn find(&self, pid: u32) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&pid, |&(p, _)| p)
+    }
+
+    /// Thread `pid`'s entry.
+    pub fn get(&self, pid: &u32) -> Option<&(Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| &self.0[at].1)
+    }
+
+    /// Thread `pid`'s entry, to change.
+    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut (Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| &mut self.0[at].1)
+    }
+
+    /// Thread `pid` joins the list in pid order (an entry already there is replaced).
+    pub fn insert(&mut self, pid: u32, entry: (Acct, ExitState)) {
+        match self.find(pid) {
+            Ok(at) => self.0[at].1 = entry,
+            Err(at) => self.0.insert(at, (pid, entry)),
+        }
+    }
+
+    /// Thread `pid` leaves the list; its entry, if it was on it.
+    pub fn remove(&mut self, pid: &u32) -> Option<(Acct, ExitState)> {
+        self.find(*pid).ok().map(|at| self.0.remove(at).1)
+    }
+
+    /// Threads on the list.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The threads by ascending pid, with their entries.
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &(Acct, ExitState))> {
+        self.0.iter().map(|(pid, entry)| (pid, entry))
+    }
 }
 
 /// How a kernel accesses the `sig->stats` pointer outside the group's lock, which decides how
@@ -648,6 +713,26 @@ impl TaskTable {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
+    /// The task list by ascending pid, read from the chains rather than the tree: every task's
+    /// first number is its pid in init_pid_ns ([`Self::alloc_numbers`] lists the initial
+    /// namespace first), and namespace 0 sorts first, so the chains' first `tasks.len()` pairs
+    /// are the task list in pid order, in one vector. For walks that pick by position or scan
+    /// every task (the checker's task picks, a request's facts): a slice walk, and `nth` in
+    /// one step, where the tree walks node by node.
+    pub(crate) fn by_pid(&self) -> impl DoubleEndedIterator<Item = &Arc<Task>> + ExactSizeIterator + Clone {
+        let init = &self.pid_chains[..self.tasks.len()];
+        debug_assert!(init
+            .iter()
+            .zip(self.tasks.values())
+            .all(|(((ns, nr), a), b)| *ns == 0 && *nr == b.pid && Arc::ptr_eq(a, b)));
+        init.iter().map(|(_, task)| task)
+    }
+
+    /// The task at `index` in [`Self::by_pid`]'s order (None past the end), in one step.
+    pub(crate) fn nth_by_pid(&self, index: usize) -> Option<&Arc<Task>> {
+        self.pid_chains[..self.tasks.len()].get(index).map(|(_, task)| task)
+    }
+
     /// The pid hash as the task list has it now, for publication: a copy of the chains.
     pub(crate) fn pid_hash(&self) -> PidHash {
         PidHash { entries: self.pid_chains.clone() }
@@ -768,6 +853,16 @@ impl TaskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A note built from pieces is the text `format!` spells (the trace hashes it), for
+    /// numbers of every width, a piece without a number and an empty piece.
+    #[test]
+    fn numbered_text_spells_what_format_spells() {
+        for (a, b) in [(0, 1), (7, 42), (1_000, 65_534), (u32::MAX, 10)] {
+            let pieces = [("pid ", Some(a)), (" reparented to pid ", Some(b)), (": done", None), ("", None)];
+            assert_eq!(numbered_text(&pieces), format!("pid {a} reparented to pid {b}: done"));
+        }
+    }
 
     /// from_kuid_munged() the way the kernel reads it: map the kuid down from init one level
     /// at a time (recursively, the outermost level first).

@@ -125,7 +125,8 @@ impl Taskstats {
             return false;
         };
         cx.softirq(|cx| {
-            cx.note(format!("it_real_fn: SIGALRM to {}: lock_task_sighand", task.tgid));
+            let pieces = [("it_real_fn: SIGALRM to ", Some(task.tgid)), (": lock_task_sighand", None)];
+            cx.note(crate::task::numbered_text(&pieces));
             drop(task.signal.lock.lock_irqsave(cx));
         });
         self.mark(cx, "itimer-softirq");

@@ -17,9 +17,36 @@ pub(super) struct GroupLedger {
     /// Sum of the delay counters of exited threads that the version must have aggregated.
     pub(super) truth: TaskstatsRecord,
     /// Threads booked whose fill_tgid_exit() has not run yet: their delays, as at the booking.
-    pub(super) pending: BTreeMap<u32, TaskstatsRecord>,
+    pub(super) pending: Pending,
     /// Threads in `truth` that fill_stats_for_tgid()'s walk still counts as live.
     pub(super) filled_live: BTreeSet<u32>,
+}
+
+/// A group's booked threads and their delays: a short vector (a thread is pending from its
+/// booking to its fill or exit_notify(), a few steps of one exit, so a group rarely has more
+/// than one), where a tree of 330-byte records allocated and freed a node at each booking.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Pending(Vec<(u32, TaskstatsRecord)>);
+
+impl Pending {
+    /// Books thread `pid` with `delays` (a second booking of the same thread replaces the first).
+    pub(super) fn insert(&mut self, pid: u32, delays: TaskstatsRecord) {
+        match self.0.iter_mut().find(|(booked, _)| *booked == pid) {
+            Some((_, booked)) => *booked = delays,
+            None => self.0.push((pid, delays)),
+        }
+    }
+
+    /// Thread `pid`'s delays, taken out of the book (None: not booked).
+    pub(super) fn remove(&mut self, pid: &u32) -> Option<TaskstatsRecord> {
+        let at = self.0.iter().position(|(booked, _)| booked == pid)?;
+        Some(self.0.swap_remove(at).1)
+    }
+
+    /// Whether thread `pid` is booked.
+    pub(super) fn contains_key(&self, pid: &u32) -> bool {
+        self.0.iter().any(|(booked, _)| booked == pid)
+    }
 }
 
 /// What a TGID query in a group's siglock section must find, taken in that section (so no
@@ -208,12 +235,13 @@ impl Taskstats {
     /// [`Self::ledger_left_walk`], whichever the exit reaches first.
     pub(super) fn ledger_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        // The checker reads the group through an observer context: untraced, unchecked.
+        // The checker reads the group through an observer context: untraced, unchecked, and
+        // between operations of the op-level simulation with no round trip on siglock
+        // ([`SpinLock::observe`](sim_core::SpinLock::observe)).
         let observer = self.observer(cx, ObserverUse::Ledger);
-        let (has_stats, acct) = {
-            let inner = task.signal.lock.lock_irqsave(&observer);
+        let (has_stats, acct) = task.signal.lock.observe(&observer, |inner| {
             (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
-        };
+        });
         if has_stats {
             let mut delays = TaskstatsRecord::default();
             acct.delayacct_add(&mut delays, v8);

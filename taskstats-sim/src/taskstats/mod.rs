@@ -129,8 +129,9 @@ pub struct Taskstats {
     /// `current`: each running task's own task_struct, which the kernel reads from its CPU
     /// with no lock, valid because a running task cannot be reaped. The map stands for those
     /// per-task pointers behind a std lock that lockdep, the trace and the schedulers never see,
-    /// so reading `current` adds no model-lock step; see [`Self::current`].
-    current: std::sync::RwLock<BTreeMap<u32, Arc<Task>>>,
+    /// so reading `current` adds no model-lock step; see [`Self::current`]. By ascending pid,
+    /// a sorted vector: read at nearly every entry point, changed at each fork and exit.
+    current: std::sync::RwLock<Vec<(u32, Arc<Task>)>>,
     listener_array: Vec<ListenerList>,
     taskstats_seqnum: Vec<AtomicU32>,
     ports: SpinLock<BTreeMap<u32, Port>>,
@@ -298,7 +299,7 @@ impl Taskstats {
         Taskstats {
             checked: checked_fixes(fixes, &params.audit),
             pid_hash,
-            current: std::sync::RwLock::new(BTreeMap::from([(1, init)])),
+            current: std::sync::RwLock::new(vec![(1, init)]),
             fixes,
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
@@ -880,10 +881,21 @@ impl Taskstats {
         self.send_reply(cx, info.port, msg)
     }
 
-    /// Entries on `cpu`'s list, head first: (port, valid).
+    /// Entries on `cpu`'s list, head first: (port, valid). Through an observer context (the
+    /// checker's lists after a request, the preempted query's choice of victim) the list is
+    /// read with [`RwSem::observe_read`](sim_core::RwSem::observe_read): no round trip on
+    /// `listeners->sem` between operations of the op-level simulation; a model context (a
+    /// test's task) takes `down_read()` as before.
     pub fn listeners(&self, cx: &Cx, cpu: u32) -> Vec<(u32, bool)> {
-        let list = self.listener_array[cpu as usize].sem.down_read(cx);
-        list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+        let entries = |list: &Vec<crate::listener::Listener>| {
+            list.iter().map(|s| (s.pid, s.valid.load(Ordering::Relaxed))).collect()
+        };
+        let sem = &self.listener_array[cpu as usize].sem;
+        if cx.is_observer() {
+            sem.observe_read(cx, entries)
+        } else {
+            entries(&sem.down_read(cx))
+        }
     }
 }
 

@@ -188,9 +188,17 @@ impl Taskstats {
         Ok(())
     }
 
-    /// The owning process and queue length of port `id`.
+    /// The owning process and queue length of port `id`. Through an observer context (the
+    /// checker's) the table is read with [`SpinLock::observe`](sim_core::SpinLock::observe): no
+    /// lock round trip between operations of the op-level simulation; a model context takes
+    /// the lock as before.
     pub fn port_owner(&self, cx: &Cx, id: u32) -> Option<(u32, usize)> {
-        self.ports.lock(cx).get(&id).map(|p| (p.owner_tgid, p.queue.len()))
+        let owner = |ports: &BTreeMap<u32, Port>| ports.get(&id).map(|p| (p.owner_tgid, p.queue.len()));
+        if cx.is_observer() {
+            self.ports.observe(cx, owner)
+        } else {
+            owner(&self.ports.lock(cx))
+        }
     }
 
     /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
@@ -200,8 +208,7 @@ impl Taskstats {
     pub fn port_sender(&self, cx: &Cx, id: u32) -> Option<(u32, u32)> {
         let p = self.port(cx, id).filter(|p| p.open)?;
         self.with_task_table(cx, |t| {
-            t.tasks
-                .values()
+            t.by_pid()
                 .find(|t| t.tgid == p.owner_tgid && t.exit_state() == ExitState::None)
                 .map(|t| (t.pid, t.cpu()))
         })

@@ -90,7 +90,13 @@ impl Taskstats {
 
     /// Task `pid` as a lookup under read_lock(&tasklist_lock) finds it (a pointer, no counted
     /// reference): for the checkers and drivers. A task finds itself through [`Self::current`].
+    /// Through an observer context the table is read as [`Self::with_task_table`] reads it (no
+    /// round trip between operations of the op-level simulation); a model context takes the
+    /// read lock.
     pub fn task(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
+        if cx.is_observer() {
+            return self.with_task_table(cx, |table| table.tasks.get(&pid).cloned());
+        }
         self.tasks.read_lock(cx).tasks.get(&pid).cloned()
     }
 
@@ -99,7 +105,9 @@ impl Taskstats {
     /// names no running task (a driver's call for a task that exited or never was, which a
     /// kernel could not make).
     pub(crate) fn current(&self, cx: &Cx) -> Option<Arc<Task>> {
-        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cx.task()).cloned()
+        let running = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let at = running.binary_search_by_key(&cx.task(), |&(pid, _)| pid).ok()?;
+        Some(running[at].1.clone())
     }
 
     /// Makes the task_struct the table holds for `pid` (under tasklist_lock, the caller's
@@ -107,13 +115,14 @@ impl Taskstats {
     /// `current` again: the task ran its last (exit_notify()) or its fork failed.
     pub(super) fn current_changed(&self, table: &TaskTable, pid: u32, running: bool) {
         let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match table.tasks.get(&pid).filter(|_| running) {
-            Some(task) if current.contains_key(&pid) || task.exit_state() == ExitState::None => {
-                current.insert(pid, task.clone());
+        let found = current.binary_search_by_key(&pid, |&(running, _)| running);
+        match (table.tasks.get(&pid).filter(|_| running), found) {
+            (Some(task), Ok(at)) => current[at].1 = task.clone(),
+            (Some(task), Err(at)) if task.exit_state() == ExitState::None => {
+                current.insert(at, (pid, task.clone()))
             }
-            _ => {
-                current.remove(&pid);
-            }
+            (_, Ok(at)) => drop(current.remove(at)),
+            (_, Err(_)) => {}
         }
     }
 
@@ -561,7 +570,11 @@ impl Taskstats {
                 child.parent.kfree_rcu(cx, old);
             }
             child.set_real_parent(reaper.pid);
-            cx.note(format!("forget_original_parent: pid {} reparented to pid {}", child.pid, reaper.pid));
+            let pieces = [
+                ("forget_original_parent: pid ", Some(child.pid)),
+                (" reparented to pid ", Some(reaper.pid)),
+            ];
+            cx.note(crate::task::numbered_text(&pieces));
             self.mark(cx, "reparented");
         }
         // No republication of the pid hash: the reparenting writes `real_parent` in the one
