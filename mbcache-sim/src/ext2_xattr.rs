@@ -110,6 +110,8 @@ struct Ext2Shadow {
     pending: Vec<u64>,
     /// The blocks' tallies, kept between runs so a run allocates nothing once it has grown.
     tallies: Vec<(u64, Tally)>,
+    /// Every block's tally, the whole count's working space (kept for its allocation only).
+    every: Vec<Tally>,
 }
 
 /// `EXT2_I(inode)->i_file_acl`, guarded by `xattr_sem`.
@@ -570,8 +572,24 @@ impl Ext2Xattr {
         // a block up again per inode (the checker runs where nothing changes), with one buffer
         // lock round trip per block instead of one per user. The buffer lock is sim-core's
         // `Mutex`, which has no observer's read.
-        let mut blocks: Vec<Tally> =
-            self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }).collect();
+        let mut blocks = std::mem::take(&mut shadow.every);
+        blocks.clear();
+        blocks
+            .extend(self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }));
+        let result = self.judge_every_block(cx, pending, shadow, &mut blocks);
+        shadow.every = blocks;
+        result
+    }
+
+    /// [`Ext2Xattr::blocks_count_their_users`] once each block's header is in `blocks`: the
+    /// inodes and the bitmap read into `shadow`, then every block judged.
+    fn judge_every_block(
+        &self,
+        cx: &Cx,
+        pending: &[u64],
+        shadow: &mut Ext2Shadow,
+        blocks: &mut [Tally],
+    ) -> Result<(), Violation> {
         shadow.acl.clear();
         shadow.acl.extend(self.inodes.iter().map(|sem| sem.observe_read(cx, |inode| inode.file_acl)));
         for block in shadow.acl.iter().flatten() {
@@ -599,7 +617,7 @@ impl Ext2Xattr {
         for (tally, bit) in blocks.iter_mut().zip(&shadow.bits) {
             tally.bit = *bit;
         }
-        for (block, tally) in blocks.into_iter().enumerate() {
+        for (block, &tally) in blocks.iter().enumerate() {
             block_counts_its_users(block as u64, tally)?;
         }
         Ok(())

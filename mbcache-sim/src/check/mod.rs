@@ -581,8 +581,10 @@ impl Subject for MbcacheSubject {
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
         // Walked again only when an LRU link was written or an entry freed.
-        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
-        let counts = self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells);
+        let (lru_writes, caches_version) = self.registry.outcome_versions();
+        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen, lru_writes);
+        let counts =
+            self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells, caches_version);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 
