@@ -184,7 +184,8 @@ impl Registry {
 
     /// Each cache's `c_entry_count`, as [`Registry::entry_count`] reads it (`i32::MIN` for one
     /// freed, reported as a use after free). The cells are kept in `cells` and fetched again,
-    /// under one `Memory` guard, only when `mb_cache_list` changed (`Memory::caches_version`) or
+    /// under one `Memory` guard, only when `mb_cache_list` changed (`caches_version`, the
+    /// `Memory::caches_version` the caller read with the LRU's, [`Registry::outcome_versions`]) or
     /// `caches` did; they are read with no guard held (`sim_core::sync` atomics).
     ///
     /// The list is shared: while every count reads as the last list says, that list is returned
@@ -194,15 +195,14 @@ impl Registry {
         cx: &Cx,
         caches: &[CacheRef],
         cells: &mut CountCells,
+        caches_version: u64,
     ) -> Arc<[i32]> {
-        {
+        if cells.at != Some(caches_version) || cells.cells.len() != caches.len() {
             let memory = self.memory();
-            if cells.at != Some(memory.caches_version) || cells.cells.len() != caches.len() {
-                cells.at = Some(memory.caches_version);
-                cells.cells.clear();
-                let cell = |&cache: &CacheRef| Self::entry_count_cell(&memory, cx, cache.0).ok();
-                cells.cells.extend(caches.iter().map(cell));
-            }
+            cells.at = Some(caches_version);
+            cells.cells.clear();
+            let cell = |&cache: &CacheRef| Self::entry_count_cell(&memory, cx, cache.0).ok();
+            cells.cells.extend(caches.iter().map(cell));
         }
         let read = |cell: &Option<Arc<AtomicI32>>| {
             cell.as_ref().map_or(i32::MIN, |count| count.load(Ordering::SeqCst))

@@ -22,7 +22,6 @@
 //! operation); the subject refuses other tasks' operations on the inode meanwhile, as the held
 //! `xattr_sem` would make them wait.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex as StdMutex;
 
 use sim_core::mm::Gfp;
@@ -111,6 +110,8 @@ struct Ext2Shadow {
     pending: Vec<u64>,
     /// The blocks' tallies, kept between runs so a run allocates nothing once it has grown.
     tallies: Vec<(u64, Tally)>,
+    /// Every block's tally, the whole count's working space (kept for its allocation only).
+    every: Vec<Tally>,
 }
 
 /// `EXT2_I(inode)->i_file_acl`, guarded by `xattr_sem`.
@@ -147,10 +148,12 @@ pub struct Ext2Xattr {
     inodes: Vec<RwSem<InodeXattr>>,
     blocks: Vec<Mutex<BlockHeader>>,
     bitmap: SpinLock<Vec<bool>>,
-    /// Instrumentation: blocks whose entry a find handed out and whose handle is held, by count.
-    found: StdMutex<BTreeMap<u64, u32>>,
-    /// Instrumentation: blocks freed at least once (a new block among them is a reused number).
-    freed: StdMutex<BTreeSet<u64>>,
+    /// Instrumentation: per block, the find handles to its entry held (a count per block number,
+    /// made whole at mount as the bitmap is: no map look-up per find).
+    found: StdMutex<Vec<u32>>,
+    /// Instrumentation: per block, whether it was freed at least once (a new block among them
+    /// is a reused number).
+    freed: StdMutex<Vec<bool>>,
     /// Instrumentation: what was written since the incremental check last ran.
     touched: StdMutex<Ext2Touched>,
     /// Checker state: what the incremental check last saw. Only the incremental check takes it
@@ -184,8 +187,8 @@ impl Ext2Xattr {
             inodes: (0..inodes).map(|_| RwSem::new(XATTR_SEM, InodeXattr::default())).collect(),
             blocks: (0..blocks).map(|_| Mutex::new(BUFFER_LOCK, BlockHeader::default())).collect(),
             bitmap: SpinLock::new(BITMAP_LOCK, vec![false; blocks]),
-            found: StdMutex::new(BTreeMap::new()),
-            freed: StdMutex::new(BTreeSet::new()),
+            found: StdMutex::new(vec![0; blocks]),
+            freed: StdMutex::new(vec![false; blocks]),
             touched: StdMutex::new(Ext2Touched::default()),
             // A new filesystem: no inode points to a block, nothing pending.
             shadow: StdMutex::new(Ext2Shadow {
@@ -237,7 +240,7 @@ impl Ext2Xattr {
         bitmap[block as usize] = true;
         drop(bitmap);
         self.touch_bit(block);
-        if locked(&self.freed).contains(&block) {
+        if locked(&self.freed)[block as usize] {
             cx.sim().mark("xattr: a freed block number handed out again");
         }
         Ok(block)
@@ -247,7 +250,7 @@ impl Ext2Xattr {
     /// Reports freeing a block whose entry a task holds from a find: that task is about to share
     /// a block that is no longer in use.
     fn free_block(&self, cx: &Cx, block: u64) {
-        if locked(&self.found).get(&block).copied().unwrap_or(0) > 0 {
+        if locked(&self.found).get(block as usize).is_some_and(|&held| held > 0) {
             let violation = Violation::new(
                 ViolationKind::finding("xattr-block-freed-while-found"),
                 format!("ext2_free_blocks({block}) while a task holds the block's entry from a find"),
@@ -256,19 +259,24 @@ impl Ext2Xattr {
         }
         self.bitmap.lock(cx)[block as usize] = false;
         self.touch_bit(block);
-        locked(&self.freed).insert(block);
+        if let Some(freed) = locked(&self.freed).get_mut(block as usize) {
+            *freed = true;
+        }
     }
 
     /// Counts a find handle to `handle`'s block held (`delta` 1) or given up (-1).
     fn note_found(&self, cx: &Cx, handle: &Handle, delta: i32) -> Result<(), MbError> {
         let (_, block) = self.registry.entry_block(cx, handle)?;
-        let mut found = locked(&self.found);
-        let count = found.entry(block).or_default();
-        *count = count.saturating_add_signed(delta);
-        if *count == 0 {
-            found.remove(&block);
-        }
+        self.note_found_block(block, delta);
         Ok(())
+    }
+
+    /// [`Ext2Xattr::note_found`] when the handle's block was just read (`ce->e_block`) and the
+    /// handle is still held: the same count, without reading the entry again.
+    fn note_found_block(&self, block: u64, delta: i32) {
+        if let Some(count) = locked(&self.found).get_mut(block as usize) {
+            *count = count.saturating_add_signed(delta);
+        }
     }
 
     /// Mirrors `ext2_xattr_cache_insert()`: caches a new block under its hash. A failed
@@ -381,11 +389,11 @@ impl Ext2Xattr {
                     _ => Ok(Step::Done),
                 };
             }
-            self.note_found(cx, &handle, -1)?;
+            self.note_found_block(block, -1);
             let kept = handle.clone();
             candidate = match self.cache_find_next(cx, handle, value) {
                 Err(MbError::WouldBlock) => {
-                    self.note_found(cx, &kept, 1)?;
+                    self.note_found_block(block, 1);
                     return Ok(Step::Pending(Pending::Share { inode, value, found: kept }));
                 }
                 other => other?,
@@ -408,7 +416,7 @@ impl Ext2Xattr {
         if header.value != value {
             return Ok(false);
         }
-        self.note_found(cx, handle, -1)?;
+        self.note_found_block(block, -1);
         if !fixed {
             self.registry.release(cx, handle.clone())?;
         }
@@ -564,8 +572,24 @@ impl Ext2Xattr {
         // a block up again per inode (the checker runs where nothing changes), with one buffer
         // lock round trip per block instead of one per user. The buffer lock is sim-core's
         // `Mutex`, which has no observer's read.
-        let mut blocks: Vec<Tally> =
-            self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }).collect();
+        let mut blocks = std::mem::take(&mut shadow.every);
+        blocks.clear();
+        blocks
+            .extend(self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }));
+        let result = self.judge_every_block(cx, pending, shadow, &mut blocks);
+        shadow.every = blocks;
+        result
+    }
+
+    /// [`Ext2Xattr::blocks_count_their_users`] once each block's header is in `blocks`: the
+    /// inodes and the bitmap read into `shadow`, then every block judged.
+    fn judge_every_block(
+        &self,
+        cx: &Cx,
+        pending: &[u64],
+        shadow: &mut Ext2Shadow,
+        blocks: &mut [Tally],
+    ) -> Result<(), Violation> {
         shadow.acl.clear();
         shadow.acl.extend(self.inodes.iter().map(|sem| sem.observe_read(cx, |inode| inode.file_acl)));
         for block in shadow.acl.iter().flatten() {
@@ -593,7 +617,7 @@ impl Ext2Xattr {
         for (tally, bit) in blocks.iter_mut().zip(&shadow.bits) {
             tally.bit = *bit;
         }
-        for (block, tally) in blocks.into_iter().enumerate() {
+        for (block, &tally) in blocks.iter().enumerate() {
             block_counts_its_users(block as u64, tally)?;
         }
         Ok(())

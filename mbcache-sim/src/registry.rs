@@ -1064,16 +1064,25 @@ impl Registry {
         Ok(serials)
     }
 
+    /// `Memory::lru_writes` and `Memory::caches_version` read under one guard: the versions an
+    /// outcome's LRU and `c_entry_count` lists are current at ([`Registry::lru_serials_unless_seen`],
+    /// [`Registry::entry_count_list`]), between operations when nothing writes.
+    pub(crate) fn outcome_versions(&self) -> (u64, u64) {
+        let memory = self.memory();
+        (memory.lru_writes, memory.caches_version)
+    }
+
     /// [`Registry::lru_serials`] unless `seen` holds them already: `seen` keeps the serials and
-    /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved (an
-    /// LRU link written, an entry freed). A walk that failed (a use after free, reported) leaves
-    /// no serials, as `lru_serials(..).unwrap_or_default()` does.
+    /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved
+    /// (`writes`, as [`Registry::outcome_versions`] read it now: an LRU link written, an entry
+    /// freed). A walk that failed (a use after free, reported) leaves no serials, as
+    /// `lru_serials(..).unwrap_or_default()` does.
     pub(crate) fn lru_serials_unless_seen(
         &self,
         cx: &Cx,
         seen: &mut Option<(u64, Arc<[u64]>)>,
+        writes: u64,
     ) -> Arc<[u64]> {
-        let writes = self.memory().lru_writes;
         match seen {
             // Sound because every write that can change the walk counts in `lru_writes`: a link
             // is written only through `LruLink::write`, and an entry is freed only by

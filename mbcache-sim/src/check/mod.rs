@@ -53,6 +53,10 @@ pub const FS_BLOCKS_MAX: u32 = 1 << 16;
 /// its pending steps, and the reference's task numbers.
 pub(crate) const TASKS_MAX: u32 = 4;
 
+/// The tasks' context names (`task0` on CPU 0, `task1` on CPU 1, ...), one per task up to
+/// [`TASKS_MAX`]: a case's set-up names them without formatting.
+const TASK_NAMES: [&str; TASKS_MAX as usize] = ["task0", "task1", "task2", "task3"];
+
 /// Everything a case needs besides the seed and the ops.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MbcacheConfig {
@@ -543,7 +547,7 @@ impl Subject for MbcacheSubject {
             registry: Registry::new(sim, config.fixes, Waits::WouldBlock),
             cx: sim.cx("fs", 0),
             tasks: (0..config.tasks.clamp(1, TASKS_MAX))
-                .map(|task| sim.cx(&format!("task{task}"), task % 2))
+                .map(|task| sim.cx(TASK_NAMES[task as usize], task % 2))
                 .collect(),
             ext2: Ext2Xattr::new(
                 sim,
@@ -577,8 +581,10 @@ impl Subject for MbcacheSubject {
         // The checker reads the state the reference compares through an untraced context.
         let observer = &self.outcome_cx;
         // Walked again only when an LRU link was written or an entry freed.
-        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen);
-        let counts = self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells);
+        let (lru_writes, caches_version) = self.registry.outcome_versions();
+        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen, lru_writes);
+        let counts =
+            self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells, caches_version);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }
     }
 
