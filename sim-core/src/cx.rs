@@ -695,9 +695,9 @@ impl Cx {
         let irq = self.irq_state();
         let lockdep = self.sim.lockdep();
         let mut held = self.held.borrow_mut();
-        // The common acquisition: a lock whose own memo knows this chain clean. Nothing to
-        // check, so the entry is written once, whole, with the class and chain key lockdep's
-        // check would fill in.
+        // The common acquisition: a chain validated clean before, as the lock's own memo or
+        // this thread's chain table knows. Nothing to check, so the entry is written once,
+        // whole, with the class and chain key lockdep's check would fill in.
         let parent = held.last().map_or(0, |h| h.chain);
         let taken = crate::chain_cache::Taken { mode, trylock, irq, depth: held.len() };
         if let Some((class, chain)) = lockdep.known_clean(key, parent, taken) {
@@ -733,7 +733,7 @@ impl Cx {
         let lockdep = self.sim.lockdep();
         if lockdep.is_enabled() {
             let (new, below) = held.held.split_last_mut().expect("just pushed");
-            lockdep.check_acquire(below, new, Some(key), &self.name);
+            lockdep.check_acquire(below, new, key, &self.name);
         }
         held.checked = true;
     }

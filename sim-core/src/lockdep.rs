@@ -846,6 +846,9 @@ struct Graph {
     /// The cycle search's working vectors ([`Graph::strong_path`], which has the graph mutably,
     /// so no cell): the states seen, two bits per class, and the queue of steps.
     cycle_scratch: (Vec<u8>, Vec<Step>),
+    /// Acquisitions validated against the graph ([`Lockdep::validate`]): what the chain cache
+    /// did not skip. Checker bookkeeping for the cache's tests; no report depends on it.
+    validations: u64,
 }
 
 /// The kernel's dependency kinds (`DEP_SR_BIT` .. `DEP_EN_BIT`): S or E for the `from` lock held
@@ -1305,6 +1308,13 @@ impl Lockdep {
         self.graph().names.len()
     }
 
+    /// How many acquisitions were validated against the graph (those the chain cache did not
+    /// know clean), for the chain cache's tests.
+    #[cfg(test)]
+    pub(crate) fn validations_count(&self) -> u64 {
+        self.graph().validations
+    }
+
     /// The dependencies recorded so far, as `(from, to)` class names, ordered.
     pub fn dependencies(&self) -> Vec<(String, String)> {
         let graph = self.graph();
@@ -1331,9 +1341,10 @@ impl Lockdep {
     }
 
     /// The class id and chain key of an acquisition of the lock whose memo is `key`, when this
-    /// validator is on and the lock's memo knows the chain clean
-    /// ([`crate::chain_cache::known_clean`]): what [`Lockdep::check_acquire`] would fill in,
-    /// with nothing to check. `None`: the whole check is owed.
+    /// validator is on and the chain was validated clean before, as the lock's memo or this
+    /// thread's table knows ([`crate::chain_cache::known_clean`]): what
+    /// [`Lockdep::check_acquire`] would fill in, with nothing to check. `None`: the whole check
+    /// is owed.
     #[inline]
     pub(crate) fn known_clean(
         &self,
@@ -1349,29 +1360,24 @@ impl Lockdep {
     }
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
-    /// in its class id. `new.irq` is the interrupt state at the acquisition.
-    /// `key` is the lock object's memo of its class, when it keeps one.
+    /// in its class id and chain key. `new.irq` is the interrupt state at the acquisition. `key`
+    /// is the lock object's memo of its class. For an acquisition [`Lockdep::known_clean`] did
+    /// not know: the chain cache was asked there, so this validates at once.
     pub(crate) fn check_acquire(
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
-        key: Option<&ClassKey>,
+        key: &ClassKey,
         task: &Arc<str>,
     ) {
         if !self.enabled {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        let Err(lookup) = crate::chain_cache::validated(self.id, held, new, key, irq_tracking) else {
-            return;
-        };
         let made = self.validate(held, new, task, irq_tracking);
-        if lookup.is_none() {
-            new.chain =
-                crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
-        }
+        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
         let clean = made.is_empty();
-        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean, lookup);
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean);
         self.deliver(made);
     }
 
@@ -1389,6 +1395,7 @@ impl Lockdep {
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let mut graph = self.graph();
+        graph.validations += 1;
         new.class = graph.class_id(new.name);
         let new = &*new;
         let class = new.class;
