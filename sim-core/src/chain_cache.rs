@@ -162,8 +162,9 @@ fn lookup_key_of(chain: u64, taken: Taken, irq_tracking: bool) -> u64 {
 /// The class id and chain key of an acquisition of the lock whose memo is `key`, made as
 /// `taken` on a stack whose innermost chain key is `parent`, when the chain was validated clean
 /// before: then validating it again would add nothing, and the caller writes the entry with this
-/// class and chain and checks nothing. `None`: the whole check is owed
-/// ([`crate::lockdep::Lockdep::check_acquire`]). Asks the lock's own memo first (no thread-local
+/// class and chain and checks nothing. `Err`: the whole check is owed
+/// ([`crate::lockdep::Lockdep::check_acquire`]), with the lock's class id when the memo or the
+/// table knows it (so the validation does not look the name up again). Asks the lock's own memo first (no thread-local
 /// table, no held-lock entry, so the common acquisition is checked in registers), then this
 /// thread's table ([`known_in_table`]), which also fills the memo with what it knew.
 #[inline]
@@ -173,11 +174,11 @@ pub(crate) fn known_clean(
     parent: u64,
     taken: Taken,
     irq_tracking: bool,
-) -> Option<(ClassId, u64)> {
+) -> Result<(ClassId, u64), Option<ClassId>> {
     if let Some(class) = key.class(lockdep) {
         let chain = chain_key(parent, class, taken.mode);
         if key.chain_known(lockdep, lookup_key_of(chain, taken, irq_tracking)) {
-            return Some((class, chain));
+            return Ok((class, chain));
         }
     }
     known_in_table(lockdep, key, parent, taken, irq_tracking)
@@ -195,14 +196,14 @@ fn known_in_table(
     parent: u64,
     taken: Taken,
     irq_tracking: bool,
-) -> Option<(ClassId, u64)> {
+) -> Result<(ClassId, u64), Option<ClassId>> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
         let class = match key.class(lockdep) {
             Some(class) => class,
             None => {
-                let class = *cache.classes.get(&name_key(key.name))?;
+                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
                 key.remember(lockdep, class);
                 class
             }
@@ -210,10 +211,10 @@ fn known_in_table(
         let chain = chain_key(parent, class, taken.mode);
         let lookup = lookup_key_of(chain, taken, irq_tracking);
         if !cache.chains.contains(&lookup) {
-            return None;
+            return Err(Some(class));
         }
         key.remember_chain(lockdep, lookup);
-        Some((class, chain))
+        Ok((class, chain))
     })
 }
 

@@ -68,14 +68,21 @@ pub(crate) struct SiteRef<'a> {
     pub(crate) name: &'a str,
 }
 
+impl SiteRef<'_> {
+    /// What the site's text (`slab:taskstats`) has before its name: its kind and a colon. The
+    /// trace hashes the text from the two parts without making it ([`crate::Cx::trace_fault`]).
+    pub(crate) fn prefix(self) -> &'static str {
+        match self.kind {
+            FaultKind::Slab => "slab:",
+            FaultKind::Page => "page:",
+            FaultKind::Call => "call:",
+        }
+    }
+}
+
 impl fmt::Display for SiteRef<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            FaultKind::Slab => "slab",
-            FaultKind::Page => "page",
-            FaultKind::Call => "call",
-        };
-        write!(f, "{kind}:{}", self.name)
+        write!(f, "{}{}", self.prefix(), self.name)
     }
 }
 

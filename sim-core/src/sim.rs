@@ -418,7 +418,7 @@ impl Sim {
             plan.should_fail_at(site, size, |percent| self.chance(percent, 100))
         };
         if fail {
-            cx.trace(EventKind::Fault { site: site.to_string().into() });
+            cx.trace_fault(site);
         }
         fail
     }
