@@ -292,25 +292,33 @@ fn name_key(name: &'static str) -> (usize, usize) {
 }
 
 /// Records what validating `new` over `held` learned: its class id (in this thread's table and
-/// the lock's memo `key`), and the chain when the validation made no report (`clean`).
-/// `new.class` and `new.chain` are filled in ([`chain_key`]).
+/// the lock's memo `key`) unless `class_known` (the memo or the table gave it: nothing to
+/// learn), and the chain when the validation made no report (`clean`). `new.class` and
+/// `new.chain` are filled in ([`chain_key`]).
 pub(crate) fn remember(
     lockdep: u64,
     held: &[HeldLock],
     new: &HeldLock,
     key: &ClassKey,
     irq_tracking: bool,
-    clean: bool,
+    (class_known, clean): (bool, bool),
 ) {
+    if class_known && !clean {
+        return;
+    }
     let lookup = lookup_key(held, new, irq_tracking);
-    key.remember(lockdep, new.class);
+    if !class_known {
+        key.remember(lockdep, new.class);
+    }
     if clean {
         key.remember_chain(lockdep, lookup);
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        cache.classes.insert(name_key(new.name), new.class);
+        if !class_known {
+            cache.classes.insert(name_key(new.name), new.class);
+        }
         if clean {
             cache.chains.insert(lookup);
         }
