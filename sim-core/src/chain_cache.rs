@@ -131,7 +131,7 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
     debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
     let taken = Taken { mode: new.mode, trylock: new.trylock, irq: new.irq, depth: held.len() };
-    lookup_key_of(new.chain, taken, irq_tracking)
+    lookup_key_of(new.chain, lookup_flags(taken, irq_tracking))
 }
 
 /// How an acquisition is made, beside its class and the stack under it: what [`lookup_key`]
@@ -144,16 +144,23 @@ pub(crate) struct Taken {
     pub(crate) depth: usize,
 }
 
-/// [`lookup_key`] of an acquisition whose chain key is `chain`, from its parts.
+/// The flags word of [`lookup_key`]: how an acquisition is made, in one word, so that it passes
+/// in a register (a [`Taken`] passed to a call goes through memory).
 #[inline]
-fn lookup_key_of(chain: u64, taken: Taken, irq_tracking: bool) -> u64 {
+fn lookup_flags(taken: Taken, irq_tracking: bool) -> u64 {
     // The interrupt state's four bits (hard irq, softirq, hard irqs and softirqs enabled) at
     // bits 5 to 8.
-    let flags = taken.mode as u64
+    taken.mode as u64
         | u64::from(taken.trylock) << 4
         | u64::from(taken.irq.bits()) << 5
         | u64::from(irq_tracking) << 9
-        | (taken.depth as u64) << 16;
+        | (taken.depth as u64) << 16
+}
+
+/// [`lookup_key`] of an acquisition whose chain key is `chain` and flags word `flags`
+/// ([`lookup_flags`]).
+#[inline]
+fn lookup_key_of(chain: u64, flags: u64) -> u64 {
     let mut hasher = FxHasher(chain);
     hasher.write_u64(flags);
     hasher.finish()
@@ -164,9 +171,10 @@ fn lookup_key_of(chain: u64, taken: Taken, irq_tracking: bool) -> u64 {
 /// before: then validating it again would add nothing, and the caller writes the entry with this
 /// class and chain and checks nothing. `Err`: the whole check is owed
 /// ([`crate::lockdep::Lockdep::check_acquire`]), with the lock's class id when the memo or the
-/// table knows it (so the validation does not look the name up again). Asks the lock's own memo first (no thread-local
-/// table, no held-lock entry, so the common acquisition is checked in registers), then this
-/// thread's table ([`known_in_table`]), which also fills the memo with what it knew.
+/// table knows it (so the validation does not look the name up again). Asks the lock's own
+/// memo first (no thread-local table, no held-lock entry, so the common acquisition is checked
+/// in registers), then this thread's table ([`known_in_table`]), which also fills the memo with
+/// what it knew.
 #[inline]
 pub(crate) fn known_clean(
     lockdep: u64,
@@ -175,13 +183,14 @@ pub(crate) fn known_clean(
     taken: Taken,
     irq_tracking: bool,
 ) -> Result<(ClassId, u64), Option<ClassId>> {
+    let flags = lookup_flags(taken, irq_tracking);
     if let Some(class) = key.class(lockdep) {
         let chain = chain_key(parent, class, taken.mode);
-        if key.chain_known(lockdep, lookup_key_of(chain, taken, irq_tracking)) {
+        if key.chain_known(lockdep, lookup_key_of(chain, flags)) {
             return Ok((class, chain));
         }
     }
-    known_in_table(lockdep, key, parent, taken, irq_tracking)
+    known_in_table(lockdep, key, parent, taken.mode, flags)
 }
 
 /// [`known_clean`] past the lock's memo: the class by name and the chain from this thread's
@@ -194,8 +203,8 @@ fn known_in_table(
     lockdep: u64,
     key: &ClassKey,
     parent: u64,
-    taken: Taken,
-    irq_tracking: bool,
+    mode: LockMode,
+    flags: u64,
 ) -> Result<(ClassId, u64), Option<ClassId>> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -208,8 +217,8 @@ fn known_in_table(
                 class
             }
         };
-        let chain = chain_key(parent, class, taken.mode);
-        let lookup = lookup_key_of(chain, taken, irq_tracking);
+        let chain = chain_key(parent, class, mode);
+        let lookup = lookup_key_of(chain, flags);
         if !cache.chains.contains(&lookup) {
             return Err(Some(class));
         }
