@@ -41,11 +41,13 @@ pub(crate) struct ClassKey {
     pub(crate) name_hash: u64,
     /// `validator id << CLASS_BITS | class id`, 0 when nothing is cached.
     cached: AtomicU64,
-    /// The lookup key ([`lookup_key`]) of the last chain an acquisition of this lock was
-    /// validated in without a report, tagged with the validator ([`chain_tag`]); 0 when none.
-    /// A lock taken again in the same context (the common case) is then known clean from its own
-    /// memo, without the thread's table.
-    chain: AtomicU64,
+    /// The lookup keys ([`lookup_key`]) of the last two chains an acquisition of this lock was
+    /// known clean in, the latest first, each tagged with the validator ([`chain_tag`]); 0 when
+    /// none. A lock taken again in the same context (the common case), or alternately in two
+    /// (a lock taken alone and under another), is then known clean from its own memo, without
+    /// the thread's table. Each slot holds a whole tag (a relaxed race between threads leaves
+    /// some tag this validator or another remembered, at worst a miss).
+    chains: [AtomicU64; 2],
 }
 
 /// Bits of [`ClassKey::cached`] holding the class id; the rest hold the validator's id.
@@ -60,18 +62,27 @@ impl ClassKey {
             name,
             name_hash: crate::trace::const_name_hash(name),
             cached: AtomicU64::new(0),
-            chain: AtomicU64::new(0),
+            chains: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
 
-    /// Whether validator `lockdep` last found this lock clean in the chain `lookup`.
+    /// Whether validator `lockdep` found this lock clean in the chain `lookup`, by one of the
+    /// last two chains it remembered.
+    #[inline]
     fn chain_known(&self, lockdep: u64, lookup: u64) -> bool {
-        self.chain.load(Ordering::Relaxed) == chain_tag(lockdep, lookup)
+        let tag = chain_tag(lockdep, lookup);
+        self.chains[0].load(Ordering::Relaxed) == tag || self.chains[1].load(Ordering::Relaxed) == tag
     }
 
-    /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`.
+    /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`: the
+    /// latest chain first, the one it displaces second.
     fn remember_chain(&self, lockdep: u64, lookup: u64) {
-        self.chain.store(chain_tag(lockdep, lookup), Ordering::Relaxed);
+        let tag = chain_tag(lockdep, lookup);
+        let latest = self.chains[0].load(Ordering::Relaxed);
+        if latest != tag {
+            self.chains[1].store(latest, Ordering::Relaxed);
+            self.chains[0].store(tag, Ordering::Relaxed);
+        }
     }
 
     /// The class id validator `lockdep` gave this lock, if it is cached.
@@ -120,7 +131,7 @@ fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
     debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));
     let taken = Taken { mode: new.mode, trylock: new.trylock, irq: new.irq, depth: held.len() };
-    lookup_key_of(new.chain, taken, irq_tracking)
+    lookup_key_of(new.chain, lookup_flags(taken, irq_tracking))
 }
 
 /// How an acquisition is made, beside its class and the stack under it: what [`lookup_key`]
@@ -133,27 +144,37 @@ pub(crate) struct Taken {
     pub(crate) depth: usize,
 }
 
-/// [`lookup_key`] of an acquisition whose chain key is `chain`, from its parts.
+/// The flags word of [`lookup_key`]: how an acquisition is made, in one word, so that it passes
+/// in a register (a [`Taken`] passed to a call goes through memory).
 #[inline]
-fn lookup_key_of(chain: u64, taken: Taken, irq_tracking: bool) -> u64 {
+fn lookup_flags(taken: Taken, irq_tracking: bool) -> u64 {
     // The interrupt state's four bits (hard irq, softirq, hard irqs and softirqs enabled) at
     // bits 5 to 8.
-    let flags = taken.mode as u64
+    taken.mode as u64
         | u64::from(taken.trylock) << 4
         | u64::from(taken.irq.bits()) << 5
         | u64::from(irq_tracking) << 9
-        | (taken.depth as u64) << 16;
+        | (taken.depth as u64) << 16
+}
+
+/// [`lookup_key`] of an acquisition whose chain key is `chain` and flags word `flags`
+/// ([`lookup_flags`]).
+#[inline]
+fn lookup_key_of(chain: u64, flags: u64) -> u64 {
     let mut hasher = FxHasher(chain);
     hasher.write_u64(flags);
     hasher.finish()
 }
 
 /// The class id and chain key of an acquisition of the lock whose memo is `key`, made as
-/// `taken` on a stack whose innermost chain key is `parent`, when the lock's own memo knows it
-/// was validated clean in that chain: then [`validated`] would return `Ok` with the same class
-/// and chain, and nothing is left to check. `None` otherwise (the caller takes the whole path,
-/// which asks the same questions again). Reads no thread-local table and needs no held-lock
-/// entry, so the common acquisition is checked before its entry is written, in registers.
+/// `taken` on a stack whose innermost chain key is `parent`, when the chain was validated clean
+/// before: then validating it again would add nothing, and the caller writes the entry with this
+/// class and chain and checks nothing. `Err`: the whole check is owed
+/// ([`crate::lockdep::Lockdep::check_acquire`]), with the lock's class id when the memo or the
+/// table knows it (so the validation does not look the name up again). Asks the lock's own
+/// memo first (no thread-local table, no held-lock entry, so the common acquisition is checked
+/// in registers), then this thread's table ([`known_in_table`]), which also fills the memo with
+/// what it knew.
 #[inline]
 pub(crate) fn known_clean(
     lockdep: u64,
@@ -161,10 +182,49 @@ pub(crate) fn known_clean(
     parent: u64,
     taken: Taken,
     irq_tracking: bool,
-) -> Option<(ClassId, u64)> {
-    let class = key.class(lockdep)?;
-    let chain = chain_key(parent, class, taken.mode);
-    key.chain_known(lockdep, lookup_key_of(chain, taken, irq_tracking)).then_some((class, chain))
+) -> Result<(ClassId, u64), Option<ClassId>> {
+    let flags = lookup_flags(taken, irq_tracking);
+    if let Some(class) = key.class(lockdep) {
+        let chain = chain_key(parent, class, taken.mode);
+        if key.chain_known(lockdep, lookup_key_of(chain, flags)) {
+            return Ok((class, chain));
+        }
+    }
+    known_in_table(lockdep, key, parent, taken.mode, flags)
+}
+
+/// [`known_clean`] past the lock's memo: the class by name and the chain from this thread's
+/// table. What the table knows goes into the memo (the class, and the chain when it was
+/// validated clean), so a lock whose class another lock of its class made known, or that is
+/// taken in a chain another lock object's acquisition validated, asks the table once, not on
+/// every acquisition. A call of its own: the memo answers most acquisitions.
+#[inline(never)]
+fn known_in_table(
+    lockdep: u64,
+    key: &ClassKey,
+    parent: u64,
+    mode: LockMode,
+    flags: u64,
+) -> Result<(ClassId, u64), Option<ClassId>> {
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.belong_to(lockdep);
+        let class = match key.class(lockdep) {
+            Some(class) => class,
+            None => {
+                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
+                key.remember(lockdep, class);
+                class
+            }
+        };
+        let chain = chain_key(parent, class, mode);
+        let lookup = lookup_key_of(chain, flags);
+        if !cache.chains.contains(&lookup) {
+            return Err(Some(class));
+        }
+        key.remember_chain(lockdep, lookup);
+        Ok((class, chain))
+    })
 }
 
 /// FxHash's mixing step: the keys are small integers made by this crate, so a keyed hash buys
@@ -240,80 +300,119 @@ fn name_key(name: &'static str) -> (usize, usize) {
     (name.as_ptr() as usize, name.len())
 }
 
-/// Fills in `new.class` (from the lock's own memo `key`, else from this thread's table by name)
-/// and `new.chain`, and says whether the chain `held` + `new` was validated before without a
-/// report (then there is nothing left to check): `Ok(())`. Otherwise the chain's lookup key
-/// ([`lookup_key`]) when the class was cached (so [`remember`] does not hash it again), `None`
-/// when it was not. A lock whose memo knows both answers without touching the thread's table.
-pub(crate) fn validated(
-    lockdep: u64,
-    held: &[HeldLock],
-    new: &mut HeldLock,
-    key: Option<&ClassKey>,
-    irq_tracking: bool,
-) -> Result<(), Option<u64>> {
-    let parent = held.last().map_or(0, |h| h.chain);
-    if let Some((key, class)) = key.and_then(|key| Some((key, key.class(lockdep)?))) {
-        new.class = class;
-        new.chain = chain_key(parent, class, new.mode);
-        let lookup = lookup_key(held, new, irq_tracking);
-        if key.chain_known(lockdep, lookup) {
-            return Ok(());
-        }
-        let known = CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            cache.belong_to(lockdep);
-            cache.chains.contains(&lookup)
-        });
-        if !known {
-            return Err(Some(lookup));
-        }
-        key.remember_chain(lockdep, lookup);
-        return Ok(());
-    }
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        cache.belong_to(lockdep);
-        let Some(&class) = cache.classes.get(&name_key(new.name)) else {
-            return Err(None);
-        };
-        new.class = class;
-        new.chain = chain_key(parent, class, new.mode);
-        let lookup = lookup_key(held, new, irq_tracking);
-        if cache.chains.contains(&lookup) {
-            Ok(())
-        } else {
-            Err(Some(lookup))
-        }
-    })
-}
-
 /// Records what validating `new` over `held` learned: its class id (in this thread's table and
-/// the lock's memo `key`), and the chain when the validation made no report. `new.chain` is
-/// filled in ([`chain_key`]); `lookup` is the chain's lookup key when [`validated`] computed
-/// it (the class was cached, so the validation gave the same class and chain).
+/// the lock's memo `key`) unless `class_known` (the memo or the table gave it: nothing to
+/// learn), and the chain when the validation made no report (`clean`). `new.class` and
+/// `new.chain` are filled in ([`chain_key`]).
 pub(crate) fn remember(
     lockdep: u64,
     held: &[HeldLock],
     new: &HeldLock,
-    key: Option<&ClassKey>,
+    key: &ClassKey,
     irq_tracking: bool,
-    clean: bool,
-    lookup: Option<u64>,
+    (class_known, clean): (bool, bool),
 ) {
-    let lookup = lookup.unwrap_or_else(|| lookup_key(held, new, irq_tracking));
-    if let Some(key) = key {
+    if class_known && !clean {
+        return;
+    }
+    let lookup = lookup_key(held, new, irq_tracking);
+    if !class_known {
         key.remember(lockdep, new.class);
-        if clean {
-            key.remember_chain(lockdep, lookup);
-        }
+    }
+    if clean {
+        key.remember_chain(lockdep, lookup);
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        cache.classes.insert(name_key(new.name), new.class);
+        if !class_known {
+            cache.classes.insert(name_key(new.name), new.class);
+        }
         if clean {
             cache.chains.insert(lookup);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lockdep::{LockdepReport, ReportMode};
+    use crate::{Sim, SimConfig, SpinLock};
+
+    fn collecting() -> Sim {
+        Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
+    }
+
+    /// The circular dependencies reported, as (held class, class being acquired).
+    fn cycles(sim: &Sim) -> Vec<(String, String)> {
+        let reports = sim.lockdep().reports();
+        reports
+            .iter()
+            .map(|report| match report {
+                LockdepReport::CircularDependency { held, acquiring, .. } => {
+                    (held.class.clone(), acquiring.class.clone())
+                }
+                other => panic!("expected only circular dependencies: {other:#?}"),
+            })
+            .collect()
+    }
+
+    /// A second lock object of a class the table knows (`a2`, as a second cache's lock or a new
+    /// task's) learns its class and its clean chain from the thread's table on its first
+    /// acquisition ([`super::known_in_table`]): taken alone again it is not validated again.
+    /// Taken in a chain nobody validated (under `b`, after `a1 -> b`), it must still be
+    /// validated and the cycle reported: a table path that answered from the class alone, or
+    /// the memo filled with a chain the table did not know, fails here.
+    #[test]
+    fn a_lock_whose_class_the_table_knows_is_still_validated_in_a_new_chain() {
+        let sim = collecting();
+        let (a1, a2, b) = (SpinLock::new("a", ()), SpinLock::new("a", ()), SpinLock::new("b", ()));
+        let cx = sim.cx("task", 0);
+        {
+            let _a1 = a1.lock(&cx);
+            drop(b.lock(&cx));
+        }
+        let validated = sim.lockdep().validations_count();
+        assert_eq!(validated, 2, "a alone, b under a");
+        for _ in 0..3 {
+            drop(a2.lock(&cx));
+        }
+        assert_eq!(sim.lockdep().validations_count(), validated, "a alone was validated clean before");
+        assert!(cycles(&sim).is_empty());
+        {
+            let _b = b.lock(&cx);
+            drop(a2.lock(&cx));
+        }
+        assert_eq!(cycles(&sim), [("b".to_string(), "a".to_string())]);
+    }
+
+    /// A lock taken alternately in two chains (alone, and under `y`) is known clean in both from
+    /// its own memo's two slots after one validation of each; a third chain it was never
+    /// validated in (under `w`, after `x -> w`) is validated and its cycle reported: a memo
+    /// that matched on the class, or on any one remembered chain, fails here.
+    #[test]
+    fn a_lock_taken_in_two_chains_by_turns_is_validated_once_in_each_and_again_in_a_third() {
+        let sim = collecting();
+        let (x, y, w) = (SpinLock::new("x", ()), SpinLock::new("y", ()), SpinLock::new("w", ()));
+        let cx = sim.cx("task", 0);
+        {
+            let _x = x.lock(&cx);
+            drop(w.lock(&cx));
+        }
+        let mut validated = Vec::new();
+        for _ in 0..4 {
+            drop(x.lock(&cx));
+            let _y = y.lock(&cx);
+            drop(x.lock(&cx));
+            drop(_y);
+            validated.push(sim.lockdep().validations_count());
+        }
+        assert_eq!(validated, [4, 4, 4, 4], "x, w under x; then y and x under y once each");
+        assert!(cycles(&sim).is_empty());
+        {
+            let _w = w.lock(&cx);
+            drop(x.lock(&cx));
+        }
+        assert_eq!(cycles(&sim), [("w".to_string(), "x".to_string())]);
+    }
 }

@@ -11,7 +11,7 @@ use std::panic::Location;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 
 use crate::chain_cache::ClassKey;
-use crate::lockdep::{Acquisition, HeldLock, IrqState, LockMode, LockdepReport};
+use crate::lockdep::{Acquisition, ClassId, HeldLock, IrqState, LockMode, LockdepReport};
 use crate::percpu::CpuId;
 use crate::sim::Sim;
 use crate::trace::{CallName, EventKind, LockRecord, Name, Named, TaskId};
@@ -187,7 +187,9 @@ impl Cx {
         );
         assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
         if !self.observer && self.task < crate::sim::NAMED_TASKS_FIRST {
-            self.name = self.sim.world.trace.name_task_shared(self.task, &self.name);
+            if let Some(name) = self.sim.world.trace.rename_task_shared(self.task, &self.name) {
+                self.name = name;
+            }
         }
         if self.waits.is_some() {
             *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
@@ -535,6 +537,15 @@ impl Cx {
         self.sim.trace().record(self.sim.now_ns(), self.cpu(), self.task, kind);
     }
 
+    /// Records that the fault plan failed this context's call at `site` (none for an observer),
+    /// through [`Trace::record_fault`]: no text made unless the trace keeps events.
+    pub(crate) fn trace_fault(&self, site: crate::fault::SiteRef<'_>) {
+        if self.observer {
+            return;
+        }
+        self.sim.trace().record_fault((self.sim.now_ns(), self.cpu(), self.task), site);
+    }
+
     /// Records an event about a named thing (see [`Named`]) whose name's hash its owner computed
     /// once (none for an observer): `name` is asked for only when the trace keeps events.
     #[inline]
@@ -545,8 +556,8 @@ impl Cx {
         self.sim.trace().record_named((self.sim.now_ns(), self.cpu(), self.task), named, name_hash, name);
     }
 
-    /// Records free text in the trace.
-    pub fn note(&self, text: impl Into<String>) {
+    /// Records free text in the trace: a `&'static str` with no copy, or a `String`.
+    pub fn note(&self, text: impl Into<Name>) {
         self.trace(EventKind::Note { text: text.into() });
     }
 
@@ -695,36 +706,31 @@ impl Cx {
         let irq = self.irq_state();
         let lockdep = self.sim.lockdep();
         let mut held = self.held.borrow_mut();
-        // The common acquisition: a lock whose own memo knows this chain clean. Nothing to
-        // check, so the entry is written once, whole, with the class and chain key lockdep's
-        // check would fill in.
+        // The common acquisition: a chain validated clean before, as the lock's own memo or
+        // this thread's chain table knows. Nothing to check, so the entry is written once,
+        // whole, with the class and chain key lockdep's check would fill in.
         let parent = held.last().map_or(0, |h| h.chain);
         let taken = crate::chain_cache::Taken { mode, trylock, irq, depth: held.len() };
-        if let Some((class, chain)) = lockdep.known_clean(key, parent, taken) {
-            held.push(HeldLock {
-                token,
-                class,
-                name: key.name,
-                mode,
-                trylock,
-                site,
-                cpu: self.cpu(),
-                irq,
-                chain,
-            });
-            return;
-        }
+        let class = match lockdep.known_clean(key, parent, taken) {
+            Ok((class, chain)) => {
+                let cpu = self.cpu();
+                held.push(HeldLock { token, class, name: key.name, mode, trylock, site, cpu, irq, chain });
+                return;
+            }
+            Err(class) => class,
+        };
         drop(held);
         self.push_checked(
             key,
+            class,
             HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 },
         );
     }
 
     /// [`Cx::push_model`] past lockdep's fast path: the entry pushed, then checked by lockdep
-    /// (when it is on) where it lives.
+    /// (when it is on) where it lives. `class`: the lock's class id, when the chain cache knew it.
     #[inline(never)]
-    fn push_checked(&self, key: &ClassKey, held_lock: HeldLock) {
+    fn push_checked(&self, key: &ClassKey, class: Option<ClassId>, held_lock: HeldLock) {
         // Pushed first and checked in place: lockdep fills in the class and chain key where the
         // entry lives, so the entry is not read back and copied after those narrow writes (a
         // store-forwarding stall that was a third of this function's time).
@@ -733,7 +739,7 @@ impl Cx {
         let lockdep = self.sim.lockdep();
         if lockdep.is_enabled() {
             let (new, below) = held.held.split_last_mut().expect("just pushed");
-            lockdep.check_acquire(below, new, Some(key), &self.name);
+            lockdep.check_acquire(below, new, key, class, &self.name);
         }
         held.checked = true;
     }

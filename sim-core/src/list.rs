@@ -90,8 +90,10 @@ pub trait ListMemory {
 
 /// Dereferences `link`, found in the `next` or `prev` field of `at`. A bad link's report names
 /// `what` and the model's source line that made the list call (every list function is
-/// `#[track_caller]`).
+/// `#[track_caller]`). Inlined: a good link is one compare on every step of a walk (mbcache's
+/// chain and LRU walks), and the report is a cold call of its own ([`report_bad_link`]).
 #[track_caller]
+#[inline]
 pub fn follow<M: ListMemory + ?Sized>(
     memory: &mut M,
     at: M::Node,
@@ -100,11 +102,23 @@ pub fn follow<M: ListMemory + ?Sized>(
 ) -> Result<M::Node, Oops> {
     match link {
         Link::To(node) => Ok(node),
-        bad => {
-            let site = std::panic::Location::caller();
-            Err(memory.bad_link(at, bad, &format!("{what} at {}:{}", site.file(), site.line())))
-        }
+        bad => Err(report_bad_link(memory, at, bad, what)),
     }
+}
+
+/// [`follow`]'s report of a bad link, naming the model's source line that made the list call
+/// (`#[track_caller]` through `follow`).
+#[track_caller]
+#[cold]
+#[inline(never)]
+fn report_bad_link<M: ListMemory + ?Sized>(
+    memory: &mut M,
+    at: M::Node,
+    bad: Link<M::Node>,
+    what: &str,
+) -> Oops {
+    let site = std::panic::Location::caller();
+    memory.bad_link(at, bad, &format!("{what} at {}:{}", site.file(), site.line()))
 }
 
 /// Mirrors list_empty(): `head->next == head`. A poisoned entry is not empty, which is why a

@@ -821,14 +821,17 @@ struct Graph {
     ids: BTreeMap<&'static str, ClassId>,
     names: Vec<&'static str>,
     usage: Vec<ClassUsage>,
-    /// Dependencies `from -> to`, each with the chain that first created it.
-    edges: BTreeMap<(ClassId, ClassId), EdgeSeen>,
+    /// The chain that first created each dependency, in the order made; [`Graph::after`] keeps
+    /// each dependency's index here. Apart from the ordered maps, so that adding a dependency
+    /// shifts no 100-byte record within a tree node.
+    edges: Vec<EdgeSeen>,
     /// Successors of each class, ordered, so searches are deterministic, each with every kind
     /// the dependency to it was made as, one bit each ([`dep_bit`]): the kernel's
     /// `lock_list::dep`, ORed on each remake (3454a36d6a39 "lockdep: Introduce lock_list::dep").
     /// Kept beside the successor, as the kernel keeps it in the `lock_list` entry, so the cycle
     /// search reads a step's kinds where it finds the step, without a look-up in `edges`.
-    after: Vec<BTreeMap<ClassId, u8>>,
+    /// The index of the dependency's first chain in [`Graph::edges`] sits beside its kinds.
+    after: Vec<BTreeMap<ClassId, Dependency>>,
     /// Predecessors of each class, for the backward irq-usage search.
     before: Vec<BTreeSet<ClassId>>,
     /// Whether the graph may hold a cycle: set once any cycle search masked a route as not
@@ -846,6 +849,17 @@ struct Graph {
     /// The cycle search's working vectors ([`Graph::strong_path`], which has the graph mutably,
     /// so no cell): the states seen, two bits per class, and the queue of steps.
     cycle_scratch: (Vec<u8>, Vec<Step>),
+    /// Acquisitions validated against the graph ([`Lockdep::validate`]): what the chain cache
+    /// did not skip. Checker bookkeeping for the cache's tests; no report depends on it.
+    validations: u64,
+}
+
+/// One dependency as [`Graph::after`] keeps it beside its successor: the kinds it was made as
+/// ([`dep_bit`], ORed on each remake) and where its first chain is in [`Graph::edges`].
+#[derive(Clone, Copy)]
+struct Dependency {
+    kinds: u8,
+    edge: u32,
 }
 
 /// The kernel's dependency kinds (`DEP_SR_BIT` .. `DEP_EN_BIT`): S or E for the `from` lock held
@@ -883,7 +897,25 @@ struct Step {
     only_xr: bool,
 }
 
+/// Classes a new graph has room for before its per-class vectors grow: more than a case of any
+/// model uses today (taskstats about ten, the balloon's most), so a campaign's graph per case
+/// allocates each vector once instead of growing it through every small size (a growth moves
+/// every class's usage records: a tenth of a validation's cost).
+const CLASSES_ROOM: usize = 32;
+
 impl Graph {
+    /// An empty graph with room for [`CLASSES_ROOM`] classes and twice as many dependencies.
+    fn with_room() -> Graph {
+        Graph {
+            names: Vec::with_capacity(CLASSES_ROOM),
+            usage: Vec::with_capacity(CLASSES_ROOM),
+            edges: Vec::with_capacity(2 * CLASSES_ROOM),
+            after: Vec::with_capacity(CLASSES_ROOM),
+            before: Vec::with_capacity(CLASSES_ROOM),
+            ..Graph::default()
+        }
+    }
+
     fn class_id(&mut self, name: &'static str) -> ClassId {
         if let Some(&id) = self.ids.get(name) {
             return id;
@@ -946,7 +978,9 @@ impl Graph {
 
     /// The recorded dependencies along `path`, read in the order the classes appear in it.
     fn chain(&self, path: &[ClassId]) -> Vec<DependencyChain> {
-        path.windows(2).map(|pair| self.edges[&(pair[0], pair[1])].chain()).collect()
+        path.windows(2)
+            .map(|pair| self.edges[self.after[pair[0] as usize][&pair[1]].edge as usize].chain())
+            .collect()
     }
 
     /// `check_irq_usage()` for a new dependency `prev -> next`: some class that leads to `prev`
@@ -1060,7 +1094,6 @@ impl Graph {
         let mut shared: Option<Arc<[HeldLock]>> = None;
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
-            let edge = (prev.class, class);
             if prev.class == class {
                 continue;
             }
@@ -1070,7 +1103,7 @@ impl Graph {
             // kind is ORed in at once (`entry->dep |= calc_dep(prev, next)`), one lookup.
             if !self.cyclic {
                 if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
-                    *dep |= dep_bit(prev, new);
+                    dep.kinds |= dep_bit(prev, new);
                     continue;
                 }
             }
@@ -1082,14 +1115,15 @@ impl Graph {
             }
             if self.cyclic {
                 if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
-                    *dep |= dep_bit(prev, new);
+                    dep.kinds |= dep_bit(prev, new);
                     continue;
                 }
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
-            self.edges.insert(edge, EdgeSeen { held: held_shared, upto: index + 1, acquired });
-            self.after[prev.class as usize].insert(class, dep_bit(prev, new));
+            let edge = self.edges.len() as u32;
+            self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
+            self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
             self.before[class as usize].insert(prev.class);
             if irq_tracking {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
@@ -1165,8 +1199,8 @@ impl Graph {
                 }
                 weak = true;
             }
-            for (&to, &made_as) in &self.after[step.class as usize] {
-                queue.push(Step { class: to, parent: index, made_as, only_xr: false });
+            for (&to, dep) in &self.after[step.class as usize] {
+                queue.push(Step { class: to, parent: index, made_as: dep.kinds, only_xr: false });
             }
         }
         self.cyclic |= weak;
@@ -1243,7 +1277,7 @@ impl Lockdep {
     /// A validator that handles reports as `mode` says.
     pub fn new(mode: ReportMode) -> Lockdep {
         Lockdep {
-            graph: StdMutex::new(Graph::default()),
+            graph: StdMutex::new(Graph::with_room()),
             mode,
             enabled: true,
             irq_tracking: AtomicBool::new(true),
@@ -1305,14 +1339,24 @@ impl Lockdep {
         self.graph().names.len()
     }
 
+    /// How many acquisitions were validated against the graph (those the chain cache did not
+    /// know clean), for the chain cache's tests.
+    #[cfg(test)]
+    pub(crate) fn validations_count(&self) -> u64 {
+        self.graph().validations
+    }
+
     /// The dependencies recorded so far, as `(from, to)` class names, ordered.
     pub fn dependencies(&self) -> Vec<(String, String)> {
+        // Class by class, each one's successors in order: ordered by (from, to) ids.
         let graph = self.graph();
-        graph
-            .edges
-            .keys()
-            .map(|&(from, to)| (graph.names[from as usize].to_string(), graph.names[to as usize].to_string()))
-            .collect()
+        let name = |class: ClassId| graph.names[class as usize].to_string();
+        let pairs = graph
+            .after
+            .iter()
+            .enumerate()
+            .flat_map(|(from, successors)| successors.keys().map(move |&to| (from as ClassId, to)));
+        pairs.map(|(from, to)| (name(from), name(to))).collect()
     }
 
     fn graph(&self) -> std::sync::MutexGuard<'_, Graph> {
@@ -1331,47 +1375,45 @@ impl Lockdep {
     }
 
     /// The class id and chain key of an acquisition of the lock whose memo is `key`, when this
-    /// validator is on and the lock's memo knows the chain clean
-    /// ([`crate::chain_cache::known_clean`]): what [`Lockdep::check_acquire`] would fill in,
-    /// with nothing to check. `None`: the whole check is owed.
+    /// validator is on and the chain was validated clean before, as the lock's memo or this
+    /// thread's table knows ([`crate::chain_cache::known_clean`]): what
+    /// [`Lockdep::check_acquire`] would fill in, with nothing to check. `Err`: the whole check
+    /// is owed, with the class id when the memo or the table knew it.
     #[inline]
     pub(crate) fn known_clean(
         &self,
         key: &ClassKey,
         parent: u64,
         taken: crate::chain_cache::Taken,
-    ) -> Option<(ClassId, u64)> {
+    ) -> Result<(ClassId, u64), Option<ClassId>> {
         if !self.enabled {
-            return None;
+            return Err(None);
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
         crate::chain_cache::known_clean(self.id, key, parent, taken, irq_tracking)
     }
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
-    /// in its class id. `new.irq` is the interrupt state at the acquisition.
-    /// `key` is the lock object's memo of its class, when it keeps one.
+    /// in its class id and chain key. `new.irq` is the interrupt state at the acquisition. `key`
+    /// is the lock object's memo of its class; `class` its class id when [`Lockdep::known_clean`]
+    /// knew it. For an acquisition that [`Lockdep::known_clean`] did not know clean: the chain
+    /// cache was asked there, so this validates at once.
     pub(crate) fn check_acquire(
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
-        key: Option<&ClassKey>,
+        key: &ClassKey,
+        class: Option<ClassId>,
         task: &Arc<str>,
     ) {
         if !self.enabled {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        let Err(lookup) = crate::chain_cache::validated(self.id, held, new, key, irq_tracking) else {
-            return;
-        };
-        let made = self.validate(held, new, task, irq_tracking);
-        if lookup.is_none() {
-            new.chain =
-                crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
-        }
+        let made = self.validate(held, new, class, task, irq_tracking);
+        new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
         let clean = made.is_empty();
-        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, clean, lookup);
+        crate::chain_cache::remember(self.id, held, new, key, irq_tracking, (class.is_some(), clean));
         self.deliver(made);
     }
 
@@ -1384,12 +1426,15 @@ impl Lockdep {
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
+        class: Option<ClassId>,
         task: &Arc<str>,
         irq_tracking: bool,
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let mut graph = self.graph();
-        new.class = graph.class_id(new.name);
+        graph.validations += 1;
+        // A class id the chain cache knew is this graph's: it was given here.
+        new.class = class.unwrap_or_else(|| graph.class_id(new.name));
         let new = &*new;
         let class = new.class;
         // Recursion: the same class already held by this context. A trylock cannot deadlock

@@ -249,6 +249,25 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// A checker's read of the value through observer context `cx`, without the lock round
+    /// trip where none is owed: [`SpinLock::observe`]'s rule for a mutex (an observer's
+    /// `mutex_lock()` neither sleeps nor is traced, so its round trip shows nobody anything).
+    /// Outside a shuttle execution or a loom model the value's own lock is taken with
+    /// `try_lock`, which never blocks and succeeds exactly when no task holds the mutex; with
+    /// the mutex held, or inside those checkers (where an observer's acquisition is a scheduling
+    /// point), it is `mutex_lock()`'s round trip. Inside `f` the context does not hold the mutex.
+    /// Panics for a model context, whose acquisitions lockdep and the trace must see.
+    #[track_caller]
+    pub fn observe<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
+        assert!(cx.is_observer(), "{}: observe is a checker's read, through an observer context", cx.name());
+        if !cx.sim().world.threaded {
+            if let Some(value) = self.inner.try_lock() {
+                return f(&value);
+            }
+        }
+        f(&self.lock(cx))
+    }
+
     /// The value, when the lock is no longer shared.
     pub fn into_inner(self) -> T {
         self.inner.into_inner()
@@ -646,7 +665,7 @@ impl Completion {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::RwSem;
+    use super::{Mutex, RwSem};
     use crate::lockdep::ReportMode;
     use crate::{Cx, Sim, SimConfig, SpinLock};
 
@@ -806,6 +825,40 @@ pub(crate) mod tests {
     fn a_model_context_may_not_observe_a_semaphore() {
         let sim = Sim::new(SimConfig::new(1));
         RwSem::new("listeners->sem", 0u32).observe_read(&sim.cx("register", 0), |value| *value);
+    }
+
+    /// [`Mutex::observe`] between operations: the value the model left, no round trip (no
+    /// held-stack entry while `f` runs), nothing traced, the mutex free for the model after.
+    #[test]
+    fn an_observer_s_mutex_look_between_operations_takes_no_round_trip() {
+        let write: Write<Mutex<u32>> = |mutex, cx, value| *mutex.lock(cx) = value;
+        let look: Look<Mutex<u32>> = |mutex, cx, f| mutex.observe(cx, f);
+        an_observer_s_look_takes_no_round_trip(Mutex::new("bh->b_lock", 0), ("setxattr", write), look);
+    }
+
+    /// With a task holding the mutex on another thread, [`Mutex::observe`] waits for the release
+    /// and sees what the holder wrote last: the fast path only reads a value nobody holds.
+    #[test]
+    fn an_observer_s_mutex_look_waits_for_the_holder() {
+        let hold = |mutex: &Mutex<u32>, cx: &Cx, meanwhile: &dyn Fn()| {
+            let mut held = mutex.lock(cx);
+            *held = 1;
+            meanwhile();
+            *held = 2;
+        };
+        an_observer_waits_for_the_holder(
+            Mutex::new("bh->b_lock", 0),
+            ("release_block", hold),
+            |mutex, cx| mutex.observe(cx, |value| *value),
+        );
+    }
+
+    /// A model context's `mutex_lock()` is kernel code: never this path.
+    #[test]
+    #[should_panic(expected = "observe is a checker's read")]
+    fn a_model_context_may_not_observe_a_mutex() {
+        let sim = Sim::new(SimConfig::new(1));
+        Mutex::new("bh->b_lock", 0u32).observe(&sim.cx("setxattr", 0), |value| *value);
     }
 
     /// A model context's acquisition is kernel code: never this path.

@@ -39,8 +39,9 @@ pub enum EventKind {
     Fault { site: Name },
     /// A context slept in virtual time.
     Sleep { what: Name, ns: u64 },
-    /// Free text from a model (a listener pruned, a page told to the host).
-    Note { text: String },
+    /// Free text from a model (a listener pruned, a page told to the host): a `&'static str`
+    /// is kept as it is, with no copy.
+    Note { text: Name },
     /// A broken invariant or another checker finding.
     Violation { kind: String, message: String },
     /// An outermost `rcu_read_lock()` (`lock`) or `rcu_read_unlock()` (not `lock`): a read-side
@@ -221,6 +222,13 @@ impl TaskNames {
     }
 }
 
+/// `a == b` for task names, the first bytes compared before the rest: names of one length are
+/// common (`sendmsg`, `do_exit`) and most differ at once, so most comparisons make no call
+/// (`Trace::name_task_shared`, and `Sim::cx`'s slots).
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
 /// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
 /// these a rename allocates, and the search stays short.
 const TASK_NAMES_SHARED: usize = 32;
@@ -341,6 +349,27 @@ impl TraceHasher {
         }
     }
 
+    /// [`TraceHasher::text`] of the concatenation of `parts`, without making it: the same words
+    /// (eight bytes at a time across the joints, the zero-padded rest, the whole length).
+    fn text_parts(&mut self, parts: &[&str]) {
+        let mut word = [0u8; 8];
+        let mut filled = 0;
+        let mut length = 0;
+        for part in parts {
+            for &byte in part.as_bytes() {
+                word[filled] = byte;
+                filled += 1;
+                if filled == word.len() {
+                    self.word(u64::from_le_bytes(word));
+                    (word, filled) = ([0; 8], 0);
+                }
+            }
+            length += part.len();
+        }
+        self.word(u64::from_le_bytes(word));
+        self.word(length as u64);
+    }
+
     fn text(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let mut chunks = bytes.chunks_exact(8);
@@ -443,6 +472,7 @@ fn hash_kind(hasher: &mut TraceHasher, kind: &EventKind) {
             hasher.text(result);
         }
         EventKind::Fault { site } => {
+            // As `Trace::record_fault` hashes it from its parts.
             hasher.word(5);
             hasher.text(site);
         }
@@ -624,6 +654,21 @@ impl Trace {
         self.record_with(at, |hasher| hasher.named(named, name_hash), || named.kind(name()));
     }
 
+    /// Records that the fault plan failed a call at `site` ([`EventKind::Fault`]), hashed as
+    /// [`Trace::record`] hashes that event, the site's text (`slab:taskstats`) folded in from its
+    /// two parts without being made; the event is built only when events are kept, so a campaign
+    /// formats nothing per injected fault.
+    pub(crate) fn record_fault(&self, at: (u64, u32, TaskId), site: crate::fault::SiteRef<'_>) {
+        self.record_with(
+            at,
+            |hasher| {
+                hasher.word(5);
+                hasher.text_parts(&[site.prefix(), site.name]);
+            },
+            || EventKind::Fault { site: site.to_string().into() },
+        );
+    }
+
     /// Records the start (`end` false) or end of a call as fixed-size words: the call's
     /// precomputed name hash and `words` (its arguments, or its result, as integers). The text
     /// an [`EventKind::OpBegin`] or [`EventKind::OpEnd`] shows is built by `text` only when
@@ -685,17 +730,23 @@ impl Trace {
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
         match inner.tasks.get(task) {
-            Some(known) if **known == *name => known.clone(),
+            Some(known) if same_text(known, name) => known.clone(),
             previous => {
                 // A rename keeps the name it replaces for sharing; a task named for the first
                 // time keeps nothing, so a world whose tasks keep their names allocates no pool.
                 let previous = previous.cloned();
-                let shared = match inner.names.iter().find(|known| ***known == *name) {
+                let shared = match inner.names.iter().find(|known| same_text(known, name)) {
                     Some(known) => known.clone(),
                     None => std::sync::Arc::from(name),
                 };
                 if let Some(previous) = previous {
-                    if inner.names.len() < TASK_NAMES_SHARED && !inner.names.contains(&previous) {
+                    // The name replaced is most often the pool's own (shared from it): found by
+                    // address first, by text only otherwise.
+                    let pooled = |names: &[std::sync::Arc<str>]| {
+                        names.iter().any(|known| std::sync::Arc::ptr_eq(known, &previous))
+                            || names.iter().any(|known| same_text(known, &previous))
+                    };
+                    if inner.names.len() < TASK_NAMES_SHARED && !pooled(&inner.names) {
                         inner.names.push(previous);
                     }
                 }
@@ -703,6 +754,19 @@ impl Trace {
                 shared
             }
         }
+    }
+
+    /// [`Trace::name_task_shared`] for a context that keeps `name`, the name the trace gave it
+    /// when it was made ([`crate::Cx::renew`]): `None` when the trace still names the task with
+    /// that very string (nothing to do: no text compared, no reference counted), else the name
+    /// to keep, as [`Trace::name_task_shared`] gives it (another context renamed the pid).
+    pub(crate) fn rename_task_shared(
+        &self,
+        task: TaskId,
+        name: &std::sync::Arc<str>,
+    ) -> Option<std::sync::Arc<str>> {
+        let same = self.lock().tasks.get(task).is_some_and(|known| std::sync::Arc::ptr_eq(known, name));
+        (!same).then(|| self.name_task_shared(task, name))
     }
 
     /// The task names, by id.
@@ -760,7 +824,7 @@ fn describe(kind: &EventKind) -> String {
         EventKind::OpEnd { name, result } => format!("< {name} = {result}"),
         EventKind::Fault { site } => format!("FAULT {site}"),
         EventKind::Sleep { what, ns } => format!("sleep {what} {}ms", ns / 1_000_000),
-        EventKind::Note { text } => text.clone(),
+        EventKind::Note { text } => text.to_string(),
         EventKind::Violation { kind, message } => format!("!! {kind}: {message}"),
         EventKind::RcuReadSide { lock: true } => "rcu_read_lock".to_string(),
         EventKind::RcuReadSide { lock: false } => "rcu_read_unlock".to_string(),
@@ -851,7 +915,7 @@ fn step_title(kind: &EventKind) -> Option<String> {
     match kind {
         EventKind::OpBegin { name, detail } if detail.is_empty() => Some(name.to_string()),
         EventKind::OpBegin { detail, .. } => Some(detail.clone()),
-        EventKind::Note { text } => Some(text.clone()),
+        EventKind::Note { text } => Some(text.to_string()),
         _ => None,
     }
 }
@@ -1152,6 +1216,26 @@ pub fn render_chrome(events: &[Event], names: &BTreeMap<TaskId, String>) -> serd
 mod tests {
     use super::*;
 
+    /// A fault recorded from its site's parts ([`Trace::record_fault`]) hashes as the event
+    /// built as text does ([`Trace::record`]), and is kept with the same text, for names across
+    /// the eight-byte joints (the prefix is five bytes) and every kind: a hash of the parts that
+    /// chunked at the joint, dropped the length or the padding, fails here.
+    #[test]
+    fn a_fault_recorded_from_its_parts_hashes_as_its_text_does() {
+        use crate::fault::{FaultKind, SiteRef};
+        let name = "abcdefghijklmnopqrstu";
+        for kind in [FaultKind::Slab, FaultKind::Page, FaultKind::Call] {
+            for length in 0..=name.len() {
+                let site = SiteRef { kind, name: &name[..length] };
+                let (parts, text) = (Trace::new(TraceMode::Full), Trace::new(TraceMode::Full));
+                parts.record_fault((3, 1, 7), site);
+                text.record(3, 1, 7, EventKind::Fault { site: site.to_string().into() });
+                assert_eq!(parts.hash(), text.hash(), "{site}: the hashes differ");
+                assert_eq!(format!("{:?}", parts.events()), format!("{:?}", text.events()), "{site}");
+            }
+        }
+    }
+
     /// Pids (kept by index) and named tasks and large pids (kept in the map) come back by id,
     /// ascending, with their latest names, and a rename back to an earlier name shares it.
     #[test]
@@ -1277,7 +1361,7 @@ mod tests {
     fn tail_mode_keeps_only_the_newest_events() {
         let trace = Trace::new(TraceMode::Tail(3));
         for seq in 0..10 {
-            trace.record(seq, 0, 0, EventKind::Note { text: seq.to_string() });
+            trace.record(seq, 0, 0, EventKind::Note { text: seq.to_string().into() });
         }
         let kept: Vec<u64> = trace.events().iter().map(|e| e.seq).collect();
         assert_eq!(kept, vec![8, 9, 10]);

@@ -170,7 +170,7 @@ pub(crate) fn describe(kind: &EventKind) -> String {
         EventKind::OpEnd { name, result } => format!("< {name} = {result}"),
         EventKind::Fault { site } => format!("fault injected at {site}"),
         EventKind::Sleep { what, ns } => format!("sleep {what} {ns}ns"),
-        EventKind::Note { text } => text.clone(),
+        EventKind::Note { text } => text.to_string(),
         EventKind::Violation { kind, message } => format!("!! {kind}: {message}"),
         EventKind::RcuReadSide { lock: true } => "rcu_read_lock()".to_string(),
         EventKind::RcuReadSide { lock: false } => "rcu_read_unlock()".to_string(),
