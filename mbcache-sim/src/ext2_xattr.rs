@@ -565,17 +565,17 @@ impl Ext2Xattr {
         pending: &[u64],
         shadow: &mut Ext2Shadow,
     ) -> Result<(), Violation> {
-        // One look at each block's header, under its buffer lock, then the inodes' and the
-        // bitmap's through an observer's read (`RwSem::observe_read`, `SpinLock::observe`: no
-        // `xattr_sem` or bitmap lock round trip between operations; the full one under shuttle
-        // or loom, so pinned windows keep their scheduling points): the same snapshot as looking
-        // a block up again per inode (the checker runs where nothing changes), with one buffer
-        // lock round trip per block instead of one per user. The buffer lock is sim-core's
-        // `Mutex`, which has no observer's read.
+        // One look at each block's header, then the inodes' and the bitmap's, each an
+        // observer's read (`Mutex::observe` of the buffer lock, `RwSem::observe_read`,
+        // `SpinLock::observe`: no buffer lock, `xattr_sem` or bitmap lock round trip between
+        // operations; the full one under shuttle or loom, so pinned windows keep their
+        // scheduling points): the same snapshot as looking a block up again per inode (the
+        // checker runs where nothing changes), with one look per block instead of one per user.
         let mut blocks = std::mem::take(&mut shadow.every);
         blocks.clear();
-        blocks
-            .extend(self.blocks.iter().map(|header| Tally { header: *header.lock(cx), ..Tally::default() }));
+        blocks.extend(
+            self.blocks.iter().map(|header| Tally { header: header.observe(cx, |h| *h), ..Tally::default() }),
+        );
         let result = self.judge_every_block(cx, pending, shadow, &mut blocks);
         shadow.every = blocks;
         result
@@ -626,9 +626,10 @@ impl Ext2Xattr {
     /// [`Ext2Xattr::blocks_count_their_users`]'s facts for the blocks whose header, bitmap bit or
     /// users may have changed since `shadow` was taken: those `touched` names, those its inodes
     /// moved between, and those whose count of pending disposals changed. The inodes `touched`
-    /// names are read again; the others point where `shadow` says. Each block's header is read
-    /// under its buffer lock; the bitmap (an observer's read) only when `touched` names a bit
-    /// written, and then only those bits (every other bit is as `shadow` says).
+    /// names are read again; the others point where `shadow` says. Each block's header is an
+    /// observer's read of its buffer (`Mutex::observe`); the bitmap (an observer's read too)
+    /// only when `touched` names a bit written, and then only those bits (every other bit is as
+    /// `shadow` says).
     fn written_blocks_count_their_users(
         &self,
         cx: &Cx,
@@ -658,7 +659,7 @@ impl Ext2Xattr {
         let mut tallies = std::mem::take(&mut shadow.tallies);
         tallies.clear();
         tallies.extend(blocks.iter().map(|&block| {
-            let header = *self.blocks[block as usize].lock(cx);
+            let header = self.blocks[block as usize].observe(cx, |header| *header);
             let pending_users = pending.iter().filter(|&&p| p == block).count() as u32;
             let users = shadow.users[block as usize] + pending_users;
             (block, Tally { header, users, bit: shadow.bits[block as usize] })

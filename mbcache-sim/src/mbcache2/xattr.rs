@@ -279,14 +279,14 @@ impl XattrBlocks {
     /// One block's (allocated, h_refcount, h_hash) given the bitmap `bitmap_into` read: a clear
     /// bit is a free block with a default header (a block's bit is set before its header is
     /// written, `new_block`, and cleared after its header is reset, `release_block`); a set one
-    /// is read under the buffer's lock.
+    /// is an observer's read of the buffer (`Mutex::observe`: no round trip between operations,
+    /// the full one under shuttle or loom).
     pub(crate) fn block_state(&self, observer: &Cx, bitmap: &[bool], block: u64) -> (bool, u32, u32) {
         let index = usize::try_from(block).unwrap_or(usize::MAX);
         if !bitmap.get(index).copied().unwrap_or(false) {
             return (false, 0, 0);
         }
-        let bh = self.buffers[index].lock(observer);
-        (bh.allocated, bh.h_refcount, bh.h_hash)
+        self.buffers[index].observe(observer, |bh| (bh.allocated, bh.h_refcount, bh.h_hash))
     }
 
     /// The `index`-th allocated block, modulo how many are (the bitmap alone, an observer's
@@ -295,9 +295,10 @@ impl XattrBlocks {
         self.bitmap.observe(observer, |bitmap| nth_allocated(bitmap.iter().copied(), index))
     }
 
-    /// The content hash of an allocated block, for the harness (under the buffer's lock).
+    /// The content hash of an allocated block, for the harness (an observer's read of the
+    /// buffer, as in `block_state`).
     pub(crate) fn hash_of(&self, observer: &Cx, block: u64) -> u32 {
-        self.buffers[block as usize].lock(observer).h_hash
+        self.buffers[block as usize].observe(observer, |bh| bh.h_hash)
     }
 }
 
