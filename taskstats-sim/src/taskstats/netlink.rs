@@ -912,6 +912,39 @@ mod tests {
         }
     }
 
+    /// The receive queue's lock is the socket's own, never taken under nl_table_lock nor
+    /// around it (netlink_unicast() drops the table's read lock before skb_queue_tail()); an
+    /// ack queued under genl_mutex orders genl_mutex before both; a socket held across its
+    /// release is dead and empty, and a later unicast to its id is refused.
+    #[test]
+    fn the_receive_queue_lock_is_the_sockets_own_and_never_nests_with_nl_table_lock() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&cx).unwrap();
+            let ack = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 4, port, CTRL_CMD_GETFAMILY, &[]);
+            assert!(!model.netlink_request(&cx, port, &ack).is_empty(), "{preset}: the ack");
+            let deps = sim.lockdep().dependencies();
+            let has = |a: &str, b: &str| deps.contains(&(a.to_string(), b.to_string()));
+            assert!(
+                has("genl_mutex", "nl_table_lock") && has("genl_mutex", RX_QUEUE_CLASS),
+                "{preset}: {deps:?}"
+            );
+            assert!(
+                !has("nl_table_lock", RX_QUEUE_CLASS) && !has(RX_QUEUE_CLASS, "nl_table_lock"),
+                "{preset}: {deps:?}"
+            );
+            let held = model.netlink_lookup(&cx, port).expect("bound");
+            assert!(model.queue_bytes(&cx, port, vec![1]).is_ok(), "{preset}");
+            model.close_port(&cx, port);
+            let rx = held.rx.lock(&cx);
+            assert!(rx.dead && rx.queue.is_empty(), "{preset}: released, purged: {rx:?}");
+            drop(rx);
+            assert_eq!(model.queue_bytes(&cx, port, vec![2]), Err(Errno::ECONNREFUSED), "{preset}");
+            model.teardown(&sim).unwrap();
+        }
+    }
+
     /// nlctrl's reply comes from an skb of NLMSG_GOODSIZE and is consumed by the unicast.
     #[test]
     fn the_family_lookup_reply_is_consumed() {
