@@ -185,17 +185,17 @@ impl Taskstats {
         self.tasks.observe_read(cx, f)
     }
 
-    /// Port `id`'s owning process, queue length and whether it is open, in one look under the
-    /// table's lock (None: no such port).
-    /// Through the observer's [`SpinLock::observe`](sim_core::SpinLock::observe), as every
-    /// port read here: no lock round trip between operations of the op-level simulation.
+    /// Port `id`'s owning process, queue length and whether it is open (None: no such port).
+    /// Through the observer: `nl_table_lock` with [`RwLock::observe_read`](sim_core::RwLock::observe_read),
+    /// the socket's queue lock with [`SpinLock::observe`](sim_core::SpinLock::observe), as
+    /// every port read here: no lock round trip between operations of the op-level simulation.
     pub(crate) fn port_state(&self, cx: &Cx, id: u32) -> Option<(u32, usize, bool)> {
         let socket = self.ports.observe_read(cx, |ports| ports.get(&id).cloned())?;
         Some(socket_state(cx, &socket))
     }
 
-    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look under the
-    /// table's lock: what a request's driver reads first.
+    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look at the
+    /// table: what a request's driver reads first.
     pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
         let (id, socket) =
             self.ports.observe_read(cx, |ports| pick_port(ports, index).map(|(&id, s)| (id, s.clone())))?;

@@ -275,6 +275,12 @@ impl Taskstats {
     /// messages come here directly (their skbs are not booked).
     fn queue_bytes(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
         let socket = self.netlink_lookup(cx, id).ok_or(Errno::ECONNREFUSED)?;
+        self.queue_on(cx, &socket, bytes)
+    }
+
+    /// netlink_attachskb() and skb_queue_tail() on a socket the caller holds, `cx` taking its
+    /// `sk_receive_queue.lock` (see [`Self::queue_bytes`]).
+    fn queue_on(&self, cx: &Cx, socket: &Socket, bytes: Vec<u8>) -> Result<(), Errno> {
         let mut rx = socket.rx.lock_irqsave(cx);
         if rx.dead {
             return Err(Errno::ECONNREFUSED);
@@ -644,7 +650,8 @@ impl Taskstats {
     /// ends there (the kernel keeps `nlk->cb` for a later recvmsg). Returns whether the dump
     /// still runs. The socket is the reader's own (`own`, as in [`Self::netlink_request`]): the
     /// dump state is `cb_mutex`'s (held), the skb goes onto its own receive queue
-    /// (__netlink_sendskb(), no netlink_lookup()), so no step takes nl_table_lock.
+    /// (__netlink_sendskb(), no netlink_lookup(); its `sk_receive_queue.lock` taken by `cx`), so no
+    /// step takes nl_table_lock.
     fn netlink_dump(&self, cx: &Cx, own: &Cx, port: u32) -> bool {
         let Some((seq, mut skipped)) = self.own_socket(own, port).and_then(|s| *s.dump()) else {
             return false;
@@ -670,7 +677,10 @@ impl Taskstats {
             }
             self.mark(cx, "ctrl-dumpfamily");
             let bytes = self.skbs.consume(cx, skb);
-            let _ = self.queue_bytes(own, port, bytes);
+            // skb_queue_tail() on the reader's own socket: its queue lock, taken by the reader.
+            if let Some(socket) = self.own_socket(own, port) {
+                let _ = self.queue_on(cx, &socket, bytes);
+            }
         }
         if !running {
             return self.dump_ended(own, port);
