@@ -260,6 +260,12 @@ pub(super) fn pick_port<V>(ports: &std::collections::BTreeMap<u32, V>, index: u8
     ports.iter().nth(usize::from(index) % ports.len().max(1))
 }
 
+/// A socket's owning process, queue length and whether it is open, read by observer `cx`
+/// ([`sim_core::SpinLock::observe`] of its queue lock).
+fn socket_state(cx: &Cx, socket: &super::netlink::Socket) -> (u32, usize, bool) {
+    (socket.port.owner_tgid, socket.rx.observe(cx, |rx| rx.queue.len()), socket.port.open)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,10 +299,4 @@ mod tests {
         }
         assert!(touched(&model).is_ok() && model.check_invariants(&sim).is_ok(), "whole again once freed");
     }
-}
-
-/// A socket's owning process, queue length and whether it is open, read by observer `cx`
-/// ([`sim_core::SpinLock::observe`] of its queue lock).
-fn socket_state(cx: &Cx, socket: &super::netlink::Socket) -> (u32, usize, bool) {
-    (socket.port.owner_tgid, socket.rx.observe(cx, |rx| rx.queue.len()), socket.port.open)
 }
