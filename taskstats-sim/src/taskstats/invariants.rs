@@ -185,21 +185,21 @@ impl Taskstats {
         self.tasks.observe_read(cx, f)
     }
 
-    /// Port `id`'s owning process, queue length and whether it is open, in one look under the
-    /// table's lock (None: no such port).
-    /// Through the observer's [`SpinLock::observe`](sim_core::SpinLock::observe), as every
-    /// port read here: no lock round trip between operations of the op-level simulation.
+    /// Port `id`'s owning process, queue length and whether it is open (None: no such port).
+    /// Through the observer: `nl_table_lock` with [`RwLock::observe_read`](sim_core::RwLock::observe_read),
+    /// the socket's queue lock with [`SpinLock::observe`](sim_core::SpinLock::observe), as
+    /// every port read here: no lock round trip between operations of the op-level simulation.
     pub(crate) fn port_state(&self, cx: &Cx, id: u32) -> Option<(u32, usize, bool)> {
-        self.ports.observe(cx, |ports| ports.get(&id).map(|p| (p.owner_tgid, p.queue.len(), p.open)))
+        let socket = self.ports.observe_read(cx, |ports| ports.get(&id).cloned())?;
+        Some(socket_state(cx, &socket))
     }
 
-    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look under the
-    /// table's lock: what a request's driver reads first.
+    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look at the
+    /// table: what a request's driver reads first.
     pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
-        self.ports.observe(cx, |ports| {
-            let (&id, port) = pick_port(ports, index)?;
-            Some((id, (port.owner_tgid, port.queue.len(), port.open)))
-        })
+        let (id, socket) =
+            self.ports.observe_read(cx, |ports| pick_port(ports, index).map(|(&id, s)| (id, s.clone())))?;
+        Some((id, socket_state(cx, &socket)))
     }
 
     /// The port `index` picks among the ports' ids, ascending, modulo their number (what
@@ -256,8 +256,14 @@ fn group_stats_violation(tgid: u32, have: Option<&TaskstatsRecord>, truth: &Task
 
 /// The port `index` picks among the ports' ids, ascending, modulo their number: the one rule every
 /// driver's port choice follows ([`Taskstats::port_pick`], [`Taskstats::port_pick_socket`]).
-pub(super) fn pick_port(ports: &std::collections::BTreeMap<u32, Port>, index: u8) -> Option<(&u32, &Port)> {
+pub(super) fn pick_port<V>(ports: &std::collections::BTreeMap<u32, V>, index: u8) -> Option<(&u32, &V)> {
     ports.iter().nth(usize::from(index) % ports.len().max(1))
+}
+
+/// A socket's owning process, queue length and whether it is open, read by observer `cx`
+/// ([`sim_core::SpinLock::observe`] of its queue lock).
+fn socket_state(cx: &Cx, socket: &super::netlink::Socket) -> (u32, usize, bool) {
+    (socket.port.owner_tgid, socket.rx.observe(cx, |rx| rx.queue.len()), socket.port.open)
 }
 
 #[cfg(test)]

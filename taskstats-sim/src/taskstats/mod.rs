@@ -134,7 +134,10 @@ pub struct Taskstats {
     current: std::sync::RwLock<Vec<(u32, Arc<Task>)>>,
     listener_array: Vec<ListenerList>,
     taskstats_seqnum: Vec<AtomicU32>,
-    ports: SpinLock<BTreeMap<u32, Port>>,
+    /// `nl_table_lock`, an `rwlock_t` over the bound sockets by port id: netlink_lookup()
+    /// reads it (once per unicast), bind and release write it (netlink_table_grab()). Each
+    /// socket's receive queue has its own lock ([`netlink::Socket::rx`]).
+    ports: RwLock<BTreeMap<u32, Arc<netlink::Socket>>>,
     listener_cache: KmemCache<()>,
     taskstats_cache: KmemCache<()>,
     /// Checker state (std-synchronised, untraced); see [`Ledger`].
@@ -305,7 +308,7 @@ impl Taskstats {
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
             params,
             tasks: RwLock::new("tasklist_lock", table),
-            ports: SpinLock::new("nl_table_lock", BTreeMap::new()),
+            ports: RwLock::new("nl_table_lock", BTreeMap::new()),
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
             ledger: std::sync::Mutex::new(Ledger::default()),

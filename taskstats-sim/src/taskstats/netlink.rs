@@ -5,7 +5,7 @@
 
 use super::*;
 
-/// A netlink socket's receiving end.
+/// A netlink socket's identity: its port id and its owner's credentials at open.
 #[derive(Debug, Clone)]
 pub(crate) struct Port {
     /// The port id (`nl_pid` / `portid`).
@@ -20,25 +20,12 @@ pub(crate) struct Port {
     pub pid_ns: usize,
     /// `capable(CAP_NET_ADMIN)` (in init_user_ns).
     pub capable: bool,
-    /// Open or closed (sends get ECONNREFUSED once closed).
+    /// Open: true for every socket in the port table (netlink_release() takes it out); a
+    /// sender that held a closed socket finds [`RxQueue::dead`] instead.
     pub open: bool,
-    /// The receive queue.
-    pub queue: VecDeque<Vec<u8>>,
-    /// Sends that failed because the queue was full (`sk_drops`).
-    pub overruns: u64,
-    /// `sk_err`: ENOBUFS after an overrun (netlink_overrun()), until a recvmsg(2) reports it.
-    pub sk_err: Option<Errno>,
-    /// `nlk->cb`: a running nlctrl dump, its request's seq and how many families it has listed
-    /// (`cb->args[0]`); the reader's next recvmsg() runs its next pass.
-    pub dump: Option<(u32, usize)>,
 }
 
 impl Port {
-    /// The socket without its receive queue (see [`Taskstats::port`]).
-    fn identity(&self) -> Port {
-        Port { queue: VecDeque::new(), ..*self }
-    }
-
     /// A new open socket of `task`'s process at port `id`, with the owner's credentials as
     /// they are now (the kernel records them at open and checks them at each request).
     pub(super) fn of_task(id: u32, task: &Task) -> Port {
@@ -50,11 +37,75 @@ impl Port {
             pid_ns: task.pid_ns(),
             capable: task.cap_net_admin && task.user_ns == 0,
             open: true,
-            queue: VecDeque::new(),
-            overruns: 0,
-            sk_err: None,
-            dump: None,
         }
+    }
+}
+
+/// The lock class of every socket's receive queue lock: skb_queue_head_init() initialises
+/// `sk_receive_queue.lock` with spin_lock_init(&list->lock), whose one static key per call site
+/// lockdep names by the stringified argument (2.6.19 through 3.8 show "&list->lock"; the
+/// raw_spinlock split of 2.6.33 prints it as "&(&list->lock)->rlock", the same class).
+pub(crate) const RX_QUEUE_CLASS: &str = "&list->lock";
+
+/// A bound netlink socket (`struct netlink_sock`): its identity, which the port table
+/// (`nl_table_lock`) indexes, and its receive queue under the socket's own
+/// `sk_receive_queue.lock`. The table holds it by [`Arc`]: netlink_lookup()'s sock_hold() is a
+/// clone, so a sender queues after dropping `nl_table_lock`, as the kernel does.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    /// Identity and credentials, fixed at bind.
+    pub port: Port,
+    /// `sk_receive_queue` and what is written beside it.
+    pub rx: SpinLock<RxQueue>,
+    /// `nlk->cb`: a running nlctrl dump, its request's seq and how many families it has listed
+    /// (`cb->args[0]`); the reader's next recvmsg() runs its next pass. Guarded by the socket's
+    /// `cb_mutex`, which for generic netlink is genl_mutex, held at every access: the std mutex
+    /// only lends Rust the mutability and is never contended.
+    pub dump: std::sync::Mutex<Option<(u32, usize)>>,
+}
+
+/// A socket's receive side: the queue `sk_receive_queue.lock` guards, and the fields the model
+/// writes beside it.
+#[derive(Debug, Default)]
+pub(crate) struct RxQueue {
+    /// The receive queue.
+    pub queue: VecDeque<Vec<u8>>,
+    /// Sends that failed because the queue was full (`sk_drops`).
+    pub overruns: u64,
+    /// `sk_err`: ENOBUFS after an overrun (netlink_overrun()), until a recvmsg(2) reports it.
+    pub sk_err: Option<Errno>,
+    /// SOCK_DEAD: the socket was released (sock_orphan()); a sender that looked it up before
+    /// gets ECONNREFUSED (netlink_attachskb()).
+    pub dead: bool,
+}
+
+impl Socket {
+    /// A new socket of `task`'s process bound at port `id`, its queue empty.
+    pub(super) fn of_task(id: u32, task: &Task) -> Arc<Socket> {
+        Arc::new(Socket {
+            port: Port::of_task(id, task),
+            rx: SpinLock::new(RX_QUEUE_CLASS, RxQueue::default()),
+            dump: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The rest of netlink_release() once netlink_remove() took the socket out of the table:
+    /// sock_orphan() marks it dead and the receive queue is purged (skb_queue_purge(), under
+    /// `sk_receive_queue.lock` taken with spin_lock_irqsave()).
+    pub(super) fn release(&self, cx: &Cx) {
+        let mut rx = self.rx.lock_irqsave(cx);
+        rx.dead = true;
+        rx.queue.clear();
+    }
+
+    /// The running dump's state (`nlk->cb`); the caller holds genl_mutex.
+    fn dump(&self) -> std::sync::MutexGuard<'_, Option<(u32, usize)>> {
+        self.dump.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The identity and queue length, for a checker through observer context `cx`.
+    fn observed(&self, cx: &Cx) -> (Port, usize) {
+        (self.port.clone(), self.rx.observe(cx, |rx| rx.queue.len()))
     }
 }
 
@@ -90,16 +141,18 @@ impl Taskstats {
 
     /// socket(AF_NETLINK, ..., NETLINK_GENERIC) + autobind: the process's first socket gets its
     /// tgid as port id, later ones ids counting down from 0xfffff000 (as the kernel's negative ids).
-    /// Run by `current`, the task of `cx`.
+    /// Run by `current`, the task of `cx`. netlink_autobind()'s search and netlink_insert() take
+    /// `nl_table_lock` for writing through netlink_table_grab(); the model does both in one hold
+    /// (the kernel drops it between them and retries on EADDRINUSE, which one hold cannot meet).
     pub fn open_port(&self, cx: &Cx) -> Option<u32> {
         let task = self.current(cx)?;
-        let mut ports = self.ports.lock(cx);
+        let mut ports = self.netlink_table_grab(cx);
         let id = if ports.contains_key(&task.tgid) {
             self.next_port.fetch_sub(1, Ordering::Relaxed)
         } else {
             task.tgid
         };
-        ports.insert(id, Port::of_task(id, &task));
+        ports.insert(id, Socket::of_task(id, &task));
         drop(ports);
         self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Some(id)
@@ -107,59 +160,103 @@ impl Taskstats {
 
     /// bind(2) with an explicit `nl_pid`: a socket of task `pid`'s process at port `id` (the CLI
     /// binds the port a client names). EBUSY where the kernel says EADDRINUSE (the id is taken),
-    /// ESRCH if the task (`current`, the task of `cx`) is not alive.
+    /// ESRCH if the task (`current`, the task of `cx`) is not alive. netlink_insert(), under
+    /// netlink_table_grab().
     pub fn bind_port(&self, cx: &Cx, id: u32) -> Result<(), Errno> {
         let task = self.current(cx).ok_or(Errno::ESRCH)?;
-        let mut ports = self.ports.lock(cx);
+        let mut ports = self.netlink_table_grab(cx);
         if ports.contains_key(&id) {
             return Err(Errno::EBUSY);
         }
-        ports.insert(id, Port::of_task(id, &task));
+        ports.insert(id, Socket::of_task(id, &task));
         drop(ports);
         self.ledger().last_seq.retain(|&(port, _), _| port != id);
         Ok(())
     }
 
-    /// close(2) on a port: later sends to it get ECONNREFUSED; its listeners stay until a send
-    /// finds them, as in the kernel.
-    pub fn close_port(&self, cx: &Cx, id: u32) {
-        let mut ports = self.ports.lock(cx);
-        if let Some(port) = ports.get_mut(&id) {
-            port.open = false;
-            port.queue.clear();
-        }
-        ports.remove(&id);
+    /// netlink_table_grab(): `nl_table_lock` for writing. 2.6.19 takes it with write_lock_bh(),
+    /// 3.x with write_lock_irq(); sim-core's `RwLock` has no `_bh` variant, so every era takes
+    /// it as write_lock_irq() (no model context takes the lock from softirq or irq, so lockdep
+    /// sees no difference). The `nl_table_users` wait is left out: its only users,
+    /// netlink_lock_table() in multicast delivery, are not modelled (TASKSTATS multicasts
+    /// nothing; its listeners get unicasts).
+    fn netlink_table_grab<'a>(
+        &'a self,
+        cx: &'a Cx,
+    ) -> sim_core::rwlock::RwLockWriteGuard<'a, BTreeMap<u32, Arc<Socket>>> {
+        self.ports.write_lock_irq(cx)
     }
 
-    /// Open port ids, ascending.
+    /// netlink_lookup(): the socket bound at `id`, found under read_lock(`nl_table_lock`) and
+    /// held (sock_hold(): the `Arc`) after read_unlock().
+    fn netlink_lookup(&self, cx: &Cx, id: u32) -> Option<Arc<Socket>> {
+        self.ports.read_lock(cx).get(&id).cloned()
+    }
+
+    /// The socket the caller's own fd names (`sock->sk`): the kernel reaches it with no
+    /// `nl_table_lock`; the model keeps sockets in the port table, so it is found through the
+    /// observer context `own` (the same data, no lockdep or trace step).
+    fn own_socket(&self, own: &Cx, id: u32) -> Option<Arc<Socket>> {
+        self.ports.observe_read(own, |ports| ports.get(&id).cloned())
+    }
+
+    /// close(2) on a port: netlink_release(), netlink_remove() under netlink_table_grab(), then
+    /// [`Socket::release`] with the table lock dropped. Later sends to it get ECONNREFUSED; its
+    /// listeners stay until a send finds them, as in the kernel.
+    pub fn close_port(&self, cx: &Cx, id: u32) {
+        let removed = self.netlink_table_grab(cx).remove(&id);
+        if let Some(socket) = removed {
+            socket.release(cx);
+        }
+    }
+
+    /// Open port ids, ascending (through an observer context, `nl_table_lock` is read with
+    /// [`RwLock::observe_read`]).
     pub fn port_ids(&self, cx: &Cx) -> Vec<u32> {
-        self.ports.lock(cx).keys().copied().collect()
+        let ids = |ports: &BTreeMap<u32, Arc<Socket>>| ports.keys().copied().collect();
+        if cx.is_observer() {
+            self.ports.observe_read(cx, ids)
+        } else {
+            ids(&self.ports.read_lock(cx))
+        }
     }
 
     /// The messages queued for `port`, drained without looking at `sk_err` (drivers that count
-    /// deliveries themselves; a reader that must hear of drops uses [`Self::recvmsg`]).
+    /// deliveries themselves; a reader that must hear of drops uses [`Self::recvmsg`]). The
+    /// reader's own socket, its queue under `sk_receive_queue.lock` (skb_dequeue()'s
+    /// spin_lock_irqsave()).
     pub fn recv(&self, cx: &Cx, id: u32) -> Vec<Vec<u8>> {
-        let mut ports = self.ports.lock(cx);
-        ports.get_mut(&id).map(|p| p.queue.drain(..).collect()).unwrap_or_default()
+        let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
+        let Some(socket) = self.own_socket(&own, id) else {
+            return Vec::new();
+        };
+        let drained = socket.rx.lock_irqsave(cx).queue.drain(..).collect();
+        drained
     }
 
     /// [`Self::recv`] for a driver that only counts the messages: the same lock, the queue
     /// drained, no copy of it made.
     pub fn recv_count(&self, cx: &Cx, id: u32) -> usize {
-        let mut ports = self.ports.lock(cx);
-        ports.get_mut(&id).map_or(0, |p| p.queue.drain(..).count())
+        let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
+        let Some(socket) = self.own_socket(&own, id) else {
+            return 0;
+        };
+        let count = socket.rx.lock_irqsave(cx).queue.drain(..).count();
+        count
     }
 
     /// recvmsg(2) until empty, as a client reads its socket: skb_recv_datagram() first returns
     /// a pending `sk_err` (ENOBUFS after an overrun) and clears it; the next call gets the
-    /// queued messages. EBADF for a socket that is closed.
+    /// queued messages (under `sk_receive_queue.lock`, as [`Self::recv`]). EBADF for a socket
+    /// that is closed.
     pub fn recvmsg(&self, cx: &Cx, id: u32) -> Result<Vec<Vec<u8>>, Errno> {
-        let mut ports = self.ports.lock(cx);
-        let port = ports.get_mut(&id).ok_or(Errno::EBADF)?;
-        if let Some(err) = port.sk_err.take() {
+        let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
+        let socket = self.own_socket(&own, id).ok_or(Errno::EBADF)?;
+        let mut rx = socket.rx.lock_irqsave(cx);
+        if let Some(err) = rx.sk_err.take() {
             return Err(err);
         }
-        Ok(port.queue.drain(..).collect())
+        Ok(rx.queue.drain(..).collect())
     }
 
     /// netlink_unicast() with MSG_DONTWAIT: it takes `skb` whatever the outcome (queued, or
@@ -169,36 +266,48 @@ impl Taskstats {
         self.queue_bytes(cx, id, bytes)
     }
 
-    /// The queueing half of netlink_unicast(): ECONNREFUSED to a closed port, EAGAIN when its
-    /// queue is full, which netlink_overrun() also reports to the reader as ENOBUFS (`sk_err`).
-    /// netlink_ack()'s messages come here directly (their skbs are not booked).
+    /// The queueing half of netlink_unicast(): netlink_getsockbypid()'s [`Self::netlink_lookup`]
+    /// (ECONNREFUSED for no socket), then, with `nl_table_lock` dropped, netlink_attachskb()
+    /// (ECONNREFUSED to a dead socket, EAGAIN when its queue is full, which netlink_overrun()
+    /// also reports to the reader as ENOBUFS, `sk_err`) and netlink_sendskb()'s skb_queue_tail()
+    /// under the socket's `sk_receive_queue.lock` (spin_lock_irqsave()). The model reads the
+    /// queue's length (its stand-in for `sk_rmem_alloc`) in that same hold. netlink_ack()'s
+    /// messages come here directly (their skbs are not booked).
     fn queue_bytes(&self, cx: &Cx, id: u32, bytes: Vec<u8>) -> Result<(), Errno> {
-        let mut ports = self.ports.lock(cx);
-        let Some(port) = ports.get_mut(&id).filter(|p| p.open) else {
+        let socket = self.netlink_lookup(cx, id).ok_or(Errno::ECONNREFUSED)?;
+        self.queue_on(cx, &socket, bytes)
+    }
+
+    /// netlink_attachskb() and skb_queue_tail() on a socket the caller holds, `cx` taking its
+    /// `sk_receive_queue.lock` (see [`Self::queue_bytes`]).
+    fn queue_on(&self, cx: &Cx, socket: &Socket, bytes: Vec<u8>) -> Result<(), Errno> {
+        let mut rx = socket.rx.lock_irqsave(cx);
+        if rx.dead {
             return Err(Errno::ECONNREFUSED);
-        };
-        if port.queue.len() >= self.params.queue_max {
-            port.overruns += 1;
-            port.sk_err = Some(Errno::ENOBUFS);
-            drop(ports);
+        }
+        if rx.queue.len() >= self.params.queue_max {
+            rx.overruns += 1;
+            rx.sk_err = Some(Errno::ENOBUFS);
+            drop(rx);
             self.mark(cx, "port-overrun");
             return Err(Errno::EAGAIN);
         }
-        port.queue.push_back(bytes);
+        rx.queue.push_back(bytes);
         Ok(())
     }
 
     /// The owning process and queue length of port `id`. Through an observer context (the
-    /// checker's) the table is read with [`SpinLock::observe`](sim_core::SpinLock::observe): no
-    /// lock round trip between operations of the op-level simulation; a model context takes
-    /// the lock as before.
+    /// checker's) the table and the queue are read with [`RwLock::observe_read`] and
+    /// [`SpinLock::observe`]: no lock round trip between operations of the op-level simulation;
+    /// a model context takes `nl_table_lock` (netlink_lookup()) and then the queue's lock.
     pub fn port_owner(&self, cx: &Cx, id: u32) -> Option<(u32, usize)> {
-        let owner = |ports: &BTreeMap<u32, Port>| ports.get(&id).map(|p| (p.owner_tgid, p.queue.len()));
         if cx.is_observer() {
-            self.ports.observe(cx, owner)
-        } else {
-            owner(&self.ports.lock(cx))
+            let socket = self.ports.observe_read(cx, |ports| ports.get(&id).cloned())?;
+            return Some((socket.port.owner_tgid, socket.rx.observe(cx, |rx| rx.queue.len())));
         }
+        let socket = self.netlink_lookup(cx, id)?;
+        let queued = socket.rx.lock_irqsave(cx).queue.len();
+        Some((socket.port.owner_tgid, queued))
     }
 
     /// The task that sends on port `id` for the checker and the CLI: the lowest live thread of
@@ -220,17 +329,17 @@ impl Taskstats {
     }
 
     /// Port `id`'s identity and credentials, its receive queue left behind: the callers read
-    /// only those, and copying the queue made every request cost as much as the queue held.
-    /// Every caller reads through an observer context: [`SpinLock::observe`](sim_core::SpinLock::observe).
+    /// only those. Every caller reads through an observer context:
+    /// [`RwLock::observe_read`] of `nl_table_lock`.
     pub(super) fn port(&self, cx: &Cx, id: u32) -> Option<Port> {
-        self.ports.observe(cx, |ports| ports.get(&id).map(Port::identity))
+        self.ports.observe_read(cx, |ports| ports.get(&id).map(|s| s.port.clone()))
     }
 
     /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
-    /// queue, in one look under the table's lock (for the sender's own socket, taken by an
-    /// observer context: see [`Self::netlink_request`]).
+    /// queue (for the sender's own socket, read by an observer context: see
+    /// [`Self::netlink_request`]).
     fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
-        self.ports.observe(cx, |ports| ports.get(&id).map(|p| (p.identity(), p.queue.len())))
+        self.own_socket(cx, id).map(|socket| socket.observed(cx))
     }
 
     /// The byte-level entry point: `bytes` as written by `sendmsg(2)` on port `port` (one or more
@@ -242,23 +351,23 @@ impl Taskstats {
     pub fn netlink_request(&self, cx: &Cx, port: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
         // netlink_sendmsg() starts from the sender's own socket (`sock->sk`, from its fd): no
         // nl_table_lock, which only netlink_lookup() takes (once per unicast, below). The model
-        // keeps sockets in the port table behind that lock, so the sender's own socket (here,
-        // and the reader's recvmsg() at the end, under sk_receive_queue.lock, unmodelled) is
-        // reached through an observer context: the same data, no lockdep or trace step.
+        // keeps sockets in the port table behind that lock, so the sender's own socket is
+        // reached through an observer context (Self::own_socket): the same data, no lockdep or
+        // trace step. The reader's recvmsg() at the end takes its queue's lock as `cx`.
         let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
         self.netlink_request_seen(cx, &own, None, port, bytes)
     }
 
     /// The port `index` picks (as [`Self::port_pick`]), its identity and how many messages
-    /// wait in its queue, in one look under the table's lock: the op-level driver's first read
-    /// of a request, which it hands to [`Self::netlink_request_seen`] as the sender's socket.
-    /// `cx` is the driver's observer: no lock round trip between operations of the op-level
-    /// simulation ([`SpinLock::observe`](sim_core::SpinLock::observe)).
+    /// wait in its queue, in one look: the op-level driver's first read of a request, which it
+    /// hands to [`Self::netlink_request_seen`] as the sender's socket. `cx` is the driver's
+    /// observer: no lock round trip between operations of the op-level simulation
+    /// ([`RwLock::observe_read`], [`SpinLock::observe`]).
     pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
-        self.ports.observe(cx, |ports| {
-            let (_, port) = super::invariants::pick_port(ports, index)?;
-            Some((port.identity(), port.queue.len()))
-        })
+        let socket = self.ports.observe_read(cx, |ports| {
+            super::invariants::pick_port(ports, index).map(|(_, socket)| socket.clone())
+        })?;
+        Some(socket.observed(cx))
     }
 
     /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
@@ -320,10 +429,15 @@ impl Taskstats {
         if dumping {
             self.netlink_dump_on_recvmsg(cx, own, port);
         }
-        let mut ports = self.ports.lock(own);
-        match ports.get_mut(&port) {
-            Some(p) if p.queue.len() > queued_before => p.queue.drain(queued_before..).collect(),
-            _ => Vec::new(),
+        // The reader's recvmsg(): its own socket, the queue under sk_receive_queue.lock.
+        let Some(socket) = self.own_socket(own, port) else {
+            return Vec::new();
+        };
+        let mut rx = socket.rx.lock_irqsave(cx);
+        if rx.queue.len() > queued_before {
+            rx.queue.drain(queued_before..).collect()
+        } else {
+            Vec::new()
         }
     }
 
@@ -503,14 +617,12 @@ impl Taskstats {
     /// (genl_mutex, held), not by nl_table_lock: the model reaches it through `own`.
     fn ctrl_dumpfamily(&self, cx: &Cx, own: &Cx, port: u32, hdr: &NlMsgHdr) -> Result<(), Errno> {
         {
-            let mut ports = self.ports.lock(own);
-            let Some(socket) = ports.get_mut(&port) else {
-                return Err(Errno::ECONNREFUSED);
-            };
-            if socket.dump.is_some() {
+            let socket = self.own_socket(own, port).ok_or(Errno::ECONNREFUSED)?;
+            let mut dump = socket.dump();
+            if dump.is_some() {
                 return Err(Errno::EBUSY);
             }
-            socket.dump = Some((hdr.seq, 0));
+            *dump = Some((hdr.seq, 0));
         }
         self.netlink_dump(cx, own, port);
         Err(Errno::EINTR)
@@ -538,9 +650,10 @@ impl Taskstats {
     /// ends there (the kernel keeps `nlk->cb` for a later recvmsg). Returns whether the dump
     /// still runs. The socket is the reader's own (`own`, as in [`Self::netlink_request`]): the
     /// dump state is `cb_mutex`'s (held), the skb goes onto its own receive queue
-    /// (__netlink_sendskb(), no netlink_lookup()), so no step takes nl_table_lock.
+    /// (__netlink_sendskb(), no netlink_lookup(); its `sk_receive_queue.lock` taken by `cx`), so no
+    /// step takes nl_table_lock.
     fn netlink_dump(&self, cx: &Cx, own: &Cx, port: u32) -> bool {
-        let Some((seq, mut skipped)) = self.ports.lock(own).get(&port).and_then(|p| p.dump) else {
+        let Some((seq, mut skipped)) = self.own_socket(own, port).and_then(|s| *s.dump()) else {
             return false;
         };
         let families = self.genl_families();
@@ -564,13 +677,16 @@ impl Taskstats {
             }
             self.mark(cx, "ctrl-dumpfamily");
             let bytes = self.skbs.consume(cx, skb);
-            let _ = self.queue_bytes(own, port, bytes);
+            // skb_queue_tail() on the reader's own socket: its queue lock, taken by the reader.
+            if let Some(socket) = self.own_socket(own, port) {
+                let _ = self.queue_on(cx, &socket, bytes);
+            }
         }
         if !running {
             return self.dump_ended(own, port);
         }
-        if let Some(socket) = self.ports.lock(own).get_mut(&port) {
-            socket.dump = Some((seq, skipped));
+        if let Some(socket) = self.own_socket(own, port) {
+            *socket.dump() = Some((seq, skipped));
         }
         true
     }
@@ -578,8 +694,8 @@ impl Taskstats {
     /// The end of a dump: the socket's `nlk->cb` released (through the reader's `own`
     /// context). Returns false (no longer running).
     fn dump_ended(&self, own: &Cx, port: u32) -> bool {
-        if let Some(socket) = self.ports.lock(own).get_mut(&port) {
-            socket.dump = None;
+        if let Some(socket) = self.own_socket(own, port) {
+            *socket.dump() = None;
         }
         false
     }
@@ -591,8 +707,8 @@ impl Taskstats {
         let size = geometry.nlmsg_goodsize();
         let skb = self.skbs.alloc_skb(cx, geometry, size, Gfp::GFP_KERNEL, "netlink_dump", 256).ok();
         if skb.is_none() {
-            if let Some(p) = self.ports.lock(own).get_mut(&port) {
-                p.sk_err = Some(Errno::ENOBUFS);
+            if let Some(socket) = self.own_socket(own, port) {
+                socket.rx.lock(own).sk_err = Some(Errno::ENOBUFS);
             }
         }
         skb
@@ -802,6 +918,39 @@ mod tests {
             let ack = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 4, port, CTRL_CMD_GETFAMILY, &[]);
             assert!(!model.netlink_request(&cx, port, &ack).is_empty(), "{preset}: the error or ack");
             assert!(sim.lockdep().dependencies().contains(&order), "{preset}: netlink_ack()'s lookup");
+            model.teardown(&sim).unwrap();
+        }
+    }
+
+    /// The receive queue's lock is the socket's own, never taken under nl_table_lock nor
+    /// around it (netlink_unicast() drops the table's read lock before skb_queue_tail()); an
+    /// ack queued under genl_mutex orders genl_mutex before both; a socket held across its
+    /// release is dead and empty, and a later unicast to its id is refused.
+    #[test]
+    fn the_receive_queue_lock_is_the_sockets_own_and_never_nests_with_nl_table_lock() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&cx).unwrap();
+            let ack = request(GENL_ID_CTRL, NLM_F_REQUEST | NLM_F_ACK, 4, port, CTRL_CMD_GETFAMILY, &[]);
+            assert!(!model.netlink_request(&cx, port, &ack).is_empty(), "{preset}: the ack");
+            let deps = sim.lockdep().dependencies();
+            let has = |a: &str, b: &str| deps.contains(&(a.to_string(), b.to_string()));
+            assert!(
+                has("genl_mutex", "nl_table_lock") && has("genl_mutex", RX_QUEUE_CLASS),
+                "{preset}: {deps:?}"
+            );
+            assert!(
+                !has("nl_table_lock", RX_QUEUE_CLASS) && !has(RX_QUEUE_CLASS, "nl_table_lock"),
+                "{preset}: {deps:?}"
+            );
+            let held = model.netlink_lookup(&cx, port).expect("bound");
+            assert!(model.queue_bytes(&cx, port, vec![1]).is_ok(), "{preset}");
+            model.close_port(&cx, port);
+            let rx = held.rx.lock(&cx);
+            assert!(rx.dead && rx.queue.is_empty(), "{preset}: released, purged: {rx:?}");
+            drop(rx);
+            assert_eq!(model.queue_bytes(&cx, port, vec![2]), Err(Errno::ECONNREFUSED), "{preset}");
             model.teardown(&sim).unwrap();
         }
     }

@@ -538,10 +538,15 @@ impl Taskstats {
         }
         let mut closed = Vec::new();
         if group_dead {
-            // exit_files(): the group's sockets close.
-            let mut ports = self.ports.lock(cx);
-            closed = ports.values().filter(|p| p.owner_tgid == task.tgid).map(|p| p.id).collect();
-            ports.retain(|_, p| p.owner_tgid != task.tgid);
+            // exit_files(): the group's sockets close, each by netlink_release(): out of the
+            // table under netlink_table_grab(), then released with the table lock dropped.
+            let mut ports = self.ports.write_lock_irq(cx);
+            closed = ports.values().filter(|s| s.port.owner_tgid == task.tgid).map(|s| s.port.id).collect();
+            let released: Vec<_> = closed.iter().filter_map(|id| ports.remove(id)).collect();
+            drop(ports);
+            for socket in released {
+                socket.release(cx);
+            }
         }
         self.ledger().exits += 1;
         Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
