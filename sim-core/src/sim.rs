@@ -149,7 +149,8 @@ impl SharedNames {
     #[inline]
     fn find(&self, name: &str) -> Option<&(Arc<str>, TaskId)> {
         let filled = self.filled.load(Ordering::Acquire);
-        self.slots[..filled].iter().filter_map(std::sync::OnceLock::get).find(|(known, _)| **known == *name)
+        let mut slots = self.slots[..filled].iter().filter_map(std::sync::OnceLock::get);
+        slots.find(|(known, _)| crate::trace::same_text(known, name))
     }
 
     /// The shared name equal to `name` and its task: from the slots without a lock, else made by

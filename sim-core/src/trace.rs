@@ -222,6 +222,13 @@ impl TaskNames {
     }
 }
 
+/// `a == b` for task names, the first bytes compared before the rest: names of one length are
+/// common (`sendmsg`, `do_exit`) and most differ at once, so most comparisons make no call
+/// (`Trace::name_task_shared`, and `Sim::cx`'s slots).
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
+}
+
 /// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
 /// these a rename allocates, and the search stays short.
 const TASK_NAMES_SHARED: usize = 32;
@@ -723,17 +730,23 @@ impl Trace {
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
         match inner.tasks.get(task) {
-            Some(known) if **known == *name => known.clone(),
+            Some(known) if same_text(known, name) => known.clone(),
             previous => {
                 // A rename keeps the name it replaces for sharing; a task named for the first
                 // time keeps nothing, so a world whose tasks keep their names allocates no pool.
                 let previous = previous.cloned();
-                let shared = match inner.names.iter().find(|known| ***known == *name) {
+                let shared = match inner.names.iter().find(|known| same_text(known, name)) {
                     Some(known) => known.clone(),
                     None => std::sync::Arc::from(name),
                 };
                 if let Some(previous) = previous {
-                    if inner.names.len() < TASK_NAMES_SHARED && !inner.names.contains(&previous) {
+                    // The name replaced is most often the pool's own (shared from it): found by
+                    // address first, by text only otherwise.
+                    let pooled = |names: &[std::sync::Arc<str>]| {
+                        names.iter().any(|known| std::sync::Arc::ptr_eq(known, &previous))
+                            || names.iter().any(|known| same_text(known, &previous))
+                    };
+                    if inner.names.len() < TASK_NAMES_SHARED && !pooled(&inner.names) {
                         inner.names.push(previous);
                     }
                 }
