@@ -17,9 +17,10 @@
 //! criterion over the same walk.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ksim_benches::ns_per_call;
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
@@ -289,27 +290,6 @@ fn configure<'a>(
     group.sample_size(10).warm_up_time(Duration::from_millis(300));
     group.measurement_time(if n >= 1_000_000 { Duration::from_secs(2) } else { Duration::from_secs(1) });
     group
-}
-
-/// This thread's time on a CPU so far, in nanoseconds (Linux's `/proc/thread-self/schedstat`),
-/// so the per-node line stays meaningful on a machine shared with other builds.
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-/// The mean time of `iterations` calls of `call`, in nanoseconds: on-CPU time where the system
-/// reports it, wall time otherwise (the per-node line's figures; criterion's are wall time).
-fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
-    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
-    for _ in 0..iterations {
-        call();
-    }
-    let elapsed = match (cpu_start, thread_cpu_ns()) {
-        (Some(before), Some(after)) if after > before => (after - before) as f64,
-        _ => start.elapsed().as_nanos() as f64,
-    };
-    elapsed / f64::from(iterations)
 }
 
 /// Prints get + release per call and per visited block-chain node, model (lockdep on, then

@@ -13,9 +13,10 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ksim_benches::ns_per_call;
 use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
@@ -80,26 +81,6 @@ impl Native {
         self.refcnt[at as usize].fetch_sub(1, Ordering::AcqRel);
         at
     }
-}
-
-/// This thread's time on a CPU so far, in nanoseconds (Linux's `/proc/thread-self/schedstat`).
-fn thread_cpu_ns() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    text.split_whitespace().next()?.parse().ok()
-}
-
-/// The mean time of `iterations` calls of `call`, in nanoseconds: on-CPU time where the system
-/// reports it, wall time otherwise.
-fn ns_per_call(iterations: u32, mut call: impl FnMut()) -> f64 {
-    let (start, cpu_start) = (Instant::now(), thread_cpu_ns());
-    for _ in 0..iterations {
-        call();
-    }
-    let elapsed = match (cpu_start, thread_cpu_ns()) {
-        (Some(before), Some(after)) if after > before => (after - before) as f64,
-        _ => start.elapsed().as_nanos() as f64,
-    };
-    elapsed / f64::from(iterations)
 }
 
 /// get + put per call in on-CPU time: the model with lockdep off, with it on, and native.
