@@ -10,7 +10,6 @@
 //! a fifth of a campaign's time.
 
 mod catalog;
-mod kept;
 mod op;
 mod reference;
 pub(crate) mod scenario;
@@ -178,9 +177,6 @@ pub struct TaskstatsSubject {
     /// own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking): the
     /// mutex is there because a context is not `Sync` and threaded runs share the subject.
     op_observer: std::sync::Mutex<Option<Box<Cx>>>,
-    /// The op-level driver's task contexts, kept between operations ([`kept`]); behind a std
-    /// mutex, checker state taken and put back outside every model lock.
-    kept: std::sync::Mutex<kept::KeptCxs>,
 }
 
 /// What operations touched, for the incremental invariant check: the CPUs whose listener lists
@@ -239,19 +235,6 @@ impl TaskstatsSubject {
     /// still the best there is.
     fn touched(&self) -> std::sync::MutexGuard<'_, Touched> {
         self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// [`kept::with_cx`] on this subject's kept contexts: `f` on the context of task `pid` (the
-    /// named task `name` when None) running `name` on `cpu`, as [`Sim::cx_for_task`] (or
-    /// [`Sim::cx`]) would make it now.
-    fn with_cx<R>(
-        &self,
-        sim: &Sim,
-        who: (Option<u32>, &'static str),
-        cpu: u32,
-        f: impl FnOnce(&Cx) -> R,
-    ) -> R {
-        kept::with_cx(&self.kept, sim, who, cpu, f)
     }
 
     /// The slot of [`Subject::apply`]'s kept observer, reached without a lock.
@@ -444,9 +427,8 @@ impl TaskstatsSubject {
         let mut replies = match (sender, &look) {
             // The driver's look at the socket is netlink_request()'s, through the same observer.
             (Some((pid, cpu)), PortLook::OpLevel(socket, queued)) => {
-                self.with_cx(sim, (Some(pid), "sendmsg"), cpu, |cx| {
-                    self.model.netlink_request_seen(cx, observer, Some((socket, *queued)), port, &bytes)
-                })
+                let cx = sim.cx_for_task(pid, "sendmsg", cpu);
+                self.model.netlink_request_seen(&cx, observer, Some((socket, *queued)), port, &bytes)
             }
             (Some((pid, cpu)), PortLook::Threaded) => {
                 self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
@@ -499,13 +481,7 @@ impl TaskstatsSubject {
             return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
         };
         let pid = task.pid;
-        let (who, cpu) = if name == "sched" { (None, 0) } else { (Some(pid), task.cpu()) };
-        self.with_cx(sim, (who, name), cpu, |cx| self.apply_task_op_on(cx, op, &task))
-    }
-
-    /// [`Self::apply_task_op`] on the context of the task it picked (`task`).
-    fn apply_task_op_on(&self, cx: &Cx, op: &Op, task: &Task) -> Outcome {
-        let pid = task.pid;
+        let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu()) };
         match op {
             Op::Fork { kind, .. } => {
                 // A thread joins the parent's group (its stats may be allocated, or freed by a
@@ -516,7 +492,7 @@ impl TaskstatsSubject {
                 if thread {
                     self.touch_group(task.tgid);
                 }
-                let forked = self.model.fork(cx, *kind);
+                let forked = self.model.fork(&cx, *kind);
                 if let (Ok(child), false) = (&forked, thread) {
                     self.touch_group(*child);
                 }
@@ -525,16 +501,18 @@ impl TaskstatsSubject {
             Op::Run { .. } => {
                 // The counters as the run's siglock section found and left them (a task that is
                 // no one's `current` any more ran nothing: no work).
-                let (before, after) = self.model.run_accounted(cx).unwrap_or_default();
+                let (before, after) = self.model.run_accounted(&cx).unwrap_or_default();
                 return Outcome::Ran { pid, work: op::work_between(&before, &after) };
             }
-            Op::SetState { state, .. } => self.model.set_task(cx, pid, Some(*state), None, None),
-            Op::Migrate { cpu, .. } => self.model.set_task(cx, pid, None, None, Some(u32::from(*cpu))),
-            Op::Attach { cgroup, .. } => self.model.set_task(cx, pid, None, Some(usize::from(*cgroup)), None),
-            Op::OpenFile { cgroup, .. } => {
-                self.model.open_file(cx, cgroup.map(usize::from));
+            Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
+            Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
+            Op::Attach { cgroup, .. } => {
+                self.model.set_task(&cx, pid, None, Some(usize::from(*cgroup)), None)
             }
-            Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(cx)),
+            Op::OpenFile { cgroup, .. } => {
+                self.model.open_file(&cx, cgroup.map(usize::from));
+            }
+            Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(&cx)),
             _ => {}
         }
         Outcome::Done
@@ -547,7 +525,7 @@ impl TaskstatsSubject {
             return Outcome::Done;
         };
         self.touch(&task);
-        self.with_cx(sim, (Some(task.pid), "do_exit"), task.cpu(), |cx| exit_outcome(sim, &self.model, cx))
+        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu()))
     }
 
     /// A PID query whose requester is preempted at its first preemption point while the task
@@ -599,14 +577,13 @@ impl TaskstatsSubject {
             Op::ClosePort { port } => {
                 let id = self.model.port_pick(observer, *port);
                 if let Some(id) = id {
-                    self.with_cx(sim, (None, "close"), 0, |cx| self.model.close_port(cx, id));
+                    self.model.close_port(&sim.cx("close", 0), id);
                 }
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
                 let id = self.model.port_pick(observer, *port);
-                let count = |id| self.with_cx(sim, (None, "recvmsg"), 0, |cx| self.model.recv_count(cx, id));
-                Outcome::Received(id, id.map_or(0, count))
+                Outcome::Received(id, id.map_or(0, |id| self.model.recv_count(&sim.cx("recvmsg", 0), id)))
             }
             Op::Raw { port, bytes } => {
                 if let Some(id) = self.model.port_pick(observer, *port) {
@@ -684,7 +661,6 @@ impl Subject for TaskstatsSubject {
             config: config.clone(),
             touched: std::sync::Mutex::default(),
             op_observer: std::sync::Mutex::default(),
-            kept: std::sync::Mutex::default(),
         }
     }
 
@@ -785,9 +761,7 @@ impl TaskstatsSubject {
             Op::Exit { task } => self.apply_exit(sim, observer, *task),
             Op::Timer { task } => {
                 if let Some(task) = self.pick_task(observer, *task, live) {
-                    self.with_cx(sim, (Some(task.pid), "it_real_fn"), task.cpu(), |cx| {
-                        self.model.it_real_fn(cx)
-                    });
+                    self.model.it_real_fn(&sim.cx_for_task(task.pid, "it_real_fn", task.cpu()));
                 }
                 Outcome::Done
             }
