@@ -244,11 +244,21 @@ fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
 }
 
 /// init_task: pid 1 in the root namespaces, root with CAP_NET_ADMIN, in cgroup "/", on CPU 0;
-/// its signal lock of lock class `class`.
-fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
+/// its signal lock of lock class `class`. With it the set-up context ("taskstats_init"), made
+/// once and renewed before each later use, as a new one would be made there ([`Cx::renew`]:
+/// the same trace), for [`Taskstats::new`] to go on with.
+fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> (Task, Cx) {
     let detached = Arc::new(sim_core::sync::atomic::AtomicBool::new(false));
     let numbers = table.alloc_numbers(0);
-    Task {
+    // In the order the fields were once made in place.
+    let signal = Signal::new(class);
+    let mut cx = sim.cx("taskstats_init", 0);
+    let parent = Task::parent_pointer(&cx, None);
+    cx.renew(0);
+    let usage = Task::new_usage(&cx, 1);
+    cx.renew(0);
+    let mm = TaskMm::new(Some(MmStruct::new(&cx, 1)));
+    let task = Task {
         pid: 1,
         tgid: 1,
         tgid_numbers: numbers.clone(),
@@ -267,15 +277,16 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> Task {
         state: InPlace::new(TaskState::Running as u32),
         exit_code: 0,
         exit_state: InPlace::new(ExitState::None as u32),
-        signal: Signal::new(class),
-        parent: Task::parent_pointer(&sim.cx("taskstats_init", 0), None),
+        signal,
+        parent,
         delays: Some(TaskDelays::new()),
-        usage: Task::new_usage(&sim.cx("taskstats_init", 0), 1),
+        usage,
         sighand_detached: detached.clone(),
         exiting: sim_core::sync::atomic::AtomicBool::new(false),
         leader_detached: detached,
-        mm: TaskMm::new(Some(MmStruct::new(&sim.cx("taskstats_init", 0), 1))),
-    }
+        mm,
+    };
+    (task, cx)
 }
 
 impl Taskstats {
@@ -286,9 +297,10 @@ impl Taskstats {
         let params = Params { cpus, ..params };
         let class = signal_lock_class(fixes);
         let mut table = TaskTable::new(vec!["/", "/work"]);
-        let init = init_task(sim, &mut table, class);
+        // One set-up context, renewed where a new one was made for each step.
+        let (init, mut cx) = init_task(sim, &mut table, class);
+        cx.renew(0);
         {
-            let cx = sim.cx("taskstats_init", 0);
             let mut inner = init.signal.lock.lock_irqsave(&cx);
             inner.threads.insert(1, (Acct::default(), ExitState::None));
             inner.live = 1;
@@ -298,7 +310,8 @@ impl Taskstats {
         table.attach_pid(init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
-        pid_hash.rcu_assign_pointer(&sim.cx("taskstats_init", 0), Some(hash));
+        cx.renew(0);
+        pid_hash.rcu_assign_pointer(&cx, Some(hash));
         Taskstats {
             checked: checked_fixes(fixes, &params.audit),
             pid_hash,
