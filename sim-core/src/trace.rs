@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex as StdMutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -250,7 +249,7 @@ pub struct Trace {
     busy: AtomicBool,
     seq: AtomicU64,
     hash: AtomicU64,
-    inner: StdMutex<TraceInner>,
+    inner: crate::sync::BookLock<TraceInner>,
 }
 
 impl std::fmt::Debug for Trace {
@@ -509,7 +508,7 @@ impl Trace {
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             hash: AtomicU64::new(HASH_SEED),
-            inner: StdMutex::new(TraceInner {
+            inner: crate::sync::BookLock::new(TraceInner {
                 events: VecDeque::new(),
                 tasks: TaskNames::default(),
                 names: Vec::new(),
@@ -517,8 +516,8 @@ impl Trace {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TraceInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> crate::sync::BookGuard<'_, TraceInner> {
+        self.inner.lock()
     }
 
     /// Confines recording to the calling thread, for a world only one thread drives (the
