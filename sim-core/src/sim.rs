@@ -517,6 +517,34 @@ impl Sim {
 mod tests {
     use super::*;
 
+    /// Every kind of draw, interleaved as a case interleaves them (a bounded number, a ratio, a
+    /// choice, raw bits), gives what the same calls on a bare ChaCha8 stream
+    /// of the seed give, in a world confined to this thread and in one that is not: the lock
+    /// around the generator may change, the sequence may not.
+    #[test]
+    fn draws_are_the_bare_generators_whatever_the_lock() {
+        let items = [10u8, 20, 30, 40, 50];
+        for confined in [false, true] {
+            let sim = Sim::with_seed(11);
+            if confined {
+                sim.trace().confine_to_this_thread();
+            }
+            let mut bare = ChaCha8Rng::seed_from_u64(11);
+            for step in 0..400u64 {
+                let (got, want) = match step % 4 {
+                    0 => (sim.below(step + 1), bare.random_range(0..step + 1)),
+                    1 => (u64::from(sim.chance(4, 100)), u64::from(bare.random_ratio(4, 100))),
+                    2 => (
+                        u64::from(*sim.choose(&items).unwrap()),
+                        u64::from(*items.choose(&mut bare).unwrap()),
+                    ),
+                    _ => (sim.random_u64(), bare.next_u64()),
+                };
+                assert_eq!(got, want, "seed 11, step {step}, confined {confined}");
+            }
+        }
+    }
+
     #[test]
     fn same_seed_same_random_stream_and_other_seed_differs() {
         let a = Sim::with_seed(7);
