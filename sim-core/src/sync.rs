@@ -761,6 +761,15 @@ pub(crate) fn loom_check(preemption_bound: Option<usize>, f: impl Fn() + Send + 
 
 pub use imp::*;
 
+/// A lock for the world's own bookkeeping on the hot path (its random numbers, its fault plan,
+/// the trace's task names), never a model's: always parking_lot's, whichever backend the models
+/// run on, so it is no schedule point for shuttle or loom and adds no object to their models, as
+/// the `std` mutexes it replaces were; and unpoisoned, so a round trip is one atomic exchange
+/// each way with no panic-count reads (a poisoned world is already a reported bug).
+pub(crate) type BookLock<T> = parking_lot::Mutex<T>;
+/// The guard of a [`BookLock`].
+pub(crate) type BookGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
 /// A cell for convention-guarded data ([`crate::guarded::Guarded`]): the model may touch it at
 /// any time, as C can, and each backend judges the accesses its own way.
 ///

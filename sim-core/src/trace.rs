@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex as StdMutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -202,15 +201,16 @@ impl TaskNames {
         }
     }
 
-    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) {
+    /// Names `task`, returning the name it replaces (moved out: no reference counted).
+    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) -> Option<std::sync::Arc<str>> {
         if task < TASK_IDS_INDEXED {
             let index = task as usize;
             if index >= self.indexed.len() {
                 self.indexed.resize(index + 1, None);
             }
-            self.indexed[index] = Some(name);
+            self.indexed[index].replace(name)
         } else {
-            self.mapped.insert(task, name);
+            self.mapped.insert(task, name)
         }
     }
 
@@ -250,7 +250,7 @@ pub struct Trace {
     busy: AtomicBool,
     seq: AtomicU64,
     hash: AtomicU64,
-    inner: StdMutex<TraceInner>,
+    inner: crate::sync::BookLock<TraceInner>,
 }
 
 impl std::fmt::Debug for Trace {
@@ -509,7 +509,7 @@ impl Trace {
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             hash: AtomicU64::new(HASH_SEED),
-            inner: StdMutex::new(TraceInner {
+            inner: crate::sync::BookLock::new(TraceInner {
                 events: VecDeque::new(),
                 tasks: TaskNames::default(),
                 names: Vec::new(),
@@ -517,8 +517,8 @@ impl Trace {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, TraceInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> crate::sync::BookGuard<'_, TraceInner> {
+        self.inner.lock()
     }
 
     /// Confines recording to the calling thread, for a world only one thread drives (the
@@ -728,32 +728,32 @@ impl Trace {
     /// the task to share: most contexts are made for a task already named so (one per
     /// operation), which then costs no new string.
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
-        let mut inner = self.lock();
-        match inner.tasks.get(task) {
-            Some(known) if same_text(known, name) => known.clone(),
-            previous => {
-                // A rename keeps the name it replaces for sharing; a task named for the first
-                // time keeps nothing, so a world whose tasks keep their names allocates no pool.
-                let previous = previous.cloned();
-                let shared = match inner.names.iter().find(|known| same_text(known, name)) {
-                    Some(known) => known.clone(),
-                    None => std::sync::Arc::from(name),
-                };
-                if let Some(previous) = previous {
-                    // The name replaced is most often the pool's own (shared from it): found by
-                    // address first, by text only otherwise.
-                    let pooled = |names: &[std::sync::Arc<str>]| {
-                        names.iter().any(|known| std::sync::Arc::ptr_eq(known, &previous))
-                            || names.iter().any(|known| same_text(known, &previous))
-                    };
-                    if inner.names.len() < TASK_NAMES_SHARED && !pooled(&inner.names) {
-                        inner.names.push(previous);
-                    }
-                }
-                inner.tasks.insert(task, shared.clone());
-                shared
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(known) = inner.tasks.get(task) {
+            if same_text(known, name) {
+                return known.clone();
             }
         }
+        let shared = match inner.names.iter().find(|known| same_text(known, name)) {
+            Some(known) => known.clone(),
+            None => std::sync::Arc::from(name),
+        };
+        // A rename keeps the name it replaces for sharing (moved out of the task's slot, not
+        // cloned); a task named for the first time replaces nothing, so a world whose tasks keep
+        // their names allocates no pool.
+        if let Some(previous) = inner.tasks.insert(task, shared.clone()) {
+            // The name replaced is most often the pool's own (shared from it): found by address
+            // first, by text only otherwise.
+            let pooled = |names: &[std::sync::Arc<str>]| {
+                names.iter().any(|known| std::sync::Arc::ptr_eq(known, &previous))
+                    || names.iter().any(|known| same_text(known, &previous))
+            };
+            if inner.names.len() < TASK_NAMES_SHARED && !pooled(&inner.names) {
+                inner.names.push(previous);
+            }
+        }
+        shared
     }
 
     /// [`Trace::name_task_shared`] for a context that keeps `name`, the name the trace gave it
@@ -1256,6 +1256,35 @@ mod tests {
             [(3, "init"), (7, "sendmsg"), (TASK_IDS_INDEXED, "big"), (named, "sched"), (named + 1, "rcu")];
         assert_eq!(names, expected.map(|(task, name)| (task, name.to_string())));
         assert!(trace.lock().tasks.get(5).is_none() && trace.lock().tasks.get(named + 2).is_none());
+    }
+
+    /// Renames back and forth among a few names (pids by index and in the map): each call gives
+    /// the name asked for, equal to what `task_names` says, one shared string per text (the pool
+    /// keeps each replaced name once), so a fast path that kept a stale name or pooled twice
+    /// fails here.
+    #[test]
+    fn renames_give_the_name_asked_and_share_one_string_per_text() {
+        let trace = Trace::new(TraceMode::HashOnly);
+        let names = ["sendmsg", "do_exit", "fork", "sendmsg", "sched", "do_exit", "fork", "fork"];
+        let mut seen: Vec<std::sync::Arc<str>> = Vec::new();
+        for (step, name) in names.iter().cycle().take(64).enumerate() {
+            let task = [3, 9, TASK_IDS_INDEXED + 5][step % 3];
+            let got = trace.name_task_shared(task, name);
+            assert_eq!(&*got, *name, "step {step}: task {task}");
+            assert_eq!(trace.task_names()[&task], *name, "step {step}: task {task}");
+            match seen.iter().find(|known| ***known == **name) {
+                Some(known) if step >= 12 => {
+                    assert!(std::sync::Arc::ptr_eq(known, &got), "step {step}: {name} shared")
+                }
+                Some(_) => {}
+                None => seen.push(got),
+            }
+        }
+        let pool = trace.lock().names.clone();
+        let mut texts: Vec<&str> = pool.iter().map(|name| &**name).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        assert_eq!(texts.len(), pool.len(), "each replaced name pooled once: {pool:?}");
     }
 
     fn acquire(class: &'static str, token: u64) -> EventKind {
