@@ -29,12 +29,13 @@
 //! are never checked.
 //!
 //! The detector runs whenever lockdep does (`SimConfig::without_lockdep` turns both off); an
-//! access is traced either way. The detector's shadow state is a `std` mutex (instrumentation, no interleavings); the value
-//! itself is a [`sync::RaceCell`], which loom judges for real races on its own.
+//! access is traced either way. The detector's shadow state is behind a `sync::BookLock`
+//! (instrumentation, no interleavings; parking_lot's, with no poison bookkeeping per access);
+//! the value itself is a [`sync::RaceCell`], which loom judges for real races on its own.
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
 use crate::cx::Cx;
 use crate::lockdep::{site, ClassId, FieldAccess, HeldLock, LockMode, LockdepReport};
@@ -157,7 +158,7 @@ pub struct Guarded<T> {
     /// The field name's trace hash, computed once (an access is traced by it, not its text).
     field_hash: u64,
     lock: Option<&'static str>,
-    shadow: StdMutex<Shadow>,
+    shadow: sync::BookLock<Shadow>,
     cell: sync::RaceCell<T>,
 }
 
@@ -210,7 +211,13 @@ impl<T> Guarded<T> {
             not_held_reported: false,
         };
         let field_hash = crate::trace::name_hash(field);
-        Guarded { field, field_hash, lock, shadow: StdMutex::new(shadow), cell: sync::RaceCell::new(value) }
+        Guarded {
+            field,
+            field_hash,
+            lock,
+            shadow: sync::BookLock::new(shadow),
+            cell: sync::RaceCell::new(value),
+        }
     }
 
     /// The field's name.
@@ -272,8 +279,8 @@ impl<T> Guarded<T> {
         self.cell.into_inner()
     }
 
-    fn shadow(&self) -> std::sync::MutexGuard<'_, Shadow> {
-        self.shadow.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn shadow(&self) -> sync::BookGuard<'_, Shadow> {
+        self.shadow.lock()
     }
 
     /// Both checks for one access, then the shadow state's update (the kernel has no

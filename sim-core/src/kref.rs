@@ -12,16 +12,15 @@
 //!
 //! The count is a facade atomic with the kernel's orderings (relaxed increments, a release
 //! decrement with an acquire on the last one), so loom and shuttle explore it as they would the
-//! kernel's. Who holds which reference is checker bookkeeping in a `std` mutex, kept only while
-//! lockdep is enabled. A put names no reference, so it retires the newest reference its own task
-//! took, or else the oldest outstanding one: the sites a leak report lists are those of references
-//! no put retired under that rule. Left out: `kref_put_mutex`/`kref_put_lock`, refcount
-//! overflow (a model never takes 2^31 references).
+//! kernel's. Who holds which reference is checker bookkeeping behind a `sync::BookLock`, kept
+//! only while lockdep is enabled. A put names no reference, so it retires the newest reference
+//! its own task took, or else the oldest outstanding one: the sites a leak report lists are
+//! those of references no put retired under that rule. Left out:
+//! `kref_put_mutex`/`kref_put_lock`, refcount overflow (a model never takes 2^31 references).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::panic::Location;
-use std::sync::Mutex as StdMutex;
 
 use crate::cx::Cx;
 use crate::sim::Violation;
@@ -82,7 +81,7 @@ pub struct Kref {
     /// The name's trace hash, computed once (an operation is traced by it, not its text).
     object_hash: u64,
     refcount: AtomicU32,
-    book: StdMutex<Book>,
+    book: crate::sync::BookLock<Book>,
 }
 
 impl fmt::Debug for Kref {
@@ -98,8 +97,12 @@ impl Kref {
     pub fn new(cx: &Cx, object: impl Into<Name>) -> Kref {
         let object: Name = object.into();
         let object_hash = crate::trace::name_hash(&object);
-        let kref =
-            Kref { object, object_hash, refcount: AtomicU32::new(1), book: StdMutex::new(Book::default()) };
+        let kref = Kref {
+            object,
+            object_hash,
+            refcount: AtomicU32::new(1),
+            book: crate::sync::BookLock::new(Book::default()),
+        };
         kref.took(cx, Location::caller());
         kref.trace(cx, KrefOp::Init, 1);
         kref
@@ -119,8 +122,8 @@ impl Kref {
         cx.sim().lockdep().is_enabled() && !cx.is_observer()
     }
 
-    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn book(&self) -> crate::sync::BookGuard<'_, Book> {
+        self.book.lock()
     }
 
     fn trace(&self, cx: &Cx, op: KrefOp, count: u32) {

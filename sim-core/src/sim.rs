@@ -204,9 +204,7 @@ fn mark_key(name: &'static str) -> Option<u64> {
 /// `random_ratio(p, 100)` makes).
 fn percent_distributions() -> &'static [Bernoulli; 101] {
     static MADE: std::sync::OnceLock<[Bernoulli; 101]> = std::sync::OnceLock::new();
-    MADE.get_or_init(|| {
-        std::array::from_fn(|p| Bernoulli::from_ratio(p as u32, 100).expect("p <= 100"))
-    })
+    MADE.get_or_init(|| std::array::from_fn(|p| Bernoulli::from_ratio(p as u32, 100).expect("p <= 100")))
 }
 
 /// Whether the calling thread runs a shuttle execution or a loom model.
