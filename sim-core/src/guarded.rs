@@ -108,6 +108,7 @@ impl AccessRecord {
 
     /// Records `held` as this record's held locks unless they are the ones it has: whether they
     /// were (their class ids given by the same validator, `same_world`).
+    #[inline]
     fn keep_held(&mut self, held: &[HeldLock], same_world: bool) -> bool {
         let same = same_world
             && self.held.len() == held.len()
@@ -154,19 +155,25 @@ struct Shadow {
 
 /// A field protected by convention. See the module documentation.
 pub struct Guarded<T> {
+    detector: Detector,
+    cell: sync::RaceCell<T>,
+}
+
+/// What a [`Guarded`] field is checked by, apart from its value: its names and the detector's
+/// shadow state. Not generic, so the checks are one function for every field type.
+struct Detector {
     field: &'static str,
     /// The field name's trace hash, computed once (an access is traced by it, not its text).
     field_hash: u64,
     lock: Option<&'static str>,
     shadow: sync::BookLock<Shadow>,
-    cell: sync::RaceCell<T>,
 }
 
 impl<T> fmt::Debug for Guarded<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guarded")
-            .field("field", &self.field)
-            .field("lock", &self.lock)
+            .field("field", &self.detector.field)
+            .field("lock", &self.detector.lock)
             .finish_non_exhaustive()
     }
 }
@@ -211,23 +218,18 @@ impl<T> Guarded<T> {
             not_held_reported: false,
         };
         let field_hash = crate::trace::name_hash(field);
-        Guarded {
-            field,
-            field_hash,
-            lock,
-            shadow: sync::BookLock::new(shadow),
-            cell: sync::RaceCell::new(value),
-        }
+        let detector = Detector { field, field_hash, lock, shadow: sync::BookLock::new(shadow) };
+        Guarded { detector, cell: sync::RaceCell::new(value) }
     }
 
     /// The field's name.
     pub fn field(&self) -> &'static str {
-        self.field
+        self.detector.field
     }
 
     /// The lock class that documents the field, if one does.
     pub fn lock_class(&self) -> Option<&'static str> {
-        self.lock
+        self.detector.lock
     }
 
     /// Reads the field through `f` (a plain C load of it). Checked.
@@ -279,10 +281,6 @@ impl<T> Guarded<T> {
         self.cell.into_inner()
     }
 
-    fn shadow(&self) -> sync::BookGuard<'_, Shadow> {
-        self.shadow.lock()
-    }
-
     /// Both checks for one access, then the shadow state's update (the kernel has no
     /// counterpart: `lockdep_assert_held()` and Eraser's lockset, checked at a plain C access).
     /// The common path allocates and copies nothing: locks are compared by class id, the task's
@@ -296,11 +294,18 @@ impl<T> Guarded<T> {
         // operation) costs no call into the detector (about 30 instructions of prologue and
         // return each, callgrind).
         if !cx.is_observer() {
-            self.check_model(cx, write, location);
+            self.detector.check_model(cx, write, location);
         }
     }
+}
 
-    /// [`Guarded::check`] for a model context: traced, then checked while lockdep runs.
+impl Detector {
+    fn shadow(&self) -> sync::BookGuard<'_, Shadow> {
+        self.shadow.lock()
+    }
+
+    /// [`Guarded::check`] for a model context: traced, then checked while lockdep runs. Not
+    /// generic: one copy serves every field type.
     #[inline(never)]
     fn check_model(&self, cx: &Cx, write: bool, location: &'static Location<'static>) {
         trace_access(cx, write, self.field, self.field_hash);
@@ -413,6 +418,7 @@ impl<T> Guarded<T> {
     /// (`same_held`: the locks its previous access held, as its record kept them). The
     /// candidates are compared by class id, by name when they come from another world (and
     /// then take this world's ids: each one left is held now).
+    #[inline]
     fn refine(
         shadow: &mut Shadow,
         task: TaskId,
@@ -498,7 +504,7 @@ impl<T> Guarded<T> {
     /// checked), and for no object any task can still reach.
     pub fn reinit(&self, value: T) {
         {
-            let mut shadow = self.shadow();
+            let mut shadow = self.detector.shadow();
             shadow.phase = Phase::Virgin;
             shadow.candidates.clear();
             shadow.last.clear();
