@@ -345,7 +345,7 @@ mod tests {
         for step in 0..2000u32 {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let draw = (state >> 33) as usize;
-            if draw % 2 == 0 || plain.is_empty() {
+            if draw.is_multiple_of(2) || plain.is_empty() {
                 holders.push(holder(draw as u32 % 4));
                 plain.push(holder(draw as u32 % 4));
             } else {
