@@ -525,6 +525,7 @@ impl Cx {
     }
 
     /// Whether this is an observer context ([`Sim::observer_cx`]).
+    #[inline]
     pub fn is_observer(&self) -> bool {
         self.observer
     }

@@ -173,7 +173,7 @@ impl FaultAttr {
 
     /// `should_fail()` for one matching call. `percent_chance(p)` is true with probability
     /// `p`/100, drawn from the `Sim`'s RNG.
-    fn should_fail(&mut self, size: u64, percent_chance: &mut dyn FnMut(u32) -> bool) -> bool {
+    fn should_fail(&mut self, size: u64, mut percent_chance: impl FnMut(u32) -> bool) -> bool {
         self.count += 1;
         if let Some(nth) = self.nth {
             let fail = self.count == nth;

@@ -29,13 +29,13 @@
 //! are never checked.
 //!
 //! The detector runs whenever lockdep does (`SimConfig::without_lockdep` turns both off); an
-//! access is traced either way. The detector's shadow state is a `std` mutex (instrumentation, no interleavings); the value
-//! itself is a [`sync::RaceCell`], which loom judges for real races on its own.
+//! access is traced either way. The detector's shadow state is behind a `sync::BookLock`
+//! (instrumentation, no interleavings; parking_lot's, with no poison bookkeeping per access);
+//! the value itself is a [`sync::RaceCell`], which loom judges for real races on its own.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::Location;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
 use crate::cx::Cx;
 use crate::lockdep::{site, ClassId, FieldAccess, HeldLock, LockMode, LockdepReport};
@@ -108,6 +108,7 @@ impl AccessRecord {
 
     /// Records `held` as this record's held locks unless they are the ones it has: whether they
     /// were (their class ids given by the same validator, `same_world`).
+    #[inline]
     fn keep_held(&mut self, held: &[HeldLock], same_world: bool) -> bool {
         let same = same_world
             && self.held.len() == held.len()
@@ -126,8 +127,13 @@ struct Shadow {
     /// Eraser's C(v): the lock classes held at every access since the field became shared
     /// (`write_ok` unused).
     candidates: Vec<HeldClass>,
-    /// Each task's latest access, for the "previous access" of a report.
-    last: BTreeMap<TaskId, AccessRecord>,
+    /// Each task's latest access, for the "previous access" of a report, in the order the
+    /// tasks first accessed the field (a report picks the latest by `seq`, so the order does
+    /// not matter): a few tasks touch a field, so a short vector searched from the record used
+    /// last (`recent`) is cheaper than a tree, whose first insert allocates a node of eleven.
+    last: Vec<(TaskId, AccessRecord)>,
+    /// The index in `last` of the record the latest access updated.
+    recent: usize,
     /// The validator ([`crate::Lockdep`]'s id) whose class ids the candidates, the records and
     /// `documented` hold (0 before the first checked access). A field reached from another
     /// world is compared by class name once, and its ids are then that world's.
@@ -149,19 +155,25 @@ struct Shadow {
 
 /// A field protected by convention. See the module documentation.
 pub struct Guarded<T> {
+    detector: Detector,
+    cell: sync::RaceCell<T>,
+}
+
+/// What a [`Guarded`] field is checked by, apart from its value: its names and the detector's
+/// shadow state. Not generic, so the checks are one function for every field type.
+struct Detector {
     field: &'static str,
     /// The field name's trace hash, computed once (an access is traced by it, not its text).
     field_hash: u64,
     lock: Option<&'static str>,
-    shadow: StdMutex<Shadow>,
-    cell: sync::RaceCell<T>,
+    shadow: sync::BookLock<Shadow>,
 }
 
 impl<T> fmt::Debug for Guarded<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guarded")
-            .field("field", &self.field)
-            .field("lock", &self.lock)
+            .field("field", &self.detector.field)
+            .field("lock", &self.detector.lock)
             .finish_non_exhaustive()
     }
 }
@@ -195,7 +207,8 @@ impl<T> Guarded<T> {
         let shadow = Shadow {
             phase: Phase::Virgin,
             candidates: Vec::new(),
-            last: BTreeMap::new(),
+            last: Vec::new(),
+            recent: 0,
             world: 0,
             documented: None,
             refined: None,
@@ -205,21 +218,23 @@ impl<T> Guarded<T> {
             not_held_reported: false,
         };
         let field_hash = crate::trace::name_hash(field);
-        Guarded { field, field_hash, lock, shadow: StdMutex::new(shadow), cell: sync::RaceCell::new(value) }
+        let detector = Detector { field, field_hash, lock, shadow: sync::BookLock::new(shadow) };
+        Guarded { detector, cell: sync::RaceCell::new(value) }
     }
 
     /// The field's name.
     pub fn field(&self) -> &'static str {
-        self.field
+        self.detector.field
     }
 
     /// The lock class that documents the field, if one does.
     pub fn lock_class(&self) -> Option<&'static str> {
-        self.lock
+        self.detector.lock
     }
 
     /// Reads the field through `f` (a plain C load of it). Checked.
     #[track_caller]
+    #[inline]
     pub fn read<R>(&self, cx: &Cx, f: impl FnOnce(&T) -> R) -> R {
         self.check(cx, false, Location::caller());
         self.cell.with(f)
@@ -227,6 +242,7 @@ impl<T> Guarded<T> {
 
     /// Writes the field through `f` (a plain C store, or a read-modify-write). Checked.
     #[track_caller]
+    #[inline]
     pub fn write<R>(&self, cx: &Cx, f: impl FnOnce(&mut T) -> R) -> R {
         self.check(cx, true, Location::caller());
         self.cell.with_mut(f)
@@ -234,6 +250,7 @@ impl<T> Guarded<T> {
 
     /// `x = field`. Checked.
     #[track_caller]
+    #[inline]
     pub fn get(&self, cx: &Cx) -> T
     where
         T: Clone,
@@ -244,6 +261,7 @@ impl<T> Guarded<T> {
 
     /// `field = value`. Checked.
     #[track_caller]
+    #[inline]
     pub fn set(&self, cx: &Cx, value: T) {
         self.check(cx, true, Location::caller());
         self.cell.with_mut(|slot| *slot = value);
@@ -253,6 +271,7 @@ impl<T> Guarded<T> {
     /// table keeps its chains in its heads and their shadows apart): traced and checked as a
     /// read or a write of the field, without touching the value, so it is no schedule point.
     #[track_caller]
+    #[inline]
     pub(crate) fn check_access(&self, cx: &Cx, write: bool) {
         self.check(cx, write, Location::caller());
     }
@@ -262,21 +281,33 @@ impl<T> Guarded<T> {
         self.cell.into_inner()
     }
 
-    fn shadow(&self) -> std::sync::MutexGuard<'_, Shadow> {
-        self.shadow.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Both checks for one access, then the shadow state's update (the kernel has no
     /// counterpart: `lockdep_assert_held()` and Eraser's lockset, checked at a plain C access).
     /// The common path allocates and copies nothing: locks are compared by class id, the task's
     /// record keeps its held locks unless they changed, and a refinement by the same task with
     /// the same locks as the last one is skipped; report text is built only for a report.
     /// Reports are delivered after the shadow lock is dropped (lockdep may panic).
+    #[inline]
     fn check(&self, cx: &Cx, write: bool, location: &'static Location<'static>) {
-        // An observer's held record has no class id: observers are never checked.
-        if cx.is_observer() {
-            return;
+        // An observer's held record has no class id: observers are never checked. Tested where
+        // the field is read, so a checker's read (mbcache2's checks make about five an
+        // operation) costs no call into the detector (about 30 instructions of prologue and
+        // return each, callgrind).
+        if !cx.is_observer() {
+            self.detector.check_model(cx, write, location);
         }
+    }
+}
+
+impl Detector {
+    fn shadow(&self) -> sync::BookGuard<'_, Shadow> {
+        self.shadow.lock()
+    }
+
+    /// [`Guarded::check`] for a model context: traced, then checked while lockdep runs. Not
+    /// generic: one copy serves every field type.
+    #[inline(never)]
+    fn check_model(&self, cx: &Cx, write: bool, location: &'static Location<'static>) {
         trace_access(cx, write, self.field, self.field_hash);
         let lockdep = cx.sim().lockdep();
         if !lockdep.is_enabled() {
@@ -310,7 +341,7 @@ impl<T> Guarded<T> {
             let task = cx.task();
             shadow.seq += 1;
             let seq = shadow.seq;
-            let record = shadow.last.entry(task).or_insert_with(|| AccessRecord {
+            let record = Self::record_of(shadow, task, || AccessRecord {
                 seq,
                 task_name: cx.name_shared(),
                 cpu: 0,
@@ -336,6 +367,27 @@ impl<T> Guarded<T> {
         for report in reports {
             lockdep.report_external(report);
         }
+    }
+
+    /// `task`'s record in `shadow.last`, made by `made` when it has none: the record used last
+    /// first, else searched.
+    #[inline]
+    fn record_of(
+        shadow: &mut Shadow,
+        task: TaskId,
+        made: impl FnOnce() -> AccessRecord,
+    ) -> &mut AccessRecord {
+        let recent = shadow.last.get(shadow.recent).is_some_and(|&(by, _)| by == task);
+        if !recent {
+            shadow.recent = match shadow.last.iter().position(|&(by, _)| by == task) {
+                Some(at) => at,
+                None => {
+                    shadow.last.push((task, made()));
+                    shadow.last.len() - 1
+                }
+            };
+        }
+        &mut shadow.last[shadow.recent].1
     }
 
     /// `lockdep_assert_held()` for the documented lock: whether `held` holds its class (for
@@ -366,6 +418,7 @@ impl<T> Guarded<T> {
     /// (`same_held`: the locks its previous access held, as its record kept them). The
     /// candidates are compared by class id, by name when they come from another world (and
     /// then take this world's ids: each one left is held now).
+    #[inline]
     fn refine(
         shadow: &mut Shadow,
         task: TaskId,
@@ -433,7 +486,7 @@ impl<T> Guarded<T> {
         let previous = shadow
             .last
             .iter()
-            .filter(|(&other, record)| other != task && (write || record.write))
+            .filter(|&&(other, ref record)| other != task && (write || record.write))
             .max_by_key(|(_, record)| record.seq)
             .map(|(_, record)| record.report_view())?;
         shadow.race_reported = true;
@@ -451,7 +504,7 @@ impl<T> Guarded<T> {
     /// checked), and for no object any task can still reach.
     pub fn reinit(&self, value: T) {
         {
-            let mut shadow = self.shadow();
+            let mut shadow = self.detector.shadow();
             shadow.phase = Phase::Virgin;
             shadow.candidates.clear();
             shadow.last.clear();

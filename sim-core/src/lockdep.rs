@@ -22,13 +22,14 @@
 //! Left out: the _READ usage bits and read-recursive rwlock_t semantics, lock subclasses beyond
 //! one level and the 48-bit class-key machinery (chains are hashed only for the cache in
 //! [`crate::chain_cache`]). The bookkeeping here is instrumentation:
-//! it uses `std::sync::Mutex`, never the loom or shuttle facade, so it adds no interleavings.
+//! its graph is behind a `sync::BookLock` (parking_lot), never the loom or shuttle facade, so it
+//! adds no interleavings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -1244,7 +1245,7 @@ fn nests_as_reader(held: &[HeldLock], new: &HeldLock) -> bool {
 /// One lock validator: the class graph and the reports. A [`crate::Sim`] owns one, so tests that
 /// run side by side in one process never see each other's lock orders.
 pub struct Lockdep {
-    graph: StdMutex<Graph>,
+    graph: crate::sync::BookLock<Graph>,
     mode: ReportMode,
     enabled: bool,
     /// Whether irq usage bits are tracked (off only to measure what they cost).
@@ -1277,7 +1278,7 @@ impl Lockdep {
     /// A validator that handles reports as `mode` says.
     pub fn new(mode: ReportMode) -> Lockdep {
         Lockdep {
-            graph: StdMutex::new(Graph::with_room()),
+            graph: crate::sync::BookLock::new(Graph::with_room()),
             mode,
             enabled: true,
             irq_tracking: AtomicBool::new(true),
@@ -1289,7 +1290,7 @@ impl Lockdep {
     /// A validator that checks nothing (for measuring the cost of the instrumentation).
     pub fn disabled() -> Lockdep {
         Lockdep {
-            graph: StdMutex::new(Graph::default()),
+            graph: crate::sync::BookLock::new(Graph::default()),
             mode: ReportMode::Collect,
             enabled: false,
             irq_tracking: AtomicBool::new(false),
@@ -1359,8 +1360,8 @@ impl Lockdep {
         pairs.map(|(from, to)| (name(from), name(to))).collect()
     }
 
-    fn graph(&self) -> std::sync::MutexGuard<'_, Graph> {
-        self.graph.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn graph(&self) -> crate::sync::BookGuard<'_, Graph> {
+        self.graph.lock()
     }
 
     fn deliver(&self, reports: Vec<LockdepReport>) {

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic::Location;
-use std::sync::{Arc as StdArc, Mutex as StdMutex};
+use std::sync::Arc as StdArc;
 
 use crate::cx::Cx;
 use crate::sim::{Sim, Violation};
@@ -364,7 +364,7 @@ struct ObjSlot<T> {
     freed: Option<Freed>,
 }
 
-/// The objects one pointer publishes. Instrumentation (a `std` mutex), as the slab is.
+/// The objects one pointer publishes. Instrumentation (behind a `sync::BookLock`), as the slab is.
 struct Objects<T> {
     pointer: &'static str,
     /// The pointer name's trace hash, computed once (publications and frees are traced by it).
@@ -374,12 +374,12 @@ struct Objects<T> {
     /// partial-order reduction would never try a free between a reader's dereference and its use;
     /// relaxed accesses add no ordering of their own.
     access_point: AtomicU64,
-    slots: StdMutex<(Vec<ObjSlot<T>>, Vec<u32>)>,
+    slots: crate::sync::BookLock<(Vec<ObjSlot<T>>, Vec<u32>)>,
 }
 
 impl<T> Objects<T> {
-    fn slots(&self) -> std::sync::MutexGuard<'_, (Vec<ObjSlot<T>>, Vec<u32>)> {
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn slots(&self) -> crate::sync::BookGuard<'_, (Vec<ObjSlot<T>>, Vec<u32>)> {
+        self.slots.lock()
     }
 
     /// The object, or who freed it (`None` when the record was overwritten by a later free).
@@ -496,7 +496,7 @@ impl<T> RcuPointer<T> {
                 pointer: name,
                 pointer_hash: crate::trace::name_hash(name),
                 access_point: AtomicU64::new(0),
-                slots: StdMutex::new((Vec::new(), Vec::new())),
+                slots: crate::sync::BookLock::new((Vec::new(), Vec::new())),
             }),
         }
     }

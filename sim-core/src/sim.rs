@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
+use rand::distr::{Bernoulli, Distribution};
 use rand::seq::IndexedRandom;
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -198,6 +199,14 @@ fn mark_key(name: &'static str) -> Option<u64> {
     (address >> 48 == 0 && length < 1 << 16 && address != 0).then_some(address | length << 48)
 }
 
+/// `Bernoulli::from_ratio(p, 100)` for every `p` in `0..=100`, made at first use: what
+/// [`Sim::percent_chance`] samples (rand's own distributions, so a draw is the one
+/// `random_ratio(p, 100)` makes).
+fn percent_distributions() -> &'static [Bernoulli; 101] {
+    static MADE: std::sync::OnceLock<[Bernoulli; 101]> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| std::array::from_fn(|p| Bernoulli::from_ratio(p as u32, 100).expect("p <= 100")))
+}
+
 /// Whether the calling thread runs a shuttle execution or a loom model.
 fn in_threaded_checker() -> bool {
     #[cfg(feature = "threaded")]
@@ -366,6 +375,15 @@ impl Sim {
         self.world.rng.lock().random_ratio(numerator, denominator)
     }
 
+    /// [`Sim::chance`]`(percent, 100)` (`percent` <= 100) with the distribution made once per
+    /// process ([`percent_distributions`]): the same draw from the same stream, without
+    /// `Bernoulli::from_ratio`'s division per call (a fault decision draws one per matching
+    /// attribute).
+    pub(crate) fn percent_chance(&self, percent: u32) -> bool {
+        let distribution = percent_distributions()[percent as usize];
+        distribution.sample(&mut *self.world.rng.lock())
+    }
+
     /// One element of `items` chosen uniformly (None when it is empty).
     pub fn choose<'a, T>(&self, items: &'a [T]) -> Option<&'a T> {
         items.choose(&mut *self.world.rng.lock())
@@ -416,7 +434,7 @@ impl Sim {
             if plan.is_empty() {
                 return false;
             }
-            plan.should_fail_at(site, size, |percent| self.chance(percent, 100))
+            plan.should_fail_at(site, size, |percent| self.percent_chance(percent))
         };
         if fail {
             cx.trace_fault(site);
@@ -518,7 +536,7 @@ mod tests {
     use super::*;
 
     /// Every kind of draw, interleaved as a case interleaves them (a bounded number, a ratio, a
-    /// choice, raw bits), gives what the same calls on a bare ChaCha8 stream
+    /// choice, raw bits, a fault decision's percentage from the table), gives what the same calls on a bare ChaCha8 stream
     /// of the seed give, in a world confined to this thread and in one that is not: the lock
     /// around the generator may change, the sequence may not.
     #[test]
@@ -530,9 +548,12 @@ mod tests {
                 sim.trace().confine_to_this_thread();
             }
             let mut bare = ChaCha8Rng::seed_from_u64(11);
-            for step in 0..400u64 {
-                let (got, want) = match step % 4 {
+            for step in 0..1000u64 {
+                // A fault decision's percent draw at every percentage, 0 and 100 (no draw) too.
+                let percent = (step * 7 % 101) as u32;
+                let (got, want) = match step % 5 {
                     0 => (sim.below(step + 1), bare.random_range(0..step + 1)),
+                    4 => (u64::from(sim.percent_chance(percent)), u64::from(bare.random_ratio(percent, 100))),
                     1 => (u64::from(sim.chance(4, 100)), u64::from(bare.random_ratio(4, 100))),
                     2 => (
                         u64::from(*sim.choose(&items).unwrap()),

@@ -139,7 +139,7 @@ impl Sim {
         if plan.is_empty() {
             return false;
         }
-        plan.should_fail_at(site, size, |percent| self.chance(percent, 100))
+        plan.should_fail_at(site, size, |percent| self.percent_chance(percent))
     }
 }
 

@@ -5,13 +5,14 @@
 //! behaviour or a silent reuse.
 //!
 //! Objects live in the cache as `Arc<T>`: a handle is the kernel's pointer, `get` is a
-//! dereference. The slot table is instrumentation (a `std` mutex), so the threaded checkers see
-//! only the model's own locks, as the kernel's slab allocator is invisible to lock ordering.
+//! dereference. The slot table is instrumentation (behind a `sync::BookLock`), so the threaded
+//! checkers see only the model's own locks, as the kernel's slab allocator is invisible to lock
+//! ordering.
 //! Left out: slab merging, per-CPU freelists, constructors, RCU-delayed freeing.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 
 use crate::cx::Cx;
 use crate::errno::Errno;
@@ -75,7 +76,7 @@ pub struct KmemCache<T> {
     name: &'static str,
     object_size: u64,
     site: FaultSite,
-    slots: StdMutex<Slots<T>>,
+    slots: crate::sync::BookLock<Slots<T>>,
 }
 
 impl<T> fmt::Debug for KmemCache<T> {
@@ -91,12 +92,17 @@ impl<T> KmemCache<T> {
             name,
             object_size,
             site: FaultSite::slab(name),
-            slots: StdMutex::new(Slots { slots: Vec::new(), free: Vec::new(), live: 0, allocations: 0 }),
+            slots: crate::sync::BookLock::new(Slots {
+                slots: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+                allocations: 0,
+            }),
         }
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, Slots<T>> {
-        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn slots(&self) -> crate::sync::BookGuard<'_, Slots<T>> {
+        self.slots.lock()
     }
 
     /// The cache name.
