@@ -157,6 +157,11 @@ struct EntryCold {
     /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
     /// cache->c_list_lock", as the kernel's comment says, and checked as such).
     e_list: Guarded<Option<NodeRef>>,
+    /// Checker state, no kernel field: how many times [`MbcacheModule::entry`] handed this
+    /// slot's entries out (a `std` atomic: no schedule point, no trace). Every access of the
+    /// model to an entry goes through that dereference first, so while the count stands still
+    /// the entry's fields are the ones the check last read ([`MbCache::snapshot_into`]).
+    derefs: StdAtomicU64,
 }
 
 /// What `mb_cache_entry_create()` initialises a new entry from.
@@ -214,6 +219,7 @@ impl Recycle for MbCacheEntry {
             e_hashed: AtomicBool::new(false),
             bitfield: Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", flags),
             e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
+            derefs: StdAtomicU64::new(0),
         };
         MbCacheEntry {
             e_refcnt: AtomicU32::new(init.refcnt),
@@ -383,10 +389,13 @@ impl MbcacheModule {
         }
     }
 
-    /// The entry behind `handle`; a freed one is reported by the slab (use after free).
+    /// The entry behind `handle`; a freed one is reported by the slab (use after free). Every
+    /// dereference counts in the entry's `derefs` (checker state, see [`CacheSnapshot`]).
     #[inline]
     pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<&MbCacheEntry> {
-        self.entries.get(cx, handle).ok()
+        let entry = self.entries.get(cx, handle).ok()?;
+        entry.cold.derefs.fetch_add(1, StdOrdering::Relaxed);
+        Some(entry)
     }
 
     /// `mb_cache_entry_create()`: schedules the shrink work past `c_max_entries`, shrinks
@@ -962,16 +971,60 @@ pub(crate) struct CacheSnapshot {
     /// generation, so a stale handle to it (looked up, reported, and skipped) never displaces
     /// the live one's stamp, and a live entry named again after it is still read once.
     seen: Vec<(u32, Option<EntryHandle>)>,
+    /// Per entry slot, what the last read of the live entry there found (hashed, listed,
+    /// e_refcnt), its handle and its `derefs` count then: a snapshot that may reuse it
+    /// ([`MbCache::snapshot_into`]'s `reuse`) takes it again while the handle and the count are
+    /// the same, without the entry's `e_list` read.
+    kept: Vec<Option<KeptEntry>>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
+}
+
+/// What a snapshot read of one entry (see [`CacheSnapshot::kept`]).
+#[derive(Clone, Copy, Debug)]
+struct KeptEntry {
+    handle: EntryHandle,
+    derefs: u64,
+    state: (bool, bool, u32),
+}
+
+/// One entry's (hashed, listed, e_refcnt) for a snapshot: `kept`'s when `reuse` and the entry
+/// was not handed out since it was read (same handle, same `derefs`), else read and kept.
+fn entry_state(
+    entry: &MbCacheEntry,
+    handle: EntryHandle,
+    observer: &Cx,
+    kept: &mut Option<KeptEntry>,
+    reuse: bool,
+) -> (bool, bool, u32) {
+    let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
+    if let Some(known) = kept.filter(|known| reuse && known.handle == handle && known.derefs == derefs) {
+        return known.state;
+    }
+    let state = (
+        entry.e_hashed().load(Ordering::Relaxed),
+        entry.e_list().get(observer).is_some(),
+        entry.e_refcnt.load(Ordering::Relaxed),
+    );
+    *kept = Some(KeptEntry { handle, derefs, state });
+    state
 }
 
 impl MbCache {
     /// The cache's state as the invariant check compares it, read by `observer` (neither traced
     /// nor checked by lockdep) into `snapshot`'s vectors, the op-level and the threaded checks
     /// alike: the LRU walked under `c_list_lock`, each chain read under its bit lock's
-    /// documentation, then each named entry's state once.
-    pub(crate) fn snapshot_into(&self, mb: &MbcacheModule, observer: &Cx, snapshot: &mut CacheSnapshot) {
+    /// documentation, then each named entry's state once. With `reuse` (the op-level
+    /// incremental check, between operations: no model access in flight), an entry the model
+    /// has not dereferenced since `snapshot` last read it is not read again (its kept state);
+    /// every entry is still looked up, so a freed one is reported as before.
+    pub(crate) fn snapshot_into(
+        &self,
+        mb: &MbcacheModule,
+        observer: &Cx,
+        snapshot: &mut CacheSnapshot,
+        reuse: bool,
+    ) {
         snapshot.lru.clear();
         snapshot.nodes.clear();
         snapshot.entries.clear();
@@ -999,27 +1052,24 @@ impl MbCache {
             snapshot.seen.fill((0, None));
             snapshot.epoch = 1;
         }
-        let (seen, epoch) = (&mut snapshot.seen, snapshot.epoch);
+        let (seen, kept, epoch) = (&mut snapshot.seen, &mut snapshot.kept, snapshot.epoch);
         // Each named entry once, chains first (chain by chain), then the LRU's unhashed ones.
         let named = snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied());
         snapshot.entries.extend(named.filter_map(|handle| {
             let slot = handle.index() as usize;
             if slot >= seen.len() {
                 seen.resize(slot + 1, (0, None));
+                kept.resize(slot + 1, None);
             }
             let stamp = &mut seen[slot];
             if *stamp == (epoch, Some(handle)) {
                 return None;
             }
-            let entry = mb.entry(observer, handle)?;
+            // The slab's lookup, not `MbcacheModule::entry`: the checker's read is no `derefs`.
+            let entry = mb.entries.get(observer, handle).ok()?;
             *stamp = (epoch, Some(handle));
-            let listed = entry.e_list().get(observer).is_some();
-            Some((
-                handle,
-                entry.e_hashed().load(Ordering::Relaxed),
-                listed,
-                entry.e_refcnt.load(Ordering::Relaxed),
-            ))
+            let (hashed, listed, refcnt) = entry_state(entry, handle, observer, &mut kept[slot], reuse);
+            Some((handle, hashed, listed, refcnt))
         }));
     }
 }

@@ -16,7 +16,9 @@
 //! content), quota, the inode side, journalling beyond "write access to this block", and the
 //! `h_refcount` maximum, which is a small config number instead of 1024 so it is reached.
 
+use sim_core::locks::MutexGuard;
 use sim_core::{Cx, Errno, Mutex, SpinLock, Violation, ViolationKind};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 use super::fixes::{DELETE_OR_GET, REUSABLE_FLAG};
 use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule, MBE_REUSABLE_B};
@@ -45,7 +47,17 @@ pub(crate) struct XattrBlocks {
     bitmap: SpinLock<Vec<bool>>,
     /// `EXT4_XATTR_REFCOUNT_MAX` (1024 in the kernel).
     pub(crate) refcount_max: u32,
+    /// Checker state, beside the buffers and under no model lock: per block, how many times the
+    /// model took its buffer lock ([`XattrBlocks::lock_buffer`], reads and writes alike), so a
+    /// check that read a header can read it again only once the count moved
+    /// ([`XattrBlocks::block_state_kept`]). A `std` atomic: no schedule point, no trace.
+    locked: Vec<StdAtomicU64>,
 }
+
+/// What the checker last read of each block's header, and the block's
+/// [`XattrBlocks::lock_buffer`] count then (None: never read). Kept by the checker between
+/// checks; [`XattrBlocks::block_state_kept`] fills it.
+pub(crate) type KeptHeaders = Vec<Option<(u64, (bool, u32, u32))>>;
 
 /// What `ext4_xattr_release_block()` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +87,17 @@ impl XattrBlocks {
             buffers: (0..blocks).map(|_| Mutex::new("BH_Lock", BufferHead::default())).collect(),
             bitmap: SpinLock::new("ext4_group_lock", vec![false; usize::from(blocks)]),
             refcount_max,
+            locked: (0..blocks).map(|_| StdAtomicU64::new(0)).collect(),
         }
+    }
+
+    /// `lock_buffer(bh)` of `block`, by the model: every access of the model to a header goes
+    /// through here, and counts (`locked`) for the checker.
+    #[track_caller]
+    fn lock_buffer<'a>(&'a self, cx: &'a Cx, block: usize) -> MutexGuard<'a, BufferHead> {
+        let bh = self.buffers[block].lock(cx);
+        self.locked[block].fetch_add(1, StdOrdering::Relaxed);
+        bh
     }
 
     /// A new xattr block (ext4_new_meta_blocks, the lowest free block, so freed numbers come
@@ -96,7 +118,7 @@ impl XattrBlocks {
             block
         };
         {
-            let mut bh = self.buffers[block].lock(cx);
+            let mut bh = self.lock_buffer(cx, block);
             *bh = BufferHead { allocated: true, h_refcount: 1, h_hash: key };
         }
         // ext4 ignores a failed insert: the block is simply not shared.
@@ -119,7 +141,7 @@ impl XattrBlocks {
         block: u64,
     ) -> Result<(), Errno> {
         let (key, reusable) = {
-            let bh = self.buffers[block as usize].lock(cx);
+            let bh = self.lock_buffer(cx, block as usize);
             (bh.h_hash, bh.h_refcount < self.refcount_max)
         };
         mb.mb_cache_entry_create(cx, cache_handle, cache, key, block, reusable)
@@ -143,7 +165,7 @@ impl XattrBlocks {
         let Some(entry) = mb.entry(cx, ce) else { return Reuse::Undone };
         let block = entry.value() as usize;
         self.journal_get_write_access(cx, block);
-        let mut bh = self.buffers[block].lock(cx);
+        let mut bh = self.lock_buffer(cx, block);
         let hashed = entry.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed);
         let reusable = !mb.fixes.on(REUSABLE_FLAG) || entry.e_flags().test(cx, mb.fixes, MBE_REUSABLE_B);
         let reference = bh.h_refcount + 1;
@@ -176,7 +198,7 @@ impl XattrBlocks {
         while let Some(ce) = found {
             let block = mb.entry(cx, ce)?.value();
             if !mb.fixes.on(REUSABLE_FLAG)
-                && self.buffers[block as usize].lock(cx).h_refcount >= self.refcount_max
+                && self.lock_buffer(cx, block as usize).h_refcount >= self.refcount_max
             {
                 found = mb.mb_cache_entry_find_next(cx, cache, ce);
                 continue;
@@ -227,7 +249,7 @@ impl XattrBlocks {
     /// the entry, when the caller must wait and call again.
     pub(crate) fn release_block(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, block: u64) -> Release {
         let index = block as usize;
-        let mut bh = self.buffers[index].lock(cx);
+        let mut bh = self.lock_buffer(cx, index);
         if !bh.allocated {
             return Release::Dropped(0);
         }
@@ -287,6 +309,36 @@ impl XattrBlocks {
             return (false, 0, 0);
         }
         self.buffers[index].observe(observer, |bh| (bh.allocated, bh.h_refcount, bh.h_hash))
+    }
+
+    /// [`XattrBlocks::block_state`] of a block whose header `kept` holds as read while the
+    /// model's buffer lock count (`locked`) was what it is now: that read again, without the
+    /// buffer's observer read (the model changes a header only under its buffer lock, through
+    /// [`XattrBlocks::lock_buffer`], so the header is the one read); else read, and kept.
+    /// A clear bit is a free block, as `block_state` says, whatever `kept` holds.
+    pub(crate) fn block_state_kept(
+        &self,
+        observer: &Cx,
+        bitmap: &[bool],
+        block: u64,
+        kept: &mut KeptHeaders,
+    ) -> (bool, u32, u32) {
+        let index = usize::try_from(block).unwrap_or(usize::MAX);
+        if !bitmap.get(index).copied().unwrap_or(false) {
+            return (false, 0, 0);
+        }
+        let locked = self.locked[index].load(StdOrdering::Relaxed);
+        if kept.len() < self.buffers.len() {
+            kept.resize(self.buffers.len(), None);
+        }
+        if let Some((count, state)) = kept[index] {
+            if count == locked {
+                return state;
+            }
+        }
+        let state = self.block_state(observer, bitmap, block);
+        kept[index] = Some((locked, state));
+        state
     }
 
     /// The `index`-th allocated block, modulo how many are (the bitmap alone, an observer's
