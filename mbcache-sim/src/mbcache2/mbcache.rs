@@ -965,49 +965,68 @@ pub(crate) struct CacheSnapshot {
     /// Each listed or hashed entry's (hashed, listed, e_refcnt): the chains' first, then the
     /// LRU's unhashed ones.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
-    /// Scratch: per entry slot, the number of the last snapshot that read the live entry there
-    /// and its handle (an entry the chains and the LRU both name is read once, without sorting
-    /// the handles). Only a handle whose lookup succeeded is stamped: a slot has one live
-    /// generation, so a stale handle to it (looked up, reported, and skipped) never displaces
-    /// the live one's stamp, and a live entry named again after it is still read once.
-    seen: Vec<(u32, Option<EntryHandle>)>,
-    /// Per entry slot, what the last read of the live entry there found (hashed, listed,
-    /// e_refcnt), its handle and its `derefs` count then: a snapshot that may reuse it
+    /// Scratch: per entry slot, the number of the last snapshot that read the live entry there,
+    /// its handle, and what that read found with the entry's `derefs` count then (an entry the
+    /// chains and the LRU both name is read once, without sorting the handles). Only a handle
+    /// whose lookup succeeded is stamped: a slot has one live generation, so a stale handle to it
+    /// (looked up, reported, and skipped) never displaces the live one's stamp, and a live entry
+    /// named again after it is still read once. A snapshot that may reuse what was read
     /// ([`MbCache::snapshot_into`]'s `reuse`) takes it again while the handle and the count are
     /// the same, without the entry's `e_list` read.
-    kept: Vec<Option<KeptEntry>>,
+    seen: Vec<SlotSeen>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
 }
 
-/// What a snapshot read of one entry (see [`CacheSnapshot::kept`]).
-#[derive(Clone, Copy, Debug)]
-struct KeptEntry {
-    handle: EntryHandle,
+/// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotSeen {
+    epoch: u32,
+    handle: Option<EntryHandle>,
     derefs: u64,
+    /// (hashed, listed, e_refcnt).
     state: (bool, bool, u32),
 }
 
-/// One entry's (hashed, listed, e_refcnt) for a snapshot: `kept`'s when `reuse` and the entry
-/// was not handed out since it was read (same handle, same `derefs`), else read and kept.
-fn entry_state(
-    entry: &MbCacheEntry,
-    handle: EntryHandle,
-    observer: &Cx,
-    kept: &mut Option<KeptEntry>,
-    reuse: bool,
-) -> (bool, bool, u32) {
-    let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
-    if let Some(known) = kept.filter(|known| reuse && known.handle == handle && known.derefs == derefs) {
-        return known.state;
+impl CacheSnapshot {
+    /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
+    /// chain, then the LRU's unhashed ones): looked up by the slab (not
+    /// [`MbcacheModule::entry`]: a checker's read counts in no `derefs`; a freed one is
+    /// reported and skipped), and its state read, or with `reuse` taken from `seen` while the
+    /// model has not dereferenced it since.
+    fn name_entries(&mut self, mb: &MbcacheModule, observer: &Cx, reuse: bool) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.seen.iter_mut().for_each(|slot| slot.epoch = 0);
+            self.epoch = 1;
+        }
+        let (seen, epoch) = (&mut self.seen, self.epoch);
+        let named = self.nodes.iter().map(|node| node.entry).chain(self.lru.iter().copied());
+        self.entries.extend(named.filter_map(|handle| {
+            let slot = handle.index() as usize;
+            if slot >= seen.len() {
+                seen.resize(slot + 1, SlotSeen::default());
+            }
+            let known = &mut seen[slot];
+            let same = known.handle == Some(handle);
+            if same && known.epoch == epoch {
+                return None;
+            }
+            let entry = mb.entries.get(observer, handle).ok()?;
+            let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
+            if !(reuse && same && known.derefs == derefs) {
+                known.state = (
+                    entry.e_hashed().load(Ordering::Relaxed),
+                    entry.e_list().get(observer).is_some(),
+                    entry.e_refcnt.load(Ordering::Relaxed),
+                );
+                (known.handle, known.derefs) = (Some(handle), derefs);
+            }
+            known.epoch = epoch;
+            let (hashed, listed, refcnt) = known.state;
+            Some((handle, hashed, listed, refcnt))
+        }));
     }
-    let state = (
-        entry.e_hashed().load(Ordering::Relaxed),
-        entry.e_list().get(observer).is_some(),
-        entry.e_refcnt.load(Ordering::Relaxed),
-    );
-    *kept = Some(KeptEntry { handle, derefs, state });
-    state
 }
 
 impl MbCache {
@@ -1047,29 +1066,6 @@ impl MbCache {
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        snapshot.epoch = snapshot.epoch.wrapping_add(1);
-        if snapshot.epoch == 0 {
-            snapshot.seen.fill((0, None));
-            snapshot.epoch = 1;
-        }
-        let (seen, kept, epoch) = (&mut snapshot.seen, &mut snapshot.kept, snapshot.epoch);
-        // Each named entry once, chains first (chain by chain), then the LRU's unhashed ones.
-        let named = snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied());
-        snapshot.entries.extend(named.filter_map(|handle| {
-            let slot = handle.index() as usize;
-            if slot >= seen.len() {
-                seen.resize(slot + 1, (0, None));
-                kept.resize(slot + 1, None);
-            }
-            let stamp = &mut seen[slot];
-            if *stamp == (epoch, Some(handle)) {
-                return None;
-            }
-            // The slab's lookup, not `MbcacheModule::entry`: the checker's read is no `derefs`.
-            let entry = mb.entries.get(observer, handle).ok()?;
-            *stamp = (epoch, Some(handle));
-            let (hashed, listed, refcnt) = entry_state(entry, handle, observer, &mut kept[slot], reuse);
-            Some((handle, hashed, listed, refcnt))
-        }));
+        snapshot.name_entries(mb, observer, reuse);
     }
 }

@@ -16,7 +16,7 @@
 //! content), quota, the inode side, journalling beyond "write access to this block", and the
 //! `h_refcount` maximum, which is a small config number instead of 1024 so it is reached.
 
-use sim_core::locks::MutexGuard;
+use sim_core::locks::{MutexGuard, SpinLockGuard};
 use sim_core::{Cx, Errno, Mutex, SpinLock, Violation, ViolationKind};
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
@@ -52,12 +52,31 @@ pub(crate) struct XattrBlocks {
     /// check that read a header can read it again only once the count moved
     /// ([`XattrBlocks::block_state_kept`]). A `std` atomic: no schedule point, no trace.
     locked: Vec<StdAtomicU64>,
+    /// Checker state, as `locked`: how many times the model took the bitmap's lock
+    /// ([`XattrBlocks::lock_bitmap`]), for [`XattrBlocks::bitmap_kept`].
+    bitmap_locked: StdAtomicU64,
 }
 
-/// What the checker last read of each block's header, and the block's
-/// [`XattrBlocks::lock_buffer`] count then (None: never read). Kept by the checker between
-/// checks; [`XattrBlocks::block_state_kept`] fills it.
-pub(crate) type KeptHeaders = Vec<Option<(u64, (bool, u32, u32))>>;
+/// What the checker last read of one filesystem's blocks, kept between checks: the bitmap
+/// with the bitmap lock's count then ([`XattrBlocks::bitmap_kept`]), and each block's header
+/// with its buffer lock's count then (None: never read; [`XattrBlocks::block_state_kept`]).
+#[derive(Debug, Default)]
+pub(crate) struct KeptBlocks {
+    bitmap: Vec<bool>,
+    bitmap_locked: Option<u64>,
+    headers: Vec<Option<(u64, HeaderState)>>,
+}
+
+/// A header as the checker reads it: (allocated, h_refcount, h_hash).
+type HeaderState = (bool, u32, u32);
+
+impl KeptBlocks {
+    /// The bitmap as [`XattrBlocks::bitmap_kept`] last brought it up to date.
+    #[cfg(test)]
+    pub(crate) fn bitmap(&self) -> &[bool] {
+        &self.bitmap
+    }
+}
 
 /// What `ext4_xattr_release_block()` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +107,17 @@ impl XattrBlocks {
             bitmap: SpinLock::new("ext4_group_lock", vec![false; usize::from(blocks)]),
             refcount_max,
             locked: (0..blocks).map(|_| StdAtomicU64::new(0)).collect(),
+            bitmap_locked: StdAtomicU64::new(0),
         }
+    }
+
+    /// `ext4_lock_group()` around the bitmap, by the model: every access of the model to the
+    /// bitmap goes through here, and counts (`bitmap_locked`) for the checker.
+    #[track_caller]
+    fn lock_bitmap<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, Vec<bool>> {
+        let bitmap = self.bitmap.lock(cx);
+        self.bitmap_locked.fetch_add(1, StdOrdering::Relaxed);
+        bitmap
     }
 
     /// `lock_buffer(bh)` of `block`, by the model: every access of the model to a header goes
@@ -112,7 +141,7 @@ impl XattrBlocks {
         key: u32,
     ) -> Result<u64, Errno> {
         let block = {
-            let mut bitmap = self.bitmap.lock(cx);
+            let mut bitmap = self.lock_bitmap(cx);
             let block = bitmap.iter().position(|used| !used).ok_or(Errno::ENOSPC)?;
             bitmap[block] = true;
             block
@@ -233,7 +262,7 @@ impl XattrBlocks {
     /// `ext4_journal_get_write_access()` on the block: the journal cancels the block's revoke.
     /// On a freed block that is the corruption 65f8b80053a1 names, reported here.
     fn journal_get_write_access(&self, cx: &Cx, block: usize) {
-        let freed = !self.bitmap.lock(cx)[block];
+        let freed = !self.lock_bitmap(cx)[block];
         if freed {
             let message = format!(
                 "journal write access to xattr block {block}, which another task freed after this one \
@@ -265,7 +294,7 @@ impl XattrBlocks {
             }
             *bh = BufferHead::default();
             drop(bh);
-            self.bitmap.lock(cx)[index] = false;
+            self.lock_bitmap(cx)[index] = false;
             cx.sim().mark("xattr-block-freed");
             return Release::Freed;
         }
@@ -311,33 +340,46 @@ impl XattrBlocks {
         self.buffers[index].observe(observer, |bh| (bh.allocated, bh.h_refcount, bh.h_hash))
     }
 
-    /// [`XattrBlocks::block_state`] of a block whose header `kept` holds as read while the
-    /// model's buffer lock count (`locked`) was what it is now: that read again, without the
-    /// buffer's observer read (the model changes a header only under its buffer lock, through
-    /// [`XattrBlocks::lock_buffer`], so the header is the one read); else read, and kept.
-    /// A clear bit is a free block, as `block_state` says, whatever `kept` holds.
+    /// Brings `kept`'s bitmap up to date: read again ([`XattrBlocks::bitmap_into`]) only when
+    /// the model took the bitmap's lock since it was read (the model changes the bitmap only
+    /// under it, through [`XattrBlocks::lock_bitmap`]). The count is read before the bits, and
+    /// bumped by the model while it holds the lock, so a read that saw the count also sees
+    /// every change made under it.
+    pub(crate) fn bitmap_kept(&self, observer: &Cx, kept: &mut KeptBlocks) {
+        let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
+        if kept.bitmap_locked != Some(locked) {
+            self.bitmap_into(observer, &mut kept.bitmap);
+            kept.bitmap_locked = Some(locked);
+        }
+    }
+
+    /// [`XattrBlocks::block_state`] with `kept`'s bitmap (see [`XattrBlocks::bitmap_kept`]),
+    /// of a block whose header `kept` holds as read while the model's buffer lock count
+    /// (`locked`) was what it is now: that read again, without the buffer's observer read (the
+    /// model changes a header only under its buffer lock, through [`XattrBlocks::lock_buffer`],
+    /// so the header is the one read); else read, and kept. A clear bit is a free block, as
+    /// `block_state` says, whatever `kept` holds.
     pub(crate) fn block_state_kept(
         &self,
         observer: &Cx,
-        bitmap: &[bool],
         block: u64,
-        kept: &mut KeptHeaders,
+        kept: &mut KeptBlocks,
     ) -> (bool, u32, u32) {
         let index = usize::try_from(block).unwrap_or(usize::MAX);
-        if !bitmap.get(index).copied().unwrap_or(false) {
+        if !kept.bitmap.get(index).copied().unwrap_or(false) {
             return (false, 0, 0);
         }
         let locked = self.locked[index].load(StdOrdering::Relaxed);
-        if kept.len() < self.buffers.len() {
-            kept.resize(self.buffers.len(), None);
+        if kept.headers.len() < self.buffers.len() {
+            kept.headers.resize(self.buffers.len(), None);
         }
-        if let Some((count, state)) = kept[index] {
+        if let Some((count, state)) = kept.headers[index] {
             if count == locked {
                 return state;
             }
         }
-        let state = self.block_state(observer, bitmap, block);
-        kept[index] = Some((locked, state));
+        let state = self.block_state(observer, &kept.bitmap, block);
+        kept.headers[index] = Some((locked, state));
         state
     }
 

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
 use super::shrinker::{ScanCache, WorkRun};
-use super::xattr::{KeptHeaders, Release, Reuse, XattrBlocks};
+use super::xattr::{KeptBlocks, Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
 };
@@ -212,13 +212,11 @@ struct Checked {
     reachable: Vec<Option<u64>>,
     /// The cache as last read.
     snapshot: super::mbcache::CacheSnapshot,
-    /// The block bitmap as last read.
-    bitmap: Vec<bool>,
     /// The slots of the entries tasks hold off every chain, as last counted.
     held_only: Vec<u32>,
-    /// Per filesystem, each block's header as a check last read it (see
-    /// [`XattrBlocks::block_state_kept`]).
-    headers: Vec<KeptHeaders>,
+    /// Per filesystem, its bitmap and each block's header as a check last read them (see
+    /// [`XattrBlocks::bitmap_kept`] and [`XattrBlocks::block_state_kept`]).
+    blocks: Vec<KeptBlocks>,
     /// The entries tasks hold or wait on, one element per use, as this check counts them.
     users: Vec<EntryHandle>,
 }
@@ -742,7 +740,7 @@ impl Mbcache2Subject {
     /// again (see [`MbCache::snapshot_into`]); every entry is judged all the same.
     fn check_filesystems(&self, reuse: bool, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshot, bitmap, held_only, headers, users } = &mut *checked;
+        let Checked { reachable: counts, snapshot, held_only, blocks, users } = &mut *checked;
         users.clear();
         users.extend(
             self.held
@@ -761,10 +759,10 @@ impl Mbcache2Subject {
             };
             cache.snapshot_into(&self.mb, &self.observer, snapshot, reuse);
             counts[fs] = Some(snapshot.entries.len() as u64);
-            if headers.len() <= fs {
-                headers.resize_with(fs + 1, Vec::new);
+            if blocks.len() <= fs {
+                blocks.resize_with(fs + 1, KeptBlocks::default);
             }
-            self.check_cache(fs, snapshot, bitmap, &mut headers[fs], users)?;
+            self.check_cache(fs, snapshot, &mut blocks[fs], users)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
         // The distinct entries tasks hold or wait on that no chain has (a task may hold one
@@ -804,21 +802,20 @@ impl Mbcache2Subject {
     }
 
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
-    /// The blocks are read as the chains name them: the bitmap once (into `bitmap`), then the
-    /// buffer of each hashed block whose bit is set (not every allocated block's), unless the
-    /// model has not locked it since a check read it (`headers`, see
+    /// The blocks are read as the chains name them: the bitmap once, then the buffer of each
+    /// hashed block whose bit is set (not every allocated block's); either only when the model
+    /// took its lock since a check read it (`kept`, see [`XattrBlocks::bitmap_kept`] and
     /// [`XattrBlocks::block_state_kept`]).
     fn check_cache(
         &self,
         fs: usize,
         snapshot: &super::mbcache::CacheSnapshot,
-        bitmap: &mut Vec<bool>,
-        headers: &mut KeptHeaders,
+        kept: &mut KeptBlocks,
         users: &[EntryHandle],
     ) -> Result<(), Violation> {
         let blocks = &self.filesystems[fs].blocks;
-        blocks.bitmap_into(&self.observer, bitmap);
-        let block = |value: u64| blocks.block_state_kept(&self.observer, bitmap, value, headers);
+        blocks.bitmap_kept(&self.observer, kept);
+        let block = |value: u64| blocks.block_state_kept(&self.observer, value, kept);
         check_cache_with(fs, snapshot, block, self.mb.cache_refs(), |handle| {
             users.iter().filter(|&&user| user == handle).count()
         })
@@ -907,13 +904,13 @@ mod tests {
             let sim = Sim::new(SimConfig::new(seed));
             let mut subject = Mbcache2Subject::new(&sim, &config);
             let (gen, mut rng) = (op::generator(&config), sim_core::gen::OpRng::for_case(seed));
-            let mut kept: Vec<(CacheSnapshot, KeptHeaders)> = Vec::new();
+            let mut kept: Vec<(CacheSnapshot, KeptBlocks)> = Vec::new();
             kept.resize_with(subject.filesystems.len(), Default::default);
             for _ in 0..150 {
                 let op = gen(&mut rng);
                 subject.apply(&sim, &op);
                 ops += 1;
-                for (fs, (snapshot, headers)) in kept.iter_mut().enumerate() {
+                for (fs, (snapshot, kept_blocks)) in kept.iter_mut().enumerate() {
                     let Some((_, cache)) = subject.cache(fs) else { continue };
                     let observer = &subject.observer;
                     let mut fresh = CacheSnapshot::default();
@@ -927,13 +924,11 @@ mod tests {
                     let blocks = &subject.filesystems[fs].blocks;
                     let mut bitmap = Vec::new();
                     blocks.bitmap_into(observer, &mut bitmap);
+                    blocks.bitmap_kept(observer, kept_blocks);
+                    assert_eq!(kept_blocks.bitmap(), &bitmap[..], "{what}");
                     for block in 0..bitmap.len() as u64 {
                         let read = blocks.block_state(observer, &bitmap, block);
-                        assert_eq!(
-                            blocks.block_state_kept(observer, &bitmap, block, headers),
-                            read,
-                            "{what}"
-                        );
+                        assert_eq!(blocks.block_state_kept(observer, block, kept_blocks), read, "{what}");
                     }
                 }
                 subject.check_invariants_incremental(&sim, &op).unwrap_or_else(|v| panic!("{op:?}: {v}"));
