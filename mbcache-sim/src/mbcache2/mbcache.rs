@@ -64,6 +64,16 @@ pub(crate) type EntryHandle = ArenaRef<MbCacheEntry>;
 /// A handle on a cache: the kernel's `struct mb_cache *` (kzalloc'ed, so a slab object here).
 pub(crate) type CacheHandle = ObjHandle<MbCache>;
 
+/// One more on a checker's count of model accesses (an entry's `derefs`, the buffer and bitmap
+/// lock counts of `xattr.rs`): a load and a store, not a read-modify-write, so a model access
+/// pays no locked instruction for it. Only the op-level check reads these counts, between
+/// operations of one thread, where no increment is lost; threaded runs may lose some, and never
+/// read them.
+#[inline]
+pub(crate) fn bump(count: &StdAtomicU64) {
+    count.store(count.load(StdOrdering::Relaxed).wrapping_add(1), StdOrdering::Relaxed);
+}
+
 /// `hash_32()` (include/linux/hash.h, GOLDEN_RATIO_32 as of 4.7; 4.6 used another multiplier,
 /// which changes which bucket a key lands in and nothing the checks judge).
 pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
@@ -394,7 +404,7 @@ impl MbcacheModule {
     #[inline]
     pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<&MbCacheEntry> {
         let entry = self.entries.get(cx, handle).ok()?;
-        entry.cold.derefs.fetch_add(1, StdOrdering::Relaxed);
+        bump(&entry.cold.derefs);
         Some(entry)
     }
 

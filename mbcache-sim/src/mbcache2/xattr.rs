@@ -116,7 +116,7 @@ impl XattrBlocks {
     #[track_caller]
     fn lock_bitmap<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, Vec<bool>> {
         let bitmap = self.bitmap.lock(cx);
-        self.bitmap_locked.fetch_add(1, StdOrdering::Relaxed);
+        super::mbcache::bump(&self.bitmap_locked);
         bitmap
     }
 
@@ -125,7 +125,7 @@ impl XattrBlocks {
     #[track_caller]
     fn lock_buffer<'a>(&'a self, cx: &'a Cx, block: usize) -> MutexGuard<'a, BufferHead> {
         let bh = self.buffers[block].lock(cx);
-        self.locked[block].fetch_add(1, StdOrdering::Relaxed);
+        super::mbcache::bump(&self.locked[block]);
         bh
     }
 
