@@ -168,7 +168,8 @@ struct EntryCold {
     /// cache->c_list_lock", as the kernel's comment says, and checked as such).
     e_list: Guarded<Option<NodeRef>>,
     /// Checker state, no kernel field: how many times [`MbcacheModule::entry`] handed this
-    /// slot's entries out (a `std` atomic: no schedule point, no trace). Every access of the
+    /// slot's entries out, in a module that counts ([`MbcacheModule::count_derefs`]; a `std`
+    /// atomic: no schedule point, no trace). Every access of the
     /// model to an entry goes through that dereference first, so while the count stands still
     /// the entry's fields are the ones the check last read ([`MbCache::snapshot_into`]).
     derefs: StdAtomicU64,
@@ -313,6 +314,11 @@ pub(crate) struct MbcacheModule {
     pub(crate) workqueue: Workqueue,
     /// Checker state: entries in use (`U`) the walk bound allows for; see [`MbcacheModule::walked`].
     walk_slack: u64,
+    /// Checker switch: whether [`MbcacheModule::entry`] counts each dereference in the entry's
+    /// `derefs` (the op-level subject's, [`MbcacheModule::count_derefs`]); off, a dereference
+    /// reads nothing of the entry's cold part (the benches' get and put, the threaded runs),
+    /// and no snapshot reuses what it read.
+    count_derefs: bool,
     /// Checker state: `mb_cache_entry_touch()` calls so far (`τ`), each of which can keep one
     /// entry through one sync shrink.
     touches: std::sync::atomic::AtomicU64,
@@ -338,6 +344,7 @@ impl MbcacheModule {
             caches: KmemCache::new("mb_cache", 128),
             workqueue: Workqueue::new(),
             walk_slack,
+            count_derefs: false,
             touches: std::sync::atomic::AtomicU64::new(0),
             wait_barrier: true,
         }
@@ -399,13 +406,24 @@ impl MbcacheModule {
         }
     }
 
-    /// The entry behind `handle`; a freed one is reported by the slab (use after free). Every
-    /// dereference counts in the entry's `derefs` (checker state, see [`CacheSnapshot`]).
+    /// The entry behind `handle`; a freed one is reported by the slab (use after free). Once
+    /// [`MbcacheModule::count_derefs`] was called, every dereference counts in the entry's
+    /// `derefs` (checker state, see [`CacheSnapshot`]).
     #[inline]
     pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<&MbCacheEntry> {
         let entry = self.entries.get(cx, handle).ok()?;
-        bump(&entry.cold.derefs);
+        if self.count_derefs {
+            bump(&entry.cold.derefs);
+        }
         Some(entry)
+    }
+
+    /// From now on every [`MbcacheModule::entry`] counts, so a snapshot may reuse what it read
+    /// of an entry not dereferenced since (the op-level subject's check; called before any
+    /// entry exists).
+    pub(crate) fn count_derefs(&mut self) {
+        assert_eq!(self.entries.live(), 0, "dereferences are counted from the first entry on");
+        self.count_derefs = true;
     }
 
     /// `mb_cache_entry_create()`: schedules the shrink work past `c_max_entries`, shrinks
@@ -1044,9 +1062,10 @@ impl MbCache {
     /// nor checked by lockdep) into `snapshot`'s vectors, the op-level and the threaded checks
     /// alike: the LRU walked under `c_list_lock`, each chain read under its bit lock's
     /// documentation, then each named entry's state once. With `reuse` (the op-level
-    /// incremental check, between operations: no model access in flight), an entry the model
-    /// has not dereferenced since `snapshot` last read it is not read again (its kept state);
-    /// every entry is still looked up, so a freed one is reported as before.
+    /// incremental check, between operations: no model access in flight) and the module
+    /// counting dereferences ([`MbcacheModule::count_derefs`]), an entry the model has not
+    /// dereferenced since `snapshot` last read it is not read again (its kept state); every
+    /// entry is still looked up, so a freed one is reported as before.
     pub(crate) fn snapshot_into(
         &self,
         mb: &MbcacheModule,
@@ -1076,6 +1095,6 @@ impl MbCache {
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        snapshot.name_entries(mb, observer, reuse);
+        snapshot.name_entries(mb, observer, reuse && mb.count_derefs);
     }
 }

@@ -578,8 +578,10 @@ impl Subject for Mbcache2Subject {
             .map(|t| sim.cx(&format!("task-{}", char::from(b'A' + t % 26)), u32::from(t) % sim.cpus()))
             .collect();
         let walk_slack = u64::from(tasks_count) * u64::from(config.held_max);
+        let mut mb = MbcacheModule::new(config.fixes, walk_slack);
+        mb.count_derefs();
         let mut subject = Mbcache2Subject {
-            mb: MbcacheModule::new(config.fixes, walk_slack),
+            mb,
             filesystems: (0..config.filesystems.max(1))
                 .map(|_| Filesystem {
                     cache: None,
