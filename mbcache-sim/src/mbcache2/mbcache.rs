@@ -1028,33 +1028,51 @@ impl CacheSnapshot {
             self.seen.iter_mut().for_each(|slot| slot.epoch = 0);
             self.epoch = 1;
         }
-        let (seen, epoch) = (&mut self.seen, self.epoch);
-        let named = self.nodes.iter().map(|node| node.entry).chain(self.lru.iter().copied());
-        self.entries.extend(named.filter_map(|handle| {
-            let slot = handle.index() as usize;
-            if slot >= seen.len() {
-                seen.resize(slot + 1, SlotSeen::default());
-            }
-            let known = &mut seen[slot];
-            let same = known.handle == Some(handle);
-            if same && known.epoch == epoch {
-                return None;
-            }
-            let entry = mb.entries.get(observer, handle).ok()?;
-            let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
-            if !(reuse && same && known.derefs == derefs) {
-                known.state = (
-                    entry.e_hashed().load(Ordering::Relaxed),
-                    entry.e_list().get(observer).is_some(),
-                    entry.e_refcnt.load(Ordering::Relaxed),
-                );
-                (known.handle, known.derefs) = (Some(handle), derefs);
-            }
-            known.epoch = epoch;
-            let (hashed, listed, refcnt) = known.state;
-            Some((handle, hashed, listed, refcnt))
-        }));
+        let CacheSnapshot { lru, nodes, entries, seen, epoch, .. } = self;
+        let epoch = *epoch;
+        for handle in nodes.iter().map(|node| node.entry) {
+            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+        }
+        for &handle in lru.iter() {
+            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+        }
     }
+}
+
+/// One name of [`CacheSnapshot::name_entries`]: `handle`'s entry into `entries` unless this
+/// snapshot (`epoch`) named it already or the slab finds it freed.
+#[inline(always)]
+fn name_entry(
+    mb: &MbcacheModule,
+    observer: &Cx,
+    seen: &mut Vec<SlotSeen>,
+    epoch: u32,
+    handle: EntryHandle,
+    reuse: bool,
+    entries: &mut Vec<(EntryHandle, bool, bool, u32)>,
+) {
+    let slot = handle.index() as usize;
+    if slot >= seen.len() {
+        seen.resize(slot + 1, SlotSeen::default());
+    }
+    let known = &mut seen[slot];
+    let same = known.handle == Some(handle);
+    if same && known.epoch == epoch {
+        return;
+    }
+    let Ok(entry) = mb.entries.get(observer, handle) else { return };
+    let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
+    if !(reuse && same && known.derefs == derefs) {
+        known.state = (
+            entry.e_hashed().load(Ordering::Relaxed),
+            entry.e_list().get(observer).is_some(),
+            entry.e_refcnt.load(Ordering::Relaxed),
+        );
+        (known.handle, known.derefs) = (Some(handle), derefs);
+    }
+    known.epoch = epoch;
+    let (hashed, listed, refcnt) = known.state;
+    entries.push((handle, hashed, listed, refcnt));
 }
 
 impl MbCache {

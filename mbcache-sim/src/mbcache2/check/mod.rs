@@ -356,7 +356,8 @@ impl Mbcache2Subject {
     fn hold(&mut self, task: usize, fs: usize, found: Option<EntryHandle>) -> Outcome {
         let Some(entry) = found else { return Outcome::Failed(Errno::ENOENT) };
         self.held[task].push(Held { fs, entry });
-        let value = self.mb.entry(&self.observer, entry).map_or(u64::MAX, |entry| entry.value());
+        // The slab's lookup: the checker's read of the value counts in no entry's `derefs`.
+        let value = self.mb.entries.get(&self.observer, entry).map_or(u64::MAX, |entry| entry.value());
         Outcome::Block(value)
     }
 
@@ -453,6 +454,9 @@ impl Mbcache2Subject {
     /// Wakes every parked release whose entry is now unused, in task order, until none is: each
     /// finishes its wait, puts the entry and releases again (which may park it again).
     fn wake_waiters(&mut self) {
+        if self.parked.iter().all(Option::is_none) {
+            return;
+        }
         loop {
             let ready = (0..self.tasks.len()).find(|&task| {
                 self.parked[task].is_some_and(|parked| self.mb.entry_unused(&self.observer, parked.oe))
