@@ -64,6 +64,16 @@ pub(crate) type EntryHandle = ArenaRef<MbCacheEntry>;
 /// A handle on a cache: the kernel's `struct mb_cache *` (kzalloc'ed, so a slab object here).
 pub(crate) type CacheHandle = ObjHandle<MbCache>;
 
+/// One more on a checker's count of model accesses (an entry's `derefs`, the buffer and bitmap
+/// lock counts of `xattr.rs`): a load and a store, not a read-modify-write, so a model access
+/// pays no locked instruction for it. Only the op-level check reads these counts, between
+/// operations of one thread, where no increment is lost; threaded runs may lose some, and never
+/// read them.
+#[inline]
+pub(crate) fn bump(count: &StdAtomicU64) {
+    count.store(count.load(StdOrdering::Relaxed).wrapping_add(1), StdOrdering::Relaxed);
+}
+
 /// `hash_32()` (include/linux/hash.h, GOLDEN_RATIO_32 as of 4.7; 4.6 used another multiplier,
 /// which changes which bucket a key lands in and nothing the checks judge).
 pub(crate) fn hash_32(val: u32, bits: u32) -> u32 {
@@ -157,6 +167,12 @@ struct EntryCold {
     /// `e_list`: the entry's LRU node, `None` once `list_empty` ("protected by
     /// cache->c_list_lock", as the kernel's comment says, and checked as such).
     e_list: Guarded<Option<NodeRef>>,
+    /// Checker state, no kernel field: how many times [`MbcacheModule::entry`] handed this
+    /// slot's entries out, in a module that counts ([`MbcacheModule::count_derefs`]; a `std`
+    /// atomic: no schedule point, no trace). Every access of the
+    /// model to an entry goes through that dereference first, so while the count stands still
+    /// the entry's fields are the ones the check last read ([`MbCache::snapshot_into`]).
+    derefs: StdAtomicU64,
 }
 
 /// What `mb_cache_entry_create()` initialises a new entry from.
@@ -214,6 +230,7 @@ impl Recycle for MbCacheEntry {
             e_hashed: AtomicBool::new(false),
             bitfield: Guarded::undocumented("mb_cache_entry->e_referenced:1,e_reusable:1", flags),
             e_list: Guarded::new("mb_cache_entry->e_list", C_LIST_LOCK_CLASS, None),
+            derefs: StdAtomicU64::new(0),
         };
         MbCacheEntry {
             e_refcnt: AtomicU32::new(init.refcnt),
@@ -297,6 +314,11 @@ pub(crate) struct MbcacheModule {
     pub(crate) workqueue: Workqueue,
     /// Checker state: entries in use (`U`) the walk bound allows for; see [`MbcacheModule::walked`].
     walk_slack: u64,
+    /// Checker switch: whether [`MbcacheModule::entry`] counts each dereference in the entry's
+    /// `derefs` (the op-level subject's, [`MbcacheModule::count_derefs`]); off, a dereference
+    /// reads nothing of the entry's cold part (the benches' get and put, the threaded runs),
+    /// and no snapshot reuses what it read.
+    count_derefs: bool,
     /// Checker state: `mb_cache_entry_touch()` calls so far (`τ`), each of which can keep one
     /// entry through one sync shrink.
     touches: std::sync::atomic::AtomicU64,
@@ -322,6 +344,7 @@ impl MbcacheModule {
             caches: KmemCache::new("mb_cache", 128),
             workqueue: Workqueue::new(),
             walk_slack,
+            count_derefs: false,
             touches: std::sync::atomic::AtomicU64::new(0),
             wait_barrier: true,
         }
@@ -383,10 +406,24 @@ impl MbcacheModule {
         }
     }
 
-    /// The entry behind `handle`; a freed one is reported by the slab (use after free).
+    /// The entry behind `handle`; a freed one is reported by the slab (use after free). Once
+    /// [`MbcacheModule::count_derefs`] was called, every dereference counts in the entry's
+    /// `derefs` (checker state, see [`CacheSnapshot`]).
     #[inline]
     pub(crate) fn entry(&self, cx: &Cx, handle: EntryHandle) -> Option<&MbCacheEntry> {
-        self.entries.get(cx, handle).ok()
+        let entry = self.entries.get(cx, handle).ok()?;
+        if self.count_derefs {
+            bump(&entry.cold.derefs);
+        }
+        Some(entry)
+    }
+
+    /// From now on every [`MbcacheModule::entry`] counts, so a snapshot may reuse what it read
+    /// of an entry not dereferenced since (the op-level subject's check; called before any
+    /// entry exists).
+    pub(crate) fn count_derefs(&mut self) {
+        assert_eq!(self.entries.live(), 0, "dereferences are counted from the first entry on");
+        self.count_derefs = true;
     }
 
     /// `mb_cache_entry_create()`: schedules the shrink work past `c_max_entries`, shrinks
@@ -956,22 +993,104 @@ pub(crate) struct CacheSnapshot {
     /// Each listed or hashed entry's (hashed, listed, e_refcnt): the chains' first, then the
     /// LRU's unhashed ones.
     pub(crate) entries: Vec<(EntryHandle, bool, bool, u32)>,
-    /// Scratch: per entry slot, the number of the last snapshot that read the live entry there
-    /// and its handle (an entry the chains and the LRU both name is read once, without sorting
-    /// the handles). Only a handle whose lookup succeeded is stamped: a slot has one live
-    /// generation, so a stale handle to it (looked up, reported, and skipped) never displaces
-    /// the live one's stamp, and a live entry named again after it is still read once.
-    seen: Vec<(u32, Option<EntryHandle>)>,
+    /// Scratch: per entry slot, the number of the last snapshot that read the live entry there,
+    /// its handle, and what that read found with the entry's `derefs` count then (an entry the
+    /// chains and the LRU both name is read once, without sorting the handles). Only a handle
+    /// whose lookup succeeded is stamped: a slot has one live generation, so a stale handle to it
+    /// (looked up, reported, and skipped) never displaces the live one's stamp, and a live entry
+    /// named again after it is still read once. A snapshot that may reuse what was read
+    /// ([`MbCache::snapshot_into`]'s `reuse`) takes it again while the handle and the count are
+    /// the same, without the entry's `e_list` read.
+    seen: Vec<SlotSeen>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
+}
+
+/// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotSeen {
+    epoch: u32,
+    handle: Option<EntryHandle>,
+    derefs: u64,
+    /// (hashed, listed, e_refcnt).
+    state: (bool, bool, u32),
+}
+
+impl CacheSnapshot {
+    /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
+    /// chain, then the LRU's unhashed ones): looked up by the slab (not
+    /// [`MbcacheModule::entry`]: a checker's read counts in no `derefs`; a freed one is
+    /// reported and skipped), and its state read, or with `reuse` taken from `seen` while the
+    /// model has not dereferenced it since.
+    fn name_entries(&mut self, mb: &MbcacheModule, observer: &Cx, reuse: bool) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.seen.iter_mut().for_each(|slot| slot.epoch = 0);
+            self.epoch = 1;
+        }
+        let CacheSnapshot { lru, nodes, entries, seen, epoch, .. } = self;
+        let epoch = *epoch;
+        for handle in nodes.iter().map(|node| node.entry) {
+            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+        }
+        for &handle in lru.iter() {
+            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+        }
+    }
+}
+
+/// One name of [`CacheSnapshot::name_entries`]: `handle`'s entry into `entries` unless this
+/// snapshot (`epoch`) named it already or the slab finds it freed.
+#[inline(always)]
+fn name_entry(
+    mb: &MbcacheModule,
+    observer: &Cx,
+    seen: &mut Vec<SlotSeen>,
+    epoch: u32,
+    handle: EntryHandle,
+    reuse: bool,
+    entries: &mut Vec<(EntryHandle, bool, bool, u32)>,
+) {
+    let slot = handle.index() as usize;
+    if slot >= seen.len() {
+        seen.resize(slot + 1, SlotSeen::default());
+    }
+    let known = &mut seen[slot];
+    let same = known.handle == Some(handle);
+    if same && known.epoch == epoch {
+        return;
+    }
+    let Ok(entry) = mb.entries.get(observer, handle) else { return };
+    let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
+    if !(reuse && same && known.derefs == derefs) {
+        known.state = (
+            entry.e_hashed().load(Ordering::Relaxed),
+            entry.e_list().get(observer).is_some(),
+            entry.e_refcnt.load(Ordering::Relaxed),
+        );
+        (known.handle, known.derefs) = (Some(handle), derefs);
+    }
+    known.epoch = epoch;
+    let (hashed, listed, refcnt) = known.state;
+    entries.push((handle, hashed, listed, refcnt));
 }
 
 impl MbCache {
     /// The cache's state as the invariant check compares it, read by `observer` (neither traced
     /// nor checked by lockdep) into `snapshot`'s vectors, the op-level and the threaded checks
     /// alike: the LRU walked under `c_list_lock`, each chain read under its bit lock's
-    /// documentation, then each named entry's state once.
-    pub(crate) fn snapshot_into(&self, mb: &MbcacheModule, observer: &Cx, snapshot: &mut CacheSnapshot) {
+    /// documentation, then each named entry's state once. With `reuse` (the op-level
+    /// incremental check, between operations: no model access in flight) and the module
+    /// counting dereferences ([`MbcacheModule::count_derefs`]), an entry the model has not
+    /// dereferenced since `snapshot` last read it is not read again (its kept state); every
+    /// entry is still looked up, so a freed one is reported as before.
+    pub(crate) fn snapshot_into(
+        &self,
+        mb: &MbcacheModule,
+        observer: &Cx,
+        snapshot: &mut CacheSnapshot,
+        reuse: bool,
+    ) {
         snapshot.lru.clear();
         snapshot.nodes.clear();
         snapshot.entries.clear();
@@ -994,32 +1113,6 @@ impl MbCache {
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        snapshot.epoch = snapshot.epoch.wrapping_add(1);
-        if snapshot.epoch == 0 {
-            snapshot.seen.fill((0, None));
-            snapshot.epoch = 1;
-        }
-        let (seen, epoch) = (&mut snapshot.seen, snapshot.epoch);
-        // Each named entry once, chains first (chain by chain), then the LRU's unhashed ones.
-        let named = snapshot.nodes.iter().map(|node| node.entry).chain(snapshot.lru.iter().copied());
-        snapshot.entries.extend(named.filter_map(|handle| {
-            let slot = handle.index() as usize;
-            if slot >= seen.len() {
-                seen.resize(slot + 1, (0, None));
-            }
-            let stamp = &mut seen[slot];
-            if *stamp == (epoch, Some(handle)) {
-                return None;
-            }
-            let entry = mb.entry(observer, handle)?;
-            *stamp = (epoch, Some(handle));
-            let listed = entry.e_list().get(observer).is_some();
-            Some((
-                handle,
-                entry.e_hashed().load(Ordering::Relaxed),
-                listed,
-                entry.e_refcnt.load(Ordering::Relaxed),
-            ))
-        }));
+        snapshot.name_entries(mb, observer, reuse && mb.count_derefs);
     }
 }

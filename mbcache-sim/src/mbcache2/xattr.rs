@@ -16,7 +16,9 @@
 //! content), quota, the inode side, journalling beyond "write access to this block", and the
 //! `h_refcount` maximum, which is a small config number instead of 1024 so it is reached.
 
+use sim_core::locks::{MutexGuard, SpinLockGuard};
 use sim_core::{Cx, Errno, Mutex, SpinLock, Violation, ViolationKind};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 use super::fixes::{DELETE_OR_GET, REUSABLE_FLAG};
 use super::mbcache::{CacheHandle, EntryHandle, MbCache, MbcacheModule, MBE_REUSABLE_B};
@@ -45,6 +47,35 @@ pub(crate) struct XattrBlocks {
     bitmap: SpinLock<Vec<bool>>,
     /// `EXT4_XATTR_REFCOUNT_MAX` (1024 in the kernel).
     pub(crate) refcount_max: u32,
+    /// Checker state, beside the buffers and under no model lock: per block, how many times the
+    /// model took its buffer lock ([`XattrBlocks::lock_buffer`], reads and writes alike), so a
+    /// check that read a header can read it again only once the count moved
+    /// ([`XattrBlocks::block_state_kept`]). A `std` atomic: no schedule point, no trace.
+    locked: Vec<StdAtomicU64>,
+    /// Checker state, as `locked`: how many times the model took the bitmap's lock
+    /// ([`XattrBlocks::lock_bitmap`]), for [`XattrBlocks::bitmap_kept`].
+    bitmap_locked: StdAtomicU64,
+}
+
+/// What the checker last read of one filesystem's blocks, kept between checks: the bitmap
+/// with the bitmap lock's count then ([`XattrBlocks::bitmap_kept`]), and each block's header
+/// with its buffer lock's count then (None: never read; [`XattrBlocks::block_state_kept`]).
+#[derive(Debug, Default)]
+pub(crate) struct KeptBlocks {
+    bitmap: Vec<bool>,
+    bitmap_locked: Option<u64>,
+    headers: Vec<Option<(u64, HeaderState)>>,
+}
+
+/// A header as the checker reads it: (allocated, h_refcount, h_hash).
+type HeaderState = (bool, u32, u32);
+
+impl KeptBlocks {
+    /// The bitmap as [`XattrBlocks::bitmap_kept`] last brought it up to date.
+    #[cfg(test)]
+    pub(crate) fn bitmap(&self) -> &[bool] {
+        &self.bitmap
+    }
 }
 
 /// What `ext4_xattr_release_block()` did.
@@ -75,7 +106,27 @@ impl XattrBlocks {
             buffers: (0..blocks).map(|_| Mutex::new("BH_Lock", BufferHead::default())).collect(),
             bitmap: SpinLock::new("ext4_group_lock", vec![false; usize::from(blocks)]),
             refcount_max,
+            locked: (0..blocks).map(|_| StdAtomicU64::new(0)).collect(),
+            bitmap_locked: StdAtomicU64::new(0),
         }
+    }
+
+    /// `ext4_lock_group()` around the bitmap, by the model: every access of the model to the
+    /// bitmap goes through here, and counts (`bitmap_locked`) for the checker.
+    #[track_caller]
+    fn lock_bitmap<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, Vec<bool>> {
+        let bitmap = self.bitmap.lock(cx);
+        super::mbcache::bump(&self.bitmap_locked);
+        bitmap
+    }
+
+    /// `lock_buffer(bh)` of `block`, by the model: every access of the model to a header goes
+    /// through here, and counts (`locked`) for the checker.
+    #[track_caller]
+    fn lock_buffer<'a>(&'a self, cx: &'a Cx, block: usize) -> MutexGuard<'a, BufferHead> {
+        let bh = self.buffers[block].lock(cx);
+        super::mbcache::bump(&self.locked[block]);
+        bh
     }
 
     /// A new xattr block (ext4_new_meta_blocks, the lowest free block, so freed numbers come
@@ -90,13 +141,13 @@ impl XattrBlocks {
         key: u32,
     ) -> Result<u64, Errno> {
         let block = {
-            let mut bitmap = self.bitmap.lock(cx);
+            let mut bitmap = self.lock_bitmap(cx);
             let block = bitmap.iter().position(|used| !used).ok_or(Errno::ENOSPC)?;
             bitmap[block] = true;
             block
         };
         {
-            let mut bh = self.buffers[block].lock(cx);
+            let mut bh = self.lock_buffer(cx, block);
             *bh = BufferHead { allocated: true, h_refcount: 1, h_hash: key };
         }
         // ext4 ignores a failed insert: the block is simply not shared.
@@ -119,7 +170,7 @@ impl XattrBlocks {
         block: u64,
     ) -> Result<(), Errno> {
         let (key, reusable) = {
-            let bh = self.buffers[block as usize].lock(cx);
+            let bh = self.lock_buffer(cx, block as usize);
             (bh.h_hash, bh.h_refcount < self.refcount_max)
         };
         mb.mb_cache_entry_create(cx, cache_handle, cache, key, block, reusable)
@@ -143,7 +194,7 @@ impl XattrBlocks {
         let Some(entry) = mb.entry(cx, ce) else { return Reuse::Undone };
         let block = entry.value() as usize;
         self.journal_get_write_access(cx, block);
-        let mut bh = self.buffers[block].lock(cx);
+        let mut bh = self.lock_buffer(cx, block);
         let hashed = entry.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed);
         let reusable = !mb.fixes.on(REUSABLE_FLAG) || entry.e_flags().test(cx, mb.fixes, MBE_REUSABLE_B);
         let reference = bh.h_refcount + 1;
@@ -176,7 +227,7 @@ impl XattrBlocks {
         while let Some(ce) = found {
             let block = mb.entry(cx, ce)?.value();
             if !mb.fixes.on(REUSABLE_FLAG)
-                && self.buffers[block as usize].lock(cx).h_refcount >= self.refcount_max
+                && self.lock_buffer(cx, block as usize).h_refcount >= self.refcount_max
             {
                 found = mb.mb_cache_entry_find_next(cx, cache, ce);
                 continue;
@@ -211,7 +262,7 @@ impl XattrBlocks {
     /// `ext4_journal_get_write_access()` on the block: the journal cancels the block's revoke.
     /// On a freed block that is the corruption 65f8b80053a1 names, reported here.
     fn journal_get_write_access(&self, cx: &Cx, block: usize) {
-        let freed = !self.bitmap.lock(cx)[block];
+        let freed = !self.lock_bitmap(cx)[block];
         if freed {
             let message = format!(
                 "journal write access to xattr block {block}, which another task freed after this one \
@@ -227,7 +278,7 @@ impl XattrBlocks {
     /// the entry, when the caller must wait and call again.
     pub(crate) fn release_block(&self, cx: &Cx, mb: &MbcacheModule, cache: &MbCache, block: u64) -> Release {
         let index = block as usize;
-        let mut bh = self.buffers[index].lock(cx);
+        let mut bh = self.lock_buffer(cx, index);
         if !bh.allocated {
             return Release::Dropped(0);
         }
@@ -243,7 +294,7 @@ impl XattrBlocks {
             }
             *bh = BufferHead::default();
             drop(bh);
-            self.bitmap.lock(cx)[index] = false;
+            self.lock_bitmap(cx)[index] = false;
             cx.sim().mark("xattr-block-freed");
             return Release::Freed;
         }
@@ -287,6 +338,49 @@ impl XattrBlocks {
             return (false, 0, 0);
         }
         self.buffers[index].observe(observer, |bh| (bh.allocated, bh.h_refcount, bh.h_hash))
+    }
+
+    /// Brings `kept`'s bitmap up to date: read again ([`XattrBlocks::bitmap_into`]) only when
+    /// the model took the bitmap's lock since it was read (the model changes the bitmap only
+    /// under it, through [`XattrBlocks::lock_bitmap`]). The count is read before the bits, and
+    /// bumped by the model while it holds the lock, so a read that saw the count also sees
+    /// every change made under it.
+    pub(crate) fn bitmap_kept(&self, observer: &Cx, kept: &mut KeptBlocks) {
+        let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
+        if kept.bitmap_locked != Some(locked) {
+            self.bitmap_into(observer, &mut kept.bitmap);
+            kept.bitmap_locked = Some(locked);
+        }
+    }
+
+    /// [`XattrBlocks::block_state`] with `kept`'s bitmap (see [`XattrBlocks::bitmap_kept`]),
+    /// of a block whose header `kept` holds as read while the model's buffer lock count
+    /// (`locked`) was what it is now: that read again, without the buffer's observer read (the
+    /// model changes a header only under its buffer lock, through [`XattrBlocks::lock_buffer`],
+    /// so the header is the one read); else read, and kept. A clear bit is a free block, as
+    /// `block_state` says, whatever `kept` holds.
+    pub(crate) fn block_state_kept(
+        &self,
+        observer: &Cx,
+        block: u64,
+        kept: &mut KeptBlocks,
+    ) -> (bool, u32, u32) {
+        let index = usize::try_from(block).unwrap_or(usize::MAX);
+        if !kept.bitmap.get(index).copied().unwrap_or(false) {
+            return (false, 0, 0);
+        }
+        let locked = self.locked[index].load(StdOrdering::Relaxed);
+        if kept.headers.len() < self.buffers.len() {
+            kept.headers.resize(self.buffers.len(), None);
+        }
+        if let Some((count, state)) = kept.headers[index] {
+            if count == locked {
+                return state;
+            }
+        }
+        let state = self.block_state(observer, &kept.bitmap, block);
+        kept.headers[index] = Some((locked, state));
+        state
     }
 
     /// The `index`-th allocated block, modulo how many are (the bitmap alone, an observer's

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use super::fixes::{Fixes, PRESET_7_1};
 use super::mbcache::{hash_32, CacheHandle, EntryHandle, MbCache, MbcacheModule};
 use super::shrinker::{ScanCache, WorkRun};
-use super::xattr::{Release, Reuse, XattrBlocks};
+use super::xattr::{KeptBlocks, Release, Reuse, XattrBlocks};
 pub use catalog::{
     ZOO_CHAIN_WALK, ZOO_LIST_LOCK_NESTING, ZOO_LOST_FLAG, ZOO_REFERENCED, ZOO_REUSE_RELEASE, ZOO_SHRINK_WORK,
 };
@@ -212,10 +212,13 @@ struct Checked {
     reachable: Vec<Option<u64>>,
     /// The cache as last read.
     snapshot: super::mbcache::CacheSnapshot,
-    /// The block bitmap as last read.
-    bitmap: Vec<bool>,
     /// The slots of the entries tasks hold off every chain, as last counted.
     held_only: Vec<u32>,
+    /// Per filesystem, its bitmap and each block's header as a check last read them (see
+    /// [`XattrBlocks::bitmap_kept`] and [`XattrBlocks::block_state_kept`]).
+    blocks: Vec<KeptBlocks>,
+    /// The entries tasks hold or wait on, one element per use, as this check counts them.
+    users: Vec<EntryHandle>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -353,7 +356,8 @@ impl Mbcache2Subject {
     fn hold(&mut self, task: usize, fs: usize, found: Option<EntryHandle>) -> Outcome {
         let Some(entry) = found else { return Outcome::Failed(Errno::ENOENT) };
         self.held[task].push(Held { fs, entry });
-        let value = self.mb.entry(&self.observer, entry).map_or(u64::MAX, |entry| entry.value());
+        // The slab's lookup: the checker's read of the value counts in no entry's `derefs`.
+        let value = self.mb.entries.get(&self.observer, entry).map_or(u64::MAX, |entry| entry.value());
         Outcome::Block(value)
     }
 
@@ -450,6 +454,9 @@ impl Mbcache2Subject {
     /// Wakes every parked release whose entry is now unused, in task order, until none is: each
     /// finishes its wait, puts the entry and releases again (which may park it again).
     fn wake_waiters(&mut self) {
+        if self.parked.iter().all(Option::is_none) {
+            return;
+        }
         loop {
             let ready = (0..self.tasks.len()).find(|&task| {
                 self.parked[task].is_some_and(|parked| self.mb.entry_unused(&self.observer, parked.oe))
@@ -575,8 +582,10 @@ impl Subject for Mbcache2Subject {
             .map(|t| sim.cx(&format!("task-{}", char::from(b'A' + t % 26)), u32::from(t) % sim.cpus()))
             .collect();
         let walk_slack = u64::from(tasks_count) * u64::from(config.held_max);
+        let mut mb = MbcacheModule::new(config.fixes, walk_slack);
+        mb.count_derefs();
         let mut subject = Mbcache2Subject {
-            mb: MbcacheModule::new(config.fixes, walk_slack),
+            mb,
             filesystems: (0..config.filesystems.max(1))
                 .map(|_| Filesystem {
                     cache: None,
@@ -668,8 +677,9 @@ impl Subject for Mbcache2Subject {
         outcome
     }
 
+    /// Every cache, every entry read (no state kept from an earlier check is reused).
     fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
-        self.check_filesystems(|_| true)
+        self.check_filesystems(false, |_| true)
     }
 
     /// Only the cache of the filesystem `op` names (an operation changes no other cache, and a
@@ -683,8 +693,8 @@ impl Subject for Mbcache2Subject {
             return Ok(());
         }
         match self.op_filesystem(op) {
-            Some(touched) => self.check_filesystems(|fs| fs == touched),
-            None => self.check_filesystems(|_| true),
+            Some(touched) => self.check_filesystems(true, |fs| fs == touched),
+            None => self.check_filesystems(true, |_| true),
         }
     }
 
@@ -731,10 +741,20 @@ impl Mbcache2Subject {
     }
 
     /// The invariants of the caches `touched` selects (the others' reachable counts as last
-    /// checked), then that every live entry is reachable from a cache or held off one.
-    fn check_filesystems(&self, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
+    /// checked), then that every live entry is reachable from a cache or held off one. With
+    /// `reuse`, an entry the model has not dereferenced since the last check read it is not read
+    /// again (see [`MbCache::snapshot_into`]); every entry is judged all the same.
+    fn check_filesystems(&self, reuse: bool, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshot, bitmap, held_only } = &mut *checked;
+        let Checked { reachable: counts, snapshot, held_only, blocks, users } = &mut *checked;
+        users.clear();
+        users.extend(
+            self.held
+                .iter()
+                .flatten()
+                .map(|held| held.entry)
+                .chain(self.parked.iter().flatten().map(|p| p.oe)),
+        );
         for (fs, filesystem) in self.filesystems.iter().enumerate() {
             if counts[fs].is_some() && !touched(fs) {
                 continue;
@@ -743,9 +763,12 @@ impl Mbcache2Subject {
                 counts[fs] = Some(0);
                 continue;
             };
-            cache.snapshot_into(&self.mb, &self.observer, snapshot);
+            cache.snapshot_into(&self.mb, &self.observer, snapshot, reuse);
             counts[fs] = Some(snapshot.entries.len() as u64);
-            self.check_cache(fs, snapshot, bitmap)?;
+            if blocks.len() <= fs {
+                blocks.resize_with(fs + 1, KeptBlocks::default);
+            }
+            self.check_cache(fs, snapshot, &mut blocks[fs], users)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
         // The distinct entries tasks hold or wait on that no chain has (a task may hold one
@@ -761,9 +784,11 @@ impl Mbcache2Subject {
                 .map(|held| held.entry)
                 .chain(self.parked.iter().flatten().map(|parked| parked.oe))
                 .filter(|&entry| {
+                    // The slab's lookup: a checker's read counts in no entry's `derefs`.
                     self.mb
-                        .entry(&self.observer, entry)
-                        .is_some_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
+                        .entries
+                        .get(&self.observer, entry)
+                        .is_ok_and(|e| !e.e_hashed().load(sim_core::sync::atomic::Ordering::Relaxed))
                 })
                 .map(|entry| entry.index()),
         );
@@ -783,20 +808,22 @@ impl Mbcache2Subject {
     }
 
     /// One cache's invariants, with the entries the tasks hold or wait on as their users.
-    /// The blocks are read as the chains name them: the bitmap once (into `bitmap`), then the
-    /// buffer of each hashed block whose bit is set (not every allocated block's).
+    /// The blocks are read as the chains name them: the bitmap once, then the buffer of each
+    /// hashed block whose bit is set (not every allocated block's); either only when the model
+    /// took its lock since a check read it (`kept`, see [`XattrBlocks::bitmap_kept`] and
+    /// [`XattrBlocks::block_state_kept`]).
     fn check_cache(
         &self,
         fs: usize,
         snapshot: &super::mbcache::CacheSnapshot,
-        bitmap: &mut Vec<bool>,
+        kept: &mut KeptBlocks,
+        users: &[EntryHandle],
     ) -> Result<(), Violation> {
         let blocks = &self.filesystems[fs].blocks;
-        blocks.bitmap_into(&self.observer, bitmap);
-        let block = |value: u64| blocks.block_state(&self.observer, bitmap, value);
+        blocks.bitmap_kept(&self.observer, kept);
+        let block = |value: u64| blocks.block_state_kept(&self.observer, value, kept);
         check_cache_with(fs, snapshot, block, self.mb.cache_refs(), |handle| {
-            self.held.iter().flatten().filter(|held| held.entry == handle).count()
-                + self.parked.iter().flatten().filter(|parked| parked.oe == handle).count()
+            users.iter().filter(|&&user| user == handle).count()
         })
     }
 }
@@ -809,7 +836,7 @@ impl Mbcache2Subject {
 pub(crate) fn check_cache_with(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
-    block: impl Fn(u64) -> (bool, u32, u32),
+    mut block: impl FnMut(u64) -> (bool, u32, u32),
     cache_refs: u32,
     holders: impl Fn(EntryHandle) -> usize,
 ) -> Result<(), Violation> {
@@ -868,6 +895,54 @@ mod tests {
         assert_eq!(size_of::<HashNode>(), 20, "a chain node");
         // sim-core/src/mm/arena.rs asserts that a `SharedSlot` of a 16-byte object is 32 bytes.
         assert_eq!(size_of::<MbCacheEntry>(), 16, "an entry's hot part");
+    }
+
+    /// The check's two shortcuts agree with reading everything: after each operation of
+    /// generated cases (two filesystems, prefilled, so shrinks, unmounts and sharing all run), a
+    /// snapshot that reuses what the model did not dereference since (`reuse`, kept across the
+    /// case) equals a fresh one, and each block's header as kept equals the buffer's.
+    #[test]
+    fn the_kept_entries_and_headers_are_what_a_fresh_read_finds() {
+        use super::super::mbcache::CacheSnapshot;
+        let config = Mbcache2Config { filesystems: 2, prefill: 40, ..Mbcache2Config::fixed() };
+        let (mut ops, mut reused) = (0, 0);
+        for seed in 0..24 {
+            let sim = Sim::new(SimConfig::new(seed));
+            let mut subject = Mbcache2Subject::new(&sim, &config);
+            let (gen, mut rng) = (op::generator(&config), sim_core::gen::OpRng::for_case(seed));
+            let mut kept: Vec<(CacheSnapshot, KeptBlocks)> = Vec::new();
+            kept.resize_with(subject.filesystems.len(), Default::default);
+            for _ in 0..150 {
+                let op = gen(&mut rng);
+                subject.apply(&sim, &op);
+                ops += 1;
+                for (fs, (snapshot, kept_blocks)) in kept.iter_mut().enumerate() {
+                    let Some((_, cache)) = subject.cache(fs) else { continue };
+                    let observer = &subject.observer;
+                    let mut fresh = CacheSnapshot::default();
+                    cache.snapshot_into(&subject.mb, observer, &mut fresh, false);
+                    let before = snapshot.entries.clone();
+                    cache.snapshot_into(&subject.mb, observer, snapshot, true);
+                    reused += snapshot.entries.iter().filter(|e| before.contains(e)).count();
+                    let what = format!("seed {seed}, fs {fs}, after {op:?}");
+                    assert_eq!(snapshot.entries, fresh.entries, "{what}");
+                    assert_eq!((&snapshot.lru, &snapshot.nodes), (&fresh.lru, &fresh.nodes), "{what}");
+                    let blocks = &subject.filesystems[fs].blocks;
+                    let mut bitmap = Vec::new();
+                    blocks.bitmap_into(observer, &mut bitmap);
+                    blocks.bitmap_kept(observer, kept_blocks);
+                    assert_eq!(kept_blocks.bitmap(), &bitmap[..], "{what}");
+                    for block in 0..bitmap.len() as u64 {
+                        let read = blocks.block_state(observer, &bitmap, block);
+                        assert_eq!(blocks.block_state_kept(observer, block, kept_blocks), read, "{what}");
+                    }
+                }
+                subject.check_invariants_incremental(&sim, &op).unwrap_or_else(|v| panic!("{op:?}: {v}"));
+            }
+            subject.teardown(&sim).expect("nothing leaks");
+            assert!(sim.violations().is_empty(), "seed {seed}: {:?}", sim.violations());
+        }
+        assert!(reused > ops, "the shortcut was taken ({reused} entries over {ops} operations)");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! keeps them (hash, LRU, users), because the shrinker and `mb_cache_entry_delete_or_get()`
 //! decide by them. Waiting releases are parked and woken exactly where the subject wakes them.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use sim_core::check::Reference;
 use sim_core::Errno;
@@ -36,7 +36,7 @@ struct Cache {
     generation: u64,
     chains: Vec<Vec<u64>>,
     lru: Vec<u64>,
-    entries: BTreeMap<u64, Entry>,
+    entries: Entries,
     max_entries: u64,
     /// Whole calls: per task, the (key, value) of the entry its last release deleted. The release
     /// claims the entry (`mb_cache_entry_delete_or_get()`'s `atomic_cmpxchg(&e_refcnt, 2, 0)`:
@@ -165,6 +165,65 @@ pub struct Mbcache2Model {
     stale_schedules: Vec<(usize, u64)>,
 }
 
+/// A cache's entries by number, in number order: the numbers from the oldest live one on, each
+/// slot empty once its entry is freed (numbers only grow, so an insert goes at the end and the
+/// front is trimmed as entries go). A look-up is an index, where a chain walk compares each
+/// node's key and value.
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    /// The number of `slots[0]`.
+    base: u64,
+    slots: VecDeque<Option<Entry>>,
+}
+
+impl Entries {
+    fn at(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base).map(|at| at as usize).filter(|&at| at < self.slots.len())
+    }
+
+    fn get(&self, id: &u64) -> Option<&Entry> {
+        self.slots.get(self.at(*id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Entry> {
+        let at = self.at(*id)?;
+        self.slots.get_mut(at)?.as_mut()
+    }
+
+    /// A new entry, numbered above every live one (the reference's numbers only grow).
+    fn insert(&mut self, id: u64, entry: Entry) {
+        if self.slots.is_empty() {
+            self.base = id;
+        }
+        assert!(id >= self.base + self.slots.len() as u64, "entry {id} numbered in order");
+        let end = self.base + self.slots.len() as u64;
+        self.slots.extend((end..id).map(|_| None));
+        self.slots.push_back(Some(entry));
+    }
+
+    fn remove(&mut self, id: &u64) -> Option<Entry> {
+        let at = self.at(*id)?;
+        let entry = self.slots[at].take();
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        entry
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().flatten()
+    }
+}
+
+impl std::ops::Index<&u64> for Entries {
+    type Output = Entry;
+
+    fn index(&self, id: &u64) -> &Entry {
+        self.get(id).expect("a live entry")
+    }
+}
+
 impl Cache {
     fn new(generation: u64, bucket_bits: u32) -> Cache {
         let buckets = 1usize << bucket_bits;
@@ -172,7 +231,7 @@ impl Cache {
             generation,
             chains: vec![Vec::new(); buckets],
             lru: Vec::new(),
-            entries: BTreeMap::new(),
+            entries: Entries::default(),
             max_entries: (buckets as u64) << 4,
             claimed: Vec::new(),
             shares_in_flight: Vec::new(),
@@ -392,7 +451,7 @@ impl Mbcache2Model {
     fn find(&mut self, fs: usize, old: Option<u64>, key: u32) -> Option<u64> {
         let bits = self.bucket_bits;
         let cache = self.fss[fs].cache.as_mut()?;
-        let chain = cache.chains[hash_32(key, bits) as usize].clone();
+        let chain = &cache.chains[hash_32(key, bits) as usize];
         let start = match old {
             Some(old) if cache.entries.get(&old).is_some_and(|e| e.hashed) => {
                 chain.iter().position(|&e| e == old).map_or(0, |at| at + 1)

@@ -386,7 +386,7 @@ impl ThreadedSubject for Mbcache2Subject {
         let (mut snapshot, mut bitmap) = (CacheSnapshot::default(), Vec::new());
         for (fs, filesystem) in shared.filesystems.iter().enumerate() {
             let Some((_, cache)) = shared.cache(fs) else { continue };
-            cache.snapshot_into(&shared.mb, &observer, &mut snapshot);
+            cache.snapshot_into(&shared.mb, &observer, &mut snapshot, false);
             reachable += snapshot.entries.len() as u64;
             let blocks = &filesystem.blocks;
             blocks.bitmap_into(&observer, &mut bitmap);
