@@ -226,18 +226,24 @@ pub struct SignalInner {
     pub stats: Option<TaskstatsRecord>,
     /// The `taskstats_cache` object behind `stats`.
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
-    /// The group's threads still on the thread list, by global pid, with their accounting.
+    /// The group's threads still on the thread list, by global pid, with their exit state.
     pub threads: ThreadList,
     /// `signal->live`: threads that have not run do_exit.
     pub live: u32,
 }
 
-/// A group's threads by ascending global pid, each with its accounting and exit state: the
-/// thread list `signal_struct` heads, kept as a sorted vector (a group has a few threads; a
-/// tree allocated a node of eleven 200-byte entries per group and moved them at each insert
-/// and removal). The methods are the map's the callers used.
+/// One thread on its group's list: the task (`thread_group`'s link, a pointer that holds no
+/// reference: the entry leaves the list at release_task(), before the pid hash's last put, so
+/// the walk always reaches the task; a `Weak` also keeps task -> signal -> list -> task from
+/// being an `Arc` cycle) and its exit state.
+pub(crate) type ThreadEntry = (std::sync::Weak<Task>, ExitState);
+
+/// A group's threads by ascending global pid, each with its task and exit state: the thread
+/// list `signal_struct` heads, kept as a sorted vector (a group has a few threads). The
+/// accounting counters are not here but in each task ([`Task::acct`]): the kernel takes no
+/// group lock to write or read them. The methods are the map's the callers used.
 #[derive(Debug, Default)]
-pub struct ThreadList(Vec<(u32, (Acct, ExitState))>);
+pub struct ThreadList(Vec<(u32, ThreadEntry)>);
 
 impl ThreadList {
     fn find(&self, pid: u32) -> Result<usize, usize> {
@@ -245,25 +251,26 @@ impl ThreadList {
     }
 
     /// Thread `pid`'s entry.
-    pub fn get(&self, pid: &u32) -> Option<&(Acct, ExitState)> {
+    pub fn get(&self, pid: &u32) -> Option<&ThreadEntry> {
         self.find(*pid).ok().map(|at| &self.0[at].1)
     }
 
     /// Thread `pid`'s entry, to change.
-    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut (Acct, ExitState)> {
+    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut ThreadEntry> {
         self.find(*pid).ok().map(|at| &mut self.0[at].1)
     }
 
-    /// Thread `pid` joins the list in pid order (an entry already there is replaced).
-    pub fn insert(&mut self, pid: u32, entry: (Acct, ExitState)) {
-        match self.find(pid) {
+    /// Thread `task` joins the list in pid order, alive (an entry already there is replaced).
+    pub fn insert(&mut self, task: &Arc<Task>) {
+        let entry = (Arc::downgrade(task), ExitState::None);
+        match self.find(task.pid) {
             Ok(at) => self.0[at].1 = entry,
-            Err(at) => self.0.insert(at, (pid, entry)),
+            Err(at) => self.0.insert(at, (task.pid, entry)),
         }
     }
 
     /// Thread `pid` leaves the list; its entry, if it was on it.
-    pub fn remove(&mut self, pid: &u32) -> Option<(Acct, ExitState)> {
+    pub fn remove(&mut self, pid: &u32) -> Option<ThreadEntry> {
         self.find(*pid).ok().map(|at| self.0.remove(at).1)
     }
 
@@ -278,7 +285,7 @@ impl ThreadList {
     }
 
     /// The threads by ascending pid, with their entries.
-    pub fn iter(&self) -> impl Iterator<Item = (&u32, &(Acct, ExitState))> {
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &ThreadEntry)> {
         self.0.iter().map(|(pid, entry)| (pid, entry))
     }
 }
@@ -425,6 +432,9 @@ pub struct Task {
     pub signal: Arc<Signal>,
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
     pub delays: Option<Arc<TaskDelays>>,
+    /// The task's own accounting counters, written by the task as it runs and read by the
+    /// fills, with no kernel lock ([`TaskAcct`]).
+    pub acct: TaskAcct,
     /// `tsk->usage`.
     pub usage: Kref,
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
@@ -467,6 +477,37 @@ impl InPlace {
     }
 }
 
+/// A task's own accounting counters ([`Acct`]) in its `task_struct`: sched_info's
+/// pcount/run_delay, `se.sum_exec_runtime`, utime/stime, nvcsw/nivcsw, min_flt/maj_flt, the I/O
+/// counters, written by the task itself (or the scheduler on its behalf) with no lock and read
+/// by fill_stats(), bacct_add_tsk() and xacct_add_tsk() of another task with no lock: racy
+/// reads the kernel tolerates by convention (a reply may see a counter mid-update). The delay
+/// counters are `tsk->delays`' under `delays->lock`, which the model takes where the kernel
+/// does ([`TaskDelays`]). No group lock (siglock) is taken for them: only the TGID walks reach
+/// them under siglock, because the walk itself is. The model's copy is kept whole by a std
+/// mutex of the task's own, as [`InPlace`]'s std atomic: instrumentation, invisible to loom and
+/// shuttle, no lockdep class, no lockset judgement (which would report the reads the kernel
+/// tolerates), no scheduling point of its own.
+#[derive(Debug, Default)]
+pub struct TaskAcct(std::sync::Mutex<Acct>);
+
+impl TaskAcct {
+    fn locked(&self) -> std::sync::MutexGuard<'_, Acct> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the counters (a fill's unlocked reads).
+    pub fn get(&self) -> Acct {
+        *self.locked()
+    }
+
+    /// The task's own run: `f` changes the counters in place (no kernel lock); returns what
+    /// `f` returns.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Acct) -> R) -> R {
+        f(&mut self.locked())
+    }
+}
+
 /// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one
 /// published map from (pid namespace, number) to the task: writers rebuild and republish it
 /// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
@@ -491,9 +532,8 @@ impl PidHash {
 
 /// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
 /// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
-/// record is filled, under siglock on the exit path. The counters themselves stay in the
-/// group's thread table ([`SignalInner::threads`]), which the model reads under the group's
-/// lock; the lock is here for the order in which the kernel takes it.
+/// record is filled, under siglock on the exit path. The counters themselves are in the task
+/// ([`Task::acct`]); the lock is here for the order in which the kernel takes it.
 #[derive(Debug)]
 pub struct TaskDelays {
     /// `delays->lock`.

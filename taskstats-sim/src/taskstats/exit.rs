@@ -100,12 +100,12 @@ impl Taskstats {
         let mut inner = task.signal.lock.lock_irqsave(cx);
         self.ledger_filled(task);
         task.signal.stats_locked_read(cx, self.stats_access());
-        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
         if let Some(stats) = inner.stats.as_mut() {
             if let Some(delays) = &task.delays {
                 drop(self.delays_lock(cx, delays));
             }
-            acct.delayacct_add(stats, v8);
+            // The thread's own counters, read in its task (delays->lock above, no other lock).
+            task.acct.get().delayacct_add(stats, v8);
             drop(inner);
             self.mark(cx, "group-stats-aggregated");
         }
@@ -149,17 +149,23 @@ impl Taskstats {
         report
     }
 
-    /// The PID record and, at group death of a group with stats, the TGID record.
+    /// The PID record and, at group death of a group with stats, the TGID record. The exiting
+    /// task's counters are its own, read with no lock. The TGID record's memcpy() of
+    /// `signal->stats` takes no lock in the kernel either (the group is dead); the model keeps
+    /// `stats` in the group's table, so it reads it, with the checker's truth, in one siglock
+    /// section, taken only at group death.
     pub(super) fn exit_records(&self, cx: &Cx, task: &Task, with_tgid: bool) -> ExitRecords {
-        let inner = task.signal.lock.lock_irqsave(cx);
-        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
-        let group = inner.stats.clone();
-        // The checker's truth as of this section (another thread's fill may follow it).
-        let truth = with_tgid.then(|| self.tgid_query_expect(task.tgid, &[])).flatten().map(|e| e.truth);
-        drop(inner);
+        let (group, truth) = if with_tgid {
+            let inner = task.signal.lock.lock_irqsave(cx);
+            // The checker's truth as of this section (another thread's fill may follow it).
+            let truth = self.tgid_query_expect(task.tgid, &[]).map(|e| e.truth);
+            (inner.stats.clone(), truth)
+        } else {
+            (None, None)
+        };
         // taskstats_exit(): fill_stats(&init_user_ns, &init_pid_ns, tsk, ...), no tasklist_lock
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
-        let mut pid_stats = self.fill_stats(cx, task, &acct, &[], 0);
+        let mut pid_stats = self.fill_stats(cx, task, &task.acct.get(), &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
         let mut records = ExitRecords::default();
         records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
