@@ -219,12 +219,12 @@ pub(crate) enum File {
 }
 
 /// The mutable part of a `signal_struct` and its thread list, under the group's lock
-/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats).
+/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats). The stats record
+/// itself is [`Signal::stats`], set, added to and read inside this lock's sections but copied
+/// at group death with no lock, as the kernel does.
 #[derive(Debug, Default)]
 pub struct SignalInner {
-    /// `signal->stats`: the group's accumulated stats.
-    pub stats: Option<TaskstatsRecord>,
-    /// The `taskstats_cache` object behind `stats`.
+    /// The `taskstats_cache` object behind [`Signal::stats`].
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
     /// The group's threads still on the thread list, by global pid, with their exit state.
     pub threads: ThreadList,
@@ -290,6 +290,45 @@ impl ThreadList {
     }
 }
 
+/// `signal->stats` and the `struct taskstats` it points at (None: NULL). The kernel sets and
+/// clears the pointer and adds to the record under the group's lock (taskstats_tgid_alloc(),
+/// fill_tgid_exit(), taskstats_tgid_free()) and reads it there in the TGID fills; the model does
+/// each of those inside the same siglock sections. The exit at group death memcpy()s the record
+/// with no lock (the group is dead: taskstats_exit(), 2.6.19's taskstats_exit_send()), so the
+/// record is not in the lock's value but here, in place, as [`InPlace`] and [`TaskAcct`] are: a
+/// std mutex that keeps a copy whole, instrumentation invisible to loom and shuttle, no lockdep
+/// class, no scheduling point. How the pointer's unlocked accesses are judged is
+/// [`Signal::stats_unlocked`]'s ([`StatsAccess`]).
+#[derive(Debug, Default)]
+pub struct GroupStats(std::sync::Mutex<Option<TaskstatsRecord>>);
+
+impl GroupStats {
+    fn locked(&self) -> std::sync::MutexGuard<'_, Option<TaskstatsRecord>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the record (None: the pointer is NULL).
+    pub fn get(&self) -> Option<TaskstatsRecord> {
+        self.locked().clone()
+    }
+
+    /// Whether the pointer is set.
+    pub fn is_some(&self) -> bool {
+        self.locked().is_some()
+    }
+
+    /// The pointer set to `value` (the caller holds the group's lock); the old record.
+    pub fn replace(&self, value: Option<TaskstatsRecord>) -> Option<TaskstatsRecord> {
+        std::mem::replace(&mut *self.locked(), value)
+    }
+
+    /// fill_tgid_exit()'s additions to the record, if the pointer is set (the caller holds
+    /// the group's lock); whether it was.
+    pub fn update(&self, f: impl FnOnce(&mut TaskstatsRecord)) -> bool {
+        self.locked().as_mut().map(f).is_some()
+    }
+}
+
 /// How a kernel accesses the `sig->stats` pointer outside the group's lock, which decides how
 /// the model's accesses are judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,6 +349,8 @@ pub enum StatsAccess {
 pub struct Signal {
     /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
     pub lock: SpinLock<SignalInner>,
+    /// `signal->stats`: the group's accumulated stats ([`GroupStats`]).
+    pub stats: GroupStats,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
     /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]);
     /// under [`StatsAccess::Plain`] a shadow the checkers read without being judged.
@@ -325,6 +366,7 @@ impl Signal {
     pub fn new(class: &'static str) -> Arc<Signal> {
         Arc::new(Signal {
             lock: SpinLock::new(class, SignalInner::default()),
+            stats: GroupStats::default(),
             stats_published: AtomicBool::new(false),
             stats_plain: Guarded::undocumented("signal->stats", false),
         })
@@ -346,7 +388,7 @@ impl Signal {
     }
 
     /// A read of `sig->stats` made under the group's lock (the caller holds it): the model's
-    /// truth is `SignalInner::stats`; a plain kernel's access is also shown to lockset.
+    /// truth is [`Signal::stats`]; a plain kernel's access is also shown to lockset.
     #[track_caller]
     pub fn stats_locked_read(&self, cx: &Cx, access: StatsAccess) {
         if access == StatsAccess::Plain {

@@ -570,7 +570,9 @@ impl Taskstats {
     /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
     pub fn group_stats(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
         let task = self.task(cx, pid)?;
-        let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+        let guard = task.signal.lock.lock_irqsave(cx);
+        let stats = task.signal.stats.get();
+        drop(guard);
         stats
     }
 
@@ -745,7 +747,7 @@ impl Taskstats {
             return None;
         }
         first.signal.stats_locked_read(cx, self.stats_access());
-        let mut stats = inner.stats.clone().unwrap_or_default();
+        let mut stats = first.signal.stats.get().unwrap_or_default();
         let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
@@ -771,7 +773,9 @@ impl Taskstats {
             let inner = first.signal.lock.lock_irqsave(cx);
             first.signal.stats_locked_read(cx, self.stats_access());
             let copied = self.checks_group_stats().then(|| self.tgid_query_copied(first.tgid)).flatten();
-            (inner.stats.clone().unwrap_or_default(), copied)
+            let stats = first.signal.stats.get().unwrap_or_default();
+            drop(inner);
+            (stats, copied)
         };
         // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");

@@ -389,7 +389,7 @@ impl Taskstats {
         if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
             return;
         }
-        let stats = inner.stats.take();
+        let stats = signal.stats.replace(None);
         let handle = inner.stats_handle.take();
         signal.set_stats(cx, self.stats_access(), false);
         drop(inner);
@@ -424,8 +424,8 @@ impl Taskstats {
         };
         let mut inner = signal.lock.lock_irqsave(cx);
         signal.stats_locked_read(cx, access);
-        if inner.stats.is_none() {
-            inner.stats = Some(TaskstatsRecord::default());
+        if !signal.stats.is_some() {
+            signal.stats.replace(Some(TaskstatsRecord::default()));
             inner.stats_handle = Some(handle);
             signal.set_stats(cx, access, true);
         } else {
@@ -627,7 +627,7 @@ impl Taskstats {
             return false;
         }
         inner.threads.remove(&pid);
-        inner.stats = None;
+        task.signal.stats.replace(None);
         if let Some(handle) = inner.stats_handle.take() {
             let _ = self.taskstats_cache.free(cx, handle);
         }
@@ -859,38 +859,57 @@ mod tests {
 
     /// A task's counters are its own (`task.acct`): its runs advance them taking `delays->lock`
     /// and no siglock, a PID fill reads the task's, and 3.x's TGID walk under siglock adds each
-    /// live thread's, as fill_stats_for_tgid() does. The thread list holds no reference (a
-    /// `Weak`): once the model and its world are gone, no task is left alive (no `Arc` cycle
-    /// task -> signal -> thread list -> task).
+    /// live thread's, as fill_stats_for_tgid() does; the exit records at group death (the PID
+    /// record and the memcpy() of `signal->stats`) take no siglock either. The thread list holds
+    /// no reference (a `Weak`): once the model and its world are gone, no task is left alive
+    /// (no `Arc` cycle task -> signal -> thread list -> task).
     #[test]
     fn a_tasks_counters_are_its_own_and_the_tgid_walk_reads_them() {
         use sim_core::trace::{EventKind, TraceMode};
         let config = SimConfig::new(21).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full);
         let sim = Sim::new(config);
-        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
+        // With "taskstats: fix data-race", so that lockset finds nothing in the exits.
+        let mut fixes = Fixes::preset("linux-3.8").unwrap();
+        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+        let model = Taskstats::new(&sim, fixes, Params::default());
         let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
         let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let acquired_since = |start: usize| -> Vec<String> {
+            let events = sim.trace().events();
+            let kinds = events[start..].iter().map(|e| &e.kind);
+            kinds
+                .filter_map(|kind| match kind {
+                    EventKind::Acquired { class, .. } => Some(class.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
         let start = sim.trace().events().len();
         for pid in [leader, thread, leader] {
             assert!(model.run(&task_cx(&sim, &model, pid, "run")));
         }
         let cx = task_cx(&sim, &model, 1, "query");
         let (l, t) = (model.task(&cx, leader).unwrap(), model.task(&cx, thread).unwrap());
-        let classes: Vec<String> = sim.trace().events()[start..]
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Acquired { class, .. } => Some(class.to_string()),
-                _ => None,
-            })
-            .collect();
+        let siglock = l.signal.lock.class();
+        let classes = acquired_since(start);
         assert!(classes.iter().any(|c| c == "&tsk->delays->lock"), "{classes:?}");
-        assert!(!classes.iter().any(|c| c == l.signal.lock.class()), "a run took siglock: {classes:?}");
+        assert!(!classes.iter().any(|c| c == siglock), "a run took siglock: {classes:?}");
         let (la, ta) = (l.acct.get(), t.acct.get());
         assert!(la.cpu_count > 0 && ta.cpu_count > 0, "both ran: {la:?} {ta:?}");
         assert_eq!(model.fill_stats_for(&cx, thread).unwrap().cpu_count, ta.cpu_count);
         let group = model.fill_stats_for_tgid(&cx, &l).unwrap();
         assert_eq!(group.cpu_count, la.cpu_count + ta.cpu_count, "the walk adds each thread's own");
         assert_eq!(group.nvcsw, la.nvcsw + ta.nvcsw, "version 8: context switches too");
+        // The thread's exit allocates and fills signal->stats; the leader's records copy them.
+        model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+        let stats = model.group_stats(&cx, leader).expect("the thread's exit allocated the stats");
+        assert_eq!(stats.cpu_count, ta.cpu_count, "fill_tgid_exit() added the thread's own");
+        let start = sim.trace().events().len();
+        let records = model.exit_records(&task_cx(&sim, &model, leader, "do_exit"), &l, true);
+        let classes = acquired_since(start);
+        assert!(!classes.iter().any(|c| c == siglock), "the exit records took siglock: {classes:?}");
+        let kinds: Vec<(u16, u64)> = records.as_slice().iter().map(|r| (r.0, r.2.cpu_count)).collect();
+        assert_eq!(kinds, [(TASKSTATS_TYPE_PID, la.cpu_count), (TASKSTATS_TYPE_TGID, ta.cpu_count)]);
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
         let tasks = [Arc::downgrade(&l), Arc::downgrade(&t)];
         drop((l, t, cx, model, sim));
