@@ -312,6 +312,11 @@ impl GroupStats {
         self.locked().clone()
     }
 
+    /// `f` of the record in place (None: the pointer is NULL), with no copy.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&TaskstatsRecord>) -> R) -> R {
+        f(self.locked().as_ref())
+    }
+
     /// Whether the pointer is set.
     pub fn is_some(&self) -> bool {
         self.locked().is_some()

@@ -96,12 +96,12 @@ impl Taskstats {
             }
             // Whether the group has stats, and the finding its ledger gives (None: it agrees).
             let (has_stats, broken) = task.signal.lock.observe(cx, |_| {
-                let stats = task.signal.stats.get();
-                let broken = group
-                    .filter(|group| !stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats)));
-                let broken =
-                    broken.map(|group| group_stats_violation(task.tgid, stats.as_ref(), &group.truth));
-                (stats.is_some(), broken)
+                task.signal.stats.with(|stats| {
+                    let broken =
+                        group.filter(|group| !stats.is_some_and(|stats| same_delays(&group.truth, stats)));
+                    let broken = broken.map(|group| group_stats_violation(task.tgid, stats, &group.truth));
+                    (stats.is_some(), broken)
+                })
             });
             if let (Some(with_stats), true) = (with_stats.as_mut(), has_stats) {
                 with_stats(task.tgid);
