@@ -219,25 +219,31 @@ pub(crate) enum File {
 }
 
 /// The mutable part of a `signal_struct` and its thread list, under the group's lock
-/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats).
+/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats). The stats record
+/// itself is [`Signal::stats`], set, added to and read inside this lock's sections but copied
+/// at group death with no lock, as the kernel does.
 #[derive(Debug, Default)]
 pub struct SignalInner {
-    /// `signal->stats`: the group's accumulated stats.
-    pub stats: Option<TaskstatsRecord>,
-    /// The `taskstats_cache` object behind `stats`.
+    /// The `taskstats_cache` object behind [`Signal::stats`].
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
-    /// The group's threads still on the thread list, by global pid, with their accounting.
+    /// The group's threads still on the thread list, by global pid, with their exit state.
     pub threads: ThreadList,
     /// `signal->live`: threads that have not run do_exit.
     pub live: u32,
 }
 
-/// A group's threads by ascending global pid, each with its accounting and exit state: the
-/// thread list `signal_struct` heads, kept as a sorted vector (a group has a few threads; a
-/// tree allocated a node of eleven 200-byte entries per group and moved them at each insert
-/// and removal). The methods are the map's the callers used.
+/// One thread on its group's list: the task (`thread_group`'s link, a pointer that holds no
+/// reference: the entry leaves the list at release_task(), before the pid hash's last put, so
+/// the walk always reaches the task; a `Weak` also keeps task -> signal -> list -> task from
+/// being an `Arc` cycle) and its exit state.
+pub(crate) type ThreadEntry = (std::sync::Weak<Task>, ExitState);
+
+/// A group's threads by ascending global pid, each with its task and exit state: the thread
+/// list `signal_struct` heads, kept as a sorted vector (a group has a few threads). The
+/// accounting counters are not here but in each task ([`Task::acct`]): the kernel takes no
+/// group lock to write or read them. The methods are the map's the callers used.
 #[derive(Debug, Default)]
-pub struct ThreadList(Vec<(u32, (Acct, ExitState))>);
+pub struct ThreadList(Vec<(u32, ThreadEntry)>);
 
 impl ThreadList {
     fn find(&self, pid: u32) -> Result<usize, usize> {
@@ -245,25 +251,26 @@ impl ThreadList {
     }
 
     /// Thread `pid`'s entry.
-    pub fn get(&self, pid: &u32) -> Option<&(Acct, ExitState)> {
+    pub fn get(&self, pid: &u32) -> Option<&ThreadEntry> {
         self.find(*pid).ok().map(|at| &self.0[at].1)
     }
 
     /// Thread `pid`'s entry, to change.
-    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut (Acct, ExitState)> {
+    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut ThreadEntry> {
         self.find(*pid).ok().map(|at| &mut self.0[at].1)
     }
 
-    /// Thread `pid` joins the list in pid order (an entry already there is replaced).
-    pub fn insert(&mut self, pid: u32, entry: (Acct, ExitState)) {
-        match self.find(pid) {
+    /// Thread `task` joins the list in pid order, alive (an entry already there is replaced).
+    pub fn insert(&mut self, task: &Arc<Task>) {
+        let entry = (Arc::downgrade(task), ExitState::None);
+        match self.find(task.pid) {
             Ok(at) => self.0[at].1 = entry,
-            Err(at) => self.0.insert(at, (pid, entry)),
+            Err(at) => self.0.insert(at, (task.pid, entry)),
         }
     }
 
     /// Thread `pid` leaves the list; its entry, if it was on it.
-    pub fn remove(&mut self, pid: &u32) -> Option<(Acct, ExitState)> {
+    pub fn remove(&mut self, pid: &u32) -> Option<ThreadEntry> {
         self.find(*pid).ok().map(|at| self.0.remove(at).1)
     }
 
@@ -278,8 +285,52 @@ impl ThreadList {
     }
 
     /// The threads by ascending pid, with their entries.
-    pub fn iter(&self) -> impl Iterator<Item = (&u32, &(Acct, ExitState))> {
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &ThreadEntry)> {
         self.0.iter().map(|(pid, entry)| (pid, entry))
+    }
+}
+
+/// `signal->stats` and the `struct taskstats` it points at (None: NULL). The kernel sets and
+/// clears the pointer and adds to the record under the group's lock (taskstats_tgid_alloc(),
+/// fill_tgid_exit(), taskstats_tgid_free()) and reads it there in the TGID fills; the model does
+/// each of those inside the same siglock sections. The exit at group death memcpy()s the record
+/// with no lock (the group is dead: taskstats_exit(), 2.6.19's taskstats_exit_send()), so the
+/// record is not in the lock's value but here, in place, as [`InPlace`] and [`TaskAcct`] are: a
+/// std mutex that keeps a copy whole, instrumentation invisible to loom and shuttle, no lockdep
+/// class, no scheduling point. How the pointer's unlocked accesses are judged is
+/// [`Signal::stats_unlocked`]'s ([`StatsAccess`]).
+#[derive(Debug, Default)]
+pub struct GroupStats(std::sync::Mutex<Option<TaskstatsRecord>>);
+
+impl GroupStats {
+    fn locked(&self) -> std::sync::MutexGuard<'_, Option<TaskstatsRecord>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the record (None: the pointer is NULL).
+    pub fn get(&self) -> Option<TaskstatsRecord> {
+        self.locked().clone()
+    }
+
+    /// `f` of the record in place (None: the pointer is NULL), with no copy.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&TaskstatsRecord>) -> R) -> R {
+        f(self.locked().as_ref())
+    }
+
+    /// Whether the pointer is set.
+    pub fn is_some(&self) -> bool {
+        self.locked().is_some()
+    }
+
+    /// The pointer set to `value` (the caller holds the group's lock); the old record.
+    pub fn replace(&self, value: Option<TaskstatsRecord>) -> Option<TaskstatsRecord> {
+        std::mem::replace(&mut *self.locked(), value)
+    }
+
+    /// fill_tgid_exit()'s additions to the record, if the pointer is set (the caller holds
+    /// the group's lock); whether it was.
+    pub fn update(&self, f: impl FnOnce(&mut TaskstatsRecord)) -> bool {
+        self.locked().as_mut().map(f).is_some()
     }
 }
 
@@ -303,6 +354,8 @@ pub enum StatsAccess {
 pub struct Signal {
     /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
     pub lock: SpinLock<SignalInner>,
+    /// `signal->stats`: the group's accumulated stats ([`GroupStats`]).
+    pub stats: GroupStats,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
     /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]);
     /// under [`StatsAccess::Plain`] a shadow the checkers read without being judged.
@@ -318,6 +371,7 @@ impl Signal {
     pub fn new(class: &'static str) -> Arc<Signal> {
         Arc::new(Signal {
             lock: SpinLock::new(class, SignalInner::default()),
+            stats: GroupStats::default(),
             stats_published: AtomicBool::new(false),
             stats_plain: Guarded::undocumented("signal->stats", false),
         })
@@ -339,7 +393,7 @@ impl Signal {
     }
 
     /// A read of `sig->stats` made under the group's lock (the caller holds it): the model's
-    /// truth is `SignalInner::stats`; a plain kernel's access is also shown to lockset.
+    /// truth is [`Signal::stats`]; a plain kernel's access is also shown to lockset.
     #[track_caller]
     pub fn stats_locked_read(&self, cx: &Cx, access: StatsAccess) {
         if access == StatsAccess::Plain {
@@ -425,6 +479,9 @@ pub struct Task {
     pub signal: Arc<Signal>,
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
     pub delays: Option<Arc<TaskDelays>>,
+    /// The task's own accounting counters, written by the task as it runs and read by the
+    /// fills, with no kernel lock ([`TaskAcct`]).
+    pub acct: TaskAcct,
     /// `tsk->usage`.
     pub usage: Kref,
     /// `tsk->sighand == NULL` (and `tsk->signal == NULL`): set under siglock by __exit_signal()
@@ -467,6 +524,37 @@ impl InPlace {
     }
 }
 
+/// A task's own accounting counters ([`Acct`]) in its `task_struct`: sched_info's
+/// pcount/run_delay, `se.sum_exec_runtime`, utime/stime, nvcsw/nivcsw, min_flt/maj_flt, the I/O
+/// counters, written by the task itself (or the scheduler on its behalf) with no lock and read
+/// by fill_stats(), bacct_add_tsk() and xacct_add_tsk() of another task with no lock: racy
+/// reads the kernel tolerates by convention (a reply may see a counter mid-update). The delay
+/// counters are `tsk->delays`' under `delays->lock`, which the model takes where the kernel
+/// does ([`TaskDelays`]). No group lock (siglock) is taken for them: only the TGID walks reach
+/// them under siglock, because the walk itself is. The model's copy is kept whole by a std
+/// mutex of the task's own, as [`InPlace`]'s std atomic: instrumentation, invisible to loom and
+/// shuttle, no lockdep class, no lockset judgement (which would report the reads the kernel
+/// tolerates), no scheduling point of its own.
+#[derive(Debug, Default)]
+pub struct TaskAcct(std::sync::Mutex<Acct>);
+
+impl TaskAcct {
+    fn locked(&self) -> std::sync::MutexGuard<'_, Acct> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of the counters (a fill's unlocked reads).
+    pub fn get(&self) -> Acct {
+        *self.locked()
+    }
+
+    /// The task's own run: `f` changes the counters in place (no kernel lock); returns what
+    /// `f` returns.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Acct) -> R) -> R {
+        f(&mut self.locked())
+    }
+}
+
 /// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one
 /// published map from (pid namespace, number) to the task: writers rebuild and republish it
 /// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
@@ -491,9 +579,8 @@ impl PidHash {
 
 /// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
 /// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
-/// record is filled, under siglock on the exit path. The counters themselves stay in the
-/// group's thread table ([`SignalInner::threads`]), which the model reads under the group's
-/// lock; the lock is here for the order in which the kernel takes it.
+/// record is filled, under siglock on the exit path. The counters themselves are in the task
+/// ([`Task::acct`]); the lock is here for the order in which the kernel takes it.
 #[derive(Debug)]
 pub struct TaskDelays {
     /// `delays->lock`.

@@ -66,9 +66,9 @@ impl Taskstats {
         let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();
         let mut inner = sig.lock.lock_irqsave(cx);
         sig.stats_locked_read(cx, access);
-        if inner.stats.is_none() {
+        if !sig.stats.is_some() {
             if handle.is_some() {
-                inner.stats = Some(TaskstatsRecord::default());
+                sig.stats.replace(Some(TaskstatsRecord::default()));
                 inner.stats_handle = handle;
                 sig.set_stats(cx, access, true);
                 drop(inner);
@@ -97,15 +97,16 @@ impl Taskstats {
     /// it. The checker's ledger moves the thread into its truth inside the same section.
     pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        let mut inner = task.signal.lock.lock_irqsave(cx);
+        let inner = task.signal.lock.lock_irqsave(cx);
         self.ledger_filled(task);
         task.signal.stats_locked_read(cx, self.stats_access());
-        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
-        if let Some(stats) = inner.stats.as_mut() {
+        if task.signal.stats.is_some() {
             if let Some(delays) = &task.delays {
                 drop(self.delays_lock(cx, delays));
             }
-            acct.delayacct_add(stats, v8);
+            // The thread's own counters, read in its task (delays->lock above, no other lock).
+            let acct = task.acct.get();
+            task.signal.stats.update(|stats| acct.delayacct_add(stats, v8));
             drop(inner);
             self.mark(cx, "group-stats-aggregated");
         }
@@ -149,17 +150,23 @@ impl Taskstats {
         report
     }
 
-    /// The PID record and, at group death of a group with stats, the TGID record.
+    /// The PID record and, at group death of a group with stats, the TGID record, with no
+    /// lock, as taskstats_exit() (and 2.6.19's taskstats_exit_send()) builds them: the exiting
+    /// task's counters are its own ([`Task::acct`]), and the memcpy() of `signal->stats`
+    /// ([`crate::task::GroupStats`]) takes no siglock, the group being dead (another thread's
+    /// fill_tgid_exit() may still run: its exit came first but its fill may follow).
     pub(super) fn exit_records(&self, cx: &Cx, task: &Task, with_tgid: bool) -> ExitRecords {
-        let inner = task.signal.lock.lock_irqsave(cx);
-        let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
-        let group = inner.stats.clone();
-        // The checker's truth as of this section (another thread's fill may follow it).
-        let truth = with_tgid.then(|| self.tgid_query_expect(task.tgid, &[])).flatten().map(|e| e.truth);
-        drop(inner);
+        // The checker's truth, read next to the memcpy() with no scheduling point between them
+        // (a thread's fill moves both in one siglock section): the copy is judged against it.
+        let (group, truth) = if with_tgid {
+            let truth = self.tgid_query_expect(task.tgid, &[]).map(|e| e.truth);
+            (task.signal.stats.get(), truth)
+        } else {
+            (None, None)
+        };
         // taskstats_exit(): fill_stats(&init_user_ns, &init_pid_ns, tsk, ...), no tasklist_lock
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
-        let mut pid_stats = self.fill_stats(cx, task, &acct, &[], 0);
+        let mut pid_stats = self.fill_stats(cx, task, &task.acct.get(), &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
         let mut records = ExitRecords::default();
         records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
@@ -263,7 +270,9 @@ impl Taskstats {
         }
         let inner = task.signal.lock.lock_irqsave(cx);
         task.signal.stats_locked_read(cx, access);
-        inner.stats.is_some()
+        let set = task.signal.stats.is_some();
+        drop(inner);
+        set
     }
 
     /// Mirrors send_cpu_listeners(): genlmsg_end(), then under the read lock one clone per

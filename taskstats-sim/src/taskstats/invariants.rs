@@ -95,13 +95,13 @@ impl Taskstats {
                 continue;
             }
             // Whether the group has stats, and the finding its ledger gives (None: it agrees).
-            let (has_stats, broken) = task.signal.lock.observe(cx, |inner| {
-                let broken = group.filter(|group| {
-                    !inner.stats.as_ref().is_some_and(|stats| same_delays(&group.truth, stats))
-                });
-                let broken =
-                    broken.map(|group| group_stats_violation(task.tgid, inner.stats.as_ref(), &group.truth));
-                (inner.stats.is_some(), broken)
+            let (has_stats, broken) = task.signal.lock.observe(cx, |_| {
+                task.signal.stats.with(|stats| {
+                    let broken =
+                        group.filter(|group| !stats.is_some_and(|stats| same_delays(&group.truth, stats)));
+                    let broken = broken.map(|group| group_stats_violation(task.tgid, stats, &group.truth));
+                    (stats.is_some(), broken)
+                })
             });
             if let (Some(with_stats), true) = (with_stats.as_mut(), has_stats) {
                 with_stats(task.tgid);
@@ -137,7 +137,7 @@ impl Taskstats {
     /// operations of the op-level simulation.
     pub(crate) fn groups_with_stats(&self, cx: &Cx) -> Vec<u32> {
         self.with_task_table(cx, |table| {
-            let has_stats = |task: &Task| task.signal.lock.observe(cx, |inner| inner.stats.is_some());
+            let has_stats = |task: &Task| task.signal.lock.observe(cx, |_| task.signal.stats.is_some());
             table
                 .tasks
                 .values()

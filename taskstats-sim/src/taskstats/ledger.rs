@@ -239,9 +239,8 @@ impl Taskstats {
         // between operations of the op-level simulation with no round trip on siglock
         // ([`SpinLock::observe`](sim_core::SpinLock::observe)).
         let observer = self.observer(cx, ObserverUse::Ledger);
-        let (has_stats, acct) = task.signal.lock.observe(&observer, |inner| {
-            (inner.stats.is_some(), inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default())
-        });
+        let has_stats = task.signal.lock.observe(&observer, |_| task.signal.stats.is_some());
+        let acct = task.acct.get();
         if has_stats {
             let mut delays = TaskstatsRecord::default();
             acct.delayacct_add(&mut delays, v8);

@@ -23,8 +23,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskDelays, TaskState,
-    TaskTable, UserNs,
+    Acct, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskAcct, TaskDelays,
+    TaskState, TaskTable, UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -280,6 +280,7 @@ fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> (Task, Cx
         signal,
         parent,
         delays: Some(TaskDelays::new()),
+        acct: TaskAcct::default(),
         usage,
         sighand_detached: detached.clone(),
         exiting: sim_core::sync::atomic::AtomicBool::new(false),
@@ -300,13 +301,13 @@ impl Taskstats {
         // One set-up context, renewed where a new one was made for each step.
         let (init, mut cx) = init_task(sim, &mut table, class);
         cx.renew(0);
+        let init = Arc::new(init);
         {
             let mut inner = init.signal.lock.lock_irqsave(&cx);
-            inner.threads.insert(1, (Acct::default(), ExitState::None));
+            inner.threads.insert(&init);
             inner.live = 1;
         }
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
-        let init = Arc::new(init);
         table.attach_pid(init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
         let hash = pid_hash.alloc(table.pid_hash());
@@ -569,7 +570,9 @@ impl Taskstats {
     /// A copy of `signal->stats` of the group task `pid` belongs to (None: not allocated).
     pub fn group_stats(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
         let task = self.task(cx, pid)?;
-        let stats = task.signal.lock.lock_irqsave(cx).stats.clone();
+        let guard = task.signal.lock.lock_irqsave(cx);
+        let stats = task.signal.stats.get();
+        drop(guard);
         stats
     }
 
@@ -577,8 +580,7 @@ impl Taskstats {
     /// (what an exit event or an init-namespace PID query carries), for decoders to compare with.
     pub fn fill_stats_for(&self, cx: &Cx, pid: u32) -> Option<TaskstatsRecord> {
         let task = self.task(cx, pid)?;
-        let acct = task.signal.lock.lock_irqsave(cx).threads.get(&pid).map(|(a, _)| *a).unwrap_or_default();
-        let mut stats = self.fill_stats(cx, &task, &acct, &[], 0);
+        let mut stats = self.fill_stats(cx, &task, &task.acct.get(), &[], 0);
         if let Some(mm) = task.mm.load().filter(|_| self.fixes.on(crate::fixes::TASKSTATS_V8)) {
             let (rss, vm) = mm.hiwater();
             (stats.hiwater_rss, stats.hiwater_vm) = (rss * 4, vm * 4);
@@ -699,9 +701,8 @@ impl Taskstats {
         };
         let stats = if !tgid_query {
             task.access(cx);
-            let inner = task.signal.lock.lock_irqsave(cx);
-            let acct = inner.threads.get(&task.pid).map(|(a, _)| *a).unwrap_or_default();
-            drop(inner);
+            // fill_stats() reads the target's own counters with no lock (racy by convention).
+            let acct = task.acct.get();
             Some(self.fill_stats(cx, &task, &acct, &current.user_ns_bases, current.pid_ns()))
         } else if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
             // fill_stats_for_tgid(): inside the lookup's rcu_read_lock() section, no tasklist_lock.
@@ -746,7 +747,7 @@ impl Taskstats {
             return None;
         }
         first.signal.stats_locked_read(cx, self.stats_access());
-        let mut stats = inner.stats.clone().unwrap_or_default();
+        let mut stats = first.signal.stats.get().unwrap_or_default();
         let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
@@ -760,9 +761,10 @@ impl Taskstats {
     /// Mirrors 2.6.19-rc3's fill_tgid() after its lookup: two sections, not nested. The dead
     /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the live
     /// threads are walked under read_lock(&tasklist_lock) (do/while_each_thread, skipping a
-    /// zombie leader), each added by delayacct_add_tsk(). The model keeps a thread's counters in
-    /// its group's table under the group's lock, so the walk reads them under that lock, nested
-    /// in tasklist_lock (the order exit_notify() takes them in). A thread whose fill_tgid_exit()
+    /// zombie leader), each added by delayacct_add_tsk(). The model keeps the thread list in its
+    /// group's table under the group's lock, so the walk reads it under that lock, nested in
+    /// tasklist_lock (the order exit_notify() takes them in); each thread's counters are its
+    /// task's own ([`Task::acct`]), read with no lock. A thread whose fill_tgid_exit()
     /// comes after the copy and whose release comes before the walk is in neither, as in the
     /// kernel; the checker reads its ledger in each section (what the copy had, what the walk
     /// counted) and expects their sum.
@@ -771,7 +773,9 @@ impl Taskstats {
             let inner = first.signal.lock.lock_irqsave(cx);
             first.signal.stats_locked_read(cx, self.stats_access());
             let copied = self.checks_group_stats().then(|| self.tgid_query_copied(first.tgid)).flatten();
-            (inner.stats.clone().unwrap_or_default(), copied)
+            let stats = first.signal.stats.get().unwrap_or_default();
+            drop(inner);
+            (stats, copied)
         };
         // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
@@ -803,10 +807,13 @@ impl Taskstats {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut live_sum = TaskstatsRecord::default();
         let mut live = Vec::new();
-        for (&pid, (acct, exit_state)) in inner.threads.iter() {
-            if *exit_state != ExitState::None {
+        for (&pid, (task, exit_state)) in inner.threads.iter() {
+            // while_each_thread(): the thread's own counters, read in its task with no lock of
+            // theirs (on the list, so not yet released: the task is there).
+            let Some(task) = task.upgrade().filter(|_| *exit_state == ExitState::None) else {
                 continue;
-            }
+            };
+            let acct = task.acct.get();
             live.push(pid);
             acct.delayacct_add(stats, v8);
             acct.delayacct_add(&mut live_sum, v8);

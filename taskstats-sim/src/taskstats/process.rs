@@ -256,13 +256,17 @@ impl Taskstats {
         {
             kind = ForkKind::Process;
         }
-        let (pid, signal, thread) = {
+        let (pid, signal, thread, child) = {
             let mut t = self.tasks.write_lock_irq(cx);
-            self.copy_process_hashed(cx, &mut t, kind, delays, sighand_detached)?
+            let (pid, signal, thread) =
+                self.copy_process_hashed(cx, &mut t, kind, delays, sighand_detached)?;
+            (pid, signal, thread, t.tasks.get(&pid).cloned())
         };
         {
             let mut inner = signal.lock.lock_irqsave(cx);
-            inner.threads.insert(pid, (Acct::default(), ExitState::None));
+            if let Some(child) = &child {
+                inner.threads.insert(child);
+            }
             inner.live += 1;
         }
         if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
@@ -332,6 +336,7 @@ impl Taskstats {
             exit_state: InPlace::new(ExitState::None as u32),
             signal: signal.clone(),
             delays,
+            acct: TaskAcct::default(),
             usage: Task::new_usage(cx, pid),
             sighand_detached,
             exiting: AtomicBool::new(false),
@@ -384,7 +389,7 @@ impl Taskstats {
         if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
             return;
         }
-        let stats = inner.stats.take();
+        let stats = signal.stats.replace(None);
         let handle = inner.stats_handle.take();
         signal.set_stats(cx, self.stats_access(), false);
         drop(inner);
@@ -419,8 +424,8 @@ impl Taskstats {
         };
         let mut inner = signal.lock.lock_irqsave(cx);
         signal.stats_locked_read(cx, access);
-        if inner.stats.is_none() {
-            inner.stats = Some(TaskstatsRecord::default());
+        if !signal.stats.is_some() {
+            signal.stats.replace(Some(TaskstatsRecord::default()));
             inner.stats_handle = Some(handle);
             signal.set_stats(cx, access, true);
         } else {
@@ -435,31 +440,28 @@ impl Taskstats {
         self.run_accounted(cx).is_some()
     }
 
-    /// [`Self::run`], returning the task's counters before and after the run as the run's own
-    /// siglock section reads and writes them (the default for a task its group's table does not
-    /// hold); None when `cx` names no running task. What the op-level driver reports of a run:
-    /// two copies the model makes where it writes the counters, not two more lock round trips.
+    /// [`Self::run`], returning the task's counters before and after the run; None when `cx`
+    /// names no running task. The task advances its own counters in its `task_struct`
+    /// ([`Task::acct`]) with no kernel lock, as the kernel's accounting hooks (the scheduler's
+    /// sched_info/`sum_exec_runtime`, account_user_time(), the fault and I/O paths) do. What
+    /// the op-level driver reports of a run: two copies the model makes where it writes the
+    /// counters.
     pub(crate) fn run_accounted(&self, cx: &Cx) -> Option<(Acct, Acct)> {
-        let (sim, pid) = (cx.sim(), cx.task());
+        let sim = cx.sim();
         let task = self.current(cx)?;
         sim.advance_ns(1 + sim.below(1_000_000));
         // The end of a block I/O wait: the delay is added under delays->lock.
         self.delayacct_blkio_end(cx, &task);
-        let mut inner = task.signal.lock.lock_irqsave(cx);
-        let (before, after) = match inner.threads.get_mut(&pid) {
-            Some((acct, _)) => {
-                let before = *acct;
-                acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
-                (before, Some(*acct))
-            }
-            None => (Acct::default(), None),
-        };
-        drop(inner);
+        let (before, after) = task.acct.update(|acct| {
+            let before = *acct;
+            acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
+            (before, *acct)
+        });
         // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
-        if let (Some(acct), Some(mm)) = (&after, task.mm.load()) {
-            mm.update_hiwater(acct.rss_pages, acct.vm_pages);
+        if let Some(mm) = task.mm.load() {
+            mm.update_hiwater(after.rss_pages, after.vm_pages);
         }
-        Some((before, after.unwrap_or_default()))
+        Some((before, after))
     }
 
     /// Sets a task's scheduler state, cgroup or CPU: written in place in the one `task_struct`
@@ -625,7 +627,7 @@ impl Taskstats {
             return false;
         }
         inner.threads.remove(&pid);
-        inner.stats = None;
+        task.signal.stats.replace(None);
         if let Some(handle) = inner.stats_handle.take() {
             let _ = self.taskstats_cache.free(cx, handle);
         }
@@ -853,5 +855,64 @@ mod tests {
             assert_eq!(model.bacct_ppid(&cx, &c, ns), want, "{preset}: the parent released under the reader");
             assert_eq!(t.task_tgid_nr_ns(0), 0, "{preset}: the leader's pid detached");
         }
+    }
+
+    /// A task's counters are its own (`task.acct`): its runs advance them taking `delays->lock`
+    /// and no siglock, a PID fill reads the task's, and 3.x's TGID walk under siglock adds each
+    /// live thread's, as fill_stats_for_tgid() does; the exit records at group death (the PID
+    /// record and the memcpy() of `signal->stats`) take no siglock either. The thread list holds
+    /// no reference (a `Weak`): once the model and its world are gone, no task is left alive
+    /// (no `Arc` cycle task -> signal -> thread list -> task).
+    #[test]
+    fn a_tasks_counters_are_its_own_and_the_tgid_walk_reads_them() {
+        use sim_core::trace::{EventKind, TraceMode};
+        let config = SimConfig::new(21).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full);
+        let sim = Sim::new(config);
+        // With "taskstats: fix data-race", so that lockset finds nothing in the exits.
+        let mut fixes = Fixes::preset("linux-3.8").unwrap();
+        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+        let model = Taskstats::new(&sim, fixes, Params::default());
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        let acquired_since = |start: usize| -> Vec<String> {
+            let events = sim.trace().events();
+            let kinds = events[start..].iter().map(|e| &e.kind);
+            kinds
+                .filter_map(|kind| match kind {
+                    EventKind::Acquired { class, .. } => Some(class.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let start = sim.trace().events().len();
+        for pid in [leader, thread, leader] {
+            assert!(model.run(&task_cx(&sim, &model, pid, "run")));
+        }
+        let cx = task_cx(&sim, &model, 1, "query");
+        let (l, t) = (model.task(&cx, leader).unwrap(), model.task(&cx, thread).unwrap());
+        let siglock = l.signal.lock.class();
+        let classes = acquired_since(start);
+        assert!(classes.iter().any(|c| c == "&tsk->delays->lock"), "{classes:?}");
+        assert!(!classes.iter().any(|c| c == siglock), "a run took siglock: {classes:?}");
+        let (la, ta) = (l.acct.get(), t.acct.get());
+        assert!(la.cpu_count > 0 && ta.cpu_count > 0, "both ran: {la:?} {ta:?}");
+        assert_eq!(model.fill_stats_for(&cx, thread).unwrap().cpu_count, ta.cpu_count);
+        let group = model.fill_stats_for_tgid(&cx, &l).unwrap();
+        assert_eq!(group.cpu_count, la.cpu_count + ta.cpu_count, "the walk adds each thread's own");
+        assert_eq!(group.nvcsw, la.nvcsw + ta.nvcsw, "version 8: context switches too");
+        // The thread's exit allocates and fills signal->stats; the leader's records copy them.
+        model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+        let stats = model.group_stats(&cx, leader).expect("the thread's exit allocated the stats");
+        assert_eq!(stats.cpu_count, ta.cpu_count, "fill_tgid_exit() added the thread's own");
+        let start = sim.trace().events().len();
+        let records = model.exit_records(&task_cx(&sim, &model, leader, "do_exit"), &l, true);
+        let classes = acquired_since(start);
+        assert!(!classes.iter().any(|c| c == siglock), "the exit records took siglock: {classes:?}");
+        let kinds: Vec<(u16, u64)> = records.as_slice().iter().map(|r| (r.0, r.2.cpu_count)).collect();
+        assert_eq!(kinds, [(TASKSTATS_TYPE_PID, la.cpu_count), (TASKSTATS_TYPE_TGID, ta.cpu_count)]);
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+        let tasks = [Arc::downgrade(&l), Arc::downgrade(&t)];
+        drop((l, t, cx, model, sim));
+        assert!(tasks.iter().all(|t| t.upgrade().is_none()), "a task outlived its model");
     }
 }

@@ -81,9 +81,7 @@ fn snapshot(sim: &Sim, subject: &TaskstatsSubject) -> Snapshot {
         .chain(zombies)
         .filter_map(|(pid, live)| {
             let task = model.task(&cx, pid)?;
-            let stats = model
-                .task(&cx, task.tgid)
-                .and_then(|leader| leader.signal.lock.lock_irqsave(&cx).stats.clone());
+            let stats = model.task(&cx, task.tgid).and_then(|leader| leader.signal.stats.get());
             Some((pid, (task.tgid, live, stats)))
         })
         .collect();
