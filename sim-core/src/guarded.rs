@@ -71,7 +71,10 @@ struct AccessRecord {
     cpu: u32,
     write: bool,
     site: &'static Location<'static>,
-    held: Vec<HeldClass>,
+    held: HeldClasses,
+    /// The chain key of `held` as the access's innermost held lock carried it
+    /// ([`crate::chain_cache::chain_key`]), 0 when it held none.
+    chain: u64,
 }
 
 /// A held lock as the shadow state keeps it: its class id (given by the validator
@@ -95,6 +98,46 @@ impl HeldClass {
     }
 }
 
+/// How many held classes a record keeps in place: a deeper stack spills to a vector.
+const HELD_KEPT: usize = 3;
+
+/// The held classes an access record keeps: up to [`HELD_KEPT`] in an array, so the record
+/// made at a task's first access to a field (a fifth of mbcache2's accesses: its fields are
+/// short-lived) allocates nothing for them; a deeper stack in `spill`.
+#[derive(Debug)]
+struct HeldClasses {
+    len: usize,
+    inline: [HeldClass; HELD_KEPT],
+    spill: Vec<HeldClass>,
+}
+
+impl HeldClasses {
+    fn new() -> HeldClasses {
+        let unused = HeldClass { class: 0, write_ok: false, name: "" };
+        HeldClasses { len: 0, inline: [unused; HELD_KEPT], spill: Vec::new() }
+    }
+
+    fn as_slice(&self) -> &[HeldClass] {
+        match self.len <= HELD_KEPT {
+            true => &self.inline[..self.len],
+            false => &self.spill,
+        }
+    }
+
+    /// Keeps `held`'s classes in place of the ones kept.
+    fn assign(&mut self, held: &[HeldLock]) {
+        self.len = held.len();
+        self.spill.clear();
+        if held.len() <= HELD_KEPT {
+            for (kept, now) in self.inline.iter_mut().zip(held) {
+                *kept = HeldClass::of(now);
+            }
+        } else {
+            self.spill.extend(held.iter().map(HeldClass::of));
+        }
+    }
+}
+
 impl AccessRecord {
     fn report_view(&self) -> FieldAccess {
         FieldAccess {
@@ -102,23 +145,58 @@ impl AccessRecord {
             task: self.task_name.to_string(),
             cpu: self.cpu,
             site: site(self.site),
-            held: self.held.iter().map(|c| c.name.to_string()).collect(),
+            held: self.held.as_slice().iter().map(|c| c.name.to_string()).collect(),
         }
     }
 
     /// Records `held` as this record's held locks unless they are the ones it has: whether they
     /// were (their class ids given by the same validator, `same_world`).
+    ///
+    /// Fast path: a non-empty stack whose innermost lock carries the chain key the record kept is
+    /// the same stack, without comparing class ids. The key is lockdep's `hlock_id()` chain over
+    /// the stack's classes and read states ([`crate::chain_cache::chain_key`]), so equal stacks
+    /// (classes and whether each hold protects a write) have equal keys; that equal keys mean
+    /// equal stacks is the assumption kernel lockdep itself makes when `lookup_chain_cache()`
+    /// identifies a held stack by its `chain_key`, and the lockdep fast path here already makes
+    /// (a collision, odds about n²/2⁶⁵, would skip one refinement). Any other case (an empty
+    /// stack, whose key is 0, or a key that differs: a read hold and a recursive read hold of the
+    /// same classes differ in key and not in what they protect) is compared class by class.
     #[inline]
     fn keep_held(&mut self, held: &[HeldLock], same_world: bool) -> bool {
+        let chain = held.last().map_or(0, |h| h.chain);
         let same = same_world
-            && self.held.len() == held.len()
-            && self.held.iter().zip(held).all(|(kept, now)| kept.is(now));
+            && ((chain != 0 && chain == self.chain && chain_fast_path())
+                || (self.held.len == held.len()
+                    && self.held.as_slice().iter().zip(held).all(|(kept, now)| kept.is(now))));
         if !same {
-            self.held.clear();
-            self.held.extend(held.iter().map(HeldClass::of));
+            self.held.assign(held);
         }
+        self.chain = chain;
         same
     }
+}
+
+/// Whether [`AccessRecord::keep_held`] may take its chain-key fast path: always, but in this
+/// crate's tests, which also run the detector with the slow comparison alone to compare.
+#[cfg(not(test))]
+#[inline(always)]
+fn chain_fast_path() -> bool {
+    true
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: whether the fast path is on, and how many accesses took it.
+    static CHAIN_FAST_PATH: (std::cell::Cell<bool>, std::cell::Cell<u64>) =
+        const { (std::cell::Cell::new(true), std::cell::Cell::new(0)) };
+}
+
+#[cfg(test)]
+fn chain_fast_path() -> bool {
+    CHAIN_FAST_PATH.with(|(on, taken)| {
+        taken.set(taken.get() + u64::from(on.get()));
+        on.get()
+    })
 }
 
 #[derive(Debug)]
@@ -347,7 +425,8 @@ impl Detector {
                 cpu: 0,
                 write,
                 site: location,
-                held: Vec::new(),
+                held: HeldClasses::new(),
+                chain: 0,
             });
             (record.seq, record.cpu, record.write, record.site) = (seq, cx.cpu(), write, location);
             let same_held = record.keep_held(held, same_world);
@@ -755,5 +834,98 @@ mod tests {
         assert_eq!((emptied.task.as_str(), emptied.held.len(), emptied.write), ("op2", 0, false));
         let text = race.unwrap().to_string();
         assert!(text.contains("no lock was held in common from this access on"), "{text}");
+    }
+    /// One random access sequence (`seed`) over three tasks, three fields and four lock
+    /// classes taken in random nests and modes (a read, a recursive read and a write hold of an
+    /// rwsem and an rwlock among them): every field's shadow state and the reports, as text.
+    fn random_accesses(seed: u64) -> (Vec<String>, Vec<String>) {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let sim = collecting();
+        let (sem, rw) = (RwSem::new("sem", ()), crate::RwLock::new("rw", ()));
+        let (a, b) = (SpinLock::new("a_lock", ()), SpinLock::new("b_lock", ()));
+        let fields = [
+            Guarded::new("f0", "a_lock", 0u32),
+            Guarded::new("f1", "sem", 0),
+            Guarded::undocumented("f2", 0),
+        ];
+        let tasks = [sim.cx("t0", 0), sim.cx("t1", 1), sim.cx("t2", 0)];
+        let mut nests = [[0u64; 4]; 3];
+        for _ in 0..120 {
+            let (task, field, write) = (next(3) as usize, &fields[next(3) as usize], next(2) == 1);
+            if next(2) == 0 {
+                nests[task] = [next(3), next(3), next(2), next(2)];
+            }
+            if next(40) == 0 {
+                field.reinit(0);
+            }
+            let (cx, [by_sem, by_rw, by_a, by_b]) = (&tasks[task], nests[task]);
+            let _sem = (by_sem == 1).then(|| sem.down_read(cx));
+            let _sem_w = (by_sem == 2).then(|| sem.down_write(cx));
+            let _rw = (by_rw == 1).then(|| rw.read_lock(cx));
+            let _rw_w = (by_rw == 2).then(|| rw.write_lock(cx));
+            let _a = (by_a == 1).then(|| a.lock(cx));
+            let _b = (by_b == 1).then(|| b.lock(cx));
+            match write {
+                true => field.set(cx, 1),
+                false => drop(field.get(cx)),
+            }
+        }
+        // The validator's id differs from run to run; the rest must not.
+        let shadow = |f: &Guarded<u32>| {
+            let mut shadow = f.detector.shadow();
+            shadow.world = 0;
+            format!("{:?}", *shadow)
+        };
+        let shadows = fields.iter().map(shadow).collect();
+        let reports = sim.lockdep().reports().iter().map(|r| format!("{r:?}")).collect();
+        (shadows, reports)
+    }
+
+    /// The chain-key fast path of [`AccessRecord::keep_held`] changes nothing: over many random
+    /// access sequences, the detector's state and reports are those of the class-by-class
+    /// comparison alone, and the fast path was taken.
+    #[test]
+    fn the_chain_key_fast_path_agrees_with_comparing_held_classes() {
+        let set_fast = |on: bool| CHAIN_FAST_PATH.with(|(fast, _)| fast.set(on));
+        let taken = || CHAIN_FAST_PATH.with(|(_, taken)| taken.get());
+        let mut reported = 0;
+        for seed in 0..200 {
+            set_fast(true);
+            let before = taken();
+            let fast = random_accesses(seed);
+            assert!(taken() > before, "seed {seed}: the fast path was never taken");
+            set_fast(false);
+            let after = taken();
+            let slow = random_accesses(seed);
+            assert_eq!(taken(), after, "seed {seed}: the fast path was taken while off");
+            assert_eq!(fast, slow, "seed {seed}");
+            reported += usize::from(!fast.1.is_empty());
+        }
+        set_fast(true);
+        assert!(reported > 0, "the sequences made reports to compare");
+    }
+    /// A record's held classes are the stack's, kept in place or spilled, whatever the stacks
+    /// kept before (longer, shorter, spilled or not).
+    #[test]
+    fn held_classes_kept_in_place_or_spilled_are_the_stacks() {
+        let sim = collecting();
+        let locks = ["l0", "l1", "l2", "l3", "l4", "l5"].map(|name| SpinLock::new(name, ()));
+        let cx = sim.cx("t", 0);
+        let mut kept = HeldClasses::new();
+        for depth in [0, 2, 5, 3, 1, 6, 6, 0, 4, 3] {
+            let _guards: Vec<_> = locks[..depth].iter().map(|l| l.lock(&cx)).collect();
+            cx.with_held(|held| {
+                kept.assign(held);
+                let expected: Vec<_> = held.iter().map(|h| (h.class, true, h.name)).collect();
+                let got: Vec<_> = kept.as_slice().iter().map(|c| (c.class, c.write_ok, c.name)).collect();
+                assert_eq!(got, expected, "depth {depth}");
+            });
+        }
     }
 }
