@@ -895,10 +895,11 @@ mod tests {
         let start = sim.trace().events().len();
         let group = model.fill_stats_for_tgid(&cx, &l).unwrap();
         let events = sim.trace().events();
-        let taken = events[start..]
-            .iter()
-            .filter(|e| matches!(&e.kind, EventKind::Acquired { class, .. } if class.to_string() == "&tsk->delays->lock"))
-            .count();
+        let delays_lock = |kind: &EventKind| match kind {
+            EventKind::Acquired { class, .. } => *class == "&tsk->delays->lock",
+            _ => false,
+        };
+        let taken = events[start..].iter().filter(|e| delays_lock(&e.kind)).count();
         assert_eq!(taken, 2, "the walk takes each live thread's delays->lock once");
         assert_eq!(group.blkio_delay_total, ld.blkio_delay_total + td.blkio_delay_total);
         assert_eq!(group.swapin_count, ld.swapin_count + td.swapin_count);
