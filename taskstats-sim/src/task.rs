@@ -95,8 +95,10 @@ impl ExitState {
     const ALL: [ExitState; 2] = [ExitState::None, ExitState::Zombie];
 }
 
-/// The per-task accounting fill_stats reads: delay accounting (`task_delay_info`), the basic
-/// and extended accounting sources, context switches.
+/// The per-task accounting fill_stats reads: delay accounting, the basic and extended
+/// accounting sources, context switches. As a task stores it ([`TaskAcct`]) the
+/// `task_delay_info` fields (blkio, swapin, freepages) stay zero: those counters are
+/// [`TaskDelays`]', under `delays->lock`; a run's report fills them in ([`Acct::with_delays`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub struct Acct {
@@ -128,29 +130,32 @@ pub struct Acct {
 }
 
 impl Acct {
-    /// Simulated activity: every counter advances by an amount drawn from `draw`. The counters
+    /// Simulated activity: every counter advances by an amount drawn from `draw`; the
+    /// `task_delay_info` part (blkio, swapin, freepages) is not added here but returned, for
+    /// [`Taskstats::delayacct_end`](crate::Taskstats) to add under `delays->lock`. The counters
     /// __delayacct_add_tsk() reports stay where they are for a task without `delays`
     /// (`has_delays` false, after a failed delayacct_tsk_init()): delayacct_add_tsk() returns
     /// before it copies them, so the seed reports zeros for that task, and the exit fold adds
     /// nothing. The same amounts are drawn either way, so the random stream does not move.
-    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64, has_delays: bool) {
+    pub fn advance(&mut self, mut draw: impl FnMut(u64) -> u64, has_delays: bool) -> DelayInfo {
         let keep = u64::from(has_delays);
         let run = draw(1_000_000);
         self.cpu_count += keep * (1 + draw(4));
         self.cpu_delay_total += keep * draw(50_000);
         self.cpu_run_real_total += keep * run;
         self.cpu_run_virtual_total += keep * run;
+        let mut delays = DelayInfo::default();
         if draw(2) == 0 {
-            self.blkio_count += keep;
-            self.blkio_delay_total += keep * draw(200_000);
+            delays.blkio_count += keep;
+            delays.blkio_delay_total += keep * draw(200_000);
         }
         if draw(4) == 0 {
-            self.swapin_count += keep;
-            self.swapin_delay_total += keep * draw(100_000);
+            delays.swapin_count += keep;
+            delays.swapin_delay_total += keep * draw(100_000);
         }
         if draw(8) == 0 {
-            self.freepages_count += keep;
-            self.freepages_delay_total += keep * draw(30_000);
+            delays.freepages_count += keep;
+            delays.freepages_delay_total += keep * draw(30_000);
         }
         self.nvcsw += draw(5);
         self.nivcsw += draw(3);
@@ -169,15 +174,61 @@ impl Acct {
         self.read_bytes += read & !511;
         self.write_bytes += write & !511;
         self.cancelled_write_bytes += draw(2) * 512;
+        delays
     }
 
-    /// Mirrors delayacct_add_tsk(): adds this task's delay counters into `stats`. Version 1
-    /// records have no freepages counters.
-    pub fn delayacct_add(&self, stats: &mut TaskstatsRecord, v8: bool) {
+    /// The scheduler's half of __delayacct_add_tsk(), read with no lock: sched_info.pcount,
+    /// run_delay and se.sum_exec_runtime into `stats`.
+    pub fn add_sched(&self, stats: &mut TaskstatsRecord, v8: bool) {
         stats.cpu_count += self.cpu_count;
         stats.cpu_delay_total += self.cpu_delay_total;
         stats.cpu_run_real_total += self.cpu_run_real_total;
         stats.cpu_run_virtual_total += self.cpu_run_virtual_total;
+        if v8 {
+            // cpu_scaled_run_real_total: no frequency scaling in the model.
+            stats.cpu_scaled_run_real_total += self.cpu_run_real_total;
+        }
+    }
+
+    /// The counters with `delays` as their `task_delay_info` part (what a run reports).
+    pub fn with_delays(mut self, delays: &DelayInfo) -> Acct {
+        self.blkio_count = delays.blkio_count;
+        self.blkio_delay_total = delays.blkio_delay_total;
+        self.swapin_count = delays.swapin_count;
+        self.swapin_delay_total = delays.swapin_delay_total;
+        self.freepages_count = delays.freepages_count;
+        self.freepages_delay_total = delays.freepages_delay_total;
+        self
+    }
+}
+
+/// `struct task_delay_info`'s counters (include/linux/delayacct.h): written by delayacct_end()
+/// and read by __delayacct_add_tsk(), both under `delays->lock` ([`TaskDelays`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct DelayInfo {
+    pub blkio_count: u64,
+    pub blkio_delay_total: u64,
+    pub swapin_count: u64,
+    pub swapin_delay_total: u64,
+    pub freepages_count: u64,
+    pub freepages_delay_total: u64,
+}
+
+impl DelayInfo {
+    /// delayacct_end()'s additions: `delta`'s counts and delays added to these.
+    pub fn add(&mut self, delta: &DelayInfo) {
+        self.blkio_count += delta.blkio_count;
+        self.blkio_delay_total += delta.blkio_delay_total;
+        self.swapin_count += delta.swapin_count;
+        self.swapin_delay_total += delta.swapin_delay_total;
+        self.freepages_count += delta.freepages_count;
+        self.freepages_delay_total += delta.freepages_delay_total;
+    }
+
+    /// __delayacct_add_tsk()'s locked half: these counters into `stats`. Version 1 records have
+    /// no freepages counters.
+    pub fn add_to(&self, stats: &mut TaskstatsRecord, v8: bool) {
         stats.blkio_count += self.blkio_count;
         stats.blkio_delay_total += self.blkio_delay_total;
         stats.swapin_count += self.swapin_count;
@@ -185,8 +236,6 @@ impl Acct {
         if v8 {
             stats.freepages_count += self.freepages_count;
             stats.freepages_delay_total += self.freepages_delay_total;
-            // cpu_scaled_run_real_total: no frequency scaling in the model.
-            stats.cpu_scaled_run_real_total += self.cpu_run_real_total;
         }
     }
 }
@@ -528,9 +577,9 @@ impl InPlace {
 /// pcount/run_delay, `se.sum_exec_runtime`, utime/stime, nvcsw/nivcsw, min_flt/maj_flt, the I/O
 /// counters, written by the task itself (or the scheduler on its behalf) with no lock and read
 /// by fill_stats(), bacct_add_tsk() and xacct_add_tsk() of another task with no lock: racy
-/// reads the kernel tolerates by convention (a reply may see a counter mid-update). The delay
-/// counters are `tsk->delays`' under `delays->lock`, which the model takes where the kernel
-/// does ([`TaskDelays`]). No group lock (siglock) is taken for them: only the TGID walks reach
+/// reads the kernel tolerates by convention (a reply may see a counter mid-update). The
+/// `task_delay_info` counters are not here but in `tsk->delays` under `delays->lock`
+/// ([`TaskDelays`]). No group lock (siglock) is taken for them: only the TGID walks reach
 /// them under siglock, because the walk itself is. The model's copy is kept whole by a std
 /// mutex of the task's own, as [`InPlace`]'s std atomic: instrumentation, invisible to loom and
 /// shuttle, no lockdep class, no lockset judgement (which would report the reads the kernel
@@ -577,20 +626,20 @@ impl PidHash {
     }
 }
 
-/// `struct task_delay_info` as far as its lock goes: `delays->lock`, taken by the delay
-/// accounting hooks (delayacct_end()) in process context and by __delayacct_add_tsk() when a
-/// record is filled, under siglock on the exit path. The counters themselves are in the task
-/// ([`Task::acct`]); the lock is here for the order in which the kernel takes it.
+/// `tsk->delays`, the task's `struct task_delay_info`: its counters ([`DelayInfo`]) under
+/// `delays->lock`, written by the delay accounting hooks (delayacct_end()) in process context
+/// and read by __delayacct_add_tsk() when a record is filled, under siglock on the exit path
+/// and in the TGID walk.
 #[derive(Debug)]
 pub struct TaskDelays {
-    /// `delays->lock`.
-    pub lock: SpinLock<()>,
+    /// `delays->lock` and the counters it guards.
+    pub lock: SpinLock<DelayInfo>,
 }
 
 impl TaskDelays {
     /// delayacct_tsk_init(): a zeroed `task_delay_info` with its lock.
     pub fn new() -> Arc<TaskDelays> {
-        Arc::new(TaskDelays { lock: SpinLock::new("&tsk->delays->lock", ()) })
+        Arc::new(TaskDelays { lock: SpinLock::new("&tsk->delays->lock", DelayInfo::default()) })
     }
 }
 

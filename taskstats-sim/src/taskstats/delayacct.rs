@@ -46,12 +46,43 @@ impl Taskstats {
         &self,
         cx: &'a Cx,
         delays: &'a TaskDelays,
-    ) -> sim_core::locks::SpinLockGuard<'a, ()> {
+    ) -> sim_core::locks::SpinLockGuard<'a, DelayInfo> {
         if self.fixes.on(crate::fixes::DELAYACCT_LOCK_IRQSAVE) {
             delays.lock.lock_irqsave(cx)
         } else {
             delays.lock.lock(cx)
         }
+    }
+
+    /// Mirrors delayacct_end() (the swapin, freepages and, before c96f5471ce7d, block I/O
+    /// waits' ends in the task's own context): `delta` added to `task`'s `task_delay_info` under
+    /// its `delays->lock` (nothing when `delays` is NULL: the hooks test it first). Returns the
+    /// counters before and after, for the run's report.
+    pub(super) fn delayacct_end(&self, cx: &Cx, task: &Task, delta: &DelayInfo) -> (DelayInfo, DelayInfo) {
+        let Some(delays) = &task.delays else {
+            return Default::default();
+        };
+        let mut info = self.delays_lock(cx, delays);
+        let before = *info;
+        info.add(delta);
+        let after = *info;
+        drop(info);
+        (before, after)
+    }
+
+    /// Mirrors delayacct_add_tsk() and __delayacct_add_tsk(): nothing when `tsk->delays` is
+    /// NULL (not even the scheduler's figures); else the scheduler's figures read with no lock
+    /// (sched_info, `se.sum_exec_runtime`: [`Task::acct`]), then the `task_delay_info` counters
+    /// under `delays->lock`.
+    pub(super) fn delayacct_add_tsk(&self, cx: &Cx, task: &Task, stats: &mut TaskstatsRecord) {
+        let Some(delays) = &task.delays else {
+            return;
+        };
+        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
+        task.acct.get().add_sched(stats, v8);
+        let info = self.delays_lock(cx, delays);
+        info.add_to(stats, v8);
+        drop(info);
     }
 
     /// Mirrors delayacct_tsk_init() (__delayacct_tsk_init()): `kmem_cache_zalloc()` of the child's

@@ -96,17 +96,17 @@ impl Taskstats {
     /// siglock (2.6.19: stats_lock), delayacct_add_tsk() taking the thread's delays->lock inside
     /// it. The checker's ledger moves the thread into its truth inside the same section.
     pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
-        let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let inner = task.signal.lock.lock_irqsave(cx);
         self.ledger_filled(task);
         task.signal.stats_locked_read(cx, self.stats_access());
         if task.signal.stats.is_some() {
-            if let Some(delays) = &task.delays {
-                drop(self.delays_lock(cx, delays));
-            }
-            // The thread's own counters, read in its task (delays->lock above, no other lock).
-            let acct = task.acct.get();
-            task.signal.stats.update(|stats| acct.delayacct_add(stats, v8));
+            // delayacct_add_tsk(tsk->signal->stats, tsk): the thread's delays->lock inside siglock.
+            let mut own = TaskstatsRecord::default();
+            self.delayacct_add_tsk(cx, task, &mut own);
+            task.signal.stats.update(|stats| {
+                add_delays(stats, &own);
+                stats.cpu_scaled_run_real_total += own.cpu_scaled_run_real_total;
+            });
             drop(inner);
             self.mark(cx, "group-stats-aggregated");
         }

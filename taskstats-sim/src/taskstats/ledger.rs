@@ -240,10 +240,14 @@ impl Taskstats {
         // ([`SpinLock::observe`](sim_core::SpinLock::observe)).
         let observer = self.observer(cx, ObserverUse::Ledger);
         let has_stats = task.signal.lock.observe(&observer, |_| task.signal.stats.is_some());
-        let acct = task.acct.get();
         if has_stats {
+            // What delayacct_add_tsk() will add: nothing for a NULL `delays`; its counters read
+            // through the observer.
             let mut delays = TaskstatsRecord::default();
-            acct.delayacct_add(&mut delays, v8);
+            if let Some(info) = &task.delays {
+                task.acct.get().add_sched(&mut delays, v8);
+                info.lock.observe(&observer, |info| info.add_to(&mut delays, v8));
+            }
             let mut ledger = self.ledger();
             ledger.groups.entry(task.tgid).or_default().pending.insert(task.pid, delays);
         }

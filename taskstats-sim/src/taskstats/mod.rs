@@ -23,8 +23,8 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskAcct, TaskDelays,
-    TaskState, TaskTable, UserNs,
+    Acct, DelayInfo, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskAcct,
+    TaskDelays, TaskState, TaskTable, UserNs,
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
@@ -460,7 +460,7 @@ impl Taskstats {
     ) -> TaskstatsRecord {
         let mut stats = TaskstatsRecord::default();
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        acct.delayacct_add(&mut stats, v8);
+        self.delayacct_add_tsk(cx, task, &mut stats);
         stats.version = self.version();
         if !v8 {
             return stats;
@@ -748,7 +748,7 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = first.signal.stats.get().unwrap_or_default();
-        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
+        let (live_sum, live) = self.walk_live_threads(cx, &inner, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
         stats.version = self.version();
@@ -781,7 +781,7 @@ impl Taskstats {
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
         let walk = self.tasks.read_lock(cx);
         let inner = first.signal.lock.lock_irqsave(cx);
-        let (live_sum, live) = self.walk_live_threads(&inner, &mut stats);
+        let (live_sum, live) = self.walk_live_threads(cx, &inner, &mut stats);
         let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
         drop(inner);
         drop(walk);
@@ -797,10 +797,12 @@ impl Taskstats {
     }
 
     /// The walk over a group's live threads both TGID fills make (the group's table held as
-    /// `inner`): each live thread's delays (and, version 8, context switches) added to `stats`.
+    /// `inner`): each live thread's delays added to `stats` by delayacct_add_tsk() (its
+    /// `delays->lock` taken in turn inside the section) and, version 8, its context switches.
     /// Returns the live threads' own sum and their pids, for the checker.
     fn walk_live_threads(
         &self,
+        cx: &Cx,
         inner: &crate::task::SignalInner,
         stats: &mut TaskstatsRecord,
     ) -> (TaskstatsRecord, Vec<u32>) {
@@ -808,16 +810,19 @@ impl Taskstats {
         let mut live_sum = TaskstatsRecord::default();
         let mut live = Vec::new();
         for (&pid, (task, exit_state)) in inner.threads.iter() {
-            // while_each_thread(): the thread's own counters, read in its task with no lock of
-            // theirs (on the list, so not yet released: the task is there).
+            // while_each_thread(): on the list, so not yet released: the task is there.
             let Some(task) = task.upgrade().filter(|_| *exit_state == ExitState::None) else {
                 continue;
             };
-            let acct = task.acct.get();
             live.push(pid);
-            acct.delayacct_add(stats, v8);
-            acct.delayacct_add(&mut live_sum, v8);
+            let mut own = TaskstatsRecord::default();
+            self.delayacct_add_tsk(cx, &task, &mut own);
+            add_delays(stats, &own);
+            stats.cpu_scaled_run_real_total += own.cpu_scaled_run_real_total;
+            add_delays(&mut live_sum, &own);
             if v8 {
+                // The thread's own context switches, read in its task with no lock.
+                let acct = task.acct.get();
                 stats.nvcsw += acct.nvcsw;
                 stats.nivcsw += acct.nivcsw;
             }

@@ -450,13 +450,16 @@ impl Taskstats {
         let sim = cx.sim();
         let task = self.current(cx)?;
         sim.advance_ns(1 + sim.below(1_000_000));
-        // The end of a block I/O wait: the delay is added under delays->lock.
+        // The end of a block I/O wait (delayacct_blkio_end(), delays->lock).
         self.delayacct_blkio_end(cx, &task);
-        let (before, after) = task.acct.update(|acct| {
+        let (before, after, delta) = task.acct.update(|acct| {
             let before = *acct;
-            acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
-            (before, *acct)
+            let delta = acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
+            (before, *acct, delta)
         });
+        // The run's waits end: delayacct_end() adds them under the task's delays->lock.
+        let (delays_before, delays_after) = self.delayacct_end(cx, &task, &delta);
+        let (before, after) = (before.with_delays(&delays_before), after.with_delays(&delays_after));
         // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
         if let Some(mm) = task.mm.load() {
             mm.update_hiwater(after.rss_pages, after.vm_pages);
@@ -855,6 +858,51 @@ mod tests {
             assert_eq!(model.bacct_ppid(&cx, &c, ns), want, "{preset}: the parent released under the reader");
             assert_eq!(t.task_tgid_nr_ns(0), 0, "{preset}: the leader's pid detached");
         }
+    }
+
+    /// The `task_delay_info` counters live in `tsk->delays` under `delays->lock`, not in the
+    /// task's unlocked counters: runs add them there (delayacct_end()), and delayacct_add_tsk()
+    /// reads them under the lock for a PID fill and for each live thread of the TGID walk.
+    #[test]
+    fn the_delay_counters_live_under_delays_lock_and_the_fills_read_them_there() {
+        use sim_core::trace::{EventKind, TraceMode};
+        let config = SimConfig::new(23).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full);
+        let sim = Sim::new(config);
+        let mut fixes = Fixes::preset("linux-3.8").unwrap();
+        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+        let model = Taskstats::new(&sim, fixes, Params::default());
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        for _ in 0..20 {
+            for pid in [leader, thread] {
+                assert!(model.run(&task_cx(&sim, &model, pid, "run")));
+            }
+        }
+        let cx = task_cx(&sim, &model, 1, "query");
+        let (l, t) = (model.task(&cx, leader).unwrap(), model.task(&cx, thread).unwrap());
+        let delays = |task: &Task| *task.delays.as_ref().expect("delays").lock.lock(&cx);
+        let (ld, td) = (delays(&l), delays(&t));
+        assert!(ld.blkio_count > 0 && td.swapin_count > 0, "20 runs wait: {ld:?} {td:?}");
+        let stored = l.acct.get();
+        assert_eq!((stored.blkio_count, stored.swapin_delay_total, stored.freepages_count), (0, 0, 0));
+        let pid = model.fill_stats_for(&cx, leader).unwrap();
+        assert_eq!((pid.blkio_count, pid.blkio_delay_total), (ld.blkio_count, ld.blkio_delay_total));
+        assert_eq!(
+            (pid.swapin_count, pid.freepages_delay_total),
+            (ld.swapin_count, ld.freepages_delay_total)
+        );
+        assert_eq!(pid.cpu_count, stored.cpu_count, "the scheduler's figures, from the task");
+        let start = sim.trace().events().len();
+        let group = model.fill_stats_for_tgid(&cx, &l).unwrap();
+        let events = sim.trace().events();
+        let delays_lock = |kind: &EventKind| match kind {
+            EventKind::Acquired { class, .. } => *class == "&tsk->delays->lock",
+            _ => false,
+        };
+        let taken = events[start..].iter().filter(|e| delays_lock(&e.kind)).count();
+        assert_eq!(taken, 2, "the walk takes each live thread's delays->lock once");
+        assert_eq!(group.blkio_delay_total, ld.blkio_delay_total + td.blkio_delay_total);
+        assert_eq!(group.swapin_count, ld.swapin_count + td.swapin_count);
     }
 
     /// A task's counters are its own (`task.acct`): its runs advance them taking `delays->lock`
