@@ -860,19 +860,27 @@ mod tests {
         }
     }
 
-    /// The `task_delay_info` counters live in `tsk->delays` under `delays->lock`, not in the
-    /// task's unlocked counters: runs add them there (delayacct_end()), and delayacct_add_tsk()
-    /// reads them under the lock for a PID fill and for each live thread of the TGID walk.
-    #[test]
-    fn the_delay_counters_live_under_delays_lock_and_the_fills_read_them_there() {
-        use sim_core::trace::{EventKind, TraceMode};
-        let config = SimConfig::new(23).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full);
-        let sim = Sim::new(config);
+    /// A fully traced linux-3.8 world (with "taskstats: fix data-race", so that lockset finds
+    /// nothing in the exits) whose init forked a process and that process a thread: the world,
+    /// the model, the leader's pid and the thread's.
+    fn traced_group_of_two(seed: u64) -> (Sim, Taskstats, u32, u32) {
+        let config = SimConfig::new(seed).cpus(2).lockdep(ReportMode::Collect);
+        let sim = Sim::new(config.trace(sim_core::trace::TraceMode::Full));
         let mut fixes = Fixes::preset("linux-3.8").unwrap();
         fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
         let model = Taskstats::new(&sim, fixes, Params::default());
         let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
         let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        (sim, model, leader, thread)
+    }
+
+    /// The `task_delay_info` counters live in `tsk->delays` under `delays->lock`, not in the
+    /// task's unlocked counters: runs add them there (delayacct_end()), and delayacct_add_tsk()
+    /// reads them under the lock for a PID fill and for each live thread of the TGID walk.
+    #[test]
+    fn the_delay_counters_live_under_delays_lock_and_the_fills_read_them_there() {
+        use sim_core::trace::EventKind;
+        let (sim, model, leader, thread) = traced_group_of_two(23);
         for _ in 0..20 {
             for pid in [leader, thread] {
                 assert!(model.run(&task_cx(&sim, &model, pid, "run")));
@@ -913,15 +921,8 @@ mod tests {
     /// (no `Arc` cycle task -> signal -> thread list -> task).
     #[test]
     fn a_tasks_counters_are_its_own_and_the_tgid_walk_reads_them() {
-        use sim_core::trace::{EventKind, TraceMode};
-        let config = SimConfig::new(21).cpus(2).lockdep(ReportMode::Collect).trace(TraceMode::Full);
-        let sim = Sim::new(config);
-        // With "taskstats: fix data-race", so that lockset finds nothing in the exits.
-        let mut fixes = Fixes::preset("linux-3.8").unwrap();
-        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
-        let model = Taskstats::new(&sim, fixes, Params::default());
-        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
-        let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+        use sim_core::trace::EventKind;
+        let (sim, model, leader, thread) = traced_group_of_two(21);
         let acquired_since = |start: usize| -> Vec<String> {
             let events = sim.trace().events();
             let kinds = events[start..].iter().map(|e| &e.kind);
