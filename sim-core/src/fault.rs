@@ -265,6 +265,19 @@ impl FaultPlan {
     }
 }
 
+/// The kinds of call some attribute of `plan` matches, one bit each ([`kind_bit`]): a call of
+/// another kind matches no attribute, so it counts nothing and draws nothing.
+pub(crate) fn kinds_matched(plan: &FaultPlan) -> u8 {
+    let all = kind_bit(FaultKind::Slab) | kind_bit(FaultKind::Page) | kind_bit(FaultKind::Call);
+    plan.attrs.iter().fold(0, |kinds, attr| kinds | attr.kind.map_or(all, kind_bit))
+}
+
+/// `kind`'s bit in [`kinds_matched`].
+#[inline]
+pub(crate) fn kind_bit(kind: FaultKind) -> u8 {
+    1 << kind as u8
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +308,18 @@ mod tests {
                 assert_eq!(contains(text, part), text.contains(part), "{text:?} contains {part:?}");
             }
         }
+    }
+
+    /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
+    #[test]
+    fn kinds_matched_are_the_attributes_kinds() {
+        assert_eq!(kinds_matched(&FaultPlan::none()), 0);
+        let slab = FaultPlan::with(FaultAttr::always().kind(FaultKind::Slab));
+        assert_eq!(kinds_matched(&slab), kind_bit(FaultKind::Slab));
+        let any = slab.clone().and(FaultAttr::nth(1));
+        assert_eq!(kinds_matched(&any), 0b111);
+        let calls = slab.and(FaultAttr::always().kind(FaultKind::Call));
+        assert_eq!(kinds_matched(&calls) & kind_bit(FaultKind::Page), 0);
     }
 
     #[test]

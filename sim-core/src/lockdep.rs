@@ -838,7 +838,9 @@ struct Graph {
     /// Whether the graph may hold a cycle: set once any cycle search masked a route as not
     /// strong (a readers' route, whether or not it reached the held class: a conservative
     /// over-approximation of "a readers' cycle was let pass"). While it is unset no dependency
-    /// already present can close a cycle, so re-making one needs no search.
+    /// already present can close a cycle, so re-making one needs no search. A search the
+    /// [`Closure`] skips (no route from the new class to the held one) leaves it as it is: the
+    /// dependency it lets in closes no cycle, so the graph stays acyclic while this is unset.
     cyclic: bool,
     reports: Vec<LockdepReport>,
     /// Keys of reports already made, so one problem is reported once.
@@ -853,6 +855,101 @@ struct Graph {
     /// Acquisitions validated against the graph ([`Lockdep::validate`]): what the chain cache
     /// did not skip. Checker bookkeeping for the cache's tests; no report depends on it.
     validations: u64,
+    /// The graph's reachability, kept while it has at most [`CLOSURE_CLASSES`] classes
+    /// ([`Closure`]): a search it proves empty is not run.
+    closure: Closure,
+}
+
+/// Most classes [`Closure`] answers for: one bit each in a word. A graph with more is searched
+/// every time, as before.
+const CLOSURE_CLASSES: usize = 64;
+
+/// The transitive closure of the dependency graph ([`Graph::after`], every kind followed) and
+/// which classes have each usage bit, one bit a class: what lets a new dependency's searches be
+/// answered "nothing found" without walking. A search can find something only where a route
+/// exists: the cycle search (`check_noncircular()`) only if the new lock's class already leads
+/// to the held one, the irq-usage searches (`check_irq_usage()`, `check_usage_forwards()` /
+/// `check_usage_backwards()`) only if a class with the wanted usage bit is among those the start
+/// leads to (or is led from), itself included. Where the closure cannot rule a finding out, the
+/// search runs as before and its answer, report text included, is the search's own.
+/// Instrumentation, as the graph is; updated when a dependency is added (never removed).
+#[derive(Default)]
+struct Closure {
+    /// Per class, the classes it leads to by one dependency or more.
+    reach: Vec<u64>,
+    /// Per class, the classes that lead to it by one dependency or more.
+    reached_by: Vec<u64>,
+    /// Classes with USED_IN_HARDIRQ / USED_IN_SOFTIRQ set ([`IrqContext::index`]).
+    used_in: [u64; 2],
+    /// Classes with ENABLED_HARDIRQ / ENABLED_SOFTIRQ set.
+    enabled: [u64; 2],
+    /// Off only in the test that compares every report with and without it.
+    off: bool,
+    /// Searches answered without walking, for that test.
+    #[cfg(test)]
+    skipped: std::cell::Cell<u64>,
+}
+
+/// A class's bit in [`Closure`]'s words (none past [`CLOSURE_CLASSES`], where it never answers).
+fn class_bit(class: ClassId) -> u64 {
+    1u64.checked_shl(class).unwrap_or(0)
+}
+
+impl Closure {
+    /// A class made ([`Graph::class_id`]): it leads nowhere yet.
+    fn add_class(&mut self) {
+        self.reach.push(0);
+        self.reached_by.push(0);
+    }
+
+    /// Whether the closure answers for a graph of `classes` classes.
+    fn answers(&self, classes: usize) -> bool {
+        !self.off && classes <= CLOSURE_CLASSES
+    }
+
+    /// The dependency `from -> to` was added: everything that reaches `from` (and `from`) now
+    /// reaches everything `to` reaches (and `to`).
+    fn add_dependency(&mut self, from: ClassId, to: ClassId, classes: usize) {
+        if classes > CLOSURE_CLASSES {
+            return;
+        }
+        let sources = self.reached_by[from as usize] | class_bit(from);
+        let targets = self.reach[to as usize] | class_bit(to);
+        for_each_bit(sources, |class| self.reach[class] |= targets);
+        for_each_bit(targets, |class| self.reached_by[class] |= sources);
+    }
+
+    /// Whether the graph has no route from `from` to `to` (`false`: there may be one).
+    fn no_route(&self, from: ClassId, to: ClassId, classes: usize) -> bool {
+        let none = self.answers(classes) && self.reach[from as usize] & class_bit(to) == 0;
+        self.count_skip(none)
+    }
+
+    /// `none`, counted as a search skipped when true (in tests).
+    #[inline]
+    fn count_skip(&self, none: bool) -> bool {
+        #[cfg(test)]
+        self.skipped.set(self.skipped.get() + u64::from(none));
+        none
+    }
+
+    /// Whether no class among `start` and those it leads to (`forwards`), or those that lead to
+    /// it, is in `wanted` (`false`: one may be).
+    fn none_found(&self, start: ClassId, forwards: bool, wanted: u64, classes: usize) -> bool {
+        if !self.answers(classes) {
+            return false;
+        }
+        let linked = if forwards { self.reach[start as usize] } else { self.reached_by[start as usize] };
+        self.count_skip((linked | class_bit(start)) & wanted == 0)
+    }
+}
+
+/// Calls `f` with the index of each bit set in `bits`, lowest first.
+fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
 }
 
 /// One dependency as [`Graph::after`] keeps it beside its successor: the kinds it was made as
@@ -913,6 +1010,11 @@ impl Graph {
             edges: Vec::with_capacity(2 * CLASSES_ROOM),
             after: Vec::with_capacity(CLASSES_ROOM),
             before: Vec::with_capacity(CLASSES_ROOM),
+            closure: Closure {
+                reach: Vec::with_capacity(CLASSES_ROOM),
+                reached_by: Vec::with_capacity(CLASSES_ROOM),
+                ..Closure::default()
+            },
             ..Graph::default()
         }
     }
@@ -927,6 +1029,7 @@ impl Graph {
         self.usage.push(ClassUsage::default());
         self.after.push(BTreeMap::new());
         self.before.push(BTreeSet::new());
+        self.closure.add_class();
         id
     }
 
@@ -994,8 +1097,17 @@ impl Graph {
         task: &str,
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
+        let classes = self.names.len();
         for irq in IrqContext::ALL {
             let i = irq.index();
+            // No irq-safe class leads to `prev`, or `next` leads to no irq-unsafe one: both
+            // searches could not find their pair.
+            let closure = &self.closure;
+            if closure.none_found(prev.class, false, closure.used_in[i], classes)
+                || closure.none_found(next.class, true, closure.enabled[i], classes)
+            {
+                continue;
+            }
             let Some(mut back) =
                 self.search(prev.class, false, |c| self.usage[c as usize].used_in[i].is_some())
             else {
@@ -1032,10 +1144,12 @@ impl Graph {
             let i = irq.index();
             if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
                 self.usage[class as usize].used_in[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.closure.used_in[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, true));
             }
             if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
                 self.usage[class as usize].enabled[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.closure.enabled[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, false));
             }
         }
@@ -1055,6 +1169,10 @@ impl Graph {
                 irqs_enabled: enabled.acquisition(),
                 in_irq_first: !set_used_in,
             });
+        }
+        let wanted = if set_used_in { self.closure.enabled[i] } else { self.closure.used_in[i] };
+        if self.closure.none_found(class, set_used_in, wanted, self.names.len()) {
+            return None;
         }
         let path = if set_used_in {
             self.search(class, true, |c| self.usage[c as usize].enabled[i].is_some())?
@@ -1101,24 +1219,28 @@ impl Graph {
             // check_prev_add(): the cycle search comes first, for a dependency already present
             // too (made before as a readers' one, it may close a writer's cycle now). Without a
             // cycle in the graph, a present dependency cannot close one: no search, and its
-            // kind is ORed in at once (`entry->dep |= calc_dep(prev, next)`), one lookup.
-            if !self.cyclic {
+            // kind is ORed in at once (`entry->dep |= calc_dep(prev, next)`), one lookup. Nor
+            // can any dependency when the new lock's class leads nowhere near the held one
+            // ([`Closure`]): the search would find no route, strong or not.
+            let route = !self.closure.no_route(class, prev.class, self.names.len());
+            if !self.cyclic || !route {
                 if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
                     dep.kinds |= dep_bit(prev, new);
                     continue;
                 }
             }
-            if let Some(path) = self.strong_path(prev, new) {
-                made.push(self.circular(held, prev, new, task, &path));
-                // The closing edge is not added: the kernel turns lockdep off after its first
-                // report, and a strong cycle in the graph would hide later findings.
+            if route {
+                if let Some(path) = self.strong_path(prev, new) {
+                    made.push(self.circular(held, prev, new, task, &path));
+                    // The closing edge is not added: the kernel turns lockdep off after its
+                    // first report, and a strong cycle in the graph would hide later findings.
+                    continue;
+                }
+            }
+            if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
+                // Present, and searched because the graph may hold a cycle.
+                dep.kinds |= dep_bit(prev, new);
                 continue;
-            }
-            if self.cyclic {
-                if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
-                    dep.kinds |= dep_bit(prev, new);
-                    continue;
-                }
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
@@ -1126,6 +1248,7 @@ impl Graph {
             self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
             self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
             self.before[class as usize].insert(prev.class);
+            self.closure.add_dependency(prev.class, class, self.names.len());
             if irq_tracking {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
             }
@@ -1338,6 +1461,14 @@ impl Lockdep {
     /// How many distinct classes have been seen.
     pub fn classes_count(&self) -> usize {
         self.graph().names.len()
+    }
+
+    /// Turns [`Closure`]'s answers off, so every search runs: for the test that compares the
+    /// reports made with and without them.
+    #[cfg(test)]
+    fn without_closure(self) -> Lockdep {
+        self.graph().closure.off = true;
+        self
     }
 
     /// How many acquisitions were validated against the graph (those the chain cache did not
@@ -1619,6 +1750,104 @@ mod tests {
         assert_eq!((safe_chain[0].from.as_str(), safe_chain[0].to.as_str()), ("safe", "middle"));
         assert_eq!((unsafe_chain[0].from.as_str(), unsafe_chain[0].to.as_str()), ("next", "unsafe"));
         assert!(reports[0].to_string().contains("HARDIRQ-safe -> HARDIRQ-unsafe"));
+    }
+
+    /// Eight modes, as [`closure_answers_change_no_report`] draws them.
+    const MODES: [LockMode; 8] = [
+        LockMode::Spin,
+        LockMode::SpinIrq,
+        LockMode::Mutex,
+        LockMode::Read,
+        LockMode::Write,
+        LockMode::SpinBh,
+        LockMode::BitSpin,
+        LockMode::ReadRecursive,
+    ];
+
+    /// Validates `steps` random acquisitions against `lockdep`, straight through
+    /// [`Lockdep::validate`] (no chain cache: every one is validated): two tasks, each holding a
+    /// stack of up to four locks of `names`' classes, each taken in a random mode, sometimes as
+    /// a trylock, in a random interrupt state; a step takes a lock or releases a random held
+    /// one. Returns the class id each acquisition was given.
+    fn random_validations(
+        lockdep: &Lockdep,
+        seed: u64,
+        names: &[&'static str],
+        steps: usize,
+    ) -> Vec<ClassId> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let tasks: [Arc<str>; 2] = [Arc::from("a"), Arc::from("b")];
+        let mut held: [Vec<HeldLock>; 2] = [Vec::new(), Vec::new()];
+        let mut classes = Vec::new();
+        for _ in 0..steps {
+            let t = next(2) as usize;
+            if !held[t].is_empty() && (held[t].len() == 4 || next(3) == 0) {
+                let at = next(held[t].len() as u64) as usize;
+                held[t].remove(at);
+                continue;
+            }
+            let bits = next(16);
+            let mut new = HeldLock {
+                token: 0,
+                class: 0,
+                name: names[next(names.len() as u64) as usize],
+                mode: MODES[next(MODES.len() as u64) as usize],
+                trylock: next(8) == 0,
+                site: Location::caller(),
+                cpu: t as u32,
+                irq: IrqState::new(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0),
+                chain: 0,
+            };
+            lockdep.validate(&held[t], &mut new, None, &tasks[t], true);
+            classes.push(new.class);
+            held[t].push(new);
+        }
+        classes
+    }
+
+    /// The closure's answers change no report: over many random lock sequences (every mode,
+    /// read-recursive ones included, trylocks, every interrupt state), a validator that skips
+    /// the searches the closure rules out and one that runs every search give the same class
+    /// ids, the same dependencies and the same reports, text included; graphs past
+    /// [`CLOSURE_CLASSES`] classes too, where the closure never answers. The run reaches the
+    /// interesting reports (cycles, irq-safe -> irq-unsafe orders, inversions) and skips
+    /// searches.
+    #[test]
+    fn closure_answers_change_no_report() {
+        let few: Vec<&'static str> = ["a", "b", "c", "d", "e", "f"].to_vec();
+        let many: Vec<&'static str> =
+            (0..CLOSURE_CLASSES + 6).map(|i| &*Box::leak(format!("class-{i}").into_boxed_str())).collect();
+        let mut kinds = BTreeSet::new();
+        let mut skipped = 0;
+        for seed in 0..400u64 {
+            let names = if seed % 20 == 19 { &many } else { &few };
+            let steps = if names.len() > CLOSURE_CLASSES { 600 } else { 60 };
+            let fast = Lockdep::new(ReportMode::Collect);
+            let walked = Lockdep::new(ReportMode::Collect).without_closure();
+            let classes_fast = random_validations(&fast, seed, names, steps);
+            let classes_walked = random_validations(&walked, seed, names, steps);
+            assert_eq!(classes_fast, classes_walked, "seed {seed}: class ids");
+            assert_eq!(fast.dependencies(), walked.dependencies(), "seed {seed}: dependencies");
+            let (reports_fast, reports_walked) = (fast.reports(), walked.reports());
+            assert_eq!(reports_fast, reports_walked, "seed {seed}: reports");
+            let text =
+                |reports: &[LockdepReport]| reports.iter().map(ToString::to_string).collect::<Vec<_>>();
+            assert_eq!(text(&reports_fast), text(&reports_walked), "seed {seed}: report text");
+            kinds.extend(reports_fast.iter().map(LockdepReport::kind));
+            skipped += fast.graph().closure.skipped.get();
+            assert_eq!(walked.graph().closure.skipped.get(), 0, "seed {seed}: the walked validator skipped");
+        }
+        for kind in ["circular-locking", "irq-safe-to-unsafe", "irq-lock-inversion", "inconsistent-irq-state"]
+        {
+            assert!(kinds.contains(kind), "no {kind} report in the runs: {kinds:?}");
+        }
+        assert!(skipped > 1000, "the closure answered only {skipped} searches");
     }
 
     #[test]

@@ -84,6 +84,10 @@ pub(crate) struct World {
     rng: crate::sync::BookLock<ChaCha8Rng>,
     clock_ns: AtomicU64,
     faults: crate::sync::BookLock<FaultPlan>,
+    /// The kinds of call the fault plan's attributes match ([`crate::fault::kinds_matched`]),
+    /// written with the plan: a call of another kind (any call, with no plan) is decided without
+    /// the plan's lock.
+    fault_kinds: std::sync::atomic::AtomicU8,
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
@@ -250,6 +254,7 @@ impl Sim {
                 rng: crate::sync::BookLock::new(ChaCha8Rng::seed_from_u64(config.seed)),
                 clock_ns: AtomicU64::new(0),
                 faults: crate::sync::BookLock::new(FaultPlan::none()),
+                fault_kinds: std::sync::atomic::AtomicU8::new(0),
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
@@ -406,7 +411,9 @@ impl Sim {
 
     /// Replaces the fault plan.
     pub fn set_faults(&self, plan: FaultPlan) {
-        *self.world.faults.lock() = plan;
+        let mut faults = self.world.faults.lock();
+        self.world.fault_kinds.store(crate::fault::kinds_matched(&plan), Ordering::Release);
+        *faults = plan;
     }
 
     /// The fault plan with its counters as they stand.
@@ -428,12 +435,21 @@ impl Sim {
     }
 
     /// [`Sim::should_fail`] for a site given by kind and name (no `FaultSite` made per call).
+    /// A call of a kind no attribute matches (every call, with no plan) counts nothing and
+    /// draws nothing: answered from [`World::fault_kinds`] without the plan's lock.
+    #[inline]
     pub(crate) fn should_fail_at(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
+        let kinds = self.world.fault_kinds.load(Ordering::Acquire);
+        if kinds & crate::fault::kind_bit(site.kind) == 0 {
+            return false;
+        }
+        self.should_fail_planned(cx, site, size)
+    }
+
+    /// The rest of [`Sim::should_fail_at`], for a call of a kind some attribute matches.
+    fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut plan = self.world.faults.lock();
-            if plan.is_empty() {
-                return false;
-            }
             plan.should_fail_at(site, size, |percent| self.percent_chance(percent))
         };
         if fail {
