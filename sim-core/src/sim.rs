@@ -91,8 +91,11 @@ pub(crate) struct World {
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
-    /// Coverage marks: checker state, never seen by lockdep, the trace, loom or shuttle.
-    marks: StdMutex<std::collections::BTreeSet<&'static str>>,
+    /// Coverage marks, one bit each by the process's mark index ([`mark_index`]): checker
+    /// state, never seen by lockdep, the trace, loom or shuttle.
+    marks: [AtomicU64; MARK_WORDS],
+    /// Marks past the [`MARK_WORDS`] words' indexes, by text.
+    marks_spilled: StdMutex<std::collections::BTreeSet<&'static str>>,
     /// Marks already in `marks`, by address and length ([`mark_key`]), direct-mapped: a mark
     /// made again (most are, every operation) costs one atomic load instead of the mutex and a
     /// string search.
@@ -203,6 +206,86 @@ fn mark_key(name: &'static str) -> Option<u64> {
     (address >> 48 == 0 && length < 1 << 16 && address != 0).then_some(address | length << 48)
 }
 
+/// Words of a world's mark bits ([`World::marks`]): room for the distinct marks of every model
+/// in one process (a few hundred); a mark indexed past them is kept by text instead.
+const MARK_WORDS: usize = 16;
+
+/// Every mark text the process has seen, each given an index the first time (text-equal marks
+/// at other addresses share it), so a world records a mark as one bit instead of a string in a
+/// set: a campaign makes a world per case, so each case's first use of each mark was a set
+/// insert with string compares (about 150 instructions, most of a mark's cost). Checker
+/// bookkeeping: `std` only, shared by the process's worlds; it never changes what a world
+/// records, only how.
+struct MarkNames {
+    /// Indexes by address and length ([`mark_key`], or the text's own address and length for a
+    /// name it cannot pack).
+    by_address: std::collections::HashMap<(usize, usize), u32, std::hash::BuildHasherDefault<AddressHasher>>,
+    /// Indexes by text.
+    by_text: std::collections::BTreeMap<&'static str, u32>,
+    /// Each index's text, as first seen.
+    texts: Vec<&'static str>,
+    /// Each index's place among the texts in order, so a world's marks sort by number.
+    ranks: Vec<u32>,
+}
+
+/// A hasher for (address, length) keys: one multiply a word, as the keys are distinct addresses
+/// (the marks here, the campaign's counts of them in [`crate::check`]).
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|&byte| self.write_u64(u64::from(byte)));
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(29) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0 ^ self.0 >> 31
+    }
+}
+
+fn mark_names() -> std::sync::MutexGuard<'static, MarkNames> {
+    static NAMES: std::sync::OnceLock<StdMutex<MarkNames>> = std::sync::OnceLock::new();
+    lock(NAMES.get_or_init(|| {
+        StdMutex::new(MarkNames {
+            by_address: Default::default(),
+            by_text: Default::default(),
+            texts: Vec::new(),
+            ranks: Vec::new(),
+        })
+    }))
+}
+
+/// `name`'s index in the process ([`MarkNames`]): the index of the first mark seen with its text.
+fn mark_index(name: &'static str) -> u32 {
+    let mut names = mark_names();
+    let address = (name.as_ptr() as usize, name.len());
+    if let Some(&index) = names.by_address.get(&address) {
+        return index;
+    }
+    let index = match names.by_text.get(name) {
+        Some(&index) => index,
+        None => {
+            let index = names.texts.len() as u32;
+            names.texts.push(name);
+            names.by_text.insert(name, index);
+            let MarkNames { by_text, ranks, .. } = &mut *names;
+            ranks.resize(by_text.len(), 0);
+            by_text.values().enumerate().for_each(|(rank, &at)| ranks[at as usize] = rank as u32);
+            index
+        }
+    };
+    names.by_address.insert(address, index);
+    index
+}
+
 /// `Bernoulli::from_ratio(p, 100)` for every `p` in `0..=100`, made at first use: what
 /// [`Sim::percent_chance`] samples (rand's own distributions, so a draw is the one
 /// `random_ratio(p, 100)` makes).
@@ -258,7 +341,8 @@ impl Sim {
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
-                marks: StdMutex::new(std::collections::BTreeSet::new()),
+                marks: std::array::from_fn(|_| AtomicU64::new(0)),
+                marks_spilled: StdMutex::new(std::collections::BTreeSet::new()),
                 marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
                 violations_count: AtomicU32::new(0),
                 reclaim: Default::default(),
@@ -517,7 +601,11 @@ impl Sim {
                 return;
             }
         }
-        lock(&self.world.marks).insert(name);
+        let index = mark_index(name) as usize;
+        match self.world.marks.get(index / 64) {
+            Some(word) => drop(word.fetch_or(1 << (index % 64), Ordering::AcqRel)),
+            None => drop(lock(&self.world.marks_spilled).insert(name)),
+        }
         if let (Some(key), Some(slot)) = (key, slot) {
             slot.store(key, Ordering::Release);
         }
@@ -525,7 +613,24 @@ impl Sim {
 
     /// The marks recorded so far, sorted.
     pub fn marks(&self) -> std::collections::BTreeSet<&'static str> {
-        lock(&self.world.marks).clone()
+        let mut indexes = Vec::new();
+        for (at, word) in self.world.marks.iter().enumerate() {
+            let mut bits = word.load(Ordering::Acquire);
+            while bits != 0 {
+                indexes.push(at * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+        let mut marks: Vec<(u32, &'static str)> = {
+            let names = mark_names();
+            indexes.iter().map(|&index| (names.ranks[index], names.texts[index])).collect()
+        };
+        // In text order already, so the set's own sort finds nothing to move.
+        marks.sort_unstable_by_key(|&(rank, _)| rank);
+        let mut set: std::collections::BTreeSet<&'static str> =
+            marks.into_iter().map(|(_, text)| text).collect();
+        set.extend(lock(&self.world.marks_spilled).iter().copied());
+        set
     }
 
     /// Whether anything has been reported, lockdep included: the cheap test the harness makes
@@ -615,6 +720,25 @@ mod tests {
         assert!(!sim.has_violations());
         sim.report(None, Violation::new("invariant", "x"));
         assert!(sim.has_violations());
+    }
+
+    /// Marks past the words' room are kept by text, a text marked from another address is one
+    /// mark, and a world keeps only its own marks, sorted.
+    #[test]
+    fn marks_past_the_bits_and_copies_of_a_text_are_kept_once_each() {
+        let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+        let sim = Sim::with_seed(1);
+        let names: Vec<&'static str> =
+            (0..MARK_WORDS * 64 + 50).map(|i| leak(format!("spill-{i:04}"))).collect();
+        names.iter().rev().for_each(|name| sim.mark(name));
+        let copy = leak("spill-0007".to_string());
+        sim.mark(copy);
+        let marks: Vec<&str> = sim.marks().into_iter().collect();
+        assert_eq!(marks, names, "every mark once, in text order");
+        let other = Sim::with_seed(2);
+        other.mark(copy);
+        other.mark(names[3]);
+        assert_eq!(other.marks().into_iter().collect::<Vec<_>>(), ["spill-0003", "spill-0007"]);
     }
 
     /// `with_faults` reads the same counters `faults` copies, as the plan's calls move them.
