@@ -819,7 +819,9 @@ const UNSEEN: ClassId = ClassId::MAX;
 
 #[derive(Default)]
 struct Graph {
-    ids: BTreeMap<&'static str, ClassId>,
+    /// Class ids by name, keyed by the name's trace hash first ([`ClassKey::name_hash`]), so
+    /// finding a class compares whole names only where the hashes are equal.
+    ids: BTreeMap<(u64, &'static str), ClassId>,
     names: Vec<&'static str>,
     usage: Vec<ClassUsage>,
     /// The chain that first created each dependency, in the order made; [`Graph::after`] keeps
@@ -832,9 +834,9 @@ struct Graph {
     /// Kept beside the successor, as the kernel keeps it in the `lock_list` entry, so the cycle
     /// search reads a step's kinds where it finds the step, without a look-up in `edges`.
     /// The index of the dependency's first chain in [`Graph::edges`] sits beside its kinds.
-    after: Vec<BTreeMap<ClassId, Dependency>>,
+    after: Vec<ClassMap<Dependency>>,
     /// Predecessors of each class, for the backward irq-usage search.
-    before: Vec<BTreeSet<ClassId>>,
+    before: Vec<ClassMap<()>>,
     /// Whether the graph may hold a cycle: set once any cycle search masked a route as not
     /// strong (a readers' route, whether or not it reached the held class: a conservative
     /// over-approximation of "a readers' cycle was let pass"). While it is unset no dependency
@@ -952,6 +954,45 @@ fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
+/// A class's successors (or predecessors) in the graph, ordered by class id: a vector searched
+/// by halves, where an ordered map allocated a node for a class's first neighbour and searched
+/// and inserted with more work per step for the handful a class has.
+struct ClassMap<V>(Vec<(ClassId, V)>);
+
+impl<V> Default for ClassMap<V> {
+    fn default() -> ClassMap<V> {
+        ClassMap(Vec::new())
+    }
+}
+
+impl<V> ClassMap<V> {
+    fn get(&self, class: ClassId) -> Option<&V> {
+        self.0.binary_search_by_key(&class, |entry| entry.0).ok().map(|at| &self.0[at].1)
+    }
+
+    fn get_mut(&mut self, class: ClassId) -> Option<&mut V> {
+        self.0.binary_search_by_key(&class, |entry| entry.0).ok().map(|at| &mut self.0[at].1)
+    }
+
+    /// Adds `class` (not yet present) in its place.
+    fn insert(&mut self, class: ClassId, value: V) {
+        match self.0.binary_search_by_key(&class, |entry| entry.0) {
+            Ok(at) => self.0[at].1 = value,
+            Err(at) => self.0.insert(at, (class, value)),
+        }
+    }
+
+    /// The classes and their values, in class order.
+    fn iter(&self) -> impl Iterator<Item = (ClassId, &V)> {
+        self.0.iter().map(|(class, value)| (*class, value))
+    }
+
+    /// The classes, in order.
+    fn keys(&self) -> impl Iterator<Item = ClassId> + '_ {
+        self.0.iter().map(|entry| entry.0)
+    }
+}
+
 /// One dependency as [`Graph::after`] keeps it beside its successor: the kinds it was made as
 /// ([`dep_bit`], ORed on each remake) and where its first chain is in [`Graph::edges`].
 #[derive(Clone, Copy)]
@@ -1019,16 +1060,18 @@ impl Graph {
         }
     }
 
-    fn class_id(&mut self, name: &'static str) -> ClassId {
-        if let Some(&id) = self.ids.get(name) {
+    /// The id of the class `name`, whose trace hash is `name_hash`
+    /// ([`crate::trace::const_name_hash`]), made at its first use.
+    fn class_id(&mut self, name: &'static str, name_hash: u64) -> ClassId {
+        if let Some(&id) = self.ids.get(&(name_hash, name)) {
             return id;
         }
         let id = self.names.len() as ClassId;
-        self.ids.insert(name, id);
+        self.ids.insert((name_hash, name), id);
         self.names.push(name);
         self.usage.push(ClassUsage::default());
-        self.after.push(BTreeMap::new());
-        self.before.push(BTreeSet::new());
+        self.after.push(ClassMap::default());
+        self.before.push(ClassMap::default());
         self.closure.add_class();
         id
     }
@@ -1065,16 +1108,16 @@ impl Graph {
                 path.reverse();
                 return Some(path);
             }
-            let mut reach = |next: ClassId| {
+            let reach = |next: ClassId| {
                 if parent[next as usize] == UNSEEN {
                     parent[next as usize] = class;
                     queue.push(next);
                 }
             };
             if forwards {
-                self.after[class as usize].keys().for_each(|&next| reach(next));
+                self.after[class as usize].keys().for_each(reach);
             } else {
-                self.before[class as usize].iter().for_each(|&next| reach(next));
+                self.before[class as usize].keys().for_each(reach);
             }
         }
         None
@@ -1083,7 +1126,11 @@ impl Graph {
     /// The recorded dependencies along `path`, read in the order the classes appear in it.
     fn chain(&self, path: &[ClassId]) -> Vec<DependencyChain> {
         path.windows(2)
-            .map(|pair| self.edges[self.after[pair[0] as usize][&pair[1]].edge as usize].chain())
+            .map(|pair| {
+                let dependency =
+                    self.after[pair[0] as usize].get(pair[1]).expect("a route follows dependencies");
+                self.edges[dependency.edge as usize].chain()
+            })
             .collect()
     }
 
@@ -1224,7 +1271,7 @@ impl Graph {
             // ([`Closure`]): the search would find no route, strong or not.
             let route = !self.closure.no_route(class, prev.class, self.names.len());
             if !self.cyclic || !route {
-                if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
+                if let Some(dep) = self.after[prev.class as usize].get_mut(class) {
                     dep.kinds |= dep_bit(prev, new);
                     continue;
                 }
@@ -1237,7 +1284,7 @@ impl Graph {
                     continue;
                 }
             }
-            if let Some(dep) = self.after[prev.class as usize].get_mut(&class) {
+            if let Some(dep) = self.after[prev.class as usize].get_mut(class) {
                 // Present, and searched because the graph may hold a cycle.
                 dep.kinds |= dep_bit(prev, new);
                 continue;
@@ -1247,7 +1294,7 @@ impl Graph {
             let edge = self.edges.len() as u32;
             self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
             self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
-            self.before[class as usize].insert(prev.class);
+            self.before[class as usize].insert(prev.class, ());
             self.closure.add_dependency(prev.class, class, self.names.len());
             if irq_tracking {
                 made.extend(self.irq_usage_of_new_dependency(prev, new, task));
@@ -1323,7 +1370,7 @@ impl Graph {
                 }
                 weak = true;
             }
-            for (&to, dep) in &self.after[step.class as usize] {
+            for (to, dep) in self.after[step.class as usize].iter() {
                 queue.push(Step { class: to, parent: index, made_as: dep.kinds, only_xr: false });
             }
         }
@@ -1487,7 +1534,7 @@ impl Lockdep {
             .after
             .iter()
             .enumerate()
-            .flat_map(|(from, successors)| successors.keys().map(move |&to| (from as ClassId, to)));
+            .flat_map(|(from, successors)| successors.keys().map(move |to| (from as ClassId, to)));
         pairs.map(|(from, to)| (name(from), name(to))).collect()
     }
 
@@ -1542,7 +1589,8 @@ impl Lockdep {
             return;
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        let made = self.validate(held, new, class, task, irq_tracking);
+        debug_assert!(std::ptr::eq(key.name, new.name), "an acquisition's memo is its class's");
+        let made = self.validate(held, new, (class, key.name_hash), task, irq_tracking);
         new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);
         let clean = made.is_empty();
         crate::chain_cache::remember(self.id, held, new, key, irq_tracking, (class.is_some(), clean));
@@ -1558,7 +1606,7 @@ impl Lockdep {
         &self,
         held: &[HeldLock],
         new: &mut HeldLock,
-        class: Option<ClassId>,
+        (class, name_hash): (Option<ClassId>, u64),
         task: &Arc<str>,
         irq_tracking: bool,
     ) -> Vec<LockdepReport> {
@@ -1566,7 +1614,7 @@ impl Lockdep {
         let mut graph = self.graph();
         graph.validations += 1;
         // A class id the chain cache knew is this graph's: it was given here.
-        new.class = class.unwrap_or_else(|| graph.class_id(new.name));
+        new.class = class.unwrap_or_else(|| graph.class_id(new.name, name_hash));
         let new = &*new;
         let class = new.class;
         // Recursion: the same class already held by this context. A trylock cannot deadlock
@@ -1804,7 +1852,8 @@ mod tests {
                 irq: IrqState::new(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0),
                 chain: 0,
             };
-            lockdep.validate(&held[t], &mut new, None, &tasks[t], true);
+            let name_hash = crate::trace::const_name_hash(new.name);
+            lockdep.validate(&held[t], &mut new, (None, name_hash), &tasks[t], true);
             classes.push(new.class);
             held[t].push(new);
         }

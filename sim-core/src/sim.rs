@@ -613,18 +613,19 @@ impl Sim {
 
     /// The marks recorded so far, sorted.
     pub fn marks(&self) -> std::collections::BTreeSet<&'static str> {
-        let mut indexes = Vec::new();
-        for (at, word) in self.world.marks.iter().enumerate() {
-            let mut bits = word.load(Ordering::Acquire);
-            while bits != 0 {
-                indexes.push(at * 64 + bits.trailing_zeros() as usize);
-                bits &= bits - 1;
+        let words: [u64; MARK_WORDS] = std::array::from_fn(|at| self.world.marks[at].load(Ordering::Acquire));
+        let mut marks = Vec::with_capacity(words.iter().map(|word| word.count_ones() as usize).sum());
+        {
+            let names = mark_names();
+            for (at, &word) in words.iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let index = at * 64 + bits.trailing_zeros() as usize;
+                    marks.push((names.ranks[index], names.texts[index]));
+                    bits &= bits - 1;
+                }
             }
         }
-        let mut marks: Vec<(u32, &'static str)> = {
-            let names = mark_names();
-            indexes.iter().map(|&index| (names.ranks[index], names.texts[index])).collect()
-        };
         // In text order already, so the set's own sort finds nothing to move.
         marks.sort_unstable_by_key(|&(rank, _)| rank);
         let mut set: std::collections::BTreeSet<&'static str> =
