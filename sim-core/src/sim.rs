@@ -226,6 +226,8 @@ struct MarkNames {
     texts: Vec<&'static str>,
     /// Each index's place among the texts in order, so a world's marks sort by number.
     ranks: Vec<u32>,
+    /// The texts in order: `sorted[ranks[i]]` is index `i`'s text.
+    sorted: Vec<&'static str>,
 }
 
 /// A hasher for (address, length) keys: one multiply a word, as the keys are distinct addresses
@@ -259,6 +261,7 @@ fn mark_names() -> std::sync::MutexGuard<'static, MarkNames> {
             by_text: Default::default(),
             texts: Vec::new(),
             ranks: Vec::new(),
+            sorted: Vec::new(),
         })
     }))
 }
@@ -276,14 +279,23 @@ fn mark_index(name: &'static str) -> u32 {
             let index = names.texts.len() as u32;
             names.texts.push(name);
             names.by_text.insert(name, index);
-            let MarkNames { by_text, ranks, .. } = &mut *names;
+            let MarkNames { by_text, ranks, sorted, .. } = &mut *names;
             ranks.resize(by_text.len(), 0);
             by_text.values().enumerate().for_each(|(rank, &at)| ranks[at as usize] = rank as u32);
+            *sorted = by_text.keys().copied().collect();
             index
         }
     };
     names.by_address.insert(address, index);
     index
+}
+
+/// Calls `f` with the index of each bit set in `bits`, lowest first.
+fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
+    while bits != 0 {
+        f(bits.trailing_zeros() as usize);
+        bits &= bits - 1;
+    }
 }
 
 /// `Bernoulli::from_ratio(p, 100)` for every `p` in `0..=100`, made at first use: what
@@ -514,6 +526,7 @@ impl Sim {
 
     /// Whether the fault plan fails this call (`should_fail()` in lib/fault-inject.c). A failed
     /// call is recorded in the trace.
+    #[inline]
     pub fn should_fail(&self, cx: &Cx, site: &FaultSite, size: u64) -> bool {
         self.should_fail_at(cx, site.as_ref(), size)
     }
@@ -530,7 +543,9 @@ impl Sim {
         self.should_fail_planned(cx, site, size)
     }
 
-    /// The rest of [`Sim::should_fail_at`], for a call of a kind some attribute matches.
+    /// The rest of [`Sim::should_fail_at`], for a call of a kind some attribute matches: a call
+    /// of its own, so the test before it inlines where a model asks.
+    #[inline(never)]
     fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut plan = self.world.faults.lock();
@@ -613,23 +628,24 @@ impl Sim {
 
     /// The marks recorded so far, sorted.
     pub fn marks(&self) -> std::collections::BTreeSet<&'static str> {
-        let words: [u64; MARK_WORDS] = std::array::from_fn(|at| self.world.marks[at].load(Ordering::Acquire));
-        let mut marks = Vec::with_capacity(words.iter().map(|word| word.count_ones() as usize).sum());
+        // The marks' ranks as bits, read back in order: the texts come sorted, so the set's
+        // own sort moves nothing.
+        let mut sorted = Vec::new();
         {
             let names = mark_names();
-            for (at, &word) in words.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let index = at * 64 + bits.trailing_zeros() as usize;
-                    marks.push((names.ranks[index], names.texts[index]));
-                    bits &= bits - 1;
-                }
+            let mut ranks = vec![0u64; names.texts.len().div_ceil(64)];
+            for (at, word) in self.world.marks.iter().enumerate() {
+                for_each_bit(word.load(Ordering::Acquire), |bit| {
+                    let rank = names.ranks[at * 64 + bit] as usize;
+                    ranks[rank / 64] |= 1 << (rank % 64);
+                });
+            }
+            sorted.reserve(ranks.iter().map(|word| word.count_ones() as usize).sum());
+            for (at, &word) in ranks.iter().enumerate() {
+                for_each_bit(word, |bit| sorted.push(names.sorted[at * 64 + bit]));
             }
         }
-        // In text order already, so the set's own sort finds nothing to move.
-        marks.sort_unstable_by_key(|&(rank, _)| rank);
-        let mut set: std::collections::BTreeSet<&'static str> =
-            marks.into_iter().map(|(_, text)| text).collect();
+        let mut set: std::collections::BTreeSet<&'static str> = sorted.into_iter().collect();
         set.extend(lock(&self.world.marks_spilled).iter().copied());
         set
     }
