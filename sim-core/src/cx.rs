@@ -695,7 +695,7 @@ impl Cx {
     }
 
     /// [`Cx::push_held`] for a model context: the full record, checked by lockdep when it is on.
-    #[inline]
+    #[inline(always)]
     fn push_model(
         &self,
         key: &ClassKey,
@@ -949,7 +949,7 @@ fn token_base(sim: &Sim, observer: bool) -> u64 {
 
 /// Held locks kept in place before a context's stack spills to the heap: more than any model
 /// nests today (mbcache's deepest path holds four), so a context's locks cost no allocation.
-const HELD_INLINE: usize = 8;
+const HELD_INLINE: usize = 4;
 
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
 /// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
