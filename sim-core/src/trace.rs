@@ -1412,7 +1412,12 @@ mod tests {
     /// and end, a named event) into `trace`.
     fn record_each_fixed_size_event(trace: &Trace) {
         const CALL: CallName = CallName::new("call");
-        let acquired = LockRecord { class: "a", class_hash: name_hash("a"), token: 9, acquired: Some((LockMode::SpinIrq, true)) };
+        let acquired = LockRecord {
+            class: "a",
+            class_hash: name_hash("a"),
+            token: 9,
+            acquired: Some((LockMode::SpinIrq, true)),
+        };
         trace.record_lock((5, 1, 2), acquired);
         trace.record_call((6, 1, 2), false, &CALL, [3, 4], || "args".to_string());
         trace.record_named((7, 1, 2), Named::Access { write: true }, name_hash("field"), || "field".into());
@@ -1447,11 +1452,15 @@ mod tests {
                 let record = LockRecord { class: "a", class_hash: name_hash("a"), token: 1, acquired: None };
                 trace.record_lock((1, 0, 1), record);
             });
-            let call = scope.spawn(|| trace.record_call((1, 0, 1), false, &CallName::new("c"), [1], String::new));
+            let call =
+                scope.spawn(|| trace.record_call((1, 0, 1), false, &CallName::new("c"), [1], String::new));
             for (what, recorded) in [("lock", lock.join()), ("call", call.join())] {
                 let message = recorded.expect_err(what);
                 let message = message.downcast_ref::<String>().expect("a formatted panic");
-                assert!(message.contains("a trace confined to one thread was recorded from another"), "{what}: {message}");
+                assert!(
+                    message.contains("a trace confined to one thread was recorded from another"),
+                    "{what}: {message}"
+                );
             }
         });
         assert_eq!(trace.len(), 0, "nothing recorded from the other threads");
