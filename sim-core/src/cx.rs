@@ -695,7 +695,7 @@ impl Cx {
     }
 
     /// [`Cx::push_held`] for a model context: the full record, checked by lockdep when it is on.
-    #[inline(never)]
+    #[inline(always)]
     fn push_model(
         &self,
         key: &ClassKey,
@@ -709,13 +709,24 @@ impl Cx {
         let mut held = self.held.borrow_mut();
         // The common acquisition: a chain validated clean before, as the lock's own memo or
         // this thread's chain table knows. Nothing to check, so the entry is written once,
-        // whole, with the class and chain key lockdep's check would fill in.
-        let parent = held.last().map_or(0, |h| h.chain);
-        let taken = crate::chain_cache::Taken { mode, trylock, irq, depth: held.len() };
+        // whole, with the class and chain key lockdep's check would fill in, in its slot (made
+        // inside the push, it is not built on the stack and copied there).
+        let (parent, depth) = held.innermost_chain();
+        let taken = crate::chain_cache::Taken { mode, trylock, irq, depth };
         let class = match lockdep.known_clean(key, parent, taken) {
             Ok((class, chain)) => {
                 let cpu = self.cpu();
-                held.push(HeldLock { token, class, name: key.name, mode, trylock, site, cpu, irq, chain });
+                held.push_made(|| HeldLock {
+                    token,
+                    class,
+                    name: key.name,
+                    mode,
+                    trylock,
+                    site,
+                    cpu,
+                    irq,
+                    chain,
+                });
                 return;
             }
             Err(class) => class,
@@ -778,8 +789,13 @@ impl Cx {
         self.held.borrow().iter().any(|h| h.token == token)
     }
 
-    /// Undoes [`Cx::lock_acquire`] for a trylock that failed.
+    /// Undoes [`Cx::lock_acquire`] for a trylock that failed. The failed acquisition is the
+    /// innermost entry (nothing was pushed since), so outside a shuttle execution it comes off
+    /// as a release's does, without the search.
     pub(crate) fn lock_acquire_failed(&self, token: u64) {
+        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+            return;
+        }
         let mut held = self.held.borrow_mut();
         if let Some(index) = held.iter().rposition(|h| h.token == token) {
             remove_held(&mut held, index);
@@ -941,9 +957,13 @@ fn token_base(sim: &Sim, observer: bool) -> u64 {
     }
 }
 
-/// Held locks kept in place before a context's stack spills to the heap: more than any model
-/// nests today (mbcache's deepest path holds four), so a context's locks cost no allocation.
-const HELD_INLINE: usize = 8;
+/// Held locks kept in place before a context's stack spills to the heap: as deep as taskstats,
+/// mbcache 2.6, mbcache2 and the demo nest (mbcache's deepest path holds four), so their
+/// contexts' locks cost no allocation; balloon's deeper paths spill (11,526 times in its 60-case
+/// campaign, about 37 instructions each). Every new context writes each slot whole (safe Rust
+/// has no uninitialised array), so each slot costs about ten instructions per `Cx::new`: 8 slots
+/// cost taskstats 24 instructions a context more than 4 (callgrind).
+const HELD_INLINE: usize = 4;
 
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
 /// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
@@ -972,15 +992,35 @@ impl HeldStack {
         HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
-    /// Pushes `held`: into the array, written in place where the lock is pushed (inlined, so
-    /// the entry is not built on the stack and copied), unless the stack spilled or fills now.
+    /// Pushes `held`: into the array unless the stack spilled or fills now.
     #[inline]
     fn push(&mut self, held: HeldLock) {
-        if self.len < HELD_INLINE && self.spill.is_empty() {
-            self.inline[self.len] = held;
-            self.len += 1;
-        } else {
-            self.push_spilled(held);
+        self.push_made(|| held);
+    }
+
+    /// Pushes the entry `make` gives, made where it is stored: inside the test for room, so the
+    /// compiler writes its fields straight into the slot (an entry made before the test was
+    /// built on the stack and copied, about 20 instructions, and a store-forwarding stall).
+    #[inline(always)]
+    fn push_made(&mut self, make: impl FnOnce() -> HeldLock) {
+        if self.spill.is_empty() {
+            if let Some(slot) = self.inline.get_mut(self.len) {
+                *slot = make();
+                self.len += 1;
+                return;
+            }
+        }
+        self.push_spilled(make());
+    }
+
+    /// The innermost lock's chain key (0 for an empty stack) and how many locks are held: what
+    /// an acquisition's chain key and lookup take from the stack, read with one test of the
+    /// spill and one of the length.
+    #[inline(always)]
+    fn innermost_chain(&self) -> (u64, usize) {
+        match self.spill.last() {
+            None => (self.inline.get(self.len.wrapping_sub(1)).map_or(0, |h| h.chain), self.len),
+            Some(innermost) => (innermost.chain, self.spill.len()),
         }
     }
 
@@ -1002,7 +1042,9 @@ impl HeldStack {
     /// otherwise. No lock sits above it, so no chain key changes.
     #[inline]
     fn pop_if_innermost(&mut self, token: u64) -> bool {
-        let innermost = self.spill.is_empty() && self.len > 0 && self.inline[self.len - 1].token == token;
+        // `get` of `len - 1` wrapped tests the length and the bounds at once.
+        let innermost = self.spill.is_empty()
+            && self.inline.get(self.len.wrapping_sub(1)).is_some_and(|h| h.token == token);
         if innermost {
             self.len -= 1;
         }
@@ -1137,6 +1179,33 @@ mod tests {
         let sim = Sim::new(SimConfig::new(1));
         let cx = sim.observer_cx("checker", 0);
         cx.release_held("o-unheld", super::OBSERVER_TOKENS | 12345);
+    }
+
+    /// A model context's trylock that fails comes off the stack as the innermost entry (the
+    /// fast path) whether the stack is in its array or spilled, and leaves the held locks, their
+    /// chain keys and the next acquisition's check as they were.
+    #[test]
+    fn a_failed_trylock_leaves_a_model_context_s_stack_as_it_was() {
+        const NAMES: [&str; 10] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8", "t9"];
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let (model, other) = (sim.cx("model", 0), sim.cx("other", 0));
+        let contended = SpinLock::new("t-contended", ());
+        let locks: Vec<SpinLock<()>> = NAMES.iter().map(|name| SpinLock::new(name, ())).collect();
+        let taken = contended.lock(&other);
+        let mut guards = Vec::new();
+        for lock in &locks {
+            guards.push(lock.lock(&model));
+            let before: Vec<_> = model.with_held(|held| held.iter().map(|h| (h.token, h.chain)).collect());
+            assert!(contended.try_lock(&model).is_none(), "held by the other context");
+            let after: Vec<_> = model.with_held(|held| held.iter().map(|h| (h.token, h.chain)).collect());
+            assert_eq!(before, after, "{} held", guards.len());
+        }
+        drop(taken);
+        let inner = contended.try_lock(&model).expect("free now");
+        assert_eq!(model.held_count(), NAMES.len() + 1);
+        drop((inner, guards));
+        assert_eq!(model.held_count(), 0);
+        assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
     }
 
     /// A trylock that fails leaves an observer's record as it was.

@@ -20,11 +20,13 @@ use crate::sync;
 /// deadlock, a shuttle assertion): then the backend lock is leaked, because releasing it would
 /// call into a checker runtime that is itself tearing down and turn one clear failure into an
 /// abort. Nothing runs after that unwinding but the report.
-fn release_backend<G>(guard: Option<G>) {
+/// The guard is dropped where it lies (`*guard = None`), not moved out first: a backend guard
+/// moved to be dropped was copied twice through the stack on every release.
+fn release_backend<G>(guard: &mut Option<G>) {
     if std::thread::panicking() {
-        std::mem::forget(guard);
+        std::mem::forget(guard.take());
     } else {
-        drop(guard);
+        *guard = None;
     }
 }
 
@@ -172,7 +174,7 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 
 impl<T> Drop for SpinLockGuard<'_, T> {
     fn drop(&mut self) {
-        release_backend(self.guard.take());
+        release_backend(&mut self.guard);
         self.cx.lock_release_key(self.key, self.token);
         self.cx.preempt_enable();
         match self.restore {
@@ -289,7 +291,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        release_backend(self.guard.take());
+        release_backend(&mut self.guard);
         self.cx.lock_release_key(self.key, self.token);
     }
 }

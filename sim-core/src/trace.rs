@@ -581,8 +581,28 @@ impl Trace {
     /// one [`Trace::enter`], so events hash in sequence order whichever thread records them.
     /// Building and keeping an event is a call of its own ([`Trace::keep_made`]), so the hashing
     /// path inlined into every lock round trip keeps no event's fields live.
+    /// A trace confined to the recording thread records inline; any other goes through
+    /// [`Trace::record_with_shared`], a call of its own ([`Trace::is_confined_here`]).
     #[inline]
     fn record_with(
+        &self,
+        at: (u64, u32, TaskId),
+        hash: impl FnOnce(&mut TraceHasher),
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if !self.is_confined_here() {
+            return self.record_with_shared(at, hash, kind);
+        }
+        let seq = self.advance(at, hash);
+        if self.mode != TraceMode::HashOnly {
+            self.keep_made(seq, at, kind);
+        }
+    }
+
+    /// [`Trace::record_with`] for a trace any thread may record (or, a ksim bug, confined to
+    /// another thread, which [`Trace::enter`] reports): under the spin lock.
+    #[inline(never)]
+    fn record_with_shared(
         &self,
         at: (u64, u32, TaskId),
         hash: impl FnOnce(&mut TraceHasher),
@@ -593,6 +613,16 @@ impl Trace {
         if self.mode != TraceMode::HashOnly {
             self.keep_made(seq, at, kind);
         }
+    }
+
+    /// Whether the trace is confined to the calling thread, so that recording needs no spin
+    /// lock: one load and one compare with the thread's key. Not confined, or confined to
+    /// another thread, the caller takes [`Trace::enter`], which tells the two apart. Keeping
+    /// the spin lock's guard off the confined path leaves the hashing inlined into every lock
+    /// round trip no guard to test and drop, and its registers free.
+    #[inline(always)]
+    fn is_confined_here(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == thread_key()
     }
 
     /// The next sequence number, with the event's header and `hash`'s words folded into the
@@ -628,7 +658,33 @@ impl Trace {
     /// are kept.
     #[inline(always)]
     pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
+        if !self.is_confined_here() {
+            let LockRecord { class, class_hash, token, acquired } = lock;
+            return self.record_lock_shared(at, (class, class_hash), token, acquired);
+        }
+        self.record_lock_entered(at, lock);
+    }
+
+    /// [`Trace::record_lock`] for a trace any thread may record: under the spin lock
+    /// ([`Trace::enter`]), a call of its own. The record's fields pass as words in registers
+    /// (a [`LockRecord`] passed whole went through memory, and the inlined path read its
+    /// constant mode back from there).
+    #[inline(never)]
+    fn record_lock_shared(
+        &self,
+        at: (u64, u32, TaskId),
+        (class, class_hash): (&'static str, u64),
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) {
         let _busy = self.enter();
+        self.record_lock_entered(at, LockRecord { class, class_hash, token, acquired });
+    }
+
+    /// [`Trace::record_lock`]'s numbering, hashing and keeping, the caller having made the
+    /// recording exclusive (confined to this thread, or under the spin lock).
+    #[inline(always)]
+    fn record_lock_entered(&self, at: (u64, u32, TaskId), lock: LockRecord) {
         let seq = self.advance(at, |hasher| hasher.lock_event(lock.acquired, lock.class_hash, lock.token));
         if self.mode != TraceMode::HashOnly {
             let (time_ns, cpu, task) = at;
@@ -1350,6 +1406,64 @@ mod tests {
         let other = Trace::new(TraceMode::HashOnly);
         other.record(5, 0, 2, acquire("a", 1));
         assert_ne!(other.hash(), hashed.hash(), "a different task must change the hash");
+    }
+
+    /// Records one of each fixed-size event (a lock's acquisition and release, a call's begin
+    /// and end, a named event) into `trace`.
+    fn record_each_fixed_size_event(trace: &Trace) {
+        const CALL: CallName = CallName::new("call");
+        let acquired = LockRecord {
+            class: "a",
+            class_hash: name_hash("a"),
+            token: 9,
+            acquired: Some((LockMode::SpinIrq, true)),
+        };
+        trace.record_lock((5, 1, 2), acquired);
+        trace.record_call((6, 1, 2), false, &CALL, [3, 4], || "args".to_string());
+        trace.record_named((7, 1, 2), Named::Access { write: true }, name_hash("field"), || "field".into());
+        trace.record_call((8, 1, 2), true, &CALL, [0], || "Ok".to_string());
+        trace.record_lock((9, 1, 2), LockRecord { acquired: None, ..acquired });
+    }
+
+    /// A trace confined to its thread records inline, one any thread may record goes through
+    /// the spin lock (`record_lock_shared`, `record_with_shared`): the same events give the same
+    /// hash, count and kept events either way, in every mode.
+    #[test]
+    fn a_confined_trace_records_what_a_shared_one_does() {
+        for mode in [TraceMode::HashOnly, TraceMode::Full] {
+            let (confined, shared) = (Trace::new(mode), Trace::new(mode));
+            confined.confine_to_this_thread();
+            record_each_fixed_size_event(&confined);
+            record_each_fixed_size_event(&shared);
+            assert!(confined.is_confined() && !shared.is_confined());
+            assert_eq!((confined.hash(), confined.len()), (shared.hash(), shared.len()), "{mode:?}");
+            assert_eq!(confined.events(), shared.events(), "{mode:?}");
+        }
+    }
+
+    /// A trace confined to one thread and recorded from another is a ksim bug, caught on each
+    /// recording path (a lock event's and the other fixed-size events').
+    #[test]
+    fn a_confined_trace_recorded_from_another_thread_panics() {
+        let trace = Trace::new(TraceMode::HashOnly);
+        trace.confine_to_this_thread();
+        std::thread::scope(|scope| {
+            let lock = scope.spawn(|| {
+                let record = LockRecord { class: "a", class_hash: name_hash("a"), token: 1, acquired: None };
+                trace.record_lock((1, 0, 1), record);
+            });
+            let call =
+                scope.spawn(|| trace.record_call((1, 0, 1), false, &CallName::new("c"), [1], String::new));
+            for (what, recorded) in [("lock", lock.join()), ("call", call.join())] {
+                let message = recorded.expect_err(what);
+                let message = message.downcast_ref::<String>().expect("a formatted panic");
+                assert!(
+                    message.contains("a trace confined to one thread was recorded from another"),
+                    "{what}: {message}"
+                );
+            }
+        });
+        assert_eq!(trace.len(), 0, "nothing recorded from the other threads");
     }
 
     #[test]
