@@ -150,12 +150,14 @@ pub(crate) struct Words {
 }
 
 impl Words {
+    #[inline]
     fn push(&mut self, word: u64) {
         assert!(self.len < RESULT_WORDS, "a call's result has more than {RESULT_WORDS} trace words");
         self.words[self.len] = word;
         self.len += 1;
     }
 
+    #[inline]
     fn as_slice(&self) -> &[u64] {
         &self.words[..self.len]
     }
@@ -169,6 +171,7 @@ pub(crate) trait TraceWords: std::fmt::Debug {
 }
 
 impl TraceWords for Handle {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         out.push(self.id);
         out.push(self.serial);
@@ -176,10 +179,12 @@ impl TraceWords for Handle {
 }
 
 impl TraceWords for () {
+    #[inline]
     fn trace_words(&self, _out: &mut Words) {}
 }
 
 impl<T: TraceWords> TraceWords for Option<T> {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Some(value) => {
@@ -192,6 +197,7 @@ impl<T: TraceWords> TraceWords for Option<T> {
 }
 
 impl<T: TraceWords> TraceWords for Result<T, MbError> {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Ok(value) => {
@@ -341,9 +347,9 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        // The use dropped and, for the last use of a hashed entry, `list_add_tail(&ce->e_lru_list,
-        // &mb_cache_lru_list)` (after no unlock: a last use has no waiter to wake), with the
-        // entry looked up once for both.
+        // The use dropped and, for the last use of a hashed entry, its LRU stamp and
+        // `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)` (after no unlock: a last use has
+        // no waiter to wake), with the entry looked up once for all.
         let (last, queued, hashed) = locked_global.mem().release_use(entry, |object| {
             // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
             // entry already at hand: it only matters for the last use, and nothing between here
@@ -362,9 +368,6 @@ impl Registry {
                 *object.used = object.used.wrapping_sub(1);
                 (*object.used == 0, 0)
             };
-            if last && hashed {
-                *object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
-            }
             (last, queued, hashed)
         })?;
         if queued > 0 {
