@@ -22,16 +22,17 @@ use sim_core::list::{self, Oops};
 /// Every field is guarded by `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only
 /// `mb_cache_entry_dup` changes without it); here all sit in mbcache's `Memory`. One object with
 /// its indexes inline, as the kernel's (no heap block of its own); in C order, what a block
-/// chain walk reads first (`e_block_list` and the key beside it), so a walk's step reads the
-/// slot's generation and those fields from one or two cache lines.
+/// chain walk reads first (the key, then `e_block_list`, whose `next` it follows), so a walk's
+/// step reads the slot's generation and those fields from its first 40 bytes: one cache line,
+/// or two where the slot straddles one (a slot is not a multiple of 64 bytes).
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Entry {
-    /// `e_cache`.
-    pub(crate) cache: CacheHandle,
     pub(crate) bdev: u64,
     pub(crate) block: u64,
     pub(crate) block_list: ListHead,
+    /// `e_cache`.
+    pub(crate) cache: CacheHandle,
     /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
     pub(crate) id: u64,
     /// `e_lru_list`: written only through [`crate::registry::LruLink::write`].
@@ -49,8 +50,13 @@ pub(crate) struct Entry {
 }
 
 // The claim above: the slot's 8-byte generation word, then the entry up to the end of
-// `e_block_list`, span at most 64 bytes (one cache line, or two where the slot straddles).
-const _: () = assert!(8 + std::mem::offset_of!(Entry, block_list) + std::mem::size_of::<ListHead>() <= 64);
+// `e_block_list.next`, span 40 bytes.
+const _: () = assert!(
+    8 + std::mem::offset_of!(Entry, block_list)
+        + std::mem::offset_of!(ListHead, next)
+        + std::mem::size_of::<crate::registry::Link>()
+        <= 40
+);
 
 /// What a write through `Memory::entry_use_mut` may reach: an entry's use and LRU-order fields,
 /// borrowed for writing, and its `e_block_list`, borrowed for reading only (whether the entry is
