@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ksim_benches::ns_per_call;
+use ksim_benches::medians_per_call;
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
@@ -308,39 +308,29 @@ fn configure<'a>(
     group
 }
 
-/// On-CPU samples per figure of the per-node line (the median is printed), and the calls timed
-/// in each: the rows take turns sample by sample, so a change of load during the line moves all
-/// three alike, and a sample of many calls is far above the on-CPU clock's resolution.
-const SAMPLES: usize = 7;
-
-/// The median of `samples` (sorted in place).
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
+/// On-CPU samples per figure of the per-node line (the median is printed; see
+/// [`medians_per_call`]).
+const SAMPLES: usize = 5;
 
 /// Prints get + release per call and per visited block-chain node, model (lockdep on, then
-/// off) and native, over the benchmark's own walk of blocks: the median of [`SAMPLES`] on-CPU
-/// samples each, taken in turn.
+/// off) and native, over the benchmark's own walk of blocks (each row its own walk from block
+/// 0): the median of [`SAMPLES`] on-CPU samples each, taken in turn.
 fn per_node(n: u64, models: [&Model; 2], base: &Mutex<Native>, visited: f64) {
-    let iterations = if n >= 1_000_000 { 4_000 } else { 40_000 };
-    let mut next = 0u64;
-    let mut times = [[0.0; SAMPLES]; 3];
-    for sample in 0..SAMPLES {
-        for (row, m) in models.iter().enumerate() {
-            times[row][sample] = ns_per_call(iterations, || {
-                next = (next + 7919) % n;
-                let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
-                m.registry.release(&m.cx, black_box(handle)).expect("release");
-            });
-        }
-        times[2][sample] = ns_per_call(iterations, || {
-            next = (next + 7919) % n;
-            let at = native_get(base, bdev_address(0), next);
+    let mut walks = [0u64; 3];
+    let [on_walk, off_walk, native_walk] = &mut walks;
+    let model_row = |m: &Model, next: &mut u64| {
+        *next = (*next + 7919) % n;
+        let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), *next).expect("get").expect("hit");
+        m.registry.release(&m.cx, black_box(handle)).expect("release");
+    };
+    let [model_ns, bare_ns, native_ns] = medians_per_call(
+        SAMPLES,
+        [&mut || model_row(models[0], on_walk), &mut || model_row(models[1], off_walk), &mut || {
+            *native_walk = (*native_walk + 7919) % n;
+            let at = native_get(base, bdev_address(0), *native_walk);
             native_release(base, black_box(at));
-        });
-    }
-    let [model_ns, bare_ns, native_ns] = times.map(|mut row| median(&mut row));
+        }],
+    );
     println!(
         "mbcache n={n} get+release (cpu time, median of {SAMPLES}): model {model_ns:.0} ns, native \
          {native_ns:.1} ns ({:.1}x); lockdep off {bare_ns:.0} ns ({:.1}x); per visited node \

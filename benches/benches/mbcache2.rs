@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ksim_benches::ns_per_call;
+use ksim_benches::medians_per_call;
 use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
@@ -85,37 +85,30 @@ impl Native {
     }
 }
 
-/// On-CPU samples per figure of the line (the median is printed), taken in turn by the three
-/// rows, so a change of load moves all alike; each sample times [`SAMPLE_CALLS`] calls, far
-/// above the on-CPU clock's resolution.
-const SAMPLES: usize = 7;
-const SAMPLE_CALLS: u32 = 20_000;
+/// On-CPU samples per figure of the line (the median is printed; see [`medians_per_call`]).
+const SAMPLES: usize = 5;
 
 /// get + put per call and per node walked (`walked`, the mean) in on-CPU time: the model with
-/// lockdep off, with it on, and native, the median of [`SAMPLES`] samples each.
+/// lockdep off, with it on, and native, the median of [`SAMPLES`] samples each, taken in turn
+/// (each row its own walk of keys from 0).
 fn cpu_line(n: u32, native: &Native, walked: f64) {
     let sims = [SimConfig::new(0).without_lockdep(), SimConfig::new(0)]
         .map(|config| Sim::new(config.trace(TraceMode::HashOnly)));
-    let worlds = [0, 1].map(|at| (model(&sims[at], n), sims[at].cx("getxattr", 0)));
-    let mut i = 0u32;
-    let mut times = [[0.0; SAMPLES]; 3];
-    for sample in 0..SAMPLES {
-        for (row, (world, cx)) in worlds.iter().enumerate() {
-            times[row][sample] = ns_per_call(SAMPLE_CALLS, || {
-                i = i.wrapping_add(STRIDE) % n;
-                let entry = world.get(cx, i, u64::from(i)).expect("existing entry");
-                black_box(world.put(cx, entry));
-            });
-        }
-        times[2][sample] = ns_per_call(SAMPLE_CALLS, || {
-            i = i.wrapping_add(STRIDE) % n;
-            black_box(native.get_put(i, u64::from(i)));
-        });
-    }
-    let [off, on, native_ns] = times.map(|mut row| {
-        row.sort_by(f64::total_cmp);
-        row[SAMPLES / 2]
-    });
+    let [off_world, on_world] = [0, 1].map(|at| (model(&sims[at], n), sims[at].cx("getxattr", 0)));
+    let model_row = |(world, cx): &(Mbcache2World, sim_core::Cx), i: &mut u32| {
+        *i = i.wrapping_add(STRIDE) % n;
+        let entry = world.get(cx, *i, u64::from(*i)).expect("existing entry");
+        black_box(world.put(cx, entry));
+    };
+    let mut keys = [0u32; 3];
+    let [off_key, on_key, native_key] = &mut keys;
+    let [off, on, native_ns] = medians_per_call(
+        SAMPLES,
+        [&mut || model_row(&off_world, off_key), &mut || model_row(&on_world, on_key), &mut || {
+            *native_key = native_key.wrapping_add(STRIDE) % n;
+            black_box(native.get_put(*native_key, u64::from(*native_key)));
+        }],
+    );
     println!(
         "mbcache2 n={n} get+put (cpu time, median of {SAMPLES}): model {off:.0} ns ({:.1}x), lockdep on \
          {on:.0} ns ({:.1}x), native {native_ns:.1} ns; per node walked ({walked:.1}): model {:.1} ns, \
