@@ -14,13 +14,14 @@
 //! chains grow with n beyond 32k entries, in the model and the baseline alike; each size prints
 //! the mean block-chain nodes a get visits, so the cost per visited node can be compared across
 //! sizes, and a line with get + release per call and per visited node for both, timed outside
-//! criterion over the same walk.
+//! criterion over the same walk (on-CPU time, the median of several samples taken in turn). The
+//! native get and release are calls of their own, as the model's are, each taking the lock.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ksim_benches::ns_per_call;
+use ksim_benches::medians_per_call;
 use mbcache_sim::Fixes;
 use mbcache_sim::{bdev_address, hash_long, CacheRef, Registry, Waits};
 use mbcache_sim::{ENTRY_HEADER_SIZE, ENTRY_INDEX_SIZE};
@@ -260,6 +261,21 @@ fn model(n: u64, lockdep: bool) -> Model {
     Model { _sim: sim, registry, cx, cache }
 }
 
+/// `mb_cache_entry_get` natively: the lock taken, the block chain walked, a use taken, the lock
+/// dropped. Not inlined, as the model's `Registry::get` is not: each side makes one call per
+/// kernel call (and a profile counts them).
+#[inline(never)]
+fn native_get(base: &Mutex<Native>, bdev: u64, block: u64) -> u32 {
+    base.lock().get(bdev, block).0.expect("hit")
+}
+
+/// `mb_cache_entry_release` natively: the lock taken, the use dropped (the last one puts the
+/// entry on the LRU tail), the lock dropped. Not inlined, as [`native_get`].
+#[inline(never)]
+fn native_release(base: &Mutex<Native>, at: u32) {
+    base.lock().release(at);
+}
+
 fn native(n: u64) -> Native {
     let mut native = Native::new(bucket_bits(n));
     for block in 0..n {
@@ -292,30 +308,37 @@ fn configure<'a>(
     group
 }
 
+/// On-CPU samples per figure of the per-node line (the median is printed; see
+/// [`medians_per_call`]).
+const SAMPLES: usize = 5;
+
 /// Prints get + release per call and per visited block-chain node, model (lockdep on, then
-/// off) and native, over the benchmark's own walk of blocks.
+/// off) and native, over the benchmark's own walk of blocks (each row its own walk from block
+/// 0): the median of [`SAMPLES`] on-CPU samples each, taken in turn.
 fn per_node(n: u64, models: [&Model; 2], base: &Mutex<Native>, visited: f64) {
-    let iterations = if n >= 1_000_000 { 20_000 } else { 100_000 };
-    let mut next = 0u64;
-    let [model_ns, bare_ns] = models.map(|m| {
-        ns_per_call(iterations, || {
-            next = (next + 7919) % n;
-            let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
-            m.registry.release(&m.cx, black_box(handle)).expect("release");
-        })
-    });
-    let native_ns = ns_per_call(iterations, || {
-        next = (next + 7919) % n;
-        let at = base.lock().get(bdev_address(0), next).0.expect("hit");
-        base.lock().release(black_box(at));
-    });
+    let mut walks = [0u64; 3];
+    let [on_walk, off_walk, native_walk] = &mut walks;
+    let model_row = |m: &Model, next: &mut u64| {
+        *next = (*next + 7919) % n;
+        let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), *next).expect("get").expect("hit");
+        m.registry.release(&m.cx, black_box(handle)).expect("release");
+    };
+    let [model_ns, bare_ns, native_ns] = medians_per_call(
+        SAMPLES,
+        [&mut || model_row(models[0], on_walk), &mut || model_row(models[1], off_walk), &mut || {
+            *native_walk = (*native_walk + 7919) % n;
+            let at = native_get(base, bdev_address(0), *native_walk);
+            native_release(base, black_box(at));
+        }],
+    );
     println!(
-        "mbcache n={n} get+release (cpu time): model {model_ns:.0} ns, native {native_ns:.1} ns ({:.1}x); \
-         lockdep off {bare_ns:.0} ns ({:.1}x); per visited node ({visited:.1}): model {:.1} ns, \
-         native {:.1} ns",
+        "mbcache n={n} get+release (cpu time, median of {SAMPLES}): model {model_ns:.0} ns, native \
+         {native_ns:.1} ns ({:.1}x); lockdep off {bare_ns:.0} ns ({:.1}x); per visited node \
+         ({visited:.1}): model {:.1} ns, lockdep off {:.1} ns, native {:.1} ns",
         model_ns / native_ns,
         bare_ns / native_ns,
         model_ns / visited,
+        bare_ns / visited,
         native_ns / visited,
     );
 }
@@ -371,8 +394,8 @@ fn get_release(
     }
     group.bench_with_input(BenchmarkId::new("native", n), &n, |b, _| {
         b.iter(|| {
-            let at = base.lock().get(bdev_address(0), step()).0.expect("hit");
-            base.lock().release(black_box(at));
+            let at = native_get(base, bdev_address(0), step());
+            native_release(base, black_box(at));
         })
     });
     group.finish();

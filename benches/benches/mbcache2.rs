@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ksim_benches::ns_per_call;
+use ksim_benches::medians_per_call;
 use mbcache_sim::{Mbcache2FixSet, Mbcache2World};
 use sim_core::trace::TraceMode;
 use sim_core::{Sim, SimConfig};
@@ -66,7 +66,9 @@ impl Native {
         chain.nodes.iter().position(|n| n.0 == key).map_or(chain.nodes.len(), |at| at + 1)
     }
 
-    /// Lock, walk, reference, unlock; then the put.
+    /// Lock, walk, reference, unlock; then the put. Not inlined: a call per get and put, as the
+    /// model makes one per kernel call.
+    #[inline(never)]
     fn get_put(&self, key: u32, value: u64) -> u32 {
         let chain = &self.chains[hash_32(key, self.bits)];
         while chain.lock.fetch_or(1, Ordering::Acquire) & 1 != 0 {
@@ -83,32 +85,39 @@ impl Native {
     }
 }
 
-/// get + put per call in on-CPU time: the model with lockdep off, with it on, and native.
-fn cpu_line(n: u32, native: &Native) {
-    const ITERATIONS: u32 = 100_000;
-    let model_ns = |config: SimConfig| {
-        let sim = Sim::new(config.trace(TraceMode::HashOnly));
-        let world = model(&sim, n);
-        let cx = sim.cx("getxattr", 0);
-        let mut i = 0u32;
-        ns_per_call(ITERATIONS, || {
-            i = i.wrapping_add(STRIDE) % n;
-            let entry = world.get(&cx, i, u64::from(i)).expect("existing entry");
-            black_box(world.put(&cx, entry));
-        })
+/// On-CPU samples per figure of the line (the median is printed; see [`medians_per_call`]).
+const SAMPLES: usize = 5;
+
+/// get + put per call and per node walked (`walked`, the mean) in on-CPU time: the model with
+/// lockdep off, with it on, and native, the median of [`SAMPLES`] samples each, taken in turn
+/// (each row its own walk of keys from 0).
+fn cpu_line(n: u32, native: &Native, walked: f64) {
+    let sims = [SimConfig::new(0).without_lockdep(), SimConfig::new(0)]
+        .map(|config| Sim::new(config.trace(TraceMode::HashOnly)));
+    let [off_world, on_world] = [0, 1].map(|at| (model(&sims[at], n), sims[at].cx("getxattr", 0)));
+    let model_row = |(world, cx): &(Mbcache2World, sim_core::Cx), i: &mut u32| {
+        *i = i.wrapping_add(STRIDE) % n;
+        let entry = world.get(cx, *i, u64::from(*i)).expect("existing entry");
+        black_box(world.put(cx, entry));
     };
-    let off = model_ns(SimConfig::new(0).without_lockdep());
-    let on = model_ns(SimConfig::new(0));
-    let mut i = 0u32;
-    let native_ns = ns_per_call(ITERATIONS, || {
-        i = i.wrapping_add(STRIDE) % n;
-        black_box(native.get_put(i, u64::from(i)));
-    });
+    let mut keys = [0u32; 3];
+    let [off_key, on_key, native_key] = &mut keys;
+    let [off, on, native_ns] = medians_per_call(
+        SAMPLES,
+        [&mut || model_row(&off_world, off_key), &mut || model_row(&on_world, on_key), &mut || {
+            *native_key = native_key.wrapping_add(STRIDE) % n;
+            black_box(native.get_put(*native_key, u64::from(*native_key)));
+        }],
+    );
     println!(
-        "mbcache2 n={n} get+put (cpu time): model {off:.0} ns ({:.1}x), lockdep on {on:.0} ns ({:.1}x), \
-         native {native_ns:.1} ns",
+        "mbcache2 n={n} get+put (cpu time, median of {SAMPLES}): model {off:.0} ns ({:.1}x), lockdep on \
+         {on:.0} ns ({:.1}x), native {native_ns:.1} ns; per node walked ({walked:.1}): model {:.1} ns, \
+         lockdep on {:.1} ns, native {:.1} ns",
         off / native_ns,
         on / native_ns,
+        off / walked,
+        on / walked,
+        native_ns / walked,
     );
 }
 
@@ -127,12 +136,9 @@ fn get_put(c: &mut Criterion) {
     for n in SIZES {
         let native = Native::new(n);
         let walked: usize = (0..1000u32).map(|i| native.walk_len(i.wrapping_mul(STRIDE) % n)).sum();
-        println!(
-            "mbcache2 n={n}: bucket_bits {}, mean nodes walked per get {:.2}",
-            bucket_bits(n),
-            walked as f64 / 1000.0
-        );
-        cpu_line(n, &native);
+        let walked = walked as f64 / 1000.0;
+        println!("mbcache2 n={n}: bucket_bits {}, mean nodes walked per get {walked:.2}", bucket_bits(n));
+        cpu_line(n, &native, walked);
         let mut i = 0u32;
         group.bench_with_input(BenchmarkId::new("native", n), &n, |b, &n| {
             b.iter(|| {

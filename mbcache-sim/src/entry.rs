@@ -22,16 +22,17 @@ use sim_core::list::{self, Oops};
 /// Every field is guarded by `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only
 /// `mb_cache_entry_dup` changes without it); here all sit in mbcache's `Memory`. One object with
 /// its indexes inline, as the kernel's (no heap block of its own); in C order, what a block
-/// chain walk reads first (`e_block_list` and the key beside it), so a walk's step reads the
-/// slot's generation and those fields from one or two cache lines.
+/// chain walk reads first (the key, then `e_block_list`, whose `next` it follows), so a walk's
+/// step reads the slot's generation and those fields from its first 40 bytes: one cache line,
+/// or two where the slot straddles one (a slot is not a multiple of 64 bytes).
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Entry {
-    /// `e_cache`.
-    pub(crate) cache: CacheHandle,
     pub(crate) bdev: u64,
     pub(crate) block: u64,
     pub(crate) block_list: ListHead,
+    /// `e_cache`.
+    pub(crate) cache: CacheHandle,
     /// Instrumentation: a serial number, unique per registry, for outcomes and traces.
     pub(crate) id: u64,
     /// `e_lru_list`: written only through [`crate::registry::LruLink::write`].
@@ -49,8 +50,13 @@ pub(crate) struct Entry {
 }
 
 // The claim above: the slot's 8-byte generation word, then the entry up to the end of
-// `e_block_list`, span at most 64 bytes (one cache line, or two where the slot straddles).
-const _: () = assert!(8 + std::mem::offset_of!(Entry, block_list) + std::mem::size_of::<ListHead>() <= 64);
+// `e_block_list.next`, span 40 bytes.
+const _: () = assert!(
+    8 + std::mem::offset_of!(Entry, block_list)
+        + std::mem::offset_of!(ListHead, next)
+        + std::mem::size_of::<crate::registry::Link>()
+        <= 40
+);
 
 /// What a write through `Memory::entry_use_mut` may reach: an entry's use and LRU-order fields,
 /// borrowed for writing, and its `e_block_list`, borrowed for reading only (whether the entry is
@@ -150,12 +156,14 @@ pub(crate) struct Words {
 }
 
 impl Words {
+    #[inline]
     fn push(&mut self, word: u64) {
         assert!(self.len < RESULT_WORDS, "a call's result has more than {RESULT_WORDS} trace words");
         self.words[self.len] = word;
         self.len += 1;
     }
 
+    #[inline]
     fn as_slice(&self) -> &[u64] {
         &self.words[..self.len]
     }
@@ -169,6 +177,7 @@ pub(crate) trait TraceWords: std::fmt::Debug {
 }
 
 impl TraceWords for Handle {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         out.push(self.id);
         out.push(self.serial);
@@ -176,10 +185,12 @@ impl TraceWords for Handle {
 }
 
 impl TraceWords for () {
+    #[inline]
     fn trace_words(&self, _out: &mut Words) {}
 }
 
 impl<T: TraceWords> TraceWords for Option<T> {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Some(value) => {
@@ -192,6 +203,7 @@ impl<T: TraceWords> TraceWords for Option<T> {
 }
 
 impl<T: TraceWords> TraceWords for Result<T, MbError> {
+    #[inline]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Ok(value) => {
@@ -341,9 +353,9 @@ impl Registry {
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        // The use dropped and, for the last use of a hashed entry, `list_add_tail(&ce->e_lru_list,
-        // &mb_cache_lru_list)` (after no unlock: a last use has no waiter to wake), with the
-        // entry looked up once for both.
+        // The use dropped and, for the last use of a hashed entry, its LRU stamp and
+        // `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)` (after no unlock: a last use has
+        // no waiter to wake), with the entry looked up once for all.
         let (last, queued, hashed) = locked_global.mem().release_use(entry, |object| {
             // `__mb_cache_entry_is_hashed()` (`list_empty(&ce->e_block_list)`) read from the
             // entry already at hand: it only matters for the last use, and nothing between here
@@ -362,9 +374,6 @@ impl Registry {
                 *object.used = object.used.wrapping_sub(1);
                 (*object.used == 0, 0)
             };
-            if last && hashed {
-                *object.lru_stamp = self.lru_clock.fetch_add(1, StdOrdering::Relaxed);
-            }
             (last, queued, hashed)
         })?;
         if queued > 0 {

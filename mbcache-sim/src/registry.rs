@@ -154,7 +154,13 @@ impl HandleTable {
     pub(crate) fn remove(&mut self, id: u64) -> bool {
         match self.live.binary_search_by_key(&id, |&(id, _, _)| id) {
             Ok(at) => {
-                self.live.remove(at);
+                // The handle made last is the one most often given up (a get and its release):
+                // popped, with no move of the rest.
+                if at + 1 == self.live.len() {
+                    self.live.pop();
+                } else {
+                    self.live.remove(at);
+                }
                 self.version += 1;
                 true
             }
@@ -258,10 +264,9 @@ pub struct Registry {
     /// not 0). A `std` atomic, not a mutex: the subject reads it after every operation, and
     /// registration is the driver's, not a model path any checker schedules.
     pub(crate) shrinker: StdAtomicU32,
-    // Instrumentation below: never model state (the handle table is in `Memory`).
-    pub(crate) next_handle: StdAtomicU64,
+    // Instrumentation below: never model state (the handle table, the next handle's id and the
+    // LRU clock are in `Memory`, drawn under its guard).
     pub(crate) next_serial: StdAtomicU64,
-    pub(crate) lru_clock: StdAtomicU64,
 }
 
 /// `kmalloc` of `struct mb_cache`: its slab cache's name and object size.
@@ -297,6 +302,12 @@ pub(crate) struct Memory {
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
+    /// Instrumentation: the id the next handle gets. A plain counter, not an atomic: a handle
+    /// is made under this guard ([`Memory::new_handle`]).
+    pub(crate) next_handle: u64,
+    /// Instrumentation: the stamp the next entry put on the LRU tail gets (drawn under this
+    /// guard, by [`Mem::release_use`]), so the checks can judge the LRU's order by the stamps.
+    pub(crate) lru_clock: u64,
     /// Checker state: the invariant checks' working sets, kept between checks so a check
     /// allocates nothing once they have grown (taken out while a check runs).
     /// Boxed, so taking it out and putting it back moves a pointer, not its twenty `Vec`s.
@@ -524,14 +535,10 @@ impl Memory {
     /// A handle to `entry` with the next id, entered in the table. The id is drawn under the
     /// `Memory` guard, so ids enter the table in increasing order even when threads make handles
     /// at once.
-    pub(crate) fn new_handle(
-        &mut self,
-        next: &StdAtomicU64,
-        entry: EntryRef,
-        cache: CacheHandle,
-        serial: u64,
-    ) -> Handle {
-        let id = next.fetch_add(1, StdOrdering::Relaxed);
+    #[inline]
+    pub(crate) fn new_handle(&mut self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
+        let id = self.next_handle;
+        self.next_handle += 1;
         self.handles.insert(id, entry, cache);
         Handle { id, entry, cache, serial }
     }
@@ -688,9 +695,9 @@ impl Mem<'_> {
 
     /// `__mb_cache_entry_release_unlock()`'s use drop (`drop_use`, given the entry's
     /// [`EntryUse`] view, says whether it was the last use, `e_queued`, and whether the entry is
-    /// hashed) and, for the last use of a hashed entry,
-    /// `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)`, with the entry looked up once for
-    /// both. The list step is `list::list_add_tail`'s: the head's `prev` followed (a bad link
+    /// hashed) and, for the last use of a hashed entry, its LRU stamp (the next tick of
+    /// [`Memory::lru_clock`]) and `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)`, with the
+    /// entry looked up once for all three. The list step is `list::list_add_tail`'s: the head's `prev` followed (a bad link
     /// reported at the caller's line, after the use drop, as there), then the head's `prev`, the
     /// entry's link and the old tail's `next` written (the head is not in the arena, so writing
     /// the entry first leaves what `__list_add` leaves). The write log is the one
@@ -711,6 +718,9 @@ impl Mem<'_> {
         if !(last && hashed) {
             return Ok(released);
         }
+        // Instrumentation: the entry's place in the LRU's order, from the clock under this guard.
+        object.lru_stamp = memory.lru_clock;
+        memory.lru_clock += 1;
         let list::Link::To(before) = tail else {
             return Err(list::follow(self, lru, tail, "list_add_tail").expect_err("a bad link"));
         };
@@ -838,8 +848,7 @@ impl Locked<'_> {
 
     /// [`Registry::new_handle`] under the `Memory` guard this section holds (or takes).
     pub(crate) fn new_handle(&mut self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
-        let next = &self.registry.next_handle;
-        self.mem().memory.new_handle(next, entry, cache, serial)
+        self.mem().memory.new_handle(entry, cache, serial)
     }
 
     pub(crate) fn new_local(&mut self) -> Node {
@@ -908,15 +917,15 @@ impl Registry {
                 orphans_possible: false,
                 quiet_marked: false,
                 handles: HandleTable::default(),
+                next_handle: 1,
+                lru_clock: 1,
                 scratch: Some(CheckScratch::pooled()),
             }),
             queue: WaitQueue::new(MB_CACHE_QUEUE),
             wakeups: AtomicUsize::new(0),
             cache_memory: AtomicUsize::new(0),
             shrinker: StdAtomicU32::new(0),
-            next_handle: StdAtomicU64::new(1),
             next_serial: StdAtomicU64::new(1),
-            lru_clock: StdAtomicU64::new(1),
         };
         registry.init_mbcache();
         registry
@@ -1012,7 +1021,7 @@ impl Registry {
     /// A new handle to `entry` (takes the `Memory` guard: never call it with the guard held;
     /// a section under `mb_cache_spinlock` uses [`Locked::new_handle`]).
     pub(crate) fn new_handle(&self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
-        self.memory().new_handle(&self.next_handle, entry, cache, serial)
+        self.memory().new_handle(entry, cache, serial)
     }
 
     /// Checks that `handle` was not released; a released one is a reported violation.
