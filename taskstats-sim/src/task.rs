@@ -1082,6 +1082,58 @@ impl TaskTable {
 mod tests {
     use super::*;
 
+    /// The thread list's convention, judged side by side: changes under tasklist_lock (write)
+    /// and siglock, reads by other tasks under either lock alone and thread_group_empty() with
+    /// none, are quiet; a change without siglock, or a walk under neither lock, is reported by
+    /// the side whose lock is missing (lock-not-held), even from one run of a few tasks.
+    #[test]
+    fn the_thread_list_is_changed_under_both_locks_and_read_under_either() {
+        use sim_core::lockdep::ReportMode;
+        use sim_core::{RwLock, Sim, SimConfig};
+        const SIGLOCK: &str = "&sighand->siglock";
+        let reports = |misstep: Option<bool>| {
+            let sim = Sim::new(SimConfig::new(3).cpus(2).lockdep(ReportMode::Collect));
+            let tasklist = RwLock::new("tasklist_lock", ());
+            let signal = Signal::new(SIGLOCK);
+            let (writer, walker, querier) = (sim.cx("fork", 0), sim.cx("walk", 1), sim.cx("query", 0));
+            for round in 0..2 {
+                let t = tasklist.write_lock_irq(&writer);
+                let inner = signal.lock.lock_irqsave(&writer);
+                signal.threads.change(&writer, true, |threads| {
+                    threads.0.push((round, (std::sync::Weak::new(), ExitState::None)))
+                });
+                drop((inner, t));
+                let t = tasklist.read_lock(&walker);
+                assert_eq!(signal.threads.read_under_tasklist(&walker, ThreadList::len), round as usize + 1);
+                drop(t);
+                let inner = signal.lock.lock_irqsave(&querier);
+                signal.threads.read_under_siglock(&querier, ThreadList::len);
+                drop(inner);
+                assert_eq!(signal.threads.thread_group_empty(), round == 0, "round {round}");
+            }
+            match misstep {
+                // A change under tasklist_lock alone.
+                Some(true) => {
+                    let t = tasklist.write_lock_irq(&writer);
+                    signal.threads.change(&writer, true, |threads| threads.0.clear());
+                    drop(t);
+                }
+                // A walk claiming siglock with neither lock held.
+                Some(false) => drop(signal.threads.read_under_siglock(&walker, ThreadList::len)),
+                None => {}
+            }
+            sim.lockdep().reports().iter().map(|r| format!("{}: {r}", r.kind())).collect::<Vec<_>>()
+        };
+        assert_eq!(reports(None), Vec::<String>::new(), "the convention kept is quiet");
+        for misstep in [true, false] {
+            let found = reports(Some(misstep));
+            assert!(
+                found.iter().any(|r| r.starts_with("lock-not-held") && r.contains("siglock side")),
+                "misstep {misstep}: {found:#?}"
+            );
+        }
+    }
+
     /// A note built from pieces is the text `format!` spells (the trace hashes it), for
     /// numbers of every width, a piece without a number and an empty piece.
     #[test]
