@@ -267,18 +267,111 @@ pub(crate) enum File {
     Regular,
 }
 
-/// The mutable part of a `signal_struct` and its thread list, under the group's lock
-/// (`sighand->siglock` or, in 2.6.19, `signal->stats_lock` for the stats). The stats record
-/// itself is [`Signal::stats`], set, added to and read inside this lock's sections but copied
-/// at group death with no lock, as the kernel does.
+/// The mutable part of a `signal_struct` under the group's lock (`sighand->siglock` or, in
+/// 2.6.19-rc3, `signal->stats_lock` for the stats). The stats record itself is
+/// [`Signal::stats`], set, added to and read inside this lock's sections but copied at group
+/// death with no lock, as the kernel does. The thread list is not here but in
+/// [`Signal::threads`]: the kernel guards it with two locks, not this one alone.
 #[derive(Debug, Default)]
 pub struct SignalInner {
     /// The `taskstats_cache` object behind [`Signal::stats`].
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
-    /// The group's threads still on the thread list, by global pid, with their exit state.
-    pub threads: ThreadList,
     /// `signal->live`: threads that have not run do_exit.
     pub live: u32,
+}
+
+/// A group's thread list (each task's `thread_group` link) with the kernel's convention for
+/// it: copy_process() adds a thread and __unhash_process() takes it off with
+/// `write_lock_irq(&tasklist_lock)` held and the group's `sighand->siglock` inside it, so a
+/// reader holding either lock sees a list no one changes: 2.6.19's fill_tgid() walks it under
+/// `read_lock(&tasklist_lock)` alone, 3.x's fill_stats_for_tgid() under lock_task_sighand()
+/// alone, and taskstats_tgid_alloc()'s thread_group_empty() looks at it with neither.
+///
+/// A lockset that intersects every access's locks would call "written with both, read with
+/// either" a race, so the convention is judged as the two rules it is, each by its own shadow
+/// ([`Guarded`]`<()>`, documented by its lock, so an access without it is reported even from
+/// one task): the tasklist side sees every change and the tasklist readers, the siglock side
+/// every change made under siglock and the siglock readers. A change or read with its lock
+/// missing is reported by the side it names; loom judges each side's cell for unordered
+/// accesses. In 2.6.19-rc3 the model has no siglock (its group lock is `stats_lock`, another
+/// lock), so changes there are made and judged under tasklist_lock alone. The list itself is
+/// instrumentation behind a std mutex (as [`GroupStats`]): no lockdep class, no schedule point,
+/// held only for a change or a copy, never across a model lock.
+///
+/// thread_group_empty() is `list_empty(&p->thread_group)`, in 2.6 and 3.x a plain load of one
+/// pointer with no lock, racy by design and benign: the reader is the exiting thread itself,
+/// so "empty" cannot turn stale (only the group's own threads add threads, and it is the only
+/// one), and a stale "not empty" only allocates a record for a group whose other threads just
+/// left, freed with the group. What it relies on is the single word's load, so the model keeps
+/// the list's length beside it as a facade atomic stored at each change and loaded with
+/// relaxed ordering, READ_ONCE()'s shape (4.5's "list: Use READ_ONCE() when testing for empty
+/// lists" made it one): neither lockset nor loom reports it, as neither should.
+#[derive(Debug)]
+pub struct ThreadGroup {
+    list: std::sync::Mutex<ThreadList>,
+    tasklist_side: Guarded<()>,
+    siglock_side: Guarded<()>,
+    /// The list's length as thread_group_empty()'s unlocked load sees it.
+    len: sim_core::sync::atomic::AtomicUsize,
+}
+
+impl ThreadGroup {
+    /// An empty list (INIT_LIST_HEAD()); `siglock` is the class of the group's lock.
+    fn new(siglock: &'static str) -> ThreadGroup {
+        ThreadGroup {
+            list: std::sync::Mutex::new(ThreadList::default()),
+            tasklist_side: Guarded::new("thread_group (tasklist_lock side)", "tasklist_lock", ()),
+            siglock_side: Guarded::new("thread_group (siglock side)", siglock, ()),
+            len: sim_core::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn locked(&self) -> std::sync::MutexGuard<'_, ThreadList> {
+        self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// init_task's group made with init on its list: construction, before any task can see
+    /// the group, neither traced nor judged.
+    pub(crate) fn init(&self, task: &Arc<Task>) {
+        let mut list = self.locked();
+        list.insert(task);
+        self.len.store(list.len(), Ordering::Relaxed);
+    }
+
+    /// A change to the list (copy_process()'s list_add_tail_rcu(), __unhash_process()'s
+    /// list_del_rcu(), exit_notify()'s exit state): the caller holds tasklist_lock for writing
+    /// and, `siglock` true, the group's siglock inside it.
+    #[track_caller]
+    pub(crate) fn change<R>(&self, cx: &Cx, siglock: bool, f: impl FnOnce(&mut ThreadList) -> R) -> R {
+        self.tasklist_side.set(cx, ());
+        if siglock {
+            self.siglock_side.set(cx, ());
+        }
+        let mut list = self.locked();
+        let result = f(&mut list);
+        self.len.store(list.len(), Ordering::Relaxed);
+        result
+    }
+
+    /// A walk under read_lock(&tasklist_lock) alone (2.6.19's fill_tgid()).
+    #[track_caller]
+    pub(crate) fn read_under_tasklist<R>(&self, cx: &Cx, f: impl FnOnce(&ThreadList) -> R) -> R {
+        self.tasklist_side.get(cx);
+        f(&self.locked())
+    }
+
+    /// A walk under the group's siglock alone (3.x's fill_stats_for_tgid()).
+    #[track_caller]
+    pub(crate) fn read_under_siglock<R>(&self, cx: &Cx, f: impl FnOnce(&ThreadList) -> R) -> R {
+        self.siglock_side.get(cx);
+        f(&self.locked())
+    }
+
+    /// Mirrors thread_group_empty() as taskstats_tgid_alloc() calls it on the exiting `current`
+    /// (on the list): no other thread on it, read with no lock (see the type's documentation).
+    pub(crate) fn thread_group_empty(&self) -> bool {
+        self.len.load(Ordering::Relaxed) <= 1
+    }
 }
 
 /// One thread on its group's list: the task (`thread_group`'s link, a pointer that holds no
@@ -292,25 +385,20 @@ pub(crate) type ThreadEntry = (std::sync::Weak<Task>, ExitState);
 /// accounting counters are not here but in each task ([`Task::acct`]): the kernel takes no
 /// group lock to write or read them. The methods are the map's the callers used.
 #[derive(Debug, Default)]
-pub struct ThreadList(Vec<(u32, ThreadEntry)>);
+pub(crate) struct ThreadList(Vec<(u32, ThreadEntry)>);
 
 impl ThreadList {
     fn find(&self, pid: u32) -> Result<usize, usize> {
         self.0.binary_search_by_key(&pid, |&(p, _)| p)
     }
 
-    /// Thread `pid`'s entry.
-    pub fn get(&self, pid: &u32) -> Option<&ThreadEntry> {
-        self.find(*pid).ok().map(|at| &self.0[at].1)
-    }
-
     /// Thread `pid`'s entry, to change.
-    pub fn get_mut(&mut self, pid: &u32) -> Option<&mut ThreadEntry> {
+    pub(crate) fn get_mut(&mut self, pid: &u32) -> Option<&mut ThreadEntry> {
         self.find(*pid).ok().map(|at| &mut self.0[at].1)
     }
 
     /// Thread `task` joins the list in pid order, alive (an entry already there is replaced).
-    pub fn insert(&mut self, task: &Arc<Task>) {
+    pub(crate) fn insert(&mut self, task: &Arc<Task>) {
         let entry = (Arc::downgrade(task), ExitState::None);
         match self.find(task.pid) {
             Ok(at) => self.0[at].1 = entry,
@@ -319,23 +407,23 @@ impl ThreadList {
     }
 
     /// Thread `pid` leaves the list; its entry, if it was on it.
-    pub fn remove(&mut self, pid: &u32) -> Option<ThreadEntry> {
+    pub(crate) fn remove(&mut self, pid: &u32) -> Option<ThreadEntry> {
         self.find(*pid).ok().map(|at| self.0.remove(at).1)
     }
 
     /// Threads on the list.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The threads by ascending pid, with their entries.
-    pub fn iter(&self) -> impl Iterator<Item = (&u32, &ThreadEntry)> {
-        self.0.iter().map(|(pid, entry)| (pid, entry))
+    /// The threads the TGID walks count, by ascending pid: on the list (so not yet released:
+    /// the task is there) and not exited. Taken out of the list, so the walk's own locks
+    /// (each thread's `delays->lock`) are taken with the list's instrumentation lock released.
+    pub(crate) fn live(&self) -> Vec<(u32, Arc<Task>)> {
+        let alive = |(pid, (task, exit_state)): &(u32, ThreadEntry)| {
+            task.upgrade().filter(|_| *exit_state == ExitState::None).map(|task| (*pid, task))
+        };
+        self.0.iter().filter_map(alive).collect()
     }
 }
 
@@ -403,6 +491,8 @@ pub enum StatsAccess {
 pub struct Signal {
     /// The lock class is `&sighand->siglock` or `&sig->stats_lock` as the version has it.
     pub lock: SpinLock<SignalInner>,
+    /// The group's threads, by global pid, with their exit state ([`ThreadGroup`]).
+    pub threads: ThreadGroup,
     /// `signal->stats`: the group's accumulated stats ([`GroupStats`]).
     pub stats: GroupStats,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
@@ -416,10 +506,12 @@ pub struct Signal {
 }
 
 impl Signal {
-    /// A new group's signal struct.
+    /// A new group's signal struct, its creating task counted live (copy_signal()'s
+    /// `atomic_set(&sig->live, 1)`, no lock: nobody else sees the group yet).
     pub fn new(class: &'static str) -> Arc<Signal> {
         Arc::new(Signal {
-            lock: SpinLock::new(class, SignalInner::default()),
+            lock: SpinLock::new(class, SignalInner { stats_handle: None, live: 1 }),
+            threads: ThreadGroup::new(class),
             stats: GroupStats::default(),
             stats_published: AtomicBool::new(false),
             stats_plain: Guarded::undocumented("signal->stats", false),
@@ -989,6 +1081,58 @@ impl TaskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The thread list's convention, judged side by side: changes under tasklist_lock (write)
+    /// and siglock, reads by other tasks under either lock alone and thread_group_empty() with
+    /// none, are quiet; a change without siglock, or a walk under neither lock, is reported by
+    /// the side whose lock is missing (lock-not-held), even from one run of a few tasks.
+    #[test]
+    fn the_thread_list_is_changed_under_both_locks_and_read_under_either() {
+        use sim_core::lockdep::ReportMode;
+        use sim_core::{RwLock, Sim, SimConfig};
+        const SIGLOCK: &str = "&sighand->siglock";
+        let reports = |misstep: Option<bool>| {
+            let sim = Sim::new(SimConfig::new(3).cpus(2).lockdep(ReportMode::Collect));
+            let tasklist = RwLock::new("tasklist_lock", ());
+            let signal = Signal::new(SIGLOCK);
+            let (writer, walker, querier) = (sim.cx("fork", 0), sim.cx("walk", 1), sim.cx("query", 0));
+            for round in 0..2 {
+                let t = tasklist.write_lock_irq(&writer);
+                let inner = signal.lock.lock_irqsave(&writer);
+                signal.threads.change(&writer, true, |threads| {
+                    threads.0.push((round, (std::sync::Weak::new(), ExitState::None)))
+                });
+                drop((inner, t));
+                let t = tasklist.read_lock(&walker);
+                assert_eq!(signal.threads.read_under_tasklist(&walker, ThreadList::len), round as usize + 1);
+                drop(t);
+                let inner = signal.lock.lock_irqsave(&querier);
+                signal.threads.read_under_siglock(&querier, ThreadList::len);
+                drop(inner);
+                assert_eq!(signal.threads.thread_group_empty(), round == 0, "round {round}");
+            }
+            match misstep {
+                // A change under tasklist_lock alone.
+                Some(true) => {
+                    let t = tasklist.write_lock_irq(&writer);
+                    signal.threads.change(&writer, true, |threads| threads.0.clear());
+                    drop(t);
+                }
+                // A walk claiming siglock with neither lock held.
+                Some(false) => drop(signal.threads.read_under_siglock(&walker, ThreadList::len)),
+                None => {}
+            }
+            sim.lockdep().reports().iter().map(|r| format!("{}: {r}", r.kind())).collect::<Vec<_>>()
+        };
+        assert_eq!(reports(None), Vec::<String>::new(), "the convention kept is quiet");
+        for misstep in [true, false] {
+            let found = reports(Some(misstep));
+            assert!(
+                found.iter().any(|r| r.starts_with("lock-not-held") && r.contains("siglock side")),
+                "misstep {misstep}: {found:#?}"
+            );
+        }
+    }
 
     /// A note built from pieces is the text `format!` spells (the trace hashes it), for
     /// numbers of every width, a piece without a number and an empty piece.

@@ -98,16 +98,16 @@ impl Taskstats {
 
     /// The end of a block I/O wait as the version accounts it, run by `current` when it
     /// completes the I/O. Before c96f5471ce7d: delayacct_blkio_end() in the woken task's own
-    /// context after the switch, on `current->delays` when set. From it: try_to_wake_up(p) calls
-    /// delayacct_blkio_end(p), which tests `current->delays` and ends `p->delays`'s wait until
-    /// b512719f771a makes it test `p->delays`; a `p` whose delayacct_tsk_init() failed is then a
-    /// NULL dereference. The woken task is the next live task after `current` in pid order (the
+    /// context after the switch, on `current->delays` when set, which is delayacct_end() on
+    /// its own `delays->lock`, one section: the run's own delayacct_end() in
+    /// [`Self::run_accounted`] (its blkio counters among the run's), so nothing here. From it:
+    /// try_to_wake_up(p) calls delayacct_blkio_end(p), which tests `current->delays` and ends
+    /// `p->delays`'s wait (delayacct_end() on `p`'s `delays->lock`, once) until b512719f771a
+    /// makes it test `p->delays`; a `p` whose delayacct_tsk_init() failed is then a NULL
+    /// dereference. The woken task is the next live task after `current` in pid order (the
     /// model has no I/O queues; any task may be waiting).
     pub(super) fn delayacct_blkio_end(&self, cx: &Cx, current: &Task) {
         if !self.fixes.on(crate::fixes::DELAYACCT_BLKIO_TARGET) {
-            if let Some(delays) = &current.delays {
-                drop(self.delays_lock(cx, delays));
-            }
             return;
         }
         let Some(p) = self.io_waiter(cx, current.pid) else {

@@ -52,15 +52,15 @@ impl Taskstats {
     /// Mirrors taskstats_tgid_alloc(): the unlocked fast path (stats already set, or a group of
     /// one), else allocate, install under siglock if still unset, free the spare. The fast path's
     /// load and the store are plain before "taskstats: fix data-race" (lockset judges them) and
-    /// acquire/release after it.
+    /// acquire/release after it; its thread_group_empty() takes no lock in any version, a racy
+    /// read the kernel relies on being benign ([`crate::task::ThreadGroup::thread_group_empty`]).
     pub fn taskstats_tgid_alloc(&self, cx: &Cx, task: &Task) -> bool {
         let sig = &task.signal;
         let access = self.stats_access();
         if sig.stats_unlocked(cx, access) {
             return true;
         }
-        let group_empty = sig.lock.lock_irqsave(cx).threads.len() <= 1;
-        if group_empty {
+        if sig.threads.thread_group_empty() {
             return false;
         }
         let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();

@@ -266,8 +266,8 @@ impl Taskstats {
         }
     }
 
-    /// The checker's mark of exit_notify() for `task`, inside the siglock section where the
-    /// model takes it off the group's walk: a thread still pending (a version that skipped its
+    /// The checker's mark of exit_notify() for `task`, inside the section where the model takes
+    /// it off the group's walk (tasklist_lock, with siglock inside it where the model has one): a thread still pending (a version that skipped its
     /// fill) belongs in the truth from here, and no thread is counted live any more.
     pub(super) fn ledger_left_walk(&self, task: &Task) {
         let mut ledger = self.ledger();

@@ -302,11 +302,7 @@ impl Taskstats {
         let (init, mut cx) = init_task(sim, &mut table, class);
         cx.renew(0);
         let init = Arc::new(init);
-        {
-            let mut inner = init.signal.lock.lock_irqsave(&cx);
-            inner.threads.insert(&init);
-            inner.live = 1;
-        }
+        init.signal.threads.init(&init);
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
         table.attach_pid(init.clone());
         let pid_hash = RcuPointer::new("pid_hash");
@@ -748,7 +744,9 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = first.signal.stats.get().unwrap_or_default();
-        let (live_sum, live) = self.walk_live_threads(cx, &inner, &mut stats);
+        // do/while_each_thread() under lock_task_sighand() alone: siglock keeps the list still.
+        let threads = first.signal.threads.read_under_siglock(cx, crate::task::ThreadList::live);
+        let (live_sum, live) = self.walk_live_threads(cx, &threads, &mut stats);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
         drop(inner);
         stats.version = self.version();
@@ -761,10 +759,10 @@ impl Taskstats {
     /// Mirrors 2.6.19-rc3's fill_tgid() after its lookup: two sections, not nested. The dead
     /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the live
     /// threads are walked under read_lock(&tasklist_lock) (do/while_each_thread, skipping a
-    /// zombie leader), each added by delayacct_add_tsk(). The model keeps the thread list in its
-    /// group's table under the group's lock, so the walk reads it under that lock, nested in
-    /// tasklist_lock (the order exit_notify() takes them in); each thread's counters are its
-    /// task's own ([`Task::acct`]), read with no lock. A thread whose fill_tgid_exit()
+    /// zombie leader), each added by delayacct_add_tsk(). tasklist_lock alone keeps the thread
+    /// list still (its writers hold it for writing, [`crate::task::ThreadGroup`]), so the walk
+    /// takes no group lock; each thread's counters are its task's own ([`Task::acct`]), read
+    /// with no lock, and its delays under its `delays->lock`. A thread whose fill_tgid_exit()
     /// comes after the copy and whose release comes before the walk is in neither, as in the
     /// kernel; the checker reads its ledger in each section (what the copy had, what the walk
     /// counted) and expects their sum.
@@ -780,10 +778,9 @@ impl Taskstats {
         // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
         let walk = self.tasks.read_lock(cx);
-        let inner = first.signal.lock.lock_irqsave(cx);
-        let (live_sum, live) = self.walk_live_threads(cx, &inner, &mut stats);
+        let threads = first.signal.threads.read_under_tasklist(cx, crate::task::ThreadList::live);
+        let (live_sum, live) = self.walk_live_threads(cx, &threads, &mut stats);
         let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
-        drop(inner);
         drop(walk);
         stats.version = self.version();
         if let Some((expect, between)) = walked {
@@ -796,27 +793,24 @@ impl Taskstats {
         Some(stats)
     }
 
-    /// The walk over a group's live threads both TGID fills make (the group's table held as
-    /// `inner`): each live thread's delays added to `stats` by delayacct_add_tsk() (its
-    /// `delays->lock` taken in turn inside the section) and, version 8, its context switches.
-    /// Returns the live threads' own sum and their pids, for the checker.
+    /// The walk over a group's live threads both TGID fills make (`threads`, the list's live
+    /// threads as read under the lock the version holds): each one's delays added to `stats`
+    /// by delayacct_add_tsk() (its `delays->lock` taken in turn inside the section) and,
+    /// version 8, its context switches. Returns the live threads' own sum and their pids, for
+    /// the checker.
     fn walk_live_threads(
         &self,
         cx: &Cx,
-        inner: &crate::task::SignalInner,
+        threads: &[(u32, Arc<Task>)],
         stats: &mut TaskstatsRecord,
     ) -> (TaskstatsRecord, Vec<u32>) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut live_sum = TaskstatsRecord::default();
-        let mut live = Vec::new();
-        for (&pid, (task, exit_state)) in inner.threads.iter() {
-            // while_each_thread(): on the list, so not yet released: the task is there.
-            let Some(task) = task.upgrade().filter(|_| *exit_state == ExitState::None) else {
-                continue;
-            };
-            live.push(pid);
+        let mut live = Vec::with_capacity(threads.len());
+        for (pid, task) in threads {
+            live.push(*pid);
             let mut own = TaskstatsRecord::default();
-            self.delayacct_add_tsk(cx, &task, &mut own);
+            self.delayacct_add_tsk(cx, task, &mut own);
             add_delays(stats, &own);
             stats.cpu_scaled_run_real_total += own.cpu_scaled_run_real_total;
             add_delays(&mut live_sum, &own);

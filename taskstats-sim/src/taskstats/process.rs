@@ -256,18 +256,20 @@ impl Taskstats {
         {
             kind = ForkKind::Process;
         }
-        let (pid, signal, thread, child) = {
+        let (pid, signal, thread) = {
             let mut t = self.tasks.write_lock_irq(cx);
-            let (pid, signal, thread) =
+            let (pid, signal, thread, creator) =
                 self.copy_process_hashed(cx, &mut t, kind, delays, sighand_detached)?;
-            (pid, signal, thread, t.tasks.get(&pid).cloned())
-        };
-        {
-            let mut inner = signal.lock.lock_irqsave(cx);
-            if let Some(child) = &child {
-                inner.threads.insert(child);
+            if let Some(child) = t.tasks.get(&pid) {
+                self.thread_group_add(cx, &creator, &signal, child, thread);
             }
-            inner.live += 1;
+            (pid, signal, thread)
+        };
+        if thread && !self.siglock_modelled() {
+            // 2.6.19-rc3's copy_signal(): atomic_inc(&current->signal->live) with no lock; the
+            // model keeps `live` under the group's lock, there `stats_lock`, in a section of its
+            // own (a known difference: the kernel's counter is an atomic_t).
+            signal.lock.lock_irqsave(cx).live += 1;
         }
         if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             self.tgid_alloc_at_fork(cx, &signal);
@@ -283,7 +285,8 @@ impl Taskstats {
 
     /// The part of copy_process() under `tasklist_lock` (held as `t`): the task limit
     /// (`EAGAIN`), the parent (`ESRCH` without one), the child's namespaces, ids, signal_struct
-    /// (shared by a thread), mm and files, hashed and published; returns (pid, signal, thread).
+    /// (shared by a thread), mm and files, hashed and published; returns (pid, signal, thread,
+    /// the creating task's signal).
     fn copy_process_hashed(
         &self,
         cx: &Cx,
@@ -291,7 +294,7 @@ impl Taskstats {
         kind: ForkKind,
         delays: Option<Arc<TaskDelays>>,
         sighand_detached: Arc<AtomicBool>,
-    ) -> Result<(u32, Arc<Signal>, bool), Errno> {
+    ) -> Result<(u32, Arc<Signal>, bool, Arc<Signal>), Errno> {
         let class = signal_lock_class(self.fixes);
         if t.tasks.len() >= self.params.tasks_max {
             return Err(Errno::EAGAIN);
@@ -344,7 +347,42 @@ impl Taskstats {
             mm: TaskMm::new(mm),
         };
         self.hash_new_task(cx, t, task, p.tgid);
-        Ok((pid, signal, thread))
+        Ok((pid, signal, thread, p.signal.clone()))
+    }
+
+    /// Whether the model has the group's `sighand->siglock`: its group lock is siglock from
+    /// "taskstats: kill ->taskstats_lock in favor of ->siglock" on; 2.6.19-rc3's group lock is
+    /// `stats_lock`, another lock, and its siglock is not modelled.
+    pub(super) fn siglock_modelled(&self) -> bool {
+        self.fixes.on(crate::fixes::SIGLOCK_GROUP_STATS)
+    }
+
+    /// copy_process()'s list_add_tail_rcu() of `child` to its group's thread list (`signal`'s:
+    /// a new group's list starts with its leader), under tasklist_lock (the caller's) and
+    /// `current`'s siglock inside it (`creator`'s lock), where a CLONE_THREAD child is also
+    /// counted in `signal->live`. In 2.6.19-rc3, under tasklist_lock alone (no siglock in the
+    /// model; its `live` is counted after, see [`Self::fork`]).
+    fn thread_group_add(&self, cx: &Cx, creator: &Signal, signal: &Signal, child: &Arc<Task>, thread: bool) {
+        if !self.siglock_modelled() {
+            signal.threads.change(cx, false, |threads| threads.insert(child));
+            return;
+        }
+        let mut inner = creator.lock.lock_irqsave(cx);
+        signal.threads.change(cx, true, |threads| threads.insert(child));
+        if thread {
+            // The same signal_struct: a thread's group is its creator's.
+            inner.live += 1;
+        }
+        drop(inner);
+    }
+
+    /// __unhash_process()'s list_del_rcu() of thread `pid` from `signal`'s list, under
+    /// tasklist_lock (the caller's) and the group's siglock inside it where the model has one.
+    fn thread_group_del(&self, cx: &Cx, signal: &Signal, pid: u32) {
+        let siglock = self.siglock_modelled();
+        let inner = siglock.then(|| signal.lock.lock_irqsave(cx));
+        signal.threads.change(cx, siglock, |threads| threads.remove(&pid));
+        drop(inner);
     }
 
     /// The end of copy_process() under `tasklist_lock`: a process child gets its own copy of
@@ -375,6 +413,7 @@ impl Taskstats {
         {
             let mut t = self.tasks.write_lock_irq(cx);
             if let Some(task) = t.tasks.get(&pid).cloned() {
+                self.thread_group_del(cx, signal, pid);
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
                 self.current_changed(&t, pid, false);
@@ -384,7 +423,6 @@ impl Taskstats {
             }
         }
         let mut inner = signal.lock.lock_irqsave(cx);
-        inner.threads.remove(&pid);
         inner.live -= 1;
         if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
             return;
@@ -450,7 +488,9 @@ impl Taskstats {
         let sim = cx.sim();
         let task = self.current(cx)?;
         sim.advance_ns(1 + sim.below(1_000_000));
-        // The end of a block I/O wait (delayacct_blkio_end(), delays->lock).
+        // The end of the block I/O wait of the task this one wakes (from c96f5471ce7d:
+        // delayacct_blkio_end(p), p's delays->lock); before it, the end of this task's own wait
+        // is the run's delayacct_end() below, one section.
         self.delayacct_blkio_end(cx, &task);
         let (before, after, delta) = task.acct.update(|acct| {
             let before = *acct;
@@ -516,20 +556,24 @@ impl Taskstats {
         };
         // exit_mm(), after the taskstats hook in every version's do_exit().
         task.mm.exit_mm(cx);
-        // exit_notify(): release a non-leader at once; a leader lingers as a zombie.
+        // exit_notify(): release a non-leader at once; a leader lingers as a zombie. Its
+        // thread list changes under tasklist_lock and (where the model has it) siglock.
         {
             let mut t = self.tasks.write_lock_irq(cx);
-            let mut inner = task.signal.lock.lock_irqsave(cx);
+            let siglock = self.siglock_modelled();
+            let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
             if task.is_leader() {
-                if let Some(entry) = inner.threads.get_mut(&pid) {
-                    entry.1 = ExitState::Zombie;
-                }
+                task.signal.threads.change(cx, siglock, |threads| {
+                    if let Some(entry) = threads.get_mut(&pid) {
+                        entry.1 = ExitState::Zombie;
+                    }
+                });
                 // The zombie stays hashed: exit_notify() writes `exit_state` in place and leaves
                 // the pid hash alone.
                 task.set_exit_state(ExitState::Zombie);
             } else {
                 // release_task(): __exit_signal() under siglock, then the unhash.
-                inner.threads.remove(&pid);
+                task.signal.threads.change(cx, siglock, |threads| threads.remove(&pid));
                 task.sighand_detached.store(true, Ordering::Release);
                 self.unhash_process(cx, &mut t, &task);
             }
@@ -629,7 +673,7 @@ impl Taskstats {
         if inner.live != 0 {
             return false;
         }
-        inner.threads.remove(&pid);
+        task.signal.threads.change(cx, self.siglock_modelled(), |threads| threads.remove(&pid));
         task.signal.stats.replace(None);
         if let Some(handle) = inner.stats_handle.take() {
             let _ = self.taskstats_cache.free(cx, handle);

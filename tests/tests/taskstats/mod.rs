@@ -7,6 +7,7 @@ mod bad_input;
 mod config;
 mod gen;
 mod incremental;
+mod locking;
 mod loom;
 mod property;
 mod regression;

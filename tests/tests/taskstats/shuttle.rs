@@ -187,3 +187,69 @@ fn a_pid_lookup_under_rcu_racing_the_exit_keeps_the_task_alive_until_its_put() {
     Runner::new(RandomScheduler::new_from_seed(7, 200), Config::new()).run(body);
     assert!(RACED.load(std::sync::atomic::Ordering::Relaxed), "no schedule had the lookup race the release");
 }
+
+/// The thread list's convention under real interleavings: P's threads exit (taskstats_exit()'s
+/// thread_group_empty() a load with no lock; exit_notify() changes the list under tasklist_lock
+/// and siglock), P forks another thread (copy_process() adds it under both) and init queries
+/// P's group (the walk under tasklist_lock alone in 2.6.19-rc3, under siglock alone in 3.8), all
+/// at once. Lockdep panics on a report in these runs (lockset's too), so every schedule is free
+/// of lockset and lock-not-held reports on both sides of the list and of any other violation;
+/// the racy unlocked read is not reported, as it is benign. Some schedule must run the query
+/// (and, in 3.8, an exit's taskstats_tgid_alloc() must allocate the group's stats past
+/// thread_group_empty()), so the runs reach the list's readers and writers.
+#[test]
+fn the_thread_list_read_under_either_lock_and_empty_tested_with_none_is_never_reported() {
+    static REACHED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let runs: [(&str, &[&str]); 2] =
+        [("linux-2.6.19", &["tgid-query"]), ("linux-3.8", &["tgid-query", "group-stats-allocated"])];
+    for (kernel, reach) in runs {
+        REACHED.store(0, std::sync::atomic::Ordering::Relaxed);
+        let body = move || {
+            let sim = Sim::new(SimConfig::new(6).cpus(2));
+            let mut fixes = Fixes::preset(kernel).unwrap();
+            fixes.set(taskstats_sim::fixes::TGID_ALLOC_DATA_RACE, true);
+            let model = Arc::new(Taskstats::new(&sim, fixes, Params::default()));
+            let p = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let threads: Vec<u32> = (0..2)
+                .map(|_| model.fork(&task_cx(&sim, &model, p, "fork"), ForkKind::Thread).unwrap())
+                .collect();
+            let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+            let mut handles = Vec::new();
+            for &t in &threads {
+                let (m, s) = (model.clone(), sim.clone());
+                handles.push(thread::spawn(move || drop(m.exit(&task_cx(&s, &m, t, "do_exit")))));
+            }
+            let (m, s) = (model.clone(), sim.clone());
+            handles.push(thread::spawn(move || {
+                let _ = m.fork(&task_cx(&s, &m, p, "fork"), ForkKind::Thread);
+            }));
+            let (m, s) = (model.clone(), sim.clone());
+            handles.push(thread::spawn(move || {
+                let tgid = p.to_le_bytes().to_vec();
+                let bytes = request(
+                    TASKSTATS_FAMILY_ID,
+                    NLM_F_REQUEST,
+                    1,
+                    port,
+                    TASKSTATS_CMD_GET,
+                    &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
+                );
+                drop(netlink_send(&s, &m, port, &bytes));
+            }));
+            for h in handles {
+                h.join().unwrap();
+            }
+            let violations = sim.violations();
+            assert!(violations.is_empty(), "{kernel}: violations: {violations:?}");
+            assert!(sim.lockdep().reports().is_empty(), "{kernel}: {:#?}", sim.lockdep().reports());
+            let marks = sim.marks();
+            if reach.iter().all(|mark| marks.contains(mark)) {
+                REACHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
+        println!("taskstats shuttle: {kernel}, RandomScheduler seed 11, 100 iterations");
+        Runner::new(RandomScheduler::new_from_seed(11, 100), Config::new()).run(body);
+        let reached = REACHED.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(reached > 0, "{kernel}: no schedule reached all of {reach:?}");
+    }
+}
