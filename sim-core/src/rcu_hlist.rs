@@ -155,12 +155,7 @@ impl<T> RcuHlist<T> {
     }
 
     fn alloc(&self, entry: Option<T>) -> Obj {
-        let cell = StdArc::new(Cell {
-            entry,
-            link: AtomicU64::new(0),
-            pprev: StdAtomicU64::new(0),
-            dead: std::sync::atomic::AtomicBool::new(false),
-        });
+        let cell = Self::cell(entry);
         let mut slots = self.memory.slots.lock();
         let slot = match slots.free.pop() {
             Some(slot) => {
@@ -178,6 +173,29 @@ impl<T> RcuHlist<T> {
     /// `INIT_HLIST_HEAD()` in newly allocated memory: an empty chain.
     pub fn head_alloc(&self) -> HlistHead {
         HlistHead(self.alloc(None))
+    }
+
+    /// `count` empty chains allocated at once (a hash table's buckets, alloc_large_system_hash()
+    /// and `INIT_HLIST_HEAD()` on each), with room made for `room` more objects.
+    pub fn heads_alloc(&self, count: usize, room: usize) -> Vec<HlistHead> {
+        let mut slots = self.memory.slots.lock();
+        slots.table.reserve(count + room);
+        (0..count)
+            .map(|_| {
+                let cell = Self::cell(None);
+                slots.table.push(Slot { generation: 0, cell: Some(cell), freed: None });
+                HlistHead(Obj { slot: (slots.table.len() - 1) as u32, generation: 0 })
+            })
+            .collect()
+    }
+
+    fn cell(entry: Option<T>) -> StdArc<Cell<T>> {
+        StdArc::new(Cell {
+            entry,
+            link: AtomicU64::new(0),
+            pprev: StdAtomicU64::new(0),
+            dead: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// `INIT_HLIST_NODE()` in a newly allocated `entry`: unhashed (`next` and `pprev` NULL).

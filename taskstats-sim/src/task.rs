@@ -682,7 +682,7 @@ impl PidHash {
     /// pidhash_init(): the empty chains. `namespaces`: a 3.x kernel's upids.
     pub(crate) fn new(namespaces: bool) -> PidHash {
         let upids = RcuHlist::new("pid_hash", "pidmap_lock");
-        let buckets = (0..1usize << PIDHASH_SHIFT).map(|_| upids.head_alloc()).collect();
+        let buckets = upids.heads_alloc(1 << PIDHASH_SHIFT, 16).into_boxed_slice();
         PidHash {
             pidmap_lock: SpinLock::new("pidmap_lock", ()),
             upids,
@@ -993,6 +993,10 @@ pub(crate) struct TaskTable {
     /// Each task's `pids[PIDTYPE_PID]` ([`PidLink`]), by global pid: written under
     /// tasklist_lock by attach_pid() and detach_pid() ([`PidHash`]).
     pid_links: BTreeMap<u32, PidLink>,
+    /// The task list again, as a vector ascending by pid (a fork's pid is the largest yet, so
+    /// it is pushed at the end): the walks that pick by position read it in one step
+    /// ([`Self::by_pid`], [`Self::nth_by_pid`]), where the tree walks node by node.
+    by_pid: Vec<Arc<Task>>,
     /// Pid namespaces; index 0 is init_pid_ns.
     pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
@@ -1009,6 +1013,7 @@ impl TaskTable {
         TaskTable {
             tasks: BTreeMap::new(),
             pid_links: BTreeMap::new(),
+            by_pid: Vec::new(),
             pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups,
@@ -1034,21 +1039,24 @@ impl TaskTable {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
-    /// The task list by ascending pid: for walks that pick by position or scan every task
-    /// (the checker's task picks, a request's facts).
+    /// The task list by ascending pid, from the vector rather than the tree: for walks that
+    /// pick by position or scan every task (the checker's task picks, a request's facts).
     pub(crate) fn by_pid(&self) -> impl DoubleEndedIterator<Item = &Arc<Task>> + ExactSizeIterator + Clone {
-        self.tasks.values()
+        debug_assert!(self.by_pid.iter().zip(self.tasks.values()).all(|(a, b)| Arc::ptr_eq(a, b)));
+        self.by_pid.iter()
     }
 
-    /// The task at `index` in [`Self::by_pid`]'s order (None past the end).
+    /// The task at `index` in [`Self::by_pid`]'s order (None past the end), in one step.
     pub(crate) fn nth_by_pid(&self, index: usize) -> Option<&Arc<Task>> {
-        self.tasks.values().nth(index)
+        self.by_pid.get(index)
     }
 
     /// copy_process()'s `list_add_tail_rcu(&p->tasks, ..)` under tasklist_lock: the task joins
     /// the task list, with its `pids[PIDTYPE_PID]` as [`PidHash::attach_pid`] made it.
     pub(crate) fn insert_task(&mut self, task: Arc<Task>, link: PidLink) {
         self.pid_links.insert(task.pid, link);
+        let at = self.by_pid.partition_point(|t| t.pid < task.pid);
+        self.by_pid.insert(at, task.clone());
         self.tasks.insert(task.pid, task);
     }
 
@@ -1056,6 +1064,9 @@ impl TaskTable {
     /// the task list; the task and its `pids[PIDTYPE_PID]`, for [`PidHash::detach_pid`].
     pub(crate) fn remove_task(&mut self, pid: u32) -> Option<(Arc<Task>, PidLink)> {
         let task = self.tasks.remove(&pid)?;
+        if let Ok(at) = self.by_pid.binary_search_by_key(&pid, |t| t.pid) {
+            self.by_pid.remove(at);
+        }
         let link = self.pid_links.remove(&pid).expect("every listed task has its pid link");
         Some((task, link))
     }
