@@ -1182,6 +1182,26 @@ mod tests {
         (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
     }
 
+    /// hash_long() as the product with GOLDEN_RATIO_PRIME_64 is the kernel's shift-and-add
+    /// sequence (hash_64() before 4.7), and pid_hashfn() spreads init_pid_ns's first pids over
+    /// every one of the 16 chains.
+    #[test]
+    fn hash_long_is_the_kernels_shift_and_add_sequence() {
+        let shift_and_add = |value: u64, bits: u32| {
+            let (mut hash, mut n) = (value, value);
+            for (shift, add) in [(18, false), (33, false), (3, true), (3, false), (4, true), (2, true)] {
+                n <<= shift;
+                hash = if add { hash.wrapping_add(n) } else { hash.wrapping_sub(n) };
+            }
+            (hash >> (64 - bits)) as usize
+        };
+        for value in [0, 1, 2, 7, 300, 32_768, 1 << 40, u64::MAX] {
+            assert_eq!(hash_long(value, PIDHASH_SHIFT), shift_and_add(value, PIDHASH_SHIFT), "{value}");
+        }
+        let chains: std::collections::BTreeSet<usize> = (1..=64).map(|nr| pid_hashfn(nr, 0)).collect();
+        assert_eq!(chains.len(), 1 << PIDHASH_SHIFT, "pids 1..=64 reach {chains:?}");
+    }
+
     /// alloc_pid()'s numbers, gathered on the stack, are what the walk up from the namespace
     /// and a reversal give, over twelve nested pid namespaces (past the stack's eight levels),
     /// and each namespace's counter moves once per allocation.
