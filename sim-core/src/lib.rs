@@ -28,6 +28,7 @@ pub mod loom_runner;
 pub mod mm;
 pub mod percpu;
 pub mod rcu;
+pub mod rcu_hlist;
 pub mod rwlock;
 pub mod sim;
 pub mod sync;

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use sim_core::sync::atomic::{AtomicBool, Ordering};
 use sim_core::sync::Arc;
 use sim_core::trace::CallName;
+use std::ops::ControlFlow;
+
+use sim_core::rcu_hlist::{HlistHead, HlistNode, RcuHlist};
 use sim_core::{Cx, Guarded, Kref, RcuPointer, SpinLock};
 
 use crate::mm::TaskMm;
@@ -696,27 +699,209 @@ impl TaskAcct {
     }
 }
 
-/// The RCU-protected pid hash (`pid_hash` with each `struct pid`'s `tasks[PIDTYPE_PID]`), as one
-/// published map from (pid namespace, number) to the task: writers rebuild and republish it
-/// under tasklist_lock and free the old one after a grace period (kfree_rcu), so a reader in a
-/// read-side section sees one consistent version, as find_task_by_pid_ns() does.
-///
-/// One sorted vector (looked up by binary search): it is rebuilt when a pid is attached or
-/// detached (fork, release), not when a task changes (the task is one object, written in
-/// place), and a vector is one allocation where a map was one per node.
-#[derive(Debug, Default)]
+/// pidhash_init()'s smallest `pidhash_shift` (4 bits, 16 chains: what a machine with little
+/// memory gets), so the model's few pids share chains and a walk passes other numbers' nodes.
+pub(crate) const PIDHASH_SHIFT: u32 = 4;
+
+/// Mirrors `hash_long(val, bits)` of include/linux/hash.h on a 64-bit machine (2.6.19 to 3.x):
+/// the product with `GOLDEN_RATIO_PRIME_64` (0x9e37fffffffc0001), which the kernel computes
+/// by shifts and adds, and its top `bits` bits.
+pub(crate) fn hash_long(value: u64, bits: u32) -> usize {
+    (value.wrapping_mul(0x9e37_ffff_fffc_0001) >> (64 - bits)) as usize
+}
+
+/// Mirrors pid_hashfn(): 2.6.19's `hash_long(nr, pidhash_shift)`; 3.x's
+/// `hash_long(nr + (unsigned long)ns, pidhash_shift)`, with the namespace's index standing
+/// for its address (init_pid_ns is 0, so a machine with one namespace chains as 2.6.19 does).
+pub(crate) fn pid_hashfn(nr: u32, ns: usize) -> usize {
+    hash_long(u64::from(nr) + ns as u64, PIDHASH_SHIFT)
+}
+
+/// A `struct upid` (3.x): one number of a `struct pid` in one namespace, on its `pid_hash`
+/// chain (`pid_chain`), with the `struct pid` it is embedded in (what container_of() gives
+/// back). 2.6.19's `struct pid` has one number and no namespace: the same node, in namespace 0.
+#[derive(Debug)]
+pub(crate) struct Upid {
+    nr: u32,
+    ns: usize,
+    pid: Arc<StructPid>,
+}
+
+/// A `struct pid`: the head of its `tasks[PIDTYPE_PID]` chain and its upids' nodes on
+/// `pid_hash` (each upid holds its number; set by alloc_pid() once they are allocated). Only
+/// PIDTYPE_PID is modelled: nothing in taskstats looks a process group or session up, so the PGID and SID
+/// chains are left out, and a `struct pid`'s `count` with them (no get_pid() in the model: the
+/// one reference is the attached task's, dropped by free_pid()'s delayed_put_pid()).
+#[derive(Debug)]
+pub(crate) struct StructPid {
+    /// `tasks[PIDTYPE_PID]`.
+    tasks: HlistHead,
+    /// `numbers[i].pid_chain`, level by level.
+    upids: std::sync::OnceLock<Box<[HlistNode]>>,
+}
+
+/// A task's `pids[PIDTYPE_PID]`: the `struct pid` it is attached to (`link->pid`) and its
+/// node on that pid's task chain (`link->node`), kept by the task table beside the task list.
+#[derive(Debug)]
+pub(crate) struct PidLink {
+    pid: Arc<StructPid>,
+    node: HlistNode,
+}
+
+/// kernel/pid.c's pid hash as both eras keep it: `pid_hash[]`, chains of upids (2.6.19: of
+/// `struct pid`s) that alloc_pid() adds to and free_pid() removes from under `pidmap_lock`,
+/// and each `struct pid`'s task chain, which attach_pid() and detach_pid() change under
+/// tasklist_lock (the caller's). Readers (find_pid_ns(), pid_task()) take no lock: they walk
+/// inside rcu_read_lock() (or, 2.6.19-rc3's lookups, under read_lock(&tasklist_lock)) chains
+/// a writer may be changing, and a removed node stays walkable until the grace period that
+/// frees it ([`RcuHlist`]).
+#[derive(Debug)]
 pub(crate) struct PidHash {
-    /// (pid namespace, number) and the task, ascending by the pair, each pair once.
-    entries: Vec<((usize, u32), Arc<Task>)>,
+    /// `pidmap_lock`.
+    pidmap_lock: SpinLock<()>,
+    /// The upids' memory (`struct pid`s, as far as their `pid_chain`s go).
+    upids: RcuHlist<Upid>,
+    /// `pid_hash[]`: 2^[`PIDHASH_SHIFT`] chain heads, allocated once at boot.
+    buckets: Box<[HlistHead]>,
+    /// The task chains' memory: each `struct pid`'s `tasks[PIDTYPE_PID]` head and each task's
+    /// `pids[PIDTYPE_PID].node`.
+    tasks: RcuHlist<Arc<Task>>,
+    /// 3.x's find_pid_ns() compares the namespace too; 2.6.19's find_pid() the number alone.
+    namespaces: bool,
 }
 
 impl PidHash {
-    /// The task with number `key.1` in pid namespace `key.0` (find_pid_ns() and pid_task()).
-    pub(crate) fn get(&self, key: &(usize, u32)) -> Option<&Arc<Task>> {
-        let at = self.entries.binary_search_by_key(key, |&(k, _)| k).ok()?;
-        Some(&self.entries[at].1)
+    /// pidhash_init(): the empty chains. `namespaces`: a 3.x kernel's upids.
+    pub(crate) fn new(namespaces: bool) -> PidHash {
+        let upids = RcuHlist::new("pid_hash", "pidmap_lock");
+        let buckets = upids.heads_alloc(1 << PIDHASH_SHIFT, 16).into_boxed_slice();
+        PidHash {
+            pidmap_lock: SpinLock::new("pidmap_lock", ()),
+            upids,
+            buckets,
+            tasks: RcuHlist::new("pid->tasks[PIDTYPE_PID]", TASKLIST_LOCK),
+            namespaces,
+        }
+    }
+
+    /// Mirrors alloc_pid()'s hashing: a new `struct pid` with `numbers` and an empty task chain,
+    /// each upid added to the head of its chain under spin_lock_irq(&pidmap_lock), the deepest
+    /// level first. The numbers themselves come from the task table ([`TaskTable::alloc_numbers`]).
+    pub(crate) fn alloc_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
+        let pid = Arc::new(StructPid { tasks: self.tasks.head_alloc(), upids: std::sync::OnceLock::new() });
+        let nodes: Box<[HlistNode]> = numbers
+            .iter()
+            .map(|&(ns, nr)| self.upids.node_alloc(Upid { nr, ns, pid: pid.clone() }))
+            .collect();
+        let _ = pid.upids.set(nodes);
+        // spin_lock_irq(): sim-core's irqsave form, with irqs enabled before, is the same.
+        let _pidmap = self.pidmap_lock.lock_irqsave(cx);
+        for (node, &(ns, nr)) in pid.upids().iter().zip(numbers.iter()).rev() {
+            let chain = self.buckets[pid_hashfn(nr, ns)];
+            let _ = self.upids.hlist_add_head_rcu(cx, *node, chain);
+        }
+        pid
+    }
+
+    /// Mirrors free_pid(): under spin_lock_irqsave(&pidmap_lock) every upid leaves its chain
+    /// (hlist_del_rcu(): a reader on it walks on), and the `struct pid` is freed by
+    /// delayed_put_pid() after a grace period (call_rcu()).
+    fn free_pid(&self, cx: &Cx, pid: &StructPid) {
+        {
+            let _pidmap = self.pidmap_lock.lock_irqsave(cx);
+            for node in pid.upids().iter() {
+                let _ = self.upids.hlist_del_rcu(cx, *node);
+            }
+        }
+        self.upids.kfree_rcu(cx, Vec::new(), pid.upids().to_vec());
+        self.tasks.kfree_rcu(cx, vec![pid.tasks], Vec::new());
+    }
+
+    /// Mirrors attach_pid(task, PIDTYPE_PID, pid) under tasklist_lock (the caller's): the
+    /// task's `pids[PIDTYPE_PID].node` goes to the head of the pid's task chain; its link.
+    pub(crate) fn attach_pid(&self, cx: &Cx, task: &Arc<Task>, pid: Arc<StructPid>) -> PidLink {
+        let node = self.tasks.node_alloc(task.clone());
+        let _ = self.tasks.hlist_add_head_rcu(cx, node, pid.tasks);
+        PidLink { pid, node }
+    }
+
+    /// Mirrors detach_pid(task, PIDTYPE_PID) under tasklist_lock (the caller's): the task's
+    /// node leaves the pid's task chain, and a pid with no task left is freed (free_pid()).
+    /// The node is the task_struct's: the caller frees it with the pid hash's reference to the
+    /// task, after a grace period ([`Self::task_links`]).
+    pub(crate) fn detach_pid(&self, cx: &Cx, link: &PidLink) {
+        let _ = self.tasks.hlist_del_rcu(cx, link.node);
+        if self.tasks.hlist_empty(cx, link.pid.tasks).unwrap_or(false) {
+            self.free_pid(cx, &link.pid);
+        }
+    }
+
+    /// The pid hash's task memory, for the RCU callback that frees a task's node with the
+    /// task_struct (delayed_put_task_struct()).
+    pub(crate) fn task_links(&self) -> RcuHlist<Arc<Task>> {
+        self.tasks.clone()
+    }
+
+    /// Mirrors find_pid_ns(nr, ns) (2.6.19: find_pid(nr)): the walk of the number's chain,
+    /// inside rcu_read_lock() or under `cond`'s lock.
+    fn find_pid_ns(&self, cx: &Cx, nr: u32, ns: usize, cond: Option<&'static str>) -> Option<Arc<StructPid>> {
+        let chain = self.buckets[pid_hashfn(nr, ns)];
+        let namespaces = self.namespaces;
+        let found = self.upids.hlist_for_each_entry_rcu(cx, chain, cond, |upid| {
+            if upid.nr == nr && (!namespaces || upid.ns == ns) {
+                return ControlFlow::Break(upid.pid.clone());
+            }
+            ControlFlow::Continue(())
+        });
+        found.ok().flatten()
+    }
+
+    /// Mirrors pid_task(pid, PIDTYPE_PID): the first task on the pid's chain, read with
+    /// rcu_dereference_check(.., lockdep_tasklist_lock_is_held()).
+    fn pid_task(&self, cx: &Cx, pid: &StructPid) -> Option<Arc<Task>> {
+        let first = self.tasks.hlist_for_each_entry_rcu(cx, pid.tasks, Some(TASKLIST_LOCK), |task| {
+            ControlFlow::Break(task.clone())
+        });
+        first.ok().flatten()
+    }
+
+    /// Mirrors find_task_by_pid_ns(nr, ns) (2.6.19: find_task_by_pid(nr)):
+    /// `pid_task(find_pid_ns(nr, ns), PIDTYPE_PID)`, inside rcu_read_lock() or, with `cond`,
+    /// under that lock (2.6.19-rc3's read_lock(&tasklist_lock), which disables preemption and
+    /// so holds classic RCU's grace periods back). No counted reference is taken.
+    pub(crate) fn find_task_by_pid_ns(
+        &self,
+        cx: &Cx,
+        nr: u32,
+        ns: usize,
+        cond: Option<&'static str>,
+    ) -> Option<Arc<Task>> {
+        let pid = self.find_pid_ns(cx, nr, ns, cond)?;
+        self.pid_task(cx, &pid)
+    }
+
+    /// Objects of the hash's memory still allocated: (upids, task chain heads and nodes).
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> (usize, usize) {
+        (self.upids.live() - self.buckets.len(), self.tasks.live())
     }
 }
+
+impl PidLink {
+    /// `link->node`.
+    pub(crate) fn node(&self) -> HlistNode {
+        self.node
+    }
+}
+
+impl StructPid {
+    fn upids(&self) -> &[HlistNode] {
+        self.upids.get().expect("alloc_pid() sets the upids")
+    }
+}
+
+/// tasklist_lock's lock class, the condition pid_task()'s dereference accepts.
+pub(crate) const TASKLIST_LOCK: &str = "tasklist_lock";
 
 /// `tsk->delays`, the task's `struct task_delay_info`: its counters ([`DelayInfo`]) under
 /// `delays->lock`, written by the delay accounting hooks (delayacct_end()) in process context
@@ -895,12 +1080,15 @@ pub(crate) fn from_kuid_munged_bases(bases: &[u32], kuid: u32) -> u32 {
 #[derive(Debug, Default)]
 pub(crate) struct TaskTable {
     /// Tasks by global pid (the task list tasklist_lock guards). Changed only through
-    /// [`Self::attach_pid`] and [`Self::detach_pid`], which keep `pid_chains` with it.
+    /// [`Self::insert_task`] and [`Self::remove_task`], which keep `pid_links` with it.
     pub tasks: BTreeMap<u32, Arc<Task>>,
-    /// The pid chains as tasklist_lock's writers keep them: every task under each of its
-    /// numbers, ascending by (pid namespace, number), each pair once; updated in place at each
-    /// attach and detach, and copied into the version [`Self::pid_hash`] publishes.
-    pid_chains: Vec<((usize, u32), Arc<Task>)>,
+    /// Each task's `pids[PIDTYPE_PID]` ([`PidLink`]), by global pid: written under
+    /// tasklist_lock by attach_pid() and detach_pid() ([`PidHash`]).
+    pid_links: BTreeMap<u32, PidLink>,
+    /// The task list again, as a vector ascending by pid (a fork's pid is the largest yet, so
+    /// it is pushed at the end): the walks that pick by position read it in one step
+    /// ([`Self::by_pid`], [`Self::nth_by_pid`]), where the tree walks node by node.
+    by_pid: Vec<Arc<Task>>,
     /// Pid namespaces; index 0 is init_pid_ns.
     pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
@@ -916,7 +1104,8 @@ impl TaskTable {
     pub(crate) fn new(cgroups: Vec<&'static str>) -> TaskTable {
         TaskTable {
             tasks: BTreeMap::new(),
-            pid_chains: Vec::new(),
+            pid_links: BTreeMap::new(),
+            by_pid: Vec::new(),
             pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups,
@@ -930,7 +1119,8 @@ impl TaskTable {
         self.files.get(&tgid)?.get(fd as usize).copied().flatten().map(|f| matches!(f, File::CgroupDir(_)))
     }
 
-    /// Mirrors find_task_by_pid_ns(nr, ns).
+    /// The task find_task_by_pid_ns(nr, ns) finds, read from the task list rather than the
+    /// pid hash: for the checker's facts and the model's stand-in for `child_reaper`.
     /// In init_pid_ns a task's number is its global pid, the table's key (alloc_numbers() lists
     /// the initial namespace first), so one lookup; in another namespace, each task's numbers
     /// by ascending pid.
@@ -941,53 +1131,36 @@ impl TaskTable {
         self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
-    /// The task list by ascending pid, read from the chains rather than the tree: every task's
-    /// first number is its pid in init_pid_ns ([`Self::alloc_numbers`] lists the initial
-    /// namespace first), and namespace 0 sorts first, so the chains' first `tasks.len()` pairs
-    /// are the task list in pid order, in one vector. For walks that pick by position or scan
-    /// every task (the checker's task picks, a request's facts): a slice walk, and `nth` in
-    /// one step, where the tree walks node by node.
+    /// The task list by ascending pid, from the vector rather than the tree: for walks that
+    /// pick by position or scan every task (the checker's task picks, a request's facts).
     pub(crate) fn by_pid(&self) -> impl DoubleEndedIterator<Item = &Arc<Task>> + ExactSizeIterator + Clone {
-        let init = &self.pid_chains[..self.tasks.len()];
-        debug_assert!(init
-            .iter()
-            .zip(self.tasks.values())
-            .all(|(((ns, nr), a), b)| *ns == 0 && *nr == b.pid && Arc::ptr_eq(a, b)));
-        init.iter().map(|(_, task)| task)
+        debug_assert!(self.by_pid.iter().zip(self.tasks.values()).all(|(a, b)| Arc::ptr_eq(a, b)));
+        self.by_pid.iter()
     }
 
     /// The task at `index` in [`Self::by_pid`]'s order (None past the end), in one step.
     pub(crate) fn nth_by_pid(&self, index: usize) -> Option<&Arc<Task>> {
-        self.pid_chains[..self.tasks.len()].get(index).map(|(_, task)| task)
+        self.by_pid.get(index)
     }
 
-    /// The pid hash as the task list has it now, for publication: a copy of the chains.
-    pub(crate) fn pid_hash(&self) -> PidHash {
-        PidHash { entries: self.pid_chains.clone() }
-    }
-
-    /// Mirrors attach_pid() (with alloc_pid()'s chaining of each number) under tasklist_lock:
-    /// the task joins the task list and the chains of every one of its numbers, in place.
-    pub(crate) fn attach_pid(&mut self, task: Arc<Task>) {
-        for &key in task.numbers.iter() {
-            let at = self.pid_chains.partition_point(|&(k, _)| k < key);
-            // alloc_pid() hands out each number once per namespace, so no pair repeats.
-            debug_assert!(self.pid_chains.get(at).is_none_or(|&(k, _)| k != key), "{key:?} repeats");
-            self.pid_chains.insert(at, (key, task.clone()));
-        }
+    /// copy_process()'s `list_add_tail_rcu(&p->tasks, ..)` under tasklist_lock: the task joins
+    /// the task list, with its `pids[PIDTYPE_PID]` as [`PidHash::attach_pid`] made it.
+    pub(crate) fn insert_task(&mut self, task: Arc<Task>, link: PidLink) {
+        self.pid_links.insert(task.pid, link);
+        let at = self.by_pid.partition_point(|t| t.pid < task.pid);
+        self.by_pid.insert(at, task.clone());
         self.tasks.insert(task.pid, task);
     }
 
-    /// Mirrors detach_pid() (and free_pid()'s unchaining) under tasklist_lock: task `pid`
-    /// leaves the task list and every chain it is on, in place.
-    pub(crate) fn detach_pid(&mut self, pid: u32) -> Option<Arc<Task>> {
+    /// __unhash_process()'s `list_del_rcu(&p->tasks)` under tasklist_lock: task `pid` leaves
+    /// the task list; the task and its `pids[PIDTYPE_PID]`, for [`PidHash::detach_pid`].
+    pub(crate) fn remove_task(&mut self, pid: u32) -> Option<(Arc<Task>, PidLink)> {
         let task = self.tasks.remove(&pid)?;
-        for key in task.numbers.iter() {
-            if let Ok(at) = self.pid_chains.binary_search_by_key(key, |&(k, _)| k) {
-                self.pid_chains.remove(at);
-            }
+        if let Ok(at) = self.by_pid.binary_search_by_key(&pid, |t| t.pid) {
+            self.by_pid.remove(at);
         }
-        Some(task)
+        let link = self.pid_links.remove(&pid).expect("every listed task has its pid link");
+        Some((task, link))
     }
 
     /// Mirrors pid_nr_ns(): the task's number in `ns`, 0 when not visible there.
@@ -1151,6 +1324,26 @@ mod tests {
         let id = map_down(table, parent, kuid)?;
         let base = table.user_ns[ns].base;
         (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
+    }
+
+    /// hash_long() as the product with GOLDEN_RATIO_PRIME_64 is the kernel's shift-and-add
+    /// sequence (hash_64() before 4.7), and pid_hashfn() spreads init_pid_ns's first pids over
+    /// every one of the 16 chains.
+    #[test]
+    fn hash_long_is_the_kernels_shift_and_add_sequence() {
+        let shift_and_add = |value: u64, bits: u32| {
+            let (mut hash, mut n) = (value, value);
+            for (shift, add) in [(18, false), (33, false), (3, true), (3, false), (4, true), (2, true)] {
+                n <<= shift;
+                hash = if add { hash.wrapping_add(n) } else { hash.wrapping_sub(n) };
+            }
+            (hash >> (64 - bits)) as usize
+        };
+        for value in [0, 1, 2, 7, 300, 32_768, 1 << 40, u64::MAX] {
+            assert_eq!(hash_long(value, PIDHASH_SHIFT), shift_and_add(value, PIDHASH_SHIFT), "{value}");
+        }
+        let chains: std::collections::BTreeSet<usize> = (1..=64).map(|nr| pid_hashfn(nr, 0)).collect();
+        assert_eq!(chains.len(), 1 << PIDHASH_SHIFT, "pids 1..=64 reach {chains:?}");
     }
 
     /// alloc_pid()'s numbers, gathered on the stack, are what the walk up from the namespace

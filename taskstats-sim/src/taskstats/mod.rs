@@ -28,7 +28,6 @@ use crate::task::{
 };
 use crate::wire::*;
 use sim_core::percpu::{cpulist_parse_bytes, cpulist_parse_with, CpulistSyntax};
-use sim_core::RcuPointer;
 
 mod delayacct;
 mod exit;
@@ -124,8 +123,9 @@ pub struct Taskstats {
     /// lookups (2.6.19's queries among them) with read_lock(). The model keeps the fd and cgroup
     /// tables in the same table, so open(2) and close(2) write-lock it too.
     tasks: RwLock<TaskTable>,
-    /// The RCU-published pid hash find_task_by_vpid() reads (see [`PidHash`]).
-    pid_hash: RcuPointer<PidHash>,
+    /// kernel/pid.c's `pid_hash` and each `struct pid`'s task chain, RCU hlists that
+    /// find_task_by_vpid() walks (see [`PidHash`]).
+    pid_hash: PidHash,
     /// `current`: each running task's own task_struct, which the kernel reads from its CPU
     /// with no lock, valid because a running task cannot be reaped. The map stands for those
     /// per-task pointers behind a std lock that lockdep, the trace and the schedulers never see,
@@ -304,11 +304,17 @@ impl Taskstats {
         let init = Arc::new(init);
         init.signal.threads.init(&init);
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
-        table.attach_pid(init.clone());
-        let pid_hash = RcuPointer::new("pid_hash");
-        let hash = pid_hash.alloc(table.pid_hash());
+        // init's pid, hashed and attached under tasklist_lock as copy_process() does for every
+        // later task.
+        let pid_hash = PidHash::new(fixes.on(crate::fixes::PID_NAMESPACES));
         cx.renew(0);
-        pid_hash.rcu_assign_pointer(&cx, Some(hash));
+        let tasks = RwLock::new("tasklist_lock", table);
+        {
+            let mut table = tasks.write_lock_irq(&cx);
+            let init_pid = pid_hash.alloc_pid(&cx, init.numbers.clone());
+            let link = pid_hash.attach_pid(&cx, &init, init_pid);
+            table.insert_task(init.clone(), link);
+        }
         Taskstats {
             checked: checked_fixes(fixes, &params.audit),
             pid_hash,
@@ -317,7 +323,7 @@ impl Taskstats {
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
             params,
-            tasks: RwLock::new("tasklist_lock", table),
+            tasks,
             ports: RwLock::new("nl_table_lock", BTreeMap::new()),
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),

@@ -134,14 +134,13 @@ impl Taskstats {
     /// [`Self::query_release`] undoes what this took.
     pub(super) fn query_lookup(&self, cx: &Cx, nr: u32, ns: usize, tgid_query: bool) -> Option<Arc<Task>> {
         if !self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
-            let table = self.tasks.read_lock(cx);
-            let task = table.find_by_nr_ns(nr, ns).cloned()?;
+            let _table = self.tasks.read_lock(cx);
+            let task = self.pid_hash.find_task_by_pid_ns(cx, nr, ns, Some(crate::task::TASKLIST_LOCK))?;
             task.get_task_struct(cx);
             return Some(task);
         }
         cx.rcu_read_lock();
-        let task =
-            self.pid_hash.rcu_dereference(cx).and_then(|hash| hash.get(cx).ok()?.get(&(ns, nr)).cloned());
+        let task = self.pid_hash.find_task_by_pid_ns(cx, nr, ns, None);
         match &task {
             Some(task) if !tgid_query => {
                 task.get_task_struct(cx);
@@ -211,27 +210,18 @@ impl Taskstats {
         self.current(cx).map_or(task.start_ns, |current| current.leader_start_ns)
     }
 
-    /// Republishes the pid hash after a change to the task list, under tasklist_lock (the
-    /// caller's `table` guard: attach_pid()/detach_pid()), and frees the old version after a
-    /// grace period.
-    pub(super) fn publish_pid_hash(&self, cx: &Cx, table: &TaskTable) {
-        let old = self.pid_hash.rcu_access_pointer();
-        let new = self.pid_hash.alloc(table.pid_hash());
-        self.pid_hash.rcu_assign_pointer(cx, Some(new));
-        if let Some(old) = old {
-            self.pid_hash.kfree_rcu(cx, old);
-        }
-    }
-
     /// Mirrors release_task() once __exit_signal() detached the task (the caller set
     /// `sighand_detached` under siglock): __unhash_process() under tasklist_lock (the caller's
-    /// `table`), then delayed_put_task_struct(): the pid hash's reference is put after a grace
-    /// period, so a reader that found the task under RCU may still take its own reference.
+    /// `table`): detach_pid(), which frees the pid with its last task (free_pid()), and the
+    /// task list's removal; then delayed_put_task_struct(): the pid hash's reference is put
+    /// after a grace period, with the task's node on the pid's chain, so a reader that found
+    /// the task under RCU may still take its own reference.
     pub(super) fn unhash_process(&self, cx: &Cx, table: &mut TaskTable, task: &Arc<Task>) {
-        table.detach_pid(task.pid);
-        self.publish_pid_hash(cx, table);
-        let task = task.clone();
+        let Some((task, link)) = table.remove_task(task.pid) else { return };
+        self.pid_hash.detach_pid(cx, &link);
+        let links = self.pid_hash.task_links();
         sim_core::rcu::call_rcu(cx, move |cx| {
+            links.kfree(cx, &[], &[link.node()]);
             task.put_task_struct(cx);
         });
     }
@@ -386,7 +376,7 @@ impl Taskstats {
     }
 
     /// The end of copy_process() under `tasklist_lock`: a process child gets its own copy of
-    /// its creator's fd table (copy_files()), the child is hashed (attach_pid()) and published,
+    /// its creator's fd table (copy_files()), the child's pid is hashed (alloc_pid()) and the child attached to it (attach_pid()),
     /// and becomes its CPU's `current` for when it runs (after wake_up_new_task()).
     fn hash_new_task(&self, cx: &Cx, t: &mut TaskTable, task: Task, creator_tgid: u32) {
         let pid = task.pid;
@@ -399,8 +389,12 @@ impl Taskstats {
             let files = t.files.get(&creator_tgid).cloned().unwrap_or_default();
             t.files.insert(pid, files);
         }
-        t.attach_pid(Arc::new(task));
-        self.publish_pid_hash(cx, t);
+        // alloc_pid() (in the kernel before tasklist_lock: the model numbers pids under it),
+        // then attach_pid() and the task list.
+        let struct_pid = self.pid_hash.alloc_pid(cx, task.numbers.clone());
+        let task = Arc::new(task);
+        let link = self.pid_hash.attach_pid(cx, &task, struct_pid);
+        t.insert_task(task, link);
         self.current_changed(t, pid, true);
     }
 
@@ -737,10 +731,12 @@ mod tests {
         }
     }
 
-    /// The pid hash (a sorted vector since the speed pass) finds, for every number of every
-    /// task in every namespace it is visible in, the task find_task_by_pid_ns()'s walk of the
-    /// task list finds, and nothing for numbers no task has, over nested pid namespaces, after
-    /// forks (attach_pid()) and exits that release threads (detach_pid()).
+    /// The pid hash (RCU hlists: `pid_hash`'s chains of upids, each pid's task chain) finds,
+    /// for every number of every task in every namespace it is visible in, the task a walk of
+    /// the task list finds, and nothing for numbers no task has, over nested pid namespaces
+    /// (more numbers than chains, so chains are shared), after forks (alloc_pid(),
+    /// attach_pid()) and exits that release threads (detach_pid(), free_pid()), inside
+    /// rcu_read_lock() and with nothing reported.
     #[test]
     fn the_pid_hash_finds_what_the_task_list_walk_finds() {
         let sim = Sim::new(SimConfig::new(5).cpus(2).lockdep(ReportMode::Collect));
@@ -759,42 +755,46 @@ mod tests {
         for &pid in parents.iter().skip(1).step_by(3) {
             model.exit(&task_cx(&sim, &model, pid, "do_exit"));
         }
+        sim.rcu_advance();
         let observer = sim.observer_cx("test", 0);
+        let reader = sim.cx("reader", 0);
         let table = model.tasks.read_lock(&observer);
         assert!(table.tasks.len() < parents.len(), "no exit released a task: the test needs a detach");
-        let hash = table.pid_hash();
         let namespaces = table.pid_ns.len();
         assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
         let mut found = 0;
+        reader.rcu_read_lock();
         for ns in 0..namespaces {
             for nr in 0..40 {
-                // find_task_by_pid_ns()'s walk as the kernel does it, each task's numbers
-                // (find_by_nr_ns() looks init_pid_ns up by key).
                 let has = |t: &&Arc<Task>| t.numbers.contains(&(ns, nr));
                 let walk = table.tasks.values().find(has).map(|t| t.pid);
                 let found_by = table.find_by_nr_ns(nr, ns).map(|t| t.pid);
                 assert_eq!(found_by, walk, "find_by_nr_ns({nr}, {ns}) against the walk");
-                assert_eq!(hash.get(&(ns, nr)).map(|t| t.pid), walk, "number {nr} in pid namespace {ns}");
+                let hashed = model.pid_hash.find_task_by_pid_ns(&reader, nr, ns, None).map(|t| t.pid);
+                assert_eq!(hashed, walk, "number {nr} in pid namespace {ns}");
                 found += usize::from(walk.is_some());
             }
         }
+        reader.rcu_read_unlock();
         let numbers: usize = table.tasks.values().map(|t| t.numbers.len()).sum();
         assert_eq!(found, numbers, "every number of every task is found");
+        assert!(numbers > 1 << crate::task::PIDHASH_SHIFT, "{numbers} numbers share no chain");
+        assert_eq!(model.pid_hash.live(), (numbers, 2 * table.tasks.len()), "freed pids' memory is gone");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     }
 
-    /// set_task() writes the task in place as the kernel does: the pid hash is not republished
-    /// (the same published object before and after), and a PID query through it still finds
-    /// the task; a fork, which attach_pid()s, republishes it.
+    /// set_task() writes the task in place as the kernel does: no pid chain changes (the pid
+    /// hash's memory holds the same objects), and a PID query through it still finds the
+    /// task; a fork hashes one more pid (a upid, its task chain's head, the task's node).
     #[test]
     fn set_task_leaves_the_pid_hash_alone() {
         let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
         let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), Params::default());
         let cx = task_cx(&sim, &model, 1, "init");
         let child = model.fork(&cx, ForkKind::Process).unwrap();
-        let published = || model.pid_hash.rcu_access_pointer();
-        let before = published();
+        let before = model.pid_hash.live();
         model.set_task(&cx, child, Some(TaskState::Interruptible), Some(1), Some(1));
-        assert_eq!(published(), before, "set_task republished the pid hash");
+        assert_eq!(model.pid_hash.live(), before, "set_task changed the pid hash");
         let task = model.task(&cx, child).unwrap();
         assert_eq!(
             (task.state(), task.cgroup(), task.cpu()),
@@ -805,13 +805,14 @@ mod tests {
         assert_eq!(found, Some(child), "the RCU lookup after set_task");
         model.query_release(&cx, &task, false);
         model.fork(&cx, ForkKind::Process).unwrap();
-        assert_ne!(published(), before, "a fork republishes the pid hash");
+        assert_eq!(model.pid_hash.live(), (before.0 + 1, before.1 + 2), "a fork hashes one pid");
     }
 
     /// A leader's exit to a zombie and its children's reparenting write `exit_state` and
-    /// `real_parent` in place in the kernel and touch no pid chain: the published pid hash stays
-    /// the same object, and PID queries through it still find the zombie and the reparented
-    /// child; the release of the last thread (detach_pid()) republishes it.
+    /// `real_parent` in place in the kernel and touch no pid chain: the pid hash holds the same
+    /// objects, and PID queries through it still find the zombie and the reparented child; the
+    /// release of the last thread (detach_pid(), and the leader's after it) frees their pids
+    /// and nodes once a grace period has passed, not before.
     #[test]
     fn exit_to_a_zombie_and_reparenting_leave_the_pid_hash_alone() {
         let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
@@ -820,19 +821,22 @@ mod tests {
         let leader = model.fork(&init, ForkKind::Process).unwrap();
         let child = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Process).unwrap();
         let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
-        let published = || model.pid_hash.rcu_access_pointer();
-        let before = published();
+        let before = model.pid_hash.live();
         model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
         assert_eq!(model.task(&init, leader).unwrap().exit_state(), ExitState::Zombie, "the leader lingers");
         assert_eq!(model.task(&init, child).unwrap().real_parent(), thread, "the child went to the thread");
-        assert_eq!(published(), before, "the zombie or the reparenting republished the pid hash");
+        assert_eq!(model.pid_hash.live(), before, "the zombie or the reparenting changed the pid hash");
         for pid in [leader, child] {
             let found = model.query_lookup(&init, pid, 0, false);
             assert_eq!(found.as_ref().map(|t| t.pid), Some(pid), "the RCU lookup of pid {pid}");
             model.query_release(&init, &found.unwrap(), false);
         }
         model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
-        assert_ne!(published(), before, "the thread's release republishes the pid hash");
+        assert_eq!(model.pid_hash.live(), before, "the released pids wait for a grace period");
+        assert_eq!(model.query_lookup(&init, thread, 0, false).map(|t| t.pid), None, "unhashed");
+        sim.rcu_advance();
+        let after = model.pid_hash.live();
+        assert!(after.0 < before.0 && after.1 < before.1, "{before:?} -> {after:?}: nothing freed");
     }
 
     /// 2.6.19's fill_tgid() preempted between its two sections (the stats copy under

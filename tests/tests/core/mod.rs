@@ -16,6 +16,7 @@ mod loom_detectors;
 mod loom_mm;
 mod loom_models;
 mod loom_rcu;
+mod loom_rcu_hlist;
 pub(crate) mod loom_support;
 mod loom_zoo;
 mod mm;
