@@ -839,13 +839,8 @@ mod tests {
     /// classes taken in random nests and modes (a read, a recursive read and a write hold of an
     /// rwsem and an rwlock among them): every field's shadow state and the reports, as text.
     fn random_accesses(seed: u64) -> (Vec<String>, Vec<String>) {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = move |n: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % n
-        };
+        let mut rng = crate::gen::OpRng::for_case(seed);
+        let mut next = move |n: u64| rng.below(n);
         let sim = collecting();
         let (sem, rw) = (RwSem::new("sem", ()), crate::RwLock::new("rw", ()));
         let (a, b) = (SpinLock::new("a_lock", ()), SpinLock::new("b_lock", ()));

@@ -1823,13 +1823,8 @@ mod tests {
         names: &[&'static str],
         steps: usize,
     ) -> Vec<ClassId> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = move |bound: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % bound
-        };
+        let mut rng = crate::gen::OpRng::for_case(seed);
+        let mut next = move |bound: u64| rng.below(bound);
         let tasks: [Arc<str>; 2] = [Arc::from("a"), Arc::from("b")];
         let mut held: [Vec<HeldLock>; 2] = [Vec::new(), Vec::new()];
         let mut classes = Vec::new();
