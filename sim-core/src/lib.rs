@@ -18,6 +18,7 @@ pub mod fault;
 pub mod fixes;
 pub mod gen;
 pub mod guarded;
+pub mod hash;
 pub mod kref;
 pub mod list;
 pub mod list_bl;

@@ -703,18 +703,11 @@ impl TaskAcct {
 /// memory gets), so the model's few pids share chains and a walk passes other numbers' nodes.
 pub(crate) const PIDHASH_SHIFT: u32 = 4;
 
-/// Mirrors `hash_long(val, bits)` of include/linux/hash.h on a 64-bit machine (2.6.19 to 3.x):
-/// the product with `GOLDEN_RATIO_PRIME_64` (0x9e37fffffffc0001), which the kernel computes
-/// by shifts and adds, and its top `bits` bits.
-pub(crate) fn hash_long(value: u64, bits: u32) -> usize {
-    (value.wrapping_mul(0x9e37_ffff_fffc_0001) >> (64 - bits)) as usize
-}
-
 /// Mirrors pid_hashfn(): 2.6.19's `hash_long(nr, pidhash_shift)`; 3.x's
 /// `hash_long(nr + (unsigned long)ns, pidhash_shift)`, with the namespace's index standing
 /// for its address (init_pid_ns is 0, so a machine with one namespace chains as 2.6.19 does).
 pub(crate) fn pid_hashfn(nr: u32, ns: usize) -> usize {
-    hash_long(u64::from(nr) + ns as u64, PIDHASH_SHIFT)
+    sim_core::hash::hash_long(u64::from(nr) + ns as u64, PIDHASH_SHIFT) as usize
 }
 
 /// A `struct upid` (3.x): one number of a `struct pid` in one namespace, on its `pid_hash`
@@ -1326,22 +1319,10 @@ mod tests {
         (id >= base && id - base < USER_NS_RANGE).then(|| id - base)
     }
 
-    /// hash_long() as the product with GOLDEN_RATIO_PRIME_64 is the kernel's shift-and-add
-    /// sequence (hash_64() before 4.7), and pid_hashfn() spreads init_pid_ns's first pids over
-    /// every one of the 16 chains.
+    /// pid_hashfn() spreads init_pid_ns's first pids over every one of the 16 chains (sim-core's
+    /// `hash::tests` check hash_long() itself against the kernel's shift-and-add sequence).
     #[test]
-    fn hash_long_is_the_kernels_shift_and_add_sequence() {
-        let shift_and_add = |value: u64, bits: u32| {
-            let (mut hash, mut n) = (value, value);
-            for (shift, add) in [(18, false), (33, false), (3, true), (3, false), (4, true), (2, true)] {
-                n <<= shift;
-                hash = if add { hash.wrapping_add(n) } else { hash.wrapping_sub(n) };
-            }
-            (hash >> (64 - bits)) as usize
-        };
-        for value in [0, 1, 2, 7, 300, 32_768, 1 << 40, u64::MAX] {
-            assert_eq!(hash_long(value, PIDHASH_SHIFT), shift_and_add(value, PIDHASH_SHIFT), "{value}");
-        }
+    fn pid_hashfn_spreads_the_first_pids_over_every_chain() {
         let chains: std::collections::BTreeSet<usize> = (1..=64).map(|nr| pid_hashfn(nr, 0)).collect();
         assert_eq!(chains.len(), 1 << PIDHASH_SHIFT, "pids 1..=64 reach {chains:?}");
     }
