@@ -469,6 +469,17 @@ pub(crate) fn name_hash(text: &str) -> u64 {
 /// event kind, each with its own tag word, so the tags, which must stay distinct, are easy to
 /// check side by side. A named event's name enters as its [`name_hash`], as
 /// [`Trace::record_named`] folds it.
+/// The one word an event made of a tag and a small field hashes as after its header, for the
+/// events that are nothing else ([`Trace::record`]'s fast path); `None` for any other event.
+#[inline]
+fn fixed_word(kind: &EventKind) -> Option<u64> {
+    match kind {
+        EventKind::RcuReadSide { lock } => Some(9 | u64::from(*lock) << 8),
+        EventKind::RcuGracePeriod { callbacks } => Some(11 | u64::from(*callbacks) << 8),
+        _ => None,
+    }
+}
+
 fn hash_kind(hasher: &mut TraceHasher, kind: &EventKind) {
     if let Some((named, name)) = Named::split(kind) {
         hasher.named(named, name_hash(name));
@@ -508,8 +519,9 @@ fn hash_kind(hasher: &mut TraceHasher, kind: &EventKind) {
             hasher.text(kind);
             hasher.text(message);
         }
-        EventKind::RcuReadSide { lock } => hasher.word(9 | u64::from(*lock) << 8),
-        EventKind::RcuGracePeriod { callbacks } => hasher.word(11 | u64::from(*callbacks) << 8),
+        EventKind::RcuReadSide { .. } | EventKind::RcuGracePeriod { .. } => {
+            hasher.word(fixed_word(kind).expect("a one-word event"));
+        }
         EventKind::RcuAssign { .. }
         | EventKind::RcuFree { .. }
         | EventKind::Kref { .. }
@@ -568,6 +580,11 @@ impl Trace {
 
     /// Records an event at the next sequence number.
     pub fn record(&self, time_ns: u64, cpu: u32, task: TaskId, kind: EventKind) {
+        // An event of one word (an RCU read-side section's ends, two per section): the fixed-size
+        // events' path, inline and without the text events' dispatch, with the same hash.
+        if let Some(word) = fixed_word(&kind) {
+            return self.record_with((time_ns, cpu, task), |hasher| hasher.word(word), || kind);
+        }
         let _busy = self.enter();
         let seq = self.advance((time_ns, cpu, task), |hasher| hash_kind(hasher, &kind));
         if self.mode != TraceMode::HashOnly {
