@@ -150,7 +150,11 @@ impl<T> RcuHlist<T> {
                 name_hash: crate::trace::name_hash(name),
                 writer_lock,
                 access_point: AtomicU64::new(0),
-                slots: crate::sync::BookLock::new(Slots { table: Vec::new(), free: Vec::new(), spare: Vec::new() }),
+                slots: crate::sync::BookLock::new(Slots {
+                    table: Vec::new(),
+                    free: Vec::new(),
+                    spare: Vec::new(),
+                }),
             }),
         }
     }
