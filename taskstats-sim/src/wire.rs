@@ -325,7 +325,7 @@ pub struct AttrTable {
 impl AttrTable {
     /// An empty table for types `0..=maxtype` (panics past [`ATTR_TABLE_MAX`]: a family whose
     /// maxtype outgrew the constant).
-    fn new(maxtype: u16) -> AttrTable {
+    pub(crate) fn new(maxtype: u16) -> AttrTable {
         let len = usize::from(maxtype) + 1;
         assert!(len <= ATTR_TABLE_MAX, "maxtype {maxtype} needs a larger ATTR_TABLE_MAX");
         AttrTable { entries: [None; ATTR_TABLE_MAX], len }
@@ -357,6 +357,21 @@ pub fn nla_parse(
     policy: &dyn Fn(u16) -> Option<NlaType>,
 ) -> Result<AttrTable, Errno> {
     let mut table = AttrTable::new(maxtype);
+    nla_parse_into(bytes, start, end, policy, &mut table)?;
+    Ok(table)
+}
+
+/// [`nla_parse`] into the caller's empty table (`maxtype` is its length less one), as the
+/// kernel's callers pass their own `tb[]`: the table is filled where it lives, not returned
+/// and moved (a request's doit reads it there).
+pub(crate) fn nla_parse_into(
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+    policy: &dyn Fn(u16) -> Option<NlaType>,
+    table: &mut AttrTable,
+) -> Result<(), Errno> {
+    let maxtype = (table.len - 1) as u16;
     let mut at = start;
     while end.saturating_sub(at) >= NLA_HDRLEN {
         let nla_len = usize::from(u16_at(bytes, at));
@@ -383,7 +398,7 @@ pub fn nla_parse(
         }
         at += align4(nla_len);
     }
-    Ok(table)
+    Ok(())
 }
 
 /// `struct taskstats` as the model fills it, every field of version 8; version 1 uses the
