@@ -167,12 +167,16 @@ impl NlMsgHdr {
         })
     }
 
+    /// The header's 16 bytes onto `out`, spelled on the stack and appended in one copy (one
+    /// capacity check, where five appends made five).
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.len.to_le_bytes());
-        out.extend_from_slice(&self.kind.to_le_bytes());
-        out.extend_from_slice(&self.flags.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.pid.to_le_bytes());
+        let mut header = [0u8; NLMSG_HDRLEN];
+        header[0..4].copy_from_slice(&self.len.to_le_bytes());
+        header[4..6].copy_from_slice(&self.kind.to_le_bytes());
+        header[6..8].copy_from_slice(&self.flags.to_le_bytes());
+        header[8..12].copy_from_slice(&self.seq.to_le_bytes());
+        header[12..16].copy_from_slice(&self.pid.to_le_bytes());
+        out.extend_from_slice(&header);
     }
 }
 
@@ -204,8 +208,11 @@ impl MsgBuilder {
     /// `nla_put()`: one attribute, padded to 4 bytes.
     pub fn nla_put(&mut self, kind: u16, payload: &[u8]) {
         let len = (NLA_HDRLEN + payload.len()) as u16;
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(&kind.to_le_bytes());
+        let [l0, l1] = len.to_le_bytes();
+        let [k0, k1] = kind.to_le_bytes();
+        // Room for the header, payload and padding made once, then the header in one append.
+        self.bytes.reserve(align4(usize::from(len)));
+        self.bytes.extend_from_slice(&[l0, l1, k0, k1]);
         self.bytes.extend_from_slice(payload);
         self.bytes.resize(align4(self.bytes.len()), 0);
     }
@@ -318,7 +325,7 @@ pub struct AttrTable {
 impl AttrTable {
     /// An empty table for types `0..=maxtype` (panics past [`ATTR_TABLE_MAX`]: a family whose
     /// maxtype outgrew the constant).
-    fn new(maxtype: u16) -> AttrTable {
+    pub(crate) fn new(maxtype: u16) -> AttrTable {
         let len = usize::from(maxtype) + 1;
         assert!(len <= ATTR_TABLE_MAX, "maxtype {maxtype} needs a larger ATTR_TABLE_MAX");
         AttrTable { entries: [None; ATTR_TABLE_MAX], len }
@@ -350,6 +357,21 @@ pub fn nla_parse(
     policy: &dyn Fn(u16) -> Option<NlaType>,
 ) -> Result<AttrTable, Errno> {
     let mut table = AttrTable::new(maxtype);
+    nla_parse_into(bytes, start, end, policy, &mut table)?;
+    Ok(table)
+}
+
+/// [`nla_parse`] into the caller's empty table (`maxtype` is its length less one), as the
+/// kernel's callers pass their own `tb[]`: the table is filled where it lives, not returned
+/// and moved (a request's doit reads it there).
+pub(crate) fn nla_parse_into(
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+    policy: &dyn Fn(u16) -> Option<NlaType>,
+    table: &mut AttrTable,
+) -> Result<(), Errno> {
+    let maxtype = (table.len - 1) as u16;
     let mut at = start;
     while end.saturating_sub(at) >= NLA_HDRLEN {
         let nla_len = usize::from(u16_at(bytes, at));
@@ -376,7 +398,7 @@ pub fn nla_parse(
         }
         at += align4(nla_len);
     }
-    Ok(table)
+    Ok(())
 }
 
 /// `struct taskstats` as the model fills it, every field of version 8; version 1 uses the

@@ -884,17 +884,20 @@ impl TaskstatsModel {
     }
 
     /// The figures a PID reply must carry, or each set a TGID reply may carry (one per value
-    /// its group's stats may hold, in that order), from the reference's own records; None when
-    /// it cannot know them (threaded campaigns).
-    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<Vec<Work>> {
+    /// its group's stats may hold, in that order), from the reference's own records, as the
+    /// first set (None for a group with no value left) and the others (empty, so nothing
+    /// allocated, unless a fault left a group more than one value); None when it cannot know
+    /// them (threaded campaigns).
+    fn expected_figures(&self, tgid_query: bool, target: u32) -> Option<(Option<Work>, Vec<Work>)> {
         if !self.knows_work {
             return None;
         }
         let task = self.tasks.get(target)?;
         if !tgid_query {
-            return Some(vec![task.work]);
+            return Some((Some(task.work), Vec::new()));
         }
         let ways = self.groups.get(task.tgid)?;
+        let (first, others) = ways.split_first().map_or((None, &[][..]), |(f, o)| (Some(f), o));
         let sum = |stats: &Option<Work>| {
             let mut sum = stats.unwrap_or_default();
             // Exited threads contribute delays only; context switches come from the live ones.
@@ -905,7 +908,7 @@ impl TaskstatsModel {
             }
             sum
         };
-        Some(ways.iter().map(sum).collect())
+        Some((first.map(sum), others.iter().map(sum).collect()))
     }
 
     /// A PID or TGID reply's record against the reference's figures: the version, the eight
@@ -925,7 +928,7 @@ impl TaskstatsModel {
             _ => return Ok(()),
         };
         let Some(target) = facts.target_pid else { return Ok(()) };
-        let Some(wants) = self.expected_figures(tgid_query, target) else { return Ok(()) };
+        let Some((first, others)) = self.expected_figures(tgid_query, target) else { return Ok(()) };
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let rec = stats_payload(reply).ok_or_else(|| format!("reply without a stats record: {reply:?}"))?;
         let (version, size) = if v8 { (8, TASKSTATS_V8_SIZE) } else { (1, TASKSTATS_V1_SIZE) };
@@ -938,19 +941,20 @@ impl TaskstatsModel {
         }
         // The first value's verdict with its reason, the others' as flags (none for the one
         // value a group holds unless a fault hid a way: then nothing is allocated).
-        let Some((first, others)) = wants.split_first() else { return Ok(()) };
-        let first = compare_figures(rec, first, tgid_query, v8);
+        let Some(first) = first else { return Ok(()) };
+        let wants = 1 + others.len();
+        let first = compare_figures(rec, &first, tgid_query, v8);
         let others: Vec<bool> =
             others.iter().map(|want| compare_figures(rec, want, tgid_query, v8).is_ok()).collect();
         if let (Err(why), false) = (&first, others.contains(&true)) {
             let what = if tgid_query { "TGID" } else { "PID" };
-            let others = match wants.len() {
+            let others = match wants {
                 1 => String::new(),
                 n => format!(" (nor any of the {n} values injected faults left possible)"),
             };
             return Err(format!("{what} reply for task {target}: {why}{others}"));
         }
-        if tgid_query && wants.len() > 1 {
+        if tgid_query && wants > 1 {
             let tgid = self.tasks.get(target).map_or(target, |t| t.tgid);
             if let Some(ways) = self.groups.get_mut(tgid) {
                 let mut verdict = std::iter::once(first.is_ok()).chain(others);

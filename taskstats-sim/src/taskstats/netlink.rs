@@ -116,7 +116,7 @@ pub(super) struct Info<'a> {
     pub(super) socket: &'a Port,
     pub(super) seq: u32,
     pub(super) msg: &'a [u8],
-    pub(super) attrs: AttrTable,
+    pub(super) attrs: &'a AttrTable,
     /// The observer context netlink_request() reached the sender's own socket through, which
     /// the checker's audit of a reply reads the task table through (untraced, unchecked): one
     /// per request, not one per record.
@@ -492,11 +492,13 @@ impl Taskstats {
                 }
             }
         };
-        let attrs = nla_parse(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), TASKSTATS_CMD_ATTR_MAX, &policy)?;
+        // nlmsg_parse() into the table the doits read in place (not moved into `Info`).
+        let mut attrs = AttrTable::new(TASKSTATS_CMD_ATTR_MAX);
+        nla_parse_into(msg, NLMSG_HDRLEN + GENL_HDRLEN, msg.len(), &policy, &mut attrs)?;
         if is_cgroup && !self.fixes.on(crate::fixes::CGROUPSTATS_POLICY_LEN) {
             self.policy_out_of_bounds(cx, &attrs);
         }
-        let info = Info { port, socket, seq: hdr.seq, msg, attrs, observer };
+        let info = Info { port, socket, seq: hdr.seq, msg, attrs: &attrs, observer };
         if is_cgroup {
             self.cgroupstats_user_cmd(cx, current, &info)
         } else {
