@@ -1168,6 +1168,35 @@ mod tests {
         reference.check(&fork, &Outcome::Forked(Ok(3))).expect("pid 3 is next");
     }
 
+    /// A failed fork and the next pid, per era. 3.x: no failure takes a number (EAGAIN before,
+    /// ENOMEM at or before alloc_pid()), so pid 2 stays next and 3 is refused. 2.6.19: an EAGAIN
+    /// may have taken one (the thread limit after do_fork()'s alloc_pid()) or not (alloc_pid()
+    /// failed), so after two, pids 2 to 4 pass and 5 is refused; an ENOMEM (a step after
+    /// copy_signal()) took one for sure, so 2 is refused after it.
+    #[test]
+    fn a_failed_fork_takes_a_number_only_where_the_era_numbered_it() {
+        let fork = Op::Fork { parent: 0, kind: ForkKind::Thread };
+        let failed = |reference: &mut TaskstatsModel, errno| {
+            reference.check(&fork, &Outcome::Forked(Err(errno))).expect("a failed fork is judged later");
+        };
+        let mut modern = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        failed(&mut modern, Errno::ENOMEM);
+        failed(&mut modern, Errno::EAGAIN);
+        modern.clone().check(&fork, &Outcome::Forked(Ok(3))).expect_err("3.x: no number taken");
+        modern.check(&fork, &Outcome::Forked(Ok(2))).expect("3.x: pid 2 is next");
+        let mut old = TaskstatsModel::new(&TaskstatsConfig::contract("linux-2.6.19"));
+        failed(&mut old, Errno::EAGAIN);
+        failed(&mut old, Errno::EAGAIN);
+        for pid in 2..=4 {
+            old.clone().check(&fork, &Outcome::Forked(Ok(pid))).expect("2.6.19: within the slack");
+        }
+        old.clone().check(&fork, &Outcome::Forked(Ok(5))).expect_err("2.6.19: past the slack");
+        old.check(&fork, &Outcome::Forked(Ok(4))).expect("2.6.19: both took a number");
+        failed(&mut old, Errno::ENOMEM);
+        old.clone().check(&fork, &Outcome::Forked(Ok(5))).expect_err("2.6.19: the ENOMEM took 5");
+        old.check(&fork, &Outcome::Forked(Ok(6))).expect("2.6.19: pid 6 is next");
+    }
+
     /// The reference folds an exited thread into its group once and adds the live threads'
     /// figures itself: a reply with the right sums passes, one that counts a thread twice or
     /// reports the wrong field does not.

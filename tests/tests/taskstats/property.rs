@@ -41,7 +41,10 @@ const COMMON: [&str; 10] = [
 fn linux_2_6_19_keeps_its_contract_under_random_ops_and_faults() {
     let coverage = run_preset("linux-2.6.19", 0, 1500);
     assert_reached(&coverage, &COMMON);
-    assert_reached(&coverage, &["group-stats-aggregated", "group-stats-skipped", "register-failed-part-way"]);
+    assert_reached(
+        &coverage,
+        &["group-stats-aggregated", "group-stats-skipped", "register-failed-part-way", "alloc-pid-failed-eagain"],
+    );
 }
 
 #[test]
@@ -50,7 +53,14 @@ fn linux_3_4_keeps_its_contract_under_random_ops_and_faults() {
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,
-        &["group-stats-allocated", "group-stats-aggregated", "duplicate-skipped", "eperm", "cgroupstats"],
+        &[
+            "group-stats-allocated",
+            "group-stats-aggregated",
+            "duplicate-skipped",
+            "eperm",
+            "cgroupstats",
+            "alloc-pid-failed-enomem",
+        ],
     );
 }
 
@@ -66,6 +76,7 @@ fn linux_3_8_keeps_its_contract_under_random_ops_and_faults() {
             "cgroupstats-bad-fd",
             "port-overrun",
             "delays-init-failed",
+            "alloc-pid-failed-enomem",
         ],
     );
 }
