@@ -341,7 +341,13 @@ impl Taskstats {
     /// The part of copy_process() under `tasklist_lock` (held as `t`), run by `p`: the child's
     /// user namespace and ids, signal_struct (shared by a thread), mm and files, attached to
     /// its pid and published; returns (pid, the child's signal).
-    fn copy_process_hashed(&self, cx: &Cx, t: &mut TaskTable, p: &Arc<Task>, new: NewTask) -> (u32, Arc<Signal>) {
+    fn copy_process_hashed(
+        &self,
+        cx: &Cx,
+        t: &mut TaskTable,
+        p: &Arc<Task>,
+        new: NewTask,
+    ) -> (u32, Arc<Signal>) {
         let NewTask { kind, delays, sighand_detached, struct_pid, numbers } = new;
         let class = signal_lock_class(self.fixes);
         let (user_ns, uid, cap) = child_namespaces(t, p, kind);
@@ -1063,9 +1069,11 @@ mod tests {
     #[test]
     fn alloc_pid_fails_with_each_eras_errno_and_takes_no_number() {
         use sim_core::fault::{FaultAttr, FaultPlan};
-        for (preset, errno, limit_takes_a_number) in
-            [("linux-2.6.19", Errno::EAGAIN, true), ("linux-3.4", Errno::ENOMEM, false), ("linux-3.8", Errno::ENOMEM, false)]
-        {
+        for (preset, errno, limit_takes_a_number) in [
+            ("linux-2.6.19", Errno::EAGAIN, true),
+            ("linux-3.4", Errno::ENOMEM, false),
+            ("linux-3.8", Errno::ENOMEM, false),
+        ] {
             let sim = Sim::new(SimConfig::new(7).cpus(2).lockdep(ReportMode::Collect));
             let params = Params { tasks_max: 3, ..Params::default() };
             let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), params);
@@ -1083,8 +1091,13 @@ mod tests {
             // The thread limit (3 tasks): 2.6.19 numbered the child before it looked.
             assert_eq!(fork(ForkKind::Process), Err(Errno::EAGAIN), "{preset}: the limit");
             sim.rcu_advance();
-            assert_eq!(model.pid_hash.live(), (hashed.0 + 1, hashed.1 + 2), "{preset}: the limit's pid was freed");
-            let reaped = model.exit(&task_cx(&sim, &model, 3, "do_exit")).is_some() && model.reap(&task_cx(&sim, &model, 1, "wait"), 3);
+            assert_eq!(
+                model.pid_hash.live(),
+                (hashed.0 + 1, hashed.1 + 2),
+                "{preset}: the limit's pid was freed"
+            );
+            let reaped = model.exit(&task_cx(&sim, &model, 3, "do_exit")).is_some()
+                && model.reap(&task_cx(&sim, &model, 1, "wait"), 3);
             assert!(reaped, "{preset}: pid 3 exits and is reaped");
             let next = if limit_takes_a_number { 5 } else { 4 };
             assert_eq!(fork(ForkKind::Process), Ok(next), "{preset}: the pid after the limit");

@@ -43,7 +43,12 @@ fn linux_2_6_19_keeps_its_contract_under_random_ops_and_faults() {
     assert_reached(&coverage, &COMMON);
     assert_reached(
         &coverage,
-        &["group-stats-aggregated", "group-stats-skipped", "register-failed-part-way", "alloc-pid-failed-eagain"],
+        &[
+            "group-stats-aggregated",
+            "group-stats-skipped",
+            "register-failed-part-way",
+            "alloc-pid-failed-eagain",
+        ],
     );
 }
 
