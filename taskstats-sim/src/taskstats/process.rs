@@ -410,7 +410,7 @@ impl Taskstats {
     /// a new group's list starts with its leader), under tasklist_lock (the caller's) and
     /// `current`'s siglock inside it (`creator`'s lock), where a CLONE_THREAD child is also
     /// counted in `signal->live`. In 2.6.19-rc3, under tasklist_lock alone (no siglock in the
-    /// model; its `live` is counted after, see [`Self::fork`]).
+    /// model; its `live` was counted by copy_signal(), [`Self::copy_signal_thread`]).
     fn thread_group_add(&self, cx: &Cx, creator: &Signal, signal: &Signal, child: &Arc<Task>, thread: bool) {
         if !self.siglock_modelled() {
             signal.threads.change(cx, false, |threads| threads.insert(child));
