@@ -725,6 +725,9 @@ pub(crate) struct Upid {
     pid: Arc<StructPid>,
 }
 
+/// What alloc_pid() gives a fork: the `struct pid` and its numbers, the initial namespace first.
+pub(crate) type AllocatedPid = (Arc<StructPid>, Arc<[(usize, u32)]>);
+
 /// A `struct pid`: the head of its `tasks[PIDTYPE_PID]` chain and its upids' nodes on
 /// `pid_hash` (each upid holds its number; set by alloc_pid() once they are allocated). Only
 /// PIDTYPE_PID is modelled: nothing in taskstats looks a process group or session up, so the PGID and SID
@@ -856,7 +859,7 @@ impl PidHash {
     /// numbered, the caller's errno: 2.6.19's do_fork() -EAGAIN, 3.x's copy_process() -ENOMEM),
     /// then a number from each level's pidmap ([`Pidmaps`]), then the hashing
     /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first.
-    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize) -> Option<(Arc<StructPid>, Arc<[(usize, u32)]>)> {
+    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize) -> Option<AllocatedPid> {
         let levels = {
             let maps = self.pidmaps();
             let mut levels = 1;

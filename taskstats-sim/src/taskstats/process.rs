@@ -319,7 +319,7 @@ impl Taskstats {
 
     /// 2.6.19's do_fork() when copy_process() failed: free_pid() of the pid it allocated, with
     /// no lock held but the pidmap_lock free_pid() takes.
-    fn bad_fork_free_pid(&self, cx: &Cx, early: Option<(Arc<StructPid>, Arc<[(usize, u32)]>)>) {
+    fn bad_fork_free_pid(&self, cx: &Cx, early: Option<crate::task::AllocatedPid>) {
         if let Some((pid, _)) = early {
             self.pid_hash.free_pid(cx, &pid);
         }
@@ -459,7 +459,7 @@ impl Taskstats {
         cx: &Cx,
         signal: &Arc<Signal>,
         thread: bool,
-        early: Option<(Arc<StructPid>, Arc<[(usize, u32)]>)>,
+        early: Option<crate::task::AllocatedPid>,
     ) {
         cx.note("copy_process: a step after copy_signal failed; the child is undone");
         if thread && !self.siglock_modelled() {
