@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sim_core::sync::atomic::{AtomicBool, Ordering};
+use sim_core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use sim_core::sync::Arc;
 use sim_core::trace::CallName;
 use std::ops::ControlFlow;
@@ -279,8 +279,6 @@ pub(crate) enum File {
 pub struct SignalInner {
     /// The `taskstats_cache` object behind [`Signal::stats`].
     pub stats_handle: Option<sim_core::mm::ObjHandle<()>>,
-    /// `signal->live`: threads that have not run do_exit.
-    pub live: u32,
 }
 
 /// A group's thread list (each task's `thread_group` link) with the kernel's convention for
@@ -498,6 +496,12 @@ pub struct Signal {
     pub threads: ThreadGroup,
     /// `signal->stats`: the group's accumulated stats ([`GroupStats`]).
     pub stats: GroupStats,
+    /// `signal->live`: threads that have not run do_exit(). An `atomic_t` in every seed's era,
+    /// taken by no lock: atomic_inc() at a CLONE_THREAD fork (2.6.19's copy_signal(), 3.x's
+    /// copy_process() inside its tasklist_lock and siglock section, where the lock is incidental),
+    /// atomic_dec_and_test() in do_exit() and atomic_dec() on a failed fork's error path. A
+    /// facade atomic: loom orders it as the kernel's fully ordered read-modify-writes.
+    pub live: AtomicU32,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
     /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]);
     /// under [`StatsAccess::Plain`] a shadow the checkers read without being judged.
@@ -513,7 +517,8 @@ impl Signal {
     /// `atomic_set(&sig->live, 1)`, no lock: nobody else sees the group yet).
     pub fn new(class: &'static str) -> Arc<Signal> {
         Arc::new(Signal {
-            lock: SpinLock::new(class, SignalInner { stats_handle: None, live: 1 }),
+            lock: SpinLock::new(class, SignalInner { stats_handle: None }),
+            live: AtomicU32::new(1),
             threads: ThreadGroup::new(class),
             stats: GroupStats::default(),
             stats_published: AtomicBool::new(false),
@@ -720,11 +725,20 @@ pub(crate) struct Upid {
     pid: Arc<StructPid>,
 }
 
+/// What alloc_pid() gives a fork: the `struct pid` and its numbers, the initial namespace first.
+pub(crate) type AllocatedPid = (Arc<StructPid>, Arc<[(usize, u32)]>);
+
 /// A `struct pid`: the head of its `tasks[PIDTYPE_PID]` chain and its upids' nodes on
 /// `pid_hash` (each upid holds its number; set by alloc_pid() once they are allocated). Only
 /// PIDTYPE_PID is modelled: nothing in taskstats looks a process group or session up, so the PGID and SID
-/// chains are left out, and a `struct pid`'s `count` with them (no get_pid() in the model: the
-/// one reference is the attached task's, dropped by free_pid()'s delayed_put_pid()).
+/// chains are left out. So is `count` (get_pid()/put_pid()): no path the model runs takes a
+/// reference of its own. The seeds' lookups (find_task_by_vpid(), 2.6.19's find_task_by_pid())
+/// hold no pid: they walk under RCU (or tasklist_lock) and take the task's `usage`
+/// (get_task_struct(), [`Task::usage`]), and the kernel's holders of a counted pid (pidfds,
+/// /proc inodes, `f_owner`, the PGID/SID links, an exec's de_thread()) are not modelled. What
+/// is left is alloc_pid()'s one reference, put by delayed_put_pid() after free_pid()'s grace
+/// period ([`PidHash::free_pid`]'s `kfree_rcu`), so the count would go 1 -> 0 at that one
+/// place: a field no check could see move.
 #[derive(Debug)]
 pub(crate) struct StructPid {
     /// `tasks[PIDTYPE_PID]`.
@@ -761,6 +775,41 @@ pub(crate) struct PidHash {
     tasks: RcuHlist<Arc<Task>>,
     /// 3.x's find_pid_ns() compares the namespace too; 2.6.19's find_pid() the number alone.
     namespaces: bool,
+    /// Each pid namespace's pidmap ([`Pidmaps`]), outside tasklist_lock as the kernel's is.
+    pidmaps: std::sync::Mutex<Pidmaps>,
+    /// kernel/fork.c's `nr_threads`: tasks hashed and not yet unhashed, changed in the
+    /// tasklist_lock sections that attach and detach their pids and read by copy_process()'s
+    /// limit check with no lock (a plain int in the kernel, a racy read it tolerates). A std
+    /// atomic, instrumentation as [`InPlace`] is: no detector judges it.
+    nr_threads: std::sync::atomic::AtomicUsize,
+}
+
+/// alloc_pid()'s `kmem_cache_alloc(ns->pid_cachep, GFP_KERNEL)` (2.6.19: `pid_cachep`, the
+/// cache "pid"; 3.x names a cache per depth, "pid_1", "pid_2", .., one site here).
+static PID_CACHEP_SITE: std::sync::LazyLock<sim_core::fault::FaultSite> =
+    std::sync::LazyLock::new(|| sim_core::fault::FaultSite::slab("pid"));
+
+/// The pid namespaces' pidmaps as alloc_pidmap() and create_pid_namespace() use them: the
+/// next number each namespace hands out (the model never reuses a number, so a counter stands
+/// for the bitmap and `last_pid`). The kernel's alloc_pidmap() takes no lock (it claims a bit
+/// with test_and_set_bit()); the model's counter sits behind a std mutex, instrumentation with
+/// no lockdep class and no scheduling point, one claim per call as the atomic bit operation.
+#[derive(Debug, Clone)]
+pub(crate) struct Pidmaps(pub(crate) Vec<PidNs>);
+
+impl Default for Pidmaps {
+    /// init_pid_ns alone, its numbers from 1.
+    fn default() -> Pidmaps {
+        Pidmaps(vec![PidNs { parent: None, next_nr: 1 }])
+    }
+}
+
+impl Pidmaps {
+    /// create_pid_namespace() under `parent`: its index.
+    pub(crate) fn create(&mut self, parent: usize) -> usize {
+        self.0.push(PidNs { parent: Some(parent), next_nr: 1 });
+        self.0.len() - 1
+    }
 }
 
 impl PidHash {
@@ -774,13 +823,68 @@ impl PidHash {
             buckets,
             tasks: RcuHlist::new("pid->tasks[PIDTYPE_PID]", TASKLIST_LOCK),
             namespaces,
+            pidmaps: std::sync::Mutex::new(Pidmaps::default()),
+            nr_threads: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    fn pidmaps(&self) -> std::sync::MutexGuard<'_, Pidmaps> {
+        self.pidmaps.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// copy_namespaces()'s create_pid_namespace() for a CLONE_NEWPID child of a task in `parent`:
+    /// the new namespace's index.
+    pub(crate) fn create_pid_namespace(&self, parent: usize) -> usize {
+        self.pidmaps().create(parent)
+    }
+
+    /// init_task's numbers (init_struct_pid's): pid 1 of init_pid_ns, taken at boot.
+    pub(crate) fn init_numbers(&self) -> Arc<[(usize, u32)]> {
+        self.pidmaps().alloc_numbers(0)
+    }
+
+    /// Pid namespaces made so far (init_pid_ns included).
+    #[cfg(test)]
+    pub(crate) fn pid_namespaces(&self) -> usize {
+        self.pidmaps().0.len()
+    }
+
+    /// `nr_threads` as copy_process()'s limit check reads it, with no lock.
+    pub(crate) fn nr_threads(&self) -> usize {
+        self.nr_threads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Mirrors alloc_pid(ns) (2.6.19: alloc_pid(), always init's space), run with no
+    /// tasklist_lock: the `struct pid` from its slab cache, which can fail (None: nothing
+    /// numbered, the caller's errno: 2.6.19's do_fork() -EAGAIN, 3.x's copy_process() -ENOMEM),
+    /// then a number from each level's pidmap ([`Pidmaps`]), then the hashing
+    /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first.
+    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize) -> Option<AllocatedPid> {
+        let levels = {
+            let maps = self.pidmaps();
+            let mut levels = 1;
+            let mut at = ns;
+            while let Some(parent) = maps.0[at].parent {
+                levels += 1;
+                at = parent;
+            }
+            levels
+        };
+        // sizeof(struct pid): 2.6.19's one number; 3.x's header and one `struct upid` a level.
+        let size = if self.namespaces { 48 + 32 * levels } else { 64 };
+        if cx.sim().should_fail(cx, &PID_CACHEP_SITE, size) {
+            cx.sim().mark("alloc-pid-failed");
+            return None;
+        }
+        let numbers = self.pidmaps().alloc_numbers(ns);
+        Some((self.hash_pid(cx, numbers.clone()), numbers))
     }
 
     /// Mirrors alloc_pid()'s hashing: a new `struct pid` with `numbers` and an empty task chain,
     /// each upid added to the head of its chain under spin_lock_irq(&pidmap_lock), the deepest
-    /// level first. The numbers themselves come from the task table ([`TaskTable::alloc_numbers`]).
-    pub(crate) fn alloc_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
+    /// level first. Called by [`Self::alloc_pid`] and, for init_task's pid (init_struct_pid,
+    /// which no allocation makes), at boot.
+    pub(crate) fn hash_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
         let pid = Arc::new(StructPid { tasks: self.tasks.head_alloc(), upids: std::sync::OnceLock::new() });
         let nodes: Box<[HlistNode]> = numbers
             .iter()
@@ -798,8 +902,9 @@ impl PidHash {
 
     /// Mirrors free_pid(): under spin_lock_irqsave(&pidmap_lock) every upid leaves its chain
     /// (hlist_del_rcu(): a reader on it walks on), and the `struct pid` is freed by
-    /// delayed_put_pid() after a grace period (call_rcu()).
-    fn free_pid(&self, cx: &Cx, pid: &StructPid) {
+    /// delayed_put_pid() after a grace period (call_rcu()). From detach_pid() under
+    /// tasklist_lock, or from 2.6.19's do_fork() with no lock when copy_process() failed.
+    pub(crate) fn free_pid(&self, cx: &Cx, pid: &StructPid) {
         {
             let _pidmap = self.pidmap_lock.lock_irqsave(cx);
             for node in pid.upids().iter() {
@@ -815,6 +920,8 @@ impl PidHash {
     pub(crate) fn attach_pid(&self, cx: &Cx, task: &Arc<Task>, pid: Arc<StructPid>) -> PidLink {
         let node = self.tasks.node_alloc(task.clone());
         let _ = self.tasks.hlist_add_head_rcu(cx, node, pid.tasks);
+        // copy_process()'s nr_threads++ in the same section.
+        self.nr_threads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         PidLink { pid, node }
     }
 
@@ -823,6 +930,8 @@ impl PidHash {
     /// The node is the task_struct's: the caller frees it with the pid hash's reference to the
     /// task, after a grace period ([`Self::task_links`]).
     pub(crate) fn detach_pid(&self, cx: &Cx, link: &PidLink) {
+        // __unhash_process()'s nr_threads-- in the same section.
+        self.nr_threads.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let _ = self.tasks.hlist_del_rcu(cx, link.node);
         if self.tasks.hlist_empty(cx, link.pid.tasks).unwrap_or(false) {
             self.free_pid(cx, &link.pid);
@@ -1082,8 +1191,6 @@ pub(crate) struct TaskTable {
     /// it is pushed at the end): the walks that pick by position read it in one step
     /// ([`Self::by_pid`], [`Self::nth_by_pid`]), where the tree walks node by node.
     by_pid: Vec<Arc<Task>>,
-    /// Pid namespaces; index 0 is init_pid_ns.
-    pub pid_ns: Vec<PidNs>,
     /// User namespaces; index 0 is init_user_ns.
     pub user_ns: Vec<UserNs>,
     /// Cgroup names.
@@ -1099,7 +1206,6 @@ impl TaskTable {
             tasks: BTreeMap::new(),
             pid_links: BTreeMap::new(),
             by_pid: Vec::new(),
-            pid_ns: vec![PidNs { parent: None, next_nr: 1 }],
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups,
             files: BTreeMap::new(),
@@ -1203,31 +1309,6 @@ impl TaskTable {
         kuid
     }
 
-    /// Allocates a pid in `ns` and each ancestor (alloc_pid()): the task's numbers, the initial
-    /// namespace first, in one allocation. The levels are gathered
-    /// on the stack (deeper nesting than `LEVELS` spills to a list), not in a list then copied.
-    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Arc<[(usize, u32)]> {
-        const LEVELS: usize = 8;
-        // From `ns` up to init_pid_ns, then read backwards: the initial namespace first. Each
-        // namespace's counter moves once, whichever order they are visited in.
-        let mut levels = [(0usize, 0u32); LEVELS];
-        let mut deeper = Vec::new();
-        let mut depth = 0;
-        let mut at = Some(ns);
-        while let Some(n) = at {
-            let number = (n, self.pid_ns[n].next_nr);
-            match levels.get_mut(depth) {
-                Some(level) => *level = number,
-                None => deeper.push(number),
-            }
-            depth += 1;
-            self.pid_ns[n].next_nr += 1;
-            at = self.pid_ns[n].parent;
-        }
-        let kept = depth.min(LEVELS);
-        deeper.iter().rev().chain(levels[..kept].iter().rev()).copied().collect()
-    }
-
     /// Mirrors cgroupstats_build() over a cgroup: counts its live tasks by state.
     pub(crate) fn cgroupstats_build(&self, cgroup: usize) -> crate::wire::CgroupStats {
         let mut stats = crate::wire::CgroupStats::default();
@@ -1241,6 +1322,33 @@ impl TaskTable {
             }
         }
         stats
+    }
+}
+
+impl Pidmaps {
+    /// alloc_pid()'s alloc_pidmap() in `ns` and each ancestor: the task's numbers, the initial
+    /// namespace first, in one allocation. The levels are gathered
+    /// on the stack (deeper nesting than `LEVELS` spills to a list), not in a list then copied.
+    pub(crate) fn alloc_numbers(&mut self, ns: usize) -> Arc<[(usize, u32)]> {
+        const LEVELS: usize = 8;
+        // From `ns` up to init_pid_ns, then read backwards: the initial namespace first. Each
+        // namespace's counter moves once, whichever order they are visited in.
+        let mut levels = [(0usize, 0u32); LEVELS];
+        let mut deeper = Vec::new();
+        let mut depth = 0;
+        let mut at = Some(ns);
+        while let Some(n) = at {
+            let number = (n, self.0[n].next_nr);
+            match levels.get_mut(depth) {
+                Some(level) => *level = number,
+                None => deeper.push(number),
+            }
+            depth += 1;
+            self.0[n].next_nr += 1;
+            at = self.0[n].parent;
+        }
+        let kept = depth.min(LEVELS);
+        deeper.iter().rev().chain(levels[..kept].iter().rev()).copied().collect()
     }
 }
 
@@ -1332,26 +1440,25 @@ mod tests {
     /// and each namespace's counter moves once per allocation.
     #[test]
     fn alloc_numbers_lists_each_level_from_the_initial_namespace_down() {
-        let mut table =
-            TaskTable { pid_ns: vec![PidNs { parent: None, next_nr: 1 }], ..TaskTable::default() };
+        let mut table = Pidmaps::default();
         for level in 1..=12 {
-            table.pid_ns.push(PidNs { parent: Some(level - 1), next_nr: 1 });
+            assert_eq!(table.create(level - 1), level);
         }
         for round in 1..=3u32 {
-            for ns in 0..table.pid_ns.len() {
+            for ns in 0..table.0.len() {
                 let mut expect = Vec::new();
                 let mut at = Some(ns);
                 while let Some(n) = at {
-                    expect.push((n, table.pid_ns[n].next_nr));
-                    at = table.pid_ns[n].parent;
+                    expect.push((n, table.0[n].next_nr));
+                    at = table.0[n].parent;
                 }
                 expect.reverse();
                 let numbers = table.alloc_numbers(ns);
                 assert_eq!(&numbers[..], &expect[..], "round {round}, pid namespace {ns}");
             }
         }
-        assert_eq!(table.pid_ns[0].next_nr, 1 + 3 * 13, "init_pid_ns numbers every allocation");
-        assert_eq!(table.pid_ns[12].next_nr, 1 + 3, "the deepest numbers only its own");
+        assert_eq!(table.0[0].next_nr, 1 + 3 * 13, "init_pid_ns numbers every allocation");
+        assert_eq!(table.0[12].next_nr, 1 + 3, "the deepest numbers only its own");
     }
 
     /// Over a chain of twelve nested user namespaces and

@@ -44,6 +44,11 @@ pub struct TaskstatsModel {
     knows_work: bool,
     /// The pid namespaces as alloc_pid() numbers in them: each one's parent and next number.
     pid_ns: Vec<(Option<usize>, u32)>,
+    /// 2.6.19's forks that failed with EAGAIN since the last fork that succeeded: each took a
+    /// number of init_pid_ns (do_fork()'s alloc_pid() succeeded and copy_process() then met the
+    /// thread limit) or none (alloc_pid() itself failed), which the outcome does not tell, so
+    /// the next pid may be up to this many above the counter.
+    pid_slack: u32,
     /// Per open port, the thread group whose socket it is (the requester of its requests).
     port_owner: std::collections::BTreeMap<u32, u32>,
 }
@@ -318,6 +323,7 @@ impl Reference for TaskstatsModel {
             groups: ByPid::one(1, vec![None]),
             knows_work: false,
             pid_ns: vec![(None, 2)],
+            pid_slack: 0,
             port_owner: Default::default(),
         }
     }
@@ -777,6 +783,15 @@ impl TaskstatsModel {
             crate::taskstats::ForkKind::Thread => self.tasks.get(parent).map_or(pid, |t| t.tgid),
             _ => pid,
         };
+        let slack = std::mem::take(&mut self.pid_slack);
+        if slack > 0 {
+            // Only 2.6.19 leaves slack, with init_pid_ns alone: the numbers the failed forks
+            // took end just below `pid`, if it is within reach.
+            let next = self.pid_ns[0].1;
+            if (next..=next + slack).contains(&pid) {
+                self.pid_ns[0].1 = pid;
+            }
+        }
         let numbers = self.alloc_numbers(parent, *kind);
         if numbers.first().is_some_and(|&(_, global)| global != pid) {
             return Err(format!("fork returned pid {pid}; alloc_pid() hands out {numbers:?} next"));
@@ -826,17 +841,33 @@ impl TaskstatsModel {
         self.tasks.get(owner).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns)
     }
 
-    /// A CLONE_THREAD fork that failed with ENOMEM: copy_process() failed after copy_signal(),
-    /// which in 2.6.19 had already run taskstats_tgid_alloc(); before "taskstats_tgid_free: fix
-    /// usage" the error path then frees the group's stats, the exited threads' figures with them.
+    /// A fork that failed. 2.6.19 (no pid namespaces): EAGAIN came from do_fork()'s alloc_pid()
+    /// (no number taken) or from copy_process()'s thread limit after it (a number taken and
+    /// freed), so the next pid gets slack; ENOMEM from a step after copy_signal(), after the
+    /// pid was numbered. From 2.6.24 copy_process() checks the limit before, and allocates the
+    /// pid after, every step that can fail, so a failed fork takes no number; its ENOMEM (a step
+    /// or alloc_pid() itself) comes after copy_signal() and, for a CLONE_NEWPID child, after
+    /// copy_namespaces() made the namespace. For a CLONE_THREAD child, copy_signal() had run
+    /// taskstats_tgid_alloc() in 2.6.19's way, and before "taskstats_tgid_free: fix usage" the
+    /// error path frees the group's stats, the exited threads' figures with them.
     fn record_failed_fork(&mut self, op: &Op, errno: Errno) {
-        let Op::Fork { parent, kind: crate::taskstats::ForkKind::Thread } = op else { return };
+        let Op::Fork { parent, kind } = op else { return };
         let Some(parent) = self.fork_parent(*parent) else { return };
-        if errno != Errno::ENOMEM {
+        let pid_namespaces = self.fixes.on(crate::fixes::PID_NAMESPACES);
+        match errno {
+            Errno::EAGAIN if !pid_namespaces => self.pid_slack += 1,
+            Errno::ENOMEM if !pid_namespaces => {
+                self.alloc_numbers(parent, *kind);
+            }
+            Errno::ENOMEM if *kind == crate::taskstats::ForkKind::NewPidNs => {
+                let ns = self.tasks.get(parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
+                self.pid_ns.push((Some(ns), 1));
+            }
+            _ => {}
+        }
+        if errno != Errno::ENOMEM || *kind != crate::taskstats::ForkKind::Thread {
             return;
         }
-        // The child was numbered before the step that failed.
-        self.alloc_numbers(parent, crate::taskstats::ForkKind::Thread);
         let Some(tgid) = self.tasks.get(parent).map(|t| t.tgid) else { return };
         if self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             return;
@@ -1139,6 +1170,35 @@ mod tests {
             assert!(judged.tasks.0.len() <= 3, "pid {wild}: {} slots made", judged.tasks.0.len());
         }
         reference.check(&fork, &Outcome::Forked(Ok(3))).expect("pid 3 is next");
+    }
+
+    /// A failed fork and the next pid, per era. 3.x: no failure takes a number (EAGAIN before,
+    /// ENOMEM at or before alloc_pid()), so pid 2 stays next and 3 is refused. 2.6.19: an EAGAIN
+    /// may have taken one (the thread limit after do_fork()'s alloc_pid()) or not (alloc_pid()
+    /// failed), so after two, pids 2 to 4 pass and 5 is refused; an ENOMEM (a step after
+    /// copy_signal()) took one for sure, so 2 is refused after it.
+    #[test]
+    fn a_failed_fork_takes_a_number_only_where_the_era_numbered_it() {
+        let fork = Op::Fork { parent: 0, kind: ForkKind::Thread };
+        let failed = |reference: &mut TaskstatsModel, errno| {
+            reference.check(&fork, &Outcome::Forked(Err(errno))).expect("a failed fork is judged later");
+        };
+        let mut modern = TaskstatsModel::new(&TaskstatsConfig::contract("linux-3.8"));
+        failed(&mut modern, Errno::ENOMEM);
+        failed(&mut modern, Errno::EAGAIN);
+        modern.clone().check(&fork, &Outcome::Forked(Ok(3))).expect_err("3.x: no number taken");
+        modern.check(&fork, &Outcome::Forked(Ok(2))).expect("3.x: pid 2 is next");
+        let mut old = TaskstatsModel::new(&TaskstatsConfig::contract("linux-2.6.19"));
+        failed(&mut old, Errno::EAGAIN);
+        failed(&mut old, Errno::EAGAIN);
+        for pid in 2..=4 {
+            old.clone().check(&fork, &Outcome::Forked(Ok(pid))).expect("2.6.19: within the slack");
+        }
+        old.clone().check(&fork, &Outcome::Forked(Ok(5))).expect_err("2.6.19: past the slack");
+        old.check(&fork, &Outcome::Forked(Ok(4))).expect("2.6.19: both took a number");
+        failed(&mut old, Errno::ENOMEM);
+        old.clone().check(&fork, &Outcome::Forked(Ok(5))).expect_err("2.6.19: the ENOMEM took 5");
+        old.check(&fork, &Outcome::Forked(Ok(6))).expect("2.6.19: pid 6 is next");
     }
 
     /// The reference folds an exited thread into its group once and adds the live threads'

@@ -23,7 +23,7 @@ use crate::listener::{add_del_listener, deliver_to_listeners, prune_invalid, Act
 use crate::mm::{MmStruct, TaskMm};
 use crate::skb::{genlmsg_new_size, SkBuff, SkbGeometry, SkbPool};
 use crate::task::{
-    Acct, DelayInfo, ExitState, File, InPlace, PidHash, PidNs, Signal, StatsAccess, Task, TaskAcct,
+    Acct, DelayInfo, ExitState, File, InPlace, PidHash, Signal, StatsAccess, StructPid, Task, TaskAcct,
     TaskDelays, TaskState, TaskTable, UserNs,
 };
 use crate::wire::*;
@@ -247,9 +247,9 @@ fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
 /// its signal lock of lock class `class`. With it the set-up context ("taskstats_init"), made
 /// once and renewed before each later use, as a new one would be made there ([`Cx::renew`]:
 /// the same trace), for [`Taskstats::new`] to go on with.
-fn init_task(sim: &Sim, table: &mut TaskTable, class: &'static str) -> (Task, Cx) {
+fn init_task(sim: &Sim, pid_hash: &PidHash, class: &'static str) -> (Task, Cx) {
     let detached = Arc::new(sim_core::sync::atomic::AtomicBool::new(false));
-    let numbers = table.alloc_numbers(0);
+    let numbers = pid_hash.init_numbers();
     // In the order the fields were once made in place.
     let signal = Signal::new(class);
     let mut cx = sim.cx("taskstats_init", 0);
@@ -298,20 +298,20 @@ impl Taskstats {
         let params = Params { cpus, ..params };
         let class = signal_lock_class(fixes);
         let mut table = TaskTable::new(vec!["/", "/work"]);
+        let pid_hash = PidHash::new(fixes.on(crate::fixes::PID_NAMESPACES));
         // One set-up context, renewed where a new one was made for each step.
-        let (init, mut cx) = init_task(sim, &mut table, class);
+        let (init, mut cx) = init_task(sim, &pid_hash, class);
         cx.renew(0);
         let init = Arc::new(init);
         init.signal.threads.init(&init);
         table.files.insert(1, vec![Some(File::Regular), Some(File::CgroupDir(0)), Some(File::CgroupDir(1))]);
         // init's pid, hashed and attached under tasklist_lock as copy_process() does for every
-        // later task.
-        let pid_hash = PidHash::new(fixes.on(crate::fixes::PID_NAMESPACES));
+        // later task (init_struct_pid: static in the kernel, so no allocation that could fail).
         cx.renew(0);
         let tasks = RwLock::new("tasklist_lock", table);
         {
             let mut table = tasks.write_lock_irq(&cx);
-            let init_pid = pid_hash.alloc_pid(&cx, init.numbers.clone());
+            let init_pid = pid_hash.hash_pid(&cx, init.numbers.clone());
             let link = pid_hash.attach_pid(&cx, &init, init_pid);
             table.insert_task(init.clone(), link);
         }

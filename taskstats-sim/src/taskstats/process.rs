@@ -36,17 +36,13 @@ pub(super) fn comm_for(pid: u32) -> [u8; TS_COMM_LEN] {
     comm
 }
 
-/// copy_namespaces() and the credential change a fork kind stands for: the child's pid
-/// namespace, user namespace, kuid and capable(CAP_NET_ADMIN).
-pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (usize, usize, u32, bool) {
-    let mut pid_ns = p.pid_ns();
+/// The credential change a fork kind stands for (copy_creds(), and copy_namespaces()'s user
+/// namespace): the child's user namespace, kuid and capable(CAP_NET_ADMIN). A new pid namespace
+/// is made before alloc_pid() ([`Taskstats::fork`]).
+pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (usize, u32, bool) {
     let mut user_ns = p.user_ns;
     let (mut uid, mut cap) = (p.uid, p.cap_net_admin);
     match kind {
-        ForkKind::NewPidNs => {
-            t.pid_ns.push(PidNs { parent: Some(pid_ns), next_nr: 1 });
-            pid_ns = t.pid_ns.len() - 1;
-        }
         ForkKind::NewUserNs => {
             let base = 100_000 * t.user_ns.len() as u32;
             t.user_ns.push(UserNs { parent: Some(user_ns), base });
@@ -58,9 +54,9 @@ pub(super) fn child_namespaces(t: &mut TaskTable, p: &Task, kind: ForkKind) -> (
             uid = t.make_kuid(user_ns, 1000 + u32::from(n % 4));
             cap = false;
         }
-        ForkKind::Thread | ForkKind::Process => {}
+        ForkKind::Thread | ForkKind::Process | ForkKind::NewPidNs => {}
     }
-    (pid_ns, user_ns, uid, cap)
+    (user_ns, uid, cap)
 }
 
 /// Mirrors copy_mm(), run by the parent: CLONE_VM (every CLONE_THREAD child) shares the
@@ -73,6 +69,16 @@ fn copy_mm(cx: &Cx, parent: &Task, thread: bool, pid: u32) -> Option<Arc<MmStruc
         }
         _ => Some(MmStruct::new(cx, pid)),
     }
+}
+
+/// What fork() made of a child before its tasklist_lock section: its kind, `delays`, the flag
+/// lock_task_sighand() will read, and its pid with the pid's numbers (alloc_pid()).
+struct NewTask {
+    kind: ForkKind,
+    delays: Option<Arc<TaskDelays>>,
+    sighand_detached: Arc<AtomicBool>,
+    struct_pid: Arc<StructPid>,
+    numbers: Arc<[(usize, u32)]>,
 }
 
 impl Taskstats {
@@ -231,71 +237,124 @@ impl Taskstats {
         self.tasks.read_lock(cx).pid_nr_ns(pid, ns)
     }
 
-    /// copy_process() as far as taskstats cares, run by `current` (the task of `cx`): a new
-    /// task (and, without CLONE_THREAD, a new group and fd table). In 2.6.19 a CLONE_THREAD fork
-    /// also allocates the group's stats (taskstats_tgid_alloc at fork). Returns the child's
-    /// global pid; ESRCH when the caller's task does not exist. Longer than most: the task is
-    /// built field by field inside the one tasklist_lock section that hashes it, as
-    /// copy_process() does.
+    /// do_fork() and copy_process() as far as taskstats cares, run by `current` (the task of
+    /// `cx`): a new task (and, without CLONE_THREAD, a new group and fd table). Returns the
+    /// child's global pid; ESRCH when the caller's task does not exist. The steps in the
+    /// kernel's order: 2.6.19's do_fork() allocates the pid first (alloc_pid(), -EAGAIN when it
+    /// fails, freed again if copy_process() fails); copy_process() checks the thread limit
+    /// (-EAGAIN), makes the child's `delays` and, for a CLONE_THREAD child, runs copy_signal()
+    /// ([`Self::copy_signal_thread`]); a later step may fail (-ENOMEM, [`COPY_PROCESS_SITE`]);
+    /// from 2.6.24 copy_process() itself then allocates the pid (-ENOMEM); and the child is
+    /// built and hashed inside one tasklist_lock section ([`Self::copy_process_hashed`]).
     pub fn fork(&self, cx: &Cx, kind: ForkKind) -> Result<u32, Errno> {
         let mut kind = kind;
-        let delays = self.delayacct_tsk_init(cx);
-        let sighand_detached = Arc::new(AtomicBool::new(false));
         if !self.fixes.on(crate::fixes::PID_NAMESPACES)
             && matches!(kind, ForkKind::NewPidNs | ForkKind::NewUserNs)
         {
             kind = ForkKind::Process;
         }
-        let (pid, signal, thread) = {
-            let mut t = self.tasks.write_lock_irq(cx);
-            let (pid, signal, thread, creator) =
-                self.copy_process_hashed(cx, &mut t, kind, delays, sighand_detached)?;
-            if let Some(child) = t.tasks.get(&pid) {
-                self.thread_group_add(cx, &creator, &signal, child, thread);
+        let p = self.current(cx).ok_or(Errno::ESRCH)?;
+        let thread = kind == ForkKind::Thread;
+        let early = match self.pid_in_copy_process() {
+            true => None,
+            false => {
+                let Some(allocated) = self.pid_hash.alloc_pid(cx, p.pid_ns()) else {
+                    self.mark(cx, "alloc-pid-failed-eagain");
+                    return Err(Errno::EAGAIN);
+                };
+                Some(allocated)
             }
-            (pid, signal, thread)
         };
-        if thread && !self.siglock_modelled() {
-            // 2.6.19-rc3's copy_signal(): atomic_inc(&current->signal->live) with no lock; the
-            // model keeps `live` under the group's lock, there `stats_lock`, in a section of its
-            // own (a known difference: the kernel's counter is an atomic_t).
-            signal.lock.lock_irqsave(cx).live += 1;
+        // copy_process(): `nr_threads >= max_threads`, read with no lock.
+        if self.pid_hash.nr_threads() >= self.params.tasks_max {
+            self.bad_fork_free_pid(cx, early);
+            return Err(Errno::EAGAIN);
         }
-        if thread && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
-            self.tgid_alloc_at_fork(cx, &signal);
+        let delays = self.delayacct_tsk_init(cx);
+        if thread {
+            self.copy_signal_thread(cx, &p.signal);
         }
         if thread && cx.sim().should_fail(cx, &COPY_PROCESS_SITE, 0) {
-            self.copy_process_failed(cx, pid, &signal);
+            self.copy_process_failed(cx, &p.signal, thread, early);
             return Err(Errno::ENOMEM);
         }
+        let (struct_pid, numbers) = match early {
+            Some(allocated) => allocated,
+            None => {
+                // copy_namespaces(): a CLONE_NEWPID child's namespace, before its pid.
+                let ns = match kind {
+                    ForkKind::NewPidNs => self.pid_hash.create_pid_namespace(p.pid_ns()),
+                    _ => p.pid_ns(),
+                };
+                let Some(allocated) = self.pid_hash.alloc_pid(cx, ns) else {
+                    self.mark(cx, "alloc-pid-failed-enomem");
+                    self.copy_process_failed(cx, &p.signal, thread, None);
+                    return Err(Errno::ENOMEM);
+                };
+                allocated
+            }
+        };
+        let sighand_detached = Arc::new(AtomicBool::new(false));
+        let new = NewTask { kind, delays, sighand_detached, struct_pid, numbers };
+        let pid = {
+            let mut t = self.tasks.write_lock_irq(cx);
+            let (pid, signal) = self.copy_process_hashed(cx, &mut t, &p, new);
+            if let Some(child) = t.tasks.get(&pid) {
+                self.thread_group_add(cx, &p.signal, &signal, child, thread);
+            }
+            pid
+        };
         let words = [fork_kind_word(kind), u64::from(pid)];
         crate::task::trace_point(cx, &COPY_PROCESS, words, || format!("fork {kind:?}: pid {pid}"));
         Ok(pid)
     }
 
-    /// The part of copy_process() under `tasklist_lock` (held as `t`): the task limit
-    /// (`EAGAIN`), the parent (`ESRCH` without one), the child's namespaces, ids, signal_struct
-    /// (shared by a thread), mm and files, hashed and published; returns (pid, signal, thread,
-    /// the creating task's signal).
+    /// Whether copy_process() allocates the pid, after copy_signal() (-ENOMEM when it fails),
+    /// as from 2.6.24, whose pid namespaces need the child's `nsproxy` for alloc_pid(ns): the
+    /// model's `pid-namespaces` switch stands for that era. Off: 2.6.19's do_fork() allocates
+    /// it before copy_process() (-EAGAIN).
+    fn pid_in_copy_process(&self) -> bool {
+        self.fixes.on(crate::fixes::PID_NAMESPACES)
+    }
+
+    /// 2.6.19's do_fork() when copy_process() failed: free_pid() of the pid it allocated, with
+    /// no lock held but the pidmap_lock free_pid() takes.
+    fn bad_fork_free_pid(&self, cx: &Cx, early: Option<crate::task::AllocatedPid>) {
+        if let Some((pid, _)) = early {
+            self.pid_hash.free_pid(cx, &pid);
+        }
+    }
+
+    /// copy_signal() for a CLONE_THREAD child: the group's `live` counts it there in
+    /// 2.6.19-rc3 (atomic_inc(), no lock; later kernels count it in copy_process()'s tasklist_lock
+    /// section, [`Self::thread_group_add`]), and before "taskstats: cleanup ->signal->stats
+    /// allocation" taskstats_tgid_alloc() runs ([`Self::tgid_alloc_at_fork`]).
+    fn copy_signal_thread(&self, cx: &Cx, signal: &Arc<Signal>) {
+        if !self.siglock_modelled() {
+            signal.live.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
+            self.tgid_alloc_at_fork(cx, signal);
+        }
+    }
+
+    /// The part of copy_process() under `tasklist_lock` (held as `t`), run by `p`: the child's
+    /// user namespace and ids, signal_struct (shared by a thread), mm and files, attached to
+    /// its pid and published; returns (pid, the child's signal).
     fn copy_process_hashed(
         &self,
         cx: &Cx,
         t: &mut TaskTable,
-        kind: ForkKind,
-        delays: Option<Arc<TaskDelays>>,
-        sighand_detached: Arc<AtomicBool>,
-    ) -> Result<(u32, Arc<Signal>, bool, Arc<Signal>), Errno> {
+        p: &Arc<Task>,
+        new: NewTask,
+    ) -> (u32, Arc<Signal>) {
+        let NewTask { kind, delays, sighand_detached, struct_pid, numbers } = new;
         let class = signal_lock_class(self.fixes);
-        if t.tasks.len() >= self.params.tasks_max {
-            return Err(Errno::EAGAIN);
-        }
-        let p = self.current(cx).ok_or(Errno::ESRCH)?;
-        let (pid_ns, user_ns, uid, cap) = child_namespaces(t, &p, kind);
-        let numbers = t.alloc_numbers(pid_ns);
+        let (user_ns, uid, cap) = child_namespaces(t, p, kind);
         let pid = numbers[0].1;
         let thread = kind == ForkKind::Thread;
         let signal = if thread { p.signal.clone() } else { Signal::new(class) };
-        let mm = copy_mm(cx, &p, thread, pid);
+        let mm = copy_mm(cx, p, thread, pid);
         // copy_process(): a CLONE_THREAD child shares its creator's parent; any other child's
         // parent is `current` itself, the creating thread, leader or not.
         let real_parent = if thread { p.real_parent() } else { p.pid };
@@ -336,8 +395,8 @@ impl Taskstats {
             leader_detached,
             mm: TaskMm::new(mm),
         };
-        self.hash_new_task(cx, t, task, p.tgid);
-        Ok((pid, signal, thread, p.signal.clone()))
+        self.hash_new_task(cx, t, task, p.tgid, struct_pid);
+        (pid, signal)
     }
 
     /// Whether the model has the group's `sighand->siglock`: its group lock is siglock from
@@ -351,34 +410,27 @@ impl Taskstats {
     /// a new group's list starts with its leader), under tasklist_lock (the caller's) and
     /// `current`'s siglock inside it (`creator`'s lock), where a CLONE_THREAD child is also
     /// counted in `signal->live`. In 2.6.19-rc3, under tasklist_lock alone (no siglock in the
-    /// model; its `live` is counted after, see [`Self::fork`]).
+    /// model; its `live` was counted by copy_signal(), [`Self::copy_signal_thread`]).
     fn thread_group_add(&self, cx: &Cx, creator: &Signal, signal: &Signal, child: &Arc<Task>, thread: bool) {
         if !self.siglock_modelled() {
             signal.threads.change(cx, false, |threads| threads.insert(child));
             return;
         }
-        let mut inner = creator.lock.lock_irqsave(cx);
+        let inner = creator.lock.lock_irqsave(cx);
         signal.threads.change(cx, true, |threads| threads.insert(child));
         if thread {
-            // The same signal_struct: a thread's group is its creator's.
-            inner.live += 1;
+            // The same signal_struct: a thread's group is its creator's. atomic_inc(): the
+            // siglock held here orders nothing for it.
+            signal.live.fetch_add(1, Ordering::Relaxed);
         }
         drop(inner);
     }
 
-    /// __unhash_process()'s list_del_rcu() of thread `pid` from `signal`'s list, under
-    /// tasklist_lock (the caller's) and the group's siglock inside it where the model has one.
-    fn thread_group_del(&self, cx: &Cx, signal: &Signal, pid: u32) {
-        let siglock = self.siglock_modelled();
-        let inner = siglock.then(|| signal.lock.lock_irqsave(cx));
-        signal.threads.change(cx, siglock, |threads| threads.remove(&pid));
-        drop(inner);
-    }
-
     /// The end of copy_process() under `tasklist_lock`: a process child gets its own copy of
-    /// its creator's fd table (copy_files()), the child's pid is hashed (alloc_pid()) and the child attached to it (attach_pid()),
+    /// its creator's fd table (copy_files()), the child is attached to its pid (attach_pid()),
     /// and becomes its CPU's `current` for when it runs (after wake_up_new_task()).
-    fn hash_new_task(&self, cx: &Cx, t: &mut TaskTable, task: Task, creator_tgid: u32) {
+    fn hash_new_task(&self, cx: &Cx, t: &mut TaskTable, task: Task, creator_tgid: u32, pid: Arc<StructPid>) {
+        let struct_pid = pid;
         let pid = task.pid;
         if task.delays.is_none() {
             cx.note(format!(
@@ -389,49 +441,45 @@ impl Taskstats {
             let files = t.files.get(&creator_tgid).cloned().unwrap_or_default();
             t.files.insert(pid, files);
         }
-        // alloc_pid() (in the kernel before tasklist_lock: the model numbers pids under it),
-        // then attach_pid() and the task list.
-        let struct_pid = self.pid_hash.alloc_pid(cx, task.numbers.clone());
+        // attach_pid() of the pid alloc_pid() made before this section, and the task list.
         let task = Arc::new(task);
         let link = self.pid_hash.attach_pid(cx, &task, struct_pid);
         t.insert_task(task, link);
         self.current_changed(t, pid, true);
     }
 
-    /// copy_process()'s error path after copy_signal() for a CLONE_THREAD child (a later step,
-    /// say copy_mm(), failed): the child is unhashed and the group's live and count drop again.
-    /// Before "taskstats_tgid_free: fix usage" the path also ran taskstats_tgid_free() on the
-    /// shared signal_struct, freeing the stats the rest of the group is accumulating.
-    pub(super) fn copy_process_failed(&self, cx: &Cx, pid: u32, signal: &Arc<Signal>) {
-        cx.note(format!("copy_process: a step after copy_signal failed; pid {pid} is undone"));
-        {
-            let mut t = self.tasks.write_lock_irq(cx);
-            if let Some(task) = t.tasks.get(&pid).cloned() {
-                self.thread_group_del(cx, signal, pid);
-                task.sighand_detached.store(true, Ordering::Release);
-                self.unhash_process(cx, &mut t, &task);
-                self.current_changed(&t, pid, false);
-                drop(t);
-                // bad_fork_cleanup_mm: the child's reference on the shared mm is dropped.
-                task.mm.exit_mm(cx);
+    /// copy_process()'s error path after copy_signal() (a later step, say copy_mm(), or 3.x's
+    /// alloc_pid() failed), before the child was hashed: for a CLONE_THREAD child 2.6.19-rc3's
+    /// cleanup_signal() drops the `live` copy_signal() counted (atomic_dec(), no lock), and
+    /// before "taskstats_tgid_free: fix usage" the path also runs taskstats_tgid_free() on the
+    /// shared signal_struct, freeing the stats the rest of the group is accumulating. Then
+    /// 2.6.19's do_fork() frees the pid it allocated (`early`).
+    pub(super) fn copy_process_failed(
+        &self,
+        cx: &Cx,
+        signal: &Arc<Signal>,
+        thread: bool,
+        early: Option<crate::task::AllocatedPid>,
+    ) {
+        cx.note("copy_process: a step after copy_signal failed; the child is undone");
+        if thread && !self.siglock_modelled() {
+            signal.live.fetch_sub(1, Ordering::AcqRel);
+        }
+        if thread && !self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
+            let mut inner = signal.lock.lock_irqsave(cx);
+            let stats = signal.stats.replace(None);
+            let handle = inner.stats_handle.take();
+            signal.set_stats(cx, self.stats_access(), false);
+            drop(inner);
+            if let Some(handle) = handle {
+                cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
+                let _ = self.taskstats_cache.free(cx, handle);
+            }
+            if stats.is_some() {
+                self.mark(cx, "tgid-freed-by-failed-fork");
             }
         }
-        let mut inner = signal.lock.lock_irqsave(cx);
-        inner.live -= 1;
-        if self.fixes.on(crate::fixes::TGID_FREE_USAGE) {
-            return;
-        }
-        let stats = signal.stats.replace(None);
-        let handle = inner.stats_handle.take();
-        signal.set_stats(cx, self.stats_access(), false);
-        drop(inner);
-        if let Some(handle) = handle {
-            cx.note("copy_process: taskstats_tgid_free() frees the group's signal->stats");
-            let _ = self.taskstats_cache.free(cx, handle);
-        }
-        if stats.is_some() {
-            self.mark(cx, "tgid-freed-by-failed-fork");
-        }
+        self.bad_fork_free_pid(cx, early);
     }
 
     /// Whether the group-stats property (every exited thread counted once in its group's
@@ -535,13 +583,13 @@ impl Taskstats {
         let (sim, pid) = (cx.sim(), cx.task());
         let task = self.current(cx)?;
         sim.advance_ns(1000);
-        let group_dead = {
-            let mut inner = task.signal.lock.lock_irqsave(cx);
-            // exit_signals(): PF_EXITING under siglock, then atomic_dec_and_test(&sig->live).
+        {
+            let _inner = task.signal.lock.lock_irqsave(cx);
+            // exit_signals(): PF_EXITING under siglock.
             task.exiting.store(true, Ordering::Release);
-            inner.live -= 1;
-            inner.live == 0
-        };
+        }
+        // atomic_dec_and_test(&tsk->signal->live), after the siglock section, with no lock.
+        let group_dead = task.signal.live.fetch_sub(1, Ordering::AcqRel) == 1;
         let report = if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
             self.taskstats_exit(cx, &task, group_dead)
         } else {
@@ -664,7 +712,7 @@ impl Taskstats {
             return false;
         };
         let mut inner = task.signal.lock.lock_irqsave(cx);
-        if inner.live != 0 {
+        if task.signal.live.load(Ordering::Acquire) != 0 {
             return false;
         }
         task.signal.threads.change(cx, self.siglock_modelled(), |threads| threads.remove(&pid));
@@ -760,7 +808,7 @@ mod tests {
         let reader = sim.cx("reader", 0);
         let table = model.tasks.read_lock(&observer);
         assert!(table.tasks.len() < parents.len(), "no exit released a task: the test needs a detach");
-        let namespaces = table.pid_ns.len();
+        let namespaces = model.pid_hash.pid_namespaces();
         assert!(namespaces >= 4, "only {namespaces} pid namespaces: the test needs nesting");
         let mut found = 0;
         reader.rcu_read_lock();
@@ -1011,5 +1059,50 @@ mod tests {
         let tasks = [Arc::downgrade(&l), Arc::downgrade(&t)];
         drop((l, t, cx, model, sim));
         assert!(tasks.iter().all(|t| t.upgrade().is_none()), "a task outlived its model");
+    }
+    /// alloc_pid() can fail where the kernel's can, with each era's errno and at each era's
+    /// place: 2.6.19's do_fork() gives -EAGAIN before copy_process() runs, 3.x's copy_process()
+    /// -ENOMEM; either way no number is taken (the next fork gets the next pid), nothing is
+    /// hashed, no `delays` are made in 2.6.19, and nr_threads stays. A 2.6.19 fork that meets
+    /// the thread limit took a number first (do_fork()'s alloc_pid() ran) and freed it; a 3.x one
+    /// did not. No fork takes pidmap_lock inside tasklist_lock any more: lockdep is quiet.
+    #[test]
+    fn alloc_pid_fails_with_each_eras_errno_and_takes_no_number() {
+        use sim_core::fault::{FaultAttr, FaultPlan};
+        for (preset, errno, limit_takes_a_number) in [
+            ("linux-2.6.19", Errno::EAGAIN, true),
+            ("linux-3.4", Errno::ENOMEM, false),
+            ("linux-3.8", Errno::ENOMEM, false),
+        ] {
+            let sim = Sim::new(SimConfig::new(7).cpus(2).lockdep(ReportMode::Collect));
+            let params = Params { tasks_max: 3, ..Params::default() };
+            let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), params);
+            let fork = |kind| model.fork(&task_cx(&sim, &model, 1, "fork"), kind);
+            assert_eq!(fork(ForkKind::Process), Ok(2), "{preset}");
+            let hashed = model.pid_hash.live();
+            sim.set_faults(FaultPlan::with(FaultAttr::always().site("pid")));
+            for kind in [ForkKind::Process, ForkKind::Thread] {
+                assert_eq!(fork(kind), Err(errno), "{preset} {kind:?}: alloc_pid() failed");
+            }
+            assert_eq!(model.pid_hash.live(), hashed, "{preset}: a failed alloc_pid() hashed something");
+            assert_eq!(model.pid_hash.nr_threads(), 2, "{preset}: nr_threads moved");
+            sim.set_faults(FaultPlan::none());
+            assert_eq!(fork(ForkKind::Process), Ok(3), "{preset}: the failed forks took no number");
+            // The thread limit (3 tasks): 2.6.19 numbered the child before it looked.
+            assert_eq!(fork(ForkKind::Process), Err(Errno::EAGAIN), "{preset}: the limit");
+            sim.rcu_advance();
+            assert_eq!(
+                model.pid_hash.live(),
+                (hashed.0 + 1, hashed.1 + 2),
+                "{preset}: the limit's pid was freed"
+            );
+            let reaped = model.exit(&task_cx(&sim, &model, 3, "do_exit")).is_some()
+                && model.reap(&task_cx(&sim, &model, 1, "wait"), 3);
+            assert!(reaped, "{preset}: pid 3 exits and is reaped");
+            let next = if limit_takes_a_number { 5 } else { 4 };
+            assert_eq!(fork(ForkKind::Process), Ok(next), "{preset}: the pid after the limit");
+            assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+        }
     }
 }
