@@ -156,14 +156,14 @@ pub(crate) struct Words {
 }
 
 impl Words {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, word: u64) {
         assert!(self.len < RESULT_WORDS, "a call's result has more than {RESULT_WORDS} trace words");
         self.words[self.len] = word;
         self.len += 1;
     }
 
-    #[inline]
+    #[inline(always)]
     fn as_slice(&self) -> &[u64] {
         &self.words[..self.len]
     }
@@ -177,7 +177,7 @@ pub(crate) trait TraceWords: std::fmt::Debug {
 }
 
 impl TraceWords for Handle {
-    #[inline]
+    #[inline(always)]
     fn trace_words(&self, out: &mut Words) {
         out.push(self.id);
         out.push(self.serial);
@@ -185,12 +185,12 @@ impl TraceWords for Handle {
 }
 
 impl TraceWords for () {
-    #[inline]
+    #[inline(always)]
     fn trace_words(&self, _out: &mut Words) {}
 }
 
 impl<T: TraceWords> TraceWords for Option<T> {
-    #[inline]
+    #[inline(always)]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Some(value) => {
@@ -203,7 +203,7 @@ impl<T: TraceWords> TraceWords for Option<T> {
 }
 
 impl<T: TraceWords> TraceWords for Result<T, MbError> {
-    #[inline]
+    #[inline(always)]
     fn trace_words(&self, out: &mut Words) {
         match self {
             Ok(value) => {
@@ -500,7 +500,9 @@ impl Registry {
     /// `spin_lock(&mb_cache_spinlock)` of a call that gives `handle` up (release, free), with
     /// the handle retired from the table under the `Memory` guard the critical section takes
     /// anyway: one guard for the section. A handle already released is reported (after the lock
-    /// is dropped again: the kernel would go on to drop a use it does not hold).
+    /// is dropped again: the kernel would go on to drop a use it does not hold). Inlined always:
+    /// as a call it moved the held section out through its `Result`.
+    #[inline(always)]
     fn lock_retiring<'a>(&'a self, cx: &'a Cx, handle: &Handle, what: &str) -> Result<Locked<'a>, MbError> {
         let mut locked_global = self.lock(cx);
         if locked_global.mem().memory.handles.remove(handle.id) {
@@ -579,40 +581,73 @@ impl Registry {
         entry: EntryRef,
         writer: bool,
     ) -> Result<Option<Locked<'a>>, MbError> {
-        let cx = locked_global.cx;
-        let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
-        let busy = |used: u32| if writer { used > 0 } else { used >= MB_CACHE_WRITER };
-        // Whether the entry is hashed, when no wait was needed: the lock was held throughout, so
-        // the loop below would not run and what it reads is read here, from the entry at hand.
-        let unwaited = {
-            let mut mem = locked_global.mem();
-            // `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);`, the entry
-            // looked up for the reads and once more for its writes (not once per list step).
-            let object = mem.lru_del_init_for_use(entry)?;
-            *object.free_failed = false;
-            // Readers count themselves before waiting, which gives them priority over writers.
-            if !exclusive || !writer {
-                *object.used += 1;
-            }
-            if !exclusive {
-                // No wait without `exclusive-get`, and no recheck of the hash.
-                Some(true)
-            } else {
-                (!busy(*object.used)).then(|| {
-                    if writer {
-                        *object.used += 1 + MB_CACHE_WRITER;
-                    }
-                    // `__mb_cache_entry_is_hashed()`, as `Registry::is_hashed` reads it.
-                    object.block_list.next != list::Link::To(Node::Block(entry))
-                })
-            }
-        };
-        match unwaited {
-            Some(true) => return Ok(Some(locked_global)),
-            Some(false) => return self.unhashed_while_waiting(locked_global, entry),
-            None => {}
+        match self.take_use_unwaited(&mut locked_global, entry, writer)? {
+            Some(true) => Ok(Some(locked_global)),
+            Some(false) => self.unhashed_while_waiting(locked_global, entry),
+            None => self.wait_for_use(locked_global, entry, writer),
         }
-        while busy(locked_global.mem().entry(entry)?.used) {
+    }
+
+    /// [`Registry::take_use`] up to its wait, with the lock held throughout: off the LRU,
+    /// `free_failed` cleared, a reader's use counted, and, when the entry is not busy, a writer's.
+    /// Some(whether the entry is hashed) when no wait is needed; None when the caller must wait
+    /// ([`Registry::wait_for_use`]). Borrows the section rather than taking it, so a lookup that
+    /// does not wait (every lookup without `exclusive-get`, and most with it) keeps its lock where
+    /// it is, with no move of the guard in and out of a call.
+    #[inline(always)]
+    fn take_use_unwaited(
+        &self,
+        locked_global: &mut Locked<'_>,
+        entry: EntryRef,
+        writer: bool,
+    ) -> Result<Option<bool>, MbError> {
+        let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
+        let mut mem = locked_global.mem();
+        // `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);`, the entry looked
+        // up for the reads and once more for its writes (not once per list step).
+        let object = mem.lru_del_init_for_use(entry)?;
+        *object.free_failed = false;
+        // Readers count themselves before waiting, which gives them priority over writers.
+        if !exclusive || !writer {
+            *object.used += 1;
+        }
+        if !exclusive {
+            // No wait without `exclusive-get`, and no recheck of the hash.
+            return Ok(Some(true));
+        }
+        if Self::busy(*object.used, writer) {
+            return Ok(None);
+        }
+        if writer {
+            *object.used += 1 + MB_CACHE_WRITER;
+        }
+        // `__mb_cache_entry_is_hashed()`, as `Registry::is_hashed` reads it: the lock was held
+        // throughout, so this is what the wait loop's recheck would read.
+        Ok(Some(object.block_list.next != list::Link::To(Node::Block(entry))))
+    }
+
+    /// Whether an entry with `used` uses makes a lookup wait (`exclusive-get`): a writer waits
+    /// for any use, a reader for a writer's.
+    fn busy(used: u32, writer: bool) -> bool {
+        if writer {
+            used > 0
+        } else {
+            used >= MB_CACHE_WRITER
+        }
+    }
+
+    /// The rest of [`Registry::take_use`] when the entry was busy (`exclusive-get`): sleep on
+    /// `mb_cache_queue` until it is not (or, in the one-thread simulation, give the reader's use
+    /// back and return `WouldBlock`), then a writer's use and the recheck of the hash.
+    #[cold]
+    fn wait_for_use<'a>(
+        &'a self,
+        mut locked_global: Locked<'a>,
+        entry: EntryRef,
+        writer: bool,
+    ) -> Result<Option<Locked<'a>>, MbError> {
+        let cx = locked_global.cx;
+        while Self::busy(locked_global.mem().entry(entry)?.used, writer) {
             if self.waits == Waits::WouldBlock {
                 if !writer {
                     *locked_global.mem().entry_use_mut(entry)?.used -= 1;
@@ -665,10 +700,14 @@ impl Registry {
                 let head = Node::Head(HeadId::Block(cache.0, bucket));
                 let mut at = list::follow(&mut mem, head, first, "list_for_each")?;
                 loop {
-                    if at == head {
-                        break None;
-                    }
-                    let Node::Block(entry) = at else { panic!("block chain holds {at:?}") };
+                    // `pos != head`, asked only of a node that is not an entry's `e_block_list`
+                    // (an entry's node is never the head), so a step compares one tag.
+                    let Node::Block(entry) = at else {
+                        if at == head {
+                            break None;
+                        }
+                        panic!("block chain holds {at:?}")
+                    };
                     let object = mem.entry(entry)?;
                     if object.bdev == bdev && object.block == block {
                         break Some((entry, object.id));
@@ -682,14 +721,24 @@ impl Registry {
                 drop(locked_global);
                 return Ok(None);
             };
+            // `take_use`, with the section borrowed (not moved through a call) where no wait is
+            // needed.
+            let relocked = match self.take_use_unwaited(&mut locked_global, entry, true)? {
+                Some(true) => Some(locked_global),
+                Some(false) => self.unhashed_while_waiting(locked_global, entry)?,
+                None => self.wait_for_use(locked_global, entry, true)?,
+            };
             // The fixed kernel returns NULL for an entry unhashed while it waited.
-            let Some(mut relocked) = self.take_use(locked_global, entry, true)? else {
+            let Some(mut relocked) = relocked else {
                 cx.sim().mark("get returned NULL for an entry freed while it waited");
                 return Ok(None);
             };
             let handle = relocked.new_handle(entry, cache.0, serial);
+            let first_found = !std::mem::replace(&mut relocked.mem().memory.get_found_marked, true);
             drop(relocked);
-            cx.sim().mark("get found an entry");
+            if first_found {
+                cx.sim().mark("get found an entry");
+            }
             Ok(Some(handle))
         })
     }
@@ -711,10 +760,12 @@ impl Registry {
             let mut mem = locked_global.mem();
             let mut at = at;
             loop {
-                if at == head {
-                    break None;
-                }
+                // `pos != head`, asked only of a node that is not an entry's index link (an
+                // entry's node is never the head), as in `Registry::get`'s walk.
                 let Node::Index(entry, at_index) = at else {
+                    if at == head {
+                        break None;
+                    }
                     // The walk left the bucket it started in (prev was re-hashed elsewhere) and
                     // reached another list head, which the kernel would read as an entry.
                     let violation = Violation::new(

@@ -117,6 +117,7 @@ pub(crate) const WALK_LIMIT: usize = 1 << 22;
 pub fn bdev_address(device: u32) -> u64 {
     0xffff_8100_0000_0000 + u64::from(device) * 0x400
 }
+#[inline(always)]
 pub(crate) fn locked<T>(mutex: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -134,7 +135,9 @@ pub(crate) struct HandleTable {
 }
 
 impl HandleTable {
-    /// Adds handle `id` (larger than every id added before) to `entry` of `cache`.
+    /// Adds handle `id` (larger than every id added before) to `entry` of `cache`. Inlined
+    /// always, as [`HandleTable::remove`]: a get and a release each make one of these calls.
+    #[inline(always)]
     pub(crate) fn insert(&mut self, id: u64, entry: EntryRef, cache: CacheHandle) {
         debug_assert!(self.live.last().is_none_or(|&(last, _, _)| last < id), "handle ids increase");
         self.live.push((id, entry, cache));
@@ -151,16 +154,18 @@ impl HandleTable {
     }
 
     /// Removes handle `id`; whether it was there.
+    #[inline(always)]
     pub(crate) fn remove(&mut self, id: u64) -> bool {
+        // The handle made last is the one most often given up (a get and its release): found
+        // at the end with one compare, and popped with no move of the rest.
+        if self.live.last().is_some_and(|&(last, _, _)| last == id) {
+            self.live.pop();
+            self.version += 1;
+            return true;
+        }
         match self.live.binary_search_by_key(&id, |&(id, _, _)| id) {
             Ok(at) => {
-                // The handle made last is the one most often given up (a get and its release):
-                // popped, with no move of the rest.
-                if at + 1 == self.live.len() {
-                    self.live.pop();
-                } else {
-                    self.live.remove(at);
-                }
+                self.live.remove(at);
                 self.version += 1;
                 true
             }
@@ -299,6 +304,11 @@ pub(crate) struct Memory {
     /// Checker state: the incremental check has marked its quiet case in this registry's `Sim`
     /// (whose marks are a set kept for the case), so it need not mark it again.
     pub(crate) quiet_marked: bool,
+    /// Checker state: a get has made its coverage mark ("get found an entry") in this
+    /// registry's `Sim`, whose marks are a set kept for the world's life, so later gets need not
+    /// make it again (one flag read under the guard the get holds, where the mark's own
+    /// look-up cost about 35 instructions a get).
+    pub(crate) get_found_marked: bool,
     /// Instrumentation: the handles not yet released. Kept here, not behind a mutex of its own,
     /// so a lookup that finds an entry makes its handle under the guard it already holds.
     pub(crate) handles: HandleTable,
@@ -835,8 +845,11 @@ impl Locked<'_> {
     /// as a call it cost about 24 instructions each (callgrind, `get_release` bench).
     #[inline(always)]
     pub(crate) fn mem(&mut self) -> Mem<'_> {
-        let registry = self.registry;
-        let memory = self.memory.get_or_insert_with(|| locked(&registry.memory));
+        // `get_or_insert_with`, written out: the optimiser kept that call out of line.
+        if self.memory.is_none() {
+            self.memory = Some(locked(&self.registry.memory));
+        }
+        let Some(memory) = self.memory.as_mut() else { unreachable!("the Memory guard was just taken") };
         Mem { cx: self.cx, global: GlobalRef::Held(&mut self.guard), memory }
     }
 
@@ -847,6 +860,7 @@ impl Locked<'_> {
     }
 
     /// [`Registry::new_handle`] under the `Memory` guard this section holds (or takes).
+    #[inline]
     pub(crate) fn new_handle(&mut self, entry: EntryRef, cache: CacheHandle, serial: u64) -> Handle {
         self.mem().memory.new_handle(entry, cache, serial)
     }
@@ -916,6 +930,7 @@ impl Registry {
                 caches_version: 0,
                 orphans_possible: false,
                 quiet_marked: false,
+                get_found_marked: false,
                 handles: HandleTable::default(),
                 next_handle: 1,
                 lru_clock: 1,
