@@ -203,10 +203,7 @@ impl Cx {
     #[cold]
     #[inline(never)]
     fn renewed_busy(&self) -> ! {
-        panic!(
-            "{}: renewed while holding a lock or inside an RCU read-side section: {:?}",
-            self.name, self
-        )
+        panic!("{}: renewed while holding a lock or inside an RCU read-side section: {:?}", self.name, self)
     }
 
     /// [`Cx::renew`] for a pid's context (its name given to the task in the trace again) or one
