@@ -142,6 +142,9 @@ impl std::fmt::Debug for Cx {
 }
 
 impl Cx {
+    /// Inlined into [`Sim`]'s one maker of contexts (about 16 instructions of a call's entry and
+    /// exit a context).
+    #[inline]
     pub(crate) fn new(sim: Sim, task: TaskId, name: Arc<str>, cpu: CpuId, observer: bool) -> Cx {
         let token_base = token_base(&sim, observer);
         let waits = keeps_waits()
@@ -178,14 +181,35 @@ impl Cx {
     /// Panics when the context holds a lock or is inside an RCU read-side section: a context
     /// left so between operations is a bug of its caller. Inside a shuttle execution (where a
     /// context keeps a [`LockWaits`] record) it is made anew.
+    ///
+    /// Inlined where a checker renews its contexts (about 16 instructions of a call's entry and
+    /// exit a renewal, callgrind); the rare cases (a busy context's panic, a pid's name given
+    /// again, a shuttle context made anew) in calls of their own.
+    #[inline]
     pub fn renew(&mut self, cpu: CpuId) {
-        assert!(
-            self.held.get_mut().is_empty() && self.rcu_depth.get() == 0,
-            "{}: renewed while holding a lock or inside an RCU read-side section: {:?}",
-            self.name,
-            self
-        );
+        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
+            self.renewed_busy();
+        }
         assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        if (!self.observer && self.task < crate::sim::NAMED_TASKS_FIRST) || self.waits.is_some() {
+            self.renew_rare(cpu);
+            return;
+        }
+        self.renew_state(cpu);
+    }
+
+    /// [`Cx::renew`]'s panic for a context that holds a lock or is inside an RCU read-side
+    /// section.
+    #[cold]
+    #[inline(never)]
+    fn renewed_busy(&self) -> ! {
+        panic!("{}: renewed while holding a lock or inside an RCU read-side section: {:?}", self.name, self)
+    }
+
+    /// [`Cx::renew`] for a pid's context (its name given to the task in the trace again) or one
+    /// that keeps a [`LockWaits`] record (made anew).
+    #[inline(never)]
+    fn renew_rare(&mut self, cpu: CpuId) {
         if !self.observer && self.task < crate::sim::NAMED_TASKS_FIRST {
             if let Some(name) = self.sim.world.trace.rename_task_shared(self.task, &self.name) {
                 self.name = name;
@@ -195,6 +219,13 @@ impl Cx {
             *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
             return;
         }
+        self.renew_state(cpu);
+    }
+
+    /// The state [`Cx::renew`] puts back as a new context starts: the next serial number's
+    /// tokens, `cpu`, preemption, irq and sleep state.
+    #[inline]
+    fn renew_state(&mut self, cpu: CpuId) {
         self.token_base = token_base(&self.sim, self.observer);
         self.tokens.set(1);
         self.cpu.set(cpu);
@@ -948,6 +979,7 @@ const TOKEN_SERIAL_MASK: u64 = (1 << 23) - 1;
 /// model contexts or among observers, so that checker contexts never move a model context's
 /// tokens (which the trace hashes) and no observer token equals a model one
 /// ([`Cx::holds_token`] stays exact).
+#[inline]
 fn token_base(sim: &Sim, observer: bool) -> u64 {
     let serial = (sim.next_cx_serial(observer) & TOKEN_SERIAL_MASK) << 40;
     if observer {
