@@ -37,6 +37,8 @@ use std::fmt;
 use std::panic::Location;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::cx::Cx;
 use crate::lockdep::{site, ClassId, FieldAccess, HeldLock, LockMode, LockdepReport};
 use crate::sync;
@@ -90,8 +92,6 @@ struct HeldClass {
 }
 
 impl HeldClass {
-    const UNUSED: HeldClass = HeldClass { class: 0, write_ok: false, name: "" };
-
     fn of(held: &HeldLock) -> HeldClass {
         HeldClass { class: held.class, write_ok: protects(held, true), name: held.name }
     }
@@ -106,158 +106,25 @@ impl HeldClass {
 const HELD_KEPT: usize = 3;
 
 /// A list of held classes (an access record's held locks, a field's candidate lockset): up to
-/// [`HELD_KEPT`] in an array, so neither the record made at a task's first access to a field (a
+/// [`HELD_KEPT`] in place, so neither the record made at a task's first access to a field (a
 /// fifth of mbcache2's accesses: its fields are short-lived) nor the candidates set when a field
-/// becomes shared allocate; a longer list in `spill`. Entries `len..` of the array are unused.
-struct HeldClasses {
-    len: usize,
-    inline: [HeldClass; HELD_KEPT],
-    spill: Vec<HeldClass>,
+/// becomes shared allocate; a longer list spills to the heap.
+type HeldClasses = SmallVec<[HeldClass; HELD_KEPT]>;
+
+/// Keeps `held`'s classes in `kept`, in place of the ones it kept.
+fn assign_held(kept: &mut HeldClasses, held: &[HeldLock]) {
+    kept.clear();
+    kept.extend(held.iter().map(HeldClass::of));
 }
 
-impl fmt::Debug for HeldClasses {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-impl HeldClasses {
-    fn new() -> HeldClasses {
-        HeldClasses { len: 0, inline: [HeldClass::UNUSED; HELD_KEPT], spill: Vec::new() }
-    }
-
-    fn as_slice(&self) -> &[HeldClass] {
-        match self.len <= HELD_KEPT {
-            true => &self.inline[..self.len],
-            false => &self.spill,
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.spill.clear();
-    }
-
-    /// Appends `class`, moving the list to `spill` when it outgrows the array.
-    fn push(&mut self, class: HeldClass) {
-        if self.len < HELD_KEPT {
-            self.inline[self.len] = class;
-        } else {
-            if self.len == HELD_KEPT {
-                self.spill.clear();
-                self.spill.extend_from_slice(&self.inline);
-            }
-            self.spill.push(class);
-        }
-        self.len += 1;
-    }
-
-    /// Keeps the classes `keep` returns true for (which may change them), in order, back in the
-    /// array once they fit.
-    fn retain_mut(&mut self, mut keep: impl FnMut(&mut HeldClass) -> bool) {
-        if self.len <= HELD_KEPT {
-            let mut kept = 0;
-            for at in 0..self.len {
-                let mut class = self.inline[at];
-                if keep(&mut class) {
-                    self.inline[kept] = class;
-                    kept += 1;
-                }
-            }
-            self.len = kept;
-        } else {
-            self.spill.retain_mut(keep);
-            self.len = self.spill.len();
-            if self.len <= HELD_KEPT {
-                self.inline[..self.len].copy_from_slice(&self.spill);
-                self.spill.clear();
-            }
-        }
-    }
-
-    /// Keeps `held`'s classes in place of the ones kept.
-    fn assign(&mut self, held: &[HeldLock]) {
-        self.len = held.len();
-        self.spill.clear();
-        if held.len() <= HELD_KEPT {
-            for (kept, now) in self.inline.iter_mut().zip(held) {
-                *kept = HeldClass::of(now);
-            }
-        } else {
-            self.spill.extend(held.iter().map(HeldClass::of));
-        }
-    }
-}
-
-/// How many tasks' records a field's shadow keeps in place: more spill to a vector.
+/// How many tasks' records a field's shadow keeps in place: more spill to the heap.
 const RECORDS_KEPT: usize = 2;
 
 /// Each task's latest access to a field, in the order the tasks first accessed it (a report picks
 /// the latest by `seq`, so the order does not matter): the first [`RECORDS_KEPT`] in place, so a
 /// field that two tasks touch (taskstats' thread-group shadows: the forking parent, then the
-/// child) allocates nothing for them; the rest in `more`. Slots `0..len` of `kept` are `Some`.
-struct Records {
-    len: usize,
-    kept: [Option<AccessRecord>; RECORDS_KEPT],
-    more: Vec<AccessRecord>,
-}
-
-impl fmt::Debug for Records {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl Records {
-    fn new() -> Records {
-        Records { len: 0, kept: [None, None], more: Vec::new() }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &AccessRecord> {
-        self.kept.iter().flatten().chain(&self.more)
-    }
-
-    fn get(&self, at: usize) -> Option<&AccessRecord> {
-        match at < RECORDS_KEPT {
-            true => self.kept[at].as_ref(),
-            false => self.more.get(at - RECORDS_KEPT),
-        }
-    }
-
-    fn get_mut(&mut self, at: usize) -> Option<&mut AccessRecord> {
-        match at < RECORDS_KEPT {
-            true => self.kept[at].as_mut(),
-            false => self.more.get_mut(at - RECORDS_KEPT),
-        }
-    }
-
-    /// The index of `task`'s record.
-    fn position(&self, task: TaskId) -> Option<usize> {
-        self.iter().position(|record| record.task == task)
-    }
-
-    /// Appends the record `made` gives, made where it is stored (inside the test for room, so
-    /// it is written into its slot instead of built on the stack and copied); its index.
-    #[inline(always)]
-    fn push_made(&mut self, made: impl FnOnce() -> AccessRecord) -> usize {
-        match self.len < RECORDS_KEPT {
-            true => self.kept[self.len] = Some(made()),
-            false => self.more.push(made()),
-        }
-        self.len += 1;
-        self.len - 1
-    }
-
-    fn clear(&mut self) {
-        self.kept = [None, None];
-        self.more.clear();
-        self.len = 0;
-    }
-}
+/// child) allocates nothing for them.
+type Records = SmallVec<[AccessRecord; RECORDS_KEPT]>;
 
 impl AccessRecord {
     fn report_view(&self) -> FieldAccess {
@@ -287,10 +154,10 @@ impl AccessRecord {
         let chain = held.last().map_or(0, |h| h.chain);
         let same = same_world
             && ((chain != 0 && chain == self.chain && chain_fast_path())
-                || (self.held.len == held.len()
+                || (self.held.len() == held.len()
                     && self.held.as_slice().iter().zip(held).all(|(kept, now)| kept.is(now))));
         if !same {
-            self.held.assign(held);
+            assign_held(&mut self.held, held);
         }
         self.chain = chain;
         same
@@ -589,9 +456,12 @@ impl Detector {
     ) -> &mut AccessRecord {
         let recent = shadow.last.get(shadow.recent).is_some_and(|record| record.task == task);
         if !recent {
-            shadow.recent = match shadow.last.position(task) {
+            shadow.recent = match shadow.last.iter().position(|record| record.task == task) {
                 Some(at) => at,
-                None => shadow.last.push_made(made),
+                None => {
+                    shadow.last.push(made());
+                    shadow.last.len() - 1
+                }
             };
         }
         let at = shadow.recent;
@@ -1143,7 +1013,7 @@ mod tests {
         for depth in [0, 2, 5, 3, 1, 6, 6, 0, 4, 3] {
             let _guards: Vec<_> = locks[..depth].iter().map(|l| l.lock(&cx)).collect();
             cx.with_held(|held| {
-                kept.assign(held);
+                assign_held(&mut kept, held);
                 let expected: Vec<_> = held.iter().map(|h| (h.class, true, h.name)).collect();
                 let got: Vec<_> = kept.as_slice().iter().map(|c| (c.class, c.write_ok, c.name)).collect();
                 assert_eq!(got, expected, "depth {depth}");
