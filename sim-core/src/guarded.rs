@@ -519,13 +519,8 @@ impl Detector {
                 shadow.phase = if write { Phase::SharedModified } else { Phase::Shared };
                 shadow.candidates.clear();
                 // The protecting holds' classes, a class repeated next to itself kept once.
-                let mut last = None;
-                for h in held.iter().filter(|h| protects(h, write)) {
-                    if last != Some(h.class) {
-                        shadow.candidates.push(HeldClass::of(h));
-                        last = Some(h.class);
-                    }
-                }
+                shadow.candidates.extend(held.iter().filter(|h| protects(h, write)).map(HeldClass::of));
+                shadow.candidates.dedup_by_key(|c| c.class);
                 shadow.refined = Some((task, write));
             }
             Phase::Shared | Phase::SharedModified => {

@@ -429,8 +429,14 @@ impl Taskstats {
     /// The end of copy_process() under `tasklist_lock`: a process child gets its own copy of
     /// its creator's fd table (copy_files()), the child is attached to its pid (attach_pid()),
     /// and becomes its CPU's `current` for when it runs (after wake_up_new_task()).
-    fn hash_new_task(&self, cx: &Cx, t: &mut TaskTable, task: Task, creator_tgid: u32, pid: Arc<StructPid>) {
-        let struct_pid = pid;
+    fn hash_new_task(
+        &self,
+        cx: &Cx,
+        t: &mut TaskTable,
+        task: Task,
+        creator_tgid: u32,
+        struct_pid: Arc<StructPid>,
+    ) {
         let pid = task.pid;
         if task.delays.is_none() {
             cx.note(format!(
