@@ -297,7 +297,8 @@ pub struct SignalInner {
 /// accesses. In 2.6.19-rc3 the model has no siglock (its group lock is `stats_lock`, another
 /// lock), so changes there are made and judged under tasklist_lock alone. The list itself is
 /// instrumentation behind a std mutex (as [`GroupStats`]): no lockdep class, no schedule point,
-/// held only for a change or a copy, never across a model lock.
+/// held only for a change or a copy, never across a model lock. The threads' `exit_state` is
+/// not the list's: exit_notify() writes it under tasklist_lock alone ([`ThreadList::live`]).
 ///
 /// thread_group_empty() is `list_empty(&p->thread_group)`, in 2.6 and 3.x a plain load of one
 /// pointer with no lock, racy by design and benign: the reader is the exiting thread itself,
@@ -340,7 +341,7 @@ impl ThreadGroup {
     }
 
     /// A change to the list (copy_process()'s list_add_tail_rcu(), __unhash_process()'s
-    /// list_del_rcu(), exit_notify()'s exit state): the caller holds tasklist_lock for writing
+    /// list_del_rcu()): the caller holds tasklist_lock for writing
     /// and, `siglock` true, the group's siglock inside it.
     #[track_caller]
     pub(crate) fn change<R>(&self, cx: &Cx, siglock: bool, f: impl FnOnce(&mut ThreadList) -> R) -> R {
@@ -378,13 +379,14 @@ impl ThreadGroup {
 /// One thread on its group's list: the task (`thread_group`'s link, a pointer that holds no
 /// reference: the entry leaves the list at release_task(), before the pid hash's last put, so
 /// the walk always reaches the task; a `Weak` also keeps task -> signal -> list -> task from
-/// being an `Arc` cycle) and its exit state.
-pub(crate) type ThreadEntry = (std::sync::Weak<Task>, ExitState);
+/// being an `Arc` cycle). Its exit state is the task's own ([`Task::exit_state`]), not the
+/// list's: exit_notify() writes it under tasklist_lock alone.
+pub(crate) type ThreadEntry = std::sync::Weak<Task>;
 
-/// A group's threads by ascending global pid, each with its task and exit state: the thread
-/// list `signal_struct` heads, kept as a sorted vector (a group has a few threads). The
-/// accounting counters are not here but in each task ([`Task::acct`]): the kernel takes no
-/// group lock to write or read them. The methods are the map's the callers used.
+/// A group's threads by ascending global pid: the thread list `signal_struct` heads, kept as
+/// a sorted vector (a group has a few threads). The accounting counters are not here but in
+/// each task ([`Task::acct`]): the kernel takes no group lock to write or read them. The
+/// methods are the map's the callers used.
 #[derive(Debug, Default)]
 pub(crate) struct ThreadList(Vec<(u32, ThreadEntry)>);
 
@@ -393,14 +395,9 @@ impl ThreadList {
         self.0.binary_search_by_key(&pid, |&(p, _)| p)
     }
 
-    /// Thread `pid`'s entry, to change.
-    pub(crate) fn get_mut(&mut self, pid: &u32) -> Option<&mut ThreadEntry> {
-        self.find(*pid).ok().map(|at| &mut self.0[at].1)
-    }
-
-    /// Thread `task` joins the list in pid order, alive (an entry already there is replaced).
+    /// Thread `task` joins the list in pid order (an entry already there is replaced).
     pub(crate) fn insert(&mut self, task: &Arc<Task>) {
-        let entry = (Arc::downgrade(task), ExitState::None);
+        let entry = Arc::downgrade(task);
         match self.find(task.pid) {
             Ok(at) => self.0[at].1 = entry,
             Err(at) => self.0.insert(at, (task.pid, entry)),
@@ -418,11 +415,23 @@ impl ThreadList {
     }
 
     /// The threads the TGID walks count, by ascending pid: on the list (so not yet released:
-    /// the task is there) and not exited. Taken out of the list, so the walk's own locks
-    /// (each thread's `delays->lock`) are taken with the list's instrumentation lock released.
+    /// the task is there) and with no `exit_state` (the model's only one on a list is a zombie
+    /// leader's, so this is also 2.6.19's "not a zombie leader"). Taken out of the list, so the
+    /// walk's own locks (each thread's `delays->lock`) are taken with the list's
+    /// instrumentation lock released; the states are read in one go at the walk's start.
+    ///
+    /// `exit_state` is written by exit_notify() under tasklist_lock alone. 2.6.19's fill_tgid()
+    /// reads it under read_lock(&tasklist_lock), ordered; 3.x's fill_stats_for_tgid() reads it
+    /// under siglock alone, a racy read the kernel tolerates: one word, written once to a
+    /// zombie state, and either value is an answer the kernel gives (before the write the walk
+    /// counts a leader already folded into `signal->stats` a second time, as it does for any
+    /// thread between fill_tgid_exit() and exit_notify(); after it, once). So it is benign, and
+    /// the model keeps the field as [`InPlace`] instrumentation that no detector judges; the
+    /// checker takes its expectation with this copy (Taskstats::fill_stats_for_tgid), so an
+    /// exit_notify() landing during the walk is judged against what the walk saw.
     pub(crate) fn live(&self) -> Vec<(u32, Arc<Task>)> {
-        let alive = |(pid, (task, exit_state)): &(u32, ThreadEntry)| {
-            task.upgrade().filter(|_| *exit_state == ExitState::None).map(|task| (*pid, task))
+        let alive = |(pid, task): &(u32, ThreadEntry)| {
+            task.upgrade().filter(|task| task.exit_state() == ExitState::None).map(|task| (*pid, task))
         };
         self.0.iter().filter_map(alive).collect()
     }
@@ -784,10 +793,22 @@ pub(crate) struct PidHash {
     nr_threads: std::sync::atomic::AtomicUsize,
 }
 
-/// alloc_pid()'s `kmem_cache_alloc(ns->pid_cachep, GFP_KERNEL)` (2.6.19: `pid_cachep`, the
-/// cache "pid"; 3.x names a cache per depth, "pid_1", "pid_2", .., one site here).
-static PID_CACHEP_SITE: std::sync::LazyLock<sim_core::fault::FaultSite> =
-    std::sync::LazyLock::new(|| sim_core::fault::FaultSite::slab("pid"));
+/// The fault site of alloc_pid()'s `kmem_cache_alloc(ns->pid_cachep, GFP_KERNEL)` for a pid
+/// with `levels` numbers. 2.6.19 has one cache, "pid". 3.x's init_pid_ns allocates from "pid"
+/// (pidmap_init()'s KMEM_CACHE()); create_pid_namespace() gives a namespace at depth `level`
+/// the cache create_pid_cachep(level + 1) finds or makes, one slab per number of upids, named
+/// "pid_2", "pid_3", ..: separate slabs, so separate sites (a plan naming "pid" matches all).
+fn pid_cachep_site(levels: usize) -> sim_core::fault::FaultSite {
+    match levels {
+        1 => sim_core::fault::FaultSite::slab("pid"),
+        _ => sim_core::fault::FaultSite::slab(&format!("pid_{levels}")),
+    }
+}
+
+/// The sites of [`pid_cachep_site`] down to 3.8's MAX_PID_NS_LEVEL (32 levels below init, so
+/// 33 numbers), made once; a deeper pid (3.4 has no limit) names its site at the call.
+static PID_CACHEP_SITES: std::sync::LazyLock<Vec<sim_core::fault::FaultSite>> =
+    std::sync::LazyLock::new(|| (1..=33).map(pid_cachep_site).collect());
 
 /// The pid namespaces' pidmaps as alloc_pidmap() and create_pid_namespace() use them: the
 /// next number each namespace hands out (the model never reuses a number, so a counter stands
@@ -871,8 +892,16 @@ impl PidHash {
             levels
         };
         // sizeof(struct pid): 2.6.19's one number; 3.x's header and one `struct upid` a level.
-        let size = if self.namespaces { 48 + 32 * levels } else { 64 };
-        if cx.sim().should_fail(cx, &PID_CACHEP_SITE, size) {
+        let size = if self.namespaces { 48 + 32 * levels as u64 } else { 64 };
+        let deeper;
+        let site = match PID_CACHEP_SITES.get(levels - 1) {
+            Some(site) => site,
+            None => {
+                deeper = pid_cachep_site(levels);
+                &deeper
+            }
+        };
+        if cx.sim().should_fail(cx, site, size) {
             cx.sim().mark("alloc-pid-failed");
             return None;
         }
@@ -1374,7 +1403,7 @@ mod tests {
                 let t = tasklist.write_lock_irq(&writer);
                 let inner = signal.lock.lock_irqsave(&writer);
                 signal.threads.change(&writer, true, |threads| {
-                    threads.0.push((round, (std::sync::Weak::new(), ExitState::None)))
+                    threads.0.push((round, std::sync::Weak::new()))
                 });
                 drop((inner, t));
                 let t = tasklist.read_lock(&walker);

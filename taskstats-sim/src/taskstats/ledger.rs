@@ -49,8 +49,9 @@ impl Pending {
     }
 }
 
-/// What a TGID query in a group's siglock section must find, taken in that section (so no
-/// exit's fill or exit_notify() lands between the model's look and the checker's).
+/// What a TGID query in a group's siglock section must find, taken in that section with the
+/// walk's copy of the thread list (so no exit's fill or exit_notify() lands between the
+/// model's look and the checker's).
 #[derive(Debug, Clone)]
 pub(super) struct TgidExpect {
     /// The group's `truth` at the query.
@@ -267,8 +268,11 @@ impl Taskstats {
     }
 
     /// The checker's mark of exit_notify() for `task`, inside the section where the model takes
-    /// it off the group's walk (tasklist_lock, with siglock inside it where the model has one): a thread still pending (a version that skipped its
-    /// fill) belongs in the truth from here, and no thread is counted live any more.
+    /// it off the group's walk (a leader's `exit_state` write under tasklist_lock alone; a
+    /// non-leader's release, with siglock inside it where the model has one): a thread still
+    /// pending (a version that skipped its fill) belongs in the truth from here, and it is
+    /// counted live no more. A 3.x TGID walk holds siglock, not tasklist_lock, so a leader's
+    /// mark may land during its walk: the walk reads the ledger with its copy of the list.
     pub(super) fn ledger_left_walk(&self, task: &Task) {
         let mut ledger = self.ledger();
         let Some(group) = ledger.groups.get_mut(&task.tgid) else { return };
@@ -279,7 +283,8 @@ impl Taskstats {
     }
 
     /// What a TGID query of group `tgid` must find, for a query inside the group's siglock
-    /// section whose walk counts the threads `live` (None: the ledger has booked no exit).
+    /// section whose walk counts the threads `live`, read with the walk's copy of the thread
+    /// list (None: the ledger has booked no exit).
     pub(super) fn tgid_query_expect(&self, tgid: u32, live: &[u32]) -> Option<TgidExpect> {
         let ledger = self.ledger();
         let group = ledger.groups.get(&tgid)?;

@@ -228,6 +228,12 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
 /// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
 /// Every name must be a fix: [`Params::bounds_error`] refuses a config that names another (the
 /// CLI and the artifacts pass through it), and a model built around that check says so here.
+/// The pids of a TGID walk's copy of the thread list ([`crate::task::ThreadList::live`]), for
+/// the checker's expectation.
+fn live_pids(threads: &[(u32, Arc<Task>)]) -> Vec<u32> {
+    threads.iter().map(|(pid, _)| *pid).collect()
+}
+
 fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
     let mut checked = fixes;
     for name in audit {
@@ -750,10 +756,19 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = first.signal.stats.get().unwrap_or_default();
-        // do/while_each_thread() under lock_task_sighand() alone: siglock keeps the list still.
+        // do/while_each_thread() under lock_task_sighand() alone: siglock keeps the list still,
+        // not the threads' `exit_state`, which exit_notify() writes under tasklist_lock alone.
         let threads = first.signal.threads.read_under_siglock(cx, crate::task::ThreadList::live);
-        let (live_sum, live) = self.walk_live_threads(cx, &threads, &mut stats);
+        // The checker's expectation with the copy, no scheduling point between: a leader's
+        // exit_notify() during the delays->lock sections below is judged as after the walk.
+        let live = live_pids(&threads);
         let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
+        let live_sum = self.walk_live_threads(cx, &threads, &mut stats);
+        // The checker's look: a walked thread's exit_notify() ran during the walk (its state
+        // read as instrumentation, untraced).
+        if threads.iter().any(|(_, task)| task.exit_state() != ExitState::None) {
+            self.mark(cx, "tgid-walk-raced-exit-notify");
+        }
         drop(inner);
         stats.version = self.version();
         if let Some(expect) = expect {
@@ -785,8 +800,9 @@ impl Taskstats {
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
         let walk = self.tasks.read_lock(cx);
         let threads = first.signal.threads.read_under_tasklist(cx, crate::task::ThreadList::live);
-        let (live_sum, live) = self.walk_live_threads(cx, &threads, &mut stats);
-        let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live));
+        // The checker's second look with the copy of the list, as in fill_stats_for_tgid().
+        let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live_pids(&threads)));
+        let live_sum = self.walk_live_threads(cx, &threads, &mut stats);
         drop(walk);
         stats.version = self.version();
         if let Some((expect, between)) = walked {
@@ -802,19 +818,11 @@ impl Taskstats {
     /// The walk over a group's live threads both TGID fills make (`threads`, the list's live
     /// threads as read under the lock the version holds): each one's delays added to `stats`
     /// by delayacct_add_tsk() (its `delays->lock` taken in turn inside the section) and,
-    /// version 8, its context switches. Returns the live threads' own sum and their pids, for
-    /// the checker.
-    fn walk_live_threads(
-        &self,
-        cx: &Cx,
-        threads: &[(u32, Arc<Task>)],
-        stats: &mut TaskstatsRecord,
-    ) -> (TaskstatsRecord, Vec<u32>) {
+    /// version 8, its context switches. Returns the live threads' own sum, for the checker.
+    fn walk_live_threads(&self, cx: &Cx, threads: &[(u32, Arc<Task>)], stats: &mut TaskstatsRecord) -> TaskstatsRecord {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut live_sum = TaskstatsRecord::default();
-        let mut live = Vec::with_capacity(threads.len());
-        for (pid, task) in threads {
-            live.push(*pid);
+        for (_, task) in threads {
             let mut own = TaskstatsRecord::default();
             self.delayacct_add_tsk(cx, task, &mut own);
             add_delays(stats, &own);
@@ -827,7 +835,7 @@ impl Taskstats {
                 stats.nivcsw += acct.nivcsw;
             }
         }
-        (live_sum, live)
+        live_sum
     }
 
     /// The checker's judgement of a TGID query's figures: the exited threads the ledger has in

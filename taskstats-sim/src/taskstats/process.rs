@@ -580,21 +580,18 @@ impl Taskstats {
         }
     }
 
-    /// do_exit() as taskstats sees it, on the task's CPU: the exit hook (taskstats_exit, or
-    /// 2.6.19's taskstats_exit_alloc + taskstats_exit_send), then exit_notify: a non-leader is
-    /// released at once, a leader stays a zombie until its group is dead and it is reaped; a dead
-    /// group's ports close. Run by the exiting task, `current` (the task of `cx`), on the CPU
-    /// of `cx`; None when it is not a live task.
+    /// do_exit() as taskstats sees it, on the task's CPU: PF_EXITING ([`Self::exit_signals`]),
+    /// the exit hook (taskstats_exit, or 2.6.19's taskstats_exit_alloc + taskstats_exit_send),
+    /// exit_mm(), then [`Self::exit_notify`]: a non-leader is released at once, a leader stays a
+    /// zombie until its group is dead and it is reaped; a dead group's ports close. Run by the
+    /// exiting task, `current` (the task of `cx`), on the CPU of `cx`; None when it is not a
+    /// live task.
     pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
         let (sim, pid) = (cx.sim(), cx.task());
         let task = self.current(cx)?;
         sim.advance_ns(1000);
-        {
-            let _inner = task.signal.lock.lock_irqsave(cx);
-            // exit_signals(): PF_EXITING under siglock.
-            task.exiting.store(true, Ordering::Release);
-        }
-        // atomic_dec_and_test(&tsk->signal->live), after the siglock section, with no lock.
+        self.exit_signals(cx, &task);
+        // atomic_dec_and_test(&tsk->signal->live), after PF_EXITING, with no lock.
         let group_dead = task.signal.live.fetch_sub(1, Ordering::AcqRel) == 1;
         let report = if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
             self.taskstats_exit(cx, &task, group_dead)
@@ -604,35 +601,7 @@ impl Taskstats {
         };
         // exit_mm(), after the taskstats hook in every version's do_exit().
         task.mm.exit_mm(cx);
-        // exit_notify(): release a non-leader at once; a leader lingers as a zombie. Its
-        // thread list changes under tasklist_lock and (where the model has it) siglock.
-        {
-            let mut t = self.tasks.write_lock_irq(cx);
-            let siglock = self.siglock_modelled();
-            let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
-            if task.is_leader() {
-                task.signal.threads.change(cx, siglock, |threads| {
-                    if let Some(entry) = threads.get_mut(&pid) {
-                        entry.1 = ExitState::Zombie;
-                    }
-                });
-                // The zombie stays hashed: exit_notify() writes `exit_state` in place and leaves
-                // the pid hash alone.
-                task.set_exit_state(ExitState::Zombie);
-            } else {
-                // release_task(): __exit_signal() under siglock, then the unhash.
-                task.signal.threads.change(cx, siglock, |threads| threads.remove(&pid));
-                task.sighand_detached.store(true, Ordering::Release);
-                self.unhash_process(cx, &mut t, &task);
-            }
-            // The thread left fill_stats_for_tgid()'s walk: the checker's ledger, in this section.
-            self.ledger_left_walk(&task);
-            drop(inner);
-            // exit_notify() runs forget_original_parent() for every exiting thread.
-            self.forget_original_parent(cx, &mut t, &task);
-            // The last schedule() of do_exit(): the task is no one's `current` any more.
-            self.current_changed(&t, pid, false);
-        }
+        self.exit_notify(cx, &task);
         let mut closed = Vec::new();
         if group_dead {
             // exit_files(): the group's sockets close, each by netlink_release(): out of the
@@ -647,6 +616,57 @@ impl Taskstats {
         }
         self.ledger().exits += 1;
         Some(ExitReport { pid, group_dead, cpu: cx.cpu(), closed, ..report })
+    }
+
+    /// `tsk->flags |= PF_EXITING` as each era's do_exit() sets it: 2.6.19's do_exit() with no
+    /// lock; 3.x's exit_signals() with no lock when thread_group_empty() (the model has no
+    /// SIGNAL_GROUP_EXIT, the other lockless case), else inside `sighand->siglock`. The flag is
+    /// the task's own word, read with no lock by 3.x's find_new_reaper() ([`Task::exiting`]).
+    fn exit_signals(&self, cx: &Cx, task: &Task) {
+        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) && !task.signal.threads.thread_group_empty() {
+            let _siglock = task.signal.lock.lock_irqsave(cx);
+            task.exiting.store(true, Ordering::Release);
+        } else {
+            task.exiting.store(true, Ordering::Release);
+        }
+    }
+
+    /// Mirrors exit_notify() and, for a non-leader, the release_task() that follows it.
+    /// 3.x: forget_original_parent() in a tasklist_lock section of its own, then a second one
+    /// that sets `exit_state`; 2.6.19: one section, forget_original_parent() first. A leader's
+    /// EXIT_ZOMBIE is written under tasklist_lock alone, as the kernel writes it, while 3.x's
+    /// fill_stats_for_tgid() reads it under siglock alone: a racy read the kernel tolerates
+    /// ([`crate::task::ThreadList::live`]). A non-leader's EXIT_DEAD and its release_task()
+    /// (__exit_signal() under siglock, then the unhash) are one section in the model: the
+    /// kernel's two sections differ only by a window in which every walk skips (3.x) or counts
+    /// (2.6.19) the thread as the list's removal does.
+    fn exit_notify(&self, cx: &Cx, task: &Arc<Task>) {
+        let era_3x = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
+        if era_3x {
+            let mut t = self.tasks.write_lock_irq(cx);
+            self.forget_original_parent(cx, &mut t, task);
+        }
+        let mut t = self.tasks.write_lock_irq(cx);
+        if !era_3x {
+            self.forget_original_parent(cx, &mut t, task);
+        }
+        if task.is_leader() {
+            // `tsk->exit_state = EXIT_ZOMBIE`, tasklist_lock alone; the zombie stays hashed.
+            task.set_exit_state(ExitState::Zombie);
+            // The leader left fill_stats_for_tgid()'s walk: the checker's ledger, here.
+            self.ledger_left_walk(task);
+        } else {
+            let siglock = self.siglock_modelled();
+            let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+            // release_task(): __exit_signal() under siglock, then the unhash.
+            task.signal.threads.change(cx, siglock, |threads| threads.remove(&task.pid));
+            task.sighand_detached.store(true, Ordering::Release);
+            self.unhash_process(cx, &mut t, task);
+            self.ledger_left_walk(task);
+            drop(inner);
+        }
+        // The last schedule() of do_exit(): the task is no one's `current` any more.
+        self.current_changed(&t, task.pid, false);
     }
 
     /// Mirrors forget_original_parent() in exit_notify(), run by every exiting thread: the
@@ -1072,6 +1092,35 @@ mod tests {
     /// hashed, no `delays` are made in 2.6.19, and nr_threads stays. A 2.6.19 fork that meets
     /// the thread limit took a number first (do_fork()'s alloc_pid() ran) and freed it; a 3.x one
     /// did not. No fork takes pidmap_lock inside tasklist_lock any more: lockdep is quiet.
+    /// 3.x's pid caches are one slab per depth (create_pid_cachep(): "pid" for init_pid_ns,
+    /// "pid_2" for a pid with two numbers, "pid_3", ..), so each is its own fault site: a plan
+    /// failing "pid_2" fails a fork into a first-level namespace (the CLONE_NEWPID child itself,
+    /// or any child of a task inside it) and neither init's forks nor a second-level child's.
+    #[test]
+    fn each_pid_namespace_depth_allocates_from_its_own_cache() {
+        use sim_core::fault::{FaultAttr, FaultPlan};
+        for preset in ["linux-3.4", "linux-3.8"] {
+            let sim = Sim::new(SimConfig::new(9).cpus(2).lockdep(ReportMode::Collect));
+            let model = Taskstats::new(&sim, Fixes::preset(preset).unwrap(), Params::default());
+            let fork = |pid, kind| model.fork(&task_cx(&sim, &model, pid, "fork"), kind);
+            let failing = |site: &str| sim.set_faults(FaultPlan::with(FaultAttr::always().site(site)));
+            let inner = fork(1, ForkKind::NewPidNs).expect("a first-level namespace");
+            failing("pid_2");
+            assert!(fork(1, ForkKind::Process).is_ok(), "{preset}: init's fork allocates from \"pid\"");
+            assert_eq!(fork(1, ForkKind::NewPidNs), Err(Errno::ENOMEM), "{preset}: CLONE_NEWPID from init");
+            assert_eq!(fork(inner, ForkKind::Process), Err(Errno::ENOMEM), "{preset}: a fork inside it");
+            let deeper = fork(inner, ForkKind::NewPidNs).expect("a second-level child: \"pid_3\"");
+            failing("pid_3");
+            assert!(fork(inner, ForkKind::Process).is_ok(), "{preset}: \"pid_2\" again");
+            assert_eq!(fork(deeper, ForkKind::Thread), Err(Errno::ENOMEM), "{preset}: three numbers");
+            failing("pid_1");
+            for (pid, kind) in [(1, ForkKind::Process), (inner, ForkKind::Process), (deeper, ForkKind::Process)] {
+                assert!(fork(pid, kind).is_ok(), "{preset}: no cache is \"pid_1\"");
+            }
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+        }
+    }
+
     #[test]
     fn alloc_pid_fails_with_each_eras_errno_and_takes_no_number() {
         use sim_core::fault::{FaultAttr, FaultPlan};

@@ -253,3 +253,45 @@ fn the_thread_list_read_under_either_lock_and_empty_tested_with_none_is_never_re
         assert!(reached > 0, "{kernel}: no schedule reached all of {reach:?}");
     }
 }
+
+/// 3.x's exit_notify() writes a leader's `exit_state` under tasklist_lock alone while
+/// fill_stats_for_tgid() walks the group under siglock alone, so the leader's exit can land in
+/// the middle of a TGID query's walk (between its copy of the thread list and its
+/// `delays->lock` sections: `tgid-walk-raced-exit-notify`). The kernel's walk then counts the
+/// leader live although it is in `signal->stats` already (a benign race: an answer the kernel
+/// gives), and the checker, which takes its expectation with the walk's copy, expects that: no
+/// schedule reports anything, lockset included (lockdep panics on a report in these runs), and
+/// some schedule reaches the race.
+#[test]
+fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() {
+    static RACED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let body = || {
+        let sim = Sim::new(SimConfig::new(8).cpus(2));
+        let model = Arc::new(Taskstats::new(&sim, linux_3_8_with_the_data_race_fix(), Params::default()));
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let threads: Vec<u32> = (0..2)
+            .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+            .collect();
+        for &pid in std::iter::once(&leader).chain(&threads) {
+            model.run(&task_cx(&sim, &model, pid, "run"));
+        }
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+        let exit = {
+            let (m, s) = (model.clone(), sim.clone());
+            thread::spawn(move || drop(m.exit(&task_cx(&s, &m, leader, "do_exit"))))
+        };
+        let tgid = leader.to_le_bytes().to_vec();
+        let query = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST, 1, port, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_TGID, tgid)]);
+        assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
+        exit.join().unwrap();
+        let violations = sim.violations();
+        assert!(violations.is_empty(), "violations: {violations:?}");
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        if sim.marks().contains("tgid-walk-raced-exit-notify") {
+            RACED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    println!("taskstats shuttle: RandomScheduler seed 12, 200 iterations");
+    Runner::new(RandomScheduler::new_from_seed(12, 200), Config::new()).run(body);
+    assert!(RACED.load(std::sync::atomic::Ordering::Relaxed) > 0, "no schedule had the leader's exit_notify() in the walk");
+}
