@@ -1402,9 +1402,9 @@ mod tests {
             for round in 0..2 {
                 let t = tasklist.write_lock_irq(&writer);
                 let inner = signal.lock.lock_irqsave(&writer);
-                signal.threads.change(&writer, true, |threads| {
-                    threads.0.push((round, std::sync::Weak::new()))
-                });
+                signal
+                    .threads
+                    .change(&writer, true, |threads| threads.0.push((round, std::sync::Weak::new())));
                 drop((inner, t));
                 let t = tasklist.read_lock(&walker);
                 assert_eq!(signal.threads.read_under_tasklist(&walker, ThreadList::len), round as usize + 1);

@@ -225,15 +225,15 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
     }
 }
 
-/// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
-/// Every name must be a fix: [`Params::bounds_error`] refuses a config that names another (the
-/// CLI and the artifacts pass through it), and a model built around that check says so here.
 /// The pids of a TGID walk's copy of the thread list ([`crate::task::ThreadList::live`]), for
 /// the checker's expectation.
 fn live_pids(threads: &[(u32, Arc<Task>)]) -> Vec<u32> {
     threads.iter().map(|(pid, _)| *pid).collect()
 }
 
+/// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
+/// Every name must be a fix: [`Params::bounds_error`] refuses a config that names another (the
+/// CLI and the artifacts pass through it), and a model built around that check says so here.
 fn checked_fixes(fixes: Fixes, audit: &[String]) -> Fixes {
     let mut checked = fixes;
     for name in audit {
@@ -761,8 +761,10 @@ impl Taskstats {
         let threads = first.signal.threads.read_under_siglock(cx, crate::task::ThreadList::live);
         // The checker's expectation with the copy, no scheduling point between: a leader's
         // exit_notify() during the delays->lock sections below is judged as after the walk.
-        let live = live_pids(&threads);
-        let expect = self.checks_group_stats().then(|| self.tgid_query_expect(first.tgid, &live)).flatten();
+        let expect = self
+            .checks_group_stats()
+            .then(|| self.tgid_query_expect(first.tgid, &live_pids(&threads)))
+            .flatten();
         let live_sum = self.walk_live_threads(cx, &threads, &mut stats);
         // The checker's look: a walked thread's exit_notify() ran during the walk (its state
         // read as instrumentation, untraced).
@@ -819,7 +821,12 @@ impl Taskstats {
     /// threads as read under the lock the version holds): each one's delays added to `stats`
     /// by delayacct_add_tsk() (its `delays->lock` taken in turn inside the section) and,
     /// version 8, its context switches. Returns the live threads' own sum, for the checker.
-    fn walk_live_threads(&self, cx: &Cx, threads: &[(u32, Arc<Task>)], stats: &mut TaskstatsRecord) -> TaskstatsRecord {
+    fn walk_live_threads(
+        &self,
+        cx: &Cx,
+        threads: &[(u32, Arc<Task>)],
+        stats: &mut TaskstatsRecord,
+    ) -> TaskstatsRecord {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
         let mut live_sum = TaskstatsRecord::default();
         for (_, task) in threads {

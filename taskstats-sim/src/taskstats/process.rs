@@ -1114,7 +1114,9 @@ mod tests {
             assert!(fork(inner, ForkKind::Process).is_ok(), "{preset}: \"pid_2\" again");
             assert_eq!(fork(deeper, ForkKind::Thread), Err(Errno::ENOMEM), "{preset}: three numbers");
             failing("pid_1");
-            for (pid, kind) in [(1, ForkKind::Process), (inner, ForkKind::Process), (deeper, ForkKind::Process)] {
+            for (pid, kind) in
+                [(1, ForkKind::Process), (inner, ForkKind::Process), (deeper, ForkKind::Process)]
+            {
                 assert!(fork(pid, kind).is_ok(), "{preset}: no cache is \"pid_1\"");
             }
             assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());

@@ -143,7 +143,10 @@ fn a_leaders_exit_state_is_written_under_tasklist_lock_alone() {
         if era_3x {
             assert_eq!(first, Some(SIGLOCK), "{kernel}: exit_signals() under siglock first:\n{taken:#?}");
         } else {
-            assert!(first != Some(SIGLOCK) && first != Some(STATS_LOCK), "{kernel}: PF_EXITING locked:\n{taken:#?}");
+            assert!(
+                first != Some(SIGLOCK) && first != Some(STATS_LOCK),
+                "{kernel}: PF_EXITING locked:\n{taken:#?}"
+            );
         }
         // 3.x: forget_original_parent()'s section, then exit_notify()'s; 2.6.19: one, last.
         let sections = only(&taken, &[TASKLIST_LOCK, SIGLOCK, STATS_LOCK]);

@@ -281,7 +281,14 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
             thread::spawn(move || drop(m.exit(&task_cx(&s, &m, leader, "do_exit"))))
         };
         let tgid = leader.to_le_bytes().to_vec();
-        let query = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST, 1, port, TASKSTATS_CMD_GET, &[(TASKSTATS_CMD_ATTR_TGID, tgid)]);
+        let query = request(
+            TASKSTATS_FAMILY_ID,
+            NLM_F_REQUEST,
+            1,
+            port,
+            TASKSTATS_CMD_GET,
+            &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
+        );
         assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
         exit.join().unwrap();
         let violations = sim.violations();
@@ -293,5 +300,8 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
     };
     println!("taskstats shuttle: RandomScheduler seed 12, 200 iterations");
     Runner::new(RandomScheduler::new_from_seed(12, 200), Config::new()).run(body);
-    assert!(RACED.load(std::sync::atomic::Ordering::Relaxed) > 0, "no schedule had the leader's exit_notify() in the walk");
+    assert!(
+        RACED.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no schedule had the leader's exit_notify() in the walk"
+    );
 }
