@@ -100,6 +100,14 @@ pub(crate) struct WaitState {
 }
 
 impl LockWaits {
+    /// An empty record for the task named `task`. A call of its own, made only inside a shuttle
+    /// execution: inline, its allocation made every [`Cx::new`] save and restore six registers.
+    #[cold]
+    #[inline(never)]
+    fn shared(task: &Arc<str>) -> Arc<LockWaits> {
+        Arc::new(LockWaits { task: task.clone(), state: StdMutex::new(WaitState::default()) })
+    }
+
     /// A copy of the record.
     #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     pub(crate) fn snapshot(&self) -> WaitState {
@@ -147,8 +155,7 @@ impl Cx {
     #[inline]
     pub(crate) fn new(sim: Sim, task: TaskId, name: Arc<str>, cpu: CpuId, observer: bool) -> Cx {
         let token_base = token_base(&sim, observer);
-        let waits = keeps_waits()
-            .then(|| Arc::new(LockWaits { task: name.clone(), state: StdMutex::new(WaitState::default()) }));
+        let waits = if keeps_waits() { Some(LockWaits::shared(&name)) } else { None };
         Cx {
             sim,
             task,

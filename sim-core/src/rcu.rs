@@ -292,7 +292,19 @@ pub fn call_rcu(cx: &Cx, callback: impl FnOnce(&Cx) + Send + 'static) {
     rcu.note_queued(&gp);
 }
 
+/// Whether [`advance`] has nothing to do: no RCU state yet, or no callback queued outside a
+/// shuttle execution or a loom model (inside one, the mutex is taken all the same, so the
+/// checkers see the same schedule points as before).
+#[inline]
+pub(crate) fn nothing_queued(sim: &Sim) -> bool {
+    match sim.world.rcu.get() {
+        None => true,
+        Some(rcu) => !sim.world.threaded && rcu.queued.load(std::sync::atomic::Ordering::Relaxed) == 0,
+    }
+}
+
 /// [`Sim::rcu_advance`].
+#[inline(never)]
 pub(crate) fn advance(sim: &Sim) -> usize {
     let Some(rcu) = sim.world.rcu.get() else { return 0 };
     // Nothing queued: nothing can become due. Inside a shuttle execution or a loom model the
