@@ -141,9 +141,6 @@ impl<T> RwLock<T> {
         f(&self.read_lock(cx))
     }
 
-    /// Inlined into its callers, as [`crate::SpinLock`]'s acquisition is: the guard built in
-    /// the caller's frame, not returned through memory from a call.
-    #[inline(always)]
     fn read<'a>(
         &'a self,
         cx: &'a Cx,
@@ -163,9 +160,6 @@ impl<T> RwLock<T> {
         RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 
-    /// Inlined into its callers, as [`crate::SpinLock`]'s acquisition is: the guard built in
-    /// the caller's frame, not returned through memory from a call.
-    #[inline(always)]
     fn write<'a>(
         &'a self,
         cx: &'a Cx,
