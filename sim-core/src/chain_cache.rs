@@ -41,14 +41,21 @@ pub(crate) struct ClassKey {
     pub(crate) name_hash: u64,
     /// `validator id << CLASS_BITS | class id`, 0 when nothing is cached.
     cached: AtomicU64,
-    /// The lookup keys ([`lookup_key`]) of the last two chains an acquisition of this lock was
-    /// known clean in, the latest first, each tagged with the validator ([`chain_tag`]); 0 when
-    /// none. A lock taken again in the same context (the common case), or alternately in two
-    /// (a lock taken alone and under another), is then known clean from its own memo, without
-    /// the thread's table. Each slot holds a whole tag (a relaxed race between threads leaves
-    /// some tag this validator or another remembered, at worst a miss).
-    chains: [AtomicU64; 2],
+    /// The lookup keys ([`lookup_key`]) of the last [`MEMO_CHAINS`] chains an acquisition of
+    /// this lock was known clean in, the latest first, each tagged with the validator
+    /// ([`chain_tag`]); 0 when none. A lock taken again in the same context (the common case),
+    /// or by turns in a few (a lock taken alone, under another, with irqs off), is then known
+    /// clean from its own memo, without the thread's table. Each slot holds a whole tag (a
+    /// relaxed race between threads leaves some tag this validator or another remembered, at
+    /// worst a miss).
+    chains: [AtomicU64; MEMO_CHAINS],
 }
+
+/// Chains a lock's memo remembers. Two left about a fifth of taskstats' hottest lock's
+/// acquisitions (a socket's queue lock, taken in several chains by turns) to the thread's table
+/// at about 110 instructions each; four slots cost one more compare per slot on a miss and 16
+/// bytes a lock.
+const MEMO_CHAINS: usize = 4;
 
 /// Bits of [`ClassKey::cached`] holding the class id; the rest hold the validator's id.
 const CLASS_BITS: u32 = 24;
@@ -62,27 +69,29 @@ impl ClassKey {
             name,
             name_hash: crate::trace::const_name_hash(name),
             cached: AtomicU64::new(0),
-            chains: [AtomicU64::new(0), AtomicU64::new(0)],
+            chains: [const { AtomicU64::new(0) }; MEMO_CHAINS],
         }
     }
 
     /// Whether validator `lockdep` found this lock clean in the chain `lookup`, by one of the
-    /// last two chains it remembered.
+    /// last [`MEMO_CHAINS`] chains it remembered.
     #[inline]
     fn chain_known(&self, lockdep: u64, lookup: u64) -> bool {
         let tag = chain_tag(lockdep, lookup);
-        self.chains[0].load(Ordering::Relaxed) == tag || self.chains[1].load(Ordering::Relaxed) == tag
+        self.chains.iter().any(|slot| slot.load(Ordering::Relaxed) == tag)
     }
 
     /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`: the
-    /// latest chain first, the one it displaces second.
+    /// latest chain first, the others moved down one slot, the oldest forgotten.
     fn remember_chain(&self, lockdep: u64, lookup: u64) {
         let tag = chain_tag(lockdep, lookup);
-        let latest = self.chains[0].load(Ordering::Relaxed);
-        if latest != tag {
-            self.chains[1].store(latest, Ordering::Relaxed);
-            self.chains[0].store(tag, Ordering::Relaxed);
+        if self.chains[0].load(Ordering::Relaxed) == tag {
+            return;
         }
+        for slot in (1..MEMO_CHAINS).rev() {
+            self.chains[slot].store(self.chains[slot - 1].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.chains[0].store(tag, Ordering::Relaxed);
     }
 
     /// The class id validator `lockdep` gave this lock, if it is cached.
@@ -387,7 +396,7 @@ mod tests {
     }
 
     /// A lock taken alternately in two chains (alone, and under `y`) is known clean in both from
-    /// its own memo's two slots after one validation of each; a third chain it was never
+    /// its own memo's slots after one validation of each; a third chain it was never
     /// validated in (under `w`, after `x -> w`) is validated and its cycle reported: a memo
     /// that matched on the class, or on any one remembered chain, fails here.
     #[test]
