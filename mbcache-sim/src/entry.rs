@@ -721,26 +721,53 @@ impl Registry {
                 drop(locked_global);
                 return Ok(None);
             };
-            // `take_use`, with the section borrowed (not moved through a call) where no wait is
-            // needed.
-            let relocked = match self.take_use_unwaited(&mut locked_global, entry, true)? {
-                Some(true) => Some(locked_global),
-                Some(false) => self.unhashed_while_waiting(locked_global, entry)?,
-                None => self.wait_for_use(locked_global, entry, true)?,
-            };
-            // The fixed kernel returns NULL for an entry unhashed while it waited.
-            let Some(mut relocked) = relocked else {
-                cx.sim().mark("get returned NULL for an entry freed while it waited");
-                return Ok(None);
-            };
-            let handle = relocked.new_handle(entry, cache.0, serial);
-            let first_found = !std::mem::replace(&mut relocked.mem().memory.get_found_marked, true);
-            drop(relocked);
-            if first_found {
-                cx.sim().mark("get found an entry");
+            // `take_use`, with the section borrowed (not moved through a call or an `Option`)
+            // where no wait is needed; the rest of `take_use` is a cold call of its own.
+            match self.take_use_unwaited(&mut locked_global, entry, true)? {
+                Some(true) => Ok(Some(Self::got(locked_global, entry, cache, serial))),
+                unwaited => self.get_waited(locked_global, entry, cache, serial, unwaited),
             }
-            Ok(Some(handle))
         })
+    }
+
+    /// The end of [`Registry::get`] with a use of `entry` taken: its handle, made under the
+    /// section, which is then dropped, and the coverage mark of the registry's first found entry.
+    /// Inlined always: the section is not moved into a call.
+    #[inline(always)]
+    fn got(mut locked_global: Locked<'_>, entry: EntryRef, cache: CacheRef, serial: u64) -> Handle {
+        let cx = locked_global.cx;
+        let handle = locked_global.new_handle(entry, cache.0, serial);
+        let first_found = !std::mem::replace(&mut locked_global.mem().memory.get_found_marked, true);
+        drop(locked_global);
+        if first_found {
+            cx.sim().mark("get found an entry");
+        }
+        handle
+    }
+
+    /// The rest of [`Registry::get`] when [`Registry::take_use_unwaited`] said `unwaited`: the
+    /// entry is busy (`exclusive-get`: wait, [`Registry::wait_for_use`]) or no longer hashed.
+    #[cold]
+    fn get_waited(
+        &self,
+        locked_global: Locked<'_>,
+        entry: EntryRef,
+        cache: CacheRef,
+        serial: u64,
+        unwaited: Option<bool>,
+    ) -> Result<Option<Handle>, MbError> {
+        let cx = locked_global.cx;
+        let relocked = match unwaited {
+            Some(true) => Some(locked_global),
+            Some(false) => self.unhashed_while_waiting(locked_global, entry)?,
+            None => self.wait_for_use(locked_global, entry, true)?,
+        };
+        // The fixed kernel returns NULL for an entry unhashed while it waited.
+        let Some(relocked) = relocked else {
+            cx.sim().mark("get returned NULL for an entry freed while it waited");
+            return Ok(None);
+        };
+        Ok(Some(Self::got(relocked, entry, cache, serial)))
     }
 
     /// Mirrors `__mb_cache_entry_find()`: from `start` along index chain `index` up to `head`,
