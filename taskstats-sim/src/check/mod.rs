@@ -226,6 +226,18 @@ enum PortLook {
     Threaded,
 }
 
+/// The messages a request call delivered (`replies`, then `last`) cut to those addressed to
+/// `port`, and the ack taken out of them: the last such message (`last` if it is one, else the
+/// last of the others).
+fn ack_apart(replies: &mut Vec<Vec<u8>>, last: Option<Vec<u8>>, port: u32) -> Option<Vec<u8>> {
+    let ours = |m: &Vec<u8>| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port);
+    replies.retain(ours);
+    match last {
+        Some(last) if ours(&last) => Some(last),
+        _ => replies.pop(),
+    }
+}
+
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
     (!items.is_empty()).then(|| items[usize::from(index) % items.len()])
 }
@@ -432,7 +444,8 @@ impl TaskstatsSubject {
                 self.model.netlink_request_seen(&cx, observer, Some((socket, *queued)), port, &bytes)
             }
             (Some((pid, cpu)), PortLook::Threaded) => {
-                let mut delivered = self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes);
+                let mut delivered =
+                    self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes);
                 let last = delivered.pop();
                 (delivered, last)
             }
@@ -445,14 +458,7 @@ impl TaskstatsSubject {
         // In the op-level run nothing else runs, netlink_request() takes back every message
         // the call queued, and an exit that preempts a query never delivers to its port (see
         // `preempted_query`): the queue is as long as before, and no second look is taken.
-        // The ack is the last message addressed here: the last one if it is, else the last of
-        // the others that are.
-        let ours = |m: &Vec<u8>| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port);
-        replies.retain(|m| ours(m));
-        let ack = match last {
-            Some(last) if ours(&last) => Some(last),
-            _ => replies.pop(),
-        };
+        let ack = ack_apart(&mut replies, last, port);
         if matches!(look, PortLook::Threaded) {
             facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         }
