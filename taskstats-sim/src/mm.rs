@@ -50,7 +50,7 @@ impl MmStruct {
     #[track_caller]
     pub(crate) fn new(cx: &Cx, owner: u32) -> Arc<MmStruct> {
         Arc::new(MmStruct {
-            users: Kref::new(cx, crate::task::numbered_name("mm_struct of pid ", owner)),
+            users: Kref::new(cx, crate::task::object_name(crate::task::NamedObject::MmStruct, owner)),
             hiwater_rss: AtomicU64::new(0),
             hiwater_vm: AtomicU64::new(0),
         })

@@ -46,6 +46,55 @@ pub(crate) fn numbered_name(prefix: &str, number: u32) -> String {
     name
 }
 
+/// The objects whose names [`object_name`] interns, each with its prefix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NamedObject {
+    /// A task's `usage` ("task_struct 7").
+    TaskStruct,
+    /// An mm's `mm_users` ("mm_struct of pid 7").
+    MmStruct,
+}
+
+impl NamedObject {
+    fn prefix(self) -> &'static str {
+        match self {
+            NamedObject::TaskStruct => "task_struct ",
+            NamedObject::MmStruct => "mm_struct of pid ",
+        }
+    }
+}
+
+/// Numbers up to this one have their object names interned by [`object_name`]: a case's pids
+/// stay far below it (pids restart at 1 each case), so the names a thread keeps are bounded.
+const INTERNED_NAMES: u32 = 4096;
+
+thread_local! {
+    /// [`object_name`]'s names, by object kind and number, made once per thread and kept for
+    /// its life (each leaked once: at most [`INTERNED_NAMES`] a kind).
+    static OBJECT_NAMES: std::cell::RefCell<[Vec<Option<&'static str>>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// The name of `object` number `number` ([`numbered_name`] of its prefix), as the `Cow` a
+/// [`Kref`] is named by: borrowed from the thread's interned names, so a fork's task and mm
+/// names cost no allocation and no free once their pid has been named on this thread; past
+/// [`INTERNED_NAMES`], made afresh. The same text either way (the trace hashes the text).
+pub(crate) fn object_name(object: NamedObject, number: u32) -> std::borrow::Cow<'static, str> {
+    if number > INTERNED_NAMES {
+        return numbered_name(object.prefix(), number).into();
+    }
+    OBJECT_NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        let names = &mut names[object as usize];
+        let at = number as usize;
+        if names.len() <= at {
+            names.resize(at + 1, None);
+        }
+        let name = *names[at].get_or_insert_with(|| numbered_name(object.prefix(), number).leak());
+        name.into()
+    })
+}
+
 /// A trace note's text from literal pieces, each followed by a number in decimal when it has
 /// one: the bytes `format!` would spell, without its machinery (a note on a path every few
 /// operations take: a reparenting, a timer's SIGALRM).
@@ -1116,7 +1165,7 @@ impl Task {
     /// release_task()'s delayed_put_task_struct().
     #[track_caller]
     pub(crate) fn new_usage(cx: &Cx, pid: u32) -> Kref {
-        Kref::new(cx, numbered_name("task_struct ", pid))
+        Kref::new(cx, object_name(NamedObject::TaskStruct, pid))
     }
 
     /// Mirrors get_task_struct().
@@ -1434,6 +1483,21 @@ mod tests {
                 found.iter().any(|r| r.starts_with("lock-not-held") && r.contains("siglock side")),
                 "misstep {misstep}: {found:#?}"
             );
+        }
+    }
+
+    /// A kref's object name is the text `format!` spells (the trace hashes it), interned
+    /// (borrowed, the second time) up to the bound and made afresh past it.
+    #[test]
+    fn object_names_spell_what_format_spells_interned_or_not() {
+        for number in [0, 1, 7, 4095, 4096, 4097, u32::MAX] {
+            let task = object_name(NamedObject::TaskStruct, number);
+            assert_eq!(task, format!("task_struct {number}"));
+            assert_eq!(object_name(NamedObject::MmStruct, number), format!("mm_struct of pid {number}"));
+            // Asked again: the same text, borrowed (interned) up to the bound.
+            let again = object_name(NamedObject::TaskStruct, number);
+            assert_eq!(again, task);
+            assert_eq!(matches!(again, std::borrow::Cow::Borrowed(_)), number <= INTERNED_NAMES);
         }
     }
 

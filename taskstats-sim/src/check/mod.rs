@@ -226,6 +226,18 @@ enum PortLook {
     Threaded,
 }
 
+/// The messages a request call delivered (`replies`, then `last`) cut to those addressed to
+/// `port`, and the ack taken out of them: the last such message (`last` if it is one, else the
+/// last of the others).
+fn ack_apart(replies: &mut Vec<Vec<u8>>, last: Option<Vec<u8>>, port: u32) -> Option<Vec<u8>> {
+    let ours = |m: &Vec<u8>| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port);
+    replies.retain(ours);
+    match last {
+        Some(last) if ours(&last) => Some(last),
+        _ => replies.pop(),
+    }
+}
+
 fn pick<T: Copy>(items: &[T], index: u8) -> Option<T> {
     (!items.is_empty()).then(|| items[usize::from(index) % items.len()])
 }
@@ -424,16 +436,20 @@ impl TaskstatsSubject {
         }
         let bytes = msg.finish();
         let faults_before = sim.with_faults(FaultPlan::failed);
-        let mut replies = match (sender, &look) {
+        // The messages the call delivered, the last apart (an ack alone needs no vector).
+        let (mut replies, last) = match (sender, &look) {
             // The driver's look at the socket is netlink_request()'s, through the same observer.
             (Some((pid, cpu)), PortLook::OpLevel(socket, queued)) => {
                 let cx = sim.cx_for_task(pid, "sendmsg", cpu);
                 self.model.netlink_request_seen(&cx, observer, Some((socket, *queued)), port, &bytes)
             }
             (Some((pid, cpu)), PortLook::Threaded) => {
-                self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes)
+                let mut delivered =
+                    self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes);
+                let last = delivered.pop();
+                (delivered, last)
             }
-            (None, _) => Vec::new(),
+            (None, _) => (Vec::new(), None),
         };
         let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
@@ -442,11 +458,11 @@ impl TaskstatsSubject {
         // In the op-level run nothing else runs, netlink_request() takes back every message
         // the call queued, and an exit that preempts a query never delivers to its port (see
         // `preempted_query`): the queue is as long as before, and no second look is taken.
-        replies.retain(|m| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port));
+        let ack = ack_apart(&mut replies, last, port);
         if matches!(look, PortLook::Threaded) {
             facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         }
-        let error = replies.pop().and_then(|ack| {
+        let error = ack.and_then(|ack| {
             let hdr = NlMsgHdr::parse(&ack)?;
             (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
         });

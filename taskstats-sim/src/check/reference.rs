@@ -113,14 +113,18 @@ enum Next {
     Either(Option<Work>, Option<Work>),
 }
 
+/// A task's numbers by pid namespace, the initial namespace first.
+type Numbers = smallvec::SmallVec<[(usize, u32); 2]>;
+
 /// A task as the reference records it.
 #[derive(Clone, Debug, Default)]
 struct RefTask {
     tgid: u32,
     live: bool,
     work: Work,
-    /// Its number in each pid namespace it is visible in, the initial namespace first.
-    numbers: Vec<(usize, u32)>,
+    /// Its number in each pid namespace it is visible in, the initial namespace first (two
+    /// levels inline: a fork's record allocates nothing for them).
+    numbers: Numbers,
 }
 
 fn add_work(sum: &mut Work, w: &Work) {
@@ -317,7 +321,7 @@ impl Reference for TaskstatsModel {
             ports: Default::default(),
             tasks: ByPid::one(
                 1,
-                RefTask { tgid: 1, live: true, work: Work::default(), numbers: vec![(0, 1)] },
+                RefTask { tgid: 1, live: true, work: Work::default(), numbers: smallvec::smallvec![(0, 1)] },
             ),
             live: vec![1],
             groups: ByPid::one(1, vec![None]),
@@ -811,14 +815,14 @@ impl TaskstatsModel {
     /// alloc_pid() for a child of `parent`: a number in its pid namespace and in each one
     /// above it (initial namespace first); a CLONE_NEWPID child (with pid namespaces) starts a
     /// namespace of its own, in which it is 1.
-    fn alloc_numbers(&mut self, parent: u32, kind: crate::taskstats::ForkKind) -> Vec<(usize, u32)> {
+    fn alloc_numbers(&mut self, parent: u32, kind: crate::taskstats::ForkKind) -> Numbers {
         let mut ns = self.tasks.get(parent).and_then(|t| t.numbers.last()).map_or(0, |&(ns, _)| ns);
         if kind == crate::taskstats::ForkKind::NewPidNs && self.fixes.on(crate::fixes::PID_NAMESPACES) {
             self.pid_ns.push((Some(ns), 1));
             ns = self.pid_ns.len() - 1;
         }
         // From `ns` up to the initial namespace, then reversed: the initial namespace first.
-        let mut numbers = Vec::with_capacity(2);
+        let mut numbers = Numbers::new();
         let mut at = Some(ns);
         while let Some(n) = at {
             numbers.push((n, self.pid_ns[n].1));

@@ -355,7 +355,9 @@ impl Taskstats {
         // reached through an observer context (Self::own_socket): the same data, no lockdep or
         // trace step. The reader's recvmsg() at the end takes its queue's lock as `cx`.
         let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
-        self.netlink_request_seen(cx, &own, None, port, bytes)
+        let (mut delivered, last) = self.netlink_request_seen(cx, &own, None, port, bytes);
+        delivered.extend(last);
+        delivered
     }
 
     /// The port `index` picks (as [`Self::port_pick`]), its identity and how many messages
@@ -373,7 +375,9 @@ impl Taskstats {
     /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
     /// observer context `own`, and `socket`, its identity and queue length, when the caller has
     /// just read them through it (the op-level driver, nothing run since: see
-    /// [`Self::port_pick_socket`]); None reads them here.
+    /// [`Self::port_pick_socket`]); None reads them here. The messages come back as those
+    /// before the last, in order, and the last apart: most requests get an ack alone, which
+    /// then costs no vector.
     pub(crate) fn netlink_request_seen(
         &self,
         cx: &Cx,
@@ -381,24 +385,24 @@ impl Taskstats {
         socket: Option<(&Port, usize)>,
         port: u32,
         bytes: &[u8],
-    ) -> Vec<Vec<u8>> {
+    ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
         // One look at the socket: its identity, and where this call's messages will start.
         let looked;
         let (p, queued_before) = match socket {
             Some(seen) => seen,
             None => {
                 let Some(found) = self.port_and_queued(own, port) else {
-                    return Vec::new();
+                    return (Vec::new(), None);
                 };
                 looked = found;
                 (&looked.0, looked.1)
             }
         };
         if !p.open || p.id != port {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
@@ -431,14 +435,15 @@ impl Taskstats {
         }
         // The reader's recvmsg(): its own socket, the queue under sk_receive_queue.lock.
         let Some(socket) = self.own_socket(own, port) else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let mut rx = socket.rx.lock_irqsave(cx);
-        if rx.queue.len() > queued_before {
-            rx.queue.drain(queued_before..).collect()
-        } else {
-            Vec::new()
-        }
+        let last = if rx.queue.len() > queued_before { rx.queue.pop_back() } else { None };
+        let before_last = match rx.queue.len() > queued_before {
+            true => rx.queue.drain(queued_before..).collect(),
+            false => Vec::new(),
+        };
+        (before_last, last)
     }
 
     /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length

@@ -366,7 +366,9 @@ impl Taskstats {
         let (tgid_numbers, leader_start_ns) =
             if thread { (p.tgid_numbers.clone(), p.leader_start_ns) } else { (numbers.clone(), start_ns) };
         let leader_detached = if thread { p.leader_detached.clone() } else { sighand_detached.clone() };
-        let task = Task {
+        // dup_task_struct(): the task built where it lives, in its `Arc` (a `Task` on the stack
+        // moved in later was copied twice a fork).
+        let task = Arc::new(Task {
             pid,
             tgid: if thread { p.tgid } else { pid },
             tgid_numbers,
@@ -394,7 +396,7 @@ impl Taskstats {
             exiting: AtomicBool::new(false),
             leader_detached,
             mm: TaskMm::new(mm),
-        };
+        });
         self.hash_new_task(cx, t, task, p.tgid, struct_pid);
         (pid, signal)
     }
@@ -433,7 +435,7 @@ impl Taskstats {
         &self,
         cx: &Cx,
         t: &mut TaskTable,
-        task: Task,
+        task: Arc<Task>,
         creator_tgid: u32,
         struct_pid: Arc<StructPid>,
     ) {
@@ -448,7 +450,6 @@ impl Taskstats {
             t.files.insert(pid, files);
         }
         // attach_pid() of the pid alloc_pid() made before this section, and the task list.
-        let task = Arc::new(task);
         let link = self.pid_hash.attach_pid(cx, &task, struct_pid);
         t.insert_task(task, link);
         self.current_changed(t, pid, true);
