@@ -91,7 +91,9 @@ impl OpRng {
 
     /// An index into `weights`, each picked with probability its weight over their sum, as a
     /// weighted `prop_oneof!` picks an alternative. Panics on an empty or all-zero list, which
-    /// is a generator's bug, never a caller's.
+    /// is a generator's bug, never a caller's. Inlined, so a generator's constant table sums
+    /// at compile time.
+    #[inline(always)]
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
         assert!(total > 0, "OpRng::weighted needs a positive weight");
