@@ -418,10 +418,7 @@ impl Sim {
                 // slots or in the map, never both), else in the map, under its mutex, which
                 // gives a name past the slots its task again.
                 let next = || self.world.next_task.fetch_add(1, Ordering::Relaxed);
-                let task = match slotted {
-                    true => next(),
-                    false => *named.entry(name.to_string()).or_insert_with(next),
-                };
+                let task = if slotted { next() } else { *named.entry(name.to_string()).or_insert_with(next) };
                 (self.world.trace.name_task_shared(task, name), task)
             })
         })

@@ -438,12 +438,11 @@ impl Taskstats {
             return (Vec::new(), None);
         };
         let mut rx = socket.rx.lock_irqsave(cx);
-        let last = if rx.queue.len() > queued_before { rx.queue.pop_back() } else { None };
-        let before_last = match rx.queue.len() > queued_before {
-            true => rx.queue.drain(queued_before..).collect(),
-            false => Vec::new(),
-        };
-        (before_last, last)
+        if rx.queue.len() <= queued_before {
+            return (Vec::new(), None);
+        }
+        let last = rx.queue.pop_back();
+        (rx.queue.drain(queued_before..).collect(), last)
     }
 
     /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length

@@ -624,12 +624,10 @@ impl Taskstats {
     /// SIGNAL_GROUP_EXIT, the other lockless case), else inside `sighand->siglock`. The flag is
     /// the task's own word, read with no lock by 3.x's find_new_reaper() ([`Task::exiting`]).
     fn exit_signals(&self, cx: &Cx, task: &Task) {
-        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) && !task.signal.threads.thread_group_empty() {
-            let _siglock = task.signal.lock.lock_irqsave(cx);
-            task.exiting.store(true, Ordering::Release);
-        } else {
-            task.exiting.store(true, Ordering::Release);
-        }
+        let siglock =
+            self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) && !task.signal.threads.thread_group_empty();
+        let _siglock = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+        task.exiting.store(true, Ordering::Release);
     }
 
     /// Mirrors exit_notify() and, for a non-leader, the release_task() that follows it.
@@ -1087,12 +1085,7 @@ mod tests {
         drop((l, t, cx, model, sim));
         assert!(tasks.iter().all(|t| t.upgrade().is_none()), "a task outlived its model");
     }
-    /// alloc_pid() can fail where the kernel's can, with each era's errno and at each era's
-    /// place: 2.6.19's do_fork() gives -EAGAIN before copy_process() runs, 3.x's copy_process()
-    /// -ENOMEM; either way no number is taken (the next fork gets the next pid), nothing is
-    /// hashed, no `delays` are made in 2.6.19, and nr_threads stays. A 2.6.19 fork that meets
-    /// the thread limit took a number first (do_fork()'s alloc_pid() ran) and freed it; a 3.x one
-    /// did not. No fork takes pidmap_lock inside tasklist_lock any more: lockdep is quiet.
+
     /// 3.x's pid caches are one slab per depth (create_pid_cachep(): "pid" for init_pid_ns,
     /// "pid_2" for a pid with two numbers, "pid_3", ..), so each is its own fault site: a plan
     /// failing "pid_2" fails a fork into a first-level namespace (the CLONE_NEWPID child itself,
@@ -1124,6 +1117,12 @@ mod tests {
         }
     }
 
+    /// alloc_pid() can fail where the kernel's can, with each era's errno and at each era's
+    /// place: 2.6.19's do_fork() gives -EAGAIN before copy_process() runs, 3.x's copy_process()
+    /// -ENOMEM; either way no number is taken (the next fork gets the next pid), nothing is
+    /// hashed, no `delays` are made in 2.6.19, and nr_threads stays. A 2.6.19 fork that meets
+    /// the thread limit took a number first (do_fork()'s alloc_pid() ran) and freed it; a 3.x one
+    /// did not. No fork takes pidmap_lock inside tasklist_lock any more: lockdep is quiet.
     #[test]
     fn alloc_pid_fails_with_each_eras_errno_and_takes_no_number() {
         use sim_core::fault::{FaultAttr, FaultPlan};

@@ -65,14 +65,7 @@ fn a_tgid_query_walks_the_threads_under_the_one_lock_its_seed_takes() {
             model.fork(&task_cx(&sim, &model, p, "fork"), ForkKind::Thread).unwrap();
         }
         let from = sim.trace().events().len();
-        let query = request(
-            TASKSTATS_FAMILY_ID,
-            NLM_F_REQUEST,
-            1,
-            port,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_TGID, p.to_le_bytes().to_vec())],
-        );
+        let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, p);
         assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "{kernel}: the TGID reply");
         let taken = acquisitions(&sim, from, 1);
         let walk: Vec<&Vec<String>> =

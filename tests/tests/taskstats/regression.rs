@@ -272,14 +272,7 @@ fn tasklist_lock_is_read_by_2_6_19_queries_and_written_by_fork_and_exit() {
     let model = Taskstats::new(&sim, Fixes::preset("linux-2.6.19").unwrap(), Params::default());
     let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
     let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
-    let bytes = request(
-        TASKSTATS_FAMILY_ID,
-        NLM_F_REQUEST,
-        1,
-        port,
-        TASKSTATS_CMD_GET,
-        &[(TASKSTATS_CMD_ATTR_PID, child.to_le_bytes().to_vec())],
-    );
+    let bytes = super::id_query(port, TASKSTATS_CMD_ATTR_PID, child);
     let replies = netlink_send(&sim, &model, port, &bytes);
     assert_eq!(replies.len(), 1, "one reply to the PID query");
     model.exit(&task_cx(&sim, &model, child, "do_exit")).unwrap();
@@ -316,15 +309,7 @@ fn sig_stats_of_2_6_19_races_at_fork_and_exit_send_when_audited() {
             let init = task_cx(&sim, &model, 1, "init");
             let port = model.open_port(&init).unwrap();
             let p = model.fork(&init, ForkKind::Process).unwrap();
-            let tgid = p.to_le_bytes().to_vec();
-            let query = request(
-                TASKSTATS_FAMILY_ID,
-                NLM_F_REQUEST,
-                1,
-                port,
-                TASKSTATS_CMD_GET,
-                &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
-            );
+            let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, p);
             assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "{kernel}: the TGID reply");
             let thread = model.fork(&task_cx(&sim, &model, p, "fork"), ForkKind::Thread).unwrap();
             model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();

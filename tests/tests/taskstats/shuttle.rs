@@ -160,16 +160,7 @@ fn a_pid_lookup_under_rcu_racing_the_exit_keeps_the_task_alive_until_its_put() {
             let (m, s) = (model.clone(), sim.clone());
             thread::spawn(move || {
                 for attr in [TASKSTATS_CMD_ATTR_PID, TASKSTATS_CMD_ATTR_TGID] {
-                    let id = thread_pid.to_le_bytes().to_vec();
-                    let bytes = request(
-                        TASKSTATS_FAMILY_ID,
-                        NLM_F_REQUEST,
-                        1,
-                        port,
-                        TASKSTATS_CMD_GET,
-                        &[(attr, id)],
-                    );
-                    let _ = netlink_send(&s, &m, port, &bytes);
+                    let _ = netlink_send(&s, &m, port, &super::id_query(port, attr, thread_pid));
                 }
             })
         };
@@ -225,16 +216,7 @@ fn the_thread_list_read_under_either_lock_and_empty_tested_with_none_is_never_re
             }));
             let (m, s) = (model.clone(), sim.clone());
             handles.push(thread::spawn(move || {
-                let tgid = p.to_le_bytes().to_vec();
-                let bytes = request(
-                    TASKSTATS_FAMILY_ID,
-                    NLM_F_REQUEST,
-                    1,
-                    port,
-                    TASKSTATS_CMD_GET,
-                    &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
-                );
-                drop(netlink_send(&s, &m, port, &bytes));
+                drop(netlink_send(&s, &m, port, &super::id_query(port, TASKSTATS_CMD_ATTR_TGID, p)));
             }));
             for h in handles {
                 h.join().unwrap();
@@ -280,15 +262,7 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
             let (m, s) = (model.clone(), sim.clone());
             thread::spawn(move || drop(m.exit(&task_cx(&s, &m, leader, "do_exit"))))
         };
-        let tgid = leader.to_le_bytes().to_vec();
-        let query = request(
-            TASKSTATS_FAMILY_ID,
-            NLM_F_REQUEST,
-            1,
-            port,
-            TASKSTATS_CMD_GET,
-            &[(TASKSTATS_CMD_ATTR_TGID, tgid)],
-        );
+        let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, leader);
         assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
         exit.join().unwrap();
         let violations = sim.violations();
