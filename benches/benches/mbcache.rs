@@ -343,17 +343,8 @@ fn per_node(n: u64, models: [&Model; 2], base: &Mutex<Native>, visited: f64) {
     );
 }
 
-/// The cache sizes to run: all of [`SIZES`], or those listed in `MBCACHE_BENCH_SIZES`
-/// (comma-separated, e.g. `1000,1000000`).
-fn sizes() -> Vec<u64> {
-    match std::env::var("MBCACHE_BENCH_SIZES") {
-        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
-        Err(_) => SIZES.to_vec(),
-    }
-}
-
 fn benches(c: &mut Criterion) {
-    for n in sizes() {
+    for n in ksim_benches::sizes_from_env("MBCACHE_BENCH_SIZES", &SIZES) {
         let m = model(n, true);
         let bare = model(n, false);
         let mut base = native(n);

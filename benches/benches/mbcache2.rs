@@ -132,18 +132,9 @@ fn model(sim: &Sim, n: u32) -> Mbcache2World {
     world
 }
 
-/// The cache sizes to run: all of [`SIZES`], or those listed in `MBCACHE2_BENCH_SIZES`
-/// (comma-separated, e.g. `1000,1000000`), as `MBCACHE_BENCH_SIZES` for the mbcache bench.
-fn sizes() -> Vec<u32> {
-    match std::env::var("MBCACHE2_BENCH_SIZES") {
-        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
-        Err(_) => SIZES.to_vec(),
-    }
-}
-
 fn get_put(c: &mut Criterion) {
     let mut group = c.benchmark_group("mbcache2_get_put");
-    for n in sizes() {
+    for n in ksim_benches::sizes_from_env("MBCACHE2_BENCH_SIZES", &SIZES) {
         let native = Native::new(n);
         let walked: usize = (0..1000u32).map(|i| native.walk_len(i.wrapping_mul(STRIDE) % n)).sum();
         let walked = walked as f64 / 1000.0;

@@ -59,3 +59,12 @@ pub fn medians_per_call<const R: usize>(samples: usize, mut rows: [&mut dyn FnMu
         row[row.len() / 2]
     })
 }
+
+/// The sizes a bench runs: those listed in the environment variable `var` (comma-separated,
+/// e.g. `1000,1000000`, to profile one size), else all of `all`.
+pub fn sizes_from_env<T: std::str::FromStr + Copy>(var: &str, all: &[T]) -> Vec<T> {
+    match std::env::var(var) {
+        Ok(list) => list.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => all.to_vec(),
+    }
+}
