@@ -603,8 +603,9 @@ mod dual {
     pub enum RecursiveRwLock<T> {
         /// Made outside any shuttle execution or loom model.
         Native(parking_lot::RwLock<T>),
-        /// Made inside a shuttle execution or a loom model.
-        Checked(Admitted<T>),
+        /// Made inside a shuttle execution or a loom model (boxed: the checkers' mutex and
+        /// condvar are a few hundred bytes, the default lock one word).
+        Checked(Box<Admitted<T>>),
     }
 
     /// A checker's [`RecursiveRwLock`]: readers and a writer admitted by a state machine.
@@ -660,7 +661,7 @@ mod dual {
             if in_loom() || in_shuttle() {
                 let state = Mutex::new(Admission::default());
                 let data = std::sync::RwLock::new(value);
-                RecursiveRwLock::Checked(Admitted { state, changed: Condvar::new(), data })
+                RecursiveRwLock::Checked(Box::new(Admitted { state, changed: Condvar::new(), data }))
             } else {
                 RecursiveRwLock::Native(parking_lot::RwLock::new(value))
             }
@@ -695,7 +696,9 @@ mod dual {
         pub fn into_inner(self) -> T {
             match self {
                 RecursiveRwLock::Native(lock) => lock.into_inner(),
-                RecursiveRwLock::Checked(lock) => lock.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()),
+                RecursiveRwLock::Checked(lock) => {
+                    lock.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
             }
         }
     }
