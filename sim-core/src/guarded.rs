@@ -430,19 +430,24 @@ impl Detector {
             let same_held = record.keep_held(held, same_world);
             let had_candidates = !shadow.candidates.is_empty() || !shadow.phase.is_shared();
             Self::refine(shadow, task, held, write, same_held, same_world);
-            if had_candidates && shadow.phase.is_shared() && shadow.candidates.is_empty() {
-                shadow.emptied = Some(Box::new(view()));
-            }
             shadow.world = world;
-            // Tested here, so the common access does not move an empty report out of a call.
-            if shadow.phase == Phase::SharedModified && shadow.candidates.is_empty() && !shadow.race_reported
-            {
-                reports.extend(self.race_report(shadow, task, write, view));
+            // One test for the rare case, a shared field with no candidate left: this access
+            // emptied them, or (tested here, so the common access does not move an empty report
+            // out of a call) a race is to be reported.
+            if shadow.phase.is_shared() && shadow.candidates.is_empty() {
+                if had_candidates {
+                    shadow.emptied = Some(Box::new(view()));
+                }
+                if shadow.phase == Phase::SharedModified && !shadow.race_reported {
+                    reports.extend(self.race_report(shadow, task, write, view));
+                }
             }
             reports
         });
-        for report in reports {
-            lockdep.report_external(report);
+        if !reports.is_empty() {
+            for report in reports {
+                lockdep.report_external(report);
+            }
         }
     }
 
@@ -531,7 +536,12 @@ impl Detector {
                     _ if same_world => {
                         let holds =
                             |c: &HeldClass| held.iter().any(|h| h.class == c.class && protects(h, write));
-                        shadow.candidates.retain_mut(|c| holds(c));
+                        // Consistent locking leaves every candidate held: tested without the
+                        // out-of-line `retain`, which runs only when one is to go (about 45
+                        // instructions a refinement, callgrind, mbcache2).
+                        if !shadow.candidates.iter().all(holds) {
+                            shadow.candidates.retain_mut(|c| holds(c));
+                        }
                         write
                     }
                     _ => {

@@ -140,13 +140,12 @@ impl Kref {
     pub fn new(cx: &Cx, object: impl Into<Name>) -> Kref {
         let object: Name = object.into();
         let object_hash = crate::trace::name_hash(&object);
-        let kref = Kref {
-            object,
-            object_hash,
-            refcount: AtomicU32::new(1),
-            book: crate::sync::BookLock::new(Book::default()),
-        };
-        kref.took(cx, Location::caller());
+        // The caller's reference is the book's first holder, written before the book is shared
+        // (what `took` records, without its lock round trip).
+        let first = Kref::tracking(cx).then(|| Kref::holder(cx, Location::caller()));
+        let book = Book { holders: Holders { first, rest: Vec::new() }, released: None };
+        let kref =
+            Kref { object, object_hash, refcount: AtomicU32::new(1), book: crate::sync::BookLock::new(book) };
         kref.trace(cx, KrefOp::Init, 1);
         kref
     }

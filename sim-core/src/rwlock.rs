@@ -21,23 +21,15 @@ use crate::cx::{Cx, IrqFlags};
 use crate::lockdep::LockMode;
 use crate::sync;
 
-#[derive(Debug, Default)]
-struct RwLockState {
-    readers: u32,
-    writer: bool,
-}
-
 /// `rwlock_t` (`DEFINE_RWLOCK`, `rwlock_init`).
 ///
-/// Admission is a small state machine on facade primitives, so loom and shuttle see every wait;
-/// the value sits in a `std::sync::RwLock` that admission guarantees never blocks (one thread
-/// may hold several reads, which the checkers' own reader tracking does not allow), as in
-/// [`crate::RwSem`].
+/// Admission is the facade's [`sync::RecursiveRwLock`]: parking_lot's lock with recursive reads
+/// outside the checkers (one atomic operation each way), and inside shuttle or loom a small
+/// state machine on their primitives, so they see every wait (the value then sits in a `std`
+/// lock that admission guarantees never blocks, as in [`crate::RwSem`]).
 pub struct RwLock<T> {
     key: ClassKey,
-    state: sync::Mutex<RwLockState>,
-    changed: sync::Condvar,
-    data: std::sync::RwLock<T>,
+    data: sync::RecursiveRwLock<T>,
 }
 
 impl<T> fmt::Debug for RwLock<T> {
@@ -48,7 +40,7 @@ impl<T> fmt::Debug for RwLock<T> {
 
 /// A read hold of an [`RwLock`]: `read_unlock` (or `read_unlock_irqrestore`) on drop.
 pub struct RwLockReadGuard<'a, T> {
-    guard: Option<std::sync::RwLockReadGuard<'a, T>>,
+    guard: Option<sync::RecursiveReadGuard<'a, T>>,
     lock: &'a RwLock<T>,
     cx: &'a Cx,
     token: u64,
@@ -57,7 +49,7 @@ pub struct RwLockReadGuard<'a, T> {
 
 /// A write hold of an [`RwLock`]: `write_unlock` (or `write_unlock_irq`) on drop.
 pub struct RwLockWriteGuard<'a, T> {
-    guard: Option<std::sync::RwLockWriteGuard<'a, T>>,
+    guard: Option<sync::RecursiveWriteGuard<'a, T>>,
     lock: &'a RwLock<T>,
     cx: &'a Cx,
     token: u64,
@@ -67,12 +59,7 @@ pub struct RwLockWriteGuard<'a, T> {
 impl<T> RwLock<T> {
     /// A reader-writer spinlock of lock class `class`.
     pub fn new(class: &'static str, value: T) -> Self {
-        RwLock {
-            key: ClassKey::new(class),
-            state: sync::Mutex::new(RwLockState::default()),
-            changed: sync::Condvar::new(),
-            data: std::sync::RwLock::new(value),
-        }
+        RwLock { key: ClassKey::new(class), data: sync::RecursiveRwLock::new(value) }
     }
 
     /// The lock class name.
@@ -113,15 +100,15 @@ impl<T> RwLock<T> {
     /// An observer's `read_lock()` is seen by no one (lockdep and the trace skip observers), so
     /// in the op-level simulation, where the checker reads between operations and no kernel
     /// task can take the lock meanwhile, its admission state, held-stack entry, token and
-    /// preemption count are work for nobody. Here the value's own `std` lock is taken with
-    /// `try_read`, which never blocks: it succeeds exactly when no writer holds the lock (a
-    /// reader the model left holding it does not stop it). With a writer holding it, or inside a
+    /// preemption count are work for nobody. Here the admission's `try_read` (no admission
+    /// state on a checker's lock: its value's `std` lock alone) never blocks: it succeeds when no
+    /// writer holds the lock (a reader the model left holding it does not stop it). With a writer holding it, or inside a
     /// shuttle execution or a loom model (a world made there, `Sim`'s `threaded`), the read is
     /// `read_lock()`'s round trip as before: there an observer's acquisition is a scheduling
     /// point, and threaded cases' pinned windows count them
     /// (`tests/tests/mbcache2/reference_windows.rs`), so the fast path must not remove it.
-    /// Outside those checkers, a model driven from other OS threads stays excluded by the
-    /// `std` lock: a writer that took the admission state meanwhile waits for `f` to return.
+    /// Outside those checkers, a model driven from other OS threads stays excluded: the read
+    /// is parking_lot's, so a writer waits for `f` to return.
     ///
     /// Inside `f` the context does not hold the lock ([`Cx::holds`] says so), so `f` reads the
     /// value and takes nothing that asks whether it is held, nor this lock again. Panics for a
@@ -134,7 +121,7 @@ impl<T> RwLock<T> {
             cx.name()
         );
         if !cx.sim().world.threaded {
-            if let Ok(value) = self.data.try_read() {
+            if let Some(value) = self.data.try_read() {
                 return f(&value);
             }
         }
@@ -149,13 +136,7 @@ impl<T> RwLock<T> {
     ) -> RwLockReadGuard<'a, T> {
         let token = cx.lock_acquire_key(&self.key, LockMode::ReadRecursive, false, site);
         cx.preempt_disable();
-        let mut state = self.state.lock();
-        while state.writer {
-            state = self.changed.wait(state);
-        }
-        state.readers += 1;
-        drop(state);
-        let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.data.read();
         cx.lock_acquired_key(&self.key, LockMode::ReadRecursive, false, token);
         RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
@@ -169,20 +150,14 @@ impl<T> RwLock<T> {
     ) -> RwLockWriteGuard<'a, T> {
         let token = cx.lock_acquire_key(&self.key, mode, false, site);
         cx.preempt_disable();
-        let mut state = self.state.lock();
-        while state.writer || state.readers > 0 {
-            state = self.changed.wait(state);
-        }
-        state.writer = true;
-        drop(state);
-        let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.data.write();
         cx.lock_acquired_key(&self.key, mode, false, token);
         RwLockWriteGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 
     /// The value, when the lock is no longer shared.
     pub fn into_inner(self) -> T {
-        self.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.data.into_inner()
     }
 }
 
@@ -196,15 +171,6 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
-        if !std::thread::panicking() {
-            let mut state = self.lock.state.lock();
-            state.readers -= 1;
-            let wake = state.readers == 0;
-            drop(state);
-            if wake {
-                self.lock.changed.notify_all();
-            }
-        }
         self.cx.lock_release_key(&self.lock.key, self.token);
         self.cx.preempt_enable();
         if let Some(flags) = self.irq {
@@ -229,10 +195,6 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.guard = None;
-        if !std::thread::panicking() {
-            self.lock.state.lock().writer = false;
-            self.lock.changed.notify_all();
-        }
         self.cx.lock_release_key(&self.lock.key, self.token);
         self.cx.preempt_enable();
         if let Some(flags) = self.irq {
@@ -582,6 +544,27 @@ mod tests {
             ("exit", hold),
             |lock, cx| lock.observe_read(cx, |value| *value),
         );
+    }
+
+    /// The 2.6 admission rule on the default backend (parking_lot's recursive reads): a read
+    /// enters while a writer waits for the readers to leave, and the writer enters after them.
+    /// A read queued behind the waiting writer (qrwlock's rule, or parking_lot's plain `read`)
+    /// would never return here: the first reader leaves only after the second read.
+    #[test]
+    fn a_read_enters_past_a_writer_waiting_for_readers() {
+        let lock = std::sync::Arc::new(sync::RecursiveRwLock::new(0u32));
+        let first = lock.read();
+        let writer = {
+            let lock = std::sync::Arc::clone(&lock);
+            std::thread::spawn(move || *lock.write() += 1)
+        };
+        // Give the writer time to start waiting (the test holds whether or not it has).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let second = lock.read();
+        assert_eq!(*first + *second, 0, "no write while the reads hold the lock");
+        drop((second, first));
+        writer.join().expect("the writer enters once the readers leave");
+        assert_eq!(*lock.read(), 1);
     }
 
     /// A model context's read is kernel code: it goes through `read_lock()`, never this path.

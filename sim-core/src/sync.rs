@@ -68,6 +68,37 @@ mod imp {
         }
     }
 
+    /// `rwlock_t`'s admission ([`crate::RwLock`]): parking_lot's reader-writer lock whose reads
+    /// are `read_recursive`, so a read waits only for a writer holding the lock, never for one
+    /// waiting, and one thread may hold several reads.
+    #[derive(Debug, Default)]
+    pub struct RecursiveRwLock<T>(parking_lot::RwLock<T>);
+    /// Shared guard of a [`RecursiveRwLock`].
+    pub type RecursiveReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    /// Exclusive guard of a [`RecursiveRwLock`].
+    pub type RecursiveWriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    impl<T> RecursiveRwLock<T> {
+        pub fn new(value: T) -> Self {
+            RecursiveRwLock(parking_lot::RwLock::new(value))
+        }
+        #[inline]
+        pub fn read(&self) -> RecursiveReadGuard<'_, T> {
+            self.0.read_recursive()
+        }
+        #[inline]
+        pub fn write(&self) -> RecursiveWriteGuard<'_, T> {
+            self.0.write()
+        }
+        /// A read unless a writer holds the lock; never waits.
+        pub fn try_read(&self) -> Option<RecursiveReadGuard<'_, T>> {
+            self.0.try_read_recursive()
+        }
+        pub fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+
     /// A condition variable (parking_lot), with loom's guard-passing `wait`.
     #[derive(Debug, Default)]
     pub struct Condvar(parking_lot::Condvar);
@@ -556,6 +587,203 @@ mod dual {
             both!(self, Condvar, condvar => {
                 condvar.notify_one();
             })
+        }
+    }
+
+    /// `rwlock_t`'s admission ([`crate::RwLock`]): a read waits only for a writer holding the
+    /// lock, never for one waiting, and one thread may hold several reads.
+    ///
+    /// - made outside a checker: parking_lot's reader-writer lock, its reads `read_recursive`
+    ///   (one atomic operation each way, the same admission rule);
+    /// - made inside a shuttle execution or a loom model: a small state machine on that
+    ///   checker's mutex and condvar, so the checker sees every wait and schedules at the state
+    ///   mutex, with the value in a `std` lock that admission guarantees never blocks (the
+    ///   checkers' own reader-writer locks let no thread hold two reads).
+    #[derive(Debug)]
+    pub enum RecursiveRwLock<T> {
+        /// Made outside any shuttle execution or loom model.
+        Native(parking_lot::RwLock<T>),
+        /// Made inside a shuttle execution or a loom model (boxed: the checkers' mutex and
+        /// condvar are a few hundred bytes, the default lock one word).
+        Checked(Box<Admitted<T>>),
+    }
+
+    /// A checker's [`RecursiveRwLock`]: readers and a writer admitted by a state machine.
+    #[derive(Debug)]
+    pub struct Admitted<T> {
+        state: Mutex<Admission>,
+        changed: Condvar,
+        data: std::sync::RwLock<T>,
+    }
+
+    /// Who [`Admitted`] lets in: readers count, a writer excludes them.
+    #[derive(Debug, Default)]
+    struct Admission {
+        readers: u32,
+        writer: bool,
+    }
+
+    /// Shared guard of a [`RecursiveRwLock`].
+    #[derive(Debug)]
+    pub enum RecursiveReadGuard<'a, T> {
+        /// parking_lot's guard.
+        Native(parking_lot::RwLockReadGuard<'a, T>),
+        /// A checker's admission and the value's `std` guard.
+        Checked(AdmittedRead<'a, T>),
+    }
+
+    /// Exclusive guard of a [`RecursiveRwLock`].
+    #[derive(Debug)]
+    pub enum RecursiveWriteGuard<'a, T> {
+        /// parking_lot's guard.
+        Native(parking_lot::RwLockWriteGuard<'a, T>),
+        /// A checker's admission and the value's `std` guard.
+        Checked(AdmittedWrite<'a, T>),
+    }
+
+    /// A read admitted by [`Admitted`] (`lock`; `None` for a `try_read`, admitted by no one):
+    /// the reader count falls, and waiters wake when it reaches zero, on drop.
+    #[derive(Debug)]
+    pub struct AdmittedRead<'a, T> {
+        data: Option<std::sync::RwLockReadGuard<'a, T>>,
+        lock: Option<&'a Admitted<T>>,
+    }
+
+    /// A write admitted by [`Admitted`]: the writer leaves, and waiters wake, on drop.
+    #[derive(Debug)]
+    pub struct AdmittedWrite<'a, T> {
+        data: Option<std::sync::RwLockWriteGuard<'a, T>>,
+        lock: &'a Admitted<T>,
+    }
+
+    impl<T> RecursiveRwLock<T> {
+        pub fn new(value: T) -> Self {
+            if in_loom() || in_shuttle() {
+                let state = Mutex::new(Admission::default());
+                let data = std::sync::RwLock::new(value);
+                RecursiveRwLock::Checked(Box::new(Admitted { state, changed: Condvar::new(), data }))
+            } else {
+                RecursiveRwLock::Native(parking_lot::RwLock::new(value))
+            }
+        }
+        /// Waits while a writer holds the lock.
+        #[inline]
+        pub fn read(&self) -> RecursiveReadGuard<'_, T> {
+            match self {
+                RecursiveRwLock::Native(lock) => RecursiveReadGuard::Native(lock.read_recursive()),
+                RecursiveRwLock::Checked(lock) => RecursiveReadGuard::Checked(lock.read()),
+            }
+        }
+        /// Waits while a reader or a writer holds the lock.
+        #[inline]
+        pub fn write(&self) -> RecursiveWriteGuard<'_, T> {
+            match self {
+                RecursiveRwLock::Native(lock) => RecursiveWriteGuard::Native(lock.write()),
+                RecursiveRwLock::Checked(lock) => RecursiveWriteGuard::Checked(lock.write()),
+            }
+        }
+        /// A read unless a writer holds the lock (a checker's: unless its value's `std` lock
+        /// refuses one), with no admission and no wait.
+        pub fn try_read(&self) -> Option<RecursiveReadGuard<'_, T>> {
+            match self {
+                RecursiveRwLock::Native(lock) => lock.try_read_recursive().map(RecursiveReadGuard::Native),
+                RecursiveRwLock::Checked(lock) => {
+                    let data = lock.data.try_read().ok()?;
+                    Some(RecursiveReadGuard::Checked(AdmittedRead { data: Some(data), lock: None }))
+                }
+            }
+        }
+        pub fn into_inner(self) -> T {
+            match self {
+                RecursiveRwLock::Native(lock) => lock.into_inner(),
+                RecursiveRwLock::Checked(lock) => {
+                    lock.data.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+            }
+        }
+    }
+
+    impl<T> Admitted<T> {
+        fn read(&self) -> AdmittedRead<'_, T> {
+            let mut state = self.state.lock();
+            while state.writer {
+                state = self.changed.wait(state);
+            }
+            state.readers += 1;
+            drop(state);
+            let data = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            AdmittedRead { data: Some(data), lock: Some(self) }
+        }
+
+        fn write(&self) -> AdmittedWrite<'_, T> {
+            let mut state = self.state.lock();
+            while state.writer || state.readers > 0 {
+                state = self.changed.wait(state);
+            }
+            state.writer = true;
+            drop(state);
+            let data = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            AdmittedWrite { data: Some(data), lock: self }
+        }
+    }
+
+    impl<T> Drop for AdmittedRead<'_, T> {
+        fn drop(&mut self) {
+            self.data = None;
+            // A panicking thread leaves the admission as it was: the checker is failing the
+            // execution anyway, and its mutex may not be taken while unwinding.
+            let Some(lock) = self.lock.filter(|_| !std::thread::panicking()) else {
+                return;
+            };
+            let mut state = lock.state.lock();
+            state.readers -= 1;
+            let wake = state.readers == 0;
+            drop(state);
+            if wake {
+                lock.changed.notify_all();
+            }
+        }
+    }
+
+    impl<T> Drop for AdmittedWrite<'_, T> {
+        fn drop(&mut self) {
+            self.data = None;
+            if !std::thread::panicking() {
+                self.lock.state.lock().writer = false;
+                self.lock.changed.notify_all();
+            }
+        }
+    }
+
+    impl<T> Deref for RecursiveReadGuard<'_, T> {
+        type Target = T;
+        #[inline]
+        fn deref(&self) -> &T {
+            match self {
+                RecursiveReadGuard::Native(guard) => guard,
+                RecursiveReadGuard::Checked(guard) => guard.data.as_ref().expect("guard present until drop"),
+            }
+        }
+    }
+
+    impl<T> Deref for RecursiveWriteGuard<'_, T> {
+        type Target = T;
+        #[inline]
+        fn deref(&self) -> &T {
+            match self {
+                RecursiveWriteGuard::Native(guard) => guard,
+                RecursiveWriteGuard::Checked(guard) => guard.data.as_ref().expect("guard present until drop"),
+            }
+        }
+    }
+
+    impl<T> DerefMut for RecursiveWriteGuard<'_, T> {
+        #[inline]
+        fn deref_mut(&mut self) -> &mut T {
+            match self {
+                RecursiveWriteGuard::Native(guard) => &mut *guard,
+                RecursiveWriteGuard::Checked(guard) => guard.data.as_mut().expect("guard present until drop"),
+            }
         }
     }
 
