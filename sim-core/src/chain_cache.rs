@@ -343,6 +343,63 @@ pub(crate) fn remember(
     })
 }
 
+/// Validations found clean before on this thread, in this world or an earlier one, by the
+/// graph's state and the step: `(state, step) -> state after`, where a state is the fingerprint
+/// of a graph's facts (`Graph::facts` in [`crate::lockdep`]) and a step a validation's
+/// [`step_key`]. A campaign makes a world per case and each world's graph starts empty, so case
+/// after case the same steps are validated from the same states (boot, the first operations, a
+/// subsystem whose few chains every case takes): a world whose step is known from its state
+/// defers the validation and replays it into its graph only when something reads the graph or
+/// a step is not known ([`crate::lockdep`]'s `Follow` says why that is exact). Checker
+/// bookkeeping, as the table: per thread, plain `std`, only asked, never iterated.
+struct History {
+    next: HashMap<(u64, u64), u64, Fx>,
+}
+
+/// Most steps a thread's history keeps (about 30 bytes each): the first cases of a campaign
+/// fill it, later ones only walk it.
+const HISTORY_STEPS: usize = 1 << 18;
+
+thread_local! {
+    static HISTORY: RefCell<History> =
+        RefCell::new(History { next: HashMap::with_hasher(BuildHasherDefault::new()) });
+}
+
+/// The state a graph in state `state` is in after the clean validation `step`, if this
+/// thread's history knows it.
+pub(crate) fn history_next(state: u64, step: u64) -> Option<u64> {
+    HISTORY.with(|history| history.borrow().next.get(&(state, step)).copied())
+}
+
+/// Records that `step` from state `state` was validated clean and left the graph in state
+/// `next` (nothing when the history is full).
+pub(crate) fn history_learn(state: u64, step: u64, next: u64) {
+    HISTORY.with(|history| {
+        let mut history = history.borrow_mut();
+        if history.next.len() < HISTORY_STEPS {
+            history.next.insert((state, step), next);
+        }
+    });
+}
+
+/// The step a validation is in the history: what decides, with the graph's state, everything
+/// it adds to the graph and whether it reports (see [`crate::lockdep`]'s `Follow`): each held
+/// lock's class id and read state, outermost first, the new lock's class id and its name's hash,
+/// its whole mode, whether it is a trylock, the interrupt state, and whether irq usage is
+/// tracked. Not the text a record keeps (task, site, CPU, token), which no decision reads. As
+/// the chain key, a 64-bit hash: two steps taken to be one by a collision would defer a
+/// validation owed.
+pub(crate) fn step_key(held: &[HeldLock], new: &HeldLock, name_hash: u64, irq_tracking: bool) -> u64 {
+    let mut hasher = FxHasher(0x2545_f491_4f6c_dd1d);
+    for lock in held {
+        hasher.write_u64(u64::from(lock.class) | u64::from(crate::lockdep::read_state(lock.mode)) << 32);
+    }
+    hasher.write_u64(name_hash);
+    let taken = Taken { mode: new.mode, trylock: new.trylock, irq: new.irq, depth: held.len() };
+    hasher.write_u64(lookup_flags(taken, irq_tracking) ^ u64::from(new.class) << 32);
+    hasher.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lockdep::{LockdepReport, ReportMode};
