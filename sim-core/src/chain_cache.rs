@@ -354,21 +354,61 @@ pub(crate) fn remember(
 /// bookkeeping, as the table: per thread, plain `std`, only asked, never iterated.
 struct History {
     next: HashMap<(u64, u64), u64, Fx>,
+    /// Steps deferred on this thread, and those replayed because a later step of their world
+    /// was not known: what [`history_pays`] weighs.
+    deferred: u64,
+    replayed: u64,
 }
+
+/// Steps a thread defers before [`history_pays`] judges whether following pays.
+const HISTORY_TRIAL: u64 = 512;
+
+/// Room the history's table starts with (its growth through the small sizes was 11
+/// instructions an operation of a 300-case taskstats campaign).
+const HISTORY_ROOM: usize = 1 << 12;
 
 /// Most steps a thread's history keeps (about 30 bytes each): the first cases of a campaign
 /// fill it, later ones only walk it.
 const HISTORY_STEPS: usize = 1 << 18;
 
 thread_local! {
-    static HISTORY: RefCell<History> =
-        RefCell::new(History { next: HashMap::with_hasher(BuildHasherDefault::new()) });
+    static HISTORY: RefCell<History> = RefCell::new(History {
+        next: HashMap::with_capacity_and_hasher(HISTORY_ROOM, BuildHasherDefault::new()),
+        deferred: 0,
+        replayed: 0,
+    });
+}
+
+/// Whether a world made now on this thread should follow the history: until its worlds
+/// deferred [`HISTORY_TRIAL`] steps, and then while fewer than three in four of the steps they
+/// deferred had to be replayed. A campaign whose cases soon leave the known steps (taskstats':
+/// most of what a case deferred was replayed at its next unknown step, so following cost the
+/// lookups and copies and saved nothing) stops following; one whose cases keep to them
+/// (mbcache's, the demo's) goes on. Only the cost moves: a world that does not follow checks
+/// each step at once, as a deferred one is checked at its replay. Always on in the unit tests,
+/// which compare reports with and without it.
+pub(crate) fn history_pays() -> bool {
+    cfg!(test)
+        || HISTORY.with(|history| {
+            let history = history.borrow();
+            history.deferred < HISTORY_TRIAL || history.replayed * 4 < history.deferred * 3
+        })
+}
+
+/// Counts `steps` deferred steps replayed because a step of their world was not known.
+pub(crate) fn history_replayed(steps: usize) {
+    HISTORY.with(|history| history.borrow_mut().replayed += steps as u64);
 }
 
 /// The state a graph in state `state` is in after the clean validation `step`, if this
-/// thread's history knows it.
+/// thread's history knows it (then counted as a step deferred).
 pub(crate) fn history_next(state: u64, step: u64) -> Option<u64> {
-    HISTORY.with(|history| history.borrow().next.get(&(state, step)).copied())
+    HISTORY.with(|history| {
+        let mut history = history.borrow_mut();
+        let next = history.next.get(&(state, step)).copied();
+        history.deferred += u64::from(next.is_some());
+        next
+    })
 }
 
 /// Records that `step` from state `state` was validated clean and left the graph in state
