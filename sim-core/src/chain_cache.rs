@@ -361,7 +361,7 @@ struct History {
 }
 
 /// Steps a thread defers before [`history_pays`] judges whether following pays.
-const HISTORY_TRIAL: u64 = 512;
+const HISTORY_TRIAL: u64 = 256;
 
 /// Room the history's table starts with (its growth through the small sizes was 11
 /// instructions an operation of a 300-case taskstats campaign).

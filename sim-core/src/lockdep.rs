@@ -1521,7 +1521,9 @@ impl Graph {
 
     /// The whole check of an acquisition `new` whose class id is filled in, by `task` holding
     /// `held`: the reports made, and whether the check found nothing to report (before the
-    /// once-per-problem filter).
+    /// once-per-problem filter). Inlined, so a validation of a graph that does not follow the
+    /// history runs it as the one body it was before the history.
+    #[inline(always)]
     fn check(
         &mut self,
         held: &[HeldLock],
@@ -1845,7 +1847,11 @@ impl Lockdep {
         new.class = class.unwrap_or_else(|| graph.class_id(new.name, name_hash));
         let new = &*new;
         let Some(state) = here else {
-            made.extend(graph.check(held, new, task, irq_tracking).0);
+            let (checked, _) = graph.check(held, new, task, irq_tracking);
+            if made.is_empty() {
+                return checked;
+            }
+            made.extend(checked);
             return made;
         };
         let step = crate::chain_cache::step_key(held, new, name_hash, irq_tracking);
