@@ -860,75 +860,6 @@ struct Graph {
     /// The graph's reachability, kept while it has at most [`CLOSURE_CLASSES`] classes
     /// ([`Closure`]): a search it proves empty is not run.
     closure: Closure,
-    /// The fingerprint of what decides a validation ([`Follow`]): the sum of one hash per
-    /// usage bit set, per dependency with its kinds, and the `cyclic` flag ([`fact`]).
-    facts: u64,
-    /// Where the graph stands in this thread's history of clean validations, and the
-    /// validations it deferred ([`Follow`]).
-    follow: Follow,
-}
-
-/// One fact's share of [`Graph::facts`]: `what` says which fact (a tag in the low byte),
-/// `detail` its value (a dependency's kinds). SplitMix64's finaliser, so the sum of distinct
-/// facts' hashes stands for the set.
-fn fact(what: u64, detail: u64) -> u64 {
-    let mut z = what.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ detail;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// [`fact`] of usage bit `bit` (0, 1: USED_IN hard, soft; 2, 3: ENABLED) of `class`.
-fn usage_fact(class: ClassId, bit: usize) -> u64 {
-    fact(1 | u64::from(class) << 8 | (bit as u64) << 40, 0)
-}
-
-/// [`fact`] of the dependency `from -> to` made as `kinds`.
-fn dependency_fact(from: ClassId, to: ClassId, kinds: u8) -> u64 {
-    fact(2 | u64::from(from) << 8 | u64::from(to) << 32, u64::from(kinds))
-}
-
-/// A graph's state in its thread's history of validations found clean before
-/// ([`crate::chain_cache::history_next`]), and the validations it deferred there.
-///
-/// Why a deferred validation is owed nothing but its replay: what validating an acquisition
-/// adds to the graph (usage bits, dependencies and their kinds, the closure, the `cyclic` flag)
-/// and whether it makes a report depend only on those facts ([`Graph::facts`]) and on what the
-/// step's key hashes ([`crate::chain_cache::step_key`]: the held classes and read states, the
-/// new class, its name, mode, trylock and interrupt state, irq tracking). Class ids are given
-/// in order of first use and decide nothing but through those facts; the class count only
-/// through the closure's bound, which a graph that follows stays within; the text kept with
-/// each record (task, site, CPU, token) decides nothing. So a step recorded clean from a
-/// state (no report, before [`Graph::report`]'s once-per-problem filter, which a report from
-/// outside may have primed) is clean from that state in any world, and leaves the state it
-/// recorded. A world whose step is known from its state keeps the step (record and held stack,
-/// the text included) and replays the steps it kept, in order, through the same check before
-/// anything needs the graph: a step not known (which is then checked as before, its reports
-/// included), [`Lockdep::dependencies`], or a graph at the closure's bound, which stops
-/// following (so every replay sees at most [`CLOSURE_CLASSES`] classes, as its step did). The
-/// graph is then the one checking each step at once would have made. Reports only come from
-/// checks made, so [`Lockdep::reports`] needs no replay. As the chain cache, 64-bit keys: a
-/// collision could defer a step that reports.
-#[derive(Default)]
-struct Follow {
-    /// The fingerprint of the facts the graph has with its deferred steps replayed; `None`
-    /// when the graph no longer follows the history.
-    place: Option<u64>,
-    /// The steps deferred, in order, each with its held stack's range in `held`.
-    steps: Vec<Deferred>,
-    held: Vec<HeldLock>,
-    /// Steps deferred so far (kept when they are replayed), for the tests.
-    #[cfg(test)]
-    deferred: u64,
-}
-
-/// A validation deferred on a known path: its acquisition, task, the range of its held stack
-/// in [`Follow::held`], and whether irq usage was tracked.
-struct Deferred {
-    new: HeldLock,
-    task: Arc<str>,
-    held: (u32, u32),
-    irq_tracking: bool,
 }
 
 /// Most classes [`Closure`] answers for: one bit each in a word. A graph with more is searched
@@ -1125,13 +1056,6 @@ impl Graph {
                 reached_by: Vec::with_capacity(CLASSES_ROOM),
                 ..Closure::default()
             },
-            follow: Follow {
-                place: crate::chain_cache::history_pays().then_some(0),
-                steps: Vec::with_capacity(CLASSES_ROOM),
-                held: Vec::with_capacity(2 * CLASSES_ROOM),
-                #[cfg(test)]
-                deferred: 0,
-            },
             ..Graph::default()
         }
     }
@@ -1268,13 +1192,11 @@ impl Graph {
             if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
                 self.usage[class as usize].used_in[i] = Some(Seen { lock: *new, task: task.clone() });
                 self.closure.used_in[i] |= class_bit(class);
-                self.facts = self.facts.wrapping_add(usage_fact(class, i));
                 made.extend(self.usage_conflicts(class, irq, true));
             }
             if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
                 self.usage[class as usize].enabled[i] = Some(Seen { lock: *new, task: task.clone() });
                 self.closure.enabled[i] |= class_bit(class);
-                self.facts = self.facts.wrapping_add(usage_fact(class, 2 + i));
                 made.extend(self.usage_conflicts(class, irq, false));
             }
         }
@@ -1348,8 +1270,11 @@ impl Graph {
             // can any dependency when the new lock's class leads nowhere near the held one
             // ([`Closure`]): the search would find no route, strong or not.
             let route = !self.closure.no_route(class, prev.class, self.names.len());
-            if (!self.cyclic || !route) && self.remake(prev.class, class, dep_bit(prev, new)) {
-                continue;
+            if !self.cyclic || !route {
+                if let Some(dep) = self.after[prev.class as usize].get_mut(class) {
+                    dep.kinds |= dep_bit(prev, new);
+                    continue;
+                }
             }
             if route {
                 if let Some(path) = self.strong_path(prev, new) {
@@ -1359,17 +1284,16 @@ impl Graph {
                     continue;
                 }
             }
-            // Present, and searched because the graph may hold a cycle.
-            if self.remake(prev.class, class, dep_bit(prev, new)) {
+            if let Some(dep) = self.after[prev.class as usize].get_mut(class) {
+                // Present, and searched because the graph may hold a cycle.
+                dep.kinds |= dep_bit(prev, new);
                 continue;
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
             let acquired = Seen { lock: *new, task: task.clone() };
             let edge = self.edges.len() as u32;
             self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
-            let kinds = dep_bit(prev, new);
-            self.after[prev.class as usize].insert(class, Dependency { kinds, edge });
-            self.facts = self.facts.wrapping_add(dependency_fact(prev.class, class, kinds));
+            self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
             self.before[class as usize].insert(prev.class, ());
             self.closure.add_dependency(prev.class, class, self.names.len());
             if irq_tracking {
@@ -1377,21 +1301,6 @@ impl Graph {
             }
         }
         made
-    }
-
-    /// ORs `kind` into the dependency `from -> to` when the graph has it (`entry->dep |=
-    /// calc_dep()`), keeping [`Graph::facts`]: false when it has not.
-    fn remake(&mut self, from: ClassId, to: ClassId, kind: u8) -> bool {
-        let Some(dep) = self.after[from as usize].get_mut(to) else {
-            return false;
-        };
-        let (was, now) = (dep.kinds, dep.kinds | kind);
-        dep.kinds = now;
-        if was != now {
-            let change = dependency_fact(from, to, now).wrapping_sub(dependency_fact(from, to, was));
-            self.facts = self.facts.wrapping_add(change);
-        }
-        true
     }
 
     /// The report of the cycle `prev -> new ->* prev`, `path` being the route from `new`'s
@@ -1465,104 +1374,8 @@ impl Graph {
                 queue.push(Step { class: to, parent: index, made_as: dep.kinds, only_xr: false });
             }
         }
-        if weak && !self.cyclic {
-            self.cyclic = true;
-            self.facts = self.facts.wrapping_add(fact(3, 0));
-        }
+        self.cyclic |= weak;
         None
-    }
-
-    /// This graph's state in the history, when it may follow it through one more validation;
-    /// otherwise the deferred steps are replayed (their reports, if any, go to `made`) and the
-    /// graph stops following.
-    fn follow_here(&mut self, made: &mut Vec<LockdepReport>) -> Option<u64> {
-        let state = self.follow.place?;
-        // Below the closure's bound, so this step's new class keeps every replay within it.
-        if self.names.len() < CLOSURE_CLASSES {
-            return Some(state);
-        }
-        made.extend(self.replay());
-        self.follow.place = None;
-        None
-    }
-
-    /// Keeps validation `new` over `held` by `task` for [`Graph::replay`]: the history knows it
-    /// clean from the graph's state.
-    fn defer(&mut self, held: &[HeldLock], new: &HeldLock, task: &Arc<str>, irq_tracking: bool) {
-        let from = self.follow.held.len() as u32;
-        self.follow.held.extend_from_slice(held);
-        let held = (from, self.follow.held.len() as u32);
-        self.follow.steps.push(Deferred { new: *new, task: task.clone(), held, irq_tracking });
-        #[cfg(test)]
-        {
-            self.follow.deferred += 1;
-        }
-    }
-
-    /// Checks the deferred steps, in order, as they would have been checked at once: the reports
-    /// they make (none, unless two steps' keys collided).
-    fn replay(&mut self) -> Vec<LockdepReport> {
-        let mut made = Vec::new();
-        if self.follow.steps.is_empty() {
-            return made;
-        }
-        let (steps, held) = (std::mem::take(&mut self.follow.steps), std::mem::take(&mut self.follow.held));
-        for step in &steps {
-            let held = &held[step.held.0 as usize..step.held.1 as usize];
-            made.extend(self.check(held, &step.new, &step.task, step.irq_tracking).0);
-        }
-        debug_assert!(self.follow.place.is_none_or(|state| state == self.facts), "a replay left other facts");
-        // The vectors back, empty, with their room.
-        (self.follow.steps, self.follow.held) = (steps, held);
-        self.follow.steps.clear();
-        self.follow.held.clear();
-        made
-    }
-
-    /// The whole check of an acquisition `new` whose class id is filled in, by `task` holding
-    /// `held`: the reports made, and whether the check found nothing to report (before the
-    /// once-per-problem filter). Inlined, so a validation of a graph that does not follow the
-    /// history runs it as the one body it was before the history.
-    #[inline(always)]
-    fn check(
-        &mut self,
-        held: &[HeldLock],
-        new: &HeldLock,
-        task: &Arc<str>,
-        irq_tracking: bool,
-    ) -> (Vec<LockdepReport>, bool) {
-        let mut made = Vec::new();
-        let mut found = 0;
-        let class = new.class;
-        // Recursion: the same class already held by this context. A trylock cannot deadlock
-        // on itself, so lockdep lets it pass, as the kernel does.
-        // A recursive read may nest inside a read hold of its class (lockdep's
-        // check_deadlock() returning 2 for read == 2 over a reader).
-        if !new.trylock && !nests_as_reader(held, new) {
-            if let Some(first) = held.iter().find(|h| h.class == class) {
-                let report = LockdepReport::RecursiveLocking {
-                    held: first.acquisition(task),
-                    acquiring: new.acquisition(task),
-                };
-                found += 1;
-                made.extend(self.report(report));
-            }
-        }
-        // Irq usage states of this class (the kernel's mark_irqflags()).
-        if irq_tracking {
-            for report in self.mark_usage(new, task) {
-                found += 1;
-                made.extend(self.report(report));
-            }
-        }
-        // Dependencies from every held lock to this one. Trylocks add none of their own.
-        if !new.trylock {
-            for report in self.add_dependencies(held, new, task, irq_tracking) {
-                found += 1;
-                made.extend(self.report(report));
-            }
-        }
-        (made, found == 0)
     }
 
     fn report(&mut self, report: LockdepReport) -> Option<LockdepReport> {
@@ -1701,26 +1514,8 @@ impl Lockdep {
     /// reports made with and without them.
     #[cfg(test)]
     fn without_closure(self) -> Lockdep {
-        let mut graph = self.graph();
-        graph.closure.off = true;
-        // The closure's answers can leave another `cyclic` flag: not the history's facts.
-        graph.follow.place = None;
-        drop(graph);
+        self.graph().closure.off = true;
         self
-    }
-
-    /// Turns the history off for this validator ([`Follow`]): every step is checked at once,
-    /// for the tests that compare the reports made with and without it.
-    #[cfg(test)]
-    fn without_history(self) -> Lockdep {
-        self.graph().follow.place = None;
-        self
-    }
-
-    /// How many steps this validator deferred on the history, replayed or not.
-    #[cfg(test)]
-    fn deferred_count(&self) -> u64 {
-        self.graph().follow.deferred
     }
 
     /// How many acquisitions were validated against the graph (those the chain cache did not
@@ -1733,7 +1528,7 @@ impl Lockdep {
     /// The dependencies recorded so far, as `(from, to)` class names, ordered.
     pub fn dependencies(&self) -> Vec<(String, String)> {
         // Class by class, each one's successors in order: ordered by (from, to) ids.
-        let graph = self.whole_graph();
+        let graph = self.graph();
         let name = |class: ClassId| graph.names[class as usize].to_string();
         let pairs = graph
             .after
@@ -1745,19 +1540,6 @@ impl Lockdep {
 
     fn graph(&self) -> crate::sync::BookGuard<'_, Graph> {
         self.graph.lock()
-    }
-
-    /// The graph with its deferred steps replayed ([`Follow`]): what reads its dependencies.
-    fn whole_graph(&self) -> crate::sync::BookGuard<'_, Graph> {
-        let mut graph = self.graph();
-        // Replayed, the graph is the state its place stands for: it may go on following.
-        let made = graph.replay();
-        if !made.is_empty() {
-            drop(graph);
-            self.deliver(made);
-            return self.graph();
-        }
-        graph
     }
 
     /// Counts `reports` and handles them as the mode says. Inlined for its test of an empty
@@ -1829,8 +1611,7 @@ impl Lockdep {
     /// A chain validated without one is remembered by the chain cache and not validated again,
     /// as the kernel's lookup_chain_cache() skips validate_chain(): the chain's key records each
     /// held lock's class and read state, and a dependency the chain let pass (a readers' cycle)
-    /// is in the graph, where a later writer's dependency meets it. A step this thread's
-    /// history knows clean from the graph's state is deferred, not checked ([`Follow`]).
+    /// is in the graph, where a later writer's dependency meets it.
     fn validate(
         &self,
         held: &[HeldLock],
@@ -1842,32 +1623,35 @@ impl Lockdep {
         let mut made = Vec::new();
         let mut graph = self.graph();
         graph.validations += 1;
-        let here = graph.follow_here(&mut made);
         // A class id the chain cache knew is this graph's: it was given here.
         new.class = class.unwrap_or_else(|| graph.class_id(new.name, name_hash));
         let new = &*new;
-        let Some(state) = here else {
-            let (checked, _) = graph.check(held, new, task, irq_tracking);
-            if made.is_empty() {
-                return checked;
+        let class = new.class;
+        // Recursion: the same class already held by this context. A trylock cannot deadlock
+        // on itself, so lockdep lets it pass, as the kernel does.
+        // A recursive read may nest inside a read hold of its class (lockdep's
+        // check_deadlock() returning 2 for read == 2 over a reader).
+        if !new.trylock && !nests_as_reader(held, new) {
+            if let Some(first) = held.iter().find(|h| h.class == class) {
+                let report = LockdepReport::RecursiveLocking {
+                    held: first.acquisition(task),
+                    acquiring: new.acquisition(task),
+                };
+                made.extend(graph.report(report));
             }
-            made.extend(checked);
-            return made;
-        };
-        let step = crate::chain_cache::step_key(held, new, name_hash, irq_tracking);
-        if let Some(next) = crate::chain_cache::history_next(state, step) {
-            graph.defer(held, new, task, irq_tracking);
-            graph.follow.place = Some(next);
-            return made;
         }
-        crate::chain_cache::history_replayed(graph.follow.steps.len());
-        made.extend(graph.replay());
-        let (checked, clean) = graph.check(held, new, task, irq_tracking);
-        made.extend(checked);
-        if clean {
-            crate::chain_cache::history_learn(state, step, graph.facts);
+        // Irq usage states of this class (the kernel's mark_irqflags()).
+        if irq_tracking {
+            for report in graph.mark_usage(new, task) {
+                made.extend(graph.report(report));
+            }
         }
-        graph.follow.place = Some(graph.facts);
+        // Dependencies from every held lock to this one. Trylocks add none of their own.
+        if !new.trylock {
+            for report in graph.add_dependencies(held, new, task, irq_tracking) {
+                made.extend(graph.report(report));
+            }
+        }
         made
     }
 
@@ -2118,81 +1902,6 @@ mod tests {
             assert!(kinds.contains(kind), "no {kind} report in the runs: {kinds:?}");
         }
         assert!(skipped > 1000, "the closure answered only {skipped} searches");
-    }
-
-    /// The history's deferrals change no report: over many random lock sequences (every mode,
-    /// trylocks, every interrupt state), a validator with the history off, one that validates
-    /// the sequence first (learning it) and one that validates it again (deferring what the
-    /// history knows, replaying it when a step is not known or the dependencies are read) give
-    /// the same class ids, dependencies and reports, text included. The runs reach the
-    /// interesting reports, and the third validator defers a good share of its steps.
-    #[test]
-    fn history_deferrals_change_no_report() {
-        let few: Vec<&'static str> = ["a", "b", "c", "d", "e", "f"].to_vec();
-        let mut kinds = BTreeSet::new();
-        let (mut deferred, mut steps) = (0, 0);
-        for seed in 0..300u64 {
-            let checked = Lockdep::new(ReportMode::Collect).without_history();
-            let first = Lockdep::new(ReportMode::Collect);
-            let again = Lockdep::new(ReportMode::Collect);
-            let classes = random_validations(&checked, seed, &few, 60);
-            assert_eq!(random_validations(&first, seed, &few, 60), classes, "seed {seed}: class ids");
-            assert_eq!(random_validations(&again, seed, &few, 60), classes, "seed {seed}: class ids again");
-            let text =
-                |reports: &[LockdepReport]| reports.iter().map(ToString::to_string).collect::<Vec<_>>();
-            let reports = checked.reports();
-            for other in [&first, &again] {
-                assert_eq!(other.reports(), reports, "seed {seed}: reports");
-                assert_eq!(text(&other.reports()), text(&reports), "seed {seed}: report text");
-                assert_eq!(other.dependencies(), checked.dependencies(), "seed {seed}: dependencies");
-            }
-            kinds.extend(reports.iter().map(LockdepReport::kind));
-            assert_eq!(checked.deferred_count(), 0, "seed {seed}: the validator without history deferred");
-            deferred += again.deferred_count();
-            steps += again.validations_count();
-        }
-        for kind in ["circular-locking", "irq-safe-to-unsafe", "irq-lock-inversion", "inconsistent-irq-state"]
-        {
-            assert!(kinds.contains(kind), "no {kind} report in the runs: {kinds:?}");
-        }
-        // Many steps report (a class already held, with six classes and four held): those are
-        // never known clean, and about a third of all steps are deferred.
-        assert!(deferred * 4 > steps, "the history deferred only {deferred} of {steps} steps");
-    }
-
-    /// Takes `first` then `second` in context `task` of `sim`, nested.
-    fn nest(sim: &Sim, first: &SpinLock<()>, second: &SpinLock<()>) {
-        let cx = sim.cx("task", 0);
-        let _first = first.lock(&cx);
-        drop(second.lock(&cx));
-    }
-
-    /// A world whose first steps are known from an earlier world defers them, and the step that
-    /// closes a cycle over them is still reported, with the text a world without the history
-    /// reports: the deferred steps' records (task, site) are the ones the report shows.
-    #[test]
-    fn a_cycle_closed_over_deferred_steps_is_reported_as_without_them() {
-        let world = |history: bool| {
-            let sim = collecting();
-            if !history {
-                sim.lockdep().graph().follow.place = None;
-            }
-            let (a, b) = (SpinLock::new("hist-a", ()), SpinLock::new("hist-b", ()));
-            nest(&sim, &a, &b);
-            let deferred = sim.lockdep().deferred_count();
-            nest(&sim, &b, &a);
-            (sim.lockdep().reports(), deferred)
-        };
-        let (learned, _) = world(true);
-        let (with_history, deferred) = world(true);
-        let (without, not_deferred) = world(false);
-        assert_eq!(deferred, 2, "a alone and b under a, known from the first world");
-        assert_eq!(not_deferred, 0);
-        assert_eq!(without.len(), 1, "{without:#?}");
-        assert_eq!(without[0].kind(), "circular-locking");
-        let text = |reports: &[LockdepReport]| reports.iter().map(ToString::to_string).collect::<Vec<_>>();
-        assert_eq!(text(&with_history), text(&without));
-        assert_eq!(text(&learned), text(&without));
     }
 
     #[test]
