@@ -1542,10 +1542,20 @@ impl Lockdep {
         self.graph.lock()
     }
 
+    /// Counts `reports` and handles them as the mode says. Inlined for its test of an empty
+    /// list (every clean validation's answer: a call of about 17 instructions each before);
+    /// the rest is [`Lockdep::deliver_made`].
+    #[inline]
     fn deliver(&self, reports: Vec<LockdepReport>) {
-        if reports.is_empty() {
-            return;
+        if !reports.is_empty() {
+            self.deliver_made(reports);
         }
+    }
+
+    /// [`Lockdep::deliver`] of a list with a report in it.
+    #[cold]
+    #[inline(never)]
+    fn deliver_made(&self, reports: Vec<LockdepReport>) {
         self.reports_made.fetch_add(reports.len(), Ordering::Release);
         if self.mode == ReportMode::Panic {
             let text: Vec<String> = reports.iter().map(|r| r.to_string()).collect();
