@@ -442,7 +442,7 @@ impl Sim {
         self.make_cx(cpu, true, || {
             self.world
                 .observer_names
-                .find_or_add(name, &self.world.observer_names_add, |(), _| (Arc::from(name), 0))
+                .find_or_add(name, &self.world.observer_names_add, |(), _| (crate::trace::interned_name(name), 0))
         })
     }
 
