@@ -1431,7 +1431,8 @@ mod tests {
                 None => seen.push(got),
             }
         }
-        let interned: Vec<std::sync::Arc<str>> = NAMES_MADE.with(|names| names.borrow().iter().flatten().cloned().collect());
+        let interned: Vec<std::sync::Arc<str>> =
+            NAMES_MADE.with(|names| names.borrow().iter().flatten().cloned().collect());
         let mut texts: Vec<&str> = interned.iter().map(|name| &**name).collect();
         texts.sort_unstable();
         texts.dedup();

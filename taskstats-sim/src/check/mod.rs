@@ -210,24 +210,38 @@ impl DriverTask {
     }
 }
 
-/// A context per [`DriverTask`], made by [`Sim::cx`] the first time and renewed after
-/// ([`Cx::renew`]): the task id a name has is its own for the world, and a renewal takes the
-/// next serial number as a new context would, so the trace is the one a context made per
-/// operation gives, without the name's lookup, a context built and one dropped each time.
+/// The contexts of the driver's named tasks, kept between operations: one per
+/// [`DriverTask`], made by [`Sim::cx`] the first time and renewed after ([`Cx::renew`]). A
+/// name's task id is its own for the world, and a renewal takes the next serial number as a
+/// new context would: the trace is the one a context made per operation gives, without the
+/// name's lookup, a context built and one dropped each time. A context the operation leaves
+/// holding a lock or inside an RCU read-side section is not kept but dropped where the one
+/// made per operation was (its drop reports the section, `Drop for Cx`). (Pids' contexts are
+/// made per operation: renewing a kept one cost as much, its pid renamed in the trace
+/// meanwhile by its other operations.)
 #[derive(Debug, Default)]
 struct DriverCxs([Option<Cx>; DriverTask::COUNT]);
 
 impl DriverCxs {
-    /// The context of `task` on CPU 0, as [`Sim::cx`] would make it now.
-    fn cx(&mut self, sim: &Sim, task: DriverTask) -> &Cx {
+    /// `f` run as the driver's task `task` on CPU 0, in the context [`Sim::cx`] would make now.
+    fn as_named<R>(&mut self, sim: &Sim, task: DriverTask, f: impl FnOnce(&Cx) -> R) -> R {
         let slot = &mut self.0[task as usize];
         match slot {
-            Some(cx) => {
-                cx.renew(0);
-                cx
-            }
-            None => slot.insert(sim.cx(task.name(), 0)),
+            Some(cx) => cx.renew(0),
+            None => *slot = Some(sim.cx(task.name(), 0)),
         }
+        Self::run_kept(slot, f)
+    }
+
+    /// `f` run in the context in `slot` (filled), which stays there only if `f` left it
+    /// holding no lock and outside every RCU read-side section.
+    fn run_kept<R>(slot: &mut Option<Cx>, f: impl FnOnce(&Cx) -> R) -> R {
+        let cx = slot.as_ref().expect("the caller filled the slot");
+        let result = f(cx);
+        if cx.held_count() != 0 || cx.rcu_read_depth() != 0 {
+            *slot = None;
+        }
+        result
     }
 }
 
@@ -554,14 +568,16 @@ impl TaskstatsSubject {
             return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
         };
         let pid = task.pid;
-        let made;
-        let cx = match name {
-            "sched" => drivers.cx(sim, DriverTask::Sched),
-            _ => {
-                made = sim.cx_for_task(pid, name, task.cpu());
-                &made
-            }
-        };
+        let run = |cx: &Cx| self.task_op_as(cx, &task, op);
+        match name {
+            "sched" => drivers.as_named(sim, DriverTask::Sched, run),
+            _ => run(&sim.cx_for_task(pid, name, task.cpu())),
+        }
+    }
+
+    /// Task operation `op` run by `task` in `cx` (its context, or the scheduler's).
+    fn task_op_as(&self, cx: &Cx, task: &Task, op: &Op) -> Outcome {
+        let pid = task.pid;
         match op {
             Op::Fork { kind, .. } => {
                 // A thread joins the parent's group (its stats may be allocated, or freed by a
@@ -655,13 +671,15 @@ impl TaskstatsSubject {
             Op::ClosePort { port } => {
                 let id = self.model.port_pick(observer, *port);
                 if let Some(id) = id {
-                    self.model.close_port(drivers.cx(sim, DriverTask::Close), id);
+                    drivers.as_named(sim, DriverTask::Close, |cx| self.model.close_port(cx, id));
                 }
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
                 let id = self.model.port_pick(observer, *port);
-                let received = id.map_or(0, |id| self.model.recv_count(drivers.cx(sim, DriverTask::Recvmsg), id));
+                let recv =
+                    |id| drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count(cx, id));
+                let received = id.map_or(0, recv);
                 Outcome::Received(id, received)
             }
             Op::Raw { port, bytes } => {
@@ -850,7 +868,7 @@ impl TaskstatsSubject {
             Op::Reap { task } => {
                 if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state() == ExitState::Zombie) {
                     self.touch_group(task.tgid);
-                    self.model.reap(drivers.cx(sim, DriverTask::ReleaseTask), task.pid);
+                    drivers.as_named(sim, DriverTask::ReleaseTask, |cx| self.model.reap(cx, task.pid));
                 }
                 Outcome::Done
             }
@@ -869,6 +887,38 @@ impl TaskstatsSubject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept driver context is the one `Sim::cx` would make (its task, a fresh serial: the
+    /// same trace as contexts made anew); one left inside an RCU read-side section is dropped
+    /// at once, so the leak is reported there, as for a context made per operation.
+    #[test]
+    fn a_driver_context_is_kept_renewed_and_dropped_when_left_inside_a_section() {
+        let traced = |kept: bool| {
+            let sim = Sim::with_seed(3);
+            let mut drivers = DriverCxs::default();
+            for _ in 0..3 {
+                let lock = |cx: &Cx| {
+                    cx.rcu_read_lock();
+                    cx.rcu_read_unlock();
+                    cx.task()
+                };
+                let task = match kept {
+                    true => drivers.as_named(&sim, DriverTask::Close, lock),
+                    false => lock(&sim.cx("close", 0)),
+                };
+                assert_eq!(task, sim.cx("close", 0).task(), "the name's one task");
+            }
+            assert!(drivers.0[DriverTask::Close as usize].is_some() == kept, "kept once made");
+            (sim.trace_hash(), sim.trace().len())
+        };
+        assert_eq!(traced(true), traced(false), "kept contexts trace as new ones");
+        let sim = Sim::with_seed(3);
+        let mut drivers = DriverCxs::default();
+        drivers.as_named(&sim, DriverTask::Recvmsg, |cx| cx.rcu_read_lock());
+        assert!(drivers.0[DriverTask::Recvmsg as usize].is_none(), "a context left in a section is not kept");
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
+    }
 
     /// pick_task() walks the pid-ordered vector of the task list, not the tree. With
     /// `tasks_max` 64 and 60 tasks, every index over all tasks and over all but init picks what
