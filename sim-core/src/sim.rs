@@ -440,9 +440,9 @@ impl Sim {
     /// which no traced context uses for a name.
     pub fn observer_cx(&self, name: &str, cpu: CpuId) -> Cx {
         self.make_cx(cpu, true, || {
-            self.world
-                .observer_names
-                .find_or_add(name, &self.world.observer_names_add, |(), _| (Arc::from(name), 0))
+            self.world.observer_names.find_or_add(name, &self.world.observer_names_add, |(), _| {
+                (crate::trace::interned_name(name), 0)
+            })
         })
     }
 

@@ -171,12 +171,9 @@ pub enum TraceMode {
 
 struct TraceInner {
     events: VecDeque<Event>,
-    /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]).
+    /// Each task's name, shared with the contexts made for it ([`Trace::name_task_shared`]);
+    /// every name is the thread's interned copy of its text ([`interned_name`]).
     tasks: TaskNames,
-    /// Names tasks had before a rename (the first [`TASK_NAMES_SHARED`]), so a task renamed to
-    /// a name seen before (a pid acting as "sendmsg", then "do_exit", then "sendmsg" again)
-    /// shares it instead of allocating a copy.
-    names: Vec<std::sync::Arc<str>>,
 }
 
 /// Task ids below this are a model's pids (the kernel's PID_MAX_DEFAULT is 32768), whose names
@@ -201,16 +198,16 @@ impl TaskNames {
         }
     }
 
-    /// Names `task`, returning the name it replaces (moved out: no reference counted).
-    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) -> Option<std::sync::Arc<str>> {
+    /// Names `task` (the name it had, if any, dropped).
+    fn insert(&mut self, task: TaskId, name: std::sync::Arc<str>) {
         if task < TASK_IDS_INDEXED {
             let index = task as usize;
             if index >= self.indexed.len() {
                 self.indexed.resize(index + 1, None);
             }
-            self.indexed[index].replace(name)
+            self.indexed[index] = Some(name);
         } else {
-            self.mapped.insert(task, name)
+            self.mapped.insert(task, name);
         }
     }
 
@@ -247,9 +244,61 @@ pub(crate) fn same_text(a: &str, b: &str) -> bool {
     }
 }
 
-/// Distinct task names [`TraceInner::names`] keeps for sharing: a model uses a handful; past
-/// these a rename allocates, and the search stays short.
-const TASK_NAMES_SHARED: usize = 32;
+/// Slots of a thread's interned task names ([`interned_name`]): a model uses a handful, and
+/// a name whose slot another name holds is simply made anew (the slot keeps the later one).
+const NAMES_INTERNED: usize = 64;
+const _: () = assert!(NAMES_INTERNED.is_power_of_two());
+
+std::thread_local! {
+    /// The task names this thread has made, each in the slot its text hashes to, shared by
+    /// every world the thread builds. Checker bookkeeping (`std` only, never seen by loom or
+    /// shuttle): it decides only which allocation holds a name's text, never the text, so no
+    /// run can tell.
+    static NAMES_MADE: std::cell::RefCell<[Option<std::sync::Arc<str>>; NAMES_INTERNED]> =
+        const { std::cell::RefCell::new([const { None }; NAMES_INTERNED]) };
+}
+
+/// Where `name` is looked for in [`NAMES_MADE`]: its length and its first and last bytes (a
+/// word or half a word at either end, as [`same_text`] reads them), mixed.
+fn name_slot(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")));
+    let key = match n {
+        0 => 0,
+        1..=3 => u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16,
+        4..=7 => half(0) | half(n - 4) << 32,
+        _ => word(0) ^ word(n - 8).rotate_left(29),
+    };
+    let key = (key ^ (n as u64).rotate_right(8)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (key >> (u64::BITS - NAMES_INTERNED.ilog2())) as usize
+}
+
+/// Slots [`interned_name`] looks at, from the name's own on: two texts with one slot share
+/// the next.
+const NAMES_PROBED: usize = 4;
+
+/// The thread's shared copy of `name`, made the first time the thread sees the text: a
+/// campaign builds a world per case, and each world named its tasks ("sendmsg", "do_exit")
+/// and its observers with new strings, an allocation (and a free) per name per world, and a
+/// pid renamed from one name to another searched the world's names for the new one.
+pub(crate) fn interned_name(name: &str) -> std::sync::Arc<str> {
+    NAMES_MADE.with(|names| {
+        let mut names = names.borrow_mut();
+        let first = name_slot(name);
+        for probe in 0..NAMES_PROBED {
+            let slot = &mut names[(first + probe) % NAMES_INTERNED];
+            match slot {
+                Some(known) if same_text(known, name) => return known.clone(),
+                Some(_) => {}
+                None => return slot.insert(std::sync::Arc::from(name)).clone(),
+            }
+        }
+        // Every slot probed holds another name: this one is made each time.
+        std::sync::Arc::from(name)
+    })
+}
 
 /// The event log of one [`crate::Sim`].
 ///
@@ -542,7 +591,6 @@ impl Trace {
             inner: crate::sync::BookLock::new(TraceInner {
                 events: VecDeque::new(),
                 tasks: TaskNames::default(),
-                names: Vec::new(),
             }),
         }
     }
@@ -817,33 +865,18 @@ impl Trace {
 
     /// [`Trace::name_task`], returning the name as the trace keeps it, for the context made for
     /// the task to share: most contexts are made for a task already named so (one per
-    /// operation), which then costs no new string.
+    /// operation), which then costs no new string; any other name is the thread's interned
+    /// copy ([`interned_name`]), so a rename, or a new world's first use of a name, allocates
+    /// none either.
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
+        let mut inner = self.lock();
         if let Some(known) = inner.tasks.get(task) {
             if same_text(known, name) {
                 return known.clone();
             }
         }
-        let shared = match inner.names.iter().find(|known| same_text(known, name)) {
-            Some(known) => known.clone(),
-            None => std::sync::Arc::from(name),
-        };
-        // A rename keeps the name it replaces for sharing (moved out of the task's slot, not
-        // cloned); a task named for the first time replaces nothing, so a world whose tasks keep
-        // their names allocates no pool.
-        if let Some(previous) = inner.tasks.insert(task, shared.clone()) {
-            // The name replaced is most often the pool's own (shared from it): found by address
-            // first, by text only otherwise.
-            let pooled = |names: &[std::sync::Arc<str>]| {
-                names.iter().any(|known| std::sync::Arc::ptr_eq(known, &previous))
-                    || names.iter().any(|known| same_text(known, &previous))
-            };
-            if inner.names.len() < TASK_NAMES_SHARED && !pooled(&inner.names) {
-                inner.names.push(previous);
-            }
-        }
+        let shared = interned_name(name);
+        inner.tasks.insert(task, shared.clone());
         shared
     }
 
@@ -1377,8 +1410,8 @@ mod tests {
     }
 
     /// Renames back and forth among a few names (pids by index and in the map): each call gives
-    /// the name asked for, equal to what `task_names` says, one shared string per text (the pool
-    /// keeps each replaced name once), so a fast path that kept a stale name or pooled twice
+    /// the name asked for, equal to what `task_names` says, one shared string per text (the
+    /// thread's interned copy), so a fast path that kept a stale name or made a second copy
     /// fails here.
     #[test]
     fn renames_give_the_name_asked_and_share_one_string_per_text() {
@@ -1398,11 +1431,12 @@ mod tests {
                 None => seen.push(got),
             }
         }
-        let pool = trace.lock().names.clone();
-        let mut texts: Vec<&str> = pool.iter().map(|name| &**name).collect();
+        let interned: Vec<std::sync::Arc<str>> =
+            NAMES_MADE.with(|names| names.borrow().iter().flatten().cloned().collect());
+        let mut texts: Vec<&str> = interned.iter().map(|name| &**name).collect();
         texts.sort_unstable();
         texts.dedup();
-        assert_eq!(texts.len(), pool.len(), "each replaced name pooled once: {pool:?}");
+        assert_eq!(texts.len(), interned.len(), "each name interned once: {interned:?}");
     }
 
     fn acquire(class: &'static str, token: u64) -> EventKind {

@@ -177,6 +177,72 @@ pub struct TaskstatsSubject {
     /// own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking): the
     /// mutex is there because a context is not `Sync` and threaded runs share the subject.
     op_observer: std::sync::Mutex<Option<Box<Cx>>>,
+    /// The contexts of the driver's named tasks, kept between operations as `op_observer` is
+    /// (and reached the same way, without locking); None before the first operation. Boxed,
+    /// so that taking them out for an operation and putting them back moves a pointer.
+    driver_cxs: std::sync::Mutex<Option<Box<DriverCxs>>>,
+}
+
+/// The named tasks the op-level driver runs operations as, on CPU 0 (a pid's operations run
+/// as the pid's task, [`Sim::cx_for_task`]).
+#[derive(Clone, Copy, Debug)]
+enum DriverTask {
+    /// Scheduler changes: state, migration, cgroup attach.
+    Sched,
+    /// close(2) of a port.
+    Close,
+    /// recvmsg(2) on a port.
+    Recvmsg,
+    /// release_task() of a zombie.
+    ReleaseTask,
+}
+
+impl DriverTask {
+    const COUNT: usize = 4;
+
+    fn name(self) -> &'static str {
+        match self {
+            DriverTask::Sched => "sched",
+            DriverTask::Close => "close",
+            DriverTask::Recvmsg => "recvmsg",
+            DriverTask::ReleaseTask => "release_task",
+        }
+    }
+}
+
+/// The contexts of the driver's named tasks, kept between operations: one per
+/// [`DriverTask`], made by [`Sim::cx`] the first time and renewed after ([`Cx::renew`]). A
+/// name's task id is its own for the world, and a renewal takes the next serial number as a
+/// new context would: the trace is the one a context made per operation gives, without the
+/// name's lookup, a context built and one dropped each time. A context the operation leaves
+/// holding a lock or inside an RCU read-side section is not kept but dropped where the one
+/// made per operation was (its drop reports the section, `Drop for Cx`). (Pids' contexts are
+/// made per operation: renewing a kept one cost as much, its pid renamed in the trace
+/// meanwhile by its other operations.)
+#[derive(Debug, Default)]
+struct DriverCxs([Option<Cx>; DriverTask::COUNT]);
+
+impl DriverCxs {
+    /// `f` run as the driver's task `task` on CPU 0, in the context [`Sim::cx`] would make now.
+    fn as_named<R>(&mut self, sim: &Sim, task: DriverTask, f: impl FnOnce(&Cx) -> R) -> R {
+        let slot = &mut self.0[task as usize];
+        match slot {
+            Some(cx) => cx.renew(0),
+            None => *slot = Some(sim.cx(task.name(), 0)),
+        }
+        Self::run_kept(slot, f)
+    }
+
+    /// `f` run in the context in `slot` (filled), which stays there only if `f` left it
+    /// holding no lock and outside every RCU read-side section.
+    fn run_kept<R>(slot: &mut Option<Cx>, f: impl FnOnce(&Cx) -> R) -> R {
+        let cx = slot.as_ref().expect("the caller filled the slot");
+        let result = f(cx);
+        if cx.held_count() != 0 || cx.rcu_read_depth() != 0 {
+            *slot = None;
+        }
+        result
+    }
 }
 
 /// What operations touched, for the incremental invariant check: the CPUs whose listener lists
@@ -252,6 +318,11 @@ impl TaskstatsSubject {
     /// The slot of [`Subject::apply`]'s kept observer, reached without a lock.
     fn op_observer(&mut self) -> &mut Option<Box<Cx>> {
         self.op_observer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The slot of [`Subject::apply`]'s kept driver contexts, reached without a lock.
+    fn driver_cxs(&mut self) -> &mut Option<Box<DriverCxs>> {
+        self.driver_cxs.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records that the coming exit of `task` touches its group and the listener list of the
@@ -482,7 +553,7 @@ impl TaskstatsSubject {
     }
 
     /// The task operations: fork, run, scheduler changes, open(2), socket(2).
-    fn apply_task_op(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
+    fn apply_task_op(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
         let (task, name) = match op {
             Op::Fork { parent, .. } => (*parent, "fork"),
             Op::Run { task } => (*task, "run"),
@@ -497,7 +568,16 @@ impl TaskstatsSubject {
             return if matches!(op, Op::OpenPort { .. }) { Outcome::Port(None) } else { Outcome::Done };
         };
         let pid = task.pid;
-        let cx = if name == "sched" { sim.cx("sched", 0) } else { sim.cx_for_task(pid, name, task.cpu()) };
+        let run = |cx: &Cx| self.task_op_as(cx, &task, op);
+        match name {
+            "sched" => drivers.as_named(sim, DriverTask::Sched, run),
+            _ => run(&sim.cx_for_task(pid, name, task.cpu())),
+        }
+    }
+
+    /// Task operation `op` run by `task` in `cx` (its context, or the scheduler's).
+    fn task_op_as(&self, cx: &Cx, task: &Task, op: &Op) -> Outcome {
+        let pid = task.pid;
         match op {
             Op::Fork { kind, .. } => {
                 // A thread joins the parent's group (its stats may be allocated, or freed by a
@@ -508,7 +588,7 @@ impl TaskstatsSubject {
                 if thread {
                     self.touch_group(task.tgid);
                 }
-                let forked = self.model.fork(&cx, *kind);
+                let forked = self.model.fork(cx, *kind);
                 if let (Ok(child), false) = (&forked, thread) {
                     self.touch_group(*child);
                 }
@@ -517,18 +597,16 @@ impl TaskstatsSubject {
             Op::Run { .. } => {
                 // The counters as the run's siglock section found and left them (a task that is
                 // no one's `current` any more ran nothing: no work).
-                let (before, after) = self.model.run_accounted(&cx).unwrap_or_default();
+                let (before, after) = self.model.run_accounted(cx).unwrap_or_default();
                 return Outcome::Ran { pid, work: op::work_between(&before, &after) };
             }
-            Op::SetState { state, .. } => self.model.set_task(&cx, pid, Some(*state), None, None),
-            Op::Migrate { cpu, .. } => self.model.set_task(&cx, pid, None, None, Some(u32::from(*cpu))),
-            Op::Attach { cgroup, .. } => {
-                self.model.set_task(&cx, pid, None, Some(usize::from(*cgroup)), None)
-            }
+            Op::SetState { state, .. } => self.model.set_task(cx, pid, Some(*state), None, None),
+            Op::Migrate { cpu, .. } => self.model.set_task(cx, pid, None, None, Some(u32::from(*cpu))),
+            Op::Attach { cgroup, .. } => self.model.set_task(cx, pid, None, Some(usize::from(*cgroup)), None),
             Op::OpenFile { cgroup, .. } => {
-                self.model.open_file(&cx, cgroup.map(usize::from));
+                self.model.open_file(cx, cgroup.map(usize::from));
             }
-            Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(&cx)),
+            Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(cx)),
             _ => {}
         }
         Outcome::Done
@@ -588,18 +666,21 @@ impl TaskstatsSubject {
     }
 
     /// The port operations that are not requests: close(2), recvmsg(2), raw bytes.
-    fn apply_port_op(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
+    fn apply_port_op(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
         match op {
             Op::ClosePort { port } => {
                 let id = self.model.port_pick(observer, *port);
                 if let Some(id) = id {
-                    self.model.close_port(&sim.cx("close", 0), id);
+                    drivers.as_named(sim, DriverTask::Close, |cx| self.model.close_port(cx, id));
                 }
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
                 let id = self.model.port_pick(observer, *port);
-                Outcome::Received(id, id.map_or(0, |id| self.model.recv_count(&sim.cx("recvmsg", 0), id)))
+                let recv =
+                    |id| drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count(cx, id));
+                let received = id.map_or(0, recv);
+                Outcome::Received(id, received)
             }
             Op::Raw { port, bytes } => {
                 if let Some(id) = self.model.port_pick(observer, *port) {
@@ -677,6 +758,7 @@ impl Subject for TaskstatsSubject {
             config: config.clone(),
             touched: std::sync::Mutex::default(),
             op_observer: std::sync::Mutex::default(),
+            driver_cxs: std::sync::Mutex::default(),
         }
     }
 
@@ -691,8 +773,10 @@ impl Subject for TaskstatsSubject {
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
         // The kept observer, reached without a lock: `&mut self` is this thread's alone.
         let observer = observer_in(self.op_observer(), sim, "op");
-        let outcome = self.apply_seen(sim, &observer, op);
+        let mut drivers = self.driver_cxs().take().unwrap_or_default();
+        let outcome = self.apply_seen(sim, (&observer, &mut drivers), op);
         *self.op_observer() = Some(observer);
+        *self.driver_cxs() = Some(drivers);
         // A grace period ends between operations: deferred frees and puts (pid hash versions,
         // delayed_put_task_struct) run on the "rcu" task.
         sim.rcu_advance();
@@ -763,8 +847,8 @@ impl Subject for TaskstatsSubject {
 impl TaskstatsSubject {
     /// Applies one operation through `&self` (every model entry point takes `&self` and the
     /// caller's `Cx`), with one observer context, the caller's, for everything the driver reads
-    /// for this operation.
-    fn apply_seen(&self, sim: &Sim, observer: &Cx, op: &Op) -> Outcome {
+    /// for this operation, and the caller's kept contexts of the driver's named tasks.
+    fn apply_seen(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
         let live = |t: &Task| t.exit_state() == ExitState::None;
         match op {
             Op::Fork { .. }
@@ -773,7 +857,7 @@ impl TaskstatsSubject {
             | Op::Migrate { .. }
             | Op::Attach { .. }
             | Op::OpenFile { .. }
-            | Op::OpenPort { .. } => self.apply_task_op(sim, observer, op),
+            | Op::OpenPort { .. } => self.apply_task_op(sim, (observer, drivers), op),
             Op::Exit { task } => self.apply_exit(sim, observer, *task),
             Op::Timer { task } => {
                 if let Some(task) = self.pick_task(observer, *task, live) {
@@ -784,11 +868,13 @@ impl TaskstatsSubject {
             Op::Reap { task } => {
                 if let Some(task) = self.pick_task(observer, *task, |t| t.exit_state() == ExitState::Zombie) {
                     self.touch_group(task.tgid);
-                    self.model.reap(&sim.cx("release_task", 0), task.pid);
+                    drivers.as_named(sim, DriverTask::ReleaseTask, |cx| self.model.reap(cx, task.pid));
                 }
                 Outcome::Done
             }
-            Op::ClosePort { .. } | Op::Recv { .. } | Op::Raw { .. } => self.apply_port_op(sim, observer, op),
+            Op::ClosePort { .. } | Op::Recv { .. } | Op::Raw { .. } => {
+                self.apply_port_op(sim, (observer, drivers), op)
+            }
             Op::Register { .. }
             | Op::Deregister { .. }
             | Op::QueryPid { .. }
@@ -801,6 +887,38 @@ impl TaskstatsSubject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept driver context is the one `Sim::cx` would make (its task, a fresh serial: the
+    /// same trace as contexts made anew); one left inside an RCU read-side section is dropped
+    /// at once, so the leak is reported there, as for a context made per operation.
+    #[test]
+    fn a_driver_context_is_kept_renewed_and_dropped_when_left_inside_a_section() {
+        let traced = |kept: bool| {
+            let sim = Sim::with_seed(3);
+            let mut drivers = DriverCxs::default();
+            for _ in 0..3 {
+                let lock = |cx: &Cx| {
+                    cx.rcu_read_lock();
+                    cx.rcu_read_unlock();
+                    cx.task()
+                };
+                let task = match kept {
+                    true => drivers.as_named(&sim, DriverTask::Close, lock),
+                    false => lock(&sim.cx("close", 0)),
+                };
+                assert_eq!(task, sim.cx("close", 0).task(), "the name's one task");
+            }
+            assert!(drivers.0[DriverTask::Close as usize].is_some() == kept, "kept once made");
+            (sim.trace_hash(), sim.trace().len())
+        };
+        assert_eq!(traced(true), traced(false), "kept contexts trace as new ones");
+        let sim = Sim::with_seed(3);
+        let mut drivers = DriverCxs::default();
+        drivers.as_named(&sim, DriverTask::Recvmsg, |cx| cx.rcu_read_lock());
+        assert!(drivers.0[DriverTask::Recvmsg as usize].is_none(), "a context left in a section is not kept");
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
+    }
 
     /// pick_task() walks the pid-ordered vector of the task list, not the tree. With
     /// `tasks_max` 64 and 60 tasks, every index over all tasks and over all but init picks what
