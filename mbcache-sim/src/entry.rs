@@ -20,11 +20,13 @@ use sim_core::list::{self, Oops};
 
 /// `struct mb_cache_entry`: a slab object of mbcache's one entry arena (`Memory::entries`).
 /// Every field is guarded by `mb_cache_spinlock` in the kernel (`e_used` is an `atomic_t` only
-/// `mb_cache_entry_dup` changes without it); here all sit in mbcache's `Memory`. One object with
-/// its indexes inline, as the kernel's (no heap block of its own); in C order, what a block
-/// chain walk reads first (the key, then `e_block_list`, whose `next` it follows), so a walk's
-/// step reads the slot's generation and those fields from its first 40 bytes: one cache line,
-/// or two where the slot straddles one (a slot is not a multiple of 64 bytes).
+/// `mb_cache_entry_dup` changes without it); here all sit in mbcache's `Memory`. In C order,
+/// what a block chain walk reads first (the key, then `e_block_list`, whose `next` it follows),
+/// so a walk's step reads the slot's generation and those fields from its first 40 bytes. The
+/// slot holds what a get and a release read (the walk's fields, `e_lru_list`, the use counts,
+/// the serial): its `e_indexes[]` (148 bytes, which only insert, find and unhash read) sit in
+/// [`Memory::entry_indexes`] at the same slot number, so a slot is 128 bytes, two cache lines,
+/// and the 1k..1M entries' hot bytes are about half as many as with the indexes inline.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Entry {
@@ -45,8 +47,6 @@ pub(crate) struct Entry {
     pub(crate) lru_stamp: u64,
     /// Instrumentation: its free callback failed and it is waiting on the LRU to be freed.
     pub(crate) free_failed: bool,
-    /// `e_indexes[]`, the cache's `c_indexes_count` of them.
-    pub(crate) indexes: Indexes,
 }
 
 // The claim above: the slot's 8-byte generation word, then the entry up to the end of
@@ -57,6 +57,8 @@ const _: () = assert!(
         + std::mem::size_of::<crate::registry::Link>()
         <= 40
 );
+// The claim above: a slot (the 8-byte generation word and the entry) is two cache lines.
+const _: () = assert!(8 + std::mem::size_of::<Entry>() == 128);
 
 /// What a write through `Memory::entry_use_mut` may reach: an entry's use and LRU-order fields,
 /// borrowed for writing, and its `e_block_list`, borrowed for reading only (whether the entry is
@@ -94,8 +96,9 @@ pub(crate) struct IndexSlot {
     pub(crate) key: u32,
 }
 
-/// `e_indexes[]`, the flexible array at the end of the kernel's entry, inline: room for
-/// [`INDEXES_MAX`], the first `len` in use (a slice of them through `Deref`).
+/// `e_indexes[]`, the flexible array at the end of the kernel's entry, kept beside the entry's
+/// slot ([`Memory::entry_indexes`]): room for [`INDEXES_MAX`], the first `len` in use (a slice
+/// of them through `Deref`).
 #[derive(Debug)]
 pub(crate) struct Indexes {
     len: u8,
@@ -104,7 +107,7 @@ pub(crate) struct Indexes {
 
 impl Indexes {
     /// `count` indexes, uninitialised as a fresh slab object's are.
-    fn new(count: u32) -> Indexes {
+    pub(crate) fn new(count: u32) -> Indexes {
         assert!(count <= INDEXES_MAX, "mb_cache_create refuses more than {INDEXES_MAX} indexes");
         let slot = IndexSlot { list: ListHead::UNINIT, key: 0 };
         Indexes { len: count as u8, slots: [slot; INDEXES_MAX as usize] }
@@ -338,7 +341,7 @@ impl Registry {
         };
         let bucket = hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bucket_bits);
         memory.touched.head(HeadId::Block(object.cache, bucket));
-        for (index, slot) in object.indexes.iter().enumerate() {
+        for (index, slot) in memory.entry_indexes[entry.slot()].iter().enumerate() {
             let bucket = hash_long(u64::from(slot.key), bucket_bits);
             memory.touched.head(HeadId::index(object.cache, index as u32, bucket));
         }
@@ -429,8 +432,8 @@ impl Registry {
                     queued: 0,
                     lru_stamp: 0,
                     free_failed: false,
-                    indexes: Indexes::new(info.indexes_count),
                 }));
+                memory.set_indexes(entry, Indexes::new(info.indexes_count));
                 // INIT_LIST_HEAD of both lists: links to itself only, off the LRU and unhashed.
                 memory.init_entry_links(cx, entry)?;
                 entry
@@ -484,7 +487,7 @@ impl Registry {
             object.block = block;
             list::list_add(&mut mem, Node::Block(entry), head)?;
             for (index, key) in keys.iter().enumerate() {
-                mem.entry_mut(entry)?.indexes[index].key = *key;
+                mem.indexes_mut(entry)?[index].key = *key;
                 let bucket = hash_long(u64::from(*key), bucket_bits);
                 list::list_add(
                     &mut mem,
@@ -805,12 +808,12 @@ impl Registry {
                     cx.sim().report(Some(cx), violation.clone());
                     return Err(MbError::Oops(violation));
                 };
-                let object = mem.entry(entry)?;
-                if object.bdev == bdev && object.indexes[index as usize].key == key {
+                let (object, indexes) = mem.entry_and_indexes(entry)?;
+                if object.bdev == bdev && indexes[index as usize].key == key {
                     break Some((entry, object.id));
                 }
                 // `pos->member.next` of the entry just read: one dereference per node.
-                let link = object.indexes[at_index as usize].list.next;
+                let link = indexes[at_index as usize].list.next;
                 at = list::follow(&mut mem, at, link, "__mb_cache_entry_find")?;
             }
         };

@@ -31,7 +31,7 @@ use sim_core::sync::atomic::{AtomicUsize, Ordering};
 use sim_core::{Cx, Errno, Sim, SpinLock, Violation, ViolationKind, WaitQueue};
 
 use crate::cache::{CacheInfo, CacheRef, MbCache};
-use crate::entry::{Entry, EntryUse, Handle};
+use crate::entry::{Entry, EntryUse, Handle, Indexes};
 use crate::fixes::Fixes;
 use sim_core::list::{self, ListMemory, Oops};
 
@@ -42,6 +42,15 @@ pub(crate) type CacheHandle = ArenaRef<MbCache>;
 /// entries), with the generation it was allocated in: 8 bytes, one look-up to dereference.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryRef(pub(crate) ArenaRef<Entry>);
+
+impl EntryRef {
+    /// The entry's slot number in `Memory::entries`, which also numbers its
+    /// [`Memory::entry_indexes`]. Read only after a generation check of the handle (or a peek).
+    #[inline(always)]
+    pub(crate) fn slot(self) -> usize {
+        self.0.index() as usize
+    }
+}
 
 /// A list head that is not inside an entry. Index numbers are below [`INDEXES_MAX`], so a byte
 /// holds one and a [`Node`] fits 16 bytes (a [`ListHead`] 32).
@@ -304,6 +313,12 @@ pub(crate) struct Memory {
     /// Every cache's `c_entry_cache`, in one flat arena: each entry names its cache
     /// (`e_cache`), and each cache counts its own (`MbCache::entries_live`).
     pub(crate) entries: SlabArena<Entry>,
+    /// Each entry's `e_indexes[]`, by its slot number in `entries` (part of the same slab object
+    /// in the kernel, kept apart so a slot holds only what a get and a release read; see
+    /// [`Entry`]). Reached only through a generation-checked dereference of the entry
+    /// ([`Memory::indexes_mut`], [`Mem::entry_and_indexes`]) or a peek of it; a freed slot's
+    /// stay until the slot is allocated again, as an inline array's would.
+    pub(crate) entry_indexes: Vec<Indexes>,
     /// Instrumentation: what was written since the incremental invariant check last ran.
     pub(crate) touched: Touched,
     /// Instrumentation: bumped by every write of an LRU link (the head's or an entry's
@@ -590,6 +605,31 @@ impl Memory {
         self.entries.get_mut(cx, entry.0).map_err(freed)
     }
 
+    /// `entry`'s `e_indexes[]`, dereferenced for writing (logged as [`Memory::entry_mut`] logs
+    /// a write of the entry).
+    #[inline]
+    pub(crate) fn indexes_mut(&mut self, cx: &Cx, entry: EntryRef) -> Result<&mut Indexes, Oops> {
+        self.touched.chained(entry);
+        self.entries.get(cx, entry.0).map_err(freed)?;
+        Ok(&mut self.entry_indexes[entry.slot()])
+    }
+
+    /// `entry` and its `e_indexes[]`, dereferenced for reading (one generation check).
+    #[inline]
+    pub(crate) fn entry_and_indexes(&self, cx: &Cx, entry: EntryRef) -> Result<(&Entry, &Indexes), Oops> {
+        let object = self.entries.get(cx, entry.0).map_err(freed)?;
+        Ok((object, &self.entry_indexes[entry.slot()]))
+    }
+
+    /// A newly allocated entry's `e_indexes[]`, at its slot number.
+    pub(crate) fn set_indexes(&mut self, entry: EntryRef, indexes: Indexes) {
+        let slot = entry.slot();
+        if slot >= self.entry_indexes.len() {
+            self.entry_indexes.resize_with(slot + 1, || Indexes::new(0));
+        }
+        self.entry_indexes[slot] = indexes;
+    }
+
     /// `entry`, dereferenced for writing only `used`, `queued`, `lru_stamp` or `free_failed`,
     /// which no hash-chain fact reads (logged as [`Touched::entry`]): a view
     /// ([`EntryUse`]) that reaches those fields alone, so no other write can be filed so.
@@ -677,6 +717,18 @@ impl Mem<'_> {
     #[inline]
     pub(crate) fn entry_mut(&mut self, entry: EntryRef) -> Result<&mut Entry, Oops> {
         self.memory.entry_mut(self.cx, entry)
+    }
+
+    /// [`Memory::indexes_mut`].
+    #[inline]
+    pub(crate) fn indexes_mut(&mut self, entry: EntryRef) -> Result<&mut Indexes, Oops> {
+        self.memory.indexes_mut(self.cx, entry)
+    }
+
+    /// [`Memory::entry_and_indexes`].
+    #[inline]
+    pub(crate) fn entry_and_indexes(&self, entry: EntryRef) -> Result<(&Entry, &Indexes), Oops> {
+        self.memory.entry_and_indexes(self.cx, entry)
     }
 
     /// [`Memory::entry_use_mut`].
@@ -785,7 +837,7 @@ impl Mem<'_> {
                 object.lru.write(&mut memory.lru_writes)
             }
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
-            Node::Index(entry, index) => &mut self.entry_mut(entry)?.indexes[index as usize].list,
+            Node::Index(entry, index) => &mut self.indexes_mut(entry)?[index as usize].list,
         })
     }
 }
@@ -806,7 +858,7 @@ impl ListMemory for Mem<'_> {
             }
             Node::Lru(entry) => Ok(self.entry(entry)?.lru.get()),
             Node::Block(entry) => Ok(self.entry(entry)?.block_list),
-            Node::Index(entry, index) => Ok(self.entry(entry)?.indexes[index as usize].list),
+            Node::Index(entry, index) => Ok(self.entry_and_indexes(entry)?.1[index as usize].list),
         }
     }
 
@@ -942,6 +994,7 @@ impl Registry {
             memory: StdMutex::new(Memory {
                 caches: SlabArena::new(MB_CACHE_SLAB.0),
                 entries: SlabArena::new(ENTRY_SLAB),
+                entry_indexes: Vec::new(),
                 touched: Touched::default(),
                 lru_writes: 0,
                 caches_version: 0,

@@ -7,7 +7,7 @@ use sim_core::sync::atomic::Ordering;
 use sim_core::{Cx, Violation, ViolationKind};
 
 use crate::cache::{Geometry, MbCache};
-use crate::entry::Entry;
+use crate::entry::{Entry, Indexes};
 use crate::fixes::EXCLUSIVE_GET;
 use crate::hash::hash_long;
 use crate::registry::{entry_of_lru, CheckScratch, Looked, Mem, Registry, MB_CACHE_WRITER, WALK_LIMIT};
@@ -314,15 +314,15 @@ impl Registry {
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
     /// following its links to a list head), so a walk of them sees it wherever it is.
     fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut Vec<HeadId>) -> Checked {
-        let object = mem.entry(entry).map_err(oops)?;
+        let (object, entry_indexes) = mem.entry_and_indexes(entry).map_err(oops)?;
         let cache = object.cache;
         let bits = mem.cache(cache).map_err(oops)?.info.bucket_bits;
         heads.push(HeadId::Block(
             cache,
             hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits),
         ));
-        let indexes = object.indexes.len() as u32;
-        for (index, slot) in object.indexes.iter().enumerate() {
+        let indexes = entry_indexes.len() as u32;
+        for (index, slot) in entry_indexes.iter().enumerate() {
             heads.push(HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
         }
         let nodes =
@@ -378,9 +378,9 @@ impl Registry {
         hashed: &[(EntryRef, u32)],
         index_seen: &[((EntryRef, u32), u32)],
     ) -> Checked {
-        let object = mem.entry(entry).map_err(oops)?;
+        let (object, indexes) = mem.entry_and_indexes(entry).map_err(oops)?;
         let on_block = count_of(hashed, &entry);
-        for index in 0..object.indexes.len() as u32 {
+        for index in 0..indexes.len() as u32 {
             let on_index = count_of(index_seen, &(entry, index));
             if on_block > 1 || on_index != on_block {
                 return fail(
@@ -546,12 +546,12 @@ impl Registry {
             Node::Block(entry) => Some(entry),
             _ => None,
         };
-        let judge = |entry, object: &Entry| {
+        let judge = |entry, object: &Entry, _: &Indexes| {
             let fact = Self::block_node_is_keyed_once(object, cache, bucket, keys);
             hashed.push(entry);
             fact
         };
-        walk_chain_judging(mem, (head, "block chain", "block-chain-node"), on_chain, judge, |object, _| {
+        walk_chain_judging(mem, (head, "block chain", "block-chain-node"), on_chain, judge, |object, _, _| {
             object.block_list.next
         })
     }
@@ -635,8 +635,8 @@ impl Registry {
             Node::Index(entry, _) => Some(entry),
             _ => None,
         };
-        let judge = |entry, object: &Entry| {
-            let key = object.indexes[index as usize].key;
+        let judge = |entry, object: &Entry, indexes: &Indexes| {
+            let key = indexes[index as usize].key;
             let expect = hash_long(u64::from(key), cache.bucket_bits);
             if expect != bucket {
                 return fail(
@@ -650,8 +650,8 @@ impl Registry {
             index_seen.push((entry, index));
             Ok(())
         };
-        let link_of = |object: &Entry, node| match node {
-            Node::Index(_, on) => object.indexes[on as usize].list.next,
+        let link_of = |_: &Entry, indexes: &Indexes, node| match node {
+            Node::Index(_, on) => indexes[on as usize].list.next,
             _ => unreachable!("only a node on_chain picked is followed through its entry"),
         };
         walk_chain_judging(mem, (head, "index chain", "index-chain-node"), on_chain, judge, link_of)
@@ -709,8 +709,8 @@ fn walk_chain_judging(
     mem: &mut Mem<'_>,
     (head, chain, node_kind): (Node, &str, &'static str),
     on_chain: impl Fn(Node) -> Option<EntryRef>,
-    mut judge: impl FnMut(EntryRef, &Entry) -> Checked,
-    link_of: impl Fn(&Entry, Node) -> list::Link<Node>,
+    mut judge: impl FnMut(EntryRef, &Entry, &Indexes) -> Checked,
+    link_of: impl Fn(&Entry, &Indexes, Node) -> list::Link<Node>,
 ) -> Checked {
     let mut broken = None;
     let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
@@ -719,11 +719,11 @@ fn walk_chain_judging(
         walked += 1;
         let link = match on_chain(at) {
             Some(entry) => {
-                let object = mem.entry(entry).map_err(oops)?;
+                let (object, indexes) = mem.entry_and_indexes(entry).map_err(oops)?;
                 if broken.is_none() {
-                    broken = judge(entry, object).err();
+                    broken = judge(entry, object, indexes).err();
                 }
-                link_of(object, at)
+                link_of(object, indexes, at)
             }
             None => {
                 let violation =
@@ -760,6 +760,33 @@ mod tests {
         let observer = sim.observer_cx("check", 0);
         registry.check_invariants_touched(&observer).expect("a fresh registry");
         (sim, cx, registry, cache)
+    }
+
+    /// An entry's `e_indexes[]` live beside its slot (`Memory::entry_indexes`), by slot number:
+    /// a slot freed and allocated again for a cache with another index count must carry the new
+    /// entry's indexes, found under its key and not the old one's.
+    #[test]
+    fn a_reused_slot_carries_the_new_entrys_indexes() {
+        let (sim, cx, registry, _) = two_entries();
+        let first = registry.create(&cx, "ext3_xattr", None, 256, 2, 1).expect("create");
+        let old = registry.alloc(&cx, first).expect("alloc");
+        registry.insert(&cx, &old, bdev_address(1), 7, &[70, 71]).expect("insert");
+        let old_slot = old.entry.slot();
+        registry.free(&cx, old).expect("free");
+        let second = registry.create(&cx, "ext2_xattr", None, 88, 1, 1).expect("create");
+        let new = (0..128)
+            .map(|_| registry.alloc(&cx, second).expect("alloc"))
+            .find(|handle| handle.entry.slot() == old_slot)
+            .expect("the freed slot is allocated again");
+        registry.insert(&cx, &new, bdev_address(1), 8, &[80]).expect("insert");
+        assert_eq!(registry.memory().entry_indexes[old_slot].len(), 1, "the new cache's one index");
+        let serial = new.serial;
+        registry.release(&cx, new).expect("release");
+        let found = registry.find_first(&cx, second, 0, bdev_address(1), 80).expect("find");
+        assert_eq!(found.as_ref().map(|handle| handle.serial), Some(serial), "found by the new key");
+        registry.release(&cx, found.expect("found")).expect("release");
+        assert!(registry.find_first(&cx, second, 0, bdev_address(1), 70).expect("find").is_none());
+        registry.check_invariants_touched(&sim.observer_cx("check", 0)).expect("a reused slot");
     }
 
     #[test]
@@ -926,7 +953,7 @@ mod tests {
         {
             let mut memory = registry.memory();
             let entry = memory.entries.iter().map(|(handle, _)| EntryRef(handle)).next().expect("an entry");
-            let slot = &mut memory.entry_mut(&cx, entry).expect("live").indexes[0];
+            let slot = &mut memory.indexes_mut(&cx, entry).expect("live")[0];
             let bucket = hash_long(u64::from(slot.key), 1);
             slot.key = (2..).find(|k| hash_long(u64::from(*k), 1) != bucket).expect("a key");
         }
