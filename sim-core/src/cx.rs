@@ -351,6 +351,19 @@ impl Cx {
         self.irq_changed();
     }
 
+    /// `local_irq_disable()`, as `spin_lock_irq()` does it: no state is saved.
+    pub fn local_irq_disable(&self) {
+        self.irqs_disabled.set(true);
+        self.irq_changed();
+    }
+
+    /// `local_irq_enable()`, as `spin_unlock_irq()` does it: unconditionally, whatever the
+    /// state before the matching disable was.
+    pub fn local_irq_enable(&self) {
+        self.irqs_disabled.set(false);
+        self.irq_changed();
+    }
+
     /// Runs `handler` as a hard interrupt on this CPU: irqs off, `in_irq()` true. Lockdep learns
     /// the classes taken inside are used in irq context.
     pub fn hardirq<R>(&self, handler: impl FnOnce(&Cx) -> R) -> R {
