@@ -749,7 +749,7 @@ pub(crate) mod tests {
         assert!(!cx.irqs_disabled(), "the outer restore finds them as they were at its lock");
         let violations = sim.violations();
         assert_eq!(violations.len(), 1, "{violations:?}");
-        assert_eq!(violations[0].kind, super::SPIN_LOCK_IRQ_WITH_IRQS_OFF.into());
+        assert_eq!(violations[0].kind, crate::ViolationKind::from(super::SPIN_LOCK_IRQ_WITH_IRQS_OFF));
         assert!(violations[0].message.contains("sighand->siglock"), "{}", violations[0].message);
     }
 
