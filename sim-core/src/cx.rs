@@ -31,6 +31,12 @@ pub struct IrqFlags {
     was_disabled: bool,
 }
 
+impl IrqFlags {
+    /// Flags that restore irqs to on: what `spin_unlock_irq()`'s `local_irq_enable()` does
+    /// whatever the state at the lock (`SpinLock::lock_irq`).
+    pub(crate) const ENABLED: IrqFlags = IrqFlags { was_disabled: false };
+}
+
 /// The execution context. See the module documentation.
 pub struct Cx {
     sim: Sim,
@@ -348,19 +354,6 @@ impl Cx {
     /// `local_irq_restore()`.
     pub fn local_irq_restore(&self, flags: IrqFlags) {
         self.irqs_disabled.set(flags.was_disabled);
-        self.irq_changed();
-    }
-
-    /// `local_irq_disable()`, as `spin_lock_irq()` does it: no state is saved.
-    pub fn local_irq_disable(&self) {
-        self.irqs_disabled.set(true);
-        self.irq_changed();
-    }
-
-    /// `local_irq_enable()`, as `spin_unlock_irq()` does it: unconditionally, whatever the
-    /// state before the matching disable was.
-    pub fn local_irq_enable(&self) {
-        self.irqs_disabled.set(false);
         self.irq_changed();
     }
 

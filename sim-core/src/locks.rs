@@ -76,10 +76,8 @@ pub struct SpinLockGuard<'a, T> {
 enum Restore {
     /// `spin_unlock`.
     Nothing,
-    /// `spin_unlock_irqrestore`.
+    /// `spin_unlock_irqrestore` (and `spin_unlock_irq`: flags that turn irqs on).
     Irq(IrqFlags),
-    /// `spin_unlock_irq`: irqs on, whatever they were at the lock.
-    IrqOn,
     /// `spin_unlock_bh`.
     Bh,
 }
@@ -120,8 +118,10 @@ impl<T> SpinLock<T> {
         if cx.irqs_disabled() && !cx.is_observer() {
             report_lock_irq_with_irqs_off(cx, self.key.name, site);
         }
-        cx.local_irq_disable();
-        self.acquire(cx, LockMode::SpinIrq, Restore::IrqOn, site)
+        // local_irq_disable(); the unlock's local_irq_enable() is a restore to "on", so the
+        // guard's release is spin_unlock_irqrestore()'s with no new case on every unlock.
+        let _ = cx.local_irq_save();
+        self.acquire(cx, LockMode::SpinIrq, Restore::Irq(IrqFlags::ENABLED), site)
     }
 
     /// `spin_lock_bh()`: also disables softirqs on this CPU until the guard drops, for a lock
@@ -219,7 +219,6 @@ impl<T> Drop for SpinLockGuard<'_, T> {
         match self.restore {
             Restore::Nothing => {}
             Restore::Irq(flags) => self.cx.local_irq_restore(flags),
-            Restore::IrqOn => self.cx.local_irq_enable(),
             Restore::Bh => self.cx.local_bh_enable(),
         }
     }
