@@ -31,6 +31,12 @@ pub struct IrqFlags {
     was_disabled: bool,
 }
 
+impl IrqFlags {
+    /// Flags that restore irqs to on: what `spin_unlock_irq()`'s `local_irq_enable()` does
+    /// whatever the state at the lock (`SpinLock::lock_irq`).
+    pub(crate) const ENABLED: IrqFlags = IrqFlags { was_disabled: false };
+}
+
 /// The execution context. See the module documentation.
 pub struct Cx {
     sim: Sim,

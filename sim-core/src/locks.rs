@@ -32,6 +32,24 @@ fn release_backend<G>(guard: &mut Option<G>) {
 
 // --- SpinLock ---------------------------------------------------------------------------------
 
+/// The violation kind of a `spin_lock_irq()` taken with local irqs already off
+/// ([`SpinLock::lock_irq`]): its unlock would enable them inside the caller's irq-off section.
+pub const SPIN_LOCK_IRQ_WITH_IRQS_OFF: &str = "irq:spin-lock-irq-with-irqs-off";
+
+/// Reports [`SPIN_LOCK_IRQ_WITH_IRQS_OFF`] for lock class `class` taken at `site`: a cold call,
+/// so the lock's fast path stays a load and a branch.
+#[cold]
+#[inline(never)]
+fn report_lock_irq_with_irqs_off(cx: &Cx, class: &str, site: &'static Location<'static>) {
+    let message = format!(
+        "WARNING: spin_lock_irq({class}) with irqs disabled at {} by {}: spin_unlock_irq() will enable \
+         them inside the caller's irq-off section (spin_lock_irqsave() is the call for this context)",
+        crate::lockdep::site(site),
+        cx.name()
+    );
+    cx.sim().report(Some(cx), crate::sim::Violation::new(SPIN_LOCK_IRQ_WITH_IRQS_OFF, message));
+}
+
 /// `spinlock_t`: disables preemption while held, never sleeps.
 pub struct SpinLock<T> {
     key: ClassKey,
@@ -58,7 +76,7 @@ pub struct SpinLockGuard<'a, T> {
 enum Restore {
     /// `spin_unlock`.
     Nothing,
-    /// `spin_unlock_irqrestore`.
+    /// `spin_unlock_irqrestore` (and `spin_unlock_irq`: flags that turn irqs on).
     Irq(IrqFlags),
     /// `spin_unlock_bh`.
     Bh,
@@ -86,6 +104,24 @@ impl<T> SpinLock<T> {
     pub fn lock_irqsave<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
         let flags = cx.local_irq_save();
         self.acquire(cx, LockMode::SpinIrq, Restore::Irq(flags), Location::caller())
+    }
+
+    /// `spin_lock_irq()`: disables local irqs until the guard drops, and the drop
+    /// (`spin_unlock_irq()`) enables them unconditionally, saving nothing. A caller that
+    /// already runs with irqs off would have them turned on under it at the unlock, inside a
+    /// section it believes irq-safe; the kernel leaves that to review (lockdep notices only if
+    /// an interrupt then takes a lock the outer section holds), so it is reported here at the
+    /// lock: [`SPIN_LOCK_IRQ_WITH_IRQS_OFF`], once per acquisition, before the lock is taken.
+    #[track_caller]
+    pub fn lock_irq<'a>(&'a self, cx: &'a Cx) -> SpinLockGuard<'a, T> {
+        let site = Location::caller();
+        if cx.irqs_disabled() && !cx.is_observer() {
+            report_lock_irq_with_irqs_off(cx, self.key.name, site);
+        }
+        // local_irq_disable(); the unlock's local_irq_enable() is a restore to "on", so the
+        // guard's release is spin_unlock_irqrestore()'s with no new case on every unlock.
+        let _ = cx.local_irq_save();
+        self.acquire(cx, LockMode::SpinIrq, Restore::Irq(IrqFlags::ENABLED), site)
     }
 
     /// `spin_lock_bh()`: also disables softirqs on this CPU until the guard drops, for a lock
@@ -686,6 +722,34 @@ pub(crate) mod tests {
             ("insert", write),
             look,
         );
+    }
+
+    /// `spin_lock_irq()` turns irqs off and its unlock turns them on again, saving nothing: a
+    /// section entered with irqs on leaves them on and reports nothing; one entered inside a
+    /// `spin_lock_irqsave()` section is reported ([`super::SPIN_LOCK_IRQ_WITH_IRQS_OFF`], naming
+    /// the class) and its unlock leaves irqs on under the outer section, as the kernel's does.
+    /// A `lock_irq` that saved and restored, or checked nothing, fails one of the asserts.
+    #[test]
+    fn lock_irq_enables_irqs_at_unlock_and_reports_a_caller_with_them_off() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let cx = sim.cx("task", 0);
+        let (outer, inner) = (SpinLock::new("outer_lock", 0u32), SpinLock::new("sighand->siglock", 0u32));
+        {
+            let mut guard = inner.lock_irq(&cx);
+            *guard += 1;
+            assert!(cx.irqs_disabled(), "spin_lock_irq() disables irqs");
+        }
+        assert!(!cx.irqs_disabled(), "spin_unlock_irq() enables them");
+        assert!(sim.violations().is_empty(), "irqs were on at the lock: {:?}", sim.violations());
+        let saved = outer.lock_irqsave(&cx);
+        drop(inner.lock_irq(&cx));
+        assert!(!cx.irqs_disabled(), "the unlock enabled irqs under the irqsave section");
+        drop(saved);
+        assert!(!cx.irqs_disabled(), "the outer restore finds them as they were at its lock");
+        let violations = sim.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].kind, crate::ViolationKind::from(super::SPIN_LOCK_IRQ_WITH_IRQS_OFF));
+        assert!(violations[0].message.contains("sighand->siglock"), "{}", violations[0].message);
     }
 
     /// A model's section that writes the value.

@@ -159,11 +159,13 @@ pub enum ExitState {
     None,
     /// EXIT_ZOMBIE: a group leader whose group still has live threads, or waiting for its reaper.
     Zombie,
+    /// EXIT_DEAD: an autoreaped thread between exit_notify() and its release_task()'s unhash.
+    Dead,
 }
 
 impl ExitState {
     /// Every state, indexed by its discriminant (how [`Task::exit_state`] reads the field back).
-    const ALL: [ExitState; 2] = [ExitState::None, ExitState::Zombie];
+    const ALL: [ExitState; 3] = [ExitState::None, ExitState::Zombie, ExitState::Dead];
 }
 
 /// The per-task accounting fill_stats reads: delay accounting, the basic and extended
@@ -366,7 +368,7 @@ pub struct SignalInner {
 /// lock), so changes there are made and judged under tasklist_lock alone. The list itself is
 /// instrumentation behind a std mutex (as [`GroupStats`]): no lockdep class, no schedule point,
 /// held only for a change or a copy, never across a model lock. The threads' `exit_state` is
-/// not the list's: exit_notify() writes it under tasklist_lock alone ([`ThreadList::live`]).
+/// not the list's: exit_notify() writes it under tasklist_lock alone ([`ThreadList::threads`]).
 ///
 /// thread_group_empty() is `list_empty(&p->thread_group)`, in 2.6 and 3.x a plain load of one
 /// pointer with no lock, racy by design and benign: the reader is the exiting thread itself,
@@ -482,26 +484,24 @@ impl ThreadList {
         self.0.len()
     }
 
-    /// The threads the TGID walks count, by ascending pid: on the list (so not yet released:
-    /// the task is there) and with no `exit_state` (the model's only one on a list is a zombie
-    /// leader's, so this is also 2.6.19's "not a zombie leader"). Taken out of the list, so the
-    /// walk's own locks (each thread's `delays->lock`) are taken with the list's
-    /// instrumentation lock released; the states are read in one go at the walk's start.
+    /// The threads on the list, by ascending pid, as a TGID walk reaches them: on the list (so
+    /// not yet released: the task is there). Taken out of the list, so the walk's own locks
+    /// (each thread's `delays->lock`) are taken with the list's instrumentation lock released;
+    /// the list cannot change meanwhile (the walk holds the lock its writers take), but the
+    /// threads' `exit_state` can, so the walk reads each one as it reaches it
+    /// (Taskstats::walk_threads), not here.
     ///
     /// `exit_state` is written by exit_notify() under tasklist_lock alone. 2.6.19's fill_tgid()
     /// reads it under read_lock(&tasklist_lock), ordered; 3.x's fill_stats_for_tgid() reads it
     /// under siglock alone, a racy read the kernel tolerates: one word, written once to a
-    /// zombie state, and either value is an answer the kernel gives (before the write the walk
-    /// counts a leader already folded into `signal->stats` a second time, as it does for any
-    /// thread between fill_tgid_exit() and exit_notify(); after it, once). So it is benign, and
-    /// the model keeps the field as [`InPlace`] instrumentation that no detector judges; the
-    /// checker takes its expectation with this copy (Taskstats::fill_stats_for_tgid), so an
-    /// exit_notify() landing during the walk is judged against what the walk saw.
-    pub(crate) fn live(&self) -> Vec<(u32, Arc<Task>)> {
-        let alive = |(pid, task): &(u32, ThreadEntry)| {
-            task.upgrade().filter(|task| task.exit_state() == ExitState::None).map(|task| (*pid, task))
-        };
-        self.0.iter().filter_map(alive).collect()
+    /// zombie or dead state, and either value is an answer the kernel gives (before the write
+    /// the walk counts a thread already folded into `signal->stats` a second time, as it does
+    /// for any thread between fill_tgid_exit() and exit_notify(); after it, once). So it is
+    /// benign, and the model keeps the field as [`InPlace`] instrumentation that no detector
+    /// judges; the checker judges the walk by the threads it counted, so an exit_notify()
+    /// landing during the walk is judged against what the walk saw.
+    pub(crate) fn threads(&self) -> Vec<(u32, Arc<Task>)> {
+        self.0.iter().filter_map(|(pid, task)| task.upgrade().map(|task| (*pid, task))).collect()
     }
 }
 
@@ -1165,7 +1165,7 @@ impl Task {
         self.state.set(state as u32);
     }
 
-    /// exit_notify()'s `tsk->exit_state = EXIT_ZOMBIE` (under tasklist_lock).
+    /// exit_notify()'s `tsk->exit_state = EXIT_ZOMBIE` or `EXIT_DEAD` (under tasklist_lock).
     pub(crate) fn set_exit_state(&self, exit_state: ExitState) {
         self.exit_state.set(exit_state as u32);
     }

@@ -64,7 +64,8 @@ impl Taskstats {
             return false;
         }
         let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok();
-        let mut inner = sig.lock.lock_irqsave(cx);
+        // spin_lock_irq(&tsk->sighand->siglock): process context, irqs on (3.x, as the seeds).
+        let mut inner = sig.lock.lock_irq(cx);
         sig.stats_locked_read(cx, access);
         if !sig.stats.is_some() {
             if handle.is_some() {
@@ -159,7 +160,7 @@ impl Taskstats {
         // The checker's truth, read next to the memcpy() with no scheduling point between them
         // (a thread's fill moves both in one siglock section): the copy is judged against it.
         let (group, truth) = if with_tgid {
-            let truth = self.tgid_query_expect(task.tgid, &[]).map(|e| e.truth);
+            let truth = self.ledger().groups.get(&task.tgid).map(|group| group.truth.clone());
             (task.signal.stats.get(), truth)
         } else {
             (None, None)

@@ -22,6 +22,23 @@ pub(super) struct GroupLedger {
     pub(super) filled_live: BTreeSet<u32>,
 }
 
+impl GroupLedger {
+    /// What a TGID query must find whose copy of `signal->stats` had `truth` with the threads
+    /// `filled` in it, and whose walk, starting from this ledger, counted the threads
+    /// `counted`: a thread the copy had and the walk counts is counted twice; one booked and
+    /// not yet filled as the walk started is counted once, as live.
+    pub(super) fn expect(
+        &self,
+        truth: TaskstatsRecord,
+        filled: &BTreeSet<u32>,
+        counted: &[u32],
+    ) -> TgidExpect {
+        let counted_twice = counted.iter().copied().filter(|pid| filled.contains(pid)).collect();
+        let before_fill = counted.iter().copied().filter(|pid| self.pending.contains_key(pid)).collect();
+        TgidExpect { truth, counted_twice, before_fill }
+    }
+}
+
 /// A group's booked threads and their delays: a short vector (a thread is pending from its
 /// booking to its fill or exit_notify(), a few steps of one exit, so a group rarely has more
 /// than one), where a tree of 330-byte records allocated and freed a node at each booking.
@@ -282,44 +299,20 @@ impl Taskstats {
         group.filled_live.remove(&task.pid);
     }
 
-    /// What a TGID query of group `tgid` must find, for a query inside the group's siglock
-    /// section whose walk counts the threads `live`, read with the walk's copy of the thread
-    /// list (None: the ledger has booked no exit).
-    pub(super) fn tgid_query_expect(&self, tgid: u32, live: &[u32]) -> Option<TgidExpect> {
-        let ledger = self.ledger();
-        let group = ledger.groups.get(&tgid)?;
-        let counted_twice = live.iter().copied().filter(|pid| group.filled_live.contains(pid)).collect();
-        let before_fill = live.iter().copied().filter(|pid| group.pending.contains_key(pid)).collect();
-        Some(TgidExpect { truth: group.truth.clone(), counted_twice, before_fill })
+    /// The ledger of group `tgid` as a TGID walk starts, a copy taken in the walk's own
+    /// section (None: the ledger has booked no exit); [`GroupLedger::expect`] finishes the
+    /// expectation once the walk has said which threads it counted.
+    pub(super) fn tgid_walk_ledger(&self, tgid: u32) -> Option<GroupLedger> {
+        self.ledger().groups.get(&tgid).cloned()
     }
 
     /// 2.6.19's fill_tgid(), its first section (the copy of `signal->stats` under stats_lock):
     /// the group's truth and the threads already in it, as the copy has them (None: the
-    /// ledger has booked no exit). [`Self::tgid_query_walked`] finishes the expectation.
+    /// ledger has booked no exit). The walk's [`Self::tgid_walk_ledger`] finishes it.
     pub(super) fn tgid_query_copied(&self, tgid: u32) -> Option<(TaskstatsRecord, BTreeSet<u32>)> {
         let ledger = self.ledger();
         let group = ledger.groups.get(&tgid)?;
         Some((group.truth.clone(), group.filled_live.clone()))
-    }
-
-    /// 2.6.19's fill_tgid(), its second section (the walk under tasklist_lock, counting the
-    /// threads `live`): a thread the copy had and the walk counts is counted twice; one booked
-    /// and not yet filled now is counted once, as live. The flag: an exit's fill came between
-    /// the two sections (the group's truth moved since the copy), so that thread is in the
-    /// reply only if the walk still counts it.
-    pub(super) fn tgid_query_walked(
-        &self,
-        tgid: u32,
-        (truth, filled): (TaskstatsRecord, BTreeSet<u32>),
-        live: &[u32],
-    ) -> (TgidExpect, bool) {
-        let ledger = self.ledger();
-        let group = ledger.groups.get(&tgid);
-        let pending = |pid: &u32| group.is_some_and(|g| g.pending.contains_key(pid));
-        let between = group.is_some_and(|g| !same_delays(&g.truth, &truth));
-        let counted_twice = live.iter().copied().filter(|pid| filled.contains(pid)).collect();
-        let before_fill = live.iter().copied().filter(pending).collect();
-        (TgidExpect { truth, counted_twice, before_fill }, between)
     }
 
     /// The checker's look at one delivery before it is sent: what the record may say to the

@@ -225,10 +225,15 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
     }
 }
 
-/// The pids of a TGID walk's copy of the thread list ([`crate::task::ThreadList::live`]), for
-/// the checker's expectation.
-fn live_pids(threads: &[(u32, Arc<Task>)]) -> Vec<u32> {
-    threads.iter().map(|(pid, _)| *pid).collect()
+/// What a TGID walk did, for the checker: the threads it counted (ascending pid), their own
+/// delays summed, whether a thread's `exit_state` changed while the walk ran, and whether the
+/// walk passed over a thread that was alive when it started (its exit_notify() landed in the
+/// walk before the walk reached it).
+struct Walked {
+    counted: Vec<u32>,
+    live_sum: TaskstatsRecord,
+    raced: bool,
+    skipped_mid_walk: bool,
 }
 
 /// The fixes whose invariants are checked: those on, and those `audit` names (looked up once).
@@ -756,39 +761,40 @@ impl Taskstats {
         }
         first.signal.stats_locked_read(cx, self.stats_access());
         let mut stats = first.signal.stats.get().unwrap_or_default();
+        // The checker's copy of the ledger with the stats copy, no scheduling point between: an
+        // exit_notify() during the walk below is judged by what the walk then counted.
+        let ledger = self.checks_group_stats().then(|| self.tgid_walk_ledger(first.tgid)).flatten();
         // do/while_each_thread() under lock_task_sighand() alone: siglock keeps the list still,
-        // not the threads' `exit_state`, which exit_notify() writes under tasklist_lock alone.
-        let threads = first.signal.threads.read_under_siglock(cx, crate::task::ThreadList::live);
-        // The checker's expectation with the copy, no scheduling point between: a leader's
-        // exit_notify() during the delays->lock sections below is judged as after the walk.
-        let expect = self
-            .checks_group_stats()
-            .then(|| self.tgid_query_expect(first.tgid, &live_pids(&threads)))
-            .flatten();
-        let live_sum = self.walk_live_threads(cx, &threads, &mut stats);
-        // The checker's look: a walked thread's exit_notify() ran during the walk (its state
-        // read as instrumentation, untraced).
-        if threads.iter().any(|(_, task)| task.exit_state() != ExitState::None) {
+        // not the threads' `exit_state`, which exit_notify() writes under tasklist_lock alone,
+        // so each thread's is read as the walk reaches it: `if (tsk->exit_state) continue;`.
+        let threads = first.signal.threads.read_under_siglock(cx, crate::task::ThreadList::threads);
+        let walked = self.walk_threads(cx, &threads, &mut stats, |task| task.exit_state() == ExitState::None);
+        if walked.raced {
             self.mark(cx, "tgid-walk-raced-exit-notify");
+        }
+        if walked.skipped_mid_walk {
+            self.mark(cx, "tgid-walk-skipped-a-thread-exiting-mid-walk");
         }
         drop(inner);
         stats.version = self.version();
-        if let Some(expect) = expect {
-            self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
+        if let Some(ledger) = ledger {
+            let expect = ledger.expect(ledger.truth.clone(), &ledger.filled_live, &walked.counted);
+            self.judge_tgid_query(cx, first.tgid, expect, &walked.live_sum, &stats);
         }
         Some(stats)
     }
 
     /// Mirrors 2.6.19-rc3's fill_tgid() after its lookup: two sections, not nested. The dead
-    /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the live
+    /// threads' figures are copied from `signal->stats` under `stats_lock` alone; then the
     /// threads are walked under read_lock(&tasklist_lock) (do/while_each_thread, skipping a
-    /// zombie leader), each added by delayacct_add_tsk(). tasklist_lock alone keeps the thread
-    /// list still (its writers hold it for writing, [`crate::task::ThreadGroup`]), so the walk
-    /// takes no group lock; each thread's counters are its task's own ([`Task::acct`]), read
-    /// with no lock, and its delays under its `delays->lock`. A thread whose fill_tgid_exit()
-    /// comes after the copy and whose release comes before the walk is in neither, as in the
-    /// kernel; the checker reads its ledger in each section (what the copy had, what the walk
-    /// counted) and expects their sum.
+    /// zombie leader: an EXIT_DEAD thread not yet released is counted), each added by
+    /// delayacct_add_tsk(). tasklist_lock alone keeps the thread list still (its writers hold it
+    /// for writing, [`crate::task::ThreadGroup`]), so the walk takes no group lock; each
+    /// thread's counters are its task's own ([`Task::acct`]), read with no lock, and its delays
+    /// under its `delays->lock`. A thread whose fill_tgid_exit() comes after the copy and whose
+    /// release comes before the walk is in neither, as in the kernel; the checker reads its
+    /// ledger in each section (what the copy had, what the walk started from) and expects the
+    /// copy plus what the walk counted.
     fn fill_tgid(&self, cx: &Cx, first: &Task) -> Option<TaskstatsRecord> {
         let (mut stats, copied) = {
             let inner = first.signal.lock.lock_irqsave(cx);
@@ -801,40 +807,58 @@ impl Taskstats {
         // Between spin_unlock_irqrestore() and read_lock(): process context, preemptible.
         self.preemption_point(cx, "fill_tgid, between the stats copy and the thread walk");
         let walk = self.tasks.read_lock(cx);
-        let threads = first.signal.threads.read_under_tasklist(cx, crate::task::ThreadList::live);
-        // The checker's second look with the copy of the list, as in fill_stats_for_tgid().
-        let walked = copied.map(|copied| self.tgid_query_walked(first.tgid, copied, &live_pids(&threads)));
-        let live_sum = self.walk_live_threads(cx, &threads, &mut stats);
+        let threads = first.signal.threads.read_under_tasklist(cx, crate::task::ThreadList::threads);
+        // The checker's second look as the walk starts, as in fill_stats_for_tgid().
+        let ledger = copied.map(|copied| (self.tgid_walk_ledger(first.tgid), copied));
+        // `if (tsk->exit_state == EXIT_ZOMBIE && thread_group_leader(tsk)) continue;`
+        let counts = |task: &Task| !(task.exit_state() == ExitState::Zombie && task.is_leader());
+        let walked = self.walk_threads(cx, &threads, &mut stats, counts);
         drop(walk);
         stats.version = self.version();
-        if let Some((expect, between)) = walked {
-            if between {
+        if let Some((now, (truth, filled))) = ledger {
+            if now.as_ref().is_some_and(|now| !same_delays(&now.truth, &truth)) {
                 // A thread's fill_tgid_exit() ran between the copy and the walk.
                 self.mark(cx, "tgid-query-fill-between-copy-and-walk");
             }
-            self.judge_tgid_query(cx, first.tgid, expect, &live_sum, &stats);
+            let expect = now.unwrap_or_default().expect(truth, &filled, &walked.counted);
+            self.judge_tgid_query(cx, first.tgid, expect, &walked.live_sum, &stats);
         }
         Some(stats)
     }
 
-    /// The walk over a group's live threads both TGID fills make (`threads`, the list's live
-    /// threads as read under the lock the version holds): each one's delays added to `stats`
-    /// by delayacct_add_tsk() (its `delays->lock` taken in turn inside the section) and,
-    /// version 8, its context switches. Returns the live threads' own sum, for the checker.
-    fn walk_live_threads(
+    /// The walk over a group's threads both TGID fills make (`threads`, the list as read under
+    /// the lock the version holds): each thread's `exit_state` read as the walk reaches it,
+    /// and one that `counts` (the version's test) has its delays added to `stats` by
+    /// delayacct_add_tsk() (its `delays->lock` taken in turn inside the section, where other
+    /// tasks may run) and, version 8, its context switches. Returns what the checker needs.
+    fn walk_threads(
         &self,
         cx: &Cx,
         threads: &[(u32, Arc<Task>)],
         stats: &mut TaskstatsRecord,
-    ) -> TaskstatsRecord {
+        counts: impl Fn(&Task) -> bool,
+    ) -> Walked {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        let mut live_sum = TaskstatsRecord::default();
-        for (_, task) in threads {
+        // The checker's look at each thread's state as the walk starts (instrumentation).
+        let at_start: smallvec::SmallVec<[ExitState; 8]> =
+            threads.iter().map(|(_, task)| task.exit_state()).collect();
+        let mut walked = Walked {
+            counted: Vec::new(),
+            live_sum: TaskstatsRecord::default(),
+            raced: false,
+            skipped_mid_walk: false,
+        };
+        for ((pid, task), &start) in threads.iter().zip(&at_start) {
+            if !counts(task) {
+                walked.skipped_mid_walk |= start == ExitState::None;
+                continue;
+            }
+            walked.counted.push(*pid);
             let mut own = TaskstatsRecord::default();
             self.delayacct_add_tsk(cx, task, &mut own);
             add_delays(stats, &own);
             stats.cpu_scaled_run_real_total += own.cpu_scaled_run_real_total;
-            add_delays(&mut live_sum, &own);
+            add_delays(&mut walked.live_sum, &own);
             if v8 {
                 // The thread's own context switches, read in its task with no lock.
                 let acct = task.acct.get();
@@ -842,7 +866,10 @@ impl Taskstats {
                 stats.nivcsw += acct.nivcsw;
             }
         }
-        live_sum
+        // The checker's look: a thread's exit_notify() ran during the walk, before or after
+        // the walk reached it (its state read as instrumentation, untraced).
+        walked.raced = threads.iter().zip(&at_start).any(|((_, task), &start)| task.exit_state() != start);
+        walked
     }
 
     /// The checker's judgement of a TGID query's figures: the exited threads the ledger has in

@@ -626,7 +626,8 @@ impl Taskstats {
     fn exit_signals(&self, cx: &Cx, task: &Task) {
         let siglock =
             self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) && !task.signal.threads.thread_group_empty();
-        let _siglock = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+        // exit_signals(): spin_lock_irq(&tsk->sighand->siglock) (kernel/signal.c, 3.x).
+        let _siglock = siglock.then(|| task.signal.lock.lock_irq(cx));
         task.exiting.store(true, Ordering::Release);
     }
 
@@ -635,10 +636,11 @@ impl Taskstats {
     /// that sets `exit_state`; 2.6.19: one section, forget_original_parent() first. A leader's
     /// EXIT_ZOMBIE is written under tasklist_lock alone, as the kernel writes it, while 3.x's
     /// fill_stats_for_tgid() reads it under siglock alone: a racy read the kernel tolerates
-    /// ([`crate::task::ThreadList::live`]). A non-leader's EXIT_DEAD and its release_task()
-    /// (__exit_signal() under siglock, then the unhash) are one section in the model: the
-    /// kernel's two sections differ only by a window in which every walk skips (3.x) or counts
-    /// (2.6.19) the thread as the list's removal does.
+    /// ([`crate::task::ThreadList`]). A non-leader is autoreaped: exit_notify() sets EXIT_DEAD
+    /// (2.6.19: `exit_signal == -1`; 3.x: `autoreap`) and unlocks, and release_task() takes
+    /// tasklist_lock again in a section of its own ([`Self::release_thread`]); in between the
+    /// thread is dead, still hashed and still on its group's list, where a 3.x TGID walk skips
+    /// it and 2.6.19's counts it.
     fn exit_notify(&self, cx: &Cx, task: &Arc<Task>) {
         let era_3x = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         if era_3x {
@@ -654,16 +656,38 @@ impl Taskstats {
             task.set_exit_state(ExitState::Zombie);
             // The leader left fill_stats_for_tgid()'s walk: the checker's ledger, here.
             self.ledger_left_walk(task);
-        } else {
-            let siglock = self.siglock_modelled();
-            let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
-            // release_task(): __exit_signal() under siglock, then the unhash.
-            task.signal.threads.change(cx, siglock, |threads| threads.remove(&task.pid));
-            task.sighand_detached.store(true, Ordering::Release);
-            self.unhash_process(cx, &mut t, task);
-            self.ledger_left_walk(task);
-            drop(inner);
+            // The last schedule() of do_exit(): the task is no one's `current` any more.
+            self.current_changed(&t, task.pid, false);
+            return;
         }
+        // `tsk->exit_state = EXIT_DEAD`: 3.x's walk, which skips any exit state, counts the
+        // thread no more from here (the checker's ledger, here); 2.6.19's until its release.
+        task.set_exit_state(ExitState::Dead);
+        if era_3x {
+            self.ledger_left_walk(task);
+        }
+        drop(t);
+        // write_unlock_irq(): irqs and preemption back on before release_task() (3.x's
+        // proc_flush_task() even sleeps there): other tasks may run between the two sections.
+        self.preemption_point(cx, "do_exit, between exit_notify and release_task");
+        self.release_thread(cx, task);
+    }
+
+    /// Mirrors release_task() run by an autoreaped thread on itself after exit_notify(): its
+    /// own write_lock_irq(&tasklist_lock) section (2.6.19 and 3.x alike), __exit_signal()'s
+    /// siglock inside it (off the thread list, sighand detached), then __unhash_process().
+    fn release_thread(&self, cx: &Cx, task: &Arc<Task>) {
+        let mut t = self.tasks.write_lock_irq(cx);
+        let siglock = self.siglock_modelled();
+        let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+        task.signal.threads.change(cx, siglock, |threads| threads.remove(&task.pid));
+        task.sighand_detached.store(true, Ordering::Release);
+        self.unhash_process(cx, &mut t, task);
+        if !self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+            // Off the list: 2.6.19's walk, which skips only a zombie leader, counts it no more.
+            self.ledger_left_walk(task);
+        }
+        drop(inner);
         // The last schedule() of do_exit(): the task is no one's `current` any more.
         self.current_changed(&t, task.pid, false);
     }
@@ -736,6 +760,12 @@ impl Taskstats {
         let Some(task) = t.tasks.get(&pid).filter(|t| t.exit_state() == ExitState::Zombie).cloned() else {
             return false;
         };
+        // wait_task_zombie()'s delay_group_leader(): not while a thread is still on the list,
+        // as one between its exit_notify() and its release_task() is (thread_group_empty(), an
+        // unlocked read under tasklist_lock, which every list writer holds).
+        if !task.signal.threads.thread_group_empty() {
+            return false;
+        }
         let mut inner = task.signal.lock.lock_irqsave(cx);
         if task.signal.live.load(Ordering::Acquire) != 0 {
             return false;
@@ -766,6 +796,7 @@ impl Taskstats {
 mod tests {
     use super::*;
     use crate::check::task_cx;
+    use crate::task::ThreadList;
     use sim_core::lockdep::ReportMode;
     use sim_core::SimConfig;
 
@@ -949,6 +980,101 @@ mod tests {
         assert_eq!(group, early + victim, "both exits' fill_tgid_exit() ran");
         assert!(sim.marks().contains("tgid-query-fill-between-copy-and-walk"), "{:?}", sim.marks());
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
+
+    /// What a query saw of an exiting thread from between exit_notify() and release_task().
+    #[derive(Debug)]
+    struct Between {
+        exit_state: ExitState,
+        hashed: bool,
+        listed: usize,
+        exiting_holds_tasklist_lock: bool,
+        exiting_irqs_disabled: bool,
+        tgid_cpu_count: u64,
+    }
+
+    /// Arms the op-level checker's preemption to look at thread `pid` (of group `leader`) from
+    /// init once its exit_notify() has made it EXIT_DEAD: an earlier point of the exit (the
+    /// records' xacct_add_tsk()) arms it again.
+    fn look_once_dead(
+        model: &Taskstats,
+        pid: u32,
+        leader: u32,
+        seen: Arc<std::sync::Mutex<Option<Between>>>,
+    ) {
+        model.preempt_at_next_point(Preemption::new(move |model, exiting| {
+            let cx = task_cx(exiting.sim(), model, 1, "query");
+            let task = model.task(&cx, pid);
+            if task.as_ref().is_none_or(|t| t.exit_state() != ExitState::Dead) {
+                return look_once_dead(model, pid, leader, seen);
+            }
+            let table = model.tasks.read_lock(&cx);
+            let listed = task.as_ref().unwrap().signal.threads.read_under_tasklist(&cx, ThreadList::len);
+            drop(table);
+            let first = model.task(&cx, leader).unwrap();
+            let stats = if model.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+                model.fill_stats_for_tgid(&cx, &first)
+            } else {
+                model.fill_tgid(&cx, &first)
+            };
+            *seen.lock().unwrap() = Some(Between {
+                exit_state: ExitState::Dead,
+                hashed: task.is_some(),
+                listed,
+                exiting_holds_tasklist_lock: exiting.holds("tasklist_lock"),
+                exiting_irqs_disabled: exiting.irqs_disabled(),
+                tgid_cpu_count: stats.unwrap().cpu_count,
+            });
+        }));
+    }
+
+    /// release_task() takes tasklist_lock in a section of its own after exit_notify()'s
+    /// write_unlock_irq() (kernel/exit.c, 2.6.19 and 3.x), so other tasks run in between:
+    /// 1. thread T of group P (leader L, thread S stays) runs do_exit(): its fill_tgid_exit()
+    ///    adds its delays to `signal->stats`, and exit_notify() sets EXIT_DEAD and unlocks;
+    /// 2. preempted there (irqs on, no lock held), T is still hashed (a PID lookup finds it)
+    ///    and on P's thread list;
+    /// 3. a TGID query walks P: 3.x's fill_stats_for_tgid() skips T (`exit_state` set), so T
+    ///    counts once, from `signal->stats`; 2.6.19's fill_tgid() skips only a zombie leader, so
+    ///    T counts twice (the copy and the walk), which the checker expects of that kernel;
+    /// 4. release_task() unhashes T. A model with one section never reaches the look.
+    #[test]
+    fn a_query_between_exit_notify_and_release_task_finds_a_dead_thread_still_listed() {
+        for preset in ["linux-2.6.19", "linux-3.4", "linux-3.8"] {
+            let sim = Sim::new(SimConfig::new(13).cpus(2).lockdep(ReportMode::Collect));
+            let mut fixes = Fixes::preset(preset).unwrap();
+            fixes.set(crate::fixes::EXIT_FILL_BEFORE_SEND, true);
+            fixes.set(crate::fixes::TGID_FREE_USAGE, true);
+            fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+            let model = Taskstats::new(&sim, fixes, Params::default());
+            let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let fork_thread =
+                || model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+            let (victim, stays) = (fork_thread(), fork_thread());
+            for pid in [leader, victim, stays] {
+                assert!(model.run(&task_cx(&sim, &model, pid, "run")));
+            }
+            let cx = task_cx(&sim, &model, 1, "query");
+            let count = |pid| model.fill_stats_for(&cx, pid).unwrap().cpu_count;
+            let (lead, dead, stay) = (count(leader), count(victim), count(stays));
+            let seen = Arc::new(std::sync::Mutex::new(None));
+            look_once_dead(&model, victim, leader, seen.clone());
+            model.exit(&task_cx(&sim, &model, victim, "do_exit")).unwrap();
+            assert!(model.preemption_not_taken().is_none(), "{preset}: no point between the sections");
+            let between = seen.lock().unwrap().take().expect("the look ran");
+            assert_eq!(between.exit_state, ExitState::Dead, "{preset}");
+            assert!(between.hashed, "{preset}: the PID lookup finds it before the unhash");
+            assert_eq!(between.listed, 3, "{preset}: still on the thread list: {between:?}");
+            assert!(
+                !between.exiting_holds_tasklist_lock && !between.exiting_irqs_disabled,
+                "{preset}: {between:?}"
+            );
+            let walked_again = if preset == "linux-2.6.19" { dead } else { 0 };
+            assert_eq!(between.tgid_cpu_count, lead + dead + stay + walked_again, "{preset}: {between:?}");
+            assert!(model.task(&cx, victim).is_none(), "{preset}: release_task() unhashed it");
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+            assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
+        }
     }
 
     /// `ac_ppid` as each version's bacct_add_tsk() reads it when the parent was released under

@@ -279,3 +279,53 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
         "no schedule had the leader's exit_notify() in the walk"
     );
 }
+
+/// 3.x's fill_stats_for_tgid() reads each thread's `exit_state` as its walk reaches it (kernel/
+/// taskstats.c, `if (tsk->exit_state) continue;` inside do/while_each_thread), under siglock
+/// alone, and a thread's exit_notify() writes EXIT_DEAD under tasklist_lock alone, in a section
+/// before its release_task()'s (which takes siglock, so it waits for the walk):
+/// 1. a TGID query of group P copies `signal->stats` and starts the walk at the leader, taking
+///    its `delays->lock`;
+/// 2. thread T (after the leader in the list) runs exit_notify(): EXIT_DEAD, still listed;
+/// 3. the walk reaches T and passes over it (`tgid-walk-skipped-a-thread-exiting-mid-walk`).
+///
+/// T's delays are in `signal->stats` from its fill_tgid_exit(), before or after the copy; the
+/// checker judges the reply by what the walk counted, so no schedule reports anything, and some
+/// schedule reaches the skip (a walk that read every state at its start never skips a thread
+/// that was alive then).
+#[test]
+fn a_threads_exit_notify_landing_mid_walk_is_skipped_when_the_walk_reaches_it() {
+    static SKIPPED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let body = || {
+        let sim = Sim::new(SimConfig::new(8).cpus(2));
+        let model = Arc::new(Taskstats::new(&sim, linux_3_8_with_the_data_race_fix(), Params::default()));
+        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+        let threads: Vec<u32> = (0..2)
+            .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
+            .collect();
+        for &pid in std::iter::once(&leader).chain(&threads) {
+            model.run(&task_cx(&sim, &model, pid, "run"));
+        }
+        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+        let exiting = threads[0];
+        let exit = {
+            let (m, s) = (model.clone(), sim.clone());
+            thread::spawn(move || drop(m.exit(&task_cx(&s, &m, exiting, "do_exit"))))
+        };
+        let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, leader);
+        assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
+        exit.join().unwrap();
+        let violations = sim.violations();
+        assert!(violations.is_empty(), "violations: {violations:?}");
+        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
+        if sim.marks().contains("tgid-walk-skipped-a-thread-exiting-mid-walk") {
+            SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    println!("taskstats shuttle: RandomScheduler seed 12, 300 iterations");
+    Runner::new(RandomScheduler::new_from_seed(12, 300), Config::new()).run(body);
+    assert!(
+        SKIPPED.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "no schedule had the thread's exit_notify() land in the walk before the walk reached it"
+    );
+}
