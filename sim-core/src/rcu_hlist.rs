@@ -25,6 +25,8 @@ use std::panic::Location;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::Arc as StdArc;
 
+use smallvec::SmallVec;
+
 use crate::cx::Cx;
 use crate::list::Oops;
 use crate::sim::Violation;
@@ -529,12 +531,20 @@ impl<T> RcuHlist<T> {
     }
 }
 
+/// Heads, and nodes, an [`RcuHlist::kfree_rcu`] callback keeps without an allocation of its own:
+/// a `struct pid` frees one head, or its upids (one a pid-namespace level; two levels inline).
+const FREED_INLINE: usize = 2;
+
 impl<T: Send + Sync + 'static> RcuHlist<T> {
     /// Mirrors `kfree_rcu()`/`call_rcu()` of a free: the heads and nodes are freed after a grace
-    /// period, once every read-side section open now has ended.
+    /// period, once every read-side section open now has ended. The callback keeps up to
+    /// [`FREED_INLINE`] of each inline (a `struct pid`'s head or its upids): queueing one makes
+    /// no allocation but the callback's own.
     #[track_caller]
-    pub fn kfree_rcu(&self, cx: &Cx, heads: Vec<HlistHead>, nodes: Vec<HlistNode>) {
+    pub fn kfree_rcu(&self, cx: &Cx, heads: &[HlistHead], nodes: &[HlistNode]) {
         let (list, site) = (self.clone(), Location::caller());
+        let heads = SmallVec::<[HlistHead; FREED_INLINE]>::from_slice(heads);
+        let nodes = SmallVec::<[HlistNode; FREED_INLINE]>::from_slice(nodes);
         crate::rcu::call_rcu(cx, move |rcu_cx| {
             heads.iter().for_each(|head| list.free_obj(rcu_cx, head.0, site, true));
             nodes.iter().for_each(|node| list.free_obj(rcu_cx, node.0, site, true));
@@ -632,7 +642,7 @@ mod tests {
             seen.push(entry);
             if entry == 2 {
                 del(&writer, &both, nodes[1]).expect("hashed");
-                list.kfree_rcu(&writer, Vec::new(), vec![nodes[1]]);
+                list.kfree_rcu(&writer, &[], &[nodes[1]]);
                 writer.rcu_read_lock();
                 assert_eq!(walk(&writer, list, head), vec![3, 1], "a later walk skips it");
                 writer.rcu_read_unlock();
@@ -686,7 +696,7 @@ mod tests {
         let list = &both.0;
         let (head, nodes) = chain(&writer, &both, &[7]);
         del(&writer, &both, nodes[0]).expect("hashed");
-        list.kfree_rcu(&writer, vec![head], nodes);
+        list.kfree_rcu(&writer, &[head], &nodes);
         assert_eq!(sim.rcu_advance(), 1);
         reader.rcu_read_lock();
         assert!(list.hlist_for_each_entry_rcu(&reader, head, None, |_| ControlFlow::Break(())).is_err());

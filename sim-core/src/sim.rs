@@ -381,7 +381,7 @@ impl Sim {
     /// thread that runs the execution, so recording skips the trace's spin lock.
     fn confine_if_single_threaded(self) -> Sim {
         if self.world.threaded {
-            self.world.trace.confine_to_this_thread();
+            self.world.trace.confine_keeping_names();
         }
         self
     }

@@ -314,6 +314,10 @@ pub struct Trace {
     /// The thread the trace is confined to ([`Trace::confine_to_this_thread`]), 0 when any
     /// thread may record.
     owner: AtomicU64,
+    /// Whether nothing reads this trace's task names: a hash-only trace its driver confined to
+    /// one thread ([`Trace::confine_to_this_thread`]: an op-level campaign's hunting runs, whose
+    /// case reports take names only with events). Then [`Trace::name_task_shared`] names no task.
+    names_unread: AtomicBool,
     busy: AtomicBool,
     seq: AtomicU64,
     hash: AtomicU64,
@@ -585,6 +589,7 @@ impl Trace {
         Trace {
             mode,
             owner: AtomicU64::new(0),
+            names_unread: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             hash: AtomicU64::new(HASH_SEED),
@@ -603,8 +608,25 @@ impl Trace {
     /// op-level simulation): recording then skips the one-word spin lock, which is half the
     /// atomic operations of a lock round trip. Recording from any other thread afterwards panics
     /// (a ksim bug: the hash would no longer be one thread's order of events).
+    ///
+    /// A hash-only trace so confined keeps no task names from then on ([`Trace::task_names`]
+    /// gives those named before): its driver draws nothing and reports names only with events
+    /// ([`crate::check::run_case`]), and naming a pid every time a context is made for it was
+    /// a lock, a lookup and a reference count for nothing. A context keeps its own name either
+    /// way; names are never hashed, so the trace's hash and events are the same.
     pub fn confine_to_this_thread(&self) {
+        self.confine(self.mode == TraceMode::HashOnly);
+    }
+
+    /// [`Trace::confine_to_this_thread`] keeping task names, for a world that a shuttle
+    /// execution or a loom model drives (its execution report names tasks, whatever the mode).
+    pub(crate) fn confine_keeping_names(&self) {
+        self.confine(false);
+    }
+
+    fn confine(&self, names_unread: bool) {
         self.owner.store(thread_key(), Ordering::Relaxed);
+        self.names_unread.store(names_unread, Ordering::Relaxed);
     }
 
     /// Whether recording is confined to one thread ([`Trace::confine_to_this_thread`]), so that
@@ -869,6 +891,9 @@ impl Trace {
     /// copy ([`interned_name`]), so a rename, or a new world's first use of a name, allocates
     /// none either.
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
+        if self.names_unread.load(Ordering::Relaxed) {
+            return interned_name(name);
+        }
         let mut inner = self.lock();
         if let Some(known) = inner.tasks.get(task) {
             if same_text(known, name) {
@@ -889,6 +914,10 @@ impl Trace {
         task: TaskId,
         name: &std::sync::Arc<str>,
     ) -> Option<std::sync::Arc<str>> {
+        // Names unread: the context keeps its own, as the trace would name the task again.
+        if self.names_unread.load(Ordering::Relaxed) {
+            return None;
+        }
         let same = self.lock().tasks.get(task).is_some_and(|known| std::sync::Arc::ptr_eq(known, name));
         (!same).then(|| self.name_task_shared(task, name))
     }
@@ -1441,6 +1470,38 @@ mod tests {
 
     fn acquire(class: &'static str, token: u64) -> EventKind {
         EventKind::Acquired { class: Cow::Borrowed(class), mode: LockMode::Spin, trylock: false, token }
+    }
+
+    /// A hash-only trace confined by its driver names no task from then on (it gives the name
+    /// asked, and renames nothing), one confined keeping names (a shuttle or loom world's) and
+    /// a kept trace confined name every task, and all hash the same events alike.
+    #[test]
+    fn a_confined_hash_only_trace_keeps_no_names_and_hashes_alike() {
+        let traces = [
+            Trace::new(TraceMode::HashOnly),
+            Trace::new(TraceMode::HashOnly),
+            Trace::new(TraceMode::Tail(8)),
+            Trace::new(TraceMode::HashOnly),
+        ];
+        traces.iter().for_each(|trace| trace.name_task(3, "init"));
+        traces[0].confine_to_this_thread();
+        traces[1].confine_keeping_names();
+        traces[2].confine_to_this_thread();
+        for trace in &traces {
+            for (step, name) in ["fork", "sendmsg", "do_exit"].iter().enumerate() {
+                let got = trace.name_task_shared(3 + step as TaskId, name);
+                assert_eq!(&*got, *name);
+                let kept = trace.name_task_shared(3 + step as TaskId, name);
+                assert_eq!(trace.rename_task_shared(3 + step as TaskId, &kept), None, "{name}: named so");
+                trace.record(step as u64, 0, 3, EventKind::Note { text: Cow::Borrowed("step") });
+            }
+        }
+        let names = |trace: &Trace| trace.task_names().into_values().collect::<Vec<_>>();
+        assert_eq!(names(&traces[0]), ["init"], "named before the confinement only");
+        for trace in &traces[1..] {
+            assert_eq!(names(trace), ["fork", "sendmsg", "do_exit"], "{trace:?}");
+        }
+        assert!(traces.iter().all(|trace| trace.hash() == traces[3].hash()), "names are never hashed");
     }
 
     #[test]

@@ -1008,8 +1008,8 @@ impl PidHash {
                 let _ = self.upids.hlist_del_rcu(cx, *node);
             }
         }
-        self.upids.kfree_rcu(cx, Vec::new(), pid.upids().to_vec());
-        self.tasks.kfree_rcu(cx, vec![pid.tasks], Vec::new());
+        self.upids.kfree_rcu(cx, &[], pid.upids());
+        self.tasks.kfree_rcu(cx, &[pid.tasks], &[]);
     }
 
     /// Mirrors attach_pid(task, PIDTYPE_PID, pid) under tasklist_lock (the caller's): the

@@ -198,8 +198,19 @@ pub struct MsgBuilder {
 impl MsgBuilder {
     /// `genlmsg_put()`: the netlink and generic-netlink headers.
     pub fn genlmsg_put(kind: u16, flags: u16, seq: u32, port: u32, cmd: u8, version: u8) -> MsgBuilder {
-        let mut bytes =
-            Vec::with_capacity(NLMSG_HDRLEN + GENL_HDRLEN + 2 * nla_total_size(TASKSTATS_V8_SIZE));
+        let bytes = Vec::with_capacity(NLMSG_HDRLEN + GENL_HDRLEN + 2 * nla_total_size(TASKSTATS_V8_SIZE));
+        Self::genlmsg_put_into(bytes, (kind, flags, seq, port), cmd, version)
+    }
+
+    /// [`Self::genlmsg_put`] into `bytes`, emptied first and its room kept: a sender that
+    /// builds one message after another in one buffer (the driver's sendmsg(2) buffer).
+    pub fn genlmsg_put_into(
+        mut bytes: Vec<u8>,
+        (kind, flags, seq, port): (u16, u16, u32, u32),
+        cmd: u8,
+        version: u8,
+    ) -> MsgBuilder {
+        bytes.clear();
         NlMsgHdr { len: 0, kind, flags, seq, pid: port }.write(&mut bytes);
         bytes.extend_from_slice(&[cmd, version, 0, 0]);
         MsgBuilder { bytes, nests: Vec::new() }

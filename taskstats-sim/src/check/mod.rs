@@ -210,6 +210,14 @@ impl DriverTask {
     }
 }
 
+std::thread_local! {
+    /// The driver's sendmsg(2) buffer: each request is built into it ([`MsgBuilder::genlmsg_put_into`])
+    /// and it is put back once the request is delivered, kept for its room. Checker
+    /// bookkeeping (a userspace buffer, no kernel allocation: the model's skb is its own): it
+    /// decides which allocation holds a request's bytes, never the bytes.
+    static REQUEST_BYTES: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The contexts of the driver's named tasks, kept between operations: one per
 /// [`DriverTask`], made by [`Sim::cx`] the first time and renewed after ([`Cx::renew`]). A
 /// name's task id is its own for the world, and a renewal takes the next serial number as a
@@ -488,11 +496,9 @@ impl TaskstatsSubject {
     ) -> Outcome {
         let (mut facts, nr, sender) = self.facts(observer, (port, &look), target, fd);
         // The message built in one buffer, the query's target number and the fd filled in.
-        let mut msg = MsgBuilder::genlmsg_put(
-            TASKSTATS_FAMILY_ID,
-            NLM_F_REQUEST | NLM_F_ACK,
-            7,
-            port,
+        let mut msg = MsgBuilder::genlmsg_put_into(
+            REQUEST_BYTES.take(),
+            (TASKSTATS_FAMILY_ID, NLM_F_REQUEST | NLM_F_ACK, 7, port),
             cmd,
             TASKSTATS_GENL_VERSION,
         );
@@ -522,6 +528,7 @@ impl TaskstatsSubject {
             }
             (None, _) => (Vec::new(), None),
         };
+        REQUEST_BYTES.set(bytes);
         let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
         // events carry 0); threaded, another task's exit may queue events meanwhile, and the

@@ -67,7 +67,7 @@ fn delete_the_middle_under_a_reader(sim: &Sim, free: Free) -> Option<Vec<u32>> {
             synchronize_rcu(&cx);
             list.kfree(&cx, &[], &[nodes[1]]);
         }
-        Free::KfreeRcu => list.kfree_rcu(&cx, Vec::new(), vec![nodes[1]]),
+        Free::KfreeRcu => list.kfree_rcu(&cx, &[], &[nodes[1]]),
     }
     rcu_barrier(&cx);
     let seen = reader.join().expect("reader");
