@@ -343,7 +343,30 @@ fn per_node(n: u64, models: [&Model; 2], base: &Mutex<Native>, visited: f64) {
     );
 }
 
+/// `pairs` get + release pairs on `m` over the benchmark's walk of blocks, and nothing else: what
+/// a profile of the pair counts (`MBCACHE_PROFILE_PAIRS`, below; callgrind's
+/// `--toggle-collect` names this function). Not inlined, so a profile finds it.
+#[inline(never)]
+fn profile_pairs(m: &Model, n: u64, pairs: u64) {
+    let mut next = 0u64;
+    for _ in 0..pairs {
+        next = (next + 7919) % n;
+        let handle = m.registry.get(&m.cx, m.cache, bdev_address(0), next).expect("get").expect("hit");
+        m.registry.release(&m.cx, black_box(handle)).expect("release");
+    }
+}
+
 fn benches(c: &mut Criterion) {
+    // `MBCACHE_PROFILE_PAIRS=N`: build each size's model (lockdep on), run N get + release pairs
+    // in `profile_pairs` and stop (no criterion, no native): for
+    // `valgrind --tool=callgrind --toggle-collect='*profile_pairs*'`, instructions per pair by
+    // function.
+    if let Some(pairs) = std::env::var("MBCACHE_PROFILE_PAIRS").ok().and_then(|v| v.parse().ok()) {
+        for n in ksim_benches::sizes_from_env("MBCACHE_BENCH_SIZES", &SIZES) {
+            profile_pairs(&model(n, true), n, pairs);
+        }
+        return;
+    }
     for n in ksim_benches::sizes_from_env("MBCACHE_BENCH_SIZES", &SIZES) {
         let m = model(n, true);
         let bare = model(n, false);

@@ -782,6 +782,7 @@ impl Mem<'_> {
     /// the entry first leaves what `__list_add` leaves). The write log is the one
     /// [`Memory::entry_use_mut`] and the list call make: the entry, then the old tail.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn release_use(
         &mut self,
         entry: EntryRef,
