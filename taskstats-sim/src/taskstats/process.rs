@@ -418,7 +418,9 @@ impl Taskstats {
             signal.threads.change(cx, false, |threads| threads.insert(child));
             return;
         }
-        let inner = creator.lock.lock_irqsave(cx);
+        // copy_process(): spin_lock(&current->sighand->siglock), a plain spin_lock() inside
+        // write_lock_irq(&tasklist_lock), whose irqs are already off.
+        let inner = creator.lock.lock(cx);
         signal.threads.change(cx, true, |threads| threads.insert(child));
         if thread {
             // The same signal_struct: a thread's group is its creator's. atomic_inc(): the
@@ -679,7 +681,8 @@ impl Taskstats {
     fn release_thread(&self, cx: &Cx, task: &Arc<Task>) {
         let mut t = self.tasks.write_lock_irq(cx);
         let siglock = self.siglock_modelled();
-        let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+        // __exit_signal(): spin_lock(&sighand->siglock), plain inside write_lock_irq().
+        let inner = siglock.then(|| task.signal.lock.lock(cx));
         task.signal.threads.change(cx, siglock, |threads| threads.remove(&task.pid));
         task.sighand_detached.store(true, Ordering::Release);
         self.unhash_process(cx, &mut t, task);
@@ -766,7 +769,13 @@ impl Taskstats {
         if !task.signal.threads.thread_group_empty() {
             return false;
         }
-        let mut inner = task.signal.lock.lock_irqsave(cx);
+        // release_task()'s __exit_signal(): 3.x's spin_lock(&sighand->siglock), plain inside
+        // write_lock_irq(); 2.6.19-rc3's group lock here is taskstats_tgid_free()'s
+        // spin_lock_irqsave(&sig->stats_lock).
+        let mut inner = match self.siglock_modelled() {
+            true => task.signal.lock.lock(cx),
+            false => task.signal.lock.lock_irqsave(cx),
+        };
         if task.signal.live.load(Ordering::Acquire) != 0 {
             return false;
         }
@@ -1284,6 +1293,62 @@ mod tests {
             assert!(reaped, "{preset}: pid 3 exits and is reaped");
             let next = if limit_takes_a_number { 5 } else { 4 };
             assert_eq!(fork(ForkKind::Process), Ok(next), "{preset}: the pid after the limit");
+            assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+        }
+    }
+
+    /// A traced world of `preset` (with "taskstats: fix data-race"): the world and the model.
+    fn traced(preset: &str, seed: u64) -> (Sim, Taskstats) {
+        let config = SimConfig::new(seed).cpus(2).lockdep(ReportMode::Collect);
+        let sim = Sim::new(config.trace(sim_core::trace::TraceMode::Full));
+        let mut fixes = Fixes::preset(preset).unwrap();
+        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+        (sim.clone(), Taskstats::new(&sim, fixes, Params::default()))
+    }
+
+    /// The modes of the acquisitions of lock class `class` in the trace from event `start` on.
+    fn modes_since(sim: &Sim, class: &str, start: usize) -> Vec<sim_core::lockdep::LockMode> {
+        use sim_core::trace::EventKind;
+        let events = sim.trace().events();
+        let kinds = events[start..].iter().map(|e| &e.kind);
+        kinds
+            .filter_map(|kind| match kind {
+                EventKind::Acquired { class: taken, mode, .. } if *taken == class => Some(*mode),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each siglock acquisition in the form its kernel site has, 3.4 and 3.8: copy_process()'s
+    /// and __exit_signal()'s are plain spin_lock() inside write_lock_irq(&tasklist_lock)
+    /// (lockdep's `Spin`); exit_signals()' and taskstats_tgid_alloc()'s spin_lock_irq(), and
+    /// taskstats_exit()'s and the TGID fill's spin_lock_irqsave() are
+    /// `SpinIrq`. A model taking the first two with irqsave shows `SpinIrq` there.
+    #[test]
+    fn the_siglock_inside_tasklist_lock_is_a_plain_spin_lock() {
+        use sim_core::lockdep::LockMode::{Spin, SpinIrq};
+        for preset in ["linux-3.4", "linux-3.8"] {
+            let (sim, model) = traced(preset, 31);
+            let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let siglock = model.task(&sim.observer_cx("test", 0), leader).unwrap().signal.lock.class();
+            let start = sim.trace().events().len();
+            let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+            assert_eq!(modes_since(&sim, siglock, start), [Spin], "{preset}: copy_process()'s siglock");
+            let start = sim.trace().events().len();
+            model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+            let exit = modes_since(&sim, siglock, start);
+            assert_eq!(exit.last(), Some(&Spin), "{preset}: __exit_signal() last: {exit:?}");
+            let irq = exit.iter().filter(|&&m| m == SpinIrq).count();
+            assert_eq!((exit.len(), irq), (irq + 1, irq), "{preset}: the others irq-saving: {exit:?}");
+            assert!(irq >= 2, "{preset}: exit_signals() and taskstats_exit(): {exit:?}");
+            let start = sim.trace().events().len();
+            model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
+            let exit = modes_since(&sim, siglock, start);
+            assert!(exit.iter().all(|&m| m == SpinIrq), "{preset}: a leader's exit: {exit:?}");
+            let start = sim.trace().events().len();
+            assert!(model.reap(&task_cx(&sim, &model, 1, "wait"), leader), "{preset}");
+            assert_eq!(modes_since(&sim, siglock, start), [Spin], "{preset}: release_task()'s siglock");
             assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
             assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
         }
