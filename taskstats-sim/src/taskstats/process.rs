@@ -590,7 +590,8 @@ impl Taskstats {
     /// do_exit() as taskstats sees it, on the task's CPU: PF_EXITING ([`Self::exit_signals`]),
     /// the exit hook (taskstats_exit, or 2.6.19's taskstats_exit_alloc + taskstats_exit_send),
     /// exit_mm(), then [`Self::exit_notify`]: a non-leader is released at once, a leader stays a
-    /// zombie until its group is dead and it is reaped; a dead group's ports close. Run by the
+    /// zombie until its group is dead and it is reaped (at once, with no wait(2), when its
+    /// parent ignores SIGCHLD: [`Self::do_notify_parent`]); a dead group's ports close. Run by the
     /// exiting task, `current` (the task of `cx`), on the CPU of `cx`; None when it is not a
     /// live task.
     pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
@@ -646,7 +647,9 @@ impl Taskstats {
     /// (2.6.19: `exit_signal == -1`; 3.x: `autoreap`) and unlocks, and release_task() takes
     /// tasklist_lock again in a section of its own ([`Self::release_thread`]); in between the
     /// thread is dead, still hashed and still on its group's list, where a 3.x TGID walk skips
-    /// it and 2.6.19's counts it.
+    /// it and 2.6.19's counts it. A leader's parent is told when the group is empty
+    /// ([`Self::exit_notify_leader`]), else by the group's last thread
+    /// ([`Self::notify_delayed_leader`]).
     fn exit_notify(&self, cx: &Cx, task: &Arc<Task>) {
         let era_3x = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         if era_3x {
