@@ -579,6 +579,13 @@ pub struct Signal {
     /// atomic_dec_and_test() in do_exit() and atomic_dec() on a failed fork's error path. A
     /// facade atomic: loom orders it as the kernel's fully ordered read-modify-writes.
     pub live: AtomicU32,
+    /// `sighand->action[SIGCHLD-1]` is SIG_IGN or has SA_NOCLDWAIT: no one waits for this
+    /// group's children, so do_notify_parent() has them reaped at their exit. do_sigaction()
+    /// writes it under siglock and do_notify_parent() reads it under the parent's siglock,
+    /// but copy_sighand() copies a new process's actions from its creator's with no lock (a
+    /// racy read of the creator's own group only), so the model keeps it a facade atomic
+    /// beside the lock, not inside it. Only [`crate::Taskstats::sigaction_sigchld`] sets it.
+    pub sigchld_ignored: AtomicBool,
     /// Whether `signal->stats` is set, for kernels whose unlocked accesses are marked
     /// ([`StatsAccess::Marked`], acquire/release) or not judged ([`StatsAccess::Untracked`]);
     /// under [`StatsAccess::Plain`] a shadow the checkers read without being judged.
@@ -596,6 +603,7 @@ impl Signal {
         Arc::new(Signal {
             lock: SpinLock::new(class, SignalInner { stats_handle: None }),
             live: AtomicU32::new(1),
+            sigchld_ignored: AtomicBool::new(false),
             threads: ThreadGroup::new(class),
             stats: GroupStats::default(),
             stats_published: AtomicBool::new(false),

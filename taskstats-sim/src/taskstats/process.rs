@@ -354,6 +354,10 @@ impl Taskstats {
         let pid = numbers[0].1;
         let thread = kind == ForkKind::Thread;
         let signal = if thread { p.signal.clone() } else { Signal::new(class) };
+        if !thread && p.signal.sigchld_ignored.load(Ordering::Relaxed) {
+            // copy_sighand(): a new process copies its creator's actions, with no lock.
+            signal.sigchld_ignored.store(true, Ordering::Relaxed);
+        }
         let mm = copy_mm(cx, p, thread, pid);
         // copy_process(): a CLONE_THREAD child shares its creator's parent; any other child's
         // parent is `current` itself, the creating thread, leader or not.
@@ -418,7 +422,9 @@ impl Taskstats {
             signal.threads.change(cx, false, |threads| threads.insert(child));
             return;
         }
-        let inner = creator.lock.lock_irqsave(cx);
+        // copy_process(): spin_lock(&current->sighand->siglock), a plain spin_lock() inside
+        // write_lock_irq(&tasklist_lock), whose irqs are already off.
+        let inner = creator.lock.lock(cx);
         signal.threads.change(cx, true, |threads| threads.insert(child));
         if thread {
             // The same signal_struct: a thread's group is its creator's. atomic_inc(): the
@@ -584,7 +590,8 @@ impl Taskstats {
     /// do_exit() as taskstats sees it, on the task's CPU: PF_EXITING ([`Self::exit_signals`]),
     /// the exit hook (taskstats_exit, or 2.6.19's taskstats_exit_alloc + taskstats_exit_send),
     /// exit_mm(), then [`Self::exit_notify`]: a non-leader is released at once, a leader stays a
-    /// zombie until its group is dead and it is reaped; a dead group's ports close. Run by the
+    /// zombie until its group is dead and it is reaped (at once, with no wait(2), when its
+    /// parent ignores SIGCHLD: [`Self::do_notify_parent`]); a dead group's ports close. Run by the
     /// exiting task, `current` (the task of `cx`), on the CPU of `cx`; None when it is not a
     /// live task.
     pub fn exit(&self, cx: &Cx) -> Option<ExitReport> {
@@ -640,7 +647,9 @@ impl Taskstats {
     /// (2.6.19: `exit_signal == -1`; 3.x: `autoreap`) and unlocks, and release_task() takes
     /// tasklist_lock again in a section of its own ([`Self::release_thread`]); in between the
     /// thread is dead, still hashed and still on its group's list, where a 3.x TGID walk skips
-    /// it and 2.6.19's counts it.
+    /// it and 2.6.19's counts it. A leader's parent is told when the group is empty
+    /// ([`Self::exit_notify_leader`]), else by the group's last thread
+    /// ([`Self::notify_delayed_leader`]).
     fn exit_notify(&self, cx: &Cx, task: &Arc<Task>) {
         let era_3x = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         if era_3x {
@@ -652,12 +661,14 @@ impl Taskstats {
             self.forget_original_parent(cx, &mut t, task);
         }
         if task.is_leader() {
-            // `tsk->exit_state = EXIT_ZOMBIE`, tasklist_lock alone; the zombie stays hashed.
-            task.set_exit_state(ExitState::Zombie);
-            // The leader left fill_stats_for_tgid()'s walk: the checker's ledger, here.
-            self.ledger_left_walk(task);
+            let autoreap = self.exit_notify_leader(cx, &t, task);
             // The last schedule() of do_exit(): the task is no one's `current` any more.
             self.current_changed(&t, task.pid, false);
+            if autoreap {
+                drop(t);
+                self.preemption_point(cx, "do_exit, between exit_notify and release_task");
+                self.release_leader_autoreaped(cx, task);
+            }
             return;
         }
         // `tsk->exit_state = EXIT_DEAD`: 3.x's walk, which skips any exit state, counts the
@@ -679,7 +690,8 @@ impl Taskstats {
     fn release_thread(&self, cx: &Cx, task: &Arc<Task>) {
         let mut t = self.tasks.write_lock_irq(cx);
         let siglock = self.siglock_modelled();
-        let inner = siglock.then(|| task.signal.lock.lock_irqsave(cx));
+        // __exit_signal(): spin_lock(&sighand->siglock), plain inside write_lock_irq().
+        let inner = siglock.then(|| task.signal.lock.lock(cx));
         task.signal.threads.change(cx, siglock, |threads| threads.remove(&task.pid));
         task.sighand_detached.store(true, Ordering::Release);
         self.unhash_process(cx, &mut t, task);
@@ -688,8 +700,92 @@ impl Taskstats {
             self.ledger_left_walk(task);
         }
         drop(inner);
+        let zap_leader = self.notify_delayed_leader(cx, &t, task);
         // The last schedule() of do_exit(): the task is no one's `current` any more.
         self.current_changed(&t, task.pid, false);
+        drop(t);
+        if let Some(leader) = zap_leader {
+            // release_task()'s `goto repeat` for the leader: a tasklist_lock section of its own.
+            self.release_leader_autoreaped(cx, &leader);
+        }
+    }
+
+    /// exit_notify()'s leader: both eras notify the parent when the group is empty (2.6.19:
+    /// `exit_signal != -1 && thread_group_empty()`; 3.x: `autoreap = thread_group_empty() &&
+    /// do_notify_parent()`), and a parent that ignores SIGCHLD has it reaped at once
+    /// (EXIT_DEAD; released by the caller after the section). Otherwise `tsk->exit_state =
+    /// EXIT_ZOMBIE` under tasklist_lock alone (`table`); the zombie stays hashed. Returns
+    /// whether it is autoreaped.
+    fn exit_notify_leader(&self, cx: &Cx, table: &TaskTable, task: &Arc<Task>) -> bool {
+        let autoreap = task.signal.threads.thread_group_empty() && self.do_notify_parent(cx, table, task);
+        if !autoreap {
+            task.set_exit_state(ExitState::Zombie);
+            // The leader left fill_stats_for_tgid()'s walk: the checker's ledger, here.
+            self.ledger_left_walk(task);
+            return false;
+        }
+        // EXIT_DEAD: 3.x's walk skips it from here, 2.6.19's (which skips only a zombie
+        // leader) until its release, as for a thread.
+        task.set_exit_state(ExitState::Dead);
+        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+            self.ledger_left_walk(task);
+        }
+        self.mark(cx, "leader-autoreaped-at-exit");
+        true
+    }
+
+    /// release_task()'s look at the group leader after a thread's __exit_signal() (`p`, its
+    /// siglock dropped, still under tasklist_lock, `table`), in both eras: a zombie leader
+    /// whose group is now empty was not notified at its own exit, so its parent is notified
+    /// now (do_notify_parent()), and a parent that ignores SIGCHLD has it reaped too
+    /// (`zap_leader`: EXIT_DEAD here, released in a section of its own).
+    fn notify_delayed_leader(&self, cx: &Cx, table: &TaskTable, p: &Task) -> Option<Arc<Task>> {
+        let leader = table.tasks.get(&p.tgid).filter(|leader| leader.pid != p.pid)?;
+        if leader.exit_state() != ExitState::Zombie || !leader.signal.threads.thread_group_empty() {
+            return None;
+        }
+        if !self.do_notify_parent(cx, table, leader) {
+            return None;
+        }
+        leader.set_exit_state(ExitState::Dead);
+        self.mark(cx, "leader-autoreaped-by-last-thread");
+        Some(leader.clone())
+    }
+
+    /// Mirrors do_notify_parent() as far as reaping goes, under tasklist_lock (`table`): the
+    /// parent's `sighand->siglock` taken with spin_lock_irqsave() (both eras; not in
+    /// 2.6.19-rc3, whose siglock the model lacks), and under it the parent's SIGCHLD action:
+    /// SIG_IGN or SA_NOCLDWAIT means no one will wait for `tsk`, so it is reaped at once
+    /// (2.6.19 writes `tsk->exit_signal = -1` for its callers to read back; 3.x returns
+    /// true). The signal itself and the parent's wakeup are not modelled.
+    fn do_notify_parent(&self, cx: &Cx, table: &TaskTable, tsk: &Task) -> bool {
+        let Some(parent) = table.tasks.get(&tsk.real_parent()) else { return false };
+        let _psig = self.siglock_modelled().then(|| parent.signal.lock.lock_irqsave(cx));
+        parent.signal.sigchld_ignored.load(Ordering::Relaxed)
+    }
+
+    /// Mirrors do_sigaction() for SIGCHLD run by `current` (the task of `cx`): `ignore` sets
+    /// SIG_IGN (or SA_NOCLDWAIT), else SIG_DFL, for its whole group (the action table is the
+    /// group's shared sighand), under spin_lock_irq(&sighand->siglock) where the model has
+    /// siglock. The op-level drivers never call it; false when `cx` names no running task.
+    pub fn sigaction_sigchld(&self, cx: &Cx, ignore: bool) -> bool {
+        let Some(task) = self.current(cx) else { return false };
+        let _siglock = self.siglock_modelled().then(|| task.signal.lock.lock_irq(cx));
+        task.signal.sigchld_ignored.store(ignore, Ordering::Relaxed);
+        true
+    }
+
+    /// release_task() of a leader no one waits for, run by the task that found it autoreaped
+    /// (itself after exit_notify(), or its group's last thread): a tasklist_lock section of
+    /// its own, as [`Self::reap`]'s.
+    fn release_leader_autoreaped(&self, cx: &Cx, leader: &Arc<Task>) {
+        let mut t = self.tasks.write_lock_irq(cx);
+        let released = self.release_leader(cx, &mut t, leader);
+        self.current_changed(&t, leader.pid, false);
+        drop(t);
+        if released {
+            self.ledger().groups.remove(&leader.tgid);
+        }
     }
 
     /// Mirrors forget_original_parent() in exit_notify(), run by every exiting thread: the
@@ -763,10 +859,28 @@ impl Taskstats {
         // wait_task_zombie()'s delay_group_leader(): not while a thread is still on the list,
         // as one between its exit_notify() and its release_task() is (thread_group_empty(), an
         // unlocked read under tasklist_lock, which every list writer holds).
-        if !task.signal.threads.thread_group_empty() {
+        if !task.signal.threads.thread_group_empty() || !self.release_leader(cx, &mut t, &task) {
             return false;
         }
-        let mut inner = task.signal.lock.lock_irqsave(cx);
+        drop(t);
+        self.ledger().groups.remove(&task.tgid);
+        self.mark(cx, "reaped");
+        true
+    }
+
+    /// release_task() of a dead group's leader, `task`, under tasklist_lock (`t`):
+    /// __exit_signal() (off its list, the group's stats freed, sighand detached), then
+    /// __unhash_process() and the group's fd table. False, releasing nothing, while the group
+    /// still counts a live thread.
+    fn release_leader(&self, cx: &Cx, t: &mut TaskTable, task: &Arc<Task>) -> bool {
+        let pid = task.pid;
+        // release_task()'s __exit_signal(): 3.x's spin_lock(&sighand->siglock), plain inside
+        // write_lock_irq(); 2.6.19-rc3's group lock here is taskstats_tgid_free()'s
+        // spin_lock_irqsave(&sig->stats_lock).
+        let mut inner = match self.siglock_modelled() {
+            true => task.signal.lock.lock(cx),
+            false => task.signal.lock.lock_irqsave(cx),
+        };
         if task.signal.live.load(Ordering::Acquire) != 0 {
             return false;
         }
@@ -783,11 +897,8 @@ impl Taskstats {
         }
         task.sighand_detached.store(true, Ordering::Release);
         drop(inner);
-        self.unhash_process(cx, &mut t, &task);
+        self.unhash_process(cx, t, task);
         t.files.remove(&pid);
-        drop(t);
-        self.ledger().groups.remove(&task.tgid);
-        self.mark(cx, "reaped");
         true
     }
 }
@@ -1284,6 +1395,109 @@ mod tests {
             assert!(reaped, "{preset}: pid 3 exits and is reaped");
             let next = if limit_takes_a_number { 5 } else { 4 };
             assert_eq!(fork(ForkKind::Process), Ok(next), "{preset}: the pid after the limit");
+            assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+        }
+    }
+
+    /// A traced world of `preset` (with "taskstats: fix data-race"): the world and the model.
+    fn traced(preset: &str, seed: u64) -> (Sim, Taskstats) {
+        let config = SimConfig::new(seed).cpus(2).lockdep(ReportMode::Collect);
+        let sim = Sim::new(config.trace(sim_core::trace::TraceMode::Full));
+        let mut fixes = Fixes::preset(preset).unwrap();
+        fixes.set(crate::fixes::TGID_ALLOC_DATA_RACE, true);
+        (sim.clone(), Taskstats::new(&sim, fixes, Params::default()))
+    }
+
+    /// The modes of the acquisitions of lock class `class` in the trace from event `start` on.
+    fn modes_since(sim: &Sim, class: &str, start: usize) -> Vec<sim_core::lockdep::LockMode> {
+        use sim_core::trace::EventKind;
+        let events = sim.trace().events();
+        let kinds = events[start..].iter().map(|e| &e.kind);
+        kinds
+            .filter_map(|kind| match kind {
+                EventKind::Acquired { class: taken, mode, .. } if *taken == class => Some(*mode),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each siglock acquisition in the form its kernel site has, 3.4 and 3.8: copy_process()'s
+    /// and __exit_signal()'s are plain spin_lock() inside write_lock_irq(&tasklist_lock)
+    /// (lockdep's `Spin`); exit_signals()' and taskstats_tgid_alloc()'s spin_lock_irq(), and
+    /// taskstats_exit()'s, do_notify_parent()'s and the TGID fill's spin_lock_irqsave() are
+    /// `SpinIrq`. A model taking the first two with irqsave shows `SpinIrq` there.
+    #[test]
+    fn the_siglock_inside_tasklist_lock_is_a_plain_spin_lock() {
+        use sim_core::lockdep::LockMode::{Spin, SpinIrq};
+        for preset in ["linux-3.4", "linux-3.8"] {
+            let (sim, model) = traced(preset, 31);
+            let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
+            let siglock = model.task(&sim.observer_cx("test", 0), leader).unwrap().signal.lock.class();
+            let start = sim.trace().events().len();
+            let thread = model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap();
+            assert_eq!(modes_since(&sim, siglock, start), [Spin], "{preset}: copy_process()'s siglock");
+            let start = sim.trace().events().len();
+            model.exit(&task_cx(&sim, &model, thread, "do_exit")).unwrap();
+            let exit = modes_since(&sim, siglock, start);
+            assert_eq!(exit.last(), Some(&Spin), "{preset}: __exit_signal() last: {exit:?}");
+            let irq = exit.iter().filter(|&&m| m == SpinIrq).count();
+            assert_eq!((exit.len(), irq), (irq + 1, irq), "{preset}: the others irq-saving: {exit:?}");
+            assert!(irq >= 2, "{preset}: exit_signals() and taskstats_exit(): {exit:?}");
+            let start = sim.trace().events().len();
+            model.exit(&task_cx(&sim, &model, leader, "do_exit")).unwrap();
+            let exit = modes_since(&sim, siglock, start);
+            assert!(exit.iter().all(|&m| m == SpinIrq), "{preset}: a leader's exit: {exit:?}");
+            let start = sim.trace().events().len();
+            assert!(model.reap(&task_cx(&sim, &model, 1, "wait"), leader), "{preset}");
+            assert_eq!(modes_since(&sim, siglock, start), [Spin], "{preset}: release_task()'s siglock");
+            assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+        }
+    }
+
+    /// do_notify_parent()'s autoreap, in every era (2.6.19 through `exit_signal = -1`, 3.x
+    /// through exit_notify()'s `autoreap`). P ignores SIGCHLD; then:
+    /// 1. P's child C, alone in its group, exits: exit_notify() notifies P and C is reaped at
+    ///    once, with no wait(2);
+    /// 2. P's child D exits before its thread DT: D stays a zombie (its group is not empty, no
+    ///    notification); DT's release_task() finds the zombie leader of an empty group,
+    ///    notifies P and releases D too;
+    /// 3. P's child Q inherited the action (copy_sighand()), so Q's child X is reaped at exit;
+    /// 4. init's child Z (init does not ignore SIGCHLD) and, once P restores SIG_DFL, P's
+    ///    child E stay zombies for wait(2).
+    ///
+    /// A model with no notification keeps C, D and X zombies.
+    #[test]
+    fn a_leader_no_one_waits_for_is_reaped_at_exit() {
+        for preset in ["linux-2.6.19", "linux-3.4", "linux-3.8"] {
+            let (sim, model) = traced(preset, 37);
+            let fork = |by: u32, kind| model.fork(&task_cx(&sim, &model, by, "fork"), kind).unwrap();
+            let exit = |pid: u32| model.exit(&task_cx(&sim, &model, pid, "do_exit")).unwrap();
+            let p = fork(1, ForkKind::Process);
+            assert!(model.sigaction_sigchld(&task_cx(&sim, &model, p, "sigaction"), true));
+            let (c, d, q, z) = (
+                fork(p, ForkKind::Process),
+                fork(p, ForkKind::Process),
+                fork(p, ForkKind::Process),
+                fork(1, ForkKind::Process),
+            );
+            let (dt, x) = (fork(d, ForkKind::Thread), fork(q, ForkKind::Process));
+            let seen = sim.observer_cx("test", 0);
+            for pid in [c, d, x, z] {
+                exit(pid);
+            }
+            assert_eq!(model.zombie_pids(&seen), [d, z], "{preset}: C and X reaped at exit (P {p} Q {q})");
+            exit(dt);
+            assert_eq!(model.zombie_pids(&seen), [z], "{preset}: DT's release_task() released D");
+            for pid in [c, d, dt, x] {
+                assert!(model.task(&seen, pid).is_none(), "{preset}: {pid} still hashed");
+            }
+            assert!(model.sigaction_sigchld(&task_cx(&sim, &model, p, "sigaction"), false));
+            let e = fork(p, ForkKind::Process);
+            exit(e);
+            assert_eq!(model.zombie_pids(&seen), [z, e], "{preset}: SIG_DFL again");
+            assert!(model.reap(&task_cx(&sim, &model, p, "wait"), e), "{preset}");
             assert!(sim.lockdep().reports().is_empty(), "{preset}: {:?}", sim.lockdep().reports());
             assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
         }
