@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::chain_cache::ClassKey;
 
@@ -782,35 +783,41 @@ impl Seen {
     }
 }
 
+/// Where an acquisition's [`Seen`] record is in [`Graph::seen`]: one record per validation that
+/// keeps anything, shared by the usage bits it set and the dependencies it made, so each of
+/// those keeps four bytes instead of a 72-byte copy of the record (a `memcpy` call each).
+type SeenId = u32;
+
 /// The chain that first created a dependency, as the graph keeps it: the acquiring context's
 /// whole held stack at that moment (shared by every dependency that acquisition made), how much
-/// of it was held up to the dependency's `from` lock, and the new acquisition. Turned into a
-/// [`DependencyChain`] only when a report shows it.
+/// of it was held up to the dependency's `from` lock, and the new acquisition
+/// ([`Graph::seen`]). Turned into a [`DependencyChain`] only when a report shows it.
 struct EdgeSeen {
     held: Arc<[HeldLock]>,
     upto: usize,
-    acquired: Seen,
+    acquired: SeenId,
 }
 
 impl EdgeSeen {
-    fn chain(&self) -> DependencyChain {
-        let task = &self.acquired.task;
+    fn chain(&self, seen: &[Seen]) -> DependencyChain {
+        let acquired = &seen[self.acquired as usize];
+        let task = &acquired.task;
         DependencyChain {
             from: self.held[self.upto - 1].name.to_string(),
-            to: self.acquired.lock.name.to_string(),
+            to: acquired.lock.name.to_string(),
             held: self.held[..self.upto].iter().map(|h| h.acquisition(task)).collect(),
-            acquired: self.acquired.acquisition(),
+            acquired: acquired.acquisition(),
         }
     }
 }
 
-/// A class's usage bits, each with the acquisition that first set it, indexed by
-/// [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
+/// A class's usage bits, each with the acquisition that first set it ([`Graph::seen`]), indexed
+/// by [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
 /// ENABLED_HARDIRQ / ENABLED_SOFTIRQ.
 #[derive(Default)]
 struct ClassUsage {
-    used_in: [Option<Seen>; 2],
-    enabled: [Option<Seen>; 2],
+    used_in: [Option<SeenId>; 2],
+    enabled: [Option<SeenId>; 2],
 }
 
 /// Where a breadth-first search over the class graph came from: `UNSEEN`, or the class it was
@@ -824,6 +831,9 @@ struct Graph {
     ids: BTreeMap<(u64, &'static str), ClassId>,
     names: Vec<&'static str>,
     usage: Vec<ClassUsage>,
+    /// The acquisitions the usage bits and the dependencies keep ([`SeenId`]), in the order
+    /// made: at most one per validation, written when it first keeps something.
+    seen: Vec<Seen>,
     /// The chain that first created each dependency, in the order made; [`Graph::after`] keeps
     /// each dependency's index here. Apart from the ordered maps, so that adding a dependency
     /// shifts no 100-byte record within a tree node.
@@ -954,14 +964,19 @@ fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
+/// Neighbours a [`ClassMap`] keeps in place before it spills to the heap.
+const NEIGHBOURS_KEPT: usize = 4;
+
 /// A class's successors (or predecessors) in the graph, ordered by class id: a vector searched
 /// by halves, where an ordered map allocated a node for a class's first neighbour and searched
-/// and inserted with more work per step for the handful a class has.
-struct ClassMap<V>(Vec<(ClassId, V)>);
+/// and inserted with more work per step for the handful a class has. The first
+/// [`NEIGHBOURS_KEPT`] in place: a class's first neighbour allocated (and grew) a vector, about
+/// 160 instructions, in every world's graph anew.
+struct ClassMap<V>(SmallVec<[(ClassId, V); NEIGHBOURS_KEPT]>);
 
 impl<V> Default for ClassMap<V> {
     fn default() -> ClassMap<V> {
-        ClassMap(Vec::new())
+        ClassMap(SmallVec::new())
     }
 }
 
@@ -1049,6 +1064,7 @@ impl Graph {
             names: Vec::with_capacity(CLASSES_ROOM),
             usage: Vec::with_capacity(CLASSES_ROOM),
             edges: Vec::with_capacity(2 * CLASSES_ROOM),
+            seen: Vec::with_capacity(2 * CLASSES_ROOM),
             after: Vec::with_capacity(CLASSES_ROOM),
             before: Vec::with_capacity(CLASSES_ROOM),
             closure: Closure {
@@ -1129,7 +1145,7 @@ impl Graph {
             .map(|pair| {
                 let dependency =
                     self.after[pair[0] as usize].get(pair[1]).expect("a route follows dependencies");
-                self.edges[dependency.edge as usize].chain()
+                self.edges[dependency.edge as usize].chain(&self.seen)
             })
             .collect()
     }
@@ -1170,11 +1186,8 @@ impl Graph {
                 irq,
                 held: prev.acquisition(task),
                 acquiring: next.acquisition(task),
-                safe_usage: self.usage[safe as usize].used_in[i].as_ref().expect("found by it").acquisition(),
-                unsafe_usage: self.usage[unsafe_ as usize].enabled[i]
-                    .as_ref()
-                    .expect("found by it")
-                    .acquisition(),
+                safe_usage: self.seen_of(self.usage[safe as usize].used_in[i]).expect("found by it"),
+                unsafe_usage: self.seen_of(self.usage[unsafe_ as usize].enabled[i]).expect("found by it"),
                 safe_chain: self.chain(&back),
                 unsafe_chain: self.chain(&forth),
             });
@@ -1182,20 +1195,36 @@ impl Graph {
         made
     }
 
+    /// The acquisition text of the record `seen` ([`Graph::seen`]), if there is one.
+    fn seen_of(&self, seen: Option<SeenId>) -> Option<Acquisition> {
+        seen.map(|at| self.seen[at as usize].acquisition())
+    }
+
+    /// This validation's record of `new` by `task` in [`Graph::seen`]: written at its first
+    /// use (`this` holds it from then on), so a validation keeps one record however many usage
+    /// bits it sets and dependencies it makes.
+    fn record_seen(&mut self, this: &mut Option<SeenId>, new: &HeldLock, task: &Arc<str>) -> SeenId {
+        *this.get_or_insert_with(|| {
+            self.seen.push(Seen { lock: *new, task: task.clone() });
+            (self.seen.len() - 1) as SeenId
+        })
+    }
+
     /// `mark_lock()` for every usage bit `new` sets on its class: records the first acquisition
-    /// that set it and returns the reports it causes (`valid_state()` and the inversion checks).
-    fn mark_usage(&mut self, new: &HeldLock, task: &Arc<str>) -> Vec<LockdepReport> {
+    /// that set it (this validation's record, `this`) and returns the reports it causes
+    /// (`valid_state()` and the inversion checks).
+    fn mark_usage(&mut self, new: &HeldLock, task: &Arc<str>, this: &mut Option<SeenId>) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let class = new.class;
         for irq in IrqContext::ALL {
             let i = irq.index();
             if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
-                self.usage[class as usize].used_in[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.usage[class as usize].used_in[i] = Some(self.record_seen(this, new, task));
                 self.closure.used_in[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, true));
             }
             if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
-                self.usage[class as usize].enabled[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.usage[class as usize].enabled[i] = Some(self.record_seen(this, new, task));
                 self.closure.enabled[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, false));
             }
@@ -1208,12 +1237,12 @@ impl Graph {
     fn usage_conflicts(&self, class: ClassId, irq: IrqContext, set_used_in: bool) -> Option<LockdepReport> {
         let i = irq.index();
         let usage = &self.usage[class as usize];
-        if let (Some(in_irq), Some(enabled)) = (&usage.used_in[i], &usage.enabled[i]) {
+        if let (Some(in_irq), Some(enabled)) = (self.seen_of(usage.used_in[i]), self.seen_of(usage.enabled[i])) {
             return Some(LockdepReport::InconsistentIrqState {
                 class: self.names[class as usize].to_string(),
                 irq,
-                in_irq: in_irq.acquisition(),
-                irqs_enabled: enabled.acquisition(),
+                in_irq,
+                irqs_enabled: enabled,
                 in_irq_first: !set_used_in,
             });
         }
@@ -1229,15 +1258,13 @@ impl Graph {
             path
         };
         let other = if set_used_in { *path.last().expect("end") } else { path[0] };
-        let other_usage = if set_used_in {
-            &self.usage[other as usize].enabled[i]
+        let other_usage = self.seen_of(if set_used_in {
+            self.usage[other as usize].enabled[i]
         } else {
-            &self.usage[other as usize].used_in[i]
-        }
-        .as_ref()?
-        .acquisition();
+            self.usage[other as usize].used_in[i]
+        })?;
         // The text of the bit just set, built only now that there is a report to show it in.
-        let changed = if set_used_in { &usage.used_in[i] } else { &usage.enabled[i] }.as_ref()?.acquisition();
+        let changed = self.seen_of(if set_used_in { usage.used_in[i] } else { usage.enabled[i] })?;
         Some(LockdepReport::IrqLockInversion {
             irq,
             changed,
@@ -1253,7 +1280,7 @@ impl Graph {
         &mut self,
         held: &[HeldLock],
         new: &HeldLock,
-        task: &Arc<str>,
+        (task, this): (&Arc<str>, &mut Option<SeenId>),
         irq_tracking: bool,
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
@@ -1290,7 +1317,7 @@ impl Graph {
                 continue;
             }
             let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
-            let acquired = Seen { lock: *new, task: task.clone() };
+            let acquired = self.record_seen(this, new, task);
             let edge = self.edges.len() as u32;
             self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
             self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
@@ -1641,14 +1668,16 @@ impl Lockdep {
             }
         }
         // Irq usage states of this class (the kernel's mark_irqflags()).
+        // This validation's record, shared by what it keeps ([`Graph::record_seen`]).
+        let mut this = None;
         if irq_tracking {
-            for report in graph.mark_usage(new, task) {
+            for report in graph.mark_usage(new, task, &mut this) {
                 made.extend(graph.report(report));
             }
         }
         // Dependencies from every held lock to this one. Trylocks add none of their own.
         if !new.trylock {
-            for report in graph.add_dependencies(held, new, task, irq_tracking) {
+            for report in graph.add_dependencies(held, new, (task, &mut this), irq_tracking) {
                 made.extend(graph.report(report));
             }
         }
