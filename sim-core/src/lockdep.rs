@@ -788,24 +788,26 @@ impl Seen {
 /// those keeps four bytes instead of a 72-byte copy of the record (a `memcpy` call each).
 type SeenId = u32;
 
-/// The chain that first created a dependency, as the graph keeps it: the acquiring context's
-/// whole held stack at that moment (shared by every dependency that acquisition made), how much
-/// of it was held up to the dependency's `from` lock, and the new acquisition
-/// ([`Graph::seen`]). Turned into a [`DependencyChain`] only when a report shows it.
+/// The chain that first created a dependency, as the graph keeps it: where the acquiring
+/// context's whole held stack at that moment starts in [`Graph::held_log`] (written once for
+/// every dependency that acquisition made), how much of it was held up to the dependency's
+/// `from` lock, and the new acquisition ([`Graph::seen`]). Turned into a [`DependencyChain`]
+/// only when a report shows it.
 struct EdgeSeen {
-    held: Arc<[HeldLock]>,
-    upto: usize,
+    held: u32,
+    upto: u32,
     acquired: SeenId,
 }
 
 impl EdgeSeen {
-    fn chain(&self, seen: &[Seen]) -> DependencyChain {
-        let acquired = &seen[self.acquired as usize];
+    fn chain(&self, graph: &Graph) -> DependencyChain {
+        let acquired = &graph.seen[self.acquired as usize];
         let task = &acquired.task;
+        let held = &graph.held_log[self.held as usize..][..self.upto as usize];
         DependencyChain {
-            from: self.held[self.upto - 1].name.to_string(),
+            from: held[held.len() - 1].name.to_string(),
             to: acquired.lock.name.to_string(),
-            held: self.held[..self.upto].iter().map(|h| h.acquisition(task)).collect(),
+            held: held.iter().map(|h| h.acquisition(task)).collect(),
             acquired: acquired.acquisition(),
         }
     }
@@ -834,6 +836,10 @@ struct Graph {
     /// The acquisitions the usage bits and the dependencies keep ([`SeenId`]), in the order
     /// made: at most one per validation, written when it first keeps something.
     seen: Vec<Seen>,
+    /// The held stacks of the acquisitions that made dependencies ([`EdgeSeen::held`]), one
+    /// after another: one vector for the graph, where each such acquisition allocated its
+    /// stack's copy (an `Arc<[HeldLock]>`) and freed it with the graph.
+    held_log: Vec<HeldLock>,
     /// The chain that first created each dependency, in the order made; [`Graph::after`] keeps
     /// each dependency's index here. Apart from the ordered maps, so that adding a dependency
     /// shifts no 100-byte record within a tree node.
@@ -989,10 +995,12 @@ impl<V> ClassMap<V> {
         self.0.binary_search_by_key(&class, |entry| entry.0).ok().map(|at| &mut self.0[at].1)
     }
 
-    /// Adds `class` (not yet present) in its place.
+    /// Adds `class` (not yet present) in its place: pushed when it is the last (no `insert`,
+    /// whose move of the entries after it is a `memmove` call even when there are none).
     fn insert(&mut self, class: ClassId, value: V) {
         match self.0.binary_search_by_key(&class, |entry| entry.0) {
             Ok(at) => self.0[at].1 = value,
+            Err(at) if at == self.0.len() => self.0.push((class, value)),
             Err(at) => self.0.insert(at, (class, value)),
         }
     }
@@ -1065,6 +1073,7 @@ impl Graph {
             usage: Vec::with_capacity(CLASSES_ROOM),
             edges: Vec::with_capacity(2 * CLASSES_ROOM),
             seen: Vec::with_capacity(2 * CLASSES_ROOM),
+            held_log: Vec::with_capacity(4 * CLASSES_ROOM),
             after: Vec::with_capacity(CLASSES_ROOM),
             before: Vec::with_capacity(CLASSES_ROOM),
             closure: Closure {
@@ -1145,7 +1154,7 @@ impl Graph {
             .map(|pair| {
                 let dependency =
                     self.after[pair[0] as usize].get(pair[1]).expect("a route follows dependencies");
-                self.edges[dependency.edge as usize].chain(&self.seen)
+                self.edges[dependency.edge as usize].chain(self)
             })
             .collect()
     }
@@ -1237,12 +1246,12 @@ impl Graph {
     fn usage_conflicts(&self, class: ClassId, irq: IrqContext, set_used_in: bool) -> Option<LockdepReport> {
         let i = irq.index();
         let usage = &self.usage[class as usize];
-        if let (Some(in_irq), Some(enabled)) = (self.seen_of(usage.used_in[i]), self.seen_of(usage.enabled[i])) {
+        if let (Some(in_irq), Some(enabled)) = (usage.used_in[i], usage.enabled[i]) {
             return Some(LockdepReport::InconsistentIrqState {
                 class: self.names[class as usize].to_string(),
                 irq,
-                in_irq,
-                irqs_enabled: enabled,
+                in_irq: self.seen[in_irq as usize].acquisition(),
+                irqs_enabled: self.seen[enabled as usize].acquisition(),
                 in_irq_first: !set_used_in,
             });
         }
@@ -1284,7 +1293,7 @@ impl Graph {
         irq_tracking: bool,
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
-        let mut shared: Option<Arc<[HeldLock]>> = None;
+        let mut logged: Option<u32> = None;
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
             if prev.class == class {
@@ -1316,10 +1325,13 @@ impl Graph {
                 dep.kinds |= dep_bit(prev, new);
                 continue;
             }
-            let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
+            let held_at = *logged.get_or_insert_with(|| {
+                self.held_log.extend_from_slice(held);
+                (self.held_log.len() - held.len()) as u32
+            });
             let acquired = self.record_seen(this, new, task);
             let edge = self.edges.len() as u32;
-            self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
+            self.edges.push(EdgeSeen { held: held_at, upto: index as u32 + 1, acquired });
             self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
             self.before[class as usize].insert(prev.class, ());
             self.closure.add_dependency(prev.class, class, self.names.len());
