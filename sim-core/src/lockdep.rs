@@ -1222,7 +1222,12 @@ impl Graph {
     /// `mark_lock()` for every usage bit `new` sets on its class: records the first acquisition
     /// that set it (this validation's record, `this`) and returns the reports it causes
     /// (`valid_state()` and the inversion checks).
-    fn mark_usage(&mut self, new: &HeldLock, task: &Arc<str>, this: &mut Option<SeenId>) -> Vec<LockdepReport> {
+    fn mark_usage(
+        &mut self,
+        new: &HeldLock,
+        task: &Arc<str>,
+        this: &mut Option<SeenId>,
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let class = new.class;
         for irq in IrqContext::ALL {
