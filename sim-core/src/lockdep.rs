@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::chain_cache::ClassKey;
 
@@ -782,35 +783,43 @@ impl Seen {
     }
 }
 
-/// The chain that first created a dependency, as the graph keeps it: the acquiring context's
-/// whole held stack at that moment (shared by every dependency that acquisition made), how much
-/// of it was held up to the dependency's `from` lock, and the new acquisition. Turned into a
-/// [`DependencyChain`] only when a report shows it.
+/// Where an acquisition's [`Seen`] record is in [`Graph::seen`]: one record per validation that
+/// keeps anything, shared by the usage bits it set and the dependencies it made, so each of
+/// those keeps four bytes instead of a 72-byte copy of the record (a `memcpy` call each).
+type SeenId = u32;
+
+/// The chain that first created a dependency, as the graph keeps it: where the acquiring
+/// context's whole held stack at that moment starts in [`Graph::held_log`] (written once for
+/// every dependency that acquisition made), how much of it was held up to the dependency's
+/// `from` lock, and the new acquisition ([`Graph::seen`]). Turned into a [`DependencyChain`]
+/// only when a report shows it.
 struct EdgeSeen {
-    held: Arc<[HeldLock]>,
-    upto: usize,
-    acquired: Seen,
+    held: u32,
+    upto: u32,
+    acquired: SeenId,
 }
 
 impl EdgeSeen {
-    fn chain(&self) -> DependencyChain {
-        let task = &self.acquired.task;
+    fn chain(&self, graph: &Graph) -> DependencyChain {
+        let acquired = &graph.seen[self.acquired as usize];
+        let task = &acquired.task;
+        let held = &graph.held_log[self.held as usize..][..self.upto as usize];
         DependencyChain {
-            from: self.held[self.upto - 1].name.to_string(),
-            to: self.acquired.lock.name.to_string(),
-            held: self.held[..self.upto].iter().map(|h| h.acquisition(task)).collect(),
-            acquired: self.acquired.acquisition(),
+            from: held[held.len() - 1].name.to_string(),
+            to: acquired.lock.name.to_string(),
+            held: held.iter().map(|h| h.acquisition(task)).collect(),
+            acquired: acquired.acquisition(),
         }
     }
 }
 
-/// A class's usage bits, each with the acquisition that first set it, indexed by
-/// [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
+/// A class's usage bits, each with the acquisition that first set it ([`Graph::seen`]), indexed
+/// by [`IrqContext::index`]: `used_in` is USED_IN_HARDIRQ / USED_IN_SOFTIRQ, `enabled` is
 /// ENABLED_HARDIRQ / ENABLED_SOFTIRQ.
 #[derive(Default)]
 struct ClassUsage {
-    used_in: [Option<Seen>; 2],
-    enabled: [Option<Seen>; 2],
+    used_in: [Option<SeenId>; 2],
+    enabled: [Option<SeenId>; 2],
 }
 
 /// Where a breadth-first search over the class graph came from: `UNSEEN`, or the class it was
@@ -824,6 +833,13 @@ struct Graph {
     ids: BTreeMap<(u64, &'static str), ClassId>,
     names: Vec<&'static str>,
     usage: Vec<ClassUsage>,
+    /// The acquisitions the usage bits and the dependencies keep ([`SeenId`]), in the order
+    /// made: at most one per validation, written when it first keeps something.
+    seen: Vec<Seen>,
+    /// The held stacks of the acquisitions that made dependencies ([`EdgeSeen::held`]), one
+    /// after another: one vector for the graph, where each such acquisition allocated its
+    /// stack's copy (an `Arc<[HeldLock]>`) and freed it with the graph.
+    held_log: Vec<HeldLock>,
     /// The chain that first created each dependency, in the order made; [`Graph::after`] keeps
     /// each dependency's index here. Apart from the ordered maps, so that adding a dependency
     /// shifts no 100-byte record within a tree node.
@@ -954,14 +970,19 @@ fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     }
 }
 
+/// Neighbours a [`ClassMap`] keeps in place before it spills to the heap.
+const NEIGHBOURS_KEPT: usize = 4;
+
 /// A class's successors (or predecessors) in the graph, ordered by class id: a vector searched
 /// by halves, where an ordered map allocated a node for a class's first neighbour and searched
-/// and inserted with more work per step for the handful a class has.
-struct ClassMap<V>(Vec<(ClassId, V)>);
+/// and inserted with more work per step for the handful a class has. The first
+/// [`NEIGHBOURS_KEPT`] in place: a class's first neighbour allocated (and grew) a vector, about
+/// 160 instructions, in every world's graph anew.
+struct ClassMap<V>(SmallVec<[(ClassId, V); NEIGHBOURS_KEPT]>);
 
 impl<V> Default for ClassMap<V> {
     fn default() -> ClassMap<V> {
-        ClassMap(Vec::new())
+        ClassMap(SmallVec::new())
     }
 }
 
@@ -974,10 +995,12 @@ impl<V> ClassMap<V> {
         self.0.binary_search_by_key(&class, |entry| entry.0).ok().map(|at| &mut self.0[at].1)
     }
 
-    /// Adds `class` (not yet present) in its place.
+    /// Adds `class` (not yet present) in its place: pushed when it is the last (no `insert`,
+    /// whose move of the entries after it is a `memmove` call even when there are none).
     fn insert(&mut self, class: ClassId, value: V) {
         match self.0.binary_search_by_key(&class, |entry| entry.0) {
             Ok(at) => self.0[at].1 = value,
+            Err(at) if at == self.0.len() => self.0.push((class, value)),
             Err(at) => self.0.insert(at, (class, value)),
         }
     }
@@ -1049,6 +1072,8 @@ impl Graph {
             names: Vec::with_capacity(CLASSES_ROOM),
             usage: Vec::with_capacity(CLASSES_ROOM),
             edges: Vec::with_capacity(2 * CLASSES_ROOM),
+            seen: Vec::with_capacity(2 * CLASSES_ROOM),
+            held_log: Vec::with_capacity(4 * CLASSES_ROOM),
             after: Vec::with_capacity(CLASSES_ROOM),
             before: Vec::with_capacity(CLASSES_ROOM),
             closure: Closure {
@@ -1129,7 +1154,7 @@ impl Graph {
             .map(|pair| {
                 let dependency =
                     self.after[pair[0] as usize].get(pair[1]).expect("a route follows dependencies");
-                self.edges[dependency.edge as usize].chain()
+                self.edges[dependency.edge as usize].chain(self)
             })
             .collect()
     }
@@ -1170,11 +1195,8 @@ impl Graph {
                 irq,
                 held: prev.acquisition(task),
                 acquiring: next.acquisition(task),
-                safe_usage: self.usage[safe as usize].used_in[i].as_ref().expect("found by it").acquisition(),
-                unsafe_usage: self.usage[unsafe_ as usize].enabled[i]
-                    .as_ref()
-                    .expect("found by it")
-                    .acquisition(),
+                safe_usage: self.seen_of(self.usage[safe as usize].used_in[i]).expect("found by it"),
+                unsafe_usage: self.seen_of(self.usage[unsafe_ as usize].enabled[i]).expect("found by it"),
                 safe_chain: self.chain(&back),
                 unsafe_chain: self.chain(&forth),
             });
@@ -1182,20 +1204,41 @@ impl Graph {
         made
     }
 
+    /// The acquisition text of the record `seen` ([`Graph::seen`]), if there is one.
+    fn seen_of(&self, seen: Option<SeenId>) -> Option<Acquisition> {
+        seen.map(|at| self.seen[at as usize].acquisition())
+    }
+
+    /// This validation's record of `new` by `task` in [`Graph::seen`]: written at its first
+    /// use (`this` holds it from then on), so a validation keeps one record however many usage
+    /// bits it sets and dependencies it makes.
+    fn record_seen(&mut self, this: &mut Option<SeenId>, new: &HeldLock, task: &Arc<str>) -> SeenId {
+        *this.get_or_insert_with(|| {
+            self.seen.push(Seen { lock: *new, task: task.clone() });
+            (self.seen.len() - 1) as SeenId
+        })
+    }
+
     /// `mark_lock()` for every usage bit `new` sets on its class: records the first acquisition
-    /// that set it and returns the reports it causes (`valid_state()` and the inversion checks).
-    fn mark_usage(&mut self, new: &HeldLock, task: &Arc<str>) -> Vec<LockdepReport> {
+    /// that set it (this validation's record, `this`) and returns the reports it causes
+    /// (`valid_state()` and the inversion checks).
+    fn mark_usage(
+        &mut self,
+        new: &HeldLock,
+        task: &Arc<str>,
+        this: &mut Option<SeenId>,
+    ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
         let class = new.class;
         for irq in IrqContext::ALL {
             let i = irq.index();
             if new.irq.used_in(irq) && self.usage[class as usize].used_in[i].is_none() {
-                self.usage[class as usize].used_in[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.usage[class as usize].used_in[i] = Some(self.record_seen(this, new, task));
                 self.closure.used_in[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, true));
             }
             if new.irq.enabled(irq) && self.usage[class as usize].enabled[i].is_none() {
-                self.usage[class as usize].enabled[i] = Some(Seen { lock: *new, task: task.clone() });
+                self.usage[class as usize].enabled[i] = Some(self.record_seen(this, new, task));
                 self.closure.enabled[i] |= class_bit(class);
                 made.extend(self.usage_conflicts(class, irq, false));
             }
@@ -1208,12 +1251,12 @@ impl Graph {
     fn usage_conflicts(&self, class: ClassId, irq: IrqContext, set_used_in: bool) -> Option<LockdepReport> {
         let i = irq.index();
         let usage = &self.usage[class as usize];
-        if let (Some(in_irq), Some(enabled)) = (&usage.used_in[i], &usage.enabled[i]) {
+        if let (Some(in_irq), Some(enabled)) = (usage.used_in[i], usage.enabled[i]) {
             return Some(LockdepReport::InconsistentIrqState {
                 class: self.names[class as usize].to_string(),
                 irq,
-                in_irq: in_irq.acquisition(),
-                irqs_enabled: enabled.acquisition(),
+                in_irq: self.seen[in_irq as usize].acquisition(),
+                irqs_enabled: self.seen[enabled as usize].acquisition(),
                 in_irq_first: !set_used_in,
             });
         }
@@ -1229,15 +1272,13 @@ impl Graph {
             path
         };
         let other = if set_used_in { *path.last().expect("end") } else { path[0] };
-        let other_usage = if set_used_in {
-            &self.usage[other as usize].enabled[i]
+        let other_usage = self.seen_of(if set_used_in {
+            self.usage[other as usize].enabled[i]
         } else {
-            &self.usage[other as usize].used_in[i]
-        }
-        .as_ref()?
-        .acquisition();
+            self.usage[other as usize].used_in[i]
+        })?;
         // The text of the bit just set, built only now that there is a report to show it in.
-        let changed = if set_used_in { &usage.used_in[i] } else { &usage.enabled[i] }.as_ref()?.acquisition();
+        let changed = self.seen_of(if set_used_in { usage.used_in[i] } else { usage.enabled[i] })?;
         Some(LockdepReport::IrqLockInversion {
             irq,
             changed,
@@ -1253,11 +1294,11 @@ impl Graph {
         &mut self,
         held: &[HeldLock],
         new: &HeldLock,
-        task: &Arc<str>,
+        (task, this): (&Arc<str>, &mut Option<SeenId>),
         irq_tracking: bool,
     ) -> Vec<LockdepReport> {
         let mut made = Vec::new();
-        let mut shared: Option<Arc<[HeldLock]>> = None;
+        let mut logged: Option<u32> = None;
         let class = new.class;
         for (index, prev) in held.iter().enumerate() {
             if prev.class == class {
@@ -1289,10 +1330,13 @@ impl Graph {
                 dep.kinds |= dep_bit(prev, new);
                 continue;
             }
-            let held_shared = shared.get_or_insert_with(|| Arc::from(held)).clone();
-            let acquired = Seen { lock: *new, task: task.clone() };
+            let held_at = *logged.get_or_insert_with(|| {
+                self.held_log.extend_from_slice(held);
+                (self.held_log.len() - held.len()) as u32
+            });
+            let acquired = self.record_seen(this, new, task);
             let edge = self.edges.len() as u32;
-            self.edges.push(EdgeSeen { held: held_shared, upto: index + 1, acquired });
+            self.edges.push(EdgeSeen { held: held_at, upto: index as u32 + 1, acquired });
             self.after[prev.class as usize].insert(class, Dependency { kinds: dep_bit(prev, new), edge });
             self.before[class as usize].insert(prev.class, ());
             self.closure.add_dependency(prev.class, class, self.names.len());
@@ -1641,14 +1685,16 @@ impl Lockdep {
             }
         }
         // Irq usage states of this class (the kernel's mark_irqflags()).
+        // This validation's record, shared by what it keeps ([`Graph::record_seen`]).
+        let mut this = None;
         if irq_tracking {
-            for report in graph.mark_usage(new, task) {
+            for report in graph.mark_usage(new, task, &mut this) {
                 made.extend(graph.report(report));
             }
         }
         // Dependencies from every held lock to this one. Trylocks add none of their own.
         if !new.trylock {
-            for report in graph.add_dependencies(held, new, task, irq_tracking) {
+            for report in graph.add_dependencies(held, new, (task, &mut this), irq_tracking) {
                 made.extend(graph.report(report));
             }
         }
