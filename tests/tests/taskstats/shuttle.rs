@@ -236,18 +236,20 @@ fn the_thread_list_read_under_either_lock_and_empty_tested_with_none_is_never_re
     }
 }
 
-/// 3.x's exit_notify() writes a leader's `exit_state` under tasklist_lock alone while
-/// fill_stats_for_tgid() walks the group under siglock alone, so the leader's exit can land in
-/// the middle of a TGID query's walk (between its copy of the thread list and its
-/// `delays->lock` sections: `tgid-walk-raced-exit-notify`). The kernel's walk then counts the
-/// leader live although it is in `signal->stats` already (a benign race: an answer the kernel
-/// gives), and the checker, which takes its expectation with the walk's copy, expects that: no
-/// schedule reports anything, lockset included (lockdep panics on a report in these runs), and
-/// some schedule reaches the race.
-#[test]
-fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() {
-    static RACED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let body = || {
+/// A 3.x group of a leader and two threads: one task's exit runs on its own thread while a TGID
+/// query of the group walks it, under shuttle's random scheduler (`seed`, `iterations`). No
+/// schedule may report anything (lockdep panics on a report in these runs); returns how many
+/// schedules reached `mark`. `exiting` picks the task that exits from the leader and threads.
+fn exit_racing_a_tgid_query(
+    seed: u64,
+    iterations: usize,
+    exiting: fn(u32, &[u32]) -> u32,
+    mark: &'static str,
+) -> u32 {
+    // The checker's count, apart from the model: a std atomic per call, as two tests run at once.
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = reached.clone();
+    let body = move || {
         let sim = Sim::new(SimConfig::new(8).cpus(2));
         let model = Arc::new(Taskstats::new(&sim, linux_3_8_with_the_data_race_fix(), Params::default()));
         let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
@@ -258,9 +260,10 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
             model.run(&task_cx(&sim, &model, pid, "run"));
         }
         let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
+        let exiter = exiting(leader, &threads);
         let exit = {
             let (m, s) = (model.clone(), sim.clone());
-            thread::spawn(move || drop(m.exit(&task_cx(&s, &m, leader, "do_exit"))))
+            thread::spawn(move || drop(m.exit(&task_cx(&s, &m, exiter, "do_exit"))))
         };
         let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, leader);
         assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
@@ -268,16 +271,27 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
         let violations = sim.violations();
         assert!(violations.is_empty(), "violations: {violations:?}");
         assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
-        if sim.marks().contains("tgid-walk-raced-exit-notify") {
-            RACED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if sim.marks().contains(mark) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     };
-    println!("taskstats shuttle: RandomScheduler seed 12, 200 iterations");
-    Runner::new(RandomScheduler::new_from_seed(12, 200), Config::new()).run(body);
-    assert!(
-        RACED.load(std::sync::atomic::Ordering::Relaxed) > 0,
-        "no schedule had the leader's exit_notify() in the walk"
-    );
+    println!("taskstats shuttle: RandomScheduler seed {seed}, {iterations} iterations");
+    Runner::new(RandomScheduler::new_from_seed(seed, iterations), Config::new()).run(body);
+    reached.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// 3.x's exit_notify() writes a leader's `exit_state` under tasklist_lock alone while
+/// fill_stats_for_tgid() walks the group under siglock alone, so the leader's exit can land in
+/// the middle of a TGID query's walk (between its copy of the thread list and its
+/// `delays->lock` sections: `tgid-walk-raced-exit-notify`). The kernel's walk then counts the
+/// leader live although it is in `signal->stats` already (a benign race: an answer the kernel
+/// gives), and the checker, which takes its expectation with the walk's copy, expects that: no
+/// schedule reports anything, lockset included (lockdep panics on a report in these runs), and
+/// some schedule reaches the race.
+#[test]
+fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() {
+    let raced = exit_racing_a_tgid_query(12, 200, |leader, _| leader, "tgid-walk-raced-exit-notify");
+    assert!(raced > 0, "no schedule had the leader's exit_notify() in the walk");
 }
 
 /// 3.x's fill_stats_for_tgid() reads each thread's `exit_state` as its walk reaches it (kernel/
@@ -295,37 +309,10 @@ fn a_tgid_query_racing_its_leaders_exit_notify_is_judged_by_what_its_walk_saw() 
 /// that was alive then).
 #[test]
 fn a_threads_exit_notify_landing_mid_walk_is_skipped_when_the_walk_reaches_it() {
-    static SKIPPED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let body = || {
-        let sim = Sim::new(SimConfig::new(8).cpus(2));
-        let model = Arc::new(Taskstats::new(&sim, linux_3_8_with_the_data_race_fix(), Params::default()));
-        let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
-        let threads: Vec<u32> = (0..2)
-            .map(|_| model.fork(&task_cx(&sim, &model, leader, "fork"), ForkKind::Thread).unwrap())
-            .collect();
-        for &pid in std::iter::once(&leader).chain(&threads) {
-            model.run(&task_cx(&sim, &model, pid, "run"));
-        }
-        let port = model.open_port(&task_cx(&sim, &model, 1, "socket")).unwrap();
-        let exiting = threads[0];
-        let exit = {
-            let (m, s) = (model.clone(), sim.clone());
-            thread::spawn(move || drop(m.exit(&task_cx(&s, &m, exiting, "do_exit"))))
-        };
-        let query = super::id_query(port, TASKSTATS_CMD_ATTR_TGID, leader);
-        assert_eq!(netlink_send(&sim, &model, port, &query).len(), 1, "the TGID reply");
-        exit.join().unwrap();
-        let violations = sim.violations();
-        assert!(violations.is_empty(), "violations: {violations:?}");
-        assert!(sim.lockdep().reports().is_empty(), "{:#?}", sim.lockdep().reports());
-        if sim.marks().contains("tgid-walk-skipped-a-thread-exiting-mid-walk") {
-            SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    };
-    println!("taskstats shuttle: RandomScheduler seed 12, 300 iterations");
-    Runner::new(RandomScheduler::new_from_seed(12, 300), Config::new()).run(body);
+    let mark = "tgid-walk-skipped-a-thread-exiting-mid-walk";
+    let skipped = exit_racing_a_tgid_query(12, 300, |_, threads| threads[0], mark);
     assert!(
-        SKIPPED.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        skipped > 0,
         "no schedule had the thread's exit_notify() land in the walk before the walk reached it"
     );
 }
