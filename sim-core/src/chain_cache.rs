@@ -18,7 +18,8 @@
 //! or shuttle object, and it is only asked, never iterated, so it cannot change a run.
 
 use std::cell::RefCell;
-use std::hash::Hasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::lockdep::{ClassId, HeldLock, IrqState, LockMode};
@@ -220,14 +221,14 @@ fn known_in_table(
         let class = match key.class(lockdep) {
             Some(class) => class,
             None => {
-                let class = cache.classes.get(name_key(key.name)).ok_or(None)?;
+                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
                 key.remember(lockdep, class);
                 class
             }
         };
         let chain = chain_key(parent, class, mode);
         let lookup = lookup_key_of(chain, flags);
-        if cache.chains.get(lookup).is_none() {
+        if !cache.chains.contains(&lookup) {
             return Err(Some(class));
         }
         key.remember_chain(lockdep, lookup);
@@ -272,129 +273,15 @@ impl Hasher for FxHasher {
     }
 }
 
-/// A key of a [`Table`]: one value (`EMPTY`) marks a free slot, and a key that equals it is
-/// kept beside the slots; `spread` gives the word whose high bits pick the first slot.
-trait TableKey: Copy + Eq {
-    const EMPTY: Self;
-    fn spread(self) -> u64;
-}
-
-impl TableKey for u64 {
-    const EMPTY: u64 = 0;
-    fn spread(self) -> u64 {
-        self
-    }
-}
-
-/// A class name by address and length ([`name_key`]): no `&'static str` is at address 0.
-impl TableKey for (usize, usize) {
-    const EMPTY: (usize, usize) = (0, 0);
-    fn spread(self) -> u64 {
-        (self.0 as u64) ^ (self.1 as u64).rotate_left(32)
-    }
-}
-
-/// The open-addressed table of the thread's cache (the kernel's `chainhash_table` and
-/// `classhash_table`, which hash a chain key or a class key to a bucket): slots probed one
-/// after another from the one the key's Fibonacci hash picks, at most half full. A look-up is a
-/// multiply, a shift and a compare or two, where a `HashSet` of the standard library (hashbrown,
-/// with its control bytes and group probes) took about 40 instructions; keys here are chain
-/// keys and addresses, no attacker picks them. Only asked and cleared, never iterated.
-struct Table<K, V> {
-    slots: Vec<(K, V)>,
-    /// Keys in `slots`.
-    len: usize,
-    /// `64 - log2(slots.len())`: the hash's bits that pick a slot.
-    shift: u32,
-    /// The value of the key equal to [`TableKey::EMPTY`], which no slot can hold.
-    empty_key: Option<V>,
-}
-
-/// Slots a table starts with, at its first insert.
-const TABLE_FIRST_SLOTS: usize = 64;
-
-impl<K: TableKey, V: Copy> Table<K, V> {
-    const fn new() -> Table<K, V> {
-        Table { slots: Vec::new(), len: 0, shift: 64, empty_key: None }
-    }
-
-    /// The slot `key`'s probe starts at (a table with slots only).
-    #[inline]
-    fn first_slot(&self, key: K) -> usize {
-        (key.spread().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
-    }
-
-    /// The value kept for `key`.
-    #[inline]
-    fn get(&self, key: K) -> Option<V> {
-        if key == K::EMPTY {
-            return self.empty_key;
-        }
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut at = self.first_slot(key);
-        loop {
-            let (kept, value) = self.slots[at];
-            if kept == key {
-                return Some(value);
-            }
-            if kept == K::EMPTY {
-                return None;
-            }
-            at = (at + 1) & mask;
-        }
-    }
-
-    /// Keeps `value` for `key`, in place of any value it had.
-    fn insert(&mut self, key: K, value: V) {
-        if key == K::EMPTY {
-            self.empty_key = Some(value);
-            return;
-        }
-        if 2 * (self.len + 1) > self.slots.len() {
-            self.grow(value);
-        }
-        let mask = self.slots.len() - 1;
-        let mut at = self.first_slot(key);
-        while self.slots[at].0 != K::EMPTY && self.slots[at].0 != key {
-            at = (at + 1) & mask;
-        }
-        self.len += usize::from(self.slots[at].0 == K::EMPTY);
-        self.slots[at] = (key, value);
-    }
-
-    /// Twice the slots (or the first ones), every key moved to its place among them; `filler`
-    /// fills the free slots' values (never read).
-    #[cold]
-    fn grow(&mut self, filler: V) {
-        let count = (2 * self.slots.len()).max(TABLE_FIRST_SLOTS);
-        let old = std::mem::replace(&mut self.slots, vec![(K::EMPTY, filler); count]);
-        self.shift = 64 - count.trailing_zeros();
-        self.len = 0;
-        for (key, value) in old.into_iter().filter(|slot| slot.0 != K::EMPTY) {
-            self.insert(key, value);
-        }
-    }
-
-    /// Forgets every key, keeping the slots.
-    fn clear(&mut self) {
-        if self.len > 0 {
-            self.slots.iter_mut().for_each(|slot| slot.0 = K::EMPTY);
-            self.len = 0;
-        }
-        self.empty_key = None;
-    }
-}
+type Fx = BuildHasherDefault<FxHasher>;
 
 /// One thread's cache: the validator it belongs to, class ids by name (address and length of
 /// the `&'static str`; two equal names at two addresses are two entries with one id), and the
 /// chains validated without a report, by [`lookup_key`].
 struct Cache {
     lockdep: u64,
-    classes: Table<(usize, usize), ClassId>,
-    chains: Table<u64, ()>,
+    classes: HashMap<(usize, usize), ClassId, Fx>,
+    chains: HashSet<u64, Fx>,
 }
 
 impl Cache {
@@ -409,8 +296,13 @@ impl Cache {
 }
 
 thread_local! {
-    static CACHE: RefCell<Cache> =
-        const { RefCell::new(Cache { lockdep: 0, classes: Table::new(), chains: Table::new() }) };
+    static CACHE: RefCell<Cache> = const {
+        RefCell::new(Cache {
+            lockdep: 0,
+            classes: HashMap::with_hasher(BuildHasherDefault::new()),
+            chains: HashSet::with_hasher(BuildHasherDefault::new()),
+        })
+    };
 }
 
 fn name_key(name: &'static str) -> (usize, usize) {
@@ -446,7 +338,7 @@ pub(crate) fn remember(
             cache.classes.insert(name_key(new.name), new.class);
         }
         if clean {
-            cache.chains.insert(lookup, ());
+            cache.chains.insert(lookup);
         }
     })
 }
@@ -455,37 +347,6 @@ pub(crate) fn remember(
 mod tests {
     use crate::lockdep::{LockdepReport, ReportMode};
     use crate::{Sim, SimConfig, SpinLock};
-
-    /// The thread cache's table answers as an ordered map does, over random inserts, look-ups
-    /// and clears of keys drawn from a small range (so keys repeat, the empty key included,
-    /// and probes run into each other) and through its growth.
-    #[test]
-    fn the_probed_table_answers_as_a_map() {
-        let mut table = super::Table::<u64, u32>::new();
-        let mut map = std::collections::BTreeMap::new();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
-        for step in 0..20_000u32 {
-            let key = next(600);
-            match next(1000) {
-                0 => {
-                    table.clear();
-                    map.clear();
-                }
-                1..=400 => {
-                    table.insert(key, step);
-                    map.insert(key, step);
-                }
-                _ => assert_eq!(table.get(key), map.get(&key).copied(), "step {step}, key {key}"),
-            }
-        }
-        assert!(table.slots.len() >= 512, "the table grew: {} slots", table.slots.len());
-    }
 
     fn collecting() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
