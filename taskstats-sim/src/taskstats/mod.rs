@@ -288,6 +288,7 @@ fn init_task(sim: &Sim, pid_hash: &PidHash, class: &'static str) -> (Task, Cx) {
         state: InPlace::new(TaskState::Running as u32),
         exit_code: 0,
         exit_state: InPlace::new(ExitState::None as u32),
+        self_reaping: InPlace::new(0),
         signal,
         parent,
         delays: Some(TaskDelays::new()),
