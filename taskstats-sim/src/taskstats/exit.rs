@@ -169,6 +169,7 @@ impl Taskstats {
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
         let mut pid_stats = self.fill_stats(cx, task, &task.acct.get(), &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
+        self.book_exit_record(task.pid, &pid_stats);
         let mut records = ExitRecords::default();
         records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
         if with_tgid {
@@ -194,6 +195,55 @@ impl Taskstats {
             records.push((TASKSTATS_TYPE_TGID, task.tgid, stats));
         }
         records
+    }
+
+    /// The checker's booking of an exit's PID record (`stats`, as the exit built it). Checker
+    /// state behind a std mutex: no model lock, no trace.
+    fn book_exit_record(&self, pid: u32, stats: &TaskstatsRecord) {
+        let mut booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        booked.insert(pid, stats.clone());
+    }
+
+    /// The PID record task `pid`'s exit built, if it built one (its CPU had listeners).
+    pub(super) fn booked_exit_record(&self, pid: u32) -> Option<TaskstatsRecord> {
+        let booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        booked.get(&pid).cloned()
+    }
+
+    /// The checker's judgement of a PID reply (`reply`) whose fill read task `pid`'s counters
+    /// after its exit built its record (`booked`, taken before the fill): the task's exit fill
+    /// is behind it, so every counter the record carries (the delays, the CPU times, the
+    /// context switches and faults) must read at least as much in the reply, whatever window
+    /// of the exit the query landed in (before exit_notify(), a zombie, an EXIT_DEAD task
+    /// not yet released). Counters only grow; the kernel's may still grow in the rest of
+    /// do_exit(), the model's do not (it accounts nothing there), so in the model they are equal.
+    pub(super) fn judge_pid_reply_after_exit(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        booked: &TaskstatsRecord,
+        reply: &TaskstatsRecord,
+    ) {
+        const NAMES: [&str; 16] = [
+            "cpu_count", "cpu_delay_total", "blkio_count", "blkio_delay_total", "swapin_count",
+            "swapin_delay_total", "cpu_run_real_total", "cpu_run_virtual_total", "freepages_count",
+            "freepages_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
+        ];
+        let counters = |s: &TaskstatsRecord| {
+            [
+                s.cpu_count, s.cpu_delay_total, s.blkio_count, s.blkio_delay_total, s.swapin_count,
+                s.swapin_delay_total, s.cpu_run_real_total, s.cpu_run_virtual_total, s.freepages_count,
+                s.freepages_delay_total, s.nvcsw, s.nivcsw, s.ac_utime, s.ac_stime, s.ac_minflt, s.ac_majflt,
+            ]
+        };
+        let (was, now) = (counters(booked), counters(reply));
+        self.mark(cx, "pid-query-after-exit-record");
+        let Some(at) = (0..NAMES.len()).find(|&i| now[i] < was[i]) else { return };
+        let text = format!(
+            "PID reply for pid {pid} after its exit record: {} {} below the record's {}",
+            NAMES[at], now[at], was[at]
+        );
+        cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("pid-stats-after-exit"), text));
     }
 
     /// Mirrors taskstats_exit_alloc() (2.6.19): allocate the record, and drop it again unless
