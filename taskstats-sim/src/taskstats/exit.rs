@@ -4,6 +4,30 @@
 
 use super::*;
 
+/// One counter of a PID record, read out of it.
+type Counter = fn(&TaskstatsRecord) -> u64;
+
+/// The counters of a PID record that only grow, by name: a PID reply about an exited task may
+/// read none of them lower than its exit record did ([`Taskstats::judge_pid_reply_after_exit`]).
+const GROWING_COUNTERS: [(&str, Counter); 16] = [
+    ("cpu_count", |s| s.cpu_count),
+    ("cpu_delay_total", |s| s.cpu_delay_total),
+    ("blkio_count", |s| s.blkio_count),
+    ("blkio_delay_total", |s| s.blkio_delay_total),
+    ("swapin_count", |s| s.swapin_count),
+    ("swapin_delay_total", |s| s.swapin_delay_total),
+    ("cpu_run_real_total", |s| s.cpu_run_real_total),
+    ("cpu_run_virtual_total", |s| s.cpu_run_virtual_total),
+    ("freepages_count", |s| s.freepages_count),
+    ("freepages_delay_total", |s| s.freepages_delay_total),
+    ("nvcsw", |s| s.nvcsw),
+    ("nivcsw", |s| s.nivcsw),
+    ("ac_utime", |s| s.ac_utime),
+    ("ac_stime", |s| s.ac_stime),
+    ("ac_minflt", |s| s.ac_minflt),
+    ("ac_majflt", |s| s.ac_majflt),
+];
+
 /// The records of one exit event (mk_reply() once or twice): the PID record and, at a group's
 /// death, the TGID record, kept on the stack.
 #[derive(Default)]
@@ -224,24 +248,13 @@ impl Taskstats {
         booked: &TaskstatsRecord,
         reply: &TaskstatsRecord,
     ) {
-        const NAMES: [&str; 16] = [
-            "cpu_count", "cpu_delay_total", "blkio_count", "blkio_delay_total", "swapin_count",
-            "swapin_delay_total", "cpu_run_real_total", "cpu_run_virtual_total", "freepages_count",
-            "freepages_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
-        ];
-        let counters = |s: &TaskstatsRecord| {
-            [
-                s.cpu_count, s.cpu_delay_total, s.blkio_count, s.blkio_delay_total, s.swapin_count,
-                s.swapin_delay_total, s.cpu_run_real_total, s.cpu_run_virtual_total, s.freepages_count,
-                s.freepages_delay_total, s.nvcsw, s.nivcsw, s.ac_utime, s.ac_stime, s.ac_minflt, s.ac_majflt,
-            ]
-        };
-        let (was, now) = (counters(booked), counters(reply));
         self.mark(cx, "pid-query-after-exit-record");
-        let Some(at) = (0..NAMES.len()).find(|&i| now[i] < was[i]) else { return };
+        let lower = GROWING_COUNTERS.iter().find(|(_, counter)| counter(reply) < counter(booked));
+        let Some((name, counter)) = lower else { return };
         let text = format!(
-            "PID reply for pid {pid} after its exit record: {} {} below the record's {}",
-            NAMES[at], now[at], was[at]
+            "PID reply for pid {pid} after its exit record: {name} {} below the record's {}",
+            counter(reply),
+            counter(booked)
         );
         cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("pid-stats-after-exit"), text));
     }

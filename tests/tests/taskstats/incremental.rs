@@ -178,4 +178,3 @@ fn incremental_check_reads_every_list_and_group_an_operation_changes() {
         );
     }
 }
-
