@@ -709,6 +709,10 @@ pub struct Task {
     pub exit_code: u32,
     /// `exit_state` (exit_notify()).
     pub(crate) exit_state: InPlace,
+    /// `tsk->exit_signal == -1` (1) for a leader: 2.6.19's do_notify_parent() writes it, under
+    /// tasklist_lock, when the parent ignores SIGCHLD; wait(2)'s eligible_child() passes over
+    /// such a task. Read back by the caller that has to release it.
+    pub(crate) self_reaping: InPlace,
     /// The group's signal struct.
     pub signal: Arc<Signal>,
     /// `tsk->delays`: the task's `task_delay_info` (delayacct_tsk_init()).
@@ -1176,6 +1180,16 @@ impl Task {
     /// exit_notify()'s `tsk->exit_state = EXIT_ZOMBIE` or `EXIT_DEAD` (under tasklist_lock).
     pub(crate) fn set_exit_state(&self, exit_state: ExitState) {
         self.exit_state.set(exit_state as u32);
+    }
+
+    /// Whether 2.6.19's do_notify_parent() marked it self-reaping (`exit_signal == -1`).
+    pub fn self_reaping(&self) -> bool {
+        self.self_reaping.get() != 0
+    }
+
+    /// 2.6.19's do_notify_parent(): `tsk->exit_signal = -1` (under tasklist_lock).
+    pub(crate) fn set_self_reaping(&self) {
+        self.self_reaping.set(1);
     }
 
     /// A `real_parent` pointer to `parent` (NULL for None), set at fork.

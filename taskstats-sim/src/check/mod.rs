@@ -559,13 +559,14 @@ impl TaskstatsSubject {
         self.model.port_ids(&sim.observer_cx("op", 0))
     }
 
-    /// The task operations: fork, run, scheduler changes, open(2), socket(2).
+    /// The task operations: fork, run, scheduler changes, open(2), socket(2), sigaction(2).
     fn apply_task_op(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
         let (task, name) = match op {
             Op::Fork { parent, .. } => (*parent, "fork"),
             Op::Run { task } => (*task, "run"),
             Op::OpenFile { task, .. } => (*task, "open"),
             Op::OpenPort { task } => (*task, "socket"),
+            Op::SigactionSigchld { task, .. } => (*task, "sigaction"),
             Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => {
                 (*task, "sched")
             }
@@ -614,6 +615,9 @@ impl TaskstatsSubject {
                 self.model.open_file(cx, cgroup.map(usize::from));
             }
             Op::OpenPort { .. } => return Outcome::Port(self.model.open_port(cx)),
+            Op::SigactionSigchld { ignore, .. } => {
+                self.model.sigaction_sigchld(cx, *ignore);
+            }
             _ => {}
         }
         Outcome::Done
@@ -864,7 +868,8 @@ impl TaskstatsSubject {
             | Op::Migrate { .. }
             | Op::Attach { .. }
             | Op::OpenFile { .. }
-            | Op::OpenPort { .. } => self.apply_task_op(sim, (observer, drivers), op),
+            | Op::OpenPort { .. }
+            | Op::SigactionSigchld { .. } => self.apply_task_op(sim, (observer, drivers), op),
             Op::Exit { task } => self.apply_exit(sim, observer, *task),
             Op::Timer { task } => {
                 if let Some(task) = self.pick_task(observer, *task, live) {

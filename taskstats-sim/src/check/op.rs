@@ -204,6 +204,13 @@ pub enum Op {
         port: u8,
         bytes: Vec<u8>,
     },
+    /// The task sets its group's SIGCHLD action (do_sigaction()): SIG_IGN (or SA_NOCLDWAIT)
+    /// when `ignore`, else SIG_DFL. A leader whose parent ignores SIGCHLD is reaped at its
+    /// group's death with no wait(2) (do_notify_parent()'s autoreap).
+    SigactionSigchld {
+        task: u8,
+        ignore: bool,
+    },
 }
 
 /// The world facts a request's errno depends on, gathered from the model before the request.
@@ -309,7 +316,7 @@ pub(crate) fn work_between(before: &crate::task::Acct, after: &crate::task::Acct
 /// The operation kinds' weights, in [`op_strategy`]'s order: forks, runs, exits and
 /// registrations most, the operations the bugs need. The strategy and the cheap generator
 /// ([`generator`]) both read them, so the two cannot drift apart.
-const OP_WEIGHTS: [u32; 18] = [4, 4, 1, 1, 1, 1, 4, 1, 1, 2, 1, 2, 4, 1, 2, 2, 1, 1];
+const OP_WEIGHTS: [u32; 19] = [4, 4, 1, 1, 1, 1, 4, 1, 1, 2, 1, 2, 4, 1, 2, 2, 1, 1, 1];
 
 /// The fork kinds' weights: thread, process, unprivileged, new pid namespace, new user namespace.
 const FORK_WEIGHTS: [u32; 5] = [3, 2, 1, 1, 1];
@@ -368,6 +375,7 @@ pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
             w[16] => (any::<u8>(), 0u8..6, proptest::option::weighted(0.2, 2u8..5))
                 .prop_map(|(port, fd, extra)| Op::CgroupStats { port, fd, extra }),
             w[17] => (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..48)).prop_map(|(port, bytes)| Op::Raw { port, bytes }),
+            w[18] => (any::<u8>(), any::<bool>()).prop_map(|(task, ignore)| Op::SigactionSigchld { task, ignore }),
         ]
         .boxed()
 }
@@ -408,11 +416,12 @@ fn gen_op(rng: &mut OpRng, cpus: u8) -> Op {
             fd: rng.u8_below(6),
             extra: rng.chance(1, 5).then(|| rng.u8_in(2, 4)),
         },
-        _ => {
+        17 => {
             let port = rng.any_u8();
             let len = rng.below(48) as usize;
             Op::Raw { port, bytes: (0..len).map(|_| rng.any_u8()).collect() }
         }
+        _ => Op::SigactionSigchld { task: rng.any_u8(), ignore: rng.any_bool() },
     }
 }
 

@@ -107,7 +107,7 @@ impl TaskstatsShared {
         live.into_iter().filter(|pid| born.contains(pid)).collect()
     }
 
-    /// fork, run, scheduler changes, open(2), socket(2), as the subject's `apply_task_op`, on
+    /// fork, run, scheduler changes, open(2), socket(2), sigaction(2), as the subject's `apply_task_op`, on
     /// a claimed task; a child becomes [born](TaskstatsShared::born) when its fork returns.
     fn task_op(&self, sim: &Sim, op: &Op, task: u8, name: &str) -> Outcome {
         let model = &self.subject.model;
@@ -146,6 +146,10 @@ impl TaskstatsShared {
             Op::OpenPort { .. } => Outcome::Port(model.open_port(&cx)),
             Op::Timer { .. } => {
                 model.it_real_fn(&cx);
+                Outcome::Done
+            }
+            Op::SigactionSigchld { ignore, .. } => {
+                model.sigaction_sigchld(&cx, *ignore);
                 Outcome::Done
             }
             _ => Outcome::Done,
@@ -241,6 +245,13 @@ impl TaskstatsShared {
         if may_exit.is_some_and(|pid| !self.subject.live_pids(sim).contains(&pid)) {
             // The target exited (a thread reaps itself) while the query ran: the facts the
             // outcome carries, read as it started, may no longer be what its lookup saw.
+            return Outcome::Done;
+        }
+        // A zombie leader is kept from wait(2) by its claim, not from do_notify_parent()'s
+        // autoreap: its group's last thread (one forked after the claim) may have released it
+        // while the query ran, so its lookup may have failed: not judged either.
+        let zombie = zombie.filter(|_| may_exit.is_none());
+        if zombie.is_some_and(|pid| !model.zombie_pids(&sim.observer_cx("op", 0)).contains(&pid)) {
             return Outcome::Done;
         }
         outcome
@@ -415,6 +426,7 @@ impl ThreadedSubject for TaskstatsSubject {
                 shared.task_op(sim, op, *task, "sched")
             }
             Op::Timer { task } => shared.task_op(sim, op, *task, "it_real_fn"),
+            Op::SigactionSigchld { task, .. } => shared.task_op(sim, op, *task, "sigaction"),
             Op::Exit { task } => shared.exit(sim, *task),
             Op::Reap { task } => shared.reap(sim, *task),
             Op::ClosePort { port }

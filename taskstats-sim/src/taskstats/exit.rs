@@ -4,6 +4,30 @@
 
 use super::*;
 
+/// One counter of a PID record, read out of it.
+type Counter = fn(&TaskstatsRecord) -> u64;
+
+/// The counters of a PID record that only grow, by name: a PID reply about an exited task may
+/// read none of them lower than its exit record did ([`Taskstats::judge_pid_reply_after_exit`]).
+const GROWING_COUNTERS: [(&str, Counter); 16] = [
+    ("cpu_count", |s| s.cpu_count),
+    ("cpu_delay_total", |s| s.cpu_delay_total),
+    ("blkio_count", |s| s.blkio_count),
+    ("blkio_delay_total", |s| s.blkio_delay_total),
+    ("swapin_count", |s| s.swapin_count),
+    ("swapin_delay_total", |s| s.swapin_delay_total),
+    ("cpu_run_real_total", |s| s.cpu_run_real_total),
+    ("cpu_run_virtual_total", |s| s.cpu_run_virtual_total),
+    ("freepages_count", |s| s.freepages_count),
+    ("freepages_delay_total", |s| s.freepages_delay_total),
+    ("nvcsw", |s| s.nvcsw),
+    ("nivcsw", |s| s.nivcsw),
+    ("ac_utime", |s| s.ac_utime),
+    ("ac_stime", |s| s.ac_stime),
+    ("ac_minflt", |s| s.ac_minflt),
+    ("ac_majflt", |s| s.ac_majflt),
+];
+
 /// The records of one exit event (mk_reply() once or twice): the PID record and, at a group's
 /// death, the TGID record, kept on the stack.
 #[derive(Default)]
@@ -169,6 +193,7 @@ impl Taskstats {
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
         let mut pid_stats = self.fill_stats(cx, task, &task.acct.get(), &[], 0);
         self.xacct_add_tsk(cx, task, &mut pid_stats);
+        self.book_exit_record(task.pid, &pid_stats);
         let mut records = ExitRecords::default();
         records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
         if with_tgid {
@@ -194,6 +219,44 @@ impl Taskstats {
             records.push((TASKSTATS_TYPE_TGID, task.tgid, stats));
         }
         records
+    }
+
+    /// The checker's booking of an exit's PID record (`stats`, as the exit built it). Checker
+    /// state behind a std mutex: no model lock, no trace.
+    fn book_exit_record(&self, pid: u32, stats: &TaskstatsRecord) {
+        let mut booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        booked.insert(pid, stats.clone());
+    }
+
+    /// The PID record task `pid`'s exit built, if it built one (its CPU had listeners).
+    pub(super) fn booked_exit_record(&self, pid: u32) -> Option<TaskstatsRecord> {
+        let booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        booked.get(&pid).cloned()
+    }
+
+    /// The checker's judgement of a PID reply (`reply`) whose fill read task `pid`'s counters
+    /// after its exit built its record (`booked`, taken before the fill): the task's exit fill
+    /// is behind it, so every counter the record carries (the delays, the CPU times, the
+    /// context switches and faults) must read at least as much in the reply, whatever window
+    /// of the exit the query landed in (before exit_notify(), a zombie, an EXIT_DEAD task
+    /// not yet released). Counters only grow; the kernel's may still grow in the rest of
+    /// do_exit(), the model's do not (it accounts nothing there), so in the model they are equal.
+    pub(super) fn judge_pid_reply_after_exit(
+        &self,
+        cx: &Cx,
+        pid: u32,
+        booked: &TaskstatsRecord,
+        reply: &TaskstatsRecord,
+    ) {
+        self.mark(cx, "pid-query-after-exit-record");
+        let lower = GROWING_COUNTERS.iter().find(|(_, counter)| counter(reply) < counter(booked));
+        let Some((name, counter)) = lower else { return };
+        let text = format!(
+            "PID reply for pid {pid} after its exit record: {name} {} below the record's {}",
+            counter(reply),
+            counter(booked)
+        );
+        cx.sim().report(Some(cx), Violation::new(ViolationKind::finding("pid-stats-after-exit"), text));
     }
 
     /// Mirrors taskstats_exit_alloc() (2.6.19): allocate the record, and drop it again unless

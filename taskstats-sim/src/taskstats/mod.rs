@@ -142,6 +142,9 @@ pub struct Taskstats {
     taskstats_cache: KmemCache<()>,
     /// Checker state (std-synchronised, untraced); see [`Ledger`].
     ledger: std::sync::Mutex<Ledger>,
+    /// Checker state: each exit's PID record as the exit built it, by pid (see
+    /// [`Taskstats::judge_pid_reply_after_exit`]).
+    exit_records_booked: std::sync::Mutex<BTreeMap<u32, TaskstatsRecord>>,
     next_port: AtomicU32,
     /// Checker state: every sk_buff the family allocated and not yet freed or consumed.
     skbs: SkbPool,
@@ -288,6 +291,7 @@ fn init_task(sim: &Sim, pid_hash: &PidHash, class: &'static str) -> (Task, Cx) {
         state: InPlace::new(TaskState::Running as u32),
         exit_code: 0,
         exit_state: InPlace::new(ExitState::None as u32),
+        self_reaping: InPlace::new(0),
         signal,
         parent,
         delays: Some(TaskDelays::new()),
@@ -339,6 +343,7 @@ impl Taskstats {
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
             ledger: std::sync::Mutex::new(Ledger::default()),
+            exit_records_booked: std::sync::Mutex::default(),
             next_port: AtomicU32::new(0xffff_f000),
             skbs: SkbPool::default(),
             genl_mutex: Mutex::new("genl_mutex", ()),
@@ -712,6 +717,9 @@ impl Taskstats {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
+        // The checker's look, before the fill reads the counters: did the target's exit build
+        // its record already?
+        let booked = if tgid_query { None } else { self.booked_exit_record(task.pid) };
         let stats = if !tgid_query {
             task.access(cx);
             // fill_stats() reads the target's own counters with no lock (racy by convention).
@@ -733,6 +741,9 @@ impl Taskstats {
         let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
             self.xacct_add_tsk(cx, &task, stats);
+        }
+        if let (Some(booked), Some(stats)) = (&booked, &stats) {
+            self.judge_pid_reply_after_exit(cx, task.pid, booked, stats);
         }
         self.query_release(cx, &task, tgid_query);
         let Some(stats) = stats else {

@@ -983,4 +983,36 @@ mod tests {
         assert_eq!(model.skbs.counts(), (0, 1));
         model.teardown(&sim).unwrap();
     }
+
+    /// A PID query of a task whose exit built its record (a listener on every CPU) is judged
+    /// against that record: the zombie leader's reply carries the record's counters and passes
+    /// (`pid-query-after-exit-record`); a reply one of whose counters reads lower than the
+    /// record's (a counter gone back) is reported as `pid-stats-after-exit`.
+    #[test]
+    fn a_pid_reply_after_the_exit_record_reads_no_counter_lower() {
+        for preset in ["linux-2.6.19", "linux-3.8"] {
+            let (sim, model) = world(preset);
+            let cx = task_cx(&sim, &model, 1, "init");
+            let port = model.open_port(&cx).unwrap();
+            let mask = (TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, cpumask_payload("0-1"));
+            let reg = request(TASKSTATS_FAMILY_ID, NLM_F_REQUEST, 7, port, TASKSTATS_CMD_GET, &[mask]);
+            model.netlink_request(&cx, port, &reg);
+            let child = model.fork(&cx, ForkKind::Process).unwrap();
+            let (child_cx, reply_to) = (task_cx(&sim, &model, child, "child"), &pid_request(port, child));
+            assert!(model.run(&child_cx) && model.run(&child_cx));
+            model.exit(&child_cx).unwrap();
+            let booked = model.booked_exit_record(child).expect("the exit built its record");
+            assert!(booked.cpu_count > 0, "{preset}: {booked:?}");
+            model.recv_count(&cx, port);
+            assert_eq!(model.netlink_request(&cx, port, reply_to).len(), 1, "{preset}: the reply");
+            assert!(sim.marks().contains("pid-query-after-exit-record"), "{preset}: {:?}", sim.marks());
+            assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
+            let mut lower = booked.clone();
+            lower.cpu_count -= 1;
+            model.judge_pid_reply_after_exit(&cx, child, &booked, &lower);
+            let found = sim.violations();
+            assert_eq!(found.len(), 1, "{preset}: {found:?}");
+            assert!(found[0].message.contains("cpu_count"), "{preset}: {}", found[0].message);
+        }
+    }
 }
