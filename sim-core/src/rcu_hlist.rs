@@ -696,10 +696,13 @@ mod tests {
             del(&cx, &both, nodes[1]).expect("hashed");
             both.0.kfree(&cx, &[], &[nodes[1]]);
             cx.rcu_read_lock();
-            let walked = (walk(&cx, &both.0, head), walk(&cx, &both.0, buckets[2]));
+            let buckets: Vec<_> = buckets.iter().map(|&bucket| walk(&cx, &both.0, bucket)).collect();
+            let walked = (walk(&cx, &both.0, head), buckets);
             cx.rcu_read_unlock();
             let node = both.0.node_alloc(10);
             assert_eq!(both.0.hlist_unhashed(&cx, node), Ok(true), "a node made on a kept cell is unhashed");
+            let _writer = both.1.lock(&cx);
+            both.0.hlist_add_head_rcu(&cx, node, head).expect("live");
             (spare_at_start, walked, kinds(&sim), sim.trace_hash())
         };
         std::thread::spawn(move || {
