@@ -128,6 +128,10 @@ struct Memory<T: 'static> {
     /// load of a link and its step onto the object is an interleaving loom tries.
     access_point: AtomicU64,
     slots: crate::sync::BookLock<Slots<T>>,
+    /// Made outside a loom model and a shuttle execution: only such a memory starts with kept
+    /// cells and leaves its own when dropped (a threaded run's cells hold that run's facade
+    /// atomics, which must not meet a parking_lot world's).
+    keeps_cells: bool,
 }
 
 /// The heads and nodes of one kind of RCU hlist (`name` appears in every report and trace
@@ -140,6 +144,9 @@ impl<T> Drop for Memory<T> {
     /// The memory's cells no walker holds, their entries dropped in slot order (as dropping the
     /// table did), kept with its spare cells for the next memory of this entry type.
     fn drop(&mut self) {
+        if !self.keeps_cells {
+            return;
+        }
         let slots = &mut *self.slots.lock();
         let mut cells = std::mem::take(&mut slots.spare);
         for cell in slots.table.drain(..).filter_map(|slot| slot.cell) {
@@ -156,8 +163,9 @@ impl<T> Drop for Memory<T> {
 /// first objects were an allocation each, and a free each at the world's drop (taskstats: 25
 /// a case, callgrind). A kept cell is made anew in place before use ([`RcuHlist::new_cell`]),
 /// as a memory's own spare cell is, so a memory cannot tell a kept cell from a new one; nothing
-/// reads a cell's address. Checker bookkeeping, `std` only; nothing is kept or taken inside a
-/// loom model or a shuttle execution, whose facade atomics (a cell's link) belong to it.
+/// reads a cell's address. Checker bookkeeping, `std` only; a memory made inside a loom model or
+/// a shuttle execution, whose facade atomics (a cell's link) belong to it, neither takes nor
+/// leaves cells ([`Memory::keeps_cells`]).
 mod kept_cells {
     use std::any::{Any, TypeId};
     use std::cell::RefCell;
@@ -169,12 +177,8 @@ mod kept_cells {
         static KEPT: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// The cells kept on this thread of type `C`, taken (none inside a loom model or a shuttle
-    /// execution).
+    /// The cells kept on this thread of type `C`, taken.
     pub(super) fn take<C: 'static>() -> Vec<C> {
-        if crate::sim::in_threaded_checker() {
-            return Vec::new();
-        }
         let taken = KEPT.try_with(|kept| {
             let mut kept = kept.borrow_mut();
             let found = kept.iter_mut().find(|(kind, _)| *kind == TypeId::of::<C>());
@@ -186,7 +190,7 @@ mod kept_cells {
     /// Keeps `cells` for the next [`take`] of type `C`, up to [`KEPT_MAX`] (the rest dropped).
     /// Entries are dropped by the caller first: no entry's drop runs under this borrow.
     pub(super) fn put<C: 'static>(mut cells: Vec<C>) {
-        if cells.is_empty() || crate::sim::in_threaded_checker() {
+        if cells.is_empty() {
             return;
         }
         let _ = KEPT.try_with(|kept| {
@@ -221,6 +225,7 @@ impl<T: 'static> RcuHlist<T> {
     /// `writer_lock` (a convention the kernel documents and does not enforce: each change by a
     /// model context without it is reported, `lockdep:lock-not-held`, as a `Guarded` field's).
     pub fn new(name: &'static str, writer_lock: &'static str) -> RcuHlist<T> {
+        let keeps_cells = !crate::sim::in_threaded_checker();
         RcuHlist {
             memory: StdArc::new(Memory {
                 name,
@@ -230,8 +235,9 @@ impl<T: 'static> RcuHlist<T> {
                 slots: crate::sync::BookLock::new(Slots {
                     table: Vec::new(),
                     free: SmallVec::new(),
-                    spare: kept_cells::take(),
+                    spare: if keeps_cells { kept_cells::take() } else { Vec::new() },
                 }),
+                keeps_cells,
             }),
         }
     }
