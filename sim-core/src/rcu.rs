@@ -29,6 +29,8 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc as StdArc;
 
+use smallvec::SmallVec;
+
 use crate::cx::Cx;
 use crate::sim::{Sim, Violation};
 use crate::sync;
@@ -408,11 +410,17 @@ struct Objects<T> {
     /// partial-order reduction would never try a free between a reader's dereference and its use;
     /// relaxed accesses add no ordering of their own.
     access_point: AtomicU64,
-    slots: crate::sync::BookLock<(Vec<ObjSlot<T>>, Vec<u32>)>,
+    slots: crate::sync::BookLock<Slots<T>>,
 }
 
+/// A pointer's object slots and its free slots' numbers, with room in place for two of each: a
+/// pointer publishes one object at a time and most replace it at most once (a task's
+/// `real_parent`: its parent at fork, then a reaper), so a pointer's objects cost no table
+/// allocation beyond their own (taskstats: 2,421 table growths in 300 cases, one a task).
+type Slots<T> = (SmallVec<[ObjSlot<T>; 2]>, SmallVec<[u32; 2]>);
+
 impl<T> Objects<T> {
-    fn slots(&self) -> crate::sync::BookGuard<'_, (Vec<ObjSlot<T>>, Vec<u32>)> {
+    fn slots(&self) -> crate::sync::BookGuard<'_, Slots<T>> {
         self.slots.lock()
     }
 
@@ -530,7 +538,7 @@ impl<T> RcuPointer<T> {
                 pointer: name,
                 pointer_hash: crate::trace::name_hash(name),
                 access_point: AtomicU64::new(0),
-                slots: crate::sync::BookLock::new((Vec::new(), Vec::new())),
+                slots: crate::sync::BookLock::new((SmallVec::new(), SmallVec::new())),
             }),
         }
     }

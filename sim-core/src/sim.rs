@@ -310,7 +310,7 @@ fn percent_distributions() -> &'static [Bernoulli; 101] {
 }
 
 /// Whether the calling thread runs a shuttle execution or a loom model.
-fn in_threaded_checker() -> bool {
+pub(crate) fn in_threaded_checker() -> bool {
     #[cfg(feature = "threaded")]
     {
         crate::sync::schedule::in_execution() || crate::sync::in_loom()

@@ -306,7 +306,7 @@ impl TaskstatsShared {
         all.extend(model.zombie_pids(observer));
         all.sort_unstable();
         let current = live.iter().find_map(|&pid| model.task(observer, pid).filter(|t| t.tgid == owner));
-        let ns = match (&current, self.subject.config.fixes.on(crate::fixes::PID_NAMESPACES)) {
+        let ns = match (&current, self.subject.model.fixes().on(crate::fixes::PID_NAMESPACES)) {
             (Some(t), true) => t.pid_ns(),
             _ => 0,
         };
