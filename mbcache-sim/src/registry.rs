@@ -762,8 +762,11 @@ impl Mem<'_> {
             // __list_del_entry(): the neighbours point at each other.
             let after = list::follow(self, node, link.next, "list_del_init")?;
             let before = list::follow(self, node, link.prev, "list_del_init")?;
-            self.lru_head_mut(after)?.prev = list::Link::To(before);
-            self.lru_head_mut(before)?.next = list::Link::To(after);
+            // The links written as read (`next->prev = prev; prev->next = next;`: `link.prev`
+            // is `Link::To(before)`, `link.next` is `Link::To(after)`), not made again from
+            // the nodes: a copy of each link, not a `Node` rebuilt field by field.
+            self.lru_head_mut(after)?.prev = link.prev;
+            self.lru_head_mut(before)?.next = link.next;
         }
         let memory = &mut *self.memory;
         memory.touched.entry(entry);
@@ -808,8 +811,8 @@ impl Mem<'_> {
             return Err(list::follow(self, lru, tail, "list_add_tail").expect_err("a bad link"));
         };
         let new = Node::Lru(entry);
-        *object.lru.write(&mut memory.lru_writes) =
-            ListHead { next: list::Link::To(lru), prev: list::Link::To(before) };
+        // `new->prev = prev`: the head's `prev` as read (it is `Link::To(before)`).
+        *object.lru.write(&mut memory.lru_writes) = ListHead { next: list::Link::To(lru), prev: tail };
         self.global.lru.write(&mut self.memory.lru_writes).prev = list::Link::To(new);
         self.lru_head_mut(before)?.next = list::Link::To(new);
         Ok(released)
