@@ -750,7 +750,7 @@ impl Mem<'_> {
     /// `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);` and then the
     /// [`EntryUse`] view for the `e_used` writes that follow. The list steps are
     /// `list::list_empty` and `list::list_del_init`'s own (the link read once, the neighbours
-    /// written through [`ListMemory::set_prev`] and [`ListMemory::set_next`], a bad link reported
+    /// written through [`Mem::lru_head_mut`] with the links as read, a bad link reported
     /// at the caller's line), with the entry looked up once for the reads and once for the
     /// `INIT_LIST_HEAD` and the use view, instead of once per step. The write log is the one the
     /// list calls and [`Memory::entry_use_mut`] make: the neighbours, then the entry.
