@@ -222,6 +222,14 @@ impl<T: TraceWords> TraceWords for Result<T, MbError> {
     }
 }
 
+/// What [`Registry::get`]'s section leaves for after it is dropped: a handle and whether it is
+/// the registry's first found entry (the coverage mark is made after the unlock), or the answer
+/// already made (no entry, or [`Registry::get_waited`]'s).
+enum Got {
+    Found(Handle, bool),
+    Answered(Option<Handle>),
+}
+
 /// The traced calls, their names hashed at compile time.
 mod call {
     use sim_core::trace::CallName;
@@ -323,9 +331,9 @@ impl Registry {
             {
                 let mut memory = self.memory();
                 Self::log_chains_of(&mut memory, entry, info.bucket_bits);
-                memory
-                    .free_entry(cx, entry)
-                    .map_err(|e| MbError::Oops(Violation::new(ViolationKind::DoubleFree, e.to_string())))?;
+                memory.free_entry(cx, entry).map_err(|e| {
+                    MbError::Oops(Box::new(Violation::new(ViolationKind::DoubleFree, e.to_string())))
+                })?;
                 memory.caches.get_mut(cx, cache).map_err(freed)?.entries_live -= 1;
             }
             info.entry_count.fetch_sub(1, Ordering::SeqCst);
@@ -359,6 +367,21 @@ impl Registry {
         entry: EntryRef,
     ) -> Result<(), MbError> {
         let cx = locked_global.cx;
+        let forget = self.release_held(&mut locked_global, entry)?;
+        drop(locked_global);
+        if forget {
+            return self.forget_last(cx, entry);
+        }
+        Ok(())
+    }
+
+    /// [`Registry::release_unlock`] up to the unlock, the section borrowed: the use dropped (and
+    /// the waiters woken, the entry put on the LRU), and whether the caller must forget the entry
+    /// once it has dropped the section (the last use of an unhashed entry). [`Registry::release`]
+    /// calls it with the section it then drops in place: passed by value and dropped inside, the
+    /// 72-byte [`Locked`] was copied twice a release (callgrind, `MBCACHE_PROFILE_PAIRS`).
+    #[inline(always)]
+    fn release_held(&self, locked_global: &mut Locked<'_>, entry: EntryRef) -> Result<bool, MbError> {
         let exclusive = self.fixes.on(crate::fixes::EXCLUSIVE_GET);
         // The use dropped and, for the last use of a hashed entry, its LRU stamp and
         // `list_add_tail(&ce->e_lru_list, &mb_cache_lru_list)` (after no unlock: a last use has
@@ -384,14 +407,9 @@ impl Registry {
             (last, queued, hashed)
         })?;
         if queued > 0 {
-            self.wake_waiters(&mut locked_global);
+            self.wake_waiters(locked_global);
         }
-        if last && !hashed {
-            drop(locked_global);
-            return self.forget_last(cx, entry);
-        }
-        drop(locked_global);
-        Ok(())
+        Ok(last && !hashed)
     }
 
     /// [`Registry::release_unlock`]'s `wake_up(&mb_cache_queue)` for an entry with waiters
@@ -538,13 +556,20 @@ impl Registry {
         let serial = handle.serial;
         let detail = || format!("entry {serial}");
         self.traced(cx, &call::RELEASE, [serial], detail, || {
-            // `lock_retiring`, written out: its `Result` moved the held section once more.
-            let mut locked_global = self.lock(cx);
-            if !locked_global.mem().memory.handles.remove(handle.id) {
-                drop(locked_global);
-                return Err(Self::released(cx, &handle, "mb_cache_entry_release"));
+            // `lock_retiring` and `release_unlock`, written out so that the section is dropped
+            // where it lives: `lock_retiring`'s `Result` and `release_unlock`'s argument moved it.
+            let forget = {
+                let mut locked_global = self.lock(cx);
+                if !locked_global.mem().memory.handles.remove(handle.id) {
+                    drop(locked_global);
+                    return Err(Self::released(cx, &handle, "mb_cache_entry_release"));
+                }
+                self.release_held(&mut locked_global, handle.entry)?
+            };
+            if forget {
+                return self.forget_last(cx, handle.entry);
             }
-            self.release_unlock(locked_global, handle.entry)
+            Ok(())
         })
     }
 
@@ -714,53 +739,73 @@ impl Registry {
     pub fn get(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Option<Handle>, MbError> {
         let detail = || format!("bdev={bdev:#x} block={block}");
         self.traced(cx, &call::GET, [bdev, block], detail, || {
-            let mut locked_global = self.lock(cx);
-            let found = {
-                let mut mem = locked_global.mem();
-                // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
-                // read here under the memory guard the walk takes anyway, from the same look-up
-                // of the cache as the bucket head's `next` (`list::next`'s read of the head).
-                let object = mem.cache(cache.0)?;
-                let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.info.bucket_bits);
-                let first = object.block[bucket as usize].next;
-                let head = Node::Head(HeadId::Block(cache.0, bucket));
-                let mut at = list::follow(&mut mem, head, first, "list_for_each")?;
-                loop {
-                    // `pos != head`, asked only of a node that is not an entry's `e_block_list`
-                    // (an entry's node is never the head), so a step compares one tag.
-                    let Node::Block(entry) = at else {
-                        if at == head {
-                            break None;
-                        }
-                        panic!("block chain holds {at:?}")
-                    };
-                    let object = mem.entry(entry)?;
-                    if object.bdev == bdev && object.block == block {
-                        break Some((entry, object.id));
-                    }
-                    // `pos->member.next` of the entry just read: one dereference per node.
-                    let link = object.block_list.next;
-                    at = list::follow(&mut mem, at, link, "list_for_each")?;
-                }
-            };
-            let Some((entry, serial)) = found else {
-                drop(locked_global);
-                return Ok(None);
-            };
-            // `take_use`, with the section borrowed (not moved through a call or an `Option`)
-            // where no wait is needed; the rest of `take_use` is a cold call of its own.
-            match self.take_use_unwaited(&mut locked_global, entry, true)? {
-                Some(true) => {
-                    let (handle, first_found) = Self::got(&mut locked_global, entry, cache, serial);
-                    drop(locked_global);
+            match self.get_locked(cx, cache, bdev, block)? {
+                Got::Found(handle, first_found) => {
                     if first_found {
                         cx.sim().mark("get found an entry");
                     }
                     Ok(Some(handle))
                 }
-                unwaited => self.get_waited(locked_global, entry, cache, serial, unwaited),
+                Got::Answered(answer) => Ok(answer),
             }
         })
+    }
+
+    /// [`Registry::get`] under the section: the walk, the use and the handle, or, when the
+    /// entry is busy or no longer hashed, [`Registry::get_waited`]'s answer. The section is
+    /// dropped where it lives, at the end of this call (`drop(locked_global)` moved it, a copy
+    /// of the 72-byte [`Locked`] a get; callgrind of the bench's `MBCACHE_PROFILE_PAIRS`).
+    #[inline(always)]
+    fn get_locked(&self, cx: &Cx, cache: CacheRef, bdev: u64, block: u64) -> Result<Got, MbError> {
+        let mut locked_global = self.lock(cx);
+        let found = {
+            let mut mem = locked_global.mem();
+            // `c_bucket_bits` is fixed at create: the kernel reads it before taking the lock,
+            // read here under the memory guard the walk takes anyway, from the same look-up
+            // of the cache as the bucket head's `next` (`list::next`'s read of the head).
+            let object = mem.cache(cache.0)?;
+            let bucket = hash_long(bdev.wrapping_add(block & 0xffff_ffff), object.info.bucket_bits);
+            let head = Node::Head(HeadId::Block(cache.0, bucket));
+            // The walk matches each link itself (`list::follow`'s step, the entry it points at
+            // kept as an `EntryRef`), so that a step holds the entry in registers instead of
+            // a whole `Node` on the stack; `prev` names the node a bad link was read from.
+            let mut link = object.block[bucket as usize].next;
+            let mut prev = None;
+            loop {
+                // `pos != head`, asked only of a node that is not an entry's `e_block_list`
+                // (an entry's node is never the head), so a step compares one tag.
+                let entry = match link {
+                    list::Link::To(Node::Block(entry)) => entry,
+                    list::Link::To(at) if at == head => break None,
+                    list::Link::To(at) => panic!("block chain holds {at:?}"),
+                    bad => {
+                        let at = prev.map_or(head, Node::Block);
+                        return Err(list::follow(&mut mem, at, bad, "list_for_each")
+                            .expect_err("a bad link")
+                            .into());
+                    }
+                };
+                let object = mem.entry(entry)?;
+                if object.bdev == bdev && object.block == block {
+                    break Some((entry, object.id));
+                }
+                // `pos->member.next` of the entry just read: one dereference per node.
+                link = object.block_list.next;
+                prev = Some(entry);
+            }
+        };
+        let Some((entry, serial)) = found else {
+            return Ok(Got::Answered(None));
+        };
+        // `take_use`, with the section borrowed (not moved through a call or an `Option`)
+        // where no wait is needed; the rest of `take_use` is a cold call of its own.
+        match self.take_use_unwaited(&mut locked_global, entry, true)? {
+            Some(true) => {
+                let (handle, first_found) = Self::got(&mut locked_global, entry, cache, serial);
+                Ok(Got::Found(handle, first_found))
+            }
+            unwaited => self.get_waited(locked_global, entry, cache, serial, unwaited).map(Got::Answered),
+        }
     }
 
     /// The end of [`Registry::get`] with a use of `entry` taken, under the section: its handle,
@@ -837,7 +882,7 @@ impl Registry {
                         ),
                     );
                     cx.sim().report(Some(cx), violation.clone());
-                    return Err(MbError::Oops(violation));
+                    return Err(MbError::Oops(Box::new(violation)));
                 };
                 let (object, indexes) = mem.entry_and_indexes(entry)?;
                 if object.bdev == bdev && indexes[index as usize].key == key {

@@ -251,13 +251,16 @@ pub enum MbError {
     /// The call would sleep and, in the one-thread simulation, nobody could wake it: the call
     /// did not happen. (Only with `exclusive-get`; threaded runs really wait.)
     WouldBlock,
-    /// The kernel would oops, or memory was misused: already reported to the `Sim`.
-    Oops(Violation),
+    /// The kernel would oops, or memory was misused: already reported to the `Sim`. Boxed, so
+    /// that an operation's `Result` is two words, returned in registers: the 56-byte
+    /// [`Violation`] in place made every `Result<_, MbError>` a copy through memory (about 10
+    /// instructions a return; callgrind of the bench's `MBCACHE_PROFILE_PAIRS`).
+    Oops(Box<Violation>),
 }
 
 impl From<Oops> for MbError {
     fn from(oops: Oops) -> Self {
-        MbError::Oops(oops.0)
+        MbError::Oops(Box::new(oops.0))
     }
 }
 
@@ -747,7 +750,7 @@ impl Mem<'_> {
     /// `if (!list_empty(&ce->e_lru_list)) list_del_init(&ce->e_lru_list);` and then the
     /// [`EntryUse`] view for the `e_used` writes that follow. The list steps are
     /// `list::list_empty` and `list::list_del_init`'s own (the link read once, the neighbours
-    /// written through [`ListMemory::set_prev`] and [`ListMemory::set_next`], a bad link reported
+    /// written through [`Mem::lru_head_mut`] with the links as read, a bad link reported
     /// at the caller's line), with the entry looked up once for the reads and once for the
     /// `INIT_LIST_HEAD` and the use view, instead of once per step. The write log is the one the
     /// list calls and [`Memory::entry_use_mut`] make: the neighbours, then the entry.
@@ -759,8 +762,11 @@ impl Mem<'_> {
             // __list_del_entry(): the neighbours point at each other.
             let after = list::follow(self, node, link.next, "list_del_init")?;
             let before = list::follow(self, node, link.prev, "list_del_init")?;
-            self.set_prev(after, list::Link::To(before))?;
-            self.set_next(before, list::Link::To(after))?;
+            // The links written as read (`next->prev = prev; prev->next = next;`: `link.prev`
+            // is `Link::To(before)`, `link.next` is `Link::To(after)`), not made again from
+            // the nodes: a copy of each link, not a `Node` rebuilt field by field.
+            self.lru_head_mut(after)?.prev = link.prev;
+            self.lru_head_mut(before)?.next = link.next;
         }
         let memory = &mut *self.memory;
         memory.touched.entry(entry);
@@ -805,10 +811,10 @@ impl Mem<'_> {
             return Err(list::follow(self, lru, tail, "list_add_tail").expect_err("a bad link"));
         };
         let new = Node::Lru(entry);
-        *object.lru.write(&mut memory.lru_writes) =
-            ListHead { next: list::Link::To(lru), prev: list::Link::To(before) };
+        // `new->prev = prev`: the head's `prev` as read (it is `Link::To(before)`).
+        *object.lru.write(&mut memory.lru_writes) = ListHead { next: list::Link::To(lru), prev: tail };
         self.global.lru.write(&mut self.memory.lru_writes).prev = list::Link::To(new);
-        self.set_next(before, list::Link::To(new))?;
+        self.lru_head_mut(before)?.next = list::Link::To(new);
         Ok(released)
     }
 }
@@ -840,6 +846,34 @@ impl Mem<'_> {
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
             Node::Index(entry, index) => &mut self.indexes_mut(entry)?[index as usize].list,
         })
+    }
+}
+
+impl Mem<'_> {
+    /// [`Mem::head_mut`] of a node an LRU link points at: an entry's `e_lru_list` or the LRU
+    /// head, the two arms of `head_mut` it needs, without its match over every kind of node;
+    /// any other node (a link the model corrupted) goes through [`Mem::head_mut_any`]. Used for
+    /// [`Mem::lru_del_init_for_use`]'s two neighbours, where [`ListMemory::set_prev`] and
+    /// [`ListMemory::set_next`] dispatched over seven kinds each.
+    #[inline(always)]
+    fn lru_head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
+        match node {
+            Node::Lru(entry) => {
+                let memory = &mut *self.memory;
+                memory.touched.entry(entry);
+                let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+                Ok(object.lru.write(&mut memory.lru_writes))
+            }
+            Node::Head(HeadId::Lru) => Ok(self.global.lru.write(&mut self.memory.lru_writes)),
+            other => self.head_mut_any(other),
+        }
+    }
+
+    /// [`Mem::head_mut`], a call of its own: [`Mem::lru_head_mut`]'s node of another kind.
+    #[cold]
+    #[inline(never)]
+    fn head_mut_any(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
+        self.head_mut(node)
     }
 }
 
@@ -1126,7 +1160,7 @@ impl Registry {
             format!("{what}: handle #{} to entry {} was already released", handle.id, handle.serial),
         );
         cx.sim().report(Some(cx), violation.clone());
-        MbError::Oops(violation)
+        MbError::Oops(Box::new(violation))
     }
 
     /// Handles not yet released, per cache.

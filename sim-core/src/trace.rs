@@ -835,7 +835,33 @@ impl Trace {
     /// an [`EventKind::OpBegin`] or [`EventKind::OpEnd`] shows is built by `text` only when
     /// events are kept, so a campaign that keeps none formats nothing. The hash is the same in
     /// every mode; it differs from [`Trace::record`]'s hash of the same event built as text.
+    ///
+    /// Inlined, a confined hash-only trace (a campaign's) hashes the words and returns; any other
+    /// trace takes [`Trace::record_call_kept`], a cold call of its own. Through
+    /// [`Trace::record_with`] every marker laid out the event's parts (the name, `end`, `text`'s
+    /// captures) on the stack before it knew whether it would build the event: about 15 stores
+    /// a marker (callgrind of the mbcache bench's `MBCACHE_PROFILE_PAIRS`).
+    #[inline]
     pub fn record_call(
+        &self,
+        at: (u64, u32, TaskId),
+        end: bool,
+        name: &CallName,
+        words: impl IntoIterator<Item = u64>,
+        text: impl FnOnce() -> String,
+    ) {
+        if self.mode == TraceMode::HashOnly && self.is_confined_here() {
+            self.advance(at, |hasher| hasher.call_event(end, name, words));
+            return;
+        }
+        self.record_call_kept(at, end, name, words, text);
+    }
+
+    /// [`Trace::record_call`] for a trace that keeps events or is not confined to this thread:
+    /// [`Trace::record_with`], with the event built only when it is kept.
+    #[cold]
+    #[inline(never)]
+    fn record_call_kept(
         &self,
         at: (u64, u32, TaskId),
         end: bool,

@@ -617,7 +617,7 @@ impl Subject for MbcacheSubject {
 
     fn teardown(mut self, _sim: &Sim) -> Result<(), Violation> {
         let oops = |error: MbError| match error {
-            MbError::Oops(violation) => violation,
+            MbError::Oops(violation) => *violation,
             other => Violation::new(ViolationKind::invariant("teardown"), format!("teardown: {other:?}")),
         };
         for held in std::mem::take(&mut self.handles) {

@@ -369,7 +369,7 @@ impl ThreadedSubject for MbcacheSubject {
     fn teardown_shared(shared: MbcacheShared, sim: &Sim) -> Result<(), Violation> {
         let cx = sim.cx("umount", 0);
         let oops = |error: MbError| match error {
-            MbError::Oops(violation) => violation,
+            MbError::Oops(violation) => *violation,
             other => Violation::new(ViolationKind::invariant("teardown"), format!("teardown: {other:?}")),
         };
         let handles = std::mem::take(&mut *shared.handles());
