@@ -369,7 +369,12 @@ impl Cx {
     #[inline]
     fn hardirqs_changed(&self, enabled: bool) {
         self.irq.set(self.irq.get().with_hardirqs_enabled(enabled));
-        debug_assert_eq!(self.irq.get(), self.irq_state_now(), "{}: the kept interrupt state is stale", self.name);
+        debug_assert_eq!(
+            self.irq.get(),
+            self.irq_state_now(),
+            "{}: the kept interrupt state is stale",
+            self.name
+        );
     }
 
     /// Runs `handler` as a hard interrupt on this CPU: irqs off, `in_irq()` true. Lockdep learns
@@ -468,7 +473,12 @@ impl Cx {
             return;
         }
         let atomic = self.preempt_count.get() > 0 || !self.irq_state().is_task_enabled();
-        debug_assert_eq!(atomic, self.in_atomic() || self.irqs_disabled(), "{}: might_sleep's atomic test", self.name);
+        debug_assert_eq!(
+            atomic,
+            self.in_atomic() || self.irqs_disabled(),
+            "{}: might_sleep's atomic test",
+            self.name
+        );
         if self.rcu_depth.get() > 0 || self.not_running_since.get().is_some() || atomic {
             self.might_sleep_checked(what, Location::caller());
         }
