@@ -123,13 +123,11 @@ fn first_acquisitions(c: &mut Criterion) {
 /// over the difference of their N is a round trip's instructions, criterion's start-up cancelled.
 fn alternating_ratio(_c: &mut Criterion) {
     if let Some(count) = std::env::var("KSIM_LOCK_ROUND_TRIPS").ok().and_then(|n| n.parse::<u64>().ok()) {
+        let kind = std::env::var("KSIM_LOCK_KIND").unwrap_or_else(|_| "spin".to_owned());
         let (_, sim) = sims().into_iter().last().expect("the op-level world");
         let cx = sim.cx("bench", 0);
-        let lock = SpinLock::new("bench_lock", 0u64);
-        for _ in 0..count {
-            *lock.lock(&cx) += black_box(1);
-        }
-        println!("{count} round trips, trace hash {:x}", sim.trace_hash());
+        profile_round_trips(&cx, &kind, count);
+        println!("{count} {kind} round trips, trace hash {:x}", sim.trace_hash());
         return;
     }
     if std::env::var_os("KSIM_LOCK_RATIO").is_none() {
@@ -161,6 +159,26 @@ fn alternating_ratio(_c: &mut Criterion) {
             per(best_model),
             best_model / best_native
         );
+    }
+}
+
+/// `KSIM_LOCK_ROUND_TRIPS`'s driver: `count` round trips of the lock kind `kind` (`spin`,
+/// `spin-irqsave`, `read`, `write-irq`, `mutex`, `rwsem-read`, `rwsem-write`) in context `cx`. A
+/// call of its own, so `valgrind --tool=callgrind --toggle-collect='*profile_round_trips*'`
+/// counts the round trips and nothing else (the locks are made before the first iteration).
+#[inline(never)]
+fn profile_round_trips(cx: &sim_core::Cx, kind: &str, count: u64) {
+    let (spin, rwlock) = (SpinLock::new("bench_lock", 0u64), RwLock::new("bench_rwlock", 0u64));
+    let (mutex, sem) = (Mutex::new("bench_mutex", 0u64), RwSem::new("bench_sem", 0u64));
+    match kind {
+        "spin" => (0..count).for_each(|_| *spin.lock(cx) += black_box(1)),
+        "spin-irqsave" => (0..count).for_each(|_| *spin.lock_irqsave(cx) += black_box(1)),
+        "read" => (0..count).for_each(|_| _ = black_box(*rwlock.read_lock(cx))),
+        "write-irq" => (0..count).for_each(|_| *rwlock.write_lock_irq(cx) += black_box(1)),
+        "mutex" => (0..count).for_each(|_| *mutex.lock(cx) += black_box(1)),
+        "rwsem-read" => (0..count).for_each(|_| _ = black_box(*sem.down_read(cx))),
+        "rwsem-write" => (0..count).for_each(|_| *sem.down_write(cx) += black_box(1)),
+        _ => panic!("KSIM_LOCK_KIND={kind}: not a lock kind this bench profiles"),
     }
 }
 

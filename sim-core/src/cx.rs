@@ -35,6 +35,13 @@ impl IrqFlags {
     /// Flags that restore irqs to on: what `spin_unlock_irq()`'s `local_irq_enable()` does
     /// whatever the state at the lock (`SpinLock::lock_irq`).
     pub(crate) const ENABLED: IrqFlags = IrqFlags { was_disabled: false };
+    /// Flags that restore irqs to off.
+    pub(crate) const DISABLED: IrqFlags = IrqFlags { was_disabled: true };
+
+    /// Whether irqs were off when these flags were saved.
+    pub(crate) fn was_disabled(self) -> bool {
+        self.was_disabled
+    }
 }
 
 /// The execution context. See the module documentation.
@@ -347,14 +354,27 @@ impl Cx {
     pub fn local_irq_save(&self) -> IrqFlags {
         let flags = IrqFlags { was_disabled: self.irqs_disabled.get() };
         self.irqs_disabled.set(true);
-        self.irq_changed();
+        self.hardirqs_changed(false);
         flags
     }
 
     /// `local_irq_restore()`.
     pub fn local_irq_restore(&self, flags: IrqFlags) {
         self.irqs_disabled.set(flags.was_disabled);
-        self.irq_changed();
+        self.hardirqs_changed(!flags.was_disabled);
+    }
+
+    /// [`Cx::irq_changed`] after a change of the irq state alone (hard irqs now `enabled`): one
+    /// bit of the kept state set or cleared, the softirq and bh-disable state unchanged.
+    #[inline]
+    fn hardirqs_changed(&self, enabled: bool) {
+        self.irq.set(self.irq.get().with_hardirqs_enabled(enabled));
+        debug_assert_eq!(
+            self.irq.get(),
+            self.irq_state_now(),
+            "{}: the kept interrupt state is stale",
+            self.name
+        );
     }
 
     /// Runs `handler` as a hard interrupt on this CPU: irqs off, `in_irq()` true. Lockdep learns
@@ -441,12 +461,34 @@ impl Cx {
 
     /// `might_sleep()`: reports a sleeping call made in atomic context, or inside an RCU read-side
     /// section (`rcu_sleep_check()`, which `might_sleep()` makes first). `what` names the call.
+    /// Inlined: the common call (a task context, nothing held that forbids sleeping) is one test
+    /// of each of the four states that could make a report; the reports are made in
+    /// [`Cx::might_sleep_checked`], in the same order. Atomic context or irqs off is the
+    /// preemption count or the kept interrupt state ([`Cx::irq_state`]) away from task context
+    /// with everything enabled (it counts hard and soft interrupts, irqs off, and bh disables).
     #[track_caller]
+    #[inline]
     pub fn might_sleep(&self, what: &str) {
         if self.observer {
             return;
         }
-        let location = Location::caller();
+        let atomic = self.preempt_count.get() > 0 || !self.irq_state().is_task_enabled();
+        debug_assert_eq!(
+            atomic,
+            self.in_atomic() || self.irqs_disabled(),
+            "{}: might_sleep's atomic test",
+            self.name
+        );
+        if self.rcu_depth.get() > 0 || self.not_running_since.get().is_some() || atomic {
+            self.might_sleep_checked(what, Location::caller());
+        }
+    }
+
+    /// [`Cx::might_sleep`]'s reports for a call `what` made at `location`: inside an RCU
+    /// read-side section, while not TASK_RUNNING, in atomic context or with irqs off.
+    #[cold]
+    #[inline(never)]
+    fn might_sleep_checked(&self, what: &str, location: &'static Location<'static>) {
         if self.rcu_depth.get() > 0 {
             crate::rcu::report_sleep(self, what, location);
         }
@@ -914,22 +956,24 @@ impl Cx {
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
         // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
         // live across it.
-        self.release_held(key.name, token);
+        self.release_held(&key.name, token);
         self.trace_lock(key.name, key.name_hash, None, token);
     }
 
     /// [`Cx::lock_release_key`] for a class given by its name and the name's hash.
     #[inline]
     pub(crate) fn lock_release_named(&self, name: &'static str, name_hash: u64, token: u64) {
-        self.release_held(name, token);
+        self.release_held(&name, token);
         self.trace_lock(name, name_hash, None, token);
     }
 
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
+    /// `class` (for the panic's text) is passed by reference, read past the fast path: passed
+    /// by value, its two words were loaded on every release.
     /// The [`LockWaits`] record keeps what was held when a checker's failure (a deadlock) began
     /// unwinding the task, for the report.
     #[inline]
-    fn release_held(&self, class: &'static str, token: u64) {
+    fn release_held(&self, class: &&'static str, token: u64) {
         // The innermost lock is the one most often released: it comes off without the search
         // or the chain keys' walk, since no lock sits above it; a context that keeps a
         // [`LockWaits`] record (inside a shuttle execution) takes the whole path.
@@ -942,7 +986,7 @@ impl Cx {
     /// [`Cx::release_held`] past its fast path: the [`LockWaits`] record, then the acquisition
     /// found on the stack wherever it is.
     #[inline(never)]
-    fn release_held_searched(&self, class: &'static str, token: u64) {
+    fn release_held_searched(&self, class: &&'static str, token: u64) {
         if let Some(waits) = self.waits.as_ref().filter(|_| !std::thread::panicking()) {
             waits.update(|state| state.held.retain(|h| h.token != token));
         }
@@ -1211,7 +1255,7 @@ mod tests {
         let site = std::panic::Location::caller();
         let token = cx.push_held(&key, crate::lockdep::LockMode::Mutex, false, site);
         assert!(cx.holds_token(token) && !cx.holds_token(token + 1) && token & super::OBSERVER_TOKENS != 0);
-        cx.release_held("o-token", token);
+        cx.release_held(&"o-token", token);
         assert!(!cx.holds_token(token));
         assert_eq!(sim.trace_hash(), trace_before, "an observer's locks are not traced");
         assert!(sim.lockdep().reports().is_empty(), "{:?}", sim.lockdep().reports());
@@ -1223,7 +1267,7 @@ mod tests {
     fn an_observer_s_release_of_a_lock_it_does_not_hold_panics() {
         let sim = Sim::new(SimConfig::new(1));
         let cx = sim.observer_cx("checker", 0);
-        cx.release_held("o-unheld", super::OBSERVER_TOKENS | 12345);
+        cx.release_held(&"o-unheld", super::OBSERVER_TOKENS | 12345);
     }
 
     /// A model context's trylock that fails comes off the stack as the innermost entry (the

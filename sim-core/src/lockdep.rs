@@ -728,6 +728,21 @@ impl IrqState {
         self.0 & Self::HARDIRQS_ENABLED != 0
     }
 
+    /// This state with hard irqs enabled or not (`local_irq_save()`'s and
+    /// `local_irq_restore()`'s one change), the other bits as they are: a bit set or cleared
+    /// where rebuilding the state read four fields of the context.
+    #[inline]
+    pub(crate) fn with_hardirqs_enabled(self, enabled: bool) -> IrqState {
+        IrqState((self.0 & !Self::HARDIRQS_ENABLED) | (u8::from(enabled) * Self::HARDIRQS_ENABLED))
+    }
+
+    /// Whether this is the state of task context with nothing disabled: no hard irq or softirq
+    /// served, hard irqs and softirqs enabled (so no softirq served and no bh disable either).
+    #[inline]
+    pub(crate) fn is_task_enabled(self) -> bool {
+        self.0 == Self::HARDIRQS_ENABLED | Self::SOFTIRQS_ENABLED
+    }
+
     pub(crate) fn softirqs_enabled(self) -> bool {
         self.0 & Self::SOFTIRQS_ENABLED != 0
     }

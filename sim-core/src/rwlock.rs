@@ -170,7 +170,7 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
 
 impl<T> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.guard = None;
+        sync::Release::release(&mut self.guard);
         self.cx.lock_release_key(&self.lock.key, self.token);
         self.cx.preempt_enable();
         if let Some(flags) = self.irq {
@@ -194,7 +194,7 @@ impl<T> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.guard = None;
+        sync::Release::release(&mut self.guard);
         self.cx.lock_release_key(&self.lock.key, self.token);
         self.cx.preempt_enable();
         if let Some(flags) = self.irq {
