@@ -837,12 +837,7 @@ impl Mem<'_> {
                 self.memory.touched.head(HeadId::Index(cache, index, bucket));
                 &mut self.cache_mut(cache)?.index[usize::from(index)][bucket as usize]
             }
-            Node::Lru(entry) => {
-                let memory = &mut *self.memory;
-                memory.touched.entry(entry);
-                let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
-                object.lru.write(&mut memory.lru_writes)
-            }
+            Node::Lru(entry) => self.entry_lru_mut(entry)?,
             Node::Block(entry) => &mut self.entry_mut(entry)?.block_list,
             Node::Index(entry, index) => &mut self.indexes_mut(entry)?[index as usize].list,
         })
@@ -858,15 +853,20 @@ impl Mem<'_> {
     #[inline(always)]
     fn lru_head_mut(&mut self, node: Node) -> Result<&mut ListHead, Oops> {
         match node {
-            Node::Lru(entry) => {
-                let memory = &mut *self.memory;
-                memory.touched.entry(entry);
-                let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
-                Ok(object.lru.write(&mut memory.lru_writes))
-            }
+            Node::Lru(entry) => self.entry_lru_mut(entry),
             Node::Head(HeadId::Lru) => Ok(self.global.lru.write(&mut self.memory.lru_writes)),
             other => self.head_mut_any(other),
         }
+    }
+
+    /// An entry's `e_lru_list`, written (the write logged and counted): [`Mem::head_mut`]'s and
+    /// [`Mem::lru_head_mut`]'s arm for [`Node::Lru`].
+    #[inline(always)]
+    fn entry_lru_mut(&mut self, entry: EntryRef) -> Result<&mut ListHead, Oops> {
+        let memory = &mut *self.memory;
+        memory.touched.entry(entry);
+        let object = memory.entries.get_mut(self.cx, entry.0).map_err(freed)?;
+        Ok(object.lru.write(&mut memory.lru_writes))
     }
 
     /// [`Mem::head_mut`], a call of its own: [`Mem::lru_head_mut`]'s node of another kind.

@@ -750,9 +750,10 @@ impl Taskstats {
         if !self.do_notify_parent(cx, table, leader) {
             return None;
         }
-        match self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
-            true => leader.set_exit_state(ExitState::Dead),
-            false => leader.set_self_reaping(),
+        if self.fixes.on(crate::fixes::EXIT_SINGLE_PASS) {
+            leader.set_exit_state(ExitState::Dead);
+        } else {
+            leader.set_self_reaping();
         }
         self.mark(cx, "leader-autoreaped-by-last-thread");
         Some(leader.clone())
