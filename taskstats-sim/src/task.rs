@@ -456,9 +456,10 @@ pub(crate) type ThreadEntry = std::sync::Weak<Task>;
 /// A group's threads by ascending global pid: the thread list `signal_struct` heads, kept as
 /// a sorted vector (a group has a few threads). The accounting counters are not here but in
 /// each task ([`Task::acct`]): the kernel takes no group lock to write or read them. The
-/// methods are the map's the callers used.
+/// methods are the map's the callers used. Most groups have one or two threads, so two entries
+/// stay in the list itself (a new group's list allocates nothing).
 #[derive(Debug, Default)]
-pub(crate) struct ThreadList(Vec<(u32, ThreadEntry)>);
+pub(crate) struct ThreadList(smallvec::SmallVec<[(u32, ThreadEntry); 2]>);
 
 impl ThreadList {
     fn find(&self, pid: u32) -> Result<usize, usize> {
@@ -500,7 +501,7 @@ impl ThreadList {
     /// benign, and the model keeps the field as [`InPlace`] instrumentation that no detector
     /// judges; the checker judges the walk by the threads it counted, so an exit_notify()
     /// landing during the walk is judged against what the walk saw.
-    pub(crate) fn threads(&self) -> Vec<(u32, Arc<Task>)> {
+    pub(crate) fn threads(&self) -> smallvec::SmallVec<[(u32, Arc<Task>); 4]> {
         self.0.iter().filter_map(|(pid, task)| task.upgrade().map(|task| (*pid, task))).collect()
     }
 }
@@ -1474,6 +1475,7 @@ impl Pidmaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
 
     /// The thread list's convention, judged side by side: changes under tasklist_lock (write)
     /// and siglock, reads by other tasks under either lock alone and thread_group_empty() with

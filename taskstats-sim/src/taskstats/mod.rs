@@ -233,7 +233,7 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
 /// walk passed over a thread that was alive when it started (its exit_notify() landed in the
 /// walk before the walk reached it).
 struct Walked {
-    counted: Vec<u32>,
+    counted: smallvec::SmallVec<[u32; 8]>,
     live_sum: TaskstatsRecord,
     raced: bool,
     skipped_mid_walk: bool,
@@ -854,7 +854,7 @@ impl Taskstats {
         let at_start: smallvec::SmallVec<[ExitState; 8]> =
             threads.iter().map(|(_, task)| task.exit_state()).collect();
         let mut walked = Walked {
-            counted: Vec::new(),
+            counted: smallvec::SmallVec::new(),
             live_sum: TaskstatsRecord::default(),
             raced: false,
             skipped_mid_walk: false,
