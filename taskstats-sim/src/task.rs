@@ -833,9 +833,13 @@ pub(crate) type AllocatedPid = (Arc<StructPid>, Arc<[(usize, u32)]>);
 pub(crate) struct StructPid {
     /// `tasks[PIDTYPE_PID]`.
     tasks: HlistHead,
-    /// `numbers[i].pid_chain`, level by level.
-    upids: std::sync::OnceLock<Box<[HlistNode]>>,
+    /// `numbers[i].pid_chain`, level by level (a pid of up to two levels keeps them in place:
+    /// the `struct pid` is one allocation, as the kernel's).
+    upids: std::sync::OnceLock<UpidNodes>,
 }
+
+/// A `struct pid`'s upid nodes, one a level from init_pid_ns down.
+type UpidNodes = smallvec::SmallVec<[HlistNode; 2]>;
 
 /// A task's `pids[PIDTYPE_PID]`: the `struct pid` it is attached to (`link->pid`) and its
 /// node on that pid's task chain (`link->node`), kept by the task table beside the task list.
@@ -996,7 +1000,7 @@ impl PidHash {
     /// which no allocation makes), at boot.
     pub(crate) fn hash_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
         let pid = Arc::new(StructPid { tasks: self.tasks.head_alloc(), upids: std::sync::OnceLock::new() });
-        let nodes: Box<[HlistNode]> = numbers
+        let nodes: UpidNodes = numbers
             .iter()
             .map(|&(ns, nr)| self.upids.node_alloc(Upid { nr, ns, pid: pid.clone() }))
             .collect();
@@ -1108,7 +1112,7 @@ impl PidLink {
 
 impl StructPid {
     fn upids(&self) -> &[HlistNode] {
-        self.upids.get().expect("alloc_pid() sets the upids")
+        self.upids.get().expect("alloc_pid() sets the upids").as_slice()
     }
 }
 
@@ -1319,13 +1323,17 @@ pub(crate) struct TaskTable {
     pub files: BTreeMap<u32, Vec<Option<File>>>,
 }
 
+/// Room a new world's task vectors ([`TaskTable`]'s by pid, `current`) are made with: a case
+/// forks about ten tasks, so they grow from empty no more (a world is short-lived).
+pub(crate) const TASKS_ROOM: usize = 16;
+
 impl TaskTable {
     /// An empty task list with init_pid_ns and init_user_ns and the cgroups named.
     pub(crate) fn new(cgroups: Vec<&'static str>) -> TaskTable {
         TaskTable {
             tasks: BTreeMap::new(),
             pid_links: BTreeMap::new(),
-            by_pid: Vec::new(),
+            by_pid: Vec::with_capacity(TASKS_ROOM),
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups,
             files: BTreeMap::new(),

@@ -809,7 +809,7 @@ impl Taskstats {
         let Some(reaper) = self.find_new_reaper(table, father) else {
             return;
         };
-        let children: Vec<Arc<Task>> =
+        let children: smallvec::SmallVec<[Arc<Task>; 4]> =
             table.tasks.values().filter(|c| c.real_parent() == father.pid).cloned().collect();
         for child in &children {
             let old = child.parent.rcu_access_pointer();
