@@ -1365,6 +1365,23 @@ impl TaskTable {
         self.by_pid.iter()
     }
 
+    /// The tasks up to `pid` (itself included) and those above it, each ascending by pid, as
+    /// two slices of [`Self::by_pid`]'s vector: the tree's `..=pid` and `pid + 1..` ranges
+    /// with no walk down the tree.
+    pub(crate) fn split_after(&self, pid: u32) -> (&[Arc<Task>], &[Arc<Task>]) {
+        self.by_pid.split_at(self.by_pid.partition_point(|t| t.pid <= pid))
+    }
+
+    /// The tasks below `pid` and those above it ([`Self::split_after`] without `pid` itself).
+    pub(crate) fn around(&self, pid: u32) -> (&[Arc<Task>], &[Arc<Task>]) {
+        let (upto, above) = self.split_after(pid);
+        let below = match upto.split_last() {
+            Some((last, below)) if last.pid == pid => below,
+            _ => upto,
+        };
+        (below, above)
+    }
+
     /// The task at `index` in [`Self::by_pid`]'s order (None past the end), in one step.
     pub(crate) fn nth_by_pid(&self, index: usize) -> Option<&Arc<Task>> {
         self.by_pid.get(index)
@@ -1483,7 +1500,6 @@ impl Pidmaps {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     /// The thread list's convention, judged side by side: changes under tasklist_lock (write)
     /// and siglock, reads by other tasks under either lock alone and thread_group_empty() with
