@@ -58,17 +58,21 @@ pub enum Action {
     Deregister,
 }
 
+/// CPUs a request touched, ascending: a mask names a few, so they stay in place (a request
+/// makes no heap list for its report).
+pub(crate) type CpuList = smallvec::SmallVec<[u32; 8]>;
+
 /// What add_del_listener() did, for the checker's ledger.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AddDelReport {
     /// CPUs where an entry was added.
-    pub added: Vec<u32>,
+    pub added: CpuList,
     /// CPUs skipped because the port already had a valid entry (the duplicate check).
-    pub existed: Vec<u32>,
+    pub existed: CpuList,
     /// Whether an allocation failed part-way and the cleanup ran.
     pub failed_part_way: bool,
     /// CPUs where the cleanup/deregister loop removed an entry.
-    pub removed: Vec<u32>,
+    pub removed: CpuList,
 }
 
 /// Mirrors add_del_listener() after the cpumask and namespace checks: REGISTER allocates one

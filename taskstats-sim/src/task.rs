@@ -456,9 +456,10 @@ pub(crate) type ThreadEntry = std::sync::Weak<Task>;
 /// A group's threads by ascending global pid: the thread list `signal_struct` heads, kept as
 /// a sorted vector (a group has a few threads). The accounting counters are not here but in
 /// each task ([`Task::acct`]): the kernel takes no group lock to write or read them. The
-/// methods are the map's the callers used.
+/// methods are the map's the callers used. Most groups have one or two threads, so two entries
+/// stay in the list itself (a new group's list allocates nothing).
 #[derive(Debug, Default)]
-pub(crate) struct ThreadList(Vec<(u32, ThreadEntry)>);
+pub(crate) struct ThreadList(smallvec::SmallVec<[(u32, ThreadEntry); 2]>);
 
 impl ThreadList {
     fn find(&self, pid: u32) -> Result<usize, usize> {
@@ -500,7 +501,7 @@ impl ThreadList {
     /// benign, and the model keeps the field as [`InPlace`] instrumentation that no detector
     /// judges; the checker judges the walk by the threads it counted, so an exit_notify()
     /// landing during the walk is judged against what the walk saw.
-    pub(crate) fn threads(&self) -> Vec<(u32, Arc<Task>)> {
+    pub(crate) fn threads(&self) -> smallvec::SmallVec<[(u32, Arc<Task>); 4]> {
         self.0.iter().filter_map(|(pid, task)| task.upgrade().map(|task| (*pid, task))).collect()
     }
 }
@@ -832,9 +833,13 @@ pub(crate) type AllocatedPid = (Arc<StructPid>, Arc<[(usize, u32)]>);
 pub(crate) struct StructPid {
     /// `tasks[PIDTYPE_PID]`.
     tasks: HlistHead,
-    /// `numbers[i].pid_chain`, level by level.
-    upids: std::sync::OnceLock<Box<[HlistNode]>>,
+    /// `numbers[i].pid_chain`, level by level (a pid of up to two levels keeps them in place:
+    /// the `struct pid` is one allocation, as the kernel's).
+    upids: std::sync::OnceLock<UpidNodes>,
 }
+
+/// A `struct pid`'s upid nodes, one a level from init_pid_ns down.
+type UpidNodes = smallvec::SmallVec<[HlistNode; 2]>;
 
 /// A task's `pids[PIDTYPE_PID]`: the `struct pid` it is attached to (`link->pid`) and its
 /// node on that pid's task chain (`link->node`), kept by the task table beside the task list.
@@ -995,7 +1000,7 @@ impl PidHash {
     /// which no allocation makes), at boot.
     pub(crate) fn hash_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
         let pid = Arc::new(StructPid { tasks: self.tasks.head_alloc(), upids: std::sync::OnceLock::new() });
-        let nodes: Box<[HlistNode]> = numbers
+        let nodes: UpidNodes = numbers
             .iter()
             .map(|&(ns, nr)| self.upids.node_alloc(Upid { nr, ns, pid: pid.clone() }))
             .collect();
@@ -1107,7 +1112,7 @@ impl PidLink {
 
 impl StructPid {
     fn upids(&self) -> &[HlistNode] {
-        self.upids.get().expect("alloc_pid() sets the upids")
+        self.upids.get().expect("alloc_pid() sets the upids").as_slice()
     }
 }
 
@@ -1318,13 +1323,17 @@ pub(crate) struct TaskTable {
     pub files: BTreeMap<u32, Vec<Option<File>>>,
 }
 
+/// Room a new world's task vectors ([`TaskTable`]'s by pid, `current`) are made with: a case
+/// forks about ten tasks, so they grow from empty no more (a world is short-lived).
+pub(crate) const TASKS_ROOM: usize = 16;
+
 impl TaskTable {
     /// An empty task list with init_pid_ns and init_user_ns and the cgroups named.
     pub(crate) fn new(cgroups: Vec<&'static str>) -> TaskTable {
         TaskTable {
             tasks: BTreeMap::new(),
             pid_links: BTreeMap::new(),
-            by_pid: Vec::new(),
+            by_pid: Vec::with_capacity(TASKS_ROOM),
             user_ns: vec![UserNs { parent: None, base: 0 }],
             cgroups,
             files: BTreeMap::new(),
@@ -1354,6 +1363,23 @@ impl TaskTable {
     pub(crate) fn by_pid(&self) -> impl DoubleEndedIterator<Item = &Arc<Task>> + ExactSizeIterator + Clone {
         debug_assert!(self.by_pid.iter().zip(self.tasks.values()).all(|(a, b)| Arc::ptr_eq(a, b)));
         self.by_pid.iter()
+    }
+
+    /// The tasks up to `pid` (itself included) and those above it, each ascending by pid, as
+    /// two slices of [`Self::by_pid`]'s vector: the tree's `..=pid` and `pid + 1..` ranges
+    /// with no walk down the tree.
+    pub(crate) fn split_after(&self, pid: u32) -> (&[Arc<Task>], &[Arc<Task>]) {
+        self.by_pid.split_at(self.by_pid.partition_point(|t| t.pid <= pid))
+    }
+
+    /// The tasks below `pid` and those above it ([`Self::split_after`] without `pid` itself).
+    pub(crate) fn around(&self, pid: u32) -> (&[Arc<Task>], &[Arc<Task>]) {
+        let (upto, above) = self.split_after(pid);
+        let below = match upto.split_last() {
+            Some((last, below)) if last.pid == pid => below,
+            _ => upto,
+        };
+        (below, above)
     }
 
     /// The task at `index` in [`Self::by_pid`]'s order (None past the end), in one step.

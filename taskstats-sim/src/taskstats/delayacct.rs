@@ -136,8 +136,8 @@ impl Taskstats {
     /// The task `current` wakes from its I/O wait: the next live task after `pid`, wrapping.
     fn io_waiter(&self, cx: &Cx, pid: u32) -> Option<Arc<Task>> {
         let table = self.tasks.read_lock(cx);
-        let after = table.tasks.range(pid + 1..).chain(table.tasks.range(..=pid));
-        let woken = after.map(|(_, task)| task).find(|task| task.exit_state() == ExitState::None).cloned();
+        let (upto, after) = table.split_after(pid);
+        let woken = after.iter().chain(upto).find(|task| task.exit_state() == ExitState::None).cloned();
         drop(table);
         woken
     }

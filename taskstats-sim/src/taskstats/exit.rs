@@ -353,8 +353,9 @@ impl Taskstats {
         report: &mut ExitReport,
     ) {
         let listeners = &self.listener_array[cpu as usize];
-        // Copies per port, in delivery order (a list holds a few ports: no tree per exit).
-        let mut copies: Vec<(u32, u32)> = Vec::new();
+        // Copies per port, in delivery order (a list holds a few ports: no tree per exit, and
+        // no heap list either while it holds at most four).
+        let mut copies: smallvec::SmallVec<[(u32, u32); 4]> = smallvec::SmallVec::new();
         skb.genlmsg_end();
         let seq = u32_at(skb.bytes(), 8);
         let skb_clone = |cur: &SkBuff, skipped: usize| {

@@ -218,6 +218,13 @@ impl ExitReport {
     }
 }
 
+/// The running tasks' list of a new world, init alone on it, with room for a case's tasks.
+fn current_with_init(init: Arc<Task>) -> Vec<(u32, Arc<Task>)> {
+    let mut current = Vec::with_capacity(crate::task::TASKS_ROOM);
+    current.push((1, init));
+    current
+}
+
 /// The lock class of a new signal_struct's stats lock: `sighand->siglock` once group stats moved
 /// under it, `sig->stats_lock` before.
 pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
@@ -233,7 +240,7 @@ pub(crate) fn signal_lock_class(fixes: Fixes) -> &'static str {
 /// walk passed over a thread that was alive when it started (its exit_notify() landed in the
 /// walk before the walk reached it).
 struct Walked {
-    counted: Vec<u32>,
+    counted: smallvec::SmallVec<[u32; 8]>,
     live_sum: TaskstatsRecord,
     raced: bool,
     skipped_mid_walk: bool,
@@ -333,7 +340,7 @@ impl Taskstats {
         Taskstats {
             checked: checked_fixes(fixes, &params.audit),
             pid_hash,
-            current: std::sync::RwLock::new(vec![(1, init)]),
+            current: std::sync::RwLock::new(current_with_init(init)),
             fixes,
             listener_array: (0..cpus).map(|_| ListenerList::new()).collect(),
             taskstats_seqnum: (0..cpus).map(|_| AtomicU32::new(0)).collect(),
@@ -854,7 +861,7 @@ impl Taskstats {
         let at_start: smallvec::SmallVec<[ExitState; 8]> =
             threads.iter().map(|(_, task)| task.exit_state()).collect();
         let mut walked = Walked {
-            counted: Vec::new(),
+            counted: smallvec::SmallVec::new(),
             live_sum: TaskstatsRecord::default(),
             raced: false,
             skipped_mid_walk: false,

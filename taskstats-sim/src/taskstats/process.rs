@@ -809,8 +809,8 @@ impl Taskstats {
         let Some(reaper) = self.find_new_reaper(table, father) else {
             return;
         };
-        let children: Vec<Arc<Task>> =
-            table.tasks.values().filter(|c| c.real_parent() == father.pid).cloned().collect();
+        let children: smallvec::SmallVec<[Arc<Task>; 4]> =
+            table.by_pid().filter(|c| c.real_parent() == father.pid).cloned().collect();
         for child in &children {
             let old = child.parent.rcu_access_pointer();
             let object = child.parent.alloc(reaper.clone());
@@ -845,9 +845,8 @@ impl Taskstats {
                 && t.exit_state() == ExitState::None
                 && !(skips_exiting && t.exiting.load(Ordering::Acquire))
         };
-        let after = table.tasks.range(father.pid + 1..).map(|(_, t)| t);
-        let before = table.tasks.range(..father.pid).map(|(_, t)| t);
-        if let Some(thread) = after.chain(before).find(eligible) {
+        let (before, after) = table.around(father.pid);
+        if let Some(thread) = after.iter().chain(before).find(eligible) {
             return Some(thread.clone());
         }
         table
@@ -943,6 +942,48 @@ mod tests {
             let got = model.task(&seen, c).unwrap().real_parent();
             assert_eq!(got, want, "{preset}: C's parent after T1's exit (P {p}, T1 {t1}, T2 {t2} exiting)");
         }
+    }
+
+    /// The by-pid vector's slices (`TaskTable::split_after`, `around`) are the task tree's
+    /// ranges (`..=pid` and `pid + 1..`; `..pid` and `pid + 1..`), the same tasks in the same
+    /// order, for every pid from 0 to past the last, listed or not, after forks and exits that
+    /// leave holes (the walks of forget_original_parent(), find_new_reaper() and io_waiter()
+    /// read them where they walked the tree).
+    #[test]
+    fn the_by_pid_slices_are_the_tree_s_ranges() {
+        let sim = Sim::new(SimConfig::new(3).cpus(2).lockdep(ReportMode::Collect));
+        let params = Params { tasks_max: 64, ..Params::default() };
+        let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
+        let kinds = [ForkKind::Process, ForkKind::Thread, ForkKind::Thread, ForkKind::Process];
+        let mut forked = vec![1];
+        for round in 0..16 {
+            let parent = forked[round * 5 % forked.len()];
+            if let Ok(child) = model.fork(&task_cx(&sim, &model, parent, "fork"), kinds[round % kinds.len()])
+            {
+                forked.push(child);
+            }
+        }
+        for &pid in forked.iter().skip(2).step_by(3) {
+            let _ = model.exit(&task_cx(&sim, &model, pid, "exit"));
+        }
+        let seen = sim.observer_cx("test", 0);
+        let pids = |tasks: &[Arc<Task>]| tasks.iter().map(|t| t.pid).collect::<Vec<_>>();
+        model.with_task_table(&seen, |table| {
+            let last = table.tasks.keys().next_back().copied().unwrap();
+            assert!(table.tasks.len() < last as usize, "no hole left to look at");
+            for pid in 0..last + 2 {
+                let tree = |range: (std::ops::Bound<u32>, std::ops::Bound<u32>)| {
+                    table.tasks.range(range).map(|(&p, _)| p).collect::<Vec<_>>()
+                };
+                use std::ops::Bound::{Excluded, Included, Unbounded};
+                let (upto, after) = table.split_after(pid);
+                assert_eq!(pids(upto), tree((Unbounded, Included(pid))), "split_after({pid}): up to");
+                assert_eq!(pids(after), tree((Excluded(pid), Unbounded)), "split_after({pid}): after");
+                let (below, above) = table.around(pid);
+                assert_eq!(pids(below), tree((Unbounded, Excluded(pid))), "around({pid}): below");
+                assert_eq!(pids(above), tree((Excluded(pid), Unbounded)), "around({pid}): above");
+            }
+        });
     }
 
     /// The comm written in place is "task" and the pid in decimal, NUL-padded, as format! spells it.
