@@ -87,16 +87,21 @@ impl MaskSpec {
     pub(crate) fn text(&self) -> MaskText {
         match self {
             MaskSpec::Cpus(bits) => {
-                // "0,2": one digit per CPU (eight at most).
-                let mut text = MaskText::inline();
-                for cpu in (0..8u8).filter(|cpu| bits & (1 << cpu) != 0) {
-                    if !text.is_empty() {
-                        text.push(b',');
-                    }
-                    text.push(b'0' + cpu);
+                // "0,2": one digit and a comma per CPU (eight at most), lowest first, the last
+                // comma made the NUL; the empty list is the NUL alone.
+                let (mut buffer, mut len) = ([0; MASK_TEXT_ROOM], 0);
+                let mut left = *bits;
+                while left != 0 {
+                    buffer[len] = b'0' + left.trailing_zeros() as u8;
+                    buffer[len + 1] = b',';
+                    len += 2;
+                    left &= left - 1;
                 }
-                text.push(0);
-                text
+                match len {
+                    0 => len = 1,
+                    _ => buffer[len - 1] = 0,
+                }
+                MaskText::Inline(buffer, len as u8)
             }
             MaskSpec::Range(a, b) => {
                 let mut text = MaskText::inline();
