@@ -172,8 +172,9 @@ impl TaskstatsModel {
     /// [`Self::parse`] of it. A non-empty list of CPUs or a range is read off the spec, as both
     /// parsers read its text (its CPUs; a backwards range EINVAL, one past the bitmap ERANGE;
     /// `specs_read_as_both_parsers_read_their_text` holds that for every such spec); odd text is
-    /// spelled and parsed. A campaign's registrations are mostly lists: spelling and parsing
-    /// each was about 300 instructions (callgrind).
+    /// spelled and parsed, the oversized one once per process ([`Self::oversized_parse`]). A
+    /// campaign's registrations are mostly lists: spelling and parsing each was about 300
+    /// instructions (callgrind).
     fn read_mask(&self, mask: &MaskSpec) -> MaskRead {
         let parsed = match *mask {
             MaskSpec::Cpus(bits) if bits != 0 => Ok(CpuBits(u64::from(bits))),
@@ -184,13 +185,30 @@ impl TaskstatsModel {
                 cpus.insert_range(u32::from(a), u32::from(b), NR_CPUS);
                 Ok(cpus)
             }
+            MaskSpec::Odd(_) if mask.is_oversized() => {
+                return MaskRead { oversized: true, parsed: self.oversized_parse() };
+            }
             MaskSpec::Cpus(_) | MaskSpec::Odd(_) => {
                 let text = mask.text();
-                return MaskRead { oversized: text.len() > TASKSTATS_CPUMASK_MAXLEN, parsed: self.parse(&text) };
+                return MaskRead {
+                    oversized: text.len() > TASKSTATS_CPUMASK_MAXLEN,
+                    parsed: self.parse(&text),
+                };
             }
         };
         // A list of eight CPUs or a range of two three-digit numbers: far below the limit.
         MaskRead { oversized: false, parsed }
+    }
+
+    /// [`Self::parse`] of the oversized odd text, made once per process for each parser: a
+    /// pure function of one constant text of about 500 bytes, which cost about 10,000
+    /// instructions to spell and parse at each request that sent it (callgrind: 18 an
+    /// operation of a campaign).
+    fn oversized_parse(&self) -> Result<CpuBits, Errno> {
+        static PARSED: [std::sync::OnceLock<Result<CpuBits, Errno>>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        let parser = usize::from(self.fixes.on(crate::fixes::CPULIST_PARSE_3));
+        *PARSED[parser].get_or_init(|| self.parse(&MaskSpec::Odd(u8::MAX).text()))
     }
 
     /// parse() as the version has it, with the reference's own copy and parsers below.
@@ -523,7 +541,9 @@ impl TaskstatsModel {
         mask: Option<MaskRead>,
     ) -> Result<(), String> {
         let (expect, fallible, replies_expect): (Result<(), Errno>, bool, usize) = match (op, mask) {
-            (Op::Register { .. } | Op::Deregister { .. }, Some(read)) => (self.cpumask_errno(facts, read), true, 0),
+            (Op::Register { .. } | Op::Deregister { .. }, Some(read)) => {
+                (self.cpumask_errno(facts, read), true, 0)
+            }
             (Op::QueryPid { .. } | Op::QueryTgid { .. }, _) => {
                 if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
                     (Err(Errno::EPERM), false, 0)
@@ -918,10 +938,17 @@ impl TaskstatsModel {
     fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
         // The task's group and figures (no copy of its numbers).
         let Some((tgid, work)) = self.tasks.get(pid).map(|t| (t.tgid, t.work)) else { return };
-        let members = || self.tasks.iter().filter(|&(p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
+        // Whether the group has another member than one: its live threads (the exiting one
+        // still among them) and its leader while the reference holds it, live or not. Counted
+        // over the live pids, not every task the case made, and only to the second.
+        let two_members = || {
+            let dead_leader = usize::from(self.tasks.get(tgid).is_some_and(|t| !t.live));
+            let in_group = |p: &&u32| self.tasks.get(**p).is_some_and(|t| t.tgid == tgid);
+            dead_leader + self.live.iter().filter(in_group).take(2).count() > 1
+        };
         let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         // The group's members counted only for the versions whose rule asks.
-        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members() > 1;
+        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && two_members();
         let fill_first = single_pass || self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
         let sends = self.lists.get(cpu as usize).is_some_and(|l| !l.is_empty());
         let fold = |stats: Work| {
