@@ -170,16 +170,22 @@ pub struct TaskstatsSubject {
     /// What the operations since the last incremental check touched (checker state, behind a
     /// std lock so that threaded runs, which share the subject, may record it too).
     touched: std::sync::Mutex<Touched>,
-    /// [`Subject::apply`]'s observer context ("op"), kept between operations and renewed
-    /// ([`Cx::renew`]): the same serial numbers, so the same trace, without making a context
-    /// each operation. None before the first operation, and in threaded runs, which make their
-    /// own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking): the
-    /// mutex is there because a context is not `Sync` and threaded runs share the subject.
-    op_observer: std::sync::Mutex<Option<Box<Cx>>>,
-    /// The contexts of the driver's named tasks, kept between operations as `op_observer` is
-    /// (and reached the same way, without locking); None before the first operation. Boxed,
-    /// so that taking them out for an operation and putting them back moves a pointer.
-    driver_cxs: std::sync::Mutex<Option<Box<DriverCxs>>>,
+    /// [`Subject::apply`]'s contexts, kept between operations: its observer and the driver's
+    /// named tasks ([`Kept`]). None before the first operation, and in threaded runs, which make
+    /// their own. Reached only through `&mut self` ([`std::sync::Mutex::get_mut`], no locking):
+    /// the mutex is there because a context is not `Sync` and threaded runs share the subject.
+    /// Boxed, so that taking them out for an operation and putting them back moves a pointer.
+    kept: std::sync::Mutex<Option<Box<Kept>>>,
+}
+
+/// [`Subject::apply`]'s kept contexts, in one box (one take and one put-back an operation).
+#[derive(Debug)]
+struct Kept {
+    /// The observer ("op"), renewed each operation ([`Cx::renew`]): the same serial numbers,
+    /// so the same trace, without making a context each operation.
+    observer: Cx,
+    /// The contexts of the driver's named tasks.
+    drivers: DriverCxs,
 }
 
 /// The named tasks the op-level driver runs operations as, on CPU 0 (a pid's operations run
@@ -269,21 +275,21 @@ struct Touched {
     /// The buffer the check reads the touched groups' leaders into; empty between checks, kept
     /// for its room (so is `tgids`'s), so an operation's check allocates nothing for them.
     leaders: Vec<Arc<Task>>,
-    /// The incremental check's observer context ("check_invariants"), kept and renewed as
-    /// [`TaskstatsSubject::op_observer`] is. Boxed, as that one: a context is large (its
-    /// held-lock stack is inline), and taking it out and putting it back would copy it.
+    /// The incremental check's observer context ("check_invariants"), kept and renewed in
+    /// place ([`observer_in`]). Boxed: a context is large (its held-lock stack is inline), and
+    /// the record is made and dropped with the subject.
     check_observer: Option<Box<Cx>>,
 }
 
 /// The observer `name` kept in `slot`, renewed as [`Sim::observer_cx`] would make it now (on
-/// CPU 0), or made the first time; the caller puts it back when done.
-fn observer_in(slot: &mut Option<Box<Cx>>, sim: &Sim, name: &str) -> Box<Cx> {
-    match slot.take() {
-        Some(mut cx) => {
+/// CPU 0), or made the first time; it stays in the slot (nothing taken out and put back).
+fn observer_in<'a>(slot: &'a mut Option<Box<Cx>>, sim: &Sim, name: &str) -> &'a Cx {
+    match slot {
+        Some(cx) => {
             cx.renew(0);
             cx
         }
-        None => Box::new(sim.observer_cx(name, 0)),
+        None => slot.insert(Box::new(sim.observer_cx(name, 0))),
     }
 }
 
@@ -322,14 +328,9 @@ impl TaskstatsSubject {
         self.touched.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The slot of [`Subject::apply`]'s kept observer, reached without a lock.
-    fn op_observer(&mut self) -> &mut Option<Box<Cx>> {
-        self.op_observer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The slot of [`Subject::apply`]'s kept driver contexts, reached without a lock.
-    fn driver_cxs(&mut self) -> &mut Option<Box<DriverCxs>> {
-        self.driver_cxs.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The slot of [`Subject::apply`]'s kept contexts, reached without a lock.
+    fn kept(&mut self) -> &mut Option<Box<Kept>> {
+        self.kept.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records that the coming exit of `task` touches its group and the listener list of the
@@ -363,7 +364,8 @@ impl TaskstatsSubject {
     /// The task `index` picks among the tasks `wanted` accepts, by ascending pid, modulo their
     /// number (what indexing a list of their pids picks), in one look at the task table: a walk
     /// that counts the candidates and one to the pick, both over the pid-ordered vector
-    /// ([`TaskTable::by_pid`](crate::task::TaskTable::by_pid)), not the tree.
+    /// ([`TaskTable::by_pid`](crate::task::TaskTable::by_pid)), not the tree. (Gathering the
+    /// candidates in one walk into a `SmallVec` cost 42 instructions an operation more.)
     fn pick_task(&self, observer: &Cx, index: u8, wanted: impl Fn(&Task) -> bool) -> Option<Arc<Task>> {
         self.model.with_task_table(observer, |table| {
             let count = table.by_pid().filter(|t| wanted(t)).count();
@@ -560,15 +562,14 @@ impl TaskstatsSubject {
 
     /// The task operations: fork, run, scheduler changes, open(2), socket(2), sigaction(2).
     fn apply_task_op(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
+        // The task's own context's name; None: the scheduler's named task runs it.
         let (task, name) = match op {
-            Op::Fork { parent, .. } => (*parent, "fork"),
-            Op::Run { task } => (*task, "run"),
-            Op::OpenFile { task, .. } => (*task, "open"),
-            Op::OpenPort { task } => (*task, "socket"),
-            Op::SigactionSigchld { task, .. } => (*task, "sigaction"),
-            Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => {
-                (*task, "sched")
-            }
+            Op::Fork { parent, .. } => (*parent, Some("fork")),
+            Op::Run { task } => (*task, Some("run")),
+            Op::OpenFile { task, .. } => (*task, Some("open")),
+            Op::OpenPort { task } => (*task, Some("socket")),
+            Op::SigactionSigchld { task, .. } => (*task, Some("sigaction")),
+            Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => (*task, None),
             _ => unreachable!("apply_task_op is called for task operations only"),
         };
         let Some(task) = self.pick_task(observer, task, |t| t.exit_state() == ExitState::None) else {
@@ -577,8 +578,8 @@ impl TaskstatsSubject {
         let pid = task.pid;
         let run = |cx: &Cx| self.task_op_as(cx, &task, op);
         match name {
-            "sched" => drivers.as_named(sim, DriverTask::Sched, run),
-            _ => run(&sim.cx_for_task(pid, name, task.cpu())),
+            None => drivers.as_named(sim, DriverTask::Sched, run),
+            Some(name) => run(&sim.cx_for_task(pid, name, task.cpu())),
         }
     }
 
@@ -769,8 +770,7 @@ impl Subject for TaskstatsSubject {
         TaskstatsSubject {
             model: Taskstats::new(sim, config.fixes, config.params.clone()),
             touched: std::sync::Mutex::default(),
-            op_observer: std::sync::Mutex::default(),
-            driver_cxs: std::sync::Mutex::default(),
+            kept: std::sync::Mutex::default(),
         }
     }
 
@@ -784,11 +784,16 @@ impl Subject for TaskstatsSubject {
 
     fn apply(&mut self, sim: &Sim, op: &Op) -> Outcome {
         // The kept observer, reached without a lock: `&mut self` is this thread's alone.
-        let observer = observer_in(self.op_observer(), sim, "op");
-        let mut drivers = self.driver_cxs().take().unwrap_or_default();
-        let outcome = self.apply_seen(sim, (&observer, &mut drivers), op);
-        *self.op_observer() = Some(observer);
-        *self.driver_cxs() = Some(drivers);
+        let mut kept = match self.kept().take() {
+            Some(mut kept) => {
+                kept.observer.renew(0);
+                kept
+            }
+            None => Box::new(Kept { observer: sim.observer_cx("op", 0), drivers: DriverCxs::default() }),
+        };
+        let Kept { observer, drivers } = &mut *kept;
+        let outcome = self.apply_seen(sim, (observer, drivers), op);
+        *self.kept() = Some(kept);
         // A grace period ends between operations: deferred frees and puts (pid hash versions,
         // delayed_put_task_struct) run on the "rcu" task.
         sim.rcu_advance();
@@ -837,11 +842,7 @@ impl Subject for TaskstatsSubject {
         // The record stays locked across the model's check, which takes the model's own locks
         // (never this std mutex, checker state outside every model lock): only threaded runs
         // record from other threads, and they do not run this check, so no one waits on it.
-        let checked = self.model.check_invariants_touched(cx.as_deref(), cpus, ledger, groups_with_stats);
-        if cx.is_some() {
-            touched.check_observer = cx;
-        }
-        checked
+        self.model.check_invariants_touched(cx, cpus, ledger, groups_with_stats)
     }
 
     fn teardown(self, sim: &Sim) -> Result<(), Violation> {

@@ -27,17 +27,15 @@ pub enum MaskSpec {
 const ODD_MASKS: [&[u8]; 6] = [b"\0", b"1-0\0", b"x\0", b"999\0", b"0-\0", b"0,,1\0"];
 
 /// A cpumask attribute's payload as [`MaskSpec::text`] spells it: in a buffer on the stack for
-/// a list or a range ("0,1,2,3,4,5,6,7" and "255-255" fit), a constant for the odd texts, and
-/// on the heap only for the oversized one. Every cpumask request spells its mask twice (the
-/// driver, the reference), so the spelling allocates nothing.
+/// a list or a range ("0,1,2,3,4,5,6,7" and "255-255" fit), a constant for the odd texts (the
+/// oversized one made once per process). The driver spells every cpumask request's mask (the
+/// reference only the odd ones), so the spelling allocates nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum MaskText {
     /// The first `.1` bytes of the buffer.
     Inline([u8; MASK_TEXT_ROOM], u8),
-    /// One of [`ODD_MASKS`].
+    /// One of [`ODD_MASKS`], or the oversized text (made once).
     Constant(&'static [u8]),
-    /// The oversized text.
-    Heap(Vec<u8>),
 }
 
 /// The room of [`MaskText::Inline`]: eight one-digit CPUs, seven commas and the NUL.
@@ -76,27 +74,37 @@ impl std::ops::Deref for MaskText {
         match self {
             MaskText::Inline(buffer, len) => &buffer[..usize::from(*len)],
             MaskText::Constant(text) => text,
-            MaskText::Heap(text) => text,
         }
     }
 }
 
 impl MaskSpec {
+    /// Whether this is the oversized odd text (longer than TASKSTATS_CPUMASK_MAXLEN; the same
+    /// text whatever its index).
+    pub(crate) fn is_oversized(&self) -> bool {
+        matches!(self, MaskSpec::Odd(i) if usize::from(*i) >= ODD_MASKS.len())
+    }
+
     /// The attribute's payload: the text and its NUL ([`cpumask_payload`]), built in one buffer
-    /// (no text made first and copied), on the stack but for the oversized odd text.
+    /// (no text made first and copied), on the stack but for the odd texts, which are constants.
     pub(crate) fn text(&self) -> MaskText {
         match self {
             MaskSpec::Cpus(bits) => {
-                // "0,2": one digit per CPU (eight at most).
-                let mut text = MaskText::inline();
-                for cpu in (0..8u8).filter(|cpu| bits & (1 << cpu) != 0) {
-                    if !text.is_empty() {
-                        text.push(b',');
-                    }
-                    text.push(b'0' + cpu);
+                // "0,2": one digit and a comma per CPU (eight at most), lowest first, the last
+                // comma made the NUL; the empty list is the NUL alone.
+                let (mut buffer, mut len) = ([0; MASK_TEXT_ROOM], 0);
+                let mut left = *bits;
+                while left != 0 {
+                    buffer[len] = b'0' + left.trailing_zeros() as u8;
+                    buffer[len + 1] = b',';
+                    len += 2;
+                    left &= left - 1;
                 }
-                text.push(0);
-                text
+                match len {
+                    0 => len = 1,
+                    _ => buffer[len - 1] = 0,
+                }
+                MaskText::Inline(buffer, len as u8)
             }
             MaskSpec::Range(a, b) => {
                 let mut text = MaskText::inline();
@@ -109,9 +117,12 @@ impl MaskSpec {
             MaskSpec::Odd(i) if usize::from(*i) < ODD_MASKS.len() => {
                 MaskText::Constant(ODD_MASKS[usize::from(*i)])
             }
-            // Oversized: longer than TASKSTATS_CPUMASK_MAXLEN.
+            // Oversized: longer than TASKSTATS_CPUMASK_MAXLEN, spelled once per process.
             MaskSpec::Odd(_) => {
-                MaskText::Heap(cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)))
+                static OVERSIZED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+                MaskText::Constant(
+                    OVERSIZED.get_or_init(|| cpumask_payload(&"0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8))),
+                )
             }
         }
     }

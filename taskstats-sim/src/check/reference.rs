@@ -8,7 +8,7 @@
 use sim_core::check::Reference;
 use sim_core::Errno;
 
-use super::op::{Op, Outcome, RequestFacts, Work};
+use super::op::{MaskSpec, Op, Outcome, RequestFacts, Work};
 use super::TaskstatsConfig;
 use crate::fixes::Fixes;
 use crate::taskstats::{NR_CPUS, TASKSTATS_CPUMASK_MAXLEN};
@@ -146,17 +146,13 @@ fn add_work(sum: &mut Work, w: &Work) {
 
 impl TaskstatsModel {
     /// The errno the seed returns for a cpumask request, before any allocation can fail.
-    /// `parsed` is [`Self::parse`] of `text`, made once per request by the caller.
-    fn cpumask_errno(
-        &self,
-        facts: &RequestFacts,
-        text: &[u8],
-        parsed: Result<CpuBits, Errno>,
-    ) -> Result<(), Errno> {
+    /// `read` is [`Self::read_mask`] of the request's mask, made once per request by the caller.
+    fn cpumask_errno(&self, facts: &RequestFacts, read: MaskRead) -> Result<(), Errno> {
+        let MaskRead { oversized, parsed } = read;
         if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
             return Err(Errno::EPERM);
         }
-        if text.len() > TASKSTATS_CPUMASK_MAXLEN {
+        if oversized {
             return Err(Errno::E2BIG);
         }
         let mask = parsed?;
@@ -171,6 +167,50 @@ impl TaskstatsModel {
 }
 
 impl TaskstatsModel {
+    /// What add_del_listener() reads of a cpumask attribute spelled as `mask` spells it
+    /// ([`MaskSpec::text`]): whether the text is longer than TASKSTATS_CPUMASK_MAXLEN, and
+    /// [`Self::parse`] of it. A non-empty list of CPUs or a range is read off the spec, as both
+    /// parsers read its text (its CPUs; a backwards range EINVAL, one past the bitmap ERANGE;
+    /// `specs_read_as_both_parsers_read_their_text` holds that for every such spec); odd text is
+    /// spelled and parsed, the oversized one once per process ([`Self::oversized_parse`]). A
+    /// campaign's registrations are mostly lists: spelling and parsing each was about 300
+    /// instructions (callgrind).
+    fn read_mask(&self, mask: &MaskSpec) -> MaskRead {
+        let parsed = match *mask {
+            MaskSpec::Cpus(bits) if bits != 0 => Ok(CpuBits(u64::from(bits))),
+            MaskSpec::Range(a, b) if a > b => Err(Errno::EINVAL),
+            MaskSpec::Range(_, b) if u32::from(b) >= NR_CPUS => Err(Errno::ERANGE),
+            MaskSpec::Range(a, b) => {
+                let mut cpus = CpuBits::default();
+                cpus.insert_range(u32::from(a), u32::from(b), NR_CPUS);
+                Ok(cpus)
+            }
+            MaskSpec::Odd(_) if mask.is_oversized() => {
+                return MaskRead { oversized: true, parsed: self.oversized_parse() };
+            }
+            MaskSpec::Cpus(_) | MaskSpec::Odd(_) => {
+                let text = mask.text();
+                return MaskRead {
+                    oversized: text.len() > TASKSTATS_CPUMASK_MAXLEN,
+                    parsed: self.parse(&text),
+                };
+            }
+        };
+        // A list of eight CPUs or a range of two three-digit numbers: far below the limit.
+        MaskRead { oversized: false, parsed }
+    }
+
+    /// [`Self::parse`] of the oversized odd text, made once per process for each parser: a
+    /// pure function of one constant text of about 500 bytes, which cost about 10,000
+    /// instructions to spell and parse at each request that sent it (callgrind: 18 an
+    /// operation of a campaign).
+    fn oversized_parse(&self) -> Result<CpuBits, Errno> {
+        static PARSED: [std::sync::OnceLock<Result<CpuBits, Errno>>; 2] =
+            [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+        let parser = usize::from(self.fixes.on(crate::fixes::CPULIST_PARSE_3));
+        *PARSED[parser].get_or_init(|| self.parse(&MaskSpec::Odd(u8::MAX).text()))
+    }
+
     /// parse() as the version has it, with the reference's own copy and parsers below.
     fn parse(&self, payload: &[u8]) -> Result<CpuBits, Errno> {
         let text = copied_text(payload);
@@ -380,14 +420,13 @@ impl Reference for TaskstatsModel {
                 self.check_exit(&walk, closed, *faulted)
             }
             (_, Outcome::Request { facts, error, replies, port, lists_after }) => {
-                // A cpumask request's text, and parse() of it, made once for both judgements.
-                let text = match op {
-                    Op::Register { mask, .. } | Op::Deregister { mask, .. } => Some(mask.text()),
+                // What parse() reads of a cpumask request's text, once for both judgements.
+                let mask = match op {
+                    Op::Register { mask, .. } | Op::Deregister { mask, .. } => Some(self.read_mask(mask)),
                     _ => None,
                 };
-                let parsed = text.as_deref().map(|text| self.parse(text));
+                let parsed = mask.map(|read| read.parsed);
                 self.mirror_listeners(op, *port, *error, lists_after.as_ref(), parsed.as_ref())?;
-                let mask = text.as_deref().zip(parsed);
                 self.check_request(op, facts, *error, replies, mask)?;
                 if *error == Some(0) && replies.len() == 1 {
                     self.judge_payload(op, facts, *port, &replies[0])?;
@@ -499,11 +538,11 @@ impl TaskstatsModel {
         facts: &RequestFacts,
         error: Option<i32>,
         replies: &[Vec<u8>],
-        mask: Option<(&[u8], Result<CpuBits, Errno>)>,
+        mask: Option<MaskRead>,
     ) -> Result<(), String> {
         let (expect, fallible, replies_expect): (Result<(), Errno>, bool, usize) = match (op, mask) {
-            (Op::Register { .. } | Op::Deregister { .. }, Some((text, parsed))) => {
-                (self.cpumask_errno(facts, text, parsed), true, 0)
+            (Op::Register { .. } | Op::Deregister { .. }, Some(read)) => {
+                (self.cpumask_errno(facts, read), true, 0)
             }
             (Op::QueryPid { .. } | Op::QueryTgid { .. }, _) => {
                 if self.fixes.on(crate::fixes::ADMIN_PERM) && !facts.capable {
@@ -640,6 +679,15 @@ fn parselist_3x(text: &[u8], nbits: u32) -> Result<CpuBits, Errno> {
             return Ok(mask);
         }
     }
+}
+
+/// What parse() reads of a cpumask attribute ([`TaskstatsModel::read_mask`]).
+#[derive(Clone, Copy, Debug)]
+struct MaskRead {
+    /// The text is longer than TASKSTATS_CPUMASK_MAXLEN (E2BIG before any parse).
+    oversized: bool,
+    /// parse() of the text.
+    parsed: Result<CpuBits, Errno>,
 }
 
 /// A set of CPUs below [`NR_CPUS`] as one word, a bit per CPU: what the parsers build (a set
@@ -890,10 +938,17 @@ impl TaskstatsModel {
     fn record_exit(&mut self, pid: u32, cpu: u32, faulted: bool) {
         // The task's group and figures (no copy of its numbers).
         let Some((tgid, work)) = self.tasks.get(pid).map(|t| (t.tgid, t.work)) else { return };
-        let members = || self.tasks.iter().filter(|&(p, t)| t.tgid == tgid && (t.live || p == tgid)).count();
+        // Whether the group has another member than one: its live threads (the exiting one
+        // still among them) and its leader while the reference holds it, live or not. Counted
+        // over the live pids, not every task the case made, and only to the second.
+        let two_members = || {
+            let dead_leader = usize::from(self.tasks.get(tgid).is_some_and(|t| !t.live));
+            let in_group = |p: &&u32| self.tasks.get(**p).is_some_and(|t| t.tgid == tgid);
+            dead_leader + self.live.iter().filter(in_group).take(2).count() > 1
+        };
         let single_pass = self.fixes.on(crate::fixes::EXIT_SINGLE_PASS);
         // The group's members counted only for the versions whose rule asks.
-        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && members() > 1;
+        let alloc_at_exit = single_pass && self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) && two_members();
         let fill_first = single_pass || self.fixes.on(crate::fixes::EXIT_FILL_BEFORE_SEND);
         let sends = self.lists.get(cpu as usize).is_some_and(|l| !l.is_empty());
         let fold = |stats: Work| {
@@ -1039,41 +1094,45 @@ impl TaskstatsModel {
 }
 
 /// A record's figures against one expected set: the eight delay counters, and from version 8
-/// the freepages delays, the context switches and (PID replies) the CPU times.
+/// the freepages delays, the context switches and (PID replies) the CPU times, in that order
+/// (the first that differs is the reason). Compared one by one where they lie, no table of
+/// them built per reply (a table of fifteen names, offsets and values was about half of a
+/// comparison's 200 instructions, callgrind).
 fn compare_figures(rec: &[u8], want: &Work, tgid_query: bool, v8: bool) -> Result<(), String> {
-    // Version 1 puts the delays right after its header, version 8 eight bytes later.
-    let at = |i: usize| if v8 { 16 + 8 * i } else { 8 + 8 * i };
-    // The delays, then from version 8 the other counters, then for a PID reply the CPU times:
-    // one table in that order, of which the version and the reply's kind judge a prefix.
-    let fields = [
-        ("cpu_count", at(0), want.cpu_count),
-        ("cpu_delay_total", at(1), want.cpu_delay_total),
-        ("blkio_count", at(2), want.blkio_count),
-        ("blkio_delay_total", at(3), want.blkio_delay_total),
-        ("swapin_count", at(4), want.swapin_count),
-        ("swapin_delay_total", at(5), want.swapin_delay_total),
-        ("cpu_run_real_total", at(6), want.cpu_run_real_total),
-        ("cpu_run_virtual_total", at(7), want.cpu_run_virtual_total),
-        ("nvcsw", 272, want.nvcsw),
-        ("nivcsw", 280, want.nivcsw),
-        ("cpu_scaled_run_real_total", 304, want.cpu_run_real_total),
-        ("freepages_count", 312, want.freepages_count),
-        ("freepages_delay_total", 320, want.freepages_delay_total),
-        ("ac_utime", 152, want.utime_ns / 1000),
-        ("ac_stime", 160, want.stime_ns / 1000),
-    ];
-    let judged = match (v8, tgid_query) {
-        (false, _) => 8,
-        (true, true) => 13,
-        (true, false) => fields.len(),
+    let field = |at: usize| u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
+    let judge = |name: &'static str, at: usize, value: u64| match field(at) {
+        got if got == value => Ok(()),
+        got => Err(figure_differs(name, got, value)),
     };
-    for &(name, at, value) in &fields[..judged] {
-        let got = u64::from_le_bytes(rec[at..at + 8].try_into().expect("8 bytes"));
-        if got != value {
-            return Err(format!("{name} is {got}, the reference's record says {value}"));
-        }
+    // Version 1 puts the delays right after its header, version 8 eight bytes later.
+    let base = if v8 { 16 } else { 8 };
+    judge("cpu_count", base, want.cpu_count)?;
+    judge("cpu_delay_total", base + 8, want.cpu_delay_total)?;
+    judge("blkio_count", base + 16, want.blkio_count)?;
+    judge("blkio_delay_total", base + 24, want.blkio_delay_total)?;
+    judge("swapin_count", base + 32, want.swapin_count)?;
+    judge("swapin_delay_total", base + 40, want.swapin_delay_total)?;
+    judge("cpu_run_real_total", base + 48, want.cpu_run_real_total)?;
+    judge("cpu_run_virtual_total", base + 56, want.cpu_run_virtual_total)?;
+    if !v8 {
+        return Ok(());
     }
-    Ok(())
+    judge("nvcsw", 272, want.nvcsw)?;
+    judge("nivcsw", 280, want.nivcsw)?;
+    judge("cpu_scaled_run_real_total", 304, want.cpu_run_real_total)?;
+    judge("freepages_count", 312, want.freepages_count)?;
+    judge("freepages_delay_total", 320, want.freepages_delay_total)?;
+    if tgid_query {
+        return Ok(());
+    }
+    judge("ac_utime", 152, want.utime_ns / 1000)?;
+    judge("ac_stime", 160, want.stime_ns / 1000)
+}
+
+/// [`compare_figures`]' reason: field `name` is `got` where the reference says `value`.
+#[cold]
+fn figure_differs(name: &str, got: u64, value: u64) -> String {
+    format!("{name} is {got}, the reference's record says {value}")
 }
 
 fn u16_le(bytes: &[u8], at: usize) -> u16 {
@@ -1456,6 +1515,31 @@ mod tests {
             for n in [0, 1, 3, 63, 64, 65] {
                 let kept: Vec<u32> = scan.iter().copied().filter(|&cpu| (cpu as usize) < n).collect();
                 assert_eq!(CpuBits(word).below(n).iter().collect::<Vec<_>>(), kept, "{word:#x} below {n}");
+            }
+        }
+    }
+
+    /// A mask read off its spec is what each version's parser makes of the text the driver
+    /// sends for it: every list of CPUs (the empty one included) and every range, under both
+    /// parsers; and the odd texts, which are spelled and parsed, are the oversized ones only
+    /// past the sixth.
+    #[test]
+    fn specs_read_as_both_parsers_read_their_text() {
+        let mut specs: Vec<MaskSpec> = (0..=u8::MAX).map(MaskSpec::Cpus).collect();
+        specs.extend((0..=u8::MAX).flat_map(|a| (0..=u8::MAX).map(move |b| MaskSpec::Range(a, b))));
+        specs.extend((0..=u8::MAX).map(MaskSpec::Odd));
+        let parsers = ["linux-2.6.19", "linux-3.8"].map(|preset| {
+            let reference = TaskstatsModel::new(&TaskstatsConfig::contract(preset));
+            (preset, reference)
+        });
+        let [(_, old), (_, new)] = &parsers;
+        assert!(!old.fixes.on(crate::fixes::CPULIST_PARSE_3) && new.fixes.on(crate::fixes::CPULIST_PARSE_3));
+        for (preset, reference) in &parsers {
+            for spec in &specs {
+                let text = spec.text();
+                let read = reference.read_mask(spec);
+                assert_eq!(read.parsed, reference.parse(&text), "{preset}: {spec:?} spelled {text:?}");
+                assert_eq!(read.oversized, text.len() > TASKSTATS_CPUMASK_MAXLEN, "{preset}: {spec:?}");
             }
         }
     }
