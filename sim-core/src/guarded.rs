@@ -442,9 +442,17 @@ impl Detector {
         }
         let world = lockdep.id();
         let reports = cx.with_held(|held| {
+            let view = || FieldAccess {
+                write,
+                task: cx.name().to_string(),
+                cpu: cx.cpu(),
+                site: site(location),
+                held: held.iter().map(|h| h.name.to_string()).collect(),
+            };
             let mut shadow = self.shadow();
             let shadow = &mut **shadow.get_or_insert_with(Shadow::boxed);
-            let access = Repeat::of(cx.task(), held, write);
+            let task = cx.task();
+            let access = Repeat::of(task, held, write);
             if shadow.repeats(access, world) {
                 #[cfg(test)]
                 REPEATS.with(|repeats| repeats.set(repeats.get() + 1));
@@ -456,80 +464,55 @@ impl Detector {
                 return Vec::new();
             }
             shadow.latest = access;
-            self.check_in_full(shadow, cx, held, write, location, world)
+            let same_world = shadow.world == world;
+            if !same_world {
+                shadow.documented = None;
+                shadow.refined = None;
+            }
+            let mut reports = Vec::new();
+            if !shadow.not_held_reported && !self.holds_documented(shadow, held, write, same_world) {
+                shadow.not_held_reported = true;
+                reports.push(LockdepReport::LockNotHeld {
+                    field: self.field.to_string(),
+                    expected: self.lock.unwrap_or_default().to_string(),
+                    access: view(),
+                });
+            }
+            shadow.seq += 1;
+            let seq = shadow.seq;
+            let record = Self::record_of(shadow, task, || AccessRecord {
+                task,
+                seq,
+                task_name: cx.name_shared(),
+                cpu: 0,
+                write,
+                site: location,
+                held: HeldClasses::new(),
+                chain: 0,
+            });
+            (record.seq, record.cpu, record.write, record.site) = (seq, cx.cpu(), write, location);
+            let same_held = record.keep_held(held, same_world);
+            let had_candidates = !shadow.candidates.is_empty() || !shadow.phase.is_shared();
+            Self::refine(shadow, task, held, write, same_held, same_world);
+            shadow.world = world;
+            // One test for the rare case, a shared field with no candidate left: this access
+            // emptied them, or (tested here, so the common access does not move an empty report
+            // out of a call) a race is to be reported.
+            if shadow.phase.is_shared() && shadow.candidates.is_empty() {
+                if had_candidates {
+                    shadow.emptied = Some(Box::new(view()));
+                }
+                if shadow.phase == Phase::SharedModified && !shadow.race_reported {
+                    reports.extend(self.race_report(shadow, task, write, view));
+                }
+            }
+            reports
         });
         if !reports.is_empty() {
             for report in reports {
                 lockdep.report_external(report);
             }
         }
-    }
-
-    /// [`Detector::check_model`] for an access that does not repeat the field's latest: both
-    /// checks and the shadow state's update, made by `cx` holding `held` in validator `world`.
-    /// The reports to deliver once the shadow lock is dropped. A call of its own, so the repeat
-    /// path keeps a small frame (callgrind: its prologue and epilogue were a tenth of a check).
-    #[inline(never)]
-    fn check_in_full(
-        &self,
-        shadow: &mut Shadow,
-        cx: &Cx,
-        held: &[HeldLock],
-        write: bool,
-        location: &'static Location<'static>,
-        world: u64,
-    ) -> Vec<LockdepReport> {
-        let view = || FieldAccess {
-            write,
-            task: cx.name().to_string(),
-            cpu: cx.cpu(),
-            site: site(location),
-            held: held.iter().map(|h| h.name.to_string()).collect(),
-        };
-        let same_world = shadow.world == world;
-        if !same_world {
-            shadow.documented = None;
-            shadow.refined = None;
-        }
-        let mut reports = Vec::new();
-        if !shadow.not_held_reported && !self.holds_documented(shadow, held, write, same_world) {
-            shadow.not_held_reported = true;
-            reports.push(LockdepReport::LockNotHeld {
-                field: self.field.to_string(),
-                expected: self.lock.unwrap_or_default().to_string(),
-                access: view(),
-            });
-        }
-        let task = cx.task();
-        shadow.seq += 1;
-        let seq = shadow.seq;
-        let record = Self::record_of(shadow, task, || AccessRecord {
-            task,
-            seq,
-            task_name: cx.name_shared(),
-            cpu: 0,
-            write,
-            site: location,
-            held: HeldClasses::new(),
-            chain: 0,
-        });
-        (record.seq, record.cpu, record.write, record.site) = (seq, cx.cpu(), write, location);
-        let same_held = record.keep_held(held, same_world);
-        let had_candidates = !shadow.candidates.is_empty() || !shadow.phase.is_shared();
-        Self::refine(shadow, task, held, write, same_held, same_world);
-        shadow.world = world;
-        // One test for the rare case, a shared field with no candidate left: this access
-        // emptied them, or (tested here, so the common access does not move an empty report
-        // out of a call) a race is to be reported.
-        if shadow.phase.is_shared() && shadow.candidates.is_empty() {
-            if had_candidates {
-                shadow.emptied = Some(Box::new(view()));
-            }
-            if shadow.phase == Phase::SharedModified && !shadow.race_reported {
-                reports.extend(self.race_report(shadow, task, write, view));
-            }
-        }
-        reports
     }
 
     /// `task`'s record in `shadow.last`, made by `made` when it has none: the record used last
