@@ -183,6 +183,12 @@ thread_local! {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Tests: how many accesses took [`Detector::check_model`]'s repeat path.
+    static REPEATS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
 fn chain_fast_path() -> bool {
     CHAIN_FAST_PATH.with(|(on, taken)| {
         taken.set(taken.get() + u64::from(on.get()));
@@ -220,6 +226,29 @@ struct Shadow {
     seq: u64,
     race_reported: bool,
     not_held_reported: bool,
+    /// The latest access as [`Detector::check_model`]'s repeat path matches it (None when that
+    /// access held a stack no chain key names, or after [`Guarded::reinit`]).
+    latest: Option<Repeat>,
+}
+
+/// What a field's latest access was, for [`Shadow::repeats`]: its task, the chain key of the
+/// locks it held (0 for none) and whether it wrote, in the validator `Shadow::world` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Repeat {
+    task: TaskId,
+    chain: u64,
+    write: bool,
+}
+
+impl Repeat {
+    /// The access by `task` holding `held`, when a chain key names its stack: none held, or a
+    /// non-zero key on the innermost lock (the same assumption [`AccessRecord::keep_held`]'s
+    /// fast path makes, and off when it is).
+    #[inline]
+    fn of(task: TaskId, held: &[HeldLock], write: bool) -> Option<Repeat> {
+        let chain = held.last().map_or(0, |h| h.chain);
+        (chain_fast_path() && (chain != 0 || held.is_empty())).then_some(Repeat { task, chain, write })
+    }
 }
 
 impl Shadow {
@@ -237,7 +266,20 @@ impl Shadow {
             seq: 0,
             race_reported: false,
             not_held_reported: false,
+            latest: None,
         }
+    }
+
+    /// Whether `access` (in validator `world`) is the field's latest access again: the same
+    /// task, holding the same locks, writing as it did. Then the checks can say nothing new and
+    /// the state stays as it is but for the access's own record: the documented lock is held as
+    /// it was (or its absence was reported then), the task's record keeps those locks, the
+    /// candidates were refined by that task with those locks for at least this mode (C ∩ H ∩ H
+    /// = C ∩ H), and no other task's record changed, so a race report not made then is not made
+    /// now. Eraser's result is that of the full path, which runs for any other access.
+    #[inline]
+    fn repeats(&self, access: Option<Repeat>, world: u64) -> bool {
+        access.is_some() && self.latest == access && self.world == world
     }
 
     /// [`Shadow::new`] in a box: written into the allocation (`Box::write`), where
@@ -409,6 +451,19 @@ impl Detector {
             };
             let mut shadow = self.shadow();
             let shadow = &mut **shadow.get_or_insert_with(Shadow::boxed);
+            let task = cx.task();
+            let access = Repeat::of(task, held, write);
+            if shadow.repeats(access, world) {
+                #[cfg(test)]
+                REPEATS.with(|repeats| repeats.set(repeats.get() + 1));
+                shadow.seq += 1;
+                let (seq, recent) = (shadow.seq, shadow.recent);
+                if let Some(record) = shadow.last.get_mut(recent) {
+                    (record.seq, record.cpu, record.site) = (seq, cx.cpu(), location);
+                }
+                return Vec::new();
+            }
+            shadow.latest = access;
             let same_world = shadow.world == world;
             if !same_world {
                 shadow.documented = None;
@@ -423,7 +478,6 @@ impl Detector {
                     access: view(),
                 });
             }
-            let task = cx.task();
             shadow.seq += 1;
             let seq = shadow.seq;
             let record = Self::record_of(shadow, task, || AccessRecord {
@@ -618,6 +672,7 @@ impl<T> Guarded<T> {
                 shadow.emptied = None;
                 shadow.race_reported = false;
                 shadow.not_held_reported = false;
+                shadow.latest = None;
             }
         }
         self.cell.with_mut(|slot| *slot = value);
@@ -904,6 +959,7 @@ mod tests {
             let mut shadow = f.detector.shadow();
             if let Some(shadow) = shadow.as_mut() {
                 shadow.world = 0;
+                shadow.latest = None;
             }
             format!("{:?}", *shadow)
         };
@@ -912,28 +968,33 @@ mod tests {
         (shadows, reports)
     }
 
-    /// The chain-key fast path of [`AccessRecord::keep_held`] changes nothing: over many random
-    /// access sequences, the detector's state and reports are those of the class-by-class
-    /// comparison alone, and the fast path was taken.
+    /// The chain-key fast paths (of [`AccessRecord::keep_held`], and [`Shadow::repeats`]'s for
+    /// an access that repeats the latest) change nothing: over many random access sequences,
+    /// the detector's state and reports are those of the class-by-class comparison and the full
+    /// path alone, and both fast paths were taken.
     #[test]
     fn the_chain_key_fast_path_agrees_with_comparing_held_classes() {
         let set_fast = |on: bool| CHAIN_FAST_PATH.with(|(fast, _)| fast.set(on));
         let taken = || CHAIN_FAST_PATH.with(|(_, taken)| taken.get());
-        let mut reported = 0;
+        let repeats = || REPEATS.with(std::cell::Cell::get);
+        let (mut reported, repeats_before) = (0, repeats());
         for seed in 0..200 {
             set_fast(true);
             let before = taken();
             let fast = random_accesses(seed);
             assert!(taken() > before, "seed {seed}: the fast path was never taken");
+            let repeated = repeats();
             set_fast(false);
             let after = taken();
             let slow = random_accesses(seed);
             assert_eq!(taken(), after, "seed {seed}: the fast path was taken while off");
+            assert_eq!(repeats(), repeated, "seed {seed}: the repeat path was taken while off");
             assert_eq!(fast, slow, "seed {seed}");
             reported += usize::from(!fast.1.is_empty());
         }
         set_fast(true);
         assert!(reported > 0, "the sequences made reports to compare");
+        assert!(repeats() > repeats_before, "the sequences repeated an access");
     }
     /// A report's text with the sites of this file's lines left out (they move as the file is
     /// edited; the rest of a report must not).

@@ -402,6 +402,19 @@ pub struct ArenaMem<'a> {
 }
 
 impl ArenaMem<'_> {
+    /// Runs `f` on the live head at `node` in place (one look-up for a whole head or a single
+    /// field, where the trait's default field writes read and then write), or reports the use
+    /// after free.
+    fn edit(&mut self, node: NodeRef, f: impl FnOnce(&mut ListHead<NodeRef>)) -> Result<(), Oops> {
+        match self.arena.slots.get_mut(node.index as usize) {
+            Some(ArenaSlot { generation, head: Some(head) }) if *generation == node.generation => {
+                f(head);
+                Ok(())
+            }
+            _ => Err(self.freed(node)),
+        }
+    }
+
     fn freed(&mut self, node: NodeRef) -> Oops {
         let violation = Violation::new(
             "use-after-free",
@@ -425,13 +438,15 @@ impl ListMemory for ArenaMem<'_> {
     }
 
     fn write(&mut self, node: NodeRef, head: ListHead<NodeRef>) -> Result<(), Oops> {
-        match self.arena.slots.get_mut(node.index as usize) {
-            Some(slot) if slot.generation == node.generation && slot.head.is_some() => {
-                slot.head = Some(head);
-                Ok(())
-            }
-            _ => Err(self.freed(node)),
-        }
+        self.edit(node, |kept| *kept = head)
+    }
+
+    fn set_next(&mut self, node: NodeRef, link: Link<NodeRef>) -> Result<(), Oops> {
+        self.edit(node, |kept| kept.next = link)
+    }
+
+    fn set_prev(&mut self, node: NodeRef, link: Link<NodeRef>) -> Result<(), Oops> {
+        self.edit(node, |kept| kept.prev = link)
     }
 
     fn bad_link(&mut self, at: NodeRef, link: Link<NodeRef>, what: &str) -> Oops {

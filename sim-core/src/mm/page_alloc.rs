@@ -13,12 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::chain_cache::ClassKey;
 use crate::cx::Cx;
 use crate::errno::Errno;
-use crate::fault::FaultSite;
+use crate::fault::{FaultKind, SiteRef};
 use crate::lockdep::LockMode;
 use crate::locks::{Mutex, RwSem, SpinLock};
 use crate::mm::page::{PageMap, Put};
 use crate::mm::Gfp;
 use crate::sim::Violation;
+
+/// Page fault site `site` (fail_page_alloc's), borrowed: [`crate::fault::FaultSite::page`] made
+/// an owned name, an allocation and a free on every page allocation, before the fault plan's
+/// test that most often says no attribute matches a page allocation at all.
+fn page_site(site: &str) -> SiteRef<'_> {
+    SiteRef { kind: FaultKind::Page, name: site }
+}
 
 /// A page frame number, in units of the allocator's page size.
 pub type Pfn = u64;
@@ -336,7 +343,7 @@ impl PageAllocator {
     /// offlining's migration target, `compaction_alloc`/`new_node_page`): `ENOMEM` when that
     /// zone is empty or the limit is reached, `EINVAL` for no such zone. Fault site `site`.
     pub fn alloc_page_in_zone(&self, cx: &Cx, zone: usize, site: &str) -> Result<Pfn, Errno> {
-        if cx.sim().should_fail(cx, &FaultSite::page(site), self.page_size) {
+        if cx.sim().should_fail_at(cx, page_site(site), self.page_size) {
             return Err(Errno::ENOMEM);
         }
         let mut zones = self.zones.lock(cx);
@@ -367,9 +374,7 @@ impl PageAllocator {
     pub fn alloc_page(&self, cx: &Cx, gfp: Gfp, site: &str) -> Result<Pfn, Errno> {
         crate::mm::reclaim::might_alloc(cx, gfp, "alloc_page");
         // should_fail_alloc_page(): __GFP_NOFAIL allocations are never failed on purpose.
-        if !gfp.contains(Gfp::__GFP_NOFAIL)
-            && cx.sim().should_fail(cx, &FaultSite::page(site), self.page_size)
-        {
+        if !gfp.contains(Gfp::__GFP_NOFAIL) && cx.sim().should_fail_at(cx, page_site(site), self.page_size) {
             return Err(Errno::ENOMEM);
         }
         if let Some(pfn) = self.get_page_from_freelist(cx, gfp) {

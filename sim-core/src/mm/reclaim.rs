@@ -61,6 +61,10 @@ struct Shrinker {
 #[derive(Default)]
 pub(crate) struct ReclaimState {
     plan: StdMutex<FaultPlan>,
+    /// Whether `plan` has an attribute, stored with it: a sleeping allocation with no reclaim
+    /// plan (every campaign's but the ones that set one) is answered without the plan's lock.
+    /// Checker bookkeeping, a `std` atomic.
+    planned: std::sync::atomic::AtomicBool,
     shrinkers: StdMutex<Vec<Shrinker>>,
     next_id: StdMutex<u64>,
     runs: StdMutex<u64>,
@@ -124,7 +128,9 @@ impl Sim {
     /// Replaces the reclaim plan: a sleeping allocation at a site the plan "fails" enters
     /// direct reclaim (and then succeeds or fails as the fault plan says).
     pub fn set_reclaim_plan(&self, plan: FaultPlan) {
-        *locked(&self.world.reclaim.plan) = plan;
+        let mut kept = locked(&self.world.reclaim.plan);
+        self.world.reclaim.planned.store(!plan.is_empty(), std::sync::atomic::Ordering::Release);
+        *kept = plan;
     }
 
     /// Direct reclaim passes run so far.
@@ -188,7 +194,10 @@ pub(crate) fn might_alloc(cx: &Cx, gfp: Gfp, what: &str) {
 /// Direct reclaim for an allocation at `site`, if the reclaim plan says it happens now: the
 /// pages or objects the shrinkers freed (0 when no reclaim ran).
 pub(crate) fn maybe_direct_reclaim(cx: &Cx, gfp: Gfp, site: SiteRef<'_>, size: u64) -> u64 {
-    if !gfp.allows_blocking() || in_reclaim(cx) || !cx.sim().should_reclaim(site, size) {
+    // No reclaim plan (told by a load, before the held locks are searched and the plan's lock
+    // taken): no reclaim, and nothing counted or drawn, as an empty plan's answer.
+    let planned = || cx.sim().world.reclaim.planned.load(std::sync::atomic::Ordering::Acquire);
+    if !gfp.allows_blocking() || !planned() || in_reclaim(cx) || !cx.sim().should_reclaim(site, size) {
         return 0;
     }
     direct_reclaim(cx, gfp)
