@@ -63,11 +63,18 @@ impl Mdbook {
     /// The binary, waiting for its install to end if it is still running.
     fn wait(&mut self) -> Result<PathBuf, String> {
         if let Mdbook::Installing { child, log, bin, started } = self {
+            let ended = child.try_wait().is_ok_and(|status| status.is_some());
             let status = child.wait().map_err(|e| format!("cannot wait for cargo install: {e}"));
             let seconds = started.elapsed().as_secs_f64();
             *self = match status {
                 Ok(status) if status.success() => {
-                    eprintln!("==> xtask: mdbook installed in {seconds:.0}s (in the background)");
+                    if ended {
+                        eprintln!("==> xtask: mdbook was installed in the background");
+                    } else {
+                        eprintln!(
+                            "==> xtask: mdbook installed in the background, {seconds:.0}s after it started"
+                        );
+                    }
                     Mdbook::Found(bin.clone())
                 }
                 Ok(status) => {
