@@ -1,19 +1,143 @@
 //! The guide's part of `cargo xtask test`: every relative link and anchor in guide/src resolves,
-//! and mdbook builds the book (installed with `cargo install mdbook --locked` when missing, since
-//! a fresh CI machine has only the Rust toolchain; without its `serve` and `watch` features,
-//! which pull in an HTTP server and a file watcher that a one-shot build never uses). The guide's commands are run by ksim's tests
-//! (ksim/tests/cli/guide.rs), in the `test` part.
+//! and mdbook builds the book. mdbook is installed with `cargo install mdbook --locked` when
+//! missing, since a fresh CI machine has only the Rust toolchain: without its `serve` and `watch`
+//! features, which pull in an HTTP server and a file watcher that a one-shot build never uses, at
+//! a cheaper optimisation level than the release profile's (see [`INSTALL_PROFILE`]), and in the
+//! background from xtask's start, so its build fills the cores the workspace's build leaves idle.
+//! The guide's commands are run by ksim's tests (ksim/tests/cli/guide.rs), in the `test` part.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 /// The mdbook release the guide is built with; `cargo install` of it is what CI pays for once.
 const MDBOOK_VERSION: &str = "0.5.4";
 
+/// The release profile's settings for mdbook's one install: no optimisation (the guide is one
+/// build, seconds at any level; the release profile's opt-level 3 is most of the install's
+/// time) and no debug info.
+const INSTALL_PROFILE: [(&str, &str); 2] =
+    [("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0"), ("CARGO_PROFILE_RELEASE_DEBUG", "false")];
+
+/// The mdbook the guide part runs: found, or being installed.
+#[derive(Debug)]
+pub(crate) enum Mdbook {
+    Found(PathBuf),
+    /// `cargo install` running in the background, its output in `log`, the binary to be `bin`.
+    Installing {
+        child: Child,
+        log: PathBuf,
+        bin: PathBuf,
+        started: Instant,
+    },
+    /// Not found and not installing (the guide part is not run), or the install has failed.
+    Missing(String),
+}
+
+impl Mdbook {
+    /// mdbook on PATH or in cargo's bin directory; otherwise, when `install`, its install started.
+    pub(crate) fn find_or_install(cargo: &str, root: &Path, install: bool) -> Mdbook {
+        let Some(cargo_home) = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        else {
+            return Mdbook::Missing("neither CARGO_HOME nor HOME is set".to_string());
+        };
+        let bin = cargo_home.join("bin/mdbook");
+        for candidate in [PathBuf::from("mdbook"), bin.clone()] {
+            if Command::new(&candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
+                return Mdbook::Found(candidate);
+            }
+        }
+        if !install {
+            return Mdbook::Missing("mdbook is not installed".to_string());
+        }
+        match start_install(cargo, root) {
+            Ok((child, log)) => Mdbook::Installing { child, log, bin, started: Instant::now() },
+            Err(error) => Mdbook::Missing(error),
+        }
+    }
+
+    /// The binary, waiting for its install to end if it is still running.
+    fn wait(&mut self) -> Result<PathBuf, String> {
+        if let Mdbook::Installing { child, log, bin, started } = self {
+            let ended = child.try_wait().is_ok_and(|status| status.is_some());
+            let status = child.wait().map_err(|e| format!("cannot wait for cargo install: {e}"));
+            let seconds = started.elapsed().as_secs_f64();
+            *self = match status {
+                Ok(status) if status.success() => {
+                    if ended {
+                        eprintln!("==> xtask: mdbook was installed in the background");
+                    } else {
+                        eprintln!(
+                            "==> xtask: mdbook installed in the background, {seconds:.0}s after it started"
+                        );
+                    }
+                    Mdbook::Found(bin.clone())
+                }
+                Ok(status) => {
+                    eprint!("{}", std::fs::read_to_string(&*log).unwrap_or_default());
+                    Mdbook::Missing(format!("cargo install mdbook failed ({status}; its log above)"))
+                }
+                Err(error) => Mdbook::Missing(error),
+            };
+        }
+        match self {
+            Mdbook::Found(path) => Ok(path.clone()),
+            Mdbook::Missing(why) => Err(why.clone()),
+            Mdbook::Installing { .. } => unreachable!("the install was waited for above"),
+        }
+    }
+}
+
+impl Drop for Mdbook {
+    /// An install still running when xtask stops early (a part failed) is stopped with it.
+    fn drop(&mut self) {
+        if let Mdbook::Installing { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `cargo install mdbook` with its output in target/mdbook-install.log.
+fn start_install(cargo: &str, root: &Path) -> Result<(Child, PathBuf), String> {
+    let args = [
+        "install",
+        "mdbook",
+        "--version",
+        MDBOOK_VERSION,
+        "--locked",
+        "--no-default-features",
+        "--features",
+        "search",
+    ];
+    let dir = root.join("target");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log = dir.join("mdbook-install.log");
+    let file = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| format!("cannot share {}: {e}", log.display()))?;
+    eprintln!(
+        "==> xtask: mdbook is missing: cargo {} in the background (log: {})",
+        args.join(" "),
+        log.display()
+    );
+    let child = Command::new(cargo)
+        .args(args)
+        .envs(INSTALL_PROFILE)
+        .env_remove("RUSTFLAGS")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    Ok((child, log))
+}
+
 /// Checks the links, then builds the book into target/guide. Errors are one line each.
-pub(crate) fn check(root: &Path, cargo: &str) -> Result<(), String> {
+pub(crate) fn check(root: &Path, mdbook: &mut Mdbook) -> Result<(), String> {
     let src = root.join("guide/src");
     let broken = broken_links(&src)?;
     if !broken.is_empty() {
@@ -22,7 +146,7 @@ pub(crate) fn check(root: &Path, cargo: &str) -> Result<(), String> {
         }
         return Err(format!("{} broken link(s) in guide/src", broken.len()));
     }
-    let mdbook = mdbook(cargo)?;
+    let mdbook = mdbook.wait()?;
     let output = Command::new(&mdbook)
         .args(["build", "guide", "--dest-dir"])
         .arg(root.join("target/guide"))
@@ -35,39 +159,6 @@ pub(crate) fn check(root: &Path, cargo: &str) -> Result<(), String> {
         return Err("mdbook build guide failed or warned (above)".to_string());
     }
     Ok(())
-}
-
-/// mdbook on PATH (or in cargo's bin directory), installed first when it is missing.
-fn mdbook(cargo: &str) -> Result<PathBuf, String> {
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
-        .map(|home| home.join("bin/mdbook"));
-    let candidates = [Some(PathBuf::from("mdbook")), cargo_bin.clone()];
-    for candidate in candidates.iter().flatten() {
-        if Command::new(candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
-            return Ok(candidate.clone());
-        }
-    }
-    let args = [
-        "install",
-        "mdbook",
-        "--version",
-        MDBOOK_VERSION,
-        "--locked",
-        "--no-default-features",
-        "--features",
-        "search",
-    ];
-    eprintln!("==> xtask: mdbook is missing: cargo {}", args.join(" "));
-    let started = Instant::now();
-    let status =
-        Command::new(cargo).args(args).status().map_err(|e| format!("cannot run cargo install: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo install mdbook failed ({status})"));
-    }
-    eprintln!("==> xtask: mdbook installed in {:.0}s", started.elapsed().as_secs_f64());
-    cargo_bin.ok_or_else(|| "mdbook installed, but neither CARGO_HOME nor HOME is set".to_string())
 }
 
 /// Every relative link in guide/src/**/*.md whose file or anchor does not exist, as

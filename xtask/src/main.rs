@@ -8,7 +8,14 @@
 //! loom's or shuttle's primitives at run time inside a loom model or a shuttle execution, so no
 //! `--cfg loom` or `--cfg shuttle` rebuild is needed. `cargo xtask test --quick` skips loom and
 //! shuttle. mdbook is installed with `cargo install --locked` when missing (a fresh CI machine has
-//! only the Rust toolchain); cargo-machete is used when installed.
+//! only the Rust toolchain), in the background while the build runs; cargo-machete is used when
+//! installed.
+//!
+//! One build serves every part: the clippy part is `cargo clippy`'s own mechanism (clippy-driver
+//! wrapping rustc for the workspace's crates, `CLIPPY_ARGS` its arguments) applied to the test
+//! build instead of a `cargo check`, so clippy lints every crate as it is compiled and the test,
+//! loom and shuttle parts find their binaries built. A checked crate's metadata is no use to a
+//! build, so `cargo clippy` followed by `cargo test` compiled every dependency twice.
 
 mod guide;
 
@@ -18,8 +25,9 @@ use std::time::Instant;
 
 /// What a part runs.
 enum Action {
-    /// `cargo ARGS` with RUSTFLAGS unset, so every part shares the one build.
-    Cargo { args: &'static [&'static str] },
+    /// `cargo ARGS` for each ARGS in turn, with RUSTFLAGS unset and clippy-driver wrapping rustc
+    /// for the workspace's crates ([`lint_env`]), so every part shares the one build.
+    Cargo { runs: &'static [&'static [&'static str]] },
     /// cargo-machete, skipped when it is not installed.
     Machete,
     /// The guide's links, then `mdbook build`.
@@ -36,31 +44,53 @@ struct Part {
 /// The cargo-machete release the dependency check runs.
 const MACHETE_VERSION: &str = "0.9.2";
 
-const fn cargo(name: &'static str, args: &'static [&'static str]) -> Part {
-    Part { name, action: Action::Cargo { args }, slow: false }
+/// What `cargo clippy -- ARGS` would pass clippy-driver: the lints run with warnings denied.
+const CLIPPY_ARGS: &[&str] = &["-D", "warnings"];
+
+const fn cargo(name: &'static str, runs: &'static [&'static [&'static str]]) -> Part {
+    Part { name, action: Action::Cargo { runs }, slow: false }
 }
 
 const PARTS: &[Part] = &[
-    cargo("fmt", &["fmt", "--all", "--", "--check"]),
-    cargo("clippy", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]),
+    cargo("fmt", &[&["fmt", "--all", "--", "--check"]]),
+    // Every target `cargo clippy --workspace --all-targets` checks, compiled under clippy-driver:
+    // libraries, binaries, integration tests and benches in test mode (the test part's build,
+    // plus the benches), then binaries and examples as built (xtask's own binary in its non-test
+    // mode; the rest are already built).
+    cargo(
+        "clippy",
+        &[
+            &["test", "--workspace", "--locked", "--no-run", "--lib", "--bins", "--tests", "--benches"],
+            &["build", "--workspace", "--locked", "--bins", "--examples"],
+        ],
+    ),
     Part { name: "machete", action: Action::Machete, slow: false },
     // The loom and shuttle suites are built with the rest (the `threaded` feature's runtime
     // backend runs them, no `--cfg` rebuild) and run as their own parts, so their times show
     // apart.
-    cargo("test", &["test", "--workspace", "--locked", "--", "--skip", "shuttle", "--skip", "loom"]),
+    cargo("test", &[&["test", "--workspace", "--locked", "--", "--skip", "shuttle", "--skip", "loom"]]),
     Part { name: "guide", action: Action::Guide, slow: false },
     Part {
         name: "loom",
         action: Action::Cargo {
             // Every test target (the runner's own unit tests too), as the test part skips them all.
-            args: &["test", "--locked", "--workspace", "--tests", "--", "loom", "--test-threads=2"],
+            runs: &[&["test", "--locked", "--workspace", "--tests", "--", "loom", "--test-threads=2"]],
         },
         slow: true,
     },
     Part {
         name: "shuttle",
         action: Action::Cargo {
-            args: &["test", "--locked", "--workspace", "--test", "main", "--", "shuttle", "--test-threads=2"],
+            runs: &[&[
+                "test",
+                "--locked",
+                "--workspace",
+                "--test",
+                "main",
+                "--",
+                "shuttle",
+                "--test-threads=2",
+            ]],
         },
         slow: true,
     },
@@ -93,14 +123,36 @@ fn run(command: &mut Command) -> Result<(), String> {
     }
 }
 
+/// The environment `cargo clippy` gives cargo: clippy-driver as the workspace's rustc wrapper
+/// (the one beside the cargo running xtask, so the same toolchain's) and its arguments, each
+/// followed by the separator clippy-driver splits them on.
+fn lint_env(cargo: &str) -> Result<[(&'static str, String); 2], String> {
+    let beside = Path::new(cargo).with_file_name("clippy-driver");
+    let driver = if beside.is_file() { beside.display().to_string() } else { "clippy-driver".to_string() };
+    let found = Command::new(&driver).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        return Err(format!("cannot run {driver} (rustup component add clippy)"));
+    }
+    let args: String = CLIPPY_ARGS.iter().map(|arg| format!("{arg}__CLIPPY_HACKERY__")).collect();
+    Ok([("RUSTC_WORKSPACE_WRAPPER", driver), ("CLIPPY_ARGS", args)])
+}
+
 /// Runs one part from the workspace root.
-fn run_part(part: &Part, cargo: &str, root: &Path) -> Result<(), String> {
+fn run_part(part: &Part, cargo: &str, root: &Path, mdbook: &mut guide::Mdbook) -> Result<(), String> {
     match &part.action {
-        Action::Cargo { args } => {
-            run(Command::new(cargo).args(*args).current_dir(root).env_remove("RUSTFLAGS"))
+        Action::Cargo { runs } => {
+            let lint = lint_env(cargo)?;
+            for args in *runs {
+                run(Command::new(cargo)
+                    .args(*args)
+                    .current_dir(root)
+                    .env_remove("RUSTFLAGS")
+                    .envs(lint.clone()))?;
+            }
+            Ok(())
         }
         Action::Machete => machete(root),
-        Action::Guide => guide::check(root, cargo),
+        Action::Guide => guide::check(root, mdbook),
     }
 }
 
@@ -125,16 +177,20 @@ fn main() -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     // xtask lives one directory below the workspace root.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
+    let wanted =
+        |part: &Part| if chosen.is_empty() { !(quick && part.slow) } else { chosen.contains(&part.name) };
     let mut timings = Vec::new();
     let started = Instant::now();
+    // mdbook's install, when it is missing, runs beside the parts before the guide's.
+    let mut mdbook =
+        guide::Mdbook::find_or_install(&cargo, &root, PARTS.iter().any(|p| p.name == "guide" && wanted(p)));
     for part in PARTS {
-        let wanted = if chosen.is_empty() { !(quick && part.slow) } else { chosen.contains(&part.name) };
-        if !wanted {
+        if !wanted(part) {
             continue;
         }
         eprintln!("==> xtask: {}", part.name);
         let part_started = Instant::now();
-        let result = run_part(part, &cargo, &root);
+        let result = run_part(part, &cargo, &root, &mut mdbook);
         let seconds = part_started.elapsed().as_secs_f64();
         timings.push((part.name, seconds));
         if let Err(error) = result {
