@@ -294,6 +294,13 @@ pub(crate) struct MbCache {
     /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
     /// [`MbcacheModule::walked`]).
     pub(crate) walk_bound: u64,
+    /// Checker state, no kernel field: `c_list`'s version. It starts at a value no other cache
+    /// of the module had (`MbcacheModule::cache_serial` in its high half) and is bumped
+    /// ([`bump`]) each time the model takes `c_list_lock` ([`MbcacheModule::list_lock`],
+    /// `mb_cache_destroy()`'s unlocked walk): all of `CList` is read and written under that
+    /// lock, so while the version stands still, `c_list`, its owners and `c_entry_count` are
+    /// as a snapshot that read them at that version found them ([`MbCache::snapshot_into`]).
+    pub(crate) list_version: StdAtomicU64,
 }
 
 impl MbCache {
@@ -332,6 +339,9 @@ pub(crate) struct MbcacheModule {
     /// is unused (`Mbcache2Subject::wake_waiters`), so its wait returns at the first test and
     /// nobody is ever queued; threaded campaigns queue, with the barrier.
     pub(crate) wait_barrier: bool,
+    /// Checker state: caches created so far, the high half of each new cache's
+    /// [`MbCache::list_version`].
+    cache_serial: StdAtomicU64,
 }
 
 impl MbcacheModule {
@@ -347,6 +357,7 @@ impl MbcacheModule {
             count_derefs: false,
             touches: std::sync::atomic::AtomicU64::new(0),
             wait_barrier: true,
+            cache_serial: StdAtomicU64::new(0),
         }
     }
 
@@ -378,6 +389,7 @@ impl MbcacheModule {
             refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
             refcnt_waiters: AtomicU32::new(0),
             walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
+            list_version: StdAtomicU64::new(self.cache_serial.fetch_add(1, StdOrdering::Relaxed) << 32),
         };
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
         let cache = self.caches.get(cx, handle).map_err(|_| Errno::EINVAL)?;
@@ -508,6 +520,7 @@ impl MbcacheModule {
     #[track_caller]
     pub(crate) fn list_lock<'a>(&self, cx: &'a Cx, cache: &'a MbCache) -> SpinLockGuard<'a, CList> {
         cx.might_sleep("spin_lock(&cache->c_list_lock), a sleeping lock on PREEMPT_RT");
+        bump(&cache.list_version);
         cache.c_list_lock.lock(cx)
     }
 
@@ -879,6 +892,7 @@ impl MbcacheModule {
         unlocked: &Cx,
         cache: &MbCache,
     ) -> Option<(EntryHandle, &MbCacheEntry)> {
+        bump(&cache.list_version);
         let mut clist = cache.c_list_lock.lock(unlocked);
         let head = clist.head;
         let first = list::next(&mut clist.arena.mem(unlocked), head, "mb_cache_destroy").ok()?;
@@ -1004,6 +1018,9 @@ pub(crate) struct CacheSnapshot {
     seen: Vec<SlotSeen>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
+    /// The [`MbCache::list_version`] `lru` and `count` were read at: a snapshot that may reuse
+    /// what was read takes them again, with no walk, while the version is the same.
+    list_read: Option<u64>,
 }
 
 /// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
@@ -1017,6 +1034,12 @@ struct SlotSeen {
 }
 
 impl CacheSnapshot {
+    /// The [`MbCache::list_version`] the LRU was last read at (tests: whether a snapshot reused it).
+    #[cfg(test)]
+    pub(crate) fn list_read(&self) -> Option<u64> {
+        self.list_read
+    }
+
     /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
     /// chain, then the LRU's unhashed ones): looked up by the slab (not
     /// [`MbcacheModule::entry`]: a checker's read counts in no `derefs`; a freed one is
@@ -1082,8 +1105,10 @@ impl MbCache {
     /// documentation, then each named entry's state once. With `reuse` (the op-level
     /// incremental check, between operations: no model access in flight) and the module
     /// counting dereferences ([`MbcacheModule::count_derefs`]), an entry the model has not
-    /// dereferenced since `snapshot` last read it is not read again (its kept state); every
-    /// entry is still looked up, so a freed one is reported as before.
+    /// dereferenced since `snapshot` last read it is not read again (its kept state), and the
+    /// LRU and `c_entry_count` `snapshot` read of this cache are taken again, unwalked, while
+    /// the model has not taken `c_list_lock` since ([`MbCache::list_version`]); every entry is
+    /// still looked up, so a freed one is reported as before.
     pub(crate) fn snapshot_into(
         &self,
         mb: &MbcacheModule,
@@ -1091,28 +1116,36 @@ impl MbCache {
         snapshot: &mut CacheSnapshot,
         reuse: bool,
     ) {
-        snapshot.lru.clear();
+        let reuse = reuse && mb.count_derefs;
         snapshot.nodes.clear();
         snapshot.entries.clear();
-        {
-            let mut guard = self.c_list_lock.lock(observer);
-            let clist = &mut *guard;
-            let head = clist.head;
-            let mut mem = clist.arena.mem(observer);
-            let mut node = list::next(&mut mem, head, "snapshot").ok();
-            while let Some(at) = node.filter(|&at| at != head) {
-                if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
-                    snapshot.lru.push(handle);
-                }
-                node = list::next(&mut mem, at, "snapshot").ok();
-            }
-            snapshot.count = clist.c_entry_count;
+        let version = self.list_version.load(StdOrdering::Relaxed);
+        if !(reuse && snapshot.list_read == Some(version)) {
+            self.read_list(observer, snapshot);
+            snapshot.list_read = Some(version);
         }
         for index in 0..self.c_hash.len() {
             self.c_hash
                 .bucket(index)
                 .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
         }
-        snapshot.name_entries(mb, observer, reuse && mb.count_derefs);
+        snapshot.name_entries(mb, observer, reuse);
+    }
+
+    /// The LRU walked under `c_list_lock` into `snapshot.lru`, and `c_entry_count`.
+    fn read_list(&self, observer: &Cx, snapshot: &mut CacheSnapshot) {
+        snapshot.lru.clear();
+        let mut guard = self.c_list_lock.lock(observer);
+        let clist = &mut *guard;
+        let head = clist.head;
+        let mut mem = clist.arena.mem(observer);
+        let mut node = list::next(&mut mem, head, "snapshot").ok();
+        while let Some(at) = node.filter(|&at| at != head) {
+            if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
+                snapshot.lru.push(handle);
+            }
+            node = list::next(&mut mem, at, "snapshot").ok();
+        }
+        snapshot.count = clist.c_entry_count;
     }
 }

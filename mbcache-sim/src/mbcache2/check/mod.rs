@@ -210,8 +210,9 @@ pub struct Mbcache2Subject {
 struct Checked {
     /// Each filesystem's entries reachable from its cache at its last check.
     reachable: Vec<Option<u64>>,
-    /// The cache as last read.
-    snapshot: super::mbcache::CacheSnapshot,
+    /// Per filesystem, its cache as last read (what a snapshot may reuse is the cache's own:
+    /// its LRU, and its entries' states).
+    snapshots: Vec<super::mbcache::CacheSnapshot>,
     /// The slots of the entries tasks hold off every chain, as last counted.
     held_only: Vec<u32>,
     /// Per filesystem, its bitmap and each block's header as a check last read them (see
@@ -746,7 +747,7 @@ impl Mbcache2Subject {
     /// again (see [`MbCache::snapshot_into`]); every entry is judged all the same.
     fn check_filesystems(&self, reuse: bool, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshot, held_only, blocks, users } = &mut *checked;
+        let Checked { reachable: counts, snapshots, held_only, blocks, users } = &mut *checked;
         users.clear();
         users.extend(
             self.held
@@ -763,6 +764,10 @@ impl Mbcache2Subject {
                 counts[fs] = Some(0);
                 continue;
             };
+            if snapshots.len() <= fs {
+                snapshots.resize_with(fs + 1, Default::default);
+            }
+            let snapshot = &mut snapshots[fs];
             cache.snapshot_into(&self.mb, &self.observer, snapshot, reuse);
             counts[fs] = Some(snapshot.entries.len() as u64);
             if blocks.len() <= fs {
@@ -900,12 +905,13 @@ mod tests {
     /// The check's two shortcuts agree with reading everything: after each operation of
     /// generated cases (two filesystems, prefilled, so shrinks, unmounts and sharing all run), a
     /// snapshot that reuses what the model did not dereference since (`reuse`, kept across the
-    /// case) equals a fresh one, and each block's header as kept equals the buffer's.
+    /// case), and the LRU while the model did not take `c_list_lock` since, equals a fresh one,
+    /// and each block's header as kept equals the buffer's.
     #[test]
     fn the_kept_entries_and_headers_are_what_a_fresh_read_finds() {
         use super::super::mbcache::CacheSnapshot;
         let config = Mbcache2Config { filesystems: 2, prefill: 40, ..Mbcache2Config::fixed() };
-        let (mut ops, mut reused) = (0, 0);
+        let (mut ops, mut reused, mut lists_reused) = (0, 0, 0);
         for seed in 0..24 {
             let sim = Sim::new(SimConfig::new(seed));
             let mut subject = Mbcache2Subject::new(&sim, &config);
@@ -922,11 +928,14 @@ mod tests {
                     let mut fresh = CacheSnapshot::default();
                     cache.snapshot_into(&subject.mb, observer, &mut fresh, false);
                     let before = snapshot.entries.clone();
+                    let list_before = snapshot.list_read();
                     cache.snapshot_into(&subject.mb, observer, snapshot, true);
                     reused += snapshot.entries.iter().filter(|e| before.contains(e)).count();
+                    lists_reused += usize::from(list_before.is_some() && snapshot.list_read() == list_before);
                     let what = format!("seed {seed}, fs {fs}, after {op:?}");
                     assert_eq!(snapshot.entries, fresh.entries, "{what}");
                     assert_eq!((&snapshot.lru, &snapshot.nodes), (&fresh.lru, &fresh.nodes), "{what}");
+                    assert_eq!(snapshot.count, fresh.count, "{what}");
                     let blocks = &subject.filesystems[fs].blocks;
                     let mut bitmap = Vec::new();
                     blocks.bitmap_into(observer, &mut bitmap);
@@ -943,6 +952,7 @@ mod tests {
             assert!(sim.violations().is_empty(), "seed {seed}: {:?}", sim.violations());
         }
         assert!(reused > ops, "the shortcut was taken ({reused} entries over {ops} operations)");
+        assert!(lists_reused > ops / 4, "the LRU was reused ({lists_reused} times over {ops} operations)");
     }
 
     #[test]
