@@ -301,9 +301,20 @@ pub(crate) struct MbCache {
     /// lock, so while the version stands still, `c_list`, its owners and `c_entry_count` are
     /// as a snapshot that read them at that version found them ([`MbCache::snapshot_into`]).
     pub(crate) list_version: StdAtomicU64,
+    /// Checker state, no kernel field: `c_hash`'s version, as [`MbCache::list_version`] is
+    /// `c_list`'s: unique to the cache at first, bumped by every chain write the model makes
+    /// ([`MbCache::chain_written`], before each `hlist_bl_add_head` and `hlist_bl_del_init`;
+    /// a chain node is a copy of the key, value and entry, changed by no other write).
+    hash_version: StdAtomicU64,
 }
 
 impl MbCache {
+    /// Counts a chain write in [`MbCache::hash_version`] (checker state: no lock, no trace).
+    #[inline]
+    pub(crate) fn chain_written(&self) {
+        bump(&self.hash_version);
+    }
+
     /// `mb_cache_entry_head()`.
     #[inline]
     pub(crate) fn bucket(&self, key: u32) -> HlistBl<'_, HashNode> {
@@ -371,6 +382,7 @@ impl MbcacheModule {
         let c_max_entries = bucket_count << 4;
         let mut arena = ListArena::new("mb_cache->c_list");
         let head = arena.alloc_head();
+        let serial = self.cache_serial.fetch_add(1, StdOrdering::Relaxed);
         let cache = MbCache {
             // A chain's first node reserves room for its share of `c_max_entries` (16), so a
             // chain grows once to the size the limit keeps it near; an empty chain has nothing.
@@ -389,7 +401,8 @@ impl MbcacheModule {
             refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
             refcnt_waiters: AtomicU32::new(0),
             walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
-            list_version: StdAtomicU64::new(self.cache_serial.fetch_add(1, StdOrdering::Relaxed) << 32),
+            list_version: StdAtomicU64::new(serial << 32),
+            hash_version: StdAtomicU64::new(serial << 32),
         };
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
         let cache = self.caches.get(cx, handle).map_err(|_| Errno::EINVAL)?;
@@ -479,6 +492,7 @@ impl MbcacheModule {
             cx.sim().mark("create-ebusy");
             return Err(Errno::EBUSY);
         }
+        cache.chain_written();
         head.add_head(cx, HashNode { key, value, entry: handle });
         if let Some(entry) = self.entry(cx, handle) {
             entry.e_hashed().store(true, Ordering::Relaxed);
@@ -659,6 +673,7 @@ impl MbcacheModule {
     /// `hlist_bl_del_init` of `handle` from its chain, dropping the hash's reference. Needs the
     /// chain's lock.
     fn unhash(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle, entry: &MbCacheEntry) {
+        cache.chain_written();
         cache.bucket(entry.key()).del_init(cx, |node| node.entry == handle);
         entry.e_hashed().store(false, Ordering::Relaxed);
     }
@@ -1021,6 +1036,8 @@ pub(crate) struct CacheSnapshot {
     /// The [`MbCache::list_version`] `lru` and `count` were read at: a snapshot that may reuse
     /// what was read takes them again, with no walk, while the version is the same.
     list_read: Option<u64>,
+    /// The [`MbCache::hash_version`] `nodes` were read at, reused as `list_read` says.
+    hash_read: Option<u64>,
 }
 
 /// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
@@ -1034,10 +1051,11 @@ struct SlotSeen {
 }
 
 impl CacheSnapshot {
-    /// The [`MbCache::list_version`] the LRU was last read at (tests: whether a snapshot reused it).
+    /// The [`MbCache::list_version`] and [`MbCache::hash_version`] the LRU and the chains were
+    /// last read at (tests: whether a snapshot reused them).
     #[cfg(test)]
-    pub(crate) fn list_read(&self) -> Option<u64> {
-        self.list_read
+    pub(crate) fn versions_read(&self) -> (Option<u64>, Option<u64>) {
+        (self.list_read, self.hash_read)
     }
 
     /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
@@ -1107,8 +1125,9 @@ impl MbCache {
     /// counting dereferences ([`MbcacheModule::count_derefs`]), an entry the model has not
     /// dereferenced since `snapshot` last read it is not read again (its kept state), and the
     /// LRU and `c_entry_count` `snapshot` read of this cache are taken again, unwalked, while
-    /// the model has not taken `c_list_lock` since ([`MbCache::list_version`]); every entry is
-    /// still looked up, so a freed one is reported as before.
+    /// the model has not taken `c_list_lock` since ([`MbCache::list_version`]), and its chains'
+    /// nodes while the model wrote no chain ([`MbCache::hash_version`]); every entry is still
+    /// looked up, so a freed one is reported as before.
     pub(crate) fn snapshot_into(
         &self,
         mb: &MbcacheModule,
@@ -1117,17 +1136,21 @@ impl MbCache {
         reuse: bool,
     ) {
         let reuse = reuse && mb.count_derefs;
-        snapshot.nodes.clear();
         snapshot.entries.clear();
         let version = self.list_version.load(StdOrdering::Relaxed);
         if !(reuse && snapshot.list_read == Some(version)) {
             self.read_list(observer, snapshot);
             snapshot.list_read = Some(version);
         }
-        for index in 0..self.c_hash.len() {
-            self.c_hash
-                .bucket(index)
-                .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+        let version = self.hash_version.load(StdOrdering::Relaxed);
+        if !(reuse && snapshot.hash_read == Some(version)) {
+            snapshot.nodes.clear();
+            for index in 0..self.c_hash.len() {
+                self.c_hash
+                    .bucket(index)
+                    .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+            }
+            snapshot.hash_read = Some(version);
         }
         snapshot.name_entries(mb, observer, reuse);
     }
