@@ -713,7 +713,7 @@ fn walk_chain_judging(
     link_of: impl Fn(&Entry, &Indexes, Node) -> list::Link<Node>,
 ) -> Checked {
     let mut broken = None;
-    let mut at = list::next(mem, head, "list_for_each").map_err(oops)?;
+    let mut at = chain_first(mem, head)?;
     let mut walked = 0;
     while at != head && walked < WALK_LIMIT {
         walked += 1;
@@ -735,6 +735,23 @@ fn walk_chain_judging(
         at = list::follow(mem, at, link, "list_for_each").map_err(oops)?;
     }
     broken.map_or(Ok(()), Err)
+}
+
+/// `list::next` of a hash chain's head (`head->next`, followed): the link read straight from
+/// the head's cache (one look-up, as `Mem::read` makes it), with no call of the list library's
+/// generic step; any other node through `list::next`.
+#[inline(always)]
+fn chain_first(mem: &mut Mem<'_>, head: Node) -> Checked<Node> {
+    let link = match head {
+        Node::Head(HeadId::Block(cache, bucket)) => {
+            mem.cache(cache).map_err(oops)?.block[bucket as usize].next
+        }
+        Node::Head(HeadId::Index(cache, index, bucket)) => {
+            mem.cache(cache).map_err(oops)?.index[usize::from(index)][bucket as usize].next
+        }
+        _ => return list::next(mem, head, "list_for_each").map_err(oops),
+    };
+    list::follow(mem, head, link, "list_for_each").map_err(oops)
 }
 
 #[cfg(test)]

@@ -294,9 +294,27 @@ pub(crate) struct MbCache {
     /// no touch made: twice `c_max_entries`, plus one, plus the module's slack (see
     /// [`MbcacheModule::walked`]).
     pub(crate) walk_bound: u64,
+    /// Checker state, no kernel field: `c_list`'s version. It starts at a value no other cache
+    /// of the module had (`MbcacheModule::cache_serial` in its high half) and is bumped
+    /// ([`bump`]) each time the model takes `c_list_lock` ([`MbcacheModule::list_lock`],
+    /// `mb_cache_destroy()`'s unlocked walk): all of `CList` is read and written under that
+    /// lock, so while the version stands still, `c_list`, its owners and `c_entry_count` are
+    /// as a snapshot that read them at that version found them ([`MbCache::snapshot_into`]).
+    pub(crate) list_version: StdAtomicU64,
+    /// Checker state, no kernel field: `c_hash`'s version, as [`MbCache::list_version`] is
+    /// `c_list`'s: unique to the cache at first, bumped by every chain write the model makes
+    /// ([`MbCache::chain_written`], before each `hlist_bl_add_head` and `hlist_bl_del_init`;
+    /// a chain node is a copy of the key, value and entry, changed by no other write).
+    hash_version: StdAtomicU64,
 }
 
 impl MbCache {
+    /// Counts a chain write in [`MbCache::hash_version`] (checker state: no lock, no trace).
+    #[inline]
+    pub(crate) fn chain_written(&self) {
+        bump(&self.hash_version);
+    }
+
     /// `mb_cache_entry_head()`.
     #[inline]
     pub(crate) fn bucket(&self, key: u32) -> HlistBl<'_, HashNode> {
@@ -332,6 +350,9 @@ pub(crate) struct MbcacheModule {
     /// is unused (`Mbcache2Subject::wake_waiters`), so its wait returns at the first test and
     /// nobody is ever queued; threaded campaigns queue, with the barrier.
     pub(crate) wait_barrier: bool,
+    /// Checker state: caches created so far, the high half of each new cache's
+    /// [`MbCache::list_version`].
+    cache_serial: StdAtomicU64,
 }
 
 impl MbcacheModule {
@@ -347,6 +368,7 @@ impl MbcacheModule {
             count_derefs: false,
             touches: std::sync::atomic::AtomicU64::new(0),
             wait_barrier: true,
+            cache_serial: StdAtomicU64::new(0),
         }
     }
 
@@ -360,6 +382,7 @@ impl MbcacheModule {
         let c_max_entries = bucket_count << 4;
         let mut arena = ListArena::new("mb_cache->c_list");
         let head = arena.alloc_head();
+        let serial = self.cache_serial.fetch_add(1, StdOrdering::Relaxed);
         let cache = MbCache {
             // A chain's first node reserves room for its share of `c_max_entries` (16), so a
             // chain grows once to the size the limit keeps it near; an empty chain has nothing.
@@ -378,6 +401,8 @@ impl MbcacheModule {
             refcnt_wait: WaitQueue::new("mb_cache_entry->e_refcnt"),
             refcnt_waiters: AtomicU32::new(0),
             walk_bound: 2 * c_max_entries + 1 + self.walk_slack,
+            list_version: StdAtomicU64::new(serial << 32),
+            hash_version: StdAtomicU64::new(serial << 32),
         };
         let handle = self.caches.alloc(cx, Gfp::GFP_KERNEL, cache)?;
         let cache = self.caches.get(cx, handle).map_err(|_| Errno::EINVAL)?;
@@ -467,6 +492,7 @@ impl MbcacheModule {
             cx.sim().mark("create-ebusy");
             return Err(Errno::EBUSY);
         }
+        cache.chain_written();
         head.add_head(cx, HashNode { key, value, entry: handle });
         if let Some(entry) = self.entry(cx, handle) {
             entry.e_hashed().store(true, Ordering::Relaxed);
@@ -508,6 +534,7 @@ impl MbcacheModule {
     #[track_caller]
     pub(crate) fn list_lock<'a>(&self, cx: &'a Cx, cache: &'a MbCache) -> SpinLockGuard<'a, CList> {
         cx.might_sleep("spin_lock(&cache->c_list_lock), a sleeping lock on PREEMPT_RT");
+        bump(&cache.list_version);
         cache.c_list_lock.lock(cx)
     }
 
@@ -646,6 +673,7 @@ impl MbcacheModule {
     /// `hlist_bl_del_init` of `handle` from its chain, dropping the hash's reference. Needs the
     /// chain's lock.
     fn unhash(&self, cx: &Cx, cache: &MbCache, handle: EntryHandle, entry: &MbCacheEntry) {
+        cache.chain_written();
         cache.bucket(entry.key()).del_init(cx, |node| node.entry == handle);
         entry.e_hashed().store(false, Ordering::Relaxed);
     }
@@ -879,6 +907,7 @@ impl MbcacheModule {
         unlocked: &Cx,
         cache: &MbCache,
     ) -> Option<(EntryHandle, &MbCacheEntry)> {
+        bump(&cache.list_version);
         let mut clist = cache.c_list_lock.lock(unlocked);
         let head = clist.head;
         let first = list::next(&mut clist.arena.mem(unlocked), head, "mb_cache_destroy").ok()?;
@@ -1004,6 +1033,11 @@ pub(crate) struct CacheSnapshot {
     seen: Vec<SlotSeen>,
     /// This snapshot's number (never 0, the number of a slot no snapshot named).
     epoch: u32,
+    /// The [`MbCache::list_version`] `lru` and `count` were read at: a snapshot that may reuse
+    /// what was read takes them again, with no walk, while the version is the same.
+    list_read: Option<u64>,
+    /// The [`MbCache::hash_version`] `nodes` were read at, reused as `list_read` says.
+    hash_read: Option<u64>,
 }
 
 /// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
@@ -1017,6 +1051,13 @@ struct SlotSeen {
 }
 
 impl CacheSnapshot {
+    /// The [`MbCache::list_version`] and [`MbCache::hash_version`] the LRU and the chains were
+    /// last read at (tests: whether a snapshot reused them).
+    #[cfg(test)]
+    pub(crate) fn versions_read(&self) -> (Option<u64>, Option<u64>) {
+        (self.list_read, self.hash_read)
+    }
+
     /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
     /// chain, then the LRU's unhashed ones): looked up by the slab (not
     /// [`MbcacheModule::entry`]: a checker's read counts in no `derefs`; a freed one is
@@ -1082,8 +1123,11 @@ impl MbCache {
     /// documentation, then each named entry's state once. With `reuse` (the op-level
     /// incremental check, between operations: no model access in flight) and the module
     /// counting dereferences ([`MbcacheModule::count_derefs`]), an entry the model has not
-    /// dereferenced since `snapshot` last read it is not read again (its kept state); every
-    /// entry is still looked up, so a freed one is reported as before.
+    /// dereferenced since `snapshot` last read it is not read again (its kept state), and the
+    /// LRU and `c_entry_count` `snapshot` read of this cache are taken again, unwalked, while
+    /// the model has not taken `c_list_lock` since ([`MbCache::list_version`]), and its chains'
+    /// nodes while the model wrote no chain ([`MbCache::hash_version`]); every entry is still
+    /// looked up, so a freed one is reported as before.
     pub(crate) fn snapshot_into(
         &self,
         mb: &MbcacheModule,
@@ -1091,28 +1135,40 @@ impl MbCache {
         snapshot: &mut CacheSnapshot,
         reuse: bool,
     ) {
-        snapshot.lru.clear();
-        snapshot.nodes.clear();
+        let reuse = reuse && mb.count_derefs;
         snapshot.entries.clear();
-        {
-            let mut guard = self.c_list_lock.lock(observer);
-            let clist = &mut *guard;
-            let head = clist.head;
-            let mut mem = clist.arena.mem(observer);
-            let mut node = list::next(&mut mem, head, "snapshot").ok();
-            while let Some(at) = node.filter(|&at| at != head) {
-                if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
-                    snapshot.lru.push(handle);
-                }
-                node = list::next(&mut mem, at, "snapshot").ok();
+        let version = self.list_version.load(StdOrdering::Relaxed);
+        if !(reuse && snapshot.list_read == Some(version)) {
+            self.read_list(observer, snapshot);
+            snapshot.list_read = Some(version);
+        }
+        let version = self.hash_version.load(StdOrdering::Relaxed);
+        if !(reuse && snapshot.hash_read == Some(version)) {
+            snapshot.nodes.clear();
+            for index in 0..self.c_hash.len() {
+                self.c_hash
+                    .bucket(index)
+                    .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
             }
-            snapshot.count = clist.c_entry_count;
+            snapshot.hash_read = Some(version);
         }
-        for index in 0..self.c_hash.len() {
-            self.c_hash
-                .bucket(index)
-                .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
+        snapshot.name_entries(mb, observer, reuse);
+    }
+
+    /// The LRU walked under `c_list_lock` into `snapshot.lru`, and `c_entry_count`.
+    fn read_list(&self, observer: &Cx, snapshot: &mut CacheSnapshot) {
+        snapshot.lru.clear();
+        let mut guard = self.c_list_lock.lock(observer);
+        let clist = &mut *guard;
+        let head = clist.head;
+        let mut mem = clist.arena.mem(observer);
+        let mut node = list::next(&mut mem, head, "snapshot").ok();
+        while let Some(at) = node.filter(|&at| at != head) {
+            if let Some(handle) = clist.owners.get(at.index() as usize).copied().flatten() {
+                snapshot.lru.push(handle);
+            }
+            node = list::next(&mut mem, at, "snapshot").ok();
         }
-        snapshot.name_entries(mb, observer, reuse && mb.count_derefs);
+        snapshot.count = clist.c_entry_count;
     }
 }

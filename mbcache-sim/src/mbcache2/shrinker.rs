@@ -148,7 +148,8 @@ impl MbcacheModule {
         let Some(entry) = self.entry(cx, handle) else {
             return Some(Reclaimed { freed: false, kept: false });
         };
-        let bucket = scan.at(self, cx)?.bucket(entry.key());
+        let table_of = scan.at(self, cx)?;
+        let bucket = table_of.bucket(entry.key());
         let guard = bucket.lock(cx);
         scan.at(self, cx)?;
         if self.fixes.on(DONT_RECLAIM_USED) && entry.e_refcnt.load(Ordering::Relaxed) > 2 {
@@ -162,6 +163,7 @@ impl MbcacheModule {
             return Some(Reclaimed { freed: false, kept: true });
         }
         if entry.e_hashed().load(Ordering::Relaxed) {
+            table_of.chain_written();
             bucket.del_init(cx, |node| node.entry == handle);
             entry.e_hashed().store(false, Ordering::Relaxed);
             entry.e_refcnt.fetch_sub(1, Ordering::Relaxed);
