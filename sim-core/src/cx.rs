@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use smallvec::SmallVec;
 
 use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, ClassId, HeldLock, IrqState, LockMode, LockdepReport};
@@ -915,7 +916,7 @@ impl Cx {
         // The key's fields are read where each is used, not passed on: read up front, they were
         // kept live across the calls in between (demo +1.2 % instructions, callgrind).
         self.waits_acquired(key.name, instance, mode, token);
-        self.trace_lock(key.name, key.name_hash, Some((mode, trylock)), token);
+        self.trace_lock(&key.name, key.name_hash, Some((mode, trylock)), token);
     }
 
     /// Records a lock event (an acquisition when `acquired` is set, else a release) in the
@@ -924,7 +925,7 @@ impl Cx {
     #[inline(always)]
     fn trace_lock(
         &self,
-        class: &'static str,
+        class: &&'static str,
         class_hash: u64,
         acquired: Option<(LockMode, bool)>,
         token: u64,
@@ -941,7 +942,7 @@ impl Cx {
     #[inline(always)]
     fn record_lock(
         &self,
-        class: &'static str,
+        class: &&'static str,
         class_hash: u64,
         acquired: Option<(LockMode, bool)>,
         token: u64,
@@ -957,14 +958,14 @@ impl Cx {
         // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
         // live across it.
         self.release_held(&key.name, token);
-        self.trace_lock(key.name, key.name_hash, None, token);
+        self.trace_lock(&key.name, key.name_hash, None, token);
     }
 
     /// [`Cx::lock_release_key`] for a class given by its name and the name's hash.
     #[inline]
     pub(crate) fn lock_release_named(&self, name: &'static str, name_hash: u64, token: u64) {
         self.release_held(&name, token);
-        self.trace_lock(name, name_hash, None, token);
+        self.trace_lock(&name, name_hash, None, token);
     }
 
     /// Pops acquisition `token` off the held stack; panics when this context does not hold it.
@@ -1048,40 +1049,25 @@ fn token_base(sim: &Sim, observer: bool) -> u64 {
 
 /// Held locks kept in place before a context's stack spills to the heap: as deep as taskstats,
 /// mbcache 2.6, mbcache2 and the demo nest (mbcache's deepest path holds four), so their
-/// contexts' locks cost no allocation; balloon's deeper paths spill (11,526 times in its 60-case
-/// campaign, about 37 instructions each). Every new context writes each slot whole (safe Rust
-/// has no uninitialised array), so each slot costs about ten instructions per `Cx::new`: 8 slots
-/// cost taskstats 24 instructions a context more than 4 (callgrind).
+/// contexts' locks cost no allocation; balloon's deeper paths spill. The slots are left
+/// unwritten until a lock is pushed ([`HeldStack`]), so a new context pays nothing for them.
 const HELD_INLINE: usize = 4;
 
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
-/// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
-/// deeper stack moves whole into a `Vec` until it is empty again. Read as a slice.
-pub(crate) struct HeldStack {
-    /// How many of `inline` are held (0 while `spill` holds the stack).
-    len: usize,
-    inline: [HeldLock; HELD_INLINE],
-    /// The whole stack, when it outgrew `inline`.
-    spill: Vec<HeldLock>,
-}
+/// `task_struct`): up to [`HELD_INLINE`] locks in place, so pushing one never allocates; a
+/// deeper stack moves to the heap for the rest of the context's life. Read as a slice.
+///
+/// A `SmallVec`: its slots stay uninitialised until used, where an array of entries had to be
+/// written whole by every `Cx::new` (about ten instructions a slot, 48 a context in
+/// taskstats' campaign, callgrind).
+pub(crate) struct HeldStack(SmallVec<[HeldLock; HELD_INLINE]>);
 
 impl HeldStack {
     fn new() -> HeldStack {
-        let unused = HeldLock {
-            token: 0,
-            class: 0,
-            name: "",
-            mode: LockMode::Spin,
-            trylock: false,
-            site: Location::caller(),
-            cpu: 0,
-            irq: IrqState::NONE,
-            chain: 0,
-        };
-        HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
+        HeldStack(SmallVec::new())
     }
 
-    /// Pushes `held`: into the array unless the stack spilled or fills now.
+    /// Pushes `held`.
     #[inline]
     fn push(&mut self, held: HeldLock) {
         self.push_made(|| held);
@@ -1092,64 +1078,46 @@ impl HeldStack {
     /// built on the stack and copied, about 20 instructions, and a store-forwarding stall).
     #[inline(always)]
     fn push_made(&mut self, make: impl FnOnce() -> HeldLock) {
-        if self.spill.is_empty() {
-            if let Some(slot) = self.inline.get_mut(self.len) {
-                *slot = make();
-                self.len += 1;
-                return;
-            }
+        if self.0.len() < self.0.capacity() {
+            self.0.push(make());
+            return;
         }
-        self.push_spilled(make());
+        self.push_grown(make());
+    }
+
+    /// [`HeldStack::push`] onto a full stack: it grows (moving to the heap when it outgrows
+    /// the inline slots).
+    #[cold]
+    #[inline(never)]
+    fn push_grown(&mut self, held: HeldLock) {
+        self.0.push(held);
     }
 
     /// The innermost lock's chain key (0 for an empty stack) and how many locks are held: what
-    /// an acquisition's chain key and lookup take from the stack, read with one test of the
-    /// spill and one of the length.
+    /// an acquisition's chain key and lookup take from the stack.
     #[inline(always)]
     fn innermost_chain(&self) -> (u64, usize) {
-        match self.spill.last() {
-            None => (self.inline.get(self.len.wrapping_sub(1)).map_or(0, |h| h.chain), self.len),
-            Some(innermost) => (innermost.chain, self.spill.len()),
-        }
-    }
-
-    /// [`HeldStack::push`] onto a stack that spilled, or moves it whole into the `Vec` when the
-    /// array is full.
-    #[cold]
-    #[inline(never)]
-    fn push_spilled(&mut self, held: HeldLock) {
-        if !self.spill.is_empty() {
-            self.spill.push(held);
-        } else {
-            self.spill.extend_from_slice(&self.inline);
-            self.spill.push(held);
-            self.len = 0;
-        }
+        let held = self.0.as_slice();
+        (held.last().map_or(0, |h| h.chain), held.len())
     }
 
     /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
     /// otherwise. No lock sits above it, so no chain key changes.
     #[inline]
     fn pop_if_innermost(&mut self, token: u64) -> bool {
-        // `get` of `len - 1` wrapped tests the length and the bounds at once.
-        let innermost = self.spill.is_empty()
-            && self.inline.get(self.len.wrapping_sub(1)).is_some_and(|h| h.token == token);
+        let innermost = self.0.last().is_some_and(|h| h.token == token);
         if innermost {
-            self.len -= 1;
+            self.0.pop();
         }
         innermost
     }
 
     fn remove(&mut self, index: usize) {
-        if self.spill.is_empty() {
-            // The last lock taken is the one most often released: nothing above it to move
-            // (an empty `copy_within` still calls `memmove`, a third of a release's cost).
-            if index + 1 < self.len {
-                self.inline.copy_within(index + 1..self.len, index);
-            }
-            self.len -= 1;
+        // The last lock taken is the one most often released: nothing above it to move.
+        if index + 1 == self.0.len() {
+            self.0.pop();
         } else {
-            self.spill.remove(index);
+            self.0.remove(index);
         }
     }
 }
@@ -1157,19 +1125,13 @@ impl HeldStack {
 impl std::ops::Deref for HeldStack {
     type Target = [HeldLock];
     fn deref(&self) -> &[HeldLock] {
-        match self.spill.is_empty() {
-            true => &self.inline[..self.len],
-            false => &self.spill,
-        }
+        self.0.as_slice()
     }
 }
 
 impl std::ops::DerefMut for HeldStack {
     fn deref_mut(&mut self) -> &mut [HeldLock] {
-        match self.spill.is_empty() {
-            true => &mut self.inline[..self.len],
-            false => &mut self.spill,
-        }
+        self.0.as_mut_slice()
     }
 }
 
