@@ -9,7 +9,6 @@
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
-use smallvec::SmallVec;
 
 use crate::chain_cache::ClassKey;
 use crate::lockdep::{Acquisition, ClassId, HeldLock, IrqState, LockMode, LockdepReport};
@@ -82,6 +81,11 @@ pub struct Cx {
     /// What this task holds and waits for, readable from other threads for a deadlock's report:
     /// kept only for a context made inside a shuttle execution (a threaded case).
     waits: Option<Arc<LockWaits>>,
+    /// A model context that keeps no [`LockWaits`] record (`!observer && waits.is_none()`, as
+    /// both are set when the context is made): a lock round trip tests this once
+    /// ([`Cx::acquire_with`], [`Cx::lock_release_key`]) instead of each of the two about four
+    /// times.
+    plain: bool,
 }
 
 /// One lock instance in a [`LockWaits`] record: its class, its address while held or awaited
@@ -188,6 +192,7 @@ impl Cx {
             not_running_since: Cell::new(None),
             token_base,
             tokens: Cell::new(1),
+            plain: !observer && waits.is_none(),
             waits,
         }
     }
@@ -724,6 +729,46 @@ impl Cx {
         token
     }
 
+    /// A blocking acquisition of the lock whose class memo is `key` in mode `mode`, made by
+    /// `lock` (the backend lock, with what the lock kind does just before it, such as
+    /// disabling preemption): [`Cx::lock_acquire_key`] before it, [`Cx::lock_acquired_key`]
+    /// after, the same checks, held entry and trace event. Returns what `lock` gave and the
+    /// acquisition's token. A plain model context (`plain`) tests what kind of context
+    /// this is once: it is traced and checked, and keeps no [`LockWaits`] record. Any other
+    /// takes [`Cx::acquire_with_general`], a call of its own.
+    #[inline(always)]
+    pub(crate) fn acquire_with<G>(
+        &self,
+        key: &ClassKey,
+        mode: LockMode,
+        site: &'static Location<'static>,
+        lock: impl FnOnce() -> G,
+    ) -> (G, u64) {
+        if !self.plain {
+            return self.acquire_with_general(key, mode, site, lock);
+        }
+        let token = self.next_token();
+        self.push_model(key, token, mode, false, site);
+        let guard = lock();
+        self.record_lock(&key.name, key.name_hash, Some((mode, false)), token);
+        (guard, token)
+    }
+
+    /// [`Cx::acquire_with`] for an observer or a context that keeps a [`LockWaits`] record.
+    #[inline(never)]
+    fn acquire_with_general<G>(
+        &self,
+        key: &ClassKey,
+        mode: LockMode,
+        site: &'static Location<'static>,
+        lock: impl FnOnce() -> G,
+    ) -> (G, u64) {
+        let token = self.lock_acquire_key(key, mode, false, site);
+        let guard = lock();
+        self.lock_acquired_key(key, mode, false, token);
+        (guard, token)
+    }
+
     /// Records that this task may now block until it holds acquisition `token` of the lock
     /// `instance` (an address, 0 if unknown) of class `class`: what a deadlock's report says it
     /// waits for. Only for a context that keeps a [`LockWaits`] record.
@@ -955,6 +1000,12 @@ impl Cx {
     /// (`lock_release()`).
     #[inline]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
+        // A plain model context's innermost lock (`plain`): one test of the context's
+        // kind, not one for the [`LockWaits`] record and another for the trace.
+        if self.plain && self.held.borrow_mut().pop_if_innermost(token) {
+            self.record_lock(&key.name, key.name_hash, None, token);
+            return;
+        }
         // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
         // live across it.
         self.release_held(&key.name, token);
@@ -1049,25 +1100,40 @@ fn token_base(sim: &Sim, observer: bool) -> u64 {
 
 /// Held locks kept in place before a context's stack spills to the heap: as deep as taskstats,
 /// mbcache 2.6, mbcache2 and the demo nest (mbcache's deepest path holds four), so their
-/// contexts' locks cost no allocation; balloon's deeper paths spill. The slots are left
-/// unwritten until a lock is pushed ([`HeldStack`]), so a new context pays nothing for them.
+/// contexts' locks cost no allocation; balloon's deeper paths spill (11,526 times in its 60-case
+/// campaign, about 37 instructions each). Every new context writes each slot whole (safe Rust
+/// has no uninitialised array), so each slot costs about ten instructions per `Cx::new`: 8 slots
+/// cost taskstats 24 instructions a context more than 4 (callgrind).
 const HELD_INLINE: usize = 4;
 
 /// A context's held-lock stack, outermost first (the kernel's fixed `held_locks[]` array in
-/// `task_struct`): up to [`HELD_INLINE`] locks in place, so pushing one never allocates; a
-/// deeper stack moves to the heap for the rest of the context's life. Read as a slice.
-///
-/// A `SmallVec`: its slots stay uninitialised until used, where an array of entries had to be
-/// written whole by every `Cx::new` (about ten instructions a slot, 48 a context in
-/// taskstats' campaign, callgrind).
-pub(crate) struct HeldStack(SmallVec<[HeldLock; HELD_INLINE]>);
+/// `task_struct`): up to [`HELD_INLINE`] locks in an array, so pushing one never allocates; a
+/// deeper stack moves whole into a `Vec` until it is empty again. Read as a slice.
+pub(crate) struct HeldStack {
+    /// How many of `inline` are held (0 while `spill` holds the stack).
+    len: usize,
+    inline: [HeldLock; HELD_INLINE],
+    /// The whole stack, when it outgrew `inline`.
+    spill: Vec<HeldLock>,
+}
 
 impl HeldStack {
     fn new() -> HeldStack {
-        HeldStack(SmallVec::new())
+        let unused = HeldLock {
+            token: 0,
+            class: 0,
+            name: "",
+            mode: LockMode::Spin,
+            trylock: false,
+            site: Location::caller(),
+            cpu: 0,
+            irq: IrqState::NONE,
+            chain: 0,
+        };
+        HeldStack { len: 0, inline: [unused; HELD_INLINE], spill: Vec::new() }
     }
 
-    /// Pushes `held`.
+    /// Pushes `held`: into the array unless the stack spilled or fills now.
     #[inline]
     fn push(&mut self, held: HeldLock) {
         self.push_made(|| held);
@@ -1078,46 +1144,64 @@ impl HeldStack {
     /// built on the stack and copied, about 20 instructions, and a store-forwarding stall).
     #[inline(always)]
     fn push_made(&mut self, make: impl FnOnce() -> HeldLock) {
-        if self.0.len() < self.0.capacity() {
-            self.0.push(make());
-            return;
+        if self.spill.is_empty() {
+            if let Some(slot) = self.inline.get_mut(self.len) {
+                *slot = make();
+                self.len += 1;
+                return;
+            }
         }
-        self.push_grown(make());
-    }
-
-    /// [`HeldStack::push`] onto a full stack: it grows (moving to the heap when it outgrows
-    /// the inline slots).
-    #[cold]
-    #[inline(never)]
-    fn push_grown(&mut self, held: HeldLock) {
-        self.0.push(held);
+        self.push_spilled(make());
     }
 
     /// The innermost lock's chain key (0 for an empty stack) and how many locks are held: what
-    /// an acquisition's chain key and lookup take from the stack.
+    /// an acquisition's chain key and lookup take from the stack, read with one test of the
+    /// spill and one of the length.
     #[inline(always)]
     fn innermost_chain(&self) -> (u64, usize) {
-        let held = self.0.as_slice();
-        (held.last().map_or(0, |h| h.chain), held.len())
+        match self.spill.last() {
+            None => (self.inline.get(self.len.wrapping_sub(1)).map_or(0, |h| h.chain), self.len),
+            Some(innermost) => (innermost.chain, self.spill.len()),
+        }
+    }
+
+    /// [`HeldStack::push`] onto a stack that spilled, or moves it whole into the `Vec` when the
+    /// array is full.
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, held: HeldLock) {
+        if !self.spill.is_empty() {
+            self.spill.push(held);
+        } else {
+            self.spill.extend_from_slice(&self.inline);
+            self.spill.push(held);
+            self.len = 0;
+        }
     }
 
     /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)
     /// otherwise. No lock sits above it, so no chain key changes.
     #[inline]
     fn pop_if_innermost(&mut self, token: u64) -> bool {
-        let innermost = self.0.last().is_some_and(|h| h.token == token);
+        // `get` of `len - 1` wrapped tests the length and the bounds at once.
+        let innermost = self.spill.is_empty()
+            && self.inline.get(self.len.wrapping_sub(1)).is_some_and(|h| h.token == token);
         if innermost {
-            self.0.pop();
+            self.len -= 1;
         }
         innermost
     }
 
     fn remove(&mut self, index: usize) {
-        // The last lock taken is the one most often released: nothing above it to move.
-        if index + 1 == self.0.len() {
-            self.0.pop();
+        if self.spill.is_empty() {
+            // The last lock taken is the one most often released: nothing above it to move
+            // (an empty `copy_within` still calls `memmove`, a third of a release's cost).
+            if index + 1 < self.len {
+                self.inline.copy_within(index + 1..self.len, index);
+            }
+            self.len -= 1;
         } else {
-            self.0.remove(index);
+            self.spill.remove(index);
         }
     }
 }
@@ -1125,13 +1209,19 @@ impl HeldStack {
 impl std::ops::Deref for HeldStack {
     type Target = [HeldLock];
     fn deref(&self) -> &[HeldLock] {
-        self.0.as_slice()
+        match self.spill.is_empty() {
+            true => &self.inline[..self.len],
+            false => &self.spill,
+        }
     }
 }
 
 impl std::ops::DerefMut for HeldStack {
     fn deref_mut(&mut self) -> &mut [HeldLock] {
-        self.0.as_mut_slice()
+        match self.spill.is_empty() {
+            true => &mut self.inline[..self.len],
+            false => &mut self.spill,
+        }
     }
 }
 
