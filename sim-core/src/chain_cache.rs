@@ -100,8 +100,7 @@ impl ClassKey {
         // matches none: no test of its own.
         debug_assert_ne!(lockdep, 0, "validator ids count from 1");
         let cached = self.cached.load(Ordering::Relaxed);
-        (cached >> CLASS_BITS == lockdep)
-            .then_some((cached & ((1 << CLASS_BITS) - 1)) as ClassId)
+        (cached >> CLASS_BITS == lockdep).then_some((cached & ((1 << CLASS_BITS) - 1)) as ClassId)
     }
 
     /// Caches `class` as validator `lockdep`'s id for this lock (skipped for ids too large to pack).
