@@ -73,11 +73,11 @@ impl ClassKey {
         }
     }
 
-    /// Whether validator `lockdep` found this lock clean in the chain `lookup`, by one of the
-    /// last [`MEMO_CHAINS`] chains it remembered.
+    /// Whether the validator whose [`validator_mix`] is `mix` found this lock clean in the
+    /// chain `lookup`, by one of the last [`MEMO_CHAINS`] chains it remembered.
     #[inline]
-    fn chain_known(&self, lockdep: u64, lookup: u64) -> bool {
-        let tag = chain_tag(lockdep, lookup);
+    fn chain_known(&self, mix: u64, lookup: u64) -> bool {
+        let tag = lookup ^ mix;
         self.chains.iter().any(|slot| slot.load(Ordering::Relaxed) == tag)
     }
 
@@ -96,9 +96,11 @@ impl ClassKey {
 
     /// The class id validator `lockdep` gave this lock, if it is cached.
     pub(crate) fn class(&self, lockdep: u64) -> Option<ClassId> {
+        // A validator's id is never 0 (`Lockdep`'s ids count from 1), so an empty memo (0)
+        // matches none: no test of its own.
+        debug_assert_ne!(lockdep, 0, "validator ids count from 1");
         let cached = self.cached.load(Ordering::Relaxed);
-        (cached != 0 && cached >> CLASS_BITS == lockdep)
-            .then_some((cached & ((1 << CLASS_BITS) - 1)) as ClassId)
+        (cached >> CLASS_BITS == lockdep).then_some((cached & ((1 << CLASS_BITS) - 1)) as ClassId)
     }
 
     /// Caches `class` as validator `lockdep`'s id for this lock (skipped for ids too large to pack).
@@ -128,7 +130,13 @@ pub(crate) fn chain_key(parent: u64, class: ClassId, mode: LockMode) -> u64 {
 /// A chain's lookup key as a lock's memo keeps it: mixed with the validator's id, so that one
 /// validator's chain never passes for another's (class ids, hence keys, are per validator).
 fn chain_tag(lockdep: u64, lookup: u64) -> u64 {
-    lookup ^ lockdep.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    lookup ^ validator_mix(lockdep)
+}
+
+/// What [`chain_tag`] mixes into a lookup key for validator `lockdep`: a validator keeps it
+/// (`Lockdep`'s `chain_mix`), so the lock's memo is asked without the multiply.
+pub(crate) const fn validator_mix(lockdep: u64) -> u64 {
+    lockdep.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
 }
 
 /// What decides everything validating an acquisition adds: the chain key the acquisition will
@@ -186,7 +194,7 @@ fn lookup_key_of(chain: u64, flags: u64) -> u64 {
 /// what it knew.
 #[inline]
 pub(crate) fn known_clean(
-    lockdep: u64,
+    (lockdep, mix): (u64, u64),
     key: &ClassKey,
     parent: u64,
     taken: Taken,
@@ -195,7 +203,7 @@ pub(crate) fn known_clean(
     let flags = lookup_flags(taken, irq_tracking);
     if let Some(class) = key.class(lockdep) {
         let chain = chain_key(parent, class, taken.mode);
-        if key.chain_known(lockdep, lookup_key_of(chain, flags)) {
+        if key.chain_known(mix, lookup_key_of(chain, flags)) {
             return Ok((class, chain));
         }
     }

@@ -1481,6 +1481,8 @@ pub struct Lockdep {
     irq_tracking: AtomicBool,
     /// This validator's identity for the per-thread chain cache ([`crate::chain_cache`]).
     id: u64,
+    /// [`crate::chain_cache::validator_mix`] of `id`, which every acquisition's memo probe takes.
+    chain_mix: u64,
     /// Reports made so far, readable without the graph's mutex (the harness asks after every
     /// operation).
     reports_made: AtomicUsize,
@@ -1511,9 +1513,18 @@ impl Lockdep {
             mode,
             enabled: true,
             irq_tracking: AtomicBool::new(true),
-            id: NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed),
+            id: 0,
+            chain_mix: 0,
             reports_made: AtomicUsize::new(0),
         }
+        .with_next_id()
+    }
+
+    /// This validator given the next id in the process ([`Lockdep::id`]) and its mix.
+    fn with_next_id(mut self) -> Lockdep {
+        self.id = NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed);
+        self.chain_mix = crate::chain_cache::validator_mix(self.id);
+        self
     }
 
     /// A validator that checks nothing (for measuring the cost of the instrumentation).
@@ -1523,9 +1534,11 @@ impl Lockdep {
             mode: ReportMode::Collect,
             enabled: false,
             irq_tracking: AtomicBool::new(false),
-            id: NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed),
+            id: 0,
+            chain_mix: 0,
             reports_made: AtomicUsize::new(0),
         }
+        .with_next_id()
     }
 
     /// Whether checks run at all.
@@ -1638,7 +1651,7 @@ impl Lockdep {
             return Err(None);
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
-        crate::chain_cache::known_clean(self.id, key, parent, taken, irq_tracking)
+        crate::chain_cache::known_clean((self.id, self.chain_mix), key, parent, taken, irq_tracking)
     }
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills

@@ -183,10 +183,10 @@ impl<T> SpinLock<T> {
         restore: Restore,
         site: &'static Location<'static>,
     ) -> SpinLockGuard<'a, T> {
-        let token = cx.lock_acquire_key(&self.key, mode, false, site);
-        cx.preempt_disable();
-        let guard = self.inner.lock();
-        cx.lock_acquired_key(&self.key, mode, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
+            cx.preempt_disable();
+            self.inner.lock()
+        });
         SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
     }
 
@@ -234,6 +234,11 @@ impl<T> Drop for SpinLockGuard<'_, T> {
         release_backend(&mut self.guard);
         self.cx.lock_release_key(self.key, self.token);
         self.cx.preempt_enable();
+        // `spin_unlock`'s release (the most common) tested first: a byte compare, where the
+        // match of all four was a jump table's five instructions.
+        if self.restore == Restore::Nothing {
+            return;
+        }
         match self.restore {
             Restore::Nothing => {}
             Restore::IrqEnabled => self.cx.local_irq_restore(IrqFlags::ENABLED),
@@ -287,9 +292,7 @@ impl<T> Mutex<T> {
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> MutexGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("mutex_lock");
-        let token = cx.lock_acquire_key(&self.key, LockMode::Mutex, false, site);
-        let guard = self.inner.lock();
-        cx.lock_acquired_key(&self.key, LockMode::Mutex, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Mutex, site, || self.inner.lock());
         MutexGuard { guard: Some(guard), cx, key: &self.key, token }
     }
 
@@ -430,15 +433,15 @@ impl<T> RwSem<T> {
     pub fn down_read<'a>(&'a self, cx: &'a Cx) -> RwSemReadGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_read");
-        let token = cx.lock_acquire_key(&self.key, LockMode::Read, false, site);
-        let mut state = self.state.lock();
-        while state.writer || state.writers_waiting > 0 {
-            state = self.changed.wait(state);
-        }
-        state.readers += 1;
-        drop(state);
-        let guard = self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired_key(&self.key, LockMode::Read, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Read, site, || {
+            let mut state = self.state.lock();
+            while state.writer || state.writers_waiting > 0 {
+                state = self.changed.wait(state);
+            }
+            state.readers += 1;
+            drop(state);
+            self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
         RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
     }
 
@@ -464,17 +467,17 @@ impl<T> RwSem<T> {
     pub fn down_write<'a>(&'a self, cx: &'a Cx) -> RwSemWriteGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_write");
-        let token = cx.lock_acquire_key(&self.key, LockMode::Write, false, site);
-        let mut state = self.state.lock();
-        state.writers_waiting += 1;
-        while state.writer || state.readers > 0 {
-            state = self.changed.wait(state);
-        }
-        state.writers_waiting -= 1;
-        state.writer = true;
-        drop(state);
-        let guard = self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cx.lock_acquired_key(&self.key, LockMode::Write, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Write, site, || {
+            let mut state = self.state.lock();
+            state.writers_waiting += 1;
+            while state.writer || state.readers > 0 {
+                state = self.changed.wait(state);
+            }
+            state.writers_waiting -= 1;
+            state.writer = true;
+            drop(state);
+            self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        });
         RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
     }
 

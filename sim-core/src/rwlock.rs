@@ -134,10 +134,10 @@ impl<T> RwLock<T> {
         irq: Option<IrqFlags>,
         site: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
-        let token = cx.lock_acquire_key(&self.key, LockMode::ReadRecursive, false, site);
-        cx.preempt_disable();
-        let guard = self.data.read();
-        cx.lock_acquired_key(&self.key, LockMode::ReadRecursive, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::ReadRecursive, site, || {
+            cx.preempt_disable();
+            self.data.read()
+        });
         RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 
@@ -148,10 +148,10 @@ impl<T> RwLock<T> {
         mode: LockMode,
         site: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
-        let token = cx.lock_acquire_key(&self.key, mode, false, site);
-        cx.preempt_disable();
-        let guard = self.data.write();
-        cx.lock_acquired_key(&self.key, mode, false, token);
+        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
+            cx.preempt_disable();
+            self.data.write()
+        });
         RwLockWriteGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 

@@ -93,10 +93,13 @@ pub struct Event {
 }
 
 /// A lock event for [`Trace::record_lock`]: the class, its [`name_hash`], the acquisition token
-/// and, for an acquisition, its mode and trylock flag (None: a release).
+/// and, for an acquisition, its mode and trylock flag (None: a release). The class's name is
+/// passed by reference (where the lock's memo keeps it), so the hashing path, which never reads
+/// the text, loads nothing for it: passed by value, its two words were loaded and kept on the
+/// stack for the paths that build an event, on every lock event.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct LockRecord {
-    pub(crate) class: &'static str,
+pub(crate) struct LockRecord<'a> {
+    pub(crate) class: &'a &'static str,
     pub(crate) class_hash: u64,
     pub(crate) token: u64,
     pub(crate) acquired: Option<(LockMode, bool)>,
@@ -283,21 +286,41 @@ const NAMES_PROBED: usize = 4;
 /// campaign builds a world per case, and each world named its tasks ("sendmsg", "do_exit")
 /// and its observers with new strings, an allocation (and a free) per name per world, and a
 /// pid renamed from one name to another searched the world's names for the new one.
+///
+/// The name's own slot is asked inline (a context made per operation names its task with the
+/// text it had last time, found there); the other slots, and a first use, in a call of its
+/// own ([`interned_name_probed`]).
+#[inline]
 pub(crate) fn interned_name(name: &str) -> std::sync::Arc<str> {
     NAMES_MADE.with(|names| {
         let mut names = names.borrow_mut();
         let first = name_slot(name);
-        for probe in 0..NAMES_PROBED {
-            let slot = &mut names[(first + probe) % NAMES_INTERNED];
-            match slot {
-                Some(known) if same_text(known, name) => return known.clone(),
-                Some(_) => {}
-                None => return slot.insert(std::sync::Arc::from(name)).clone(),
+        if let Some(known) = &names[first] {
+            if same_text(known, name) {
+                return known.clone();
             }
         }
-        // Every slot probed holds another name: this one is made each time.
-        std::sync::Arc::from(name)
+        interned_name_probed(&mut names, first, name)
     })
+}
+
+/// [`interned_name`] past the name's own slot `first`: the next slots, then a new copy.
+#[inline(never)]
+fn interned_name_probed(
+    names: &mut [Option<std::sync::Arc<str>>; NAMES_INTERNED],
+    first: usize,
+    name: &str,
+) -> std::sync::Arc<str> {
+    for probe in 0..NAMES_PROBED {
+        let slot = &mut names[(first + probe) % NAMES_INTERNED];
+        match slot {
+            Some(known) if same_text(known, name) => return known.clone(),
+            Some(_) => {}
+            None => return slot.insert(std::sync::Arc::from(name)).clone(),
+        }
+    }
+    // Every slot probed holds another name: this one is made each time.
+    std::sync::Arc::from(name)
 }
 
 /// The event log of one [`crate::Sim`].
@@ -379,11 +402,12 @@ impl TraceHasher {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    /// Every event's position: its sequence number, clock, CPU and task, in two words of the
-    /// hash's serial chain (the multiply that spreads the sequence number is off that chain).
-    fn header(&mut self, seq: u64, time_ns: u64, cpu: u32, task: TaskId) {
+    /// Every event's position: its sequence number, clock, and CPU and task ([`lane_word`]), in
+    /// two words of the hash's serial chain (the multiply that spreads the sequence number is
+    /// off that chain).
+    fn header(&mut self, seq: u64, time_ns: u64, lane: u64) {
         self.word(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns);
-        self.word(u64::from(cpu) << 32 | u64::from(task));
+        self.word(lane);
     }
 
     /// The words of an acquisition (`acquired` has its mode and trylock flag) or a release: the
@@ -452,6 +476,18 @@ impl TraceHasher {
         self.word(u64::from_le_bytes(last));
         self.word(bytes.len() as u64);
     }
+}
+
+/// An event's CPU and task in one word, as the hash takes them ([`TraceHasher::header`]): one
+/// register where a lock event passes them on to a call of its own.
+#[inline(always)]
+fn lane_word(cpu: u32, task: TaskId) -> u64 {
+    u64::from(cpu) << 32 | u64::from(task)
+}
+
+/// [`lane_word`]'s CPU and task.
+fn lane_parts(lane: u64) -> (u32, TaskId) {
+    ((lane >> 32) as u32, lane as TaskId)
 }
 
 /// A traced call's name with its hash computed at compile time, so recording the call folds in one
@@ -716,10 +752,16 @@ impl Trace {
     /// trace's hash; the caller holds [`Trace::enter`].
     #[inline]
     fn advance(&self, (time_ns, cpu, task): (u64, u32, TaskId), hash: impl FnOnce(&mut TraceHasher)) -> u64 {
+        self.advance_lane(time_ns, lane_word(cpu, task), hash)
+    }
+
+    /// [`Trace::advance`] of an event at `time_ns` on lane `lane` ([`lane_word`]).
+    #[inline(always)]
+    fn advance_lane(&self, time_ns: u64, lane: u64, hash: impl FnOnce(&mut TraceHasher)) -> u64 {
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
         let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
-        hasher.header(seq, time_ns, cpu, task);
+        hasher.header(seq, time_ns, lane);
         hash(&mut hasher);
         self.hash.store(hasher.0, Ordering::Relaxed);
         seq
@@ -743,13 +785,20 @@ impl Trace {
     /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
     /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
     /// are kept.
+    ///
+    /// Everything the paths past the hashing need (the spin lock's, the kept event's) passes
+    /// to them as words in registers, the time and the lane ([`lane_word`]) already loaded for
+    /// the hash and the class by reference: a tuple of three fields, or the class's two words,
+    /// were stored on the stack before the confined test on every event (about eight
+    /// instructions an event).
     #[inline(always)]
-    pub(crate) fn record_lock(&self, at: (u64, u32, TaskId), lock: LockRecord) {
+    pub(crate) fn record_lock(&self, (time_ns, cpu, task): (u64, u32, TaskId), lock: LockRecord<'_>) {
+        let lane = lane_word(cpu, task);
+        let LockRecord { class, class_hash, token, acquired } = lock;
         if !self.is_confined_here() {
-            let LockRecord { class, class_hash, token, acquired } = lock;
-            return self.record_lock_shared(at, (class, class_hash), token, acquired);
+            return self.record_lock_shared((time_ns, lane), class, class_hash, token, acquired);
         }
-        self.record_lock_entered(at, lock);
+        self.record_lock_entered((time_ns, lane), class, class_hash, token, acquired);
     }
 
     /// [`Trace::record_lock`] for a trace any thread may record: under the spin lock
@@ -759,40 +808,49 @@ impl Trace {
     #[inline(never)]
     fn record_lock_shared(
         &self,
-        at: (u64, u32, TaskId),
-        (class, class_hash): (&'static str, u64),
+        (time_ns, lane): (u64, u64),
+        class: &&'static str,
+        class_hash: u64,
         token: u64,
         acquired: Option<(LockMode, bool)>,
     ) {
         let _busy = self.enter();
-        self.record_lock_entered(at, LockRecord { class, class_hash, token, acquired });
+        self.record_lock_entered((time_ns, lane), class, class_hash, token, acquired);
     }
 
     /// [`Trace::record_lock`]'s numbering, hashing and keeping, the caller having made the
     /// recording exclusive (confined to this thread, or under the spin lock).
     #[inline(always)]
-    fn record_lock_entered(&self, at: (u64, u32, TaskId), lock: LockRecord) {
-        let seq = self.advance(at, |hasher| hasher.lock_event(lock.acquired, lock.class_hash, lock.token));
+    fn record_lock_entered(
+        &self,
+        (time_ns, lane): (u64, u64),
+        class: &&'static str,
+        class_hash: u64,
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) {
+        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.lock_event(acquired, class_hash, token));
         if self.mode != TraceMode::HashOnly {
-            let (time_ns, cpu, task) = at;
-            self.keep_lock((seq, time_ns), (cpu, task), lock.class, lock.token, lock.acquired);
+            self.keep_lock((seq, time_ns), lane, class, token, acquired);
         }
     }
 
-    /// Keeps a lock event numbered `seq` at `time_ns`: [`Trace::record_lock`]'s path for a
-    /// trace that keeps events. A call of its own taking its words in registers (pairs, not a
-    /// record in memory), so the hashing path of every lock round trip stores nothing for it.
+    /// Keeps a lock event numbered `seq` at `time_ns` on lane `lane` ([`lane_word`]):
+    /// [`Trace::record_lock`]'s path for a trace that keeps events. A call of its own taking
+    /// its words in registers (not a record in memory), so the hashing path of every lock
+    /// round trip stores nothing for it.
     #[cold]
     #[inline(never)]
     fn keep_lock(
         &self,
         (seq, time_ns): (u64, u64),
-        (cpu, task): (u32, TaskId),
-        class: &'static str,
+        lane: u64,
+        class: &&'static str,
         token: u64,
         acquired: Option<(LockMode, bool)>,
     ) {
-        let class = Cow::Borrowed(class);
+        let (cpu, task) = lane_parts(lane);
+        let class = Cow::Borrowed(*class);
         let kind = match acquired {
             Some((mode, trylock)) => EventKind::Acquired { class, mode, trylock, token },
             None => EventKind::Released { class, token },
@@ -1551,7 +1609,7 @@ mod tests {
     fn record_each_fixed_size_event(trace: &Trace) {
         const CALL: CallName = CallName::new("call");
         let acquired = LockRecord {
-            class: "a",
+            class: &"a",
             class_hash: name_hash("a"),
             token: 9,
             acquired: Some((LockMode::SpinIrq, true)),
@@ -1587,7 +1645,7 @@ mod tests {
         trace.confine_to_this_thread();
         std::thread::scope(|scope| {
             let lock = scope.spawn(|| {
-                let record = LockRecord { class: "a", class_hash: name_hash("a"), token: 1, acquired: None };
+                let record = LockRecord { class: &"a", class_hash: name_hash("a"), token: 1, acquired: None };
                 trace.record_lock((1, 0, 1), record);
             });
             let call =
