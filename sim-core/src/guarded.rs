@@ -282,6 +282,30 @@ impl Shadow {
         access.is_some() && self.latest == access && self.world == world
     }
 
+    /// The repeat path: when `access` [`repeats`](Shadow::repeats) the latest, only the task's
+    /// record's sequence number, CPU and site move, as the full path would leave them, and the
+    /// access is done (true).
+    #[inline(always)]
+    fn took_repeat(
+        &mut self,
+        access: Option<Repeat>,
+        world: u64,
+        cx: &Cx,
+        site: &'static Location<'static>,
+    ) -> bool {
+        if !self.repeats(access, world) {
+            return false;
+        }
+        #[cfg(test)]
+        REPEATS.with(|repeats| repeats.set(repeats.get() + 1));
+        self.seq += 1;
+        let (seq, recent) = (self.seq, self.recent);
+        if let Some(record) = self.last.get_mut(recent) {
+            (record.seq, record.cpu, record.site) = (seq, cx.cpu(), site);
+        }
+        true
+    }
+
     /// [`Shadow::new`] in a box: written into the allocation (`Box::write`), where
     /// `Box::new` built the few hundred bytes on the stack first and copied them (a `memcpy`
     /// call at each field's first checked access, callgrind).
@@ -453,21 +477,13 @@ impl Detector {
             let shadow = &mut **shadow.get_or_insert_with(Shadow::boxed);
             let task = cx.task();
             let access = Repeat::of(task, held, write);
-            if shadow.repeats(access, world) {
-                #[cfg(test)]
-                REPEATS.with(|repeats| repeats.set(repeats.get() + 1));
-                shadow.seq += 1;
-                let (seq, recent) = (shadow.seq, shadow.recent);
-                if let Some(record) = shadow.last.get_mut(recent) {
-                    (record.seq, record.cpu, record.site) = (seq, cx.cpu(), location);
-                }
+            if shadow.took_repeat(access, world, cx, location) {
                 return Vec::new();
             }
             shadow.latest = access;
             let same_world = shadow.world == world;
             if !same_world {
-                shadow.documented = None;
-                shadow.refined = None;
+                (shadow.documented, shadow.refined) = (None, None);
             }
             let mut reports = Vec::new();
             if !shadow.not_held_reported && !self.holds_documented(shadow, held, write, same_world) {
@@ -508,10 +524,8 @@ impl Detector {
             }
             reports
         });
-        if !reports.is_empty() {
-            for report in reports {
-                lockdep.report_external(report);
-            }
+        for report in reports {
+            lockdep.report_external(report);
         }
     }
 
