@@ -85,6 +85,8 @@ pub use crate::violation::{Violation, ViolationKind};
 struct Book {
     rng: ChaCha8Rng,
     faults: FaultPlan,
+    /// The attributes each kind of call visits ([`crate::fault::kind_masks`]), set with the plan.
+    kind_masks: crate::fault::KindMasks,
 }
 
 pub(crate) struct World {
@@ -368,6 +370,7 @@ impl Sim {
                 book: crate::sync::BookLock::new(Book {
                     rng: ChaCha8Rng::seed_from_u64(config.seed),
                     faults: FaultPlan::none(),
+                    kind_masks: Some([0; 3]),
                 }),
                 clock_ns: AtomicU64::new(0),
                 fault_kinds: std::sync::atomic::AtomicU8::new(0),
@@ -535,6 +538,7 @@ impl Sim {
     pub fn set_faults(&self, plan: FaultPlan) {
         let mut book = self.world.book.lock();
         self.world.fault_kinds.store(crate::fault::kinds_matched(&plan), Ordering::Release);
+        book.kind_masks = crate::fault::kind_masks(&plan);
         book.faults = plan;
     }
 
@@ -573,14 +577,20 @@ impl Sim {
     /// The rest of [`Sim::should_fail_at`], for a call of a kind some attribute matches: a call
     /// of its own, so the test before it inlines where a model asks. The plan and the RNG are
     /// one lock's ([`Book`]): the draws are [`Sim::percent_chance`]'s, from the same stream in
-    /// the same order, without a lock round trip each. A failure's trace is out of line.
+    /// the same order, without a lock round trip each. Only the attributes the call's kind
+    /// admits are visited ([`crate::fault::kind_masks`], made with the plan). A failure's trace is
+    /// out of line.
     #[inline(never)]
     fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut book = self.world.book.lock();
-            let Book { rng, faults } = &mut *book;
+            let Book { rng, faults, kind_masks } = &mut *book;
             let distributions = percent_distributions();
-            faults.should_fail_at(site, size, |percent| distributions[percent as usize].sample(rng))
+            let draw = |percent: u32| distributions[percent as usize].sample(rng);
+            match kind_masks {
+                Some(masks) => faults.should_fail_kind(masks[site.kind as usize], site, size, draw),
+                None => faults.should_fail_at(site, size, draw),
+            }
         };
         if fail {
             trace_fault_cold(cx, site);
