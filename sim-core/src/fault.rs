@@ -265,6 +265,51 @@ impl FaultPlan {
     }
 }
 
+/// For each kind (by [`FaultKind`] number), the attributes whose kind filter admits it, one bit
+/// each by index: what [`FaultPlan::should_fail_kind`] visits. None for a plan of more than 64
+/// attributes (then every call visits them all, [`FaultPlan::should_fail_at`]).
+pub(crate) type KindMasks = Option<[u64; 3]>;
+
+/// [`KindMasks`] of `plan`, made when the plan is set.
+pub(crate) fn kind_masks(plan: &FaultPlan) -> KindMasks {
+    if plan.attrs.len() > 64 {
+        return None;
+    }
+    let mut masks = [0u64; 3];
+    for (index, attr) in plan.attrs.iter().enumerate() {
+        for (kind, mask) in [FaultKind::Slab, FaultKind::Page, FaultKind::Call].into_iter().zip(&mut masks) {
+            if attr.kind.is_none_or(|wanted| wanted == kind) {
+                *mask |= 1 << index;
+            }
+        }
+    }
+    Some(masks)
+}
+
+impl FaultPlan {
+    /// [`FaultPlan::should_fail_at`] visiting only the attributes in `mask` (the call's kind's
+    /// [`kind_masks`] entry): the same attributes match, in the same order, so the same calls
+    /// count and the same draws are made; the others' kind test is skipped.
+    pub(crate) fn should_fail_kind(
+        &mut self,
+        mask: u64,
+        site: SiteRef<'_>,
+        size: u64,
+        mut percent_chance: impl FnMut(u32) -> bool,
+    ) -> bool {
+        let mut fail = false;
+        let mut bits = mask;
+        while bits != 0 {
+            let attr = &mut self.attrs[bits.trailing_zeros() as usize];
+            bits &= bits - 1;
+            if attr.site.as_deref().is_none_or(|name| contains(site.name, name)) {
+                fail |= attr.should_fail(size, &mut percent_chance);
+            }
+        }
+        fail
+    }
+}
+
 /// The kinds of call some attribute of `plan` matches, one bit each ([`kind_bit`]): a call of
 /// another kind matches no attribute, so it counts nothing and draws nothing.
 pub(crate) fn kinds_matched(plan: &FaultPlan) -> u8 {
@@ -311,6 +356,32 @@ mod tests {
     }
 
     /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
+    #[test]
+    fn the_kind_masks_decide_as_the_whole_plan_does() {
+        let plan = FaultPlan::with(FaultAttr::probability(40).kind(FaultKind::Slab))
+            .and(FaultAttr::probability(30).site("sk"))
+            .and(FaultAttr::nth(3).kind(FaultKind::Call).site("skb_clone"))
+            .and(FaultAttr::always().kind(FaultKind::Page).interval(2).times(2));
+        let masks = kind_masks(&plan).expect("four attributes");
+        let sites = ["skbuff_head_cache", "skb_clone", "copy_process", "pages"];
+        let kinds = [FaultKind::Slab, FaultKind::Page, FaultKind::Call];
+        let (mut whole, mut masked) = (plan.clone(), plan);
+        let (mut draws_whole, mut draws_masked) = (0u32, 0u32);
+        for call in 0..60 {
+            let site = SiteRef { kind: kinds[call % 3], name: sites[call % 4] };
+            let chance = |draws: &mut u32, percent: u32| {
+                *draws += 1;
+                (*draws * 37 + percent) % 100 < percent
+            };
+            let a = whole.should_fail_at(site, 8, |p| chance(&mut draws_whole, p));
+            let b =
+                masked.should_fail_kind(masks[site.kind as usize], site, 8, |p| chance(&mut draws_masked, p));
+            assert_eq!(a, b, "call {call} at {site}");
+        }
+        assert_eq!((whole, draws_whole), (masked, draws_masked));
+        assert!(kind_masks(&FaultPlan { attrs: vec![FaultAttr::always(); 65] }).is_none());
+    }
+
     #[test]
     fn kinds_matched_are_the_attributes_kinds() {
         assert_eq!(kinds_matched(&FaultPlan::none()), 0);

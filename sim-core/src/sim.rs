@@ -79,11 +79,21 @@ impl SimConfig {
 
 pub use crate::violation::{Violation, ViolationKind};
 
+/// The world's random numbers and its fault plan, under one [`crate::sync::BookLock`]: a fault
+/// decision ([`Sim::should_fail_planned`]) draws while it holds the plan, so one lock round trip
+/// serves both (with a lock each, a call that drew took two).
+struct Book {
+    rng: ChaCha8Rng,
+    faults: FaultPlan,
+    /// The attributes each kind of call visits ([`crate::fault::kind_masks`]), set with the plan.
+    kind_masks: crate::fault::KindMasks,
+}
+
 pub(crate) struct World {
     pub(crate) config: SimConfig,
-    rng: crate::sync::BookLock<ChaCha8Rng>,
+    /// The one RNG and the fault plan, under one lock ([`Book`]).
+    book: crate::sync::BookLock<Book>,
     clock_ns: AtomicU64,
-    faults: crate::sync::BookLock<FaultPlan>,
     /// The kinds of call the fault plan's attributes match ([`crate::fault::kinds_matched`]),
     /// written with the plan: a call of another kind (any call, with no plan) is decided without
     /// the plan's lock.
@@ -309,6 +319,14 @@ fn percent_distributions() -> &'static [Bernoulli; 101] {
     MADE.get_or_init(|| std::array::from_fn(|p| Bernoulli::from_ratio(p as u32, 100).expect("p <= 100")))
 }
 
+/// [`Cx::trace_fault`] for [`Sim::should_fail_planned`]'s failures (a few in a hundred calls),
+/// out of its frame.
+#[cold]
+#[inline(never)]
+fn trace_fault_cold(cx: &Cx, site: SiteRef<'_>) {
+    cx.trace_fault(site);
+}
+
 /// Whether the calling thread runs a shuttle execution or a loom model.
 pub(crate) fn in_threaded_checker() -> bool {
     #[cfg(feature = "threaded")]
@@ -349,9 +367,12 @@ impl Sim {
         let lockdep = if config.lockdep_enabled { Lockdep::new(config.lockdep) } else { Lockdep::disabled() };
         Sim {
             world: Arc::new(World {
-                rng: crate::sync::BookLock::new(ChaCha8Rng::seed_from_u64(config.seed)),
+                book: crate::sync::BookLock::new(Book {
+                    rng: ChaCha8Rng::seed_from_u64(config.seed),
+                    faults: FaultPlan::none(),
+                    kind_masks: Some([0; 3]),
+                }),
                 clock_ns: AtomicU64::new(0),
-                faults: crate::sync::BookLock::new(FaultPlan::none()),
                 fault_kinds: std::sync::atomic::AtomicU8::new(0),
                 trace: Trace::new(config.trace),
                 lockdep,
@@ -464,7 +485,7 @@ impl Sim {
 
     /// The next 64 random bits.
     pub fn random_u64(&self) -> u64 {
-        self.world.rng.lock().next_u64()
+        self.world.book.lock().rng.next_u64()
     }
 
     /// A uniform number in `0..bound` (`bound` > 0), without modulo bias (rand's uniform range
@@ -475,13 +496,13 @@ impl Sim {
     #[inline(always)]
     pub fn below(&self, bound: u64) -> u64 {
         assert!(bound > 0, "Sim::below needs a positive bound");
-        self.world.rng.lock().random_range(0..bound)
+        self.world.book.lock().rng.random_range(0..bound)
     }
 
     /// True with probability `numerator / denominator` (`numerator <= denominator`, both as
     /// `u32`: rand's exact-ratio Bernoulli draw).
     pub fn chance(&self, numerator: u32, denominator: u32) -> bool {
-        self.world.rng.lock().random_ratio(numerator, denominator)
+        self.world.book.lock().rng.random_ratio(numerator, denominator)
     }
 
     /// [`Sim::chance`]`(percent, 100)` (`percent` <= 100) with the distribution made once per
@@ -490,12 +511,12 @@ impl Sim {
     /// attribute).
     pub(crate) fn percent_chance(&self, percent: u32) -> bool {
         let distribution = percent_distributions()[percent as usize];
-        distribution.sample(&mut *self.world.rng.lock())
+        distribution.sample(&mut self.world.book.lock().rng)
     }
 
     /// One element of `items` chosen uniformly (None when it is empty).
     pub fn choose<'a, T>(&self, items: &'a [T]) -> Option<&'a T> {
-        items.choose(&mut *self.world.rng.lock())
+        items.choose(&mut self.world.book.lock().rng)
     }
 
     // --- virtual time -----------------------------------------------------------------------
@@ -515,21 +536,23 @@ impl Sim {
 
     /// Replaces the fault plan.
     pub fn set_faults(&self, plan: FaultPlan) {
-        let mut faults = self.world.faults.lock();
+        let mut book = self.world.book.lock();
         self.world.fault_kinds.store(crate::fault::kinds_matched(&plan), Ordering::Release);
-        *faults = plan;
+        book.kind_masks = crate::fault::kind_masks(&plan);
+        book.faults = plan;
     }
 
     /// The fault plan with its counters as they stand.
     pub fn faults(&self) -> FaultPlan {
-        self.world.faults.lock().clone()
+        self.world.book.lock().faults.clone()
     }
 
     /// Runs `f` on the fault plan as it stands, without copying it: what a checker that reads a
     /// counter or two per operation should use ([`Sim::faults`] clones every attribute and its
-    /// site name). `f` must not call back into the `Sim`'s fault plan.
+    /// site name). `f` must not call back into the `Sim`'s fault plan or draw from its RNG (the
+    /// two share a lock).
     pub fn with_faults<R>(&self, f: impl FnOnce(&FaultPlan) -> R) -> R {
-        f(&self.world.faults.lock())
+        f(&self.world.book.lock().faults)
     }
 
     /// Whether the fault plan fails this call (`should_fail()` in lib/fault-inject.c). A failed
@@ -552,15 +575,25 @@ impl Sim {
     }
 
     /// The rest of [`Sim::should_fail_at`], for a call of a kind some attribute matches: a call
-    /// of its own, so the test before it inlines where a model asks.
+    /// of its own, so the test before it inlines where a model asks. The plan and the RNG are
+    /// one lock's ([`Book`]): the draws are [`Sim::percent_chance`]'s, from the same stream in
+    /// the same order, without a lock round trip each. Only the attributes the call's kind
+    /// admits are visited ([`crate::fault::kind_masks`], made with the plan). A failure's trace is
+    /// out of line.
     #[inline(never)]
     fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
-            let mut plan = self.world.faults.lock();
-            plan.should_fail_at(site, size, |percent| self.percent_chance(percent))
+            let mut book = self.world.book.lock();
+            let Book { rng, faults, kind_masks } = &mut *book;
+            let distributions = percent_distributions();
+            let draw = |percent: u32| distributions[percent as usize].sample(rng);
+            match kind_masks {
+                Some(masks) => faults.should_fail_kind(masks[site.kind as usize], site, size, draw),
+                None => faults.should_fail_at(site, size, draw),
+            }
         };
         if fail {
-            cx.trace_fault(site);
+            trace_fault_cold(cx, site);
         }
         fail
     }

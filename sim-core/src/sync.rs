@@ -2,8 +2,10 @@
 //!
 //! - default: `parking_lot` locks and `std` atomics, threads and `Arc`;
 //! - cargo feature `threaded` (the ksim CLI and the tests crate turn it on; no RUSTFLAGS): a
-//!   runtime backend. Each primitive is an enum of the default variant, shuttle's and loom's,
-//!   chosen when the object is made: loom's when the making thread runs a model under
+//!   runtime backend. Each primitive is an enum of the default variant, shuttle's and loom's
+//!   (those two boxed, so an object is its default variant's size and a word: a kernel object
+//!   holding a dozen primitives is not kilobytes to copy into its `Arc`), chosen when the object
+//!   is made: loom's when the making thread runs a model under
 //!   [`crate::loom_runner`] (the zoo's loom column and every loom test), shuttle's when it is
 //!   inside a shuttle execution (a threaded campaign, [`crate::threaded`], and the shuttle tests),
 //!   the default otherwise. A model built inside a checker therefore runs entirely on that
@@ -130,6 +132,13 @@ mod dual {
     //! Every method runs the same code on every side: [`both!`] writes the match arms once,
     //! [`made!`] the choice at construction, and the [`LockOps`]/[`RwOps`] adapters give all
     //! backends' locks one signature (shuttle's and loom's results unpoisoned).
+    //!
+    //! A checker's variant is boxed (made inside a shuttle execution or a loom model, where one
+    //! allocation more is nothing): shuttle's and loom's objects are 50 to 200 bytes each, the
+    //! default ones 1 to 16, and an enum is as large as its largest variant, so in place they made
+    //! a `SpinLock<()>` 240 bytes, a taskstats `Signal` 1,696, and every `Arc::new` of a model
+    //! object a memcpy of that size. The default arms are unchanged (the box is only followed on a
+    //! checker's side); the sizes are pinned by the test `objects_are_their_default_side_and_a_word`.
 
     use std::cell::Cell;
     use std::ops::{Deref, DerefMut};
@@ -223,14 +232,14 @@ mod dual {
     }
 
     /// `made!(Enum, path(args))`: loom's `path` inside a loom model, shuttle's inside a shuttle
-    /// execution, the default one otherwise, in `Enum`'s variant for its side;
+    /// execution (both boxed), the default one otherwise, in `Enum`'s variant for its side;
     /// `made!(path(args))` for a call whose result is not wrapped (a fence, a yield).
     macro_rules! made {
         ($enum:ident, $($path:ident)::+ ($($arg:expr),*)) => {
             if $crate::sync::dual::in_loom() {
-                $enum::Loom($crate::sync::dual::loomed::$($path)::+($($arg),*))
+                $enum::Loom(Box::new($crate::sync::dual::loomed::$($path)::+($($arg),*)))
             } else if $crate::sync::dual::in_shuttle() {
-                $enum::Shuttle($crate::sync::dual::checked::$($path)::+($($arg),*))
+                $enum::Shuttle(Box::new($crate::sync::dual::checked::$($path)::+($($arg),*)))
             } else {
                 $enum::Native($crate::sync::dual::native::$($path)::+($($arg),*))
             }
@@ -370,10 +379,10 @@ mod dual {
     pub enum Mutex<T> {
         /// Made outside any shuttle execution or loom model.
         Native(parking_lot::Mutex<T>),
-        /// Made inside a shuttle execution.
-        Shuttle(shuttle::sync::Mutex<T>),
+        /// Made inside a shuttle execution (boxed, as every checker's variant).
+        Shuttle(Box<shuttle::sync::Mutex<T>>),
         /// Loom's, made inside a loom model.
-        Loom(loom::sync::Mutex<T>),
+        Loom(Box<loom::sync::Mutex<T>>),
     }
 
     /// The guard of a [`Mutex`], of its lock's variant.
@@ -448,10 +457,10 @@ mod dual {
     pub enum RwLock<T> {
         /// Made outside any shuttle execution or loom model.
         Native(parking_lot::RwLock<T>),
-        /// Made inside a shuttle execution.
-        Shuttle(shuttle::sync::RwLock<T>),
+        /// Made inside a shuttle execution (boxed, as every checker's variant).
+        Shuttle(Box<shuttle::sync::RwLock<T>>),
         /// Loom's, made inside a loom model.
-        Loom(loom::sync::RwLock<T>),
+        Loom(Box<loom::sync::RwLock<T>>),
     }
 
     /// Shared guard of a [`RwLock`].
@@ -543,10 +552,10 @@ mod dual {
     pub enum Condvar {
         /// Made outside any shuttle execution or loom model.
         Native(parking_lot::Condvar),
-        /// Made inside a shuttle execution.
-        Shuttle(shuttle::sync::Condvar),
+        /// Made inside a shuttle execution (boxed, as every checker's variant).
+        Shuttle(Box<shuttle::sync::Condvar>),
         /// Loom's, made inside a loom model.
-        Loom(loom::sync::Condvar),
+        Loom(Box<loom::sync::Condvar>),
     }
 
     impl Default for Condvar {
@@ -803,10 +812,10 @@ mod dual {
                 pub enum $name {
                     /// Made outside any shuttle execution or loom model.
                     Native(std::sync::atomic::$name),
-                    /// Made inside a shuttle execution.
-                    Shuttle(shuttle::sync::atomic::$name),
+                    /// Made inside a shuttle execution (boxed, as every checker's variant).
+                    Shuttle(Box<shuttle::sync::atomic::$name>),
                     /// Loom's, made inside a loom model.
-                    Loom(loom::sync::atomic::$name),
+                    Loom(Box<loom::sync::atomic::$name>),
                 }
 
                 impl Default for $name {
@@ -900,9 +909,9 @@ mod dual {
             /// A std thread.
             Native(std::thread::JoinHandle<T>),
             /// A shuttle thread.
-            Shuttle(shuttle::thread::JoinHandle<T>),
+            Shuttle(Box<shuttle::thread::JoinHandle<T>>),
             /// Loom's, made inside a loom model.
-            Loom(loom::thread::JoinHandle<T>),
+            Loom(Box<loom::thread::JoinHandle<T>>),
         }
 
         impl<T> JoinHandle<T> {
@@ -933,10 +942,10 @@ mod dual {
     pub enum RaceCell<T> {
         /// Made outside any shuttle execution or loom model.
         Native(parking_lot::RwLock<T>),
-        /// Made inside a shuttle execution.
-        Shuttle(shuttle::sync::RwLock<T>),
+        /// Made inside a shuttle execution (boxed, as every checker's variant).
+        Shuttle(Box<shuttle::sync::RwLock<T>>),
         /// Loom's, made inside a loom model.
-        Loom(loom::cell::UnsafeCell<T>),
+        Loom(Box<loom::cell::UnsafeCell<T>>),
     }
 
     impl<T> std::fmt::Debug for RaceCell<T> {
@@ -949,9 +958,9 @@ mod dual {
         /// A cell holding `value`.
         pub fn new(value: T) -> Self {
             if in_loom() {
-                RaceCell::Loom(loom::cell::UnsafeCell::new(value))
+                RaceCell::Loom(Box::new(loom::cell::UnsafeCell::new(value)))
             } else if in_shuttle() {
-                RaceCell::Shuttle(checked::RwLock::new(value))
+                RaceCell::Shuttle(Box::new(checked::RwLock::new(value)))
             } else {
                 RaceCell::Native(native::RwLock::new(value))
             }
@@ -1004,6 +1013,112 @@ mod dual {
     // cannot be shared between threads at all.
     #[allow(unsafe_code)]
     unsafe impl<T: Send + Sync> Sync for RaceCell<T> {}
+
+    #[cfg(test)]
+    mod tests {
+        use super::atomic::{self, Ordering};
+        use super::{Condvar, Mutex, RaceCell, RecursiveRwLock, RwLock};
+        use std::mem::size_of;
+
+        /// Fails when `Dual` (a facade type) is larger than `Native` (its default side's type)
+        /// rounded up to a word, plus a word for the tag: a checker's variant held in place.
+        fn assert_default_side_and_a_word<Dual, Native>(name: &str) {
+            let bound = size_of::<Native>().next_multiple_of(8) + 8;
+            let size = size_of::<Dual>();
+            assert!(size <= bound, "{name} is {size} bytes, its default side {} (at most {bound}): is a checker's variant in place again?", size_of::<Native>());
+        }
+
+        #[test]
+        fn objects_are_their_default_side_and_a_word() {
+            assert_default_side_and_a_word::<Mutex<()>, parking_lot::Mutex<()>>("Mutex<()>");
+            assert_default_side_and_a_word::<Mutex<u64>, parking_lot::Mutex<u64>>("Mutex<u64>");
+            assert_default_side_and_a_word::<Mutex<[u64; 5]>, parking_lot::Mutex<[u64; 5]>>(
+                "Mutex<[u64; 5]>",
+            );
+            assert_default_side_and_a_word::<RwLock<()>, parking_lot::RwLock<()>>("RwLock<()>");
+            assert_default_side_and_a_word::<RwLock<u64>, parking_lot::RwLock<u64>>("RwLock<u64>");
+            assert_default_side_and_a_word::<RecursiveRwLock<u64>, parking_lot::RwLock<u64>>(
+                "RecursiveRwLock<u64>",
+            );
+            assert_default_side_and_a_word::<Condvar, parking_lot::Condvar>("Condvar");
+            assert_default_side_and_a_word::<RaceCell<()>, parking_lot::RwLock<()>>("RaceCell<()>");
+            assert_default_side_and_a_word::<RaceCell<u64>, parking_lot::RwLock<u64>>("RaceCell<u64>");
+            assert_default_side_and_a_word::<atomic::AtomicBool, std::sync::atomic::AtomicBool>("AtomicBool");
+            assert_default_side_and_a_word::<atomic::AtomicU32, std::sync::atomic::AtomicU32>("AtomicU32");
+            assert_default_side_and_a_word::<atomic::AtomicU64, std::sync::atomic::AtomicU64>("AtomicU64");
+            assert_default_side_and_a_word::<atomic::AtomicUsize, std::sync::atomic::AtomicUsize>(
+                "AtomicUsize",
+            );
+            assert_default_side_and_a_word::<atomic::AtomicI32, std::sync::atomic::AtomicI32>("AtomicI32");
+            type Handle = super::thread::JoinHandle<u64>;
+            assert_default_side_and_a_word::<Handle, std::thread::JoinHandle<u64>>("JoinHandle<u64>");
+            // The sizes the kernel-named primitives are built from, as numbers (session 23 found
+            // 176, 72 and 200 with the checkers' variants in place).
+            assert_eq!(
+                (size_of::<Mutex<()>>(), size_of::<atomic::AtomicU32>(), size_of::<RaceCell<()>>()),
+                (16, 16, 16)
+            );
+        }
+
+        /// Uses every boxed primitive once and says which side each was made on.
+        fn use_every_kind() -> [&'static str; 5] {
+            let mutex = Mutex::new(1u64);
+            *mutex.lock() += 1;
+            let rw = RwLock::new(2u64);
+            let read = *rw.read();
+            *rw.write() += read;
+            let counter = atomic::AtomicU64::new(3);
+            counter.fetch_add(1, Ordering::Relaxed);
+            let cell = RaceCell::new(5u64);
+            cell.with_mut(|value| *value += 1);
+            let condvar = Condvar::new();
+            condvar.notify_all();
+            assert_eq!(
+                (mutex.into_inner(), rw.into_inner(), counter.into_inner(), cell.into_inner()),
+                (2, 4, 4, 6)
+            );
+            let side = |native: bool, shuttle: bool| {
+                if native {
+                    "native"
+                } else if shuttle {
+                    "shuttle"
+                } else {
+                    "loom"
+                }
+            };
+            [
+                side(matches!(mutex_probe(), Mutex::Native(_)), matches!(mutex_probe(), Mutex::Shuttle(_))),
+                side(
+                    matches!(RwLock::new(()), RwLock::Native(_)),
+                    matches!(RwLock::new(()), RwLock::Shuttle(_)),
+                ),
+                side(
+                    matches!(atomic::AtomicU64::new(0), atomic::AtomicU64::Native(_)),
+                    matches!(atomic::AtomicU64::new(0), atomic::AtomicU64::Shuttle(_)),
+                ),
+                side(
+                    matches!(RaceCell::new(()), RaceCell::Native(_)),
+                    matches!(RaceCell::new(()), RaceCell::Shuttle(_)),
+                ),
+                side(
+                    matches!(Condvar::new(), Condvar::Native(_)),
+                    matches!(Condvar::new(), Condvar::Shuttle(_)),
+                ),
+            ]
+        }
+
+        fn mutex_probe() -> Mutex<()> {
+            Mutex::new(())
+        }
+
+        #[test]
+        fn boxed_checker_objects_work_on_their_side() {
+            assert_eq!(use_every_kind(), ["native"; 5]);
+            let scheduler = crate::sync::schedule::RandomScheduler::new_from_seed(1, 2);
+            crate::sync::schedule::run(scheduler, 10_000, || assert_eq!(use_every_kind(), ["shuttle"; 5]));
+            crate::sync::loom_check(Some(2), || assert_eq!(use_every_kind(), ["loom"; 5]));
+        }
+    }
 }
 
 #[cfg(feature = "threaded")]
