@@ -960,22 +960,29 @@ impl PidHash {
         self.nr_threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The numbers a pid in namespace `ns` has (`ns->level + 1`): one for each namespace from
+    /// `ns` up to init_pid_ns.
+    pub(crate) fn levels(&self, ns: usize) -> usize {
+        let maps = self.pidmaps();
+        let mut levels = 1;
+        let mut at = ns;
+        while let Some(parent) = maps.0[at].parent {
+            levels += 1;
+            at = parent;
+        }
+        levels
+    }
+
     /// Mirrors alloc_pid(ns) (2.6.19: alloc_pid(), always init's space), run with no
     /// tasklist_lock: the `struct pid` from its slab cache, which can fail (None: nothing
     /// numbered, the caller's errno: 2.6.19's do_fork() -EAGAIN, 3.x's copy_process() -ENOMEM),
     /// then a number from each level's pidmap ([`Pidmaps`]), then the hashing
-    /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first.
-    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize) -> Option<AllocatedPid> {
-        let levels = {
-            let maps = self.pidmaps();
-            let mut levels = 1;
-            let mut at = ns;
-            while let Some(parent) = maps.0[at].parent {
-                levels += 1;
-                at = parent;
-            }
-            levels
-        };
+    /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first. `levels`
+    /// is the kernel's `ns->level + 1`, which the caller knows from the forking task's own
+    /// numbers ([`Self::levels`] walks the pidmaps under their mutex for it): one std mutex
+    /// round trip a fork fewer.
+    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize, levels: usize) -> Option<AllocatedPid> {
+        debug_assert_eq!(levels, self.levels(ns), "pid namespace {ns}: `levels` is ns->level + 1");
         // sizeof(struct pid): 2.6.19's one number; 3.x's header and one `struct upid` a level.
         let size = if self.namespaces { 48 + 32 * levels as u64 } else { 64 };
         let deeper;
