@@ -960,22 +960,29 @@ impl PidHash {
         self.nr_threads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The numbers a pid in namespace `ns` has (`ns->level + 1`): one for each namespace from
+    /// `ns` up to init_pid_ns.
+    pub(crate) fn levels(&self, ns: usize) -> usize {
+        let maps = self.pidmaps();
+        let mut levels = 1;
+        let mut at = ns;
+        while let Some(parent) = maps.0[at].parent {
+            levels += 1;
+            at = parent;
+        }
+        levels
+    }
+
     /// Mirrors alloc_pid(ns) (2.6.19: alloc_pid(), always init's space), run with no
     /// tasklist_lock: the `struct pid` from its slab cache, which can fail (None: nothing
     /// numbered, the caller's errno: 2.6.19's do_fork() -EAGAIN, 3.x's copy_process() -ENOMEM),
     /// then a number from each level's pidmap ([`Pidmaps`]), then the hashing
-    /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first.
-    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize) -> Option<AllocatedPid> {
-        let levels = {
-            let maps = self.pidmaps();
-            let mut levels = 1;
-            let mut at = ns;
-            while let Some(parent) = maps.0[at].parent {
-                levels += 1;
-                at = parent;
-            }
-            levels
-        };
+    /// ([`Self::hash_pid`]). The pid and its numbers, the initial namespace first. `levels`
+    /// is the kernel's `ns->level + 1`, which the caller knows from the forking task's own
+    /// numbers ([`Self::levels`] walks the pidmaps under their mutex for it): one std mutex
+    /// round trip a fork fewer.
+    pub(crate) fn alloc_pid(&self, cx: &Cx, ns: usize, levels: usize) -> Option<AllocatedPid> {
+        debug_assert_eq!(levels, self.levels(ns), "pid namespace {ns}: `levels` is ns->level + 1");
         // sizeof(struct pid): 2.6.19's one number; 3.x's header and one `struct upid` a level.
         let size = if self.namespaces { 48 + 32 * levels as u64 } else { 64 };
         let deeper;
@@ -1000,10 +1007,12 @@ impl PidHash {
     /// which no allocation makes), at boot.
     pub(crate) fn hash_pid(&self, cx: &Cx, numbers: Arc<[(usize, u32)]>) -> Arc<StructPid> {
         let pid = Arc::new(StructPid { tasks: self.tasks.head_alloc(), upids: std::sync::OnceLock::new() });
-        let nodes: UpidNodes = numbers
-            .iter()
-            .map(|&(ns, nr)| self.upids.node_alloc(Upid { nr, ns, pid: pid.clone() }))
-            .collect();
+        // A plain loop of pushes: a collect into the `SmallVec` called the iterator's `next`
+        // out of line (session 23's profile).
+        let mut nodes = UpidNodes::new();
+        for &(ns, nr) in numbers.iter() {
+            nodes.push(self.upids.node_alloc(Upid { nr, ns, pid: pid.clone() }));
+        }
         let _ = pid.upids.set(nodes);
         // spin_lock_irq(): sim-core's irqsave form, with irqs enabled before, is the same.
         let _pidmap = self.pidmap_lock.lock_irqsave(cx);
@@ -1350,12 +1359,13 @@ impl TaskTable {
     /// pid hash: for the checker's facts and the model's stand-in for `child_reaper`.
     /// In init_pid_ns a task's number is its global pid, the table's key (alloc_numbers() lists
     /// the initial namespace first), so one lookup; in another namespace, each task's numbers
-    /// by ascending pid.
+    /// by ascending pid, read off the by-pid vector ([`Self::by_pid`]: the tree's order, no
+    /// walk down the tree).
     pub(crate) fn find_by_nr_ns(&self, nr: u32, ns: usize) -> Option<&Arc<Task>> {
         if ns == 0 {
             return self.tasks.get(&nr);
         }
-        self.tasks.values().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
+        self.by_pid.iter().find(|t| t.numbers.iter().any(|&(n, v)| n == ns && v == nr))
     }
 
     /// The task list by ascending pid, from the vector rather than the tree: for walks that

@@ -75,11 +75,26 @@ impl Taskstats {
     /// (sched_info, `se.sum_exec_runtime`: [`Task::acct`]), then the `task_delay_info` counters
     /// under `delays->lock`.
     pub(super) fn delayacct_add_tsk(&self, cx: &Cx, task: &Task, stats: &mut TaskstatsRecord) {
+        if task.delays.is_some() {
+            self.delayacct_add_tsk_read(cx, task, &task.acct.get(), stats);
+        }
+    }
+
+    /// [`Self::delayacct_add_tsk`] with the scheduler's figures taken from `acct`, the task's
+    /// counters as the caller has just read them with no lock and no scheduling point since
+    /// (fill_stats()'s one read serves both: the same values a second read would give).
+    pub(super) fn delayacct_add_tsk_read(
+        &self,
+        cx: &Cx,
+        task: &Task,
+        acct: &Acct,
+        stats: &mut TaskstatsRecord,
+    ) {
         let Some(delays) = &task.delays else {
             return;
         };
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        task.acct.get().add_sched(stats, v8);
+        acct.add_sched(stats, v8);
         let info = self.delays_lock(cx, delays);
         info.add_to(stats, v8);
         drop(info);

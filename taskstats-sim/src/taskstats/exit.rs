@@ -42,6 +42,15 @@ impl ExitRecords {
         self.len += 1;
     }
 
+    /// The next slot, as `kind` for `id`, its record still the zeroed default, for the caller
+    /// to fill in place.
+    fn push_zeroed(&mut self, kind: u16, id: u32) -> &mut TaskstatsRecord {
+        let slot = &mut self.records[self.len];
+        (slot.0, slot.1) = (kind, id);
+        self.len += 1;
+        &mut slot.2
+    }
+
     pub(super) fn as_slice(&self) -> &[(u16, u32, TaskstatsRecord)] {
         &self.records[..self.len]
     }
@@ -191,11 +200,12 @@ impl Taskstats {
         };
         // taskstats_exit(): fill_stats(&init_user_ns, &init_pid_ns, tsk, ...), no tasklist_lock
         // (2.6.19's taskstats_exit_send(): fill_pid() with the task given, no lookup, no lock).
-        let mut pid_stats = self.fill_stats(cx, task, &task.acct.get(), &[], 0);
-        self.xacct_add_tsk(cx, task, &mut pid_stats);
-        self.book_exit_record(task.pid, &pid_stats);
+        // Each record is filled in its slot of the event's records (not built and moved in).
         let mut records = ExitRecords::default();
-        records.push((TASKSTATS_TYPE_PID, task.pid, pid_stats));
+        let pid_stats = records.push_zeroed(TASKSTATS_TYPE_PID, task.pid);
+        self.fill_stats_into(cx, task, &task.acct.get(), (&[], 0), pid_stats);
+        self.xacct_add_tsk(cx, task, pid_stats);
+        self.book_exit_record(task.pid, pid_stats);
         if with_tgid {
             // memcpy() of signal->stats: its version is whatever the seed left there (zero:
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).

@@ -484,11 +484,26 @@ impl Taskstats {
         pid_ns: usize,
     ) -> TaskstatsRecord {
         let mut stats = TaskstatsRecord::default();
+        self.fill_stats_into(cx, task, acct, (user_ns, pid_ns), &mut stats);
+        stats
+    }
+
+    /// [`Self::fill_stats`] into `stats`, a zeroed record where the caller keeps it (the reply's
+    /// or the exit event's slot: the kernel's fill writes the record it is given), so the
+    /// 312-byte record is not returned and moved; `ids` is (`user_ns`, `pid_ns`).
+    fn fill_stats_into(
+        &self,
+        cx: &Cx,
+        task: &Task,
+        acct: &Acct,
+        (user_ns, pid_ns): (&[u32], usize),
+        stats: &mut TaskstatsRecord,
+    ) {
         let v8 = self.fixes.on(crate::fixes::TASKSTATS_V8);
-        self.delayacct_add_tsk(cx, task, &mut stats);
+        self.delayacct_add_tsk_read(cx, task, acct, stats);
         stats.version = self.version();
         if !v8 {
-            return stats;
+            return;
         }
         stats.nvcsw = acct.nvcsw;
         stats.nivcsw = acct.nivcsw;
@@ -527,7 +542,6 @@ impl Taskstats {
         stats.read_bytes = acct.read_bytes;
         stats.write_bytes = acct.write_bytes;
         stats.cancelled_write_bytes = acct.cancelled_write_bytes;
-        stats
     }
 
     /// Mirrors xacct_add_tsk()'s mm part (kernel/tsacct.c): `hiwater_rss` and `hiwater_vm` in KB
@@ -727,11 +741,17 @@ impl Taskstats {
         // The checker's look, before the fill reads the counters: did the target's exit build
         // its record already?
         let booked = if tgid_query { None } else { self.booked_exit_record(task.pid) };
-        let stats = if !tgid_query {
+        // One record, filled where it stays (a PID query's fill writes it in place).
+        let mut stats = if !tgid_query {
             task.access(cx);
             // fill_stats() reads the target's own counters with no lock (racy by convention).
             let acct = task.acct.get();
-            Some(self.fill_stats(cx, &task, &acct, &current.user_ns_bases, current.pid_ns()))
+            let mut stats = Some(TaskstatsRecord::default());
+            if let Some(stats) = &mut stats {
+                let ids = (&current.user_ns_bases[..], current.pid_ns());
+                self.fill_stats_into(cx, &task, &acct, ids, stats);
+            }
+            stats
         } else if self.fixes.on(crate::fixes::PID_LOOKUP_RCU) {
             // fill_stats_for_tgid(): inside the lookup's rcu_read_lock() section, no tasklist_lock.
             self.fill_stats_for_tgid(cx, &task)
@@ -745,7 +765,6 @@ impl Taskstats {
             let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
             self.audit_record(cx, info.observer, info.socket, &task, (kind, nr), stats);
         }
-        let mut stats = stats;
         if let (Some(stats), false) = (&mut stats, tgid_query) {
             self.xacct_add_tsk(cx, &task, stats);
         }
@@ -753,12 +772,12 @@ impl Taskstats {
             self.judge_pid_reply_after_exit(cx, task.pid, booked, stats);
         }
         self.query_release(cx, &task, tgid_query);
-        let Some(stats) = stats else {
+        let Some(stats) = &stats else {
             self.skbs.kfree_skb(cx, msg);
             return Err(Errno::ESRCH);
         };
         let kind = if tgid_query { TASKSTATS_TYPE_TGID } else { TASKSTATS_TYPE_PID };
-        if self.mk_reply(&mut msg, kind, nr, &stats).is_err() {
+        if self.mk_reply(&mut msg, kind, nr, stats).is_err() {
             return Err(self.reply_failed(cx, msg));
         }
         self.mark(cx, if tgid_query { "tgid-query" } else { "pid-query" });

@@ -258,7 +258,8 @@ impl Taskstats {
         let early = match self.pid_in_copy_process() {
             true => None,
             false => {
-                let Some(allocated) = self.pid_hash.alloc_pid(cx, p.pid_ns()) else {
+                // ns->level + 1: the parent's own count of numbers (its namespace's).
+                let Some(allocated) = self.pid_hash.alloc_pid(cx, p.pid_ns(), p.numbers.len()) else {
                     self.mark(cx, "alloc-pid-failed-eagain");
                     return Err(Errno::EAGAIN);
                 };
@@ -282,11 +283,14 @@ impl Taskstats {
             Some(allocated) => allocated,
             None => {
                 // copy_namespaces(): a CLONE_NEWPID child's namespace, before its pid.
-                let ns = match kind {
-                    ForkKind::NewPidNs => self.pid_hash.create_pid_namespace(p.pid_ns()),
-                    _ => p.pid_ns(),
+                // Its level + 1: the parent's count of numbers, one more in a new namespace.
+                let (ns, levels) = match kind {
+                    ForkKind::NewPidNs => {
+                        (self.pid_hash.create_pid_namespace(p.pid_ns()), p.numbers.len() + 1)
+                    }
+                    _ => (p.pid_ns(), p.numbers.len()),
                 };
-                let Some(allocated) = self.pid_hash.alloc_pid(cx, ns) else {
+                let Some(allocated) = self.pid_hash.alloc_pid(cx, ns, levels) else {
                     self.mark(cx, "alloc-pid-failed-enomem");
                     self.copy_process_failed(cx, &p.signal, thread, None);
                     return Err(Errno::ENOMEM);
