@@ -21,6 +21,10 @@ use crate::shrink::vfs_cache_pressure_scaled;
 
 mod threaded;
 
+/// Most indexes a cache of the reference has (`Op::Create`'s `indexes % 3`), and the keys an
+/// `Op::Insert` carries.
+const KEYS_MAX: usize = 2;
+
 #[derive(Clone, Debug)]
 struct EntryModel {
     cache: usize,
@@ -28,9 +32,11 @@ struct EntryModel {
     device: Option<u32>,
     block: u64,
     hashed: bool,
-    keys: Vec<u32>,
+    /// Per index, its key: the first `indexes` of its cache (an op's keys are two, a cache's
+    /// indexes at most two), in place, so an entry the model makes or rehashes allocates nothing.
+    keys: [u32; KEYS_MAX],
     /// Per index, when the entry was put on its index chain (chains are newest first).
-    stamps: Vec<u64>,
+    stamps: [u64; KEYS_MAX],
     used: u32,
     free_failed: bool,
     /// Allocated and not yet inserted (threaded cases insert only such entries).
@@ -349,14 +355,13 @@ impl MbcacheModel {
             OpResult::Entry(Some(serial)) if !self.entries.contains_key(serial) => {
                 let cache = &mut self.caches[at];
                 cache.count += 1;
-                let indexes = cache.indexes as usize;
                 let entry = EntryModel {
                     cache: cache.id,
                     device: None,
                     block: 0,
                     hashed: false,
-                    keys: vec![0; indexes],
-                    stamps: vec![0; indexes],
+                    keys: [0; KEYS_MAX],
+                    stamps: [0; KEYS_MAX],
                     used,
                     free_failed: false,
                     fresh: true,
@@ -399,8 +404,10 @@ impl MbcacheModel {
         entry.hashed = true;
         entry.device = Some(device);
         entry.block = block;
-        entry.keys = keys[..indexes].iter().map(|k| u32::from(*k) % key_count).collect();
-        entry.stamps = vec![stamp; indexes];
+        for (at, key) in keys[..indexes].iter().enumerate() {
+            entry.keys[at] = u32::from(*key) % key_count;
+            entry.stamps[at] = stamp;
+        }
         OpResult::Done
     }
 
