@@ -107,6 +107,11 @@ impl Registry {
     fn put_back(looked: &mut Looked<'_>, mut s: Box<CheckScratch>, result: &Checked) {
         let memory = &mut *looked.mem().memory;
         s.passed_at = result.is_ok().then_some((memory.caches_version, memory.lru_writes));
+        if result.is_ok() {
+            // Each equal to its cache's live entries, or the check would not have passed.
+            s.passed_counts.clear();
+            s.passed_counts.extend_from_slice(&s.counts);
+        }
         memory.scratch = Some(s);
     }
 
@@ -134,9 +139,16 @@ impl Registry {
             cx.sim().mark("incremental check: nothing written since it passed");
             memory.quiet_marked = true;
         }
-        // `caches` and `count_cells` are the list as the last check saw it and as it still is.
-        let result = s.caches.iter().zip(&s.count_cells).try_for_each(|(&cache, count)| {
+        // `caches` and `count_cells` are the list as the last check saw it and as it still is,
+        // and each cache's live entries are what that check compared `passed_counts` with (no
+        // entry was allocated or freed since): a count still equal to what the pass read equals
+        // them. Only a count that moved is compared with the cache's entries here.
+        let cells = s.count_cells.iter().zip(&s.passed_counts);
+        let result = s.caches.iter().zip(cells).try_for_each(|(&cache, (count, &passed))| {
             let count = count.load(Ordering::SeqCst);
+            if count == passed {
+                return Ok(());
+            }
             Self::entry_count_equals_live_entries(
                 memory.caches.get(cx, cache).map_err(freed).map_err(oops)?,
                 count,
@@ -312,18 +324,26 @@ impl Registry {
     }
 
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
-    /// following its links to a list head), so a walk of them sees it wherever it is.
+    /// following its links to a list head), so a walk of them sees it wherever it is. A chain
+    /// already there is not added again: the entries of one write are mostly on the same few
+    /// chains, and `heads` is a set (sorted and deduplicated before the walk), whose sort of
+    /// every repeat cost more than this scan of the few heads before it.
     fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut Vec<HeadId>) -> Checked {
+        let add = |heads: &mut Vec<HeadId>, head: HeadId| {
+            if !heads.contains(&head) {
+                heads.push(head);
+            }
+        };
         let (object, entry_indexes) = mem.entry_and_indexes(entry).map_err(oops)?;
         let cache = object.cache;
         let bits = mem.cache(cache).map_err(oops)?.info.bucket_bits;
-        heads.push(HeadId::Block(
-            cache,
-            hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits),
-        ));
+        add(
+            heads,
+            HeadId::Block(cache, hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits)),
+        );
         let indexes = entry_indexes.len() as u32;
         for (index, slot) in entry_indexes.iter().enumerate() {
-            heads.push(HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
+            add(heads, HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
         }
         let nodes =
             std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
@@ -334,7 +354,7 @@ impl Registry {
             for _ in 0..WALK_LIMIT {
                 match mem.read(at).map_err(oops)?.next {
                     list::Link::To(Node::Head(head)) => {
-                        heads.push(head);
+                        add(heads, head);
                         break;
                     }
                     list::Link::To(next) if next != start => at = next,
@@ -350,6 +370,12 @@ impl Registry {
     fn walk_chains(mem: &mut Mem<'_>, s: &mut CheckScratch) -> Checked {
         s.hashed_raw.clear();
         s.index_raw.clear();
+        if s.heads.is_empty() {
+            // No chain written or keyed for a chained entry (a get, a release): nothing seen.
+            s.hashed.clear();
+            s.index_seen.clear();
+            return Ok(());
+        }
         for &head in &s.heads {
             let (HeadId::Block(cache, _) | HeadId::Index(cache, _, _)) = head else { continue };
             let Some(info) = mem.memory.caches.peek(cache).map(|c| c.info.geometry()) else { continue };

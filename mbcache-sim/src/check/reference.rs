@@ -1,8 +1,8 @@
 //! The reference model, [`MbcacheModel`]: what each op may return, from plain collections
-//! (BTreeMaps, a VecDeque, no sim-core locks), one function per operation. It follows the same
-//! kernel version as the subject (the fixes decide `e_used`'s meaning, `dup`/`takeout`, and when
-//! the entry count is bumped), and learns from the subject's result only what the kernel leaves
-//! open: an allocation's serial, and whether a fault failed it.
+//! (sorted `Vec`s, BTreeMaps, a VecDeque, no sim-core locks), one function per operation. It
+//! follows the same kernel version as the subject (the fixes decide `e_used`'s meaning,
+//! `dup`/`takeout`, and when the entry count is bumped), and learns from the subject's result
+//! only what the kernel leaves open: an allocation's serial, and whether a fault failed it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -19,7 +19,10 @@ use crate::hash::hash_long;
 use crate::registry::MB_CACHE_WRITER;
 use crate::shrink::vfs_cache_pressure_scaled;
 
+mod by_serial;
 mod threaded;
+
+use by_serial::BySerial;
 
 /// Most indexes a cache of the reference has (`Op::Create`'s `indexes % 3`), and the keys an
 /// `Op::Insert` carries.
@@ -105,7 +108,7 @@ pub struct MbcacheModel {
     config: MbcacheConfig,
     caches: Tracked<Vec<CacheModel>>,
     next_cache: usize,
-    entries: BTreeMap<u64, EntryModel>,
+    entries: BySerial<EntryModel>,
     lru: Tracked<VecDeque<u64>>,
     /// Checker state: what `check` last found equal.
     compared: Compared,
@@ -603,7 +606,7 @@ impl Reference for MbcacheModel {
             config: config.clone(),
             caches: Tracked::new(Vec::new()),
             next_cache: 0,
-            entries: BTreeMap::new(),
+            entries: BySerial::new(),
             lru: Tracked::new(VecDeque::new()),
             compared: Compared::default(),
             handles: Vec::new(),
