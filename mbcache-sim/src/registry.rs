@@ -367,9 +367,6 @@ pub(crate) struct CheckScratch {
     pub(crate) log: Touched,
     /// The live handles, in id order, with their entries and caches.
     pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
-    /// The entries the live handles refer to, sorted, and how many refer to each.
-    pub(crate) handle_entries: Vec<EntryRef>,
-    pub(crate) handles_per_entry: Vec<(EntryRef, u32)>,
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
@@ -406,6 +403,9 @@ pub(crate) struct CheckScratch {
     /// cache of `caches`: each equal to its cache's live entries then, and, while nothing was
     /// written since (`passed_at`), now.
     pub(crate) passed_counts: Vec<i32>,
+    /// The entries and caches freed, and the next handle's id, when the last incremental check
+    /// passed (its `frees`): the handles it judged are those with smaller ids.
+    pub(crate) passed_frees: Option<(u64, u64, u64)>,
 }
 
 /// Most [`CheckScratch`]es a thread keeps for the next registries it makes.
@@ -443,8 +443,6 @@ impl CheckScratch {
         let CheckScratch {
             log,
             handles,
-            handle_entries,
-            handles_per_entry,
             caches,
             count_cells,
             counts,
@@ -465,11 +463,10 @@ impl CheckScratch {
             handles_version,
             passed_at,
             passed_counts,
+            passed_frees,
         } = &mut *self;
         log.clear();
         handles.clear();
-        handle_entries.clear();
-        handles_per_entry.clear();
         caches.clear();
         count_cells.clear();
         counts.clear();
@@ -487,7 +484,7 @@ impl CheckScratch {
         index_entries.clear();
         index_counts.clear();
         passed_counts.clear();
-        (*caches_at, *handles_version, *passed_at) = (None, None, None);
+        (*caches_at, *handles_version, *passed_at, *passed_frees) = (None, None, None, None);
         self
     }
 }
