@@ -27,8 +27,19 @@ pub struct FreeOp {
     pub fails_without_fs: bool,
 }
 
+/// A fault site the model names on a path every case runs, made once: a `FaultSite` owns its
+/// name's text, so making one per call cost an allocation (and its free) per `mb_cache_create`
+/// site and per refused-or-not free callback.
+pub(crate) type StaticSite = std::sync::LazyLock<FaultSite>;
+
 /// The fault site the free callback also consults (so a fault plan can make it fail).
-pub(crate) const FREE_CALLBACK_SITE: &str = "mbcache:c_op.free";
+pub(crate) static FREE_CALLBACK_SITE: StaticSite = StaticSite::new(|| FaultSite::call("mbcache:c_op.free"));
+
+/// `mb_cache_create`'s `kmalloc` of `c_block_hash` and of each index's table, and its
+/// `kmem_cache_create`.
+static BLOCK_HASH_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("kmalloc:c_block_hash"));
+static INDEXES_HASH_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("kmalloc:c_indexes_hash"));
+static KMEM_CACHE_CREATE_SITE: StaticSite = StaticSite::new(|| FaultSite::call("kmem_cache_create"));
 
 /// `struct mb_cache`: a slab object of mbcache's [`crate::registry::Memory`].
 #[derive(Debug)]
@@ -129,12 +140,11 @@ impl Registry {
         slab_precheck(cx, Gfp::GFP_KERNEL, MB_CACHE_SLAB.0, MB_CACHE_SLAB.1)?;
         let bucket_count = 1usize << bucket_bits;
         let table_bytes = (bucket_count * 16) as u64;
-        let mut failed = cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_block_hash"), table_bytes);
+        let mut failed = cx.sim().should_fail(cx, &BLOCK_HASH_SITE, table_bytes);
         for _ in 0..indexes_count {
-            failed =
-                failed || cx.sim().should_fail(cx, &FaultSite::slab("kmalloc:c_indexes_hash"), table_bytes);
+            failed = failed || cx.sim().should_fail(cx, &INDEXES_HASH_SITE, table_bytes);
         }
-        failed = failed || cx.sim().should_fail(cx, &FaultSite::call("kmem_cache_create"), entry_size);
+        failed = failed || cx.sim().should_fail(cx, &KMEM_CACHE_CREATE_SITE, entry_size);
         if failed {
             return Err(Errno::ENOMEM);
         }

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering as StdOrdering;
 
-use sim_core::fault::FaultSite;
 use sim_core::mm::{slab_precheck, Gfp};
 use sim_core::sync::atomic::Ordering;
 use sim_core::trace::CallName;
@@ -313,7 +312,7 @@ impl Registry {
         let refused = match info.free_op {
             Some(op) => {
                 (op.fails_without_fs && !gfp.contains(Gfp::__GFP_FS))
-                    || cx.sim().should_fail(cx, &FaultSite::call(FREE_CALLBACK_SITE), 0)
+                    || cx.sim().should_fail(cx, &FREE_CALLBACK_SITE, 0)
             }
             None => false,
         };

@@ -367,9 +367,6 @@ pub(crate) struct CheckScratch {
     pub(crate) log: Touched,
     /// The live handles, in id order, with their entries and caches.
     pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
-    /// The entries the live handles refer to, sorted, and how many refer to each.
-    pub(crate) handle_entries: Vec<EntryRef>,
-    pub(crate) handles_per_entry: Vec<(EntryRef, u32)>,
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
@@ -402,6 +399,13 @@ pub(crate) struct CheckScratch {
     /// nothing was written since, only the `c_entry_count` atomics can have moved (see
     /// `Registry::check_untouched`). The whole check leaves it as it is.
     pub(crate) passed_at: Option<(u64, u64)>,
+    /// The `c_entry_count`s (`counts`) the last incremental check that passed read, one per
+    /// cache of `caches`: each equal to its cache's live entries then, and, while nothing was
+    /// written since (`passed_at`), now.
+    pub(crate) passed_counts: Vec<i32>,
+    /// The entries and caches freed, and the next handle's id, when the last incremental check
+    /// passed (its `frees`): the handles it judged are those with smaller ids.
+    pub(crate) passed_frees: Option<(u64, u64, u64)>,
 }
 
 /// Most [`CheckScratch`]es a thread keeps for the next registries it makes.
@@ -439,8 +443,6 @@ impl CheckScratch {
         let CheckScratch {
             log,
             handles,
-            handle_entries,
-            handles_per_entry,
             caches,
             count_cells,
             counts,
@@ -460,11 +462,11 @@ impl CheckScratch {
             index_counts,
             handles_version,
             passed_at,
+            passed_counts,
+            passed_frees,
         } = &mut *self;
         log.clear();
         handles.clear();
-        handle_entries.clear();
-        handles_per_entry.clear();
         caches.clear();
         count_cells.clear();
         counts.clear();
@@ -481,7 +483,8 @@ impl CheckScratch {
         index_seen.clear();
         index_entries.clear();
         index_counts.clear();
-        (*caches_at, *handles_version, *passed_at) = (None, None, None);
+        passed_counts.clear();
+        (*caches_at, *handles_version, *passed_at, *passed_frees) = (None, None, None, None);
         self
     }
 }
@@ -1174,15 +1177,17 @@ impl Registry {
 
     /// The LRU's entry serials, head (next to be shrunk) first.
     pub fn lru_serials(&self, cx: &Cx) -> Result<Vec<u64>, MbError> {
-        self.look(cx, |looked| Self::lru_walk(&mut looked.mem()))
+        let mut serials = Vec::new();
+        self.look(cx, |looked| Self::lru_walk(&mut looked.mem(), &mut serials))?;
+        Ok(serials)
     }
 
-    /// [`Registry::lru_serials`]'s walk over `mem`.
-    fn lru_walk(mem: &mut Mem<'_>) -> Result<Vec<u64>, MbError> {
+    /// [`Registry::lru_serials`]'s walk over `mem`, into `serials` (emptied first).
+    fn lru_walk(mem: &mut Mem<'_>, serials: &mut Vec<u64>) -> Result<(), MbError> {
         // `list::walk`'s steps, reading each serial and `next` from the entry in one look-up
         // rather than collecting the nodes.
+        serials.clear();
         let head = Node::Head(HeadId::Lru);
-        let mut serials = Vec::new();
         let mut at = list::next(mem, head, "list_for_each")?;
         while at != head && serials.len() < WALK_LIMIT {
             let object = mem.entry(entry_of_lru(at))?;
@@ -1190,7 +1195,7 @@ impl Registry {
             let link = object.lru.get().next;
             at = list::follow(mem, at, link, "list_for_each")?;
         }
-        Ok(serials)
+        Ok(())
     }
 
     /// `Memory::lru_writes` and `Memory::caches_version` read under one guard: the versions an
@@ -1205,12 +1210,16 @@ impl Registry {
     /// the [`Memory::lru_writes`] they were read at, and is read again only when that moved
     /// (`writes`, as [`Registry::outcome_versions`] read it now: an LRU link written, an entry
     /// freed). A walk that failed (a use after free, reported) leaves no serials, as
-    /// `lru_serials(..).unwrap_or_default()` does.
+    /// `lru_serials(..).unwrap_or_default()` does. The walk goes into `walked`, kept by the
+    /// caller (so a walk allocates nothing once it has grown); the serials are then copied into
+    /// a new shared list, unless they are the ones `seen` holds (the LRU as it was, though a
+    /// write was counted), which are shared again.
     pub(crate) fn lru_serials_unless_seen(
         &self,
         cx: &Cx,
         seen: &mut Option<(u64, Arc<[u64]>)>,
         writes: u64,
+        walked: &mut Vec<u64>,
     ) -> Arc<[u64]> {
         match seen {
             // Sound because every write that can change the walk counts in `lru_writes`: a link
@@ -1218,7 +1227,13 @@ impl Registry {
             // `Memory::free_entry`.
             Some((at, serials)) if *at == writes => Arc::clone(serials),
             _ => {
-                let serials: Arc<[u64]> = self.lru_serials(cx).unwrap_or_default().into();
+                if self.look(cx, |looked| Self::lru_walk(&mut looked.mem(), walked)).is_err() {
+                    walked.clear();
+                }
+                let serials: Arc<[u64]> = match seen {
+                    Some((_, serials)) if serials[..] == walked[..] => Arc::clone(serials),
+                    _ => Arc::from(&walked[..]),
+                };
                 *seen = Some((writes, Arc::clone(&serials)));
                 serials
             }

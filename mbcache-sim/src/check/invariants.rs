@@ -29,10 +29,10 @@ fn walk_into(mem: &mut Mem<'_>, head: Node, nodes: &mut Vec<Node>) -> Checked {
     list::walk_into(mem, head, WALK_LIMIT, nodes).map_err(oops)
 }
 
-/// Which handles refer to each entry, and where each entry was found on the lists: what the
-/// per-entry facts compare (sorted, looked up by binary search).
+/// The live handles, and where each entry was found on the lists: what the per-entry facts
+/// compare (the lists sorted, looked up by binary search; the handles, few, scanned).
 struct Seen<'a> {
-    handles_per_entry: &'a [(EntryRef, u32)],
+    handles: &'a [(u64, EntryRef, CacheHandle)],
     on_lru: &'a [EntryRef],
     hashed: &'a [(EntryRef, u32)],
 }
@@ -61,6 +61,17 @@ fn sort_set<T: Ord>(items: &mut Vec<T>) {
     items.dedup();
 }
 
+/// The entries and the caches freed so far (allocations less those live), and the id the next
+/// handle gets: while the first two are as a pass saw them, nothing it judged live was freed.
+fn frees(memory: &crate::registry::Memory) -> (u64, u64, u64) {
+    let freed = |allocations: u64, live: u64| allocations - live;
+    (
+        freed(memory.entries.allocations(), memory.entries.live()),
+        freed(memory.caches.allocations(), memory.caches.live()),
+        memory.next_handle,
+    )
+}
+
 /// Prints sorted counts as the `BTreeMap` they stand for prints.
 struct AsMap<'a, K>(&'a [(K, u32)]);
 
@@ -71,8 +82,8 @@ impl<K: std::fmt::Debug> std::fmt::Debug for AsMap<'_, K> {
 }
 
 impl CheckScratch {
-    /// Copies the live handles (in id order) and counts the handles per entry, unless the copy
-    /// is of the table as it is ([`crate::registry::HandleTable::version`]).
+    /// Copies the live handles (in id order), unless the copy is of the table as it is
+    /// ([`crate::registry::HandleTable::version`]).
     fn load_handles(&mut self, table: &crate::registry::HandleTable) {
         if self.handles_version == Some(table.version()) {
             return;
@@ -83,9 +94,6 @@ impl CheckScratch {
         self.passed_at = None;
         self.handles.clear();
         self.handles.extend(table.iter());
-        self.handle_entries.clear();
-        self.handle_entries.extend(self.handles.iter().map(|&(_, entry, _)| entry));
-        count_into(&mut self.handle_entries, &mut self.handles_per_entry);
     }
 }
 
@@ -107,6 +115,12 @@ impl Registry {
     fn put_back(looked: &mut Looked<'_>, mut s: Box<CheckScratch>, result: &Checked) {
         let memory = &mut *looked.mem().memory;
         s.passed_at = result.is_ok().then_some((memory.caches_version, memory.lru_writes));
+        if result.is_ok() {
+            // Each equal to its cache's live entries, or the check would not have passed.
+            s.passed_counts.clear();
+            s.passed_counts.extend_from_slice(&s.counts);
+        }
+        s.passed_frees = result.is_ok().then(|| frees(memory));
         memory.scratch = Some(s);
     }
 
@@ -134,9 +148,16 @@ impl Registry {
             cx.sim().mark("incremental check: nothing written since it passed");
             memory.quiet_marked = true;
         }
-        // `caches` and `count_cells` are the list as the last check saw it and as it still is.
-        let result = s.caches.iter().zip(&s.count_cells).try_for_each(|(&cache, count)| {
+        // `caches` and `count_cells` are the list as the last check saw it and as it still is,
+        // and each cache's live entries are what that check compared `passed_counts` with (no
+        // entry was allocated or freed since): a count still equal to what the pass read equals
+        // them. Only a count that moved is compared with the cache's entries here.
+        let cells = s.count_cells.iter().zip(&s.passed_counts);
+        let result = s.caches.iter().zip(cells).try_for_each(|(&cache, (count, &passed))| {
             let count = count.load(Ordering::SeqCst);
+            if count == passed {
+                return Ok(());
+            }
             Self::entry_count_equals_live_entries(
                 memory.caches.get(cx, cache).map_err(freed).map_err(oops)?,
                 count,
@@ -151,7 +172,7 @@ impl Registry {
     /// [`Registry::check_invariants`] with `mb_cache_spinlock`'s state looked at
     /// ([`Registry::look`]) and the working sets out.
     fn check_whole(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
-        Self::counts_and_handles(looked, s)?;
+        Self::counts_and_handles(looked, s, false)?;
         let mut mem = looked.mem();
         Self::lru_holds_unused_entries_in_release_order(&mut mem, &mut s.nodes, &mut s.on_lru)?;
         // Every cache's live entries in one pass over the arena all caches share, grouped by
@@ -182,7 +203,7 @@ impl Registry {
             for index in 0..indexes_count {
                 Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &geometry, index, s)?;
             }
-            let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
+            let seen = Seen { handles: &s.handles, on_lru: &s.on_lru, hashed: &s.hashed };
             for &entry in &s.entries {
                 let hashed = count_of(seen.hashed, &entry) > 0;
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
@@ -228,7 +249,7 @@ impl Registry {
     /// log in `s.log`.
     fn check_touched(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
         // The facts in the whole check's order, so both name the same one when several break.
-        Self::counts_and_handles(looked, s)?;
+        Self::counts_and_handles(looked, s, true)?;
         let mut mem = looked.mem();
         let memory = &*mem.memory;
         s.chained.clear();
@@ -264,7 +285,7 @@ impl Registry {
         }
         sort_set(&mut s.heads);
         Self::walk_chains(&mut mem, s)?;
-        let seen = Seen { handles_per_entry: &s.handles_per_entry, on_lru: &s.on_lru, hashed: &s.hashed };
+        let seen = Seen { handles: &s.handles, on_lru: &s.on_lru, hashed: &s.hashed };
         for &entry in &s.entries {
             // A chained entry's chains were walked just now; any other's links and chains are as
             // the last check saw them, so its `e_block_list` link says whether it is hashed.
@@ -280,11 +301,29 @@ impl Registry {
     }
 
     /// The facts both checks begin with, over few objects: every cache's `c_entry_count` (the
-    /// cache list and handles loaded into `s`), and every handle naming a live entry.
-    fn counts_and_handles(looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
+    /// cache list and handles loaded into `s`), and every handle naming a live entry. The
+    /// incremental check (`since_pass`) judges only the handles made since its last pass while
+    /// no entry or cache was freed since ([`Registry::handles_made_since_pass`]).
+    fn counts_and_handles(looked: &mut Looked<'_>, s: &mut CheckScratch, since_pass: bool) -> Checked {
         s.load_handles(&looked.mem().memory.handles);
         Self::entry_counts(looked, s)?;
-        Self::handles_refer_to_live_entries(&mut looked.mem(), &s.handles)
+        let mut mem = looked.mem();
+        let from = if since_pass { Self::handles_made_since_pass(mem.memory, s) } else { 0 };
+        Self::handles_refer_to_live_entries(&mut mem, &s.handles[from..])
+    }
+
+    /// Where the handles made since the last incremental pass start in `s.handles` (ids are
+    /// handed out in increasing order), when no entry and no cache was freed since: each older
+    /// handle named a live entry of a live cache at that pass, and still does. Otherwise 0
+    /// (every handle judged).
+    fn handles_made_since_pass(memory: &crate::registry::Memory, s: &CheckScratch) -> usize {
+        let (entries_freed, caches_freed, _) = frees(memory);
+        match s.passed_frees {
+            Some((entries, caches, next_handle)) if (entries, caches) == (entries_freed, caches_freed) => {
+                s.handles.partition_point(|&(id, _, _)| id < next_handle)
+            }
+            _ => 0,
+        }
     }
 
     /// `mb_cache_list` into `s.caches`, and every cache's `c_entry_count`, a `sim_core::sync`
@@ -312,18 +351,26 @@ impl Registry {
     }
 
     /// Adds to `heads` the chains `entry` is keyed for and the chains it sits on (found by
-    /// following its links to a list head), so a walk of them sees it wherever it is.
+    /// following its links to a list head), so a walk of them sees it wherever it is. A chain
+    /// already there is not added again: the entries of one write are mostly on the same few
+    /// chains, and `heads` is a set (sorted and deduplicated before the walk), whose sort of
+    /// every repeat cost more than this scan of the few heads before it.
     fn chains_of(mem: &mut Mem<'_>, entry: EntryRef, heads: &mut Vec<HeadId>) -> Checked {
+        let add = |heads: &mut Vec<HeadId>, head: HeadId| {
+            if !heads.contains(&head) {
+                heads.push(head);
+            }
+        };
         let (object, entry_indexes) = mem.entry_and_indexes(entry).map_err(oops)?;
         let cache = object.cache;
         let bits = mem.cache(cache).map_err(oops)?.info.bucket_bits;
-        heads.push(HeadId::Block(
-            cache,
-            hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits),
-        ));
+        add(
+            heads,
+            HeadId::Block(cache, hash_long(object.bdev.wrapping_add(object.block & 0xffff_ffff), bits)),
+        );
         let indexes = entry_indexes.len() as u32;
         for (index, slot) in entry_indexes.iter().enumerate() {
-            heads.push(HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
+            add(heads, HeadId::index(cache, index as u32, hash_long(u64::from(slot.key), bits)));
         }
         let nodes =
             std::iter::once(Node::Block(entry)).chain((0..indexes).map(|index| Node::Index(entry, index)));
@@ -334,7 +381,7 @@ impl Registry {
             for _ in 0..WALK_LIMIT {
                 match mem.read(at).map_err(oops)?.next {
                     list::Link::To(Node::Head(head)) => {
-                        heads.push(head);
+                        add(heads, head);
                         break;
                     }
                     list::Link::To(next) if next != start => at = next,
@@ -350,6 +397,12 @@ impl Registry {
     fn walk_chains(mem: &mut Mem<'_>, s: &mut CheckScratch) -> Checked {
         s.hashed_raw.clear();
         s.index_raw.clear();
+        if s.heads.is_empty() {
+            // No chain written or keyed for a chained entry (a get, a release): nothing seen.
+            s.hashed.clear();
+            s.index_seen.clear();
+            return Ok(());
+        }
         for &head in &s.heads {
             let (HeadId::Block(cache, _) | HeadId::Index(cache, _, _)) = head else { continue };
             let Some(info) = mem.memory.caches.peek(cache).map(|c| c.info.geometry()) else { continue };
@@ -669,7 +722,9 @@ impl Registry {
     ) -> Checked {
         let object = mem.entry(entry).map_err(oops)?;
         let used = object.used;
-        let held = count_of(seen.handles_per_entry, &entry);
+        // The handles that refer to it: a scan of the few live ones (a count kept per entry cost
+        // a sort of the handles' entries each time the table changed, most checks).
+        let held = seen.handles.iter().filter(|&&(_, of, _)| of == entry).count() as u32;
         let exclusive = self.fixes.on(EXCLUSIVE_GET);
         let uses = if exclusive && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
         if uses != held {
@@ -777,6 +832,31 @@ mod tests {
         let observer = sim.observer_cx("check", 0);
         registry.check_invariants_touched(&observer).expect("a fresh registry");
         (sim, cx, registry, cache)
+    }
+
+    /// The incremental check judges only the handles made since its last pass while no entry
+    /// or cache was freed since: an older handle whose entry is freed behind its back (a free
+    /// the model never makes while a handle is held) is still found, as the whole check finds it,
+    /// and a pass with nothing freed still judges the handle made since.
+    #[test]
+    fn a_held_entry_freed_after_a_pass_is_found_by_the_incremental_check() {
+        let (sim, cx, registry, cache) = two_entries();
+        let observer = sim.observer_cx("check", 0);
+        let older = registry.alloc(&cx, cache).expect("alloc");
+        registry.check_invariants_touched(&observer).expect("a new entry, held");
+        let _newer = registry.alloc(&cx, cache).expect("alloc");
+        registry.check_invariants_touched(&observer).expect("another, held");
+        {
+            let mut memory = registry.memory();
+            let scratch = memory.scratch.as_ref().expect("kept");
+            let from = Registry::handles_made_since_pass(&memory, scratch);
+            assert_eq!(from, scratch.handles.len(), "every handle was judged by a pass: {from}");
+            memory.free_entry(&cx, older.entry).expect("free");
+        }
+        let found = registry.check_invariants_touched(&observer).expect_err("a handle to a freed entry");
+        assert_eq!(found.kind, "invariant:handle-outlives-entry", "{found:?}");
+        let whole = registry.check_invariants(&observer).expect_err("the whole check must agree");
+        assert_eq!(whole.kind, found.kind, "{whole:?}");
     }
 
     /// An entry's `e_indexes[]` live beside its slot (`Memory::entry_indexes`), by slot number:

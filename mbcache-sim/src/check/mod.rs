@@ -154,6 +154,8 @@ pub struct MbcacheSubject {
     check_cx: Cx,
     /// The LRU's serials as the last outcome read them, and when (`Memory::lru_writes`).
     lru_seen: Option<(u64, std::sync::Arc<[u64]>)>,
+    /// The working space of the LRU walks behind `lru_seen`.
+    lru_walked: Vec<u64>,
     /// The caches' `c_entry_count` cells the outcome reads, fetched again only when
     /// `mb_cache_list` changed.
     count_cells: crate::cache::CountCells,
@@ -564,6 +566,7 @@ impl Subject for MbcacheSubject {
             outcome_cx: sim.observer_cx("outcome", 0),
             check_cx: sim.observer_cx("check_invariants", 0),
             lru_seen: None,
+            lru_walked: Vec::new(),
             count_cells: Default::default(),
         }
     }
@@ -582,7 +585,12 @@ impl Subject for MbcacheSubject {
         let observer = &self.outcome_cx;
         // Walked again only when an LRU link was written or an entry freed.
         let (lru_writes, caches_version) = self.registry.outcome_versions();
-        let lru = self.registry.lru_serials_unless_seen(observer, &mut self.lru_seen, lru_writes);
+        let lru = self.registry.lru_serials_unless_seen(
+            observer,
+            &mut self.lru_seen,
+            lru_writes,
+            &mut self.lru_walked,
+        );
         let counts =
             self.registry.entry_count_list(observer, &self.caches, &mut self.count_cells, caches_version);
         Outcome { result, lru, counts, task: None, shrunk: Vec::new() }

@@ -1,8 +1,8 @@
 //! The reference model, [`MbcacheModel`]: what each op may return, from plain collections
-//! (BTreeMaps, a VecDeque, no sim-core locks), one function per operation. It follows the same
-//! kernel version as the subject (the fixes decide `e_used`'s meaning, `dup`/`takeout`, and when
-//! the entry count is bumped), and learns from the subject's result only what the kernel leaves
-//! open: an allocation's serial, and whether a fault failed it.
+//! (sorted `Vec`s, BTreeMaps, a VecDeque, no sim-core locks), one function per operation. It
+//! follows the same kernel version as the subject (the fixes decide `e_used`'s meaning,
+//! `dup`/`takeout`, and when the entry count is bumped), and learns from the subject's result
+//! only what the kernel leaves open: an allocation's serial, and whether a fault failed it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -19,7 +19,14 @@ use crate::hash::hash_long;
 use crate::registry::MB_CACHE_WRITER;
 use crate::shrink::vfs_cache_pressure_scaled;
 
+mod by_serial;
 mod threaded;
+
+use by_serial::BySerial;
+
+/// Most indexes a cache of the reference has (`Op::Create`'s `indexes % 3`), and the keys an
+/// `Op::Insert` carries.
+const KEYS_MAX: usize = 2;
 
 #[derive(Clone, Debug)]
 struct EntryModel {
@@ -28,9 +35,11 @@ struct EntryModel {
     device: Option<u32>,
     block: u64,
     hashed: bool,
-    keys: Vec<u32>,
+    /// Per index, its key: the first `indexes` of its cache (an op's keys are two, a cache's
+    /// indexes at most two), in place, so an entry the model makes or rehashes allocates nothing.
+    keys: [u32; KEYS_MAX],
     /// Per index, when the entry was put on its index chain (chains are newest first).
-    stamps: Vec<u64>,
+    stamps: [u64; KEYS_MAX],
     used: u32,
     free_failed: bool,
     /// Allocated and not yet inserted (threaded cases insert only such entries).
@@ -99,7 +108,7 @@ pub struct MbcacheModel {
     config: MbcacheConfig,
     caches: Tracked<Vec<CacheModel>>,
     next_cache: usize,
-    entries: BTreeMap<u64, EntryModel>,
+    entries: BySerial<EntryModel>,
     lru: Tracked<VecDeque<u64>>,
     /// Checker state: what `check` last found equal.
     compared: Compared,
@@ -349,14 +358,13 @@ impl MbcacheModel {
             OpResult::Entry(Some(serial)) if !self.entries.contains_key(serial) => {
                 let cache = &mut self.caches[at];
                 cache.count += 1;
-                let indexes = cache.indexes as usize;
                 let entry = EntryModel {
                     cache: cache.id,
                     device: None,
                     block: 0,
                     hashed: false,
-                    keys: vec![0; indexes],
-                    stamps: vec![0; indexes],
+                    keys: [0; KEYS_MAX],
+                    stamps: [0; KEYS_MAX],
                     used,
                     free_failed: false,
                     fresh: true,
@@ -399,8 +407,10 @@ impl MbcacheModel {
         entry.hashed = true;
         entry.device = Some(device);
         entry.block = block;
-        entry.keys = keys[..indexes].iter().map(|k| u32::from(*k) % key_count).collect();
-        entry.stamps = vec![stamp; indexes];
+        for (at, key) in keys[..indexes].iter().enumerate() {
+            entry.keys[at] = u32::from(*key) % key_count;
+            entry.stamps[at] = stamp;
+        }
         OpResult::Done
     }
 
@@ -596,7 +606,7 @@ impl Reference for MbcacheModel {
             config: config.clone(),
             caches: Tracked::new(Vec::new()),
             next_cache: 0,
-            entries: BTreeMap::new(),
+            entries: BySerial::new(),
             lru: Tracked::new(VecDeque::new()),
             compared: Compared::default(),
             handles: Vec::new(),
