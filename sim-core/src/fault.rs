@@ -355,7 +355,8 @@ mod tests {
         }
     }
 
-    /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
+    /// The per-kind masks visit the attributes the whole plan's loop matches, in its order: the
+    /// same decisions, counters and draws call by call.
     #[test]
     fn the_kind_masks_decide_as_the_whole_plan_does() {
         let plan = FaultPlan::with(FaultAttr::probability(40).kind(FaultKind::Slab))
@@ -382,6 +383,7 @@ mod tests {
         assert!(kind_masks(&FaultPlan { attrs: vec![FaultAttr::always(); 65] }).is_none());
     }
 
+    /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
     #[test]
     fn kinds_matched_are_the_attributes_kinds() {
         assert_eq!(kinds_matched(&FaultPlan::none()), 0);

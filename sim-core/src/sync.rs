@@ -1073,42 +1073,26 @@ mod dual {
             cell.with_mut(|value| *value += 1);
             let condvar = Condvar::new();
             condvar.notify_all();
+            let side = |native: bool, shuttle: bool| match (native, shuttle) {
+                (true, _) => "native",
+                (false, true) => "shuttle",
+                (false, false) => "loom",
+            };
+            let sides = [
+                side(matches!(mutex, Mutex::Native(_)), matches!(mutex, Mutex::Shuttle(_))),
+                side(matches!(rw, RwLock::Native(_)), matches!(rw, RwLock::Shuttle(_))),
+                side(
+                    matches!(counter, atomic::AtomicU64::Native(_)),
+                    matches!(counter, atomic::AtomicU64::Shuttle(_)),
+                ),
+                side(matches!(cell, RaceCell::Native(_)), matches!(cell, RaceCell::Shuttle(_))),
+                side(matches!(condvar, Condvar::Native(_)), matches!(condvar, Condvar::Shuttle(_))),
+            ];
             assert_eq!(
                 (mutex.into_inner(), rw.into_inner(), counter.into_inner(), cell.into_inner()),
                 (2, 4, 4, 6)
             );
-            let side = |native: bool, shuttle: bool| {
-                if native {
-                    "native"
-                } else if shuttle {
-                    "shuttle"
-                } else {
-                    "loom"
-                }
-            };
-            [
-                side(matches!(mutex_probe(), Mutex::Native(_)), matches!(mutex_probe(), Mutex::Shuttle(_))),
-                side(
-                    matches!(RwLock::new(()), RwLock::Native(_)),
-                    matches!(RwLock::new(()), RwLock::Shuttle(_)),
-                ),
-                side(
-                    matches!(atomic::AtomicU64::new(0), atomic::AtomicU64::Native(_)),
-                    matches!(atomic::AtomicU64::new(0), atomic::AtomicU64::Shuttle(_)),
-                ),
-                side(
-                    matches!(RaceCell::new(()), RaceCell::Native(_)),
-                    matches!(RaceCell::new(()), RaceCell::Shuttle(_)),
-                ),
-                side(
-                    matches!(Condvar::new(), Condvar::Native(_)),
-                    matches!(Condvar::new(), Condvar::Shuttle(_)),
-                ),
-            ]
-        }
-
-        fn mutex_probe() -> Mutex<()> {
-            Mutex::new(())
+            sides
         }
 
         #[test]
