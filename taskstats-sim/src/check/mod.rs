@@ -605,8 +605,8 @@ impl TaskstatsSubject {
             Op::Run { .. } => {
                 // The counters as the run's siglock section found and left them (a task that is
                 // no one's `current` any more ran nothing: no work).
-                let (before, after) = self.model.run_accounted(cx).unwrap_or_default();
-                return Outcome::Ran { pid, work: op::work_between(&before, &after) };
+                let work = self.model.run_accounted(cx).unwrap_or_default();
+                return Outcome::Ran { pid, work };
             }
             Op::SetState { state, .. } => self.model.set_task(cx, pid, Some(*state), None, None),
             Op::Migrate { cpu, .. } => self.model.set_task(cx, pid, None, None, Some(u32::from(*cpu))),

@@ -113,6 +113,14 @@ enum Next {
     Either(Option<Work>, Option<Work>),
 }
 
+/// The reference's live pids at a case's start: init alone, with room for the dozen or so
+/// tasks a case's forks make (grown from one, the vector was reallocated three times a case).
+fn live_with_init() -> Vec<u32> {
+    let mut live = Vec::with_capacity(16);
+    live.push(1);
+    live
+}
+
 /// A task's numbers by pid namespace, the initial namespace first.
 type Numbers = smallvec::SmallVec<[(usize, u32); 2]>;
 
@@ -363,7 +371,7 @@ impl Reference for TaskstatsModel {
                 1,
                 RefTask { tgid: 1, live: true, work: Work::default(), numbers: smallvec::smallvec![(0, 1)] },
             ),
-            live: vec![1],
+            live: live_with_init(),
             groups: ByPid::one(1, vec![None]),
             knows_work: false,
             pid_ns: vec![(None, 2)],
