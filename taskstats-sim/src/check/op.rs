@@ -278,7 +278,7 @@ pub enum Outcome {
     Exited {
         pid: u32,
         cpu: u32,
-        delivered: Vec<u32>,
+        delivered: smallvec::SmallVec<[u32; 4]>,
         closed: Vec<u32>,
         clones: (u64, bool),
         pruned: usize,
