@@ -263,7 +263,6 @@ impl Acct {
             stats.cpu_scaled_run_real_total += self.cpu_run_real_total;
         }
     }
-
 }
 
 /// `struct task_delay_info`'s counters (include/linux/delayacct.h): written by delayacct_end()

@@ -327,7 +327,11 @@ impl Work {
 
     /// The `task_delay_info` part of a run's work: the increase of those counters between two
     /// readings under `delays->lock` (delayacct_end()'s before and after).
-    pub(crate) fn set_delays_between(&mut self, before: &crate::task::DelayInfo, after: &crate::task::DelayInfo) {
+    pub(crate) fn set_delays_between(
+        &mut self,
+        before: &crate::task::DelayInfo,
+        after: &crate::task::DelayInfo,
+    ) {
         self.blkio_count = after.blkio_count - before.blkio_count;
         self.blkio_delay_total = after.blkio_delay_total - before.blkio_delay_total;
         self.swapin_count = after.swapin_count - before.swapin_count;
@@ -574,9 +578,17 @@ mod tests {
                 let (mut walked, mut looked_up) = (OpRng::for_case(seed), OpRng::for_case(seed));
                 for draw in 0..50 {
                     let want = walked.weighted(weights);
-                    assert_eq!(pick_weighted(&mut looked_up, picks), want, "{weights:?} seed {seed} draw {draw}");
+                    assert_eq!(
+                        pick_weighted(&mut looked_up, picks),
+                        want,
+                        "{weights:?} seed {seed} draw {draw}"
+                    );
                 }
-                assert_eq!(walked.next_u64(), looked_up.next_u64(), "{weights:?} seed {seed}: the streams part");
+                assert_eq!(
+                    walked.next_u64(),
+                    looked_up.next_u64(),
+                    "{weights:?} seed {seed}: the streams part"
+                );
             }
         }
     }

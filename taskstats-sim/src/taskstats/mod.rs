@@ -215,7 +215,14 @@ pub struct ExitReport {
 impl ExitReport {
     /// The report of an exit before any delivery: nobody got a record yet.
     fn nothing_sent(pid: u32, group_dead: bool, cpu: u32) -> ExitReport {
-        ExitReport { pid, group_dead, cpu, delivered: smallvec::SmallVec::new(), pruned: 0, closed: Vec::new() }
+        ExitReport {
+            pid,
+            group_dead,
+            cpu,
+            delivered: smallvec::SmallVec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        }
     }
 }
 
