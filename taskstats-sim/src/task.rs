@@ -171,7 +171,8 @@ impl ExitState {
 /// The per-task accounting fill_stats reads: delay accounting, the basic and extended
 /// accounting sources, context switches. As a task stores it ([`TaskAcct`]) the
 /// `task_delay_info` fields (blkio, swapin, freepages) stay zero: those counters are
-/// [`TaskDelays`]', under `delays->lock`; a run's report fills them in ([`Acct::with_delays`]).
+/// [`TaskDelays`]', under `delays->lock`; a run's report takes them from there
+/// (`Work::set_delays_between`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub struct Acct {
@@ -261,17 +262,6 @@ impl Acct {
             // cpu_scaled_run_real_total: no frequency scaling in the model.
             stats.cpu_scaled_run_real_total += self.cpu_run_real_total;
         }
-    }
-
-    /// The counters with `delays` as their `task_delay_info` part (what a run reports).
-    pub fn with_delays(mut self, delays: &DelayInfo) -> Acct {
-        self.blkio_count = delays.blkio_count;
-        self.blkio_delay_total = delays.blkio_delay_total;
-        self.swapin_count = delays.swapin_count;
-        self.swapin_delay_total = delays.swapin_delay_total;
-        self.freepages_count = delays.freepages_count;
-        self.freepages_delay_total = delays.freepages_delay_total;
-        self
     }
 }
 

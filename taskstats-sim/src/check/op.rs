@@ -278,7 +278,7 @@ pub enum Outcome {
     Exited {
         pid: u32,
         cpu: u32,
-        delivered: Vec<u32>,
+        delivered: smallvec::SmallVec<[u32; 4]>,
         closed: Vec<u32>,
         clones: (u64, bool),
         pruned: usize,
@@ -304,23 +304,40 @@ pub enum Outcome {
     Interleaved(Vec<(Op, Outcome)>),
 }
 
-/// The increase of a task's counters between two readings.
-pub(crate) fn work_between(before: &crate::task::Acct, after: &crate::task::Acct) -> Work {
-    Work {
-        cpu_count: after.cpu_count - before.cpu_count,
-        cpu_delay_total: after.cpu_delay_total - before.cpu_delay_total,
-        blkio_count: after.blkio_count - before.blkio_count,
-        blkio_delay_total: after.blkio_delay_total - before.blkio_delay_total,
-        swapin_count: after.swapin_count - before.swapin_count,
-        swapin_delay_total: after.swapin_delay_total - before.swapin_delay_total,
-        cpu_run_real_total: after.cpu_run_real_total - before.cpu_run_real_total,
-        cpu_run_virtual_total: after.cpu_run_virtual_total - before.cpu_run_virtual_total,
-        freepages_count: after.freepages_count - before.freepages_count,
-        freepages_delay_total: after.freepages_delay_total - before.freepages_delay_total,
-        nvcsw: after.nvcsw - before.nvcsw,
-        nivcsw: after.nivcsw - before.nivcsw,
-        utime_ns: after.utime_ns - before.utime_ns,
-        stime_ns: after.stime_ns - before.stime_ns,
+impl Work {
+    /// The increase of a task's counters between two readings.
+    pub(crate) fn between(before: &crate::task::Acct, after: &crate::task::Acct) -> Work {
+        Work {
+            cpu_count: after.cpu_count - before.cpu_count,
+            cpu_delay_total: after.cpu_delay_total - before.cpu_delay_total,
+            blkio_count: after.blkio_count - before.blkio_count,
+            blkio_delay_total: after.blkio_delay_total - before.blkio_delay_total,
+            swapin_count: after.swapin_count - before.swapin_count,
+            swapin_delay_total: after.swapin_delay_total - before.swapin_delay_total,
+            cpu_run_real_total: after.cpu_run_real_total - before.cpu_run_real_total,
+            cpu_run_virtual_total: after.cpu_run_virtual_total - before.cpu_run_virtual_total,
+            freepages_count: after.freepages_count - before.freepages_count,
+            freepages_delay_total: after.freepages_delay_total - before.freepages_delay_total,
+            nvcsw: after.nvcsw - before.nvcsw,
+            nivcsw: after.nivcsw - before.nivcsw,
+            utime_ns: after.utime_ns - before.utime_ns,
+            stime_ns: after.stime_ns - before.stime_ns,
+        }
+    }
+
+    /// The `task_delay_info` part of a run's work: the increase of those counters between two
+    /// readings under `delays->lock` (delayacct_end()'s before and after).
+    pub(crate) fn set_delays_between(
+        &mut self,
+        before: &crate::task::DelayInfo,
+        after: &crate::task::DelayInfo,
+    ) {
+        self.blkio_count = after.blkio_count - before.blkio_count;
+        self.blkio_delay_total = after.blkio_delay_total - before.blkio_delay_total;
+        self.swapin_count = after.swapin_count - before.swapin_count;
+        self.swapin_delay_total = after.swapin_delay_total - before.swapin_delay_total;
+        self.freepages_count = after.freepages_count - before.freepages_count;
+        self.freepages_delay_total = after.freepages_delay_total - before.freepages_delay_total;
     }
 }
 
@@ -337,6 +354,50 @@ const MASK_WEIGHTS: [u32; 3] = [6, 1, 1];
 
 /// The query targets' weights: a task by index, a raw number.
 const TARGET_WEIGHTS: [u32; 2] = [4, 1];
+
+/// The sum of `weights`, at compile time: the bound [`OpRng::weighted`] draws below.
+const fn weight_total(weights: &[u32]) -> usize {
+    let (mut total, mut at) = (0, 0);
+    while at < weights.len() {
+        total += weights[at] as usize;
+        at += 1;
+    }
+    total
+}
+
+/// The index [`OpRng::weighted`] returns for each number it may draw below the sum of
+/// `weights` (`N`): `weights[0]` zeros, then `weights[1]` ones, and so on. Built at compile
+/// time, so the generator's pick is the one draw and a load instead of a walk down the weights.
+const fn pick_table<const N: usize>(weights: &[u32]) -> [u8; N] {
+    let mut table = [0; N];
+    let (mut filled, mut index) = (0, 0);
+    while index < weights.len() {
+        let mut n = 0;
+        while n < weights[index] {
+            table[filled] = index as u8;
+            filled += 1;
+            n += 1;
+        }
+        index += 1;
+    }
+    assert!(filled == N, "a pick table is as long as its weights' sum");
+    table
+}
+
+/// [`OP_WEIGHTS`]' pick table (see [`pick_table`]).
+const OP_PICKS: [u8; weight_total(&OP_WEIGHTS)] = pick_table(&OP_WEIGHTS);
+/// [`FORK_WEIGHTS`]' pick table.
+const FORK_PICKS: [u8; weight_total(&FORK_WEIGHTS)] = pick_table(&FORK_WEIGHTS);
+/// [`MASK_WEIGHTS`]' pick table.
+const MASK_PICKS: [u8; weight_total(&MASK_WEIGHTS)] = pick_table(&MASK_WEIGHTS);
+/// [`TARGET_WEIGHTS`]' pick table.
+const TARGET_PICKS: [u8; weight_total(&TARGET_WEIGHTS)] = pick_table(&TARGET_WEIGHTS);
+
+/// [`OpRng::weighted`] over the weights `picks` was built from: the same draw (one number
+/// below their sum), so the same index and the same stream.
+fn pick_weighted(rng: &mut OpRng, picks: &[u8]) -> usize {
+    usize::from(picks[rng.below(picks.len() as u64) as usize])
+}
 
 /// The proptest strategy for one operation, weighted by [`OP_WEIGHTS`].
 pub(crate) fn op_strategy(config: &TaskstatsConfig) -> BoxedStrategy<Op> {
@@ -401,7 +462,7 @@ pub(crate) fn generator(config: &TaskstatsConfig) -> OpGen<Op> {
 
 /// One operation as [`op_strategy`] draws it: a kind by [`OP_WEIGHTS`], then its fields.
 fn gen_op(rng: &mut OpRng, cpus: u8) -> Op {
-    match rng.weighted(&OP_WEIGHTS) {
+    match pick_weighted(rng, &OP_PICKS) {
         0 => Op::Fork { parent: rng.any_u8(), kind: gen_fork_kind(rng) },
         1 => Op::Run { task: rng.any_u8() },
         2 => Op::SetState { task: rng.any_u8(), state: gen_state(rng) },
@@ -438,7 +499,7 @@ fn gen_op(rng: &mut OpRng, cpus: u8) -> Op {
 
 /// A fork kind by [`FORK_WEIGHTS`].
 fn gen_fork_kind(rng: &mut OpRng) -> ForkKind {
-    match rng.weighted(&FORK_WEIGHTS) {
+    match pick_weighted(rng, &FORK_PICKS) {
         0 => ForkKind::Thread,
         1 => ForkKind::Process,
         2 => ForkKind::Unprivileged(rng.any_u8()),
@@ -460,7 +521,7 @@ fn gen_state(rng: &mut OpRng) -> TaskState {
 /// A cpumask by [`MASK_WEIGHTS`]: a non-empty bitmap of the first `cpus` CPUs (seven at most),
 /// a range within 0..4, or one of the odd texts.
 fn gen_mask(rng: &mut OpRng, cpus: u8) -> MaskSpec {
-    match rng.weighted(&MASK_WEIGHTS) {
+    match pick_weighted(rng, &MASK_PICKS) {
         0 => MaskSpec::Cpus(rng.u8_in(1, (1u8 << cpus.min(7)) - 1)),
         1 => MaskSpec::Range(rng.u8_below(4), rng.u8_below(4)),
         _ => MaskSpec::Odd(rng.u8_below(7)),
@@ -469,7 +530,7 @@ fn gen_mask(rng: &mut OpRng, cpus: u8) -> MaskSpec {
 
 /// A query target by [`TARGET_WEIGHTS`]: a task by index, or a raw number below 40.
 fn gen_target(rng: &mut OpRng) -> Target {
-    match rng.weighted(&TARGET_WEIGHTS) {
+    match pick_weighted(rng, &TARGET_PICKS) {
         0 => Target::Task(rng.any_u8()),
         _ => Target::Nr(rng.below(40) as u32),
     }
@@ -499,6 +560,36 @@ mod tests {
                 "0,".repeat(TASKSTATS_CPUMASK_MAXLEN / 2 + 8)
             };
             assert_eq!(*MaskSpec::Odd(odd).text(), cpumask_payload(&text), "odd {odd}");
+        }
+    }
+
+    /// A pick table picks what `OpRng::weighted` picks from the same stream, and leaves the
+    /// stream where it leaves it, for every table the generator uses.
+    #[test]
+    fn pick_tables_pick_what_weighted_picks() {
+        let tables: [(&[u32], &[u8]); 4] = [
+            (&OP_WEIGHTS, &OP_PICKS),
+            (&FORK_WEIGHTS, &FORK_PICKS),
+            (&MASK_WEIGHTS, &MASK_PICKS),
+            (&TARGET_WEIGHTS, &TARGET_PICKS),
+        ];
+        for (weights, picks) in tables {
+            for seed in 0..200 {
+                let (mut walked, mut looked_up) = (OpRng::for_case(seed), OpRng::for_case(seed));
+                for draw in 0..50 {
+                    let want = walked.weighted(weights);
+                    assert_eq!(
+                        pick_weighted(&mut looked_up, picks),
+                        want,
+                        "{weights:?} seed {seed} draw {draw}"
+                    );
+                }
+                assert_eq!(
+                    walked.next_u64(),
+                    looked_up.next_u64(),
+                    "{weights:?} seed {seed}: the streams part"
+                );
+            }
         }
     }
 }

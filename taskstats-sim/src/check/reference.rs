@@ -38,7 +38,7 @@ pub struct TaskstatsModel {
     /// threads' delays folded by the version's rule. One value, unless an injected allocation
     /// failure hid which way an allocation went; then each way is kept until a TGID reply
     /// shows which one the kernel took.
-    groups: ByPid<Vec<Option<Work>>>,
+    groups: ByPid<Ways>,
     /// Whether every run was seen with its work (the op-level checker; threaded campaigns
     /// report none, and then payload figures are not judged).
     knows_work: bool,
@@ -112,6 +112,18 @@ enum Next {
     One(Option<Work>),
     Either(Option<Work>, Option<Work>),
 }
+
+/// The reference's live pids at a case's start: init alone, with room for the dozen or so
+/// tasks a case's forks make (grown from one, the vector was reallocated three times a case).
+fn live_with_init() -> Vec<u32> {
+    let mut live = Vec::with_capacity(16);
+    live.push(1);
+    live
+}
+
+/// The values a group's `signal->stats` may hold (see [`TaskstatsModel::branch`]): one, inline
+/// (a group's record allocates nothing), unless an injected fault hid which way the kernel went.
+type Ways = smallvec::SmallVec<[Option<Work>; 1]>;
 
 /// A task's numbers by pid namespace, the initial namespace first.
 type Numbers = smallvec::SmallVec<[(usize, u32); 2]>;
@@ -363,8 +375,8 @@ impl Reference for TaskstatsModel {
                 1,
                 RefTask { tgid: 1, live: true, work: Work::default(), numbers: smallvec::smallvec![(0, 1)] },
             ),
-            live: vec![1],
-            groups: ByPid::one(1, vec![None]),
+            live: live_with_init(),
+            groups: ByPid::one(1, smallvec::smallvec![None]),
             knows_work: false,
             pid_ns: vec![(None, 2)],
             pid_slack: 0,
@@ -787,7 +799,7 @@ impl TaskstatsModel {
     /// become, keeping each once. A group with one value that stays one is updated in place
     /// (every exit and thread fork branches its group; faults rarely leave two values).
     fn branch(&mut self, tgid: u32, step: impl Fn(Option<Work>) -> Next) {
-        let ways = self.groups.get_or_insert_with(tgid, || vec![None]);
+        let ways = self.groups.get_or_insert_with(tgid, || smallvec::smallvec![None]);
         if let [only] = ways.as_mut_slice() {
             match step(*only) {
                 Next::One(value) => *only = value,
@@ -800,7 +812,7 @@ impl TaskstatsModel {
             }
             return;
         }
-        let mut next: Vec<Option<Work>> = Vec::with_capacity(ways.len() * 2);
+        let mut next = Ways::with_capacity(ways.len() * 2);
         for way in ways.drain(..) {
             let (value, other) = match step(way) {
                 Next::One(value) => (value, None),
@@ -852,7 +864,7 @@ impl TaskstatsModel {
         if let Err(at) = self.live.binary_search(&pid) {
             self.live.insert(at, pid);
         }
-        self.groups.get_or_insert_with(tgid, || vec![None]);
+        self.groups.get_or_insert_with(tgid, || smallvec::smallvec![None]);
         if tgid != pid && !self.fixes.on(crate::fixes::TGID_ALLOC_AT_EXIT) {
             let faults = self.faults;
             self.branch(tgid, |stats| Self::alloc_at_fork(faults, stats));
@@ -1280,7 +1292,7 @@ mod tests {
         let exited = Outcome::Exited {
             pid: 3,
             cpu: 0,
-            delivered: vec![],
+            delivered: Default::default(),
             closed: vec![],
             clones: (0, false),
             pruned: 0,
@@ -1328,7 +1340,7 @@ mod tests {
         let exited = Outcome::Exited {
             pid: 2,
             cpu: 0,
-            delivered: vec![],
+            delivered: Default::default(),
             closed: vec![],
             clones: (0, false),
             pruned: 0,
@@ -1369,7 +1381,7 @@ mod tests {
         let exit = |delivered: Vec<u32>, clones: (u64, bool), faulted| Outcome::Exited {
             pid: 2,
             cpu: 0,
-            delivered,
+            delivered: delivered.into(),
             closed: vec![],
             clones,
             pruned: 0,

@@ -203,8 +203,9 @@ pub struct ExitReport {
     pub group_dead: bool,
     /// The CPU its record was for.
     pub cpu: u32,
-    /// Ports that got the record, in list order.
-    pub delivered: Vec<u32>,
+    /// Ports that got the record, in list order (a list holds a few: inline, no allocation an
+    /// exit for them).
+    pub delivered: smallvec::SmallVec<[u32; 4]>,
     /// Listeners pruned afterwards.
     pub pruned: usize,
     /// Ports closed because the group died (its files were closed).
@@ -214,7 +215,14 @@ pub struct ExitReport {
 impl ExitReport {
     /// The report of an exit before any delivery: nobody got a record yet.
     fn nothing_sent(pid: u32, group_dead: bool, cpu: u32) -> ExitReport {
-        ExitReport { pid, group_dead, cpu, delivered: Vec::new(), pruned: 0, closed: Vec::new() }
+        ExitReport {
+            pid,
+            group_dead,
+            cpu,
+            delivered: smallvec::SmallVec::new(),
+            pruned: 0,
+            closed: Vec::new(),
+        }
     }
 }
 

@@ -538,13 +538,14 @@ impl Taskstats {
         self.run_accounted(cx).is_some()
     }
 
-    /// [`Self::run`], returning the task's counters before and after the run; None when `cx`
-    /// names no running task. The task advances its own counters in its `task_struct`
-    /// ([`Task::acct`]) with no kernel lock, as the kernel's accounting hooks (the scheduler's
-    /// sched_info/`sum_exec_runtime`, account_user_time(), the fault and I/O paths) do. What
-    /// the op-level driver reports of a run: two copies the model makes where it writes the
-    /// counters.
-    pub(crate) fn run_accounted(&self, cx: &Cx) -> Option<(Acct, Acct)> {
+    /// [`Self::run`], returning what the run added to the task's counters (the op-level
+    /// driver's report of a run); None when `cx` names no running task. The task advances its
+    /// own counters in its `task_struct` ([`Task::acct`]) with no kernel lock, as the kernel's
+    /// accounting hooks (the scheduler's sched_info/`sum_exec_runtime`, account_user_time(),
+    /// the fault and I/O paths) do. The increase is taken where the model writes the counters
+    /// (and, for the `task_delay_info` part, from delayacct_end()'s before and after): no
+    /// copies of the whole counters handed back.
+    pub(crate) fn run_accounted(&self, cx: &Cx) -> Option<crate::Work> {
         let sim = cx.sim();
         let task = self.current(cx)?;
         sim.advance_ns(1 + sim.below(1_000_000));
@@ -552,19 +553,19 @@ impl Taskstats {
         // delayacct_blkio_end(p), p's delays->lock); before it, the end of this task's own wait
         // is the run's delayacct_end() below, one section.
         self.delayacct_blkio_end(cx, &task);
-        let (before, after, delta) = task.acct.update(|acct| {
+        let (mut work, delta, hiwater) = task.acct.update(|acct| {
             let before = *acct;
             let delta = acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
-            (before, *acct, delta)
+            (crate::Work::between(&before, acct), delta, (acct.rss_pages, acct.vm_pages))
         });
         // The run's waits end: delayacct_end() adds them under the task's delays->lock.
         let (delays_before, delays_after) = self.delayacct_end(cx, &task, &delta);
-        let (before, after) = (before.with_delays(&delays_before), after.with_delays(&delays_after));
+        work.set_delays_between(&delays_before, &delays_after);
         // The task's own page faults raise its mm's high-water marks (current->mm, no lock).
         if let Some(mm) = task.mm.load() {
-            mm.update_hiwater(after.rss_pages, after.vm_pages);
+            mm.update_hiwater(hiwater.0, hiwater.1);
         }
-        Some((before, after))
+        Some(work)
     }
 
     /// Sets a task's scheduler state, cgroup or CPU: written in place in the one `task_struct`
