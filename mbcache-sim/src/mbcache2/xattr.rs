@@ -436,6 +436,16 @@ fn ext4_sb_bread() {
 /// operation names.
 pub(crate) fn nth_allocated(allocated: impl Iterator<Item = bool> + Clone, index: u8) -> Option<u64> {
     let count = allocated.clone().filter(|&used| used).count();
+    nth_allocated_of(allocated, count, index)
+}
+
+/// [`nth_allocated`] given how many bits of `allocated` are set (`count`): one pass, up to the
+/// block picked.
+pub(crate) fn nth_allocated_of(
+    allocated: impl Iterator<Item = bool>,
+    count: usize,
+    index: u8,
+) -> Option<u64> {
     if count == 0 {
         return None;
     }
