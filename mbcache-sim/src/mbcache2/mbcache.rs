@@ -1042,12 +1042,6 @@ pub(crate) struct CacheSnapshot {
     /// entry named then was found live: while the LRU, the chains and this count stand still,
     /// the same entries are named again, each still live (see [`CacheSnapshot::refresh`]).
     named_at_frees: Option<u64>,
-    /// Whether this snapshot refreshed `entries` ([`CacheSnapshot::refresh`]) rather than
-    /// naming them.
-    refreshed_now: bool,
-    /// When it did: the places in `entries` whose state differs from the one the snapshot
-    /// before found, in order.
-    restated: Vec<u32>,
     /// Snapshots that refreshed `entries` rather than naming them again (tests).
     #[cfg(test)]
     refreshed: usize,
@@ -1057,8 +1051,6 @@ pub(crate) struct CacheSnapshot {
 #[derive(Clone, Copy, Debug, Default)]
 struct SlotSeen {
     epoch: u32,
-    /// The entry's place in `entries` when this snapshot (`epoch`) named it.
-    at: u32,
     handle: Option<EntryHandle>,
     derefs: u64,
     /// (hashed, listed, e_refcnt).
@@ -1078,19 +1070,6 @@ impl CacheSnapshot {
         self.hash_read
     }
 
-    /// When this snapshot refreshed its entries rather than naming them: the places in
-    /// `entries` whose state differs from what the snapshot before found (each other entry is
-    /// the one that snapshot found, with its state).
-    pub(crate) fn restated(&self) -> Option<&[u32]> {
-        self.refreshed_now.then_some(&self.restated[..])
-    }
-
-    /// `handle`'s place in `entries`, if this snapshot named it.
-    pub(crate) fn place_of(&self, handle: EntryHandle) -> Option<usize> {
-        let known = self.seen.get(handle.index() as usize)?;
-        (known.epoch == self.epoch && known.handle == Some(handle)).then_some(known.at as usize)
-    }
-
     /// How many snapshots refreshed their entries in place (tests: whether the path ran).
     #[cfg(test)]
     pub(crate) fn refreshed(&self) -> usize {
@@ -1104,10 +1083,8 @@ impl CacheSnapshot {
     /// states of the entries the model dereferenced since are read again. Each is looked up by
     /// the slab as [`name_entry`] does (a checker's read, counting in no `derefs`).
     fn refresh(&mut self, mb: &MbcacheModule, observer: &Cx) {
-        self.refreshed_now = true;
-        let CacheSnapshot { entries, seen, restated, .. } = self;
-        restated.clear();
-        for (at, named) in entries.iter_mut().enumerate() {
+        let CacheSnapshot { entries, seen, .. } = self;
+        for named in entries.iter_mut() {
             let handle = named.0;
             let Ok(entry) = mb.entries.get(observer, handle) else {
                 unreachable!("entry {handle:?} named live and none freed since, yet not live")
@@ -1115,14 +1092,10 @@ impl CacheSnapshot {
             let known = &mut seen[handle.index() as usize];
             let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
             if known.derefs != derefs {
+                known.state = entry_state(entry, observer);
                 known.derefs = derefs;
-                let state = entry_state(entry, observer);
-                if state != known.state {
-                    known.state = state;
-                    let (hashed, listed, refcnt) = state;
-                    *named = (handle, hashed, listed, refcnt);
-                    restated.push(at as u32);
-                }
+                let (hashed, listed, refcnt) = known.state;
+                *named = (handle, hashed, listed, refcnt);
             }
         }
         #[cfg(test)]
@@ -1193,7 +1166,7 @@ fn name_entry(
         known.state = entry_state(entry, observer);
         (known.handle, known.derefs) = (Some(handle), derefs);
     }
-    (known.epoch, known.at) = (epoch, entries.len() as u32);
+    known.epoch = epoch;
     let (hashed, listed, refcnt) = known.state;
     entries.push((handle, hashed, listed, refcnt));
     true
@@ -1245,7 +1218,6 @@ impl MbCache {
             return;
         }
         snapshot.entries.clear();
-        snapshot.refreshed_now = false;
         let live = snapshot.name_entries(mb, observer, reuse);
         snapshot.named_at_frees = live.then_some(frees);
     }

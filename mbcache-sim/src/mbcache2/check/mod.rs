@@ -220,12 +220,6 @@ struct Checked {
     blocks: Vec<KeptBlocks>,
     /// The entries tasks hold or wait on, one element per use, as this check counts them.
     users: Vec<EntryHandle>,
-    /// Per filesystem, the users its cache's entries were judged with when a check last found
-    /// them all right (None since a check that did not), for the entries' facts judged again
-    /// only where they can have changed (see `Mbcache2Subject::check_cache`).
-    judged: Vec<Option<Vec<EntryHandle>>>,
-    /// Scratch: the places in a snapshot's entries an incremental check judges.
-    places: Vec<u32>,
 }
 
 /// The `index`-th of `owned`, modulo how many; None when empty.
@@ -753,8 +747,7 @@ impl Mbcache2Subject {
     /// again (see [`MbCache::snapshot_into`]); every entry is judged all the same.
     fn check_filesystems(&self, reuse: bool, touched: impl Fn(usize) -> bool) -> Result<(), Violation> {
         let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Checked { reachable: counts, snapshots, held_only, blocks, users, judged, places } =
-            &mut *checked;
+        let Checked { reachable: counts, snapshots, held_only, blocks, users } = &mut *checked;
         users.clear();
         users.extend(
             self.held
@@ -779,10 +772,8 @@ impl Mbcache2Subject {
             counts[fs] = Some(snapshot.entries.len() as u64);
             if blocks.len() <= fs {
                 blocks.resize_with(fs + 1, KeptBlocks::default);
-                judged.resize_with(fs + 1, Default::default);
             }
-            let kept = (&mut blocks[fs], &mut judged[fs]);
-            self.check_cache(fs, snapshot, kept, (users, places), reuse)?;
+            self.check_cache(fs, snapshot, &mut blocks[fs], users, reuse)?;
         }
         let reachable: u64 = counts.iter().flatten().sum();
         // The distinct entries tasks hold or wait on that no chain has (a task may hold one
@@ -828,74 +819,41 @@ impl Mbcache2Subject {
     /// [`XattrBlocks::block_state_kept`]). With `reuse` (the incremental check), the chains'
     /// blocks are not judged again while the chains, the bitmap and every header are as they
     /// were when an incremental check last found them right (no chain written, no bitmap or
-    /// buffer lock taken since: the facts judged are the same). And when the snapshot kept the
-    /// entries a check last found right (refreshed them, [`CacheSnapshot::restated`]), only the
-    /// entries whose state changed since or whose users may have ([`judged_places`]) are judged
-    /// again: each other one has the state and the users it was found right with.
+    /// buffer lock taken since: the facts judged are the same).
     fn check_cache(
         &self,
         fs: usize,
         snapshot: &super::mbcache::CacheSnapshot,
-        (kept, judged): (&mut KeptBlocks, &mut Option<Vec<EntryHandle>>),
-        (users, places): (&[EntryHandle], &mut Vec<u32>),
+        kept: &mut KeptBlocks,
+        users: &[EntryHandle],
         reuse: bool,
     ) -> Result<(), Violation> {
         let blocks = &self.filesystems[fs].blocks;
         let stamp = snapshot.chains_read().map(|version| (version, blocks.locks_taken()));
         let judge_chains = !(reuse && stamp.is_some() && kept.chains_judged == stamp);
         kept.chains_judged = None;
-        let mut judged_with = judged.take();
-        let only = match (reuse, snapshot.restated(), &judged_with) {
-            (true, Some(restated), Some(then)) => {
-                judged_places(snapshot, restated, [&then[..], users], places);
-                Some(&places[..])
-            }
-            _ => None,
-        };
         blocks.bitmap_kept(&self.observer, kept);
         let block = |value: u64| blocks.block_state_kept(&self.observer, value, kept);
-        let holders = |handle| users.iter().filter(|&&user| user == handle).count();
-        check_cache_with(fs, snapshot, block, self.mb.cache_refs(), (only, judge_chains), holders)?;
+        check_cache_with(fs, snapshot, block, self.mb.cache_refs(), judge_chains, |handle| {
+            users.iter().filter(|&&user| user == handle).count()
+        })?;
         kept.chains_judged = stamp;
-        let mut now = judged_with.take().unwrap_or_default();
-        now.clear();
-        now.extend_from_slice(users);
-        *judged = Some(now);
         Ok(())
     }
-}
-
-/// The places in `snapshot`'s refreshed entries whose facts can differ from the ones a check
-/// last found right, into `places`, in order: those whose state changed (`restated`), and
-/// those of the entries `users` (the users then and now) name, whose holder counts are the
-/// only ones that can have moved.
-fn judged_places(
-    snapshot: &super::mbcache::CacheSnapshot,
-    restated: &[u32],
-    users: [&[EntryHandle]; 2],
-    places: &mut Vec<u32>,
-) {
-    places.clear();
-    places.extend_from_slice(restated);
-    let named = users.into_iter().flatten().filter_map(|&user| snapshot.place_of(user));
-    places.extend(named.map(|at| at as u32));
-    places.sort_unstable();
-    places.dedup();
 }
 
 /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU exactly
 /// when it is hashed; its references are the cache's (`cache_refs`: the hash's and the LRU's
 /// before 307af6c87937, one after) and its `holders`'; a hashed entry's block is allocated
 /// (`block`: each block's allocated, h_refcount, h_hash, read as the chains name them), with the
-/// entry's key as its hash. `only` names the places in the snapshot's entries to judge (None:
-/// every entry), and `judge_chains` whether to judge the chains: the caller knows the facts
-/// left out are the ones it last found right.
+/// entry's key as its hash (unless `judge_chains` is false: the caller knows the chains' facts
+/// are the ones it last found right).
 pub(crate) fn check_cache_with(
     fs: usize,
     snapshot: &super::mbcache::CacheSnapshot,
     mut block: impl FnMut(u64) -> (bool, u32, u32),
     cache_refs: u32,
-    (only, judge_chains): (Option<&[u32]>, bool),
+    judge_chains: bool,
     holders: impl Fn(EntryHandle) -> usize,
 ) -> Result<(), Violation> {
     if snapshot.count != snapshot.lru.len() as u64 {
@@ -908,7 +866,7 @@ pub(crate) fn check_cache_with(
             ),
         ));
     }
-    let judge = |&(handle, hashed, listed, refcnt): &(EntryHandle, bool, bool, u32)| {
+    for &(handle, hashed, listed, refcnt) in &snapshot.entries {
         let holders = holders(handle);
         let cached =
             if cache_refs == 1 { u32::from(hashed || listed) } else { u32::from(hashed) + u32::from(listed) };
@@ -921,11 +879,6 @@ pub(crate) fn check_cache_with(
                 ),
             ));
         }
-        Ok(())
-    };
-    match only {
-        None => snapshot.entries.iter().try_for_each(judge)?,
-        Some(only) => only.iter().try_for_each(|&at| judge(&snapshot.entries[at as usize]))?,
     }
     if !judge_chains {
         return Ok(());
@@ -1062,52 +1015,6 @@ mod tests {
         let whole = subject.check_invariants(&sim).map_err(|v| v.kind);
         let expected = Err(ViolationKind::invariant("mbcache2-hashed-block-allocated"));
         assert_eq!((incremental, whole), (expected.clone(), expected));
-    }
-
-    /// A subject with block 0 (key 1) made and, if `hold`, its entry held by task 1, checked
-    /// twice by the incremental check (the second keeps what the first found right); and that
-    /// entry.
-    fn checked_twice(sim: &Sim, hold: bool) -> (Mbcache2Subject, Op, EntryHandle) {
-        let mut subject = Mbcache2Subject::new(sim, &Mbcache2Config::fixed());
-        let new = Op::XattrNew { task: 0, fs: 0, key: 1 };
-        assert_eq!(subject.apply(sim, &new), Outcome::Block(0));
-        let find = Op::XattrFind { task: 1, fs: 0, key: 1 };
-        if hold {
-            assert_eq!(subject.apply(sim, &find), Outcome::Block(0));
-        }
-        subject.check_invariants_incremental(sim, &find).expect("made, and counted");
-        let read = Op::XattrRead { task: 0, fs: 0, block: 0 };
-        subject.check_invariants_incremental(sim, &read).expect("nothing moved");
-        let Some((_, cache)) = subject.cache(0) else { panic!("mounted") };
-        let mut snapshot = super::super::mbcache::CacheSnapshot::default();
-        cache.snapshot_into(&subject.mb, &subject.observer, &mut snapshot, false);
-        let entry = snapshot.entries[0].0;
-        (subject, read, entry)
-    }
-
-    /// The incremental check judges again only the entries whose state or users can have moved
-    /// since it found them right: an entry no task holds whose `e_refcnt` a buggy write moved
-    /// (through the model's dereference), and one a task stopped holding with no put (its
-    /// users moved, its state did not), are each found as the whole check finds them. Judging
-    /// only the entries whose state moved fails the second case; only those the users name, the
-    /// first (both tried).
-    #[test]
-    fn an_entry_whose_state_or_users_moved_after_a_check_is_judged_again() {
-        let expected = Err(ViolationKind::invariant("mbcache2-references-match-users"));
-        let sim = Sim::new(SimConfig::new(0));
-        let (subject, read, unheld) = checked_twice(&sim, false);
-        let entry = subject.mb.entry(&subject.tasks[0], unheld).expect("hashed, so live");
-        entry.e_refcnt.fetch_add(1, sim_core::sync::atomic::Ordering::Relaxed);
-        let incremental = subject.check_invariants_incremental(&sim, &read).map_err(|v| v.kind);
-        let whole = subject.check_invariants(&sim).map_err(|v| v.kind);
-        assert_eq!((incremental, whole), (expected.clone(), expected.clone()), "a state moved");
-        let sim = Sim::new(SimConfig::new(0));
-        let (mut subject, read, held) = checked_twice(&sim, true);
-        assert_eq!(subject.held[1].iter().map(|h| h.entry).collect::<Vec<_>>(), [held]);
-        subject.held[1].clear();
-        let incremental = subject.check_invariants_incremental(&sim, &read).map_err(|v| v.kind);
-        let whole = subject.check_invariants(&sim).map_err(|v| v.kind);
-        assert_eq!((incremental, whole), (expected.clone(), expected), "the users moved");
     }
 
     #[test]
