@@ -1038,6 +1038,13 @@ pub(crate) struct CacheSnapshot {
     list_read: Option<u64>,
     /// The [`MbCache::hash_version`] `nodes` were read at, reused as `list_read` says.
     hash_read: Option<u64>,
+    /// The entries' slab frees (allocations less live) when `entries` was last named, if every
+    /// entry named then was found live: while the LRU, the chains and this count stand still,
+    /// the same entries are named again, each still live (see [`CacheSnapshot::refresh`]).
+    named_at_frees: Option<u64>,
+    /// Snapshots that refreshed `entries` rather than naming them again (tests).
+    #[cfg(test)]
+    refreshed: usize,
 }
 
 /// What the snapshots read of one entry slot (see [`CacheSnapshot::seen`]).
@@ -1058,12 +1065,52 @@ impl CacheSnapshot {
         (self.list_read, self.hash_read)
     }
 
+    /// The [`MbCache::hash_version`] `nodes` were read at.
+    pub(crate) fn chains_read(&self) -> Option<u64> {
+        self.hash_read
+    }
+
+    /// How many snapshots refreshed their entries in place (tests: whether the path ran).
+    #[cfg(test)]
+    pub(crate) fn refreshed(&self) -> usize {
+        self.refreshed
+    }
+
+    /// `entries` as naming them again would make them, when nothing they are named from moved
+    /// since they were named (the caller's test: the LRU's and the chains' versions as read, and
+    /// no entry freed since a naming that found every entry live): the same entries, in the
+    /// same order, each still live (a slot's handle dangles only once freed); so only the
+    /// states of the entries the model dereferenced since are read again. Each is looked up by
+    /// the slab as [`name_entry`] does (a checker's read, counting in no `derefs`).
+    fn refresh(&mut self, mb: &MbcacheModule, observer: &Cx) {
+        let CacheSnapshot { entries, seen, .. } = self;
+        for named in entries.iter_mut() {
+            let handle = named.0;
+            let Ok(entry) = mb.entries.get(observer, handle) else {
+                unreachable!("entry {handle:?} named live and none freed since, yet not live")
+            };
+            let known = &mut seen[handle.index() as usize];
+            let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
+            if known.derefs != derefs {
+                known.state = entry_state(entry, observer);
+                known.derefs = derefs;
+                let (hashed, listed, refcnt) = known.state;
+                *named = (handle, hashed, listed, refcnt);
+            }
+        }
+        #[cfg(test)]
+        {
+            self.refreshed += 1;
+        }
+    }
+
     /// Each entry the chains and the LRU name, once, into `entries` (chains first, chain by
     /// chain, then the LRU's unhashed ones): looked up by the slab (not
     /// [`MbcacheModule::entry`]: a checker's read counts in no `derefs`; a freed one is
     /// reported and skipped), and its state read, or with `reuse` taken from `seen` while the
     /// model has not dereferenced it since.
-    fn name_entries(&mut self, mb: &MbcacheModule, observer: &Cx, reuse: bool) {
+    /// Returns whether every entry named was found live.
+    fn name_entries(&mut self, mb: &MbcacheModule, observer: &Cx, reuse: bool) -> bool {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             self.seen.iter_mut().for_each(|slot| slot.epoch = 0);
@@ -1071,17 +1118,29 @@ impl CacheSnapshot {
         }
         let CacheSnapshot { lru, nodes, entries, seen, epoch, .. } = self;
         let epoch = *epoch;
+        let mut live = true;
         for handle in nodes.iter().map(|node| node.entry) {
-            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+            live &= name_entry(mb, observer, seen, epoch, handle, reuse, entries);
         }
         for &handle in lru.iter() {
-            name_entry(mb, observer, seen, epoch, handle, reuse, entries);
+            live &= name_entry(mb, observer, seen, epoch, handle, reuse, entries);
         }
+        live
     }
 }
 
+/// An entry's (hashed, listed, e_refcnt), read by `observer`.
+#[inline(always)]
+fn entry_state(entry: &MbCacheEntry, observer: &Cx) -> (bool, bool, u32) {
+    (
+        entry.e_hashed().load(Ordering::Relaxed),
+        entry.e_list().get(observer).is_some(),
+        entry.e_refcnt.load(Ordering::Relaxed),
+    )
+}
+
 /// One name of [`CacheSnapshot::name_entries`]: `handle`'s entry into `entries` unless this
-/// snapshot (`epoch`) named it already or the slab finds it freed.
+/// snapshot (`epoch`) named it already or the slab finds it freed (then false).
 #[inline(always)]
 fn name_entry(
     mb: &MbcacheModule,
@@ -1091,7 +1150,7 @@ fn name_entry(
     handle: EntryHandle,
     reuse: bool,
     entries: &mut Vec<(EntryHandle, bool, bool, u32)>,
-) {
+) -> bool {
     let slot = handle.index() as usize;
     if slot >= seen.len() {
         seen.resize(slot + 1, SlotSeen::default());
@@ -1099,21 +1158,18 @@ fn name_entry(
     let known = &mut seen[slot];
     let same = known.handle == Some(handle);
     if same && known.epoch == epoch {
-        return;
+        return true;
     }
-    let Ok(entry) = mb.entries.get(observer, handle) else { return };
+    let Ok(entry) = mb.entries.get(observer, handle) else { return false };
     let derefs = entry.cold.derefs.load(StdOrdering::Relaxed);
     if !(reuse && same && known.derefs == derefs) {
-        known.state = (
-            entry.e_hashed().load(Ordering::Relaxed),
-            entry.e_list().get(observer).is_some(),
-            entry.e_refcnt.load(Ordering::Relaxed),
-        );
+        known.state = entry_state(entry, observer);
         (known.handle, known.derefs) = (Some(handle), derefs);
     }
     known.epoch = epoch;
     let (hashed, listed, refcnt) = known.state;
     entries.push((handle, hashed, listed, refcnt));
+    true
 }
 
 impl MbCache {
@@ -1127,7 +1183,10 @@ impl MbCache {
     /// LRU and `c_entry_count` `snapshot` read of this cache are taken again, unwalked, while
     /// the model has not taken `c_list_lock` since ([`MbCache::list_version`]), and its chains'
     /// nodes while the model wrote no chain ([`MbCache::hash_version`]); every entry is still
-    /// looked up, so a freed one is reported as before.
+    /// looked up, so a freed one is reported as before. When both were taken again and no
+    /// entry was freed since a naming that found every entry live, the entries named then are
+    /// the ones naming would find now, so they are kept and only refreshed
+    /// ([`CacheSnapshot::refresh`]) rather than named again from the chains and the LRU.
     pub(crate) fn snapshot_into(
         &self,
         mb: &MbcacheModule,
@@ -1136,11 +1195,12 @@ impl MbCache {
         reuse: bool,
     ) {
         let reuse = reuse && mb.count_derefs;
-        snapshot.entries.clear();
-        let version = self.list_version.load(StdOrdering::Relaxed);
+        let frees = mb.entries.allocations() - mb.entries.live();
+        let (mut unmoved, version) = (reuse, self.list_version.load(StdOrdering::Relaxed));
         if !(reuse && snapshot.list_read == Some(version)) {
             self.read_list(observer, snapshot);
             snapshot.list_read = Some(version);
+            unmoved = false;
         }
         let version = self.hash_version.load(StdOrdering::Relaxed);
         if !(reuse && snapshot.hash_read == Some(version)) {
@@ -1151,8 +1211,15 @@ impl MbCache {
                     .for_each_entry(observer, |chain| snapshot.nodes.extend_from_slice(chain));
             }
             snapshot.hash_read = Some(version);
+            unmoved = false;
         }
-        snapshot.name_entries(mb, observer, reuse);
+        if unmoved && snapshot.named_at_frees == Some(frees) {
+            snapshot.refresh(mb, observer);
+            return;
+        }
+        snapshot.entries.clear();
+        let live = snapshot.name_entries(mb, observer, reuse);
+        snapshot.named_at_frees = live.then_some(frees);
     }
 
     /// The LRU walked under `c_list_lock` into `snapshot.lru`, and `c_entry_count`.

@@ -55,6 +55,9 @@ pub(crate) struct XattrBlocks {
     /// Checker state, as `locked`: how many times the model took the bitmap's lock
     /// ([`XattrBlocks::lock_bitmap`]), for [`XattrBlocks::bitmap_kept`].
     bitmap_locked: StdAtomicU64,
+    /// Checker state, as `locked`: the buffer locks the model took, every block's together
+    /// (see [`XattrBlocks::locks_taken`]).
+    buffers_locked: StdAtomicU64,
 }
 
 /// What the checker last read of one filesystem's blocks, kept between checks: the bitmap
@@ -65,6 +68,10 @@ pub(crate) struct KeptBlocks {
     bitmap: Vec<bool>,
     bitmap_locked: Option<u64>,
     headers: Vec<Option<(u64, HeaderState)>>,
+    /// The cache's [`MbCache::hash_version`](super::mbcache::MbCache) and the blocks'
+    /// [`XattrBlocks::locks_taken`] when the incremental check last found every hashed block
+    /// allocated with its entry's key as its hash (see `Mbcache2Subject::check_cache`).
+    pub(crate) chains_judged: Option<(u64, (u64, u64))>,
 }
 
 /// A header as the checker reads it: (allocated, h_refcount, h_hash).
@@ -108,7 +115,14 @@ impl XattrBlocks {
             refcount_max,
             locked: (0..blocks).map(|_| StdAtomicU64::new(0)).collect(),
             bitmap_locked: StdAtomicU64::new(0),
+            buffers_locked: StdAtomicU64::new(0),
         }
+    }
+
+    /// How many times the model took the bitmap's lock and any buffer's lock so far (checker
+    /// state): while both stand still, the bitmap and every header are as a check read them.
+    pub(crate) fn locks_taken(&self) -> (u64, u64) {
+        (self.bitmap_locked.load(StdOrdering::Relaxed), self.buffers_locked.load(StdOrdering::Relaxed))
     }
 
     /// `ext4_lock_group()` around the bitmap, by the model: every access of the model to the
@@ -126,6 +140,7 @@ impl XattrBlocks {
     fn lock_buffer<'a>(&'a self, cx: &'a Cx, block: usize) -> MutexGuard<'a, BufferHead> {
         let bh = self.buffers[block].lock(cx);
         super::mbcache::bump(&self.locked[block]);
+        super::mbcache::bump(&self.buffers_locked);
         bh
     }
 
@@ -319,6 +334,13 @@ impl XattrBlocks {
         mb.mb_cache_entry_put(cx, cache, oe);
     }
 
+    /// A model write that breaks the cache's facts: `block`'s `h_hash` set to `hash` under its
+    /// buffer lock, as a buggy model would write it (tests of the checks).
+    #[cfg(test)]
+    pub(crate) fn rehash_under_lock(&self, cx: &Cx, block: usize, hash: u32) {
+        self.lock_buffer(cx, block).h_hash = hash;
+    }
+
     /// The bitmap's bits into `into`, for the checker: an observer's read (`SpinLock::observe`:
     /// no round trip between operations, the full one under shuttle or loom), done before any
     /// buffer lock, which the model never nests with the bitmap's.
@@ -414,6 +436,16 @@ fn ext4_sb_bread() {
 /// operation names.
 pub(crate) fn nth_allocated(allocated: impl Iterator<Item = bool> + Clone, index: u8) -> Option<u64> {
     let count = allocated.clone().filter(|&used| used).count();
+    nth_allocated_of(allocated, count, index)
+}
+
+/// [`nth_allocated`] given how many bits of `allocated` are set (`count`): one pass, up to the
+/// block picked.
+pub(crate) fn nth_allocated_of(
+    allocated: impl Iterator<Item = bool>,
+    count: usize,
+    index: u8,
+) -> Option<u64> {
     if count == 0 {
         return None;
     }

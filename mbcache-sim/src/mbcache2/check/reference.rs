@@ -68,8 +68,20 @@ struct Fs {
     /// reference cannot see when the unmount's call returned; the next mount (set-up prefix
     /// only, so the unmount is over) is where it drops it.
     detached: Option<Cache>,
-    /// Each block's (allocated, h_refcount, h_hash).
+    /// Each block's (allocated, h_refcount, h_hash); written through [`Fs::write_block`].
     blocks: Vec<(bool, u32, u32)>,
+    /// How many of `blocks` are allocated (so picking the `index`-th allocated block walks to
+    /// it, not over every block twice).
+    allocated_count: usize,
+}
+
+impl Fs {
+    /// `block`'s (allocated, h_refcount, h_hash) set to `state`, keeping `allocated_count`.
+    fn write_block(&mut self, block: usize, state: (bool, u32, u32)) {
+        let was = self.blocks[block].0;
+        self.blocks[block] = state;
+        self.allocated_count = self.allocated_count + usize::from(state.0) - usize::from(was);
+    }
 }
 
 /// The reference state.
@@ -500,7 +512,7 @@ impl Mbcache2Model {
             return Outcome::Failed(Errno::ENODEV);
         }
         let Some(block) = block else { return Outcome::Failed(Errno::ENOSPC) };
-        self.fss[fs].blocks[block] = (true, 1, key);
+        self.fss[fs].write_block(block, (true, 1, key));
         let reusable = self.refcount_max > 1;
         let _ = self.create(fs, key, block as u64, reusable);
         Outcome::Block(block as u64)
@@ -550,7 +562,7 @@ impl Mbcache2Model {
             if let Some(oe) = self.delete_or_get(fs, hash, block) {
                 return Some(oe);
             }
-            self.fss[fs].blocks[block as usize] = (false, 0, 0);
+            self.fss[fs].write_block(block as usize, (false, 0, 0));
             return None;
         }
         self.fss[fs].blocks[block as usize].1 -= 1;
@@ -588,7 +600,10 @@ impl Mbcache2Model {
 
     /// The `index`-th allocated block, modulo how many are (as the harness picks it).
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        crate::mbcache2::xattr::nth_allocated(self.fss[fs].blocks.iter().map(|b| b.0), index)
+        let Fs { blocks, allocated_count, .. } = &self.fss[fs];
+        debug_assert_eq!(*allocated_count, blocks.iter().filter(|b| b.0).count(), "fs {fs}'s count");
+        let allocated = blocks.iter().map(|b| b.0);
+        crate::mbcache2::xattr::nth_allocated_of(allocated, *allocated_count, index)
     }
 
     fn umount(&mut self, fs: usize) -> Outcome {
@@ -1170,6 +1185,7 @@ impl Reference for Mbcache2Model {
                     cache: None,
                     detached: None,
                     blocks: vec![(false, 0, 0); usize::from(config.blocks.max(1))],
+                    allocated_count: 0,
                 })
                 .collect(),
             bucket_bits,

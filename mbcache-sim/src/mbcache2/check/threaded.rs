@@ -391,7 +391,7 @@ impl ThreadedSubject for Mbcache2Subject {
             let blocks = &filesystem.blocks;
             blocks.bitmap_into(&observer, &mut bitmap);
             let block = |value: u64| blocks.block_state(&observer, &bitmap, value);
-            check_cache_with(fs, &snapshot, block, shared.mb.cache_refs(), |_| 0)?;
+            check_cache_with(fs, &snapshot, block, shared.mb.cache_refs(), true, |_| 0)?;
         }
         let live = shared.mb.entries.live();
         if live != reachable {
