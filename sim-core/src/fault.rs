@@ -266,34 +266,136 @@ impl FaultPlan {
 }
 
 /// For each kind (by [`FaultKind`] number), the attributes whose kind filter admits it, one bit
-/// each by index: what [`FaultPlan::should_fail_kind`] visits. None for a plan of more than 64
-/// attributes (then every call visits them all, [`FaultPlan::should_fail_at`]).
-pub(crate) type KindMasks = Option<[u64; 3]>;
+/// each by index, with the sites' matches memoised ([`SiteMasks`]): what
+/// [`FaultPlan::should_fail_masked`] visits. None for a plan of more than 64 attributes (then
+/// every call visits them all, [`FaultPlan::should_fail_at`]).
+pub(crate) type KindMasks = Option<SiteMasks>;
+
+/// Site names a plan's [`SiteMasks`] remembers (direct-mapped by the name's text).
+const SITES_MEMO: usize = 16;
+
+/// The longest site name [`SiteMasks`] remembers (a longer one is matched every call).
+const SITE_TEXT: usize = 30;
+
+/// One remembered site: its kind, its name's text, and the attributes it matches.
+#[derive(Clone, Copy)]
+struct SiteMemo {
+    /// The kind's number, [`SiteMemo::EMPTY`] when the slot holds none.
+    kind: u8,
+    len: u8,
+    text: [u8; SITE_TEXT],
+    mask: u64,
+}
+
+impl SiteMemo {
+    const EMPTY: u8 = u8::MAX;
+    const NONE: SiteMemo = SiteMemo { kind: SiteMemo::EMPTY, len: 0, text: [0; SITE_TEXT], mask: 0 };
+
+    fn is(&self, site: SiteRef<'_>) -> bool {
+        self.kind == site.kind as u8
+            && crate::trace::same_bytes(&self.text[..usize::from(self.len)], site.name.as_bytes())
+    }
+}
+
+/// A plan's attributes by the calls they match, made when the plan is set: per kind, the
+/// attributes its kind filter admits; which of those have a site filter; and, for the site
+/// names met since (by text, never by address: a name's storage may be freed and reused), the
+/// attributes whose site filter the name passes, so a site's `contains` scans are made once
+/// per name and plan instead of once per call. It is checker bookkeeping beside the plan
+/// (under the same lock): it decides nothing the attributes' filters do not.
+#[derive(Clone)]
+pub(crate) struct SiteMasks {
+    kinds: [u64; 3],
+    filtered: u64,
+    memo: [SiteMemo; SITES_MEMO],
+}
+
+impl std::fmt::Debug for SiteMasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SiteMasks").field("kinds", &self.kinds).field("filtered", &self.filtered).finish()
+    }
+}
+
+impl SiteMasks {
+    /// The masks of a plan with no attributes.
+    pub(crate) const NONE: SiteMasks =
+        SiteMasks { kinds: [0; 3], filtered: 0, memo: [SiteMemo::NONE; SITES_MEMO] };
+
+    /// The attributes of `plan` (whose masks these are) that a call at `site` matches, by
+    /// index: its kind's, less those whose site filter the name fails.
+    #[inline]
+    pub(crate) fn matching(&mut self, plan: &FaultPlan, site: SiteRef<'_>) -> u64 {
+        let kind = self.kinds[site.kind as usize];
+        if kind & self.filtered == 0 {
+            return kind;
+        }
+        let slot = &mut self.memo[memo_slot(site)];
+        if slot.is(site) {
+            return slot.mask;
+        }
+        let mask = Self::site_mask(plan, kind & self.filtered, site) | (kind & !self.filtered);
+        if site.name.len() <= SITE_TEXT {
+            let mut text = [0; SITE_TEXT];
+            text[..site.name.len()].copy_from_slice(site.name.as_bytes());
+            *slot = SiteMemo { kind: site.kind as u8, len: site.name.len() as u8, text, mask };
+        }
+        mask
+    }
+
+    /// Of the attributes in `filtered` (each with a site filter), those whose filter `site`'s
+    /// name passes.
+    #[inline(never)]
+    fn site_mask(plan: &FaultPlan, filtered: u64, site: SiteRef<'_>) -> u64 {
+        let mut mask = 0;
+        let mut bits = filtered;
+        while bits != 0 {
+            let index = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if plan.attrs[index].site.as_deref().is_none_or(|name| contains(site.name, name)) {
+                mask |= 1 << index;
+            }
+        }
+        mask
+    }
+}
+
+/// Where [`SiteMasks`] remembers `site`: its kind, length and first and last bytes, mixed.
+#[inline]
+fn memo_slot(site: SiteRef<'_>) -> usize {
+    let bytes = site.name.as_bytes();
+    let ends = bytes.first().zip(bytes.last()).map_or(0, |(&a, &b)| u64::from(a) | u64::from(b) << 8);
+    let key = ends | (bytes.len() as u64) << 16 | (site.kind as u64) << 24;
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (u64::BITS - SITES_MEMO.ilog2())) as usize
+}
 
 /// [`KindMasks`] of `plan`, made when the plan is set.
 pub(crate) fn kind_masks(plan: &FaultPlan) -> KindMasks {
     if plan.attrs.len() > 64 {
         return None;
     }
-    let mut masks = [0u64; 3];
+    let mut masks = SiteMasks::NONE;
     for (index, attr) in plan.attrs.iter().enumerate() {
-        for (kind, mask) in [FaultKind::Slab, FaultKind::Page, FaultKind::Call].into_iter().zip(&mut masks) {
+        for (kind, mask) in
+            [FaultKind::Slab, FaultKind::Page, FaultKind::Call].into_iter().zip(&mut masks.kinds)
+        {
             if attr.kind.is_none_or(|wanted| wanted == kind) {
                 *mask |= 1 << index;
             }
+        }
+        if attr.site.is_some() {
+            masks.filtered |= 1 << index;
         }
     }
     Some(masks)
 }
 
 impl FaultPlan {
-    /// [`FaultPlan::should_fail_at`] visiting only the attributes in `mask` (the call's kind's
-    /// [`kind_masks`] entry): the same attributes match, in the same order, so the same calls
-    /// count and the same draws are made; the others' kind test is skipped.
-    pub(crate) fn should_fail_kind(
+    /// [`FaultPlan::should_fail_at`] visiting only the attributes in `mask` (those the call
+    /// matches, [`SiteMasks::matching`]): the same attributes count the call, in the same
+    /// order, so the same draws are made; no filter is tested again.
+    pub(crate) fn should_fail_masked(
         &mut self,
         mask: u64,
-        site: SiteRef<'_>,
         size: u64,
         mut percent_chance: impl FnMut(u32) -> bool,
     ) -> bool {
@@ -302,9 +404,7 @@ impl FaultPlan {
         while bits != 0 {
             let attr = &mut self.attrs[bits.trailing_zeros() as usize];
             bits &= bits - 1;
-            if attr.site.as_deref().is_none_or(|name| contains(site.name, name)) {
-                fail |= attr.should_fail(size, &mut percent_chance);
-            }
+            fail |= attr.should_fail(size, &mut percent_chance);
         }
         fail
     }
@@ -355,32 +455,65 @@ mod tests {
         }
     }
 
-    /// The per-kind masks visit the attributes the whole plan's loop matches, in its order: the
-    /// same decisions, counters and draws call by call.
+    /// The per-kind masks and the remembered sites visit the attributes the whole plan's loop
+    /// matches, in its order: the same decisions, counters and draws call by call. The sites
+    /// include names that share a memo slot's inputs (kind, length, first and last bytes) and
+    /// so take turns in one slot, the same name in storage of its own at each call (a memo
+    /// that matched by address, or that kept a name's mask after another took its slot,
+    /// decides otherwise), and a name too long to remember.
     #[test]
-    fn the_kind_masks_decide_as_the_whole_plan_does() {
+    fn the_site_masks_decide_as_the_whole_plan_does() {
         let plan = FaultPlan::with(FaultAttr::probability(40).kind(FaultKind::Slab))
             .and(FaultAttr::probability(30).site("sk"))
             .and(FaultAttr::nth(3).kind(FaultKind::Call).site("skb_clone"))
-            .and(FaultAttr::always().kind(FaultKind::Page).interval(2).times(2));
-        let masks = kind_masks(&plan).expect("four attributes");
-        let sites = ["skbuff_head_cache", "skb_clone", "copy_process", "pages"];
+            .and(FaultAttr::always().kind(FaultKind::Page).interval(2).times(2))
+            .and(FaultAttr::probability(50).kind(FaultKind::Slab).site("xattr"));
+        let sites = [
+            "skbuff_head_cache",
+            "skb_clone",
+            "sxb_clone",
+            "ext2_xattr",
+            "ext2_yattr",
+            "copy_process",
+            "pages",
+            "a_site_name_longer_than_thirty_bytes_with_sk",
+        ];
         let kinds = [FaultKind::Slab, FaultKind::Page, FaultKind::Call];
         let (mut whole, mut masked) = (plan.clone(), plan);
+        let mut masks = kind_masks(&masked).expect("five attributes");
         let (mut draws_whole, mut draws_masked) = (0u32, 0u32);
-        for call in 0..60 {
-            let site = SiteRef { kind: kinds[call % 3], name: sites[call % 4] };
+        for call in 0..240 {
+            let name: String = sites[call % sites.len()].to_string();
+            let site = SiteRef { kind: kinds[call / sites.len() % 3], name: &name };
             let chance = |draws: &mut u32, percent: u32| {
                 *draws += 1;
                 (*draws * 37 + percent) % 100 < percent
             };
             let a = whole.should_fail_at(site, 8, |p| chance(&mut draws_whole, p));
-            let b =
-                masked.should_fail_kind(masks[site.kind as usize], site, 8, |p| chance(&mut draws_masked, p));
+            let matching = masks.matching(&masked, site);
+            let b = masked.should_fail_masked(matching, 8, |p| chance(&mut draws_masked, p));
             assert_eq!(a, b, "call {call} at {site}");
         }
         assert_eq!((whole, draws_whole), (masked, draws_masked));
         assert!(kind_masks(&FaultPlan { attrs: vec![FaultAttr::always(); 65] }).is_none());
+    }
+
+    /// Two names the memo's slot cannot tell apart by its inputs (kind, length, first and last
+    /// bytes) share a slot: each call still gets its own name's attributes.
+    #[test]
+    fn names_sharing_a_memo_slot_keep_their_own_matches() {
+        let plan = FaultPlan::with(FaultAttr::always().site("xattr"));
+        let mut masks = kind_masks(&plan).expect("one attribute");
+        let (hit, miss) = (
+            SiteRef { kind: FaultKind::Slab, name: "ext2_xattr" },
+            SiteRef { kind: FaultKind::Slab, name: "ext2_yattr" },
+        );
+        assert_eq!(memo_slot(hit), memo_slot(miss));
+        for _ in 0..3 {
+            assert_eq!(masks.matching(&plan, hit), 1);
+            assert_eq!(masks.matching(&plan, miss), 0);
+        }
+        assert_eq!(masks.matching(&plan, SiteRef { kind: FaultKind::Page, name: "ext2_xattr" }), 1);
     }
 
     /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
