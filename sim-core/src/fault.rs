@@ -298,56 +298,92 @@ impl SiteMemo {
 }
 
 /// A plan's attributes by the calls they match, made when the plan is set: per kind, the
-/// attributes its kind filter admits; which of those have a site filter; and, for the site
-/// names met since (by text, never by address: a name's storage may be freed and reused), the
-/// attributes whose site filter the name passes, so a site's `contains` scans are made once
-/// per name and plan instead of once per call. It is checker bookkeeping beside the plan
-/// (under the same lock): it decides nothing the attributes' filters do not.
-#[derive(Clone)]
+/// attributes its kind filter admits, and which of those have a site filter. A call of a kind
+/// whose attributes have none is matched by its kind alone; for the others, the thread
+/// remembers, for the site names met (by text, never by address: a name's storage may be
+/// freed and reused), the attributes whose site filter the name passes ([`SitesKept`]), so a
+/// site's `contains` scans are made once per name and thread instead of once per call. It is
+/// checker bookkeeping beside the plan (under the same lock): it decides nothing the
+/// attributes' filters do not.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct SiteMasks {
     kinds: [u64; 3],
     filtered: u64,
+    /// The id of the thread's [`SitesKept`] that remembers sites for this plan's filters (0:
+    /// none, when no attribute has a site filter).
+    kept: u64,
+}
+
+/// The sites met on this thread under a plan's filters (each attribute's kind and site
+/// filter, in order: all a site's mask depends on), so that every plan set on the thread with
+/// the same filters (a campaign sets the same plan in each case's new world) knows them.
+/// Checker bookkeeping: plain `std`, never seen by loom or shuttle; it only spares `contains`
+/// scans.
+struct SitesKept {
+    filters: Vec<(Option<FaultKind>, Option<String>)>,
+    /// Unique in the process ([`NEXT_KEPT`]): masks made on another thread, or for other
+    /// filters, never read or write here (they scan).
+    id: u64,
     memo: [SiteMemo; SITES_MEMO],
 }
 
-impl std::fmt::Debug for SiteMasks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SiteMasks").field("kinds", &self.kinds).field("filtered", &self.filtered).finish()
+impl SitesKept {
+    fn same_filters(&self, plan: &FaultPlan) -> bool {
+        self.filters.len() == plan.attrs.len()
+            && self
+                .filters
+                .iter()
+                .zip(&plan.attrs)
+                .all(|((kind, site), attr)| *kind == attr.kind && site.as_deref() == attr.site.as_deref())
     }
+}
+
+/// The next [`SitesKept`] id.
+static NEXT_KEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+std::thread_local! {
+    static SITES_KEPT: std::cell::RefCell<SitesKept> = const {
+        std::cell::RefCell::new(SitesKept { filters: Vec::new(), id: 0, memo: [SiteMemo::NONE; SITES_MEMO] })
+    };
 }
 
 impl SiteMasks {
     /// The masks of a plan with no attributes.
-    pub(crate) const NONE: SiteMasks =
-        SiteMasks { kinds: [0; 3], filtered: 0, memo: [SiteMemo::NONE; SITES_MEMO] };
+    pub(crate) const NONE: SiteMasks = SiteMasks { kinds: [0; 3], filtered: 0, kept: 0 };
 
     /// The attributes of `plan` (whose masks these are) that a call at `site` matches, by
     /// index: its kind's, less those whose site filter the name fails.
     #[inline]
-    pub(crate) fn matching(&mut self, plan: &FaultPlan, site: SiteRef<'_>) -> u64 {
+    pub(crate) fn matching(&self, plan: &FaultPlan, site: SiteRef<'_>) -> u64 {
         let kind = self.kinds[site.kind as usize];
         if kind & self.filtered == 0 {
             return kind;
         }
-        let slot = &mut self.memo[memo_slot(site)];
-        if slot.is(site) {
-            return slot.mask;
-        }
-        let mask = Self::site_mask(plan, kind & self.filtered, site) | (kind & !self.filtered);
-        if site.name.len() <= SITE_TEXT {
-            let mut text = [0; SITE_TEXT];
-            text[..site.name.len()].copy_from_slice(site.name.as_bytes());
-            *slot = SiteMemo { kind: site.kind as u8, len: site.name.len() as u8, text, mask };
-        }
-        mask
+        SITES_KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            if kept.id != self.kept {
+                return self.scan(plan, kind, site);
+            }
+            let at = memo_slot(site);
+            if kept.memo[at].is(site) {
+                return kept.memo[at].mask;
+            }
+            let mask = self.scan(plan, kind, site);
+            if site.name.len() <= SITE_TEXT {
+                let mut text = [0; SITE_TEXT];
+                text[..site.name.len()].copy_from_slice(site.name.as_bytes());
+                kept.memo[at] = SiteMemo { kind: site.kind as u8, len: site.name.len() as u8, text, mask };
+            }
+            mask
+        })
     }
 
-    /// Of the attributes in `filtered` (each with a site filter), those whose filter `site`'s
-    /// name passes.
+    /// [`SiteMasks::matching`] by the filters: of the attributes in `kind` (the call's kind's),
+    /// those with no site filter and those whose filter the name passes.
     #[inline(never)]
-    fn site_mask(plan: &FaultPlan, filtered: u64, site: SiteRef<'_>) -> u64 {
-        let mut mask = 0;
-        let mut bits = filtered;
+    fn scan(&self, plan: &FaultPlan, kind: u64, site: SiteRef<'_>) -> u64 {
+        let mut mask = kind & !self.filtered;
+        let mut bits = kind & self.filtered;
         while bits != 0 {
             let index = bits.trailing_zeros() as usize;
             bits &= bits - 1;
@@ -356,6 +392,29 @@ impl SiteMasks {
             }
         }
         mask
+    }
+
+    /// Has these masks, made for `plan`, use the thread's [`SitesKept`] for the plan's
+    /// filters: the one there, when it was made for the same filters, else a new one.
+    fn adopt_kept(&mut self, plan: &FaultPlan) {
+        SITES_KEPT.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            if !kept.same_filters(plan) {
+                kept.filters = plan.attrs.iter().map(|attr| (attr.kind, attr.site.clone())).collect();
+                kept.id = NEXT_KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                kept.memo = [SiteMemo::NONE; SITES_MEMO];
+            }
+            self.kept = kept.id;
+        });
+    }
+
+    /// Whether the thread remembers `site` for these masks' filters.
+    #[cfg(test)]
+    fn knows(&self, site: SiteRef<'_>) -> bool {
+        SITES_KEPT.with(|kept| {
+            let kept = kept.borrow();
+            kept.id == self.kept && kept.memo[memo_slot(site)].is(site)
+        })
     }
 }
 
@@ -385,6 +444,9 @@ pub(crate) fn kind_masks(plan: &FaultPlan) -> KindMasks {
         if attr.site.is_some() {
             masks.filtered |= 1 << index;
         }
+    }
+    if masks.filtered != 0 {
+        masks.adopt_kept(plan);
     }
     Some(masks)
 }
@@ -480,7 +542,7 @@ mod tests {
         ];
         let kinds = [FaultKind::Slab, FaultKind::Page, FaultKind::Call];
         let (mut whole, mut masked) = (plan.clone(), plan);
-        let mut masks = kind_masks(&masked).expect("five attributes");
+        let masks = kind_masks(&masked).expect("five attributes");
         let (mut draws_whole, mut draws_masked) = (0u32, 0u32);
         for call in 0..240 {
             let name: String = sites[call % sites.len()].to_string();
@@ -503,7 +565,7 @@ mod tests {
     #[test]
     fn names_sharing_a_memo_slot_keep_their_own_matches() {
         let plan = FaultPlan::with(FaultAttr::always().site("xattr"));
-        let mut masks = kind_masks(&plan).expect("one attribute");
+        let masks = kind_masks(&plan).expect("one attribute");
         let (hit, miss) = (
             SiteRef { kind: FaultKind::Slab, name: "ext2_xattr" },
             SiteRef { kind: FaultKind::Slab, name: "ext2_yattr" },
@@ -514,6 +576,35 @@ mod tests {
             assert_eq!(masks.matching(&plan, miss), 0);
         }
         assert_eq!(masks.matching(&plan, SiteRef { kind: FaultKind::Page, name: "ext2_xattr" }), 1);
+    }
+
+    /// A plan set after another with the same filters (a campaign's next case) knows the sites
+    /// the first met on this thread, counters and probabilities aside; a plan whose filters
+    /// differ in one site filter knows none and decides by its own filters (a memo kept by
+    /// kinds alone, or by the attributes' count, answers `ext2_xattr` with the first plan's
+    /// mask here); and the first plan's masks then neither read nor write the thread's memo.
+    #[test]
+    fn a_plan_with_the_same_filters_knows_the_sites_met() {
+        let filters = |site: &str, percent: u32| {
+            FaultPlan::with(FaultAttr::probability(percent).kind(FaultKind::Slab).site(site))
+                .and(FaultAttr::probability(percent).kind(FaultKind::Call))
+        };
+        let xattr = SiteRef { kind: FaultKind::Slab, name: "ext2_xattr" };
+        let first = filters("xattr", 10);
+        let masks = kind_masks(&first).expect("two attributes");
+        assert_eq!(masks.matching(&first, xattr), 1);
+        assert!(masks.knows(xattr));
+        let same = filters("xattr", 90);
+        assert!(kind_masks(&same).expect("two attributes").knows(xattr), "the second plan knows ext2_xattr");
+        let other = filters("entry", 10);
+        let fresh = kind_masks(&other).expect("two attributes");
+        assert!(!fresh.knows(xattr));
+        assert_eq!(fresh.matching(&other, xattr), 0);
+        let entry = SiteRef { kind: FaultKind::Slab, name: "mb_cache_entry" };
+        assert_eq!(fresh.matching(&other, entry), 1);
+        let block = SiteRef { kind: FaultKind::Slab, name: "xattr_block" };
+        assert_eq!(masks.matching(&first, block), 1, "the first plan's masks scan");
+        assert!(!masks.knows(xattr) && !fresh.knows(block) && fresh.knows(entry));
     }
 
     /// A plan's matched kinds: every kind for an attribute of any kind, none for no plan.
