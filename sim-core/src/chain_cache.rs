@@ -229,7 +229,7 @@ fn known_in_table(
         let class = match key.class(lockdep) {
             Some(class) => class,
             None => {
-                let class = cache.class_of(key.name).ok_or(None)?;
+                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
                 key.remember(lockdep, class);
                 class
             }
@@ -285,30 +285,12 @@ type Fx = BuildHasherDefault<FxHasher>;
 
 /// One thread's cache: the validator it belongs to, class ids by name (address and length of
 /// the `&'static str`; two equal names at two addresses are two entries with one id), and the
-/// chains validated without a report, by [`lookup_key`]. The class ids are kept twice: every
-/// one in `classes`, and the last one learned or asked for at each name's slot of
-/// `recent_classes` (direct-mapped by the name's key, [`recent_slot`]), which answers the
-/// common question, a new lock object's first acquisition of a class the thread knows, without
-/// hashing the key.
+/// chains validated without a report, by [`lookup_key`].
 struct Cache {
     lockdep: u64,
     classes: HashMap<(usize, usize), ClassId, Fx>,
-    recent_classes: [RecentClass; RECENT_CLASSES],
     chains: HashSet<u64, Fx>,
 }
-
-/// Slots of [`Cache`]'s `recent_classes`: a model's lock classes are a few dozen.
-const RECENT_CLASSES: usize = 64;
-
-/// A name's key ([`name_key`]) and its class id; a key `(0, 0)` is an empty slot (no
-/// `&'static str` a lock is named by is at address 0).
-#[derive(Clone, Copy)]
-struct RecentClass {
-    name: (usize, usize),
-    class: ClassId,
-}
-
-const NO_RECENT_CLASS: RecentClass = RecentClass { name: (0, 0), class: 0 };
 
 impl Cache {
     /// Empties the cache when it belongs to another validator than `lockdep`.
@@ -316,37 +298,9 @@ impl Cache {
         if self.lockdep != lockdep {
             self.lockdep = lockdep;
             self.classes.clear();
-            self.recent_classes = [NO_RECENT_CLASS; RECENT_CLASSES];
             self.chains.clear();
         }
     }
-
-    /// The class id this validator gave the class named `name`, if the thread learned it.
-    #[inline]
-    fn class_of(&mut self, name: &'static str) -> Option<ClassId> {
-        let key = name_key(name);
-        let slot = recent_slot(key);
-        if self.recent_classes[slot].name == key {
-            return Some(self.recent_classes[slot].class);
-        }
-        let class = *self.classes.get(&key)?;
-        self.recent_classes[slot] = RecentClass { name: key, class };
-        Some(class)
-    }
-
-    /// Learns that this validator gave the class named `name` the id `class`.
-    fn learn_class(&mut self, name: &'static str, class: ClassId) {
-        let key = name_key(name);
-        self.classes.insert(key, class);
-        self.recent_classes[recent_slot(key)] = RecentClass { name: key, class };
-    }
-}
-
-/// Where [`Cache`]'s `recent_classes` keeps the class of the name whose key is `key`.
-#[inline]
-fn recent_slot((address, len): (usize, usize)) -> usize {
-    let mixed = (address as u64 ^ (len as u64).rotate_right(12)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> (u64::BITS - RECENT_CLASSES.ilog2())) as usize
 }
 
 thread_local! {
@@ -354,7 +308,6 @@ thread_local! {
         RefCell::new(Cache {
             lockdep: 0,
             classes: HashMap::with_hasher(BuildHasherDefault::new()),
-            recent_classes: [NO_RECENT_CLASS; RECENT_CLASSES],
             chains: HashSet::with_hasher(BuildHasherDefault::new()),
         })
     };
@@ -390,7 +343,7 @@ pub(crate) fn remember(
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
         if !class_known {
-            cache.learn_class(new.name, new.class);
+            cache.classes.insert(name_key(new.name), new.class);
         }
         if clean {
             cache.chains.insert(lookup);
@@ -448,36 +401,6 @@ mod tests {
             drop(a2.lock(&cx));
         }
         assert_eq!(cycles(&sim), [("b".to_string(), "a".to_string())]);
-    }
-
-    /// The thread's class table answers each name with the id learned for that very name,
-    /// with more names than `recent_classes` has slots (so names share slots and evict each
-    /// other), names that are prefixes of others (one address, two lengths), and after the
-    /// table passes to another validator (then it knows none). A slot compared on the address
-    /// alone, or kept across validators, fails here.
-    #[test]
-    fn the_class_table_answers_each_name_with_its_own_id() {
-        let text: &'static str =
-            Box::leak((0..200).map(|i| format!("class{i:03}")).collect::<String>().into_boxed_str());
-        let names: Vec<&'static str> =
-            (0..200).flat_map(|i| [&text[i * 8..i * 8 + 8], &text[i * 8..i * 8 + 7]]).collect();
-        let mut cache = super::Cache {
-            lockdep: 0,
-            classes: super::HashMap::default(),
-            recent_classes: [super::NO_RECENT_CLASS; super::RECENT_CLASSES],
-            chains: super::HashSet::default(),
-        };
-        cache.belong_to(1);
-        for (id, name) in names.iter().enumerate() {
-            cache.learn_class(name, id as super::ClassId);
-        }
-        for round in 0..2 {
-            for (id, name) in names.iter().enumerate().rev() {
-                assert_eq!(cache.class_of(name), Some(id as super::ClassId), "{name:?}, round {round}");
-            }
-        }
-        cache.belong_to(2);
-        assert!(names.iter().all(|name| cache.class_of(name).is_none()));
     }
 
     /// A lock taken alternately in two chains (alone, and under `y`) is known clean in both from
