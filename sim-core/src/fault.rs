@@ -294,6 +294,9 @@ impl SiteMemo {
     const EMPTY: u8 = u8::MAX;
     const NONE: SiteMemo = SiteMemo { kind: SiteMemo::EMPTY, len: 0, text: [0; SITE_TEXT], mask: 0 };
 
+    /// Whether this slot remembers `site`. Always inlined: asked of both slots of a pair, it
+    /// became a call of its own (binary core25-4: +39 K instructions in taskstats).
+    #[inline(always)]
     fn is(&self, site: SiteRef<'_>) -> bool {
         self.kind == site.kind as u8
             && crate::trace::same_bytes(&self.text[..usize::from(self.len)], site.name.as_bytes())
