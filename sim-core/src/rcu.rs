@@ -84,8 +84,8 @@ impl GpState {
     fn take_due(&mut self) -> Due {
         let oldest_open = self.open.front().map_or(u64::MAX, |(id, _)| *id);
         let mut due = Due::new();
-        while self.callbacks.front().is_some_and(|(after, _)| *after <= oldest_open) {
-            due.extend(self.callbacks.pop_front().map(|(_, callback)| callback));
+        while let Some((_, callback)) = self.callbacks.pop_front_if(|(after, _)| *after <= oldest_open) {
+            due.push(callback);
         }
         due
     }

@@ -314,18 +314,10 @@ impl<T: 'static> RcuHlist<T> {
         self.memory.slots.lock().table.iter().filter(|slot| slot.cell.is_some()).count()
     }
 
-    /// The object's cell, or who freed it (`None` when its slot was freed again since).
-    fn lookup(&self, obj: Obj) -> Result<StdArc<Cell<T>>, Option<Freed>> {
-        self.memory.access_point.load(Ordering::Relaxed);
-        let slots = self.memory.slots.lock();
-        let slot = &slots.table[obj.slot as usize];
-        match &slot.cell {
-            Some(cell) if slot.generation == obj.generation => Ok(cell.clone()),
-            _ => Err(slot.freed.clone().filter(|freed| freed.generation == obj.generation)),
-        }
-    }
-
-    /// A step onto `obj` by `what` at `site`: its cell, or a reported use after free.
+    /// A step onto `obj` by `what` at `site`: its cell, or a reported use after free. Who freed
+    /// it is read under the same hold of the slots' lock as the failed look-up, out of line
+    /// ([`RcuHlist::freed_by`]), and reported after the lock is let go: the step that finds a
+    /// live cell returns it with no more than its reference counted.
     fn reach(
         &self,
         cx: &Cx,
@@ -333,7 +325,23 @@ impl<T: 'static> RcuHlist<T> {
         what: &str,
         site: &'static Location<'static>,
     ) -> Result<StdArc<Cell<T>>, Oops> {
-        self.lookup(obj).map_err(|freed| self.report_use_after_free(cx, obj, what, site, freed))
+        self.memory.access_point.load(Ordering::Relaxed);
+        let freed = {
+            let slots = self.memory.slots.lock();
+            let slot = &slots.table[obj.slot as usize];
+            match &slot.cell {
+                Some(cell) if slot.generation == obj.generation => return Ok(cell.clone()),
+                _ => Self::freed_by(slot, obj),
+            }
+        };
+        Err(self.report_use_after_free(cx, obj, what, site, freed))
+    }
+
+    /// Who freed `obj`, whose slot is `slot` (`None` when the slot was freed again since).
+    #[cold]
+    #[inline(never)]
+    fn freed_by(slot: &Slot<T>, obj: Obj) -> Option<Freed> {
+        slot.freed.clone().filter(|freed| freed.generation == obj.generation)
     }
 
     #[cold]

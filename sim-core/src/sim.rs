@@ -85,8 +85,11 @@ pub use crate::violation::{Violation, ViolationKind};
 struct Book {
     rng: ChaCha8Rng,
     faults: FaultPlan,
-    /// The attributes each kind of call visits ([`crate::fault::kind_masks`]), set with the plan.
+    /// The attributes each kind of call visits, and each site name met since the plan was set
+    /// ([`crate::fault::kind_masks`]), set with the plan.
     kind_masks: crate::fault::KindMasks,
+    /// [`percent_distributions`], fetched once per world instead of once per fault decision.
+    distributions: &'static [Bernoulli; 101],
 }
 
 pub(crate) struct World {
@@ -370,7 +373,8 @@ impl Sim {
                 book: crate::sync::BookLock::new(Book {
                     rng: ChaCha8Rng::seed_from_u64(config.seed),
                     faults: FaultPlan::none(),
-                    kind_masks: Some([0; 3]),
+                    kind_masks: Some(crate::fault::SiteMasks::NONE),
+                    distributions: percent_distributions(),
                 }),
                 clock_ns: AtomicU64::new(0),
                 fault_kinds: std::sync::atomic::AtomicU8::new(0),
@@ -578,17 +582,19 @@ impl Sim {
     /// of its own, so the test before it inlines where a model asks. The plan and the RNG are
     /// one lock's ([`Book`]): the draws are [`Sim::percent_chance`]'s, from the same stream in
     /// the same order, without a lock round trip each. Only the attributes the call's kind
-    /// admits are visited ([`crate::fault::kind_masks`], made with the plan). A failure's trace is
-    /// out of line.
+    /// admits and whose site filter the name passes are visited ([`crate::fault::SiteMasks`],
+    /// made with the plan, which remembers a name's matches). A failure's trace is out of line.
     #[inline(never)]
     fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut book = self.world.book.lock();
-            let Book { rng, faults, kind_masks } = &mut *book;
-            let distributions = percent_distributions();
+            let Book { rng, faults, kind_masks, distributions } = &mut *book;
             let draw = |percent: u32| distributions[percent as usize].sample(rng);
             match kind_masks {
-                Some(masks) => faults.should_fail_kind(masks[site.kind as usize], site, size, draw),
+                Some(masks) => {
+                    let matching = masks.matching(faults, site);
+                    faults.should_fail_masked(matching, size, draw)
+                }
                 None => faults.should_fail_at(site, size, draw),
             }
         };

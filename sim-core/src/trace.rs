@@ -231,7 +231,13 @@ impl TaskNames {
 /// every byte; `memcmp` cost about 20 instructions more per name compared (callgrind).
 #[inline]
 pub(crate) fn same_text(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_text`] for byte strings (a fault plan's remembered site names,
+/// `crate::fault::SiteMasks`).
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
