@@ -92,9 +92,6 @@ struct HeldClass {
 }
 
 impl HeldClass {
-    /// What fills a list's unused places ([`held_classes`]); never read.
-    const UNUSED: HeldClass = HeldClass { class: 0, write_ok: false, name: "" };
-
     fn of(held: &HeldLock) -> HeldClass {
         HeldClass { class: held.class, write_ok: protects(held, true), name: held.name }
     }
@@ -126,18 +123,6 @@ fn assign_held(kept: &mut HeldClasses, held: &[HeldLock]) {
 #[inline(always)]
 fn push_held(kept: &mut HeldClasses, held: &[HeldLock]) {
     held.iter().for_each(|h| kept.push(HeldClass::of(h)));
-}
-
-/// `held`'s classes as a new list: up to [`HELD_KEPT`] written into an array in place, with no
-/// capacity test per class (a `push` each cost 36 instructions, callgrind, session 25).
-#[inline(always)]
-fn held_classes(held: &[HeldLock]) -> HeldClasses {
-    if held.len() > HELD_KEPT {
-        return held.iter().map(HeldClass::of).collect();
-    }
-    let mut kept = [HeldClass::UNUSED; HELD_KEPT];
-    kept.iter_mut().zip(held).for_each(|(slot, h)| *slot = HeldClass::of(h));
-    HeldClasses::from_buf_and_len(kept, held.len())
 }
 
 /// How many tasks' records a field's shadow keeps in place: more spill to the heap. Three: with
@@ -576,7 +561,7 @@ impl Detector {
                 None => &mut **slot.insert(Shadow::boxed()),
             };
             if shadow.took_repeat(access, world, cx, location, |shadow| {
-                shadow.not_held_reported || self.holds_documented_for_write(shadow, held)
+                shadow.not_held_reported || self.holds_documented(shadow, held, true, true)
             }) {
                 return Vec::new();
             }
@@ -613,7 +598,7 @@ impl Detector {
         shadow.seq = 1;
         shadow.last.push(AccessRecord::new(cx, held, write, 1, location));
         if let Some(record) = shadow.last.last_mut() {
-            record.held = held_classes(held);
+            push_held(&mut record.held, held);
         }
         (shadow.phase, shadow.world, shadow.latest) = (Phase::Exclusive(task), world, access);
         reports
@@ -654,7 +639,7 @@ impl Detector {
                 }
                 // What `keep_held` says of a record made with no lock kept.
                 (record, true) => {
-                    record.held = held_classes(held);
+                    push_held(&mut record.held, held);
                     same_world && held.is_empty()
                 }
             };
@@ -718,13 +703,6 @@ impl Detector {
             Some(record) => (record, new),
             None => unreachable!("a shadow with no record {at} made it recent"),
         }
-    }
-
-    /// [`Detector::holds_documented`] for a write after a read that repeats the latest access's
-    /// locks: a call of its own, as that case is rare and the common check need not carry it.
-    #[inline(never)]
-    fn holds_documented_for_write(&self, shadow: &mut Shadow, held: &[HeldLock]) -> bool {
-        self.holds_documented(shadow, held, true, true)
     }
 
     /// `lockdep_assert_held()` for the documented lock: whether `held` holds its class (for
