@@ -47,5 +47,5 @@ pub use kref::Kref;
 pub use locks::{Completion, Mutex, RwSem, SpinLock, WaitQueue};
 pub use rcu::{RcuPointer, RcuRef};
 pub use rwlock::RwLock;
-pub use sim::{Sim, SimConfig};
+pub use sim::{Draws, Sim, SimConfig};
 pub use violation::{Violation, ViolationKind};

@@ -92,6 +92,27 @@ struct Book {
     distributions: &'static [Bernoulli; 101],
 }
 
+/// The world's generator lent by [`Sim::with_draws`] for a batch of draws.
+pub struct Draws<'a> {
+    rng: &'a mut ChaCha8Rng,
+}
+
+impl std::fmt::Debug for Draws<'_> {
+    /// The generator's state is the world's, not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Draws").finish_non_exhaustive()
+    }
+}
+
+impl Draws<'_> {
+    /// A uniform number in `0..bound` (`bound` > 0): [`Sim::below`]'s draw.
+    #[inline(always)]
+    pub fn below(&mut self, bound: u64) -> u64 {
+        assert!(bound > 0, "Draws::below needs a positive bound");
+        self.rng.random_range(0..bound)
+    }
+}
+
 pub(crate) struct World {
     pub(crate) config: SimConfig,
     /// The one RNG and the fault plan, under one lock ([`Book`]).
@@ -503,6 +524,16 @@ impl Sim {
         self.world.book.lock().rng.random_range(0..bound)
     }
 
+    /// Lends `f` the world's generator for a batch of [`Draws::below`] draws under one hold of
+    /// the book: the numbers are the ones [`Sim::below`] would give call by call, without a lock
+    /// round trip each. `f` must not reach this world's randomness or fault decisions any other
+    /// way while it runs (the book is held); a model's batch of draws is plain arithmetic.
+    #[inline(always)]
+    pub fn with_draws<R>(&self, f: impl FnOnce(&mut Draws<'_>) -> R) -> R {
+        let mut book = self.world.book.lock();
+        f(&mut Draws { rng: &mut book.rng })
+    }
+
     /// True with probability `numerator / denominator` (`numerator <= denominator`, both as
     /// `u32`: rand's exact-ratio Bernoulli draw).
     pub fn chance(&self, numerator: u32, denominator: u32) -> bool {
@@ -743,7 +774,7 @@ mod tests {
     use super::*;
 
     /// Every kind of draw, interleaved as a case interleaves them (a bounded number, a ratio, a
-    /// choice, raw bits, a fault decision's percentage from the table), gives what the same calls on a bare ChaCha8 stream
+    /// choice, raw bits, a fault decision's percentage from the table, a lent batch of two), gives what the same calls on a bare ChaCha8 stream
     /// of the seed give, in a world confined to this thread and in one that is not: the lock
     /// around the generator may change, the sequence may not.
     #[test]
@@ -758,8 +789,12 @@ mod tests {
             for step in 0..1000u64 {
                 // A fault decision's percent draw at every percentage, 0 and 100 (no draw) too.
                 let percent = (step * 7 % 101) as u32;
-                let (got, want) = match step % 5 {
+                let (got, want) = match step % 6 {
                     0 => (sim.below(step + 1), bare.random_range(0..step + 1)),
+                    5 => (
+                        sim.with_draws(|draws| draws.below(step + 1) ^ draws.below(3) << 40),
+                        bare.random_range(0..step + 1) ^ bare.random_range(0..3u64) << 40,
+                    ),
                     4 => (u64::from(sim.percent_chance(percent)), u64::from(bare.random_ratio(percent, 100))),
                     1 => (u64::from(sim.chance(4, 100)), u64::from(bare.random_ratio(4, 100))),
                     2 => (

@@ -555,7 +555,9 @@ impl Taskstats {
         self.delayacct_blkio_end(cx, &task);
         let (mut work, delta, hiwater) = task.acct.update(|acct| {
             let before = *acct;
-            let delta = acct.advance(|bound| sim.below(bound.max(1)), task.delays.is_some());
+            // The run's draws, one book hold for all of them (the same numbers, in order).
+            let has_delays = task.delays.is_some();
+            let delta = sim.with_draws(|draws| acct.advance(|bound| draws.below(bound.max(1)), has_delays));
             (crate::Work::between(&before, acct), delta, (acct.rss_pages, acct.vm_pages))
         });
         // The run's waits end: delayacct_end() adds them under the task's delays->lock.
