@@ -928,8 +928,7 @@ mod tests {
         // 4.10 too: before auto-delete, the shrinker unhashes the entries it reclaims itself.
         use super::super::fixes::PRESET_4_10;
         let older = Fixes::parse(Some(PRESET_4_10), &[]).expect("4.10");
-        let (mut ops, mut reused, mut lists_reused, mut chains_reused, mut older_ops) = (0, 0, 0, 0, 0);
-        let mut refreshed = 0;
+        let (mut ops, mut older_ops, mut seen) = (0, 0, KeptReuse::default());
         for seed in 0..24 {
             let fixed = seed % 2 == 0;
             let base = if fixed { Mbcache2Config::fixed() } else { Mbcache2Config::new(PRESET_4_10, older) };
@@ -947,32 +946,8 @@ mod tests {
                 ops += 1;
                 older_ops += usize::from(!fixed);
                 for (fs, (snapshot, kept_blocks)) in kept.iter_mut().enumerate() {
-                    let Some((_, cache)) = subject.cache(fs) else { continue };
-                    let observer = &subject.observer;
-                    let mut fresh = CacheSnapshot::default();
-                    cache.snapshot_into(&subject.mb, observer, &mut fresh, false);
-                    let before = snapshot.entries.clone();
-                    let (list_before, hash_before) = snapshot.versions_read();
-                    let refreshed_before = snapshot.refreshed();
-                    cache.snapshot_into(&subject.mb, observer, snapshot, true);
-                    reused += snapshot.entries.iter().filter(|e| before.contains(e)).count();
-                    let (list_after, hash_after) = snapshot.versions_read();
-                    lists_reused += usize::from(list_before.is_some() && list_after == list_before);
-                    chains_reused += usize::from(hash_before.is_some() && hash_after == hash_before);
                     let what = format!("seed {seed}, fs {fs}, after {op:?}");
-                    assert_eq!(snapshot.entries, fresh.entries, "{what}");
-                    assert_eq!((&snapshot.lru, &snapshot.nodes), (&fresh.lru, &fresh.nodes), "{what}");
-                    assert_eq!(snapshot.count, fresh.count, "{what}");
-                    refreshed += snapshot.refreshed() - refreshed_before;
-                    let blocks = &subject.filesystems[fs].blocks;
-                    let mut bitmap = Vec::new();
-                    blocks.bitmap_into(observer, &mut bitmap);
-                    blocks.bitmap_kept(observer, kept_blocks);
-                    assert_eq!(kept_blocks.bitmap(), &bitmap[..], "{what}");
-                    for block in 0..bitmap.len() as u64 {
-                        let read = blocks.block_state(observer, &bitmap, block);
-                        assert_eq!(blocks.block_state_kept(observer, block, kept_blocks), read, "{what}");
-                    }
+                    compare_kept_with_fresh(&subject, fs, snapshot, kept_blocks, &what, &mut seen);
                 }
                 let checked = subject.check_invariants_incremental(&sim, &op);
                 if !fixed && (checked.is_err() || !sim.violations().is_empty()) {
@@ -986,13 +961,58 @@ mod tests {
             }
         }
         assert!(older_ops > 300, "4.10's cases ran {older_ops} operations before their first bug");
-        assert!(reused > ops, "the shortcut was taken ({reused} entries over {ops} operations)");
-        assert!(lists_reused > ops / 4, "the LRU was reused ({lists_reused} times over {ops} operations)");
-        assert!(
-            chains_reused > ops / 4,
-            "the chains were reused ({chains_reused} times over {ops} operations)"
-        );
+        let KeptReuse { entries, lists, chains, refreshed } = seen;
+        assert!(entries > ops, "the shortcut was taken ({entries} entries over {ops} operations)");
+        assert!(lists > ops / 4, "the LRU was reused ({lists} times over {ops} operations)");
+        assert!(chains > ops / 4, "the chains were reused ({chains} times over {ops} operations)");
         assert!(refreshed > ops / 8, "the entries were refreshed ({refreshed} times over {ops} operations)");
+    }
+
+    /// How often [`compare_kept_with_fresh`]'s kept reads were reused: entries kept, the LRU's
+    /// and the chains' reads kept, snapshots refreshed in place.
+    #[derive(Default)]
+    struct KeptReuse {
+        entries: usize,
+        lists: usize,
+        chains: usize,
+        refreshed: usize,
+    }
+
+    /// One filesystem's kept snapshot and kept blocks, brought up to date as the incremental
+    /// check does, against a fresh read of the cache, the bitmap and every block's header.
+    fn compare_kept_with_fresh(
+        subject: &Mbcache2Subject,
+        fs: usize,
+        snapshot: &mut super::super::mbcache::CacheSnapshot,
+        kept_blocks: &mut KeptBlocks,
+        what: &str,
+        seen: &mut KeptReuse,
+    ) {
+        let Some((_, cache)) = subject.cache(fs) else { return };
+        let observer = &subject.observer;
+        let mut fresh = super::super::mbcache::CacheSnapshot::default();
+        cache.snapshot_into(&subject.mb, observer, &mut fresh, false);
+        let before = snapshot.entries.clone();
+        let (list_before, hash_before) = snapshot.versions_read();
+        let refreshed_before = snapshot.refreshed();
+        cache.snapshot_into(&subject.mb, observer, snapshot, true);
+        seen.entries += snapshot.entries.iter().filter(|e| before.contains(e)).count();
+        let (list_after, hash_after) = snapshot.versions_read();
+        seen.lists += usize::from(list_before.is_some() && list_after == list_before);
+        seen.chains += usize::from(hash_before.is_some() && hash_after == hash_before);
+        assert_eq!(snapshot.entries, fresh.entries, "{what}");
+        assert_eq!((&snapshot.lru, &snapshot.nodes), (&fresh.lru, &fresh.nodes), "{what}");
+        assert_eq!(snapshot.count, fresh.count, "{what}");
+        seen.refreshed += snapshot.refreshed() - refreshed_before;
+        let blocks = &subject.filesystems[fs].blocks;
+        let mut bitmap = Vec::new();
+        blocks.bitmap_into(observer, &mut bitmap);
+        blocks.bitmap_kept(observer, kept_blocks);
+        assert_eq!(kept_blocks.bitmap(), &bitmap[..], "{what}");
+        for block in 0..bitmap.len() as u64 {
+            let read = blocks.block_state(observer, &bitmap, block);
+            assert_eq!(blocks.block_state_kept(observer, block, kept_blocks), read, "{what}");
+        }
     }
 
     /// The incremental check leaves the chains' blocks unjudged only while nothing they are
