@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// What kind of call may fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -487,6 +488,64 @@ impl FaultPlan {
             fail |= attr.should_fail(size, &mut percent_chance);
         }
         fail
+    }
+}
+
+/// Attributes whose counters [`FaultWatch`] can mirror: those at indexes below it.
+pub(crate) const WATCHED_MAX: usize = 8;
+
+/// Copies of some attributes' counters (`count`, `failed`), kept outside the world's book lock
+/// so a checker that reads them around every operation ([`crate::Sim::fault_counters`]) loads
+/// them instead of taking the lock. An attribute is mirrored once a reader asked for it
+/// (`watched`): the fault path stores its counters after each call that visits it, under the
+/// book lock, so a plan nobody watches costs the fault path one test. Checker bookkeeping:
+/// `std` atomics, never a loom or shuttle object, never traced.
+#[derive(Debug, Default)]
+pub(crate) struct FaultWatch {
+    /// The attributes mirrored, one bit each by index; written under the book lock.
+    watched: AtomicU8,
+    counts: [AtomicU64; WATCHED_MAX],
+    failed: [AtomicU64; WATCHED_MAX],
+}
+
+impl FaultWatch {
+    /// Attribute `attr`'s mirrored counters, if it is watched.
+    #[inline]
+    pub(crate) fn read(&self, attr: usize) -> Option<(u64, u64)> {
+        let watched = attr < WATCHED_MAX && self.watched.load(Ordering::Acquire) & 1 << attr != 0;
+        watched
+            .then(|| (self.counts[attr].load(Ordering::Acquire), self.failed[attr].load(Ordering::Acquire)))
+    }
+
+    /// Stores the counters of `plan`'s attributes in `mask` (watched ones, below
+    /// [`WATCHED_MAX`]). Called under the book lock.
+    #[inline(never)]
+    pub(crate) fn mirror(&self, plan: &FaultPlan, mut mask: u64) {
+        while mask != 0 {
+            let at = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(attr) = plan.attrs.get(at) {
+                self.counts[at].store(attr.count, Ordering::Release);
+                self.failed[at].store(attr.failed, Ordering::Release);
+            }
+        }
+    }
+
+    /// Starts mirroring attribute `attr` of `plan` (if it has one below [`WATCHED_MAX`]) with
+    /// its counters as they stand; `watched` is the book's copy of the watched bits. Under the
+    /// book lock.
+    pub(crate) fn watch(&self, plan: &FaultPlan, watched: &mut u64, attr: usize) {
+        if attr < WATCHED_MAX && attr < plan.attrs.len() {
+            self.mirror(plan, 1 << attr);
+            *watched |= 1 << attr;
+            self.watched.store(*watched as u8, Ordering::Release);
+        }
+    }
+
+    /// Forgets every watched attribute (a new plan). Under the book lock.
+    pub(crate) fn clear(&self, watched: &mut u64) {
+        *watched = 0;
+        self.watched.store(0, Ordering::Release);
     }
 }
 
