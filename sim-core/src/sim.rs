@@ -698,7 +698,7 @@ impl Sim {
             let (fail, visited) = match kind_masks {
                 Some(masks) => {
                     let matching = masks.matching(faults, site);
-                    (faults.should_fail_masked(matching, size, draw), matching)
+                    (faults.should_fail_masked(matching, masks.plain(), size, draw), matching)
                 }
                 None => (faults.should_fail_at(site, size, draw), u64::MAX),
             };
