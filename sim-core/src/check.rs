@@ -448,17 +448,24 @@ impl<S: Subject> CaseGen<S> {
         }
     }
 
-    /// The list seed `seed` stands for. Made anew each case: a list kept from case to case
-    /// and extended cost taskstats' campaign 370 instructions a case more (callgrind, binary
-    /// world26-2: the kept room grown by `realloc`, which copies the old buffer).
+    /// The list seed `seed` stands for.
     fn ops(&self, seed: u64) -> Vec<S::Op> {
+        let mut ops = Vec::new();
+        self.ops_into(seed, &mut ops);
+        ops
+    }
+
+    /// [`CaseGen::ops`] into `ops` (emptied first), whose room a campaign keeps from case to
+    /// case.
+    fn ops_into(&self, seed: u64, ops: &mut Vec<S::Op>) {
+        ops.clear();
         match self {
             CaseGen::Cheap(gen, ops_max) => {
                 let mut rng = OpRng::for_case(seed);
                 let len = 1 + rng.below(*ops_max as u64) as usize;
-                (0..len).map(|_| gen(&mut rng)).collect()
+                ops.extend((0..len).map(|_| gen(&mut rng)));
             }
-            CaseGen::Tree(strategy) => generate_from(strategy, seed),
+            CaseGen::Tree(strategy) => *ops = generate_from(strategy, seed),
         }
     }
 }
@@ -866,6 +873,7 @@ pub fn campaign<S: Subject>(
     let hunt = hunting(&options.run);
     let mut reached = Reached::default();
     let mut marks = CaseMarks::default();
+    let mut ops = Vec::new();
     loop {
         let done = match options.budget {
             Budget::Cases(cases) => case_index >= cases,
@@ -880,7 +888,7 @@ pub fn campaign<S: Subject>(
         }
         let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
         case_index += 1;
-        let ops = cases.ops(seed);
+        cases.ops_into(seed, &mut ops);
         let case = run_case_with::<S>(config, seed, &ops, &hunt, Some(&mut marks));
         report.progress.cases += 1;
         report.progress.ops += case.ops_run as u64;
