@@ -225,6 +225,18 @@ pub fn run_case<S: Subject>(
     ops: &[S::Op],
     options: &RunOptions,
 ) -> CaseReport {
+    run_case_with::<S>(config, seed, ops, options, None)
+}
+
+/// [`run_case`], its coverage given as `marks` when asked (a campaign's cases, which only count
+/// them: the report's set is then left empty) instead of as a set of texts.
+fn run_case_with<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops: &[S::Op],
+    options: &RunOptions,
+    marks: Option<&mut CaseMarks>,
+) -> CaseReport {
     let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
     sim.trace().confine_to_this_thread();
     let mut reference = S::Reference::new(config);
@@ -232,33 +244,32 @@ pub fn run_case<S: Subject>(
         Ok(model) => model,
         Err(payload) => {
             let violation = Some((0, Violation::new(ViolationKind::Panic, panic_message(payload))));
+            if let Some(marks) = marks {
+                *marks = CaseMarks::default();
+            }
             return case_report(&sim, seed, 0, violation, BTreeSet::new());
         }
     };
-    let mut violation = None;
-    let mut ops_run = 0;
-    // Operation markers on a lane of their own, so a drawn trace shows which operation each
-    // lock event belongs to. Drawn only when events are kept: the text costs more than an op.
-    // The lane is named either way, so the model's own tasks get the same ids in every mode.
-    let marker_cx = sim.cx(OP_LANE, 0);
-    let marker = sim.trace().keeps_events().then_some(&marker_cx);
-    for (index, op) in ops.iter().enumerate() {
-        ops_run = index + 1;
-        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
-        if let Some(found) = run_op::<S>(&sim, &mut model, &mut reference, op, index, marker, due) {
-            violation = Some((index, found));
-            break;
-        }
-    }
+    let (ops_run, mut violation) = run_ops::<S>(&sim, &mut model, &mut reference, ops, options);
     if let (None, Err(message)) = (&violation, reference.finish()) {
         let found = Violation::new(ViolationKind::Mismatch, format!("at the end of the case: {message}"));
         sim.report(None, found.clone());
         violation = Some((ops.len().saturating_sub(1), found));
     }
-    // The world's marks first: they come sorted, so the set is built without moving them; the
-    // subject's own (most keep none) are added to it.
-    let mut coverage = sim.marks();
-    coverage.extend(model.coverage());
+    // The coverage as the operations left it (teardown's marks are not counted).
+    let coverage = match marks {
+        Some(marks) => {
+            marks.read(&sim, model.coverage());
+            BTreeSet::new()
+        }
+        // The world's marks first: they come sorted, so the set is built without moving them;
+        // the subject's own (most keep none) are added to it.
+        None => {
+            let mut coverage = sim.marks();
+            coverage.extend(model.coverage());
+            coverage
+        }
+    };
     if violation.is_none() {
         let found = match catch_unwind(AssertUnwindSafe(|| model.teardown(&sim))) {
             Ok(Ok(())) => sim.violations().into_iter().next(),
@@ -270,6 +281,55 @@ pub fn run_case<S: Subject>(
         violation = found.map(|found| (ops.len(), found));
     }
     case_report(&sim, seed, ops_run, violation, coverage)
+}
+
+/// Runs `ops` on the model until one fails: the operations run and the first violation with
+/// the index of the operation after which it was seen.
+fn run_ops<S: Subject>(
+    sim: &Sim,
+    model: &mut S,
+    reference: &mut S::Reference,
+    ops: &[S::Op],
+    options: &RunOptions,
+) -> (usize, Option<(usize, Violation)>) {
+    // Operation markers on a lane of their own, so a drawn trace shows which operation each
+    // lock event belongs to. Drawn only when events are kept: the text costs more than an op.
+    // The lane is named either way, so the model's own tasks get the same ids in every mode.
+    let marker_cx = sim.cx(OP_LANE, 0);
+    let marker = sim.trace().keeps_events().then_some(&marker_cx);
+    let mut ops_run = 0;
+    for (index, op) in ops.iter().enumerate() {
+        ops_run = index + 1;
+        let due = (index + 1).is_multiple_of(options.check_every.max(1)) || index + 1 == ops.len();
+        if let Some(found) = run_op::<S>(sim, model, reference, op, index, marker, due) {
+            return (ops_run, Some((index, found)));
+        }
+    }
+    (ops_run, None)
+}
+
+/// A case's coverage as a campaign counts it ([`Reached`]): the world's mark bits by the
+/// process's mark index, and apart, by text, the marks past the bits and the subject's own
+/// ([`Subject::coverage`]) not among the bits. Reading it builds no set of texts (a case's
+/// `Sim::marks` and its count by address cost taskstats about 3,000 instructions a case).
+#[derive(Default)]
+struct CaseMarks {
+    bits: crate::sim::MarkBits,
+    extra: BTreeSet<&'static str>,
+}
+
+impl CaseMarks {
+    /// `sim`'s marks and the subject's `own` coverage, as the text set [`run_case`] reports
+    /// would hold them: a text in both counted once.
+    fn read(&mut self, sim: &Sim, own: BTreeSet<&'static str>) {
+        self.bits = sim.mark_bits();
+        self.extra = sim.marks_spilled();
+        self.extra.extend(own);
+        if !self.extra.is_empty() {
+            let bits = &self.bits;
+            self.extra.retain(|text| crate::sim::mark_index_of_text(text).is_none_or(|at| !bits.has(at)));
+        }
+    }
 }
 
 /// Applies operation `index` (`op`) and judges it: the first violation it caused, if any.
@@ -390,13 +450,23 @@ impl<S: Subject> CaseGen<S> {
 
     /// The list seed `seed` stands for.
     fn ops(&self, seed: u64) -> Vec<S::Op> {
+        let mut ops = Vec::new();
+        self.ops_into(seed, &mut ops);
+        ops
+    }
+
+    /// [`CaseGen::ops`] into `ops` (emptied first), whose room a campaign keeps from case to
+    /// case: taskstats' campaign 2.6 instructions an operation fewer than a list made anew
+    /// each case (callgrind, binaries world26-2 and world26-4, the one difference).
+    fn ops_into(&self, seed: u64, ops: &mut Vec<S::Op>) {
+        ops.clear();
         match self {
             CaseGen::Cheap(gen, ops_max) => {
                 let mut rng = OpRng::for_case(seed);
                 let len = 1 + rng.below(*ops_max as u64) as usize;
-                (0..len).map(|_| gen(&mut rng)).collect()
+                ops.extend((0..len).map(|_| gen(&mut rng)));
             }
-            CaseGen::Tree(strategy) => generate_from(strategy, seed),
+            CaseGen::Tree(strategy) => *ops = generate_from(strategy, seed),
         }
     }
 }
@@ -803,6 +873,8 @@ pub fn campaign<S: Subject>(
     let cases = CaseGen::<S>::new(config, options.ops_max);
     let hunt = hunting(&options.run);
     let mut reached = Reached::default();
+    let mut marks = CaseMarks::default();
+    let mut ops = Vec::new();
     loop {
         let done = match options.budget {
             Budget::Cases(cases) => case_index >= cases,
@@ -817,11 +889,11 @@ pub fn campaign<S: Subject>(
         }
         let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
         case_index += 1;
-        let ops = cases.ops(seed);
-        let case = run_case::<S>(config, seed, &ops, &hunt);
+        cases.ops_into(seed, &mut ops);
+        let case = run_case_with::<S>(config, seed, &ops, &hunt, Some(&mut marks));
         report.progress.cases += 1;
         report.progress.ops += case.ops_run as u64;
-        case.coverage.iter().for_each(|&mark| reached.add(mark));
+        reached.add(&marks);
         if let Some((_, found)) = &case.violation {
             let seconds_to_find = started.elapsed().as_secs_f64();
             let shrink_started = Instant::now();
@@ -844,34 +916,35 @@ pub fn campaign<S: Subject>(
     Ok(report)
 }
 
-/// The cases that reached each coverage mark, counted by the mark's address (a world gives
-/// each text the same `&'static str` every case, [`Sim::marks`]) and added to the report's
-/// counts by text once the campaign ends: a mark counted per case cost a search of the
-/// report's map with string compares. Text-equal marks at two addresses add up in one entry.
+/// The cases that reached each coverage mark, counted by the mark's index in the process
+/// ([`CaseMarks`]: text-equal marks share one) and, for the marks kept apart by text, by text;
+/// added to the report's counts by text once the campaign ends.
 #[derive(Default)]
 struct Reached {
-    /// Where each mark's count is in `counts`, by address and length.
-    at: std::collections::HashMap<
-        (usize, usize),
-        usize,
-        std::hash::BuildHasherDefault<crate::sim::AddressHasher>,
-    >,
-    counts: Vec<(&'static str, u64)>,
+    /// Cases by mark index.
+    by_index: Vec<u64>,
+    /// Cases by text, for the marks a case kept apart.
+    by_text: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Reached {
-    fn add(&mut self, mark: &'static str) {
-        let next = self.counts.len();
-        let at = *self.at.entry((mark.as_ptr() as usize, mark.len())).or_insert(next);
-        if at == next {
-            self.counts.push((mark, 0));
-        }
-        self.counts[at].1 += 1;
+    fn add(&mut self, marks: &CaseMarks) {
+        marks.bits.for_each(|index| {
+            if index >= self.by_index.len() {
+                self.by_index.resize(index + 1, 0);
+            }
+            self.by_index[index] += 1;
+        });
+        marks.extra.iter().for_each(|&text| *self.by_text.entry(text).or_default() += 1);
     }
 
     fn add_to(&self, coverage: &mut std::collections::BTreeMap<String, u64>) {
-        for &(mark, count) in &self.counts {
-            *coverage.entry(mark.to_string()).or_default() += count;
+        let counted = self.by_index.iter().enumerate().filter(|&(_, &count)| count > 0);
+        for (index, &count) in counted {
+            *coverage.entry(crate::sim::mark_text(index).to_string()).or_default() += count;
+        }
+        for (&text, &count) in &self.by_text {
+            *coverage.entry(text.to_string()).or_default() += count;
         }
     }
 }

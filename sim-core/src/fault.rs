@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 /// What kind of call may fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -166,6 +167,24 @@ impl FaultAttr {
         self
     }
 
+    /// Whether only the probability decides this attribute's calls: no `nth`, no `times`, no
+    /// `space`, an interval of 1. A plan's attribute keeps this as its calls are decided (they
+    /// change only `count` and `failed` then), so it is found once, when the plan is set.
+    fn is_plain(&self) -> bool {
+        self.nth.is_none() && self.times.is_none() && self.space == 0 && self.interval <= 1
+    }
+
+    /// [`FaultAttr::should_fail`] for a plain attribute ([`FaultAttr::is_plain`]): the same
+    /// count, draw (made only for a probability strictly between 0 and 100) and failure,
+    /// without testing the fields a plain attribute leaves unset.
+    #[inline(always)]
+    fn should_fail_plain(&mut self, mut percent_chance: impl FnMut(u32) -> bool) -> bool {
+        self.count += 1;
+        let fail = self.probability >= 100 || self.probability != 0 && percent_chance(self.probability);
+        self.failed += u64::from(fail);
+        fail
+    }
+
     fn matches(&self, site: SiteRef<'_>) -> bool {
         self.kind.is_none_or(|kind| kind == site.kind)
             && self.site.as_deref().is_none_or(|name| contains(site.name, name))
@@ -315,6 +334,9 @@ impl SiteMemo {
 pub(crate) struct SiteMasks {
     kinds: [u64; 3],
     filtered: u64,
+    /// The attributes decided by their probability alone ([`FaultAttr::is_plain`]), one bit
+    /// each by index: [`FaultAttr::should_fail_plain`] decides them.
+    plain: u64,
     /// The id of the thread's [`SitesKept`] that remembers sites for this plan's filters (0:
     /// none, when no attribute has a site filter).
     kept: u64,
@@ -355,7 +377,13 @@ std::thread_local! {
 
 impl SiteMasks {
     /// The masks of a plan with no attributes.
-    pub(crate) const NONE: SiteMasks = SiteMasks { kinds: [0; 3], filtered: 0, kept: 0 };
+    pub(crate) const NONE: SiteMasks = SiteMasks { kinds: [0; 3], filtered: 0, plain: 0, kept: 0 };
+
+    /// The attributes only their probability decides ([`FaultAttr::is_plain`]), by index.
+    #[inline]
+    pub(crate) fn plain(&self) -> u64 {
+        self.plain
+    }
 
     /// The attributes of `plan` (whose masks these are) that a call at `site` matches, by
     /// index: its kind's, less those whose site filter the name fails.
@@ -462,6 +490,9 @@ pub(crate) fn kind_masks(plan: &FaultPlan) -> KindMasks {
         if attr.site.is_some() {
             masks.filtered |= 1 << index;
         }
+        if attr.is_plain() {
+            masks.plain |= 1 << index;
+        }
     }
     if masks.filtered != 0 {
         masks.adopt_kept(plan);
@@ -472,21 +503,85 @@ pub(crate) fn kind_masks(plan: &FaultPlan) -> KindMasks {
 impl FaultPlan {
     /// [`FaultPlan::should_fail_at`] visiting only the attributes in `mask` (those the call
     /// matches, [`SiteMasks::matching`]): the same attributes count the call, in the same
-    /// order, so the same draws are made; no filter is tested again.
+    /// order, so the same draws are made; no filter is tested again. The attributes in `plain`
+    /// ([`SiteMasks::plain`]) are decided by [`FaultAttr::should_fail_plain`].
     pub(crate) fn should_fail_masked(
         &mut self,
         mask: u64,
+        plain: u64,
         size: u64,
         mut percent_chance: impl FnMut(u32) -> bool,
     ) -> bool {
         let mut fail = false;
         let mut bits = mask;
         while bits != 0 {
-            let attr = &mut self.attrs[bits.trailing_zeros() as usize];
+            let at = bits.trailing_zeros();
+            let attr = &mut self.attrs[at as usize];
             bits &= bits - 1;
-            fail |= attr.should_fail(size, &mut percent_chance);
+            fail |= match plain >> at & 1 {
+                1 => attr.should_fail_plain(&mut percent_chance),
+                _ => attr.should_fail(size, &mut percent_chance),
+            };
         }
         fail
+    }
+}
+
+/// Attributes whose counters [`FaultWatch`] can mirror: those at indexes below it.
+pub(crate) const WATCHED_MAX: usize = 8;
+
+/// Copies of some attributes' counters (`count`, `failed`), kept outside the world's book lock
+/// so a checker that reads them around every operation ([`crate::Sim::fault_counters`]) loads
+/// them instead of taking the lock. An attribute is mirrored once a reader asked for it
+/// (`watched`): the fault path stores its counters after each call that visits it, under the
+/// book lock, so a plan nobody watches costs the fault path one test. Checker bookkeeping:
+/// `std` atomics, never a loom or shuttle object, never traced.
+#[derive(Debug, Default)]
+pub(crate) struct FaultWatch {
+    /// The attributes mirrored, one bit each by index; written under the book lock.
+    watched: AtomicU8,
+    counts: [AtomicU64; WATCHED_MAX],
+    failed: [AtomicU64; WATCHED_MAX],
+}
+
+impl FaultWatch {
+    /// Attribute `attr`'s mirrored counters, if it is watched.
+    #[inline]
+    pub(crate) fn read(&self, attr: usize) -> Option<(u64, u64)> {
+        let watched = attr < WATCHED_MAX && self.watched.load(Ordering::Acquire) & 1 << attr != 0;
+        watched
+            .then(|| (self.counts[attr].load(Ordering::Acquire), self.failed[attr].load(Ordering::Acquire)))
+    }
+
+    /// Stores the counters of `plan`'s attributes in `mask` (watched ones, below
+    /// [`WATCHED_MAX`]). Called under the book lock.
+    #[inline(never)]
+    pub(crate) fn mirror(&self, plan: &FaultPlan, mut mask: u64) {
+        while mask != 0 {
+            let at = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if let Some(attr) = plan.attrs.get(at) {
+                self.counts[at].store(attr.count, Ordering::Release);
+                self.failed[at].store(attr.failed, Ordering::Release);
+            }
+        }
+    }
+
+    /// Starts mirroring attribute `attr` of `plan` (if it has one below [`WATCHED_MAX`]) with
+    /// its counters as they stand; `watched` is the book's copy of the watched bits. Under the
+    /// book lock.
+    pub(crate) fn watch(&self, plan: &FaultPlan, watched: &mut u64, attr: usize) {
+        if attr < WATCHED_MAX && attr < plan.attrs.len() {
+            self.mirror(plan, 1 << attr);
+            *watched |= 1 << attr;
+            self.watched.store(*watched as u8, Ordering::Release);
+        }
+    }
+
+    /// Forgets every watched attribute (a new plan). Under the book lock.
+    pub(crate) fn clear(&self, watched: &mut u64) {
+        *watched = 0;
+        self.watched.store(0, Ordering::Release);
     }
 }
 
@@ -547,7 +642,9 @@ mod tests {
             .and(FaultAttr::probability(30).site("sk"))
             .and(FaultAttr::nth(3).kind(FaultKind::Call).site("skb_clone"))
             .and(FaultAttr::always().kind(FaultKind::Page).interval(2).times(2))
-            .and(FaultAttr::probability(50).kind(FaultKind::Slab).site("xattr"));
+            .and(FaultAttr::probability(50).kind(FaultKind::Slab).site("xattr"))
+            .and(FaultAttr::probability(0).kind(FaultKind::Page))
+            .and(FaultAttr::always().kind(FaultKind::Call).site("clone"));
         let sites = [
             "skbuff_head_cache",
             "skb_clone",
@@ -560,7 +657,8 @@ mod tests {
         ];
         let kinds = [FaultKind::Slab, FaultKind::Page, FaultKind::Call];
         let (mut whole, mut masked) = (plan.clone(), plan);
-        let masks = kind_masks(&masked).expect("five attributes");
+        let masks = kind_masks(&masked).expect("seven attributes");
+        assert_eq!(masks.plain(), 0b111_0011, "the attributes only a probability decides");
         let (mut draws_whole, mut draws_masked) = (0u32, 0u32);
         for call in 0..240 {
             let name: String = sites[call % sites.len()].to_string();
@@ -571,7 +669,7 @@ mod tests {
             };
             let a = whole.should_fail_at(site, 8, |p| chance(&mut draws_whole, p));
             let matching = masks.matching(&masked, site);
-            let b = masked.should_fail_masked(matching, 8, |p| chance(&mut draws_masked, p));
+            let b = masked.should_fail_masked(matching, masks.plain, 8, |p| chance(&mut draws_masked, p));
             assert_eq!(a, b, "call {call} at {site}");
         }
         assert_eq!((whole, draws_whole), (masked, draws_masked));

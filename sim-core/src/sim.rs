@@ -90,6 +90,8 @@ struct Book {
     kind_masks: crate::fault::KindMasks,
     /// [`percent_distributions`], fetched once per world instead of once per fault decision.
     distributions: &'static [Bernoulli; 101],
+    /// The attributes [`World::fault_watch`] mirrors, one bit each by index.
+    watched: u64,
 }
 
 /// The world's generator lent by [`Sim::with_draws`] for a batch of draws.
@@ -122,6 +124,11 @@ pub(crate) struct World {
     /// written with the plan: a call of another kind (any call, with no plan) is decided without
     /// the plan's lock.
     fault_kinds: std::sync::atomic::AtomicU8,
+    /// Failures the fault plan has injected, all attributes' (`FaultPlan::failed`), kept with
+    /// the plan under the book lock and read without it ([`Sim::faults_failed`]).
+    faults_failed: AtomicU64,
+    /// Watched attributes' counters, read without the book lock ([`Sim::fault_counters`]).
+    fault_watch: crate::fault::FaultWatch,
     pub(crate) trace: Trace,
     pub(crate) lockdep: Lockdep,
     violations: StdMutex<Vec<Violation>>,
@@ -327,6 +334,34 @@ fn mark_index(name: &'static str) -> u32 {
     index
 }
 
+/// The text of mark index `index` ([`mark_index`]), as first seen.
+pub(crate) fn mark_text(index: usize) -> &'static str {
+    mark_names().texts[index]
+}
+
+/// The mark index of `text`, if some mark had it.
+pub(crate) fn mark_index_of_text(text: &str) -> Option<usize> {
+    mark_names().by_text.get(text).map(|&index| index as usize)
+}
+
+/// A world's mark bits by the process's mark indexes ([`Sim::mark_bits`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct MarkBits([u64; MARK_WORDS]);
+
+impl MarkBits {
+    /// Whether mark index `index` is set.
+    pub(crate) fn has(&self, index: usize) -> bool {
+        self.0.get(index / 64).is_some_and(|word| word & 1 << (index % 64) != 0)
+    }
+
+    /// Calls `f` with each mark index set, lowest first.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(usize)) {
+        for (at, &word) in self.0.iter().enumerate() {
+            for_each_bit(word, |bit| f(at * 64 + bit));
+        }
+    }
+}
+
 /// Calls `f` with the index of each bit set in `bits`, lowest first.
 fn for_each_bit(mut bits: u64, mut f: impl FnMut(usize)) {
     while bits != 0 {
@@ -396,9 +431,12 @@ impl Sim {
                     faults: FaultPlan::none(),
                     kind_masks: Some(crate::fault::SiteMasks::NONE),
                     distributions: percent_distributions(),
+                    watched: 0,
                 }),
                 clock_ns: AtomicU64::new(0),
                 fault_kinds: std::sync::atomic::AtomicU8::new(0),
+                faults_failed: AtomicU64::new(0),
+                fault_watch: Default::default(),
                 trace: Trace::new(config.trace),
                 lockdep,
                 violations: StdMutex::new(Vec::new()),
@@ -574,7 +612,43 @@ impl Sim {
         let mut book = self.world.book.lock();
         self.world.fault_kinds.store(crate::fault::kinds_matched(&plan), Ordering::Release);
         book.kind_masks = crate::fault::kind_masks(&plan);
+        self.world.faults_failed.store(plan.failed(), Ordering::Release);
+        self.world.fault_watch.clear(&mut book.watched);
         book.faults = plan;
+    }
+
+    /// Failures the fault plan has injected so far: `with_faults(FaultPlan::failed)` as one
+    /// load, without the book lock (what a checker reads around an operation to learn whether
+    /// a fault struck in it). Kept with the plan under its lock; read from another thread while
+    /// a call is decided there, it is the count before or after that call.
+    #[inline]
+    pub fn faults_failed(&self) -> u64 {
+        self.world.faults_failed.load(Ordering::Acquire)
+    }
+
+    /// Attribute `attr`'s counters, (`count`, `failed`): calls it matched and failures it
+    /// injected so far, (0, 0) when the plan has no such attribute. The first read of an
+    /// attribute (below [`crate::fault::WATCHED_MAX`]) takes the book lock and has the fault path
+    /// keep a copy of its counters from then on (until the next [`Sim::set_faults`]); later
+    /// reads are two loads. Read from another thread while a call is decided there, the two may
+    /// be from either side of it.
+    #[inline]
+    pub fn fault_counters(&self, attr: usize) -> (u64, u64) {
+        match self.world.fault_watch.read(attr) {
+            Some(counters) => counters,
+            None => self.fault_counters_watched(attr),
+        }
+    }
+
+    /// [`Sim::fault_counters`] the first time (and every time past the mirrored attributes):
+    /// read under the book lock, the attribute watched from then on.
+    #[cold]
+    #[inline(never)]
+    fn fault_counters_watched(&self, attr: usize) -> (u64, u64) {
+        let mut book = self.world.book.lock();
+        let Book { faults, watched, .. } = &mut *book;
+        self.world.fault_watch.watch(faults, watched, attr);
+        faults.attrs.get(attr).map_or((0, 0), |a| (a.count, a.failed))
     }
 
     /// The fault plan with its counters as they stand.
@@ -619,15 +693,23 @@ impl Sim {
     fn should_fail_planned(&self, cx: &Cx, site: SiteRef<'_>, size: u64) -> bool {
         let fail = {
             let mut book = self.world.book.lock();
-            let Book { rng, faults, kind_masks, distributions } = &mut *book;
+            let Book { rng, faults, kind_masks, distributions, watched } = &mut *book;
             let draw = |percent: u32| distributions[percent as usize].sample(rng);
-            match kind_masks {
+            let (fail, visited) = match kind_masks {
                 Some(masks) => {
                     let matching = masks.matching(faults, site);
-                    faults.should_fail_masked(matching, size, draw)
+                    (faults.should_fail_masked(matching, masks.plain(), size, draw), matching)
                 }
-                None => faults.should_fail_at(site, size, draw),
+                None => (faults.should_fail_at(site, size, draw), u64::MAX),
+            };
+            if visited & *watched != 0 {
+                self.world.fault_watch.mirror(faults, visited & *watched);
             }
+            if fail {
+                // Summed again (a call may fail in several attributes), only when one failed.
+                self.world.faults_failed.store(faults.failed(), Ordering::Release);
+            }
+            fail
         };
         if fail {
             trace_fault_cold(cx, site);
@@ -748,6 +830,17 @@ impl Sim {
         let mut set: std::collections::BTreeSet<&'static str> = sorted.into_iter().collect();
         set.extend(lock(&self.world.marks_spilled).iter().copied());
         set
+    }
+
+    /// The marks recorded so far as bits by mark index: [`Sim::marks`] without building the set
+    /// of texts, for a campaign that only counts them (with [`Sim::marks_spilled`]).
+    pub(crate) fn mark_bits(&self) -> MarkBits {
+        MarkBits(std::array::from_fn(|at| self.world.marks[at].load(Ordering::Acquire)))
+    }
+
+    /// The marks recorded past [`Sim::mark_bits`]' indexes, by text.
+    pub(crate) fn marks_spilled(&self) -> std::collections::BTreeSet<&'static str> {
+        lock(&self.world.marks_spilled).clone()
     }
 
     /// Whether anything has been reported, lockdep included: the cheap test the harness makes
@@ -875,6 +968,52 @@ mod tests {
         let read = sim.with_faults(|plan| (plan.failed(), plan.attrs[0].count));
         assert_eq!(read, (1, 3));
         assert_eq!(read, (sim.faults().failed(), sim.faults().attrs[0].count));
+    }
+
+    /// `faults_failed` and `fault_counters` read, without the book lock, what `with_faults`
+    /// reads under it, after every call of a run that fails calls by chance, by count and at one
+    /// site: attributes watched from the start, from the middle of the run and never, one past
+    /// the mirrored ones, one the plan does not have; then again after a new plan, and with a
+    /// plan of more attributes than the kind masks take (every call visits them all).
+    #[test]
+    fn fault_counters_read_what_the_plan_holds() {
+        use crate::fault::{FaultAttr, FaultKind, WATCHED_MAX};
+        let plans = [
+            FaultPlan::with(FaultAttr::probability(30).kind(FaultKind::Slab))
+                .and(FaultAttr::nth(3).kind(FaultKind::Call))
+                .and(FaultAttr::probability(50).site("clone").times(4)),
+            FaultPlan { attrs: (0..70).map(|at| FaultAttr::probability(at % 7)).collect() },
+        ];
+        let sim = Sim::with_seed(5);
+        let cx = sim.cx("t", 0);
+        let sites = [FaultSite::slab("kmalloc"), FaultSite::call("skb_clone"), FaultSite::slab("clone_slab")];
+        for (round, plan) in plans.into_iter().enumerate() {
+            sim.set_faults(plan);
+            let attrs = sim.with_faults(|plan| plan.attrs.len());
+            let read_all = |sim: &Sim| {
+                (sim.faults_failed(), (0..attrs + 1).map(|at| sim.fault_counters(at)).collect::<Vec<_>>())
+            };
+            let locked = |sim: &Sim| {
+                sim.with_faults(|plan| {
+                    let counters = plan.attrs.iter().map(|a| (a.count, a.failed)).chain([(0, 0)]);
+                    (plan.failed(), counters.collect::<Vec<_>>())
+                })
+            };
+            sim.fault_counters(0);
+            for step in 0..300 {
+                sim.should_fail(&cx, &sites[step % 3], 64);
+                if step == 150 {
+                    assert_eq!(read_all(&sim), locked(&sim), "round {round}, step {step}");
+                }
+                assert_eq!(sim.faults_failed(), locked(&sim).0, "round {round}, step {step}");
+                assert_eq!(sim.fault_counters(0), locked(&sim).1[0], "round {round}, step {step}");
+            }
+            assert_eq!(read_all(&sim), locked(&sim), "round {round}, the end");
+            assert!(sim.faults_failed() > 0, "round {round}: nothing failed");
+            assert!(attrs < WATCHED_MAX || sim.fault_counters(WATCHED_MAX).0 > 0, "round {round}");
+        }
+        sim.set_faults(FaultPlan::none());
+        assert_eq!((sim.faults_failed(), sim.fault_counters(0)), (0, (0, 0)), "a new plan, new counters");
     }
 
     /// The three context makers share one path ([`Sim::make_cx`]): each refuses a CPU out of

@@ -326,3 +326,100 @@ fn corrupt_and_missing_artifacts_are_one_clear_error() {
     assert!(error.starts_with("cannot read"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A subject that only marks: each operation one of a few marks (one of them also made from a
+/// second address with the same text), and its own coverage holds a text it also marks and one
+/// it never marks, so a campaign's counts must count each text once a case.
+struct Marking {
+    seen: std::cell::Cell<u8>,
+}
+
+/// [`Marking`]'s marks, by operation value.
+const MARKING_TEXTS: [&str; 3] = ["marking-low", "marking-mid", "marking-high"];
+
+impl Subject for Marking {
+    const NAME: &'static str = "marking";
+    type Config = RingConfig;
+    type Op = u8;
+    type Outcome = ();
+    type Reference = MarkingModel;
+
+    fn new(_sim: &Sim, _config: &RingConfig) -> Marking {
+        Marking { seen: std::cell::Cell::new(0) }
+    }
+
+    fn op_strategy(_config: &RingConfig) -> BoxedStrategy<u8> {
+        any::<u8>().boxed()
+    }
+
+    fn apply(&mut self, sim: &Sim, op: &u8) {
+        sim.mark(MARKING_TEXTS[usize::from(*op) % 3]);
+        if *op == 7 {
+            // The same text at another address: one mark.
+            sim.mark(Box::leak(MARKING_TEXTS[1].to_string().into_boxed_str()));
+        }
+        self.seen.set(self.seen.get() | 1 << (op % 3));
+    }
+
+    fn check_invariants(&self, _sim: &Sim) -> Result<(), Violation> {
+        Ok(())
+    }
+
+    fn teardown(self, sim: &Sim) -> Result<(), Violation> {
+        // Made after the coverage is read: never counted.
+        sim.mark("marking-teardown");
+        Ok(())
+    }
+
+    fn coverage(&self) -> BTreeSet<&'static str> {
+        let mut own = BTreeSet::from(["marking-own"]);
+        if self.seen.get() & 1 != 0 {
+            own.insert(MARKING_TEXTS[0]);
+        }
+        own
+    }
+}
+
+struct MarkingModel;
+
+impl Reference for MarkingModel {
+    type Config = RingConfig;
+    type Op = u8;
+    type Outcome = ();
+
+    fn new(_config: &RingConfig) -> MarkingModel {
+        MarkingModel
+    }
+
+    fn check(&mut self, _op: &u8, _actual: &()) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The counts a campaign reports for each coverage text are the cases whose `run_case`
+/// coverage set holds it (the campaign counts the world's mark bits without building the set).
+fn assert_campaign_counts_what_cases_report<S: Subject>(config: &S::Config, cases: u64, ops_max: usize) {
+    let options =
+        CampaignOptions { ops_max, stop_on_failure: false, shrink_steps: 0, ..CampaignOptions::cases(cases) };
+    let report =
+        check::campaign::<S>(config, &options, &AtomicBool::new(false), &mut |_| {}).expect("campaign");
+    let mut expect = std::collections::BTreeMap::<String, u64>::new();
+    for seed in 0..cases {
+        let ops = check::generate::<S>(config, seed, ops_max);
+        let case = check::run_case::<S>(config, seed, &ops, &RunOptions::default());
+        case.coverage.iter().for_each(|mark| *expect.entry(mark.to_string()).or_default() += 1);
+    }
+    assert!(!expect.is_empty(), "{}: no coverage to compare", S::NAME);
+    assert_eq!(report.coverage, expect, "{}: campaign counts vs the cases' sets, seeds 0..{cases}", S::NAME);
+}
+
+#[test]
+fn a_campaign_counts_each_cases_coverage_texts_once() {
+    assert_campaign_counts_what_cases_report::<Marking>(
+        &RingConfig { capacity: 3, full_check: true },
+        60,
+        12,
+    );
+    let demo = demo_sim::DemoConfig::new(demo_sim::PRESET_NEW, demo_sim::Fixes::all());
+    assert_campaign_counts_what_cases_report::<demo_sim::DemoSubject>(&demo, 40, 60);
+}
