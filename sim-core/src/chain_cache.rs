@@ -81,10 +81,9 @@ impl ClassKey {
         self.chains.iter().any(|slot| slot.load(Ordering::Relaxed) == tag)
     }
 
-    /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`: the
-    /// latest chain first, the others moved down one slot, the oldest forgotten.
-    fn remember_chain(&self, lockdep: u64, lookup: u64) {
-        let tag = chain_tag(lockdep, lookup);
+    /// Remembers that a validator found this lock clean in the chain whose tag ([`chain_tag`])
+    /// is `tag`: the latest chain first, the others moved down one slot, the oldest forgotten.
+    fn remember_chain(&self, tag: u64) {
         if self.chains[0].load(Ordering::Relaxed) == tag {
             return;
         }
@@ -203,21 +202,46 @@ pub(crate) fn known_clean(
     let flags = lookup_flags(taken, irq_tracking);
     if let Some(class) = key.class(lockdep) {
         let chain = chain_key(parent, class, taken.mode);
-        if key.chain_known(mix, lookup_key_of(chain, flags)) {
+        let lookup = lookup_key_of(chain, flags);
+        if key.chain_known(mix, lookup) {
             return Ok((class, chain));
         }
+        return chain_in_table((lockdep, mix), key, (class, chain), lookup);
     }
-    known_in_table(lockdep, key, parent, taken.mode, flags)
+    known_in_table((lockdep, mix), key, parent, taken.mode, flags)
 }
 
-/// [`known_clean`] past the lock's memo: the class by name and the chain from this thread's
-/// table. What the table knows goes into the memo (the class, and the chain when it was
-/// validated clean), so a lock whose class another lock of its class made known, or that is
-/// taken in a chain another lock object's acquisition validated, asks the table once, not on
-/// every acquisition. A call of its own: the memo answers most acquisitions.
+/// [`known_clean`] past the lock's memo for a lock whose memo knew its class but not the
+/// chain: the chain from this thread's table, by the chain and lookup keys the memo's test
+/// already made (not made again, nor the class asked again). A chain the table knows goes
+/// into the memo. A call of its own: the memo answers most acquisitions.
+#[inline(never)]
+fn chain_in_table(
+    (lockdep, mix): (u64, u64),
+    key: &ClassKey,
+    (class, chain): (ClassId, u64),
+    lookup: u64,
+) -> Result<(ClassId, u64), Option<ClassId>> {
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.belong_to(lockdep);
+        if !cache.chains.contains(&lookup) {
+            return Err(Some(class));
+        }
+        key.remember_chain(lookup ^ mix);
+        Ok((class, chain))
+    })
+}
+
+/// [`known_clean`] past the lock's memo for a lock whose memo does not know its class (a lock
+/// object not taken yet under this validator): the class by name and the chain from this
+/// thread's table. What the table knows goes into the memo (the class, and the chain when it
+/// was validated clean), so a lock whose class another lock of its class made known, or that
+/// is taken in a chain another lock object's acquisition validated, asks the table once, not
+/// on every acquisition. A call of its own: the memo answers most acquisitions.
 #[inline(never)]
 fn known_in_table(
-    lockdep: u64,
+    (lockdep, mix): (u64, u64),
     key: &ClassKey,
     parent: u64,
     mode: LockMode,
@@ -226,20 +250,14 @@ fn known_in_table(
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        let class = match key.class(lockdep) {
-            Some(class) => class,
-            None => {
-                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
-                key.remember(lockdep, class);
-                class
-            }
-        };
+        let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
+        key.remember(lockdep, class);
         let chain = chain_key(parent, class, mode);
         let lookup = lookup_key_of(chain, flags);
         if !cache.chains.contains(&lookup) {
             return Err(Some(class));
         }
-        key.remember_chain(lockdep, lookup);
+        key.remember_chain(lookup ^ mix);
         Ok((class, chain))
     })
 }
@@ -337,7 +355,7 @@ pub(crate) fn remember(
         key.remember(lockdep, new.class);
     }
     if clean {
-        key.remember_chain(lockdep, lookup);
+        key.remember_chain(chain_tag(lockdep, lookup));
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
