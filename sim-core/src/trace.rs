@@ -868,15 +868,64 @@ impl Trace {
     /// operation, an irq's entry or exit, an RCU publication or free) with the name's hash
     /// computed once by its owner, as [`Trace::record`] would the same event with the same hash.
     /// The name (`name`, which may clone an owned one) is asked for only when events are kept.
-    #[inline]
+    ///
+    /// As [`Trace::record_lock`]: the paths past the hashing (the spin lock's, the kept
+    /// event's) take the event's words and `name` by value, in registers. Through
+    /// [`Trace::record_with`], whose closures borrowed the event and the time, CPU and task,
+    /// every named event (each guarded field's access) stored them on the stack before the
+    /// confined test: about ten instructions an event (callgrind of the balloon's checks).
+    #[inline(always)]
     pub(crate) fn record_named(
         &self,
-        at: (u64, u32, TaskId),
+        (time_ns, cpu, task): (u64, u32, TaskId),
         named: Named,
         name_hash: u64,
         name: impl FnOnce() -> Name,
     ) {
-        self.record_with(at, |hasher| hasher.named(named, name_hash), || named.kind(name()));
+        let lane = lane_word(cpu, task);
+        if !self.is_confined_here() {
+            return self.record_named_shared((time_ns, lane), named, name_hash, name);
+        }
+        self.record_named_entered((time_ns, lane), named, name_hash, name);
+    }
+
+    /// [`Trace::record_named`] for a trace any thread may record: under the spin lock
+    /// ([`Trace::enter`]), a call of its own.
+    #[inline(never)]
+    fn record_named_shared(
+        &self,
+        (time_ns, lane): (u64, u64),
+        named: Named,
+        name_hash: u64,
+        name: impl FnOnce() -> Name,
+    ) {
+        let _busy = self.enter();
+        self.record_named_entered((time_ns, lane), named, name_hash, name);
+    }
+
+    /// [`Trace::record_named`]'s numbering, hashing and keeping, the caller having made the
+    /// recording exclusive (confined to this thread, or under the spin lock).
+    #[inline(always)]
+    fn record_named_entered(
+        &self,
+        (time_ns, lane): (u64, u64),
+        named: Named,
+        name_hash: u64,
+        name: impl FnOnce() -> Name,
+    ) {
+        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.named(named, name_hash));
+        if self.mode != TraceMode::HashOnly {
+            self.keep_named((seq, time_ns), lane, named, name);
+        }
+    }
+
+    /// Keeps a named event numbered `seq` at `time_ns` on lane `lane` ([`lane_word`]), its name
+    /// made now: [`Trace::record_named`]'s path for a trace that keeps events.
+    #[cold]
+    #[inline(never)]
+    fn keep_named(&self, (seq, time_ns): (u64, u64), lane: u64, named: Named, name: impl FnOnce() -> Name) {
+        let (cpu, task) = lane_parts(lane);
+        self.keep(Event { seq, time_ns, cpu, task, kind: named.kind(name()) });
     }
 
     /// Records that the fault plan failed a call at `site` ([`EventKind::Fault`]), hashed as
