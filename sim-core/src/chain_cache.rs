@@ -81,9 +81,10 @@ impl ClassKey {
         self.chains.iter().any(|slot| slot.load(Ordering::Relaxed) == tag)
     }
 
-    /// Remembers that a validator found this lock clean in the chain whose tag ([`chain_tag`])
-    /// is `tag`: the latest chain first, the others moved down one slot, the oldest forgotten.
-    fn remember_chain(&self, tag: u64) {
+    /// Remembers that validator `lockdep` found this lock clean in the chain `lookup`: the
+    /// latest chain first, the others moved down one slot, the oldest forgotten.
+    fn remember_chain(&self, lockdep: u64, lookup: u64) {
+        let tag = chain_tag(lockdep, lookup);
         if self.chains[0].load(Ordering::Relaxed) == tag {
             return;
         }
@@ -189,11 +190,9 @@ fn lookup_key_of(chain: u64, flags: u64) -> u64 {
 /// ([`crate::lockdep::Lockdep::check_acquire`]), with the lock's class id when the memo or the
 /// table knows it (so the validation does not look the name up again). Asks the lock's own
 /// memo first (no thread-local table, no held-lock entry, so the common acquisition is checked
-/// in registers), then this thread's table ([`chain_in_table`] when the memo knew the class,
-/// else [`known_in_table`]), which also fills the memo with what it knew. Inlined always: with
-/// its two calls the compiler made it a call of its own, and every acquisition paid the call
-/// (taskstats +81 instructions an operation, balloon +1,191, callgrind).
-#[inline(always)]
+/// in registers), then this thread's table ([`known_in_table`]), which also fills the memo with
+/// what it knew.
+#[inline]
 pub(crate) fn known_clean(
     (lockdep, mix): (u64, u64),
     key: &ClassKey,
@@ -204,46 +203,21 @@ pub(crate) fn known_clean(
     let flags = lookup_flags(taken, irq_tracking);
     if let Some(class) = key.class(lockdep) {
         let chain = chain_key(parent, class, taken.mode);
-        let lookup = lookup_key_of(chain, flags);
-        if key.chain_known(mix, lookup) {
+        if key.chain_known(mix, lookup_key_of(chain, flags)) {
             return Ok((class, chain));
         }
-        return chain_in_table((lockdep, mix), key, (class, chain), lookup);
     }
-    known_in_table((lockdep, mix), key, parent, taken.mode, flags)
+    known_in_table(lockdep, key, parent, taken.mode, flags)
 }
 
-/// [`known_clean`] past the lock's memo for a lock whose memo knew its class but not the
-/// chain: the chain from this thread's table, by the chain and lookup keys the memo's test
-/// already made (not made again, nor the class asked again). A chain the table knows goes
-/// into the memo. A call of its own: the memo answers most acquisitions.
-#[inline(never)]
-fn chain_in_table(
-    (lockdep, mix): (u64, u64),
-    key: &ClassKey,
-    (class, chain): (ClassId, u64),
-    lookup: u64,
-) -> Result<(ClassId, u64), Option<ClassId>> {
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        cache.belong_to(lockdep);
-        if !cache.chains.contains(&lookup) {
-            return Err(Some(class));
-        }
-        key.remember_chain(lookup ^ mix);
-        Ok((class, chain))
-    })
-}
-
-/// [`known_clean`] past the lock's memo for a lock whose memo does not know its class (a lock
-/// object not taken yet under this validator): the class by name and the chain from this
-/// thread's table. What the table knows goes into the memo (the class, and the chain when it
-/// was validated clean), so a lock whose class another lock of its class made known, or that
-/// is taken in a chain another lock object's acquisition validated, asks the table once, not
-/// on every acquisition. A call of its own: the memo answers most acquisitions.
+/// [`known_clean`] past the lock's memo: the class by name and the chain from this thread's
+/// table. What the table knows goes into the memo (the class, and the chain when it was
+/// validated clean), so a lock whose class another lock of its class made known, or that is
+/// taken in a chain another lock object's acquisition validated, asks the table once, not on
+/// every acquisition. A call of its own: the memo answers most acquisitions.
 #[inline(never)]
 fn known_in_table(
-    (lockdep, mix): (u64, u64),
+    lockdep: u64,
     key: &ClassKey,
     parent: u64,
     mode: LockMode,
@@ -252,14 +226,20 @@ fn known_in_table(
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.belong_to(lockdep);
-        let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
-        key.remember(lockdep, class);
+        let class = match key.class(lockdep) {
+            Some(class) => class,
+            None => {
+                let class = *cache.classes.get(&name_key(key.name)).ok_or(None)?;
+                key.remember(lockdep, class);
+                class
+            }
+        };
         let chain = chain_key(parent, class, mode);
         let lookup = lookup_key_of(chain, flags);
         if !cache.chains.contains(&lookup) {
             return Err(Some(class));
         }
-        key.remember_chain(lookup ^ mix);
+        key.remember_chain(lockdep, lookup);
         Ok((class, chain))
     })
 }
@@ -357,7 +337,7 @@ pub(crate) fn remember(
         key.remember(lockdep, new.class);
     }
     if clean {
-        key.remember_chain(chain_tag(lockdep, lookup));
+        key.remember_chain(lockdep, lookup);
     }
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -455,9 +435,8 @@ mod tests {
 
     /// A lock whose memo knows its class but not the chain it is taken in (one of more chains
     /// than the memo keeps, or a chain another lock object of its class was validated in) is
-    /// known clean from the thread's table by the keys the memo's test made
-    /// ([`super::chain_in_table`]), not validated again; a chain nobody validated is still
-    /// validated and its cycle reported. A table path that always owed the check fails the
+    /// known clean from the thread's table ([`super::known_in_table`]), not validated again; a
+    /// chain nobody validated is still validated and its cycle reported. A table path that always owed the check fails the
     /// count; one that answered from the class alone fails the cycle.
     #[test]
     fn a_lock_whose_memo_knows_its_class_takes_a_forgotten_chain_from_the_table() {

@@ -1639,9 +1639,8 @@ impl Lockdep {
     /// validator is on and the chain was validated clean before, as the lock's memo or this
     /// thread's table knows ([`crate::chain_cache::known_clean`]): what
     /// [`Lockdep::check_acquire`] would fill in, with nothing to check. `Err`: the whole check
-    /// is owed, with the class id when the memo or the table knew it. Inlined always, as
-    /// [`crate::chain_cache::known_clean`] is.
-    #[inline(always)]
+    /// is owed, with the class id when the memo or the table knew it.
+    #[inline]
     pub(crate) fn known_clean(
         &self,
         key: &ClassKey,
