@@ -432,4 +432,42 @@ mod tests {
         }
         assert_eq!(cycles(&sim), [("w".to_string(), "x".to_string())]);
     }
+
+    /// A lock whose memo knows its class but not the chain it is taken in (one of more chains
+    /// than the memo keeps, or a chain another lock object of its class was validated in) is
+    /// known clean from the thread's table ([`super::known_in_table`]), not validated again; a
+    /// chain nobody validated is still validated and its cycle reported. A table path that always owed the check fails the
+    /// count; one that answered from the class alone fails the cycle.
+    #[test]
+    fn a_lock_whose_memo_knows_its_class_takes_a_forgotten_chain_from_the_table() {
+        let sim = collecting();
+        let outer = ["l0", "l1", "l2", "l3", "l4", "l5"].map(|name| SpinLock::new(name, ()));
+        let (x1, x2, w) = (SpinLock::new("x", ()), SpinLock::new("x", ()), SpinLock::new("w", ()));
+        let cx = sim.cx("task", 0);
+        for lock in &outer {
+            let _outer = lock.lock(&cx);
+            drop(x1.lock(&cx));
+        }
+        let validated = sim.lockdep().validations_count();
+        assert_eq!(validated, 12, "each outer lock alone, x under each");
+        for _ in 0..2 {
+            for lock in &outer {
+                let _outer = lock.lock(&cx);
+                drop(x1.lock(&cx));
+                drop(x2.lock(&cx));
+            }
+        }
+        assert_eq!(sim.lockdep().validations_count(), validated, "six chains, each validated clean before");
+        {
+            let _x = x1.lock(&cx);
+            drop(w.lock(&cx));
+        }
+        assert_eq!(sim.lockdep().validations_count(), validated + 2, "x alone, w under x");
+        assert!(cycles(&sim).is_empty());
+        {
+            let _w = w.lock(&cx);
+            drop(x2.lock(&cx));
+        }
+        assert_eq!(cycles(&sim), [("w".to_string(), "x".to_string())]);
+    }
 }

@@ -402,7 +402,7 @@ impl Cx {
 
     /// An irq context's entry (`enter`) or exit in the trace.
     fn trace_irq(&self, context: &CallName, enter: bool) {
-        self.trace_named(Named::Irq { enter }, context.hash(), || context.name().into());
+        self.trace_named(Named::Irq { enter }, context.hash(), move || context.name().into());
     }
 
     /// Runs `handler` as a softirq on this CPU (`__do_softirq()`: a timer, a tasklet): softirqs

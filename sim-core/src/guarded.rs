@@ -425,7 +425,7 @@ impl<T> fmt::Debug for Guarded<T> {
 /// (an `hlist_bl` table's chains), so both record the same event.
 #[inline]
 pub(crate) fn trace_access(cx: &Cx, write: bool, field: &'static str, field_hash: u64) {
-    cx.trace_named(Named::Access { write }, field_hash, || field.into());
+    cx.trace_named(Named::Access { write }, field_hash, move || field.into());
 }
 
 /// Whether a held lock protects an access: any hold for a read, a write hold for a write.

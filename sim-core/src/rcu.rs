@@ -586,7 +586,7 @@ impl<T> RcuPointer<T> {
         let word = object.map_or(0, RcuObj::word);
         self.word.store(word, Ordering::Release);
         let pointer = self.objects.pointer;
-        cx.trace_named(Named::RcuAssign { object: word }, self.objects.pointer_hash, || pointer.into());
+        cx.trace_named(Named::RcuAssign { object: word }, self.objects.pointer_hash, move || pointer.into());
     }
 
     /// Mirrors `rcu_access_pointer()`: the pointer's value, for a NULL test or a comparison,

@@ -419,7 +419,7 @@ impl<T: 'static> RcuHlist<T> {
     /// Traces a writer's store of `word` into a link (`rcu_assign_pointer`/`WRITE_ONCE`).
     fn trace_store(&self, cx: &Cx, word: u64) {
         let name = self.memory.name;
-        cx.trace_named(Named::RcuAssign { object: word }, self.memory.name_hash, || name.into());
+        cx.trace_named(Named::RcuAssign { object: word }, self.memory.name_hash, move || name.into());
     }
 
     /// The cell whose link `pprev` names (a head's `first` or a node's `next`).
@@ -596,7 +596,7 @@ impl<T: 'static> RcuHlist<T> {
         }
         self.memory.access_point.store(obj.word(), Ordering::Relaxed);
         let name = self.memory.name;
-        cx.trace_named(Named::RcuFree { object: obj.word(), deferred }, self.memory.name_hash, || {
+        cx.trace_named(Named::RcuFree { object: obj.word(), deferred }, self.memory.name_hash, move || {
             name.into()
         });
     }

@@ -293,40 +293,46 @@ const NAMES_PROBED: usize = 4;
 /// and its observers with new strings, an allocation (and a free) per name per world, and a
 /// pid renamed from one name to another searched the world's names for the new one.
 ///
-/// The name's own slot is asked inline (a context made per operation names its task with the
-/// text it had last time, found there); the other slots, and a first use, in a call of its
-/// own ([`interned_name_probed`]).
-#[inline]
+/// The name's own slot is asked first, under a shared borrow, and the copy found there
+/// returned (a context made per operation names its task with the text it had last time);
+/// the other slots, and a first use, are a call of its own ([`interned_name_probed`]), made
+/// after that borrow ends, so the common path keeps nothing live across a call and needs no
+/// saved registers (it pushed and popped five, callgrind).
+#[inline(never)]
 pub(crate) fn interned_name(name: &str) -> std::sync::Arc<str> {
+    match NAMES_MADE.with(|names| name_in_slot(&names.borrow(), name)) {
+        Some(known) => known,
+        None => interned_name_probed(name),
+    }
+}
+
+/// The copy of `name` in its own slot of `names`, if that slot holds it.
+#[inline(always)]
+fn name_in_slot(
+    names: &[Option<std::sync::Arc<str>>; NAMES_INTERNED],
+    name: &str,
+) -> Option<std::sync::Arc<str>> {
+    names[name_slot(name)].as_ref().filter(|known| same_text(known, name)).cloned()
+}
+
+/// [`interned_name`] past the name's own slot: that slot and the next ones, then a new copy.
+#[cold]
+#[inline(never)]
+fn interned_name_probed(name: &str) -> std::sync::Arc<str> {
     NAMES_MADE.with(|names| {
         let mut names = names.borrow_mut();
         let first = name_slot(name);
-        if let Some(known) = &names[first] {
-            if same_text(known, name) {
-                return known.clone();
+        for probe in 0..NAMES_PROBED {
+            let slot = &mut names[(first + probe) % NAMES_INTERNED];
+            match slot {
+                Some(known) if same_text(known, name) => return known.clone(),
+                Some(_) => {}
+                None => return slot.insert(std::sync::Arc::from(name)).clone(),
             }
         }
-        interned_name_probed(&mut names, first, name)
+        // Every slot probed holds another name: this one is made each time.
+        std::sync::Arc::from(name)
     })
-}
-
-/// [`interned_name`] past the name's own slot `first`: the next slots, then a new copy.
-#[inline(never)]
-fn interned_name_probed(
-    names: &mut [Option<std::sync::Arc<str>>; NAMES_INTERNED],
-    first: usize,
-    name: &str,
-) -> std::sync::Arc<str> {
-    for probe in 0..NAMES_PROBED {
-        let slot = &mut names[(first + probe) % NAMES_INTERNED];
-        match slot {
-            Some(known) if same_text(known, name) => return known.clone(),
-            Some(_) => {}
-            None => return slot.insert(std::sync::Arc::from(name)).clone(),
-        }
-    }
-    // Every slot probed holds another name: this one is made each time.
-    std::sync::Arc::from(name)
 }
 
 /// The event log of one [`crate::Sim`].
@@ -868,15 +874,64 @@ impl Trace {
     /// operation, an irq's entry or exit, an RCU publication or free) with the name's hash
     /// computed once by its owner, as [`Trace::record`] would the same event with the same hash.
     /// The name (`name`, which may clone an owned one) is asked for only when events are kept.
-    #[inline]
+    ///
+    /// As [`Trace::record_lock`]: the paths past the hashing (the spin lock's, the kept
+    /// event's) take the event's words and `name` by value, in registers. Through
+    /// [`Trace::record_with`], whose closures borrowed the event and the time, CPU and task,
+    /// every named event (each guarded field's access) stored them on the stack before the
+    /// confined test: about ten instructions an event (callgrind of the balloon's checks).
+    #[inline(always)]
     pub(crate) fn record_named(
         &self,
-        at: (u64, u32, TaskId),
+        (time_ns, cpu, task): (u64, u32, TaskId),
         named: Named,
         name_hash: u64,
         name: impl FnOnce() -> Name,
     ) {
-        self.record_with(at, |hasher| hasher.named(named, name_hash), || named.kind(name()));
+        let lane = lane_word(cpu, task);
+        if !self.is_confined_here() {
+            return self.record_named_shared((time_ns, lane), named, name_hash, name);
+        }
+        self.record_named_entered((time_ns, lane), named, name_hash, name);
+    }
+
+    /// [`Trace::record_named`] for a trace any thread may record: under the spin lock
+    /// ([`Trace::enter`]), a call of its own.
+    #[inline(never)]
+    fn record_named_shared(
+        &self,
+        (time_ns, lane): (u64, u64),
+        named: Named,
+        name_hash: u64,
+        name: impl FnOnce() -> Name,
+    ) {
+        let _busy = self.enter();
+        self.record_named_entered((time_ns, lane), named, name_hash, name);
+    }
+
+    /// [`Trace::record_named`]'s numbering, hashing and keeping, the caller having made the
+    /// recording exclusive (confined to this thread, or under the spin lock).
+    #[inline(always)]
+    fn record_named_entered(
+        &self,
+        (time_ns, lane): (u64, u64),
+        named: Named,
+        name_hash: u64,
+        name: impl FnOnce() -> Name,
+    ) {
+        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.named(named, name_hash));
+        if self.mode != TraceMode::HashOnly {
+            self.keep_named((seq, time_ns), lane, named, name);
+        }
+    }
+
+    /// Keeps a named event numbered `seq` at `time_ns` on lane `lane` ([`lane_word`]), its name
+    /// made now: [`Trace::record_named`]'s path for a trace that keeps events.
+    #[cold]
+    #[inline(never)]
+    fn keep_named(&self, (seq, time_ns): (u64, u64), lane: u64, named: Named, name: impl FnOnce() -> Name) {
+        let (cpu, task) = lane_parts(lane);
+        self.keep(Event { seq, time_ns, cpu, task, kind: named.kind(name()) });
     }
 
     /// Records that the fault plan failed a call at `site` ([`EventKind::Fault`]), hashed as
@@ -980,10 +1035,19 @@ impl Trace {
     /// operation), which then costs no new string; any other name is the thread's interned
     /// copy ([`interned_name`]), so a rename, or a new world's first use of a name, allocates
     /// none either.
+    #[inline]
     pub(crate) fn name_task_shared(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         if self.names_unread.load(Ordering::Relaxed) {
             return interned_name(name);
         }
+        self.name_task_kept(task, name)
+    }
+
+    /// [`Trace::name_task_shared`] for a trace whose task names are read: a call of its own,
+    /// so that a campaign's (names unread) is a load, a test and a tail call, with no frame
+    /// (its registers saved and restored for this path: 14 instructions a context, callgrind).
+    #[inline(never)]
+    fn name_task_kept(&self, task: TaskId, name: &str) -> std::sync::Arc<str> {
         let mut inner = self.lock();
         if let Some(known) = inner.tasks.get(task) {
             if same_text(known, name) {
