@@ -692,16 +692,27 @@ impl TaskstatsSubject {
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
-                let id = self.model.port_pick(observer, *port);
-                let recv =
-                    |id| drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count(cx, id));
-                let received = id.map_or(0, recv);
-                Outcome::Received(id, received)
+                // The reader's socket as the pick holds it (its fd's), read on with no lookup.
+                let socket = self.model.port_pick_socket(observer, *port).map(|(socket, _)| socket);
+                let recv = |socket: &Socket| {
+                    drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count_on(cx, socket))
+                };
+                let received = socket.as_deref().map_or(0, recv);
+                Outcome::Received(socket.map(|socket| socket.port.id), received)
             }
             Op::Raw { port, bytes } => {
-                if let Some(id) = self.model.port_pick(observer, *port) {
+                // As a request: the pick's look at the socket and the driver's observer are
+                // netlink_request()'s (nothing runs in between).
+                if let Some((socket, queued)) = self.model.port_pick_socket(observer, *port) {
+                    let id = socket.port.id;
                     if let Some(cx) = sender_cx_seen(sim, &self.model, observer, id) {
-                        let _ = self.model.netlink_request(&cx, id, bytes);
+                        let _ = self.model.netlink_request_seen(
+                            &cx,
+                            observer,
+                            Some((&socket, queued)),
+                            id,
+                            bytes,
+                        );
                     }
                 }
                 Outcome::Done

@@ -253,6 +253,12 @@ impl Taskstats {
         let Some(socket) = self.own_socket(&own, id) else {
             return 0;
         };
+        self.recv_count_on(cx, &socket)
+    }
+
+    /// [`Self::recv_count`] on the reader's own socket as its caller holds it (the op-level
+    /// driver's pick, [`Self::port_pick_socket`], nothing run since): no lookup of it again.
+    pub(crate) fn recv_count_on(&self, cx: &Cx, socket: &Socket) -> usize {
         let count = socket.rx.lock_irqsave(cx).queue.drain(..).count();
         count
     }
