@@ -384,6 +384,7 @@ impl Taskstats {
     /// hands to [`Self::netlink_request_seen`] as the sender's socket. `cx` is the driver's
     /// observer: no lock round trip between operations of the op-level simulation
     /// ([`RwLock::observe_read`], [`SpinLock::observe`]).
+    ///
     /// The socket itself is handed on (the sender's `sock->sk`, held as its fd holds it), not a
     /// copy of its identity: netlink_request_seen() reads its queue through it at the end.
     pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Arc<Socket>, usize)> {
@@ -399,7 +400,8 @@ impl Taskstats {
     /// has just read them through it (the op-level driver, nothing run since: see
     /// [`Self::port_pick_socket`]); None reads them here. The messages come back as those
     /// before the last, in order, and the last apart: most requests get an ack alone, which
-    /// then costs no vector (and a reply or two no heap vector: [`Replies`]).
+    /// then costs no vector (and a query's one reply before its ack no heap vector:
+    /// [`Replies`]).
     pub(crate) fn netlink_request_seen(
         &self,
         cx: &Cx,
