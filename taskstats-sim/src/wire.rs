@@ -260,16 +260,33 @@ impl MsgBuilder {
     }
 }
 
+/// The messages a request got back before its last one (its replies, most often one): inline
+/// up to one, so a PID or TGID query's reply costs no vector of its own.
+pub type Replies = smallvec::SmallVec<[Vec<u8>; 1]>;
+
 /// `netlink_ack()`: an `NLMSG_ERROR` message carrying `error` (0 for an ack) and the request's
 /// header; on an error the whole request is echoed, as kernels before NETLINK_CAP_ACK did. Its
 /// header names the sending socket's port (`NETLINK_CB(in_skb).portid`), whatever the request's
 /// own `nlmsg_pid` said.
 pub fn netlink_ack(request: &[u8], hdr: &NlMsgHdr, port: u32, error: Option<Errno>) -> Vec<u8> {
+    netlink_ack_into(Vec::new(), request, hdr, port, error)
+}
+
+/// [`netlink_ack`] written into `out`, a spare buffer whose bytes are dropped first (its room
+/// is reused: the request path hands back the ack it read, see `ACK_SPARE`).
+pub fn netlink_ack_into(
+    mut out: Vec<u8>,
+    request: &[u8],
+    hdr: &NlMsgHdr,
+    port: u32,
+    error: Option<Errno>,
+) -> Vec<u8> {
     let echoed = match error {
         Some(_) => &request[..(hdr.len as usize).min(request.len())],
         None => &request[..NLMSG_HDRLEN],
     };
-    let mut out = Vec::with_capacity(NLMSG_HDRLEN + 4 + echoed.len());
+    out.clear();
+    out.reserve(NLMSG_HDRLEN + 4 + echoed.len());
     let len = (NLMSG_HDRLEN + 4 + echoed.len()) as u32;
     NlMsgHdr { len, kind: NLMSG_ERROR, flags: 0, seq: hdr.seq, pid: port }.write(&mut out);
     out.extend_from_slice(&error.map_or(0, |e| e.to_kernel_return()).to_le_bytes());
@@ -610,6 +627,27 @@ pub fn cpumask_payload(text: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An ack written into a spare buffer (a longer message's, a shorter one's) is the bytes a
+    /// fresh ack has, for an ack and for an error that echoes the request.
+    #[test]
+    fn an_ack_into_a_spare_buffer_is_a_fresh_ack() {
+        let mut request =
+            MsgBuilder::genlmsg_put_into(Vec::new(), (TASKSTATS_FAMILY_ID, NLM_F_REQUEST, 9, 77), 1, 1);
+        request.nla_put(TASKSTATS_CMD_ATTR_PID, &5u32.to_le_bytes());
+        let request = request.finish();
+        let hdr = NlMsgHdr::parse(&request).expect("a header");
+        for error in [None, Some(Errno::ESRCH)] {
+            let fresh = netlink_ack(&request, &hdr, 77, error);
+            for spare in [vec![0xaa; 200], vec![0x55; 3], Vec::new()] {
+                assert_eq!(
+                    netlink_ack_into(spare.clone(), &request, &hdr, 77, error),
+                    fresh,
+                    "{error:?}, {spare:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn records_have_the_uapi_sizes_and_offsets() {

@@ -27,7 +27,7 @@ use sim_core::sync::Arc;
 
 use crate::fixes::{Fixes, TaskstatsFixes};
 use crate::task::{ExitState, Task};
-use crate::taskstats::{ForkKind, Params, Port, Preemption, Taskstats, NR_CPUS};
+use crate::taskstats::{spare_ack, ForkKind, Params, Preemption, Socket, Taskstats, NR_CPUS};
 use crate::wire::*;
 
 // The operation vocabulary, for the CLI (artifacts) and the tests.
@@ -299,7 +299,7 @@ enum PortLook {
     /// The op-level driver picked the port and read its socket (identity and credentials) and
     /// queue length in one look ([`Taskstats::port_pick_socket`]); nothing else runs, so
     /// neither the driver nor netlink_request() reads them again.
-    OpLevel(Port, usize),
+    OpLevel(Arc<Socket>, usize),
     /// A threaded campaign claimed the port: its state is read as the request starts, and its
     /// queue again after the call (other tasks' exits may queue events meanwhile).
     Threaded,
@@ -308,9 +308,9 @@ enum PortLook {
 /// The messages a request call delivered (`replies`, then `last`) cut to those addressed to
 /// `port`, and the ack taken out of them: the last such message (`last` if it is one, else the
 /// last of the others).
-fn ack_apart(replies: &mut Vec<Vec<u8>>, last: Option<Vec<u8>>, port: u32) -> Option<Vec<u8>> {
-    let ours = |m: &Vec<u8>| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port);
-    replies.retain(ours);
+fn ack_apart(replies: &mut Replies, last: Option<Vec<u8>>, port: u32) -> Option<Vec<u8>> {
+    let ours = |m: &[u8]| NlMsgHdr::parse(m).is_some_and(|h| h.pid == port);
+    replies.retain(|m| ours(m));
     match last {
         Some(last) if ours(&last) => Some(last),
         _ => replies.pop(),
@@ -418,7 +418,7 @@ impl TaskstatsSubject {
         fd: Option<u8>,
     ) -> (RequestFacts, u32, Option<(u32, u32)>) {
         let state = match look {
-            PortLook::OpLevel(socket, queued) => Some((socket.owner_tgid, *queued, socket.open)),
+            PortLook::OpLevel(socket, queued) => Some((socket.port.owner_tgid, *queued, socket.port.open)),
             PortLook::Threaded => self.model.port_state(observer, port),
         };
         let (owner, queued, open) = state.unwrap_or((0, 0, false));
@@ -480,7 +480,7 @@ impl TaskstatsSubject {
         let Some((socket, queued)) = self.model.port_pick_socket(observer, port) else {
             return Outcome::Done;
         };
-        let port = socket.id;
+        let port = socket.port.id;
         self.request_on(sim, observer, (port, PortLook::OpLevel(socket, queued)), attrs, cmd, target, fd)
     }
 
@@ -527,9 +527,9 @@ impl TaskstatsSubject {
                 let mut delivered =
                     self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes);
                 let last = delivered.pop();
-                (delivered, last)
+                (Replies::from_vec(delivered), last)
             }
-            (None, _) => (Vec::new(), None),
+            (None, _) => (Replies::new(), None),
         };
         REQUEST_BYTES.set(bytes);
         let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
@@ -544,8 +544,11 @@ impl TaskstatsSubject {
             facts.queued = facts.queued.max(self.model.port_owner(observer, port).map_or(0, |p| p.1));
         }
         let error = ack.and_then(|ack| {
-            let hdr = NlMsgHdr::parse(&ack)?;
-            (hdr.kind == NLMSG_ERROR).then(|| u32_at(&ack, NLMSG_HDRLEN) as i32)
+            let hdr = NlMsgHdr::parse(&ack);
+            let error = hdr.filter(|hdr| hdr.kind == NLMSG_ERROR).map(|_| u32_at(&ack, NLMSG_HDRLEN) as i32);
+            // Read: its buffer is the next ack's (no allocation per ack).
+            spare_ack(ack);
+            error
         });
         // A dropped ack (full queue) hides whether a registration happened: the lists decide.
         let lists_after = (faulted || error.is_none()).then(|| lists_of(&self.model, observer));
@@ -689,16 +692,27 @@ impl TaskstatsSubject {
                 Outcome::Closed(id)
             }
             Op::Recv { port } => {
-                let id = self.model.port_pick(observer, *port);
-                let recv =
-                    |id| drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count(cx, id));
-                let received = id.map_or(0, recv);
-                Outcome::Received(id, received)
+                // The reader's socket as the pick holds it (its fd's), read on with no lookup.
+                let socket = self.model.port_pick_socket(observer, *port).map(|(socket, _)| socket);
+                let recv = |socket: &Socket| {
+                    drivers.as_named(sim, DriverTask::Recvmsg, |cx| self.model.recv_count_on(cx, socket))
+                };
+                let received = socket.as_deref().map_or(0, recv);
+                Outcome::Received(socket.map(|socket| socket.port.id), received)
             }
             Op::Raw { port, bytes } => {
-                if let Some(id) = self.model.port_pick(observer, *port) {
+                // As a request: the pick's look at the socket and the driver's observer are
+                // netlink_request()'s (nothing runs in between).
+                if let Some((socket, queued)) = self.model.port_pick_socket(observer, *port) {
+                    let id = socket.port.id;
                     if let Some(cx) = sender_cx_seen(sim, &self.model, observer, id) {
-                        let _ = self.model.netlink_request(&cx, id, bytes);
+                        let _ = self.model.netlink_request_seen(
+                            &cx,
+                            observer,
+                            Some((&socket, queued)),
+                            id,
+                            bytes,
+                        );
                     }
                 }
                 Outcome::Done

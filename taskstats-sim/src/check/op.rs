@@ -10,7 +10,7 @@ use sim_core::Errno;
 use super::TaskstatsConfig;
 use crate::task::TaskState;
 use crate::taskstats::{ForkKind, TASKSTATS_CPUMASK_MAXLEN};
-use crate::wire::cpumask_payload;
+use crate::wire::{cpumask_payload, Replies};
 
 /// A cpumask attribute as an operation spells it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,7 +295,7 @@ pub enum Outcome {
     Request {
         facts: RequestFacts,
         error: Option<i32>,
-        replies: Vec<Vec<u8>>,
+        replies: Replies,
         port: u32,
         lists_after: Option<Vec<Vec<u32>>>,
     },

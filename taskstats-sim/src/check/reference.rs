@@ -1311,7 +1311,7 @@ mod tests {
         let answer = |record: &TaskstatsRecord| Outcome::Request {
             facts: facts.clone(),
             error: Some(0),
-            replies: vec![tgid_reply(1, record)],
+            replies: Replies::from_vec(vec![tgid_reply(1, record)]),
             port: 100,
             lists_after: None,
         };
@@ -1359,7 +1359,10 @@ mod tests {
         let answer = |cpu_count: u64| Outcome::Request {
             facts: facts.clone(),
             error: Some(0),
-            replies: vec![tgid_reply(1, &TaskstatsRecord { version: 8, cpu_count, ..Default::default() })],
+            replies: Replies::from_vec(vec![tgid_reply(
+                1,
+                &TaskstatsRecord { version: 8, cpu_count, ..Default::default() },
+            )]),
             port: 100,
             lists_after: None,
         };
@@ -1426,7 +1429,7 @@ mod tests {
             Outcome::Request {
                 facts: facts.clone(),
                 error: Some(0),
-                replies: vec![msg.finish()],
+                replies: Replies::from_vec(vec![msg.finish()]),
                 port: 100,
                 lists_after: None,
             }
@@ -1459,7 +1462,7 @@ mod tests {
         let failed = |lists: Vec<Vec<u32>>| Outcome::Request {
             facts: facts.clone(),
             error: Some(Errno::ENOMEM.to_kernel_return()),
-            replies: vec![],
+            replies: Replies::new(),
             port: 100,
             lists_after: Some(lists),
         };

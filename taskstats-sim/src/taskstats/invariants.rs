@@ -194,18 +194,12 @@ impl Taskstats {
         Some(socket_state(cx, &socket))
     }
 
-    /// [`Self::port_pick`] and [`Self::port_state`] of the port it picks, in one look at the
-    /// table: what a request's driver reads first.
-    pub(crate) fn port_pick_state(&self, cx: &Cx, index: u8) -> Option<(u32, (u32, usize, bool))> {
-        let (id, socket) =
-            self.ports.observe_read(cx, |ports| pick_port(ports, index).map(|(&id, s)| (id, s.clone())))?;
-        Some((id, socket_state(cx, &socket)))
-    }
-
     /// The port `index` picks among the ports' ids, ascending, modulo their number (what
-    /// indexing [`Self::port_ids`] picks), without copying the ids (None: no port).
+    /// indexing [`Self::port_ids`] picks), without copying the ids (None: no port). Its id
+    /// alone: no hold of the socket, no look at its queue (the op-level close(2) and the
+    /// preempted query's requester read nothing else).
     pub(crate) fn port_pick(&self, cx: &Cx, index: u8) -> Option<u32> {
-        self.port_pick_state(cx, index).map(|(id, _)| id)
+        self.ports.observe_read(cx, |ports| pick_port(ports, index).map(|(&id, _)| id))
     }
 
     /// The invariants after an operation that touched only the lists of the CPUs in `cpus` (a

@@ -39,7 +39,7 @@ mod process;
 use delayacct::{add_delays, same_delays};
 use ledger::{Ledger, TgidExpect};
 use netlink::Info;
-pub(crate) use netlink::Port;
+pub(crate) use netlink::{spare_ack, Port, Socket};
 use process::comm_for;
 
 /// A fault site the model names on a hot path, made once: a `FaultSite` owns its name's text,

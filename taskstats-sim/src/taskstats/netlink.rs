@@ -5,6 +5,18 @@
 
 use super::*;
 
+std::thread_local! {
+    /// A spare buffer the next ack is written into ([`netlink_ack_into`]): the op-level
+    /// driver hands back the ack it read ([`spare_ack`]), so an ack costs no allocation of its
+    /// own. Only its room is reused; every ack's bytes are written anew.
+    static ACK_SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Gives a read message's buffer back for the next ack on this thread (see `ACK_SPARE`).
+pub(crate) fn spare_ack(bytes: Vec<u8>) {
+    ACK_SPARE.set(bytes);
+}
+
 /// A netlink socket's identity: its port id and its owner's credentials at open.
 #[derive(Debug, Clone)]
 pub(crate) struct Port {
@@ -241,6 +253,12 @@ impl Taskstats {
         let Some(socket) = self.own_socket(&own, id) else {
             return 0;
         };
+        self.recv_count_on(cx, &socket)
+    }
+
+    /// [`Self::recv_count`] on the reader's own socket as its caller holds it (the op-level
+    /// driver's pick, [`Self::port_pick_socket`], nothing run since): no lookup of it again.
+    pub(crate) fn recv_count_on(&self, cx: &Cx, socket: &Socket) -> usize {
         let count = socket.rx.lock_irqsave(cx).queue.drain(..).count();
         count
     }
@@ -355,7 +373,8 @@ impl Taskstats {
         // reached through an observer context (Self::own_socket): the same data, no lockdep or
         // trace step. The reader's recvmsg() at the end takes its queue's lock as `cx`.
         let own = self.observer(cx, ledger::ObserverUse::OwnSocket);
-        let (mut delivered, last) = self.netlink_request_seen(cx, &own, None, port, bytes);
+        let (delivered, last) = self.netlink_request_seen(cx, &own, None, port, bytes);
+        let mut delivered = delivered.into_vec();
         delivered.extend(last);
         delivered
     }
@@ -365,44 +384,49 @@ impl Taskstats {
     /// hands to [`Self::netlink_request_seen`] as the sender's socket. `cx` is the driver's
     /// observer: no lock round trip between operations of the op-level simulation
     /// ([`RwLock::observe_read`], [`SpinLock::observe`]).
-    pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Port, usize)> {
+    ///
+    /// The socket itself is handed on (the sender's `sock->sk`, held as its fd holds it), not a
+    /// copy of its identity: netlink_request_seen() reads its queue through it at the end.
+    pub(crate) fn port_pick_socket(&self, cx: &Cx, index: u8) -> Option<(Arc<Socket>, usize)> {
         let socket = self.ports.observe_read(cx, |ports| {
             super::invariants::pick_port(ports, index).map(|(_, socket)| socket.clone())
         })?;
-        Some(socket.observed(cx))
+        let queued = socket.rx.observe(cx, |rx| rx.queue.len());
+        Some((socket, queued))
     }
 
     /// [`Self::netlink_request`] with the sender's own socket reached through the caller's
-    /// observer context `own`, and `socket`, its identity and queue length, when the caller has
-    /// just read them through it (the op-level driver, nothing run since: see
+    /// observer context `own`, and `socket`, the socket and its queue length, when the caller
+    /// has just read them through it (the op-level driver, nothing run since: see
     /// [`Self::port_pick_socket`]); None reads them here. The messages come back as those
     /// before the last, in order, and the last apart: most requests get an ack alone, which
-    /// then costs no vector.
+    /// then costs no vector (and a query's one reply before its ack no heap vector:
+    /// [`Replies`]).
     pub(crate) fn netlink_request_seen(
         &self,
         cx: &Cx,
         own: &Cx,
-        socket: Option<(&Port, usize)>,
+        socket: Option<(&Socket, usize)>,
         port: u32,
         bytes: &[u8],
-    ) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+    ) -> (Replies, Option<Vec<u8>>) {
         // One look at the socket: its identity, and where this call's messages will start.
         let looked;
         let (p, queued_before) = match socket {
-            Some(seen) => seen,
+            Some((seen, queued)) => (&seen.port, queued),
             None => {
                 let Some(found) = self.port_and_queued(own, port) else {
-                    return (Vec::new(), None);
+                    return (Replies::new(), None);
                 };
                 looked = found;
                 (&looked.0, looked.1)
             }
         };
         if !p.open || p.id != port {
-            return (Vec::new(), None);
+            return (Replies::new(), None);
         }
         let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
-            return (Vec::new(), None);
+            return (Replies::new(), None);
         };
         // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
         let genl_lock = self.genl_mutex.lock(cx);
@@ -424,7 +448,7 @@ impl Taskstats {
             if err == Some(Errno::EINTR) {
                 dumping = true;
             } else if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
-                let ack = netlink_ack(msg, &hdr, port, err);
+                let ack = netlink_ack_into(ACK_SPARE.take(), msg, &hdr, port, err);
                 let _ = self.queue_bytes(cx, port, ack);
             }
             at += align4(len).min(bytes.len() - at);
@@ -433,16 +457,29 @@ impl Taskstats {
         if dumping {
             self.netlink_dump_on_recvmsg(cx, own, port);
         }
-        // The reader's recvmsg(): its own socket, the queue under sk_receive_queue.lock.
-        let Some(socket) = self.own_socket(own, port) else {
-            return (Vec::new(), None);
+        // The reader's recvmsg(): its own socket, the queue under sk_receive_queue.lock. The
+        // op-level driver's socket is the one its fd names (nothing else ran to close it: an
+        // exit preempting a query is another task's, whose group the live requester keeps
+        // alive); without it, the socket is looked up again (a threaded close may have run).
+        let again;
+        let socket = match socket {
+            Some((seen, _)) => seen,
+            None => match self.own_socket(own, port) {
+                Some(found) => {
+                    again = found;
+                    &*again
+                }
+                None => return (Replies::new(), None),
+            },
         };
         let mut rx = socket.rx.lock_irqsave(cx);
         if rx.queue.len() <= queued_before {
-            return (Vec::new(), None);
+            return (Replies::new(), None);
         }
         let last = rx.queue.pop_back();
-        (rx.queue.drain(queued_before..).collect(), last)
+        let mut replies = Replies::new();
+        replies.extend(rx.queue.drain(queued_before..));
+        (replies, last)
     }
 
     /// Mirrors genl_rcv_msg() for the TASKSTATS family: family lookup (ENOENT), header length
