@@ -67,6 +67,8 @@ pub(crate) struct XattrBlocks {
 pub(crate) struct KeptBlocks {
     bitmap: Vec<bool>,
     bitmap_locked: Option<u64>,
+    /// How many bits of `bitmap` are set, counted when it is read.
+    allocated: usize,
     headers: Vec<Option<(u64, HeaderState)>>,
     /// The cache's [`MbCache::hash_version`](super::mbcache::MbCache) and the blocks'
     /// [`XattrBlocks::locks_taken`] when the incremental check last found every hashed block
@@ -371,7 +373,22 @@ impl XattrBlocks {
         let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
         if kept.bitmap_locked != Some(locked) {
             self.bitmap_into(observer, &mut kept.bitmap);
+            kept.allocated = kept.bitmap.iter().filter(|&&used| used).count();
             kept.bitmap_locked = Some(locked);
+        }
+    }
+
+    /// [`XattrBlocks::nth_allocated`] from `kept`'s bitmap while the model has not taken the
+    /// bitmap's lock since a check read it (then it is the bitmap, see
+    /// [`XattrBlocks::bitmap_kept`]): one pass up to the block picked, with the count kept, and
+    /// no observer's read. Otherwise the bitmap read as `nth_allocated` reads it.
+    pub(crate) fn nth_allocated_kept(&self, observer: &Cx, index: u8, kept: Option<&KeptBlocks>) -> Option<u64> {
+        let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
+        match kept {
+            Some(kept) if kept.bitmap_locked == Some(locked) => {
+                nth_allocated_of(kept.bitmap.iter().copied(), kept.allocated, index)
+            }
+            _ => self.nth_allocated(observer, index),
         }
     }
 

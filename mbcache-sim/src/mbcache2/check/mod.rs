@@ -315,7 +315,8 @@ impl Mbcache2Subject {
 
     /// The `index`-th allocated block of `fs`, modulo how many are.
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        self.filesystems[fs].blocks.nth_allocated(&self.observer, index)
+        let checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.filesystems[fs].blocks.nth_allocated_kept(&self.observer, index, checked.blocks.get(fs))
     }
 
     fn mount(&mut self, fs: usize) -> Outcome {
