@@ -368,8 +368,6 @@ pub(crate) struct Memory {
 /// check; sets and maps are sorted `Vec`s, looked up by binary search.
 #[derive(Debug, Default)]
 pub(crate) struct CheckScratch {
-    /// The write log being checked (swapped with [`Memory::touched`], whose capacity it keeps).
-    pub(crate) log: Touched,
     /// The live handles, in id order, with their entries and caches.
     pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
@@ -446,7 +444,6 @@ impl CheckScratch {
     /// Names every field, so a new one cannot be missed here.
     fn emptied(mut self: Box<Self>) -> Box<Self> {
         let CheckScratch {
-            log,
             handles,
             caches,
             count_cells,
@@ -470,7 +467,6 @@ impl CheckScratch {
             passed_counts,
             passed_frees,
         } = &mut *self;
-        log.clear();
         handles.clear();
         caches.clear();
         count_cells.clear();

@@ -236,35 +236,35 @@ impl Registry {
     #[inline(never)]
     fn check_logged(&self, cx: &Cx) -> Checked {
         self.look(cx, |looked| {
-            let mut s = {
+            // The log is read where it is (`Memory::touched`: a look writes nothing, so nothing
+            // logs meanwhile) and emptied once checked, passed or not.
+            let (mut s, overflowed) = {
                 let memory = &mut *looked.mem().memory;
-                let mut s = memory.scratch.take().unwrap_or_default();
-                std::mem::swap(&mut memory.touched, &mut s.log);
-                s
+                (memory.scratch.take().unwrap_or_default(), memory.touched.overflowed)
             };
-            let result = if s.log.overflowed {
+            let result = if overflowed {
                 self.check_whole(looked, &mut s)
             } else {
                 self.check_touched(looked, &mut s)
             };
-            s.log.clear();
+            looked.mem().memory.touched.clear();
             Self::put_back(looked, s, &result);
             result
         })
     }
 
-    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock`'s state looked at and the
-    /// log in `s.log`.
+    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock`'s state looked at, the
+    /// log in `Memory::touched`.
     fn check_touched(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
         // The facts in the whole check's order, so both name the same one when several break.
         Self::counts_and_handles(looked, s, true)?;
         let mut mem = looked.mem();
         let memory = &*mem.memory;
         s.chained.clear();
-        s.chained.extend(s.log.chained.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.chained.extend(memory.touched.chained.iter().copied().filter(|e| memory.entry_live(*e)));
         sort_set(&mut s.chained);
         s.entries.clear();
-        s.entries.extend(s.log.entries.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.entries.extend(memory.touched.entries.iter().copied().filter(|e| memory.entry_live(*e)));
         s.entries.extend_from_slice(&s.chained);
         sort_set(&mut s.entries);
         s.on_lru.clear();
@@ -287,7 +287,7 @@ impl Registry {
             Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
         }
         s.heads.clear();
-        s.heads.extend_from_slice(&s.log.heads);
+        s.heads.extend_from_slice(&mem.memory.touched.heads);
         for &entry in &s.chained {
             Self::chains_of(&mut mem, entry, &mut s.heads)?;
         }
@@ -314,7 +314,7 @@ impl Registry {
     /// no entry or cache was freed since ([`Registry::handles_made_since_pass`]).
     fn counts_and_handles(looked: &mut Looked<'_>, s: &mut CheckScratch, since_pass: bool) -> Checked {
         s.load_handles(&looked.mem().memory.handles);
-        Self::entry_counts(looked, s)?;
+        Self::entry_counts(looked, s, since_pass)?;
         let mut mem = looked.mem();
         let from = if since_pass { Self::handles_made_since_pass(mem.memory, s) } else { 0 };
         Self::handles_refer_to_live_entries(&mut mem, &s.handles[from..])
@@ -335,8 +335,11 @@ impl Registry {
     }
 
     /// `mb_cache_list` into `s.caches`, and every cache's `c_entry_count`, a `sim_core::sync`
-    /// atomic, read with no `Memory` guard held, into `s.counts`.
-    fn entry_counts(looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
+    /// atomic, read with no `Memory` guard held, into `s.counts`; the incremental check
+    /// (`op_level`) reads them under the guard, as [`Registry::check_untouched`] does: it runs
+    /// between the op-level simulation's operations only, where no other task can write (the
+    /// threaded checks and shuttle's and loom's quiescent points take the whole check).
+    fn entry_counts(looked: &mut Looked<'_>, s: &mut CheckScratch, op_level: bool) -> Checked {
         // A cache handle names one cache for its life, and a destroyed cache leaves the list
         // before it is freed: while the list is the one the last check saw (`caches_version`),
         // so are the cells (each cache is still dereferenced by `entry_count_equals_live_entries`).
@@ -352,7 +355,9 @@ impl Registry {
             }
             s.caches_at = Some(version);
         }
-        looked.unlock_memory();
+        if !op_level {
+            looked.unlock_memory();
+        }
         s.counts.clear();
         s.counts.extend(s.count_cells.iter().map(|count| count.load(Ordering::SeqCst)));
         Ok(())

@@ -336,6 +336,14 @@ impl XattrBlocks {
         mb.mb_cache_entry_put(cx, cache, oe);
     }
 
+    /// Flips `block`'s bit under the bitmap's lock, as `new_block` and `release_block` write it
+    /// (tests of the harness's pick).
+    #[cfg(test)]
+    pub(crate) fn flip_allocated_under_lock(&self, cx: &Cx, block: usize) {
+        let mut bitmap = self.lock_bitmap(cx);
+        bitmap[block] = !bitmap[block];
+    }
+
     /// A model write that breaks the cache's facts: `block`'s `h_hash` set to `hash` under its
     /// buffer lock, as a buggy model would write it (tests of the checks).
     #[cfg(test)]
@@ -382,7 +390,12 @@ impl XattrBlocks {
     /// bitmap's lock since a check read it (then it is the bitmap, see
     /// [`XattrBlocks::bitmap_kept`]): one pass up to the block picked, with the count kept, and
     /// no observer's read. Otherwise the bitmap read as `nth_allocated` reads it.
-    pub(crate) fn nth_allocated_kept(&self, observer: &Cx, index: u8, kept: Option<&KeptBlocks>) -> Option<u64> {
+    pub(crate) fn nth_allocated_kept(
+        &self,
+        observer: &Cx,
+        index: u8,
+        kept: Option<&KeptBlocks>,
+    ) -> Option<u64> {
         let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
         match kept {
             Some(kept) if kept.bitmap_locked == Some(locked) => {
@@ -468,4 +481,43 @@ pub(crate) fn nth_allocated_of(
     }
     let nth = usize::from(index) % count;
     allocated.enumerate().filter(|&(_, used)| used).nth(nth).map(|(block, _)| block as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Sim, SimConfig};
+
+    use super::*;
+
+    /// Every pick through the kept bitmap is the pick the model's bitmap gives, whether the kept
+    /// copy is current (the count and the bits kept used) or stale (a bit flipped since: read
+    /// again). Ignoring the lock count fails the stale half, as each flip moves the count.
+    #[test]
+    fn a_block_picked_from_the_kept_bitmap_is_the_one_the_bitmap_gives() {
+        let sim = Sim::new(SimConfig::new(3));
+        let (cx, observer) = (sim.cx("fs", 0), sim.observer_cx("check", 0));
+        let blocks = XattrBlocks::new(8, 2);
+        let mut kept = KeptBlocks::default();
+        let same_picks = |kept: &KeptBlocks, when: &str| {
+            for index in 0..=u8::MAX {
+                let fresh = blocks.nth_allocated(&observer, index);
+                assert_eq!(
+                    blocks.nth_allocated_kept(&observer, index, Some(kept)),
+                    fresh,
+                    "{when}, index {index}"
+                );
+                assert_eq!(blocks.nth_allocated_kept(&observer, index, None), fresh, "{when}, none kept");
+            }
+        };
+        let mut used = 0;
+        for step in 0..24usize {
+            blocks.flip_allocated_under_lock(&cx, step * 5 % 8);
+            same_picks(&kept, &format!("step {step}, kept stale"));
+            blocks.bitmap_kept(&observer, &mut kept);
+            assert_eq!(kept.bitmap_locked, Some(blocks.locks_taken().0), "step {step}: kept is current");
+            used += usize::from(kept.allocated > 0);
+            same_picks(&kept, &format!("step {step}, kept current"));
+        }
+        assert!(used > 12, "most steps pick among allocated blocks: {used}");
+    }
 }
