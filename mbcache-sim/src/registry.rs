@@ -203,11 +203,6 @@ impl HandleTable {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, EntryRef, CacheHandle)> + '_ {
         self.live.iter().copied()
     }
-
-    /// [`HandleTable::iter`] as the slice it walks, for a checker's copy in one move.
-    pub(crate) fn live(&self) -> &[(u64, EntryRef, CacheHandle)] {
-        &self.live
-    }
 }
 
 /// What `mb_cache_spinlock` guards besides entries: the cache list, the LRU head, and the

@@ -93,7 +93,7 @@ impl CheckScratch {
         // reloads the table too): the quiet path reads `passed_at` with `handles_version`.
         self.passed_at = None;
         self.handles.clear();
-        self.handles.extend_from_slice(table.live());
+        self.handles.extend(table.iter());
     }
 }
 
@@ -227,14 +227,6 @@ impl Registry {
         if let Some(result) = self.check_untouched(cx) {
             return result;
         }
-        self.check_logged(cx)
-    }
-
-    /// [`Registry::check_invariants_touched`] once something was written: the log's facts, or
-    /// the whole check when the log overflowed. A call of its own, so the quiet path above (most
-    /// checks) sets up no frame for this one's working sets.
-    #[inline(never)]
-    fn check_logged(&self, cx: &Cx) -> Checked {
         self.look(cx, |looked| {
             // The log is read where it is (`Memory::touched`: a look writes nothing, so nothing
             // logs meanwhile) and emptied once checked, passed or not.

@@ -67,8 +67,9 @@ pub(crate) struct XattrBlocks {
 pub(crate) struct KeptBlocks {
     bitmap: Vec<bool>,
     bitmap_locked: Option<u64>,
-    /// How many bits of `bitmap` are set, counted when it is read.
-    allocated: usize,
+    /// How many bits of `bitmap` are set: counted by the first pick after it is read (None
+    /// until then; [`XattrBlocks::nth_allocated_kept`]).
+    allocated: Option<usize>,
     headers: Vec<Option<(u64, HeaderState)>>,
     /// The cache's [`MbCache::hash_version`](super::mbcache::MbCache) and the blocks'
     /// [`XattrBlocks::locks_taken`] when the incremental check last found every hashed block
@@ -381,7 +382,7 @@ impl XattrBlocks {
         let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
         if kept.bitmap_locked != Some(locked) {
             self.bitmap_into(observer, &mut kept.bitmap);
-            kept.allocated = kept.bitmap.iter().filter(|&&used| used).count();
+            kept.allocated = None;
             kept.bitmap_locked = Some(locked);
         }
     }
@@ -394,12 +395,15 @@ impl XattrBlocks {
         &self,
         observer: &Cx,
         index: u8,
-        kept: Option<&KeptBlocks>,
+        kept: Option<&mut KeptBlocks>,
     ) -> Option<u64> {
         let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
         match kept {
             Some(kept) if kept.bitmap_locked == Some(locked) => {
-                nth_allocated_of(kept.bitmap.iter().copied(), kept.allocated, index)
+                let bitmap = &kept.bitmap;
+                let count =
+                    *kept.allocated.get_or_insert_with(|| bitmap.iter().map(|&b| usize::from(b)).sum());
+                nth_allocated_of(bitmap.iter().copied(), count, index)
             }
             _ => self.nth_allocated(observer, index),
         }
@@ -498,11 +502,11 @@ mod tests {
         let (cx, observer) = (sim.cx("fs", 0), sim.observer_cx("check", 0));
         let blocks = XattrBlocks::new(8, 2);
         let mut kept = KeptBlocks::default();
-        let same_picks = |kept: &KeptBlocks, when: &str| {
+        let same_picks = |kept: &mut KeptBlocks, when: &str| {
             for index in 0..=u8::MAX {
                 let fresh = blocks.nth_allocated(&observer, index);
                 assert_eq!(
-                    blocks.nth_allocated_kept(&observer, index, Some(kept)),
+                    blocks.nth_allocated_kept(&observer, index, Some(&mut *kept)),
                     fresh,
                     "{when}, index {index}"
                 );
@@ -512,11 +516,11 @@ mod tests {
         let mut used = 0;
         for step in 0..24usize {
             blocks.flip_allocated_under_lock(&cx, step * 5 % 8);
-            same_picks(&kept, &format!("step {step}, kept stale"));
+            same_picks(&mut kept, &format!("step {step}, kept stale"));
             blocks.bitmap_kept(&observer, &mut kept);
             assert_eq!(kept.bitmap_locked, Some(blocks.locks_taken().0), "step {step}: kept is current");
-            used += usize::from(kept.allocated > 0);
-            same_picks(&kept, &format!("step {step}, kept current"));
+            same_picks(&mut kept, &format!("step {step}, kept current"));
+            used += usize::from(kept.allocated.is_some_and(|count| count > 0));
         }
         assert!(used > 12, "most steps pick among allocated blocks: {used}");
     }

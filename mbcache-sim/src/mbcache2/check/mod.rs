@@ -315,8 +315,8 @@ impl Mbcache2Subject {
 
     /// The `index`-th allocated block of `fs`, modulo how many are.
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        let checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.filesystems[fs].blocks.nth_allocated_kept(&self.observer, index, checked.blocks.get(fs))
+        let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.filesystems[fs].blocks.nth_allocated_kept(&self.observer, index, checked.blocks.get_mut(fs))
     }
 
     fn mount(&mut self, fs: usize) -> Outcome {
