@@ -387,6 +387,8 @@ pub(crate) struct CheckScratch {
     /// The live entries written in a way a hash-chain fact reads ([`Touched::chained`]), sorted.
     pub(crate) chained: Vec<EntryRef>,
     pub(crate) on_lru: Vec<EntryRef>,
+    /// Whether each of `entries` was linked on a block chain as its LRU facts read it.
+    pub(crate) entries_hashed: Vec<bool>,
     /// The chains to walk, a chain's nodes, and the (bdev, block, serial) keys seen on it.
     pub(crate) heads: Vec<HeadId>,
     pub(crate) nodes: Vec<Node>,
@@ -458,6 +460,7 @@ impl CheckScratch {
             entries,
             chained,
             on_lru,
+            entries_hashed,
             heads,
             nodes,
             keys,
@@ -480,6 +483,7 @@ impl CheckScratch {
         entries.clear();
         chained.clear();
         on_lru.clear();
+        entries_hashed.clear();
         heads.clear();
         nodes.clear();
         keys.clear();

@@ -264,10 +264,13 @@ impl Registry {
         s.entries.extend_from_slice(&s.chained);
         sort_set(&mut s.entries);
         s.on_lru.clear();
+        s.entries_hashed.clear();
         for &entry in &s.entries {
-            if Self::lru_neighbours_keep_release_order(&mut mem, entry)? {
+            let (on_lru, hashed) = Self::lru_neighbours_keep_release_order(&mut mem, entry)?;
+            if on_lru {
                 s.on_lru.push(entry);
             }
+            s.entries_hashed.push(hashed);
         }
         // An entry that outlived its destroyed cache (as the kernel's do) is on the LRU facts
         // above, as on the whole check's LRU walk, and in none of the facts below: the whole
@@ -276,6 +279,12 @@ impl Registry {
             let memory = &*mem.memory;
             let of_live_cache =
                 |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
+            // `entries_hashed` in step with `entries` (`retain` visits each once, in order).
+            let mut at = 0;
+            s.entries_hashed.retain(|_| {
+                at += 1;
+                of_live_cache(&s.entries[at - 1])
+            });
             s.entries.retain(of_live_cache);
             s.chained.retain(of_live_cache);
         }
@@ -291,14 +300,15 @@ impl Registry {
         Self::walk_chains(&mut mem, s)?;
         let seen =
             Seen { handles: &s.handles, handles_at: s.handles_at, on_lru: &s.on_lru, hashed: &s.hashed };
-        for &entry in &s.entries {
+        for (&entry, &linked) in s.entries.iter().zip(&s.entries_hashed) {
             // A chained entry's chains were walked just now; any other's links and chains are as
-            // the last check saw them, so its `e_block_list` link says whether it is hashed.
+            // the last check saw them, so its `e_block_list` link, as the LRU facts read it above
+            // (`Registry::is_hashed`; nothing was written since), says whether it is hashed.
             let hashed = if s.chained.binary_search(&entry).is_ok() {
                 Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
                 count_of(&s.hashed, &entry) > 0
             } else {
-                Registry::is_hashed(&mut mem, entry).map_err(oops)?
+                linked
             };
             self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
         }
@@ -459,17 +469,18 @@ impl Registry {
     }
 
     /// A written entry on the LRU is unused and hashed (or put back by a failed free), and its
-    /// release stamp lies between its neighbours'. Returns whether it is on the LRU.
-    fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<bool> {
+    /// release stamp lies between its neighbours'. Returns whether it is on the LRU, and whether
+    /// its `e_block_list` is linked (`Registry::is_hashed`).
+    fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<(bool, bool)> {
         // One look at the entry: its `e_lru_list` (`list_empty`, `prev`, `next`), its
         // `e_block_list` (`Registry::is_hashed`) and the fields the facts read (in the order
         // they were read one by one: the links are followed before any fact is judged).
         let object = mem.entry(entry).map_err(oops)?;
         let lru = object.lru.get();
-        if lru.next == list::Link::To(Node::Lru(entry)) {
-            return Ok(false);
-        }
         let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
+        if lru.next == list::Link::To(Node::Lru(entry)) {
+            return Ok((false, hashed));
+        }
         let (id, used, free_failed, stamp) = (object.id, object.used, object.free_failed, object.lru_stamp);
         let before = list::follow(mem, Node::Lru(entry), lru.prev, "check_invariants").map_err(oops)?;
         let after = list::follow(mem, Node::Lru(entry), lru.next, "check_invariants").map_err(oops)?;
@@ -499,7 +510,7 @@ impl Registry {
                 ),
             );
         }
-        Ok(true)
+        Ok((true, hashed))
     }
 
     /// Nothing is freed while a handle refers to it.
