@@ -50,12 +50,6 @@ impl EntryRef {
     pub(crate) fn slot(self) -> usize {
         self.0.index() as usize
     }
-
-    /// The entry's bit in a word of slots modulo 64 (`CheckScratch::handles_at`): entries with
-    /// clear bits in a word made of others' are none of them.
-    pub(crate) fn slot_bit(self) -> u64 {
-        1 << (self.0.index() % 64)
-    }
 }
 
 /// A list head that is not inside an entry. Index numbers are below [`INDEXES_MAX`], so a byte
@@ -371,9 +365,6 @@ pub(crate) struct Memory {
 pub(crate) struct CheckScratch {
     /// The live handles, in id order, with their entries and caches.
     pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
-    /// The bit of each of `handles`' entries' slots (modulo 64): an entry whose bit is clear has
-    /// no handle, with no scan of `handles` (`EntryRef::slot_bit`).
-    pub(crate) handles_at: u64,
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
     pub(crate) caches: Vec<CacheHandle>,
     pub(crate) count_cells: Vec<std::sync::Arc<sim_core::sync::atomic::AtomicI32>>,
@@ -451,7 +442,6 @@ impl CheckScratch {
     fn emptied(mut self: Box<Self>) -> Box<Self> {
         let CheckScratch {
             handles,
-            handles_at,
             caches,
             count_cells,
             counts,
@@ -495,7 +485,6 @@ impl CheckScratch {
         index_counts.clear();
         passed_counts.clear();
         (*caches_at, *handles_version, *passed_at, *passed_frees) = (None, None, None, None);
-        *handles_at = 0;
         self
     }
 }

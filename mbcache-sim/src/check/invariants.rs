@@ -33,8 +33,6 @@ fn walk_into(mem: &mut Mem<'_>, head: Node, nodes: &mut Vec<Node>) -> Checked {
 /// compare (the lists sorted, looked up by binary search; the handles, few, scanned).
 struct Seen<'a> {
     handles: &'a [(u64, EntryRef, CacheHandle)],
-    /// `CheckScratch::handles_at`: the handles' entries' slot bits.
-    handles_at: u64,
     on_lru: &'a [EntryRef],
     hashed: &'a [(EntryRef, u32)],
 }
@@ -96,7 +94,6 @@ impl CheckScratch {
         self.passed_at = None;
         self.handles.clear();
         self.handles.extend(table.iter());
-        self.handles_at = self.handles.iter().fold(0, |at, &(_, entry, _)| at | entry.slot_bit());
     }
 }
 
@@ -206,8 +203,7 @@ impl Registry {
             for index in 0..indexes_count {
                 Self::index_chains_hold_the_hashed_entries(&mut mem, cache_handle, &geometry, index, s)?;
             }
-            let seen =
-                Seen { handles: &s.handles, handles_at: s.handles_at, on_lru: &s.on_lru, hashed: &s.hashed };
+            let seen = Seen { handles: &s.handles, on_lru: &s.on_lru, hashed: &s.hashed };
             for &entry in &s.entries {
                 let hashed = count_of(seen.hashed, &entry) > 0;
                 self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
@@ -298,8 +294,7 @@ impl Registry {
         }
         sort_set(&mut s.heads);
         Self::walk_chains(&mut mem, s)?;
-        let seen =
-            Seen { handles: &s.handles, handles_at: s.handles_at, on_lru: &s.on_lru, hashed: &s.hashed };
+        let seen = Seen { handles: &s.handles, on_lru: &s.on_lru, hashed: &s.hashed };
         for (&entry, &linked) in s.entries.iter().zip(&s.entries_hashed) {
             // A chained entry's chains were walked just now; any other's links and chains are as
             // the last check saw them, so its `e_block_list` link, as the LRU facts read it above
@@ -744,13 +739,8 @@ impl Registry {
         let object = mem.entry(entry).map_err(oops)?;
         let used = object.used;
         // The handles that refer to it: a scan of the few live ones (a count kept per entry cost
-        // a sort of the handles' entries each time the table changed, most checks), skipped for
-        // an entry no handle's slot bit names (most: every unused one).
-        let held = if seen.handles_at & entry.slot_bit() == 0 {
-            0
-        } else {
-            seen.handles.iter().filter(|&&(_, of, _)| of == entry).count() as u32
-        };
+        // a sort of the handles' entries each time the table changed, most checks).
+        let held = seen.handles.iter().filter(|&&(_, of, _)| of == entry).count() as u32;
         let exclusive = self.fixes.on(EXCLUSIVE_GET);
         let uses = if exclusive && used >= MB_CACHE_WRITER { used - MB_CACHE_WRITER } else { used };
         if uses != held {
