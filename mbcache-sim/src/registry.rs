@@ -363,8 +363,6 @@ pub(crate) struct Memory {
 /// check; sets and maps are sorted `Vec`s, looked up by binary search.
 #[derive(Debug, Default)]
 pub(crate) struct CheckScratch {
-    /// The write log being checked (swapped with [`Memory::touched`], whose capacity it keeps).
-    pub(crate) log: Touched,
     /// The live handles, in id order, with their entries and caches.
     pub(crate) handles: Vec<(u64, EntryRef, CacheHandle)>,
     /// `mb_cache_list` and each cache's `c_entry_count` (the atomics, then their values).
@@ -380,6 +378,8 @@ pub(crate) struct CheckScratch {
     /// The live entries written in a way a hash-chain fact reads ([`Touched::chained`]), sorted.
     pub(crate) chained: Vec<EntryRef>,
     pub(crate) on_lru: Vec<EntryRef>,
+    /// Whether each of `entries` was linked on a block chain as its LRU facts read it.
+    pub(crate) entries_hashed: Vec<bool>,
     /// The chains to walk, a chain's nodes, and the (bdev, block, serial) keys seen on it.
     pub(crate) heads: Vec<HeadId>,
     pub(crate) nodes: Vec<Node>,
@@ -441,7 +441,6 @@ impl CheckScratch {
     /// Names every field, so a new one cannot be missed here.
     fn emptied(mut self: Box<Self>) -> Box<Self> {
         let CheckScratch {
-            log,
             handles,
             caches,
             count_cells,
@@ -451,6 +450,7 @@ impl CheckScratch {
             entries,
             chained,
             on_lru,
+            entries_hashed,
             heads,
             nodes,
             keys,
@@ -465,7 +465,6 @@ impl CheckScratch {
             passed_counts,
             passed_frees,
         } = &mut *self;
-        log.clear();
         handles.clear();
         caches.clear();
         count_cells.clear();
@@ -474,6 +473,7 @@ impl CheckScratch {
         entries.clear();
         chained.clear();
         on_lru.clear();
+        entries_hashed.clear();
         heads.clear();
         nodes.clear();
         keys.clear();

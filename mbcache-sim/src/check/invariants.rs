@@ -228,42 +228,45 @@ impl Registry {
             return result;
         }
         self.look(cx, |looked| {
-            let mut s = {
+            // The log is read where it is (`Memory::touched`: a look writes nothing, so nothing
+            // logs meanwhile) and emptied once checked, passed or not.
+            let (mut s, overflowed) = {
                 let memory = &mut *looked.mem().memory;
-                let mut s = memory.scratch.take().unwrap_or_default();
-                std::mem::swap(&mut memory.touched, &mut s.log);
-                s
+                (memory.scratch.take().unwrap_or_default(), memory.touched.overflowed)
             };
-            let result = if s.log.overflowed {
+            let result = if overflowed {
                 self.check_whole(looked, &mut s)
             } else {
                 self.check_touched(looked, &mut s)
             };
-            s.log.clear();
+            looked.mem().memory.touched.clear();
             Self::put_back(looked, s, &result);
             result
         })
     }
 
-    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock`'s state looked at and the
-    /// log in `s.log`.
+    /// [`Registry::check_invariants_touched`] with `mb_cache_spinlock`'s state looked at, the
+    /// log in `Memory::touched`.
     fn check_touched(&self, looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
         // The facts in the whole check's order, so both name the same one when several break.
         Self::counts_and_handles(looked, s, true)?;
         let mut mem = looked.mem();
         let memory = &*mem.memory;
         s.chained.clear();
-        s.chained.extend(s.log.chained.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.chained.extend(memory.touched.chained.iter().copied().filter(|e| memory.entry_live(*e)));
         sort_set(&mut s.chained);
         s.entries.clear();
-        s.entries.extend(s.log.entries.iter().copied().filter(|e| memory.entry_live(*e)));
+        s.entries.extend(memory.touched.entries.iter().copied().filter(|e| memory.entry_live(*e)));
         s.entries.extend_from_slice(&s.chained);
         sort_set(&mut s.entries);
         s.on_lru.clear();
+        s.entries_hashed.clear();
         for &entry in &s.entries {
-            if Self::lru_neighbours_keep_release_order(&mut mem, entry)? {
+            let (on_lru, hashed) = Self::lru_neighbours_keep_release_order(&mut mem, entry)?;
+            if on_lru {
                 s.on_lru.push(entry);
             }
+            s.entries_hashed.push(hashed);
         }
         // An entry that outlived its destroyed cache (as the kernel's do) is on the LRU facts
         // above, as on the whole check's LRU walk, and in none of the facts below: the whole
@@ -272,6 +275,12 @@ impl Registry {
             let memory = &*mem.memory;
             let of_live_cache =
                 |e: &EntryRef| memory.entries.peek(e.0).is_some_and(|o| memory.caches.is_live(o.cache));
+            // `entries_hashed` in step with `entries` (`retain` visits each once, in order).
+            let mut at = 0;
+            s.entries_hashed.retain(|_| {
+                at += 1;
+                of_live_cache(&s.entries[at - 1])
+            });
             s.entries.retain(of_live_cache);
             s.chained.retain(of_live_cache);
         }
@@ -279,21 +288,22 @@ impl Registry {
             Self::entry_count_equals_live_entries(mem.cache(cache_handle).map_err(oops)?, count)?;
         }
         s.heads.clear();
-        s.heads.extend_from_slice(&s.log.heads);
+        s.heads.extend_from_slice(&mem.memory.touched.heads);
         for &entry in &s.chained {
             Self::chains_of(&mut mem, entry, &mut s.heads)?;
         }
         sort_set(&mut s.heads);
         Self::walk_chains(&mut mem, s)?;
         let seen = Seen { handles: &s.handles, on_lru: &s.on_lru, hashed: &s.hashed };
-        for &entry in &s.entries {
+        for (&entry, &linked) in s.entries.iter().zip(&s.entries_hashed) {
             // A chained entry's chains were walked just now; any other's links and chains are as
-            // the last check saw them, so its `e_block_list` link says whether it is hashed.
+            // the last check saw them, so its `e_block_list` link, as the LRU facts read it above
+            // (`Registry::is_hashed`; nothing was written since), says whether it is hashed.
             let hashed = if s.chained.binary_search(&entry).is_ok() {
                 Self::entry_is_once_on_each_chain(&mut mem, entry, &s.hashed, &s.index_seen)?;
                 count_of(&s.hashed, &entry) > 0
             } else {
-                Registry::is_hashed(&mut mem, entry).map_err(oops)?
+                linked
             };
             self.entry_use_matches_its_handles_and_lists(&mut mem, entry, hashed, &seen)?;
         }
@@ -306,7 +316,7 @@ impl Registry {
     /// no entry or cache was freed since ([`Registry::handles_made_since_pass`]).
     fn counts_and_handles(looked: &mut Looked<'_>, s: &mut CheckScratch, since_pass: bool) -> Checked {
         s.load_handles(&looked.mem().memory.handles);
-        Self::entry_counts(looked, s)?;
+        Self::entry_counts(looked, s, since_pass)?;
         let mut mem = looked.mem();
         let from = if since_pass { Self::handles_made_since_pass(mem.memory, s) } else { 0 };
         Self::handles_refer_to_live_entries(&mut mem, &s.handles[from..])
@@ -327,8 +337,11 @@ impl Registry {
     }
 
     /// `mb_cache_list` into `s.caches`, and every cache's `c_entry_count`, a `sim_core::sync`
-    /// atomic, read with no `Memory` guard held, into `s.counts`.
-    fn entry_counts(looked: &mut Looked<'_>, s: &mut CheckScratch) -> Checked {
+    /// atomic, read with no `Memory` guard held, into `s.counts`; the incremental check
+    /// (`op_level`) reads them under the guard, as [`Registry::check_untouched`] does: it runs
+    /// between the op-level simulation's operations only, where no other task can write (the
+    /// threaded checks and shuttle's and loom's quiescent points take the whole check).
+    fn entry_counts(looked: &mut Looked<'_>, s: &mut CheckScratch, op_level: bool) -> Checked {
         // A cache handle names one cache for its life, and a destroyed cache leaves the list
         // before it is freed: while the list is the one the last check saw (`caches_version`),
         // so are the cells (each cache is still dereferenced by `entry_count_equals_live_entries`).
@@ -344,7 +357,9 @@ impl Registry {
             }
             s.caches_at = Some(version);
         }
-        looked.unlock_memory();
+        if !op_level {
+            looked.unlock_memory();
+        }
         s.counts.clear();
         s.counts.extend(s.count_cells.iter().map(|count| count.load(Ordering::SeqCst)));
         Ok(())
@@ -449,17 +464,18 @@ impl Registry {
     }
 
     /// A written entry on the LRU is unused and hashed (or put back by a failed free), and its
-    /// release stamp lies between its neighbours'. Returns whether it is on the LRU.
-    fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<bool> {
+    /// release stamp lies between its neighbours'. Returns whether it is on the LRU, and whether
+    /// its `e_block_list` is linked (`Registry::is_hashed`).
+    fn lru_neighbours_keep_release_order(mem: &mut Mem<'_>, entry: EntryRef) -> Checked<(bool, bool)> {
         // One look at the entry: its `e_lru_list` (`list_empty`, `prev`, `next`), its
         // `e_block_list` (`Registry::is_hashed`) and the fields the facts read (in the order
         // they were read one by one: the links are followed before any fact is judged).
         let object = mem.entry(entry).map_err(oops)?;
         let lru = object.lru.get();
-        if lru.next == list::Link::To(Node::Lru(entry)) {
-            return Ok(false);
-        }
         let hashed = object.block_list.next != list::Link::To(Node::Block(entry));
+        if lru.next == list::Link::To(Node::Lru(entry)) {
+            return Ok((false, hashed));
+        }
         let (id, used, free_failed, stamp) = (object.id, object.used, object.free_failed, object.lru_stamp);
         let before = list::follow(mem, Node::Lru(entry), lru.prev, "check_invariants").map_err(oops)?;
         let after = list::follow(mem, Node::Lru(entry), lru.next, "check_invariants").map_err(oops)?;
@@ -489,7 +505,7 @@ impl Registry {
                 ),
             );
         }
-        Ok(true)
+        Ok((true, hashed))
     }
 
     /// Nothing is freed while a handle refers to it.

@@ -67,6 +67,9 @@ pub(crate) struct XattrBlocks {
 pub(crate) struct KeptBlocks {
     bitmap: Vec<bool>,
     bitmap_locked: Option<u64>,
+    /// How many bits of `bitmap` are set: counted by the first pick after it is read (None
+    /// until then; [`XattrBlocks::nth_allocated_kept`]).
+    allocated: Option<usize>,
     headers: Vec<Option<(u64, HeaderState)>>,
     /// The cache's [`MbCache::hash_version`](super::mbcache::MbCache) and the blocks'
     /// [`XattrBlocks::locks_taken`] when the incremental check last found every hashed block
@@ -334,6 +337,14 @@ impl XattrBlocks {
         mb.mb_cache_entry_put(cx, cache, oe);
     }
 
+    /// Flips `block`'s bit under the bitmap's lock, as `new_block` and `release_block` write it
+    /// (tests of the harness's pick).
+    #[cfg(test)]
+    pub(crate) fn flip_allocated_under_lock(&self, cx: &Cx, block: usize) {
+        let mut bitmap = self.lock_bitmap(cx);
+        bitmap[block] = !bitmap[block];
+    }
+
     /// A model write that breaks the cache's facts: `block`'s `h_hash` set to `hash` under its
     /// buffer lock, as a buggy model would write it (tests of the checks).
     #[cfg(test)]
@@ -371,7 +382,30 @@ impl XattrBlocks {
         let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
         if kept.bitmap_locked != Some(locked) {
             self.bitmap_into(observer, &mut kept.bitmap);
+            kept.allocated = None;
             kept.bitmap_locked = Some(locked);
+        }
+    }
+
+    /// [`XattrBlocks::nth_allocated`] from `kept`'s bitmap while the model has not taken the
+    /// bitmap's lock since a check read it (then it is the bitmap, see
+    /// [`XattrBlocks::bitmap_kept`]): one pass up to the block picked, with the count kept, and
+    /// no observer's read. Otherwise the bitmap read as `nth_allocated` reads it.
+    pub(crate) fn nth_allocated_kept(
+        &self,
+        observer: &Cx,
+        index: u8,
+        kept: Option<&mut KeptBlocks>,
+    ) -> Option<u64> {
+        let locked = self.bitmap_locked.load(StdOrdering::Relaxed);
+        match kept {
+            Some(kept) if kept.bitmap_locked == Some(locked) => {
+                let bitmap = &kept.bitmap;
+                let count =
+                    *kept.allocated.get_or_insert_with(|| bitmap.iter().map(|&b| usize::from(b)).sum());
+                nth_allocated_of(bitmap.iter().copied(), count, index)
+            }
+            _ => self.nth_allocated(observer, index),
         }
     }
 
@@ -451,4 +485,43 @@ pub(crate) fn nth_allocated_of(
     }
     let nth = usize::from(index) % count;
     allocated.enumerate().filter(|&(_, used)| used).nth(nth).map(|(block, _)| block as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use sim_core::{Sim, SimConfig};
+
+    use super::*;
+
+    /// Every pick through the kept bitmap is the pick the model's bitmap gives, whether the kept
+    /// copy is current (the count and the bits kept used) or stale (a bit flipped since: read
+    /// again). Ignoring the lock count fails the stale half, as each flip moves the count.
+    #[test]
+    fn a_block_picked_from_the_kept_bitmap_is_the_one_the_bitmap_gives() {
+        let sim = Sim::new(SimConfig::new(3));
+        let (cx, observer) = (sim.cx("fs", 0), sim.observer_cx("check", 0));
+        let blocks = XattrBlocks::new(8, 2);
+        let mut kept = KeptBlocks::default();
+        let same_picks = |kept: &mut KeptBlocks, when: &str| {
+            for index in 0..=u8::MAX {
+                let fresh = blocks.nth_allocated(&observer, index);
+                assert_eq!(
+                    blocks.nth_allocated_kept(&observer, index, Some(&mut *kept)),
+                    fresh,
+                    "{when}, index {index}"
+                );
+                assert_eq!(blocks.nth_allocated_kept(&observer, index, None), fresh, "{when}, none kept");
+            }
+        };
+        let mut used = 0;
+        for step in 0..24usize {
+            blocks.flip_allocated_under_lock(&cx, step * 5 % 8);
+            same_picks(&mut kept, &format!("step {step}, kept stale"));
+            blocks.bitmap_kept(&observer, &mut kept);
+            assert_eq!(kept.bitmap_locked, Some(blocks.locks_taken().0), "step {step}: kept is current");
+            same_picks(&mut kept, &format!("step {step}, kept current"));
+            used += usize::from(kept.allocated.is_some_and(|count| count > 0));
+        }
+        assert!(used > 12, "most steps pick among allocated blocks: {used}");
+    }
 }

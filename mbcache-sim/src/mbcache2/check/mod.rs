@@ -315,7 +315,8 @@ impl Mbcache2Subject {
 
     /// The `index`-th allocated block of `fs`, modulo how many are.
     fn allocated_block(&self, fs: usize, index: u8) -> Option<u64> {
-        self.filesystems[fs].blocks.nth_allocated(&self.observer, index)
+        let mut checked = self.checked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.filesystems[fs].blocks.nth_allocated_kept(&self.observer, index, checked.blocks.get_mut(fs))
     }
 
     fn mount(&mut self, fs: usize) -> Outcome {
@@ -834,12 +835,29 @@ impl Mbcache2Subject {
         kept.chains_judged = None;
         blocks.bitmap_kept(&self.observer, kept);
         let block = |value: u64| blocks.block_state_kept(&self.observer, value, kept);
+        let users_at = slots_mask(users);
         check_cache_with(fs, snapshot, block, self.mb.cache_refs(), judge_chains, |handle| {
+            // Most entries have no user: one whose slot no user's shares (modulo 64) has none,
+            // with no scan of the users.
+            if users_at & slot_bit(handle) == 0 {
+                return 0;
+            }
             users.iter().filter(|&&user| user == handle).count()
         })?;
         kept.chains_judged = stamp;
         Ok(())
     }
+}
+
+/// A word with the bit of each of `handles`' slots (modulo 64) set: a handle whose bit is clear
+/// equals none of them.
+fn slots_mask(handles: &[EntryHandle]) -> u64 {
+    handles.iter().fold(0, |mask, &handle| mask | slot_bit(handle))
+}
+
+/// `handle`'s bit in a [`slots_mask`].
+fn slot_bit(handle: EntryHandle) -> u64 {
+    1 << (handle.index() % 64)
 }
 
 /// One cache's invariants: `c_entry_count` is the LRU's length; an entry is on the LRU exactly
