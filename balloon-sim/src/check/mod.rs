@@ -332,7 +332,7 @@ impl Subject for BalloonSubject {
             Op::Freeze => self.freeze(),
             Op::Restore => self.restore(),
         };
-        if sim.with_faults(|plan| plan.failed() > 0) {
+        if sim.faults_failed() > 0 {
             sim.mark("fault");
         }
         outcome

@@ -217,7 +217,7 @@ impl ThreadedSubject for BalloonSubject {
             Op::Freeze => shared.freeze(cx),
             Op::Restore => shared.restore(cx),
         };
-        if cx.sim().with_faults(|plan| plan.failed() > 0) {
+        if cx.sim().faults_failed() > 0 {
             cx.sim().mark("fault");
         }
         outcome

@@ -95,18 +95,19 @@ pub(crate) fn default_faults() -> FaultPlan {
         .and(FaultAttr::probability(4).kind(FaultKind::Call).site("skb_clone"))
 }
 
-/// (calls, failures) of the clone attribute so far; zero when the plan has none.
-#[cfg_attr(not(feature = "threaded"), allow(dead_code))]
-fn clone_counters(sim: &Sim) -> (u64, u64) {
-    sim.with_faults(clone_counters_of)
+/// Whether `plan` has the clone attribute ([`CLONE_ATTR`], filtered to `skb_clone`): found
+/// once, when the subject is made, so an exit reads its counters without the plan.
+fn has_clone_attr(plan: &FaultPlan) -> bool {
+    plan.attrs.get(CLONE_ATTR).is_some_and(|a| a.site.as_deref() == Some("skb_clone"))
 }
 
-/// [`clone_counters`] of the plan as the caller reads it (through [`Sim::with_faults`]).
-fn clone_counters_of(plan: &FaultPlan) -> (u64, u64) {
-    plan.attrs
-        .get(CLONE_ATTR)
-        .filter(|a| a.site.as_deref() == Some("skb_clone"))
-        .map_or((0, 0), |a| (a.count, a.failed))
+/// (calls, failures) of the clone attribute so far ([`Sim::fault_counters`], loads without the
+/// plan's lock); zero when the plan has none (`clone_attr` false, [`has_clone_attr`]).
+fn clone_counters(sim: &Sim, clone_attr: bool) -> (u64, u64) {
+    match clone_attr {
+        true => sim.fault_counters(CLONE_ATTR),
+        false => (0, 0),
+    }
 }
 
 /// The context of task `pid` running operation `name` on the CPU the task is on (CPU 0 for a
@@ -143,12 +144,12 @@ fn lists_of(model: &Taskstats, observer: &Cx) -> Vec<Vec<u32>> {
 
 /// do_exit() of a live task run as `cx` (the task's context) and what the checker saw of it:
 /// the report, the clones the fault injector counted, and the lists when another fault struck.
-fn exit_outcome(sim: &Sim, model: &Taskstats, cx: &Cx) -> Outcome {
-    let (faults_before, clones_before) = sim.with_faults(|plan| (plan.failed(), clone_counters_of(plan)));
+fn exit_outcome(sim: &Sim, model: &Taskstats, cx: &Cx, clone_attr: bool) -> Outcome {
+    let (faults_before, clones_before) = (sim.faults_failed(), clone_counters(sim, clone_attr));
     let Some(report) = model.exit(cx) else {
         return Outcome::Done;
     };
-    let (failed_after, clones_after) = sim.with_faults(|plan| (plan.failed(), clone_counters_of(plan)));
+    let (failed_after, clones_after) = (sim.faults_failed(), clone_counters(sim, clone_attr));
     let clone_failed = clones_after.1 > clones_before.1;
     let other_faults = failed_after - faults_before - (clones_after.1 - clones_before.1);
     Outcome::Exited {
@@ -176,6 +177,8 @@ pub struct TaskstatsSubject {
     /// the mutex is there because a context is not `Sync` and threaded runs share the subject.
     /// Boxed, so that taking them out for an operation and putting them back moves a pointer.
     kept: std::sync::Mutex<Option<Box<Kept>>>,
+    /// Whether the plan has the clone attribute ([`has_clone_attr`]).
+    pub(crate) clone_attr: bool,
 }
 
 /// [`Subject::apply`]'s kept contexts, in one box (one take and one put-back an operation).
@@ -515,7 +518,7 @@ impl TaskstatsSubject {
             }
         }
         let bytes = msg.finish();
-        let faults_before = sim.with_faults(FaultPlan::failed);
+        let faults_before = sim.faults_failed();
         // The messages the call delivered, the last apart (an ack alone needs no vector).
         let (mut replies, last) = match (sender, &look) {
             // The driver's look at the socket is netlink_request()'s, through the same observer.
@@ -532,7 +535,7 @@ impl TaskstatsSubject {
             (None, _) => (Replies::new(), None),
         };
         REQUEST_BYTES.set(bytes);
-        let faulted = sim.with_faults(FaultPlan::failed) != faults_before;
+        let faulted = sim.faults_failed() != faults_before;
         // Only the messages addressed to this request (nlmsg_pid is the requester's port; exit
         // events carry 0); threaded, another task's exit may queue events meanwhile, and the
         // queue may grow while the request runs (no recvmsg(2) on the port can overlap it).
@@ -635,7 +638,7 @@ impl TaskstatsSubject {
             return Outcome::Done;
         };
         self.touch(&task);
-        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu()))
+        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu()), self.clone_attr)
     }
 
     /// A PID query whose requester is preempted at its first preemption point while the task
@@ -666,14 +669,17 @@ impl TaskstatsSubject {
         self.touch_pid(observer, victim);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
         let filled = slot.clone();
+        let clone_attr = self.clone_attr;
         self.model.preempt_at_next_point(Preemption::new(move |model, cx| {
-            let exited = exit_outcome(cx.sim(), model, &task_cx(cx.sim(), model, victim, "do_exit"));
+            let exited =
+                exit_outcome(cx.sim(), model, &task_cx(cx.sim(), model, victim, "do_exit"), clone_attr);
             *filled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exited);
         }));
         let request = self.apply_request_seen(sim, observer, &plain, None);
         let exit = Op::Exit { task: which };
         if self.model.preemption_not_taken().is_some() {
-            let exited = exit_outcome(sim, &self.model, &task_cx(sim, &self.model, victim, "do_exit"));
+            let victim_cx = task_cx(sim, &self.model, victim, "do_exit");
+            let exited = exit_outcome(sim, &self.model, &victim_cx, self.clone_attr);
             return Outcome::Interleaved(vec![(plain, request), (exit, exited)]);
         }
         let exited = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -787,6 +793,7 @@ impl Subject for TaskstatsSubject {
             model: Taskstats::new(sim, config.fixes, config.params.clone()),
             touched: std::sync::Mutex::default(),
             kept: std::sync::Mutex::default(),
+            clone_attr: has_clone_attr(&config.faults),
         }
     }
 

@@ -22,7 +22,6 @@ use std::sync::{Mutex as StdMutex, PoisonError};
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
 use sim_core::check::Subject;
-use sim_core::fault::FaultPlan;
 use sim_core::threaded::ThreadedSubject;
 use sim_core::{Cx, Sim, Violation, ViolationKind};
 
@@ -168,11 +167,12 @@ impl TaskstatsShared {
         };
         // The fault counters are the whole run's: another thread's faults between the two reads
         // count here too, which only makes the outcome carry more than it needs.
-        let faults_before = sim.with_faults(FaultPlan::failed);
-        let clones_before = clone_counters(sim);
+        let clone_attr = self.subject.clone_attr;
+        let faults_before = sim.faults_failed();
+        let clones_before = clone_counters(sim, clone_attr);
         match model.exit(&task_cx(sim, model, pid, "do_exit")) {
             Some(report) => {
-                let clones_after = clone_counters(sim);
+                let clones_after = clone_counters(sim, clone_attr);
                 Outcome::Exited {
                     pid: report.pid,
                     cpu: report.cpu,
@@ -180,7 +180,7 @@ impl TaskstatsShared {
                     closed: report.closed,
                     clones: (clones_after.0 - clones_before.0, clones_after.1 > clones_before.1),
                     pruned: report.pruned,
-                    faulted: sim.with_faults(FaultPlan::failed) != faults_before,
+                    faulted: sim.faults_failed() != faults_before,
                 }
             }
             None => Outcome::Done,
