@@ -428,10 +428,19 @@ impl Taskstats {
         let Some(current) = self.current(cx).filter(|t| t.tgid == p.owner_tgid) else {
             return (Replies::new(), None);
         };
-        // genl_rcv(): genl_lock() around netlink_rcv_skb(), every message of the write.
-        let genl_lock = self.genl_mutex.lock(cx);
+        if self.genl_rcv(cx, own, &current, p, bytes) {
+            self.netlink_dump_on_recvmsg(cx, own, port);
+        }
+        self.take_replies(cx, own, socket, port, queued_before)
+    }
+
+    /// Mirrors genl_rcv(): genl_lock() held around netlink_rcv_skb(), which walks the write's
+    /// messages while a header fits, passes each request to [`Self::genl_rcv_msg`] and queues
+    /// an ack when asked for one or when the message failed. True when a message started a dump
+    /// (EINTR, which sends no ack): the caller runs it as its recvmsg() would.
+    fn genl_rcv(&self, cx: &Cx, own: &Cx, current: &Task, p: &Port, bytes: &[u8]) -> bool {
+        let _genl_lock = self.genl_mutex.lock(cx);
         let (mut at, mut dumping) = (0usize, false);
-        // netlink_rcv_skb(): one message after another while a header fits.
         while bytes.len() - at >= NLMSG_HDRLEN {
             let Some(hdr) = NlMsgHdr::parse(&bytes[at..]) else { break };
             let len = hdr.len as usize;
@@ -442,25 +451,32 @@ impl Taskstats {
             let err = if hdr.flags & NLM_F_REQUEST == 0 || hdr.kind < NLMSG_MIN_TYPE {
                 None
             } else {
-                self.genl_rcv_msg(cx, own, &current, p, msg, &hdr).err()
+                self.genl_rcv_msg(cx, own, current, p, msg, &hdr).err()
             };
-            // netlink_rcv_skb(): EINTR is a dump started, which sends no ack.
             if err == Some(Errno::EINTR) {
                 dumping = true;
             } else if hdr.flags & NLM_F_ACK != 0 || err.is_some() {
-                let ack = netlink_ack_into(ACK_SPARE.take(), msg, &hdr, port, err);
-                let _ = self.queue_bytes(cx, port, ack);
+                let ack = netlink_ack_into(ACK_SPARE.take(), msg, &hdr, p.id, err);
+                let _ = self.queue_bytes(cx, p.id, ack);
             }
             at += align4(len).min(bytes.len() - at);
         }
-        drop(genl_lock);
-        if dumping {
-            self.netlink_dump_on_recvmsg(cx, own, port);
-        }
-        // The reader's recvmsg(): its own socket, the queue under sk_receive_queue.lock. The
-        // op-level driver's socket is the one its fd names (nothing else ran to close it: an
-        // exit preempting a query is another task's, whose group the live requester keeps
-        // alive); without it, the socket is looked up again (a threaded close may have run).
+        dumping
+    }
+
+    /// The reader's recvmsg() after [`Self::netlink_request_seen`]'s write: the messages queued
+    /// past `queued_before` on its own socket, under sk_receive_queue.lock, the last apart. The
+    /// op-level driver's `socket` is the one its fd names (nothing else ran to close it: an exit
+    /// preempting a query is another task's, whose group the live requester keeps alive);
+    /// without it, the socket is looked up again (a threaded close may have run).
+    fn take_replies(
+        &self,
+        cx: &Cx,
+        own: &Cx,
+        socket: Option<(&Socket, usize)>,
+        port: u32,
+        queued_before: usize,
+    ) -> (Replies, Option<Vec<u8>>) {
         let again;
         let socket = match socket {
             Some((seen, _)) => seen,
