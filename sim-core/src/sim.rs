@@ -171,6 +171,127 @@ pub(crate) struct World {
     observer_names_add: StdMutex<()>,
 }
 
+impl Book {
+    /// The book of a new world seeded with `seed`: no fault plan, nothing watched.
+    fn new(seed: u64) -> Book {
+        Book {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults: FaultPlan::none(),
+            kind_masks: Some(crate::fault::SiteMasks::NONE),
+            distributions: percent_distributions(),
+            watched: 0,
+        }
+    }
+}
+
+/// The validator a world built as `config` says has.
+fn new_lockdep(config: &SimConfig) -> Lockdep {
+    if config.lockdep_enabled {
+        Lockdep::new(config.lockdep)
+    } else {
+        Lockdep::disabled()
+    }
+}
+
+/// The value in `mutex`, poisoned or not, the poison cleared: a world being reset has no other
+/// handle, so a case that panicked while holding one of its mutexes left nothing half-done that
+/// a later case could see (every field is reset), and a new world's mutexes are not poisoned.
+fn cleared<T>(mutex: &mut StdMutex<T>) -> &mut T {
+    mutex.clear_poison();
+    mutex.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl World {
+    fn new(config: SimConfig) -> World {
+        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        World {
+            book: crate::sync::BookLock::new(Book::new(config.seed)),
+            clock_ns: AtomicU64::new(0),
+            fault_kinds: std::sync::atomic::AtomicU8::new(0),
+            faults_failed: AtomicU64::new(0),
+            fault_watch: Default::default(),
+            trace: Trace::new(config.trace),
+            lockdep: new_lockdep(&config),
+            violations: StdMutex::new(Vec::new()),
+            marks: std::array::from_fn(|_| AtomicU64::new(0)),
+            marks_spilled: StdMutex::new(std::collections::BTreeSet::new()),
+            marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
+            violations_count: AtomicU32::new(0),
+            reclaim: Default::default(),
+            named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
+            next_task: AtomicU32::new(NAMED_TASKS_FIRST),
+            next_cx: AtomicU64::new(0),
+            next_observer_cx: AtomicU64::new(0),
+            rcu: std::sync::OnceLock::new(),
+            threaded: in_threaded_checker(),
+            task_names: SharedNames::new(),
+            observer_names: SharedNames::new(),
+            observer_names_add: StdMutex::new(()),
+            config,
+        }
+    }
+
+    /// This world made as [`World::new`]`(config)` makes one, in place ([`Sim::renew`]): the
+    /// book reseeded with no plan, the clock at 0, no violations, marks, names or ids given,
+    /// no RCU state (made again at first use), no reclaim plan or shrinkers; the trace and
+    /// lockdep reset ([`Trace::reset`], [`Lockdep::reset`]: a new validator id), keeping
+    /// their tables' room. Every field is named, so a field added to the world does not compile
+    /// here until its reset is decided; `tests::a_reset_world_is_a_new_one` compares the two.
+    fn reset(&mut self, config: SimConfig) {
+        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        let World {
+            config: kept_config,
+            book,
+            clock_ns,
+            fault_kinds,
+            faults_failed,
+            fault_watch,
+            trace,
+            lockdep,
+            violations,
+            marks,
+            marks_spilled,
+            marks_seen,
+            violations_count,
+            reclaim,
+            named_tasks,
+            next_task,
+            next_cx,
+            next_observer_cx,
+            rcu,
+            threaded,
+            task_names,
+            observer_names,
+            observer_names_add,
+        } = self;
+        *book.get_mut() = Book::new(config.seed);
+        *clock_ns.get_mut() = 0;
+        *fault_kinds.get_mut() = 0;
+        *faults_failed.get_mut() = 0;
+        *fault_watch = Default::default();
+        trace.reset(config.trace);
+        match lockdep.is_enabled() == config.lockdep_enabled {
+            true => lockdep.reset(config.lockdep),
+            false => *lockdep = new_lockdep(&config),
+        }
+        cleared(violations).clear();
+        marks.iter_mut().chain(marks_seen.iter_mut()).for_each(|word| *word.get_mut() = 0);
+        cleared(marks_spilled).clear();
+        *violations_count.get_mut() = 0;
+        *reclaim = Default::default();
+        cleared(named_tasks).clear();
+        *next_task.get_mut() = NAMED_TASKS_FIRST;
+        *next_cx.get_mut() = 0;
+        *next_observer_cx.get_mut() = 0;
+        drop(rcu.take());
+        *threaded = in_threaded_checker();
+        task_names.reset();
+        observer_names.reset();
+        cleared(observer_names_add);
+        *kept_config = config;
+    }
+}
+
 /// Names shared by the contexts made with them, each with its task id, in slots filled once and
 /// in order, so a lookup is a few loads and short string compares, with no lock: a context made
 /// per operation (or several) costs no mutex and no map search. Additions are serialized by the
@@ -193,6 +314,13 @@ const NAME_SLOTS: usize = 8;
 impl SharedNames {
     fn new() -> SharedNames {
         SharedNames { slots: std::array::from_fn(|_| std::sync::OnceLock::new()), filled: Default::default() }
+    }
+
+    /// These slots emptied, as [`SharedNames::new`] makes them ([`World::reset`]).
+    fn reset(&mut self) {
+        let SharedNames { slots, filled } = self;
+        slots.iter_mut().for_each(|slot| drop(slot.take()));
+        *filled.get_mut() = 0;
     }
 
     /// The shared name equal to `name` and its task, if remembered.
@@ -422,47 +550,27 @@ impl Sim {
     /// A world from `config`. Panics on a CPU count outside 1..=CPUS_MAX, which only a bug in the
     /// caller can cause (the CLI validates user input first).
     pub fn new(config: SimConfig) -> Sim {
-        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
-        let lockdep = if config.lockdep_enabled { Lockdep::new(config.lockdep) } else { Lockdep::disabled() };
-        Sim {
-            world: Arc::new(World {
-                book: crate::sync::BookLock::new(Book {
-                    rng: ChaCha8Rng::seed_from_u64(config.seed),
-                    faults: FaultPlan::none(),
-                    kind_masks: Some(crate::fault::SiteMasks::NONE),
-                    distributions: percent_distributions(),
-                    watched: 0,
-                }),
-                clock_ns: AtomicU64::new(0),
-                fault_kinds: std::sync::atomic::AtomicU8::new(0),
-                faults_failed: AtomicU64::new(0),
-                fault_watch: Default::default(),
-                trace: Trace::new(config.trace),
-                lockdep,
-                violations: StdMutex::new(Vec::new()),
-                marks: std::array::from_fn(|_| AtomicU64::new(0)),
-                marks_spilled: StdMutex::new(std::collections::BTreeSet::new()),
-                marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
-                violations_count: AtomicU32::new(0),
-                reclaim: Default::default(),
-                named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
-                next_task: AtomicU32::new(NAMED_TASKS_FIRST),
-                next_cx: AtomicU64::new(0),
-                next_observer_cx: AtomicU64::new(0),
-                rcu: std::sync::OnceLock::new(),
-                threaded: in_threaded_checker(),
-                task_names: SharedNames::new(),
-                observer_names: SharedNames::new(),
-                observer_names_add: StdMutex::new(()),
-                config,
-            }),
-        }
-        .confine_if_single_threaded()
+        Sim { world: Arc::new(World::new(config)) }.confine_if_single_threaded()
     }
 
-    /// A world made inside a shuttle execution or a loom model confines its trace to this OS
-    /// thread ([`crate::trace::Trace::confine_to_this_thread`]): every task of those runs on the
-    /// thread that runs the execution, so recording skips the trace's spin lock.
+    /// [`Sim::new`]`(config)`, in `kept`'s world made new again when no other handle shares it
+    /// (a campaign's previous case, whose model, contexts and locks are gone): the same world a
+    /// new `Sim` would be ([`World::reset`]), without allocating and freeing its tables and
+    /// lockdep's graph each case. A world still shared (a handle kept somewhere) is left to its
+    /// holders and a new one made.
+    pub(crate) fn renew(kept: Option<Sim>, config: SimConfig) -> Sim {
+        match kept {
+            Some(mut sim) => match Arc::get_mut(&mut sim.world) {
+                Some(world) => {
+                    world.reset(config);
+                    sim.confine_if_single_threaded()
+                }
+                None => Sim::new(config),
+            },
+            None => Sim::new(config),
+        }
+    }
+
     fn confine_if_single_threaded(self) -> Sim {
         if self.world.threaded {
             self.world.trace.confine_keeping_names();
