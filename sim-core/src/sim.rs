@@ -1178,4 +1178,152 @@ mod tests {
         assert_eq!(sim.violations().len(), 1);
         assert_eq!(sim.violations()[0].kind, "invariant");
     }
+
+    /// Everything a world holds, as text: every field named (a field added to the world does
+    /// not compile here until the test reads it), the trace and lockdep by what they answer.
+    fn world_state(sim: &Sim) -> String {
+        let World {
+            config,
+            book,
+            clock_ns,
+            fault_kinds,
+            faults_failed,
+            fault_watch,
+            trace,
+            lockdep,
+            violations,
+            marks,
+            marks_spilled,
+            marks_seen,
+            violations_count,
+            reclaim,
+            named_tasks,
+            next_task,
+            next_cx,
+            next_observer_cx,
+            rcu,
+            threaded,
+            task_names,
+            observer_names,
+            observer_names_add,
+        } = &*sim.world;
+        // The reclaim plan is private to its module: what it holds shows in reclaim's answers.
+        let _ = reclaim;
+        let reclaim = (sim.shrinkers(), sim.reclaim_runs(), sim.rcu_callbacks_pending());
+        let book = {
+            let Book { rng, faults, kind_masks, distributions, watched } = &*book.lock();
+            let rng = (rng.get_seed(), rng.get_stream(), rng.get_word_pos());
+            format!("{rng:?} {faults:?} {kind_masks:?} {:p} {watched}", *distributions)
+        };
+        let watch: Vec<_> = (0..crate::fault::WATCHED_MAX).map(|attr| fault_watch.read(attr)).collect();
+        let trace = (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined(), trace);
+        let lockdep = (
+            lockdep.reports(),
+            lockdep.dependencies(),
+            lockdep.classes_count(),
+            lockdep.reports_count(),
+            lockdep.validations_count(),
+            lockdep.mode(),
+            lockdep.is_enabled(),
+        );
+        let load = |words: &[AtomicU64]| words.iter().map(|word| word.load(Ordering::Relaxed)).collect::<Vec<_>>();
+        let names = |names: &SharedNames| {
+            let slots: Vec<_> = names.slots.iter().map(|slot| slot.get().cloned()).collect();
+            (names.filled.load(Ordering::Relaxed), slots)
+        };
+        let counters = [next_cx, next_observer_cx].map(|counter| counter.load(Ordering::Relaxed));
+        format!(
+            "{config:?}\n{book}\n{clock_ns:?} {fault_kinds:?} {faults_failed:?} {watch:?}\n{trace:?}\n{lockdep:?}\n\
+             {violations:?} {:?} {marks_spilled:?} {:?} {violations_count:?}\n{named_tasks:?} {next_task:?} \
+             {counters:?} {:?} {threaded}\n{:?}\n{:?}\n{} {reclaim:?}",
+            load(marks),
+            load(marks_seen),
+            rcu.get().map(|_| "rcu state"),
+            names(task_names),
+            names(observer_names),
+            observer_names_add.is_poisoned(),
+        )
+    }
+
+    /// Uses `sim` as a case would, in every part of its world: draws, the clock, a fault plan
+    /// and its watched counters, locks (an inversion lockdep reports), RCU callbacks, reclaim
+    /// (a plan, a shrinker, runs), marks past the mark bits, named tasks past the name slots,
+    /// pids, observers, violations, and a mutex of the world left poisoned.
+    fn use_world(sim: &Sim, round: u64) {
+        use crate::fault::{FaultAttr, FaultKind};
+        sim.advance_ns(round * 1000 + sim.below(1000));
+        sim.set_faults(FaultPlan::with(FaultAttr::probability(40).kind(FaultKind::Slab)));
+        sim.set_reclaim_plan(FaultPlan::with(FaultAttr::probability(50)));
+        sim.register_shrinker("shrinker", Arc::new(|_: &Cx, _: &crate::mm::reclaim::ShrinkControl| 1));
+        let (a, b) = (crate::SpinLock::new("reset-a", ()), crate::SpinLock::new("reset-b", ()));
+        let named: Vec<Cx> = (0..NAME_SLOTS as u64 + 3).map(|at| sim.cx(&format!("task {}", at + round), 0)).collect();
+        for (at, cx) in named.iter().enumerate() {
+            sim.should_fail(cx, &FaultSite::slab("reset_slab"), 64);
+            sim.fault_counters(0);
+            let (first, second) = if at % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let _first = first.lock(cx);
+            drop(second.lock(cx));
+            crate::rcu::call_rcu(cx, |_| ());
+            sim.observer_cx(&format!("observer {}", at % 10), 0);
+            sim.cx_for_task(at as TaskId + 1, "pid", 0);
+            sim.mark(["reset one", "reset two"][at % 2]);
+        }
+        crate::mm::reclaim::direct_reclaim(&named[0], crate::mm::Gfp::GFP_KERNEL);
+        sim.rcu_advance();
+        crate::rcu::call_rcu(&named[1], |_| ());
+        // Past the mark bits, the same texts at the same addresses in every world (the cache of
+        // marks seen is by address).
+        static TEXTS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let texts = TEXTS.get_or_init(|| {
+            (0..MARK_WORDS * 64 + 10).map(|at| &*Box::leak(format!("reset mark {at}").into_boxed_str())).collect()
+        });
+        texts.iter().for_each(|text| sim.mark(text));
+        sim.report(Some(&named[2]), Violation::new("invariant", format!("round {round}")));
+        let poison = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = lock(&sim.world.observer_names_add);
+            panic!("poisoned");
+        }));
+        assert!(poison.is_err() && sim.world.observer_names_add.is_poisoned());
+    }
+
+    /// A world used and then reset (`World::reset`, as `Sim::renew` does for a campaign's next
+    /// case) is the world a new `Sim` of the same configuration is: equal in every field before
+    /// and after both are used alike, whatever the configuration used before (other seeds, CPUs,
+    /// trace modes, lockdep on or off); and only a world no other handle shares is reused.
+    #[test]
+    fn a_reset_world_is_a_new_one() {
+        let configs = [
+            SimConfig::new(3).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly),
+            SimConfig::new(4).cpus(3).lockdep(ReportMode::Collect).trace(TraceMode::Tail(20)),
+            SimConfig::new(5).lockdep(ReportMode::Collect).without_lockdep().trace(TraceMode::Full),
+        ];
+        for (used, config) in configs.iter().flat_map(|used| configs.iter().map(move |config| (used, config))) {
+            let mut kept = Sim::new(used.clone());
+            use_world(&kept, 1);
+            let id = kept.lockdep().id();
+            let world = Arc::as_ptr(&kept.world);
+            let shared = kept.clone();
+            let renewed = Sim::renew(Some(shared), config.clone());
+            assert!(!std::ptr::eq(Arc::as_ptr(&renewed.world), world), "a shared world is not reused");
+            drop(renewed);
+            kept = Sim::renew(Some(kept), config.clone());
+            assert!(std::ptr::eq(Arc::as_ptr(&kept.world), world), "an unshared world is reused");
+            assert!(kept.lockdep().id() > id, "a reset validator has a new id");
+            let new = Sim::new(config.clone());
+            let context = format!("{used:?} reset to {config:?}");
+            assert_eq!(world_state(&kept), world_state(&new), "{context}");
+            for sim in [&kept, &new] {
+                sim.trace().confine_to_this_thread();
+                use_world(sim, 2);
+            }
+            assert_eq!(world_state(&kept), world_state(&new), "{context}, used");
+            assert_eq!(kept.violations(), new.violations(), "{context}");
+            assert_eq!(kept.marks(), new.marks(), "{context}");
+            assert_eq!(
+                (kept.shrinkers(), kept.reclaim_runs(), kept.rcu_callbacks_pending()),
+                (new.shrinkers(), new.reclaim_runs(), new.rcu_callbacks_pending()),
+                "{context}"
+            );
+        }
+    }
 }
