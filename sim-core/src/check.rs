@@ -253,7 +253,8 @@ fn run_case_with<S: Subject>(
         None => Sim::new(sim_config),
     };
     sim.trace().confine_to_this_thread();
-    let report = run_case_in::<S>(&sim, config, seed, ops, options, kept.as_mut().map(|kept| &mut kept.marks));
+    let report =
+        run_case_in::<S>(&sim, config, seed, ops, options, kept.as_mut().map(|kept| &mut kept.marks));
     if let Some(kept) = kept {
         kept.world = Some(sim);
     }
@@ -336,9 +337,13 @@ pub fn reuse_agrees<S: Subject>(
         reused += u64::from(last.is_some() && last == world(&kept));
         let mut new = CaseKept::default();
         let in_new = run_case_with::<S>(config, seed, &ops, options, Some(&mut new));
-        let (kept_seen, new_seen) = (format!("{in_kept:?} {:?}", kept.marks), format!("{in_new:?} {:?}", new.marks));
+        let (kept_seen, new_seen) =
+            (format!("{in_kept:?} {:?}", kept.marks), format!("{in_new:?} {:?}", new.marks));
         if kept_seen != new_seen {
-            return Err(format!("{} seed {seed}: a reused world reported\n{kept_seen}\na new one\n{new_seen}", S::NAME));
+            return Err(format!(
+                "{} seed {seed}: a reused world reported\n{kept_seen}\na new one\n{new_seen}",
+                S::NAME
+            ));
         }
     }
     Ok(reused)

@@ -2118,7 +2118,10 @@ mod tests {
         run(&kept);
         assert_eq!(seen(&kept), seen(&first));
         for _ in 0..3 {
-            std::sync::Arc::get_mut(&mut kept.world).expect("no context left").lockdep.reset(ReportMode::Collect);
+            std::sync::Arc::get_mut(&mut kept.world)
+                .expect("no context left")
+                .lockdep
+                .reset(ReportMode::Collect);
             run(&kept);
             assert_eq!(seen(&kept), seen(&first));
         }

@@ -1216,7 +1216,8 @@ mod tests {
             format!("{rng:?} {faults:?} {kind_masks:?} {:p} {watched}", *distributions)
         };
         let watch: Vec<_> = (0..crate::fault::WATCHED_MAX).map(|attr| fault_watch.read(attr)).collect();
-        let trace = (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined(), trace);
+        let trace =
+            (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined(), trace);
         let lockdep = (
             lockdep.reports(),
             lockdep.dependencies(),
@@ -1226,7 +1227,8 @@ mod tests {
             lockdep.mode(),
             lockdep.is_enabled(),
         );
-        let load = |words: &[AtomicU64]| words.iter().map(|word| word.load(Ordering::Relaxed)).collect::<Vec<_>>();
+        let load =
+            |words: &[AtomicU64]| words.iter().map(|word| word.load(Ordering::Relaxed)).collect::<Vec<_>>();
         let names = |names: &SharedNames| {
             let slots: Vec<_> = names.slots.iter().map(|slot| slot.get().cloned()).collect();
             (names.filled.load(Ordering::Relaxed), slots)
@@ -1256,7 +1258,8 @@ mod tests {
         sim.set_reclaim_plan(FaultPlan::with(FaultAttr::probability(50)));
         sim.register_shrinker("shrinker", Arc::new(|_: &Cx, _: &crate::mm::reclaim::ShrinkControl| 1));
         let (a, b) = (crate::SpinLock::new("reset-a", ()), crate::SpinLock::new("reset-b", ()));
-        let named: Vec<Cx> = (0..NAME_SLOTS as u64 + 3).map(|at| sim.cx(&format!("task {}", at + round), 0)).collect();
+        let named: Vec<Cx> =
+            (0..NAME_SLOTS as u64 + 3).map(|at| sim.cx(&format!("task {}", at + round), 0)).collect();
         for (at, cx) in named.iter().enumerate() {
             sim.should_fail(cx, &FaultSite::slab("reset_slab"), 64);
             sim.fault_counters(0);
@@ -1275,7 +1278,9 @@ mod tests {
         // marks seen is by address).
         static TEXTS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
         let texts = TEXTS.get_or_init(|| {
-            (0..MARK_WORDS * 64 + 10).map(|at| &*Box::leak(format!("reset mark {at}").into_boxed_str())).collect()
+            (0..MARK_WORDS * 64 + 10)
+                .map(|at| &*Box::leak(format!("reset mark {at}").into_boxed_str()))
+                .collect()
         });
         texts.iter().for_each(|text| sim.mark(text));
         sim.report(Some(&named[2]), Violation::new("invariant", format!("round {round}")));
@@ -1297,7 +1302,8 @@ mod tests {
             SimConfig::new(4).cpus(3).lockdep(ReportMode::Collect).trace(TraceMode::Tail(20)),
             SimConfig::new(5).lockdep(ReportMode::Collect).without_lockdep().trace(TraceMode::Full),
         ];
-        for (used, config) in configs.iter().flat_map(|used| configs.iter().map(move |config| (used, config))) {
+        for (used, config) in configs.iter().flat_map(|used| configs.iter().map(move |config| (used, config)))
+        {
             let mut kept = Sim::new(used.clone());
             use_world(&kept, 1);
             let id = kept.lockdep().id();

@@ -1738,9 +1738,16 @@ mod tests {
             trace.name_task_shared(crate::sim::NAMED_TASKS_FIRST + round, "sched");
             trace.name_task_shared(TASK_IDS_INDEXED + 2 * round, "big");
             record_each_fixed_size_event(trace);
-            trace.record(u64::from(round), 0, 3, EventKind::Note { text: Cow::Owned(format!("round {round}")) });
+            trace.record(
+                u64::from(round),
+                0,
+                3,
+                EventKind::Note { text: Cow::Owned(format!("round {round}")) },
+            );
         };
-        let seen = |trace: &Trace| (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined());
+        let seen = |trace: &Trace| {
+            (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined())
+        };
         for (used, confine) in modes.into_iter().flat_map(|mode| [(mode, false), (mode, true)]) {
             for mode in modes {
                 let mut trace = Trace::new(used);
@@ -1750,7 +1757,11 @@ mod tests {
                 story(&trace, 1);
                 trace.reset(mode);
                 let new = Trace::new(mode);
-                assert_eq!(seen(&trace), seen(&new), "{used:?} (confined {confine}) reset to {mode:?}, unused");
+                assert_eq!(
+                    seen(&trace),
+                    seen(&new),
+                    "{used:?} (confined {confine}) reset to {mode:?}, unused"
+                );
                 story(&trace, 2);
                 story(&new, 2);
                 assert_eq!(seen(&trace), seen(&new), "{used:?} (confined {confine}) reset to {mode:?}");
@@ -1759,7 +1770,11 @@ mod tests {
                 new.confine_to_this_thread();
                 story(&trace, 3);
                 story(&new, 3);
-                assert_eq!(seen(&trace), seen(&new), "{used:?} (confined {confine}) reset to {mode:?}, confined");
+                assert_eq!(
+                    seen(&trace),
+                    seen(&new),
+                    "{used:?} (confined {confine}) reset to {mode:?}, confined"
+                );
             }
         }
     }

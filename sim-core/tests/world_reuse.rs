@@ -86,7 +86,10 @@ impl Subject for All {
             sim.set_reclaim_plan(plan);
         }
         let scanned = sim.below(5);
-        sim.register_shrinker("reuse shrinker", Arc::new(move |_: &Cx, control: &ShrinkControl| scanned + control.nr_to_scan));
+        sim.register_shrinker(
+            "reuse shrinker",
+            Arc::new(move |_: &Cx, control: &ShrinkControl| scanned + control.nr_to_scan),
+        );
         All {
             a: SpinLock::new("reuse->a", 0),
             b: Mutex::new("reuse->b", 0),
@@ -160,7 +163,10 @@ impl Subject for All {
                 direct_reclaim(&self.cx, Gfp::GFP_KERNEL) + sim.reclaim_runs()
             }
             AllOp::Report => {
-                sim.report(Some(&self.cx), Violation::new("invariant", format!("reported at {}", sim.now_ns())));
+                sim.report(
+                    Some(&self.cx),
+                    Violation::new("invariant", format!("reported at {}", sim.now_ns())),
+                );
                 0
             }
             AllOp::Panic => panic!("an operation panicked at {}", sim.below(1000)),
@@ -208,7 +214,8 @@ fn cases_in_a_reused_world_report_what_cases_in_new_worlds_do() {
     ];
     for (cpus, options) in runs {
         let config = AllConfig { cpus };
-        let reused = check::reuse_agrees::<All>(&config, 0..400, 40, &options).unwrap_or_else(|text| panic!("{text}"));
+        let reused =
+            check::reuse_agrees::<All>(&config, 0..400, 40, &options).unwrap_or_else(|text| panic!("{text}"));
         assert_eq!(reused, 399, "every case after the first in the kept world ({options:?})");
     }
     // The cases got everywhere: passed, and failed by each way a case fails.
