@@ -228,29 +228,60 @@ pub fn run_case<S: Subject>(
     run_case_with::<S>(config, seed, ops, options, None)
 }
 
-/// [`run_case`], its coverage given as `marks` when asked (a campaign's cases, which only count
-/// them: the report's set is then left empty) instead of as a set of texts.
+/// What a campaign keeps from one case to the next: the last case's coverage ([`CaseMarks`])
+/// and its world, made new again for the next case ([`Sim::renew`]: a campaign's cases made
+/// and dropped a world each, its tables and lockdep's graph allocated and freed every time).
+#[derive(Default)]
+struct CaseKept {
+    marks: CaseMarks,
+    world: Option<Sim>,
+}
+
+/// [`run_case`], for a campaign's cases when `kept` is given: the world is the last case's made
+/// new ([`CaseKept`]), and the coverage is given as its marks (the campaign only counts them:
+/// the report's set is then left empty) instead of as a set of texts.
 fn run_case_with<S: Subject>(
+    config: &S::Config,
+    seed: u64,
+    ops: &[S::Op],
+    options: &RunOptions,
+    mut kept: Option<&mut CaseKept>,
+) -> CaseReport {
+    let sim_config = S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace);
+    let sim = match kept.as_mut() {
+        Some(kept) => Sim::renew(kept.world.take(), sim_config),
+        None => Sim::new(sim_config),
+    };
+    sim.trace().confine_to_this_thread();
+    let report =
+        run_case_in::<S>(&sim, config, seed, ops, options, kept.as_mut().map(|kept| &mut kept.marks));
+    if let Some(kept) = kept {
+        kept.world = Some(sim);
+    }
+    report
+}
+
+/// [`run_case_with`] in the world `sim`, made for the case.
+fn run_case_in<S: Subject>(
+    sim: &Sim,
     config: &S::Config,
     seed: u64,
     ops: &[S::Op],
     options: &RunOptions,
     marks: Option<&mut CaseMarks>,
 ) -> CaseReport {
-    let sim = Sim::new(S::sim_config(config, seed).lockdep(ReportMode::Collect).trace(options.trace));
-    sim.trace().confine_to_this_thread();
     let mut reference = S::Reference::new(config);
-    let mut model = match catch_unwind(AssertUnwindSafe(|| S::new(&sim, config))) {
+    let mut model = match catch_unwind(AssertUnwindSafe(|| S::new(sim, config))) {
         Ok(model) => model,
         Err(payload) => {
             let violation = Some((0, Violation::new(ViolationKind::Panic, panic_message(payload))));
             if let Some(marks) = marks {
                 *marks = CaseMarks::default();
             }
-            return case_report(&sim, seed, 0, violation, BTreeSet::new());
+            return case_report(sim, seed, 0, violation, BTreeSet::new());
         }
     };
-    let (ops_run, mut violation) = run_ops::<S>(&sim, &mut model, &mut reference, ops, options);
+    let (ops_run, mut violation) = run_ops::<S>(sim, &mut model, &mut reference, ops, options);
     if let (None, Err(message)) = (&violation, reference.finish()) {
         let found = Violation::new(ViolationKind::Mismatch, format!("at the end of the case: {message}"));
         sim.report(None, found.clone());
@@ -259,7 +290,7 @@ fn run_case_with<S: Subject>(
     // The coverage as the operations left it (teardown's marks are not counted).
     let coverage = match marks {
         Some(marks) => {
-            marks.read(&sim, model.coverage());
+            marks.read(sim, model.coverage());
             BTreeSet::new()
         }
         // The world's marks first: they come sorted, so the set is built without moving them;
@@ -271,7 +302,7 @@ fn run_case_with<S: Subject>(
         }
     };
     if violation.is_none() {
-        let found = match catch_unwind(AssertUnwindSafe(|| model.teardown(&sim))) {
+        let found = match catch_unwind(AssertUnwindSafe(|| model.teardown(sim))) {
             Ok(Ok(())) => sim.violations().into_iter().next(),
             Ok(Err(found)) => Some(found),
             Err(payload) => {
@@ -280,7 +311,42 @@ fn run_case_with<S: Subject>(
         };
         violation = found.map(|found| (ops.len(), found));
     }
-    case_report(&sim, seed, ops_run, violation, coverage)
+    case_report(sim, seed, ops_run, violation, coverage)
+}
+
+/// Whether cases run as a campaign runs them, each in the last case's world made new
+/// ([`Sim::renew`]), report what the same cases report in new worlds: each seed of `seeds` has
+/// its operation list drawn as a campaign draws it (up to `ops_max`) and runs in the kept world
+/// and in a new one, under `options`; the two reports (the violation and where, the trace hash,
+/// kept events, task names, lockdep's reports) and coverage must be equal. Returns how many
+/// cases ran in a reused world (every one but the first, unless a handle to the last case's
+/// world was kept somewhere), or the first difference.
+pub fn reuse_agrees<S: Subject>(
+    config: &S::Config,
+    seeds: std::ops::Range<u64>,
+    ops_max: usize,
+    options: &RunOptions,
+) -> Result<u64, String> {
+    let cases = CaseGen::<S>::new(config, ops_max);
+    let (mut kept, mut reused, mut ops) = (CaseKept::default(), 0, Vec::new());
+    let world = |kept: &CaseKept| kept.world.as_ref().map(|sim| std::sync::Arc::as_ptr(&sim.world));
+    for seed in seeds {
+        cases.ops_into(seed, &mut ops);
+        let last = world(&kept);
+        let in_kept = run_case_with::<S>(config, seed, &ops, options, Some(&mut kept));
+        reused += u64::from(last.is_some() && last == world(&kept));
+        let mut new = CaseKept::default();
+        let in_new = run_case_with::<S>(config, seed, &ops, options, Some(&mut new));
+        let (kept_seen, new_seen) =
+            (format!("{in_kept:?} {:?}", kept.marks), format!("{in_new:?} {:?}", new.marks));
+        if kept_seen != new_seen {
+            return Err(format!(
+                "{} seed {seed}: a reused world reported\n{kept_seen}\na new one\n{new_seen}",
+                S::NAME
+            ));
+        }
+    }
+    Ok(reused)
 }
 
 /// Runs `ops` on the model until one fails: the operations run and the first violation with
@@ -312,7 +378,7 @@ fn run_ops<S: Subject>(
 /// process's mark index, and apart, by text, the marks past the bits and the subject's own
 /// ([`Subject::coverage`]) not among the bits. Reading it builds no set of texts (a case's
 /// `Sim::marks` and its count by address cost taskstats about 3,000 instructions a case).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct CaseMarks {
     bits: crate::sim::MarkBits,
     extra: BTreeSet<&'static str>,
@@ -873,7 +939,7 @@ pub fn campaign<S: Subject>(
     let cases = CaseGen::<S>::new(config, options.ops_max);
     let hunt = hunting(&options.run);
     let mut reached = Reached::default();
-    let mut marks = CaseMarks::default();
+    let mut kept = CaseKept::default();
     let mut ops = Vec::new();
     loop {
         let done = match options.budget {
@@ -890,10 +956,10 @@ pub fn campaign<S: Subject>(
         let seed = options.seed.wrapping_add(case_index.wrapping_mul(shard_count)).wrapping_add(shard_index);
         case_index += 1;
         cases.ops_into(seed, &mut ops);
-        let case = run_case_with::<S>(config, seed, &ops, &hunt, Some(&mut marks));
+        let case = run_case_with::<S>(config, seed, &ops, &hunt, Some(&mut kept));
         report.progress.cases += 1;
         report.progress.ops += case.ops_run as u64;
-        reached.add(&marks);
+        reached.add(&kept.marks);
         if let Some((_, found)) = &case.violation {
             let seconds_to_find = started.elapsed().as_secs_f64();
             let shrink_started = Instant::now();

@@ -171,6 +171,127 @@ pub(crate) struct World {
     observer_names_add: StdMutex<()>,
 }
 
+impl Book {
+    /// The book of a new world seeded with `seed`: no fault plan, nothing watched.
+    fn new(seed: u64) -> Book {
+        Book {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            faults: FaultPlan::none(),
+            kind_masks: Some(crate::fault::SiteMasks::NONE),
+            distributions: percent_distributions(),
+            watched: 0,
+        }
+    }
+}
+
+/// The validator a world built as `config` says has.
+fn new_lockdep(config: &SimConfig) -> Lockdep {
+    if config.lockdep_enabled {
+        Lockdep::new(config.lockdep)
+    } else {
+        Lockdep::disabled()
+    }
+}
+
+/// The value in `mutex`, poisoned or not, the poison cleared: a world being reset has no other
+/// handle, so a case that panicked while holding one of its mutexes left nothing half-done that
+/// a later case could see (every field is reset), and a new world's mutexes are not poisoned.
+fn cleared<T>(mutex: &mut StdMutex<T>) -> &mut T {
+    mutex.clear_poison();
+    mutex.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl World {
+    fn new(config: SimConfig) -> World {
+        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        World {
+            book: crate::sync::BookLock::new(Book::new(config.seed)),
+            clock_ns: AtomicU64::new(0),
+            fault_kinds: std::sync::atomic::AtomicU8::new(0),
+            faults_failed: AtomicU64::new(0),
+            fault_watch: Default::default(),
+            trace: Trace::new(config.trace),
+            lockdep: new_lockdep(&config),
+            violations: StdMutex::new(Vec::new()),
+            marks: std::array::from_fn(|_| AtomicU64::new(0)),
+            marks_spilled: StdMutex::new(std::collections::BTreeSet::new()),
+            marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
+            violations_count: AtomicU32::new(0),
+            reclaim: Default::default(),
+            named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
+            next_task: AtomicU32::new(NAMED_TASKS_FIRST),
+            next_cx: AtomicU64::new(0),
+            next_observer_cx: AtomicU64::new(0),
+            rcu: std::sync::OnceLock::new(),
+            threaded: in_threaded_checker(),
+            task_names: SharedNames::new(),
+            observer_names: SharedNames::new(),
+            observer_names_add: StdMutex::new(()),
+            config,
+        }
+    }
+
+    /// This world made as [`World::new`]`(config)` makes one, in place ([`Sim::renew`]): the
+    /// book reseeded with no plan, the clock at 0, no violations, marks, names or ids given,
+    /// no RCU state (made again at first use), no reclaim plan or shrinkers; the trace and
+    /// lockdep reset ([`Trace::reset`], [`Lockdep::reset`]: a new validator id), keeping
+    /// their tables' room. Every field is named, so a field added to the world does not compile
+    /// here until its reset is decided; `tests::a_reset_world_is_a_new_one` compares the two.
+    fn reset(&mut self, config: SimConfig) {
+        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        let World {
+            config: kept_config,
+            book,
+            clock_ns,
+            fault_kinds,
+            faults_failed,
+            fault_watch,
+            trace,
+            lockdep,
+            violations,
+            marks,
+            marks_spilled,
+            marks_seen,
+            violations_count,
+            reclaim,
+            named_tasks,
+            next_task,
+            next_cx,
+            next_observer_cx,
+            rcu,
+            threaded,
+            task_names,
+            observer_names,
+            observer_names_add,
+        } = self;
+        *book.get_mut() = Book::new(config.seed);
+        *clock_ns.get_mut() = 0;
+        *fault_kinds.get_mut() = 0;
+        *faults_failed.get_mut() = 0;
+        *fault_watch = Default::default();
+        trace.reset(config.trace);
+        match lockdep.is_enabled() == config.lockdep_enabled {
+            true => lockdep.reset(config.lockdep),
+            false => *lockdep = new_lockdep(&config),
+        }
+        cleared(violations).clear();
+        marks.iter_mut().chain(marks_seen.iter_mut()).for_each(|word| *word.get_mut() = 0);
+        cleared(marks_spilled).clear();
+        *violations_count.get_mut() = 0;
+        *reclaim = Default::default();
+        cleared(named_tasks).clear();
+        *next_task.get_mut() = NAMED_TASKS_FIRST;
+        *next_cx.get_mut() = 0;
+        *next_observer_cx.get_mut() = 0;
+        drop(rcu.take());
+        *threaded = in_threaded_checker();
+        task_names.reset();
+        observer_names.reset();
+        cleared(observer_names_add);
+        *kept_config = config;
+    }
+}
+
 /// Names shared by the contexts made with them, each with its task id, in slots filled once and
 /// in order, so a lookup is a few loads and short string compares, with no lock: a context made
 /// per operation (or several) costs no mutex and no map search. Additions are serialized by the
@@ -193,6 +314,13 @@ const NAME_SLOTS: usize = 8;
 impl SharedNames {
     fn new() -> SharedNames {
         SharedNames { slots: std::array::from_fn(|_| std::sync::OnceLock::new()), filled: Default::default() }
+    }
+
+    /// These slots emptied, as [`SharedNames::new`] makes them ([`World::reset`]).
+    fn reset(&mut self) {
+        let SharedNames { slots, filled } = self;
+        slots.iter_mut().for_each(|slot| drop(slot.take()));
+        *filled.get_mut() = 0;
     }
 
     /// The shared name equal to `name` and its task, if remembered.
@@ -422,47 +550,27 @@ impl Sim {
     /// A world from `config`. Panics on a CPU count outside 1..=CPUS_MAX, which only a bug in the
     /// caller can cause (the CLI validates user input first).
     pub fn new(config: SimConfig) -> Sim {
-        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
-        let lockdep = if config.lockdep_enabled { Lockdep::new(config.lockdep) } else { Lockdep::disabled() };
-        Sim {
-            world: Arc::new(World {
-                book: crate::sync::BookLock::new(Book {
-                    rng: ChaCha8Rng::seed_from_u64(config.seed),
-                    faults: FaultPlan::none(),
-                    kind_masks: Some(crate::fault::SiteMasks::NONE),
-                    distributions: percent_distributions(),
-                    watched: 0,
-                }),
-                clock_ns: AtomicU64::new(0),
-                fault_kinds: std::sync::atomic::AtomicU8::new(0),
-                faults_failed: AtomicU64::new(0),
-                fault_watch: Default::default(),
-                trace: Trace::new(config.trace),
-                lockdep,
-                violations: StdMutex::new(Vec::new()),
-                marks: std::array::from_fn(|_| AtomicU64::new(0)),
-                marks_spilled: StdMutex::new(std::collections::BTreeSet::new()),
-                marks_seen: std::array::from_fn(|_| AtomicU64::new(0)),
-                violations_count: AtomicU32::new(0),
-                reclaim: Default::default(),
-                named_tasks: StdMutex::new(std::collections::BTreeMap::new()),
-                next_task: AtomicU32::new(NAMED_TASKS_FIRST),
-                next_cx: AtomicU64::new(0),
-                next_observer_cx: AtomicU64::new(0),
-                rcu: std::sync::OnceLock::new(),
-                threaded: in_threaded_checker(),
-                task_names: SharedNames::new(),
-                observer_names: SharedNames::new(),
-                observer_names_add: StdMutex::new(()),
-                config,
-            }),
-        }
-        .confine_if_single_threaded()
+        Sim { world: Arc::new(World::new(config)) }.confine_if_single_threaded()
     }
 
-    /// A world made inside a shuttle execution or a loom model confines its trace to this OS
-    /// thread ([`crate::trace::Trace::confine_to_this_thread`]): every task of those runs on the
-    /// thread that runs the execution, so recording skips the trace's spin lock.
+    /// [`Sim::new`]`(config)`, in `kept`'s world made new again when no other handle shares it
+    /// (a campaign's previous case, whose model, contexts and locks are gone): the same world a
+    /// new `Sim` would be ([`World::reset`]), without allocating and freeing its tables and
+    /// lockdep's graph each case. A world still shared (a handle kept somewhere) is left to its
+    /// holders and a new one made.
+    pub(crate) fn renew(kept: Option<Sim>, config: SimConfig) -> Sim {
+        match kept {
+            Some(mut sim) => match Arc::get_mut(&mut sim.world) {
+                Some(world) => {
+                    world.reset(config);
+                    sim.confine_if_single_threaded()
+                }
+                None => Sim::new(config),
+            },
+            None => Sim::new(config),
+        }
+    }
+
     fn confine_if_single_threaded(self) -> Sim {
         if self.world.threaded {
             self.world.trace.confine_keeping_names();
@@ -1069,5 +1177,159 @@ mod tests {
         sim.report(None, Violation::new("invariant", "x"));
         assert_eq!(sim.violations().len(), 1);
         assert_eq!(sim.violations()[0].kind, "invariant");
+    }
+
+    /// Everything a world holds, as text: every field named (a field added to the world does
+    /// not compile here until the test reads it), the trace and lockdep by what they answer.
+    fn world_state(sim: &Sim) -> String {
+        let World {
+            config,
+            book,
+            clock_ns,
+            fault_kinds,
+            faults_failed,
+            fault_watch,
+            trace,
+            lockdep,
+            violations,
+            marks,
+            marks_spilled,
+            marks_seen,
+            violations_count,
+            reclaim,
+            named_tasks,
+            next_task,
+            next_cx,
+            next_observer_cx,
+            rcu,
+            threaded,
+            task_names,
+            observer_names,
+            observer_names_add,
+        } = &*sim.world;
+        // The reclaim plan is private to its module: what it holds shows in reclaim's answers.
+        let _ = reclaim;
+        let reclaim = (sim.shrinkers(), sim.reclaim_runs(), sim.rcu_callbacks_pending());
+        let book = {
+            let Book { rng, faults, kind_masks, distributions, watched } = &*book.lock();
+            let rng = (rng.get_seed(), rng.get_stream(), rng.get_word_pos());
+            format!("{rng:?} {faults:?} {kind_masks:?} {:p} {watched}", *distributions)
+        };
+        let watch: Vec<_> = (0..crate::fault::WATCHED_MAX).map(|attr| fault_watch.read(attr)).collect();
+        let trace =
+            (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined(), trace);
+        let lockdep = (
+            lockdep.reports(),
+            lockdep.dependencies(),
+            lockdep.classes_count(),
+            lockdep.reports_count(),
+            lockdep.validations_count(),
+            lockdep.mode(),
+            lockdep.is_enabled(),
+        );
+        let load =
+            |words: &[AtomicU64]| words.iter().map(|word| word.load(Ordering::Relaxed)).collect::<Vec<_>>();
+        let names = |names: &SharedNames| {
+            let slots: Vec<_> = names.slots.iter().map(|slot| slot.get().cloned()).collect();
+            (names.filled.load(Ordering::Relaxed), slots)
+        };
+        let counters = [next_cx, next_observer_cx].map(|counter| counter.load(Ordering::Relaxed));
+        format!(
+            "{config:?}\n{book}\n{clock_ns:?} {fault_kinds:?} {faults_failed:?} {watch:?}\n{trace:?}\n{lockdep:?}\n\
+             {violations:?} {:?} {marks_spilled:?} {:?} {violations_count:?}\n{named_tasks:?} {next_task:?} \
+             {counters:?} {:?} {threaded}\n{:?}\n{:?}\n{} {reclaim:?}",
+            load(marks),
+            load(marks_seen),
+            rcu.get().map(|_| "rcu state"),
+            names(task_names),
+            names(observer_names),
+            observer_names_add.is_poisoned(),
+        )
+    }
+
+    /// Uses `sim` as a case would, in every part of its world: draws, the clock, a fault plan
+    /// and its watched counters, locks (an inversion lockdep reports), RCU callbacks, reclaim
+    /// (a plan, a shrinker, runs), marks past the mark bits, named tasks past the name slots,
+    /// pids, observers, violations, and a mutex of the world left poisoned.
+    fn use_world(sim: &Sim, round: u64) {
+        use crate::fault::{FaultAttr, FaultKind};
+        sim.advance_ns(round * 1000 + sim.below(1000));
+        sim.set_faults(FaultPlan::with(FaultAttr::probability(40).kind(FaultKind::Slab)));
+        sim.set_reclaim_plan(FaultPlan::with(FaultAttr::probability(50)));
+        sim.register_shrinker("shrinker", Arc::new(|_: &Cx, _: &crate::mm::reclaim::ShrinkControl| 1));
+        let (a, b) = (crate::SpinLock::new("reset-a", ()), crate::SpinLock::new("reset-b", ()));
+        let named: Vec<Cx> =
+            (0..NAME_SLOTS as u64 + 3).map(|at| sim.cx(&format!("task {}", at + round), 0)).collect();
+        for (at, cx) in named.iter().enumerate() {
+            sim.should_fail(cx, &FaultSite::slab("reset_slab"), 64);
+            sim.fault_counters(0);
+            let (first, second) = if at % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            let _first = first.lock(cx);
+            drop(second.lock(cx));
+            crate::rcu::call_rcu(cx, |_| ());
+            sim.observer_cx(&format!("observer {}", at % 10), 0);
+            sim.cx_for_task(at as TaskId + 1, "pid", 0);
+            sim.mark(["reset one", "reset two"][at % 2]);
+        }
+        crate::mm::reclaim::direct_reclaim(&named[0], crate::mm::Gfp::GFP_KERNEL);
+        sim.rcu_advance();
+        crate::rcu::call_rcu(&named[1], |_| ());
+        // Past the mark bits, the same texts at the same addresses in every world (the cache of
+        // marks seen is by address).
+        static TEXTS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let texts = TEXTS.get_or_init(|| {
+            (0..MARK_WORDS * 64 + 10)
+                .map(|at| &*Box::leak(format!("reset mark {at}").into_boxed_str()))
+                .collect()
+        });
+        texts.iter().for_each(|text| sim.mark(text));
+        sim.report(Some(&named[2]), Violation::new("invariant", format!("round {round}")));
+        let poison = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = lock(&sim.world.observer_names_add);
+            panic!("poisoned");
+        }));
+        assert!(poison.is_err() && sim.world.observer_names_add.is_poisoned());
+    }
+
+    /// A world used and then reset (`World::reset`, as `Sim::renew` does for a campaign's next
+    /// case) is the world a new `Sim` of the same configuration is: equal in every field before
+    /// and after both are used alike, whatever the configuration used before (other seeds, CPUs,
+    /// trace modes, lockdep on or off); and only a world no other handle shares is reused.
+    #[test]
+    fn a_reset_world_is_a_new_one() {
+        let configs = [
+            SimConfig::new(3).lockdep(ReportMode::Collect).trace(TraceMode::HashOnly),
+            SimConfig::new(4).cpus(3).lockdep(ReportMode::Collect).trace(TraceMode::Tail(20)),
+            SimConfig::new(5).lockdep(ReportMode::Collect).without_lockdep().trace(TraceMode::Full),
+        ];
+        for (used, config) in configs.iter().flat_map(|used| configs.iter().map(move |config| (used, config)))
+        {
+            let mut kept = Sim::new(used.clone());
+            use_world(&kept, 1);
+            let id = kept.lockdep().id();
+            let world = Arc::as_ptr(&kept.world);
+            let shared = kept.clone();
+            let renewed = Sim::renew(Some(shared), config.clone());
+            assert!(!std::ptr::eq(Arc::as_ptr(&renewed.world), world), "a shared world is not reused");
+            drop(renewed);
+            kept = Sim::renew(Some(kept), config.clone());
+            assert!(std::ptr::eq(Arc::as_ptr(&kept.world), world), "an unshared world is reused");
+            assert!(kept.lockdep().id() > id, "a reset validator has a new id");
+            let new = Sim::new(config.clone());
+            let context = format!("{used:?} reset to {config:?}");
+            assert_eq!(world_state(&kept), world_state(&new), "{context}");
+            for sim in [&kept, &new] {
+                sim.trace().confine_to_this_thread();
+                use_world(sim, 2);
+            }
+            assert_eq!(world_state(&kept), world_state(&new), "{context}, used");
+            assert_eq!(kept.violations(), new.violations(), "{context}");
+            assert_eq!(kept.marks(), new.marks(), "{context}");
+            assert_eq!(
+                (kept.shrinkers(), kept.reclaim_runs(), kept.rcu_callbacks_pending()),
+                (new.shrinkers(), new.reclaim_runs(), new.rcu_callbacks_pending()),
+                "{context}"
+            );
+        }
     }
 }

@@ -648,6 +648,25 @@ impl Trace {
         }
     }
 
+    /// This trace made new again in place, as [`Trace::new`]`(mode)` makes one, for a world kept
+    /// between a campaign's cases: no events, no task names, the hash at its seed, the sequence
+    /// at 0, confined to no thread; the event queue and the names' vector keep their room.
+    /// Every field is named, so a field added to the trace does not compile here until its
+    /// reset is decided.
+    pub(crate) fn reset(&mut self, mode: TraceMode) {
+        let Trace { mode: kept_mode, owner, names_unread, busy, seq, hash, inner } = self;
+        *kept_mode = mode;
+        *owner.get_mut() = 0;
+        *names_unread.get_mut() = false;
+        *busy.get_mut() = false;
+        *seq.get_mut() = 0;
+        *hash.get_mut() = HASH_SEED;
+        let TraceInner { events, tasks: TaskNames { indexed, mapped } } = inner.get_mut();
+        events.clear();
+        indexed.clear();
+        mapped.clear();
+    }
+
     fn lock(&self) -> crate::sync::BookGuard<'_, TraceInner> {
         self.inner.lock()
     }
@@ -1704,6 +1723,59 @@ mod tests {
             assert!(confined.is_confined() && !shared.is_confined());
             assert_eq!((confined.hash(), confined.len()), (shared.hash(), shared.len()), "{mode:?}");
             assert_eq!(confined.events(), shared.events(), "{mode:?}");
+        }
+    }
+
+    /// A used trace reset (`Trace::reset`) behaves exactly as a new one of the mode asked:
+    /// every mode to every mode, confined or not before, with pids and named tasks named, the
+    /// same events then give the same hash, count, kept events and names, and it is confined to
+    /// no thread until its driver confines it again.
+    #[test]
+    fn a_reset_trace_records_what_a_new_one_does() {
+        let modes = [TraceMode::HashOnly, TraceMode::Tail(3), TraceMode::Full];
+        let story = |trace: &Trace, round: TaskId| {
+            trace.name_task(3, "init");
+            trace.name_task_shared(crate::sim::NAMED_TASKS_FIRST + round, "sched");
+            trace.name_task_shared(TASK_IDS_INDEXED + 2 * round, "big");
+            record_each_fixed_size_event(trace);
+            trace.record(
+                u64::from(round),
+                0,
+                3,
+                EventKind::Note { text: Cow::Owned(format!("round {round}")) },
+            );
+        };
+        let seen = |trace: &Trace| {
+            (trace.hash(), trace.len(), trace.events(), trace.task_names(), trace.is_confined())
+        };
+        for (used, confine) in modes.into_iter().flat_map(|mode| [(mode, false), (mode, true)]) {
+            for mode in modes {
+                let mut trace = Trace::new(used);
+                if confine {
+                    trace.confine_to_this_thread();
+                }
+                story(&trace, 1);
+                trace.reset(mode);
+                let new = Trace::new(mode);
+                assert_eq!(
+                    seen(&trace),
+                    seen(&new),
+                    "{used:?} (confined {confine}) reset to {mode:?}, unused"
+                );
+                story(&trace, 2);
+                story(&new, 2);
+                assert_eq!(seen(&trace), seen(&new), "{used:?} (confined {confine}) reset to {mode:?}");
+                assert_eq!(format!("{trace:?}"), format!("{new:?}"));
+                trace.confine_to_this_thread();
+                new.confine_to_this_thread();
+                story(&trace, 3);
+                story(&new, 3);
+                assert_eq!(
+                    seen(&trace),
+                    seen(&new),
+                    "{used:?} (confined {confine}) reset to {mode:?}, confined"
+                );
+            }
         }
     }
 
