@@ -202,11 +202,17 @@ impl<T> SpinLock<T> {
         restore: Restore,
         site: &'static Location<'static>,
     ) -> SpinLockGuard<'a, T> {
-        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
+        let lock = || {
             cx.preempt_disable();
             self.inner.lock()
-        });
-        SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
+        };
+        cx.acquire_with(&self.key, mode, site, lock, |guard, token| SpinLockGuard {
+            guard: Some(guard),
+            cx,
+            key: &self.key,
+            token,
+            restore,
+        })
     }
 
     /// A checker's read of the value through observer context `cx`, without the lock round
@@ -301,8 +307,13 @@ impl<T> Mutex<T> {
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> MutexGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("mutex_lock");
-        let (guard, token) = cx.acquire_with(&self.key, LockMode::Mutex, site, || self.inner.lock());
-        MutexGuard { guard: Some(guard), cx, key: &self.key, token }
+        cx.acquire_with(
+            &self.key,
+            LockMode::Mutex,
+            site,
+            || self.inner.lock(),
+            |guard, token| MutexGuard { guard: Some(guard), cx, key: &self.key, token },
+        )
     }
 
     /// `mutex_trylock()`: never sleeps.
@@ -442,7 +453,7 @@ impl<T> RwSem<T> {
     pub fn down_read<'a>(&'a self, cx: &'a Cx) -> RwSemReadGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_read");
-        let (guard, token) = cx.acquire_with(&self.key, LockMode::Read, site, || {
+        let lock = || {
             let mut state = self.state.lock();
             while state.writer || state.writers_waiting > 0 {
                 state = self.changed.wait(state);
@@ -450,8 +461,13 @@ impl<T> RwSem<T> {
             state.readers += 1;
             drop(state);
             self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-        });
-        RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
+        };
+        cx.acquire_with(&self.key, LockMode::Read, site, lock, |guard, token| RwSemReadGuard {
+            guard: Some(guard),
+            sem: self,
+            cx,
+            token,
+        })
     }
 
     /// `down_read_trylock()`.
@@ -476,7 +492,7 @@ impl<T> RwSem<T> {
     pub fn down_write<'a>(&'a self, cx: &'a Cx) -> RwSemWriteGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_write");
-        let (guard, token) = cx.acquire_with(&self.key, LockMode::Write, site, || {
+        let lock = || {
             let mut state = self.state.lock();
             state.writers_waiting += 1;
             while state.writer || state.readers > 0 {
@@ -486,8 +502,13 @@ impl<T> RwSem<T> {
             state.writer = true;
             drop(state);
             self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-        });
-        RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
+        };
+        cx.acquire_with(&self.key, LockMode::Write, site, lock, |guard, token| RwSemWriteGuard {
+            guard: Some(guard),
+            sem: self,
+            cx,
+            token,
+        })
     }
 
     /// `down_write_trylock()`.
@@ -781,6 +802,33 @@ pub(crate) mod tests {
         assert_eq!(violations.len(), 1, "{violations:?}");
         assert_eq!(violations[0].kind, crate::ViolationKind::from(super::SPIN_LOCK_IRQ_WITH_IRQS_OFF));
         assert!(violations[0].message.contains("sighand->siglock"), "{}", violations[0].message);
+    }
+
+    /// Each spinlock release gives back what its lock took, whatever sat around it: a
+    /// `spin_unlock_irqrestore()` of flags saved with irqs on turns them on, one of flags saved
+    /// with irqs off leaves them off, `spin_unlock_bh()` enables softirqs again, and
+    /// `spin_unlock()` touches neither. A release that read its restore bits wrongly (the
+    /// saved-off bit ignored, the bh bit taken for an irq restore) fails one of the asserts.
+    #[test]
+    fn each_spinlock_release_restores_what_its_lock_saved() {
+        let sim = Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect));
+        let cx = sim.cx("task", 0);
+        let (outer, inner, bh) =
+            (SpinLock::new("outer_lock", ()), SpinLock::new("inner_lock", ()), SpinLock::new("bh_lock", ()));
+        let outer_guard = outer.lock_irqsave(&cx);
+        let inner_guard = inner.lock_irqsave(&cx);
+        drop(inner_guard);
+        assert!(cx.irqs_disabled(), "the inner restore of flags saved with irqs off leaves them off");
+        drop(outer_guard);
+        assert!(!cx.irqs_disabled(), "the outer restore of flags saved with irqs on turns them on");
+        let bh_guard = bh.lock_bh(&cx);
+        assert!(!cx.softirqs_enabled(), "spin_lock_bh() disables softirqs");
+        let plain = inner.lock(&cx);
+        drop(plain);
+        assert!(!cx.softirqs_enabled() && !cx.irqs_disabled(), "spin_unlock() restores nothing");
+        drop(bh_guard);
+        assert!(cx.softirqs_enabled() && !cx.irqs_disabled(), "spin_unlock_bh() enables softirqs, not irqs");
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     }
 
     /// A model's section that writes the value.

@@ -134,11 +134,17 @@ impl<T> RwLock<T> {
         irq: Option<IrqFlags>,
         site: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
-        let (guard, token) = cx.acquire_with(&self.key, LockMode::ReadRecursive, site, || {
+        let lock = || {
             cx.preempt_disable();
             self.data.read()
-        });
-        RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
+        };
+        cx.acquire_with(&self.key, LockMode::ReadRecursive, site, lock, |guard, token| RwLockReadGuard {
+            guard: Some(guard),
+            lock: self,
+            cx,
+            token,
+            irq,
+        })
     }
 
     fn write<'a>(
@@ -148,11 +154,17 @@ impl<T> RwLock<T> {
         mode: LockMode,
         site: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
-        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
+        let lock = || {
             cx.preempt_disable();
             self.data.write()
-        });
-        RwLockWriteGuard { guard: Some(guard), lock: self, cx, token, irq }
+        };
+        cx.acquire_with(&self.key, mode, site, lock, |guard, token| RwLockWriteGuard {
+            guard: Some(guard),
+            lock: self,
+            cx,
+            token,
+            irq,
+        })
     }
 
     /// The value, when the lock is no longer shared.
