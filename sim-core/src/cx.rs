@@ -734,46 +734,41 @@ impl Cx {
     /// A blocking acquisition of the lock whose class memo is `key` in mode `mode`, made by
     /// `lock` (the backend lock, with what the lock kind does just before it, such as
     /// disabling preemption): [`Cx::lock_acquire_key`] before it, [`Cx::lock_acquired_key`]
-    /// after, the same checks, held entry and trace event. Returns the lock's guard, which `make`
-    /// builds from what `lock` gave and the acquisition's token. A plain model context (`plain`) tests what kind of context
+    /// after, the same checks, held entry and trace event. Returns what `lock` gave and the
+    /// acquisition's token. A plain model context (`plain`) tests what kind of context
     /// this is once: it is traced and checked, and keeps no [`LockWaits`] record. Any other
     /// takes [`Cx::acquire_with_general`], a call of its own.
     #[inline(always)]
-    pub(crate) fn acquire_with<G, R>(
+    pub(crate) fn acquire_with<G>(
         &self,
         key: &ClassKey,
         mode: LockMode,
         site: &'static Location<'static>,
         lock: impl FnOnce() -> G,
-        make: impl FnOnce(G, u64) -> R,
-    ) -> R {
+    ) -> (G, u64) {
         if !self.plain {
-            return self.acquire_with_general(key, mode, site, lock, make);
+            return self.acquire_with_general(key, mode, site, lock);
         }
         let token = self.next_token();
         self.push_model(key, token, mode, false, site);
-        // The lock's guard is made before the trace event, where the backend guard is in a
-        // register, and returned as it is: made after, from a `(guard, token)` pair, it was
-        // built on the stack and copied twice on its way out (8 instructions an acquisition).
-        let guard = make(lock(), token);
+        let guard = lock();
         self.record_lock(&key.name, key.name_hash, Some((mode, false)), token);
-        guard
+        (guard, token)
     }
 
     /// [`Cx::acquire_with`] for an observer or a context that keeps a [`LockWaits`] record.
     #[inline(never)]
-    fn acquire_with_general<G, R>(
+    fn acquire_with_general<G>(
         &self,
         key: &ClassKey,
         mode: LockMode,
         site: &'static Location<'static>,
         lock: impl FnOnce() -> G,
-        make: impl FnOnce(G, u64) -> R,
-    ) -> R {
+    ) -> (G, u64) {
         let token = self.lock_acquire_key(key, mode, false, site);
-        let guard = make(lock(), token);
+        let guard = lock();
         self.lock_acquired_key(key, mode, false, token);
-        guard
+        (guard, token)
     }
 
     /// Records that this task may now block until it holds acquisition `token` of the lock

@@ -202,17 +202,11 @@ impl<T> SpinLock<T> {
         restore: Restore,
         site: &'static Location<'static>,
     ) -> SpinLockGuard<'a, T> {
-        let lock = || {
+        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
             cx.preempt_disable();
             self.inner.lock()
-        };
-        cx.acquire_with(&self.key, mode, site, lock, |guard, token| SpinLockGuard {
-            guard: Some(guard),
-            cx,
-            key: &self.key,
-            token,
-            restore,
-        })
+        });
+        SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
     }
 
     /// A checker's read of the value through observer context `cx`, without the lock round
@@ -307,13 +301,8 @@ impl<T> Mutex<T> {
     pub fn lock<'a>(&'a self, cx: &'a Cx) -> MutexGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("mutex_lock");
-        cx.acquire_with(
-            &self.key,
-            LockMode::Mutex,
-            site,
-            || self.inner.lock(),
-            |guard, token| MutexGuard { guard: Some(guard), cx, key: &self.key, token },
-        )
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Mutex, site, || self.inner.lock());
+        MutexGuard { guard: Some(guard), cx, key: &self.key, token }
     }
 
     /// `mutex_trylock()`: never sleeps.
@@ -453,7 +442,7 @@ impl<T> RwSem<T> {
     pub fn down_read<'a>(&'a self, cx: &'a Cx) -> RwSemReadGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_read");
-        let lock = || {
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Read, site, || {
             let mut state = self.state.lock();
             while state.writer || state.writers_waiting > 0 {
                 state = self.changed.wait(state);
@@ -461,13 +450,8 @@ impl<T> RwSem<T> {
             state.readers += 1;
             drop(state);
             self.data.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        cx.acquire_with(&self.key, LockMode::Read, site, lock, |guard, token| RwSemReadGuard {
-            guard: Some(guard),
-            sem: self,
-            cx,
-            token,
-        })
+        });
+        RwSemReadGuard { guard: Some(guard), sem: self, cx, token }
     }
 
     /// `down_read_trylock()`.
@@ -492,7 +476,7 @@ impl<T> RwSem<T> {
     pub fn down_write<'a>(&'a self, cx: &'a Cx) -> RwSemWriteGuard<'a, T> {
         let site = Location::caller();
         cx.might_sleep("down_write");
-        let lock = || {
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::Write, site, || {
             let mut state = self.state.lock();
             state.writers_waiting += 1;
             while state.writer || state.readers > 0 {
@@ -502,13 +486,8 @@ impl<T> RwSem<T> {
             state.writer = true;
             drop(state);
             self.data.write().unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        cx.acquire_with(&self.key, LockMode::Write, site, lock, |guard, token| RwSemWriteGuard {
-            guard: Some(guard),
-            sem: self,
-            cx,
-            token,
-        })
+        });
+        RwSemWriteGuard { guard: Some(guard), sem: self, cx, token }
     }
 
     /// `down_write_trylock()`.

@@ -134,17 +134,11 @@ impl<T> RwLock<T> {
         irq: Option<IrqFlags>,
         site: &'static Location<'static>,
     ) -> RwLockReadGuard<'a, T> {
-        let lock = || {
+        let (guard, token) = cx.acquire_with(&self.key, LockMode::ReadRecursive, site, || {
             cx.preempt_disable();
             self.data.read()
-        };
-        cx.acquire_with(&self.key, LockMode::ReadRecursive, site, lock, |guard, token| RwLockReadGuard {
-            guard: Some(guard),
-            lock: self,
-            cx,
-            token,
-            irq,
-        })
+        });
+        RwLockReadGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 
     fn write<'a>(
@@ -154,17 +148,11 @@ impl<T> RwLock<T> {
         mode: LockMode,
         site: &'static Location<'static>,
     ) -> RwLockWriteGuard<'a, T> {
-        let lock = || {
+        let (guard, token) = cx.acquire_with(&self.key, mode, site, || {
             cx.preempt_disable();
             self.data.write()
-        };
-        cx.acquire_with(&self.key, mode, site, lock, |guard, token| RwLockWriteGuard {
-            guard: Some(guard),
-            lock: self,
-            cx,
-            token,
-            irq,
-        })
+        });
+        RwLockWriteGuard { guard: Some(guard), lock: self, cx, token, irq }
     }
 
     /// The value, when the lock is no longer shared.
