@@ -562,13 +562,9 @@ impl Cx {
         self.held.borrow().len()
     }
 
-    /// Whether this context holds a lock of `class`. Searched from the innermost lock (the
-    /// one a writer's convention names is usually the last taken), each entry's name compared
-    /// by address before text: class names are `'static` literals, so the same name is mostly
-    /// the same string, and the text compare (a `memcmp` call per entry of the same length)
-    /// runs only when the addresses differ.
+    /// Whether this context holds a lock of `class`.
     pub fn holds(&self, class: &str) -> bool {
-        self.held.borrow().iter().rev().any(|h| std::ptr::eq(h.name, class) || h.name == class)
+        self.held.borrow().iter().any(|h| h.name == class)
     }
 
     /// `rcu_read_lock()`: enters (or nests) an RCU read-side section. Objects read through an
