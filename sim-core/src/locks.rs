@@ -99,7 +99,7 @@ impl Restore {
 
     /// The release of a lock taken after `local_irq_save()` returned `flags`.
     fn irq(flags: IrqFlags) -> Restore {
-        Restore(Restore::IRQ | u8::from(flags.was_disabled()) * Restore::IRQ_WAS_DISABLED)
+        Restore(Restore::IRQ | (u8::from(flags.was_disabled()) * Restore::IRQ_WAS_DISABLED))
     }
 
     /// What the release does besides the unlock, on `cx`: nothing, restore the saved irq flags,
