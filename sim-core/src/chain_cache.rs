@@ -175,12 +175,14 @@ fn lookup_flags(taken: Taken, irq_tracking: bool) -> u64 {
 }
 
 /// [`lookup_key`] of an acquisition whose chain key is `chain` and flags word `flags`
-/// ([`lookup_flags`]).
+/// ([`lookup_flags`]). A rotation and an xor, FxHash's step without its multiply: lookup keys
+/// are only compared for equality (the lock's memo) or hashed again (the thread's table, whose
+/// hasher multiplies), and a multiply by an odd constant is a bijection, so it made no two keys
+/// differ that are equal without it. Without it the memo's test on every acquisition is one
+/// dependent multiply shorter, and needs one register fewer.
 #[inline]
 fn lookup_key_of(chain: u64, flags: u64) -> u64 {
-    let mut hasher = FxHasher(chain);
-    hasher.write_u64(flags);
-    hasher.finish()
+    chain.rotate_left(5) ^ flags
 }
 
 /// The class id and chain key of an acquisition of the lock whose memo is `key`, made as

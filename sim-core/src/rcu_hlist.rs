@@ -337,6 +337,30 @@ impl<T: 'static> RcuHlist<T> {
         Err(self.report_use_after_free(cx, obj, what, site, freed))
     }
 
+    /// [`RcuHlist::reach`] for a writer's access to `obj`'s `pprev` alone (`f`), which is a
+    /// `std` atomic and no scheduling point: run under the slots' lock on the cell where it
+    /// lies, so the step counts no reference to let go again (two atomic read-modify-writes a
+    /// step, beside the lock's). The same facade read of the memory first, the same report.
+    fn reach_pprev<R>(
+        &self,
+        cx: &Cx,
+        obj: Obj,
+        what: &str,
+        site: &'static Location<'static>,
+        f: impl FnOnce(&StdAtomicU64) -> R,
+    ) -> Result<R, Oops> {
+        self.memory.access_point.load(Ordering::Relaxed);
+        let freed = {
+            let slots = self.memory.slots.lock();
+            let slot = &slots.table[obj.slot as usize];
+            match &slot.cell {
+                Some(cell) if slot.generation == obj.generation => return Ok(f(&cell.pprev)),
+                _ => Self::freed_by(slot, obj),
+            }
+        };
+        Err(self.report_use_after_free(cx, obj, what, site, freed))
+    }
+
     /// Who freed `obj`, whose slot is `slot` (`None` when the slot was freed again since).
     #[cold]
     #[inline(never)]
@@ -451,8 +475,9 @@ impl<T: 'static> RcuHlist<T> {
         head_cell.link.store(node.0.word(), Ordering::Release);
         self.trace_store(cx, node.0.word());
         if let Some(first) = Obj::from_word(first) {
-            let first_cell = self.reach(cx, first, "hlist_add_head_rcu (the old first)", site)?;
-            first_cell.pprev.store(node.0.word(), std::sync::atomic::Ordering::Relaxed);
+            self.reach_pprev(cx, first, "hlist_add_head_rcu (the old first)", site, |pprev| {
+                pprev.store(node.0.word(), std::sync::atomic::Ordering::Relaxed);
+            })?;
         }
         Ok(())
     }
@@ -481,8 +506,9 @@ impl<T: 'static> RcuHlist<T> {
         before.link.store(next, Ordering::Relaxed);
         self.trace_store(cx, next);
         if let Some(next) = Obj::from_word(next) {
-            let next_cell = self.reach(cx, next, "hlist_del_rcu (the successor)", site)?;
-            next_cell.pprev.store(pprev, std::sync::atomic::Ordering::Relaxed);
+            self.reach_pprev(cx, next, "hlist_del_rcu (the successor)", site, |next_pprev| {
+                next_pprev.store(pprev, std::sync::atomic::Ordering::Relaxed);
+            })?;
         }
         node_cell.pprev.store(PPREV_POISON, std::sync::atomic::Ordering::Relaxed);
         Ok(())
@@ -492,8 +518,9 @@ impl<T: 'static> RcuHlist<T> {
     /// read, under the chain's writer lock.
     #[track_caller]
     pub fn hlist_unhashed(&self, cx: &Cx, node: HlistNode) -> Result<bool, Oops> {
-        let cell = self.reach(cx, node.0, "hlist_unhashed", Location::caller())?;
-        let pprev = cell.pprev.load(std::sync::atomic::Ordering::Relaxed);
+        let pprev = self.reach_pprev(cx, node.0, "hlist_unhashed", Location::caller(), |pprev| {
+            pprev.load(std::sync::atomic::Ordering::Relaxed)
+        })?;
         Ok(pprev == 0 || pprev == PPREV_POISON)
     }
 
