@@ -153,6 +153,10 @@ pub struct Taskstats {
     /// Checker state: what the op-level checker runs when the current operation's task next
     /// reaches a preemption point (see [`Taskstats::preemption_point`]).
     preemption: std::sync::Mutex<Option<Preemption>>,
+    /// Checker state: whether [`Self::preemption`] holds work, so that a preemption point with
+    /// nothing armed (nearly every one) reads a flag instead of taking the std mutex (two
+    /// atomic read-modify-writes). Written only with the mutex held.
+    preemption_armed: std::sync::atomic::AtomicBool,
     /// Checker state: the observer contexts the model's own checks read through, one kept per
     /// use between calls (see [`Taskstats::observer`]).
     observers: ledger::KeptObservers,
@@ -363,6 +367,7 @@ impl Taskstats {
             skbs: SkbPool::default(),
             genl_mutex: Mutex::new("genl_mutex", ()),
             preemption: std::sync::Mutex::new(None),
+            preemption_armed: std::sync::atomic::AtomicBool::new(false),
             observers: ledger::KeptObservers::default(),
         }
     }
@@ -583,12 +588,16 @@ impl Taskstats {
     /// Arms the op-level checker's preemption: `work` runs at the next preemption point any task
     /// reaches (see [`Self::preemption_point`]). Returns what was armed before, if anything.
     pub fn preempt_at_next_point(&self, work: Preemption) -> Option<Preemption> {
-        self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(work)
+        let mut armed = self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.preemption_armed.store(true, std::sync::atomic::Ordering::Release);
+        armed.replace(work)
     }
 
     /// Disarms the op-level checker's preemption: Some when no preemption point took it.
     pub fn preemption_not_taken(&self) -> Option<Preemption> {
-        self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        let mut armed = self.preemption.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.preemption_armed.store(false, std::sync::atomic::Ordering::Release);
+        armed.take()
     }
 
     /// A place where the kernel may preempt the task of `cx` (process context, no spinlock, no
@@ -605,6 +614,11 @@ impl Taskstats {
         #[cfg(feature = "threaded")]
         if sim_core::sync::schedule::in_execution() {
             sim_core::sync::thread::yield_now();
+        }
+        // Nothing armed (the flag is set and cleared under the mutex, and only the op-level
+        // checker arms, on this thread): no mutex round trip.
+        if !self.preemption_armed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
         }
         let Some(Preemption(work)) = self.preemption_not_taken() else {
             return;
