@@ -616,7 +616,7 @@ impl Taskstats {
             sim_core::sync::thread::yield_now();
         }
         // Nothing armed (the flag is set and cleared under the mutex, and only the op-level
-        // checker arms, on this thread): no mutex round trip.
+        // checker and its scenarios arm, on the thread that runs the model): no mutex round trip.
         if !self.preemption_armed.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
@@ -974,8 +974,8 @@ impl Taskstats {
 
     /// Mirrors cgroupstats_user_cmd(): EINVAL without the fd attribute, nothing (0) for a bad fd,
     /// EINVAL (from cgroupstats_build) for a file that is not a cgroup directory.
-    // Out of line: CGROUPSTATS is one request kind of five; inlined, its code sat among genl_rcv()'s hot instructions (session 27's
-    // count of the cache lines each op fetches).
+    // Out of line: CGROUPSTATS is one request kind of five; inlined, its code sat among
+    // genl_rcv()'s hot instructions (session 27's count of the cache lines an op fetches).
     #[inline(never)]
     fn cgroupstats_user_cmd(&self, cx: &Cx, current: &Task, info: &Info<'_>) -> Result<(), Errno> {
         let Some(attr) = info.attrs[usize::from(CGROUPSTATS_CMD_ATTR_FD)] else {

@@ -333,8 +333,8 @@ impl Taskstats {
     /// 2.6.19-rc3 (atomic_inc(), no lock; later kernels count it in copy_process()'s tasklist_lock
     /// section, [`Self::thread_group_add`]), and before "taskstats: cleanup ->signal->stats
     /// allocation" taskstats_tgid_alloc() runs ([`Self::tgid_alloc_at_fork`]).
-    // Out of line: it does work only in 2.6.19-era versions; inlined, its code sat among fork()'s hot instructions (session 27's
-    // count of the cache lines each op fetches).
+    // Out of line: it does work only in 2.6.19-era versions; inlined, its code sat among fork()'s
+    // hot instructions (session 27's count of the cache lines an op fetches).
     #[inline(never)]
     fn copy_signal_thread(&self, cx: &Cx, signal: &Arc<Signal>) {
         if !self.siglock_modelled() {
