@@ -271,6 +271,9 @@ impl Taskstats {
 
     /// Mirrors taskstats_exit_alloc() (2.6.19): allocate the record, and drop it again unless
     /// this CPU has listeners.
+    // Out of line: 2.6.19's exit path alone calls it; inlined, its code sat among exit()'s hot
+    // instructions (session 27's count of the cache lines an op fetches).
+    #[inline(never)]
     pub(super) fn taskstats_exit_alloc(&self, cx: &Cx) -> Option<sim_core::mm::ObjHandle<()>> {
         let handle = self.taskstats_cache.alloc(cx, Gfp::GFP_KERNEL, ()).ok()?;
         let listeners = &self.listener_array[cx.cpu() as usize];
@@ -285,6 +288,9 @@ impl Taskstats {
     /// Mirrors taskstats_exit_send() (2.6.19): nothing at all without a record buffer, so the
     /// group's stats miss this thread (the bug exit-fill-before-send fixes), unless the version
     /// fills them before the check.
+    // Out of line: 2.6.19's exit path alone calls it; inlined, its code sat among exit()'s hot
+    // instructions (session 27's count of the cache lines an op fetches).
+    #[inline(never)]
     pub(super) fn taskstats_exit_send(
         &self,
         cx: &Cx,

@@ -356,6 +356,10 @@ impl Taskstats {
     /// Port `id`'s identity (see [`Self::port`]) and how many messages wait in its receive
     /// queue (for the sender's own socket, read by an observer context: see
     /// [`Self::netlink_request`]).
+    // Out of line: threaded requests alone look the port up here; inlined, its code sat among
+    // netlink_request_seen()'s hot instructions (session 27's count of the cache lines an op
+    // fetches).
+    #[inline(never)]
     fn port_and_queued(&self, cx: &Cx, id: u32) -> Option<(Port, usize)> {
         self.own_socket(cx, id).map(|socket| socket.observed(cx))
     }
@@ -598,6 +602,9 @@ impl Taskstats {
     ///
     /// `own` reaches the requester's own socket (its dump state, `nlk->cb`), as
     /// [`Self::netlink_request`] does: no nl_table_lock, which only netlink_lookup() takes.
+    // Out of line: only raw bytes spell an nlctrl request; inlined, its code sat among genl_rcv()'s
+    // hot instructions (session 27's count of the cache lines an op fetches).
+    #[inline(never)]
     pub(super) fn ctrl_getfamily(
         &self,
         cx: &Cx,

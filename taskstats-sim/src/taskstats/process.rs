@@ -333,6 +333,9 @@ impl Taskstats {
     /// 2.6.19-rc3 (atomic_inc(), no lock; later kernels count it in copy_process()'s tasklist_lock
     /// section, [`Self::thread_group_add`]), and before "taskstats: cleanup ->signal->stats
     /// allocation" taskstats_tgid_alloc() runs ([`Self::tgid_alloc_at_fork`]).
+    // Out of line: it does work only in 2.6.19-era versions; inlined, its code sat among fork()'s
+    // hot instructions (session 27's count of the cache lines an op fetches).
+    #[inline(never)]
     fn copy_signal_thread(&self, cx: &Cx, signal: &Arc<Signal>) {
         if !self.siglock_modelled() {
             signal.live.fetch_add(1, Ordering::Relaxed);
@@ -472,6 +475,9 @@ impl Taskstats {
     /// before "taskstats_tgid_free: fix usage" the path also runs taskstats_tgid_free() on the
     /// shared signal_struct, freeing the stats the rest of the group is accumulating. Then
     /// 2.6.19's do_fork() frees the pid it allocated (`early`).
+    // Out of line and cold: a failed fork is the fault injector's rare path.
+    #[cold]
+    #[inline(never)]
     pub(super) fn copy_process_failed(
         &self,
         cx: &Cx,
