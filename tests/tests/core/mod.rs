@@ -23,6 +23,7 @@ mod mm;
 mod observers;
 mod rcu;
 mod rcu_models;
+mod reuse;
 mod shuttle_detectors;
 mod shuttle_models;
 mod shuttle_rcu;
