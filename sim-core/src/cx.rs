@@ -989,6 +989,8 @@ impl Cx {
     /// and guard: inlined (where the mode, trylock flag and class were constants or already in
     /// registers) it saved a round trip's call overhead but was hot in 17 binary functions of
     /// taskstats (ts27: 5.2 KB of hot code), a tenth of the code taskstats runs out of L1i.
+    /// Its paths past the hashing (the shared trace's, the kept event's) are calls taking this
+    /// function's own arguments, so that they are jumps and the hashing saves no registers.
     #[inline(never)]
     fn record_lock(
         &self,
@@ -997,8 +999,35 @@ impl Cx {
         acquired: Option<(LockMode, bool)>,
         token: u64,
     ) {
+        let at = (self.sim.now_ns(), self.cpu(), self.task);
+        match self.sim.trace().lock_hashed(at, class_hash, token, acquired) {
+            crate::trace::LockHashed::Done => {}
+            crate::trace::LockHashed::Keep(seq) => self.keep_lock(seq, class, acquired, token),
+            crate::trace::LockHashed::Shared => self.record_lock_shared(class, class_hash, acquired, token),
+        }
+    }
+
+    /// [`Cx::record_lock`] for a trace any thread may record ([`crate::trace::Trace::record_lock`] under its
+    /// spin lock).
+    #[inline(never)]
+    fn record_lock_shared(
+        &self,
+        class: &&'static str,
+        class_hash: u64,
+        acquired: Option<(LockMode, bool)>,
+        token: u64,
+    ) {
         let record = LockRecord { class, class_hash, token, acquired };
         self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
+    }
+
+    /// [`Cx::record_lock`] for a trace that keeps events: the event hashed at `seq` kept. The
+    /// time, CPU and task are read again (nothing moved them since the hashing read them).
+    #[cold]
+    #[inline(never)]
+    fn keep_lock(&self, seq: u64, class: &&'static str, acquired: Option<(LockMode, bool)>, token: u64) {
+        let at = (self.sim.now_ns(), self.cpu(), self.task);
+        self.sim.trace().keep_lock_at(seq, at, class, token, acquired);
     }
 
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`

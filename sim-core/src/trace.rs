@@ -105,6 +105,18 @@ pub(crate) struct LockRecord<'a> {
     pub(crate) acquired: Option<(LockMode, bool)>,
 }
 
+/// What [`Trace::lock_hashed`] leaves its caller to do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LockHashed {
+    /// Nothing: the event is hashed, and events are not kept.
+    Done,
+    /// Keep the event hashed at this sequence number ([`Trace::keep_lock_at`]).
+    Keep(u64),
+    /// The trace is not confined to this thread: record under its spin lock
+    /// ([`Trace::record_lock`]).
+    Shared,
+}
+
 /// The fields of an event about one named thing (a guarded field, a kref'd object, an irq
 /// context, an RCU pointer) other than the name: what [`Trace::record_named`] hashes beside the
 /// name's precomputed hash, and what [`Trace::record`] hashes beside the name's text hashed then,
@@ -830,6 +842,45 @@ impl Trace {
             return self.record_lock_shared((time_ns, lane), class, class_hash, token, acquired);
         }
         self.record_lock_entered((time_ns, lane), class, class_hash, token, acquired);
+    }
+
+    /// [`Trace::record_lock`]'s hashing for a caller that is itself one call for every lock
+    /// ([`crate::cx::Cx`]'s lock event): in a trace confined to this thread, the event numbered
+    /// and hashed; what is left is the caller's, to end in a call it can make as a jump (taking
+    /// no more than its own arguments), so that nothing stays live across a call and the hashing
+    /// path saves no registers.
+    #[inline(always)]
+    pub(crate) fn lock_hashed(
+        &self,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        class_hash: u64,
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) -> LockHashed {
+        if !self.is_confined_here() {
+            return LockHashed::Shared;
+        }
+        let lane = lane_word(cpu, task);
+        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.lock_event(acquired, class_hash, token));
+        match self.mode {
+            TraceMode::HashOnly => LockHashed::Done,
+            _ => LockHashed::Keep(seq),
+        }
+    }
+
+    /// [`Trace::keep_lock`] for [`Trace::lock_hashed`]'s caller: the event numbered `seq` at the
+    /// time, CPU and task `at`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn keep_lock_at(
+        &self,
+        seq: u64,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        class: &&'static str,
+        token: u64,
+        acquired: Option<(LockMode, bool)>,
+    ) {
+        self.keep_lock((seq, time_ns), lane_word(cpu, task), class, token, acquired);
     }
 
     /// [`Trace::record_lock`] for a trace any thread may record: under the spin lock
