@@ -751,7 +751,7 @@ impl Cx {
         }
         let token = self.push_model(key, mode, false, site);
         let guard = lock();
-        self.record_lock(&key.name, key.name_hash, Some((mode, false)), token);
+        self.record_lock(&key.name, key.name_hash, crate::trace::lock_tag(Some((mode, false))), token);
         (guard, token)
     }
 
@@ -981,7 +981,7 @@ impl Cx {
         token: u64,
     ) {
         if !self.observer {
-            self.record_lock(class, class_hash, acquired, token);
+            self.record_lock(class, class_hash, crate::trace::lock_tag(acquired), token);
         }
     }
 
@@ -991,32 +991,22 @@ impl Cx {
     /// taskstats (ts27: 5.2 KB of hot code), a tenth of the code taskstats runs out of L1i.
     /// Its paths past the hashing (the shared trace's, the kept event's) are calls taking this
     /// function's own arguments, so that they are jumps and the hashing saves no registers.
+    /// The event's kind passes as its [`crate::trace::lock_tag`], made where the mode is known.
     #[inline(never)]
-    fn record_lock(
-        &self,
-        class: &&'static str,
-        class_hash: u64,
-        acquired: Option<(LockMode, bool)>,
-        token: u64,
-    ) {
+    fn record_lock(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
         let at = (self.sim.now_ns(), self.cpu(), self.task);
-        match self.sim.trace().lock_hashed(at, class_hash, token, acquired) {
+        match self.sim.trace().lock_hashed(at, class_hash, token, tag) {
             crate::trace::LockHashed::Done => {}
-            crate::trace::LockHashed::Keep(seq) => self.keep_lock(seq, class, acquired, token),
-            crate::trace::LockHashed::Shared => self.record_lock_shared(class, class_hash, acquired, token),
+            crate::trace::LockHashed::Keep(seq) => self.keep_lock(seq, class, tag, token),
+            crate::trace::LockHashed::Shared => self.record_lock_shared(class, class_hash, tag, token),
         }
     }
 
     /// [`Cx::record_lock`] for a trace any thread may record ([`crate::trace::Trace::record_lock`] under its
     /// spin lock).
     #[inline(never)]
-    fn record_lock_shared(
-        &self,
-        class: &&'static str,
-        class_hash: u64,
-        acquired: Option<(LockMode, bool)>,
-        token: u64,
-    ) {
+    fn record_lock_shared(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
+        let acquired = crate::trace::lock_tag_parts(tag);
         let record = LockRecord { class, class_hash, token, acquired };
         self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
     }
@@ -1025,9 +1015,9 @@ impl Cx {
     /// time, CPU and task are read again (nothing moved them since the hashing read them).
     #[cold]
     #[inline(never)]
-    fn keep_lock(&self, seq: u64, class: &&'static str, acquired: Option<(LockMode, bool)>, token: u64) {
+    fn keep_lock(&self, seq: u64, class: &&'static str, tag: u64, token: u64) {
         let at = (self.sim.now_ns(), self.cpu(), self.task);
-        self.sim.trace().keep_lock_at(seq, at, class, token, acquired);
+        self.sim.trace().keep_lock_at(seq, at, class, token, tag);
     }
 
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
