@@ -844,9 +844,10 @@ impl Trace {
 
     /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
     /// [`Trace::record`] would an [`EventKind::Acquired`] or [`EventKind::Released`], with the
-    /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
-    /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
-    /// are kept.
+    /// same hash: a context's lock event in a trace any thread may record (in one confined to
+    /// this thread, [`Trace::lock_hashed`] from the context's one call). It hashes fixed-size
+    /// words only (the class enters as its precomputed `class_hash`) and builds an [`Event`]
+    /// only when events are kept.
     ///
     /// Everything the paths past the hashing need (the spin lock's, the kept event's) passes
     /// to them as words in registers, the time and the lane ([`lane_word`]) already loaded for
