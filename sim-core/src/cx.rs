@@ -749,10 +749,9 @@ impl Cx {
         if !self.plain {
             return self.acquire_with_general(key, mode, site, lock);
         }
-        let token = self.next_token();
-        self.push_model(key, token, mode, false, site);
+        let token = self.push_model(key, mode, false, site);
         let guard = lock();
-        self.record_lock(&key.name, key.name_hash, Some((mode, false)), token);
+        self.record_lock(&key.name, key.name_hash, crate::trace::lock_tag(Some((mode, false))), token);
         (guard, token)
     }
 
@@ -819,25 +818,28 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) -> u64 {
-        let token = self.next_token();
         if self.observer {
+            let token = self.next_token();
             self.push_observer(token, key.name, mode, trylock, site);
-        } else {
-            self.push_model(key, token, mode, trylock, site);
+            return token;
         }
-        token
+        self.push_model(key, mode, trylock, site)
     }
 
-    /// [`Cx::push_held`] for a model context: the full record, checked by lockdep when it is on.
-    #[inline(always)]
+    /// [`Cx::push_held`] for a model context: the next token and the full record, checked by
+    /// lockdep when it is on. Returns the token.
+    /// A call of its own, the same for every lock type: inlined into each lock's acquisition,
+    /// its ten copies were the largest share of the hot code duplicated across taskstats' lock
+    /// paths (ts27: 4.4 KB hot, with lockdep's memo test).
+    #[inline(never)]
     fn push_model(
         &self,
         key: &ClassKey,
-        token: u64,
         mode: LockMode,
         trylock: bool,
         site: &'static Location<'static>,
-    ) {
+    ) -> u64 {
+        let token = self.next_token();
         let irq = self.irq_state();
         let lockdep = self.sim.lockdep();
         let mut held = self.held.borrow_mut();
@@ -861,7 +863,7 @@ impl Cx {
                     irq,
                     chain,
                 });
-                return;
+                return token;
             }
             Err(class) => class,
         };
@@ -871,6 +873,7 @@ impl Cx {
             class,
             HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 },
         );
+        token
     }
 
     /// [`Cx::push_model`] past lockdep's fast path: the entry pushed, then checked by lockdep
@@ -978,33 +981,64 @@ impl Cx {
         token: u64,
     ) {
         if !self.observer {
-            self.record_lock(class, class_hash, acquired, token);
+            self.record_lock(class, class_hash, crate::trace::lock_tag(acquired), token);
         }
     }
 
-    /// [`Cx::trace_lock`] for a traced context: inlined into each lock and guard, where the
-    /// mode, trylock flag and class are constants or already in registers (as a call of its
-    /// own it cost a round trip about 40 instructions of argument moves, saved registers and
-    /// stack); what is not hashing, keeping an event, is a call ([`Trace::record_lock`]).
-    #[inline(always)]
-    fn record_lock(
-        &self,
-        class: &&'static str,
-        class_hash: u64,
-        acquired: Option<(LockMode, bool)>,
-        token: u64,
-    ) {
+    /// [`Cx::trace_lock`] for a traced context. A call of its own, one copy for every lock
+    /// and guard: inlined (where the mode, trylock flag and class were constants or already in
+    /// registers) it saved a round trip's call overhead but was hot in 17 binary functions of
+    /// taskstats (ts27: 5.2 KB of hot code), a tenth of the code taskstats runs out of L1i.
+    /// Its paths past the hashing (the shared trace's, the kept event's) are calls taking this
+    /// function's own arguments, so that they are jumps and the hashing saves no registers.
+    /// The event's kind passes as its [`crate::trace::lock_tag`], made where the mode is known.
+    #[inline(never)]
+    fn record_lock(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
+        let at = (self.sim.now_ns(), self.cpu(), self.task);
+        match self.sim.trace().lock_hashed(at, class_hash, token, tag) {
+            crate::trace::LockHashed::Done => {}
+            crate::trace::LockHashed::Keep(seq) => self.keep_lock(seq, class, tag, token),
+            crate::trace::LockHashed::Shared => self.record_lock_shared(class, class_hash, tag, token),
+        }
+    }
+
+    /// [`Cx::record_lock`] for a trace any thread may record ([`crate::trace::Trace::record_lock`] under its
+    /// spin lock).
+    #[inline(never)]
+    fn record_lock_shared(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
+        let acquired = crate::trace::lock_tag_parts(tag);
         let record = LockRecord { class, class_hash, token, acquired };
         self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
     }
 
+    /// [`Cx::record_lock`] for a trace that keeps events: the event hashed at `seq` kept. The
+    /// time, CPU and task are read again (nothing moved them since the hashing read them).
+    #[cold]
+    #[inline(never)]
+    fn keep_lock(&self, seq: u64, class: &&'static str, tag: u64, token: u64) {
+        let at = (self.sim.now_ns(), self.cpu(), self.task);
+        self.sim.trace().keep_lock_at(seq, at, class, token, tag);
+    }
+
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
-    /// (`lock_release()`).
-    #[inline]
+    /// (`lock_release()`). A call of its own, one copy for every guard's drop (inlined, its pop
+    /// was hot in nine of taskstats' binary functions). Both of its paths end in a call taking
+    /// no more than its own arguments (the trace event's, or the rest of the release's), so
+    /// that they are jumps and the pop saves no registers.
+    #[inline(never)]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
-        // As in [`Cx::lock_acquired_instance`]: the key's fields read after the call, not kept
-        // live across it.
-        self.release_held(&key.name, token);
+        // [`Cx::release_held`]'s fast path: the innermost lock, outside a shuttle execution.
+        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+            return self.trace_lock(&key.name, key.name_hash, None, token);
+        }
+        self.lock_release_key_searched(key, token);
+    }
+
+    /// [`Cx::lock_release_key`] past its fast path: [`Cx::release_held_searched`], then the
+    /// trace event.
+    #[inline(never)]
+    fn lock_release_key_searched(&self, key: &ClassKey, token: u64) {
+        self.release_held_searched(&key.name, token);
         self.trace_lock(&key.name, key.name_hash, None, token);
     }
 

@@ -59,6 +59,21 @@ pub enum LockMode {
 }
 
 impl LockMode {
+    /// The mode whose discriminant (`mode as u8`) is `index`; panics on any other number.
+    pub(crate) fn from_index(index: u8) -> LockMode {
+        const MODES: [LockMode; 8] = [
+            LockMode::Spin,
+            LockMode::SpinIrq,
+            LockMode::Mutex,
+            LockMode::Read,
+            LockMode::Write,
+            LockMode::SpinBh,
+            LockMode::BitSpin,
+            LockMode::ReadRecursive,
+        ];
+        MODES[usize::from(index)]
+    }
+
     /// Whether a context holding a lock taken this way is atomic (may not sleep).
     pub fn is_atomic(self) -> bool {
         matches!(

@@ -105,6 +105,18 @@ pub(crate) struct LockRecord<'a> {
     pub(crate) acquired: Option<(LockMode, bool)>,
 }
 
+/// What [`Trace::lock_hashed`] leaves its caller to do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LockHashed {
+    /// Nothing: the event is hashed, and events are not kept.
+    Done,
+    /// Keep the event hashed at this sequence number ([`Trace::keep_lock_at`]).
+    Keep(u64),
+    /// The trace is not confined to this thread: record under its spin lock
+    /// ([`Trace::record_lock`]).
+    Shared,
+}
+
 /// The fields of an event about one named thing (a guarded field, a kref'd object, an irq
 /// context, an RCU pointer) other than the name: what [`Trace::record_named`] hashes beside the
 /// name's precomputed hash, and what [`Trace::record`] hashes beside the name's text hashed then,
@@ -426,10 +438,12 @@ impl TraceHasher {
     /// class enters as its [`name_hash`], so a lock that keeps its name's hash never rehashes the
     /// text ([`Trace::record_lock`]).
     fn lock_event(&mut self, acquired: Option<(LockMode, bool)>, class_hash: u64, token: u64) {
-        let tag = match acquired {
-            Some((mode, trylock)) => 1 | (mode as u64) << 8 | u64::from(trylock) << 16,
-            None => 2,
-        };
+        self.lock_event_tagged(lock_tag(acquired), class_hash, token);
+    }
+
+    /// [`TraceHasher::lock_event`] of the event whose [`lock_tag`] is `tag`.
+    #[inline(always)]
+    fn lock_event_tagged(&mut self, tag: u64, class_hash: u64, token: u64) {
         self.word(tag ^ class_hash.rotate_left(24));
         self.word(token);
     }
@@ -495,6 +509,23 @@ impl TraceHasher {
 #[inline(always)]
 fn lane_word(cpu: u32, task: TaskId) -> u64 {
     u64::from(cpu) << 32 | u64::from(task)
+}
+
+/// A lock event's kind in one word, as the trace hashes it: an acquisition's mode and trylock
+/// flag (`acquired`), or a release (`None`). Made where the lock is taken or released, where the
+/// mode is most often a constant, so the one out-of-line recording path takes a word, not the
+/// mode and flag to combine ([`Trace::lock_hashed`]).
+#[inline(always)]
+pub(crate) fn lock_tag(acquired: Option<(LockMode, bool)>) -> u64 {
+    match acquired {
+        Some((mode, trylock)) => 1 | (mode as u64) << 8 | u64::from(trylock) << 16,
+        None => 2,
+    }
+}
+
+/// The mode and trylock flag a [`lock_tag`] was made of (`None`: a release).
+pub(crate) fn lock_tag_parts(tag: u64) -> Option<(LockMode, bool)> {
+    (tag & 1 == 1).then(|| (LockMode::from_index((tag >> 8) as u8), tag >> 16 & 1 == 1))
 }
 
 /// [`lane_word`]'s CPU and task.
@@ -813,9 +844,10 @@ impl Trace {
 
     /// Records a lock acquisition (`acquired` has its mode and trylock flag) or release, as
     /// [`Trace::record`] would an [`EventKind::Acquired`] or [`EventKind::Released`], with the
-    /// same hash: the fast path of every lock round trip. It hashes fixed-size words only (the
-    /// class enters as its precomputed `class_hash`) and builds an [`Event`] only when events
-    /// are kept.
+    /// same hash: a context's lock event in a trace any thread may record (in one confined to
+    /// this thread, [`Trace::lock_hashed`] from the context's one call). It hashes fixed-size
+    /// words only (the class enters as its precomputed `class_hash`) and builds an [`Event`]
+    /// only when events are kept.
     ///
     /// Everything the paths past the hashing need (the spin lock's, the kept event's) passes
     /// to them as words in registers, the time and the lane ([`lane_word`]) already loaded for
@@ -830,6 +862,45 @@ impl Trace {
             return self.record_lock_shared((time_ns, lane), class, class_hash, token, acquired);
         }
         self.record_lock_entered((time_ns, lane), class, class_hash, token, acquired);
+    }
+
+    /// [`Trace::record_lock`]'s hashing for a caller that is itself one call for every lock
+    /// ([`crate::cx::Cx`]'s lock event): in a trace confined to this thread, the event numbered
+    /// and hashed; what is left is the caller's, to end in a call it can make as a jump (taking
+    /// no more than its own arguments), so that nothing stays live across a call and the hashing
+    /// path saves no registers.
+    #[inline(always)]
+    pub(crate) fn lock_hashed(
+        &self,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        class_hash: u64,
+        token: u64,
+        tag: u64,
+    ) -> LockHashed {
+        if !self.is_confined_here() {
+            return LockHashed::Shared;
+        }
+        let lane = lane_word(cpu, task);
+        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.lock_event_tagged(tag, class_hash, token));
+        match self.mode {
+            TraceMode::HashOnly => LockHashed::Done,
+            _ => LockHashed::Keep(seq),
+        }
+    }
+
+    /// [`Trace::keep_lock`] for [`Trace::lock_hashed`]'s caller: the event numbered `seq` at the
+    /// time, CPU and task `at`, of kind `tag` ([`lock_tag`]).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn keep_lock_at(
+        &self,
+        seq: u64,
+        (time_ns, cpu, task): (u64, u32, TaskId),
+        class: &&'static str,
+        token: u64,
+        tag: u64,
+    ) {
+        self.keep_lock((seq, time_ns), lane_word(cpu, task), class, token, lock_tag_parts(tag));
     }
 
     /// [`Trace::record_lock`] for a trace any thread may record: under the spin lock
@@ -1708,6 +1779,34 @@ mod tests {
         trace.record_named((7, 1, 2), Named::Access { write: true }, name_hash("field"), || "field".into());
         trace.record_call((8, 1, 2), true, &CALL, [0], || "Ok".to_string());
         trace.record_lock((9, 1, 2), LockRecord { acquired: None, ..acquired });
+    }
+
+    /// A lock event recorded as [`crate::cx::Cx`] records it, its kind as a [`lock_tag`] word
+    /// ([`Trace::lock_hashed`], then [`Trace::keep_lock_at`] when events are kept), hashes and
+    /// keeps what [`Trace::record`] does for the same event, for every mode, trylock flag and
+    /// release; and the tag gives back the mode and flag it was made of.
+    #[test]
+    fn a_lock_event_recorded_by_its_tag_is_the_event_recorded_whole() {
+        let modes = (0..8).map(LockMode::from_index);
+        let kinds = modes.flat_map(|mode| [Some((mode, false)), Some((mode, true))]).chain([None]);
+        for (step, acquired) in kinds.enumerate() {
+            let token = 7 + step as u64;
+            let (tagged, whole) = (Trace::new(TraceMode::Full), Trace::new(TraceMode::Full));
+            tagged.confine_to_this_thread();
+            let tag = lock_tag(acquired);
+            assert_eq!(lock_tag_parts(tag), acquired);
+            match tagged.lock_hashed((5, 1, 2), name_hash("a"), token, tag) {
+                LockHashed::Keep(seq) => tagged.keep_lock_at(seq, (5, 1, 2), &"a", token, tag),
+                other => panic!("a confined trace that keeps events left {other:?}"),
+            }
+            let kind = match acquired {
+                Some((mode, trylock)) => EventKind::Acquired { class: "a".into(), mode, trylock, token },
+                None => EventKind::Released { class: "a".into(), token },
+            };
+            whole.record(5, 1, 2, kind);
+            assert_eq!(tagged.hash(), whole.hash(), "{acquired:?}");
+            assert_eq!(format!("{:?}", tagged.events()), format!("{:?}", whole.events()), "{acquired:?}");
+        }
     }
 
     /// A trace confined to its thread records inline, one any thread may record goes through
