@@ -226,6 +226,32 @@ impl Cx {
         self.renew_state(cpu);
     }
 
+    /// Makes this model context what [`Sim::cx_for_task`]`(task, name, cpu)` would make now,
+    /// `name` being this context's own: [`Cx::renew`] for a context a driver keeps per name
+    /// ("fork", "sendmsg", "do_exit") and lends to whichever pid runs that operation next,
+    /// instead of making and dropping one per operation (the world's handle cloned and
+    /// dropped, the name looked up, a 700-byte context written). The task is `task` from now
+    /// on; the trace names it `name` again unless it still does with this very string
+    /// ([`crate::trace::Trace::rename_task_shared`]: no look-up when names are unread, a
+    /// pointer compare when they are read), exactly as making a context would name it. Panics
+    /// as [`Cx::renew`] does, and for an observer (whose task is never a pid).
+    #[inline]
+    pub fn renew_for_task(&mut self, task: TaskId, cpu: CpuId) {
+        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
+            self.renewed_busy();
+        }
+        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        assert!(!self.observer, "{}: an observer context is not lent to a task", self.name);
+        self.task = task;
+        if let Some(name) = self.sim.world.trace.rename_task_shared(task, &self.name) {
+            self.name = name;
+        }
+        if self.waits.is_some() {
+            return self.made_anew(cpu);
+        }
+        self.renew_state(cpu);
+    }
+
     /// [`Cx::renew`]'s panic for a context that holds a lock or is inside an RCU read-side
     /// section.
     #[cold]
@@ -244,10 +270,17 @@ impl Cx {
             }
         }
         if self.waits.is_some() {
-            *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
-            return;
+            return self.made_anew(cpu);
         }
         self.renew_state(cpu);
+    }
+
+    /// A renewal of a context that keeps a [`LockWaits`] record (inside a shuttle execution):
+    /// a new context for its task and name, with a new record.
+    #[cold]
+    #[inline(never)]
+    fn made_anew(&mut self, cpu: CpuId) {
+        *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
     }
 
     /// The state [`Cx::renew`] puts back as a new context starts: the next serial number's

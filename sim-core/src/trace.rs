@@ -1095,6 +1095,15 @@ impl Trace {
         (!same).then(|| self.name_task_shared(task, name))
     }
 
+    /// Whether this trace is confined to the calling thread ([`Trace::confine_to_this_thread`],
+    /// or a shuttle or loom world's [`Trace::confine_keeping_names`]): then no other thread uses
+    /// its world, whose context serials need no atomic read-modify-write
+    /// ([`crate::Sim::next_cx_serial`]).
+    #[inline]
+    pub(crate) fn confined_here(&self) -> bool {
+        self.is_confined_here()
+    }
+
     /// The task names, by id.
     pub fn task_names(&self) -> BTreeMap<TaskId, String> {
         self.lock().tasks.iter().map(|(task, name)| (task, name.to_string())).collect()
