@@ -234,14 +234,15 @@ impl Cx {
     /// on; the trace names it `name` again unless it still does with this very string
     /// ([`crate::trace::Trace::rename_task_shared`]: no look-up when names are unread, a
     /// pointer compare when they are read), exactly as making a context would name it. Panics
-    /// as [`Cx::renew`] does, and for an observer (whose task is never a pid).
+    /// as [`Cx::renew`] does; an observer (whose task is never a pid) is refused in debug
+    /// builds.
     #[inline]
     pub fn renew_for_task(&mut self, task: TaskId, cpu: CpuId) {
         if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
             self.renewed_busy();
         }
         assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
-        assert!(!self.observer, "{}: an observer context is not lent to a task", self.name);
+        debug_assert!(!self.observer, "{}: an observer context is not lent to a task", self.name);
         self.task = task;
         if let Some(name) = self.sim.world.trace.rename_task_shared(task, &self.name) {
             self.name = name;

@@ -1082,6 +1082,10 @@ impl Trace {
     /// when it was made ([`crate::Cx::renew`]): `None` when the trace still names the task with
     /// that very string (nothing to do: no text compared, no reference counted), else the name
     /// to keep, as [`Trace::name_task_shared`] gives it (another context renamed the pid).
+    ///
+    /// Inlined: a campaign's names are unread, and its kept contexts are renewed once or twice
+    /// an operation; the look at the trace's names a call of its own.
+    #[inline]
     pub(crate) fn rename_task_shared(
         &self,
         task: TaskId,
@@ -1091,6 +1095,12 @@ impl Trace {
         if self.names_unread.load(Ordering::Relaxed) {
             return None;
         }
+        self.rename_task_read(task, name)
+    }
+
+    /// [`Trace::rename_task_shared`] for a trace whose task names are read.
+    #[inline(never)]
+    fn rename_task_read(&self, task: TaskId, name: &std::sync::Arc<str>) -> Option<std::sync::Arc<str>> {
         let same = self.lock().tasks.get(task).is_some_and(|known| std::sync::Arc::ptr_eq(known, name));
         (!same).then(|| self.name_task_shared(task, name))
     }
