@@ -1205,7 +1205,7 @@ mod tests {
                     "{mode:?} round {round}"
                 );
             }
-            assert!(fresh.trace().len() > 0, "locks were traced");
+            assert!(!fresh.trace().is_empty(), "locks were traced");
         }
     }
 
