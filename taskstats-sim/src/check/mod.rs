@@ -1038,6 +1038,43 @@ mod tests {
         assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
     }
 
+    /// A pid context kept per operation name and lent from pid to pid is the one
+    /// `Sim::cx_for_task` would make each time (its task, CPU and name, the same lock tokens and
+    /// trace names, whether the trace reads names or a confined hash-only one does not), and one
+    /// left inside an RCU read-side section is dropped at once, its leak reported there.
+    #[test]
+    fn a_pid_context_is_lent_from_pid_to_pid_as_a_new_one_would_be() {
+        use sim_core::trace::TraceMode;
+        let lock = sim_core::SpinLock::new("pid_lock", ());
+        for mode in [TraceMode::Full, TraceMode::HashOnly] {
+            let traced = |kept: bool| {
+                let sim = Sim::new(SimConfig::new(4).cpus(2).trace(mode));
+                sim.trace().confine_to_this_thread();
+                let mut drivers = DriverCxs::default();
+                for (round, pid) in [5u32, 6, 5, 9, 6].into_iter().enumerate() {
+                    let (op, cpu) = ([PidTask::Sendmsg, PidTask::DoExit][round % 2], round as u32 % 2);
+                    let run = |cx: &Cx| {
+                        drop(lock.lock(cx));
+                        (cx.task(), cx.name().to_string(), cx.cpu())
+                    };
+                    let seen = match kept {
+                        true => drivers.as_pid(&sim, (op, pid, cpu), run),
+                        false => run(&sim.cx_for_task(pid, op.name(), cpu)),
+                    };
+                    assert_eq!(seen, (pid, op.name().to_string(), cpu), "{mode:?} round {round}");
+                }
+                (sim.trace_hash(), sim.trace().len(), sim.trace().task_names())
+            };
+            assert_eq!(traced(true), traced(false), "{mode:?}: lent contexts trace as new ones");
+        }
+        let sim = Sim::with_seed(3);
+        let mut drivers = DriverCxs::default();
+        drivers.as_pid(&sim, (PidTask::Fork, 5, 0), |cx| cx.rcu_read_lock());
+        assert!(drivers.pids[PidTask::Fork as usize].is_none(), "a context left in a section is not kept");
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
+    }
+
     /// A world built on a thread whose earlier worlds left cells behind (sim-core's
     /// `rcu_hlist` keeps a dropped memory's cells for the thread's next memory of that type:
     /// the pid hash's buckets, pids and upids) runs as one built on a fresh thread, which finds
