@@ -212,8 +212,9 @@ impl Cx {
     ///
     /// Inlined where a checker renews its contexts (about 16 instructions of a call's entry and
     /// exit a renewal, callgrind); the rare cases (a busy context's panic, a pid's name given
-    /// again, a shuttle context made anew) in calls of their own.
-    #[inline]
+    /// again, a shuttle context made anew) in calls of their own. Always: with the pid
+    /// contexts' renewals beside it, LLVM made it a call of its own (~57 instructions a call).
+    #[inline(always)]
     pub fn renew(&mut self, cpu: CpuId) {
         if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
             self.renewed_busy();
@@ -222,6 +223,33 @@ impl Cx {
         if (!self.observer && self.task < crate::sim::NAMED_TASKS_FIRST) || self.waits.is_some() {
             self.renew_rare(cpu);
             return;
+        }
+        self.renew_state(cpu);
+    }
+
+    /// Makes this model context what [`Sim::cx_for_task`]`(task, name, cpu)` would make now,
+    /// `name` being this context's own: [`Cx::renew`] for a context a driver keeps per name
+    /// ("fork", "sendmsg", "do_exit") and lends to whichever pid runs that operation next,
+    /// instead of making and dropping one per operation (the world's handle cloned and
+    /// dropped, the name looked up, a 700-byte context written). The task is `task` from now
+    /// on; the trace names it `name` again unless it still does with this very string
+    /// ([`crate::trace::Trace::rename_task_shared`]: no look-up when names are unread, a
+    /// pointer compare when they are read), exactly as making a context would name it. Panics
+    /// as [`Cx::renew`] does; an observer (whose task is never a pid) is refused in debug
+    /// builds.
+    #[inline]
+    pub fn renew_for_task(&mut self, task: TaskId, cpu: CpuId) {
+        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
+            self.renewed_busy();
+        }
+        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        debug_assert!(!self.observer, "{}: an observer context is not lent to a task", self.name);
+        self.task = task;
+        if let Some(name) = self.sim.world.trace.rename_task_shared(task, &self.name) {
+            self.name = name;
+        }
+        if self.waits.is_some() {
+            return self.made_anew(cpu);
         }
         self.renew_state(cpu);
     }
@@ -244,10 +272,17 @@ impl Cx {
             }
         }
         if self.waits.is_some() {
-            *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
-            return;
+            return self.made_anew(cpu);
         }
         self.renew_state(cpu);
+    }
+
+    /// A renewal of a context that keeps a [`LockWaits`] record (inside a shuttle execution):
+    /// a new context for its task and name, with a new record.
+    #[cold]
+    #[inline(never)]
+    fn made_anew(&mut self, cpu: CpuId) {
+        *self = Cx::new(self.sim.clone(), self.task, self.name.clone(), cpu, self.observer);
     }
 
     /// The state [`Cx::renew`] puts back as a new context starts: the next serial number's

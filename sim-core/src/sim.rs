@@ -642,8 +642,20 @@ impl Sim {
     /// observers ([`Sim::observer_cx`]) and model contexts count apart, so a model context's
     /// serial depends on the model contexts made before it alone, however many checker contexts
     /// a case makes (its check interval, an observer made only when something is due).
+    ///
+    /// A world whose trace is confined to the calling thread (the op-level campaign's, and a
+    /// shuttle execution's or loom model's, whose tasks take turns on that thread and never
+    /// between two plain instructions) is used by that thread alone: its serial is a load and a
+    /// store, not an atomic read-modify-write (about 20 cycles here, one or two an operation).
+    /// Any other world, which several threads may share, takes `fetch_add`.
+    #[inline]
     pub(crate) fn next_cx_serial(&self, observer: bool) -> u64 {
         let counter = if observer { &self.world.next_observer_cx } else { &self.world.next_cx };
+        if self.world.trace.confined_here() {
+            let serial = counter.load(Ordering::Relaxed);
+            counter.store(serial + 1, Ordering::Relaxed);
+            return serial;
+        }
         counter.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -1150,6 +1162,75 @@ mod tests {
     /// Named tasks get ids in the order their names first appear, and keep them, whether the
     /// name sits in a slot or, past the slots, only in the map: twenty names (more than
     /// [`NAME_SLOTS`]), each asked for twice in two orders, three times from another thread.
+    /// A model context kept and lent to pid after pid ([`Cx::renew_for_task`]) is the context
+    /// [`Sim::cx_for_task`] would make at that point: the same task, name and CPU, the same
+    /// serials (the trace hash over lock tokens) and the same names in the trace, whether the
+    /// trace reads names (a pid another context renamed is named again) or not (a confined
+    /// hash-only trace, whose serials are a load and a store).
+    #[test]
+    fn a_context_lent_to_pids_is_what_a_new_context_would_be() {
+        use crate::trace::TraceMode;
+        for (mode, confined) in
+            [(TraceMode::Full, false), (TraceMode::HashOnly, true), (TraceMode::Full, true)]
+        {
+            let world = || {
+                let sim = Sim::new(SimConfig::new(2).cpus(2).trace(mode));
+                if confined {
+                    sim.trace().confine_to_this_thread();
+                }
+                (sim, crate::SpinLock::new("l", ()))
+            };
+            let ((fresh, fresh_lock), (lent, lent_lock)) = (world(), world());
+            let mut kept: Option<Cx> = None;
+            for (round, pid) in [7, 9, 7, 7, 12, 9].into_iter().enumerate() {
+                let cpu = round as CpuId % 2;
+                let made = fresh.cx_for_task(pid, "sendmsg", cpu);
+                match &mut kept {
+                    Some(cx) => cx.renew_for_task(pid, cpu),
+                    None => kept = Some(lent.cx_for_task(pid, "sendmsg", cpu)),
+                }
+                let cx = kept.as_ref().expect("made or renewed");
+                assert_eq!((cx.task(), cx.name(), cx.cpu()), (made.task(), made.name(), made.cpu()));
+                drop((fresh_lock.lock(&made), lent_lock.lock(cx)));
+                // The pid under another name in between, as taskstats' driver names it.
+                for sim in [&fresh, &lent] {
+                    drop(sim.cx_for_task(pid, if round % 3 == 1 { "do_exit" } else { "sendmsg" }, 0));
+                    drop(sim.observer_cx("op", 0));
+                }
+                let (ours, theirs) = (lent.trace(), fresh.trace());
+                assert_eq!(ours.task_names(), theirs.task_names(), "{mode:?} round {round}");
+                assert_eq!(
+                    (ours.hash(), ours.len()),
+                    (theirs.hash(), theirs.len()),
+                    "{mode:?} round {round}"
+                );
+            }
+            assert!(!fresh.trace().is_empty(), "locks were traced");
+        }
+    }
+
+    /// Context serials count model contexts and observers apart, from 0, in a confined world
+    /// (a load and a store) and in a shared one (`fetch_add`): four threads taking serials from
+    /// one world at once get each number once.
+    #[test]
+    fn context_serials_are_counted_once_each_confined_or_shared() {
+        let confined = Sim::with_seed(1);
+        confined.trace().confine_to_this_thread();
+        let taken: Vec<u64> = [false, true, false, false, true].map(|o| confined.next_cx_serial(o)).into();
+        assert_eq!(taken, [0, 0, 1, 2, 1]);
+        let shared = Sim::with_seed(1);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let sim = shared.clone();
+                std::thread::spawn(move || (0..2_000).map(|_| sim.next_cx_serial(false)).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all: Vec<u64> = threads.into_iter().flat_map(|t| t.join().expect("no panic")).collect();
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(0..8_000), "a serial lost or taken twice");
+        assert_eq!(shared.next_cx_serial(false), 8_000);
+    }
+
     #[test]
     fn a_named_task_keeps_its_first_id_in_the_slots_and_past_them() {
         let sim = Sim::new(SimConfig::new(1).trace(crate::trace::TraceMode::Full));

@@ -1153,6 +1153,10 @@ impl Trace {
     /// when it was made ([`crate::Cx::renew`]): `None` when the trace still names the task with
     /// that very string (nothing to do: no text compared, no reference counted), else the name
     /// to keep, as [`Trace::name_task_shared`] gives it (another context renamed the pid).
+    ///
+    /// Inlined: a campaign's names are unread, and its kept contexts are renewed once or twice
+    /// an operation; the look at the trace's names a call of its own.
+    #[inline]
     pub(crate) fn rename_task_shared(
         &self,
         task: TaskId,
@@ -1162,8 +1166,23 @@ impl Trace {
         if self.names_unread.load(Ordering::Relaxed) {
             return None;
         }
+        self.rename_task_read(task, name)
+    }
+
+    /// [`Trace::rename_task_shared`] for a trace whose task names are read.
+    #[inline(never)]
+    fn rename_task_read(&self, task: TaskId, name: &std::sync::Arc<str>) -> Option<std::sync::Arc<str>> {
         let same = self.lock().tasks.get(task).is_some_and(|known| std::sync::Arc::ptr_eq(known, name));
         (!same).then(|| self.name_task_shared(task, name))
+    }
+
+    /// Whether this trace is confined to the calling thread ([`Trace::confine_to_this_thread`],
+    /// or a shuttle or loom world's [`Trace::confine_keeping_names`]): then no other thread uses
+    /// its world, whose context serials need no atomic read-modify-write
+    /// ([`crate::Sim::next_cx_serial`]).
+    #[inline]
+    pub(crate) fn confined_here(&self) -> bool {
+        self.is_confined_here()
     }
 
     /// The task names, by id.

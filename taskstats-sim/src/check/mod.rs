@@ -120,13 +120,8 @@ pub fn task_cx(sim: &Sim, model: &Taskstats, pid: u32, name: &str) -> Cx {
 /// The context of the task that sends on port `port` (see [`Taskstats::port_sender`]); None
 /// when the port is not open or its process has no live thread.
 pub fn sender_cx(sim: &Sim, model: &Taskstats, port: u32) -> Option<Cx> {
-    sender_cx_seen(sim, model, &sim.observer_cx("sender_cx", 0), port)
-}
-
-/// [`sender_cx`], the port and the task table read through the caller's `observer`.
-fn sender_cx_seen(sim: &Sim, model: &Taskstats, observer: &Cx, port: u32) -> Option<Cx> {
-    let (pid, cpu) = model.port_sender(observer, port)?;
-    Some(sim.cx_for_task(pid, "sendmsg", cpu))
+    let (pid, cpu) = model.port_sender(&sim.observer_cx("sender_cx", 0), port)?;
+    Some(sim.cx_for_task(pid, PidTask::Sendmsg.name(), cpu))
 }
 
 /// sendmsg(2) of `bytes` on port `port` by its process (see [`sender_cx`]): the messages the
@@ -198,7 +193,7 @@ struct Kept {
 }
 
 /// The named tasks the op-level driver runs operations as, on CPU 0 (a pid's operations run
-/// as the pid's task, [`Sim::cx_for_task`]).
+/// as the pid's task, [`PidTask`]).
 #[derive(Clone, Copy, Debug)]
 enum DriverTask {
     /// Scheduler changes: state, migration, cgroup attach.
@@ -224,6 +219,45 @@ impl DriverTask {
     }
 }
 
+/// The operations a pid runs as its own task ([`Sim::cx_for_task`]), each named for the
+/// kernel path its context enters by.
+#[derive(Clone, Copy, Debug)]
+enum PidTask {
+    /// fork(2): copy_process().
+    Fork,
+    /// A run of the task (its accounting).
+    Run,
+    /// open(2).
+    Open,
+    /// socket(2).
+    Socket,
+    /// sigaction(2) of SIGCHLD.
+    Sigaction,
+    /// do_exit().
+    DoExit,
+    /// sendmsg(2) on the task's netlink socket.
+    Sendmsg,
+    /// it_real_fn(), the ITIMER_REAL expiry, in the task's context.
+    ItRealFn,
+}
+
+impl PidTask {
+    const COUNT: usize = 8;
+
+    fn name(self) -> &'static str {
+        match self {
+            PidTask::Fork => "fork",
+            PidTask::Run => "run",
+            PidTask::Open => "open",
+            PidTask::Socket => "socket",
+            PidTask::Sigaction => "sigaction",
+            PidTask::DoExit => "do_exit",
+            PidTask::Sendmsg => "sendmsg",
+            PidTask::ItRealFn => "it_real_fn",
+        }
+    }
+}
+
 std::thread_local! {
     /// The driver's sendmsg(2) buffer: each request is built into it ([`MsgBuilder::genlmsg_put_into`])
     /// and it is put back once the request is delivered, kept for its room. Checker
@@ -232,25 +266,40 @@ std::thread_local! {
     static REQUEST_BYTES: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The contexts of the driver's named tasks, kept between operations: one per
-/// [`DriverTask`], made by [`Sim::cx`] the first time and renewed after ([`Cx::renew`]). A
-/// name's task id is its own for the world, and a renewal takes the next serial number as a
-/// new context would: the trace is the one a context made per operation gives, without the
-/// name's lookup, a context built and one dropped each time. A context the operation leaves
-/// holding a lock or inside an RCU read-side section is not kept but dropped where the one
-/// made per operation was (its drop reports the section, `Drop for Cx`). (Pids' contexts are
-/// made per operation: renewing a kept one cost as much, its pid renamed in the trace
-/// meanwhile by its other operations.)
+/// The contexts the driver runs operations in, kept between operations: one per
+/// [`DriverTask`], made by [`Sim::cx`] the first time and renewed after ([`Cx::renew`]), and
+/// one per [`PidTask`], made by [`Sim::cx_for_task`] the first time and lent to the next pid
+/// that runs that operation ([`Cx::renew_for_task`]). A renewal takes the next serial number
+/// and names the task in the trace as a new context would: the trace is the one a context made
+/// per operation gives, without the world's handle cloned and dropped, the name looked up, a
+/// context built and one dropped each time (22,000 contexts in taskstats' 300 cases). A
+/// context the operation leaves holding a lock or inside an RCU read-side section is not kept
+/// but dropped where the one made per operation was (its drop reports the section, `Drop for
+/// Cx`).
 #[derive(Debug, Default)]
-struct DriverCxs([Option<Cx>; DriverTask::COUNT]);
+struct DriverCxs {
+    named: [Option<Cx>; DriverTask::COUNT],
+    pids: [Option<Cx>; PidTask::COUNT],
+}
 
 impl DriverCxs {
     /// `f` run as the driver's task `task` on CPU 0, in the context [`Sim::cx`] would make now.
     fn as_named<R>(&mut self, sim: &Sim, task: DriverTask, f: impl FnOnce(&Cx) -> R) -> R {
-        let slot = &mut self.0[task as usize];
+        let slot = &mut self.named[task as usize];
         match slot {
             Some(cx) => cx.renew(0),
             None => *slot = Some(sim.cx(task.name(), 0)),
+        }
+        Self::run_kept(slot, f)
+    }
+
+    /// `f` run as task `pid` on `cpu` entering by `op`, in the context
+    /// [`Sim::cx_for_task`]`(pid, op.name(), cpu)` would make now.
+    fn as_pid<R>(&mut self, sim: &Sim, (op, pid, cpu): (PidTask, u32, u32), f: impl FnOnce(&Cx) -> R) -> R {
+        let slot = &mut self.pids[op as usize];
+        match slot {
+            Some(cx) => cx.renew_for_task(pid, cpu),
+            None => *slot = Some(sim.cx_for_task(pid, op.name(), cpu)),
         }
         Self::run_kept(slot, f)
     }
@@ -479,7 +528,7 @@ impl TaskstatsSubject {
     fn request(
         &self,
         sim: &Sim,
-        observer: &Cx,
+        (observer, drivers): (&Cx, &mut DriverCxs),
         port: u8,
         attrs: &[(u16, &[u8])],
         cmd: u8,
@@ -492,7 +541,8 @@ impl TaskstatsSubject {
             return Outcome::Done;
         };
         let port = socket.port.id;
-        self.request_on(sim, observer, (port, PortLook::OpLevel(socket, queued)), attrs, cmd, target, fd)
+        let look = (port, PortLook::OpLevel(socket, queued));
+        self.request_on(sim, (observer, drivers), look, attrs, cmd, target, fd)
     }
 
     /// [`Self::request`] on the open port `port` (threaded campaigns pick and claim it first),
@@ -501,7 +551,7 @@ impl TaskstatsSubject {
     fn request_on(
         &self,
         sim: &Sim,
-        observer: &Cx,
+        (observer, drivers): (&Cx, &mut DriverCxs),
         (port, look): (u32, PortLook),
         attrs: &[(u16, &[u8])],
         cmd: u8,
@@ -531,12 +581,14 @@ impl TaskstatsSubject {
         let (mut replies, last) = match (sender, &look) {
             // The driver's look at the socket is netlink_request()'s, through the same observer.
             (Some((pid, cpu)), PortLook::OpLevel(socket, queued)) => {
-                let cx = sim.cx_for_task(pid, "sendmsg", cpu);
-                self.model.netlink_request_seen(&cx, observer, Some((socket, *queued)), port, &bytes)
+                drivers.as_pid(sim, (PidTask::Sendmsg, pid, cpu), |cx| {
+                    self.model.netlink_request_seen(cx, observer, Some((socket, *queued)), port, &bytes)
+                })
             }
             (Some((pid, cpu)), PortLook::Threaded) => {
-                let mut delivered =
-                    self.model.netlink_request(&sim.cx_for_task(pid, "sendmsg", cpu), port, &bytes);
+                let mut delivered = drivers.as_pid(sim, (PidTask::Sendmsg, pid, cpu), |cx| {
+                    self.model.netlink_request(cx, port, &bytes)
+                });
                 let last = delivered.pop();
                 (Replies::from_vec(delivered), last)
             }
@@ -580,11 +632,11 @@ impl TaskstatsSubject {
     fn apply_task_op(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), op: &Op) -> Outcome {
         // The task's own context's name; None: the scheduler's named task runs it.
         let (task, name) = match op {
-            Op::Fork { parent, .. } => (*parent, Some("fork")),
-            Op::Run { task } => (*task, Some("run")),
-            Op::OpenFile { task, .. } => (*task, Some("open")),
-            Op::OpenPort { task } => (*task, Some("socket")),
-            Op::SigactionSigchld { task, .. } => (*task, Some("sigaction")),
+            Op::Fork { parent, .. } => (*parent, Some(PidTask::Fork)),
+            Op::Run { task } => (*task, Some(PidTask::Run)),
+            Op::OpenFile { task, .. } => (*task, Some(PidTask::Open)),
+            Op::OpenPort { task } => (*task, Some(PidTask::Socket)),
+            Op::SigactionSigchld { task, .. } => (*task, Some(PidTask::Sigaction)),
             Op::SetState { task, .. } | Op::Migrate { task, .. } | Op::Attach { task, .. } => (*task, None),
             _ => unreachable!("apply_task_op is called for task operations only"),
         };
@@ -595,7 +647,7 @@ impl TaskstatsSubject {
         let run = |cx: &Cx| self.task_op_as(cx, &task, op);
         match name {
             None => drivers.as_named(sim, DriverTask::Sched, run),
-            Some(name) => run(&sim.cx_for_task(pid, name, task.cpu())),
+            Some(name) => drivers.as_pid(sim, (name, pid, task.cpu()), run),
         }
     }
 
@@ -640,13 +692,14 @@ impl TaskstatsSubject {
     }
 
     /// do_exit() of a live task other than init (it reaps and owns the world).
-    fn apply_exit(&self, sim: &Sim, observer: &Cx, task: u8) -> Outcome {
+    fn apply_exit(&self, sim: &Sim, (observer, drivers): (&Cx, &mut DriverCxs), task: u8) -> Outcome {
         let wanted = |t: &Task| t.exit_state() == ExitState::None && t.pid != 1;
         let Some(task) = self.pick_task(observer, task, wanted) else {
             return Outcome::Done;
         };
         self.touch(&task);
-        exit_outcome(sim, &self.model, &sim.cx_for_task(task.pid, "do_exit", task.cpu()), self.clone_attr)
+        let exit = |cx: &Cx| exit_outcome(sim, &self.model, cx, self.clone_attr);
+        drivers.as_pid(sim, (PidTask::DoExit, task.pid, task.cpu()), exit)
     }
 
     /// A PID query whose requester is preempted at its first preemption point while the task
@@ -654,7 +707,13 @@ impl TaskstatsSubject {
     /// finished. The candidates are live tasks other than init and the requester whose exit
     /// record does not go to the requester's port (its CPU's list does not hold the port): the
     /// request reads its port after the call, so it would drain that record with its reply.
-    fn preempted_query(&self, sim: &Sim, observer: &Cx, op: &Op, which: u8) -> Outcome {
+    fn preempted_query(
+        &self,
+        sim: &Sim,
+        (observer, drivers): (&Cx, &mut DriverCxs),
+        op: &Op,
+        which: u8,
+    ) -> Outcome {
         let Op::QueryPid { port, target, .. } = op else {
             unreachable!("preempted_query is called for PID queries only")
         };
@@ -672,7 +731,7 @@ impl TaskstatsSubject {
             live.filter(|t| t.pid != 1 && Some(t.pid) != requester && !hears(t)).map(|t| t.pid).collect()
         });
         let Some(victim) = pick(&candidates, which) else {
-            return self.apply_request_seen(sim, observer, &plain, None);
+            return self.apply_request_seen(sim, (observer, drivers), &plain, None);
         };
         self.touch_pid(observer, victim);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -683,7 +742,7 @@ impl TaskstatsSubject {
                 exit_outcome(cx.sim(), model, &task_cx(cx.sim(), model, victim, "do_exit"), clone_attr);
             *filled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exited);
         }));
-        let request = self.apply_request_seen(sim, observer, &plain, None);
+        let request = self.apply_request_seen(sim, (observer, drivers), &plain, None);
         let exit = Op::Exit { task: which };
         if self.model.preemption_not_taken().is_some() {
             let victim_cx = task_cx(sim, &self.model, victim, "do_exit");
@@ -719,14 +778,10 @@ impl TaskstatsSubject {
                 // netlink_request()'s (nothing runs in between).
                 if let Some((socket, queued)) = self.model.port_pick_socket(observer, *port) {
                     let id = socket.port.id;
-                    if let Some(cx) = sender_cx_seen(sim, &self.model, observer, id) {
-                        let _ = self.model.netlink_request_seen(
-                            &cx,
-                            observer,
-                            Some((&socket, queued)),
-                            id,
-                            bytes,
-                        );
+                    if let Some((pid, cpu)) = self.model.port_sender(observer, id) {
+                        drivers.as_pid(sim, (PidTask::Sendmsg, pid, cpu), |cx| {
+                            self.model.netlink_request_seen(cx, observer, Some((&socket, queued)), id, bytes)
+                        });
                     }
                 }
                 Outcome::Done
@@ -739,13 +794,19 @@ impl TaskstatsSubject {
     /// (threaded campaigns pick and claim the port first) instead of the op's `port`-th open port.
     #[cfg_attr(not(feature = "threaded"), allow(dead_code))]
     fn apply_request_on(&self, sim: &Sim, op: &Op, on: Option<u32>) -> Outcome {
-        self.apply_request_seen(sim, &sim.observer_cx("op", 0), op, on)
+        self.apply_request_seen(sim, (&sim.observer_cx("op", 0), &mut DriverCxs::default()), op, on)
     }
 
     /// [`Self::apply_request_on`], the model read through the caller's `observer`.
-    fn apply_request_seen(&self, sim: &Sim, observer: &Cx, op: &Op, on: Option<u32>) -> Outcome {
+    fn apply_request_seen(
+        &self,
+        sim: &Sim,
+        seen: (&Cx, &mut DriverCxs),
+        op: &Op,
+        on: Option<u32>,
+    ) -> Outcome {
         if let (Op::QueryPid { preempt: Some(which), .. }, None) = (op, on) {
-            return self.preempted_query(sim, observer, op, *which);
+            return self.preempted_query(sim, seen, op, *which);
         }
         let (port, attr, mask, cmd, target, fd) = match op {
             Op::Register { port, mask } => {
@@ -775,8 +836,8 @@ impl TaskstatsSubject {
         let both = [(attr, payload), (extra.unwrap_or(0), &[0; 4][..])];
         let attrs = &both[..if extra.is_some() { 2 } else { 1 }];
         match on {
-            Some(id) => self.request_on(sim, observer, (id, PortLook::Threaded), attrs, cmd, target, fd),
-            None => self.request(sim, observer, *port, attrs, cmd, target, fd),
+            Some(id) => self.request_on(sim, seen, (id, PortLook::Threaded), attrs, cmd, target, fd),
+            None => self.request(sim, seen, *port, attrs, cmd, target, fd),
         }
     }
 }
@@ -911,10 +972,11 @@ impl TaskstatsSubject {
             | Op::OpenFile { .. }
             | Op::OpenPort { .. }
             | Op::SigactionSigchld { .. } => self.apply_task_op(sim, (observer, drivers), op),
-            Op::Exit { task } => self.apply_exit(sim, observer, *task),
+            Op::Exit { task } => self.apply_exit(sim, (observer, drivers), *task),
             Op::Timer { task } => {
                 if let Some(task) = self.pick_task(observer, *task, live) {
-                    self.model.it_real_fn(&sim.cx_for_task(task.pid, "it_real_fn", task.cpu()));
+                    let timer = |cx: &Cx| self.model.it_real_fn(cx);
+                    drivers.as_pid(sim, (PidTask::ItRealFn, task.pid, task.cpu()), timer);
                 }
                 Outcome::Done
             }
@@ -932,7 +994,7 @@ impl TaskstatsSubject {
             | Op::Deregister { .. }
             | Op::QueryPid { .. }
             | Op::QueryTgid { .. }
-            | Op::CgroupStats { .. } => self.apply_request_seen(sim, observer, op, None),
+            | Op::CgroupStats { .. } => self.apply_request_seen(sim, (observer, drivers), op, None),
         }
     }
 }
@@ -961,14 +1023,54 @@ mod tests {
                 };
                 assert_eq!(task, sim.cx("close", 0).task(), "the name's one task");
             }
-            assert!(drivers.0[DriverTask::Close as usize].is_some() == kept, "kept once made");
+            assert!(drivers.named[DriverTask::Close as usize].is_some() == kept, "kept once made");
             (sim.trace_hash(), sim.trace().len())
         };
         assert_eq!(traced(true), traced(false), "kept contexts trace as new ones");
         let sim = Sim::with_seed(3);
         let mut drivers = DriverCxs::default();
         drivers.as_named(&sim, DriverTask::Recvmsg, |cx| cx.rcu_read_lock());
-        assert!(drivers.0[DriverTask::Recvmsg as usize].is_none(), "a context left in a section is not kept");
+        assert!(
+            drivers.named[DriverTask::Recvmsg as usize].is_none(),
+            "a context left in a section is not kept"
+        );
+        let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
+        assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
+    }
+
+    /// A pid context kept per operation name and lent from pid to pid is the one
+    /// `Sim::cx_for_task` would make each time (its task, CPU and name, the same lock tokens and
+    /// trace names, whether the trace reads names or a confined hash-only one does not), and one
+    /// left inside an RCU read-side section is dropped at once, its leak reported there.
+    #[test]
+    fn a_pid_context_is_lent_from_pid_to_pid_as_a_new_one_would_be() {
+        use sim_core::trace::TraceMode;
+        let lock = sim_core::SpinLock::new("pid_lock", ());
+        for mode in [TraceMode::Full, TraceMode::HashOnly] {
+            let traced = |kept: bool| {
+                let sim = Sim::new(SimConfig::new(4).cpus(2).trace(mode));
+                sim.trace().confine_to_this_thread();
+                let mut drivers = DriverCxs::default();
+                for (round, pid) in [5u32, 6, 5, 9, 6].into_iter().enumerate() {
+                    let (op, cpu) = ([PidTask::Sendmsg, PidTask::DoExit][round % 2], round as u32 % 2);
+                    let run = |cx: &Cx| {
+                        drop(lock.lock(cx));
+                        (cx.task(), cx.name().to_string(), cx.cpu())
+                    };
+                    let seen = match kept {
+                        true => drivers.as_pid(&sim, (op, pid, cpu), run),
+                        false => run(&sim.cx_for_task(pid, op.name(), cpu)),
+                    };
+                    assert_eq!(seen, (pid, op.name().to_string(), cpu), "{mode:?} round {round}");
+                }
+                (sim.trace_hash(), sim.trace().len(), sim.trace().task_names())
+            };
+            assert_eq!(traced(true), traced(false), "{mode:?}: lent contexts trace as new ones");
+        }
+        let sim = Sim::with_seed(3);
+        let mut drivers = DriverCxs::default();
+        drivers.as_pid(&sim, (PidTask::Fork, 5, 0), |cx| cx.rcu_read_lock());
+        assert!(drivers.pids[PidTask::Fork as usize].is_none(), "a context left in a section is not kept");
         let kinds: Vec<String> = sim.violations().into_iter().map(|v| v.kind.to_string()).collect();
         assert_eq!(kinds, ["rcu:leaked-read-side"], "its drop reported the section");
     }
