@@ -59,19 +59,21 @@ pub enum LockMode {
 }
 
 impl LockMode {
+    /// Every mode, in discriminant order (`ALL[mode as usize] == mode`).
+    pub(crate) const ALL: [LockMode; 8] = [
+        LockMode::Spin,
+        LockMode::SpinIrq,
+        LockMode::Mutex,
+        LockMode::Read,
+        LockMode::Write,
+        LockMode::SpinBh,
+        LockMode::BitSpin,
+        LockMode::ReadRecursive,
+    ];
+
     /// The mode whose discriminant (`mode as u8`) is `index`; panics on any other number.
     pub(crate) fn from_index(index: u8) -> LockMode {
-        const MODES: [LockMode; 8] = [
-            LockMode::Spin,
-            LockMode::SpinIrq,
-            LockMode::Mutex,
-            LockMode::Read,
-            LockMode::Write,
-            LockMode::SpinBh,
-            LockMode::BitSpin,
-            LockMode::ReadRecursive,
-        ];
-        MODES[usize::from(index)]
+        Self::ALL[usize::from(index)]
     }
 
     /// Whether a context holding a lock taken this way is atomic (may not sleep).
@@ -1977,16 +1979,7 @@ mod tests {
     }
 
     /// Eight modes, as [`closure_answers_change_no_report`] draws them.
-    const MODES: [LockMode; 8] = [
-        LockMode::Spin,
-        LockMode::SpinIrq,
-        LockMode::Mutex,
-        LockMode::Read,
-        LockMode::Write,
-        LockMode::SpinBh,
-        LockMode::BitSpin,
-        LockMode::ReadRecursive,
-    ];
+    const MODES: [LockMode; 8] = LockMode::ALL;
 
     /// Validates `steps` random acquisitions against `lockdep`, straight through
     /// [`Lockdep::validate`] (no chain cache: every one is validated): two tasks, each holding a
