@@ -319,22 +319,22 @@ fn run_case_in<S: Subject>(
 /// its operation list drawn as a campaign draws it (up to `ops_max`) and runs in the kept world
 /// and in a new one, under `options`; the two reports (the violation and where, the trace hash,
 /// kept events, task names, lockdep's reports) and coverage must be equal. Returns how many
-/// cases ran in a reused world (every one but the first, unless a handle to the last case's
-/// world was kept somewhere), or the first difference.
+/// cases ran in a reused world and how many failed ([`ReuseAgreed`]), or the first difference.
 pub fn reuse_agrees<S: Subject>(
     config: &S::Config,
     seeds: std::ops::Range<u64>,
     ops_max: usize,
     options: &RunOptions,
-) -> Result<u64, String> {
+) -> Result<ReuseAgreed, String> {
     let cases = CaseGen::<S>::new(config, ops_max);
-    let (mut kept, mut reused, mut ops) = (CaseKept::default(), 0, Vec::new());
+    let (mut kept, mut agreed, mut ops) = (CaseKept::default(), ReuseAgreed::default(), Vec::new());
     let world = |kept: &CaseKept| kept.world.as_ref().map(|sim| std::sync::Arc::as_ptr(&sim.world));
     for seed in seeds {
         cases.ops_into(seed, &mut ops);
         let last = world(&kept);
         let in_kept = run_case_with::<S>(config, seed, &ops, options, Some(&mut kept));
-        reused += u64::from(last.is_some() && last == world(&kept));
+        agreed.reused += u64::from(last.is_some() && last == world(&kept));
+        agreed.failed += u64::from(in_kept.violation.is_some());
         let mut new = CaseKept::default();
         let in_new = run_case_with::<S>(config, seed, &ops, options, Some(&mut new));
         let (kept_seen, new_seen) =
@@ -346,7 +346,18 @@ pub fn reuse_agrees<S: Subject>(
             ));
         }
     }
-    Ok(reused)
+    Ok(agreed)
+}
+
+/// What [`reuse_agrees`] ran: how many cases ran in a reused world (every one but the first,
+/// unless a handle to the last case's world was kept somewhere) and how many of them failed
+/// (so a test can show the failing paths, not only passing cases, were compared).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReuseAgreed {
+    /// Cases run in the last case's world made new.
+    pub reused: u64,
+    /// Cases that ended with a violation (the same in both worlds).
+    pub failed: u64,
 }
 
 /// Runs `ops` on the model until one fails: the operations run and the first violation with

@@ -216,10 +216,7 @@ impl Cx {
     /// contexts' renewals beside it, LLVM made it a call of its own (~57 instructions a call).
     #[inline(always)]
     pub fn renew(&mut self, cpu: CpuId) {
-        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
-            self.renewed_busy();
-        }
-        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        self.check_renewable(cpu);
         if (!self.observer && self.task < crate::sim::NAMED_TASKS_FIRST) || self.waits.is_some() {
             self.renew_rare(cpu);
             return;
@@ -239,10 +236,7 @@ impl Cx {
     /// builds.
     #[inline]
     pub fn renew_for_task(&mut self, task: TaskId, cpu: CpuId) {
-        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
-            self.renewed_busy();
-        }
-        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
+        self.check_renewable(cpu);
         debug_assert!(!self.observer, "{}: an observer context is not lent to a task", self.name);
         self.task = task;
         if let Some(name) = self.sim.world.trace.rename_task_shared(task, &self.name) {
@@ -252,6 +246,16 @@ impl Cx {
             return self.made_anew(cpu);
         }
         self.renew_state(cpu);
+    }
+
+    /// What [`Cx::renew`] and [`Cx::renew_for_task`] refuse: a context holding a lock or inside
+    /// an RCU read-side section, a CPU the world does not have.
+    #[inline(always)]
+    fn check_renewable(&mut self, cpu: CpuId) {
+        if !self.held.get_mut().is_empty() || self.rcu_depth.get() != 0 {
+            self.renewed_busy();
+        }
+        assert!(cpu < self.sim.cpus(), "cpu {cpu} out of range (the Sim has {} CPUs)", self.sim.cpus());
     }
 
     /// [`Cx::renew`]'s panic for a context that holds a lock or is inside an RCU read-side
@@ -1062,8 +1066,7 @@ impl Cx {
     /// that they are jumps and the pop saves no registers.
     #[inline(never)]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
-        // [`Cx::release_held`]'s fast path: the innermost lock, outside a shuttle execution.
-        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+        if self.popped_innermost(token) {
             return self.trace_lock(&key.name, key.name_hash, None, token);
         }
         self.lock_release_key_searched(key, token);
@@ -1091,13 +1094,19 @@ impl Cx {
     /// unwinding the task, for the report.
     #[inline]
     fn release_held(&self, class: &&'static str, token: u64) {
-        // The innermost lock is the one most often released: it comes off without the search
-        // or the chain keys' walk, since no lock sits above it; a context that keeps a
-        // [`LockWaits`] record (inside a shuttle execution) takes the whole path.
-        if self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token) {
+        if self.popped_innermost(token) {
             return;
         }
         self.release_held_searched(class, token);
+    }
+
+    /// The release's fast path, whether `token`'s entry came off: the innermost lock is the
+    /// one most often released, and it comes off without the search or the chain keys' walk,
+    /// since no lock sits above it; a context that keeps a [`LockWaits`] record (inside a
+    /// shuttle execution) takes the whole path.
+    #[inline(always)]
+    fn popped_innermost(&self, token: u64) -> bool {
+        self.waits.is_none() && self.held.borrow_mut().pop_if_innermost(token)
     }
 
     /// [`Cx::release_held`] past its fast path: the [`LockWaits`] record, then the acquisition

@@ -184,7 +184,12 @@ impl Book {
     }
 }
 
-/// The validator a world built as `config` says has.
+/// Panics on a CPU count outside 1..=CPUS_MAX, which only a bug in the caller can cause.
+fn assert_cpus(config: &SimConfig) {
+    assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+}
+
+/// The validator a world built as `config` says it has.
 fn new_lockdep(config: &SimConfig) -> Lockdep {
     if config.lockdep_enabled {
         Lockdep::new(config.lockdep)
@@ -203,7 +208,7 @@ fn cleared<T>(mutex: &mut StdMutex<T>) -> &mut T {
 
 impl World {
     fn new(config: SimConfig) -> World {
-        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        assert_cpus(&config);
         World {
             book: crate::sync::BookLock::new(Book::new(config.seed)),
             clock_ns: AtomicU64::new(0),
@@ -238,7 +243,7 @@ impl World {
     /// their tables' room. Every field is named, so a field added to the world does not compile
     /// here until its reset is decided; `tests::a_reset_world_is_a_new_one` compares the two.
     fn reset(&mut self, config: SimConfig) {
-        assert!((1..=CPUS_MAX).contains(&config.cpus), "Sim needs 1..={CPUS_MAX} CPUs, got {}", config.cpus);
+        assert_cpus(&config);
         let World {
             config: kept_config,
             book,
@@ -571,6 +576,9 @@ impl Sim {
         }
     }
 
+    /// A world made inside a shuttle execution or a loom model confines its trace to this OS
+    /// thread ([`crate::trace::Trace::confine_to_this_thread`]): every task of those runs on the
+    /// thread that runs the execution, so recording skips the trace's spin lock.
     fn confine_if_single_threaded(self) -> Sim {
         if self.world.threaded {
             self.world.trace.confine_keeping_names();
@@ -651,7 +659,7 @@ impl Sim {
     #[inline]
     pub(crate) fn next_cx_serial(&self, observer: bool) -> u64 {
         let counter = if observer { &self.world.next_observer_cx } else { &self.world.next_cx };
-        if self.world.trace.confined_here() {
+        if self.world.trace.is_confined_here() {
             let serial = counter.load(Ordering::Relaxed);
             counter.store(serial + 1, Ordering::Relaxed);
             return serial;
@@ -1159,9 +1167,6 @@ mod tests {
         assert_eq!(sim.observer_cx("checker", 0).name(), "checker");
     }
 
-    /// Named tasks get ids in the order their names first appear, and keep them, whether the
-    /// name sits in a slot or, past the slots, only in the map: twenty names (more than
-    /// [`NAME_SLOTS`]), each asked for twice in two orders, three times from another thread.
     /// A model context kept and lent to pid after pid ([`Cx::renew_for_task`]) is the context
     /// [`Sim::cx_for_task`] would make at that point: the same task, name and CPU, the same
     /// serials (the trace hash over lock tokens) and the same names in the trace, whether the
@@ -1231,6 +1236,9 @@ mod tests {
         assert_eq!(shared.next_cx_serial(false), 8_000);
     }
 
+    /// Named tasks get ids in the order their names first appear, and keep them, whether the
+    /// name sits in a slot or, past the slots, only in the map: twenty names (more than
+    /// [`NAME_SLOTS`]), each asked for twice in two orders, three times from another thread.
     #[test]
     fn a_named_task_keeps_its_first_id_in_the_slots_and_past_them() {
         let sim = Sim::new(SimConfig::new(1).trace(crate::trace::TraceMode::Full));

@@ -804,9 +804,10 @@ impl Trace {
     /// lock: one load and one compare with the thread's key. Not confined, or confined to
     /// another thread, the caller takes [`Trace::enter`], which tells the two apart. Keeping
     /// the spin lock's guard off the confined path leaves the hashing inlined into every lock
-    /// round trip no guard to test and drop, and its registers free.
+    /// round trip no guard to test and drop, and its registers free. A world whose trace is so
+    /// confined is used by this thread alone ([`crate::Sim::next_cx_serial`]).
     #[inline(always)]
-    fn is_confined_here(&self) -> bool {
+    pub(crate) fn is_confined_here(&self) -> bool {
         self.owner.load(Ordering::Relaxed) == thread_key()
     }
 
@@ -1174,15 +1175,6 @@ impl Trace {
     fn rename_task_read(&self, task: TaskId, name: &std::sync::Arc<str>) -> Option<std::sync::Arc<str>> {
         let same = self.lock().tasks.get(task).is_some_and(|known| std::sync::Arc::ptr_eq(known, name));
         (!same).then(|| self.name_task_shared(task, name))
-    }
-
-    /// Whether this trace is confined to the calling thread ([`Trace::confine_to_this_thread`],
-    /// or a shuttle or loom world's [`Trace::confine_keeping_names`]): then no other thread uses
-    /// its world, whose context serials need no atomic read-modify-write
-    /// ([`crate::Sim::next_cx_serial`]).
-    #[inline]
-    pub(crate) fn confined_here(&self) -> bool {
-        self.is_confined_here()
     }
 
     /// The task names, by id.

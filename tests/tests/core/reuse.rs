@@ -14,19 +14,22 @@ fn assert_reuse_agrees<S: Catalog>(seeds: u64, ops_max: usize) {
     kernels.push(None);
     let runs =
         [RunOptions { check_every: CHECK_ALL_EVERY, trace: TraceMode::HashOnly }, RunOptions::default()];
+    let mut failed = 0;
     for kernel in kernels {
         let config = S::config(kernel.as_deref(), &[]).expect("a named preset");
         for options in &runs {
-            let reused = check::reuse_agrees::<S>(&config, 0..seeds, ops_max, options)
+            let agreed = check::reuse_agrees::<S>(&config, 0..seeds, ops_max, options)
                 .unwrap_or_else(|text| panic!("{kernel:?}, {options:?}: {text}"));
             assert_eq!(
-                reused,
+                agreed.reused,
                 seeds - 1,
                 "{} {kernel:?}: every case after the first reused its world",
                 S::NAME
             );
+            failed += agreed.failed;
         }
     }
+    assert!(failed > 0, "{}: no case failed, so no failing case was compared", S::NAME);
 }
 
 #[test]
