@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the one command that runs every check ksim has, in order, and prints the
-//! time each part took. `.ci/run` calls exactly this.
+//! time each part took. `.ci/run` calls exactly this. `cargo xtask pgo` builds the profile-guided
+//! ksim campaigns run fastest on (`pgo.rs`).
 //!
 //! Parts: format check, clippy (warnings denied), no unused dependency (cargo-machete), unit +
 //! property + zoo + doc tests (the guide's commands among them), the guide (links and anchors
@@ -18,6 +19,7 @@
 //! build, so `cargo clippy` followed by `cargo test` compiled every dependency twice.
 
 mod guide;
+mod pgo;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -115,7 +117,7 @@ fn machete(root: &Path) -> Result<(), String> {
 }
 
 /// Runs a command to its end; an error line when it fails.
-fn run(command: &mut Command) -> Result<(), String> {
+pub(crate) fn run(command: &mut Command) -> Result<(), String> {
     match command.status() {
         Ok(status) if status.success() => Ok(()),
         Ok(status) => Err(format!("{command:?} failed ({status})")),
@@ -158,15 +160,42 @@ fn run_part(part: &Part, cargo: &str, root: &Path, mdbook: &mut guide::Mdbook) -
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy machete test guide loom shuttle)"
+        "usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy machete test guide loom shuttle)\n       \
+         cargo xtask pgo [-- KSIM FUZZ ARGS...]      (a profile-guided ksim at target/pgo/ksim)"
     );
     ExitCode::from(2)
 }
 
+/// `cargo xtask pgo [-- ARGS]`: the profile-guided build, trained on `ksim fuzz ARGS`.
+fn pgo_main(args: &[String], cargo: &str, root: &Path) -> ExitCode {
+    let fuzz_args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
+    let started = Instant::now();
+    match pgo::build(cargo, root, fuzz_args) {
+        Ok(binary) => {
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "==> xtask pgo: built {} in {seconds:.0}s; run it as `{} fuzz`",
+                binary.display(),
+                binary.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xtask pgo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("test") {
-        return usage();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // xtask lives one directory below the workspace root.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
+    match args.first().map(String::as_str) {
+        Some("test") => {}
+        Some("pgo") => return pgo_main(&args[1..], &cargo, &root),
+        _ => return usage(),
     }
     let quick = args.iter().any(|a| a == "--quick");
     let chosen: Vec<&str> = args[1..].iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
@@ -174,9 +203,6 @@ fn main() -> ExitCode {
         eprintln!("xtask: unknown part '{unknown}'");
         return usage();
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    // xtask lives one directory below the workspace root.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
     let wanted =
         |part: &Part| if chosen.is_empty() { !(quick && part.slow) } else { chosen.contains(&part.name) };
     let mut timings = Vec::new();
