@@ -1,16 +1,18 @@
 //! `cargo xtask pgo`: a profile-guided build of ksim, the fastest binary campaigns can run on.
 //!
-//! Three steps, each a plain tool call: a release build of ksim instrumented with
+//! Four steps, each a plain tool call: a release build of ksim instrumented with
 //! `-Cprofile-generate`, a training campaign with that binary (the default campaign over every
 //! subsystem, or the `ksim fuzz` arguments given after `--`), `llvm-profdata merge` of the counts,
 //! and a release build with `-Cprofile-use` of the merged profile. LLVM then lays out each hot
 //! function's likely path straight, moves cold blocks and functions away from hot ones and
-//! inlines by measured call counts; a campaign's code no longer fits the instruction cache
-//! either way, so the layout is most of the gain (guide: performance.md, "Profile-guided build").
+//! inlines by measured call counts: 11 % to 21 % fewer instructions an operation and a third
+//! fewer instruction-cache misses (guide: performance.md, "The profile-guided build").
 //!
 //! Both builds have their own target directories under `target/pgo/`, so neither disturbs the
 //! plain release build. The profile is named by a hash of its bytes: the optimised build's
-//! RUSTFLAGS name the file, so cargo rebuilds exactly when the profile changed. llvm-profdata
+//! flags name the file, so cargo rebuilds exactly when the profile changed. The flags are added
+//! to the user's RUSTFLAGS and passed as `CARGO_ENCODED_RUSTFLAGS`, so a path with a space in it
+//! stays one flag. llvm-profdata
 //! comes from rustup's `llvm-tools` component, added when missing (the same LLVM as rustc's).
 
 use std::fs;
@@ -42,7 +44,7 @@ impl Layout {
         self.pgo.join("merged.profdata")
     }
     fn binary(&self) -> PathBuf {
-        self.pgo.join("ksim")
+        self.pgo.join(format!("ksim{}", std::env::consts::EXE_SUFFIX))
     }
     fn stamp(&self) -> PathBuf {
         self.pgo.join("trained-on")
@@ -53,12 +55,11 @@ impl Layout {
 pub(crate) fn build(cargo: &str, root: &Path, fuzz_args: &[String]) -> Result<PathBuf, String> {
     let layout = Layout { pgo: root.join("target/pgo") };
     let profdata = llvm_profdata()?;
-    let base_flags = std::env::var("RUSTFLAGS").unwrap_or_default();
+    let base_flags = user_flags();
 
     eprintln!("==> xtask pgo: instrumented build ({})", layout.generate_dir().display());
     let generate = format!("-Cprofile-generate={}", layout.raw_dir().display());
-    let instrumented =
-        release_build(cargo, root, &layout.generate_dir(), &join_flags(&base_flags, &generate))?;
+    let instrumented = release_build(cargo, root, &layout.generate_dir(), &with_flag(&base_flags, generate))?;
 
     let training = training_args(fuzz_args, &layout.pgo.join("training"));
     let stamp = training_stamp(&instrumented, &training)?;
@@ -75,7 +76,7 @@ pub(crate) fn build(cargo: &str, root: &Path, fuzz_args: &[String]) -> Result<Pa
 
     eprintln!("==> xtask pgo: optimised build ({})", layout.use_dir().display());
     let used = format!("-Cprofile-use={}", profile.display());
-    let optimised = release_build(cargo, root, &layout.use_dir(), &join_flags(&base_flags, &used))?;
+    let optimised = release_build(cargo, root, &layout.use_dir(), &with_flag(&base_flags, used))?;
     fs::copy(&optimised, layout.binary())
         .map_err(|e| format!("cannot copy {} to {}: {e}", optimised.display(), layout.binary().display()))?;
     Ok(layout.binary())
@@ -123,13 +124,19 @@ fn trained_profile(layout: &Layout, stamp: &str) -> Option<PathBuf> {
 }
 
 /// `cargo build --release -p ksim` into `target_dir` with `rustflags`; the binary's path.
-fn release_build(cargo: &str, root: &Path, target_dir: &Path, rustflags: &str) -> Result<PathBuf, String> {
+fn release_build(
+    cargo: &str,
+    root: &Path,
+    target_dir: &Path,
+    rustflags: &[String],
+) -> Result<PathBuf, String> {
     run(Command::new(cargo)
         .args(["build", "--release", "--locked", "--package", "ksim", "--target-dir"])
         .arg(target_dir)
         .current_dir(root)
-        .env("RUSTFLAGS", rustflags))?;
-    Ok(target_dir.join("release/ksim"))
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f")))?;
+    Ok(target_dir.join("release").join(format!("ksim{}", std::env::consts::EXE_SUFFIX)))
 }
 
 /// The instrumented binary's arguments: `fuzz`, the user's arguments or the default training,
@@ -147,13 +154,20 @@ fn training_args(fuzz_args: &[String], out: &Path) -> Vec<String> {
     args
 }
 
-/// The user's RUSTFLAGS with one more flag.
-fn join_flags(base: &str, flag: &str) -> String {
-    if base.trim().is_empty() {
-        flag.to_string()
-    } else {
-        format!("{} {flag}", base.trim())
+/// The flags the user gave cargo: `CARGO_ENCODED_RUSTFLAGS` when set (cargo then ignores
+/// RUSTFLAGS), else RUSTFLAGS split at whitespace, as cargo splits it.
+fn user_flags() -> Vec<String> {
+    match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
+        Ok(encoded) => encoded.split('\x1f').filter(|f| !f.is_empty()).map(str::to_string).collect(),
+        Err(_) => {
+            std::env::var("RUSTFLAGS").unwrap_or_default().split_whitespace().map(str::to_string).collect()
+        }
     }
+}
+
+/// The user's flags with one more.
+fn with_flag(base: &[String], flag: String) -> Vec<String> {
+    base.iter().cloned().chain(std::iter::once(flag)).collect()
 }
 
 /// Renames the merged profile to `ksim-HASH.profdata` (HASH of its bytes), removing older
@@ -255,8 +269,12 @@ mod tests {
 
     #[test]
     fn flags_keep_the_users() {
-        assert_eq!(join_flags("", "-Cx"), "-Cx");
-        assert_eq!(join_flags("  -Ctarget-cpu=native ", "-Cx"), "-Ctarget-cpu=native -Cx");
+        assert_eq!(with_flag(&[], "-Cx".to_string()), ["-Cx"]);
+        let base = ["-Ctarget-cpu=native".to_string()];
+        assert_eq!(
+            with_flag(&base, "-Cprofile-use=/a b/p".to_string()),
+            ["-Ctarget-cpu=native", "-Cprofile-use=/a b/p"]
+        );
     }
 
     #[test]
