@@ -95,7 +95,7 @@ fn train(
     // Only this training's counts: not an earlier run's, nor those of build scripts the build ran.
     remove_dir(&layout.raw_dir())?;
     eprintln!("==> xtask pgo: training campaign: ksim {}", training.join(" "));
-    run(Command::new(instrumented).args(training).current_dir(root))?;
+    run_training(Command::new(instrumented).args(training).current_dir(root))?;
     eprintln!("==> xtask pgo: merging the counts");
     run(Command::new(profdata).arg("merge").arg("-o").arg(layout.merged()).arg(layout.raw_dir()))?;
     let profile = name_by_content(layout)?;
@@ -103,6 +103,24 @@ fn train(
     fs::write(layout.stamp(), record)
         .map_err(|e| format!("cannot write {}: {e}", layout.stamp().display()))?;
     Ok(profile)
+}
+
+/// `ksim`'s exit status when a campaign found a violation (ksim/src/error.rs).
+const KSIM_EXIT_FOUND: i32 = 1;
+
+/// Runs the training campaign. One that found a violation stopped at it (a subsystem's jobs stop
+/// at their first failure), so its counts are of a few cases: refused with a line saying so.
+fn run_training(command: &mut Command) -> Result<(), String> {
+    match command.status() {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) if status.code() == Some(KSIM_EXIT_FOUND) => {
+            Err("the training campaign found a violation and stopped at it, so its profile would cover \
+             a few cases: train on a campaign that runs quiet (a fixed kernel, no --fix-off)"
+                .to_string())
+        }
+        Ok(status) => Err(format!("{command:?} failed ({status})")),
+        Err(error) => Err(format!("cannot run {command:?}: {error}")),
+    }
 }
 
 /// What a profile was trained on: the instrumented binary's hash and the training's arguments.
