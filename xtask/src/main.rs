@@ -158,17 +158,54 @@ fn run_part(part: &Part, cargo: &str, root: &Path, mdbook: &mut guide::Mdbook) -
     }
 }
 
-fn usage() -> ExitCode {
+/// The usage lines; exit status 0 when help was asked for, 2 after a usage error.
+fn usage(asked: bool) -> ExitCode {
     eprintln!(
         "usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy machete test guide loom shuttle)\n       \
-         cargo xtask pgo [-- KSIM FUZZ ARGS...]      (a profile-guided ksim at target/pgo/ksim)"
+         cargo xtask pgo [-- KSIM FUZZ ARGS...]      (a profile-guided ksim at target/pgo/ksim, trained on\n       \
+         {:44} ksim fuzz ARGS; default --cases 2000 --seed 1)",
+        ""
     );
-    ExitCode::from(2)
+    ExitCode::from(if asked { 0 } else { 2 })
+}
+
+/// Whether an argument asks for help.
+fn is_help(arg: &str) -> bool {
+    matches!(arg, "--help" | "-h" | "help")
+}
+
+/// `cargo xtask pgo`'s arguments: none, or `--` and the training's `ksim fuzz` arguments. Anything
+/// else is an error line (so `--help` or a typo never becomes a training campaign).
+fn pgo_fuzz_args(args: &[String]) -> Result<&[String], String> {
+    match args.split_first() {
+        None => Ok(args),
+        Some((first, rest)) if first == "--" => Ok(rest),
+        Some((first, _)) => {
+            Err(format!("xtask pgo: unexpected '{first}' (the training's ksim fuzz arguments go after --)"))
+        }
+    }
+}
+
+/// `cargo xtask test`'s options: `--quick`, or an error line for any other.
+fn test_option(args: &[String]) -> Result<bool, String> {
+    match args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
+        Some(unknown) => Err(format!("xtask test: unknown option '{unknown}'")),
+        None => Ok(args.iter().any(|a| a == "--quick")),
+    }
 }
 
 /// `cargo xtask pgo [-- ARGS]`: the profile-guided build, trained on `ksim fuzz ARGS`.
 fn pgo_main(args: &[String], cargo: &str, root: &Path) -> ExitCode {
-    let fuzz_args = args.strip_prefix(&["--".to_string()]).unwrap_or(args);
+    if args.iter().take_while(|a| *a != "--").any(|a| is_help(a)) {
+        return usage(true);
+    }
+    let fuzz_args = match pgo_fuzz_args(args) {
+        Ok(fuzz_args) => fuzz_args,
+        Err(error) => {
+            eprintln!("{error}");
+            return usage(false);
+        }
+    };
     let started = Instant::now();
     match pgo::build(cargo, root, fuzz_args) {
         Ok(binary) => {
@@ -193,15 +230,22 @@ fn main() -> ExitCode {
     // xtask lives one directory below the workspace root.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
     match args.first().map(String::as_str) {
-        Some("test") => {}
+        Some("test") if !args[1..].iter().any(|a| is_help(a)) => {}
         Some("pgo") => return pgo_main(&args[1..], &cargo, &root),
-        _ => return usage(),
+        Some(first) => return usage(is_help(first) || first == "test"),
+        None => return usage(false),
     }
-    let quick = args.iter().any(|a| a == "--quick");
-    let chosen: Vec<&str> = args[1..].iter().filter(|a| !a.starts_with("--")).map(String::as_str).collect();
+    let quick = match test_option(&args[1..]) {
+        Ok(quick) => quick,
+        Err(error) => {
+            eprintln!("{error}");
+            return usage(false);
+        }
+    };
+    let chosen: Vec<&str> = args[1..].iter().filter(|a| !a.starts_with('-')).map(String::as_str).collect();
     if let Some(unknown) = chosen.iter().find(|name| !PARTS.iter().any(|p| p.name == **name)) {
         eprintln!("xtask: unknown part '{unknown}'");
-        return usage();
+        return usage(false);
     }
     let wanted =
         |part: &Part| if chosen.is_empty() { !(quick && part.slow) } else { chosen.contains(&part.name) };
@@ -230,4 +274,31 @@ fn main() -> ExitCode {
     }
     eprintln!("    {:<8} {:>7.1}s", "total", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn pgo_takes_fuzz_arguments_only_after_the_separator() {
+        assert_eq!(pgo_fuzz_args(&[]), Ok(&[][..]));
+        let given = strings(&["--", "taskstats", "--help"]);
+        assert_eq!(pgo_fuzz_args(&given), Ok(&given[1..]));
+        assert!(pgo_fuzz_args(&strings(&["taskstats"])).is_err());
+        assert!(pgo_fuzz_args(&strings(&["--cases", "9"])).is_err());
+    }
+
+    #[test]
+    fn test_takes_quick_and_refuses_other_options() {
+        assert_eq!(test_option(&strings(&["loom"])), Ok(false));
+        assert_eq!(test_option(&strings(&["--quick", "test"])), Ok(true));
+        assert!(test_option(&strings(&["--quik"])).is_err());
+        assert!(test_option(&strings(&["-q"])).is_err());
+        assert!(is_help("--help") && is_help("-h") && is_help("help") && !is_help("--quick"));
+    }
 }
