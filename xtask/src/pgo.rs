@@ -110,7 +110,7 @@ fn train(
     eprintln!("==> xtask pgo: training campaign: ksim {}", training.join(" "));
     // From the user's directory, where a relative `--out` of theirs means to write.
     run_training(Command::new(instrumented).args(training))?;
-    eprintln!("==> xtask pgo: merging the counts");
+    eprintln!("==> xtask pgo: merging the counts (the table above is the instrumented binary's: slower than either build)");
     run(Command::new(profdata).arg("merge").arg("-o").arg(layout.merged()).arg(layout.raw_dir()))?;
     let profile = name_by_content(layout)?;
     let record = format!("{stamp}\n{}\n", profile.display());
