@@ -207,7 +207,8 @@ enum DriverTask {
 }
 
 impl DriverTask {
-    const COUNT: usize = 4;
+    /// How many there are: the last one's index and one.
+    const COUNT: usize = DriverTask::ReleaseTask as usize + 1;
 
     fn name(self) -> &'static str {
         match self {
@@ -242,7 +243,8 @@ enum PidTask {
 }
 
 impl PidTask {
-    const COUNT: usize = 8;
+    /// How many there are: the last one's index and one.
+    const COUNT: usize = PidTask::ItRealFn as usize + 1;
 
     fn name(self) -> &'static str {
         match self {
@@ -738,14 +740,18 @@ impl TaskstatsSubject {
         let filled = slot.clone();
         let clone_attr = self.clone_attr;
         self.model.preempt_at_next_point(Preemption::new(move |model, cx| {
-            let exited =
-                exit_outcome(cx.sim(), model, &task_cx(cx.sim(), model, victim, "do_exit"), clone_attr);
+            let exited = exit_outcome(
+                cx.sim(),
+                model,
+                &task_cx(cx.sim(), model, victim, PidTask::DoExit.name()),
+                clone_attr,
+            );
             *filled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exited);
         }));
         let request = self.apply_request_seen(sim, (observer, drivers), &plain, None);
         let exit = Op::Exit { task: which };
         if self.model.preemption_not_taken().is_some() {
-            let victim_cx = task_cx(sim, &self.model, victim, "do_exit");
+            let victim_cx = task_cx(sim, &self.model, victim, PidTask::DoExit.name());
             let exited = exit_outcome(sim, &self.model, &victim_cx, self.clone_attr);
             return Outcome::Interleaved(vec![(plain, request), (exit, exited)]);
         }
