@@ -20,6 +20,7 @@
 
 mod guide;
 mod pgo;
+mod plots;
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -163,8 +164,12 @@ fn usage(asked: bool) -> ExitCode {
     eprintln!(
         "usage: cargo xtask test [--quick] [PART...]   (parts: fmt clippy machete test guide loom shuttle)\n       \
          cargo xtask pgo [-- KSIM FUZZ ARGS...]      (a profile-guided ksim at target/pgo/ksim, trained on\n       \
-         {:44} ksim fuzz ARGS; default --cases 2000 --seed 1)",
-        ""
+         {:44} ksim fuzz ARGS; default --cases 2000 --seed 1)\n       \
+         cargo xtask plots [--no-run]                (the size-swept benches, short runs, drawn into\n       \
+         {:44} {}/)",
+        "",
+        "",
+        plots::PLOTS_DIR
     );
     ExitCode::from(if asked { 0 } else { 2 })
 }
@@ -191,6 +196,30 @@ fn test_option(args: &[String]) -> Result<bool, String> {
     match args.iter().find(|a| a.starts_with('-') && *a != "--quick") {
         Some(unknown) => Err(format!("xtask test: unknown option '{unknown}'")),
         None => Ok(args.iter().any(|a| a == "--quick")),
+    }
+}
+
+/// `cargo xtask plots [--no-run]`: the guide's cost-growth pictures, from a short run of the
+/// size-swept benches or (`--no-run`) from the results criterion already keeps.
+fn plots_main(args: &[String], cargo: &str, root: &Path) -> ExitCode {
+    if args.iter().any(|a| is_help(a)) {
+        return usage(true);
+    }
+    if let Some(unknown) = args.iter().find(|a| *a != "--no-run") {
+        eprintln!("xtask plots: unexpected '{unknown}'");
+        return usage(false);
+    }
+    match plots::plots(cargo, root, args.is_empty()) {
+        Ok(written) => {
+            for path in written {
+                eprintln!("==> xtask plots: wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("xtask plots: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -232,6 +261,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("test") if !args[1..].iter().any(|a| is_help(a)) => {}
         Some("pgo") => return pgo_main(&args[1..], &cargo, &root),
+        Some("plots") => return plots_main(&args[1..], &cargo, &root),
         Some(first) => return usage(is_help(first) || first == "test"),
         None => return usage(false),
     }
