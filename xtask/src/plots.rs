@@ -343,6 +343,36 @@ mod tests {
         assert!(text.contains("| g | 16 | model, 4KiB | 50.0 ns | - | - |"), "{text}");
     }
 
+    /// A criterion tree as a run leaves it: each benchmark's `new/benchmark.json` and
+    /// `new/estimates.json` (and a `base/` copy, which is not read).
+    fn write_result(root: &Path, dir: &str, described: serde_json::Value, median_ns: f64) {
+        for kept in ["new", "base"] {
+            let at = root.join(dir).join(kept);
+            std::fs::create_dir_all(&at).unwrap();
+            std::fs::write(at.join("benchmark.json"), described.to_string()).unwrap();
+            let estimates = serde_json::json!({"median": {"point_estimate": median_ns}});
+            std::fs::write(at.join("estimates.json"), estimates.to_string()).unwrap();
+        }
+    }
+
+    #[test]
+    fn results_are_read_from_every_new_directory_and_single_rows_are_left_out() {
+        let root = std::env::temp_dir().join(format!("xtask-plots-tree-{}", std::process::id()));
+        let bench = |group: &str, function: &str, value: Option<&str>| serde_json::json!({"group_id": group, "function_id": function, "value_str": value});
+        write_result(&root, "taskstats_exit/model/0", bench("taskstats/exit", "model", Some("0")), 3300.0);
+        write_result(&root, "taskstats_exit/model/16", bench("taskstats/exit", "model", Some("16")), 7100.0);
+        write_result(&root, "taskstats_exit/native/0", bench("taskstats/exit", "native", Some("0")), 92.0);
+        write_result(&root, "spinlock/native", bench("spinlock", "native", None), 5.2);
+        let points = read_results(&root).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(points.len(), 3, "one point per benchmark with a size, base/ not read: {points:?}");
+        let groups = swept_groups(points);
+        assert_eq!(groups.keys().collect::<Vec<_>>(), ["taskstats/exit"]);
+        let sizes: Vec<(&str, f64, f64)> =
+            groups["taskstats/exit"].iter().map(|p| (p.series.as_str(), p.size, p.median_ns)).collect();
+        assert_eq!(sizes, [("model", 0.0, 3300.0), ("model", 16.0, 7100.0), ("native", 0.0, 92.0)]);
+    }
+
     #[test]
     fn a_picture_is_written_with_every_series_named() {
         let dir = std::env::temp_dir().join(format!("xtask-plots-{}", std::process::id()));
