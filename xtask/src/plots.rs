@@ -23,12 +23,12 @@ pub(crate) const PLOTS_DIR: &str = "guide/src/plots";
 /// One benchmark's median: its group, its series (criterion's function id, with any part of the
 /// parameter after the size, as the balloon's page size), the size it ran at and its label.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Point {
-    pub(crate) group: String,
-    pub(crate) series: String,
-    pub(crate) size: f64,
-    pub(crate) size_label: String,
-    pub(crate) median_ns: f64,
+struct Point {
+    group: String,
+    series: String,
+    size: f64,
+    size_label: String,
+    median_ns: f64,
 }
 
 /// Runs the benches (unless `run` is false), then draws every size-swept group found and
@@ -110,7 +110,7 @@ fn read_json(path: &Path) -> Result<serde_json::Value, String> {
 
 /// The point a benchmark's description and estimates make; None when its parameter is not a
 /// size (a single measurement, as the lock benches' rows).
-pub(crate) fn point_of(described: &serde_json::Value, estimates: &serde_json::Value) -> Option<Point> {
+fn point_of(described: &serde_json::Value, estimates: &serde_json::Value) -> Option<Point> {
     let group = described["group_id"].as_str()?.to_string();
     let function = described["function_id"].as_str()?;
     let (size, size_label, rest) = parse_size(described["value_str"].as_str()?)?;
@@ -122,9 +122,10 @@ pub(crate) fn point_of(described: &serde_json::Value, estimates: &serde_json::Va
     Some(Point { group, series, size, size_label, median_ns })
 }
 
-/// A parameter's size: its leading number, scaled by a binary unit when one follows it
-/// (`16GiB` is 16, its label kept as written), and what follows a `/` (the balloon's page size).
-pub(crate) fn parse_size(value: &str) -> Option<(f64, String, Option<String>)> {
+/// A parameter's size: its leading number, which may be followed by a binary unit that is kept
+/// in the label only (`16GiB` is 16, labelled `16GiB`; the axis names the unit, [`size_axis`]),
+/// and what follows a `/` (the balloon's page size).
+fn parse_size(value: &str) -> Option<(f64, String, Option<String>)> {
     let (first, rest) = match value.split_once('/') {
         Some((first, rest)) => (first, Some(rest.to_string())),
         None => (value, None),
@@ -158,7 +159,7 @@ fn swept_groups(points: Vec<Point>) -> BTreeMap<String, Vec<Point>> {
 }
 
 /// What a group's sizes count, for the picture's x axis.
-pub(crate) fn size_axis(group: &str) -> &'static str {
+fn size_axis(group: &str) -> &'static str {
     match group {
         "taskstats/exit" => "listeners on the exiting CPU",
         "taskstats/tgid_query" => "threads in the group",
@@ -239,7 +240,7 @@ where
 
 /// A size as an axis writes it: whole numbers without a fraction, thousands and millions as
 /// `k` and `M` when they are round.
-pub(crate) fn size_text(size: f64) -> String {
+fn size_text(size: f64) -> String {
     match size {
         s if s >= 1e6 && s % 1e6 == 0.0 => format!("{:.0}M", s / 1e6),
         s if s >= 1e3 && s % 1e3 == 0.0 => format!("{:.0}k", s / 1e3),
@@ -249,7 +250,7 @@ pub(crate) fn size_text(size: f64) -> String {
 }
 
 /// A median as the guide writes it: ns, µs or ms, three figures or so.
-pub(crate) fn duration_text(ns: f64) -> String {
+fn duration_text(ns: f64) -> String {
     let (value, unit) = match ns {
         ns if ns >= 1e6 => (ns / 1e6, "ms"),
         ns if ns >= 1e3 => (ns / 1e3, "µs"),
