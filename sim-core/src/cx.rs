@@ -73,10 +73,10 @@ pub struct Cx {
     /// Where `set_current_state()` left the task not TASK_RUNNING (None: running). A sleeping
     /// call made meanwhile is the kernel's "do not call blocking ops when !TASK_RUNNING".
     not_running_since: Cell<Option<&'static Location<'static>>>,
-    /// This context's serial number in its world, shifted into a token's high bits, with
-    /// [`OBSERVER_TOKENS`] set for an observer ([`token_base`]).
-    token_base: u64,
-    /// Acquisitions made so far, the low bits of the next token.
+    /// The next lock token: this context's serial number in its world in the high bits, with
+    /// [`OBSERVER_TOKENS`] set for an observer ([`token_base`]), and the count of acquisitions
+    /// made so far plus one in the low [`TOKEN_COUNT_BITS`] (a context would need 2^40 of them
+    /// to carry into its serial).
     tokens: Cell<u64>,
     /// What this task holds and waits for, readable from other threads for a deadlock's report:
     /// kept only for a context made inside a shuttle execution (a threaded case).
@@ -174,7 +174,7 @@ impl Cx {
     /// exit a context).
     #[inline]
     pub(crate) fn new(sim: Sim, task: TaskId, name: Arc<str>, cpu: CpuId, observer: bool) -> Cx {
-        let token_base = token_base(&sim, observer);
+        let tokens = token_base(&sim, observer) | 1;
         let waits = if keeps_waits() { Some(LockWaits::shared(&name)) } else { None };
         Cx {
             sim,
@@ -192,8 +192,7 @@ impl Cx {
             rcu_section: Cell::new(None),
             observer,
             not_running_since: Cell::new(None),
-            token_base,
-            tokens: Cell::new(1),
+            tokens: Cell::new(tokens),
             plain: !observer && waits.is_none(),
             waits,
         }
@@ -293,8 +292,7 @@ impl Cx {
     /// tokens, `cpu`, preemption, irq and sleep state.
     #[inline]
     fn renew_state(&mut self, cpu: CpuId) {
-        self.token_base = token_base(&self.sim, self.observer);
-        self.tokens.set(1);
+        self.tokens.set(token_base(&self.sim, self.observer) | 1);
         self.cpu.set(cpu);
         self.preempt_count.set(0);
         self.irqs_disabled.set(false);
@@ -951,12 +949,15 @@ impl Cx {
     }
 
     /// A lock-acquisition token unique in this world: this context's serial number in the high
-    /// bits, a count of its acquisitions in the low ones, so no token costs an atomic.
+    /// bits, a count of its acquisitions in the low ones, so no token costs an atomic. The
+    /// count is the token's own low bits, incremented whole (no mask or merge with the serial:
+    /// three instructions an acquisition fewer).
     #[inline]
     fn next_token(&self) -> u64 {
-        let count = self.tokens.get();
-        self.tokens.set(count + 1);
-        self.token_base | (count & TOKEN_COUNT_MASK)
+        let token = self.tokens.get();
+        debug_assert!(token & TOKEN_COUNT_MASK != 0, "2^40 acquisitions in one context");
+        self.tokens.set(token + 1);
+        token
     }
 
     /// Whether this context's held stack has the acquisition `token` (a lock released by
@@ -1066,6 +1067,13 @@ impl Cx {
     /// that they are jumps and the pop saves no registers.
     #[inline(never)]
     pub(crate) fn lock_release_key(&self, key: &ClassKey, token: u64) {
+        self.lock_release_key_inline(key, token);
+    }
+
+    /// [`Cx::lock_release_key`] inlined, for a caller that is itself one call for a kind of
+    /// release and does more after it (a spinlock's release that restores irqs or softirqs).
+    #[inline(always)]
+    pub(crate) fn lock_release_key_inline(&self, key: &ClassKey, token: u64) {
         if self.popped_innermost(token) {
             return self.trace_lock(&key.name, key.name_hash, None, token);
         }
@@ -1148,8 +1156,10 @@ impl Drop for PushedOnce<'_> {
     }
 }
 
-/// Low bits of a token that count one context's acquisitions ([`Cx::next_token`]).
-const TOKEN_COUNT_MASK: u64 = (1 << 40) - 1;
+/// How many low bits of a token count one context's acquisitions ([`Cx::next_token`]).
+const TOKEN_COUNT_BITS: u32 = 40;
+/// The low bits of a token that count one context's acquisitions.
+const TOKEN_COUNT_MASK: u64 = (1 << TOKEN_COUNT_BITS) - 1;
 
 /// A token's top bit: set in an observer's tokens, so observers' serials, counted apart from
 /// the model's ([`Sim::next_cx_serial`]), never make a token a model context's token has.
@@ -1164,7 +1174,7 @@ const TOKEN_SERIAL_MASK: u64 = (1 << 23) - 1;
 /// ([`Cx::holds_token`] stays exact).
 #[inline]
 fn token_base(sim: &Sim, observer: bool) -> u64 {
-    let serial = (sim.next_cx_serial(observer) & TOKEN_SERIAL_MASK) << 40;
+    let serial = (sim.next_cx_serial(observer) & TOKEN_SERIAL_MASK) << TOKEN_COUNT_BITS;
     if observer {
         OBSERVER_TOKENS | serial
     } else {

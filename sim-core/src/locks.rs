@@ -8,6 +8,7 @@
 //! spinning, and interruptible/killable sleeps (ksim delivers no signals).
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
@@ -15,23 +16,6 @@ use crate::chain_cache::ClassKey;
 use crate::cx::{Cx, IrqFlags};
 use crate::lockdep::LockMode;
 use crate::sync;
-
-/// Releases a backend guard, except while the thread unwinds from a checker's failure (a loom
-/// deadlock, a shuttle assertion): then the backend lock is leaked, because releasing it would
-/// call into a checker runtime that is itself tearing down and turn one clear failure into an
-/// abort. Nothing runs after that unwinding but the report.
-/// The guard is dropped where it lies (`*guard = None`), not moved out first: a backend guard
-/// moved to be dropped was copied twice through the stack on every release. Inlined always:
-/// left to itself the compiler made it a call (27 instructions a spinlock release, threaded
-/// build).
-#[inline(always)]
-fn release_backend<G: sync::Release>(guard: &mut Option<G>) {
-    if std::thread::panicking() {
-        std::mem::forget(guard.take());
-    } else {
-        G::release(guard);
-    }
-}
 
 // --- SpinLock ---------------------------------------------------------------------------------
 
@@ -67,7 +51,10 @@ impl<T: fmt::Debug> fmt::Debug for SpinLock<T> {
 
 /// A held [`SpinLock`]; releases on drop (`spin_unlock`, `spin_unlock_irqrestore`).
 pub struct SpinLockGuard<'a, T> {
-    guard: Option<sync::MutexGuard<'a, T>>,
+    /// The backend guard, released by the drop ([`sync::Release`]), which leaves `None`: kept
+    /// from the drop glue, which would test the slot again after the drop's last call and so
+    /// keep that call from being a jump.
+    guard: ManuallyDrop<Option<sync::MutexGuard<'a, T>>>,
     cx: &'a Cx,
     key: &'a ClassKey,
     token: u64,
@@ -100,6 +87,17 @@ impl Restore {
     /// The release of a lock taken after `local_irq_save()` returned `flags`.
     fn irq(flags: IrqFlags) -> Restore {
         Restore(Restore::IRQ | (u8::from(flags.was_disabled()) * Restore::IRQ_WAS_DISABLED))
+    }
+
+    /// Lockdep's release of acquisition `token` of the lock whose memo is `key`
+    /// ([`Cx::lock_release_key`], inlined here), then [`Restore::apply`]: a call of its own, so
+    /// that the guard's drop ends in one call, a jump, whichever release it is (the two calls
+    /// written in the drop were merged into one followed by the test), and a release that
+    /// restores makes no more calls than before.
+    #[inline(never)]
+    fn release_then_apply(self, cx: &Cx, key: &ClassKey, token: u64) {
+        cx.lock_release_key_inline(key, token);
+        self.apply(cx);
     }
 
     /// What the release does besides the unlock, on `cx`: nothing, restore the saved irq flags,
@@ -178,7 +176,7 @@ impl<T> SpinLock<T> {
                 cx.preempt_disable();
                 cx.lock_acquired_key(&self.key, LockMode::Spin, true, token);
                 Some(SpinLockGuard {
-                    guard: Some(guard),
+                    guard: ManuallyDrop::new(Some(guard)),
                     cx,
                     key: &self.key,
                     token,
@@ -206,7 +204,7 @@ impl<T> SpinLock<T> {
             cx.preempt_disable();
             self.inner.lock()
         });
-        SpinLockGuard { guard: Some(guard), cx, key: &self.key, token, restore }
+        SpinLockGuard { guard: ManuallyDrop::new(Some(guard)), cx, key: &self.key, token, restore }
     }
 
     /// A checker's read of the value through observer context `cx`, without the lock round
@@ -249,11 +247,19 @@ impl<T> DerefMut for SpinLockGuard<'_, T> {
 }
 
 impl<T> Drop for SpinLockGuard<'_, T> {
+    /// The unlock, then preemption enabled, then lockdep's release and trace event, then what
+    /// the release restores (irqs, softirqs), which lockdep must not see the lock held across.
+    /// Preemption comes back before lockdep's release (the kernel's `preempt_enable()` comes
+    /// last), which no checker can tell apart (the count is bookkeeping that nothing traces or
+    /// reads at a release), so that for `spin_unlock()` the release is the drop's last call, a
+    /// jump, and the drop keeps nothing live across a call (six instructions a round trip).
     fn drop(&mut self) {
-        release_backend(&mut self.guard);
-        self.cx.lock_release_key(self.key, self.token);
+        sync::Release::release(&mut self.guard);
         self.cx.preempt_enable();
-        self.restore.apply(self.cx);
+        if self.restore != Restore::NOTHING {
+            return self.restore.release_then_apply(self.cx, self.key, self.token);
+        }
+        self.cx.lock_release_key(self.key, self.token);
     }
 }
 
@@ -279,7 +285,8 @@ impl<T> fmt::Debug for Mutex<T> {
 
 /// A held [`Mutex`]; `mutex_unlock` on drop.
 pub struct MutexGuard<'a, T> {
-    guard: Option<sync::MutexGuard<'a, T>>,
+    /// The backend guard, released by the drop as [`SpinLockGuard`]'s is.
+    guard: ManuallyDrop<Option<sync::MutexGuard<'a, T>>>,
     cx: &'a Cx,
     key: &'a ClassKey,
     token: u64,
@@ -302,7 +309,7 @@ impl<T> Mutex<T> {
         let site = Location::caller();
         cx.might_sleep("mutex_lock");
         let (guard, token) = cx.acquire_with(&self.key, LockMode::Mutex, site, || self.inner.lock());
-        MutexGuard { guard: Some(guard), cx, key: &self.key, token }
+        MutexGuard { guard: ManuallyDrop::new(Some(guard)), cx, key: &self.key, token }
     }
 
     /// `mutex_trylock()`: never sleeps.
@@ -312,7 +319,7 @@ impl<T> Mutex<T> {
         match self.inner.try_lock() {
             Some(guard) => {
                 cx.lock_acquired_key(&self.key, LockMode::Mutex, true, token);
-                Some(MutexGuard { guard: Some(guard), cx, key: &self.key, token })
+                Some(MutexGuard { guard: ManuallyDrop::new(Some(guard)), cx, key: &self.key, token })
             }
             None => {
                 cx.lock_acquire_failed(token);
@@ -361,7 +368,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        release_backend(&mut self.guard);
+        sync::Release::release(&mut self.guard);
         self.cx.lock_release_key(self.key, self.token);
     }
 }
