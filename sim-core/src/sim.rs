@@ -443,10 +443,35 @@ fn mark_names() -> std::sync::MutexGuard<'static, MarkNames> {
     }))
 }
 
-/// `name`'s index in the process ([`MarkNames`]): the index of the first mark seen with its text.
+/// Mark indexes by address and length that this thread has asked the process's table for
+/// ([`mark_index`]): an index never changes once given, so a thread keeps what it learnt and
+/// takes the process's mutex only for an address it has not asked about. Asked on every case's
+/// first use of each mark (a campaign's world is new per case), the mutex was shared by the
+/// campaign's worker threads, and its line moved between their cores at each use.
+type MarkIndexes =
+    std::collections::HashMap<(usize, usize), u32, std::hash::BuildHasherDefault<AddressHasher>>;
+
+thread_local! {
+    static MARK_INDEXES: std::cell::RefCell<MarkIndexes> = std::cell::RefCell::default();
+}
+
+/// `name`'s index in the process ([`MarkNames`]): the index of the first mark seen with its text,
+/// from this thread's copy of what it learnt ([`MarkIndexes`]) when it asked before.
 fn mark_index(name: &'static str) -> u32 {
-    let mut names = mark_names();
     let address = (name.as_ptr() as usize, name.len());
+    if let Some(index) = MARK_INDEXES.with(|known| known.borrow().get(&address).copied()) {
+        return index;
+    }
+    let index = mark_index_shared(name, address);
+    MARK_INDEXES.with(|known| known.borrow_mut().insert(address, index));
+    index
+}
+
+/// [`mark_index`] from the process's table, under its mutex; `address` is `name`'s address and
+/// length.
+#[cold]
+fn mark_index_shared(name: &'static str, address: (usize, usize)) -> u32 {
+    let mut names = mark_names();
     if let Some(&index) = names.by_address.get(&address) {
         return index;
     }
@@ -1081,6 +1106,37 @@ mod tests {
         other.mark(copy);
         other.mark(names[3]);
         assert_eq!(other.marks().into_iter().collect::<Vec<_>>(), ["spill-0003", "spill-0007"]);
+    }
+
+    /// A thread's copy of the mark indexes it learnt agrees with the process's table: marks
+    /// first seen on another thread (and a copy of one's text there) come back with the same
+    /// indexes, so worlds on both threads name the same marks by the same bits.
+    #[test]
+    fn marks_seen_first_on_another_thread_keep_their_indexes() {
+        let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+        let names: Vec<&'static str> = (0..40).map(|i| leak(format!("thread-mark-{i:02}"))).collect();
+        let copy = leak("thread-mark-05".to_string());
+        let there = std::thread::spawn({
+            let names = names.clone();
+            move || names.iter().map(|name| mark_index(name)).collect::<Vec<u32>>()
+        })
+        .join()
+        .expect("the other thread");
+        let here: Vec<u32> = names.iter().map(|name| mark_index(name)).collect();
+        assert_eq!(here, there);
+        assert_eq!(mark_index(copy), here[5], "a copy of a text is that text's mark");
+        let sim = Sim::with_seed(4);
+        sim.mark(names[9]);
+        sim.mark(copy);
+        assert_eq!(sim.mark_bits(), {
+            let other = std::thread::spawn(move || {
+                let sim = Sim::with_seed(4);
+                sim.mark(copy);
+                sim.mark(names[9]);
+                sim.mark_bits()
+            });
+            other.join().expect("the other thread")
+        });
     }
 
     /// `with_faults` reads the same counters `faults` copies, as the plan's calls move them.
