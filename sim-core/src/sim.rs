@@ -396,7 +396,7 @@ const MARK_WORDS: usize = 16;
 struct MarkNames {
     /// Indexes by address and length ([`mark_key`], or the text's own address and length for a
     /// name it cannot pack).
-    by_address: std::collections::HashMap<(usize, usize), u32, std::hash::BuildHasherDefault<AddressHasher>>,
+    by_address: MarkIndexes,
     /// Indexes by text.
     by_text: std::collections::BTreeMap<&'static str, u32>,
     /// Each index's text, as first seen.
@@ -443,20 +443,22 @@ fn mark_names() -> std::sync::MutexGuard<'static, MarkNames> {
     }))
 }
 
-/// Mark indexes by address and length that this thread has asked the process's table for
-/// ([`mark_index`]): an index never changes once given, so a thread keeps what it learnt and
-/// takes the process's mutex only for an address it has not asked about. Asked on every case's
-/// first use of each mark (a campaign's world is new per case), the mutex was shared by the
-/// campaign's worker threads, and its line moved between their cores at each use.
+/// Mark indexes by address and length: the process's ([`MarkNames::by_address`]) and each
+/// thread's copy of those it asked for ([`MARK_INDEXES`]).
 type MarkIndexes =
     std::collections::HashMap<(usize, usize), u32, std::hash::BuildHasherDefault<AddressHasher>>;
 
 thread_local! {
+    /// The mark indexes this thread has asked the process's table for ([`mark_index`]): an index
+    /// never changes once given, so a thread keeps what it learnt and takes the process's mutex
+    /// only for an address it has not asked about. Asked on every case's first use of each mark
+    /// (a campaign's world is new per case), the mutex was shared by the campaign's worker
+    /// threads, and its line moved between their cores at each use.
     static MARK_INDEXES: std::cell::RefCell<MarkIndexes> = std::cell::RefCell::default();
 }
 
 /// `name`'s index in the process ([`MarkNames`]): the index of the first mark seen with its text,
-/// from this thread's copy of what it learnt ([`MarkIndexes`]) when it asked before.
+/// from this thread's copy of what it learnt ([`MARK_INDEXES`]) when it asked before.
 fn mark_index(name: &'static str) -> u32 {
     let address = (name.as_ptr() as usize, name.len());
     if let Some(index) = MARK_INDEXES.with(|known| known.borrow().get(&address).copied()) {
@@ -1125,18 +1127,22 @@ mod tests {
         let here: Vec<u32> = names.iter().map(|name| mark_index(name)).collect();
         assert_eq!(here, there);
         assert_eq!(mark_index(copy), here[5], "a copy of a text is that text's mark");
+        // Worlds on both threads record the same marks alike, as bits (or by text, when another
+        // test's marks filled the bits first).
         let sim = Sim::with_seed(4);
         sim.mark(names[9]);
         sim.mark(copy);
-        assert_eq!(sim.mark_bits(), {
-            let other = std::thread::spawn(move || {
-                let sim = Sim::with_seed(4);
-                sim.mark(copy);
-                sim.mark(names[9]);
-                sim.mark_bits()
-            });
-            other.join().expect("the other thread")
-        });
+        let (bits, marks) = std::thread::spawn(move || {
+            let sim = Sim::with_seed(4);
+            sim.mark(copy);
+            sim.mark(names[9]);
+            (sim.mark_bits(), sim.marks())
+        })
+        .join()
+        .expect("the other thread");
+        assert_eq!(sim.mark_bits(), bits);
+        assert_eq!(sim.marks(), marks);
+        assert_eq!(marks.into_iter().collect::<Vec<_>>(), ["thread-mark-05", "thread-mark-09"]);
     }
 
     /// `with_faults` reads the same counters `faults` copies, as the plan's calls move them.
