@@ -2,9 +2,18 @@
 //! TGID query against the size of the group, each beside a native baseline doing the same
 //! logical work (build the record bytes, copy them to each listener's queue; sum the threads'
 //! counters) without locks, lockdep, tracing or fault sites.
+//!
+//! The model runs in the world a campaign's case runs in: lockdep on, the trace hashed only and
+//! confined to this thread, a grace period after each operation (`Sim::rcu_advance`, which the
+//! op-level harness runs after every operation: a reaped task is freed by its RCU callback,
+//! delayed_put_task_struct()). The exits run in worlds of [`EXITS_PER_WORLD`] exits each, made
+//! and dropped outside the timing, so a sample measures a world of a case's size: a world that
+//! ran for the whole bench kept growing (the checker's record of every exit, the lock
+//! validator's record of each task's accesses) and each exit cost more than the last.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sim_core::trace::TraceMode;
@@ -12,9 +21,20 @@ use sim_core::{Sim, SimConfig};
 use taskstats_sim::wire::*;
 use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats};
 
+/// Exits a world runs before the next sample's iterations go to a new one: about a campaign
+/// case's operations (`ops_max` 100).
+const EXITS_PER_WORLD: u64 = 128;
+
+/// A campaign case's world: lockdep on, the trace hashed and confined to this thread.
+fn sim(seed: u64) -> Sim {
+    let sim = Sim::new(SimConfig::new(seed).cpus(2).trace(TraceMode::HashOnly));
+    sim.trace().confine_to_this_thread();
+    sim
+}
+
 fn world(listeners: u32) -> (Sim, Taskstats, Vec<u32>) {
-    let sim = Sim::new(SimConfig::new(1).cpus(2).without_lockdep().trace(TraceMode::HashOnly));
-    let params = Params { cpus: 2, queue_max: 1 << 20, tasks_max: 1 << 20, ..Params::default() };
+    let sim = sim(1);
+    let params = Params { cpus: 2, queue_max: 1 << 20, tasks_max: 1 << 12, ..Params::default() };
     let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
     let mut ports = Vec::new();
     for _ in 0..listeners {
@@ -33,21 +53,41 @@ fn world(listeners: u32) -> (Sim, Taskstats, Vec<u32>) {
     (sim, model, ports)
 }
 
+/// One exit as the bench times it: fork, exit on CPU 0 (one record per listener), reap, the
+/// grace period that frees the task, and each listener's queue drained.
+fn exit_once(sim: &Sim, model: &Taskstats, ports: &[u32]) {
+    let child = model.fork(&task_cx(sim, model, 1, "fork"), ForkKind::Process).unwrap();
+    black_box(model.exit(&task_cx(sim, model, child, "do_exit")));
+    model.reap(&sim.cx("release_task", 0), child);
+    black_box(sim.rcu_advance());
+    for &port in ports {
+        black_box(model.recv(&sim.cx("recvmsg", 0), port));
+    }
+}
+
+/// `iters` exits in worlds of [`EXITS_PER_WORLD`] each; only the exits are timed.
+fn time_exits(listeners: u32, iters: u64) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let batch = left.min(EXITS_PER_WORLD);
+        let (sim, model, ports) = world(listeners);
+        let started = Instant::now();
+        for _ in 0..batch {
+            exit_once(&sim, &model, &ports);
+        }
+        timed += started.elapsed();
+        left -= batch;
+    }
+    timed
+}
+
 fn exits(c: &mut Criterion) {
     let mut group = c.benchmark_group("taskstats/exit");
     group.throughput(Throughput::Elements(1));
     for listeners in [0u32, 1, 16] {
-        let (sim, model, ports) = world(listeners);
-        group.bench_with_input(BenchmarkId::new("model", listeners), &listeners, |b, _| {
-            b.iter(|| {
-                // fork, exit on cpu 0 (one record per listener), reap, drain the queues.
-                let child = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
-                black_box(model.exit(&task_cx(&sim, &model, child, "do_exit")));
-                model.reap(&sim.cx("release_task", 0), child);
-                for &port in &ports {
-                    black_box(model.recv(&sim.cx("recvmsg", 0), port));
-                }
-            })
+        group.bench_with_input(BenchmarkId::new("model", listeners), &listeners, |b, &listeners| {
+            b.iter_custom(|iters| time_exits(listeners, iters))
         });
         let mut queues: Vec<VecDeque<Vec<u8>>> = vec![VecDeque::new(); listeners as usize];
         let mut seq = 0u32;
@@ -78,8 +118,8 @@ fn exits(c: &mut Criterion) {
 fn tgid_query(c: &mut Criterion) {
     let mut group = c.benchmark_group("taskstats/tgid_query");
     for threads in [1usize, 4, 16, 64] {
-        let sim = Sim::new(SimConfig::new(2).cpus(2).without_lockdep().trace(TraceMode::HashOnly));
-        let params = Params { cpus: 2, queue_max: 1 << 20, tasks_max: 1 << 20, ..Params::default() };
+        let sim = sim(2);
+        let params = Params { cpus: 2, queue_max: 1 << 20, tasks_max: 1 << 12, ..Params::default() };
         let model = Taskstats::new(&sim, Fixes::preset("linux-3.8").unwrap(), params);
         let leader = model.fork(&task_cx(&sim, &model, 1, "fork"), ForkKind::Process).unwrap();
         for _ in 1..threads {
