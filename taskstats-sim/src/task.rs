@@ -727,6 +727,13 @@ pub struct Task {
     pub leader_detached: Arc<AtomicBool>,
     /// `tsk->mm` and `tsk->alloc_lock` (see [`crate::mm`]): NULL from exit_mm() on.
     pub(crate) mm: TaskMm,
+    /// Checker state, not the kernel's: the PID record this task's exit built, once it built
+    /// one (its CPU had listeners), for the judgement of a PID reply whose fill came after it
+    /// ([`crate::Taskstats`]'s `judge_pid_reply_after_exit`). A std cell, untraced and no
+    /// scheduling point; kept in the task, so it goes when the task is freed (a table by pid
+    /// grew with every exit of a long-lived world), and any query holding the task still reads
+    /// it.
+    pub(crate) exit_record_booked: std::sync::OnceLock<Box<TaskstatsRecord>>,
 }
 
 /// A field of the one `task_struct` that changes after fork, written in place under

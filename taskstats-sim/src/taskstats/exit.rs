@@ -205,7 +205,7 @@ impl Taskstats {
         let pid_stats = records.push_zeroed(TASKSTATS_TYPE_PID, task.pid);
         self.fill_stats_into(cx, task, &task.acct.get(), (&[], 0), pid_stats);
         self.xacct_add_tsk(cx, task, pid_stats);
-        self.book_exit_record(task.pid, pid_stats);
+        Self::book_exit_record(task, pid_stats);
         if with_tgid {
             // memcpy() of signal->stats: its version is whatever the seed left there (zero:
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
@@ -231,17 +231,17 @@ impl Taskstats {
         records
     }
 
-    /// The checker's booking of an exit's PID record (`stats`, as the exit built it). Checker
-    /// state behind a std mutex: no model lock, no trace.
-    fn book_exit_record(&self, pid: u32, stats: &TaskstatsRecord) {
-        let mut booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        booked.insert(pid, stats.clone());
+    /// The checker's booking of an exit's PID record (`stats`, as the exit built it) in the
+    /// exiting task ([`Task::exit_record_booked`]): checker state, no model lock, no trace. A
+    /// task exits once.
+    fn book_exit_record(task: &Task, stats: &TaskstatsRecord) {
+        let first = task.exit_record_booked.set(Box::new(stats.clone())).is_ok();
+        debug_assert!(first, "task {} booked a second exit record", task.pid);
     }
 
-    /// The PID record task `pid`'s exit built, if it built one (its CPU had listeners).
-    pub(super) fn booked_exit_record(&self, pid: u32) -> Option<TaskstatsRecord> {
-        let booked = self.exit_records_booked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        booked.get(&pid).cloned()
+    /// The PID record `task`'s exit built, if it built one (its CPU had listeners).
+    pub(super) fn booked_exit_record(task: &Task) -> Option<TaskstatsRecord> {
+        task.exit_record_booked.get().map(|booked| (**booked).clone())
     }
 
     /// The checker's judgement of a PID reply (`reply`) whose fill read task `pid`'s counters

@@ -142,9 +142,6 @@ pub struct Taskstats {
     taskstats_cache: KmemCache<()>,
     /// Checker state (std-synchronised, untraced); see [`Ledger`].
     ledger: std::sync::Mutex<Ledger>,
-    /// Checker state: each exit's PID record as the exit built it, by pid (see
-    /// [`Taskstats::judge_pid_reply_after_exit`]).
-    exit_records_booked: std::sync::Mutex<BTreeMap<u32, TaskstatsRecord>>,
     next_port: AtomicU32,
     /// Checker state: every sk_buff the family allocated and not yet freed or consumed.
     skbs: SkbPool,
@@ -320,6 +317,7 @@ fn init_task(sim: &Sim, pid_hash: &PidHash, class: &'static str) -> (Task, Cx) {
         exiting: sim_core::sync::atomic::AtomicBool::new(false),
         leader_detached: detached,
         mm,
+        exit_record_booked: std::sync::OnceLock::new(),
     };
     (task, cx)
 }
@@ -362,7 +360,6 @@ impl Taskstats {
             listener_cache: KmemCache::new("listener", 24),
             taskstats_cache: KmemCache::new("taskstats_cache", TASKSTATS_V8_SIZE as u64),
             ledger: std::sync::Mutex::new(Ledger::default()),
-            exit_records_booked: std::sync::Mutex::default(),
             next_port: AtomicU32::new(0xffff_f000),
             skbs: SkbPool::default(),
             genl_mutex: Mutex::new("genl_mutex", ()),
@@ -762,7 +759,7 @@ impl Taskstats {
         };
         // The checker's look, before the fill reads the counters: did the target's exit build
         // its record already?
-        let booked = if tgid_query { None } else { self.booked_exit_record(task.pid) };
+        let booked = if tgid_query { None } else { Self::booked_exit_record(&task) };
         // One record, filled where it stays (a PID query's fill writes it in place).
         let mut stats = if !tgid_query {
             task.access(cx);

@@ -1061,7 +1061,8 @@ mod tests {
             let (child_cx, reply_to) = (task_cx(&sim, &model, child, "child"), &pid_request(port, child));
             assert!(model.run(&child_cx) && model.run(&child_cx));
             model.exit(&child_cx).unwrap();
-            let booked = model.booked_exit_record(child).expect("the exit built its record");
+            let zombie = model.task(&sim.observer_cx("test", 0), child).expect("a zombie until reaped");
+            let booked = Taskstats::booked_exit_record(&zombie).expect("the exit built its record");
             assert!(booked.cpu_count > 0, "{preset}: {booked:?}");
             model.recv_count(&cx, port);
             assert_eq!(model.netlink_request(&cx, port, reply_to).len(), 1, "{preset}: the reply");

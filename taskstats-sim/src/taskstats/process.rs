@@ -408,6 +408,7 @@ impl Taskstats {
             exiting: AtomicBool::new(false),
             leader_detached,
             mm: TaskMm::new(mm),
+            exit_record_booked: std::sync::OnceLock::new(),
         });
         self.hash_new_task(cx, t, task, p.tgid, struct_pid);
         (pid, signal)
