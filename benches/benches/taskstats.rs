@@ -6,10 +6,9 @@
 //! The model runs in the world a campaign's case runs in: lockdep on, the trace hashed only and
 //! confined to this thread, a grace period after each operation (`Sim::rcu_advance`, which the
 //! op-level harness runs after every operation: a reaped task is freed by its RCU callback,
-//! delayed_put_task_struct()). The exits run in worlds of [`EXITS_PER_WORLD`] exits each, made
-//! and dropped outside the timing, so a sample measures a world of a case's size: a world that
-//! ran for the whole bench kept growing (the checker's record of every exit, the lock
-//! validator's record of each task's accesses) and each exit cost more than the last.
+//! delayed_put_task_struct(); without it no task was ever freed and each exit cost more than the
+//! last). The exits run in worlds of [`EXITS_PER_WORLD`] exits each, made and dropped outside
+//! the timing, so each world's first validations by lockdep are paid as a case pays them.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
