@@ -32,19 +32,14 @@ impl Taskstats {
     ) -> Result<(), Violation> {
         assert_eq!(len, list.len(), "cpu {cpu}: the unlocked length disagrees with the list");
         if self.checks(crate::fixes::DUPLICATE_LISTENER_CHECK) {
-            // Lists are short: each valid entry against the valid ones before it, no set built.
-            let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
-            for (at, s) in list.iter().enumerate().filter(|(_, s)| valid(s)) {
-                if list[..at].iter().filter(valid).any(|t| t.pid == s.pid) {
-                    return Err(Violation::new(
-                        ViolationKind::finding("duplicate-listener"),
-                        format!(
-                            "cpu {cpu} has more than one valid listener for port {}: {:?}",
-                            s.pid,
-                            list.iter().map(|s| s.pid).collect::<Vec<_>>()
-                        ),
-                    ));
-                }
+            if let Some(pid) = first_repeated_port(list) {
+                return Err(Violation::new(
+                    ViolationKind::finding("duplicate-listener"),
+                    format!(
+                        "cpu {cpu} has more than one valid listener for port {pid}: {:?}",
+                        list.iter().map(|s| s.pid).collect::<Vec<_>>()
+                    ),
+                ));
             }
         }
         if list.iter().any(|s| !s.valid.load(Ordering::Relaxed)) {
@@ -264,6 +259,48 @@ fn socket_state(cx: &Cx, socket: &super::netlink::Socket) -> (u32, usize, bool) 
 mod tests {
     use super::*;
 
+    /// The duplicate-listener check's two paths (pairwise up to [`PAIRWISE_MAX`] entries, sorted
+    /// past it) name the same port as the plain definition, each valid entry against the valid
+    /// ones before it, on lists of every length to 80 (ports from a small range or a wide one,
+    /// some entries invalid), and both paths met lists with and without a repeat.
+    #[test]
+    fn the_repeated_port_check_agrees_with_the_pairwise_definition_on_short_and_long_lists() {
+        let sim = Sim::new(sim_core::SimConfig::new(5));
+        let cx = sim.cx("test", 0);
+        let cache: KmemCache<()> = KmemCache::new("listener", 24);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |bound: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % bound
+        };
+        let mut met = [[0u32; 2]; 2];
+        for len in 0..=80usize {
+            for trial in 0..20 {
+                // Few ports (repeats likely) or about the square of the length (often none).
+                let spread = if trial % 2 == 0 { 3 * len } else { len * len };
+                let ports = 1 + next(spread as u64 + 1);
+                let list: Vec<crate::listener::Listener> = (0..len)
+                    .map(|_| crate::listener::Listener {
+                        pid: next(ports) as u32,
+                        valid: sim_core::sync::atomic::AtomicBool::new(next(8) != 0),
+                        handle: cache.alloc(&cx, Gfp::GFP_KERNEL, ()).expect("no faults planned"),
+                    })
+                    .collect();
+                let valid: Vec<&crate::listener::Listener> =
+                    list.iter().filter(|s| s.valid.load(Ordering::Relaxed)).collect();
+                let expected = (0..valid.len())
+                    .find(|&at| valid[..at].iter().any(|t| t.pid == valid[at].pid))
+                    .map(|at| valid[at].pid);
+                assert_eq!(first_repeated_port(&list), expected, "a list of {len}: {:?}", valid);
+                met[usize::from(len > PAIRWISE_MAX)][usize::from(expected.is_some())] += 1;
+                for s in list {
+                    cache.free(&cx, s.handle).expect("allocated here");
+                }
+            }
+        }
+        assert!(met.iter().flatten().all(|&n| n > 0), "each path with and without a repeat: {met:?}");
+    }
+
     /// The incremental check reads the object counts only after an operation that touched a
     /// list or a group (with nothing touched no count can move; see
     /// [`Taskstats::check_invariants_touched`]), so the counts must still fail where they run:
@@ -293,4 +330,37 @@ mod tests {
         }
         assert!(touched(&model).is_ok() && model.check_invariants(&sim).is_ok(), "whole again once freed");
     }
+}
+
+/// Lists up to this long are checked for a repeated port pairwise, with no set built (a case's
+/// lists hold a few entries); a longer one (a long case's, which opens ports for tens of
+/// thousands of operations) by sorting, so its check is not quadratic in its length.
+const PAIRWISE_MAX: usize = 32;
+
+/// The port of the first valid entry of `list` (in list order) that an earlier valid entry
+/// has too, if any: the CVE-2011-2484 check's finding.
+fn first_repeated_port(list: &[crate::listener::Listener]) -> Option<u32> {
+    let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
+    if list.len() <= PAIRWISE_MAX {
+        // Each valid entry against the valid ones before it.
+        return list
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| valid(s))
+            .find(|(at, s)| list[..*at].iter().filter(valid).any(|t| t.pid == s.pid))
+            .map(|(_, s)| s.pid);
+    }
+    // Each valid entry as its port and place, sorted: a port's entries then sit side by side in
+    // list order, and the first repeat in list order is the earliest place that follows an
+    // entry of its own port.
+    let mut keyed: Vec<u64> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| valid(s))
+        .map(|(at, s)| u64::from(s.pid) << 32 | at as u64)
+        .collect();
+    keyed.sort_unstable();
+    let repeat =
+        keyed.windows(2).filter(|pair| pair[0] >> 32 == pair[1] >> 32).map(|pair| pair[1] as u32).min()?;
+    Some(list[repeat as usize].pid)
 }
