@@ -205,6 +205,9 @@ impl Subject for DemoSubject {
     }
 }
 
+/// Held handles up to which [`check_state`] counts each key's by a pass of its own.
+const HELD_COUNTED_PER_KEY: usize = 32;
+
 /// The three invariants over the cache's state and the keys of every handle the tasks hold (the
 /// op-level subject's and the threaded adapter's one check).
 fn check_state(state: &crate::cache::CacheState, held: &[u8]) -> Result<(), Violation> {
@@ -225,8 +228,19 @@ fn check_state(state: &crate::cache::CacheState, held: &[u8]) -> Result<(), Viol
             format!("{} live objects for {} table entries", state.live, state.used.len()),
         ));
     }
+    // A case's tasks hold a few handles: counted per key by a pass over them. A long case's
+    // hold thousands: counted for every key in one pass first, so the check is not the
+    // table's size times the handles.
+    let per_key = (held.len() > HELD_COUNTED_PER_KEY).then(|| {
+        let mut counts = [0u32; 1 << u8::BITS];
+        held.iter().for_each(|&key| counts[usize::from(key)] += 1);
+        counts
+    });
     for &(key, used) in &state.used {
-        let held = held.iter().filter(|&&k| k == key).count() as u32;
+        let held = match &per_key {
+            Some(counts) => counts[usize::from(key)],
+            None => held.iter().filter(|&&k| k == key).count() as u32,
+        };
         if used != held {
             return Err(Violation::new(
                 ViolationKind::invariant("demo-used-matches-handles"),
@@ -242,6 +256,32 @@ mod tests {
     use super::*;
     use crate::fixes::PRESET_NEW;
     use sim_core::{Errno, SimConfig};
+
+    /// `check_state` judges the handles the same way whether it counts each key's by a pass of
+    /// its own (a few handles) or all keys' in one pass (more than [`HELD_COUNTED_PER_KEY`]):
+    /// matching counts pass, and one handle too few or too many is reported on the same key.
+    #[test]
+    fn the_handle_counts_are_judged_alike_with_few_and_many_handles() {
+        for copies in [1u32, 3, 40] {
+            let used: Vec<(u8, u32)> = [(2u8, copies), (7, 2 * copies), (200, copies)].into();
+            let state = |used: &Vec<(u8, u32)>| crate::cache::CacheState {
+                lru: used.iter().map(|&(key, _)| key).collect(),
+                used: used.clone(),
+                live: used.len() as u64,
+            };
+            let held: Vec<u8> =
+                used.iter().flat_map(|&(key, n)| std::iter::repeat_n(key, n as usize)).collect();
+            let many = held.len() > HELD_COUNTED_PER_KEY;
+            assert!(check_state(&state(&used), &held).is_ok(), "{} handles", held.len());
+            for (at, delta) in [(0usize, 1i64), (1, -1), (2, 1)] {
+                let mut off = used.clone();
+                off[at].1 = (i64::from(off[at].1) + delta) as u32;
+                let message = check_state(&state(&off), &held).expect_err("a count off by one").message;
+                let key = off[at].0;
+                assert!(message.starts_with(&format!("key {key}: used ")), "{many}: {message}");
+            }
+        }
+    }
 
     #[test]
     fn a_held_entry_survives_the_fixed_shrinker_and_the_invariants_hold_throughout() {
