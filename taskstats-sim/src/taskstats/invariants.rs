@@ -255,6 +255,39 @@ fn socket_state(cx: &Cx, socket: &super::netlink::Socket) -> (u32, usize, bool) 
     (socket.port.owner_tgid, socket.rx.observe(cx, |rx| rx.queue.len()), socket.port.open)
 }
 
+/// Lists up to this long are checked for a repeated port pairwise, with no set built (a case's
+/// lists hold a few entries); a longer one (a long case's, which opens ports for tens of
+/// thousands of operations) by sorting, so its check is not quadratic in its length.
+const PAIRWISE_MAX: usize = 32;
+
+/// The port of the first valid entry of `list` (in list order) that an earlier valid entry
+/// has too, if any: the CVE-2011-2484 check's finding.
+fn first_repeated_port(list: &[crate::listener::Listener]) -> Option<u32> {
+    let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
+    if list.len() <= PAIRWISE_MAX {
+        // Each valid entry against the valid ones before it.
+        return list
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| valid(s))
+            .find(|(at, s)| list[..*at].iter().filter(valid).any(|t| t.pid == s.pid))
+            .map(|(_, s)| s.pid);
+    }
+    // Each valid entry as its port and place, sorted: a port's entries then sit side by side in
+    // list order, and the first repeat in list order is the earliest place that follows an
+    // entry of its own port.
+    let mut keyed: Vec<u64> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| valid(s))
+        .map(|(at, s)| u64::from(s.pid) << 32 | at as u64)
+        .collect();
+    keyed.sort_unstable();
+    let repeat =
+        keyed.windows(2).filter(|pair| pair[0] >> 32 == pair[1] >> 32).map(|pair| pair[1] as u32).min()?;
+    Some(list[repeat as usize].pid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,37 +363,4 @@ mod tests {
         }
         assert!(touched(&model).is_ok() && model.check_invariants(&sim).is_ok(), "whole again once freed");
     }
-}
-
-/// Lists up to this long are checked for a repeated port pairwise, with no set built (a case's
-/// lists hold a few entries); a longer one (a long case's, which opens ports for tens of
-/// thousands of operations) by sorting, so its check is not quadratic in its length.
-const PAIRWISE_MAX: usize = 32;
-
-/// The port of the first valid entry of `list` (in list order) that an earlier valid entry
-/// has too, if any: the CVE-2011-2484 check's finding.
-fn first_repeated_port(list: &[crate::listener::Listener]) -> Option<u32> {
-    let valid = |s: &&crate::listener::Listener| s.valid.load(Ordering::Relaxed);
-    if list.len() <= PAIRWISE_MAX {
-        // Each valid entry against the valid ones before it.
-        return list
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| valid(s))
-            .find(|(at, s)| list[..*at].iter().filter(valid).any(|t| t.pid == s.pid))
-            .map(|(_, s)| s.pid);
-    }
-    // Each valid entry as its port and place, sorted: a port's entries then sit side by side in
-    // list order, and the first repeat in list order is the earliest place that follows an
-    // entry of its own port.
-    let mut keyed: Vec<u64> = list
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| valid(s))
-        .map(|(at, s)| u64::from(s.pid) << 32 | at as u64)
-        .collect();
-    keyed.sort_unstable();
-    let repeat =
-        keyed.windows(2).filter(|pair| pair[0] >> 32 == pair[1] >> 32).map(|pair| pair[1] as u32).min()?;
-    Some(list[repeat as usize].pid)
 }
