@@ -6,10 +6,11 @@
 //!
 //! The table grows with the cache as ext4's limit keeps it (`c_max_entries` is 16 per bucket),
 //! so a get walks about 8 nodes at every size; cost per visited node is the time over the nodes
-//! walked, reported alongside. The model's rows run without lockdep or a stored trace
-//! (`SimConfig::without_lockdep`, `TraceMode::HashOnly`); a line per size, timed outside
-//! criterion in on-CPU time (so it holds on a machine shared with builds), gives get + put for
-//! that model, for one with lockdep on (as `ksim fuzz` runs it) and for the native cache.
+//! walked, reported alongside. The model's rows run in a campaign's world: lockdep on, the trace
+//! hashed only (`TraceMode::HashOnly`) and confined to the bench's thread; a line per size, timed
+//! outside criterion in on-CPU time (so it holds on a machine shared with builds), gives get +
+//! put for the model with lockdep off, with it on (as `ksim fuzz` runs it) and for the native
+//! cache.
 //! `MBCACHE2_BENCH_SIZES=1000,1000000` runs those sizes only (a profile of one size).
 
 use std::hint::black_box;
@@ -148,7 +149,9 @@ fn get_put(c: &mut Criterion) {
             })
         });
         drop(native);
-        let sim = Sim::new(SimConfig::new(0).without_lockdep().trace(TraceMode::HashOnly));
+        // A campaign's world: lockdep on, the trace hashed and confined to this thread.
+        let sim = Sim::new(SimConfig::new(0).trace(TraceMode::HashOnly));
+        sim.trace().confine_to_this_thread();
         let world = model(&sim, n);
         let cx = sim.cx("getxattr", 0);
         let mut i = 0u32;
