@@ -21,7 +21,7 @@ use taskstats_sim::wire::*;
 use taskstats_sim::{netlink_send, task_cx, Fixes, ForkKind, Params, Taskstats};
 
 /// Exits a world runs before the next sample's iterations go to a new one: about a campaign
-/// case's operations (`ops_max` 100).
+/// case's operations (up to `--ops`, 200 by default, about 100 on average).
 const EXITS_PER_WORLD: u64 = 128;
 
 /// A campaign case's world: lockdep on, the trace hashed and confined to this thread.
