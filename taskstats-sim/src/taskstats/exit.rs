@@ -240,8 +240,8 @@ impl Taskstats {
     }
 
     /// The PID record `task`'s exit built, if it built one (its CPU had listeners).
-    pub(super) fn booked_exit_record(task: &Task) -> Option<TaskstatsRecord> {
-        task.exit_record_booked.get().map(|booked| (**booked).clone())
+    pub(super) fn booked_exit_record(task: &Task) -> Option<&TaskstatsRecord> {
+        task.exit_record_booked.get().map(|booked| &**booked)
     }
 
     /// The checker's judgement of a PID reply (`reply`) whose fill read task `pid`'s counters

@@ -1070,7 +1070,7 @@ mod tests {
             assert!(sim.violations().is_empty(), "{preset}: {:?}", sim.violations());
             let mut lower = booked.clone();
             lower.cpu_count -= 1;
-            model.judge_pid_reply_after_exit(&cx, child, &booked, &lower);
+            model.judge_pid_reply_after_exit(&cx, child, booked, &lower);
             let found = sim.violations();
             assert_eq!(found.len(), 1, "{preset}: {found:?}");
             assert!(found[0].message.contains("cpu_count"), "{preset}: {}", found[0].message);
