@@ -117,13 +117,16 @@ impl ClassKey {
 /// the stack. The key counts whether each lock is read-held (`hlock_id()`'s `read` bits, since
 /// f611e8cf98ec "lockdep: Take read/write status in consideration when generate chainkey"): a
 /// dependency made under a write hold is not what the same classes under a read hold made, so
-/// the two chains must not pass for each other. As in the kernel, two stacks are taken to be the
-/// same chain when their 64-bit keys are equal; a collision (odds about n²/2⁶⁵ for n chains)
-/// would skip one validation, never report a false one.
+/// the two chains must not pass for each other. It counts each lock's whole mode, which
+/// implies its read state: finer than the kernel's key (a `spin_lock_irqsave()` hold and a
+/// `spin_lock()` hold of one class make two chains, each validated once), so it still never
+/// lets two chains the kernel tells apart pass for each other, and it costs one load, not
+/// `read_state()`'s tests, on every acquisition. As in the kernel, two stacks are taken to be
+/// the same chain when their 64-bit keys are equal; a collision (odds about n²/2⁶⁵ for n
+/// chains) would skip one validation, never report a false one.
 pub(crate) fn chain_key(parent: u64, class: ClassId, mode: LockMode) -> u64 {
-    let read = u64::from(crate::lockdep::read_state(mode));
     let mut hasher = FxHasher(parent ^ 0x9e37_79b9_7f4a_7c15);
-    hasher.write_u64((u64::from(class) + 1) | read << 32);
+    hasher.write_u64((u64::from(class) + 1) | (mode as u64) << 32);
     hasher.finish().rotate_left(17) ^ parent
 }
 
@@ -164,13 +167,13 @@ pub(crate) struct Taken {
 /// The flags word of [`lookup_key`]: how an acquisition is made, in one word, so that it passes
 /// in a register (a [`Taken`] passed to a call goes through memory).
 #[inline]
-fn lookup_flags(taken: Taken, irq_tracking: bool) -> u64 {
+fn lookup_flags(taken: Taken, irq_tracking: impl Into<u64>) -> u64 {
     // The interrupt state's four bits (hard irq, softirq, hard irqs and softirqs enabled) at
     // bits 5 to 8.
     taken.mode as u64
         | u64::from(taken.trylock) << 4
         | u64::from(taken.irq.bits()) << 5
-        | u64::from(irq_tracking) << 9
+        | irq_tracking.into() << 9
         | (taken.depth as u64) << 16
 }
 
@@ -202,14 +205,25 @@ pub(crate) fn known_clean(
     taken: Taken,
     irq_tracking: bool,
 ) -> Result<(ClassId, u64), Option<ClassId>> {
-    let flags = lookup_flags(taken, irq_tracking);
-    if let Some(class) = key.class(lockdep) {
-        let chain = chain_key(parent, class, taken.mode);
-        if key.chain_known(mix, lookup_key_of(chain, flags)) {
-            return Ok((class, chain));
-        }
+    if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, u8::from(irq_tracking)) {
+        return Ok(known);
     }
-    known_in_table(lockdep, key, parent, taken.mode, flags)
+    known_in_table(lockdep, key, parent, taken.mode, lookup_flags(taken, irq_tracking))
+}
+
+/// [`known_clean`]'s first half: the class id and chain key when the lock's own memo knows the
+/// chain clean, else `None` (the thread's table may still know it: [`known_in_table`]).
+#[inline]
+pub(crate) fn known_by_memo(
+    (lockdep, mix): (u64, u64),
+    key: &ClassKey,
+    parent: u64,
+    taken: Taken,
+    irq_tracking: u8,
+) -> Option<(ClassId, u64)> {
+    let class = key.class(lockdep)?;
+    let chain = chain_key(parent, class, taken.mode);
+    key.chain_known(mix, lookup_key_of(chain, lookup_flags(taken, irq_tracking))).then_some((class, chain))
 }
 
 /// [`known_clean`] past the lock's memo: the class by name and the chain from this thread's

@@ -868,6 +868,11 @@ impl Cx {
     /// A call of its own, the same for every lock type: inlined into each lock's acquisition,
     /// its ten copies were the largest share of the hot code duplicated across taskstats' lock
     /// paths (ts27: 4.4 KB hot, with lockdep's memo test).
+    ///
+    /// Its every other path is a call it ends with (a jump), so the common one, a stack with
+    /// room in its array and a chain validated clean before, calls nothing and keeps what it
+    /// needs in the registers a call may clobber (it saved six others before: 14 instructions
+    /// a round trip).
     #[inline(never)]
     fn push_model(
         &self,
@@ -876,58 +881,114 @@ impl Cx {
         trylock: bool,
         site: &'static Location<'static>,
     ) -> u64 {
+        let mut held = self.held.borrow_mut();
+        let Some((parent, depth)) = held.innermost_chain_with_room() else {
+            drop(held);
+            return self.push_model_deep(key, mode, trylock, site);
+        };
         let token = self.next_token();
         let irq = self.irq_state();
-        let lockdep = self.sim.lockdep();
-        let mut held = self.held.borrow_mut();
-        // The common acquisition: a chain validated clean before, as the lock's own memo or
-        // this thread's chain table knows. Nothing to check, so the entry is written once,
-        // whole, with the class and chain key lockdep's check would fill in, in its slot (made
-        // inside the push, it is not built on the stack and copied there).
-        let (parent, depth) = held.innermost_chain();
+        // The entry is written first, with no class or chain key yet, so that what it holds
+        // need not stay in registers through lockdep's memo test: the common acquisition, a
+        // chain validated clean before (the lock's own memo or this thread's chain table knows
+        // it), then writes the class and chain key lockdep's check would fill in, and checks
+        // nothing. The fields are only written, never read back, so no load waits on a store.
+        let cpu = self.cpu();
+        let entry = held.push_made(|| HeldLock {
+            token,
+            class: 0,
+            name: key.name,
+            mode,
+            trylock,
+            site,
+            cpu,
+            irq,
+            chain: 0,
+        });
         let taken = crate::chain_cache::Taken { mode, trylock, irq, depth };
-        let class = match lockdep.known_clean(key, parent, taken) {
-            Ok((class, chain)) => {
-                let cpu = self.cpu();
-                held.push_made(|| HeldLock {
-                    token,
-                    class,
-                    name: key.name,
-                    mode,
-                    trylock,
-                    site,
-                    cpu,
-                    irq,
-                    chain,
-                });
-                return token;
+        match self.sim.lockdep().known_by_memo(key, parent, taken) {
+            Some((class, chain)) => {
+                (entry.class, entry.chain) = (class, chain);
+                token
             }
-            Err(class) => class,
-        };
-        drop(held);
-        self.push_checked(
-            key,
-            class,
-            HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 },
-        );
-        token
+            None => {
+                drop(held);
+                self.check_past_memo(key)
+            }
+        }
     }
 
-    /// [`Cx::push_model`] past lockdep's fast path: the entry pushed, then checked by lockdep
-    /// (when it is on) where it lives. `class`: the lock's class id, when the chain cache knew it.
+    /// [`Cx::push_model`] past the lock's memo: the entry just pushed, for a chain that this
+    /// thread's table may know clean ([`crate::lockdep::Lockdep::known_clean`]), else checked
+    /// ([`Cx::check_pushed`]). How it was taken and the stack under it are read back from the
+    /// stack, so the memo's test passes nothing on (a [`crate::chain_cache::Taken`] passed went
+    /// through memory on every acquisition). Returns the entry's token.
     #[inline(never)]
-    fn push_checked(&self, key: &ClassKey, class: Option<ClassId>, held_lock: HeldLock) {
-        // Pushed first and checked in place: lockdep fills in the class and chain key where the
-        // entry lives, so the entry is not read back and copied after those narrow writes (a
-        // store-forwarding stall that was a third of this function's time).
+    fn check_past_memo(&self, key: &ClassKey) -> u64 {
+        let mut held = self.held.borrow_mut();
+        let (entry, below) = held.split_last_mut().expect("just pushed");
+        let parent = below.last().map_or(0, |h| h.chain);
+        let taken = crate::chain_cache::Taken {
+            mode: entry.mode,
+            trylock: entry.trylock,
+            irq: entry.irq,
+            depth: below.len(),
+        };
+        match self.sim.lockdep().known_clean(key, parent, taken) {
+            Ok((class, chain)) => {
+                (entry.class, entry.chain) = (class, chain);
+                entry.token
+            }
+            Err(class) => {
+                drop(held);
+                self.check_pushed(key, class)
+            }
+        }
+    }
+
+    /// [`Cx::push_model`] onto a stack whose array is full or that spilled into its `Vec`
+    /// (balloon's deep stacks): the same entry, then the memo's and the table's test and the
+    /// check ([`Cx::check_past_memo`]).
+    #[inline(never)]
+    fn push_model_deep(
+        &self,
+        key: &ClassKey,
+        mode: LockMode,
+        trylock: bool,
+        site: &'static Location<'static>,
+    ) -> u64 {
+        let token = self.next_token();
+        let (cpu, irq) = (self.cpu(), self.irq_state());
+        self.held.borrow_mut().push(HeldLock {
+            token,
+            class: 0,
+            name: key.name,
+            mode,
+            trylock,
+            site,
+            cpu,
+            irq,
+            chain: 0,
+        });
+        self.check_past_memo(key)
+    }
+
+    /// [`Cx::push_model`] past lockdep's fast path: the entry just pushed checked by lockdep
+    /// (when it is on) where it lives, which fills in its class and chain key. `class`: the
+    /// lock's class id, when the chain cache knew it. A report that panics takes the entry off
+    /// again ([`PushedOnce`]).
+    /// Returns the entry's token.
+    #[inline(never)]
+    fn check_pushed(&self, key: &ClassKey, class: Option<ClassId>) -> u64 {
         let mut held = PushedOnce { held: self.held.borrow_mut(), checked: false };
-        held.held.push(held_lock);
         let lockdep = self.sim.lockdep();
+        let (new, below) = held.held.split_last_mut().expect("just pushed");
         if lockdep.is_enabled() {
-            let (new, below) = held.held.split_last_mut().expect("just pushed");
             lockdep.check_acquire(below, new, key, class, &self.name);
         }
+        let token = new.token;
         held.checked = true;
+        token
     }
 
     /// [`Cx::push_held`] for an observer: no lockdep check and no trace, so nothing reads its
@@ -1035,29 +1096,19 @@ impl Cx {
     #[inline(never)]
     fn record_lock(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
         let at = (self.sim.now_ns(), self.cpu(), self.task);
-        match self.sim.trace().lock_hashed(at, class_hash, token, tag) {
-            crate::trace::LockHashed::Done => {}
-            crate::trace::LockHashed::Keep(seq) => self.keep_lock(seq, class, tag, token),
-            crate::trace::LockHashed::Shared => self.record_lock_shared(class, class_hash, tag, token),
+        if !self.sim.trace().lock_hashed(at, class_hash, token, tag) {
+            self.record_lock_traced(class, class_hash, tag, token);
         }
     }
 
-    /// [`Cx::record_lock`] for a trace any thread may record ([`crate::trace::Trace::record_lock`] under its
-    /// spin lock).
+    /// [`Cx::record_lock`] for a trace that keeps events or that any thread may record
+    /// ([`crate::trace::Trace::record_lock`], under its spin lock when it is shared).
+    #[cold]
     #[inline(never)]
-    fn record_lock_shared(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
+    fn record_lock_traced(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {
         let acquired = crate::trace::lock_tag_parts(tag);
         let record = LockRecord { class, class_hash, token, acquired };
         self.sim.trace().record_lock((self.sim.now_ns(), self.cpu(), self.task), record);
-    }
-
-    /// [`Cx::record_lock`] for a trace that keeps events: the event hashed at `seq` kept. The
-    /// time, CPU and task are read again (nothing moved them since the hashing read them).
-    #[cold]
-    #[inline(never)]
-    fn keep_lock(&self, seq: u64, class: &&'static str, tag: u64, token: u64) {
-        let at = (self.sim.now_ns(), self.cpu(), self.task);
-        self.sim.trace().keep_lock_at(seq, at, class, token, tag);
     }
 
     /// The held-stack pop and trace event for a release of the lock whose class memo is `key`
@@ -1074,16 +1125,23 @@ impl Cx {
     /// release and does more after it (a spinlock's release that restores irqs or softirqs).
     #[inline(always)]
     pub(crate) fn lock_release_key_inline(&self, key: &ClassKey, token: u64) {
-        if self.popped_innermost(token) {
-            return self.trace_lock(&key.name, key.name_hash, None, token);
+        // A plain context (traced, no `LockWaits` record) tests its kind once, as its
+        // acquisition does; an observer's release takes the searched path, which pops the
+        // innermost lock as quickly and records nothing.
+        if self.plain && self.held.borrow_mut().pop_if_innermost(token) {
+            return self.record_lock(&key.name, key.name_hash, crate::trace::lock_tag(None), token);
         }
         self.lock_release_key_searched(key, token);
     }
 
     /// [`Cx::lock_release_key`] past its fast path: [`Cx::release_held_searched`], then the
     /// trace event.
+    /// An observer's release comes here too, and pops its innermost lock as quickly.
     #[inline(never)]
     fn lock_release_key_searched(&self, key: &ClassKey, token: u64) {
+        if self.popped_innermost(token) {
+            return self.trace_lock(&key.name, key.name_hash, None, token);
+        }
         self.release_held_searched(&key.name, token);
         self.trace_lock(&key.name, key.name_hash, None, token);
     }
@@ -1226,41 +1284,40 @@ impl HeldStack {
     /// Pushes the entry `make` gives, made where it is stored: inside the test for room, so the
     /// compiler writes its fields straight into the slot (an entry made before the test was
     /// built on the stack and copied, about 20 instructions, and a store-forwarding stall).
+    /// Returns the entry where it now lies.
     #[inline(always)]
-    fn push_made(&mut self, make: impl FnOnce() -> HeldLock) {
-        if self.spill.is_empty() {
-            if let Some(slot) = self.inline.get_mut(self.len) {
-                *slot = make();
-                self.len += 1;
-                return;
-            }
+    fn push_made(&mut self, make: impl FnOnce() -> HeldLock) -> &mut HeldLock {
+        if self.spill.is_empty() && self.len < HELD_INLINE {
+            let slot = &mut self.inline[self.len];
+            *slot = make();
+            self.len += 1;
+            return slot;
         }
-        self.push_spilled(make());
+        self.push_spilled(make())
     }
 
-    /// The innermost lock's chain key (0 for an empty stack) and how many locks are held: what
-    /// an acquisition's chain key and lookup take from the stack, read with one test of the
-    /// spill and one of the length.
+    /// The innermost lock's chain key (0 for an empty stack) and how many locks are held (what
+    /// an acquisition's chain key and lookup take from the stack), when the next lock pushed
+    /// goes into the array (the stack did not spill and the array has room); else `None`.
     #[inline(always)]
-    fn innermost_chain(&self) -> (u64, usize) {
-        match self.spill.last() {
-            None => (self.inline.get(self.len.wrapping_sub(1)).map_or(0, |h| h.chain), self.len),
-            Some(innermost) => (innermost.chain, self.spill.len()),
+    fn innermost_chain_with_room(&self) -> Option<(u64, usize)> {
+        if !self.spill.is_empty() || self.len >= HELD_INLINE {
+            return None;
         }
+        Some((self.len.checked_sub(1).map_or(0, |innermost| self.inline[innermost].chain), self.len))
     }
 
     /// [`HeldStack::push`] onto a stack that spilled, or moves it whole into the `Vec` when the
     /// array is full.
     #[cold]
     #[inline(never)]
-    fn push_spilled(&mut self, held: HeldLock) {
-        if !self.spill.is_empty() {
-            self.spill.push(held);
-        } else {
+    fn push_spilled(&mut self, held: HeldLock) -> &mut HeldLock {
+        if self.spill.is_empty() {
             self.spill.extend_from_slice(&self.inline);
-            self.spill.push(held);
             self.len = 0;
         }
+        self.spill.push(held);
+        self.spill.last_mut().expect("just pushed")
     }
 
     /// Takes the innermost lock off when it is acquisition `token`; false (and nothing changed)

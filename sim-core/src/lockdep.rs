@@ -28,7 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -1555,8 +1555,9 @@ pub struct Lockdep {
     graph: crate::sync::BookLock<Graph>,
     mode: ReportMode,
     enabled: bool,
-    /// Whether irq usage bits are tracked (off only to measure what they cost).
-    irq_tracking: AtomicBool,
+    /// Whether irq usage bits are tracked (off only to measure what they cost): 1 or 0, a byte
+    /// the memo's test widens with no test of its own (an `AtomicBool`'s load is one).
+    irq_tracking: AtomicU8,
     /// This validator's identity for the per-thread chain cache ([`crate::chain_cache`]).
     id: u64,
     /// [`crate::chain_cache::validator_mix`] of `id`, which every acquisition's memo probe takes.
@@ -1590,7 +1591,7 @@ impl Lockdep {
             graph: crate::sync::BookLock::new(Graph::with_room()),
             mode,
             enabled: true,
-            irq_tracking: AtomicBool::new(true),
+            irq_tracking: AtomicU8::new(1),
             id: 0,
             chain_mix: 0,
             reports_made: AtomicUsize::new(0),
@@ -1615,7 +1616,7 @@ impl Lockdep {
         graph.get_mut().reset();
         // A disabled validator's mode is always `Collect` ([`Lockdep::disabled`]).
         *kept_mode = if *enabled { mode } else { ReportMode::Collect };
-        *irq_tracking.get_mut() = *enabled;
+        *irq_tracking.get_mut() = u8::from(*enabled);
         *reports_made.get_mut() = 0;
         *id = NEXT_LOCKDEP_ID.fetch_add(1, Ordering::Relaxed);
         *chain_mix = crate::chain_cache::validator_mix(*id);
@@ -1627,7 +1628,7 @@ impl Lockdep {
             graph: crate::sync::BookLock::new(Graph::default()),
             mode: ReportMode::Collect,
             enabled: false,
-            irq_tracking: AtomicBool::new(false),
+            irq_tracking: AtomicU8::new(0),
             id: 0,
             chain_mix: 0,
             reports_made: AtomicUsize::new(0),
@@ -1643,7 +1644,7 @@ impl Lockdep {
     /// Turns the irq usage bits (and the reports built on them) on or off. On by default; off
     /// only to measure their cost on a lock round trip.
     pub fn set_irq_tracking(&self, on: bool) {
-        self.irq_tracking.store(on, Ordering::Relaxed);
+        self.irq_tracking.store(u8::from(on), Ordering::Relaxed);
     }
 
     /// Reports `report` (a finding of a detector built on lockdep, such as the lockset detector)
@@ -1744,8 +1745,25 @@ impl Lockdep {
         if !self.enabled {
             return Err(None);
         }
-        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
         crate::chain_cache::known_clean((self.id, self.chain_mix), key, parent, taken, irq_tracking)
+    }
+
+    /// [`Lockdep::known_clean`] from the lock's own memo alone (no call): `None` when this
+    /// validator is off or the memo does not know the chain, which
+    /// [`Lockdep::known_clean`] may then still find in this thread's table.
+    #[inline]
+    pub(crate) fn known_by_memo(
+        &self,
+        key: &ClassKey,
+        parent: u64,
+        taken: crate::chain_cache::Taken,
+    ) -> Option<(ClassId, u64)> {
+        if !self.enabled {
+            return None;
+        }
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+        crate::chain_cache::known_by_memo((self.id, self.chain_mix), key, parent, taken, irq_tracking)
     }
 
     /// Checks an acquisition `new` by context `task` holding `held`, before it blocks, and fills
@@ -1764,7 +1782,7 @@ impl Lockdep {
         if !self.enabled {
             return;
         }
-        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
         debug_assert!(std::ptr::eq(key.name, new.name), "an acquisition's memo is its class's");
         let made = self.validate(held, new, (class, key.name_hash), task, irq_tracking);
         new.chain = crate::chain_cache::chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode);

@@ -105,18 +105,6 @@ pub(crate) struct LockRecord<'a> {
     pub(crate) acquired: Option<(LockMode, bool)>,
 }
 
-/// What [`Trace::lock_hashed`] leaves its caller to do.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum LockHashed {
-    /// Nothing: the event is hashed, and events are not kept.
-    Done,
-    /// Keep the event hashed at this sequence number ([`Trace::keep_lock_at`]).
-    Keep(u64),
-    /// The trace is not confined to this thread: record under its spin lock
-    /// ([`Trace::record_lock`]).
-    Shared,
-}
-
 /// The fields of an event about one named thing (a guarded field, a kref'd object, an irq
 /// context, an RCU pointer) other than the name: what [`Trace::record_named`] hashes beside the
 /// name's precomputed hash, and what [`Trace::record`] hashes beside the name's text hashed then,
@@ -361,6 +349,10 @@ pub struct Trace {
     /// The thread the trace is confined to ([`Trace::confine_to_this_thread`]), 0 when any
     /// thread may record.
     owner: AtomicU64,
+    /// [`Trace::owner`] when this trace only hashes (`TraceMode::HashOnly`), else 0: the one
+    /// word a lock event or a call marker compares with the thread's key to know it may only
+    /// hash, inline ([`Trace::only_hashes_here`]).
+    hashing_owner: AtomicU64,
     /// Whether nothing reads this trace's task names: a hash-only trace its driver confined to
     /// one thread ([`Trace::confine_to_this_thread`]: an op-level campaign's hunting runs, whose
     /// case reports take names only with events). Then [`Trace::name_task_shared`] names no task.
@@ -426,12 +418,13 @@ impl TraceHasher {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
-    /// Every event's position: its sequence number, clock, and CPU and task ([`lane_word`]), in
-    /// two words of the hash's serial chain (the multiply that spreads the sequence number is
-    /// off that chain).
-    fn header(&mut self, seq: u64, time_ns: u64, lane: u64) {
-        self.word(seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ time_ns);
-        self.word(lane);
+    /// Every event's position: its clock and its CPU and task ([`lane_word`]), in one word of the
+    /// hash's serial chain. The lane enters multiplied by an odd constant, off the chain, so two
+    /// positions whose clocks differ in a few low bits never meet: their lanes' products would
+    /// have to differ in exactly those bits. The sequence number is not hashed: every event
+    /// moves the chain once, so the chain already counts them.
+    fn header(&mut self, time_ns: u64, lane: u64) {
+        self.word(time_ns ^ lane.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     }
 
     /// The words of an acquisition (`acquired` has its mode and trylock flag) or a release: the
@@ -441,11 +434,13 @@ impl TraceHasher {
         self.lock_event_tagged(lock_tag(acquired), class_hash, token);
     }
 
-    /// [`TraceHasher::lock_event`] of the event whose [`lock_tag`] is `tag`.
+    /// [`TraceHasher::lock_event`] of the event whose [`lock_tag`] is `tag`: one word of the
+    /// serial chain, the kind and the class (its hash rotated clear of the tag's low bits) with
+    /// the token multiplied by an odd constant off the chain, so two events meet only where a
+    /// product of tokens equals a difference of class hashes, as likely as any two hashes'.
     #[inline(always)]
     fn lock_event_tagged(&mut self, tag: u64, class_hash: u64, token: u64) {
-        self.word(tag ^ class_hash.rotate_left(24));
-        self.word(token);
+        self.word(tag ^ class_hash.rotate_left(24) ^ token.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     }
 
     /// The words of a call's begin or end ([`Trace::record_call`]): a tag with the name's hash,
@@ -668,6 +663,7 @@ impl Trace {
         Trace {
             mode,
             owner: AtomicU64::new(0),
+            hashing_owner: AtomicU64::new(0),
             names_unread: AtomicBool::new(false),
             busy: AtomicBool::new(false),
             seq: AtomicU64::new(0),
@@ -685,9 +681,10 @@ impl Trace {
     /// Every field is named, so a field added to the trace does not compile here until its
     /// reset is decided.
     pub(crate) fn reset(&mut self, mode: TraceMode) {
-        let Trace { mode: kept_mode, owner, names_unread, busy, seq, hash, inner } = self;
+        let Trace { mode: kept_mode, owner, hashing_owner, names_unread, busy, seq, hash, inner } = self;
         *kept_mode = mode;
         *owner.get_mut() = 0;
+        *hashing_owner.get_mut() = 0;
         *names_unread.get_mut() = false;
         *busy.get_mut() = false;
         *seq.get_mut() = 0;
@@ -724,6 +721,8 @@ impl Trace {
 
     fn confine(&self, names_unread: bool) {
         self.owner.store(thread_key(), Ordering::Relaxed);
+        let hashing = if self.mode == TraceMode::HashOnly { thread_key() } else { 0 };
+        self.hashing_owner.store(hashing, Ordering::Relaxed);
         self.names_unread.store(names_unread, Ordering::Relaxed);
     }
 
@@ -811,6 +810,13 @@ impl Trace {
         self.owner.load(Ordering::Relaxed) == thread_key()
     }
 
+    /// Whether this trace only hashes and is confined to the calling thread: an event recorded
+    /// here is numbered and hashed, with no spin lock and nothing kept. One compare.
+    #[inline(always)]
+    fn only_hashes_here(&self) -> bool {
+        self.hashing_owner.load(Ordering::Relaxed) == thread_key()
+    }
+
     /// The next sequence number, with the event's header and `hash`'s words folded into the
     /// trace's hash; the caller holds [`Trace::enter`].
     #[inline]
@@ -824,7 +830,7 @@ impl Trace {
         let seq = self.seq.load(Ordering::Relaxed) + 1;
         self.seq.store(seq, Ordering::Relaxed);
         let mut hasher = TraceHasher(self.hash.load(Ordering::Relaxed));
-        hasher.header(seq, time_ns, lane);
+        hasher.header(time_ns, lane);
         hash(&mut hasher);
         self.hash.store(hasher.0, Ordering::Relaxed);
         seq
@@ -866,10 +872,12 @@ impl Trace {
     }
 
     /// [`Trace::record_lock`]'s hashing for a caller that is itself one call for every lock
-    /// ([`crate::cx::Cx`]'s lock event): in a trace confined to this thread, the event numbered
-    /// and hashed; what is left is the caller's, to end in a call it can make as a jump (taking
-    /// no more than its own arguments), so that nothing stays live across a call and the hashing
-    /// path saves no registers.
+    /// ([`crate::cx::Cx`]'s lock event): in a trace that only hashes, confined to this thread
+    /// ([`Trace::only_hashes_here`]), the event numbered and hashed, and true. False, with
+    /// nothing done, for any other trace: the caller then records through
+    /// [`Trace::record_lock`], in a call it can make as a jump (taking no more than its own
+    /// arguments), so that nothing stays live across a call and the hashing path saves no
+    /// registers (nor keeps the class, which only a kept event reads).
     #[inline(always)]
     pub(crate) fn lock_hashed(
         &self,
@@ -877,31 +885,13 @@ impl Trace {
         class_hash: u64,
         token: u64,
         tag: u64,
-    ) -> LockHashed {
-        if !self.is_confined_here() {
-            return LockHashed::Shared;
+    ) -> bool {
+        if !self.only_hashes_here() {
+            return false;
         }
         let lane = lane_word(cpu, task);
-        let seq = self.advance_lane(time_ns, lane, |hasher| hasher.lock_event_tagged(tag, class_hash, token));
-        match self.mode {
-            TraceMode::HashOnly => LockHashed::Done,
-            _ => LockHashed::Keep(seq),
-        }
-    }
-
-    /// [`Trace::keep_lock`] for [`Trace::lock_hashed`]'s caller: the event numbered `seq` at the
-    /// time, CPU and task `at`, of kind `tag` ([`lock_tag`]).
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn keep_lock_at(
-        &self,
-        seq: u64,
-        (time_ns, cpu, task): (u64, u32, TaskId),
-        class: &&'static str,
-        token: u64,
-        tag: u64,
-    ) {
-        self.keep_lock((seq, time_ns), lane_word(cpu, task), class, token, lock_tag_parts(tag));
+        self.advance_lane(time_ns, lane, |hasher| hasher.lock_event_tagged(tag, class_hash, token));
+        true
     }
 
     /// [`Trace::record_lock`] for a trace any thread may record: under the spin lock
@@ -1060,7 +1050,7 @@ impl Trace {
         words: impl IntoIterator<Item = u64>,
         text: impl FnOnce() -> String,
     ) {
-        if self.mode == TraceMode::HashOnly && self.is_confined_here() {
+        if self.only_hashes_here() {
             self.advance(at, |hasher| hasher.call_event(end, name, words));
             return;
         }
@@ -1793,30 +1783,49 @@ mod tests {
     }
 
     /// A lock event recorded as [`crate::cx::Cx`] records it, its kind as a [`lock_tag`] word
-    /// ([`Trace::lock_hashed`], then [`Trace::keep_lock_at`] when events are kept), hashes and
-    /// keeps what [`Trace::record`] does for the same event, for every mode, trylock flag and
-    /// release; and the tag gives back the mode and flag it was made of.
+    /// ([`Trace::lock_hashed`] where the trace only hashes here, else [`Trace::record_lock`] of
+    /// the tag's parts), hashes and keeps what [`Trace::record`] does for the same event, for
+    /// every mode, trylock flag and release, confined or not; and the tag gives back the mode
+    /// and flag it was made of.
     #[test]
     fn a_lock_event_recorded_by_its_tag_is_the_event_recorded_whole() {
         let modes = (0..8).map(LockMode::from_index);
-        let kinds = modes.flat_map(|mode| [Some((mode, false)), Some((mode, true))]).chain([None]);
-        for (step, acquired) in kinds.enumerate() {
-            let token = 7 + step as u64;
-            let (tagged, whole) = (Trace::new(TraceMode::Full), Trace::new(TraceMode::Full));
-            tagged.confine_to_this_thread();
-            let tag = lock_tag(acquired);
-            assert_eq!(lock_tag_parts(tag), acquired);
-            match tagged.lock_hashed((5, 1, 2), name_hash("a"), token, tag) {
-                LockHashed::Keep(seq) => tagged.keep_lock_at(seq, (5, 1, 2), &"a", token, tag),
-                other => panic!("a confined trace that keeps events left {other:?}"),
+        let kinds: Vec<_> =
+            modes.flat_map(|mode| [Some((mode, false)), Some((mode, true))]).chain([None]).collect();
+        for (trace_mode, confined) in
+            [TraceMode::HashOnly, TraceMode::Full].into_iter().flat_map(|m| [(m, true), (m, false)])
+        {
+            let (tagged, whole) = (Trace::new(trace_mode), Trace::new(trace_mode));
+            if confined {
+                tagged.confine_to_this_thread();
             }
-            let kind = match acquired {
-                Some((mode, trylock)) => EventKind::Acquired { class: "a".into(), mode, trylock, token },
-                None => EventKind::Released { class: "a".into(), token },
-            };
-            whole.record(5, 1, 2, kind);
-            assert_eq!(tagged.hash(), whole.hash(), "{acquired:?}");
-            assert_eq!(format!("{:?}", tagged.events()), format!("{:?}", whole.events()), "{acquired:?}");
+            for (step, &acquired) in kinds.iter().enumerate() {
+                let token = 7 + step as u64;
+                let tag = lock_tag(acquired);
+                assert_eq!(lock_tag_parts(tag), acquired);
+                let hashed = tagged.lock_hashed((5, 1, 2), name_hash("a"), token, tag);
+                assert_eq!(hashed, confined && trace_mode == TraceMode::HashOnly, "{trace_mode:?}");
+                if !hashed {
+                    let record = LockRecord {
+                        class: &"a",
+                        class_hash: name_hash("a"),
+                        token,
+                        acquired: lock_tag_parts(tag),
+                    };
+                    tagged.record_lock((5, 1, 2), record);
+                }
+                let kind = match acquired {
+                    Some((mode, trylock)) => EventKind::Acquired { class: "a".into(), mode, trylock, token },
+                    None => EventKind::Released { class: "a".into(), token },
+                };
+                whole.record(5, 1, 2, kind);
+                assert_eq!(
+                    (tagged.hash(), tagged.len()),
+                    (whole.hash(), whole.len()),
+                    "{acquired:?} {trace_mode:?}"
+                );
+                assert_eq!(format!("{:?}", tagged.events()), format!("{:?}", whole.events()), "{acquired:?}");
+            }
         }
     }
 

@@ -108,8 +108,11 @@ fn same_seed_gives_the_same_trace_hash() {
 /// read through an observer) shows that it did: a moved value is a moved lock, RCU, allocation or
 /// fault step, or moved generated cases, for some seed.
 /// Session 22 (ts22b) re-pinned both: the `SigactionSigchld` operation moved every generated case.
+/// Session 33 re-pinned both: the trace's event hash changed (one chain word for an event's
+/// place, one for a lock event's kind, class and token; no sequence number), no step moved (the
+/// old values came back with the old event hash over the new code).
 const PINNED_TRACE_HASHES: [(&str, u64); 2] =
-    [("linux-3.8", 0xc9d7_be8e_b5db_247d), ("linux-2.6.19", 0x8794_6f80_66e3_5ff8)];
+    [("linux-3.8", 0x53b8_55b0_bb5c_c506), ("linux-2.6.19", 0xee67_ae63_b378_167d)];
 
 /// Seed `seed`'s case (120 operations at most) on `preset` plus the data-race fix: its trace hash.
 fn trace_hash_of(preset: &str, seed: u64) -> u64 {
