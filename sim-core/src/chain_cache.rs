@@ -208,6 +208,19 @@ pub(crate) fn known_clean(
     if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, u8::from(irq_tracking)) {
         return Ok(known);
     }
+    known_in_table_only(lockdep, key, parent, taken, irq_tracking)
+}
+
+/// [`known_clean`] past the lock's memo, for a caller that asked the memo already
+/// ([`known_by_memo`]): this thread's table alone.
+#[inline]
+pub(crate) fn known_in_table_only(
+    lockdep: u64,
+    key: &ClassKey,
+    parent: u64,
+    taken: Taken,
+    irq_tracking: bool,
+) -> Result<(ClassId, u64), Option<ClassId>> {
     known_in_table(lockdep, key, parent, taken.mode, lookup_flags(taken, irq_tracking))
 }
 

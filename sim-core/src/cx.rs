@@ -913,7 +913,7 @@ impl Cx {
             }
             None => {
                 drop(held);
-                self.check_past_memo(key)
+                self.check_past_memo(key, false)
             }
         }
     }
@@ -923,8 +923,9 @@ impl Cx {
     /// ([`Cx::check_pushed`]). How it was taken and the stack under it are read back from the
     /// stack, so the memo's test passes nothing on (a [`crate::chain_cache::Taken`] passed went
     /// through memory on every acquisition). Returns the entry's token.
+    /// `ask_memo`: whether the lock's memo is still to be asked (the caller did not).
     #[inline(never)]
-    fn check_past_memo(&self, key: &ClassKey) -> u64 {
+    fn check_past_memo(&self, key: &ClassKey, ask_memo: bool) -> u64 {
         let mut held = self.held.borrow_mut();
         let (entry, below) = held.split_last_mut().expect("just pushed");
         let parent = below.last().map_or(0, |h| h.chain);
@@ -934,7 +935,12 @@ impl Cx {
             irq: entry.irq,
             depth: below.len(),
         };
-        match self.sim.lockdep().known_clean(key, parent, taken) {
+        let lockdep = self.sim.lockdep();
+        let known = match ask_memo {
+            true => lockdep.known_clean(key, parent, taken),
+            false => lockdep.known_in_table(key, parent, taken),
+        };
+        match known {
             Ok((class, chain)) => {
                 (entry.class, entry.chain) = (class, chain);
                 entry.token
@@ -970,7 +976,7 @@ impl Cx {
             irq,
             chain: 0,
         });
-        self.check_past_memo(key)
+        self.check_past_memo(key, true)
     }
 
     /// [`Cx::push_model`] past lockdep's fast path: the entry just pushed checked by lockdep

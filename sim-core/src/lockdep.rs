@@ -1749,6 +1749,21 @@ impl Lockdep {
         crate::chain_cache::known_clean((self.id, self.chain_mix), key, parent, taken, irq_tracking)
     }
 
+    /// [`Lockdep::known_clean`] for a caller that asked the lock's memo already
+    /// ([`Lockdep::known_by_memo`]): this thread's table alone.
+    pub(crate) fn known_in_table(
+        &self,
+        key: &ClassKey,
+        parent: u64,
+        taken: crate::chain_cache::Taken,
+    ) -> Result<(ClassId, u64), Option<ClassId>> {
+        if !self.enabled {
+            return Err(None);
+        }
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
+        crate::chain_cache::known_in_table_only(self.id, key, parent, taken, irq_tracking)
+    }
+
     /// [`Lockdep::known_clean`] from the lock's own memo alone (no call): `None` when this
     /// validator is off or the memo does not know the chain, which
     /// [`Lockdep::known_clean`] may then still find in this thread's table.
