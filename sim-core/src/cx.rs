@@ -83,10 +83,9 @@ pub struct Cx {
     waits: Option<Arc<LockWaits>>,
     /// A model context that keeps no [`LockWaits`] record (`!observer && waits.is_none()`, as
     /// both are set when the context is made): an acquisition tests this once
-    /// ([`Cx::acquire_with`]) instead of each of the two twice. (The release keeps its two
-    /// tests: a plain path there made `lock_release_key` two paths, which LLVM stopped
-    /// inlining; without it taskstats 5,888 -> 5,869 and mbcache 2.6 3,211 -> 3,203 instructions
-    /// an operation, callgrind.)
+    /// ([`Cx::acquire_with`]) instead of each of the two twice, and so does a release
+    /// ([`Cx::lock_release_key`], since session 33 a call of its own whatever the path: an
+    /// observer's release pops in `lock_release_key_searched`).
     plain: bool,
 }
 
