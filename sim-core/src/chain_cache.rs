@@ -383,7 +383,7 @@ pub(crate) fn remember(
 #[cfg(test)]
 mod tests {
     use crate::lockdep::{LockdepReport, ReportMode};
-    use crate::{Sim, SimConfig, SpinLock};
+    use crate::{RwSem, Sim, SimConfig, SpinLock};
 
     fn collecting() -> Sim {
         Sim::new(SimConfig::new(1).lockdep(ReportMode::Collect))
@@ -401,6 +401,38 @@ mod tests {
                 other => panic!("expected only circular dependencies: {other:#?}"),
             })
             .collect()
+    }
+
+    /// A chain key counts how each held lock is held: a lock taken under a read hold of `s` is
+    /// validated again under a write hold of it (the kernel's key counts the read state since
+    /// f611e8cf98ec; ksim's, the whole mode), and `s` taken for write alone is a chain of its
+    /// own; the same read chain again is known clean. A key that left the held lock's mode out
+    /// would let the write chain pass for the read one and fail the count.
+    #[test]
+    fn a_chain_under_a_read_hold_is_validated_apart_from_the_same_chain_under_a_write_hold() {
+        let sim = collecting();
+        let (sem, inner) = (RwSem::new("s", ()), SpinLock::new("i", ()));
+        let cx = sim.cx("task", 0);
+        let under_read = || {
+            let _read = sem.down_read(&cx);
+            drop(inner.lock(&cx));
+        };
+        under_read();
+        let validated = sim.lockdep().validations_count();
+        assert_eq!(validated, 2, "s for read, i under it");
+        under_read();
+        assert_eq!(sim.lockdep().validations_count(), validated, "the read chain was validated clean");
+        {
+            let _write = sem.down_write(&cx);
+            drop(inner.lock(&cx));
+        }
+        assert_eq!(
+            sim.lockdep().validations_count(),
+            validated + 2,
+            "s for write, i under it: two new chains"
+        );
+        under_read();
+        assert_eq!(sim.lockdep().validations_count(), validated + 2);
     }
 
     /// A second lock object of a class the table knows (`a2`, as a second cache's lock or a new
