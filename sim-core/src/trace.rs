@@ -1765,6 +1765,36 @@ mod tests {
         assert_ne!(other.hash(), hashed.hash(), "a different task must change the hash");
     }
 
+    /// A lock event's hash tells apart events that differ in one field, or in two fields whose
+    /// small differences could cancel if they were combined by a plain xor: every event of a
+    /// grid over the clock (0..32), the CPU (0..4), the task (0..32), the token (0..8) and its
+    /// kind (acquired, trylock, released) gives its own hash from one starting hash. The
+    /// event's place and its lock words are folded with odd multipliers so that they do
+    /// (`TraceHasher::header`, `TraceHasher::lock_event_tagged`); an event hash that xored the
+    /// lane into the clock, or the token into the class, fails here.
+    #[test]
+    fn a_lock_event_hash_tells_apart_events_that_differ_in_small_fields() {
+        let mut seen = std::collections::HashSet::new();
+        let kinds = [Some((LockMode::Spin, false)), Some((LockMode::Spin, true)), None];
+        let mut events = 0;
+        for time in 0..32u64 {
+            for cpu in 0..4u32 {
+                for task in 0..32 {
+                    for token in 0..8u64 {
+                        for acquired in kinds {
+                            let mut hasher = TraceHasher(HASH_SEED);
+                            hasher.header(time, lane_word(cpu, task));
+                            hasher.lock_event(acquired, name_hash("a"), token);
+                            seen.insert(hasher.0);
+                            events += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(seen.len(), events, "two of {events} lock events hashed alike");
+    }
+
     /// Records one of each fixed-size event (a lock's acquisition and release, a call's begin
     /// and end, a named event) into `trace`.
     fn record_each_fixed_size_event(trace: &Trace) {
