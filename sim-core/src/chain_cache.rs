@@ -194,33 +194,22 @@ fn lookup_key_of(chain: u64, flags: u64) -> u64 {
 /// class and chain and checks nothing. `Err`: the whole check is owed
 /// ([`crate::lockdep::Lockdep::check_acquire`]), with the lock's class id when the memo or the
 /// table knows it (so the validation does not look the name up again). Asks the lock's own
-/// memo first (no thread-local table, no held-lock entry, so the common acquisition is checked
-/// in registers), then this thread's table ([`known_in_table`]), which also fills the memo with
-/// what it knew.
+/// memo first when `ask_memo` ([`known_by_memo`]; a caller that asked it already passes
+/// false), then this thread's table ([`known_in_table`]), which also fills the memo with what
+/// it knew.
 #[inline]
 pub(crate) fn known_clean(
     (lockdep, mix): (u64, u64),
     key: &ClassKey,
     parent: u64,
     taken: Taken,
-    irq_tracking: bool,
+    (irq_tracking, ask_memo): (bool, bool),
 ) -> Result<(ClassId, u64), Option<ClassId>> {
-    if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, u8::from(irq_tracking)) {
-        return Ok(known);
+    if ask_memo {
+        if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, u8::from(irq_tracking)) {
+            return Ok(known);
+        }
     }
-    known_in_table_only(lockdep, key, parent, taken, irq_tracking)
-}
-
-/// [`known_clean`] past the lock's memo, for a caller that asked the memo already
-/// ([`known_by_memo`]): this thread's table alone.
-#[inline]
-pub(crate) fn known_in_table_only(
-    lockdep: u64,
-    key: &ClassKey,
-    parent: u64,
-    taken: Taken,
-    irq_tracking: bool,
-) -> Result<(ClassId, u64), Option<ClassId>> {
     known_in_table(lockdep, key, parent, taken.mode, lookup_flags(taken, irq_tracking))
 }
 

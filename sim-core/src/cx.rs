@@ -892,18 +892,7 @@ impl Cx {
         // chain validated clean before (the lock's own memo or this thread's chain table knows
         // it), then writes the class and chain key lockdep's check would fill in, and checks
         // nothing. The fields are only written, never read back, so no load waits on a store.
-        let cpu = self.cpu();
-        let entry = held.push_made(|| HeldLock {
-            token,
-            class: 0,
-            name: key.name,
-            mode,
-            trylock,
-            site,
-            cpu,
-            irq,
-            chain: 0,
-        });
+        let entry = held.push_made(|| self.unchecked_entry(token, key, (mode, trylock), site, irq));
         let taken = crate::chain_cache::Taken { mode, trylock, irq, depth };
         match self.sim.lockdep().known_by_memo(key, parent, taken) {
             Some((class, chain)) => {
@@ -934,12 +923,7 @@ impl Cx {
             irq: entry.irq,
             depth: below.len(),
         };
-        let lockdep = self.sim.lockdep();
-        let known = match ask_memo {
-            true => lockdep.known_clean(key, parent, taken),
-            false => lockdep.known_in_table(key, parent, taken),
-        };
-        match known {
+        match self.sim.lockdep().known_clean(key, parent, taken, ask_memo) {
             Ok((class, chain)) => {
                 (entry.class, entry.chain) = (class, chain);
                 entry.token
@@ -963,19 +947,24 @@ impl Cx {
         site: &'static Location<'static>,
     ) -> u64 {
         let token = self.next_token();
-        let (cpu, irq) = (self.cpu(), self.irq_state());
-        self.held.borrow_mut().push(HeldLock {
-            token,
-            class: 0,
-            name: key.name,
-            mode,
-            trylock,
-            site,
-            cpu,
-            irq,
-            chain: 0,
-        });
+        let entry = self.unchecked_entry(token, key, (mode, trylock), site, self.irq_state());
+        self.held.borrow_mut().push(entry);
         self.check_past_memo(key, true)
+    }
+
+    /// A model acquisition's held entry as it is pushed, before lockdep fills in its class id
+    /// and chain key (both 0 until then): acquisition `token` of the lock whose memo is `key`,
+    /// taken as `(mode, trylock)` at `site` with interrupt state `irq`, on this context's CPU.
+    #[inline(always)]
+    fn unchecked_entry(
+        &self,
+        token: u64,
+        key: &ClassKey,
+        (mode, trylock): (LockMode, bool),
+        site: &'static Location<'static>,
+        irq: IrqState,
+    ) -> HeldLock {
+        HeldLock { token, class: 0, name: key.name, mode, trylock, site, cpu: self.cpu(), irq, chain: 0 }
     }
 
     /// [`Cx::push_model`] past lockdep's fast path: the entry just pushed checked by lockdep

@@ -1736,32 +1736,26 @@ impl Lockdep {
     /// [`Lockdep::check_acquire`] would fill in, with nothing to check. `Err`: the whole check
     /// is owed, with the class id when the memo or the table knew it.
     #[inline]
+    /// `ask_memo`: whether to ask the lock's memo first (false for a caller that asked it
+    /// already, [`Lockdep::known_by_memo`]: then this thread's table alone).
     pub(crate) fn known_clean(
         &self,
         key: &ClassKey,
         parent: u64,
         taken: crate::chain_cache::Taken,
+        ask_memo: bool,
     ) -> Result<(ClassId, u64), Option<ClassId>> {
         if !self.enabled {
             return Err(None);
         }
         let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
-        crate::chain_cache::known_clean((self.id, self.chain_mix), key, parent, taken, irq_tracking)
-    }
-
-    /// [`Lockdep::known_clean`] for a caller that asked the lock's memo already
-    /// ([`Lockdep::known_by_memo`]): this thread's table alone.
-    pub(crate) fn known_in_table(
-        &self,
-        key: &ClassKey,
-        parent: u64,
-        taken: crate::chain_cache::Taken,
-    ) -> Result<(ClassId, u64), Option<ClassId>> {
-        if !self.enabled {
-            return Err(None);
-        }
-        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
-        crate::chain_cache::known_in_table_only(self.id, key, parent, taken, irq_tracking)
+        crate::chain_cache::known_clean(
+            (self.id, self.chain_mix),
+            key,
+            parent,
+            taken,
+            (irq_tracking, ask_memo),
+        )
     }
 
     /// [`Lockdep::known_clean`] from the lock's own memo alone (no call): `None` when this
