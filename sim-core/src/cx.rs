@@ -84,8 +84,8 @@ pub struct Cx {
     /// A model context that keeps no [`LockWaits`] record (`!observer && waits.is_none()`, as
     /// both are set when the context is made): an acquisition tests this once
     /// ([`Cx::acquire_with`]) instead of each of the two twice, and so does a release
-    /// ([`Cx::lock_release_key`], since session 33 a call of its own whatever the path: an
-    /// observer's release pops in `lock_release_key_searched`).
+    /// ([`Cx::lock_release_key`]; an observer's release pops its innermost lock in
+    /// `lock_release_key_searched`).
     plain: bool,
 }
 
@@ -869,9 +869,9 @@ impl Cx {
     /// paths (ts27: 4.4 KB hot, with lockdep's memo test).
     ///
     /// Its every other path is a call it ends with (a jump), so the common one, a stack with
-    /// room in its array and a chain validated clean before, calls nothing and keeps what it
-    /// needs in the registers a call may clobber (it saved six others before: 14 instructions
-    /// a round trip).
+    /// room in its array and a chain validated clean before, calls nothing, passes nothing
+    /// through memory and saves five callee-saved registers (six, and a `Taken` spilled, when a
+    /// call sat in its middle: session 33's history).
     #[inline(never)]
     fn push_model(
         &self,
