@@ -144,9 +144,10 @@ pub(crate) const fn validator_mix(lockdep: u64) -> u64 {
 
 /// What decides everything validating an acquisition adds: the chain key the acquisition will
 /// carry (`new.chain`, filled in by the caller from [`chain_key`]: each held lock's class and
-/// read state, outermost first, then the class taken and its read state), and the flags: the
-/// whole mode (the key has only its read state: a spinlock and a mutex both read 0, but differ
-/// in what they disable), trylock, the four interrupt-state bits, irq tracking and the depth.
+/// mode, outermost first, then the class taken and its mode), and the flags: the whole mode
+/// again (kept though the key now has it: the kernel's key has only the read state, in which a
+/// spinlock and a mutex both read 0 but differ in what they disable), trylock, the four
+/// interrupt-state bits, irq tracking and the depth.
 /// The chain key is hashed once per acquisition: here it is only read.
 fn lookup_key(held: &[HeldLock], new: &HeldLock, irq_tracking: bool) -> u64 {
     debug_assert_eq!(new.chain, chain_key(held.last().map_or(0, |h| h.chain), new.class, new.mode));

@@ -188,14 +188,15 @@ impl AccessRecord {
     /// were (their class ids given by the same validator, `same_world`).
     ///
     /// Fast path: a non-empty stack whose innermost lock carries the chain key the record kept is
-    /// the same stack, without comparing class ids. The key is lockdep's `hlock_id()` chain over
-    /// the stack's classes and read states ([`crate::chain_cache::chain_key`]), so equal stacks
-    /// (classes and whether each hold protects a write) have equal keys; that equal keys mean
-    /// equal stacks is the assumption kernel lockdep itself makes when `lookup_chain_cache()`
-    /// identifies a held stack by its `chain_key`, and the lockdep fast path here already makes
-    /// (a collision, odds about n²/2⁶⁵, would skip one refinement). Any other case (an empty
-    /// stack, whose key is 0, or a key that differs: a read hold and a recursive read hold of the
-    /// same classes differ in key and not in what they protect) is compared class by class.
+    /// the same stack, without comparing class ids. The key is lockdep's chain over the stack's
+    /// classes and modes ([`crate::chain_cache::chain_key`], finer than `hlock_id()`'s read
+    /// states); that equal keys mean equal stacks is the assumption kernel lockdep itself makes
+    /// when `lookup_chain_cache()` identifies a held stack by its `chain_key`, and the lockdep
+    /// fast path here already makes (a collision, odds about n²/2⁶⁵, would skip one
+    /// refinement). Any other case (an empty stack, whose key is 0, or a key that differs: a read
+    /// hold and a recursive read hold of the same classes, or a `spin_lock()` hold and a
+    /// `spin_lock_irqsave()` one, differ in key and not in what they protect) is compared class
+    /// by class.
     #[inline]
     fn keep_held(&mut self, held: &[HeldLock], same_world: bool) -> bool {
         let chain = held.last().map_or(0, |h| h.chain);

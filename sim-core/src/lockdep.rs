@@ -1803,8 +1803,8 @@ impl Lockdep {
     /// The whole check of [`Lockdep::check_acquire`], under the graph's mutex: the reports made.
     /// A chain validated without one is remembered by the chain cache and not validated again,
     /// as the kernel's lookup_chain_cache() skips validate_chain(): the chain's key records each
-    /// held lock's class and read state, and a dependency the chain let pass (a readers' cycle)
-    /// is in the graph, where a later writer's dependency meets it.
+    /// held lock's class and mode (so its read state), and a dependency the chain let pass (a
+    /// readers' cycle) is in the graph, where a later writer's dependency meets it.
     fn validate(
         &self,
         held: &[HeldLock],
