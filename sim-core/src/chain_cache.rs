@@ -204,10 +204,10 @@ pub(crate) fn known_clean(
     key: &ClassKey,
     parent: u64,
     taken: Taken,
-    (irq_tracking, ask_memo): (bool, bool),
+    (irq_tracking, ask_memo): (u8, bool),
 ) -> Result<(ClassId, u64), Option<ClassId>> {
     if ask_memo {
-        if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, u8::from(irq_tracking)) {
+        if let Some(known) = known_by_memo((lockdep, mix), key, parent, taken, irq_tracking) {
             return Ok(known);
         }
     }

@@ -1084,8 +1084,9 @@ impl Cx {
     /// and guard: inlined (where the mode, trylock flag and class were constants or already in
     /// registers) it saved a round trip's call overhead but was hot in 17 binary functions of
     /// taskstats (ts27: 5.2 KB of hot code), a tenth of the code taskstats runs out of L1i.
-    /// Its paths past the hashing (the shared trace's, the kept event's) are calls taking this
-    /// function's own arguments, so that they are jumps and the hashing saves no registers.
+    /// Its path past the hashing (a trace that keeps events or that any thread may record) is
+    /// one cold call taking this function's own arguments ([`Cx::record_lock_traced`]), so that
+    /// it is a jump and the hashing saves one register only.
     /// The event's kind passes as its [`crate::trace::lock_tag`], made where the mode is known.
     #[inline(never)]
     fn record_lock(&self, class: &&'static str, class_hash: u64, tag: u64, token: u64) {

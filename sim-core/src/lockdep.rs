@@ -1748,7 +1748,7 @@ impl Lockdep {
         if !self.enabled {
             return Err(None);
         }
-        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed) != 0;
+        let irq_tracking = self.irq_tracking.load(Ordering::Relaxed);
         crate::chain_cache::known_clean(
             (self.id, self.chain_mix),
             key,
