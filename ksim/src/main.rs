@@ -148,6 +148,10 @@ use crate::commands::{ListFormat, TraceFormat};
 use crate::error::{print, CliError, EXIT_FOUND, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE};
 use crate::zoo::ZooFormat;
 
+/// `--threads`' values: a threaded case runs 2 to 4 threads (one would interleave nothing).
+const THREADS_RANGE: std::ops::RangeInclusive<i64> =
+    sim_core::threaded::THREADS_MIN as i64..=sim_core::threaded::THREADS_MAX as i64;
+
 /// The exit statuses, as `ksim --help` lists them (the README repeats this table).
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
@@ -212,7 +216,7 @@ enum Command {
         /// Runs threaded cases: N threads (2 to 4), each its own operations (at most 8, or
         /// --ops) after a set-up prefix, under shuttle's random and PCT schedulers, judged by
         /// linearizability against the reference model as well.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(THREADS_RANGE))]
         threads: Option<u8>,
     },
     /// Replays an artifact: checks it reproduces exactly and draws the trace.

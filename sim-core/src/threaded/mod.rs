@@ -159,7 +159,7 @@ impl ThreadedOptions {
     /// `threads` threads of up to 8 operations after up to 6 set-up operations, 4 schedules each.
     pub fn new(threads: usize) -> ThreadedOptions {
         ThreadedOptions {
-            threads: threads.clamp(1, THREADS_MAX),
+            threads: threads.clamp(THREADS_MIN, THREADS_MAX),
             ops_per_thread: 8,
             prefix_max: 6,
             executions: 4,
@@ -168,6 +168,9 @@ impl ThreadedOptions {
         }
     }
 }
+
+/// Fewest threads a generated case runs: with one there is nothing to interleave.
+pub const THREADS_MIN: usize = 2;
 
 /// Most threads a case runs (shuttle's task ids and the schedule's text form allow more; the
 /// linearizability search does not).
@@ -303,7 +306,7 @@ pub fn run_case<S: ThreadedSubject>(
         SchedulerChoice::Replay { .. } => 1,
         _ => options.executions.max(1),
     };
-    let scheduler = match case.scheduler.scheduler(seed, executions) {
+    let scheduler = match scheduler_for(case).scheduler(seed, executions) {
         Ok(scheduler) => scheduler,
         Err(why) => return unrunnable(seed, Violation::new(ViolationKind::finding("bad-schedule"), why)),
     };
@@ -337,6 +340,18 @@ pub fn run_case<S: ThreadedSubject>(
         report.last = Some(execution_report(execution, &slot, schedule));
     }
     report
+}
+
+/// The scheduler `case` runs under: its own, but a case of one thread (a shrinker's candidate,
+/// or an artifact edited down to one) runs PCT's turn under the random scheduler. PCT orders
+/// runnable threads by priority, and with one thread no execution ever has two runnable, which
+/// shuttle's PCT refuses with a panic ("did not exercise any concurrency") the campaign took for
+/// the model's: a false violation, which a failure's pinned replay then failed to reproduce.
+fn scheduler_for<Op>(case: &ThreadedCase<Op>) -> &SchedulerChoice {
+    match &case.scheduler {
+        SchedulerChoice::Pct { .. } if case.threads.len() < 2 => &SchedulerChoice::Random,
+        choice => choice,
+    }
 }
 
 fn unrunnable(seed: u64, violation: Violation) -> ThreadedReport {

@@ -460,3 +460,28 @@ fn a_shuttle_seed_in_the_environment_is_refused_not_obeyed() {
         threaded::SchedulerChoice::Pct { depth: 2 }.scheduler(1, 1).expect("no override: PCT runs");
     }
 }
+
+/// A case the shrinker cut down to one thread, under PCT (every third seed's scheduler): PCT
+/// needs two runnable threads to order and shuttle's panics without them, which the campaign
+/// once took for the model's panic, and the pinned replay then "no longer failed". Such a case
+/// runs under the random scheduler instead: quiet, every operation run, the same trace each time.
+#[test]
+fn a_one_thread_case_under_pct_runs_quietly_and_the_same_each_time() {
+    let config = demo_sim::DemoSubject::config(None, &[]).expect("default preset");
+    let options = ThreadedOptions::new(2);
+    for seed in 0..12 {
+        let mut case = threaded::generate::<demo_sim::DemoSubject>(&config, seed, &options);
+        case.threads.truncate(1);
+        case.scheduler = threaded::SchedulerChoice::Pct { depth: 2 + (seed % 2) as usize };
+        let runs: Vec<_> = (0..2)
+            .map(|_| threaded::run_case::<demo_sim::DemoSubject>(&config, seed, &case, &options))
+            .collect();
+        for report in &runs {
+            assert!(report.violation().is_none(), "seed {seed}: {:?}", report.violation());
+            let per_execution = report.ops_run / report.executions.max(1);
+            assert_eq!(per_execution, case.ops_count(), "seed {seed}: every operation runs");
+        }
+        let hashes: Vec<_> = runs.iter().map(|r| r.last.as_ref().map(|l| l.trace_hash)).collect();
+        assert_eq!(hashes[0], hashes[1], "seed {seed}");
+    }
+}
