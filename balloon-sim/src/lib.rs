@@ -19,7 +19,7 @@ mod world;
 // For the CLI registry, the tests and the benches: the checker face of the model.
 pub use check::{
     oom_deadlock_scenario, BalloonConfig, BalloonModel, BalloonSubject, Op, Outcome, HOST_FEATURES_ALL,
-    ROUNDS_MAX, TASKS_MAX,
+    MEMORY_BYTES_MAX, ROUNDS_MAX, TASKS_MAX,
 };
 // For the tests and the CLI: the fix table and its switches.
 pub use fixes::{

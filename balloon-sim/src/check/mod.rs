@@ -52,6 +52,11 @@ pub const HOST_FEATURES_ALL: u64 =
 /// The most guest tasks a config may ask for (the default is 2).
 pub const TASKS_MAX: usize = 64;
 
+/// The largest guest an artifact may ask for: 64 GiB, whose replay took a third of a second and
+/// a hundred megabytes (2^44 bytes took eight seconds and 3.7 GB; 2^63 failed its allocation and
+/// aborted the process).
+pub const MEMORY_BYTES_MAX: u64 = 64 << 30;
+
 /// A case's configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BalloonConfig {
@@ -358,11 +363,27 @@ impl Subject for BalloonSubject {
         }
     }
 
-    /// Each task gets a context and a page list when the subject is made, so an edited
-    /// artifact's task count is bounded here rather than by an allocation failure.
+    /// What an edited artifact could ask that the guest cannot be: more tasks than
+    /// [`TASKS_MAX`] (each gets a context and a page list when the subject is made), a guest
+    /// larger than [`MEMORY_BYTES_MAX`] (its page map is made whole), and a `PAGE_SIZE` that is not
+    /// a power of two from 4 KiB to 64 KiB (the driver counts a page in 4 KiB balloon pages).
+    /// Each is refused here, as bad input, rather than by an allocation failure or a panic.
     fn check_config(config: &BalloonConfig) -> Result<(), String> {
         if config.tasks > TASKS_MAX {
             return Err(format!("tasks {} is more than {TASKS_MAX}", config.tasks));
+        }
+        if config.memory_bytes > MEMORY_BYTES_MAX {
+            return Err(format!(
+                "memory_bytes {} is more than {MEMORY_BYTES_MAX} (64 GiB)",
+                config.memory_bytes
+            ));
+        }
+        if let Some(size) = config.page_size {
+            if !size.is_power_of_two() || !(PAGE_SIZE_4K..=PAGE_SIZE_64K).contains(&size) {
+                return Err(format!(
+                    "page_size {size} is not a power of two from {PAGE_SIZE_4K} to {PAGE_SIZE_64K}"
+                ));
+            }
         }
         Ok(())
     }

@@ -65,3 +65,29 @@ fn a_config_asking_for_more_tasks_than_the_bound_is_refused() {
     let refused = BalloonSubject::check_config(&edited).expect_err("usize::MAX tasks refused");
     assert!(refused.contains(&format!("more than {}", balloon_sim::TASKS_MAX)), "{refused}");
 }
+
+/// An edited artifact's guest shape is refused with a line: a guest past the bound (2^63 bytes
+/// once aborted the process on its page map's allocation) and a page size the driver cannot
+/// have (0 once divided by zero, 3 panicked on an invalid guest); the bound and every power of
+/// two from 4 KiB to 64 KiB pass.
+#[test]
+fn a_config_asking_for_a_guest_the_model_cannot_make_is_refused() {
+    use sim_core::check::Subject;
+    let made = BalloonConfig::preset("fixed").expect("preset");
+    let largest = BalloonConfig { memory_bytes: balloon_sim::MEMORY_BYTES_MAX, ..made.clone() };
+    assert_eq!(BalloonSubject::check_config(&largest), Ok(()));
+    for memory_bytes in [balloon_sim::MEMORY_BYTES_MAX + 1, 1 << 44, u64::MAX] {
+        let edited = BalloonConfig { memory_bytes, ..made.clone() };
+        let refused = BalloonSubject::check_config(&edited).expect_err("a guest past the bound");
+        assert!(refused.starts_with(&format!("memory_bytes {memory_bytes} is more than")), "{refused}");
+    }
+    for page_size in [4096, 8192, 16384, 32768, 65536] {
+        let shaped = BalloonConfig { page_size: Some(page_size), ..made.clone() };
+        assert_eq!(BalloonSubject::check_config(&shaped), Ok(()), "page size {page_size}");
+    }
+    for page_size in [0, 3, 2048, 4097, 1 << 17, u64::MAX] {
+        let edited = BalloonConfig { page_size: Some(page_size), ..made.clone() };
+        let refused = BalloonSubject::check_config(&edited).expect_err("a page size the driver cannot have");
+        assert!(refused.starts_with(&format!("page_size {page_size} is not")), "{refused}");
+    }
+}
