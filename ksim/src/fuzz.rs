@@ -24,6 +24,10 @@ pub(crate) const DEFAULT_SECONDS_TOTAL: u64 = 60;
 pub(crate) const DEFAULT_JOBS: u64 = 2;
 /// Shrink steps per failure.
 const SHRINK_STEPS: usize = 400;
+/// The longest operation list `--ops` may ask for: a case is generated whole before it runs
+/// (2^32 operations failed their allocation and aborted the process) and a failing one is shrunk
+/// a step at a time, so longer lists buy nothing a campaign of more cases does not.
+pub(crate) const OPS_MAX: usize = 100_000;
 /// Longest operation list per thread in a threaded case (`--ops` lowers it).
 const THREAD_OPS_MAX: usize = 8;
 
@@ -358,6 +362,9 @@ pub(crate) fn fuzz(args: &FuzzArgs, interrupt: Arc<AtomicBool>) -> Result<FuzzRe
     }
     if args.ops_max == 0 {
         return Err(CliError::Usage("--ops must be at least 1".into()));
+    }
+    if args.ops_max > OPS_MAX {
+        return Err(CliError::Usage(format!("--ops must be at most {OPS_MAX}")));
     }
     if args.threads.is_some() {
         sim_core::threaded::env_seed_unset().map_err(CliError::Usage)?;

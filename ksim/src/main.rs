@@ -210,7 +210,7 @@ enum Command {
         /// Where artifacts and the JSON report are written.
         #[arg(long, value_name = "DIR", default_value = "ksim-out")]
         out: PathBuf,
-        /// Longest operation list per case.
+        /// Longest operation list per case (1 to 100000).
         #[arg(long = "ops", value_name = "N", default_value_t = 200)]
         ops_max: usize,
         /// Runs threaded cases: N threads (2 to 4), each its own operations (at most 8, or
