@@ -724,6 +724,9 @@ pub struct Artifact {
 /// The current artifact format.
 pub const ARTIFACT_VERSION: u32 = 1;
 
+/// How many findings of one name ([`Artifact::write_found`]) a directory may hold.
+const ARTIFACT_NAMES_MAX: usize = 10_000;
+
 impl Artifact {
     /// The artifact's config and operations for subsystem `name` (`what` names the operations in
     /// the error), or one error line saying which part does not fit.
@@ -742,12 +745,41 @@ impl Artifact {
         Ok((config, ops))
     }
 
-    /// Writes the artifact to `path` whole or not at all (a temporary file renamed into place).
+    /// Writes the artifact to `path` whole or not at all (a temporary file, the name with
+    /// `.tmp` added, renamed into place).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let temporary = path.with_extension("ksim.json.tmp");
+        let mut temporary = path.as_os_str().to_os_string();
+        temporary.push(".tmp");
         std::fs::write(&temporary, text)?;
         std::fs::rename(&temporary, path)
+    }
+
+    /// Writes a campaign's finding into `dir` as `{stem}.ksim.json`, with `replay` naming the
+    /// file, and returns its path. A file of that name holding another finding (another
+    /// campaign's config, operations or trace, written to the same `--out`) is kept and the next
+    /// free `{stem}-2.ksim.json`, `-3`, ... is taken; one holding this finding (the same campaign
+    /// run again) is written over. One clear line when it cannot be written.
+    pub fn write_found(&mut self, dir: &Path, stem: &str) -> Result<PathBuf, String> {
+        let path = (1..=ARTIFACT_NAMES_MAX)
+            .map(|n| match n {
+                1 => dir.join(format!("{stem}.ksim.json")),
+                n => dir.join(format!("{stem}-{n}.ksim.json")),
+            })
+            .find(|path| !path.exists() || Artifact::read(path).is_ok_and(|there| there.same_finding(self)))
+            .ok_or_else(|| {
+                format!("{} holds {ARTIFACT_NAMES_MAX} other findings named {stem}", dir.display())
+            })?;
+        self.replay = format!("ksim replay {}", path.display());
+        self.write(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    }
+
+    /// Whether `other` records the same finding: the same subsystem, config, seed, operations
+    /// and trace (what a rerun of one campaign gives again; the shrink's wall time may differ).
+    fn same_finding(&self, other: &Artifact) -> bool {
+        (&self.subsystem, &self.config, self.seed, &self.ops, self.trace_hash)
+            == (&other.subsystem, &other.config, other.seed, &other.ops, other.trace_hash)
     }
 
     /// Reads an artifact, with one clear error line for a missing or corrupt file.
@@ -1046,8 +1078,7 @@ fn failure_from<S: Subject>(
     let Some((violation_at, violation)) = case.violation else {
         return Err(format!("{} seed {seed}: the shrunk case no longer fails (nondeterminism?)", S::NAME));
     };
-    let path = out_dir.map(|dir| dir.join(format!("{}-seed{seed}.ksim.json", S::NAME)));
-    let artifact = Artifact {
+    let mut artifact = Artifact {
         ksim_artifact: ARTIFACT_VERSION,
         subsystem: S::NAME.to_string(),
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
@@ -1060,14 +1091,12 @@ fn failure_from<S: Subject>(
         trace_hash: case.trace_hash,
         trace_tail: case.trace_tail,
         lockdep: case.lockdep,
-        replay: match &path {
-            Some(path) => format!("ksim replay {}", path.display()),
-            None => format!("ksim fuzz {} --seed {seed} --cases 1", S::NAME),
-        },
+        replay: format!("ksim fuzz {} --seed {seed} --cases 1", S::NAME),
     };
-    if let Some(path) = &path {
-        artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
+    let path = match out_dir {
+        Some(dir) => Some(artifact.write_found(dir, &format!("{}-seed{seed}", S::NAME))?),
+        None => None,
+    };
     Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0, shrink_seconds: shrunk.seconds })
 }
 

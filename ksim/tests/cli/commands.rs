@@ -55,6 +55,32 @@ fn fuzz_with_a_fix_off_finds_the_bug_writes_the_artifact_first_and_exits_one() {
     assert!(artifact["ops"].as_array().expect("ops").len() <= 6, "shrunk: {}", artifact["ops"]);
 }
 
+/// Two campaigns that find different bugs at one seed, written to one `--out`: the second
+/// once wrote over the first's artifact (both are `demo-seed1.ksim.json`), losing a finding
+/// its report still named. Each is kept, and the first run again writes over its own file.
+#[test]
+fn a_second_campaign_into_the_same_out_keeps_the_first_finding() {
+    let dir = scratch("fuzz-found-twice");
+    let campaign = |fix: &str| {
+        let run =
+            ksim(&dir, &["fuzz", "demo", "--fix-off", fix, "--seed", "1", "--cases", "300", "--jobs", "1"]);
+        assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+        let report = json(&dir.join("ksim-out/report.json"));
+        let path = report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("artifact path");
+        let artifact = json(&dir.join(path));
+        (path.to_string(), artifact["violation"]["kind"].as_str().expect("kind").to_string())
+    };
+    let (first, first_kind) = campaign("shrink-skips-used");
+    let (second, second_kind) = campaign("lru-lock-order");
+    assert_ne!(first_kind, second_kind, "two different bugs");
+    assert_ne!(first, second, "the second finding has a file of its own");
+    assert_eq!(json(&dir.join(&first))["violation"]["kind"], first_kind.as_str(), "the first is kept");
+    let (again, _) = campaign("shrink-skips-used");
+    assert_eq!(again, first, "the same finding again is written over its own file");
+    let artifacts = std::fs::read_dir(dir.join("ksim-out")).expect("out").count();
+    assert_eq!(artifacts, 3, "two artifacts and the report");
+}
+
 #[test]
 fn replay_of_a_fuzz_artifact_reproduces_exactly_in_text_and_chrome() {
     let dir = scratch("replay");
@@ -278,6 +304,12 @@ fn bad_arguments_are_one_line_and_status_two() {
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--shard", "1/18446744073709551615"])
         .assert_one_line_error(2, "N is at most 65536");
     ksim(&dir, &["fuzz", "demo", "--cases", "3", "--ops", "0"]).assert_one_line_error(2, "--ops");
+    // A case is generated whole: 2^32 operations aborted the process (status 134), 2^63 panicked
+    // a job (status 3).
+    for ops in ["100001", "4294967295", "9223372036854775807"] {
+        ksim(&dir, &["fuzz", "demo", "--cases", "2", "--ops", ops])
+            .assert_one_line_error(2, "--ops must be at most 100000");
+    }
     ksim(&dir, &["trace", "nosuch"]).assert_one_line_error(2, "no scenario \"nosuch\"; scenarios: ");
     ksim(&dir, &["trace", "nosuch:x"]).assert_one_line_error(2, "no subsystem \"nosuch\"");
     ksim(&dir, &["trace", "demo:nosuch"]).assert_one_line_error(2, "no scenario \"demo:nosuch\"");
