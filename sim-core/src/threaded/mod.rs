@@ -741,8 +741,7 @@ fn failure_from<S: ThreadedSubject>(
         unshrunk: unshrunk.threads.iter().map(Vec::len).collect(),
         steps_max: Some(options.steps_max),
     };
-    let path = out_dir.map(|dir| dir.join(format!("{}-threaded-seed{seed}.ksim.json", S::NAME)));
-    let artifact = Artifact {
+    let mut artifact = Artifact {
         ksim_artifact: crate::check::ARTIFACT_VERSION,
         subsystem: S::NAME.to_string(),
         config: serde_json::to_value(config).map_err(|e| e.to_string())?,
@@ -755,16 +754,12 @@ fn failure_from<S: ThreadedSubject>(
         trace_hash: last.trace_hash,
         trace_tail: last.trace_tail,
         lockdep: last.lockdep,
-        replay: match &path {
-            Some(path) => format!("ksim replay {}", path.display()),
-            None => {
-                format!("ksim fuzz {} --threads {} --seed {seed} --cases 1", S::NAME, unshrunk.threads.len())
-            }
-        },
+        replay: format!("ksim fuzz {} --threads {} --seed {seed} --cases 1", S::NAME, unshrunk.threads.len()),
     };
-    if let Some(path) = &path {
-        artifact.write(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
+    let path = match out_dir {
+        Some(dir) => Some(artifact.write_found(dir, &format!("{}-threaded-seed{seed}", S::NAME))?),
+        None => None,
+    };
     Ok(Failure { artifact, path, cases_to_find: 0, seconds_to_find: 0.0, shrink_seconds })
 }
 
@@ -783,6 +778,10 @@ pub struct ThreadedReplay {
 pub fn replay<S: ThreadedSubject>(artifact: &Artifact) -> Result<ThreadedReplay, String> {
     let (config, ops): (S::Config, ThreadedOps<S::Op>) = artifact.decode(S::NAME, "threaded operations")?;
     S::check_config(&config).map_err(|e| format!("artifact config: {e}"))?;
+    // A schedule that does not decode is a corrupt file, not a finding of the replay's.
+    if let SchedulerChoice::Replay { schedule } = &ops.threaded.scheduler {
+        Recorded::decode(schedule).map_err(|e| format!("artifact schedule: {e}"))?;
+    }
     let defaults = ThreadedOptions::new(ops.threaded.threads.len());
     let steps_max = ops.steps_max.unwrap_or(defaults.steps_max);
     let options = ThreadedOptions { trace: TraceMode::Full, steps_max, ..defaults };

@@ -448,6 +448,27 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
     }
 }
 
+/// An artifact whose recorded schedule does not decode (an edited or damaged file) is refused
+/// as bad input; it was replayed and reported as the replay's own `bad-schedule` finding.
+#[test]
+fn an_artifact_whose_schedule_does_not_decode_is_refused_not_replayed() {
+    let options =
+        ThreadedOptions { executions: 1, steps_max: 3000, prefix_max: 0, ..ThreadedOptions::new(2) };
+    let campaign = CampaignOptions { shrink_steps: 0, ..CampaignOptions::cases(1) };
+    let report =
+        threaded::campaign::<Threads<Spin>>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
+            .expect("campaign runs");
+    let mut artifact = report.failures.first().expect("the spin livelocks").artifact.clone();
+    threaded::replay::<Threads<Spin>>(&artifact).expect("the recorded schedule replays");
+    for garbage in ["xyz!@#", "01rzz.1"] {
+        artifact.ops["threaded"]["scheduler"]["Replay"]["schedule"] = garbage.into();
+        match threaded::replay::<Threads<Spin>>(&artifact) {
+            Err(refused) => assert!(refused.starts_with("artifact schedule: "), "{garbage:?}: {refused}"),
+            Ok(replayed) => panic!("{garbage:?} replayed: {:?}", replayed.execution.violation),
+        }
+    }
+}
+
 /// shuttle's random and PCT schedulers take `SHUTTLE_RANDOM_SEED` over the seed they are given:
 /// a threaded case refuses to run with it set (the environment itself is left alone here, since
 /// the other tests of this binary run shuttle executions beside this one).
