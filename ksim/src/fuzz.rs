@@ -53,19 +53,24 @@ struct Selected {
     config: serde_json::Value,
 }
 
+/// The subsystems a campaign runs: those named (each once, in the order first named), else
+/// every one, or those that model `--kernel`'s version. `--fix-off` needs one subsystem.
 fn select(args: &FuzzArgs) -> Result<Vec<Selected>, String> {
-    let entries = if args.subsystems.is_empty() {
-        registry::registry()
-    } else {
-        args.subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
+    let entries = match (&args.kernel, args.subsystems.is_empty()) {
+        (_, false) => {
+            let firsts = args
+                .subsystems
+                .iter()
+                .enumerate()
+                .filter(|&(at, name)| !args.subsystems[..at].contains(name));
+            firsts.map(|(_, name)| registry::find(name)).collect::<Result<Vec<_>, _>>()?
+        }
+        (Some(kernel), true) => registry::modelling(kernel)?,
+        (None, true) => registry::registry(),
     };
     if args.subsystems.is_empty() && entries.len() > 1 && !args.fixes_off.is_empty() {
         return Err("--fix-off belongs to one subsystem: name it (ksim fuzz SUBSYSTEM ...)".into());
     }
-    let entries = match (&args.kernel, args.subsystems.is_empty()) {
-        (Some(kernel), true) => registry::modelling(kernel)?,
-        _ => entries,
-    };
     entries
         .into_iter()
         .map(|entry| {

@@ -264,6 +264,28 @@ fn a_count_of_one_is_singular_in_the_campaign_report() {
     assert!(more.stdout.contains("  found after 2 cases ("), "{}", more.stdout);
 }
 
+/// A subsystem named twice runs once (it ran twice, two rows); a `--kernel` that selects one
+/// subsystem takes that subsystem's `--fix-off` (the option was refused before the version
+/// narrowed the choice: only mbcache models 2.6.10).
+#[test]
+fn the_subsystems_a_campaign_runs_are_each_named_once() {
+    let dir = scratch("fuzz-selection");
+    let twice = ksim(&dir, &["fuzz", "demo", "demo", "--cases", "5", "--jobs", "1"]);
+    assert_eq!(twice.status, 0, "{}\n{}", twice.stdout, twice.stderr);
+    assert_eq!(twice.stdout.lines().filter(|l| l.starts_with("demo ")).count(), 1, "{}", twice.stdout);
+    let report = json(&dir.join("ksim-out/report.json"));
+    assert_eq!(report["subsystems"].as_array().expect("rows").len(), 1, "{report}");
+    let narrowed = ksim(
+        &dir,
+        &["fuzz", "--kernel", "2.6.10", "--fix-off", "exclusive-get", "--cases", "5", "--jobs", "1"],
+    );
+    assert!(narrowed.status <= 1, "{}\n{}", narrowed.stdout, narrowed.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let rows = report["subsystems"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(rows[0]["subsystem"], "mbcache", "{report}");
+}
+
 #[test]
 fn fuzz_takes_a_kernel_version() {
     let dir = scratch("fuzz-kernel");
