@@ -1,6 +1,6 @@
 //! Each subcommand, its happy path and its bad inputs.
 
-use crate::support::{demo_failure_artifact, json, ksim, ksim_with_input, scratch};
+use crate::support::{demo_failure_artifact, json, ksim, ksim_with_input, scratch, Run};
 
 #[test]
 fn list_names_the_demo_with_its_presets_fixes_scenarios_and_zoo() {
@@ -545,4 +545,74 @@ fn a_time_budget_over_every_subsystem_runs_cases_and_stays_near_its_budget() {
     assert!(subsystems.iter().any(|s| s["subsystem"] == "demo"), "every subsystem runs: {subsystems:?}");
     assert!(subsystems.iter().all(|s| s["cases"].as_u64().expect("cases") > 0));
     assert!(elapsed < 30.0, "a 2 s budget took {elapsed:.1} s");
+}
+
+/// Two shards of a small demo campaign in `dir` (`D0/report-0-of-2.json`, `D1/report-1-of-2.json`),
+/// as JSON to edit before a merge.
+fn two_shards(dir: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    for (shard, out) in [("0/2", "D0"), ("1/2", "D1")] {
+        let run =
+            ksim(dir, &["fuzz", "demo", "--cases", "20", "--jobs", "1", "--shard", shard, "--out", out]);
+        assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    (json(&dir.join("D0/report-0-of-2.json")), json(&dir.join("D1/report-1-of-2.json")))
+}
+
+/// Writes `first` and `second` as a.json and b.json in `dir` and merges them.
+fn merge_edited(dir: &std::path::Path, first: &serde_json::Value, second: &serde_json::Value) -> Run {
+    std::fs::write(dir.join("a.json"), first.to_string()).expect("write");
+    std::fs::write(dir.join("b.json"), second.to_string()).expect("write");
+    ksim(dir, &["merge", "a.json", "b.json"])
+}
+
+#[test]
+fn merge_refuses_shards_run_with_different_threads() {
+    let dir = scratch("merge-threads");
+    let (op_level, other) = two_shards(&dir);
+    let mut threaded = other.clone();
+    threaded["subsystems"][0]["threads"] = serde_json::json!(2);
+    merge_edited(&dir, &op_level, &threaded).assert_one_line_error(2, "demo threads none (op-level) vs 2");
+    let mut three = other;
+    three["subsystems"][0]["threads"] = serde_json::json!(3);
+    let mut two = op_level;
+    two["subsystems"][0]["threads"] = serde_json::json!(2);
+    merge_edited(&dir, &two, &three).assert_one_line_error(2, "demo threads 2 vs 3");
+    // The same threads merge as before.
+    three["subsystems"][0]["threads"] = serde_json::json!(2);
+    assert_eq!(merge_edited(&dir, &two, &three).status, 0);
+}
+
+#[test]
+fn merge_refuses_a_shard_outside_its_count_and_a_count_of_zero() {
+    let dir = scratch("merge-bounds");
+    let (first, second) = two_shards(&dir);
+    let mut seventh = second.clone();
+    seventh["shards"] = serde_json::json!([7]);
+    merge_edited(&dir, &first, &seventh).assert_one_line_error(2, "b.json: shard 7 of 2");
+    // The first report is held to it too, and so is a merge of one.
+    merge_edited(&dir, &seventh, &first).assert_one_line_error(2, "a.json: shard 7 of 2");
+    ksim(&dir, &["merge", "a.json"]).assert_one_line_error(2, "a.json: shard 7 of 2");
+    let (mut none_first, mut none_second) = (first, second);
+    none_first["shard_count"] = serde_json::json!(0);
+    none_second["shard_count"] = serde_json::json!(0);
+    merge_edited(&dir, &none_first, &none_second).assert_one_line_error(2, "a.json: shard count 0");
+}
+
+#[test]
+fn merge_refuses_counts_that_overflow_instead_of_wrapping() {
+    let dir = scratch("merge-overflow");
+    let (first, second) = two_shards(&dir);
+    for field in ["cases", "ops"] {
+        let mut huge = second.clone();
+        huge["subsystems"][0][field] = serde_json::json!(u64::MAX);
+        merge_edited(&dir, &first, &huge)
+            .assert_one_line_error(2, &format!("b.json: demo {field} overflows"));
+    }
+    let mark = first["subsystems"][0]["coverage"]
+        .as_object()
+        .and_then(|marks| marks.keys().next().cloned())
+        .expect("the demo reaches a coverage mark in 10 cases");
+    let mut huge = second;
+    huge["subsystems"][0]["coverage"][&mark] = serde_json::json!(u64::MAX);
+    merge_edited(&dir, &first, &huge).assert_one_line_error(2, &format!("coverage count {mark} overflows"));
 }
