@@ -156,8 +156,8 @@ const THREADS_RANGE: std::ops::RangeInclusive<i64> =
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0    all went well
-  1    a bug was found: a campaign, merge or zoo found a violation, or a replay did not
-       reproduce exactly
+  1    a bug was found (a campaign or merge found a violation), a zoo row is not as claimed
+       (a hunt missed its bug, or a fix was not quiet), or a replay did not reproduce exactly
   2    bad input: an argument, a name, a missing or corrupt input file, an --out directory
        that cannot be made before the run starts (one line on stderr)
   3    a failure while running: an output file or stdout could not be written, a worker died

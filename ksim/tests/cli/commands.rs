@@ -616,3 +616,30 @@ fn merge_refuses_counts_that_overflow_instead_of_wrapping() {
     huge["subsystems"][0]["coverage"][&mark] = serde_json::json!(u64::MAX);
     merge_edited(&dir, &first, &huge).assert_one_line_error(2, &format!("coverage count {mark} overflows"));
 }
+
+#[test]
+fn zoo_hunts_a_subsystem_named_twice_once() {
+    let dir = scratch("zoo-twice");
+    let run = ksim(&dir, &["zoo", "demo", "demo", "--format", "json", "--runs", "1", "--cases", "100"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let bugs: Vec<&str> = rows.as_array().expect("rows").iter().filter_map(|r| r["bug"].as_str()).collect();
+    assert_eq!(bugs.len(), 2, "demo's two bugs, once each: {bugs:?}");
+}
+
+#[test]
+fn help_says_exit_one_is_also_a_zoo_hunt_that_missed_its_bug() {
+    let dir = scratch("zoo-missed");
+    // One case cannot find the demo's use-after-shrink: the row is not as claimed.
+    let zoo = ksim(&dir, &["zoo", "demo", "--cases", "1", "--runs", "1"]);
+    assert_eq!(zoo.status, 1, "{}\n{}", zoo.stdout, zoo.stderr);
+    let help = ksim(&dir, &["--help"]);
+    let status_one: String = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("1 "))
+        .take_while(|l| !l.trim_start().starts_with("2 "))
+        .collect();
+    assert!(status_one.contains("a hunt missed its bug"), "{status_one}");
+    assert!(!status_one.contains("zoo found a violation"), "{status_one}");
+}
