@@ -390,7 +390,7 @@ fn list_text(listing: &SubsystemListing) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} (kernels {} to {}; --kernel VERSION or a preset)",
+        "{} (kernels {} to {}; ksim fuzz --kernel VERSION or a preset)",
         listing.name, listing.oldest, listing.newest
     );
     if let Some(kernel) = &listing.kernel {

@@ -244,8 +244,8 @@ enum Command {
         /// Fresh seed ranges per bug (the times and case counts are their medians).
         #[arg(long, value_name = "R", default_value_t = 3)]
         runs: u64,
-        /// Only the bugs kernel VERSION still has (their fix landed after it); each is hunted
-        /// in its zoo kernel with the fix off, as usual.
+        /// Only the bugs kernel VERSION (a version such as 3.4, not a preset) still has (their
+        /// fix landed after it); each is hunted in its zoo kernel with the fix off, as usual.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,
     },
@@ -254,7 +254,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
-        /// Shows which fixes kernel VERSION has, per subsystem that models it.
+        /// Shows which fixes kernel VERSION (a version such as 3.4, not a preset) has, per
+        /// subsystem that models it.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,
     },

@@ -643,3 +643,20 @@ fn help_says_exit_one_is_also_a_zoo_hunt_that_missed_its_bug() {
     assert!(status_one.contains("a hunt missed its bug"), "{status_one}");
     assert!(!status_one.contains("zoo found a violation"), "{status_one}");
 }
+
+#[test]
+fn list_and_zoo_take_versions_only_and_list_says_presets_are_for_fuzz() {
+    let dir = scratch("kernel-presets");
+    for command in ["list", "zoo"] {
+        let help = ksim(&dir, &[command, "--help"]);
+        assert!(help.stdout.contains("not a preset"), "{command} --help: {}", help.stdout);
+    }
+    ksim(&dir, &["list", "--kernel", "demo-2.0"]).assert_one_line_error(2, "not a kernel version");
+    ksim(&dir, &["zoo", "demo", "--kernel", "demo-2.0"]).assert_one_line_error(2, "not a kernel version");
+    let list = ksim(&dir, &["list"]);
+    assert!(
+        list.stdout.contains("demo (kernels 6.0 to 6.1; ksim fuzz --kernel VERSION or a preset)\n"),
+        "{}",
+        list.stdout
+    );
+}
