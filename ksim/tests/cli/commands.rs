@@ -660,3 +660,30 @@ fn list_and_zoo_take_versions_only_and_list_says_presets_are_for_fuzz() {
         list.stdout
     );
 }
+
+#[test]
+fn replay_names_a_violation_recorded_at_the_largest_index_without_wrapping() {
+    let dir = scratch("replay-max-index");
+    let mut artifact = json(&demo_failure_artifact(&dir));
+    artifact["violation_at"] = serde_json::json!(u64::MAX);
+    std::fs::write(dir.join("max.json"), artifact.to_string()).expect("write");
+    ksim(&dir, &["replay", "max.json"])
+        .assert_one_line_error(2, "recorded after operation 18446744073709551616 but it has");
+}
+
+#[test]
+fn replay_refuses_an_out_that_is_the_artifact_itself_and_leaves_it_whole() {
+    let dir = scratch("replay-out-self");
+    let path = demo_failure_artifact(&dir);
+    let before = std::fs::read(&path).expect("read");
+    let file = path.to_str().expect("utf-8");
+    ksim(&dir, &["replay", file, "--out", file]).assert_one_line_error(2, "is the artifact being replayed");
+    // Another spelling of the same file is the same file.
+    let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+    let roundabout = format!("ksim-out/../ksim-out/{name}");
+    ksim(&dir, &["replay", file, "--trace", "chrome", "--out", &roundabout])
+        .assert_one_line_error(2, "is the artifact being replayed");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "the artifact is untouched");
+    let elsewhere = ksim(&dir, &["replay", file, "--out", "trace.txt"]);
+    assert_eq!(elsewhere.status, 0, "{}", elsewhere.stderr);
+}
