@@ -98,7 +98,8 @@ fn check_violation_index(file: &Path, artifact: &Artifact, count: usize) -> Resu
             "{} is not a consistent ksim artifact: its violation is recorded after operation {} but it has {count} \
              operation{}",
             file.display(),
-            artifact.violation_at + 1,
+            // Printed one-based; as u128, so that an index of usize::MAX does not wrap to 0.
+            artifact.violation_at as u128 + 1,
             if count == 1 { "" } else { "s" }
         )));
     }
@@ -107,6 +108,9 @@ fn check_violation_index(file: &Path, artifact: &Artifact, count: usize) -> Resu
 
 /// `ksim replay FILE`: runs the artifact again, says whether it reproduced exactly, and draws it.
 pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Result<Outcome, CliError> {
+    if let Some(out) = out {
+        refuse_overwriting(file, out)?;
+    }
     let artifact = Artifact::read(file)?;
     let entry = registry::find(&artifact.subsystem).map_err(|e| format!("{}: {e}", file.display()))?;
     // Replaying decodes the config and operations first: a part that does not fit says so.
@@ -116,7 +120,8 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
         check_violation_index(file, &artifact, count)?;
     }
     let ops: Vec<serde_json::Value> = artifact.ops.as_array().cloned().unwrap_or_default();
-    let mut summary = replay_header(&artifact, &replayed, count.unwrap_or(artifact.violation_at + 1));
+    let mut summary =
+        replay_header(&artifact, &replayed, count.unwrap_or(artifact.violation_at.saturating_add(1)));
     let shown = replayed.case.violation.as_ref().map_or(&artifact.violation, |(_, found)| found);
     let _ = writeln!(summary, "\nviolation: {}: {}", shown.kind, shown.message.trim_end());
     let names = &replayed.case.task_names;
@@ -141,6 +146,23 @@ pub(crate) fn replay(file: &Path, format: TraceFormat, out: Option<&Path>) -> Re
     let trace = draw(&replayed.case.trace_tail, &replayed.case.task_names, format);
     emit(&summary, "\ntrace:\n", &trace, format, out)?;
     Ok(Outcome { ok: replayed.exact })
+}
+
+/// `--out` naming the artifact itself would replace the finding with its trace: refused before
+/// anything runs. An `out` that does not exist yet cannot be the (existing) artifact; one that
+/// does is compared by canonical path, so `./X.json` and `dir/../X.json` are caught too.
+fn refuse_overwriting(file: &Path, out: &Path) -> Result<(), CliError> {
+    let same = match (file.canonicalize(), out.canonicalize()) {
+        (Ok(file), Ok(out)) => file == out,
+        _ => false,
+    };
+    if same {
+        return Err(CliError::Usage(format!(
+            "--out {} is the artifact being replayed; name another file for the trace",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Where a violation at operation index `at` of `count` was seen: after that operation, or at
@@ -179,6 +201,12 @@ fn replay_header(artifact: &Artifact, replayed: &ReplayReport, count: usize) -> 
     }
     if replayed.exact {
         let _ = writeln!(summary, "reproduced exactly (trace hash {:#018x})", artifact.trace_hash);
+    } else if replayed.case.trace_hash == artifact.trace_hash {
+        let _ = writeln!(
+            summary,
+            "NOT reproduced exactly: the trace hash is as recorded ({:#018x}) but the violation differs",
+            artifact.trace_hash
+        );
     } else {
         let _ = writeln!(
             summary,
@@ -390,7 +418,7 @@ fn list_text(listing: &SubsystemListing) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} (kernels {} to {}; --kernel VERSION or a preset)",
+        "{} (kernels {} to {}; ksim fuzz --kernel VERSION or a preset)",
         listing.name, listing.oldest, listing.newest
     );
     if let Some(kernel) = &listing.kernel {

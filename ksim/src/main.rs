@@ -156,8 +156,8 @@ const THREADS_RANGE: std::ops::RangeInclusive<i64> =
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0    all went well
-  1    a bug was found: a campaign, merge or zoo found a violation, or a replay did not
-       reproduce exactly
+  1    a bug was found (a campaign or merge found a violation), a zoo row is not as claimed
+       (a hunt missed its bug, or a fix was not quiet), or a replay did not reproduce exactly
   2    bad input: an argument, a name, a missing or corrupt input file, an --out directory
        that cannot be made before the run starts (one line on stderr)
   3    a failure while running: an output file or stdout could not be written, a worker died
@@ -244,8 +244,8 @@ enum Command {
         /// Fresh seed ranges per bug (the times and case counts are their medians).
         #[arg(long, value_name = "R", default_value_t = 3)]
         runs: u64,
-        /// Only the bugs kernel VERSION still has (their fix landed after it); each is hunted
-        /// in its zoo kernel with the fix off, as usual.
+        /// Only the bugs kernel VERSION (a version such as 3.4, not a preset) still has (their
+        /// fix landed after it); each is hunted in its zoo kernel with the fix off, as usual.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,
     },
@@ -254,7 +254,8 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
-        /// Shows which fixes kernel VERSION has, per subsystem that models it.
+        /// Shows which fixes kernel VERSION (a version such as 3.4, not a preset) has, per
+        /// subsystem that models it.
         #[arg(long, value_name = "VERSION")]
         kernel: Option<String>,
     },

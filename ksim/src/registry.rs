@@ -119,24 +119,36 @@ fn threaded_json<S: Catalog + ThreadedSubject>(
 }
 
 /// Replays an op-level or a threaded artifact; a threaded one as a [`ReplayReport`] whose trace
-/// has one lane per thread.
+/// has one lane per thread. As for an op-level artifact, an exact reproduction finds the recorded
+/// kind at the recorded index with the recorded trace hash; the replayed index is the one a
+/// threaded run records, [`threaded_violation_at`], never the file's own.
 fn replay_any<S: Catalog + ThreadedSubject>(artifact: &Artifact) -> Result<ReplayReport, String> {
     if !threaded::is_threaded(artifact) {
         return check::replay::<S>(artifact);
     }
     let replayed = threaded::replay::<S>(artifact)?;
+    let at = threaded_violation_at(artifact)?;
     let execution = replayed.execution;
     let case = check::CaseReport {
         seed: artifact.seed,
         ops_run: execution.ops_run,
-        violation: execution.violation.map(|found| (artifact.violation_at, found)),
+        violation: execution.violation.map(|found| (at, found)),
         trace_hash: execution.trace_hash,
         trace_tail: execution.trace_tail,
         task_names: execution.task_names,
         lockdep: execution.lockdep,
         coverage: Default::default(),
     };
-    Ok(ReplayReport { case, exact: replayed.exact })
+    Ok(ReplayReport { case, exact: replayed.exact && at == artifact.violation_at })
+}
+
+/// Where a threaded run records its violation: after the case's last operation (set-up prefix
+/// and every thread's), as `sim_core::threaded` writes `violation_at`, since an interleaving's
+/// violation follows no one operation.
+fn threaded_violation_at(artifact: &Artifact) -> Result<usize, String> {
+    let ops: threaded::ThreadedOps<serde_json::Value> = serde_json::from_value(artifact.ops.clone())
+        .map_err(|e| format!("the threaded operations cannot be read: {e}"))?;
+    Ok(ops.threaded.ops_count().saturating_sub(1))
 }
 
 /// The entry for subsystem `S` with threaded campaigns.

@@ -226,38 +226,19 @@ fn draw_failure(out: &mut String, subsystem: &str, failure: &FailureSummary) {
     }
 }
 
-/// Combines shard reports of one campaign: same seed, shard count, budget, operations and
-/// configurations; disjoint shards. Missing shards are allowed and listed by the caller.
+/// Combines shard reports of one campaign: same seed, shard count, budget, operations, threads
+/// and configurations; disjoint shards, each within the shard count. Missing shards are allowed
+/// and listed by the caller.
 pub(crate) fn merge(reports: &[(PathBuf, FuzzReport)]) -> Result<FuzzReport, String> {
     let Some((first_path, first)) = reports.first() else {
         return Err("merge needs at least one report".to_string());
     };
+    check_shard_bounds(first_path, first)?;
     let mut merged = first.clone();
     let mut shards: BTreeSet<u64> = first.shards.iter().copied().collect();
     for (path, report) in &reports[1..] {
-        let differs = |what: &str, ours: String, theirs: String| {
-            format!(
-                "{} and {} are not shards of one campaign: {what} {ours} vs {theirs}",
-                first_path.display(),
-                path.display()
-            )
-        };
-        if report.seed != first.seed {
-            return Err(differs("seed", first.seed.to_string(), report.seed.to_string()));
-        }
-        if report.shard_count != first.shard_count {
-            return Err(differs(
-                "shard count",
-                first.shard_count.to_string(),
-                report.shard_count.to_string(),
-            ));
-        }
-        if report.budget != first.budget {
-            return Err(differs("budget", first.budget.clone(), report.budget.clone()));
-        }
-        if report.ops_max != first.ops_max {
-            return Err(differs("--ops", first.ops_max.to_string(), report.ops_max.to_string()));
-        }
+        check_same_campaign(first_path, first, path, report)?;
+        check_shard_bounds(path, report)?;
         for shard in &report.shards {
             if !shards.insert(*shard) {
                 return Err(format!(
@@ -267,30 +248,97 @@ pub(crate) fn merge(reports: &[(PathBuf, FuzzReport)]) -> Result<FuzzReport, Str
                 ));
             }
         }
-        let names = |r: &FuzzReport| r.subsystems.iter().map(|s| s.subsystem.clone()).collect::<Vec<_>>();
-        if names(report) != names(first) {
-            return Err(differs("subsystems", names(first).join(","), names(report).join(",")));
-        }
         for (ours, theirs) in merged.subsystems.iter_mut().zip(&report.subsystems) {
-            if ours.config != theirs.config {
-                return Err(differs(
-                    &format!("{} config", ours.subsystem),
-                    ours.config.to_string(),
-                    theirs.config.to_string(),
-                ));
-            }
-            ours.cases += theirs.cases;
-            ours.ops += theirs.ops;
-            ours.seconds = ours.seconds.max(theirs.seconds);
-            ours.ops_per_second += theirs.ops_per_second;
-            ours.failures.extend(theirs.failures.iter().cloned());
-            ours.failures.sort_by_key(|f| f.seed);
-            for (mark, count) in &theirs.coverage {
-                *ours.coverage.entry(mark.clone()).or_default() += count;
-            }
-            ours.interrupted |= theirs.interrupted;
+            add_run(ours, theirs).map_err(|field| {
+                format!(
+                    "{}: {} {field} overflows when added to the other shards' (a corrupt report?)",
+                    path.display(),
+                    ours.subsystem
+                )
+            })?;
         }
     }
     merged.shards = shards.into_iter().collect();
     Ok(merged)
+}
+
+/// A report's shards must be some of `0..shard_count`: a fuzz run's `--shard I/N` keeps
+/// `0 <= I < N`, so anything else is a hand-edited or corrupt file.
+fn check_shard_bounds(path: &Path, report: &FuzzReport) -> Result<(), String> {
+    let count = report.shard_count;
+    if count == 0 {
+        return Err(format!("{}: shard count 0 (a campaign has at least one shard)", path.display()));
+    }
+    if report.shards.is_empty() {
+        return Err(format!("{}: names no shard of {count}", path.display()));
+    }
+    match report.shards.iter().find(|&&shard| shard >= count) {
+        Some(shard) => Err(format!("{}: shard {shard} of {count} (need 0 <= I < N)", path.display())),
+        None => Ok(()),
+    }
+}
+
+/// `report` (from `path`) and `first` (from `first_path`) are shards of one campaign: the same
+/// seed, shard count, budget, `--ops`, subsystems, and per subsystem the same threads and config.
+fn check_same_campaign(
+    first_path: &Path,
+    first: &FuzzReport,
+    path: &Path,
+    report: &FuzzReport,
+) -> Result<(), String> {
+    let differs = |what: &str, ours: String, theirs: String| {
+        Err(format!(
+            "{} and {} are not shards of one campaign: {what} {ours} vs {theirs}",
+            first_path.display(),
+            path.display()
+        ))
+    };
+    if report.seed != first.seed {
+        return differs("seed", first.seed.to_string(), report.seed.to_string());
+    }
+    if report.shard_count != first.shard_count {
+        return differs("shard count", first.shard_count.to_string(), report.shard_count.to_string());
+    }
+    if report.budget != first.budget {
+        return differs("budget", first.budget.clone(), report.budget.clone());
+    }
+    if report.ops_max != first.ops_max {
+        return differs("--ops", first.ops_max.to_string(), report.ops_max.to_string());
+    }
+    let names = |r: &FuzzReport| r.subsystems.iter().map(|s| s.subsystem.clone()).collect::<Vec<_>>();
+    if names(report) != names(first) {
+        return differs("subsystems", names(first).join(","), names(report).join(","));
+    }
+    for (ours, theirs) in first.subsystems.iter().zip(&report.subsystems) {
+        if ours.threads != theirs.threads {
+            return differs(&format!("{} threads", ours.subsystem), threads(ours), threads(theirs));
+        }
+        if ours.config != theirs.config {
+            let what = format!("{} config", ours.subsystem);
+            return differs(&what, ours.config.to_string(), theirs.config.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// A run's `--threads`, as a merge's refusal names it.
+fn threads(run: &SubsystemRun) -> String {
+    run.threads.map_or_else(|| "none (op-level)".to_string(), |threads| threads.to_string())
+}
+
+/// Adds another shard's run of the same subsystem to `ours`; on a count that overflows, the
+/// field's name (`ours` is then partly added: the caller gives up on the merge).
+fn add_run(ours: &mut SubsystemRun, theirs: &SubsystemRun) -> Result<(), String> {
+    ours.cases = ours.cases.checked_add(theirs.cases).ok_or("cases")?;
+    ours.ops = ours.ops.checked_add(theirs.ops).ok_or("ops")?;
+    ours.seconds = ours.seconds.max(theirs.seconds);
+    ours.ops_per_second += theirs.ops_per_second;
+    ours.failures.extend(theirs.failures.iter().cloned());
+    ours.failures.sort_by_key(|f| f.seed);
+    for (mark, count) in &theirs.coverage {
+        let total = ours.coverage.entry(mark.clone()).or_default();
+        *total = total.checked_add(*count).ok_or_else(|| format!("coverage count {mark}"))?;
+    }
+    ours.interrupted |= theirs.interrupted;
+    Ok(())
 }

@@ -120,6 +120,13 @@ pub(crate) fn zoo(
     } else {
         subsystems.iter().map(|name| registry::find(name)).collect::<Result<Vec<_>, _>>()?
     };
+    // `ksim zoo demo demo` hunts demo's bugs once: a second hunt would only repeat its rows.
+    let mut seen = Vec::new();
+    entries.retain(|entry| {
+        let first = !seen.contains(&entry.name);
+        seen.push(entry.name);
+        first
+    });
     let version = match kernel {
         Some(kernel) => {
             let modelling = registry::modelling(kernel)?;

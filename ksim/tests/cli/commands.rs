@@ -1,6 +1,6 @@
 //! Each subcommand, its happy path and its bad inputs.
 
-use crate::support::{demo_failure_artifact, json, ksim, ksim_with_input, scratch};
+use crate::support::{demo_failure_artifact, json, ksim, ksim_with_input, scratch, Run};
 
 #[test]
 fn list_names_the_demo_with_its_presets_fixes_scenarios_and_zoo() {
@@ -599,4 +599,145 @@ fn a_time_budget_over_every_subsystem_runs_cases_and_stays_near_its_budget() {
     assert!(subsystems.iter().any(|s| s["subsystem"] == "demo"), "every subsystem runs: {subsystems:?}");
     assert!(subsystems.iter().all(|s| s["cases"].as_u64().expect("cases") > 0));
     assert!(elapsed < 30.0, "a 2 s budget took {elapsed:.1} s");
+}
+
+/// Two shards of a small demo campaign in `dir` (`D0/report-0-of-2.json`, `D1/report-1-of-2.json`),
+/// as JSON to edit before a merge.
+fn two_shards(dir: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    for (shard, out) in [("0/2", "D0"), ("1/2", "D1")] {
+        let run =
+            ksim(dir, &["fuzz", "demo", "--cases", "20", "--jobs", "1", "--shard", shard, "--out", out]);
+        assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    }
+    (json(&dir.join("D0/report-0-of-2.json")), json(&dir.join("D1/report-1-of-2.json")))
+}
+
+/// Writes `first` and `second` as a.json and b.json in `dir` and merges them.
+fn merge_edited(dir: &std::path::Path, first: &serde_json::Value, second: &serde_json::Value) -> Run {
+    std::fs::write(dir.join("a.json"), first.to_string()).expect("write");
+    std::fs::write(dir.join("b.json"), second.to_string()).expect("write");
+    ksim(dir, &["merge", "a.json", "b.json"])
+}
+
+#[test]
+fn merge_refuses_shards_run_with_different_threads() {
+    let dir = scratch("merge-threads");
+    let (op_level, other) = two_shards(&dir);
+    let mut threaded = other.clone();
+    threaded["subsystems"][0]["threads"] = serde_json::json!(2);
+    merge_edited(&dir, &op_level, &threaded).assert_one_line_error(2, "demo threads none (op-level) vs 2");
+    let mut three = other;
+    three["subsystems"][0]["threads"] = serde_json::json!(3);
+    let mut two = op_level;
+    two["subsystems"][0]["threads"] = serde_json::json!(2);
+    merge_edited(&dir, &two, &three).assert_one_line_error(2, "demo threads 2 vs 3");
+    // The same threads merge as before.
+    three["subsystems"][0]["threads"] = serde_json::json!(2);
+    assert_eq!(merge_edited(&dir, &two, &three).status, 0);
+}
+
+#[test]
+fn merge_refuses_a_shard_outside_its_count_and_a_count_of_zero() {
+    let dir = scratch("merge-bounds");
+    let (first, second) = two_shards(&dir);
+    let mut seventh = second.clone();
+    seventh["shards"] = serde_json::json!([7]);
+    merge_edited(&dir, &first, &seventh).assert_one_line_error(2, "b.json: shard 7 of 2");
+    // The first report is held to it too, and so is a merge of one.
+    merge_edited(&dir, &seventh, &first).assert_one_line_error(2, "a.json: shard 7 of 2");
+    ksim(&dir, &["merge", "a.json"]).assert_one_line_error(2, "a.json: shard 7 of 2");
+    let (mut none_first, mut none_second) = (first, second);
+    none_first["shard_count"] = serde_json::json!(0);
+    none_second["shard_count"] = serde_json::json!(0);
+    merge_edited(&dir, &none_first, &none_second).assert_one_line_error(2, "a.json: shard count 0");
+}
+
+#[test]
+fn merge_refuses_counts_that_overflow_instead_of_wrapping() {
+    let dir = scratch("merge-overflow");
+    let (first, second) = two_shards(&dir);
+    for field in ["cases", "ops"] {
+        let mut huge = second.clone();
+        huge["subsystems"][0][field] = serde_json::json!(u64::MAX);
+        merge_edited(&dir, &first, &huge)
+            .assert_one_line_error(2, &format!("b.json: demo {field} overflows"));
+    }
+    let mark = first["subsystems"][0]["coverage"]
+        .as_object()
+        .and_then(|marks| marks.keys().next().cloned())
+        .expect("the demo reaches a coverage mark in 10 cases");
+    let mut huge = second;
+    huge["subsystems"][0]["coverage"][&mark] = serde_json::json!(u64::MAX);
+    merge_edited(&dir, &first, &huge).assert_one_line_error(2, &format!("coverage count {mark} overflows"));
+}
+
+#[test]
+fn zoo_hunts_a_subsystem_named_twice_once() {
+    let dir = scratch("zoo-twice");
+    let run = ksim(&dir, &["zoo", "demo", "demo", "--format", "json", "--runs", "1", "--cases", "100"]);
+    assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let bugs: Vec<&str> = rows.as_array().expect("rows").iter().filter_map(|r| r["bug"].as_str()).collect();
+    assert_eq!(bugs.len(), 2, "demo's two bugs, once each: {bugs:?}");
+}
+
+#[test]
+fn help_says_exit_one_is_also_a_zoo_hunt_that_missed_its_bug() {
+    let dir = scratch("zoo-missed");
+    // One case cannot find the demo's use-after-shrink: the row is not as claimed.
+    let zoo = ksim(&dir, &["zoo", "demo", "--cases", "1", "--runs", "1"]);
+    assert_eq!(zoo.status, 1, "{}\n{}", zoo.stdout, zoo.stderr);
+    let help = ksim(&dir, &["--help"]);
+    let status_one: String = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("1 "))
+        .take_while(|l| !l.trim_start().starts_with("2 "))
+        .collect();
+    assert!(status_one.contains("a hunt missed its bug"), "{status_one}");
+    assert!(!status_one.contains("zoo found a violation"), "{status_one}");
+}
+
+#[test]
+fn list_and_zoo_take_versions_only_and_list_says_presets_are_for_fuzz() {
+    let dir = scratch("kernel-presets");
+    for command in ["list", "zoo"] {
+        let help = ksim(&dir, &[command, "--help"]);
+        assert!(help.stdout.contains("not a preset"), "{command} --help: {}", help.stdout);
+    }
+    ksim(&dir, &["list", "--kernel", "demo-2.0"]).assert_one_line_error(2, "not a kernel version");
+    ksim(&dir, &["zoo", "demo", "--kernel", "demo-2.0"]).assert_one_line_error(2, "not a kernel version");
+    let list = ksim(&dir, &["list"]);
+    assert!(
+        list.stdout.contains("demo (kernels 6.0 to 6.1; ksim fuzz --kernel VERSION or a preset)\n"),
+        "{}",
+        list.stdout
+    );
+}
+
+#[test]
+fn replay_names_a_violation_recorded_at_the_largest_index_without_wrapping() {
+    let dir = scratch("replay-max-index");
+    let mut artifact = json(&demo_failure_artifact(&dir));
+    artifact["violation_at"] = serde_json::json!(u64::MAX);
+    std::fs::write(dir.join("max.json"), artifact.to_string()).expect("write");
+    ksim(&dir, &["replay", "max.json"])
+        .assert_one_line_error(2, "recorded after operation 18446744073709551616 but it has");
+}
+
+#[test]
+fn replay_refuses_an_out_that_is_the_artifact_itself_and_leaves_it_whole() {
+    let dir = scratch("replay-out-self");
+    let path = demo_failure_artifact(&dir);
+    let before = std::fs::read(&path).expect("read");
+    let file = path.to_str().expect("utf-8");
+    ksim(&dir, &["replay", file, "--out", file]).assert_one_line_error(2, "is the artifact being replayed");
+    // Another spelling of the same file is the same file.
+    let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+    let roundabout = format!("ksim-out/../ksim-out/{name}");
+    ksim(&dir, &["replay", file, "--trace", "chrome", "--out", &roundabout])
+        .assert_one_line_error(2, "is the artifact being replayed");
+    assert_eq!(std::fs::read(&path).expect("read"), before, "the artifact is untouched");
+    let elsewhere = ksim(&dir, &["replay", file, "--out", "trace.txt"]);
+    assert_eq!(elsewhere.status, 0, "{}", elsewhere.stderr);
 }

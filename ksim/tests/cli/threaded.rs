@@ -49,6 +49,34 @@ fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces
     assert!(replay.stdout.lines().next().is_some_and(|l| l.contains(&header)), "{}", replay.stdout);
 }
 
+#[test]
+fn threaded_replay_of_an_edited_violation_index_does_not_reproduce_exactly() {
+    let dir = scratch("threaded-edited-index");
+    let run = ksim(
+        &dir,
+        &["fuzz", "demo", "--threads", "2", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"],
+    );
+    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("artifact path"));
+    let mut artifact = json(&path);
+    let recorded_at = artifact["violation_at"].as_u64().expect("violation_at");
+    assert!(recorded_at > 0, "the case has operations after its first: {}", artifact["ops"]);
+    artifact["violation_at"] = serde_json::json!(0);
+    std::fs::write(dir.join("edited.json"), artifact.to_string()).expect("write");
+    let replay = ksim(&dir, &["replay", "edited.json"]);
+    assert_eq!(replay.status, 1, "{}\n{}", replay.stdout, replay.stderr);
+    assert!(
+        replay.stdout.contains("recorded: lockdep:circular-locking after operation 1\n"),
+        "{}",
+        replay.stdout
+    );
+    // What ran is said: the violation where a threaded run records it, not the file's index.
+    let replayed = format!("replayed: lockdep:circular-locking after operation {}\n", recorded_at + 1);
+    assert!(replay.stdout.contains(&replayed), "{}", replay.stdout);
+    assert!(replay.stdout.contains("NOT reproduced exactly"), "{}", replay.stdout);
+}
+
 /// One thread interleaves nothing (and shuttle's PCT refuses such a run: the campaign once
 /// stopped at seed 2 of every subsystem, "the pinned threaded case no longer fails").
 #[test]
