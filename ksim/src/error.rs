@@ -6,7 +6,8 @@
 
 use std::io::Write as _;
 
-/// Exit status: a campaign, merge or zoo found a violation, or a replay did not reproduce.
+/// Exit status: a campaign or merge found a violation, a zoo row is not as claimed, or a replay
+/// did not reproduce exactly.
 pub(crate) const EXIT_FOUND: u8 = 1;
 /// Exit status: bad input (an argument, a name, a missing or corrupt input file, an `--out`
 /// directory that cannot be made before the run starts).
