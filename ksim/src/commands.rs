@@ -402,7 +402,11 @@ fn listing(entry: &SubsystemEntry, kernel: Option<KernelVersion>) -> SubsystemLi
 /// `kernel`, only the subsystems that model it, each with the fixes it has.
 pub(crate) fn list(format: ListFormat, kernel: Option<&str>) -> Result<String, String> {
     let (entries, version) = match kernel {
-        Some(kernel) => (registry::modelling(kernel)?, Some(kernel.parse::<KernelVersion>()?)),
+        // A version, not a preset (`registry::modelling` takes both).
+        Some(kernel) => {
+            let version = kernel.parse::<KernelVersion>()?;
+            (registry::modelling(kernel)?, Some(version))
+        }
         None => (registry::registry(), None),
     };
     let listings: Vec<SubsystemListing> = entries.iter().map(|entry| listing(entry, version)).collect();

@@ -189,9 +189,17 @@ pub(crate) fn find(name: &str) -> Result<SubsystemEntry, String> {
 }
 
 /// The subsystems whose modelled range includes kernel version `kernel`, or an error line giving
-/// each subsystem's range.
+/// each subsystem's range; for a name that is no version, the subsystems with a preset of that
+/// name (`linux-3.8`, `demo-2.0`), or the version's parse error when none has one.
 pub(crate) fn modelling(kernel: &str) -> Result<Vec<SubsystemEntry>, String> {
-    let version: KernelVersion = kernel.parse()?;
+    let version: KernelVersion = match kernel.parse() {
+        Ok(version) => version,
+        Err(why) => {
+            let presets: Vec<SubsystemEntry> =
+                registry().into_iter().filter(|entry| (entry.config)(Some(kernel), &[]).is_ok()).collect();
+            return if presets.is_empty() { Err(why) } else { Ok(presets) };
+        }
+    };
     let all = registry();
     let within: Vec<SubsystemEntry> = all
         .iter()

@@ -129,12 +129,14 @@ pub(crate) fn zoo(
     });
     let version = match kernel {
         Some(kernel) => {
+            // A version, not a preset (`registry::modelling` takes both).
+            let version = kernel.parse::<KernelVersion>()?;
             let modelling = registry::modelling(kernel)?;
             entries.retain(|entry| modelling.iter().any(|m| m.name == entry.name));
             if entries.is_empty() {
                 return Err(format!("none of {} models kernel {kernel}", subsystems.join(", ")));
             }
-            Some(kernel.parse::<KernelVersion>()?)
+            Some(version)
         }
         None => None,
     };

@@ -266,7 +266,7 @@ fn a_count_of_one_is_singular_in_the_campaign_report() {
 
 /// A subsystem named twice runs once (it ran twice, two rows); a `--kernel` that selects one
 /// subsystem takes that subsystem's `--fix-off` (the option was refused before the version
-/// narrowed the choice: only mbcache models 2.6.10).
+/// narrowed the choice: only mbcache models 2.6.10), and a preset selects its subsystem.
 #[test]
 fn the_subsystems_a_campaign_runs_are_each_named_once() {
     let dir = scratch("fuzz-selection");
@@ -284,6 +284,14 @@ fn the_subsystems_a_campaign_runs_are_each_named_once() {
     let rows = report["subsystems"].as_array().expect("rows");
     assert_eq!(rows.len(), 1, "{report}");
     assert_eq!(rows[0]["subsystem"], "mbcache", "{report}");
+    // A preset with no subsystem named runs the subsystem whose preset it is (it was refused as
+    // "not a kernel version"); a name that is neither is refused.
+    let preset = ksim(&dir, &["fuzz", "--kernel", "demo-2.0", "--cases", "5", "--jobs", "1"]);
+    assert_eq!(preset.status, 0, "{}\n{}", preset.stdout, preset.stderr);
+    let report = json(&dir.join("ksim-out/report.json"));
+    let rows = report["subsystems"].as_array().expect("rows");
+    assert_eq!((rows.len(), &rows[0]["subsystem"]), (1, &"demo".into()), "{report}");
+    ksim(&dir, &["fuzz", "--kernel", "nosuch-1.0", "--cases", "5"]).assert_one_line_error(2, "nosuch-1.0");
 }
 
 #[test]
