@@ -185,7 +185,7 @@ enum Command {
         subsystems: Vec<String>,
         /// The kernel: a version (`3.4`, `2.6.19-rc3`: every fix landed by then) or a named preset
         /// (see `ksim list`); default: each subsystem's default preset. With no subsystem named,
-        /// a version selects the subsystems that model it.
+        /// a version selects the subsystems that model it, a preset the subsystem it belongs to.
         #[arg(long, alias = "preset", value_name = "VERSION")]
         kernel: Option<String>,
         /// Switches a fix off (repeatable).
