@@ -523,8 +523,55 @@ fn a_find_in_flight_at_a_lazy_unmount_may_miss_what_a_detached_run_evicted() {
     check(&A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED);
 }
 
+/// Case seed 23911 (`ksim fuzz mbcache2 --threads 3 --seconds 30 --seed 3000`, artifact
+/// `mbcache2-threaded-seed23911.ksim.json`), shrunk to 13 operations (two in the prefix; the
+/// prefill queued the shrink work), as the artifact's schedule ran them (the pin's reaches the
+/// same window, the predicate below):
+/// 1. thread 2's kworker takes the shrink work and scans (its pending bit cleared);
+/// 2. thread 0's insert of key 1 calls `schedule_work()`: queued again; thread 1's kworker
+///    dequeues it, finds it executing, and hands it over (`Deferred`): still pending;
+/// 3. thread 1's insert of key 2 (block 49) merges into it; its release of block 49 claims the
+///    entry in `mb_cache_entry_delete_or_get()` (finds pass it over from then on);
+/// 4. thread 0's insert of key 2 allocates block 50 and calls `schedule_work()`: still pending,
+///    merged; its entry is not hashed yet;
+/// 5. thread 2's kworker reruns the item and ends; its next call finds nothing queued;
+/// 6. thread 2's find of key 2 walks the chain: 49's entry claimed, 50's not there (ENOENT);
+/// 7. thread 0's insert hashes block 50's entry; its kworker call finds nothing queued.
+///
+/// The find orders the insert (at its hash) after it, so after thread 2's idle kworker, where
+/// the reference had the rerun over: the insert queued the work, and thread 0's idle kworker
+/// should have run it ("the scan stopped with entry 102:9 at the LRU's head"); ordering the
+/// insert before the find, the find should have shared block 50. Now an insert by a task with
+/// no operation ordered since a rerun ended may have merged into it (`late_merges`).
+const SEED_23911: &str = r#"{"prefix": [{"XattrFind": {"fs": 0, "key": 2, "task": 2}}, {"Shrink": {"fs": 0, "nr": 4, "task": 1}}], "threads": [["RunWork", {"XattrNew": {"fs": 0, "key": 1, "task": 0}}, {"Shrink": {"fs": 0, "nr": 1, "task": 0}}, {"XattrNew": {"fs": 0, "key": 2, "task": 0}}, "RunWork"], ["RunWork", {"XattrNew": {"fs": 0, "key": 2, "task": 1}}, {"XattrRelease": {"block": 65, "fs": 0, "task": 1}}], ["RunWork", "RunWork", {"XattrFind": {"fs": 0, "key": 2, "task": 2}}]]}"#;
+
+/// Reached when thread 2's kworker (`2.0`) reran the item while thread 0's insert of key 2
+/// (`0.3`) was in flight, thread 2's next kworker call (`2.1`) found nothing, its find (`2.2`),
+/// begun before the insert ended, missed (ENOENT), and thread 0's kworker (`0.4`) found nothing.
+const AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT: Window = Window {
+    name: "an_insert_in_flight_when_a_rerun_starts_may_have_merged_into_it",
+    ops: SEED_23911,
+    ops_run: 13,
+    reached: |report| {
+        ended(report, "2.0", "Reran(")
+            && began_before_end_of(report, "0.3", "2.0")
+            && ended(report, "0.3", "Block(")
+            && ended(report, "2.1", "Scanned([])")
+            && ended(report, "2.2", "Failed(ENOENT)")
+            && began_before_end_of(report, "2.2", "0.3")
+            && ended(report, "0.4", "Scanned([])")
+    },
+    pin: Pin { scheduler: Scheduler::Bursts, seed: 324 },
+};
+
+#[test]
+fn an_insert_in_flight_when_a_rerun_starts_may_have_merged_into_it() {
+    check(&AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT);
+}
+
 /// Every window, for the search.
-const WINDOWS: [&Window; 11] = [
+const WINDOWS: [&Window; 12] = [
+    &AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT,
     &A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED,
     &A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETACHED_RUNS_TEST_AND_CLAIM,
     &A_SCHEDULE_WORK_MERGED_INTO_A_PENDING_RERUN_LEAVES_THE_NEXT_KWORKER_IDLE,

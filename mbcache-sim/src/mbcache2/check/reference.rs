@@ -84,6 +84,18 @@ impl Fs {
     }
 }
 
+/// Whole calls: a `merging` item whose rerun is over (see `Mbcache2Model::late_merges`).
+#[derive(Clone, Debug)]
+struct LateMerge {
+    item: (usize, u64),
+    /// The tasks with no operation ordered since the rerun ended: a call of theirs may have
+    /// been in flight across the rerun's claim of the item.
+    tasks: Vec<usize>,
+    /// How many more inserts it explains: one per task but the rerunning kworker's, which the
+    /// reference cannot name (`RunWork` is no task's).
+    left: usize,
+}
+
 /// The reference state.
 #[derive(Clone, Debug)]
 pub struct Mbcache2Model {
@@ -123,6 +135,19 @@ pub struct Mbcache2Model {
     /// Whole calls: queued items a `schedule_work()` of a `merging` item queued here, which the
     /// kernel may have merged into the rerun (then a `RunWork` ordered after finds nothing).
     maybe_merged: Vec<(usize, u64)>,
+    /// Whole calls: `merging` items whose rerun a `RunWork` ordered since has ended (it ran or
+    /// found nothing). `mb_cache_entry_create()` calls `schedule_work()` before it hashes its
+    /// entry, and the hash is where the reference orders the insert, so an insert in flight
+    /// across the rerun's start may have found the item still pending there (handed to the
+    /// executing kworker, `WORK_STRUCT_PENDING` set until `process_one_work()` starts the rerun)
+    /// and merged into it, while its hash comes after that `RunWork` and after a find that
+    /// missed its entry (case seed 23911). Such an insert's item is `maybe_merged`. Only a task
+    /// with no operation ordered since the `RunWork` may have had that insert in flight: an
+    /// operation ordered after it ended after it began, which (as retiring `merging` there
+    /// assumes) is after the rerun started, and the task's next call began later still. So a
+    /// task's claim lapses at its next operation, and at most one insert per task but the
+    /// rerunning kworker's is explained.
+    late_merges: Vec<LateMerge>,
     /// Whole calls: items a `RunWork` took off the queue since an insert last scheduled them.
     /// `mb_cache_entry_create()` reads `c_entry_count` and calls `schedule_work()` before it
     /// allocates and inserts the entry, and the insert is where the reference orders the call (a
@@ -414,8 +439,9 @@ impl Mbcache2Model {
         self.fss[fs].cache.as_mut()
     }
 
-    /// `mb_cache_entry_create`.
-    fn create(&mut self, fs: usize, key: u32, value: u64, reusable: bool) -> Outcome {
+    /// `mb_cache_entry_create`, by a task that may have called `schedule_work()` before the
+    /// reruns of the `late` items started (see `late_merges`).
+    fn create(&mut self, fs: usize, key: u32, value: u64, reusable: bool, late: &[(usize, u64)]) -> Outcome {
         let bits = self.bucket_bits;
         let id = self.next_entry;
         self.next_entry += 1;
@@ -439,7 +465,10 @@ impl Mbcache2Model {
                 }
                 None => {
                     let taken = self.taken.iter().position(|&t| t == item).map(|at| self.taken.remove(at));
-                    if self.merging.contains(&item) || (self.whole_calls && taken.is_some()) {
+                    if self.merging.contains(&item)
+                        || (self.whole_calls && taken.is_some())
+                        || merged_late(&mut self.late_merges, item, late)
+                    {
                         self.maybe_merged.push(item);
                     }
                     self.work.push(item);
@@ -503,18 +532,19 @@ impl Mbcache2Model {
 
     fn xattr_new(&mut self, fs: usize, key: u32) -> Outcome {
         let lowest = self.fss[fs].blocks.iter().position(|b| !b.0);
-        self.xattr_new_at(fs, key, lowest)
+        self.xattr_new_at(fs, key, lowest, &[])
     }
 
-    /// A new block `block` (None: every block is allocated) with content `key`, inserted.
-    fn xattr_new_at(&mut self, fs: usize, key: u32, block: Option<usize>) -> Outcome {
+    /// A new block `block` (None: every block is allocated) with content `key`, inserted by a
+    /// task that may have merged into the reruns of the `late` items (see `late_merges`).
+    fn xattr_new_at(&mut self, fs: usize, key: u32, block: Option<usize>, late: &[(usize, u64)]) -> Outcome {
         if self.fss[fs].cache.is_none() {
             return Outcome::Failed(Errno::ENODEV);
         }
         let Some(block) = block else { return Outcome::Failed(Errno::ENOSPC) };
         self.fss[fs].write_block(block, (true, 1, key));
         let reusable = self.refcount_max > 1;
-        let _ = self.create(fs, key, block as u64, reusable);
+        let _ = self.create(fs, key, block as u64, reusable, late);
         Outcome::Block(block as u64)
     }
 
@@ -629,6 +659,7 @@ impl Mbcache2Model {
         self.work.retain(|item| !detached(item));
         self.work_credits.retain(|&(f, generation)| !(f == fs && generation == cache.generation));
         self.merging.retain(|item| !detached(item));
+        self.late_merges.retain(|late| !detached(&late.item));
         self.maybe_merged.retain(|item| !detached(item));
         self.taken.retain(|item| !detached(item));
         if self.whole_calls {
@@ -707,15 +738,23 @@ impl Mbcache2Model {
     /// `XattrNew` as one call (`whole_calls`): the allocator hands out a free block, and which
     /// one is no part of the contract (ext4 frees a released block after dropping the buffer lock,
     /// so an overlapping allocation may see it still in use after the cache entry is gone), so
-    /// the reference accepts any block free here, and ENOSPC only when none is.
-    fn new_block(&mut self, task: usize, fs: usize, key: u32, actual: &Outcome) -> Result<(), String> {
+    /// the reference accepts any block free here, and ENOSPC only when none is. `late`: the
+    /// items whose rerun the call may have been in flight across (see `late_merges`).
+    fn new_block(
+        &mut self,
+        task: usize,
+        fs: usize,
+        key: u32,
+        actual: &Outcome,
+        late: &[(usize, u64)],
+    ) -> Result<(), String> {
         let blocks = &self.fss[fs].blocks;
         let chosen = match *actual {
             Outcome::Block(block) if blocks.get(block as usize).is_some_and(|b| !b.0) => Some(block as usize),
             _ => None,
         };
         let lowest = blocks.iter().position(|b| !b.0);
-        let expect = self.xattr_new_at(fs, key, chosen.or(lowest));
+        let expect = self.xattr_new_at(fs, key, chosen.or(lowest), late);
         if expect != *actual {
             return Err(format!("expected {expect:?} (or any other free block)"));
         }
@@ -752,7 +791,7 @@ impl Mbcache2Model {
                 return Ok(());
             }
             // The kworker ran or found nothing: a rerun that claimed a merging item is over.
-            self.merging.clear();
+            self.retire_merging();
             let evicted = runs.iter().flat_map(|steps| steps.iter()).filter(|step| step.evicted).count();
             if evicted > 0 {
                 self.last_run_evicted = evicted as u64;
@@ -950,9 +989,36 @@ impl Mbcache2Model {
         }
         self.work.clear();
         self.maybe_merged.clear();
-        self.merging.clear();
+        self.retire_merging();
         self.merged_inserts.clear();
         true
+    }
+
+    /// Whole calls: the `merging` items' reruns are over; each task may still have had an insert
+    /// in flight across one's start (see `late_merges`).
+    fn retire_merging(&mut self) {
+        let tasks = self.owned.len();
+        for item in std::mem::take(&mut self.merging) {
+            self.late_merges.retain(|late| late.item != item);
+            if tasks > 1 {
+                self.late_merges.push(LateMerge { item, tasks: (0..tasks).collect(), left: tasks - 1 });
+            }
+        }
+    }
+
+    /// Whole calls: `task`'s operation is ordered here: its calls from now on began after every
+    /// rerun in `late_merges` started. The items whose rerun its operation may have been in
+    /// flight across, for an insert's `schedule_work()`.
+    fn lapse_late_merges(&mut self, task: usize) -> Vec<(usize, u64)> {
+        let mut items = Vec::new();
+        for late in &mut self.late_merges {
+            if let Some(at) = late.tasks.iter().position(|&t| t == task) {
+                late.tasks.remove(at);
+                items.push(late.item);
+            }
+        }
+        self.late_merges.retain(|late| !late.tasks.is_empty());
+        items
     }
 
     /// Whole calls: a `RunWork` with steps and nothing queued here ran the item an insert not
@@ -1133,7 +1199,7 @@ impl Mbcache2Model {
         let Some(block) = self.allocated_block(fs, block) else { return Outcome::Nothing };
         let (_, count, key) = self.fss[fs].blocks[block as usize];
         let reusable = count < self.refcount_max;
-        self.create(fs, key, block, reusable)
+        self.create(fs, key, block, reusable, &[])
     }
 
     fn get(&mut self, task: usize, fs: usize, block: u8) -> Outcome {
@@ -1203,6 +1269,7 @@ impl Reference for Mbcache2Model {
             work_credits: Vec::new(),
             merging: Vec::new(),
             maybe_merged: Vec::new(),
+            late_merges: Vec::new(),
             taken: Vec::new(),
             detached_work: Vec::new(),
             merged_inserts: Vec::new(),
@@ -1226,7 +1293,9 @@ impl Reference for Mbcache2Model {
         if !matches!(op, Op::Shrink { .. } | Op::RunWork) {
             self.just_touched = None;
         }
+        let mut late = Vec::new();
         if let Some(task) = self.op_task(op) {
+            late = self.lapse_late_merges(task);
             self.last_shares[task] = None;
             for cache in self.fss.iter_mut().flat_map(|fs| fs.cache.iter_mut().chain(fs.detached.iter_mut()))
             {
@@ -1238,7 +1307,7 @@ impl Reference for Mbcache2Model {
         }
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
-            return self.new_block(task, fs, u32::from(*key), actual);
+            return self.new_block(task, fs, u32::from(*key), actual, &late);
         }
         if let (true, Op::Shrink { .. } | Op::RunWork) = (self.whole_calls, op) {
             return self.scanned(op, actual);
@@ -1286,6 +1355,20 @@ impl Reference for Mbcache2Model {
             )),
         }
     }
+}
+
+/// Whole calls: whether an insert ordered after `item`'s rerun ended, by a task whose call may
+/// have been in flight across its start (`late`), merged into it: counted against the item's
+/// `LateMerge` in `late_merges` (see `Mbcache2Model::late_merges`).
+fn merged_late(late_merges: &mut Vec<LateMerge>, item: (usize, u64), late: &[(usize, u64)]) -> bool {
+    let Some(at) = late_merges.iter().position(|merge| merge.item == item && late.contains(&item)) else {
+        return false;
+    };
+    late_merges[at].left -= 1;
+    if late_merges[at].left == 0 {
+        late_merges.remove(at);
+    }
+    true
 }
 
 /// A scan's disagreement, said of a detached cache.
@@ -1459,6 +1542,38 @@ mod tests {
         let third = Outcome::Shared { block: 5, count: 2 };
         assert!(model.clone().check(&find(0), &third).is_err(), "three tasks: two other than the unmount's");
         model.check(&find(0), &Outcome::Failed(Errno::ENODEV)).expect("a call that started after the detach");
+    }
+
+    #[test]
+    fn an_insert_in_flight_when_a_rerun_started_may_have_merged_into_it_once_per_other_task() {
+        let reran = || {
+            let Outcome::Scanned(first) = run(0) else { unreachable!() };
+            let Outcome::Scanned(second) = run(2) else { unreachable!() };
+            Outcome::Reran(vec![first, second])
+        };
+        let (idle, insert) = (Outcome::Scanned(Vec::new()), |task| Op::XattrNew { task, fs: 0, key: 3 });
+        let mut model = full();
+        model.check(&Op::RunWork, &reran()).expect("the prefill's item, rerun on credit");
+        model.check(&insert(0), &Outcome::Block(48)).expect("queued it again during the first run");
+        model.check(&insert(1), &Outcome::Block(49)).expect("merged: the item waits for its rerun");
+        model.check(&Op::RunWork, &idle).expect("the rerun ran the merged item: nothing queued");
+        // Task 2's insert was in flight when the rerun started: its `schedule_work()` may have
+        // merged into it, though its hash comes after the idle kworker.
+        let mut moved_on = model.clone();
+        model.check(&insert(2), &Outcome::Block(50)).expect("a new block");
+        model.check(&Op::RunWork, &idle).expect("task 2's schedule_work() merged into the rerun");
+        // Task 0 too (its last call was ordered before the rerun ended); then the budget, one per
+        // task but the kworker's, is spent.
+        model.check(&insert(0), &Outcome::Block(51)).expect("a new block");
+        model.check(&Op::RunWork, &idle).expect("task 0's schedule_work() merged into the rerun");
+        model.check(&insert(1), &Outcome::Block(52)).expect("a new block");
+        assert!(model.check(&Op::RunWork, &idle).is_err(), "three tasks: two besides the kworker's");
+        // A task with a call ordered after the idle kworker began its next call after the rerun
+        // started: its insert queued the work.
+        let find = Op::XattrFind { task: 2, fs: 0, key: 2 };
+        moved_on.check(&find, &Outcome::Failed(Errno::ENOENT)).expect("no key 2");
+        moved_on.check(&insert(2), &Outcome::Block(50)).expect("a new block");
+        assert!(moved_on.check(&Op::RunWork, &idle).is_err(), "the insert's work is queued");
     }
 
     #[test]

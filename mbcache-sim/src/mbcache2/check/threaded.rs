@@ -36,13 +36,16 @@
 //! (`Outcome::Reran`). Which entries a scan keeps depends on what overlapping calls hold at that
 //! instant, so a scan's outcome lists its steps (each entry met, evicted or kept) and the
 //! reference judges them ([`Mbcache2Model`]'s `scan`): a shrinker's first step at the LRU's
-//! head, later ones anywhere on it, never evicting a referenced entry. Ten kernel windows no
+//! head, later ones anywhere on it, never evicting a referenced entry. Eleven kernel windows no
 //! order of whole calls explains are judged as the kernel has them (see the reference):
 //! - a shrink work run takes its item off the queue at one instant and scans later, so its
 //!   first step may be anywhere on the LRU;
 //! - its rerun may have nothing queued in the reference: a `schedule_work()` ordered after it
 //!   found the item still pending, and queues nothing; so does any further one before the rerun
 //!   claims the item, so an idle kworker ordered after may find nothing (case seed 7003753);
+//! - an insert in flight when the rerun starts may have merged into it, though its hash comes
+//!   after the rerun's end (after a find that missed its entry): one per task with no call
+//!   ordered since, but the kworker's (case seed 23911);
 //! - `mb_cache_entry_create()` calls `schedule_work()` before its insert, so the first insert
 //!   ordered after a kworker took the item may have been covered by that run (case seed 7004638);
 //! - the other way round, a kworker may run the item before the insert that scheduled it hashes
