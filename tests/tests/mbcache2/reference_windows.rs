@@ -569,8 +569,58 @@ fn an_insert_in_flight_when_a_rerun_starts_may_have_merged_into_it() {
     check(&AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT);
 }
 
+/// Case seed 24501 (`ksim fuzz mbcache2 --threads 3 --cases 1 --seed 24501`, artifact
+/// `mbcache2-threaded-seed24501.ksim.json`), shrunk to 8 operations (three in the prefix; the
+/// prefill queued the shrink work):
+/// 1. thread 0's kworker takes the shrink work (its pending bit cleared) and starts its first
+///    run; thread 2's one-step scan evicts the LRU's head;
+/// 2. thread 1's insert of key 3 calls `schedule_work()`: queued again; thread 1's kworker
+///    dequeues it, finds it executing, and hands it over (`Deferred`);
+/// 3. thread 2's find of key 0 takes block 6's entry (`e_refcnt` two); thread 0's first run
+///    evicts blocks 4 and 5, and its rerun, `c_list_lock` held, meets block 6's entry at the
+///    LRU's head and tests `e_referenced`: clear;
+/// 4. the find shares block 6: its `mb_cache_entry_touch()` sets the bit and its
+///    `mb_cache_entry_put()` drops the count back to one;
+/// 5. the rerun's `atomic_cmpxchg(&e_refcnt, 1, 0)` claims the entry: evicted with its bit
+///    set; then block 7's.
+///
+/// The find must be ordered before the run (after it, block 6 is gone) and the rerun after the
+/// insert's `schedule_work()`; the only order that fits puts the share right before the
+/// `RunWork`, whose steps, first run and rerun, are judged there. The reference let that share
+/// race only the first run's steps ("expected a share of one of blocks []" for every order).
+/// Now it may race any step of either run. Still rejected (a gap the reference cannot close
+/// while it judges a `RunWork` whole at its first dequeue): schedules of these operations where
+/// the find begins after the insert ends (Random 668, 1046, 1281), so no order puts the share
+/// right before the `RunWork` that the insert's credit follows.
+const SEED_24501: &str = r#"{"prefix": [{"XattrNew": {"fs": 0, "key": 2, "task": 0}}, {"Shrink": {"fs": 0, "nr": 3, "task": 1}}, {"XattrRead": {"block": 60, "fs": 0, "task": 2}}], "threads": [["RunWork"], [{"XattrNew": {"fs": 0, "key": 3, "task": 1}}, "RunWork"], [{"Shrink": {"fs": 0, "nr": 1, "task": 2}}, {"XattrFind": {"fs": 0, "key": 0, "task": 2}}]]}"#;
+
+/// Reached when thread 2's find (`2.1`) shared block 6 while thread 0's kworker (`0.0`) ran,
+/// and that kworker's rerun (its second run's steps) evicted block 6's entry.
+const A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM: Window = Window {
+    name: "a_share_may_touch_its_entry_between_a_rerun_steps_test_and_claim",
+    ops: SEED_24501,
+    ops_run: 8,
+    reached: |report| {
+        ended(report, "2.1", "Shared { block: 6, count: 2 }")
+            && began_before_end_of(report, "2.1", "0.0")
+            && span(report, "0.0").is_some_and(|run| {
+                run.result.starts_with("Reran(")
+                    && run.result.split_once("], [").is_some_and(|(_, rerun)| {
+                        rerun.contains("ScanStep { key: 0, value: 6, evicted: true }")
+                    })
+            })
+    },
+    pin: Pin { scheduler: Scheduler::Random, seed: 22 },
+};
+
+#[test]
+fn a_share_may_touch_its_entry_between_a_rerun_steps_test_and_claim() {
+    check(&A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM);
+}
+
 /// Every window, for the search.
-const WINDOWS: [&Window; 12] = [
+const WINDOWS: [&Window; 13] = [
+    &A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM,
     &AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT,
     &A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED,
     &A_SHARE_IN_FLIGHT_ACROSS_A_LAZY_UNMOUNT_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_DETACHED_RUNS_TEST_AND_CLAIM,

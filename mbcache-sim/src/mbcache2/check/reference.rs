@@ -116,8 +116,8 @@ pub struct Mbcache2Model {
     /// Whole calls: per task, the (filesystem, block) references its inodes own.
     owned: Vec<Vec<(usize, u64)>>,
     /// Whole calls: the entry the operation ordered just before this one shared (touched), if
-    /// it was a share: a scan's first step may evict it although it is referenced (see
-    /// [`Cache::scan`]).
+    /// it was a share: any step of a scan, or of either run of a `RunWork` that ran the item
+    /// again, may evict it although it is referenced (see [`Cache::scan`]).
     just_touched: Option<u64>,
     /// Whole calls: per task, the entry its last call shared, if that call was a share (a lazy
     /// unmount hands them to the detached cache: `Cache::shares_in_flight`).
@@ -343,8 +343,11 @@ impl Cache {
     /// (`atomic_cmpxchg` from one) in two instants at every step, and a share's
     /// `mb_cache_entry_touch()` and put between them leave the entry evicted with its bit set
     /// (harmless: the bit is a hint), which no order of whole calls explains otherwise. Any
-    /// step: a shrink work run's `c_max_entries / 16` steps span the share (case seed 10155). A shrink work run (`head` false) may start anywhere on it too (see
-    /// [`Mbcache2Model::scanned`]). On a detached cache, the entries of shares in flight at the
+    /// step: a shrink work run's `c_max_entries / 16` steps span the share (case seed 10155),
+    /// and so does a rerun's, which `scanned` judges where the `RunWork` is ordered, at its
+    /// first dequeue, though the kernel runs it after the first run ends (case seed 24501: the
+    /// share's touch and put fell between the rerun's test and claim). A shrink work run (`head`
+    /// false) may start anywhere on it too (see [`Mbcache2Model::scanned`]). On a detached cache, the entries of shares in flight at the
     /// detach (`shares_in_flight`) may be evicted so too, whatever was ordered in between.
     fn scan(
         &mut self,
@@ -823,9 +826,12 @@ impl Mbcache2Model {
                         "the shrink work ran again on a detached cache, but was never queued again",
                     )?);
                     let item = item.expect("a rerun follows its first run");
-                    self.detached_scan(item, &mut steps, None, None)?;
+                    self.detached_scan(item, &mut steps, None, touched)?;
                 }
-                _ => self.queued_run(&mut steps, &mut item, touched.filter(|_| run == 0))?,
+                // A rerun's steps race the share ordered right before this call as the first
+                // run's do (`touched`): it is the same `mb_cache_shrink()` loop, later in the
+                // same call (case seed 24501).
+                _ => self.queued_run(&mut steps, &mut item, touched)?,
             }
             if let Some(step) = steps.next() {
                 return Err(format!("the scan went on to {}:{} past its steps", step.key, step.value));
@@ -1542,6 +1548,29 @@ mod tests {
         let third = Outcome::Shared { block: 5, count: 2 };
         assert!(model.clone().check(&find(0), &third).is_err(), "three tasks: two other than the unmount's");
         model.check(&find(0), &Outcome::Failed(Errno::ENODEV)).expect("a call that started after the detach");
+    }
+
+    #[test]
+    fn a_rerun_step_may_evict_the_entry_only_the_share_ordered_right_before_its_run_work_referenced() {
+        // Block 6 is the newest prefilled block with key 0: the share's. The rerun evicts it.
+        let evicted = |block: u16| step(prefill_key(block, 1), u64::from(block), true);
+        let reran = || {
+            let Outcome::Scanned(first) = run(0) else { unreachable!() };
+            Outcome::Reran(vec![first, vec![evicted(6), evicted(7)]])
+        };
+        let share = Op::XattrFind { task: 2, fs: 0, key: 0 };
+        let insert = Op::XattrNew { task: 1, fs: 0, key: 3 };
+        let mut raced = full();
+        raced.check(&share, &Outcome::Shared { block: 6, count: 2 }).expect("block 6 is shareable");
+        raced.check(&Op::RunWork, &reran()).expect("the touch between the rerun step's test and claim");
+        raced.check(&insert, &Outcome::Block(48)).expect("queued the rerun again");
+        assert!(raced.finish().is_ok(), "the insert paid the rerun");
+        let mut settled = full();
+        settled.check(&share, &Outcome::Shared { block: 6, count: 2 }).expect("block 6 is shareable");
+        settled
+            .check(&Op::XattrFind { task: 2, fs: 0, key: 3 }, &Outcome::Failed(Errno::ENOENT))
+            .expect("the share's task moved on");
+        assert!(settled.check(&Op::RunWork, &reran()).is_err(), "block 6's entry is referenced");
     }
 
     #[test]

@@ -62,8 +62,8 @@
 //! - an insert may read the entry count before the scan of a run ordered before it (case seed
 //!   11018796);
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
-//!   step, so a share's touch and put between them leave the entry it just referenced evicted
-//!   (case seeds 200000 and 10155);
+//!   step, so a share's touch and put between them leave the entry it just referenced evicted,
+//!   by a rerun's steps too (case seeds 200000, 10155 and 24501);
 //! - on a detached cache, the share may have been in flight at the detach, ordered anywhere
 //!   before the unmount: each task's last call then, if a share (the session-10 pin in
 //!   `tests/tests/mbcache2/reference_windows.rs`).
