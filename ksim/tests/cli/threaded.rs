@@ -15,15 +15,20 @@ fn threaded_fuzz_of_the_fixed_demo_is_quiet_over_jobs_and_shards() {
     assert_eq!(report["subsystems"][0]["failures"].as_array().expect("failures").len(), 0);
 }
 
-#[test]
-fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces_it() {
-    let dir = scratch("threaded-found");
+/// Runs the threaded campaign that finds the demo's ABBA in `dir` (status 1) and returns its report.
+fn find_the_abba(dir: &std::path::Path) -> serde_json::Value {
     let run = ksim(
-        &dir,
+        dir,
         &["fuzz", "demo", "--threads", "2", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"],
     );
     assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
-    let report = json(&dir.join("ksim-out/report.json"));
+    json(&dir.join("ksim-out/report.json"))
+}
+
+#[test]
+fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces_it() {
+    let dir = scratch("threaded-found");
+    let report = find_the_abba(&dir);
     let failure = &report["subsystems"][0]["failures"][0];
     assert_eq!(failure["kind"], "lockdep:circular-locking");
     let artifact = failure["artifact"].as_str().expect("artifact path").to_string();
@@ -52,12 +57,7 @@ fn threaded_fuzz_finds_the_abba_writes_a_threaded_artifact_and_replay_reproduces
 #[test]
 fn threaded_replay_of_an_edited_violation_index_does_not_reproduce_exactly() {
     let dir = scratch("threaded-edited-index");
-    let run = ksim(
-        &dir,
-        &["fuzz", "demo", "--threads", "2", "--fix-off", "lru-lock-order", "--cases", "100", "--jobs", "1"],
-    );
-    assert_eq!(run.status, 1, "{}\n{}", run.stdout, run.stderr);
-    let report = json(&dir.join("ksim-out/report.json"));
+    let report = find_the_abba(&dir);
     let path = dir.join(report["subsystems"][0]["failures"][0]["artifact"].as_str().expect("artifact path"));
     let mut artifact = json(&path);
     let recorded_at = artifact["violation_at"].as_u64().expect("violation_at");

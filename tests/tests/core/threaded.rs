@@ -423,14 +423,19 @@ impl World for Spin {
 /// A replay runs with the whole trace and the artifact's step bound; the campaign ran with a
 /// trace tail and a bound of its own. Both used to change the report (held locks were read from
 /// the trace tail, the bound was the default) and so the trace hash.
-#[test]
-fn a_case_that_hits_the_step_bound_replays_exactly() {
+/// One case of two threads spinning on one lock, run to a 3000-step bound (no shrinking): its
+/// report, whose failure is the livelock.
+fn spin_to_the_step_bound() -> sim_core::check::CampaignReport {
     let options =
         ThreadedOptions { executions: 1, steps_max: 3000, prefix_max: 0, ..ThreadedOptions::new(2) };
     let campaign = CampaignOptions { shrink_steps: 0, ..CampaignOptions::cases(1) };
-    let report =
-        threaded::campaign::<Threads<Spin>>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
-            .expect("campaign runs");
+    threaded::campaign::<Threads<Spin>>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
+        .expect("campaign runs")
+}
+
+#[test]
+fn a_case_that_hits_the_step_bound_replays_exactly() {
+    let report = spin_to_the_step_bound();
     let failure = report.failures.first().expect("the spin livelocks");
     let artifact = &failure.artifact;
     assert_eq!(artifact.violation.kind, sim_core::ViolationKind::Liveness, "{}", artifact.violation);
@@ -452,12 +457,7 @@ fn a_case_that_hits_the_step_bound_replays_exactly() {
 /// as bad input; it was replayed and reported as the replay's own `bad-schedule` finding.
 #[test]
 fn an_artifact_whose_schedule_does_not_decode_is_refused_not_replayed() {
-    let options =
-        ThreadedOptions { executions: 1, steps_max: 3000, prefix_max: 0, ..ThreadedOptions::new(2) };
-    let campaign = CampaignOptions { shrink_steps: 0, ..CampaignOptions::cases(1) };
-    let report =
-        threaded::campaign::<Threads<Spin>>(&(), &campaign, &options, &AtomicBool::new(false), &mut |_| {})
-            .expect("campaign runs");
+    let report = spin_to_the_step_bound();
     let mut artifact = report.failures.first().expect("the spin livelocks").artifact.clone();
     threaded::replay::<Threads<Spin>>(&artifact).expect("the recorded schedule replays");
     for garbage in ["xyz!@#", "01rzz.1"] {
