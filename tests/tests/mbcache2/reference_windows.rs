@@ -618,8 +618,58 @@ fn a_share_may_touch_its_entry_between_a_rerun_steps_test_and_claim() {
     check(&A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM);
 }
 
+/// Case seed 81361 (`ksim fuzz mbcache2 --threads 4 --cases 1 --seed 81361`, artifact
+/// `mbcache2-threaded-seed81361.ksim.json`), shrunk to 7 operations (the prefix's shrinker scan
+/// evicted blocks 0 to 5; the prefill queued the shrink work; thread 3's task wraps to task 0):
+/// 1. thread 1's kworker takes the shrink work (`process_one_work()` clears its pending bit) and
+///    starts `mb_cache_shrink()`: block 6's entry (key 0) is at the LRU's head, its bit clear,
+///    and `atomic_cmpxchg(&e_refcnt, 1, 0)` claims it;
+/// 2. thread 2's kworker finds nothing queued (the item is executing, not pending);
+/// 3. thread 0's find of key 0 walks the chain: `__entry_find()`'s `atomic_inc_not_zero()`
+///    passes block 6's claimed entry over, no other key-0 entry is reusable: ENOENT;
+/// 4. thread 0's find of key 1 takes block 7's entry (`e_refcnt` two);
+/// 5. the kworker frees block 6's entry and, `c_list_lock` held again, meets block 7's at the
+///    head and tests `MBE_REFERENCED_B`: clear;
+/// 6. the find raises block 7's `h_refcount` to two under the buffer lock, then its
+///    `mb_cache_entry_touch()` sets the bit and its `mb_cache_entry_put()` drops the count to one;
+/// 7. the kworker's `atomic_cmpxchg(&e_refcnt, 1, 0)` claims block 7's entry: evicted with its
+///    bit set; the find returns the share of block 7; the two inserts hash blocks 48 and 49.
+///
+/// The find of key 0 orders the `RunWork` before it (block 6 gone), the share of block 7 orders
+/// it after (block 7 still cached), and the two finds are one task's in that order: no order of
+/// whole calls fits ("expected a share of one of blocks [49]"). The `RunWork`'s steps span both
+/// finds; the reference now lets a share ordered after a scan share an entry that scan evicted
+/// when an earlier call of its task was ordered after the scan too (`Cache::scan_evicted`).
+/// Every schedule of these operations that reaches the window in seeds 0 to 2999 of the three
+/// schedulers (Random 538, 1684, 1911, 2171, 2808; Bursts 382, 728, 1072, 2810) was rejected.
+const SEED_81361: &str = r#"{"prefix": [{"Shrink": {"fs": 0, "nr": 6, "task": 1}}], "threads": [[{"XattrFind": {"fs": 0, "key": 0, "task": 0}}, {"XattrFind": {"fs": 0, "key": 1, "task": 0}}], ["RunWork"], ["RunWork", {"XattrNew": {"fs": 0, "key": 0, "task": 2}}], [{"XattrNew": {"fs": 0, "key": 1, "task": 3}}]]}"#;
+
+/// Reached when thread 0's find of key 0 (`0.0`) missed and its find of key 1 (`0.1`) shared
+/// block 7 while thread 1's kworker (`1.0`) ran, and that run evicted blocks 6 and 7.
+const A_SCAN_STEP_MAY_EVICT_THE_ENTRY_A_SHARE_ORDERED_AFTER_THE_SCAN_TOUCHED: Window = Window {
+    name: "a_scan_step_may_evict_the_entry_a_share_ordered_after_the_scan_touched",
+    ops: SEED_81361,
+    ops_run: 7,
+    reached: |report| {
+        ended(report, "0.0", "Failed(ENOENT)")
+            && ended(report, "0.1", "Shared { block: 7, count: 2 }")
+            && began_before_end_of(report, "0.1", "1.0")
+            && span(report, "1.0").is_some_and(|run| {
+                run.result.contains("ScanStep { key: 0, value: 6, evicted: true }")
+                    && run.result.contains("ScanStep { key: 1, value: 7, evicted: true }")
+            })
+    },
+    pin: Pin { scheduler: Scheduler::Random, seed: 538 },
+};
+
+#[test]
+fn a_scan_step_may_evict_the_entry_a_share_ordered_after_the_scan_touched() {
+    check(&A_SCAN_STEP_MAY_EVICT_THE_ENTRY_A_SHARE_ORDERED_AFTER_THE_SCAN_TOUCHED);
+}
+
 /// Every window, for the search.
-const WINDOWS: [&Window; 13] = [
+const WINDOWS: [&Window; 14] = [
+    &A_SCAN_STEP_MAY_EVICT_THE_ENTRY_A_SHARE_ORDERED_AFTER_THE_SCAN_TOUCHED,
     &A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM,
     &AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT,
     &A_FIND_IN_FLIGHT_AT_A_LAZY_UNMOUNT_MAY_MISS_WHAT_A_DETACHED_RUN_EVICTED,

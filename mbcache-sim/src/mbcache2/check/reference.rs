@@ -54,6 +54,25 @@ struct Cache {
     /// and claimed the count after the put: the entry is evicted with its bit set, once (see
     /// [`Cache::scan`]).
     shares_in_flight: Vec<u64>,
+    /// Whole calls: the (key, block) of each reusable entry the last scan with steps (of any
+    /// cache) evicted here. A scan is ordered at one instant, but `mb_cache_shrink()` runs its
+    /// steps one after another, dropping `c_list_lock` between them, so calls of other tasks
+    /// ordered after the scan may have run between its steps and seen the earlier ones (case
+    /// seed 81361: a find that missed the entry the first step claimed). A share in flight at a
+    /// later step may have taken that step's entry (`__entry_find()`'s `atomic_inc_not_zero()`)
+    /// before the step's `test_bit(MBE_REFERENCED_B)`, and raised `h_refcount` under the buffer
+    /// lock and touched and put the entry (`ext4_xattr_block_set()`, which since "ext4: fix
+    /// race when reusing xattr blocks" no longer checks that the entry is still hashed) before
+    /// the step's `atomic_cmpxchg(&e_refcnt, 1, 0)`: the step evicts the entry the share used.
+    /// Such a share must be ordered after the scan when an earlier call of its task is (that
+    /// call saw an earlier step), and then shares a block whose entry is gone
+    /// ([`Mbcache2Model::share`]); otherwise the share ordered right before the scan explains it
+    /// (`touched`). So only a task with an operation ordered since the scan
+    /// (`Mbcache2Model::called_since_scan`) may use these entries, until the next scan with
+    /// steps. The reference cannot see when the scan ended, so this is wider than the kernel's
+    /// window (which needs the share in flight at the step), and narrower where another task's
+    /// call, not the sharer's own, is what orders the share after the scan.
+    scan_evicted: Vec<(u32, u64)>,
 }
 
 /// One filesystem.
@@ -122,6 +141,9 @@ pub struct Mbcache2Model {
     /// Whole calls: per task, the entry its last call shared, if that call was a share (a lazy
     /// unmount hands them to the detached cache: `Cache::shares_in_flight`).
     last_shares: Vec<Option<u64>>,
+    /// Whole calls: per task, whether an operation of it was ordered since the last scan with
+    /// steps: its later shares may use the entries that scan evicted (`Cache::scan_evicted`).
+    called_since_scan: Vec<bool>,
     /// Whole calls: shrink work runs with nothing queued here (a rerun after another kworker
     /// handed the item over), each owed to a `schedule_work()` ordered after it, which the
     /// kernel merged into the still pending item: that one queues nothing.
@@ -272,6 +294,7 @@ impl Cache {
             max_entries: (buckets as u64) << 4,
             claimed: Vec::new(),
             shares_in_flight: Vec::new(),
+            scan_evicted: Vec::new(),
         }
     }
 
@@ -394,6 +417,10 @@ impl Cache {
             self.entries.get_mut(&id).expect("LRU entry").referenced = false;
             if step.evicted {
                 self.shares_in_flight.retain(|&e| e != id);
+                let entry = &self.entries[&id];
+                if entry.reusable {
+                    self.scan_evicted.push((entry.key, entry.value));
+                }
                 self.unlist(id);
                 self.unhash(id, bits);
                 self.entries.remove(&id);
@@ -704,7 +731,15 @@ impl Mbcache2Model {
     /// and which one (the kernel's chain order, which overlapping inserts reorder) is no part of
     /// the contract, so the reference accepts the block the call names if it was shareable, and
     /// ENOENT only when none was.
-    fn share(&mut self, fs: usize, key: u32, actual: &Outcome) -> Result<(), String> {
+    /// `called_since_scan`: whether the task had an operation ordered since the last scan with
+    /// steps, so the share may use an entry that scan evicted (see `Cache::scan_evicted`).
+    fn share(
+        &mut self,
+        fs: usize,
+        key: u32,
+        actual: &Outcome,
+        called_since_scan: bool,
+    ) -> Result<(), String> {
         let max = self.refcount_max;
         let Fs { cache, blocks, .. } = &mut self.fss[fs];
         let Some(cache) = cache.as_mut() else {
@@ -718,14 +753,25 @@ impl Mbcache2Model {
             .filter(|e| blocks[e.value as usize].1 < max)
             .map(|e| e.value)
             .collect();
+        // Blocks whose entries the last scan evicted, which a share in flight at that scan's
+        // step may have used (see `Cache::scan_evicted`); they never explain an ENOENT.
+        let evicted: Vec<u64> = (cache.scan_evicted.iter())
+            .filter(|&&(k, block)| called_since_scan && k == key && !shareable.contains(&block))
+            .map(|&(_, block)| block)
+            .filter(|&block| matches!(blocks[block as usize], (true, count, k) if k == key && count < max))
+            .collect();
         match *actual {
             Outcome::Failed(Errno::ENOENT) if shareable.is_empty() => Ok(()),
-            Outcome::Shared { block, count } if shareable.contains(&block) => {
+            Outcome::Shared { block, count } if shareable.contains(&block) || evicted.contains(&block) => {
                 let bits = self.bucket_bits;
                 let counted = &mut blocks[block as usize].1;
                 *counted += 1;
                 if *counted != count {
                     return Err(format!("block {block} shared with h_refcount {count}, expected {counted}"));
+                }
+                if evicted.contains(&block) {
+                    // Touched and put before the scan's step claimed it: nothing left to touch.
+                    return Ok(());
                 }
                 let id = cache.find_in_chain(key, block, bits).expect("shareable entries are hashed");
                 let entry = cache.entries.get_mut(&id).expect("hashed");
@@ -734,7 +780,13 @@ impl Mbcache2Model {
                 self.just_touched = Some(id);
                 Ok(())
             }
-            _ => Err(format!("expected a share of one of blocks {shareable:?} (none: Failed(ENOENT))")),
+            _ if evicted.is_empty() => {
+                Err(format!("expected a share of one of blocks {shareable:?} (none: Failed(ENOENT))"))
+            }
+            _ => Err(format!(
+                "expected a share of one of blocks {shareable:?} (none: Failed(ENOENT)), or of {evicted:?}, \
+                 whose entries the last scan evicted"
+            )),
         }
     }
 
@@ -789,6 +841,16 @@ impl Mbcache2Model {
             }
             _ => return Err("expected a scan's steps".to_string()),
         };
+        if runs.iter().any(|steps| !steps.is_empty()) {
+            // Only a share that overlapped this scan may use an entry it evicted (see
+            // `Cache::scan_evicted`).
+            self.called_since_scan.fill(false);
+            for fs in &mut self.fss {
+                for cache in fs.cache.iter_mut().chain(fs.detached.iter_mut()) {
+                    cache.scan_evicted.clear();
+                }
+            }
+        }
         if let Op::RunWork = op {
             if self.merged_away(&runs) {
                 return Ok(());
@@ -1272,6 +1334,7 @@ impl Reference for Mbcache2Model {
             owned: vec![Vec::new(); tasks],
             just_touched: None,
             last_shares: vec![None; tasks],
+            called_since_scan: vec![false; tasks],
             work_credits: Vec::new(),
             merging: Vec::new(),
             maybe_merged: Vec::new(),
@@ -1311,6 +1374,9 @@ impl Reference for Mbcache2Model {
         if let Some(judged) = self.on_detached(op, actual) {
             return judged;
         }
+        // After `on_detached`, which judges the call again on the detached cache.
+        let called_since_scan =
+            self.op_task(op).is_some_and(|task| std::mem::replace(&mut self.called_since_scan[task], true));
         if let (true, Op::XattrNew { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
             return self.new_block(task, fs, u32::from(*key), actual, &late);
@@ -1330,7 +1396,7 @@ impl Reference for Mbcache2Model {
         }
         if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
-            self.share(fs, u32::from(*key), actual)?;
+            self.share(fs, u32::from(*key), actual, called_since_scan)?;
             if let Outcome::Shared { block, .. } = *actual {
                 self.owned[task].push((fs, block));
                 self.last_shares[task] = self.just_touched;
@@ -1419,6 +1485,27 @@ mod tests {
         assert!(model.clone().check(&find, &Outcome::Shared { block: 2, count: 2 }).is_err(), "evicted");
         model.check(&shrink(1), &scanned(vec![step(1, 1, true)])).expect("block 1's entry heads the LRU");
         assert!(model.check(&Op::RunWork, &scanned(vec![step(0, 0, true)])).is_err(), "no work is queued");
+    }
+
+    #[test]
+    fn a_share_may_use_an_entry_the_last_scan_evicted_only_after_another_call_of_its_task() {
+        let shrink = |nr| Op::Shrink { task: 2, fs: 0, nr };
+        let find = |key| Op::XattrFind { task: 1, fs: 0, key };
+        let missed = Outcome::Failed(Errno::ENOENT);
+        let shared_0 = Outcome::Shared { block: 0, count: 2 };
+        let mut model = model();
+        model.check(&find(3), &missed).expect("no block with key 3");
+        model.check(&shrink(1), &Outcome::Scanned(vec![step(0, 0, true)])).expect("block 0 heads the LRU");
+        // Task 1's first call since the scan could have been ordered right before it instead.
+        assert!(model.clone().check(&find(0), &shared_0).is_err(), "no call of task 1 since the scan");
+        // Its earlier call since the scan ran between the scan's steps: this one may have too.
+        model.check(&find(3), &missed).expect("no block with key 3");
+        assert!(model.clone().check(&find(0), &missed).is_err(), "block 2 is shareable");
+        model.clone().check(&find(0), &shared_0).expect("taken before the step claimed block 0's entry");
+        // Not past the next scan with steps.
+        model.check(&shrink(1), &Outcome::Scanned(vec![step(1, 1, true)])).expect("block 1 heads the LRU");
+        model.check(&find(3), &missed).expect("no block with key 3");
+        assert!(model.check(&find(0), &shared_0).is_err(), "evicted by an earlier scan");
     }
 
     /// Whole calls on a cache of 48 prefilled blocks, past `c_max_entries` (32): the shrink work

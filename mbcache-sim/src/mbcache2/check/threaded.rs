@@ -64,6 +64,9 @@
 //! - `mb_cache_shrink()` tests `e_referenced` and claims the count in two instants, at every
 //!   step, so a share's touch and put between them leave the entry it just referenced evicted,
 //!   by a rerun's steps too (case seeds 200000, 10155 and 24501);
+//! - a scan's steps span calls ordered after it: a share of a task whose earlier call, ordered
+//!   after the scan, saw an earlier step may use an entry a later step evicted (case seed
+//!   81361);
 //! - on a detached cache, the share may have been in flight at the detach, ordered anywhere
 //!   before the unmount: each task's last call then, if a share (the session-10 pin in
 //!   `tests/tests/mbcache2/reference_windows.rs`).
