@@ -349,7 +349,7 @@ pub fn run_case<S: ThreadedSubject>(
 /// the model's: a false violation, which a failure's pinned replay then failed to reproduce.
 fn scheduler_for<Op>(case: &ThreadedCase<Op>) -> &SchedulerChoice {
     match &case.scheduler {
-        SchedulerChoice::Pct { .. } if case.threads.len() < 2 => &SchedulerChoice::Random,
+        SchedulerChoice::Pct { .. } if case.threads.len() < THREADS_MIN => &SchedulerChoice::Random,
         choice => choice,
     }
 }
