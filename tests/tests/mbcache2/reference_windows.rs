@@ -667,8 +667,59 @@ fn a_scan_step_may_evict_the_entry_a_share_ordered_after_the_scan_touched() {
     check(&A_SCAN_STEP_MAY_EVICT_THE_ENTRY_A_SHARE_ORDERED_AFTER_THE_SCAN_TOUCHED);
 }
 
+/// Case seed 225129 (`ksim fuzz mbcache2 --threads 3 --cases 1 --seed 225129`, artifact
+/// `mbcache2-threaded-seed225129.ksim.json`), shrunk to 4 operations (the prefix's shrinker scan
+/// evicted blocks 0 to 5; the prefill queued the shrink work; thread 1's find is task 2's):
+/// 1. thread 0's kworker takes the shrink work off the worklist (`process_one_work()` clears its
+///    pending bit under `pool->lock`) and starts `mb_cache_shrink()`;
+/// 2. thread 1's kworker finds the worklist empty (the item is executing, not pending): idle;
+/// 3. thread 0's first step claims block 6's entry (key 0) at the LRU's head and frees it;
+/// 4. thread 1's find of key 1 takes block 7's entry (`__entry_find()`'s
+///    `atomic_inc_not_zero()`: `e_refcnt` two) and raises its `h_refcount` to two under the
+///    buffer lock;
+/// 5. the second step, `c_list_lock` held, meets block 7's entry at the head and tests
+///    `MBE_REFERENCED_B`: clear;
+/// 6. the find's `mb_cache_entry_touch()` sets the bit and its `mb_cache_entry_put()` drops the
+///    count to one: it returns the share of block 7;
+/// 7. the step's `atomic_cmpxchg(&e_refcnt, 1, 0)` claims block 7's entry: evicted with its bit
+///    set.
+///
+/// The idle kworker orders the `RunWork` before it (the reference still has the item queued
+/// until a `RunWork` takes it), and the find follows the idle kworker on its thread, so the
+/// share is ordered after the scan, which evicted block 7; no call of task 2 is ordered since
+/// the scan, and the `RunWork` is no task's: "expected a share of one of blocks []". Now an idle
+/// `RunWork` ordered since a `RunWork`'s scan lets one task with no call since that scan share
+/// an entry the scan evicted, as the task's own call does (`Mbcache2Model::idle_kworkers`).
+/// Every schedule of these operations that reaches the window in seeds 0 to 2999 of the three
+/// schedulers (70 schedules) was rejected before and is accepted now.
+const SEED_225129: &str = r#"{"prefix": [{"Shrink": {"fs": 0, "nr": 6, "task": 0}}], "threads": [["RunWork"], ["RunWork", {"XattrFind": {"fs": 0, "key": 1, "task": 2}}]]}"#;
+
+/// Reached when thread 1's kworker (`1.0`) found nothing while thread 0's (`0.0`) ran, and
+/// thread 1's find (`1.1`) shared block 7 during that run, whose second step evicted it.
+const AN_IDLE_KWORKERS_NEXT_SHARE_MAY_USE_AN_ENTRY_THE_RUNNING_SCAN_EVICTS: Window = Window {
+    name: "an_idle_kworkers_next_share_may_use_an_entry_the_running_scan_evicts",
+    ops: SEED_225129,
+    ops_run: 4,
+    reached: |report| {
+        ended(report, "1.0", "Scanned([])")
+            && ended(report, "1.1", "Shared { block: 7, count: 2 }")
+            && began_before_end_of(report, "1.1", "0.0")
+            && span(report, "0.0").is_some_and(|run| {
+                run.result.contains("ScanStep { key: 0, value: 6, evicted: true }")
+                    && run.result.contains("ScanStep { key: 1, value: 7, evicted: true }")
+            })
+    },
+    pin: Pin { scheduler: Scheduler::Random, seed: 10 },
+};
+
+#[test]
+fn an_idle_kworkers_next_share_may_use_an_entry_the_running_scan_evicts() {
+    check(&AN_IDLE_KWORKERS_NEXT_SHARE_MAY_USE_AN_ENTRY_THE_RUNNING_SCAN_EVICTS);
+}
+
 /// Every window, for the search.
-const WINDOWS: [&Window; 14] = [
+const WINDOWS: [&Window; 15] = [
+    &AN_IDLE_KWORKERS_NEXT_SHARE_MAY_USE_AN_ENTRY_THE_RUNNING_SCAN_EVICTS,
     &A_SCAN_STEP_MAY_EVICT_THE_ENTRY_A_SHARE_ORDERED_AFTER_THE_SCAN_TOUCHED,
     &A_SHARE_MAY_TOUCH_ITS_ENTRY_BETWEEN_A_RERUN_STEPS_TEST_AND_CLAIM,
     &AN_INSERT_IN_FLIGHT_WHEN_A_RERUN_STARTS_MAY_HAVE_MERGED_INTO_IT,

@@ -71,7 +71,8 @@ struct Cache {
     /// (`Mbcache2Model::called_since_scan`) may use these entries, until the next scan with
     /// steps. The reference cannot see when the scan ended, so this is wider than the kernel's
     /// window (which needs the share in flight at the step), and narrower where another task's
-    /// call, not the sharer's own, is what orders the share after the scan.
+    /// call, not the sharer's own, is what orders the share after the scan. An idle kworker on
+    /// the sharer's thread orders it so too (`Mbcache2Model::idle_kworkers`).
     scan_evicted: Vec<(u32, u64)>,
 }
 
@@ -144,6 +145,19 @@ pub struct Mbcache2Model {
     /// Whole calls: per task, whether an operation of it was ordered since the last scan with
     /// steps: its later shares may use the entries that scan evicted (`Cache::scan_evicted`).
     called_since_scan: Vec<bool>,
+    /// Whole calls: idle `RunWork`s (nothing on the worklist) ordered since the last scan with
+    /// steps, when that scan was a `RunWork`'s (`None` after a `Shrink`'s). A kworker that found
+    /// the worklist empty while another ran the item dequeued after that run's
+    /// `process_one_work()` took it (clearing its pending bit under `pool->lock`), so the idle
+    /// `RunWork` is ordered after the run, and the calls its thread makes next are too, though
+    /// they may be in flight at the run's later steps, whose `test_bit(MBE_REFERENCED_B)` and
+    /// `atomic_cmpxchg(&e_refcnt, 1, 0)` a share's touch and put fall between (case seed
+    /// 225129). Such a share may use an entry the scan evicted as if its task had a call
+    /// ordered since the scan (`called_since_scan`), but `RunWork` is no task's: each idle
+    /// `RunWork` lets one task with no call since the scan do so (its thread's task), and that
+    /// task's call then counts as one. An idle `RunWork` after a `Shrink` counts for nothing:
+    /// the reference does not order it after the shrinker's scan.
+    idle_kworkers: Option<usize>,
     /// Whole calls: shrink work runs with nothing queued here (a rerun after another kworker
     /// handed the item over), each owed to a `schedule_work()` ordered after it, which the
     /// kernel merged into the still pending item: that one queues nothing.
@@ -731,20 +745,21 @@ impl Mbcache2Model {
     /// and which one (the kernel's chain order, which overlapping inserts reorder) is no part of
     /// the contract, so the reference accepts the block the call names if it was shareable, and
     /// ENOENT only when none was.
-    /// `called_since_scan`: whether the task had an operation ordered since the last scan with
-    /// steps, so the share may use an entry that scan evicted (see `Cache::scan_evicted`).
+    /// `may_use_evicted`: whether the task had an operation ordered since the last scan with
+    /// steps (or an idle kworker stands for one, `idle_kworkers`), so the share may use an entry
+    /// that scan evicted (see `Cache::scan_evicted`). Whether it did.
     fn share(
         &mut self,
         fs: usize,
         key: u32,
         actual: &Outcome,
-        called_since_scan: bool,
-    ) -> Result<(), String> {
+        may_use_evicted: bool,
+    ) -> Result<bool, String> {
         let max = self.refcount_max;
         let Fs { cache, blocks, .. } = &mut self.fss[fs];
         let Some(cache) = cache.as_mut() else {
             return match actual {
-                Outcome::Failed(Errno::ENODEV) => Ok(()),
+                Outcome::Failed(Errno::ENODEV) => Ok(false),
                 _ => Err("expected Failed(ENODEV): the filesystem is not mounted".to_string()),
             };
         };
@@ -756,12 +771,12 @@ impl Mbcache2Model {
         // Blocks whose entries the last scan evicted, which a share in flight at that scan's
         // step may have used (see `Cache::scan_evicted`); they never explain an ENOENT.
         let evicted: Vec<u64> = (cache.scan_evicted.iter())
-            .filter(|&&(k, block)| called_since_scan && k == key && !shareable.contains(&block))
+            .filter(|&&(k, block)| may_use_evicted && k == key && !shareable.contains(&block))
             .map(|&(_, block)| block)
             .filter(|&block| matches!(blocks[block as usize], (true, count, k) if k == key && count < max))
             .collect();
         match *actual {
-            Outcome::Failed(Errno::ENOENT) if shareable.is_empty() => Ok(()),
+            Outcome::Failed(Errno::ENOENT) if shareable.is_empty() => Ok(false),
             Outcome::Shared { block, count } if shareable.contains(&block) || evicted.contains(&block) => {
                 let bits = self.bucket_bits;
                 let counted = &mut blocks[block as usize].1;
@@ -771,14 +786,14 @@ impl Mbcache2Model {
                 }
                 if evicted.contains(&block) {
                     // Touched and put before the scan's step claimed it: nothing left to touch.
-                    return Ok(());
+                    return Ok(true);
                 }
                 let id = cache.find_in_chain(key, block, bits).expect("shareable entries are hashed");
                 let entry = cache.entries.get_mut(&id).expect("hashed");
                 entry.referenced = true;
                 entry.reusable = count < max;
                 self.just_touched = Some(id);
-                Ok(())
+                Ok(false)
             }
             _ if evicted.is_empty() => {
                 Err(format!("expected a share of one of blocks {shareable:?} (none: Failed(ENOENT))"))
@@ -845,6 +860,7 @@ impl Mbcache2Model {
             // Only a share that overlapped this scan may use an entry it evicted (see
             // `Cache::scan_evicted`).
             self.called_since_scan.fill(false);
+            self.idle_kworkers = matches!(op, Op::RunWork).then_some(0);
             for fs in &mut self.fss {
                 for cache in fs.cache.iter_mut().chain(fs.detached.iter_mut()) {
                     cache.scan_evicted.clear();
@@ -853,6 +869,7 @@ impl Mbcache2Model {
         }
         if let Op::RunWork = op {
             if self.merged_away(&runs) {
+                self.idle_kworkers = self.idle_kworkers.map(|idle| idle + 1);
                 return Ok(());
             }
             // The kworker ran or found nothing: a rerun that claimed a merging item is over.
@@ -869,7 +886,9 @@ impl Mbcache2Model {
                 Op::Shrink { fs, nr, .. } => self.shrink_scan(usize::from(fs), nr, &mut steps, touched)?,
                 _ if self.work.is_empty() && run == 0 => {
                     if steps.as_slice().is_empty() {
-                        // An idle kworker.
+                        // An idle kworker: its thread's next calls may overlap the last run's
+                        // steps (`idle_kworkers`).
+                        self.idle_kworkers = self.idle_kworkers.map(|idle| idle + 1);
                     } else if !self.detached_work.is_empty() {
                         // A run of an item a lazy unmount detached (see `detached_work`).
                         item = Some(self.detached_run(&mut steps, touched)?);
@@ -1335,6 +1354,7 @@ impl Reference for Mbcache2Model {
             just_touched: None,
             last_shares: vec![None; tasks],
             called_since_scan: vec![false; tasks],
+            idle_kworkers: None,
             work_credits: Vec::new(),
             merging: Vec::new(),
             maybe_merged: Vec::new(),
@@ -1396,7 +1416,11 @@ impl Reference for Mbcache2Model {
         }
         if let (true, Op::XattrFind { task, fs, key }) = (self.whole_calls, op) {
             let (task, fs) = (usize::from(*task) % self.owned.len(), usize::from(*fs) % self.fss.len());
-            self.share(fs, u32::from(*key), actual, called_since_scan)?;
+            // A task with no call since the scan may be an idle kworker's thread's.
+            let idle_kworker = !called_since_scan && self.idle_kworkers.is_some_and(|idle| idle > 0);
+            if self.share(fs, u32::from(*key), actual, called_since_scan || idle_kworker)? && idle_kworker {
+                self.idle_kworkers = self.idle_kworkers.map(|idle| idle - 1);
+            }
             if let Outcome::Shared { block, .. } = *actual {
                 self.owned[task].push((fs, block));
                 self.last_shares[task] = self.just_touched;
@@ -1519,6 +1543,29 @@ mod tests {
     fn run(from: u16) -> Outcome {
         let evicted = |block: u16| step(prefill_key(block, 1), u64::from(block), true);
         Outcome::Scanned(vec![evicted(from), evicted(from + 1)])
+    }
+
+    #[test]
+    fn an_idle_kworker_after_a_run_lets_one_task_share_an_entry_the_run_evicted() {
+        // The run evicts block 0 (key 0) and block 1 (key 1); blocks 2 and 3 still have them.
+        let find = |task, key| Op::XattrFind { task, fs: 0, key };
+        let shared = |block| Outcome::Shared { block, count: 2 };
+        let idle = Outcome::Scanned(vec![]);
+        let mut model = full();
+        model.check(&Op::RunWork, &run(0)).expect("the prefill queued the work");
+        assert!(model.clone().check(&find(1, 0), &shared(0)).is_err(), "no call of task 1 since the run");
+        model.check(&Op::RunWork, &idle).expect("the run took the item");
+        // The idle kworker's thread: its find may have overlapped the run's second step.
+        model.check(&find(1, 0), &shared(0)).expect("taken before the step claimed block 0's entry");
+        assert!(model.clone().check(&find(2, 1), &shared(1)).is_err(), "one idle kworker, one thread");
+        model.check(&find(1, 1), &shared(1)).expect("task 1 has a call since the run");
+        // A shrinker's scan orders no idle kworker after it.
+        let mut shrunk = full();
+        shrunk.check(&Op::RunWork, &run(0)).expect("the prefill queued the work");
+        let head = Op::Shrink { task: 0, fs: 0, nr: 1 };
+        shrunk.check(&head, &Outcome::Scanned(vec![step(0, 2, true)])).expect("block 2 heads the LRU");
+        shrunk.check(&Op::RunWork, &idle).expect("nothing queued");
+        assert!(shrunk.check(&find(1, 0), &shared(2)).is_err(), "the idle kworker may precede the shrink");
     }
 
     #[test]

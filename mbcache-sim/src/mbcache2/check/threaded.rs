@@ -66,7 +66,8 @@
 //!   by a rerun's steps too (case seeds 200000, 10155 and 24501);
 //! - a scan's steps span calls ordered after it: a share of a task whose earlier call, ordered
 //!   after the scan, saw an earlier step may use an entry a later step evicted (case seed
-//!   81361);
+//!   81361), and so may the share of one task per idle kworker ordered after a shrink work
+//!   run (case seed 225129: the kworker's thread);
 //! - on a detached cache, the share may have been in flight at the detach, ordered anywhere
 //!   before the unmount: each task's last call then, if a share (the session-10 pin in
 //!   `tests/tests/mbcache2/reference_windows.rs`).
