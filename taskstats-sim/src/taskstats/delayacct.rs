@@ -24,6 +24,52 @@ pub(super) fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
     into.freepages_delay_total += from.freepages_delay_total;
 }
 
+/// `from`'s delay counters taken out of `into` (what [`add_delays`] added).
+pub(super) fn sub_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
+    for (field, value) in delay_fields_mut(into).into_iter().zip(delay_fields(from)) {
+        *field -= value;
+    }
+}
+
+/// The delay counters [`add_delays`] adds, in its order.
+fn delay_fields(r: &TaskstatsRecord) -> [u64; 10] {
+    [
+        r.cpu_count,
+        r.cpu_delay_total,
+        r.blkio_count,
+        r.blkio_delay_total,
+        r.swapin_count,
+        r.swapin_delay_total,
+        r.cpu_run_real_total,
+        r.cpu_run_virtual_total,
+        r.freepages_count,
+        r.freepages_delay_total,
+    ]
+}
+
+/// [`delay_fields`], to write.
+fn delay_fields_mut(r: &mut TaskstatsRecord) -> [&mut u64; 10] {
+    [
+        &mut r.cpu_count,
+        &mut r.cpu_delay_total,
+        &mut r.blkio_count,
+        &mut r.blkio_delay_total,
+        &mut r.swapin_count,
+        &mut r.swapin_delay_total,
+        &mut r.cpu_run_real_total,
+        &mut r.cpu_run_virtual_total,
+        &mut r.freepages_count,
+        &mut r.freepages_delay_total,
+    ]
+}
+
+/// Whether each of `stats`' delay counters lies between `low`'s and `high`'s: a copy taken
+/// while fills add to the record field by field, with no lock against them.
+pub(super) fn delays_between(low: &TaskstatsRecord, stats: &TaskstatsRecord, high: &TaskstatsRecord) -> bool {
+    let (low, stats, high) = (delay_fields(low), delay_fields(stats), delay_fields(high));
+    (0..low.len()).all(|i| low[i] <= stats[i] && stats[i] <= high[i])
+}
+
 pub(super) fn same_delays(a: &TaskstatsRecord, b: &TaskstatsRecord) -> bool {
     (a.cpu_count, a.cpu_delay_total, a.blkio_count, a.blkio_delay_total, a.swapin_count, a.swapin_delay_total)
         == (

@@ -128,7 +128,8 @@ impl Taskstats {
 
     /// Mirrors fill_tgid_exit(): adds the exiting thread's delays into signal->stats, under
     /// siglock (2.6.19: stats_lock), delayacct_add_tsk() taking the thread's delays->lock inside
-    /// it. The checker's ledger moves the thread into its truth inside the same section.
+    /// it. The checker's ledger moves the thread into its truth inside the same section, and
+    /// marks the section's end ([`Self::ledger_fill_done`]) before siglock is dropped.
     pub(super) fn fill_tgid_exit(&self, cx: &Cx, task: &Task) {
         let inner = task.signal.lock.lock_irqsave(cx);
         self.ledger_filled(task);
@@ -141,8 +142,11 @@ impl Taskstats {
                 add_delays(stats, &own);
                 stats.cpu_scaled_run_real_total += own.cpu_scaled_run_real_total;
             });
+            self.ledger_fill_done(task);
             drop(inner);
             self.mark(cx, "group-stats-aggregated");
+        } else {
+            self.ledger_fill_done(task);
         }
     }
 
@@ -190,10 +194,15 @@ impl Taskstats {
     /// ([`crate::task::GroupStats`]) takes no siglock, the group being dead (another thread's
     /// fill_tgid_exit() may still run: its exit came first but its fill may follow).
     pub(super) fn exit_records(&self, cx: &Cx, task: &Task, with_tgid: bool) -> ExitRecords {
-        // The checker's truth, read next to the memcpy() with no scheduling point between them
-        // (a thread's fill moves both in one siglock section): the copy is judged against it.
+        // The checker's truth, read next to the memcpy() with no scheduling point between them,
+        // with the least the copy may hold: the memcpy() takes no siglock, so it may land inside
+        // another thread's fill_tgid_exit() section, after the ledger counted that thread and
+        // before (or while) its delayacct_add_tsk() adds its delays; the copy is judged against both.
         let (group, truth) = if with_tgid {
-            let truth = self.ledger().groups.get(&task.tgid).map(|group| group.truth.clone());
+            let truth =
+                self.ledger().groups.get(&task.tgid).map(|group| {
+                    (group.truth_before_fills(), group.truth.clone(), !group.filling.is_empty())
+                });
             (task.signal.stats.get(), truth)
         } else {
             (None, None)
@@ -211,8 +220,11 @@ impl Taskstats {
             // taskstats_tgid_alloc() zeroes it and only the delay counters are added).
             let stats = group.unwrap_or_default();
             if self.checks_group_stats() {
-                let truth = truth.unwrap_or_default();
-                if !same_delays(&truth, &stats) {
+                let (low, truth, during_fill) = truth.unwrap_or_default();
+                if during_fill {
+                    self.mark(cx, "group-stats-copied-during-fill");
+                }
+                if !delays_between(&low, &stats, &truth) {
                     cx.sim().report(
                         Some(cx),
                         Violation::new(

@@ -11,18 +11,33 @@ use super::*;
 /// for a version that skipped the fill, exit_notify(), where it leaves fill_stats_for_tgid()'s
 /// walk (`tsk->exit_state` set) and from where it should be in `sig->stats`. Between
 /// fill_tgid_exit() and exit_notify() the thread is in both (`filled_live`): a TGID query then
-/// counts it twice, as the kernel does (see [`Taskstats::tgid_query_expect`]).
+/// counts it twice, as the kernel does (see [`Taskstats::tgid_query_expect`]). Inside its fill's
+/// siglock section a thread is in the truth before delayacct_add_tsk() has added it (`filling`):
+/// a TGID query, under siglock, never sees that; the group death's unlocked memcpy() may.
 #[derive(Debug, Default, Clone)]
 pub(super) struct GroupLedger {
     /// Sum of the delay counters of exited threads that the version must have aggregated.
     pub(super) truth: TaskstatsRecord,
     /// Threads booked whose fill_tgid_exit() has not run yet: their delays, as at the booking.
     pub(super) pending: Pending,
+    /// Threads in `truth` still inside their fill_tgid_exit() siglock section: their delays,
+    /// which `sig->stats` may not hold yet, or hold in part.
+    pub(super) filling: Pending,
     /// Threads in `truth` that fill_stats_for_tgid()'s walk still counts as live.
     pub(super) filled_live: BTreeSet<u32>,
 }
 
 impl GroupLedger {
+    /// The least `sig->stats` may hold while the threads `filling` are inside their fills:
+    /// the truth without any of their delays.
+    pub(super) fn truth_before_fills(&self) -> TaskstatsRecord {
+        let mut low = self.truth.clone();
+        for (_, delays) in &self.filling.0 {
+            sub_delays(&mut low, delays);
+        }
+        low
+    }
+
     /// What a TGID query must find whose copy of `signal->stats` had `truth` with the threads
     /// `filled` in it, and whose walk, starting from this ledger, counted the threads
     /// `counted`: a thread the copy had and the walk counts is counted twice; one booked and
@@ -58,6 +73,11 @@ impl Pending {
     pub(super) fn remove(&mut self, pid: &u32) -> Option<TaskstatsRecord> {
         let at = self.0.iter().position(|(booked, _)| booked == pid)?;
         Some(self.0.swap_remove(at).1)
+    }
+
+    /// Whether no thread is booked.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Whether thread `pid` is booked.
@@ -280,7 +300,19 @@ impl Taskstats {
         let Some(group) = ledger.groups.get_mut(&task.tgid) else { return };
         if let Some(delays) = group.pending.remove(&task.pid) {
             add_delays(&mut group.truth, &delays);
+            group.filling.insert(task.pid, delays);
             group.filled_live.insert(task.pid);
+        }
+    }
+
+    /// The checker's mark of the end of fill_tgid_exit()'s siglock section for `task`, inside
+    /// it, after delayacct_add_tsk(): `sig->stats` holds the thread's delays from here. Between
+    /// [`Self::ledger_filled`] and here its delays->lock is a scheduling point, where a group
+    /// death's memcpy() (no siglock) may copy `sig->stats` with all, some or none of them.
+    pub(super) fn ledger_fill_done(&self, task: &Task) {
+        let mut ledger = self.ledger();
+        if let Some(group) = ledger.groups.get_mut(&task.tgid) {
+            group.filling.remove(&task.pid);
         }
     }
 

@@ -36,7 +36,7 @@ mod ledger;
 mod netlink;
 mod process;
 
-use delayacct::{add_delays, same_delays};
+use delayacct::{add_delays, delays_between, same_delays, sub_delays};
 use ledger::{Ledger, TgidExpect};
 use netlink::Info;
 pub(crate) use netlink::{spare_ack, Port, Socket};

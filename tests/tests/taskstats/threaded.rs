@@ -52,6 +52,51 @@ fn an_exit_that_lost_the_group_stats_allocation_race_is_booked_as_the_kernel_cou
 /// Executions (seeds) the regression case runs.
 const SEEDS: u64 = 300;
 
+/// The case a `--threads 3` campaign on linux-3.8 found at seed 535272 and shrank to 12
+/// operations (artifact `taskstats-threaded-seed535272.ksim.json`), on its recorded schedule:
+/// pid 2 forks thread pid 3, then both exit at once. pid 2 decrements `signal->live` first,
+/// so pid 3's exit is the group's death; pid 2's taskstats_tgid_alloc() publishes
+/// `signal->stats`, pid 3 fills its own (empty) delays, and pid 2 enters fill_tgid_exit()'s
+/// siglock section. While pid 2 is inside it, before its delayacct_add_tsk() has added its
+/// delays, pid 3's taskstats_exit() memcpy()s `signal->stats` into the TGID record with no
+/// lock and finds it without them. The ledger once counted pid 2 from the start of that
+/// section and reported a false `group-stats` ("0 / 0" against "4 / 47556").
+const SEED_535272: &str = r#"{
+  "prefix": [
+    {"Exit": {"task": 116}},
+    {"QueryPid": {"port": 138, "target": {"Task": 171}}},
+    {"Fork": {"kind": {"Unprivileged": 91}, "parent": 49}},
+    {"QueryPid": {"port": 48, "preempt": 5, "target": {"Task": 178}}},
+    {"Run": {"task": 31}},
+    {"OpenPort": {"task": 144}}
+  ],
+  "threads": [
+    [{"Register": {"mask": {"Cpus": 3}, "port": 92}}],
+    [{"Register": {"mask": {"Cpus": 2}, "port": 60}}, {"Exit": {"task": 136}}, {"Exit": {"task": 65}}],
+    [{"Fork": {"kind": "Thread", "parent": 141}}, {"Exit": {"task": 165}}]
+  ],
+  "scheduler": {"Replay": {"schedule": "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000010111013122313322213321132113331131132231213123133132122133123231113313131133313333333133131333311323232121233132111112112223131211112331213212332321321331122331312313133333322222213322132221311221313231312123312121111332312232121231222222323232232222222233332232223322333333333333333333313333233222222232233330233233333333222333222233233222233333333333333333333333333333333333333333000"}}
+}"#;
+
+/// The seed-535272 case on its recorded schedule: the group's death copies `signal->stats`
+/// while another thread's fill_tgid_exit() is between taking siglock and adding its delays
+/// (`group-stats-copied-during-fill`); the record without that thread's delays passes, as the
+/// kernel's unlocked memcpy() may send it.
+#[test]
+fn a_group_death_that_copies_the_stats_during_another_threads_fill_may_miss_its_delays() {
+    let config = TaskstatsSubject::config(Some("linux-3.8+tgid-alloc-data-race"), &[]).expect("preset");
+    let case: ThreadedCase<taskstats_sim::Op> = serde_json::from_str(SEED_535272).expect("case");
+    let options = ThreadedOptions { executions: 1, ..ThreadedOptions::new(3) };
+    let report = threaded::run_case::<TaskstatsSubject>(&config, 535_272, &case, &options);
+    let replay = "replay: ksim fuzz taskstats --threads 3 --cases 1 --seed 535272 --jobs 1";
+    assert!(report.violation().is_none(), "{:?}\n{replay}", report.violation());
+    assert!(
+        report.coverage.contains("group-stats-copied-during-fill"),
+        "the window was not reached: {:?}\n{replay}",
+        report.coverage
+    );
+}
+
 /// The case a `--threads 3 --seconds 60` campaign on merged main (linux-3.8) stopped at, seed
 /// 555, shrunk to 12 operations, with its recorded schedule: thread-0's TGID query of init's
 /// group was resolved before thread-2 forked pid 2 into that group, so pid 2 was not among the
