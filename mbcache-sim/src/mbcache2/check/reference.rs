@@ -857,15 +857,7 @@ impl Mbcache2Model {
             _ => return Err("expected a scan's steps".to_string()),
         };
         if runs.iter().any(|steps| !steps.is_empty()) {
-            // Only a share that overlapped this scan may use an entry it evicted (see
-            // `Cache::scan_evicted`).
-            self.called_since_scan.fill(false);
-            self.idle_kworkers = matches!(op, Op::RunWork).then_some(0);
-            for fs in &mut self.fss {
-                for cache in fs.cache.iter_mut().chain(fs.detached.iter_mut()) {
-                    cache.scan_evicted.clear();
-                }
-            }
+            self.open_scan_window(matches!(op, Op::RunWork));
         }
         if let Op::RunWork = op {
             if self.merged_away(&runs) {
@@ -919,6 +911,20 @@ impl Mbcache2Model {
             }
         }
         Ok(())
+    }
+
+    /// Whole calls: a scan with steps starts anew the calls that may use an entry it evicts:
+    /// only a share that overlapped this scan may (see `Cache::scan_evicted`), so no task has
+    /// had a call since, and no idle kworker has run since (counted only after a `RunWork`'s
+    /// scan: `idle_kworkers`).
+    fn open_scan_window(&mut self, run_work: bool) {
+        self.called_since_scan.fill(false);
+        self.idle_kworkers = run_work.then_some(0);
+        for fs in &mut self.fss {
+            for cache in fs.cache.iter_mut().chain(fs.detached.iter_mut()) {
+                cache.scan_evicted.clear();
+            }
+        }
     }
 
     /// Whole calls: a find or a release that returned what a mounted cache explains, on a
