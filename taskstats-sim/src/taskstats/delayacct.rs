@@ -11,17 +11,11 @@ const TASK_DELAY_INFO_SIZE: u64 = 104;
 /// delayacct_tsk_init()'s `kmem_cache_zalloc()` from `delayacct_cache`.
 static DELAYACCT_CACHE_SITE: StaticSite = StaticSite::new(|| FaultSite::slab("delayacct_cache"));
 
+/// `from`'s delay counters added into `into`, field by field (delayacct_add_tsk()'s sums).
 pub(super) fn add_delays(into: &mut TaskstatsRecord, from: &TaskstatsRecord) {
-    into.cpu_count += from.cpu_count;
-    into.cpu_delay_total += from.cpu_delay_total;
-    into.blkio_count += from.blkio_count;
-    into.blkio_delay_total += from.blkio_delay_total;
-    into.swapin_count += from.swapin_count;
-    into.swapin_delay_total += from.swapin_delay_total;
-    into.cpu_run_real_total += from.cpu_run_real_total;
-    into.cpu_run_virtual_total += from.cpu_run_virtual_total;
-    into.freepages_count += from.freepages_count;
-    into.freepages_delay_total += from.freepages_delay_total;
+    for (field, value) in delay_fields_mut(into).into_iter().zip(delay_fields(from)) {
+        *field += value;
+    }
 }
 
 /// `from`'s delay counters taken out of `into` (what [`add_delays`] added).
@@ -70,18 +64,9 @@ pub(super) fn delays_between(low: &TaskstatsRecord, stats: &TaskstatsRecord, hig
     (0..low.len()).all(|i| low[i] <= stats[i] && stats[i] <= high[i])
 }
 
+/// Whether `a` and `b` hold the same delay counters.
 pub(super) fn same_delays(a: &TaskstatsRecord, b: &TaskstatsRecord) -> bool {
-    (a.cpu_count, a.cpu_delay_total, a.blkio_count, a.blkio_delay_total, a.swapin_count, a.swapin_delay_total)
-        == (
-            b.cpu_count,
-            b.cpu_delay_total,
-            b.blkio_count,
-            b.blkio_delay_total,
-            b.swapin_count,
-            b.swapin_delay_total,
-        )
-        && (a.cpu_run_real_total, a.cpu_run_virtual_total, a.freepages_count, a.freepages_delay_total)
-            == (b.cpu_run_real_total, b.cpu_run_virtual_total, b.freepages_count, b.freepages_delay_total)
+    delay_fields(a) == delay_fields(b)
 }
 
 impl Taskstats {
